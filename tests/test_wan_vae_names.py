@@ -16,7 +16,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from diffusers import AutoencoderKLHunyuanVideo, AutoencoderKLWan
+from diffusers import AutoencoderKL, AutoencoderKLHunyuanVideo, AutoencoderKLLTXVideo, AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import save_file
 from test_cli import assert_user_error, run_args
@@ -28,6 +28,7 @@ from motif_lite import cli, pipeline
 from motif_lite.checkup import check_setup
 from motif_lite.errors import CheckpointError
 from motif_lite.io.latents import SavedLatents, save_latents
+from motif_lite.io.linked import other_model
 from motif_lite.pipeline.loading import load_pipeline
 from motif_lite.vae import WanVAEConfig, load_vae
 from motif_lite.vae.model import WanVAE
@@ -223,3 +224,19 @@ def test_wans_file_given_to_another_flag_is_named_the_vae(files, tmp_path, capsy
         code = cli.main([*run_args(files["root"], tmp_path / "fox.gif"), flag, str(files["wan"]), "--dry-run"])
         said = f"{files['wan']} is not the {what}: it holds the VAE's tensors (pass it as --vae)"
         assert_user_error(capsys, code, said)
+
+
+def test_video_vaes_that_share_half_of_hunyuans_names_are_not_called_hunyuans():
+    # LTX-Video's VAE wraps its convolutions as HunyuanVideo's does; an image VAE under diffusers' names has the same
+    # mid-block attention. Neither is HunyuanVideo's, nor Wan 2.2's.
+    ltx = AutoencoderKLLTXVideo(
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+    )
+    blocks = {"down_block_types": ("DownEncoderBlock2D",) * 2, "up_block_types": ("UpDecoderBlock2D",) * 2}
+    image = AutoencoderKL(block_out_channels=(8, 8), norm_num_groups=4, **blocks)
+    for vae in (ltx, image):
+        assert other_model(vae.state_dict()) not in OTHER_VAES
+    assert other_model(diffusers_names(AutoencoderKLWan(**WAN22))) in OTHER_VAES  # the control: one that is

@@ -115,7 +115,7 @@ _COMFY = r"^(?:model\.diffusion_model\.|diffusion_model\.)?"
 # (Motif-Video's, read under either naming), and their shapes alone would say only "N tensors do not match".
 WAN22_VAE = "Wan 2.2's VAE (Wan2.2-TI2V-5B's, 48 latent channels; Motif-Video uses Wan 2.1's)"
 HUNYUAN_VIDEO_VAE = "HunyuanVideo's VAE"
-_OTHER_MODELS = {
+_OTHER_MODELS: dict[str, re.Pattern | tuple[re.Pattern, ...]] = {
     "a Stable Diffusion XL checkpoint": re.compile(r"^conditioner\.embedders\."),
     "a Stable Diffusion XL UNet": re.compile(_COMFY + r"label_emb\."),
     "a Stable Diffusion 1.x checkpoint": re.compile(r"^cond_stage_model\.transformer\."),
@@ -132,10 +132,15 @@ _OTHER_MODELS = {
     # the encoder's too, which Wan 2.1's keep flat, and name one `upsampler` per level.
     WAN22_VAE: re.compile(
         r"^(en|de)coder\.(down|up)samples\.\d+\.(down|up)samples\.\d"
-        r"|^encoder\.down_blocks\.\d+\.(resnets\.\d+\.norm1\.gamma|downsampler\.)|^decoder\.up_blocks\.\d+\.upsampler\."
+        r"|^encoder\.down_blocks\.\d+\.(resnets\.\d+\.norm1\.gamma|downsampler\.resample\.)"
+        r"|^decoder\.up_blocks\.\d+\.upsampler\.resample\."
     ),
-    # Its causal convolutions wrap a Conv3d as `.conv`, in Tencent's release and diffusers' alike.
-    HUNYUAN_VIDEO_VAE: re.compile(r"^(en|de)coder\.(conv_in|conv_out)\.conv\."),
+    # Both of: causal convolutions that wrap a Conv3d as `.conv` (as LTX-Video's VAE's do) and a mid-block attention
+    # of separate projections (as an image VAE's under diffusers' names), in Tencent's release and diffusers' alike.
+    HUNYUAN_VIDEO_VAE: (
+        re.compile(r"^(en|de)coder\.(conv_in|conv_out)\.conv\."),
+        re.compile(r"^(en|de)coder\.mid_block\.attentions\.0\.to_q\."),
+    ),
     "an image VAE (Stable Diffusion's or Flux's)": re.compile(r"^(first_stage_model\.)?(en|de)coder\.(down|up)\.\d"),
 }
 # What Motif-Video's own file for each flag is, and where it comes from.
@@ -155,9 +160,14 @@ def other_model(names: Iterable[str]) -> str | None:
     """Which other model's file the tensor `names` are, in words ("a Stable Diffusion 1.x checkpoint"); None for
     Motif-Video's or an unknown model's."""
     names = list(names)
-    return next(
-        (model for model, pattern in _OTHER_MODELS.items() if any(pattern.search(name) for name in names)), None
-    )
+    return next((model for model, patterns in _OTHER_MODELS.items() if _holds(patterns, names)), None)
+
+
+def _holds(patterns: re.Pattern | tuple[re.Pattern, ...], names: list[str]) -> bool:
+    """Whether some of `names` match `patterns`: the one pattern, or each of several (names that only together
+    tell a model apart from others)."""
+    every = patterns if isinstance(patterns, tuple) else (patterns,)
+    return all(any(pattern.search(name) for name in names) for pattern in every)
 
 
 def other_model_fix(model: str, component: str) -> str:
