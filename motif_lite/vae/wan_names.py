@@ -9,7 +9,7 @@ lacks or has in excess is said in the file's own names.
 
 Wan's modules, and how diffusers' differ:
 - a residual block is one `residual` nn.Sequential (RMS norm, SiLU, conv, RMS norm, SiLU, dropout, conv): its layers
-  are numbered, where diffusers names them (`_RESIDUAL`);
+  are numbered, where diffusers names them (`RESIDUAL`);
 - the decoder's up blocks are one flat list (`upsamples`): each level's num_res_blocks + 1 residual blocks, then its
   upsampler (none after the last level), where diffusers nests them (`up_blocks.L.resnets.R`,
   `up_blocks.L.upsamplers.0`). The encoder's list is flat in both, only renamed (`downsamples`);
