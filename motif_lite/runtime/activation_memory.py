@@ -17,7 +17,8 @@ from motif_lite.json_values import is_count, read_json_object
 ACT_BYTES = 2  # bytes per activation element of a bf16 run (the default; callers pass their dtype's)
 # Tokens of the context stream: the reference pads prompts to MAX_PROMPT_TOKENS text tokens; I2V adds 729 SigLIP
 # tokens.
-CONTEXT_TOKENS = MAX_PROMPT_TOKENS + 729
+IMAGE_TOKENS = 729
+CONTEXT_TOKENS = MAX_PROMPT_TOKENS + IMAGE_TOKENS
 # Live activations of one transformer forward, in elements of the activation dtype, counted from the model code
 # (what is alive together at each phase of a block) and checked against a tensor-lifetime tracker, exactly, in
 # bench/bench_planner.py. L: the tokens a block attends over; c: the tokens of one piece (`token_chunk`; a whole
@@ -273,6 +274,26 @@ def _dual_cross_phase(n: int, t: int, w: _Widths, cross: _Cross) -> int:
     project_kv = n * d + 2 * t * d + (cross.kv_projection_d - 1) * cross.text * d  # its normalized text is a view
     attend = 2 * n * d + t * d + 2 * cross.text * d + cross.query_piece_d * min(w.chunk or n, n) * d
     return max(project_kv, attend)
+
+
+def linear_rows(
+    video_tokens: int, token_chunk: int | None, batch: int, text_tokens: int = TEXT_TOKENS, image_tokens: int = 0
+) -> set[int]:
+    """The row counts of the transformer's linear calls in one forward of `batch` rows (`batch` x the tokens a
+    call takes), counted from the model code, for the planner to tell where a kernel autotunes for its row count:
+    the per-row modulations and time embedding (1 token each), the text and image embedders, the context and video
+    streams whole (the dual-stream blocks' output projections, proj_out), and either the single-stream blocks'
+    [video; context] and the DDT decoder's 2N tokens whole or, with token pieces of `token_chunk`, every piece of
+    the video and of the context (whole pieces and the last). tests/test_autotune_memory.py records a forward's."""
+    context = text_tokens + image_tokens
+    tokens = {1, text_tokens, image_tokens, context, video_tokens}
+    if token_chunk is None:
+        tokens |= {video_tokens + context, 2 * video_tokens}
+    else:
+        for stream in (video_tokens, context):
+            piece = min(token_chunk, stream)
+            tokens |= {piece, stream % piece}
+    return {batch * count for count in tokens if count}
 
 
 def text_activation_bytes(batch: int, act_bytes: int = ACT_BYTES) -> int:
