@@ -721,7 +721,8 @@ def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_
     import math
 
     from motif_lite.runtime.generation_sizes import generation_sizes
-    from motif_lite.runtime.planner import SAMPLER_LATENTS, STEP_CACHE_TENSORS, _Choice, _denoise_activations
+    from motif_lite.runtime.activation_memory import step_cache_bytes
+    from motif_lite.runtime.planner import SAMPLER_LATENTS, _Choice, _denoise_activations
 
     config = TransformerConfig()
     sizes = generation_sizes(1280, 736, 121, config, 4 * GiB, 0, WanVAEConfig(), torch.bfloat16, False, torch.bfloat16)
@@ -742,7 +743,7 @@ def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_
     for ranks in (1, 2):
         cache = activations(ranks=ranks, step_cache=True) - activations(ranks=ranks)
         tokens = math.ceil(sizes.video_tokens / ranks)
-        assert cache == STEP_CACHE_TENSORS * tokens * config.hidden_size * sizes.act_bytes
+        assert cache == step_cache_bytes(tokens, config.hidden_size, 1, sizes.act_bytes)
 
 
 def test_a_float32_text_encoder_on_the_cpu_holds_float32_activations_in_host_memory():

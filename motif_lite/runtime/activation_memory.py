@@ -70,6 +70,11 @@ TORCH_NORM_D = {2: (8, 6), 4: (5, 2)}
 # longer than the video. A dual-stream block's cross-attention (optional, off in the released model) projects the
 # K/V in every layout, then runs its query pieces the same way (`_dual_cross_phase`).
 KV_PROJECTION_D_FUSED, QUERY_PIECE_D_FUSED = 3, 3  # with the torch ops: from TORCH_NORM_D, 8 and 9 in 16 bits
+# A step cache (runtime/step_cache.py) at the peak of a forward it computes in full: this call's probe (N D per
+# row) and the first blocks' output it started from (video and context: (N + T) D per row), and the stored probe and
+# residual (N D each) of the guidance branch not in the call, if any (a batch-1 call; the branches in the call let go
+# of theirs first). With two branches that is 4 N D + T D per row in a batch-2 call and in a batch-1 call alike.
+STEP_CACHE_VIDEO_TENSORS = 4
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like; its shape: `TextEncoderShape` below):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
 TEXT_NON_LAYER_FRACTION = 0.16
@@ -294,6 +299,14 @@ def linear_rows(
             piece = min(token_chunk, stream)
             tokens |= {piece, stream % piece}
     return {batch * count for count in tokens if count}
+
+
+def step_cache_bytes(
+    video_tokens: int, hidden: int, batch: int, act_bytes: int = ACT_BYTES, context_tokens: int = CONTEXT_TOKENS
+) -> int:
+    """What a step cache holds at the peak of a forward of `batch` rows (STEP_CACHE_VIDEO_TENSORS), in bytes;
+    tests/test_step_cache.py checks it against the tensors alive in a cached forward on the CPU."""
+    return (STEP_CACHE_VIDEO_TENSORS * video_tokens + batch * context_tokens) * hidden * act_bytes
 
 
 def text_activation_bytes(batch: int, act_bytes: int = ACT_BYTES) -> int:

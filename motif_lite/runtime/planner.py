@@ -52,6 +52,7 @@ from motif_lite.runtime.activation_memory import (
     TEXT_NON_LAYER_FRACTION,
     TEXT_TOKENS,
     linear_rows,
+    step_cache_bytes,
     text_activation_bytes,
     transformer_activation_bytes,
 )
@@ -85,8 +86,6 @@ DEQUANT_BYTES_PER_WEIGHT = 6
 ESTIMATE_MARGIN = 1.05
 WORKSPACE_BYTES = 64 * MiB
 SAMPLER_LATENTS = 12
-# The step cache keeps, per guidance branch, the first block's effect and the skipped blocks' residual: N x D each.
-STEP_CACHE_TENSORS = 4
 # The caching allocator reserves more than it hands out; with expandable segments (set by run, serve, decode) the
 # gap stays small. Measured on an H200 at 1280x736x121 (docs/benchmarks.md, "Low-memory plans"): reserved /
 # allocated 1.09 in the 6 GiB plan (token pieces), but 1.22 all resident, where whole-stream tensors fragment more:
@@ -334,7 +333,7 @@ def _denoise_activations(
         activations += attention_workspace(batch)
     if step_cache:
         tokens = math.ceil(sizes.video_tokens / sequence_parallel)
-        activations += STEP_CACHE_TENSORS * tokens * sizes.config.hidden_size * sizes.act_bytes
+        activations += step_cache_bytes(tokens, sizes.config.hidden_size, batch, sizes.act_bytes)
     return activations
 
 
