@@ -720,8 +720,8 @@ def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_
     # for the rows it is given.
     import math
 
-    from motif_lite.runtime.generation_sizes import generation_sizes
     from motif_lite.runtime.activation_memory import step_cache_bytes
+    from motif_lite.runtime.generation_sizes import generation_sizes
     from motif_lite.runtime.planner import SAMPLER_LATENTS, _Choice, _denoise_activations
 
     config = TransformerConfig()
