@@ -48,6 +48,9 @@ from .launch import (
     uses_mma_sync,
 )
 
+# SMALL_M: up to this many rows one fixed config; SPLIT_MIN_M: from this many rows the split path (tuning.py).
+from .tuning import SMALL_M, SPLIT_MIN_M
+
 Q = GGMLQuantizationType
 SUPPORTED_QTYPES = (Q.Q8_0, Q.Q4_0, Q.Q4_K, Q.Q5_K, Q.Q6_K)
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
@@ -245,7 +248,6 @@ CONFIGS = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 64}, num_warps=4, num_stages=4),
     triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64}, num_warps=4, num_stages=4),
 ]
-SMALL_M = 64  # up to this many rows: one fixed narrow config, no autotuning
 
 
 def _block_k(k: int) -> int:
@@ -310,12 +312,6 @@ _autotuned_kernel = triton.autotune(
 )(_dequant_matmul_kernel)
 
 
-# Token count from which `dequant_matmul` dequantizes the weight (Triton, one pass) and calls cuBLAS instead of
-# running the fused GEMM. From a few hundred tokens the GEMM is compute-bound and cuBLAS beats the fused kernel
-# by more than the dequantization pass costs (H200, bf16: fused 3-5.5x the bf16 GEMM at M ≥ 4096, dequantize +
-# cuBLAS 1.2-1.8x even with the torch dequantizer); below it, reading the packed bytes in the GEMM wins.
-# 256 is a starting point: bench/bench_gpu_dequant.py times both paths (split_ms vs triton_ms) to place it.
-SPLIT_MIN_M = 256
 PATHS = ("auto", "fused", "split")
 DEQUANT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 DEQUANT_TILE = 4096  # weight values per `dequantize` program (BLOCK_N x BLOCK_K); 32 per thread at 4 warps

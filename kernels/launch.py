@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 import triton
 import triton.testing
+from torch._subclasses.fake_tensor import FakeTensorMode
+from triton.backends import backends
 
 from motif_lite.devices import rocm_build
 
@@ -37,6 +39,20 @@ def benchmark_options(warmup_ms: int = 25, rep_ms: int = 100, version: str = tri
     if triton_version(version) < (3, 3):
         return {"warmup": warmup_ms, "rep": rep_ms}
     return {"do_bench": functools.partial(triton.testing.do_bench, warmup=warmup_ms, rep=rep_ms)}
+
+
+def benchmark_buffer_bytes(empty_cache: Callable[[], torch.Tensor] | None = None) -> int:
+    """Bytes of the buffer Triton's `do_bench` allocates on the GPU while an autotuner times a kernel's configs at
+    a new tuning key (zeroed before each timed run to empty the L2 cache; 256 MiB in Triton 3.2 and 3.9). Asked of
+    Triton, `empty_cache` (default: the GPU driver's `get_empty_cache_for_benchmark`, AMD's on a ROCm build, else
+    NVIDIA's), under a fake-tensor mode, which gives the tensor's size without allocating it: a Triton that
+    changes the size is followed. The driver's method is taken from its class: it reads nothing of the driver, and
+    so works for a plan made on a machine without the GPU (an instance would load the GPU's library)."""
+    if empty_cache is None:
+        driver = backends["amd" if rocm_build() else "nvidia"].driver
+        empty_cache = functools.partial(driver.get_empty_cache_for_benchmark, None)
+    with FakeTensorMode():
+        return empty_cache().nbytes
 
 
 def import_safe_tuning(version: str = triton.__version__) -> dict[str, object]:

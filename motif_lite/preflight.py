@@ -36,7 +36,12 @@ from motif_lite.runtime.attention import AttentionBackend, check_backend_runs
 from motif_lite.runtime.attention import attention_backend as attention_backend_for
 from motif_lite.runtime.compile import CompileConfig, check_compile_possible
 from motif_lite.runtime.generation_sizes import video_tokens
-from motif_lite.runtime.kernels import KernelBackendError, attention_workspace_bytes, use_triton
+from motif_lite.runtime.kernels import (
+    KernelBackendError,
+    attention_workspace_bytes,
+    autotune_buffer_bytes,
+    use_triton,
+)
 from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.planner import (
     RESERVED_RATIO,
@@ -552,12 +557,13 @@ def _planner_inputs(
     guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value, request.steps)
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
     batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
+    triton_on = target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch")
     return dict(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,
         weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,
         vae_config=sizes.vae_config, cfg_batch=2 if batched else 1, vae_dtype=dtype, activation_dtype=dtype,
         text_encoder_dtype=text_encoder_dtype,  # None: the planner picks what load_pipeline does
-        fused_norms=target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch"),
+        fused_norms=triton_on, autotune_bytes=autotune_buffer_bytes(triton_on),
         attention_workspace_bytes=functools.partial(attention_workspace_bytes, attention, config, tokens),
         image=request.conditions_on_image,  # the first frame goes through the VAE
     )  # fmt: skip

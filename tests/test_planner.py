@@ -10,14 +10,16 @@ from dataclasses import replace
 
 import pytest
 import torch
-from live_memory import estimate_and_live_peak
+from live_memory import LiveTensors, estimate_and_live_peak
 from test_streaming import TINY, forward, inputs, tiny_model
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.model.ops import TORCH_OPS
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.activation_memory import (
     TEXT_TOKENS,
+    TORCH_NORM_D,
     TextEncoderShape,
     text_activation_bytes,
     transformer_activation_bytes,
@@ -129,6 +131,23 @@ def test_a_float32_forward_with_the_torch_norms_matches_the_live_tensors(chunk, 
     model = MotifVideoTransformer(config).eval().requires_grad_(False)
     estimate, live_peak = estimate_and_live_peak(model, chunk, "torch", (frames, 16, 32), text_tokens)
     assert 0.97 * live_peak <= estimate <= 1.10 * live_peak, (estimate, live_peak)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("rope", [True, False])
+def test_the_torch_norms_peak_is_what_the_planner_counts(dtype, rope):
+    # TORCH_NORM_D is the torch `rms_norm_rope`'s own peak per token, in hidden sizes of the activation dtype. In a
+    # whole forward the attention phases set the peak (in float32 always), so the forward tests above cannot tell
+    # these constants apart: measure the op itself (RMSNorm, float32 RoPE tables as the model's, on all tokens).
+    heads, head_dim, tokens = 4, 32, 96
+    x = torch.randn(1, heads, tokens, head_dim, dtype=dtype)
+    cos, sin = (torch.randn(tokens, head_dim), torch.randn(tokens, head_dim)) if rope else (None, None)
+    with torch.no_grad(), LiveTensors() as live:
+        out = TORCH_OPS.rms_norm_rope(x, torch.ones(head_dim, dtype=dtype), 1e-6, cos, sin)
+        del out
+    # Floor: RMSNorm's per-row statistics add a fraction of one hidden size.
+    measured = live.peak_bytes // (tokens * heads * head_dim * dtype.itemsize)
+    assert TORCH_NORM_D[dtype.itemsize][0 if rope else 1] == measured
 
 
 @pytest.mark.parametrize(
@@ -701,8 +720,9 @@ def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_
     # for the rows it is given.
     import math
 
+    from motif_lite.runtime.activation_memory import step_cache_bytes
     from motif_lite.runtime.generation_sizes import generation_sizes
-    from motif_lite.runtime.planner import SAMPLER_LATENTS, STEP_CACHE_TENSORS, _Choice, _denoise_activations
+    from motif_lite.runtime.planner import SAMPLER_LATENTS, _Choice, _denoise_activations
 
     config = TransformerConfig()
     sizes = generation_sizes(1280, 736, 121, config, 4 * GiB, 0, WanVAEConfig(), torch.bfloat16, False, torch.bfloat16)
@@ -723,7 +743,7 @@ def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_
     for ranks in (1, 2):
         cache = activations(ranks=ranks, step_cache=True) - activations(ranks=ranks)
         tokens = math.ceil(sizes.video_tokens / ranks)
-        assert cache == STEP_CACHE_TENSORS * tokens * config.hidden_size * sizes.act_bytes
+        assert cache == step_cache_bytes(tokens, config.hidden_size, 1, sizes.act_bytes)
 
 
 def test_a_float32_text_encoder_on_the_cpu_holds_float32_activations_in_host_memory():

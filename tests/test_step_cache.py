@@ -192,3 +192,38 @@ def test_a_threshold_of_one_or_more_is_named_as_reusing_nearly_every_step():
     assert threshold_note(1).startswith("--step-cache 1 reuses the cached work whenever the first block's output "
                                         "changed by less than 100%")  # fmt: skip
     assert "(0.05 = 5 %); try 0.05-0.1" in threshold_note(5)
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "separate"])
+def test_the_planner_counts_what_a_cached_forward_holds_at_its_peak(batched):
+    # A forward the cache computes in full, both guidance branches stored by the step before, against the plain
+    # forward: the difference of the tensors alive at the peak (counted on the CPU) is the planner's term. Each
+    # branch computed again once held its old probe and residual through the forward (2 N D per row more).
+    from live_memory import LiveTensors, fused_like_ops
+    from test_planner import NARROW
+
+    from motif_lite.model.transformer import MotifVideoTransformer
+    from motif_lite.runtime.activation_memory import step_cache_bytes
+
+    torch.manual_seed(0)
+    model = MotifVideoTransformer(NARROW).eval().requires_grad_(False).to(torch.bfloat16)
+    model.ops = fused_like_ops()
+    frames, text, batch = 2, 40, 2 if batched else 1
+    inputs = (
+        torch.randn(batch, 33, frames, 16, 32, dtype=torch.bfloat16), torch.full((batch,), 500.0),
+        torch.randn(batch, text, NARROW.text_embed_dim, dtype=torch.bfloat16), None, None,
+    )  # fmt: skip
+    calls = [("cond", "uncond")] if batched else [("cond",), ("uncond",)]
+    with torch.no_grad(), LiveTensors() as plain:
+        out = model(*inputs)
+        del out
+    with torch.no_grad(), LiveTensors() as cached:
+        cache = StepCache(model, StepCacheConfig(threshold=1e-9), steps=STEPS)  # never close enough to reuse
+        for step in (0, 1):
+            for branches in calls:
+                cache(step, *inputs, branches=branches)
+        assert cache.reused == 0
+        del cache
+    tokens = frames * 16 * 32 // 4  # 2x2 patches of the latent
+    expected = step_cache_bytes(tokens, NARROW.hidden_size, batch, act_bytes=2, context_tokens=text)
+    assert cached.peak_bytes - plain.peak_bytes == expected

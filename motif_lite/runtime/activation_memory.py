@@ -17,7 +17,8 @@ from motif_lite.json_values import is_count, read_json_object
 ACT_BYTES = 2  # bytes per activation element of a bf16 run (the default; callers pass their dtype's)
 # Tokens of the context stream: the reference pads prompts to MAX_PROMPT_TOKENS text tokens; I2V adds 729 SigLIP
 # tokens.
-CONTEXT_TOKENS = MAX_PROMPT_TOKENS + 729
+IMAGE_TOKENS = 729
+CONTEXT_TOKENS = MAX_PROMPT_TOKENS + IMAGE_TOKENS
 # Live activations of one transformer forward, in elements of the activation dtype, counted from the model code
 # (what is alive together at each phase of a block) and checked against a tensor-lifetime tracker, exactly, in
 # bench/bench_planner.py. L: the tokens a block attends over; c: the tokens of one piece (`token_chunk`; a whole
@@ -69,6 +70,11 @@ TORCH_NORM_D = {2: (8, 6), 4: (5, 2)}
 # longer than the video. A dual-stream block's cross-attention (optional, off in the released model) projects the
 # K/V in every layout, then runs its query pieces the same way (`_dual_cross_phase`).
 KV_PROJECTION_D_FUSED, QUERY_PIECE_D_FUSED = 3, 3  # with the torch ops: from TORCH_NORM_D, 8 and 9 in 16 bits
+# A step cache (runtime/step_cache.py) at the peak of a forward it computes in full: this call's probe (N D per
+# row) and the first blocks' output it started from (video and context: (N + T) D per row), and the stored probe and
+# residual (N D each) of the guidance branch not in the call, if any (a batch-1 call; the branches in the call let go
+# of theirs first). With two branches that is 4 N D + T D per row in a batch-2 call and in a batch-1 call alike.
+STEP_CACHE_VIDEO_TENSORS = 4
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like; its shape: `TextEncoderShape` below):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).
 TEXT_NON_LAYER_FRACTION = 0.16
@@ -273,6 +279,34 @@ def _dual_cross_phase(n: int, t: int, w: _Widths, cross: _Cross) -> int:
     project_kv = n * d + 2 * t * d + (cross.kv_projection_d - 1) * cross.text * d  # its normalized text is a view
     attend = 2 * n * d + t * d + 2 * cross.text * d + cross.query_piece_d * min(w.chunk or n, n) * d
     return max(project_kv, attend)
+
+
+def linear_rows(
+    video_tokens: int, token_chunk: int | None, batch: int, text_tokens: int = TEXT_TOKENS, image_tokens: int = 0
+) -> set[int]:
+    """The row counts of the transformer's linear calls in one forward of `batch` rows (`batch` x the tokens a
+    call takes), counted from the model code, for the planner to tell where a kernel autotunes for its row count:
+    the per-row modulations and time embedding (1 token each), the text and image embedders, the context and video
+    streams whole (the dual-stream blocks' output projections, proj_out), and either the single-stream blocks'
+    [video; context] and the DDT decoder's 2N tokens whole or, with token pieces of `token_chunk`, every piece of
+    the video and of the context (whole pieces and the last). tests/test_autotune_memory.py records a forward's."""
+    context = text_tokens + image_tokens
+    tokens = {1, text_tokens, image_tokens, context, video_tokens}
+    if token_chunk is None:
+        tokens |= {video_tokens + context, 2 * video_tokens}
+    else:
+        for stream in (video_tokens, context):
+            piece = min(token_chunk, stream)
+            tokens |= {piece, stream % piece}
+    return {batch * count for count in tokens if count}
+
+
+def step_cache_bytes(
+    video_tokens: int, hidden: int, batch: int, act_bytes: int = ACT_BYTES, context_tokens: int = CONTEXT_TOKENS
+) -> int:
+    """What a step cache holds at the peak of a forward of `batch` rows (STEP_CACHE_VIDEO_TENSORS), in bytes;
+    tests/test_step_cache.py checks it against the tensors alive in a cached forward on the CPU."""
+    return (STEP_CACHE_VIDEO_TENSORS * video_tokens + batch * context_tokens) * hidden * act_bytes
 
 
 def text_activation_bytes(batch: int, act_bytes: int = ACT_BYTES) -> int:

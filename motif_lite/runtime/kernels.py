@@ -292,6 +292,18 @@ def int8_attention_op(
     return FallbackOp(INT8_ATTENTION, kernel, block_sparse_attention_torch, strict=strict)
 
 
+def autotune_buffer_bytes(triton_on: bool) -> int:
+    """Device bytes Triton's autotuner holds while it times one of our kernels at a new tuning key (its benchmark
+    buffer, `launch.benchmark_buffer_bytes`), for the planner to count where that can happen; 0 where our Triton
+    kernels do not run (`triton_on` False), or where Triton cannot be imported to say (a plan made here for a GPU
+    elsewhere)."""
+    if not triton_on or _triton_import_error() is not None:
+        return 0
+    from motif_lite.kernels.launch import benchmark_buffer_bytes
+
+    return benchmark_buffer_bytes()
+
+
 def attention_workspace_bytes(attention: str, config: TransformerConfig, video_tokens: int, batch: int = 1) -> int:
     """Device bytes the attention adds inside its largest call: 0 for exact; for int8 its quantized K/V copies,
     bounded by `int8_scheme.WORKSPACE_BYTES`, and its key mask. Heads go in groups that fit that bound, so the

@@ -45,9 +45,14 @@ from torch import nn
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import gpu_memory
 from motif_lite.errors import ConfigError, MotifLiteError, both_spellings
+from motif_lite.kernels.tuning import dequant_matmul_tunes
 from motif_lite.runtime.activation_memory import (
+    IMAGE_TOKENS,
     TEXT_LAYER_FRACTION,
     TEXT_NON_LAYER_FRACTION,
+    TEXT_TOKENS,
+    linear_rows,
+    step_cache_bytes,
     text_activation_bytes,
     transformer_activation_bytes,
 )
@@ -81,8 +86,6 @@ DEQUANT_BYTES_PER_WEIGHT = 6
 ESTIMATE_MARGIN = 1.05
 WORKSPACE_BYTES = 64 * MiB
 SAMPLER_LATENTS = 12
-# The step cache keeps, per guidance branch, the first block's effect and the skipped blocks' residual: N x D each.
-STEP_CACHE_TENSORS = 4
 # The caching allocator reserves more than it hands out; with expandable segments (set by run, serve, decode) the
 # gap stays small. Measured on an H200 at 1280x736x121 (docs/benchmarks.md, "Low-memory plans"): reserved /
 # allocated 1.09 in the 6 GiB plan (token pieces), but 1.22 all resident, where whole-stream tensors fragment more:
@@ -330,8 +333,28 @@ def _denoise_activations(
         activations += attention_workspace(batch)
     if step_cache:
         tokens = math.ceil(sizes.video_tokens / sequence_parallel)
-        activations += STEP_CACHE_TENSORS * tokens * sizes.config.hidden_size * sizes.act_bytes
+        activations += step_cache_bytes(tokens, sizes.config.hidden_size, batch, sizes.act_bytes)
     return activations
+
+
+def _tunes_in_denoise(
+    sizes: GenerationSizes,
+    choice: _Choice,
+    batch: int,
+    sequence_parallel: int,
+    attention_workspace: Callable[[int], int] | None,
+) -> bool:
+    """Whether a kernel of ours can meet a new tuning key inside a transformer forward, so that Triton's
+    autotuner holds its benchmark buffer there: 8-bit attention (the only attention with a workspace), whose first
+    call is in the attention phase, and the quantized linears' fused GEMM for a row count it tunes for
+    (`linear_rows`: a stream, or a piece of one, of a few dozen to a few hundred tokens)."""
+    if attention_workspace is not None and attention_workspace(batch) > 0:
+        return True
+    if not sizes.quantized:
+        return False
+    tokens = math.ceil(sizes.video_tokens / sequence_parallel)
+    rows = linear_rows(tokens, choice.token_chunk, batch, TEXT_TOKENS, IMAGE_TOKENS if sizes.image else 0)
+    return any(dequant_matmul_tunes(count, sizes.act_bytes) for count in rows)
 
 
 def _stage_estimates(
@@ -342,8 +365,13 @@ def _stage_estimates(
     sequence_parallel: int = 1,
     attention_workspace: Callable[[int], int] | None = None,
     step_cache: bool = False,
+    autotune_bytes: int = 0,
+    text_quantized: bool = False,
 ) -> tuple[StageEstimate, ...]:
-    """The encode, denoise and decode stages' estimates for `choice`, with `batch` rows per transformer forward."""
+    """The encode, denoise and decode stages' estimates for `choice`, with `batch` rows per transformer forward.
+    `autotune_bytes` (Triton's benchmark buffer; 0 without our Triton kernels) is added to the stages where a
+    kernel of ours can autotune: the encode stage of a quantized text encoder on the device (its fused GEMM, for
+    prompts of a few hundred tokens or less), the denoise stage where `_tunes_in_denoise`."""
     resident = _resident_weights(sizes, choice)
     # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
     # the text encoder has left the device.
@@ -366,10 +394,13 @@ def _stage_estimates(
     if choice.resident_blocks is not None and not choice.prefetch:
         streamed_blocks += ", no prefetch"
     encode_chunks = f"vae encode: {choice.vae_bands} bands" if sizes.image and choice.vae_bands > 1 else "-"
+    encode_tuning = autotune_bytes if on_device and text_quantized else 0
+    tunes = _tunes_in_denoise(sizes, choice, batch, sequence_parallel, attention_workspace)
+    denoise_tuning = autotune_bytes if tunes else 0
     # The VAE's measured terms already contain cuDNN's workspace: no workspace counted for the decode stage.
     stages = [
-        ("encode", *encode, WORKSPACE_BYTES, f"text encoder: {choice.text.value}", encode_chunks),
-        ("denoise", dit_weights, dit_acts, WORKSPACE_BYTES, f"transformer blocks: {streamed_blocks}",
+        ("encode", *encode, WORKSPACE_BYTES + encode_tuning, f"text encoder: {choice.text.value}", encode_chunks),
+        ("denoise", dit_weights, dit_acts, WORKSPACE_BYTES + denoise_tuning, f"transformer blocks: {streamed_blocks}",
          _chunk_label(choice.token_chunk, choice.heads)),
         ("decode", resident, vae_acts, 0, "-", _vae_label(choice)),
     ]  # fmt: skip
@@ -451,6 +482,7 @@ def plan_memory(
     step_cache: bool = False,
     text_encoder_quantized: bool = False,
     text_encoder_dtype: torch.dtype | None = None,
+    autotune_bytes: int = 0,
 ) -> Plan:
     """The fastest plan whose estimated device peak fits `budget_bytes` (None: no limit, everything resident), with
     its host memory checked against `ram_budget_bytes` (None: no limit).
@@ -470,6 +502,9 @@ def plan_memory(
     for the rows each candidate runs; None: nothing (exact attention).
     step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
     text_encoder_quantized: the text encoder is a GGUF file (the host memory advice then does not offer one).
+    autotune_bytes: the buffer Triton's autotuner holds on the device while it times a kernel at a new tuning key
+    (`runtime.kernels.autotune_buffer_bytes`; 0: none of our Triton kernels run), counted in the stages where one of
+    ours can autotune (`_stage_estimates`).
     Raises MotifLiteError naming the smallest peak when no plan fits the device, or the host need when the host
     memory does not fit.
     """
@@ -488,8 +523,9 @@ def plan_memory(
         for index, choice in enumerate(ladder):
             for batch in dict.fromkeys((cfg_batch, 1)):
                 stages = _stage_estimates(
-                    sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace_bytes, step_cache
-                )
+                    sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace_bytes, step_cache,
+                    autotune_bytes, text_encoder_quantized,
+                )  # fmt: skip
                 plan = Plan(
                     width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
                     choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages,
@@ -564,6 +600,7 @@ def unplanned_peak_bytes(
     activation_dtype: torch.dtype = torch.bfloat16,
     attention_workspace_bytes: Callable[[int], int] | None = None,
     text_encoder_dtype: torch.dtype | None = None,
+    autotune_bytes: int = 0,
 ) -> int:
     """The estimated device peak of a run without a plan (`load_pipeline(plan=None)`): everything resident on the
     device, the VAE's upper levels one frame at a time, `cfg_batch` rows per transformer forward. The arguments
@@ -573,7 +610,10 @@ def unplanned_peak_bytes(
         activation_dtype, text_encoder_dtype,
     )  # fmt: skip
     unplanned = _Choice(TextEncoderPlacement.DEVICE, None, None, None)  # the pipeline's defaults
-    stages = _stage_estimates(sizes, unplanned, cfg_batch, fused_norms, attention_workspace=attention_workspace_bytes)
+    stages = _stage_estimates(
+        sizes, unplanned, cfg_batch, fused_norms, attention_workspace=attention_workspace_bytes,
+        autotune_bytes=autotune_bytes,
+    )  # fmt: skip
     return max(stage.peak_bytes for stage in stages)
 
 

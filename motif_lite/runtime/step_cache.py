@@ -113,6 +113,11 @@ class StepCache:
             self.reused += len(branches)
             residual = torch.cat([self.branches[name].residual for name in branches])
             return model.head(s.x + residual, s)
+        # The branches computed again let go of their last probe and residual before the forward, not after it:
+        # at its peak only the other branch's pair (a batch-1 call) and this call's probe and first-block output
+        # are held (`activation_memory.step_cache_bytes`).
+        for name in branches:
+            self.branches.pop(name, None)
         decoded = model.run_decoder(s.x, model.run_encoder(x, context, s.ctx, first=k), s.decoder_ctx)
         residuals = (decoded - s.x).chunk(len(branches))
         for name, probe, residual in zip(branches, probes, residuals, strict=True):
