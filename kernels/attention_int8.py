@@ -74,8 +74,9 @@ def _round_int8(x):
 
 @triton.jit
 def _to_e4m3(x, INTERPRETED: tl.constexpr):
-    """fp32 -> float8 e4m3 (round to nearest even; |x| <= 448)."""
+    """fp32 or fp16 -> float8 e4m3 (round to nearest even; |x| <= 448)."""
     if INTERPRETED:  # round in fp32 so the interpreter's cast only sees representable values
+        x = x.to(tl.float32)
         bits = x.to(tl.int32, bitcast=True)
         normal = ((bits + 0x7FFFF + ((bits >> 20) & 1)) & -0x100000).to(tl.float32, bitcast=True)
         subnormal = ((x * 512.0 + 12582912.0) - 12582912.0) / 512.0  # multiples of 2**-9, ties to even
@@ -170,16 +171,54 @@ def _attend_tile_int8(
     PV_FP16: tl.constexpr, BLOCK_N: tl.constexpr, INTERPRETED: tl.constexpr,
 ):  # fmt: skip
     """Fold key tile [start_n, start_n + BLOCK_N) into the running row max m_i (log2 units), sum l_i and output
-    acc (fp32). q8: [BM, BD] int8; q_scale: [BM] (q scale x softmax scale x log2 e); k_ptrs: the tile's INT8
-    [BN, BD] (zero-padded: no bounds); kscale_row: the head's K scales, one per key tile; v_ptrs: its [BN, BD] V
-    (e4m3 from Vᵀ, zero-padded, or the 16-bit input, bounds-masked on the TAIL tile). HAS_KEY_MASK: read the key
-    mask (kmask_row[start_n:]). With FP8 P·V, p and l_i carry the factor 448 (folded into the exp2 argument, not
+    acc (fp32). q8: [BM, BD] int8; k_ptrs: the tile's INT8 [BN, BD] (zero-padded: no bounds); the rest as
+    `_softmax_int8` and `_load_v_tile`."""
+    qk = _scores_int8(q8, k_ptrs)
+    p, alpha, l_i, m_new = _softmax_int8(
+        qk, l_i, m_i, q_scale, kscale_row, kmask_row, start_n, offs_n, LK, HAS_KEY_MASK, TAIL, PV_FP8, PV_FP16,
+        BLOCK_N, INTERPRETED,
+    )  # fmt: skip
+    v = _load_v_tile(v_ptrs, start_n + offs_n, offs_d, LK, D, TAIL, EVEN_D, PV_FP8, PV_FP16)
+    if PV_FP8:
+        acc = acc * alpha[:, None] + _tile_pv(p, v, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED)
+    else:  # 16-bit MMAs accumulate in fp32: straight into acc
+        acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
+    return acc, l_i, m_new
+
+
+@triton.jit
+def _scores_int8(q8, k_ptrs):
+    """[BM, BN] q8·k8 of one key tile (k_ptrs: its INT8 [BN, BD], zero-padded: no bounds) in int32, to fp32
+    exactly: the bits of MAGIC + qk, minus MAGIC (an integer add, which the compiler folds into the MMA's initial
+    accumulator, and a float add, where a conversion would issue at the exp2 unit's rate)."""
+    return (tl.dot(q8, tl.trans(tl.load(k_ptrs))) + MAGIC_BITS).to(tl.float32, bitcast=True) - MAGIC
+
+
+@triton.jit
+def _scores_int8_from_zero(q8, k_ptrs):
+    """`_scores_int8` with the MMA accumulating from zero (no registers to set before it) and the offset applied
+    after it by one logic op per score: for |i| < 2**22, the bits of MAGIC + i are (i & 0x7FFFFF) ^ MAGIC_BITS
+    (the low 23 bits of i's two's complement with bit 22 flipped, under MAGIC's exponent), a single LOP3. The
+    pipelined loop needs it: there a P·V MMA is in flight when the next QKᵀ is issued, and setting the QKᵀ
+    accumulator's registers to MAGIC_BITS meanwhile makes ptxas serialize every wgmma of the kernel (`ptxas -v`
+    info C7515); an integer add instead would be folded back into the accumulator by Triton."""
+    qk = tl.dot(q8, tl.trans(tl.load(k_ptrs)))
+    return ((qk & 0x7FFFFF) ^ MAGIC_BITS).to(tl.float32, bitcast=True) - MAGIC
+
+
+@triton.jit
+def _softmax_int8(
+    qk, l_i, m_i, q_scale, kscale_row, kmask_row, start_n, offs_n, LK,
+    HAS_KEY_MASK: tl.constexpr, TAIL: tl.constexpr, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr,
+    BLOCK_N: tl.constexpr, INTERPRETED: tl.constexpr,
+):  # fmt: skip
+    """The online softmax of key tile [start_n, start_n + BLOCK_N) with scores qk ([BM, BN] fp32, `_scores_int8`)
+    -> (p in fp32, alpha = the factor that rescales the tile's predecessors, l_i, m_new): m_i, the
+    running row max (log2 units), l_i, the running sum. q_scale: [BM] (q scale x softmax scale x log2 e);
+    kscale_row: the head's K scales, one per key tile. HAS_KEY_MASK: read the key mask (kmask_row[start_n:]); TAIL:
+    mask the keys past LK. With FP8 P·V, p and l_i carry the factor 448 (folded into the exp2 argument, not
     multiplied per score)."""
     cols = start_n + offs_n
-    # [BM, BN] q8·k8 in int32, to fp32 exactly: the bits of MAGIC + qk, minus MAGIC (an integer add, which the
-    # compiler folds into the MMA's initial accumulator, and a float add, where a conversion would issue at the
-    # exp2 unit's rate)
-    qk = (tl.dot(q8, tl.trans(tl.load(k_ptrs))) + MAGIC_BITS).to(tl.float32, bitcast=True) - MAGIC
     row_scale = q_scale * tl.load(kscale_row + start_n // BLOCK_N)
     if HAS_KEY_MASK:
         keep = tl.load(kmask_row + cols, mask=cols < LK, other=0) != 0
@@ -195,26 +234,96 @@ def _attend_tile_int8(
     p = tl.math.exp2(qk * row_scale[:, None] - bias[:, None])
     alpha = tl.math.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, axis=1)
+    return p, alpha, l_i, m_new
+
+
+@triton.jit
+def _tile_pv(p, v, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr, BLOCK_N: tl.constexpr, INTERPRETED: tl.constexpr):
+    """One key tile's P·V (p: fp32 [BM, BN], v: `_load_v_tile`) from zero, in fp32. FP8 MMAs (Ada and Hopper)
+    accumulate in reduced precision, so the tile's product starts from zero and joins the fp32 acc by an FMA
+    (SageAttention2's two-level accumulation). Written out, not as the dot's in-place promotion (`tl.dot(p, v, acc,
+    max_num_imprecise_acc=...)`), which makes ptxas serialize every wgmma of the kernel on Hopper (a wait after
+    each 32-deep step, QKᵀ's included; `ptxas -v` info C7514) and does nothing on Ada. max_num_imprecise_acc=BLOCK_N
+    here keeps Triton from folding the add back into the MMA (dot(p, v, 0) + acc -> dot(p, v, acc), which it does
+    on Ada for a dot without it)."""
     if PV_FP8:
-        # FP8 MMAs (Ada and Hopper) accumulate in reduced precision: the tile's P·V starts from zero and is added to
-        # the fp32 acc by an FMA (SageAttention2's two-level accumulation). Written out, not as the dot's in-place
-        # promotion (`tl.dot(p, v, acc, max_num_imprecise_acc=...)`), which makes ptxas serialize every wgmma of the
-        # kernel on Hopper (a wait after each 32-deep step, QKᵀ's included; `ptxas -v` info C7514) and does
-        # nothing on Ada. max_num_imprecise_acc=BLOCK_N here keeps Triton from folding the add back into the MMA
-        # (dot(p, v, 0) + acc -> dot(p, v, acc), which it does on Ada for a dot without it).
-        v = tl.load(v_ptrs)
-        acc = acc * alpha[:, None] + tl.dot(_to_e4m3(p, INTERPRETED), v, max_num_imprecise_acc=BLOCK_N)
+        pv = tl.dot(_to_e4m3(p, INTERPRETED), v, max_num_imprecise_acc=BLOCK_N)
     else:
-        acc = acc * alpha[:, None]
+        pv = tl.dot(p.to(tl.float16 if PV_FP16 else tl.bfloat16), v)
+    return pv
+
+
+@triton.jit
+def _load_v_tile(
+    v_ptrs, cols, offs_d, LK, D, TAIL: tl.constexpr, EVEN_D: tl.constexpr, PV_FP8: tl.constexpr,
+    PV_FP16: tl.constexpr,
+):  # fmt: skip
+    """The key tile's [BN, BD] V in the P·V operand type: e4m3 from Vᵀ (zero-padded: no bounds), or the 16-bit
+    input (keys `cols` past LK masked on the TAIL tile, channels past D unless EVEN_D)."""
+    if PV_FP8:
+        v = tl.load(v_ptrs)
+    else:
         if TAIL:
             v = tl.load(v_ptrs, mask=(cols[:, None] < LK) & (offs_d[None, :] < D), other=0.0)
         elif EVEN_D:
             v = tl.load(v_ptrs)
         else:
             v = tl.load(v_ptrs, mask=offs_d[None, :] < D, other=0.0)
-        pv_type = tl.float16 if PV_FP16 else tl.bfloat16
-        acc = tl.dot(p.to(pv_type), v.to(pv_type), acc)
-    return acc, l_i, m_new
+        v = v.to(tl.float16 if PV_FP16 else tl.bfloat16)
+    return v
+
+
+@triton.jit
+def _pipelined_tiles_int8(
+    acc, l_i, m_i, q8, q_scale, k_tile, kscale_row, v_tile, svn, kmask_row, lk_clean, offs_n, offs_d, LK, D,
+    EVEN_D: tl.constexpr, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr, INTERPRETED: tl.constexpr,
+):  # fmt: skip
+    """The unmasked key tiles [0, lk_clean) of `_int8_attention_kernel` (lk_clean >= 2 tiles), software-pipelined
+    so that the P·V MMA of tile j - 1 runs on the tensor cores while the CUDA cores compute the softmax of tile j
+    (FlashAttention-3's intra-warpgroup overlap). Triton (3.6 to 3.9) waits for an MMA with an int32 accumulator
+    right after issuing it, so QKᵀ cannot be the one left in flight (docs/benchmarks.md, "8-bit attention"); the
+    fp32 P·V can, when its result is only carried to the next iteration and read after that iteration's QKᵀ wait.
+    Iteration j: QKᵀ of tile j (its wait also ends P·V j - 2); acc takes in P·V j - 2; P·V j - 1 is issued; the
+    softmax of tile j runs while it computes. Same arithmetic as `_attend_tile_int8`, tile by tile."""
+    # P crosses an iteration in 16 bits (8 registers fewer than fp32 at 64 x 64 per warpgroup, where the loop
+    # would spill; as e4m3, Triton would stage it through shared memory): fp16 under FP8 P·V, whose e4m3 cast
+    # rounds from it (p <= 448 has 10 of fp16's mantissa bits to e4m3's 3).
+    P_CARRY: tl.constexpr = tl.bfloat16 if not (PV_FP8 or PV_FP16) else tl.float16
+    # Prologue: tiles 0 and 1's softmax and tile 0's P·V (a real MMA, not zeros: registers that an in-flight MMA
+    # writes may not be set by other instructions, or ptxas serializes every wgmma, `ptxas -v` info C7515).
+    p, alpha_pv, l_i, m_i = _softmax_int8(
+        _scores_int8_from_zero(q8, k_tile), l_i, m_i, q_scale, kscale_row, kmask_row, 0, offs_n, LK, False, False,
+        PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+    )  # fmt: skip
+    v = _load_v_tile(v_tile, offs_n, offs_d, LK, D, False, EVEN_D, PV_FP8, PV_FP16)
+    pv = _tile_pv(p.to(P_CARRY), v, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED)
+    k_ptrs = k_tile + BLOCK_N * BLOCK_D
+    v_ptrs = v_tile + tl.cast(svn, tl.int64) * BLOCK_N
+    p, alpha, l_i, m_i = _softmax_int8(
+        _scores_int8_from_zero(q8, k_ptrs), l_i, m_i, q_scale, kscale_row, kmask_row, BLOCK_N, offs_n, LK, False,
+        False, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+    )  # fmt: skip
+    p = p.to(P_CARRY)
+    for start_n in range(2 * BLOCK_N, lk_clean, BLOCK_N):
+        k_ptrs += BLOCK_N * BLOCK_D
+        qk = _scores_int8_from_zero(q8, k_ptrs)
+        acc = acc * alpha_pv[:, None] + pv
+        v = _load_v_tile(v_ptrs, offs_n, offs_d, LK, D, False, EVEN_D, PV_FP8, PV_FP16)
+        pv = _tile_pv(p, v, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED)
+        # A copy, not alpha itself: a value carried unchanged through an iteration stops Triton's loop pipeliner
+        # (no cp.async loads, every MMA waited for at once).
+        alpha_pv = alpha + 0.0
+        p, alpha, l_i, m_i = _softmax_int8(
+            qk, l_i, m_i, q_scale, kscale_row, kmask_row, start_n, offs_n, LK, False, False, PV_FP8, PV_FP16,
+            BLOCK_N, INTERPRETED,
+        )  # fmt: skip
+        p = p.to(P_CARRY)
+        v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
+    # Epilogue: the last two tiles' P·V.
+    acc = acc * alpha_pv[:, None] + pv
+    v = _load_v_tile(v_ptrs, offs_n, offs_d, LK, D, False, EVEN_D, PV_FP8, PV_FP16)
+    return acc * alpha[:, None] + _tile_pv(p, v, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED), l_i, m_i
 
 
 @triton.jit
@@ -225,7 +334,7 @@ def _int8_attention_kernel(
     skm_b, sbm_b, sbm_h, sbm_m, LQ_BUCKET, LK_BUCKET,
     HAS_BLOCK_MASK: tl.constexpr, MASK_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_KEY_MASK: tl.constexpr, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr,
-    EVEN_D: tl.constexpr, INTERPRETED: tl.constexpr,
+    EVEN_D: tl.constexpr, INTERPRETED: tl.constexpr, PIPELINE_PV: tl.constexpr = False,
 ):  # fmt: skip
     """The loop structure of `attention._attention_kernel` (same key-mask and block-table arguments) over INT8 K.
     V is addressed by strides (svn = 1, svd = LPAD for the e4m3 Vᵀ). LQ_BUCKET, LK_BUCKET: autotune key. The loops'
@@ -275,14 +384,23 @@ def _int8_attention_kernel(
         if HAS_KEY_MASK:  # full tiles before the first masked key need no mask
             first_masked = tl.load(kmask_head.to(tl.pointer_type(tl.int32), bitcast=True))
             lk_clean = (tl.minimum(first_masked, lk_full) // BLOCK_N) * BLOCK_N
-        k_ptrs, v_ptrs = k_tile, v_tile
-        for start_n in range(0, lk_clean, BLOCK_N):
-            acc, l_i, m_i = _attend_tile_int8(
-                acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_row, v_ptrs, kmask_row, start_n, offs_n, offs_d,
-                LK, D, False, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
-            )  # fmt: skip
-            k_ptrs += BLOCK_N * BLOCK_D
-            v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
+        if PIPELINE_PV:
+            if lk_clean >= 2 * BLOCK_N:
+                acc, l_i, m_i = _pipelined_tiles_int8(
+                    acc, l_i, m_i, q8, q_scale, k_tile, kscale_row, v_tile, svn, kmask_row, lk_clean, offs_n, offs_d,
+                    LK, D, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, BLOCK_D, INTERPRETED,
+                )  # fmt: skip
+            else:  # one clean tile at most: the masked loop below takes it
+                lk_clean = 0
+        else:
+            k_ptrs, v_ptrs = k_tile, v_tile
+            for start_n in range(0, lk_clean, BLOCK_N):
+                acc, l_i, m_i = _attend_tile_int8(
+                    acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_row, v_ptrs, kmask_row, start_n, offs_n, offs_d,
+                    LK, D, False, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+                )  # fmt: skip
+                k_ptrs += BLOCK_N * BLOCK_D
+                v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
         for start_n in range(lk_clean, LK, BLOCK_N):  # from the first masked key on, and the partial tail
             n64 = tl.cast(start_n, tl.int64)
             acc, l_i, m_i = _attend_tile_int8(
