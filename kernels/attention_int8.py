@@ -179,10 +179,11 @@ def _attend_tile_int8(
         BLOCK_N, INTERPRETED,
     )  # fmt: skip
     v = _load_v_tile(v_ptrs, start_n + offs_n, offs_d, LK, D, TAIL, EVEN_D, PV_FP8, PV_FP16)
+    p = _pv_operand(p, PV_FP8, PV_FP16, INTERPRETED)
     if PV_FP8:
-        acc = acc * alpha[:, None] + _tile_pv(p, v, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED)
+        acc = acc * alpha[:, None] + _tile_pv(p, v, PV_FP8, BLOCK_N)
     else:  # 16-bit MMAs accumulate in fp32: straight into acc
-        acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
+        acc = tl.dot(p, v, acc * alpha[:, None])
     return acc, l_i, m_new
 
 
@@ -238,8 +239,18 @@ def _softmax_int8(
 
 
 @triton.jit
-def _tile_pv(p, v, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr, BLOCK_N: tl.constexpr, INTERPRETED: tl.constexpr):
-    """One key tile's P·V (p: fp32 [BM, BN], v: `_load_v_tile`) from zero, in fp32. FP8 MMAs (Ada and Hopper)
+def _pv_operand(p, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr, INTERPRETED: tl.constexpr):
+    """fp32 p -> the P·V MMA's operand type: e4m3, fp16 or bf16 (the one rounding of p)."""
+    if PV_FP8:
+        p = _to_e4m3(p, INTERPRETED)
+    else:
+        p = p.to(tl.float16 if PV_FP16 else tl.bfloat16)
+    return p
+
+
+@triton.jit
+def _tile_pv(p, v, PV_FP8: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One key tile's P·V (p: `_pv_operand`, v: `_load_v_tile`) from zero, in fp32. FP8 MMAs (Ada and Hopper)
     accumulate in reduced precision, so the tile's product starts from zero and joins the fp32 acc by an FMA
     (SageAttention2's two-level accumulation). Written out, not as the dot's in-place promotion (`tl.dot(p, v, acc,
     max_num_imprecise_acc=...)`), which makes ptxas serialize every wgmma of the kernel on Hopper (a wait after
@@ -247,9 +258,9 @@ def _tile_pv(p, v, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr, BLOCK_N: tl.cons
     here keeps Triton from folding the add back into the MMA (dot(p, v, 0) + acc -> dot(p, v, acc), which it does
     on Ada for a dot without it)."""
     if PV_FP8:
-        pv = tl.dot(_to_e4m3(p, INTERPRETED), v, max_num_imprecise_acc=BLOCK_N)
+        pv = tl.dot(p, v, max_num_imprecise_acc=BLOCK_N)
     else:
-        pv = tl.dot(p.to(tl.float16 if PV_FP16 else tl.bfloat16), v)
+        pv = tl.dot(p, v)
     return pv
 
 
@@ -274,6 +285,24 @@ def _load_v_tile(
 
 
 @triton.jit
+def _carried_p(p, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr, INTERPRETED: tl.constexpr):
+    """fp32 p -> `_pv_operand`, FP8 as fp16 (which holds every e4m3 value exactly), to carry to the next loop
+    iteration."""
+    p = _pv_operand(p, PV_FP8, PV_FP16, INTERPRETED)
+    if PV_FP8:
+        p = p.to(tl.float16)
+    return p
+
+
+@triton.jit
+def _carried_operand(p, PV_FP8: tl.constexpr):
+    """`_carried_p` -> the P·V operand."""
+    if PV_FP8:
+        p = p.to(tl.float8e4nv)  # exact: p is an e4m3 value
+    return p
+
+
+@triton.jit
 def _pipelined_tiles_int8(
     acc, l_i, m_i, q8, q_scale, k_tile, kscale_row, v_tile, svn, kmask_row, lk_clean, offs_n, offs_d, LK, D,
     EVEN_D: tl.constexpr, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -286,10 +315,9 @@ def _pipelined_tiles_int8(
     fp32 P·V can, when its result is only carried to the next iteration and read after that iteration's QKᵀ wait.
     Iteration j: QKᵀ of tile j (its wait also ends P·V j - 2); acc takes in P·V j - 2; P·V j - 1 is issued; the
     softmax of tile j runs while it computes. Same arithmetic as `_attend_tile_int8`, tile by tile."""
-    # P crosses an iteration in 16 bits (8 registers fewer than fp32 at 64 x 64 per warpgroup, where the loop
-    # would spill; as e4m3, Triton would stage it through shared memory): fp16 under FP8 P·V, whose e4m3 cast
-    # rounds from it (p <= 448 has 10 of fp16's mantissa bits to e4m3's 3).
-    P_CARRY: tl.constexpr = tl.bfloat16 if not (PV_FP8 or PV_FP16) else tl.float16
+    # P crosses an iteration as the P·V operand, e4m3 widened to fp16: as fp32 or as e4m3's bytes it takes 16
+    # registers more and the 64-row warpgroup spills; as e4m3, Triton stages it through shared memory, and the MMA
+    # reading it is waited for at once.
     # Prologue: tiles 0 and 1's softmax and tile 0's P·V (a real MMA, not zeros: registers that an in-flight MMA
     # writes may not be set by other instructions, or ptxas serializes every wgmma, `ptxas -v` info C7515).
     p, alpha_pv, l_i, m_i = _softmax_int8(
@@ -297,20 +325,20 @@ def _pipelined_tiles_int8(
         PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
     )  # fmt: skip
     v = _load_v_tile(v_tile, offs_n, offs_d, LK, D, False, EVEN_D, PV_FP8, PV_FP16)
-    pv = _tile_pv(p.to(P_CARRY), v, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED)
+    pv = _tile_pv(_pv_operand(p, PV_FP8, PV_FP16, INTERPRETED), v, PV_FP8, BLOCK_N)
     k_ptrs = k_tile + BLOCK_N * BLOCK_D
     v_ptrs = v_tile + tl.cast(svn, tl.int64) * BLOCK_N
     p, alpha, l_i, m_i = _softmax_int8(
         _scores_int8_from_zero(q8, k_ptrs), l_i, m_i, q_scale, kscale_row, kmask_row, BLOCK_N, offs_n, LK, False,
         False, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
     )  # fmt: skip
-    p = p.to(P_CARRY)
+    p = _carried_p(p, PV_FP8, PV_FP16, INTERPRETED)
     for start_n in range(2 * BLOCK_N, lk_clean, BLOCK_N):
         k_ptrs += BLOCK_N * BLOCK_D
         qk = _scores_int8_from_zero(q8, k_ptrs)
         acc = acc * alpha_pv[:, None] + pv
         v = _load_v_tile(v_ptrs, offs_n, offs_d, LK, D, False, EVEN_D, PV_FP8, PV_FP16)
-        pv = _tile_pv(p, v, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED)
+        pv = _tile_pv(_carried_operand(p, PV_FP8), v, PV_FP8, BLOCK_N)
         # A copy, not alpha itself: a value carried unchanged through an iteration stops Triton's loop pipeliner
         # (no cp.async loads, every MMA waited for at once).
         alpha_pv = alpha + 0.0
@@ -318,12 +346,12 @@ def _pipelined_tiles_int8(
             qk, l_i, m_i, q_scale, kscale_row, kmask_row, start_n, offs_n, LK, False, False, PV_FP8, PV_FP16,
             BLOCK_N, INTERPRETED,
         )  # fmt: skip
-        p = p.to(P_CARRY)
+        p = _carried_p(p, PV_FP8, PV_FP16, INTERPRETED)
         v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
     # Epilogue: the last two tiles' P·V.
     acc = acc * alpha_pv[:, None] + pv
     v = _load_v_tile(v_ptrs, offs_n, offs_d, LK, D, False, EVEN_D, PV_FP8, PV_FP16)
-    return acc * alpha[:, None] + _tile_pv(p, v, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED), l_i, m_i
+    return acc * alpha[:, None] + _tile_pv(_carried_operand(p, PV_FP8), v, PV_FP8, BLOCK_N), l_i, m_i
 
 
 @triton.jit
@@ -429,7 +457,7 @@ _CONFIGS = [
     triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=3),
     triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=4),
 ]
-_TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK", "PV_FP8"]
+_TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK", "PV_FP8", "PIPELINE_PV"]
 
 
 def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int, int]) -> int:
@@ -574,13 +602,15 @@ def int8_attention(
     pv: str = "auto",
     smooth_k: bool = True,
     workspace_bytes: int = WORKSPACE_BYTES,
+    pipeline_pv: bool = False,
 ) -> torch.Tensor:
     """Softmax attention with INT8 QKᵀ, like `attention.block_sparse_attention` (same arguments, layouts, masks
     and zeros for rows that see no key). q: [B, H, Lq, D], k/v: [B, H, Lk, D], any strides, fp32/fp16/bf16.
     pv: "fp8" (sm_89+), "16bit", or "auto" (fp8 where the GPU has it). smooth_k=False skips the K smoothing (for
     comparison only: much less accurate on DiT keys). workspace_bytes: the most the quantized K/V copies may
-    take (heads are processed in groups that fit; at least one head). Returns contiguous [B, H, Lq, D] in
-    q.dtype."""
+    take (heads are processed in groups that fit; at least one head). pipeline_pv: run the unmasked key tiles in
+    the software-pipelined loop (`_pipelined_tiles_int8`; same results up to rounding), for measuring it against
+    the default loop. Returns contiguous [B, H, Lq, D] in q.dtype."""
     _check_inputs(q, k, v)
     bsz, heads, lq, dim = q.shape
     lk = k.shape[2]
@@ -613,6 +643,7 @@ def int8_attention(
             block_size,
             fp8,
             (block_m, block_n, block_d),
+            pipeline_pv,
         )
         # Freed before the next group's are made: one group's copies at a time, as `heads_per_launch` budgets (the
         # name would otherwise hold them while the next group is quantized, twice the bound).
@@ -621,7 +652,7 @@ def int8_attention(
 
 
 def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_mask, has_blocks, block_size, fp8,
-            tiles) -> None:  # fmt: skip
+            tiles, pipeline_pv) -> None:  # fmt: skip
     bsz, heads, lq, dim = q.shape
     block_m, block_n, block_d = tiles
     lpad = kv.k8.shape[1]
@@ -641,6 +672,7 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_m
         PV_FP16=kv.v.dtype != torch.bfloat16,
         EVEN_D=block_d == dim,
         INTERPRETED=_INTERPRET,
+        PIPELINE_PV=pipeline_pv,
         **FUSED_FP,
     )
     tuned = _int8_attention_autotuned is not None and block_d <= 128 and (not has_blocks or block_size >= 128)
