@@ -74,9 +74,8 @@ def _round_int8(x):
 
 @triton.jit
 def _to_e4m3(x, INTERPRETED: tl.constexpr):
-    """fp32 or fp16 -> float8 e4m3 (round to nearest even; |x| <= 448)."""
+    """fp32 -> float8 e4m3 (round to nearest even; |x| <= 448)."""
     if INTERPRETED:  # round in fp32 so the interpreter's cast only sees representable values
-        x = x.to(tl.float32)
         bits = x.to(tl.int32, bitcast=True)
         normal = ((bits + 0x7FFFF + ((bits >> 20) & 1)) & -0x100000).to(tl.float32, bitcast=True)
         subnormal = ((x * 512.0 + 12582912.0) - 12582912.0) / 512.0  # multiples of 2**-9, ties to even
@@ -227,9 +226,9 @@ def _softmax_int8(
 ):  # fmt: skip
     """The online softmax of key tile [start_n, start_n + BLOCK_N) with scores qk ([BM, BN] fp32, `_scores_int8`)
     -> (p in fp32, alpha = the factor that rescales the tile's predecessors, l_i, m_new): m_i, the running row
-    max (log2 units), l_i, the running sum. q_scale: [BM] (q scale x softmax scale x log2 e);
-    kscale_row: the head's K scales, one per key tile. HAS_KEY_MASK: read the key mask (kmask_row[start_n:]); TAIL:
-    mask the keys past LK. With FP8 P·V, p and l_i carry the factor 448 (folded into the exp2 argument, not
+    max (log2 units), l_i, the running sum. q_scale: [BM] (q scale x softmax scale x log2 e); kscale_row: the
+    head's K scales, one per key tile. HAS_KEY_MASK: read the key mask (kmask_row[start_n:]); TAIL: mask the keys
+    past LK. With FP8 P·V, p and l_i carry the factor 448 (folded into the exp2 argument, not
     multiplied per score)."""
     cols = start_n + offs_n
     row_scale = q_scale * tl.load(kscale_row + start_n // BLOCK_N)
