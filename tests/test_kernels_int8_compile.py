@@ -177,3 +177,10 @@ def test_last_tuned_config_names_the_autotuners_pick(monkeypatch) -> None:
     assert attention_int8.last_tuned_config() is None
     monkeypatch.setattr(tuner, "best_config", attention_int8._CONFIGS[-1])
     assert attention_int8.last_tuned_config() == "BLOCK_M 64, 4 warps, 4 stages"
+    # The pipelined key loop has its own autotuner (64-row configs only), reported on its own.
+    pipelined = attention_int8._int8_attention_pipelined_autotuned
+    monkeypatch.setattr(pipelined, "best_config", None, raising=False)
+    assert attention_int8.last_tuned_config(pipelined=True) is None
+    monkeypatch.setattr(pipelined, "best_config", attention_int8._PIPELINED_CONFIGS[0])
+    assert attention_int8.last_tuned_config(pipelined=True) == "BLOCK_M 64, 4 warps, 3 stages"
+    assert attention_int8.last_tuned_config() == "BLOCK_M 64, 4 warps, 4 stages"
