@@ -170,16 +170,67 @@ def _attend_tile_int8(
     PV_FP16: tl.constexpr, BLOCK_N: tl.constexpr, INTERPRETED: tl.constexpr,
 ):  # fmt: skip
     """Fold key tile [start_n, start_n + BLOCK_N) into the running row max m_i (log2 units), sum l_i and output
-    acc (fp32). q8: [BM, BD] int8; q_scale: [BM] (q scale x softmax scale x log2 e); k_ptrs: the tile's INT8
-    [BN, BD] (zero-padded: no bounds); kscale_row: the head's K scales, one per key tile; v_ptrs: its [BN, BD] V
-    (e4m3 from Vᵀ, zero-padded, or the 16-bit input, bounds-masked on the TAIL tile). HAS_KEY_MASK: read the key
-    mask (kmask_row[start_n:]). With FP8 P·V, p and l_i carry the factor 448 (folded into the exp2 argument, not
+    acc (fp32). q8: [BM, BD] int8; k_ptrs: the tile's INT8 [BN, BD] (zero-padded: no bounds); v_ptrs: its [BN, BD]
+    V (e4m3 from Vᵀ, zero-padded, or the 16-bit input, bounds-masked on the TAIL tile); the rest as
+    `_softmax_int8`."""
+    qk = _scores_int8(q8, k_ptrs)
+    p, alpha, l_i, m_new = _softmax_int8(
+        qk, l_i, m_i, q_scale, kscale_row, kmask_row, start_n, offs_n, LK, HAS_KEY_MASK, TAIL, PV_FP8, BLOCK_N,
+    )  # fmt: skip
+    if PV_FP8:
+        acc = acc * alpha[:, None] + _fp8_tile_pv(_to_e4m3(p, INTERPRETED), tl.load(v_ptrs), BLOCK_N)
+    else:  # 16-bit MMAs accumulate in fp32: straight into acc
+        acc = acc * alpha[:, None]
+        cols = start_n + offs_n
+        if TAIL:
+            v = tl.load(v_ptrs, mask=(cols[:, None] < LK) & (offs_d[None, :] < D), other=0.0)
+        elif EVEN_D:
+            v = tl.load(v_ptrs)
+        else:
+            v = tl.load(v_ptrs, mask=offs_d[None, :] < D, other=0.0)
+        pv_type = tl.float16 if PV_FP16 else tl.bfloat16
+        acc = tl.dot(p.to(pv_type), v.to(pv_type), acc)
+    return acc, l_i, m_new
+
+
+@triton.jit
+def _scores_int8(q8, k_ptrs):
+    """[BM, BN] q8·k8 of one key tile (k_ptrs: its INT8 [BN, BD], zero-padded: no bounds) in int32, to fp32
+    exactly: the bits of MAGIC + qk, minus MAGIC (an integer add, which the compiler folds into the MMA's initial
+    accumulator, and a float add, where a conversion would issue at the exp2 unit's rate)."""
+    return (tl.dot(q8, tl.trans(tl.load(k_ptrs))) + MAGIC_BITS).to(tl.float32, bitcast=True) - MAGIC
+
+
+@triton.jit
+def _scores_int8_from_zero(q8, k_ptrs, INTERPRETED: tl.constexpr):
+    """`_scores_int8` with the MMA accumulating from zero (no registers to set before it) and the offset applied
+    after it by one logic op per score: for |i| < 2**22, the bits of MAGIC + i are (i & 0x7FFFFF) ^ MAGIC_BITS
+    (the low 23 bits of i's two's complement with bit 22 flipped, under MAGIC's exponent), a single LOP3. The
+    pipelined loop needs it: there a P·V MMA is in flight when the next QKᵀ is issued, and setting the QKᵀ
+    accumulator's registers to MAGIC_BITS meanwhile makes ptxas serialize every wgmma of the kernel (`ptxas -v`
+    info C7515); an integer add instead would be folded back into the accumulator by Triton."""
+    qk = tl.dot(q8, tl.trans(tl.load(k_ptrs)))
+    if INTERPRETED:
+        bits = (qk & 0x7FFFFF) ^ MAGIC_BITS
+    else:  # as one instruction: written as an and and an xor of two constants, it compiles to two
+        bits = tl.inline_asm_elementwise(
+            "lop3.b32 $0, $1, 8388607, 1262485504, 0x6A;", "=r,r", [qk], dtype=tl.int32, is_pure=True, pack=1
+        )
+    return bits.to(tl.float32, bitcast=True) - MAGIC
+
+
+@triton.jit
+def _softmax_int8(
+    qk, l_i, m_i, q_scale, kscale_row, kmask_row, start_n, offs_n, LK,
+    HAS_KEY_MASK: tl.constexpr, TAIL: tl.constexpr, PV_FP8: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """The online softmax of key tile [start_n, start_n + BLOCK_N) with scores qk ([BM, BN] fp32, `_scores_int8`)
+    -> (p in fp32, alpha = the factor that rescales the tile's predecessors, l_i, m_new): m_i, the running row
+    max (log2 units), l_i, the running sum. q_scale: [BM] (q scale x softmax scale x log2 e); kscale_row: the
+    head's K scales, one per key tile. HAS_KEY_MASK: read the key mask (kmask_row[start_n:]); TAIL: mask the keys
+    past LK. With FP8 P·V, p and l_i carry the factor 448 (folded into the exp2 argument, not
     multiplied per score)."""
     cols = start_n + offs_n
-    # [BM, BN] q8·k8 in int32, to fp32 exactly: the bits of MAGIC + qk, minus MAGIC (an integer add, which the
-    # compiler folds into the MMA's initial accumulator, and a float add, where a conversion would issue at the
-    # exp2 unit's rate)
-    qk = (tl.dot(q8, tl.trans(tl.load(k_ptrs))) + MAGIC_BITS).to(tl.float32, bitcast=True) - MAGIC
     row_scale = q_scale * tl.load(kscale_row + start_n // BLOCK_N)
     if HAS_KEY_MASK:
         keep = tl.load(kmask_row + cols, mask=cols < LK, other=0) != 0
@@ -195,26 +246,65 @@ def _attend_tile_int8(
     p = tl.math.exp2(qk * row_scale[:, None] - bias[:, None])
     alpha = tl.math.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, axis=1)
-    if PV_FP8:
-        # FP8 MMAs (Ada and Hopper) accumulate in reduced precision: the tile's P·V starts from zero and is added to
-        # the fp32 acc by an FMA (SageAttention2's two-level accumulation). Written out, not as the dot's in-place
-        # promotion (`tl.dot(p, v, acc, max_num_imprecise_acc=...)`), which makes ptxas serialize every wgmma of the
-        # kernel on Hopper (a wait after each 32-deep step, QKᵀ's included; `ptxas -v` info C7514) and does
-        # nothing on Ada. max_num_imprecise_acc=BLOCK_N here keeps Triton from folding the add back into the MMA
-        # (dot(p, v, 0) + acc -> dot(p, v, acc), which it does on Ada for a dot without it).
-        v = tl.load(v_ptrs)
-        acc = acc * alpha[:, None] + tl.dot(_to_e4m3(p, INTERPRETED), v, max_num_imprecise_acc=BLOCK_N)
-    else:
-        acc = acc * alpha[:, None]
-        if TAIL:
-            v = tl.load(v_ptrs, mask=(cols[:, None] < LK) & (offs_d[None, :] < D), other=0.0)
-        elif EVEN_D:
-            v = tl.load(v_ptrs)
-        else:
-            v = tl.load(v_ptrs, mask=offs_d[None, :] < D, other=0.0)
-        pv_type = tl.float16 if PV_FP16 else tl.bfloat16
-        acc = tl.dot(p.to(pv_type), v.to(pv_type), acc)
-    return acc, l_i, m_new
+    return p, alpha, l_i, m_new
+
+
+@triton.jit
+def _fp8_tile_pv(p, v, BLOCK_N: tl.constexpr):
+    """One key tile's P·V in FP8 (p, v: e4m3) from zero, in fp32. FP8 MMAs (Ada and Hopper) accumulate in reduced
+    precision, so the tile's product starts from zero and joins the fp32 acc by an FMA (SageAttention2's two-level
+    accumulation). Written out, not as the dot's in-place promotion (`tl.dot(p, v, acc, max_num_imprecise_acc=...)`),
+    which makes ptxas serialize every wgmma of the kernel on Hopper (a wait after each 32-deep step, QKᵀ's included;
+    `ptxas -v` info C7514) and does nothing on Ada. max_num_imprecise_acc=BLOCK_N here keeps Triton from folding
+    the add back into the MMA (dot(p, v, 0) + acc -> dot(p, v, acc), which it does on Ada for a dot without it)."""
+    return tl.dot(p, v, max_num_imprecise_acc=BLOCK_N)
+
+
+@triton.jit
+def _pipelined_tiles_fp8(
+    acc, l_i, m_i, q8, q_scale, k_tile, kscale_row, v_tile, svn, kmask_row, lk_clean, offs_n, LK,
+    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, INTERPRETED: tl.constexpr,
+):  # fmt: skip
+    """The unmasked key tiles [0, lk_clean) of `_int8_attention_kernel` with FP8 P·V (lk_clean >= 2 tiles; V is
+    the e4m3 Vᵀ), software-pipelined so that the P·V MMA of tile j - 1 runs on the tensor cores while the CUDA cores
+    compute the softmax of tile j (FlashAttention-3's intra-warpgroup overlap). Triton (3.6 to 3.9) waits for an
+    MMA with an int32 accumulator right after issuing it, so QKᵀ cannot be the one left in flight
+    (docs/benchmarks.md, "8-bit attention"); the fp32 P·V can, when its result is only carried to the next
+    iteration and read after that iteration's QKᵀ wait. Iteration j: QKᵀ of tile j (its wait also ends P·V j - 2);
+    acc takes in P·V j - 2; P·V j - 1 is issued; the softmax of tile j runs while it computes. Same arithmetic as
+    `_attend_tile_int8`, tile by tile. P crosses an iteration as its e4m3 values widened to fp16 (exact): as fp32
+    or as e4m3 bytes it takes 16 registers more and 64 rows on 4 warps spill; as e4m3, Triton stages it through
+    shared memory, and the MMA that reads it is waited for at once."""
+    # Prologue: tiles 0 and 1's softmax and tile 0's P·V (a real MMA, not zeros: registers that an in-flight MMA
+    # writes may not be set by other instructions, or ptxas serializes every wgmma, `ptxas -v` info C7515).
+    p, alpha_pv, l_i, m_i = _softmax_int8(
+        _scores_int8_from_zero(q8, k_tile, INTERPRETED), l_i, m_i, q_scale, kscale_row, kmask_row, 0, offs_n, LK,
+        False, False, True, BLOCK_N,
+    )  # fmt: skip
+    pv = _fp8_tile_pv(_to_e4m3(p, INTERPRETED), tl.load(v_tile), BLOCK_N)
+    k_ptrs = k_tile + BLOCK_N * BLOCK_D
+    v_ptrs = v_tile + tl.cast(svn, tl.int64) * BLOCK_N
+    p, alpha, l_i, m_i = _softmax_int8(
+        _scores_int8_from_zero(q8, k_ptrs, INTERPRETED), l_i, m_i, q_scale, kscale_row, kmask_row, BLOCK_N, offs_n,
+        LK, False, False, True, BLOCK_N,
+    )  # fmt: skip
+    p16 = _to_e4m3(p, INTERPRETED).to(tl.float16)
+    for start_n in range(2 * BLOCK_N, lk_clean, BLOCK_N):
+        k_ptrs += BLOCK_N * BLOCK_D
+        qk = _scores_int8_from_zero(q8, k_ptrs, INTERPRETED)
+        acc = acc * alpha_pv[:, None] + pv
+        pv = _fp8_tile_pv(p16.to(tl.float8e4nv), tl.load(v_ptrs), BLOCK_N)
+        # A copy, not alpha itself: a value carried unchanged through an iteration stops Triton's loop pipeliner
+        # (no cp.async loads, every MMA waited for at once).
+        alpha_pv = alpha + 0.0
+        p, alpha, l_i, m_i = _softmax_int8(
+            qk, l_i, m_i, q_scale, kscale_row, kmask_row, start_n, offs_n, LK, False, False, True, BLOCK_N,
+        )  # fmt: skip
+        p16 = _to_e4m3(p, INTERPRETED).to(tl.float16)
+        v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
+    # Epilogue: the last two tiles' P·V.
+    acc = acc * alpha_pv[:, None] + pv
+    return acc * alpha[:, None] + _fp8_tile_pv(p16.to(tl.float8e4nv), tl.load(v_ptrs), BLOCK_N), l_i, m_i
 
 
 @triton.jit
@@ -225,7 +315,7 @@ def _int8_attention_kernel(
     skm_b, sbm_b, sbm_h, sbm_m, LQ_BUCKET, LK_BUCKET,
     HAS_BLOCK_MASK: tl.constexpr, MASK_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_KEY_MASK: tl.constexpr, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr,
-    EVEN_D: tl.constexpr, INTERPRETED: tl.constexpr,
+    EVEN_D: tl.constexpr, INTERPRETED: tl.constexpr, PIPELINE_PV: tl.constexpr = False,
 ):  # fmt: skip
     """The loop structure of `attention._attention_kernel` (same key-mask and block-table arguments) over INT8 K.
     V is addressed by strides (svn = 1, svd = LPAD for the e4m3 Vᵀ). LQ_BUCKET, LK_BUCKET: autotune key. The loops'
@@ -275,14 +365,23 @@ def _int8_attention_kernel(
         if HAS_KEY_MASK:  # full tiles before the first masked key need no mask
             first_masked = tl.load(kmask_head.to(tl.pointer_type(tl.int32), bitcast=True))
             lk_clean = (tl.minimum(first_masked, lk_full) // BLOCK_N) * BLOCK_N
-        k_ptrs, v_ptrs = k_tile, v_tile
-        for start_n in range(0, lk_clean, BLOCK_N):
-            acc, l_i, m_i = _attend_tile_int8(
-                acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_row, v_ptrs, kmask_row, start_n, offs_n, offs_d,
-                LK, D, False, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
-            )  # fmt: skip
-            k_ptrs += BLOCK_N * BLOCK_D
-            v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
+        if PIPELINE_PV and PV_FP8:  # with 16-bit P·V, ptxas serializes the pipelined loop's wgmmas
+            if lk_clean >= 2 * BLOCK_N:
+                acc, l_i, m_i = _pipelined_tiles_fp8(
+                    acc, l_i, m_i, q8, q_scale, k_tile, kscale_row, v_tile, svn, kmask_row, lk_clean, offs_n, LK,
+                    BLOCK_N, BLOCK_D, INTERPRETED,
+                )  # fmt: skip
+            else:  # one clean tile at most: the masked loop below takes it
+                lk_clean = 0
+        else:
+            k_ptrs, v_ptrs = k_tile, v_tile
+            for start_n in range(0, lk_clean, BLOCK_N):
+                acc, l_i, m_i = _attend_tile_int8(
+                    acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_row, v_ptrs, kmask_row, start_n, offs_n, offs_d,
+                    LK, D, False, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+                )  # fmt: skip
+                k_ptrs += BLOCK_N * BLOCK_D
+                v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
         for start_n in range(lk_clean, LK, BLOCK_N):  # from the first masked key on, and the partial tail
             n64 = tl.cast(start_n, tl.int64)
             acc, l_i, m_i = _attend_tile_int8(
@@ -311,7 +410,10 @@ _CONFIGS = [
     triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=3),
     triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=4),
 ]
-_TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK", "PV_FP8"]
+# The pipelined loop (PIPELINE_PV) holds one more P·V tile and one more P: 64 rows on 4 warps fits (254 registers),
+# 128 rows on 8 warps spills (16 bytes per thread).
+_PIPELINED_CONFIGS = [config for config in _CONFIGS if config.kwargs["BLOCK_M"] == 64]
+_TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK", "PV_FP8", "PIPELINE_PV"]
 
 
 def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int, int]) -> int:
@@ -332,12 +434,18 @@ def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int
 _int8_attention_autotuned = (
     None if _INTERPRET else autotune_attention(_CONFIGS, _TUNE_KEY, shared_memory_floor)(_int8_attention_kernel)
 )
+_int8_attention_pipelined_autotuned = (
+    None
+    if _INTERPRET
+    else autotune_attention(_PIPELINED_CONFIGS, _TUNE_KEY, shared_memory_floor)(_int8_attention_kernel)
+)
 
 
-def last_tuned_config() -> str | None:
+def last_tuned_config(pipelined: bool = False) -> str | None:
     """The autotuned config of the latest CUDA call (e.g. "BLOCK_M 64, 4 warps, 4 stages"), for benchmark reports;
-    None before any tuned call and under the interpreter."""
-    config = getattr(_int8_attention_autotuned, "best_config", None)
+    pipelined: of the latest call with pipeline_pv=True. None before any tuned call and under the interpreter."""
+    tuner = _int8_attention_pipelined_autotuned if pipelined else _int8_attention_autotuned
+    config = getattr(tuner, "best_config", None)
     if config is None:
         return None
     return f"BLOCK_M {config.kwargs['BLOCK_M']}, {config.num_warps} warps, {config.num_stages} stages"
@@ -456,13 +564,15 @@ def int8_attention(
     pv: str = "auto",
     smooth_k: bool = True,
     workspace_bytes: int = WORKSPACE_BYTES,
+    pipeline_pv: bool = False,
 ) -> torch.Tensor:
     """Softmax attention with INT8 QKᵀ, like `attention.block_sparse_attention` (same arguments, layouts, masks
     and zeros for rows that see no key). q: [B, H, Lq, D], k/v: [B, H, Lk, D], any strides, fp32/fp16/bf16.
     pv: "fp8" (sm_89+), "16bit", or "auto" (fp8 where the GPU has it). smooth_k=False skips the K smoothing (for
     comparison only: much less accurate on DiT keys). workspace_bytes: the most the quantized K/V copies may
-    take (heads are processed in groups that fit; at least one head). Returns contiguous [B, H, Lq, D] in
-    q.dtype."""
+    take (heads are processed in groups that fit; at least one head). pipeline_pv: with FP8 P·V, run the unmasked
+    key tiles in the software-pipelined loop (`_pipelined_tiles_fp8`; same results up to rounding), for measuring
+    it against the default loop (16-bit P·V keeps the default loop). Returns contiguous [B, H, Lq, D] in q.dtype."""
     _check_inputs(q, k, v)
     bsz, heads, lq, dim = q.shape
     lk = k.shape[2]
@@ -495,6 +605,7 @@ def int8_attention(
             block_size,
             fp8,
             (block_m, block_n, block_d),
+            pipeline_pv,
         )
         # Freed before the next group's are made: one group's copies at a time, as `heads_per_launch` budgets (the
         # name would otherwise hold them while the next group is quantized, twice the bound).
@@ -503,7 +614,7 @@ def int8_attention(
 
 
 def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_mask, has_blocks, block_size, fp8,
-            tiles) -> None:  # fmt: skip
+            tiles, pipeline_pv) -> None:  # fmt: skip
     bsz, heads, lq, dim = q.shape
     block_m, block_n, block_d = tiles
     lpad = kv.k8.shape[1]
@@ -523,10 +634,12 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_m
         PV_FP16=kv.v.dtype != torch.bfloat16,
         EVEN_D=block_d == dim,
         INTERPRETED=_INTERPRET,
+        PIPELINE_PV=pipeline_pv,
         **FUSED_FP,
     )
-    tuned = _int8_attention_autotuned is not None and block_d <= 128 and (not has_blocks or block_size >= 128)
+    tuner = _int8_attention_pipelined_autotuned if pipeline_pv and fp8 else _int8_attention_autotuned
+    tuned = tuner is not None and block_d <= 128 and (not has_blocks or block_size >= 128)
     if tuned:
-        _int8_attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
+        tuner[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
     else:
         _int8_attention_kernel[(triton.cdiv(lq, block_m), bsz * heads)](*args, **flags, BLOCK_M=block_m)

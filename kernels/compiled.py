@@ -100,6 +100,48 @@ def sass(cubin: bytes) -> str:
     return get_sass(cubin)
 
 
+def hot_loop(sass_text: str) -> list[str]:
+    """The instructions (predicates dropped, e.g. "IGMMA.64x64x32.S8.S8 R24, R68, gdesc[UR4], RZ, !UPT") of the
+    first backward-branching block of `sass_text` that holds MMAs: the unmasked key loop of our attention kernels."""
+    lines = sass_text.splitlines()
+    labels = {line.rstrip(":"): i for i, line in enumerate(lines) if re.fullmatch(r"\w+:", line)}
+    for i, line in enumerate(lines):
+        target = re.search(r"BRA (\w+);", line)
+        if target and labels.get(target.group(1), i) < i:
+            body = [entry.split("\t", 1)[1] for entry in lines[labels[target.group(1)] : i + 1] if "\t" in entry]
+            if any("MMA" in entry for entry in body):
+                return [re.sub(r"^@!?U?P\w+\s+", "", entry).rstrip(";").strip() for entry in body]
+    raise ValueError("no MMA loop found in the SASS")
+
+
+@dataclass(frozen=True)
+class MmaInLoop:
+    """Where one kind of MMA of a loop body is issued and waited for, relative to the body's MUFU.EX2s (indices
+    into `hot_loop`'s list; waited None: no wgmma wait after it in the body, so it is waited for in the next
+    iteration)."""
+
+    issued: int  # its first instruction
+    waited: int | None  # the first WARPGROUP.DEPBAR after its last instruction
+    first_exp2: int
+    last_exp2: int
+
+    @property
+    def runs_during_exp2(self) -> bool:
+        """Issued before the exp2s and waited for after them: the tensor cores compute it during the softmax."""
+        return self.issued < self.first_exp2 and (self.waited is None or self.waited > self.last_exp2)
+
+
+def mma_in_loop(body: list[str], opcode: str) -> MmaInLoop:
+    """`MmaInLoop` of the MMAs whose opcode starts with `opcode` ("IGMMA": INT8 QKᵀ, "QGMMA": FP8 P·V, "HGMMA":
+    16-bit P·V) in the loop body `body` (`hot_loop`)."""
+    at = [i for i, entry in enumerate(body) if entry.startswith(opcode)]
+    exp2 = [i for i, entry in enumerate(body) if entry.startswith("MUFU.EX2")]
+    if not at or not exp2:
+        raise ValueError(f"no {opcode} or no MUFU.EX2 in the loop")
+    waits = [i for i, entry in enumerate(body) if entry.startswith("WARPGROUP.DEPBAR") and i > at[-1]]
+    return MmaInLoop(at[0], waits[0] if waits else None, exp2[0], exp2[-1])
+
+
 def int8_attention_asm(
     capability: int,
     *,
@@ -109,18 +151,20 @@ def int8_attention_asm(
     dim: int = 128,
     block_m: int = 128,
     keys: int = 228_160,
+    pipeline_pv: bool = False,
     **options: int,
 ) -> dict[str, object]:
     """The 8-bit attention kernel as a call compiles it: `keys` queries and keys (default 228,160, the DDT
     decoder's 2N tokens at 1280x736x121), head dim `dim`, contiguous bf16 q and output of 12 heads, V as e4m3 Vᵀ
-    (keys contiguous) or the bf16 input. options: num_warps, num_stages, ..."""
+    (keys contiguous) or the bf16 input. pipeline_pv: the software-pipelined key loop (`PIPELINE_PV`). options:
+    num_warps, num_stages, ..."""
     block_d = attention_int8.head_block(dim)
     pointers = dict(q_ptr="*bf16", k8_ptr="*i8", kscale_ptr="*fp32", v_ptr="*fp8e4nv" if fp8 else "*bf16",
                     vscale_ptr="*fp32", vmean_ptr="*fp32", o_ptr="*bf16", kmask_ptr="*u8", bmask_ptr="*i32",
                     sm_scale_log2="fp32")  # fmt: skip
     constexprs = dict(HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=block_m, BLOCK_N=attention_int8.K_BLOCK,
                       BLOCK_D=block_d, HAS_KEY_MASK=key_mask, PV_FP8=fp8, PV_FP16=False, EVEN_D=block_d == dim,
-                      INTERPRETED=False)  # fmt: skip
+                      INTERPRETED=False, PIPELINE_PV=pipeline_pv)  # fmt: skip
     head, rows = keys * dim, 12 * keys * dim  # q, output and 16-bit V: [B, 12, L, D]; e4m3 Vᵀ: [B, 2, BLOCK_D, L]
     v_strides = dict(svb=2 * block_d * keys, svh=block_d * keys, svn=1, svd=keys) if fp8 else dict(
         svb=rows, svh=head, svn=dim, svd=1

@@ -67,6 +67,29 @@ def test_matches_emulation_with_key_padding(kernel, pv: str) -> None:
     assert cos > 0.999
 
 
+# The software-pipelined key loop (pipeline_pv=True) takes the unmasked key tiles when there are at least two:
+# a prologue of two tiles, a loop from the third, an epilogue; the rest goes to the masked loop. Key counts: 150
+# (two clean tiles, no loop iteration, a partial tail), 320 (five tiles, three iterations) and 256 keys masked from
+# key 200 (three clean tiles, then a masked one); per batch row, [all, 100] valid keys: one clean tile or fewer
+# (the masked loop alone).
+PIPELINE_CASES = {"2-tiles+tail": (150, None), "5-tiles": (320, None), "masked-from-200": (256, [200, 100])}
+
+
+@pytest.mark.parametrize("pipeline_pv", [False, True], ids=["plain-loop", "pipelined-loop"])
+@pytest.mark.parametrize("case", PIPELINE_CASES)
+@pytest.mark.parametrize("pv", PV)
+def test_key_loops_match_emulation(kernel, pv: str, case: str, pipeline_pv: bool) -> None:
+    torch.manual_seed(4)
+    lk, valid = PIPELINE_CASES[case]
+    q, k, v = qkv(2, 2, 48, lk, 32)
+    mask = key_padding(2, lk, valid) if valid else None
+    out = kernel("attention_int8.int8_attention", q, k, v, mask, pv=pv, pipeline_pv=pipeline_pv)
+    # Up to 320 keys: a few P values round to the neighbouring e4m3 value in one and not the other (the default
+    # loop too), so FP8 gets the tolerance of the compiled kernel's rounding flips.
+    tolerance = EMULATION_FP8_GPU if pv == "fp8" else EMULATION
+    torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv=pv), **tolerance)
+
+
 def test_fp8_v_statistics_skip_padded_keys(kernel) -> None:
     # V with a channel offset (as DiT values have): every valid value of a channel is negative, so counting the
     # padded keys' zeros in its range would change the e4m3 scale.
@@ -78,8 +101,9 @@ def test_fp8_v_statistics_skip_padded_keys(kernel) -> None:
     torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv="fp8"), **emulation_tolerance("fp8"))
 
 
+@pytest.mark.parametrize("pipeline_pv", [False, True], ids=["plain-loop", "pipelined-loop"])
 @pytest.mark.parametrize("pv", PV)
-def test_block_sparse_matches_emulation(kernel, pv: str) -> None:
+def test_block_sparse_matches_emulation(kernel, pv: str, pipeline_pv: bool) -> None:
     torch.manual_seed(1)
     q, k, v = qkv(2, 2, 80, 70, 32)
     block_mask = torch.rand(2, 1, 3, 3) < 0.5
@@ -87,7 +111,7 @@ def test_block_sparse_matches_emulation(kernel, pv: str) -> None:
     block_mask[0, 0, 1, 2] = False  # at least one tile skipped
     block_mask = block_mask.to(DEVICE)
     mask = key_padding(2, 70, [70, 50])
-    out = kernel("attention_int8.int8_attention", q, k, v, mask, block_mask, 32, pv=pv)
+    out = kernel("attention_int8.int8_attention", q, k, v, mask, block_mask, 32, pv=pv, pipeline_pv=pipeline_pv)
     expected = emulate_int8_attention(q, k, v, mask, block_mask, 32, pv=pv, block_n=32)
     torch.testing.assert_close(out, expected, **emulation_tolerance(pv))
 
@@ -119,10 +143,12 @@ def test_head_groups_give_the_same_result(kernel) -> None:
     torch.testing.assert_close(by_head, whole, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("pipeline_pv", [False, True], ids=["plain-loop", "pipelined-loop"])
 @pytest.mark.parametrize("pv", PV)
-def test_dit_like_accuracy(kernel, pv: str) -> None:
+def test_dit_like_accuracy(kernel, pv: str, pipeline_pv: bool) -> None:
     q, k, v, mask, reference = dit_inputs()
-    cos, rel_l1 = attention_error(kernel("attention_int8.int8_attention", q, k, v, mask, pv=pv), reference)
+    out = kernel("attention_int8.int8_attention", q, k, v, mask, pv=pv, pipeline_pv=pipeline_pv)
+    cos, rel_l1 = attention_error(out, reference)
     assert cos >= COSINE and rel_l1 <= REL_L1, (cos, rel_l1)
 
 

@@ -8,9 +8,10 @@ import re
 import pytest
 from cubins import compile_or_skip, int8_attention_or_skip, sass_or_skip
 
-from motif_lite.kernels import attention_int8
+from motif_lite.kernels import attention_int8, compiled
 
 
+@pytest.mark.parametrize("pipeline_pv", [False, True], ids=["plain-loop", "pipelined-loop"])
 @pytest.mark.parametrize(
     ("capability", "fp8", "block_mask"),
     [(90, True, False), (90, True, True), (90, False, False), (89, True, False), (120, True, False), (80, False, True)],
@@ -23,8 +24,8 @@ from motif_lite.kernels import attention_int8
         "sm80-bf16-sparse",
     ],
 )
-def test_attention_compiles(capability: int, fp8: bool, block_mask: bool) -> None:
-    asm = int8_attention_or_skip(capability, fp8=fp8, block_mask=block_mask)
+def test_attention_compiles(capability: int, fp8: bool, block_mask: bool, pipeline_pv: bool) -> None:
+    asm = int8_attention_or_skip(capability, fp8=fp8, block_mask=block_mask, pipeline_pv=pipeline_pv)
     ptx = asm["ptx"]
     wgmma = capability == 90  # Ada, Ampere and the RTX 50xx (sm_120) use warp-level mma.sync
     if wgmma:  # Hopper warpgroup MMAs: INT8 QKᵀ with int32 accumulation, P·V in e4m3 or bf16
@@ -48,17 +49,43 @@ def test_attention_compiles(capability: int, fp8: bool, block_mask: bool) -> Non
     assert "cvt.rn.f32.s32" not in ptx and "cvt.f32.s32" not in ptx
 
 
+TUNED = [(config, False) for config in attention_int8._CONFIGS]
+TUNED += [(config, True) for config in attention_int8._PIPELINED_CONFIGS]
+
+
 @pytest.mark.parametrize(
-    "config", attention_int8._CONFIGS, ids=lambda c: f"{c.kwargs['BLOCK_M']}rows-w{c.num_warps}-s{c.num_stages}"
+    ("config", "pipeline_pv"),
+    TUNED,
+    ids=[
+        f"{c.kwargs['BLOCK_M']}rows-w{c.num_warps}-s{c.num_stages}-{'pipelined' if pipelined else 'plain'}"
+        for c, pipelined in TUNED
+    ],
 )
-def test_autotuned_configs_do_not_spill(config) -> None:
-    """Every config the autotuner may pick fits the registers on sm_90 (a spilling one, 128 rows on 4 warps with
-    ~330 local stores, was dropped): a few local stores outside the loop at most."""
+def test_autotuned_configs_do_not_spill(config, pipeline_pv: bool) -> None:
+    """Every config the autotuner may pick, for either key loop, fits the registers on sm_90 (spilling ones were
+    dropped: 128 rows on 4 warps, ~330 local stores; for the pipelined loop 128 rows on 8 warps, 4): a few local
+    stores outside the loop at most."""
     asm = int8_attention_or_skip(
-        90, block_m=config.kwargs["BLOCK_M"], num_warps=config.num_warps, num_stages=config.num_stages
+        90,
+        block_m=config.kwargs["BLOCK_M"],
+        num_warps=config.num_warps,
+        num_stages=config.num_stages,
+        pipeline_pv=pipeline_pv,
     )
     local_stores = len(re.findall(r"\bSTL\b", sass_or_skip(asm["cubin"])))
     assert local_stores <= 16, f"{local_stores} local stores: the config spills"
+
+
+@pytest.mark.parametrize("pipeline_pv", [False, True], ids=["plain-loop", "pipelined-loop"])
+def test_pipelined_loop_computes_pv_during_the_softmax(pipeline_pv: bool) -> None:
+    """On sm_90 with FP8 P·V (64 rows, 4 warps, as the autotuner picked on an H200 for the 720p decoder), the
+    pipelined key loop issues the P·V wgmma of the previous tile before the current tile's exp2s and waits for it
+    after them, in the next iteration; the default loop waits for each MMA before the next step. The INT8 QKᵀ
+    is waited for at once in both: Triton makes no MMA with an int32 accumulator asynchronous in a loop."""
+    asm = int8_attention_or_skip(90, key_mask=False, block_m=64, num_warps=4, num_stages=3, pipeline_pv=pipeline_pv)
+    body = compiled.hot_loop(sass_or_skip(asm["cubin"]))
+    assert compiled.mma_in_loop(body, "QGMMA").runs_during_exp2 == pipeline_pv
+    assert not compiled.mma_in_loop(body, "IGMMA").runs_during_exp2
 
 
 @pytest.mark.parametrize("capability", [90, 89])
@@ -149,4 +176,11 @@ def test_last_tuned_config_names_the_autotuners_pick(monkeypatch) -> None:
     monkeypatch.setattr(tuner, "best_config", None, raising=False)
     assert attention_int8.last_tuned_config() is None
     monkeypatch.setattr(tuner, "best_config", attention_int8._CONFIGS[-1])
+    assert attention_int8.last_tuned_config() == "BLOCK_M 64, 4 warps, 4 stages"
+    # The pipelined key loop has its own autotuner (64-row configs only), reported on its own.
+    pipelined = attention_int8._int8_attention_pipelined_autotuned
+    monkeypatch.setattr(pipelined, "best_config", None, raising=False)
+    assert attention_int8.last_tuned_config(pipelined=True) is None
+    monkeypatch.setattr(pipelined, "best_config", attention_int8._PIPELINED_CONFIGS[0])
+    assert attention_int8.last_tuned_config(pipelined=True) == "BLOCK_M 64, 4 warps, 3 stages"
     assert attention_int8.last_tuned_config() == "BLOCK_M 64, 4 warps, 4 stages"
