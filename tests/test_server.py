@@ -487,15 +487,17 @@ def test_the_worker_leaves_out_the_warnings_a_job_keeps_whatever_its_notes_say(p
 
     tokenizer = load_tokenizer(checkpoint)
     kept, logged = "a grey wolf walks " * 60 + "home", "a white owl flies " * 60 + "away"  # new to the pipe's cache
-    warnings = {prompt: long_prompts(tokenizer, {"prompt": prompt})["prompt"].warning("prompt") for prompt in (kept, logged)}
+    cuts = {prompt: long_prompts(tokenizer, {"prompt": prompt})["prompt"] for prompt in (kept, logged)}
+    warnings = {prompt: cut.warning("prompt") for prompt, cut in cuts.items()}
     caplog.set_level(logging.WARNING, logger="motif_lite.encoders.text")
     with InProcessServer(pipe, tmp_path / "data") as server:
         for prompt, said in ((kept, [warnings[kept]]), (logged, [])):  # the second one, a job that kept none
             request = GenerationRequest(prompt, "blurry", width=48, height=32, frames=5, seed=1, steps=1)
-            job = server.store.add(new_job_id(), "tiny", stored_settings(request), False, 10, notes=["your prompt is cut"],
-                                   prompt_warnings=said)  # fmt: skip
+            settings = stored_settings(request)
+            notes = ["your prompt is cut"]  # in other words than the submission's
+            job = server.store.add(new_job_id(), "tiny", settings, False, 10, notes=notes, prompt_warnings=said)
             server.worker.notify()
-            assert server.wait_status(job.id, ("completed",))["notes"] == ["your prompt is cut"]
+            assert server.wait_status(job.id, ("completed",))["notes"] == notes
     assert [r.getMessage() for r in caplog.records if "dropped the last" in r.getMessage()] == [warnings[logged]]
 
 
