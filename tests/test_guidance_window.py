@@ -157,3 +157,26 @@ def test_a_resumed_run_past_the_window_encodes_no_negative_prompt(checkpoint, tm
     assert calls == [["a fox"]]  # the prompt alone, once
     assert (whole.guidance_batch, resumed.guidance_batch) == (2, 1)
     np.testing.assert_array_equal(frames(tmp_path / "resumed"), frames(tmp_path / "whole"))
+
+
+@pytest.mark.parametrize(("stopped_after", "rows"), [(1, "2 rows"), (3, "1 row")])
+def test_a_resumed_run_plans_a_batch_2_forward_only_when_a_step_left_is_guided(
+    checkpoint, tmp_path, capsys, stopped_after, rows
+):
+    # `run --resume`'s memory plan on a GPU: step 2 alone is guided, so a run stopped after step 3 plans one row per
+    # forward, as its pipeline runs; stopped after step 1, the guided step is still to come.
+    from motif_lite import cli
+
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+    def stop(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == stopped_after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(SOME_GUIDED, output=tmp_path / "fox.mp4"), on_progress=stop)
+    capsys.readouterr()
+    state = tmp_path / "fox.latents.safetensors"
+    assert cli.main(["run", "--resume", str(state), "--dry-run", "--device", "cuda", "--vram", "64"]) == 0
+    (plan,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Memory plan for")]
+    assert plan.endswith(f"{rows} per transformer forward"), plan

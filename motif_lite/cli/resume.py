@@ -75,6 +75,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     notes += _step_cache_resumed(saved, args, given)
     args.weights = weight_files(args)
     args.recalled = resumed_settings(saved, given)  # the settings table's rows of the file
+    args.resumed_at = done  # the first step sampled: the memory plan's guidance (`planned_run`)
     return saved, notes
 
 
