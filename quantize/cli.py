@@ -133,6 +133,19 @@ def _print_summary(lines: list[str]) -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def missing_output(args: argparse.Namespace, argv: Sequence[str]) -> str:
+    """The error for a command (`argv`) without -o: the same command with an -o that names the file after the source,
+    the component and the type."""
+    try:
+        recipe = chosen_recipe(args).name
+    except MotifLiteError:  # a --type that is refused: said by the run that has an -o
+        recipe = "TYPE"
+    source = Path(args.src).name.split(".")[0].lower() or "model"  # a file's name without .safetensors, .gguf, ...
+    component = "" if args.component == "transformer" else "-" + args.component.replace("_", "-")
+    command = shlex.join(["python", "-m", "motif_lite.quantize", *argv, "-o", f"{source}{component}-{recipe}.gguf"])
+    return f"-o is missing: name the .gguf file to write, e.g. {command}"
+
+
 def chosen_recipe(args: argparse.Namespace) -> Recipe | TextRecipe:
     """The recipe that --type names (one: `_one_type`) for --component, else that component's default."""
     component = COMPONENTS[args.component]
@@ -228,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     if extras:
         hint = _hint(extras, typed=bool(args.type), known=_option_strings(parser))
         parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
-    if args.output is None:
-        parser.error("the following arguments are required: -o/--output")
+    if args.output is None:  # one line that says what to add, not argparse's usage and "required"
+        print(f"error: {missing_output(args, sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
+        return 2
     try:
         with signals_interrupt():  # kill, a closed terminal: OUT.tmp is removed, as for Ctrl-C
             run(args)

@@ -207,9 +207,14 @@ def check_output(
     """`out` as the file to write, expanded (`~`); a `ConfigError` for an output that cannot or must not be written:
     a folder, not named .gguf, the source itself, an existing file without `force`, a missing folder. The CLI calls
     it before its notes on the source, so that a refusal is not preceded by them; `quantize_checkpoint` again."""
+    folder_meant = str(out).endswith(("/", os.sep))  # `-o gguf/`: Path drops the slash, and the folder meant
     out = user_path(out)  # a quoted "~/x.gguf" reaches us unexpanded, as the source does
+    example = out / f"model-{recipe.name}.gguf"
     if out.is_dir():  # checked first: --force cannot replace a folder, and would fail only after all the work
-        raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {out / f'model-{recipe.name}.gguf'}")
+        raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {example}")
+    if folder_meant:  # not "name it out.gguf": the name was the folder's
+        raise ConfigError(f"{out} is not a folder; create it first (mkdir -p {shlex.quote(str(out))}) and name the "
+                          f".gguf file to write in it, e.g. {example}")  # fmt: skip
     if out.suffix.lower() != ".gguf":  # the loaders tell a GGUF by its name: any other would be read as safetensors
         raise ConfigError(f"{out}: the quantizer writes a GGUF file; name it .gguf, e.g. {out.with_suffix('.gguf')}")
     if source.is_gguf and out.exists() and out.samefile(source.path):  # even with --force: the source is read to

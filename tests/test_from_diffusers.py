@@ -20,6 +20,7 @@ from motif_lite.pipeline import MotifVideoPipeline as OurPipeline
 from motif_lite.pipeline.from_diffusers import (
     CALL_ADVICE,
     CALL_FIELDS,
+    FORMER_METHODS,
     LOAD_ADVICE,
     METHOD_ADVICE,
     RESULT_ADVICE,
@@ -337,3 +338,45 @@ def test_from_pretrained_says_the_load_pipeline_line():
     # Without a repo (or with one not a name), the line names the official repo rather than None.
     with pytest.raises(ConfigError, match=re.escape("pipe = load_pipeline('Motif-Technologies/Motif-Video-2B'), ")):
         OurPipeline.from_pretrained()
+
+
+def test_the_vae_methods_named_are_diffusers_and_not_ours():
+    from diffusers import AutoencoderKLWan
+
+    from motif_lite.vae import WanVAE
+    from motif_lite.vae.diffusers_habits import VAE_METHOD_ADVICE
+
+    for name in VAE_METHOD_ADVICE:
+        assert hasattr(AutoencoderKLWan, name), f"diffusers' VAE has no {name}"
+        assert not hasattr(WanVAE, name), f"ours has {name}: its advice would never be shown"
+    # diffusers' pipelines before 0.40 had them as their own methods; each is answered as the VAE's method is.
+    for name, vae_name in FORMER_METHODS.items():
+        assert vae_name in VAE_METHOD_ADVICE and name not in METHOD_ADVICE
+        assert not hasattr(OurPipeline, name) and not hasattr(MotifVideoPipeline, name), name
+
+
+def test_the_vae_and_the_pipeline_answer_diffusers_memory_savers():
+    # A notebook's `pipe.vae.enable_tiling()` (or the older `pipe.enable_vae_tiling()`) was a bare AttributeError.
+    from motif_lite.vae import WanVAE, WanVAEConfig
+
+    vae = WanVAE(WanVAEConfig(base_dim=8, z_dim=4, dim_mult=(1, 1), temperal_downsample=(True,),
+                              latents_mean=(0.0,) * 4, latents_std=(1.0,) * 4))  # fmt: skip
+    for name in ("enable_tiling", "disable_tiling"):
+        with pytest.raises(
+            AttributeError, match=rf"has no attribute '{name}': motif-lite's VAE decodes .*exact row bands"
+        ):
+            getattr(vae, name)()
+    with pytest.raises(AttributeError, match="decodes one video at a time"):
+        vae.enable_slicing()
+    assert not hasattr(vae, "enable_tiling")  # a plain AttributeError to hasattr
+    assert isinstance(vae.decoder, torch.nn.Module)  # nn.Module's own lookup of submodules is unchanged
+    with pytest.raises(AttributeError) as error:
+        vae.no_such_thing  # noqa: B018
+    assert str(error.value) == "'WanVAE' object has no attribute 'no_such_thing'"
+    pipe = OurPipeline.__new__(OurPipeline)  # no weights needed
+    with pytest.raises(AttributeError, match=r"'enable_vae_tiling': motif-lite's VAE decodes .*plan=plan_generation"):
+        pipe.enable_vae_tiling()
+    with pytest.raises(AttributeError, match="'enable_vae_slicing': motif-lite's VAE decodes one video at a time"):
+        pipe.enable_vae_slicing()
+    with pytest.raises(AttributeError, match="plan=plan_generation"):
+        pipe.enable_model_cpu_offload()

@@ -119,3 +119,64 @@ def test_batch_guidance_without_room_is_noted_only_when_a_step_is_guided(checkpo
     assert plan.cfg_batch == 1  # one prediction per forward, as a budget without room for two plans it
     batched, note = planned_batch_guidance(True, torch.device("cuda"), plan, settings(checkpoint, steps))
     assert not batched and (note is not None and note.startswith("--batch-guidance does not fit")) == noted
+
+
+def test_a_resumed_run_past_the_window_encodes_no_negative_prompt(checkpoint, tmp_path, monkeypatch):
+    # 4 steps guide step 2 alone: a run stopped after step 3 has no guided step left, and so, as a fresh run whose
+    # window holds no step, needs neither the negative prompt's encoding nor a batch-2 forward.
+    from motif_lite.io.latents import read_latents
+
+    def pipeline():
+        return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", batch_guidance=True)
+
+    def stop_after_step_3(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 3:
+            raise KeyboardInterrupt
+
+    def frames(folder: Path) -> np.ndarray:
+        return np.stack([np.asarray(_read(f)) for f in sorted(folder.glob("f_*.png"))])
+
+    pipe = pipeline()
+    (tmp_path / "whole").mkdir()
+    whole = pipe.generate(request(SOME_GUIDED, output=tmp_path / "whole" / "f_%03d.png"))
+    (tmp_path / "resumed").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(SOME_GUIDED, output=tmp_path / "resumed" / "f_%03d.png"), on_progress=stop_after_step_3)
+    (state,) = (tmp_path / "resumed").glob("*.latents.safetensors")
+    saved = read_latents(state)
+    assert saved.progress == (3, SOME_GUIDED)
+    fresh = pipeline()  # as `motif-lite run --resume` loads one: no prompt encoded yet
+    encode, calls = fresh.text_encoder.encode, []
+
+    def counted(prompts, *args, **kwargs):
+        calls.append(list(prompts))
+        return encode(prompts, *args, **kwargs)
+
+    monkeypatch.setattr(fresh.text_encoder, "encode", counted)
+    resumed = fresh.generate(GenerationRequest(**saved.request), resume=saved)
+    assert calls == [["a fox"]]  # the prompt alone, once
+    assert (whole.guidance_batch, resumed.guidance_batch) == (2, 1)
+    np.testing.assert_array_equal(frames(tmp_path / "resumed"), frames(tmp_path / "whole"))
+
+
+@pytest.mark.parametrize(("stopped_after", "rows"), [(1, "2 rows"), (3, "1 row")])
+def test_a_resumed_run_plans_a_batch_2_forward_only_when_a_step_left_is_guided(
+    checkpoint, tmp_path, capsys, stopped_after, rows
+):
+    # `run --resume`'s memory plan on a GPU: step 2 alone is guided, so a run stopped after step 3 plans one row per
+    # forward, as its pipeline runs; stopped after step 1, the guided step is still to come.
+    from motif_lite import cli
+
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+    def stop(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == stopped_after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(SOME_GUIDED, output=tmp_path / "fox.mp4"), on_progress=stop)
+    capsys.readouterr()
+    state = tmp_path / "fox.latents.safetensors"
+    assert cli.main(["run", "--resume", str(state), "--dry-run", "--device", "cuda", "--vram", "64"]) == 0
+    (plan,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Memory plan for")]
+    assert plan.endswith(f"{rows} per transformer forward"), plan

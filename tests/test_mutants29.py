@@ -132,7 +132,7 @@ def test_two_submissions_never_measure_with_the_tokenizer_at_once(monkeypatch, t
 
     monkeypatch.setattr(submission, "load_tokenizer", lambda root: object())
     monkeypatch.setattr(submission, "long_prompts", measuring)
-    notes = submission._LongPromptNotes()
+    notes = submission._PromptsCut()
     pipe = SimpleNamespace(sources=SimpleNamespace(root=tmp_path))
 
     def submit(prompt: str) -> threading.Thread:

@@ -273,6 +273,37 @@ def test_an_output_folder_that_is_a_file_or_missing_is_refused_before_quantizing
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fox.mp4"]
 
 
+def test_a_missing_output_says_the_command_with_an_o_that_runs(tiny, tmp_path, capsys, monkeypatch):
+    # It was argparse's usage line and "the following arguments are required: -o/--output": nothing on what to name.
+    import shlex
+
+    root = tiny[0]
+    monkeypatch.chdir(tmp_path)
+    assert main([str(root), "--type", "Q8_0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    command = shlex.join(["python", "-m", "motif_lite.quantize", str(root), "--type", "Q8_0", "--quiet"])
+    assert err == f"error: -o is missing: name the .gguf file to write, e.g. {command} -o {root.name}-Q8_0.gguf\n"
+    assert list(tmp_path.iterdir()) == []
+    suggested = shlex.split(err.split("e.g. ", 1)[1])[3:]  # the line as pasted, without `python -m ...`
+    assert main(suggested) == 0 and (tmp_path / f"{root.name}-Q8_0.gguf").is_file()
+    capsys.readouterr()
+    # The text encoder's file says so; a type that is refused leaves the type's place in the name to fill in.
+    for flags, name in ((["--component", "text_encoder"], "-text-encoder-Q8_0.gguf"), (["--type", "Q9"], "-TYPE.gguf")):
+        assert main([str(root), *flags]) == 2
+        assert capsys.readouterr().err.endswith(f" -o {root.name}{name}\n")
+
+
+def test_an_output_folder_not_there_yet_is_named_as_a_folder(tiny, tmp_path, capsys):
+    # `-o gguf/` (the folder meant) was told to name the file gguf.gguf, the folder's name as the file's.
+    assert main([str(tiny[0]), "-o", f"{tmp_path / 'gguf'}/", "--type", "Q8_0", "--quiet"]) == 2
+    folder = tmp_path / "gguf"
+    assert capsys.readouterr().err == (
+        f"error: {folder} is not a folder; create it first (mkdir -p {folder}) and name the .gguf file to write in "
+        f"it, e.g. {folder / 'model-Q8_0.gguf'}\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_output_not_named_gguf_is_refused_before_quantizing(tiny, tmp_path, capsys):
     # The loaders tell a GGUF by its name: a GGUF written as x.safetensors would later be read as safetensors.
     assert main([str(tiny[0]), "-o", str(tmp_path / "x.safetensors"), "--type", "Q8_0", "--quiet"]) == 2

@@ -406,8 +406,23 @@ def test_a_resumed_run_keeps_its_dtype_whatever_the_devices_default(stopped, cap
     # The stopped run was fp32: without --dtype the rest is sampled in fp32 too, not in the device's default.
     code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
     assert code == 0, err
-    assert "  dtype        flag       fp32  (--dtype)" in out.splitlines(), out
+    assert "  dtype        file       fp32  (fox.latents.safetensors)" in out.splitlines(), out
     assert "the run being resumed had" not in err
+
+
+@pytest.mark.parametrize("dtype", [None, "bf16"])
+def test_a_resumed_runs_settings_table_names_its_latents_file_as_the_source(stopped, capsys, dtype):
+    # Every row the latents file decided was labelled `flag`, as if given on this command line: the size, the steps,
+    # the negative prompt and the dtype (which resume_args puts into the flags); the checkpoint's rows stay its own.
+    given = ["--dtype", dtype] if dtype else []
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run", *given)
+    assert code == 0, err
+    table = [line for line in out.splitlines() if line.startswith("  ")]
+    rows = {line[2:14].strip(): line[15:25].strip() for line in table}  # row name: source
+    assert "file: fox.latents.safetensors;" in out
+    assert (rows["size"], rows["steps"], rows["negative"]) == ("file", "file", "file")
+    assert (rows["flow shift"], rows["guidance"]) == ("checkpoint", "checkpoint")  # the stopped run left them open
+    assert rows["dtype"] == ("flag" if dtype else "file")
 
 
 def a_lora(folder: Path) -> Path:

@@ -452,6 +452,7 @@ def test_a_prompt_the_text_encoder_cuts_is_a_note_when_the_job_is_submitted(serv
     assert code == 200 and video["status"] == "queued", video  # it runs, cut, as `motif-lite run` does
     said = "prompt is 626 tokens, over the text encoder's limit of 512: it reads up to '... red fox runs a red fox "
     assert video["notes"] == [said + "runs a' and drops the last 114; shorten the prompt to keep them"], video
+    assert server.store.get(video["id"]).prompt_warnings == ["prompt is 626 tokens; dropped the last 114 (limit 512)"]
     assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
     # A negative prompt only where the guidance reads it (a scale of 1: no guidance).
     for scale, notes in ((None, 1), (1, 0)):
@@ -475,6 +476,29 @@ def test_a_cut_prompt_is_said_once_in_the_log_and_kept_in_the_jobs_notes(server,
     said = [line for line in server.log if ": note: " in line]
     assert said == [f"{video.id}: note: {note}" for note in video.notes]  # the negative prompt's cut too: once
     assert [r.getMessage() for r in caplog.records if "tokens; dropped the last" in r.getMessage()] == []
+
+
+def test_the_worker_leaves_out_the_warnings_a_job_keeps_whatever_its_notes_say(pipe, checkpoint, tmp_path, caplog):
+    # The worker read the cut prompts back from the words of the job's notes (a regex on the submission's advice);
+    # the job keeps the text encoder's warnings themselves now, and the notes may say them in any words.
+    import logging
+
+    from motif_lite.encoders.text import load_tokenizer, long_prompts
+
+    tokenizer = load_tokenizer(checkpoint)
+    kept, logged = "a grey wolf walks " * 60 + "home", "a white owl flies " * 60 + "away"  # new to the pipe's cache
+    cuts = {prompt: long_prompts(tokenizer, {"prompt": prompt})["prompt"] for prompt in (kept, logged)}
+    warnings = {prompt: cut.warning("prompt") for prompt, cut in cuts.items()}
+    caplog.set_level(logging.WARNING, logger="motif_lite.encoders.text")
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        for prompt, said in ((kept, [warnings[kept]]), (logged, [])):  # the second one, a job that kept none
+            request = GenerationRequest(prompt, "blurry", width=48, height=32, frames=5, seed=1, steps=1)
+            settings = stored_settings(request)
+            notes = ["your prompt is cut"]  # in other words than the submission's
+            job = server.store.add(new_job_id(), "tiny", settings, False, 10, notes=notes, prompt_warnings=said)
+            server.worker.notify()
+            assert server.wait_status(job.id, ("completed",))["notes"] == notes
+    assert [r.getMessage() for r in caplog.records if "dropped the last" in r.getMessage()] == [warnings[logged]]
 
 
 def test_a_submission_measures_its_prompts_with_a_tokenizer_of_its_own(pipe, tmp_path, monkeypatch):
@@ -1385,6 +1409,32 @@ def test_a_database_without_the_notes_column_gets_it(tmp_path):
         assert store.add(new_job_id(), "tiny", SETTINGS, False, 10, notes=["a note"]).notes == ["a note"]
     finally:
         store.close()
+
+
+def test_a_data_folder_from_before_the_prompt_warnings_column_lists_and_serves_its_jobs(pipe, tmp_path):
+    # Version 8 keeps the text encoder's warnings on a job's cut prompts beside its notes; a server started again over
+    # a data folder of version 7 reads its jobs as holding none, lists them and runs them.
+    import sqlite3
+
+    store = JobStore(tmp_path)
+    settings = stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1, steps=1))
+    queued = store.add(new_job_id(), "tiny", settings, False, 10, notes=["a note"], prompt_warnings=["cut"]).id
+    store.close()
+    old = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    old.execute("ALTER TABLE jobs DROP COLUMN prompt_warnings")
+    old.execute("PRAGMA user_version=7")
+    old.commit()
+    old.close()
+    with InProcessServer(pipe, tmp_path) as server:
+        code, listing, _ = server.request("GET", "/v1/videos")
+        assert code == 200 and [(v["id"], v["notes"]) for v in listing["data"]] == [(queued, ["a note"])], listing
+        assert server.wait_status(queued, ("completed",))["notes"] == ["a note"]
+        assert server.store.get(queued).prompt_warnings == []
+        code, video, _ = server.request("GET", f"/v1/videos/{queued}/content")
+        assert code == 200 and video == server.store.video_path(queued).read_bytes()
+    database = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    assert database.execute("PRAGMA user_version").fetchone()[0] == jobs.SCHEMA_VERSION == 8
+    database.close()
 
 
 def test_a_database_of_a_newer_version_is_refused_and_left_as_it_is(tmp_path):

@@ -261,7 +261,7 @@ def test_a_data_folder_of_version_2_keeps_its_jobs_and_gains_loras(tmp_path):
     finally:
         store.close()
     database = sqlite3.connect(tmp_path / "jobs.sqlite3")
-    assert database.execute("PRAGMA user_version").fetchone()[0] == jobs.SCHEMA_VERSION == 7
+    assert database.execute("PRAGMA user_version").fetchone()[0] == jobs.SCHEMA_VERSION == 8
     database.close()
 
 

@@ -296,16 +296,3 @@ def test_weights_under_other_names_are_refused_not_loaded_random(ckpt, tmp_path,
     with caplog.at_level(logging.WARNING, "motif_lite"):
         load_text_encoder(ckpt, dtype=torch.float32)
     assert "lacks" not in caplog.text
-
-
-@pytest.mark.parametrize("label", ["prompt", "negative prompt"])
-def test_the_cuts_a_jobs_notes_say_give_the_encodes_own_warnings(label):
-    # The server logs a job's notes as it starts; the encode's warning on a cut a note says is left out then.
-    from motif_lite.encoders.text import PromptTruncation, warnings_noted
-
-    cut = PromptTruncation(tokens=626, kept=512, max_length=512, kept_ending="fox runs 'a' -W 64 -H 32; shorten the")
-    other = PromptTruncation(tokens=700, kept=510, max_length=512, kept_ending="snow")
-    notes = ["no size given: 48x32", cut.advice(label), cut.advice(label).replace("-W 64 -H 32", "size 64x32")]
-    assert warnings_noted(notes) == {cut.warning(label)}
-    assert warnings_noted([other.advice("negative prompt")]) == {other.warning("negative prompt")}
-    assert warnings_noted(["prompt is 626 tokens, over the text encoder's limit of 512"]) == set()

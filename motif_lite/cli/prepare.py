@@ -195,16 +195,27 @@ def planned_run(
 ) -> PlannedRun:
     """What the memory plan of the run the flags ask for is made for (its `plan()`, which raises when nothing fits);
     in a parallel run (`layout`) one rank's, which never batches the guidance branches (they run one call each, on
-    their own ranks with cfg 2): one row per forward. Only the main rank loads the text encoder (`text_encoder`);
-    the plans printed before a run are the main rank's."""
+    their own ranks with cfg 2): one row per forward. So does a resumed run with no guided step left. Only the main
+    rank loads the text encoder (`text_encoder`); the plans printed before a run are the main rank's."""
     from motif_lite.memory_advice import PlannedRun
 
+    batched = layout is None and _guided_step_left(args, request, sources)
     return PlannedRun(
         request, sources, dtype, device, vram_gib=args.vram, ram_gib=args.ram, kernels=args.kernels,
-        attention=args.attention, batch_guidance=False if layout is not None else args.batch_guidance,
+        attention=args.attention, batch_guidance=args.batch_guidance if batched else False,
         step_cache=bool(args.step_cache), sequence_parallel=layout.sp if layout is not None else 1,
         text_encoder=text_encoder,
     )  # fmt: skip
+
+
+def _guided_step_left(args: argparse.Namespace, request: GenerationRequest, sources: ModelSources) -> bool:
+    """Whether a step the run samples is guided: a run resumed past the guidance window's last step (`--resume`,
+    whose file `resume_args` read) has none, and plans no batch-2 forward, as the pipeline runs none."""
+    from motif_lite.sampling import needs_uncond
+    from motif_lite.settings import resolve_guidance
+
+    first = getattr(args, "resumed_at", 0)  # set by resume_args; absent for the commands that resume nothing
+    return first == 0 or needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps, first)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from motif_lite.cli.settings_from import Recalled
 from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest
 
@@ -73,7 +74,19 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     notes += changed_file_notes(saved.run, vars(args))
     notes += _step_cache_resumed(saved, args, given)
     args.weights = weight_files(args)
+    args.recalled = resumed_settings(saved, given)  # the settings table's rows of the file
+    args.resumed_at = done  # the first step sampled: the memory plan's guidance (`planned_run`)
     return saved, notes
+
+
+def resumed_settings(saved: SavedLatents, given: set[str]) -> Recalled:
+    """What a resumed run takes from its latents file, as the settings table shows it (source `file`): every field
+    of the request it holds (None: the checkpoint or the default decided, for the stopped run as for this one), and
+    its dtype unless --dtype is given again."""
+    taken = {field for field, value in saved.request.items() if value is not None}
+    if "dtype" not in given and saved.run.get("dtype") is not None:
+        taken.add("dtype")
+    return Recalled(saved.file, frozenset(taken), frozenset(), None, ())
 
 
 def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: set[str]) -> list[str]:

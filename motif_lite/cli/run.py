@@ -275,8 +275,8 @@ def _batch_videos_note(requests: list[GenerationRequest], drawn: bool) -> list[s
 
 
 def _recalled(args: argparse.Namespace) -> Recalled | None:
-    """What `--settings-from` took from its file (`main` reads it), else None (also for `args` that `main` never
-    saw, as a test's)."""
+    """What `--settings-from` took from its file (`main` reads it), or `--resume` from its latents file, else None
+    (also for `args` that `main` never saw, as a test's)."""
     return getattr(args, "recalled", None)
 
 

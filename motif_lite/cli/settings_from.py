@@ -34,13 +34,15 @@ _ROW_FIELDS = {
     "flow shift": ("flow_shift",),
     "guidance": _GUIDANCE_FIELDS,
     "negative": ("negative_prompt",),
+    "dtype": ("dtype",),  # a model flag: a resumed run's file gives it (`resumed_settings`)
 }
 
 
 @dataclass(frozen=True)
 class Recalled:
     """What `--settings-from` took from its file: the request fields (`taken`), those the file had that a flag
-    replaced (`overridden`), the file's `"model"` section (names only; None in a file without one) and the notes."""
+    replaced (`overridden`), the file's `"model"` section (names only; None in a file without one) and the notes.
+    Or what `--resume` took from its latents file (`resumed_settings`): no model section, no notes."""
 
     file: Path
     taken: frozenset[str]

@@ -16,8 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -213,24 +212,6 @@ def warnings_not_logged(said: Collection[str]) -> Iterator[None]:
     more words (`PromptTruncation.advice`)."""
     with filtered_log(log, lambda record: record.getMessage() not in said):
         yield
-
-
-# `PromptTruncation.advice` read back (the words it kept may hold anything, the server's rewording included).
-_ADVICE = re.compile(
-    r"(?P<label>.+?) is (?P<tokens>\d+) tokens, over the text encoder's limit of (?P<limit>\d+): it reads up to "
-    r"'\.\.\. .*' and drops the last (?P<dropped>\d+); shorten the (?P=label) to keep them",
-    re.DOTALL,
-)
-
-
-def warnings_noted(notes: Iterable[str]) -> set[str]:
-    """The `truncation_warning`s of the cuts that `notes` say already (`PromptTruncation.advice`, as a server job's
-    notes hold them from its submission), for `warnings_not_logged`."""
-    said = set()
-    for cut in filter(None, (_ADVICE.fullmatch(note) for note in notes)):
-        tokens, dropped = int(cut["tokens"]), int(cut["dropped"])
-        said.add(truncation_warning(cut["label"], tokens, tokens - dropped, int(cut["limit"])))
-    return said
 
 
 # A prompt of this many UTF-8 bytes or fewer is never over the limit: the tokenizer's byte fallback makes at most one

@@ -17,6 +17,7 @@ import torch
 
 from motif_lite.errors import ConfigError, shown
 from motif_lite.request import GenerationRequest
+from motif_lite.vae.diffusers_habits import vae_method_advice
 
 # diffusers' `MotifVideoPipeline.__call__` argument -> the `GenerationRequest` field that sets the same thing.
 CALL_FIELDS = {
@@ -93,6 +94,14 @@ METHOD_ADVICE = {
     "guider": "guidance is set by request fields: GenerationRequest(..., guidance='cfg', cfg_scale=5.0), or "
     "apg_eta, apg_norm_threshold, apg_momentum; without them the checkpoint's guider config decides",
     "components": "the loaded components are pipe.transformer, pipe.text_encoder and pipe.vae",
+}
+# The VAE's memory savers as diffusers' pipelines had them before 0.40 (removed since, still in many notebooks) ->
+# what its VAE's own methods (`pipe.vae.enable_tiling()`) are answered with.
+FORMER_METHODS = {
+    "enable_vae_tiling": "enable_tiling",
+    "disable_vae_tiling": "disable_tiling",
+    "enable_vae_slicing": "enable_slicing",
+    "disable_vae_slicing": "disable_slicing",
 }
 
 _HUB_ENVIRONMENT = "set in the environment before loading"
@@ -252,6 +261,8 @@ def _keyword_advice(function: Callable, keywords: Mapping[str, object], advice: 
 
 def method_advice(name: str) -> str | None:
     """What does here what diffusers' pipeline method `name` does; None for a name diffusers' pipelines lack."""
+    if name in FORMER_METHODS:
+        return vae_method_advice(FORMER_METHODS[name])
     return METHOD_ADVICE.get(name)
 
 

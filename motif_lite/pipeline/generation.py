@@ -344,7 +344,8 @@ class MotifVideoPipeline:
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
         with self._stage("encode", measures):
-            guided = needs_uncond(settings.guidance.value, request.steps)
+            # A resumed run past the guidance window needs no negative prompt, as a fresh run whose window holds none.
+            guided = needs_uncond(settings.guidance.value, request.steps, 0 if start is None else start.done)
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
             noise, cond = self._inputs(request, generator, progress, guided, clip)
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
@@ -595,8 +596,8 @@ class MotifVideoPipeline:
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
         guidance = settings.guidance.value
         cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
-        record = DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance, request.steps) else 1, None)
         first = 0 if start is None else start.done
+        record = DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance, request.steps, first) else 1, None)
         last = time.perf_counter()
 
         # A parallel run splits each forward over the ranks (no step cache, no batched guidance there: load_pipeline).

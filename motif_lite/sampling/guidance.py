@@ -113,10 +113,12 @@ def guided_steps(guidance: Guidance | None, steps: int) -> range:
     return range(int(guidance.start * steps), int(guidance.stop * steps))
 
 
-def needs_uncond(guidance: Guidance | None, steps: int) -> bool:
-    """Whether some step of a `steps`-step run is guided, so that the unconditional (negative prompt) prediction is
-    prepared for: its encoding, the batch-2 forward's memory, a rank of its own."""
-    return len(guided_steps(guidance, steps)) > 0
+def needs_uncond(guidance: Guidance | None, steps: int, first: int = 0) -> bool:
+    """Whether some step of a `steps`-step run from step `first` on (a resumed run's first step) is guided, so that
+    the unconditional (negative prompt) prediction is prepared for: its encoding, the batch-2 forward's memory, a
+    rank of its own."""
+    guided = guided_steps(guidance, steps)
+    return max(guided.start, first) < guided.stop
 
 
 def guidance_active(guidance: Guidance | None, step: int, steps: int) -> bool:

@@ -54,8 +54,8 @@ JOB_ID = re.compile(rf"^{_ID}$")
 # A file this store writes: named after its job's id, or the staged name of one (`.partial-PID-ID.mp4`, io.staging).
 JOB_FILE = re.compile(rf"^(?:{re.escape(PARTIAL_PREFIX)}(?:\d+-)?)?{_ID}\.")
 # 2: the notes column; 3: the loras column, and times as fractional seconds; 4: the extend and clip_frames columns;
-# 5: the crf column; 6: the remixed_from column; 7: the extend_file column
-SCHEMA_VERSION = 7
+# 5: the crf column; 6: the remixed_from column; 7: the extend_file column; 8: the prompt_warnings column
+SCHEMA_VERSION = 8
 VIDEO_SUFFIX = ".mp4"  # every job's video: H.264 in MP4, whatever its crf
 
 _SCHEMA = """
@@ -78,13 +78,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     crf INTEGER,                            -- the video encoder's constant-rate factor (NULL: the codec's default)
     remixed_from TEXT,                      -- the id of the job whose settings this one remixes (NULL: none)
     extend_file TEXT,                       -- JSON {name, sha256}: the uploaded video it goes on from (NULL: none)
+    prompt_warnings TEXT NOT NULL DEFAULT '[]', -- JSON: the text encoder's warnings on its cut prompts (its notes say)
     error_code TEXT,
     error_message TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 """
 # The columns added since the first version, in order, as `_SCHEMA` defines them. The jobs before each get its
-# default: no notes or LoRAs, no video extended, the codec's crf (as they were queued with), no remix.
+# default: no notes or LoRAs, no video extended, the codec's crf (as they were queued with), no remix, no prompt
+# warnings known (the encode logs them as it cuts, after the notes that said them: twice, as before).
 _ADDED_COLUMNS = {
     "notes": "TEXT NOT NULL DEFAULT '[]'",
     "loras": "TEXT NOT NULL DEFAULT '[]'",
@@ -93,6 +95,7 @@ _ADDED_COLUMNS = {
     "crf": "INTEGER",
     "remixed_from": "TEXT",
     "extend_file": "TEXT",
+    "prompt_warnings": "TEXT NOT NULL DEFAULT '[]'",
 }
 
 
@@ -126,6 +129,9 @@ class Job:
     # The uploaded video it goes on from instead of a video of this server: {"name": as sent, "sha256": ...}; its
     # frames are `clip_frames`, the file waits in inputs/ID.mp4 until the job ends.
     extend_file: dict[str, str] | None = None
+    # The warnings the text encoder logs as it cuts the job's prompts (`truncation_warning`), which its notes say
+    # already in more words: the worker keeps them out of its log.
+    prompt_warnings: list[str] = field(default_factory=list)
 
     @property
     def extends(self) -> bool:
@@ -158,7 +164,7 @@ class Job:
         return cls(**values)
 
 
-_JSON_COLUMNS = ("settings", "effective", "notes", "loras")
+_JSON_COLUMNS = ("settings", "effective", "notes", "loras", "prompt_warnings")
 _LAST_TIME = 253402300800  # 10000-01-01: the first moment a date (the API's times) cannot show
 
 
@@ -179,8 +185,8 @@ def _row_problem(values: dict[str, Any]) -> str | None:
         and is_number(settings.get("fps"))
         and settings["fps"] > 0,
         "effective is not an object": isinstance(values["effective"], dict),
-        "notes is not a list of texts": isinstance(values["notes"], list)
-        and all(isinstance(note, str) for note in values["notes"]),
+        "notes is not a list of texts": _is_texts(values["notes"]),
+        "prompt_warnings is not a list of texts": _is_texts(values["prompt_warnings"]),
         "loras is not a list of [file name, strength] pairs": isinstance(values["loras"], list)
         and all(_is_lora(pair) for pair in values["loras"]),
         "created_at is not a time": _is_time(values["created_at"]),
@@ -194,6 +200,10 @@ def _row_problem(values: dict[str, Any]) -> str | None:
         or _is_uploaded_file(values["extend_file"]),
     }
     return next((problem for problem, fine in checks.items() if not fine), None)
+
+
+def _is_texts(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(text, str) for text in value)
 
 
 def _is_time(value: object) -> bool:
@@ -385,11 +395,12 @@ class JobStore:
         remixed_from: str | None = None,
         extend_file: dict[str, str] | None = None,
         clip_frames: int | None = None,
+        prompt_warnings: list[str] | None = None,
     ) -> Job | None:
         """Queue a new job (going on from the video of `extend`, a completed job, or from the uploaded video
         `extend_file` ({name, sha256}) of `clip_frames` frames; its video written at `crf`, None: the codec's
-        default; `remixed_from`: the id of the job it remixes); None when `max_active` jobs are already queued or
-        running."""
+        default; `remixed_from`: the id of the job it remixes; `prompt_warnings`: what the text encoder will log as
+        it cuts its prompts, which `notes` say); None when `max_active` jobs are already queued or running."""
         if extend is not None:
             clip_frames = extend.frames_in_file
         with self._lock:
@@ -398,12 +409,12 @@ class JobStore:
                 return None
             self._db.execute(
                 "INSERT INTO jobs (id, status, created_at, model, settings, effective, has_image, notes, loras, "
-                "extend, clip_frames, crf, remixed_from, extend_file) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "extend, clip_frames, crf, remixed_from, extend_file, prompt_warnings) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_checked(job_id), QUEUED, time.time(), model, json.dumps(settings), json.dumps(effective or {}),
                  int(has_image), json.dumps(notes or []), json.dumps(loras or []),
                  None if extend is None else extend.id, clip_frames, crf, remixed_from,
-                 None if extend_file is None else json.dumps(extend_file)),
+                 None if extend_file is None else json.dumps(extend_file), json.dumps(prompt_warnings or [])),
             )  # fmt: skip
             return self._get(job_id)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from motif_lite.encoders.text import load_tokenizer, long_prompts
+from motif_lite.encoders.text import PromptTruncation, load_tokenizer, long_prompts
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.clip_upload import (
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
     """The API's `submit(body, remixed=None)` of jobs to `store`, with the server's `state` (its config and worker)."""
-    long_prompt_notes = _LongPromptNotes()
+    prompts_cut = _PromptsCut()
 
     def submit(body: CreateBody, remixed: Job | None = None) -> Job:
         """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while). Only
@@ -103,8 +103,9 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
                     param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
                 message = sides_as_size(str(exc), request.width, request.height)  # the API's field is `size`
                 raise ApiError(400, worded(message), param, "invalid_value") from exc
-            cut = long_prompt_notes(worker.pipe, run_settings)  # as `motif-lite run` says them before it loads
-            notes = [worded(note) for note in (*capped, *notes, *run_settings.notes, *cut)]
+            cut = prompts_cut(worker.pipe, run_settings)  # said as `motif-lite run` says them before it loads
+            advice = [truncation.advice(label) for label, truncation in cut.items()]
+            notes = [worded(note) for note in (*capped, *notes, *run_settings.notes, *advice)]
             if remixed is not None and uploaded is not None and (note := other_upload_note(remixed, uploaded)):
                 notes.append(note)
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
@@ -116,7 +117,8 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
                 settings[IMAGE_NAME_KEY] = body.image_name
             job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
                             notes, body.loras, extended, crf, remixed_from, uploaded,
-                            None if uploaded is None else clip.frames)  # fmt: skip
+                            None if uploaded is None else clip.frames,
+                            [truncation.warning(label) for label, truncation in cut.items()])  # fmt: skip
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
@@ -175,27 +177,29 @@ def _take_source_video(
     return _SourceVideo(None, None, {}, None, body.request_fields)
 
 
-class _LongPromptNotes:
-    """The notes on the prompts of a job that the text encoder will cut (the job runs, as `motif-lite run` goes on
-    after its warning), measured at submission: a client reads them at once, not only the server's log as the job is
-    encoded. With a tokenizer of its own, one job at a time: a fast tokenizer keeps its truncation as state, and two
-    threads calling one at once fail ("Already borrowed"), the worker's encode or a submission."""
+class _PromptsCut:
+    """The prompts of a job that the text encoder will cut (the job runs, as `motif-lite run` goes on after its
+    warning), measured at submission: its notes say them, so that a client reads them at once, not only the server's
+    log as the job is encoded; and the job keeps the encode's own warnings on them, which the worker then leaves out
+    of its log (the notes said them). With a tokenizer of its own, one job at a time: a fast tokenizer keeps its
+    truncation as state, and two threads calling one at once fail ("Already borrowed"), the worker's encode or a
+    submission."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tokenizer: PreTrainedTokenizerBase | None = None
 
-    def __call__(self, pipe: MotifVideoPipeline, settings: Settings) -> list[str]:
+    def __call__(self, pipe: MotifVideoPipeline, settings: Settings) -> dict[str, PromptTruncation]:
+        """label -> how the text encoder will cut it (`long_prompts`)."""
         if pipe.sources is None or pipe.sources.root is None:  # no checkpoint folder to read it from
-            return []
+            return {}
         with self._lock:
             if self._tokenizer is None:  # the checkpoint's, loaded once (seconds) by the first job's submission
                 try:
                     self._tokenizer = load_tokenizer(pipe.sources.root)
                 except MotifLiteError:  # gone from the folder since the model loaded: the encode warns as it cuts
-                    return []
-            cut = long_prompts(self._tokenizer, settings.encoded_prompts)
-        return [truncation.advice(label) for label, truncation in cut.items()]
+                    return {}
+            return long_prompts(self._tokenizer, settings.encoded_prompts)
 
 
 def _remove(paths: list[Path]) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.encoders.text import warnings_not_logged, warnings_noted
+from motif_lite.encoders.text import warnings_not_logged
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.clip import read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
@@ -181,7 +181,7 @@ class Worker:
             self._use_loras(job)
             try:
                 # The cut prompts its notes say (logged above) are not logged again as they are encoded.
-                with warnings_not_logged(warnings_noted(job.notes)):
+                with warnings_not_logged(job.prompt_warnings):
                     self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
                                        latents_file=state, clip=clip, crf=job.crf,
                                        stored_clip=stored_clip(job), stored_image=stored_image(job, image))  # fmt: skip

@@ -25,6 +25,7 @@ from motif_lite.vae.bands import (
     plan_encoder_bands,
 )
 from motif_lite.vae.config import WanVAEConfig
+from motif_lite.vae.diffusers_habits import vae_method_advice
 from motif_lite.vae.layers import CausalConv3d, CausalState, Downsample, MidBlock, ResidualBlock, RMSNorm, Upsample
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.tiling import VAETile, decode_tiled_step, tile_grid
@@ -207,6 +208,17 @@ class WanVAE(nn.Module):
         self.quant_conv = CausalConv3d(2 * z, 2 * z, 1)
         self.post_quant_conv = CausalConv3d(z, z, 1)
         self.decoder = Decoder(config)
+
+    def __getattr__(self, name: str) -> object:
+        """nn.Module's lookup of parameters and submodules; for a name it lacks that is a method of diffusers' VAE
+        (`enable_tiling`, ...), the error says what does the same here."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            advice = vae_method_advice(name)
+            if advice is None:
+                raise
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}: {advice}", name=name, obj=self)
 
     def drop_encoder(self) -> None:
         """Free the encoder (decode-only use); `encode` raises afterwards."""
