@@ -1043,6 +1043,29 @@ def test_a_prompt_that_names_a_file_gets_a_note(checkpoint, tmp_path, capsys, mo
     assert "note: the negative prompt is the text 'prompt.txt'; to read a negative prompt from a file use -n" in err
 
 
+def test_a_size_given_on_one_side_names_the_other_side_that_keeps_the_shape(checkpoint, tmp_path, capsys, monkeypatch):
+    # `-W 832` alone made 832x736 without a word (the default height), where other tools' "keep proportions" or the
+    # README's `-W 832 -H 480` taught the user to expect 832x480.
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "-m", str(checkpoint[0]), "-p", PROMPT, "--dry-run", "--device", "cpu", "--video-frames", "9"]
+    assert cli.main([*args, "-W", "832"]) == 0
+    err = capsys.readouterr().err  # 832 * 736 / 1280 = 478.4, and 480 is the nearest multiple of 16
+    assert "note: -W 832 is given without -H, so -H is the default 736 (832x736); -H 480 keeps the official shape" \
+        " (1280x736) at that width" in err, err  # fmt: skip
+    # In image-to-video the image's shape, upright: a phone photo stored 120x80 and tagged "turn 90 degrees" is 80x120.
+    photo = PIL.Image.new("RGB", (120, 80), (200, 90, 40))
+    exif = photo.getexif()
+    exif[0x0112] = 6  # EXIF orientation: rotate 90 degrees clockwise to show
+    photo.save(tmp_path / "photo.jpg", exif=exif)
+    assert cli.main([*args, "-H", "480", "-i", "photo.jpg"]) == 0
+    err = capsys.readouterr().err  # 480 * 80 / 120 = 320
+    assert "note: -H 480 is given without -W, so -W is the default 1280 (1280x480); -W 320 keeps the image's shape" \
+        " (80x120) at that height" in err, err  # fmt: skip
+    for both_or_fitting in (["-W", "832", "-H", "480"], ["-W", "1280"], []):
+        assert cli.main([*args, *both_or_fitting]) == 0
+        assert "is given without" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("mode", ["--mode", "-M"])
 def test_stable_diffusion_cpp_mode_is_not_read_as_model(capsys, mode):
     # sd.cpp's -M/--mode: --mode was expanded to --model ("error: no such checkpoint directory: vid_gen").

@@ -64,6 +64,15 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
 
 
+def upright_size(path: str | Path) -> tuple[int, int]:
+    """The (width, height) a readable image is used at, upright as its EXIF orientation says (5 to 8 turn it a
+    quarter), from its header alone: `read_image` decodes every pixel, which a huge photo makes slow."""
+    with open_image(user_path(path), f"input image {path}") as image:
+        width, height = image.size
+        quarter_turn = image.getexif().get(PIL.ExifTags.Base.Orientation, 1) in range(5, 9)
+    return (height, width) if quarter_turn else (width, height)
+
+
 NO_IMAGE = "give the path of an image file, or leave image out (None) for a video from the prompt alone"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif")
 
