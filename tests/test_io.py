@@ -265,6 +265,30 @@ def test_check_output_path_errors(tmp_path, name, message):
 
 
 @pytest.mark.parametrize(
+    ("name", "placeholder", "ours"),
+    [
+        ("f_####.png", "####", "f_%04d.png"),  # Blender's, Nuke's: one digit per #
+        ("f_#.png", "#", "f_%d.png"),
+        ("f_{:05d}.png", "{:05d}", "f_%05d.png"),  # Python's format
+        ("f_{}.png", "{}", "f_%03d.png"),  # no width stated: three digits, as out_%03d.png
+        ("f_%04i.png", "%04i", "f_%04d.png"),  # printf's too, but ffmpeg's image names take only %d
+        ("f_*.png", "*", "f_%03d.png"),  # how a folder of frames is listed
+    ],
+)
+def test_another_tools_frame_number_is_told_ours(tmp_path, name, placeholder, ours):
+    # `-o f_####.png` was "one image, and this video has 9 frames ... e.g. f_####_%03d.png": the placeholder kept,
+    # and a second frame number added after it.
+    with pytest.raises(MotifLiteError) as refused:
+        check_output_path(tmp_path / name, 9)
+    assert str(refused.value) == (
+        f"{name} writes its frame number as another tool does ({placeholder}); motif-lite's PNG sequences write it "
+        f"as printf's {ours.removeprefix('f_').removesuffix('.png')}: -o {tmp_path / ours}"
+    )
+    if "%" not in name:  # a one-frame video may have a # or * in its one image's name
+        assert check_output_path(tmp_path / name, 1)
+
+
+@pytest.mark.parametrize(
     ("typed", "message"),
     [
         (
