@@ -542,6 +542,12 @@ def test_what_the_conversion_drops_is_noted(tmp_path):
     assert note.startswith("the image has transparent pixels: its alpha channel is dropped")
     (note,) = read_image(tmp_path / "anim.gif")[1]
     assert note == "the image has 2 frames: the first one is the video's first frame"
+    # A CMYK JPEG (made for print) was converted without a word, its colours off from a viewer's (profile ignored).
+    PIL.Image.new("CMYK", (8, 8), (0, 200, 200, 0)).save(tmp_path / "print.jpg")
+    (note,) = read_image(tmp_path / "print.jpg")[1]
+    assert note.startswith("the image is CMYK (print colours): it becomes RGB by a plain formula without its colour")
+    PIL.Image.new("RGB", (8, 8), (255, 55, 55)).save(tmp_path / "screen.jpg")
+    assert read_image(tmp_path / "screen.jpg")[1] == []
     _, notes = GenerationRequest("x", width=16, height=16, frames=5, image=tmp_path / "cutout.png",
                                  output=tmp_path / "a.mp4").resolve()  # fmt: skip
     assert any(n.startswith("the image has transparent pixels") for n in notes)
