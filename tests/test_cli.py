@@ -440,7 +440,6 @@ def test_a_prompts_word_that_names_a_folder_here_stays_part_of_the_prompt(tmp_pa
     ("command", "hint"),
     [
         ("generate", "is run: motif-lite run -p"),
-        ("help", "motif-lite --help"),
         ("download", "hf download command"),
         ("version", "the version is a flag: motif-lite --version"),  # not "did you mean verify"
     ],
@@ -449,6 +448,21 @@ def test_other_tools_command_names_get_ours(capsys, command, hint):
     assert cli.main([command, "-p", "x"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.startswith(f"motif-lite: error: there is no '{command}' command; ") and hint in err, err
+
+
+def test_help_as_a_command_shows_that_commands_help(capsys):
+    # `motif-lite help run` (pip's, git's and cargo's way) was an error that sent the user to `run --help`.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    run_help = capsys.readouterr().out
+    assert cli.main(["help", "run"]) == 0
+    assert capsys.readouterr().out == run_help
+    assert cli.main(["help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: motif-lite [-h] [--version] COMMAND ...")
+    assert cli.main(["help", "rnu"]) == cli.EXIT_USER_ERROR
+    assert "there is no 'rnu' command: did you mean motif-lite run" in capsys.readouterr().err
+    assert cli.main(["help", "foo"]) == cli.EXIT_USER_ERROR
+    assert "the commands are run, decode, check, verify, serve" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
