@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.common import free_output
 from motif_lite.errors import counted
 from motif_lite.paths import user_path
-from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
+from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
 
 if TYPE_CHECKING:
     from motif_lite.io.clip import Clip
@@ -125,7 +125,7 @@ def resolve_requests(
 def one_side_notes(args: argparse.Namespace, request: GenerationRequest) -> list[str]:
     """The note for a size given on one side only (`-W 832`): the other side stays the default (736), not the one
     that keeps the shape, which other tools' "keep proportions" may have taught; it names that side, for the first
-    frame's shape in image-to-video, else the official 1280x736's. None when both or neither side was given (from
+    frame's shape in image-to-video, else the official 1280x736's. Empty when both or neither side was given (from
     the command line, --settings-from's file or --extend's clip) or when the default keeps the shape already."""
     from motif_lite.cli.run_flags import run_flags_given
 
@@ -156,8 +156,6 @@ def one_side_notes(args: argparse.Namespace, request: GenerationRequest) -> list
 
 def _side(exact: float) -> int:
     """A side of the video as near `exact` as the model allows: a multiple of 16, at least 16."""
-    from motif_lite.request import SIZE_MULTIPLE
-
     return max(SIZE_MULTIPLE, round(exact / SIZE_MULTIPLE) * SIZE_MULTIPLE)
 
 
