@@ -440,7 +440,6 @@ def test_a_prompts_word_that_names_a_folder_here_stays_part_of_the_prompt(tmp_pa
     ("command", "hint"),
     [
         ("generate", "is run: motif-lite run -p"),
-        ("help", "motif-lite --help"),
         ("download", "hf download command"),
         ("version", "the version is a flag: motif-lite --version"),  # not "did you mean verify"
     ],
@@ -449,6 +448,21 @@ def test_other_tools_command_names_get_ours(capsys, command, hint):
     assert cli.main([command, "-p", "x"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.startswith(f"motif-lite: error: there is no '{command}' command; ") and hint in err, err
+
+
+def test_help_as_a_command_shows_that_commands_help(capsys):
+    # `motif-lite help run` (pip's, git's and cargo's way) was an error that sent the user to `run --help`.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    run_help = capsys.readouterr().out
+    assert cli.main(["help", "run"]) == 0
+    assert capsys.readouterr().out == run_help
+    assert cli.main(["help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: motif-lite [-h] [--version] COMMAND ...")
+    assert cli.main(["help", "rnu"]) == cli.EXIT_USER_ERROR
+    assert "there is no 'rnu' command: did you mean motif-lite run" in capsys.readouterr().err
+    assert cli.main(["help", "foo"]) == cli.EXIT_USER_ERROR
+    assert "the commands are run, decode, check, verify, serve" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -1041,6 +1055,29 @@ def test_a_prompt_that_names_a_file_gets_a_note(checkpoint, tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "the prompt is the text" not in err
     assert "note: the negative prompt is the text 'prompt.txt'; to read a negative prompt from a file use -n" in err
+
+
+def test_a_size_given_on_one_side_names_the_other_side_that_keeps_the_shape(checkpoint, tmp_path, capsys, monkeypatch):
+    # `-W 832` alone made 832x736 without a word (the default height), where other tools' "keep proportions" or the
+    # README's `-W 832 -H 480` taught the user to expect 832x480.
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "-m", str(checkpoint[0]), "-p", PROMPT, "--dry-run", "--device", "cpu", "--video-frames", "9"]
+    assert cli.main([*args, "-W", "832"]) == 0
+    err = capsys.readouterr().err  # 832 * 736 / 1280 = 478.4, and 480 is the nearest multiple of 16
+    assert "note: -W 832 is given without -H, so -H is the default 736 (832x736); -H 480 keeps the official shape" \
+        " (1280x736) at that width" in err, err  # fmt: skip
+    # In image-to-video the image's shape, upright: a phone photo stored 120x80 and tagged "turn 90 degrees" is 80x120.
+    photo = PIL.Image.new("RGB", (120, 80), (200, 90, 40))
+    exif = photo.getexif()
+    exif[0x0112] = 6  # EXIF orientation: rotate 90 degrees clockwise to show
+    photo.save(tmp_path / "photo.jpg", exif=exif)
+    assert cli.main([*args, "-H", "480", "-i", "photo.jpg"]) == 0
+    err = capsys.readouterr().err  # 480 * 80 / 120 = 320
+    assert "note: -H 480 is given without -W, so -W is the default 1280 (1280x480); -W 320 keeps the image's shape" \
+        " (80x120) at that height" in err, err  # fmt: skip
+    for both_or_fitting in (["-W", "832", "-H", "480"], ["-W", "1280"], []):
+        assert cli.main([*args, *both_or_fitting]) == 0
+        assert "is given without" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mode", ["--mode", "-M"])

@@ -311,6 +311,8 @@ def fill_placeholders(example: Example, program: str, argv: list[str]) -> tuple[
 def parse_motif_lite(argv: list[str]) -> argparse.Namespace | None:
     """`argv` parsed as `motif_lite.cli.main` parses it (None for --help and --version); a refusal raises
     `ParseError` with argparse's message."""
+    if argv[:1] == ["help"]:  # `motif-lite help [COMMAND]` shows that command's --help
+        return parse_motif_lite([*argv[1:2], "--help"])
     parser = motif_lite_parser()
     hint = unknown_flags.other_command(argv)
     if hint is not None:

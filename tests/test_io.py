@@ -265,6 +265,30 @@ def test_check_output_path_errors(tmp_path, name, message):
 
 
 @pytest.mark.parametrize(
+    ("name", "placeholder", "ours"),
+    [
+        ("f_####.png", "####", "f_%04d.png"),  # Blender's, Nuke's: one digit per #
+        ("f_#.png", "#", "f_%d.png"),
+        ("f_{:05d}.png", "{:05d}", "f_%05d.png"),  # Python's format
+        ("f_{}.png", "{}", "f_%03d.png"),  # no width stated: three digits, as out_%03d.png
+        ("f_%04i.png", "%04i", "f_%04d.png"),  # printf's too, but ffmpeg's image names take only %d
+        ("f_*.png", "*", "f_%03d.png"),  # how a folder of frames is listed
+    ],
+)
+def test_another_tools_frame_number_is_told_ours(tmp_path, name, placeholder, ours):
+    # `-o f_####.png` was "one image, and this video has 9 frames ... e.g. f_####_%03d.png": the placeholder kept,
+    # and a second frame number added after it.
+    with pytest.raises(MotifLiteError) as refused:
+        check_output_path(tmp_path / name, 9)
+    assert str(refused.value) == (
+        f"{name} writes its frame number as another tool does ({placeholder}); motif-lite's PNG sequences write it "
+        f"as printf's {ours.removeprefix('f_').removesuffix('.png')}: -o {tmp_path / ours}"
+    )
+    if "%" not in name:  # a one-frame video may have a # or * in its one image's name
+        assert check_output_path(tmp_path / name, 1)
+
+
+@pytest.mark.parametrize(
     ("typed", "message"),
     [
         (
@@ -518,6 +542,12 @@ def test_what_the_conversion_drops_is_noted(tmp_path):
     assert note.startswith("the image has transparent pixels: its alpha channel is dropped")
     (note,) = read_image(tmp_path / "anim.gif")[1]
     assert note == "the image has 2 frames: the first one is the video's first frame"
+    # A CMYK JPEG (made for print) was converted without a word, its colours off from a viewer's (profile ignored).
+    PIL.Image.new("CMYK", (8, 8), (0, 200, 200, 0)).save(tmp_path / "print.jpg")
+    (note,) = read_image(tmp_path / "print.jpg")[1]
+    assert note.startswith("the image is CMYK (print colours): it becomes RGB by a plain formula without its colour")
+    PIL.Image.new("RGB", (8, 8), (255, 55, 55)).save(tmp_path / "screen.jpg")
+    assert read_image(tmp_path / "screen.jpg")[1] == []
     _, notes = GenerationRequest("x", width=16, height=16, frames=5, image=tmp_path / "cutout.png",
                                  output=tmp_path / "a.mp4").resolve()  # fmt: skip
     assert any(n.startswith("the image has transparent pixels") for n in notes)

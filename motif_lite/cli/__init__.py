@@ -99,12 +99,30 @@ def escape_what_stdout_cannot_encode() -> None:
         sys.stdout.reconfigure(errors="backslashreplace")
 
 
+def _help(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
+    """`motif-lite help [COMMAND]`, as pip, git and cargo take it: the command's --help, or the program's without
+    one. A word that is no command gets the typo hint (`help rnu`: did you mean run) or the list of commands."""
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    if not argv:
+        parser.print_help()
+        return 0
+    if argv[0] in commands.choices:
+        commands.choices[argv[0]].print_help()
+        return 0
+    hint = unknown_flags.misspelled_command(argv[:1], parser)
+    print(hint or f"motif-lite: error: there is no '{argv[0]}' command; the commands are "
+          f"{', '.join(commands.choices)}: motif-lite help COMMAND", file=sys.stderr)  # fmt: skip
+    return EXIT_USER_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `quantize` / `convert` (what stable-diffusion.cpp and llama.cpp users type) are a program of their own here, and
     # `run`'s flags without `run` (as sd.cpp's `sd` takes them) lack the command, and `chek` is a typo of one; argparse
     # alone would answer "invalid choice" with the list of subcommands.
+    if argv[:1] == ["help"]:
+        return _help(parser, argv[1:])
     hint = (
         unknown_flags.other_command(argv)
         or unknown_flags.misspelled_command(argv, parser)

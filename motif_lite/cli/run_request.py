@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.common import free_output
 from motif_lite.errors import counted
 from motif_lite.paths import user_path
-from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
+from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
 
 if TYPE_CHECKING:
     from motif_lite.io.clip import Clip
@@ -113,12 +113,50 @@ def resolve_requests(
         notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
         notes += [note] if args.output is not None and (note := replaced_files_note(outputs, args.dry_run)) else []
         notes += prompt_file_notes(args)
+        notes += one_side_notes(args, request)
     except BaseException:
         if claim and args.output is None and not args.dry_run:  # refused after all: the names go back
             release_claims(outputs)
         raise
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
+
+
+def one_side_notes(args: argparse.Namespace, request: GenerationRequest) -> list[str]:
+    """The note for a size given on one side only (`-W 832`): the other side stays the default (736), not the one
+    that keeps the shape, which other tools' "keep proportions" may have taught; it names that side, for the first
+    frame's shape in image-to-video, else the official 1280x736's. Empty when both or neither side was given (from
+    the command line, --settings-from's file or --extend's clip) or when the default keeps the shape already."""
+    from motif_lite.cli.run_flags import run_flags_given
+
+    _, given = run_flags_given(args)
+    recalled = getattr(args, "recalled", None)
+    given |= recalled.taken if recalled is not None else frozenset()
+    if ("width" in given) == ("height" in given) or args.extend is not None or args.resume is not None:
+        return []
+    if request.image is not None:
+        from motif_lite.io.image import upright_size
+
+        (shape_w, shape_h), whose = upright_size(request.image), "the image's"
+    else:
+        shape_w, shape_h, whose = REQUEST_DEFAULTS.width, REQUEST_DEFAULTS.height, "the official"
+    if "width" in given:
+        flag, missing, other = f"-W {request.width}", "-H", _side(request.width * shape_h / shape_w)
+        default, fitting, side = request.height, f"-H {other}", "width"
+    else:
+        flag, missing, other = f"-H {request.height}", "-W", _side(request.height * shape_w / shape_h)
+        default, fitting, side = request.width, f"-W {other}", "height"
+    if other == default:
+        return []
+    return [
+        f"{flag} is given without {missing}, so {missing} is the default {default} ({request.width}x"
+        f"{request.height}); {fitting} keeps {whose} shape ({shape_w}x{shape_h}) at that {side}"
+    ]
+
+
+def _side(exact: float) -> int:
+    """A side of the video as near `exact` as the model allows: a multiple of 16, at least 16."""
+    return max(SIZE_MULTIPLE, round(exact / SIZE_MULTIPLE) * SIZE_MULTIPLE)
 
 
 def free_batch_outputs(wanted: Path, count: int, dry_run: bool, claim: bool = False) -> tuple[list[Path], str | None]:

@@ -251,7 +251,6 @@ OTHER_TOOLS_COMMANDS = {"quantize": "python -m motif_lite.quantize", "convert": 
 # Commands people type that motif-lite names otherwise.
 OTHER_COMMAND_NAMES = {
     "generate": 'the command that makes a video is run: motif-lite run -p "..."',
-    "help": "help is a flag: motif-lite --help, or motif-lite run --help for a command's",
     "download": "a run downloads what it needs; motif-lite check -m FOLDER prints the hf download command for "
     "whatever a local checkpoint lacks",
     "version": "the version is a flag: motif-lite --version",  # a close match of "verify", which it is not

@@ -50,7 +50,7 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
         raise MotifLiteError(f"input image {path} is empty (0 bytes): save or copy the image again, then give it")
     try:
         with open_image(path, f"input image {path}") as image:
-            notes = _transparency_notes(image)
+            notes = _transparency_notes(image) + _print_colour_notes(image)
             if getattr(image, "n_frames", 1) > 1:  # an animated GIF or WebP, a multi-page TIFF
                 notes.append(f"the image has {image.n_frames} frames: the first one is the video's first frame")
             upright = PIL.ImageOps.exif_transpose(image)  # loads the pixels, so the file can be closed here
@@ -62,6 +62,15 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
         raise MotifLiteError(f"cannot read image {path}: {why or exc}") from exc
     except (OSError, ValueError) as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
+
+
+def upright_size(path: str | Path) -> tuple[int, int]:
+    """The (width, height) a readable image is used at, upright as its EXIF orientation says (5 to 8 turn it a
+    quarter), from its header alone: `read_image` decodes every pixel, which a huge photo makes slow."""
+    with open_image(user_path(path), f"input image {path}") as image:
+        width, height = image.size
+        quarter_turn = image.getexif().get(PIL.ExifTags.Base.Orientation, 1) in range(5, 9)
+    return (height, width) if quarter_turn else (width, height)
 
 
 NO_IMAGE = "give the path of an image file, or leave image out (None) for a video from the prompt alone"
@@ -246,6 +255,19 @@ def _transparency_notes(image: PIL.Image.Image) -> list[str]:
     return [
         "the image has transparent pixels: its alpha channel is dropped (as the reference pipeline does), so the "
         "colours stored under them show in the first frame, often black; flatten it onto a background first"
+    ]
+
+
+def _print_colour_notes(image: PIL.Image.Image) -> list[str]:
+    """A note for a CMYK image (a JPEG or TIFF made for print): like the reference (diffusers' `load_image`), Pillow
+    turns it into RGB by a plain formula that ignores its colour profile, where photo viewers use the profile, so the
+    first frame's colours may be visibly off from what the user saw."""
+    if image.mode != "CMYK":
+        return []
+    return [
+        "the image is CMYK (print colours): it becomes RGB by a plain formula without its colour profile (as the "
+        "reference pipeline does), so its colours may differ from what a photo viewer shows; save it as an RGB "
+        "JPEG or PNG first"
     ]
 
 

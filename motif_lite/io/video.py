@@ -204,6 +204,13 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; {_instead_of(path)}")
     patterns = FRAME_PATTERN.findall(path.name)
+    foreign = _foreign_frame_number(path.name) if suffix == ".png" and not patterns else None
+    if foreign is not None and ((frames or 1) > 1 or "%" in path.name):  # one frame: `f_#.png` may be a plain name
+        placeholder, ours = foreign
+        raise MotifLiteError(
+            f"{path.name} writes its frame number as another tool does ({placeholder}); motif-lite's PNG sequences "
+            f"write it as printf's {ours}: -o {quoted(path.with_name(path.name.replace(placeholder, ours, 1)))}"
+        )
     if suffix == ".png" and (len(patterns) > 1 or path.name.count("%") != len(patterns)):
         raise MotifLiteError(
             f"a PNG sequence's name holds one frame-number pattern and no other %, got {path.name!r}; e.g. out_%03d.png"
@@ -226,6 +233,25 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
     return True
+
+
+# Other tools' frame-number placeholders: Blender's, Nuke's and Houdini's `####` (one digit per #), Python's
+# `{:04d}` or `{}`, C's `%04i`, and a shell glob's `*` (how a folder of frames is listed, not named).
+_FOREIGN_FRAME_NUMBER = re.compile(r"#+|\{(?::0?(\d*)d?)?\}|%(0?\d*)[iu]|\*")
+
+
+def _foreign_frame_number(name: str) -> tuple[str, str] | None:
+    """(the first of another tool's frame-number placeholders in `name`, the printf pattern that means the same),
+    e.g. ("####", "%04d"); None without one. A placeholder of no stated width gets three digits, as out_%03d.png."""
+    found = _FOREIGN_FRAME_NUMBER.search(name)
+    if found is None:
+        return None
+    placeholder, braces_width, printf_width = found.group(0), found.group(1), found.group(2)
+    if placeholder.startswith("#"):
+        digits = str(len(placeholder)) if len(placeholder) > 1 else ""
+    else:
+        digits = (braces_width or printf_width or "").lstrip("0") or ("" if printf_width is not None else "3")
+    return placeholder, f"%0{digits}d" if digits else "%d"
 
 
 def _instead_of(path: Path) -> str:
