@@ -262,6 +262,27 @@ def test_a_video_too_large_names_the_longest_and_the_largest_that_fit():
         plan(1280, 736, 121, 0.2)
 
 
+@pytest.mark.parametrize("vram", [3.0, 3.1])
+def test_the_longest_video_named_is_the_longest_even_where_a_shorter_one_does_not_fit(vram):
+    # Triton's tuning buffer comes with some token counts only (the last token piece of 1280x736x113 is 224 tokens,
+    # which the fused GEMM tunes for): at --vram 3.1 1280x736x117 fits and 113 does not, where a bisection of the
+    # lengths named 109; at --vram 3 113 fits only without the buffer. Every length the advice passes over must not
+    # fit, and the one it names must.
+    tuning = 256 * 2**20
+    with pytest.raises(MotifLiteError) as err:
+        plan(1280, 736, 121, vram, autotune_bytes=tuning)
+    frames = int(re.search(r"At this budget 1280x736x(\d+) or", str(err.value)).group(1))
+    assert plan(1280, 736, frames, vram, autotune_bytes=tuning)
+    for longer in range(frames + 4, 121, 4):
+        with pytest.raises(MotifLiteError, match="needs at least"):
+            plan(1280, 736, longer, vram, autotune_bytes=tuning)
+    if vram == 3.1:  # the case is real: a shorter length than the one named does not fit
+        with pytest.raises(MotifLiteError, match="needs at least"):
+            plan(1280, 736, 113, vram, autotune_bytes=tuning)
+    else:  # and the bound without the buffer is not taken for a fit
+        assert plan(1280, 736, 113, vram)
+
+
 def test_a_video_too_large_names_the_vram_that_plans_it_and_the_free_memory_that_needs():
     # "or allow more memory" said neither how nor how much: now the flag, the smallest plan's peak rounded up (a
     # budget of that many GiB holds it) and the free memory a run needs for that budget (x1.08, the reserve).

@@ -511,7 +511,9 @@ def plan_memory(
     if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
         raise ConfigError(f"bad sizes: cfg_batch={cfg_batch}, weight_bytes={weight_bytes}, text={text_encoder_bytes}")
 
-    def candidates(width: int, height: int, frames: int) -> Iterator[tuple[Plan, GenerationSizes, _Choice]]:
+    def candidates(
+        width: int, height: int, frames: int, tuning_bytes: int = autotune_bytes
+    ) -> Iterator[tuple[Plan, GenerationSizes, _Choice]]:
         """Every plan of the ladder for a video size, fastest first (the same models and settings)."""
         sizes = generation_sizes(
             width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
@@ -524,7 +526,7 @@ def plan_memory(
             for batch in dict.fromkeys((cfg_batch, 1)):
                 stages = _stage_estimates(
                     sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace_bytes, step_cache,
-                    autotune_bytes, text_encoder_quantized,
+                    tuning_bytes, text_encoder_quantized,
                 )  # fmt: skip
                 plan = Plan(
                     width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
@@ -547,9 +549,13 @@ def plan_memory(
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.peak_bytes)
 
-    def fits(width: int, height: int, frames: int) -> bool:
+    def fits(width: int, height: int, frames: int, tuning: bool) -> bool:
+        """Whether a plan of this size fits the budget; tuning=False: without Triton's tuning buffer."""
+        tuning_bytes = autotune_bytes if tuning else 0
         try:
-            return any(plan.peak_bytes <= budget_bytes for plan, _, _ in candidates(width, height, frames))
+            return any(
+                plan.peak_bytes <= budget_bytes for plan, _, _ in candidates(width, height, frames, tuning_bytes)
+            )
         except MotifLiteError:  # a size the pipeline cannot make at all
             return False
 
@@ -688,15 +694,20 @@ SMALLEST_ADVISED = 128  # pixels on the longer side: the smallest size the advic
 
 
 def _what_fits(
-    fits: Callable[[int, int, int], bool], width: int, height: int, frames: int, vae_config: WanVAEConfig, step: int
+    fits: Callable[[int, int, int, bool], bool],
+    width: int,
+    height: int,
+    frames: int,
+    vae_config: WanVAEConfig,
+    step: int,
 ) -> str:
     """Advice for a video too large for the budget: the most frames at this size, and the largest size of this
     aspect (`step` pixels apart on the longer side: the size multiple, 16) at this length, that `fits` (device
-    peak only); found by bisection, as peaks grow with both."""
+    peak only; its last argument False: without Triton's tuning buffer)."""
     ways = []
     # k + 1 latent frames (4k+1 frames), up to one latent frame fewer than this video's
     top = vae_config.latent_frames(frames) - 2
-    longest = _largest(lambda k: fits(width, height, vae_config.video_frames(k + 1)), top)
+    longest = _largest(lambda k, tuning: fits(width, height, vae_config.video_frames(k + 1), tuning), top)
     if longest is not None:
         ways.append(f"{width}x{height}x{vae_config.video_frames(longest + 1)}")
 
@@ -706,7 +717,7 @@ def _what_fits(
         return size if width >= height else size[::-1]
 
     count = max(0, (max(width, height) - SMALLEST_ADVISED) // step)  # sizes down to SMALLEST_ADVISED on the longer side
-    smaller = _largest(lambda i: fits(*scaled(count - 1 - i), frames), count - 1)  # bisection wants "fits" first
+    smaller = _largest(lambda i, tuning: fits(*scaled(count - 1 - i), frames, tuning), count - 1)  # 0: the smallest
     if smaller is not None:
         ways.append("{}x{}x{}".format(*scaled(count - 1 - smaller), frames))
     if not ways:
@@ -738,15 +749,17 @@ def more_budget(peak_bytes: int, cuda: bool = True) -> str:
     )
 
 
-def _largest(fits: Callable[[int], bool], top: int) -> int | None:
-    """The largest i in 0..top with fits(i), for a `fits` that holds up to some i and not above; None if none."""
-    if top < 0 or not fits(0):
+def _largest(fits: Callable[[int, bool], bool], top: int) -> int | None:
+    """The largest i in 0..top with fits(i, True); None if none. Peaks grow with the size but for Triton's tuning
+    buffer, which only some token counts bring (docs/memory.md): fits(i, False), without it, holds up to some i and
+    not above, so it is bisected, and the sizes below its limit are tried down to the first that fits with it."""
+    if top < 0 or not fits(0, False):
         return None
-    low, high = 0, top  # fits(low) holds
+    low, high = 0, top  # fits(low, False) holds
     while low < high:
         middle = (low + high + 1) // 2
-        low, high = (middle, high) if fits(middle) else (low, middle - 1)
-    return low
+        low, high = (middle, high) if fits(middle, False) else (low, middle - 1)
+    return next((i for i in range(low, -1, -1) if fits(i, True)), None)
 
 
 @dataclass
