@@ -11,7 +11,7 @@ from gguf import quants as gguf_quants
 from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from motif_lite.errors import ConfigError
-from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, tensor_class
+from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, search, tensor_class
 from motif_lite.quantize.recipes import fit_row, keep_fallbacks
 
 # Relative RMSE bounds, a few % above what these encoders measure on the fixed data below
@@ -115,6 +115,15 @@ def test_affine_k_quants_decode_to_llama_cpps_reference_values(qtype):
     sub_block = llama_kquants.AFFINE_K_QUANTS[qtype].sub_block
     same = (ours == llama_kquants.decoded_reference(x, qtype)).reshape(-1, sub_block).all(axis=1)
     assert same.mean() > 0.9
+
+
+def test_q6_k_blocks_below_llama_cpps_epsilon_are_zero_bytes():
+    # llama.cpp's Q6_K encoder stores a super-block whose largest sub-block scale is under GROUP_MAX_EPS as all
+    # zero bytes; values of 2e-14 need a scale of 2e-14/32, under that epsilon, yet are not zero themselves.
+    x = np.zeros((2, 256), np.float32)
+    x[1] = 2e-14
+    assert search.symmetric_scale(torch.from_numpy(x[1:]).reshape(-1, 16), 32).abs().max() < search.GROUP_MAX_EPS
+    assert not quantize_tensor(x, Q.Q6_K).any()
 
 
 def test_torch_bf16_input_matches_float32_numpy():
