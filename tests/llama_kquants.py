@@ -1,7 +1,7 @@
-"""An independent, one-sub-block-at-a-time model of llama.cpp's reference encoders for the affine K-quants
-(`quantize_row_q2_K_ref`, `quantize_row_q4_K_ref`, `quantize_row_q5_K_ref` with `make_qkx2_quants`), written
-from ggml-quants.c's description as plain float32 numpy loops. The tests compare motif-lite's vectorized encoder
-with it: what it returns is the values a llama.cpp-made file would decode to.
+"""An independent, one-sub-block-at-a-time model of llama.cpp's reference K-quant encoders
+(`quantize_row_q{2,3,4,5,6}_K_ref` with `make_qkx2_quants`, `make_q3_quants`, `make_qx_quants`), written from
+ggml-quants.c's description as plain float32 numpy loops. The tests compare motif-lite's vectorized encoder with
+it: what it returns is the values a llama.cpp-made file would decode to.
 """
 
 from __future__ import annotations
@@ -100,8 +100,99 @@ def _super_block(x: np.ndarray, kind: AffineKQuant) -> np.ndarray:
     return out.reshape(-1)
 
 
+GROUP_MAX_EPS = F32(1e-15)
+
+
+def _signed_absmax(x: np.ndarray) -> F32:
+    return x[np.argmax(np.abs(x))]  # the first of equal magnitudes, as a strict `>` scan keeps
+
+
+def _symmetric_levels(x: np.ndarray, inverse_step: F32, nmax: int) -> np.ndarray:
+    return np.clip(np.rint(inverse_step * x), -nmax, nmax - 1).astype(F32)
+
+
+def q6_scale(x: np.ndarray) -> F32:
+    """Q6_K's sub-block scale: 19 candidate grids around −32/max, kept by the x²-weighted energy explained."""
+    nmax, top = 32, _signed_absmax(x)
+    if abs(top) < GROUP_MAX_EPS:
+        return F32(0)
+    w = x * x
+    best_scale, best = F32(0), None
+    for step in [0, *range(-9, 0), *range(1, 10)]:
+        levels = _symmetric_levels(x, -F32(nmax + 0.1 * step) / top, nmax)
+        sum_lx, sum_l2 = (w * x * levels).sum(dtype=F32), (w * levels * levels).sum(dtype=F32)
+        if best is None:
+            best_scale = sum_lx / sum_l2 if sum_l2 else F32(0)
+            best = best_scale * sum_lx
+        elif sum_l2 > 0 and sum_lx * sum_lx > best * sum_l2:
+            best_scale = sum_lx / sum_l2
+            best = best_scale * sum_lx
+    return best_scale
+
+
+def q3_scale(x: np.ndarray) -> F32:
+    """Q3_K's sub-block scale: levels from −4/max, then up to 5 passes that move one level at a time to the
+    value the current least-squares scale asks for, kept when the x²-weighted energy explained grows."""
+    nmax, top = 4, _signed_absmax(x)
+    if abs(top) < GROUP_MAX_EPS:
+        return F32(0)
+    w = x * x
+    levels = _symmetric_levels(x, -F32(nmax) / top, nmax)
+    sum_lx, sum_l2 = (w * x * levels).sum(dtype=F32), (w * levels * levels).sum(dtype=F32)
+    for _ in range(5):
+        changed = False
+        for i in range(len(x)):
+            lx = sum_lx - w[i] * x[i] * levels[i]
+            if lx <= 0:
+                continue
+            l2 = sum_l2 - w[i] * levels[i] * levels[i]
+            new = F32(np.clip(np.rint(x[i] * l2 / lx), -nmax, nmax - 1))
+            if new == levels[i]:
+                continue
+            lx, l2 = lx + w[i] * x[i] * new, l2 + w[i] * new * new
+            if l2 > 0 and lx * lx * sum_l2 > sum_lx * sum_lx * l2:
+                levels[i], sum_lx, sum_l2, changed = new, lx, l2, True
+        if not changed:
+            break
+    return sum_lx / sum_l2
+
+
+@dataclass(frozen=True)
+class SymmetricKQuant:
+    nmax: int  # levels −nmax..nmax−1
+    code_max: int  # sub-block scale codes −code_max..code_max−1 against the super-block's largest
+    scale: Callable[[np.ndarray], F32]
+    zero_below_eps: bool  # Q6_K stores a super-block of scales under GROUP_MAX_EPS as zeros
+
+
+SYMMETRIC_K_QUANTS = {
+    GGMLQuantizationType.Q3_K: SymmetricKQuant(4, 32, q3_scale, False),
+    GGMLQuantizationType.Q6_K: SymmetricKQuant(32, 128, q6_scale, True),
+}
+
+
+def _symmetric_super_block(x: np.ndarray, kind: SymmetricKQuant) -> np.ndarray:
+    subs = x.reshape(-1, 16)
+    scales = np.array([kind.scale(sub) for sub in subs], F32)
+    top = _signed_absmax(scales)
+    if not top or (kind.zero_below_eps and abs(top) < GROUP_MAX_EPS):
+        return np.zeros_like(x)
+    inverse = -F32(kind.code_max) / top
+    codes = np.clip(np.rint(inverse * scales), -kind.code_max, kind.code_max - 1)
+    d = _fp16(F32(1) / inverse)
+    out = np.zeros_like(subs)
+    for j, sub in enumerate(subs):
+        step = d * F32(codes[j])
+        if step:
+            out[j] = step * np.clip(np.rint(sub / step), -kind.nmax, kind.nmax - 1).astype(F32)
+    return out.reshape(-1)
+
+
 def decoded_reference(x: np.ndarray, qtype: GGMLQuantizationType) -> np.ndarray:
     """The values llama.cpp's reference encoder of `qtype` gives `x` (float32, last dim a multiple of 256)."""
-    kind = AFFINE_K_QUANTS[qtype]
     blocks = x.astype(F32).reshape(-1, 256)
-    return np.stack([_super_block(block, kind) for block in blocks]).reshape(x.shape)
+    if qtype in SYMMETRIC_K_QUANTS:
+        decoded = [_symmetric_super_block(block, SYMMETRIC_K_QUANTS[qtype]) for block in blocks]
+    else:
+        decoded = [_super_block(block, AFFINE_K_QUANTS[qtype]) for block in blocks]
+    return np.stack(decoded).reshape(x.shape)
