@@ -62,18 +62,26 @@ def affine_scale_min(
     returned min is >= 0 (it is subtracted), because the offset may never be positive.
     """
     lo = x.amin(1, keepdim=True).clamp(max=0)
-    span = x.amax(1, keepdim=True) - lo
+    hi = x.amax(1, keepdim=True)
+    span = hi - lo
     flat = span == 0
     span = torch.where(flat, torch.ones_like(span), span)
-    shifted = x - lo  # levels are round(shifted * candidate inverse scale)
     wx = w * x
     sum_w, sum_x, sum_x2 = w.sum(1, keepdim=True), wx.sum(1, keepdim=True), (wx * x).sum(1, keepdim=True)
 
     scale, offset = span / nmax, lo
-    levels = torch.round(shifted * (nmax / span)).clamp_(0, nmax)
+    levels = torch.round((x - lo) * (nmax / span)).clamp_(0, nmax)
     best = _weighted_error(scale * levels + offset - x, w, use_mad)
     for step in range(nstep + 1):
-        levels = torch.round(shifted * ((rmin + rdelta * step + nmax) / span)).clamp_(0, nmax)
+        # Each candidate grid spans [best offset so far, max], as llama.cpp's `min` moves with every improvement;
+        # a grid of no width gives all-zero levels, which the least squares then refuses (no candidate).
+        width = hi - offset
+        usable = width > 0
+        # Tensor over tensor: torch computes a scalar over a tensor as the scalar times the reciprocal, an ulp
+        # off llama.cpp's division, which moves levels at a rounding tie.
+        inv = torch.full_like(width, rmin + rdelta * step + nmax) / torch.where(usable, width, 1.0)
+        inv = torch.where(usable, inv, 0.0)
+        levels = torch.round((x - offset) * inv).clamp_(0, nmax)
         wl = w * levels
         sum_l, sum_l2, sum_xl = wl.sum(1, keepdim=True), (wl * levels).sum(1, keepdim=True), (wx * levels).sum(1, True)
         cand_scale, cand_offset = _least_squares_affine(sum_w, sum_x, sum_l, sum_l2, sum_xl)

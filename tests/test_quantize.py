@@ -1,5 +1,6 @@
 """K-quant encoders and recipes: round trips through gguf-py's decoder (the format's ground truth)."""
 
+import llama_kquants
 import numpy as np
 import pytest
 import quantize_helpers
@@ -10,7 +11,7 @@ from gguf import quants as gguf_quants
 from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from motif_lite.errors import ConfigError
-from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, tensor_class
+from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, search, tensor_class
 from motif_lite.quantize.recipes import fit_row, keep_fallbacks
 
 # Relative RMSE bounds, a few % above what these encoders measure on the fixed data below
@@ -101,6 +102,48 @@ def test_degenerate_blocks(qtype):
     assert np.abs(approx[3, 7] - 1e3) < 0.05 * 1e3
     assert np.abs(approx[1] - 0.5).max() < 0.05
     assert np.abs(approx[2, :256] + 0.25).max() < 0.05
+
+
+def _same_as_llama_cpp(x: np.ndarray, qtype: Q) -> float:
+    """The share of sub-blocks that decode to the values llama.cpp's reference encoder gives them."""
+    ours = gguf_quants.dequantize(quantize_tensor(x, qtype), qtype)
+    sub_block = 32 if qtype in (Q.Q4_K, Q.Q5_K) else 16
+    return float((ours == llama_kquants.decoded_reference(x, qtype)).reshape(-1, sub_block).all(axis=1).mean())
+
+
+@pytest.mark.parametrize("qtype", K_QUANTS, ids=lambda q: q.name)
+def test_k_quants_decode_to_llama_cpps_reference_values(qtype):
+    # Against a plain per-sub-block model of llama.cpp's encoders (their importance weights, candidate grids or
+    # level moves, super-block codes): a different search or weighting changes 5 % of the sub-blocks or more.
+    # A few may differ either way: fits whose errors tie within float32 rounding (llama.cpp sums in another
+    # order, and Q4_K/Q5_K's error from the sums loses a few digits): up to 2.2 % of them here.
+    assert _same_as_llama_cpp(_data("gauss")[:8], qtype) > 0.96
+
+
+@pytest.mark.parametrize("qtype", [Q.Q2_K, Q.Q4_K, Q.Q5_K], ids=lambda q: q.name)
+def test_all_positive_sub_blocks_are_fitted_as_llama_cpp_fits_them(qtype):
+    # Values all above 0: the least-squares offset comes out positive, which the format cannot hold, so the
+    # scale is refitted through 0 (up to 5 % of the fits tie here; a search without the refit matches 20 % or less).
+    assert _same_as_llama_cpp(np.abs(_data("gauss")[:4]) + 0.5, qtype) > 0.85
+
+
+@pytest.mark.parametrize("qtype", [Q.Q3_K, Q.Q6_K], ids=lambda q: q.name)
+def test_opposite_extremes_are_fitted_as_llama_cpp_fits_them(qtype):
+    # Levels run from -n to n-1: with +m and -m in a sub-block, the one that is not taken as the maximum would
+    # want level n, which every candidate scale's fit must clamp to n-1 as the stored levels are (all match here).
+    x = _data("gauss")[:4].reshape(-1, 16)
+    top = np.abs(x).max(axis=1)
+    x[:, 3], x[:, 9] = top, -top
+    assert _same_as_llama_cpp(x.reshape(4, -1), qtype) > 0.9
+
+
+def test_q6_k_blocks_below_llama_cpps_epsilon_are_zero_bytes():
+    # llama.cpp's Q6_K encoder stores a super-block whose largest sub-block scale is under GROUP_MAX_EPS as all
+    # zero bytes; values of 2e-14 need a scale of 2e-14/32, under that epsilon, yet are not zero themselves.
+    x = np.zeros((2, 256), np.float32)
+    x[1] = 2e-14
+    assert search.symmetric_scale(torch.from_numpy(x[1:]).reshape(-1, 16), 32).abs().max() < search.GROUP_MAX_EPS
+    assert not quantize_tensor(x, Q.Q6_K).any()
 
 
 def test_torch_bf16_input_matches_float32_numpy():

@@ -22,7 +22,7 @@ from motif_lite.vae.bands import LevelShape, plan_bands
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.layers import CausalState, RMSNorm
 from motif_lite.vae.model import WanVAE
-from motif_lite.vae.tiling import blend_weights, tile_spans
+from motif_lite.vae.tiling import blend_weights, decode_tiled_step, tile_grid, tile_spans
 
 TINY = dict(
     base_dim=8,
@@ -203,6 +203,28 @@ def test_tile_blend_weights_sum_to_one():
         for i, (start, end) in enumerate(spans):
             total[start * 8 : end * 8] += blend_weights(spans, i, 8)
         assert torch.allclose(total, torch.ones_like(total), atol=1e-6), (length, tile)
+
+
+def test_tile_grid_weights_sum_to_one_over_a_frame_wider_than_high():
+    # Rows and columns have different spans here: each tile's weight must take its row's ramps and its column's.
+    tile, scale = VAETile(8, 3), 4
+    total = torch.zeros(20 * scale, 33 * scale)
+    for place in tile_grid(20, 33, tile, scale):
+        total[place.pixels] += place.weight
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
+
+
+def test_tiled_step_of_a_pointwise_decoder_is_the_whole_frames_decode():
+    # A decoder that upsamples each latent pixel on its own gives the same pixels whichever tile computes them,
+    # so the blend must give back the untiled output, at any spatial factor (a VAE with fewer stages has 4).
+    scale = 4
+
+    def step(z: torch.Tensor, state: object) -> torch.Tensor:
+        return z[:, :3].repeat_interleave(scale, dim=3).repeat_interleave(scale, dim=4)
+
+    z = torch.randn(1, 4, 1, 11, 19)
+    tiled = decode_tiled_step(step, z, {}, VAETile(6, 2), scale)
+    assert torch.allclose(tiled, step(z, None), atol=1e-6)
 
 
 def test_bad_tile_and_latents(tiny):
