@@ -31,6 +31,7 @@ from motif_lite.cli.kernel_cache import writable_kernel_cache
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
 from motif_lite.cli.prepare import (
     figures_on_out_of_memory,
+    first_step,
     loading_notes,
     plan_if_budget,
     planned_run,
@@ -238,7 +239,7 @@ def dry_run(
         raise DeviceError(absent)
     dtype_setting = resolve_dtype(args.dtype, device if here else None)  # a GPU not here: its default is unknown
     dtype = dtype_setting.value
-    settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting)
+    settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting, first_step(args))
     print_notes([*sources.notes, *settings.notes])
     for label, truncation in prompts_cut(args.model, sources.root, settings.encoded_prompts).items():
         print(f"warning: {truncation.advice(label)}", file=sys.stderr)
@@ -415,7 +416,7 @@ def _generate(
     sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
-    settings = resolve_settings(request, sources.configs, sources.transformer)
+    settings = resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args))
     if recalled := _recalled(args):
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
     print_notes(loading_notes(sources, device, args.device, settings.notes), say)  # before loading
