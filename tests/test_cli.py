@@ -236,8 +236,16 @@ def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys,
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["run", "-p", "x", "--seed", seed])
     err = capsys.readouterr().err
-    hint = f"-s/--seed: must be a whole number from 0 to 4294967295, or -1 for a random seed (printed), got {seed!r}"
+    hint = f"-s/--seed: must be a whole number from 0 to 4294967295, or -1 for a random seed, got {seed!r}"
     assert exit_info.value.code == 2 and hint in err, err
+
+
+@pytest.mark.parametrize("seed", ["4294967296", "-5"])
+def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number(capsys, seed):
+    # argparse refuses a word, the request a number out of range: one wording for both, not two.
+    assert cli.main(["run", "-p", "x", "--seed", seed, "--dry-run"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"error: --seed must be a whole number from 0 to 4294967295, or -1 for a random seed, got {seed}" in err
 
 
 @pytest.mark.parametrize(
