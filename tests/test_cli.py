@@ -1011,6 +1011,44 @@ def test_runs_started_at_the_same_moment_take_different_default_names(tmp_path, 
     assert all((tmp_path / name).stat().st_size == 0 for name in first + second)
 
 
+def test_a_second_run_given_the_same_o_is_refused_while_the_first_writes_it(checkpoint, tmp_path, capsys, monkeypatch):
+    # Two runs with one -o (a script's `&`) both ran, and the last to finish replaced the other's video. The first
+    # run's claim (here one made in this process, as a run holds it) refuses the second before anything loads.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.video import claim_named_output, release_named_claims
+
+    def stop_here(*args, **kwargs):
+        raise MotifLiteError("stop here")
+
+    monkeypatch.setattr(pipeline, "load_pipeline", stop_here)
+    output = tmp_path / "fox.mp4"
+    claim_named_output(output)  # the first run, writing fox.mp4
+    err = assert_user_error(capsys, cli.main(run_args(checkpoint[0], output)), f"another run (process {os.getpid()})")
+    assert f"is writing {output}: give this run another -o" in err and "stop here" not in err, err
+    release_named_claims([output])  # the first run ended: the name is free, and the run goes on to load
+    assert_user_error(capsys, cli.main(run_args(checkpoint[0], output)), "stop here")
+    assert not any(tmp_path.iterdir())  # its own claim released as it ended
+
+
+@pytest.mark.parametrize("output", ["fox.mp4", "f_%03d.png"])
+def test_a_claim_of_an_o_left_by_a_killed_run_is_taken_over(tmp_path, output):
+    # A run killed outright (kill -9) cannot remove its claim: a process no longer running holds no name.
+    import socket
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.video import WRITING_PREFIX, claim_named_output, release_named_claims
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    marker = tmp_path / f"{WRITING_PREFIX}{output}"
+    marker.write_text(f"{int(gone.stdout)} {socket.gethostname()}\n")
+    claim_named_output(tmp_path / output)
+    assert marker.read_text().split() == [str(os.getpid()), socket.gethostname()]
+    with pytest.raises(MotifLiteError, match="another run"):  # this process's claim is no stale one
+        claim_named_output(tmp_path / output)
+    release_named_claims([tmp_path / output])
+    assert not marker.exists()
+
+
 def test_a_run_that_fails_frees_the_default_name_it_claimed(checkpoint, tmp_path, capsys, monkeypatch):
     # The claim (an empty output.mp4) must not outlive a run that wrote no video: the next run would take
     # output-2.mp4, beside an empty output.mp4.

@@ -130,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.cli import use_expandable_segments
-    from motif_lite.io.video import check_crf, release_claims
+    from motif_lite.io.video import check_crf, release_claims, release_named_claims
 
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
@@ -147,8 +147,9 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     parallel, requests, notes = _resolve(args, unresolved, session, layout, clip, left_behind)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     main_rank = parallel is None or parallel.is_main
-    # The default names the main rank claimed (empty files): freed again unless a video replaced them.
-    claimed = [r.output for r in requests] if main_rank and args.output is None and not args.dry_run else []
+    # The default names the main rank claimed (empty files): freed again unless a video replaced them; the names
+    # given with -o it claimed (`claim_named_output`): freed as the run ends.
+    claimed = [r.output for r in requests] if main_rank and not args.dry_run else []
     on_preview = None
     try:
         say = print if main_rank else _quiet
@@ -169,7 +170,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     finally:
         if on_preview is not None:
             on_preview.close()
-        release_claims(claimed)
+        release_claims(claimed if args.output is None else [])
+        release_named_claims(claimed if args.output is not None else [])
 
 
 def _resolve(
