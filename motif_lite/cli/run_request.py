@@ -91,8 +91,9 @@ def resolve_requests(
     SEED+1, ... and files numbered -1, -2, ... before the extension; without -o, names that do not replace an
     earlier video, and with `claim` (a run, not a dry run) taken at once (`io.video.claim`): the caller releases
     them (`io.video.release_claims`); names given with -o are claimed too, and refused where another run writes
-    one (`io.video.claim_named_output`; released with `io.video.release_named_claims`). `clip`: the clip `--extend` names, as `take_clip_defaults` read it.
-    `claimed`: a name this run holds already (the claim a stopped run being resumed left: `claim_left_behind`)."""
+    one (`io.video.claim_named_output`; released with `io.video.release_named_claims`). `clip`: the clip
+    `--extend` names, as `take_clip_defaults` read it. `claimed`: a name this run holds already (the claim a stopped
+    run being resumed left: `claim_left_behind`)."""
     import dataclasses
 
     from motif_lite.io.preview import check_previews_come
