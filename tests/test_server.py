@@ -417,6 +417,10 @@ def test_form_values_are_parsed_and_checked(server):
     body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "two"}, {})
     code, error, _ = server.request("POST", "/v1/videos", body, headers)
     assert code == 400 and error["error"]["message"] == "steps must be an integer, got 'two'"
+    body, headers = multipart({"prompt": PROMPT, "size": "48x32", "seed": "random"}, {})
+    code, error, _ = server.request("POST", "/v1/videos", body, headers)  # as `motif-lite run --seed random` says
+    seed = "seed must be a whole number from 0 to 4294967295, or -1 for a random seed, got 'random'"
+    assert code == 400 and error["error"]["message"] == seed
     body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "3", "flow_shift": ""}, {})
     code, video, _ = server.request("POST", "/v1/videos", body, headers)  # "" = not given (the SDK's None)
     assert code == 200 and video["settings"]["steps"] == 3 and video["settings"]["flow_shift"] == 15.0  # checkpoint
