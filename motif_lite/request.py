@@ -48,6 +48,8 @@ I2V_SHIFT = 8.0  # ComfyUI I2V README and workflow
 SIZE_MULTIPLE = 16  # VAE downsampling 8 x transformer patch 2
 TEMPORAL_FACTOR = 4  # the VAE compresses 4 frames into one latent frame (plus the first)
 MAX_SEED = 2**32 - 1
+# What a seed may be, in the words every refusal uses (the command line's, the request's, the server's).
+SEED_RANGE = f"a whole number from 0 to {MAX_SEED}, or -1 for a random seed"
 # Bounds far beyond any real use, for values that would otherwise run and fail late, or never end (a server's worker
 # held for good). Steps: 20 times the official 50 (as many as the scheduler's training timesteps).
 MAX_STEPS = 1000
@@ -644,8 +646,7 @@ def _resolve_seed(seed: int | None) -> int:
             # Only Python passes a generator: the line to give is Python's.
             raise RequestError(f"seed takes a number, not a generator: give seed={seed.initial_seed()}, "
                                f"{_SEED_OF_GENERATOR}")  # fmt: skip
-        seed_range = f"an integer in [0, {MAX_SEED}] or -1 (random)"
-        raise RequestError(f"{setting_name('seed')} must be {seed_range}, got {seed!r}")
+        raise RequestError(f"{setting_name('seed')} must be {SEED_RANGE}, got {seed!r}")
     return seed
 
 

@@ -216,6 +216,7 @@ class Settings:
     notes: tuple[str, ...] = ()  # what the user should know (a checkpoint value ignored, ...)
     schedule: ScheduleOptions = ScheduleOptions()  # the scheduler config's other options (`schedule_for`)
     dtype: Setting[torch.dtype] | None = None  # the compute dtype, where the caller knows it (`resolve_dtype`)
+    first_step: int = 0  # a resumed run's first step: the steps before it were sampled by the run that stopped
 
     @property
     def solver(self) -> str:
@@ -225,8 +226,9 @@ class Settings:
     @property
     def encoded_prompts(self) -> dict[str, str]:
         """The texts the video's encode reads, by the label the text encoder's warnings give them: the prompt, and
-        the negative prompt where the guidance needs its prediction (`needs_uncond`, as the pipeline decides)."""
-        guided = needs_uncond(self.guidance.value, self.request.steps)
+        the negative prompt where a step left to sample needs its prediction (`needs_uncond`, as the pipeline
+        decides: a run resumed past the guidance window needs none)."""
+        guided = needs_uncond(self.guidance.value, self.request.steps, self.first_step)
         request = self.request
         return {"prompt": request.prompt, **({"negative prompt": request.negative_prompt} if guided else {})}
 
@@ -264,12 +266,13 @@ def resolve_settings(
     configs: CheckpointConfigs,
     transformer: Setting[TransformerConfig] | None = None,
     dtype: Setting[torch.dtype] | None = None,
+    first_step: int = 0,
 ) -> Settings:
     """The effective settings of `request` on a checkpoint whose configs are `configs`.
 
     `transformer`: where the transformer config came from when the caller resolved it (e.g. for a GGUF file);
     by default the checkpoint's `transformer/config.json`, else the official architecture. `dtype`: the run's
-    compute dtype (`resolve_dtype`), a row of the table when given.
+    compute dtype (`resolve_dtype`), a row of the table when given. `first_step`: a resumed run's first step.
     """
     notes: list[str] = []
     shift = resolve_flow_shift(request, configs.scheduler_shift, notes)
@@ -307,7 +310,9 @@ def resolve_settings(
             "only; leave out the first-frame image"
         )
     components = _components(configs)
-    return Settings(request, sampler, shift, guidance, transformer, components, tuple(notes), schedule, dtype)
+    return Settings(
+        request, sampler, shift, guidance, transformer, components, tuple(notes), schedule, dtype, first_step
+    )
 
 
 def resolve_dtype(given: torch.dtype | str | None, device: torch.device | None) -> Setting[torch.dtype]:

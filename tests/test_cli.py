@@ -236,8 +236,16 @@ def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys,
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["run", "-p", "x", "--seed", seed])
     err = capsys.readouterr().err
-    hint = f"-s/--seed: must be a whole number from 0 to 4294967295, or -1 for a random seed (printed), got {seed!r}"
+    hint = f"-s/--seed: must be a whole number from 0 to 4294967295, or -1 for a random seed, got {seed!r}"
     assert exit_info.value.code == 2 and hint in err, err
+
+
+@pytest.mark.parametrize("seed", ["4294967296", "-5"])
+def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number(capsys, seed):
+    # argparse refuses a word, the request a number out of range: one wording for both, not two.
+    assert cli.main(["run", "-p", "x", "--seed", seed, "--dry-run"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"error: --seed must be a whole number from 0 to 4294967295, or -1 for a random seed, got {seed}" in err
 
 
 @pytest.mark.parametrize(
@@ -460,7 +468,8 @@ def test_help_as_a_command_shows_that_commands_help(capsys):
     assert cli.main(["help"]) == 0
     assert capsys.readouterr().out.startswith("usage: motif-lite [-h] [--version] COMMAND ...")
     assert cli.main(["help", "rnu"]) == cli.EXIT_USER_ERROR
-    assert "there is no 'rnu' command: did you mean motif-lite run" in capsys.readouterr().err
+    # The line meant is the help one: `motif-lite run` alone would start a run (here: ask for a prompt).
+    assert capsys.readouterr().err.strip().endswith("there is no 'rnu' command: did you mean motif-lite help run")
     assert cli.main(["help", "foo"]) == cli.EXIT_USER_ERROR
     assert "the commands are run, decode, check, verify, serve" in capsys.readouterr().err
 
@@ -1000,6 +1009,44 @@ def test_runs_started_at_the_same_moment_take_different_default_names(tmp_path, 
     assert outputs(claim=False) == first and not any(tmp_path.iterdir())
     assert outputs(claim=True) == first and outputs(claim=True) == second
     assert all((tmp_path / name).stat().st_size == 0 for name in first + second)
+
+
+def test_a_second_run_given_the_same_o_is_refused_while_the_first_writes_it(checkpoint, tmp_path, capsys, monkeypatch):
+    # Two runs with one -o (a script's `&`) both ran, and the last to finish replaced the other's video. The first
+    # run's claim (here one made in this process, as a run holds it) refuses the second before anything loads.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.video import claim_named_output, release_named_claims
+
+    def stop_here(*args, **kwargs):
+        raise MotifLiteError("stop here")
+
+    monkeypatch.setattr(pipeline, "load_pipeline", stop_here)
+    output = tmp_path / "fox.mp4"
+    claim_named_output(output)  # the first run, writing fox.mp4
+    err = assert_user_error(capsys, cli.main(run_args(checkpoint[0], output)), f"another run (process {os.getpid()})")
+    assert f"is writing {output}: give this run another -o" in err and "stop here" not in err, err
+    release_named_claims([output])  # the first run ended: the name is free, and the run goes on to load
+    assert_user_error(capsys, cli.main(run_args(checkpoint[0], output)), "stop here")
+    assert not any(tmp_path.iterdir())  # its own claim released as it ended
+
+
+@pytest.mark.parametrize("output", ["fox.mp4", "f_%03d.png"])
+def test_a_claim_of_an_o_left_by_a_killed_run_is_taken_over(tmp_path, output):
+    # A run killed outright (kill -9) cannot remove its claim: a process no longer running holds no name.
+    import socket
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.video import WRITING_PREFIX, claim_named_output, release_named_claims
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    marker = tmp_path / f"{WRITING_PREFIX}{output}"
+    marker.write_text(f"{int(gone.stdout)} {socket.gethostname()}\n")
+    claim_named_output(tmp_path / output)
+    assert marker.read_text().split() == [str(os.getpid()), socket.gethostname()]
+    with pytest.raises(MotifLiteError, match="another run"):  # this process's claim is no stale one
+        claim_named_output(tmp_path / output)
+    release_named_claims([tmp_path / output])
+    assert not marker.exists()
 
 
 def test_a_run_that_fails_frees_the_default_name_it_claimed(checkpoint, tmp_path, capsys, monkeypatch):

@@ -263,5 +263,5 @@ def test_form_integers_are_read_up_to_4000_digits():
 
     assert _form_value(" 4294967295 ", int, "seed") == 4294967295
     assert _form_value("9" * 4000, int, "seed") == int("9" * 4000)
-    with pytest.raises(ApiError, match="seed must be an integer"):
+    with pytest.raises(ApiError, match="seed must be a whole number"):
         _form_value("9" * 4001, int, "seed")

@@ -180,3 +180,44 @@ def test_a_resumed_run_plans_a_batch_2_forward_only_when_a_step_left_is_guided(
     assert cli.main(["run", "--resume", str(state), "--dry-run", "--device", "cuda", "--vram", "64"]) == 0
     (plan,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Memory plan for")]
     assert plan.endswith(f"{rows} per transformer forward"), plan
+
+
+@pytest.mark.parametrize(("first", "guided_left"), [(0, 1), (1, 1), (2, 1), (3, 0)])
+def test_a_resumed_runs_settings_and_time_estimate_count_the_steps_left(checkpoint, first, guided_left):
+    # 4 steps guide step 2 alone: resumed after it, no step left reads the negative prompt, and the estimate counts
+    # the steps left to sample, not those the stopped run did.
+    from motif_lite.runtime import cost
+
+    sources = locate_sources(checkpoint, **AT_HAND)
+    s = resolve_settings(request(SOME_GUIDED).resolve()[0], sources.configs, sources.transformer, first_step=first)
+    assert ("negative prompt" in s.encoded_prompts) == bool(guided_left)
+    assert run_time.transformer_calls(s.request, s) == SOME_GUIDED - first + guided_left
+    prompts = ("a fox", "blurry")[: 1 + guided_left]
+    size = (SIZE["width"], SIZE["height"], SIZE["frames"], SOME_GUIDED - first)
+    shape = cost.text_encoder_shape(sources.configs.root)
+    expected = cost.generation_cost(s.transformer.value, sources.configs.vae, shape, *size, prompts, guided_left)
+    assert run_time.run_flops(s.request, s, sources.configs) == expected.total
+
+
+@pytest.mark.parametrize(("stopped_after", "warned"), [(1, True), (3, False)])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_resumed_run_past_the_window_does_not_warn_of_its_long_negative_prompt(
+    checkpoint, tmp_path, capsys, stopped_after, warned, dry_run
+):
+    # The tiny tokenizer reads about a token per character: 602 characters are over its 512-token limit. Only a
+    # run with a guided step left encodes the negative prompt, so only it is told the prompt will be cut.
+    from motif_lite import cli
+
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+
+    def stop(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == stopped_after:
+            raise KeyboardInterrupt
+
+    long_negative = request(SOME_GUIDED, output=tmp_path / "fox.mp4", negative_prompt="blurry " * 86)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(long_negative, on_progress=stop)
+    capsys.readouterr()
+    args = ["run", "--resume", str(tmp_path / "fox.latents.safetensors"), "--device", "cpu"]
+    assert cli.main([*args, "--dry-run"] if dry_run else args) == 0
+    assert ("warning: negative prompt is 603 tokens" in capsys.readouterr().err) == warned

@@ -527,7 +527,7 @@ def test_numpy_numbers_count_as_the_python_numbers_they_hold(tmp_path):
         int,
         float,
     ]
-    with pytest.raises(RequestError, match=r"^--seed must be an integer"):  # a bool is not a number here
+    with pytest.raises(RequestError, match=r"^--seed must be a whole number"):  # a bool is not a number here
         GenerationRequest("a fox", seed=np.bool_(True), output=tmp_path / "a.mp4").resolve()
 
 

@@ -248,7 +248,7 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "steps": 0}, "steps must be an integer from 1 to 1000 (the official", "steps"),
     ({"prompt": PROMPT, "steps": 2.5}, "steps must be an integer from 1 to 1000 (the", "steps"),
     ({"prompt": PROMPT, "num_frames": "9"}, "num_frames must be a positive integer, got '9'", "num_frames"),
-    ({"prompt": PROMPT, "seed": -5}, "seed must be an integer in [0, 4294967295] or -1", "seed"),
+    ({"prompt": PROMPT, "seed": -5}, "seed must be a whole number from 0 to 4294967295, or -1", "seed"),
     ({"prompt": PROMPT, "sampling_method": "ddim"}, "unknown sampling_method 'ddim'; choose one", "sampling_method"),
     ({"prompt": PROMPT, "guidance_scale": -1}, "guidance_scale must be a number from 0 to 100 (", "guidance_scale"),
     ({"prompt": PROMPT, "fps": 0}, "fps must be a number from 0.001 to 1000 (a frame every 1000 s", "fps"),
@@ -417,6 +417,10 @@ def test_form_values_are_parsed_and_checked(server):
     body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "two"}, {})
     code, error, _ = server.request("POST", "/v1/videos", body, headers)
     assert code == 400 and error["error"]["message"] == "steps must be an integer, got 'two'"
+    body, headers = multipart({"prompt": PROMPT, "size": "48x32", "seed": "random"}, {})
+    code, error, _ = server.request("POST", "/v1/videos", body, headers)  # as `motif-lite run --seed random` says
+    seed = "seed must be a whole number from 0 to 4294967295, or -1 for a random seed, got 'random'"
+    assert code == 400 and error["error"]["message"] == seed
     body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "3", "flow_shift": ""}, {})
     code, video, _ = server.request("POST", "/v1/videos", body, headers)  # "" = not given (the SDK's None)
     assert code == 200 and video["settings"]["steps"] == 3 and video["settings"]["flow_shift"] == 15.0  # checkpoint

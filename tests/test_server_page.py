@@ -621,7 +621,7 @@ def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_r
         mistakes = {  # field, what is typed: what the API says of the same value (`size` for the width)
             ("steps", "0"): "steps must be an integer from 1 to 1000 (the official setting is 50), got 0",
             ("width", "50"): "size 50x32: its width is not a multiple of 16; nearest valid width: 48",
-            ("seed", "-5"): "seed must be an integer in [0, 4294967295] or -1 (random), got -5",
+            ("seed", "-5"): "seed must be a whole number from 0 to 4294967295, or -1 for a random seed, got -5",
             ("steps", "1e"): "steps is not a number: type a number, or empty the field for the server's default",
             ("prompt", ""): "prompt is required",
         }

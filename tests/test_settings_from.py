@@ -427,3 +427,28 @@ def test_lora_totals_read_the_strength_after_the_last_colon():
 
     assert _lora_totals(["v1:a.safetensors:0.25", "v1:a.safetensors:0.25"]) == {"v1:a.safetensors": 0.5}
     assert _lora_totals(["b.safetensors:x", "b.safetensors:x"]) == {"b.safetensors:x": 2.0}  # not ours: as it is
+
+
+@pytest.mark.parametrize(
+    ("chunks", "said"),
+    [
+        ({"prompt": "{}", "workflow": "{}"}, "was made by ComfyUI: it keeps its workflow ('workflow' text chunk)"),
+        ({"prompt": "{}"}, "was made by ComfyUI: it keeps its workflow ('prompt' text chunk)"),
+        ({"parameters": "a fox\nNegative prompt: blurry\nSteps: 20, Seed: 1"}, "was made by the AUTOMATIC1111 web UI"),
+    ],
+)
+def test_a_png_of_comfyui_or_a1111_names_the_tool_and_what_to_do(tmp_path, chunks, said):
+    # Such a PNG was "another tool made it" alone: the user had to guess that no tool's settings but motif-lite's
+    # are read, and that the prompt is what to take from it.
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value)
+    path = tmp_path / "other.png"
+    PIL.Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    with pytest.raises(SettingsFileError) as refused:
+        read_settings(path)
+    message = str(refused.value)
+    assert said in message and "Give its prompt with -p and its negative prompt with -n" in message, message
+    assert "\n" not in message

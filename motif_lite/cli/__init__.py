@@ -101,7 +101,7 @@ def escape_what_stdout_cannot_encode() -> None:
 
 def _help(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     """`motif-lite help [COMMAND]`, as pip, git and cargo take it: the command's --help, or the program's without
-    one. A word that is no command gets the typo hint (`help rnu`: did you mean run) or the list of commands."""
+    one. A word that is no command gets the typo hint (`help rnu`: did you mean help run) or the list of commands."""
     commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
     if not argv:
         parser.print_help()
@@ -109,7 +109,7 @@ def _help(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     if argv[0] in commands.choices:
         commands.choices[argv[0]].print_help()
         return 0
-    hint = unknown_flags.misspelled_command(argv[:1], parser)
+    hint = unknown_flags.misspelled_command(argv[:1], parser, before=["help"])
     print(hint or f"motif-lite: error: there is no '{argv[0]}' command; the commands are "
           f"{', '.join(commands.choices)}: motif-lite help COMMAND", file=sys.stderr)  # fmt: skip
     return EXIT_USER_ERROR

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.prepare import refuse_what_no_plan_fits
+from motif_lite.cli.prepare import first_step, refuse_what_no_plan_fits
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
 from motif_lite.request import GenerationRequest
 
@@ -132,7 +132,7 @@ def _at_hand(args: argparse.Namespace, request: GenerationRequest) -> tuple[Mode
         # No --text-encoder-gguf: it changes nothing here, and its problems are the checks' to name.
         sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
         sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
-        return sources, resolve_settings(request, sources.configs, sources.transformer)
+        return sources, resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args))
     except MotifLiteError:
         return None
 

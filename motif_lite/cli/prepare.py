@@ -214,8 +214,14 @@ def _guided_step_left(args: argparse.Namespace, request: GenerationRequest, sour
     from motif_lite.sampling import needs_uncond
     from motif_lite.settings import resolve_guidance
 
-    first = getattr(args, "resumed_at", 0)  # set by resume_args; absent for the commands that resume nothing
+    first = first_step(args)
     return first == 0 or needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps, first)
+
+
+def first_step(args: argparse.Namespace) -> int:
+    """The first step the run samples: a resumed run's (`--resume`) steps already done, else 0. What the settings
+    (`resolve_settings(first_step=)`), the memory plan and the time estimate count from."""
+    return getattr(args, "resumed_at", 0)  # set by resume_args; absent for the commands that resume nothing
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from motif_lite.cli.kernel_cache import writable_kernel_cache
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
 from motif_lite.cli.prepare import (
     figures_on_out_of_memory,
+    first_step,
     loading_notes,
     plan_if_budget,
     planned_run,
@@ -129,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.cli import use_expandable_segments
-    from motif_lite.io.video import check_crf, release_claims
+    from motif_lite.io.video import check_crf, release_claims, release_named_claims
 
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
@@ -146,8 +147,9 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     parallel, requests, notes = _resolve(args, unresolved, session, layout, clip, left_behind)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     main_rank = parallel is None or parallel.is_main
-    # The default names the main rank claimed (empty files): freed again unless a video replaced them.
-    claimed = [r.output for r in requests] if main_rank and args.output is None and not args.dry_run else []
+    # The default names the main rank claimed (empty files): freed again unless a video replaced them; the names
+    # given with -o it claimed (`claim_named_output`): freed as the run ends.
+    claimed = [r.output for r in requests] if main_rank and not args.dry_run else []
     on_preview = None
     try:
         say = print if main_rank else _quiet
@@ -168,7 +170,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     finally:
         if on_preview is not None:
             on_preview.close()
-        release_claims(claimed)
+        release_claims(claimed if args.output is None else [])
+        release_named_claims(claimed if args.output is not None else [])
 
 
 def _resolve(
@@ -238,7 +241,7 @@ def dry_run(
         raise DeviceError(absent)
     dtype_setting = resolve_dtype(args.dtype, device if here else None)  # a GPU not here: its default is unknown
     dtype = dtype_setting.value
-    settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting)
+    settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting, first_step(args))
     print_notes([*sources.notes, *settings.notes])
     for label, truncation in prompts_cut(args.model, sources.root, settings.encoded_prompts).items():
         print(f"warning: {truncation.advice(label)}", file=sys.stderr)
@@ -415,7 +418,7 @@ def _generate(
     sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
-    settings = resolve_settings(request, sources.configs, sources.transformer)
+    settings = resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args))
     if recalled := _recalled(args):
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
     print_notes(loading_notes(sources, device, args.device, settings.notes), say)  # before loading

@@ -23,7 +23,7 @@ from motif_lite.choices import (
 )
 from motif_lite.errors import ConfigError
 from motif_lite.paths import path_arg
-from motif_lite.request import REQUEST_DEFAULTS, choice_name, closest_sampler
+from motif_lite.request import MAX_SEED, REQUEST_DEFAULTS, SEED_RANGE, choice_name, closest_sampler
 
 DTYPE_HELP = (
     "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
@@ -125,7 +125,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         "--seed",
         type=seed_value,
         default=-1,
-        help="random seed, 0 to 4294967295 (32 bits); -1 = random, printed (default -1)",
+        help=f"random seed, 0 to {MAX_SEED} (32 bits); -1 = random, printed (default -1)",
     )
     g.add_argument(
         "-o",
@@ -183,9 +183,7 @@ def seed_value(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number from 0 to 4294967295, or -1 for a random seed (printed), got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"must be {SEED_RANGE}, got {text!r}") from None
 
 
 def crf_value(text: str) -> int:

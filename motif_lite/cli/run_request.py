@@ -90,12 +90,20 @@ def resolve_requests(
     """`unresolved.resolve()` as the run's videos: one, or with `--batch-count N` N of them with seeds SEED,
     SEED+1, ... and files numbered -1, -2, ... before the extension; without -o, names that do not replace an
     earlier video, and with `claim` (a run, not a dry run) taken at once (`io.video.claim`): the caller releases
-    them (`io.video.release_claims`). `clip`: the clip `--extend` names, as `take_clip_defaults` read it.
-    `claimed`: a name this run holds already (the claim a stopped run being resumed left: `claim_left_behind`)."""
+    them (`io.video.release_claims`); names given with -o are claimed too, and refused where another run writes
+    one (`io.video.claim_named_output`; released with `io.video.release_named_claims`). `clip`: the clip
+    `--extend` names, as `take_clip_defaults` read it. `claimed`: a name this run holds already (the claim a stopped
+    run being resumed left: `claim_left_behind`)."""
     import dataclasses
 
     from motif_lite.io.preview import check_previews_come
-    from motif_lite.io.video import numbered_path, release_claims, stale_frames_note
+    from motif_lite.io.video import (
+        claim_named_output,
+        numbered_path,
+        release_claims,
+        release_named_claims,
+        stale_frames_note,
+    )
 
     request, _, notes = unresolved.resolve_with_clip(clip)
     path, count = Path(request.output), args.batch_count
@@ -106,7 +114,12 @@ def resolve_requests(
     elif args.output is None:
         outputs, note = free_batch_outputs(path, count, args.dry_run, claim)
         notes += [note] if note else []
+    named = claim and args.output is not None and not args.dry_run
+    taken: list[Path] = []  # the -o names this call claimed (another run's claim, refused on, is not this run's)
     try:
+        for output in outputs if named else []:
+            claim_named_output(output)
+            taken.append(output)
         if args.preview:
             _check_preview_is_no_frame(args.preview, outputs, request.frames)
             check_previews_come(request.steps, args.preview_every)
@@ -117,6 +130,7 @@ def resolve_requests(
     except BaseException:
         if claim and args.output is None and not args.dry_run:  # refused after all: the names go back
             release_claims(outputs)
+        release_named_claims(taken)
         raise
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes

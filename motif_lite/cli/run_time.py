@@ -47,7 +47,8 @@ def cpu_time_note(
     throughput = cost.measure_matmul_flops(dtype)
     # The calls' fixed cost is timed where it can change the estimate by a percent (not for a 720p video's weeks).
     call_seconds = cost.measure_call_seconds(config, dtype) if slowest_fixed > 0.01 * total / throughput else 0.0
-    message = long_cpu_run(request, total, dtype, throughput, videos, calls, call_seconds, quantizing)
+    first = settings.first_step
+    message = long_cpu_run(request, total, dtype, throughput, videos, calls, call_seconds, quantizing, first)
     if message is None:
         return None
     if dtype != torch.float32 and (fp32 := cost.measure_matmul_flops(torch.float32)) > 1.5 * throughput:
@@ -137,19 +138,23 @@ def long_cpu_run(
     calls: int = 0,
     call_seconds: float = 0.0,
     quantizing: dict[str, float] | None = None,
+    first_step: int = 0,
 ) -> str | None:
-    """How long `videos` videos of `request`, `total` FLOPs (`run_flops`) in `calls` transformer calls
-    (`transformer_calls`), would take on a CPU that does `throughput` FLOP/s in `dtype` and `call_seconds` of fixed
-    cost per call (`cost.measure_call_seconds`), after `quantizing` (`quantizing_seconds`), in words, when that is
-    over LONG_CPU_RUN_SECONDS; None when it is not. The calls are named where their fixed cost is a tenth of the
-    time or more (a tiny model's many steps)."""
+    """How long `videos` videos of `request` (resumed at `first_step`), `total` FLOPs (`run_flops`) in `calls`
+    transformer calls (`transformer_calls`), would take on a CPU that does `throughput` FLOP/s in `dtype` and
+    `call_seconds` of fixed cost per call (`cost.measure_call_seconds`), after `quantizing` (`quantizing_seconds`),
+    in words, when that is over LONG_CPU_RUN_SECONDS; None when it is not. The calls are named where their fixed
+    cost is a tenth of the time or more (a tiny model's many steps)."""
     fixed = calls * call_seconds
     quantize = sum((quantizing or {}).values())
     seconds = total / throughput + fixed
     if seconds + quantize <= LONG_CPU_RUN_SECONDS:
         return None
     kind = str(dtype).split(".")[-1]
-    run, about = f"on the CPU this run ({_described(request, videos)}) is {total:.2g} FLOPs", _duration(seconds)
+    run, about = (
+        f"on the CPU this run ({_described(request, videos, first_step)}) is {total:.2g} FLOPs",
+        _duration(seconds),
+    )
     rate = f"the {throughput / 1e9:.0f} GFLOP/s this CPU does now ({kind} matrix multiply)"
     if fixed < 0.1 * seconds:
         return f"{run}: about {about} at {rate}" + _quantizing_words(quantizing)
@@ -192,9 +197,11 @@ def quantizing_seconds(sources: ModelSources, on_gpu: bool = False) -> dict[str,
     return seconds
 
 
-def _described(request: GenerationRequest, videos: int) -> str:
-    """The run in a few words, for the time estimates: "1280x736x121, 50 steps[, N videos]"."""
-    what = f"{request.width}x{request.height}x{request.frames}, {request.steps} steps"
+def _described(request: GenerationRequest, videos: int, first_step: int = 0) -> str:
+    """The run in a few words, for the time estimates: "1280x736x121, 50 steps[, N videos]"; a resumed run's
+    steps left: "20 of 50 steps"."""
+    left = f"{request.steps - first_step} of " if first_step else ""
+    what = f"{request.width}x{request.height}x{request.frames}, {left}{request.steps} steps"
     return what + (f", {videos} videos" if videos > 1 else "")
 
 
@@ -206,16 +213,22 @@ def _prompts(request: GenerationRequest, settings: Settings) -> tuple[str, ...]:
 
 
 def _guided_steps(request: GenerationRequest, settings: Settings) -> int:
-    """How many steps call the transformer for the negative prompt too: those of the guidance window."""
+    """How many steps call the transformer for the negative prompt too: those of the guidance window that the run
+    samples (a resumed run: from `settings.first_step` on)."""
     from motif_lite.sampling import guided_steps
 
-    return len(guided_steps(settings.guidance.value, request.steps))
+    return len(guided_steps(settings.guidance.value, request.steps, settings.first_step))
+
+
+def _sampled_steps(request: GenerationRequest, settings: Settings) -> int:
+    """How many steps the run samples: all of them, or a resumed run's steps left."""
+    return request.steps - settings.first_step
 
 
 def transformer_calls(request: GenerationRequest, settings: Settings) -> int:
-    """Transformer calls of one video of `request`: one per step, and one more per guided step (a CPU run batches
-    the two guidance predictions only with --batch-guidance, which this count leaves out)."""
-    return request.steps + _guided_steps(request, settings)
+    """Transformer calls of one video of `request`: one per step sampled, and one more per guided step (a CPU run
+    batches the two guidance predictions only with --batch-guidance, which this count leaves out)."""
+    return _sampled_steps(request, settings) + _guided_steps(request, settings)
 
 
 def run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
@@ -224,7 +237,7 @@ def run_flops(request: GenerationRequest, settings: Settings, configs: Checkpoin
     from motif_lite.vae.config import WanVAEConfig
 
     prompts = _prompts(request, settings)
-    size = (request.width, request.height, request.frames, request.steps)
+    size = (request.width, request.height, request.frames, _sampled_steps(request, settings))
     text_shape = cost.text_encoder_shape(configs.root)
     vae_config = configs.vae or WanVAEConfig()
     guided = _guided_steps(request, settings)
@@ -257,12 +270,12 @@ def gpu_time_note(
     seconds = total / throughput
     if seconds + quantizing_total <= LONG_GPU_RUN_SECONDS:
         return None
-    kind = str(dtype).split(".")[-1]
+    kind, described = str(dtype).split(".")[-1], _described(request, videos, settings.first_step)
     quicker = "For a quick look first: -W 832 -H 480 --video-frames 49 --steps 25"
     if quantizing_total > seconds:  # a smaller video saves little
         quicker = "To skip the quantizing: quantize once with the command its note gives and load that file"
     return (
-        f"this run ({_described(request, videos)}) is {total:.2g} FLOPs: about {_duration(seconds)} to "
+        f"this run ({described}) is {total:.2g} FLOPs: about {_duration(seconds)} to "
         f"{_duration(1.5 * seconds)} on this GPU ({throughput / 1e12:.0f} TFLOP/s {kind} matrix multiply now; "
         f"attention and streamed weights are slower){_quantizing_words(quantizing)}. {quicker}"
     )

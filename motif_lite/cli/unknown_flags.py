@@ -271,10 +271,11 @@ def other_command(argv: Sequence[str]) -> str | None:
     )
 
 
-def misspelled_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
+def misspelled_command(argv: Sequence[str], parser: argparse.ArgumentParser, before: Sequence[str] = ()) -> str | None:
     """The error line for a command that is a typo of one of ours (`chek`, `verfiy`), with the command line it
-    most likely meant, or None. `parser`: the `motif-lite` parser. argparse alone lists the commands, leaving the
-    user to find their own mistake among them."""
+    most likely meant, or None. `parser`: the `motif-lite` parser; `before`: the words the line meant keeps before
+    the command (`help` of `motif-lite help rnu`). argparse alone lists the commands, leaving the user to find their
+    own mistake among them."""
     import shlex
 
     if not argv or argv[0].startswith("-"):
@@ -285,7 +286,7 @@ def misspelled_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> 
     close = difflib.get_close_matches(argv[0].lower(), list(commands.choices), n=1, cutoff=0.6)
     if not close:
         return None
-    meant = shlex.join([close[0], *argv[1:]])
+    meant = shlex.join([*before, close[0], *argv[1:]])
     return f"motif-lite: error: there is no '{argv[0]}' command: did you mean motif-lite {meant}"
 
 

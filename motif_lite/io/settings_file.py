@@ -25,6 +25,19 @@ FFMPEG_FORMATS = (".mp4", ".mkv", ".mov", ".webm")
 _EXIF_IMAGE_DESCRIPTION = 0x010E  # where a WebP keeps the settings (io.video writes them there)
 READ_TIMEOUT_S = 30.0  # ffmpeg reads only the container's header: seconds at most, even for a long video
 _TAKES = "--settings-from takes a video or image that motif-lite wrote"
+# What another image tool keeps in a PNG's text chunks, by the chunk's name: the tool, what it keeps, and where its
+# prompt shows. Its settings are for another model (its seed gives other noise here): the prompt is what carries
+# over.
+_COMFYUI = ("ComfyUI", "its workflow", "open the image in ComfyUI to see them")
+_OTHER_TOOLS = {
+    "workflow": _COMFYUI,  # the graph; "prompt" is the same run in ComfyUI's API format
+    "prompt": _COMFYUI,
+    "parameters": (
+        "the AUTOMATIC1111 web UI (or Forge, or another tool writing its format)",
+        "its settings",
+        "the chunk's first lines are the prompt, and the negative prompt follows 'Negative prompt:'",
+    ),
+}
 
 
 class SettingsFileError(MotifLiteError):
@@ -67,12 +80,35 @@ def read_settings(path: str | Path) -> StoredSettings:
                                 f"({_TAKES}: {', '.join(VIDEO_EXTENSIONS)})")  # fmt: skip
     comment = _ffmpeg_comment(path) if suffix in FFMPEG_FORMATS else _pillow_comment(path)
     values = _motif_lite_settings(comment)
+    if values is None and suffix == ".png" and (tool := _other_tool(path)) is not None:
+        raise SettingsFileError(tool)
     if values is None:
         raise SettingsFileError(
             f"{path} holds no motif-lite settings: another tool made it, or rewrote it without its comment (motif-lite "
             "stores a run's settings there); give a video or image motif-lite wrote"
         )
     return StoredSettings(path, values)
+
+
+def _other_tool(path: Path) -> str | None:
+    """What to tell of a PNG that another image tool made (ComfyUI, AUTOMATIC1111: `_OTHER_TOOLS`), naming the tool
+    and what to do with its prompt; None for one whose text chunks name none."""
+    import PIL.Image
+
+    try:
+        with PIL.Image.open(path) as image:
+            chunks = set(image.info)
+    except (OSError, SyntaxError, ValueError):  # read once already (`_pillow_comment`): not to fail on here
+        return None
+    chunk = next((name for name in _OTHER_TOOLS if name in chunks), None)
+    if chunk is None:
+        return None
+    tool, kept, where = _OTHER_TOOLS[chunk]
+    return (
+        f"{path} was made by {tool}: it keeps {kept} ('{chunk}' text chunk), not motif-lite's settings, which are "
+        f"all --settings-from reads. Give its prompt with -p and its negative prompt with -n ({where}); its seed, "
+        "steps and sampler are another model's"
+    )
 
 
 def _first_frame(pattern: Path) -> Path | None:

@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import re
+import socket
 import subprocess
 import tempfile
 import urllib.parse
@@ -39,6 +40,7 @@ from motif_lite.io.staging import (
     frame_file,
     is_frame_sequence,
     output_of,
+    process_running,
 )
 from motif_lite.paths import blank_path_problem, file_in_the_way, quoted, user_path, windows_path_problem
 
@@ -147,6 +149,58 @@ def release_claims(paths: Iterable[Path]) -> None:
         with contextlib.suppress(OSError):  # gone already, or a folder now unreachable: nothing to release
             if file.stat().st_size == 0:
                 file.unlink()
+
+
+WRITING_PREFIX = ".writing-"  # + the output's name: the claim of a run writing that -o (`claim_named_output`)
+
+
+def claim_named_output(path: Path) -> None:
+    """Take `path`, an output named with -o, for this process while it makes the video: a hidden file beside it
+    (`.writing-NAME`, created exclusively, holding this process's ID and host) that a second run given the same -o
+    finds, and is refused on in one line before any work, where the last run to finish would replace the other's
+    video. -o replaces an earlier video, so the output itself may be there: the claim cannot be the output's own
+    empty file as a default name's is (`claim`). A claim whose process no longer runs on this machine (killed
+    outright) is stale, and taken over, as a stale partial file is removed (`io.staging.remove_stale_partials`);
+    one of another machine (a shared folder) cannot be asked, and is named for the user to remove.
+    `release_named_claims` removes the claim when the run ends."""
+    marker = path.with_name(f"{WRITING_PREFIX}{path.name}")
+    for _ in range(2):  # a stale claim removed, once
+        try:
+            with marker.open("x") as file:
+                file.write(f"{os.getpid()} {socket.gethostname()}\n")
+            return
+        except FileExistsError:
+            pid, host = _claim_holder(marker)
+        except OSError:  # no folder, or not writable there: the output checks name that, not this
+            return
+        here = host == socket.gethostname()
+        if here and pid is not None and not process_running(pid):
+            marker.unlink(missing_ok=True)  # its run was killed outright: the name is free
+            continue
+        which = "" if pid is None else f" (process {pid})" if here else f" (process {pid} on {host})"
+        raise MotifLiteError(
+            f"another run{which} is writing {path}: give this run another -o, or wait for that one to end (if it "
+            f"is gone, remove {marker})"
+        )
+    raise MotifLiteError(f"another run is writing {path}: give this run another -o")
+
+
+def _claim_holder(marker: Path) -> tuple[int | None, str]:
+    """(process ID, host) a claim file holds; (None, "") where it cannot be read, as while it is being written."""
+    try:
+        pid, host = marker.read_text().split()
+        return int(pid), host
+    except (OSError, ValueError):
+        return None, ""
+
+
+def release_named_claims(paths: Iterable[Path]) -> None:
+    """Remove the claims `claim_named_output` made for `paths` that are this process's (a claim another run holds
+    stays: this run was refused on it)."""
+    for path in paths:
+        marker = path.with_name(f"{WRITING_PREFIX}{path.name}")
+        if _claim_holder(marker) == (os.getpid(), socket.gethostname()):
+            marker.unlink(missing_ok=True)
 
 
 def numbered_path(path: Path, n: int) -> Path:

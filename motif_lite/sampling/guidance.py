@@ -105,20 +105,20 @@ def is_neutral(guidance: Guidance) -> bool:
     return math.isclose(guidance.scale, 0.0 if guidance.original_formulation else 1.0)
 
 
-def guided_steps(guidance: Guidance | None, steps: int) -> range:
-    """The steps of a `steps`-step run that are guided, as diffusers' guiders decide: int(start·steps) <= i <
-    int(stop·steps) (both truncated), none with a neutral scale. A narrow window over few steps may hold none."""
+def guided_steps(guidance: Guidance | None, steps: int, first: int = 0) -> range:
+    """The steps of a `steps`-step run sampled from step `first` on (a resumed run's first step) that are guided, as
+    diffusers' guiders decide: int(start·steps) <= i < int(stop·steps) (both truncated), none with a neutral scale.
+    A narrow window over few steps may hold none, and so may a run resumed past the window."""
     if guidance is None or is_neutral(guidance):
         return range(0)
-    return range(int(guidance.start * steps), int(guidance.stop * steps))
+    return range(max(int(guidance.start * steps), first), int(guidance.stop * steps))
 
 
 def needs_uncond(guidance: Guidance | None, steps: int, first: int = 0) -> bool:
     """Whether some step of a `steps`-step run from step `first` on (a resumed run's first step) is guided, so that
     the unconditional (negative prompt) prediction is prepared for: its encoding, the batch-2 forward's memory, a
     rank of its own."""
-    guided = guided_steps(guidance, steps)
-    return max(guided.start, first) < guided.stop
+    return len(guided_steps(guidance, steps, first)) > 0
 
 
 def guidance_active(guidance: Guidance | None, step: int, steps: int) -> bool:

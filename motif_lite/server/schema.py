@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from motif_lite.errors import MotifLiteError, shown, without_python_spellings
-from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest, RequestError
+from motif_lite.request import REQUEST_DEFAULTS, SEED_RANGE, GenerationRequest, RequestError
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
 
@@ -251,6 +251,11 @@ def _video_id(value: Any) -> str:
     return value
 
 
+# The form fields whose refusal says their range in the words every other refusal of them uses (a form's seed
+# "random" as the command line's --seed random and the JSON body's seed -5).
+_FORM_RANGES = {"seed": SEED_RANGE}
+
+
 def _form_value(value: Any, kind: type, name: str) -> Any:
     if kind is str or not isinstance(value, str):
         return value
@@ -261,8 +266,8 @@ def _form_value(value: Any, kind: type, name: str) -> Any:
             return float(value)
         except ValueError:
             pass
-    raise ApiError(400, f"{name} must be {'an integer' if kind is int else 'a number'}, got {shown(value)}", name,
-                   "invalid_value")  # fmt: skip
+    what = _FORM_RANGES.get(name, "an integer" if kind is int else "a number")
+    raise ApiError(400, f"{name} must be {what}, got {shown(value)}", name, "invalid_value")
 
 
 def parse_size(size: Any) -> tuple[int, int]:
