@@ -105,9 +105,7 @@ def test_vae_folder_given_to_vae_names_wan21s_file(comfy, tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1, err
     report = check_setup(str(comfy["root"]), weights={"vae": vae})
     problems = [f.message for f in report.findings if f.level == "problem"]
-    assert problems == [
-        f"the vae file {vae} is a folder; fix: pass --vae {vae / 'wan_2.1_vae.safetensors'} ({MOTIF_VAE})"
-    ]
+    assert problems == [f"the vae file {vae} is a folder; fix: --vae {vae / 'wan_2.1_vae.safetensors'} ({MOTIF_VAE})"]
 
 
 def test_vae_folder_given_to_m_names_wan21s_file(comfy, tmp_path, capsys):

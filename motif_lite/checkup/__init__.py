@@ -34,7 +34,15 @@ from motif_lite.io.gguf_source import (
     unknown_variant_problem,
 )
 from motif_lite.io.hub import HubAccess, model_address_problem, revision_problem
-from motif_lite.io.linked import FLAGS, WEIGHT_NAMES, check_weight_file, linked_checkpoint, vae_folder_fix
+from motif_lite.io.linked import (
+    FLAGS,
+    WEIGHT_NAMES,
+    check_weight_file,
+    linked_checkpoint,
+    none_is_motif_vae,
+    vae_files,
+    vae_flag,
+)
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.path_fixes import (
     CACHE_REPO_FOLDER,
@@ -180,7 +188,8 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
             valid[component] = check_weight_file(component, file)
         except MotifLiteError as exc:
             fix = _weight_file_fix(component, file)
-            report.problem(str(file), str(exc).removesuffix(f"; {fix}"), fix)  # the fix said once
+            problem = str(exc).removesuffix(f"; pass {fix}").removesuffix(f"; {fix}")  # the fix said once
+            report.problem(str(file), problem, fix)
             continue
         try:  # ComfyUI's fp8 copies, as a run says it
             for note in float8_notes(component, valid[component]):
@@ -210,8 +219,9 @@ def _weight_file_fix(component: str, file: str | Path) -> str:
         return f"name one of {', '.join(WEIGHT_NAMES)}"
     path = user_path(file)
     inside = sorted(path.glob("*.safetensors")) if path.is_dir() else []
-    if component == "vae" and path.is_dir() and (vae_fix := vae_folder_fix(str(file))) is not None:
-        return vae_fix  # ComfyUI's models/vae/: Motif-Video's VAE among the others, told by its tensors
+    held = vae_files(path) if component == "vae" and path.is_dir() else {}
+    if held:  # ComfyUI's models/vae/: Motif-Video's VAE among the others, told by its tensors
+        return vae_flag(str(file), held) or none_is_motif_vae(held)
     if len(inside) == 1 and not _one_shard_of_several(inside[0]):
         return f"{flag} {shlex.quote(str(inside[0]))}"
     if any(_one_shard_of_several(p) for p in [path, *inside]):
