@@ -29,6 +29,8 @@ from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, syntax_notes
 
 if TYPE_CHECKING:
+    import PIL.Image
+
     from motif_lite.io.clip import Clip
 
 # The negative prompt of the official ComfyUI workflows and the Replicate wrapper ("the model was trained against").
@@ -298,9 +300,17 @@ class GenerationRequest:
         """`resolve()`, also handing on the clip `extend` names, read and checked (None without one), to callers that
         go on to use it. `clip`: that clip as the caller read it already (`read_clip`), checked here but not read
         again: reading a clip costs a decode of a video file, or every header of a PNG sequence."""
+        resolved, clip, _, notes = self.resolve_with_inputs(clip)
+        return resolved, clip, notes
+
+    def resolve_with_inputs(
+        self, clip: Clip | None = None
+    ) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
+        """`resolve_with_clip()`, also handing on the input image as the check read it (`io.image.read_image`:
+        upright, RGB; None without one), for a caller that goes on to use it: a large photo is decoded once."""
         return _plain_numbers(self)._checked(clip)
 
-    def _checked(self, read: Clip | None) -> tuple[GenerationRequest, Clip | None, list[str]]:
+    def _checked(self, read: Clip | None) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
         from motif_lite.io.image import enlargement_notes, read_image  # torch and Pillow: once a request is resolved
         from motif_lite.io.video import check_output_fps, check_output_path, replaces_file
 
@@ -385,7 +395,7 @@ class GenerationRequest:
         elif image is not None:
             notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
             notes += enlargement_notes(image.size, self.width, self.height)
-        return resolved, clip, notes
+        return resolved, clip, image, notes
 
 
 def _output_to_write(output: object) -> tuple[object, list[str]]:

@@ -316,7 +316,8 @@ def test_a_folder_given_as_a_file_lists_what_it_holds(checkpoints, tmp_path, cap
     _, b, files = checkpoints
     folder = files["vae"].parent
     code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--vae", str(folder)])
-    assert_user_error(capsys, code, f"the vae file {folder} is a folder (it holds motifvideo_2b.safetensors, ")
+    said = f"the vae file {folder} is a folder; none of its files is Motif-Video's VAE (Wan 2.1's) (motifvideo_2b."
+    assert_user_error(capsys, code, said, "safetensors: a transformer's tensors")  # each file named with its kind
     report = check_setup(b, weights={"vae": folder})
     assert any("is a folder" in line for line in report.lines())
 

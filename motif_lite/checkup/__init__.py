@@ -34,13 +34,22 @@ from motif_lite.io.gguf_source import (
     unknown_variant_problem,
 )
 from motif_lite.io.hub import HubAccess, model_address_problem, revision_problem
-from motif_lite.io.linked import FLAGS, WEIGHT_NAMES, check_weight_file, linked_checkpoint
+from motif_lite.io.linked import (
+    FLAGS,
+    WEIGHT_NAMES,
+    check_weight_file,
+    linked_checkpoint,
+    none_is_motif_vae,
+    vae_files,
+    vae_flag,
+)
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.path_fixes import (
     CACHE_REPO_FOLDER,
     COMFYUI_MODELS,
     GGUF_FOLDER,
     GGUF_REPO_AS_MODEL,
+    VAE_FOLDER,
     cache_repo_fix,
     checkpoint_folders_inside,
     close_checkpoint,
@@ -51,6 +60,7 @@ from motif_lite.io.path_fixes import (
     is_component_folder,
     is_gguf_repo,
     parent_as_given,
+    vae_folder_as_model_fix,
 )
 from motif_lite.io.wsl import windows_drive_note
 from motif_lite.paths import user_path
@@ -118,6 +128,10 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
     if comfyui_fix is not None:
         report.problem(model, COMFYUI_MODELS, comfyui_fix)
         return None
+    vae_fix = vae_folder_as_model_fix(model)
+    if vae_fix is not None:
+        report.problem(model, VAE_FOLDER, vae_fix)
+        return None
     if is_gguf_repo(model):  # -m names the GGUF repo: not a download of checkpoint files it does not have
         report.problem(model, *GGUF_REPO_AS_MODEL)
         return None
@@ -173,7 +187,9 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
         try:
             valid[component] = check_weight_file(component, file)
         except MotifLiteError as exc:
-            report.problem(str(file), str(exc), _weight_file_fix(component, file))
+            fix = _weight_file_fix(component, file)
+            problem = str(exc).removesuffix(f"; pass {fix}").removesuffix(f"; {fix}")  # the fix said once
+            report.problem(str(file), problem, fix)
             continue
         try:  # ComfyUI's fp8 copies, as a run says it
             for note in float8_notes(component, valid[component]):
@@ -203,6 +219,9 @@ def _weight_file_fix(component: str, file: str | Path) -> str:
         return f"name one of {', '.join(WEIGHT_NAMES)}"
     path = user_path(file)
     inside = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+    held = vae_files(path) if component == "vae" and path.is_dir() else {}
+    if held:  # ComfyUI's models/vae/: Motif-Video's VAE among the others, told by its tensors
+        return vae_flag(str(file), held) or none_is_motif_vae(held)
     if len(inside) == 1 and not _one_shard_of_several(inside[0]):
         return f"{flag} {shlex.quote(str(inside[0]))}"
     if any(_one_shard_of_several(p) for p in [path, *inside]):

@@ -53,7 +53,10 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
             notes = _transparency_notes(image) + _print_colour_notes(image)
             if getattr(image, "n_frames", 1) > 1:  # an animated GIF or WebP, a multi-page TIFF
                 notes.append(f"the image has {image.n_frames} frames: the first one is the video's first frame")
-            upright = PIL.ImageOps.exif_transpose(image)  # loads the pixels, so the file can be closed here
+            image.load()  # every pixel, before the file is closed
+            # Pillow's exif_transpose copies an image it does not turn: a 95-megapixel photo's 300 MB once more.
+            turned = image.getexif().get(PIL.ExifTags.Base.Orientation, 1) in range(2, 9)
+            upright = PIL.ImageOps.exif_transpose(image) if turned else image
             notes += _orientation_notes(image, upright)
             return _to_rgb(upright), notes
     except PIL.UnidentifiedImageError as exc:
@@ -241,7 +244,7 @@ def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
     if image.mode == "F" and image.getextrema()[1] <= 1.0:
         levels = np.nan_to_num(np.asarray(image, dtype=np.float64)).clip(0, 1) * 255.0
         return PIL.Image.fromarray(levels.round().astype(np.uint8), "L").convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # Pillow's convert would copy an RGB image
 
 
 def _transparency_notes(image: PIL.Image.Image) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -71,10 +72,10 @@ def check_weight_file(component: str, path: str | Path) -> Path:
     file = user_path(path)
     if file.is_dir():  # e.g. ComfyUI's models/vae/ folder, or a checkpoint's vae/ folder
         inside = sorted(p.name for p in file.glob("*.safetensors"))
-        holds = f"it holds {', '.join(inside)}" if inside else "it holds no .safetensors file"
-        raise CheckpointError(
-            f"the {component.replace('_', ' ')} file {file} is a folder ({holds}); pass the .safetensors file itself"
-        )
+        holds = f" (it holds {', '.join(inside)})" if inside else " (it holds no .safetensors file)"
+        vae_fix = vae_folder_fix(str(path)) if component == "vae" else None  # names each file: no list before it
+        fix = f"; {vae_fix}" if vae_fix else f"{holds}; pass the .safetensors file itself"
+        raise CheckpointError(f"the {component.replace('_', ' ')} file {file} is a folder{fix}")
     if not file.is_file():
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} does not exist")
     if file.suffix != ".safetensors":
@@ -331,3 +332,82 @@ def _link(target: Path, link: Path) -> None:
             f"cannot link {target} into {link.parent} ({exc}); put the file into a checkpoint folder in the "
             "official layout and pass that folder with -m instead"
         ) from None
+
+
+# A VAE folder (ComfyUI's models/vae/) given where one file is expected: the file that is Motif-Video's VAE.
+MOTIF_VAE = "Wan 2.1's VAE, Motif-Video's"
+OTHER_SHAPES = "a VAE whose shapes are not Wan 2.1's"
+
+
+def describe_vae_file(path: Path) -> str:
+    """What the safetensors file `path` holds, from its header alone (tensor names and shapes, no weight read):
+    `MOTIF_VAE` for Wan 2.1's VAE at the official shapes (under diffusers' names or Wan's), else in words."""
+    from motif_lite.vae.config import WanVAEConfig
+    from motif_lite.weights.safetensors_header import read_header
+    from motif_lite.weights.shapes import vae_mismatches
+
+    try:
+        shapes = {name: tuple(t.shape) for name, t in read_header(path).tensors.items()}
+    except CheckpointError:
+        return "not a complete safetensors file"
+    if (model := other_model(shapes)) is not None:
+        return model
+    found = _kinds_found(shapes)
+    if found == {"vae"}:
+        # Shapes tell Wan 2.1's from a VAE under the same names with other widths or latent channels.
+        return MOTIF_VAE if not vae_mismatches(WanVAEConfig(), shapes) else OTHER_SHAPES
+    if len(found) > 1:
+        return "a single-file checkpoint"
+    kind = next(iter(found), None)
+    return f"a {_COMPONENT_WORDS[kind]}'s tensors" if kind else "no VAE's tensors"
+
+
+def vae_files(folder: Path) -> dict[str, str]:
+    """The .safetensors files in `folder` (ComfyUI's models/vae/) by name, each with what it holds
+    (`describe_vae_file`); empty for a folder without any, or one that cannot be read."""
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix == ".safetensors" and p.is_file())
+    except OSError:
+        return {}
+    return {file.name: describe_vae_file(file) for file in files}
+
+
+def motif_vae_name(held: Mapping[str, str]) -> str | None:
+    """The name of the file among `held` (`vae_files`) that is Motif-Video's VAE, if one is; else a folder's only
+    file when it is a VAE of Wan 2.1's layout at other shapes (a checkpoint of its own, whose config the run checks
+    it against)."""
+    ours = next((name for name, what in held.items() if what == MOTIF_VAE), None)
+    if ours is None and list(held.values()) == [OTHER_SHAPES]:
+        return next(iter(held))
+    return ours
+
+
+def vae_folder_fix(folder: str) -> str | None:
+    """For a folder of VAE files (ComfyUI's models/vae/, as the user wrote its path) given where one file is
+    expected: the --vae that takes Motif-Video's VAE among them, or, when none is, what each one holds; None when it
+    holds no .safetensors file."""
+    held = vae_files(user_path(folder))
+    if not held:
+        return None
+    flag = vae_flag(folder, held)
+    return f"pass {flag}" if flag is not None else none_is_motif_vae(held)
+
+
+def vae_flag(folder: str, held: Mapping[str, str]) -> str | None:
+    """The --vae with the path of Motif-Video's VAE (`motif_vae_name`) in `folder` (as the user wrote it), whose
+    files are `held` (`vae_files`), and why that one; None when no file there is."""
+    ours = motif_vae_name(held)
+    if ours is None:
+        return None
+    why = f" ({MOTIF_VAE})" if held[ours] == MOTIF_VAE else ""
+    return f"--vae {shlex.quote(str(Path(folder) / ours))}{why}"
+
+
+def none_is_motif_vae(held: Mapping[str, str]) -> str:
+    """What a VAE folder none of whose files (`held`) is Motif-Video's VAE holds, and what to do instead."""
+    found = "; ".join(f"{name}: {what}" for name, what in list(held.items())[:4])
+    more = f"; and {len(held) - 4} more" if len(held) > 4 else ""
+    return (
+        f"none of its files is Motif-Video's VAE (Wan 2.1's) ({found}{more}); leave --vae out (the checkpoint's VAE "
+        "is used) or download ComfyUI's wan_2.1_vae.safetensors"
+    )

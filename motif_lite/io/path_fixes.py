@@ -16,6 +16,7 @@ from huggingface_hub import constants
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.io.gguf_source import gguf_files
+from motif_lite.io.linked import motif_vae_name, none_is_motif_vae, vae_files, vae_flag
 from motif_lite.paths import user_path
 
 
@@ -85,6 +86,9 @@ def refuse_non_checkpoint_folder(model: str) -> None:
     comfyui_fix = comfyui_models_fix(model)
     if comfyui_fix is not None:
         raise CheckpointError(f"{model} {COMFYUI_MODELS}; {comfyui_fix}")
+    vae_fix = vae_folder_as_model_fix(model)
+    if vae_fix is not None:
+        raise CheckpointError(f"{model} {VAE_FOLDER}; {vae_fix}")
     if is_component_folder(path):
         parent = parent_as_given(model)
         raise CheckpointError(
@@ -145,14 +149,37 @@ def comfyui_models_fix(model: str) -> str | None:
     if not folders:
         return None
     flags = {}
-    for name, flag in [*folders.items(), *([("vae", "--vae")] if (path / "vae").is_dir() else [])]:
+    for name, flag in folders.items():
         try:
             files = sorted(p.name for p in (path / name).iterdir() if p.suffix in (".safetensors", ".gguf"))
         except OSError:  # a folder this user may not read: its file is theirs to name
             files = []
         chosen = files[0] if len(files) == 1 else "FILE"
         flags.setdefault(flag, f"{flag} {shlex.quote(str(Path(model) / name / chosen))}")
-    return f"give its files by flag: {' '.join(flags.values())}{KEEP_MODEL}"
+    # Its vae/ folder holds several VAEs side by side (Wan 2.2's, Flux's ...): Motif-Video's is told by its tensors.
+    held = vae_files(path / "vae")
+    flag = vae_flag(str(Path(model) / "vae"), held)
+    if flag is not None:
+        flags["--vae"] = flag
+    vae_note = f"; its vae/ folder: {none_is_motif_vae(held)}" if held and flag is None else ""
+    return f"give its files by flag: {' '.join(flags.values())}{KEEP_MODEL}{vae_note}"
+
+
+VAE_FOLDER = "holds VAE files, not a checkpoint"
+
+
+def vae_folder_as_model_fix(model: str) -> str | None:
+    """For ComfyUI's models/vae/ folder given to -m (VAE files and no checkpoint): the --vae that takes
+    Motif-Video's VAE among them, or what each file holds when none is; None for any other folder. Without this,
+    the missing-files message would download the whole checkpoint into it."""
+    path = user_path(model)
+    if not path.is_dir() or (path / "model_index.json").is_file() or is_component_folder(path):
+        return None
+    held = vae_files(path)
+    if not held or (path.name.lower() != "vae" and motif_vae_name(held) is None):
+        return None
+    flag = vae_flag(model, held)
+    return none_is_motif_vae(held) if flag is None else f"pass {flag}{KEEP_MODEL}"
 
 
 # What a weights file given to -m is told beside the flag that takes it.

@@ -84,6 +84,8 @@ from motif_lite.weights.lora import LoRAEntry, lora_specs
 from motif_lite.weights.lora_apply import AppliedLoRAs
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
+    import PIL.Image
+
     from motif_lite.encoders.text import TextEncoder
 
 
@@ -330,7 +332,9 @@ class MotifVideoPipeline:
         stored_inputs = {**(stored_clip or {}), **(stored_image or {})} or None
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
-        request, clip, notes = request.resolve_with_clip(clip)
+        request, clip, input_image, notes = request.resolve_with_inputs(
+            clip
+        )  # the image read once, for its notes and here
         check_crf(request.output, crf)
         settings = self.settings_for(request)
         start = None if resume is None else self._resume_state(resume, request, settings)
@@ -347,7 +351,8 @@ class MotifVideoPipeline:
             # A resumed run past the guidance window needs no negative prompt, as a fresh run whose window holds none.
             guided = needs_uncond(settings.guidance.value, request.steps, 0 if start is None else start.done)
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
-            noise, cond = self._inputs(request, generator, progress, guided, clip)
+            noise, cond = self._inputs(request, generator, progress, guided, clip, input_image)
+            del input_image  # a large photo's pixels are not held through the denoising
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", measures):
             latents, record = self._sample_keeping_state(
@@ -467,6 +472,7 @@ class MotifVideoPipeline:
         progress: ProgressFn,
         guided: bool,
         clip: Clip | None,
+        input_image: PIL.Image.Image | None,
     ) -> tuple[torch.Tensor, Conditioning]:
         """The initial noise (the generator's first draw, as in both reference pipelines), then the conditioning.
         In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
@@ -477,7 +483,7 @@ class MotifVideoPipeline:
                     "image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint"
                 )
             noise = self.initial_noise(request, generator)
-            return noise, self.encode(request, noise, generator, progress, guided, clip)
+            return noise, self.encode(request, noise, generator, progress, guided, clip, input_image)
 
         return make() if self.parallel is None else self.parallel.share(make)
 
@@ -494,11 +500,13 @@ class MotifVideoPipeline:
         progress: ProgressFn,
         guided: bool = True,
         clip: Clip | None = None,
+        input_image: PIL.Image.Image | None = None,
     ) -> Conditioning:
         """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards.
 
         guided: whether the guidance needs the negative prompt's embeddings. clip: the clip `request.extend` names,
-        as read already (read here when its last frame is needed and it is None)."""
+        as read already (read here when its last frame is needed and it is None). input_image: `request.image` as read
+        already (`io.image.read_image`; read here when it is needed and None)."""
         conditioned = request.conditions_on_image
         total = 1 + guided + conditioned
         progress("encode", 0, total)
@@ -520,7 +528,7 @@ class MotifVideoPipeline:
             negative = self._encode_prompt(request.negative_prompt, "negative prompt") if guided else None
             progress("encode", 1 + guided, total)
             if image_needed:
-                pixels, image_size = self._first_frame(request, clip)
+                pixels, image_size = self._first_frame(request, clip, input_image)
                 image_embeds = self.text_encoder.encode_image(pixels).to(self.device, self.dtype)
                 check_finite(image_embeds, "the image encoder's embeddings of the first frame")
         if not conditioned:
@@ -546,10 +554,13 @@ class MotifVideoPipeline:
         self.kept_encodings.keep_text(prompt, self.text_encoder, embeds, mask)
         return embeds, mask
 
-    def _first_frame(self, request: GenerationRequest, clip: Clip | None) -> tuple[torch.Tensor, tuple[int, int]]:
-        """The first frame's pixels, and the image's size before they were resized (for the summary)."""
+    def _first_frame(
+        self, request: GenerationRequest, clip: Clip | None, input_image: PIL.Image.Image | None
+    ) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The first frame's pixels, and the image's size before they were resized (for the summary).
+        `input_image`: `request.image` as read already, None to read it here."""
         if request.extend is None:
-            image = load_image(request.image)
+            image = input_image if input_image is not None else load_image(request.image)
         else:
             image = last_frame(clip if clip is not None else read_clip(request.extend))
         # The reference casts the preprocessed video to the transformer dtype before the VAE and SigLIP see it.
