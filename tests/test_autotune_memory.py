@@ -21,7 +21,7 @@ from motif_lite.runtime.activation_memory import linear_rows
 from motif_lite.runtime.chunking import apply_token_chunking
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.kernels import attention_workspace_bytes, autotune_buffer_bytes
-from motif_lite.runtime.planner import plan_memory
+from motif_lite.runtime.planner import TextEncoderPlacement, _largest, plan_memory
 from motif_lite.vae.config import WanVAEConfig
 
 FULL = TransformerConfig()
@@ -153,3 +153,26 @@ def test_the_encode_stage_counts_the_buffer_for_a_quantized_text_encoder(quantiz
         return next(stage for stage in plan.stages if stage.name == "encode").peak_bytes
 
     assert encode_peak(BUFFER) - encode_peak(0) == (BUFFER if quantized else 0)
+
+
+def test_a_quantized_text_encoder_run_on_the_cpu_adds_no_buffer_to_the_encode_stage():
+    # At 2.27 GiB only the plan with the text encoder on the CPU fits: its fused GEMM does not run on the GPU.
+    def encode_stage(autotune_bytes: int):
+        plan = plan_memory(
+            832, 480, 49, FULL, Q4_K_M, TEXT, VAE, int(2.27 * 2**30), 1, text_encoder_quantized=True,
+            autotune_bytes=autotune_bytes,
+        )  # fmt: skip
+        assert plan.text_placement is TextEncoderPlacement.CPU
+        return next(stage for stage in plan.stages if stage.name == "encode").peak_bytes
+
+    assert encode_stage(BUFFER) == encode_stage(0)
+
+
+def test_the_largest_size_that_fits_is_found_when_only_the_smallest_meets_the_tuning_buffer():
+    # Sizes 0..5 fit without the buffer; the buffer comes with size 0's token count only, which then does not fit.
+    def fits(i: int, tuning: bool) -> bool:
+        return i <= 5 and not (tuning and i == 0)
+
+    assert _largest(fits, 9) == 5
+    assert _largest(lambda i, tuning: fits(i, tuning) and i < 3, 9) == 2
+    assert _largest(lambda i, tuning: not tuning and i <= 5, 9) is None  # the buffer never fits

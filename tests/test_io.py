@@ -272,6 +272,8 @@ def test_check_output_path_errors(tmp_path, name, message):
         ("f_{:05d}.png", "{:05d}", "f_%05d.png"),  # Python's format
         ("f_{}.png", "{}", "f_%03d.png"),  # no width stated: three digits, as out_%03d.png
         ("f_%04i.png", "%04i", "f_%04d.png"),  # printf's too, but ffmpeg's image names take only %d
+        ("f_%i.png", "%i", "f_%d.png"),  # printf's of no width: no padding, as printf's own
+        ("f_%02u.png", "%02u", "f_%02d.png"),
         ("f_*.png", "*", "f_%03d.png"),  # how a folder of frames is listed
     ],
 )

@@ -16,7 +16,13 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from diffusers import AutoencoderKL, AutoencoderKLHunyuanVideo, AutoencoderKLLTXVideo, AutoencoderKLWan
+from diffusers import (
+    AutoencoderKL,
+    AutoencoderKLHunyuanVideo,
+    AutoencoderKLLTXVideo,
+    AutoencoderKLMagvit,
+    AutoencoderKLWan,
+)
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import save_file
 from test_cli import assert_user_error, run_args
@@ -28,7 +34,7 @@ from motif_lite import cli, pipeline
 from motif_lite.checkup import check_setup
 from motif_lite.errors import CheckpointError
 from motif_lite.io.latents import SavedLatents, save_latents
-from motif_lite.io.linked import other_model
+from motif_lite.io.linked import WAN22_VAE, other_model
 from motif_lite.pipeline.loading import load_pipeline
 from motif_lite.vae import WanVAEConfig, load_vae
 from motif_lite.vae.model import WanVAE
@@ -240,3 +246,13 @@ def test_video_vaes_that_share_half_of_hunyuans_names_are_not_called_hunyuans():
     for vae in (ltx, image):
         assert other_model(vae.state_dict()) not in OTHER_VAES
     assert other_model(diffusers_names(AutoencoderKLWan(**WAN22))) in OTHER_VAES  # the control: one that is
+
+
+def test_wan22s_vae_is_named_by_either_half_and_easyanimates_is_not():
+    # Wan 2.2's resamplers are `downsampler.resample` / `upsampler.resample`; EasyAnimate's VAE (diffusers' Magvit)
+    # has a `downsampler` and an `upsampler` per level too, but of one conv.
+    wan22 = diffusers_names(AutoencoderKLWan(**WAN22))
+    for side in ("encoder.", "decoder."):
+        assert other_model([name for name in wan22 if name.startswith(side)]) == WAN22_VAE, side
+    easyanimate = AutoencoderKLMagvit(block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
+    assert other_model(easyanimate.state_dict()) is None
