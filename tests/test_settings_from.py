@@ -452,3 +452,13 @@ def test_a_png_of_comfyui_or_a1111_names_the_tool_and_what_to_do(tmp_path, chunk
     message = str(refused.value)
     assert said in message and "Give its prompt with -p and its negative prompt with -n" in message, message
     assert "\n" not in message
+
+
+def test_a_side_from_the_file_and_the_other_from_a_flag_give_no_one_side_note(checkpoint, made, capsys, no_weights):
+    # The note for a size given on one side (`-W 64` alone keeps the default height) counts the sides the file gave
+    # as given: the file's 32x32 with -W 128 is 128x32, both sides chosen (not the official shape's 128x80).
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(made), "-W", "128", "--dry-run")
+    assert code == 0 and "is given without" not in err, err
+    assert "128x32, 5 frames" in out
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), "-p", "a red fox", "-W", "128", "--dry-run")  # control
+    assert code == 0 and "note: -W 128 is given without -H" in err, err
