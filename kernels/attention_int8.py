@@ -577,6 +577,7 @@ def int8_attention(
     bsz, heads, lq, dim = q.shape
     lk = k.shape[2]
     fp8 = _use_fp8(pv, q.device)
+    pipeline_pv = pipeline_pv and fp8  # 16-bit P·V keeps the default loop: its kernel and autotuner key too
     block_m, block_n = _tile_sizes(block_size)
     km, skm_b = _key_mask_arg(key_mask, bsz, lk, q.device)
     nq, nk = triton.cdiv(lq, block_size), triton.cdiv(lk, block_size)
@@ -637,7 +638,7 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_m
         PIPELINE_PV=pipeline_pv,
         **FUSED_FP,
     )
-    tuner = _int8_attention_pipelined_autotuned if pipeline_pv and fp8 else _int8_attention_autotuned
+    tuner = _int8_attention_pipelined_autotuned if pipeline_pv else _int8_attention_autotuned
     tuned = tuner is not None and block_d <= 128 and (not has_blocks or block_size >= 128)
     if tuned:
         tuner[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)

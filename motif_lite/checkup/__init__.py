@@ -30,6 +30,7 @@ from motif_lite.io.gguf_source import (
     find_gguf,
     gguf_address_problem,
     gguf_files,
+    is_gguf_repo,
     is_gguf_variant,
     unknown_variant_problem,
 )
@@ -58,7 +59,6 @@ from motif_lite.io.path_fixes import (
     file_fix,
     gguf_folder_fix,
     is_component_folder,
-    is_gguf_repo,
     parent_as_given,
     vae_folder_as_model_fix,
 )

@@ -205,13 +205,6 @@ def _described(request: GenerationRequest, videos: int, first_step: int = 0) -> 
     return what + (f", {videos} videos" if videos > 1 else "")
 
 
-def _prompts(request: GenerationRequest, settings: Settings) -> tuple[str, ...]:
-    """The prompts the transformer sees: the negative prompt costs its encoding and a transformer call per guided
-    step only when some step is guided (`_guided_steps`)."""
-    guided = _guided_steps(request, settings) > 0
-    return (request.prompt, request.negative_prompt) if guided else (request.prompt,)
-
-
 def _guided_steps(request: GenerationRequest, settings: Settings) -> int:
     """How many steps call the transformer for the negative prompt too: those of the guidance window that the run
     samples (a resumed run: from `settings.first_step` on)."""
@@ -236,7 +229,7 @@ def run_flops(request: GenerationRequest, settings: Settings, configs: Checkpoin
     from motif_lite.runtime import cost
     from motif_lite.vae.config import WanVAEConfig
 
-    prompts = _prompts(request, settings)
+    prompts = tuple(settings.encoded_prompts.values())  # the negative prompt only where a step left is guided
     size = (request.width, request.height, request.frames, _sampled_steps(request, settings))
     text_shape = cost.text_encoder_shape(configs.root)
     vae_config = configs.vae or WanVAEConfig()

@@ -22,7 +22,7 @@ from motif_lite.errors import (
     is_lfs_pointer,
     listed,
 )
-from motif_lite.io.gguf_source import gguf_address_problem
+from motif_lite.io.gguf_source import gguf_address_problem, is_gguf_repo
 from motif_lite.io.hub import (
     HUB_ERRORS,
     DownloadPlan,
@@ -43,7 +43,6 @@ from motif_lite.io.path_fixes import (
     close_checkpoint,
     expanded_as,
     file_hint,
-    is_gguf_repo,
     refuse_non_checkpoint_folder,
 )
 from motif_lite.paths import user_path, windows_path_problem

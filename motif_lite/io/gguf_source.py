@@ -309,11 +309,16 @@ def single_gguf(folder: Path, flag: str = "--gguf") -> Path:
     raise CheckpointError(f"{flag} folder {folder} must hold exactly one .gguf file (found: {listed}); pass the file")
 
 
+def is_gguf_repo(model: str) -> bool:
+    """Whether `model` (-m's or --gguf's text) names the official GGUF repo (Hub repo ids are case-insensitive)."""
+    return model.lower() == GGUF_REPO.lower()
+
+
 def _local_gguf(path: Path) -> Path:
     if path.is_dir():
         return single_gguf(path)
     if not path.is_file():
-        if str(path).lower() == GGUF_REPO.lower():  # the repo's id, as -m takes a repo's
+        if is_gguf_repo(str(path)):  # the repo's id, as -m takes a repo's
             raise CheckpointError(
                 f"{path} is the official GGUF repo: --gguf takes one of its variants, e.g. --gguf Q4_K_M"
             )

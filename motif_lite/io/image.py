@@ -55,9 +55,9 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
                 notes.append(f"the image has {image.n_frames} frames: the first one is the video's first frame")
             image.load()  # every pixel, before the file is closed
             # Pillow's exif_transpose copies an image it does not turn: a 95-megapixel photo's 300 MB once more.
-            turned = image.getexif().get(PIL.ExifTags.Base.Orientation, 1) in range(2, 9)
-            upright = PIL.ImageOps.exif_transpose(image) if turned else image
-            notes += _orientation_notes(image, upright)
+            orientation = _orientation(image)
+            upright = PIL.ImageOps.exif_transpose(image) if orientation in TURNS else image
+            notes += _orientation_notes(orientation, image.size, upright.size)
             return _to_rgb(upright), notes
     except PIL.UnidentifiedImageError as exc:
         with path.open("rb") as file:
@@ -72,7 +72,7 @@ def upright_size(path: str | Path) -> tuple[int, int]:
     quarter), from its header alone: `read_image` decodes every pixel, which a huge photo makes slow."""
     with open_image(user_path(path), f"input image {path}") as image:
         width, height = image.size
-        quarter_turn = image.getexif().get(PIL.ExifTags.Base.Orientation, 1) in range(5, 9)
+        quarter_turn = _orientation(image) in range(5, 9)
     return (height, width) if quarter_turn else (width, height)
 
 
@@ -219,14 +219,22 @@ def _too_large_message(name: str) -> str:
     )
 
 
-def _orientation_notes(stored: PIL.Image.Image, upright: PIL.Image.Image) -> list[str]:
-    """A note when the EXIF orientation turned the image: phone photos are stored sideways or upside down with a tag
-    that says how to show them. Like the reference (diffusers' `load_image`: `exif_transpose`, then RGB) the image is
-    used as viewers show it, which may not be how an editor that ignores the tag shows it."""
-    orientation = stored.getexif().get(PIL.ExifTags.Base.Orientation, 1)
-    if orientation not in range(2, 9):  # 1: stored upright; anything else is not a turn Pillow applies
+TURNS = range(2, 9)  # EXIF orientations Pillow turns an image by: 1 is stored upright, anything else no turn
+
+
+def _orientation(image: PIL.Image.Image) -> int:
+    """The image's EXIF orientation tag (1, upright, where it has none)."""
+    return image.getexif().get(PIL.ExifTags.Base.Orientation, 1)
+
+
+def _orientation_notes(orientation: int, stored: tuple[int, int], upright: tuple[int, int]) -> list[str]:
+    """A note when the EXIF `orientation` turned the image (`stored` size -> `upright` size): phone photos are stored
+    sideways or upside down with a tag that says how to show them. Like the reference (diffusers' `load_image`:
+    `exif_transpose`, then RGB) the image is used as viewers show it, which may not be how an editor that ignores the
+    tag shows it."""
+    if orientation not in TURNS:
         return []
-    (width, height), (stored_width, stored_height) = upright.size, stored.size
+    (width, height), (stored_width, stored_height) = upright, stored
     return [
         f"the image's EXIF orientation ({orientation}) turns it: it is used upright, {width}x{height} (stored "
         f"{stored_width}x{stored_height}), as photo viewers and the reference pipeline show it"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from huggingface_hub import constants
 
-from motif_lite.choices import GGUF_REPO, MOTIF_REPO
+from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.io.gguf_source import gguf_files
 from motif_lite.io.linked import motif_vae_name, none_is_motif_vae, vae_files, vae_flag
@@ -49,11 +49,6 @@ GGUF_REPO_AS_MODEL = (
     f"give a variant of it to --gguf (e.g. --gguf Q4_K_M) and leave -m out: -m stays the official checkpoint "
     f"{MOTIF_REPO}, which the configs, text encoder and VAE come from",
 )
-
-
-def is_gguf_repo(model: str) -> bool:
-    """Whether -m names the official GGUF repo (Hub repo ids are case-insensitive)."""
-    return model.lower() == GGUF_REPO.lower()
 
 
 def is_component_folder(path: Path) -> bool:

@@ -332,9 +332,8 @@ class MotifVideoPipeline:
         stored_inputs = {**(stored_clip or {}), **(stored_image or {})} or None
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
-        request, clip, input_image, notes = request.resolve_with_inputs(
-            clip
-        )  # the image read once, for its notes and here
+        # The input image is read once: for the request's notes, and for the first frame here.
+        request, clip, input_image, notes = request.resolve_with_inputs(clip)
         check_crf(request.output, crf)
         settings = self.settings_for(request)
         start = None if resume is None else self._resume_state(resume, request, settings)
