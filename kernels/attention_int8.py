@@ -262,7 +262,7 @@ def _fp8_tile_pv(p, v, BLOCK_N: tl.constexpr):
 
 @triton.jit
 def _pipelined_tiles_fp8(
-    acc, l_i, m_i, q8, q_scale, k_tile, kscale_row, v_tile, svn, kmask_row, lk_clean, offs_n, LK,
+    acc, l_i, m_i, q8, q_scale, k_tile, kscale_row, v_tile, svn, lk_clean, offs_n,
     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, INTERPRETED: tl.constexpr,
 ):  # fmt: skip
     """The unmasked key tiles [0, lk_clean) of `_int8_attention_kernel` with FP8 P·V (lk_clean >= 2 tiles; V is
@@ -274,19 +274,20 @@ def _pipelined_tiles_fp8(
     acc takes in P·V j - 2; P·V j - 1 is issued; the softmax of tile j runs while it computes. Same arithmetic as
     `_attend_tile_int8`, tile by tile. P crosses an iteration as its e4m3 values widened to fp16 (exact): as fp32
     or as e4m3 bytes it takes 16 registers more and 64 rows on 4 warps spill; as e4m3, Triton stages it through
-    shared memory, and the MMA that reads it is waited for at once."""
+    shared memory, and the MMA that reads it is waited for at once. The tiles are unmasked and full: the softmax
+    gets no key mask row and no key count (None)."""
     # Prologue: tiles 0 and 1's softmax and tile 0's P·V (a real MMA, not zeros: registers that an in-flight MMA
     # writes may not be set by other instructions, or ptxas serializes every wgmma, `ptxas -v` info C7515).
     p, alpha_pv, l_i, m_i = _softmax_int8(
-        _scores_int8_from_zero(q8, k_tile, INTERPRETED), l_i, m_i, q_scale, kscale_row, kmask_row, 0, offs_n, LK,
+        _scores_int8_from_zero(q8, k_tile, INTERPRETED), l_i, m_i, q_scale, kscale_row, None, 0, offs_n, None,
         False, False, True, BLOCK_N,
     )  # fmt: skip
     pv = _fp8_tile_pv(_to_e4m3(p, INTERPRETED), tl.load(v_tile), BLOCK_N)
     k_ptrs = k_tile + BLOCK_N * BLOCK_D
     v_ptrs = v_tile + tl.cast(svn, tl.int64) * BLOCK_N
     p, alpha, l_i, m_i = _softmax_int8(
-        _scores_int8_from_zero(q8, k_ptrs, INTERPRETED), l_i, m_i, q_scale, kscale_row, kmask_row, BLOCK_N, offs_n,
-        LK, False, False, True, BLOCK_N,
+        _scores_int8_from_zero(q8, k_ptrs, INTERPRETED), l_i, m_i, q_scale, kscale_row, None, BLOCK_N, offs_n,
+        None, False, False, True, BLOCK_N,
     )  # fmt: skip
     p16 = _to_e4m3(p, INTERPRETED).to(tl.float16)
     for start_n in range(2 * BLOCK_N, lk_clean, BLOCK_N):
@@ -298,7 +299,7 @@ def _pipelined_tiles_fp8(
         # (no cp.async loads, every MMA waited for at once).
         alpha_pv = alpha + 0.0
         p, alpha, l_i, m_i = _softmax_int8(
-            qk, l_i, m_i, q_scale, kscale_row, kmask_row, start_n, offs_n, LK, False, False, True, BLOCK_N,
+            qk, l_i, m_i, q_scale, kscale_row, None, start_n, offs_n, None, False, False, True, BLOCK_N,
         )  # fmt: skip
         p16 = _to_e4m3(p, INTERPRETED).to(tl.float16)
         v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
@@ -368,8 +369,8 @@ def _int8_attention_kernel(
         if PIPELINE_PV and PV_FP8:  # with 16-bit P·V, ptxas serializes the pipelined loop's wgmmas
             if lk_clean >= 2 * BLOCK_N:
                 acc, l_i, m_i = _pipelined_tiles_fp8(
-                    acc, l_i, m_i, q8, q_scale, k_tile, kscale_row, v_tile, svn, kmask_row, lk_clean, offs_n, LK,
-                    BLOCK_N, BLOCK_D, INTERPRETED,
+                    acc, l_i, m_i, q8, q_scale, k_tile, kscale_row, v_tile, svn, lk_clean, offs_n, BLOCK_N, BLOCK_D,
+                    INTERPRETED,
                 )  # fmt: skip
             else:  # one clean tile at most: the masked loop below takes it
                 lk_clean = 0
@@ -410,10 +411,14 @@ _CONFIGS = [
     triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=3),
     triton.Config({"BLOCK_M": 64}, num_warps=4, num_stages=4),
 ]
-# The pipelined loop (PIPELINE_PV) holds one more P·V tile and one more P: 64 rows on 4 warps fits (254 registers),
-# 128 rows on 8 warps spills (16 bytes per thread).
-_PIPELINED_CONFIGS = [config for config in _CONFIGS if config.kwargs["BLOCK_M"] == 64]
 _TUNE_KEY = ["LQ_BUCKET", "LK_BUCKET", "D", "HAS_BLOCK_MASK", "HAS_KEY_MASK", "PV_FP8", "PIPELINE_PV"]
+
+
+def fits_key_loop(config: triton.Config, args: dict) -> bool:
+    """Whether a call with `args` may use `config`: the pipelined loop (PIPELINE_PV) holds one more P·V tile and one
+    more P, so it takes 64-row tiles only (64 rows on 4 warps fits, 254 registers; 128 rows on 8 warps spills 16
+    bytes per thread); the default loop takes every config."""
+    return not args["PIPELINE_PV"] or config.kwargs["BLOCK_M"] == 64
 
 
 def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int, int]) -> int:
@@ -431,21 +436,18 @@ def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int
     return (block_m + (stages - 1) * block_n * (k_bytes + v_bytes)) * block_d
 
 
+# One autotuner for both key loops: PIPELINE_PV is in the key, and `fits_key_loop` picks each loop's configs.
 _int8_attention_autotuned = (
-    None if _INTERPRET else autotune_attention(_CONFIGS, _TUNE_KEY, shared_memory_floor)(_int8_attention_kernel)
-)
-_int8_attention_pipelined_autotuned = (
     None
     if _INTERPRET
-    else autotune_attention(_PIPELINED_CONFIGS, _TUNE_KEY, shared_memory_floor)(_int8_attention_kernel)
+    else autotune_attention(_CONFIGS, _TUNE_KEY, shared_memory_floor, allowed=fits_key_loop)(_int8_attention_kernel)
 )
 
 
-def last_tuned_config(pipelined: bool = False) -> str | None:
-    """The autotuned config of the latest CUDA call (e.g. "BLOCK_M 64, 4 warps, 4 stages"), for benchmark reports;
-    pipelined: of the latest call with pipeline_pv=True. None before any tuned call and under the interpreter."""
-    tuner = _int8_attention_pipelined_autotuned if pipelined else _int8_attention_autotuned
-    config = getattr(tuner, "best_config", None)
+def last_tuned_config() -> str | None:
+    """The autotuned config of the latest CUDA call (e.g. "BLOCK_M 64, 4 warps, 4 stages"), for benchmark reports.
+    None before any tuned call and under the interpreter."""
+    config = getattr(_int8_attention_autotuned, "best_config", None)
     if config is None:
         return None
     return f"BLOCK_M {config.kwargs['BLOCK_M']}, {config.num_warps} warps, {config.num_stages} stages"
@@ -638,9 +640,8 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_m
         PIPELINE_PV=pipeline_pv,
         **FUSED_FP,
     )
-    tuner = _int8_attention_pipelined_autotuned if pipeline_pv else _int8_attention_autotuned
-    tuned = tuner is not None and block_d <= 128 and (not has_blocks or block_size >= 128)
+    tuned = _int8_attention_autotuned is not None and block_d <= 128 and (not has_blocks or block_size >= 128)
     if tuned:
-        tuner[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
+        _int8_attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
     else:
         _int8_attention_kernel[(triton.cdiv(lq, block_m), bsz * heads)](*args, **flags, BLOCK_M=block_m)

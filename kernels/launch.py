@@ -190,19 +190,29 @@ def device_fitting_configs(configs: list[triton.Config], args: dict, device: tor
     return fitting_configs(configs, args, capability, floor, max_shared_memory(device))
 
 
+# A kernel's own rule on which configs a call may use: (config, the call's arguments) -> whether it may.
+ConfigRule = Callable[[triton.Config, dict], bool]
+
+
 def autotune_attention(
     configs: list[triton.Config],
     key: list[str],
     shared_floor: SharedFloor,
     mma_sync_configs: list[triton.Config] = (),
+    allowed: ConfigRule | None = None,
 ) -> Callable[[Callable], triton.runtime.Autotuner]:
-    """`triton.autotune` for the attention kernels: `configs`, and on `mma.sync` GPUs `mma_sync_configs` too, pruned
-    per GPU by `row_split_configs`, then by `fitting_configs` with the kernel's `shared_floor`."""
+    """`triton.autotune` for the attention kernels: `configs`, and on `mma.sync` GPUs `mma_sync_configs` too, those
+    the kernel's rule `allowed` takes for the call (all without one), pruned per GPU by `row_split_configs`, then
+    by `fitting_configs` with the kernel's `shared_floor`."""
 
     def prune(offered: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-        # `offered` is the autotuner's whole list, both of ours: pick from them by GPU.
+        # `offered` is the autotuner's whole list, both of ours: pick from them by call and GPU.
         args = {**named_args, **kwargs}
-        kept = row_split_configs(configs, args, mma_sync_configs)
+        usable, usable_mma_sync = configs, mma_sync_configs
+        if allowed is not None:
+            usable = [config for config in configs if allowed(config, args)]
+            usable_mma_sync = [config for config in mma_sync_configs if allowed(config, args)]
+        kept = row_split_configs(usable, args, usable_mma_sync)
         return device_fitting_configs(kept, args, args["q_ptr"].device, shared_floor)
 
     return triton.autotune(

@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 from cubins import compile_or_skip, int8_attention_or_skip, sass_or_skip
 
-from motif_lite.kernels import attention_int8, compiled
+from motif_lite.kernels import attention_int8, compiled, launch
+
+PIPELINED = {"PIPELINE_PV": True}
 
 
 @pytest.mark.parametrize("pipeline_pv", [False, True], ids=["plain-loop", "pipelined-loop"])
@@ -50,7 +53,7 @@ def test_attention_compiles(capability: int, fp8: bool, block_mask: bool, pipeli
 
 
 TUNED = [(config, False) for config in attention_int8._CONFIGS]
-TUNED += [(config, True) for config in attention_int8._PIPELINED_CONFIGS]
+TUNED += [(config, True) for config in attention_int8._CONFIGS if attention_int8.fits_key_loop(config, PIPELINED)]
 
 
 @pytest.mark.parametrize(
@@ -177,10 +180,19 @@ def test_last_tuned_config_names_the_autotuners_pick(monkeypatch) -> None:
     assert attention_int8.last_tuned_config() is None
     monkeypatch.setattr(tuner, "best_config", attention_int8._CONFIGS[-1])
     assert attention_int8.last_tuned_config() == "BLOCK_M 64, 4 warps, 4 stages"
-    # The pipelined key loop has its own autotuner (64-row configs only), reported on its own.
-    pipelined = attention_int8._int8_attention_pipelined_autotuned
-    monkeypatch.setattr(pipelined, "best_config", None, raising=False)
-    assert attention_int8.last_tuned_config(pipelined=True) is None
-    monkeypatch.setattr(pipelined, "best_config", attention_int8._PIPELINED_CONFIGS[0])
-    assert attention_int8.last_tuned_config(pipelined=True) == "BLOCK_M 64, 4 warps, 3 stages"
-    assert attention_int8.last_tuned_config() == "BLOCK_M 64, 4 warps, 4 stages"
+
+
+@pytest.mark.parametrize("pipeline_pv", [False, True], ids=["plain-loop", "pipelined-loop"])
+def test_one_autotuner_offers_each_key_loop_its_configs(monkeypatch, pipeline_pv: bool) -> None:
+    """One autotuner serves both key loops (PIPELINE_PV is in its key): on an H100 its prune offers the default
+    loop every config and the pipelined loop the 64-row ones only (128 rows spill there)."""
+    tuner = attention_int8._int8_attention_autotuned
+    if tuner is None:
+        pytest.skip("kernels were built for the interpreter (TRITON_INTERPRET=1)")
+    monkeypatch.setattr(launch.torch.cuda, "get_device_capability", lambda device: (9, 0))
+    monkeypatch.setattr(launch, "max_shared_memory", lambda device: 227 * 1024)
+    q, k8, v8 = torch.empty(16, dtype=torch.bfloat16), torch.empty(16, dtype=torch.int8), torch.empty(16)
+    args = dict(q_ptr=q, k8_ptr=k8, v_ptr=v8, svb=2 * 128 * 4096, svh=128 * 4096, svn=1, svd=4096)
+    flags = dict(BLOCK_N=attention_int8.K_BLOCK, BLOCK_D=128, PIPELINE_PV=pipeline_pv)
+    offered = {(c.kwargs["BLOCK_M"], c.num_warps) for c in tuner.early_config_prune(tuner.configs, args, **flags)}
+    assert offered == ({(64, 4)} if pipeline_pv else {(64, 4), (128, 8)})
