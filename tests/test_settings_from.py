@@ -454,6 +454,22 @@ def test_a_png_of_comfyui_or_a1111_names_the_tool_and_what_to_do(tmp_path, chunk
     assert "\n" not in message
 
 
+def test_a_png_is_opened_once_for_its_settings_and_its_other_tool(tmp_path, monkeypatch):
+    # The comment and the other tool's text chunks come from one read of the file (a PNG frame may be large).
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("workflow", "{}")
+    path = tmp_path / "comfyui.png"
+    PIL.Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    opened = []
+    real_open = PIL.Image.open
+    monkeypatch.setattr(PIL.Image, "open", lambda *args, **kwargs: opened.append(args[0]) or real_open(*args, **kwargs))
+    with pytest.raises(SettingsFileError, match="was made by ComfyUI"):
+        read_settings(path)
+    assert opened == [path]
+
+
 def test_a_side_from_the_file_and_the_other_from_a_flag_give_no_one_side_note(checkpoint, made, capsys, no_weights):
     # The note for a size given on one side (`-W 64` alone keeps the default height) counts the sides the file gave
     # as given: the file's 32x32 with -W 128 is 128x32, both sides chosen (not the official shape's 128x80).
