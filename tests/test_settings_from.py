@@ -106,6 +106,19 @@ def test_a_batch_starts_at_the_files_seed(made, tmp_path):
     assert [(r.seed, r.output.name) for r in requests] == [(5, "fox-1.mp4"), (6, "fox-2.mp4")]
 
 
+def test_the_command_line_is_parsed_once_for_all_that_ask_which_flags_it_gave(made, monkeypatch):
+    # --settings-from and the note for a size given on one side each ask which flags were typed: one parse answers.
+    from motif_lite.cli import run_flags
+
+    args = parsed("--settings-from", str(made), "-W", "64")
+    parses = []
+    real_add = run_flags.add_run_flags
+    monkeypatch.setattr(run_flags, "add_run_flags", lambda parser: parses.append(parser) or real_add(parser))
+    settings_from_args(args)
+    resolve_requests(args, request_from_args(args))
+    assert len(parses) == 1
+
+
 def test_seed_minus_one_draws_a_new_seed(made):
     args = parsed("--settings-from", str(made), "-s", "-1")
     settings_from_args(args)
