@@ -140,10 +140,12 @@ _OTHER_MODELS: dict[str, re.Pattern | tuple[re.Pattern, ...]] = {
         r"|^decoder\.up_blocks\.\d+\.upsampler\.resample\."
     ),
     # Both of: causal convolutions that wrap a Conv3d as `.conv` (as LTX-Video's VAE's do) and a mid-block attention
-    # of separate projections (as an image VAE's under diffusers' names), in Tencent's release and diffusers' alike.
+    # of separate projections (as an image VAE's under diffusers' names). Tencent's release and ComfyUI's copy use
+    # diffusers' names (diffusers' converter renames no VAE tensor); Tencent's loader also takes them under the
+    # `vae.` prefix of a training checkpoint (hyvideo/vae/__init__.py strips it).
     HUNYUAN_VIDEO_VAE: (
-        re.compile(r"^(en|de)coder\.(conv_in|conv_out)\.conv\."),
-        re.compile(r"^(en|de)coder\.mid_block\.attentions\.0\.to_q\."),
+        re.compile(r"^(vae\.)?(en|de)coder\.(conv_in|conv_out)\.conv\."),
+        re.compile(r"^(vae\.)?(en|de)coder\.mid_block\.attentions\.0\.to_q\."),
     ),
     "an image VAE (Stable Diffusion's or Flux's)": re.compile(r"^(first_stage_model\.)?(en|de)coder\.(down|up)\.\d"),
 }
