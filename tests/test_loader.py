@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -136,6 +137,15 @@ def test_another_components_folder_is_named_by_its_config(tmp_path, source):
         with pytest.raises(CheckpointError) as error:
             load_transformer(path)
     assert f"{vae / 'config.json'} describes AutoencoderKLWan, not the Motif-Video transformer" in str(error.value)
+
+
+def test_the_config_is_read_once_per_load(checkpoint, monkeypatch):
+    # The check for another model's config and the config itself are one read of config.json.
+    read = []
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda path: read.append(path.name) or real_read(path))
+    meta_transformer(checkpoint)
+    assert read.count("config.json") == 1
 
 
 @pytest.mark.parametrize(

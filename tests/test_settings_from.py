@@ -106,6 +106,19 @@ def test_a_batch_starts_at_the_files_seed(made, tmp_path):
     assert [(r.seed, r.output.name) for r in requests] == [(5, "fox-1.mp4"), (6, "fox-2.mp4")]
 
 
+def test_the_command_line_is_parsed_once_for_all_that_ask_which_flags_it_gave(made, monkeypatch):
+    # --settings-from and the note for a size given on one side each ask which flags were typed: one parse answers.
+    from motif_lite.cli import run_flags
+
+    args = parsed("--settings-from", str(made), "-W", "64")
+    parses = []
+    real_add = run_flags.add_run_flags
+    monkeypatch.setattr(run_flags, "add_run_flags", lambda parser: parses.append(parser) or real_add(parser))
+    settings_from_args(args)
+    resolve_requests(args, request_from_args(args))
+    assert len(parses) == 1
+
+
 def test_seed_minus_one_draws_a_new_seed(made):
     args = parsed("--settings-from", str(made), "-s", "-1")
     settings_from_args(args)
@@ -452,6 +465,22 @@ def test_a_png_of_comfyui_or_a1111_names_the_tool_and_what_to_do(tmp_path, chunk
     message = str(refused.value)
     assert said in message and "Give its prompt with -p and its negative prompt with -n" in message, message
     assert "\n" not in message
+
+
+def test_a_png_is_opened_once_for_its_settings_and_its_other_tool(tmp_path, monkeypatch):
+    # The comment and the other tool's text chunks come from one read of the file (a PNG frame may be large).
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("workflow", "{}")
+    path = tmp_path / "comfyui.png"
+    PIL.Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    opened = []
+    real_open = PIL.Image.open
+    monkeypatch.setattr(PIL.Image, "open", lambda *args, **kwargs: opened.append(args[0]) or real_open(*args, **kwargs))
+    with pytest.raises(SettingsFileError, match="was made by ComfyUI"):
+        read_settings(path)
+    assert opened == [path]
 
 
 def test_a_side_from_the_file_and_the_other_from_a_flag_give_no_one_side_note(checkpoint, made, capsys, no_weights):

@@ -25,6 +25,7 @@ from wan_vae_files import WAN_LAYOUT_VAE, wan_file, wan_names
 
 from motif_lite import cli
 from motif_lite.checkup import check_setup
+from motif_lite.io import linked
 from motif_lite.io.linked import MOTIF_VAE, WAN22_VAE, describe_vae_file
 
 IMAGE_VAE = "an image VAE (Stable Diffusion's or Flux's)"
@@ -106,6 +107,16 @@ def test_vae_folder_given_to_vae_names_wan21s_file(comfy, tmp_path, capsys):
     report = check_setup(str(comfy["root"]), weights={"vae": vae})
     problems = [f.message for f in report.findings if f.level == "problem"]
     assert problems == [f"the vae file {vae} is a folder; fix: --vae {vae / 'wan_2.1_vae.safetensors'} ({MOTIF_VAE})"]
+
+
+def test_check_reads_each_file_of_a_vae_folder_once(comfy, monkeypatch):
+    # The refusal and check's fix come from one look at the folder: its files may be GBs each on a slow disk.
+    read = []
+    real = linked.describe_vae_file
+    monkeypatch.setattr(linked, "describe_vae_file", lambda path: read.append(path.name) or real(path))
+    report = check_setup(str(comfy["root"]), weights={"vae": comfy["vae"]})
+    assert any("is a folder" in f.message for f in report.findings if f.level == "problem")
+    assert sorted(read) == sorted(path.name for path in comfy["vae"].iterdir())
 
 
 def test_vae_folder_given_to_m_names_wan21s_file(comfy, tmp_path, capsys):

@@ -173,9 +173,15 @@ def diffusers_names(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
 
+def tiny_hunyuan_video() -> AutoencoderKLHunyuanVideo:
+    return AutoencoderKLHunyuanVideo(block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
+
+
 # Other video VAEs as ComfyUI's models/vae/ folder holds them, under diffusers' names (from diffusers' own models)
 # and their release's: Wan 2.2's nests each level's blocks (Down_ResidualBlock, Up_ResidualBlock in wan/modules/
-# vae2_2.py); HunyuanVideo's release uses the names diffusers kept.
+# vae2_2.py); HunyuanVideo's release uses the names diffusers kept (scripts/convert_hunyuan_video_to_diffusers.py
+# renames no VAE key, and ComfyUI's hunyuan_video_vae_bf16.safetensors loads into Tencent's model as it is), which
+# Tencent's loader (hyvideo/vae/__init__.py) also takes under a training checkpoint's `vae.` prefix.
 WAN22 = dict(z_dim=48, dim_mult=[1, 2, 2, 2], num_res_blocks=1, is_residual=True, patch_size=2, in_channels=12,
              out_channels=12, base_dim=8, temperal_downsample=[False, True, True])  # fmt: skip
 OTHER_VAES = {
@@ -193,9 +199,8 @@ OTHER_VAES = {
         },
     },
     "HunyuanVideo's VAE": {
-        "diffusers": lambda: diffusers_names(
-            AutoencoderKLHunyuanVideo(block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
-        ),
+        "diffusers": lambda: diffusers_names(tiny_hunyuan_video()),
+        "training checkpoint": lambda: {f"vae.{name}": t for name, t in diffusers_names(tiny_hunyuan_video()).items()},
     },
 }
 OTHER_FILES = [(model, naming) for model, namings in OTHER_VAES.items() for naming in namings]

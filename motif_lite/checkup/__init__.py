@@ -38,11 +38,9 @@ from motif_lite.io.hub import HubAccess, model_address_problem, revision_problem
 from motif_lite.io.linked import (
     FLAGS,
     WEIGHT_NAMES,
+    VAEFolderError,
     check_weight_file,
     linked_checkpoint,
-    none_is_motif_vae,
-    vae_files,
-    vae_flag,
 )
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.path_fixes import (
@@ -186,10 +184,11 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
     for component, file in weights.items():
         try:
             valid[component] = check_weight_file(component, file)
+        except VAEFolderError as exc:  # its fix names the file in the folder that is Motif-Video's VAE
+            report.problem(str(file), exc.problem, exc.fix.flag or exc.fix.none_is)
+            continue
         except MotifLiteError as exc:
-            fix = _weight_file_fix(component, file)
-            problem = str(exc).removesuffix(f"; pass {fix}").removesuffix(f"; {fix}")  # the fix said once
-            report.problem(str(file), problem, fix)
+            report.problem(str(file), str(exc), _weight_file_fix(component, file))
             continue
         try:  # ComfyUI's fp8 copies, as a run says it
             for note in float8_notes(component, valid[component]):
@@ -211,17 +210,15 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
 
 
 def _weight_file_fix(component: str, file: str | Path) -> str:
-    """The fix for a weight file `check_weight_file` refused, as concrete as the refusal: a folder's one .safetensors
-    file, with its flag; -m for one shard of several (its flag takes whole files only); else the file's path. A
-    fixed "pass the path of the .safetensors file" contradicted the refusal of a shard, which says to use -m."""
+    """The fix for a weight file `check_weight_file` refused (but a folder of VAE files, whose refusal has its own),
+    as concrete as the refusal: a folder's one .safetensors file, with its flag; -m for one shard of several (its
+    flag takes whole files only); else the file's path. A fixed "pass the path of the .safetensors file"
+    contradicted the refusal of a shard, which says to use -m."""
     flag = FLAGS.get(component)
     if flag is None:  # a component no flag takes (the Python API's `weights` keys): the refusal names the ones
         return f"name one of {', '.join(WEIGHT_NAMES)}"
     path = user_path(file)
     inside = sorted(path.glob("*.safetensors")) if path.is_dir() else []
-    held = vae_files(path) if component == "vae" and path.is_dir() else {}
-    if held:  # ComfyUI's models/vae/: Motif-Video's VAE among the others, told by its tensors
-        return vae_flag(str(file), held) or none_is_motif_vae(held)
     if len(inside) == 1 and not _one_shard_of_several(inside[0]):
         return f"{flag} {shlex.quote(str(inside[0]))}"
     if any(_one_shard_of_several(p) for p in [path, *inside]):

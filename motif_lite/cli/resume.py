@@ -56,7 +56,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
                                f"{_IMAGE_STATES[image_state]}: give it again with -i FILE")  # fmt: skip
         saved, note = _image_given_again(saved, args.image, image_state)
         notes.append(note)
-        given.discard("image")
+        given -= {"image"}
     if _clip_gone(saved):  # unlike an image, a clip is not given again: its frames, all of them, begin the video
         raise RequestError(f"the clip the run being resumed goes on from, {saved.request['extend']}, is no longer "
                            "there: put it back there to resume (the longer video begins with its frames)")  # fmt: skip
@@ -79,7 +79,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     return saved, notes
 
 
-def resumed_settings(saved: SavedLatents, given: set[str]) -> Recalled:
+def resumed_settings(saved: SavedLatents, given: frozenset[str]) -> Recalled:
     """What a resumed run takes from its latents file, as the settings table shows it (source `file`): every field
     of the request it holds (None: the checkpoint or the default decided, for the stopped run as for this one), and
     its dtype unless --dtype is given again."""
@@ -89,7 +89,7 @@ def resumed_settings(saved: SavedLatents, given: set[str]) -> Recalled:
     return Recalled(saved.file, frozenset(taken), frozenset(), None, ())
 
 
-def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: set[str]) -> list[str]:
+def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: frozenset[str]) -> list[str]:
     """The stopped run's lossy step cache goes on in the resumed run unless --step-cache is given, as a model flag
     does (it changes the video as much); the note where a given one differs from it."""
     then = saved.video_metadata.get("model", {}).get("step_cache")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from motif_lite.choices import (
     ATTENTION_BACKENDS,
@@ -642,14 +644,23 @@ def add_speed_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
-def run_flags_given(args: argparse.Namespace) -> tuple[dict, set[str]]:
-    """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default)."""
+def run_flags_given(args: argparse.Namespace) -> tuple[Mapping[str, object], frozenset[str]]:
+    """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default).
+    Parsed from the command line once per command and kept on `args` (as `args.weights` and `args.recalled` are):
+    --settings-from, --resume, --extend and the size notes each ask, and the command line does not change."""
+    kept = getattr(args, "run_flags", None)
+    if kept is None:
+        kept = args.run_flags = _parse_run_flags(list(getattr(args, "argv", None) or []))
+    return kept
+
+
+def _parse_run_flags(argv: list[str]) -> tuple[Mapping[str, object], frozenset[str]]:
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # as the command parses it
     add_run_flags(parser)
     defaults = vars(parser.parse_args([]))
     # None marks "not given": a flag on the command line never parses to None (each type returns a value), and an
     # `append` flag (--lora) needs None or a list as its default to append to (a sentinel object crashes argparse).
     parser.set_defaults(**dict.fromkeys(defaults))
-    argv = list(getattr(args, "argv", None) or [])
     parsed, _ = parser.parse_known_args(argv[argv.index("run") + 1 :] if "run" in argv else argv)
-    return defaults, {dest for dest, value in vars(parsed).items() if value is not None}
+    given = frozenset(dest for dest, value in vars(parsed).items() if value is not None)
+    return MappingProxyType(defaults), given

@@ -146,7 +146,7 @@ def _other_file(checksum: object, given: str | Path) -> tuple[object, Path, str 
     return checksum, path, None if digest in (None, checksum) else digest
 
 
-def _refuse_unknown_choices(stored: StoredSettings, given: set[str]) -> None:
+def _refuse_unknown_choices(stored: StoredSettings, given: frozenset[str]) -> None:
     """A sampler or guidance method the file names that this version does not have (a newer motif-lite's) makes
     another video: refused, unless the flag that chooses it is given."""
     from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
@@ -164,7 +164,7 @@ def _refuse_unknown_choices(stored: StoredSettings, given: set[str]) -> None:
             )
 
 
-def _without_replaced_guidance(fields: dict, given: set[str], method: str | None) -> dict:
+def _without_replaced_guidance(fields: dict, given: frozenset[str], method: str | None) -> dict:
     """The file's fields less the guidance ones that guidance flags replace: another `--guidance` method than the
     file's takes that method's own parameters (the file's APG ones would be an error with CFG), and any guidance flag
     over an unguided file guides (its scale of 1 would switch guidance off again)."""

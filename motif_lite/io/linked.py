@@ -26,6 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError
@@ -71,11 +72,13 @@ def check_weight_file(component: str, path: str | Path) -> Path:
         raise CheckpointError(f"no component {component!r} takes a weight file; use {', '.join(WEIGHT_NAMES)}")
     file = user_path(path)
     if file.is_dir():  # e.g. ComfyUI's models/vae/ folder, or a checkpoint's vae/ folder
+        problem = f"the {component.replace('_', ' ')} file {file} is a folder"
+        vae_fix = vae_folder_fix(str(path)) if component == "vae" else None
+        if vae_fix is not None:  # it names each file: no list before it
+            raise VAEFolderError(problem, vae_fix)
         inside = sorted(p.name for p in file.glob("*.safetensors"))
         holds = f" (it holds {', '.join(inside)})" if inside else " (it holds no .safetensors file)"
-        vae_fix = vae_folder_fix(str(path)) if component == "vae" else None  # names each file: no list before it
-        fix = f"; {vae_fix}" if vae_fix else f"{holds}; pass the .safetensors file itself"
-        raise CheckpointError(f"the {component.replace('_', ' ')} file {file} is a folder{fix}")
+        raise CheckpointError(f"{problem}{holds}; pass the .safetensors file itself")
     if not file.is_file():
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} does not exist")
     if file.suffix != ".safetensors":
@@ -137,10 +140,12 @@ _OTHER_MODELS: dict[str, re.Pattern | tuple[re.Pattern, ...]] = {
         r"|^decoder\.up_blocks\.\d+\.upsampler\.resample\."
     ),
     # Both of: causal convolutions that wrap a Conv3d as `.conv` (as LTX-Video's VAE's do) and a mid-block attention
-    # of separate projections (as an image VAE's under diffusers' names), in Tencent's release and diffusers' alike.
+    # of separate projections (as an image VAE's under diffusers' names). Tencent's release and ComfyUI's copy use
+    # diffusers' names (diffusers' converter renames no VAE tensor); Tencent's loader also takes them under the
+    # `vae.` prefix of a training checkpoint (hyvideo/vae/__init__.py strips it).
     HUNYUAN_VIDEO_VAE: (
-        re.compile(r"^(en|de)coder\.(conv_in|conv_out)\.conv\."),
-        re.compile(r"^(en|de)coder\.mid_block\.attentions\.0\.to_q\."),
+        re.compile(r"^(vae\.)?(en|de)coder\.(conv_in|conv_out)\.conv\."),
+        re.compile(r"^(vae\.)?(en|de)coder\.mid_block\.attentions\.0\.to_q\."),
     ),
     "an image VAE (Stable Diffusion's or Flux's)": re.compile(r"^(first_stage_model\.)?(en|de)coder\.(down|up)\.\d"),
 }
@@ -382,18 +387,38 @@ def motif_vae_name(held: Mapping[str, str]) -> str | None:
     return ours
 
 
-def vae_folder_fix(folder: str) -> str | None:
-    """For a folder of VAE files (ComfyUI's models/vae/, as the user wrote its path) given where one file is
-    expected: the --vae that takes Motif-Video's VAE among them, or, when none is, what each one holds; None when it
-    holds no .safetensors file."""
+class VAEFolderFix(NamedTuple):
+    """What to give instead of a folder of VAE files (ComfyUI's models/vae/) where one file is expected: `flag`, the
+    --vae with the path of the file in it that is Motif-Video's VAE and why that one, or None when no file is; then
+    `none_is`: what each file holds, and what to do instead."""
+
+    flag: str | None
+    none_is: str
+
+    def said(self, keep: str = "") -> str:
+        """The fix in an error line: "pass" the flag and `keep` (what else stays as it is), else what the files hold."""
+        return self.none_is if self.flag is None else f"pass {self.flag}{keep}"
+
+
+def vae_folder_fix(folder: str) -> VAEFolderFix | None:
+    """The fix for the folder `folder` (as the user wrote its path) given where one VAE file is expected, from what
+    each of its .safetensors files holds (`vae_files`: headers only, each read once); None when it holds none."""
     held = vae_files(user_path(folder))
     if not held:
         return None
-    flag = vae_flag(folder, held)
-    return f"pass {flag}" if flag is not None else none_is_motif_vae(held)
+    return VAEFolderFix(_vae_flag(folder, held), _none_is_motif_vae(held))
 
 
-def vae_flag(folder: str, held: Mapping[str, str]) -> str | None:
+class VAEFolderError(CheckpointError):
+    """A folder of VAE files given to --vae: `problem`, and `fix` (`vae_folder_fix`'s), said apart for `motif-lite
+    check`."""
+
+    def __init__(self, problem: str, fix: VAEFolderFix) -> None:
+        self.problem, self.fix = problem, fix
+        super().__init__(f"{problem}; {fix.said()}")
+
+
+def _vae_flag(folder: str, held: Mapping[str, str]) -> str | None:
     """The --vae with the path of Motif-Video's VAE (`motif_vae_name`) in `folder` (as the user wrote it), whose
     files are `held` (`vae_files`), and why that one; None when no file there is."""
     ours = motif_vae_name(held)
@@ -403,7 +428,7 @@ def vae_flag(folder: str, held: Mapping[str, str]) -> str | None:
     return f"--vae {shlex.quote(str(Path(folder) / ours))}{why}"
 
 
-def none_is_motif_vae(held: Mapping[str, str]) -> str:
+def _none_is_motif_vae(held: Mapping[str, str]) -> str:
     """What a VAE folder none of whose files (`held`) is Motif-Video's VAE holds, and what to do instead."""
     found = "; ".join(f"{name}: {what}" for name, what in list(held.items())[:4])
     more = f"; and {len(held) - 4} more" if len(held) > 4 else ""

@@ -16,7 +16,7 @@ from huggingface_hub import constants
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.io.gguf_source import gguf_files
-from motif_lite.io.linked import motif_vae_name, none_is_motif_vae, vae_files, vae_flag
+from motif_lite.io.linked import vae_folder_fix
 from motif_lite.paths import user_path
 
 
@@ -152,11 +152,11 @@ def comfyui_models_fix(model: str) -> str | None:
         chosen = files[0] if len(files) == 1 else "FILE"
         flags.setdefault(flag, f"{flag} {shlex.quote(str(Path(model) / name / chosen))}")
     # Its vae/ folder holds several VAEs side by side (Wan 2.2's, Flux's ...): Motif-Video's is told by its tensors.
-    held = vae_files(path / "vae")
-    flag = vae_flag(str(Path(model) / "vae"), held)
-    if flag is not None:
-        flags["--vae"] = flag
-    vae_note = f"; its vae/ folder: {none_is_motif_vae(held)}" if held and flag is None else ""
+    vae, vae_note = vae_folder_fix(str(Path(model) / "vae")), ""
+    if vae is not None and vae.flag is not None:
+        flags["--vae"] = vae.flag
+    elif vae is not None:
+        vae_note = f"; its vae/ folder: {vae.none_is}"
     return f"give its files by flag: {' '.join(flags.values())}{KEEP_MODEL}{vae_note}"
 
 
@@ -170,11 +170,10 @@ def vae_folder_as_model_fix(model: str) -> str | None:
     path = user_path(model)
     if not path.is_dir() or (path / "model_index.json").is_file() or is_component_folder(path):
         return None
-    held = vae_files(path)
-    if not held or (path.name.lower() != "vae" and motif_vae_name(held) is None):
+    fix = vae_folder_fix(model)
+    if fix is None or (path.name.lower() != "vae" and fix.flag is None):
         return None
-    flag = vae_flag(model, held)
-    return none_is_motif_vae(held) if flag is None else f"pass {flag}{KEEP_MODEL}"
+    return fix.said(KEEP_MODEL)
 
 
 # What a weights file given to -m is told beside the flag that takes it.

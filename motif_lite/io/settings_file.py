@@ -78,9 +78,9 @@ def read_settings(path: str | Path) -> StoredSettings:
     if suffix not in VIDEO_EXTENSIONS:
         raise SettingsFileError(f"{path}: {suffix or 'a file without extension'} is no format motif-lite writes "
                                 f"({_TAKES}: {', '.join(VIDEO_EXTENSIONS)})")  # fmt: skip
-    comment = _ffmpeg_comment(path) if suffix in FFMPEG_FORMATS else _pillow_comment(path)
+    comment, chunks = (_ffmpeg_comment(path), set()) if suffix in FFMPEG_FORMATS else _pillow_text(path)
     values = _motif_lite_settings(comment)
-    if values is None and suffix == ".png" and (tool := _other_tool(path)) is not None:
+    if values is None and (tool := _other_tool(path, chunks)) is not None:
         raise SettingsFileError(tool)
     if values is None:
         raise SettingsFileError(
@@ -90,16 +90,9 @@ def read_settings(path: str | Path) -> StoredSettings:
     return StoredSettings(path, values)
 
 
-def _other_tool(path: Path) -> str | None:
+def _other_tool(path: Path, chunks: set[str]) -> str | None:
     """What to tell of a PNG that another image tool made (ComfyUI, AUTOMATIC1111: `_OTHER_TOOLS`), naming the tool
-    and what to do with its prompt; None for one whose text chunks name none."""
-    import PIL.Image
-
-    try:
-        with PIL.Image.open(path) as image:
-            chunks = set(image.info)
-    except (OSError, SyntaxError, ValueError):  # read once already (`_pillow_comment`): not to fail on here
-        return None
+    and what to do with its prompt, from the names of its text chunks; None for one whose chunks name none."""
     chunk = next((name for name in _OTHER_TOOLS if name in chunks), None)
     if chunk is None:
         return None
@@ -157,8 +150,9 @@ def ffmetadata_value(text: str, key: str) -> str | None:
     return None if match is None else re.sub(r"\\(.)", r"\1", match.group(1), flags=re.DOTALL)
 
 
-def _pillow_comment(path: Path) -> str | None:
-    """The comment Pillow reads from a PNG frame, a GIF or a WebP, where `io.video` writes it."""
+def _pillow_text(path: Path) -> tuple[str | None, set[str]]:
+    """The comment Pillow reads from a PNG frame, a GIF or a WebP, where `io.video` writes it, and the names of a
+    PNG's text chunks (where other image tools keep their settings: `_other_tool`), from one read of the file."""
     import PIL.Image
 
     try:
@@ -167,6 +161,9 @@ def _pillow_comment(path: Path) -> str | None:
                 comment = image.getexif().get(_EXIF_IMAGE_DESCRIPTION)
             else:  # PNG: a text chunk; GIF: its comment extension (bytes)
                 comment = image.info.get("comment")
+            chunks = set(image.info) if image.format == "PNG" else set()
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow's errors for a file that is no image it reads
         raise SettingsFileError(f"cannot read {path} as an image: {exc}") from None
-    return comment.decode("utf-8", errors="replace") if isinstance(comment, bytes) else comment
+    if isinstance(comment, bytes):
+        comment = comment.decode("utf-8", errors="replace")
+    return comment, chunks

@@ -72,14 +72,15 @@ def _build_safetensors(
     weights under the weights' names (headers only, nothing read). Not yet checked against each other:
     `load_transformer` does that, `meta_transformer` leaves it to the load."""
     files, config_path = locate_safetensors(path)
-    if config_path is not None:  # another component's folder (vae/): say so, not the first field its config lacks
-        _refuse_other_model(config_path)
+    config = None if config_path is None else read_json_object(config_path, "transformer config")
+    if config is not None:  # another component's folder (vae/): say so, not the first field its config lacks
+        _refuse_other_model(config, config_path)
     stored = read_tensor_refs(files)
     scales = weight_scales({name: ref.dtype for name, ref in stored.items()}, str(path))
     refs, layout = to_model_names(stored)
     shapes = {name: ref.shape for name, ref in refs.items()}
     # stacklevel 4: the warning points at the caller of load_transformer / meta_transformer.
-    model = build_model(resolve_config(shapes, layout, config_path, stacklevel=4))
+    model = build_model(resolve_config(shapes, layout, config, config_path, stacklevel=4))
     return model, refs, {to_model_name(weight, layout): stored[scale] for weight, scale in scales.items()}
 
 
@@ -101,10 +102,10 @@ def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
     return files, config if config.is_file() else None
 
 
-def _refuse_other_model(config_path: Path) -> None:
-    """`CheckpointError` when the config.json beside the weights describes another model (`other_model`); the
-    `ConfigError` of `read_json_object` when it is no JSON object."""
-    kind = other_model(read_json_object(config_path, "transformer config"))
+def _refuse_other_model(config: Mapping[str, object], config_path: Path) -> None:
+    """`CheckpointError` when the config.json beside the weights (`config`, read from `config_path`) describes
+    another model (`other_model`)."""
+    kind = other_model(config)
     if kind is not None:
         raise CheckpointError(
             f"{config_path} describes {kind}, not the Motif-Video transformer ({TRANSFORMER_CLASS}); pass the "
@@ -113,12 +114,17 @@ def _refuse_other_model(config_path: Path) -> None:
 
 
 def resolve_config(
-    shapes: Mapping[str, tuple[int, ...]], layout: str, config_path: Path | None, stacklevel: int = 3
+    shapes: Mapping[str, tuple[int, ...]],
+    layout: str,
+    config: Mapping[str, object] | None,
+    config_path: Path | None,
+    stacklevel: int = 3,
 ) -> TransformerConfig:
-    """config.json when there is one (with the detected layout), else inferred from the weights with a warning
-    naming the values the weights cannot show (`assumed_values`); `stacklevel` as `warnings.warn` counts it here."""
-    if config_path is None:
-        config = config_from_weights(shapes, layout)
-        warnings.warn(f"no transformer config.json: {assumed_note(config)}", stacklevel=stacklevel)
-        return config
-    return TransformerConfig.from_json(config_path).replace(cross_attention_layout=layout)
+    """The values of config.json (`config`, read from `config_path`) when there is one, with the detected
+    layout; else the config inferred from the weights with a warning naming the values the weights cannot show
+    (`assumed_values`); `stacklevel` as `warnings.warn` counts it here."""
+    if config is None:
+        inferred = config_from_weights(shapes, layout)
+        warnings.warn(f"no transformer config.json: {assumed_note(inferred)}", stacklevel=stacklevel)
+        return inferred
+    return TransformerConfig.from_dict(config, source=str(config_path)).replace(cross_attention_layout=layout)
