@@ -287,3 +287,34 @@ def test_gpus_gives_the_negative_prompt_no_rank_once_no_step_left_is_guided(
     assert cli.main([*argv, "--dry-run"] if dry_run else argv) == 0
     assert [c.describe() for c in chosen] == [f"{layout} on 2 ranks"]
     assert (f"{layout} on 2 ranks" in capsys.readouterr().out) == dry_run
+
+
+@pytest.mark.parametrize(("stop_at", "done", "encoded"), [(1, 2, ["a fox", "blurry"]), (2, 3, ["a fox"])])
+def test_the_server_resumes_a_job_past_the_window_without_the_negative_prompt(
+    checkpoint, tmp_path, monkeypatch, stop_at, done, encoded
+):
+    # A job stopped by the server's shutdown goes on from its state when the server starts again (through the
+    # pipeline's `generate(resume=)`): past the guidance window, with the prompt alone.
+    from test_server import run_stopping_at
+
+    from motif_lite.io.latents import read_latents
+    from motif_lite.server.jobs import COMPLETED, JobStore, new_job_id
+    from motif_lite.server.schema import stored_settings
+    from motif_lite.server.worker import Worker, percent
+
+    def pipeline():
+        return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", batch_guidance=True)
+
+    store = JobStore(tmp_path)
+    try:
+        job = store.add(new_job_id(), "tiny", stored_settings(request(SOME_GUIDED)), False, max_active=10)
+        run_stopping_at(Worker(store, pipeline(), lambda line: None), job.id, percent("denoise", stop_at, SOME_GUIDED))
+        assert read_latents(store.state_path(job.id)).progress == (done, SOME_GUIDED)
+        restarted = pipeline()  # the server started again: no prompt encoded yet
+        encode, calls = restarted.text_encoder.encode, []
+        monkeypatch.setattr(restarted.text_encoder, "encode", lambda prompts, *a, **k: calls.append(list(prompts))
+                            or encode(prompts, *a, **k))  # fmt: skip
+        run_stopping_at(Worker(store, restarted, lambda line: None), job.id, None)
+        assert store.get(job.id).status == COMPLETED and sum(calls, []) == encoded
+    finally:
+        store.close()
