@@ -52,7 +52,6 @@ from motif_lite.runtime.planner import (
     unplanned_peak_bytes,
 )
 from motif_lite.runtime.step_cache import StepCacheConfig
-from motif_lite.sampling import needs_uncond
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.units import MiB, memory_size
@@ -489,6 +488,7 @@ def plan_generation(
     text_encoder: bool = True,
     quantize: str | None = None,
     text_encoder_quantize: str | None = None,
+    first_step: int = 0,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -507,7 +507,8 @@ def plan_generation(
     run other than the main one), planned without it; `quantize` / `text_encoder_quantize`: the recipe the
     transformer / the text encoder is quantized to as it loads (its size is then our quantizer's for it). `dtype`
     None: what `load_pipeline` picks on that device (`settings.resolve_dtype`: float16 on a GPU before compute
-    capability 8.0, else bfloat16).
+    capability 8.0, else bfloat16). `first_step`: a resumed run's first step; one resumed past the guidance window
+    plans one row per forward, as it runs (`Settings.guided`).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -527,7 +528,7 @@ def plan_generation(
     budget = device_budget(target, vram_gib)
     inputs = _planner_inputs(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
-        text_encoder,
+        text_encoder, first_step,
     )  # fmt: skip
     return plan_memory(
         **inputs, budget_bytes=budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
@@ -547,14 +548,16 @@ def _planner_inputs(
     sequence_parallel: int = 1,
     text_encoder_dtype: torch.dtype | None = None,
     text_encoder: bool = True,
+    first_step: int = 0,
 ) -> dict:
     """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about `request` on this model,
-    dtype and device: the sizes from the files' headers, the rows per forward, the kernels' savings and costs."""
+    dtype and device: the sizes from the files' headers, the rows per forward (from `first_step` on: a resumed
+    run's steps left), the kernels' savings and costs."""
     here = target.type == "cuda" and torch.cuda.is_available()
     sizes = model_sizes(sources, dtype, text_encoder_dtype)
     config = sources.transformer.value
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
-    guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value, request.steps)
+    guided = resolve_settings(request, sources.configs, sources.transformer, first_step=first_step).guided
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
     batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
     triton_on = target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch")

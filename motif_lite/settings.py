@@ -224,19 +224,24 @@ class Settings:
         return SAMPLERS[self.sampler.value]
 
     @property
+    def guided(self) -> bool:
+        """Whether a step left to sample (from `first_step` on) is guided, and so needs the unconditional (negative
+        prompt) prediction: its encoding, the batch-2 forward's memory, a rank of its own. A run resumed past the
+        guidance window needs none, as a fresh run whose window holds no step (`needs_uncond`)."""
+        return needs_uncond(self.guidance.value, self.request.steps, self.first_step)
+
+    @property
     def encoded_prompts(self) -> dict[str, str]:
         """The texts the video's encode reads, by the label the text encoder's warnings give them: the prompt, and
-        the negative prompt where a step left to sample needs its prediction (`needs_uncond`, as the pipeline
-        decides: a run resumed past the guidance window needs none)."""
-        guided = needs_uncond(self.guidance.value, self.request.steps, self.first_step)
+        the negative prompt where a step left to sample needs its prediction (`guided`)."""
         request = self.request
-        return {"prompt": request.prompt, **({"negative prompt": request.negative_prompt} if guided else {})}
+        return {"prompt": request.prompt, **({"negative prompt": request.negative_prompt} if self.guided else {})}
 
     def table(self) -> list[tuple[str, str, Setting]]:
         """(name, value in words, setting) for every setting, in the order a user reads them."""
         r = self.request
         size = _plain(r, "width", "height", "frames", "fps")
-        negative = _describe_negative(r.negative_prompt, self.guidance.value, r.steps)
+        negative = _describe_negative(r.negative_prompt, self.guided, self.first_step)
         rows = [
             ("size", f"{r.width}x{r.height}, {counted(r.frames, 'frame')} at {r.fps:g} fps", size),
             ("steps", str(r.steps), _plain(r, "steps")),
@@ -475,9 +480,9 @@ def _plain(request: GenerationRequest, *names: str) -> Setting:
     return Setting(None, FLAG) if changed else Setting(None, DEFAULT)
 
 
-def _describe_negative(prompt: str, guidance: Guidance | None, steps: int) -> str:
-    if not needs_uncond(guidance, steps):
-        return "unused (no guidance)"
+def _describe_negative(prompt: str, guided: bool, first_step: int) -> str:
+    if not guided:  # a resumed run past the guidance window reads it no more, as a run without guidance
+        return "unused (no guided step left)" if first_step else "unused (no guidance)"
     if prompt == OFFICIAL_NEGATIVE_PROMPT:
         return "the official negative prompt"
     return repr(prompt if len(prompt) <= 40 else prompt[:37] + "...")

@@ -628,6 +628,7 @@ def test_two_processes_write_the_single_process_video(checkpoint, single, tmp_pa
     assert err.count("1 row per transformer forward") == 1 and "rows per transformer forward" not in err
     assert "does not fit the memory plan" not in err  # one row per forward on a rank: not a refusal
     assert_same_frames(read_png_frames(tmp_path), single)
+    assert not list(tmp_path.glob(".writing-*"))  # -o: the launcher's claim, rank 0 wrote under it, then freed
     assert out.count("done:") == 1 and "parallel: cfg 2 x sp 1 on 2 ranks (gloo)" in out  # rank 0 prints
     assert err.count("seed: 0") == 1
 
