@@ -82,7 +82,7 @@ def test_default_layout_splits_guidance_then_tokens():
         (1, True, 2, "run it on 2 or 4 (cfg 2 x sp 2) processes (--gpus N, or torchrun --nproc-per-node N)"),
         (2, False, 3, "this run has 2: run it on 3 processes"),
         (4, True, 1, "makes 4 guidance groups, but at most 2"),
-        (4, False, 2, "guidance is off"),
+        (4, False, 2, "guidance is off (cfg scale 1) or has no step left: use --sp 4"),
     ],
 )
 def test_impossible_layouts_are_clear_errors(world, guided, sp, message):
