@@ -240,6 +240,31 @@ def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys,
     assert exit_info.value.code == 2 and hint in err, err
 
 
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "said"),
+    [
+        # argparse said "invalid int value: '1280x720'": the size in one value, as other tools and the server take it
+        ("run", "-W", "1280x720", "-W/--width: takes one side in pixels: the size 1280x720 is -W 1280 -H 720"),
+        ("verify", "-H", "832*480", "-H/--height: takes one side in pixels: the size 832*480 is -W 832 -H 480"),
+        ("run", "-H", "720p", "-H/--height: takes pixels: 720p is -H 720, and -W 1280 makes it 16:9"),
+        ("run", "--video-frames", "5s", "--video-frames: counts frames, not seconds: 5 s at 24 fps is --video-frames "
+         "121 (4k+1 frames; --fps sets the rate)"),
+        ("verify", "--video-frames", "0.5 sec", "counts frames, not seconds: 0.5 s at 24 fps is --video-frames 13"),
+        ("run", "--steps", "20.5", "--steps: must be a whole number, got '20.5'"),
+        ("run", "-W", "wide", "-W/--width: must be a whole number, got 'wide'"),
+        # a decimal comma, as German or French write 7.5: argparse said "invalid float value: '7,5'"
+        ("run", "--cfg-scale", "7,5", "--cfg-scale: takes a decimal point, not a comma: 7.5"),
+        ("run", "--flow-shift", "0,5", "--flow-shift: takes a decimal point, not a comma: 0.5"),
+        ("run", "--fps", "fast", "--fps: must be a number, got 'fast'"),
+    ],
+)  # fmt: skip
+def test_numbers_written_as_other_tools_write_them_get_the_flags_they_mean(capsys, command, flag, value, said):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "-p", "x", flag, value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and said in err and "invalid" not in err, err
+
+
 @pytest.mark.parametrize("seed", ["4294967296", "-5"])
 def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number(capsys, seed):
     # argparse refuses a word, the request a number out of range: one wording for both, not two.
