@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from motif_lite.choices import GUIDANCE_METHODS, OTHER_SAMPLERS, SAMPLER_ALIASES, SAMPLERS
+from motif_lite.choices import GUIDANCE_METHODS, OTHER_SAMPLERS, OTHER_SCHEDULES, SAMPLER_ALIASES, SAMPLERS
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.errors import MotifLiteError, both_spellings, shown
 from motif_lite.paths import user_path
@@ -748,6 +748,19 @@ def _check_sampler(value: object) -> None:
 
 def closest_sampler(name: str) -> str | None:
     """For another tool's sampler that is not here (stable-diffusion.cpp's `euler_a`, ComfyUI's `dpmpp_2m_sde`), the
-    words that name ours closest to it ("; closest to euler_a here: euler"); None for any other name."""
-    ours = {_spelling(other): mine for other, mine in OTHER_SAMPLERS.items()}.get(_spelling(name))
-    return f"; closest to {name} here: {ours}" if ours else None
+    words that name ours closest to it ("; closest to euler_a here: euler"); for a sampler named with a sigma
+    schedule (AUTOMATIC1111's "DPM++ 2M Karras"), the sampler it names, on the schedule there is here; None for any
+    other name."""
+    spelled = _spelling(name)
+    closest = {_spelling(other): ours for other, ours in OTHER_SAMPLERS.items()}
+    if ours := closest.get(spelled):
+        return f"; closest to {name} here: {ours}"
+    samplers = {**closest, **{_spelling(ours): ours for ours in SAMPLERS}}
+    for schedule in OTHER_SCHEDULES:
+        sampler = spelled.removesuffix(_spelling(schedule))
+        if sampler != spelled and (ours := samplers.get(sampler)):
+            return (
+                f"; closest to {name} here: {ours}, on the flow-matching schedule that --flow-shift shapes (no "
+                f"{schedule} schedule here)"
+            )
+    return None
