@@ -424,6 +424,25 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["run", "-p", "x", "--save_path", "x.mp4"], "(--save_path: did you mean --output?)"),
         (["run", "-p", "x", "--output_path", "x.mp4"], "(--output_path: did you mean --output?)"),
         (["run", "-p", "x", "--res", "832x480"], "(--res: the size is two flags here: -W 832 -H 480)"),
+        # close spellings that sent users to the wrong flag ("did you mean --cfg-scale?" for skip-layer guidance,
+        # --gpus for a GPU's index, --sampling-method for the noise's generator)
+        (["run", "-p", "x", "--slg-scale", "2"], "(--slg-scale: skip-layer guidance is not offered: the guidance here"),
+        (["run", "-p", "x", "--guidance_rescale", "0.7"], "(--guidance_rescale: CFG rescale is not offered; APG"),
+        (["run", "-p", "x", "--gpu", "0"], "(--gpu: one GPU is --device cuda:N (cuda:0 the first); several, --gpus N)"),
+        (["run", "-p", "x", "--sampler-rng", "cpu"], "(--sampler-rng: the noise is drawn on the CPU, so a seed"),
+        # flags of stable-diffusion.cpp, AUTOMATIC1111 and Wan's generate.py that got no hint at all
+        (["run", "-p", "x", "--fp16"], "(--fp16: the compute type is --dtype bf16, fp16 or fp32"),
+        (["serve", "--cpu"], "(--cpu: the CPU is --device cpu)"),
+        (["run", "-p", "x", "--vae-tile-size", "32x32"], "(--vae-tile-size: memory is planned here, not switched"),
+        (["run", "-p", "x", "--offload_model", "True"], "(--offload_model: memory is planned here, not switched"),
+        (["run", "-p", "x", "--cache-mode", "easycache"], "(--cache-mode: stable-diffusion.cpp's cache modes are not "
+         "here; the step cache here is --step-cache THRESHOLD"),
+        (["run", "-p", "x", "--clip-skip", "2"], "(--clip-skip: there are no CLIP layers to skip"),
+        (["run", "-p", "x", "--control-net", "c.safetensors"], "(--control-net: no ControlNet or reference images"),
+        (["run", "-p", "x", "--upscale-model", "u.pth"], "(--upscale-model: no upscaler: make the video at the size"),
+        (["run", "-p", "x", "-v"], "(-v: there are no log levels: warnings and notes go to stderr"),
+        (["check", "--verbose"], "(--verbose: there are no log levels"),
+        (["run", "-p", "x", "--ckpt", "m.safetensors"], "(--ckpt: a checkpoint folder in the official layout is -m"),
         # an output folder in other spelling; one followed by another unknown flag, which is not its value
         (["run", "-p", "x", "--Output_Dir", "renders"], "included: -o renders/fox.mp4 (the folder must exist))"),
         (
