@@ -328,7 +328,7 @@ class GenerationRequest:
                 return None
 
         check("prompt", _check_text, self.prompt, "prompt", False)
-        check("negative_prompt", _check_text, self.negative_prompt, setting_name("negative_prompt"), True)
+        check("negative_prompt", _check_negative_prompt, self.negative_prompt)
         width_ok = check("width", _check_size, self.width, "width") is not None
         height_ok = check("height", _check_size, self.height, "height") is not None
         normalized = check("frames", _normalize_frames, self.frames)
@@ -663,6 +663,15 @@ def _resolve_seed(seed: int | None) -> int:
 def _is_generator(value: object) -> bool:
     # Without importing torch, which requests do not need.
     return hasattr(value, "initial_seed") and hasattr(value, "manual_seed")
+
+
+def _check_negative_prompt(value: object) -> None:
+    if value is None:  # only Python passes None: diffusers' negative_prompt=None, which is no negative prompt there
+        raise RequestError(
+            "negative_prompt=None is not taken: leave it out for the official negative prompt (the default here), or "
+            "give negative_prompt=\"\" for none, which is what diffusers' None means"
+        )
+    _check_text(value, setting_name("negative_prompt"), True)
 
 
 def _check_text(value: object, name: str, allow_empty: bool) -> None:
