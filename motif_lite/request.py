@@ -669,7 +669,7 @@ def _check_negative_prompt(value: object) -> None:
     if value is None:  # only Python passes None: diffusers' negative_prompt=None, which is no negative prompt there
         raise RequestError(
             "negative_prompt=None is not taken: leave it out for the official negative prompt (the default here), or "
-            "give negative_prompt=\"\" for none, which is what diffusers' None means"
+            'give negative_prompt="" for none, which is what diffusers\' None means'
         )
     _check_text(value, setting_name("negative_prompt"), True)
 

@@ -435,8 +435,10 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["serve", "--cpu"], "(--cpu: the CPU is --device cpu)"),
         (["run", "-p", "x", "--vae-tile-size", "32x32"], "(--vae-tile-size: memory is planned here, not switched"),
         (["run", "-p", "x", "--offload_model", "True"], "(--offload_model: memory is planned here, not switched"),
-        (["run", "-p", "x", "--cache-mode", "easycache"], "(--cache-mode: stable-diffusion.cpp's cache modes are not "
-         "here; the step cache here is --step-cache THRESHOLD"),
+        (
+            ["run", "-p", "x", "--cache-mode", "easycache"],
+            "(--cache-mode: stable-diffusion.cpp's cache modes are not here; the step cache here is --step-cache",
+        ),
         (["run", "-p", "x", "--clip-skip", "2"], "(--clip-skip: there are no CLIP layers to skip"),
         (["run", "-p", "x", "--control-net", "c.safetensors"], "(--control-net: no ControlNet or reference images"),
         (["run", "-p", "x", "--upscale-model", "u.pth"], "(--upscale-model: no upscaler: make the video at the size"),

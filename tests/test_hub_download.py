@@ -1009,7 +1009,11 @@ def test_a_lora_of_another_checkpoint_not_here_is_checked_as_a_file_before_it_do
 
     (tmp_path / "notes.safetensors").write_text("not a safetensors file")
     code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(tmp_path / "notes.safetensors"))
-    assert code == cli.EXIT_USER_ERROR and "is not a LoRA file: it is text, not weights" in err and fake_hub.downloads == []
+    assert (
+        code == cli.EXIT_USER_ERROR
+        and "is not a LoRA file: it is text, not weights" in err
+        and fake_hub.downloads == []
+    )
     dora = tmp_path / "dora.safetensors"  # PEFT settings are read from the file alone too
     save_file(lora_of((64, 64)), dora, metadata={"lora_adapter_metadata": '{"use_dora": true}'})
     code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(dora))

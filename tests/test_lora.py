@@ -510,7 +510,7 @@ def test_a_gguf_lora_is_refused_naming_the_format_read(tmp_path, targets):
     [
         # what a download without the site's sign-in saves under the name asked for: safetensors said "header too large"
         (b"<!DOCTYPE html><html><head><title>Sign in</title>", "it is a web page (HTML), not weights (a download that"),
-        (b'{"error": "Unauthorized"}', "it is text, not weights (it begins '{\"error\": \"Unauthorized\"}'; a download"),
+        (b'{"error": "Unauthorized"}', 'it is text, not weights (it begins \'{"error": "Unauthorized"}\'; a download'),
         (b"\x89PNG\r\n\x1a\n" + bytes(24), "it is a PNG image"),
     ],
 )

@@ -213,7 +213,7 @@ def test_a_negative_prompt_of_none_says_both_meanings_it_may_have(tmp_path):
     assert error.fields == ("negative_prompt",)
     assert str(error) == (
         "negative_prompt=None is not taken: leave it out for the official negative prompt (the default here), or give "
-        "negative_prompt=\"\" for none, which is what diffusers' None means"
+        'negative_prompt="" for none, which is what diffusers\' None means'
     )
 
 

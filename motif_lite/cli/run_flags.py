@@ -104,9 +104,14 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument(
         "-W", "--width", type=size_side, default=d.width, help=f"width in pixels, multiple of 16 (default {d.width})"
     )
-    g.add_argument("-H", "--height", type=size_side, default=d.height, help=f"height, multiple of 16 (default {d.height})")
     g.add_argument(
-        "--video-frames", type=frame_count, default=d.frames, help=f"frames, 4k+1; others are rounded (default {d.frames})"
+        "-H", "--height", type=size_side, default=d.height, help=f"height, multiple of 16 (default {d.height})"
+    )
+    g.add_argument(
+        "--video-frames",
+        type=frame_count,
+        default=d.frames,
+        help=f"frames, 4k+1; others are rounded (default {d.frames})",
     )
     g.add_argument("--fps", type=decimal, default=d.fps, help=f"frames per second of the file (default {d.fps:g})")
     g.add_argument("--steps", type=whole_number, default=d.steps, help=f"sampling steps (default {d.steps})")

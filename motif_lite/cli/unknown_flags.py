@@ -197,7 +197,10 @@ OTHER_TOOLS_SETTINGS.update(
 OTHER_TOOLS_SETTINGS.update(
     dict.fromkeys(
         ("--slg-scale", "--skip-layers", "--skip-layer-start", "--skip-layer-end"),
-        ("--guidance", "skip-layer guidance is not offered: the guidance here is --guidance apg or cfg, at --cfg-scale"),
+        (
+            "--guidance",
+            "skip-layer guidance is not offered: the guidance here is --guidance apg or cfg, at --cfg-scale",
+        ),
     )
 )
 OTHER_TOOLS_SETTINGS.update(
