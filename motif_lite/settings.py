@@ -37,7 +37,7 @@ from typing import Any, Generic, TypeVar
 
 import torch
 
-from motif_lite.choices import SAMPLERS
+from motif_lite.choices import SAMPLERS, SCHEDULER_CLASS_SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
 from motif_lite.devices import COMPUTE_DTYPES, checked_dtype, default_dtype
 from motif_lite.errors import ConfigError, both_spellings, counted
@@ -75,13 +75,6 @@ CFG_GUIDANCE = both_spellings("--guidance cfg", 'guidance="cfg"')
 APG_GUIDANCE = both_spellings("--guidance apg", 'guidance="apg"')
 # The flags alone: each is its Python keyword with dashes, which a Python user reads as that keyword.
 APG_SETTINGS = "--apg-eta, --apg-norm-threshold and --apg-momentum"
-# The sampler each scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2, UniPC only
-# as diffusers' defaults with flow sigmas).
-_SCHEDULER_SAMPLERS = {
-    "FlowMatchEulerDiscreteScheduler": "euler",
-    "DPMSolverMultistepScheduler": "dpm++2m",
-    "UniPCMultistepScheduler": "unipc",
-}
 # The DPMSolverMultistepScheduler settings of the model card's "FlowDPMSolver" (every one that changes the sigmas or
 # the steps), and the class defaults a config that leaves one out gets. The reference pipeline cannot run this class
 # (it gives every scheduler `sigmas=`, which DPMSolver refuses); motif-lite runs the model card's as `dpm++2m`.
@@ -359,7 +352,7 @@ def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None
     if scheduler is None:
         return Setting("euler", DEFAULT, "FlowMatchEuler, as the diffusers pipeline")
     class_name = scheduler.get("_class_name", REFERENCE_SCHEDULER)
-    sampler = _SCHEDULER_SAMPLERS.get(class_name)
+    sampler = SCHEDULER_CLASS_SAMPLERS.get(class_name)
     unlike = _unlike_sampler(scheduler, sampler)
     if sampler is None or unlike:
         how = f" with {', '.join(unlike)}" if unlike else ""

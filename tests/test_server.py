@@ -666,7 +666,24 @@ def test_a_route_without_the_v1_base_says_where_the_api_is(server):
     code, error, _ = server.request("GET", "/videos/video_123/content")
     assert error["error"]["message"].endswith("; the API is under /v1: GET /v1/videos/video_123/content")
     code, error, _ = server.request("GET", "/no/such/route")
-    assert code == 404 and error["error"]["message"] == "GET /no/such/route: Not Found"
+    assert code == 404 and error["error"]["message"].startswith("GET /no/such/route: Not Found; this server speaks")
+
+
+def test_a_trailing_slash_gets_the_route_without_it_and_other_tools_routes_where_the_api_is(server):
+    # POST /v1/videos/ was a 307 redirect with an empty body: curl without -L printed nothing, as if it had worked.
+    code, error, _ = server.request("POST", "/v1/videos/", {"prompt": PROMPT}, None)
+    assert code == 404 and error["error"]["message"] == (
+        "POST /v1/videos/: Not Found; without the trailing slash: POST /v1/videos"
+    )
+    code, error, _ = server.request("GET", "/v1/videos/video_123/")
+    assert error["error"]["message"].endswith("; without the trailing slash: GET /v1/videos/video_123")
+    # ComfyUI's and AUTOMATIC1111's routes: a bare "Not Found" left the user guessing which API this is.
+    for path in ("/prompt", "/sdapi/v1/txt2img"):
+        code, error, _ = server.request("POST", path, {"prompt": PROMPT}, None)
+        assert code == 404 and error["error"]["message"] == (
+            f"POST {path}: Not Found; this server speaks OpenAI's Videos API: POST /v1/videos makes a video, "
+            "GET /v1/videos/ID follows it"
+        )
 
 
 def test_unknown_ids_are_404_and_bad_queries_400(server):
