@@ -435,6 +435,8 @@ def test_form_values_are_parsed_and_checked(server):
     assert "BytesIO" not in error["error"]["message"]  # Pillow's message names its buffer, not the upload
     code, error, _ = server.request("POST", "/v1/videos", b"{not json", {"Content-Type": "application/json"})
     assert code == 400 and "not valid JSON" in error["error"]["message"]
+    code, error, _ = server.request("POST", "/v1/videos", b"", {"Content-Type": "application/json"})  # curl, no -d
+    assert code == 400 and error["error"]["message"].startswith("the body is empty: send a JSON object")
 
 
 def test_the_checkpoints_notes_reach_the_job_as_the_requests_do(pipe, tmp_path, monkeypatch):
