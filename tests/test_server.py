@@ -600,6 +600,14 @@ def test_json_sent_as_a_form_says_to_send_its_content_type(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_json_sent_without_a_content_type_is_read_as_json(server):
+    # A client that sets no Content-Type at all (Python's http.client with bytes, a bare fetch) sends JSON.
+    body = json.dumps({"prompt": PROMPT, "stepz": 2}).encode()
+    code, error, _ = server.request("POST", "/v1/videos", body)
+    assert code == 400 and error["error"]["message"].startswith("unknown parameter 'stepz'"), error
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_a_video_to_extend_sent_as_a_file_and_as_a_field_is_said_twice(server):
     # The file replaced the field (a finished video's id) without a word: which video was meant is the client's.
     for key in ("extend", "video"):
