@@ -30,9 +30,7 @@ def test_a_windows_clients_path_is_named_by_its_file_name():
 
 def test_an_upload_without_a_name_gets_a_plain_name_in_commands():
     # "the uploaded video" is words, not a file name: the command's output file is named after "clip".
-    assert said(None) == (
-        "the uploaded video is HDR: convert it: ffmpeg -i the uploaded video -vf zscale clip-sdr.mp4"
-    )
+    assert said(None) == "the uploaded video is HDR: convert it: ffmpeg -i the uploaded video -vf zscale clip-sdr.mp4"
 
 
 def test_a_video_of_exactly_the_limit_is_saved_and_one_byte_more_is_413(tmp_path):
