@@ -602,6 +602,14 @@ def test_json_sent_as_a_form_says_to_send_its_content_type(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_json_sent_without_a_content_type_is_read_as_json(server):
+    # A client that sets no Content-Type at all (Python's http.client with bytes, a bare fetch) sends JSON.
+    body = json.dumps({"prompt": PROMPT, "stepz": 2}).encode()
+    code, error, _ = server.request("POST", "/v1/videos", body)
+    assert code == 400 and error["error"]["message"].startswith("unknown parameter 'stepz'"), error
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_a_video_to_extend_sent_as_a_file_and_as_a_field_is_said_twice(server):
     # The file replaced the field (a finished video's id) without a word: which video was meant is the client's.
     for key in ("extend", "video"):
@@ -813,6 +821,39 @@ def test_the_body_limit_is_the_forms_for_a_form_and_counts_a_body_without_its_le
         )
         # A body up to 4 times the limit is read to its end: the client sees the 413, not a connection reset.
         assert body_limit_status("application/json", [b"x" * 8] * 5, declared)[::2] == (413, 0)
+
+
+def test_a_form_content_type_in_capitals_gets_the_forms_limit():
+    # Media types are case-insensitive (RFC 9110): a client sending Multipart/Form-Data uploads a form all the same.
+    for declared in (True, False):
+        assert body_limit_status("Multipart/Form-Data; boundary=x", [b"x" * 50, b"x" * 50], declared)[0] == 200
+
+
+def test_a_body_over_the_limit_after_the_response_started_is_not_answered_twice():
+    # An app that answers first and reads its body after: the 413 cannot be sent any more, so the error goes on.
+    import asyncio
+
+    from motif_lite.server.body_limit import BodyLimit, BodyTooLarge
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        while (await receive()).get("more_body"):
+            pass
+
+    messages = [{"type": "http.request", "body": b"x" * 8, "more_body": True} for _ in range(3)]
+    sent = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    limits = BodyLimit(app, max_bytes=10, max_upload_bytes=6, max_form_bytes=100, max_video_upload_bytes=90)
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(limits({"type": "http", "headers": []}, receive, send))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
 
 
 def test_a_large_upload_is_read_without_pillows_bomb_warning_and_one_pillow_refuses_is_413(monkeypatch):
