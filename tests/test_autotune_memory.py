@@ -21,7 +21,7 @@ from motif_lite.runtime.activation_memory import linear_rows
 from motif_lite.runtime.chunking import apply_token_chunking
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.kernels import attention_workspace_bytes, autotune_buffer_bytes
-from motif_lite.runtime.planner import TextEncoderPlacement, _largest, plan_memory
+from motif_lite.runtime.planner import TextEncoderPlacement, _largest, plan_memory, unplanned_peak_bytes
 from motif_lite.vae.config import WanVAEConfig
 
 FULL = TransformerConfig()
@@ -153,6 +153,17 @@ def test_the_encode_stage_counts_the_buffer_for_a_quantized_text_encoder(quantiz
         return next(stage for stage in plan.stages if stage.name == "encode").peak_bytes
 
     assert encode_peak(BUFFER) - encode_peak(0) == (BUFFER if quantized else 0)
+
+
+@pytest.mark.parametrize("quantized", [True, False])
+def test_a_run_without_a_plan_counts_a_quantized_text_encoders_buffer_as_a_plan_does(quantized):
+    # A short clip, where the text encoder's pass sets the peak: without a plan everything is on the device, so the
+    # estimate is the all-resident plan's encode stage, the quantized text encoder's tuning buffer included.
+    kw = dict(text_encoder_quantized=quantized, autotune_bytes=BUFFER)
+    planned = plan_memory(480, 272, 9, FULL, BF16, TEXT, VAE, None, 1, **kw)
+    encode = next(stage for stage in planned.stages if stage.name == "encode")
+    assert encode.peak_bytes == planned.peak_bytes
+    assert unplanned_peak_bytes(480, 272, 9, FULL, BF16, TEXT, VAE, 1, **kw) == encode.peak_bytes
 
 
 def test_a_quantized_text_encoder_run_on_the_cpu_adds_no_buffer_to_the_encode_stage():

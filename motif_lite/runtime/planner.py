@@ -607,6 +607,7 @@ def unplanned_peak_bytes(
     attention_workspace_bytes: Callable[[int], int] | None = None,
     text_encoder_dtype: torch.dtype | None = None,
     autotune_bytes: int = 0,
+    text_encoder_quantized: bool = False,
 ) -> int:
     """The estimated device peak of a run without a plan (`load_pipeline(plan=None)`): everything resident on the
     device, the VAE's upper levels one frame at a time, `cfg_batch` rows per transformer forward. The arguments
@@ -618,7 +619,7 @@ def unplanned_peak_bytes(
     unplanned = _Choice(TextEncoderPlacement.DEVICE, None, None, None)  # the pipeline's defaults
     stages = _stage_estimates(
         sizes, unplanned, cfg_batch, fused_norms, attention_workspace=attention_workspace_bytes,
-        autotune_bytes=autotune_bytes,
+        autotune_bytes=autotune_bytes, text_quantized=text_encoder_quantized,
     )  # fmt: skip
     return max(stage.peak_bytes for stage in stages)
 
