@@ -36,6 +36,8 @@ class ModelSizes:
     text_encoder_bytes: int
     vae_config: WanVAEConfig
     origins: dict[str, str]  # "transformer", "text encoder", "vae" -> where the size came from
+    # The text encoder's linears run on packed blocks (a GGUF or a recipe that quantizes them; not F32/F16/BF16 ones)
+    text_encoder_quantized: bool = False
 
     def lines(self) -> list[str]:
         sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
@@ -71,12 +73,17 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
             origins["transformer"] += f"; its {kept / 1e9:.2f}B fp8 linear weights kept in 8 bits (file headers)"
     text_dtype = devices.text_encoder_dtype(dtype, text_encoder_dtype)
     files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
+    text_quantized = False
     if sources.text_encoder_gguf is not None:  # packed bytes as stored, from the header
         text_bytes = sources.text_encoder_gguf.nbytes
+        text_quantized = sources.text_encoder_gguf.quantized_linears
         origins["text encoder"] = f"{sources.text_encoder_gguf.path.name}, packed"
     elif sources.text_encoder_quantize is not None:  # quantize/on_load.py makes the quantizer's file, byte for byte
+        from motif_lite.quantize.text_recipes import get_text_recipe
+
         recipe = sources.text_encoder_quantize
         text_bytes, counted = quantized_text_encoder_bytes(files, recipe)
+        text_quantized = get_text_recipe(recipe).quantizes_linears
         origins["text encoder"] = f"quantized to {recipe} as it loads: our quantizer's recipe over {counted}"
     elif files:
         text_bytes = stored_bytes(files, text_dtype)
@@ -86,7 +93,7 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         origins["text encoder"] = "official T5Gemma2 size (built-in), weights not at hand"
     vae = sources.configs.vae
     origins["vae"] = "vae/config.json" if vae is not None else "official Wan2.1 config (built-in)"
-    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins)
+    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins, text_quantized)
 
 
 def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, str]:

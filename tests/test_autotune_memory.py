@@ -143,16 +143,27 @@ def test_the_denoise_stage_counts_the_buffer_where_a_kernel_autotunes(size, weig
     assert added == (BUFFER if tunes else 0)
 
 
-@pytest.mark.parametrize("quantized", [True, False])
-def test_the_encode_stage_counts_the_buffer_for_a_quantized_text_encoder(quantized):
+@pytest.mark.parametrize(
+    ("quantized", "text_dtype", "tunes"),
+    [
+        (True, torch.bfloat16, True),
+        (True, torch.float16, True),
+        (True, torch.float32, False),  # float32 prompts: the fused GEMM's fixed config, nothing tuned
+        (False, torch.bfloat16, False),  # no quantized linears: cuBLAS
+    ],
+)
+def test_the_encode_stage_counts_the_buffer_where_the_text_encoders_fused_gemm_tunes(quantized, text_dtype, tunes):
+    # The text encoder's linears take the prompt's tokens as rows: up to 512 of them, so a 16-bit encoder meets the
+    # tuned row counts (SMALL_M, SPLIT_MIN_M) for some prompt, a float32 one never.
+
     def encode_peak(autotune_bytes: int) -> int:
         plan = plan_memory(
             832, 480, 49, FULL, Q4_K_M, TEXT, VAE, None, 1, text_encoder_quantized=quantized,
-            autotune_bytes=autotune_bytes,
+            text_encoder_dtype=text_dtype, autotune_bytes=autotune_bytes,
         )  # fmt: skip
         return next(stage for stage in plan.stages if stage.name == "encode").peak_bytes
 
-    assert encode_peak(BUFFER) - encode_peak(0) == (BUFFER if quantized else 0)
+    assert encode_peak(BUFFER) - encode_peak(0) == (BUFFER if tunes else 0)
 
 
 @pytest.mark.parametrize("quantized", [True, False])

@@ -88,6 +88,26 @@ def test_the_tensors_the_encoder_and_its_embeddings_are_the_files(wide, wide_fil
     assert not torch.equal(embeds[mask], plain[mask])
 
 
+@pytest.mark.parametrize("recipe", ["F16", "Q8_0"])
+def test_the_sizes_say_whether_the_loaded_encoders_linears_run_on_packed_blocks(checkpoint, tmp_path, recipe):
+    # What the planner is told (a packed linear's fused GEMM may autotune) against the encoder that really loads, from
+    # a file and quantized as it loads: an F16 file holds float linears only.
+    from motif_lite.sizes import model_sizes
+    from motif_lite.weights.quant_linear import QuantizedLinear
+
+    def packed_linears(encoder) -> bool:
+        return any(isinstance(module, QuantizedLinear) for module in encoder.modules())
+
+    file = quantized_file(checkpoint, tmp_path / f"te-{recipe}.gguf", recipe)
+    folder = checkpoint / "text_encoder"
+    on_load = packed_text_encoder(quantize_text_encoder_tensors(checkpoint, recipe, progress=False),
+                                  folder / "config.json", recipe, folder)  # fmt: skip
+    for encoder, given in ((file, {"text_encoder_gguf": file}), (on_load, {"text_encoder_quantize": recipe})):
+        sources, _ = preflight(checkpoint, None, "cpu", "torch", **given)
+        told = model_sizes(sources, torch.bfloat16).text_encoder_quantized
+        assert told == packed_linears(load_text_encoder_gguf(encoder)) == (recipe != "F16"), given
+
+
 def test_packed_tensors_are_checked_against_the_config(wide):
     packed = quantize_text_encoder_tensors(wide, "Q8_0", progress=False)
     folder = wide / "text_encoder"

@@ -70,6 +70,14 @@ class TextEncoderGGUF:
         """Bytes of tensor data as stored (quantized tensors packed)."""
         return sum(t.nbytes for t in self.tensors.values())
 
+    @property
+    def quantized_linears(self) -> bool:
+        """Whether any linear layer of the encoder runs on packed blocks (a `QuantizedLinear` once loaded, whose
+        kernel may autotune): false for a file whose linears are all float (the F32, F16 and BF16 recipes)."""
+        model = meta_encoder(self.config)
+        linears = (f"{name}.weight" for name, module in model.named_modules() if isinstance(module, nn.Linear))
+        return any(self.tensors[key].is_quantized for key in linears if key in self.tensors)
+
     def describe(self) -> str:
         """One line for run summaries: file, recipe and packed size."""
         recipe = f"{self.recipe}, " if self.recipe else ""

@@ -357,6 +357,13 @@ def _tunes_in_denoise(
     return any(dequant_matmul_tunes(count, sizes.act_bytes) for count in rows)
 
 
+def _text_encoder_tunes(sizes: GenerationSizes) -> bool:
+    """Whether a quantized text encoder's linears (`dequant_matmul`, one call per layer over the prompt's tokens)
+    autotune for some prompt of up to TEXT_TOKENS tokens in the dtype the encoder runs in: in 16 bits, for prompts
+    of a few dozen to a few hundred tokens; never in float32, whose fused GEMM takes a fixed config."""
+    return any(dequant_matmul_tunes(tokens, sizes.text_act_bytes) for tokens in range(1, TEXT_TOKENS + 1))
+
+
 def _stage_estimates(
     sizes: GenerationSizes,
     choice: _Choice,
@@ -370,8 +377,8 @@ def _stage_estimates(
 ) -> tuple[StageEstimate, ...]:
     """The encode, denoise and decode stages' estimates for `choice`, with `batch` rows per transformer forward.
     `autotune_bytes` (Triton's benchmark buffer; 0 without our Triton kernels) is added to the stages where a
-    kernel of ours can autotune: the encode stage of a quantized text encoder on the device (its fused GEMM, for
-    prompts of a few hundred tokens or less), the denoise stage where `_tunes_in_denoise`."""
+    kernel of ours can autotune: the encode stage of a text encoder with quantized linears (`text_quantized`) on
+    the device where `_text_encoder_tunes`, the denoise stage where `_tunes_in_denoise`."""
     resident = _resident_weights(sizes, choice)
     # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
     # the text encoder has left the device.
@@ -394,7 +401,7 @@ def _stage_estimates(
     if choice.resident_blocks is not None and not choice.prefetch:
         streamed_blocks += ", no prefetch"
     encode_chunks = f"vae encode: {choice.vae_bands} bands" if sizes.image and choice.vae_bands > 1 else "-"
-    encode_tuning = autotune_bytes if on_device and text_quantized else 0
+    encode_tuning = autotune_bytes if on_device and text_quantized and _text_encoder_tunes(sizes) else 0
     tunes = _tunes_in_denoise(sizes, choice, batch, sequence_parallel, attention_workspace)
     denoise_tuning = autotune_bytes if tunes else 0
     # The VAE's measured terms already contain cuDNN's workspace: no workspace counted for the decode stage.
@@ -501,7 +508,9 @@ def plan_memory(
     (8-bit attention's quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage
     for the rows each candidate runs; None: nothing (exact attention).
     step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
-    text_encoder_quantized: the text encoder is a GGUF file (the host memory advice then does not offer one).
+    text_encoder_quantized: the text encoder's linears run on packed blocks (a GGUF file or one quantized as it
+    loads, with a block type: `sizes.ModelSizes.text_encoder_quantized`); the host memory advice then does not offer
+    one, and the encode stage counts its fused GEMM's tuning buffer.
     autotune_bytes: the buffer Triton's autotuner holds on the device while it times a kernel at a new tuning key
     (`runtime.kernels.autotune_buffer_bytes`; 0: none of our Triton kernels run), counted in the stages where one of
     ours can autotune (`_stage_estimates`).
