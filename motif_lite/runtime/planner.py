@@ -51,6 +51,7 @@ from motif_lite.runtime.activation_memory import (
     TEXT_LAYER_FRACTION,
     TEXT_NON_LAYER_FRACTION,
     TEXT_TOKENS,
+    context_tokens,
     linear_rows,
     step_cache_bytes,
     text_activation_bytes,
@@ -323,8 +324,9 @@ def _denoise_activations(
 ) -> int:
     """The denoise stage's activation bytes: one transformer forward of `batch` rows, the sampler's latent-sized
     tensors, and what the attention kernel and the step cache add."""
+    context = context_tokens(sizes.image)
     activations = transformer_activation_bytes(
-        sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, act_bytes=sizes.act_bytes,
+        sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, context, sizes.act_bytes,
         sequence_parallel=sequence_parallel, heads_per_call=choice.heads,
     )  # fmt: skip
     latent_elements = sizes.config.out_channels * sizes.video_tokens * 4  # 2x2 patches per token
@@ -333,7 +335,7 @@ def _denoise_activations(
         activations += attention_workspace(batch)
     if step_cache:
         tokens = math.ceil(sizes.video_tokens / sequence_parallel)
-        activations += step_cache_bytes(tokens, sizes.config.hidden_size, batch, sizes.act_bytes)
+        activations += step_cache_bytes(tokens, sizes.config.hidden_size, batch, sizes.act_bytes, context)
     return activations
 
 
