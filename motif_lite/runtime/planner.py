@@ -35,6 +35,7 @@ explained where it is defined; docs/memory.md derives the formulas.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -359,11 +360,13 @@ def _tunes_in_denoise(
     return any(dequant_matmul_tunes(count, sizes.act_bytes) for count in rows)
 
 
-def _text_encoder_tunes(sizes: GenerationSizes) -> bool:
+@functools.cache
+def _text_encoder_tunes(act_bytes: int) -> bool:
     """Whether a quantized text encoder's linears (`dequant_matmul`, one call per layer over the prompt's tokens)
-    autotune for some prompt of up to TEXT_TOKENS tokens in the dtype the encoder runs in: in 16 bits, for prompts
-    of a few dozen to a few hundred tokens; never in float32, whose fused GEMM takes a fixed config."""
-    return any(dequant_matmul_tunes(tokens, sizes.text_act_bytes) for tokens in range(1, TEXT_TOKENS + 1))
+    autotune for some prompt of up to TEXT_TOKENS tokens in activations of `act_bytes` bytes: in 16 bits, for
+    prompts of a few dozen to a few hundred tokens; never in float32, whose fused GEMM takes a fixed config.
+    Cached: every candidate of every plan asks."""
+    return any(dequant_matmul_tunes(tokens, act_bytes) for tokens in range(1, TEXT_TOKENS + 1))
 
 
 def _stage_estimates(
@@ -403,7 +406,7 @@ def _stage_estimates(
     if choice.resident_blocks is not None and not choice.prefetch:
         streamed_blocks += ", no prefetch"
     encode_chunks = f"vae encode: {choice.vae_bands} bands" if sizes.image and choice.vae_bands > 1 else "-"
-    encode_tuning = autotune_bytes if on_device and text_quantized and _text_encoder_tunes(sizes) else 0
+    encode_tuning = autotune_bytes if on_device and text_quantized and _text_encoder_tunes(sizes.text_act_bytes) else 0
     tunes = _tunes_in_denoise(sizes, choice, batch, sequence_parallel, attention_workspace)
     denoise_tuning = autotune_bytes if tunes else 0
     # The VAE's measured terms already contain cuDNN's workspace: no workspace counted for the decode stage.
