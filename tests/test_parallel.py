@@ -34,7 +34,7 @@ from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.memory_advice import PlannedRun
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime import parallel
-from motif_lite.runtime.activation_memory import transformer_activation_bytes
+from motif_lite.runtime.activation_memory import context_tokens, transformer_activation_bytes
 from motif_lite.runtime.parallel import (
     Parallel,
     ParallelError,
@@ -102,8 +102,10 @@ def test_the_per_rank_memory_table_of_the_docs_is_the_planners():
     docs = (Path(__file__).parents[1] / "docs" / "parallel.md").read_text()
     rows = re.findall(r"^\| (\d+)[^|]* \| (\d+\.\d\d) GiB \| (\d+\.\d\d) GiB", docs, re.MULTILINE)
     assert [int(sp) for sp, _, _ in rows] == [1, 2, 3, 4, 6, 12]
-    for sp, activations, _ in rows:
-        counted = transformer_activation_bytes(114080, TransformerConfig(), 1, 16384, True, sequence_parallel=int(sp))
+    for sp, activations, _ in rows:  # a text-to-video run: no image tokens in the context
+        counted = transformer_activation_bytes(
+            114080, TransformerConfig(), 1, 16384, True, context_tokens(image=False), sequence_parallel=int(sp)
+        )
         assert f"{counted / 2**30:.2f}" == activations, sp
     assert float(rows[1][1]) > float(rows[0][1]) and float(rows[1][2]) > float(rows[0][2])
 

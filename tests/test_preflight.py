@@ -325,10 +325,10 @@ def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_ne
     sources = sources_before_download(args)  # the official configs: nothing is at hand
     cuda = torch.device("cuda")
     planned = planned_run(args, request, sources, torch.bfloat16, cuda)
-    plan = planned.plan()  # 3.17 GiB: the ladder's last plans
+    plan = planned.plan()  # 3.16 GiB: the ladder's last plans
     advice = out_of_memory_advice(planned, plan)
     assert advice.endswith(
-        "No plan of this video needs less: make a smaller video (--dry-run --vram 3.17 names the sizes that fit)"
+        "No plan of this video needs less: make a smaller video (--dry-run --vram 3.15 names the sizes that fit)"
     )
     # A peak under 0.01 GiB has no --vram figure under it: no "--vram 0.00" is named.
     small = [dataclasses.replace(stage, peak_bytes=5 * 2**20) for stage in plan.stages]
