@@ -567,7 +567,9 @@ def _planner_inputs(
         text_encoder_dtype=text_encoder_dtype,  # None: the planner picks what load_pipeline does
         fused_norms=triton_on, autotune_bytes=autotune_buffer_bytes(triton_on),
         text_encoder_quantized=text_encoder and sizes.text_encoder_quantized,  # packed blocks, not F32/F16 tensors
-        attention_workspace_bytes=functools.partial(attention_workspace_bytes, attention, config, tokens),
+        attention_workspace_bytes=functools.partial(
+            attention_workspace_bytes, attention, config, tokens, image=request.conditions_on_image
+        ),
         image=request.conditions_on_image,  # the first frame goes through the VAE
     )  # fmt: skip
 
