@@ -25,7 +25,7 @@ from motif_lite.choices import (
 )
 from motif_lite.errors import ConfigError
 from motif_lite.paths import path_arg
-from motif_lite.request import MAX_SEED, REQUEST_DEFAULTS, SEED_RANGE, choice_name, closest_sampler
+from motif_lite.request import MAX_SEED, REQUEST_DEFAULTS, SEED_RANGE, choice_name, closest_sampler, frames_for_seconds
 
 DTYPE_HELP = (
     "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
@@ -213,7 +213,7 @@ def frame_count(text: str) -> int:
     duration = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|secs|seconds?)\s*", text, flags=re.IGNORECASE)
     if duration and float(duration[1]) > 0:
         fps = REQUEST_DEFAULTS.fps
-        frames = round(float(duration[1]) * fps / 4) * 4 + 1  # 4k+1, as the VAE packs frames
+        frames = frames_for_seconds(float(duration[1]), fps)
         raise argparse.ArgumentTypeError(
             f"counts frames, not seconds: {float(duration[1]):g} s at {fps:g} fps is --video-frames {frames} "
             "(4k+1 frames; --fps sets the rate)"

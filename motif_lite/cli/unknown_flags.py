@@ -11,6 +11,8 @@ import difflib
 import os
 from collections.abc import Sequence
 
+from motif_lite.request import frames_for_seconds
+
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
 # ComfyUI's server flags).
 OTHER_TOOLS_NAMES = {
@@ -590,5 +592,5 @@ def _duration_hint(flag: str, following: list[str], fps: float | None) -> str:
         seconds = None
     if fps is None or seconds is None or seconds <= 0:
         return f"{flag}: the length is --video-frames here, a number of frames (4k+1) at --fps"
-    frames = round(seconds * fps / 4) * 4 + 1
+    frames = frames_for_seconds(seconds, fps)
     return f"{flag}: the length is --video-frames here: {seconds:g} s at {fps:g} fps = --video-frames {frames}"
