@@ -246,6 +246,9 @@ def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys,
         # argparse said "invalid int value: '1280x720'": the size in one value, as other tools and the server take it
         ("run", "-W", "1280x720", "-W/--width: takes one side in pixels: the size 1280x720 is -W 1280 -H 720"),
         ("verify", "-H", "832*480", "-H/--height: takes one side in pixels: the size 832*480 is -W 832 -H 480"),
+        # ffmpeg's separators, as --size's hint takes them (`split_size`, one rule for both)
+        ("run", "-W", "1280,720", "-W/--width: takes one side in pixels: the size 1280,720 is -W 1280 -H 720"),
+        ("run", "-H", "1280:720", "-H/--height: takes one side in pixels: the size 1280:720 is -W 1280 -H 720"),
         ("run", "-H", "720p", "-H/--height: takes pixels: 720p is -H 720, and -W 1280 makes it 16:9"),
         ("run", "--video-frames", "5s", "--video-frames: counts frames, not seconds: 5 s at 24 fps is --video-frames "
          "121 (4k+1 frames; --fps sets the rate)"),

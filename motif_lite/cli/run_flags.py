@@ -193,12 +193,18 @@ def whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
 
 
+def split_size(text: str) -> tuple[int, int] | None:
+    """(width, height) of a size written as one value, WIDTHxHEIGHT, as other tools write it (`1280x720`, the
+    server's; `1280*720`, Wan's; `1280,720` and `1280:720`, ffmpeg's); None for anything else."""
+    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", text)
+    return None if size is None else (int(size[1]), int(size[2]))
+
+
 def size_side(text: str) -> int:
     """-W or -H: pixels. Other tools' ways of giving the size in one value (`1280x720`, `720p`) get the two flags
     they stand for."""
-    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7]\s*(\d+)\s*", text)
-    if size:
-        raise argparse.ArgumentTypeError(f"takes one side in pixels: the size {text} is -W {size[1]} -H {size[2]}")
+    if (size := split_size(text)) is not None:
+        raise argparse.ArgumentTypeError(f"takes one side in pixels: the size {text} is -W {size[0]} -H {size[1]}")
     lines = re.fullmatch(r"\s*(\d+)\s*[pP]\s*", text)  # a video's height in lines, 16:9 (720p: 1280x720)
     if lines:
         height = int(lines[1])

@@ -11,6 +11,7 @@ import difflib
 import os
 from collections.abc import Sequence
 
+from motif_lite.cli.run_flags import split_size
 from motif_lite.request import frames_for_seconds
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
@@ -545,13 +546,11 @@ def _value_of(flag: str, following: list[str]) -> str | None:
 
 
 def _size_hint(value: str | None) -> str:
-    """-W and -H for a size given as one value, WIDTHxHEIGHT (the server's size, Wan's 1280*720)."""
-    import re
-
-    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", value or "")
+    """-W and -H for a size given as one value, WIDTHxHEIGHT (`split_size`'s forms)."""
+    size = split_size(value or "")
     if size is None:
         return "the size is two flags here, -W WIDTH -H HEIGHT (multiples of 16, e.g. -W 1280 -H 736)"
-    return f"the size is two flags here: -W {size[1]} -H {size[2]}"
+    return f"the size is two flags here: -W {size[0]} -H {size[1]}"
 
 
 def _prompt_file_hint(value: str | None) -> str:
