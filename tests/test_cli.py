@@ -1098,6 +1098,22 @@ def test_a_claim_of_an_o_left_by_a_killed_run_is_taken_over(tmp_path, output):
     assert not marker.exists()
 
 
+def test_named_claims_hold_the_names_inside_and_free_them_however_it_ends(tmp_path):
+    # decode's -o and the --gpus launcher's share this: a claim left by an error would refuse every later run.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.video import WRITING_PREFIX, named_claims
+
+    outputs = [tmp_path / "fox.mp4", tmp_path / "fox-2.mp4"]
+    markers = [tmp_path / f"{WRITING_PREFIX}{o.name}" for o in outputs]
+    with pytest.raises(ValueError, match="stopped"), named_claims(outputs, "decode"):
+        assert all(m.exists() for m in markers)
+        with pytest.raises(MotifLiteError, match="give this decode another -o"), named_claims(outputs[1:], "decode"):
+            pytest.fail("claimed a name already held")
+        assert markers[1].exists()  # the refused claim freed nothing of the one that holds the name
+        raise ValueError("stopped")
+    assert not any(m.exists() for m in markers)
+
+
 def test_a_run_that_fails_frees_the_default_name_it_claimed(checkpoint, tmp_path, capsys, monkeypatch):
     # The claim (an empty output.mp4) must not outlive a run that wrote no video: the next run would take
     # output-2.mp4, beside an empty output.mp4.

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def launch_run(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
-    from motif_lite.io.video import check_crf, claim_named_outputs, release_named_claims
+    from motif_lite.io.video import check_crf, named_claims
     from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
 
     check_device(args.device)
@@ -36,8 +36,7 @@ def launch_run(args: argparse.Namespace) -> int:
     # -o is claimed here, before any process starts: a run writing it already refuses this one in one line, not
     # rank 0 once every process has started. Rank 0, started by this process, takes the claim as its own.
     named = batch_outputs(Path(request.output), args.batch_count) if args.output is not None else []
-    claim_named_outputs(named)
-    try:
+    with named_claims(named):
         layout = parallel_layout(args, request, args.gpus)
         _check_loras_before_launch(args)
         if args.preview:
@@ -51,8 +50,6 @@ def launch_run(args: argparse.Namespace) -> int:
         elif args.device != "cpu" and (budgets := gpu_budgets(args.gpus)) is not None:
             _plan_before_launch(args, request, layout, budgets)
         return launch(args.gpus, args.argv)
-    finally:
-        release_named_claims(named)
 
 
 def all_gpus(device: str) -> int:
