@@ -113,15 +113,19 @@ def missing_gpus(gpus: int | None, device: str) -> str | None:
 def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world: int) -> ParallelLayout:
     """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import guided_step_left
+    from motif_lite.cli.prepare import first_step
     from motif_lite.preflight import AT_HAND
     from motif_lite.runtime.parallel import ParallelError, check_device, choose_layout
+    from motif_lite.sampling import needs_uncond
+    from motif_lite.settings import resolve_guidance
 
     if world > 1:  # also in a dry run, which starts no rank to refuse it
         check_device(args.device)
     sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
     # A run resumed past the guidance window gives the negative prompt no rank: every rank shares the video.
-    guided = guided_step_left(args, request, sources)
+    # `Settings.guided`'s rule, by hand: `request` may be unresolved here (run lays out the ranks before it resolves
+    # its request), and only a resolved request makes `Settings`.
+    guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps, first_step(args))
     layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
     if args.step_cache is not None:  # else each process would refuse it as it loads
         raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")
