@@ -562,10 +562,7 @@ def weight_files(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:  # argparse would say "invalid _positive_int value"
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
