@@ -638,6 +638,12 @@ def _check_video_tokens(width: int, height: int, frames: int) -> None:
         )
 
 
+def frames_for_seconds(seconds: float, fps: float) -> int:
+    """The frame count nearest to `seconds` of video at `fps`, of the 4k+1 form the VAE packs frames in (what a
+    length in seconds given where frames belong stands for)."""
+    return round(seconds * fps / TEMPORAL_FACTOR) * TEMPORAL_FACTOR + 1
+
+
 def _normalize_frames(frames: int) -> tuple[int, list[str]]:
     _check_positive_int(frames, setting_name("frames"))
     # Nearest 4k+1; a tie (e.g. 11: 9 or 13) goes up.

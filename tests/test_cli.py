@@ -246,6 +246,9 @@ def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys,
         # argparse said "invalid int value: '1280x720'": the size in one value, as other tools and the server take it
         ("run", "-W", "1280x720", "-W/--width: takes one side in pixels: the size 1280x720 is -W 1280 -H 720"),
         ("verify", "-H", "832*480", "-H/--height: takes one side in pixels: the size 832*480 is -W 832 -H 480"),
+        # ffmpeg's separators, as --size's hint takes them (`split_size`, one rule for both)
+        ("run", "-W", "1280,720", "-W/--width: takes one side in pixels: the size 1280,720 is -W 1280 -H 720"),
+        ("run", "-H", "1280:720", "-H/--height: takes one side in pixels: the size 1280:720 is -W 1280 -H 720"),
         ("run", "-H", "720p", "-H/--height: takes pixels: 720p is -H 720, and -W 1280 makes it 16:9"),
         ("run", "--video-frames", "5s", "--video-frames: counts frames, not seconds: 5 s at 24 fps is --video-frames "
          "121 (4k+1 frames; --fps sets the rate)"),
@@ -1093,6 +1096,22 @@ def test_a_claim_of_an_o_left_by_a_killed_run_is_taken_over(tmp_path, output):
         claim_named_output(tmp_path / output)
     release_named_claims([tmp_path / output])
     assert not marker.exists()
+
+
+def test_named_claims_hold_the_names_inside_and_free_them_however_it_ends(tmp_path):
+    # decode's -o and the --gpus launcher's share this: a claim left by an error would refuse every later run.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.video import WRITING_PREFIX, named_claims
+
+    outputs = [tmp_path / "fox.mp4", tmp_path / "fox-2.mp4"]
+    markers = [tmp_path / f"{WRITING_PREFIX}{o.name}" for o in outputs]
+    with pytest.raises(ValueError, match="stopped"), named_claims(outputs, "decode"):
+        assert all(m.exists() for m in markers)
+        with pytest.raises(MotifLiteError, match="give this decode another -o"), named_claims(outputs[1:], "decode"):
+            pytest.fail("claimed a name already held")
+        assert markers[1].exists()  # the refused claim freed nothing of the one that holds the name
+        raise ValueError("stopped")
+    assert not any(m.exists() for m in markers)
 
 
 def test_a_run_that_fails_frees_the_default_name_it_claimed(checkpoint, tmp_path, capsys, monkeypatch):

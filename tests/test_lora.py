@@ -512,6 +512,10 @@ def test_a_gguf_lora_is_refused_naming_the_format_read(tmp_path, targets):
         (b"<!DOCTYPE html><html><head><title>Sign in</title>", "it is a web page (HTML), not weights (a download that"),
         (b'{"error": "Unauthorized"}', 'it is text, not weights (it begins \'{"error": "Unauthorized"}\'; a download'),
         (b"\x89PNG\r\n\x1a\n" + bytes(24), "it is a PNG image"),
+        # an ISO base media file is told by its brand, as -i tells it: a phone's photo is no video
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "it is a HEIF (HEIC) image"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf", "it is an AVIF image"),
+        (b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom", "it is a video"),
     ],
 )
 def test_a_file_of_another_kind_is_named_for_what_it_is(tmp_path, targets, content, said):

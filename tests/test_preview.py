@@ -225,7 +225,7 @@ def test_cli_preview(pipe, tmp_path, capsys):
     assert "error: --preview and -i both name" in capsys.readouterr().err and image.read_bytes() == before
     with pytest.raises(SystemExit, match="2"):  # argparse's own exit
         cli_main([*args, "--preview", str(tmp_path / "p.webp"), "--preview-every", "abc"])
-    assert "--preview-every: must be a positive integer, got 'abc'" in capsys.readouterr().err
+    assert "--preview-every: must be a whole number, got 'abc'" in capsys.readouterr().err
     assert cli_main([*args, "--preview", str(tmp_path / "p.webp"), "--preview-every", "2"]) == 0
     # A terminal shows nothing else of the previews: where they go and after which steps is said up front.
     assert f"note: {preview_note(tmp_path / 'p.webp', 4, 2)}" in capsys.readouterr().err  # --steps, --preview-every

@@ -605,9 +605,16 @@ def test_a_text_encoder_file_is_checked_against_the_config_at_hand_else_the_offi
     assert local_file_problems(MOTIF_REPO, weights=tiny) == []
 
 
-def test_a_weight_file_of_another_kind_is_named_for_what_it_is(tmp_path):
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"<!DOCTYPE html><html><head><title>Sign in</title></head></html>", "it is a web page (HTML)"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "it is a HEIF (HEIC) image"),  # no video
+    ],
+)
+def test_a_weight_file_of_another_kind_is_named_for_what_it_is(tmp_path, content, said):
     # --vae / --diffusion-model / a checkpoint's file: "the header claims 5,789,751,444,030,890,300 bytes" before.
     path = tmp_path / "vae.safetensors"
-    path.write_bytes(b"<!DOCTYPE html><html><head><title>Sign in</title></head></html>")
-    with pytest.raises(CheckpointError, match=re.escape(f"{path} is not a safetensors file: it is a web page (HTML)")):
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=re.escape(f"{path} is not a safetensors file: {said}")):
         read_header(path)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def launch_run(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
-    from motif_lite.io.video import check_crf, claim_named_outputs, release_named_claims
+    from motif_lite.io.video import check_crf, named_claims
     from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
 
     check_device(args.device)
@@ -36,8 +36,7 @@ def launch_run(args: argparse.Namespace) -> int:
     # -o is claimed here, before any process starts: a run writing it already refuses this one in one line, not
     # rank 0 once every process has started. Rank 0, started by this process, takes the claim as its own.
     named = batch_outputs(Path(request.output), args.batch_count) if args.output is not None else []
-    claim_named_outputs(named)
-    try:
+    with named_claims(named):
         layout = parallel_layout(args, request, args.gpus)
         _check_loras_before_launch(args)
         if args.preview:
@@ -51,8 +50,6 @@ def launch_run(args: argparse.Namespace) -> int:
         elif args.device != "cpu" and (budgets := gpu_budgets(args.gpus)) is not None:
             _plan_before_launch(args, request, layout, budgets)
         return launch(args.gpus, args.argv)
-    finally:
-        release_named_claims(named)
 
 
 def all_gpus(device: str) -> int:
@@ -116,15 +113,19 @@ def missing_gpus(gpus: int | None, device: str) -> str | None:
 def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world: int) -> ParallelLayout:
     """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import guided_step_left
+    from motif_lite.cli.prepare import first_step
     from motif_lite.preflight import AT_HAND
     from motif_lite.runtime.parallel import ParallelError, check_device, choose_layout
+    from motif_lite.sampling import needs_uncond
+    from motif_lite.settings import resolve_guidance
 
     if world > 1:  # also in a dry run, which starts no rank to refuse it
         check_device(args.device)
     sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
     # A run resumed past the guidance window gives the negative prompt no rank: every rank shares the video.
-    guided = guided_step_left(args, request, sources)
+    # `Settings.guided`'s rule, by hand: `request` may be unresolved here (run lays out the ranks before it resolves
+    # its request), and only a resolved request makes `Settings`.
+    guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps, first_step(args))
     layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
     if args.step_cache is not None:  # else each process would refuse it as it loads
         raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")

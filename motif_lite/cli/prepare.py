@@ -207,16 +207,6 @@ def planned_run(
     )  # fmt: skip
 
 
-def guided_step_left(args: argparse.Namespace, request: GenerationRequest, sources: ModelSources) -> bool:
-    """`Settings.guided` where no `Settings` is at hand yet (`request` may be unresolved): whether a step the run
-    samples from its first one on (`first_step`: a resumed run's) is guided, and so needs the negative prompt's
-    prediction. A run resumed past the guidance window's last step has none."""
-    from motif_lite.sampling import needs_uncond
-    from motif_lite.settings import resolve_guidance
-
-    return needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps, first_step(args))
-
-
 def first_step(args: argparse.Namespace) -> int:
     """The first step the run samples: a resumed run's (`--resume`) steps already done, else 0. What the settings
     (`resolve_settings(first_step=)`), the memory plan and the time estimate count from."""

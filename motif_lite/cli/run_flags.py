@@ -25,7 +25,7 @@ from motif_lite.choices import (
 )
 from motif_lite.errors import ConfigError
 from motif_lite.paths import path_arg
-from motif_lite.request import MAX_SEED, REQUEST_DEFAULTS, SEED_RANGE, choice_name, closest_sampler
+from motif_lite.request import MAX_SEED, REQUEST_DEFAULTS, SEED_RANGE, choice_name, closest_sampler, frames_for_seconds
 
 DTYPE_HELP = (
     "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
@@ -193,12 +193,18 @@ def whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
 
 
+def split_size(text: str) -> tuple[int, int] | None:
+    """(width, height) of a size written as one value, WIDTHxHEIGHT, as other tools write it (`1280x720`, the
+    server's; `1280*720`, Wan's; `1280,720` and `1280:720`, ffmpeg's); None for anything else."""
+    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", text)
+    return None if size is None else (int(size[1]), int(size[2]))
+
+
 def size_side(text: str) -> int:
     """-W or -H: pixels. Other tools' ways of giving the size in one value (`1280x720`, `720p`) get the two flags
     they stand for."""
-    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7]\s*(\d+)\s*", text)
-    if size:
-        raise argparse.ArgumentTypeError(f"takes one side in pixels: the size {text} is -W {size[1]} -H {size[2]}")
+    if (size := split_size(text)) is not None:
+        raise argparse.ArgumentTypeError(f"takes one side in pixels: the size {text} is -W {size[0]} -H {size[1]}")
     lines = re.fullmatch(r"\s*(\d+)\s*[pP]\s*", text)  # a video's height in lines, 16:9 (720p: 1280x720)
     if lines:
         height = int(lines[1])
@@ -213,7 +219,7 @@ def frame_count(text: str) -> int:
     duration = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|secs|seconds?)\s*", text, flags=re.IGNORECASE)
     if duration and float(duration[1]) > 0:
         fps = REQUEST_DEFAULTS.fps
-        frames = round(float(duration[1]) * fps / 4) * 4 + 1  # 4k+1, as the VAE packs frames
+        frames = frames_for_seconds(float(duration[1]), fps)
         raise argparse.ArgumentTypeError(
             f"counts frames, not seconds: {float(duration[1]):g} s at {fps:g} fps is --video-frames {frames} "
             "(4k+1 frames; --fps sets the rate)"
@@ -556,10 +562,7 @@ def weight_files(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:  # argparse would say "invalid _positive_int value"
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value

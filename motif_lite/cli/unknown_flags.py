@@ -11,6 +11,9 @@ import difflib
 import os
 from collections.abc import Sequence
 
+from motif_lite.cli.run_flags import split_size
+from motif_lite.request import frames_for_seconds
+
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
 # ComfyUI's server flags).
 OTHER_TOOLS_NAMES = {
@@ -543,13 +546,11 @@ def _value_of(flag: str, following: list[str]) -> str | None:
 
 
 def _size_hint(value: str | None) -> str:
-    """-W and -H for a size given as one value, WIDTHxHEIGHT (the server's size, Wan's 1280*720)."""
-    import re
-
-    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", value or "")
+    """-W and -H for a size given as one value, WIDTHxHEIGHT (`split_size`'s forms)."""
+    size = split_size(value or "")
     if size is None:
         return "the size is two flags here, -W WIDTH -H HEIGHT (multiples of 16, e.g. -W 1280 -H 736)"
-    return f"the size is two flags here: -W {size[1]} -H {size[2]}"
+    return f"the size is two flags here: -W {size[0]} -H {size[1]}"
 
 
 def _prompt_file_hint(value: str | None) -> str:
@@ -590,5 +591,5 @@ def _duration_hint(flag: str, following: list[str], fps: float | None) -> str:
         seconds = None
     if fps is None or seconds is None or seconds <= 0:
         return f"{flag}: the length is --video-frames here, a number of frames (4k+1) at --fps"
-    frames = round(seconds * fps / 4) * 4 + 1
+    frames = frames_for_seconds(seconds, fps)
     return f"{flag}: the length is --video-frames here: {seconds:g} s at {fps:g} fps = --video-frames {frames}"

@@ -10,6 +10,30 @@ from motif_lite.io.clip import MATROSKA_MAGIC
 
 HEAD_BYTES = 64  # enough for every signature below and the first words of a text
 _IMAGES = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image"}
+# ISO base media files (MP4, MOV, HEIF, AVIF) say what they hold in the brand after "ftyp" at byte 4.
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+AVIF_BRANDS = {b"avif", b"avis"}
+_PHOTOS = {"HEIF": "a HEIF (HEIC) image", "AVIF": "an AVIF image"}
+
+
+def ftyp_kind(head: bytes) -> str | None:
+    """What an ISO base media file whose first bytes are `head` holds, from its brand: "HEIF" (a phone's HEIC photo),
+    "AVIF", else "video" (MP4, MOV); None when `head` is no such file."""
+    if head[4:8] != b"ftyp":
+        return None
+    brand = head[8:12]
+    return "HEIF" if brand in HEIF_BRANDS else "AVIF" if brand in AVIF_BRANDS else "video"
+
+
+def is_video(head: bytes) -> bool:
+    """Whether a file whose first bytes are `head` is a video: MP4/MOV (`ftyp_kind`), Matroska/WebM."""
+    return ftyp_kind(head) == "video" or head.startswith(MATROSKA_MAGIC)
+
+
+def is_web_page(head: bytes) -> bool:
+    """Whether a file whose first bytes are `head` is HTML: what a download that failed or met a sign-in page
+    saved under the name it asked for."""
+    return head.lstrip().lower().startswith((b"<!doctype html", b"<html"))
 
 
 def text_start(head: bytes) -> str | None:
@@ -29,8 +53,7 @@ def text_start(head: bytes) -> str | None:
 def other_kind(head: bytes) -> str | None:
     """What a file whose first bytes are `head` is, when it is something known that holds no weights ("a web page
     (HTML): ..."), else None."""
-    lowered = head.lstrip().lower()
-    if lowered.startswith((b"<!doctype html", b"<html")):
+    if is_web_page(head):
         return ("a web page (HTML), not weights (a download that saved an error or a sign-in page instead of the "
                 "file? open it to see)")  # fmt: skip
     for magic, kind in _IMAGES.items():
@@ -38,7 +61,9 @@ def other_kind(head: bytes) -> str | None:
             return kind
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "a WebP image"
-    if head[4:8] == b"ftyp" or head.startswith(MATROSKA_MAGIC):  # MP4/MOV, Matroska/WebM
+    if (photo := _PHOTOS.get(ftyp_kind(head))) is not None:
+        return photo
+    if is_video(head):
         return "a video"
     if (words := text_start(head)) is not None:
         return (f"text, not weights (it begins {words!r}; a download that saved an error message instead of the "

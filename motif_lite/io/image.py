@@ -16,8 +16,8 @@ import PIL.ImageOps
 import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.clip import MATROSKA_MAGIC, last_frame_file, url_fix
-from motif_lite.io.file_kinds import text_start
+from motif_lite.io.clip import last_frame_file, url_fix
+from motif_lite.io.file_kinds import ftyp_kind, is_video, is_web_page, text_start
 from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import blank_path_problem, quoted, user_path, windows_path_problem
 
@@ -106,11 +106,6 @@ def _missing_image(path: Path) -> str:
     return f"input image not found: {path}"
 
 
-# ISO base media files (MP4, MOV, HEIF, AVIF) say what they hold in the brand after "ftyp" at byte 4.
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
-_AVIF_BRANDS = {b"avif", b"avis"}
-
-
 def not_an_image(head: bytes, path: Path | None) -> str | None:
     """Why a file Pillow cannot identify is no image it reads, from its first bytes, with what to do: a video (to go
     on from one, its last frame is what image-to-video takes), a phone's HEIF photo, AVIF without Pillow's AVIF
@@ -118,16 +113,16 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     it gives (None: an upload, named by placeholders)."""
     name = "FILE" if path is None else quoted(path)
     stem = "frame" if path is None else path.stem
-    brand = head[8:12] if head[4:8] == b"ftyp" else None
-    if brand in _HEIF_BRANDS:
+    container = ftyp_kind(head)
+    if container == "HEIF":
         return (
             "it is a HEIF (HEIC) photo, the format phones save, which Pillow does not read: save it as JPEG or PNG "
             f"first (on a Mac: sips -s format png {name} --out {shlex.quote(stem + '.png')})"
         )
-    if brand in _AVIF_BRANDS:  # with Pillow's AVIF support, a damaged one: Pillow's own message is better
+    if container == "AVIF":  # with Pillow's AVIF support, a damaged one: Pillow's own message is better
         readable = PIL.features.check("avif")
         return None if readable else "it is an AVIF image, which this Pillow does not read: save it as PNG or JPEG"
-    if brand is not None or head.startswith(MATROSKA_MAGIC) or head[8:12] == b"AVI ":
+    if is_video(head) or head[8:12] == b"AVI ":
         last = shlex.quote(f"{stem}-last.png")
         extend = "" if path is None else f"to go on from the clip, give --extend {name} instead of -i; or "
         return (
@@ -142,7 +137,7 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     picture = "give" if path is not None else "send"
     if (kind := _model_file_kind(head)) is not None:
         return f"it is a {kind} model file (weights), not an image: {picture} the first frame as a PNG, JPEG or WebP"
-    if text.startswith((b"<!doctype html", b"<html")):  # what a download that failed or met a sign-in page saved
+    if is_web_page(head):
         return ("it is a web page (HTML), not an image: a download that got an error or a sign-in page instead of "
                 "the picture? open it to see, and download the image itself")  # fmt: skip
     if not text.startswith(b"<") and (words := text_start(head)) is not None:  # markup other than HTML: unknown

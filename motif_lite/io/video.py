@@ -202,6 +202,16 @@ def claim_named_outputs(paths: Sequence[Path], command: str = "run") -> None:
         raise
 
 
+@contextlib.contextmanager
+def named_claims(paths: Sequence[Path], command: str = "run") -> Iterator[None]:
+    """`claim_named_outputs` for the work inside, the claims released when it ends, however it ends."""
+    claim_named_outputs(paths, command)
+    try:
+        yield
+    finally:
+        release_named_claims(paths)
+
+
 def _claim_holder(marker: Path) -> tuple[int | None, str]:
     """(process ID, host) a claim file holds; (None, "") where it cannot be read, as while it is being written."""
     try:

@@ -607,7 +607,7 @@ class MotifVideoPipeline:
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
         guidance = settings.guidance.value
         cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
-        first = 0 if start is None else start.done
+        first = settings.first_step  # a resumed run's: `start.done`, which `generate` puts there
         record = DenoiseRecord(2 if self.batch_guidance and settings.guided else 1, None)
         last = time.perf_counter()
 

@@ -55,10 +55,10 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            prefix = f.read(8)
-            if is_lfs_pointer(prefix + f.read(len(LFS_POINTER_START) - 8)):  # a clone made without git-lfs
+            head = f.read(len(LFS_POINTER_START))  # read once: the length, then what else the file may be
+            if is_lfs_pointer(head):  # a clone made without git-lfs
                 raise LFSPointerError.file(path, size)
-            f.seek(8)
+            prefix = head[:8]
             if len(prefix) < 8:
                 raise CheckpointError(f"{path}: {size} bytes, too short for a safetensors file (truncated?)")
             (length,) = struct.unpack("<Q", prefix)
@@ -68,9 +68,11 @@ def read_header(path: str | Path) -> SafetensorsHeader:
                 if length > MAX_HEADER_BYTES:
                     from motif_lite.io.file_kinds import HEAD_BYTES, other_kind  # only for this error
 
-                    kind = other_kind(prefix + f.read(HEAD_BYTES - 8))  # a failed download's page, an image
+                    # a failed download's page, an image: told from the bytes read so far and the rest of HEAD_BYTES
+                    kind = other_kind(head + f.read(max(HEAD_BYTES - len(head), 0)))
                     raise CheckpointError(f"{path} is not a safetensors file: it is {kind}" if kind else message)
                 raise TruncatedError(message, size, 8 + length)  # or cut inside its header
+            f.seek(8)
             raw = f.read(length)
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
