@@ -156,16 +156,15 @@ class SingleStreamBlock(nn.Module):
         # proj_out's input [B, queries, C + mlp] = [attention output | MLP activation], each written into its
         # columns rather than concatenated. Chunked, one buffer would hold every token's MLP activation at once,
         # so each piece gets its own (`projection_input`).
-        proj_in = x.new_empty(batch, queries, hidden + self.mlp_width) if whole else None
-        # The attention's merged heads go straight into the buffer's first C columns, unless a text
+        # The attention's merged heads go straight into that buffer's first C columns, unless a text
         # cross-attention reads them first: its query projection must see them in their own layout (a matmul over
         # the columns' strided rows may round differently: it does on the CPU in bf16).
-        direct = proj_in is not None and self.cross_attn is None
-        attn_columns = proj_in[..., :hidden] if direct else None  # [B, queries, C], a view
-        attn_out = self.attend(pieces, normalize, n, context, ctx, queries, attn_columns)  # [B, queries, C]
-        if proj_in is not None and not direct:
-            proj_in[..., :hidden] = attn_out
-            del attn_out  # only the buffer's copy is read from here on
+        direct = whole and self.cross_attn is None
+        width = hidden + self.mlp_width if direct else hidden
+        attn_out = self.attend(pieces, normalize, n, context, ctx, queries, width)  # [B, queries, width]
+        if whole:
+            proj_in = attn_out if direct else self.projection_input(attn_out)
+            del attn_out  # only proj_in is read from here on
         out = x.new_empty(batch, queries, hidden)
         for start, tokens in pieces:
             tokens = tokens[:, : queries - start]  # [B, 0, C] for a context piece nothing reads
@@ -184,18 +183,18 @@ class SingleStreamBlock(nn.Module):
         context: torch.Tensor,
         ctx: BlockContext,
         queries: int,
-        out: torch.Tensor | None = None,
+        width: int | None = None,
     ) -> torch.Tensor:
         """Self-attention over the (start, tokens) pieces of [x; context] (x has n tokens), each piece normalized
         when projected, for the first `queries` tokens, with the text cross-attention (if any) added to the video
-        part; written into `out` [B, queries, C] when given (which is returned), else into a new tensor. Q, K and
-        V are freed right after the attention call (each group's, with `heads_per_call`); only the text part of K
-        and V is kept, for the shared cross-attention."""
+        part: [B, queries, C], or in the first C columns of a [B, queries, width] tensor (the caller's use for the
+        rest). Q, K and V are freed right after the attention call (each group's, with `heads_per_call`); only the
+        text part of K and V is kept, for the shared cross-attention."""
         text_start = n + ctx.image_len
         # The shared layouts' cross-attention reuses the text part of this attention's K and V.
         shared = self.cross_attn is not None and not isinstance(self.cross_attn, CrossAttention)
         attn_out, text_kv = self.self_attention(
-            pieces, normalize, n + context.shape[1], ctx, text_start if shared else None, queries, out
+            pieces, normalize, n + context.shape[1], ctx, text_start if shared else None, queries, width
         )
         if self.cross_attn is not None:
             # Query pieces of the video part, each added in place: attn_out is this call's own tensor, and every
@@ -207,9 +206,10 @@ class SingleStreamBlock(nn.Module):
                 text = normalize(whole)[:, text_start:] if whole is not None else normalize(context[:, ctx.image_len :])
                 text_kv = text_cross_kv(self.cross_attn, text, self.attn, ctx)
                 del text
-            for start, piece in token_chunks(attn_out[:, :n], self.token_chunk):
+            columns = slice(0, self.attn.heads * self.attn.head_dim)  # all of attn_out's unless `width` is wider
+            for start, piece in token_chunks(attn_out[:, :n, columns], self.token_chunk):
                 cross = text_cross_attention(self.cross_attn, piece, text_kv, self.attn, ctx, start)
-                attn_out[:, start : start + piece.shape[1]] += cross
+                attn_out[:, start : start + piece.shape[1], columns] += cross
         return attn_out
 
     def self_attention(
@@ -220,15 +220,17 @@ class SingleStreamBlock(nn.Module):
         ctx: BlockContext,
         text_start: int | None,
         queries: int,
-        out: torch.Tensor | None = None,
+        width: int | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """(merged output [B, queries, C] of the first `queries` tokens over all L keys, written into `out` when
-        given, and with `text_start` the text part of K and V for a shared cross-attention).
+        """(merged output [B, queries, C] of the first `queries` tokens over all L keys, or with `width` the first C
+        columns of a new [B, queries, width] tensor, and with `text_start` the text part of K and V for a shared
+        cross-attention).
 
         Every head in one call, or with `heads_per_call` a group of heads at a time: each group's Q, K, V
         projected (its rows of the projections), attended and written into its columns of the output, so Q, K and
         V exist for one group only (the same result up to the matmuls' rounding for fewer output rows)."""
-        heads, group = self.attn.heads, self.heads_per_call or self.attn.heads
+        heads, group, head_dim = self.attn.heads, self.heads_per_call or self.attn.heads, self.attn.head_dim
+        width = width or heads * head_dim
 
         def normalized() -> Iterator[tuple[int, torch.Tensor]]:
             return ((start, normalize(tokens)) for start, tokens in pieces)
@@ -238,20 +240,18 @@ class SingleStreamBlock(nn.Module):
             text_kv = None if text_start is None else (k[:, :, text_start:].clone(), v[:, :, text_start:].clone())
             heads_out = ctx.attention(q[:, :, :queries], k, v, ctx.mask)
             del q, k, v  # before the heads are merged (a copy with some attention kernels): one full tensor less
-            if out is None:
+            if width == heads * head_dim:
                 attn_out = merge_heads(heads_out)
-            else:  # the merge's copy, written into its final place: [B, H, queries, D] -> out [B, queries, H, D]
-                attn_out = out
-                out.unflatten(-1, (heads, -1)).copy_(heads_out.transpose(1, 2))
+            else:  # allocated once Q, K, V are freed; the merge's copy goes straight into its first C columns
+                attn_out = heads_out.new_empty(heads_out.shape[0], queries, width)
+                columns = attn_out[..., : heads * head_dim].unflatten(-1, (heads, head_dim))  # [B, queries, H, D]
+                columns.copy_(heads_out.transpose(1, 2))
             del heads_out  # freed once merged (unless the merge is a view of it)
             return attn_out, text_kv
-        reference, head_dim = pieces[0][1], self.attn.head_dim
+        reference = pieces[0][1]
         batch = reference.shape[0]
-        # [B, queries, H, D]: merged once flattened (a view of `out` when given)
-        if out is None:
-            attn_out = reference.new_empty(batch, queries, heads, head_dim)
-        else:
-            attn_out = out.unflatten(-1, (heads, head_dim))
+        attn_out = reference.new_empty(batch, queries, width)
+        columns = attn_out[..., : heads * head_dim].unflatten(-1, (heads, head_dim))  # [B, queries, H, D], a view
         text_kv = None
         if text_start is not None:
             text_kv = tuple(reference.new_empty(batch, heads, length - text_start, head_dim) for _ in range(2))
@@ -262,9 +262,9 @@ class SingleStreamBlock(nn.Module):
                 text_kv[0][:, part], text_kv[1][:, part] = k[:, :, text_start:], v[:, :, text_start:]
             heads_out = ctx.attention(q[:, :, :queries], k, v, ctx.mask)  # [B, h, queries, D]
             del q, k, v
-            attn_out[:, :, part] = heads_out.transpose(1, 2)
+            columns[:, :, part] = heads_out.transpose(1, 2)
             del heads_out
-        return attn_out.flatten(2), text_kv
+        return attn_out, text_kv
 
     def projection_input(self, attn_out: torch.Tensor) -> torch.Tensor:
         """A new [B, l, C + mlp] input of `mlp_and_project` for one piece, attn_out [B, l, C] in its first columns."""
