@@ -278,9 +278,9 @@ class SingleStreamBlock(nn.Module):
         proj_in [B, l, C + mlp] holds attn_out in its first C columns; the GELU writes its output into the rest
         (the same values as a separate GELU, without the copy a concatenation makes)."""
         activation = proj_in[..., proj_in.shape[2] - self.mlp_width :]  # [B, l, mlp], a view
-        hidden = self.proj_mlp(normed)
+        # (proj_mlp's output is a temporary, freed before proj_out runs)
         if torch.compiler.is_compiling():  # out= into a view breaks the graph; Inductor fuses the copy instead
-            activation.copy_(F.gelu(hidden, approximate="tanh"))
+            activation.copy_(F.gelu(self.proj_mlp(normed), approximate="tanh"))
         else:
-            torch.ops.aten.gelu.out(hidden, approximate="tanh", out=activation)
+            torch.ops.aten.gelu.out(self.proj_mlp(normed), approximate="tanh", out=activation)
         return self.proj_out(proj_in)
