@@ -19,7 +19,15 @@ SAMPLERS = {
 }  # user-facing name -> motif_lite.sampling solver name
 # Other tools' names of our samplers that no change of case or separators gives: ComfyUI's `uni_pc_bh2` (its `uni_pc`
 # spells `unipc` already; it is ComfyUI's bh1 variant, run here as diffusers' bh2 UniPC: docs/usage.md says so).
-SAMPLER_ALIASES = {"uni_pc_bh2": "unipc"}
+# diffusers' scheduler classes, as the settings table names a checkpoint's (DPM++ 2M only as the model card's
+# flow-sigma dpmsolver++ order 2, UniPC only as diffusers' defaults with flow sigmas): a Python user swapping
+# schedulers types these.
+SCHEDULER_CLASS_SAMPLERS = {
+    "FlowMatchEulerDiscreteScheduler": "euler",
+    "DPMSolverMultistepScheduler": "dpm++2m",
+    "UniPCMultistepScheduler": "unipc",
+}
+SAMPLER_ALIASES = {"uni_pc_bh2": "unipc", **SCHEDULER_CLASS_SAMPLERS}
 # Other tools' samplers that are not here (stable-diffusion.cpp's, ComfyUI's, diffusers'), each with ours that comes
 # closest, for the refusal to name: ancestral and SDE samplers add fresh noise at every step, ours add none.
 OTHER_SAMPLERS = {
@@ -27,6 +35,10 @@ OTHER_SAMPLERS = {
     **dict.fromkeys(("dpm++2s_a", "dpm++2m_sde", "dpm++2mv2", "dpm++3m_sde", "dpm++sde", "dpm2", "dpm2_a"), "dpm++2m"),
     **dict.fromkeys(("ipndm", "ipndm_v", "deis", "res_multistep"), "unipc"),
 }  # fmt: skip
+# Sigma schedules other tools name with the sampler (AUTOMATIC1111's "DPM++ 2M Karras", ComfyUI's scheduler names):
+# here the schedule is the flow-matching one, shaped by --flow-shift, whatever the sampler.
+OTHER_SCHEDULES = ("karras", "exponential", "sgm_uniform", "simple", "normal", "beta", "ddim_uniform", "kl_optimal",
+                   "linear_quadratic", "polyexponential", "align_your_steps", "ays")  # fmt: skip
 # The exact attention kernel (`--attention-backend`): auto = a timed trial on the GPU (docs/kernels.md).
 ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton", "fa3")
 # --crf: the constant-rate factors each video encoder takes (lower = better and larger), as ffmpeg checks them.

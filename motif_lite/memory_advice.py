@@ -29,7 +29,8 @@ FREE_MEMORY_BUDGET = "the GPU's free memory at the start / 1.08"
 class PlannedRun:
     """What a memory plan is made for: the request, the model's files and the settings the planner counts with.
     `vram_gib` / `ram_gib`: the budgets given (None: the device's free memory / no host limit);
-    `sequence_parallel`: the ranks sharing the video tokens; `text_encoder`: whether this process loads it."""
+    `sequence_parallel`: the ranks sharing the video tokens; `text_encoder`: whether this process loads it;
+    `first_step`: a resumed run's first step (its steps left decide whether a batch-2 forward is planned)."""
 
     request: GenerationRequest
     sources: ModelSources
@@ -43,6 +44,7 @@ class PlannedRun:
     step_cache: bool = False
     sequence_parallel: int = 1
     text_encoder: bool = True
+    first_step: int = 0
 
     def plan(self, vram_gib: float | None = None) -> Plan:
         """The memory plan (raises when nothing fits), with the budget `vram_gib` where it is not `self.vram_gib`."""
@@ -52,7 +54,7 @@ class PlannedRun:
             self.request, self.sources, dtype=self.dtype, device=self.device,
             vram_gib=self.vram_gib if vram_gib is None else vram_gib, kernels=self.kernels, attention=self.attention,
             sequence_parallel=self.sequence_parallel, ram_gib=self.ram_gib, batch_guidance=self.batch_guidance,
-            step_cache=self.step_cache, text_encoder=self.text_encoder,
+            step_cache=self.step_cache, text_encoder=self.text_encoder, first_step=self.first_step,
         )  # fmt: skip
 
     def with_sources(self, sources: ModelSources) -> PlannedRun:

@@ -52,7 +52,6 @@ from motif_lite.runtime.planner import (
     unplanned_peak_bytes,
 )
 from motif_lite.runtime.step_cache import StepCacheConfig
-from motif_lite.sampling import needs_uncond
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.units import MiB, memory_size
@@ -489,25 +488,27 @@ def plan_generation(
     text_encoder: bool = True,
     quantize: str | None = None,
     text_encoder_quantize: str | None = None,
+    first_step: int = 0,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
     `model` / `gguf` are looked up on disk and in the Hugging Face cache only (or given as `ModelSources`); what is
     not at hand is planned from the official architecture (`model_sizes` says where each size came from). The
     device need not exist here: `device="cuda"` plans for a CUDA GPU with the CUDA kernels on any machine. The
-    budget is `vram_gib`, else the device's free memory (no limit on the CPU, or for a GPU this machine lacks).
-    Raises a `MotifLiteError` naming the smallest possible peak when nothing fits. `sequence_parallel`: plan
-    for one of that many ranks sharing the video tokens (runtime/parallel.py). With guidance, each memory plan
-    is tried with both guidance predictions in one batch-2 forward first (on CUDA, or with `batch_guidance=True`);
-    `step_cache`: reserve the step cache's tensors; `text_encoder_gguf`: a quantized text encoder file (its packed
-    bytes are what the host and device estimates count). The host budget is `ram_gib` (None: no limit; page-locked
-    block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the dtype the
-    text encoder is loaded in (default: `devices.text_encoder_dtype`); `weights`: the user's own weight files
-    (`locate_sources`); `text_encoder=False`: a process that never loads the text encoder (the ranks of a parallel
-    run other than the main one), planned without it; `quantize` / `text_encoder_quantize`: the recipe the
-    transformer / the text encoder is quantized to as it loads (its size is then our quantizer's for it). `dtype`
-    None: what `load_pipeline` picks on that device (`settings.resolve_dtype`: float16 on a GPU before compute
-    capability 8.0, else bfloat16).
+    budget is `vram_gib`, else the device's free memory (no limit on the CPU, or for a GPU this machine lacks). Raises a
+    `MotifLiteError` naming the smallest possible peak when nothing fits. `sequence_parallel`: plan for one of that many
+    ranks sharing the video tokens (runtime/parallel.py). With guidance, each memory plan is tried with both guidance
+    predictions in one batch-2 forward first (on CUDA, or with `batch_guidance=True`); `step_cache`: reserve the step
+    cache's tensors; `text_encoder_gguf`: a quantized text encoder file (the host and device estimates count it as it
+    loads: packed blocks as stored, float tensors in the text encoder's dtype). The host budget is `ram_gib` (None: no
+    limit; page-locked block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the
+    dtype the text encoder is loaded in (default: `devices.text_encoder_dtype`); `weights`: the user's own weight files
+    (`locate_sources`); `text_encoder=False`: a process that never loads the text encoder (the ranks of a parallel run
+    other than the main one), planned without it; `quantize` / `text_encoder_quantize`: the recipe the transformer / the
+    text encoder is quantized to as it loads (its size is then our quantizer's for it). `dtype` None: what
+    `load_pipeline` picks on that device (`settings.resolve_dtype`: float16 on a GPU before compute capability 8.0, else
+    bfloat16). `first_step`: a resumed run's first step; one resumed past the guidance window plans one row per forward,
+    as it runs (`Settings.guided`).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -527,12 +528,11 @@ def plan_generation(
     budget = device_budget(target, vram_gib)
     inputs = _planner_inputs(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
-        text_encoder,
+        text_encoder, first_step,
     )  # fmt: skip
     return plan_memory(
         **inputs, budget_bytes=budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30),
-        text_encoder_quantized=sources.text_encoder_gguf is not None or sources.text_encoder_quantize is not None,
     )  # fmt: skip
 
 
@@ -547,14 +547,16 @@ def _planner_inputs(
     sequence_parallel: int = 1,
     text_encoder_dtype: torch.dtype | None = None,
     text_encoder: bool = True,
+    first_step: int = 0,
 ) -> dict:
     """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about `request` on this model,
-    dtype and device: the sizes from the files' headers, the rows per forward, the kernels' savings and costs."""
+    dtype and device: the sizes from the files' headers, the rows per forward (from `first_step` on: a resumed
+    run's steps left), the kernels' savings and costs."""
     here = target.type == "cuda" and torch.cuda.is_available()
     sizes = model_sizes(sources, dtype, text_encoder_dtype)
     config = sources.transformer.value
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
-    guided = needs_uncond(resolve_settings(request, sources.configs, sources.transformer).guidance.value, request.steps)
+    guided = resolve_settings(request, sources.configs, sources.transformer, first_step=first_step).guided
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
     batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
     triton_on = target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch")
@@ -564,7 +566,10 @@ def _planner_inputs(
         vae_config=sizes.vae_config, cfg_batch=2 if batched else 1, vae_dtype=dtype, activation_dtype=dtype,
         text_encoder_dtype=text_encoder_dtype,  # None: the planner picks what load_pipeline does
         fused_norms=triton_on, autotune_bytes=autotune_buffer_bytes(triton_on),
-        attention_workspace_bytes=functools.partial(attention_workspace_bytes, attention, config, tokens),
+        text_encoder_quantized=text_encoder and sizes.text_encoder_quantized,  # packed blocks, not F32/F16 tensors
+        attention_workspace_bytes=functools.partial(
+            attention_workspace_bytes, attention, config, tokens, image=request.conditions_on_image
+        ),
         image=request.conditions_on_image,  # the first frame goes through the VAE
     )  # fmt: skip
 

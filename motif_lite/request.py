@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from motif_lite.choices import GUIDANCE_METHODS, OTHER_SAMPLERS, SAMPLER_ALIASES, SAMPLERS
+from motif_lite.choices import GUIDANCE_METHODS, OTHER_SAMPLERS, OTHER_SCHEDULES, SAMPLER_ALIASES, SAMPLERS
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.errors import MotifLiteError, both_spellings, shown
 from motif_lite.paths import user_path
@@ -328,7 +328,7 @@ class GenerationRequest:
                 return None
 
         check("prompt", _check_text, self.prompt, "prompt", False)
-        check("negative_prompt", _check_text, self.negative_prompt, setting_name("negative_prompt"), True)
+        check("negative_prompt", _check_negative_prompt, self.negative_prompt)
         width_ok = check("width", _check_size, self.width, "width") is not None
         height_ok = check("height", _check_size, self.height, "height") is not None
         normalized = check("frames", _normalize_frames, self.frames)
@@ -665,6 +665,15 @@ def _is_generator(value: object) -> bool:
     return hasattr(value, "initial_seed") and hasattr(value, "manual_seed")
 
 
+def _check_negative_prompt(value: object) -> None:
+    if value is None:  # only Python passes None: diffusers' negative_prompt=None, which is no negative prompt there
+        raise RequestError(
+            "negative_prompt=None is not taken: leave it out for the official negative prompt (the default here), or "
+            'give negative_prompt="" for none, which is what diffusers\' None means'
+        )
+    _check_text(value, setting_name("negative_prompt"), True)
+
+
 def _check_text(value: object, name: str, allow_empty: bool) -> None:
     if isinstance(value, list | tuple):  # diffusers takes a list of prompts, a video each
         raise RequestError(f"{name} must be a string, got a {type(value).__name__}: a request makes one video, so make "
@@ -748,6 +757,19 @@ def _check_sampler(value: object) -> None:
 
 def closest_sampler(name: str) -> str | None:
     """For another tool's sampler that is not here (stable-diffusion.cpp's `euler_a`, ComfyUI's `dpmpp_2m_sde`), the
-    words that name ours closest to it ("; closest to euler_a here: euler"); None for any other name."""
-    ours = {_spelling(other): mine for other, mine in OTHER_SAMPLERS.items()}.get(_spelling(name))
-    return f"; closest to {name} here: {ours}" if ours else None
+    words that name ours closest to it ("; closest to euler_a here: euler"); for a sampler named with a sigma
+    schedule (AUTOMATIC1111's "DPM++ 2M Karras"), the sampler it names, on the schedule there is here; None for any
+    other name."""
+    spelled = _spelling(name)
+    closest = {_spelling(other): ours for other, ours in OTHER_SAMPLERS.items()}
+    if ours := closest.get(spelled):
+        return f"; closest to {name} here: {ours}"
+    samplers = {**closest, **{_spelling(ours): ours for ours in SAMPLERS}}
+    for schedule in OTHER_SCHEDULES:
+        sampler = spelled.removesuffix(_spelling(schedule))
+        if sampler != spelled and (ours := samplers.get(sampler)):
+            return (
+                f"; closest to {name} here: {ours}, on the flow-matching schedule that --flow-shift shapes (no "
+                f"{schedule} schedule here)"
+            )
+    return None

@@ -37,7 +37,7 @@ from typing import Any, Generic, TypeVar
 
 import torch
 
-from motif_lite.choices import SAMPLERS
+from motif_lite.choices import SAMPLERS, SCHEDULER_CLASS_SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
 from motif_lite.devices import COMPUTE_DTYPES, checked_dtype, default_dtype
 from motif_lite.errors import ConfigError, both_spellings, counted
@@ -75,13 +75,6 @@ CFG_GUIDANCE = both_spellings("--guidance cfg", 'guidance="cfg"')
 APG_GUIDANCE = both_spellings("--guidance apg", 'guidance="apg"')
 # The flags alone: each is its Python keyword with dashes, which a Python user reads as that keyword.
 APG_SETTINGS = "--apg-eta, --apg-norm-threshold and --apg-momentum"
-# The sampler each scheduler class runs (DPM++ 2M only as the model card's flow-sigma dpmsolver++ order 2, UniPC only
-# as diffusers' defaults with flow sigmas).
-_SCHEDULER_SAMPLERS = {
-    "FlowMatchEulerDiscreteScheduler": "euler",
-    "DPMSolverMultistepScheduler": "dpm++2m",
-    "UniPCMultistepScheduler": "unipc",
-}
 # The DPMSolverMultistepScheduler settings of the model card's "FlowDPMSolver" (every one that changes the sigmas or
 # the steps), and the class defaults a config that leaves one out gets. The reference pipeline cannot run this class
 # (it gives every scheduler `sigmas=`, which DPMSolver refuses); motif-lite runs the model card's as `dpm++2m`.
@@ -224,19 +217,24 @@ class Settings:
         return SAMPLERS[self.sampler.value]
 
     @property
+    def guided(self) -> bool:
+        """Whether a step left to sample (from `first_step` on) is guided, and so needs the unconditional (negative
+        prompt) prediction: its encoding, the batch-2 forward's memory, a rank of its own. A run resumed past the
+        guidance window needs none, as a fresh run whose window holds no step (`needs_uncond`)."""
+        return needs_uncond(self.guidance.value, self.request.steps, self.first_step)
+
+    @property
     def encoded_prompts(self) -> dict[str, str]:
         """The texts the video's encode reads, by the label the text encoder's warnings give them: the prompt, and
-        the negative prompt where a step left to sample needs its prediction (`needs_uncond`, as the pipeline
-        decides: a run resumed past the guidance window needs none)."""
-        guided = needs_uncond(self.guidance.value, self.request.steps, self.first_step)
+        the negative prompt where a step left to sample needs its prediction (`guided`)."""
         request = self.request
-        return {"prompt": request.prompt, **({"negative prompt": request.negative_prompt} if guided else {})}
+        return {"prompt": request.prompt, **({"negative prompt": request.negative_prompt} if self.guided else {})}
 
     def table(self) -> list[tuple[str, str, Setting]]:
         """(name, value in words, setting) for every setting, in the order a user reads them."""
         r = self.request
         size = _plain(r, "width", "height", "frames", "fps")
-        negative = _describe_negative(r.negative_prompt, self.guidance.value, r.steps)
+        negative = _describe_negative(r.negative_prompt, self.guided, self.first_step)
         rows = [
             ("size", f"{r.width}x{r.height}, {counted(r.frames, 'frame')} at {r.fps:g} fps", size),
             ("steps", str(r.steps), _plain(r, "steps")),
@@ -354,7 +352,7 @@ def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None
     if scheduler is None:
         return Setting("euler", DEFAULT, "FlowMatchEuler, as the diffusers pipeline")
     class_name = scheduler.get("_class_name", REFERENCE_SCHEDULER)
-    sampler = _SCHEDULER_SAMPLERS.get(class_name)
+    sampler = SCHEDULER_CLASS_SAMPLERS.get(class_name)
     unlike = _unlike_sampler(scheduler, sampler)
     if sampler is None or unlike:
         how = f" with {', '.join(unlike)}" if unlike else ""
@@ -475,9 +473,9 @@ def _plain(request: GenerationRequest, *names: str) -> Setting:
     return Setting(None, FLAG) if changed else Setting(None, DEFAULT)
 
 
-def _describe_negative(prompt: str, guidance: Guidance | None, steps: int) -> str:
-    if not needs_uncond(guidance, steps):
-        return "unused (no guidance)"
+def _describe_negative(prompt: str, guided: bool, first_step: int) -> str:
+    if not guided:  # a resumed run past the guidance window reads it no more, as a run without guidance
+        return "unused (no guided step left)" if first_step else "unused (no guidance)"
     if prompt == OFFICIAL_NEGATIVE_PROMPT:
         return "the official negative prompt"
     return repr(prompt if len(prompt) <= 40 else prompt[:37] + "...")

@@ -36,6 +36,8 @@ class ModelSizes:
     text_encoder_bytes: int
     vae_config: WanVAEConfig
     origins: dict[str, str]  # "transformer", "text encoder", "vae" -> where the size came from
+    # The text encoder's linears run on packed blocks (a GGUF or a recipe that quantizes them; not F32/F16/BF16 ones)
+    text_encoder_quantized: bool = False
 
     def lines(self) -> list[str]:
         sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
@@ -71,12 +73,19 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
             origins["transformer"] += f"; its {kept / 1e9:.2f}B fp8 linear weights kept in 8 bits (file headers)"
     text_dtype = devices.text_encoder_dtype(dtype, text_encoder_dtype)
     files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
-    if sources.text_encoder_gguf is not None:  # packed bytes as stored, from the header
-        text_bytes = sources.text_encoder_gguf.nbytes
+    text_quantized = False
+    # A GGUF's packed tensors count as stored, its float tensors in the dtype the encoder runs in (the loader casts
+    # them): an F32 file in a bf16 run holds half its size.
+    if sources.text_encoder_gguf is not None:
+        text_bytes = sources.text_encoder_gguf.loaded_bytes(text_dtype)
+        text_quantized = sources.text_encoder_gguf.quantized_linears
         origins["text encoder"] = f"{sources.text_encoder_gguf.path.name}, packed"
     elif sources.text_encoder_quantize is not None:  # quantize/on_load.py makes the quantizer's file, byte for byte
+        from motif_lite.quantize.text_recipes import get_text_recipe
+
         recipe = sources.text_encoder_quantize
-        text_bytes, counted = quantized_text_encoder_bytes(files, recipe)
+        text_bytes, counted = quantized_text_encoder_bytes(files, recipe, text_dtype)
+        text_quantized = get_text_recipe(recipe).quantizes_linears
         origins["text encoder"] = f"quantized to {recipe} as it loads: our quantizer's recipe over {counted}"
     elif files:
         text_bytes = stored_bytes(files, text_dtype)
@@ -86,7 +95,7 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         origins["text encoder"] = "official T5Gemma2 size (built-in), weights not at hand"
     vae = sources.configs.vae
     origins["vae"] = "vae/config.json" if vae is not None else "official Wan2.1 config (built-in)"
-    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins)
+    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins, text_quantized)
 
 
 def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, str]:
@@ -98,18 +107,20 @@ def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, 
     return packed_bytes(expected_shapes(build_model(config)), recipe), recipe.name
 
 
-def quantized_text_encoder_bytes(files: list[Path], recipe: str) -> tuple[int, str]:
-    """Packed bytes of the text encoder file that `python -m motif_lite.quantize --component text_encoder --type
-    RECIPE` makes of the safetensors `files` (their headers), or of the official encoder when there are none (the
-    built-in `OFFICIAL_TEXT_ENCODER_PACKED`); and what was counted."""
+def quantized_text_encoder_bytes(files: list[Path], recipe: str, dtype: torch.dtype) -> tuple[int, str]:
+    """Bytes of the text encoder loaded in `dtype` from the file that `python -m motif_lite.quantize --component
+    text_encoder --type RECIPE` makes of the safetensors `files` (their headers), or of the official encoder when
+    there are none (the built-in `OFFICIAL_TEXT_ENCODER_SPLIT`): its packed tensors as stored, its float tensors in
+    `dtype`; and what was counted."""
     from motif_lite.encoders.text_config import model_key
     from motif_lite.quantize.components import TEXT_ENCODER
-    from motif_lite.quantize.on_load import planned_bytes
+    from motif_lite.quantize.on_load import planned_split
     from motif_lite.quantize.text_recipes import get_text_recipe
 
     name = get_text_recipe(recipe).name
     if not files:
-        return OFFICIAL_TEXT_ENCODER_PACKED[name], "the official T5Gemma2 (built-in), weights not at hand"
+        packed, floats = OFFICIAL_TEXT_ENCODER_SPLIT[name]
+        return packed + floats * dtype.itemsize, "the official T5Gemma2 (built-in), weights not at hand"
     shapes = {}
     for path in files:
         try:
@@ -117,14 +128,17 @@ def quantized_text_encoder_bytes(files: list[Path], recipe: str) -> tuple[int, s
         except CheckpointError as exc:
             raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {exc}") from None
         shapes.update({model_key(key): tuple(t.shape) for key, t in tensors.items() if not is_companion(key)})
-    return planned_bytes(shapes, name, TEXT_ENCODER), "text_encoder/*.safetensors headers"
+    packed, floats = planned_split(shapes, name, TEXT_ENCODER)
+    return packed + floats * dtype.itemsize, "text_encoder/*.safetensors headers"
 
 
-# The packed bytes of each text encoder recipe over the official T5Gemma2 encoder (its shapes on the meta device, as
-# `quantized_text_encoder_bytes` counts files; tests/test_quantize_on_load.py checks them): dry runs without weights.
-OFFICIAL_TEXT_ENCODER_PACKED = {
-    "F32": 17_199_672_768, "F16": 8_602_734_016, "BF16": 8_602_734_016, "Q8_0": 4_705_612_096,
-    "Q6_K": 3_765_989_696, "Q5_K_M": 3_404_947_776, "Q4_K_M": 3_065_143_616,
+# Each text encoder recipe over the official T5Gemma2 encoder: (the packed bytes of its block-typed tensors, the
+# values of its float ones), from its shapes on the meta device as `quantized_text_encoder_bytes` counts files
+# (tests/test_quantize_on_load_text.py checks them): dry runs without weights.
+OFFICIAL_TEXT_ENCODER_SPLIT = {
+    "F32": (0, 4_299_918_192), "F16": (0, 4_299_918_192), "BF16": (0, 4_299_918_192),
+    "Q8_0": (4_416_738_176, 142_988_144), "Q6_K": (3_477_115_776, 142_988_144),
+    "Q5_K_M": (3_116_073_856, 142_988_144), "Q4_K_M": (2_776_269_696, 142_988_144),
 }  # fmt: skip
 
 

@@ -107,6 +107,19 @@ def is_slow_on_cpu(recipe: str | Recipe | TextRecipe, component: Component = TRA
     return any(isinstance(qtype, GGMLQuantizationType) and qtype in K_QUANTIZERS for qtype in used)
 
 
+def planned_split(
+    shapes: dict[str, tuple[int, ...]], recipe: str | Recipe | TextRecipe, component: Component = TEXT_ENCODER
+) -> tuple[int, int]:
+    """(the packed bytes of the tensors `quantize_tensors` gives a block type, the values of those it keeps as
+    floats), counted from the plan alone: a model loaded from them holds the packed bytes and the float values in
+    the run's dtype (`load_text_encoder_gguf` casts them), whatever float type the file stores."""
+    recipe = component.get_recipe(recipe) if isinstance(recipe, str) else recipe
+    types = component.plan(shapes, recipe, [])
+    packed = {name: qtype for name, qtype in types.items() if qtype not in FLOAT_TYPES}
+    floats = sum(math.prod(shapes[name] or (1,)) for name, qtype in types.items() if qtype in FLOAT_TYPES)
+    return plan_bytes(shapes, packed), floats
+
+
 def planned_bytes(
     shapes: dict[str, tuple[int, ...]], recipe: str | Recipe | TextRecipe, component: Component = TRANSFORMER
 ) -> int:

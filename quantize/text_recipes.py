@@ -24,6 +24,7 @@ from gguf import GGMLQuantizationType
 from .recipes import RECIPES, find_recipe, finish_plan, table_names
 
 Q = GGMLQuantizationType
+FLOAT_TYPES = (Q.F32, Q.F16, Q.BF16)  # the recipes that store every tensor as floats
 
 EMBED_NAME = "text_model.embed_tokens.weight"
 _LAYER_RE = re.compile(r"^text_model\.layers\.(\d+)\.")
@@ -41,6 +42,12 @@ class TextRecipe:
     more_bits: GGMLQuantizationType  # attn_v/ffn_down on `more_bits_layer` layers
     token_embd: GGMLQuantizationType
     vision: GGMLQuantizationType
+
+    @property
+    def quantizes_linears(self) -> bool:
+        """Whether the text layers' linears get a block type (they run on packed blocks once loaded): not for
+        the F32, F16 and BF16 recipes."""
+        return self.base not in FLOAT_TYPES
 
 
 TEXT_RECIPES = {
@@ -94,7 +101,7 @@ def plan_text_types(
     layers = {int(m.group(1)) for name in shapes if (m := _LAYER_RE.match(name))}
     n_layers = max(layers) + 1 if layers else 0
     # The checkpoint is bf16: BF16 keeps what no block type fits exactly, and a bf16 run maps it without a copy.
-    float_2d = recipe.base if recipe.base in (Q.F32, Q.F16, Q.BF16) else Q.BF16
+    float_2d = Q.BF16 if recipe.quantizes_linears else recipe.base
     plan = {}
     for name, shape in shapes.items():
         cls = text_tensor_class(name, shape)

@@ -21,7 +21,7 @@ from motif_lite.runtime.activation_memory import linear_rows
 from motif_lite.runtime.chunking import apply_token_chunking
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.kernels import attention_workspace_bytes, autotune_buffer_bytes
-from motif_lite.runtime.planner import TextEncoderPlacement, _largest, plan_memory
+from motif_lite.runtime.planner import TextEncoderPlacement, _largest, plan_memory, unplanned_peak_bytes
 from motif_lite.vae.config import WanVAEConfig
 
 FULL = TransformerConfig()
@@ -143,16 +143,38 @@ def test_the_denoise_stage_counts_the_buffer_where_a_kernel_autotunes(size, weig
     assert added == (BUFFER if tunes else 0)
 
 
-@pytest.mark.parametrize("quantized", [True, False])
-def test_the_encode_stage_counts_the_buffer_for_a_quantized_text_encoder(quantized):
+@pytest.mark.parametrize(
+    ("quantized", "text_dtype", "tunes"),
+    [
+        (True, torch.bfloat16, True),
+        (True, torch.float16, True),
+        (True, torch.float32, False),  # float32 prompts: the fused GEMM's fixed config, nothing tuned
+        (False, torch.bfloat16, False),  # no quantized linears: cuBLAS
+    ],
+)
+def test_the_encode_stage_counts_the_buffer_where_the_text_encoders_fused_gemm_tunes(quantized, text_dtype, tunes):
+    # The text encoder's linears take the prompt's tokens as rows: up to 512 of them, so a 16-bit encoder meets the
+    # tuned row counts (SMALL_M, SPLIT_MIN_M) for some prompt, a float32 one never.
+
     def encode_peak(autotune_bytes: int) -> int:
         plan = plan_memory(
             832, 480, 49, FULL, Q4_K_M, TEXT, VAE, None, 1, text_encoder_quantized=quantized,
-            autotune_bytes=autotune_bytes,
+            text_encoder_dtype=text_dtype, autotune_bytes=autotune_bytes,
         )  # fmt: skip
         return next(stage for stage in plan.stages if stage.name == "encode").peak_bytes
 
-    assert encode_peak(BUFFER) - encode_peak(0) == (BUFFER if quantized else 0)
+    assert encode_peak(BUFFER) - encode_peak(0) == (BUFFER if tunes else 0)
+
+
+@pytest.mark.parametrize("quantized", [True, False])
+def test_a_run_without_a_plan_counts_a_quantized_text_encoders_buffer_as_a_plan_does(quantized):
+    # A short clip, where the text encoder's pass sets the peak: without a plan everything is on the device, so the
+    # estimate is the all-resident plan's encode stage, the quantized text encoder's tuning buffer included.
+    kw = dict(text_encoder_quantized=quantized, autotune_bytes=BUFFER)
+    planned = plan_memory(480, 272, 9, FULL, BF16, TEXT, VAE, None, 1, **kw)
+    encode = next(stage for stage in planned.stages if stage.name == "encode")
+    assert encode.peak_bytes == planned.peak_bytes
+    assert unplanned_peak_bytes(480, 272, 9, FULL, BF16, TEXT, VAE, 1, **kw) == encode.peak_bytes
 
 
 def test_a_quantized_text_encoder_run_on_the_cpu_adds_no_buffer_to_the_encode_stage():

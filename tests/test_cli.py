@@ -240,6 +240,31 @@ def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys,
     assert exit_info.value.code == 2 and hint in err, err
 
 
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "said"),
+    [
+        # argparse said "invalid int value: '1280x720'": the size in one value, as other tools and the server take it
+        ("run", "-W", "1280x720", "-W/--width: takes one side in pixels: the size 1280x720 is -W 1280 -H 720"),
+        ("verify", "-H", "832*480", "-H/--height: takes one side in pixels: the size 832*480 is -W 832 -H 480"),
+        ("run", "-H", "720p", "-H/--height: takes pixels: 720p is -H 720, and -W 1280 makes it 16:9"),
+        ("run", "--video-frames", "5s", "--video-frames: counts frames, not seconds: 5 s at 24 fps is --video-frames "
+         "121 (4k+1 frames; --fps sets the rate)"),
+        ("verify", "--video-frames", "0.5 sec", "counts frames, not seconds: 0.5 s at 24 fps is --video-frames 13"),
+        ("run", "--steps", "20.5", "--steps: must be a whole number, got '20.5'"),
+        ("run", "-W", "wide", "-W/--width: must be a whole number, got 'wide'"),
+        # a decimal comma, as German or French write 7.5: argparse said "invalid float value: '7,5'"
+        ("run", "--cfg-scale", "7,5", "--cfg-scale: takes a decimal point, not a comma: 7.5"),
+        ("run", "--flow-shift", "0,5", "--flow-shift: takes a decimal point, not a comma: 0.5"),
+        ("run", "--fps", "fast", "--fps: must be a number, got 'fast'"),
+    ],
+)  # fmt: skip
+def test_numbers_written_as_other_tools_write_them_get_the_flags_they_mean(capsys, command, flag, value, said):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "-p", "x", flag, value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and said in err and "invalid" not in err, err
+
+
 @pytest.mark.parametrize("seed", ["4294967296", "-5"])
 def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number(capsys, seed):
     # argparse refuses a word, the request a number out of range: one wording for both, not two.
@@ -399,6 +424,27 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["run", "-p", "x", "--save_path", "x.mp4"], "(--save_path: did you mean --output?)"),
         (["run", "-p", "x", "--output_path", "x.mp4"], "(--output_path: did you mean --output?)"),
         (["run", "-p", "x", "--res", "832x480"], "(--res: the size is two flags here: -W 832 -H 480)"),
+        # close spellings that sent users to the wrong flag ("did you mean --cfg-scale?" for skip-layer guidance,
+        # --gpus for a GPU's index, --sampling-method for the noise's generator)
+        (["run", "-p", "x", "--slg-scale", "2"], "(--slg-scale: skip-layer guidance is not offered: the guidance here"),
+        (["run", "-p", "x", "--guidance_rescale", "0.7"], "(--guidance_rescale: CFG rescale is not offered; APG"),
+        (["run", "-p", "x", "--gpu", "0"], "(--gpu: one GPU is --device cuda:N (cuda:0 the first); several, --gpus N)"),
+        (["run", "-p", "x", "--sampler-rng", "cpu"], "(--sampler-rng: the noise is drawn on the CPU, so a seed"),
+        # flags of stable-diffusion.cpp, AUTOMATIC1111 and Wan's generate.py that got no hint at all
+        (["run", "-p", "x", "--fp16"], "(--fp16: the compute type is --dtype bf16, fp16 or fp32"),
+        (["serve", "--cpu"], "(--cpu: the CPU is --device cpu)"),
+        (["run", "-p", "x", "--vae-tile-size", "32x32"], "(--vae-tile-size: memory is planned here, not switched"),
+        (["run", "-p", "x", "--offload_model", "True"], "(--offload_model: memory is planned here, not switched"),
+        (
+            ["run", "-p", "x", "--cache-mode", "easycache"],
+            "(--cache-mode: stable-diffusion.cpp's cache modes are not here; the step cache here is --step-cache",
+        ),
+        (["run", "-p", "x", "--clip-skip", "2"], "(--clip-skip: there are no CLIP layers to skip"),
+        (["run", "-p", "x", "--control-net", "c.safetensors"], "(--control-net: no ControlNet or reference images"),
+        (["run", "-p", "x", "--upscale-model", "u.pth"], "(--upscale-model: no upscaler: make the video at the size"),
+        (["run", "-p", "x", "-v"], "(-v: there are no log levels: warnings and notes go to stderr"),
+        (["check", "--verbose"], "(--verbose: there are no log levels"),
+        (["run", "-p", "x", "--ckpt", "m.safetensors"], "(--ckpt: a checkpoint folder in the official layout is -m"),
         # an output folder in other spelling; one followed by another unknown flag, which is not its value
         (["run", "-p", "x", "--Output_Dir", "renders"], "included: -o renders/fox.mp4 (the folder must exist))"),
         (

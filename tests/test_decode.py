@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import re
 import shutil
 import sys
@@ -254,6 +255,35 @@ def test_decodes_started_at_the_same_moment_write_different_default_files(saved,
     assert code == 0, err
     assert chosen == ["fox.gif", "fox-2.gif"]
     assert (tmp_path / "fox.gif").stat().st_size > 0 and (tmp_path / "fox-2.gif").stat().st_size > 0
+
+
+def test_a_decode_given_the_o_another_decode_or_a_run_writes_is_refused_before_any_work(
+    saved, tmp_path, capsys, monkeypatch
+):
+    # Two decodes (or a run and a decode) given one -o both wrote it, and the last to finish replaced the other's
+    # video. A decode now claims its -o as a run does (`claim_named_output`): the second is refused in one line.
+    from motif_lite.io.video import WRITING_PREFIX, claim_named_output, release_named_claims
+
+    output = tmp_path / "fox.gif"
+    refusal = f"another run (process {os.getpid()}) is writing {output}: give this decode another -o"
+    decode, second = decoding.run_decode, []
+
+    def another_decode_starts_meanwhile(job, progress):
+        second.append(decode_cli(capsys, str(saved / LATENTS), "-o", str(output)))
+        return decode(job, progress)
+
+    monkeypatch.setattr(decoding, "run_decode", another_decode_starts_meanwhile)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(output))
+    assert code == 0 and len(second) == 1, err
+    assert_user_error(second[0][0], second[0][2], refusal)
+    assert names(tmp_path) == ["fox.gif"]  # the video; its claim released as the decode ended
+    claim_named_output(output)  # a run writing fox.gif (this process holds its claim, as the run's would)
+    monkeypatch.setattr(decoding, "load_vae", lambda *args, **kwargs: pytest.fail("loaded the VAE"))
+    assert_user_error(*decode_cli(capsys, str(saved / LATENTS), "-o", str(output))[::2], refusal)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(output), "--dry-run")  # claims nothing
+    assert code == 0 and (tmp_path / f"{WRITING_PREFIX}fox.gif").exists(), err  # nor frees the run's claim
+    release_named_claims([output])
+    assert not (tmp_path / f"{WRITING_PREFIX}fox.gif").exists()
 
 
 @pytest.mark.parametrize("failure", ["before loading", "while decoding"])

@@ -520,6 +520,7 @@ FOREIGN_FLAGS = {
     "-k": "pytest's",
     "-pix_fmt": "ffmpeg's (docs/usage.md's ffmpeg commands)",
     "--num-frame": "docs/usage.md's example of a misspelling that gets a hint",
+    "--gpu": "other tools' GPU index, docs/usage.md's example of a flag whose hint is not --gpus",
     # docs/usage.md's examples of other tools' flags whose hint shows ours for the value given
     "--size": "Wan2.1's and the server's size",
     "--prompt-file": "other tools' prompt file",

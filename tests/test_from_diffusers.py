@@ -107,6 +107,19 @@ def test_a_call_becomes_a_request_with_the_same_settings():
     assert "\noutput_type: " in message
 
 
+@pytest.mark.parametrize("given", [{}, {"negative_prompt": None}], ids=["absent", "None"])
+def test_a_call_without_a_negative_prompt_gets_the_empty_one_diffusers_runs_with(given):
+    # diffusers' MotifVideoPipeline encodes "" when negative_prompt is None or absent: the line left it out, so it
+    # ran with motif-lite's default, the official negative prompt, which makes another video ("The same video here"
+    # was not); with None it gave negative_prompt=None, which the request refuses.
+    message = call_advice(("a fox",), given)
+    assert generate_line(message).negative_prompt == ""
+    assert "\nnegative_prompt: '' is what diffusers' MotifVideoPipeline uses without one (or with None); leave it " \
+        "out for the official negative prompt" in message  # fmt: skip
+    message = call_advice(("a fox", "blurry"), {})
+    assert generate_line(message).negative_prompt == "blurry" and "\nnegative_prompt:" not in message
+
+
 def test_an_image_to_video_call_with_a_pil_image_asks_for_a_file():
     image = PIL.Image.new("RGB", (64, 64))
     message = call_advice((image, "a fox"), {})

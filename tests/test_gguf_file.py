@@ -215,6 +215,16 @@ def test_truncated_file(tmp_path: Path) -> None:
             read_gguf(path)
 
 
+def test_a_few_bytes_of_something_else_are_not_called_a_truncated_gguf(tmp_path: Path) -> None:
+    for start, truncated in ((b"GG", True), (b"GGU", True), (b"hi\n", False), (b"{}", False)):
+        path = tmp_path / "short.gguf"
+        path.write_bytes(start)
+        with pytest.raises(CheckpointError) as caught:
+            read_gguf(path)
+        assert ("truncated" in str(caught.value)) == truncated
+        assert ("is not a GGUF file" in str(caught.value)) != truncated
+
+
 def test_wrong_and_missing_architecture(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="'llama'.*expects 'motif_video'"):
         read_gguf(_small_file(tmp_path, arch="llama"))

@@ -221,3 +221,100 @@ def test_a_resumed_run_past_the_window_does_not_warn_of_its_long_negative_prompt
     args = ["run", "--resume", str(tmp_path / "fox.latents.safetensors"), "--device", "cpu"]
     assert cli.main([*args, "--dry-run"] if dry_run else args) == 0
     assert ("warning: negative prompt is 603 tokens" in capsys.readouterr().err) == warned
+
+
+@pytest.fixture(scope="module")
+def stopped(checkpoint, tmp_path_factory) -> dict[int, Path]:
+    """The state files of a 4-step run (step 2 alone guided) stopped after step 1 (its guided step still to come)
+    and after step 3 (past it), by the number of steps done."""
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+    states = {}
+    for done in (1, 3):
+
+        def stop(stage: str, step: int, total: int, done=done) -> None:
+            if stage == "denoise" and step == done:
+                raise KeyboardInterrupt
+
+        folder = tmp_path_factory.mktemp(f"after-{done}")
+        with pytest.raises(KeyboardInterrupt):
+            pipe.generate(request(SOME_GUIDED, output=folder / "fox.mp4"), on_progress=stop)
+        states[done] = folder / "fox.latents.safetensors"
+    return states
+
+
+@pytest.mark.parametrize(("first", "noted"), [(1, True), (3, False)])
+def test_a_resumed_run_past_the_window_is_told_nothing_of_batch_guidance_left_unmet(checkpoint, first, noted):
+    # Resumed after step 3 no step left has two predictions to batch: --batch-guidance costs nothing to leave unmet.
+    from motif_lite.cli.run import planned_batch_guidance
+
+    sources = locate_sources(checkpoint, **AT_HAND)
+    s = resolve_settings(request(SOME_GUIDED).resolve()[0], sources.configs, sources.transformer, first_step=first)
+    plan = plan_generation(s.request, checkpoint, device="cuda", vram_gib=64, batch_guidance=False, first_step=first)
+    _, note = planned_batch_guidance(True, torch.device("cuda"), plan, s)
+    assert (note is not None) == noted, note
+
+
+@pytest.mark.parametrize(("first", "rows"), [(0, 2), (2, 2), (3, 1)])
+def test_plan_generation_plans_a_batch_2_forward_only_for_a_guided_step_left(checkpoint, first, rows):
+    # The Python API's plan for a resumed run (`first_step`), as its pipeline runs: one row once no step is guided.
+    plan = plan_generation(request(SOME_GUIDED).resolve()[0], checkpoint, device="cuda", vram_gib=64, first_step=first)
+    assert plan.cfg_batch == rows
+
+
+@pytest.mark.parametrize(("done", "negative"), [(1, "'blurry'"), (3, "unused (no guided step left)")])
+def test_a_resumed_runs_settings_table_says_whether_its_negative_prompt_is_read(stopped, capsys, done, negative):
+    from motif_lite import cli
+
+    assert cli.main(["run", "--resume", str(stopped[done]), "--dry-run", "--device", "cpu"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("negative ")]
+    assert f" {negative}  (fox.latents.safetensors)" in row, row
+
+
+@pytest.mark.parametrize(("done", "layout"), [(1, "cfg 2 x sp 1"), (3, "cfg 1 x sp 2")])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_gpus_gives_the_negative_prompt_no_rank_once_no_step_left_is_guided(
+    stopped, capsys, monkeypatch, done, layout, dry_run
+):
+    # --gpus 2 splits a guided run into one rank per prediction; resumed past the guidance window both ranks share
+    # the video's tokens instead. The launcher (no process started here) and a dry run choose the same layout.
+    from motif_lite import cli
+    from motif_lite.runtime import parallel
+
+    chosen, choose = [], parallel.choose_layout
+    monkeypatch.setattr(parallel, "choose_layout", lambda *args: chosen.append(choose(*args)) or chosen[-1])
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
+    argv = ["run", "--resume", str(stopped[done]), "--gpus", "2", "--device", "cpu"]
+    assert cli.main([*argv, "--dry-run"] if dry_run else argv) == 0
+    assert [c.describe() for c in chosen] == [f"{layout} on 2 ranks"]
+    assert (f"{layout} on 2 ranks" in capsys.readouterr().out) == dry_run
+
+
+@pytest.mark.parametrize(("stop_at", "done", "encoded"), [(1, 2, ["a fox", "blurry"]), (2, 3, ["a fox"])])
+def test_the_server_resumes_a_job_past_the_window_without_the_negative_prompt(
+    checkpoint, tmp_path, monkeypatch, stop_at, done, encoded
+):
+    # A job stopped by the server's shutdown goes on from its state when the server starts again (through the
+    # pipeline's `generate(resume=)`): past the guidance window, with the prompt alone.
+    from test_server import run_stopping_at
+
+    from motif_lite.io.latents import read_latents
+    from motif_lite.server.jobs import COMPLETED, JobStore, new_job_id
+    from motif_lite.server.schema import stored_settings
+    from motif_lite.server.worker import Worker, percent
+
+    def pipeline():
+        return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", batch_guidance=True)
+
+    store = JobStore(tmp_path)
+    try:
+        job = store.add(new_job_id(), "tiny", stored_settings(request(SOME_GUIDED)), False, max_active=10)
+        run_stopping_at(Worker(store, pipeline(), lambda line: None), job.id, percent("denoise", stop_at, SOME_GUIDED))
+        assert read_latents(store.state_path(job.id)).progress == (done, SOME_GUIDED)
+        restarted = pipeline()  # the server started again: no prompt encoded yet
+        encode, calls = restarted.text_encoder.encode, []
+        monkeypatch.setattr(restarted.text_encoder, "encode", lambda prompts, *a, **k: calls.append(list(prompts))
+                            or encode(prompts, *a, **k))  # fmt: skip
+        run_stopping_at(Worker(store, restarted, lambda line: None), job.id, None)
+        assert store.get(job.id).status == COMPLETED and sum(calls, []) == encoded
+    finally:
+        store.close()

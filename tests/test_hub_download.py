@@ -961,7 +961,7 @@ def test_a_wrong_lora_file_is_said_before_the_checkpoint_downloads(empty_cache_r
     vae = lora_file(tmp_path / "vae.safetensors", {"decoder.conv_in.weight": torch.ones(2, 2)})
     loha = {"transformer.transformer_blocks.0.attn.to_q.hada_w1_a": torch.ones(2, 4)}
     wrong = {
-        tmp_path / "notes.safetensors": "is not a readable safetensors LoRA file",
+        tmp_path / "notes.safetensors": "is not a LoRA file: it is text, not weights",
         lora_file(tmp_path / "empty.safetensors", {}): "holds no tensors",
         vae: "is not a LoRA: it holds",
         lora_file(tmp_path / "loha.safetensors", loha): "is a LyCORIS LoHa",
@@ -1009,7 +1009,11 @@ def test_a_lora_of_another_checkpoint_not_here_is_checked_as_a_file_before_it_do
 
     (tmp_path / "notes.safetensors").write_text("not a safetensors file")
     code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(tmp_path / "notes.safetensors"))
-    assert code == cli.EXIT_USER_ERROR and "is not a readable safetensors LoRA file" in err and fake_hub.downloads == []
+    assert (
+        code == cli.EXIT_USER_ERROR
+        and "is not a LoRA file: it is text, not weights" in err
+        and fake_hub.downloads == []
+    )
     dora = tmp_path / "dora.safetensors"  # PEFT settings are read from the file alone too
     save_file(lora_of((64, 64)), dora, metadata={"lora_adapter_metadata": '{"use_dora": true}'})
     code, err = empty_cache_run("-m", "someone/motif-finetune", "--lora", str(dora))
@@ -1030,7 +1034,7 @@ def test_a_lora_of_another_checkpoint_not_here_is_checked_as_a_file_before_it_do
         ({"compile": True}, "--compile on the CPU needs a C++ compiler"),
         ({"step_cache": -0.1}, "step cache threshold must be a finite number >= 0"),
         ({"step_cache": "0.1"}, "step cache threshold must be a number"),
-        ({"loras": ["notes.safetensors"]}, "is not a readable safetensors LoRA file"),
+        ({"loras": ["notes.safetensors"]}, "is not a LoRA file: it is text, not weights"),
     ],
 )
 def test_the_python_apis_local_mistakes_are_said_before_the_checkpoint_downloads(

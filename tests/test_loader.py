@@ -90,6 +90,13 @@ def test_one_error_lists_missing_unexpected_and_misshapen_tensors(checkpoint):
     assert "context_embedder.linear_1.weight: checkpoint [64, 25], model [64, 24]" in message
 
 
+def test_an_exporters_zero_size_placeholder_is_no_unexpected_tensor(checkpoint):
+    # Some exporters write an empty tensor for a layer the model lacks: nothing to load, so nothing to refuse.
+    _rewrite(checkpoint, lambda state: state.update({"transformer_blocks.0.absent.weight": torch.zeros(0, 4)}))
+    model = load_transformer(checkpoint, dtype=torch.float32)
+    assert "transformer_blocks.0.absent.weight" not in model.state_dict()
+
+
 def test_config_flags_must_match_the_weights(checkpoint):
     config = json.loads((checkpoint / "transformer/config.json").read_text())
     config["enable_text_cross_attention_single"] = False

@@ -505,6 +505,22 @@ def test_a_gguf_lora_is_refused_naming_the_format_read(tmp_path, targets):
         read_loras([LoRASpec(path)], targets)
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        # what a download without the site's sign-in saves under the name asked for: safetensors said "header too large"
+        (b"<!DOCTYPE html><html><head><title>Sign in</title>", "it is a web page (HTML), not weights (a download that"),
+        (b'{"error": "Unauthorized"}', 'it is text, not weights (it begins \'{"error": "Unauthorized"}\'; a download'),
+        (b"\x89PNG\r\n\x1a\n" + bytes(24), "it is a PNG image"),
+    ],
+)
+def test_a_file_of_another_kind_is_named_for_what_it_is(tmp_path, targets, content, said):
+    path = tmp_path / "style.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(LoRAError, match=re.escape(f"{path} is not a LoRA file: {said}")):
+        read_loras([LoRASpec(path)], targets)
+
+
 def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, monkeypatch):
     # diffusers' save_lora_weights and `hf download` leave a folder holding one .safetensors file.
     _, _, files, _ = setup
@@ -558,7 +574,7 @@ def test_unknown_and_unsupported_formats(tmp_path, targets):
     with pytest.raises(LoRAError, match=r"1 tensor is not LoRA down/up/alpha weights \(LoHa"):
         read_loras([LoRASpec(_write(tmp_path / "y.safetensors", odd))], targets)
     with pytest.raises(LoRAError, match="not a readable safetensors"):
-        (tmp_path / "z.safetensors").write_bytes(b"nope")
+        (tmp_path / "z.safetensors").write_bytes(bytes(range(255, 191, -1)))  # damaged: no kind of file its bytes tell
         read_loras([LoRASpec(tmp_path / "z.safetensors")], targets)
 
 

@@ -34,7 +34,7 @@ from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.memory_advice import PlannedRun
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime import parallel
-from motif_lite.runtime.activation_memory import transformer_activation_bytes
+from motif_lite.runtime.activation_memory import context_tokens, transformer_activation_bytes
 from motif_lite.runtime.parallel import (
     Parallel,
     ParallelError,
@@ -82,7 +82,7 @@ def test_default_layout_splits_guidance_then_tokens():
         (1, True, 2, "run it on 2 or 4 (cfg 2 x sp 2) processes (--gpus N, or torchrun --nproc-per-node N)"),
         (2, False, 3, "this run has 2: run it on 3 processes"),
         (4, True, 1, "makes 4 guidance groups, but at most 2"),
-        (4, False, 2, "guidance is off"),
+        (4, False, 2, "guidance is off (cfg scale 1) or has no step left: use --sp 4"),
     ],
 )
 def test_impossible_layouts_are_clear_errors(world, guided, sp, message):
@@ -102,8 +102,10 @@ def test_the_per_rank_memory_table_of_the_docs_is_the_planners():
     docs = (Path(__file__).parents[1] / "docs" / "parallel.md").read_text()
     rows = re.findall(r"^\| (\d+)[^|]* \| (\d+\.\d\d) GiB \| (\d+\.\d\d) GiB", docs, re.MULTILINE)
     assert [int(sp) for sp, _, _ in rows] == [1, 2, 3, 4, 6, 12]
-    for sp, activations, _ in rows:
-        counted = transformer_activation_bytes(114080, TransformerConfig(), 1, 16384, True, sequence_parallel=int(sp))
+    for sp, activations, _ in rows:  # a text-to-video run: no image tokens in the context
+        counted = transformer_activation_bytes(
+            114080, TransformerConfig(), 1, 16384, True, context_tokens(image=False), sequence_parallel=int(sp)
+        )
         assert f"{counted / 2**30:.2f}" == activations, sp
     assert float(rows[1][1]) > float(rows[0][1]) and float(rows[1][2]) > float(rows[0][2])
 
@@ -628,6 +630,7 @@ def test_two_processes_write_the_single_process_video(checkpoint, single, tmp_pa
     assert err.count("1 row per transformer forward") == 1 and "rows per transformer forward" not in err
     assert "does not fit the memory plan" not in err  # one row per forward on a rank: not a refusal
     assert_same_frames(read_png_frames(tmp_path), single)
+    assert not list(tmp_path.glob(".writing-*"))  # -o: the launcher's claim, rank 0 wrote under it, then freed
     assert out.count("done:") == 1 and "parallel: cfg 2 x sp 1 on 2 ranks (gloo)" in out  # rank 0 prints
     assert err.count("seed: 0") == 1
 

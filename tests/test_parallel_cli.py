@@ -523,3 +523,55 @@ def test_a_malformed_local_world_size_is_one_line_naming_it(capsys, monkeypatch,
         "[rank 0] error: LOCAL_WORLD_SIZE='four' is not a whole number of at least 1, as torchrun sets it: "
         "unset it (unset LOCAL_WORLD_SIZE) or give a number\n"
     ))  # fmt: skip
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_gpus_claims_o_before_its_processes_start_and_frees_it_after(capsys, monkeypatch, tmp_path, batch):
+    # Rank 0 claimed -o once every process had started: a second run writing it was refused only then. The launcher
+    # now claims it (each of a batch's files) first, holds it while the processes run, and frees it after.
+    import socket
+
+    from motif_lite.io.video import WRITING_PREFIX, claim_named_output, numbered_path, release_named_claims
+
+    output = tmp_path / "fox.mp4"
+    outputs = [output] if batch == 1 else [numbered_path(output, i) for i in (1, 2)]
+    markers = [tmp_path / f"{WRITING_PREFIX}{o.name}" for o in outputs]
+    held = []
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: held.append([m.read_text() for m in markers]) or 0)
+    code, err = run(capsys, "-p", "fox", "--gpus", "2", "-o", str(output), "-b", str(batch))
+    assert code == 0, err
+    assert held == [[f"{os.getpid()} {socket.gethostname()}\n"] * batch]  # this process's claims, while they ran
+    assert not any(m.exists() for m in markers)
+    claim_named_output(outputs[-1])  # another run writing (the last of) them: refused before any process starts
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: pytest.fail("started the processes"))
+    code, err = run(capsys, "-p", "fox", "--gpus", "2", "-o", str(output), "-b", str(batch))
+    assert code == cli.EXIT_USER_ERROR and err.count("error:") == 1, err
+    assert f"another run (process {os.getpid()}) is writing {outputs[-1]}: give this run another -o" in err
+    assert [m.exists() for m in markers] == [False] * (batch - 1) + [True]  # the others' claims taken back
+    release_named_claims(outputs)
+
+
+def test_a_rank_takes_the_claim_of_the_launcher_that_started_it_as_its_own(tmp_path):
+    # `run --gpus N` claims -o in the launcher; rank 0, its child process, writes the video under that claim. A
+    # claim of any other running process still refuses it.
+    import subprocess
+    import sys
+
+    from motif_lite.io.video import WRITING_PREFIX, claim_named_output, release_named_claims
+
+    output = tmp_path / "fox.mp4"
+    claim = f"import pathlib, motif_lite.io.video as v; v.claim_named_output(pathlib.Path({str(output)!r}))"
+    rank = [sys.executable, "-c", claim]
+    claim_named_output(output)  # this process as the launcher
+    assert subprocess.run(rank, capture_output=True, text=True).returncode == 0
+    marker = tmp_path / f"{WRITING_PREFIX}fox.mp4"
+    assert marker.read_text().split()[0] == str(os.getpid())  # still the launcher's, which frees it
+    release_named_claims([output])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        marker.write_text(f"{other.pid} {__import__('socket').gethostname()}\n")  # a sibling, not the parent
+        refused = subprocess.run(rank, capture_output=True, text=True)
+        assert refused.returncode != 0 and f"another run (process {other.pid})" in refused.stderr, refused.stderr
+    finally:
+        other.kill()
+        other.wait()

@@ -118,6 +118,25 @@ def test_transformer_formula_matches_the_live_tensors(chunk, fused, frames, text
     assert 0.97 * live_peak <= estimate <= 1.10 * live_peak, (estimate, live_peak)
 
 
+@pytest.mark.parametrize(("image", "chunk"), [(False, 64), (False, None), (True, 64)])
+def test_the_planned_forward_has_image_tokens_for_image_to_video_only(image, chunk):
+    # The planner's denoise activations (less the sampler's latents) against a forward's live tensors with the
+    # longest prompt, and the first frame's 729 SigLIP tokens for image-to-video only: a text-to-video forward has
+    # none, and at 256 video tokens counting them anyway would overestimate it by far more than 10 %.
+    from motif_lite.runtime.activation_memory import IMAGE_TOKENS
+    from motif_lite.runtime.planner import SAMPLER_LATENTS, _Choice, _denoise_activations
+
+    torch.manual_seed(0)
+    model = MotifVideoTransformer(NARROW).eval().requires_grad_(False).to(torch.bfloat16)
+    image_tokens = IMAGE_TOKENS if image else 0
+    _, live_peak = estimate_and_live_peak(model, chunk, "fused", (2, 16, 32), TEXT_TOKENS, image_tokens)
+    sizes = generation_sizes(256, 128, 5, NARROW, GiB, 0, VAE, torch.bfloat16, image, torch.bfloat16)
+    choice = _Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=chunk, vae_tile=None)
+    latents = SAMPLER_LATENTS * NARROW.out_channels * sizes.video_tokens * 4 * sizes.act_bytes
+    estimate = _denoise_activations(sizes, choice, 1, True, 1, None, False) - latents
+    assert 0.97 * live_peak <= estimate <= 1.10 * live_peak, (estimate, live_peak)
+
+
 @pytest.mark.parametrize(
     ("chunk", "frames", "text_tokens", "layout"),
     [(256, 2, 40, "diffusers"), (64, 1, 600, "diffusers"), (64, 1, 600, "original+dual"), (256, 1, 600, "original")],
@@ -752,9 +771,9 @@ def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_
     def activations(batch: int = 1, ranks: int = 1, workspace=None, step_cache: bool = False) -> int:
         return _denoise_activations(sizes, choice, batch, True, ranks, workspace, step_cache)
 
-    def forward(batch: int, ranks: int) -> int:
+    def forward(batch: int, ranks: int) -> int:  # text to video: the context is the prompt's tokens alone
         tokens, act_bytes = sizes.video_tokens, sizes.act_bytes
-        return transformer_activation_bytes(tokens, config, batch, None, True, act_bytes=act_bytes,
+        return transformer_activation_bytes(tokens, config, batch, None, True, TEXT_TOKENS, act_bytes,
                                             sequence_parallel=ranks)  # fmt: skip
 
     latents = SAMPLER_LATENTS * config.out_channels * sizes.video_tokens * 4 * sizes.act_bytes
@@ -764,7 +783,7 @@ def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_
     for ranks in (1, 2):
         cache = activations(ranks=ranks, step_cache=True) - activations(ranks=ranks)
         tokens = math.ceil(sizes.video_tokens / ranks)
-        assert cache == step_cache_bytes(tokens, config.hidden_size, 1, sizes.act_bytes)
+        assert cache == step_cache_bytes(tokens, config.hidden_size, 1, sizes.act_bytes, TEXT_TOKENS)
 
 
 def test_a_float32_text_encoder_on_the_cpu_holds_float32_activations_in_host_memory():

@@ -28,7 +28,7 @@ from motif_lite.io import checkpoint_source, hub
 from motif_lite.io.gguf_source import find_gguf
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.pipeline import loading
-from motif_lite.preflight import AT_HAND, plan_generation
+from motif_lite.preflight import AT_HAND, _planner_inputs, plan_generation
 from motif_lite.request import GenerationRequest
 from motif_lite.sizes import estimated_gguf_bytes
 from motif_lite.units import memory_size
@@ -237,9 +237,13 @@ def test_an_unguided_request_plans_one_row_and_int8_attention_counts_the_rows(no
     assert plans["int8"].cfg_batch == plans["exact"].cfg_batch == 2
     denoise = {a: next(s for s in plan.stages if s.name == "denoise").peak_bytes for a, plan in plans.items()}
     config = sources.transformer.value
-    two_rows = attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 2)
-    assert two_rows > attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 1)
+    two_rows = attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 2, image=False)
+    assert two_rows > attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 1, image=False)
     assert denoise["int8"] - denoise["exact"] >= two_rows
+    # A text-to-video forward's joint attention has no image tokens: its K/V copies are counted without them.
+    inputs = _planner_inputs(request, sources, torch.bfloat16, torch.device("cuda"), "auto", "int8", None)
+    with_image = attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 2, image=True)
+    assert inputs["attention_workspace_bytes"](2) == two_rows < with_image
 
 
 def test_int8_attention_counts_one_row_when_the_plan_falls_back_to_one_row(no_network):
@@ -325,10 +329,10 @@ def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_ne
     sources = sources_before_download(args)  # the official configs: nothing is at hand
     cuda = torch.device("cuda")
     planned = planned_run(args, request, sources, torch.bfloat16, cuda)
-    plan = planned.plan()  # 3.17 GiB: the ladder's last plans
+    plan = planned.plan()  # 3.16 GiB: the ladder's last plans
     advice = out_of_memory_advice(planned, plan)
     assert advice.endswith(
-        "No plan of this video needs less: make a smaller video (--dry-run --vram 3.17 names the sizes that fit)"
+        "No plan of this video needs less: make a smaller video (--dry-run --vram 3.15 names the sizes that fit)"
     )
     # A peak under 0.01 GiB has no --vram figure under it: no "--vram 0.00" is named.
     small = [dataclasses.replace(stage, peak_bytes=5 * 2**20) for stage in plan.stages]

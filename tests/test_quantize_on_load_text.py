@@ -88,6 +88,32 @@ def test_the_tensors_the_encoder_and_its_embeddings_are_the_files(wide, wide_fil
     assert not torch.equal(embeds[mask], plain[mask])
 
 
+@pytest.mark.parametrize(
+    ("recipe", "dtype"), [("F16", torch.float32), ("F32", torch.bfloat16), ("Q8_0", torch.bfloat16)]
+)
+def test_the_sizes_count_the_text_encoder_as_it_loads(checkpoint, tmp_path, recipe, dtype):
+    # What the planner is told against the encoder that really loads in the run's dtype, from a file and quantized
+    # as it loads: its bytes (float tensors cast to that dtype, packed ones as stored: an F32 file in a bf16 run
+    # holds half its size) and whether a linear runs on packed blocks (whose fused GEMM may autotune; an F16 or
+    # F32 file holds float linears only).
+    from motif_lite.sizes import model_sizes
+    from motif_lite.weights.quant_linear import QuantizedLinear
+
+    def packed_linears(encoder) -> bool:
+        return any(isinstance(module, QuantizedLinear) for module in encoder.modules())
+
+    file = quantized_file(checkpoint, tmp_path / f"te-{recipe}.gguf", recipe)
+    folder = checkpoint / "text_encoder"
+    on_load = packed_text_encoder(quantize_text_encoder_tensors(checkpoint, recipe, progress=False),
+                                  folder / "config.json", recipe, folder)  # fmt: skip
+    for encoder, given in ((file, {"text_encoder_gguf": file}), (on_load, {"text_encoder_quantize": recipe})):
+        sources, _ = preflight(checkpoint, None, "cpu", "torch", **given)
+        told = model_sizes(sources, dtype)
+        loaded = load_text_encoder_gguf(encoder, dtype)
+        assert told.text_encoder_bytes == sum(t.nbytes for t in loaded.state_dict().values()), given
+        assert told.text_encoder_quantized == packed_linears(loaded) == recipe.startswith("Q"), given
+
+
 def test_packed_tensors_are_checked_against_the_config(wide):
     packed = quantize_text_encoder_tensors(wide, "Q8_0", progress=False)
     folder = wide / "text_encoder"
@@ -121,7 +147,8 @@ def test_the_plan_counts_the_recipes_size(checkpoint, files, capsys):
 
     for recipe in RECIPES:  # the packed bytes of the file that recipe makes
         sources, _ = preflight(checkpoint, None, "cpu", "torch", text_encoder_quantize=recipe)
-        assert model_sizes(sources, torch.float32).text_encoder_bytes == read_te(files[recipe]).nbytes()
+        loaded = load_text_encoder_gguf(files[recipe], torch.float32).state_dict().values()
+        assert model_sizes(sources, torch.float32).text_encoder_bytes == sum(t.nbytes for t in loaded)
     request = GenerationRequest(prompt="x", width=48, height=32, frames=5)
 
     def plan(**kw):
@@ -142,14 +169,17 @@ def test_the_official_sizes_are_the_recipes_over_the_official_encoder(monkeypatc
     from full_size_text import official_text_config
 
     from motif_lite.encoders.text_config import meta_encoder
-    from motif_lite.quantize.on_load import planned_bytes
+    from motif_lite.quantize.on_load import planned_bytes, planned_split
     from motif_lite.quantize.text_recipes import TEXT_RECIPES
-    from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_PACKED, quantized_text_encoder_bytes
+    from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_SPLIT, quantized_text_encoder_bytes
 
     shapes = {k: tuple(v.shape) for k, v in meta_encoder(official_text_config()).state_dict().items()}
-    assert {name: planned_bytes(shapes, name, TEXT_ENCODER) for name in TEXT_RECIPES} == OFFICIAL_TEXT_ENCODER_PACKED
-    assert quantized_text_encoder_bytes([], "q6_k") == (OFFICIAL_TEXT_ENCODER_PACKED["Q6_K"], "the official "
-                                                        "T5Gemma2 (built-in), weights not at hand")  # fmt: skip
+    assert {name: planned_split(shapes, name, TEXT_ENCODER) for name in TEXT_RECIPES} == OFFICIAL_TEXT_ENCODER_SPLIT
+    packed, floats = OFFICIAL_TEXT_ENCODER_SPLIT["Q6_K"]
+    official = "the official T5Gemma2 (built-in), weights not at hand"
+    assert quantized_text_encoder_bytes([], "q6_k", torch.bfloat16) == (packed + 2 * floats, official)
+    # The file itself stores its floats as F32 (vectors) or BF16; the loaded encoder holds them in the run's dtype.
+    assert packed + 2 * floats < planned_bytes(shapes, "Q6_K", TEXT_ENCODER) < packed + 4 * floats
 
 
 def test_a_resumed_run_quantizes_again(checkpoint, tmp_path, capsys, monkeypatch):
@@ -371,7 +401,9 @@ def test_the_plan_of_a_scaled_fp8_text_encoder_counts_its_weights_not_their_scal
         return model_sizes(sources, torch.float32).text_encoder_bytes
 
     packed = quantize_text_encoder_tensors(scaled, "Q8_0", progress=False)
-    assert text_bytes(scaled) == text_bytes(checkpoint) == sum(t.data.nbytes for t in packed.values())
+    folder = scaled / "text_encoder"
+    loaded = load_text_encoder_gguf(packed_text_encoder(packed, folder / "config.json", "Q8_0", folder), torch.float32)
+    assert text_bytes(scaled) == text_bytes(checkpoint) == sum(t.nbytes for t in loaded.state_dict().values())
 
 
 def test_a_gguf_besides_is_refused_before_the_hub_checkpoint_is_fetched(files, no_network):

@@ -207,6 +207,16 @@ def test_a_list_of_prompts_says_one_request_per_prompt(tmp_path, field, name):
         "per prompt (each with its own output)"  # fmt: skip
 
 
+def test_a_negative_prompt_of_none_says_both_meanings_it_may_have(tmp_path):
+    # diffusers' negative_prompt=None is no negative prompt; here it said "must be a string, got NoneType".
+    error = refused(tmp_path, negative_prompt=None)
+    assert error.fields == ("negative_prompt",)
+    assert str(error) == (
+        "negative_prompt=None is not taken: leave it out for the official negative prompt (the default here), or give "
+        'negative_prompt="" for none, which is what diffusers\' None means'
+    )
+
+
 def test_the_request_keeps_its_fields_signature_for_help_and_editors():
     # The keywords are checked by __new__: help(), inspect and notebooks must still show the fields, not (*args,
     # **kwargs); copies, pickles and dataclasses.replace construct it as before.

@@ -134,6 +134,18 @@ def test_when_no_place_takes_the_state_the_warning_is_that_message_itself(out, c
     assert "LatentsSaveError" not in said
 
 
+def test_a_run_that_saved_nothing_deletes_no_file_another_run_saved_there_since(out, monkeypatch):
+    # Every save of this run failed (its disk was full; the run goes on with a warning): the name it meant to use
+    # is another run's file by the time this video is written, and stays.
+    keeper = LatentsFile(out / "fox.mp4")
+    full_disk_in(monkeypatch, out)
+    with pytest.raises(LatentsSaveError):
+        keeper.save(stopped_state(out / "fox.mp4"))
+    save_latents(stopped_state(out / "fox.mp4", done=3), out / "fox.latents.safetensors")  # the other run's
+    keeper.remove()
+    assert read_latents(out / "fox.latents.safetensors").progress == (3, 4)
+
+
 def test_the_writer_is_a_process_of_this_machine_other_than_this_one(tmp_path):
     # `still_running` names a writer that runs here: this process's parent does; this process itself is not
     # "another run", and the same process ID on another host says nothing of this machine.

@@ -435,6 +435,8 @@ def test_form_values_are_parsed_and_checked(server):
     assert "BytesIO" not in error["error"]["message"]  # Pillow's message names its buffer, not the upload
     code, error, _ = server.request("POST", "/v1/videos", b"{not json", {"Content-Type": "application/json"})
     assert code == 400 and "not valid JSON" in error["error"]["message"]
+    code, error, _ = server.request("POST", "/v1/videos", b"", {"Content-Type": "application/json"})  # curl, no -d
+    assert code == 400 and error["error"]["message"].startswith("the body is empty: send a JSON object")
 
 
 def test_the_checkpoints_notes_reach_the_job_as_the_requests_do(pipe, tmp_path, monkeypatch):
@@ -600,6 +602,14 @@ def test_json_sent_as_a_form_says_to_send_its_content_type(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_json_sent_without_a_content_type_is_read_as_json(server):
+    # A client that sets no Content-Type at all (Python's http.client with bytes, a bare fetch) sends JSON.
+    body = json.dumps({"prompt": PROMPT, "stepz": 2}).encode()
+    code, error, _ = server.request("POST", "/v1/videos", body)
+    assert code == 400 and error["error"]["message"].startswith("unknown parameter 'stepz'"), error
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_a_video_to_extend_sent_as_a_file_and_as_a_field_is_said_twice(server):
     # The file replaced the field (a finished video's id) without a word: which video was meant is the client's.
     for key in ("extend", "video"):
@@ -666,7 +676,24 @@ def test_a_route_without_the_v1_base_says_where_the_api_is(server):
     code, error, _ = server.request("GET", "/videos/video_123/content")
     assert error["error"]["message"].endswith("; the API is under /v1: GET /v1/videos/video_123/content")
     code, error, _ = server.request("GET", "/no/such/route")
-    assert code == 404 and error["error"]["message"] == "GET /no/such/route: Not Found"
+    assert code == 404 and error["error"]["message"].startswith("GET /no/such/route: Not Found; this server speaks")
+
+
+def test_a_trailing_slash_gets_the_route_without_it_and_other_tools_routes_where_the_api_is(server):
+    # POST /v1/videos/ was a 307 redirect with an empty body: curl without -L printed nothing, as if it had worked.
+    code, error, _ = server.request("POST", "/v1/videos/", {"prompt": PROMPT}, None)
+    assert code == 404 and error["error"]["message"] == (
+        "POST /v1/videos/: Not Found; without the trailing slash: POST /v1/videos"
+    )
+    code, error, _ = server.request("GET", "/v1/videos/video_123/")
+    assert error["error"]["message"].endswith("; without the trailing slash: GET /v1/videos/video_123")
+    # ComfyUI's and AUTOMATIC1111's routes: a bare "Not Found" left the user guessing which API this is.
+    for path in ("/prompt", "/sdapi/v1/txt2img"):
+        code, error, _ = server.request("POST", path, {"prompt": PROMPT}, None)
+        assert code == 404 and error["error"]["message"] == (
+            f"POST {path}: Not Found; this server speaks OpenAI's Videos API: POST /v1/videos makes a video, "
+            "GET /v1/videos/ID follows it"
+        )
 
 
 def test_unknown_ids_are_404_and_bad_queries_400(server):
@@ -794,6 +821,39 @@ def test_the_body_limit_is_the_forms_for_a_form_and_counts_a_body_without_its_le
         )
         # A body up to 4 times the limit is read to its end: the client sees the 413, not a connection reset.
         assert body_limit_status("application/json", [b"x" * 8] * 5, declared)[::2] == (413, 0)
+
+
+def test_a_form_content_type_in_capitals_gets_the_forms_limit():
+    # Media types are case-insensitive (RFC 9110): a client sending Multipart/Form-Data uploads a form all the same.
+    for declared in (True, False):
+        assert body_limit_status("Multipart/Form-Data; boundary=x", [b"x" * 50, b"x" * 50], declared)[0] == 200
+
+
+def test_a_body_over_the_limit_after_the_response_started_is_not_answered_twice():
+    # An app that answers first and reads its body after: the 413 cannot be sent any more, so the error goes on.
+    import asyncio
+
+    from motif_lite.server.body_limit import BodyLimit, BodyTooLarge
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        while (await receive()).get("more_body"):
+            pass
+
+    messages = [{"type": "http.request", "body": b"x" * 8, "more_body": True} for _ in range(3)]
+    sent = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    limits = BodyLimit(app, max_bytes=10, max_upload_bytes=6, max_form_bytes=100, max_video_upload_bytes=90)
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(limits({"type": "http", "headers": []}, receive, send))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
 
 
 def test_a_large_upload_is_read_without_pillows_bomb_warning_and_one_pillow_refuses_is_413(monkeypatch):

@@ -285,6 +285,13 @@ def test_a_folder_or_a_png_sequence_pattern_is_told_to_give_one_file(tmp_path, c
     assert "no such file" not in err
 
 
+def test_a_png_sequence_numbered_from_one_is_told_its_first_frame(tmp_path, capsys):
+    # Other tools (and ffmpeg's image2 muxer) number frames from 1: the first frame there is, not "no such file".
+    (tmp_path / "fox_001.png").write_bytes(b"a frame")
+    code, _, err = run_cli(capsys, "--settings-from", str(tmp_path / "fox_%03d.png"))
+    assert_user_error(code, err, "names a PNG sequence", f"give one of its frames, e.g. {tmp_path / 'fox_001.png'}")
+
+
 def test_a_video_of_another_tool_is_refused(tmp_path, capsys):
     path = tmp_path / "other.mp4"
     writer = imageio_ffmpeg.write_frames(str(path), (16, 16))

@@ -24,7 +24,16 @@ def parse_run(*flags: str) -> GenerationRequest:
 
 @pytest.mark.parametrize(
     ("given", "meant"),
-    [("dpmpp_2m", "dpm++2m"), ("DPM++ 2M", "dpm++2m"), ("dpmpp-2m", "dpm++2m"), ("Euler", "euler")],
+    [
+        ("dpmpp_2m", "dpm++2m"),
+        ("DPM++ 2M", "dpm++2m"),
+        ("dpmpp-2m", "dpm++2m"),
+        ("Euler", "euler"),
+        # diffusers' scheduler classes, as the settings table names them (pipe.scheduler = UniPCMultistepScheduler)
+        ("UniPCMultistepScheduler", "unipc"),
+        ("DPMSolverMultistepScheduler", "dpm++2m"),
+        ("FlowMatchEulerDiscreteScheduler", "euler"),
+    ],
 )
 def test_other_tools_spellings_of_a_sampler_name_it(given, meant, tmp_path):
     # ComfyUI's KSampler calls DPM++ 2M `dpmpp_2m` (and so does motif_lite.sampling); it is the same sampler.
@@ -60,6 +69,28 @@ def test_another_tools_sampler_is_refused_with_ours_closest_to_it(given, closest
         parse_run("--sampling-method", given)
     assert f"closest to {given} here: {closest}\n" in capsys.readouterr().err
     with pytest.raises(RequestError, match=re.escape(f"closest to {given} here: {closest}")):
+        GenerationRequest("fox", sampler=given, output=str(tmp_path / "a.mp4")).resolve()
+
+
+@pytest.mark.parametrize(
+    ("given", "closest", "schedule"),
+    [
+        ("DPM++ 2M Karras", "dpm++2m", "karras"),  # AUTOMATIC1111's and Forge's names
+        ("DPM++ 2M SDE Karras", "dpm++2m", "karras"),
+        ("dpmpp_2m_sgm_uniform", "dpm++2m", "sgm_uniform"),
+        ("euler_simple", "euler", "simple"),  # ComfyUI's sampler and scheduler written as one
+        ("Euler a Exponential", "euler", "exponential"),
+    ],
+)
+def test_a_sampler_named_with_a_sigma_schedule_is_refused_with_the_sampler_it_names(given, closest, schedule, capsys,
+                                                                                      tmp_path):  # fmt: skip
+    # The list of choices alone did not say that "DPM++ 2M Karras" is dpm++2m with a schedule there is not here.
+    said = (f"closest to {given} here: {closest}, on the flow-matching schedule that --flow-shift shapes (no "
+            f"{schedule} schedule here)")  # fmt: skip
+    with pytest.raises(SystemExit):
+        parse_run("--sampling-method", given)
+    assert said + "\n" in capsys.readouterr().err
+    with pytest.raises(RequestError, match=re.escape(said)):
         GenerationRequest("fox", sampler=given, output=str(tmp_path / "a.mp4")).resolve()
 
 

@@ -518,3 +518,24 @@ def test_the_host_memory_advice_knows_the_text_encoder_is_a_gguf_already(checkpo
         with pytest.raises(MotifLiteError, match="host memory") as refused:
             plan_generation(request, checkpoint, device="cpu", ram_gib=1e-4, text_encoder_gguf=gguf)
         assert advice in str(refused.value), refused.value
+
+
+def test_the_plan_counts_the_tuning_buffer_for_a_text_encoder_gguf_with_packed_blocks_only(checkpoint, tmp_path):
+    # The fused dequantizing GEMM autotunes on packed blocks; an F32 file's linears run as plain float layers (cuBLAS),
+    # so its encode stage holds no autotuning buffer. Planned for a CUDA GPU (no GPU needed): kernels "torch" is the
+    # same plan without any Triton kernel, so the two encode stages differ by the buffer or by nothing.
+    from motif_lite.preflight import plan_generation
+    from motif_lite.request import GenerationRequest
+    from motif_lite.runtime.kernels import autotune_buffer_bytes
+
+    request = GenerationRequest("a fox", width=48, height=32, frames=9)
+    buffer = autotune_buffer_bytes(True)
+    assert buffer > 0
+    for qtype, tunes in (("F32", False), ("Q8_0", True)):
+        gguf = quantize(checkpoint, tmp_path / f"te-{qtype}.gguf", qtype)
+
+        def encode_peak(kernels: str, gguf: Path = gguf) -> int:
+            plan = plan_generation(request, checkpoint, device="cuda", kernels=kernels, text_encoder_gguf=gguf)
+            return next(stage for stage in plan.stages if stage.name == "encode").peak_bytes
+
+        assert encode_peak("auto") - encode_peak("torch") == (buffer if tunes else 0), qtype

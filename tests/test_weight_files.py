@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from motif_lite.cli.run_flags import weight_files
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.linked import WEIGHT_NAMES, linked_checkpoint, other_model
 from motif_lite.weights.float8 import is_companion
+from motif_lite.weights.safetensors_header import read_header
 
 FLAGS = {"transformer": "--diffusion-model", "text_encoder": "--text-encoder", "vae": "--vae"}
 COMFY_NAMES = {
@@ -601,3 +603,11 @@ def test_a_text_encoder_file_is_checked_against_the_config_at_hand_else_the_offi
     (snapshot.parent.parent / "refs").mkdir()
     (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
     assert local_file_problems(MOTIF_REPO, weights=tiny) == []
+
+
+def test_a_weight_file_of_another_kind_is_named_for_what_it_is(tmp_path):
+    # --vae / --diffusion-model / a checkpoint's file: "the header claims 5,789,751,444,030,890,300 bytes" before.
+    path = tmp_path / "vae.safetensors"
+    path.write_bytes(b"<!DOCTYPE html><html><head><title>Sign in</title></head></html>")
+    with pytest.raises(CheckpointError, match=re.escape(f"{path} is not a safetensors file: it is a web page (HTML)")):
+        read_header(path)

@@ -96,14 +96,22 @@ def main(args: argparse.Namespace) -> int:
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the decode's memory plan assumes it
     from motif_lite.io.latents import LatentsFileError, read_latents
-    from motif_lite.io.video import release_claims
+    from motif_lite.io.video import claim_named_outputs, release_claims, release_named_claims
 
     saved = read_latents(args.latents, command="decode")
     if args.output is None and not saved.output.parent.is_dir():  # from another machine, or the folder moved
         raise LatentsFileError(f"the run that saved {saved.file} wrote to {saved.output}, and that folder is not "
                                "here: give -o for the video")  # fmt: skip
     if args.output is not None:
-        return _decode(args, saved, Path(args.output))
+        # Claimed as run claims its -o: a run or a decode writing that file already refuses this one before any
+        # work, where the last to finish would replace the other's video.
+        output = Path(args.output)
+        claimed = [] if args.dry_run else [output]
+        claim_named_outputs(claimed, "decode")
+        try:
+            return _decode(args, saved, output)
+        finally:
+            release_named_claims(claimed)
     # The default name is claimed (an empty file) as run claims its own: a decode of the same latents started at the
     # same moment then picks the next name instead of writing this file too. Freed again unless the video replaced it.
     output = _free(saved.output, args.dry_run)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import lora_args
 from motif_lite.cli.resume import resume_args, resumed_request
-from motif_lite.cli.run_request import check_flags, request_from_args, take_clip_defaults
+from motif_lite.cli.run_request import batch_outputs, check_flags, request_from_args, take_clip_defaults
 from motif_lite.launcher_variables import launcher_number_or_none
 from motif_lite.request import GenerationRequest
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 def launch_run(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
-    from motif_lite.io.video import check_crf
+    from motif_lite.io.video import check_crf, claim_named_outputs, release_named_claims
     from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
 
     check_device(args.device)
@@ -32,19 +33,26 @@ def launch_run(args: argparse.Namespace) -> int:
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     request, _, _ = unresolved.resolve_with_clip(clip)
     check_crf(request.output, args.crf)  # as each rank will, before they start
-    layout = parallel_layout(args, request, args.gpus)
-    _check_loras_before_launch(args)
-    if args.preview:
-        from motif_lite.io.preview import check_preview_path
+    # -o is claimed here, before any process starts: a run writing it already refuses this one in one line, not
+    # rank 0 once every process has started. Rank 0, started by this process, takes the claim as its own.
+    named = batch_outputs(Path(request.output), args.batch_count) if args.output is not None else []
+    claim_named_outputs(named)
+    try:
+        layout = parallel_layout(args, request, args.gpus)
+        _check_loras_before_launch(args)
+        if args.preview:
+            from motif_lite.io.preview import check_preview_path
 
-        check_preview_path(args.preview)
-    if (missing := missing_gpus(args.gpus, args.device)) is not None:
-        raise ParallelError(missing)
-    if args.vram is not None:
-        _plan_before_launch(args, request, layout)
-    elif args.device != "cpu" and (budgets := gpu_budgets(args.gpus)) is not None:
-        _plan_before_launch(args, request, layout, budgets)
-    return launch(args.gpus, args.argv)
+            check_preview_path(args.preview)
+        if (missing := missing_gpus(args.gpus, args.device)) is not None:
+            raise ParallelError(missing)
+        if args.vram is not None:
+            _plan_before_launch(args, request, layout)
+        elif args.device != "cpu" and (budgets := gpu_budgets(args.gpus)) is not None:
+            _plan_before_launch(args, request, layout, budgets)
+        return launch(args.gpus, args.argv)
+    finally:
+        release_named_claims(named)
 
 
 def all_gpus(device: str) -> int:
@@ -108,15 +116,15 @@ def missing_gpus(gpus: int | None, device: str) -> str | None:
 def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world: int) -> ParallelLayout:
     """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
     from motif_lite.checkpoint import locate_sources
+    from motif_lite.cli.prepare import guided_step_left
     from motif_lite.preflight import AT_HAND
     from motif_lite.runtime.parallel import ParallelError, check_device, choose_layout
-    from motif_lite.sampling import needs_uncond
-    from motif_lite.settings import resolve_guidance
 
     if world > 1:  # also in a dry run, which starts no rank to refuse it
         check_device(args.device)
     sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
-    guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps)
+    # A run resumed past the guidance window gives the negative prompt no rank: every rank shares the video.
+    guided = guided_step_left(args, request, sources)
     layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
     if args.step_cache is not None:  # else each process would refuse it as it loads
         raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")

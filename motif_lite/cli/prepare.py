@@ -195,27 +195,26 @@ def planned_run(
 ) -> PlannedRun:
     """What the memory plan of the run the flags ask for is made for (its `plan()`, which raises when nothing fits);
     in a parallel run (`layout`) one rank's, which never batches the guidance branches (they run one call each, on
-    their own ranks with cfg 2): one row per forward. So does a resumed run with no guided step left. Only the main
-    rank loads the text encoder (`text_encoder`); the plans printed before a run are the main rank's."""
+    their own ranks with cfg 2): one row per forward. So does a resumed run with no guided step left (`first_step`).
+    Only the main rank loads the text encoder (`text_encoder`); the plans printed before a run are the main rank's."""
     from motif_lite.memory_advice import PlannedRun
 
-    batched = layout is None and _guided_step_left(args, request, sources)
     return PlannedRun(
         request, sources, dtype, device, vram_gib=args.vram, ram_gib=args.ram, kernels=args.kernels,
-        attention=args.attention, batch_guidance=args.batch_guidance if batched else False,
+        attention=args.attention, batch_guidance=args.batch_guidance if layout is None else False,
         step_cache=bool(args.step_cache), sequence_parallel=layout.sp if layout is not None else 1,
-        text_encoder=text_encoder,
+        text_encoder=text_encoder, first_step=first_step(args),
     )  # fmt: skip
 
 
-def _guided_step_left(args: argparse.Namespace, request: GenerationRequest, sources: ModelSources) -> bool:
-    """Whether a step the run samples is guided: a run resumed past the guidance window's last step (`--resume`,
-    whose file `resume_args` read) has none, and plans no batch-2 forward, as the pipeline runs none."""
+def guided_step_left(args: argparse.Namespace, request: GenerationRequest, sources: ModelSources) -> bool:
+    """`Settings.guided` where no `Settings` is at hand yet (`request` may be unresolved): whether a step the run
+    samples from its first one on (`first_step`: a resumed run's) is guided, and so needs the negative prompt's
+    prediction. A run resumed past the guidance window's last step has none."""
     from motif_lite.sampling import needs_uncond
     from motif_lite.settings import resolve_guidance
 
-    first = first_step(args)
-    return first == 0 or needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps, first)
+    return needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps, first_step(args))
 
 
 def first_step(args: argparse.Namespace) -> int:

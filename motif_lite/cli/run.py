@@ -564,11 +564,10 @@ def planned_batch_guidance(
     not fit, and a batch-2 forward would then need twice the activation memory the plan counted."""
     from motif_lite.preflight import batched_guidance
     from motif_lite.runtime.planner import free_for
-    from motif_lite.sampling import needs_uncond
     from motif_lite.units import memory_size
 
     batched, refused = batched_guidance(wanted, device, plan)
-    if refused and needs_uncond(settings.guidance.value, settings.request.steps):
+    if refused and settings.guided:
         # Not "allow more memory (--vram)": without --vram the budget is all the free memory already, and a budget
         # above it runs out of memory (or spills into system memory on Windows): the free memory is named too.
         budget = "" if plan is None or plan.budget_bytes is None else f" this plan's {memory_size(plan.budget_bytes)}"

@@ -104,16 +104,21 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         "frame rate are the defaults of -W/-H/--fps",
     )
     g.add_argument(
-        "-W", "--width", type=int, default=d.width, help=f"width in pixels, multiple of 16 (default {d.width})"
+        "-W", "--width", type=size_side, default=d.width, help=f"width in pixels, multiple of 16 (default {d.width})"
     )
-    g.add_argument("-H", "--height", type=int, default=d.height, help=f"height, multiple of 16 (default {d.height})")
     g.add_argument(
-        "--video-frames", type=int, default=d.frames, help=f"frames, 4k+1; others are rounded (default {d.frames})"
+        "-H", "--height", type=size_side, default=d.height, help=f"height, multiple of 16 (default {d.height})"
     )
-    g.add_argument("--fps", type=float, default=d.fps, help=f"frames per second of the file (default {d.fps:g})")
-    g.add_argument("--steps", type=int, default=d.steps, help=f"sampling steps (default {d.steps})")
     g.add_argument(
-        "--flow-shift", type=float, default=None, help="flow shift (default: checkpoint's, else 15 T2V / 8 I2V)"
+        "--video-frames",
+        type=frame_count,
+        default=d.frames,
+        help=f"frames, 4k+1; others are rounded (default {d.frames})",
+    )
+    g.add_argument("--fps", type=decimal, default=d.fps, help=f"frames per second of the file (default {d.fps:g})")
+    g.add_argument("--steps", type=whole_number, default=d.steps, help=f"sampling steps (default {d.steps})")
+    g.add_argument(
+        "--flow-shift", type=decimal, default=None, help="flow shift (default: checkpoint's, else 15 T2V / 8 I2V)"
     )
     g.add_argument(
         "--sampling-method",
@@ -179,6 +184,55 @@ def add_crf_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
     )
 
 
+def whole_number(text: str) -> int:
+    """A whole number (--steps); argparse alone says "invalid int value", which names neither the flag's unit nor
+    what was wrong (`20.5`)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def size_side(text: str) -> int:
+    """-W or -H: pixels. Other tools' ways of giving the size in one value (`1280x720`, `720p`) get the two flags
+    they stand for."""
+    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7]\s*(\d+)\s*", text)
+    if size:
+        raise argparse.ArgumentTypeError(f"takes one side in pixels: the size {text} is -W {size[1]} -H {size[2]}")
+    lines = re.fullmatch(r"\s*(\d+)\s*[pP]\s*", text)  # a video's height in lines, 16:9 (720p: 1280x720)
+    if lines:
+        height = int(lines[1])
+        width = round(height * 16 / 9 / 16) * 16
+        raise argparse.ArgumentTypeError(f"takes pixels: {text} is -H {height}, and -W {width} makes it 16:9")
+    return whole_number(text)
+
+
+def frame_count(text: str) -> int:
+    """--video-frames: frames. A length in seconds (`5s`, as a duration is written elsewhere) gets the frames it
+    is at the default frame rate."""
+    duration = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|secs|seconds?)\s*", text, flags=re.IGNORECASE)
+    if duration and float(duration[1]) > 0:
+        fps = REQUEST_DEFAULTS.fps
+        frames = round(float(duration[1]) * fps / 4) * 4 + 1  # 4k+1, as the VAE packs frames
+        raise argparse.ArgumentTypeError(
+            f"counts frames, not seconds: {float(duration[1]):g} s at {fps:g} fps is --video-frames {frames} "
+            "(4k+1 frames; --fps sets the rate)"
+        )
+    return whole_number(text)
+
+
+def decimal(text: str) -> float:
+    """A number (--cfg-scale, --fps, ...); one written with a decimal comma (`7,5`, as many locales write it) gets
+    the same number with a point, where argparse said only "invalid float value"."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if re.fullmatch(r"\s*-?\d+,\d+\s*", text):
+        raise argparse.ArgumentTypeError(f"takes a decimal point, not a comma: {text.strip().replace(',', '.')}")
+    raise argparse.ArgumentTypeError(f"must be a number, got {text!r}")
+
+
 def seed_value(text: str) -> int:
     """--seed's whole number (its range is the request's to check); a word such as ComfyUI's "randomize" gets the
     -1 that draws a random seed, where argparse would say only "invalid int value"."""
@@ -211,7 +265,7 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
         "Default: the checkpoint's guider/guider_config.json (method and every parameter; enabled: false = none),\n"
         "else the official APG (scale 8, norm threshold 12, momentum 0.1). A flag changes only what it names.",
     )
-    g.add_argument("--cfg-scale", type=float, help="guidance scale; 1 = no guidance (default: the guider's, else 8)")
+    g.add_argument("--cfg-scale", type=decimal, help="guidance scale; 1 = no guidance (default: the guider's, else 8)")
     g.add_argument(
         "--guidance",
         type=_guidance,
@@ -223,18 +277,18 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     # of reach; the help says what it does and where it is usually set.
     g.add_argument(
         "--apg-eta",
-        type=float,
+        type=decimal,
         help="APG: weight of the guidance update's part parallel to the prediction: 0 drops it (less saturation), "
         "1 keeps it as classic CFG would; usually 0..1, above 1 amplifies it (default: the guider's, else 1)",
     )
     g.add_argument(
         "--apg-norm-threshold",
-        type=float,
+        type=decimal,
         help="APG: clip the guidance norm to this (0 = off; default: the guider's, else 12)",
     )
     g.add_argument(
         "--apg-momentum",
-        type=float,
+        type=decimal,
         help="APG: momentum of the running guidance average (0 = off; negative, the APG paper's reverse momentum, "
         "is allowed; default: the guider's, else 0.1)",
     )

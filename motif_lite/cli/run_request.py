@@ -97,17 +97,11 @@ def resolve_requests(
     import dataclasses
 
     from motif_lite.io.preview import check_previews_come
-    from motif_lite.io.video import (
-        claim_named_output,
-        numbered_path,
-        release_claims,
-        release_named_claims,
-        stale_frames_note,
-    )
+    from motif_lite.io.video import claim_named_outputs, release_claims, release_named_claims, stale_frames_note
 
     request, _, notes = unresolved.resolve_with_clip(clip)
     path, count = Path(request.output), args.batch_count
-    outputs = [path] if count == 1 else [numbered_path(path, i) for i in range(1, count + 1)]
+    outputs = batch_outputs(path, count)
     if args.output is None and count == 1:
         output, note = (path, None) if path == claimed else free_output(path, args.dry_run, claim)
         outputs, notes = [output], notes + ([note] if note else [])
@@ -115,11 +109,9 @@ def resolve_requests(
         outputs, note = free_batch_outputs(path, count, args.dry_run, claim)
         notes += [note] if note else []
     named = claim and args.output is not None and not args.dry_run
-    taken: list[Path] = []  # the -o names this call claimed (another run's claim, refused on, is not this run's)
+    if named:  # all or none; another run's claim, refused on, is not this run's to release
+        claim_named_outputs(outputs)
     try:
-        for output in outputs if named else []:
-            claim_named_output(output)
-            taken.append(output)
         if args.preview:
             _check_preview_is_no_frame(args.preview, outputs, request.frames)
             check_previews_come(request.steps, args.preview_every)
@@ -130,10 +122,18 @@ def resolve_requests(
     except BaseException:
         if claim and args.output is None and not args.dry_run:  # refused after all: the names go back
             release_claims(outputs)
-        release_named_claims(taken)
+        release_named_claims(outputs if named else [])
         raise
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
+
+
+def batch_outputs(output: Path, count: int) -> list[Path]:
+    """The files of a run's `count` videos (`--batch-count`): `output` itself for one, else `output` numbered
+    -1, -2, ... before the extension (`io.video.numbered_path`)."""
+    from motif_lite.io.video import numbered_path
+
+    return [output] if count == 1 else [numbered_path(output, i) for i in range(1, count + 1)]
 
 
 def one_side_notes(args: argparse.Namespace, request: GenerationRequest) -> list[str]:

@@ -98,7 +98,8 @@ OTHER_TOOLS_SETTINGS.update(
             "--lowvram", "--low-vram", "--novram", "--no-vram", "--highvram", "--normalvram", "--gpu-only",
             "--reserve-vram", "--cpu-vae", "--offload-to-cpu", "--offload", "--cpu-offload", "--model-cpu-offload",
             "--sequential-offload", "--sequential-cpu-offload", "--vae-tiling", "--vae-tiled", "--tiled",
-            "--clip-on-cpu", "--vae-on-cpu", "--profile", "--preload",
+            "--clip-on-cpu", "--vae-on-cpu", "--profile", "--preload", "--vae-tile-size", "--vae-tile-overlap",
+            "--vae-relative-tile-size", "--attention-slicing", "--offload-model", "--t5-cpu",
         ),
         MEMORY_MODES,
     )
@@ -175,6 +176,79 @@ OTHER_TOOLS_SETTINGS.update(
         ("--high-noise-diffusion-model", "--moe-boundary"),
         ("--diffusion-model", "Motif-Video has one transformer: Wan 2.2's high-noise and low-noise pair has no "
                               "counterpart here"),
+    )
+)  # fmt: skip
+
+# Settings of other tools that a close spelling would send to the wrong flag of ours ("--slg-scale: did you mean
+# --cfg-scale?", "--gpu: did you mean --gpus?"), and ones that no spelling tells: what each is here.
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--fp16", "--bf16", "--fp32", "--half", "--no-half", "--full-precision"),
+        ("--dtype", "the compute type is --dtype bf16, fp16 or fp32 (default bf16, fp16 on GPUs before Ampere)"),
+    )
+)
+OTHER_TOOLS_SETTINGS["--cpu"] = ("--device", "the CPU is --device cpu")
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--gpu", "--gpu-id", "--device-id"),
+        ("--device", "one GPU is --device cuda:N (cuda:0 the first); several, --gpus N"),
+    )
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--slg-scale", "--skip-layers", "--skip-layer-start", "--skip-layer-end"),
+        (
+            "--guidance",
+            "skip-layer guidance is not offered: the guidance here is --guidance apg or cfg, at --cfg-scale",
+        ),
+    )
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--guidance-rescale", "--cfg-rescale"),
+        ("--guidance", "CFG rescale is not offered; APG, the default guidance (--guidance apg), is what damps "
+                       "over-saturation here: --apg-eta and --apg-norm-threshold"),
+    )
+)  # fmt: skip
+OTHER_TOOLS_SETTINGS["--sampler-rng"] = OTHER_TOOLS_SETTINGS["--rng"]
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--cache-mode", "--cache-option", "--cache-preset", "--easycache"),
+        ("--step-cache", "stable-diffusion.cpp's cache modes are not here; the step cache here is --step-cache "
+                         "THRESHOLD (First-Block-Cache style, lossy): start around 0.05 (docs/usage.md, 'Going "
+                         "faster')"),
+    )
+)  # fmt: skip
+OTHER_TOOLS_SETTINGS["--clip-skip"] = (
+    "--text-encoder",
+    "there are no CLIP layers to skip: the text encoder is T5Gemma2, read as the reference pipeline reads it",
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--control-net", "--control-image", "--control-strength", "--control-video", "--canny", "--ref-image", "-r"),
+        ("--image", "no ControlNet or reference images: besides the prompt, a video starts from a first frame, -i "
+                    "IMAGE, or goes on from a clip, --extend CLIP"),
+    )
+)  # fmt: skip
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--upscale-model", "--upscale-repeats"),
+        ("--width", "no upscaler: make the video at the size wanted with -W and -H (multiples of 16), or upscale "
+                    "the file with another tool"),
+    )
+)  # fmt: skip
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("-v", "--verbose", "--debug", "--log-level", "-q", "--quiet"),
+        ("--help", "there are no log levels: warnings and notes go to stderr, the summary to stdout, and "
+                   "TQDM_DISABLE=1 hides the progress bars"),
+    )
+)  # fmt: skip
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--ckpt", "--checkpoint"),
+        ("--model", "a checkpoint folder in the official layout is -m FOLDER; one transformer file is "
+                    "--diffusion-model FILE (or --gguf FILE)"),
     )
 )  # fmt: skip
 

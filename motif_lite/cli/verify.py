@@ -15,7 +15,14 @@ import sys
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, dtype_name
-from motif_lite.cli.run_flags import add_checkpoint_flags, add_weight_file_flags, weight_files
+from motif_lite.cli.run_flags import (
+    add_checkpoint_flags,
+    add_weight_file_flags,
+    frame_count,
+    size_side,
+    weight_files,
+    whole_number,
+)
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg
 
@@ -62,10 +69,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--dtype", type=dtype_name, choices=DTYPE_NAMES, help="compute dtype (default fp32 on the CPU, bf16 on a GPU)"
     )
-    verify.add_argument("-W", "--width", type=int, default=256, help="width (default 256)")
-    verify.add_argument("-H", "--height", type=int, default=256, help="height (default 256)")
-    verify.add_argument("--video-frames", type=int, default=9, help="frames (default 9)")
-    verify.add_argument("--steps", type=int, default=2, help="sampling steps (default 2)")
+    verify.add_argument("-W", "--width", type=size_side, default=256, help="width (default 256)")
+    verify.add_argument("-H", "--height", type=size_side, default=256, help="height (default 256)")
+    verify.add_argument("--video-frames", type=frame_count, default=9, help="frames (default 9)")
+    verify.add_argument("--steps", type=whole_number, default=2, help="sampling steps (default 2)")
     verify.add_argument("-s", "--seed", type=int, default=0, help="seed (default 0)")
     verify.add_argument("-p", "--prompt", help="prompt (default: a short fixed one)")
     verify.add_argument("-n", "--negative-prompt", help="negative prompt (default: the official one)")

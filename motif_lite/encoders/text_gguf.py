@@ -16,6 +16,8 @@ blocks (memory-mapped on the CPU, copied when the encoder visits a device).
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,28 @@ class TextEncoderGGUF:
     def nbytes(self) -> int:
         """Bytes of tensor data as stored (quantized tensors packed)."""
         return sum(t.nbytes for t in self.tensors.values())
+
+    @functools.cached_property
+    def packed_keys(self) -> frozenset[str]:
+        """The tensors that stay packed once loaded (`load_text_encoder_gguf`): the quantized weights of linear
+        layers and of the token table. Every other tensor is loaded as floats in the run's dtype."""
+        model = meta_encoder(self.config)
+        linears = {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+        return frozenset(k for k, t in self.tensors.items() if t.is_quantized and (k in linears or k == EMBED_KEY))
+
+    @property
+    def quantized_linears(self) -> bool:
+        """Whether any linear layer of the encoder runs on packed blocks (a `QuantizedLinear` once loaded, whose
+        kernel may autotune): false for a file whose linears are all float (the F32, F16 and BF16 recipes)."""
+        return any(key != EMBED_KEY for key in self.packed_keys)
+
+    def loaded_bytes(self, dtype: torch.dtype) -> int:
+        """Bytes of the encoder as `load_text_encoder_gguf(self, dtype)` holds them: packed tensors as stored, the
+        others in `dtype` (an F32 file in a bf16 run takes half its size, a BF16 one in a float32 run twice)."""
+        return sum(
+            t.nbytes if key in self.packed_keys else math.prod(t.shape) * dtype.itemsize
+            for key, t in self.tensors.items()
+        )
 
     def describe(self) -> str:
         """One line for run summaries: file, recipe and packed size."""

@@ -17,6 +17,7 @@ import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.clip import MATROSKA_MAGIC, last_frame_file, url_fix
+from motif_lite.io.file_kinds import text_start
 from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import blank_path_problem, quoted, user_path, windows_path_problem
 
@@ -144,23 +145,9 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     if text.startswith((b"<!doctype html", b"<html")):  # what a download that failed or met a sign-in page saved
         return ("it is a web page (HTML), not an image: a download that got an error or a sign-in page instead of "
                 "the picture? open it to see, and download the image itself")  # fmt: skip
-    if not text.startswith(b"<") and (words := _text_start(head)) is not None:  # markup other than HTML: unknown
+    if not text.startswith(b"<") and (words := text_start(head)) is not None:  # markup other than HTML: unknown
         return f"it holds text, not an image (it begins {words!r}): {picture} the first frame as a PNG, JPEG or WebP"
     return None
-
-
-def _text_start(head: bytes) -> str | None:
-    """The first words of `head` (a file's first bytes) when it is text, UTF-8 without control characters (a
-    prompt's file given to -i), else None."""
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 3:  # not just a character cut where the bytes end
-            return None
-        text = head[: exc.start].decode("utf-8")
-    if not text.strip() or not all(char.isprintable() or char in "\t\r\n" for char in text):
-        return None
-    return text.strip().splitlines()[0][:40]
 
 
 def _model_file_kind(head: bytes) -> str | None:

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -154,15 +154,17 @@ def release_claims(paths: Iterable[Path]) -> None:
 WRITING_PREFIX = ".writing-"  # + the output's name: the claim of a run writing that -o (`claim_named_output`)
 
 
-def claim_named_output(path: Path) -> None:
+def claim_named_output(path: Path, command: str = "run") -> None:
     """Take `path`, an output named with -o, for this process while it makes the video: a hidden file beside it
     (`.writing-NAME`, created exclusively, holding this process's ID and host) that a second run given the same -o
     finds, and is refused on in one line before any work, where the last run to finish would replace the other's
     video. -o replaces an earlier video, so the output itself may be there: the claim cannot be the output's own
     empty file as a default name's is (`claim`). A claim whose process no longer runs on this machine (killed
     outright) is stale, and taken over, as a stale partial file is removed (`io.staging.remove_stale_partials`);
-    one of another machine (a shared folder) cannot be asked, and is named for the user to remove.
-    `release_named_claims` removes the claim when the run ends."""
+    one of another machine (a shared folder) cannot be asked, and is named for the user to remove. A claim of the
+    process that started this one is this process's too: `run --gpus N` claims -o before it starts the processes,
+    and its rank 0 writes the video. `release_named_claims` removes the claim when the run ends. `command`: what
+    the refused user gives another -o ("run", "decode")."""
     marker = path.with_name(f"{WRITING_PREFIX}{path.name}")
     for _ in range(2):  # a stale claim removed, once
         try:
@@ -174,15 +176,30 @@ def claim_named_output(path: Path) -> None:
         except OSError:  # no folder, or not writable there: the output checks name that, not this
             return
         here = host == socket.gethostname()
+        if here and pid == os.getppid():  # the --gpus launcher's claim, made for this rank
+            return
         if here and pid is not None and not process_running(pid):
             marker.unlink(missing_ok=True)  # its run was killed outright: the name is free
             continue
         which = "" if pid is None else f" (process {pid})" if here else f" (process {pid} on {host})"
         raise MotifLiteError(
-            f"another run{which} is writing {path}: give this run another -o, or wait for that one to end (if it "
-            f"is gone, remove {marker})"
+            f"another run{which} is writing {path}: give this {command} another -o, or wait for that one to end (if "
+            f"it is gone, remove {marker})"
         )
-    raise MotifLiteError(f"another run is writing {path}: give this run another -o")
+    raise MotifLiteError(f"another run is writing {path}: give this {command} another -o")
+
+
+def claim_named_outputs(paths: Sequence[Path], command: str = "run") -> None:
+    """`claim_named_output` for each of `paths` (a batch's -o names), all or none: on a refusal the claims taken
+    are released before it is raised."""
+    taken: list[Path] = []
+    try:
+        for path in paths:
+            claim_named_output(path, command)
+            taken.append(path)
+    except BaseException:
+        release_named_claims(taken)
+        raise
 
 
 def _claim_holder(marker: Path) -> tuple[int | None, str]:

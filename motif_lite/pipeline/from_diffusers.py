@@ -166,6 +166,12 @@ RESULT_ADVICE = {
 }
 
 
+NO_NEGATIVE_PROMPT = (
+    "'' is what diffusers' MotifVideoPipeline uses without one (or with None); leave it out for the official "
+    "negative prompt the model was trained against, motif-lite's default"
+)
+
+
 def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """What to write instead of `pipe(*args, **kwargs)`, a diffusers pipeline's call: the `generate` line that makes
     the same video, then a line for each argument that has no field."""
@@ -185,6 +191,9 @@ def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
             fields["seed"] = value.initial_seed()
         else:
             advice.append(f"{name}: {CALL_ADVICE.get(name, 'not an argument of diffusers MotifVideoPipeline')}")
+    if fields.get("negative_prompt") is None:  # diffusers' pipeline runs without a negative prompt, None or absent
+        fields["negative_prompt"] = ""
+        advice.append(f"negative_prompt: {NO_NEGATIVE_PROMPT}")
     prompt = fields.pop("prompt", "a red fox runs through snow")
     if isinstance(prompt, list | tuple):
         advice.insert(0, "a list of prompts: one request per prompt")

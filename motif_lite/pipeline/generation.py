@@ -74,7 +74,7 @@ from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.planner import Plan, PlanHandle
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import TextEncoderPlacement
-from motif_lite.sampling import SamplingState, Schedule, StepCallback, denoise, needs_uncond, schedule_for
+from motif_lite.sampling import SamplingState, Schedule, StepCallback, denoise, schedule_for
 from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
 from motif_lite.units import memory_size
 from motif_lite.vae import WanVAE
@@ -337,6 +337,8 @@ class MotifVideoPipeline:
         check_crf(request.output, crf)
         settings = self.settings_for(request)
         start = None if resume is None else self._resume_state(resume, request, settings)
+        if start is not None:  # the steps left to sample decide what is prepared for guidance (`Settings.guided`)
+            settings = dataclasses.replace(settings, first_step=start.done)
         notes += [*self.notes, *settings.notes]
         if resume is not None:  # as `run --resume` notes it: the rest of the video is not the one that run made
             notes += other_model_notes(resume.run, self.model_flags(), "this pipeline's model")
@@ -347,10 +349,8 @@ class MotifVideoPipeline:
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
         with self._stage("encode", measures):
-            # A resumed run past the guidance window needs no negative prompt, as a fresh run whose window holds none.
-            guided = needs_uncond(settings.guidance.value, request.steps, 0 if start is None else start.done)
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
-            noise, cond = self._inputs(request, generator, progress, guided, clip, input_image)
+            noise, cond = self._inputs(request, generator, progress, settings.guided, clip, input_image)
             del input_image  # a large photo's pixels are not held through the denoising
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", measures):
@@ -601,13 +601,14 @@ class MotifVideoPipeline:
         on_state: Callable[[SamplingState], None] | None = None,
     ) -> tuple[torch.Tensor, DenoiseRecord]:
         """The denoising loop from pure noise (or from `start`, a stopped run's state) to clean latents (model
-        space), with the effective settings, and a record of its steps; `on_state` gets the state after each step."""
+        space), with the effective settings (for a resumed run: `first_step` = `start.done`, as `generate` makes
+        them), and a record of its steps; `on_state` gets the state after each step."""
         schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
         schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
         guidance = settings.guidance.value
         cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
         first = 0 if start is None else start.done
-        record = DenoiseRecord(2 if self.batch_guidance and needs_uncond(guidance, request.steps, first) else 1, None)
+        record = DenoiseRecord(2 if self.batch_guidance and settings.guided else 1, None)
         last = time.perf_counter()
 
         # A parallel run splits each forward over the ranks (no step cache, no batched guidance there: load_pipeline).

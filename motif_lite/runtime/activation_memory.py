@@ -82,6 +82,12 @@ TEXT_LAYER_FRACTION = 0.022
 TEXT_TOKENS = MAX_PROMPT_TOKENS  # the text encoder's pass is planned for the longest prompt
 
 
+def context_tokens(image: bool) -> int:
+    """The context stream's tokens a forward is planned for: the longest prompt's, and for image-to-video
+    (`image`) the first frame's SigLIP tokens before them; a text-to-video forward has no image tokens."""
+    return TEXT_TOKENS + (IMAGE_TOKENS if image else 0)
+
+
 @dataclass(frozen=True)
 class TextEncoderShape:
     """The matmul sizes of the T5Gemma2 text stack (defaults: the official encoder's text_config)."""

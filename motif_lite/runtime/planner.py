@@ -35,6 +35,7 @@ explained where it is defined; docs/memory.md derives the formulas.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,7 @@ from motif_lite.runtime.activation_memory import (
     TEXT_LAYER_FRACTION,
     TEXT_NON_LAYER_FRACTION,
     TEXT_TOKENS,
+    context_tokens,
     linear_rows,
     step_cache_bytes,
     text_activation_bytes,
@@ -323,8 +325,9 @@ def _denoise_activations(
 ) -> int:
     """The denoise stage's activation bytes: one transformer forward of `batch` rows, the sampler's latent-sized
     tensors, and what the attention kernel and the step cache add."""
+    context = context_tokens(sizes.image)
     activations = transformer_activation_bytes(
-        sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, act_bytes=sizes.act_bytes,
+        sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, context, sizes.act_bytes,
         sequence_parallel=sequence_parallel, heads_per_call=choice.heads,
     )  # fmt: skip
     latent_elements = sizes.config.out_channels * sizes.video_tokens * 4  # 2x2 patches per token
@@ -333,7 +336,7 @@ def _denoise_activations(
         activations += attention_workspace(batch)
     if step_cache:
         tokens = math.ceil(sizes.video_tokens / sequence_parallel)
-        activations += step_cache_bytes(tokens, sizes.config.hidden_size, batch, sizes.act_bytes)
+        activations += step_cache_bytes(tokens, sizes.config.hidden_size, batch, sizes.act_bytes, context)
     return activations
 
 
@@ -357,6 +360,15 @@ def _tunes_in_denoise(
     return any(dequant_matmul_tunes(count, sizes.act_bytes) for count in rows)
 
 
+@functools.cache
+def _text_encoder_tunes(act_bytes: int) -> bool:
+    """Whether a quantized text encoder's linears (`dequant_matmul`, one call per layer over the prompt's tokens)
+    autotune for some prompt of up to TEXT_TOKENS tokens in activations of `act_bytes` bytes: in 16 bits, for
+    prompts of a few dozen to a few hundred tokens; never in float32, whose fused GEMM takes a fixed config.
+    Cached: every candidate of every plan asks."""
+    return any(dequant_matmul_tunes(tokens, act_bytes) for tokens in range(1, TEXT_TOKENS + 1))
+
+
 def _stage_estimates(
     sizes: GenerationSizes,
     choice: _Choice,
@@ -370,8 +382,8 @@ def _stage_estimates(
 ) -> tuple[StageEstimate, ...]:
     """The encode, denoise and decode stages' estimates for `choice`, with `batch` rows per transformer forward.
     `autotune_bytes` (Triton's benchmark buffer; 0 without our Triton kernels) is added to the stages where a
-    kernel of ours can autotune: the encode stage of a quantized text encoder on the device (its fused GEMM, for
-    prompts of a few hundred tokens or less), the denoise stage where `_tunes_in_denoise`."""
+    kernel of ours can autotune: the encode stage of a text encoder with quantized linears (`text_quantized`) on
+    the device where `_text_encoder_tunes`, the denoise stage where `_tunes_in_denoise`."""
     resident = _resident_weights(sizes, choice)
     # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
     # the text encoder has left the device.
@@ -394,7 +406,7 @@ def _stage_estimates(
     if choice.resident_blocks is not None and not choice.prefetch:
         streamed_blocks += ", no prefetch"
     encode_chunks = f"vae encode: {choice.vae_bands} bands" if sizes.image and choice.vae_bands > 1 else "-"
-    encode_tuning = autotune_bytes if on_device and text_quantized else 0
+    encode_tuning = autotune_bytes if on_device and text_quantized and _text_encoder_tunes(sizes.text_act_bytes) else 0
     tunes = _tunes_in_denoise(sizes, choice, batch, sequence_parallel, attention_workspace)
     denoise_tuning = autotune_bytes if tunes else 0
     # The VAE's measured terms already contain cuDNN's workspace: no workspace counted for the decode stage.
@@ -501,7 +513,9 @@ def plan_memory(
     (8-bit attention's quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage
     for the rows each candidate runs; None: nothing (exact attention).
     step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
-    text_encoder_quantized: the text encoder is a GGUF file (the host memory advice then does not offer one).
+    text_encoder_quantized: the text encoder's linears run on packed blocks (a GGUF file or one quantized as it
+    loads, with a block type: `sizes.ModelSizes.text_encoder_quantized`); the host memory advice then does not offer
+    one, and the encode stage counts its fused GEMM's tuning buffer.
     autotune_bytes: the buffer Triton's autotuner holds on the device while it times a kernel at a new tuning key
     (`runtime.kernels.autotune_buffer_bytes`; 0: none of our Triton kernels run), counted in the stages where one of
     ours can autotune (`_stage_estimates`).
@@ -607,6 +621,7 @@ def unplanned_peak_bytes(
     attention_workspace_bytes: Callable[[int], int] | None = None,
     text_encoder_dtype: torch.dtype | None = None,
     autotune_bytes: int = 0,
+    text_encoder_quantized: bool = False,
 ) -> int:
     """The estimated device peak of a run without a plan (`load_pipeline(plan=None)`): everything resident on the
     device, the VAE's upper levels one frame at a time, `cfg_batch` rows per transformer forward. The arguments
@@ -618,7 +633,7 @@ def unplanned_peak_bytes(
     unplanned = _Choice(TextEncoderPlacement.DEVICE, None, None, None)  # the pipeline's defaults
     stages = _stage_estimates(
         sizes, unplanned, cfg_batch, fused_norms, attention_workspace=attention_workspace_bytes,
-        autotune_bytes=autotune_bytes,
+        autotune_bytes=autotune_bytes, text_quantized=text_encoder_quantized,
     )  # fmt: skip
     return max(stage.peak_bytes for stage in stages)
 

@@ -122,7 +122,9 @@ class ServerState:
 
 def create_app(store: JobStore, state: ServerState) -> FastAPI:
     config = state.config
-    app = FastAPI(title="motif-lite", docs_url=None, redoc_url=None, openapi_url=None)
+    # No redirect for a trailing slash: its 307 has an empty body, which curl without -L prints as nothing at all (a
+    # POST that seemed to succeed); the 404 instead names the route without the slash (`_add_error_handlers`).
+    app = FastAPI(title="motif-lite", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.include_router(_api_router(store, state))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/health", _health_route(store, state), methods=["GET"], include_in_schema=False)
@@ -405,6 +407,17 @@ def _api_route(app: FastAPI, request: Request, path: str) -> bool:
     return any(route.matches(scope)[0] is not Match.NONE for route in app.routes)
 
 
+def _route_hint(app: FastAPI, request: Request) -> str:
+    """What a 404 for a path that is no route adds: the route meant, else where the API is. Clients of other tools
+    arrive with their own routes (ComfyUI's /prompt, AUTOMATIC1111's /sdapi/v1/txt2img)."""
+    path, method = request.url.path, request.method
+    if _api_route(app, request, "/v1" + path):  # a client without the /v1 base
+        return f"; the API is under /v1: {method} /v1{path}"
+    if len(path) > 1 and path.endswith("/") and _api_route(app, request, path.rstrip("/")):
+        return f"; without the trailing slash: {method} {path.rstrip('/')}"
+    return "; this server speaks OpenAI's Videos API: POST /v1/videos makes a video, GET /v1/videos/ID follows it"
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
@@ -412,10 +425,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         message = f"{request.method} {request.url.path}: {exc.detail}"
-        if exc.status_code == 404 and _api_route(
-            app, request, "/v1" + request.url.path
-        ):  # a client without the /v1 base
-            message += f"; the API is under /v1: {request.method} /v1{request.url.path}"
+        if exc.status_code == 404:
+            message += _route_hint(app, request)
         return api_error(request, ApiError(exc.status_code, message, None, code))
 
     def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -31,8 +31,12 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
     if content_type not in ("application/json", ""):
         raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}", None,
                        "invalid_value")  # fmt: skip
+    raw = await request.body()
+    if not raw.strip():  # curl -X POST without -d: json's "Expecting value: line 1 column 1" says nothing useful
+        raise ApiError(400, 'the body is empty: send a JSON object, e.g. {"prompt": "a cat surfing"} (curl: -H '
+                       "'Content-Type: application/json' -d '{...}')", None, "invalid_value")  # fmt: skip
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", None, "invalid_value") from exc
     except (ValueError, RecursionError) as exc:  # valid JSON that Python's parser refuses (not the client's bug)

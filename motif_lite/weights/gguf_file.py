@@ -321,6 +321,9 @@ def _walk_header(cur: _Cursor) -> None:
 
 
 def _check_magic_and_version(cur: _Cursor) -> None:
+    start = cur.buf[:4]
+    if len(start) < 4 and not b"GGUF".startswith(start):  # a few bytes of something else: not a cut-short GGUF
+        raise CheckpointError(f"{cur.path} is not a GGUF file (it holds {len(start)} bytes, {start!r})")
     magic = cur.buf[cur.take(4, "the GGUF magic") : cur.pos]
     if magic != b"GGUF":
         if is_lfs_pointer(cur.buf[: len(LFS_POINTER_START)]):  # a clone made without git-lfs

@@ -339,6 +339,10 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
                 f"{path} is a GGUF file: motif-lite reads a LoRA from its .safetensors file (diffusers/PEFT or "
                 "kohya/ComfyUI keys), the file the LoRA was published as"
             ) from None
+        from motif_lite.io.file_kinds import file_kind  # only for this error
+
+        if (kind := file_kind(path)) is not None:  # a failed download's page, an image: not a damaged LoRA
+            raise LoRAError(f"{path} is not a LoRA file: it is {kind}") from None
         raise LoRAError(f"{path} is not a readable safetensors LoRA file: {exc}") from None
 
 

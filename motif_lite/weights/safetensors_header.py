@@ -66,7 +66,10 @@ def read_header(path: str | Path) -> SafetensorsHeader:
                 what = "not a safetensors file, or truncated"
                 message = f"{path}: the header claims {length:,} bytes, the file has {size:,} ({what})"
                 if length > MAX_HEADER_BYTES:
-                    raise CheckpointError(message)
+                    from motif_lite.io.file_kinds import HEAD_BYTES, other_kind  # only for this error
+
+                    kind = other_kind(prefix + f.read(HEAD_BYTES - 8))  # a failed download's page, an image
+                    raise CheckpointError(f"{path} is not a safetensors file: it is {kind}" if kind else message)
                 raise TruncatedError(message, size, 8 + length)  # or cut inside its header
             raw = f.read(length)
     except OSError as exc:

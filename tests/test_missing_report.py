@@ -1,0 +1,30 @@
+"""The one message for everything a request lacks (`io/missing_report.py`), built from its parts without a download:
+the offline note whichever repo is missing offline, and a Python call that is Python. CPU, no network."""
+
+from __future__ import annotations
+
+import re
+
+from motif_lite.choices import GGUF_REPO
+from motif_lite.io.hub import OFFLINE_SET
+from motif_lite.io.missing_report import MissingFiles, MissingFilesError
+
+
+def gguf_missing(reason: str) -> MissingFiles:
+    return MissingFiles(GGUF_REPO, ("*Q4_K_M*.gguf",), ("*Q4_K_M*.gguf",), "/models/gguf", reason)
+
+
+def test_the_offline_note_is_given_when_a_later_repo_is_missing_offline():
+    # A local checkpoint folder short of its VAE, and the GGUF repo not in the cache with HF_HUB_OFFLINE set.
+    folder = MissingFiles("org/model", ("vae/*",), ("vae/*",), "/models/motif", "not downloaded", in_folder=True)
+    message = str(MissingFilesError([folder, gguf_missing(OFFLINE_SET)]))
+    assert "With a network here, unset HF_HUB_OFFLINE and run again" in message
+    assert "unset HF_HUB_OFFLINE" not in str(MissingFilesError([folder, gguf_missing("no network")]))
+
+
+def test_the_python_call_for_a_missing_gguf_alone_is_valid_python():
+    # The model is the user's own (not missing): the call names it "..." and may put nothing after the keyword.
+    message = str(MissingFilesError([gguf_missing("no network")]))
+    call = re.search(r"\(in Python (load_pipeline\(.*\))\)$", message)[1]
+    assert call == "load_pipeline(..., gguf='/models/gguf')"
+    compile(call, "<message>", "eval")
