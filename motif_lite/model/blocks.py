@@ -56,22 +56,6 @@ def text_cross_attention(
     return cross(attn_out, text_kv, block_attn.norm_q, ctx, start)
 
 
-def joined_streams(x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-    """[x; context] along the tokens, [B, N + T', C]: a view when the two streams are consecutive token ranges of
-    one tensor (a single block's output, `out[:, :n]` and `out[:, n:]`), else a new tensor (a copy of both)."""
-    whole = x._base
-    consecutive = (
-        whole is not None
-        and context._base is whole
-        and whole.dim() == 3
-        and whole.shape == (x.shape[0], x.shape[1] + context.shape[1], x.shape[2])
-        and x.stride() == context.stride() == whole.stride()
-        and x.storage_offset() == whole.storage_offset()
-        and context.storage_offset() == whole.storage_offset() + x.shape[1] * whole.stride(1)
-    )
-    return whole if consecutive else torch.cat([x, context], dim=1)
-
-
 class DualStreamBlock(nn.Module):
     """MMDiT block: video and context streams with their own AdaLN, projections and feed-forward, one joint
     attention, and optionally the text cross-attention on the video stream (added ungated)."""
@@ -126,7 +110,6 @@ class SingleStreamBlock(nn.Module):
         self.norm = Modulation(hidden, 3)
         self.attn = SingleAttention(hidden, cfg.num_attention_heads, cfg.attention_head_dim)
         self.cross_attn = make_cross_attention(cfg) if cross_attention else None
-        self.mlp_width = mlp
         self.proj_mlp = nn.Linear(hidden, mlp)
         self.proj_out = nn.Linear(hidden + mlp, hidden)
         # Tokens per piece for the normalization, Q/K/V projections, MLP and output projection (None = each
@@ -143,10 +126,10 @@ class SingleStreamBlock(nn.Module):
         # keep_context=False (the DDT decoder's last block, whose context output nothing reads): only x's tokens
         # query the attention and go through the MLP and output projection; the context still gives keys and
         # values. Each output row is computed as before, so x's output is the same; context's is None.
-        (batch, n, hidden), whole = x.shape, self.token_chunk is None
+        n = x.shape[1]
         shift, scale, gate = self.norm(ctx.temb)
-        if whole:  # one piece, [x; context]: the reference's computation, bit for bit
-            pieces = [(0, joined_streams(x, context))]
+        if self.token_chunk is None:  # one piece, [x; context]: the reference's computation, bit for bit
+            pieces = [(0, torch.cat([x, context], dim=1))]
         else:
             pieces = [*token_chunks(x, self.token_chunk), *token_chunks(context, self.token_chunk, offset=n)]
 
@@ -154,26 +137,13 @@ class SingleStreamBlock(nn.Module):
             return ctx.ops.layer_norm_modulate(tokens, shift, scale)
 
         queries = n + context.shape[1] if keep_context else n
-        # proj_out's input [B, queries, C + mlp] = [attention output | MLP activation], each written into its
-        # columns rather than concatenated. Chunked, one buffer would hold every token's MLP activation at once,
-        # so each piece gets its own (`projection_input`).
-        # The attention's merged heads go straight into that buffer's first C columns, unless a text
-        # cross-attention reads them first: its query projection must see them in their own layout (a matmul over
-        # the columns' strided rows may round differently: it does on the CPU in bf16).
-        direct = whole and self.cross_attn is None
-        width = hidden + self.mlp_width if direct else hidden
-        attn_out = self.attend(pieces, normalize, n, context, ctx, queries, width)  # [B, queries, width]
-        if whole:
-            proj_in = attn_out if direct else self.projection_input(attn_out)
-            del attn_out  # only proj_in is read from here on
-        out = x.new_empty(batch, queries, hidden)
+        attn_out = self.attend(pieces, normalize, n, context, ctx, queries)  # [B, queries, C]
+        out = x.new_empty(x.shape[0], queries, x.shape[2])
         for start, tokens in pieces:
             tokens = tokens[:, : queries - start]  # [B, 0, C] for a context piece nothing reads
             if tokens.shape[1]:
                 rows = slice(start, start + tokens.shape[1])
-                piece_in = proj_in[:, rows] if whole else self.projection_input(attn_out[:, rows])
-                out[:, rows] = tokens + gate[:, None] * self.mlp_and_project(normalize(tokens), piece_in)
-        # Both streams are views of `out`: the next single block finds [x; context] there without a copy.
+                out[:, rows] = tokens + gate[:, None] * self.mlp_and_project(normalize(tokens), attn_out[:, rows])
         return (out[:, :n], out[:, n:]) if keep_context else (out, None)
 
     def attend(
@@ -184,18 +154,16 @@ class SingleStreamBlock(nn.Module):
         context: torch.Tensor,
         ctx: BlockContext,
         queries: int,
-        width: int | None = None,
     ) -> torch.Tensor:
         """Self-attention over the (start, tokens) pieces of [x; context] (x has n tokens), each piece normalized
         when projected, for the first `queries` tokens, with the text cross-attention (if any) added to the video
-        part: [B, queries, C], or in the first C columns of a [B, queries, width] tensor (the caller's use for the
-        rest). Q, K and V are freed right after the attention call (each group's, with `heads_per_call`); only the
+        part. Q, K and V are freed right after the attention call (each group's, with `heads_per_call`); only the
         text part of K and V is kept, for the shared cross-attention."""
         text_start = n + ctx.image_len
         # The shared layouts' cross-attention reuses the text part of this attention's K and V.
         shared = self.cross_attn is not None and not isinstance(self.cross_attn, CrossAttention)
         attn_out, text_kv = self.self_attention(
-            pieces, normalize, n + context.shape[1], ctx, text_start if shared else None, queries, width
+            pieces, normalize, n + context.shape[1], ctx, text_start if shared else None, queries
         )
         if self.cross_attn is not None:
             # Query pieces of the video part, each added in place: attn_out is this call's own tensor, and every
@@ -207,10 +175,9 @@ class SingleStreamBlock(nn.Module):
                 text = normalize(whole)[:, text_start:] if whole is not None else normalize(context[:, ctx.image_len :])
                 text_kv = text_cross_kv(self.cross_attn, text, self.attn, ctx)
                 del text
-            columns = slice(0, self.attn.heads * self.attn.head_dim)  # all of attn_out's unless `width` is wider
-            for start, piece in token_chunks(attn_out[:, :n, columns], self.token_chunk):
+            for start, piece in token_chunks(attn_out[:, :n], self.token_chunk):
                 cross = text_cross_attention(self.cross_attn, piece, text_kv, self.attn, ctx, start)
-                attn_out[:, start : start + piece.shape[1], columns] += cross
+                attn_out[:, start : start + piece.shape[1]] += cross
         return attn_out
 
     def self_attention(
@@ -221,17 +188,14 @@ class SingleStreamBlock(nn.Module):
         ctx: BlockContext,
         text_start: int | None,
         queries: int,
-        width: int | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """(merged output [B, queries, C] of the first `queries` tokens over all L keys, or with `width` the first C
-        columns of a new [B, queries, width] tensor, and with `text_start` the text part of K and V for a shared
-        cross-attention).
+        """(merged output [B, queries, C] of the first `queries` tokens over all L keys, and with `text_start` the
+        text part of K and V for a shared cross-attention).
 
         Every head in one call, or with `heads_per_call` a group of heads at a time: each group's Q, K, V
         projected (its rows of the projections), attended and written into its columns of the output, so Q, K and
         V exist for one group only (the same result up to the matmuls' rounding for fewer output rows)."""
-        heads, group, head_dim = self.attn.heads, self.heads_per_call or self.attn.heads, self.attn.head_dim
-        width = width or heads * head_dim
+        heads, group = self.attn.heads, self.heads_per_call or self.attn.heads
 
         def normalized() -> Iterator[tuple[int, torch.Tensor]]:
             return ((start, normalize(tokens)) for start, tokens in pieces)
@@ -241,18 +205,12 @@ class SingleStreamBlock(nn.Module):
             text_kv = None if text_start is None else (k[:, :, text_start:].clone(), v[:, :, text_start:].clone())
             heads_out = ctx.attention(q[:, :, :queries], k, v, ctx.mask)
             del q, k, v  # before the heads are merged (a copy with some attention kernels): one full tensor less
-            if width == heads * head_dim:
-                attn_out = merge_heads(heads_out)
-            else:  # allocated once Q, K, V are freed; the merge's copy goes straight into its first C columns
-                attn_out = heads_out.new_empty(heads_out.shape[0], queries, width)
-                columns = attn_out[..., : heads * head_dim].unflatten(-1, (heads, head_dim))  # [B, queries, H, D]
-                columns.copy_(heads_out.transpose(1, 2))
+            attn_out = merge_heads(heads_out)
             del heads_out  # freed once merged (unless the merge is a view of it)
             return attn_out, text_kv
-        reference = pieces[0][1]
+        reference, head_dim = pieces[0][1], self.attn.head_dim
         batch = reference.shape[0]
-        attn_out = reference.new_empty(batch, queries, width)
-        columns = attn_out[..., : heads * head_dim].unflatten(-1, (heads, head_dim))  # [B, queries, H, D], a view
+        attn_out = reference.new_empty(batch, queries, heads, head_dim)  # [B, queries, H, D]: merged once flattened
         text_kv = None
         if text_start is not None:
             text_kv = tuple(reference.new_empty(batch, heads, length - text_start, head_dim) for _ in range(2))
@@ -263,22 +221,17 @@ class SingleStreamBlock(nn.Module):
                 text_kv[0][:, part], text_kv[1][:, part] = k[:, :, text_start:], v[:, :, text_start:]
             heads_out = ctx.attention(q[:, :, :queries], k, v, ctx.mask)  # [B, h, queries, D]
             del q, k, v
-            columns[:, :, part] = heads_out.transpose(1, 2)
+            attn_out[:, :, part] = heads_out.transpose(1, 2)
             del heads_out
-        return attn_out, text_kv
+        return attn_out.flatten(2), text_kv
 
-    def projection_input(self, attn_out: torch.Tensor) -> torch.Tensor:
-        """A new [B, l, C + mlp] input of `mlp_and_project` for one piece, attn_out [B, l, C] in its first columns."""
-        proj_in = attn_out.new_empty(*attn_out.shape[:2], attn_out.shape[2] + self.mlp_width)
-        proj_in[..., : attn_out.shape[2]] = attn_out
-        return proj_in
-
-    def mlp_and_project(self, normed: torch.Tensor, proj_in: torch.Tensor) -> torch.Tensor:
+    def mlp_and_project(self, normed: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
         """proj_out([attn_out | gelu(proj_mlp(normed))]) of one piece of tokens (the caller cuts the pieces).
-        proj_in [B, l, C + mlp] holds attn_out in its first C columns; the GELU writes its output into the rest
-        (the same values as a separate GELU, without the copy a concatenation makes)."""
-        activation = proj_in[..., proj_in.shape[2] - self.mlp_width :]  # [B, l, mlp], a view
-        # (proj_mlp's output is a temporary, freed before proj_out runs)
+        The GELU writes straight into the columns of proj_out's input: the same values as a `cat`, one copy less."""
+        hidden = attn_out.shape[-1]
+        proj_in = attn_out.new_empty(*attn_out.shape[:-1], hidden + self.proj_mlp.out_features)
+        proj_in[..., :hidden] = attn_out
+        activation = proj_in[..., hidden:]  # a view; proj_mlp's output is a temporary, freed before proj_out
         if torch.compiler.is_compiling():  # out= into a view breaks the graph; Inductor fuses the copy instead
             activation.copy_(F.gelu(self.proj_mlp(normed), approximate="tanh"))
         else:
