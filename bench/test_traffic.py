@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,15 @@ def test_in_place_ops_read_and_write_their_target() -> None:
     assert recorded(counter) == {"aten::zero_": (1, 0, piece), "aten::fill_": (1, 0, piece)}  # written, not read
 
 
+def test_an_out_op_writes_its_out_without_reading_it() -> None:
+    # The single blocks' GELU writes into the columns of proj_out's input: it reads x, writes the columns.
+    x, buffer = meta(1, L, C), meta(1, L, 2 * C)
+    counter = TrafficCounter()
+    with counter:
+        torch.ops.aten.gelu.out(x, approximate="tanh", out=buffer[..., C:])
+    assert recorded(counter) == {"aten::gelu": (1, L * C * B2, L * C * B2)}
+
+
 def test_rms_norm_is_one_kernel_as_on_cuda() -> None:
     """F.rms_norm on the head view [B, H, L, D] of a projection: CUDA copies the strided input, then one kernel
     reads it and the weight and writes the output and an fp32 rstd per row. On meta torch decomposes it."""
@@ -232,6 +242,21 @@ def test_tiny_forward_calls_each_seam_as_the_blocks_do(tiny) -> None:
         for v, c in tiny.items()
     }
     assert 0 < rest["fused"] < rest["torch"]
+
+
+def test_tiny_forward_single_blocks_write_in_place_of_copying(tiny) -> None:
+    """The single blocks' GELU writes into the columns of proj_out's input, after the attention output is copied
+    into the first ones: one copy per block, no concatenation. The [x; context] cat stays, once per single block
+    (2 encoder, 1 decoder), and so does the heads' merge: the 2 dual blocks' joint attention, in each encoder single
+    block its attention and its text cross-attention, and the decoder block's attention."""
+    copies = defaultdict(int)
+    for (name, site), traffic in tiny["fused"].sites.items():
+        if name in ("aten::cat", "aten::clone", "aten::copy_"):
+            copies[name, site.split(" ")[1]] += traffic.calls
+    assert copies["aten::cat", "(mlp_and_project)"] == 0
+    assert copies["aten::copy_", "(mlp_and_project)"] == 2 + 1
+    assert copies["aten::cat", "(forward)"] == 2 + 1
+    assert copies["aten::clone", "(merge_heads)"] == 2 + 2 * 2 + 1
 
 
 def test_tiny_forward_scales_with_the_batch_and_the_text(tiny) -> None:

@@ -10,8 +10,8 @@ A model, not a measurement (the GPU check is bench/bench_profile.py). The model'
 device (shapes and strides only: nothing is allocated or computed) under `TrafficCounter`, a TorchDispatchMode
 that records every aten op as one kernel that reads each tensor argument once and writes each output once, in
 bytes of the memory it spans (a broadcast, stride-0 dimension counts once). Views and allocations cost nothing and
-launch nothing; in-place ops read their operands and write their target; a copy between two views of the same
-memory (what `x[rows] += y` ends with) is skipped, as `copy_` skips it on the GPU.
+launch nothing; in-place ops read their operands and write their target, out= ops only write their out; a copy
+between two views of the same memory (what `x[rows] += y` ends with) is skipped, as `copy_` skips it on the GPU.
 
 Two variants of the forward, through the model's `Ops` seam (motif_lite/model/ops.py):
   * "torch": `TORCH_OPS` as they are, each aten op one kernel; F.rms_norm as the one kernel CUDA runs
@@ -209,7 +209,9 @@ class TrafficCounter(TorchDispatchMode):
         if view or name in FREE_OPS or (name == "copy_" and same_memory(args[0], args[1])):
             self.free_calls += 1
             return out
-        inputs = distinct_tensors([*args, *kwargs.values()])
+        # An out= op's output arguments are written, not read (`torch.ops.aten.gelu.out(x, out=columns)`).
+        outs = {arg.name for arg in func._schema.arguments if arg.is_out}
+        inputs = distinct_tensors([*args, *(value for key, value in kwargs.items() if key not in outs)])
         if name in WRITE_ONLY:
             inputs = [t for t in inputs if t is not args[0]]
         outputs = distinct_tensors([out])

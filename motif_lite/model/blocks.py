@@ -226,5 +226,14 @@ class SingleStreamBlock(nn.Module):
         return attn_out.flatten(2), text_kv
 
     def mlp_and_project(self, normed: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
-        """proj_out([attn_out | gelu(proj_mlp(normed))]) of one piece of tokens (the caller cuts the pieces)."""
-        return self.proj_out(torch.cat([attn_out, F.gelu(self.proj_mlp(normed), approximate="tanh")], dim=-1))
+        """proj_out([attn_out | gelu(proj_mlp(normed))]) of one piece of tokens (the caller cuts the pieces).
+        The GELU writes straight into the columns of proj_out's input: the same values as a `cat`, one copy less."""
+        hidden = attn_out.shape[-1]
+        proj_in = attn_out.new_empty(*attn_out.shape[:-1], hidden + self.proj_mlp.out_features)
+        proj_in[..., :hidden] = attn_out
+        activation = proj_in[..., hidden:]  # a view; proj_mlp's output is a temporary, freed before proj_out
+        if torch.compiler.is_compiling():  # out= into a view breaks the graph; Inductor fuses the copy instead
+            activation.copy_(F.gelu(self.proj_mlp(normed), approximate="tanh"))
+        else:
+            torch.ops.aten.gelu.out(self.proj_mlp(normed), approximate="tanh", out=activation)
+        return self.proj_out(proj_in)
