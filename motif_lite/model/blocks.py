@@ -228,12 +228,14 @@ class SingleStreamBlock(nn.Module):
     def mlp_and_project(self, normed: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
         """proj_out([attn_out | gelu(proj_mlp(normed))]) of one piece of tokens (the caller cuts the pieces).
         The GELU writes straight into the columns of proj_out's input: the same values as a `cat`, one copy less."""
-        hidden = attn_out.shape[-1]
-        proj_in = attn_out.new_empty(*attn_out.shape[:-1], hidden + self.proj_mlp.out_features)
+        # The width from proj_mlp's output, not its attributes: a LoRA or quantized wrapper may replace the layer.
+        hidden, mlp = attn_out.shape[-1], self.proj_mlp(normed)  # mlp: [B, l, 4C]
+        proj_in = attn_out.new_empty(*attn_out.shape[:-1], hidden + mlp.shape[-1])
         proj_in[..., :hidden] = attn_out
-        activation = proj_in[..., hidden:]  # a view; proj_mlp's output is a temporary, freed before proj_out
+        activation = proj_in[..., hidden:]  # a view
         if torch.compiler.is_compiling():  # out= into a view breaks the graph; Inductor fuses the copy instead
-            activation.copy_(F.gelu(self.proj_mlp(normed), approximate="tanh"))
+            activation.copy_(F.gelu(mlp, approximate="tanh"))
         else:
-            torch.ops.aten.gelu.out(self.proj_mlp(normed), approximate="tanh", out=activation)
+            torch.ops.aten.gelu.out(mlp, approximate="tanh", out=activation)
+        del mlp  # freed before proj_out runs
         return self.proj_out(proj_in)
