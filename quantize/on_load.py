@@ -118,12 +118,3 @@ def planned_split(
     packed = {name: qtype for name, qtype in types.items() if qtype not in FLOAT_TYPES}
     floats = sum(math.prod(shapes[name] or (1,)) for name, qtype in types.items() if qtype in FLOAT_TYPES)
     return plan_bytes(shapes, packed), floats
-
-
-def planned_bytes(
-    shapes: dict[str, tuple[int, ...]], recipe: str | Recipe | TextRecipe, component: Component = TRANSFORMER
-) -> int:
-    """The packed bytes `quantize_tensors` makes of tensors of these shapes (under the component's GGUF names): the
-    tensor data of the quantizer's file, counted from the plan alone (no weights)."""
-    recipe = component.get_recipe(recipe) if isinstance(recipe, str) else recipe
-    return plan_bytes(shapes, component.plan(shapes, recipe, []))

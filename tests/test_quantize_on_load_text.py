@@ -169,7 +169,8 @@ def test_the_official_sizes_are_the_recipes_over_the_official_encoder(monkeypatc
     from full_size_text import official_text_config
 
     from motif_lite.encoders.text_config import meta_encoder
-    from motif_lite.quantize.on_load import planned_bytes, planned_split
+    from motif_lite.quantize.on_load import planned_split
+    from motif_lite.quantize.recipes import plan_bytes
     from motif_lite.quantize.text_recipes import TEXT_RECIPES
     from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_SPLIT, quantized_text_encoder_bytes
 
@@ -179,7 +180,8 @@ def test_the_official_sizes_are_the_recipes_over_the_official_encoder(monkeypatc
     official = "the official T5Gemma2 (built-in), weights not at hand"
     assert quantized_text_encoder_bytes([], "q6_k", torch.bfloat16) == (packed + 2 * floats, official)
     # The file itself stores its floats as F32 (vectors) or BF16; the loaded encoder holds them in the run's dtype.
-    assert packed + 2 * floats < planned_bytes(shapes, "Q6_K", TEXT_ENCODER) < packed + 4 * floats
+    stored = plan_bytes(shapes, TEXT_ENCODER.plan(shapes, TEXT_ENCODER.get_recipe("Q6_K"), []))  # the file's data
+    assert packed + 2 * floats < stored < packed + 4 * floats
 
 
 def test_a_resumed_run_quantizes_again(checkpoint, tmp_path, capsys, monkeypatch):
