@@ -10,7 +10,9 @@ text keys padding), at 1280x736x121 and 832x480x49; 12 heads of 128. Inputs are 
 Our kernel runs with FP8 P·V in its default key loop ("int8") and in the software-pipelined one
 ("int8-pipelined"), and with 16-bit P·V. Rows of the report's tables: ms, TFLOP/s (4·H·Lq·Lk·D / time),
 `speed_vs_sdpa` and `speed_vs_sageattention` (measured in the same run), the accuracy against fp32 SDPA on three
-query blocks (cosine, relative L1) and, for our kernel, the tile config the autotuner picked.
+query blocks (cosine, relative L1) and, for our kernel, the tile config the autotuner picked. On sm_90 the 720p
+decoder case also runs bench/int8_ws.py's warp-specialized experiment ("int8-ws", with and without its consumers
+taking turns; not used at run time), after the other rows: a hang there loses only the rows after it.
 `sageattention` (pip install sageattention==1.0.6) is imported only here and skipped when absent; it has no key
 mask, so it runs the unmasked cases only.
 """
@@ -98,6 +100,34 @@ def test_attention(bench_report, inputs, case: str, impl: str) -> None:
         row["config"] = last_tuned_config()  # the autotuner's pick for this case (its latest call)
     for baseline in ("sdpa", "sageattention"):  # the baselines run first in each case
         if baseline in RESULTS[case] and impl != baseline:
+            row[f"speed_vs_{baseline}"] = RESULTS[case][baseline] / seconds
+    bench_report.add(TABLE, **row)
+    print(f"\n{row}")
+
+
+@pytest.mark.parametrize("ping_pong", [True, False], ids=["ping-pong", "no-ping-pong"])
+def test_warp_specialized_experiment(bench_report, inputs, ping_pong: bool) -> None:
+    """bench/int8_ws.py on the 720p decoder attention (keys a multiple of 64, no mask: what it handles), Hopper
+    only, timed as the rows above (its Q quantization in torch included)."""
+    import int8_ws
+    import triton
+
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("warp specialization with TMA: sm_90 (H100/H200) only")
+    case = "decoder-1280x736x121"
+    q, k, v, _, rows, reference = inputs(case)
+    try:
+        out = int8_ws.ws_attention(q, k, v, ping_pong)  # compile
+    except Exception as exc:  # a Triton that cannot warp-specialize this loop: recorded as the skip's reason
+        pytest.skip(f"int8-ws does not compile with triton {triton.__version__}: {str(exc).splitlines()[0][:200]}")
+    errors = [attention_error(out[:, :, r], ref) for r, ref in zip(rows, reference, strict=True)]
+    del out
+    seconds = median_seconds(lambda: int8_ws.ws_attention(q, k, v, ping_pong), reps=5)
+    impl = "int8-ws" if ping_pong else "int8-ws-no-ping-pong"
+    row = dict(case=case, impl=impl, ms=seconds * 1e3, tflops=4 * HEADS * q.shape[2] ** 2 * HEAD_DIM / seconds / 1e12)
+    row.update(cosine=min(c for c, _ in errors), rel_l1=max(r for _, r in errors))
+    for baseline in ("sdpa", "sageattention", "int8"):
+        if baseline in RESULTS.get(case, {}):
             row[f"speed_vs_{baseline}"] = RESULTS[case][baseline] / seconds
     bench_report.add(TABLE, **row)
     print(f"\n{row}")
