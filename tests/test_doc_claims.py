@@ -681,3 +681,115 @@ def test_the_t4_notebook_figures_of_docs_usage_are_the_dry_runs(no_network, no_w
     assert (device, host) == (at_720p, q8_host)
     device, _, out = dry_run("--text-encoder-quantize", "Q8_0", "-W", "832", "-H", "480", "--video-frames", "65")
     assert device == at_480p and "2 rows per transformer forward" in out
+
+
+KERNELS = Path(__file__).resolve().parent.parent / "docs/kernels.md"
+INT8_SPEED = (
+    rf"{NUMBER}-{NUMBER}x SDPA's speed on the masked joint attention and {NUMBER}-{NUMBER}x on the DDT decoder's"
+)
+
+
+def test_the_int8_attention_speed_the_docs_give_is_the_revised_kernels_h200_table():
+    # docs/usage.md (the --attention row and "Going faster") and docs/kernels.md ("When to choose it"): the 8-bit
+    # kernel's speed against SDPA spans the FP8 column of the latest H200 table of docs/benchmarks.md, "8-bit
+    # attention" (the pages said the revised kernel was not yet timed after its 2026-12-04 run had timed it).
+    latest = _benchmarks_section("8-bit attention").split("**The revised kernel on an H200", 1)[1].split("\n\n")[1]
+    ratios = {"joint": [], "DDT decoder": []}
+    for row in latest.splitlines():
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        kind = next((kind for kind in ratios if cells[0].startswith(kind)), None)
+        if kind is not None:
+            ratios[kind].append(float(re.search(r"\((?:\*\*)?([\d.]+)x", cells[2]).group(1)))
+    assert all(len(found) == 2 for found in ratios.values()), latest
+    expected = [min(ratios["joint"]), max(ratios["joint"]), min(ratios["DDT decoder"]), max(ratios["DDT decoder"])]
+    for page, times in ((USAGE, 2), (KERNELS, 1)):
+        claims = re.findall(INT8_SPEED, " ".join(page.read_text().split()))
+        assert len(claims) == times, page
+        assert all([float(n) for n in claim] == expected for claim in claims), (page, claims, expected)
+
+
+def test_the_readmes_test_suite_time_is_the_latest_clean_clone_run():
+    # README.md, "Set-up": the test command's time on 2 cores spans the latest `bash .ci/run` of a clean clone that
+    # docs/benchmarks.md, "The test suite itself", records (the README said ~10 min when runs took 15-18 min).
+    low, high = _numbers_in(README.read_text(), rf"run the suite \(CPU only, {NUMBER}-{NUMBER} min on 2 cores\)")
+    runs = BENCHMARKS.read_text().split("**The test suite itself**", 1)[1].split("\n\n", 1)[0]
+    minutes, seconds = re.findall(r"\((\d+) min (\d+) s in all\)", " ".join(runs.split()))[-1]
+    assert low <= int(minutes) + int(seconds) / 60 <= high
+
+
+def test_the_readmes_sizes_table_is_the_architectures():
+    # README.md, "What you need": each component's parameter count and size as the official architecture gives them,
+    # our GGUF recipes' sizes, and the download with a Q4_K_M GGUF or the bf16 transformer (to the digits shown).
+    from motif_lite.config import TransformerConfig
+    from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_PARAMS, estimated_gguf_bytes, transformer_weights
+    from motif_lite.vae.config import WanVAEConfig
+    from motif_lite.vae.model import WanVAE
+
+    with torch.device("meta"):
+        vae = sum(p.numel() for p in WanVAE(WanVAEConfig()).parameters())
+    counts = {"transformer": transformer_weights(TransformerConfig()), "text encoder": OFFICIAL_TEXT_ENCODER_PARAMS}
+    counts["VAE"] = vae
+    text = " ".join(README.read_text().split("## What you need", 1)[1].split("\n## ", 1)[0].split())
+    for name, count in counts.items():
+        params, bf16 = _numbers_in(text, rf"\| {name}[^|]* \| {NUMBER} \| {NUMBER} GB in bf16")
+        assert (params, bf16) == (count, round(2 * count / 1e9, 2)), name
+    (vae_fp32,) = _numbers_in(text, rf"\({NUMBER} GB if stored in fp32\)")
+    assert vae_fp32 == round(4 * vae / 1e9, 2)
+    recipes = re.findall(r"(Q\w+) ([\d.]+) GB", text.split("our GGUF recipes:", 1)[1].split("|", 1)[0])
+    assert len(recipes) == 4, recipes
+    gguf = {name: estimated_gguf_bytes(TransformerConfig(), name)[0] for name, _ in recipes}
+    assert all(float(size) == round(gguf[name] / 1e9, 2) for name, size in recipes), (recipes, gguf)
+    with_q4, with_bf16 = _numbers_in(text, rf"about {NUMBER} GB with a Q4_K_M GGUF .*? about {NUMBER} GB with the bf16")
+    rest = 2 * (counts["text encoder"] + vae)  # the configs and tokenizer are a few MB
+    assert with_q4 == round((rest + gguf["Q4_K_M"]) / 1e9)
+    assert with_bf16 == round((rest + 2 * counts["transformer"]) / 1e9)
+
+
+def _low_memory_rows() -> dict[tuple[str, str], list[float]]:
+    """docs/benchmarks.md, "Low-memory plans", the measured table: (run, stage) -> its numbers (estimate, allocated,
+    reserved, ratio, seconds; as many as the row has)."""
+    table = _benchmarks_section("Low-memory plans").split("| run | stage |", 1)[1].split("\n\n", 1)[0]
+    rows, run = {}, ""
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        run = cells[0] or run
+        numbers = [float(n) for cell in cells[2:] for n in re.findall(r"\d+(?:\.\d+)?", cell.split("GiB")[0])[:1]]
+        rows["resident" if run == "all resident" else "planned", cells[1].split(" (")[0].split(" + ")[0]] = numbers
+    return rows
+
+
+def test_the_readmes_measured_time_and_memory_of_the_720p_run_are_the_low_memory_table():
+    # README.md, "GPU memory", "Time" and "Host RAM": the H200 run's peaks, "every stage came within 10 % of the
+    # planner's estimate", the stage times and the 50-step projections (encode + 50 x step + decode, as
+    # docs/benchmarks.md projects them) are the "Low-memory plans" table's.
+    rows = _low_memory_rows()
+    text = " ".join(README.read_text().split("## What you need", 1)[1].split("\n## ", 1)[0].split())
+    allocated, reserved = _numbers_in(text, rf"peaked at \*\*{NUMBER} GiB allocated, {NUMBER} GiB reserved\*\*")
+    assert [allocated, reserved] == rows["planned", "denoise"][1:3]
+    (within,) = _numbers_in(text, rf"every stage came within {NUMBER} % of the planner's estimate")
+    ratios = [rows["planned", stage][3] for stage in ("encode", "denoise", "decode")]
+    assert max(abs(ratio - 1) for ratio in ratios) * 100 <= within
+    encode, step, decode, minutes = _numbers_in(
+        text,
+        rf"encode {NUMBER} s, \*\*{NUMBER} s for a step\*\* .*? decode and writing 121 PNG frames {NUMBER} s; "
+        rf"about {NUMBER} minutes for the official 50 steps",
+    )
+    assert [encode, step, decode] == [rows["planned", stage][-1] for stage in ("encode", "denoise", "decode")]
+    assert minutes == round((encode + 50 * step + decode) / 60)
+    step, minutes = _numbers_in(text, rf"All resident: {NUMBER} s for the step, about {NUMBER} minutes")
+    encode, resident_step, decode = [rows["resident", stage][-1] for stage in ("encode", "denoise", "decode")]
+    assert step == resident_step and minutes == round((encode + 50 * resident_step + decode) / 60, 1)
+    measured, estimate = _numbers_in(text, rf"peaked at {NUMBER} GiB RSS \(estimate {NUMBER};")
+    assert [estimate, measured] == [round(n, 1) for n in rows["planned", "host RSS"][:2]]
+
+
+def test_the_batched_guidance_peak_the_readme_gives_is_the_dry_runs(no_network, no_weights, capsys):
+    # README.md, "GPU memory", and docs/benchmarks.md, "Sizes": batching the guidance predictions "takes the
+    # all-resident 1280x736x121 plan to 21.48 GiB", as `motif-lite run --dry-run --device cuda --vram 30 --gguf
+    # Q4_K_M` plans it (both guidance predictions in one forward).
+    (readme,) = _numbers_in(README.read_text(), rf"all-resident 1280x736x121 plan to {NUMBER} GiB")
+    (sizes,) = _numbers_in(_benchmarks_section("Sizes"), rf"Q4_K_M recipe, {NUMBER} GiB")
+    assert cli.main(["run", "--dry-run", "--device", "cuda", "--vram", "30", "--gguf", "Q4_K_M", "-p", "x"]) == 0
+    out = capsys.readouterr().out
+    assert "2 rows per transformer forward" in out, out
+    assert readme == sizes == float(re.search(r"device peak (\S+) GiB allocated", out).group(1))
