@@ -528,6 +528,33 @@ def _benchmarks_section(name: str) -> str:
     return "\n".join(lines[start + 1 : end])
 
 
+FIGURE = re.compile(r"(\d+\.\d+)(?:-(\d+\.\d+))? ?(GiB|GB|MB|ms|s\b|x|%)")  # 5.46 GiB, 1.02-1.07x, 8.8 s
+# A decimal without a unit (1.08, as a ratio column gives it), not one FIGURE reads, nor a version like 2.11.0.
+DECIMAL = re.compile(r"(?<![\d.])\d+\.\d+(?![\d.]| ?[A-Za-z%])")
+
+
+def _figures_missing_from(passage: str, sections: list[str], every_decimal: bool = False) -> list[str]:
+    """The decimal figures of `passage` (GiB, GB, MB, ms, s, x, %, both ends of a range; with `every_decimal` also
+    those without a unit) that no number of the named sections of docs/benchmarks.md gives to the digits shown. A
+    ratio (x) of two figures of the passage in one unit that are there counts too (6.8 s against 6.5 s: 1.05x)."""
+    text = " ".join(_benchmarks_section(name) for name in sections)
+    there = {float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", text)}
+    passage = " ".join(passage.split())
+    figures = [(figure, unit) for *pair, unit in FIGURE.findall(passage) for figure in pair if figure]
+    if every_decimal:
+        figures += [(figure, "") for figure in DECIMAL.findall(passage)]
+
+    def found(figure: str, among: set[float]) -> bool:
+        return any(round(n, len(figure.split(".")[1])) == float(figure) for n in among)
+
+    quantities: dict[str, list[float]] = {}
+    for figure, unit in figures:
+        if unit not in ("x", "%", "") and found(figure, there):
+            quantities.setdefault(unit, []).append(float(figure))
+    ratios = {a / b for shown in quantities.values() for a in shown for b in shown if b}
+    return [f for f, unit in figures if not found(f, there) and not (unit == "x" and found(f, ratios))]
+
+
 def test_each_figure_the_readme_measured_section_gives_is_in_the_benchmarks_section_it_names():
     # README.md, "Measured": "Each figure is from a table in docs/benchmarks.md, with its conditions there": every
     # decimal figure of a bullet (GiB, GB, s, x, %) is, to the digits shown, a number of a section the bullet names.
@@ -536,11 +563,7 @@ def test_each_figure_the_readme_measured_section_gives_is_in_the_benchmarks_sect
     for bullet in bullets:
         names = [" ".join(name.split()) for name in re.findall(r'"([^"]+)"', bullet)]
         assert names, bullet
-        text = " ".join(_benchmarks_section(name) for name in names)
-        there = {float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", text)}
-        for figure in re.findall(r"(\d+\.(\d+)) ?(?:GiB|GB|s\b|x|%)", bullet):
-            value, decimals = float(figure[0]), len(figure[1])
-            assert any(round(n, decimals) == value for n in there), (figure[0], names)
+        assert _figures_missing_from(bullet, names) == [], names
 
 
 def test_the_host_accuracy_docs_memory_sums_up_is_its_tables():
@@ -793,3 +816,38 @@ def test_the_batched_guidance_peak_the_readme_gives_is_the_dry_runs(no_network, 
     out = capsys.readouterr().out
     assert "2 rows per transformer forward" in out, out
     assert readme == sizes == float(re.search(r"device peak (\S+) GiB allocated", out).group(1))
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+# Passages of the docs that give measured figures from docs/benchmarks.md: (page, first words, words after the
+# passage, the benchmarks sections its figures come from).
+MEASURED_PASSAGES = [
+    ("kernels.md", "**Dequant-matmul: two paths.**", "`dequant_matmul(..., path=", ["Kernels, second versions"]),
+    ("kernels.md", "**Which backend wins is measured on one GPU only**", "For another GPU run", ["Speed features"]),
+    ("kernels.md", "**When to choose it.**", "It changes the output", ["8-bit attention"]),
+    ("usage.md", "| `--attention-backend auto` (default) |", "| `--compile` |", ["Speed features"]),
+    ("usage.md", "| `--attention int8` | 8-bit attention on GPUs", "|", ["8-bit attention"]),
+    ("usage.md", "The summary says `step cache: K of N", "How to pick the threshold", ["Speed features"]),
+    ("memory.md", "**Measured on an H200** (2026-11-30", "## Planner accuracy", ["Low-memory plans"]),
+    ("memory.md", "On an H200, the whole 720p text-to-video per stage", "`pytest bench/", ["Low-memory plans"]),
+    ("vae.md", "| decode | working set per output pixel |", "`frame_by_frame=False` is", ["VAE decode, 1280x736x121"]),
+    ("vae.md", "| decode, 256x256x17 | time |", "### Exact bands for the encoder", ["VAE"]),
+    (
+        "parallel.md",
+        "With one 720p forward taking",
+        "| GPUs | layout |",
+        ["GPU check (H100)", "8-bit attention", "Whole text-to-video"],
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("page", "start", "end", "sections"), MEASURED_PASSAGES)
+def test_each_measured_figure_of_the_docs_is_in_the_benchmarks_section_it_comes_from(page, start, end, sections):
+    # The pages that quote a benchmark: each decimal figure (GiB, GB, MB, ms, s, x, %) of the passage is, to the
+    # digits shown, a number of the section of docs/benchmarks.md it comes from (docs/kernels.md and docs/usage.md
+    # still gave the first 8-bit kernel's speed as the only one after the revised kernel had been timed).
+    text, start, end = (" ".join(words.split()) for words in ((DOCS / page).read_text(), start, end))
+    assert text.count(start) == 1 and end in text.split(start, 1)[1], (page, start, end)
+    passage = text.split(start, 1)[1].split(end, 1)[0]
+    assert FIGURE.search(passage), (page, start)
+    assert _figures_missing_from(passage, sections, every_decimal=True) == [], (page, start)
