@@ -865,3 +865,55 @@ def test_each_measured_figure_of_the_docs_is_in_the_benchmarks_section_it_comes_
     passage = text.split(start, 1)[1].split(end, 1)[0]
     assert FIGURE.search(passage) or DECIMAL.search(passage), (page, start)
     assert _figures_missing_from(passage, sections, every_decimal=True) == [], (page, start)
+
+
+def test_the_communication_and_scaling_tables_of_docs_parallel_follow_their_formula():
+    # docs/parallel.md, "Communication per step at 720p" and "Expected scaling": each row is the page's own model
+    # computed for the official architecture at 1280x736x121 with 512 text tokens (the all-to-all of q, k, v and
+    # the output per attention, the context's all-gather in the 28 joint attentions, the gather before the head),
+    # and each step time and speed-up is T1 / sp + the volume / the bandwidth, against 2 T1 on one GPU.
+    from motif_lite.config import TransformerConfig
+
+    config = TransformerConfig()
+    n, text, width = 31 * (736 // 16) * (1280 // 16), 512, config.hidden_size  # video tokens after the 1x2x2 patches
+    encoder = config.num_layers + config.num_encoder_single_layers
+    decoder = config.num_decoder_layers
+    page = PARALLEL.read_text()
+    section = page.split("## Communication per step at 720p", 1)[1].split("\n## ", 1)[0]
+    assert _numbers_in(section, rf"N = {NUMBER} video tokens, hidden {NUMBER}, {NUMBER} encoder attentions over N "
+                       rf"tokens and {NUMBER} decoder attentions") == [n, width, encoder, decoder]  # fmt: skip
+    totals = {}
+    for sp, *cells in re.findall(r"^\| (\d+) \| ([\d.]+) GB \| (\d+) MB \| (\d+) MB \| ([\d.]+) GB \|$", section, re.M):
+        sp, share = int(sp), (int(sp) - 1) / int(sp)
+        all_to_all = (encoder * 4 * n + decoder * 4 * 2 * n) / sp * width * 2 * share
+        context = encoder * text * width * 2 * share
+        head = n * width * 2 * share
+        computed = [round(all_to_all / 1e9, 2), round(context / 1e6), round(head / 1e6)]
+        assert [float(c) for c in cells[:3]] == computed, sp
+        totals[sp] = (all_to_all + context + head) / 1e9
+        assert float(cells[3]) == round(totals[sp], 1), sp
+    assert sorted(totals) == [2, 3, 4, 6, 12]
+    scaling = page.split("## Expected scaling", 1)[1].split("\n## ", 1)[0]
+    from motif_lite.runtime.cost import transformer_flop_parts
+
+    flops = transformer_flop_parts(config, n, text)
+    share, petaflops = _numbers_in(scaling, rf"attention is ~{NUMBER} % of the ~{NUMBER} PFLOP of a 720p forward")
+    assert (share, petaflops) == (round(100 * flops.attention / flops.total), round(flops.total / 1e15))
+    (t1,) = _numbers_in(scaling, rf"taking T1 = {NUMBER} s")
+    bandwidths = rf"NVLink, ~{NUMBER} GB/s .*? PCIe, ~{NUMBER} GB/s .*? {NUMBER} GB/s per"
+    nvlink, pcie, nodes = _numbers_in(scaling, bandwidths)
+    checked = 0
+    for gpus, sp, *cells in re.findall(r"^\| (\d) \| cfg 2(?: x sp (\d))? \| (.*) \|$", scaling, re.M):
+        sp = int(sp or 1)
+        for cell, bandwidth in zip(cells[0].split(" | "), (nvlink, pcie, nodes), strict=True):
+            if cell == "(one machine)":
+                continue
+            step = t1 / sp + (totals[sp] / bandwidth if sp > 1 else 0)
+            seconds, speedup = re.match(r"([\d.]+) s(?:/step)?, ([\d.]+)x", cell).groups()
+            assert float(seconds) == round(step, len(seconds.split(".")[1])), (gpus, cell)
+            assert float(speedup) == round(2 * t1 / step, len(speedup.split(".")[1])), (gpus, cell)
+            checked += 1
+    assert checked == 8, scaling
+    slow, four, eight = _numbers_in(scaling, rf"T1 ≈ {NUMBER} s .*? gives {NUMBER}x on 4 and {NUMBER}x on 8 GPUs")
+    for sp, said in ((2, four), (4, eight)):
+        assert said == round(2 * slow / (slow / sp + totals[sp] / pcie), 1), sp
