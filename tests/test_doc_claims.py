@@ -547,9 +547,9 @@ def _figures_missing_from(passage: str, sections: list[str], every_decimal: bool
     if every_decimal:
         figures += [(figure, "") for figure in DECIMAL.findall(passage)]
 
-    def found(figure: str, among: set[float]) -> bool:
-        decimals = len(figure.split(".")[1]) if "." in figure else 0
-        return any(round(n, decimals) == float(figure) for n in among)
+    def found(figure: str, among: set[float]) -> bool:  # to the digits shown, a half rounded either way (0.0145)
+        half = 0.5 * 10 ** -(len(figure.split(".")[1]) if "." in figure else 0)
+        return any(abs(n - float(figure)) <= half * (1 + 1e-9) for n in among)
 
     quantities: dict[str, list[float]] = {}
     for figure, unit in figures:
@@ -846,6 +846,9 @@ MEASURED_PASSAGES = [
     ("gguf.md", "**Memory while it quantizes.**", "The pages read stay", ["Quantizing as it loads"]),
     ("quantize.md", "| class | share of weights | output error |", "- embedders", ["Quantizer"]),
     ("quantize.md", "Result at small size (output error vs fp32):", "The measured per-class", ["Quantizer"]),
+    ("quantize.md", "Expect ~7-12 minutes for Q4_K_M", "The progress bar", ["Quantizer", "Full 2.04B architecture"]),
+    ("quantize.md", "| recipe | relative RMSE of the embeddings |", "**Tiny encoders**", ["The text encoder"]),
+    ("quantize.md", "| encoding a prompt |", "Encoding reads", ["The text encoder"]),  # the rows above: differences
     (
         "parallel.md",
         "With one 720p forward taking",
