@@ -788,7 +788,8 @@ def _low_memory_rows() -> dict[tuple[str, str], list[float]]:
 def test_the_readmes_measured_time_and_memory_of_the_720p_run_are_the_low_memory_table():
     # README.md, "GPU memory", "Time" and "Host RAM": the H200 run's peaks, "every stage came within 10 % of the
     # planner's estimate", the stage times and the 50-step projections (encode + 50 x step + decode, as
-    # docs/benchmarks.md projects them) are the "Low-memory plans" table's.
+    # docs/benchmarks.md projects them) are the "Low-memory plans" table's; the 480p step against diffusers' is
+    # the "Speed features" table's.
     rows = _low_memory_rows()
     text = " ".join(README.read_text().split("## What you need", 1)[1].split("\n## ", 1)[0].split())
     allocated, reserved = _numbers_in(text, rf"peaked at \*\*{NUMBER} GiB allocated, {NUMBER} GiB reserved\*\*")
@@ -806,6 +807,11 @@ def test_the_readmes_measured_time_and_memory_of_the_720p_run_are_the_low_memory
     step, minutes = _numbers_in(text, rf"All resident: {NUMBER} s for the step, about {NUMBER} minutes")
     encode, resident_step, decode = [rows["resident", stage][-1] for stage in ("encode", "denoise", "decode")]
     assert step == resident_step and minutes == round((encode + 50 * resident_step + decode) / 60, 1)
+    ours, theirs = _numbers_in(text, rf"resident, a step took {NUMBER} s against diffusers' {NUMBER} s")
+    speed = _benchmarks_section("Speed features")
+    (diffusers_step,) = _numbers_in(speed, rf"\| diffusers `MotifVideoPipeline`, resident \| {NUMBER} \|")
+    (our_step,) = _numbers_in(speed, rf"\| ours, bf16 resident, batched guidance, `auto` attention \| {NUMBER} \|")
+    assert [ours, theirs] == [round(our_step, 2), round(diffusers_step, 2)]
     measured, estimate = _numbers_in(text, rf"peaked at {NUMBER} GiB RSS \(estimate then {NUMBER};")
     assert [estimate, measured] == [round(n, 1) for n in rows["planned", "host RSS"][:2]]
 
