@@ -521,7 +521,7 @@ def _benchmarks_section(name: str) -> str:
     """The text of docs/benchmarks.md under the heading that starts with `name`, down to the next heading of its
     level or above."""
     lines = BENCHMARKS.read_text().splitlines()
-    headings = [(i, line) for i, line in enumerate(lines) if line.startswith("#")]
+    headings = [(i, line) for i, line in enumerate(lines) if re.match(r"#+ ", line)]  # not a wrapped "#16"
     start, heading = next((i, line) for i, line in headings if line.lstrip("#").strip().startswith(name))
     level = len(heading) - len(heading.lstrip("#"))
     end = next((i for i, line in headings if i > start and len(line) - len(line.lstrip("#")) <= level), len(lines))
@@ -835,6 +835,7 @@ MEASURED_PASSAGES = [
     ("kernels.md", "Why two: on an H200", "`dequant_matmul(..., path=", ["Kernels, second versions"]),
     ("kernels.md", "**Which backend wins is measured on one GPU only**", "For another GPU run", ["Speed features"]),
     ("kernels.md", "**When to choose it.**", "It changes the output", ["8-bit attention"]),
+    ("kernels.md", "Its first version loaded the pairs", "**Global memory accesses", ["Speed features"]),
     ("usage.md", "| `--attention-backend auto` (default) |", "| `--compile` |", ["Speed features"]),
     ("usage.md", "| `--attention int8` | 8-bit attention on GPUs", "|", ["8-bit attention"]),
     ("usage.md", "The summary says `step cache: K of N", "How to pick the threshold", ["Speed features"]),
