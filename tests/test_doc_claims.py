@@ -836,6 +836,7 @@ MEASURED_PASSAGES = [
     ("kernels.md", "**Which backend wins is measured on one GPU only**", "For another GPU run", ["Speed features"]),
     ("kernels.md", "**When to choose it.**", "It changes the output", ["8-bit attention"]),
     ("kernels.md", "Its first version loaded the pairs", "**Global memory accesses", ["Speed features"]),
+    ("transformer.md", "Not timed on its own:", "A sequence-parallel run", ["8-bit attention"]),
     ("usage.md", "| `--attention-backend auto` (default) |", "| `--compile` |", ["Speed features"]),
     ("usage.md", "| `--attention int8` | 8-bit attention on GPUs", "|", ["8-bit attention"]),
     ("usage.md", "The summary says `step cache: K of N", "How to pick the threshold", ["Speed features"]),
