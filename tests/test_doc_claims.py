@@ -928,3 +928,29 @@ def test_the_communication_and_scaling_tables_of_docs_parallel_follow_their_form
     slow, four, eight = _numbers_in(scaling, rf"T1 ≈ {NUMBER} s .*? gives {NUMBER}x on 4 and {NUMBER}x on 8 GPUs")
     for sp, said in ((2, four), (4, eight)):
         assert said == round(2 * slow / (slow / sp + totals[sp] / pcie), 1), sp
+
+
+@pytest.mark.parametrize(
+    ("page", "pattern", "constant"),
+    [
+        (README, rf"asks before anything longer than ~{NUMBER} minutes", "LONG_CPU_RUN_SECONDS"),
+        (USAGE, rf"start a CPU run estimated at over {NUMBER} minutes without asking", "LONG_CPU_RUN_SECONDS"),
+        (USAGE, rf"Over ~{NUMBER} minutes it prints the estimate and asks", "LONG_CPU_RUN_SECONDS"),
+        (USAGE, rf"a CPU run estimated at more than ~{NUMBER} minutes", "LONG_CPU_RUN_SECONDS"),
+        (
+            USAGE,
+            rf"\*\*On a GPU\*\* nothing is asked, but a run estimated at over {NUMBER} minutes",
+            "LONG_GPU_RUN_SECONDS",
+        ),
+        (USAGE, rf"a run saves its state every {NUMBER} minutes of sampling", "SAVE_STATE_EVERY_SECONDS"),
+        (USAGE, rf"such a crash costs at most {NUMBER} minutes", "SAVE_STATE_EVERY_SECONDS"),
+    ],
+)
+def test_the_minutes_the_docs_give_for_a_runs_questions_and_saves_are_the_codes(page, pattern, constant):
+    # README.md, "What you need" ("The CPU is for tests"), and docs/usage.md: when a run asks or warns before it
+    # starts, and how often it saves its state, in the minutes of the constants that decide it.
+    from motif_lite import keeping
+    from motif_lite.cli import run_flags
+
+    seconds = getattr(run_flags, constant, None) or getattr(keeping, constant)
+    assert _numbers_in(page.read_text(), pattern) == [seconds / 60]
