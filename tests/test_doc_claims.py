@@ -848,6 +848,7 @@ MEASURED_PASSAGES = [
     ("memory.md", "| stage | measured peak (allocated) |", "The estimates then", ["Whole text-to-video"]),
     ("vae.md", "| decode | working set per output pixel |", "`frame_by_frame=False` is", ["VAE decode, 1280x736x121"]),
     ("vae.md", "| decode, 256x256x17 | time |", "### Exact bands for the encoder", ["VAE"]),
+    ("vae.md", "decodes one 256 x 256-pixel tile through all frames", "- `vae.decode_frames(z, tile=", ["VAE"]),
     ("gguf.md", "| file and host memory (our recipes) |", "- **GPU memory", ["Quantizer"]),
     ("gguf.md", "- **Speed hardly changes.**", "- **Quality", ["Kernels, second versions"]),
     ("gguf.md", "How long it takes (docs/", "A GPU run searches", ["Quantizing as it loads", "Full 2.04B"]),
