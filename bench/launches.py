@@ -8,13 +8,16 @@ On a GPU every aten op that is not a view costs the host ~5-20 µs to issue, and
 host (`.item()`, `bool(tensor)`, `.tolist()`, `nonzero`, a boolean index...) stalls the host until the GPU has
 drained its queue, so the next kernels start late. Both are counted here on the CPU, with a TorchDispatchMode
 (`OpLog`) around the code that runs on the GPU in a real run: the same Python, so the same ops. The model is
-`narrow_config`: the official block counts (12 dual-stream, 16 single-stream of which 8 are the DDT decoder) at
-one head of 128, so that a forward issues the 2B model's ops at next to no arithmetic (the op count does not
-depend on the width). Counting, not timing: the numbers are exact and machine-independent.
+`narrow_config`: the official block counts (12 dual-stream, 24 single-stream: 16 in the encoder, with the text
+cross-attention, and the 8 of the DDT decoder) at one head of 128, so that a forward issues the 2B model's ops at
+next to no arithmetic (the op count does not depend on the width). Counting, not timing: the numbers are exact
+and machine-independent. A "step" is the loop's second step, `on_step` to `on_step`, run as the pipeline runs it
+(`Conditioning.inputs`, `denoise`, the step cache); the pipeline's own per-step bookkeeping (CUDA-only code,
+pipeline/step_watch.py) is not in it.
 
 Columns: `ops` every aten op the dispatcher sees; `kernels` those that launch one on a GPU (not views, not
 allocations); `syncs` ops that make the host wait for the device (`SYNC_OPS`, boolean indexing, and `.tolist()`,
-`.cpu()`, `.numpy()` seen one level up by `HostReads`). The "triton" rows run the two norm seams (kernels/norm.py)
+`.cpu()`, `.numpy()` seen one level up by `_HostReads`). The "triton" rows run the two norm seams (kernels/norm.py)
 as one launch each, as the Triton kernels do on a GPU: the torch op runs with the log paused and counts as one
 kernel (the Triton kernels themselves need a GPU or the slow interpreter; their launch is one op by reading).
 `tests/test_launches.py` holds the step to no sync and the forward to the counts measured here.
@@ -192,6 +195,16 @@ def fused_norm_ops(logs: list[OpLog]) -> Ops:
     )
 
 
+def with_attention(ops: Ops, backend: str) -> Ops:
+    """`ops` with one fixed attention backend of the runtime's (the torch op, or SDPA held to one kernel)."""
+    if backend == "sdpa":
+        return ops
+    from motif_lite.runtime.attention import candidate
+
+    attend = candidate(backend, device=torch.device("cpu"))
+    return Ops(attend, attend, ops.layer_norm_modulate, ops.rms_norm_rope)
+
+
 # ------------------------------------------------------------------------------------------------ the model
 
 
@@ -221,12 +234,14 @@ class Case:
     step_cache: float | None = None  # a threshold
     streaming: bool = False
     triton: bool = False
+    attention: str = "sdpa"  # a fixed backend of runtime/attention.py ("flash": masked calls split by rows)
 
     def name(self) -> str:
         parts = ["I2V" if self.image else "T2V", self.guidance, self.solver]
         parts += [] if self.batched or self.guidance == "none" else ["two calls"]
         parts += [] if self.step_cache is None else [f"step cache {self.step_cache:g}"]
         parts += ["streamed"] if self.streaming else []
+        parts += [] if self.attention == "sdpa" else [f"{self.attention} attention"]
         parts += ["triton norms"] if self.triton else ["torch ops"]
         return ", ".join(parts)
 
@@ -243,6 +258,7 @@ CASES = (
     Case(step_cache=0.0),
     Case(step_cache=1e9),
     Case(streaming=True),
+    Case(attention="flash"),
 )
 
 
@@ -265,8 +281,7 @@ def step_counts(case: Case, steps: int = 3, text_tokens: tuple[int, int] = (12, 
     config = narrow_config(case.image)
     model = narrow_model(config)
     active: list[OpLog] = []
-    if case.triton:
-        model.ops = fused_norm_ops(active)
+    model.ops = with_attention(fused_norm_ops(active) if case.triton else TORCH_OPS, case.attention)
     handle = apply_block_streaming(model, StreamingConfig("cpu")) if case.streaming else None
     generator = torch.Generator().manual_seed(1)
     frames, height, width = 3, 4, 4  # 12 video tokens
@@ -338,8 +353,7 @@ def forward_counts(case: Case, batch: int = 2, text_tokens: int = 20) -> OpLog:
     config = narrow_config(case.image)
     model = narrow_model(config)
     active: list[OpLog] = []
-    if case.triton:
-        model.ops = fused_norm_ops(active)
+    model.ops = with_attention(fused_norm_ops(active) if case.triton else TORCH_OPS, case.attention)
     latents = torch.randn(batch, config.in_channels, 3, 4, 4)
     text = torch.randn(batch, text_tokens, config.text_embed_dim)
     mask = torch.ones(batch, text_tokens, dtype=torch.bool)
