@@ -269,35 +269,41 @@ class Counts:
     step: OpLog  # a whole step after the first (the sampler loop, guidance, solver, conditioning)
 
 
-def step_counts(case: Case, steps: int = 3, text_tokens: tuple[int, int] = (12, 20)) -> Counts:
+def step_counts(case: Case, steps: int = 3, text_tokens: tuple[int, int] = (12, 20), device: str = "cpu") -> Counts:
     """Run `steps` sampling steps of the narrow model the way the pipeline does (Conditioning.inputs, denoise with
     batched or separate guidance calls, the step cache); record step 2 (steps after the first are the run's
-    steady state) and the first forward of that step."""
+    steady state) and the first forward of that step. On CUDA, the recorded step also runs under
+    `torch.cuda.set_sync_debug_mode("error")`: a sync the CPU count cannot see raises there."""
     from motif_lite.pipeline.conditioning import Conditioning
     from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
     from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
-    from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, denoise, schedule_for
+    from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, Schedule, denoise, schedule_for
 
     config = narrow_config(case.image)
-    model = narrow_model(config)
+    model = narrow_model(config).to(device)
     active: list[OpLog] = []
     model.ops = with_attention(fused_norm_ops(active) if case.triton else TORCH_OPS, case.attention)
-    handle = apply_block_streaming(model, StreamingConfig("cpu")) if case.streaming else None
+    handle = apply_block_streaming(model, StreamingConfig(device)) if case.streaming else None
     generator = torch.Generator().manual_seed(1)
     frames, height, width = 3, 4, 4  # 12 video tokens
     text, negative = (
-        (torch.randn(1, n, config.text_embed_dim, generator=generator), torch.ones(1, n, dtype=torch.bool))
+        (
+            torch.randn(1, n, config.text_embed_dim, generator=generator).to(device),
+            torch.ones(1, n, dtype=torch.bool, device=device),
+        )
         for n in text_tokens
     )
+    image = torch.randn(1, 5, config.image_embed_dim, generator=generator).to(device) if case.image else None
     cond = Conditioning(
         text=text,
         negative=negative,
-        latents=torch.zeros(1, 16, frames, height, width),
-        mask=torch.zeros(1, 1, frames, height, width),
-        image_embeds=torch.randn(1, 5, config.image_embed_dim, generator=generator) if case.image else None,
+        latents=torch.zeros(1, 16, frames, height, width, device=device),
+        mask=torch.zeros(1, 1, frames, height, width, device=device),
+        image_embeds=image,
     )
     guidance = {"apg": RECOMMENDED_APG, "cfg": CFGConfig(scale=6.0), "none": None}[case.guidance]
     schedule = schedule_for(case.solver, steps, 5.0)
+    schedule = Schedule(schedule.sigmas.to(device), schedule.timesteps.to(device))  # where the pipeline puts it
     cache = None if case.step_cache is None else StepCache(model, StepCacheConfig(case.step_cache), steps)
     logs: dict[str, OpLog] = {}
     step = 0
@@ -326,13 +332,17 @@ def step_counts(case: Case, steps: int = 3, text_tokens: tuple[int, int] = (12, 
             active.append(step_log)
             for mode in modes:
                 mode.__enter__()
+            if device.startswith("cuda"):
+                torch.cuda.set_sync_debug_mode("error")
         elif step == 2:
+            if device.startswith("cuda"):
+                torch.cuda.set_sync_debug_mode("default")
             for mode in reversed(modes):
                 mode.__exit__(None, None, None)
             active.remove(step_log)
 
-    noise = torch.randn(1, 16, frames, height, width, generator=generator)
-    with torch.no_grad():
+    noise = torch.randn(1, 16, frames, height, width, generator=generator).to(device)
+    with torch.no_grad(), _sync_debug_reset(device):
         denoise(
             lambda x, t, c: forward(x, t, (c,)),
             noise,
@@ -345,6 +355,16 @@ def step_counts(case: Case, steps: int = 3, text_tokens: tuple[int, int] = (12, 
     if handle is not None:
         handle.remove()
     return Counts(case.name(), logs.get("forward"), step_log)
+
+
+@contextmanager
+def _sync_debug_reset(device: str) -> Iterator[None]:
+    """CUDA's sync debug mode back to its default however the sampling ends (a sync raises inside a step)."""
+    try:
+        yield
+    finally:
+        if device.startswith("cuda"):
+            torch.cuda.set_sync_debug_mode("default")
 
 
 def forward_counts(case: Case, batch: int = 2, text_tokens: int = 20) -> OpLog:

@@ -103,3 +103,16 @@ def test_the_masks_are_read_again_for_a_changed_mask():
         assert not torch.equal(padded, unpadded)
         fresh = launches.narrow_model(launches.narrow_config(image=False))
         assert torch.equal(padded, fresh(latents, t, text, mask.clone()))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(
+    "case",
+    [Case(), Case(image=True, solver="dpmpp_2m"), Case(solver="unipc", batched=False), Case(step_cache=0.0)],
+    ids=lambda case: case.name(),
+)
+def test_a_cuda_step_never_waits_for_the_device(case):
+    # On a GPU the recorded step runs under torch.cuda.set_sync_debug_mode("error"): a sync that the CPU count
+    # cannot see (a copy to the host, a CUDA-only branch) raises. Not run where there is no GPU.
+    counts = launches.step_counts(case, device="cuda")
+    assert counts.step.kernels > 1000 and not counts.step.syncs
