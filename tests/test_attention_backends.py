@@ -55,15 +55,20 @@ def test_row_split_equals_masked_sdpa():
     torch.testing.assert_close(attend_by_rows(sdpa_attention, q, k, v, same), sdpa_attention(q, k, v, same))
 
 
-def test_key_lengths_are_read_once_per_mask():
-    # A forward passes one mask tensor to every block: its lengths are read to the host once, and a new mask
-    # (the next forward's) is read again even if it is equal.
+def test_key_lengths_are_read_once_per_mask(monkeypatch: pytest.MonkeyPatch):
+    # A run passes the same mask tensors to every block and forward: each one's lengths are read to the host once,
+    # even when the joint and the text mask take turns through one backend; a new mask is read again even if it is
+    # equal, and so is a mask changed in place.
+    reads = []
+    monkeypatch.setattr(attention_module, "valid_key_lengths", lambda m: reads.append(m) or valid_key_lengths(m))
     lengths = KeyLengths()
-    mask = trailing_mask([30, 21])
-    assert lengths(mask) == [30, 21] and lengths.mask is mask
-    mask[1, ..., 25] = True  # not trailing padding any more: a re-read would raise; the cached answer stands
-    assert lengths(mask) == [30, 21]
-    assert lengths(trailing_mask([12, 30])) == [12, 30]
+    joint, text = trailing_mask([30, 21]), trailing_mask([9, 4])
+    for _ in range(3):
+        assert lengths(joint) == [30, 21] and lengths(text) == [9, 4]
+    assert len(reads) == 2
+    assert lengths(trailing_mask([30, 21])) == [30, 21] and len(reads) == 3
+    joint[1, ..., 21] = True
+    assert lengths(joint) == [30, 22] and len(reads) == 4
 
 
 def test_only_trailing_padding_can_be_split():

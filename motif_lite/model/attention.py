@@ -26,7 +26,7 @@ from motif_lite.model.ops import AttentionFn, Ops
 class BlockContext:
     """What every block needs besides its token streams."""
 
-    temb: torch.Tensor  # [B, hidden]
+    silu_temb: torch.Tensor  # [B, hidden] SiLU(temb), every AdaLN modulation's input: activated once per forward
     cos: torch.Tensor  # [N, head_dim] RoPE for the first N tokens of the attended sequence
     sin: torch.Tensor
     mask: torch.Tensor | None  # bool [B, 1, 1, keys] for the joint attention (None = attend to all)
@@ -34,6 +34,37 @@ class BlockContext:
     image_len: int  # image tokens at the front of the context stream (I2V), excluded from cross-attention
     ops: Ops
     attention: AttentionFn  # ops.attention, or ops.decoder_attention in the DDT decoder
+
+
+class TextMasks:
+    """The two attention masks of a text mask [B, T] (bool, True = a real token): the joint attention's over
+    [video; image; text] keys [B, 1, 1, N + I + T] and the text cross-attention's [B, 1, 1, T]; (None, None) when
+    every token is real, so that the unmasked kernels run. Telling the two apart reads the mask on the host, which
+    on a GPU waits for the device to finish all queued work. A run passes the same mask tensors to every forward
+    (one per guidance branch, or one for both batched), so the masks of the last few are kept and each is read
+    once per run, not once per forward. A mask changed in place since (its `_version`) is read again."""
+
+    KEPT = 4  # text masks remembered: a prompt's, a negative prompt's, both batched, and a spare
+
+    def __init__(self) -> None:
+        # ((mask, its version, N, I), its masks); holding the mask keeps its identity from going to another tensor
+        self.seen: list[tuple[tuple[torch.Tensor, int, int, int], tuple[torch.Tensor | None, torch.Tensor | None]]] = []
+
+    def __call__(
+        self, text_mask: torch.Tensor | None, video_tokens: int, image_len: int
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if text_mask is None:
+            return None, None
+        for (mask, *key), masks in self.seen:
+            if mask is text_mask and key == [text_mask._version, video_tokens, image_len]:
+                return masks
+        masks = (None, None)
+        if not bool(text_mask.all()):
+            valid = text_mask.bool()
+            masks = (F.pad(valid, (video_tokens + image_len, 0), value=True)[:, None, None], valid[:, None, None])
+        source = (text_mask, text_mask._version, video_tokens, image_len)
+        self.seen = [*self.seen[-(self.KEPT - 1) :], (source, masks)]
+        return masks
 
 
 def project_rows(layer: nn.Module, x: torch.Tensor, rows: slice | None = None) -> torch.Tensor:

@@ -73,8 +73,8 @@ class DualStreamBlock(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext) -> tuple[torch.Tensor, torch.Tensor]:
         # x: [B, N, C] video tokens; context: [B, T', C] image + text tokens
         modulate = ctx.ops.layer_norm_modulate
-        shift, scale, gate, shift_ff, scale_ff, gate_ff = self.norm1(ctx.temb)
-        c_shift, c_scale, c_gate, c_shift_ff, c_scale_ff, c_gate_ff = self.norm1_context(ctx.temb)
+        shift, scale, gate, shift_ff, scale_ff, gate_ff = self.norm1(ctx.silu_temb)
+        c_shift, c_scale, c_gate, c_shift_ff, c_scale_ff, c_gate_ff = self.norm1_context(ctx.silu_temb)
 
         norm_context = modulate(context, c_shift, c_scale)
         attn_out, context_attn_out = self.attn(modulate(x, shift, scale), norm_context, ctx)
@@ -127,7 +127,7 @@ class SingleStreamBlock(nn.Module):
         # query the attention and go through the MLP and output projection; the context still gives keys and
         # values. Each output row is computed as before, so x's output is the same; context's is None.
         n = x.shape[1]
-        shift, scale, gate = self.norm(ctx.temb)
+        shift, scale, gate = self.norm(ctx.silu_temb)
         if self.token_chunk is None:  # one piece, [x; context]: the reference's computation, bit for bit
             pieces = [(0, torch.cat([x, context], dim=1))]
         else:

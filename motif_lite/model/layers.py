@@ -71,15 +71,16 @@ class PatchEmbed(nn.Module):
 
 
 class Modulation(nn.Module):
-    """AdaLN: SiLU(temb) -> linear -> `count` vectors of size hidden (shift/scale/gate...)."""
+    """AdaLN: SiLU(temb) -> linear -> `count` vectors of size hidden (shift/scale/gate...). It takes SiLU(temb),
+    which is the same for every block of a forward: the transformer computes it once (`BlockContext.silu_temb`)."""
 
     def __init__(self, hidden: int, count: int) -> None:
         super().__init__()
         self.linear = nn.Linear(hidden, count * hidden)
         self.count = count
 
-    def forward(self, temb: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.linear(F.silu(temb)).chunk(self.count, dim=-1)
+    def forward(self, silu_temb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.linear(silu_temb).chunk(self.count, dim=-1)
 
 
 class GeluProjection(nn.Module):

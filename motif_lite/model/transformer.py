@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from motif_lite.config import TransformerConfig
-from motif_lite.model.attention import BlockContext
+from motif_lite.model.attention import BlockContext, TextMasks
 from motif_lite.model.blocks import DualStreamBlock, SingleStreamBlock
 from motif_lite.model.layers import ImageProjection, MLPEmbedder, Modulation, PatchEmbed, TimestepEmbedder
 from motif_lite.model.ops import TORCH_OPS, Ops
@@ -41,6 +41,7 @@ class MotifVideoTransformer(nn.Module):
         self.config = config
         self.ops: Ops = TORCH_OPS
         self.triton_unavailable: str | None = None
+        self.text_masks = TextMasks()  # the last forward's attention masks, for the next one with the same mask
         hidden = config.hidden_size
         patch = (config.patch_size_t, config.patch_size, config.patch_size)
         self.x_embedder = PatchEmbed(patch, config.in_channels, hidden)
@@ -109,21 +110,19 @@ class MotifVideoTransformer(nn.Module):
             context = torch.cat([self.image_embedder(image_embeds.to(dtype)), context], dim=1)  # [B, I + T, C]
 
         cos, sin = rope_3d(grid, cfg.rope_axes_dim, cfg.rope_theta, latents.device)
-        text_mask = None if text_mask is None or bool(text_mask.all()) else text_mask.bool()
-        temb = self.time_text_embed(timestep, dtype)
+        mask, text_key_mask = self.text_masks(text_mask, x.shape[1], image_len)
+        silu_temb = F.silu(self.time_text_embed(timestep, dtype))  # the modulations' input, once for all blocks
         ctx = BlockContext(
-            temb=temb,
+            silu_temb=silu_temb,
             cos=cos,
             sin=sin,
-            mask=None
-            if text_mask is None
-            else F.pad(text_mask, (x.shape[1] + image_len, 0), value=True)[:, None, None],
-            text_mask=None if text_mask is None else text_mask[:, None, None],
+            mask=mask,
+            text_mask=text_key_mask,
             image_len=image_len,
             ops=self.ops,
             attention=self.ops.attention,
         )
-        decoder_ctx = BlockContext(temb, cos, sin, None, None, 0, self.ops, self.ops.decoder_attention)
+        decoder_ctx = BlockContext(silu_temb, cos, sin, None, None, 0, self.ops, self.ops.decoder_attention)
         return Embedded(x, context, ctx, decoder_ctx, grid)
 
     def run_encoder(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext, first: int = 0) -> torch.Tensor:
@@ -160,7 +159,7 @@ class MotifVideoTransformer(nn.Module):
 
     def head(self, x: torch.Tensor, s: Embedded) -> torch.Tensor:
         """AdaLN output norm, projection to patches, unpatchify: [B, N, C] -> velocity [B, 16, F, H, W]."""
-        scale, shift = self.norm_out(s.ctx.temb)
+        scale, shift = self.norm_out(s.ctx.silu_temb)
         x = self.proj_out(self.ops.layer_norm_modulate(x, shift, scale))
         return self.unpatchify(x, s.grid)
 

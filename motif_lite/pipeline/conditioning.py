@@ -9,7 +9,7 @@ import hashlib
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,15 +39,26 @@ class Conditioning:
     mask: torch.Tensor  # [B, 1, F, h, w]: 1 at frame 0 for I2V, else zeros
     image_embeds: torch.Tensor | None
     image_size: tuple[int, int] | None = None  # I2V: the input image's (width, height) before it was resized
+    # branches -> (the encodings they were built from, (text, text mask, image embeds) stacked for them): the same
+    # every step, so built once. The same mask tensor every step also lets the transformer and the attention
+    # backends read it on the host once per run instead of once per forward (a wait for the GPU each time).
+    _stacked: dict[tuple[bool, ...], tuple] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def inputs(self, x: torch.Tensor, branches: tuple[bool, ...]) -> tuple[torch.Tensor, ...]:
         """The transformer's inputs (hidden, text, text mask, image embeds) for the noisy latents `x` once per
         branch (True: the prompt, False: the negative prompt), stacked along the batch in that order."""
         hidden = torch.cat([x, self.latents, self.mask], dim=1)  # [B, 16 + 16 + 1, F, h, w]
-        text, text_mask = pad_prompts([self.text if branch else self.negative for branch in branches])
         n = len(branches)
-        image = None if self.image_embeds is None else self.image_embeds.repeat(n, 1, 1)
-        return hidden.repeat(n, 1, 1, 1, 1), text, text_mask, image
+        sources, stacked = self._stacked.get(branches, (None, None))
+        if sources is None or any(now is not then for now, then in zip(self._sources(), sources, strict=True)):
+            text, text_mask = pad_prompts([self.text if branch else self.negative for branch in branches])
+            stacked = (text, text_mask, None if self.image_embeds is None else self.image_embeds.repeat(n, 1, 1))
+            self._stacked[branches] = (self._sources(), stacked)
+        return hidden.repeat(n, 1, 1, 1, 1), *stacked
+
+    def _sources(self) -> tuple:
+        """What `inputs` stacks (compared by identity: a field given a new value is stacked again)."""
+        return self.text, self.negative, self.image_embeds
 
 
 def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None]:

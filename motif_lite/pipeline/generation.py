@@ -64,6 +64,7 @@ from motif_lite.pipeline.metadata import (
 from motif_lite.pipeline.recipe import LoadedTransformer, TransformerRecipe, load_transformer_stage
 from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewFn, ProgressFn, first_step_overhead
 from motif_lite.pipeline.resuming import resumed_state
+from motif_lite.pipeline.step_watch import StepWatch
 from motif_lite.preflight import check_loras
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.runtime.attention import AttentionBackend
@@ -609,7 +610,18 @@ class MotifVideoPipeline:
         cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
         first = settings.first_step  # a resumed run's: `start.done`, which `generate` puts there
         record = DenoiseRecord(2 if self.batch_guidance and settings.guided else 1, None)
-        last = time.perf_counter()
+        # Latents that overflow with a LoRA at a huge strength: that strength, not a damaged file, is what to name.
+        overflow_cause = self.loras.overflow_cause() if self.loras is not None else None
+        # Each step timed, checked for inf/NaN and reported; on an accelerator one step late (the host waits for a
+        # step while the next one runs: step_watch.py).
+        on_step = StepWatch(
+            record.step_seconds,
+            request.steps,
+            lambda done, total: progress("denoise", done, total),
+            overflow_cause,
+            lag=0 if self.device.type == "cpu" else 1,
+            first=first,
+        )
 
         # A parallel run splits each forward over the ranks (no step cache, no batched guidance there: load_pipeline).
         model = self.transformer if self.parallel is None else self.parallel.transformer(self.transformer)
@@ -621,19 +633,7 @@ class MotifVideoPipeline:
             if cache is None:
                 return model(hidden, t, text, text_mask, image_embeds)
             names = tuple("cond" if branch else "uncond" for branch in branches)
-            return cache(first + len(record.step_seconds), hidden, t, text, text_mask, image_embeds, names)
-
-        # Latents that overflow with a LoRA at a huge strength: that strength, not a damaged file, is what to name.
-        overflow_cause = self.loras.overflow_cause() if self.loras is not None else None
-
-        def on_step(i: int, latents: torch.Tensor) -> None:
-            nonlocal last
-            if self.device.type == "cuda":  # step times of the device's work, not of the kernel launches
-                torch.cuda.synchronize(self.device)
-            record.step_seconds.append(time.perf_counter() - last)
-            last = time.perf_counter()
-            check_finite(latents, f"the latents after step {i + 1} of {request.steps}", overflow_cause)
-            progress("denoise", i + 1, request.steps)
+            return cache(on_step.next_step, hidden, t, text, text_mask, image_embeds, names)
 
         def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
             return forward(x, t, (conditional,))
@@ -655,6 +655,7 @@ class MotifVideoPipeline:
                 start=start,
                 on_state=on_state,
             )
+            on_step.finish()
         finally:  # a forward stopped inside a streamed block (out of memory, Ctrl-C) left it on the device
             if self.plan_handle is not None:
                 self.plan_handle.release_loaded()

@@ -72,17 +72,23 @@ def valid_key_lengths(mask: torch.Tensor) -> list[int]:
 
 
 class KeyLengths:
-    """`valid_key_lengths` of the last mask seen: a forward passes the same mask tensor to every block, so the host
-    sync happens once per forward instead of once per attention call."""
+    """`valid_key_lengths` of the last few masks seen. A run passes the same mask tensors to every forward (the
+    joint attention's and the text cross-attention's, which one backend may serve in turn), so the host sync
+    happens once per mask and run instead of once per attention call."""
+
+    KEPT = 4  # masks remembered: the joint and the text one of a batch-2 and of a batch-1 forward
 
     def __init__(self) -> None:
-        self.mask: torch.Tensor | None = None
-        self.lengths: list[int] = []
+        # (mask, its version when read, lengths); holding the mask keeps its identity from going to another tensor
+        self.seen: list[tuple[torch.Tensor, int, list[int]]] = []
 
     def __call__(self, mask: torch.Tensor) -> list[int]:
-        if mask is not self.mask:  # holding the mask keeps its identity from being reused by another tensor
-            self.mask, self.lengths = mask, valid_key_lengths(mask)
-        return self.lengths
+        for seen, version, lengths in self.seen:
+            if seen is mask and version == mask._version:
+                return lengths
+        lengths = valid_key_lengths(mask)
+        self.seen = [*self.seen[-(self.KEPT - 1) :], (mask, mask._version, lengths)]
+        return lengths
 
 
 @torch.compiler.disable  # host sync and a Python loop: kept out of compiled graphs

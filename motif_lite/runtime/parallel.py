@@ -411,7 +411,8 @@ class _Failure:
 
 
 def _moved(obj: Any, device: torch.device) -> Any:
-    """`obj` with every tensor in it (through tuples, lists, dicts and dataclasses) moved to `device`."""
+    """`obj` with every tensor in it (through tuples, lists, dicts and dataclasses) moved to `device`. A dataclass's
+    fields that are not `__init__` arguments (caches, such as Conditioning's stacked prompts) start again empty."""
     if isinstance(obj, torch.Tensor):
         return obj.to(device)
     if isinstance(obj, tuple | list):
@@ -420,7 +421,7 @@ def _moved(obj: Any, device: torch.device) -> Any:
         return {k: _moved(v, device) for k, v in obj.items()}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.replace(
-            obj, **{f.name: _moved(getattr(obj, f.name), device) for f in dataclasses.fields(obj)}
+            obj, **{f.name: _moved(getattr(obj, f.name), device) for f in dataclasses.fields(obj) if f.init}
         )
     return obj
 

@@ -72,6 +72,9 @@ def denoise(
     steps = schedule.steps
     if not 0 <= first <= steps:  # (first == steps: a state after the last step, nothing left to do)
         raise SamplingSettingsError(f"a sampling state after step {first} cannot continue a run of {steps} steps")
+    # Which steps end at σ = 0, read once for the run: a solver reading it from a GPU tensor would wait for the
+    # device on every step (its queue drained, the next kernels late).
+    into_zero = (schedule.sigmas[1:] == 0).tolist()
     for i in range(first, steps):
         timestep = batch_timestep(schedule.timesteps[i], latents.shape[0])
         if not guidance_active(guidance, i, steps):
@@ -83,7 +86,7 @@ def denoise(
         velocity = guide(guidance, cond, uncond, apg_state, i, steps)
         if on_denoised is not None:
             on_denoised(i, latents - schedule.sigmas[i] * velocity)
-        latents = stepper.step(latents, velocity, schedule.sigmas[i], schedule.sigmas[i + 1])
+        latents = stepper.step(latents, velocity, schedule.sigmas[i], schedule.sigmas[i + 1], into_zero[i])
         if on_state is not None:
             on_state(SamplingState(i + 1, latents, solver_state(stepper), apg_state.running))
         if on_step is not None:

@@ -32,8 +32,12 @@ class Solver(Protocol):
     """One solver instance serves one sampling run; it may carry state from step to step. Solvers are dataclasses
     whose fields are that state (`solver_state`, `with_solver_state`: what a stopped run keeps to go on)."""
 
-    def step(self, x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
-        """Move the sample `x` at noise level `sigma` to `sigma_next` given the velocity `v`."""
+    def step(
+        self, x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor, final: bool | None = None
+    ) -> torch.Tensor:
+        """Move the sample `x` at noise level `sigma` to `sigma_next` given the velocity `v`. `final`: whether
+        `sigma_next` is 0, when the caller knows it on the host (None: read from `sigma_next`, a host sync when it is
+        on a GPU)."""
         ...
 
 
@@ -70,8 +74,15 @@ def euler_step(
 class Euler:
     """First-order flow-matching Euler; stateless."""
 
-    def step(self, x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor, final: bool | None = None
+    ) -> torch.Tensor:
         return euler_step(x, v, sigma, sigma_next)
+
+
+def _into_zero(sigma_next: torch.Tensor, final: bool | None) -> bool:
+    """Whether a step ends at σ = 0: `final` where the caller knows it, else read from the tensor (a host sync)."""
+    return bool(sigma_next == 0) if final is None else final
 
 
 def _lambda(sigma: torch.Tensor) -> torch.Tensor:
@@ -90,14 +101,16 @@ class DPMpp2M:
     prev_x0: torch.Tensor | None = None
     prev_sigma: torch.Tensor | None = None
 
-    def step(self, x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor, final: bool | None = None
+    ) -> torch.Tensor:
         sigma, sigma_next = _f32(sigma), _f32(sigma_next)
         x0 = x - sigma * v  # flow prediction -> data prediction, in the model's dtype (before the upcast)
         sample = x.to(torch.float32)
         alpha_next = 1 - sigma_next
         h = _lambda(sigma_next) - _lambda(sigma)
         decay = alpha_next * (torch.exp(-h) - 1.0)
-        if self.prev_x0 is None or bool(sigma_next == 0):
+        if self.prev_x0 is None or _into_zero(sigma_next, final):
             out = (sigma_next / sigma) * sample - decay * x0
         else:
             r0 = (_lambda(sigma) - _lambda(self.prev_sigma)) / h
@@ -124,12 +137,14 @@ class UniPC:
     older_x0: torch.Tensor | None = None
     older_sigma: torch.Tensor | None = None
 
-    def step(self, x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor, final: bool | None = None
+    ) -> torch.Tensor:
         sigma, sigma_next = _f32(sigma), _f32(sigma_next)
         x0 = x - sigma * v  # from the sample as given, before its correction (as diffusers)
         if self.last_x0 is not None:
             x = self._corrected(x, x0, sigma)
-        second_order = self.last_x0 is not None and not bool(sigma_next == 0)
+        second_order = self.last_x0 is not None and not _into_zero(sigma_next, final)
         earlier = (self.last_x0, self.last_sigma) if second_order else None
         out = _unipc_predict(x, x0, sigma, sigma_next, earlier)
         self.older_x0, self.older_sigma = self.last_x0, self.last_sigma
