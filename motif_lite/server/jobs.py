@@ -387,6 +387,7 @@ class JobStore:
         settings: dict[str, Any],
         has_image: bool,
         max_active: int,
+        *,
         effective: dict[str, Any] | None = None,
         notes: list[str] | None = None,
         loras: list[tuple[str, float]] | None = None,

@@ -115,10 +115,12 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
             settings = stored_settings(resolved)
             if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
                 settings[IMAGE_NAME_KEY] = body.image_name
-            job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
-                            notes, body.loras, extended, crf, remixed_from, uploaded,
-                            None if uploaded is None else clip.frames,
-                            [truncation.warning(label) for label, truncation in cut.items()])  # fmt: skip
+            job = store.add(
+                job_id, config.model_name, settings, image_path is not None, config.max_queue, effective=effective,
+                notes=notes, loras=body.loras, extend=extended, crf=crf, remixed_from=remixed_from,
+                extend_file=uploaded, clip_frames=None if uploaded is None else clip.frames,
+                prompt_warnings=[truncation.warning(label) for label, truncation in cut.items()],
+            )  # fmt: skip
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
