@@ -127,17 +127,28 @@ def plan_if_budget(
     layout: ParallelLayout | None = None,
     text_encoder: bool = True,
     say: Callable = print,
-) -> Plan | None:
-    """With a budget (--vram, --ram) or on CUDA: the memory plan of `request`, printed; it raises if nothing fits,
-    before anything loads. Else None: a CPU run without a budget loads everything where it runs."""
+) -> tuple[PlannedRun, Plan] | tuple[None, None]:
+    """With a budget (--vram, --ram) or on CUDA: the memory plan of `request`, printed, with what it was made for
+    (`planned_run`: the out-of-memory advice plans again from it); it raises if nothing fits, before anything loads.
+    Else (None, None): a CPU run without a budget loads everything where it runs."""
     if args.vram is None and args.ram is None and device.type != "cuda":
-        return None
+        return None, None
     planned = planned_run(args, request, sources, dtype, device, layout, text_encoder)
     plan = planned.plan()
     say(plan.describe(), file=sys.stderr)
     if (note := smaller_transformer_note(planned, plan)) is not None:
         say(f"note: {note}", file=sys.stderr)
-    return plan
+    return planned, plan
+
+
+def speed_settings(args: argparse.Namespace, batch_guidance: bool | None) -> dict:
+    """`load_pipeline`'s speed keywords from the flags (`batch_guidance` as the memory plan allows)."""
+    return dict(
+        batch_guidance=batch_guidance,
+        compile=args.compile,
+        attention_backend=args.attention_backend,  # unused with int8 attention (flag_notes says so)
+        step_cache=args.step_cache,
+    )
 
 
 # The GGUF a streamed full-precision transformer is pointed to: the official 4-bit file, a third of bf16's bytes.

@@ -34,8 +34,8 @@ from motif_lite.cli.prepare import (
     first_step,
     loading_notes,
     plan_if_budget,
-    planned_run,
     preflight_flags,
+    speed_settings,
 )
 from motif_lite.cli.resume import claim_left_behind, earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
@@ -426,7 +426,7 @@ def _generate(
         _say_run_time(question, requests, settings, sources, dtype, device, say)
     # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.
     layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
-    plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
+    planned, plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
     # A parallel run never batches them, and says so (_run's notes).
     batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
     print_notes([note] if note else [], say)
@@ -436,12 +436,11 @@ def _generate(
         if said.get(label) != truncation:
             say(f"warning: {truncation.advice(label)}", file=sys.stderr)
     # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
-    planned = planned_run(args, request, sources, dtype, device, layout, main)
     with not_said_again(long_prompts), figures_on_out_of_memory(planned, plan):
         start = time.perf_counter()
         pipe = load_pipeline(
             sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
-            attention=args.attention, parallel=parallel, **_speed_settings(args, batch_guidance),
+            attention=args.attention, parallel=parallel, **speed_settings(args, batch_guidance),
         )  # fmt: skip
         pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
         load_seconds = time.perf_counter() - start
@@ -481,16 +480,6 @@ def _say_run_time(
         quantizing = quantizing_seconds(sources, on_gpu=True)
         note = gpu_time_note(requests[0], settings, sources.configs, dtype, device, len(requests), quantizing)
         print_notes([note] if note else [], say)
-
-
-def _speed_settings(args: argparse.Namespace, batch_guidance: bool | None) -> dict:
-    """`load_pipeline`'s speed keywords from the flags (`batch_guidance` as the memory plan allows)."""
-    return dict(
-        batch_guidance=batch_guidance,
-        compile=args.compile,
-        attention_backend=args.attention_backend,  # unused with int8 attention (flag_notes says so)
-        step_cache=args.step_cache,
-    )
 
 
 def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources) -> str:
