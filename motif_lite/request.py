@@ -404,7 +404,7 @@ def _output_to_write(output: object) -> tuple[object, list[str]]:
     requests without `output` each replaced the one before: a second prompt's video took the first one's file."""
     if output is not DEFAULT_OUTPUT:
         return output, []
-    from motif_lite.io.video import unused_path
+    from motif_lite.io.output_claims import unused_path
 
     free = unused_path(Path(output))
     if free == Path(output):

@@ -262,7 +262,7 @@ def test_a_decode_given_the_o_another_decode_or_a_run_writes_is_refused_before_a
 ):
     # Two decodes (or a run and a decode) given one -o both wrote it, and the last to finish replaced the other's
     # video. A decode now claims its -o as a run does (`claim_named_output`): the second is refused in one line.
-    from motif_lite.io.video import WRITING_PREFIX, claim_named_output, release_named_claims
+    from motif_lite.io.output_claims import WRITING_PREFIX, claim_named_output, release_named_claims
 
     output = tmp_path / "fox.gif"
     refusal = f"another run (process {os.getpid()}) is writing {output}: give this decode another -o"

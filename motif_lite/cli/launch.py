@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 def launch_run(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
-    from motif_lite.io.video import check_crf, named_claims
+    from motif_lite.io.output_claims import named_claims
+    from motif_lite.io.video import check_crf
     from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
 
     check_device(args.device)

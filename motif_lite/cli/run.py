@@ -130,7 +130,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.cli import use_expandable_segments
-    from motif_lite.io.video import check_crf, release_claims, release_named_claims
+    from motif_lite.io.output_claims import release
+    from motif_lite.io.video import check_crf
 
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
@@ -170,8 +171,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     finally:
         if on_preview is not None:
             on_preview.close()
-        release_claims(claimed if args.output is None else [])
-        release_named_claims(claimed if args.output is not None else [])
+        release(claimed, named=args.output is not None)
 
 
 def _resolve(
@@ -507,7 +507,7 @@ def _sample(
     note on the videos of the batch it leaves to make again: this one when nothing of it was saved, and those it
     leaves `unstarted`."""
     from motif_lite.io.latents import latents_path
-    from motif_lite.io.video import unused_path
+    from motif_lite.io.output_claims import unused_path
 
     progress = ProgressBars() if parallel is None or parallel.is_main else None
     # Named here (the pipeline would name it on its first save) so that a failure can tell whether anything was kept.

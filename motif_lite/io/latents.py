@@ -173,7 +173,7 @@ def _finished(missing: Path) -> str:
     if not missing.name.endswith(SUFFIX):
         return ""
     stem = missing.name.removesuffix(SUFFIX)
-    # An empty file is no video: the name a run took and left behind, killed outright (`io.video.claim`).
+    # An empty file is no video: the name a run took and left behind, killed outright (`io.output_claims.claim`).
     named = (missing.with_name(stem + suffix) for suffix in _VIDEO_SUFFIXES)
     videos = [p for p in named if p.is_file() and p.stat().st_size > 0]
     if not videos:
