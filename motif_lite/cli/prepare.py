@@ -55,21 +55,41 @@ def preflight_flags(
     )  # fmt: skip
 
 
+def sources_at_hand(
+    args: argparse.Namespace, *, text_encoder_gguf: bool = True, quantized: bool = True
+) -> ModelSources:
+    """The model the flags name as far as it is at hand (a folder, the Hugging Face cache; no download): its files
+    and configs, else the official configs bundled with motif-lite (`locate_sources` with `preflight.AT_HAND`).
+    `text_encoder_gguf=False`: without --text-encoder-gguf, where it changes nothing and its problems are the later
+    checks' to name. `quantized`: with --quantize / --text-encoder-quantize applied (`quantized_as_asked`)."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import AT_HAND
+
+    text_gguf = args.text_encoder_gguf if text_encoder_gguf else None
+    sources = locate_sources(args.model, args.gguf, text_gguf, weights=args.weights, **AT_HAND)
+    return quantized_as_asked(sources, args) if quantized else sources
+
+
+def quantized_as_asked(sources: ModelSources, args: argparse.Namespace) -> ModelSources:
+    """`sources` with the --quantize and --text-encoder-quantize recipes (`preflight.with_quantize`; serve has
+    neither flag)."""
+    from motif_lite.preflight import with_quantize
+
+    quantize, text_encoder_quantize = getattr(args, "quantize", None), getattr(args, "text_encoder_quantize", None)
+    return with_quantize(sources, quantize, text_encoder_quantize)
+
+
 def sources_before_download(args: argparse.Namespace) -> ModelSources | None:
     """What a memory plan made before the checkpoint downloads counts with (a run's refusal before its download, the
     launcher's plan of the ranks): the files and configs at hand (a folder, the cache), else, for the official model,
     its configs bundled with motif-lite; None for another model not at hand, whose sizes may differ from the
     official ones: it is planned once its files are there. Raises what `locate_sources` finds wrong at hand."""
-    from motif_lite.checkpoint import locate_sources
     from motif_lite.choices import MOTIF_REPO
-    from motif_lite.preflight import AT_HAND, with_quantize
 
-    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+    sources = sources_at_hand(args, quantized=False)
     if sources.root is None and str(args.model) != MOTIF_REPO:
         return None
-    # serve has no --quantize or --text-encoder-quantize
-    quantize, text_encoder_quantize = getattr(args, "quantize", None), getattr(args, "text_encoder_quantize", None)
-    return with_quantize(sources, quantize, text_encoder_quantize)
+    return quantized_as_asked(sources, args)  # only now: a recipe's problem is not another model's to name
 
 
 def refuse_what_no_plan_fits(

@@ -224,16 +224,13 @@ def dry_run(
     how many the run makes (-b), whose time together the time note gives, as the run does."""
     import torch
 
-    from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import planned_run, smaller_transformer_note
+    from motif_lite.cli.prepare import planned_run, smaller_transformer_note, sources_at_hand
     from motif_lite.devices import absent_gpu, parse_device
     from motif_lite.errors import DeviceError
-    from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_dtype, resolve_settings
     from motif_lite.sizes import model_sizes
 
-    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
-    sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+    sources = sources_at_hand(args)
     device = parse_device(args.device)
     here = device.type == "cpu" or torch.cuda.is_available()
     # A GPU number this machine lacks although it has CUDA: its facts cannot be read (torch raises); a run refuses it.
