@@ -44,8 +44,8 @@ from motif_lite.server.schema import (
     effective_settings,
     in_api_words,
     job_crf,
+    job_request_fields,
     sides_as_size,
-    stored_settings,
 )
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
             _check_planned_size(resolved, config.max_video)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
-            settings = stored_settings(resolved)
+            settings = job_request_fields(resolved)
             if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
                 settings[IMAGE_NAME_KEY] = body.image_name
             job = store.add(
