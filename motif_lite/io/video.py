@@ -133,6 +133,18 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
         )
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; {_instead_of(path)}")
+    _check_frame_pattern(path, frames)
+    _check_output_folder(path.parent)
+    if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
+        find_ffmpeg()
+    return True
+
+
+def _check_frame_pattern(path: Path, frames: int | None) -> None:
+    """A .png output's frame-number pattern: one printf pattern for a PNG sequence (another tool's placeholder is
+    refused with ours in its place), none for one image, which only a 1-frame video (`frames`, when known) can be;
+    no pattern in any other format's name."""
+    suffix = path.suffix.lower()
     patterns = FRAME_PATTERN.findall(path.name)
     foreign = _foreign_frame_number(path.name) if suffix == ".png" and not patterns else None
     if foreign is not None and ((frames or 1) > 1 or "%" in path.name):  # one frame: `f_#.png` may be a plain name
@@ -153,16 +165,16 @@ def check_output_path(path: str | Path, frames: int | None = None) -> bool:
         )
     if suffix != ".png" and patterns:
         raise MotifLiteError(f"frame-number patterns are only for .png sequences, got {path.name!r}")
-    parent = path.parent
+
+
+def _check_output_folder(parent: Path) -> None:
+    """The output's folder exists (no file is in the way of it) and a file can be created there."""
     if (blocker := file_in_the_way(parent)) is not None:
         raise MotifLiteError(f"output directory {parent} cannot be made: {blocker} is a file, not a folder: write to "
                              "another folder")  # fmt: skip
     if not parent.is_dir():
         raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {quoted(parent)})")
     check_writable_folder(parent, "output directory")  # by creating a file there: root passes os.access anywhere
-    if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
-        find_ffmpeg()
-    return True
 
 
 # Other tools' frame-number placeholders: Blender's, Nuke's and Houdini's `####` (one digit per #), Python's
