@@ -29,7 +29,7 @@ from motif_lite.encoders.text import TextEncoder
 from motif_lite.pipeline import MotifVideoPipeline
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.kernels import apply_kernels
-from motif_lite.runtime.planner import GiB, apply_plan, plan_memory
+from motif_lite.runtime.planner import GiB, PlannerInputs, apply_plan, plan_memory
 from motif_lite.vae import WanVAE, WanVAEConfig
 from motif_lite.weights.loader import assign_weights, build_model
 
@@ -91,10 +91,11 @@ def components(tmp_path_factory):
 @pytest.mark.parametrize(("vram", "steps"), [(8.0, 2), (7.0, 1)])
 def test_t2v_720p_in_budget(bench_report, components, vram: float, steps: int) -> None:
     folder, transformer, weight_bytes, text_encoder, text_bytes, vae = components
-    plan = plan_memory(
-        WIDTH, HEIGHT, FRAMES, transformer.config, weight_bytes, text_bytes, vae.config, int(vram * GiB),
-        cfg_batch=1, device=DEVICE, vae_dtype=torch.bfloat16, fused_norms=True,
+    inputs = PlannerInputs(
+        WIDTH, HEIGHT, FRAMES, transformer.config, weight_bytes, text_bytes, vae.config, cfg_batch=1,
+        vae_dtype=torch.bfloat16, fused_norms=True,
     )  # fmt: skip
+    plan = plan_memory(inputs, int(vram * GiB), device=DEVICE)
     print(plan.describe(), flush=True)
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device(DEVICE), torch.bfloat16)  # official settings
     pipe.text_placement = plan.text_placement

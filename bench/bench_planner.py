@@ -242,10 +242,11 @@ def test_cuda_whole_t2v(bench_report, full_components, setup, tmp_path):
     transformer, weight_bytes, text_encoder, text_bytes, vae = full_components
     width, height, frames = GPU_SIZE
     budget = int(GPU_VRAM * GiB) if setup == "planned" else None
-    plan = planner.plan_memory(
-        width, height, frames, transformer.config, weight_bytes, text_bytes, vae.config, budget, cfg_batch=1,
-        device="cuda", vae_dtype=torch.bfloat16, fused_norms=True,
+    inputs = planner.PlannerInputs(
+        width, height, frames, transformer.config, weight_bytes, text_bytes, vae.config, cfg_batch=1,
+        vae_dtype=torch.bfloat16, fused_norms=True,
     )  # fmt: skip
+    plan = planner.plan_memory(inputs, budget, device="cuda")
     print("\n" + plan.describe())
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device("cuda"), torch.bfloat16)
     pipe.text_placement = plan.text_placement

@@ -20,7 +20,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.quantize import get_recipe, plan_types
 from motif_lite.quantize.text_recipes import get_text_recipe, plan_text_types
-from motif_lite.runtime.planner import plan_memory
+from motif_lite.runtime.planner import PlannerInputs, plan_memory
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
 from motif_lite.weights.dequant import packed_nbytes
@@ -116,10 +116,11 @@ def _gib(nbytes: int) -> float:
 
 def _plan(width: int, height: int, frames: int, weight_bytes: int, text_bytes: int, budget: int | None):
     """The planner's fastest plan within `budget` device bytes (None: everything resident) on CUDA."""
-    return plan_memory(
-        width, height, frames, TransformerConfig(), weight_bytes, text_bytes, WanVAEConfig(), budget,
-        cfg_batch=1, device="cuda", vae_dtype=torch.bfloat16, fused_norms=True,
+    inputs = PlannerInputs(
+        width, height, frames, TransformerConfig(), weight_bytes, text_bytes, WanVAEConfig(), cfg_batch=1,
+        vae_dtype=torch.bfloat16, fused_norms=True,
     )  # fmt: skip
+    return plan_memory(inputs, budget, device="cuda")
 
 
 def _peak(width: int, height: int, frames: int, weight_bytes: int, text_bytes: int) -> tuple[float, float]:

@@ -320,15 +320,16 @@ def run_ours(row: str, size: tuple[int, int, int], steps: int) -> dict:
 
 
 def plan_8gib(model: torch.nn.Module, size: tuple[int, int, int]):
-    from motif_lite.runtime.planner import plan_memory
+    from motif_lite.runtime.planner import PlannerInputs, plan_memory
     from motif_lite.vae import WanVAEConfig
 
     weight_bytes = sum(t.nbytes for t in [*model.parameters(), *model.buffers()])
     text_bytes = int(8.6 * GiB)  # the official T5Gemma2 encoder in bf16: decides the text stage only
-    return plan_memory(
-        *size, model.config, weight_bytes, text_bytes, WanVAEConfig(), 8 * GiB, cfg_batch=2, device=DEVICE,
-        vae_dtype=torch.bfloat16, fused_norms=CUDA,
+    inputs = PlannerInputs(
+        *size, model.config, weight_bytes, text_bytes, WanVAEConfig(), cfg_batch=2, vae_dtype=torch.bfloat16,
+        fused_norms=CUDA,
     )  # fmt: skip
+    return plan_memory(inputs, 8 * GiB, device=DEVICE)
 
 
 def run_row(row: str, size: tuple[int, int, int], steps: int) -> dict:

@@ -202,8 +202,7 @@ def locate_sources(
     gguf_path, gguf_header = None, None
     if gguf is not None and not is_gguf_variant(str(gguf)):
         gguf_path = _collect(lambda: find_gguf(str(gguf), hub), problems, missing)
-        if gguf_path is not None:
-            gguf_header = _collect(lambda: _read_transformer_gguf(gguf_path, str(model)), problems, [])
+        gguf_header = _transformer_gguf_header(gguf_path, str(model), problems)
     text_gguf = None
     if text_encoder_gguf is not None:  # alone here; against the checkpoint's text encoder config once it is found
         text_gguf = _collect(lambda: find_text_encoder_gguf(None, text_encoder_gguf, str(model)), problems, missing)
@@ -228,8 +227,7 @@ def locate_sources(
     # A variant is looked up (downloaded) only for a checkpoint that can run: after a wrong -m, its error alone.
     if gguf is not None and is_gguf_variant(str(gguf)) and not problems:
         gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
-        if gguf_path is not None:
-            gguf_header = _collect(lambda: _read_transformer_gguf(gguf_path, str(model)), problems, [])
+        gguf_header = _transformer_gguf_header(gguf_path, str(model), problems)
     if text_gguf is not None and root is not None:
         te_file = text_gguf.path
         text_gguf = _collect(lambda: find_text_encoder_gguf(root, te_file, str(model)), problems, missing)
@@ -246,25 +244,8 @@ def locate_sources(
         problems,
         [],
     )
-    if root is not None and require_weights:
-        weights = _collect(
-            lambda: _config_fixed(lambda: _component_weights(root, text_encoder_gguf is None), str(model)), problems, []
-        )
-        for file in weights or []:
-            _collect(lambda file=file: _check_complete(file, yours, str(model)), problems, [])
-        stop_on_problems()
-        for component, file in linked.items():
-            if component == "vae" or (component == "text_encoder" and text_encoder_gguf is None):
-                _collect(lambda c=component, f=file: _check_your_weights(root, configs, c, f), problems, [])
-    elif linked:  # a dry run: the user's files from their headers, refused as a run refuses them
-        official = str(model) == MOTIF_REPO
-        replaced = (gguf is not None, text_encoder_gguf is not None)
-        for component, file in linked.items():
-            _collect(
-                lambda c=component, f=file: _check_dry_run_weights(root, configs, c, f, yours, official, *replaced),
-                problems,
-                [],
-            )
+    replaced = (gguf is not None, text_encoder_gguf is not None)
+    _check_weights(root, configs, str(model), linked, yours, replaced, require_weights, problems, stop_on_problems)
     stop_on_problems()
     separate = [gguf_path, text_gguf.path if text_gguf else None, *linked.values()]
     slow = windows_drive_note(weight_locations(found, gguf_replaced | set(linked), separate))
@@ -273,6 +254,49 @@ def locate_sources(
     return ModelSources(
         str(model), root, gguf_path, gguf_request, configs, transformer, tuple(notes), text_gguf, linked
     )
+
+
+def _transformer_gguf_header(path: Path | None, model: str, problems: list[str]) -> GGUFCheckpoint | None:
+    """The header of the transformer GGUF found at `path` (None: none found, or its problem added to `problems`)."""
+    if path is None:
+        return None
+    return _collect(lambda: _read_transformer_gguf(path, model), problems, [])
+
+
+def _check_weights(
+    root: Path | None,
+    configs: CheckpointConfigs | None,
+    model: str,
+    linked: Mapping[str, Path],
+    yours: Collection[Path],
+    replaced: tuple[bool, bool],
+    require_weights: bool,
+    problems: list[str],
+    stop_on_problems: Callable[[], None],
+) -> None:
+    """Check the weight files a run reads, adding what is wrong to `problems`: with `require_weights`, every
+    component's files whole (`stop_on_problems` is called before the user's own `linked` files are compared with the
+    checkpoint's configs); in a dry run only the user's files, from their headers, refused as a run refuses them.
+    `replaced`: (a transformer GGUF given, a text encoder GGUF given); `yours`: the user's files, resolved."""
+    _, text_encoder_gguf = replaced
+    if root is not None and require_weights:
+        component_files = _collect(
+            lambda: _config_fixed(lambda: _component_weights(root, not text_encoder_gguf), model), problems, []
+        )
+        for file in component_files or []:
+            _collect(lambda file=file: _check_complete(file, yours, model), problems, [])
+        stop_on_problems()
+        for component, file in linked.items():
+            if component == "vae" or (component == "text_encoder" and not text_encoder_gguf):
+                _collect(lambda c=component, f=file: _check_your_weights(root, configs, c, f), problems, [])
+    elif linked:  # a dry run: the user's files from their headers, refused as a run refuses them
+        official = model == MOTIF_REPO
+        for component, file in linked.items():
+            _collect(
+                lambda c=component, f=file: _check_dry_run_weights(root, configs, c, f, yours, official, *replaced),
+                problems,
+                [],
+            )
 
 
 def locate_vae(model: str | Path = MOTIF_REPO, vae: str | Path | None = None, download: bool = True) -> Path:

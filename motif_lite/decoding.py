@@ -25,13 +25,13 @@ from motif_lite.devices import checked_dtype, resolve_device
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.clip import Clip, ClipError, joined_frames, read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents
+from motif_lite.io.output_claims import unused_path
 from motif_lite.io.staging import staged_output
 from motif_lite.io.video import (
     check_crf,
     check_output_fps,
     check_output_path,
     replaces_file,
-    unused_path,
     write_video,
 )
 from motif_lite.numerics import check_finite

@@ -46,6 +46,7 @@ from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.planner import (
     RESERVED_RATIO,
     Plan,
+    PlannerInputs,
     default_budget,
     plan_memory,
     positive_budget,
@@ -531,7 +532,7 @@ def plan_generation(
         text_encoder, first_step,
     )  # fmt: skip
     return plan_memory(
-        **inputs, budget_bytes=budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
+        inputs, budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30),
     )  # fmt: skip
 
@@ -548,7 +549,7 @@ def _planner_inputs(
     text_encoder_dtype: torch.dtype | None = None,
     text_encoder: bool = True,
     first_step: int = 0,
-) -> dict:
+) -> PlannerInputs:
     """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about `request` on this model,
     dtype and device: the sizes from the files' headers, the rows per forward (from `first_step` on: a resumed
     run's steps left), the kernels' savings and costs."""
@@ -560,7 +561,7 @@ def _planner_inputs(
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
     batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
     triton_on = target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch")
-    return dict(
+    return PlannerInputs(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,
         weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,
         vae_config=sizes.vae_config, cfg_batch=2 if batched else 1, vae_dtype=dtype, activation_dtype=dtype,
@@ -593,7 +594,7 @@ def unplanned_memory_warning(
     inputs = _planner_inputs(
         official, sources, dtype, device, kernels, attention, batch_guidance, 1, text_encoder_dtype
     )
-    need = unplanned_peak_bytes(**inputs)
+    need = unplanned_peak_bytes(inputs)
     total = gpu_memory(device)[1]
     if need <= total:
         return None

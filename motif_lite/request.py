@@ -311,8 +311,19 @@ class GenerationRequest:
         return _plain_numbers(self)._checked(clip)
 
     def _checked(self, read: Clip | None) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
-        from motif_lite.io.image import enlargement_notes, read_image  # torch and Pillow: once a request is resolved
-        from motif_lite.io.video import check_output_fps, check_output_path, replaces_file
+        fields = self._checked_fields(read)
+        self._refuse_inputs_overwritten(fields)
+        resolved = dataclasses.replace(
+            self, frames=fields.frames, seed=fields.seed, guidance=fields.guidance, sampler=fields.sampler,
+            output=fields.output,
+        )  # fmt: skip
+        return resolved, fields.clip, fields.image, fields.notes + resolved._resolved_notes(fields)
+
+    def _checked_fields(self, read: Clip | None) -> _CheckedFields:
+        """Every field checked, read (the clip `extend` names, unless `read` is it already; the image) and
+        normalized; one `RequestError` names every field's problem."""
+        from motif_lite.io.image import read_image  # torch and Pillow: once a request is resolved
+        from motif_lite.io.video import check_output_fps, check_output_path
 
         problems: list[str] = []
         invalid: list[str] = []  # the field of each problem
@@ -366,36 +377,66 @@ class GenerationRequest:
         image, image_notes = read if read is not None else (None, [])
         if problems:
             raise RequestError("\n".join(problems), tuple(invalid))
-        frames, notes = normalized
-        notes = notes + output_notes
-        if image is not None and replaces_file(output, frames, self.image):  # read first, then written over
+        frames, frame_notes = normalized
+        return _CheckedFields(
+            frames=frames, seed=seed, guidance=guidance, sampler=sampler, output=output, written=written, clip=clip,
+            image=image, image_notes=image_notes, notes=frame_notes + output_notes,
+        )  # fmt: skip
+
+    def _refuse_inputs_overwritten(self, fields: _CheckedFields) -> None:
+        """A `RequestError` when the output would be written over the input image or the clip it goes on from."""
+        from motif_lite.io.video import replaces_file
+
+        output = fields.output
+        if fields.image is not None and replaces_file(output, fields.frames, self.image):  # read, then written over
             raise RequestError(
                 f"the output {output} would replace the input image {self.image} with the video; give the "
                 f"video another name with {OUTPUT_FLAG}",
                 ("output",),
             )
-        if clip is not None and any(replaces_file(output, written, file) for file in clip.files):
+        clip = fields.clip
+        if clip is not None and any(replaces_file(output, fields.written, file) for file in clip.files):
             raise RequestError(  # the clip is read again as the output is written: it must stay as it is
                 f"the output {output} would replace the clip {self.extend} it goes on from; give the longer video "
                 f"another name with {OUTPUT_FLAG}",
                 ("output",),
             )
-        resolved = dataclasses.replace(
-            self, frames=frames, seed=seed, guidance=guidance, sampler=sampler, output=output
-        )
-        notes += _beyond_training_notes(self.width, self.height, frames)
-        notes += _extension_notes(clip, frames, self.fps, output) if clip is not None else []
+
+    def _resolved_notes(self, fields: _CheckedFields) -> list[str]:
+        """The notes of this resolved request: beyond the training sizes, the extension, the prompts' language and
+        syntax, and the input image's (ignored for 1 frame, stretched, enlarged)."""
+        from motif_lite.io.image import enlargement_notes
+
+        image, clip = fields.image, fields.clip
+        notes = _beyond_training_notes(self.width, self.height, self.frames)
+        notes += _extension_notes(clip, self.frames, self.fps, self.output) if clip is not None else []
         for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
             notes += language_notes(text, label) + syntax_notes(text, label)
-        if image is not None and not resolved.conditions_on_image:  # frames are 4k+1 here: 1 frame
+        if image is not None and not self.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
                 f"reference): the image is ignored; use {_frames_flag(TEMPORAL_FACTOR + 1)} or more for image-to-video"
             )
         elif image is not None:
-            notes += [*image_notes, *_stretch_note(image.size, self.width, self.height)]
+            notes += [*fields.image_notes, *_stretch_note(image.size, self.width, self.height)]
             notes += enlargement_notes(image.size, self.width, self.height)
-        return resolved, clip, image, notes
+        return notes
+
+
+@dataclass(frozen=True)
+class _CheckedFields:
+    """What `GenerationRequest._checked_fields` read and normalized of a request whose every field is valid."""
+
+    frames: int  # 4k+1
+    seed: int
+    guidance: str | None
+    sampler: str | None
+    output: Path | str
+    written: int  # the frames the output will hold: an extension's clip's and the new ones
+    clip: Clip | None
+    image: PIL.Image.Image | None
+    image_notes: list[str]
+    notes: list[str]  # the frame count's and the output name's
 
 
 def _output_to_write(output: object) -> tuple[object, list[str]]:
@@ -404,7 +445,7 @@ def _output_to_write(output: object) -> tuple[object, list[str]]:
     requests without `output` each replaced the one before: a second prompt's video took the first one's file."""
     if output is not DEFAULT_OUTPUT:
         return output, []
-    from motif_lite.io.video import unused_path
+    from motif_lite.io.output_claims import unused_path
 
     free = unused_path(Path(output))
     if free == Path(output):

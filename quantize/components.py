@@ -68,9 +68,9 @@ def _check_transformer(config_json: str | None, shapes: Shapes) -> None:
 def _refuse_other_model(config: dict[str, Any]) -> None:
     """Name the model that a config.json describes when it is not the transformer (the VAE's or the text encoder's
     folder given as SRC): better than the first field of ours that it lacks."""
-    from motif_lite.weights.shapes import TRANSFORMER_CLASS, other_model
+    from motif_lite.weights.shapes import TRANSFORMER_CLASS, other_model_in_config
 
-    kind = other_model(config)
+    kind = other_model_in_config(config)
     if kind is None:
         return
     if kind == "t5gemma2_encoder":

@@ -17,7 +17,7 @@ from motif_lite.model.ops import TORCH_OPS
 from motif_lite.runtime import kernels as rt
 from motif_lite.runtime.activation_memory import CONTEXT_TOKENS, IMAGE_TOKENS
 from motif_lite.runtime.generation_sizes import video_tokens
-from motif_lite.runtime.planner import plan_memory
+from motif_lite.runtime.planner import PlannerInputs, plan_memory
 from motif_lite.vae.config import WanVAEConfig
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
@@ -102,9 +102,11 @@ def test_workspace_reaches_the_memory_plan() -> None:
     workspace = rt.attention_workspace_bytes("int8", config, n)
     assert rt.attention_workspace_bytes("exact", config, n) == 0
     assert 0 < workspace <= int8_scheme.WORKSPACE_BYTES
-    sizes = (1280, 736, 121, config, 4 * 2**30, 8 * 2**30, WanVAEConfig(), None)
-    exact = plan_memory(*sizes, cfg_batch=1)
-    int8 = plan_memory(*sizes, cfg_batch=1, attention_workspace_bytes=lambda rows: rows * workspace)
+    sizes = (1280, 736, 121, config, 4 * 2**30, 8 * 2**30, WanVAEConfig())
+    exact = plan_memory(PlannerInputs(*sizes, cfg_batch=1), None)
+    int8 = plan_memory(
+        PlannerInputs(*sizes, cfg_batch=1, attention_workspace_bytes=lambda rows: rows * workspace), None
+    )
     denoise = {plan: next(s for s in plan.stages if s.name == "denoise") for plan in (exact, int8)}
     assert denoise[int8].peak_bytes - denoise[exact].peak_bytes >= workspace
 

@@ -21,7 +21,13 @@ from motif_lite.runtime.activation_memory import linear_rows
 from motif_lite.runtime.chunking import apply_token_chunking
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.kernels import attention_workspace_bytes, autotune_buffer_bytes
-from motif_lite.runtime.planner import TextEncoderPlacement, _largest, plan_memory, unplanned_peak_bytes
+from motif_lite.runtime.planner import (
+    PlannerInputs,
+    TextEncoderPlacement,
+    _largest,
+    plan_memory,
+    unplanned_peak_bytes,
+)
 from motif_lite.vae.config import WanVAEConfig
 
 FULL = TransformerConfig()
@@ -118,10 +124,11 @@ def denoise_peak(width, height, frames, autotune_bytes, weights=Q4_K_M, attentio
     workspace = functools.partial(
         attention_workspace_bytes, attention, FULL, video_tokens(width, height, frames, FULL, VAE)
     )
-    plan = plan_memory(
-        width, height, frames, FULL, weights, TEXT, VAE, None, 1, attention_workspace_bytes=workspace,
+    inputs = PlannerInputs(
+        width, height, frames, FULL, weights, TEXT, VAE, 1, attention_workspace_bytes=workspace,
         autotune_bytes=autotune_bytes, **kw,
     )  # fmt: skip
+    plan = plan_memory(inputs, None)
     return next(stage for stage in plan.stages if stage.name == "denoise").peak_bytes
 
 
@@ -157,10 +164,11 @@ def test_the_encode_stage_counts_the_buffer_where_the_text_encoders_fused_gemm_t
     # tuned row counts (SMALL_M, SPLIT_MIN_M) for some prompt, a float32 one never.
 
     def encode_peak(autotune_bytes: int) -> int:
-        plan = plan_memory(
-            832, 480, 49, FULL, Q4_K_M, TEXT, VAE, None, 1, text_encoder_quantized=quantized,
+        inputs = PlannerInputs(
+            832, 480, 49, FULL, Q4_K_M, TEXT, VAE, 1, text_encoder_quantized=quantized,
             text_encoder_dtype=text_dtype, autotune_bytes=autotune_bytes,
         )  # fmt: skip
+        plan = plan_memory(inputs, None)
         return next(stage for stage in plan.stages if stage.name == "encode").peak_bytes
 
     assert encode_peak(BUFFER) - encode_peak(0) == (BUFFER if tunes else 0)
@@ -171,19 +179,20 @@ def test_a_run_without_a_plan_counts_a_quantized_text_encoders_buffer_as_a_plan_
     # A short clip, where the text encoder's pass sets the peak: without a plan everything is on the device, so the
     # estimate is the all-resident plan's encode stage, the quantized text encoder's tuning buffer included.
     kw = dict(text_encoder_quantized=quantized, autotune_bytes=BUFFER)
-    planned = plan_memory(480, 272, 9, FULL, BF16, TEXT, VAE, None, 1, **kw)
+    inputs = PlannerInputs(480, 272, 9, FULL, BF16, TEXT, VAE, 1, **kw)
+    planned = plan_memory(inputs, None)
     encode = next(stage for stage in planned.stages if stage.name == "encode")
     assert encode.peak_bytes == planned.peak_bytes
-    assert unplanned_peak_bytes(480, 272, 9, FULL, BF16, TEXT, VAE, 1, **kw) == encode.peak_bytes
+    assert unplanned_peak_bytes(inputs) == encode.peak_bytes
 
 
 def test_a_quantized_text_encoder_run_on_the_cpu_adds_no_buffer_to_the_encode_stage():
     # At 2.27 GiB only the plan with the text encoder on the CPU fits: its fused GEMM does not run on the GPU.
     def encode_stage(autotune_bytes: int):
-        plan = plan_memory(
-            832, 480, 49, FULL, Q4_K_M, TEXT, VAE, int(2.27 * 2**30), 1, text_encoder_quantized=True,
-            autotune_bytes=autotune_bytes,
-        )  # fmt: skip
+        inputs = PlannerInputs(
+            832, 480, 49, FULL, Q4_K_M, TEXT, VAE, 1, text_encoder_quantized=True, autotune_bytes=autotune_bytes
+        )
+        plan = plan_memory(inputs, int(2.27 * 2**30))
         assert plan.text_placement is TextEncoderPlacement.CPU
         return next(stage for stage in plan.stages if stage.name == "encode").peak_bytes
 

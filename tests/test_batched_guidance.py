@@ -94,20 +94,20 @@ def test_planner_batches_guidance_only_where_it_fits():
     import torch
 
     from motif_lite.config import TransformerConfig
-    from motif_lite.runtime.planner import GiB, plan_memory
+    from motif_lite.runtime.planner import GiB, PlannerInputs, plan_memory
     from motif_lite.vae import WanVAEConfig
 
     args = (1280, 736, 121, TransformerConfig(), int(1.2 * GiB), int(8.6 * GiB), WanVAEConfig())
     bf16 = dict(vae_dtype=torch.bfloat16)  # a float32 VAE's decode would set both peaks
-    roomy = plan_memory(*args, None, cfg_batch=2, **bf16)
+    roomy = plan_memory(PlannerInputs(*args, cfg_batch=2, **bf16), None)
     assert roomy.cfg_batch == 2 and roomy.resident_blocks is None
     # A budget between the two resident peaks: the same (resident) plan with one row per forward, not streaming.
-    one_row = plan_memory(*args, None, cfg_batch=1, **bf16)
+    one_row = plan_memory(PlannerInputs(*args, cfg_batch=1, **bf16), None)
     assert one_row.peak_bytes < roomy.peak_bytes
     budget = (one_row.peak_bytes + roomy.peak_bytes) // 2
-    tight = plan_memory(*args, budget, cfg_batch=2, **bf16)
+    tight = plan_memory(PlannerInputs(*args, cfg_batch=2, **bf16), budget)
     assert tight.cfg_batch == 1 and tight.ladder_index == one_row.ladder_index
-    assert plan_memory(*args, None, cfg_batch=1).cfg_batch == 1
+    assert plan_memory(PlannerInputs(*args, cfg_batch=1), None).cfg_batch == 1
     assert "2 rows per transformer forward" in roomy.describe()
 
 

@@ -1064,7 +1064,7 @@ def test_a_second_run_given_the_same_o_is_refused_while_the_first_writes_it(chec
     # Two runs with one -o (a script's `&`) both ran, and the last to finish replaced the other's video. The first
     # run's claim (here one made in this process, as a run holds it) refuses the second before anything loads.
     from motif_lite.errors import MotifLiteError
-    from motif_lite.io.video import claim_named_output, release_named_claims
+    from motif_lite.io.output_claims import claim_named_output, release_named_claims
 
     def stop_here(*args, **kwargs):
         raise MotifLiteError("stop here")
@@ -1085,7 +1085,7 @@ def test_a_claim_of_an_o_left_by_a_killed_run_is_taken_over(tmp_path, output):
     import socket
 
     from motif_lite.errors import MotifLiteError
-    from motif_lite.io.video import WRITING_PREFIX, claim_named_output, release_named_claims
+    from motif_lite.io.output_claims import WRITING_PREFIX, claim_named_output, release_named_claims
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     marker = tmp_path / f"{WRITING_PREFIX}{output}"
@@ -1101,7 +1101,7 @@ def test_a_claim_of_an_o_left_by_a_killed_run_is_taken_over(tmp_path, output):
 def test_named_claims_hold_the_names_inside_and_free_them_however_it_ends(tmp_path):
     # decode's -o and the --gpus launcher's share this: a claim left by an error would refuse every later run.
     from motif_lite.errors import MotifLiteError
-    from motif_lite.io.video import WRITING_PREFIX, named_claims
+    from motif_lite.io.output_claims import WRITING_PREFIX, named_claims
 
     outputs = [tmp_path / "fox.mp4", tmp_path / "fox-2.mp4"]
     markers = [tmp_path / f"{WRITING_PREFIX}{o.name}" for o in outputs]

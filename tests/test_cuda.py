@@ -38,7 +38,7 @@ from motif_lite.model import ops
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.kernels import SparsityConfig, apply_kernels, fallbacks, kernel_ops
-from motif_lite.runtime.planner import GiB, apply_plan, plan_memory
+from motif_lite.runtime.planner import GiB, PlannerInputs, apply_plan, plan_memory
 from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
 from motif_lite.weights.gguf_file import read_gguf
 from motif_lite.weights.gguf_loader import load_gguf_transformer
@@ -337,8 +337,9 @@ def test_planner_estimates_match_measured_peaks_at_720p(record_property) -> None
     transformer, vae = full_q4k_transformer(), WanVAE(WanVAEConfig()).to(torch.bfloat16).eval()
     vae.drop_encoder()
     weight_bytes = sum(t.nbytes for t in [*transformer.parameters(), *transformer.buffers()])
-    plan = plan_memory(1280, 736, 121, transformer.config, weight_bytes, int(8.6e9), vae.config, 8 * GiB,
-                       cfg_batch=1, device="cuda", vae_dtype=torch.bfloat16, fused_norms=True)  # fmt: skip
+    inputs = PlannerInputs(1280, 736, 121, transformer.config, weight_bytes, int(8.6e9), vae.config, cfg_batch=1,
+                           vae_dtype=torch.bfloat16, fused_norms=True)  # fmt: skip
+    plan = plan_memory(inputs, 8 * GiB, device="cuda")
     apply_kernels(transformer, "triton")
     handle = apply_plan(transformer, vae, plan)
     g = torch.Generator("cuda").manual_seed(0)

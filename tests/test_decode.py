@@ -26,7 +26,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.io.latents import FORMAT_KEY, LatentsFileError, latents_path, read_latents
 from motif_lite.numerics import NonFiniteError
 from motif_lite.request import GenerationRequest
-from motif_lite.runtime.planner import plan_decode, plan_memory
+from motif_lite.runtime.planner import PlannerInputs, plan_decode, plan_memory
 from motif_lite.units import memory_size
 from motif_lite.vae import WanVAE
 from motif_lite.vae.config import WanVAEConfig
@@ -262,7 +262,7 @@ def test_a_decode_given_the_o_another_decode_or_a_run_writes_is_refused_before_a
 ):
     # Two decodes (or a run and a decode) given one -o both wrote it, and the last to finish replaced the other's
     # video. A decode now claims its -o as a run does (`claim_named_output`): the second is refused in one line.
-    from motif_lite.io.video import WRITING_PREFIX, claim_named_output, release_named_claims
+    from motif_lite.io.output_claims import WRITING_PREFIX, claim_named_output, release_named_claims
 
     output = tmp_path / "fox.gif"
     refusal = f"another run (process {os.getpid()}) is writing {output}: give this decode another -o"
@@ -367,7 +367,7 @@ def test_decode_plans_the_memory_with_a_budget(saved, uninterrupted, tmp_path, c
 
 def test_the_decode_plan_is_a_runs_decode_stage_without_the_transformer():
     vae, bf16, GiB = WanVAEConfig(), torch.bfloat16, 2**30
-    run = plan_memory(1280, 736, 121, TransformerConfig(), 4 * GiB, 8 * GiB, vae, None, vae_dtype=bf16)
+    run = plan_memory(PlannerInputs(1280, 736, 121, TransformerConfig(), 4 * GiB, 8 * GiB, vae, vae_dtype=bf16), None)
     alone = plan_decode(1280, 736, 121, vae, None, "cuda", bf16)
     decode = next(stage for stage in run.stages if stage.name == "decode")
     assert (alone.vae_tile, alone.vae_frame_by_frame, alone.vae_bands) == (None, False, 1)  # the fastest mode

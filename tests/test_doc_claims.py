@@ -424,15 +424,16 @@ def _planned_peaks(width: int, height: int, frames: int, weight_bytes: int) -> t
     bf16 text encoder and VAE."""
     from motif_lite.config import TransformerConfig
     from motif_lite.errors import MotifLiteError
-    from motif_lite.runtime.planner import plan_memory
+    from motif_lite.runtime.planner import PlannerInputs, plan_memory
     from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_PARAMS
     from motif_lite.vae.config import WanVAEConfig
 
     def plan(budget):
-        return plan_memory(
+        inputs = PlannerInputs(
             width, height, frames, TransformerConfig(), weight_bytes, 2 * OFFICIAL_TEXT_ENCODER_PARAMS,
-            WanVAEConfig(), budget, cfg_batch=1, device="cuda", vae_dtype=torch.bfloat16, fused_norms=True,
+            WanVAEConfig(), cfg_batch=1, vae_dtype=torch.bfloat16, fused_norms=True,
         )  # fmt: skip
+        return plan_memory(inputs, budget, device="cuda")
 
     resident = plan(None).peak_bytes / 2**30
     with pytest.raises(MotifLiteError) as refused:  # a 1-byte budget: the error names the smallest plan's peak

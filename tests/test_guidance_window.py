@@ -299,7 +299,7 @@ def test_the_server_resumes_a_job_past_the_window_without_the_negative_prompt(
 
     from motif_lite.io.latents import read_latents
     from motif_lite.server.jobs import COMPLETED, JobStore, new_job_id
-    from motif_lite.server.schema import stored_settings
+    from motif_lite.server.schema import job_request_fields
     from motif_lite.server.worker import Worker, percent
 
     def pipeline():
@@ -307,7 +307,7 @@ def test_the_server_resumes_a_job_past_the_window_without_the_negative_prompt(
 
     store = JobStore(tmp_path)
     try:
-        job = store.add(new_job_id(), "tiny", stored_settings(request(SOME_GUIDED)), False, max_active=10)
+        job = store.add(new_job_id(), "tiny", job_request_fields(request(SOME_GUIDED)), False, max_active=10)
         run_stopping_at(Worker(store, pipeline(), lambda line: None), job.id, percent("denoise", stop_at, SOME_GUIDED))
         assert read_latents(store.state_path(job.id)).progress == (done, SOME_GUIDED)
         restarted = pipeline()  # the server started again: no prompt encoded yet

@@ -1078,7 +1078,7 @@ def test_a_percent_sign_in_a_sequences_folder_is_no_part_of_its_pattern(tmp_path
 
 def test_a_png_sequence_whose_first_frame_is_there_is_taken(tmp_path):
     # The pattern itself is never a file: its first frame says whether an earlier sequence would be overwritten.
-    from motif_lite.io.video import unused_path
+    from motif_lite.io.output_claims import unused_path
 
     pattern = tmp_path / "f_%03d.png"
     assert unused_path(pattern) == pattern

@@ -531,7 +531,7 @@ def test_gpus_claims_o_before_its_processes_start_and_frees_it_after(capsys, mon
     # now claims it (each of a batch's files) first, holds it while the processes run, and frees it after.
     import socket
 
-    from motif_lite.io.video import WRITING_PREFIX, claim_named_output, numbered_path, release_named_claims
+    from motif_lite.io.output_claims import WRITING_PREFIX, claim_named_output, numbered_path, release_named_claims
 
     output = tmp_path / "fox.mp4"
     outputs = [output] if batch == 1 else [numbered_path(output, i) for i in (1, 2)]
@@ -557,10 +557,10 @@ def test_a_rank_takes_the_claim_of_the_launcher_that_started_it_as_its_own(tmp_p
     import subprocess
     import sys
 
-    from motif_lite.io.video import WRITING_PREFIX, claim_named_output, release_named_claims
+    from motif_lite.io.output_claims import WRITING_PREFIX, claim_named_output, release_named_claims
 
     output = tmp_path / "fox.mp4"
-    claim = f"import pathlib, motif_lite.io.video as v; v.claim_named_output(pathlib.Path({str(output)!r}))"
+    claim = f"import pathlib, motif_lite.io.output_claims as v; v.claim_named_output(pathlib.Path({str(output)!r}))"
     rank = [sys.executable, "-c", claim]
     claim_named_output(output)  # this process as the launcher
     assert subprocess.run(rank, capture_output=True, text=True).returncode == 0

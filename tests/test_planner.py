@@ -27,7 +27,14 @@ from motif_lite.runtime.activation_memory import (
 from motif_lite.runtime.chunking import ChunkedFeedForward
 from motif_lite.runtime.generation_sizes import generation_sizes, video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
-from motif_lite.runtime.planner import RESERVED_RATIO, GiB, apply_plan, default_budget, plan_memory
+from motif_lite.runtime.planner import (
+    RESERVED_RATIO,
+    GiB,
+    PlannerInputs,
+    apply_plan,
+    default_budget,
+    plan_memory,
+)
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.units import memory_size
 from motif_lite.vae.config import WanVAEConfig
@@ -40,12 +47,18 @@ T5GEMMA2 = int(8.6e9)  # the text encoder in bf16
 T5GEMMA2_Q8_0 = int(4.71e9)  # our Q8_0 text recipe (bench/bench_sizes.py), the embedding Q8_0 too
 
 
+# plan_memory's own options; every other keyword is a PlannerInputs field.
+PLAN_MEMORY_OPTIONS = ("device", "ram_budget_bytes", "sequence_parallel", "step_cache")
+
+
 def plan(width, height, frames, budget_gib, weights=Q4_K_M, cfg_batch=1, vae_dtype=torch.bfloat16, fused=True, **kw):
     budget = None if budget_gib is None else int(budget_gib * GiB)
     text = kw.pop("text", T5GEMMA2)
-    return plan_memory(
-        width, height, frames, FULL, weights, text, VAE, budget, cfg_batch, vae_dtype=vae_dtype, fused_norms=fused, **kw
+    planner_only = {name: kw.pop(name) for name in PLAN_MEMORY_OPTIONS if name in kw}
+    inputs = PlannerInputs(
+        width, height, frames, FULL, weights, text, VAE, cfg_batch, vae_dtype=vae_dtype, fused_norms=fused, **kw
     )
+    return plan_memory(inputs, budget, **planner_only)
 
 
 def test_token_count_matches_the_field_estimate():
@@ -316,7 +329,7 @@ def test_a_video_too_large_names_the_vram_that_plans_it_and_the_free_memory_that
         MotifLiteError, match=r"fits\. Or give it more: --vram \d+\.\d\d \(in Python vram_gib=[\d.]+\) or more\.\n"
     ):
         plan_memory(
-            1280, 736, 121, FULL, Q4_K_M, T5GEMMA2, VAE, 3 * GiB, device="cpu"
+            PlannerInputs(1280, 736, 121, FULL, Q4_K_M, T5GEMMA2, VAE), 3 * GiB, device="cpu"
         )  # no GPU: no free memory to name
 
 
@@ -699,14 +712,16 @@ def test_the_ram_error_names_a_ram_that_holds_the_estimate_rounded_up():
 
 
 def test_cpu_plans_count_every_weight_and_activation_on_the_host():
-    p = plan_memory(832, 480, 49, FULL, BF16, T5GEMMA2, VAE, None, 1, device="cpu", vae_dtype=torch.float32)
+    p = plan_memory(
+        PlannerInputs(832, 480, 49, FULL, BF16, T5GEMMA2, VAE, 1, vae_dtype=torch.float32), None, device="cpu"
+    )
     assert p.host.pinned_blocks is None and p.host.pinned_bytes == 0
     assert p.host.run_bytes > BF16 + T5GEMMA2 + max(s.activation_bytes for s in p.stages)
     # The weights the stages' peak holds are not counted again: at a small size the rest is far less than them.
-    small = plan_memory(64, 64, 49, FULL, BF16, T5GEMMA2, VAE, None, 1, device="cpu")
+    small = plan_memory(PlannerInputs(64, 64, 49, FULL, BF16, T5GEMMA2, VAE, 1), None, device="cpu")
     assert small.host.run_bytes - small.peak_bytes < BF16
     for frames in (49, 1001, 100_001):  # the stages' peak is part of the host peak, as the plan says, at any length
-        long = plan_memory(64, 64, frames, FULL, BF16, T5GEMMA2, VAE, None, 1, device="cpu")
+        long = plan_memory(PlannerInputs(64, 64, frames, FULL, BF16, T5GEMMA2, VAE, 1), None, device="cpu")
         assert long.host.run_bytes >= long.peak_bytes, frames
 
 
@@ -714,7 +729,7 @@ def test_cpu_plans_count_every_weight_and_activation_on_the_host():
 
 
 def test_apply_plan_on_a_tiny_model_equals_plain():
-    base = plan_memory(64, 48, 5, TINY, 10_000_000, 0, VAE, None, 1, device="cpu")
+    base = plan_memory(PlannerInputs(64, 48, 5, TINY, 10_000_000, 0, VAE, 1), None, device="cpu")
     chosen = dataclasses.replace(
         base, resident_blocks=2, token_chunk=4, text_placement=TextEncoderPlacement.CPU, heads_per_call=1
     )
@@ -734,7 +749,7 @@ def test_apply_plan_on_a_tiny_model_equals_plain():
 
 
 def test_apply_plan_stages_blocks_when_the_host_plan_says_so():
-    base = plan_memory(64, 48, 5, TINY, 10_000_000, 0, VAE, None, 1, device="cpu")
+    base = plan_memory(PlannerInputs(64, 48, 5, TINY, 10_000_000, 0, VAE, 1), None, device="cpu")
     staged_host = dataclasses.replace(base.host, pinned_blocks=False)
     for host, staged in ((base.host, False), (staged_host, True)):
         model = tiny_model()

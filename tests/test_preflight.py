@@ -243,7 +243,7 @@ def test_an_unguided_request_plans_one_row_and_int8_attention_counts_the_rows(no
     # A text-to-video forward's joint attention has no image tokens: its K/V copies are counted without them.
     inputs = _planner_inputs(request, sources, torch.bfloat16, torch.device("cuda"), "auto", "int8", None)
     with_image = attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 2, image=True)
-    assert inputs["attention_workspace_bytes"](2) == two_rows < with_image
+    assert inputs.attention_workspace_bytes(2) == two_rows < with_image
 
 
 def test_int8_attention_counts_one_row_when_the_plan_falls_back_to_one_row(no_network):

@@ -32,7 +32,7 @@ from motif_lite.io.settings_file import read_settings  # noqa: E402
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest  # noqa: E402
 from motif_lite.server import jobs  # noqa: E402
 from motif_lite.server.jobs import COMPLETED, FAILED, INTERRUPTED, QUEUED, DataFolderBusy, JobStore, new_job_id  # noqa: E402
-from motif_lite.server.schema import effective_settings, stored_settings  # noqa: E402
+from motif_lite.server.schema import effective_settings, job_request_fields  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT = "a red fox runs through snow"
@@ -499,7 +499,7 @@ def test_the_worker_leaves_out_the_warnings_a_job_keeps_whatever_its_notes_say(p
     with InProcessServer(pipe, tmp_path / "data") as server:
         for prompt, said in ((kept, [warnings[kept]]), (logged, [])):  # the second one, a job that kept none
             request = GenerationRequest(prompt, "blurry", width=48, height=32, frames=5, seed=1, steps=1)
-            settings = stored_settings(request)
+            settings = job_request_fields(request)
             notes = ["your prompt is cut"]  # in other words than the submission's
             job = server.store.add(new_job_id(), "tiny", settings, False, 10, notes=notes, prompt_warnings=said)
             server.worker.notify()
@@ -1065,7 +1065,7 @@ def test_a_thumbnail_leaves_no_pipe_to_the_garbage_collector(tmp_path):
 
 def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
     # Settings a future version might store: this job fails, the next one runs.
-    settings = {**stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1)), "bogus": 1}
+    settings = {**job_request_fields(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1)), "bogus": 1}
     bad = server.store.add(new_job_id(), "tiny", settings, False, max_active=10)
     server.worker.notify()
     good = server.client().videos.create_and_poll(prompt=PROMPT, poll_interval_ms=100, extra_body=TINY)
@@ -1213,7 +1213,7 @@ def test_one_server_per_data_folder_with_windows_locks(tmp_path, monkeypatch):
     assert calls == [(2, 1), (2, 1)]
 
 
-SETTINGS = stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1))
+SETTINGS = job_request_fields(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1))
 
 
 def test_the_queue_runs_in_submission_order_and_a_failed_job_keeps_its_progress(tmp_path):
@@ -1481,7 +1481,7 @@ def test_a_data_folder_from_before_the_prompt_warnings_column_lists_and_serves_i
     import sqlite3
 
     store = JobStore(tmp_path)
-    settings = stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1, steps=1))
+    settings = job_request_fields(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1, steps=1))
     queued = store.add(new_job_id(), "tiny", settings, False, 10, notes=["a note"], prompt_warnings=["cut"]).id
     store.close()
     old = sqlite3.connect(tmp_path / "jobs.sqlite3")

@@ -23,11 +23,11 @@ from motif_lite.errors import MotifLiteError  # noqa: E402
 from motif_lite.io import video  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.server.jobs import COMPLETED, QUEUED, SCHEMA_VERSION, JobStore, new_job_id  # noqa: E402
-from motif_lite.server.schema import stored_settings, video_object  # noqa: E402
+from motif_lite.server.schema import job_request_fields, video_object  # noqa: E402
 
 PROMPT = "a red fox runs through snow"
 JOB = dict(prompt=PROMPT, size="48x32", num_frames=5, steps=1, seed=5)
-SETTINGS = stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, steps=4, seed=5))
+SETTINGS = job_request_fields(GenerationRequest(PROMPT, width=48, height=32, frames=5, steps=4, seed=5))
 OLD_FOLDER = Path(__file__).parent / "data" / "old_formats" / "50ae301" / "serve-data"  # a version 3 database
 
 

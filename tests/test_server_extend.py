@@ -25,7 +25,7 @@ from motif_lite import load_pipeline  # noqa: E402
 from motif_lite.io.settings_file import read_settings  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.server.jobs import SCHEMA_VERSION, JobStore, new_job_id  # noqa: E402
-from motif_lite.server.schema import stored_settings  # noqa: E402
+from motif_lite.server.schema import job_request_fields  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT, NEXT = "a red fox runs through snow", "the fox stops and looks back"
@@ -117,7 +117,7 @@ def finished_elsewhere(data: Path) -> tuple[str, str]:
     try:
         ids = []
         for error in (("generation_failed", "boom"), None):
-            job = store.add(new_job_id(), "tiny", stored_settings(GenerationRequest(PROMPT, **SMALL)), False, 10)
+            job = store.add(new_job_id(), "tiny", job_request_fields(GenerationRequest(PROMPT, **SMALL)), False, 10)
             assert store.claim_next().id == job.id and store.finish(job.id, error)
             ids.append(job.id)
         return ids[0], ids[1]
@@ -211,7 +211,7 @@ def test_an_older_data_folder_opens_and_its_videos_can_be_extended(pipe, tmp_pat
     shutil.copytree(OLD_FOLDER, data)
     (old,) = (path.stem for path in (data / "videos").glob("*.mp4"))
     store = JobStore(data)  # a job queued by the version before extensions: its settings hold `extend: null`
-    queued = store.add(new_job_id(), "tiny", {**stored_settings(GenerationRequest(PROMPT, **SMALL)), "extend": None},
+    queued = store.add(new_job_id(), "tiny", {**job_request_fields(GenerationRequest(PROMPT, **SMALL)), "extend": None},
                        False, 10)  # fmt: skip
     store.close()
     database = sqlite3.connect(data / "jobs.sqlite3")
@@ -280,7 +280,7 @@ def test_an_extension_an_orderly_stop_queued_again_goes_on_to_the_same_video(pip
     store = JobStore(tmp_path)
     lines: list[str] = []
     worker = Worker(store, pipe, lines.append)
-    settings = stored_settings(GenerationRequest(PROMPT, **SMALL))
+    settings = job_request_fields(GenerationRequest(PROMPT, **SMALL))
     try:
         clip = store.add(new_job_id(), "tiny", settings, False, 10)
         worker.run_job(store.claim_next())

@@ -31,13 +31,13 @@ from motif_lite.server import jobs  # noqa: E402
 from motif_lite.server.app import ServerConfig, ServerState, create_app  # noqa: E402
 from motif_lite.server.jobs import QUEUED, JobStore, new_job_id  # noqa: E402
 from motif_lite.server.runner import VideoServer, bind  # noqa: E402
-from motif_lite.server.schema import stored_settings  # noqa: E402
+from motif_lite.server.schema import job_request_fields  # noqa: E402
 from motif_lite.server.worker import Worker  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT = "a secret prompt about a red fox"
 LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1)  # minutes of work: every test that queues it deletes it
-SETTINGS = stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1))
+SETTINGS = job_request_fields(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1))
 
 
 @pytest.fixture(scope="module")

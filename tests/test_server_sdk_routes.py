@@ -25,7 +25,7 @@ from motif_lite.errors import MotifLiteError  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.server.jobs import Job, JobStore, new_job_id  # noqa: E402
 from motif_lite.server.remix import remix_fields  # noqa: E402
-from motif_lite.server.schema import ApiError, stored_settings  # noqa: E402
+from motif_lite.server.schema import ApiError, job_request_fields  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT, NEXT = "a red fox runs through snow", "the fox stops and looks back"
@@ -253,7 +253,7 @@ def test_a_remix_says_so_after_a_restart_and_an_older_data_folder_remixes(pipe, 
 
 def completed_job(store: JobStore, error: tuple[str, str] | None = None, **add) -> Job:
     """A job of `store` that ran to its end (failed with `error`), without a server."""
-    settings = stored_settings(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=2))
+    settings = job_request_fields(GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=2))
     job = store.add(new_job_id(), "tiny", settings, False, 10, **add)
     assert store.claim_next().id == job.id and store.finish(job.id, error)
     return store.get(job.id)

@@ -59,6 +59,27 @@ def test_load_pipeline_gets_the_speed_settings(checkpoint, tmp_path, monkeypatch
     assert seen["step_cache"] == 0.05 and seen["batch_guidance"] is False
 
 
+def test_serve_loads_with_the_speed_flags_as_run_does(checkpoint, monkeypatch):
+    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.server.app import ServerConfig
+
+    seen = {}
+
+    def fake_load(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt  # stop right there
+
+    monkeypatch.setattr(pipeline, "load_pipeline", fake_load)
+    flags = ("-m", str(checkpoint), "--dtype", "fp32", "--device", "cpu", "--kernels", "torch")
+    extra = ("--compile", "--attention-backend", "flash", "--step-cache", "0.05", "--no-batch-guidance")
+    args = cli.build_parser().parse_args(["serve", *flags, *extra])
+    args.weights = {}  # what serve.main reads from --weights
+    with pytest.raises(KeyboardInterrupt):
+        _load_served_pipeline(args, ServerConfig(model_name="tiny"), [])
+    assert seen["compile"] is True and seen["attention_backend"] == "flash"
+    assert seen["step_cache"] == 0.05 and seen["batch_guidance"] is False and seen["plan"] is None
+
+
 @pytest.mark.parametrize("threshold", ["-0.1", "nan", "inf", "0.05x"])
 def test_bad_step_cache_is_refused_as_the_flags_are_read(tmp_path, capsys, monkeypatch, threshold):
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model"))

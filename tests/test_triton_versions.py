@@ -249,7 +249,7 @@ def test_the_plan_counts_the_fused_norms_only_where_triton_builds_for_its_gpu(
     sources = locate_sources(str(checkpoint))
 
     def fused(device: torch.device) -> bool:
-        return _planner_inputs(request, sources, torch.bfloat16, device, "auto", "exact", None)["fused_norms"]
+        return _planner_inputs(request, sources, torch.bfloat16, device, "auto", "exact", None).fused_norms
 
     with pytest.warns(RuntimeWarning, match="Triton kernels unavailable"):
         assert not fused(torch.device("cuda", 1))

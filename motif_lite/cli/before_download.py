@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.prepare import first_step, refuse_what_no_plan_fits
+from motif_lite.cli.prepare import first_step, refuse_what_no_plan_fits, sources_at_hand
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
 from motif_lite.request import GenerationRequest
 
@@ -123,15 +123,12 @@ def _say_long_prompts_first(
 def _at_hand(args: argparse.Namespace, request: GenerationRequest) -> tuple[ModelSources, Settings] | None:
     """The sources and settings a run knows before a download: from the files at hand, else the official
     architecture; None where the flags or files have a problem (the checks go on to name it)."""
-    from motif_lite.checkpoint import locate_sources
     from motif_lite.errors import MotifLiteError
-    from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_settings
 
     try:
         # No --text-encoder-gguf: it changes nothing here, and its problems are the checks' to name.
-        sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
-        sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+        sources = sources_at_hand(args, text_encoder_gguf=False)
         return sources, resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args))
     except MotifLiteError:
         return None

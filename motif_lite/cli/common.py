@@ -77,9 +77,9 @@ def free_output(
 ) -> tuple[Path, str | None]:
     """`wanted`, or the next free name beside it when a file is there (a default output never replaces an earlier
     video), with the note that says so (in a `dry_run`, which writes nothing: what a `command` would write).
-    `claim`: the name is taken at once (`io.video.claim`), so that a command started at the same moment picks
+    `claim`: the name is taken at once (`io.output_claims.claim`), so that a command started at the same moment picks
     another."""
-    from motif_lite.io.video import claim_unused_path, unused_path
+    from motif_lite.io.output_claims import claim_unused_path, unused_path
 
     chosen = claim_unused_path(wanted) if claim and not dry_run else unused_path(wanted)
     if chosen == wanted:

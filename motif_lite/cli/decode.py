@@ -96,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the decode's memory plan assumes it
     from motif_lite.io.latents import LatentsFileError, read_latents
-    from motif_lite.io.video import named_claims, release_claims
+    from motif_lite.io.output_claims import named_claims, release_claims
 
     saved = read_latents(args.latents, command="decode")
     if args.output is None and not saved.output.parent.is_dir():  # from another machine, or the folder moved

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 def launch_run(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
-    from motif_lite.io.video import check_crf, named_claims
+    from motif_lite.io.output_claims import named_claims
+    from motif_lite.io.video import check_crf
     from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
 
     check_device(args.device)
@@ -112,16 +113,14 @@ def missing_gpus(gpus: int | None, device: str) -> str | None:
 
 def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world: int) -> ParallelLayout:
     """How `world` ranks split the work; a layout that cannot work is an error before anything loads."""
-    from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import first_step
-    from motif_lite.preflight import AT_HAND
+    from motif_lite.cli.prepare import first_step, sources_at_hand
     from motif_lite.runtime.parallel import ParallelError, check_device, choose_layout
     from motif_lite.sampling import needs_uncond
     from motif_lite.settings import resolve_guidance
 
     if world > 1:  # also in a dry run, which starts no rank to refuse it
         check_device(args.device)
-    sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)  # configs at hand, else built-in
+    sources = sources_at_hand(args, text_encoder_gguf=False, quantized=False)  # configs at hand, else built-in
     # A run resumed past the guidance window gives the negative prompt no rank: every rank shares the video.
     # `Settings.guided`'s rule, by hand: `request` may be unresolved here (run lays out the ranks before it resolves
     # its request), and only a resolved request makes `Settings`.
@@ -137,14 +136,14 @@ def _check_loras_before_launch(args: argparse.Namespace) -> None:
     loading), so that a LoRA of another model is refused once, before N processes start and each prints the
     refusal: against the checkpoint at hand, else as a run checks them before its download (the official configs
     bundled with motif-lite; another model's LoRA as a file alone, its layers once the ranks have its files)."""
-    from motif_lite.checkpoint import locate_sources
-    from motif_lite.preflight import AT_HAND, check_loras, local_file_problems
+    from motif_lite.cli.prepare import sources_at_hand
+    from motif_lite.preflight import check_loras, local_file_problems
     from motif_lite.weights.lora import LoRASpec
 
     specs = [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
     if not specs:
         return
-    sources = locate_sources(args.model, args.gguf, weights=args.weights, **AT_HAND)
+    sources = sources_at_hand(args, text_encoder_gguf=False, quantized=False)
     if sources.root is not None and (args.gguf is None or sources.gguf is not None):
         check_loras(specs, sources)
         return

@@ -55,21 +55,41 @@ def preflight_flags(
     )  # fmt: skip
 
 
+def sources_at_hand(
+    args: argparse.Namespace, *, text_encoder_gguf: bool = True, quantized: bool = True
+) -> ModelSources:
+    """The model the flags name as far as it is at hand (a folder, the Hugging Face cache; no download): its files
+    and configs, else the official configs bundled with motif-lite (`locate_sources` with `preflight.AT_HAND`).
+    `text_encoder_gguf=False`: without --text-encoder-gguf, where it changes nothing and its problems are the later
+    checks' to name. `quantized`: with --quantize / --text-encoder-quantize applied (`quantized_as_asked`)."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import AT_HAND
+
+    text_gguf = args.text_encoder_gguf if text_encoder_gguf else None
+    sources = locate_sources(args.model, args.gguf, text_gguf, weights=args.weights, **AT_HAND)
+    return quantized_as_asked(sources, args) if quantized else sources
+
+
+def quantized_as_asked(sources: ModelSources, args: argparse.Namespace) -> ModelSources:
+    """`sources` with the --quantize and --text-encoder-quantize recipes (`preflight.with_quantize`; serve has
+    neither flag)."""
+    from motif_lite.preflight import with_quantize
+
+    quantize, text_encoder_quantize = getattr(args, "quantize", None), getattr(args, "text_encoder_quantize", None)
+    return with_quantize(sources, quantize, text_encoder_quantize)
+
+
 def sources_before_download(args: argparse.Namespace) -> ModelSources | None:
     """What a memory plan made before the checkpoint downloads counts with (a run's refusal before its download, the
     launcher's plan of the ranks): the files and configs at hand (a folder, the cache), else, for the official model,
     its configs bundled with motif-lite; None for another model not at hand, whose sizes may differ from the
     official ones: it is planned once its files are there. Raises what `locate_sources` finds wrong at hand."""
-    from motif_lite.checkpoint import locate_sources
     from motif_lite.choices import MOTIF_REPO
-    from motif_lite.preflight import AT_HAND, with_quantize
 
-    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
+    sources = sources_at_hand(args, quantized=False)
     if sources.root is None and str(args.model) != MOTIF_REPO:
         return None
-    # serve has no --quantize or --text-encoder-quantize
-    quantize, text_encoder_quantize = getattr(args, "quantize", None), getattr(args, "text_encoder_quantize", None)
-    return with_quantize(sources, quantize, text_encoder_quantize)
+    return quantized_as_asked(sources, args)  # only now: a recipe's problem is not another model's to name
 
 
 def refuse_what_no_plan_fits(
@@ -127,17 +147,28 @@ def plan_if_budget(
     layout: ParallelLayout | None = None,
     text_encoder: bool = True,
     say: Callable = print,
-) -> Plan | None:
-    """With a budget (--vram, --ram) or on CUDA: the memory plan of `request`, printed; it raises if nothing fits,
-    before anything loads. Else None: a CPU run without a budget loads everything where it runs."""
+) -> tuple[PlannedRun, Plan] | tuple[None, None]:
+    """With a budget (--vram, --ram) or on CUDA: the memory plan of `request`, printed, with what it was made for
+    (`planned_run`: the out-of-memory advice plans again from it); it raises if nothing fits, before anything loads.
+    Else (None, None): a CPU run without a budget loads everything where it runs."""
     if args.vram is None and args.ram is None and device.type != "cuda":
-        return None
+        return None, None
     planned = planned_run(args, request, sources, dtype, device, layout, text_encoder)
     plan = planned.plan()
     say(plan.describe(), file=sys.stderr)
     if (note := smaller_transformer_note(planned, plan)) is not None:
         say(f"note: {note}", file=sys.stderr)
-    return plan
+    return planned, plan
+
+
+def speed_settings(args: argparse.Namespace, batch_guidance: bool | None) -> dict:
+    """`load_pipeline`'s speed keywords from the flags (`batch_guidance` as the memory plan allows)."""
+    return dict(
+        batch_guidance=batch_guidance,
+        compile=args.compile,
+        attention_backend=args.attention_backend,  # unused with int8 attention (flag_notes says so)
+        step_cache=args.step_cache,
+    )
 
 
 # The GGUF a streamed full-precision transformer is pointed to: the official 4-bit file, a third of bf16's bytes.

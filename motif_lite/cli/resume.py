@@ -249,12 +249,12 @@ def _image_given_again(saved: SavedLatents, image: str, image_state: str) -> tup
 
 
 def claim_left_behind(saved: SavedLatents) -> Path | None:
-    """The stopped run's output when what is there is the empty file that run took the name with (`io.video.claim`)
-    and left behind, killed outright (`kill -9`, the kernel's out-of-memory killer): the resumed run writes its
-    video there, as the stopped run would have. None otherwise: a video, nothing, or an empty file made after the
-    run's last save (another run's, which may be running) or while that run may still be running."""
+    """The stopped run's output when what is there is the empty file that run took the name with
+    (`io.output_claims.claim`) and left behind, killed outright (`kill -9`, the kernel's out-of-memory killer): the
+    resumed run writes its video there, as the stopped run would have. None otherwise: a video, nothing, or an empty
+    file made after the run's last save (another run's, which may be running) or while that run may still be running."""
     from motif_lite.io.latents_saving import still_running
-    from motif_lite.io.video import claimed_before
+    from motif_lite.io.output_claims import claimed_before
 
     if saved.file is None or still_running(saved) is not None:
         return None

@@ -34,8 +34,8 @@ from motif_lite.cli.prepare import (
     first_step,
     loading_notes,
     plan_if_budget,
-    planned_run,
     preflight_flags,
+    speed_settings,
 )
 from motif_lite.cli.resume import claim_left_behind, earlier_runs, kept_anywhere, resume_args, resumed_request
 from motif_lite.cli.run_flags import add_run_flags, weight_files
@@ -130,7 +130,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.cli import use_expandable_segments
-    from motif_lite.io.video import check_crf, release_claims, release_named_claims
+    from motif_lite.io.output_claims import release
+    from motif_lite.io.video import check_crf
 
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
@@ -170,8 +171,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     finally:
         if on_preview is not None:
             on_preview.close()
-        release_claims(claimed if args.output is None else [])
-        release_named_claims(claimed if args.output is not None else [])
+        release(claimed, named=args.output is not None)
 
 
 def _resolve(
@@ -224,16 +224,13 @@ def dry_run(
     how many the run makes (-b), whose time together the time note gives, as the run does."""
     import torch
 
-    from motif_lite.checkpoint import locate_sources
-    from motif_lite.cli.prepare import planned_run, smaller_transformer_note
+    from motif_lite.cli.prepare import planned_run, smaller_transformer_note, sources_at_hand
     from motif_lite.devices import absent_gpu, parse_device
     from motif_lite.errors import DeviceError
-    from motif_lite.preflight import AT_HAND, with_quantize
     from motif_lite.settings import resolve_dtype, resolve_settings
     from motif_lite.sizes import model_sizes
 
-    sources = locate_sources(args.model, args.gguf, args.text_encoder_gguf, weights=args.weights, **AT_HAND)
-    sources = with_quantize(sources, args.quantize, args.text_encoder_quantize)
+    sources = sources_at_hand(args)
     device = parse_device(args.device)
     here = device.type == "cpu" or torch.cuda.is_available()
     # A GPU number this machine lacks although it has CUDA: its facts cannot be read (torch raises); a run refuses it.
@@ -426,7 +423,7 @@ def _generate(
         _say_run_time(question, requests, settings, sources, dtype, device, say)
     # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.
     layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
-    plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
+    planned, plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
     # A parallel run never batches them, and says so (_run's notes).
     batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
     print_notes([note] if note else [], say)
@@ -436,12 +433,11 @@ def _generate(
         if said.get(label) != truncation:
             say(f"warning: {truncation.advice(label)}", file=sys.stderr)
     # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
-    planned = planned_run(args, request, sources, dtype, device, layout, main)
     with not_said_again(long_prompts), figures_on_out_of_memory(planned, plan):
         start = time.perf_counter()
         pipe = load_pipeline(
             sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
-            attention=args.attention, parallel=parallel, **_speed_settings(args, batch_guidance),
+            attention=args.attention, parallel=parallel, **speed_settings(args, batch_guidance),
         )  # fmt: skip
         pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
         load_seconds = time.perf_counter() - start
@@ -483,16 +479,6 @@ def _say_run_time(
         print_notes([note] if note else [], say)
 
 
-def _speed_settings(args: argparse.Namespace, batch_guidance: bool | None) -> dict:
-    """`load_pipeline`'s speed keywords from the flags (`batch_guidance` as the memory plan allows)."""
-    return dict(
-        batch_guidance=batch_guidance,
-        compile=args.compile,
-        attention_backend=args.attention_backend,  # unused with int8 attention (flag_notes says so)
-        step_cache=args.step_cache,
-    )
-
-
 def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources) -> str:
     """Where and in what precision the run ran, for its summary: nothing else there says it (a CPU run prints no
     memory plan)."""
@@ -518,7 +504,7 @@ def _sample(
     note on the videos of the batch it leaves to make again: this one when nothing of it was saved, and those it
     leaves `unstarted`."""
     from motif_lite.io.latents import latents_path
-    from motif_lite.io.video import unused_path
+    from motif_lite.io.output_claims import unused_path
 
     progress = ProgressBars() if parallel is None or parallel.is_main else None
     # Named here (the pipeline would name it on its first save) so that a failure can tell whether anything was kept.

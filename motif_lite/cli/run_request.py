@@ -89,15 +89,16 @@ def resolve_requests(
 ) -> tuple[list[GenerationRequest], list[str]]:
     """`unresolved.resolve()` as the run's videos: one, or with `--batch-count N` N of them with seeds SEED,
     SEED+1, ... and files numbered -1, -2, ... before the extension; without -o, names that do not replace an
-    earlier video, and with `claim` (a run, not a dry run) taken at once (`io.video.claim`): the caller releases
-    them (`io.video.release_claims`); names given with -o are claimed too, and refused where another run writes
-    one (`io.video.claim_named_output`; released with `io.video.release_named_claims`). `clip`: the clip
+    earlier video, and with `claim` (a run, not a dry run) taken at once (`io.output_claims.claim`): the caller releases
+    them (`io.output_claims.release_claims`); names given with -o are claimed too, and refused where another run writes
+    one (`io.output_claims.claim_named_output`; released with `io.output_claims.release_named_claims`). `clip`: the clip
     `--extend` names, as `take_clip_defaults` read it. `claimed`: a name this run holds already (the claim a stopped
     run being resumed left: `claim_left_behind`)."""
     import dataclasses
 
+    from motif_lite.io.output_claims import claim_named_outputs, release_claims, release_named_claims
     from motif_lite.io.preview import check_previews_come
-    from motif_lite.io.video import claim_named_outputs, release_claims, release_named_claims, stale_frames_note
+    from motif_lite.io.video import stale_frames_note
 
     request, _, notes = unresolved.resolve_with_clip(clip)
     path, count = Path(request.output), args.batch_count
@@ -130,8 +131,8 @@ def resolve_requests(
 
 def batch_outputs(output: Path, count: int) -> list[Path]:
     """The files of a run's `count` videos (`--batch-count`): `output` itself for one, else `output` numbered
-    -1, -2, ... before the extension (`io.video.numbered_path`)."""
-    from motif_lite.io.video import numbered_path
+    -1, -2, ... before the extension (`io.output_claims.numbered_path`)."""
+    from motif_lite.io.output_claims import numbered_path
 
     return [output] if count == 1 else [numbered_path(output, i) for i in range(1, count + 1)]
 
@@ -178,8 +179,8 @@ def free_batch_outputs(wanted: Path, count: int, dry_run: bool, claim: bool = Fa
     there, the whole batch under the first free name a single run would pick (`output-2-1.mp4`, `output-2-2.mp4`,
     ...), so that one batch's files share a name (each picking its own free name gave `output-1-2.mp4` beside
     `output-2.mp4`). With the note that says so (in a `dry_run`: what a run would write). `claim`: the names are
-    taken at once (`io.video.claim`), all of a batch or none."""
-    from motif_lite.io.video import candidate_paths, numbered_path
+    taken at once (`io.output_claims.claim`), all of a batch or none."""
+    from motif_lite.io.output_claims import candidate_paths, numbered_path
 
     def batch(base: Path) -> list[Path]:
         return [numbered_path(base, i) for i in range(1, count + 1)]
@@ -200,8 +201,8 @@ def free_batch_outputs(wanted: Path, count: int, dry_run: bool, claim: bool = Fa
 def replaced_files_note(outputs: list[Path], dry_run: bool, command: str = "run") -> str | None:
     """The note for the videos named with -o that are there already: -o replaces them, as stable-diffusion.cpp and
     ffmpeg's -y do, where ComfyUI never replaces one; said before the work, so that a video to keep can be moved in
-    time. An empty file is no video (the name another run claimed, `io.video.claim`): not said. None without any.
-    `command`: what replaces them ("run", "decode")."""
+    time. An empty file is no video (the name another run claimed, `io.output_claims.claim`): not said. None without
+    any. `command`: what replaces them ("run", "decode")."""
     from motif_lite.io.staging import frame_file, is_frame_sequence
 
     def first_file(output: Path) -> Path:
@@ -307,9 +308,9 @@ def _none_exist(paths: list[Path]) -> bool:
 
 
 def _claim_all(paths: list[Path]) -> bool:
-    """Whether every one of `paths` was free and is now claimed (`io.video.claim`); when one is not, those claimed
-    are released, so that the batch moves on to its next name whole."""
-    from motif_lite.io.video import claim, release_claims
+    """Whether every one of `paths` was free and is now claimed (`io.output_claims.claim`); when one is not, those
+    claimed are released, so that the batch moves on to its next name whole."""
+    from motif_lite.io.output_claims import claim, release_claims
 
     claimed = []
     for path in paths:

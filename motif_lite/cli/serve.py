@@ -390,9 +390,9 @@ def _load_served_pipeline(
         figures_on_out_of_memory,
         loading_notes,
         plan_if_budget,
-        planned_run,
         preflight_flags,
         refuse_what_no_plan_fits,
+        speed_settings,
     )
     from motif_lite.pipeline import load_pipeline
     from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
@@ -413,20 +413,18 @@ def _load_served_pipeline(
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]))  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
     print_notes(loading_notes(sources, device, args.device))  # as run prints them
-    plan = plan_if_budget(args, largest, sources, dtype, device)
+    planned, plan = plan_if_budget(args, largest, sources, dtype, device)
     if plan is not None:
         max_video = planned_video
     text_encoder = None if sources.text_encoder_gguf is None else sources.text_encoder_gguf.describe()
     with_files = [f for f in (args.gguf, args.text_encoder_gguf) if f]
     print(f"loading {args.model}" + (f" with {' and '.join(map(str, with_files))}" if with_files else "") + " ...",
           file=sys.stderr)  # fmt: skip
-    planned = planned_run(args, largest, sources, dtype, device) if plan is not None else None
     # Out of memory while it loads: the operator's figures, as a job's out-of-memory error gives them.
     with figures_on_out_of_memory(planned, plan, operator_advice):
         pipe = load_pipeline(
             sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
-            attention=args.attention, batch_guidance=args.batch_guidance, compile=args.compile,
-            attention_backend=args.attention_backend, step_cache=args.step_cache,
+            attention=args.attention, **speed_settings(args, args.batch_guidance),
         )  # fmt: skip
     _say_loaded(args, pipe, text_encoder)
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from motif_lite.choices import LATENTS_SUFFIX
 from motif_lite.errors import CheckpointError, MotifLiteError, shown
 from motif_lite.io.staging import staged_output
 from motif_lite.json_values import NotAJSONObject, is_count, is_number, parse_json_object
@@ -38,7 +39,6 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 TENSOR_NAME = "latents"
 STATE_PREFIX = "state."
-SUFFIX = ".latents.safetensors"
 _FRAME_PATTERN = re.compile(r"[_\-. ]*%0?\d*d")  # with the separator before it: out_%03d -> out
 
 
@@ -102,7 +102,7 @@ def latents_path(output: str | Path) -> Path:
     `out.latents.safetensors` (a sequence's frame pattern dropped), always a name no video format uses."""
     path = user_path(output)
     stem = _FRAME_PATTERN.sub("", path.stem).strip("_-. ") or "frames"
-    return path.with_name(stem + SUFFIX)
+    return path.with_name(stem + LATENTS_SUFFIX)
 
 
 def save_latents(saved: SavedLatents, path: Path) -> Path:
@@ -133,9 +133,11 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
 
     path = user_path(path)
     if path.is_dir():  # the output folder, say: the files in it to choose from
-        found = ", ".join(sorted(p.name for p in path.glob(f"*{SUFFIX}"))) or "none"
-        raise LatentsFileError(f"{path} is a folder: give the {SUFFIX} file ({SAVED_BY[command]} of `motif-lite "
-                               f"run` saves one beside the output); in this folder: {found}")  # fmt: skip
+        found = ", ".join(sorted(p.name for p in path.glob(f"*{LATENTS_SUFFIX}"))) or "none"
+        raise LatentsFileError(
+            f"{path} is a folder: give the {LATENTS_SUFFIX} file ({SAVED_BY[command]} of `motif-lite run` saves one "
+            f"beside the output); in this folder: {found}"
+        )
     if not path.is_file():
         raise LatentsFileError(f"no such latents file: {path}{_finished(path)}{_latents_of(path, command)}")
     not_latents = (
@@ -170,10 +172,10 @@ def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
 def _finished(missing: Path) -> str:
     """Why a latents file may be missing: its run finished, when a video of its name is beside it (a run removes
     its file once the video is written)."""
-    if not missing.name.endswith(SUFFIX):
+    if not missing.name.endswith(LATENTS_SUFFIX):
         return ""
-    stem = missing.name.removesuffix(SUFFIX)
-    # An empty file is no video: the name a run took and left behind, killed outright (`io.video.claim`).
+    stem = missing.name.removesuffix(LATENTS_SUFFIX)
+    # An empty file is no video: the name a run took and left behind, killed outright (`io.output_claims.claim`).
     named = (missing.with_name(stem + suffix) for suffix in _VIDEO_SUFFIXES)
     videos = [p for p in named if p.is_file() and p.stat().st_size > 0]
     if not videos:
@@ -190,7 +192,7 @@ def _latents_of(missing: Path, command: str | None) -> str:
     """The latents file of a video name given in its place, where there is one: a run whose decode failed wrote no
     video, so the name it was given (`fox.mp4`, the name people remember) is missing and its latents file is
     beside it."""
-    if missing.name.endswith(SUFFIX) or not (latents := latents_path(missing)).is_file():
+    if missing.name.endswith(LATENTS_SUFFIX) or not (latents := latents_path(missing)).is_file():
         return ""
     again = f": {COMMAND_LINES[command]} {shlex.quote(str(latents))}" if command in COMMAND_LINES else ""
     return f" (that is the video's name; its latents are in {latents.name}, beside it{again})"

@@ -21,9 +21,9 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.latents import SavedLatents, latents_path, save_latents
+from motif_lite.io.output_claims import unused_path
 from motif_lite.io.staging import process_running
 from motif_lite.io.user_cache import user_cache_folder
-from motif_lite.io.video import unused_path
 from motif_lite.units import file_size
 
 logger = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from motif_lite.choices import LATENTS_SUFFIX
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import file_argument, find_ffmpeg
-from motif_lite.io.latents import SUFFIX as LATENTS_SUFFIX
 from motif_lite.io.staging import frame_file, is_frame_sequence
 from motif_lite.io.video import VIDEO_EXTENSIONS
 from motif_lite.json_values import NotAJSONObject, parse_json_object

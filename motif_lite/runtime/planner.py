@@ -3,9 +3,9 @@ process), and pick the fastest runtime setup that fits the budgets.
 
 Stable API (used by the CLI's `--vram GiB`, `--ram GiB` and `--dry-run`):
 
-    plan = plan_memory(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config,
-                       budget_bytes, cfg_batch=2, device="cuda", vae_dtype=torch.float32, fused_norms=False,
-                       image=False, ram_budget_bytes=None)
+    inputs = PlannerInputs(width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config,
+                           cfg_batch=2, vae_dtype=torch.float32, fused_norms=False, image=False)
+    plan = plan_memory(inputs, budget_bytes, device="cuda", ram_budget_bytes=None)
                                                          # budget_bytes None: no limit (CPU) -> all resident
                                                          # cfg_batch: most rows per forward (2: batched guidance)
     print(plan.describe())                               # the --dry-run table, host memory included
@@ -473,31 +473,10 @@ def _host_needs(
     )
 
 
-def plan_memory(
-    width: int,
-    height: int,
-    frames: int,
-    transformer_config: TransformerConfig,
-    weight_bytes: int,
-    text_encoder_bytes: int,
-    vae_config: WanVAEConfig,
-    budget_bytes: int | None,
-    cfg_batch: int = 2,
-    device: str = "cuda",
-    vae_dtype: torch.dtype = torch.float32,
-    fused_norms: bool = False,
-    image: bool = False,
-    ram_budget_bytes: int | None = None,
-    activation_dtype: torch.dtype = torch.bfloat16,
-    sequence_parallel: int = 1,
-    attention_workspace_bytes: Callable[[int], int] | None = None,
-    step_cache: bool = False,
-    text_encoder_quantized: bool = False,
-    text_encoder_dtype: torch.dtype | None = None,
-    autotune_bytes: int = 0,
-) -> Plan:
-    """The fastest plan whose estimated device peak fits `budget_bytes` (None: no limit, everything resident), with
-    its host memory checked against `ram_budget_bytes` (None: no limit).
+@dataclass(frozen=True)
+class PlannerInputs:
+    """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about a generation: the video's
+    size, the models' sizes and dtypes, the rows per forward and what the kernels save or cost.
 
     weight_bytes: the transformer's weights as loaded (packed GGUF bytes count as stored); text_encoder_bytes:
     the text encoder's as loaded (any dtype or quantization: only its size matters; 0: this process never loads
@@ -508,56 +487,112 @@ def plan_memory(
     kernels (no float32 RoPE temporaries). image: image-to-video (the first frame is VAE-encoded).
     activation_dtype: the transformer's compute dtype. text_encoder_dtype: the text encoder's (None: what
     `load_pipeline` gives it next to `activation_dtype`, `devices.text_encoder_dtype`).
-    sequence_parallel: the ranks sharing the video tokens (runtime/parallel.py); the plan is for one of them.
     attention_workspace_bytes: rows per forward -> device memory the attention kernel adds inside each call
     (8-bit attention's quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage
     for the rows each candidate runs; None: nothing (exact attention).
-    step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
     text_encoder_quantized: the text encoder's linears run on packed blocks (a GGUF file or one quantized as it
     loads, with a block type: `sizes.ModelSizes.text_encoder_quantized`); the host memory advice then does not offer
     one, and the encode stage counts its fused GEMM's tuning buffer.
     autotune_bytes: the buffer Triton's autotuner holds on the device while it times a kernel at a new tuning key
     (`runtime.kernels.autotune_buffer_bytes`; 0: none of our Triton kernels run), counted in the stages where one of
     ours can autotune (`_stage_estimates`).
+    """
+
+    width: int
+    height: int
+    frames: int
+    transformer_config: TransformerConfig
+    weight_bytes: int
+    text_encoder_bytes: int
+    vae_config: WanVAEConfig
+    cfg_batch: int = 2
+    vae_dtype: torch.dtype = torch.float32
+    fused_norms: bool = False
+    image: bool = False
+    activation_dtype: torch.dtype = torch.bfloat16
+    attention_workspace_bytes: Callable[[int], int] | None = None
+    text_encoder_dtype: torch.dtype | None = None
+    autotune_bytes: int = 0
+    text_encoder_quantized: bool = False
+
+    def sizes(self) -> GenerationSizes:
+        """The sizes of this generation (`generation_sizes`)."""
+        return generation_sizes(
+            self.width, self.height, self.frames, self.transformer_config, self.weight_bytes, self.text_encoder_bytes,
+            self.vae_config, self.vae_dtype, self.image, self.activation_dtype, self.text_encoder_dtype,
+        )  # fmt: skip
+
+
+def plan_memory(
+    inputs: PlannerInputs,
+    budget_bytes: int | None,
+    *,
+    device: str = "cuda",
+    ram_budget_bytes: int | None = None,
+    sequence_parallel: int = 1,
+    step_cache: bool = False,
+) -> Plan:
+    """The fastest plan for `inputs` whose estimated device peak fits `budget_bytes` (None: no limit, everything
+    resident), with its host memory checked against `ram_budget_bytes` (None: no limit).
+
+    sequence_parallel: the ranks sharing the video tokens (runtime/parallel.py); the plan is for one of them.
+    step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
     Raises MotifLiteError naming the smallest peak when no plan fits the device, or the host need when the host
     memory does not fit.
     """
-    if cfg_batch < 1 or weight_bytes <= 0 or text_encoder_bytes < 0:
-        raise ConfigError(f"bad sizes: cfg_batch={cfg_batch}, weight_bytes={weight_bytes}, text={text_encoder_bytes}")
+    cfg_batch = inputs.cfg_batch
+    if cfg_batch < 1 or inputs.weight_bytes <= 0 or inputs.text_encoder_bytes < 0:
+        raise ConfigError(
+            f"bad sizes: cfg_batch={cfg_batch}, weight_bytes={inputs.weight_bytes}, text={inputs.text_encoder_bytes}"
+        )
+    config = inputs.transformer_config
 
-    def candidates(
-        width: int, height: int, frames: int, tuning_bytes: int = autotune_bytes
-    ) -> Iterator[tuple[Plan, GenerationSizes, _Choice]]:
-        """Every plan of the ladder for a video size, fastest first (the same models and settings)."""
-        sizes = generation_sizes(
-            width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
-            activation_dtype, text_encoder_dtype,
-        )  # fmt: skip
-        ladder = _ladder(len(sizes.block_bytes), transformer_config.num_attention_heads, sequence_parallel)
+    def candidates(case: PlannerInputs) -> Iterator[tuple[Plan, GenerationSizes, _Choice]]:
+        """Every plan of the ladder for `case` (`inputs` at another size, or without the tuning buffer), fastest
+        first."""
+        sizes = case.sizes()
+        ladder = _ladder(len(sizes.block_bytes), config.num_attention_heads, sequence_parallel)
         # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes
         # first: cfg_batch, then 1 (once when cfg_batch is 1).
         for index, choice in enumerate(ladder):
             for batch in dict.fromkeys((cfg_batch, 1)):
                 stages = _stage_estimates(
-                    sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace_bytes, step_cache,
-                    tuning_bytes, text_encoder_quantized,
+                    sizes, choice, batch, case.fused_norms, sequence_parallel, case.attention_workspace_bytes,
+                    step_cache, case.autotune_bytes, case.text_encoder_quantized,
                 )  # fmt: skip
                 plan = Plan(
-                    width, height, frames, sizes.video_tokens, device, choice.text, choice.resident_blocks,
-                    choice.token_chunk, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stages,
-                    budget_bytes, index, len(ladder), choice.prefetch, cfg_batch=batch, cfg_batch_asked=cfg_batch,
-                    image=sizes.image, heads_per_call=choice.heads, streamed_bytes=_streamed_bytes(sizes, choice),
+                    width=case.width,
+                    height=case.height,
+                    frames=case.frames,
+                    video_tokens=sizes.video_tokens,
+                    device=device,
+                    text_placement=choice.text,
+                    resident_blocks=choice.resident_blocks,
+                    token_chunk=choice.token_chunk,
+                    vae_tile=choice.vae_tile,
+                    vae_frame_by_frame=choice.vae_frame_by_frame,
+                    vae_bands=choice.vae_bands,
+                    stages=stages,
+                    budget_bytes=budget_bytes,
+                    ladder_index=index,
+                    ladder_size=len(ladder),
+                    prefetch=choice.prefetch,
+                    cfg_batch=batch,
+                    cfg_batch_asked=cfg_batch,
+                    image=sizes.image,
+                    heads_per_call=choice.heads,
+                    streamed_bytes=_streamed_bytes(sizes, choice),
                     num_blocks=len(sizes.block_bytes),
-                )  # fmt: skip
+                )
                 yield plan, sizes, choice
 
     plans = []
-    for plan, sizes, choice in candidates(width, height, frames):
+    for plan, sizes, choice in candidates(inputs):
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
-            needs = _host_needs(sizes, choice, device, plan.stages, text_encoder_quantized)
+            needs = _host_needs(sizes, choice, device, plan.stages, inputs.text_encoder_quantized)
             host = plan_host(needs, ram_budget_bytes, available_ram())
             if plan.cfg_batch < cfg_batch:
-                batched = _batched_vram((p for p, _, _ in candidates(width, height, frames)), budget_bytes)
+                batched = _batched_vram((p for p, _, _ in candidates(inputs)), budget_bytes)
                 plan = replace(plan, batched_vram_gib=batched)
             return replace(plan, host=host)
         plans.append(plan)
@@ -565,15 +600,17 @@ def plan_memory(
 
     def fits(width: int, height: int, frames: int, tuning: bool) -> bool:
         """Whether a plan of this size fits the budget; tuning=False: without Triton's tuning buffer."""
-        tuning_bytes = autotune_bytes if tuning else 0
+        case = replace(inputs, width=width, height=height, frames=frames)
+        if not tuning:
+            case = replace(case, autotune_bytes=0)
         try:
-            return any(
-                plan.peak_bytes <= budget_bytes for plan, _, _ in candidates(width, height, frames, tuning_bytes)
-            )
+            return any(plan.peak_bytes <= budget_bytes for plan, _, _ in candidates(case))
         except MotifLiteError:  # a size the pipeline cannot make at all
             return False
 
-    advice = _what_fits(fits, width, height, frames, vae_config, size_multiple(transformer_config, vae_config))
+    advice = _what_fits(
+        fits, inputs.width, inputs.height, inputs.frames, inputs.vae_config, size_multiple(config, inputs.vae_config)
+    )
     more = more_budget(smallest.peak_bytes, torch.device(device).type == "cuda")
     raise _too_large(smallest, budget_bytes, f"{advice} {more}")
 
@@ -605,35 +642,14 @@ def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MotifLiteError
     )
 
 
-def unplanned_peak_bytes(
-    width: int,
-    height: int,
-    frames: int,
-    transformer_config: TransformerConfig,
-    weight_bytes: int,
-    text_encoder_bytes: int,
-    vae_config: WanVAEConfig,
-    cfg_batch: int = 2,
-    vae_dtype: torch.dtype = torch.float32,
-    fused_norms: bool = False,
-    image: bool = False,
-    activation_dtype: torch.dtype = torch.bfloat16,
-    attention_workspace_bytes: Callable[[int], int] | None = None,
-    text_encoder_dtype: torch.dtype | None = None,
-    autotune_bytes: int = 0,
-    text_encoder_quantized: bool = False,
-) -> int:
+def unplanned_peak_bytes(inputs: PlannerInputs) -> int:
     """The estimated device peak of a run without a plan (`load_pipeline(plan=None)`): everything resident on the
-    device, the VAE's upper levels one frame at a time, `cfg_batch` rows per transformer forward. The arguments
-    are `plan_memory`'s."""
-    sizes = generation_sizes(
-        width, height, frames, transformer_config, weight_bytes, text_encoder_bytes, vae_config, vae_dtype, image,
-        activation_dtype, text_encoder_dtype,
-    )  # fmt: skip
+    device, the VAE's upper levels one frame at a time, `inputs.cfg_batch` rows per transformer forward."""
     unplanned = _Choice(TextEncoderPlacement.DEVICE, None, None, None)  # the pipeline's defaults
     stages = _stage_estimates(
-        sizes, unplanned, cfg_batch, fused_norms, attention_workspace=attention_workspace_bytes,
-        autotune_bytes=autotune_bytes, text_quantized=text_encoder_quantized,
+        inputs.sizes(), unplanned, inputs.cfg_batch, inputs.fused_norms,
+        attention_workspace=inputs.attention_workspace_bytes, autotune_bytes=inputs.autotune_bytes,
+        text_quantized=inputs.text_encoder_quantized,
     )  # fmt: skip
     return max(stage.peak_bytes for stage in stages)
 

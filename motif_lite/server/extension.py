@@ -12,7 +12,7 @@ from typing import Any
 
 from motif_lite.io.clip import Clip, ClipError, read_clip
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job, JobStore
-from motif_lite.server.schema import ApiError, CreateBody, frames_for_seconds, in_api_words
+from motif_lite.server.schema import ApiError, CreateBody, api_frames, in_api_words
 
 
 def extended_job(store: JobStore, body: CreateBody, image_to_video: bool) -> Job:
@@ -55,7 +55,7 @@ def with_clip_defaults(body: CreateBody, width: int, height: int, fps: float) ->
     if "fps" not in fields:
         fields["fps"] = fps
         if body.seconds is not None:
-            fields["frames"] = frames_for_seconds(body.seconds, fps)
+            fields["frames"] = api_frames(body.seconds, fps)
     return fields
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from motif_lite.choices import LATENTS_SUFFIX
 from motif_lite.errors import MotifLiteError, counted, listed
 from motif_lite.io.staging import PARTIAL_PREFIX
 from motif_lite.json_values import is_count, is_number
@@ -375,7 +376,7 @@ class JobStore:
         return target
 
     def state_path(self, job_id: str) -> Path:
-        return self.states / f"{_checked(job_id)}.latents.safetensors"
+        return self.states / f"{_checked(job_id)}{LATENTS_SUFFIX}"
 
     def retried_path(self, job_id: str) -> Path:
         return self.states / f"{_checked(job_id)}.retried"
@@ -387,6 +388,7 @@ class JobStore:
         settings: dict[str, Any],
         has_image: bool,
         max_active: int,
+        *,
         effective: dict[str, Any] | None = None,
         notes: list[str] | None = None,
         loras: list[tuple[str, float]] | None = None,

@@ -209,7 +209,7 @@ def parse_create(
     seconds = None
     if "seconds" in given and "frames" not in request_fields:
         seconds = given["seconds"]
-        request_fields["frames"] = frames_for_seconds(seconds, request_fields.get("fps", REQUEST_DEFAULTS.fps))
+        request_fields["frames"] = api_frames(seconds, request_fields.get("fps", REQUEST_DEFAULTS.fps))
     if "input_reference" in given:
         if image is not None:
             raise ApiError(400, "input_reference was sent twice", "input_reference", "invalid_value")
@@ -277,7 +277,7 @@ def parse_size(size: Any) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def frames_for_seconds(seconds: Any, fps: Any) -> int:
+def api_frames(seconds: Any, fps: Any) -> int:
     """Seconds of video at `fps` as a frame count: seconds * fps + 1 (121 frames at 24 fps = 5 s); `resolve()`
     rounds it to 4k+1 as for any frame count."""
     try:
@@ -359,7 +359,7 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
 IMAGE_NAME_KEY = "image_name"
 
 
-def stored_settings(request: GenerationRequest) -> dict[str, Any]:
+def job_request_fields(request: GenerationRequest) -> dict[str, Any]:
     """What the store keeps of a resolved request: every field but the paths, which come from the job ids."""
     settings = dataclasses.asdict(request)
     del settings["image"], settings["output"], settings["extend"]  # an extension's clip: the job's `extend` column

@@ -44,8 +44,8 @@ from motif_lite.server.schema import (
     effective_settings,
     in_api_words,
     job_crf,
+    job_request_fields,
     sides_as_size,
-    stored_settings,
 )
 
 if TYPE_CHECKING:
@@ -112,13 +112,15 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
             _check_planned_size(resolved, config.max_video)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
-            settings = stored_settings(resolved)
+            settings = job_request_fields(resolved)
             if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
                 settings[IMAGE_NAME_KEY] = body.image_name
-            job = store.add(job_id, config.model_name, settings, image_path is not None, config.max_queue, effective,
-                            notes, body.loras, extended, crf, remixed_from, uploaded,
-                            None if uploaded is None else clip.frames,
-                            [truncation.warning(label) for label, truncation in cut.items()])  # fmt: skip
+            job = store.add(
+                job_id, config.model_name, settings, image_path is not None, config.max_queue, effective=effective,
+                notes=notes, loras=body.loras, extend=extended, crf=crf, remixed_from=remixed_from,
+                extend_file=uploaded, clip_frames=None if uploaded is None else clip.frames,
+                prompt_warnings=[truncation.warning(label) for label, truncation in cut.items()],
+            )  # fmt: skip
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip

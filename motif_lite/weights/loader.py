@@ -27,7 +27,7 @@ from motif_lite.weights.shapes import (  # also imported from here
     assign_weights,
     build_model,
     check_tensors,
-    other_model,
+    other_model_in_config,
 )
 
 
@@ -104,8 +104,8 @@ def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
 
 def _refuse_other_model(config: Mapping[str, object], config_path: Path) -> None:
     """`CheckpointError` when the config.json beside the weights (`config`, read from `config_path`) describes
-    another model (`other_model`)."""
-    kind = other_model(config)
+    another model (`other_model_in_config`)."""
+    kind = other_model_in_config(config)
     if kind is not None:
         raise CheckpointError(
             f"{config_path} describes {kind}, not the Motif-Video transformer ({TRANSFORMER_CLASS}); pass the "

@@ -33,7 +33,7 @@ MAX_NAMED = 3  # differences named in a one-line problem (`named`)
 TRANSFORMER_CLASS = "MotifVideoTransformer3DModel"  # diffusers' `_class_name` in the transformer's config.json
 
 
-def other_model(config: Mapping[str, object]) -> str | None:
+def other_model_in_config(config: Mapping[str, object]) -> str | None:
     """The model a config.json's values describe when it is not the Motif-Video transformer (diffusers' class name,
     else transformers' model type: "AutoencoderKLWan" for the VAE's folder), else None. Saying it beats naming the
     first field of ours that such a config lacks."""
