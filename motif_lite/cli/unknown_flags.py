@@ -182,6 +182,56 @@ OTHER_TOOLS_SETTINGS.update(
     )
 )  # fmt: skip
 
+# More of stable-diffusion.cpp's options (its --help's meanings) with no counterpart here. --img-cfg-scale was "did
+# you mean --cfg-scale?", which it is not: it weighs the image apart from the text, in inpainting and edit models.
+OTHER_TOOLS_SETTINGS["--mask"] = (
+    "--image",
+    "there is no inpainting mask: -i IMAGE is the video's first frame as a whole, and nothing is painted in",
+)
+OTHER_TOOLS_SETTINGS["--embd-dir"] = (
+    "--prompt",
+    "textual-inversion embeddings are not taken: the text encoder (T5Gemma2) reads the prompt as plain text, so an "
+    "embedding's name in it is just a word",
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--photo-maker", "--pm-id-images-dir", "--pm-id-embed-path", "--pm-style-strength"),
+        ("--image", "PhotoMaker is not offered: to keep a person's look, start the video from a picture of them, "
+                    "-i IMAGE"),
+    )
+)  # fmt: skip
+OTHER_TOOLS_SETTINGS["--vace-strength"] = (
+    "--image",
+    "Wan's VACE (a video guided by control frames) has no counterpart: a video starts from the prompt, a first "
+    "frame (-i IMAGE) or a clip it goes on from (--extend CLIP)",
+)
+OTHER_TOOLS_SETTINGS["--sigmas"] = (
+    "--flow-shift",
+    "custom sigmas are not taken: the schedule is flow matching's over --steps steps, shaped by --flow-shift",
+)
+OTHER_TOOLS_SETTINGS["--img-cfg-scale"] = (
+    "--cfg-scale",
+    "there is no separate image guidance: image-to-video has one scale, --cfg-scale, and the first frame (-i IMAGE) "
+    "is used as it is",
+)
+OTHER_TOOLS_SETTINGS["--mmap"] = (
+    "--model",
+    "no switch needed: the weight files are always memory-mapped, and go into the model without a second copy",
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--vae-conv-direct", "--diffusion-conv-direct"),
+        ("--vae", "ggml's direct convolution has no counterpart: the VAE runs torch's convolutions (cuDNN on a GPU), "
+                  "tiled when memory asks for it (--dry-run prints the plan)"),
+    )
+)  # fmt: skip
+# Training scripts' and diffusers examples' TF32 switch (not one of stable-diffusion.cpp's).
+OTHER_TOOLS_SETTINGS["--tf32"] = OTHER_TOOLS_SETTINGS["--allow-tf32"] = (
+    "--dtype",
+    "there is no TF32 switch: TF32 changes only float32 arithmetic, and the compute type is --dtype: bf16 by default "
+    "(fp16 before Ampere), fp32 if given",
+)
+
 # Settings of other tools that a close spelling would send to the wrong flag of ours ("--slg-scale: did you mean
 # --cfg-scale?", "--gpu: did you mean --gpus?"), and ones that no spelling tells: what each is here.
 OTHER_TOOLS_SETTINGS.update(
