@@ -638,6 +638,23 @@ def _check_video_tokens(width: int, height: int, frames: int) -> None:
         )
 
 
+def split_size(text: str) -> tuple[int, int] | None:
+    """(width, height) of a size written as one value, WIDTHxHEIGHT, as other tools write it (`1280x720`, the
+    server's; `1280*720`, Wan's; `1280,720` and `1280:720`, ffmpeg's); None for anything else."""
+    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", text)
+    return None if size is None else (int(size[1]), int(size[2]))
+
+
+def lines_size(text: str) -> tuple[int, int] | None:
+    """(width, height) of a size written as a video's lines (`720p`): that height, at 16:9 with the width a
+    multiple of 16 (720p: 1280x720); None for anything else."""
+    lines = re.fullmatch(r"\s*(\d+)\s*[pP]\s*", text)
+    if lines is None:
+        return None
+    height = int(lines[1])
+    return round(height * 16 / 9 / 16) * 16, height
+
+
 def frames_for_seconds(seconds: float, fps: float) -> int:
     """The frame count nearest to `seconds` of video at `fps`, of the 4k+1 form the VAE packs frames in (what a
     length in seconds given where frames belong stands for)."""

@@ -11,8 +11,7 @@ import difflib
 import os
 from collections.abc import Sequence
 
-from motif_lite.cli.run_flags import split_size
-from motif_lite.request import frames_for_seconds
+from motif_lite.request import frames_for_seconds, split_size
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
 # ComfyUI's server flags).
