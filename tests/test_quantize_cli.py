@@ -732,6 +732,27 @@ def test_ctrl_c_leaves_no_file_and_no_traceback(tiny, tmp_path, capsys, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_while_torch_loads_is_the_quantizers_line_not_a_traceback(tmp_path):
+    # `python -m motif_lite.quantize` spends seconds importing torch before main runs: Ctrl-C there was a traceback
+    # ending in KeyboardInterrupt. The import is interrupted here where Ctrl-C lands then: at torch's.
+    import subprocess
+    import sys
+
+    interrupt_torch = (
+        "import runpy, sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['quantize', 'SRC', '-o', 'out.gguf']\n"
+        "runpy.run_module('motif_lite.quantize', run_name='__main__', alter_sys=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", interrupt_torch], cwd=tmp_path, capture_output=True, text=True)
+    assert (done.returncode, done.stderr.strip()) == (130, "interrupted: nothing was written"), done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
 def test_kill_or_a_closed_terminal_leaves_no_partial_file(tiny, tmp_path, capsys, monkeypatch, name):
     """`kill PID` or closing the terminal halfway ended the process where it was and left OUT.tmp (as large as the
