@@ -471,6 +471,8 @@ def test_bad_sources_exit_2(tmp_path, capsys):
     cases.update({"bad.gguf": "cannot read GGUF", "empty": "no diffusion_pytorch_model.safetensors"})
     cases.update({"gone.safetensors.index.json": "lists shards that are not in"})
     cases.update({"void.safetensors.index.json": "empty"})
+    (tmp_path / "fox.latents.safetensors").write_bytes(b"\x00" * 16)  # a run's saved latents: not weights
+    cases["fox.latents.safetensors"] = "it is the latents a run saved, not weights to quantize: motif-lite run --resume"
     for name, message in cases.items():
         assert main([str(tmp_path / name), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
         assert message in capsys.readouterr().err, name
