@@ -597,6 +597,10 @@ _OPTIONAL_NUMBERS = ("cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum
 
 
 def _check_size(value: int, name: str) -> bool:
+    if isinstance(value, str) and (size := split_size(value) or lines_size(value)) is not None:
+        # A whole size given to one side, as other tools write it (`1280x720`, `720p`): the two keywords for it.
+        raise RequestError(f"{name} takes one side in pixels, got {value!r}: that size is width={size[0]}, "
+                           f"height={size[1]}")  # fmt: skip
     _check_positive_int(value, name)
     if value % SIZE_MULTIPLE:
         below = value // SIZE_MULTIPLE * SIZE_MULTIPLE
