@@ -474,6 +474,11 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["check", "--mmap"], "(--mmap: no switch needed: the weight files are always memory-mapped"),
         (["decode", "f", "--vae-conv-direct"], "(--vae-conv-direct: ggml's direct convolution has no counterpart"),
         (["run", "-p", "x", "--img-cfg-scale", "2"], "(--img-cfg-scale: there is no separate image guidance: image-"),
+        # check's dry run (it is one), ComfyUI's server flags (no hint before)
+        (["check", "--dry-run"], "(--dry-run: check is one already: it reads no weights and downloads nothing; a run"),
+        (["serve", "--output-directory", "out"], "(--output-directory: the server keeps each job's video in its data"),
+        (["run", "-p", "x", "--output-directory", "out"], "(--output-directory: -o names the video's file, its folder"),
+        (["serve", "--enable-cors-header"], "(--enable-cors-header: browser pages of other origins are allowed with "),
     ],
 )
 def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):

@@ -304,6 +304,18 @@ OTHER_TOOLS_SETTINGS.update(
     )
 )  # fmt: skip
 
+# ComfyUI's server flags given to serve: its output folder and its CORS switch (an origin, '*' without one).
+OTHER_TOOLS_SETTINGS["--output-directory"] = (
+    "--data",
+    "the server keeps each job's video in its data folder, --data DIR (default ./motif-lite-data); clients fetch "
+    "them from GET /v1/videos/ID/content",
+)
+OTHER_TOOLS_SETTINGS["--enable-cors-header"] = (
+    "--cors-origin",
+    "browser pages of other origins are allowed with --cors-origin ORIGIN (repeatable), e.g. --cors-origin "
+    "http://localhost:3000, or --cors-origin '*' for any",
+)
+
 # Overwrite switches (ffmpeg's -y, the quantizer's --force): here the output named with -o is replaced as it is.
 OTHER_TOOLS_SETTINGS.update(
     dict.fromkeys(
@@ -498,6 +510,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) == "--dry-run" and parser.prog.endswith(" verify"):
             hints.append(f"{flag}: {VERIFY_DRY_RUN}")
             continue
+        if _spelled(name) == "--dry-run" and parser.prog.endswith(" check"):
+            hints.append(f"{flag}: {CHECK_IS_A_DRY_RUN}")
+            continue
         if name in IMAGE_FLAGS and "--prompt" in known and "--image" not in known:  # verify
             hints.append(f"{flag}: {VERIFY_WITHOUT_IMAGE}")
             continue
@@ -558,6 +573,8 @@ CHECK_PLANS_A_DEFAULT_RUN = (
 IMAGE_FLAGS = ("-i", "--image", "--init-img")  # run's image-to-video input
 VERIFY_DRY_RUN = ("verify has no dry run: motif-lite check with the same -m and files checks them and this "
                   "machine without loading anything")  # fmt: skip
+CHECK_IS_A_DRY_RUN = ("check is one already: it reads no weights and downloads nothing; a run's own settings and "
+                      "memory plan: motif-lite run with the same flags and --dry-run")  # fmt: skip
 VERIFY_WITHOUT_IMAGE = "verify compares a text-to-video run only (it encodes no image): leave it out"
 DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
 # What -o writes (as io.video.VIDEO_EXTENSIONS, not imported: it imports torch, and a refusal must be quick).
@@ -626,7 +643,8 @@ VALUED_HINTS = {
     **dict.fromkeys(("--size", "--resolution", "--res"), ("--width", _size_hint)),
     **dict.fromkeys(("--prompt-file", "--prompts-file", "--from-file"), ("--prompt", _prompt_file_hint)),
     **dict.fromkeys(
-        ("--output-dir", "--outdir", "--out-dir", "--output-folder", "--save-dir"), ("--output", _output_folder_hint)
+        ("--output-dir", "--outdir", "--out-dir", "--output-folder", "--save-dir", "--output-directory"),
+        ("--output", _output_folder_hint),
     ),
 }
 
