@@ -292,7 +292,9 @@ def test_other_libraries_ways_of_taking_the_frames_say_where_the_video_is():
     result = GenerationResult(Path("fox.mp4"), request, 15.0, {}, None, None)
     assert not any(hasattr(GenerationResult, name) for name in OTHER_RESULT_NAMES)  # else its advice never shows
     for name in ("videos", "images"):
-        with pytest.raises(AttributeError, match=rf"no attribute '{name}': generate writes the video to result\.output"):
+        with pytest.raises(
+            AttributeError, match=rf"no attribute '{name}': generate writes the video to result\.output"
+        ):
             getattr(result, name)
     with pytest.raises(AttributeError, match=r"no attribute 'video_path': the video file written is result\.output"):
         result.video_path  # noqa: B018

@@ -274,8 +274,16 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "width": 64}, "'width'; the size is one field here, 'size': 'WIDTHxHEIGHT' (e.g.", "width"),
     ({"prompt": PROMPT, "width": "64x48"}, "the size is one field here, 'size': '64x48' (known: prompt,", "width"),
     ({"prompt": PROMPT, "width": "720p"}, "the size is one field here, 'size': '1280x720' (known:", "width"),
-    ({"prompt": PROMPT, "width": 64, "height": "48"}, "'height'; the size is one field here, 'size': '64x48'", "height"),
-    ({"prompt": PROMPT, "size": "720p"}, "size must be 'WIDTHxHEIGHT' (e.g. '1280x736'), got '720p': that is '12", "size"),
+    (
+        {"prompt": PROMPT, "width": 64, "height": "48"},
+        "'height'; the size is one field here, 'size': '64x48'",
+        "height",
+    ),
+    (
+        {"prompt": PROMPT, "size": "720p"},
+        "size must be 'WIDTHxHEIGHT' (e.g. '1280x736'), got '720p': that is '12",
+        "size",
+    ),
     ({"prompt": PROMPT, "size": "832*480"}, "got '832*480': that is '832x480'", "size"),
     ({"prompt": PROMPT, "zzz": 1}, "unknown parameter 'zzz' (known: prompt,", "zzz"),
     ({"prompt": PROMPT, "duration": 4}, "unknown parameter 'duration'; did you mean 'seconds'?", "duration"),

@@ -510,7 +510,9 @@ def add_text_encoder_gguf_flag(parser: argparse.ArgumentParser | argparse._Argum
 def add_weight_file_flags(parser: argparse.ArgumentParser, text_encoder_gguf: bool = True) -> None:
     """--diffusion-model, --text-encoder and --vae; `text_encoder_gguf`: whether the command reads a text encoder
     GGUF (verify does not: diffusers, its reference, cannot)."""
-    te_gguf = "or a .gguf file (as --text-encoder-gguf)" if text_encoder_gguf else "not a .gguf file (diffusers reads none)"
+    te_gguf = (
+        "or a .gguf file (as --text-encoder-gguf)" if text_encoder_gguf else "not a .gguf file (diffusers reads none)"
+    )
     g = parser.add_argument_group(
         "weight files you already have (docs/usage.md, Weight files you already have)",
         # Line breaks of its own: the commands' raw description formatter (kept for their examples) keeps it as is.

@@ -238,7 +238,9 @@ def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, i
     too_many_pixels = request.width * request.height > width * height
     if too_many_pixels or request.frames > frames:
         length = "num_frames" if seconds is None else "seconds"
-        counted = "" if seconds is None else f" (seconds {shown(seconds)} at {request.fps:g} fps: {request.frames} frames)"
+        counted = (
+            "" if seconds is None else f" (seconds {shown(seconds)} at {request.fps:g} fps: {request.frames} frames)"
+        )
         raise ApiError(
             400,
             f"{request.width}x{request.height}x{request.frames}{counted} is larger than the {width}x{height}x{frames} "
