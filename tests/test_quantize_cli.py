@@ -1008,6 +1008,16 @@ def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, mon
         (["-o", "OUT.gguf", "--type", "Q4_K_M", "Q8_0"], "(Q8_0: one type per run: run again for it)"),
         (["-o", "OUT.gguf", "--overwrite", "Q8_0"], "(--overwrite: here --force; Q8_0: the type goes after --type)"),
         (["-y", "-o", "OUT.gguf"], "(-y: here --force)"),  # ffmpeg's
+        # per-tensor types of llama-quantize and sd.cpp (no hint before; --output-tensor-type's value got "the type
+        # goes after --type", which would change every tensor)
+        (["-o", "OUT.gguf", "--tensor-type", "attn_v=q8_0"], "(--tensor-type: here --keep PATTERN=TYPE, one rule"),
+        (["-o", "OUT.gguf", "--tensor-type-rules", "^vae.=f16"], "(--tensor-type-rules: here --keep PATTERN=TYPE"),
+        (
+            ["-o", "OUT.gguf", "--output-tensor-type", "q8_0"],
+            "(--output-tensor-type: the quantized recipes keep the embedders",
+        ),
+        (["--leave-output-tensor", "-o", "OUT.gguf"], "another type: --keep 'proj_out.*=F16')"),
+        (["--pure", "-o", "OUT.gguf"], "(--pure: one type for every matrix is --keep '*=TYPE'"),
         # our own flags misspelled: the flag meant, not the value's place
         (["-o", "OUT.gguf", "--componet", "text_encoder"], "(--componet: did you mean --component?)"),
         (["-o", "OUT.gguf", "--Type", "Q8_0"], "(--Type: did you mean --type?)"),
