@@ -238,9 +238,11 @@ def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, i
     too_many_pixels = request.width * request.height > width * height
     if too_many_pixels or request.frames > frames:
         length = "num_frames" if seconds is None else "seconds"
-        counted = (
-            "" if seconds is None else f" (seconds {shown(seconds)} at {request.fps:g} fps: {request.frames} frames)"
-        )
+        counted = ""
+        if seconds is not None:  # the frames are the seconds': say both, and the most seconds that fit
+            most = round((frames - 1) / request.fps, 2)
+            counted = (f" (seconds {shown(seconds)} at {request.fps:g} fps: {request.frames} frames; up to {most:g} s "
+                       "fit)")  # fmt: skip
         raise ApiError(
             400,
             f"{request.width}x{request.height}x{request.frames}{counted} is larger than the {width}x{height}x{frames} "
