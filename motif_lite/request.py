@@ -638,6 +638,10 @@ _OPTIONAL_NUMBERS = ("cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum
 
 
 def _check_size(value: int, name: str) -> bool:
+    if isinstance(value, str) and (size := split_size(value) or lines_size(value)) is not None:
+        # A whole size given to one side, as other tools write it (`1280x720`, `720p`): the two keywords for it.
+        raise RequestError(f"{name} takes one side in pixels, got {value!r}: that size is width={size[0]}, "
+                           f"height={size[1]}")  # fmt: skip
     _check_positive_int(value, name)
     if value % SIZE_MULTIPLE:
         below = value // SIZE_MULTIPLE * SIZE_MULTIPLE
@@ -677,6 +681,23 @@ def _check_video_tokens(width: int, height: int, frames: int) -> None:
             f"have ({MAX_VIDEO_TOKENS / usual:.0f} times the official {official.width}x{official.height}x"
             f"{official.frames}; the attention's work grows with their square): make the video smaller or shorter"
         )
+
+
+def split_size(text: str) -> tuple[int, int] | None:
+    """(width, height) of a size written as one value, WIDTHxHEIGHT, as other tools write it (`1280x720`, the
+    server's; `1280*720`, Wan's; `1280,720` and `1280:720`, ffmpeg's); None for anything else."""
+    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", text)
+    return None if size is None else (int(size[1]), int(size[2]))
+
+
+def lines_size(text: str) -> tuple[int, int] | None:
+    """(width, height) of a size written as a video's lines (`720p`): that height, at 16:9 with the width a
+    multiple of 16 (720p: 1280x720); None for anything else."""
+    lines = re.fullmatch(r"\s*(\d+)\s*[pP]\s*", text)
+    if lines is None:
+        return None
+    height = int(lines[1])
+    return round(height * 16 / 9 / 16) * 16, height
 
 
 def frames_for_seconds(seconds: float, fps: float) -> int:

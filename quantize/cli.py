@@ -216,6 +216,10 @@ def _check_device(name: str) -> None:
 # llama-quantize (--allow-requantize, --imatrix) and stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE
 # -t THREADS`, and ffmpeg's -y.
 SOURCE_FIRST = "the source needs no flag, it comes first: python -m motif_lite.quantize SRC -o ..."
+KEEP_RULES = ("here --keep PATTERN=TYPE, one rule each (an fnmatch pattern of our tensor names, e.g. "
+              "'transformer_blocks.0.*=Q8_0'; later rules win)")  # fmt: skip
+EMBED_AND_HEAD = ("the quantized recipes keep the embedders and the output head (proj_out) at Q8_0 (Q3_K_S and Q2_K: "
+                  "Q6_K); another type: --keep 'proj_out.*=F16'")  # fmt: skip
 OTHER_TOOLS_FLAGS = {
     "--outfile": "here -o",
     "--outtype": "here --type",
@@ -228,8 +232,16 @@ OTHER_TOOLS_FLAGS = {
     "--imatrix": "not taken: no importance matrix is used (docs/quantize.md, How the K-quants are made)",
     "--overwrite": "here --force",
     "-y": "here --force",  # ffmpeg's
+    # Per-tensor types: llama-quantize's --tensor-type, sd.cpp's --tensor-type-rules (regular expressions, joined by
+    # commas), llama-quantize's output and embedding types, its one type for every tensor (--pure).
+    "--tensor-type": KEEP_RULES,
+    "--tensor-type-rules": KEEP_RULES,
+    "--output-tensor-type": EMBED_AND_HEAD,
+    "--token-embedding-type": EMBED_AND_HEAD,
+    "--leave-output-tensor": EMBED_AND_HEAD,
+    "--pure": "one type for every matrix is --keep '*=TYPE' (biases and norms stay F32)",
 }
-FLAGS_WITHOUT_VALUE = ("--allow-requantize", "--overwrite", "-y")
+FLAGS_WITHOUT_VALUE = ("--allow-requantize", "--overwrite", "-y", "--leave-output-tensor", "--pure")
 EXIT_INTERRUPTED = 130  # as `motif-lite` (128 + SIGINT)
 
 

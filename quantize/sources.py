@@ -16,6 +16,7 @@ from typing import BinaryIO, TypeVar
 import torch
 
 from motif_lite.errors import CheckpointError, listed
+from motif_lite.io.latents import latents_given_as
 from motif_lite.json_values import read_json_object
 from motif_lite.paths import user_path
 from motif_lite.weights.dequant import dequantize
@@ -247,6 +248,8 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
         source = GGUFSource(path, component)
     elif path.name.endswith(".index.json"):
         source = SafetensorsSource(shard_files(path), path.parent / "config.json", component.tensor_name)
+    elif (saved := latents_given_as(path, "weights to quantize")) is not None:
+        raise CheckpointError(f"source {path}: {saved}")
     elif path.suffix == ".safetensors":
         _refuse_one_shard(path)
         source = SafetensorsSource([path], path.parent / "config.json", component.tensor_name)

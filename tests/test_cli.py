@@ -464,6 +464,21 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["run", "-p", "x", "--rng", "cuda"], "(--rng: the noise is drawn on the CPU, so a seed gives the same noise"),
         (["run", "-p", "x", "--moe-boundary", "0.9"], "(--moe-boundary: Motif-Video has one transformer: Wan 2.2's"),
         (["run", "-p", "x", "--batch", "2"], "(--batch: did you mean --batch-count?)"),
+        # more of stable-diffusion.cpp's options that got no hint (--img-cfg-scale a wrong one: --cfg-scale)
+        (["run", "-p", "x", "--mask", "m.png"], "(--mask: there is no inpainting mask: -i IMAGE is the video's first"),
+        (["run", "-p", "x", "--embd-dir", "e"], "(--embd-dir: textual-inversion embeddings are not taken: the text"),
+        (["run", "-p", "x", "--photo-maker", "p"], "(--photo-maker: PhotoMaker is not offered: to keep a person's"),
+        (["run", "-p", "x", "--vace-strength", "1"], "(--vace-strength: Wan's VACE (a video guided by control frames)"),
+        (["run", "-p", "x", "--sigmas", "1,0.5,0"], "(--sigmas: custom sigmas are not taken: the schedule is flow"),
+        (["run", "-p", "x", "--tf32"], "(--tf32: there is no TF32 switch: TF32 changes only float32 arithmetic"),
+        (["check", "--mmap"], "(--mmap: no switch needed: the weight files are always memory-mapped"),
+        (["decode", "f", "--vae-conv-direct"], "(--vae-conv-direct: ggml's direct convolution has no counterpart"),
+        (["run", "-p", "x", "--img-cfg-scale", "2"], "(--img-cfg-scale: there is no separate image guidance: image-"),
+        # check's dry run (it is one), ComfyUI's server flags (no hint before)
+        (["check", "--dry-run"], "(--dry-run: check is one already: it reads no weights and downloads nothing; a run"),
+        (["serve", "--output-directory", "out"], "(--output-directory: the server keeps each job's video in its data"),
+        (["run", "-p", "x", "--output-directory", "out"], "(--output-directory: -o names the video's file, its folder"),
+        (["serve", "--enable-cors-header"], "(--enable-cors-header: browser pages of other origins are allowed with "),
     ],
 )
 def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):

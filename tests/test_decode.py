@@ -595,6 +595,13 @@ def test_a_bad_output_is_named_before_loading(saved, tmp_path, capsys, no_vae_lo
     assert_user_error(code, err, "unsupported output format '.avi'")
 
 
+def test_one_png_for_several_frames_offers_no_frame_count_decode_cannot_take(saved, tmp_path, capsys, no_vae_load):
+    # It ended "(or ask for one frame: --video-frames 1)", a flag of run: a decode's frames are its latents'.
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.png"))
+    assert_user_error(code, err, "v.png is one image, and this video has 9 frames: for a PNG per frame put a frame-")
+    assert "--video-frames" not in err and err.rstrip().endswith("v_%03d.png"), err
+
+
 def test_a_gif_at_a_frame_rate_it_cannot_play_is_named_before_loading(pipe, tmp_path, capsys, no_vae_load):
     with pytest.MonkeyPatch.context() as patch:  # a 60 fps run whose decode failed
         patch.setattr(pipe.vae, "decode_frames", out_of_memory)

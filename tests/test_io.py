@@ -727,6 +727,18 @@ def test_a_model_file_given_as_the_image_is_named_a_model_file(tmp_path):
         schema.check_image((tmp_path / "model.gguf").read_bytes(), 2**20, 10**6)
 
 
+def test_a_runs_saved_latents_given_as_the_image_names_the_commands_that_take_them(tmp_path):
+    # -i fox.latents.safetensors was "a safetensors model file (weights)": it is a run's own file, for --resume.
+    from safetensors.torch import save_file
+
+    save_file({"latents": torch.zeros(2)}, tmp_path / "fox.latents.safetensors")
+    with pytest.raises(MotifLiteError) as error:
+        load_image(tmp_path / "fox.latents.safetensors")
+    assert "fox.latents.safetensors: it is the latents a run saved, not an image: motif-lite run --resume " in str(
+        error.value
+    ) and "motif-lite decode " in str(error.value)
+
+
 def test_staged_output_says_where_the_file_went_and_keeps_other_errors(tmp_path, monkeypatch):
     """`written` is the path asked for when the move succeeds; only Windows' "in use" (PermissionError) takes the
     fallback: another error (an I/O error, a vanished folder) is no name's fault and must not become a file with

@@ -205,6 +205,16 @@ def test_preview_path_checks(tmp_path):
         check_preview_path(tmp_path / "fox.mp4" / "p.png")
 
 
+def test_a_preview_that_is_not_a_file_name_says_what_the_flag_takes(monkeypatch, tmp_path):
+    # stable-diffusion.cpp's --preview takes a method (proj, tae, ...): was only "must be a .png or .webp file".
+    monkeypatch.chdir(tmp_path)
+    example = "--preview names the file to write, e.g. --preview preview.webp"
+    with pytest.raises(MotifLiteError, match=rf"got proj: {example} \(stable-diffusion.cpp's preview method is not"):
+        check_preview_path("proj")
+    with pytest.raises(MotifLiteError, match=rf"got p\.jpg: {example}$"):
+        check_preview_path("p.jpg")
+
+
 def test_cli_preview(pipe, tmp_path, capsys):
     _, root = pipe
     args = ["run", "-m", str(root), "-p", "a red fox", "-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4"]

@@ -284,6 +284,27 @@ def test_a_result_shows_as_one_short_line_in_a_notebook():
     assert "25 steps; 2 notes (.notes); the rest" in repr(noted)
 
 
+def test_other_libraries_ways_of_taking_the_frames_say_where_the_video_is():
+    # Were Python's bare "'GenerationResult' object has no attribute 'videos'" and "... is not subscriptable".
+    from motif_lite.pipeline.result import OTHER_RESULT_NAMES
+
+    request = GenerationRequest("a red fox", output="fox.mp4")
+    result = GenerationResult(Path("fox.mp4"), request, 15.0, {}, None, None)
+    assert not any(hasattr(GenerationResult, name) for name in OTHER_RESULT_NAMES)  # else its advice never shows
+    for name in ("videos", "images"):
+        with pytest.raises(
+            AttributeError, match=rf"no attribute '{name}': generate writes the video to result\.output"
+        ):
+            getattr(result, name)
+    with pytest.raises(AttributeError, match=r"no attribute 'video_path': the video file written is result\.output"):
+        result.video_path  # noqa: B018
+    # diffusers' output[0] and return_dict=False's tuple, indexed or unpacked
+    with pytest.raises(TypeError, match=r"not subscriptable: diffusers' output\[0\] is its frames; here generate"):
+        result[0]  # noqa: B018
+    with pytest.raises(TypeError, match=r"here generate writes the video to result\.output"):
+        (frames,) = result
+
+
 def test_an_output_given_is_replaced_and_a_resolved_request_keeps_its_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "output.mp4").write_bytes(b"an earlier video")

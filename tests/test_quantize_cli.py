@@ -471,6 +471,8 @@ def test_bad_sources_exit_2(tmp_path, capsys):
     cases.update({"bad.gguf": "cannot read GGUF", "empty": "no diffusion_pytorch_model.safetensors"})
     cases.update({"gone.safetensors.index.json": "lists shards that are not in"})
     cases.update({"void.safetensors.index.json": "empty"})
+    (tmp_path / "fox.latents.safetensors").write_bytes(b"\x00" * 16)  # a run's saved latents: not weights
+    cases["fox.latents.safetensors"] = "it is the latents a run saved, not weights to quantize: motif-lite run --resume"
     for name, message in cases.items():
         assert main([str(tmp_path / name), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
         assert message in capsys.readouterr().err, name
@@ -732,6 +734,27 @@ def test_ctrl_c_leaves_no_file_and_no_traceback(tiny, tmp_path, capsys, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_while_torch_loads_is_the_quantizers_line_not_a_traceback(tmp_path):
+    # `python -m motif_lite.quantize` spends seconds importing torch before main runs: Ctrl-C there was a traceback
+    # ending in KeyboardInterrupt. The import is interrupted here where Ctrl-C lands then: at torch's.
+    import subprocess
+    import sys
+
+    interrupt_torch = (
+        "import runpy, sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['quantize', 'SRC', '-o', 'out.gguf']\n"
+        "runpy.run_module('motif_lite.quantize', run_name='__main__', alter_sys=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", interrupt_torch], cwd=tmp_path, capture_output=True, text=True)
+    assert (done.returncode, done.stderr.strip()) == (130, "interrupted: nothing was written"), done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
 def test_kill_or_a_closed_terminal_leaves_no_partial_file(tiny, tmp_path, capsys, monkeypatch, name):
     """`kill PID` or closing the terminal halfway ended the process where it was and left OUT.tmp (as large as the
@@ -985,6 +1008,16 @@ def test_an_unwritable_output_folder_is_a_user_error(tiny, tmp_path, capsys, mon
         (["-o", "OUT.gguf", "--type", "Q4_K_M", "Q8_0"], "(Q8_0: one type per run: run again for it)"),
         (["-o", "OUT.gguf", "--overwrite", "Q8_0"], "(--overwrite: here --force; Q8_0: the type goes after --type)"),
         (["-y", "-o", "OUT.gguf"], "(-y: here --force)"),  # ffmpeg's
+        # per-tensor types of llama-quantize and sd.cpp (no hint before; --output-tensor-type's value got "the type
+        # goes after --type", which would change every tensor)
+        (["-o", "OUT.gguf", "--tensor-type", "attn_v=q8_0"], "(--tensor-type: here --keep PATTERN=TYPE, one rule"),
+        (["-o", "OUT.gguf", "--tensor-type-rules", "^vae.=f16"], "(--tensor-type-rules: here --keep PATTERN=TYPE"),
+        (
+            ["-o", "OUT.gguf", "--output-tensor-type", "q8_0"],
+            "(--output-tensor-type: the quantized recipes keep the embedders",
+        ),
+        (["--leave-output-tensor", "-o", "OUT.gguf"], "another type: --keep 'proj_out.*=F16')"),
+        (["--pure", "-o", "OUT.gguf"], "(--pure: one type for every matrix is --keep '*=TYPE'"),
         # our own flags misspelled: the flag meant, not the value's place
         (["-o", "OUT.gguf", "--componet", "text_encoder"], "(--componet: did you mean --component?)"),
         (["-o", "OUT.gguf", "--Type", "Q8_0"], "(--Type: did you mean --type?)"),

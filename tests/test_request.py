@@ -146,6 +146,15 @@ def test_a_video_of_too_many_tokens_is_refused_naming_what_is_over(tmp_path, siz
     assert str(error).endswith("make the video smaller or shorter")
 
 
+def test_a_whole_size_given_to_one_side_says_the_two_keywords(tmp_path):
+    # Were "width must be a positive integer, got '1280x720'": the size written as other tools write it.
+    error = refused(tmp_path, width="1280x720")
+    assert error.fields == ("width",)
+    assert str(error) == "width takes one side in pixels, got '1280x720': that size is width=1280, height=720"
+    assert "that size is width=848, height=480" in str(refused(tmp_path, height="480p"))
+    assert str(refused(tmp_path, width="64")) == "width must be a positive integer, got '64'"  # no size in it
+
+
 def test_the_largest_videos_people_ask_for_are_taken(tmp_path):
     for size in (dict(width=3840, height=2176, frames=121), dict(width=1280, height=736, frames=721)):
         request = resolves(tmp_path, **size)

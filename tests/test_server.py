@@ -270,7 +270,21 @@ BAD_BODIES = [
     ),
     ({"prompt": PROMPT, "step": 2}, "unknown parameter 'step'; did you mean 'steps'? (known: prompt,", "step"),
     ({"prompt": PROMPT, "num_inference_steps": 2}, "did you mean 'steps'?", "num_inference_steps"),
-    ({"prompt": PROMPT, "width": 64}, "unknown parameter 'width'; did you mean 'size'?", "width"),
+    # diffusers' and ComfyUI's width and height, or a whole size in one of them: the size field, written out
+    ({"prompt": PROMPT, "width": 64}, "'width'; the size is one field here, 'size': 'WIDTHxHEIGHT' (e.g.", "width"),
+    ({"prompt": PROMPT, "width": "64x48"}, "the size is one field here, 'size': '64x48' (known: prompt,", "width"),
+    ({"prompt": PROMPT, "width": "720p"}, "the size is one field here, 'size': '1280x720' (known:", "width"),
+    (
+        {"prompt": PROMPT, "width": 64, "height": "48"},
+        "'height'; the size is one field here, 'size': '64x48'",
+        "height",
+    ),
+    (
+        {"prompt": PROMPT, "size": "720p"},
+        "size must be 'WIDTHxHEIGHT' (e.g. '1280x736'), got '720p': that is '12",
+        "size",
+    ),
+    ({"prompt": PROMPT, "size": "832*480"}, "got '832*480': that is '832x480'", "size"),
     ({"prompt": PROMPT, "zzz": 1}, "unknown parameter 'zzz' (known: prompt,", "zzz"),
     ({"prompt": PROMPT, "duration": 4}, "unknown parameter 'duration'; did you mean 'seconds'?", "duration"),
     ({"prompt": PROMPT, "sizes": "64x64"}, "unknown parameter 'sizes'; did you mean 'size'?", "sizes"),  # OpenAI's
@@ -407,10 +421,12 @@ def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
             (dict(size="64x32"), "size"),
             (dict(num_frames=9), "num_frames"),
             (dict(size="64x32", num_frames=9), "size"),
+            (dict(num_frames=None, seconds=4), "seconds"),  # the field the client sent (it named num_frames)
         ):
             code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, **extra})
             assert code == 400 and error["error"]["param"] == param
             assert "than the 48x32x5 this server planned its memory for" in error["error"]["message"]
+        assert "48x32x97 (seconds 4 at 24 fps: 97 frames; up to 0.17 s fit) is larger" in error["error"]["message"]
 
 
 def test_form_values_are_parsed_and_checked(server):

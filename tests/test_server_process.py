@@ -6,6 +6,7 @@ errors (missing extra, busy port, bad flags) as one-line messages before anythin
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -354,6 +355,24 @@ def test_serve_flag_values_at_their_bounds():
     for parse, text in refused:
         with pytest.raises(argparse.ArgumentTypeError, match="must "):
             parse(text)
+
+
+def test_a_max_video_without_its_frames_or_in_wans_spelling_says_the_one_meant():
+    # Were only "must look like 1280x736x121": a size alone (as run's --size hint and the server's size take it).
+    import argparse
+
+    from motif_lite.cli.serve import parse_max_video
+
+    for text, meant in (
+        ("1280x720", "; with the frames too, e.g. 1280x720x121 (121 frames, the official length)"),
+        ("720p", "; with the frames too, e.g. 1280x720x121 ("),
+        ("1280*720*121", "; written 1280x720x121"),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError, match="got .*" + re.escape(meant)):
+            parse_max_video(text)
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        parse_max_video("1280x0x121")
+    assert str(refused.value).endswith("got '1280x0x121'")  # no size of a zero side is offered
 
 
 @pytest.mark.parametrize("port", ["99999", "-1"])

@@ -46,6 +46,12 @@ def test_help_has_examples_and_says_the_exit_codes_and_memory(capsys, monkeypatc
     assert "Exit code 0: every stage matches; 1: a mismatch" in out and "35 GB of RAM in fp32 on the CPU" in out
 
 
+def test_help_offers_no_text_encoder_gguf_verify_refuses(capsys, monkeypatch):
+    # --text-encoder's help said "or a .gguf file (as --text-encoder-gguf)", as run's does; verify refuses one.
+    out = " ".join(help_text(capsys, monkeypatch, cli.main, ["verify"]).split())
+    assert "--text-encoder-gguf" not in out and "model.safetensors), not a .gguf file (diffusers reads none)" in out
+
+
 def stage_lines(lines: list[str]) -> dict[str, str]:
     return {line.split()[0]: line for line in lines if line.split() and line.split()[0] in STAGES}
 

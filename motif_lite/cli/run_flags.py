@@ -25,7 +25,16 @@ from motif_lite.choices import (
 )
 from motif_lite.errors import ConfigError
 from motif_lite.paths import path_arg
-from motif_lite.request import MAX_SEED, REQUEST_DEFAULTS, SEED_RANGE, choice_name, closest_sampler, frames_for_seconds
+from motif_lite.request import (
+    MAX_SEED,
+    REQUEST_DEFAULTS,
+    SEED_RANGE,
+    choice_name,
+    closest_sampler,
+    frames_for_seconds,
+    lines_size,
+    split_size,
+)
 
 DTYPE_HELP = (
     "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
@@ -193,23 +202,13 @@ def whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
 
 
-def split_size(text: str) -> tuple[int, int] | None:
-    """(width, height) of a size written as one value, WIDTHxHEIGHT, as other tools write it (`1280x720`, the
-    server's; `1280*720`, Wan's; `1280,720` and `1280:720`, ffmpeg's); None for anything else."""
-    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", text)
-    return None if size is None else (int(size[1]), int(size[2]))
-
-
 def size_side(text: str) -> int:
     """-W or -H: pixels. Other tools' ways of giving the size in one value (`1280x720`, `720p`) get the two flags
     they stand for."""
     if (size := split_size(text)) is not None:
         raise argparse.ArgumentTypeError(f"takes one side in pixels: the size {text} is -W {size[0]} -H {size[1]}")
-    lines = re.fullmatch(r"\s*(\d+)\s*[pP]\s*", text)  # a video's height in lines, 16:9 (720p: 1280x720)
-    if lines:
-        height = int(lines[1])
-        width = round(height * 16 / 9 / 16) * 16
-        raise argparse.ArgumentTypeError(f"takes pixels: {text} is -H {height}, and -W {width} makes it 16:9")
+    if (size := lines_size(text)) is not None:  # a video's height in lines, 16:9 (720p: 1280x720)
+        raise argparse.ArgumentTypeError(f"takes pixels: {text} is -H {size[1]}, and -W {size[0]} makes it 16:9")
     return whole_number(text)
 
 
@@ -508,7 +507,12 @@ def add_text_encoder_gguf_flag(parser: argparse.ArgumentParser | argparse._Argum
     )
 
 
-def add_weight_file_flags(parser: argparse.ArgumentParser) -> None:
+def add_weight_file_flags(parser: argparse.ArgumentParser, text_encoder_gguf: bool = True) -> None:
+    """--diffusion-model, --text-encoder and --vae; `text_encoder_gguf`: whether the command reads a text encoder
+    GGUF (verify does not: diffusers, its reference, cannot)."""
+    te_gguf = (
+        "or a .gguf file (as --text-encoder-gguf)" if text_encoder_gguf else "not a .gguf file (diffusers reads none)"
+    )
     g = parser.add_argument_group(
         "weight files you already have (docs/usage.md, Weight files you already have)",
         # Line breaks of its own: the commands' raw description formatter (kept for their examples) keeps it as is.
@@ -526,8 +530,7 @@ def add_weight_file_flags(parser: argparse.ArgumentParser) -> None:
         "--text-encoder",
         type=path_arg,
         metavar="FILE",
-        help="the T5Gemma2 text encoder: .safetensors (the checkpoint's text_encoder/model.safetensors), or a .gguf "
-        "file (as --text-encoder-gguf)",
+        help=f"the T5Gemma2 text encoder: .safetensors (the checkpoint's text_encoder/model.safetensors), {te_gguf}",
     )
     g.add_argument(
         "--vae",

@@ -39,7 +39,7 @@ from motif_lite.cli.run_flags import (
 )
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg, user_path
-from motif_lite.request import SIZE_MULTIPLE
+from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, lines_size, split_size
 
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     import torch
@@ -156,12 +156,23 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
 def parse_max_video(text: str) -> tuple[int, int, int]:
     match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", text.strip())
     if match is None or min(int(g) for g in match.groups()) < 1:
-        raise argparse.ArgumentTypeError(f"must look like 1280x736x121 (width x height x frames), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must look like 1280x736x121 (width x height x frames), got {text!r}"
+                                         f"{_max_video_meant(text)}")  # fmt: skip
     if min(int(match[1]), int(match[2])) < SIZE_MULTIPLE:  # no video is narrower: a job given no size got a 400
         raise argparse.ArgumentTypeError(
             f"must be at least {SIZE_MULTIPLE}x{SIZE_MULTIPLE} (width x height x frames), got {text!r}"
         )
     return int(match[1]), int(match[2]), int(match[3])
+
+
+def _max_video_meant(text: str) -> str:
+    """The --max-video a size without its frames (`1280x720`, `720p`) or with other separators (Wan's `1280*720*121`)
+    most likely means, as the end of the refusal; "" when none."""
+    if (size := split_size(text) or lines_size(text)) is not None:
+        frames = REQUEST_DEFAULTS.frames
+        return f"; with the frames too, e.g. {size[0]}x{size[1]}x{frames} ({frames} frames, the official length)"
+    sides = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", text)
+    return "" if sides is None or "0" in (sides[1], sides[2], sides[3]) else f"; written {'x'.join(sides.groups())}"
 
 
 def cors_origin(text: str) -> str:

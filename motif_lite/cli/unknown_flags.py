@@ -11,8 +11,8 @@ import difflib
 import os
 from collections.abc import Sequence
 
-from motif_lite.cli.run_flags import split_size
-from motif_lite.request import frames_for_seconds
+from motif_lite.choices import LATENTS_SUFFIX
+from motif_lite.request import frames_for_seconds, split_size
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
 # ComfyUI's server flags).
@@ -182,6 +182,56 @@ OTHER_TOOLS_SETTINGS.update(
     )
 )  # fmt: skip
 
+# More of stable-diffusion.cpp's options (its --help's meanings) with no counterpart here. --img-cfg-scale was "did
+# you mean --cfg-scale?", which it is not: it weighs the image apart from the text, in inpainting and edit models.
+OTHER_TOOLS_SETTINGS["--mask"] = (
+    "--image",
+    "there is no inpainting mask: -i IMAGE is the video's first frame as a whole, and nothing is painted in",
+)
+OTHER_TOOLS_SETTINGS["--embd-dir"] = (
+    "--prompt",
+    "textual-inversion embeddings are not taken: the text encoder (T5Gemma2) reads the prompt as plain text, so an "
+    "embedding's name in it is just a word",
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--photo-maker", "--pm-id-images-dir", "--pm-id-embed-path", "--pm-style-strength"),
+        ("--image", "PhotoMaker is not offered: to keep a person's look, start the video from a picture of them, "
+                    "-i IMAGE"),
+    )
+)  # fmt: skip
+OTHER_TOOLS_SETTINGS["--vace-strength"] = (
+    "--image",
+    "Wan's VACE (a video guided by control frames) has no counterpart: a video starts from the prompt, a first "
+    "frame (-i IMAGE) or a clip it goes on from (--extend CLIP)",
+)
+OTHER_TOOLS_SETTINGS["--sigmas"] = (
+    "--flow-shift",
+    "custom sigmas are not taken: the schedule is flow matching's over --steps steps, shaped by --flow-shift",
+)
+OTHER_TOOLS_SETTINGS["--img-cfg-scale"] = (
+    "--cfg-scale",
+    "there is no separate image guidance: image-to-video has one scale, --cfg-scale, and the first frame (-i IMAGE) "
+    "is used as it is",
+)
+OTHER_TOOLS_SETTINGS["--mmap"] = (
+    "--model",
+    "no switch needed: the weight files are always memory-mapped, and go into the model without a second copy",
+)
+OTHER_TOOLS_SETTINGS.update(
+    dict.fromkeys(
+        ("--vae-conv-direct", "--diffusion-conv-direct"),
+        ("--vae", "ggml's direct convolution has no counterpart: the VAE runs torch's convolutions (cuDNN on a GPU), "
+                  "tiled when memory asks for it (--dry-run prints the plan)"),
+    )
+)  # fmt: skip
+# Training scripts' and diffusers examples' TF32 switch (not one of stable-diffusion.cpp's).
+OTHER_TOOLS_SETTINGS["--tf32"] = OTHER_TOOLS_SETTINGS["--allow-tf32"] = (
+    "--dtype",
+    "there is no TF32 switch: TF32 changes only float32 arithmetic, and the compute type is --dtype: bf16 by default "
+    "(fp16 before Ampere), fp32 if given",
+)
+
 # Settings of other tools that a close spelling would send to the wrong flag of ours ("--slg-scale: did you mean
 # --cfg-scale?", "--gpu: did you mean --gpus?"), and ones that no spelling tells: what each is here.
 OTHER_TOOLS_SETTINGS.update(
@@ -254,6 +304,18 @@ OTHER_TOOLS_SETTINGS.update(
                     "--diffusion-model FILE (or --gguf FILE)"),
     )
 )  # fmt: skip
+
+# ComfyUI's server flags given to serve: its output folder and its CORS switch (an origin, '*' without one).
+OTHER_TOOLS_SETTINGS["--output-directory"] = (
+    "--data",
+    "the server keeps each job's video in its data folder, --data DIR (default ./motif-lite-data); clients fetch "
+    "them from GET /v1/videos/ID/content",
+)
+OTHER_TOOLS_SETTINGS["--enable-cors-header"] = (
+    "--cors-origin",
+    "browser pages of other origins are allowed with --cors-origin ORIGIN (repeatable), e.g. --cors-origin "
+    "http://localhost:3000, or --cors-origin '*' for any",
+)
 
 # Overwrite switches (ffmpeg's -y, the quantizer's --force): here the output named with -o is replaced as it is.
 OTHER_TOOLS_SETTINGS.update(
@@ -449,6 +511,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if _spelled(name) == "--dry-run" and parser.prog.endswith(" verify"):
             hints.append(f"{flag}: {VERIFY_DRY_RUN}")
             continue
+        if _spelled(name) == "--dry-run" and parser.prog.endswith(" check"):
+            hints.append(f"{flag}: {CHECK_IS_A_DRY_RUN}")
+            continue
         if name in IMAGE_FLAGS and "--prompt" in known and "--image" not in known:  # verify
             hints.append(f"{flag}: {VERIFY_WITHOUT_IMAGE}")
             continue
@@ -509,11 +574,12 @@ CHECK_PLANS_A_DEFAULT_RUN = (
 IMAGE_FLAGS = ("-i", "--image", "--init-img")  # run's image-to-video input
 VERIFY_DRY_RUN = ("verify has no dry run: motif-lite check with the same -m and files checks them and this "
                   "machine without loading anything")  # fmt: skip
+CHECK_IS_A_DRY_RUN = ("check is one already: it reads no weights and downloads nothing; a run's own settings and "
+                      "memory plan: motif-lite run with the same flags and --dry-run")  # fmt: skip
 VERIFY_WITHOUT_IMAGE = "verify compares a text-to-video run only (it encodes no image): leave it out"
 DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
 # What -o writes (as io.video.VIDEO_EXTENSIONS, not imported: it imports torch, and a refusal must be quick).
 OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".webp", ".gif", ".png")
-LATENTS_SUFFIX = ".latents.safetensors"  # io.latents.SUFFIX
 
 
 def path_hint(word: str, known: list[str]) -> str | None:
@@ -577,7 +643,8 @@ VALUED_HINTS = {
     **dict.fromkeys(("--size", "--resolution", "--res"), ("--width", _size_hint)),
     **dict.fromkeys(("--prompt-file", "--prompts-file", "--from-file"), ("--prompt", _prompt_file_hint)),
     **dict.fromkeys(
-        ("--output-dir", "--outdir", "--out-dir", "--output-folder", "--save-dir"), ("--output", _output_folder_hint)
+        ("--output-dir", "--outdir", "--out-dir", "--output-folder", "--save-dir", "--output-directory"),
+        ("--output", _output_folder_hint),
     ),
 }
 

@@ -82,7 +82,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     # Not offered (diffusers cannot read the file), but known: `main` says why, where argparse would suggest
     # --text-encoder, which refuses a GGUF in turn.
     verify.add_argument("--text-encoder-gguf", type=path_arg, metavar="FILE", help=argparse.SUPPRESS)
-    add_weight_file_flags(verify)
+    add_weight_file_flags(verify, text_encoder_gguf=False)
     verify.set_defaults(handler=main)
 
 

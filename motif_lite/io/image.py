@@ -18,6 +18,7 @@ import torch
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.clip import last_frame_file, url_fix
 from motif_lite.io.file_kinds import ftyp_kind, is_video, is_web_page, text_start
+from motif_lite.io.latents import latents_given_as
 from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import blank_path_problem, quoted, user_path, windows_path_problem
 
@@ -135,6 +136,8 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     if head.startswith(b"%PDF"):
         return "it is a PDF: export the page as PNG or JPEG first"
     picture = "give" if path is not None else "send"
+    if _model_file_kind(head) == "safetensors" and path is not None and (saved := latents_given_as(path, "an image")):
+        return saved
     if (kind := _model_file_kind(head)) is not None:
         return f"it is a {kind} model file (weights), not an image: {picture} the first frame as a PNG, JPEG or WebP"
     if is_web_page(head):

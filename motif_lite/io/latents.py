@@ -42,6 +42,18 @@ STATE_PREFIX = "state."
 _FRAME_PATTERN = re.compile(r"[_\-. ]*%0?\d*d")  # with the separator before it: out_%03d -> out
 
 
+def latents_given_as(path: Path, what: str) -> str | None:
+    """Why `path` is not `what` when its name is a saved latents file's (`fox.latents.safetensors`), with the two
+    commands that take one; None for any other name. -i and the quantizer's SRC read one as weights otherwise."""
+    if not path.name.lower().endswith(SUFFIX):
+        return None
+    file = shlex.quote(str(path))
+    return (
+        f"it is the latents a run saved, not {what}: motif-lite run --resume {file} goes on from a run that "
+        f"stopped while sampling, motif-lite decode {file} makes the video of one whose decode failed"
+    )
+
+
 class LatentsFileError(MotifLiteError):
     """A file that is not saved latents of this motif-lite, or latents that do not fit the VAE."""
 

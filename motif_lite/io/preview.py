@@ -19,6 +19,7 @@ from motif_lite.io.staging import check_writable_folder
 from motif_lite.paths import file_in_the_way, user_path
 
 PREVIEW_EXTENSIONS = (".png", ".webp")
+SD_CPP_PREVIEW_METHODS = ("none", "proj", "tae", "vae")  # what stable-diffusion.cpp's --preview takes
 PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,12 @@ def check_preview_path(path: str | Path) -> Path:
     `MotifLiteError` otherwise)."""
     path = user_path(path)
     if path.suffix.lower() not in PREVIEW_EXTENSIONS:
-        raise MotifLiteError(f"preview must be a .png (middle frame) or .webp (every frame) file, got {path}")
+        method = ""  # stable-diffusion.cpp's --preview takes a method; its file is --preview-path
+        if str(path).lower() in SD_CPP_PREVIEW_METHODS:
+            method = (" (stable-diffusion.cpp's preview method is not chosen here: previews are always a linear map "
+                      "of the latents to RGB, as its proj)")  # fmt: skip
+        raise MotifLiteError(f"preview must be a .png (middle frame) or .webp (every frame) file, got {path}: "
+                             f"--preview names the file to write, e.g. --preview preview.webp{method}")  # fmt: skip
     if path.is_dir():
         raise MotifLiteError(f"preview {path} is a folder; name a file in it, e.g. {path / 'preview.webp'}")
     if (blocker := file_in_the_way(path.parent)) is not None:

@@ -91,10 +91,11 @@ _BT709 = [
 ]
 
 
-def check_output_path(path: str | Path, frames: int | None = None) -> bool:
+def check_output_path(path: str | Path, frames: int | None = None, frames_chosen: bool = True) -> bool:
     """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory,
     a folder in which no file can be created (tried: `check_writable_folder`), the ffmpeg formats without an
-    ffmpeg that runs (`find_ffmpeg`), a single .png for a video of `frames` frames other than one (when known).
+    ffmpeg that runs (`find_ffmpeg`), a single .png for a video of `frames` frames other than one (when known; with
+    `frames_chosen`, a run's, the message also offers one frame: a decode's frames are its latents').
     True when the path is fine."""
     if not isinstance(path, str | Path):  # e.g. None, as if the frames came back instead (diffusers' output_type)
         raise MotifLiteError(
@@ -160,8 +161,8 @@ def _check_frame_pattern(path: Path, frames: int | None) -> None:
     if suffix == ".png" and not patterns and frames is not None and frames != 1:
         raise MotifLiteError(
             f"{path.name} is one image, and this video has {frames} frames: for a PNG per frame put a frame-number "
-            f"pattern in the name, e.g. {quoted(path.with_name(f'{path.stem}_%03d.png'))} (or ask for one frame: "
-            "--video-frames 1)"
+            f"pattern in the name, e.g. {quoted(path.with_name(f'{path.stem}_%03d.png'))}"
+            + (" (or ask for one frame: --video-frames 1)" if frames_chosen else "")
         )
     if suffix != ".png" and patterns:
         raise MotifLiteError(f"frame-number patterns are only for .png sequences, got {path.name!r}")

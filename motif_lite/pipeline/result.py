@@ -19,6 +19,17 @@ ProgressFn = Callable[[str, int, int], None]
 PreviewFn = Callable[[int, int, np.ndarray], None]
 
 
+# Other libraries' names for what a generation gave (AnimateDiff's and others' `.videos`, diffusers' image
+# pipelines' `.images`, a file's path under various names) -> where it is here. diffusers' video output's own fields
+# are RESULT_ADVICE, tied to its class.
+_THE_FILE = "the video file written is result.output (a Path)"
+OTHER_RESULT_NAMES = {
+    **dict.fromkeys(("videos", "video", "images", "samples"), RESULT_ADVICE["frames"]),
+    **dict.fromkeys(("path", "video_path", "output_path", "file", "filename"), _THE_FILE),
+}
+INDEXED_RESULT = f"diffusers' output[0] is its frames; here {RESULT_ADVICE['frames']}"
+
+
 @dataclass
 class GenerationResult:
     """What `generate` produced: the file, the settings actually used, time per stage, peak memory."""
@@ -71,10 +82,16 @@ class GenerationResult:
         )
 
     def __getattr__(self, name: str) -> object:
-        """Only for names the result lacks: diffusers' `.frames` says where the frames are."""
+        """Only for names the result lacks: diffusers' `.frames`, and other libraries' names for the frames or the
+        file, say where they are."""
         message = f"{type(self).__name__!r} object has no attribute {name!r}"
-        advice = RESULT_ADVICE.get(name)
+        advice = RESULT_ADVICE.get(name) or OTHER_RESULT_NAMES.get(name)
         raise AttributeError(message if advice is None else f"{message}: {advice}", name=name, obj=self)
+
+    def __getitem__(self, index: object) -> object:
+        """diffusers' outputs index (`pipe(...)[0]`, `return_dict=False`'s tuple): say where the frames are rather
+        than Python's bare "not subscriptable". Unpacking (`frames, = result`) comes here too."""
+        raise TypeError(f"{type(self).__name__!r} object is not subscriptable: {INDEXED_RESULT}")
 
 
 @dataclass

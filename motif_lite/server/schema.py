@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from motif_lite.errors import MotifLiteError, shown, without_python_spellings
-from motif_lite.request import REQUEST_DEFAULTS, SEED_RANGE, GenerationRequest, RequestError
+from motif_lite.request import (
+    REQUEST_DEFAULTS,
+    SEED_RANGE,
+    GenerationRequest,
+    RequestError,
+    lines_size,
+    split_size,
+)
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
 
@@ -191,6 +198,8 @@ def parse_create(
     if unknown:
         meant = OTHER_API_FIELDS.get(unknown[0]) or next(iter(difflib.get_close_matches(unknown[0], known, 1)), None)
         hint = f"; did you mean {meant!r}?" if meant else ""
+        if unknown[0] in ("width", "height"):
+            hint = f"; {_size_field_hint(fields.get('width'), fields.get('height'))}"
         raise ApiError(400, f"unknown parameter {unknown[0]!r}{hint} (known: {', '.join(known)})", unknown[0],
                        "unknown_parameter")  # fmt: skip
     # Absent, null, or in a form "" (the SDK's None): the request's default.
@@ -273,8 +282,27 @@ def _form_value(value: Any, kind: type, name: str) -> Any:
 def parse_size(size: Any) -> tuple[int, int]:
     match = _SIZE.match(size) if isinstance(size, str) else None
     if match is None:
-        raise ApiError(400, f"size must be 'WIDTHxHEIGHT' (e.g. '1280x736'), got {size!r}", "size", "invalid_value")
+        meant = _other_size_form(size)  # `720p`, `1280*720`, as the command line's -W and -H take them
+        written = "" if meant is None else f": that is '{meant[0]}x{meant[1]}'"
+        raise ApiError(400, f"size must be 'WIDTHxHEIGHT' (e.g. '1280x736'), got {size!r}{written}", "size",
+                       "invalid_value")  # fmt: skip
     return int(match[1]), int(match[2])
+
+
+def _other_size_form(value: Any) -> tuple[int, int] | None:
+    """(width, height) of a size written in another form than the API's: `720p`, `1280*720`, `1280,720`."""
+    return (split_size(value) or lines_size(value)) if isinstance(value, str) else None
+
+
+def _size_field_hint(width: Any, height: Any) -> str:
+    """What to send for diffusers' and ComfyUI's `width` and `height` fields (or one given a whole size, `64x64`,
+    `720p`): the one `size` field, with their values where they tell it."""
+    sides = [value for value in (width, height) if value is not None]
+    size = next((size for value in sides if (size := _other_size_form(value)) is not None), None)
+    if size is None and len(sides) == 2 and all(_INT.match(str(side)) for side in sides):
+        size = (int(width), int(height))
+    example = f"'{size[0]}x{size[1]}'" if size is not None else "'WIDTHxHEIGHT' (e.g. '1280x736')"
+    return f"the size is one field here, 'size': {example}"
 
 
 def api_frames(seconds: Any, fps: Any) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from motif_lite.encoders.text import PromptTruncation, load_tokenizer, long_prompts
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import MotifLiteError, shown
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.clip_upload import (
     UploadedClip,
@@ -109,7 +109,7 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
             if remixed is not None and uploaded is not None and (note := other_upload_note(remixed, uploaded)):
                 notes.append(note)
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
-            _check_planned_size(resolved, config.max_video)
+            _check_planned_size(resolved, config.max_video, body.seconds)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
             settings = job_request_fields(resolved)
@@ -231,16 +231,24 @@ def within_max_video(
     return fields, notes
 
 
-def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, int] | None) -> None:
+def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, int] | None, seconds: Any) -> None:
+    """Refuse a job over --max-video, naming the field that is over as the client sent it: `seconds`, where
+    `seconds` decided the frames (else `num_frames`)."""
     if max_video is None:
         return
     width, height, frames = max_video
     too_many_pixels = request.width * request.height > width * height
     if too_many_pixels or request.frames > frames:
+        length = "num_frames" if seconds is None else "seconds"
+        counted = ""
+        if seconds is not None:  # the frames are the seconds': say both, and the most seconds that fit
+            most = round((frames - 1) / request.fps, 2)
+            counted = (f" (seconds {shown(seconds)} at {request.fps:g} fps: {request.frames} frames; up to {most:g} s "
+                       "fit)")  # fmt: skip
         raise ApiError(
             400,
-            f"{request.width}x{request.height}x{request.frames} is larger than the {width}x{height}x{frames} this "
-            "server planned its memory for; ask for less, or restart it with a larger --max-video",
-            "size" if too_many_pixels else "num_frames",  # the field that is over (the size first, as in the message)
+            f"{request.width}x{request.height}x{request.frames}{counted} is larger than the {width}x{height}x{frames} "
+            "this server planned its memory for; ask for less, or restart it with a larger --max-video",
+            "size" if too_many_pixels else length,  # the field that is over (the size first, as in the message)
             "invalid_value",
         )
