@@ -45,7 +45,7 @@ _FRAME_PATTERN = re.compile(r"[_\-. ]*%0?\d*d")  # with the separator before it:
 def latents_given_as(path: Path, what: str) -> str | None:
     """Why `path` is not `what` when its name is a saved latents file's (`fox.latents.safetensors`), with the two
     commands that take one; None for any other name. -i and the quantizer's SRC read one as weights otherwise."""
-    if not path.name.lower().endswith(SUFFIX):
+    if not path.name.lower().endswith(LATENTS_SUFFIX):
         return None
     file = shlex.quote(str(path))
     return (

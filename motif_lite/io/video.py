@@ -134,14 +134,14 @@ def check_output_path(path: str | Path, frames: int | None = None, frames_chosen
         )
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; {_instead_of(path)}")
-    _check_frame_pattern(path, frames)
+    _check_frame_pattern(path, frames, frames_chosen)
     _check_output_folder(path.parent)
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
     return True
 
 
-def _check_frame_pattern(path: Path, frames: int | None) -> None:
+def _check_frame_pattern(path: Path, frames: int | None, frames_chosen: bool) -> None:
     """A .png output's frame-number pattern: one printf pattern for a PNG sequence (another tool's placeholder is
     refused with ours in its place), none for one image, which only a 1-frame video (`frames`, when known) can be;
     no pattern in any other format's name."""
