@@ -78,7 +78,7 @@ def write_test_gguf(
 ) -> Path:
     """Write a small GGUF file. `tensors`: name -> (float ndarray | packed bytes/uint8, qtype, logical shape).
 
-    Metadata values may be str, int (written as uint32), np.uint64, float, bool or a list. `arch=None` writes no
+    Metadata values may be str, int (written as uint32), np.uint64, np.int32, float, bool or a list. `arch=None` writes no
     general.architecture at all. `alignment`: the tensor data alignment (general.alignment; gguf-py's default 32).
     """
     path = Path(path)
@@ -98,6 +98,8 @@ def write_test_gguf(
             writer.add_float32(key, value)
         elif isinstance(value, np.uint64):
             writer.add_uint64(key, int(value))
+        elif isinstance(value, np.int32):
+            writer.add_int32(key, int(value))
         else:
             writer.add_string(key, str(value))
     for name, (data, qtype, shape) in tensors.items():

@@ -464,7 +464,7 @@ def test_float_dtype_also_applies_to_dequantized_tensors(tmp_path: Path) -> None
 # A uint64 whose low half is 7 (Q8_0): read as a uint32, it would be named Q8_0.
 @pytest.mark.parametrize("value", [[7], 7.0, True, np.uint64(2**32 + 7)], ids=["array", "float", "bool", "uint64"])
 def test_a_file_type_of_another_value_type_is_no_type_whether_read_whole_or_by_header(tmp_path: Path, value) -> None:
-    # llama.cpp writes general.file_type as a uint32; the header walk reads only that, and so must the metadata.
+    # llama.cpp writes general.file_type as a uint32; an array, a float or a bool is no file type, read either way.
     from motif_lite.weights.gguf_file import quantization_type, recorded_type
 
     path = write_test_gguf(
@@ -474,6 +474,19 @@ def test_a_file_type_of_another_value_type_is_no_type_whether_read_whole_or_by_h
     )
     assert quantization_type(path) is None
     assert recorded_type(read_gguf(path).metadata) is None
+
+
+def test_a_file_type_of_another_integer_width_is_named_whether_read_whole_or_by_header(tmp_path: Path) -> None:
+    # Another writer's int32 7 is the file type Q8_0 to gguf-py's reading of the whole file; the header walk, which
+    # read only a uint32, called it no type, so `check` of a whole file and the error for a cut one disagreed.
+    from motif_lite.weights.gguf_file import quantization_type, recorded_type
+
+    path = write_test_gguf(
+        tmp_path / "int32.gguf",
+        {"w": (np.ones((2, 32), np.float32), GGMLQuantizationType.F32, (2, 32))},
+        extra_metadata={"general.file_type": np.int32(7)},
+    )
+    assert quantization_type(path) == recorded_type(read_gguf(path).metadata) == "Q8_0"
 
 
 def test_a_recorded_shape_of_negative_sizes_is_refused_naming_the_key(tmp_path: Path) -> None:
