@@ -78,8 +78,9 @@ def write_test_gguf(
 ) -> Path:
     """Write a small GGUF file. `tensors`: name -> (float ndarray | packed bytes/uint8, qtype, logical shape).
 
-    Metadata values may be str, int (written as uint32), np.uint64, np.int32, float, bool or a list. `arch=None` writes no
-    general.architecture at all. `alignment`: the tensor data alignment (general.alignment; gguf-py's default 32).
+    Metadata values may be str, int (written as uint32), np.uint64, np.int32, float, bool or a list. `arch=None`
+    writes no general.architecture at all. `alignment`: the tensor data alignment (general.alignment; gguf-py's
+    default 32).
     """
     path = Path(path)
     writer = gguf.GGUFWriter(path, arch or "none")
