@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,7 +28,7 @@ from motif_lite.runtime.activation_memory import (
 )
 from motif_lite.runtime.chunking import ChunkedFeedForward
 from motif_lite.runtime.generation_sizes import generation_sizes, video_tokens
-from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
+from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host, total_ram
 from motif_lite.runtime.planner import RESERVED_RATIO, GiB, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.units import memory_size
@@ -612,6 +614,43 @@ def test_a_ram_budget_above_the_available_memory_warns_of_swapping():
     assert f"needs about {memory_size(peak)} of host memory, more than the {memory_size(available)} avail" in message
     assert "now (--ram 16.00 GiB counts no others): the system will swap, many times slower, or kill it" in message
     assert "--text-encoder-quantize Q8_0" in message and "a GGUF one (--gguf Q4_K_M)" in message
+
+
+def test_a_streamed_text_encoders_staging_buffers_are_page_locked_and_in_the_peak():
+    # Its layers go to the device through two page-locked buffers while it encodes: host memory that cannot swap.
+    gib = {"text_bytes": 8.0, "transformer_bytes": 1.26, "vae_bytes": 0.25, "video_bytes": 2.0}
+    needs = HostNeeds(cuda=True, text_staging_bytes=0, activation_bytes=0, streamed_bytes=0, streamed_pinned_bytes=0,
+                      block_staging_bytes=0, **{name: int(x * GiB) for name, x in gib.items()})  # fmt: skip
+    resident = plan_host(needs, None)
+    streamed = plan_host(replace(needs, text_staging_bytes=GiB), None)
+    assert streamed.pinned_bytes - resident.pinned_bytes == GiB
+    assert streamed.run_bytes - resident.run_bytes == GiB and streamed.load_bytes == resident.load_bytes
+
+
+def test_a_gpu_plan_that_streams_no_blocks_says_none_are_streamed():
+    # Every block resident on the device: neither page-locked homes nor staging, and the plan's line says so.
+    gib = {"text_bytes": 8.0, "transformer_bytes": 1.26, "vae_bytes": 0.25, "video_bytes": 0.5}
+    needs = HostNeeds(cuda=True, text_staging_bytes=0, activation_bytes=0, streamed_bytes=0, streamed_pinned_bytes=0,
+                      block_staging_bytes=0, **{name: int(x * GiB) for name, x in gib.items()})  # fmt: skip
+    host = plan_host(needs, None)
+    assert host.pinned_blocks is None and host.describe().endswith("streamed blocks: none")
+
+
+def test_a_ram_below_the_loading_peak_is_refused_where_generating_needs_less():
+    # Every component is in host memory once after loading; a run's --ram must hold that too, not only generating.
+    gib = {"text_bytes": 8.0, "transformer_bytes": 3.8, "vae_bytes": 0.25, "video_bytes": 0.25}
+    needs = HostNeeds(cuda=True, text_staging_bytes=0, activation_bytes=0, streamed_bytes=0, streamed_pinned_bytes=0,
+                      block_staging_bytes=0, **{name: int(x * GiB) for name, x in gib.items()})  # fmt: skip
+    host = plan_host(needs, None)
+    assert host.load_bytes > host.run_bytes
+    with pytest.raises(MotifLiteError, match="of host memory, but --ram is"):
+        plan_host(needs, (host.load_bytes + host.run_bytes) // 2)
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").is_file(), reason="Linux's /proc/meminfo")
+def test_the_total_ram_is_the_kernels_count_of_pages():
+    # /proc/meminfo counts in KiB (its "kB"); the kernel's page count says the same total in bytes.
+    assert total_ram() == os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_the_host_estimate_gives_each_size_its_unit():
