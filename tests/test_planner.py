@@ -31,6 +31,7 @@ from motif_lite.runtime.generation_sizes import generation_sizes, video_tokens
 from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host, total_ram
 from motif_lite.runtime.planner import RESERVED_RATIO, GiB, apply_plan, default_budget, plan_memory
 from motif_lite.runtime.streaming import TextEncoderPlacement
+from motif_lite.runtime.vae_memory import vae_decode_bytes, vae_encode_bytes
 from motif_lite.units import memory_size
 from motif_lite.vae.config import WanVAEConfig
 
@@ -54,8 +55,9 @@ def test_token_count_matches_the_field_estimate():
     assert video_tokens(1280, 736, 121, FULL, VAE) == 31 * 46 * 80 == 114_080
     with pytest.raises(ConfigError, match="multiples of 16"):
         video_tokens(1280, 730, 121, FULL, VAE)
-    with pytest.raises(ConfigError, match="1 \\+ 4k"):
-        video_tokens(1280, 736, 120, FULL, VAE)
+    for frames in (120, -3):  # -3 is 1 + 4k for k = -1, and no video
+        with pytest.raises(ConfigError, match="1 \\+ 4k"):
+            video_tokens(1280, 736, frames, FULL, VAE)
 
 
 def test_decoder_attention_phase_sets_the_peak_at_720p():
@@ -409,6 +411,27 @@ def test_bigger_videos_need_more_memory():
     small, large = plan(832, 480, 49, None), plan(832, 480, 121, None)
     assert all(a.peak_bytes <= b.peak_bytes for a, b in zip(small.stages, large.stages, strict=True))
     assert plan(1280, 736, 121, None).peak_bytes > large.peak_bytes
+
+
+def test_the_decode_estimate_follows_the_decoders_own_width():
+    # A VAE whose decoder is wider than its encoder (`decoder_base_dim`): the decode's tensors are the decoder's.
+    wide = dataclasses.replace(VAE, decoder_base_dim=2 * VAE.base_dim)
+    same = (832, 480, 49, FULL, GiB, 0)
+    narrow_sizes = generation_sizes(*same, VAE, torch.bfloat16, True, torch.bfloat16)
+    wide_sizes = generation_sizes(*same, wide, torch.bfloat16, True, torch.bfloat16)
+    assert vae_decode_bytes(wide_sizes, None) == pytest.approx(2 * vae_decode_bytes(narrow_sizes, None), rel=1e-6)
+    assert vae_encode_bytes(wide_sizes) == vae_encode_bytes(narrow_sizes)
+
+
+def test_a_blocks_page_locked_home_rounds_each_of_its_tensors():
+    # PyTorch pins each tensor on its own, rounded up to a power of two: a bf16 block's home is the sum of those.
+    with torch.device("meta"):
+        model = MotifVideoTransformer(TINY)
+    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
+    bf16_bytes = 2 * sum(t.numel() for t in [*model.parameters(), *model.buffers()])
+    sizes = generation_sizes(64, 48, 5, TINY, bf16_bytes, 0, VAE, torch.bfloat16, False, torch.bfloat16)
+    homes = [sum(pinned_size(2 * t.numel()) for t in [*b.parameters(), *b.buffers()]) for b in blocks]
+    assert list(sizes.block_pinned_bytes) == homes
 
 
 def test_float32_vae_doubles_decode_memory():
