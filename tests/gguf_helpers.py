@@ -78,8 +78,9 @@ def write_test_gguf(
 ) -> Path:
     """Write a small GGUF file. `tensors`: name -> (float ndarray | packed bytes/uint8, qtype, logical shape).
 
-    Metadata values may be str, int (written as uint32), float, bool or a list. `arch=None` writes no
-    general.architecture at all. `alignment`: the tensor data alignment (general.alignment; gguf-py's default 32).
+    Metadata values may be str, int (written as uint32), np.uint64, np.int32, float, bool or a list. `arch=None`
+    writes no general.architecture at all. `alignment`: the tensor data alignment (general.alignment; gguf-py's
+    default 32).
     """
     path = Path(path)
     writer = gguf.GGUFWriter(path, arch or "none")
@@ -96,6 +97,10 @@ def write_test_gguf(
             writer.add_uint32(key, value)
         elif isinstance(value, float):
             writer.add_float32(key, value)
+        elif isinstance(value, np.uint64):
+            writer.add_uint64(key, int(value))
+        elif isinstance(value, np.int32):
+            writer.add_int32(key, int(value))
         else:
             writer.add_string(key, str(value))
     for name, (data, qtype, shape) in tensors.items():

@@ -378,11 +378,14 @@ def test_a_cache_that_cannot_be_written_or_read_only_costs_a_trial(tmp_path):
     assert RememberedChoices("env", damaged).get("shape") == "a"
 
 
-def test_the_environment_names_the_gpu_the_software_and_the_candidates(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+@pytest.mark.parametrize(
+    ("gpu", "capability", "arch"), [("NVIDIA H200", (9, 0), "sm_90"), ("NVIDIA A10", (8, 6), "sm_86")]
+)
+def test_the_environment_names_the_gpu_the_software_and_the_candidates(monkeypatch, gpu, capability, arch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: gpu)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability)
     described = environment(torch.device("cuda", 0), ["sdpa", "cudnn"])
-    assert described.startswith("NVIDIA H200 (sm_90); torch ") and described.endswith("; candidates sdpa, cudnn")
+    assert described.startswith(f"{gpu} ({arch}); torch ") and described.endswith("; candidates sdpa, cudnn")
     assert f"torch {torch.__version__}" in described and "cuDNN " in described and "triton " in described
 
 

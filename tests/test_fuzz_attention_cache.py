@@ -47,3 +47,13 @@ def test_a_missing_file_is_written_without_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         RememberedChoices("env", tmp_path / "choices.json").put("shape", "sdpa")
     assert caplog.text == ""
+
+
+def test_each_shape_of_a_machine_keeps_its_own_choice(tmp_path):
+    # A run meets several attention shapes (the joint attention, the text cross-attention, another video size):
+    # remembering one must not forget the others, or later runs time them again and may pick other kernels.
+    path = tmp_path / "choices.json"
+    RememberedChoices("env", path).put("joint", "cudnn")
+    RememberedChoices("env", path).put("cross", "sdpa")
+    later = RememberedChoices("env", path)
+    assert (later.get("joint"), later.get("cross")) == ("cudnn", "sdpa")

@@ -133,6 +133,22 @@ def test_quantized_linear_bf16_input_and_to() -> None:
     assert moved.packed.device.type == "meta" and moved.packed.dtype == torch.uint8
 
 
+def test_quantized_linear_float32_bias_follows_a_bf16_input() -> None:
+    # The bias is stored as the file has it (F32 in our recipes) and cast per call, as the weight is.
+    layer = _layer(Q.Q8_0, 16, 64, bias=True)
+    x = torch.randn(3, 64, dtype=torch.bfloat16)
+    expected = F.linear(x, layer.dequantized_weight(torch.bfloat16), layer.bias.to(torch.bfloat16))
+    assert layer.bias.dtype == torch.float32 and torch.equal(layer(x), expected)
+
+
+@pytest.mark.parametrize("rows", [slice(0, 8), slice(8, 24), slice(16, None)], ids=["first", "middle", "last"])
+def test_quantized_linear_rows_equal_those_of_the_whole_output(rows: slice) -> None:
+    # Attention computes one group of heads at a time from its rows of the q/k/v projections (`project_rows`).
+    layer = _layer(Q.Q4_K, 24, 256, bias=True)
+    x = torch.randn(2, 3, 256)
+    assert torch.equal(layer.forward_rows(x, rows), layer(x)[..., rows])
+
+
 def test_quantized_linear_uses_kernel_when_set() -> None:
     layer = _layer(Q.Q4_0, 8, 64, bias=True)
     calls = []

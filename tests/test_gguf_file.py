@@ -9,13 +9,19 @@ import gguf
 import numpy as np
 import pytest
 import torch
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 from gguf_helpers import GGUF_PY_QUANTIZABLE, random_packed, write_test_gguf
 from safetensors.torch import save_file
 from torch import nn
 
 from motif_lite.errors import CheckpointError
-from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH, ForeignGGUFError, OtherGGUFKindError, read_gguf
+from motif_lite.weights.gguf_file import (
+    TEXT_ENCODER_ARCH,
+    DamagedGGUFError,
+    ForeignGGUFError,
+    OtherGGUFKindError,
+    read_gguf,
+)
 from motif_lite.weights.quant_linear import QuantizedLinear, quantized_state_dict, replace_linears
 
 Q = GGMLQuantizationType
@@ -215,6 +221,52 @@ def test_truncated_file(tmp_path: Path) -> None:
             read_gguf(path)
 
 
+@pytest.mark.parametrize(("offset", "said"), [(8, f"entries and {2**40} tensors"), (16, f"{2**40} metadata entries")])
+def test_an_absurd_count_in_the_header_is_called_damaged(tmp_path: Path, offset: int, said: str) -> None:
+    # A count the file cannot hold is a damaged file (fetch it again), named before any entry is read: walked
+    # entry by entry, the bytes after the real entries would be read as more of them and named as something else.
+    path = _patched(_small_file(tmp_path), offset, struct.pack("<Q", 2**40))
+    with pytest.raises(DamagedGGUFError, match=f"corrupt GGUF header .*{said} .*cannot fit"):
+        read_gguf(path)
+
+
+def test_an_alignment_that_is_no_power_of_two_is_refused(tmp_path: Path) -> None:
+    # llama.cpp and gguf-py's writer refuse it (padding rounds by masking); gguf-py's reader would read it.
+    aligned = _small_file(tmp_path, alignment=64)
+    value_at = aligned.read_bytes().index(b"general.alignment") + len(b"general.alignment") + 4  # after its type
+    with pytest.raises(CheckpointError, match="general.alignment = 48 is not a power of two"):
+        read_gguf(_patched(aligned, value_at, struct.pack("<I", 48)))
+
+
+def test_arrays_nested_deeper_than_any_file_holds_are_refused_without_recursing(tmp_path: Path) -> None:
+    # Walked level by level, 5,000 arrays of one array each would exhaust Python's recursion (a traceback).
+    key = b"general.nested"
+    header = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key
+    value = struct.pack("<I", GGUFValueType.ARRAY) + struct.pack("<IQ", GGUFValueType.ARRAY, 1) * 5000
+    path = tmp_path / "nested.gguf"
+    path.write_bytes(header + value + struct.pack("<IQ", GGUFValueType.UINT32, 0))
+    with pytest.raises(CheckpointError, match="'general.nested' has an unknown value type"):
+        read_gguf(path)
+
+
+def test_a_tensor_of_no_dimensions_is_refused_naming_it(tmp_path: Path) -> None:
+    small = _small_file(tmp_path)
+    n_dims_at = small.read_bytes().index(b"lin.weight") + len(b"lin.weight")
+    with pytest.raises(CheckpointError, match=r"tensor lin\.weight has 0 dimensions \(GGUF allows 1 to 8\)"):
+        read_gguf(_patched(small, n_dims_at, struct.pack("<I", 0)))
+
+
+@pytest.mark.parametrize("value", [8, ["Q8_0"]], ids=["number", "array"])
+def test_a_recipe_name_of_another_value_type_is_no_type_whether_read_whole_or_by_header(tmp_path, value) -> None:
+    # Our quantizer writes its recipe's name as a string; any other value is another writer's field.
+    from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, quantization_type, recorded_type
+
+    spec = {"w": (np.ones((2, 32), np.float32), GGMLQuantizationType.F32, (2, 32))}
+    path = write_test_gguf(tmp_path / "odd.gguf", spec, extra_metadata={QUANTIZE_TYPE_KEY: value})
+    assert quantization_type(path) is None
+    assert recorded_type(read_gguf(path).metadata) is None
+
+
 def test_a_few_bytes_of_something_else_are_not_called_a_truncated_gguf(tmp_path: Path) -> None:
     for start, truncated in ((b"GG", True), (b"GGU", True), (b"hi\n", False), (b"{}", False)):
         path = tmp_path / "short.gguf"
@@ -409,9 +461,10 @@ def test_float_dtype_also_applies_to_dequantized_tensors(tmp_path: Path) -> None
     assert torch.equal(state["conv.weight"], ckpt.tensors["conv.weight"].dequantize().to(torch.bfloat16))
 
 
-@pytest.mark.parametrize("value", [[7], 7.0, True], ids=["array", "float", "bool"])
+# A uint64 whose low half is 7 (Q8_0): read as a uint32, it would be named Q8_0.
+@pytest.mark.parametrize("value", [[7], 7.0, True, np.uint64(2**32 + 7)], ids=["array", "float", "bool", "uint64"])
 def test_a_file_type_of_another_value_type_is_no_type_whether_read_whole_or_by_header(tmp_path: Path, value) -> None:
-    # llama.cpp writes general.file_type as a uint32; the header walk reads only that, and so must the metadata.
+    # llama.cpp writes general.file_type as a uint32; an array, a float or a bool is no file type, read either way.
     from motif_lite.weights.gguf_file import quantization_type, recorded_type
 
     path = write_test_gguf(
@@ -423,6 +476,19 @@ def test_a_file_type_of_another_value_type_is_no_type_whether_read_whole_or_by_h
     assert recorded_type(read_gguf(path).metadata) is None
 
 
+def test_a_file_type_of_another_integer_width_is_named_whether_read_whole_or_by_header(tmp_path: Path) -> None:
+    # Another writer's int32 7 is the file type Q8_0 to gguf-py's reading of the whole file; the header walk, which
+    # read only a uint32, called it no type, so `check` of a whole file and the error for a cut one disagreed.
+    from motif_lite.weights.gguf_file import quantization_type, recorded_type
+
+    path = write_test_gguf(
+        tmp_path / "int32.gguf",
+        {"w": (np.ones((2, 32), np.float32), GGMLQuantizationType.F32, (2, 32))},
+        extra_metadata={"general.file_type": np.int32(7)},
+    )
+    assert quantization_type(path) == recorded_type(read_gguf(path).metadata) == "Q8_0"
+
+
 def test_a_recorded_shape_of_negative_sizes_is_refused_naming_the_key(tmp_path: Path) -> None:
     # Its product matches the stored size (-2 x -4 x 32 = 8 x 32), yet it is no shape: refused in words.
     flat = np.ones((8, 32), np.float32)
@@ -431,3 +497,20 @@ def test_a_recorded_shape_of_negative_sizes_is_refused_naming_the_key(tmp_path: 
     path = write_test_gguf(tmp_path / "odd.gguf", spec, extra_metadata=recorded)
     with pytest.raises(CheckpointError, match="orig_shape.flat.weight .* does not fit the stored shape"):
         read_gguf(path)
+
+
+def test_a_quantized_bias_of_a_packed_linear_is_dequantized_not_taken_for_its_weight(tmp_path: Path) -> None:
+    # Another tool may store a bias in blocks (64 values are two Q8_0 blocks): only `.weight` runs packed.
+    rng = np.random.default_rng(3)
+    spec = {
+        "proj.weight": (random_packed(Q.Q4_K, (64, 256), rng), Q.Q4_K, (64, 256)),
+        "proj.bias": (rng.standard_normal(64).astype(np.float32), Q.Q8_0, (64,)),
+    }
+    ckpt = read_gguf(write_test_gguf(tmp_path / "bias.gguf", spec))
+    with torch.device("meta"):
+        model = nn.Sequential()
+        model.add_module("proj", nn.Linear(256, 64))
+    replace_linears(model, ckpt.tensors)
+    model.load_state_dict(quantized_state_dict(model, ckpt.tensors), strict=True, assign=True)
+    assert model.proj.packed.data_ptr() == ckpt.tensors["proj.weight"].data.data_ptr()
+    assert torch.equal(model.proj.bias, ckpt.tensors["proj.bias"].dequantize())

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,7 +28,7 @@ from motif_lite.runtime.activation_memory import (
 )
 from motif_lite.runtime.chunking import ChunkedFeedForward
 from motif_lite.runtime.generation_sizes import generation_sizes, video_tokens
-from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host
+from motif_lite.runtime.host_memory import HostNeeds, pinned_size, plan_host, total_ram
 from motif_lite.runtime.planner import (
     RESERVED_RATIO,
     GiB,
@@ -36,6 +38,7 @@ from motif_lite.runtime.planner import (
     plan_memory,
 )
 from motif_lite.runtime.streaming import TextEncoderPlacement
+from motif_lite.runtime.vae_memory import vae_decode_bytes, vae_encode_bytes
 from motif_lite.units import memory_size
 from motif_lite.vae.config import WanVAEConfig
 
@@ -65,8 +68,9 @@ def test_token_count_matches_the_field_estimate():
     assert video_tokens(1280, 736, 121, FULL, VAE) == 31 * 46 * 80 == 114_080
     with pytest.raises(ConfigError, match="multiples of 16"):
         video_tokens(1280, 730, 121, FULL, VAE)
-    with pytest.raises(ConfigError, match="1 \\+ 4k"):
-        video_tokens(1280, 736, 120, FULL, VAE)
+    for frames in (120, -3):  # -3 is 1 + 4k for k = -1, and no video
+        with pytest.raises(ConfigError, match="1 \\+ 4k"):
+            video_tokens(1280, 736, frames, FULL, VAE)
 
 
 def test_decoder_attention_phase_sets_the_peak_at_720p():
@@ -422,6 +426,27 @@ def test_bigger_videos_need_more_memory():
     assert plan(1280, 736, 121, None).peak_bytes > large.peak_bytes
 
 
+def test_the_decode_estimate_follows_the_decoders_own_width():
+    # A VAE whose decoder is wider than its encoder (`decoder_base_dim`): the decode's tensors are the decoder's.
+    wide = dataclasses.replace(VAE, decoder_base_dim=2 * VAE.base_dim)
+    same = (832, 480, 49, FULL, GiB, 0)
+    narrow_sizes = generation_sizes(*same, VAE, torch.bfloat16, True, torch.bfloat16)
+    wide_sizes = generation_sizes(*same, wide, torch.bfloat16, True, torch.bfloat16)
+    assert vae_decode_bytes(wide_sizes, None) == pytest.approx(2 * vae_decode_bytes(narrow_sizes, None), rel=1e-6)
+    assert vae_encode_bytes(wide_sizes) == vae_encode_bytes(narrow_sizes)
+
+
+def test_a_blocks_page_locked_home_rounds_each_of_its_tensors():
+    # PyTorch pins each tensor on its own, rounded up to a power of two: a bf16 block's home is the sum of those.
+    with torch.device("meta"):
+        model = MotifVideoTransformer(TINY)
+    blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
+    bf16_bytes = 2 * sum(t.numel() for t in [*model.parameters(), *model.buffers()])
+    sizes = generation_sizes(64, 48, 5, TINY, bf16_bytes, 0, VAE, torch.bfloat16, False, torch.bfloat16)
+    homes = [sum(pinned_size(2 * t.numel()) for t in [*b.parameters(), *b.buffers()]) for b in blocks]
+    assert list(sizes.block_pinned_bytes) == homes
+
+
 def test_float32_vae_doubles_decode_memory():
     bf16 = plan(832, 480, 49, None).stages[2].activation_bytes
     fp32 = plan(832, 480, 49, None, vae_dtype=torch.float32).stages[2].activation_bytes
@@ -625,6 +650,43 @@ def test_a_ram_budget_above_the_available_memory_warns_of_swapping():
     assert f"needs about {memory_size(peak)} of host memory, more than the {memory_size(available)} avail" in message
     assert "now (--ram 16.00 GiB counts no others): the system will swap, many times slower, or kill it" in message
     assert "--text-encoder-quantize Q8_0" in message and "a GGUF one (--gguf Q4_K_M)" in message
+
+
+def test_a_streamed_text_encoders_staging_buffers_are_page_locked_and_in_the_peak():
+    # Its layers go to the device through two page-locked buffers while it encodes: host memory that cannot swap.
+    gib = {"text_bytes": 8.0, "transformer_bytes": 1.26, "vae_bytes": 0.25, "video_bytes": 2.0}
+    needs = HostNeeds(cuda=True, text_staging_bytes=0, activation_bytes=0, streamed_bytes=0, streamed_pinned_bytes=0,
+                      block_staging_bytes=0, **{name: int(x * GiB) for name, x in gib.items()})  # fmt: skip
+    resident = plan_host(needs, None)
+    streamed = plan_host(replace(needs, text_staging_bytes=GiB), None)
+    assert streamed.pinned_bytes - resident.pinned_bytes == GiB
+    assert streamed.run_bytes - resident.run_bytes == GiB and streamed.load_bytes == resident.load_bytes
+
+
+def test_a_gpu_plan_that_streams_no_blocks_says_none_are_streamed():
+    # Every block resident on the device: neither page-locked homes nor staging, and the plan's line says so.
+    gib = {"text_bytes": 8.0, "transformer_bytes": 1.26, "vae_bytes": 0.25, "video_bytes": 0.5}
+    needs = HostNeeds(cuda=True, text_staging_bytes=0, activation_bytes=0, streamed_bytes=0, streamed_pinned_bytes=0,
+                      block_staging_bytes=0, **{name: int(x * GiB) for name, x in gib.items()})  # fmt: skip
+    host = plan_host(needs, None)
+    assert host.pinned_blocks is None and host.describe().endswith("streamed blocks: none")
+
+
+def test_a_ram_below_the_loading_peak_is_refused_where_generating_needs_less():
+    # Every component is in host memory once after loading; a run's --ram must hold that too, not only generating.
+    gib = {"text_bytes": 8.0, "transformer_bytes": 3.8, "vae_bytes": 0.25, "video_bytes": 0.25}
+    needs = HostNeeds(cuda=True, text_staging_bytes=0, activation_bytes=0, streamed_bytes=0, streamed_pinned_bytes=0,
+                      block_staging_bytes=0, **{name: int(x * GiB) for name, x in gib.items()})  # fmt: skip
+    host = plan_host(needs, None)
+    assert host.load_bytes > host.run_bytes
+    with pytest.raises(MotifLiteError, match="of host memory, but --ram is"):
+        plan_host(needs, (host.load_bytes + host.run_bytes) // 2)
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").is_file(), reason="Linux's /proc/meminfo")
+def test_the_total_ram_is_the_kernels_count_of_pages():
+    # /proc/meminfo counts in KiB (its "kB"); the kernel's page count says the same total in bytes.
+    assert total_ram() == os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_the_host_estimate_gives_each_size_its_unit():

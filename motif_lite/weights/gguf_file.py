@@ -58,6 +58,17 @@ _SCALAR_SIZES = {
     GGUFValueType.FLOAT64: 8,
 }
 
+_INTEGER_FORMATS = {
+    GGUFValueType.UINT8: "<B",
+    GGUFValueType.INT8: "<b",
+    GGUFValueType.UINT16: "<H",
+    GGUFValueType.INT16: "<h",
+    GGUFValueType.UINT32: "<I",
+    GGUFValueType.INT32: "<i",
+    GGUFValueType.UINT64: "<Q",
+    GGUFValueType.INT64: "<q",
+}
+
 
 @dataclass(frozen=True)
 class PackedTensor:
@@ -276,8 +287,8 @@ def _recorded_type(cur: _Cursor) -> str | None:
         vtype = cur.u32(f"the type of metadata {key!r}")
         if key == QUANTIZE_TYPE_KEY and vtype == GGUFValueType.STRING:
             return cur.string(key)
-        if key == FILE_TYPE_KEY and vtype == GGUFValueType.UINT32:
-            file_type = cur.u32(key)
+        if key == FILE_TYPE_KEY and vtype in _INTEGER_FORMATS:  # any width, as gguf-py's reading of the file
+            file_type = struct.unpack_from(_INTEGER_FORMATS[vtype], cur.buf, cur.take(_SCALAR_SIZES[vtype], key))[0]
             continue
         _skip_value(cur, vtype, key, depth=0)
     return _file_type_name(file_type)
