@@ -40,11 +40,14 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from motif_lite.config import TransformerConfig
-from motif_lite.model.ops import TORCH_OPS, Ops
-from motif_lite.model.transformer import MotifVideoTransformer
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parent.parent
+from call_sites import call_site  # noqa: E402
+
+from motif_lite.config import TransformerConfig  # noqa: E402
+from motif_lite.model.ops import TORCH_OPS, Ops  # noqa: E402
+from motif_lite.model.transformer import MotifVideoTransformer  # noqa: E402
+
 TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 THIS_FILE = str(Path(__file__).resolve())
 
@@ -63,19 +66,6 @@ SYNC_OPS = {
 }
 HOST_READS = ("tolist", "cpu", "numpy")  # Tensor methods that copy to the host (invisible to the dispatcher on CPU)
 FREE_OPS = {"empty", "empty_strided", "new_empty", "new_empty_strided", "empty_like", "lift_fresh", "detach"}
-
-
-def call_site(skip: str = THIS_FILE) -> str:
-    """The innermost line outside torch and this file: `path:line (function)`, the path from the repository."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        name = frame.f_code.co_filename
-        if not name.startswith(TORCH_DIR) and name != skip and "contextlib" not in name:
-            path = Path(name)
-            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
-            return f"{shown}:{frame.f_lineno} ({frame.f_code.co_name})"
-        frame = frame.f_back
-    return "?"
 
 
 def outside_torch_stack(limit: int = 6) -> list[str]:
@@ -120,7 +110,7 @@ class OpLog:
         self.ops[name] += 1
         self.kernels += launches
         if sync:
-            self.syncs.append(Sync(name, call_site(), outside_torch_stack()))
+            self.syncs.append(Sync(name, call_site(THIS_FILE), outside_torch_stack()))
 
     def sync_sites(self) -> Counter:
         return Counter(f"{s.op} at {s.site}" for s in self.syncs)

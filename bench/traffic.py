@@ -55,12 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_profile import kind_of  # noqa: E402
 from bench_speed import NEGATIVE_TOKENS, PROMPT_TOKENS, latent_shape  # noqa: E402
+from call_sites import call_site  # noqa: E402
 
 from motif_lite.config import TransformerConfig  # noqa: E402
 from motif_lite.model.ops import TORCH_OPS, Ops  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 THIS_FILE = str(Path(__file__).resolve())
 
 PEAK_TB_S = 4.8  # H200 HBM3e, NVIDIA's figure
@@ -104,19 +103,6 @@ def same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
         and a.stride() == b.stride()
         and a.dtype == b.dtype
     )
-
-
-def call_site() -> str:
-    """The innermost calling line outside torch and this file: `path:line (function)`, the path from the repo."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        name = frame.f_code.co_filename
-        if not name.startswith(TORCH_DIR) and name != THIS_FILE and "contextlib" not in name:
-            path = Path(name)
-            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
-            return f"{shown}:{frame.f_lineno} ({frame.f_code.co_name})"
-        frame = frame.f_back
-    return "?"
 
 
 @dataclass
@@ -196,7 +182,7 @@ class TrafficCounter(TorchDispatchMode):
             self.is_paused = was
 
     def record(self, name: str, read: int, written: int, site: str | None = None) -> None:
-        self.sites[(name, site or call_site())].add(Traffic(1, read, written))
+        self.sites[(name, site or call_site(THIS_FILE))].add(Traffic(1, read, written))
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
