@@ -473,57 +473,15 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     unknown flag, the flag it most likely means; words without a flag in a command that takes a prompt are probably
     an unquoted prompt, or the rest of one (`args`: what was parsed, the prompt's first word included)."""
     known = _option_strings(parser)
+    command = parser.prog.split()[-1]  # "motif-lite run" -> "run"; "motif-lite" itself without a command
     hints, runs = [], []
     for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-")):
-        name = flag.split("=", 1)[0]
-        if name in DURATION_FLAGS and "--video-frames" in known:
-            hints.append(_duration_hint(flag, extras[index + 1 : index + 2], getattr(args, "fps", None)))
-            continue
-        needs, hint = VALUED_HINTS.get(_spelled(name), (None, None))
-        if needs in known:  # a hint that shows the flags for the value given (--size 1280x720: -W 1280 -H 720)
-            hints.append(f"{flag}: {hint(_value_of(flag, extras[index + 1 : index + 2]))}")
-            continue
-        if _spelled(name) == "--version":  # a flag of motif-lite itself, not of its commands
-            hints.append(f"{flag}: the version is motif-lite --version")
-            continue
-        if _spelled(name) in ("--gpus", "--sp") and "--port" in known:  # the server's parser
-            hints.append(f"{flag}: {SERVER_ON_ONE_GPU}")
-            continue
-        if _spelled(name) in ("--quantize", "--type") and "--port" in known:
-            hints.append(f"{flag}: {SERVER_FROM_A_FILE}")
-            continue
-        if _spelled(name) in ("--quantize", "--type") and "--quantize" not in known and "--gguf" in known:
-            hints.append(f"{flag}: {QUANTIZED_FROM_A_FILE}")  # check, verify
-            continue
-        run_only = "--text-encoder-quantize"  # serve, check and verify take --text-encoder-gguf only
-        if _spelled(name) == run_only and run_only not in known and "--text-encoder-gguf" in known:
-            hints.append(f"{flag}: {TEXT_ENCODER_FROM_A_FILE}")  # serve, check, verify
-            continue
-        if parser.prog.endswith(" decode") and _spelled(name) in RUN_SETTINGS:
+        if _left_to_run(flag, command):
             runs.append(flag)  # one hint for them all, after the loop
-            continue
-        if parser.prog.endswith(" check") and _spelled(name) in RUN_SETTINGS | PLAN_SETTINGS:
-            runs.append(flag)
-            continue
-        if _spelled(name) == "--lora" and "--lora" not in known:  # check, decode, verify
-            hints.append(f"{flag}: {LORA_CHECKED_BY_DRY_RUN}")
-            continue
-        if _spelled(name) == "--dry-run" and parser.prog.endswith(" verify"):
-            hints.append(f"{flag}: {VERIFY_DRY_RUN}")
-            continue
-        if _spelled(name) == "--dry-run" and parser.prog.endswith(" check"):
-            hints.append(f"{flag}: {CHECK_IS_A_DRY_RUN}")
-            continue
-        if name in IMAGE_FLAGS and "--prompt" in known and "--image" not in known:  # verify
-            hints.append(f"{flag}: {VERIFY_WITHOUT_IMAGE}")
-            continue
-        needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(_spelled(name), (None, None))
-        if needs in known:
-            hints.append(f"{flag}: {advice}")
-        elif meant := suggestion(flag, known):
-            hints.append(f"{flag}: did you mean {meant}?")
+        elif hint := _flag_hint(flag, command, known, extras[index + 1 : index + 2], args):
+            hints.append(hint)
     if runs:
-        why = CHECK_PLANS_A_DEFAULT_RUN if parser.prog.endswith(" check") else DECODE_KEEPS_THE_RUNS
+        why = CHECK_PLANS_A_DEFAULT_RUN if command == "check" else DECODE_KEEPS_THE_RUNS
         hints.append(f"{', '.join(runs)}: {why}")
     if not any(word.startswith("-") for word in extras):  # words alone: a path without its flag, or a prompt
         placed = {word: hint for word in extras if (hint := path_hint(word, known)) is not None}
@@ -533,6 +491,38 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
             words = [*([args.prompt] if getattr(args, "prompt", None) else []), *loose]
             hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
     parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
+
+
+def _flag_hint(flag: str, command: str, known: list[str], following: list[str], args: argparse.Namespace) -> str | None:
+    """What to say about one unknown `flag` of `command` (whose option strings are `known`; `following`: the word
+    after it), or None. The first that applies wins: the command's own advice before another tool's names."""
+    name = flag.split("=", 1)[0]
+    spelled = _spelled(name)
+    if name in DURATION_FLAGS and "--video-frames" in known:
+        return _duration_hint(flag, following, getattr(args, "fps", None))
+    needs, valued = VALUED_HINTS.get(spelled, (None, None))
+    if needs in known:  # a hint that shows the flags for the value given (--size 1280x720: -W 1280 -H 720)
+        return f"{flag}: {valued(_value_of(flag, following))}"
+    if spelled == "--version":  # a flag of motif-lite itself, not of its commands
+        return f"{flag}: the version is motif-lite --version"
+    if (command, spelled) in _COMMAND_ADVICE:
+        return f"{flag}: {_COMMAND_ADVICE[command, spelled]}"
+    if spelled == "--lora" and "--lora" not in known:  # check, decode, verify
+        return f"{flag}: {LORA_CHECKED_BY_DRY_RUN}"
+    if name in IMAGE_FLAGS and command == "verify":
+        return f"{flag}: {VERIFY_WITHOUT_IMAGE}"
+    needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(spelled, (None, None))
+    if needs in known:
+        return f"{flag}: {advice}"
+    meant = suggestion(flag, known)
+    return f"{flag}: did you mean {meant}?" if meant else None
+
+
+def _left_to_run(flag: str, command: str) -> bool:
+    """Whether `flag` is a setting of a run that `command` (decode, check) leaves to run, and has no advice of its
+    own on (check's --quantize)."""
+    spelled = _spelled(flag.split("=", 1)[0])
+    return spelled in _SETTINGS_OF_A_RUN.get(command, ()) and (command, spelled) not in _COMMAND_ADVICE
 
 
 SERVER_ON_ONE_GPU = ("the server runs on one GPU; for several, start one server per GPU (motif-lite serve --device "
@@ -578,6 +568,18 @@ CHECK_IS_A_DRY_RUN = ("check is one already: it reads no weights and downloads n
                       "memory plan: motif-lite run with the same flags and --dry-run")  # fmt: skip
 VERIFY_WITHOUT_IMAGE = "verify compares a text-to-video run only (it encodes no image): leave it out"
 DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
+# A command's own advice on a flag it lacks (and run takes), by (command, flag).
+_COMMAND_ADVICE = {
+    **{("serve", flag): SERVER_ON_ONE_GPU for flag in ("--gpus", "--sp")},
+    **{("serve", flag): SERVER_FROM_A_FILE for flag in ("--quantize", "--type")},
+    **{(command, flag): QUANTIZED_FROM_A_FILE for command in ("check", "verify") for flag in ("--quantize", "--type")},
+    # serve, check and verify take --text-encoder-gguf only
+    **{(command, "--text-encoder-quantize"): TEXT_ENCODER_FROM_A_FILE for command in ("serve", "check", "verify")},
+    ("verify", "--dry-run"): VERIFY_DRY_RUN,
+    ("check", "--dry-run"): CHECK_IS_A_DRY_RUN,
+}
+# The flags of a run that decode and check leave to it, answered with one hint for them all.
+_SETTINGS_OF_A_RUN = {"decode": RUN_SETTINGS, "check": RUN_SETTINGS | PLAN_SETTINGS}
 # What -o writes (as io.video.VIDEO_EXTENSIONS, not imported: it imports torch, and a refusal must be quick).
 OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".webp", ".gif", ".png")
 
