@@ -17,6 +17,7 @@ pytest.importorskip("diffusers")
 from kernels_interp import KernelCall, kernel_runner  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
+from motif_lite.io.settings_file import read_settings  # noqa: E402
 from motif_lite.model.ops import TORCH_OPS  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 
@@ -55,6 +56,8 @@ def test_cpu_gives_the_exact_video_with_one_warning(checkpoint, exact_frames, tm
     assert result.attention == "exact (int8 fell back: the inputs are not CUDA tensors)"
     assert result.kernel_fallbacks == {}  # not a kernel "with the same math": exact attention is another
     np.testing.assert_array_equal(frames, exact_frames)
+    # The file stores the attention that ran: its settings are made after sampling, when the fallback is known.
+    assert read_settings(tmp_path / "out" / "f_000.png").values["model"]["attention"] == "exact"
 
 
 def test_int8_kernel_frames_stay_close_to_exact(checkpoint, exact_frames, kernel, tmp_path) -> None:

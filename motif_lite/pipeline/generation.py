@@ -364,6 +364,21 @@ class MotifVideoPipeline:
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use
         measures.seconds["total"] = time.perf_counter() - begin
+        return self._result(output, request, notes, settings, measures, record, start, cond, clip)
+
+    def _result(
+        self,
+        output: Path,
+        request: GenerationRequest,
+        notes: list[str],
+        settings: Settings,
+        measures: _StageMeasures,
+        record: DenoiseRecord,
+        start: SamplingState | None,
+        cond: Conditioning,
+        clip: Clip | None,
+    ) -> GenerationResult:
+        """What `generate` tells of the run it finished: its output and settings, and what it measured."""
         return GenerationResult(
             output=output,
             request=request,
@@ -735,6 +750,7 @@ class MotifVideoPipeline:
     def _video_metadata(
         self, request: GenerationRequest, settings: Settings, stored_inputs: Mapping[str, str] | None = None
     ) -> dict:
+        # Made when stored, not once per run: int8 attention that falls back while sampling makes the model "exact".
         return jsonable(stored_settings(request, settings, self.model_metadata(), stored_inputs))
 
     def model_metadata(self) -> dict:
