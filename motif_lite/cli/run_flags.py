@@ -372,20 +372,11 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
         "text_encoder --type TYPE would (Q8_0, Q6_K, Q5_K_M, Q4_K_M): the memory of --text-encoder-gguf, no file "
         "written; every run quantizes again",
     )
-    m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help=DTYPE_HELP)  # None: the device's default
-    m.add_argument(
-        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any"
+    add_device_flags(
+        m,
+        device_help="auto, cpu, cuda or cuda:N (default auto); a dry run may plan for any",
+        vram_help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
     )
-    m.add_argument(
-        "--kernels", type=kernel_backend, choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)"
-    )
-    m.add_argument(
-        "--vram",
-        type=gib,
-        metavar="GiB",
-        help="device memory budget: stream/chunk/tile to fit it (default: the GPU's free memory; CPU: no limit)",
-    )
-    add_ram_flag(m)
     m.add_argument(
         "--dry-run",
         action="store_true",
@@ -393,7 +384,14 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
-def add_ram_flag(group: argparse._ArgumentGroup) -> None:
+def add_device_flags(group: argparse._ArgumentGroup, *, device_help: str, vram_help: str) -> None:
+    """The device, compute type, kernels and memory budgets of a command that runs the transformer (run, serve)."""
+    group.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help=DTYPE_HELP)  # None: the device's default
+    group.add_argument("--device", default="auto", help=device_help)
+    group.add_argument(
+        "--kernels", type=kernel_backend, choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)"
+    )
+    group.add_argument("--vram", type=gib, metavar="GiB", help=vram_help)
     group.add_argument(
         "--ram",
         type=gib,

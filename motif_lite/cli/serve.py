@@ -21,18 +21,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.choices import DTYPE_NAMES, KERNEL_BACKENDS, dtype_name
 from motif_lite.cli.run_flags import (
-    DTYPE_HELP,
     add_attention_flags,
     add_checkpoint_flags,
-    add_ram_flag,
+    add_device_flags,
     add_speed_flags,
     add_text_encoder_flags,
     add_weight_file_flags,
     crf_value,
-    gib,
-    kernel_backend,
     lora_value,
     positive_number,
     weight_files,
@@ -136,13 +132,11 @@ class PromptPerJob(argparse.Action):
 def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     m = serve.add_argument_group("model and runtime")
     add_checkpoint_flags(m)
-    m.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help=DTYPE_HELP)  # None: the device's default
-    m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    m.add_argument(
-        "--kernels", type=kernel_backend, choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)"
+    add_device_flags(
+        m,
+        device_help="auto, cpu, cuda or cuda:N (default auto)",
+        vram_help="device memory budget (default: the GPU's free memory)",
     )
-    m.add_argument("--vram", type=gib, metavar="GiB", help="device memory budget (default: the GPU's free memory)")
-    add_ram_flag(m)
     m.add_argument("--lora", type=lora_value, action="append", default=[], metavar="FILE[:STRENGTH]",
                    help="a LoRA applied to the transformer for every job, as for run (repeatable)")  # fmt: skip
     m.add_argument("--lora-dir", type=path_arg, metavar="DIR",
