@@ -6,8 +6,9 @@
 #
 # Steps, in order (each under `timeout`, skipped when less than its minimum is left; pytest is stopped with
 # SIGINT at its share, and the report keeps every row measured until then):
-#   core      the GPU suite's own file and the 8-bit runtime (tests/test_cuda.py: the transformer
-#             with Triton ops, every kernel compiled, streaming, the planner's peaks; no fallback)  60-300 s
+#   core      the GPU suite's own file, the 8-bit runtime and the no-sync step (tests/test_cuda.py: the
+#             transformer with Triton ops, every kernel compiled, streaming, the planner's peaks; no
+#             fallback; tests/test_launches.py: a step under set_sync_debug_mode('error'))       60-300 s
 #   norms     the two norm kernels against torch (rms_norm_rope rewritten 2026-12-01, untimed)   20-60 s
 #   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-200 s
 #   speed480  s/step at 832x480x49: diffusers, ours, with int8 attention, compiled, fp8 weights   90-220 s
@@ -62,7 +63,7 @@ step() {
     [ "$code" -eq 0 ] || STATUS=1
 }
 
-CORE=(tests/test_cuda.py tests/test_attention_int8_runtime.py)
+CORE=(tests/test_cuda.py tests/test_attention_int8_runtime.py tests/test_launches.py)
 step core 60 300 -- "${CORE[@]}" -m "cuda and not slow"
 step norms 20 60 -- bench/bench_kernels.py -m cuda -k "norm" -s --bench-report "$OUT/norms"
 step int8 60 200 -- bench/bench_attention_int8.py -m cuda -s --bench-report "$OUT/int8"
