@@ -235,6 +235,8 @@ def test_resume_checks_the_request_before_any_work(pipe, tmp_path):
         pipe.generate(request(tmp_path, steps=6), resume=saved, on_progress=lambda *a: encoded.append(a))
     with pytest.raises(RequestError, match="seed"):
         pipe.generate(request(tmp_path, seed=4), resume=saved)
+    with pytest.raises(RequestError, match=r"\(seed: \d+ then, 4 now; steps: 4 then, 6 now\)"):  # each one named
+        pipe.generate(request(tmp_path, seed=4, steps=6), resume=saved)
     assert encoded == []
 
 
