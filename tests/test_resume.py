@@ -109,6 +109,20 @@ def test_a_stopped_run_resumed_reaches_the_uninterrupted_latents(pipe, tmp_path,
     assert not torch.equal(alone, whole)
 
 
+def test_a_stopped_bf16_run_resumed_reaches_the_uninterrupted_latents(checkpoint, tmp_path, monkeypatch):
+    # The multistep solvers' previous sigma stays float32 in a bf16 run, as in the uninterrupted one: taken in bf16
+    # it rounds (0.97 to 0.96875), and the resumed steps go elsewhere.
+    half = load_pipeline(checkpoint, dtype=torch.bfloat16, device="cpu", kernels="torch")
+    half.save_state_every = float("inf")
+    whole = denoised(half, request(tmp_path, sampler="dpm++2m"), monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        half.generate(request(tmp_path, sampler="dpm++2m"), on_progress=stop_at(2))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    assert saved.state["solver.prev_sigma"].dtype == torch.float32
+    resumed = denoised(half, GenerationRequest(**saved.request), monkeypatch, resume=saved)
+    assert torch.equal(resumed, whole)
+
+
 def test_a_resumed_run_writes_the_video_and_removes_the_file(pipe, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         pipe.generate(request(tmp_path), on_progress=stop_at(1))
