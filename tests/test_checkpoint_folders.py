@@ -298,6 +298,31 @@ def test_a_repo_folder_of_the_hub_cache_given_to_m_names_what_reads_it(tiny, tmp
     assert f"fix: give its snapshot folder: -m {elsewhere / 'snapshots' / 'abc'} (or -m {MOTIF_REPO}, " in problem
 
 
+def test_a_cache_repo_folder_whose_snapshot_is_gone_names_the_repo_id(tmp_path, no_network):
+    # refs/main names a snapshot that a cache clean-up removed: no snapshot folder to give, so the repo id and cache.
+    repo = tmp_path / "other-cache" / "models--Motif-Technologies--Motif-Video-2B"
+    (repo / "snapshots").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc")
+    (problem,) = [f.line() for f in check_setup(repo).problems]
+    assert f"fix: give the repo id: -m {MOTIF_REPO}, with HF_HUB_CACHE={tmp_path / 'other-cache'}" in problem
+
+
+def test_a_component_folder_typed_with_a_trailing_slash_names_the_checkpoint(tiny, capsys, no_network):
+    # Tab completion leaves the slash: the checkpoint is the folder above transformer/, not transformer/ itself.
+    code, _, err = run(capsys, "-m", f"{tiny / 'transformer'}/", "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and err.rstrip().endswith(f"-m {tiny}"), err
+    (problem,) = [f.line() for f in check_setup(f"{tiny / 'transformer'}/").problems]
+    assert problem.endswith(f"-m {tiny}"), problem
+
+
+def test_a_gguf_file_named_in_capitals_given_to_m_is_pointed_at_gguf(tmp_path, capsys, monkeypatch, no_network):
+    monkeypatch.chdir(tmp_path)
+    Path("MOTIF-Q8_0.GGUF").write_bytes(b"GGUF")
+    code, _, err = run(capsys, "-m", "MOTIF-Q8_0.GGUF", "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and "pass it as --gguf MOTIF-Q8_0.GGUF;" in err, err
+
+
 def test_comfyuis_models_folder_given_to_m_names_the_flags_for_its_files(tiny, tmp_path, capsys, no_network):
     # It was "incomplete checkpoint", with the command that downloads the whole checkpoint into ComfyUI's models/.
     models = tmp_path / "ComfyUI" / "models"
@@ -322,6 +347,11 @@ def test_comfyuis_models_folder_given_to_m_names_the_flags_for_its_files(tiny, t
     code, _, err = run(capsys, "-m", str(models), "-p", "fox", "--dry-run")
     assert "its vae/ folder: none of its files is Motif-Video's VAE" in err and err.count("--diffusion-model") == 1
     assert f"--diffusion-model {models / 'diffusion_models' / 'motifvideo_2b.safetensors'}" in err, err
+    # Two text encoder files: FILE, not the first of them.
+    for name in ("umt5.safetensors", "t5gemma.safetensors"):
+        (models / "text_encoders" / name).write_bytes(b"")
+    code, _, err = run(capsys, "-m", str(models), "-p", "fox", "--dry-run")
+    assert f"--text-encoder {models / 'text_encoders' / 'FILE'}" in err, err
 
 
 def test_a_pickle_checkpoint_given_to_m_says_what_to_give_instead(tmp_path, capsys, no_network):

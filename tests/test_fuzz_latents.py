@@ -256,6 +256,26 @@ def test_latents_with_one_nan_are_refused(saved):
         read_latents(saved)
 
 
+def test_latents_another_model_sampled_are_refused_before_any_step(pipe, tmp_path):
+    # A file of a model with other latent channels (its description says nothing of them): a one-line error, where
+    # the first step failed with a shape mismatch deep in the transformer.
+    from motif_lite.request import GenerationRequest
+
+    def stop_after_the_first_step(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    request = GenerationRequest(**{**REQUEST, "output": str(tmp_path / "fox.mp4")})
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop_after_the_first_step)
+    path = tmp_path / "fox.latents.safetensors"
+    good = read_latents(path)
+    other = torch.zeros(good.latents.shape[0], good.latents.shape[1] * 2, *good.latents.shape[2:])
+    rewritten(path, json.loads(json.dumps(good.info())), {TENSOR_NAME: other})
+    with pytest.raises(MotifLiteError, match="this model samples .* they come from another model"):
+        pipe.generate(request, resume=read_latents(path))
+
+
 def test_a_sigma_saved_as_one_number_is_taken(tmp_path):
     from dataclasses import replace
 

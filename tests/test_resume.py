@@ -109,6 +109,20 @@ def test_a_stopped_run_resumed_reaches_the_uninterrupted_latents(pipe, tmp_path,
     assert not torch.equal(alone, whole)
 
 
+def test_a_stopped_bf16_run_resumed_reaches_the_uninterrupted_latents(checkpoint, tmp_path, monkeypatch):
+    # The multistep solvers' previous sigma stays float32 in a bf16 run, as in the uninterrupted one: taken in bf16
+    # it rounds (0.97 to 0.96875), and the resumed steps go elsewhere.
+    half = load_pipeline(checkpoint, dtype=torch.bfloat16, device="cpu", kernels="torch")
+    half.save_state_every = float("inf")
+    whole = denoised(half, request(tmp_path, sampler="dpm++2m"), monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        half.generate(request(tmp_path, sampler="dpm++2m"), on_progress=stop_at(2))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    assert saved.state["solver.prev_sigma"].dtype == torch.float32
+    resumed = denoised(half, GenerationRequest(**saved.request), monkeypatch, resume=saved)
+    assert torch.equal(resumed, whole)
+
+
 def test_a_resumed_run_writes_the_video_and_removes_the_file(pipe, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         pipe.generate(request(tmp_path), on_progress=stop_at(1))
@@ -235,6 +249,8 @@ def test_resume_checks_the_request_before_any_work(pipe, tmp_path):
         pipe.generate(request(tmp_path, steps=6), resume=saved, on_progress=lambda *a: encoded.append(a))
     with pytest.raises(RequestError, match="seed"):
         pipe.generate(request(tmp_path, seed=4), resume=saved)
+    with pytest.raises(RequestError, match=r"\(seed: \d+ then, 4 now; steps: 4 then, 6 now\)"):  # each one named
+        pipe.generate(request(tmp_path, seed=4, steps=6), resume=saved)
     assert encoded == []
 
 

@@ -439,3 +439,21 @@ def test_half_precision_norm_in_bands_is_the_reference_formula(monkeypatch):
     expected = F.normalize(x.float(), dim=1).to(torch.bfloat16) * norm.scale * norm.gamma  # diffusers' formula
     monkeypatch.setattr(vae_layers, "FLOAT32_BAND_ELEMENTS", 2 * 8 * 3 * 5 * 2)  # two rows per band
     assert torch.equal(norm(x), expected)
+
+
+def test_a_posterior_of_extreme_log_variances_and_its_generators_as_diffusers_takes_them():
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    from motif_lite.vae import DiagonalGaussian
+
+    # A log-variance far out of range (an fp16 encoder's overflow) is clamped as diffusers clamps it: a finite std.
+    params = torch.randn(2, 8, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    params[:, 4:] *= 100
+    ours, theirs = DiagonalGaussian(params), DiagonalGaussianDistribution(params)
+    assert_close(ours.std, theirs.std)
+    assert_close(ours.sample(torch.Generator().manual_seed(3)), theirs.sample(torch.Generator().manual_seed(3)))
+    with pytest.raises(ValueError, match="got 3 generators for a batch of 2"):  # not one per sample
+        ours.sample([torch.Generator().manual_seed(s) for s in range(3)])
+    # Moving it makes a copy: the posterior a run keeps on the CPU stays there.
+    moved = ours.to("meta")
+    assert moved.mean.device.type == "meta" and ours.mean.device.type == "cpu"

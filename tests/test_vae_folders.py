@@ -149,3 +149,14 @@ def test_a_folder_without_wan21s_vae_says_what_each_file_is(comfy, others, tmp_p
     code = cli.main(run_args(models, tmp_path / "fox.gif", "--dry-run"))
     err = assert_user_error(capsys, code, "its vae/ folder: none of its files is Motif-Video's VAE")
     assert "--vae" not in err.replace("leave --vae out", "")
+
+
+def test_a_vae_folder_named_in_capitals_given_to_m_says_what_it_holds(others, tmp_path, capsys):
+    # A models/VAE/ folder (any letter case) without Motif-Video's VAE: told as VAE files, not as a checkpoint to fetch.
+    folder = tmp_path / "VAE"
+    folder.mkdir()
+    for file in others.iterdir():
+        (folder / file.name).symlink_to(file)
+    code = cli.main(run_args(folder, tmp_path / "fox.gif", "--dry-run"))
+    err = assert_user_error(capsys, code, f"{folder} holds VAE files, not a checkpoint; none of its files is Motif")
+    assert "hf download" not in err
