@@ -167,6 +167,21 @@ def test_the_commands_refuse_a_damaged_file_in_one_line(saved, capsys, command):
 # ------------------------------------------------------------------------------ the sampling state's tensors
 
 
+def stopped_after_the_first_step(pipe, folder: Path):
+    """A run of REQUEST stopped (Ctrl-C) after its first step: (its request, its saved latents file, that file read)."""
+    from motif_lite.request import GenerationRequest
+
+    def stop_after_the_first_step(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    request = GenerationRequest(**{**REQUEST, "output": str(folder / "fox.mp4")})
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request, on_progress=stop_after_the_first_step)
+    path = folder / "fox.latents.safetensors"
+    return request, path, read_latents(path)
+
+
 @pytest.fixture(scope="module")
 def pipe(checkpoint):
     from motif_lite import load_pipeline
@@ -184,17 +199,7 @@ def pipe(checkpoint):
     ],
 )
 def test_a_damaged_sampling_state_is_refused_before_any_step(pipe, tmp_path, state):
-    from motif_lite.request import GenerationRequest
-
-    def stop_after_the_first_step(stage: str, done: int, total: int) -> None:
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
-    request = GenerationRequest(**{**REQUEST, "output": str(tmp_path / "fox.mp4")})
-    with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop_after_the_first_step)
-    path = tmp_path / "fox.latents.safetensors"
-    good = read_latents(path)
+    request, path, good = stopped_after_the_first_step(pipe, tmp_path)
     rewritten(path, json.loads(json.dumps(good.info())), {TENSOR_NAME: good.latents, "state.apg_running": state})
     with pytest.raises(MotifLiteError, match="its sampling state 'apg_running' is .* the file is damaged"):
         pipe.generate(request, resume=read_latents(path))
@@ -259,17 +264,7 @@ def test_latents_with_one_nan_are_refused(saved):
 def test_latents_another_model_sampled_are_refused_before_any_step(pipe, tmp_path):
     # A file of a model with other latent channels (its description says nothing of them): a one-line error, where
     # the first step failed with a shape mismatch deep in the transformer.
-    from motif_lite.request import GenerationRequest
-
-    def stop_after_the_first_step(stage: str, done: int, total: int) -> None:
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
-    request = GenerationRequest(**{**REQUEST, "output": str(tmp_path / "fox.mp4")})
-    with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop_after_the_first_step)
-    path = tmp_path / "fox.latents.safetensors"
-    good = read_latents(path)
+    request, path, good = stopped_after_the_first_step(pipe, tmp_path)
     other = torch.zeros(good.latents.shape[0], good.latents.shape[1] * 2, *good.latents.shape[2:])
     rewritten(path, json.loads(json.dumps(good.info())), {TENSOR_NAME: other})
     with pytest.raises(MotifLiteError, match="this model samples .* they come from another model"):
