@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motif_lite.model.ops import AttentionFn, Ops
+from motif_lite.model.ops import AttentionFn, Ops, additive_mask
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,9 @@ class BlockContext:
     silu_temb: torch.Tensor  # [B, hidden] SiLU(temb), every AdaLN modulation's input: activated once per forward
     cos: torch.Tensor  # [N, head_dim] RoPE for the first N tokens of the attended sequence
     sin: torch.Tensor
-    mask: torch.Tensor | None  # bool [B, 1, 1, keys] for the joint attention (None = attend to all)
-    text_mask: torch.Tensor | None  # bool [B, 1, 1, T] for text cross-attention
+    # Key masks in the form ops.attention takes (bool, or SDPA's additive floats: TextMasks); None = attend to all
+    mask: torch.Tensor | None  # [B, 1, 1, keys] for the joint attention
+    text_mask: torch.Tensor | None  # [B, 1, 1, T] for text cross-attention
     image_len: int  # image tokens at the front of the context stream (I2V), excluded from cross-attention
     ops: Ops
     attention: AttentionFn  # ops.attention, or ops.decoder_attention in the DDT decoder
@@ -42,27 +43,37 @@ class TextMasks:
     every token is real, so that the unmasked kernels run. Telling the two apart reads the mask on the host, which
     on a GPU waits for the device to finish all queued work. A run passes the same mask tensors to every forward
     (one per guidance branch, or one for both batched), so the masks of the last few are kept and each is read
-    once per run, not once per forward. A mask changed in place since (its `_version`) is read again."""
+    once per run, not once per forward. A mask changed in place since (its `_version`) is read again.
+
+    `additive`: the masks in SDPA's additive form in that dtype (`ops.additive_mask`), for an attention that takes
+    it (`ops.takes_additive_mask`): built here once per run instead of inside every SDPA call; None: bool."""
 
     KEPT = 4  # text masks remembered: a prompt's, a negative prompt's, both batched, and a spare
 
     def __init__(self) -> None:
-        # ((mask, its version, N, I), its masks); holding the mask keeps its identity from going to another tensor
-        self.seen: list[tuple[tuple[torch.Tensor, int, int, int], tuple[torch.Tensor | None, torch.Tensor | None]]] = []
+        # ((mask, its version, N, I, additive dtype), its masks); holding the mask keeps its identity from going
+        # to another tensor
+        self.seen: list[tuple[tuple, tuple[torch.Tensor | None, torch.Tensor | None]]] = []
 
     def __call__(
-        self, text_mask: torch.Tensor | None, video_tokens: int, image_len: int
+        self,
+        text_mask: torch.Tensor | None,
+        video_tokens: int,
+        image_len: int,
+        additive: torch.dtype | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if text_mask is None:
             return None, None
         for (mask, *key), masks in self.seen:
-            if mask is text_mask and key == [text_mask._version, video_tokens, image_len]:
+            if mask is text_mask and key == [text_mask._version, video_tokens, image_len, additive]:
                 return masks
         masks = (None, None)
         if not bool(text_mask.all()):
             valid = text_mask.bool()
             masks = (F.pad(valid, (video_tokens + image_len, 0), value=True)[:, None, None], valid[:, None, None])
-        source = (text_mask, text_mask._version, video_tokens, image_len)
+            if additive is not None:
+                masks = tuple(additive_mask(m, additive) for m in masks)
+        source = (text_mask, text_mask._version, video_tokens, image_len, additive)
         self.seen = [*self.seen[-(self.KEPT - 1) :], (source, masks)]
         return masks
 

@@ -15,10 +15,31 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
 
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Softmax attention. q: [B, H, Lq, D], k/v: [B, H, Lk, D], mask: bool [B, 1, 1, Lk] (True = attend)."""
+    """Softmax attention. q: [B, H, Lq, D], k/v: [B, H, Lk, D], mask [B, 1, 1, Lk]: bool (True = attend) or
+    additive (`additive_mask`, in q's dtype)."""
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+# SDPA turns a bool mask into an additive one inside every call (a `where` and two scalar tensors: three launches
+# on a GPU); given the additive form, built once per run by the transformer's `TextMasks`, it uses it as it is.
+sdpa_attention.takes_additive_mask = True  # type: ignore[attr-defined]
+
+
+def takes_additive_mask(attend: AttentionFn) -> bool:
+    """Whether the attention function `attend` takes its key mask in SDPA's additive form (`additive_mask`) rather
+    than as bool; only functions that say so (`takes_additive_mask = True`) do: kernels that read a bool key mask
+    (Triton, 8-bit, row splits by valid key counts) take the bool one."""
+    return getattr(attend, "takes_additive_mask", False)
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A bool key mask (True = attend) as the additive float mask SDPA builds from it: 0 where True, -inf where
+    False, in the queries' `dtype`. Exactly the values SDPA computes, so the attention is bit for bit the same."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
 
 
 def layer_norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -52,9 +73,6 @@ def rms_norm_rope(
     if n == x.shape[2]:
         return apply_rope(x, cos, sin)
     return torch.cat([apply_rope(x[:, :, :n], cos, sin), x[:, :, n:]], dim=2)
-
-
-AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from motif_lite.config import TransformerConfig
 from motif_lite.model.attention import BlockContext, TextMasks
 from motif_lite.model.blocks import DualStreamBlock, SingleStreamBlock
 from motif_lite.model.layers import ImageProjection, MLPEmbedder, Modulation, PatchEmbed, TimestepEmbedder
-from motif_lite.model.ops import TORCH_OPS, Ops
-from motif_lite.model.rope import rope_3d
+from motif_lite.model.ops import TORCH_OPS, Ops, takes_additive_mask
+from motif_lite.model.rope import RopeTables
 
 
 @dataclass
@@ -42,6 +42,7 @@ class MotifVideoTransformer(nn.Module):
         self.ops: Ops = TORCH_OPS
         self.triton_unavailable: str | None = None
         self.text_masks = TextMasks()  # the last forward's attention masks, for the next one with the same mask
+        self.rope_tables = RopeTables(config.rope_axes_dim, config.rope_theta)  # built once per grid and run
         hidden = config.hidden_size
         patch = (config.patch_size_t, config.patch_size, config.patch_size)
         self.x_embedder = PatchEmbed(patch, config.in_channels, hidden)
@@ -109,8 +110,9 @@ class MotifVideoTransformer(nn.Module):
             image_len = image_embeds.shape[1]
             context = torch.cat([self.image_embedder(image_embeds.to(dtype)), context], dim=1)  # [B, I + T, C]
 
-        cos, sin = rope_3d(grid, cfg.rope_axes_dim, cfg.rope_theta, latents.device)
-        mask, text_key_mask = self.text_masks(text_mask, x.shape[1], image_len)
+        cos, sin = self.rope_tables(grid, latents.device)
+        additive = dtype if takes_additive_mask(self.ops.attention) else None
+        mask, text_key_mask = self.text_masks(text_mask, x.shape[1], image_len, additive)
         silu_temb = F.silu(self.time_text_embed(timestep, dtype))  # the modulations' input, once for all blocks
         ctx = BlockContext(
             silu_temb=silu_temb,
@@ -124,6 +126,11 @@ class MotifVideoTransformer(nn.Module):
         )
         decoder_ctx = BlockContext(silu_temb, cos, sin, None, None, 0, self.ops, self.ops.decoder_attention)
         return Embedded(x, context, ctx, decoder_ctx, grid)
+
+    def end_run(self) -> None:
+        """Let go of the RoPE tables kept for the run's forwards (device memory the VAE decode may need); the next
+        forward builds them again."""
+        self.rope_tables.clear()
 
     def run_encoder(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext, first: int = 0) -> torch.Tensor:
         """The dual-stream then the encoder's single-stream blocks, from block `first` of that sequence on;

@@ -674,6 +674,7 @@ class MotifVideoPipeline:
         finally:  # a forward stopped inside a streamed block (out of memory, Ctrl-C) left it on the device
             if self.plan_handle is not None:
                 self.plan_handle.release_loaded()
+            self.transformer.end_run()  # the RoPE tables kept for the run's forwards: memory for the decode
         if cache is not None:
             record.step_cache = (cache.reused, cache.calls)
         return latents, record

@@ -46,7 +46,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from motif_lite.choices import ATTENTION_BACKENDS
 from motif_lite.devices import CURRENT_GPU, GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
 from motif_lite.errors import ConfigError
-from motif_lite.model.ops import AttentionFn, sdpa_attention
+from motif_lite.model.ops import AttentionFn, sdpa_attention, takes_additive_mask
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
 
 _SDPA_KERNELS = {
@@ -71,24 +71,43 @@ def valid_key_lengths(mask: torch.Tensor) -> list[int]:
     return lengths
 
 
-class KeyLengths:
-    """`valid_key_lengths` of the last few masks seen. A run passes the same mask tensors to every forward (the
-    joint attention's and the text cross-attention's, which one backend may serve in turn), so the host sync
-    happens once per mask and run instead of once per attention call."""
+class PerMask:
+    """Something computed from a key mask, kept for the last few masks seen: a run passes the same mask tensors to
+    every forward (the joint attention's and the text cross-attention's, which one backend may serve in turn), so
+    it is computed once per mask and run instead of once per attention call. A mask changed in place since (its
+    `_version`) is computed again."""
 
     KEPT = 4  # masks remembered: the joint and the text one of a batch-2 and of a batch-1 forward
 
     def __init__(self) -> None:
-        # (mask, its version when read, lengths); holding the mask keeps its identity from going to another tensor
-        self.seen: list[tuple[torch.Tensor, int, list[int]]] = []
+        # (mask, its version when read, value); holding the mask keeps its identity from going to another tensor
+        self.seen: list[tuple[torch.Tensor, int, object]] = []
 
-    def __call__(self, mask: torch.Tensor) -> list[int]:
-        for seen, version, lengths in self.seen:
+    def compute(self, mask: torch.Tensor) -> object:
+        raise NotImplementedError
+
+    def __call__(self, mask: torch.Tensor):
+        for seen, version, value in self.seen:
             if seen is mask and version == mask._version:
-                return lengths
-        lengths = valid_key_lengths(mask)
-        self.seen = [*self.seen[-(self.KEPT - 1) :], (mask, mask._version, lengths)]
-        return lengths
+                return value
+        value = self.compute(mask)
+        self.seen = [*self.seen[-(self.KEPT - 1) :], (mask, mask._version, value)]
+        return value
+
+
+class KeyLengths(PerMask):
+    """`valid_key_lengths` of the last few masks seen: the host sync happens once per mask and run."""
+
+    def compute(self, mask: torch.Tensor) -> list[int]:
+        return valid_key_lengths(mask)
+
+
+class BoolMasks(PerMask):
+    """The bool form (True = attend) of the last few key masks seen, for a kernel that reads one when given SDPA's
+    additive form (`ops.additive_mask`, whose kept keys are 0); a bool mask is its own."""
+
+    def compute(self, mask: torch.Tensor) -> torch.Tensor:
+        return mask if mask.dtype == torch.bool else mask == 0
 
 
 @torch.compiler.disable  # host sync and a Python loop: kept out of compiled graphs
@@ -119,6 +138,7 @@ def sdpa_with(kernel: SDPBackend, split_masked: bool) -> AttentionFn:
         with sdpa_kernel(kernel):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
+    attend.takes_additive_mask = not split_masked  # SDPA's own masks; row splits count a bool mask's keys
     return attend
 
 
@@ -272,7 +292,12 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
 class AutoAttention:
     """Times the candidates on the first call of each attention shape and uses the fastest from then on. With
     `memory`, a choice an earlier run made for the shape is taken again after one checked call, untimed
-    (runtime/attention_choices.py), and new choices are remembered."""
+    (runtime/attention_choices.py), and new choices are remembered.
+
+    It takes SDPA's additive masks (built once per run by the transformer) and gives a candidate that reads a bool
+    mask (row splits, Triton) the bool form, converted once per mask (`BoolMasks`)."""
+
+    takes_additive_mask = True
 
     def __init__(
         self,
@@ -282,13 +307,23 @@ class AutoAttention:
     ) -> None:
         self.candidates, self.timer, self.memory = candidates, timer, memory
         self.trials: dict[tuple, Trial] = {}
+        self.bool_masks = BoolMasks()
+
+    def call(
+        self, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Candidate `name` on these tensors, with the mask in the form it takes."""
+        attend = self.candidates[name]
+        if mask is not None and not takes_additive_mask(attend):
+            mask = self.bool_masks(mask)
+        return attend(q, k, v, mask)
 
     @torch.compiler.disable  # the trial syncs and times: eager, also inside compiled blocks
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, None if mask is None else tuple(mask.shape))
         if key not in self.trials:
             self.trials[key] = self.remembered(key, q, k, v, mask) or self.remember(key, self.trial(q, k, v, mask))
-        return self.candidates[self.trials[key].best](q, k, v, mask)
+        return self.call(self.trials[key].best, q, k, v, mask)
 
     def remember(self, key: tuple, trial: Trial) -> Trial:
         """Keep a timed trial's choice for later runs (none when every candidate failed: nothing was chosen)."""
@@ -306,7 +341,7 @@ class AutoAttention:
             return None
         expected, rows = self.expected(q, k, v, mask)
         try:
-            if _close(self.candidates[name](q, k, v, mask)[:, :, rows], expected):
+            if _close(self.call(name, q, k, v, mask)[:, :, rows], expected):
                 return Trial(keys=k.shape[2], remembered=name)
         except Exception:  # whatever failed, the trial finds out again and says why
             pass
@@ -317,18 +352,19 @@ class AutoAttention:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """float32 attention on the checked query rows, and those rows."""
         rows = checked_rows(q.shape[2]).to(q.device)
+        mask = None if mask is None else self.bool_masks(mask)
         return float32_attention(q[:, :, rows], k, v, mask), rows
 
     def trial(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> Trial:
         """Time every candidate on these tensors; drop the ones that fail or disagree with float32 attention."""
         result = Trial(keys=k.shape[2])
         expected, rows = self.expected(q, k, v, mask)
-        for name, attend in self.candidates.items():
+        for name in self.candidates:
             try:
-                if not _close(attend(q, k, v, mask)[:, :, rows], expected):  # the whole call: its real tiling
+                if not _close(self.call(name, q, k, v, mask)[:, :, rows], expected):  # the whole call: its real tiling
                     result.dropped[name] = "output differs from float32 attention"
                     continue
-                result.seconds[name] = self.timer(name, lambda attend=attend: attend(q, k, v, mask))
+                result.seconds[name] = self.timer(name, lambda name=name: self.call(name, q, k, v, mask))
             except Exception as exc:  # no kernel for this dtype/GPU/shape, out of memory, a Triton error...
                 result.dropped[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"
         return result
@@ -344,6 +380,7 @@ class FixedAttention:
 
     def __init__(self, name: str, strict: bool = False, device: torch.device = CURRENT_GPU) -> None:
         self.name, self.attend = name, candidate(name, strict, device)
+        self.takes_additive_mask = takes_additive_mask(self.attend)  # the mask form its kernel takes (ops.py)
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return self.attend(q, k, v, mask)
