@@ -97,6 +97,7 @@ def estimate_and_live_peak(
     latents = torch.randn(1, 33, *latent, dtype=dtype)
     text = torch.randn(1, text_tokens, config.text_embed_dim, dtype=dtype)
     image = torch.randn(1, image_tokens, config.image_embed_dim, dtype=dtype) if image_tokens else None
+    model.end_run()  # the RoPE tables kept from an earlier forward: this one builds them, as a run's first does
     try:
         with torch.no_grad(), LiveTensors() as live:
             out = model(latents, torch.tensor([500.0]), text, None, image)

@@ -104,3 +104,32 @@ def test_a_run_lets_go_of_its_rope_tables():
     pipe = pipeline(tiny_transformer())
     sample(pipe, conditioning(), sampling_request(steps=2))
     assert pipe.transformer.rope_tables.last is None
+
+
+def block_copies(block, s) -> int:
+    with torch.no_grad(), launches.recording() as log:
+        block(s.x, s.context, s.ctx)
+    return log.ops["copy_"]
+
+
+@pytest.mark.parametrize("dual", [False, True], ids=["single-stream", "dual-stream"])
+def test_a_block_writes_its_output_without_copies(dual):
+    # An unchunked block (one piece) with the text cross-attention, masked: the cross-attention's output is added
+    # in place to its rows (`rows += ...` also copied the rows' view onto itself), so it adds no copy to the block;
+    # and a single-stream block's output is the residual sum itself (it was copied into a buffer): its one copy
+    # left is its attention output into its output projection's input (`mlp_and_project`).
+    config = dataclasses.replace(launches.narrow_config(image=False), enable_text_cross_attention_dual=True)
+    model = launches.narrow_model(config)
+    block = model.transformer_blocks[0] if dual else model.encoder_single_blocks[0]
+    g = torch.Generator().manual_seed(0)
+    latents, text = torch.randn(2, 33, 3, 4, 4, generator=g), torch.randn(2, 10, 64, generator=g)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[1, 6:] = False
+    with torch.no_grad():
+        s = model.embed(latents, torch.full((2,), 500.0), text, mask)
+    assert block.cross_attn is not None
+    copies = block_copies(block, s)
+    block.cross_attn = None
+    assert copies == block_copies(block, s)
+    if not dual:
+        assert copies == 1

@@ -87,8 +87,9 @@ class DualStreamBlock(nn.Module):
         x = x + gate[:, None] * attn_out
         if text_kv is not None:  # per query piece of the joint attention's token_chunk, added in place to x's rows
             for start, piece in token_chunks(attn_out, self.attn.token_chunk):
-                x[:, start : start + piece.shape[1]] += text_cross_attention(
-                    self.cross_attn, piece, text_kv, self.attn, ctx, start
+                # add_ on the rows' view: `x[rows] += ...` would also issue a copy of the view onto itself
+                x[:, start : start + piece.shape[1]].add_(
+                    text_cross_attention(self.cross_attn, piece, text_kv, self.attn, ctx, start)
                 )
         del attn_out, text_kv
 
@@ -138,6 +139,10 @@ class SingleStreamBlock(nn.Module):
 
         queries = n + context.shape[1] if keep_context else n
         attn_out = self.attend(pieces, normalize, n, context, ctx, queries)  # [B, queries, C]
+        if len(pieces) == 1:  # the sum is the output: no buffer to copy it into (a kernel and a pass over memory)
+            tokens = pieces[0][1][:, :queries]
+            out = tokens + gate[:, None] * self.mlp_and_project(normalize(tokens), attn_out)
+            return (out[:, :n], out[:, n:]) if keep_context else (out, None)
         out = x.new_empty(x.shape[0], queries, x.shape[2])
         for start, tokens in pieces:
             tokens = tokens[:, : queries - start]  # [B, 0, C] for a context piece nothing reads
@@ -177,7 +182,7 @@ class SingleStreamBlock(nn.Module):
                 del text
             for start, piece in token_chunks(attn_out[:, :n], self.token_chunk):
                 cross = text_cross_attention(self.cross_attn, piece, text_kv, self.attn, ctx, start)
-                attn_out[:, start : start + piece.shape[1]] += cross
+                attn_out[:, start : start + piece.shape[1]].add_(cross)  # not `+=`: no copy onto itself
         return attn_out
 
     def self_attention(

@@ -37,6 +37,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Generic, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,7 @@ _NO_MASK = ("flash", "cudnn")  # masked calls go row by row over each row's vali
 CHECK_ROWS = 128  # query rows at each end of the sequence checked against float32 attention in a trial
 # Timer: (candidate name, a call of it, already warmed up) -> seconds per call. Injected by the tests.
 Timer = Callable[[str, Callable[[], torch.Tensor]], float]
+T = TypeVar("T")
 
 
 def valid_key_lengths(mask: torch.Tensor) -> list[int]:
@@ -71,7 +73,7 @@ def valid_key_lengths(mask: torch.Tensor) -> list[int]:
     return lengths
 
 
-class PerMask:
+class PerMask(Generic[T]):
     """Something computed from a key mask, kept for the last few masks seen: a run passes the same mask tensors to
     every forward (the joint attention's and the text cross-attention's, which one backend may serve in turn), so
     it is computed once per mask and run instead of once per attention call. A mask changed in place since (its
@@ -81,12 +83,12 @@ class PerMask:
 
     def __init__(self) -> None:
         # (mask, its version when read, value); holding the mask keeps its identity from going to another tensor
-        self.seen: list[tuple[torch.Tensor, int, object]] = []
+        self.seen: list[tuple[torch.Tensor, int, T]] = []
 
-    def compute(self, mask: torch.Tensor) -> object:
+    def compute(self, mask: torch.Tensor) -> T:
         raise NotImplementedError
 
-    def __call__(self, mask: torch.Tensor):
+    def __call__(self, mask: torch.Tensor) -> T:
         for seen, version, value in self.seen:
             if seen is mask and version == mask._version:
                 return value
@@ -95,14 +97,14 @@ class PerMask:
         return value
 
 
-class KeyLengths(PerMask):
+class KeyLengths(PerMask[list[int]]):
     """`valid_key_lengths` of the last few masks seen: the host sync happens once per mask and run."""
 
     def compute(self, mask: torch.Tensor) -> list[int]:
         return valid_key_lengths(mask)
 
 
-class BoolMasks(PerMask):
+class BoolMasks(PerMask[torch.Tensor]):
     """The bool form (True = attend) of the last few key masks seen, for a kernel that reads one when given SDPA's
     additive form (`ops.additive_mask`, whose kept keys are 0); a bool mask is its own."""
 
