@@ -52,3 +52,18 @@ def launcher_number_or_none(name: str, smallest: int = 0, environ: Mapping[str, 
 def torchrun_world(environ: Mapping[str, str] = os.environ) -> int:
     """How many processes this one's torchrun job has (WORLD_SIZE): 1 outside torchrun."""
     return launcher_number("WORLD_SIZE", 1, smallest=1, environ=environ)
+
+
+def job_ranks() -> int:
+    """How many processes this one's torchrun job has: 1 outside torchrun, and where WORLD_SIZE is malformed (the
+    command refuses it; its error is printed whole, as a single process's)."""
+    return launcher_number_or_none("WORLD_SIZE", smallest=1) or 1
+
+
+def rank_prefix() -> str:
+    """The "[rank r] " prefix of messages in a process of a torchrun job (several ranks), else nothing. It never
+    fails: it also prefixes the error that says WORLD_SIZE or RANK is malformed."""
+    if job_ranks() == 1:
+        return ""
+    rank = launcher_number_or_none("RANK")
+    return f"[rank {'?' if rank is None else rank}] "

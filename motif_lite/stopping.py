@@ -14,6 +14,7 @@ from typing import NoReturn
 # `--signal=USR1@120`) would lose a run's state instead of giving it the time to keep it.
 STOP_SIGNAL_NAMES = ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
 STOP_SIGNALS = tuple(getattr(signal, name) for name in STOP_SIGNAL_NAMES if hasattr(signal, name))
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a program Ctrl-C stopped
 
 
 class Terminated(KeyboardInterrupt):

@@ -51,7 +51,8 @@ LAYERS = [
     },  # one run's parts
     {"pipeline"},
     {"verify", "server"},
-    {"cli", "__main__", "__init__"},  # the commands, and the package's lazy public names
+    {"cli", "__init__"},  # the commands, and the package's lazy public names
+    {"entry_point", "__main__"},  # `motif-lite` and `python -m motif_lite`: import the command line once called
 ]
 LAYER = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 

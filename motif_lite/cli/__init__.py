@@ -24,11 +24,10 @@ from typing import NoReturn, TextIO
 from motif_lite import __version__
 from motif_lite.cli import check, decode, run, serve, unknown_flags, verify
 from motif_lite.errors import MotifLiteError
-from motif_lite.launcher_variables import launcher_number_or_none
-from motif_lite.stopping import STOP_SIGNALS, Terminated, exit_with, signals_interrupt
+from motif_lite.launcher_variables import job_ranks, launcher_number_or_none, rank_prefix
+from motif_lite.stopping import EXIT_INTERRUPTED, STOP_SIGNALS, Terminated, exit_with, signals_interrupt
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 EXIT_OUT_OF_MEMORY = 1  # what the uncaught exception gave before: scripts see the same code
 # 128 + SIGPIPE: what a shell reports for a program whose reader went away (`motif-lite run ... | head -1`).
 EXIT_OUTPUT_CLOSED = 141
@@ -143,13 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _warnings_to_stderr(), signals_interrupt(stops), _environment_kept(ALLOCATOR_CONFIG, "TRITON_CACHE_DIR"):
             return args.handler(args)
     except MotifLiteError as exc:
-        _say(f"{_rank_prefix()}error: {_as_this_rank_says(str(exc))}")
+        _say(f"{rank_prefix()}error: {_as_this_rank_says(str(exc))}")
         return EXIT_USER_ERROR
     except Terminated as exc:
-        _say(f"\n{_rank_prefix()}terminated ({exc})")
+        _say(f"\n{rank_prefix()}terminated ({exc})")
         return 128 + exc.signum
     except KeyboardInterrupt:
-        _say(f"\n{_rank_prefix()}interrupted")
+        _say(f"\n{rank_prefix()}interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader of stdout or stderr went away: nothing more can be said
         _stop_writing_to_closed_pipes()
@@ -157,15 +156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno != errno.ENAMETOOLONG:
             raise
-        _say(f"{_rank_prefix()}error: {_name_too_long(exc)}")  # a path the user typed or a script built
+        _say(f"{rank_prefix()}error: {_name_too_long(exc)}")  # a path the user typed or a script built
         return EXIT_USER_ERROR
     except Exception as exc:
         if not _out_of_memory(exc):
             raise  # a bug: keep its traceback
         # Not a bug: other programs took the memory, or the size is too large for it. torch's message says how much.
-        _say(f"{_rank_prefix()}error: out of device memory: {str(exc).splitlines()[0]}")
+        _say(f"{rank_prefix()}error: out of device memory: {str(exc).splitlines()[0]}")
         if hasattr(args, "vram"):  # the commands that plan their memory: run, decode, serve
-            _say(f"{_rank_prefix()}{_out_of_memory_advice(exc)}")
+            _say(f"{rank_prefix()}{_out_of_memory_advice(exc)}")
         return EXIT_OUT_OF_MEMORY
 
 
@@ -318,21 +317,6 @@ def _as_this_rank_says(message: str) -> str:
     """A user error as this process prints it: whole, except on the ranks other than 0 of a torchrun job, which print
     its first line. They mostly fail as rank 0 does (the same refusal of a memory plan, with its table), and N
     copies of a table say nothing more than one; the first line says what is wrong."""
-    if launcher_number_or_none("RANK") in (0, None) or _ranks() == 1:
+    if launcher_number_or_none("RANK") in (0, None) or job_ranks() == 1:
         return message
     return message.splitlines()[0] if message else message
-
-
-def _rank_prefix() -> str:
-    """The "[rank r] " prefix of messages in a process of a torchrun job (several ranks), else nothing. It never
-    fails: it also prefixes the error that says WORLD_SIZE or RANK is malformed."""
-    if _ranks() == 1:
-        return ""
-    rank = launcher_number_or_none("RANK")
-    return f"[rank {'?' if rank is None else rank}] "
-
-
-def _ranks() -> int:
-    """How many processes this one's torchrun job has: 1 outside torchrun, and where WORLD_SIZE is malformed (the
-    command refuses it; its error is printed whole, as a single process's)."""
-    return launcher_number_or_none("WORLD_SIZE", smallest=1) or 1
