@@ -53,7 +53,9 @@ def test_ctrl_c_while_the_console_script_imports_is_one_line(tmp_path, environme
 
 
 def test_ctrl_c_while_python_m_motif_lite_imports_is_one_line(tmp_path):
-    run_as_main = "import runpy\nsys.argv = ['motif_lite', 'check']\nrunpy.run_module('motif_lite', run_name='__main__')\n"
+    run_as_main = (
+        "import runpy\nsys.argv = ['motif_lite', 'check']\nrunpy.run_module('motif_lite', run_name='__main__')\n"
+    )
     code = INTERRUPT_THE_IMPORT + run_as_main
     done = run_python(code, tmp_path)
     assert (done.returncode, done.stderr.strip()) == (130, "interrupted"), done.stderr
