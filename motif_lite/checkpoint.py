@@ -140,7 +140,7 @@ def download_patterns(gguf: Collection[str] = (), linked: Collection[str] = ()) 
     return [*groups, *OPTIONAL]
 
 
-def _refuse_blank_paths(
+def refuse_blank_paths(
     model: object, gguf: object, text_encoder_gguf: object, weights: Mapping[str, object] | None
 ) -> None:
     """An empty string given from Python for a file or folder (a notebook form's field left empty) is refused, with
@@ -184,7 +184,7 @@ def locate_sources(
     files the user gave are read first): `io.hub.DownloadHeld` then lists them. Raises `MissingFilesError` (with
     the download commands) or `CheckpointError`.
     """
-    _refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
+    refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
     problems: list[str] = []
     missing: list = []
     notes: list[str] = []

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import re
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
@@ -24,6 +27,32 @@ def user_path(value: str | os.PathLike) -> Path:
             f"{value}: {user} names the home folder of a user {user[1:]!r}, and this machine has none; give the path "
             f"in full (or ~/{str(value)[1:]} for one in your home)"
         ) from None
+
+
+def name_too_long(exc: OSError) -> str:
+    """The file system's refusal of a path (a name over its limit, 255 bytes on most; a script's `-o "$prompt.mp4"`
+    gets there with a long prompt), naming the longest part of that path and its length."""
+    path = os.fsdecode(exc.filename) if exc.filename is not None else ""
+    longest = max(path.split(os.sep), key=lambda part: len(os.fsencode(part)), default="")
+    if not longest:
+        return f"a file name is too long for this file system ({exc.strerror}): give shorter names"
+    shown = longest if len(longest) <= 60 else f"{longest[:40]}...{longest[-12:]}"
+    return (
+        f"a file name is too long for this file system: {path.replace(longest, shown)} (that name is "
+        f"{len(os.fsencode(longest))} bytes; most file systems allow 255 per file or folder name): give a shorter one"
+    )
+
+
+@contextlib.contextmanager
+def names_too_long_refused() -> Iterator[None]:
+    """The file system's refusal of an over-long name in the block as a `MotifLiteError` saying which name
+    (`name_too_long`), for the Python API: the command line says the same for any command (`cli.main`)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        raise MotifLiteError(name_too_long(exc)) from None
 
 
 def quoted(path: str | os.PathLike) -> str:

@@ -1291,14 +1291,14 @@ def test_a_name_too_long_is_measured_in_bytes_and_cut_short():
     import errno
     import os
 
-    from motif_lite.cli import _name_too_long
+    from motif_lite.paths import name_too_long
 
     accents, folder = "é" * 140 + ".mp4", "x" * 200  # 284 bytes in 144 characters; 200 bytes
-    said = _name_too_long(OSError(errno.ENAMETOOLONG, "File name too long", f"/videos/{folder}/{accents}"))
+    said = name_too_long(OSError(errno.ENAMETOOLONG, "File name too long", f"/videos/{folder}/{accents}"))
     assert f"/videos/{folder}/{'é' * 40}...{accents[-12:]} (that name is 284 bytes;" in said
-    said = _name_too_long(OSError(errno.ENAMETOOLONG, "File name too long", os.fsencode(f"/videos/{folder}")))
+    said = name_too_long(OSError(errno.ENAMETOOLONG, "File name too long", os.fsencode(f"/videos/{folder}")))
     assert f"file system: /videos/{'x' * 40}...{'x' * 12} (that name is 200 bytes;" in said  # a name given as bytes
-    said = _name_too_long(OSError(errno.ENAMETOOLONG, "File name too long"))
+    said = name_too_long(OSError(errno.ENAMETOOLONG, "File name too long"))
     assert said == "a file name is too long for this file system (File name too long): give shorter names"
 
 

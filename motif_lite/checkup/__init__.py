@@ -19,7 +19,13 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from motif_lite.checkpoint import download_patterns, float8_notes, required_files, weight_locations
+from motif_lite.checkpoint import (
+    download_patterns,
+    float8_notes,
+    refuse_blank_paths,
+    required_files,
+    weight_locations,
+)
 from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_text_encoder_gguf
 from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
@@ -61,7 +67,7 @@ from motif_lite.io.path_fixes import (
     vae_folder_as_model_fix,
 )
 from motif_lite.io.wsl import windows_drive_note
-from motif_lite.paths import user_path
+from motif_lite.paths import names_too_long_refused, user_path
 from motif_lite.units import memory_size
 
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
@@ -76,7 +82,19 @@ def check_setup(
     """Check the machine, the checkpoint (its `transformer/` weights only without `gguf`, its `text_encoder/`
     weights only without `text_encoder_gguf`), the GGUF files and the memory plan of a default request; see the
     module docstring. `weights`: the user's own weight files for some components, checked in place of the
-    checkpoint's (as a run links them, `io.linked`)."""
+    checkpoint's (as a run links them, `io.linked`). A path no file can have (an empty one, a name longer than the
+    file system allows, a `~user` this machine lacks) raises the `MotifLiteError` the command line prints for it."""
+    refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
+    with names_too_long_refused():
+        return _check_setup(model, gguf, text_encoder_gguf, weights)
+
+
+def _check_setup(
+    model: str | Path,
+    gguf: str | Path | None,
+    text_encoder_gguf: str | Path | None,
+    weights: Mapping[str, str | Path] | None,
+) -> Checkup:
     report = Checkup()
     check_environment(report)
     replaced = {"transformer"} if gguf is not None else set()

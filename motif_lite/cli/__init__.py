@@ -25,6 +25,7 @@ from motif_lite import __version__
 from motif_lite.cli import check, decode, run, serve, unknown_flags, verify
 from motif_lite.errors import MotifLiteError
 from motif_lite.launcher_variables import job_ranks, launcher_number_or_none, rank_prefix
+from motif_lite.paths import name_too_long
 from motif_lite.stopping import EXIT_INTERRUPTED, STOP_SIGNALS, Terminated, exit_with, signals_interrupt
 
 EXIT_USER_ERROR = 2
@@ -156,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno != errno.ENAMETOOLONG:
             raise
-        _say(f"{rank_prefix()}error: {_name_too_long(exc)}")  # a path the user typed or a script built
+        _say(f"{rank_prefix()}error: {name_too_long(exc)}")  # a path the user typed or a script built
         return EXIT_USER_ERROR
     except Exception as exc:
         if not _out_of_memory(exc):
@@ -177,20 +178,6 @@ def _stop_writing_to_closed_pipes() -> None:
         with contextlib.suppress(OSError, ValueError):  # a stream with no file descriptor (captured in a test)
             os.dup2(devnull, stream.fileno())
     os.close(devnull)
-
-
-def _name_too_long(exc: OSError) -> str:
-    """The file system's refusal of a path (a name over its limit, 255 bytes on most; a script's `-o "$prompt.mp4"`
-    gets there with a long prompt), naming the longest part of that path and its length."""
-    path = os.fsdecode(exc.filename) if exc.filename is not None else ""
-    longest = max(path.split(os.sep), key=lambda part: len(os.fsencode(part)), default="")
-    if not longest:
-        return f"a file name is too long for this file system ({exc.strerror}): give shorter names"
-    shown = longest if len(longest) <= 60 else f"{longest[:40]}...{longest[-12:]}"
-    return (
-        f"a file name is too long for this file system: {path.replace(longest, shown)} (that name is "
-        f"{len(os.fsencode(longest))} bytes; most file systems allow 255 per file or folder name): give a shorter one"
-    )
 
 
 def _out_of_memory(exc: Exception) -> bool:
