@@ -252,9 +252,10 @@ def verify(
     from motif_lite.pipeline import load_pipeline
     from motif_lite.preflight import preflight
 
-    # A bad size or step count fails here, as in `run`; the frames are rounded to 4k+1 with run's note.
+    # A bad size or step count fails here, as in `run`; the frames are rounded to 4k+1 with run's note, and seed -1
+    # is a random seed, the one both pipelines then use.
     request, size_notes = _request(settings, forced.apg_eta).resolve()
-    settings = dataclasses.replace(settings, frames=request.frames)
+    settings = dataclasses.replace(settings, frames=request.frames, seed=request.seed)
     diffusers = _import_diffusers()
     sources, target = preflight(model, gguf, device, weights=weights)  # checked once, for both pipelines
     _require_reference_configs(sources.root, str(model))
@@ -431,11 +432,12 @@ def _reference_gguf_transformer(diffusers: Any, root: Path, path: Path, dtype: t
 
 
 def resolve_verify_settings(settings: VerifySettings) -> tuple[VerifySettings, list[str]]:
-    """The settings with the size and frame count resolved as `run` resolves them (`GenerationRequest.resolve`):
-    a frame count that is not 4k+1 rounded to the nearest one, with the note `run` prints; a size `run` refuses
-    refused with its error. Returns (the settings both pipelines run, the notes)."""
+    """The settings with the size, frame count and seed resolved as `run` resolves them (`GenerationRequest.resolve`):
+    a frame count that is not 4k+1 rounded to the nearest one, with the note `run` prints; seed -1 a random seed
+    (the result's first line names it); a size or seed `run` refuses refused with its error. Returns (the settings
+    both pipelines run, the notes)."""
     resolved, notes = _request(settings).resolve()
-    return dataclasses.replace(settings, frames=resolved.frames), notes
+    return dataclasses.replace(settings, frames=resolved.frames, seed=resolved.seed), notes
 
 
 def _require_reference_configs(root: Path, model: str) -> None:

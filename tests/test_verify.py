@@ -318,6 +318,28 @@ def test_the_frame_count_is_rounded_as_run_rounds_it(tiny, capsys):
     assert ", 32x32x9, 1 steps," in captured.out.splitlines()[0], captured.out
 
 
+def test_seed_minus_one_is_a_random_seed_both_pipelines_use(tiny, capsys):
+    # As `run -s -1` (stable-diffusion.cpp's -1): a seed is drawn and named. Our side drew one and the reference
+    # seeded its generator with -1, so the frames stage told a mismatch that was no bug.
+    from motif_lite.request import MAX_SEED
+
+    flags = ["-W", "32", "-H", "32", "--video-frames", "9", "--steps", "1", "--device", "cpu", "-s", "-1"]
+    code = cli.main(["verify", "-m", str(tiny[0]), *flags])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and out[-1] == "verdict: match", out
+    seed = int(out[0].rsplit(", seed ", 1)[1])
+    assert 0 <= seed <= MAX_SEED
+
+
+def test_a_seed_run_refuses_is_refused_as_run_refuses_it(capsys):
+    errors = []
+    for argv in (["run", "-p", "a fox"], ["verify"]):
+        with pytest.raises(SystemExit):
+            cli.main([*argv, "-s", "randomize"])
+        errors.append(capsys.readouterr().err.splitlines()[-1].split(": error: ", 1)[1])
+    assert errors[0] == errors[1] and "-1 for a random seed" in errors[0], errors
+
+
 def test_the_settings_resolve_as_a_runs_request_does():
     from motif_lite.request import RequestError
     from motif_lite.verify import VerifySettings, resolve_verify_settings

@@ -19,12 +19,14 @@ from motif_lite.cli.run_flags import (
     add_checkpoint_flags,
     add_weight_file_flags,
     frame_count,
+    seed_value,
     size_side,
     weight_files,
     whole_number,
 )
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg
+from motif_lite.request import MAX_SEED
 
 if TYPE_CHECKING:
     from motif_lite.verify import ForcedSettings, StageResult
@@ -73,7 +75,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument("-H", "--height", type=size_side, default=256, help="height (default 256)")
     verify.add_argument("--video-frames", type=frame_count, default=9, help="frames (default 9)")
     verify.add_argument("--steps", type=whole_number, default=2, help="sampling steps (default 2)")
-    verify.add_argument("-s", "--seed", type=int, default=0, help="seed (default 0)")
+    verify.add_argument(
+        "-s", "--seed", type=seed_value, default=0, help=f"seed, 0 to {MAX_SEED}; -1 = random, printed (default 0)"
+    )
     verify.add_argument("-p", "--prompt", help="prompt (default: a short fixed one)")
     verify.add_argument("-n", "--negative-prompt", help="negative prompt (default: the official one)")
     verify.add_argument(
