@@ -90,13 +90,38 @@ def own_user_cache(private_caches: Path, request: pytest.FixtureRequest, monkeyp
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    """A tiny random-weight checkpoint in the official layout (tests/tiny_pipeline.py), one per test module. Modules
-    that need the reference pipeline it was saved from define their own `checkpoint`."""
+    """A tiny random-weight checkpoint in the official layout (tests/tiny_pipeline.py), one per test module, for
+    modules that may change it. Modules that only read it take `shared_checkpoint` (one for the whole run) instead."""
     from tiny_pipeline import make_tiny_checkpoint  # diffusers: imported only where a module asks for it
 
     root = tmp_path_factory.mktemp("ckpt")
     make_tiny_checkpoint(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def shared_checkpoint(tmp_path_factory) -> Iterator[tuple[Path, object]]:
+    """`checkpoint`'s tiny checkpoint (make_tiny_checkpoint's defaults) and the diffusers pipeline it was saved from
+    (the reference), built once for every module that only reads them: a test that changes a file works on a copy
+    (`shutil.copytree`). Its files are compared as the run ends, so a test that wrote into it fails instead of
+    silently changing what the modules after it read."""
+    from tiny_pipeline import make_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("shared_ckpt")
+    reference = make_tiny_checkpoint(root)
+    before = _folder_digest(root)
+    yield root, reference
+    assert _folder_digest(root) == before, f"a test changed the shared checkpoint {root}: change a copy of it instead"
+
+
+def _folder_digest(root: Path) -> str:
+    """The names and contents of everything under `root`."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import PIL.Image
 import pytest
 import torch
 from help_text import examples, help_text, wide_lines
-from tiny_pipeline import make_tiny_checkpoint
 from video_frames import diffusers_frames
 
 from motif_lite import cli, pipeline
@@ -32,9 +31,8 @@ PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> tuple[Path, object]:
-    root = tmp_path_factory.mktemp("ckpt")
-    return root, make_tiny_checkpoint(root)
+def checkpoint(shared_checkpoint) -> tuple[Path, object]:
+    return shared_checkpoint  # (root, reference): read only, as conftest's shared_checkpoint says
 
 
 def run_args(root: Path, output: Path, *extra: str) -> list[str]:

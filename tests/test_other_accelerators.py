@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, devices
 from motif_lite.cli.prepare import loading_notes
@@ -20,10 +19,8 @@ UNUSED = "is not supported: motif-lite runs on NVIDIA GPUs (CUDA) and on the CPU
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    return root
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 @pytest.fixture

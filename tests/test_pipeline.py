@@ -21,7 +21,7 @@ import PIL.Image
 import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
-from tiny_pipeline import cfg_guider, image_to_video, make_tiny_checkpoint
+from tiny_pipeline import cfg_guider, image_to_video
 from video_frames import diffusers_frames, read_png_frames
 
 from motif_lite import load_pipeline
@@ -43,9 +43,8 @@ SIZE = dict(width=48, height=32, frames=9, steps=3)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> tuple[Path, object]:
-    root = tmp_path_factory.mktemp("ckpt")
-    return root, make_tiny_checkpoint(root)  # official APG guider, FlowMatchEuler shift 15
+def checkpoint(shared_checkpoint) -> tuple[Path, object]:
+    return shared_checkpoint  # (root, reference): official APG guider, FlowMatchEuler shift 15; read only
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import torch
 from gguf import GGMLQuantizationType
 from gguf_helpers import write_test_gguf
 from huggingface_hub import constants
-from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli
 from motif_lite.checkpoint import locate_sources, locate_vae
@@ -39,9 +38,8 @@ CHECKPOINT_PATTERNS += "guider/*, feature_extractor/*"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> tuple[Path, object]:
-    root = tmp_path_factory.mktemp("ckpt")
-    return root, make_tiny_checkpoint(root)
+def checkpoint(shared_checkpoint) -> tuple[Path, object]:
+    return shared_checkpoint  # (root, reference): read only, as conftest's shared_checkpoint says
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

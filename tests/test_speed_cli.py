@@ -9,17 +9,14 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("diffusers")
-from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
 from motif_lite import cli, pipeline  # noqa: E402
 from motif_lite.errors import ConfigError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    return root
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 def run_args(root: Path, output: Path, *extra: str) -> list[str]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, devices
 from motif_lite.devices import AMD, NVIDIA, GpuFacts
@@ -78,10 +77,8 @@ def test_the_device_is_refused(build_without_the_gpu, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    return root
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 def test_run_refuses_before_loading(build_without_the_gpu, checkpoint, tmp_path, capsys):

@@ -48,10 +48,11 @@ def private_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> tuple[Path, Path, dict[str, Path]]:
-    """(checkpoint A, checkpoint B of other weights, A's weights renamed as ComfyUI's instructions have them)."""
-    a, b, comfy = (tmp_path_factory.mktemp(name) for name in ("a", "b", "comfy"))
-    make_tiny_checkpoint(a, seed=0)
+def checkpoints(shared_checkpoint, tmp_path_factory) -> tuple[Path, Path, dict[str, Path]]:
+    """(checkpoint A, checkpoint B of other weights, A's weights renamed as ComfyUI's instructions have them). A is
+    the shared checkpoint (seed 0; read only)."""
+    a = shared_checkpoint[0]
+    b, comfy = (tmp_path_factory.mktemp(name) for name in ("b", "comfy"))
     make_tiny_checkpoint(b, seed=1)
     files = {component: comfy / name for component, name in COMFY_NAMES.items()}
     for component, file in files.items():
