@@ -203,6 +203,36 @@ def test_an_http_side_that_ends_on_its_own_is_an_error_not_a_stop(pipe, tmp_path
         server.serve(sock, lambda: (pipe, config))
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "multipart/form-data; boundary=XX"])
+def test_a_client_that_disconnects_before_its_body_has_arrived_is_no_server_error(pipe, tmp_path, content_type):
+    # A cancelled upload (the client closed the connection halfway through its body) reached the 500 handler, and
+    # the server's log got a 70-line traceback of starlette's ClientDisconnect for what is no error of the server's.
+    import asyncio
+
+    store = JobStore(tmp_path)
+    try:
+        state = ServerState(ServerConfig(model_name="tiny"), Worker(store, pipe, log=lambda line: None))
+        app = create_app(store, state)
+        messages = iter([{"type": "http.request", "body": b'{"prompt": "half', "more_body": True},
+                         {"type": "http.disconnect"}])  # fmt: skip
+        sent = []
+
+        async def receive() -> dict:
+            return next(messages)
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        headers = [(b"content-type", content_type.encode()), (b"content-length", b"100000")]
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/v1/videos", "raw_path": b"/v1/videos", "root_path": "",
+                 "query_string": b"", "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+        asyncio.run(app(scope, receive, send))  # raised ClientDisconnect, which uvicorn logs with its traceback
+        assert store.counts() == {}
+    finally:
+        store.close()
+
+
 # Job timings
 
 

@@ -28,6 +28,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from motif_lite.errors import MotifLiteError
@@ -435,7 +436,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     def internal_error(request: Request, exc: Exception) -> JSONResponse:
         return api_error(request, ApiError(500, f"internal error: {type(exc).__name__}: {exc}", None, "server_error"))
 
+    def client_gone(_request: Request, _exc: ClientDisconnect) -> Response:
+        # A client that closed its connection before its body had arrived (a cancelled upload, a timeout) is no
+        # server error: without this it reached `internal_error`, whose 500 Starlette logs with a traceback.
+        return Response(status_code=400)  # nobody reads it: the connection is gone
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, internal_error)
