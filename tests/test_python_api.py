@@ -382,6 +382,9 @@ def test_loras_may_be_plain_files_and_anything_else_is_named(tmp_path):
     ]  # fmt: skip
     with pytest.raises(LoRAError, match=r"loras takes a list of files or \(file, strength\) pairs"):
         lora_specs(str(style))
+    # One file as --lora takes it, `FILE:STRENGTH`: the example was that whole text as a file at strength 1.
+    with pytest.raises(LoRAError, match=r"or a \{file: strength\} dict, e.g. loras=\{'style.safetensors': 0.5\}$"):
+        lora_specs("style.safetensors:0.5")
     for entry in [(style, "strong"), (style, float("nan")), (style,), (style, 1.0, 2.0), 3]:
         with pytest.raises(LoRAError, match="each LoRA is a file or a"):
             lora_specs([entry])

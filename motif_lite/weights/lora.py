@@ -123,7 +123,11 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
     `LoRAError` naming the entry for anything else (a bare file instead of a list, a strength that is not a finite
     number, a missing file)."""
     if isinstance(loras, str | Path):  # a str is a sequence too: its letters would be read as files
-        raise LoRAError(f"loras takes a list of files or (file, strength) pairs, e.g. loras=[({str(loras)!r}, 1.0)]")
+        file, strength = _split_strength(str(loras))
+        raise LoRAError(
+            f"loras takes a list of files or (file, strength) pairs, or a {{file: strength}} dict, e.g. "
+            f"loras={{{file!r}: {strength:g}}}"
+        )
     if isinstance(loras, Mapping):  # iterating it would give the files alone, each at strength 1
         loras = list(loras.items())
     if not isinstance(loras, Iterable):  # None (as "no LoRAs"?) was a TypeError from the loop below
@@ -150,15 +154,24 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
     return specs
 
 
+def _split_strength(text: str) -> tuple[str, float]:
+    """(file, strength) of `text` read as --lora's `FILE:STRENGTH`, for the Python API's messages: a `:STRENGTH`
+    typed the command line's way belongs in the strength of `loras=`, not in its file name; strength 1 without one."""
+    file, sep, tail = text.rpartition(":")
+    try:
+        strength = float(tail) if sep and file else None
+    except ValueError:
+        strength = None
+    if strength is None or not math.isfinite(strength):
+        return text, 1.0
+    return file, strength
+
+
 def _not_found(path: Path) -> str:
     """What to say about a LoRA entry of the Python API that names no file: `FILE:STRENGTH` is how --lora takes a
     strength, not how `loras=` does; when the file before the colon exists, that is the likely mistake."""
-    file, sep, tail = str(path).rpartition(":")
-    try:
-        strength = float(tail) if sep else None
-    except ValueError:
-        strength = None
-    if strength is not None and Path(file).is_file():
+    file, strength = _split_strength(str(path))
+    if file != str(path) and Path(file).is_file():
         return (
             f"LoRA file not found: {path}; loras= takes a strength as a (file, strength) pair, e.g. "
             f"loras=[({file!r}, {strength:g})]"
