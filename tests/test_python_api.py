@@ -4,6 +4,7 @@ motif-lite error that says what to pass, never a torch traceback from inside the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,21 @@ def test_a_callback_that_is_not_a_function_fails_before_encoding(pipe, tmp_path)
         with pytest.raises(RequestError, match=f"{name} must be a function \\(or None\\), got int 5"):
             pipe.generate(request, **{name: 5})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_preview_file_name_as_on_preview_is_told_the_line_that_writes_that_file(pipe, tmp_path):
+    # --preview takes a file name; on_preview="now.webp" was only "must be a function", with no way to that file.
+    from motif_lite.io.preview import PreviewFile
+
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    path = tmp_path / "now.webp"
+    with pytest.raises(RequestError, match=r"give on_preview=PreviewFile\('(.+)', fps=6\) \(motif_lite.io.preview") as e:
+        pipe.generate(request, on_preview=path, preview_every=1)
+    assert list(tmp_path.iterdir()) == []
+    preview = PreviewFile(re.search(r"PreviewFile\('(.+?)'", str(e.value)).group(1), fps=6)  # the line, as told
+    pipe.generate(request, on_preview=preview, preview_every=1)
+    preview.close()
+    assert path.is_file()
 
 
 def test_a_callback_that_cannot_take_its_arguments_fails_before_encoding(pipe, tmp_path):
