@@ -582,3 +582,8 @@ def test_a_cpu_server_with_max_video_checks_sizes_not_times(checkpoint, tmp_path
         assert cli.main(["serve", "-m", str(checkpoint), "--data", str(tmp_path / data), *flags, *max_video]) == 0
     assert [config.too_long is not None for config in loaded] == [True, False]
     assert loaded[1].max_video == (48, 32, 5)
+    # The banner's settings table gives the official 1280x736x121; a job that names no size gets 48x32x5 here.
+    err = capsys.readouterr().err
+    assert "\njobs by default: no size given: 48x32, the largest this server allows (its --max-video)" in err
+    assert "\njobs by default: no length given: 5 frames, the most this server allows" in err
+    assert err.count("jobs by default:") == 2  # said by the server with --max-video only

@@ -431,7 +431,7 @@ def _load_served_pipeline(
             sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
             attention=args.attention, **speed_settings(args, args.batch_guidance),
         )  # fmt: skip
-    _say_loaded(args, pipe, text_encoder)
+    _say_loaded(args, pipe, text_encoder, max_video)
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
     loaded = dataclasses.replace(
         config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long,
@@ -440,9 +440,12 @@ def _load_served_pipeline(
     return pipe, loaded
 
 
-def _say_loaded(args: argparse.Namespace, pipe: MotifVideoPipeline, text_encoder: str | None) -> None:
+def _say_loaded(
+    args: argparse.Namespace, pipe: MotifVideoPipeline, text_encoder: str | None, max_video: tuple[int, int, int] | None
+) -> None:
     """What every job gets from the loaded model: its LoRAs, or those jobs may name, and the default settings."""
     from motif_lite.request import GenerationRequest
+    from motif_lite.server.submission import within_max_video
 
     if pipe.loras is not None:
         print(f"loras: {pipe.loras.describe()}", file=sys.stderr)
@@ -452,6 +455,8 @@ def _say_loaded(args: argparse.Namespace, pipe: MotifVideoPipeline, text_encoder
         files = available_loras(args.lora_dir)
         print(f"LoRAs jobs may name, from {args.lora_dir}: {', '.join(files) or 'none yet'}", file=sys.stderr)
     print("\n".join(pipe.settings_for(GenerationRequest("-")).lines()), file=sys.stderr)  # what jobs get by default
+    for note in within_max_video({}, max_video)[1]:  # the table's official size, where --max-video allows less
+        print(f"jobs by default: {note}", file=sys.stderr)
     if text_encoder is not None:  # as run's summary says it: the table's row names the encoder's config only
         print(f"text encoder: {text_encoder}", file=sys.stderr)
     if args.crf is not None:  # an encoding option, not in the settings table: the jobs' default said here
