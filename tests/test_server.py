@@ -425,7 +425,8 @@ def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
         ):
             code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, **extra})
             assert code == 400 and error["error"]["param"] == param
-            assert "than the 48x32x5 this server planned its memory for" in error["error"]["message"]
+            # No memory plan here (the CPU, no --vram): the bound is the operator's --max-video alone.
+            assert "than the 48x32x5 this server takes (its --max-video); ask for less" in error["error"]["message"]
         assert "48x32x97 (seconds 4 at 24 fps: 97 frames; up to 0.17 s fit) is larger" in error["error"]["message"]
 
 

@@ -109,7 +109,7 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
             if remixed is not None and uploaded is not None and (note := other_upload_note(remixed, uploaded)):
                 notes.append(note)
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
-            _check_planned_size(resolved, config.max_video, body.seconds)
+            _check_planned_size(resolved, config.max_video, body.seconds, config.plan is not None)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
                 raise ApiError(400, why, "size", "invalid_value")
             settings = job_request_fields(resolved)
@@ -231,9 +231,12 @@ def within_max_video(
     return fields, notes
 
 
-def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, int] | None, seconds: Any) -> None:
+def _check_planned_size(
+    request: GenerationRequest, max_video: tuple[int, int, int] | None, seconds: Any, planned: bool
+) -> None:
     """Refuse a job over --max-video, naming the field that is over as the client sent it: `seconds`, where
-    `seconds` decided the frames (else `num_frames`)."""
+    `seconds` decided the frames (else `num_frames`). `planned`: whether the server made its memory plan for that
+    size (on the CPU without --vram there is none, and --max-video is the operator's bound alone)."""
     if max_video is None:
         return
     width, height, frames = max_video
@@ -248,7 +251,8 @@ def _check_planned_size(request: GenerationRequest, max_video: tuple[int, int, i
         raise ApiError(
             400,
             f"{request.width}x{request.height}x{request.frames}{counted} is larger than the {width}x{height}x{frames} "
-            "this server planned its memory for; ask for less, or restart it with a larger --max-video",
+            f"{'this server planned its memory for' if planned else 'this server takes (its --max-video)'}; ask for "
+            "less, or restart it with a larger --max-video",
             "size" if too_many_pixels else length,  # the field that is over (the size first, as in the message)
             "invalid_value",
         )
