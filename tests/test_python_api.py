@@ -108,6 +108,23 @@ def test_a_bad_preview_spacing_fails_before_encoding(pipe, tmp_path, every):
     assert stages == [] and list(tmp_path.iterdir()) == []
 
 
+def test_a_preview_spacing_that_makes_no_preview_fails_before_encoding(pipe, tmp_path):
+    # Before: generate ran to its end without one call of on_preview (run refuses such a --preview-every), and
+    # preview_every without on_preview (run's --preview-every without --preview) was dropped without a word.
+    stages = []
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")  # 2 steps
+    progress = lambda *stage: stages.append(stage)  # noqa: E731
+    with pytest.raises(RequestError, match=r"preview_every=2 is not below the request's steps=2: .* preview_every=1 or"):
+        pipe.generate(request, on_progress=progress, on_preview=print, preview_every=2)
+    with pytest.raises(RequestError, match=r"preview_every=1 without on_preview makes no preview: give on_preview="):
+        pipe.generate(request, on_progress=progress, preview_every=1)
+    assert stages == [] and list(tmp_path.iterdir()) == []
+    one_step = GenerationRequest("a fox", **{**TINY, "steps": 1}, output=tmp_path / "fox.mp4")
+    with pytest.raises(RequestError, match=r"steps=1: .*; give steps=2 or more$"):
+        pipe.generate(one_step, on_preview=print, preview_every=1)
+    pipe.generate(one_step, on_preview=print)  # the default spacing: none for one step, as a server job may have
+
+
 def test_a_callback_that_is_not_a_function_fails_before_encoding(pipe, tmp_path):
     # Before: on_progress=5 was a raw TypeError ("'int' object is not callable") once the encode began.
     request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")

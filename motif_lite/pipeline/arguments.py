@@ -37,6 +37,11 @@ def check_generate_arguments(
         isinstance(preview_every, bool) or not isinstance(preview_every, int) or preview_every < 1
     ):
         raise RequestError(f"preview_every must be a positive integer, got {preview_every!r}")
+    if preview_every is not None and callbacks.get("on_preview") is None:  # as run's --preview-every without --preview
+        raise RequestError(
+            f"preview_every={preview_every!r} without on_preview makes no preview: give on_preview=fn as well, "
+            "which is called as fn(done, steps, frames)"
+        )
     if not isinstance(keep_latents, bool):  # "no" would keep them; a wrong latents_file failed only when used
         raise RequestError(f"keep_latents must be True or False, got {type(keep_latents).__name__} {keep_latents!r}")
     if latents_file is not None and not isinstance(latents_file, str | os.PathLike):
@@ -94,3 +99,16 @@ def _check_callable_as(name: str, callback: Callable, arguments: tuple[str, ...]
         raise RequestError(
             f"{name} is called as {name}({', '.join(arguments)}), which {called}{signature} cannot take ({exc})"
         ) from None
+
+
+def check_preview_spacing(steps: int, preview_every: int | None) -> None:
+    """Refuse a `preview_every` with which a `steps`-step run calls `on_preview` never (as run refuses such a
+    --preview-every): previews come every `preview_every` steps, never after the last one. Without it the spacing
+    is the default, about 4 per run, which makes none only for a 1-step run (a server job may have one step)."""
+    if preview_every is None or preview_every < steps:
+        return
+    fix = f"give preview_every={steps - 1} or less" if steps > 1 else "give steps=2 or more"
+    raise RequestError(
+        f"preview_every={preview_every} is not below the request's steps={steps}: previews come every preview_every "
+        f"steps and never after the last one, so on_preview would never be called; {fix}"
+    )

@@ -35,7 +35,7 @@ from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.paths import user_path
-from motif_lite.pipeline.arguments import check_generate_arguments
+from motif_lite.pipeline.arguments import check_generate_arguments, check_preview_spacing
 from motif_lite.pipeline.conditioning import (
     Conditioning,
     KeptEncodings,
@@ -336,6 +336,7 @@ class MotifVideoPipeline:
         # The input image is read once: for the request's notes, and for the first frame here.
         request, clip, input_image, notes = request.resolve_with_inputs(clip)
         check_crf(request.output, crf)
+        check_preview_spacing(request.steps, preview_every)
         settings = self.settings_for(request)
         start = None if resume is None else self._resume_state(resume, request, settings)
         if start is not None:  # the steps left to sample decide what is prepared for guidance (`Settings.guided`)
