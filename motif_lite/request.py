@@ -620,12 +620,17 @@ def _stretch_note(image_size: tuple[int, int], width: int, height: int) -> list[
 
 def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
     """The request with numpy's (and other) integer and real scalars as Python ints and floats, so that
-    `np.int64(3)` is a valid seed and the video's metadata stays JSON. bools stay bools (and fail as numbers)."""
+    `np.int64(3)` is a valid seed and the video's metadata stays JSON. bools stay bools (and fail as numbers).
+    A one-number tensor or array (a notebook's `torch.randint(0, 2**32, ())` seed) counts as the number it holds."""
     changed = {}
     for item in dataclasses.fields(request):
         value = getattr(request, item.name)
         if isinstance(value, bool | int | float | str | Path) or value is None:
             continue
+        if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):  # torch or numpy, 0-d
+            value = value.item()
+            if isinstance(value, bool):
+                continue  # refused as a number, as the tensor it came from
         if isinstance(value, numbers.Integral):
             changed[item.name] = int(value)
         elif isinstance(value, numbers.Real):

@@ -586,6 +586,13 @@ def test_numpy_numbers_count_as_the_python_numbers_they_hold(tmp_path):
     ]
     with pytest.raises(RequestError, match=r"^--seed must be a whole number"):  # a bool is not a number here
         GenerationRequest("a fox", seed=np.bool_(True), output=tmp_path / "a.mp4").resolve()
+    # A 0-d tensor (torch.randint(0, 2**32, ()) as a seed) was "--seed must be a whole number ..., got tensor(3)".
+    request = GenerationRequest("a fox", seed=torch.tensor(3), cfg_scale=torch.tensor(5.5), output=tmp_path / "a.mp4")
+    resolved, _ = request.resolve()
+    assert (resolved.seed, resolved.cfg_scale) == (3, 5.5) and type(resolved.seed) is int
+    for not_one_number in (torch.tensor([3]), torch.tensor(True)):
+        with pytest.raises(RequestError, match=r"^--seed must be a whole number"):
+            GenerationRequest("a fox", seed=not_one_number, output=tmp_path / "a.mp4").resolve()
 
 
 def test_a_request_error_names_each_invalid_field_in_the_order_of_its_lines(tmp_path):
