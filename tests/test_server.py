@@ -168,6 +168,33 @@ def test_image_to_video_upload_equals_the_pipeline(server, pipe, tmp_path):
     assert (stored["image"], stored["image_sha256"]) == ("input_reference", sha)
 
 
+def test_head_gives_a_videos_size_and_the_health_without_a_body(server):
+    # `curl -I` (or a download manager, a load balancer's HEAD probe) was 405 on both: FastAPI's routes take only
+    # the methods they name.
+    import http.client
+
+    def head(path: str) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            connection.request("HEAD", path)
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})
+    assert code == 200, video
+    server.wait_status(video["id"], ("completed",))
+    content = f"/v1/videos/{video['id']}/content"
+    code, data, _ = server.request("GET", content)
+    status, headers, body = head(content)
+    assert (status, headers["content-type"], int(headers["content-length"]), body) == (200, "video/mp4", len(data), b"")
+    status, headers, body = head(content + "?variant=thumbnail")
+    assert (status, headers["content-type"], body) == (200, "image/webp", b"")
+    assert head("/health")[0] == 200
+    assert head(f"/v1/videos/video_{'0' * 32}/content")[0] == 404  # an unknown id as for GET
+
+
 def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, pipe, tmp_path):
     # `motif-lite run` prints that the alpha channel is dropped and which -W/-H keeps the image's shape; the server
     # showed neither.

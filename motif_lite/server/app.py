@@ -128,7 +128,7 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
     app = FastAPI(title="motif-lite", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.include_router(_api_router(store, state))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_api_route("/health", _health_route(store, state), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/health", _health_route(store, state), methods=["GET", "HEAD"], include_in_schema=False)
 
     @app.get("/", include_in_schema=False)
     def index() -> Response:
@@ -231,7 +231,9 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
             state.worker.deleted(job.id)
         return {"id": job.id, "object": "video.deleted", "deleted": True}
 
-    @api.get("/videos/{video_id}/content")
+    # HEAD too (`curl -I`, download managers): the file's size and type without its bytes; FastAPI's routes take
+    # only the methods named (a 405), where Starlette's own add HEAD to a GET.
+    @api.api_route("/videos/{video_id}/content", methods=["GET", "HEAD"])
     async def download_video(video_id: str, variant: str = "video") -> Response:
         if variant not in MEDIA_TYPES:
             raise ApiError(400, f"variant must be one of {', '.join(MEDIA_TYPES)}, got {variant!r}", "variant",
