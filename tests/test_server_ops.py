@@ -226,7 +226,8 @@ def test_a_client_that_disconnects_before_its_body_has_arrived_is_no_server_erro
         headers = [(b"content-type", content_type.encode()), (b"content-length", b"100000")]
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
                  "scheme": "http", "path": "/v1/videos", "raw_path": b"/v1/videos", "root_path": "",
-                 "query_string": b"", "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+                 "query_string": b"", "headers": headers, "client": ("127.0.0.1", 1),
+                 "server": ("127.0.0.1", 80)}  # fmt: skip
         asyncio.run(app(scope, receive, send))  # raised ClientDisconnect, which uvicorn logs with its traceback
         assert store.counts() == {}
     finally:

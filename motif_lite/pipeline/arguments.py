@@ -66,9 +66,7 @@ def check_generate_arguments(
                 file = (f": to have the previews written to that file, as --preview does, give on_preview=PreviewFile("
                         f"{str(callback)!r}, fps=6) (motif_lite.io.preview: one frame per latent frame, 4 video "
                         "frames) and call its close() after generate")  # fmt: skip
-            raise RequestError(
-                f"{name} must be a function (or None), got {type(callback).__name__} {callback!r}{file}"
-            )
+            raise RequestError(f"{name} must be a function (or None), got {type(callback).__name__} {callback!r}{file}")
         _check_callable_as(name, callback, CALLED_AS[name])
 
 
