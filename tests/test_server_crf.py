@@ -120,6 +120,7 @@ def test_serve_gives_its_crf_to_the_servers_config(tmp_path, monkeypatch, capsys
         (-1, "crf -1 is outside H.264's range for .mp4: 0 to 51"),
         ("28", "crf must be a whole number, e.g. 23, got '28'"),  # JSON has numbers: a string is a mistake
         (28.5, "crf must be a whole number, e.g. 23, got 28.5"),
+        (28.0, "crf must be a whole number, e.g. 23, got 28.0 (a float: give 28)"),  # was only "got 28.0"
         (True, "crf must be a whole number, e.g. 23, got True"),
     ],
 )

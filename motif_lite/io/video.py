@@ -269,7 +269,10 @@ def check_crf(path: str | Path, crf: int | None) -> None:
     if crf is None:
         return
     if isinstance(crf, bool) or not isinstance(crf, int):
-        raise ConfigError(f"crf must be a whole number, e.g. 23, got {crf!r}")
+        # 18.0 is refused as a float, not as a fraction: without saying so, "a whole number ... got 18.0" reads as
+        # a contradiction (JSON encoders such as Python's write a float 18 as 18.0)
+        as_int = f" (a float: give {int(crf)})" if isinstance(crf, float) and crf.is_integer() else ""
+        raise ConfigError(f"crf must be a whole number, e.g. 23, got {crf!r}{as_int}")
     suffix = Path(path).suffix.lower()
     if suffix not in _FFMPEG:
         why = _NO_CRF.get(suffix, "it is no video encoder's")
