@@ -540,6 +540,19 @@ def test_shards_of_two_models_without_an_index_are_not_read_as_one(tmp_path):
         find_weight_files(unpadded)
 
 
+def test_a_tensor_in_two_shards_is_named_before_any_weights_load(tiny, tmp_path, capsys, no_network, no_weights):
+    # Which copy a run would read is a guess: shards of two exports mixed in one folder, or a bad merge.
+    from safetensors.torch import load_file, save_file
+
+    root = sharded_without_index(tiny, tmp_path)
+    first, second = (root / "transformer" / f"diffusion_pytorch_model-0000{n}-of-00002.safetensors" for n in (1, 2))
+    tensors = load_file(second)
+    name = sorted(load_file(first))[0]
+    save_file({**tensors, name: load_file(first)[name]}, second)
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    assert code == cli.EXIT_USER_ERROR and f"tensor {name!r} appears in both {first} and {second}" in err, err
+
+
 def text_encoder_in_shards(tiny: Path, tmp_path: Path, index: bool) -> Path:
     """A copy of `tiny` whose text_encoder/ is two shards, model-0000N-of-00002 as transformers names them, with
     their model.safetensors.index.json or without it."""

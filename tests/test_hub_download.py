@@ -387,6 +387,24 @@ def test_a_repo_id_in_other_letter_case_reads_the_cached_repo(no_network, tmp_pa
     )
 
 
+def test_a_cached_file_whose_blob_a_clean_up_removed_is_missing(no_network):
+    # The cache's files are links into its blobs/: a clean-up that removed a blob (or a download stopped between
+    # two files) leaves a link to nothing, which no reader can open; `hf download` fetches it again, so it is named
+    # as missing and the snapshot is not used.
+    repo = no_network / "models--Motif-Technologies--Motif-Video-2B"
+    vae = repo / "snapshots" / "abc" / "vae"
+    vae.mkdir(parents=True)
+    (vae / "config.json").write_text("{}")
+    (vae / "diffusion_pytorch_model.safetensors").symlink_to(repo / "blobs" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc")
+    with pytest.raises(MissingFilesError) as error:
+        find_checkpoint(MOTIF_REPO, ["vae/config.json", "vae/diffusion_pytorch_model.safetensors*"], ["vae/*"])
+    # Named, also offline: the cache holds part of `vae/*`, so the pattern alone would name nothing.
+    assert f"{MOTIF_REPO}: vae/diffusion_pytorch_model.safetensors* (HF_HUB_OFFLINE=1 is set)" in str(error.value)
+    assert f"hf download {MOTIF_REPO} --include" in str(error.value)
+
+
 def test_hf_hub_offline_is_named_as_what_stops_the_download(no_network):
     # A notebook set HF_HUB_OFFLINE=1 on a machine that has a network: unsetting it is the fix, before the commands.
     with pytest.raises(MissingFilesError) as error:

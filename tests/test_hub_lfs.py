@@ -61,6 +61,20 @@ def test_a_run_names_every_pointer_before_reading_any(clone, no_network, capsys)
     assert FIX in capsys.readouterr().err
 
 
+def test_a_pointer_with_extension_lines_is_named_too(tiny, tmp_path, no_network):
+    # The spec lets a pointer name the extensions that cleaned the file, a line each before its oid, up to 1,024
+    # bytes in all: such a pointer is longer than the ~130 bytes of a plain one.
+    root = shutil.copytree(tiny[0], tmp_path / "Motif-Video-2B")
+    extensions = "".join(f"ext-{n}-filter{n} sha256:{'5e' * 32}\n" for n in range(3))
+    for rel in ("tokenizer/tokenizer.json", "vae/diffusion_pytorch_model.safetensors"):
+        pointer = lfs_pointer(root / rel)
+        version, rest = pointer.read_text().split("\n", 1)
+        pointer.write_text(f"{version}\n{extensions}{rest}")
+    assert 300 < pointer.stat().st_size < 1024
+    with pytest.raises(CheckpointError, match="tokenizer/tokenizer.json, vae/diffusion_pytorch_model.safetensors are"):
+        locate_sources(root)
+
+
 def test_check_says_it_in_one_problem(clone):
     (problem,) = [finding.line() for finding in check_setup(clone).problems]
     assert problem.startswith(f"problem  {clone}: {', '.join(POINTED)} are Git LFS pointers") and FIX in problem

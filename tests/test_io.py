@@ -1069,6 +1069,14 @@ def test_each_test_has_a_temporary_user_cache_of_its_own(order, tmp_path_factory
     folder.mkdir(parents=True)
 
 
+def test_an_empty_xdg_cache_home_is_taken_as_unset(tmp_path, monkeypatch):
+    # The XDG spec treats an empty variable as unset: it must not put the cache in the current folder.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    monkeypatch.chdir(tmp_path)
+    assert user_cache_folder() == tmp_path / "home" / ".cache" / "motif-lite"
+
+
 def test_every_frame_of_a_staged_png_sequence_is_moved_to_its_name(tmp_path):
     # The first frame too: it was left under its hidden partial name, and the sequence started at frame 1.
     from motif_lite.io.staging import frame_file

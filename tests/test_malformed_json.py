@@ -116,6 +116,7 @@ INDEX_DAMAGE = {
     "no weight_map": ({}, "the safetensors index has no weight_map; it should map each tensor to its file"),
     "weight_map a list": ({"weight_map": []}, "the safetensors index's weight_map is [], not an object mapping"),
     "a file name that is a number": ({"weight_map": {"x": 3}}, "the safetensors index's weight_map gives 3 where"),
+    "a blank file name": ({"weight_map": {"x": ""}}, "the safetensors index's weight_map gives '' where"),
     "the index a list": ([], "the safetensors index is a list, not a JSON object"),
     "nested too deeply": (None, "the safetensors index is not readable JSON (nested too deeply)"),
 }

@@ -362,7 +362,11 @@ def test_other_tools_prompt_syntax_is_noted_as_read_as_text(tmp_path):
         assert note.startswith(f"the prompt has {weighted!r}, ComfyUI's and A1111's weighting syntax"), note
     (note,) = syntax_notes(prompt="a fox <lora:snowy_style:0.8>")
     assert "A1111's LoRA tag" in note and "--lora snowy_style.safetensors:0.8" in note
+    assert note.endswith("A1111's LoRA tag, which is read as text here: to apply it, give "
+                         "--lora snowy_style.safetensors:0.8 (docs/usage.md, \"LoRA adapters\")")  # fmt: skip
     assert "--lora snow.safetensors (" in syntax_notes(prompt="a fox <LoRA:snow>")[0]  # no strength: none given
+    # Spaces around the name are no part of a file's name: the flag names the file without them.
+    assert "give --lora snow.safetensors:0.8 (" in syntax_notes(prompt="a fox <lora: snow :0.8>")[0]
     # A1111 reads the strength as a number: negative, with spaces around it.
     for tag, flag in (("<lora:snow:-0.5>", "snow.safetensors:-0.5"), ("<lora:snow: 0.8 >", "snow.safetensors:0.8")):
         assert f"--lora {flag} (" in syntax_notes(prompt=f"a fox {tag}")[0], tag

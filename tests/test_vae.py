@@ -23,6 +23,7 @@ from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.layers import CausalState, RMSNorm
 from motif_lite.vae.model import WanVAE
 from motif_lite.vae.tiling import blend_weights, decode_tiled_step, tile_grid, tile_spans
+from motif_lite.weights.safetensors_files import TensorRef
 
 TINY = dict(
     base_dim=8,
@@ -305,7 +306,11 @@ def test_loads_vae_folder_sharded_and_bf16(tmp_path):
     z = torch.randn(1, 4, 2, 4, 4)
     expected = load_vae(folder).decode(z)  # the vae/ folder itself
     assert torch.equal(load_vae(sharded).decode(z), expected)
-    decode_only = load_vae(folder, encoder=False)
+    read = []
+    with pytest.MonkeyPatch.context() as patch:  # which tensors are read: a decode-only VAE reads no encoder's
+        patch.setattr(TensorRef, "load", lambda ref: read.append(ref.name) or load_file(ref.file)[ref.name])
+        decode_only = load_vae(folder, encoder=False)
+    assert read and not [name for name in read if name.startswith(("encoder.", "quant_conv."))]
     assert decode_only.encoder is None and torch.equal(decode_only.decode(z), expected)
     with pytest.raises(ConfigError, match="encoder=False"):
         decode_only.encode(torch.zeros(1, 3, 1, 16, 16))

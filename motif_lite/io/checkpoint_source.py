@@ -114,6 +114,8 @@ def find_checkpoint(
 
     def unavailable(reason: str) -> MissingFilesError:
         absent = missing_patterns(cached, include)
+        if cached is not None:  # a cache holding part of a pattern (`vae/*`): the files it lacks, by name
+            absent += _uncovered(missing_files(cached, required), absent)
         return MissingFilesError([MissingFiles(text, tuple(absent), include, local_dir_for(text), reason)])
 
     if not hub.online:
