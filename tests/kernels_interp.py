@@ -91,3 +91,15 @@ def kernel_runner(call: KernelCall | None = None) -> Iterator[KernelCall]:
     with ProcessPoolExecutor(1, mp_context=context, initializer=_enable_interpreter) as pool:
         call = call or call_kernel
         yield lambda name, *args, **kwargs: pool.submit(call, name, *args, **kwargs).result()
+
+
+def assert_bf16_error_within(out: torch.Tensor, exact: torch.Tensor, baseline: torch.Tensor, factor: float) -> None:
+    """A bf16 kernel's largest error to the float64 result `exact` is at most `factor` x the largest error of
+    `baseline` (torch's own bf16 op on the same inputs, or `exact` rounded to bf16), plus 1/128 of a bf16 step at
+    the largest value so that an exact baseline leaves room for ties. The errors are in the message: a GPU run
+    shows its measurements."""
+    exact = exact.detach().double().cpu()
+    error = (out.detach().double().cpu() - exact).abs().max().item()
+    baseline_error = (baseline.detach().double().cpu() - exact).abs().max().item()
+    bound = factor * baseline_error + 2**-16 * exact.abs().max().item()
+    assert error <= bound, f"bf16 error {error:.3g} > {factor} x baseline's {baseline_error:.3g} (+ a tie's room)"

@@ -11,7 +11,7 @@ import pytest
 import torch
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
-from kernels_interp import DEVICE, KernelCall, kernel_runner
+from kernels_interp import DEVICE, KernelCall, assert_bf16_error_within, kernel_runner
 
 from motif_lite.kernels.errors import KernelInputError
 from motif_lite.kernels.reference import dequant_linear_torch
@@ -239,11 +239,16 @@ def test_path_choice_follows_the_threshold(monkeypatch) -> None:
 @pytest.mark.parametrize("path", ["fused", "split"])
 @pytest.mark.parametrize("qtype", QTYPES, ids=lambda q: q.name)
 def test_bf16_on_cuda(kernel, qtype: Q, path: str) -> None:
+    # Both paths and torch's bf16 op round the weight to bf16, accumulate in float32 and round the output once:
+    # the same largest error against float64 (1.0x with torch stand-ins on a CPU, every type); a bf16 accumulator
+    # rounded after each 64-wide K tile measured 2.6x to 3.7x. torch's op runs on the CPU, the same everywhere.
     blocks = random_blocks(qtype, 256, 1024, seed=4)
-    x = torch.randn(300, 1024, device="cuda", dtype=torch.bfloat16)
-    y = kernel("dequant_matmul.dequant_matmul", x, torch.from_numpy(blocks).cuda(), qtype, 256, 1024, path=path)
-    ref = reference(x.float(), blocks, qtype, None)
-    torch.testing.assert_close(y.float(), ref, rtol=2e-2, atol=2e-2 * ref.abs().max().item())
+    x = torch.randn(300, 1024, device=DEVICE, dtype=torch.bfloat16)
+    y = kernel("dequant_matmul.dequant_matmul", x, torch.from_numpy(blocks).to(DEVICE), qtype, 256, 1024, path=path)
+    x = x.cpu()
+    exact = x.double() @ torch.from_numpy(gguf.quants.dequantize(blocks, qtype)).double().T
+    torch_bf16 = dequant_linear_torch(x, torch.from_numpy(blocks), qtype, 256, 1024)
+    assert_bf16_error_within(y, exact, torch_bf16, factor=2)
 
 
 @pytest.mark.cuda
