@@ -31,6 +31,7 @@ from motif_lite.io.image import load_image, not_an_image, preprocess_image, read
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import check_output_path, stale_frames_note, to_uint8_frames, write_video
 from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.server import schema  # no third-party imports: runs without the server extra
 
 F, H, W = 5, 32, 48
 META = {"prompt": 'a "quoted" fox\nsecond line', "seed": 42, "steps": 50}
@@ -722,7 +723,6 @@ def test_a_model_file_given_as_the_image_is_named_a_model_file(tmp_path):
         sent = not_an_image((tmp_path / name).read_bytes()[:1024], None)
         assert sent == f"it is a {kind} model file (weights), not an image: send the first frame as a PNG, JPEG or WebP"
     assert not_an_image(b"\x07\x00\x00\x00\x00\x00\x00\x00[1, 2]", None) is None  # no JSON object: nothing known
-    schema = pytest.importorskip("motif_lite.server.schema")
     with pytest.raises(schema.ApiError, match=re.escape("input_reference is not a readable image (it is a GGUF")):
         schema.check_image((tmp_path / "model.gguf").read_bytes(), 2**20, 10**6)
 
