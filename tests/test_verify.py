@@ -111,6 +111,20 @@ def test_a_setting_forced_wrong_is_named_at_its_stage(tiny, capsys, force, stage
     assert all(" match " in stages[earlier] for earlier in STAGES[: STAGES.index(stage)])
 
 
+def test_the_bf16_limits_catch_errors_of_realistic_size(tiny, capsys):
+    # In bf16 on the CPU the transformer, guidance and VAE stages match diffusers exactly (difference 0), so the
+    # controls above, fp32 and gross, never show that the bf16 limits (kept wide for GPU kernels, which sum in
+    # other orders) catch anything. APG without its eta term measured 0.042 at guidance (limit 3e-2) and a latents
+    # mean off by 0.05 measured 0.052 at the VAE (limit 2e-2). The transformer's limit is not shown to catch a
+    # realistic error on this tiny model: even rope_theta=100 (the official 10000) moved it by only 0.02.
+    forces = ["--force", "apg_eta=0", "--force", "latents_mean_shift=0.05"]
+    code, lines = run_verify(capsys, "-m", str(tiny[0]), "--dtype", "bf16", *forces)
+    stages = stage_lines(lines)
+    assert code == 1 and lines[-1] == "verdict: mismatch at guidance", lines
+    assert "MISMATCH" in stages["guidance"] and "MISMATCH" in stages["vae"], lines
+    assert " match " in stages["text"] and " match " in stages["transformer"], lines
+
+
 def test_gguf_transformer_matches_diffusers_gguf_loader(tiny, capsys):
     pytest.importorskip("accelerate")  # diffusers' GGUF loader needs it (the verify extra installs it)
     root, gguf = tiny
