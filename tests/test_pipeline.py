@@ -175,9 +175,18 @@ def test_bf16_text_encoder_next_to_a_float32_transformer(checkpoint, reference_a
     mixed = load_pipeline(checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch",
                           text_encoder_dtype=torch.bfloat16)  # fmt: skip
     assert mixed.text_encoder.dtype == torch.bfloat16 and mixed.dtype == torch.float32
-    frames = ours(mixed, tmp_path).astype(int)
-    diff = np.abs(frames - reference_apg.astype(int))
-    assert frames.shape == reference_apg.shape and diff.mean() < 1.0  # bf16 text features, otherwise the same
+    frames = ours(mixed, tmp_path)
+    # Mean |difference| to the float32 video in uint8 levels: ours may be at most 1.5x diffusers' own with the
+    # encoder in bf16 (measured 0.29 vs 0.32; embeddings rounded to fp8 measured 0.48, a one-character prompt
+    # change 5.9). diffusers' pipeline would hand bf16 embeddings to its float32 transformer: it gets them cast.
+    reference = checkpoint[1]
+    encoder_bf16 = copy.deepcopy(reference.text_encoder).to(torch.bfloat16)
+    with_bf16_encoder = type(reference)(**{**reference.components, "text_encoder": encoder_bf16})
+    embeds = with_bf16_encoder.encode_prompt(PROMPT, NEGATIVE, device="cpu", dtype=torch.float32)
+    names = ("prompt_embeds", "negative_prompt_embeds", "prompt_attention_mask", "negative_prompt_attention_mask")
+    given = dict(zip(names, embeds, strict=True))
+    ref_error = mean_abs(reference_frames(reference, prompt=None, negative_prompt=None, **given), reference_apg)
+    assert frames.shape == reference_apg.shape and 0 < mean_abs(frames, reference_apg) <= 1.5 * ref_error
 
 
 def test_euler_cfg_equals_reference(pipe, checkpoint, tmp_path):
