@@ -219,7 +219,9 @@ def test_file_loads_in_the_motif_lite_runtime(tiny, q4km, dequantized_model):
         out = runtime(x["hidden_states"], x["timestep"], x["encoder_hidden_states"])
         same_weights = dequantized_model(**x).sample
         reference = model(**x).sample
-    assert _rel(out, same_weights) < 1e-4  # packed weights decode to exactly what gguf-py reads
+    # Packed weights decode to exactly what gguf-py reads: docs/testing.md's GGUF parity, 1e-5 x std at most
+    # (measured 1.0e-6, summation order; the relative L2 difference is 3.5e-7).
+    assert (out - same_weights).abs().max() <= 1e-5 * same_weights.std()
     assert _rel(out, reference) < OUTPUT_ERROR
 
 
