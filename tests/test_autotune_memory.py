@@ -71,6 +71,7 @@ def test_the_rows_the_planner_thinks_tuned_are_the_fused_gemms_autotuned_rows(dt
     # float32: the planner's rule must agree with the kernel module's own routing at every boundary.
     pytest.importorskip("triton")  # the kernel module's one optional import: a broken module of ours must fail
     from motif_lite.kernels import dequant_matmul as dm
+
     for rows in (1, SMALL_M, SMALL_M + 1, 128, SPLIT_MIN_M - 1, SPLIT_MIN_M, 4096):
         routed = not dm.takes_split(rows, dtype) and rows > dm.SMALL_M and dtype != torch.float32
         assert dequant_matmul_tunes(rows, dtype.itemsize) == routed, rows
