@@ -41,7 +41,6 @@ from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.devices import on_device
 from motif_lite.errors import MotifLiteError
 from motif_lite.log_filters import filtered_log
-from motif_lite.model.rope import RopeTables
 from motif_lite.numerics import FLOAT16_ADVICE, NonFiniteError
 from motif_lite.paths import user_path
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
@@ -490,10 +489,7 @@ def _request_for(ours: Any, reference: Any, request: GenerationRequest, result: 
 
 def _apply_forced(ours: Any, forced: ForcedSettings) -> None:
     if forced.rope_theta is not None:
-        config = ours.transformer.config.replace(rope_theta=forced.rope_theta)
-        ours.transformer.config = config
-        # The transformer built its RoPE tables from the config it loaded with: they must take the forced theta too.
-        ours.transformer.rope_tables = RopeTables(config.rope_axes_dim, config.rope_theta)
+        ours.transformer.config = ours.transformer.config.replace(rope_theta=forced.rope_theta)
     if forced.latents_mean_shift is not None:
         mean = [m + forced.latents_mean_shift for m in ours.vae.config.latents_mean]
         ours.vae.config = dataclasses.replace(ours.vae.config, latents_mean=mean)

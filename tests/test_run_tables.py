@@ -90,13 +90,29 @@ def test_additive_mask_is_what_sdpa_builds():
 def test_the_rope_tables_are_built_once_per_grid():
     model = tiny_transformer()
     cfg = model.config
-    first = model.rope_tables((3, 3, 5), "cpu")
-    assert model.rope_tables((3, 3, 5), torch.device("cpu")) is first  # kept: the same tensors
-    for got, want in zip(first, rope_3d((3, 3, 5), cfg.rope_axes_dim, cfg.rope_theta, "cpu"), strict=True):
+    axes, theta = cfg.rope_axes_dim, cfg.rope_theta
+    first = model.rope_tables((3, 3, 5), axes, theta, "cpu")
+    assert model.rope_tables((3, 3, 5), axes, theta, torch.device("cpu")) is first  # kept: the same tensors
+    for got, want in zip(first, rope_3d((3, 3, 5), axes, theta, "cpu"), strict=True):
         assert torch.equal(got, want)
-    other = model.rope_tables((2, 3, 5), "cpu")  # another grid: its own tables
-    assert torch.equal(other[0], rope_3d((2, 3, 5), cfg.rope_axes_dim, cfg.rope_theta, "cpu")[0])
-    assert model.rope_tables((3, 3, 5), "cpu") is not first  # only the last grid is held
+    other = model.rope_tables((2, 3, 5), axes, theta, "cpu")  # another grid: its own tables
+    assert torch.equal(other[0], rope_3d((2, 3, 5), axes, theta, "cpu")[0])
+    assert model.rope_tables((3, 3, 5), axes, theta, "cpu") is not first  # only the last grid is held
+
+
+def test_a_changed_rope_theta_is_honoured_by_the_next_forward():
+    # verify --force rope_theta (and anyone editing the config) changes the config after the model is built.
+    model = tiny_transformer()
+    cond = conditioning()
+    x = torch.randn(cond.latents.shape, generator=torch.Generator().manual_seed(3))
+    hidden, text, text_mask, image = cond.inputs(x, (True, False))
+    t = torch.full((2,), 700.0)
+    with torch.no_grad():
+        before = model(hidden, t, text, text_mask, image)
+        model.config = model.config.replace(rope_theta=1.0)
+        after = model(hidden, t, text, text_mask, image)
+    assert not torch.allclose(before, after)
+    assert model.rope_tables.last[0][2] == 1.0
 
 
 def test_a_run_lets_go_of_its_rope_tables():

@@ -26,18 +26,19 @@ def rope_3d(
 class RopeTables:
     """`rope_3d` of the last grid asked for, on its device: a run's every forward has the same patch grid, so its
     tables are built once per run instead of once per forward (two dozen small ops and their kernels). The tables
-    depend on the grid, the axes, theta and the device only (always float32); the forwards share them and never
-    write to them. Only the last grid's are held, until `clear` (the end of a run: at 720p they are ~0.1 GB, which
-    the VAE decode that follows may need)."""
+    depend on the grid, the axes, theta and the device only (always float32: all four are the key, so a config
+    changed since is honoured); the forwards share them and never write to them. Only the last grid's are held,
+    until `clear` (the end of a run: at 720p they are ~0.1 GB, which the VAE decode that follows may need)."""
 
-    def __init__(self, axes_dim: tuple[int, int, int], theta: float) -> None:
-        self.axes_dim, self.theta = axes_dim, theta
-        self.last: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None  # ((grid, device), tables)
+    def __init__(self) -> None:
+        self.last: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None  # (key, tables)
 
-    def __call__(self, grid: tuple[int, int, int], device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (tuple(grid), torch.device(device))
+    def __call__(
+        self, grid: tuple[int, int, int], axes_dim: tuple[int, int, int], theta: float, device: torch.device | str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (tuple(grid), tuple(axes_dim), theta, torch.device(device))
         if self.last is None or self.last[0] != key:
-            self.last = (key, rope_3d(grid, self.axes_dim, self.theta, device))
+            self.last = (key, rope_3d(grid, axes_dim, theta, device))
         return self.last[1]
 
     def clear(self) -> None:

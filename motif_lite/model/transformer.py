@@ -42,7 +42,7 @@ class MotifVideoTransformer(nn.Module):
         self.ops: Ops = TORCH_OPS
         self.triton_unavailable: str | None = None
         self.text_masks = TextMasks()  # the last forward's attention masks, for the next one with the same mask
-        self.rope_tables = RopeTables(config.rope_axes_dim, config.rope_theta)  # built once per grid and run
+        self.rope_tables = RopeTables()  # built once per grid and run
         hidden = config.hidden_size
         patch = (config.patch_size_t, config.patch_size, config.patch_size)
         self.x_embedder = PatchEmbed(patch, config.in_channels, hidden)
@@ -110,7 +110,7 @@ class MotifVideoTransformer(nn.Module):
             image_len = image_embeds.shape[1]
             context = torch.cat([self.image_embedder(image_embeds.to(dtype)), context], dim=1)  # [B, I + T, C]
 
-        cos, sin = self.rope_tables(grid, latents.device)
+        cos, sin = self.rope_tables(grid, cfg.rope_axes_dim, cfg.rope_theta, latents.device)
         additive = dtype if takes_additive_mask(self.ops.attention) else None
         mask, text_key_mask = self.text_masks(text_mask, x.shape[1], image_len, additive)
         silu_temb = F.silu(self.time_text_embed(timestep, dtype))  # the modulations' input, once for all blocks
