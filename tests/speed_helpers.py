@@ -1,10 +1,14 @@
 """Tiny random transformers and conditioning for the speed-feature tests (batched guidance, step cache, compile,
-attention backends): no diffusers, no checkpoint files."""
+attention backends, streaming, planner): no diffusers, no checkpoint files."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-from tiny_config import TINY
+from gguf import GGMLQuantizationType as Q
+from gguf_helpers import random_packed
+from tiny_config import TINY, randomize_
+from torch import nn
 
 from motif_lite.choices import SAMPLERS
 from motif_lite.config import TransformerConfig
@@ -14,20 +18,25 @@ from motif_lite.pipeline.conditioning import Conditioning
 from motif_lite.request import GenerationRequest
 from motif_lite.sampling import RECOMMENDED_APG
 from motif_lite.settings import FLAG, Setting, Settings
+from motif_lite.weights.quant_linear import QuantizedLinear
 
 # Latent video of the tests: 3 latent frames of 6 x 10 (2 x 3 x 5 = 30 video tokens with the 1x2x2 patch).
 LATENT = (1, 16, 3, 6, 10)
 
 
-def tiny_transformer(seed: int = 0, **overrides) -> MotifVideoTransformer:
-    """Every parameter random (QK norm gains near 1), so every path, the text included, moves the output."""
-    torch.manual_seed(seed)
-    model = MotifVideoTransformer(TransformerConfig(**{**TINY, **overrides})).eval().requires_grad_(False)
-    for name, param in model.named_parameters():
-        if name.endswith(("norm_q.weight", "norm_k.weight")) or ".norm_added_" in name:
-            param.copy_(1 + 0.1 * torch.randn_like(param))
-        else:
-            param.normal_(0, 0.15)
+def tiny_transformer(seed: int = 0, quantized: bool = False) -> MotifVideoTransformer:
+    """The tiny transformer of the speed-feature and streaming tests, randomized like every test model
+    (`tiny_config.randomize_`: the text moves its output as much as the timestep does; tests/test_sensitivity.py).
+    With `quantized`, the feed-forward and MLP linears hold packed random Q8_0 bytes."""
+    model = randomize_(MotifVideoTransformer(TransformerConfig(**TINY)).eval().requires_grad_(False), seed)
+    if quantized:
+        rng = np.random.default_rng(seed)
+        for name, module in list(model.named_modules()):
+            if isinstance(module, nn.Linear) and (".ff" in name or "proj_mlp" in name):
+                packed = torch.from_numpy(random_packed(Q.Q8_0, module.weight.shape, rng))
+                layer = QuantizedLinear.from_packed(packed, Q.Q8_0, module.in_features, module.bias.data)
+                parent, _, child = name.rpartition(".")
+                setattr(model.get_submodule(parent), child, layer)
     return model
 
 

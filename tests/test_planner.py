@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 from live_memory import LiveTensors, estimate_and_live_peak
-from test_streaming import TINY, forward, inputs, tiny_model
+from speed_helpers import tiny_transformer
+from test_streaming import TINY, forward, inputs
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
@@ -795,7 +796,7 @@ def test_apply_plan_on_a_tiny_model_equals_plain():
     chosen = dataclasses.replace(
         base, resident_blocks=2, token_chunk=4, text_placement=TextEncoderPlacement.CPU, heads_per_call=1
     )
-    model = tiny_model()
+    model = tiny_transformer()
     x = inputs()
     expected = forward(model, x)
     handle = apply_plan(model, None, chosen)
@@ -814,7 +815,7 @@ def test_apply_plan_stages_blocks_when_the_host_plan_says_so():
     base = plan_memory(PlannerInputs(64, 48, 5, TINY, 10_000_000, 0, VAE, 1), None, device="cpu")
     staged_host = dataclasses.replace(base.host, pinned_blocks=False)
     for host, staged in ((base.host, False), (staged_host, True)):
-        model = tiny_model()
+        model = tiny_transformer()
         handle = apply_plan(model, None, dataclasses.replace(base, resident_blocks=1, host=host, prefetch=False))
         streamer = handle.handles[-1].streamers[0]
         assert (streamer.staging is not None) == staged and not streamer.config.prefetch

@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
-from gguf_helpers import random_packed
 from speed_helpers import conditioning, pipeline, sample, sampling_request, tiny_transformer
 from tiny_config import TINY as TINY_KWARGS
 from tiny_config import inputs, randomize_
@@ -36,20 +34,6 @@ TINY = TransformerConfig(**TINY_KWARGS)
 NUM_BLOCKS = TINY.num_layers + TINY.num_single_layers
 
 
-def tiny_model(seed: int = 0, quantized: bool = False) -> MotifVideoTransformer:
-    """Random tiny transformer; with `quantized`, the feed-forward and MLP linears hold packed Q8_0 bytes."""
-    model = randomize_(MotifVideoTransformer(TINY).eval().requires_grad_(False), seed)
-    if quantized:
-        rng = np.random.default_rng(seed)
-        for name, module in list(model.named_modules()):
-            if isinstance(module, nn.Linear) and (".ff" in name or "proj_mlp" in name):
-                packed = torch.from_numpy(random_packed(Q.Q8_0, module.weight.shape, rng))
-                layer = QuantizedLinear.from_packed(packed, Q.Q8_0, module.in_features, module.bias.data)
-                parent, _, child = name.rpartition(".")
-                setattr(model.get_submodule(parent), child, layer)
-    return model
-
-
 def forward(model: MotifVideoTransformer, x: dict) -> torch.Tensor:
     with torch.no_grad():
         return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
@@ -63,7 +47,7 @@ def storage_ptrs(module: nn.Module) -> list[int]:
     ("quantized", "resident", "prefetch"), [(False, 0, True), (True, 2, True), (True, 0, False), (False, 2, False)]
 )
 def test_streaming_is_bit_identical_and_restores(quantized, resident, prefetch):
-    model = tiny_model(quantized=quantized)
+    model = tiny_transformer(quantized=quantized)
     x = inputs(image=3, frames=2, height=4, width=6)
     plain = forward(model, x)
     before = storage_ptrs(model)
@@ -83,7 +67,7 @@ def test_streaming_is_bit_identical_and_restores(quantized, resident, prefetch):
 def test_staging_keeps_the_weights_where_they_are(prefetch):
     # Homes are the loaded tensors themselves (no copy, memory-mapped stays memory-mapped); every layer goes
     # through one of two staging buffers sized to the largest layer.
-    model = tiny_model(quantized=True)
+    model = tiny_transformer(quantized=True)
     x = inputs(image=3, frames=2, height=4, width=6)
     plain = forward(model, x)
     blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
@@ -101,7 +85,7 @@ def test_staging_keeps_the_weights_where_they_are(prefetch):
 
 
 def test_hooks_swap_weights_in_and_out_in_order():
-    model = tiny_model(quantized=True)
+    model = tiny_transformer(quantized=True)
     handle = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=1))
     blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
     homes = [storage_ptrs(b) for b in blocks]
@@ -137,7 +121,7 @@ def test_hooks_swap_weights_in_and_out_in_order():
 def test_a_forward_after_a_partial_one_loads_the_right_weights():
     # The step cache runs only the first block on a reused step: the prefetch of the next block is then never
     # used, and the following forward must not take it for a block it was not copied for.
-    model = tiny_model()
+    model = tiny_transformer()
     x = inputs()
     plain = forward(model, x)
     handle = apply_block_streaming(model, StreamingConfig("cpu"))
@@ -152,7 +136,7 @@ def test_a_prefetch_a_partial_forward_left_is_used_not_copied_again():
     # With a resident block, the step cache's reused steps run it alone: its hook prefetches the first streamed
     # block, which nothing uses. The next forward's prefetch of that block takes that copy instead of making
     # another (on CUDA, overwriting it freed a side-stream copy without the compute stream waiting for it).
-    model = tiny_model()
+    model = tiny_transformer()
     x = inputs()
     plain = forward(model, x)
     handle = apply_block_streaming(model, StreamingConfig("cpu", resident_blocks=1))
@@ -173,7 +157,7 @@ def test_a_prefetch_a_partial_forward_left_is_used_not_copied_again():
 
 
 def test_streamed_weights_are_not_the_parameters_between_forwards():
-    model = tiny_model()
+    model = tiny_transformer()
     params = {name: p for name, p in model.named_parameters()}
     handle = apply_block_streaming(model, StreamingConfig("cpu"))
     # The Parameter objects are unchanged (optimizers, state_dict keys and references stay valid).
@@ -206,7 +190,7 @@ def test_sampling_stopped_inside_a_block_leaves_no_streamed_block_loaded():
 
 def test_too_many_resident_blocks_is_an_error():
     with pytest.raises(ConfigError, match="resident_blocks"):
-        apply_block_streaming(tiny_model(), StreamingConfig("cpu", resident_blocks=NUM_BLOCKS + 1))
+        apply_block_streaming(tiny_transformer(), StreamingConfig("cpu", resident_blocks=NUM_BLOCKS + 1))
     with pytest.raises(ConfigError, match="resident_blocks"):
         StreamingConfig("cpu", resident_blocks=-1)
 
@@ -269,7 +253,7 @@ def assert_rounding_equal(a: torch.Tensor, b: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("chunk", [1, 7, 10_000])
 def test_chunked_ff_equals_plain(chunk):
-    model = tiny_model(quantized=True)
+    model = tiny_transformer(quantized=True)
     x = inputs(frames=3, height=8, width=10)  # 60 video tokens
     plain = forward(model, x)
     handle = apply_token_chunking(model, chunk)
@@ -287,7 +271,7 @@ def test_chunked_ff_equals_plain(chunk):
 def test_chunked_image_to_video_equals_plain():
     # With image tokens the context stream is [image; text]: the chunked single-stream blocks normalize the text
     # for their cross-attention apart from the rest, and must leave the image tokens out as the one-piece path does.
-    model = tiny_model()
+    model = tiny_transformer()
     x = inputs(image=3, frames=3, height=8, width=10)  # 60 video tokens, 3 image + 7 text
     plain = forward(model, x)
     handle = apply_token_chunking(model, 7)
@@ -305,7 +289,7 @@ def test_chunked_ff_really_chunks():
 
 
 def test_single_blocks_chunk_their_mlp_and_projections():
-    model = tiny_model(quantized=False)
+    model = tiny_transformer(quantized=False)
     decoder = model.single_transformer_blocks[-1]
     rows = {"mlp": [], "q": []}
     decoder.proj_mlp.register_forward_hook(lambda m, a, out: rows["mlp"].append(a[0].shape[1]))
@@ -320,7 +304,7 @@ def test_single_blocks_chunk_their_mlp_and_projections():
 
 def test_chunked_cross_attention_projects_the_text_once_per_block():
     # The query runs per video piece; the text K/V are projected once per block, not once per piece.
-    model = tiny_model(quantized=False)
+    model = tiny_transformer(quantized=False)
     block = model.encoder_single_blocks[0]
     assert block.cross_attn is not None and TINY.cross_attention_layout == "diffusers"
     rows = {"q": [], "k": [], "v": []}
@@ -356,7 +340,7 @@ def test_chunked_dual_stream_cross_attention_equals_plain(layout):
 
 
 def test_chunking_and_streaming_compose():
-    model = tiny_model(quantized=True)
+    model = tiny_transformer(quantized=True)
     x = inputs()
     plain = forward(model, x)
     chunks = apply_token_chunking(model, 5)
@@ -371,7 +355,7 @@ def test_chunking_and_streaming_compose():
 @pytest.mark.cuda
 @pytest.mark.parametrize("staging", [False, True])
 def test_cuda_streaming_matches_and_frees_memory(staging):
-    model = tiny_model(quantized=True)
+    model = tiny_transformer(quantized=True)
     x = inputs()
     plain = forward(model, x)
     cuda_x = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in x.items()}
