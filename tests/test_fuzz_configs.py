@@ -20,6 +20,19 @@ from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.cost import transformer_flops
 
 MISSING = object()
+
+
+@contextlib.contextmanager
+def read_or_refused_naming(*needles: str):
+    """The block reads the file, or raises `ConfigError` whose message holds every needle (the file, the key);
+    anything else fails the test."""
+    try:
+        yield
+    except ConfigError as exc:
+        missing = [needle for needle in needles if needle not in str(exc)]
+        assert not missing, f"{exc} does not name {missing}"
+
+
 WRONG_VALUES = ["12", [1], {"a": 1}, None, math.nan, math.inf, -math.inf, -1, 0, 10**30, True, 1.5, MISSING]
 SOURCE = "ckpt/transformer/config.json"
 
@@ -37,7 +50,7 @@ def edited(key: str, value: object) -> dict:
 @pytest.mark.parametrize("key", [*edited("x", MISSING), "unknown_key"])
 def test_every_wrong_value_reads_as_a_usable_config_or_is_refused(key):
     for value in WRONG_VALUES:
-        with contextlib.suppress(ConfigError):
+        with read_or_refused_naming(SOURCE, key):
             config = TransformerConfig.from_dict(edited(key, value), source=SOURCE)
             transformer_flops(config, video_tokens=16, text_tokens=8)  # as check and --dry-run cost it
             with torch.device("meta"):  # built as the memory plan and the loader build it
@@ -95,7 +108,7 @@ def test_every_wrong_vae_value_reads_as_a_usable_config_or_is_refused(key):
     from motif_lite.vae.model import WanVAE
 
     for value in WRONG_VALUES:
-        with contextlib.suppress(ConfigError):
+        with read_or_refused_naming(VAE_SOURCE, key):
             config = WanVAEConfig.from_dict(edited_vae(key, value), source=VAE_SOURCE)
             with torch.device("meta"):
                 WanVAE(config)
@@ -115,6 +128,14 @@ def test_vae_values_that_crashed_are_refused_naming_the_file_and_key(key, value,
 
     with pytest.raises(ConfigError, match=f"^{VAE_SOURCE}: {key}=.*{message}"):
         WanVAEConfig.from_dict(edited_vae(key, value), source=VAE_SOURCE)
+
+
+def test_a_dim_mult_edited_to_another_length_is_named_beside_temperal_downsample():
+    # The edited key is dim_mult; before, the message named only temperal_downsample, which no one edited.
+    from motif_lite.vae.config import WanVAEConfig
+
+    with pytest.raises(ConfigError, match=f"^{VAE_SOURCE}: temperal_downsample=.*one per dim_mult entry"):
+        WanVAEConfig.from_dict(edited_vae("dim_mult", [1]), source=VAE_SOURCE)
 
 
 # ------------------------------------------------------------------------------ text_encoder/config.json
@@ -159,7 +180,8 @@ def test_every_wrong_text_encoder_value_parses_and_builds_or_is_refused(tmp_path
     path.parent.mkdir()
     for value in WRONG_VALUES:
         path.write_text(edited_text_encoder(text_encoder_config, key, value))
-        with contextlib.suppress(ConfigError):  # anything else fails the test
+        # The file only: a section transformers rejects is named in transformers' words, not by its key.
+        with read_or_refused_naming(str(path)):
             config = parse_text_encoder_config(path)
             text_encoder_flops(text_encoder_shape(tmp_path), 16)  # as run's time estimate reads the file
             with torch.device("meta"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,9 +15,11 @@ import torch
 from safetensors.torch import save_file
 
 from motif_lite import cli
-from motif_lite.cli.resume import resume_args, resumed_request
+from motif_lite.cli.resume import request_from_file, resume_args, resumed_request
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.latents import FORMAT_KEY, STATE_PREFIX, TENSOR_NAME, SavedLatents, read_latents, save_latents
+from motif_lite.io.model_stamps import MODEL_FLAG_GROUPS
+from motif_lite.request import GenerationRequest
 
 LATENT_SHAPE = (1, 16, 2, 4, 4)
 # What a stopped run of a 32x32, 5-frame video keeps (as `SavedLatents.info` writes it), its folders made up.
@@ -93,20 +96,50 @@ def rewritten(path: Path, info: dict, tensors: dict[str, torch.Tensor] | None = 
     return path
 
 
-def read_and_resume(path: Path) -> None:
-    """What `run --resume` does with the file before loading anything: read, check, take its flags and request."""
+def read_and_resume(path: Path) -> tuple[dict, GenerationRequest]:
+    """What `run --resume` does with the file before loading anything: read, check, take its flags and request,
+    resolve it; what it took (each request field, model flag and what the file says of the video) for comparing.
+    The checkpoint, VAE, clip and output at the top level are `decode`'s, which `--resume` does not read
+    (docs/usage.md, "When a run stops"): an edit of those reads as the unedited run."""
     args = cli.build_parser().parse_args(["run", "--resume", str(path)])
     saved, _ = resume_args(args)
-    resumed_request(saved, str(path.with_name("again.mp4")))
+    request = resumed_request(saved, str(path.with_name("again.mp4")))
+    with request_from_file(saved):
+        request.resolve()
+    flags = {f"run.{dest}": getattr(args, dest) for group in MODEL_FLAG_GROUPS for dest in group}
+    video = {key: getattr(saved, key) for key in ("width", "height", "frames", "fps", "dtype", "progress")}
+    fields = {f"request.{name}": value for name, value in dataclasses.asdict(request).items()}
+    return {**fields, **flags, "step_cache": args.step_cache, **video}, request
+
+
+
+
+def assert_refused_or_read(path: Path, where: str, value: object, unedited: tuple[dict, GenerationRequest]) -> None:
+    """A refusal names the file and the entry (or its flag); a read resumes the unedited run, or a request field
+    or model flag holds the edited value, as if given by its flag (and resolved as a new run's)."""
+    try:
+        resumed, request = read_and_resume(path)
+    except MotifLiteError as exc:
+        key = next(part for part in reversed(where.split(".")) if not part.isdigit())
+        named = key in str(exc) or "--" + key.replace("_", "-") in str(exc)  # by its flag: --negative-prompt
+        assert path.name in str(exc) and named, f"{where}={value!r:.40}: {exc}"
+        return
+    changed = [key for key in resumed if resumed[key] != unedited[0][key]]
+    if not changed:
+        return
+    if where == "progress.0":  # a stopped run can be resumed from any step done
+        assert changed == ["progress"] and resumed["progress"][0] == value
+        return
+    assert changed == [where] and resumed[where] == value, f"{where}={value!r:.40} read as {changed}"
 
 
 @pytest.mark.parametrize("where", entries(INFO))
 def test_every_wrong_entry_in_the_description_is_refused_or_read(saved, where):
     info = json.loads(json.dumps(read_latents(saved).info()))
+    unedited = read_and_resume(saved)
     for value in WRONG_VALUES:
         rewritten(saved, edited(info, where, value))
-        with contextlib.suppress(MotifLiteError):  # anything else fails the test
-            read_and_resume(saved)
+        assert_refused_or_read(saved, where, value, unedited)
 
 
 def test_a_path_entry_of_100_kb_is_refused_naming_the_entry(saved):
@@ -117,12 +150,28 @@ def test_a_path_entry_of_100_kb_is_refused_naming_the_entry(saved):
 
 
 @pytest.mark.parametrize(("where", "value"), [("request", "12"), ("run.lora", [1]), ("video_metadata.model", None),
-                                              ("width", float("inf")), ("progress", [3, 1])])  # fmt: skip
+                                              ("width", float("inf")), ("progress", [3, 1]),
+                                              # read silently before: decode and --resume would disagree, a
+                                              # missing entry became the default, a dtype no decode takes
+                                              ("width", 10**30), ("fps", 12.0), ("progress", [1, 10**30]),
+                                              ("dtype", "12"), ("run.model", MISSING),
+                                              ("request.negative_prompt", MISSING)])  # fmt: skip
 def test_a_wrong_entry_is_named(saved, where, value):
     info = json.loads(json.dumps(read_latents(saved).info()))
     rewritten(saved, edited(info, where, value))
     with pytest.raises(MotifLiteError, match=f"description's {where} is"):
         read_latents(saved)
+
+
+@pytest.mark.parametrize(("where", "value"), [("request.cfg_scale", "12"), ("request.extend", "12"),
+                                                      ("progress", None)])  # fmt: skip
+def test_a_resume_refusing_an_edited_entry_names_the_file_and_entry(saved, where, value):
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    rewritten(saved, edited(info, where, value))
+    with pytest.raises(MotifLiteError) as refused:
+        read_and_resume(saved)
+    key = where.rpartition(".")[2]
+    assert saved.name in str(refused.value) and key.replace("_", "-") in str(refused.value)
 
 
 def test_cut_and_flipped_bytes_are_refused_or_read(saved):

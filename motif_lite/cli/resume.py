@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,8 +39,8 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     saved = read_latents(args.resume, command="resume")
     where = shlex.quote(str(saved.file))
     if saved.denoised:
-        raise LatentsFileError(f"{saved.file} holds a run's denoised latents, not a stopped run: make the video "
-                               f"from them with motif-lite decode {where}")  # fmt: skip
+        raise LatentsFileError(f"{saved.file} holds a run's denoised latents (its progress is null), not a stopped "
+                               f"run: make the video from them with motif-lite decode {where}")  # fmt: skip
     if saved.request is None or saved.run is None:
         raise LatentsFileError(f"{saved.file} does not say which request and model its run had: it is damaged")
     defaults, given = run_flags_given(args)
@@ -53,13 +55,15 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     if (image_state := _image_gone_or_changed(saved)) is not None:
         if "image" not in given:
             raise RequestError(f"the input image of the run being resumed, {saved.request['image']}, "
-                               f"{_IMAGE_STATES[image_state]}: give it again with -i FILE")  # fmt: skip
+                               f"{_IMAGE_STATES[image_state]}: give it again with -i FILE (the image "
+                               f"{saved.file} names)")  # fmt: skip
         saved, note = _image_given_again(saved, args.image, image_state)
         notes.append(note)
         given -= {"image"}
     if _clip_gone(saved):  # unlike an image, a clip is not given again: its frames, all of them, begin the video
         raise RequestError(f"the clip the run being resumed goes on from, {saved.request['extend']}, is no longer "
-                           "there: put it back there to resume (the longer video begins with its frames)")  # fmt: skip
+                           "there: put it back there to resume (the longer video begins with its frames; --extend "
+                           f"of {saved.file})")  # fmt: skip
     if clash := [dest for dest in REQUEST_DESTS if dest in given]:
         flags = ", ".join("--" + dest.replace("_", "-") for dest in clash)
         raise RequestError(f"--resume goes on with the video {saved.file} describes: leave out {flags} (-o may "
@@ -87,6 +91,21 @@ def resumed_settings(saved: SavedLatents, given: frozenset[str]) -> Recalled:
     if "dtype" not in given and saved.run.get("dtype") is not None:
         taken.add("dtype")
     return Recalled(saved.file, frozenset(taken), frozenset(), None, ())
+
+
+@contextmanager
+def request_from_file(saved: SavedLatents | None) -> Iterator[None]:
+    """Around resolving the request of a run resumed from `saved` (None: no resume): a field refused came from the
+    file, which no flag but -o and -i may change, so the message names the file."""
+    from motif_lite.io.latents import LatentsFileError
+    from motif_lite.request import RequestError
+
+    try:
+        yield
+    except RequestError as exc:
+        if saved is None or not set(exc.fields) - {"output", "image"}:
+            raise
+        raise LatentsFileError(f"{saved.file}: its request's {exc} (the file was edited or damaged)") from None
 
 
 def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: frozenset[str]) -> list[str]:
@@ -270,7 +289,7 @@ def resumed_request(saved: SavedLatents, output: str | None) -> GenerationReques
     """The request of the run `saved` stopped (its output file, or `output` when given)."""
     from motif_lite.io.latents import LatentsFileError, writer_of
     from motif_lite.io.video import check_output_fps
-    from motif_lite.request import unknown_choices
+    from motif_lite.request import RequestError, unknown_choices
     from motif_lite.version import VERSION
 
     fields = dict(saved.request)
@@ -283,6 +302,8 @@ def resumed_request(saved: SavedLatents, output: str | None) -> GenerationReques
         request = GenerationRequest(**fields)
     except TypeError as exc:  # a field this version does not know
         raise LatentsFileError(f"{saved.file}: its request does not fit this motif-lite ({exc})") from None
+    except RequestError as exc:  # a field edited to what no flag gives
+        raise LatentsFileError(f"{saved.file}: its request's {exc} (the file was edited or damaged)") from None
     if unknown := unknown_choices(fields):  # a newer version's: no flag may choose another for a stopped run
         field, value = next(iter(unknown.items()))
         raise LatentsFileError(f"{saved.file}: its run samples with the {field} {value!r}, which motif-lite "

@@ -37,7 +37,14 @@ from motif_lite.cli.prepare import (
     preflight_flags,
     speed_settings,
 )
-from motif_lite.cli.resume import claim_left_behind, earlier_runs, kept_anywhere, resume_args, resumed_request
+from motif_lite.cli.resume import (
+    claim_left_behind,
+    earlier_runs,
+    kept_anywhere,
+    request_from_file,
+    resume_args,
+    resumed_request,
+)
 from motif_lite.cli.run_flags import add_run_flags, weight_files
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
@@ -145,7 +152,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     # The empty file a stopped run being resumed left at its output (killed outright) is this run's to write.
     left_behind = claim_left_behind(resume) if resume is not None and args.output is None else None
-    parallel, requests, notes = _resolve(args, unresolved, session, layout, clip, left_behind)
+    with request_from_file(resume):
+        parallel, requests, notes = _resolve(args, unresolved, session, layout, clip, left_behind)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     main_rank = parallel is None or parallel.is_main
     # The default names the main rank claimed (empty files): freed again unless a video replaced them; the names

@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -271,6 +272,23 @@ def _check_version(info: dict, path: Path) -> None:
 # The entries of a file's description that its readers take as they are (paths, model flags), by what each must be.
 _TEXT_OR_NONE = ("model", "vae", "clip")
 _REQUEST_PATHS = ("image", "extend")
+# The dtypes a run writes for its VAE, and the request and run entries every stopped run's file has had: a missing
+# one would silently become the default (another negative prompt, another checkpoint). Newer ones ("extend",
+# "quantize") are None when missing: a file of an older motif-lite has none.
+_VAE_DTYPES = ("bfloat16", "float16", "float32")
+_REQUEST_KEYS = ("prompt", "negative_prompt", "width", "height", "frames", "fps", "steps", "guidance", "cfg_scale",
+                 "apg_eta", "apg_norm_threshold", "apg_momentum", "flow_shift", "sampler", "seed", "image",
+                 "output")  # fmt: skip
+_RUN_KEYS = ("model", "gguf", "diffusion_model", "text_encoder_gguf", "text_encoder", "vae", "dtype", "attention",
+             "lora")  # fmt: skip
+
+
+class _Missing:
+    def __repr__(self) -> str:  # as `shown` writes it in the message: "its description's run.model is missing"
+        return "missing"
+
+
+_MISSING = _Missing()
 _RUN_TEXTS = ("model", "gguf", "diffusion_model", "quantize", "text_encoder_gguf", "text_encoder",
               "text_encoder_quantize", "vae", "dtype", "attention", "image_sha256", "clip_sha256")  # fmt: skip
 
@@ -291,8 +309,8 @@ def _description_problems(info: dict) -> list[tuple[str, object, str]]:
     """The entries of `info` that are not what motif-lite writes: (where, value, what it should be)."""
     checks = [("output", info.get("output"), _is_path, "a path")]
     checks += [(key, info.get(key), is_count, "a whole number above 0") for key in ("width", "height", "frames")]
-    checks += [("fps", info.get("fps"), _is_rate, "a frame rate above 0"), ("dtype", info.get("dtype"), _is_text,
-               "a dtype name")]  # fmt: skip
+    checks += [("fps", info.get("fps"), _is_rate, "a frame rate above 0"), ("dtype", info.get("dtype"),
+               _VAE_DTYPES.__contains__, f"one of {', '.join(_VAE_DTYPES)}")]  # fmt: skip
     checks += [(key, info.get(key), _is_path_or_none, "a path or null") for key in _TEXT_OR_NONE]
     checks += [("progress", info.get("progress"), _is_progress, "null or [steps done, steps]")]
     metadata = info.get("video_metadata", {})
@@ -303,13 +321,29 @@ def _description_problems(info: dict) -> list[tuple[str, object, str]]:
     checks += [("request", request, _is_dict_or_none, "an object or null")]
     if isinstance(request, dict):
         checks += [("request.output", request.get("output"), _is_path, "a path")]
+        checks += _agrees_with_request(info, request)
         checks += [(f"request.{key}", request.get(key), _is_path_or_none, "a path or null") for key in _REQUEST_PATHS]
+        checks += [(f"request.{key}", _MISSING, lambda value: False, "a value or null (every run writes it)")
+                   for key in _REQUEST_KEYS if key not in request]  # fmt: skip
     run = info.get("run")
     checks += [("run", run, _is_dict_or_none, "an object or null")]
     if isinstance(run, dict):
         checks += [(f"run.{key}", run.get(key), _is_path_or_none, "text or null") for key in _RUN_TEXTS]
         checks += [("run.lora", run.get("lora", []), _is_paths, "a list of LoRA files")]
+        checks += [(f"run.{key}", _MISSING, lambda value: False, "text or null (every run writes it)")
+                   for key in _RUN_KEYS if key not in run]  # fmt: skip
     return [(where, value, wanted) for where, value, test, wanted in checks if not test(value)]
+
+
+def _agrees_with_request(info: dict, request: dict) -> list[tuple[str, object, Callable[[object], bool], str]]:
+    """A stopped run writes its video's size, length, frame rate and steps twice, at the top level (for `decode`)
+    and in its request (for `--resume`): a hand edit of one copy would make the two commands disagree."""
+    pairs = [(key, info.get(key), request.get(key), key) for key in ("width", "height", "frames", "fps")]
+    progress = info.get("progress")
+    if isinstance(progress, list) and len(progress) == 2:
+        pairs.append(("progress", progress, [progress[0], request.get("steps")], "steps"))
+    return [(key, value, lambda value, then=then: value == then, f"{shown(then)}, its request.{field}")
+            for key, value, then, field in pairs]  # fmt: skip
 
 
 def _is_text(value: object) -> bool:

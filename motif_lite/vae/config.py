@@ -119,7 +119,8 @@ class WanVAEConfig:
             raise bad("dropout", "must be a number from 0 to 1")
         td = self.temperal_downsample
         if not isinstance(td, tuple) or len(td) != len(self.dim_mult) - 1 or not all(isinstance(t, bool) for t in td):
-            raise bad("temperal_downsample", f"must be a list of {len(self.dim_mult) - 1} booleans")
+            raise bad("temperal_downsample", f"must be a list of {len(self.dim_mult) - 1} booleans (one per dim_mult "
+                      "entry after the first)")  # fmt: skip
         for key in ("latents_mean", "latents_std"):
             values = getattr(self, key)
             if not isinstance(values, tuple) or len(values) != self.z_dim or not all(map(is_number, values)):
