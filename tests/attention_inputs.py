@@ -50,6 +50,30 @@ def dit_like_qkv(
     return q, k, v
 
 
+def random_qkv(
+    bsz: int,
+    heads: int,
+    lq: int,
+    lk: int,
+    dim: int,
+    device: str | torch.device,
+    k_offset: float = 0.0,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Plain normal q, k, v: q as the model's non-contiguous head view, k (shifted by `k_offset` in every channel,
+    which int8 attention must remove) and v contiguous."""
+    q = torch.randn(bsz, lq, heads * dim, device=device).view(bsz, lq, heads, dim).transpose(1, 2)
+    k, v = torch.randn(2, bsz, heads, lk, dim, device=device).unbind(0)
+    if k_offset:
+        k = k + k_offset
+    return q.to(dtype), k.to(dtype), v.to(dtype)
+
+
+def key_padding(bsz: int, lk: int, valid: list[int], device: str | torch.device) -> torch.Tensor:
+    """bool [B, 1, 1, Lk]: the first valid[b] keys of batch b are real."""
+    return (torch.arange(lk, device=device) < torch.tensor(valid, device=device)[:, None])[:, None, None, :]
+
+
 def trailing_padding(batch: int, length: int, padded: int, device: str | torch.device = "cpu") -> torch.Tensor:
     """bool [B, 1, 1, L]: the last `padded` keys masked out (text padding)."""
     keep = torch.ones(batch, 1, 1, length, dtype=torch.bool, device=device)

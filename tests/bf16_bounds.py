@@ -16,6 +16,7 @@ SLACK = 1.5  # a path may err half as much again as the reference in bf16
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||a - b|| / ||b||, in float32 (the tests' relative error; bf16 inputs are compared in float32)."""
     a, b = a.float(), b.float()
     return ((a - b).norm() / b.norm()).item()
 

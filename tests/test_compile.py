@@ -13,7 +13,7 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
 from speed_helpers import tiny_transformer
-from tiny_config import inputs
+from tiny_config import forward, inputs
 from torch import nn
 
 from motif_lite.kernels.reference import dequant_linear_torch
@@ -25,11 +25,6 @@ from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="inductor on the CPU needs g++")
-
-
-def forward(model, x):
-    with torch.no_grad():
-        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
 
 
 def quantize_block_linears(model: nn.Module) -> list[QuantizedLinear]:

@@ -27,7 +27,7 @@ from bf16_bounds import SLACK, bf16_bound_failures, bf16_errors, block_divergenc
 from gguf import GGMLQuantizationType as Q
 from gguf_helpers import random_packed
 from test_gguf_model import write_model_gguf
-from tiny_config import inputs, randomize_
+from tiny_config import forward, inputs, randomize_
 from tiny_pipeline import make_tiny_checkpoint
 from tiny_transformer import make_reference, reference_forward, save_official
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -59,11 +59,6 @@ def on_cuda(x: dict, dtype: torch.dtype | None = None) -> dict:
     return {
         k: v.to(dtype) if v is not None and v.is_floating_point() and k != "timestep" else v for k, v in cast.items()
     }
-
-
-def forward(model, x: dict) -> torch.Tensor:
-    with torch.no_grad():
-        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
 
 
 def mid_inputs(batch: int = 2, frames: int = 4) -> dict:

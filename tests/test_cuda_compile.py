@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 import torch
 from bf16_bounds import SLACK, rel
-from test_cuda import MID, forward, mid_inputs, on_cuda, reference_outputs
+from test_cuda import MID, mid_inputs, on_cuda, reference_outputs
+from tiny_config import forward
 from tiny_transformer import make_reference, save_official
 
 from motif_lite import load_transformer

@@ -13,6 +13,7 @@ import pytest
 import torch
 from fp8_files import KINDS, fp8_copy
 from safetensors.torch import load_file, save_file
+from tiny_config import forward
 from tiny_pipeline import make_tiny_checkpoint
 from tiny_transformer import inputs, make_reference, save_official, save_shared_layout, tie_cross_attention_to_block
 from torch import nn
@@ -45,11 +46,6 @@ def copies(checkpoint, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     folder = tmp_path_factory.mktemp("fp8")
     (folder / "config.json").write_text((checkpoint / "transformer/config.json").read_text())
     return {kind: fp8_copy(checkpoint / WEIGHTS, folder, kind) for kind in KINDS}
-
-
-def forward(model: nn.Module, x: dict) -> torch.Tensor:
-    with torch.no_grad():
-        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
 
 
 def aligned(model: nn.Module) -> nn.Module:

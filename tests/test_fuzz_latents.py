@@ -112,8 +112,6 @@ def read_and_resume(path: Path) -> tuple[dict, GenerationRequest]:
     return {**fields, **flags, "step_cache": args.step_cache, **video}, request
 
 
-
-
 def assert_refused_or_read(path: Path, where: str, value: object, unedited: tuple[dict, GenerationRequest]) -> None:
     """A refusal names the file and the entry (or its flag); a read resumes the unedited run, or a request field
     or model flag holds the edited value, as if given by its flag (and resolved as a new run's)."""

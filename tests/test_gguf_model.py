@@ -10,7 +10,7 @@ import pytest
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 from gguf_helpers import random_packed, write_test_gguf
-from tiny_config import TINY
+from tiny_config import TINY, forward
 from tiny_transformer import assert_close_to_reference, inputs, make_reference, reference_forward
 
 from motif_lite import load_transformer
@@ -51,17 +51,12 @@ def write_model_gguf(state: dict[str, torch.Tensor], path: Path, qtype: GGMLQuan
     return write_test_gguf(path, spec)
 
 
-def _forward(model, x):
-    with torch.no_grad():
-        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
-
-
 def _check_parity(path: Path, config: dict, x: dict) -> None:
     model = load_gguf_transformer(path, dtype=torch.float32)
     reference = make_reference(**config)
     dequantized = {name: t.dequantize() for name, t in read_gguf(path).tensors.items()}
     reference.load_state_dict(dequantized, strict=True)
-    assert_close_to_reference(_forward(model, x), reference_forward(reference, x))
+    assert_close_to_reference(forward(model, x), reference_forward(reference, x))
 
 
 @pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q4_0, Q.Q5_1], ids=lambda t: t.name)
@@ -110,7 +105,7 @@ def test_bf16_model_equals_the_reference_in_bf16(tmp_path: Path, qtype: GGMLQuan
     x = inputs(image=3, height=4, width=4, **dims)
     expected = reference_forward(reference, x)
     x = {k: v.bfloat16() if v is not None and v.is_floating_point() and k != "timestep" else v for k, v in x.items()}
-    out = _forward(model, x)
+    out = forward(model, x)
     assert out.dtype == torch.bfloat16 and torch.equal(out, reference_forward(reference.to(torch.bfloat16), x))
     assert 0 < ((out.float() - expected).norm() / expected.norm()).item() < 0.02  # bf16 rounding (~0.007)
 

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+from attention_inputs import key_padding as padding_of
+from attention_inputs import random_qkv
 from kernels_interp import DEVICE, KernelCall, assert_bf16_error_within, kernel_runner
 
 from motif_lite.kernels import patterns
@@ -22,15 +24,11 @@ def kernel() -> Iterator[KernelCall]:
 
 
 def qkv(bsz: int, heads: int, lq: int, lk: int, dim: int) -> tuple[torch.Tensor, ...]:
-    """q as the model's non-contiguous head view; k, v contiguous."""
-    q = torch.randn(bsz, lq, heads * dim, device=DEVICE).view(bsz, lq, heads, dim).transpose(1, 2)
-    k, v = torch.randn(2, bsz, heads, lk, dim, device=DEVICE).unbind(0)
-    return q, k, v
+    return random_qkv(bsz, heads, lq, lk, dim, DEVICE)
 
 
 def key_padding(bsz: int, lk: int, valid: list[int]) -> torch.Tensor:
-    """bool [B, 1, 1, Lk]: the first valid[b] keys of batch b are real."""
-    return (torch.arange(lk, device=DEVICE) < torch.tensor(valid, device=DEVICE)[:, None])[:, None, None, :]
+    return padding_of(bsz, lk, valid, DEVICE)
 
 
 def test_dense_equals_sdpa(kernel) -> None:

@@ -10,6 +10,7 @@ import tiny_transformer as tiny
 import torch
 import torch.nn.functional as F
 from gguf import GGMLQuantizationType as Q
+from tiny_config import forward
 from torch import nn
 
 from motif_lite.errors import ConfigError, MotifLiteError
@@ -274,11 +275,6 @@ def tiny_model(tmp_path_factory):
 
     ref = tiny.make_reference()
     return load_transformer(tiny.save_official(ref, tmp_path_factory.mktemp("tiny")), dtype=torch.float32), ref
-
-
-def forward(model: nn.Module, x: dict) -> torch.Tensor:
-    with torch.no_grad():
-        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
 
 
 def test_model_with_triton_ops_on_cpu_equals_reference_and_lists_the_fallbacks(tiny_model) -> None:

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
-from attention_inputs import attention_error, dit_like_qkv, trailing_padding
+from attention_inputs import attention_error, dit_like_qkv, random_qkv, trailing_padding
+from attention_inputs import key_padding as padding_of
 from kernels_interp import DEVICE, KernelCall, kernel_runner
 
 from motif_lite.kernels.errors import KernelInputError
@@ -39,14 +40,11 @@ def emulation_tolerance(pv: str) -> dict[str, float]:
 
 
 def qkv(bsz: int, heads: int, lq: int, lk: int, dim: int, dtype=torch.float32) -> tuple[torch.Tensor, ...]:
-    """q as the model's non-contiguous head view; k with a channel offset; v contiguous."""
-    q = torch.randn(bsz, lq, heads * dim, device=DEVICE).view(bsz, lq, heads, dim).transpose(1, 2)
-    k, v = torch.randn(2, bsz, heads, lk, dim, device=DEVICE).unbind(0)
-    return q.to(dtype), (k + 2).to(dtype), v.to(dtype)
+    return random_qkv(bsz, heads, lq, lk, dim, DEVICE, k_offset=2.0, dtype=dtype)
 
 
 def key_padding(bsz: int, lk: int, valid: list[int]) -> torch.Tensor:
-    return (torch.arange(lk, device=DEVICE) < torch.tensor(valid, device=DEVICE)[:, None])[:, None, None, :]
+    return padding_of(bsz, lk, valid, DEVICE)
 
 
 def dit_inputs() -> tuple[torch.Tensor, ...]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tiny_config import forward
 from tiny_transformer import TINY, assert_close_to_reference, inputs, make_reference, reference_forward, save_official
 
 from motif_lite import TransformerConfig, load_transformer
@@ -33,11 +34,6 @@ def checkpoint(tmp_path, reference):
     return save_official(reference, tmp_path)
 
 
-def _forward(model, x):
-    with torch.no_grad():
-        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
-
-
 def test_every_source_form_loads_the_same_model(tmp_path, checkpoint, reference):
     sharded = tmp_path / "sharded"
     reference.save_pretrained(sharded, max_shard_size="40KB")
@@ -47,7 +43,7 @@ def test_every_source_form_loads_the_same_model(tmp_path, checkpoint, reference)
     expected = reference_forward(reference, x)
     for source in (checkpoint, checkpoint / "transformer", checkpoint / WEIGHTS, sharded, index):
         model = load_transformer(source, dtype=torch.float32)
-        assert_close_to_reference(_forward(model, x), expected)
+        assert_close_to_reference(forward(model, x), expected)
 
 
 def test_a_tilde_in_the_source_is_the_home_folder(checkpoint, monkeypatch):

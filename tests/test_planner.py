@@ -14,7 +14,8 @@ import pytest
 import torch
 from live_memory import LiveTensors, estimate_and_live_peak
 from speed_helpers import tiny_transformer
-from test_streaming import TINY, forward, inputs
+from test_streaming import TINY, inputs
+from tiny_config import forward
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError

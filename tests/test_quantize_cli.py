@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from bf16_bounds import rel as _rel
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 from gguf import quants as gguf_quants
@@ -146,10 +147,6 @@ def dequantized_model(q4km_weights):
     model = MotifVideoTransformer3DModel(**TINY).eval()
     model.load_state_dict(q4km_weights, strict=True)
     return model
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
 
 
 def test_k_quant_file_values_and_model_output(tiny, q4km_weights, q4km_plan):

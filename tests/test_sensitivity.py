@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import test_vae
 import torch
+from bf16_bounds import rel
 from speed_helpers import tiny_transformer
-from test_streaming import forward as our_forward
+from tiny_config import forward as our_forward
 from tiny_pipeline import TINY_VAE, tiny_vae
 from tiny_text import TINY_TEXT_HIDDEN, TINY_VISION_HIDDEN, make_tiny_text_encoder
 from tiny_transformer import inputs, make_reference, reference_forward
@@ -26,10 +27,6 @@ from motif_lite.encoders.text import load_text_encoder
 
 BLOCK = 0.05  # switching off any one block moves the output by at least 5 %
 INPUT = 0.05  # so does dropping the text, changing the timestep or the latents
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
 from speed_helpers import conditioning, pipeline, sample, sampling_request, tiny_transformer
 from tiny_config import TINY as TINY_KWARGS
-from tiny_config import inputs, randomize_
+from tiny_config import forward, inputs, randomize_
 from torch import nn
 
 from motif_lite.config import TransformerConfig
@@ -32,11 +32,6 @@ from motif_lite.weights.quant_linear import QuantizedLinear
 
 TINY = TransformerConfig(**TINY_KWARGS)
 NUM_BLOCKS = TINY.num_layers + TINY.num_single_layers
-
-
-def forward(model: MotifVideoTransformer, x: dict) -> torch.Tensor:
-    with torch.no_grad():
-        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
 
 
 def storage_ptrs(module: nn.Module) -> list[int]:

@@ -7,6 +7,8 @@ import copy
 
 import pytest
 import torch
+from bf16_bounds import rel
+from tiny_config import forward
 from tiny_transformer import (
     assert_close_to_reference,
     inputs,
@@ -36,11 +38,6 @@ CASES = {
 }
 
 
-def _forward(model, x):
-    with torch.no_grad():
-        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
-
-
 @pytest.mark.parametrize("config", CONFIGS)
 def test_parity_with_reference(tmp_path, config):
     ref = make_reference(**CONFIGS[config])
@@ -49,7 +46,7 @@ def test_parity_with_reference(tmp_path, config):
         if kwargs.get("image") and ref.config.image_embed_dim is None:
             continue
         x = inputs(**kwargs)
-        assert_close_to_reference(_forward(ours, x), reference_forward(ref, x))
+        assert_close_to_reference(forward(ours, x), reference_forward(ref, x))
 
 
 def test_parity_detects_a_changed_weight(tmp_path):
@@ -58,7 +55,7 @@ def test_parity_detects_a_changed_weight(tmp_path):
     ours.single_transformer_blocks[0].cross_attn.to_q.weight.data[0, 0] += 0.5
     x = inputs()
     with pytest.raises(AssertionError):
-        assert_close_to_reference(_forward(ours, x), reference_forward(ref, x))
+        assert_close_to_reference(forward(ours, x), reference_forward(ref, x))
 
 
 def test_trimmed_text_equals_padded_and_masked(tmp_path):
@@ -67,7 +64,7 @@ def test_trimmed_text_equals_padded_and_masked(tmp_path):
     x = inputs(batch=1, masked=True, seed=3)
     valid = int(x["text_mask"].sum())
     trimmed = dict(x, text_embeds=x["text_embeds"][:, :valid], text_mask=None)
-    torch.testing.assert_close(_forward(ours, trimmed), _forward(ours, x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(forward(ours, trimmed), forward(ours, x), rtol=1e-5, atol=1e-5)
 
 
 def _layernorm_query_hook(weight, bias):
@@ -99,16 +96,12 @@ def test_shared_cross_attention_layouts(tmp_path, layout, where):
     assert ours.config.cross_attention_layout == layout
     for kwargs in (dict(), dict(image=5)):
         x = inputs(**kwargs)
-        assert_close_to_reference(_forward(ours, x), reference_forward(ref, x))
+        assert_close_to_reference(forward(ours, x), reference_forward(ref, x))
 
 
 def to_bf16(x: dict) -> dict:
     """The model inputs in bf16 (the timestep stays float32, as the pipelines pass it)."""
     return {k: v.bfloat16() if v is not None and v.is_floating_point() and k != "timestep" else v for k, v in x.items()}
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
 @pytest.mark.parametrize("config", ["official-like", "cross-dual", "t2v-only-two-decoders"])
@@ -124,13 +117,13 @@ def test_bfloat16_equals_the_reference_in_bfloat16(tmp_path, config):
         if kwargs.get("image") and ref.config.image_embed_dim is None:
             continue
         x = to_bf16(inputs(**kwargs))
-        out = _forward(ours, x)
+        out = forward(ours, x)
         assert out.dtype == torch.bfloat16 and torch.equal(out, reference_forward(ref_bf16, x)), case
     x = inputs(image=5) if ref.config.image_embed_dim else inputs()
-    out, expected = _forward(ours, to_bf16(x)), reference_forward(ref, x)
-    assert 0 < _rel(out, expected) < 0.02  # bf16 rounding, measured 0.007
-    dropped = _forward(ours, to_bf16(dict(x, text_embeds=torch.zeros_like(x["text_embeds"]))))
-    assert _rel(dropped, expected) > 5 * _rel(out, expected)
+    out, expected = forward(ours, to_bf16(x)), reference_forward(ref, x)
+    assert 0 < rel(out, expected) < 0.02  # bf16 rounding, measured 0.007
+    dropped = forward(ours, to_bf16(dict(x, text_embeds=torch.zeros_like(x["text_embeds"]))))
+    assert rel(dropped, expected) > 5 * rel(out, expected)
 
 
 def test_the_last_decoder_block_computes_the_decoder_half_only(tmp_path):
@@ -149,5 +142,5 @@ def test_the_last_decoder_block_computes_the_decoder_half_only(tmp_path):
     ours_ops = ours.ops
     ours.ops = dataclasses.replace(ours_ops, decoder_attention=recorded)
     x = inputs(frames=3, height=8, width=10, batch=1)  # N = 3 x 4 x 5 = 60 video tokens
-    _forward(ours, x)
+    forward(ours, x)
     assert calls == [(120, 120), (60, 120)]

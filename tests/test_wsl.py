@@ -400,17 +400,18 @@ def test_other_kernel_errors_and_plain_linux_get_no_wsl_fix(under_wsl):
 def test_a_gpu_streams_from_ordinary_memory_as_it_does_from_page_locked(monkeypatch, plain_linux, staging):
     """On a GPU: with page-locking refused (as CUDA on WSL2 may), the streamed forward runs, from ordinary memory,
     and gives what the page-locked one gives."""
-    from test_streaming import forward, inputs, tiny_model
+    from speed_helpers import tiny_transformer
+    from tiny_config import forward, inputs
 
     from motif_lite.runtime.streaming import apply_block_streaming
 
     x = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in inputs().items()}
     config = StreamingConfig("cuda", resident_blocks=0, staging=staging)
-    pinned_model = tiny_model(quantized=True)
+    pinned_model = tiny_transformer(quantized=True)
     apply_block_streaming(pinned_model, config)
     expected = forward(pinned_model, x)
     refuse_pinning(monkeypatch)
-    model = tiny_model(quantized=True)
+    model = tiny_transformer(quantized=True)
     with pytest.warns(RuntimeWarning, match="page-locking"):
         apply_block_streaming(model, config)
     assert torch.equal(forward(model, x), expected)

@@ -72,3 +72,9 @@ def inputs(
         text_mask=mask,
         image_embeds=torch.randn(batch, image, image_dim, generator=g) if image else None,
     )
+
+
+def forward(model: torch.nn.Module, x: dict) -> torch.Tensor:
+    """The transformer's output for `inputs()`, without autograd."""
+    with torch.no_grad():
+        return model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
