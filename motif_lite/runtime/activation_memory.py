@@ -29,7 +29,10 @@ CONTEXT_TOKENS = MAX_PROMPT_TOKENS + IMAGE_TOKENS
 #                   + one piece's temporaries (normalized piece, projection, norm, its Q/K/V) .. P c, with
 #                   P = 5 D with the fused Triton norms; with the torch ops in 16 bits 11 D for pieces with
 #                   RoPE (its float32 copies), 9 D without, in float32 8 and 5 (TORCH_NORM_D); the first piece
-#                   runs before the buffers exist and never sets the peak
+#                   runs before the buffers exist and never sets the peak. Without pieces a single-stream block's
+#                   one piece [video; context] is rotated on its video part only: the torch ops then take
+#                   3 D + the norm's peak over a partly rotated piece (`torch_norm_peak`): in the DDT decoder
+#                   (half of its 2N tokens rotated) 9 D in 16 bits, 6 in float32; its last block's peak
 #   output pass:    attention output + block output 2 L D, + one piece's normalized tokens, GELU output and
 #                   proj_out's [attention | GELU] input ........................................ (2 F + 2 D) c
 #   the DDT decoder's last block: attention output, block output and output pass for its first N tokens only
@@ -58,7 +61,8 @@ PIECE_PROJECTION_D_FUSED = (5, 5)  # (pieces with RoPE, pieces without)
 # square and product); float32 activations need no copies: 5 and 2. The torch ops' phases are made of it: a
 # projection piece holds its normalized tokens, Q's normed heads and K's projection next to K's norm (3 D + it),
 # the diffusers layout's text K/V projection the text and K's projection (2 D + it, no RoPE), a cross-attention
-# query piece its projection (1 D + it, with RoPE).
+# query piece its projection (1 D + it, with RoPE). On a piece rotated on its first tokens only, RoPE and the
+# concatenation of rotated and plain rows cost less than RoPE everywhere: `torch_norm_peak`.
 TORCH_NORM_D = {2: (8, 6), 4: (5, 2)}
 # The text cross-attention over T text tokens. In a single-stream block with pieces (without, the MLP phase is
 # larger): after the attention call the block holds its output (L D) and the text K/V (2 T D). The shared layouts
@@ -155,7 +159,7 @@ def transformer_activation_bytes(
         if token_chunk is None:
             raise ConfigError("head groups are planned with token pieces only")
         head_share = heads_per_call / config.num_attention_heads
-    widths = _Widths(token_chunk, d, f, piece, exchange, head_share)
+    widths = _Widths(token_chunk, d, f, piece, exchange, None if fused_norms else torch_norm, head_share)
     t = context_tokens
     # Held while the encoder runs: the patch-embedded video for the DDT decoder, and the embedded context.
     encoder_held = (n * d if config.num_decoder_layers else 0) + t * d
@@ -209,7 +213,26 @@ class _Widths:
     f: int
     piece: tuple[int, int]
     exchange: int
+    torch_norm: tuple[int, int] | None  # TORCH_NORM_D for the activation dtype; None: the fused kernels
     head_share: float = 1.0  # the share of the heads in one attention call of the single-stream blocks
+
+    def whole_sequence_piece(self, rotated: int, length: int) -> int:
+        """One projection piece's temporaries (elements) over a whole sequence of `length` tokens whose first
+        `rotated` get RoPE: a single-stream block without token pieces. The fused kernels' are the same per token
+        rotated or not; the torch norm's depend on the rotated share."""
+        if self.torch_norm is None:
+            return self.piece[0] * length
+        return (3 * length + torch_norm_peak(length, rotated, self.torch_norm)) * self.d
+
+
+def torch_norm_peak(tokens: int, rotated: int, torch_norm: tuple[int, int]) -> int:
+    """The torch `rms_norm_rope`'s peak over `tokens` tokens whose first `rotated` are rotated, in hidden sizes D
+    (elements / D), from `torch_norm`, its (with RoPE, without) peaks per token (TORCH_NORM_D): the largest of
+    F.rms_norm's own, RoPE's over the rotated tokens next to all the normed heads, and the concatenation of the
+    rotated and plain rows next to the normed heads. All tokens rotated: the first figure x tokens; none: the
+    second."""
+    with_rope, plain = torch_norm
+    return max(plain * tokens, tokens + (with_rope - 1) * rotated, 2 * tokens + rotated)
 
 
 def _projection(first: int, second: int, chunk: int | None, d: int, piece: tuple[int, int], share: float = 1.0) -> int:
@@ -247,7 +270,8 @@ def _single_block(first: int, second: int, w: _Widths, cross: _Cross | None = No
     if chunk is None:  # one piece: the concatenated tokens, held through the block (the reference's layout)
         # (the output pass's piece is the whole sequence; the cross-attention's phases, under 4 L D + 8 T D, stay
         # below it)
-        return 2 * length * d + max(attention, piece[0] * length, 2 * queries * d + (2 * f + 2 * d) * queries)
+        projection = w.whole_sequence_piece(first, length)
+        return 2 * length * d + max(attention, projection, 2 * queries * d + (2 * f + 2 * d) * queries)
     widest = max(min(chunk, first), min(chunk, second) if queries > first else 0)
     output = 2 * queries * d + (2 * f + 2 * d) * widest
     held_kv, after_attention = _cross_phases(first, length, w, cross) if cross else (0, 0)
