@@ -32,7 +32,7 @@ CONTEXT_TOKENS = MAX_PROMPT_TOKENS + IMAGE_TOKENS
 #                   runs before the buffers exist and never sets the peak. Without pieces a single-stream block's
 #                   one piece [video; context] is rotated on its video part only: the torch ops then take
 #                   3 D + the norm's peak over a partly rotated piece (`torch_norm_peak`): in the DDT decoder
-#                   (half of its 2N tokens rotated) 9 D in 16 bits, 6 in float32; its last block's peak
+#                   (half of its 2N tokens rotated) 9 D in 16 bits, 6 in float32: its last block's peak
 #   output pass:    attention output + block output 2 L D, + one piece's normalized tokens, GELU output and
 #                   proj_out's [attention | GELU] input ........................................ (2 F + 2 D) c
 #   the DDT decoder's last block: attention output, block output and output pass for its first N tokens only
