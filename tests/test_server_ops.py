@@ -5,6 +5,7 @@ loaded again only when a job's set differs from the last one, the server's own L
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -201,6 +202,93 @@ def test_an_http_side_that_ends_on_its_own_is_an_error_not_a_stop(pipe, tmp_path
     sock.close()  # uvicorn cannot listen on it
     with pytest.raises(MotifLiteError, match="its HTTP side ended on its own"):
         server.serve(sock, lambda: (pipe, config))
+
+
+def test_ctrl_c_while_the_server_runs_returns_only_once_the_http_side_has_ended(pipe, tmp_path):
+    # Ctrl-C sometimes printed `interrupted`, then a traceback of the motif-lite-http thread cut off: serve() waited
+    # for that thread with Thread.join, which Python 3.11 leaves believing the thread ended when Ctrl-C interrupts
+    # it, so the process exited while uvicorn was still shutting down. A request whose body never comes holds
+    # uvicorn's shutdown (for its 5 s grace), so that an early return is seen every time.
+    import signal
+    import socket
+    import sys
+
+    config = ServerConfig(model_name="tiny")
+    server = VideoServer(JobStore(tmp_path / "data"), config, lambda line: None)
+    sock = bind("127.0.0.1", 0)
+    sock.listen(128)  # as `motif-lite serve` does before serving
+    http_thread = []
+    half_sent = socket.create_connection(sock.getsockname())
+
+    def interrupt_while_serve_waits() -> None:
+        wait_for(lambda: server.loaded, 60, "the model to load")
+        half_sent.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 100\r\n\r\n{")  # fmt: skip
+        wait_for(lambda: server.http.server_state.tasks, 60, "the request to reach the app")
+        http_thread.append(next(t.ident for t in threading.enumerate() if t.name == "motif-lite-http"))
+        interrupt_main_thread_while_it_waits()
+
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever this process inherited
+    threading.Thread(target=interrupt_while_serve_waits, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            server.serve(sock, lambda: (pipe, config))
+        assert http_thread[0] not in sys._current_frames(), "serve returned while uvicorn still ran"
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+        half_sent.close()
+        sock.close()
+
+
+def interrupt_main_thread_while_it_waits() -> None:
+    """Ctrl-C for the main thread, once it waits in the threading module (in `serve`, for the HTTP side)."""
+    import signal
+    import sys
+
+    main = threading.main_thread().ident
+    wait_for(lambda: sys._current_frames()[main].f_code.co_filename == threading.__file__, 60, "serve to wait")
+    signal.pthread_kill(main, signal.SIGINT)
+
+
+@pytest.mark.parametrize(
+    ("signum", "at_once"),
+    [(None, "Ctrl-C again to quit at once"), (15, f"SIGTERM received; kill -9 {os.getpid()} to quit at once")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_the_stop_says_how_to_quit_at_once_for_the_signal_received(pipe, tmp_path, signum, at_once):
+    # After SIGTERM (systemctl stop) the log said "Ctrl-C again to quit at once": a second SIGTERM only asks for the
+    # same orderly stop, and a service has no terminal to press Ctrl-C in.
+    import signal
+
+    from server_helpers import request
+
+    slow = SlowStep(pipe)
+    config = ServerConfig(model_name="tiny")
+    log: list[str] = []
+    server = VideoServer(JobStore(tmp_path / "data"), config, log.append)
+    sock = bind("127.0.0.1", 0)
+
+    def stop_in_the_step() -> None:
+        wait_for(lambda: server.loaded, 60, "the model to load")
+        request(sock.getsockname()[1], "POST", "/v1/videos", {"prompt": PROMPT, **TINY})
+        assert slow.in_step.wait(60), "the job never started"
+        if signum is None:
+            interrupt_main_thread_while_it_waits()
+        else:
+            server.stop(signum)  # what the handler of `motif-lite serve` does on SIGTERM
+        wait_for(lambda: any(line.startswith("stopping: ") for line in log), 60, "the worker to be stopped")
+        slow.end_step.set()
+
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever this process inherited
+    threading.Thread(target=stop_in_the_step, daemon=True).start()
+    try:
+        with slow, contextlib.suppress(KeyboardInterrupt):
+            server.serve(sock, lambda: (slow, config))
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+        sock.close()
+    stopping = [line for line in log if line.startswith("stopping: ")]
+    assert stopping == [f"stopping: {stopping[0].split()[1]} stops after its current step ({at_once})"]
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "multipart/form-data; boundary=XX"])

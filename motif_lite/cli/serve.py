@@ -371,7 +371,7 @@ def _stop_in_order_on_signals(server) -> Iterator[None]:
     from motif_lite.stopping import STOP_SIGNALS, Terminated
 
     def stop(signum: int, _frame: object) -> None:
-        server.stop()
+        server.stop(signum)
         if not server.loaded:
             raise Terminated(signum)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
 import socket
 import sys
 import threading
@@ -34,6 +36,7 @@ class VideoServer:
             self._finish_recovered(job_id)
         self.worker: Worker | None = None  # from the moment the model has loaded
         self.worker_failure: str | None = None  # why the worker stopped on its own, which stops the server
+        self.stop_signal: int | None = None  # the first stop signal (SIGTERM, ...) that stopped the server
         self.state = ServerState(config)
         self.app = create_app(self.store, self.state)
         # No lifespan and no signal handlers: uvicorn runs in a thread of its own (the main thread loads the model,
@@ -57,8 +60,10 @@ class VideoServer:
         503), then run the jobs with the pipeline and config it returns until `stop()`; the running job is then
         stopped between steps and queued again. An exception of `load` (a user's mistake, Ctrl-C) stops the HTTP
         side and goes on as it was raised. Raises `MotifLiteError` when the worker could not go on."""
-        http = threading.Thread(target=self.http.run, kwargs={"sockets": [sock]}, name="motif-lite-http", daemon=True)
+        http_ended = threading.Event()
+        http = threading.Thread(target=self._run_http, args=(sock, http_ended), name="motif-lite-http", daemon=True)
         http.start()
+        interrupted = False
         try:
             started = time.monotonic()
             pipe, config = load()
@@ -67,15 +72,22 @@ class VideoServer:
             self.worker.start()
             self.state.ready(self.worker, config)
             self.log(f"ready: the model loaded in {time.monotonic() - started:.1f} s; jobs run from now on")
-            while http.is_alive():  # until stop(); a timeout, so that Ctrl-C is seen at once on every platform
-                http.join(0.5)
+            # Until stop(); a timeout, so that Ctrl-C is seen at once on every platform. An event, not http.join():
+            # Python 3.11's join, interrupted by Ctrl-C, marks a thread that still runs as ended, and the process
+            # then exited while uvicorn was shutting down, its thread cut off in the middle of a traceback.
+            while not http_ended.wait(0.5):
+                pass
             # uvicorn ends its thread quietly when it cannot go on (its own error is logged above): not a stop.
             http_failed = not self.http.should_exit
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             self.stop()  # the HTTP side first, then the running job at its next step
+            http_ended.wait()
             http.join()
             if self.worker is not None:
-                self.worker.stop()
+                self.worker.stop(at_once=self._how_to_quit_at_once(interrupted))
             self.store.close()
         if self.worker_failure is not None:
             raise MotifLiteError(
@@ -101,8 +113,24 @@ class VideoServer:
         """The model has loaded: the worker runs the jobs."""
         return self.state.worker is not None
 
-    def stop(self) -> None:
+    def stop(self, signum: int | None = None) -> None:
+        """Stop the HTTP side, then the worker; `signum`: the stop signal that asked for it, if one did."""
+        if signum is not None and self.stop_signal is None:
+            self.stop_signal = signum
         self.http.should_exit = True
+
+    def _run_http(self, sock: socket.socket, ended: threading.Event) -> None:
+        try:
+            self.http.run(sockets=[sock])
+        finally:
+            ended.set()
+
+    def _how_to_quit_at_once(self, interrupted: bool) -> str | None:
+        """What ends the process without waiting for the running job's step, for the way it was stopped: a second
+        stop signal only asks for the same orderly stop again."""
+        if self.stop_signal is not None:
+            return f"{signal.Signals(self.stop_signal).name} received; kill -9 {os.getpid()} to quit at once"
+        return "Ctrl-C again to quit at once" if interrupted else None
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -113,10 +113,12 @@ class Worker:
         """A job was queued: look now instead of at the next idle check."""
         self._wake.set()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop after the current step; the running job goes back to the queue."""
+    def stop(self, timeout: float | None = None, at_once: str | None = None) -> None:
+        """Stop after the current step; the running job goes back to the queue. `at_once`: how to quit without
+        waiting for the step, which depends on how the server was stopped (None: nothing to say)."""
         if self.current is not None:
-            self.log(f"stopping: {self.current} stops after its current step (Ctrl-C again to quit at once)")
+            hint = f" ({at_once})" if at_once else ""
+            self.log(f"stopping: {self.current} stops after its current step{hint}")
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive():
