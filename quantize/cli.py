@@ -16,7 +16,7 @@ import torch
 from motif_lite.devices import checked_device
 from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
 from motif_lite.paths import path_arg
-from motif_lite.stopping import Terminated, exit_with, signals_interrupt
+from motif_lite.stopping import EXIT_INTERRUPTED, Terminated, exit_with, signals_interrupt
 
 from .components import COMPONENTS, Component
 from .convert import check_output, quantize_checkpoint
@@ -242,7 +242,6 @@ OTHER_TOOLS_FLAGS = {
     "--pure": "one type for every matrix is --keep '*=TYPE' (biases and norms stay F32)",
 }
 FLAGS_WITHOUT_VALUE = ("--allow-requantize", "--overwrite", "-y", "--leave-output-tensor", "--pure")
-EXIT_INTERRUPTED = 130  # as `motif-lite` (128 + SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
