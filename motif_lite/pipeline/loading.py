@@ -15,6 +15,7 @@ from motif_lite.checkpoint import ModelSources
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype
 from motif_lite.errors import ConfigError
+from motif_lite.paths import names_too_long_refused
 from motif_lite.pipeline.from_diffusers import is_same_device, load_advice
 from motif_lite.pipeline.generation import MotifVideoPipeline
 from motif_lite.pipeline.recipe import TransformerRecipe, load_transformer_stage, quantize_search_device
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs ne
     from motif_lite.encoders.text import TextEncoder
 
 
+@names_too_long_refused()  # a path no file can have: the one-line error the command line prints
 def load_pipeline(
     model: str | Path | ModelSources = MOTIF_REPO,
     gguf: str | Path | None = None,
