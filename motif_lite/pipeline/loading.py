@@ -42,7 +42,6 @@ if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs ne
     from motif_lite.encoders.text import TextEncoder
 
 
-@names_too_long_refused()  # a path no file can have: the one-line error the command line prints
 def load_pipeline(
     model: str | Path | ModelSources = MOTIF_REPO,
     gguf: str | Path | None = None,
@@ -109,55 +108,60 @@ def load_pipeline(
     """
     if other_keywords:  # Python's own TypeError would only name the keyword
         raise ConfigError(load_advice(other_keywords, load_pipeline))
-    # Every check that needs no weights comes first, in this order, so that an error is said before any weights
-    # load (and before any download).
-    _check_gguf(gguf)
-    _check_argument_types(plan, parallel, compile, batch_guidance, weights, quantize, text_encoder_quantize)
-    asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
-    given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
-    specs = lora_specs(loras)  # the argument's shape before any check that may download
-    cache_setting = step_cache_setting(step_cache, parallel)  # a threshold that is no number >= 0, say
+    # A path no file can have (a name longer than the file system allows, anywhere among the files): the command
+    # line's one-line error.
+    with names_too_long_refused():
+        # Every check that needs no weights comes first, in this order, so that an error is said before any weights
+        # load (and before any download).
+        _check_gguf(gguf)
+        _check_argument_types(plan, parallel, compile, batch_guidance, weights, quantize, text_encoder_quantize)
+        asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
+        given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
+        specs = lora_specs(loras)  # the argument's shape before any check that may download
+        cache_setting = step_cache_setting(step_cache, parallel)  # a threshold that is no number >= 0, say
 
-    def device_checks(target: torch.device) -> None:  # with the device's own check: before any download
-        check_speed_on_device(target, attention, kernels, attention_backend, compile, asked)
-        _check_plan_device(plan, target)
+        def device_checks(target: torch.device) -> None:  # with the device's own check: before any download
+            check_speed_on_device(target, attention, kernels, attention_backend, compile, asked)
+            _check_plan_device(plan, target)
 
-    sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights, quantize=quantize,
-                                text_encoder_quantize=text_encoder_quantize, device_checks=device_checks,
-                                loras=specs)  # fmt: skip
-    dtype_setting = resolve_dtype(asked, target)
-    dtype = dtype_setting.value
-    text_dtype = devices.text_encoder_dtype(dtype, given)
-    _warn_of_device_fit(device, target, dtype, asked)
-    # The rest with the target as the current CUDA device: the attention trial and the kernels launch on it.
-    with devices.on_device(target):
-        backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
-        cache_config, backend = check_speed(target, kernels, backend_name, cache_setting, parallel, dtype)
-        lora_files = check_loras(specs, sources)
-        if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
-            memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
-            if memory:
-                warnings.warn(memory, stacklevel=2)
+        sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights, quantize=quantize,
+                                    text_encoder_quantize=text_encoder_quantize, device_checks=device_checks,
+                                    loras=specs)  # fmt: skip
+        dtype_setting = resolve_dtype(asked, target)
+        dtype = dtype_setting.value
+        text_dtype = devices.text_encoder_dtype(dtype, given)
+        _warn_of_device_fit(device, target, dtype, asked)
+        # The rest with the target as the current CUDA device: the attention trial and the kernels launch on it.
+        with devices.on_device(target):
+            backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
+            cache_config, backend = check_speed(target, kernels, backend_name, cache_setting, parallel, dtype)
+            lora_files = check_loras(specs, sources)
+            if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
+                memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)
+                if memory:
+                    warnings.warn(memory, stacklevel=2)
 
-        # Then the weights: the text encoder, the VAE and the transformer.
-        text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target)
-        vae = load_vae(sources.root, dtype=dtype, device=target if plan is None else plan.device)  # as the plan says
-        load_device = "cpu" if plan is not None else target  # the plan moves what fits
-        # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
-        recipe = TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
-                                    None if attention == "int8" else backend)  # fmt: skip
-        loaded = load_transformer_stage(recipe, lora_files)
+            # Then the weights: the text encoder, the VAE and the transformer.
+            text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target)
+            vae = load_vae(
+                sources.root, dtype=dtype, device=target if plan is None else plan.device
+            )  # as the plan says
+            load_device = "cpu" if plan is not None else target  # the plan moves what fits
+            # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
+            recipe = TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
+                                        None if attention == "int8" else backend)  # fmt: skip
+            loaded = load_transformer_stage(recipe, lora_files)
 
-        pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
-        pipe.dtype_setting = dtype_setting
-        pipe._transformer_recipe = recipe
-        pipe._use_transformer(loaded)
-        pipe.parallel = parallel
-        pipe.attention_backend = recipe.attention_backend
-        if plan is not None:
-            _follow_plan(pipe, plan)
-        install_speed(pipe, plan, batch_guidance, cache_config)
-    return pipe
+            pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
+            pipe.dtype_setting = dtype_setting
+            pipe._transformer_recipe = recipe
+            pipe._use_transformer(loaded)
+            pipe.parallel = parallel
+            pipe.attention_backend = recipe.attention_backend
+            if plan is not None:
+                _follow_plan(pipe, plan)
+            install_speed(pipe, plan, batch_guidance, cache_config)
+        return pipe
 
 
 def _check_gguf(gguf: object) -> None:
