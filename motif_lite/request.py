@@ -729,7 +729,7 @@ def _resolve_seed(seed: int | None) -> int:
             # Only Python passes a generator: the line to give is Python's.
             raise RequestError(f"seed takes a number, not a generator: give seed={seed.initial_seed()}, "
                                f"{_SEED_OF_GENERATOR}")  # fmt: skip
-        raise RequestError(f"{setting_name('seed')} must be {SEED_RANGE}, got {seed!r}")
+        raise RequestError(f"{setting_name('seed')} must be {SEED_RANGE}, got {shown(seed)}")
     return seed
 
 
@@ -779,7 +779,7 @@ def _is_unicode(text: str) -> bool:
 
 def _check_positive_int(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RequestError(f"{name} must be a positive integer, got {value!r}")
+        raise RequestError(f"{name} must be a positive integer, got {shown(value)}")
 
 
 def _check_steps(value: object) -> None:

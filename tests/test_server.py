@@ -457,14 +457,33 @@ def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
         assert "48x32x97 (seconds 4 at 24 fps: 97 frames; up to 0.17 s fit) is larger" in error["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("steps", "two"),
+        ("steps", "2.5"),
+        ("steps", "9" * 5000),  # more digits than Python reads
+        ("seed", "random"),  # as `motif-lite run --seed random` says it
+        ("num_frames", "many"),
+        ("guidance_scale", "high"),
+        ("fps", "x" * 5000),
+        ("crf", "forty"),
+        ("crf", "y" * 5000),
+    ],
+)
+def test_a_form_value_that_is_no_number_gets_the_json_message(server, field, value):
+    # docs/server.md says "the same messages": a form's steps=two got "steps must be an integer, got 'two'", without
+    # the range JSON's "two" gets; every message echoes the value cut short, never 5000 characters of it.
+    body, headers = multipart({"prompt": PROMPT, "size": "48x32", field: value}, {})
+    form = server.request("POST", "/v1/videos", body, headers)
+    sent_as_json = server.request("POST", "/v1/videos", {"prompt": PROMPT, "size": "48x32", field: value})
+    assert (form[0], form[1]["error"]) == (400, sent_as_json[1]["error"])
+    message = form[1]["error"]["message"]
+    assert message.startswith(f"{field} must be ") and message.endswith("..." if len(value) > 60 else f"'{value}'")
+    assert form[1]["error"]["param"] == field and len(message) < 300
+
+
 def test_form_values_are_parsed_and_checked(server):
-    body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "two"}, {})
-    code, error, _ = server.request("POST", "/v1/videos", body, headers)
-    assert code == 400 and error["error"]["message"] == "steps must be an integer, got 'two'"
-    body, headers = multipart({"prompt": PROMPT, "size": "48x32", "seed": "random"}, {})
-    code, error, _ = server.request("POST", "/v1/videos", body, headers)  # as `motif-lite run --seed random` says
-    seed = "seed must be a whole number from 0 to 4294967295, or -1 for a random seed, got 'random'"
-    assert code == 400 and error["error"]["message"] == seed
     body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "3", "flow_shift": ""}, {})
     code, video, _ = server.request("POST", "/v1/videos", body, headers)  # "" = not given (the SDK's None)
     assert code == 200 and video["settings"]["steps"] == 3 and video["settings"]["flow_shift"] == 15.0  # checkpoint

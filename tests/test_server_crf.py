@@ -137,7 +137,7 @@ def test_a_form_crf_is_parsed_and_a_quality_field_points_at_crf(pipe, tmp_path):
         body, headers = multipart({"prompt": PROMPT, "crf": "forty"}, {})
         code, error, _ = server.request("POST", "/v1/videos", body, headers)
         assert code == 400 and error["error"]["param"] == "crf"
-        assert error["error"]["message"] == "crf must be an integer, got 'forty'"
+        assert error["error"]["message"] == "crf must be a whole number, e.g. 23, got 'forty'"
         for other_name in ("quality", "video_quality"):
             code, error, _ = server.request("POST", "/v1/videos", {**JOB, other_name: 8})
             assert code == 400 and f"unknown parameter '{other_name}'; did you mean 'crf'?" in error["error"]["message"]

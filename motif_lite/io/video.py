@@ -30,7 +30,7 @@ import torch
 from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES
-from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.errors import ConfigError, MotifLiteError, shown
 from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
     FRAME_PATTERN,
@@ -272,7 +272,7 @@ def check_crf(path: str | Path, crf: int | None) -> None:
         # 18.0 is refused as a float, not as a fraction: without saying so, "a whole number ... got 18.0" reads as
         # a contradiction (JSON encoders such as Python's write a float 18 as 18.0)
         as_int = f" (a float: give {int(crf)})" if isinstance(crf, float) and crf.is_integer() else ""
-        raise ConfigError(f"crf must be a whole number, e.g. 23, got {crf!r}{as_int}")
+        raise ConfigError(f"crf must be a whole number, e.g. 23, got {shown(crf)}{as_int}")
     suffix = Path(path).suffix.lower()
     if suffix not in _FFMPEG:
         why = _NO_CRF.get(suffix, "it is no video encoder's")

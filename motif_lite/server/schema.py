@@ -25,10 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from motif_lite.errors import MotifLiteError, shown, without_python_spellings
+from motif_lite.errors import MotifLiteError, without_python_spellings
 from motif_lite.request import (
     REQUEST_DEFAULTS,
-    SEED_RANGE,
     GenerationRequest,
     RequestError,
     lines_size,
@@ -260,12 +259,9 @@ def _video_id(value: Any) -> str:
     return value
 
 
-# The form fields whose refusal says their range in the words every other refusal of them uses (a form's seed
-# "random" as the command line's --seed random and the JSON body's seed -5).
-_FORM_RANGES = {"seed": SEED_RANGE}
-
-
 def _form_value(value: Any, kind: type, name: str) -> Any:
+    """A form field's text as the number its field takes; text that is no number stays text, for the checks every
+    request gets to refuse with the message a JSON body's value gets (its range, the value cut short)."""
     if kind is str or not isinstance(value, str):
         return value
     if kind is int and _INT.match(value) and len(value) <= _MAX_DIGITS:
@@ -275,8 +271,7 @@ def _form_value(value: Any, kind: type, name: str) -> Any:
             return float(value)
         except ValueError:
             pass
-    what = _FORM_RANGES.get(name, "an integer" if kind is int else "a number")
-    raise ApiError(400, f"{name} must be {what}, got {shown(value)}", name, "invalid_value")
+    return value
 
 
 def parse_size(size: Any) -> tuple[int, int]:
