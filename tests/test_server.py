@@ -464,7 +464,9 @@ def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
         ("steps", "2.5"),
         ("steps", "9" * 5000),  # more digits than Python reads
         ("seed", "random"),  # as `motif-lite run --seed random` says it
+        ("seed", "z" * 5000),
         ("num_frames", "many"),
+        ("num_frames", "w" * 5000),
         ("guidance_scale", "high"),
         ("fps", "x" * 5000),
         ("crf", "forty"),
