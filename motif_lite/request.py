@@ -749,8 +749,9 @@ def _check_negative_prompt(value: object) -> None:
 
 def _check_text(value: object, name: str, allow_empty: bool) -> None:
     if isinstance(value, list | tuple):  # diffusers takes a list of prompts, a video each
+        # The output is Python's advice: a server's client names none (the server drops that part).
         raise RequestError(f"{name} must be a string, got a {type(value).__name__}: a request makes one video, so make "
-                           "one request per prompt (each with its own output)")  # fmt: skip
+                           "one request per prompt (in Python each with its own output)")  # fmt: skip
     if not isinstance(value, str):
         raise RequestError(f"{name} must be a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():

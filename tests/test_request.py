@@ -213,7 +213,7 @@ def test_a_list_of_prompts_says_one_request_per_prompt(tmp_path, field, name):
     error = refused(tmp_path, **{field: ["a fox", "a cat"]})
     assert error.fields == (field,)
     assert str(error) == f"{name} must be a string, got a list: a request makes one video, so make one request " \
-        "per prompt (each with its own output)"  # fmt: skip
+        "per prompt (in Python each with its own output)"  # fmt: skip
 
 
 def test_a_negative_prompt_of_none_says_both_meanings_it_may_have(tmp_path):

@@ -485,6 +485,14 @@ def test_a_form_value_that_is_no_number_gets_the_json_message(server, field, val
     assert form[1]["error"]["param"] == field and len(message) < 300
 
 
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+def test_a_list_of_prompts_is_refused_in_the_servers_words(server, field):
+    # It said "(each with its own output)", Python's advice: a client of the server names no output.
+    code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, field: ["a fox", "a cat"]})
+    message = f"{field} must be a string, got a list: a request makes one video, so make one request per prompt"
+    assert (code, error["error"]["message"], error["error"]["param"]) == (400, message, field)
+
+
 def test_form_values_are_parsed_and_checked(server):
     body, headers = multipart({"prompt": PROMPT, "size": "48x32", "steps": "3", "flow_shift": ""}, {})
     code, video, _ = server.request("POST", "/v1/videos", body, headers)  # "" = not given (the SDK's None)
