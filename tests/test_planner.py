@@ -479,6 +479,15 @@ def test_describe_lists_every_stage():
     assert "on the CPU, part of the host peak below" in cpu and "device peak" not in cpu and "reserved" not in cpu
 
 
+def test_print_of_a_plan_is_the_table_the_command_line_prints():
+    # print(plan) from the Python API dumped every field of the dataclass in one line hundreds of characters long.
+    from motif_lite.runtime.planner import plan_decode
+
+    for made in (plan(832, 480, 121, 8), plan_decode(832, 480, 121, VAE, 8 * GiB, "cuda", torch.bfloat16)):
+        assert str(made) == made.describe() and str(made).startswith("Memory plan for ")
+        assert repr(made).startswith(f"{type(made).__name__}(width=832, height=480, frames=121, ")  # every field
+
+
 def test_the_plan_says_in_words_what_it_moves_to_fit_and_its_peak():
     # An 8 GB card with the bf16 transformer (a default run: the free memory / 1.08 = 6.67 GiB): the table's
     # "transformer blocks: 20 of 36" and "plan 113 of 256" left open what was streamed and what it costs.

@@ -229,6 +229,10 @@ class Plan:
             lines.append(self.host.describe())
         return "\n".join(lines)
 
+    def __str__(self) -> str:
+        """`print(plan)`: the table `motif-lite run` prints (`describe`), not the dataclass's fields (`repr`)."""
+        return self.describe()
+
 
 def positive_budget(gib: object) -> bool:
     """Whether a `--vram` / `--ram` value is a finite number of GiB > 0 (a str such as "4", or a bool, is not)."""
@@ -681,6 +685,10 @@ class DecodePlan:
             f"{memory_size(s.peak_bytes)} (VAE weights {memory_size(s.weight_bytes)}, "
             f"activations {memory_size(s.activation_bytes)}); {s.chunks}"
         )
+
+    def __str__(self) -> str:
+        """`print(plan)`: the line `motif-lite decode` prints (`describe`), not the dataclass's fields (`repr`)."""
+        return self.describe()
 
 
 def plan_decode(
