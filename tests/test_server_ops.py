@@ -476,8 +476,11 @@ def test_loras_in_a_form_as_the_sdk_encodes_them():
     assert form_loras({"loras[][name]": ["b.safetensors"]}) == [{"name": "b.safetensors"}]
     with pytest.raises(ApiError, match="give every LoRA object a strength, or none"):
         form_loras({"loras[][name]": ["b.safetensors", "c.safetensors"], "loras[][strength]": ["0.5"]})
-    with pytest.raises(ApiError, match="must be a number"):
-        form_loras({"loras[][name]": ["b.safetensors"], "loras[][strength]": ["strong"]})
+    # A strength that is no number: the JSON body's message, with the range, the value cut short.
+    for strength, shown in (("strong", "'strong'"), ("x" * 5000, f"'{'x' * 56}...")):
+        with pytest.raises(ApiError) as refused:
+            parse_loras(form_loras({"loras[][name]": ["b.safetensors"], "loras[][strength]": [strength]}), True)
+        assert refused.value.message == f"LoRA strength must be a number from -10 to 10, got {shown}"
     text = '[{"name": "b.safetensors", "strength": 0.5}]'  # curl -F loras=...: the list as JSON text
     assert parse_loras(text, from_form=True) == [("b.safetensors", 0.5)]
 

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from motif_lite.errors import MotifLiteError, without_python_spellings
+from motif_lite.errors import MotifLiteError, shown, without_python_spellings
 from motif_lite.request import (
     REQUEST_DEFAULTS,
     GenerationRequest,
@@ -514,7 +514,8 @@ def _lora_entry(item: Any) -> tuple[str, float]:
     strength = item.get("strength", 1.0)
     number = isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength)
     if not number or abs(strength) > MAX_STRENGTH:
-        _refuse_loras(f"LoRA strength must be a number from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g}, got {strength!r}")
+        bounds = f"-{MAX_STRENGTH:g} to {MAX_STRENGTH:g}"
+        _refuse_loras(f"LoRA strength must be a number from {bounds}, got {shown(strength)}")
     return _lora_file_name(item["name"]), float(strength)
 
 
