@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sqlite3
 import threading
 import types
@@ -204,12 +205,12 @@ def test_an_http_side_that_ends_on_its_own_is_an_error_not_a_stop(pipe, tmp_path
         server.serve(sock, lambda: (pipe, config))
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="no pthread_kill on Windows")
 def test_ctrl_c_while_the_server_runs_returns_only_once_the_http_side_has_ended(pipe, tmp_path):
     # Ctrl-C sometimes printed `interrupted`, then a traceback of the motif-lite-http thread cut off: serve() waited
     # for that thread with Thread.join, which Python 3.11 leaves believing the thread ended when Ctrl-C interrupts
     # it, so the process exited while uvicorn was still shutting down. A request whose body never comes holds
     # uvicorn's shutdown (for its 5 s grace), so that an early return is seen every time.
-    import signal
     import socket
     import sys
 
@@ -242,7 +243,6 @@ def test_ctrl_c_while_the_server_runs_returns_only_once_the_http_side_has_ended(
 
 def interrupt_main_thread_while_it_waits() -> None:
     """Ctrl-C for the main thread, once it waits in the threading module (in `serve`, for the HTTP side)."""
-    import signal
     import sys
 
     main = threading.main_thread().ident
@@ -250,6 +250,7 @@ def interrupt_main_thread_while_it_waits() -> None:
     signal.pthread_kill(main, signal.SIGINT)
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="no pthread_kill on Windows")
 @pytest.mark.parametrize(
     ("signum", "at_once"),
     [(None, "Ctrl-C again to quit at once"), (15, f"SIGTERM received; kill -9 {os.getpid()} to quit at once")],
@@ -258,7 +259,6 @@ def interrupt_main_thread_while_it_waits() -> None:
 def test_the_stop_says_how_to_quit_at_once_for_the_signal_received(pipe, tmp_path, signum, at_once):
     # After SIGTERM (systemctl stop) the log said "Ctrl-C again to quit at once": a second SIGTERM only asks for the
     # same orderly stop, and a service has no terminal to press Ctrl-C in.
-    import signal
 
     from server_helpers import request
 
