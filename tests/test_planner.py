@@ -141,6 +141,20 @@ def test_transformer_formula_matches_the_live_tensors(chunk, fused, frames, text
     assert 0.97 * live_peak <= estimate <= 1.10 * live_peak, (estimate, live_peak)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "torch"])
+@pytest.mark.parametrize("layout", ["diffusers", "original+dual"])
+def test_a_forward_without_pieces_is_planned_within_two_percent(fused, layout):
+    # Without token pieces a single-stream block's residual sum is its output (no output buffer held through its
+    # MLP): counting one overestimated these forwards by 6-7 %, inside the 10 % above but not the truth.
+    torch.manual_seed(0)
+    layout, dual = layout.removesuffix("+dual"), layout.endswith("+dual")
+    config = dataclasses.replace(NARROW, cross_attention_layout=layout, enable_text_cross_attention_dual=dual)
+    model = MotifVideoTransformer(config).eval().requires_grad_(False).to(torch.bfloat16)
+    ops = "fused" if fused else "torch"
+    estimate, live_peak = estimate_and_live_peak(model, None, ops, (2, 16, 32), TEXT_TOKENS, 0)
+    assert 0.98 * live_peak <= estimate <= 1.02 * live_peak, (estimate / live_peak)
+
+
 @pytest.mark.parametrize(("image", "chunk"), [(False, 64), (False, None), (True, 64)])
 def test_the_planned_forward_has_image_tokens_for_image_to_video_only(image, chunk):
     # The planner's denoise activations (less the sampler's latents) against a forward's live tensors with the
@@ -514,7 +528,7 @@ def test_the_plan_says_in_words_what_it_moves_to_fit_and_its_peak():
     assert "In short: est. peak" in plan(1280, 736, 121, 6.67).describe()  # a GPU plan that streams no block
     second = plan(1280, 736, 121, 14.3, weights=BF16)  # plan 2: the VAE's frames one at a time, nothing else
     assert second.ladder_index == 1 and second.in_words().endswith(
-        "(~15.32 GiB reserved: what the GPU needs free); to fit, the VAE decoding one frame at a time, not 4 at once "
+        "(~14.57 GiB reserved: what the GPU needs free); to fit, the VAE decoding one frame at a time, not 4 at once "
         "(~1-2 s more per video at 720p)"
     ), second.in_words()
     exact = plan(1280, 736, 121, p.peak_bytes / GiB, weights=BF16)  # a peak at the budget fits it
@@ -533,7 +547,7 @@ def test_every_plan_but_the_fastest_names_in_words_what_it_gives_up():
     line = p.in_words()
     assert not line.endswith("to fit, ") and "the two guidance predictions one after the other" in line, line
     assert "the VAE decoding one frame at a time, not 4 at once" in line
-    fastest_layout = plan(1280, 736, 121, 20, cfg_batch=2)  # all resident, 4 frames at once, one row per forward
+    fastest_layout = plan(1280, 736, 121, 19, cfg_batch=2)  # all resident, 4 frames at once, one row per forward
     assert fastest_layout.ladder_index == 0 and fastest_layout.cfg_batch == 1
     assert "the fastest plan" not in fastest_layout.in_words()
     assert "one after the other, not batched in one forward" in fastest_layout.in_words()

@@ -33,8 +33,8 @@ CONTEXT_TOKENS = MAX_PROMPT_TOKENS + IMAGE_TOKENS
 #                   one piece [video; context] is rotated on its video part only: the torch ops then take
 #                   3 D + the norm's peak over a partly rotated piece (`torch_norm_peak`): in the DDT decoder
 #                   (half of its 2N tokens rotated) 9 D in 16 bits, 6 in float32: its last block's peak
-#   output pass:    attention output + block output 2 L D, + one piece's normalized tokens, GELU output and
-#                   proj_out's [attention | GELU] input ........................................ (2 F + 2 D) c
+#   output pass:    attention output + block output 2 L D (one piece: L D, its residual sum is the output), + one
+#                   piece's normalized tokens, GELU output and proj_out's [attention | GELU] input ... (2 F + 2 D) c
 #   the DDT decoder's last block: attention output, block output and output pass for its first N tokens only
 #                   (its context output is not used); Q, K, V still over all L tokens
 #   dual-block FF:  both streams after attention L D, the running stream's FF input and output 2 S D (S the
@@ -271,7 +271,7 @@ def _single_block(first: int, second: int, w: _Widths, cross: _Cross | None = No
         # (the output pass's piece is the whole sequence; the cross-attention's phases, under 4 L D + 8 T D, stay
         # below it)
         projection = w.whole_sequence_piece(first, length)
-        return 2 * length * d + max(attention, projection, 2 * queries * d + (2 * f + 2 * d) * queries)
+        return 2 * length * d + max(attention, projection, queries * d + (2 * f + 2 * d) * queries)
     widest = max(min(chunk, first), min(chunk, second) if queries > first else 0)
     output = 2 * queries * d + (2 * f + 2 * d) * widest
     held_kv, after_attention = _cross_phases(first, length, w, cross) if cross else (0, 0)
