@@ -72,8 +72,6 @@ def assert_refused_or_read(path: Path, where: str, value: object, unedited: dict
     only the fields of the edited entry differ (a wrong guidance method is one this version lacks: the checkpoint's
     or the official guidance)."""
     key = {"guidance_config.method": "guidance"}.get(where, where.rpartition(".")[2])  # the flag that sets it
-    if key in ("width", "height") and isinstance(value, int) and value > 10**6:
-        key = f"{value}x" if key == "width" else f"x{value}x"  # a size of too many tokens is named as WxHxF
     with read_or_refused_naming(MotifLiteError, path.name, key):
         (request,) = requests_from(path)
         made = dataclasses.asdict(request)
