@@ -683,9 +683,10 @@ def _check_video_tokens(width: int, height: int, frames: int) -> None:
         official = REQUEST_DEFAULTS
         usual = _video_tokens(official.width, official.height, official.frames)
         raise RequestError(
-            f"{width}x{height}x{frames} (width x height x frames) is {tokens:,} transformer tokens, over the {MAX_VIDEO_TOKENS:,} a video may "
-            f"have ({MAX_VIDEO_TOKENS / usual:.0f} times the official {official.width}x{official.height}x"
-            f"{official.frames}; the attention's work grows with their square): make the video smaller or shorter"
+            f"{width}x{height}x{frames} (width x height x frames) is {tokens:,} transformer tokens, over the "
+            f"{MAX_VIDEO_TOKENS:,} a video may have ({MAX_VIDEO_TOKENS / usual:.0f} times the official "
+            f"{official.width}x{official.height}x{official.frames}; the attention's work grows with their square): "
+            "make the video smaller or shorter"
         )
 
 
