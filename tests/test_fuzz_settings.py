@@ -5,7 +5,6 @@ CPU, no weights."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 from pathlib import Path
@@ -104,14 +103,18 @@ def test_text_that_is_not_utf8_is_refused_before_loading(tmp_path, where):
 
 
 def test_cut_and_flipped_bytes_are_refused_or_read(tmp_path):
+    """Refused naming the file, or read as the whole file: a flipped byte in a frame leaves the settings as they
+    were."""
     path = written(tmp_path, STORED)
+    (request,) = requests_from(path)
+    unedited = dataclasses.asdict(request)
     whole = path.read_bytes()
     cuts = [whole[:n] for n in (0, 1, 12, 30, len(whole) // 2, len(whole) - 1)]
     flips = [whole[:i] + bytes([whole[i] ^ 0xFF]) + whole[i + 1 :] for i in range(0, len(whole), 37)]
     for damaged in [*cuts, *flips]:
         path.write_bytes(damaged)
-        with contextlib.suppress(MotifLiteError):
-            requests_from(path)
+        with read_or_refused_naming(MotifLiteError, path.name):
+            assert [dataclasses.asdict(request) for request in requests_from(path)] == [unedited]
 
 
 def test_the_command_refuses_a_prompt_that_is_not_utf8_in_one_line(tmp_path, capsys):
