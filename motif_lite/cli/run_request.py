@@ -270,9 +270,6 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     if args.prompt is None and not args.dry_run and resume is None and args.settings_from is None:
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run and --settings-from '
                            "run without one)")  # fmt: skip
-    if args.prompt is None and not args.dry_run and resume is None:  # else the video is of the dry run's stand-in
-        raise RequestError(f"{user_path(args.settings_from).name} stores no prompt (the file was edited or damaged): "
-                           'give one with -p "what the video shows"')  # fmt: skip
     if args.prompt is not None and not args.prompt.strip() and resume is None:  # the request says only "is empty"
         raise RequestError('the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the video shows, '
                            'e.g. -p "a red fox runs through snow"')  # fmt: skip

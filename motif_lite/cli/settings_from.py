@@ -97,6 +97,9 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     taken = {field for field in fields if _dest(field) not in given}
     for field in taken:
         setattr(args, _dest(field), fields[field])
+    if args.prompt is None and not args.dry_run:  # else the video would be of the dry run's stand-in prompt
+        raise RequestError(f"{stored.file.name} stores no prompt (the file was edited or damaged): give one with "
+                           '-p "what the video shows"')  # fmt: skip
     overridden = set(fields) - taken
     notes = [_taken_note(stored.file, stored.version, taken, overridden, fields.get("seed"))]
     if clip is not None and "extend" in given and (note := _other_clip_note(stored, clip, args.extend)):
