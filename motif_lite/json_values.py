@@ -7,6 +7,7 @@ as a size."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from motif_lite.errors import ConfigError, MotifLiteError
@@ -20,6 +21,12 @@ def is_int(value: object) -> bool:
 def is_number(value: object) -> bool:
     """An integer or a float (not `true` / `false`; NaN and infinities included: bound them where they matter)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_finite_number(value: object) -> bool:
+    """A number a float holds: not NaN (no comparison is true of it), an infinity nor an integer past the largest
+    float (for which math.isfinite raises OverflowError)."""
+    return is_number(value) and abs(value) <= sys.float_info.max
 
 
 def is_count(value: object, at_most: int | None = None) -> bool:

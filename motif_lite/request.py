@@ -669,11 +669,12 @@ def _video_tokens(width: int, height: int, frames: int) -> int:
 
 def _oversized_field(width: int, height: int, frames: int) -> str:
     """The field to name for a video with too many tokens: the frames where they are further over the official
-    video's than its pixels are, else the width (for the server: the size)."""
+    video's than its pixels are, else the side further over the official one's (for the server: the size)."""
     official = REQUEST_DEFAULTS
     # frames / official frames > pixels / official pixels, in integers: a typo's side may be too large for a float
     frames_over = frames * official.width * official.height > width * height * official.frames
-    return "frames" if frames_over else "width"
+    height_over = height * official.width > width * official.height
+    return "frames" if frames_over else "height" if height_over else "width"
 
 
 def _check_video_tokens(width: int, height: int, frames: int) -> None:
@@ -682,9 +683,10 @@ def _check_video_tokens(width: int, height: int, frames: int) -> None:
         official = REQUEST_DEFAULTS
         usual = _video_tokens(official.width, official.height, official.frames)
         raise RequestError(
-            f"{width}x{height}x{frames} is {tokens:,} transformer tokens, over the {MAX_VIDEO_TOKENS:,} a video may "
-            f"have ({MAX_VIDEO_TOKENS / usual:.0f} times the official {official.width}x{official.height}x"
-            f"{official.frames}; the attention's work grows with their square): make the video smaller or shorter"
+            f"{width}x{height}x{frames} (width x height x frames) is {tokens:,} transformer tokens, over the "
+            f"{MAX_VIDEO_TOKENS:,} a video may have ({MAX_VIDEO_TOKENS / usual:.0f} times the official "
+            f"{official.width}x{official.height}x{official.frames}; the attention's work grows with their square): "
+            "make the video smaller or shorter"
         )
 
 

@@ -5,7 +5,6 @@ CPU."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import struct
 import subprocess
@@ -16,32 +15,48 @@ import numpy as np
 import PIL.Image
 import PIL.PngImagePlugin
 import pytest
+from fuzz_checks import read_or_refused_naming
 
 from motif_lite import cli
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.clip import ClipError, clip_frames, read_clip
+from motif_lite.io.clip import Clip, ClipError, clip_frames, read_clip
 from motif_lite.io.ffmpeg import find_ffmpeg
 from motif_lite.io.video import write_video
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
 
 
-def read_whole_or_refused(path: Path) -> None:
-    """Read the clip as `--extend` does, and every frame it counts; `MotifLiteError` is the one error allowed."""
-    with contextlib.suppress(MotifLiteError):
+def read_whole_or_refused(path: Path, unedited: Clip) -> None:
+    """Read the clip as `--extend` does, and every frame it counts: refused with `MotifLiteError` naming the file,
+    or read as the unedited clip (its frame count, size and rate; a flipped byte may change a frame's colors), every
+    frame of its size."""
+    with read_or_refused_naming(MotifLiteError, path.name):
         clip = read_clip(path)
-        assert sum(1 for _ in clip_frames(clip)) >= 1
+        assert (clip.frames, clip.size, clip.fps) == (unedited.frames, unedited.size, unedited.fps), clip
+        assert [frame.shape for frame in clip_frames(clip)] == [(clip.height, clip.width, 3)] * clip.frames
 
 
 @pytest.mark.parametrize("suffix", ["mp4", "webp", "gif", "mkv", "webm"])
 def test_a_video_cut_short_or_with_flipped_bytes_is_read_or_refused(tmp_path, suffix):
     path = write_video(FRAMES, tmp_path / f"clip.{suffix}", 24)
+    unedited = read_clip(path)
     whole = path.read_bytes()
     cuts = [whole[:n] for n in (0, 4, 10, 100, len(whole) // 2, len(whole) - 10)]  # 4: a Matroska ID alone
     flips = [whole[:i] + bytes([whole[i] ^ 0xFF]) + whole[i + 1 :] for i in (4, 20, 60, len(whole) // 3)]
     for damaged in [*cuts, *flips]:
         path.write_bytes(damaged)
-        read_whole_or_refused(path)
+        read_whole_or_refused(path, unedited)
+
+
+def test_a_gif_cut_just_after_a_byte_that_is_the_trailers_is_refused(tmp_path):
+    """A GIF's one sign of its end is its trailer byte, ';': the file cut after another ';' (inside a frame) read
+    as a clip of the frames before the cut."""
+    path = write_video(FRAMES, tmp_path / "clip.gif", 24)
+    whole = path.read_bytes()
+    cut = whole.rindex(b";", 0, len(whole) - 1) + 1
+    path.write_bytes(whole[:cut])
+    with pytest.raises(ClipError, match=f"^{re.escape(str(path))} is cut short .*its blocks run past the file's end"):
+        read_clip(path)
 
 
 @pytest.mark.parametrize("suffix", ["mp4", "mov", "mkv", "webm", "gif", "webp"])

@@ -5,13 +5,13 @@ no weights."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import shutil
 
 import pytest
 import torch
+from fuzz_checks import read_or_refused_naming
 from tiny_config import TINY
 
 from motif_lite.config import TransformerConfig
@@ -20,17 +20,6 @@ from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.cost import transformer_flops
 
 MISSING = object()
-
-
-@contextlib.contextmanager
-def read_or_refused_naming(*needles: str):
-    """The block reads the file, or raises `ConfigError` whose message holds every needle (the file, the key);
-    anything else fails the test."""
-    try:
-        yield
-    except ConfigError as exc:
-        missing = [needle for needle in needles if needle not in str(exc)]
-        assert not missing, f"{exc} does not name {missing}"
 
 
 WRONG_VALUES = ["12", [1], {"a": 1}, None, math.nan, math.inf, -math.inf, -1, 0, 10**30, True, 1.5, MISSING]
@@ -50,7 +39,7 @@ def edited(key: str, value: object) -> dict:
 @pytest.mark.parametrize("key", [*edited("x", MISSING), "unknown_key"])
 def test_every_wrong_value_reads_as_a_usable_config_or_is_refused(key):
     for value in WRONG_VALUES:
-        with read_or_refused_naming(SOURCE, key):
+        with read_or_refused_naming(ConfigError, SOURCE, key):
             config = TransformerConfig.from_dict(edited(key, value), source=SOURCE)
             transformer_flops(config, video_tokens=16, text_tokens=8)  # as check and --dry-run cost it
             with torch.device("meta"):  # built as the memory plan and the loader build it
@@ -108,7 +97,7 @@ def test_every_wrong_vae_value_reads_as_a_usable_config_or_is_refused(key):
     from motif_lite.vae.model import WanVAE
 
     for value in WRONG_VALUES:
-        with read_or_refused_naming(VAE_SOURCE, key):
+        with read_or_refused_naming(ConfigError, VAE_SOURCE, key):
             config = WanVAEConfig.from_dict(edited_vae(key, value), source=VAE_SOURCE)
             with torch.device("meta"):
                 WanVAE(config)
@@ -181,7 +170,7 @@ def test_every_wrong_text_encoder_value_parses_and_builds_or_is_refused(tmp_path
     for value in WRONG_VALUES:
         path.write_text(edited_text_encoder(text_encoder_config, key, value))
         # The file only: a section transformers rejects is named in transformers' words, not by its key.
-        with read_or_refused_naming(str(path)):
+        with read_or_refused_naming(ConfigError, str(path)):
             config = parse_text_encoder_config(path)
             text_encoder_flops(text_encoder_shape(tmp_path), 16)  # as run's time estimate reads the file
             with torch.device("meta"):

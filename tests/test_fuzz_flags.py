@@ -16,6 +16,7 @@ import sys
 from datetime import timedelta
 
 import pytest
+from fuzz_checks import read_or_refused_naming
 
 from motif_lite import cli
 from motif_lite.cli.run_flags import MAX_BATCH_COUNT, MAX_COMM_TIMEOUT_SECONDS
@@ -61,18 +62,36 @@ def test_every_flag_takes_an_odd_value_or_is_a_usage_error(command):
             parsed([command, *positional, f"{flag}={value}"])
 
 
+# The request field each flag sets, where its name differs from the flag's.
+FLAG_FIELDS = {"video_frames": "frames", "sampling_method": "sampler", "init_img": "image"}
+
+
+def made_requests(argv: list[str]) -> list[dict]:
+    args = parsed(argv)
+    args.argv = argv
+    requests, _ = resolve_requests(args, request_from_args(args))
+    return [dataclasses.asdict(request) for request in requests]
+
+
 def test_run_flags_with_odd_values_make_the_request_or_are_refused(tmp_path):
-    """What `run` does with the parsed flags before anything loads: the request, resolved, or a one-line refusal."""
+    """What `run` does with the parsed flags before anything loads: a one-line refusal naming the flag (or the
+    field it sets), or the request, resolved, which differs from the one without the flag in that field only (or
+    in none: a flag of the model or the machine)."""
     skipped = {"--resume", "--settings-from", "--extend", "--image", "--preview"}  # files: their own fuzz tests
-    for flag in value_flags(command_parsers()["run"]):
-        for value in ODD_TEXT if flag not in skipped else ():
-            argv = ["run", "-p", "a fox", "-W", "64", "-H", "64", "-o", str(tmp_path / "fox.mp4"), f"{flag}={value}"]
-            args = parsed(argv)
-            if args is None:
+    given = ["run", "-p", "a fox", "-W", "64", "-H", "64", "--seed", "1", "-o", str(tmp_path / "fox.mp4")]
+    (unedited,) = made_requests(given)
+    for action in command_parsers()["run"]._actions:
+        flag = max(action.option_strings, key=len) if action.option_strings and action.nargs != 0 else None
+        for value in ODD_TEXT if flag is not None and flag not in skipped else ():
+            argv = [*given, f"{flag}={value}"]
+            if parsed(argv) is None:
                 continue
-            args.argv = argv
-            with contextlib.suppress(MotifLiteError):  # anything else fails the test
-                resolve_requests(args, request_from_args(args))
+            field = FLAG_FIELDS.get(action.dest, action.dest)
+            with read_or_refused_naming(MotifLiteError, field):
+                first = made_requests(argv)[0]  # of a batch: the others differ in seed and file
+                changed = {name for name in first if first[name] != unedited[name]}
+                allowed = {field} | ({"output"} if field == "batch_count" else set())
+                assert changed <= allowed, f"{flag}={value!r} changed {changed}"
 
 
 # Every flag (and argument) that takes a path, by command. Path("") is the current folder: `serve --lora-dir ""`
@@ -189,10 +208,18 @@ def test_a_host_the_resolver_cannot_encode_is_a_usage_error(host):
 
 @pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(GenerationRequest)])
 def test_every_request_field_with_an_odd_value_resolves_or_raises_request_error(tmp_path, field):
+    """A `RequestError` whose fields are the one given (the server names the parameter by them), or the request
+    without the value but for that field; anything else (TypeError, OverflowError, ...) fails the test."""
+    values = {"prompt": "a fox", "width": 64, "height": 64, "frames": 9, "seed": 1, "output": str(tmp_path / "f.mp4")}
+    unedited = dataclasses.asdict(GenerationRequest(**values).resolve()[0])
     for value in ODD_VALUES:
-        values = {"prompt": "a fox", "width": 64, "height": 64, "frames": 9, "output": str(tmp_path / "fox.mp4")}
-        with contextlib.suppress(RequestError):  # anything else (TypeError, OverflowError, ...) fails the test
-            GenerationRequest(**{**values, field: value}).resolve()
+        try:
+            made = dataclasses.asdict(GenerationRequest(**{**values, field: value}).resolve()[0])
+        except RequestError as exc:
+            assert exc.fields == (field,), f"{field}={value!r:.40} refused naming {exc.fields}: {exc}"
+            continue
+        changed = {name for name in made if made[name] != unedited[name]}
+        assert changed <= {field}, f"{field}={value!r:.40} changed {changed}"
 
 
 @pytest.mark.parametrize("field", ["fps", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum", "flow_shift"])

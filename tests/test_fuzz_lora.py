@@ -4,12 +4,12 @@ before any weight is read; the command says so in one line. A one-layer model st
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from fuzz_checks import read_or_refused_naming
 from safetensors.torch import save_file
 from torch import nn
 
@@ -20,8 +20,10 @@ from motif_lite.weights.lora_apply import apply_loras
 
 DOWN, UP = "transformer_blocks.0.attn.to_q.lora_A.weight", "transformer_blocks.0.attn.to_q.lora_B.weight"
 ALPHA = "transformer_blocks.0.attn.to_q.alpha"
-GOOD = {DOWN: torch.randn(4, 64, generator=torch.Generator().manual_seed(0)), UP: torch.zeros(64, 4)}
-WRONG_VALUES = ["12", [1], None, float("nan"), float("inf"), 1e308, -5, 0, True, {"a": 1}, "x" * 100_000]
+GOOD = {DOWN: torch.randn(4, 64, generator=torch.Generator().manual_seed(0)),
+        UP: torch.randn(64, 4, generator=torch.Generator().manual_seed(1))}  # fmt: skip
+UNEDITED = GOOD[UP] @ GOOD[DOWN]  # its change to the layer's weight, but for the scale
+WRONG_VALUES = ["12", [1], None, float("nan"), float("inf"), 1e308, 10**400, -5, 0, True, {"a": 1}, "x" * 100_000]
 
 
 class OneBlock(nn.Module):
@@ -36,11 +38,24 @@ class OneBlock(nn.Module):
         self.transformer_blocks = nn.ModuleList([block])
 
 
-def applied_or_refused(path: Path) -> None:
-    """Read `path` as a LoRA of `OneBlock` and apply it; `MotifLiteError` is the one error allowed."""
+def change(path: Path) -> torch.Tensor:
+    """What applying `path` as a LoRA of `OneBlock` adds to its query projection's weight."""
     model = OneBlock()
-    with contextlib.suppress(MotifLiteError):
-        apply_loras(model, read_loras([LoRASpec(path)], linear_shapes(model)), torch.float32)
+    before = model.transformer_blocks[0].attn.to_q.weight.detach().clone()
+    apply_loras(model, read_loras([LoRASpec(path)], linear_shapes(model)), torch.float32)
+    return model.transformer_blocks[0].attn.to_q.weight.detach() - before  # a new weight: merged
+
+
+def applied_or_refused(path: Path, *needles: str) -> None:
+    """`path` is refused with `MotifLiteError` naming the file and the `needles` (the setting edited), or applied:
+    then its change is the unedited LoRA's (`GOOD`, alpha 8), up to its scale (an edited alpha) and the rounding of
+    another float dtype, and holds numbers only."""
+    with read_or_refused_naming(MotifLiteError, str(path), *needles):
+        applied = change(path).flatten()
+        assert torch.isfinite(applied).all(), f"{needles}: the change holds inf or NaN"
+        if applied.any():  # an alpha of 0 changes nothing
+            similar = torch.nn.functional.cosine_similarity(applied, UNEDITED.flatten(), dim=0)
+            assert similar.abs() > 0.99, f"{needles}: the change is another LoRA's (cosine {similar:.3f})"
 
 
 def written(path: Path, tensors: dict[str, torch.Tensor], peft: object = None) -> Path:
@@ -69,10 +84,18 @@ def test_tensors_of_every_shape_are_applied_or_refused(tmp_path):
         applied_or_refused(written(path, {**GOOD, ALPHA: alpha}))
 
 
+@pytest.mark.parametrize("dtype", [torch.int8, torch.bool])
+def test_weights_that_are_not_floats_are_refused(tmp_path, dtype):
+    """Read before as their integers: another LoRA, or none (booleans)."""
+    path = written(tmp_path / "lora.safetensors", {**GOOD, UP: GOOD[UP].to(dtype)})
+    with pytest.raises(LoRAError, match=f"the up \\(lora_B\\) weight of transformer_blocks.0.attn.to_q is {dtype}"):
+        read_loras([LoRASpec(path)], linear_shapes(OneBlock()))
+
+
 @pytest.mark.parametrize("setting", ["lora_alpha", "alpha_pattern", "use_rslora", "use_dora", "r"])
 def test_peft_settings_of_every_json_type_are_applied_or_refused(tmp_path, setting):
     for value in WRONG_VALUES:
-        applied_or_refused(written(tmp_path / "lora.safetensors", GOOD, {"lora_alpha": 8, setting: value}))
+        applied_or_refused(written(tmp_path / "lora.safetensors", GOOD, {"lora_alpha": 8, setting: value}), setting)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +107,12 @@ def test_peft_settings_of_every_json_type_are_applied_or_refused(tmp_path, setti
         ({"alpha_pattern": {"(": 2}}, "holds '(', which is no regular expression"),
         ({"lora_alpha": True}, "lora_alpha in its lora_adapter_metadata is True, not a number"),
         ({"alpha_pattern": {"to_q": True}}, "not an object of layer name patterns and numbers"),
+        # read before: "false" and [1] as true (another strength), 1e308 made the weight inf, NaN was unnamed
+        ({"use_rslora": "false"}, "use_rslora in its lora_adapter_metadata is 'false', not true or false"),
+        ({"use_rslora": 1}, "use_rslora in its lora_adapter_metadata is 1, not true or false"),
+        ({"lora_alpha": 1e308}, "to_q, 1e+308 (lora_alpha, alpha_pattern or its .alpha tensor), scales its change"),
+        ({"lora_alpha": float("nan")}, "lora_alpha in its lora_adapter_metadata is nan, not a number"),
+        ({"alpha_pattern": {"to_q": 10**400}}, "not an object of layer name patterns and numbers"),
     ],
 )
 def test_peft_settings_no_peft_writes_are_named(tmp_path, peft, says):

@@ -5,14 +5,16 @@ CPU, no weights."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzz_checks import read_or_refused_naming
 
 from motif_lite import cli
+from motif_lite.cli.resume import request_from_file
 from motif_lite.cli.run_request import request_from_args, resolve_requests
 from motif_lite.cli.settings_from import settings_from_args
 from motif_lite.errors import MotifLiteError
@@ -53,17 +55,36 @@ def requests_from(path: Path) -> list:
     """What `run --settings-from PATH` makes of the file before loading anything."""
     args = cli.build_parser().parse_args(["run", "--settings-from", str(path)])
     args.argv = ["run", "--settings-from", str(path)]
-    settings_from_args(args)
-    requests, _ = resolve_requests(args, request_from_args(args))
+    recalled = settings_from_args(args)
+    with request_from_file(None, recalled):  # as `run` names the file of a field refused
+        requests, _ = resolve_requests(args, request_from_args(args))
     return requests
+
+
+# The request fields an edit of each entry may change; the model section holds names only, for the notes.
+GUIDANCE_FIELDS = {"guidance", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum"}
+ENTRY_FIELDS = {"guidance_config": GUIDANCE_FIELDS, "model": set(), "unknown_key": set(), "version": set()}
+
+
+def assert_refused_or_read(path: Path, where: str, value: object, unedited: dict) -> None:
+    """A refusal names the file and the entry (or its flag); a read makes the unedited request, or one in which
+    only the fields of the edited entry differ (a wrong guidance method is one this version lacks: the checkpoint's
+    or the official guidance)."""
+    key = {"guidance_config.method": "guidance"}.get(where, where.rpartition(".")[2])  # the flag that sets it
+    with read_or_refused_naming(MotifLiteError, path.name, key):
+        (request,) = requests_from(path)
+        made = dataclasses.asdict(request)
+        changed = {field for field in made if made[field] != unedited[field]}
+        allowed = ENTRY_FIELDS.get(where.partition(".")[0], {where})
+        assert changed <= allowed, f"{where}={value!r:.40} read as {changed}"
 
 
 @pytest.mark.parametrize("where", [key for key in STORED if key != "software"] + NESTED)
 def test_every_wrong_value_makes_the_request_or_is_refused(tmp_path, where):
+    (request,) = requests_from(written(tmp_path, STORED))
+    unedited = dataclasses.asdict(request)
     for value in WRONG_VALUES:
-        path = written(tmp_path, edited(where, value))
-        with contextlib.suppress(MotifLiteError):  # anything else fails the test
-            requests_from(path)
+        assert_refused_or_read(written(tmp_path, edited(where, value)), where, value, unedited)
 
 
 @pytest.mark.parametrize("method", [[1], {"a": 1}])
@@ -82,14 +103,18 @@ def test_text_that_is_not_utf8_is_refused_before_loading(tmp_path, where):
 
 
 def test_cut_and_flipped_bytes_are_refused_or_read(tmp_path):
+    """Refused naming the file, or read as the whole file: a flipped byte in a frame leaves the settings as they
+    were."""
     path = written(tmp_path, STORED)
+    (request,) = requests_from(path)
+    unedited = dataclasses.asdict(request)
     whole = path.read_bytes()
     cuts = [whole[:n] for n in (0, 1, 12, 30, len(whole) // 2, len(whole) - 1)]
     flips = [whole[:i] + bytes([whole[i] ^ 0xFF]) + whole[i + 1 :] for i in range(0, len(whole), 37)]
     for damaged in [*cuts, *flips]:
         path.write_bytes(damaged)
-        with contextlib.suppress(MotifLiteError):
-            requests_from(path)
+        with read_or_refused_naming(MotifLiteError, path.name):
+            assert [dataclasses.asdict(request) for request in requests_from(path)] == [unedited]
 
 
 def test_the_command_refuses_a_prompt_that_is_not_utf8_in_one_line(tmp_path, capsys):
@@ -106,3 +131,26 @@ def test_a_damaged_mp4_is_refused_in_one_line(tmp_path, capsys):
     code = cli.main(["run", "--settings-from", str(mp4), "--dry-run", "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err and "made.mp4" in err
+
+
+@pytest.mark.parametrize("prompt", [None, MISSING])
+def test_a_file_without_its_prompt_is_refused_unless_one_is_given(tmp_path, capsys, prompt):
+    """The run made a video of the dry run's stand-in prompt, "(dry run)"."""
+    path = written(tmp_path, edited("prompt", prompt))
+    code = cli.main(["run", "--settings-from", str(path), "-m", str(tmp_path / "no-model"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert "made.webp stores no prompt" in err and "-p" in err
+    for given, prompt in ((["--dry-run"], None), (["-p", "a fox"], "a fox")):  # a dry run needs none
+        args = cli.build_parser().parse_args(["run", "--settings-from", str(path), *given])
+        settings_from_args(args)
+        assert args.prompt == prompt
+
+
+def test_the_command_names_the_file_of_a_stored_setting_refused(tmp_path, capsys):
+    path = written(tmp_path, edited("flow_shift", 10**30))
+    code = cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert "made.webp's stored settings: --flow-shift must be" in err and "give --flow-shift to replace" in err
+    assert cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu", "--flow-shift", "5"]) == 0

@@ -134,9 +134,9 @@ def test_the_ends_of_the_guidance_and_shift_ranges_are_taken(tmp_path):
     ("size", "field"),
     [
         (dict(width=10**9, height=736, frames=121), "width"),  # a typo: it failed to allocate 96 GB of noise
-        (dict(width=1280, height=10**400, frames=121), "width"),  # no float holds it
+        (dict(width=1280, height=10**400, frames=121), "height"),  # no float holds it
         (dict(width=64, height=64, frames=10**7), "frames"),
-        (dict(width=4096, height=4096, frames=125), "width"),
+        (dict(width=4096, height=4096, frames=125), "height"),  # further over the official 736 than 1280
     ],
 )
 def test_a_video_of_too_many_tokens_is_refused_naming_what_is_over(tmp_path, size, field):

@@ -94,18 +94,22 @@ def resumed_settings(saved: SavedLatents, given: frozenset[str]) -> Recalled:
 
 
 @contextmanager
-def request_from_file(saved: SavedLatents | None) -> Iterator[None]:
-    """Around resolving the request of a run resumed from `saved` (None: no resume): a field refused came from the
-    file, which no flag but -o and -i may change, so the message names the file."""
+def request_from_file(saved: SavedLatents | None, recalled: Recalled | None = None) -> Iterator[None]:
+    """Around resolving the request of a run resumed from `saved` (None: no resume), or made with the settings of a
+    video (`recalled`, of `--settings-from`; None: none): a field refused came from the file (no flag but -o and -i
+    may change a resumed run's), so the message names the file."""
+    from motif_lite.cli.settings_from import refused_from_file
     from motif_lite.io.latents import LatentsFileError
     from motif_lite.request import RequestError
 
     try:
         yield
     except RequestError as exc:
-        if saved is None or not set(exc.fields) - {"output", "image"}:
-            raise
-        raise LatentsFileError(f"{saved.file}: its request's {exc} (the file was edited or damaged)") from None
+        if saved is not None and set(exc.fields) - {"output", "image"}:
+            raise LatentsFileError(f"{saved.file}: its request's {exc} (the file was edited or damaged)") from None
+        if recalled is not None and (refusal := refused_from_file(recalled, exc)) is not None:
+            raise refusal from None
+        raise
 
 
 def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: frozenset[str]) -> list[str]:

@@ -152,7 +152,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     # The empty file a stopped run being resumed left at its output (killed outright) is this run's to write.
     left_behind = claim_left_behind(resume) if resume is not None and args.output is None else None
-    with request_from_file(resume):
+    with request_from_file(resume, args.recalled):
         parallel, requests, notes = _resolve(args, unresolved, session, layout, clip, left_behind)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     main_rank = parallel is None or parallel.is_main

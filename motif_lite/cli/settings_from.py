@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
-    from motif_lite.io.settings_file import StoredSettings
+    from motif_lite.io.settings_file import SettingsFileError, StoredSettings
     from motif_lite.settings import Settings
 
 # The flag (dest) of each request field, where its name differs.
@@ -97,6 +97,9 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     taken = {field for field in fields if _dest(field) not in given}
     for field in taken:
         setattr(args, _dest(field), fields[field])
+    if args.prompt is None and not args.dry_run:  # else the video would be of the dry run's stand-in prompt
+        raise RequestError(f"{stored.file.name} stores no prompt (the file was edited or damaged): give one with "
+                           '-p "what the video shows"')  # fmt: skip
     overridden = set(fields) - taken
     notes = [_taken_note(stored.file, stored.version, taken, overridden, fields.get("seed"))]
     if clip is not None and "extend" in given and (note := _other_clip_note(stored, clip, args.extend)):
@@ -109,6 +112,18 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     model = stored.values.get("model")
     return Recalled(stored.file, frozenset(taken), frozenset(overridden), model if isinstance(model, dict) else None,
                     tuple(notes))  # fmt: skip
+
+
+def refused_from_file(recalled: Recalled, refused: RequestError) -> SettingsFileError | None:
+    """The refusal of request fields the file gave (None where a flag gave each field refused): it names the file
+    and the flag that replaces the file's value, which the message alone names by the field."""
+    from motif_lite.io.settings_file import SettingsFileError
+
+    flags = [_flag(field) for field in refused.fields if field in recalled.taken]
+    if not flags:
+        return None
+    return SettingsFileError(f"{recalled.file.name}'s stored settings: {refused} (the file was edited or damaged; "
+                             f"give {', '.join(flags)} to replace the file's)")  # fmt: skip
 
 
 def _other_clip_note(stored: StoredSettings, clip: str, given: str | Path) -> str | None:

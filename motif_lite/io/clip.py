@@ -29,6 +29,7 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, file_argument, find_ffmpeg
+from motif_lite.io.gif_blocks import gif_cut_short
 from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
 from motif_lite.log_filters import filtered_log
 from motif_lite.paths import blank_path_problem, quoted, user_path, windows_path_problem
@@ -349,9 +350,9 @@ def _video_header(path: Path) -> dict:
 def _cut_short_by_its_sizes(path: Path) -> str | None:
     """What shows `path` cut short by its container's own sizes, or None: an MP4/MOV box or a Matroska segment
     (.mkv, .webm) that runs past the file's end, a RIFF file (WebP, AVI) shorter than its header says, a GIF without
-    its trailer byte. ffmpeg reads such a file without an error up to where it was cut, and the run would go on from
-    a frame in its middle. Other formats, and sizes this cannot read, are left to ffmpeg. (A GIF cut just after a
-    byte that happens to be the trailer's passes: one cut in 256.)"""
+    its trailer byte after its last block (`gif_blocks`). ffmpeg reads such a file without an error up to where it
+    was cut, and the run would go on from a frame in its middle. Other formats, and sizes this cannot read, are left
+    to ffmpeg."""
     size = path.stat().st_size
     with path.open("rb") as stream:
         head = stream.read(12)
@@ -359,10 +360,8 @@ def _cut_short_by_its_sizes(path: Path) -> str | None:
             return _mp4_box_past_the_end(stream, size)
         if head.startswith(MATROSKA_MAGIC):
             return _matroska_segment_past_the_end(stream, size)
-        stream.seek(max(0, size - 1))
-        last = stream.read(1)
-    if head.startswith(b"GIF8") and last != b";":
-        return "a GIF's last byte is its trailer, ';', and this one has none"
+        if head.startswith(b"GIF8"):
+            return gif_cut_short(stream, size)
     said = 8 + int.from_bytes(head[4:8], "little")
     if head.startswith(b"RIFF") and size < said:
         return f"its header says {said:,} bytes, the file has {size:,}"

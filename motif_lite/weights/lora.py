@@ -34,7 +34,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from motif_lite.errors import MotifLiteError, counted, shown
-from motif_lite.json_values import NotAJSONObject, is_number, parse_json_object
+from motif_lite.json_values import NotAJSONObject, is_finite_number, parse_json_object
 from motif_lite.paths import user_path
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
@@ -448,6 +448,9 @@ def _update(
             f"the layer is [{out_features}, {in_features}] (down must be [rank, {in_features}], "
             f"up [{out_features}, rank])"
         )
+    for name, tensor in (("down (lora_A)", down), ("up (lora_B)", up)):
+        if not tensor.is_floating_point():  # integers or booleans: quantized or damaged, no LoRA's numbers
+            raise LoRAError(f"{spec.path}: the {name} weight of {module} is {tensor.dtype}, not floats: {_EDITED}")
     rank = down.shape[0]
     if rank == 0:
         raise LoRAError(
@@ -457,6 +460,11 @@ def _update(
     alpha = _alpha(spec, module, parts, alphas, spelled)
     _check_finite(spec, module, {"down (lora_A)": down, "up (lora_B)": up, "alpha": alpha})
     factor = 1.0 if alpha is None else alpha / (math.sqrt(rank) if alphas and alphas.rslora else rank)
+    # At most this in any element of the change: past the largest float, the merged weight is inf.
+    largest = abs(spec.strength * factor) * rank * float(up.float().abs().max()) * float(down.float().abs().max())
+    if not largest < torch.finfo(torch.float32).max:
+        raise LoRAError(f"{spec.path}: the alpha of {module}, {alpha:g} (lora_alpha, alpha_pattern or its .alpha "
+                        f"tensor), scales its change past the largest float: {_EDITED}")  # fmt: skip
     return LoRAUpdate(module, down, up, spec.strength * factor)
 
 
@@ -519,9 +527,10 @@ def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
     if config.get("use_dora"):
         raise LoRAError(f"{path}: DoRA adapters (use_dora in {source}) are not supported; {_MERGE_IT}")
     alpha, patterns = config.get("lora_alpha"), config.get("alpha_pattern") or {}
-    if alpha is not None and not is_number(alpha):
+    if alpha is not None and not is_finite_number(alpha):
         raise LoRAError(f"{path}: lora_alpha in {source} is {shown(alpha)}, not a number: {_EDITED}")
-    if not isinstance(patterns, dict) or not all(is_number(value) for value in patterns.values()):
+    numbers = isinstance(patterns, dict) and all(map(is_finite_number, patterns.values()))
+    if not numbers:
         raise LoRAError(f"{path}: alpha_pattern in {source} is {shown(patterns)}, not an object of layer name "
                         f"patterns and numbers: {_EDITED}")  # fmt: skip
     for pattern in patterns:
@@ -530,4 +539,7 @@ def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
         except re.error as exc:
             raise LoRAError(f"{path}: alpha_pattern in {source} holds {pattern!r}, which is no regular expression "
                             f"({exc}): {_EDITED}") from None  # fmt: skip
-    return _Alphas(alpha, patterns, bool(config.get("use_rslora")))
+    rslora = config.get("use_rslora")
+    if rslora is not None and not isinstance(rslora, bool):  # "false" would be true: another strength
+        raise LoRAError(f"{path}: use_rslora in {source} is {shown(rslora)}, not true or false: {_EDITED}")
+    return _Alphas(alpha, patterns, bool(rslora))
