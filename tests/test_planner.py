@@ -152,7 +152,7 @@ def test_a_forward_without_pieces_is_planned_within_two_percent(fused, layout):
     model = MotifVideoTransformer(config).eval().requires_grad_(False).to(torch.bfloat16)
     ops = "fused" if fused else "torch"
     estimate, live_peak = estimate_and_live_peak(model, None, ops, (2, 16, 32), TEXT_TOKENS, 0)
-    assert 0.98 * live_peak <= estimate <= 1.02 * live_peak, (estimate / live_peak)
+    assert 0.98 * live_peak <= estimate <= 1.02 * live_peak, estimate / live_peak
 
 
 @pytest.mark.parametrize(("image", "chunk"), [(False, 64), (False, None), (True, 64)])
