@@ -143,9 +143,8 @@ def load_pipeline(
 
             # Then the weights: the text encoder, the VAE and the transformer.
             text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target)
-            vae = load_vae(
-                sources.root, dtype=dtype, device=target if plan is None else plan.device
-            )  # as the plan says
+            vae_device = target if plan is None else plan.device  # as the plan says
+            vae = load_vae(sources.root, dtype=dtype, device=vae_device)
             load_device = "cpu" if plan is not None else target  # the plan moves what fits
             # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
             recipe = TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
