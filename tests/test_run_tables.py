@@ -5,6 +5,8 @@ and the RoPE tables of the patch grid. The outputs stay the same bits."""
 from __future__ import annotations
 
 import dataclasses
+import sys
+import types
 
 import pytest
 import torch
@@ -12,9 +14,18 @@ import torch.nn.functional as F
 from speed_helpers import conditioning, pipeline, sample, sampling_request, tiny_transformer
 from test_launches import launches
 
-from motif_lite.model.ops import TORCH_OPS, additive_mask, sdpa_attention, takes_additive_mask
+from motif_lite.model.ops import TORCH_OPS, AttentionFn, additive_mask, mask_form_of
 from motif_lite.model.rope import rope_3d
-from motif_lite.runtime.attention import AutoAttention, FixedAttention, SDPBackend, sdpa_with
+from motif_lite.runtime.attention import (
+    FA3_MODULE,
+    AutoAttention,
+    FixedAttention,
+    apply_attention_backend,
+    attention_backend,
+    auto_candidates,
+    candidate,
+)
+from motif_lite.runtime.kernels import SparsityConfig, select_ops, triton_ops
 
 
 def bool_mask_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -49,12 +60,68 @@ def test_the_additive_masks_give_the_bool_masks_bits(dtype, i2v):
     assert torch.equal(ours, before)
 
 
-def test_each_backend_is_given_the_mask_form_it_takes():
-    assert takes_additive_mask(sdpa_attention) and takes_additive_mask(FixedAttention("sdpa"))
-    assert takes_additive_mask(sdpa_with(SDPBackend.EFFICIENT_ATTENTION, split_masked=False))
-    # Row splits count a bool mask's valid keys: flash (and cuDNN, FA3, Triton, int8) take the bool one.
-    assert not takes_additive_mask(FixedAttention("flash"))
-    assert not takes_additive_mask(bool_mask_sdpa)
+def every_attention_backend() -> dict[str, AttentionFn]:
+    """Each attention function that can sit behind the model's `Ops.attention` (or `decoder_attention`) seam."""
+    sparse = select_ops("torch", SparsityConfig(latent_frames=3))
+    model = tiny_transformer()
+    apply_attention_backend(model, FixedAttention("flash"))
+    return {
+        "torch ops": TORCH_OPS.attention,
+        "torch ops, decoder": TORCH_OPS.decoder_attention,
+        "triton ops": triton_ops().attention,
+        **{f"candidate {name}": candidate(name) for name in ("sdpa", "flash", "cudnn", "efficient", "triton", "fa3")},
+        **{f"fixed {name}": FixedAttention(name) for name in ("sdpa", "flash", "cudnn", "efficient", "triton")},
+        "auto on the CPU": attention_backend("auto", "cpu"),
+        "auto": AutoAttention(auto_candidates(triton_ok=True)),
+        **{f"auto's {name}": attend for name, attend in auto_candidates(triton_ok=True).items()},
+        "int8": select_ops("torch", attention="int8").attention,
+        "int8, decoder": select_ops("torch", attention="int8").decoder_attention,
+        "sparse decoder": sparse.decoder_attention,
+        "sparse, encoder": sparse.attention,
+        "--attention-backend flash on the model": model.ops.attention,
+    }
+
+
+# The key mask form each backend reads. SDPA's kernels take the additive masks (built once per run); row splits
+# (flash, cuDNN, FA3) count a bool mask's valid keys, and our Triton and 8-bit kernels read a bool one. The
+# sequence-parallel `UlyssesAttention` wraps `ctx.attention` after the masks are built and hands them on as they
+# are: the form is its inner backend's, which the transformer reads from `ops.attention`.
+MASK_FORMS = {
+    "torch ops": "additive",
+    "torch ops, decoder": "additive",
+    "triton ops": "additive",
+    "candidate sdpa": "additive",
+    "candidate flash": "bool",
+    "candidate cudnn": "bool",
+    "candidate efficient": "additive",
+    "candidate triton": "bool",
+    "candidate fa3": "bool",
+    "fixed sdpa": "additive",
+    "fixed flash": "bool",
+    "fixed cudnn": "bool",
+    "fixed efficient": "additive",
+    "fixed triton": "bool",
+    "auto on the CPU": "additive",
+    "auto": "additive",
+    "auto's sdpa": "additive",
+    "auto's flash": "bool",
+    "auto's cudnn": "bool",
+    "auto's efficient": "additive",
+    "auto's triton": "bool",
+    "auto's fa3": "bool",
+    "int8": "bool",
+    "int8, decoder": "bool",
+    "sparse decoder": "bool",
+    "sparse, encoder": "additive",
+    "--attention-backend flash on the model": "bool",
+}
+
+
+def test_each_backend_reads_the_mask_form_it_always_has(monkeypatch):
+    monkeypatch.setitem(sys.modules, FA3_MODULE, types.ModuleType(FA3_MODULE))  # FA3 "installed": a candidate
+    forms = {name: mask_form_of(attend) for name, attend in every_attention_backend().items()}
+    assert forms == MASK_FORMS
+    assert mask_form_of(bool_mask_sdpa) == "bool"  # a plain function says nothing: it is given bool masks
 
 
 def test_auto_gives_a_bool_mask_to_a_candidate_that_reads_one():
@@ -74,7 +141,7 @@ def test_auto_gives_a_bool_mask_to_a_candidate_that_reads_one():
     for _ in range(2):
         out = auto(q, k, v, mask)
         assert torch.equal(out, bool_mask_sdpa(q, k, v, valid[:, None, None]))
-    assert takes_additive_mask(auto)
+    assert mask_form_of(auto) == "additive"
     assert seen and set(seen) == {torch.bool}
     assert len(auto.bool_masks.seen) == 1  # converted once
 

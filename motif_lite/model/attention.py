@@ -46,7 +46,7 @@ class TextMasks:
     once per run, not once per forward. A mask changed in place since (its `_version`) is read again.
 
     `additive`: the masks in SDPA's additive form in that dtype (`ops.additive_mask`), for an attention that takes
-    it (`ops.takes_additive_mask`): built here once per run instead of inside every SDPA call; None: bool."""
+    it (`ops.mask_form_of`): built here once per run instead of inside every SDPA call; None: bool."""
 
     KEPT = 4  # text masks remembered: a prompt's, a negative prompt's, both batched, and a spare
 

@@ -11,29 +11,49 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+# The form of key mask an attention reads: "bool" (True = attend) or "additive" (SDPA's: `additive_mask`).
+MaskForm = Literal["bool", "additive"]
 
 
-def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Softmax attention. q: [B, H, Lq, D], k/v: [B, H, Lk, D], mask [B, 1, 1, Lk]: bool (True = attend) or
-    additive (`additive_mask`, in q's dtype)."""
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+@runtime_checkable
+class MaskFormAttention(Protocol):
+    """An attention function that says which form of key mask it reads (`mask_form`). The transformer builds its
+    masks once per run in that form (`TextMasks`); an attention function that says nothing is given bool masks."""
+
+    @property
+    def mask_form(self) -> MaskForm: ...
+
+    def __call__(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor: ...
 
 
-# SDPA turns a bool mask into an additive one inside every call (a `where` and two scalar tensors: three launches
-# on a GPU); given the additive form, built once per run by the transformer's `TextMasks`, it uses it as it is.
-sdpa_attention.takes_additive_mask = True  # type: ignore[attr-defined]
+def mask_form_of(attend: AttentionFn) -> MaskForm:
+    """The key mask form `attend` reads: its own `mask_form` (`MaskFormAttention`), else bool. Kernels that read a
+    bool key mask (Triton, 8-bit, row splits by valid key counts) need not say so."""
+    return attend.mask_form if isinstance(attend, MaskFormAttention) else "bool"
 
 
-def takes_additive_mask(attend: AttentionFn) -> bool:
-    """Whether the attention function `attend` takes its key mask in SDPA's additive form (`additive_mask`) rather
-    than as bool; only functions that say so (`takes_additive_mask = True`) do: kernels that read a bool key mask
-    (Triton, 8-bit, row splits by valid key counts) take the bool one."""
-    return getattr(attend, "takes_additive_mask", False)
+class SdpaAttention:
+    """Softmax attention through PyTorch's SDPA. q: [B, H, Lq, D], k/v: [B, H, Lk, D], mask [B, 1, 1, Lk]: bool
+    (True = attend) or additive (`additive_mask`, in q's dtype).
+
+    It reads the additive form: SDPA turns a bool mask into an additive one inside every call (a `where` and two
+    scalar tensors: three launches on a GPU), and uses an additive one, built once per run, as it is."""
+
+    mask_form: MaskForm = "additive"
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+sdpa_attention = SdpaAttention()
 
 
 def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -13,7 +13,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.model.attention import BlockContext, TextMasks
 from motif_lite.model.blocks import DualStreamBlock, SingleStreamBlock
 from motif_lite.model.layers import ImageProjection, MLPEmbedder, Modulation, PatchEmbed, TimestepEmbedder
-from motif_lite.model.ops import TORCH_OPS, Ops, takes_additive_mask
+from motif_lite.model.ops import TORCH_OPS, Ops, mask_form_of
 from motif_lite.model.rope import RopeTables
 
 
@@ -111,7 +111,7 @@ class MotifVideoTransformer(nn.Module):
             context = torch.cat([self.image_embedder(image_embeds.to(dtype)), context], dim=1)  # [B, I + T, C]
 
         cos, sin = self.rope_tables(grid, cfg.rope_axes_dim, cfg.rope_theta, latents.device)
-        additive = dtype if takes_additive_mask(self.ops.attention) else None
+        additive = dtype if mask_form_of(self.ops.attention) == "additive" else None
         mask, text_key_mask = self.text_masks(text_mask, x.shape[1], image_len, additive)
         silu_temb = F.silu(self.time_text_embed(timestep, dtype))  # the modulations' input, once for all blocks
         ctx = BlockContext(

@@ -47,7 +47,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from motif_lite.choices import ATTENTION_BACKENDS
 from motif_lite.devices import CURRENT_GPU, GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
 from motif_lite.errors import ConfigError
-from motif_lite.model.ops import AttentionFn, sdpa_attention, takes_additive_mask
+from motif_lite.model.ops import AttentionFn, MaskForm, mask_form_of, sdpa_attention
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
 
 _SDPA_KERNELS = {
@@ -130,18 +130,23 @@ def attend_by_rows(
     return torch.cat(rows)
 
 
-def sdpa_with(kernel: SDPBackend, split_masked: bool) -> AttentionFn:
+class OneSdpaKernel:
     """SDPA restricted to one kernel; with `split_masked`, masked calls go row by row (`attend_by_rows`)."""
-    key_lengths = KeyLengths()
 
-    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        if mask is not None and split_masked:
-            return attend_by_rows(attend, q, k, v, mask, key_lengths)
-        with sdpa_kernel(kernel):
+    def __init__(self, kernel: SDPBackend, split_masked: bool) -> None:
+        self.kernel, self.split_masked = kernel, split_masked
+        self.key_lengths = KeyLengths()
+
+    @property
+    def mask_form(self) -> MaskForm:
+        """SDPA's own masks (additive); row splits count a bool mask's valid keys."""
+        return "bool" if self.split_masked else "additive"
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if mask is not None and self.split_masked:
+            return attend_by_rows(self, q, k, v, mask, self.key_lengths)
+        with sdpa_kernel(self.kernel):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-
-    attend.takes_additive_mask = not split_masked  # SDPA's own masks; row splits count a bool mask's keys
-    return attend
 
 
 def triton_attention(strict: bool = False, device: torch.device = CURRENT_GPU) -> AttentionFn:
@@ -207,7 +212,7 @@ def candidate(name: str, strict: bool = False, device: torch.device = CURRENT_GP
     if name == "fa3":
         return fa3_attention()
     if name in _SDPA_KERNELS:
-        return sdpa_with(_SDPA_KERNELS[name], split_masked=name in _NO_MASK)
+        return OneSdpaKernel(_SDPA_KERNELS[name], split_masked=name in _NO_MASK)
     raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
 
 
@@ -299,7 +304,7 @@ class AutoAttention:
     It takes SDPA's additive masks (built once per run by the transformer) and gives a candidate that reads a bool
     mask (row splits, Triton) the bool form, converted once per mask (`BoolMasks`)."""
 
-    takes_additive_mask = True
+    mask_form: MaskForm = "additive"
 
     def __init__(
         self,
@@ -316,7 +321,7 @@ class AutoAttention:
     ) -> torch.Tensor:
         """Candidate `name` on these tensors, with the mask in the form it takes."""
         attend = self.candidates[name]
-        if mask is not None and not takes_additive_mask(attend):
+        if mask is not None and mask_form_of(attend) == "bool":
             mask = self.bool_masks(mask)
         return attend(q, k, v, mask)
 
@@ -382,7 +387,7 @@ class FixedAttention:
 
     def __init__(self, name: str, strict: bool = False, device: torch.device = CURRENT_GPU) -> None:
         self.name, self.attend = name, candidate(name, strict, device)
-        self.takes_additive_mask = takes_additive_mask(self.attend)  # the mask form its kernel takes (ops.py)
+        self.mask_form: MaskForm = mask_form_of(self.attend)  # the mask form its kernel takes (ops.py)
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return self.attend(q, k, v, mask)
