@@ -34,13 +34,40 @@ def bool_mask_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torc
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
-def test_a_forward_converts_no_mask_and_builds_no_rope_table():
+def test_a_forward_converts_no_mask_and_builds_no_rope_table_nor_frequencies():
     # bench/launches.py's batch-2 forward with a padded text row, after the run's first: before, SDPA turned the
-    # bool masks into additive ones in each of its 44 masked calls (a `where` and two scalar tensors each), and the
-    # RoPE tables (cos and sin of three axes) were built again; the timestep embedding's cos and sin remain.
+    # bool masks into additive ones in each of its 44 masked calls (a `where` and two scalar tensors each), the
+    # RoPE tables (cos and sin of three axes) were built again, and so were the timestep sinusoid's frequencies
+    # (`arange`, `mul`, `div`, `exp`); the timestep's own cos and sin remain.
     ops = launches.forward_counts(launches.Case()).ops
     assert ops["where"] == 0 and ops["scalar_tensor"] == 0, ops
     assert ops["cos"] == 1 and ops["sin"] == 1, ops
+    assert ops["arange"] == 0 and ops["exp"] == 0 and ops["div"] == 0, ops
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("i2v", [False, True], ids=["T2V", "I2V"])
+def test_the_kept_frequencies_give_a_fresh_forwards_bits(dtype, i2v):
+    # A run's first forward builds the frequencies, the next ones reuse them, and after `end_run` they are built
+    # again: the same output each time. They stay float32 in a bf16 model (not a buffer that `.to` would cast) and
+    # are no part of its state dict (checkpoints, GGUF files, streaming's weights).
+    model = tiny_transformer().to(dtype)
+    cond = conditioning(i2v=i2v)
+    x = torch.randn(cond.latents.shape, generator=torch.Generator().manual_seed(3))
+    hidden, text, text_mask, image = cond.inputs(x, (True, False))
+    t = torch.full((2,), 700.0)
+    kept = model.time_text_embed.frequencies
+    with torch.no_grad():
+        first = model(hidden, t, text, text_mask, image)
+        freqs = kept.last[1]
+        again = model(hidden, t, text, text_mask, image)
+        assert kept.last[1] is freqs  # reused, not built again
+        model.end_run()
+        assert kept.last is None
+        fresh = model(hidden, t, text, text_mask, image)
+    assert torch.equal(first, again) and torch.equal(first, fresh)
+    assert freqs.dtype == torch.float32
+    assert not any("frequencies" in name for name in model.state_dict())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -187,6 +214,7 @@ def test_a_run_lets_go_of_its_rope_tables():
     pipe = pipeline(tiny_transformer())
     sample(pipe, conditioning(), sampling_request(steps=2))
     assert pipe.transformer.rope_tables.last is None
+    assert pipe.transformer.time_text_embed.frequencies.last is None
 
 
 def block_copies(block, s) -> int:

@@ -11,13 +11,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from motif_lite.model.kept import LastKept
 
-def timestep_sinusoid(timestep: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
-    """[B] timesteps on the 0..1000 scale -> [B, dim] float32 as [cos | sin] (flip_sin_to_cos, no shift)."""
+SINUSOID_DIM, MAX_PERIOD = 256, 10000.0  # the timestep sinusoid's width and longest period
+
+
+def sinusoid_frequencies(
+    device: torch.device | str, dim: int = SINUSOID_DIM, max_period: float = MAX_PERIOD
+) -> torch.Tensor:
+    """The timestep sinusoid's `dim / 2` frequencies, float32 on `device`."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timestep.device) / half)
+    return torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=device) / half)
+
+
+def timestep_sinusoid(timestep: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """[B] timesteps on the 0..1000 scale -> [B, dim] float32 as [cos | sin] (flip_sin_to_cos, no shift), with
+    the `sinusoid_frequencies` `freqs` on timestep's device."""
     angles = timestep.float()[:, None] * freqs[None]
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+class SinusoidFrequencies(LastKept[torch.Tensor]):
+    """`sinusoid_frequencies` on the last device asked for: the same for every forward of a run, so built once per
+    run instead of once per forward (four small ops and their kernels). A plain attribute, not a buffer: it stays
+    float32 through the model's `.to(dtype)`, and state dicts (checkpoints, GGUF files) never see it."""
+
+    def __call__(self, device: torch.device) -> torch.Tensor:
+        return self.get(device, lambda: sinusoid_frequencies(device))
 
 
 class MLPEmbedder(nn.Module):
@@ -38,10 +58,12 @@ class TimestepEmbedder(nn.Module):
 
     def __init__(self, hidden: int) -> None:
         super().__init__()
-        self.timestep_embedder = MLPEmbedder(256, hidden, hidden, nn.SiLU())
+        self.timestep_embedder = MLPEmbedder(SINUSOID_DIM, hidden, hidden, nn.SiLU())
+        self.frequencies = SinusoidFrequencies()  # kept for the run's forwards (`MotifVideoTransformer.end_run`)
 
     def forward(self, timestep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        return self.timestep_embedder(timestep_sinusoid(timestep).to(dtype))
+        sinusoid = timestep_sinusoid(timestep, self.frequencies(timestep.device))
+        return self.timestep_embedder(sinusoid.to(dtype))
 
 
 class ImageProjection(nn.Module):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from motif_lite.model.kept import LastKept
+
 
 def rope_3d(
     grid: tuple[int, int, int], axes_dim: tuple[int, int, int], theta: float, device: torch.device | str
@@ -23,23 +25,15 @@ def rope_3d(
     return torch.cat(cos, dim=1).float(), torch.cat(sin, dim=1).float()
 
 
-class RopeTables:
+class RopeTables(LastKept[tuple[torch.Tensor, torch.Tensor]]):
     """`rope_3d` of the last grid asked for, on its device: a run's every forward has the same patch grid, so its
     tables are built once per run instead of once per forward (two dozen small ops and their kernels). The tables
     depend on the grid, the axes, theta and the device only (always float32: all four are the key, so a config
     changed since is honoured); the forwards share them and never write to them. Only the last grid's are held,
     until `clear` (the end of a run: at 720p they are ~0.1 GB, which the VAE decode that follows may need)."""
 
-    def __init__(self) -> None:
-        self.last: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None  # (key, tables)
-
     def __call__(
         self, grid: tuple[int, int, int], axes_dim: tuple[int, int, int], theta: float, device: torch.device | str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         key = (tuple(grid), tuple(axes_dim), theta, torch.device(device))
-        if self.last is None or self.last[0] != key:
-            self.last = (key, rope_3d(grid, axes_dim, theta, device))
-        return self.last[1]
-
-    def clear(self) -> None:
-        self.last = None
+        return self.get(key, lambda: rope_3d(grid, axes_dim, theta, device))

@@ -128,9 +128,10 @@ class MotifVideoTransformer(nn.Module):
         return Embedded(x, context, ctx, decoder_ctx, grid)
 
     def end_run(self) -> None:
-        """Let go of the RoPE tables kept for the run's forwards (device memory the VAE decode may need); the next
-        forward builds them again."""
+        """Let go of the RoPE tables (device memory the VAE decode may need) and the timestep sinusoid's
+        frequencies kept for the run's forwards; the next forward builds them again."""
         self.rope_tables.clear()
+        self.time_text_embed.frequencies.clear()
 
     def run_encoder(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext, first: int = 0) -> torch.Tensor:
         """The dual-stream then the encoder's single-stream blocks, from block `first` of that sequence on;
