@@ -88,24 +88,35 @@ def test_the_additive_masks_give_the_bool_masks_bits(dtype, i2v):
 
 
 def every_attention_backend() -> dict[str, AttentionFn]:
-    """Each attention function that can sit behind the model's `Ops.attention` (or `decoder_attention`) seam."""
+    """Each attention function that can sit behind the model's `Ops.attention` (or `decoder_attention`) seam,
+    our Triton kernels' aside (`triton_attention_backends`)."""
     sparse = select_ops("torch", SparsityConfig(latent_frames=3))
     model = tiny_transformer()
     apply_attention_backend(model, FixedAttention("flash"))
     return {
         "torch ops": TORCH_OPS.attention,
         "torch ops, decoder": TORCH_OPS.decoder_attention,
-        "triton ops": triton_ops().attention,
-        **{f"candidate {name}": candidate(name) for name in ("sdpa", "flash", "cudnn", "efficient", "triton", "fa3")},
-        **{f"fixed {name}": FixedAttention(name) for name in ("sdpa", "flash", "cudnn", "efficient", "triton")},
+        **{f"candidate {name}": candidate(name) for name in ("sdpa", "flash", "cudnn", "efficient", "fa3")},
+        **{f"fixed {name}": FixedAttention(name) for name in ("sdpa", "flash", "cudnn", "efficient")},
         "auto on the CPU": attention_backend("auto", "cpu"),
-        "auto": AutoAttention(auto_candidates(triton_ok=True)),
-        **{f"auto's {name}": attend for name, attend in auto_candidates(triton_ok=True).items()},
+        "auto": AutoAttention(auto_candidates(triton_ok=False)),
+        **{f"auto's {name}": attend for name, attend in auto_candidates(triton_ok=False).items()},
         "int8": select_ops("torch", attention="int8").attention,
         "int8, decoder": select_ops("torch", attention="int8").decoder_attention,
         "sparse decoder": sparse.decoder_attention,
         "sparse, encoder": sparse.attention,
         "--attention-backend flash on the model": model.ops.attention,
+    }
+
+
+def triton_attention_backends() -> dict[str, AttentionFn]:
+    """The attention functions of the Triton kernel backend and of our dense Triton attention kernel."""
+    return {
+        "triton ops": triton_ops().attention,
+        "candidate triton": candidate("triton"),
+        "fixed triton": FixedAttention("triton"),
+        "auto with triton": AutoAttention(auto_candidates(triton_ok=True)),
+        "auto's triton": auto_candidates(triton_ok=True)["triton"],
     }
 
 
@@ -116,31 +127,34 @@ def every_attention_backend() -> dict[str, AttentionFn]:
 MASK_FORMS = {
     "torch ops": "additive",
     "torch ops, decoder": "additive",
-    "triton ops": "additive",
     "candidate sdpa": "additive",
     "candidate flash": "bool",
     "candidate cudnn": "bool",
     "candidate efficient": "additive",
-    "candidate triton": "bool",
     "candidate fa3": "bool",
     "fixed sdpa": "additive",
     "fixed flash": "bool",
     "fixed cudnn": "bool",
     "fixed efficient": "additive",
-    "fixed triton": "bool",
     "auto on the CPU": "additive",
     "auto": "additive",
     "auto's sdpa": "additive",
     "auto's flash": "bool",
     "auto's cudnn": "bool",
     "auto's efficient": "additive",
-    "auto's triton": "bool",
     "auto's fa3": "bool",
     "int8": "bool",
     "int8, decoder": "bool",
     "sparse decoder": "bool",
     "sparse, encoder": "additive",
     "--attention-backend flash on the model": "bool",
+}
+TRITON_MASK_FORMS = {
+    "triton ops": "additive",  # its attention is SDPA's (dense Triton attention measured slower)
+    "candidate triton": "bool",
+    "fixed triton": "bool",
+    "auto with triton": "additive",
+    "auto's triton": "bool",
 }
 
 
@@ -149,6 +163,12 @@ def test_each_backend_reads_the_mask_form_it_always_has(monkeypatch):
     forms = {name: mask_form_of(attend) for name, attend in every_attention_backend().items()}
     assert forms == MASK_FORMS
     assert mask_form_of(bool_mask_sdpa) == "bool"  # a plain function says nothing: it is given bool masks
+
+
+def test_each_triton_backend_reads_the_mask_form_it_always_has():
+    pytest.importorskip("triton")
+    forms = {name: mask_form_of(attend) for name, attend in triton_attention_backends().items()}
+    assert forms == TRITON_MASK_FORMS
 
 
 def test_auto_gives_a_bool_mask_to_a_candidate_that_reads_one():
