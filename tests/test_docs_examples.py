@@ -5,7 +5,7 @@ motif_lite.quantize ...` of a fenced or indented code block (continuation lines 
 `VAR=value` prefixes dropped), and every inline code span that starts with one of those programs, is parsed by the
 program's own parser the way its `main` parses it (an unknown flag is refused with `unknown_flags`' hint). An
 example without placeholders (`...` as more arguments, `N`, a flag's metavar) then goes through the checks the
-command makes before it loads anything: `run`'s `check_flags` and `weight_files`, the request's `resolve()` (sizes,
+command makes before it loads anything: `run`'s `check_flags` and `take_weight_flags`, the request's `resolve()` (sizes,
 frames, steps, output format and fps; the image is not read, the output goes to a temporary folder), `--resume`'s
 refusal of the flags that choose the video and `--preview`, `decode`'s output, `verify`'s `check_flags`, the quantizer's
 `-o`, recipe and `--keep` rules (flags with one bad value, e.g. `--step-cache`, `--port`, `--max-video`, are refused
@@ -53,7 +53,7 @@ from motif_lite.cli import resume as resume_command
 from motif_lite.cli import run_request as run_command
 from motif_lite.cli import unknown_flags
 from motif_lite.cli import verify as verify_command
-from motif_lite.cli.run_flags import run_flags_given, weight_files
+from motif_lite.cli.run_flags import run_flags_given, take_weight_flags
 from motif_lite.errors import MotifLiteError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -376,7 +376,7 @@ def checks_before_loading(program: str, args: argparse.Namespace, tmp: Path) -> 
         return
     command = args.command
     if command in ("run", "check", "verify", "serve"):
-        weight_files(args)
+        take_weight_flags(args)
     if command == "run":
         run_command.check_flags(args, resume=object() if args.resume is not None else None)
         if args.resume is not None:  # the video's flags come from the file: run refuses them

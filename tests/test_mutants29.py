@@ -84,7 +84,7 @@ def test_only_the_main_rank_plans_with_the_text_encoder_before_its_download(chec
     from types import SimpleNamespace
 
     from motif_lite.cli import before_download, build_parser, run_request
-    from motif_lite.cli.run_flags import weight_files
+    from motif_lite.cli.run_flags import take_weight_flags
     from motif_lite.errors import MotifLiteError
     from motif_lite.io.hub import DownloadPlan
     from motif_lite.memory_advice import PlannedRun
@@ -99,7 +99,7 @@ def test_only_the_main_rank_plans_with_the_text_encoder_before_its_download(chec
     monkeypatch.setattr(PlannedRun, "plan", plan)
     flags = ["run", "-m", str(checkpoint), "-p", "a fox", "--device", "cpu", "--dtype", "fp32", "--vram", "8"]
     args = build_parser().parse_args([*flags, "-W", "48", "-H", "32", "--video-frames", "5"])
-    args.weights = weight_files(args)
+    args.weights = take_weight_flags(args)
     request = run_request.request_from_args(args)
     for is_main in (True, False):
         rank = SimpleNamespace(layout=ParallelLayout(2, 1), is_main=is_main)

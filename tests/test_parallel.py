@@ -509,7 +509,7 @@ def test_only_the_main_rank_plans_with_the_text_encoder(checkpoint, tmp_path, mo
 
     from motif_lite.cli import build_parser
     from motif_lite.cli import run as run_cli
-    from motif_lite.cli.run_flags import weight_files
+    from motif_lite.cli.run_flags import take_weight_flags
     from motif_lite.request import GenerationRequest
 
     planned = []
@@ -520,7 +520,7 @@ def test_only_the_main_rank_plans_with_the_text_encoder(checkpoint, tmp_path, mo
 
     monkeypatch.setattr(PlannedRun, "plan", plan)
     args = build_parser().parse_args(cli_args(checkpoint, tmp_path / "a.mp4", "--vram", "8"))
-    args.weights = weight_files(args)
+    args.weights = take_weight_flags(args)
     request, _ = GenerationRequest(PROMPT, NEGATIVE, seed=0, output=tmp_path / "a.mp4", **SIZE).resolve()
     ranks = [None] + [SimpleNamespace(layout=ParallelLayout(2, 1), is_main=is_main) for is_main in (True, False)]
     for rank in ranks:  # a run of one process, then the main rank and another of a parallel run

@@ -490,12 +490,12 @@ def test_the_loaded_server_keeps_its_memory_plan_for_the_advice_of_a_job_out_of_
     # The worker words a job's out-of-memory failure with the figures of the plan the model loaded with
     # (tests/test_server.py fakes one): the plan made for --max-video, with serve's --vram.
     from motif_lite.cli import serve
-    from motif_lite.cli.run_flags import weight_files
+    from motif_lite.cli.run_flags import take_weight_flags
     from motif_lite.server.app import ServerConfig
 
     args = cli.build_parser().parse_args(["serve", "-m", str(checkpoint), *RUNTIME_FLAGS, "--vram", "4",
                                           "--max-video", "48x32x9"])  # fmt: skip
-    args.weights = weight_files(args)
+    args.weights = take_weight_flags(args)
     _, loaded = serve._load_served_pipeline(args, ServerConfig("tiny", max_video=args.max_video), [])
     largest = loaded.planned.request
     assert (largest.width, largest.height, largest.frames, loaded.planned.vram_gib) == (48, 32, 9, 4)

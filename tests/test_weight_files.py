@@ -27,7 +27,7 @@ from motif_lite import cli, pipeline
 from motif_lite import preflight as checks
 from motif_lite.checkpoint import download_patterns, locate_sources, required_files
 from motif_lite.checkup import check_setup
-from motif_lite.cli.run_flags import weight_files
+from motif_lite.cli.run_flags import take_weight_flags
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.linked import WEIGHT_NAMES, linked_checkpoint, other_model
 from motif_lite.weights.float8 import is_companion
@@ -438,10 +438,10 @@ def test_errors_about_the_checkpoints_own_files_name_them(checkpoints, tmp_path,
 def test_a_gguf_file_given_as_a_weight_file_is_taken_as_gguf():
     args = argparse.Namespace(diffusion_model="t.gguf", gguf=None, text_encoder="TE.GGUF", text_encoder_gguf=None,
                               vae="v.safetensors")  # fmt: skip
-    assert weight_files(args) == {"vae": "v.safetensors"}
+    assert take_weight_flags(args) == {"vae": "v.safetensors"}
     assert (args.gguf, args.text_encoder_gguf) == ("t.gguf", "TE.GGUF")
     with pytest.raises(ConfigError, match="--text-encoder and --text-encoder-gguf"):
-        weight_files(argparse.Namespace(text_encoder="a.safetensors", text_encoder_gguf="b.gguf"))
+        take_weight_flags(argparse.Namespace(text_encoder="a.safetensors", text_encoder_gguf="b.gguf"))
 
 
 def test_check_looks_at_your_files(checkpoints, tmp_path):

@@ -14,7 +14,7 @@ from motif_lite.cli.run_flags import (
     add_checkpoint_flags,
     add_text_encoder_gguf_flag,
     add_weight_file_flags,
-    weight_files,
+    take_weight_flags,
 )
 
 EXIT_PROBLEMS = 2
@@ -52,7 +52,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from motif_lite.checkup import check_setup
 
-    weights = weight_files(args)
+    weights = take_weight_flags(args)
     report = check_setup(args.model, args.gguf, args.text_encoder_gguf, weights)
     for line in report.lines():
         print(line)

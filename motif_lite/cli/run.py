@@ -45,7 +45,7 @@ from motif_lite.cli.resume import (
     resume_args,
     resumed_request,
 )
-from motif_lite.cli.run_flags import add_run_flags, weight_files
+from motif_lite.cli.run_flags import add_run_flags, take_weight_flags
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
 from motif_lite.cli.run_time import CpuTimeQuestion, cpu_time_note, gpu_time_note, quantizing_seconds
@@ -106,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
     if torchrun_world > 1:
         rank = launcher_variables.launcher_number("RANK")
         launcher_variables.launcher_number("LOCAL_WORLD_SIZE", torchrun_world, smallest=1)  # read by a dry run
-    args.weights = weight_files(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
+    args.weights = take_weight_flags(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
     # The file's settings become flags before anything reads them (also before --gpus N starts its processes).
     args.recalled = settings_from_args(args) if args.settings_from is not None else None
     if torchrun_world == 1 and args.gpus == "all":  # under torchrun --gpus is ignored: torchrun started the ranks

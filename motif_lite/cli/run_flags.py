@@ -538,7 +538,7 @@ def add_weight_file_flags(parser: argparse.ArgumentParser, text_encoder_gguf: bo
     )
 
 
-def weight_files(args: argparse.Namespace) -> dict[str, str]:
+def take_weight_flags(args: argparse.Namespace) -> dict[str, str]:
     """--diffusion-model / --text-encoder / --vae as `locate_sources`' `weights`. A .gguf file given to the first two
     is moved to --gguf / --text-encoder-gguf (`args` is updated, so a second call gives the same); giving both for
     one component is an error."""

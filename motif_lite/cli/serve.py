@@ -31,7 +31,7 @@ from motif_lite.cli.run_flags import (
     crf_value,
     lora_value,
     positive_number,
-    weight_files,
+    take_weight_flags,
 )
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg, user_path
@@ -258,7 +258,7 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
 
-    args.weights = weight_files(args)
+    args.weights = take_weight_flags(args)
     api_key = api_key_from(args.api_key, os.environ)
     args.cors_origins = tuple(cors_origin(origin) for origin in args.cors_origin or ())
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run

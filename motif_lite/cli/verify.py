@@ -21,7 +21,7 @@ from motif_lite.cli.run_flags import (
     frame_count,
     seed_value,
     size_side,
-    weight_files,
+    take_weight_flags,
     whole_number,
 )
 from motif_lite.errors import MotifLiteError
@@ -126,7 +126,7 @@ def check_flags(args: argparse.Namespace) -> tuple[ForcedSettings, dict[str, str
     from motif_lite.verify import ForcedSettings
 
     forced = ForcedSettings.parse(args.force)
-    weights = weight_files(args)  # moves a .gguf given to --text-encoder to --text-encoder-gguf
+    weights = take_weight_flags(args)  # moves a .gguf given to --text-encoder to --text-encoder-gguf
     if getattr(args, "text_encoder_gguf", None) is not None:
         raise MotifLiteError("verify compares with diffusers, which cannot read a text encoder GGUF; pass the "
                              "text encoder's .safetensors file, or leave it to -m")  # fmt: skip
