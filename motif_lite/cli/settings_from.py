@@ -102,9 +102,9 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
                            '-p "what the video shows"')  # fmt: skip
     overridden = set(fields) - taken
     notes = [_taken_note(stored.file, stored.version, taken, overridden, fields.get("seed"))]
-    if clip is not None and "extend" in given and (note := _other_clip_note(stored, clip, args.extend)):
+    if clip is not None and "extend" in given and (note := _other_input_note(stored, "extend", clip, args.extend)):
         notes.append(note)
-    if image is not None and "image" in given and (note := _other_image_note(stored, image, args.image)):
+    if image is not None and "image" in given and (note := _other_input_note(stored, "image", image, args.image)):
         notes.append(note)
     if unknown := unknown_stored_keys(stored.values):
         notes.append(f"{stored.file.name} was made by motif-lite {stored.version} and stores settings this version "
@@ -126,25 +126,24 @@ def refused_from_file(recalled: Recalled, refused: RequestError) -> SettingsFile
                              f"give {', '.join(flags)} to replace the file's)")  # fmt: skip
 
 
-def _other_clip_note(stored: StoredSettings, clip: str, given: str | Path) -> str | None:
-    """The note of an --extend clip other than the one the file went on from, where the file keeps that one's
-    SHA-256 (a server's extension of an uploaded video): the new part goes on from the clip given, as a flag wins
-    over the file."""
-    checksum, path, digest = _other_file(stored.values.get("extend_sha256"), given)
-    if digest is None:
-        return None
-    return (f"{stored.file.name} went on from {clip} (sha256 {checksum}), and --extend {path.name} is another file "
-            f"(sha256 {digest}): the new part goes on from it")  # fmt: skip
+# The words of the note on an input given other than the one a file was made from, by the input's field: how the file
+# used its input, the flag that gives another, and what the run does with that one.
+_OTHER_INPUT_WORDS = {
+    "extend": ("went on from", "--extend", "the new part goes on from it"),
+    "image": ("was made from the first frame", "-i", "the video starts from it"),
+}
 
 
-def _other_image_note(stored: StoredSettings, image: str, given: str | Path) -> str | None:
-    """Likewise of an -i image other than the first frame a server's image-to-video file keeps the SHA-256 of: the
-    video starts from the image given."""
-    checksum, path, digest = _other_file(stored.values.get("image_sha256"), given)
+def _other_input_note(stored: StoredSettings, field: str, name: str, given: str | Path) -> str | None:
+    """The note of an input `given` for `field` (an --extend clip, an -i image) other than the one the file names
+    (`name`), where the file keeps that one's SHA-256 (a server's video): the run uses the input given, as a flag
+    wins over the file."""
+    checksum, path, digest = _other_file(stored.values.get(f"{field}_sha256"), given)
     if digest is None:
         return None
-    return (f"{stored.file.name} was made from the first frame {image} (sha256 {checksum}), and -i {path.name} is "
-            f"another file (sha256 {digest}): the video starts from it")  # fmt: skip
+    made, flag, outcome = _OTHER_INPUT_WORDS[field]
+    return (f"{stored.file.name} {made} {name} (sha256 {checksum}), and {flag} {path.name} is another file "
+            f"(sha256 {digest}): {outcome}")  # fmt: skip
 
 
 def _other_file(checksum: object, given: str | Path) -> tuple[object, Path, str | None]:
