@@ -116,7 +116,7 @@ def refuse_what_no_plan_fits(
         return
     if sources is None:  # another model's sizes are not guessed
         return
-    if args.vram is None and args.ram is None and target.type != "cuda":  # a run that plans nothing (plan_if_budget)
+    if plans_nothing(args, target):
         return
     with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
         warnings.simplefilter("ignore")
@@ -138,6 +138,12 @@ def loading_notes(
     return [*([device_note] if device_note else []), *sources.notes, *settings_notes]
 
 
+def plans_nothing(args: argparse.Namespace, device: torch.device) -> bool:
+    """Whether a run on `device` makes no memory plan: a CPU run without a budget (--vram, --ram) loads everything
+    where it runs."""
+    return args.vram is None and args.ram is None and device.type != "cuda"
+
+
 def plan_if_budget(
     args: argparse.Namespace,
     request: GenerationRequest,
@@ -150,8 +156,8 @@ def plan_if_budget(
 ) -> tuple[PlannedRun, Plan] | tuple[None, None]:
     """With a budget (--vram, --ram) or on CUDA: the memory plan of `request`, printed, with what it was made for
     (`planned_run`: the out-of-memory advice plans again from it); it raises if nothing fits, before anything loads.
-    Else (None, None): a CPU run without a budget loads everything where it runs."""
-    if args.vram is None and args.ram is None and device.type != "cuda":
+    Else (None, None): a run that `plans_nothing`."""
+    if plans_nothing(args, device):
         return None, None
     planned = planned_run(args, request, sources, dtype, device, layout, text_encoder)
     plan = planned.plan()
