@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import argparse
+
     from motif_lite.io.missing_report import MissingFilesError
+    from motif_lite.weights.lora import LoRASpec
 
 
 def print_notes(notes: Iterable[str], say: Callable = print) -> None:
@@ -97,6 +100,13 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
         if not spec.path.is_file():
             raise LoRAError(_missing_lora(spec.path))
     return [(spec.path, spec.strength) for spec in specs]
+
+
+def lora_specs_from_flags(args: argparse.Namespace) -> list[LoRASpec]:
+    """--lora's files and strengths (`lora_args`: each file checked to exist) as the LoRA checks take them."""
+    from motif_lite.weights.lora import LoRASpec
+
+    return [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
 
 
 def _missing_lora(path: Path) -> str:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.common import lora_args
+from motif_lite.cli.common import lora_specs_from_flags
 from motif_lite.cli.resume import request_from_file, resume_args, resumed_request
 from motif_lite.cli.run_request import batch_outputs, check_flags, request_from_args, take_clip_defaults
 from motif_lite.launcher_variables import launcher_number_or_none
@@ -139,9 +139,8 @@ def _check_loras_before_launch(args: argparse.Namespace) -> None:
     bundled with motif-lite; another model's LoRA as a file alone, its layers once the ranks have its files)."""
     from motif_lite.cli.prepare import sources_at_hand
     from motif_lite.preflight import check_loras, local_file_problems
-    from motif_lite.weights.lora import LoRASpec
 
-    specs = [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
+    specs = lora_specs_from_flags(args)
     if not specs:
         return
     sources = sources_at_hand(args, text_encoder_gguf=False, quantized=False)

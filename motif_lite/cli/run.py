@@ -26,7 +26,7 @@ from motif_lite.cli.before_download import (
     prompts_cut,
     rank_refuses_before_download,
 )
-from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
+from motif_lite.cli.common import download_hint_repeats, lora_args, lora_specs_from_flags, print_notes
 from motif_lite.cli.kernel_cache import writable_kernel_cache
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
 from motif_lite.cli.prepare import (
@@ -386,9 +386,9 @@ def _lora_lines(args: argparse.Namespace, sources) -> list[str]:
     """The --lora files, read and checked against the transformer's layers as a run would (headers and the config:
     no weights): a LoRA of another model fails the dry run too."""
     from motif_lite.weights.loader import build_model
-    from motif_lite.weights.lora import LoRASpec, linear_shapes, read_loras
+    from motif_lite.weights.lora import linear_shapes, read_loras
 
-    specs = [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
+    specs = lora_specs_from_flags(args)
     if not specs:
         return []
     files = read_loras(specs, linear_shapes(build_model(sources.transformer.value)))
