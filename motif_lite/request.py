@@ -285,29 +285,25 @@ class GenerationRequest:
         plain text-to-video, as in the reference: nothing follows the first frame for the image to condition."""
         return self.starts_from_frame and self.latent_frames > 1
 
-    def resolve(self) -> tuple[GenerationRequest, list[str]]:
+    def resolve(self, clip: Clip | None = None) -> tuple[GenerationRequest, list[str]]:
         """Validate every setting and return (normalized copy, notes on what was changed).
 
         Frames are rounded to the nearest 4k+1 (reported in the notes, as stable-diffusion.cpp does) and a
         random seed is drawn. Everything else that is wrong is reported at once: one `RequestError` with a line
         per invalid setting (an unwritable output or an unreadable image included). numpy's scalars (a notebook's
-        `np.int64` seed) count as the Python numbers they hold.
+        `np.int64` seed) count as the Python numbers they hold. `clip`: the clip `extend` names as the caller read it
+        already (`read_clip`), checked here but not read again: reading a clip costs a decode of a video file, or
+        every header of a PNG sequence.
         """
-        resolved, _, notes = self.resolve_with_clip()
+        resolved, _, _, notes = self.resolve_with_inputs(clip)
         return resolved, notes
-
-    def resolve_with_clip(self, clip: Clip | None = None) -> tuple[GenerationRequest, Clip | None, list[str]]:
-        """`resolve()`, also handing on the clip `extend` names, read and checked (None without one), to callers that
-        go on to use it. `clip`: that clip as the caller read it already (`read_clip`), checked here but not read
-        again: reading a clip costs a decode of a video file, or every header of a PNG sequence."""
-        resolved, clip, _, notes = self.resolve_with_inputs(clip)
-        return resolved, clip, notes
 
     def resolve_with_inputs(
         self, clip: Clip | None = None
     ) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
-        """`resolve_with_clip()`, also handing on the input image as the check read it (`io.image.read_image`:
-        upright, RGB; None without one), for a caller that goes on to use it: a large photo is decoded once."""
+        """`resolve(clip)`, also handing on what the checks read, for a caller that goes on to use it: the clip
+        `extend` names (None without one), and the input image (`io.image.read_image`: upright, RGB; None without
+        one), so that a large photo is decoded once."""
         return _plain_numbers(self)._checked(clip)
 
     def _checked(self, read: Clip | None) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:

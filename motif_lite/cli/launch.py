@@ -33,7 +33,7 @@ def launch_run(args: argparse.Namespace) -> int:
     clip = take_clip_defaults(args) if args.extend is not None else None
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     with request_from_file(resume, args.recalled):
-        request, _, _ = unresolved.resolve_with_clip(clip)
+        request, _ = unresolved.resolve(clip)
     check_crf(request.output, args.crf)  # as each rank will, before they start
     # -o is claimed here, before any process starts: a run writing it already refuses this one in one line, not
     # rank 0 once every process has started. Rank 0, started by this process, takes the claim as its own.

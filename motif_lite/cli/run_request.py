@@ -100,7 +100,7 @@ def resolve_requests(
     from motif_lite.io.preview import check_previews_come
     from motif_lite.io.video import stale_frames_note
 
-    request, _, notes = unresolved.resolve_with_clip(clip)
+    request, notes = unresolved.resolve(clip)
     path, count = Path(request.output), args.batch_count
     outputs = batch_outputs(path, count)
     if args.output is None and count == 1:

@@ -94,7 +94,7 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
 
             request = GenerationRequest(**fields, image=image_path, extend=clip_path, output=output)
             try:
-                resolved, _, notes = request.resolve_with_clip(clip)
+                resolved, notes = request.resolve(clip)
                 run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
                 effective = effective_settings(run_settings)
             except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
