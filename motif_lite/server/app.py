@@ -40,7 +40,7 @@ from motif_lite.server.loras import available_loras
 from motif_lite.server.remix import remix_fields
 from motif_lite.server.request_body import read_create_body
 from motif_lite.server.schema import ApiError, MiB, effective_settings, parse_create, video_object
-from motif_lite.server.submission import job_submitter, within_max_video
+from motif_lite.server.submission import JobSubmitter, within_max_video
 from motif_lite.server.worker import Worker
 from motif_lite.version import VERSION
 
@@ -163,7 +163,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     config = state.config  # its HTTP side: the key and the poll interval, fixed at start
     checks = [Depends(_key_checker(config.api_key)), Depends(_loaded_checker(state))]
     api = APIRouter(prefix="/v1", dependencies=checks)
-    submit = job_submitter(store, state)
+    submit = JobSubmitter(store, state)
 
     @api.post("/videos")
     async def create_video(request: Request) -> dict[str, Any]:

@@ -57,16 +57,19 @@ if TYPE_CHECKING:
     from motif_lite.settings import Settings
 
 
-def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
+class JobSubmitter:
     """The API's `submit(body, remixed=None)` of jobs to `store`, with the server's `state` (its config and worker)."""
-    prompts_cut = _PromptsCut()
 
-    def submit(body: CreateBody, remixed: Job | None = None) -> Job:
+    def __init__(self, store: JobStore, state: ServerState) -> None:
+        self.store = store
+        self.state = state
+        self.prompts_cut = _PromptsCut()
+
+    def __call__(self, body: CreateBody, remixed: Job | None = None) -> Job:
         """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while). Only
         called once the model has loaded (the API's `_loaded_checker`). `remixed`: the video whose settings the body
         holds."""
-        remixed_from = None if remixed is None else remixed.id
-        worker, config = state.worker, state.config
+        store, worker, config = self.store, self.state.worker, self.state.config
         job_id = new_job_id()
         crf = job_crf(body.crf, config.crf, store.video_path(job_id))  # before any file is written for the job
         extended = None if body.extend is None else extended_job(store, body, config.image_to_video)
@@ -86,28 +89,16 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
                 kept.append(image_path)
             output = store.video_path(job_id)
             source = _take_source_video(store, config, body, job_id, extended, kept)
-            clip_path, clip, names, uploaded = source.path, source.clip, source.names, source.uploaded
+            clip, names, uploaded = source.clip, source.names, source.uploaded
             fields, capped = within_max_video(source.fields, config.max_video)
 
             def worded(text: str) -> str:  # a message or note of run's checks, in the client's names and fields
                 return in_upload_words(text, names) if upload is not None else in_api_words(renamed(text, names))
 
-            request = GenerationRequest(**fields, image=image_path, extend=clip_path, output=output)
-            try:
-                resolved, notes = request.resolve(clip)
-                run_settings = worker.pipe.settings_for(resolved)  # as the worker will see them
-                effective = effective_settings(run_settings)
-            except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
-                param = api_param(exc)
-                if param == "size" and clip is not None and "width" not in body.request_fields:
-                    param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
-                message = sides_as_size(str(exc), request.width, request.height)  # the API's field is `size`
-                raise ApiError(400, worded(message), param, "invalid_value") from exc
-            cut = prompts_cut(worker.pipe, run_settings)  # said as `motif-lite run` says them before it loads
-            advice = [truncation.advice(label) for label, truncation in cut.items()]
-            notes = [worded(note) for note in (*capped, *notes, *run_settings.notes, *advice)]
-            if remixed is not None and uploaded is not None and (note := other_upload_note(remixed, uploaded)):
-                notes.append(note)
+            request = GenerationRequest(**fields, image=image_path, extend=source.path, output=output)
+            resolved, notes, run_settings = _resolved_for_api(request, clip, body, worker.pipe, worded)
+            cut = self.prompts_cut(worker.pipe, run_settings)  # said as `motif-lite run` says them before it loads
+            notes = _job_notes([*capped, *notes, *run_settings.notes], cut, worded, remixed, uploaded)
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
             _check_planned_size(resolved, config.max_video, body.seconds, config.plan is not None)
             if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
@@ -116,9 +107,10 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
             if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
                 settings[IMAGE_NAME_KEY] = body.image_name
             job = store.add(
-                job_id, config.model_name, settings, image_path is not None, config.max_queue, effective=effective,
-                notes=notes, loras=body.loras, extend=extended, crf=crf, remixed_from=remixed_from,
-                extend_file=uploaded, clip_frames=None if uploaded is None else clip.frames,
+                job_id, config.model_name, settings, image_path is not None, config.max_queue,
+                effective=effective_settings(run_settings), notes=notes, loras=body.loras, extend=extended, crf=crf,
+                remixed_from=None if remixed is None else remixed.id, extend_file=uploaded,
+                clip_frames=None if uploaded is None else clip.frames,
                 prompt_warnings=[truncation.warning(label) for label, truncation in cut.items()],
             )  # fmt: skip
             if job is None:
@@ -138,7 +130,42 @@ def job_submitter(store: JobStore, state: ServerState) -> Callable[..., Job]:
         worker.notify()
         return job
 
-    return submit
+
+def _resolved_for_api(
+    request: GenerationRequest,
+    clip: Clip | None,
+    body: CreateBody,
+    pipe: MotifVideoPipeline,
+    worded: Callable[[str], str],
+) -> tuple[GenerationRequest, list[str], Settings]:
+    """`request` resolved as `motif-lite run` resolves its flags (`resolve(clip)`), with its notes and the settings
+    `pipe` will run it with (as the worker will see them); a refusal of either as the API's 400, its message
+    `worded` in the client's names, with the field the API calls it."""
+    try:
+        resolved, notes = request.resolve(clip)
+        return resolved, notes, pipe.settings_for(resolved)
+    except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
+        param = api_param(exc)
+        if param == "size" and clip is not None and "width" not in body.request_fields:
+            param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
+        message = sides_as_size(str(exc), request.width, request.height)  # the API's field is `size`
+        raise ApiError(400, worded(message), param, "invalid_value") from exc
+
+
+def _job_notes(
+    notes: list[str],
+    cut: dict[str, PromptTruncation],
+    worded: Callable[[str], str],
+    remixed: Job | None,
+    uploaded: dict[str, str] | None,
+) -> list[str]:
+    """A job's notes, in the client's words (`worded`): run's `notes`, the advice on the prompts the text encoder
+    will `cut`, and a remix's note on an upload other than the `remixed` video's."""
+    advice = [truncation.advice(label) for label, truncation in cut.items()]
+    worded_notes = [worded(note) for note in (*notes, *advice)]
+    if remixed is not None and uploaded is not None and (note := other_upload_note(remixed, uploaded)):
+        worded_notes.append(note)
+    return worded_notes
 
 
 @dataclass(frozen=True)
