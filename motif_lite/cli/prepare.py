@@ -9,7 +9,7 @@ import contextlib
 import functools
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
     from motif_lite.io.hub import DownloadPlan
     from motif_lite.memory_advice import PlannedRun
+    from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.request import GenerationRequest
-    from motif_lite.runtime.parallel import ParallelLayout
+    from motif_lite.runtime.parallel import Parallel, ParallelLayout
     from motif_lite.runtime.planner import Plan
 
 
@@ -167,14 +168,34 @@ def plan_if_budget(
     return planned, plan
 
 
-def speed_settings(args: argparse.Namespace, batch_guidance: bool | None) -> dict:
-    """`load_pipeline`'s speed keywords from the flags (`batch_guidance` as the memory plan allows)."""
-    return dict(
-        batch_guidance=batch_guidance,
-        compile=args.compile,
+def load_from_flags(
+    args: argparse.Namespace,
+    sources: ModelSources,
+    device: torch.device,
+    plan: Plan | None,
+    loras: Sequence[tuple[Path, float]],
+    batch_guidance: bool | None,
+    parallel: Parallel | None = None,
+) -> MotifVideoPipeline:
+    """`load_pipeline` of the checked `sources` (`preflight_flags`) as run and serve load it: the flags' dtype,
+    kernels, attention and speed settings, with the memory `plan`, the `loras` and `batch_guidance` as the plan
+    allows; `parallel`: this rank's part of a parallel run."""
+    from motif_lite.pipeline import load_pipeline
+
+    return load_pipeline(
+        sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
+        attention=args.attention, parallel=parallel, batch_guidance=batch_guidance, compile=args.compile,
         attention_backend=args.attention_backend,  # unused with int8 attention (flag_notes says so)
         step_cache=args.step_cache,
-    )
+    )  # fmt: skip
+
+
+def text_encoder_words(sources: ModelSources) -> str | None:
+    """The text encoder a run loads, in words for what it says once loaded: quantized as it loads
+    (--text-encoder-quantize, run's only), a GGUF file, else None (the checkpoint's own)."""
+    if sources.text_encoder_quantize is not None:
+        return f"quantized to {sources.text_encoder_quantize} as it loaded"
+    return None if sources.text_encoder_gguf is None else sources.text_encoder_gguf.describe()
 
 
 # The GGUF a streamed full-precision transformer is pointed to: the official 4-bit file, a third of bf16's bytes.

@@ -32,10 +32,11 @@ from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_l
 from motif_lite.cli.prepare import (
     figures_on_out_of_memory,
     first_step,
+    load_from_flags,
     loading_notes,
     plan_if_budget,
     preflight_flags,
-    speed_settings,
+    text_encoder_words,
 )
 from motif_lite.cli.resume import (
     claim_left_behind,
@@ -407,7 +408,6 @@ def _generate(
     clip: Clip | None = None,
 ) -> int:
     from motif_lite.io.latents_saving import fallback_folder
-    from motif_lite.pipeline import load_pipeline
     from motif_lite.settings import resolve_dtype, resolve_settings
 
     request = requests[0]  # the videos differ in seed and file only
@@ -443,15 +443,10 @@ def _generate(
     # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
     with not_said_again(long_prompts), figures_on_out_of_memory(planned, plan):
         start = time.perf_counter()
-        pipe = load_pipeline(
-            sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
-            attention=args.attention, parallel=parallel, **speed_settings(args, batch_guidance),
-        )  # fmt: skip
+        pipe = load_from_flags(args, sources, device, plan, loras, batch_guidance, parallel)
         pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
         load_seconds = time.perf_counter() - start
-        text_encoder = sources.text_encoder_gguf.describe() if sources.text_encoder_gguf is not None else None
-        if sources.text_encoder_quantize is not None:
-            text_encoder = f"quantized to {sources.text_encoder_quantize} as it loaded"
+        text_encoder = text_encoder_words(sources)
         ran_on = _ran_on(pipe, dtype, sources)
         gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
         for number, video in enumerate(requests, 1):

@@ -393,13 +393,13 @@ def _load_served_pipeline(
     from motif_lite.cli.kernel_cache import writable_kernel_cache
     from motif_lite.cli.prepare import (
         figures_on_out_of_memory,
+        load_from_flags,
         loading_notes,
         plan_if_budget,
         preflight_flags,
         refuse_what_no_plan_fits,
-        speed_settings,
+        text_encoder_words,
     )
-    from motif_lite.pipeline import load_pipeline
     from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
     from motif_lite.server.worker import operator_advice
     from motif_lite.settings import resolve_dtype
@@ -421,17 +421,13 @@ def _load_served_pipeline(
     planned, plan = plan_if_budget(args, largest, sources, dtype, device)
     if plan is not None:
         max_video = planned_video
-    text_encoder = None if sources.text_encoder_gguf is None else sources.text_encoder_gguf.describe()
     with_files = [f for f in (args.gguf, args.text_encoder_gguf) if f]
     print(f"loading {args.model}" + (f" with {' and '.join(map(str, with_files))}" if with_files else "") + " ...",
           file=sys.stderr)  # fmt: skip
     # Out of memory while it loads: the operator's figures, as a job's out-of-memory error gives them.
     with figures_on_out_of_memory(planned, plan, operator_advice):
-        pipe = load_pipeline(
-            sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
-            attention=args.attention, **speed_settings(args, args.batch_guidance),
-        )  # fmt: skip
-    _say_loaded(args, pipe, text_encoder, max_video)
+        pipe = load_from_flags(args, sources, device, plan, loras, args.batch_guidance)
+    _say_loaded(args, pipe, text_encoder_words(sources), max_video)
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
     loaded = dataclasses.replace(
         config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long,
