@@ -320,11 +320,24 @@ def _dry_run_time_notes(
         note = cpu_time_note(request, settings, sources.configs, dtype, videos, quantizing_seconds(sources))
         return [] if note is None else [f"{note}; a run asks before it starts (--yes starts it)"]
     if device.type == "cuda" and torch.cuda.is_available():
-        note = gpu_time_note(
-            request, settings, sources.configs, dtype, device, videos, quantizing_seconds(sources, on_gpu=True)
-        )
-        return [] if note is None else [note]
+        return _gpu_time_notes(request, settings, sources, dtype, device, videos)
     return []
+
+
+def _gpu_time_notes(
+    request: GenerationRequest,
+    settings: Settings,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    videos: int,
+) -> list[str]:
+    """The note before a long run of `videos` videos on this GPU (`gpu_time_note`, with the quantizing as it loads
+    that a GPU run still does on the CPU); none for a short one."""
+    note = gpu_time_note(
+        request, settings, sources.configs, dtype, device, videos, quantizing_seconds(sources, on_gpu=True)
+    )
+    return [] if note is None else [note]
 
 
 # What a dry run for a GPU this machine lacks says: a run on that GPU plans for its free memory / RESERVED_RATIO
@@ -446,20 +459,41 @@ def _generate(
         pipe = load_from_flags(args, sources, device, plan, loras, batch_guidance, parallel)
         pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
         load_seconds = time.perf_counter() - start
-        text_encoder = text_encoder_words(sources)
-        ran_on = _ran_on(pipe, dtype, sources)
-        gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
-        for number, video in enumerate(requests, 1):
-            if len(requests) > 1:
-                say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
-            batch = dict(in_batch=len(requests) > 1, unstarted=requests[number:])
-            result = _sample(args, pipe, video, on_preview, parallel, say, resume, clip, **batch)
-            first = number == 1
-            table = settings_lines(result.settings, _recalled(args)) if result.settings is not None else None
-            say(summary(
-                result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
-            ))  # fmt: skip
+        _make_videos(args, pipe, requests, sources, dtype, plan, load_seconds, on_preview, parallel, say, resume, clip)
     return 0
+
+
+def _make_videos(
+    args: argparse.Namespace,
+    pipe: MotifVideoPipeline,
+    requests: list[GenerationRequest],
+    sources: ModelSources,
+    dtype: torch.dtype,
+    plan: Plan | None,
+    load_seconds: float,
+    on_preview: Callable | None,
+    parallel: Parallel | None,
+    say: Callable,
+    resume: SavedLatents | None,
+    clip: Clip | None,
+) -> None:
+    """The run's videos one after another with the loaded `pipe`, each with its summary (the first's with the
+    `load_seconds`)."""
+    text_encoder = text_encoder_words(sources)
+    ran_on = _ran_on(pipe, dtype, sources)
+    gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
+    for number, video in enumerate(requests, 1):
+        if len(requests) > 1:
+            say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
+        result = _sample(
+            args, pipe, video, on_preview, parallel, say, resume, clip, in_batch=len(requests) > 1,
+            unstarted=requests[number:],
+        )  # fmt: skip
+        first = number == 1
+        table = settings_lines(result.settings, _recalled(args)) if result.settings is not None else None
+        say(summary(
+            result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
+        ))  # fmt: skip
 
 
 def _say_run_time(
@@ -477,9 +511,7 @@ def _say_run_time(
         quantizing = quantizing_seconds(sources)
         question.ask(requests[0], settings, sources.configs, dtype, len(requests), quantizing)
     elif device.type == "cuda":
-        quantizing = quantizing_seconds(sources, on_gpu=True)
-        note = gpu_time_note(requests[0], settings, sources.configs, dtype, device, len(requests), quantizing)
-        print_notes([note] if note else [], say)
+        print_notes(_gpu_time_notes(requests[0], settings, sources, dtype, device, len(requests)), say)
 
 
 def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources) -> str:
