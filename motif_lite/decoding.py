@@ -37,6 +37,7 @@ from motif_lite.io.video import (
 from motif_lite.numerics import check_finite
 from motif_lite.paths import user_path
 from motif_lite.preflight import device_budget
+from motif_lite.request import extended_frames
 from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, plan_decode, positive_budget
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig
@@ -94,9 +95,8 @@ def decode_video(
         for _ in chunks():  # this rank's bands go to rank 0, which writes the file
             pass
         return None
-    frames = vae.config.video_frames(total)
+    frames = extended_frames(vae.config.video_frames(total), clip.frames if clip is not None else None)
     written = chunks() if clip is None else joined_frames(clip, chunks())
-    frames += 0 if clip is None else clip.frames - 1
     with staged_output(output, frames, fallback=_beside) as staged:
         write_video(written, staged.partial, fps, metadata, crf=crf)
     return staged.written
@@ -125,7 +125,7 @@ class DecodeJob:
     @property
     def frames(self) -> int:
         """The frames the video holds: the run's, after the clip's but its last (the run's first frame)."""
-        return self.saved.frames + (self.clip.frames - 1 if self.clip is not None else 0)
+        return extended_frames(self.saved.frames, self.clip.frames if self.clip is not None else None)
 
 
 def prepare_decode(
@@ -155,7 +155,7 @@ def prepare_decode(
         )
     output = user_path(output if output is not None else saved.output)
     clip, notes = _extended_clip(saved)
-    frames = saved.frames + (clip.frames - 1 if clip is not None else 0)
+    frames = extended_frames(saved.frames, clip.frames if clip is not None else None)
     check_output_path(output, frames, frames_chosen=False)  # the latents' frames: no --video-frames to give
     check_crf(output, crf)
     if clip is not None and any(replaces_file(output, frames, file) for file in clip.files):

@@ -365,7 +365,8 @@ class GenerationRequest:
             kept = [(p, f) for p, f in zip(problems, invalid, strict=True) if f not in ("width", "height")]
             problems[:], invalid[:] = [p for p, _ in kept] + [str(exc)], [f for _, f in kept] + ["extend"]
             clip = None
-        written = frames_known + clip.frames - 1 if clip is not None and frames_known is not None else frames_known
+        clip_frames = clip.frames if clip is not None else None
+        written = None if frames_known is None else extended_frames(frames_known, clip_frames)
         output, output_notes = _output_to_write(self.output)
         if check("output", check_output_path, output, written) is not None and fps_ok:
             check("fps", check_output_fps, output, self.fps)
@@ -512,7 +513,7 @@ def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path) ->
     clip's frames then play faster or slower), one on its sound and one on HDR video, which the longer video lacks."""
     from motif_lite.io.clip import hdr_note
 
-    total = clip.frames + frames - 1
+    total = extended_frames(frames, clip.frames)
     notes = [
         f"going on from {clip.describe()}: its last frame is the first frame; the video holds its {clip.frames} frames "
         f"and {frames - 1} new ones, {total} in all ({total / fps:.2f} s at {fps:g} fps); the clip is decoded and "
@@ -701,6 +702,12 @@ def lines_size(text: str) -> tuple[int, int] | None:
         return None
     height = int(lines[1])
     return round(height * 16 / 9 / 16) * 16, height
+
+
+def extended_frames(frames: int, clip_frames: int | None) -> int:
+    """The frames of a video that goes on from a clip of `clip_frames` (None: from none) with `frames` of its own:
+    the clip's, then the new ones but their first, which is the clip's last frame."""
+    return frames if clip_frames is None else clip_frames + frames - 1
 
 
 def frames_for_seconds(seconds: float, fps: float) -> int:

@@ -27,6 +27,7 @@ from motif_lite.request import (
     GenerationRequest,
     RequestError,
     UnknownFieldError,
+    extended_frames,
 )
 
 SMALL = dict(width=64, height=64, frames=9)
@@ -376,3 +377,14 @@ def test_other_tools_prompt_syntax_is_noted_as_read_as_text(tmp_path):
     assert "to apply them, give --lora snow.safetensors:0.8 --lora 'my style.safetensors:-1' (" in note
     both = syntax_notes(negative_prompt="(blurry:1.4), <lora:bad:1>")
     assert len(both) == 2 and all(note.startswith("the negative prompt has") for note in both)
+
+
+@pytest.mark.parametrize("clip_frames", [None, 1, 2, 81])
+@pytest.mark.parametrize("frames", [1, 5, 49])
+def test_extended_frames_counts_the_shared_frame_once(frames, clip_frames):
+    """An extended video holds the clip's frames, then the run's but its first, which is the clip's last frame: the
+    count is that of the frames so joined, and a run that extends nothing holds only its own."""
+    clip = [f"clip {i}" for i in range(clip_frames or 0)]
+    run = [clip[-1] if clip else "new 0"] + [f"new {i}" for i in range(1, frames)]
+    joined = clip + run[1:] if clip else run
+    assert extended_frames(frames, clip_frames) == len(joined)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from motif_lite.pipeline.from_diffusers import RESULT_ADVICE
-from motif_lite.request import GenerationRequest
+from motif_lite.request import GenerationRequest, extended_frames
 from motif_lite.settings import Settings
 
 # (stage, done, total): stage is "encode", "denoise" or "decode"; called with done = 0 when a stage starts.
@@ -66,7 +66,7 @@ class GenerationResult:
     @property
     def frames_written(self) -> int:
         """The frames in the file: the request's, after an extended clip's frames but its last (the same frame)."""
-        return self.request.frames + (self.clip_frames - 1 if self.clip_frames is not None else 0)
+        return extended_frames(self.request.frames, self.clip_frames)
 
     def __repr__(self) -> str:
         """One line, as a notebook shows the result of a cell ending in `pipe.generate(...)`: the file, what it

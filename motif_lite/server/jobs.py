@@ -41,6 +41,7 @@ from motif_lite.errors import MotifLiteError, counted, listed
 from motif_lite.io.staging import PARTIAL_PREFIX
 from motif_lite.json_values import is_count, is_number
 from motif_lite.paths import quoted, user_path
+from motif_lite.request import extended_frames
 from motif_lite.version import VERSION
 
 try:
@@ -148,7 +149,7 @@ class Job:
     def frames_in_file(self) -> int:
         """The frames of the job's video: its own, after those of the video it extends but that one's last (the
         same frame)."""
-        return self.settings["frames"] + (self.clip_frames - 1 if self.clip_frames else 0)
+        return extended_frames(self.settings["frames"], self.clip_frames)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
