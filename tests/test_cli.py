@@ -23,7 +23,6 @@ from video_frames import diffusers_frames
 
 from motif_lite import cli, pipeline
 from motif_lite.cli import run_request as run_command
-from motif_lite.cli import unknown_flags
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
 
@@ -1415,7 +1414,10 @@ def test_progress_on_a_terminal_stderr_is_a_bar_and_a_wrong_interval_is_the_defa
     assert len(progress.file.getvalue().splitlines()) == 5
 
 
-def test_the_output_suffixes_a_path_hint_knows_are_the_videos():
-    from motif_lite.io.video import VIDEO_EXTENSIONS
+def test_the_formats_ffmpeg_writes_are_those_with_an_encoder():
+    """choices.FFMPEG_FORMATS (torch-free: what --settings-from reads with ffmpeg) names io.video's encoders."""
+    from motif_lite.choices import FFMPEG_FORMATS, VIDEO_EXTENSIONS
+    from motif_lite.io import video
 
-    assert unknown_flags.OUTPUT_SUFFIXES == VIDEO_EXTENSIONS
+    assert sorted(video._FFMPEG) == sorted(FFMPEG_FORMATS)
+    assert set(FFMPEG_FORMATS) < set(VIDEO_EXTENSIONS)

@@ -11,7 +11,7 @@ import difflib
 import os
 from collections.abc import Sequence
 
-from motif_lite.choices import LATENTS_SUFFIX
+from motif_lite.choices import LATENTS_SUFFIX, VIDEO_EXTENSIONS
 from motif_lite.request import frames_for_seconds, split_size
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
@@ -580,8 +580,6 @@ _COMMAND_ADVICE = {
 }
 # The flags of a run that decode and check leave to it, answered with one hint for them all.
 _SETTINGS_OF_A_RUN = {"decode": RUN_SETTINGS, "check": RUN_SETTINGS | PLAN_SETTINGS}
-# What -o writes (as io.video.VIDEO_EXTENSIONS, not imported: it imports torch, and a refusal must be quick).
-OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".webp", ".gif", ".png")
 
 
 def path_hint(word: str, known: list[str]) -> str | None:
@@ -596,7 +594,7 @@ def path_hint(word: str, known: list[str]) -> str | None:
         return f"{word}: a stopped run's latents go after --resume: --resume {quoted}"
     if lower.endswith(".gguf") and "--gguf" in known:
         return f"{word}: a GGUF file goes after --gguf: --gguf {quoted}"
-    if lower.endswith(OUTPUT_SUFFIXES) and "--output" in known:
+    if lower.endswith(VIDEO_EXTENSIONS) and "--output" in known:
         return f"{word}: the output goes after -o: -o {quoted}"
     folder = os.path.expanduser(word)
     # A word of an unquoted prompt may name a folder here too ("snow"): a path or a checkpoint, not a plain word.

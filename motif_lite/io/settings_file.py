@@ -13,16 +13,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from motif_lite.choices import LATENTS_SUFFIX
+from motif_lite.choices import FFMPEG_FORMATS, LATENTS_SUFFIX, VIDEO_EXTENSIONS
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import file_argument, find_ffmpeg
 from motif_lite.io.staging import frame_file, is_frame_sequence
-from motif_lite.io.video import VIDEO_EXTENSIONS
+from motif_lite.io.video import EXIF_IMAGE_DESCRIPTION
 from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.paths import user_path
 
-FFMPEG_FORMATS = (".mp4", ".mkv", ".mov", ".webm")
-_EXIF_IMAGE_DESCRIPTION = 0x010E  # where a WebP keeps the settings (io.video writes them there)
 READ_TIMEOUT_S = 30.0  # ffmpeg reads only the container's header: seconds at most, even for a long video
 _TAKES = "--settings-from takes a video or image that motif-lite wrote"
 # What another image tool keeps in a PNG's text chunks, by the chunk's name: the tool, what it keeps, and where its
@@ -158,7 +156,7 @@ def _pillow_text(path: Path) -> tuple[str | None, set[str]]:
     try:
         with PIL.Image.open(path) as image:
             if image.format == "WEBP":
-                comment = image.getexif().get(_EXIF_IMAGE_DESCRIPTION)
+                comment = image.getexif().get(EXIF_IMAGE_DESCRIPTION)
             else:  # PNG: a text chunk; GIF: its comment extension (bytes)
                 comment = image.info.get("comment")
             chunks = set(image.info) if image.format == "PNG" else set()

@@ -29,7 +29,7 @@ import PIL.Image
 import torch
 from PIL.PngImagePlugin import PngInfo
 
-from motif_lite.choices import CRF_RANGES
+from motif_lite.choices import CRF_RANGES, VIDEO_EXTENSIONS
 from motif_lite.errors import ConfigError, MotifLiteError, shown
 from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
@@ -45,9 +45,8 @@ from motif_lite.paths import blank_path_problem, file_in_the_way, quoted, user_p
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".webp", ".gif", ".png")
 _FORMATS = ".mp4, .mkv, .mov, .webm, .webp, .gif, or out_%03d.png for a PNG per frame (out.png: one frame)"
-_EXIF_IMAGE_DESCRIPTION = 0x010E
+EXIF_IMAGE_DESCRIPTION = 0x010E  # the EXIF tag a WebP keeps the settings in (io.settings_file reads it)
 
 
 @dataclass(frozen=True)
@@ -495,7 +494,7 @@ def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float
         options["comment"] = comment
     else:
         exif = PIL.Image.Exif()
-        exif[_EXIF_IMAGE_DESCRIPTION] = comment
+        exif[EXIF_IMAGE_DESCRIPTION] = comment
         options.update(lossless=False, quality=90, exif=exif.tobytes())
     try:
         images[0].save(path, **options)
