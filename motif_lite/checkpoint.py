@@ -185,68 +185,60 @@ def locate_sources(
     the download commands) or `CheckpointError`.
     """
     refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
-    problems: list[str] = []
-    missing: list = []
+    problems = _Problems()
     notes: list[str] = []
-    hub = HubAccess(download, held_while(problems, before_download))  # no download while a problem stands
+    hub = HubAccess(download, held_while(problems.found, before_download))  # no download while a problem stands
     files = {
-        component: _collect(lambda c=component, f=file: check_weight_file(c, f), problems, missing)
+        component: problems.collect(lambda c=component, f=file: check_weight_file(c, f))
         for component, file in (weights or {}).items()
     }
     if gguf is not None and require_weights:  # a typo in a variant: it holds the checkpoint's download (`hub`)
-        _collect(lambda: check_gguf_variant(str(gguf), hub), problems, missing)
+        problems.collect(lambda: check_gguf_variant(str(gguf), hub))
     gguf_replaced = {"transformer"} if gguf is not None else set()
     gguf_replaced |= {"text_encoder"} if text_encoder_gguf is not None else set()
     # The files the user gave, read before the checkpoint is looked for: their problems hold its download.
     file_notes = _check_your_files(files, gguf_replaced, problems)
     gguf_path, gguf_header = None, None
     if gguf is not None and not is_gguf_variant(str(gguf)):
-        gguf_path = _collect(lambda: find_gguf(str(gguf), hub), problems, missing)
+        gguf_path = problems.collect(lambda: find_gguf(str(gguf), hub))
         gguf_header = _transformer_gguf_header(gguf_path, str(model), problems)
     text_gguf = None
     if text_encoder_gguf is not None:  # alone here; against the checkpoint's text encoder config once it is found
-        text_gguf = _collect(lambda: find_text_encoder_gguf(None, text_encoder_gguf, str(model)), problems, missing)
-    root = _collect(
+        text_gguf = problems.collect(lambda: find_text_encoder_gguf(None, text_encoder_gguf, str(model)))
+    root = problems.collect(
         lambda: _config_fixed(
             lambda: _find_root(str(model), gguf_replaced, set(files), hub, require_weights, notes), str(model)
-        ),
-        problems,
-        missing,
+        )
     )
     linked = {component: file for component, file in files.items() if file is not None}
     found = root
-    if root is not None and linked and not problems:
-        root = _collect(lambda: linked_checkpoint(found, linked), problems, missing)
+    if root is not None and linked and not problems.found:
+        root = problems.collect(lambda: linked_checkpoint(found, linked))
         notes.append("weights from your files instead of the checkpoint's: " + _listed(linked))
-
-    def stop_on_problems() -> None:
-        if root is not None and root != found:  # name the files themselves, not the links that stand for them
-            problems[:] = [real_paths(problem, root, found, linked) for problem in problems]
-        _raise_if(problems, missing)
-
+        if root is not None:
+            problems.name_files_behind(root, found, linked)
     # A variant is looked up (downloaded) only for a checkpoint that can run: after a wrong -m, its error alone.
-    if gguf is not None and is_gguf_variant(str(gguf)) and not problems:
-        gguf_path = _collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes), problems, missing)
+    if gguf is not None and is_gguf_variant(str(gguf)) and not problems.found:
+        gguf_path = problems.collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes))
         gguf_header = _transformer_gguf_header(gguf_path, str(model), problems)
     if text_gguf is not None and root is not None:
         te_file = text_gguf.path
-        text_gguf = _collect(lambda: find_text_encoder_gguf(root, te_file, str(model)), problems, missing)
-    stop_on_problems()
-    configs = _collect(lambda: _config_fixed(lambda: CheckpointConfigs.read(root), str(model)), problems, missing)
-    stop_on_problems()
+        text_gguf = problems.collect(lambda: find_text_encoder_gguf(root, te_file, str(model)))
+    problems.stop()
+    configs = problems.collect(lambda: _config_fixed(lambda: CheckpointConfigs.read(root), str(model)))
+    problems.stop()
     notes.extend(file_notes)
     yours = {file.resolve() for file in linked.values()}
-    transformer = _collect(
+    transformer = problems.collect(
         lambda: _config_fixed(
             lambda: _transformer_setting(root, configs, gguf_header, require_weights, notes, yours, str(model)),
             str(model),
         ),
-        problems,
-        [],
+        keep_missing=False,
     )
     replaced = (gguf is not None, text_encoder_gguf is not None)
-    _check_weights(root, configs, str(model), linked, yours, replaced, require_weights, problems, stop_on_problems)
-    stop_on_problems()
+    _check_weights(root, configs, str(model), linked, yours, replaced, require_weights, problems)
+    problems.stop()
     separate = [gguf_path, text_gguf.path if text_gguf else None, *linked.values()]
     slow = windows_drive_note(weight_locations(found, gguf_replaced | set(linked), separate))
     notes.extend([slow] if slow else [])  # WSL2: said before minutes of slow loading
@@ -256,11 +248,11 @@ def locate_sources(
     )
 
 
-def _transformer_gguf_header(path: Path | None, model: str, problems: list[str]) -> GGUFCheckpoint | None:
+def _transformer_gguf_header(path: Path | None, model: str, problems: _Problems) -> GGUFCheckpoint | None:
     """The header of the transformer GGUF found at `path` (None: none found, or its problem added to `problems`)."""
     if path is None:
         return None
-    return _collect(lambda: _read_transformer_gguf(path, model), problems, [])
+    return problems.collect(lambda: _read_transformer_gguf(path, model), keep_missing=False)
 
 
 def _check_weights(
@@ -271,31 +263,31 @@ def _check_weights(
     yours: Collection[Path],
     replaced: tuple[bool, bool],
     require_weights: bool,
-    problems: list[str],
-    stop_on_problems: Callable[[], None],
+    problems: _Problems,
 ) -> None:
     """Check the weight files a run reads, adding what is wrong to `problems`: with `require_weights`, every
-    component's files whole (`stop_on_problems` is called before the user's own `linked` files are compared with the
-    checkpoint's configs); in a dry run only the user's files, from their headers, refused as a run refuses them.
-    `replaced`: (a transformer GGUF given, a text encoder GGUF given); `yours`: the user's files, resolved."""
+    component's files whole (the problems so far are raised before the user's own `linked` files are compared with
+    the checkpoint's configs); in a dry run only the user's files, from their headers, refused as a run refuses
+    them. `replaced`: (a transformer GGUF given, a text encoder GGUF given); `yours`: the user's files, resolved."""
     _, text_encoder_gguf = replaced
     if root is not None and require_weights:
-        component_files = _collect(
-            lambda: _config_fixed(lambda: _component_weights(root, not text_encoder_gguf), model), problems, []
+        component_files = problems.collect(
+            lambda: _config_fixed(lambda: _component_weights(root, not text_encoder_gguf), model), keep_missing=False
         )
         for file in component_files or []:
-            _collect(lambda file=file: _check_complete(file, yours, model), problems, [])
-        stop_on_problems()
+            problems.collect(lambda file=file: _check_complete(file, yours, model), keep_missing=False)
+        problems.stop()
         for component, file in linked.items():
             if component == "vae" or (component == "text_encoder" and not text_encoder_gguf):
-                _collect(lambda c=component, f=file: _check_your_weights(root, configs, c, f), problems, [])
+                problems.collect(
+                    lambda c=component, f=file: _check_your_weights(root, configs, c, f), keep_missing=False
+                )
     elif linked:  # a dry run: the user's files from their headers, refused as a run refuses them
         official = model == MOTIF_REPO
         for component, file in linked.items():
-            _collect(
+            problems.collect(
                 lambda c=component, f=file: _check_dry_run_weights(root, configs, c, f, yours, official, *replaced),
-                problems,
-                [],
+                keep_missing=False,
             )
 
 
@@ -513,7 +505,7 @@ def _transformer_setting(
     return Setting(configs.transformer, CHECKPOINT, TRANSFORMER_CONFIG)
 
 
-def _check_your_files(files: Mapping[str, Path | None], replaced: Collection[str], problems: list[str]) -> list[str]:
+def _check_your_files(files: Mapping[str, Path | None], replaced: Collection[str], problems: _Problems) -> list[str]:
     """The weight files of the user's that a run reads (not one a GGUF replaces: `replaced`; None: refused already),
     from their headers, before the checkpoint is looked for: complete, the component's own (a transformer's without
     ComfyUI's prefix), and no scaled fp8 copy but the transformer's. Their problems are collected in `problems`;
@@ -523,10 +515,10 @@ def _check_your_files(files: Mapping[str, Path | None], replaced: Collection[str
     for component, file in files.items():
         if file is None or component in replaced:
             continue
-        before = len(problems)
-        _collect(lambda c=component, f=file: _check_your_header(c, f, yours), problems, [])
-        if len(problems) == before:  # a damaged file's header is named once
-            notes.extend(_collect(lambda c=component, f=file: float8_notes(c, f), problems, []) or [])
+        before = len(problems.found)
+        problems.collect(lambda c=component, f=file: _check_your_header(c, f, yours), keep_missing=False)
+        if len(problems.found) == before:  # a damaged file's header is named once
+            notes.extend(problems.collect(lambda c=component, f=file: float8_notes(c, f), keep_missing=False) or [])
     return notes
 
 
@@ -830,23 +822,41 @@ def damaged_weights_fix(file: Path, model: str | None) -> str:
     return f"download it again: {download_command(rel, cached_spelling(model), file.parent.parent, again=True)}"
 
 
-def _collect(step: Callable[[], T], problems: list[str], missing: list) -> T | None:
-    """Run one check; its failure becomes an entry of `problems` (or `missing`) so that the next still runs. A
-    download held by the problems so far (`DownloadHeld`) ends the request: they are all there is to say."""
-    try:
-        return step()
-    except DownloadHeld:
-        raise
-    except MissingFilesError as exc:
-        problems.extend(exc.problems)
-        missing.extend(exc.missing)
-    except MotifLiteError as exc:
-        problems.append(str(exc))
-    return None
+class _Problems:
+    """What the checks of a run's sources found wrong, gathered so that one error says it all (`stop`)."""
 
+    def __init__(self) -> None:
+        self.found: list[str] = []  # one list throughout: `held_while` holds downloads while it is not empty
+        self.missing: list = []  # the checkpoint's files to download (`MissingFilesError`)
+        self._links: tuple[Path, Path, Mapping[str, Path]] | None = None
 
-def _raise_if(problems: list[str], missing: list) -> None:
-    if missing:
-        raise MissingFilesError(missing, problems)
-    if problems:
-        raise CheckpointError("\n".join(problems))
+    def collect(self, step: Callable[[], T], keep_missing: bool = True) -> T | None:
+        """Run one check; its failure becomes a problem so that the next check still runs. keep_missing=False: a
+        `MissingFilesError` adds its lines only, not its files to download. A download held by the problems so far
+        (`DownloadHeld`) ends the request: they are all there is to say."""
+        try:
+            return step()
+        except DownloadHeld:
+            raise
+        except MissingFilesError as exc:
+            self.found.extend(exc.problems)
+            if keep_missing:
+                self.missing.extend(exc.missing)
+        except MotifLiteError as exc:
+            self.found.append(str(exc))
+        return None
+
+    def name_files_behind(self, links: Path, checkpoint: Path, linked: Mapping[str, Path]) -> None:
+        """From now on the problems name the user's files and `checkpoint`, not the folder `links` that
+        `linked_checkpoint(checkpoint, linked)` made to stand for them."""
+        self._links = (links, checkpoint, linked)
+
+    def stop(self) -> None:
+        """Raise the problems found so far, if any: `MissingFilesError` (with the download commands) when files are
+        missing, else `CheckpointError`."""
+        if self._links is not None:
+            self.found[:] = [real_paths(problem, *self._links) for problem in self.found]
+        if self.missing:
+            raise MissingFilesError(self.missing, self.found)
+        if self.found:
+            raise CheckpointError("\n".join(self.found))
