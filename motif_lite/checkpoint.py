@@ -164,8 +164,8 @@ def refuse_blank_paths(
 def locate_sources(
     model: str | Path = MOTIF_REPO,
     gguf: str | Path | None = None,
-    text_encoder_gguf: str | Path | None = None,
     *,
+    text_encoder_gguf: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
     download: bool = True,
     require_weights: bool = True,

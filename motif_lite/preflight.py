@@ -70,8 +70,8 @@ def preflight(
     gguf: str | Path | None = None,
     device: str | torch.device = "auto",
     kernels: str = "auto",
-    text_encoder_gguf: str | Path | None = None,
     *,
+    text_encoder_gguf: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
     quantize: str | None = None,
     text_encoder_quantize: str | None = None,
@@ -115,8 +115,13 @@ def preflight(
         else:  # the device's problem holds any download: said now, not after the gigabytes
             held = held_while(problems, before_download)
             if loras or weights:  # checked against the configs at hand: a wrong one holds the download
-                held = _local_files_read_first(model, gguf, weights, loras, problems, held, text_encoder_gguf)
-            sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, before_download=held)
+                held = _local_files_read_first(
+                    model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, loras=loras, problems=problems,
+                    then=held,
+                )  # fmt: skip
+            sources = locate_sources(
+                model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, before_download=held
+            )
     except DownloadHeld as exc:  # the device's problem and the files' found so far (the device's, said once)
         said = {str(problem) for problem in problems}
         problems.extend(CheckpointError(problem) for problem in exc.problems if problem not in said)
@@ -135,11 +140,12 @@ def preflight(
 def _local_files_read_first(
     model: str | Path,
     gguf: str | Path | None,
+    *,
+    text_encoder_gguf: str | Path | None,
     weights: Mapping[str, str | Path] | None,
     loras: Sequence[LoRASpec],
     problems: list[MotifLiteError],
     then: Callable[[DownloadPlan], None],
-    text_encoder_gguf: str | Path | None = None,
 ) -> Callable[[DownloadPlan], None]:
     """A `before_download` that checks the user's files against the configs at hand
     (`local_file_problems`) before the first download, their problems joining `problems`, then calls `then`
@@ -151,7 +157,9 @@ def _local_files_read_first(
         nonlocal read
         if not read:
             read = True
-            problems.extend(local_file_problems(model, gguf, weights, loras, text_encoder_gguf))
+            problems.extend(
+                local_file_problems(model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, loras=loras)
+            )
         then(plan)
 
     return before_download
@@ -160,9 +168,10 @@ def _local_files_read_first(
 def local_file_problems(
     model: str | Path = MOTIF_REPO,
     gguf: str | Path | None = None,
+    *,
+    text_encoder_gguf: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
     loras: Sequence[LoRASpec] = (),
-    text_encoder_gguf: str | Path | None = None,
 ) -> list[MotifLiteError]:
     """What is wrong with the user's files against the configs at hand, before the checkpoint downloads: the LoRA
     files (`check_loras_at_hand`) and the VAE, transformer and text encoder weight files
@@ -521,7 +530,7 @@ def plan_generation(
     if isinstance(model, ModelSources):
         sources = model
     else:
-        sources = locate_sources(model, gguf, text_encoder_gguf, weights=weights, **AT_HAND)
+        sources = locate_sources(model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, **AT_HAND)
     sources = with_quantize(sources, quantize, text_encoder_quantize)
     target = parse_device(device)
     absent = target.type == "cuda" and not torch.cuda.is_available()  # a GPU this machine lacks: capability unknown

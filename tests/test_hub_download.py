@@ -1199,7 +1199,7 @@ def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(
     assert quantize_main([str(checkpoint), "--component", "text_encoder", "-o", str(text_gguf), "--quiet"]) == 0
     fake_hub.downloads.clear()
     with pytest.raises(MissingFilesError):
-        preflight(MOTIF_REPO, None, "cpu", "auto", text_gguf, weights={"text_encoder": text_encoder})
+        preflight(MOTIF_REPO, None, "cpu", "auto", text_encoder_gguf=text_gguf, weights={"text_encoder": text_encoder})
     assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
 
 

@@ -4,6 +4,7 @@ and reports every problem at once, and missing files end in one download hint (n
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 import shutil
@@ -921,3 +922,14 @@ def test_a_lora_before_the_download_is_checked_against_the_transformer_config_th
         save_file({f"{layer}.lora_A.weight": torch.ones(2, size), f"{layer}.lora_B.weight": torch.ones(size, 2)}, lora)
         problems = local_file_problems(MOTIF_REPO, loras=[LoRASpec(lora)])
         assert (problems == []) == fits, problems
+
+
+def test_the_files_after_gguf_are_named_in_every_check_of_the_sources():
+    """locate_sources, preflight and local_file_problems take the text encoder GGUF and the user's weight files by
+    name alone: positional, they stood in a different place in each."""
+    from motif_lite.preflight import local_file_problems, preflight
+
+    for check in (locate_sources, preflight, local_file_problems):
+        parameters = inspect.signature(check).parameters
+        for name in ("text_encoder_gguf", "weights"):
+            assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, (check.__name__, name)

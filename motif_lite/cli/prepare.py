@@ -50,7 +50,8 @@ def preflight_flags(
         dtype=args.dtype,
     )
     return preflight(
-        args.model, args.gguf, device, args.kernels, args.text_encoder_gguf, weights=args.weights, quantize=quantize,
+        args.model, args.gguf, device, args.kernels, text_encoder_gguf=args.text_encoder_gguf, weights=args.weights,
+        quantize=quantize,
         text_encoder_quantize=text_encoder_quantize, before_download=before_download, device_checks=speed,
         loras=[LoRASpec(path, strength) for path, strength in loras],
     )  # fmt: skip
@@ -67,7 +68,7 @@ def sources_at_hand(
     from motif_lite.preflight import AT_HAND
 
     text_gguf = args.text_encoder_gguf if text_encoder_gguf else None
-    sources = locate_sources(args.model, args.gguf, text_gguf, weights=args.weights, **AT_HAND)
+    sources = locate_sources(args.model, args.gguf, text_encoder_gguf=text_gguf, weights=args.weights, **AT_HAND)
     return quantized_as_asked(sources, args) if quantized else sources
 
 

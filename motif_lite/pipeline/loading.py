@@ -124,9 +124,9 @@ def load_pipeline(
             check_speed_on_device(target, attention, kernels, attention_backend, compile, asked)
             _check_plan_device(plan, target)
 
-        sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf, weights=weights, quantize=quantize,
-                                    text_encoder_quantize=text_encoder_quantize, device_checks=device_checks,
-                                    loras=specs)  # fmt: skip
+        sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf=text_encoder_gguf, weights=weights,
+                                    quantize=quantize, text_encoder_quantize=text_encoder_quantize,
+                                    device_checks=device_checks, loras=specs)  # fmt: skip
         dtype_setting = resolve_dtype(asked, target)
         dtype = dtype_setting.value
         text_dtype = devices.text_encoder_dtype(dtype, given)
