@@ -43,7 +43,7 @@ class NotAJSONObject(ValueError):
 _JSON_KINDS = {list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number"}
 
 
-def _json_kind(value: object) -> str:
+def json_kind(value: object) -> str:
     """`value` named as JSON names it: "an object", "a list", "null", ..."""
     if isinstance(value, dict):
         return "an object"
@@ -54,7 +54,7 @@ def parse_json_object(data: object) -> dict:
     """The JSON object `data` (text, or UTF-8 bytes) holds; `NotAJSONObject` saying why there is none. The bytes are
     read as UTF-8 alone, as diffusers and transformers read a config (`json.loads` would guess UTF-16 too)."""
     if not isinstance(data, str | bytes):  # e.g. a number where a GGUF's metadata should hold the text
-        raise NotAJSONObject(f"{_json_kind(data)}, not JSON text")
+        raise NotAJSONObject(f"{json_kind(data)}, not JSON text")
     try:
         value = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
     except UnicodeDecodeError as e:
@@ -66,7 +66,7 @@ def parse_json_object(data: object) -> dict:
     except RecursionError:  # brackets nested thousands deep: Python's parser gives up
         raise NotAJSONObject("not readable JSON (nested too deeply)") from None
     if not isinstance(value, dict):
-        raise NotAJSONObject(f"{_json_kind(value)}, not a JSON object")
+        raise NotAJSONObject(f"{json_kind(value)}, not a JSON object")
     return value
 
 

@@ -68,8 +68,8 @@ ENTRY_FIELDS = {"guidance_config": GUIDANCE_FIELDS, "model": set(), "unknown_key
 
 def assert_refused_or_read(path: Path, where: str, value: object, unedited: dict) -> None:
     """A refusal names the file and the entry (or its flag); a read makes the unedited request, or one in which
-    only the fields of the edited entry differ (a wrong guidance method is one this version lacks: the checkpoint's
-    or the official guidance)."""
+    only the fields of the edited entry differ (guidance_config of another shape than an object leaves the
+    guidance to the checkpoint or the official value)."""
     key = {"guidance_config.method": "guidance"}.get(where, where.rpartition(".")[2])  # the flag that sets it
     with read_or_refused_naming(MotifLiteError, path.name, key):
         (request,) = requests_from(path)
@@ -87,11 +87,24 @@ def test_every_wrong_value_makes_the_request_or_is_refused(tmp_path, where):
         assert_refused_or_read(written(tmp_path, edited(where, value)), where, value, unedited)
 
 
-@pytest.mark.parametrize("method", [[1], {"a": 1}])
-def test_a_guidance_method_of_another_json_type_is_one_this_version_lacks(tmp_path, method):
+@pytest.mark.parametrize("method", [[1], {"a": 1}, 3, True, None])
+def test_a_guidance_method_of_another_json_type_is_refused_naming_the_file_and_key(tmp_path, capsys, method):
+    """Damage, not a newer version's name (those are strings): it was read as a method this version lacks, and the
+    checkpoint's or the official guidance ran without a word."""
     path = written(tmp_path, edited("guidance_config.method", method))
-    (request,) = requests_from(path)
-    assert request.guidance is None and request.cfg_scale is None  # the checkpoint's or the official guidance
+    with pytest.raises(MotifLiteError, match=r"made\.webp's stored settings: guidance_config\.method holds "):
+        requests_from(path)
+    code = cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err and "give --guidance" in err, err
+    # The flag that replaces it replaces it.
+    assert cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu", "--guidance", "cfg"]) == 0
+
+
+def test_a_guidance_method_this_version_lacks_is_still_a_newer_versions(tmp_path):
+    path = written(tmp_path, edited("guidance_config.method", "PAGConfig"))
+    with pytest.raises(MotifLiteError, match="made with the guidance 'PAGConfig', which motif-lite .* does not have"):
+        requests_from(path)
 
 
 @pytest.mark.parametrize("where", ["prompt", "negative_prompt"])

@@ -162,11 +162,17 @@ def _other_file(checksum: object, given: str | Path) -> tuple[object, Path, str 
 
 def _refuse_unknown_choices(stored: StoredSettings, given: frozenset[str]) -> None:
     """A sampler or guidance method the file names that this version does not have (a newer motif-lite's) makes
-    another video: refused, unless the flag that chooses it is given."""
+    another video, and one stored as no name at all (a list, a number) is damage: refused, unless the flag that
+    chooses it is given."""
     from motif_lite.choices import GUIDANCE_METHODS, SAMPLERS
-    from motif_lite.pipeline.metadata import unknown_stored_choices
+    from motif_lite.io.settings_file import SettingsFileError
+    from motif_lite.pipeline.metadata import damaged_stored_choices, unknown_stored_choices
     from motif_lite.version import VERSION
 
+    for field, damage in damaged_stored_choices(stored.values).items():
+        if _dest(field) not in given:
+            raise SettingsFileError(f"{stored.file.name}'s stored settings: {damage}, not a {field} method's name "
+                                    f"(the file was edited or damaged; give {_flag(field)} to replace the file's)")  # fmt: skip
     names = {"sampler": tuple(SAMPLERS), "guidance": GUIDANCE_METHODS}
     for field, value in unknown_stored_choices(stored.values).items():
         if _dest(field) not in given:

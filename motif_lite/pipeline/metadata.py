@@ -11,6 +11,7 @@ import torch
 
 from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
+from motif_lite.json_values import json_kind
 from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest, unknown_choices
 from motif_lite.sampling import ScheduleOptions
@@ -118,13 +119,24 @@ def unknown_stored_keys(stored: dict) -> list[str]:
 def unknown_stored_choices(stored: dict) -> dict[str, str]:
     """The sampler and guidance method of a file's stored settings that this version does not have (a newer
     motif-lite's), by the request field that chooses each: {"sampler": "dpm++3m"}, {"guidance": "PAGConfig"}. Values
-    of another JSON type than a name are left to the request's own checks."""
+    of another JSON type than a name are not: the request's own checks refuse a sampler's, `damaged_stored_choices`
+    names a guidance method's."""
     unknown = unknown_choices({"sampler": stored.get("sampler")})
     guidance = stored.get("guidance_config")
     method = guidance.get("method") if isinstance(guidance, dict) else None
     if isinstance(method, str) and method not in _METHODS:
         unknown["guidance"] = method
     return unknown
+
+
+def damaged_stored_choices(stored: dict) -> dict[str, str]:
+    """The entries of a file's stored settings that hold a choice as another JSON type than a name, by the request
+    field that chooses each, with the entry and what it holds: {"guidance": "guidance_config.method holds a list"}.
+    An edit or damage, not a newer version's choice, which would be a name (`unknown_stored_choices`)."""
+    guidance = stored.get("guidance_config")
+    if isinstance(guidance, dict) and "method" in guidance and not isinstance(guidance["method"], str):
+        return {"guidance": f"guidance_config.method holds {json_kind(guidance['method'])}"}
+    return {}
 
 
 def request_fields_of(stored: dict) -> dict:
