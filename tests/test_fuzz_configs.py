@@ -5,16 +5,19 @@ no weights."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import math
 import shutil
+from unittest.mock import ANY
 
 import pytest
 import torch
-from fuzz_checks import read_or_refused_naming
+from fuzz_checks import assert_read_as_edited, entries, read_or_refused_naming
 from tiny_config import TINY
 
-from motif_lite.config import TransformerConfig
+from motif_lite.config import TransformerConfig, assumed_values, config_from_weights
 from motif_lite.errors import ConfigError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.cost import transformer_flops
@@ -35,15 +38,46 @@ def edited(key: str, value: object) -> dict:
     return json.loads(json.dumps(values))  # as the file reads back: tuples become lists
 
 
+def reference_default(model_class: type, key: str) -> object:
+    """What diffusers' `model_class` takes for `key` where config.json leaves it out (its argument's default)."""
+    return inspect.signature(model_class.__init__).parameters[key].default
+
+
+def expected_read(key: str, value: object, model_class: type) -> object:
+    """What a config read from a file with `key` edited to `value` must hold there: the value, or diffusers'
+    default for a key left out (ANY: no key of the config, as `unknown_key`)."""
+    if key not in inspect.signature(model_class.__init__).parameters:
+        return ANY
+    return reference_default(model_class, key) if value is MISSING else value
+
+
 @pytest.mark.filterwarnings("ignore:.*ignoring unknown transformer config keys")
 @pytest.mark.parametrize("key", [*edited("x", MISSING), "unknown_key"])
 def test_every_wrong_value_reads_as_a_usable_config_or_is_refused(key):
+    """Read, the config differs from the unedited one in the key edited only, and holds the value edited in (or
+    diffusers' default for a key left out); the model built from it has the sizes the config says."""
+    from diffusers import MotifVideoTransformer3DModel
+
+    unedited = dataclasses.asdict(TransformerConfig.from_dict(edited("x", MISSING), source=SOURCE))
     for value in WRONG_VALUES:
         with read_or_refused_naming(ConfigError, SOURCE, key):
             config = TransformerConfig.from_dict(edited(key, value), source=SOURCE)
+            assert_read_as_edited(
+                dataclasses.asdict(config), unedited, key, expected_read(key, value, MotifVideoTransformer3DModel)
+            )
             transformer_flops(config, video_tokens=16, text_tokens=8)  # as check and --dry-run cost it
             with torch.device("meta"):  # built as the memory plan and the loader build it
-                MotifVideoTransformer(config)
+                model = MotifVideoTransformer(config)
+            assert_built_as_configured(model, config)
+
+
+def assert_built_as_configured(model: MotifVideoTransformer, config: TransformerConfig) -> None:
+    """The model's tensors are those of `config`: the config the loader infers from them (`config_from_weights`)
+    is `config` in all that tensors show."""
+    inferred = config_from_weights({name: tuple(t.shape) for name, t in model.state_dict().items()})
+    shown = {f.name for f in dataclasses.fields(TransformerConfig)} - set(assumed_values(inferred))
+    differ = {name for name in shown if getattr(inferred, name) != getattr(config, name)}
+    assert not differ, f"the model built differs from its config in {sorted(differ)}"
 
 
 @pytest.mark.parametrize(
@@ -93,12 +127,18 @@ VAE_KEYS = ["base_dim", "decoder_base_dim", "z_dim", "in_channels", "out_channel
 def test_every_wrong_vae_value_reads_as_a_usable_config_or_is_refused(key):
     # Before: base_dim, decoder_base_dim or in_channels at 1e30 overflowed torch, a list as dropout crashed, and
     # num_res_blocks at 1e30 built blocks for ever (check and run --dry-run build the VAE to size it).
+    # Read, the config differs in the key edited only, and holds the value edited in or diffusers' default.
+    from diffusers import AutoencoderKLWan
+
     from motif_lite.vae.config import WanVAEConfig
     from motif_lite.vae.model import WanVAE
 
+    unedited = dataclasses.asdict(WanVAEConfig.from_dict(edited_vae("x", MISSING), source=VAE_SOURCE))
     for value in WRONG_VALUES:
         with read_or_refused_naming(ConfigError, VAE_SOURCE, key):
             config = WanVAEConfig.from_dict(edited_vae(key, value), source=VAE_SOURCE)
+            assert_read_as_edited(dataclasses.asdict(config), unedited, key,
+                                  expected_read(key, value, AutoencoderKLWan))  # fmt: skip
             with torch.device("meta"):
                 WanVAE(config)
 
@@ -160,18 +200,24 @@ def edited_text_encoder(values: dict, key: str, value: object) -> str:
 def test_every_wrong_text_encoder_value_parses_and_builds_or_is_refused(tmp_path, text_encoder_config, key):
     """Before: a string or null size crashed the dry run's cost estimate, a section missing keys or a negative, zero
     or huge size crashed transformers or torch as the encoder was built (TypeError, AttributeError, ...)."""
-    from transformers import T5Gemma2Encoder
+    from transformers import T5Gemma2Encoder, T5Gemma2EncoderConfig
 
     from motif_lite.encoders.text_config import parse_text_encoder_config
     from motif_lite.runtime.cost import text_encoder_flops, text_encoder_shape
 
     path = tmp_path / "text_encoder" / "config.json"
     path.parent.mkdir()
+    path.write_text(json.dumps(text_encoder_config))
+    unedited = parse_text_encoder_config(path).to_dict()
+    # Read, the config differs in the key edited only (a section: in its keys), and holds the value edited in or
+    # transformers' default for a key left out.
+    defaults = entries(T5Gemma2EncoderConfig().to_dict())
     for value in WRONG_VALUES:
         path.write_text(edited_text_encoder(text_encoder_config, key, value))
-        # The file only: a section transformers rejects is named in transformers' words, not by its key.
         with read_or_refused_naming(ConfigError, str(path)):
             config = parse_text_encoder_config(path)
+            expected = ANY if key.endswith("_config") else defaults[key] if value is MISSING else value
+            assert_read_as_edited(config.to_dict(), unedited, key, expected)
             text_encoder_flops(text_encoder_shape(tmp_path), 16)  # as run's time estimate reads the file
             with torch.device("meta"):
                 T5Gemma2Encoder(config)
