@@ -9,6 +9,7 @@ import dataclasses
 import inspect
 import json
 import math
+import re
 import shutil
 from unittest.mock import ANY
 
@@ -18,7 +19,8 @@ from fuzz_checks import assert_read_as_edited, entries, read_or_refused_naming
 from tiny_config import TINY
 
 from motif_lite.config import TransformerConfig, assumed_values, config_from_weights
-from motif_lite.errors import ConfigError
+from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.json_values import is_int
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.cost import transformer_flops
 
@@ -253,6 +255,64 @@ def test_a_text_encoder_value_just_out_of_range_is_refused(tmp_path, text_encode
         parse_text_encoder_config(path)
 
 
+# Keys whose wrong values transformers refused in words that name no key ("list index out of range", "'<' not
+# supported between instances of 'str' and 'int'", "'12'"), or read and then crashed the run (a negative
+# query_pre_attn_scalar made a complex attention scale): motif-lite's own checks name them.
+NAMED_TEXT_ENCODER_KEYS = [
+    "dtype", "text_config.dtype", "vision_config.dtype", "text_config.dropout_rate", "text_config.hidden_activation",
+    "vision_config.hidden_act", "text_config.layer_types", "text_config.pad_token_id",
+    "text_config.query_pre_attn_scalar", "text_config.rope_parameters.full_attention", "vision_config.model_type",
+    "vision_config.num_channels",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", NAMED_TEXT_ENCODER_KEYS)
+def test_every_wrong_text_encoder_value_of_a_checked_key_is_read_or_refused_naming_it(
+    tmp_path, text_encoder_config, key
+):
+    from motif_lite.encoders.text_config import parse_text_encoder_config
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(text_encoder_config))
+    unedited = parse_text_encoder_config(path).to_dict()
+    for value in WRONG_VALUES:
+        path.write_text(edited_text_encoder(text_encoder_config, key, value))
+        with read_or_refused_naming(ConfigError, str(path), key):
+            assert_read_as_edited(parse_text_encoder_config(path).to_dict(), unedited, key)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("dtype", [1], "dtype must be the name of a torch float dtype"),
+     ("text_config.dtype", "12", "text_config.dtype must be the name of a torch float dtype"),
+     ("vision_config.dtype", 5, "vision_config.dtype must be the name of a torch float dtype"),
+     ("text_config.dropout_rate", "12", "text_config.dropout_rate must be a number from 0 to 1, got '12'"),
+     ("text_config.dropout_rate", 1.5, "text_config.dropout_rate must be a number from 0 to 1"),
+     ("text_config.dropout_rate", MISSING, "text_config.dropout_rate is missing"),
+     ("text_config", {"a": 1}, "text_config.dropout_rate is missing"),
+     ("text_config.hidden_activation", "12", "text_config.hidden_activation must be an activation transformers has"),
+     ("vision_config.hidden_act", "12", "vision_config.hidden_act must be an activation transformers has"),
+     ("text_config.num_hidden_layers", MISSING, "text_config.layer_types lists 3 layers"),
+     ("text_config.layer_types", ["full_attention"], "text_config.layer_types lists 1 layers"),
+     ("text_config.pad_token_id", 10**30, "text_config.pad_token_id must be null or an integer from 0 to 355"),
+     ("text_config.query_pre_attn_scalar", -1, "text_config.query_pre_attn_scalar must be an integer > 0"),
+     ("text_config.query_pre_attn_scalar", 0, "text_config.query_pre_attn_scalar must be an integer > 0"),
+     ("text_config.rope_parameters.full_attention", "12",
+      "text_config.rope_parameters.full_attention must be a JSON object"),
+     ("vision_config.model_type", "12", "vision_config.model_type must be 'siglip_vision_model'"),
+     ("vision_config.num_channels", -1, "vision_config.num_channels must be an integer from 1")],
+)  # fmt: skip
+def test_a_text_encoder_value_transformers_refused_without_naming_it_is_named(
+    tmp_path, text_encoder_config, key, value, message
+):
+    from motif_lite.encoders.text_config import parse_text_encoder_config
+
+    path = tmp_path / "config.json"
+    path.write_text(edited_text_encoder(text_encoder_config, key, value))
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: {re.escape(message)}"):
+        parse_text_encoder_config(path)
+
+
 def test_a_text_encoder_config_that_is_not_text_or_an_object_is_refused(tmp_path):
     from motif_lite.encoders.text_config import config_from_json, parse_text_encoder_config
 
@@ -272,7 +332,9 @@ def test_a_text_encoder_config_that_is_not_text_or_an_object_is_refused(tmp_path
         ("vision_config.patch_size", 0, "vision_config.patch_size must be an integer from 1"),
         ("text_config", None, "text_config must be a JSON object, got None"),
         ("mm_tokens_per_image", -1, "mm_tokens_per_image must be a square number"),
-        ("text_config", {"a": 1}, "transformers cannot read it as the text encoder's config: "),
+        ("text_config", {"a": 1}, "text_config.dropout_rate is missing"),
+        ("text_config.query_pre_attn_scalar", -1, "text_config.query_pre_attn_scalar must be an integer > 0"),
+        ("text_config.hidden_activation", "12", "text_config.hidden_activation must be an activation"),
     ],
 )
 @pytest.mark.parametrize("command", ["dry-run", "check", "run"])
@@ -292,7 +354,7 @@ def test_a_wrong_text_encoder_config_is_one_line_naming_the_file(
     argv = {"dry-run": [*run, "--dry-run"], "check": ["check", "-m", str(root)], "run": [*run, "--steps", "1"]}
     code = cli.main(argv[command])
     out, err = capsys.readouterr()
-    if command == "dry-run" and "transformers" in message:  # a dry run does not import transformers
+    if command == "dry-run" and "activation" in message:  # a dry run does not import transformers, which knows them
         assert code == 0, err
     elif command == "check":
         assert code == cli.EXIT_USER_ERROR, out
@@ -311,3 +373,48 @@ def test_a_checkpoint_without_a_text_encoder_config_reads(checkpoint, tmp_path):
     assert CheckpointConfigs.read(root).text_encoder
     (root / "text_encoder" / "config.json").unlink()
     assert not CheckpointConfigs.read(root).text_encoder
+
+
+# ------------------------------------------------------------------------------ tokenizer/tokenizer_config.json
+
+TOKENIZER_KEYS = ["bos_token", "eos_token", "unk_token", "pad_token", "mask_token", "model_max_length",
+                  "padding_side", "tokenizer_class"]  # fmt: skip
+
+
+def tokenizer_copy(checkpoint, tmp_path, key: str, value: object):
+    """A checkpoint folder holding the tiny checkpoint's tokenizer with `key` of tokenizer_config.json set to `value`
+    (or left out), and the path of that file."""
+    shutil.copytree(checkpoint / "tokenizer", tmp_path / "tokenizer", dirs_exist_ok=True)
+    path = tmp_path / "tokenizer" / "tokenizer_config.json"
+    values = json.loads((checkpoint / "tokenizer" / "tokenizer_config.json").read_text())
+    if value is MISSING:
+        values.pop(key)
+    else:
+        values[key] = value
+    path.write_text(json.dumps(values))
+    return tmp_path, path
+
+
+def tokens_and_padding(root) -> tuple[list, int]:
+    """What a run takes of the tokenizer: a prompt's tokens, and the token the prompts are padded with."""
+    from motif_lite.encoders.text import _token_ids, load_tokenizer
+
+    tokenizer = load_tokenizer(root)
+    return _token_ids(tokenizer, ["a red fox"], 512), tokenizer.pad_token_id
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("key", TOKENIZER_KEYS)
+def test_every_wrong_tokenizer_config_value_is_read_or_refused_naming_the_file_and_key(checkpoint, tmp_path, key):
+    """Before: a model_max_length of another JSON type crashed the first prompt (TypeError), a pad_token of null
+    or no token of the vocabulary ("12": transformers adds it, as id 356 of a 356-token vocabulary) broke the
+    padding, and the others were named in transformers' words ("'list' object has no attribute 'removesuffix'")."""
+    from motif_lite.encoders.text import load_tokenizer
+
+    unedited_tokens, _ = tokens_and_padding(tokenizer_copy(checkpoint, tmp_path, "x", None)[0])
+    for value in WRONG_VALUES:
+        root, path = tokenizer_copy(checkpoint, tmp_path, key, value)
+        with read_or_refused_naming(MotifLiteError, str(path), key):
+            tokens, padding = tokens_and_padding(root)
+            assert tokens == unedited_tokens or key in ("bos_token", "eos_token"), f"{key}={value!r:.40}"
+            assert is_int(padding) and 0 <= padding < load_tokenizer(root).vocab_size, f"{key}={value!r:.40}"

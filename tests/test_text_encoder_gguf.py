@@ -365,7 +365,8 @@ def rewrite_without(src: Path, out: Path, drop: str, replace: dict[str, str] | N
     ("edit", "message"),
     [({"hidden_size": -4}, r"config_json: text_config\.hidden_size must be an integer from 1"),
      ({"num_hidden_layers": 10**6}, r"config_json: text_config\.num_hidden_layers must be an integer from 1 to 1,024"),
-     ({"hidden_activation": "none such"}, "config_json: transformers cannot read it as the text encoder.s config")],
+     ({"hidden_activation": "none such"}, r"config_json: text_config\.hidden_activation must be an activation"),
+     ({"attention_bias": "12"}, "config_json: transformers cannot read it as the text encoder.s config")],
 )  # fmt: skip
 def test_an_embedded_config_that_builds_no_encoder_is_refused_naming_it(tiny_files, tmp_path, edit, message):
     """The checks of a checkpoint's text_encoder/config.json apply to the copy a GGUF holds: a size torch cannot

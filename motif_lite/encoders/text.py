@@ -27,6 +27,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.encoders.text_config import parse_text_encoder_config
 from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
+from motif_lite.encoders.tokenizer_config import check_padding, check_tokenizer_config
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.checkpoint_source import find_checkpoint
 from motif_lite.json_values import read_json_object
@@ -275,12 +276,16 @@ def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer alone (`root`/tokenizer, a few MB, seconds to load): to measure prompts before
     the text encoder's weights load."""
     folder = root / "tokenizer"
+    config = folder / "tokenizer_config.json"
+    check_tokenizer_config(config)  # its wrong values named by their keys, not in transformers' words
     try:
-        return AutoTokenizer.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
     except Exception as exc:  # transformers' errors for a damaged file are of many classes (a TypeError for a list)
         for file in sorted(folder.glob("*.json")):  # one that holds no JSON object is named as every reader names it
             read_json_object(file, "tokenizer file", CheckpointError)
         raise CheckpointError(f"cannot load the tokenizer from {root}: {exc}") from exc
+    check_padding(tokenizer, config)
+    return tokenizer
 
 
 def _pad_right(token_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import ConfigError, shown
-from motif_lite.json_values import NotAJSONObject, is_count, parse_json_object, read_json_object
+from motif_lite.json_values import (
+    NotAJSONObject,
+    is_count,
+    is_int,
+    is_number,
+    parse_json_object,
+    read_json_object,
+)
 from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH
 
 if TYPE_CHECKING:
@@ -22,7 +29,10 @@ MAX_LAYERS = 1024
 TEXT_SIZES = ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim",
               "vocab_size", "num_hidden_layers")  # fmt: skip
 VISION_SIZES = ("hidden_size", "intermediate_size", "num_attention_heads", "image_size", "patch_size",
-                "num_hidden_layers")  # fmt: skip
+                "num_hidden_layers", "num_channels")  # fmt: skip
+# The attention of each text layer (`text_config.layer_types`): what T5Gemma2 has, and its RoPE settings are for.
+LAYER_TYPES = ("sliding_attention", "full_attention")
+VISION_MODEL_TYPE = "siglip_vision_model"
 _TOP_LEVEL = ("text_model.", "vision_tower.", "multi_modal_projector.")
 
 
@@ -69,10 +79,12 @@ def model_key(name: str) -> str:
 
 
 def check_text_encoder_config(path: Path) -> dict:
-    """The file's values, checked where motif-lite or the model build reads them (`check_sizes`)."""
+    """The file's values, checked where motif-lite or the model build reads them (`check_sizes`,
+    `check_build_values`; not yet the activations, which need transformers: `config_from_values` checks those)."""
     values = read_json_object(path, "text encoder config")
     check_model_type(values, str(path))
     check_sizes(values, str(path))
+    check_build_values(values, str(path))
     return values
 
 
@@ -100,6 +112,80 @@ def check_sizes(values: dict, origin: str) -> None:
         raise ConfigError(f"{origin}: mm_tokens_per_image must be a square number (e.g. 256), got {shown(tokens)}")
 
 
+def check_build_values(values: dict, origin: str) -> None:
+    """`ConfigError` naming `origin` and the key for a value transformers refuses in words that name no key ("list
+    index out of range" for a dtype, "'<' not supported between instances of 'str' and 'int'" for a dropout rate),
+    or reads and then fails on as the prompt is encoded (a negative `query_pre_attn_scalar`). The sections are
+    objects (`check_sizes`)."""
+    import torch
+
+    def refuse(key: str, must: str, value: object) -> ConfigError:
+        return ConfigError(f"{origin}: {key} must be {must}, got {shown(value)}")
+
+    text, vision = values.get("text_config", {}), values.get("vision_config", {})
+    for section, part in (("", values), ("text_config.", text), ("vision_config.", vision)):
+        dtype = part.get("dtype")
+        if dtype is not None and not (isinstance(dtype, str) and _is_float_dtype(getattr(torch, dtype, None))):
+            raise refuse(
+                f"{section}dtype", "the name of a torch float dtype (float32, bfloat16, float16) or null", dtype
+            )
+    if "dropout_rate" not in text:  # T5Gemma2's text config has no default for it: the build failed without it
+        raise ConfigError(f"{origin}: text_config.dropout_rate is missing (the official file's is 0.0)")
+    if not (is_number(text["dropout_rate"]) and 0 <= text["dropout_rate"] <= 1):
+        raise refuse("text_config.dropout_rate", "a number from 0 to 1", text["dropout_rate"])
+    _check_layer_types(text, origin)
+    vocab, pad = text.get("vocab_size"), text.get("pad_token_id")
+    if pad is not None and not (is_int(pad) and pad >= 0 and (not is_int(vocab) or pad < vocab)):
+        last = f"{vocab - 1:,}" if is_int(vocab) else "text_config.vocab_size - 1"
+        raise refuse("text_config.pad_token_id", f"null or an integer from 0 to {last}", pad)
+    scalar = text.get("query_pre_attn_scalar", 1)  # the attention's scale is its inverse square root
+    if not (is_int(scalar) and scalar > 0):
+        raise refuse("text_config.query_pre_attn_scalar", "an integer > 0", scalar)
+    rope = text.get("rope_parameters")
+    if rope is not None and not isinstance(rope, dict):
+        raise refuse("text_config.rope_parameters", "a JSON object (of each layer type's RoPE) or null", rope)
+    for layer_type, parameters in (rope or {}).items():
+        if parameters is not None and not isinstance(parameters, dict):
+            raise refuse(f"text_config.rope_parameters.{layer_type}", "a JSON object or null", parameters)
+    if vision.get("model_type", VISION_MODEL_TYPE) != VISION_MODEL_TYPE:
+        raise refuse("vision_config.model_type", repr(VISION_MODEL_TYPE), vision["model_type"])
+
+
+def check_activations(values: dict, origin: str) -> None:
+    """`ConfigError` naming `origin` and the key for an activation transformers does not have (it raised a KeyError
+    that said the name only: "'12'"). Apart from `check_build_values`: it imports transformers, which the dry run
+    does not."""
+    from transformers.activations import ACT2FN
+
+    text, vision = values.get("text_config", {}), values.get("vision_config", {})
+    for key, part, name in (("text_config.hidden_activation", text, "hidden_activation"),
+                            ("vision_config.hidden_act", vision, "hidden_act")):  # fmt: skip
+        if name in part and not (isinstance(part[name], str) and part[name] in ACT2FN):
+            raise ConfigError(f"{origin}: {key} must be an activation transformers has (the official file's: "
+                              f"gelu_pytorch_tanh), got {shown(part[name])}")  # fmt: skip
+
+
+def _is_float_dtype(dtype: object) -> bool:
+    import torch
+
+    return isinstance(dtype, torch.dtype) and dtype.is_floating_point
+
+
+def _check_layer_types(text: dict, origin: str) -> None:
+    """`text_config.layer_types`: null (transformers' pattern), or one of `LAYER_TYPES` per layer."""
+    layer_types = text.get("layer_types")
+    if layer_types is None:
+        return
+    if not (isinstance(layer_types, list) and all(kind in LAYER_TYPES for kind in layer_types)):
+        raise ConfigError(f"{origin}: text_config.layer_types must be a list of {' or '.join(LAYER_TYPES)}, one "
+                          f"per layer, or null, got {shown(layer_types)}")  # fmt: skip
+    layers = text.get("num_hidden_layers")
+    if layers != len(layer_types):
+        given = "missing" if layers is None else f"{layers}"
+        raise ConfigError(f"{origin}: text_config.layer_types lists {len(layer_types)} layers, and "
+                          f"text_config.num_hidden_layers is {given}: give one entry per layer")  # fmt: skip
+
+
 def parse_text_encoder_config(path: Path) -> T5Gemma2EncoderConfig:
     """transformers' config of the text encoder in `path`, checked (`config_from_values`)."""
     return config_from_values(read_json_object(path, "text encoder config"), str(path))
@@ -122,6 +208,8 @@ def config_from_values(values: dict, origin: str) -> T5Gemma2EncoderConfig:
     an AttributeError for a section missing keys it needs)."""
     check_model_type(values, origin)
     check_sizes(values, origin)
+    check_build_values(values, origin)
+    check_activations(values, origin)
     from transformers import T5Gemma2EncoderConfig
 
     try:

@@ -1,0 +1,52 @@
+"""`tokenizer/tokenizer_config.json` checked before transformers reads it, and the padding token after: a
+hand-edited or damaged file was refused in transformers' words, which name neither the file nor the key ("'list'
+object has no attribute 'removesuffix'"), or read and then crashed the first prompt (a model_max_length of text) or
+padded prompts with a token the text encoder does not have."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from motif_lite.errors import CheckpointError, shown
+from motif_lite.json_values import is_number, read_json_object
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token", "mask_token")
+PADDING_SIDES = ("right", "left")
+
+
+def check_tokenizer_config(path: Path) -> None:
+    """`CheckpointError` naming the file `path` and the key for a value of the wrong kind; a file that is not there
+    is transformers' to miss (its files are checked as the checkpoint is found)."""
+    if not path.is_file():
+        return
+    values = read_json_object(path, "tokenizer file", CheckpointError)
+
+    def refuse(key: str, must: str) -> CheckpointError:
+        return CheckpointError(f"{path}: {key} must be {must}, got {shown(values[key])}")
+
+    for key in SPECIAL_TOKENS:
+        if values.get(key) is not None and not isinstance(values[key], str):
+            raise refuse(key, "a token (a string) or null")
+    if values.get("model_max_length") is not None and not is_number(values["model_max_length"]):
+        raise refuse("model_max_length", "a number or null")
+    if "padding_side" in values and values["padding_side"] not in PADDING_SIDES:
+        raise refuse("padding_side", " or ".join(repr(side) for side in PADDING_SIDES))
+    if values.get("tokenizer_class") is not None and not isinstance(values["tokenizer_class"], str):
+        raise refuse("tokenizer_class", "the name of a tokenizer class or null")
+
+
+def check_padding(tokenizer: PreTrainedTokenizerBase, path: Path) -> None:
+    """`CheckpointError` naming `path` (the tokenizer's config) where the token prompts are padded with is none of
+    the vocabulary's: null, or a name the vocabulary lacks (transformers adds it, past the text encoder's
+    embeddings)."""
+    pad = tokenizer.pad_token_id
+    if pad is None or not 0 <= pad < tokenizer.vocab_size:
+        named = "null" if tokenizer.pad_token is None else shown(tokenizer.pad_token)
+        raise CheckpointError(
+            f"{path}: pad_token is {named}, no token of the tokenizer's vocabulary (tokenizer.json): the text "
+            "encoder pads prompts with it (the official file's: '<pad>')"
+        )
