@@ -57,8 +57,8 @@ WRONG_VALUES = ["12", [1], None, float("nan"), float("inf"), 10**30, -5, 0, True
 def stopped(folder: Path) -> SavedLatents:
     return SavedLatents(torch.randn(LATENT_SHAPE, generator=torch.Generator().manual_seed(0)), folder / "fox.mp4", 32,
                         32, 5, 24.0, "float32", METADATA, "Org/Motif-Video-2B", progress=(1, 3),
-                        state={"apg_running": torch.zeros(LATENT_SHAPE)}, request={**REQUEST,
-                        "output": str(folder / "fox.mp4")}, run=RUN)  # fmt: skip
+                        state={"apg_running": torch.randn(LATENT_SHAPE, generator=torch.Generator().manual_seed(1))},
+                        request={**REQUEST, "output": str(folder / "fox.mp4")}, run=RUN)  # fmt: skip
 
 
 @pytest.fixture
@@ -172,8 +172,11 @@ def test_a_resume_refusing_an_edited_entry_names_the_file_and_entry(saved, where
 
 
 def test_cut_and_flipped_bytes_are_refused_or_read(saved):
-    """Refused naming the file, or read as the whole file (its description and latents)."""
+    """Refused naming the file, or read as the whole file (its description, latents and sampling state). The
+    unedited tensors are copies: those read are views of the file, which each damaged copy overwrites in place
+    (a reader that read a cut-short tail as zeros passed, the unedited latents having turned to zeros too)."""
     unedited = read_latents(saved)
+    tensors = {"latents": unedited.latents.clone(), **{name: t.clone() for name, t in unedited.state.items()}}
     whole = saved.read_bytes()
     header_end = 8 + int.from_bytes(whole[:8], "little")
     cuts = [whole[:n] for n in (0, 1, 7, 8, 20, header_end // 2, header_end, header_end + 1, len(whole) - 1)]
@@ -183,7 +186,11 @@ def test_cut_and_flipped_bytes_are_refused_or_read(saved):
         saved.write_bytes(damaged)
         with read_or_refused_naming(MotifLiteError, saved.name):
             read = read_latents(saved)
-            assert read.info() == unedited.info() and torch.equal(read.latents, unedited.latents)
+            assert read.info() == unedited.info()
+            read_tensors = {"latents": read.latents, **read.state}
+            assert read_tensors.keys() == tensors.keys()
+            differ = [name for name, tensor in tensors.items() if not torch.equal(read_tensors[name], tensor)]
+            assert not differ, f"{len(damaged)} bytes read with other {differ}"
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
+from fuzz_checks import read_or_refused_naming  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
 from motif_lite.errors import MotifLiteError  # noqa: E402
@@ -104,30 +105,39 @@ def data_folder(root: Path) -> list[str]:
     return ids
 
 
-def opened_or_refused(root: Path) -> None:
-    """Open the store and list its jobs, as a starting server does; `MotifLiteError` is the one error allowed."""
-    try:
-        store = JobStore(root)
-    except MotifLiteError:
-        return
+def listed_jobs(root: Path) -> tuple:
+    """Open the store and list its jobs, as a starting server does."""
+    store = JobStore(root)
     try:
         store.recover()
-        store.page(None, 100, descending=True)
+        return store.page(None, 100, descending=True)
     finally:
         store.close()
+
+
+def opened_or_refused(root: Path, unedited: tuple) -> None:
+    """Refused with `MotifLiteError` naming the database, or opened listing the very jobs of the unedited one (a
+    store that started over on an empty database, or lost rows, passed when any opening did)."""
+    with read_or_refused_naming(MotifLiteError, "jobs.sqlite3"):
+        assert listed_jobs(root) == unedited, "a damaged database read with other jobs"
 
 
 def test_a_database_cut_short_or_with_flipped_bytes_is_refused_and_left_as_it_is(tmp_path):
     data_folder(tmp_path)
     database = tmp_path / "jobs.sqlite3"
     whole = database.read_bytes()
+    copy = tmp_path / "unedited"  # opening a database writes to it: the unedited jobs are listed from a copy
+    copy.mkdir()
+    (copy / database.name).write_bytes(whole)
+    unedited = listed_jobs(copy)
+    assert len(unedited[0]) == 3
     cuts = [whole[:n] for n in (50, 100, 1000, 4096, 5000, len(whole) - 100)]
     flips = [
         whole[:i] + bytes([whole[i] ^ 0xFF]) + whole[i + 1 :] for i in (0, 16, 20, 28, 100, 4104, len(whole) - 200)
     ]
     for damaged in [*cuts, *flips]:
         database.write_bytes(damaged)
-        opened_or_refused(tmp_path)
+        opened_or_refused(tmp_path, unedited)
     database.write_bytes(whole[:5000])
     with pytest.raises(MotifLiteError, match=r"jobs.sqlite3 is damaged .*give --data another folder"):
         JobStore(tmp_path)
