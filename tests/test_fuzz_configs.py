@@ -263,6 +263,10 @@ NAMED_TEXT_ENCODER_KEYS = [
     "vision_config.hidden_act", "text_config.layer_types", "text_config.pad_token_id",
     "text_config.query_pre_attn_scalar", "text_config.rope_parameters.full_attention", "vision_config.model_type",
     "vision_config.num_channels",
+    # transformers' own validation names these by the field alone ("Validation error for field 'attention_bias':",
+    # its reason on a line the one-line message left out): the message names the section too, and the reason.
+    "boi_token_index", "tie_word_embeddings", "text_config.attention_bias", "text_config.sliding_window",
+    "text_config.rms_norm_eps", "vision_config.vision_use_head", "vision_config.layer_norm_eps",
 ]  # fmt: skip
 
 

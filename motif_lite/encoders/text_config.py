@@ -6,6 +6,7 @@ traceback; each is now a `ConfigError` naming the file and the key."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -216,9 +217,32 @@ def config_from_values(values: dict, origin: str) -> T5Gemma2EncoderConfig:
         config = T5Gemma2EncoderConfig.from_dict(values)
         meta_encoder(config)  # a section missing a key the model needs fails only as the model is built
     except Exception as exc:  # transformers' errors for a bad file are of many classes
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = _transformers_reason(exc, values)
         raise ConfigError(f"{origin}: transformers cannot read it as the text encoder's config: {reason}") from None
     return config
+
+
+# transformers' validation of one field: its name on the first line, why on the next ("TypeError: Field ...").
+_FIELD_ERROR = re.compile(r"Validation error for field '(\w+)':\s*(?:\w+: )?(.*)", re.DOTALL)
+
+
+def _transformers_reason(exc: Exception, values: dict) -> str:
+    """transformers' error in one line; a field's validation error with the key as the file spells it (the field
+    in its section, where one section alone holds it: `text_config.attention_bias`) and its reason, which follows
+    on a line of its own."""
+    text = str(exc).strip()
+    found = _FIELD_ERROR.match(text)
+    if found is None:
+        return (text.splitlines() or [type(exc).__name__])[0]
+    field, why = found.group(1), found.group(2).splitlines()[0]
+    sections = [
+        ("", values),
+        ("text_config.", values.get("text_config")),
+        ("vision_config.", values.get("vision_config")),
+    ]
+    holders = [prefix for prefix, part in sections if isinstance(part, dict) and field in part]
+    key = holders[0] + field if len(holders) == 1 else field
+    return f"{key}: {why if len(why) <= 200 else why[:197] + '...'}"  # the types it tried may run long
 
 
 def meta_encoder(config: T5Gemma2EncoderConfig) -> T5Gemma2Encoder:
