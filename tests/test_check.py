@@ -152,6 +152,12 @@ DAMAGE = {
         "tokenizer/tokenizer.json",
         "cannot be read as a tokenizer: 'added_tokens'",
     ),
+    # Before: named as tokenizer.json's problem, in transformers' words ("'list' object has no attribute ...").
+    "wrong tokenizer config value": (
+        lambda r: (r / "tokenizer/tokenizer_config.json").write_text(json.dumps({"tokenizer_class": [1]})),
+        "tokenizer/tokenizer_config.json",
+        "tokenizer_class must be the name of a tokenizer class or null, got [1]",
+    ),
     "wrong text encoder tensor shape": (
         lambda r: _reshape_first_matrix(r / "text_encoder/model.safetensors"),
         "text_encoder/model.safetensors",

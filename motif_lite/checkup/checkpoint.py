@@ -133,6 +133,12 @@ def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
     vocabulary = _json(report, source, "tokenizer/tokenizer.json")
     if config is None or vocabulary is None:
         return
+    from motif_lite.encoders.tokenizer_config import check_tokenizer_config
+
+    # Its values first, on its own line: a wrong one is this file's problem, not tokenizer.json's.
+    rel = "tokenizer/tokenizer_config.json"
+    if _parsed(report, source, rel, lambda: check_tokenizer_config(source.root / rel), "a tokenizer config") is FAILED:
+        return
 
     def parse() -> object:
         from motif_lite.encoders.text import load_tokenizer
