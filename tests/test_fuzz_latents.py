@@ -160,6 +160,20 @@ def test_a_wrong_entry_is_named(saved, where, value):
         read_latents(saved)
 
 
+@pytest.mark.parametrize("method", [[1], {"a": 1}, 3, True, None])
+def test_a_stored_guidance_method_of_another_json_type_is_refused_before_loading(saved, method):
+    """Damage, as in a video's settings (`run --settings-from`): before, it was refused only once the model had
+    loaded, as the request's guidance differing from the file's."""
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    info["video_metadata"]["guidance_config"] = {"method": method, "scale": 4.0}
+    rewritten(saved, info)
+    with pytest.raises(MotifLiteError, match=r"video_metadata\.guidance_config\.method is .*, not a guidance method"):
+        read_and_resume(saved)
+    info["video_metadata"]["guidance_config"]["method"] = "PAGConfig"  # a newer version's: its request decides
+    rewritten(saved, info)
+    read_and_resume(saved)
+
+
 @pytest.mark.parametrize(("where", "value"), [("request.cfg_scale", "12"), ("request.extend", "12"),
                                                       ("progress", None)])  # fmt: skip
 def test_a_resume_refusing_an_edited_entry_names_the_file_and_entry(saved, where, value):
