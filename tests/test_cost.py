@@ -18,9 +18,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from motif_lite import cli, pipeline
+from motif_lite import cli, pipeline, run_estimates
 from motif_lite import preflight as checks
-from motif_lite.cli import run_time
 from motif_lite.config import TransformerConfig
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest
@@ -305,7 +304,7 @@ def test_the_advice_weighs_the_quantizing_against_the_whole_run(cpu_run, monkeyp
 
 def test_a_duration_reads_as_words_a_user_would_write():
     # Before: a quantizing of 40 s was "about 1 minutes", one of 20 s "about 0 minutes".
-    from motif_lite.cli.run_time import _duration
+    from motif_lite.run_estimates import _duration
 
     assert [_duration(s) for s in (20, 40, 89, 91, 1500)] == ["1 minute", "1 minute", "1 minute", "2 minutes",
                                                             "25 minutes"]  # fmt: skip
@@ -387,7 +386,7 @@ def test_the_gpu_note_counts_the_quantizing_the_cpu_does_as_it_loads(tmp_path, m
     request = GenerationRequest("a fox", width=256, height=256, frames=9, steps=2)
     settings = resolve_settings(request, at_hand.configs, at_hand.transformer)
     quantizing = {"the text encoder to Q8_0": 700.0}  # a slow CPU's
-    note = run_time.gpu_time_note(request, settings, at_hand.configs, torch.bfloat16, "cuda", 1, quantizing)
+    note = run_estimates.gpu_time_note(request, settings, at_hand.configs, torch.bfloat16, "cuda", 1, quantizing)
     assert note.endswith(
         "as it loads about 12 minutes more (approximate: the rates measured on 2 CPU cores). To skip the quantizing: "
         "quantize once with the command its note gives and load that file"
@@ -395,10 +394,10 @@ def test_the_gpu_note_counts_the_quantizing_the_cpu_does_as_it_loads(tmp_path, m
     # The advice turns where the quantizing takes longer than the run's own work, not later.
     long_run = GenerationRequest("a fox", width=1280, height=736, frames=121, steps=50)
     settings = resolve_settings(long_run, at_hand.configs, at_hand.transformer)
-    seconds = run_time.run_flops(long_run, settings, at_hand.configs) / 1e15  # 8 minutes
+    seconds = run_estimates.run_flops(long_run, settings, at_hand.configs) / 1e15  # 8 minutes
     for share, advice in [(0.8, "For a quick look first"), (1.25, "To skip the quantizing")]:
         quantizing = {"the text encoder to Q8_0": share * seconds}
-        note = run_time.gpu_time_note(long_run, settings, at_hand.configs, torch.bfloat16, "cuda", 1, quantizing)
+        note = run_estimates.gpu_time_note(long_run, settings, at_hand.configs, torch.bfloat16, "cuda", 1, quantizing)
         assert advice in note, (share, note)
 
 
@@ -493,15 +492,15 @@ def test_the_call_probe_keeps_the_fastest_call(monkeypatch):
 def test_the_fixed_cost_of_many_calls_is_counted_and_named():
     request = GenerationRequest("a fox", width=64, height=64, frames=9, steps=100_000)
     flops_only = dict(total=1e12, dtype=torch.bfloat16, throughput=1e11)  # 10 s of FLOPs
-    assert run_time.long_cpu_run(request, **flops_only, calls=200_000, call_seconds=0.0) is None
-    message = run_time.long_cpu_run(request, **flops_only, calls=200_000, call_seconds=0.02)  # + 4000 s
+    assert run_estimates.long_cpu_run(request, **flops_only, calls=200_000, call_seconds=0.0) is None
+    message = run_estimates.long_cpu_run(request, **flops_only, calls=200_000, call_seconds=0.02)  # + 4000 s
     assert message == (
         "on the CPU this run (64x64x9, 100000 steps) is 1e+12 FLOPs and 200,000 transformer calls: about 67 minutes "
         "at the 100 GFLOP/s this CPU does now (bfloat16 matrix multiply) and 20 ms per call however small (Python "
         "and op launches, timed now)"
     )
     # Where the calls are under a tenth of the time, the message is the FLOPs' as before: 4000 s + 400 s.
-    message = run_time.long_cpu_run(request, 4e14, torch.bfloat16, 1e11, calls=200_000, call_seconds=0.002)
+    message = run_estimates.long_cpu_run(request, 4e14, torch.bfloat16, 1e11, calls=200_000, call_seconds=0.002)
     assert message.endswith("is 4e+14 FLOPs: about 73 minutes at the 100 GFLOP/s this CPU does now (bfloat16 matrix "
                             "multiply)")  # fmt: skip
 

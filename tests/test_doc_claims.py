@@ -951,8 +951,7 @@ def test_the_communication_and_scaling_tables_of_docs_parallel_follow_their_form
 def test_the_minutes_the_docs_give_for_a_runs_questions_and_saves_are_the_codes(page, pattern, constant):
     # README.md, "What you need" ("The CPU is for tests"), and docs/usage.md: when a run asks or warns before it
     # starts, and how often it saves its state, in the minutes of the constants that decide it.
-    from motif_lite import keeping
-    from motif_lite.cli import run_flags
+    from motif_lite import keeping, run_estimates
 
-    seconds = getattr(run_flags, constant, None) or getattr(keeping, constant)
+    seconds = getattr(run_estimates, constant, None) or getattr(keeping, constant)
     assert _numbers_in(page.read_text(), pattern) == [seconds / 60]

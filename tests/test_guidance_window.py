@@ -14,9 +14,8 @@ import torch
 from diffusers.guiders import AdaptiveProjectedGuidance
 from tiny_pipeline import make_tiny_checkpoint
 
-from motif_lite import load_pipeline
+from motif_lite import load_pipeline, run_estimates
 from motif_lite.checkpoint import locate_sources
-from motif_lite.cli import run_time
 from motif_lite.preflight import AT_HAND, plan_generation
 from motif_lite.request import GenerationRequest
 from motif_lite.sampling import guided_steps
@@ -56,7 +55,7 @@ def test_the_settings_and_the_time_estimate_count_the_negative_prompt_only_when_
     assert ("negative prompt" in s.encoded_prompts) == guided
     rows = {name: value for name, value, _ in s.table()}
     assert (rows["negative"] == "unused (no guidance)") != guided
-    assert run_time.transformer_calls(s.request, s) == steps + guided  # the negative prompt on its guided step
+    assert run_estimates.transformer_calls(s.request, s) == steps + guided  # the negative prompt on its guided step
 
 
 @pytest.mark.parametrize(("steps", "guided"), [(NONE_GUIDED, False), (SOME_GUIDED, True)])
@@ -107,7 +106,7 @@ def test_the_flops_count_the_negative_prompt_only_on_its_guided_steps(checkpoint
     size = (SIZE["width"], SIZE["height"], SIZE["frames"], steps)
     shape = cost.text_encoder_shape(configs.root)
     expected = cost.generation_cost(s.transformer.value, configs.vae, shape, *size, prompts, guided)
-    assert run_time.run_flops(s.request, s, configs) == expected.total
+    assert run_estimates.run_flops(s.request, s, configs) == expected.total
 
 
 @pytest.mark.parametrize(("steps", "noted"), [(NONE_GUIDED, False), (SOME_GUIDED, True)])
@@ -191,12 +190,12 @@ def test_a_resumed_runs_settings_and_time_estimate_count_the_steps_left(checkpoi
     sources = locate_sources(checkpoint, **AT_HAND)
     s = resolve_settings(request(SOME_GUIDED).resolve()[0], sources.configs, sources.transformer, first_step=first)
     assert ("negative prompt" in s.encoded_prompts) == bool(guided_left)
-    assert run_time.transformer_calls(s.request, s) == SOME_GUIDED - first + guided_left
+    assert run_estimates.transformer_calls(s.request, s) == SOME_GUIDED - first + guided_left
     prompts = ("a fox", "blurry")[: 1 + guided_left]
     size = (SIZE["width"], SIZE["height"], SIZE["frames"], SOME_GUIDED - first)
     shape = cost.text_encoder_shape(sources.configs.root)
     expected = cost.generation_cost(s.transformer.value, sources.configs.vae, shape, *size, prompts, guided_left)
-    assert run_time.run_flops(s.request, s, sources.configs) == expected.total
+    assert run_estimates.run_flops(s.request, s, sources.configs) == expected.total
 
 
 @pytest.mark.parametrize(("stopped_after", "warned"), [(1, True), (3, False)])

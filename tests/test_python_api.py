@@ -765,3 +765,38 @@ def test_the_field_table_of_usage_md_matches_the_request_the_flags_and_the_serve
     assert sorted(listed) == sorted(f.name for f in dataclasses.fields(GenerationRequest))
     with pytest.raises(TypeError, match="no field num_frames: give frames=5"):  # a TypeError still (see the docs)
         GenerationRequest("x", num_frames=5)
+
+
+class _Stopped(Exception):
+    """Raised by a progress callback: the run stops at its first report, before any real work."""
+
+
+def _stop_at_first_report(stage: str, done: int, total: int) -> None:
+    raise _Stopped(stage)
+
+
+def test_generate_on_the_cpu_at_the_default_size_warns_with_the_estimate_before_it_starts(pipe, tmp_path, caplog):
+    # `motif-lite run` asks before hours of CPU work; a library cannot ask, but it must not start them silently.
+    request = GenerationRequest("a red fox", output=str(tmp_path / "fox.mp4"))  # the official 1280x736x121
+    with caplog.at_level("WARNING", logger="motif_lite"), pytest.raises(_Stopped, match="encode"):
+        pipe.generate(request, on_progress=_stop_at_first_report, keep_latents=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "FLOPs" in r.getMessage()]
+    assert len(warnings) == 1, caplog.text
+    (warning,) = warnings
+    assert "\n" not in warning
+    assert re.search(r"on the CPU this run \(1280x736x121, 50 steps\) is .* FLOPs: about [\d.]+ (hours|days)", warning)
+    assert "width=256, height=256, frames=9, steps=2" in warning and "-W 256" not in warning  # the Python keywords
+
+
+def test_a_short_cpu_run_or_one_the_cli_asked_about_is_not_warned_about(pipe, tmp_path, caplog):
+    short = GenerationRequest("a red fox", output=str(tmp_path / "fox.mp4"), **TINY)
+    with caplog.at_level("WARNING", logger="motif_lite"), pytest.raises(_Stopped):
+        pipe.generate(short, on_progress=_stop_at_first_report, keep_latents=False)
+    pipe.warns_long_cpu_runs = False  # what `motif-lite run` sets once it asked (or --yes said it)
+    try:
+        long = GenerationRequest("a red fox", output=str(tmp_path / "fox.mp4"))
+        with caplog.at_level("WARNING", logger="motif_lite"), pytest.raises(_Stopped):
+            pipe.generate(long, on_progress=_stop_at_first_report, keep_latents=False)
+    finally:
+        pipe.warns_long_cpu_runs = True
+    assert "FLOPs" not in caplog.text

@@ -10,9 +10,8 @@ import re
 import PIL.Image
 import pytest
 
-from motif_lite import cli
+from motif_lite import cli, run_estimates
 from motif_lite.cli import run_request as run_command
-from motif_lite.cli import run_time
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, GuiderConfig, ScheduleOptions, needs_uncond
 from motif_lite.settings import CheckpointConfigs, describe_guidance, resolve_settings
@@ -134,7 +133,7 @@ def test_guidance_that_changes_nothing_reads_as_off():
 def test_the_time_estimate_counts_no_negative_prompt_for_guidance_that_changes_nothing():
     def flops(**fields) -> float:
         request, _ = GenerationRequest("fox", width=256, height=256, frames=9, steps=4, **fields).resolve()
-        return run_time.run_flops(request, resolve_settings(request, CheckpointConfigs()), CheckpointConfigs())
+        return run_estimates.run_flops(request, resolve_settings(request, CheckpointConfigs()), CheckpointConfigs())
 
     unguided = flops(cfg_scale=1.0)
     assert flops(cfg_scale=0.0) == unguided < flops(cfg_scale=8.0)  # scale 0 on base cond: no negative-prompt pass

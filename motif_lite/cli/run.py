@@ -49,10 +49,11 @@ from motif_lite.cli.resume import (
 from motif_lite.cli.run_flags import add_run_flags, take_weight_flags
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
-from motif_lite.cli.run_time import CpuTimeQuestion, cpu_time_note, gpu_time_note, quantizing_seconds
+from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
 from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
+from motif_lite.run_estimates import cpu_time_note, gpu_time_note
 
 if TYPE_CHECKING:
     import torch
@@ -458,6 +459,7 @@ def _generate(
         start = time.perf_counter()
         pipe = load_from_flags(args, sources, device, plan, loras, batch_guidance, parallel)
         pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
+        pipe.warns_long_cpu_runs = False  # its time was asked about (or said with --yes) before it loaded
         load_seconds = time.perf_counter() - start
         _make_videos(args, pipe, requests, sources, dtype, plan, load_seconds, on_preview, parallel, say, resume, clip)
     return 0

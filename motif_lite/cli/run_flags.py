@@ -35,6 +35,7 @@ from motif_lite.request import (
     lines_size,
     split_size,
 )
+from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
 
 DTYPE_HELP = (
     "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
@@ -44,8 +45,6 @@ GGUF_HELP = (
     "quantized transformer: a .gguf file, a folder holding one, or a variant of the GGUF repo, e.g. Q4_K_M (the "
     "transformer config still comes from -m)"
 )
-LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (--yes skips the question)
-LONG_GPU_RUN_SECONDS = 600  # a GPU run estimated longer than this says how long first (a note, no question)
 # Far beyond any real batch (100,000 videos of the official size take years on one GPU); a typo's 10**30 made the
 # list of the batch's requests until the machine ran out of memory.
 MAX_BATCH_COUNT = 100_000

@@ -428,6 +428,7 @@ def _load_served_pipeline(
     with figures_on_out_of_memory(planned, plan, operator_advice):
         pipe = load_from_flags(args, sources, device, plan, loras, args.batch_guidance)
     _say_loaded(args, pipe, text_encoder_words(sources), max_video)
+    pipe.warns_long_cpu_runs = False  # a long CPU job is refused (cpu_time_limit), or --max-video accepts it
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
     loaded = dataclasses.replace(
         config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long,
@@ -477,7 +478,7 @@ def cpu_time_limit(pipe: MotifVideoPipeline, dtype: torch.dtype) -> Callable[[Ge
     """For a server on the CPU without --max-video: a job that `motif-lite run` would ask about (estimated over
     ~10 minutes at this CPU's matrix-multiply rate and fixed cost per transformer call, measured once now) is
     refused with the estimate, so that a default-size request cannot hold the queue for months."""
-    from motif_lite.cli.run_time import long_cpu_run, run_flops, transformer_calls
+    from motif_lite.run_estimates import long_cpu_run, run_flops, transformer_calls
     from motif_lite.runtime import cost
 
     throughput = cost.measure_matmul_flops(dtype)

@@ -67,6 +67,7 @@ from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.pipeline.step_watch import StepWatch
 from motif_lite.preflight import check_loras
 from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.run_estimates import cpu_time_note
 from motif_lite.runtime.attention import AttentionBackend
 from motif_lite.runtime.compile import CompileHandle
 from motif_lite.runtime.host_memory import peak_rss
@@ -202,6 +203,9 @@ class MotifVideoPipeline:
         self.save_state_every = SAVE_STATE_EVERY_SECONDS  # seconds of sampling between saves of its state (keeping.py)
         # Where a run's latents go when their own place takes no file (a full disk): `motif-lite run` sets one.
         self.latents_fallback: Path | None = None
+        # Whether `generate` on the CPU warns before a run estimated at over LONG_CPU_RUN_SECONDS: a library call
+        # cannot ask, as `motif-lite run` does; the CLI and the server, which said or refused it already, turn it off.
+        self.warns_long_cpu_runs = True
         # The last texts and first frame encoded, kept for the next videos (a batch, a server's repeated prompts).
         self.kept_encodings = KeptEncodings()
         self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
@@ -341,6 +345,8 @@ class MotifVideoPipeline:
         start = None if resume is None else self._resume_state(resume, request, settings)
         if start is not None:  # the steps left to sample decide what is prepared for guidance (`Settings.guided`)
             settings = dataclasses.replace(settings, first_step=start.done)
+        if self.warns_long_cpu_runs and self.device.type == "cpu":  # before hours of work start without a word
+            self._warn_long_cpu_run(request, settings)
         notes += [*self.notes, *settings.notes]
         if resume is not None:  # as `run --resume` notes it: the rest of the video is not the one that run made
             notes += other_model_notes(resume.run, self.model_flags(), "this pipeline's model")
@@ -366,6 +372,14 @@ class MotifVideoPipeline:
             keeper.remove()  # the video is written: the run's saved state is of no more use
         measures.seconds["total"] = time.perf_counter() - begin
         return self._result(output, request, notes, settings, measures, record, start, cond, clip)
+
+    def _warn_long_cpu_run(self, request: GenerationRequest, settings: Settings) -> None:
+        """Log the estimate `motif-lite run` would ask about (`cpu_time_note`), in the Python API's keywords, when
+        this CPU run is estimated at over LONG_CPU_RUN_SECONDS; a short run costs no measuring."""
+        configs = self.sources.configs if self.sources is not None else CheckpointConfigs()
+        note = cpu_time_note(request, settings, configs, self.dtype, in_python=True)
+        if note is not None:
+            logger.warning("%s; starting it anyway (a library call does not ask)", note)
 
     def _result(
         self,
