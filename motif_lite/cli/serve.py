@@ -184,15 +184,35 @@ def cors_origin(text: str) -> str:
 
 def host_name(text: str) -> str:
     """A name the resolver can look up: it encodes the name (IDNA) first, and one it cannot encode (a lone surrogate
-    from a terminal in another encoding, an empty label as in a..b) raised a UnicodeError traceback."""
+    from a terminal in another encoding, an empty label as in a..b) raised a UnicodeError traceback. A URL or an
+    address with its port (`http://0.0.0.0:8188`, `localhost:8080`, as other servers' docs write them) is told the
+    flags to give: the resolver only said "Name or service not known"."""
+    examples = "give e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every address of this machine)"
+    address, port = _address_and_port(text)
+    if address != text:
+        flags = f"--host {address}" + (f" --port {port}" if port is not None else "") if address else examples
+        raise argparse.ArgumentTypeError(f"takes an address alone (no http://, no :port), got {text!r}: {flags}")
     try:
         text.encode("idna")
     except UnicodeError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a host name or IP address: give e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every "
-            "address of this machine)"
-        ) from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host name or IP address: {examples}") from None
     return text
+
+
+def _address_and_port(text: str) -> tuple[str, int | None]:
+    """The address and the port in a URL (`http://0.0.0.0:8188/`) or in `host:port` (`[::1]:8080` for IPv6); `text`
+    and None when it is neither (an IPv6 address alone, `::1`, has colons but no port)."""
+    if "://" not in text and re.fullmatch(r"(\[[^\]]*\]|[^:]*):\d+", text) is None:
+        return text, None
+    try:
+        parts = urllib.parse.urlsplit(text if "://" in text else f"//{text}")
+        address = parts.hostname or ""
+    except ValueError:  # an unbalanced bracket: the resolver's own message follows
+        return text, None
+    try:
+        return address, parts.port
+    except ValueError:  # a port out of range: the address alone is still worth naming
+        return address, None
 
 
 def port_number(text: str) -> int:
@@ -329,7 +349,8 @@ def data_folder_problem(data: str, error: Exception) -> str:
             f"{where} a file, not a folder; give --data a folder for the job database and the videos (it is "
             "created if missing)"
         )
-    return f"cannot use the data folder {data}: {error}"
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else error  # not "[Errno 30] ...: path"
+    return f"cannot use the data folder {data}: {reason}; give --data a folder you can write to"
 
 
 def _serve(args: argparse.Namespace, sock, store, api_key: str | None, loras: list[tuple[Path, float]]):

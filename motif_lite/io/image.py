@@ -125,7 +125,11 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
         return None if readable else "it is an AVIF image, which this Pillow does not read: save it as PNG or JPEG"
     if is_video(head) or head[8:12] == b"AVI ":
         last = shlex.quote(f"{stem}-last.png")
-        extend = "" if path is None else f"to go on from the clip, give --extend {name} instead of -i; or "
+        extend = (  # an upload is the server's: its field for a clip to go on from is `extend`
+            "to go on from the clip, send it as extend instead of input_reference; or "
+            if path is None
+            else f"to go on from the clip, give --extend {name} instead of -i; or "
+        )
         return (
             f"it is a video, not an image; image-to-video starts from one frame: {extend}take the one to go on "
             f"from, e.g. the last, ffmpeg -sseof -1 -i {name} -update 1 -y {last}, and give that"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import signal
@@ -141,8 +142,21 @@ def bind(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
-        raise MotifLiteError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise MotifLiteError(f"cannot listen on {host}:{port}: {_why_not_bound(exc, host, port)}") from exc
     return sock
+
+
+def _why_not_bound(error: OSError, host: str, port: int) -> str:
+    """The OS's reason a bind failed, with the flag that fixes it where the reason says which (a busy port, a
+    privileged one, an address of another machine); else the reason alone."""
+    reason = error.strerror or str(error)
+    if error.errno == errno.EADDRINUSE:
+        return f"{reason} (another server listens there): give another --port, or --port 0 for any free one"
+    if error.errno == errno.EACCES and 0 < port < 1024:
+        return f"{reason}: ports below 1024 need root; give a --port from 1024 up, e.g. the default 8080"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{reason}: {host} is no address of this machine; give --host 127.0.0.1 (this machine only) or 0.0.0.0 (all)"
+    return reason
 
 
 def is_loopback(host: str) -> bool:

@@ -1,0 +1,84 @@
+"""`motif-lite serve` started the way users of other servers start theirs: a URL or an address with its port as
+--host, a port another server holds, a data folder on a read-only disk, and a video uploaded as the first frame.
+Each is one line saying which flag or field to give, before the model loads."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import numpy as np
+import pytest
+
+from motif_lite import cli
+from motif_lite.cli.serve import data_folder_problem
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.image import not_an_image
+from motif_lite.io.video import write_video
+from motif_lite.server.runner import bind
+
+
+@pytest.mark.parametrize(
+    ("host", "flags"),
+    [
+        ("http://0.0.0.0:8188/", "--host 0.0.0.0 --port 8188"),  # ComfyUI's address as its page shows it
+        ("localhost:8080", "--host localhost --port 8080"),
+        ("[::1]:8080", "--host ::1 --port 8080"),
+        ("http://0.0.0.0", "--host 0.0.0.0"),
+    ],
+)
+def test_a_host_given_as_a_url_or_with_its_port_is_told_the_flags(host, flags, capsys, monkeypatch):
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound the port"))
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["serve", "--host", host])
+    said = capsys.readouterr().err
+    assert stopped.value.code == 2 and f"--host: takes an address alone (no http://, no :port), got {host!r}" in said
+    assert said.rstrip().endswith(f": {flags}")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::1", "fe80::1", "localhost", "my-box.local"])
+def test_addresses_alone_are_taken_as_given(host):
+    from motif_lite.cli.serve import host_name
+
+    assert host_name(host) == host
+
+
+def test_a_port_another_server_holds_says_to_give_another():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(MotifLiteError) as error:
+            bind("127.0.0.1", port)
+    said = str(error.value)
+    assert said.startswith(f"cannot listen on 127.0.0.1:{port}: ") and "\n" not in said
+    assert said.endswith("(another server listens there): give another --port, or --port 0 for any free one")
+
+
+def test_a_data_folder_that_cannot_be_written_says_why_in_words_and_the_flag():
+    # As root a read-only folder is writable; the error the OS gives on a read-only disk stands in for it.
+    said = data_folder_problem("/mnt/ro/data", OSError(errno.EROFS, "Read-only file system", "/mnt/ro/data"))
+    assert said == (
+        "cannot use the data folder /mnt/ro/data: Read-only file system; give --data a folder you can write to"
+    )
+
+
+def test_a_video_uploaded_as_the_first_frame_is_told_the_extend_field(tmp_path):
+    write_video(np.zeros((5, 32, 48, 3), np.uint8), tmp_path / "clip.mp4", fps=24)
+    said = not_an_image((tmp_path / "clip.mp4").read_bytes()[:1024], None)
+    assert "to go on from the clip, send it as extend instead of input_reference" in said
+    assert "--extend" not in said  # the server's client types no flags
+
+
+def test_a_busy_port_is_not_mistaken_for_a_missing_address():
+    # EADDRINUSE and EADDRNOTAVAIL are told apart: each names its own fix.
+    from motif_lite.server.runner import _why_not_bound
+
+    busy = _why_not_bound(OSError(errno.EADDRINUSE, "Address already in use"), "127.0.0.1", 8080)
+    elsewhere = _why_not_bound(OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"), "10.9.9.9", 8080)
+    low = _why_not_bound(OSError(errno.EACCES, "Permission denied"), "0.0.0.0", 80)
+    assert "--port" in busy and "--host" not in busy
+    assert "10.9.9.9 is no address of this machine; give --host 127.0.0.1" in elsewhere
+    assert "ports below 1024 need root" in low
