@@ -155,7 +155,8 @@ def _why_not_bound(error: OSError, host: str, port: int) -> str:
     if error.errno == errno.EACCES and 0 < port < 1024:
         return f"{reason}: ports below 1024 need root; give a --port from 1024 up, e.g. the default 8080"
     if error.errno == errno.EADDRNOTAVAIL:
-        return f"{reason}: {host} is no address of this machine; give --host 127.0.0.1 (this machine only) or 0.0.0.0 (all)"
+        every = "give --host 127.0.0.1 (this machine only) or 0.0.0.0 (every address)"
+        return f"{reason}: {host} is no address of this machine; {every}"
     return reason
 
 
