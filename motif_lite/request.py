@@ -827,11 +827,19 @@ def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
 
 
 def _check_sampler(value: object) -> None:
-    closest = closest_sampler(value) if isinstance(value, str) else None
+    closest = (closest_sampler(value) or misspelled_sampler(value)) if isinstance(value, str) else None
     try:
         _check_choice(value, setting_name("sampler"), tuple(SAMPLERS))
     except RequestError as exc:
         raise RequestError(f"{exc}{closest}" if closest else str(exc)) from None
+
+
+def misspelled_sampler(name: str) -> str | None:
+    """For a typo of one of our samplers (`eulr`, `unipcc`), the words that name it ("; did you mean euler?"); None
+    when no sampler is spelled close to `name` (another tool's: `closest_sampler`)."""
+    spelled = {_spelling(ours): ours for ours in SAMPLERS}
+    close = difflib.get_close_matches(_spelling(name), list(spelled), n=1, cutoff=0.6)
+    return f"; did you mean {spelled[close[0]]}?" if close else None
 
 
 def closest_sampler(name: str) -> str | None:

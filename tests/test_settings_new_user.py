@@ -57,6 +57,18 @@ def test_a_sampler_that_is_not_there_is_still_refused(capsys, tmp_path):
         GenerationRequest("fox", sampler="ddim", output=str(tmp_path / "a.mp4")).resolve()
 
 
+@pytest.mark.parametrize(("given", "meant"), [("eulr", "euler"), ("unipcc", "unipc"), ("dpm2m", "dpm++2m")])
+def test_a_misspelled_sampler_is_told_the_one_meant(given, meant, capsys, tmp_path):
+    # The bare list of choices left the reader to spot the typo; the server and the Python API say the same.
+    with pytest.raises(SystemExit):
+        parse_run("--sampling-method", given)
+    assert f"invalid choice: {given!r} (choose from 'euler', 'dpm++2m', 'unipc'); did you mean {meant}?\n" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(RequestError, match=re.escape(f"choose one of euler, dpm++2m, unipc; did you mean {meant}?")):
+        GenerationRequest("fox", sampler=given, output=str(tmp_path / "a.mp4")).resolve()
+
+
 @pytest.mark.parametrize(
     ("given", "closest"),
     [("euler_a", "euler"), ("dpmpp_2m_sde", "dpm++2m"), ("DPM++ 2M SDE", "dpm++2m"), ("ipndm", "unipc")],
@@ -95,7 +107,7 @@ def test_a_sampler_named_with_a_sigma_schedule_is_refused_with_the_sampler_it_na
 
 def test_an_unknown_sampler_of_no_other_tool_gets_the_choices_alone(capsys):
     with pytest.raises(SystemExit):
-        parse_run("--sampling-method", "eulr")
+        parse_run("--sampling-method", "xyz")  # close to none of ours (a typo of one: did you mean, above)
     assert "(choose from 'euler', 'dpm++2m', 'unipc')\n" in capsys.readouterr().err
 
 

@@ -33,6 +33,7 @@ from motif_lite.request import (
     closest_sampler,
     frames_for_seconds,
     lines_size,
+    misspelled_sampler,
     split_size,
 )
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
@@ -300,12 +301,14 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
 
 def _sampler(text: str) -> str:
     """ComfyUI's `dpmpp_2m` (and other spellings) as `dpm++2m`, its `uni_pc` and `uni_pc_bh2` as `unipc`; argparse's
-    choices name anything else, and ours closest to another tool's sampler that is not here (sd.cpp's euler_a)."""
-    closest = closest_sampler(text)
+    choices name anything else, and ours closest to another tool's sampler that is not here (sd.cpp's euler_a) or
+    to a typo (eulr)."""
+    name = choice_name(text, tuple(SAMPLERS), SAMPLER_ALIASES)
+    closest = closest_sampler(text) or (misspelled_sampler(text) if name not in SAMPLERS else None)
     if closest:
-        choices = ", ".join(repr(name) for name in SAMPLERS)
+        choices = ", ".join(repr(ours) for ours in SAMPLERS)
         raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices}){closest}")
-    return choice_name(text, tuple(SAMPLERS), SAMPLER_ALIASES)
+    return name
 
 
 def kernel_backend(text: str) -> str:
