@@ -118,13 +118,14 @@ def _help(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `quantize` / `convert` (what stable-diffusion.cpp and llama.cpp users type) are a program of their own here, and
-    # `run`'s flags without `run` (as sd.cpp's `sd` takes them) lack the command, and `chek` is a typo of one; argparse
-    # alone would answer "invalid choice" with the list of subcommands.
+    # `quantize` / `convert` (what stable-diffusion.cpp and llama.cpp users type) are a program of their own here, a
+    # prompt first (`motif-lite "a red fox"`) and `run`'s flags without `run` (as sd.cpp's `sd` takes them) lack the
+    # command, and `chek` is a typo of one; argparse alone would answer "invalid choice" with the list of subcommands.
     if argv[:1] == ["help"]:
         return _help(parser, argv[1:])
     hint = (
         unknown_flags.other_command(argv)
+        or unknown_flags.prompt_as_command(argv)
         or unknown_flags.misspelled_command(argv, parser)
         or unknown_flags.missing_command(argv, parser)
     )

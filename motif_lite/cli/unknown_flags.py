@@ -393,6 +393,11 @@ OTHER_COMMAND_NAMES = {
     "download": "a run downloads what it needs; motif-lite check -m FOLDER prints the hf download command for "
     "whatever a local checkpoint lacks",
     "version": "the version is a flag: motif-lite --version",  # a close match of "verify", which it is not
+    # AUTOMATIC1111's and other tools' modes: here one command makes both kinds of video
+    "txt2vid": 'the command that makes a video is run: motif-lite run -p "..."',
+    "t2v": 'the command that makes a video is run: motif-lite run -p "..."',
+    "img2vid": 'the command that makes a video is run, with the first frame: motif-lite run -i IMAGE -p "..."',
+    "i2v": 'the command that makes a video is run, with the first frame: motif-lite run -i IMAGE -p "..."',
 }
 
 
@@ -408,6 +413,18 @@ def other_command(argv: Sequence[str]) -> str | None:
         f"motif-lite: error: there is no '{argv[0]}' command; the GGUF quantizer is a program of its own: "
         f"{program} SRC -o OUT.gguf --type Q4_K_M (--help lists the types; docs/quantize.md)"
     )
+
+
+def prompt_as_command(argv: Sequence[str]) -> str | None:
+    """The error line for a prompt given where the command goes (`motif-lite "a red fox"`, as a diffusers script or
+    an LLM CLI takes its prompt), with the `run` line that makes that video; None when the first word is no prompt
+    (no command has a space in its name)."""
+    import shlex
+
+    if not argv or argv[0].startswith("-") or not any(c.isspace() for c in argv[0].strip()):
+        return None
+    meant = shlex.join(["run", "-p", argv[0], *argv[1:]])
+    return f"motif-lite: error: {argv[0]!r} is no command; a prompt goes to run, after -p: motif-lite {meant}"
 
 
 def misspelled_command(argv: Sequence[str], parser: argparse.ArgumentParser, before: Sequence[str] = ()) -> str | None:
