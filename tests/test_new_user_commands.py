@@ -1,6 +1,6 @@
 """The first words a user from another tool types before any flag: a prompt where the command goes (as a diffusers
 script or an LLM command line takes it), and other tools' names for a video mode. Each gets the `run` line meant
-instead of argparse's list of commands."""
+instead of argparse's list of commands. And a model file given where a command takes a run's latents."""
 
 from __future__ import annotations
 
@@ -34,3 +34,18 @@ def test_a_one_word_command_is_still_a_command_typo(capsys):
     # No space: a misspelled command, not a prompt.
     assert cli.main(["rnu"]) == cli.EXIT_USER_ERROR
     assert capsys.readouterr().err == "motif-lite: error: there is no 'rnu' command: did you mean motif-lite run\n"
+
+
+@pytest.mark.parametrize(("command", "saved_by"), [("resume", "a stopped run"), ("decode", "a failed decode")])
+def test_a_gguf_model_given_for_the_latents_is_named_a_model_file(tmp_path, command, saved_by):
+    # `run --resume motif-Q4_K_M.gguf` (the file beside it in the folder) said "not a safetensors file, or damaged".
+    from motif_lite.io.latents import LatentsFileError, read_latents
+
+    model = tmp_path / "motif-Q4_K_M.gguf"
+    model.write_bytes(b"GGUF\x03\x00\x00\x00" + bytes(64))
+    with pytest.raises(LatentsFileError) as error:
+        read_latents(model, command=command)
+    assert str(error.value) == (
+        f"{model} is a GGUF model file (weights), not a latents file: a model goes to --gguf (the transformer) or "
+        f"--text-encoder-gguf; give the .latents.safetensors file {saved_by} saved"
+    )

@@ -226,12 +226,26 @@ def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exceptio
             f"{path} is {kind}, not a latents file: give the .latents.safetensors file {SAVED_BY[command]} saved "
             f"({latents.name}; {where})"
         )
+    if _starts_with(path, b"GGUF"):  # the model file beside it, e.g. a tab-completed name
+        return (
+            f"{path} is a GGUF model file (weights), not a latents file: a model goes to --gguf (the transformer) or "
+            f"--text-encoder-gguf; give the .latents.safetensors file {SAVED_BY[command]} saved"
+        )
     if (cut := _cut_short(path)) is not None:
         return (f"{path} is cut short: {cut.size} bytes where its header asks for {cut.expected} or more (a copy "
                 "or download that did not finish: motif-lite writes it whole or not at all); copy it again from "
                 "where it was saved")  # fmt: skip
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a safetensors file, or a damaged one"
     return f"{not_latents}: {why}"
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    """Whether the file at `path` begins with `magic` (False where it cannot be read: its error is said otherwise)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def _cut_short(path: Path) -> TruncatedError | None:
