@@ -179,6 +179,12 @@ def raised_from(error: Exception, cause: Exception) -> Exception:
     return error
 
 
+def raised_while_handling(error: Exception, earlier: Exception) -> Exception:
+    """`error` raised inside an `except` of `earlier`, without `from` (Python keeps `earlier` as its context)."""
+    error.__context__ = earlier
+    return error
+
+
 class ConnectError(Exception):
     """httpx's connection error by its name: httpx's errors do not derive from Python's ConnectionError."""
 
@@ -199,6 +205,8 @@ class ConnectError(Exception):
         # The cause behind huggingface_hub's own error, and an HTTP client's error known by its name only.
         (raised_from(RuntimeError("download failed"), OSError(errno.ENOSPC, "No space")), "is full: free space"),
         (raised_from(RuntimeError("request failed"), ConnectError("[Errno 111]")), "cannot reach https://hf-mirror"),
+        # An error raised while handling the disk's: the cause is only its context.
+        (raised_while_handling(RuntimeError("clean-up failed"), OSError(errno.ENOSPC, "No space")), "is full: free"),
         # A cluster's shared cache, read-only for its users: huggingface_hub fails on its lock file or folders.
         (PermissionError(errno.EACCES, "Permission denied"), "the Hugging Face cache ({cache}) cannot be written"),
         (raised_from(RuntimeError("download failed"), OSError(errno.EROFS, "Read-only")), "set HF_HUB_CACHE to a"),
@@ -241,6 +249,13 @@ def test_a_repo_at_a_revision_says_how_to_use_that_revision(no_network, tmp_path
         f"problem  Org/Name@v2: -m takes a Hub repo's main revision only; fix: download 'v2' into a folder: {fix}"
         in (capsys.readouterr().out)
     )
+
+
+
+def test_a_repo_with_an_at_and_no_revision_is_no_revision_problem(no_network):
+    # `Org/Name@` names no revision: no `hf download --revision ''` is made up for it.
+    assert hub.revision_problem("Org/Name@") is None
+    assert hub.revision_problem("Org/Name@v2") is not None
 
 
 OFFICIAL_Q4 = f"https://huggingface.co/{GGUF_REPO}/resolve/main/motif-video-2b-Q4_K_M.gguf?download=true"
@@ -385,6 +400,26 @@ def test_a_repo_id_in_other_letter_case_reads_the_cached_repo(no_network, tmp_pa
     assert f"hf download {MOTIF_REPO} --include" in str(error.value) and "--local-dir ./Motif-Video-2B" in str(
         error.value
     )
+
+
+def test_of_two_cached_spellings_the_one_with_a_snapshot_is_read(no_network):
+    # A folder of another spelling that no download finished (no refs/main) sorts first: the complete one is read,
+    # not the empty one, which would fetch the whole checkpoint again.
+    (no_network / "models--MOTIF-Technologies--Motif-Video-2B" / "blobs").mkdir(parents=True)
+    repo = no_network / "models--Motif-Technologies--Motif-Video-2B"
+    (repo / "snapshots" / "abc" / "vae").mkdir(parents=True)
+    (repo / "snapshots" / "abc" / "vae" / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc")
+    assert hub.cached_spelling("motif-technologies/motif-video-2b") == MOTIF_REPO
+    assert find_checkpoint("motif-technologies/motif-video-2b", ["vae/config.json"]) == repo / "snapshots" / "abc"
+
+
+@pytest.mark.parametrize(("small", "said"), [(1, "1 small file)"), (2, "2 small files or folders)")])
+def test_the_small_files_of_a_download_are_counted_in_words(no_network, small, said):
+    sizes = {"transformer/model.safetensors": 4 * 10**9, "model_index.json": 500, "scheduler/config.json": 400}
+    plan = hub.DownloadPlan.of(MOTIF_REPO, dict(list(sizes.items())[: 1 + small]), [], None)
+    assert f"(transformer/ {file_size(4 * 10**9)}, {said}" in plan.describe()
 
 
 def test_a_cached_file_whose_blob_a_clean_up_removed_is_missing(no_network):
