@@ -269,3 +269,11 @@ def test_the_planner_counts_what_a_cached_forward_holds_at_its_peak(batched):
     tokens = frames * 16 * 32 // 4  # 2x2 patches of the latent
     expected = step_cache_bytes(tokens, NARROW.hidden_size, batch, act_bytes=2, context_tokens=text)
     assert cached.peak_bytes - plain.peak_bytes == expected
+
+
+def test_the_change_is_relative_to_the_last_full_computations_probe():
+    # As First-Block-Cache measures it: a probe grown from x to 3x changed by 200 % of what it was (2.0), not by
+    # two thirds of what it is now.
+    before = torch.tensor([[1.0, -2.0, 4.0]])
+    assert relative_l1(3 * before, before).item() == pytest.approx(2.0)
+    assert relative_l1(before, 3 * before).item() == pytest.approx(2 / 3)
