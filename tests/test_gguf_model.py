@@ -178,3 +178,20 @@ def test_every_linear_of_the_official_architecture_can_be_packed() -> None:
     assert len(packed) == len(linears) == 384
     assert not any(type(m) is torch.nn.Linear for m in model.modules())
     model.load_state_dict(quantized_state_dict(model, tensors), strict=True, assign=True)
+
+
+def test_check_compares_a_file_of_another_cross_attention_layout_with_that_layouts_model(tmp_path: Path) -> None:
+    # The checkpoint's config.json holds no layout: the file's names tell it, and `check` builds the model of that
+    # layout (the diffusers layout's model would call every tensor of the file's cross-attention a mismatch).
+    from motif_lite.weights.gguf_loader import check_gguf_config
+    from motif_lite.weights.keymap import to_checkpoint_name
+
+    config = TransformerConfig.from_dict({**TINY, **INFERRED})
+    model = build_model(config.replace(cross_attention_layout="original"))
+    spec = {
+        to_checkpoint_name(name, "original"): (np.zeros(tuple(t.shape), np.float32), Q.F32, tuple(t.shape))
+        for name, t in model.state_dict().items()
+    }
+    ckpt = read_gguf(write_test_gguf(tmp_path / "original.gguf", spec))
+    choice, mismatch = check_gguf_config(ckpt, (config, "transformer/config.json"))
+    assert choice.config.cross_attention_layout == "original" and not mismatch, mismatch.lines()
