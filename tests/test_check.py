@@ -752,3 +752,21 @@ def test_imageio_ffmpeg_not_installed_is_one_line_not_a_traceback(monkeypatch):
     _check_ffmpeg(report)
     (finding,) = report.findings
     assert finding.level == "warning" and "pip install imageio-ffmpeg" in finding.message
+
+
+def test_a_folder_of_several_weight_files_gets_the_fix_that_asks_for_one(tiny, tmp_path):
+    # Only a folder's one file can be named in the fix: of two, check cannot tell which the user meant.
+    folder = tmp_path / "encoders"
+    folder.mkdir()
+    for name in ("a.safetensors", "b.safetensors"):
+        shutil.copy(tiny[0] / "text_encoder" / "model.safetensors", folder / name)
+    [finding] = check_setup(tiny[0], weights={"text_encoder": folder}).problems
+    assert finding.message.endswith("; fix: pass the path of the .safetensors file to --text-encoder"), finding
+
+
+def test_the_memory_plan_row_numbers_the_plans_from_one(tiny):
+    # The CPU has no budget: its plan is the fastest, which the row calls 1, as the dry run does.
+    report = check_setup(tiny[0])
+    [row] = [f for f in report.findings if f.subject == "memory plan"]
+    assert report.plan is not None and report.plan.ladder_index == 0
+    assert f"plan 1 of {report.plan.ladder_size} (1 = fastest)" in row.message, row.message
