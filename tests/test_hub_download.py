@@ -251,7 +251,6 @@ def test_a_repo_at_a_revision_says_how_to_use_that_revision(no_network, tmp_path
     )
 
 
-
 def test_a_repo_with_an_at_and_no_revision_is_no_revision_problem(no_network):
     # `Org/Name@` names no revision: no `hf download --revision ''` is made up for it.
     assert hub.revision_problem("Org/Name@") is None
