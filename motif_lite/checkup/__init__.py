@@ -290,6 +290,5 @@ def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_enc
     budget = "none on the CPU" if plan.budget_bytes is None else f"{memory_size(plan.budget_bytes)} free"
     report.ok(
         "memory plan",
-        f"default {size}: plan {plan.ladder_index + 1} of {plan.ladder_size} (1 = fastest), estimated peak "
-        f"{memory_size(plan.peak_bytes)}, budget {budget}",
+        f"default {size}: {plan.rank}, estimated peak {memory_size(plan.peak_bytes)}, budget {budget}",
     )

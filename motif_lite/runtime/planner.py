@@ -202,14 +202,18 @@ class Plan:
             moves.append("the VAE decoding one frame at a time, not 4 at once (~1-2 s more per video at 720p)")
         return moves
 
+    @property
+    def rank(self) -> str:
+        """Where this plan stands in the ladder, in words: "plan 2 of 9 (1 = fastest)"."""
+        return f"plan {self.ladder_index + 1} of {self.ladder_size} (1 = fastest)"
+
     def describe(self) -> str:
         """A human-readable table of the plan (the CLI's --dry-run output)."""
         budget = "none" if self.budget_bytes is None else memory_size(self.budget_bytes)
         lines = [
             f"Memory plan for {self.width}x{self.height}x{self.frames}: N = {self.video_tokens:,} video tokens "
             f"(2N = {2 * self.video_tokens:,} in the DDT decoder), budget {budget}, "
-            f"plan {self.ladder_index + 1} of {self.ladder_size} (1 = fastest), "
-            f"{self.cfg_batch} row{'s' if self.cfg_batch > 1 else ''} per transformer forward",
+            f"{self.rank}, {self.cfg_batch} row{'s' if self.cfg_batch > 1 else ''} per transformer forward",
             *([self.in_words()] if torch.device(self.device).type != "cpu" else []),
             f"{'stage':<9} {'est. peak':>10} {'weights':>10} {'activations':>12}  {'streamed':<34} chunks",
         ]
