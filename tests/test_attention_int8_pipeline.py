@@ -25,6 +25,11 @@ SIZE = dict(width=48, height=32, frames=9, steps=2)
 
 
 @pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
 def kernel() -> Iterator[KernelCall]:
     yield from kernel_runner()
 

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,6 +27,11 @@ from motif_lite.request import GenerationRequest
 from motif_lite.runtime import cost
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 def counted_flops(fn, backend: SDPBackend = SDPBackend.MATH) -> int:

@@ -5,6 +5,7 @@ The GPU side is `tests/test_cuda.py::test_a_pipeline_on_the_second_gpu_runs_its_
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,11 @@ from motif_lite import cli, devices, load_pipeline, verify
 from motif_lite.pipeline import generation
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime import kernels
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 def test_a_cuda_device_is_made_current_and_the_cpu_changes_nothing():

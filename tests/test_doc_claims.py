@@ -12,6 +12,11 @@ import torch
 from motif_lite import cli
 
 
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
 class Reached(Exception):
     """Raised by the stand-in for load_pipeline: the command got as far as loading."""
 

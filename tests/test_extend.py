@@ -25,6 +25,11 @@ from motif_lite.request import GenerationRequest, RequestError
 PROMPT = "the fox runs off"
 
 
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
 def make_clip(path: Path, frames: int = 9, width: int = 32, height: int = 32, fps: float = 24.0) -> Path:
     """A clip of random frames (written by motif-lite, as a clip to extend usually is)."""
     pixels = np.random.default_rng(0).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)

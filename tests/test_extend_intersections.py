@@ -27,6 +27,11 @@ NEW_PART = dict(width=32, height=32, frames=5, steps=1)
 
 
 @pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
 def pipe(checkpoint):
     pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
     pipe.save_state_every = float("inf")

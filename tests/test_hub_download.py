@@ -51,6 +51,11 @@ WITH_GGUF = ["text_encoder/*", "tokenizer/*", "vae/*", "transformer/config.json"
 Usage = namedtuple("Usage", "total used free")
 
 
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
 class FakeHub:
     """The Hub's listing and downloads; `fail` is raised by every call when set."""
 

@@ -5,6 +5,8 @@ frame must be the image the reference reads (diffusers' `load_image`: EXIF turn,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import PIL.Image
 import PIL.ImageOps
@@ -16,6 +18,11 @@ from motif_lite import load_pipeline
 from motif_lite.io.image import load_image
 from motif_lite.pipeline import generation
 from motif_lite.request import GenerationRequest
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -13,6 +14,11 @@ from motif_lite import load_pipeline
 from motif_lite.cli.run_summary import summary
 from motif_lite.io.image import resize_description
 from motif_lite.request import GenerationRequest
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,11 @@ from motif_lite.request import RequestError
 
 
 @pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
 def pipe(checkpoint):
     pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
     pipe.save_state_every = float("inf")

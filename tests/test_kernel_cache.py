@@ -22,6 +22,11 @@ from motif_lite.cli.kernel_cache import triton_cache_dir, writable_kernel_cache
 CUDA = torch.device("cuda")  # no CUDA call is made: the device's type decides whether Triton will compile
 
 
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
 def blocked(tmp_path: Path, name: str) -> Path:
     """A folder that cannot be made: its parent is a file."""
     (tmp_path / name).write_text("a file where a folder should be")

@@ -3,12 +3,19 @@ as a `MotifLiteError` (as `check_setup` gives it), never a bare OSError from the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from motif_lite import cli, load_pipeline
 from motif_lite.errors import MotifLiteError
 
 TOO_LONG = "x" * 300  # over the 255 bytes most file systems allow in a name
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,11 @@ DAMAGE = {
 }  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_a_json_object_file_that_holds_none_is_one_line_naming_it(tmp_path, damage):
     data, said = DAMAGE[damage]

@@ -3,6 +3,8 @@ merges that no test reached, each failing with the mutant that showed the gap.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,6 +12,11 @@ from motif_lite import devices
 from motif_lite.errors import DeviceError
 
 BUSY = "CUDA error: CUDA-capable device(s) is/are busy or unavailable"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 def _a_busy_gpu(monkeypatch, error: BaseException) -> None:

@@ -4,11 +4,18 @@ and the dry run for a GPU number this machine lacks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from motif_lite import cli
 from motif_lite.launcher_variables import launcher_number
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 def _one_gpu(monkeypatch) -> None:

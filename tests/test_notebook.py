@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +20,11 @@ from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.units import memory_size  # noqa: E402
 
 TINY = dict(width=48, height=32, frames=5, steps=3, seed=3)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 @pytest.fixture(scope="module")

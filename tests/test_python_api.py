@@ -30,6 +30,11 @@ TINY = dict(width=48, height=32, frames=5, steps=2, seed=3)
 
 
 @pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
 def pipe(checkpoint):
     # dtypes by name, as --dtype spells them and as torch does
     return load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", text_encoder_dtype="torch.bfloat16")

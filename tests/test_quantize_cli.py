@@ -8,6 +8,7 @@ the file is wrong."""
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,11 @@ TINY = dict(
     rope_axes_dim=(32, 48, 48),
     enable_text_cross_attention_single=True,
 )
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 @pytest.fixture(scope="module")

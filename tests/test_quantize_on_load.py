@@ -30,6 +30,11 @@ RECIPES = ["Q8_0", "Q4_K_M"]
 
 
 @pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
 def files(checkpoint, tmp_path_factory) -> dict[str, Path]:
     """The quantizer's GGUF file of the checkpoint's transformer, per recipe."""
     folder = tmp_path_factory.mktemp("gguf")

@@ -32,6 +32,11 @@ from motif_lite.weights.gguf_file import TEXT_ENCODER_ARCH, read_gguf
 RECIPES = ["Q8_0", "Q4_K_M"]
 
 
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
 def read_te(path: Path):
     return read_gguf(path, expected_arch=TEXT_ENCODER_ARCH)
 

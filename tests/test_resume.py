@@ -31,6 +31,11 @@ SIZE = dict(width=48, height=32, frames=9, steps=4)  # guided by the official AP
 
 
 @pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
 def pipe(checkpoint):
     return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
 

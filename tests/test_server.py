@@ -42,6 +42,11 @@ SDK_SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")  # openai.types.V
 
 
 @pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
 def pipe(checkpoint):
     return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
 

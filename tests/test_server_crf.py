@@ -32,6 +32,11 @@ OLD_FOLDER = Path(__file__).parent / "data" / "old_formats" / "50ae301" / "serve
 
 
 @pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
 def pipe(checkpoint):
     return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
 

@@ -43,6 +43,11 @@ SETTINGS = job_request_fields(GenerationRequest(PROMPT, width=48, height=32, fra
 
 
 @pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
 def pipe(checkpoint):
     return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
 

@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +29,11 @@ LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1, negative_prompt="blu
 # A server on the CPU refuses a job its measured speed puts over ~10 minutes, as LONG can be on a loaded machine;
 # with --max-video it takes any job up to that size, as these tests need.
 TAKES_LONG = ("--max-video", "48x32x9")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 def create(server, **settings) -> dict:

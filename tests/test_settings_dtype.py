@@ -4,6 +4,8 @@ and `pipe.settings_for` (docs/usage.md, "GPUs before Ampere")."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -12,6 +14,11 @@ from motif_lite.request import GenerationRequest
 from motif_lite.settings import DEFAULT, FLAG, CheckpointConfigs, Setting, resolve_dtype, resolve_settings
 
 CUDA = torch.device("cuda")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 @pytest.fixture

@@ -26,6 +26,11 @@ SIZE = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "2"]
 FP32 = ["--dtype", "fp32"]  # the model's flags are this command's, never the file's: given again
 
 
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     code = cli.main(["run", *args, "--device", "cpu", "--kernels", "torch", "--yes"])
     captured = capsys.readouterr()

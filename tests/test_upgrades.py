@@ -28,6 +28,11 @@ REQUEST = dict(prompt="a red fox", width=64, height=64, frames=9, steps=4, seed=
 
 
 @pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
 def pipe(checkpoint):
     return load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
 

@@ -28,6 +28,11 @@ TRITON_LIBCUDA = (
 GiB = 1024**3
 
 
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
 def wsl_mounts(drive: Path) -> str:
     """A WSL2 machine's /proc/mounts, with its C: drive mounted at `drive` (spaces escaped as the kernel does)."""
     point = str(drive).replace(" ", "\\040")
