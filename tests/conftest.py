@@ -114,6 +114,21 @@ def shared_checkpoint(tmp_path_factory) -> Iterator[tuple[Path, object]]:
     assert _folder_digest(root) == before, f"a test changed the shared checkpoint {root}: change a copy of it instead"
 
 
+@pytest.fixture(scope="session")
+def shared_checkpoint_and_gguf(shared_checkpoint, tmp_path_factory) -> Iterator[tuple[Path, Path]]:
+    """(`shared_checkpoint`'s folder, a Q8_0 GGUF of its transformer made by our quantizer in a folder of its own),
+    made once for every module that only reads them. The GGUF's folder is compared as the run ends, as the
+    checkpoint's is."""
+    from motif_lite.quantize.cli import main as quantize
+
+    folder = tmp_path_factory.mktemp("shared_gguf")
+    gguf = folder / "tiny-Q8_0.gguf"
+    assert quantize([str(shared_checkpoint[0]), "-o", str(gguf), "--type", "Q8_0", "--quiet"]) == 0
+    before = _folder_digest(folder)
+    yield shared_checkpoint[0], gguf
+    assert _folder_digest(folder) == before, f"a test changed the shared GGUF's folder {folder}: change a copy instead"
+
+
 def _folder_digest(root: Path) -> str:
     """The names and contents of everything under `root`."""
     digest = hashlib.sha256()

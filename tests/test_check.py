@@ -16,7 +16,6 @@ from safetensors.numpy import load_file, save_file
 pytest.importorskip("diffusers")
 from gguf_helpers import write_test_gguf  # noqa: E402
 from help_text import examples, help_text  # noqa: E402
-from tiny_pipeline import make_tiny_checkpoint_and_gguf  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
@@ -29,9 +28,13 @@ TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> tuple[Path, Path]:
-    """(a tiny checkpoint in the official layout, a Q8_0 GGUF of its transformer kept in another folder)."""
-    return make_tiny_checkpoint_and_gguf(tmp_path_factory)
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
+def tiny(shared_checkpoint_and_gguf) -> tuple[Path, Path]:
+    return shared_checkpoint_and_gguf  # read only, as conftest's shared_checkpoint_and_gguf says
 
 
 @pytest.fixture

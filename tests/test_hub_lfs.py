@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("diffusers")
-from tiny_pipeline import make_tiny_checkpoint_and_gguf  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
@@ -35,8 +34,8 @@ def lfs_pointer(path: Path, size: int = 8_600_000_000) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> tuple[Path, Path]:
-    return make_tiny_checkpoint_and_gguf(tmp_path_factory)
+def tiny(shared_checkpoint_and_gguf) -> tuple[Path, Path]:
+    return shared_checkpoint_and_gguf  # read only, as conftest's shared_checkpoint_and_gguf says
 
 
 @pytest.fixture

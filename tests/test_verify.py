@@ -16,7 +16,7 @@ import torch
 pytest.importorskip("diffusers")
 from help_text import examples, help_text  # noqa: E402
 from quantize_helpers import one_torch_thread  # noqa: E402, F401 (autouse: a busy 2-core machine)
-from tiny_pipeline import make_tiny_checkpoint, make_tiny_checkpoint_and_gguf, official_apg  # noqa: E402
+from tiny_pipeline import make_tiny_checkpoint, official_apg  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
 
@@ -25,9 +25,13 @@ STAGES = ("text", "transformer", "guidance", "vae", "frames")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny checkpoint (the official APG guider) and a Q8_0 GGUF of its transformer in another folder."""
-    return make_tiny_checkpoint_and_gguf(tmp_path_factory)
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
+def tiny(shared_checkpoint_and_gguf) -> tuple[Path, Path]:
+    return shared_checkpoint_and_gguf  # read only, as conftest's shared_checkpoint_and_gguf says
 
 
 def run_verify(capsys, *args: str) -> tuple[int, list[str]]:

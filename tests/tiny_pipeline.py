@@ -93,17 +93,6 @@ def make_tiny_checkpoint(
     return pipe
 
 
-def make_tiny_checkpoint_and_gguf(tmp_path_factory) -> tuple[Path, Path]:
-    """(a tiny checkpoint in the official layout, a Q8_0 GGUF of its transformer kept in another folder)."""
-    from motif_lite.quantize.cli import main as quantize
-
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    gguf = tmp_path_factory.mktemp("gguf") / "tiny-Q8_0.gguf"
-    assert quantize([str(root), "-o", str(gguf), "--type", "Q8_0", "--quiet"]) == 0
-    return root, gguf
-
-
 def image_to_video(pipe: MotifVideoPipeline, **replace) -> MotifVideoImage2VideoPipeline:
     """The I2V reference pipeline over the same components (optionally replacing some, e.g. the guider)."""
     i2v = MotifVideoImage2VideoPipeline(**{**pipe.components, **replace})
