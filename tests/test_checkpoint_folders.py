@@ -10,7 +10,6 @@ from pathlib import Path
 
 import PIL.Image
 import pytest
-from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli
 from motif_lite.checkpoint import locate_sources
@@ -31,10 +30,8 @@ NOTES = {
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ckpt") / "tiny"
-    make_tiny_checkpoint(root)
-    return root
+def tiny(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

@@ -10,7 +10,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import load_pipeline
 from motif_lite.cli import EXIT_INTERRUPTED
@@ -82,9 +81,8 @@ def test_denoised_estimate_of_the_last_euler_step_is_the_result():
 
 
 @pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
+def pipe(shared_checkpoint):
+    root = shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
     return load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch"), root
 
 

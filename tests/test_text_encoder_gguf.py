@@ -41,6 +41,11 @@ PROMPTS = ["a red fox jumps over a sleeping dog, cinematic", "snow at dusk"]
 TYPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M")
 
 
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
 def make_wide_text_encoder(root: Path, seed: int = 0) -> None:
     """The tiny encoder with a 256-wide text stack (K-quant rows), weights scaled to keep activations sane."""
     config = _tiny_config(len(_tiny_vocab()))
@@ -187,18 +192,14 @@ def test_large_tensors_are_quantized_in_row_slices_to_the_same_bytes(wide, wide_
     assert requantized.read_bytes() == whole.read_bytes()
 
 
-def test_quantizer_refuses_before_writing(tiny, tmp_path, capsys):
-    from tiny_pipeline import make_tiny_checkpoint  # the transformer/ of a whole checkpoint
-
+def test_quantizer_refuses_before_writing(tiny, checkpoint, tmp_path, capsys):
     no_config = tmp_path / "no_config"
     shutil.copytree(tiny / "text_encoder", no_config)
     (no_config / "config.json").unlink()
     args = ["--component", "text_encoder", "-o", str(tmp_path / "x.gguf"), "--quiet"]
     assert quantize_main([str(no_config), *args]) == 2
     assert quantize_main([str(tiny), *args, "--type", "Q4_K_S"]) == 2
-    ckpt = tmp_path / "ckpt"
-    make_tiny_checkpoint(ckpt)
-    assert quantize_main([str(ckpt / "transformer"), *args]) == 2  # a transformer is no text encoder
+    assert quantize_main([str(checkpoint / "transformer"), *args]) == 2  # a transformer is no text encoder
     err = capsys.readouterr().err
     assert "config.json is missing beside its weights" in err and "Q4_K_S is a transformer recipe" in err
     assert "these are the transformer's weights (config.json: MotifVideoTransformer3DModel)" in err

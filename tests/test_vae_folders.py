@@ -20,7 +20,6 @@ from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import save_file
 from test_cli import assert_user_error, run_args
 from test_wan_vae_names import WAN22, diffusers_names
-from tiny_pipeline import make_tiny_checkpoint
 from wan_vae_files import WAN_LAYOUT_VAE, wan_file, wan_names
 
 from motif_lite import cli
@@ -62,7 +61,7 @@ def official_wan21_shapes(wan_named: bool) -> dict[str, tuple[int, ...]]:
 
 
 @pytest.fixture(scope="module")
-def comfy(tmp_path_factory) -> dict:
+def comfy(shared_checkpoint, tmp_path_factory) -> dict:
     """ComfyUI's models/ folder: models/vae/ holds Wan 2.2's, Flux's (ae) and Wan 2.1's VAE; a tiny checkpoint."""
     models = tmp_path_factory.mktemp("comfy") / "models"
     (models / "diffusion_models").mkdir(parents=True)
@@ -70,9 +69,7 @@ def comfy(tmp_path_factory) -> dict:
     save_file(diffusers_names(AutoencoderKLWan(**WAN22)), models / "vae" / "wan2.2_vae.safetensors")
     save_file(FLUX_AE, models / "vae" / "ae.safetensors")
     sparse_file(models / "vae" / "wan_2.1_vae.safetensors", official_wan21_shapes(wan_named=True))
-    root = tmp_path_factory.mktemp("ckpt")
-    make_tiny_checkpoint(root)
-    return {"models": models, "vae": models / "vae", "root": root}
+    return {"models": models, "vae": models / "vae", "root": shared_checkpoint[0]}  # the checkpoint: read only
 
 
 @pytest.fixture()
