@@ -48,6 +48,7 @@ LAYERS = [
         "decoding",
         "keeping",
         "memory_advice",
+        "run_estimates",
     },  # one run's parts
     {"pipeline"},
     {"verify", "server"},
