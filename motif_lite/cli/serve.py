@@ -207,8 +207,8 @@ def _address_and_port(text: str) -> tuple[str, int | None]:
     try:
         parts = urllib.parse.urlsplit(text if "://" in text else f"//{text}")
         address = parts.hostname or ""
-    except ValueError:  # an unbalanced bracket: the resolver's own message follows
-        return text, None
+    except ValueError:  # an unbalanced bracket: a URL names no address to give; else the resolver's message follows
+        return ("" if "://" in text else text), None
     try:
         return address, parts.port
     except ValueError:  # a port out of range: the address alone is still worth naming
