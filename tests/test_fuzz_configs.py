@@ -299,6 +299,7 @@ def test_every_wrong_text_encoder_value_of_a_checked_key_is_read_or_refused_nami
      ("text_config.num_hidden_layers", MISSING, "text_config.layer_types lists 3 layers"),
      ("text_config.layer_types", ["full_attention"], "text_config.layer_types lists 1 layers"),
      ("text_config.pad_token_id", 10**30, "text_config.pad_token_id must be null or an integer from 0 to 355"),
+     ("text_config.pad_token_id", 356, "text_config.pad_token_id must be null or an integer from 0 to 355"),
      ("text_config.query_pre_attn_scalar", -1, "text_config.query_pre_attn_scalar must be an integer > 0"),
      ("text_config.query_pre_attn_scalar", 0, "text_config.query_pre_attn_scalar must be an integer > 0"),
      ("text_config.rope_parameters.full_attention", "12",
@@ -315,6 +316,20 @@ def test_a_text_encoder_value_transformers_refused_without_naming_it_is_named(
     path.write_text(edited_text_encoder(text_encoder_config, key, value))
     with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: {re.escape(message)}"):
         parse_text_encoder_config(path)
+
+
+def test_a_field_both_sections_hold_is_named_alone_not_as_the_wrong_sections(tmp_path, text_encoder_config):
+    # transformers names the field only: attention_dropout is the text's and the vision model's, so which section
+    # holds the wrong value is not known, and naming text_config's would send the user to the right one's twin.
+    from motif_lite.encoders.text_config import parse_text_encoder_config
+
+    path = tmp_path / "config.json"
+    path.write_text(edited_text_encoder(text_encoder_config, "vision_config.attention_dropout", "x"))
+    with pytest.raises(ConfigError) as refused:
+        parse_text_encoder_config(path)
+    assert "config: attention_dropout: " in str(refused.value) and "text_config.attention_dropout" not in str(
+        refused.value
+    )
 
 
 def test_a_text_encoder_config_that_is_not_text_or_an_object_is_refused(tmp_path):
