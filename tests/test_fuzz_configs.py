@@ -332,6 +332,19 @@ def test_a_field_both_sections_hold_is_named_alone_not_as_the_wrong_sections(tmp
     )
 
 
+def test_transformers_long_reason_is_cut_and_a_reason_without_words_is_its_class(tmp_path, text_encoder_config):
+    # A field of several types lists each type's error (about 300 characters): the message stays about one line.
+    from motif_lite.encoders.text_config import _transformers_reason, parse_text_encoder_config
+
+    path = tmp_path / "config.json"
+    path.write_text(edited_text_encoder(text_encoder_config, "text_config.bos_token_id", {"a": [1]}))
+    with pytest.raises(ConfigError) as refused:
+        parse_text_encoder_config(path)
+    why = str(refused.value).partition("text_config.bos_token_id: ")[2]
+    assert why.startswith("Field 'bos_token_id'") and len(why) == 200 and why.endswith("..."), why
+    assert _transformers_reason(AssertionError(), {}) == "AssertionError"  # a bare assert in transformers' code
+
+
 def test_a_text_encoder_config_that_is_not_text_or_an_object_is_refused(tmp_path):
     from motif_lite.encoders.text_config import config_from_json, parse_text_encoder_config
 

@@ -70,6 +70,16 @@ def test_the_kept_frequencies_give_a_fresh_forwards_bits(dtype, i2v):
     assert not any("frequencies" in name for name in model.state_dict())
 
 
+def test_the_kept_frequencies_follow_the_device_asked_for():
+    # A model moved to another device between runs (or a pipeline's offload) must not get the last device's tensor.
+    from motif_lite.model.layers import SinusoidFrequencies, sinusoid_frequencies
+
+    frequencies = SinusoidFrequencies()
+    on_cpu = frequencies(torch.device("cpu"))
+    assert torch.equal(on_cpu, sinusoid_frequencies("cpu"))
+    assert frequencies(torch.device("meta")).device.type == "meta"  # a device any machine has, as a GPU stands in
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("i2v", [False, True], ids=["T2V", "I2V"])
 def test_the_additive_masks_give_the_bool_masks_bits(dtype, i2v):
