@@ -449,6 +449,20 @@ def test_a_cpu_slow_in_bfloat16_is_told_to_try_float32(cpu_run, capsys, monkeypa
     assert "--dtype fp32" not in capsys.readouterr().err
 
 
+def test_the_python_apis_warning_names_the_float32_keyword_not_the_flag(monkeypatch):
+    # generate's warning (in_python) speaks load_pipeline's keywords: a library user has no --dtype to give.
+    from motif_lite.settings import CheckpointConfigs, resolve_settings
+
+    rates = {torch.bfloat16: 3e9, torch.float32: 5e10}
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: rates[dtype])
+    monkeypatch.setattr(cost, "measure_call_seconds", lambda config, dtype: 0.0)
+    request = GenerationRequest("a red fox")  # the official size: days on any CPU
+    settings = resolve_settings(request, CheckpointConfigs())
+    note = run_estimates.cpu_time_note(request, settings, CheckpointConfigs(), torch.bfloat16, in_python=True)
+    assert "in float32 it does 50 GFLOP/s (load_pipeline(..., dtype=torch.float32))" in note
+    assert "--dtype" not in note and "width=256, height=256, frames=9, steps=2" in note
+
+
 # ------------------------------------------------------------------- the fixed cost of each transformer call
 
 
