@@ -450,3 +450,12 @@ def test_every_wrong_tokenizer_config_value_is_read_or_refused_naming_the_file_a
             tokens, padding = tokens_and_padding(root)
             assert tokens == unedited_tokens or key in ("bos_token", "eos_token"), f"{key}={value!r:.40}"
             assert is_int(padding) and 0 <= padding < load_tokenizer(root).vocab_size, f"{key}={value!r:.40}"
+
+
+def test_a_null_pad_token_is_named_as_the_file_spells_it(checkpoint, tmp_path):
+    # The file says null, not Python's None: the message quotes the value as the user finds it in the JSON.
+    from motif_lite.encoders.text import load_tokenizer
+
+    root, path = tokenizer_copy(checkpoint, tmp_path, "pad_token", None)
+    with pytest.raises(MotifLiteError, match=f"^{re.escape(str(path))}: pad_token is null, no token of the"):
+        load_tokenizer(root)
