@@ -17,7 +17,7 @@ import numbers
 import re
 import secrets
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -821,23 +821,23 @@ def _is_finite(value: int | float) -> bool:
         return False
 
 
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
+def _check_choice(value: object, name: str, choices: tuple[str, ...], hint: str | None = None) -> None:
+    """Refuses a `value` not in `choices`, with `hint` or else the choice it misspells ("; did you mean apg?")."""
     if value not in choices:
-        raise RequestError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+        hint = hint or (misspelled_choice(value, choices) if isinstance(value, str) else None)
+        raise RequestError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}{hint or ''}")
 
 
 def _check_sampler(value: object) -> None:
-    closest = (closest_sampler(value) or misspelled_sampler(value)) if isinstance(value, str) else None
-    try:
-        _check_choice(value, setting_name("sampler"), tuple(SAMPLERS))
-    except RequestError as exc:
-        raise RequestError(f"{exc}{closest}" if closest else str(exc)) from None
+    # Another tool's sampler that is not here is told ours closest to it, rather than a spelling near it.
+    closest = closest_sampler(value) if isinstance(value, str) else None
+    _check_choice(value, setting_name("sampler"), tuple(SAMPLERS), closest)
 
 
-def misspelled_sampler(name: str) -> str | None:
-    """For a typo of one of our samplers (`eulr`, `unipcc`), the words that name it ("; did you mean euler?"); None
-    when no sampler is spelled close to `name` (another tool's: `closest_sampler`)."""
-    spelled = {_spelling(ours): ours for ours in SAMPLERS}
+def misspelled_choice(name: str, choices: Iterable[str]) -> str | None:
+    """For a typo of one of `choices` (the sampler `eulr`, the guidance method `ap`), the words that name it ("; did
+    you mean euler?"); None when none is spelled close to `name` (another tool's sampler: `closest_sampler`)."""
+    spelled = {_spelling(ours): ours for ours in choices}
     close = difflib.get_close_matches(_spelling(name), list(spelled), n=1, cutoff=0.6)
     return f"; did you mean {spelled[close[0]]}?" if close else None
 

@@ -282,6 +282,11 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "num_frames": "9"}, "num_frames must be a positive integer, got '9'", "num_frames"),
     ({"prompt": PROMPT, "seed": -5}, "seed must be a whole number from 0 to 4294967295, or -1", "seed"),
     ({"prompt": PROMPT, "sampling_method": "ddim"}, "unknown sampling_method 'ddim'; choose one", "sampling_method"),
+    (
+        {"prompt": PROMPT, "guidance_method": "ap"},
+        "unknown guidance_method 'ap'; choose one of apg, cfg; did you mean apg?",
+        "guidance_method",
+    ),
     ({"prompt": PROMPT, "guidance_scale": -1}, "guidance_scale must be a number from 0 to 100 (", "guidance_scale"),
     ({"prompt": PROMPT, "fps": 0}, "fps must be a number from 0.001 to 1000 (a frame every 1000 s", "fps"),
     # Values that were queued and then failed (or held the worker for good): refused at submit, with their range.

@@ -69,6 +69,17 @@ def test_a_misspelled_sampler_is_told_the_one_meant(given, meant, capsys, tmp_pa
         GenerationRequest("fox", sampler=given, output=str(tmp_path / "a.mp4")).resolve()
 
 
+def test_a_misspelled_guidance_method_is_told_the_one_meant(capsys, tmp_path):
+    # As a misspelled sampler is: the bare "choose from 'apg', 'cfg'" left the reader to spot the typo.
+    with pytest.raises(SystemExit):
+        parse_run("--guidance", "ap")
+    assert "invalid choice: 'ap' (choose from 'apg', 'cfg'); did you mean apg?\n" in capsys.readouterr().err
+    with pytest.raises(RequestError, match=re.escape("unknown --guidance 'ap'; choose one of apg, cfg; did you mean apg?")):
+        GenerationRequest("fox", guidance="ap", output=str(tmp_path / "a.mp4")).resolve()
+    with pytest.raises(RequestError, match=re.escape("choose one of apg, cfg") + "$"):  # nothing close: no guess
+        GenerationRequest("fox", guidance="zzz", output=str(tmp_path / "a.mp4")).resolve()
+
+
 @pytest.mark.parametrize(
     ("given", "closest"),
     [("euler_a", "euler"), ("dpmpp_2m_sde", "dpm++2m"), ("DPM++ 2M SDE", "dpm++2m"), ("ipndm", "unipc")],

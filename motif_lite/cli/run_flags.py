@@ -33,7 +33,7 @@ from motif_lite.request import (
     closest_sampler,
     frames_for_seconds,
     lines_size,
-    misspelled_sampler,
+    misspelled_choice,
     split_size,
 )
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
@@ -304,7 +304,7 @@ def _sampler(text: str) -> str:
     choices name anything else, and ours closest to another tool's sampler that is not here (sd.cpp's euler_a) or
     to a typo (eulr)."""
     name = choice_name(text, tuple(SAMPLERS), SAMPLER_ALIASES)
-    closest = closest_sampler(text) or (misspelled_sampler(text) if name not in SAMPLERS else None)
+    closest = closest_sampler(text) or (misspelled_choice(text, SAMPLERS) if name not in SAMPLERS else None)
     if closest:
         choices = ", ".join(repr(ours) for ours in SAMPLERS)
         raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices}){closest}")
@@ -321,7 +321,11 @@ def _guidance(text: str) -> str:
     try:
         float(text)
     except ValueError:
-        return choice_name(text, GUIDANCE_METHODS)
+        name = choice_name(text, GUIDANCE_METHODS)
+        if name not in GUIDANCE_METHODS and (typo := misspelled_choice(text, GUIDANCE_METHODS)):
+            choices = ", ".join(repr(method) for method in GUIDANCE_METHODS)
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices}){typo}") from None
+        return name
     raise argparse.ArgumentTypeError(f"takes the method, apg or cfg; the guidance scale is --cfg-scale {text}")
 
 
