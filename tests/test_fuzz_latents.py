@@ -174,6 +174,18 @@ def test_a_stored_guidance_method_of_another_json_type_is_refused_before_loading
     read_and_resume(saved)
 
 
+@pytest.mark.parametrize("stored", [[1], 3, "APGConfig", True])
+def test_a_stored_guidance_config_that_is_no_object_is_refused_before_loading(saved, stored):
+    """It was read as no guidance config, and the request's guidance ran without a word (as in a video's
+    settings)."""
+    info = json.loads(json.dumps(read_latents(saved).info()))
+    info["video_metadata"]["guidance_config"] = stored
+    rewritten(saved, info)
+    said = r"video_metadata\.guidance_config is .*, not an object of guidance settings or null \(the file was edited"
+    with pytest.raises(MotifLiteError, match=said):
+        read_and_resume(saved)
+
+
 @pytest.mark.parametrize(("where", "value"), [("request.cfg_scale", "12"), ("request.extend", "12"),
                                                       ("progress", None)])  # fmt: skip
 def test_a_resume_refusing_an_edited_entry_names_the_file_and_entry(saved, where, value):

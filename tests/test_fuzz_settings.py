@@ -68,8 +68,7 @@ ENTRY_FIELDS = {"guidance_config": GUIDANCE_FIELDS, "model": set(), "unknown_key
 
 def assert_refused_or_read(path: Path, where: str, value: object, unedited: dict) -> None:
     """A refusal names the file and the entry (or its flag); a read makes the unedited request, or one in which
-    only the fields of the edited entry differ (guidance_config of another shape than an object leaves the
-    guidance to the checkpoint or the official value)."""
+    only the fields of the edited entry differ."""
     key = {"guidance_config.method": "guidance"}.get(where, where.rpartition(".")[2])  # the flag that sets it
     with read_or_refused_naming(MotifLiteError, path.name, key):
         (request,) = requests_from(path)
@@ -92,12 +91,26 @@ def test_a_guidance_method_of_another_json_type_is_refused_naming_the_file_and_k
     """Damage, not a newer version's name (those are strings): it was read as a method this version lacks, and the
     checkpoint's or the official guidance ran without a word."""
     path = written(tmp_path, edited("guidance_config.method", method))
-    with pytest.raises(MotifLiteError, match=r"made\.webp's stored settings: guidance_config\.method holds "):
+    said = r"made\.webp's stored settings: guidance_config\.method holds .*, not a guidance method's name \(the file"
+    with pytest.raises(MotifLiteError, match=said):
         requests_from(path)
     code = cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err and "give --guidance" in err, err
     # The flag that replaces it replaces it.
+    assert cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu", "--guidance", "cfg"]) == 0
+
+
+@pytest.mark.parametrize(("stored", "kind"), [([1], "a list"), (3, "a number"), ("apg", "a string"), (True, "true or false")])
+def test_guidance_config_that_is_no_object_is_refused_naming_the_file_and_key(tmp_path, capsys, stored, kind):
+    """It was read as no guidance config at all, and the checkpoint's guidance ran without a word."""
+    path = written(tmp_path, edited("guidance_config", stored))
+    said = rf"made\.webp's stored settings: guidance_config holds {kind}, not an object of guidance settings \(the"
+    with pytest.raises(MotifLiteError, match=said):
+        requests_from(path)
+    code = cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err and "give --guidance" in err, err
     assert cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu", "--guidance", "cfg"]) == 0
 
 

@@ -172,8 +172,8 @@ def _refuse_unknown_choices(stored: StoredSettings, given: frozenset[str]) -> No
     for field, damage in damaged_stored_choices(stored.values).items():
         if _dest(field) not in given:
             raise SettingsFileError(
-                f"{stored.file.name}'s stored settings: {damage}, not a {field} method's name (the file was edited "
-                f"or damaged; give {_flag(field)} to replace the file's)"
+                f"{stored.file.name}'s stored settings: {damage} (the file was edited or damaged; give "
+                f"{_flag(field)} to replace the file's)"
             )
     names = {"sampler": tuple(SAMPLERS), "guidance": GUIDANCE_METHODS}
     for field, value in unknown_stored_choices(stored.values).items():

@@ -332,6 +332,7 @@ def _description_problems(info: dict) -> list[tuple[str, object, str]]:
     if isinstance(metadata, dict) and "model" in metadata:
         checks += [("video_metadata.model", metadata["model"], _is_dict, "an object")]
     guidance = metadata.get("guidance_config") if isinstance(metadata, dict) else None
+    checks += [("video_metadata.guidance_config", guidance, _is_dict_or_none, "an object of guidance settings or null")]
     if isinstance(guidance, dict) and "method" in guidance:  # a name this version lacks is a newer version's
         checks += [("video_metadata.guidance_config.method", guidance["method"], _is_text, "a guidance method's name")]
     request = info.get("request")

@@ -130,12 +130,16 @@ def unknown_stored_choices(stored: dict) -> dict[str, str]:
 
 
 def damaged_stored_choices(stored: dict) -> dict[str, str]:
-    """The entries of a file's stored settings that hold a choice as another JSON type than a name, by the request
-    field that chooses each, with the entry and what it holds: {"guidance": "guidance_config.method holds a list"}.
-    An edit or damage, not a newer version's choice, which would be a name (`unknown_stored_choices`)."""
+    """The entries of a file's stored settings that hold a choice as another JSON type than they are written as, by
+    the request field that chooses each, with the entry, what it holds and what it should: {"guidance":
+    "guidance_config.method holds a list, not a guidance method's name"}. An edit or damage, not a newer version's
+    choice, which would be a name (`unknown_stored_choices`)."""
     guidance = stored.get("guidance_config")
+    if guidance is not None and not isinstance(guidance, dict):  # null is unguided; a list is no guidance at all
+        return {"guidance": f"guidance_config holds {json_kind(guidance)}, not an object of guidance settings"}
     if isinstance(guidance, dict) and "method" in guidance and not isinstance(guidance["method"], str):
-        return {"guidance": f"guidance_config.method holds {json_kind(guidance['method'])}"}
+        method = json_kind(guidance["method"])
+        return {"guidance": f"guidance_config.method holds {method}, not a guidance method's name"}
     return {}
 
 
