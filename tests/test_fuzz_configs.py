@@ -285,6 +285,19 @@ def test_every_wrong_text_encoder_value_of_a_checked_key_is_read_or_refused_nami
             assert_read_as_edited(parse_text_encoder_config(path).to_dict(), unedited, key)
 
 
+@pytest.mark.parametrize(("wrong", "right"), [("text_config", "vision_config"), ("vision_config", "text_config")])
+def test_a_field_both_sections_hold_is_named_with_the_section_that_refused_it(tmp_path, text_encoder_config, wrong,
+                                                                               right):  # fmt: skip
+    # transformers names the field alone, and both sections hold attention_dropout: it was named without either.
+    from motif_lite.encoders.text_config import parse_text_encoder_config
+
+    values = json.loads(edited_text_encoder(text_encoder_config, f"{right}.attention_dropout", 0.0))
+    path = tmp_path / "config.json"
+    path.write_text(edited_text_encoder(values, f"{wrong}.attention_dropout", "12"))
+    with pytest.raises(ConfigError, match=rf"config\.json: transformers cannot read .*: {wrong}\.attention_dropout: "):
+        parse_text_encoder_config(path)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [("dtype", [1], "dtype must be the name of a torch float dtype"),

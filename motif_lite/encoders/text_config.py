@@ -241,8 +241,28 @@ def _transformers_reason(exc: Exception, values: dict) -> str:
         ("vision_config.", values.get("vision_config")),
     ]
     holders = [prefix for prefix, part in sections if isinstance(part, dict) and field in part]
+    if len(holders) > 1:  # a field both sections hold (attention_dropout): the one whose config refused it
+        holders = [prefix for prefix in holders if prefix == _refusing_section(exc)] or holders
     key = holders[0] + field if len(holders) == 1 else field
     return f"{key}: {why if len(why) <= 200 else why[:197] + '...'}"  # the types it tried may run long
+
+
+def _refusing_section(exc: Exception) -> str | None:
+    """The section ("text_config.", "vision_config.", "" for the top level) whose transformers config class raised
+    `exc` as it validated a field: the innermost config its traceback passes through."""
+    from transformers import CONFIG_MAPPING, PretrainedConfig, T5Gemma2EncoderConfig
+
+    classes = {
+        T5Gemma2EncoderConfig: "",
+        T5Gemma2EncoderConfig.sub_configs["text_config"]: "text_config.",
+        CONFIG_MAPPING[VISION_MODEL_TYPE]: "vision_config.",  # the sub-config is an AutoConfig of this model type
+    }
+    refusing, frame = None, exc.__traceback__
+    while frame is not None:
+        config = frame.tb_frame.f_locals.get("self")
+        refusing = type(config) if isinstance(config, PretrainedConfig) else refusing
+        frame = frame.tb_next
+    return classes.get(refusing)
 
 
 def meta_encoder(config: T5Gemma2EncoderConfig) -> T5Gemma2Encoder:
