@@ -89,6 +89,8 @@ GO_ON = both_spellings("motif-lite run --extend CLIP -p 'what happens next'", "e
 # it: '--video-frames (in Python frames) must be ...', but '--steps must be ...' where the flag is the field's name
 # (the server puts its own field names in their place, server.schema.in_api_words: 'num_frames must be ...').
 RUN_FLAGS = {
+    "width": "-W/--width",
+    "height": "-H/--height",
     "negative_prompt": "--negative-prompt",
     "frames": "--video-frames",
     "fps": "--fps",
@@ -373,7 +375,7 @@ class GenerationRequest:
         read = check("image", read_image, self.image) if self.image is not None else None  # names an unreadable file
         image, image_notes = read if read is not None else (None, [])
         if problems:
-            raise RequestError("\n".join(problems), tuple(invalid))
+            raise RequestError(_one_message(problems), tuple(invalid))
         frames, frame_notes = normalized
         return _CheckedFields(
             frames=frames, seed=seed, guidance=guidance, sampler=sampler, output=output, written=written, clip=clip,
@@ -639,7 +641,18 @@ def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
 _OPTIONAL_NUMBERS = ("cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum", "flow_shift")
 
 
-def _check_size(value: int, name: str) -> bool:
+def _one_message(problems: list[str]) -> str:
+    """The request's problems as one message: a single one as it is; several indented under a line that counts them,
+    as other errors of several lines are, so that the "error:" the command line puts first heads them all."""
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} settings are invalid:\n" + "\n".join(f"  {problem}" for problem in problems)
+
+
+def _check_size(value: int, side: str) -> bool:
+    """A side (`side` "width" or "height") that is a positive multiple of 16, refused naming its flag and keyword
+    (the server names its own field in their place: `server.schema.sides_as_size`)."""
+    name = setting_name(side)
     if isinstance(value, str) and (size := split_size(value) or lines_size(value)) is not None:
         # A whole size given to one side, as other tools write it (`1280x720`, `720p`): the two keywords for it.
         raise RequestError(f"{name} takes one side in pixels, got {value!r}: that size is width={size[0]}, "
@@ -654,7 +667,7 @@ def _check_size(value: int, name: str) -> bool:
             nearest = f"{below}"
         else:
             nearest = f"{below} or {above}"
-        raise RequestError(f"{name} {value} is not a multiple of {SIZE_MULTIPLE}; nearest valid {name}: {nearest}")
+        raise RequestError(f"{name} {value} is not a multiple of {SIZE_MULTIPLE}; nearest valid {side}: {nearest}")
     return True
 
 

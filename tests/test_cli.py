@@ -200,7 +200,7 @@ def test_no_command_prints_help(capsys):
 @pytest.mark.parametrize(
     ("extra", "needles"),
     [
-        (("-W", "1000"), ("error: width 1000 is not a multiple of 16; nearest valid width: 992 or 1008",)),
+        (("-W", "1000"), ("error: -W/--width (in Python width) 1000 is not a multiple of 16; nearest valid width: 992 or 1008",)),
         (("-o", "/no/such/dir/fox.mp4"), ("error: output directory /no/such/dir does not exist",)),
         (("-o", "fox.avi"), ("error: unsupported output format '.avi'",)),
         (("-i", "/no/such/first.png"), ("error: input image not found: /no/such/first.png",)),
@@ -208,7 +208,12 @@ def test_no_command_prints_help(capsys):
         # The request's settings by run's flag (they said "frames", "cfg scale"), and the Python field beside it.
         (("--video-frames", "0"), ("error: --video-frames (in Python frames) must be a positive integer, got 0",)),
         (("--cfg-scale", "200"), ("error: --cfg-scale must be a number from 0 to 100",)),
-        (("-W", "1000", "-H", "730", "-o", "fox.avi"), ("error: width 1000", "\nheight 730", "\nunsupported output")),
+        # Several problems: one message, headed by the line that "error:" starts (its second line lacked it).
+        (
+            ("-W", "1000", "-H", "730", "-o", "fox.avi"),
+            ("error: 3 settings are invalid:\n  -W/--width (in Python width) 1000", "\n  -H/--height (in Python height) 730",
+             "\n  unsupported output"),
+        ),
     ],
 )
 def test_bad_settings_fail_before_loading(tmp_path, capsys, monkeypatch, extra, needles):
@@ -864,7 +869,7 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     command = [sys.executable, "-m", "motif_lite.cli"]
     args = ["run", "-p", "x", "-W", "1000", "-o", str(tmp_path / "a.mp4")]
     result = subprocess.run([*command, *args], capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 2 and "error: width 1000" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "error: -W/--width (in Python width) 1000" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("where", ["-o", "-o folder", "-i", "-m", "decode"])

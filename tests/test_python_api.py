@@ -604,9 +604,10 @@ def test_a_request_error_names_each_invalid_field_in_the_order_of_its_lines(tmp_
     request = GenerationRequest(" ", width=50, steps=0, seed=-5, apg_eta=-1, output=tmp_path / "a.gif", fps=99.0)
     with pytest.raises(RequestError) as error:
         request.resolve()
-    lines = str(error.value).splitlines()
+    heading, *lines = str(error.value).splitlines()
+    assert heading == "6 settings are invalid:"
     assert error.value.fields == ("prompt", "width", "steps", "apg_eta", "seed", "fps")
-    assert [line.split()[0] for line in lines] == ["prompt", "width", "--steps", "--apg-eta", "--seed", "fps"]
+    assert [line.split()[0] for line in lines] == ["prompt", "-W/--width", "--steps", "--apg-eta", "--seed", "fps"]
     with pytest.raises(RequestError) as error:
         GenerationRequest("a fox", image=tmp_path / "none.png", output=tmp_path / "a.mp4").resolve()
     assert error.value.fields == ("image",)

@@ -151,9 +151,11 @@ def test_a_whole_size_given_to_one_side_says_the_two_keywords(tmp_path):
     # Were "width must be a positive integer, got '1280x720'": the size written as other tools write it.
     error = refused(tmp_path, width="1280x720")
     assert error.fields == ("width",)
-    assert str(error) == "width takes one side in pixels, got '1280x720': that size is width=1280, height=720"
+    said = "-W/--width (in Python width) takes one side in pixels, got '1280x720': that size is width=1280, height=720"
+    assert str(error) == said
     assert "that size is width=848, height=480" in str(refused(tmp_path, height="480p"))
-    assert str(refused(tmp_path, width="64")) == "width must be a positive integer, got '64'"  # no size in it
+    no_size = "-W/--width (in Python width) must be a positive integer, got '64'"
+    assert str(refused(tmp_path, width="64")) == no_size
 
 
 def test_the_largest_videos_people_ask_for_are_taken(tmp_path):
@@ -242,21 +244,25 @@ def test_the_request_keeps_its_fields_signature_for_help_and_editors():
 def test_a_wrong_value_is_named_as_each_user_typed_it(tmp_path):
     # They said "frames", "cfg scale", "sampler": neither run's flag (--video-frames, --cfg-scale, --sampling-method)
     # nor, on the server, its field (num_frames, guidance_scale, sampling_method).
-    from motif_lite.server.schema import MOTIF_FIELDS, in_api_words
+    # The sides said "width", which is neither run's -W/--width nor the server's size.
+    from motif_lite.server.schema import MOTIF_FIELDS, in_api_words, sides_as_size
 
-    wrong = dict(negative_prompt=3, frames=0, fps=0, steps=0, guidance="pag", cfg_scale=-1, apg_eta=-1,
-                 apg_norm_threshold=-1, apg_momentum=math.nan, flow_shift=0, sampler="ddim", seed=-5)  # fmt: skip
+    wrong = dict(width=1000, height=0, negative_prompt=3, frames=0, fps=0, steps=0, guidance="pag", cfg_scale=-1,
+                 apg_eta=-1, apg_norm_threshold=-1, apg_momentum=math.nan, flow_shift=0, sampler="ddim",
+                 seed=-5)  # fmt: skip
     assert set(wrong) == set(RUN_FLAGS)
     error = refused(tmp_path, **wrong)
-    api_names = {field: name for name, (field, _) in MOTIF_FIELDS.items()}
+    api_names = {field: name for name, (field, _) in MOTIF_FIELDS.items()} | {"width": "size", "height": "size"}
     assert sorted(error.fields) == sorted(wrong)
-    for field, line in zip(error.fields, str(error).splitlines(), strict=True):
+    heading, *lines = str(error).splitlines()
+    assert heading == f"{len(wrong)} settings are invalid:"
+    for field, line in zip(error.fields, lines, strict=True):
         # Run's flag, and the Python field only where it is named otherwise: not "--steps (in Python steps)".
         named = RUN_FLAGS[field] if field in SAME_NAMES else f"{RUN_FLAGS[field]} (in Python {field})"
-        assert line.startswith((f"{named} ", f"unknown {named} ")) and line.count(" Python ") <= 1, line
-        server_line = in_api_words(line)
+        assert line.startswith((f"  {named} ", f"  unknown {named} ")) and line.count(" Python ") <= 1, line
+        server_line = in_api_words(sides_as_size(line, 1000, 0))
         assert f"{api_names[field]} " in server_line and "--" not in server_line and "Python" not in server_line
-    assert set(RUN_FLAGS) - SAME_NAMES == {"frames", "sampler"}  # --video-frames, --sampling-method
+    assert set(RUN_FLAGS) - SAME_NAMES == {"width", "height", "frames", "sampler"}  # -W/--width, --video-frames
 
 
 # The settings whose run flag is the Python field's name, with dashes: their messages name the flag alone.
@@ -293,7 +299,8 @@ def test_the_flag_named_for_each_field_is_the_one_run_fills_it_with():
     dests = {option: action.dest for action in run._actions for option in action.option_strings}
     for field, flag in RUN_FLAGS.items():
         given = object()
-        args = argparse.Namespace(**{**vars(run.parse_args(["-p", "x"])), dests[flag]: given})
+        long_flag = flag.split("/")[-1]  # -W/--width: the long one
+        args = argparse.Namespace(**{**vars(run.parse_args(["-p", "x"])), dests[long_flag]: given})
         assert getattr(request_from_args(args), field) is given, (field, flag)
 
 

@@ -289,7 +289,7 @@ def test_a_bad_size_is_a_user_error_before_anything_loads(tiny, capsys, monkeypa
     from motif_lite import pipeline
 
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
-    for flags, message in ((["-W", "100"], "width 100 is not a multiple of 16"), (["--steps", "0"], "steps must")):
+    for flags, message in ((["-W", "100"], "--width (in Python width) 100 is not a multiple of 16"), (["--steps", "0"], "steps must")):
         assert cli.main(["verify", "-m", str(tiny[0]), *SMALL, *flags]) == cli.EXIT_USER_ERROR
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
@@ -364,7 +364,7 @@ def test_the_settings_resolve_as_a_runs_request_does():
 
     rounded = (VerifySettings(frames=13), ["frames 11 is not 4k+1; using 13"])
     assert resolve_verify_settings(VerifySettings(frames=11)) == rounded
-    with pytest.raises(RequestError, match="height 40 is not a multiple of 16"):
+    with pytest.raises(RequestError, match="--height \\(in Python height\\) 40 is not a multiple of 16"):
         resolve_verify_settings(VerifySettings(height=40))
 
 

@@ -103,9 +103,14 @@ _RUN_LORAS = re.compile(rf"{_RUN_LORA.pattern}(?: --lora ('[^']*'|[^\s']+))*")
 # Where a note on LoRAs points a user of `run`; a client's LoRAs are the server's "Per-job LoRAs".
 _RUN_LORA_DOCS = '(docs/usage.md, "LoRA adapters")'
 _RUN_SIZE = re.compile(r"(?<![\w-])-W (\d+) -H (\d+)\b")
-# The request's line on a side: "width 50 is not a multiple of 16; ...", "height must be a positive integer, got 0"
-# (the value is the size's, which the API's message shows whole).
-_SIDE = re.compile(r"^(?P<side>width|height) (?:\d+ (?P<fault>is not .*)|(?P<rule>must be [^,]*), got .*)$", re.M)
+# The request's line on a side, which names run's flag and the Python keyword: "-W/--width (in Python width) 50 is
+# not a multiple of 16; ...", "-H/--height (in Python height) must be a positive integer, got 0" (the value is the
+# size's, which the API's message shows whole); indented where it is one of several problems.
+_SIDE = re.compile(
+    r"^(?P<indent> *)-[WH]/--(?P<side>width|height) \(in Python \w+\) "
+    r"(?:\d+ (?P<fault>is not .*)|(?P<rule>must be [^,]*), got .*)$",
+    re.M,
+)
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 # Python reads no integer of over 4300 digits from text (a ValueError of its own); a form value that long is refused
@@ -140,9 +145,11 @@ def in_api_words(text: str) -> str:
 
 def sides_as_size(text: str, width: int, height: int) -> str:
     """A message of the request's checks with its lines on one side of the video (which name `width` or `height`,
-    run's and Python's names) put as the API's `size` field holds it: 'width 50 is not a multiple of 16; ...' ->
-    'size 50x32: its width is not a multiple of 16; ...'."""
-    return _SIDE.sub(lambda line: f"size {width}x{height}: its {line['side']} {line['fault'] or line['rule']}", text)
+    run's flag and Python's keyword) put as the API's `size` field holds it: '-W/--width (in Python width) 50 is not
+    a multiple of 16; ...' -> 'size 50x32: its width is not a multiple of 16; ...'."""
+    return _SIDE.sub(
+        lambda line: f"{line['indent']}size {width}x{height}: its {line['side']} {line['fault'] or line['rule']}", text
+    )
 
 
 def _as_loras_field(flags: re.Match) -> str:
