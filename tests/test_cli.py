@@ -200,7 +200,10 @@ def test_no_command_prints_help(capsys):
 @pytest.mark.parametrize(
     ("extra", "needles"),
     [
-        (("-W", "1000"), ("error: -W/--width (in Python width) 1000 is not a multiple of 16; nearest valid width: 992 or 1008",)),
+        (
+            ("-W", "1000"),
+            ("error: -W/--width (in Python width) 1000 is not a multiple of 16; nearest valid width: 992 or 1008",),
+        ),
         (("-o", "/no/such/dir/fox.mp4"), ("error: output directory /no/such/dir does not exist",)),
         (("-o", "fox.avi"), ("error: unsupported output format '.avi'",)),
         (("-i", "/no/such/first.png"), ("error: input image not found: /no/such/first.png",)),
@@ -211,8 +214,11 @@ def test_no_command_prints_help(capsys):
         # Several problems: one message, headed by the line that "error:" starts (its second line lacked it).
         (
             ("-W", "1000", "-H", "730", "-o", "fox.avi"),
-            ("error: 3 settings are invalid:\n  -W/--width (in Python width) 1000", "\n  -H/--height (in Python height) 730",
-             "\n  unsupported output"),
+            (
+                "error: 3 settings are invalid:\n  -W/--width (in Python width) 1000",
+                "\n  -H/--height (in Python height) 730",
+                "\n  unsupported output",
+            ),
         ),
     ],
 )
@@ -869,7 +875,11 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     command = [sys.executable, "-m", "motif_lite.cli"]
     args = ["run", "-p", "x", "-W", "1000", "-o", str(tmp_path / "a.mp4")]
     result = subprocess.run([*command, *args], capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 2 and "error: -W/--width (in Python width) 1000" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and "error: -W/--width (in Python width) 1000" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 @pytest.mark.parametrize("where", ["-o", "-o folder", "-i", "-m", "decode"])

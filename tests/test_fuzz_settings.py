@@ -101,7 +101,9 @@ def test_a_guidance_method_of_another_json_type_is_refused_naming_the_file_and_k
     assert cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu", "--guidance", "cfg"]) == 0
 
 
-@pytest.mark.parametrize(("stored", "kind"), [([1], "a list"), (3, "a number"), ("apg", "a string"), (True, "true or false")])
+@pytest.mark.parametrize(
+    ("stored", "kind"), [([1], "a list"), (3, "a number"), ("apg", "a string"), (True, "true or false")]
+)
 def test_guidance_config_that_is_no_object_is_refused_naming_the_file_and_key(tmp_path, capsys, stored, kind):
     """It was read as no guidance config at all, and the checkpoint's guidance ran without a word."""
     path = written(tmp_path, edited("guidance_config", stored))

@@ -657,7 +657,10 @@ def test_request_defaults_are_the_official_settings():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (dict(width=1000), "-W/--width (in Python width) 1000 is not a multiple of 16; nearest valid width: 992 or 1008"),
+        (
+            dict(width=1000),
+            "-W/--width (in Python width) 1000 is not a multiple of 16; nearest valid width: 992 or 1008",
+        ),
         (dict(height=730), "-H/--height (in Python height) 730 is not a multiple of 16; nearest valid height: 736"),
         (dict(width=8), "nearest valid width: 16"),
         (dict(steps=0), "--steps must be an integer from 1 to 1000"),

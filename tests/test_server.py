@@ -254,7 +254,8 @@ def test_a_sides_line_names_the_size_as_the_api_takes_it():
     )
     assert sides_as_size(lines, 50, 0) == "size 50x0: its width is not a multiple of 16; nearest valid width: 48\n" \
         "size 50x0: its height must be a positive integer"  # fmt: skip
-    several = "2 settings are invalid:\n  -H/--height (in Python height) 40 is not a multiple of 16; nearest valid height: 32 or 48"
+    several = "2 settings are invalid:\n  -H/--height (in Python height) 40 is not a multiple of 16; nearest valid " \
+        "height: 32 or 48"  # fmt: skip
     assert sides_as_size(several, 64, 40).splitlines()[1] == "  size 64x40: its height is not a multiple of 16; " \
         "nearest valid height: 32 or 48"  # fmt: skip
     tokens = "1000000000x736x121 is 3,593,750,000 transformer tokens"  # names the size already

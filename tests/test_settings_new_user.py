@@ -74,7 +74,9 @@ def test_a_misspelled_guidance_method_is_told_the_one_meant(capsys, tmp_path):
     with pytest.raises(SystemExit):
         parse_run("--guidance", "ap")
     assert "invalid choice: 'ap' (choose from 'apg', 'cfg'); did you mean apg?\n" in capsys.readouterr().err
-    with pytest.raises(RequestError, match=re.escape("unknown --guidance 'ap'; choose one of apg, cfg; did you mean apg?")):
+    with pytest.raises(
+        RequestError, match=re.escape("unknown --guidance 'ap'; choose one of apg, cfg; did you mean apg?")
+    ):
         GenerationRequest("fox", guidance="ap", output=str(tmp_path / "a.mp4")).resolve()
     with pytest.raises(RequestError, match=re.escape("choose one of apg, cfg") + "$"):  # nothing close: no guess
         GenerationRequest("fox", guidance="zzz", output=str(tmp_path / "a.mp4")).resolve()

@@ -289,7 +289,10 @@ def test_a_bad_size_is_a_user_error_before_anything_loads(tiny, capsys, monkeypa
     from motif_lite import pipeline
 
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
-    for flags, message in ((["-W", "100"], "--width (in Python width) 100 is not a multiple of 16"), (["--steps", "0"], "steps must")):
+    for flags, message in (
+        (["-W", "100"], "--width (in Python width) 100 is not a multiple of 16"),
+        (["--steps", "0"], "steps must"),
+    ):
         assert cli.main(["verify", "-m", str(tiny[0]), *SMALL, *flags]) == cli.EXIT_USER_ERROR
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
