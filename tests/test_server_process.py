@@ -584,12 +584,18 @@ def test_a_cpu_server_with_max_video_checks_sizes_not_times(checkpoint, tmp_path
     loaded = []
     monkeypatch.setattr(VideoServer, "serve", lambda self, sock, load: loaded.append(load()[1]))  # load, then stop
     flags = ["--port", "0", "--device", "cpu", "--dtype", "fp32", "--kernels", "torch"]
+    said = []
     for data, max_video in (("a", []), ("b", ["--max-video", "48x32x5"])):
         assert cli.main(["serve", "-m", str(checkpoint), "--data", str(tmp_path / data), *flags, *max_video]) == 0
+        said.append(capsys.readouterr().err)
     assert [config.too_long is not None for config in loaded] == [True, False]
     assert loaded[1].max_video == (48, 32, 5)
+    # The banner says the time limit, and how to lift it, where it applies: not first to the client it refuses.
+    limit = "\njobs estimated over 10 minutes on this CPU are refused (the CPU is meant for tests); restart with " \
+        "--max-video WxHxF to accept videos up to that size whatever they take\n"  # fmt: skip
+    assert [limit in err for err in said] == [True, False], said[0]
     # The banner's settings table gives the official 1280x736x121; a job that names no size gets 48x32x5 here.
-    err = capsys.readouterr().err
+    err = said[1]
     assert "\njobs by default: no size given: 48x32, the largest this server allows (its --max-video)" in err
     assert "\njobs by default: no length given: 5 frames, the most this server allows" in err
     assert err.count("jobs by default:") == 2  # said by the server with --max-video only

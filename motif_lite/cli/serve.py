@@ -36,6 +36,7 @@ from motif_lite.cli.run_flags import (
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg, user_path
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, lines_size, split_size
+from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
 
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     import torch
@@ -451,6 +452,8 @@ def _load_served_pipeline(
     _say_loaded(args, pipe, text_encoder_words(sources), max_video)
     pipe.warns_long_cpu_runs = False  # a long CPU job is refused (cpu_time_limit), or --max-video accepts it
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
+    if too_long is not None:  # said now, not first to the client whose job it refuses
+        print(CPU_TIME_LIMIT_LINE, file=sys.stderr)
     loaded = dataclasses.replace(
         config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long,
         planned=planned, plan=plan,
@@ -493,6 +496,13 @@ def _say_serving(args: argparse.Namespace, sock, server, counts: str, model_name
     print(f"data: {user_path(args.data).resolve()} ({counts}{interrupted})", file=sys.stderr)
     print(f"serving {model_name} on {url} (Ctrl-C to stop); the model loads first: until then /health says "
           "loading and the API answers 503", file=sys.stderr, flush=True)  # fmt: skip
+
+
+# The banner's line for a server on the CPU without --max-video (`cpu_time_limit` refuses such jobs).
+CPU_TIME_LIMIT_LINE = (
+    f"jobs estimated over {LONG_CPU_RUN_SECONDS // 60} minutes on this CPU are refused (the CPU is meant for tests); "
+    "restart with --max-video WxHxF to accept videos up to that size whatever they take"
+)
 
 
 def cpu_time_limit(pipe: MotifVideoPipeline, dtype: torch.dtype) -> Callable[[GenerationRequest, Settings], str | None]:
