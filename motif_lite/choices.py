@@ -12,6 +12,9 @@ DTYPE_ALIASES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "f16": "
 KERNEL_BACKENDS = ("auto", "torch", "triton")
 ATTENTION_MODES = ("exact", "int8")  # --attention: exact softmax attention, or 8-bit (INT8 QKᵀ, FP8/16-bit P·V)
 GUIDANCE_METHODS = ("apg", "cfg")
+# Other tools' guidance methods, not here, that are spelled close to ours (perturbed-attention, skip-layer and
+# spatiotemporal skip guidance, CFG-Zero*, CFG++): no typo of apg or cfg, so the refusal guesses none.
+OTHER_GUIDANCE_METHODS = ("pag", "slg", "stg", "cfgzero", "cfgzero*", "cfg++")
 SAMPLERS = {
     "euler": "euler",
     "dpm++2m": "dpmpp_2m",

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from motif_lite.choices import GUIDANCE_METHODS, OTHER_SAMPLERS, OTHER_SCHEDULES, SAMPLER_ALIASES, SAMPLERS
+from motif_lite.choices import (
+    GUIDANCE_METHODS,
+    OTHER_GUIDANCE_METHODS,
+    OTHER_SAMPLERS,
+    OTHER_SCHEDULES,
+    SAMPLER_ALIASES,
+    SAMPLERS,
+)
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.errors import MotifLiteError, both_spellings, shown
 from motif_lite.paths import user_path
@@ -352,7 +359,7 @@ class GenerationRequest:
                 check(field, _check_number, getattr(self, field), field)
         guidance = choice_name(self.guidance, GUIDANCE_METHODS)
         if guidance is not None:
-            check("guidance", _check_choice, guidance, setting_name("guidance"), GUIDANCE_METHODS)
+            check("guidance", _check_guidance, guidance)
         sampler = choice_name(self.sampler, tuple(SAMPLERS), SAMPLER_ALIASES)
         if sampler is not None:
             check("sampler", _check_sampler, sampler)
@@ -834,17 +841,29 @@ def _is_finite(value: int | float) -> bool:
         return False
 
 
-def _check_choice(value: object, name: str, choices: tuple[str, ...], hint: str | None = None) -> None:
-    """Refuses a `value` not in `choices`, with `hint` or else the choice it misspells ("; did you mean apg?")."""
+def _check_choice(value: object, name: str, choices: tuple[str, ...], hint: str | None) -> None:
+    """Refuses a `value` not in `choices`, followed by `hint` ("; did you mean apg?") where there is one."""
     if value not in choices:
-        hint = hint or (misspelled_choice(value, choices) if isinstance(value, str) else None)
         raise RequestError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}{hint or ''}")
+
+
+def _check_guidance(value: object) -> None:
+    hint = misspelled_guidance(value) if isinstance(value, str) else None
+    _check_choice(value, setting_name("guidance"), GUIDANCE_METHODS, hint)
 
 
 def _check_sampler(value: object) -> None:
     # Another tool's sampler that is not here is told ours closest to it, rather than a spelling near it.
-    closest = closest_sampler(value) if isinstance(value, str) else None
-    _check_choice(value, setting_name("sampler"), tuple(SAMPLERS), closest)
+    hint = (closest_sampler(value) or misspelled_choice(value, SAMPLERS)) if isinstance(value, str) else None
+    _check_choice(value, setting_name("sampler"), tuple(SAMPLERS), hint)
+
+
+def misspelled_guidance(name: str) -> str | None:
+    """For a typo of a guidance method (`ap`), the words that name it ("; did you mean apg?"); None for another
+    tool's method spelled close to ours (`pag`: `OTHER_GUIDANCE_METHODS`) and for any other name."""
+    if _spelling(name) in {_spelling(other) for other in OTHER_GUIDANCE_METHODS}:
+        return None
+    return misspelled_choice(name, GUIDANCE_METHODS)
 
 
 def misspelled_choice(name: str, choices: Iterable[str]) -> str | None:

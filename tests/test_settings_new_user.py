@@ -78,8 +78,13 @@ def test_a_misspelled_guidance_method_is_told_the_one_meant(capsys, tmp_path):
         RequestError, match=re.escape("unknown --guidance 'ap'; choose one of apg, cfg; did you mean apg?")
     ):
         GenerationRequest("fox", guidance="ap", output=str(tmp_path / "a.mp4")).resolve()
-    with pytest.raises(RequestError, match=re.escape("choose one of apg, cfg") + "$"):  # nothing close: no guess
-        GenerationRequest("fox", guidance="zzz", output=str(tmp_path / "a.mp4")).resolve()
+    # Nothing close, or another tool's method spelled close to ours (perturbed-attention guidance): no guess.
+    for other in ("zzz", "pag", "PAG", "cfg-zero"):
+        with pytest.raises(RequestError, match=re.escape("choose one of apg, cfg") + "$"):
+            GenerationRequest("fox", guidance=other, output=str(tmp_path / "a.mp4")).resolve()
+    with pytest.raises(SystemExit):
+        parse_run("--guidance", "pag")
+    assert "invalid choice: 'pag' (choose from 'apg', 'cfg')\n" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from motif_lite.request import (
     frames_for_seconds,
     lines_size,
     misspelled_choice,
+    misspelled_guidance,
     split_size,
 )
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
@@ -322,7 +323,7 @@ def _guidance(text: str) -> str:
         float(text)
     except ValueError:
         name = choice_name(text, GUIDANCE_METHODS)
-        if name not in GUIDANCE_METHODS and (typo := misspelled_choice(text, GUIDANCE_METHODS)):
+        if name not in GUIDANCE_METHODS and (typo := misspelled_guidance(text)):
             choices = ", ".join(repr(method) for method in GUIDANCE_METHODS)
             raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices}){typo}") from None
         return name
