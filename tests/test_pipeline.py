@@ -684,8 +684,9 @@ def test_every_bad_setting_is_reported_at_once(tmp_path):
     request = GenerationRequest(" ", width=1000, height=730, steps=0, output=tmp_path / "fox.avi")
     with pytest.raises(MotifLiteError) as info:
         request.resolve()
-    lines = str(info.value).splitlines()
-    assert [line.split()[0] for line in lines] == ["prompt", "width", "height", "--steps", "unsupported"], lines
+    heading, *lines = str(info.value).splitlines()
+    assert heading == "5 settings are invalid:"
+    assert [line.split()[0] for line in lines] == ["prompt", "-W/--width", "-H/--height", "--steps", "unsupported"]
 
 
 def test_frames_round_to_nearest_4k_plus_1_and_seed_is_drawn(tmp_path):
