@@ -331,18 +331,17 @@ def test_a_text_encoder_value_transformers_refused_without_naming_it_is_named(
         parse_text_encoder_config(path)
 
 
-def test_a_field_both_sections_hold_is_named_alone_not_as_the_wrong_sections(tmp_path, text_encoder_config):
-    # transformers names the field only: attention_dropout is the text's and the vision model's, so which section
-    # holds the wrong value is not known, and naming text_config's would send the user to the right one's twin.
+def test_a_field_both_sections_hold_is_never_named_as_the_wrong_sections(tmp_path, text_encoder_config):
+    # transformers names the field only: attention_dropout is the text's and the vision model's, and naming
+    # text_config's would send the user to the right one's twin (the section is the config class that refused it).
     from motif_lite.encoders.text_config import parse_text_encoder_config
 
     path = tmp_path / "config.json"
     path.write_text(edited_text_encoder(text_encoder_config, "vision_config.attention_dropout", "x"))
     with pytest.raises(ConfigError) as refused:
         parse_text_encoder_config(path)
-    assert "config: attention_dropout: " in str(refused.value) and "text_config.attention_dropout" not in str(
-        refused.value
-    )
+    said = str(refused.value)
+    assert "config: vision_config.attention_dropout: " in said and "text_config.attention_dropout" not in said
 
 
 def test_transformers_long_reason_is_cut_and_a_reason_without_words_is_its_class(tmp_path, text_encoder_config):
