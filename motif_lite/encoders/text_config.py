@@ -242,27 +242,28 @@ def _transformers_reason(exc: Exception, values: dict) -> str:
     ]
     holders = [prefix for prefix, part in sections if isinstance(part, dict) and field in part]
     if len(holders) > 1:  # a field both sections hold (attention_dropout): the one whose config refused it
-        holders = [prefix for prefix in holders if prefix == _refusing_section(exc)] or holders
+        holders = [prefix for prefix in holders if prefix == _refusing_section(values, holders)] or holders
     key = holders[0] + field if len(holders) == 1 else field
     return f"{key}: {why if len(why) <= 200 else why[:197] + '...'}"  # the types it tried may run long
 
 
-def _refusing_section(exc: Exception) -> str | None:
-    """The section ("text_config.", "vision_config.", "" for the top level) whose transformers config class raised
-    `exc` as it validated a field: the innermost config its traceback passes through."""
-    from transformers import CONFIG_MAPPING, PretrainedConfig, T5Gemma2EncoderConfig
+def _refusing_section(values: dict, holders: list[str]) -> str | None:
+    """Of the sections in `holders` ("text_config.", "vision_config.", "" for the top level) that hold a field
+    transformers refused, the one whose own config class refuses its values alone; the top level when neither
+    section's does."""
+    from transformers import CONFIG_MAPPING, T5Gemma2EncoderConfig
 
     classes = {
-        T5Gemma2EncoderConfig: "",
-        T5Gemma2EncoderConfig.sub_configs["text_config"]: "text_config.",
-        CONFIG_MAPPING[VISION_MODEL_TYPE]: "vision_config.",  # the sub-config is an AutoConfig of this model type
+        "text_config.": T5Gemma2EncoderConfig.sub_configs["text_config"],
+        "vision_config.": CONFIG_MAPPING[VISION_MODEL_TYPE],  # the sub-config is an AutoConfig of this model type
     }
-    refusing, frame = None, exc.__traceback__
-    while frame is not None:
-        config = frame.tb_frame.f_locals.get("self")
-        refusing = type(config) if isinstance(config, PretrainedConfig) else refusing
-        frame = frame.tb_next
-    return classes.get(refusing)
+    for prefix in holders:
+        if prefix in classes:
+            try:
+                classes[prefix](**values[prefix.rstrip(".")])
+            except Exception:  # transformers' errors for a bad value are of many classes
+                return prefix
+    return "" if "" in holders else None
 
 
 def meta_encoder(config: T5Gemma2EncoderConfig) -> T5Gemma2Encoder:
