@@ -148,12 +148,12 @@ DAMAGE = {
         "diffusion_pytorch_model.safetensors.index.json: the safetensors index is not valid JSON",
     ),
     "missing tokenizer": (lambda r: (r / "tokenizer/tokenizer.json").unlink(), "tokenizer/tokenizer.json", "missing"),
-    # Loaded as a run loads it (encoders.text.load_tokenizer), said in transformers' words alone: the line names the
+    # Loaded as a run loads it (encoders.text.load_tokenizer), said in the tokenizers library's words alone: the line names the
     # file, not the folder again.
     "not a tokenizer": (
         lambda r: (r / "tokenizer/tokenizer.json").write_text(json.dumps({"model": {"type": "Nope"}})),
         "tokenizer/tokenizer.json",
-        "cannot be read as a tokenizer: 'added_tokens'",
+        "cannot be read as a tokenizer: data did not match any variant of untagged enum ModelUntagged",
     ),
     # Before: named as tokenizer.json's problem, in transformers' words ("'list' object has no attribute ...").
     "wrong tokenizer config value": (

@@ -471,3 +471,82 @@ def test_a_null_pad_token_is_named_as_the_file_spells_it(checkpoint, tmp_path):
     root, path = tokenizer_copy(checkpoint, tmp_path, "pad_token", None)
     with pytest.raises(MotifLiteError, match=f"^{re.escape(str(path))}: pad_token is null, no token of the"):
         load_tokenizer(root)
+
+
+# ------------------------------------------------------------------------------ tokenizer/tokenizer.json
+
+TOKENIZER_JSON_KEYS = ["model.vocab", "model.merges", "model.type", "model.unk_token", "added_tokens", "normalizer",
+                       "pre_tokenizer", "decoder", "post_processor"]  # fmt: skip
+
+
+def tokenizer_json_copy(checkpoint, tmp_path, data: bytes):
+    """A checkpoint folder holding the tiny checkpoint's tokenizer with `data` as its tokenizer.json, and that
+    file's path."""
+    shutil.copytree(checkpoint / "tokenizer", tmp_path / "tokenizer", dirs_exist_ok=True)
+    path = tmp_path / "tokenizer" / "tokenizer.json"
+    path.write_bytes(data)
+    return tmp_path, path
+
+
+def with_entry(values: dict, dotted: str, value: object) -> dict:
+    """`values` with the entry at the dotted path `dotted` set to `value` (or left out: MISSING)."""
+    edited = json.loads(json.dumps(values))
+    *parents, key = dotted.split(".")
+    section = edited
+    for parent in parents:
+        section = section[parent]
+    if value is MISSING:
+        section.pop(key)
+    else:
+        section[key] = value
+    return edited
+
+
+def damaged_tokenizer_files(original: bytes) -> list[tuple[str, bytes]]:
+    """(what was done, the bytes): tokenizer.json cut short, with a byte's top bit flipped (never UTF-8 then: an
+    ASCII byte becomes a lone continuation byte), and with entries of the wrong JSON type or left out."""
+    damaged = [(f"cut to {n} bytes", original[:n]) for n in (0, 1, len(original) // 2, len(original) - 1)]
+    for at in (0, 1, len(original) // 3, len(original) // 2, len(original) - 2):
+        flipped = bytearray(original)
+        flipped[at] ^= 0x80
+        damaged.append((f"byte {at} flipped", bytes(flipped)))
+    values = json.loads(original)
+    for key in TOKENIZER_JSON_KEYS:
+        for value in ["12", [1], {"a": 1}, None, -1, 1.5, True, MISSING]:
+            shown = "left out" if value is MISSING else repr(value)
+            damaged.append((f"{key}={shown}", json.dumps(with_entry(values, key, value)).encode()))
+    return damaged
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_damaged_tokenizer_json_is_read_as_before_or_refused_naming_the_file(checkpoint, tmp_path):
+    """tokenizer.json cut short, with flipped bytes or with entries of the wrong type: the tokenizer reads as the
+    unedited one (the same ids for a prompt, the same padding), or `CheckpointError` names the file in one line.
+    Before: every entry the tokenizers library refused was named by the folder alone (some in several lines), and a
+    null or missing model.vocab read as a vocabulary of the 5 special tokens (every word unknown). A null or missing
+    post_processor reads as the file says: no <bos> before the prompt (null is a valid post_processor)."""
+    from motif_lite.errors import CheckpointError
+
+    original = (checkpoint / "tokenizer" / "tokenizer.json").read_bytes()
+    unedited = tokens_and_padding(checkpoint)
+    for what, data in damaged_tokenizer_files(original):
+        root, path = tokenizer_json_copy(checkpoint, tmp_path, data)
+        try:
+            read = tokens_and_padding(root)
+        except CheckpointError as exc:
+            assert str(path) in str(exc) and "\n" not in str(exc), f"{what}: {exc}"
+            continue
+        no_post_processor = what in ("post_processor=None", "post_processor=left out")
+        assert read == unedited or no_post_processor, f"{what}: read as another tokenizer"
+
+
+def test_a_damaged_tokenizer_json_stops_a_run_in_one_line_naming_the_file(checkpoint, tmp_path, capsys):
+    from motif_lite import cli
+
+    values = json.loads((checkpoint / "tokenizer" / "tokenizer.json").read_text())
+    root, path = tokenizer_json_copy(checkpoint, tmp_path, json.dumps(with_entry(values, "added_tokens", "12")).encode())
+    shutil.copytree(checkpoint, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("tokenizer.json"))
+    run = ["run", "-m", str(root), "-p", "a fox", "-W", "32", "-H", "32", "--video-frames", "5", "--device", "cpu"]
+    assert cli.main([*run, "--steps", "1", "-o", str(tmp_path / "fox.mp4")]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"error: {path}: cannot be read as a tokenizer (invalid type" in err and "Traceback" not in err, err

@@ -27,7 +27,12 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.encoders.text_config import parse_text_encoder_config
 from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
-from motif_lite.encoders.tokenizer_config import check_padding, check_tokenizer_config
+from motif_lite.encoders.tokenizer_config import (
+    check_padding,
+    check_tokenizer_config,
+    check_tokenizer_file,
+    check_vocabulary,
+)
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.checkpoint_source import find_checkpoint
 from motif_lite.json_values import read_json_object
@@ -283,7 +288,10 @@ def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
     except Exception as exc:  # transformers' errors for a damaged file are of many classes (a TypeError for a list)
         for file in sorted(folder.glob("*.json")):  # one that holds no JSON object is named as every reader names it
             read_json_object(file, "tokenizer file", CheckpointError)
-        raise CheckpointError(f"cannot load the tokenizer from {root}: {exc}") from exc
+        check_tokenizer_file(folder / "tokenizer.json")
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise CheckpointError(f"cannot load the tokenizer from {root}: {reason}") from exc
+    check_vocabulary(tokenizer, folder / "tokenizer.json")  # before the padding: an empty vocabulary lacks the pad too
     check_padding(tokenizer, config)
     return tokenizer
 

@@ -39,6 +39,35 @@ def check_tokenizer_config(path: Path) -> None:
         raise refuse("tokenizer_class", "the name of a tokenizer class or null")
 
 
+def check_tokenizer_file(path: Path) -> None:
+    """Where transformers could not load the tokenizer: `CheckpointError` naming tokenizer.json `path` in one line
+    when the tokenizers library cannot read it, or its added_tokens (which transformers reads itself) is no list
+    of objects; transformers' own message names only the folder, and some of its messages span lines."""
+    from tokenizers import Tokenizer
+
+    if not path.is_file():
+        return
+    try:
+        Tokenizer.from_file(str(path))
+    except Exception as exc:  # the library's error for any entry it cannot read (its class is plain Exception)
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise CheckpointError(f"{path}: cannot be read as a tokenizer ({reason})") from exc  # `check` says the cause
+    added = read_json_object(path, "tokenizer file", CheckpointError).get("added_tokens")
+    if not isinstance(added, list) or not all(isinstance(token, dict) for token in added):
+        raise CheckpointError(f"{path}: added_tokens must be a list of token objects, got {shown(added)}")
+
+
+def check_vocabulary(tokenizer: PreTrainedTokenizerBase, path: Path) -> None:
+    """`CheckpointError` naming tokenizer.json `path` where its vocabulary holds nothing but the added (special)
+    tokens, as when model.vocab is null or left out: the tokenizer reads, and every word of a prompt becomes the
+    unknown token."""
+    if tokenizer.vocab_size <= len(tokenizer.added_tokens_decoder):
+        raise CheckpointError(
+            f"{path}: model.vocab holds no tokens besides the {len(tokenizer.added_tokens_decoder)} added ones: "
+            "every word of a prompt would be unknown to the text encoder"
+        )
+
+
 def check_padding(tokenizer: PreTrainedTokenizerBase, path: Path) -> None:
     """`CheckpointError` naming `path` (the tokenizer's config) where the token prompts are padded with is none of
     the vocabulary's: null, or a name the vocabulary lacks (transformers adds it, past the text encoder's
