@@ -148,8 +148,8 @@ DAMAGE = {
         "diffusion_pytorch_model.safetensors.index.json: the safetensors index is not valid JSON",
     ),
     "missing tokenizer": (lambda r: (r / "tokenizer/tokenizer.json").unlink(), "tokenizer/tokenizer.json", "missing"),
-    # Loaded as a run loads it (encoders.text.load_tokenizer), said in the tokenizers library's words alone: the line names the
-    # file, not the folder again.
+    # Loaded as a run loads it (encoders.text.load_tokenizer), said in the tokenizers library's words alone: the line
+    # names the file, not the folder again.
     "not a tokenizer": (
         lambda r: (r / "tokenizer/tokenizer.json").write_text(json.dumps({"model": {"type": "Nope"}})),
         "tokenizer/tokenizer.json",

@@ -544,7 +544,8 @@ def test_a_damaged_tokenizer_json_stops_a_run_in_one_line_naming_the_file(checkp
     from motif_lite import cli
 
     values = json.loads((checkpoint / "tokenizer" / "tokenizer.json").read_text())
-    root, path = tokenizer_json_copy(checkpoint, tmp_path, json.dumps(with_entry(values, "added_tokens", "12")).encode())
+    damaged = json.dumps(with_entry(values, "added_tokens", "12")).encode()
+    root, path = tokenizer_json_copy(checkpoint, tmp_path, damaged)
     shutil.copytree(checkpoint, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("tokenizer.json"))
     run = ["run", "-m", str(root), "-p", "a fox", "-W", "32", "-H", "32", "--video-frames", "5", "--device", "cpu"]
     assert cli.main([*run, "--steps", "1", "-o", str(tmp_path / "fox.mp4")]) == cli.EXIT_USER_ERROR
