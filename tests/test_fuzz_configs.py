@@ -184,8 +184,9 @@ def text_encoder_config(checkpoint) -> dict:
     return json.loads((checkpoint / "text_encoder" / "config.json").read_text())
 
 
-def edited_text_encoder(values: dict, key: str, value: object) -> str:
-    """The file's text with `key` (a dotted path into the file: text_config.hidden_size) set to `value`."""
+def edited_json(values: dict, key: str, value: object) -> str:
+    """A JSON file's text with `key` (a dotted path into its `values`: text_config.hidden_size) set to `value`, or
+    left out (MISSING)."""
     values = json.loads(json.dumps(values))
     *sections, name = key.split(".")
     part = values
@@ -215,7 +216,7 @@ def test_every_wrong_text_encoder_value_parses_and_builds_or_is_refused(tmp_path
     # transformers' default for a key left out.
     defaults = entries(T5Gemma2EncoderConfig().to_dict())
     for value in WRONG_VALUES:
-        path.write_text(edited_text_encoder(text_encoder_config, key, value))
+        path.write_text(edited_json(text_encoder_config, key, value))
         with read_or_refused_naming(ConfigError, str(path)):
             config = parse_text_encoder_config(path)
             expected = ANY if key.endswith("_config") else defaults[key] if value is MISSING else value
@@ -234,7 +235,7 @@ def test_a_text_encoder_config_without_a_section_or_the_image_tokens_takes_trans
     from motif_lite.encoders.text_config import check_text_encoder_config, parse_text_encoder_config
 
     path = tmp_path / "config.json"
-    path.write_text(edited_text_encoder(text_encoder_config, key, MISSING))
+    path.write_text(edited_json(text_encoder_config, key, MISSING))
     check_text_encoder_config(path)  # as the dry run reads it
     with torch.device("meta"):
         T5Gemma2Encoder(parse_text_encoder_config(path))
@@ -250,7 +251,7 @@ def test_a_text_encoder_value_just_out_of_range_is_refused(tmp_path, text_encode
     from motif_lite.encoders.text_config import parse_text_encoder_config
 
     path = tmp_path / "config.json"
-    path.write_text(edited_text_encoder(text_encoder_config, key, value))
+    path.write_text(edited_json(text_encoder_config, key, value))
     with pytest.raises(ConfigError, match=f"^{path}.*{message}"):
         parse_text_encoder_config(path)
 
@@ -280,7 +281,7 @@ def test_every_wrong_text_encoder_value_of_a_checked_key_is_read_or_refused_nami
     path.write_text(json.dumps(text_encoder_config))
     unedited = parse_text_encoder_config(path).to_dict()
     for value in WRONG_VALUES:
-        path.write_text(edited_text_encoder(text_encoder_config, key, value))
+        path.write_text(edited_json(text_encoder_config, key, value))
         with read_or_refused_naming(ConfigError, str(path), key):
             assert_read_as_edited(parse_text_encoder_config(path).to_dict(), unedited, key)
 
@@ -291,9 +292,9 @@ def test_a_field_both_sections_hold_is_named_with_the_section_that_refused_it(tm
     # transformers names the field alone, and both sections hold attention_dropout: it was named without either.
     from motif_lite.encoders.text_config import parse_text_encoder_config
 
-    values = json.loads(edited_text_encoder(text_encoder_config, f"{right}.attention_dropout", 0.0))
+    values = json.loads(edited_json(text_encoder_config, f"{right}.attention_dropout", 0.0))
     path = tmp_path / "config.json"
-    path.write_text(edited_text_encoder(values, f"{wrong}.attention_dropout", "12"))
+    path.write_text(edited_json(values, f"{wrong}.attention_dropout", "12"))
     with pytest.raises(ConfigError, match=rf"config\.json: transformers cannot read .*: {wrong}\.attention_dropout: "):
         parse_text_encoder_config(path)
 
@@ -326,7 +327,7 @@ def test_a_text_encoder_value_transformers_refused_without_naming_it_is_named(
     from motif_lite.encoders.text_config import parse_text_encoder_config
 
     path = tmp_path / "config.json"
-    path.write_text(edited_text_encoder(text_encoder_config, key, value))
+    path.write_text(edited_json(text_encoder_config, key, value))
     with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: {re.escape(message)}"):
         parse_text_encoder_config(path)
 
@@ -337,7 +338,7 @@ def test_a_field_both_sections_hold_is_never_named_as_the_wrong_sections(tmp_pat
     from motif_lite.encoders.text_config import parse_text_encoder_config
 
     path = tmp_path / "config.json"
-    path.write_text(edited_text_encoder(text_encoder_config, "vision_config.attention_dropout", "x"))
+    path.write_text(edited_json(text_encoder_config, "vision_config.attention_dropout", "x"))
     with pytest.raises(ConfigError) as refused:
         parse_text_encoder_config(path)
     said = str(refused.value)
@@ -349,7 +350,7 @@ def test_transformers_long_reason_is_cut_and_a_reason_without_words_is_its_class
     from motif_lite.encoders.text_config import _transformers_reason, parse_text_encoder_config
 
     path = tmp_path / "config.json"
-    path.write_text(edited_text_encoder(text_encoder_config, "text_config.bos_token_id", {"a": [1]}))
+    path.write_text(edited_json(text_encoder_config, "text_config.bos_token_id", {"a": [1]}))
     with pytest.raises(ConfigError) as refused:
         parse_text_encoder_config(path)
     why = str(refused.value).partition("text_config.bos_token_id: ")[2]
@@ -393,7 +394,7 @@ def test_a_wrong_text_encoder_config_is_one_line_naming_the_file(
     weights = None if command == "run" else shutil.ignore_patterns("*.safetensors")  # no weights: none may load
     shutil.copytree(checkpoint, root, ignore=weights)
     path = root / "text_encoder" / "config.json"
-    path.write_text(edited_text_encoder(text_encoder_config, key, value))
+    path.write_text(edited_json(text_encoder_config, key, value))
     run = ["run", "-m", str(root), "-p", "a fox", "-W", "32", "-H", "32", "--video-frames", "5", "--device", "cpu"]
     argv = {"dry-run": [*run, "--dry-run"], "check": ["check", "-m", str(root)], "run": [*run, "--steps", "1"]}
     code = cli.main(argv[command])
@@ -488,20 +489,6 @@ def tokenizer_json_copy(checkpoint, tmp_path, data: bytes):
     return tmp_path, path
 
 
-def with_entry(values: dict, dotted: str, value: object) -> dict:
-    """`values` with the entry at the dotted path `dotted` set to `value` (or left out: MISSING)."""
-    edited = json.loads(json.dumps(values))
-    *parents, key = dotted.split(".")
-    section = edited
-    for parent in parents:
-        section = section[parent]
-    if value is MISSING:
-        section.pop(key)
-    else:
-        section[key] = value
-    return edited
-
-
 def damaged_tokenizer_files(original: bytes) -> list[tuple[str, bytes]]:
     """(what was done, the bytes): tokenizer.json cut short, with a byte's top bit flipped (never UTF-8 then: an
     ASCII byte becomes a lone continuation byte), and with entries of the wrong JSON type or left out."""
@@ -514,7 +501,7 @@ def damaged_tokenizer_files(original: bytes) -> list[tuple[str, bytes]]:
     for key in TOKENIZER_JSON_KEYS:
         for value in ["12", [1], {"a": 1}, None, -1, 1.5, True, MISSING]:
             shown = "left out" if value is MISSING else repr(value)
-            damaged.append((f"{key}={shown}", json.dumps(with_entry(values, key, value)).encode()))
+            damaged.append((f"{key}={shown}", edited_json(values, key, value).encode()))
     return damaged
 
 
@@ -544,7 +531,7 @@ def test_a_damaged_tokenizer_json_stops_a_run_in_one_line_naming_the_file(checkp
     from motif_lite import cli
 
     values = json.loads((checkpoint / "tokenizer" / "tokenizer.json").read_text())
-    damaged = json.dumps(with_entry(values, "added_tokens", "12")).encode()
+    damaged = edited_json(values, "added_tokens", "12").encode()
     root, path = tokenizer_json_copy(checkpoint, tmp_path, damaged)
     shutil.copytree(checkpoint, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("tokenizer.json"))
     run = ["run", "-m", str(root), "-p", "a fox", "-W", "32", "-H", "32", "--video-frames", "5", "--device", "cpu"]

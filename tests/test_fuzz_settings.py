@@ -86,33 +86,25 @@ def test_every_wrong_value_makes_the_request_or_is_refused(tmp_path, where):
         assert_refused_or_read(written(tmp_path, edited(where, value)), where, value, unedited)
 
 
-@pytest.mark.parametrize("method", [[1], {"a": 1}, 3, True, None])
-def test_a_guidance_method_of_another_json_type_is_refused_naming_the_file_and_key(tmp_path, capsys, method):
-    """Damage, not a newer version's name (those are strings): it was read as a method this version lacks, and the
-    checkpoint's or the official guidance ran without a word."""
-    path = written(tmp_path, edited("guidance_config.method", method))
-    said = r"made\.webp's stored settings: guidance_config\.method holds .*, not a guidance method's name \(the file"
-    with pytest.raises(MotifLiteError, match=said):
+DAMAGED_GUIDANCE = [  # (entry, value stored, the refusal's words): damage, not a newer version's name (a string)
+    *[("guidance_config.method", method, r"guidance_config\.method holds .*, not a guidance method's name")
+      for method in ([1], {"a": 1}, 3, True, None)],
+    *[("guidance_config", stored, rf"guidance_config holds {kind}, not an object of guidance settings")
+      for stored, kind in (([1], "a list"), (3, "a number"), ("apg", "a string"), (True, "true or false"))],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("where", "stored", "words"), DAMAGED_GUIDANCE)
+def test_a_damaged_guidance_config_is_refused_naming_the_file_and_key(tmp_path, capsys, where, stored, words):
+    """A method of another JSON type was read as one this version lacks, and a guidance_config that is no object as
+    none at all: the checkpoint's or the official guidance ran without a word."""
+    path = written(tmp_path, edited(where, stored))
+    with pytest.raises(MotifLiteError, match=rf"made\.webp's stored settings: {words} \(the file"):
         requests_from(path)
     code = cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err and "give --guidance" in err, err
     # The flag that replaces it replaces it.
-    assert cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu", "--guidance", "cfg"]) == 0
-
-
-@pytest.mark.parametrize(
-    ("stored", "kind"), [([1], "a list"), (3, "a number"), ("apg", "a string"), (True, "true or false")]
-)
-def test_guidance_config_that_is_no_object_is_refused_naming_the_file_and_key(tmp_path, capsys, stored, kind):
-    """It was read as no guidance config at all, and the checkpoint's guidance ran without a word."""
-    path = written(tmp_path, edited("guidance_config", stored))
-    said = rf"made\.webp's stored settings: guidance_config holds {kind}, not an object of guidance settings \(the"
-    with pytest.raises(MotifLiteError, match=said):
-        requests_from(path)
-    code = cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu"])
-    err = capsys.readouterr().err
-    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err and "give --guidance" in err, err
     assert cli.main(["run", "--settings-from", str(path), "--dry-run", "--device", "cpu", "--guidance", "cfg"]) == 0
 
 
