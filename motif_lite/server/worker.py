@@ -30,7 +30,7 @@ from motif_lite.io.preview import PreviewFile
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.jobs import VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import without_folder
-from motif_lite.server.schema import IMAGE_NAME_KEY
+from motif_lite.server.schema import IMAGE_NAME_KEY, timings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -238,11 +238,13 @@ class Worker:
         self._loras = wanted
 
     def _took(self, job_id: str) -> str:
-        """` (waited 1.2 s, ran 34.5 s)` of a finished job, for its log line."""
+        """` (waited 1.2 s, ran 34.5 s)` of a finished job, for its log line: the API's `timings` (the log rounding
+        its own differences could say 0.2 where the API's 0.150 says 0.1)."""
         job = self.store.get(job_id)
         if job is None or job.started_at is None or job.completed_at is None:
             return ""
-        return f" (waited {job.started_at - job.created_at:.1f} s, ran {job.completed_at - job.started_at:.1f} s)"
+        took = timings(job)
+        return f" (waited {took['waited_seconds']:.1f} s, ran {took['ran_seconds']:.1f} s)"
 
     def _saved_state(self, job_id: str, path: Path) -> SavedLatents | None:
         """The sampling state an orderly stop kept for this job, or None (none; an unreadable one is dropped)."""
