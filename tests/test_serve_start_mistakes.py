@@ -10,12 +10,14 @@ import socket
 import numpy as np
 import pytest
 
-from motif_lite import cli
-from motif_lite.cli.serve import data_folder_problem
-from motif_lite.errors import MotifLiteError
-from motif_lite.io.image import not_an_image
-from motif_lite.io.video import write_video
-from motif_lite.server.runner import bind
+pytest.importorskip("uvicorn")  # the server extra: a GPU machine without it runs the rest of the suite
+
+from motif_lite import cli  # noqa: E402
+from motif_lite.cli.serve import data_folder_problem  # noqa: E402
+from motif_lite.errors import MotifLiteError  # noqa: E402
+from motif_lite.io.image import not_an_image  # noqa: E402
+from motif_lite.io.video import write_video  # noqa: E402
+from motif_lite.server.runner import bind  # noqa: E402
 
 EXAMPLES = "give e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every address of this machine)"
 
