@@ -180,6 +180,23 @@ def test_each_damage_is_one_problem_naming_the_file_and_the_fix(copy, damage):
     assert report.plan is None  # no memory plan for a checkpoint a run cannot read
 
 
+def test_a_tokenizer_without_the_official_bos_is_a_warning_naming_the_file_and_key(copy, caplog):
+    """A null post_processor (valid: a run reads it so, as the reference does) is one warning of `check`'s, on its
+    own line: before, it parsed and nothing said that no prompt would get its <bos>."""
+    path = copy / "tokenizer/tokenizer.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "post_processor": None}))
+    report = check_setup(copy)
+    found = [f for f in report.findings if f.subject == "tokenizer/tokenizer.json"]
+    assert [f.level for f in found] == ["ok", "warning"] and not problems(report)
+    assert found[1].message.startswith("post_processor is null: every prompt is encoded as <prompt>, the official")
+    assert not [r for r in caplog.records if "post_processor" in r.getMessage()]  # not said twice
+
+
+def test_the_official_tokenizer_is_no_warning(checkpoint):
+    found = [f for f in check_setup(checkpoint).findings if f.subject == "tokenizer/tokenizer.json"]
+    assert [f.level for f in found] == ["ok"]
+
+
 def test_fixes_download_into_the_checked_folder(copy):
     (copy / "vae/diffusion_pytorch_model.safetensors").unlink()
     _truncate(copy / TRANSFORMER)

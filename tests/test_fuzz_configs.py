@@ -506,25 +506,105 @@ def damaged_tokenizer_files(original: bytes) -> list[tuple[str, bytes]]:
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_a_damaged_tokenizer_json_is_read_as_before_or_refused_naming_the_file(checkpoint, tmp_path):
+def test_a_damaged_tokenizer_json_is_read_as_before_or_refused_naming_the_file(checkpoint, tmp_path, caplog):
     """tokenizer.json cut short, with flipped bytes or with entries of the wrong type: the tokenizer reads as the
     unedited one (the same ids for a prompt, the same padding), or `CheckpointError` names the file in one line.
     Before: every entry the tokenizers library refused was named by the folder alone (some in several lines), and a
     null or missing model.vocab read as a vocabulary of the 5 special tokens (every word unknown). A null or missing
-    post_processor reads as the file says: no <bos> before the prompt (null is a valid post_processor)."""
+    post_processor reads as the file says (null is a valid post_processor), with no <bos> before the prompt: that
+    one difference is read, and said in a warning naming the file (before: silently); no warning where the prompt
+    reads as before."""
     from motif_lite.errors import CheckpointError
 
     original = (checkpoint / "tokenizer" / "tokenizer.json").read_bytes()
     unedited = tokens_and_padding(checkpoint)
     for what, data in damaged_tokenizer_files(original):
         root, path = tokenizer_json_copy(checkpoint, tmp_path, data)
+        caplog.clear()
         try:
             read = tokens_and_padding(root)
         except CheckpointError as exc:
             assert str(path) in str(exc) and "\n" not in str(exc), f"{what}: {exc}"
             continue
-        no_post_processor = what in ("post_processor=None", "post_processor=left out")
-        assert read == unedited or no_post_processor, f"{what}: read as another tokenizer"
+        warned = [r.getMessage() for r in caplog.records if "post_processor" in r.getMessage()]
+        if read == unedited:
+            assert not warned, f"{what}: a warning for a tokenizer that reads as the official: {warned}"
+            continue
+        ([ids], _), pad = read
+        assert (ids, pad) == (unedited[0][0][0][1:], unedited[1]), f"{what}: read as another tokenizer"  # no <bos>
+        assert_special_tokens_said(warned, path, "<prompt>")
+
+
+def assert_special_tokens_said(warned: list[str], path, layout: str) -> None:
+    """`warned` is one line naming tokenizer.json `path` and its post_processor, the prompt's special tokens
+    `layout` (as "<bos> <prompt> <eos>") and the official file's."""
+    assert len(warned) == 1 and "\n" not in warned[0], warned
+    assert warned[0].startswith(f"{path}: post_processor"), warned
+    assert f"encoded as {layout}, the official file's as <bos> <prompt>:" in warned[0], warned
+
+
+def with_post_processor(values: dict, edit) -> bytes:
+    """tokenizer.json `values` (unchanged) as bytes, with `edit` applied to a copy of its post_processor."""
+    values = json.loads(json.dumps(values))
+    edit(values["post_processor"])
+    return json.dumps(values).encode()
+
+
+def eos_after(post_processor: dict) -> None:
+    post_processor["single"].append({"SpecialToken": {"id": "<eos>", "type_id": 0}})
+    post_processor["special_tokens"]["<eos>"] = {"id": "<eos>", "ids": [1], "tokens": ["<eos>"]}
+
+
+BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+POST_PROCESSORS = {  # an edit of the official post_processor -> what it puts around a prompt
+    "without <bos>": (lambda p: p.update(single=[{"Sequence": {"id": "A", "type_id": 0}}]), "<prompt>"),
+    "with <eos> after": (eos_after, "<bos> <prompt> <eos>"),
+    "<bos> as the <eos> id": (
+        lambda p: p["special_tokens"]["<bos>"].update(ids=[1], tokens=["<eos>"]),
+        "<eos> <prompt>",
+    ),
+    "ByteLevel, no template": (lambda p: (p.clear(), p.update(BYTE_LEVEL)), "<prompt>"),
+}
+
+
+@pytest.mark.parametrize("edit", POST_PROCESSORS)
+def test_a_post_processor_with_other_special_tokens_is_read_and_said(checkpoint, tmp_path, caplog, edit):
+    """A valid post_processor that puts other special tokens around a prompt than the official <bos> before it:
+    read as the file says (the reference reads it so), and said in one line naming the file and the key (before:
+    silently, and every prompt's text embeddings differed from the official files')."""
+    from motif_lite.encoders.text import load_tokenizer
+
+    change, layout = POST_PROCESSORS[edit]
+    values = json.loads((checkpoint / "tokenizer" / "tokenizer.json").read_text())
+    root, path = tokenizer_json_copy(checkpoint, tmp_path, with_post_processor(values, change))
+    tokenizer = load_tokenizer(root)
+    assert_special_tokens_said([r.getMessage() for r in caplog.records], path, layout)
+    prompt = tokenizer.convert_ids_to_tokens(tokenizer("a fox", padding=False)["input_ids"])
+    assert " ".join(prompt) == layout.replace("<prompt>", "a ▁ f o x")  # what the note says is what is read
+
+
+def test_the_official_special_tokens_are_not_said(checkpoint, caplog):
+    """No false alarm: the tiny checkpoint's tokenizer.json holds the official post_processor (<bos> before)."""
+    from motif_lite.encoders.text import load_tokenizer
+
+    tokenizer = load_tokenizer(checkpoint)
+    assert tokenizer.convert_ids_to_tokens(tokenizer("a", padding=False)["input_ids"]) == ["<bos>", "a"]
+    assert not [r.getMessage() for r in caplog.records if "post_processor" in r.getMessage()]
+
+
+def test_a_null_post_processor_is_said_once_by_a_run(checkpoint, tmp_path, capsys):
+    """The CLI prints the note as one "warning:" line, and the run goes on (null is valid)."""
+    from motif_lite import cli
+
+    values = json.loads((checkpoint / "tokenizer" / "tokenizer.json").read_text())
+    root, path = tokenizer_json_copy(checkpoint, tmp_path, edited_json(values, "post_processor", None).encode())
+    shutil.copytree(checkpoint, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("tokenizer.json"))
+    run = ["run", "-m", str(root), "-p", "a fox", "-W", "32", "-H", "32", "--video-frames", "5", "--device", "cpu"]
+    assert cli.main([*run, "--steps", "1", "-o", str(tmp_path / "fox.mp4")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "post_processor" in line]
+    assert warned == [f"warning: {path}: post_processor is null: every prompt is encoded as <prompt>, the official "
+                      "file's as <bos> <prompt>: the text embeddings (and so the video) differ from the official "
+                      "tokenizer's"]  # fmt: skip
 
 
 def test_a_damaged_tokenizer_json_stops_a_run_in_one_line_naming_the_file(checkpoint, tmp_path, capsys):

@@ -140,15 +140,21 @@ def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
     if _parsed(report, source, rel, lambda: check_tokenizer_config(source.root / rel), "a tokenizer config") is FAILED:
         return
 
+    notes: list[str] = []
+
     def parse() -> object:
-        from motif_lite.encoders.text import load_tokenizer
+        from motif_lite.encoders.text import load_tokenizer, tokenizer_notes_taken
 
         try:
-            return load_tokenizer(source.root)  # as a run loads it
+            with tokenizer_notes_taken(notes):
+                return load_tokenizer(source.root)  # as a run loads it
         except CheckpointError as exc:  # transformers' own words: the report's line names the file already
             raise exc.__cause__ or exc from None
 
-    _parsed(report, source, "tokenizer/tokenizer.json", parse, "a tokenizer")
+    rel = "tokenizer/tokenizer.json"
+    _parsed(report, source, rel, parse, "a tokenizer")
+    for note in notes:  # read as a run reads it, but unlike the official file
+        report.warning(rel, note.removeprefix(f"{source.root / rel}: "))
 
 
 def _check_vae(report: Checkup, source: CheckpointFiles) -> None:

@@ -55,6 +55,14 @@ def not_said_again(long_prompts: dict[str, PromptTruncation]) -> contextlib.Abst
     return warnings_not_logged({truncation.warning(label) for label, truncation in long_prompts.items()})
 
 
+def tokenizer_notes_once() -> contextlib.AbstractContextManager:
+    """While inside, a note on the tokenizer's files is said once, though a run loads the tokenizer before the
+    download, to measure the prompts, and with the text encoder."""
+    from motif_lite.encoders.text import tokenizer_notes_said_once
+
+    return tokenizer_notes_said_once()
+
+
 def ask_before_download(
     args: argparse.Namespace,
     requests: list[GenerationRequest],

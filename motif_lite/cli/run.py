@@ -25,6 +25,7 @@ from motif_lite.cli.before_download import (
     not_said_again,
     prompts_cut,
     rank_refuses_before_download,
+    tokenizer_notes_once,
 )
 from motif_lite.cli.common import download_hint_repeats, lora_args, lora_specs_from_flags, print_notes
 from motif_lite.cli.kernel_cache import writable_kernel_cache
@@ -176,7 +177,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
             print_notes(_batch_videos_note(requests, drawn=unresolved.seed in (None, -1)), say)
             return dry_run(args, request, layout, videos=len(requests))
         device = args.device if session is None else session.device
-        with download_hint_repeats(getattr(args, "argv", None)):
+        with download_hint_repeats(getattr(args, "argv", None)), tokenizer_notes_once():
             return _generate(args, requests, device, loras, on_preview, parallel, say, resume, clip)
     finally:
         if on_preview is not None:

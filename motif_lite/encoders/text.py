@@ -32,6 +32,7 @@ from motif_lite.encoders.tokenizer_config import (
     check_tokenizer_config,
     check_tokenizer_file,
     check_vocabulary,
+    special_tokens_note,
 )
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.checkpoint_source import find_checkpoint
@@ -220,6 +221,44 @@ def warnings_not_logged(said: Collection[str]) -> Iterator[None]:
         yield
 
 
+# Marks a record of `load_tokenizer`'s notes on the tokenizer's files (`tokenizer_notes_said_once`).
+TOKENIZER_NOTE = "tokenizer_note"
+
+
+@contextlib.contextmanager
+def tokenizer_notes_said_once() -> Iterator[None]:
+    """While inside, each of `load_tokenizer`'s notes on the tokenizer's files is logged once, however often the
+    tokenizer loads: a run measures its prompts with the tokenizer alone, then loads it again with the encoder."""
+    said: set[str] = set()
+
+    def first_time(record: logging.LogRecord) -> bool:
+        if not getattr(record, TOKENIZER_NOTE, False):
+            return True
+        message = record.getMessage()
+        if message in said:
+            return False
+        said.add(message)
+        return True
+
+    with filtered_log(log, first_time):
+        yield
+
+
+@contextlib.contextmanager
+def tokenizer_notes_taken(into: list[str]) -> Iterator[None]:
+    """While inside, `load_tokenizer`'s notes on the tokenizer's files go into `into` instead of the log: `check`
+    reports them as its findings."""
+
+    def logged(record: logging.LogRecord) -> bool:
+        if getattr(record, TOKENIZER_NOTE, False):
+            into.append(record.getMessage())
+            return False
+        return True
+
+    with filtered_log(log, logged):
+        yield
+
+
 # A prompt of this many UTF-8 bytes or fewer is never over the limit: the tokenizer's byte fallback makes at most one
 # token per byte, plus its special tokens (<bos>, a word-start marker): such prompts need no tokenizer to tell.
 _SURELY_SHORT_BYTES = MAX_PROMPT_TOKENS - 8
@@ -293,6 +332,9 @@ def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
         raise CheckpointError(f"cannot load the tokenizer from {root}: {reason}") from exc
     check_vocabulary(tokenizer, folder / "tokenizer.json")  # before the padding: an empty vocabulary lacks the pad too
     check_padding(tokenizer, config)
+    note = special_tokens_note(tokenizer, folder / "tokenizer.json")
+    if note is not None:  # valid, and read the same by the reference: said, not refused
+        log.warning(note, extra={TOKENIZER_NOTE: True})
     return tokenizer
 
 
