@@ -851,6 +851,8 @@ MEASURED_PASSAGES = [
     ("memory.md", "On an H200, the whole 720p text-to-video per stage", "`pytest bench/", ["Low-memory plans"]),
     ("memory.md", "Transfer cost (measured on an H100 at 720p:", ": a block of our", ["GPU check (H100)"]),
     ("memory.md", "- the process: 0.55 GiB", "Streamed blocks get", ["Planner accuracy", "Low-memory plans"]),
+    ("memory.md", "yourself) the gap stays small:", "Without `--vram` the budget", ["Low-memory plans"]),
+    ("kernels.md", "tens of seconds at 720p (the first version took", "On GPUs whose", ["8-bit attention"]),
     ("memory.md", "| stage | measured peak (allocated) |", "The estimates then", ["Whole text-to-video"]),
     ("vae.md", "| decode | working set per output pixel |", "`frame_by_frame=False` is", ["VAE decode, 1280x736x121"]),
     ("vae.md", "| decode, 256x256x17 | time |", "### Exact bands for the encoder", ["VAE"]),
