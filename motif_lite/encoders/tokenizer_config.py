@@ -93,28 +93,22 @@ def special_tokens_note(tokenizer: PreTrainedTokenizerBase, path: Path) -> str |
     tokens around a prompt than the official file's <bos> before it (a null or left-out post_processor: none at
     all), else None. Such a file is valid and the reference pipeline reads it the same way, so it is not refused,
     but every prompt's text embeddings then differ from the official files'. In the tokenizers format only the
-    post_processor adds special tokens; the layout is read off a sample prompt encoded with and without them."""
-    bare = tokenizer(_SAMPLE_PROMPT, padding=False, add_special_tokens=False)["input_ids"]
-    full = tokenizer(_SAMPLE_PROMPT, padding=False, add_special_tokens=True)["input_ids"]
-    before, after = _around(tokenizer.convert_ids_to_tokens(full), tokenizer.convert_ids_to_tokens(bare))
+    post_processor adds special tokens; the layout is read off a sample prompt, as the text encoder's calls encode it
+    (no padding, no truncation)."""
+    encoded = tokenizer(_SAMPLE_PROMPT, padding=False, truncation=False, return_special_tokens_mask=True)
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
+    special = encoded["special_tokens_mask"]
+    first, end = special.index(0), len(special) - special[::-1].index(0)  # the sample's own tokens: [first, end)
+    before, after = tuple(tokens[:first]), tuple(tokens[end:])
     if (before, after) == (OFFICIAL_BEFORE_PROMPT, OFFICIAL_AFTER_PROMPT):
         return None
     official = " ".join([*OFFICIAL_BEFORE_PROMPT, "<prompt>", *OFFICIAL_AFTER_PROMPT])
-    got = " ".join([*before, "<prompt>", *after]) if before is not None else f"{full} (not around the prompt's tokens)"
+    got = " ".join([*before, "<prompt>", *after])
     key = f"post_processor {_left_out_or_null(path)}".rstrip()
     return (
         f"{path}: {key}: every prompt is encoded as {got}, the official file's as {official}: the text embeddings "
         "(and so the video) differ from the official tokenizer's"
     )
-
-
-def _around(full: list[str], bare: list[str]) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
-    """The tokens `full` holds before and after the prompt's own tokens `bare`; (None, ()) where `full` does not
-    hold them in one run (a post-processor that changes the prompt's tokens)."""
-    for start in range(len(full) - len(bare) + 1):
-        if full[start : start + len(bare)] == bare:
-            return tuple(full[:start]), tuple(full[start + len(bare) :])
-    return None, ()
 
 
 def _left_out_or_null(path: Path) -> str:
