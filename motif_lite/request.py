@@ -113,6 +113,23 @@ RUN_FLAGS = {
 }
 
 
+# The guidance fields: the method, its scale, and APG's own parameters (which CFG refuses).
+APG_FIELDS = ("apg_eta", "apg_norm_threshold", "apg_momentum")
+GUIDANCE_FIELDS = ("guidance", "cfg_scale", *APG_FIELDS)
+
+
+def run_flag(field: str) -> str:
+    """The long `motif-lite run` flag that sets a request field: RUN_FLAGS' (--width, --video-frames), else the
+    field's name with dashes (--prompt, --image, --extend, --output)."""
+    return RUN_FLAGS.get(field, "--" + field.replace("_", "-")).split("/")[-1]
+
+
+def run_dest(field: str) -> str:
+    """The argparse dest of the run flag that sets a request field: video_frames for frames, sampling_method for
+    sampler, else the field's own name."""
+    return run_flag(field).removeprefix("--").replace("-", "_")
+
+
 def setting_name(field: str) -> str:
     """A request's setting as messages name it: its run flag and, where the field is named otherwise, the field:
     '--video-frames (in Python frames)', but '--steps' and '--cfg-scale' (a Python user reads them as the keywords
@@ -645,7 +662,7 @@ def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
 
 
 # Numbers that may be None (not given: the checkpoint's or the official value); their ranges are RANGES'.
-_OPTIONAL_NUMBERS = ("cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum", "flow_shift")
+_OPTIONAL_NUMBERS = ("cfg_scale", *APG_FIELDS, "flow_shift")
 
 
 def _one_message(problems: list[str]) -> str:

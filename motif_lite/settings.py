@@ -43,6 +43,8 @@ from motif_lite.devices import COMPUTE_DTYPES, checked_dtype, default_dtype
 from motif_lite.errors import ConfigError, both_spellings, counted
 from motif_lite.json_values import read_json_object
 from motif_lite.request import (
+    APG_FIELDS,
+    GUIDANCE_FIELDS,
     I2V_SHIFT,
     OFFICIAL_NEGATIVE_PROMPT,
     REQUEST_DEFAULTS,
@@ -408,12 +410,12 @@ def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) ->
     changes = {"scale": request.cfg_scale}
     if method == "apg":
         changes.update(eta=request.apg_eta, norm_threshold=request.apg_norm_threshold, momentum=request.apg_momentum)
-    elif given & {"apg_eta", "apg_norm_threshold", "apg_momentum"}:
+    elif given & set(APG_FIELDS):
         # With a CFG guider in the checkpoint the user has not chosen CFG: say where it comes from, and the way out.
         why = CFG_GUIDANCE if request.guidance is not None else f"the method of {origin}"
         raise RequestError(
             f"{APG_SETTINGS} apply to APG guidance, not CFG ({why}); add {APG_GUIDANCE} to guide with APG",
-            tuple(sorted(given & {"apg_eta", "apg_norm_threshold", "apg_momentum"})),
+            tuple(sorted(given & set(APG_FIELDS))),
         )
     value = dataclasses.replace(base, **{k: float(v) for k, v in changes.items() if v is not None})
     flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(given))
@@ -459,8 +461,7 @@ def describe_transformer(config: TransformerConfig) -> str:
 
 
 def _guidance_flags(request: GenerationRequest) -> set[str]:
-    names = ("guidance", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum")
-    return {name for name in names if getattr(request, name) is not None}
+    return {name for name in GUIDANCE_FIELDS if getattr(request, name) is not None}
 
 
 def _method(guidance: Guidance) -> str:

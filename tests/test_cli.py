@@ -562,6 +562,39 @@ def test_a_hint_is_given_only_to_the_command_it_fits(capsys, argv, not_said):
     assert exit_info.value.code == 2 and "unrecognized arguments" in err and not_said not in err, err
 
 
+# The one hint decode and check give for the flags of run they leave to it.
+LEFT_TO_RUN = {"decode": "decode makes the video of the latents a run sampled", "check": "check takes only the files'"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [  # a hand-kept list of run's flags had left these out: "unrecognized arguments" with no hint
+        ["decode", "f", "--apg-eta", "0.5"],
+        ["decode", "f", "--preview", "p.png"],
+        ["decode", "f", "--attention", "int8"],
+        ["decode", "f", "--compile"],
+        ["check", "--apg-momentum", "0.5"],
+        ["check", "--step-cache", "0.1"],
+    ],
+)
+def test_decode_and_check_leave_every_flag_of_run_they_lack_to_run(capsys, argv):
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    flag = next(word for word in argv[1:] if word.startswith("-"))
+    assert f"({flag}: {LEFT_TO_RUN[argv[0]]}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["decode", "check"])
+def test_no_flag_of_run_gets_a_bare_unrecognized_arguments_from_decode_or_check(capsys, command):
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    run_flags, own_flags = (set(commands[name]._option_string_actions) for name in ("run", command))
+    for flag in sorted(run_flags - own_flags):
+        with pytest.raises(SystemExit):
+            cli.main([command, *(["f"] if command == "decode" else []), flag])
+        err = capsys.readouterr().err
+        assert f"unrecognized arguments: {flag} (" in err, err  # this hint, or the flag's own (-y, --lora)
+
+
 @pytest.mark.parametrize(
     ("argv", "meant"),
     [

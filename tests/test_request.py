@@ -304,6 +304,16 @@ def test_the_flag_named_for_each_field_is_the_one_run_fills_it_with():
         assert getattr(request_from_args(args), field) is given, (field, flag)
 
 
+def test_each_fields_run_flag_and_dest_are_those_of_runs_parser():
+    # --settings-from and --resume set a field through its flag's dest; the server's messages name its flag.
+    from motif_lite.cli import build_parser
+    from motif_lite.request import run_dest, run_flag
+
+    run = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    for field in dataclasses.fields(GenerationRequest):
+        assert run._option_string_actions[run_flag(field.name)].dest == run_dest(field.name), field.name
+
+
 def beyond_training(tmp_path, **fields) -> list[str]:
     request = GenerationRequest(**{"prompt": "a fox", "output": tmp_path / "fox.mp4", **fields})
     return [note for note in request.resolve()[1] if "trained" in note]

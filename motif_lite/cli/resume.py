@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING
 
 from motif_lite.cli.settings_from import Recalled
 from motif_lite.paths import user_path
-from motif_lite.request import GenerationRequest
+from motif_lite.request import GenerationRequest, run_dest
 
 if TYPE_CHECKING:
     from motif_lite.io.latents import SavedLatents
 
-# The flags (dests) that say which video to make: a resumed run takes them all from its file.
+# The flags (dests) that say which video to make, every request field's but the output's, and how many: a resumed
+# run takes them all from its file.
 REQUEST_DESTS = (
-    "prompt", "negative_prompt", "width", "height", "video_frames", "fps", "steps", "guidance", "cfg_scale", "apg_eta",
-    "apg_norm_threshold", "apg_momentum", "flow_shift", "sampling_method", "seed", "image", "batch_count",
-    "extend",
-)  # fmt: skip
+    *(run_dest(field.name) for field in dataclasses.fields(GenerationRequest) if field.name != "output"),
+    "batch_count",
+)
 
 
 def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:

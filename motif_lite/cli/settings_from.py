@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.request import RequestError
+from motif_lite.request import APG_FIELDS, GUIDANCE_FIELDS, RequestError, run_dest, run_flag
 
 if TYPE_CHECKING:
     import torch
@@ -22,17 +22,13 @@ if TYPE_CHECKING:
     from motif_lite.io.settings_file import SettingsFileError, StoredSettings
     from motif_lite.settings import Settings
 
-# The flag (dest) of each request field, where its name differs.
-_DESTS = {"frames": "video_frames", "sampler": "sampling_method"}
-_GUIDANCE_FIELDS = ("guidance", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum")
-_APG_FIELDS = ("apg_eta", "apg_norm_threshold", "apg_momentum")
 # The rows of the settings table (`Settings.table`) that request fields decide.
 _ROW_FIELDS = {
     "size": ("width", "height", "frames", "fps"),
     "steps": ("steps",),
     "sampler": ("sampler",),
     "flow shift": ("flow_shift",),
-    "guidance": _GUIDANCE_FIELDS,
+    "guidance": GUIDANCE_FIELDS,
     "negative": ("negative_prompt",),
     "dtype": ("dtype",),  # a model flag: a resumed run's file gives it (`resumed_settings`)
 }
@@ -49,14 +45,6 @@ class Recalled:
     overridden: frozenset[str]
     model: dict | None
     notes: tuple[str, ...]
-
-
-def _dest(field: str) -> str:
-    return _DESTS.get(field, field)
-
-
-def _flag(field: str) -> str:
-    return "--" + _dest(field).replace("_", "-")
 
 
 def settings_from_args(args: argparse.Namespace) -> Recalled:
@@ -94,9 +82,9 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
         )
     if image is None and clip is None and first_frame_given:  # image-to-video of a text-to-video file's settings
         fields.pop("flow_shift", None)  # the file's was for the other kind: the checkpoint's or the official one
-    taken = {field for field in fields if _dest(field) not in given}
+    taken = {field for field in fields if run_dest(field) not in given}
     for field in taken:
-        setattr(args, _dest(field), fields[field])
+        setattr(args, run_dest(field), fields[field])
     if args.prompt is None and not args.dry_run:  # else the video would be of the dry run's stand-in prompt
         raise RequestError(f"{stored.file.name} stores no prompt (the file was edited or damaged): give one with "
                            '-p "what the video shows"')  # fmt: skip
@@ -119,7 +107,7 @@ def refused_from_file(recalled: Recalled, refused: RequestError) -> SettingsFile
     and the flag that replaces the file's value, which the message alone names by the field."""
     from motif_lite.io.settings_file import SettingsFileError
 
-    flags = [_flag(field) for field in refused.fields if field in recalled.taken]
+    flags = [run_flag(field) for field in refused.fields if field in recalled.taken]
     if not flags:
         return None
     return SettingsFileError(f"{recalled.file.name}'s stored settings: {refused} (the file was edited or damaged; "
@@ -170,19 +158,19 @@ def _refuse_unknown_choices(stored: StoredSettings, given: frozenset[str]) -> No
     from motif_lite.version import VERSION
 
     for field, damage in damaged_stored_choices(stored.values).items():
-        if _dest(field) not in given:
+        if run_dest(field) not in given:
             raise SettingsFileError(
                 f"{stored.file.name}'s stored settings: {damage} (the file was edited or damaged; give "
-                f"{_flag(field)} to replace the file's)"
+                f"{run_flag(field)} to replace the file's)"
             )
     names = {"sampler": tuple(SAMPLERS), "guidance": GUIDANCE_METHODS}
     for field, value in unknown_stored_choices(stored.values).items():
-        if _dest(field) not in given:
+        if run_dest(field) not in given:
             choices = names[field]
             raise RequestError(
                 f"{stored.file.name} was made with the {field} {value!r}, which motif-lite {VERSION} does not have "
                 f"(the file was made by motif-lite {stored.version}): upgrade motif-lite to make the same video, or "
-                f"choose one with {_flag(field)} {', '.join(choices[:-1])} or {choices[-1]}"
+                f"choose one with {run_flag(field)} {', '.join(choices[:-1])} or {choices[-1]}"
             )
 
 
@@ -192,8 +180,8 @@ def _without_replaced_guidance(fields: dict, given: frozenset[str], method: str 
     over an unguided file guides (its scale of 1 would switch guidance off again)."""
     unguided = "guidance" not in fields  # the file's cfg_scale is 1 (or its method is one this version lacks)
     if "guidance" in given and method != fields.get("guidance"):
-        fields = {name: value for name, value in fields.items() if name not in ("guidance", *_APG_FIELDS)}
-    if given & set(_GUIDANCE_FIELDS) and unguided:
+        fields = {name: value for name, value in fields.items() if name not in ("guidance", *APG_FIELDS)}
+    if given & set(GUIDANCE_FIELDS) and unguided:
         fields.pop("cfg_scale", None)
     return fields
 
@@ -207,7 +195,7 @@ def _taken_note(file: Path, version: str, taken: set[str], overridden: set[str],
     names = [shown.get(name, name) for name in names]
     note = f"settings from {file.name} (made by motif-lite {version}): {', '.join(names) or 'none'}"
     if overridden:
-        note += f"; your flags instead of the file's: {', '.join(sorted({_flag(field) for field in overridden}))}"
+        note += f"; your flags instead of the file's: {', '.join(sorted({run_flag(field) for field in overridden}))}"
     return note
 
 
@@ -222,7 +210,7 @@ def settings_lines(settings: Settings, recalled: Recalled | None) -> list[str]:
         fields = _ROW_FIELDS.get(row, ())
         source, origin = setting.source, setting.origin
         if any(field in recalled.taken for field in fields):
-            replaced = sorted({_flag(field) for field in fields if field in recalled.overridden})
+            replaced = sorted({run_flag(field) for field in fields if field in recalled.overridden})
             source, origin = ("flag", f"{', '.join(replaced)} over {name}") if replaced else ("file", name)
         rows.append(f"  {row:<12} {source:<10} {value}" + (f"  ({origin})" if origin else ""))
     return [head, *rows]

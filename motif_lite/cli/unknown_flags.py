@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 
 from motif_lite.choices import LATENTS_SUFFIX, VIDEO_EXTENSIONS
+from motif_lite.cli.run_flags import add_run_flags
 from motif_lite.request import frames_for_seconds, split_size
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
@@ -493,13 +494,14 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     command = parser.prog.split()[-1]  # "motif-lite run" -> "run"; "motif-lite" itself without a command
     hints, runs = [], []
     for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-")):
-        if _left_to_run(flag, command):
-            runs.append(flag)  # one hint for them all, after the loop
-        elif hint := _flag_hint(flag, command, known, extras[index + 1 : index + 2], args):
+        if hint := _flag_hint(flag, command, known, extras[index + 1 : index + 2], args):
             hints.append(hint)
+        elif _left_to_run(flag, command, known):
+            runs.append(flag)  # one hint for them all, after the loop
+        elif meant := suggestion(flag, known):
+            hints.append(f"{flag}: did you mean {meant}?")
     if runs:
-        why = CHECK_PLANS_A_DEFAULT_RUN if command == "check" else DECODE_KEEPS_THE_RUNS
-        hints.append(f"{', '.join(runs)}: {why}")
+        hints.append(f"{', '.join(runs)}: {_LEFT_TO_RUN[command]}")
     if not any(word.startswith("-") for word in extras):  # words alone: a path without its flag, or a prompt
         placed = {word: hint for word in extras if (hint := path_hint(word, known)) is not None}
         hints.extend(placed.values())
@@ -511,8 +513,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
 
 
 def _flag_hint(flag: str, command: str, known: list[str], following: list[str], args: argparse.Namespace) -> str | None:
-    """What to say about one unknown `flag` of `command` (whose option strings are `known`; `following`: the word
-    after it), or None. The first that applies wins: the command's own advice before another tool's names."""
+    """The advice on one unknown `flag` of `command` (whose option strings are `known`; `following`: the word after
+    it), or None. The first that applies wins: the command's own advice before another tool's names."""
     name = flag.split("=", 1)[0]
     spelled = _spelled(name)
     if name in DURATION_FLAGS and "--video-frames" in known:
@@ -529,17 +531,19 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
     if name in IMAGE_FLAGS and command == "verify":
         return f"{flag}: {VERIFY_WITHOUT_IMAGE}"
     needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(spelled, (None, None))
-    if needs in known:
-        return f"{flag}: {advice}"
-    meant = suggestion(flag, known)
-    return f"{flag}: did you mean {meant}?" if meant else None
+    return f"{flag}: {advice}" if needs in known else None
 
 
-def _left_to_run(flag: str, command: str) -> bool:
-    """Whether `flag` is a setting of a run that `command` (decode, check) leaves to run, and has no advice of its
-    own on (check's --quantize)."""
+def _left_to_run(flag: str, command: str, known: list[str]) -> bool:
+    """Whether `flag` is one of run's that `command` (decode, check; its option strings `known`) leaves to run."""
     spelled = _spelled(flag.split("=", 1)[0])
-    return spelled in _SETTINGS_OF_A_RUN.get(command, ()) and (command, spelled) not in _COMMAND_ADVICE
+    return command in _LEFT_TO_RUN and spelled not in known and spelled in _run_option_strings()
+
+
+def _run_option_strings() -> list[str]:
+    run = argparse.ArgumentParser(add_help=False)
+    add_run_flags(run)
+    return _option_strings(run)
 
 
 SERVER_ON_ONE_GPU = ("the server runs on one GPU; for several, start one server per GPU (motif-lite serve --device "
@@ -558,21 +562,11 @@ LORA_CHECKED_BY_DRY_RUN = (
     "this command takes no LoRA (LoRAs change the transformer); a dry run checks one "
     'against it without generating: motif-lite run -p "..." --lora FILE --dry-run'
 )
-# What `run` takes and `decode` does not: the video's settings and the transformer's and text encoder's files.
-RUN_SETTINGS = frozenset({
-    "-p", "--prompt", "-n", "--negative-prompt", "-s", "--seed", "-W", "--width", "-H", "--height",
-    "--video-frames", "--fps", "--steps", "--cfg-scale", "--guidance", "--flow-shift", "--sampling-method",
-    "-i", "--image", "--init-img", "--extend", "-b", "--batch-count", "--gguf", "--quantize",
-    "--diffusion-model", "--text-encoder", "--text-encoder-gguf", "--text-encoder-quantize", "--settings-from",
-    "--resume",
-})  # fmt: skip
 DECODE_KEEPS_THE_RUNS = (
     "decode makes the video of the latents a run sampled: its prompt, seed, size, frames, fps and steps were the "
     "run's (stored in the file) and no transformer runs; it takes -o, --crf, -m, --vae, --dtype, --device, --vram "
     "and --dry-run (another video: motif-lite run)"
 )
-# What a run's memory plan depends on besides its settings: check plans the official default run on this machine.
-PLAN_SETTINGS = frozenset({"--vram", "--ram", "--device", "--dtype", "-o", "--output"})
 CHECK_PLANS_A_DEFAULT_RUN = (
     "check takes only the files' flags (-m, --gguf, --text-encoder-gguf, --diffusion-model, --text-encoder, --vae) "
     "and plans the official default run; your run's settings, files and memory plan, without loading anything: "
@@ -595,8 +589,9 @@ _COMMAND_ADVICE = {
     ("verify", "--dry-run"): VERIFY_DRY_RUN,
     ("check", "--dry-run"): CHECK_IS_A_DRY_RUN,
 }
-# The flags of a run that decode and check leave to it, answered with one hint for them all.
-_SETTINGS_OF_A_RUN = {"decode": RUN_SETTINGS, "check": RUN_SETTINGS | PLAN_SETTINGS}
+# The commands that leave the flags of run they lack to it (a flag with advice of its own gets that instead), and the
+# one hint for them all: decode's latents file holds the run's settings; check plans the official default run.
+_LEFT_TO_RUN = {"decode": DECODE_KEEPS_THE_RUNS, "check": CHECK_PLANS_A_DEFAULT_RUN}
 
 
 def path_hint(word: str, known: list[str]) -> str | None:

@@ -13,7 +13,7 @@ from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.json_values import json_kind
 from motif_lite.paths import user_path
-from motif_lite.request import GenerationRequest, unknown_choices
+from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, unknown_choices
 from motif_lite.sampling import ScheduleOptions
 from motif_lite.sampling.guidance import APGConfig, CFGConfig
 from motif_lite.settings import Settings
@@ -106,7 +106,6 @@ _MADE_WITH_KEYS = ("software", "version", "model", "sampler", "flow_shift", "sch
                    "extend_sha256", "image_sha256")  # fmt: skip
 # The request's fields a file gives back as they were (the image and the extended clip by their file names only).
 _PLAIN_FIELDS = ("prompt", "negative_prompt", "width", "height", "frames", "fps", "steps", "seed", "image", "extend")
-_GUIDANCE_FIELDS = ("guidance", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum")
 _METHODS = {APGConfig.__name__: "apg", CFGConfig.__name__: "cfg"}
 
 
@@ -151,7 +150,7 @@ def request_fields_of(stored: dict) -> dict:
     fields = {name: stored[name] for name in _PLAIN_FIELDS if stored.get(name) is not None}
     fields.update({name: stored[name] for name in ("sampler", "flow_shift") if stored.get(name) is not None})
     if "guidance_config" not in stored:  # not written by this version: the request's guidance fields, as given
-        fields.update({name: stored[name] for name in _GUIDANCE_FIELDS if stored.get(name) is not None})
+        fields.update({name: stored[name] for name in GUIDANCE_FIELDS if stored.get(name) is not None})
         return fields
     guidance = stored["guidance_config"]
     if guidance is None:  # unguided

@@ -31,6 +31,7 @@ from motif_lite.request import (
     GenerationRequest,
     RequestError,
     lines_size,
+    run_flag,
     split_size,
 )
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
@@ -82,21 +83,7 @@ OTHER_API_FIELDS = {
 MiB = 2**20
 # `motif-lite run` flag -> the API field that sets the same thing (docs/server.md's table): messages and notes come
 # from the request's and the settings' checks, which name the flags.
-RUN_FLAG_FIELDS = {
-    "--negative-prompt": "negative_prompt",
-    "--video-frames": "num_frames",
-    "--steps": "steps",
-    "--seed": "seed",
-    "--cfg-scale": "guidance_scale",
-    "--guidance": "guidance_method",
-    "--apg-eta": "apg_eta",
-    "--apg-norm-threshold": "apg_norm_threshold",
-    "--apg-momentum": "apg_momentum",
-    "--flow-shift": "flow_shift",
-    "--sampling-method": "sampling_method",
-    "--fps": "fps",
-    "--extend": "extend",
-}
+RUN_FLAG_FIELDS = {run_flag(field): name for name, (field, _) in MOTIF_FIELDS.items()}
 _RUN_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*(?![\w-])")
 _RUN_LORA = re.compile(r"(?<![\w-])--lora ('[^']*'|[^\s']+)")
 _RUN_LORAS = re.compile(rf"{_RUN_LORA.pattern}(?: --lora ('[^']*'|[^\s']+))*")
