@@ -595,6 +595,25 @@ def test_no_flag_of_run_gets_a_bare_unrecognized_arguments_from_decode_or_check(
         assert f"unrecognized arguments: {flag} (" in err, err  # this hint, or the flag's own (-y, --lora)
 
 
+@pytest.mark.parametrize("seconds", ["nan", "inf", "--seconds=inf"])
+def test_a_length_in_seconds_of_no_frame_count_gets_the_hint_without_one(capsys, seconds):
+    # --seconds nan was a ValueError's traceback, --seconds inf an OverflowError's (no frame count is either)
+    argv = ["run", "-p", "x", *([seconds] if seconds.startswith("--") else ["--seconds", seconds])]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    flag = argv[3]
+    hint = f"({flag}: the length is --video-frames here, a number of frames (4k+1) at --fps)"
+    assert exit_info.value.code == 2 and hint in capsys.readouterr().err
+
+
+def test_a_name_in_two_entries_of_the_other_tools_advice_is_refused():
+    from motif_lite.cli.unknown_flags import _by_name
+
+    assert _by_name([(("--a", "-A"), "--steps", "one")]) == {"--a": ("--steps", "one"), "-A": ("--steps", "one")}
+    with pytest.raises(ValueError, match="--a has two entries"):
+        _by_name([(("--a",), "--steps", "one"), (("--b", "--a"), "--fps", "two")])
+
+
 @pytest.mark.parametrize(
     ("argv", "meant"),
     [

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
+import shlex
 from collections.abc import Sequence
 
 from motif_lite.choices import LATENTS_SUFFIX, VIDEO_EXTENSIONS
@@ -44,7 +46,7 @@ OTHER_TOOLS_NAMES = {
     "--clip": "--text-encoder",
     "--unet": "--diffusion-model",
     "--model-path": "--model",
-    # attention switches of stable-diffusion.cpp and ComfyUI (their memory switches: MEMORY_MODES below)
+    # attention switches of stable-diffusion.cpp and ComfyUI (their memory switches: _OTHER_TOOLS_ADVICE below)
     "--use-sage-attention": "--attention",
     "--sage": "--attention",
     "--sage-attention": "--attention",
@@ -73,323 +75,189 @@ OTHER_TOOLS_NAMES = {
 }
 
 
-# Settings of other tools with no flag of the same meaning here, each with what to use instead (and the flag that
-# must exist for the advice to apply). stable-diffusion.cpp's --scheduler/--schedule and ComfyUI's scheduler pick
-# a sigma schedule (karras, exponential, ...): not the sampler.
-OTHER_TOOLS_SETTINGS = {
-    "--scheduler": ("--flow-shift", "sigma schedules such as karras are not offered: Motif samples on the "
-                    "flow-matching schedule, which --flow-shift shapes; the sampler is --sampling-method"),
-}  # fmt: skip
-OTHER_TOOLS_SETTINGS["--schedule"] = OTHER_TOOLS_SETTINGS["--scheduler"]
-# TeaCache / MagCache (Wan2GP, ComfyUI): a step cache too, but their thresholds measure something else.
-OTHER_TOOLS_SETTINGS["--teacache"] = OTHER_TOOLS_SETTINGS["--tea-cache"] = OTHER_TOOLS_SETTINGS["--magcache"] = (
-    "--step-cache",
-    "the step cache here is --step-cache THRESHOLD (First-Block-Cache style): TeaCache's and MagCache's thresholds "
-    "measure other quantities, don't carry them over; start around 0.05 (docs/usage.md, 'Going faster')",
-)
-# Memory switches: ComfyUI's modes (--lowvram, --novram, ...) and --reserve-vram, stable-diffusion.cpp's
-# --offload-to-cpu, --vae-tiling and --clip-on-cpu, diffusers' offload methods, Wan2GP's --profile. Here no switch:
-# the plan fits the free memory by itself, so "did you mean --vram?" (a number of GiB) would send them wrong.
-MEMORY_MODES = (
-    "--vram",
-    "memory is planned here, not switched: a run streams, offloads to the CPU and tiles what it must to fit the "
-    "GPU's free memory (--dry-run prints the plan); --vram GiB plans for a smaller budget (what the run may use, "
-    "not what it leaves free)",
-)
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        (
-            "--lowvram", "--low-vram", "--novram", "--no-vram", "--highvram", "--normalvram", "--gpu-only",
-            "--reserve-vram", "--cpu-vae", "--offload-to-cpu", "--offload", "--cpu-offload", "--model-cpu-offload",
-            "--sequential-offload", "--sequential-cpu-offload", "--vae-tiling", "--vae-tiled", "--tiled",
-            "--clip-on-cpu", "--vae-on-cpu", "--profile", "--preload", "--vae-tile-size", "--vae-tile-overlap",
-            "--vae-relative-tile-size", "--attention-slicing", "--offload-model", "--t5-cpu",
-        ),
-        MEMORY_MODES,
-    )
-)  # fmt: skip
-# Low-precision switches (--fp8, ComfyUI's --fp8_e4m3fn-unet, ...): here low precision is the weight file's.
-OTHER_TOOLS_SETTINGS["--fp8"] = OTHER_TOOLS_SETTINGS["--fp8-e4m3fn-unet"] = (
-    "--gguf",
-    "8-bit weights come from a GGUF file: --gguf Q8_0 (or Q4_K_M, ...), or from an fp8 copy of the transformer "
-    "(--diffusion-model FILE, kept in 8 bits); 8-bit attention is --attention int8",
-)
-# stable-diffusion.cpp's --type (q8_0, q4_k, ...) quantizes the weights as it loads them: --quantize here.
-OTHER_TOOLS_SETTINGS["--type"] = (
-    "--quantize",
-    "the transformer is quantized as it loads with --quantize Q8_0 (or Q4_K_M, ...); --gguf Q4_K_M downloads the "
-    "official quantized file instead; --dtype is the compute type (bf16, fp16, fp32)",
-)
-# stable-diffusion.cpp's run mode (img_gen, vid_gen, upscale, convert): here the command says what to do. Keyed with
-# its own capital too: -M is not -m (--model).
-OTHER_TOOLS_SETTINGS["--mode"] = OTHER_TOOLS_SETTINGS["-M"] = (
-    "--prompt",
-    "stable-diffusion.cpp's mode is the command here: motif-lite run makes a video (from text, or an image with -i); "
-    "the GGUF converter is python -m motif_lite.quantize",
-)
-
-# The output's quality: diffusers' export_to_video(quality=0-10, higher is better), ffmpeg's bitrates. Here the
-# encoder's constant-rate factor, whose scale runs the other way: so no plain "did you mean".
-OTHER_TOOLS_SETTINGS["--quality"] = OTHER_TOOLS_SETTINGS["--video-quality"] = OTHER_TOOLS_SETTINGS["--bitrate"] = (
-    "--crf",
-    "the video's quality is --crf N, the encoder's constant-rate factor: lower is better and larger (.mp4 .mkv "
-    ".mov: 0-51, default 18; .webm: 0-63, default 30)",
-)
-
-# stable-diffusion.cpp's CPU threads: torch's own setting here.
-OTHER_TOOLS_SETTINGS["--threads"] = OTHER_TOOLS_SETTINGS["-t"] = (
-    "--device",
-    "torch picks its CPU threads itself (one per core); OMP_NUM_THREADS=N before the command sets N",
-)
-
-# Inputs and options of stable-diffusion.cpp's (and ComfyUI's) video models with no counterpart here: each says
-# what Motif-Video does instead, rather than a "did you mean" that would send them wrong (--tae is not --vae, --eta
-# is not --apg-eta).
-OTHER_TOOLS_SETTINGS["--clip-vision"] = (
-    "--text-encoder",
-    "the image encoder (SigLIP) is part of Motif-Video's text encoder (--text-encoder, else the checkpoint's); "
-    "the first frame is -i IMAGE",
-)
-OTHER_TOOLS_SETTINGS["--taesd"] = OTHER_TOOLS_SETTINGS["--tae"] = OTHER_TOOLS_SETTINGS["--taehv"] = (
-    "--preview",
-    "no tiny autoencoder is used: the VAE decodes the video, and --preview FILE keeps a preview of the sampling",
-)
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--end-img", "--end-image", "--last-frame", "--last-image"),
-        ("--image", "only the first frame can be given (-i IMAGE); a last frame is not offered"),
-    )
-)
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--strength", "--denoise", "--denoising-strength"),
-        ("--image", "there is no strength: -i IMAGE is the video's first frame as it is, and --extend CLIP goes on "
-                    "from a clip"),
-    )
-)  # fmt: skip
-OTHER_TOOLS_SETTINGS["--eta"] = (
-    "--sampling-method",
-    "the samplers here add no noise between steps, so they take no eta; APG guidance's eta is --apg-eta",
-)
-OTHER_TOOLS_SETTINGS["--rng"] = (
-    "--seed",
-    "the noise is drawn on the CPU, so a seed gives the same noise on any device",
-)
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--high-noise-diffusion-model", "--moe-boundary"),
-        ("--diffusion-model", "Motif-Video has one transformer: Wan 2.2's high-noise and low-noise pair has no "
-                              "counterpart here"),
-    )
-)  # fmt: skip
-
-# More of stable-diffusion.cpp's options (its --help's meanings) with no counterpart here. --img-cfg-scale was "did
-# you mean --cfg-scale?", which it is not: it weighs the image apart from the text, in inpainting and edit models.
-OTHER_TOOLS_SETTINGS["--mask"] = (
-    "--image",
-    "there is no inpainting mask: -i IMAGE is the video's first frame as a whole, and nothing is painted in",
-)
-OTHER_TOOLS_SETTINGS["--embd-dir"] = (
-    "--prompt",
-    "textual-inversion embeddings are not taken: the text encoder (T5Gemma2) reads the prompt as plain text, so an "
-    "embedding's name in it is just a word",
-)
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--photo-maker", "--pm-id-images-dir", "--pm-id-embed-path", "--pm-style-strength"),
-        ("--image", "PhotoMaker is not offered: to keep a person's look, start the video from a picture of them, "
-                    "-i IMAGE"),
-    )
-)  # fmt: skip
-OTHER_TOOLS_SETTINGS["--vace-strength"] = (
-    "--image",
-    "Wan's VACE (a video guided by control frames) has no counterpart: a video starts from the prompt, a first "
-    "frame (-i IMAGE) or a clip it goes on from (--extend CLIP)",
-)
-OTHER_TOOLS_SETTINGS["--sigmas"] = (
-    "--flow-shift",
-    "custom sigmas are not taken: the schedule is flow matching's over --steps steps, shaped by --flow-shift",
-)
-OTHER_TOOLS_SETTINGS["--img-cfg-scale"] = (
-    "--cfg-scale",
-    "there is no separate image guidance: image-to-video has one scale, --cfg-scale, and the first frame (-i IMAGE) "
-    "is used as it is",
-)
-OTHER_TOOLS_SETTINGS["--mmap"] = (
-    "--model",
-    "no switch needed: the weight files are always memory-mapped, and go into the model without a second copy",
-)
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--vae-conv-direct", "--diffusion-conv-direct"),
-        ("--vae", "ggml's direct convolution has no counterpart: the VAE runs torch's convolutions (cuDNN on a GPU), "
-                  "tiled when memory asks for it (--dry-run prints the plan)"),
-    )
-)  # fmt: skip
-# Training scripts' and diffusers examples' TF32 switch (not one of stable-diffusion.cpp's).
-OTHER_TOOLS_SETTINGS["--tf32"] = OTHER_TOOLS_SETTINGS["--allow-tf32"] = (
-    "--dtype",
-    "there is no TF32 switch: TF32 changes only float32 arithmetic, and the compute type is --dtype: bf16 by default "
-    "(fp16 before Ampere), fp32 if given",
-)
-
-# Settings of other tools that a close spelling would send to the wrong flag of ours ("--slg-scale: did you mean
-# --cfg-scale?", "--gpu: did you mean --gpus?"), and ones that no spelling tells: what each is here.
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--fp16", "--bf16", "--fp32", "--half", "--no-half", "--full-precision"),
-        ("--dtype", "the compute type is --dtype bf16, fp16 or fp32 (default bf16, fp16 on GPUs before Ampere)"),
-    )
-)
-OTHER_TOOLS_SETTINGS["--cpu"] = ("--device", "the CPU is --device cpu")
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--gpu", "--gpu-id", "--device-id"),
-        ("--device", "one GPU is --device cuda:N (cuda:0 the first); several, --gpus N"),
-    )
-)
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--slg-scale", "--skip-layers", "--skip-layer-start", "--skip-layer-end"),
-        (
-            "--guidance",
-            "skip-layer guidance is not offered: the guidance here is --guidance apg or cfg, at --cfg-scale",
-        ),
-    )
-)
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--guidance-rescale", "--cfg-rescale"),
-        ("--guidance", "CFG rescale is not offered; APG, the default guidance (--guidance apg), is what damps "
-                       "over-saturation here: --apg-eta and --apg-norm-threshold"),
-    )
-)  # fmt: skip
-OTHER_TOOLS_SETTINGS["--sampler-rng"] = OTHER_TOOLS_SETTINGS["--rng"]
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--cache-mode", "--cache-option", "--cache-preset", "--easycache"),
-        ("--step-cache", "stable-diffusion.cpp's cache modes are not here; the step cache here is --step-cache "
-                         "THRESHOLD (First-Block-Cache style, lossy): start around 0.05 (docs/usage.md, 'Going "
-                         "faster')"),
-    )
-)  # fmt: skip
-OTHER_TOOLS_SETTINGS["--clip-skip"] = (
-    "--text-encoder",
-    "there are no CLIP layers to skip: the text encoder is T5Gemma2, read as the reference pipeline reads it",
-)
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--control-net", "--control-image", "--control-strength", "--control-video", "--canny", "--ref-image", "-r"),
-        ("--image", "no ControlNet or reference images: besides the prompt, a video starts from a first frame, -i "
-                    "IMAGE, or goes on from a clip, --extend CLIP"),
-    )
-)  # fmt: skip
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--upscale-model", "--upscale-repeats"),
-        ("--width", "no upscaler: make the video at the size wanted with -W and -H (multiples of 16), or upscale "
-                    "the file with another tool"),
-    )
-)  # fmt: skip
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("-v", "--verbose", "--debug", "--log-level", "-q", "--quiet"),
-        ("--help", "there are no log levels: warnings and notes go to stderr, the summary to stdout, and "
-                   "TQDM_DISABLE=1 hides the progress bars"),
-    )
-)  # fmt: skip
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--ckpt", "--checkpoint"),
-        ("--model", "a checkpoint folder in the official layout is -m FOLDER; one transformer file is "
-                    "--diffusion-model FILE (or --gguf FILE)"),
-    )
-)  # fmt: skip
-
-# ComfyUI's server flags given to serve: its output folder and its CORS switch (an origin, '*' without one).
-OTHER_TOOLS_SETTINGS["--output-directory"] = (
-    "--data",
-    "the server keeps each job's video in its data folder, --data DIR (default ./motif-lite-data); clients fetch "
-    "them from GET /v1/videos/ID/content",
-)
-OTHER_TOOLS_SETTINGS["--enable-cors-header"] = (
-    "--cors-origin",
-    "browser pages of other origins are allowed with --cors-origin ORIGIN (repeatable), e.g. --cors-origin "
-    "http://localhost:3000, or --cors-origin '*' for any",
-)
-
-# Overwrite switches (ffmpeg's -y, the quantizer's --force): here the output named with -o is replaced as it is.
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--overwrite", "-y", "--force"),
-        ("--output", "a file named with -o is replaced, no switch needed; without -o an existing video is kept and "
-                     "a free name beside it is written"),
-    )
-)  # fmt: skip
-
-# LoRA settings of other tools: stable-diffusion.cpp's --lora-model-dir (the folder its prompt's <lora:NAME:0.8>
-# tags are looked up in), diffusers' lora_scale, ComfyUI's strength_model; and the server's --lora-dir given to run.
+# Settings of other tools with no flag of the same meaning here: (their names, the flag of ours that must exist for
+# the advice to apply, what to use instead).
 _LORA_FILE_STRENGTH = "each LoRA is given with its file and strength: --lora DIR/NAME.safetensors:0.8 (repeatable)"
-OTHER_TOOLS_SETTINGS["--lora-model-dir"] = (
-    "--lora",
-    f"{_LORA_FILE_STRENGTH}; a <lora:NAME:0.8> tag in the prompt is read as text",
-)
-OTHER_TOOLS_SETTINGS["--lora-dir"] = (
-    "--lora",
-    f"{_LORA_FILE_STRENGTH}; --lora-dir is the server's folder of LoRAs jobs may name (motif-lite serve)",
-)
-OTHER_TOOLS_SETTINGS.update(
-    dict.fromkeys(
-        ("--lora-scale", "--lora-strength", "--lora-weight", "--strength-model", "--lora-alpha"),
-        ("--lora", "a LoRA's strength goes after its file: --lora FILE:0.8"),
-    )
-)
+_OTHER_TOOLS_ADVICE = [
+    # stable-diffusion.cpp's --scheduler/--schedule and ComfyUI's scheduler pick a sigma schedule (karras,
+    # exponential, ...): not the sampler.
+    (("--scheduler", "--schedule"), "--flow-shift",
+     "sigma schedules such as karras are not offered: Motif samples on the flow-matching schedule, which "
+     "--flow-shift shapes; the sampler is --sampling-method"),
+    # TeaCache / MagCache (Wan2GP, ComfyUI): a step cache too, but their thresholds measure something else.
+    (("--teacache", "--tea-cache", "--magcache"), "--step-cache",
+     "the step cache here is --step-cache THRESHOLD (First-Block-Cache style): TeaCache's and MagCache's thresholds "
+     "measure other quantities, don't carry them over; start around 0.05 (docs/usage.md, 'Going faster')"),
+    # Memory switches: ComfyUI's modes (--lowvram, --novram, ...) and --reserve-vram, stable-diffusion.cpp's
+    # --offload-to-cpu, --vae-tiling and --clip-on-cpu, diffusers' offload methods, Wan2GP's --profile. Here no
+    # switch: the plan fits the free memory by itself, so "did you mean --vram?" (a number of GiB) would send them
+    # wrong.
+    (("--lowvram", "--low-vram", "--novram", "--no-vram", "--highvram", "--normalvram", "--gpu-only",
+      "--reserve-vram", "--cpu-vae", "--offload-to-cpu", "--offload", "--cpu-offload", "--model-cpu-offload",
+      "--sequential-offload", "--sequential-cpu-offload", "--vae-tiling", "--vae-tiled", "--tiled", "--clip-on-cpu",
+      "--vae-on-cpu", "--profile", "--preload", "--vae-tile-size", "--vae-tile-overlap", "--vae-relative-tile-size",
+      "--attention-slicing", "--offload-model", "--t5-cpu"), "--vram",
+     "memory is planned here, not switched: a run streams, offloads to the CPU and tiles what it must to fit the "
+     "GPU's free memory (--dry-run prints the plan); --vram GiB plans for a smaller budget (what the run may use, "
+     "not what it leaves free)"),
+    # Low-precision switches (--fp8, ComfyUI's --fp8_e4m3fn-unet, ...): here low precision is the weight file's.
+    (("--fp8", "--fp8-e4m3fn-unet"), "--gguf",
+     "8-bit weights come from a GGUF file: --gguf Q8_0 (or Q4_K_M, ...), or from an fp8 copy of the transformer "
+     "(--diffusion-model FILE, kept in 8 bits); 8-bit attention is --attention int8"),
+    # stable-diffusion.cpp's --type (q8_0, q4_k, ...) quantizes the weights as it loads them: --quantize here.
+    (("--type",), "--quantize",
+     "the transformer is quantized as it loads with --quantize Q8_0 (or Q4_K_M, ...); --gguf Q4_K_M downloads the "
+     "official quantized file instead; --dtype is the compute type (bf16, fp16, fp32)"),
+    # stable-diffusion.cpp's run mode (img_gen, vid_gen, upscale, convert): here the command says what to do. Keyed
+    # with its own capital too: -M is not -m (--model).
+    (("--mode", "-M"), "--prompt",
+     "stable-diffusion.cpp's mode is the command here: motif-lite run makes a video (from text, or an image with "
+     "-i); the GGUF converter is python -m motif_lite.quantize"),
+    # The output's quality: diffusers' export_to_video(quality=0-10, higher is better), ffmpeg's bitrates. Here the
+    # encoder's constant-rate factor, whose scale runs the other way: so no plain "did you mean".
+    (("--quality", "--video-quality", "--bitrate"), "--crf",
+     "the video's quality is --crf N, the encoder's constant-rate factor: lower is better and larger (.mp4 .mkv "
+     ".mov: 0-51, default 18; .webm: 0-63, default 30)"),
+    # stable-diffusion.cpp's CPU threads: torch's own setting here.
+    (("--threads", "-t"), "--device",
+     "torch picks its CPU threads itself (one per core); OMP_NUM_THREADS=N before the command sets N"),
+    # Inputs and options of stable-diffusion.cpp's (and ComfyUI's) video models with no counterpart here: each says
+    # what Motif-Video does instead, rather than a "did you mean" that would send them wrong (--tae is not --vae,
+    # --eta is not --apg-eta).
+    (("--clip-vision",), "--text-encoder",
+     "the image encoder (SigLIP) is part of Motif-Video's text encoder (--text-encoder, else the checkpoint's); "
+     "the first frame is -i IMAGE"),
+    (("--taesd", "--tae", "--taehv"), "--preview",
+     "no tiny autoencoder is used: the VAE decodes the video, and --preview FILE keeps a preview of the sampling"),
+    (("--end-img", "--end-image", "--last-frame", "--last-image"), "--image",
+     "only the first frame can be given (-i IMAGE); a last frame is not offered"),
+    (("--strength", "--denoise", "--denoising-strength"), "--image",
+     "there is no strength: -i IMAGE is the video's first frame as it is, and --extend CLIP goes on from a clip"),
+    (("--eta",), "--sampling-method",
+     "the samplers here add no noise between steps, so they take no eta; APG guidance's eta is --apg-eta"),
+    (("--rng", "--sampler-rng"), "--seed",
+     "the noise is drawn on the CPU, so a seed gives the same noise on any device"),
+    (("--high-noise-diffusion-model", "--moe-boundary"), "--diffusion-model",
+     "Motif-Video has one transformer: Wan 2.2's high-noise and low-noise pair has no counterpart here"),
+    # More of stable-diffusion.cpp's options (its --help's meanings) with no counterpart here. --img-cfg-scale was
+    # "did you mean --cfg-scale?", which it is not: it weighs the image apart from the text, in inpainting and edit
+    # models.
+    (("--mask",), "--image",
+     "there is no inpainting mask: -i IMAGE is the video's first frame as a whole, and nothing is painted in"),
+    (("--embd-dir",), "--prompt",
+     "textual-inversion embeddings are not taken: the text encoder (T5Gemma2) reads the prompt as plain text, so "
+     "an embedding's name in it is just a word"),
+    (("--photo-maker", "--pm-id-images-dir", "--pm-id-embed-path", "--pm-style-strength"), "--image",
+     "PhotoMaker is not offered: to keep a person's look, start the video from a picture of them, -i IMAGE"),
+    (("--vace-strength",), "--image",
+     "Wan's VACE (a video guided by control frames) has no counterpart: a video starts from the prompt, a first "
+     "frame (-i IMAGE) or a clip it goes on from (--extend CLIP)"),
+    (("--sigmas",), "--flow-shift",
+     "custom sigmas are not taken: the schedule is flow matching's over --steps steps, shaped by --flow-shift"),
+    (("--img-cfg-scale",), "--cfg-scale",
+     "there is no separate image guidance: image-to-video has one scale, --cfg-scale, and the first frame (-i "
+     "IMAGE) is used as it is"),
+    (("--mmap",), "--model",
+     "no switch needed: the weight files are always memory-mapped, and go into the model without a second copy"),
+    (("--vae-conv-direct", "--diffusion-conv-direct"), "--vae",
+     "ggml's direct convolution has no counterpart: the VAE runs torch's convolutions (cuDNN on a GPU), tiled when "
+     "memory asks for it (--dry-run prints the plan)"),
+    # Training scripts' and diffusers examples' TF32 switch (not one of stable-diffusion.cpp's).
+    (("--tf32", "--allow-tf32"), "--dtype",
+     "there is no TF32 switch: TF32 changes only float32 arithmetic, and the compute type is --dtype: bf16 by "
+     "default (fp16 before Ampere), fp32 if given"),
+    # Settings of other tools that a close spelling would send to the wrong flag of ours ("--slg-scale: did you mean
+    # --cfg-scale?", "--gpu: did you mean --gpus?"), and ones that no spelling tells: what each is here.
+    (("--fp16", "--bf16", "--fp32", "--half", "--no-half", "--full-precision"), "--dtype",
+     "the compute type is --dtype bf16, fp16 or fp32 (default bf16, fp16 on GPUs before Ampere)"),
+    (("--cpu",), "--device", "the CPU is --device cpu"),
+    (("--gpu", "--gpu-id", "--device-id"), "--device",
+     "one GPU is --device cuda:N (cuda:0 the first); several, --gpus N"),
+    (("--slg-scale", "--skip-layers", "--skip-layer-start", "--skip-layer-end"), "--guidance",
+     "skip-layer guidance is not offered: the guidance here is --guidance apg or cfg, at --cfg-scale"),
+    (("--guidance-rescale", "--cfg-rescale"), "--guidance",
+     "CFG rescale is not offered; APG, the default guidance (--guidance apg), is what damps over-saturation here: "
+     "--apg-eta and --apg-norm-threshold"),
+    (("--cache-mode", "--cache-option", "--cache-preset", "--easycache"), "--step-cache",
+     "stable-diffusion.cpp's cache modes are not here; the step cache here is --step-cache THRESHOLD "
+     "(First-Block-Cache style, lossy): start around 0.05 (docs/usage.md, 'Going faster')"),
+    (("--clip-skip",), "--text-encoder",
+     "there are no CLIP layers to skip: the text encoder is T5Gemma2, read as the reference pipeline reads it"),
+    (("--control-net", "--control-image", "--control-strength", "--control-video", "--canny", "--ref-image", "-r"),
+     "--image",
+     "no ControlNet or reference images: besides the prompt, a video starts from a first frame, -i IMAGE, or goes "
+     "on from a clip, --extend CLIP"),
+    (("--upscale-model", "--upscale-repeats"), "--width",
+     "no upscaler: make the video at the size wanted with -W and -H (multiples of 16), or upscale the file with "
+     "another tool"),
+    (("-v", "--verbose", "--debug", "--log-level", "-q", "--quiet"), "--help",
+     "there are no log levels: warnings and notes go to stderr, the summary to stdout, and TQDM_DISABLE=1 hides the "
+     "progress bars"),
+    (("--ckpt", "--checkpoint"), "--model",
+     "a checkpoint folder in the official layout is -m FOLDER; one transformer file is --diffusion-model FILE (or "
+     "--gguf FILE)"),
+    # ComfyUI's server flags given to serve: its output folder and its CORS switch (an origin, '*' without one).
+    (("--output-directory",), "--data",
+     "the server keeps each job's video in its data folder, --data DIR (default ./motif-lite-data); clients fetch "
+     "them from GET /v1/videos/ID/content"),
+    (("--enable-cors-header",), "--cors-origin",
+     "browser pages of other origins are allowed with --cors-origin ORIGIN (repeatable), e.g. --cors-origin "
+     "http://localhost:3000, or --cors-origin '*' for any"),
+    # Overwrite switches (ffmpeg's -y, the quantizer's --force): here the output named with -o is replaced as it is.
+    (("--overwrite", "-y", "--force"), "--output",
+     "a file named with -o is replaced, no switch needed; without -o an existing video is kept and a free name "
+     "beside it is written"),
+    # LoRA settings of other tools: stable-diffusion.cpp's --lora-model-dir (the folder its prompt's <lora:NAME:0.8>
+    # tags are looked up in), diffusers' lora_scale, ComfyUI's strength_model; and the server's --lora-dir given to
+    # run.
+    (("--lora-model-dir",), "--lora", f"{_LORA_FILE_STRENGTH}; a <lora:NAME:0.8> tag in the prompt is read as text"),
+    (("--lora-dir",), "--lora",
+     f"{_LORA_FILE_STRENGTH}; --lora-dir is the server's folder of LoRAs jobs may name (motif-lite serve)"),
+    (("--lora-scale", "--lora-strength", "--lora-weight", "--strength-model", "--lora-alpha"), "--lora",
+     "a LoRA's strength goes after its file: --lora FILE:0.8"),
+    # Multi-GPU settings of xDiT / xfuser (--ulysses-degree, --ring-degree, --use-cfg-parallel), Wan2.1's
+    # generate.py (--ulysses-size, --ring-size, --dit-fsdp, --t5-fsdp) and torchrun's own flag given to the command.
+    (("--ulysses-degree", "--ulysses-size"), "--sp",
+     "Ulysses sequence parallel is --sp N here (a divisor of the 12 attention heads); the processes come from "
+     "--gpus N or torchrun, and with guidance the other half of them runs the unconditional branch"),
+    (("--ring-degree", "--ring-size"), "--sp",
+     "ring attention is not offered: sequence parallel is Ulysses, --sp N, and guidance parallel is automatic on "
+     "an even number of processes (docs/parallel.md)"),
+    (("--use-cfg-parallel", "--cfg-parallel"), "--gpus",
+     "guidance parallel is on by default: with guidance on an even number of processes half of them run the "
+     "unconditional branch (--gpus 2 is cfg 2, --gpus 4 cfg 2 x sp 2)"),
+    (("--dit-fsdp", "--t5-fsdp"), "--gpus",
+     "weights are not sharded: every process loads the whole (2B) transformer, and only the first one the text "
+     "encoder; --gguf Q8_0 or Q4_K_M makes the weights smaller"),
+    (("--nproc-per-node", "--world-size"), "--gpus",
+     "--gpus N starts N processes; torchrun's flags go before the command: torchrun --nproc-per-node N -m "
+     "motif_lite run ..."),
+    (("--devices",), "--gpus",
+     "several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which); one GPU: --device cuda:N"),
+]  # fmt: skip
 
-# Multi-GPU settings of xDiT / xfuser (--ulysses-degree, --ring-degree, --use-cfg-parallel), Wan2.1's generate.py
-# (--ulysses-size, --ring-size, --dit-fsdp, --t5-fsdp) and torchrun's own flag given to the command.
-_ULYSSES = (
-    "--sp",
-    "Ulysses sequence parallel is --sp N here (a divisor of the 12 attention heads); the processes "
-    "come from --gpus N or torchrun, and with guidance the other half of them runs the unconditional branch",
-)
-_RING = (
-    "--sp",
-    "ring attention is not offered: sequence parallel is Ulysses, --sp N, and guidance parallel is "
-    "automatic on an even number of processes (docs/parallel.md)",
-)
-_CFG_PARALLEL = (
-    "--gpus",
-    "guidance parallel is on by default: with guidance on an even number of processes half of "
-    "them run the unconditional branch (--gpus 2 is cfg 2, --gpus 4 cfg 2 x sp 2)",
-)
-_FSDP = (
-    "--gpus",
-    "weights are not sharded: every process loads the whole (2B) transformer, and only the first one "
-    "the text encoder; --gguf Q8_0 or Q4_K_M makes the weights smaller",
-)
-_NPROC = (
-    "--gpus",
-    "--gpus N starts N processes; torchrun's flags go before the command: "
-    "torchrun --nproc-per-node N -m motif_lite run ...",
-)
-_DEVICES = (
-    "--gpus",
-    "several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which); one GPU: --device cuda:N",
-)
-OTHER_TOOLS_SETTINGS.update({
-    "--ulysses-degree": _ULYSSES, "--ulysses-size": _ULYSSES, "--ring-degree": _RING, "--ring-size": _RING,
-    "--use-cfg-parallel": _CFG_PARALLEL, "--cfg-parallel": _CFG_PARALLEL, "--dit-fsdp": _FSDP, "--t5-fsdp": _FSDP,
-    "--nproc-per-node": _NPROC, "--world-size": _NPROC, "--devices": _DEVICES,
-})  # fmt: skip
+
+def _by_name(entries: list[tuple[tuple[str, ...], str, str]]) -> dict[str, tuple[str, str]]:
+    """{name: (flag needed, advice)} for each entry's names; a name in two entries would lose one of them."""
+    table: dict[str, tuple[str, str]] = {}
+    for names, needs, advice in entries:
+        for name in names:
+            if name in table:
+                raise ValueError(f"{name} has two entries in unknown_flags' advice")
+            table[name] = (needs, advice)
+    return table
 
 
-# Commands of other tools that motif-lite has as a program of its own (stable-diffusion.cpp's `-M convert`,
-# llama.cpp's llama-quantize).
-OTHER_TOOLS_COMMANDS = {"quantize": "python -m motif_lite.quantize", "convert": "python -m motif_lite.quantize"}
+OTHER_TOOLS_SETTINGS = _by_name(_OTHER_TOOLS_ADVICE)
 
 
-# Commands people type that motif-lite names otherwise.
+# Commands people type that motif-lite names otherwise, or has as a program of its own (stable-diffusion.cpp's
+# `-M convert`, llama.cpp's llama-quantize): what to type instead.
+_QUANTIZER = ("the GGUF quantizer is a program of its own: python -m motif_lite.quantize SRC -o OUT.gguf --type "
+              "Q4_K_M (--help lists the types; docs/quantize.md)")  # fmt: skip
 OTHER_COMMAND_NAMES = {
+    "quantize": _QUANTIZER,
+    "convert": _QUANTIZER,
     "generate": 'the command that makes a video is run: motif-lite run -p "..."',
     "download": "a run downloads what it needs; motif-lite check -m FOLDER prints the hf download command for "
     "whatever a local checkpoint lacks",
@@ -407,21 +275,13 @@ def other_command(argv: Sequence[str]) -> str | None:
     tool's name for one of ours; else None."""
     if argv and argv[0] in OTHER_COMMAND_NAMES:
         return f"motif-lite: error: there is no '{argv[0]}' command; {OTHER_COMMAND_NAMES[argv[0]]}"
-    program = OTHER_TOOLS_COMMANDS.get(argv[0]) if argv else None
-    if program is None:
-        return None
-    return (
-        f"motif-lite: error: there is no '{argv[0]}' command; the GGUF quantizer is a program of its own: "
-        f"{program} SRC -o OUT.gguf --type Q4_K_M (--help lists the types; docs/quantize.md)"
-    )
+    return None
 
 
 def prompt_as_command(argv: Sequence[str]) -> str | None:
     """The error line for a prompt given where the command goes (`motif-lite "a red fox"`, as a diffusers script or
     an LLM CLI takes its prompt), with the `run` line that makes that video; None when the first word is no prompt
     (no command has a space in its name)."""
-    import shlex
-
     if not argv or argv[0].startswith("-") or not any(c.isspace() for c in argv[0].strip()):
         return None
     meant = shlex.join(["run", "-p", argv[0], *argv[1:]])
@@ -433,14 +293,12 @@ def misspelled_command(argv: Sequence[str], parser: argparse.ArgumentParser, bef
     most likely meant, or None. `parser`: the `motif-lite` parser; `before`: the words the line meant keeps before
     the command (`help` of `motif-lite help rnu`). argparse alone lists the commands, leaving the user to find their
     own mistake among them."""
-    import shlex
-
     if not argv or argv[0].startswith("-"):
         return None
-    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-    if argv[0] in commands.choices:
+    commands = _commands(parser)
+    if argv[0] in commands:
         return None
-    close = difflib.get_close_matches(argv[0].lower(), list(commands.choices), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(argv[0].lower(), list(commands), n=1, cutoff=0.6)
     if not close:
         return None
     meant = shlex.join([*before, close[0], *argv[1:]])
@@ -451,15 +309,17 @@ def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str
     """The error line for a command line that starts with a flag of `run` that the top level does not take
     (stable-diffusion.cpp's `sd` takes its flags alone: `--gguf Q4_K_M -p "a fox"`), or None. `parser`: the
     `motif-lite` parser. argparse alone would take the flag's value for the command: "invalid choice: 'Q4_K_M'"."""
-    import shlex
-
     if not argv or not argv[0].startswith("-"):
         return None
-    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
     flag = argv[0].split("=", 1)[0]
-    if flag in _option_strings(parser) or flag not in _option_strings(commands.choices["run"]):
+    if flag in _option_strings(parser) or flag not in _option_strings(_commands(parser)["run"]):
         return None
     return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The `motif-lite` parser's commands, by name."""
+    return next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction)).choices
 
 
 def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
@@ -599,8 +459,6 @@ def path_hint(word: str, known: list[str]) -> str | None:
     `from_pretrained(path)`, the quantizer and sd.cpp's `-m` make a checkpoint folder the first thing people type,
     and `run -p "a fox" fox.mp4` names the output without -o. Without this, the path was taken for part of a
     prompt."""
-    import shlex
-
     lower, quoted = word.lower(), shlex.quote(word)
     if lower.endswith(LATENTS_SUFFIX) and "--resume" in known:
         return f"{word}: a stopped run's latents go after --resume: --resume {quoted}"
@@ -633,8 +491,6 @@ def _size_hint(value: str | None) -> str:
 
 def _prompt_file_hint(value: str | None) -> str:
     """How to give a prompt kept in a file: there is no prompt-file flag, -p takes the text."""
-    import shlex
-
     file = shlex.quote(value) if value else "FILE"
     return (
         f'-p takes the prompt\'s text: read it from the file with -p "$(cat {file})" (several prompts: one run each, '
@@ -644,8 +500,6 @@ def _prompt_file_hint(value: str | None) -> str:
 
 def _output_folder_hint(value: str | None) -> str:
     """-o with a file in the folder another tool's output-folder flag names."""
-    import shlex
-
     example = shlex.quote(os.path.join(value, "fox.mp4")) if value else "DIR/fox.mp4"
     return f"-o names the video's file, its folder included: -o {example} (the folder must exist)"
 
@@ -663,12 +517,11 @@ VALUED_HINTS = {
 
 def _duration_hint(flag: str, following: list[str], fps: float | None) -> str:
     """What a length in seconds is here: --video-frames, the frames at the run's fps (4k+1, as the model takes)."""
-    text = flag.split("=", 1)[1] if "=" in flag else (following[0] if following else "")
     try:
-        seconds = float(text)
+        seconds = float(_value_of(flag, following) or "")
     except ValueError:
         seconds = None
-    if fps is None or seconds is None or seconds <= 0:
+    if fps is None or seconds is None or not 0 < seconds < math.inf:  # nan and inf have no frame count
         return f"{flag}: the length is --video-frames here, a number of frames (4k+1) at --fps"
     frames = frames_for_seconds(seconds, fps)
     return f"{flag}: the length is --video-frames here: {seconds:g} s at {fps:g} fps = --video-frames {frames}"
