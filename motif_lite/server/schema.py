@@ -205,7 +205,7 @@ def parse_create(
     request_fields: dict[str, Any] = {"prompt": prompt}
     for name, (field, kind) in MOTIF_FIELDS.items():
         if name in given:
-            request_fields[field] = _form_value(given[name], kind, name) if from_form else given[name]
+            request_fields[field] = _form_value(given[name], kind) if from_form else given[name]
     if "size" in given:
         request_fields["width"], request_fields["height"] = parse_size(given["size"])
     seconds = None
@@ -221,7 +221,7 @@ def parse_create(
     extend = request_fields.pop("extend", None)
     upload = extend if is_upload(extend) else None
     extend = None if extend is None or upload is not None else _video_id(extend)
-    crf = _form_value(given["crf"], int, "crf") if from_form and "crf" in given else given.get("crf")
+    crf = _form_value(given["crf"], int) if from_form and "crf" in given else given.get("crf")
     image_name = None if image is None else image_name
     return CreateBody(request_fields, image, loras, extend, seconds, crf, upload, image_name)
 
@@ -253,7 +253,7 @@ def _video_id(value: Any) -> str:
     return value
 
 
-def _form_value(value: Any, kind: type, name: str) -> Any:
+def _form_value(value: Any, kind: type) -> Any:
     """A form field's text as the number its field takes; text that is no number stays text, for the checks every
     request gets to refuse with the message a JSON body's value gets (its range, the value cut short)."""
     if kind is str or not isinstance(value, str):
@@ -494,7 +494,7 @@ def form_loras(items: Mapping[str, list[str]]) -> list[Any]:
     if strengths and len(strengths) != len(names):
         _refuse_loras("in a form, give every LoRA object a strength, or none of them (each then has strength 1)")
     objects = [
-        {"name": name, **({"strength": _form_value(strengths[i], float, "loras")} if strengths else {})}
+        {"name": name, **({"strength": _form_value(strengths[i], float)} if strengths else {})}
         for i, name in enumerate(names)
     ]
     return [*items.get("loras[]", []), *objects]
