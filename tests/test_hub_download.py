@@ -882,7 +882,7 @@ def test_a_rank_of_a_parallel_run_no_plan_fits_is_refused_before_the_checkpoint_
     for main in (True, False):
         rank = SimpleNamespace(layout=choose_layout(2, guided=True, heads=12), is_main=main)
         with pytest.raises(MotifLiteError, match="1280x736x121 needs at least"):
-            run_cli._generate(args, [request], "cpu", [], None, rank, print)
+            run_cli._Run(args, rank).generate([request], "cpu", [])
     assert fake_hub.downloads == []
 
 

@@ -525,7 +525,7 @@ def test_only_the_main_rank_plans_with_the_text_encoder(checkpoint, tmp_path, mo
     ranks = [None] + [SimpleNamespace(layout=ParallelLayout(2, 1), is_main=is_main) for is_main in (True, False)]
     for rank in ranks:  # a run of one process, then the main rank and another of a parallel run
         with pytest.raises(MotifLiteError, match="planned"):
-            run_cli._generate(args, [request], "cpu", [], None, rank, lambda *a, **k: None)
+            run_cli._Run(args, rank, lambda *a, **k: None).generate([request], "cpu", [])
     assert planned == [True, True, False]
 
 

@@ -16,6 +16,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,18 +107,24 @@ def main(args: argparse.Namespace) -> int:
     (outside torchrun) it checks the settings, then starts N processes that each run this handler under torchrun."""
     # A malformed WORLD_SIZE, and under torchrun RANK or LOCAL_WORLD_SIZE, is refused before anything is read.
     torchrun_world = launcher_variables.torchrun_world()
+    rank = None
     if torchrun_world > 1:
         rank = launcher_variables.launcher_number("RANK")
         launcher_variables.launcher_number("LOCAL_WORLD_SIZE", torchrun_world, smallest=1)  # read by a dry run
     args.weights = take_weight_flags(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
     # The file's settings become flags before anything reads them (also before --gpus N starts its processes).
     args.recalled = settings_from_args(args) if args.settings_from is not None else None
-    if torchrun_world == 1 and args.gpus == "all":  # under torchrun --gpus is ignored: torchrun started the ranks
+    if rank is not None:  # under torchrun --gpus is ignored: torchrun started the ranks
+        return _run_under_torchrun(args, rank)
+    if args.gpus == "all":
         args.gpus = all_gpus(args.device)
-    if torchrun_world == 1 and args.gpus is not None and args.gpus > 1 and not args.dry_run:
+    if args.gpus is not None and args.gpus > 1 and not args.dry_run:
         return launch_run(args)
-    if torchrun_world == 1:
-        return _run(args)
+    return _run(args)
+
+
+def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
+    """One rank of a parallel run that torchrun (or `--gpus N`) started: it joins the process group and runs."""
     if args.dry_run:  # loads nothing and needs no other rank: the main rank prints the plan once, the others nothing
         return _run(args) if rank == 0 else 0
     from motif_lite.errors import MotifLiteError
@@ -178,7 +185,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
             return dry_run(args, request, layout, videos=len(requests))
         device = args.device if session is None else session.device
         with download_hint_repeats(getattr(args, "argv", None)), tokenizer_notes_once():
-            return _generate(args, requests, device, loras, on_preview, parallel, say, resume, clip)
+            return _Run(args, parallel, say, resume, clip, on_preview).generate(requests, device, loras)
     finally:
         if on_preview is not None:
             on_preview.close()
@@ -411,92 +418,118 @@ def _lora_lines(args: argparse.Namespace, sources) -> list[str]:
     return ["loras: " + ", ".join(f.describe() for f in files)]
 
 
-def _generate(
-    args: argparse.Namespace,
-    requests: list[GenerationRequest],
-    device: str | torch.device,
-    loras: list[tuple[Path, float]],
-    on_preview: Callable | None,
-    parallel: Parallel | None,
-    say: Callable,
-    resume: SavedLatents | None = None,
-    clip: Clip | None = None,
-) -> int:
-    from motif_lite.io.latents_saving import fallback_folder
-    from motif_lite.settings import resolve_dtype, resolve_settings
+@dataclass
+class _Run:
+    """What every video of a run is made with besides its request: the flags, this process's part of a parallel run
+    (None on one process), how it prints (`_quiet` on ranks other than 0), the latents file it resumes, the clip it
+    extends and the --preview writer."""
 
-    request = requests[0]  # the videos differ in seed and file only
-    if resume is None:
-        print_notes(earlier_runs(requests), say)
-    # Every check, before any weights; on the CPU, a long run is asked about before any download.
-    question = CpuTimeQuestion(args.yes)
-    said: dict[str, PromptTruncation] = {}  # the long prompts said before a download
-    if parallel is None:
-        before_download = ask_before_download(args, requests, device, question, said)
-    else:
-        before_download = rank_refuses_before_download(args, request, device, parallel, said)
-    sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
-    print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
-    dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
-    settings = resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args))
-    if recalled := _recalled(args):
-        print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
-    print_notes(loading_notes(sources, device, args.device, settings.notes), say)  # before loading
-    if parallel is None:
-        _say_run_time(question, requests, settings, sources, dtype, device, say)
-    # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.
-    layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
-    planned, plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
-    # A parallel run never batches them, and says so (_run's notes).
-    batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
-    print_notes([note] if note else [], say)
-    say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
-    long_prompts = prompts_cut(args.model, sources.root, settings.encoded_prompts) if main else {}
-    for label, truncation in long_prompts.items():  # before the load: minutes in which to shorten them
-        if said.get(label) != truncation:
-            say(f"warning: {truncation.advice(label)}", file=sys.stderr)
-    # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
-    with not_said_again(long_prompts), figures_on_out_of_memory(planned, plan):
-        start = time.perf_counter()
-        pipe = load_from_flags(args, sources, device, plan, loras, batch_guidance, parallel)
-        pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
-        pipe.warns_long_cpu_runs = False  # its time was asked about (or said with --yes) before it loaded
-        load_seconds = time.perf_counter() - start
-        _make_videos(args, pipe, requests, sources, dtype, plan, load_seconds, on_preview, parallel, say, resume, clip)
-    return 0
+    args: argparse.Namespace
+    parallel: Parallel | None = None
+    say: Callable = print
+    resume: SavedLatents | None = None
+    clip: Clip | None = None
+    on_preview: Callable | None = None
 
+    def generate(
+        self, requests: list[GenerationRequest], device: str | torch.device, loras: list[tuple[Path, float]]
+    ) -> int:
+        """Check, plan and load on `device` (with --lora's `loras`), then make the `requests`' videos."""
+        from motif_lite.io.latents_saving import fallback_folder
+        from motif_lite.settings import resolve_dtype, resolve_settings
 
-def _make_videos(
-    args: argparse.Namespace,
-    pipe: MotifVideoPipeline,
-    requests: list[GenerationRequest],
-    sources: ModelSources,
-    dtype: torch.dtype,
-    plan: Plan | None,
-    load_seconds: float,
-    on_preview: Callable | None,
-    parallel: Parallel | None,
-    say: Callable,
-    resume: SavedLatents | None,
-    clip: Clip | None,
-) -> None:
-    """The run's videos one after another with the loaded `pipe`, each with its summary (the first's with the
-    `load_seconds`)."""
-    text_encoder = text_encoder_words(sources)
-    ran_on = _ran_on(pipe, dtype, sources)
-    gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
-    for number, video in enumerate(requests, 1):
-        if len(requests) > 1:
-            say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
-        result = _sample(
-            args, pipe, video, on_preview, parallel, say, resume, clip, in_batch=len(requests) > 1,
-            unstarted=requests[number:],
-        )  # fmt: skip
-        first = number == 1
-        table = settings_lines(result.settings, _recalled(args)) if result.settings is not None else None
-        say(summary(
-            result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
-        ))  # fmt: skip
+        args, parallel, say = self.args, self.parallel, self.say
+        request = requests[0]  # the videos differ in seed and file only
+        if self.resume is None:
+            print_notes(earlier_runs(requests), say)
+        # Every check, before any weights; on the CPU, a long run is asked about before any download.
+        question = CpuTimeQuestion(args.yes)
+        said: dict[str, PromptTruncation] = {}  # the long prompts said before a download
+        if parallel is None:
+            before_download = ask_before_download(args, requests, device, question, said)
+        else:
+            before_download = rank_refuses_before_download(args, request, device, parallel, said)
+        sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
+        print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
+        dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
+        settings = resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args))
+        if recalled := _recalled(args):
+            print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
+        print_notes(loading_notes(sources, device, args.device, settings.notes), say)  # before loading
+        if parallel is None:
+            _say_run_time(question, requests, settings, sources, dtype, device, say)
+        # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.
+        layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
+        planned, plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
+        # A parallel run never batches them, and says so (_run's notes).
+        batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
+        print_notes([note] if note else [], say)
+        say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
+        long_prompts = prompts_cut(args.model, sources.root, settings.encoded_prompts) if main else {}
+        for label, truncation in long_prompts.items():  # before the load: minutes in which to shorten them
+            if said.get(label) != truncation:
+                say(f"warning: {truncation.advice(label)}", file=sys.stderr)
+        # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
+        with not_said_again(long_prompts), figures_on_out_of_memory(planned, plan):
+            start = time.perf_counter()
+            pipe = load_from_flags(args, sources, device, plan, loras, batch_guidance, parallel)
+            pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
+            pipe.warns_long_cpu_runs = False  # its time was asked about (or said with --yes) before it loaded
+            load_seconds = time.perf_counter() - start
+            self.make_videos(pipe, requests, sources, dtype, plan, load_seconds)
+        return 0
+
+    def make_videos(
+        self,
+        pipe: MotifVideoPipeline,
+        requests: list[GenerationRequest],
+        sources: ModelSources,
+        dtype: torch.dtype,
+        plan: Plan | None,
+        load_seconds: float,
+    ) -> None:
+        """The run's videos one after another with the loaded `pipe`, each with its summary (the first's with the
+        `load_seconds`)."""
+        text_encoder = text_encoder_words(sources)
+        ran_on = _ran_on(pipe, dtype, sources)
+        gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
+        for number, video in enumerate(requests, 1):
+            if len(requests) > 1:
+                self.say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
+            result = self.sample(pipe, video, in_batch=len(requests) > 1, unstarted=requests[number:])
+            first = number == 1
+            table = settings_lines(result.settings, _recalled(self.args)) if result.settings is not None else None
+            self.say(summary(
+                result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
+            ))  # fmt: skip
+
+    def sample(
+        self, pipe: MotifVideoPipeline, video: GenerationRequest, in_batch: bool, unstarted: list[GenerationRequest]
+    ) -> GenerationResult:
+        """One video of the run (`in_batch`: one of several), with progress bars on the main rank; when it fails,
+        the note on the videos of the batch it leaves to make again: this one when nothing of it was saved, and
+        those it leaves `unstarted`."""
+        from motif_lite.io.latents import latents_path
+        from motif_lite.io.output_claims import unused_path
+
+        resume = self.resume
+        progress = ProgressBars() if self.parallel is None or self.parallel.is_main else None
+        # Named here (the pipeline would name it on its first save): a failure can tell whether anything was kept.
+        keeps = unused_path(latents_path(video.output)) if resume is None else resume.file
+        try:
+            return pipe.generate(
+                video, progress, self.on_preview, self.args.preview_every, resume=resume, latents_file=keeps,
+                clip=self.clip, crf=self.args.crf,
+            )  # fmt: skip
+        except BaseException:
+            lost = [video] if in_batch and keeps is not None and not kept_anywhere(keeps, video.output) else []
+            if progress is not None:  # its bar ends its line first: a note printed after it was glued to the bar
+                progress.close()
+            print_notes([*unsaved_videos(lost), *unstarted_videos(unstarted)], self.say)
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
 
 
 def _say_run_time(
@@ -524,42 +557,6 @@ def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources)
     if sources.quantize is not None:
         return ran_on + f", transformer quantized to {sources.quantize} as it loaded"
     return ran_on + (f", transformer {sources.gguf.name}" if sources.gguf is not None else "")
-
-
-def _sample(
-    args: argparse.Namespace,
-    pipe: MotifVideoPipeline,
-    video: GenerationRequest,
-    on_preview: Callable | None,
-    parallel: Parallel | None,
-    say: Callable,
-    resume: SavedLatents | None,
-    clip: Clip | None,
-    in_batch: bool,
-    unstarted: list[GenerationRequest],
-) -> GenerationResult:
-    """One video of the run (`in_batch`: one of several), with progress bars on the main rank; when it fails, the
-    note on the videos of the batch it leaves to make again: this one when nothing of it was saved, and those it
-    leaves `unstarted`."""
-    from motif_lite.io.latents import latents_path
-    from motif_lite.io.output_claims import unused_path
-
-    progress = ProgressBars() if parallel is None or parallel.is_main else None
-    # Named here (the pipeline would name it on its first save) so that a failure can tell whether anything was kept.
-    keeps = unused_path(latents_path(video.output)) if resume is None else resume.file
-    try:
-        return pipe.generate(
-            video, progress, on_preview, args.preview_every, resume=resume, latents_file=keeps, clip=clip, crf=args.crf
-        )
-    except BaseException:
-        lost = [video] if in_batch and keeps is not None and not kept_anywhere(keeps, video.output) else []
-        if progress is not None:  # its bar ends its line first: a note printed after it was glued to the bar
-            progress.close()
-        print_notes([*unsaved_videos(lost), *unstarted_videos(unstarted)], say)
-        raise
-    finally:
-        if progress is not None:
-            progress.close()
 
 
 def unsaved_videos(requests: list[GenerationRequest]) -> list[str]:
