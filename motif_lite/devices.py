@@ -161,6 +161,16 @@ def absent_gpu(device: torch.device) -> str | None:
     return _absent_gpu(device, count) if device.index is not None and device.index >= count else None
 
 
+def is_here(device: torch.device) -> bool:
+    """Whether `device` is one of this machine's: the CPU, or a CUDA device torch sees (plain cuda: the current one).
+    Plans and dry runs may be made for one that is not; its facts (capability, free memory) cannot be read."""
+    if device.type == "cpu":
+        return True
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return device.index is None or device.index < torch.cuda.device_count()
+
+
 def checked_device(device: str | torch.device) -> torch.device:
     """The `torch.device` for `device`, or a `DeviceError` saying why it cannot be used on this machine."""
     try:

@@ -22,6 +22,7 @@ from motif_lite.devices import (
     gpu_facts,
     gpu_memory,
     int8_attention_blocker,
+    is_here,
     parse_device,
     resolve_device,
     vram_over_free_note,
@@ -426,7 +427,7 @@ def device_budget(target: torch.device, vram_gib: float | None) -> int | None:
     """The device memory budget of a plan for `target` (a run's, a decode's): on a GPU at hand `vram_gib` as
     `_gpu_budget` takes it, else its free memory; for another device `vram_gib` in bytes (None: no limit). A plan
     for a GPU this machine lacks (a dry run's) takes `vram_gib` as given: there is no memory to check it against."""
-    if target.type == "cuda" and torch.cuda.is_available():
+    if target.type == "cuda" and is_here(target):
         return _gpu_budget(target, vram_gib)
     return None if vram_gib is None else int(vram_gib * 2**30)
 
@@ -533,8 +534,8 @@ def plan_generation(
         sources = locate_sources(model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, **AT_HAND)
     sources = with_quantize(sources, quantize, text_encoder_quantize)
     target = parse_device(device)
-    absent = target.type == "cuda" and not torch.cuda.is_available()  # a GPU this machine lacks: capability unknown
-    dtype = resolve_dtype(given, None if absent else target).value  # what load_pipeline picks on that device
+    # What load_pipeline picks on that device; for a GPU this machine lacks (its capability unknown), without it.
+    dtype = resolve_dtype(given, target if is_here(target) else None).value
     budget = device_budget(target, vram_gib)
     inputs = _planner_inputs(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
@@ -562,7 +563,7 @@ def _planner_inputs(
     """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about `request` on this model,
     dtype and device: the sizes from the files' headers, the rows per forward (from `first_step` on: a resumed
     run's steps left), the kernels' savings and costs."""
-    here = target.type == "cuda" and torch.cuda.is_available()
+    here = is_here(target)
     sizes = model_sizes(sources, dtype, text_encoder_dtype)
     config = sources.transformer.value
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)

@@ -100,6 +100,29 @@ def test_dry_run_plans_cuda_with_the_fused_norms_on_any_machine(no_network):
             resolve_device("cuda")  # a real run still needs the device
 
 
+def test_a_plan_for_a_gpu_number_the_machine_lacks_is_made_as_for_any_gpu_not_here(no_network, monkeypatch):
+    # plan_generation plans for a GPU this machine lacks (no budget but --vram, the default dtype of no device). For
+    # cuda:3 on a machine with one GPU it read cuda:3's free memory and capability, and ended in torch's
+    # AssertionError: a machine with CUDA counted every cuda:N as here (devices.is_here).
+    def only_cuda_0(device=None):
+        index = device if isinstance(device, int) else None if device is None else torch.device(device).index
+        if index not in (None, 0):
+            raise AssertionError("Invalid device id")
+        return (9, 0)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", only_cuda_0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: only_cuda_0(device) and "NVIDIA H100")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: only_cuda_0(device) and (70 << 30, 80 << 30))
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    plan = plan_generation(request, sources, device="cuda:3", vram_gib=8)
+    assert plan.device == "cuda:3" and plan.budget_bytes == 8 * 2**30
+    assert plan_generation(request, sources, device="cuda:3").budget_bytes is None  # no memory to read: no limit
+    assert plan_generation(request, sources, device="cuda:0").budget_bytes < 70 << 30  # the GPU here: its free memory
+
+
 def test_a_vram_budget_above_the_gpus_memory_plans_for_its_free_memory(no_network, monkeypatch):
     # --vram 8000 (megabytes meant) on an 8 GiB GPU would plan a run the GPU cannot hold: warned, the free memory
     # planned instead; a budget within the GPU's memory is the user's, even above what is free now.

@@ -243,16 +243,16 @@ def dry_run(
     import torch
 
     from motif_lite.cli.prepare import planned_run, smaller_transformer_note, sources_at_hand
-    from motif_lite.devices import absent_gpu, parse_device
+    from motif_lite.devices import absent_gpu, is_here, parse_device
     from motif_lite.errors import DeviceError
     from motif_lite.settings import resolve_dtype, resolve_settings
     from motif_lite.sizes import model_sizes
 
     sources = sources_at_hand(args)
     device = parse_device(args.device)
-    here = device.type == "cpu" or torch.cuda.is_available()
+    here = is_here(device)
     # A GPU number this machine lacks although it has CUDA: its facts cannot be read (torch raises); a run refuses it.
-    if device.type == "cuda" and here and (absent := absent_gpu(device)) is not None:
+    if not here and torch.cuda.is_available() and (absent := absent_gpu(device)) is not None:
         raise DeviceError(absent)
     dtype_setting = resolve_dtype(args.dtype, device if here else None)  # a GPU not here: its default is unknown
     dtype = dtype_setting.value
@@ -323,12 +323,12 @@ def _dry_run_time_notes(
 ) -> list[str]:
     """What a run of `videos` videos would say about its time before it loads (a dry run asks nothing): measured on
     this machine's CPU, or on its GPU when the plan is for one that is here."""
-    import torch
+    from motif_lite.devices import is_here
 
     if device.type == "cpu":
         note = cpu_time_note(request, settings, sources.configs, dtype, videos, quantizing_seconds(sources))
         return [] if note is None else [f"{note}; a run asks before it starts (--yes starts it)"]
-    if device.type == "cuda" and torch.cuda.is_available():
+    if is_here(device):  # a GPU of this machine's
         return _gpu_time_notes(request, settings, sources, dtype, device, videos)
     return []
 
@@ -359,15 +359,13 @@ NO_GPU_HERE = (
 
 def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> list[str]:
     """What a dry run says about planning for a device this machine lacks."""
-    import torch
-
-    from motif_lite.devices import auto_cpu_note, torch_build_gpu_problem
+    from motif_lite.devices import auto_cpu_note, is_here, torch_build_gpu_problem
 
     notes = []
-    if device.type == "cuda" and not torch.cuda.is_available() and args.vram is None:
+    if not is_here(device) and args.vram is None:  # `dry_run` refused a GPU number beyond this machine's: no CUDA
         notes.append(NO_GPU_HERE)
-    here = device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
-    if here and (lacking := torch_build_gpu_problem(device)) is not None:  # the plan may be for another machine's
+    # A GPU here that this torch cannot run: a note, not an error (the plan may be for another machine's GPU).
+    if device.type == "cuda" and is_here(device) and (lacking := torch_build_gpu_problem(device)) is not None:
         notes.append(f"a run of this command would be refused here: {lacking}")
     if str(args.device) == "auto" and device.type == "cpu":
         notes.append("no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU")
