@@ -36,24 +36,27 @@ def preflight_flags(
     made from the files that will load, not from the built-in sizes of a model not yet on disk); the speed flags
     with the device (`preflight.check_speed_on_device`) and the `loras` (--lora's files and strengths) before any
     download. `before_download`: called just before a download starts (`run` asks its CPU time question there)."""
-    from motif_lite.preflight import check_speed_on_device, preflight
+    from motif_lite.preflight import preflight
     from motif_lite.weights.lora import LoRASpec
 
     quantize = getattr(args, "quantize", None)  # run's flags (serve has neither)
     text_encoder_quantize = getattr(args, "text_encoder_quantize", None)
-    speed = functools.partial(
-        check_speed_on_device,
-        attention=args.attention,
-        kernels=args.kernels,
-        attention_backend=args.attention_backend,
-        compile=args.compile,
-        dtype=args.dtype,
-    )
     return preflight(
         args.model, args.gguf, device, args.kernels, text_encoder_gguf=args.text_encoder_gguf, weights=args.weights,
         quantize=quantize,
-        text_encoder_quantize=text_encoder_quantize, before_download=before_download, device_checks=speed,
-        loras=[LoRASpec(path, strength) for path, strength in loras],
+        text_encoder_quantize=text_encoder_quantize, before_download=before_download,
+        device_checks=speed_checks(args, args.dtype), loras=[LoRASpec(path, strength) for path, strength in loras],
+    )  # fmt: skip
+
+
+def speed_checks(args: argparse.Namespace, dtype: torch.dtype | str | None) -> Callable[[torch.device], None]:
+    """`preflight.check_speed_on_device` with the speed flags, to call with the device: `preflight`'s `device_checks`
+    (with --dtype), and a dry run's, which does not preflight (with the dtype it resolved)."""
+    from motif_lite.preflight import check_speed_on_device
+
+    return functools.partial(
+        check_speed_on_device, attention=args.attention, kernels=args.kernels,
+        attention_backend=args.attention_backend, compile=args.compile, dtype=dtype,
     )  # fmt: skip
 
 

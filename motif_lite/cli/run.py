@@ -379,10 +379,11 @@ def _check_speed_flags(args: argparse.Namespace, device: torch.device, dtype: to
     """The checks of the speed flags a run makes with the device (`preflight`: the kernels, then
     `check_speed_on_device`), made by a dry run, which neither preflights nor loads: each raises what the run
     would."""
-    from motif_lite.preflight import check_kernels, check_speed_on_device
+    from motif_lite.cli.prepare import speed_checks
+    from motif_lite.preflight import check_kernels
 
     check_kernels(args.kernels, device)
-    check_speed_on_device(device, args.attention, args.kernels, args.attention_backend, args.compile, dtype)
+    speed_checks(args, dtype)(device)
 
 
 def dry_run_speed(args: argparse.Namespace, device: torch.device) -> str:
