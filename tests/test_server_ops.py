@@ -447,10 +447,10 @@ def test_a_job_names_only_files_of_the_folder_with_a_sane_strength(lora_pipe, tm
                 entry = {"name": "style.safetensors", "strength": strength}
                 code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "loras": [entry]})
                 assert code == 400 and "strength must be a number from -10 to 10" in error["error"]["message"]
-            not_an_entry = "each LoRA is a file name or an object"
             shapes = [("style.safetensors", "must be a list"), (["style.safetensors"] * 2, "twice"),
-                      ([{"file": "style.safetensors"}], not_an_entry),
-                      ([{"name": "style.safetensors", "weight": 0.5}], not_an_entry)]  # fmt: skip
+                      ([{"file": "style.safetensors"}], 'unknown key "file"'),
+                      ([{"name": "style.safetensors", "weight": 0.5}], 'unknown key "weight"'),
+                      ([7], "each LoRA is a file name or an object")]  # fmt: skip
             for loras, message in shapes:
                 code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "loras": loras})
                 assert code == 400 and message in error["error"]["message"], error
@@ -468,6 +468,59 @@ def test_a_job_names_only_files_of_the_folder_with_a_sane_strength(lora_pipe, tm
             assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
     finally:
         link.unlink()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [  # other tools' keys, and typos, name the key meant
+        (
+            {"name": "a.safetensors", "weight": 0.8},
+            'unknown key "weight" in the LoRA {"name": "a.safetensors", "weight": 0.8}; did you mean "strength"?',
+        ),  # fmt: skip
+        (
+            {"lora_name": "a.safetensors", "strength_model": 1},
+            'unknown key "lora_name" in the LoRA '
+            '{"lora_name": "a.safetensors", "strength_model": 1}; did you mean "name"?',
+        ),  # fmt: skip
+        ({"name": "a.safetensors", "strenght": 2}, 'unknown key "strenght"'),
+        ({"name": "a.safetensors", "strenght": 2}, 'did you mean "strength"?'),
+        (
+            {"name": "a.safetensors", "colour": 2},
+            'unknown key "colour" in the LoRA {"name": "a.safetensors", '
+            '"colour": 2} (a LoRA object has "name" and "strength"',
+        ),  # fmt: skip
+        ({"strength": 0.5}, 'the LoRA {"strength": 0.5} has no "name": give {"name": FILE, "strength": S}'),
+        (None, 'each LoRA is a file name or an object {"name": FILE, "strength": S}, got null'),  # JSON's spelling
+    ],
+)
+def test_a_lora_object_with_another_tools_keys_names_the_key_meant(entry, message):
+    from motif_lite.server.schema import ApiError, parse_loras
+
+    with pytest.raises(ApiError) as refused:
+        parse_loras([entry], from_form=False)
+    assert message in refused.value.message and refused.value.param == "loras"
+
+
+def test_a_lora_named_without_its_extension_or_misspelled_gets_the_file_meant(tmp_path):
+    from motif_lite.server.loras import lora_files
+    from motif_lite.server.schema import ApiError
+
+    for name in ("style.safetensors", "motion_v2.safetensors", "other.bin"):
+        (tmp_path / name).write_bytes(b"")
+    meant = {"style": "style.safetensors", "stlye.safetensors": "style.safetensors",
+             "motion.safetensors": "motion_v2.safetensors", "other": "other.bin"}  # fmt: skip
+    for name, file in meant.items():
+        with pytest.raises(ApiError) as refused:
+            lora_files([(name, 1.0)], tmp_path)
+        assert f"no LoRA file {name!r} in this server's LoRA folder; did you mean {file!r}? (available: " in (
+            refused.value.message
+        )
+    with pytest.raises(ApiError) as refused:  # nothing alike: the list alone, no guess
+        lora_files([("landscape.safetensors", 1.0)], tmp_path)
+    assert refused.value.message == (
+        "no LoRA file 'landscape.safetensors' in this server's LoRA folder (available: motion_v2.safetensors, "
+        "other.bin, style.safetensors)"
+    )
 
 
 def test_loras_in_a_form_as_the_sdk_encodes_them():

@@ -9,6 +9,7 @@ the folder's path on the server.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -32,8 +33,11 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
     for name, strength in loras:
         path = (root / name).resolve()
         if path.parent != root or not path.is_file():
-            available = ", ".join(available_loras(folder)) or "none"
-            _refuse(f"no LoRA file {name!r} in this server's LoRA folder (available: {available})")
+            available = available_loras(folder)
+            meant = _meant(name, available)
+            hint = f"; did you mean {meant!r}?" if meant else ""
+            listing = ", ".join(available) or "none"
+            _refuse(f"no LoRA file {name!r} in this server's LoRA folder{hint} (available: {listing})")
         files.append((path, strength))
     return files
 
@@ -42,6 +46,17 @@ def available_loras(folder: Path) -> list[str]:
     """The LoRA files a job may name: the regular files directly in `folder` that stay inside it."""
     root = folder.resolve()
     return sorted(p.name for p in root.iterdir() if p.resolve().parent == root and p.resolve().is_file())
+
+
+def _meant(name: str, files: list[str]) -> str | None:
+    """The file a missing `name` most likely meant: the one it names without its extension (`style` for
+    style.safetensors, as ComfyUI's lists and A1111's `<lora:style:0.8>` show them), else the closest spelling.
+    Names are compared without their extensions, which most share and would make any two look alike."""
+    by_stem = {Path(file).stem: file for file in files}
+    if name in by_stem:
+        return by_stem[name]
+    close = difflib.get_close_matches(Path(name).stem, list(by_stem), 1)
+    return by_stem[close[0]] if close else None
 
 
 def _refuse(message: str) -> NoReturn:

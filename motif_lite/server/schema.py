@@ -500,17 +500,48 @@ def form_loras(items: Mapping[str, list[str]]) -> list[Any]:
     return [*items.get("loras[]", []), *objects]
 
 
+# Other tools' keys for a LoRA object's two (ComfyUI's LoraLoader: lora_name, strength_model; diffusers' adapter
+# weights; kohya's multiplier; AUTOMATIC1111's <lora:name:weight>), answered with the key to send instead.
+OTHER_LORA_KEYS = {"file": "name", "filename": "name", "path": "name", "lora": "name", "lora_name": "name",
+                   "weight": "strength", "weights": "strength", "scale": "strength", "strength_model": "strength",
+                   "multiplier": "strength", "adapter_weights": "strength"}  # fmt: skip
+
+
 def _lora_entry(item: Any) -> tuple[str, float]:
     if isinstance(item, str):
         return _lora_file_name(item), 1.0
-    if not isinstance(item, dict) or set(item) - {"name", "strength"} or "name" not in item:
-        _refuse_loras(f'each LoRA is a file name or an object {{"name": FILE, "strength": S}}, got {item!r}')
+    if not isinstance(item, dict):
+        _refuse_loras(f'each LoRA is a file name or an object {{"name": FILE, "strength": S}}, got {_as_json(item)}')
+    _check_lora_keys(item)
     strength = item.get("strength", 1.0)
     number = isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength)
     if not number or abs(strength) > MAX_STRENGTH:
         bounds = f"-{MAX_STRENGTH:g} to {MAX_STRENGTH:g}"
         _refuse_loras(f"LoRA strength must be a number from {bounds}, got {shown(strength)}")
     return _lora_file_name(item["name"]), float(strength)
+
+
+def _check_lora_keys(item: dict) -> None:
+    """400 for a LoRA object with a key other than `name` and `strength` (naming the key meant, for another tool's
+    or a typo), or without a `name`."""
+    unknown = [key for key in item if key not in ("name", "strength")]
+    if unknown:
+        key = unknown[0]
+        meant = OTHER_LORA_KEYS.get(key) or next(iter(difflib.get_close_matches(key, ("name", "strength"), 1)), None)
+        hint = f"; did you mean {json.dumps(meant)}?" if meant else ""
+        _refuse_loras(f'unknown key {json.dumps(key)} in the LoRA {_as_json(item)}{hint} (a LoRA object has '
+                      f'"name" and "strength": {{"name": FILE, "strength": S}})')  # fmt: skip
+    if "name" not in item:
+        _refuse_loras(f'the LoRA {_as_json(item)} has no "name": give {{"name": FILE, "strength": S}}')
+
+
+def _as_json(value: Any) -> str:
+    """`value` as the client wrote it (JSON: `null`, double quotes), cut short as `shown` cuts a Python value."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):  # not from JSON (a test's object): Python's spelling
+        return shown(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _lora_file_name(name: Any) -> str:
