@@ -430,6 +430,16 @@ def test_loras_may_be_plain_files_and_anything_else_is_named(tmp_path):
         lora_specs([(tmp_path / "absent.safetensors", 1.0)])
     with pytest.raises(LoRAError, match="loras takes a list"):  # before the (absent) checkpoint is looked for
         load_pipeline(tmp_path / "no-checkpoint", loras=str(style), device="cpu")
+    # One pair without its list (diffusers' load_lora_weights takes one file): was "each LoRA is a file or a
+    # (file, strength) pair ...; got 0.8", its strength read as a second LoRA.
+    for pair in [(style, 0.8), [str(style), np.float32(0.8)]]:
+        with pytest.raises(LoRAError) as refused:
+            lora_specs(pair)
+        assert str(refused.value) == (
+            f"loras takes a list of (file, strength) pairs, even for one LoRA: loras=[({str(style)!r}, 0.8)] (or "
+            f"loras={{{str(style)!r}: 0.8}}), got the pair alone"
+        )
+    assert lora_specs((style, motion)) == [LoRASpec(style, 1.0), LoRASpec(motion, 1.0)]  # two files: no pair
     for nothing in (None, 0):  # None was a TypeError ("'NoneType' object is not iterable") from inside
         with pytest.raises(LoRAError, match=rf"loras takes a list .*, or \[\] for none; got \w+ {nothing}"):
             lora_specs(nothing)

@@ -128,6 +128,12 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
             f"loras takes a list of files or (file, strength) pairs, or a {{file: strength}} dict, e.g. "
             f"loras={{{file!r}: {strength:g}}}"
         )
+    if _one_pair(loras):  # iterating it would read the file as a LoRA and its strength as another
+        file, strength = str(loras[0]), float(loras[1])
+        raise LoRAError(
+            f"loras takes a list of (file, strength) pairs, even for one LoRA: loras=[({file!r}, {strength:g})] (or "
+            f"loras={{{file!r}: {strength:g}}}), got the pair alone"
+        )
     if isinstance(loras, Mapping):  # iterating it would give the files alone, each at strength 1
         loras = list(loras.items())
     if not isinstance(loras, Iterable):  # None (as "no LoRAs"?) was a TypeError from the loop below
@@ -152,6 +158,14 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
         if not spec.path.is_file():
             raise LoRAError(_not_found(spec.path))
     return specs
+
+
+def _one_pair(loras: object) -> bool:
+    """Whether `loras` is one (file, strength) pair where a list of them belongs: `set_loras(("style", 0.8))`."""
+    if not isinstance(loras, tuple | list) or len(loras) != 2:
+        return False
+    file, strength = loras
+    return isinstance(file, str | Path) and isinstance(strength, numbers.Real) and not isinstance(strength, bool)
 
 
 def _split_strength(text: str) -> tuple[str, float]:
