@@ -962,3 +962,29 @@ def test_the_minutes_the_docs_give_for_a_runs_questions_and_saves_are_the_codes(
 
     seconds = getattr(run_estimates, constant, None) or getattr(keeping, constant)
     assert _numbers_in(page.read_text(), pattern) == [seconds / 60]
+
+
+def test_the_sdks_deprecation_warning_is_quoted_as_the_sdk_gives_it_and_the_filter_docs_give_silences_it():
+    # A new user's script with openai 3.63 prints this warning for each client.videos call: docs/server.md quotes it
+    # and gives the filter; both must match the SDK installed (older SDKs give no warning: nothing to check).
+    import warnings
+
+    openai = pytest.importorskip("openai")
+    docs = (Path(__file__).parent.parent / "docs" / "server.md").read_text()
+    quoted = re.search(r"`DeprecationWarning: (The Sora API[^`]*)`", docs.replace("\n", " ")).group(1)
+    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0, timeout=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(openai.APIConnectionError):  # port 9 (discard): nothing answers
+            client.videos.retrieve("video_0")
+    given = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+    if not given:
+        pytest.skip(f"openai {openai.__version__} gives no deprecation warning")
+    assert given == [quoted]
+    line = re.search(r"`(warnings\.filterwarnings\([^`]*\))`", docs).group(1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        eval(line)  # the docs' line, as a user runs it
+        with pytest.raises(openai.APIConnectionError):
+            client.videos.retrieve("video_0")
+    assert not [w for w in caught if issubclass(w.category, DeprecationWarning)]
