@@ -608,6 +608,23 @@ def test_the_worker_switches_loras_only_when_the_set_changes_and_restores_the_se
         store.close()
 
 
+def test_the_log_says_a_switch_back_to_no_loras_in_words(tmp_path, lora_dir):
+    # It said "loading the transformer again with the LoRAs none".
+    store = JobStore(tmp_path / "data")
+    try:
+        log = []
+        worker = Worker(store, RecordingPipe([]), log=log.append, lora_dir=lora_dir)
+        ids = [store.add(new_job_id(), "tiny", SETTINGS, False, 10, loras=loras).id
+               for loras in ([("style.safetensors", 0.8)], [])]  # fmt: skip
+        for _ in ids:
+            worker.run_job(store.claim_next())
+        switches = [line for line in log if "loading the transformer again" in line]
+        assert switches == [f"{ids[0]}: loading the transformer again with the LoRAs style.safetensors x0.8",
+                            f"{ids[1]}: loading the transformer again without LoRAs"]  # fmt: skip
+    finally:
+        store.close()
+
+
 def test_a_failed_switch_fails_its_job_without_the_folder_and_the_next_job_switches_again(tmp_path, lora_dir):
     class FailingPipe(RecordingPipe):
         def set_loras(self, loras) -> None:

@@ -228,8 +228,9 @@ class Worker:
             wanted = tuple((self.lora_dir.resolve() / name, strength) for name, strength in job.loras)
         if wanted == self._loras:
             return
-        names = ", ".join(f"{path.name} x{strength:g}" for path, strength in wanted) or "none"
-        self.log(f"{job.id}: loading the transformer again with the LoRAs {names}")
+        names = ", ".join(f"{path.name} x{strength:g}" for path, strength in wanted)
+        which = f"with the LoRAs {names}" if names else "without LoRAs"
+        self.log(f"{job.id}: loading the transformer again {which}")
         self._loras = None
         try:
             self.pipe.set_loras(list(wanted))
