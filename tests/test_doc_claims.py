@@ -196,8 +196,12 @@ def test_a_method_a_route_does_not_take_gets_405_with_the_documented_code(tmp_pa
     from motif_lite.server.app import ServerConfig, ServerState, create_app
     from motif_lite.server.jobs import JobStore
 
-    client = TestClient(create_app(JobStore(tmp_path / "data"), ServerState(ServerConfig(model_name="tiny"))))
-    answer = client.put("/v1/videos", json={})
+    store = JobStore(tmp_path / "data")
+    try:  # closed: its lock file was left open (a ResourceWarning at the end of the run)
+        client = TestClient(create_app(store, ServerState(ServerConfig(model_name="tiny"))))
+        answer = client.put("/v1/videos", json={})
+    finally:
+        store.close()
     assert answer.status_code == 405 and answer.json()["error"]["code"] == "method_not_allowed"
     row = re.search(r"^\| 405 \|.*\| `(\w+)` \|$", SERVER.read_text(), re.M)
     assert row and row.group(1) == "method_not_allowed"
