@@ -616,7 +616,8 @@ STRETCH_NOTED = 0.05  # relative aspect-ratio difference between the image and t
 def _stretch_note(image_size: tuple[int, int], width: int, height: int) -> list[str]:
     """A note when the first frame's shape differs from the video's: the reference pipeline (and so motif-lite)
     resizes it to width x height without cropping, which stretches it. Suggests a size of the image's shape with
-    about as many pixels, in multiples of 16."""
+    about as many pixels and no more, in multiples of 16: a larger one could be over what fitted (a server's
+    --max-video, a memory plan), and the user would be refused for following the note."""
     image_w, image_h = image_size
     image_aspect, video_aspect = image_w / image_h, width / height
     if abs(image_aspect / video_aspect - 1) <= STRETCH_NOTED:
@@ -625,16 +626,21 @@ def _stretch_note(image_size: tuple[int, int], width: int, height: int) -> list[
     fit_w = round((pixels * image_aspect) ** 0.5 / SIZE_MULTIPLE) * SIZE_MULTIPLE
     fit_h = round((pixels / image_aspect) ** 0.5 / SIZE_MULTIPLE) * SIZE_MULTIPLE
     # Rounded to multiples of 16 each side may land on a worse shape (at small sizes, on the video's own): of the
-    # sizes one step around, the closest in shape, then in pixels.
+    # sizes one step around that are no larger, the closest in shape, then in pixels.
     steps = (-SIZE_MULTIPLE, 0, SIZE_MULTIPLE)
     sizes = [
-        (w, h) for w in (fit_w + d for d in steps) for h in (fit_h + d for d in steps) if min(w, h) >= SIZE_MULTIPLE
+        (w, h)
+        for w in (fit_w + d for d in steps)
+        for h in (fit_h + d for d in steps)
+        if min(w, h) >= SIZE_MULTIPLE and w * h <= pixels
     ]
-    fit_w, fit_h = min(sizes, key=lambda s: (abs(math.log(s[0] / s[1] / image_aspect)), abs(s[0] * s[1] - pixels)))
     stretched = (
         f"the image is {image_w}x{image_h} (aspect {image_aspect:.2f}) and is stretched to {width}x{height} (aspect "
         f"{video_aspect:.2f}), as the reference pipeline does"
     )
+    if not sizes:  # a shape so far from the video's that no size near it is as small (a 1x100 image)
+        return [stretched]
+    fit_w, fit_h = min(sizes, key=lambda s: (abs(math.log(s[0] / s[1] / image_aspect)), abs(s[0] * s[1] - pixels)))
     if (fit_w, fit_h) == (width, height):  # no size near this one keeps its shape better
         return [stretched]
     fitting = both_spellings(f"-W {fit_w} -H {fit_h}", f"width={fit_w}, height={fit_h}")

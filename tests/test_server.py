@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import sys
 import types
@@ -209,14 +210,14 @@ def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, 
     PIL.Image.fromarray(pixels, "RGBA").save(path)
     _, run_notes = GenerationRequest(PROMPT, width=48, height=32, frames=5, image=path).resolve()
     assert any("alpha channel is dropped" in note for note in run_notes)
-    fitting = "-W 64 -H 32 (in Python width=64, height=32)"  # run's flags and the Python keywords
+    fitting = "-W 32 -H 16 (in Python width=32, height=16)"  # run's flags and the Python keywords; 2:1, no larger
     assert any(note.endswith(f"{fitting} keeps its shape") for note in run_notes)
     video = server.client().videos.create_and_poll(
         prompt=PROMPT, input_reference=("wide.png", path.read_bytes(), "image/png"), poll_interval_ms=100,
         extra_body=TINY,
     )  # fmt: skip
     assert video.status == "completed", video
-    expected = [note.replace(fitting, "size 64x32") for note in run_notes]  # the API's field alone
+    expected = [note.replace(fitting, "size 32x16") for note in run_notes]  # the API's field alone
     assert video.notes == [*expected, tiny_negative_note(pipe)]
     assert [line for line in server.log if ": note: " in line] == [f"{video.id}: note: {n}" for n in video.notes]
     code, one_frame, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "num_frames": 1,
@@ -434,6 +435,23 @@ def test_a_job_that_names_no_size_gets_the_largest_the_server_allows(pipe, tmp_p
         assert code == 200 and given["size"] == "32x32" and not any("no size" in n for n in given["notes"])
         code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "num_frames": 9})
         assert code == 400 and error["error"]["param"] == "num_frames"  # what the job asks for is still checked
+
+
+def test_the_size_a_stretched_first_frame_is_told_to_use_is_one_the_server_takes(pipe, tmp_path):
+    # The note offered a size of about as many pixels as the video's, more where rounding gave more: a 100x50 image
+    # at this server's largest size, 64x64, was told `size 96x48`, which the server then refused (as a square image
+    # at 1280x736 was told 976x976 on a server of the official size).
+    image = {"image_url": "data:image/png;base64," + base64.b64encode(png(100, 50)).decode()}
+    with InProcessServer(pipe, tmp_path / "data", max_video=(64, 64, 5)) as server:
+        body = {"prompt": PROMPT, "steps": 1000, "input_reference": image}
+        code, video, _ = server.request("POST", "/v1/videos", body)
+        assert code == 200, video
+        offered = [re.search(r"; size (\d+x\d+) keeps its shape", note) for note in video["notes"]]
+        (size,) = [found[1] for found in offered if found]
+        assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+        code, followed, _ = server.request("POST", "/v1/videos", {**body, "size": size})
+        assert code == 200, followed  # the note followed: taken
+        assert server.request("DELETE", f"/v1/videos/{followed['id']}")[0] == 200
 
 
 def test_a_max_video_of_the_official_size_changes_no_job_that_names_none():
