@@ -826,6 +826,17 @@ def test_unknown_ids_are_404_and_bad_queries_400(server):
     assert code == 409 and error["error"]["code"] == "video_not_ready"
     code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=spritesheet")
     assert code == 400 and error["error"]["param"] == "variant"
+    # A query parameter a route does not take was ignored: a typo's default taken without a word (the MP4 for a
+    # `varient=thumbnail`, every job for another API's `status=failed`).
+    for path, param, message in [
+        ("?limt=5", "limt", "unknown query parameter 'limt'; did you mean 'limit'? (known: after, limit, order)"),
+        ("?status=failed&limit=5", "status", "unknown query parameter 'status' (known: after, limit, order)"),
+        (f"/{video['id']}/content?varient=thumbnail", "varient",
+         "unknown query parameter 'varient'; did you mean 'variant'? (known: variant)"),
+    ]:  # fmt: skip
+        code, error, _ = server.request("GET", f"/v1/videos{path}")
+        assert code == 400 and error["error"]["code"] == "unknown_parameter", (path, error)
+        assert (error["error"]["message"], error["error"]["param"]) == (message, param)
     assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
 
 

@@ -14,6 +14,7 @@ before they are parsed to the end, a full queue 429, and every error has OpenAI'
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hmac
 import re
 import time
@@ -208,6 +209,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
 
     @api.get("/videos")
     async def list_videos(request: Request) -> dict[str, Any]:
+        _only_known_query(request, ("after", "limit", "order"))
         after, limit, descending = _page_params(request.query_params)
         page = store.page(after, limit, descending)
         if page is None:
@@ -234,7 +236,8 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     # HEAD too (`curl -I`, download managers): the file's size and type without its bytes; FastAPI's routes take
     # only the methods named (a 405), where Starlette's own add HEAD to a GET.
     @api.api_route("/videos/{video_id}/content", methods=["GET", "HEAD"])
-    async def download_video(video_id: str, variant: str = "video") -> Response:
+    async def download_video(video_id: str, request: Request, variant: str = "video") -> Response:
+        _only_known_query(request, ("variant",))  # `?varient=thumbnail` would send the MP4 without a word
         if variant not in MEDIA_TYPES:
             raise ApiError(400, f"variant must be one of {', '.join(MEDIA_TYPES)}, got {variant!r}", "variant",
                            "invalid_value")  # fmt: skip
@@ -352,6 +355,17 @@ def _preview(store: JobStore, job: Job) -> Response:
         raise ApiError(404, f"no preview of {job.id} (yet): previews exist while a job is denoising", None,
                        "preview_not_ready")  # fmt: skip
     return Response(data, media_type="image/webp", headers={"Cache-Control": "no-store"})
+
+
+def _only_known_query(request: Request, known: tuple[str, ...]) -> None:
+    """400 for a query parameter the route does not take: a typo (`limt`) or another API's (`status`, `page`) would
+    otherwise be ignored, its default taken silently, as an unknown field of a create body is refused."""
+    unknown = [name for name in request.query_params if name not in known]
+    if unknown:
+        meant = next(iter(difflib.get_close_matches(unknown[0], known, 1)), None)
+        hint = f"; did you mean {meant!r}?" if meant else ""
+        raise ApiError(400, f"unknown query parameter {unknown[0]!r}{hint} (known: {', '.join(known)})", unknown[0],
+                       "unknown_parameter")  # fmt: skip
 
 
 def _page_params(query) -> tuple[str | None, int, bool]:
