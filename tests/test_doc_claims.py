@@ -992,3 +992,17 @@ def test_the_sdks_deprecation_warning_is_quoted_as_the_sdk_gives_it_and_the_filt
         with pytest.raises(openai.APIConnectionError):
             client.videos.retrieve("video_0")
     assert not [w for w in caught if issubclass(w.category, DeprecationWarning)]
+
+
+def test_the_installed_sdk_cannot_send_a_video_id_to_extend_as_docs_server_says():
+    # docs/server.md, "With the SDK's extend": openai 3.57 to 3.63 takes any `video` for a file and raises before
+    # sending, hence `extra_body`. An SDK that sends the id makes that paragraph wrong: this then fails.
+    import warnings
+
+    openai = pytest.importorskip("openai")
+    assert 'openai 3.57 to 3.63 cannot send `video={"id": ...}` itself' in " ".join(SERVER.read_text().split())
+    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0, timeout=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(RuntimeError, match="Expected entry at `video` to be bytes"):
+            client.videos.extend(prompt="next", seconds="4", video={"id": "video_" + "0" * 32})
