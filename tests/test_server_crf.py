@@ -159,7 +159,7 @@ def test_the_jobs_crf_wins_over_the_servers_and_reaches_the_encoder(pipe, tmp_pa
     assert (own["settings"]["crf"], servers["settings"]["crf"]) == (0, 28)
     assert encoding_of(encodes, own["id"]) == with_crf(0)
     assert encoding_of(encodes, servers["id"]) == with_crf(28)
-    assert f"{own['id']}: started (48x32, 5 frames, 1 steps, crf 0)" in server.log
+    assert f"{own['id']}: started (48x32, 5 frames, 1 step, crf 0)" in server.log
 
 
 def test_without_any_crf_the_video_is_encoded_as_before_and_a_higher_one_is_smaller(pipe, tmp_path, encodes):
@@ -169,7 +169,7 @@ def test_without_any_crf_the_video_is_encoded_as_before_and_a_higher_one_is_smal
         sizes = [server.store.video_path(job["id"]).stat().st_size for job in (default, small)]
     assert default["settings"]["crf"] == 18  # the codec's default, shown as the number it is
     assert encoding_of(encodes, default["id"]) == BEFORE_CRF[".mp4"]
-    assert f"{default['id']}: started (48x32, 5 frames, 1 steps)" in server.log  # no crf said when none was given
+    assert f"{default['id']}: started (48x32, 5 frames, 1 step)" in server.log  # no crf said when none was given
     assert sizes[1] < sizes[0], sizes
 
 

@@ -93,7 +93,7 @@ def test_an_extension_is_the_clips_frames_then_the_new_ones_as_generate_makes_th
                            "frame; the video holds its 5 frames and 4 new ones, 9 in all (0.38 s at 24 fps); the clip "
                            "is decoded and encoded again with them, frame by frame",
                            tiny_negative_note(pipe)]  # fmt: skip
-    assert f"{video.id}: started (48x32, 5 frames, 1 steps, going on from {clip['id']})" in server.log
+    assert f"{video.id}: started (48x32, 5 frames, 1 step, going on from {clip['id']})" in server.log
     served = tmp_path / "served.mp4"
     served.write_bytes(client.videos.download_content(video.id).content)
     (tmp_path / "clip.mp4").write_bytes(client.videos.download_content(clip["id"]).content)
@@ -433,7 +433,7 @@ def test_an_uploaded_video_is_extended_as_run_extend_extends_the_file(server, pi
     assert (server.store.root / "inputs" / f"{queued['id']}.mp4").read_bytes() == data  # beside the job
     done = server.wait_status(queued["id"], ("completed", "failed"))
     assert done["status"] == "completed" and done["settings"]["extend_file"] == record, done
-    assert f"{queued['id']}: started (48x32, 13 frames, 1 steps, going on from my clip.mp4)" in server.log
+    assert f"{queued['id']}: started (48x32, 13 frames, 1 step, going on from my clip.mp4)" in server.log
     served = tmp_path / "served.mp4"
     served.write_bytes(server.request("GET", f"/v1/videos/{queued['id']}/content")[1])
     stored = read_settings(served).values  # what run --settings-from and a remix read: the upload as it was sent

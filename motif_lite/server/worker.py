@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.encoders.text import warnings_not_logged
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import MotifLiteError, counted
 from motif_lite.io.clip import read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
 from motif_lite.io.preview import PreviewFile
@@ -166,8 +166,8 @@ class Worker:
         s = {name: value for name, value in job.settings.items() if name not in ("extend", IMAGE_NAME_KEY)}
         going_on = "" if not job.extends else f", going on from {job.extended_name}"
         quality = "" if job.crf is None else f", crf {job.crf}"
-        self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {s.get('frames')} frames, "
-                 f"{s.get('steps')} steps{quality}{going_on})")  # fmt: skip
+        self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {counted(s.get('frames'), 'frame')}, "
+                 f"{counted(s.get('steps'), 'step')}{quality}{going_on})")  # fmt: skip
         for note in job.notes:  # as `motif-lite run` prints them
             self.log(f"{job.id}: note: {note}")
         try:
