@@ -36,6 +36,7 @@ from motif_lite.request import GenerationRequest
 from motif_lite.weights.loader import build_model
 from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, lora_specs, read_loras
 from motif_lite.weights.lora_apply import LoRALinear, apply_loras
+from motif_lite.weights.lora_values import lora_flag, split_strength
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
@@ -539,6 +540,9 @@ def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, monkeypatch):
     assert lora_specs([("~/peft", 0.5)]) == [LoRASpec(files["peft"], 0.5)]
     with pytest.raises(LoRAError, match=f"the strength 'abc' is not a number; use FILE:STRENGTH, e.g. {folder}:0.8"):
         LoRASpec.parse(f"{folder}:abc")
+    # The same typo after a `~` path: the check that the file before the colon exists reads `~` as the file does.
+    with pytest.raises(LoRAError, match="the strength 'abc' is not a number; use FILE:STRENGTH, e.g. ~/peft:0.8"):
+        LoRASpec.parse("~/peft:abc")
 
 
 def test_shape_mismatch_names_the_module(tmp_path, targets):
@@ -591,6 +595,14 @@ def test_dora_metadata_is_refused(tmp_path, targets):
     save_file(lora, path, metadata={"lora_adapter_metadata": json.dumps({"r": 2, "lora_alpha": 2, "use_dora": True})})
     with pytest.raises(LoRAError, match="DoRA"):
         read_loras([LoRASpec(path)], targets)
+
+
+def test_split_strength_reads_a_finite_number_after_the_last_colon():
+    assert split_strength("v1:a.safetensors:0.25") == ("v1:a.safetensors", 0.25)
+    assert split_strength(":0.8") == ("", 0.8)  # a strength without its file: the caller decides what that means
+    for text in ("a.safetensors", "a.safetensors:strong", "a.safetensors:inf", "a.safetensors:nan", "C:x"):
+        assert split_strength(text) == (text, None)
+    assert lora_flag(Path("/loras/a.safetensors"), 0.1234567) == "/loras/a.safetensors:0.123457"
 
 
 def test_spec_parsing():

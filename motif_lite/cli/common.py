@@ -98,7 +98,7 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     specs = [LoRASpec.parse(value) for value in values]
     for spec in specs:
         if not spec.path.is_file():
-            raise LoRAError(_missing_lora(spec.path))
+            raise LoRAError(f"LoRA file not found: {spec.path}")
     return [(spec.path, spec.strength) for spec in specs]
 
 
@@ -107,13 +107,3 @@ def lora_specs_from_flags(args: argparse.Namespace) -> list[LoRASpec]:
     from motif_lite.weights.lora import LoRASpec
 
     return [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
-
-
-def _missing_lora(path: Path) -> str:
-    """What to say about a --lora that names no file: a strength that is not a number makes the whole value read
-    as a path (so that a path with colons still works), which is then the likelier mistake when the file before
-    the last colon exists."""
-    file, _, strength = str(path).rpartition(":")
-    if file and Path(file).is_file():
-        return f"--lora {path}: the strength {strength!r} is not a number; use FILE:STRENGTH, e.g. {file}:0.8"
-    return f"LoRA file not found: {path}"

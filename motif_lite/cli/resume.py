@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.settings_from import Recalled
 from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest, run_dest
+from motif_lite.weights.lora_values import split_strength
 
 if TYPE_CHECKING:
     from motif_lite.io.latents import SavedLatents
@@ -133,7 +134,7 @@ def _check_still_there(dest: str, value: str | list | None) -> None:
     from motif_lite.request import RequestError
 
     # --lora items are "PATH:STRENGTH" (model_flags' form); the others one path or None.
-    paths = [item.rpartition(":")[0] for item in value] if isinstance(value, list) else [value]
+    paths = [split_strength(item)[0] for item in value] if isinstance(value, list) else [value]
     flag = "--" + dest.replace("_", "-")
     for path in paths:
         if path and Path(path).is_absolute() and not Path(path).exists():

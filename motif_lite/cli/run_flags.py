@@ -38,6 +38,7 @@ from motif_lite.request import (
     split_size,
 )
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
+from motif_lite.weights.lora_values import split_strength
 
 DTYPE_HELP = (
     "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
@@ -480,21 +481,13 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
 def lora_value(text: str) -> str:
     """`--lora FILE[:STRENGTH]`, its file checked not to be empty as the flags are read: `--lora "$LORA:0.8"` with
     LORA unset gives ":0.8", the current folder at strength 0.8, which took the one LoRA file found there."""
-    file, colon, strength = path_arg(text).rpartition(":")
-    if colon and not file.strip() and _is_number(strength):
+    file, strength = split_strength(path_arg(text))
+    if strength is not None and not file.strip():
         raise argparse.ArgumentTypeError(
             f"{text!r} gives a strength but no file (an unset variable in a script?): use FILE:STRENGTH, e.g. "
             "style.safetensors:0.8"
         )
     return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def add_text_encoder_flags(run: argparse.ArgumentParser) -> None:

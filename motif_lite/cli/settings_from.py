@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.request import APG_FIELDS, GUIDANCE_FIELDS, RequestError, run_dest, run_flag
+from motif_lite.weights.lora_values import lora_flag, split_strength
 
 if TYPE_CHECKING:
     import torch
@@ -229,7 +230,7 @@ def recalled_model_notes(
         return []
     attention = "int8" if args.attention == "int8" and device.type == "cuda" else "exact"  # the CPU runs exact
     now = model_metadata_of(model_flags_of(sources, dtype, attention, None))
-    now["lora"] = [f"{path.name}:{strength:g}" for path, strength in lora_args(args.lora)]
+    now["lora"] = [lora_flag(path.name, strength) for path, strength in lora_args(args.lora)]
     notes = []
     for group in MODEL_FLAG_GROUPS:
         then_group = {dest: recalled.model.get(dest, [] if dest == "lora" else None) for dest in group}
@@ -277,9 +278,8 @@ def _lora_totals(loras: list[str]) -> dict[str, float]:
     Rounded as the file stores strengths (`:g`, 6 digits)."""
     totals: dict[str, float] = {}
     for lora in loras:
-        name, _, strength = lora.rpartition(":")
-        try:
-            totals[name] = totals.get(name, 0.0) + float(strength)
-        except ValueError:  # a file's value we did not write: compared as it is
-            totals[lora] = totals.get(lora, 0.0) + 1.0
+        name, strength = split_strength(lora)
+        if strength is None:  # a file's value we did not write: compared as it is
+            name, strength = lora, 1.0
+        totals[name] = totals.get(name, 0.0) + strength
     return {name: float(f"{total:.6g}") for name, total in totals.items()}

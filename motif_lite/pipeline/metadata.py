@@ -19,6 +19,7 @@ from motif_lite.sampling.guidance import APGConfig, CFGConfig
 from motif_lite.settings import Settings
 from motif_lite.version import VERSION
 from motif_lite.weights.lora_apply import AppliedLoRAs
+from motif_lite.weights.lora_values import lora_flag
 
 
 def findable(model: str | Path) -> str:
@@ -75,7 +76,7 @@ def model_flags_of(
     (`attention`: the attention that runs, `MotifVideoPipeline.attention_used`)."""
     names = {dtype: name for name, dtype in devices.COMPUTE_DTYPES.items()}
     flags: dict = {"dtype": names[dtype], "attention": "int8" if attention == "int8" else "exact"}
-    flags["lora"] = [f"{f.spec.path.absolute()}:{f.spec.strength:g}" for f in (loras.files if loras else [])]
+    flags["lora"] = [lora_flag(f.spec.path.absolute(), f.spec.strength) for f in (loras.files if loras else [])]
     if sources is not None:
         flags["model"] = findable(sources.model)
         flags["gguf"] = None if sources.gguf is None else str(sources.gguf.absolute())

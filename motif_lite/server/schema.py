@@ -36,6 +36,7 @@ from motif_lite.request import (
 )
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
+from motif_lite.weights.lora_values import split_strength
 
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
 MOTIF_FIELDS: dict[str, tuple[str, type]] = {
@@ -144,11 +145,10 @@ def _as_loras_field(flags: re.Match) -> str:
     that applies the same LoRAs to a job."""
     entries = []
     for value in _RUN_LORA.findall(flags[0]):
-        name, colon, strength = value.strip("'").rpartition(":")
-        try:
-            entries.append({"name": name, "strength": float(strength)} if colon else {"name": strength})
-        except ValueError:  # no strength after the colon: not run's FILE:STRENGTH, left as it is
+        name, strength = split_strength(value.strip("'"))
+        if strength is None and ":" in name:  # no strength after the colon: not run's FILE:STRENGTH, left as it is
             return flags[0]
+        entries.append({"name": name} if strength is None else {"name": name, "strength": strength})
     return f"loras {json.dumps(entries)}"
 
 
@@ -547,8 +547,8 @@ def _as_json(value: Any) -> str:
 def _lora_file_name(name: Any) -> str:
     """A plain file name: the folder's own files only, and nothing that could climb out of it."""
     plain = isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
-    if plain and (strength := _run_strength(name)) is not None:  # --lora's FILE:STRENGTH, as a user of run types it
-        file = name.rpartition(":")[0]
+    file, strength = split_strength(name) if plain else (name, None)
+    if file and strength is not None:  # --lora's FILE:STRENGTH, as a user of run types it
         _refuse_loras(f'{name!r}: a job gives a LoRA\'s strength in an object, {{"name": {json.dumps(file)}, '
                       f'"strength": {strength:g}}}, not after a colon as motif-lite run\'s --lora does')  # fmt: skip
     if not plain or "\0" in name or ":" in name:  # ':' a Windows drive
@@ -556,17 +556,6 @@ def _lora_file_name(name: Any) -> str:
             f"a LoRA is named by its file name in the server's LoRA folder (no folders or paths), got {name!r}"
         )
     return name
-
-
-def _run_strength(name: str) -> float | None:
-    """The strength of a name written as `motif-lite run --lora FILE:STRENGTH` takes it (`style.safetensors:0.8`),
-    if it is one."""
-    file, colon, tail = name.rpartition(":")
-    try:
-        strength = float(tail) if colon and file else None
-    except ValueError:
-        return None
-    return strength if strength is not None and math.isfinite(strength) else None
 
 
 def _refuse_loras(message: str) -> NoReturn:

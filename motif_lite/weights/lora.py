@@ -38,6 +38,7 @@ from motif_lite.json_values import NotAJSONObject, is_finite_number, parse_json_
 from motif_lite.paths import user_path
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
+from motif_lite.weights.lora_values import split_strength
 from motif_lite.weights.quant_linear import QuantizedLinear
 from motif_lite.weights.shapes import listing
 
@@ -103,7 +104,7 @@ class LoRASpec:
             try:
                 strength = float(tail)
             except ValueError:
-                if Path(path).exists() and not Path(text).exists():  # `style.safetensors:strong`: a typo
+                if user_path(path).exists() and not user_path(text).exists():  # `style.safetensors:strong`: a typo
                     raise LoRAError(
                         f"--lora {text}: the strength {tail!r} is not a number; use FILE:STRENGTH, e.g. {path}:0.8"
                     ) from None
@@ -123,7 +124,7 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
     `LoRAError` naming the entry for anything else (a bare file instead of a list, a strength that is not a finite
     number, a missing file)."""
     if isinstance(loras, str | Path):  # a str is a sequence too: its letters would be read as files
-        file, strength = _split_strength(str(loras))
+        file, strength = _file_and_strength(str(loras))
         raise LoRAError(
             f"loras takes a list of files or (file, strength) pairs, or a {{file: strength}} dict, e.g. "
             f"loras={{{file!r}: {strength:g}}}"
@@ -168,23 +169,17 @@ def _one_pair(loras: object) -> bool:
     return isinstance(file, str | Path) and isinstance(strength, numbers.Real) and not isinstance(strength, bool)
 
 
-def _split_strength(text: str) -> tuple[str, float]:
+def _file_and_strength(text: str) -> tuple[str, float]:
     """(file, strength) of `text` read as --lora's `FILE:STRENGTH`, for the Python API's messages: a `:STRENGTH`
     typed the command line's way belongs in the strength of `loras=`, not in its file name; strength 1 without one."""
-    file, sep, tail = text.rpartition(":")
-    try:
-        strength = float(tail) if sep and file else None
-    except ValueError:
-        strength = None
-    if strength is None or not math.isfinite(strength):
-        return text, 1.0
-    return file, strength
+    file, strength = split_strength(text)
+    return (file, strength) if file and strength is not None else (text, 1.0)
 
 
 def _not_found(path: Path) -> str:
     """What to say about a LoRA entry of the Python API that names no file: `FILE:STRENGTH` is how --lora takes a
     strength, not how `loras=` does; when the file before the colon exists, that is the likely mistake."""
-    file, strength = _split_strength(str(path))
+    file, strength = _file_and_strength(str(path))
     if file != str(path) and Path(file).is_file():
         return (
             f"LoRA file not found: {path}; loras= takes a strength as a (file, strength) pair, e.g. "
