@@ -68,7 +68,7 @@ from motif_lite.vae.config import WanVAEConfig
 T = TypeVar("T")
 
 FLAG, CHECKPOINT, DEFAULT = "flag", "checkpoint", "default"
-DTYPE_NAMES = {dtype: name for name, dtype in COMPUTE_DTYPES.items()}  # torch.float16 -> "fp16", as --dtype says
+DTYPE_FLAG_NAMES = {dtype: name for name, dtype in COMPUTE_DTYPES.items()}  # torch.float16 -> "fp16", as --dtype says
 UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's class default: no shift, never a Motif setting
 # Settings named in messages as `motif-lite run` and the Python API take them (both share these checks).
 TWO_STEPS = both_spellings("--steps 2", "steps=2")
@@ -132,8 +132,6 @@ class CheckpointConfigs:
     guider: GuiderConfig | None = None
     vae: WanVAEConfig | None = None
     text_encoder: bool = False  # text_encoder/config.json is present
-    tokenizer: bool = False  # tokenizer/tokenizer_config.json is present
-    image_processor: bool = False  # feature_extractor/preprocessor_config.json is present (image-to-video)
 
     @classmethod
     def read(cls, root: str | Path | None) -> CheckpointConfigs:
@@ -148,7 +146,7 @@ class CheckpointConfigs:
         scheduler_config = (
             diffusers_values(read_json_object(scheduler, "scheduler config")) if scheduler.is_file() else None
         )
-        return cls(
+        configs = cls(
             root=root,
             transformer=TransformerConfig.from_json(transformer) if transformer.is_file() else None,
             scheduler=scheduler_config,
@@ -157,9 +155,10 @@ class CheckpointConfigs:
             guider=read_guider_config(root / "guider"),
             vae=WanVAEConfig.from_json(vae) if vae.is_file() else None,
             text_encoder=_text_encoder_config_parses(root / "text_encoder" / "config.json"),
-            tokenizer=_parses(root / "tokenizer" / "tokenizer_config.json", "tokenizer config"),
-            image_processor=_parses(root / "feature_extractor" / "preprocessor_config.json", "image processor config"),
         )
+        _check_json(root / "tokenizer" / "tokenizer_config.json", "tokenizer config")
+        _check_json(root / "feature_extractor" / "preprocessor_config.json", "image processor config")
+        return configs
 
 
 def _check_listed_classes(root: Path) -> None:
@@ -179,17 +178,16 @@ def _check_listed_classes(root: Path) -> None:
             )
 
 
-def _parses(path: Path, what: str) -> bool:
-    """Whether `path` is there; read when it is, so that a broken file is a ConfigError naming it now rather than a
-    traceback from whatever reads it later (the CPU time estimate, transformers, the image encoder)."""
-    if not path.is_file():
-        return False
-    read_json_object(path, what)
-    return True
+def _check_json(path: Path, what: str) -> None:
+    """Read `path` when it is there, so that a broken file is a ConfigError naming it now rather than a traceback
+    from whatever reads it later (the CPU time estimate, transformers, the image encoder)."""
+    if path.is_file():
+        read_json_object(path, what)
 
 
 def _text_encoder_config_parses(path: Path) -> bool:
-    """As `_parses`, with the sizes the text encoder is built from checked (a wrong one crashed the cost estimate)."""
+    """Whether `path` is there; read as `_check_json` reads a file, with the sizes the text encoder is built from
+    checked (a wrong one crashed the cost estimate)."""
     from motif_lite.encoders.text_config import check_text_encoder_config
 
     if not path.is_file():
@@ -207,7 +205,7 @@ class Settings:
     flow_shift: Setting[float]
     guidance: Setting[Guidance | None]  # None: unguided (no negative-prompt pass)
     transformer: Setting[TransformerConfig]
-    components: tuple[tuple[str, Setting[str]], ...] = ()  # VAE, text encoder, tokenizer: where their configs are
+    components: tuple[tuple[str, Setting[str]], ...] = ()  # VAE, text encoder: where their configs are
     notes: tuple[str, ...] = ()  # what the user should know (a checkpoint value ignored, ...)
     schedule: ScheduleOptions = ScheduleOptions()  # the scheduler config's other options (`schedule_for`)
     dtype: Setting[torch.dtype] | None = None  # the compute dtype, where the caller knows it (`resolve_dtype`)
@@ -247,7 +245,7 @@ class Settings:
             ("transformer", describe_transformer(self.transformer.value), self.transformer),
         ]  # fmt: skip
         if self.dtype is not None:  # before the model's rows
-            rows.insert(-1, ("dtype", DTYPE_NAMES[self.dtype.value], self.dtype))
+            rows.insert(-1, ("dtype", DTYPE_FLAG_NAMES[self.dtype.value], self.dtype))
         rows += [(name, setting.value, setting) for name, setting in self.components]
         return rows
 

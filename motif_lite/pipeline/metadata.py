@@ -9,14 +9,13 @@ from pathlib import Path
 
 import torch
 
-from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.json_values import json_kind
 from motif_lite.paths import user_path
 from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, unknown_choices
 from motif_lite.sampling import ScheduleOptions
 from motif_lite.sampling.guidance import APGConfig, CFGConfig
-from motif_lite.settings import Settings
+from motif_lite.settings import DTYPE_FLAG_NAMES, Settings
 from motif_lite.version import VERSION
 from motif_lite.weights.lora_apply import AppliedLoRAs
 from motif_lite.weights.lora_values import lora_flag
@@ -74,8 +73,7 @@ def model_flags_of(
 ) -> dict:
     """The model a pipeline runs, as `motif-lite run`'s flags (dests) name it: what a resumed run loads
     (`attention`: the attention that runs, `MotifVideoPipeline.attention_used`)."""
-    names = {dtype: name for name, dtype in devices.COMPUTE_DTYPES.items()}
-    flags: dict = {"dtype": names[dtype], "attention": "int8" if attention == "int8" else "exact"}
+    flags: dict = {"dtype": DTYPE_FLAG_NAMES[dtype], "attention": "int8" if attention == "int8" else "exact"}
     flags["lora"] = [lora_flag(f.spec.path.absolute(), f.spec.strength) for f in (loras.files if loras else [])]
     if sources is not None:
         flags["model"] = findable(sources.model)
