@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.units import GiB, memory_size
+from motif_lite.units import RESERVED_RATIO, GiB, memory_size
 
 if TYPE_CHECKING:
     import torch
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from motif_lite.runtime.planner import Plan
 
 # Where a plan's budget came from when no --vram was given (the planner's margin on the free memory).
-FREE_MEMORY_BUDGET = "the GPU's free memory at the start / 1.08"
+FREE_MEMORY_BUDGET = f"the GPU's free memory at the start / {RESERVED_RATIO:g}"
 
 
 @dataclass(frozen=True)

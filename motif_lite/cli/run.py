@@ -54,8 +54,9 @@ from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
 from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
 from motif_lite.progress import ProgressBars
-from motif_lite.request import GenerationRequest
+from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.run_estimates import cpu_time_note, gpu_time_note
+from motif_lite.units import RESERVED_RATIO
 
 if TYPE_CHECKING:
     import torch
@@ -350,10 +351,13 @@ def _gpu_time_notes(
 
 
 # What a dry run for a GPU this machine lacks says: a run on that GPU plans for its free memory / RESERVED_RATIO
-# (planner.default_budget), which the user reads in nvidia-smi in MiB: 1024 x 1.08 = 1106.
+# (planner.default_budget), which the user reads in nvidia-smi in MiB: 1024 x RESERVED_RATIO MiB per GiB of --vram
+# (an 8 GB card with 7380 MiB free as the example).
+_MIB_PER_VRAM_GIB = round(1024 * RESERVED_RATIO)
 NO_GPU_HERE = (
     "no CUDA device on this machine: planned without a budget; give --vram GiB to plan as a run on your GPU would, "
-    "for its free memory / 1.08: nvidia-smi's free MiB / 1106 (7380 MiB free: --vram 6.67)"
+    f"for its free memory / {RESERVED_RATIO:g}: nvidia-smi's free MiB / {_MIB_PER_VRAM_GIB} (7380 MiB free: --vram "
+    f"{7380 / _MIB_PER_VRAM_GIB:.2f})"
 )
 
 
@@ -619,4 +623,4 @@ def _preview_writer(path: str, fps: float):
     """The `on_preview` callback writing `path` in the background (its path checked now, before anything loads)."""
     from motif_lite.io.preview import PreviewFile
 
-    return PreviewFile(path, fps / 4)  # one preview frame per latent frame, i.e. per 4 video frames
+    return PreviewFile(path, fps / TEMPORAL_FACTOR)  # one preview frame per latent frame

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from motif_lite.errors import counted
 from motif_lite.io.staging import described_output
-from motif_lite.units import memory_size
+from motif_lite.units import RESERVED_RATIO, memory_size
 
 if TYPE_CHECKING:
     import torch
@@ -112,8 +112,6 @@ def _vram_within(result: GenerationResult, gpu_memory: GpuMemory | None) -> floa
     """The --vram (GiB, rounded down) whose plan would have stayed within the GPU: a plan allocates up to its
     budget, and the allocator reserved this run's measured ratio of reserved to allocated on top (the planner's
     RESERVED_RATIO where the reserved peak is unknown); None without the GPU's facts or a peak."""
-    from motif_lite.runtime.planner import RESERVED_RATIO  # torch: not for `--help`, which imports this module
-
     allocated, reserved = result.peak_device_bytes, result.peak_reserved_bytes
     if gpu_memory is None or not allocated:
         return None

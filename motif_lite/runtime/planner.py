@@ -74,7 +74,7 @@ from motif_lite.runtime.streaming import (
     apply_block_streaming,
 )
 from motif_lite.runtime.vae_memory import vae_decode_bytes, vae_encode_bytes
-from motif_lite.units import memory_size
+from motif_lite.units import RESERVED_RATIO, memory_size
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAETile
 
@@ -88,11 +88,6 @@ DEQUANT_BYTES_PER_WEIGHT = 6
 ESTIMATE_MARGIN = 1.05
 WORKSPACE_BYTES = 64 * MiB
 SAMPLER_LATENTS = 12
-# The caching allocator reserves more than it hands out; with expandable segments (set by run, serve, decode) the
-# gap stays small. Measured on an H200 at 1280x736x121 (docs/benchmarks.md, "Low-memory plans"): reserved /
-# allocated 1.09 in the 6 GiB plan (token pieces), but 1.22 all resident, where whole-stream tensors fragment more:
-# the printed reserved figure is a guide, the budget is checked against the allocated estimate.
-RESERVED_RATIO = 1.08
 TOKEN_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
 VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/bench_vae_band_work.py)
