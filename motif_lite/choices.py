@@ -1,7 +1,17 @@
-"""The names users choose from on the command line and in requests, importable without torch.
+"""The names users choose from on the command line and in requests, and how a name or size typed another way is
+read (other tools' spellings, typos), importable without torch.
 
 `motif-lite --help` builds its parser from these, so it must not pay for importing torch and transformers.
 """
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 MOTIF_REPO = "Motif-Technologies/Motif-Video-2B"
 GGUF_REPO = "Motif-Technologies/Motif-Video-2B-GGUF"
@@ -60,3 +70,79 @@ def dtype_name(text: str) -> str:
     anything else as given, for argparse to refuse with the choices."""
     name = text.strip().lower().removeprefix("torch.")
     return DTYPE_ALIASES.get(name, name)
+
+
+def choice_name(value: T, choices: tuple[str, ...], aliases: dict[str, str] | None = None) -> T:
+    """`value` as the name in `choices` it spells another way (ComfyUI's `dpmpp_2m` or `DPM++ 2M` for `dpm++2m`,
+    `CFG` for `cfg`) or an alias of (`aliases`: other name -> choice, spelled freely too); anything else unchanged,
+    for the check to name."""
+    if not isinstance(value, str):
+        return value
+    names = {**{choice: choice for choice in choices}, **(aliases or {})}
+    spelled = {_spelling(name): choice for name, choice in names.items()}
+    return spelled.get(_spelling(value), value)
+
+
+def _spelling(name: str) -> str:
+    # Case, separators and "pp" for "++" are how other tools spell the same sampler.
+    return re.sub(r"[\s_-]", "", name.lower()).replace("pp", "++")
+
+
+def sampler_hint(name: str) -> str | None:
+    """What the refusal of a sampler that is not here adds (`--sampling-method` and `sampler=` alike): for another
+    tool's sampler, ours closest to it, rather than a spelling near it (`closest_sampler`); else for a typo the
+    sampler it spells (`misspelled_choice`); None for any other name."""
+    return closest_sampler(name) or misspelled_choice(name, SAMPLERS)
+
+
+def misspelled_guidance(name: str) -> str | None:
+    """For a typo of a guidance method (`ap`), the words that name it ("; did you mean apg?"); None for another
+    tool's method spelled close to ours (`pag`: `OTHER_GUIDANCE_METHODS`) and for any other name."""
+    if _spelling(name) in {_spelling(other) for other in OTHER_GUIDANCE_METHODS}:
+        return None
+    return misspelled_choice(name, GUIDANCE_METHODS)
+
+
+def misspelled_choice(name: str, choices: Iterable[str]) -> str | None:
+    """For a typo of one of `choices` (the sampler `eulr`, the guidance method `ap`), the words that name it ("; did
+    you mean euler?"); None when none is spelled close to `name` (another tool's sampler: `closest_sampler`)."""
+    spelled = {_spelling(ours): ours for ours in choices}
+    close = difflib.get_close_matches(_spelling(name), list(spelled), n=1, cutoff=0.6)
+    return f"; did you mean {spelled[close[0]]}?" if close else None
+
+
+def closest_sampler(name: str) -> str | None:
+    """For another tool's sampler that is not here (stable-diffusion.cpp's `euler_a`, ComfyUI's `dpmpp_2m_sde`), the
+    words that name ours closest to it ("; closest to euler_a here: euler"); for a sampler named with a sigma
+    schedule (AUTOMATIC1111's "DPM++ 2M Karras"), the sampler it names, on the schedule there is here; None for any
+    other name."""
+    spelled = _spelling(name)
+    closest = {_spelling(other): ours for other, ours in OTHER_SAMPLERS.items()}
+    if ours := closest.get(spelled):
+        return f"; closest to {name} here: {ours}"
+    samplers = {**closest, **{_spelling(ours): ours for ours in SAMPLERS}}
+    for schedule in OTHER_SCHEDULES:
+        sampler = spelled.removesuffix(_spelling(schedule))
+        if sampler != spelled and (ours := samplers.get(sampler)):
+            return (
+                f"; closest to {name} here: {ours}, on the flow-matching schedule that --flow-shift shapes (no "
+                f"{schedule} schedule here)"
+            )
+    return None
+
+
+def split_size(text: str) -> tuple[int, int] | None:
+    """(width, height) of a size written as one value, WIDTHxHEIGHT, as other tools write it (`1280x720`, the
+    server's; `1280*720`, Wan's; `1280,720` and `1280:720`, ffmpeg's); None for anything else."""
+    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", text)
+    return None if size is None else (int(size[1]), int(size[2]))
+
+
+def lines_size(text: str) -> tuple[int, int] | None:
+    """(width, height) of a size written as a video's lines (`720p`): that height, at 16:9 with the width a
+    multiple of 16 (720p: 1280x720); None for anything else."""
+    lines = re.fullmatch(r"\s*(\d+)\s*[pP]\s*", text)
+    if lines is None:
+        return None
+    height = int(lines[1])
+    return round(height * 16 / 9 / 16) * 16, height

@@ -14,21 +14,22 @@ import difflib
 import inspect
 import math
 import numbers
-import re
 import secrets
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from motif_lite.choices import (
     GUIDANCE_METHODS,
-    OTHER_GUIDANCE_METHODS,
-    OTHER_SAMPLERS,
-    OTHER_SCHEDULES,
     SAMPLER_ALIASES,
     SAMPLERS,
+    choice_name,
+    lines_size,
+    misspelled_guidance,
+    sampler_hint,
+    split_size,
 )
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.errors import MotifLiteError, both_spellings, shown
@@ -594,22 +595,6 @@ def unknown_choices(fields: Mapping[str, object]) -> dict[str, str]:
     }
 
 
-def choice_name(value: T, choices: tuple[str, ...], aliases: dict[str, str] | None = None) -> T:
-    """`value` as the name in `choices` it spells another way (ComfyUI's `dpmpp_2m` or `DPM++ 2M` for `dpm++2m`,
-    `CFG` for `cfg`) or an alias of (`aliases`: other name -> choice, spelled freely too); anything else unchanged,
-    for the check to name."""
-    if not isinstance(value, str):
-        return value
-    names = {**{choice: choice for choice in choices}, **(aliases or {})}
-    spelled = {_spelling(name): choice for name, choice in names.items()}
-    return spelled.get(_spelling(value), value)
-
-
-def _spelling(name: str) -> str:
-    # Case, separators and "pp" for "++" are how other tools spell the same sampler.
-    return re.sub(r"[\s_-]", "", name.lower()).replace("pp", "++")
-
-
 STRETCH_NOTED = 0.05  # relative aspect-ratio difference between the image and the video worth a note
 
 
@@ -728,23 +713,6 @@ def _check_video_tokens(width: int, height: int, frames: int) -> None:
             f"{official.width}x{official.height}x{official.frames}; the attention's work grows with their square): "
             "make the video smaller or shorter"
         )
-
-
-def split_size(text: str) -> tuple[int, int] | None:
-    """(width, height) of a size written as one value, WIDTHxHEIGHT, as other tools write it (`1280x720`, the
-    server's; `1280*720`, Wan's; `1280,720` and `1280:720`, ffmpeg's); None for anything else."""
-    size = re.fullmatch(r"\s*(\d+)\s*[x*X\u00d7,:]\s*(\d+)\s*", text)
-    return None if size is None else (int(size[1]), int(size[2]))
-
-
-def lines_size(text: str) -> tuple[int, int] | None:
-    """(width, height) of a size written as a video's lines (`720p`): that height, at 16:9 with the width a
-    multiple of 16 (720p: 1280x720); None for anything else."""
-    lines = re.fullmatch(r"\s*(\d+)\s*[pP]\s*", text)
-    if lines is None:
-        return None
-    height = int(lines[1])
-    return round(height * 16 / 9 / 16) * 16, height
 
 
 def extended_frames(frames: int, clip_frames: int | None) -> int:
@@ -876,42 +844,5 @@ def _check_guidance(value: object) -> None:
 
 
 def _check_sampler(value: object) -> None:
-    # Another tool's sampler that is not here is told ours closest to it, rather than a spelling near it.
-    hint = (closest_sampler(value) or misspelled_choice(value, SAMPLERS)) if isinstance(value, str) else None
+    hint = sampler_hint(value) if isinstance(value, str) else None
     _check_choice(value, setting_name("sampler"), tuple(SAMPLERS), hint)
-
-
-def misspelled_guidance(name: str) -> str | None:
-    """For a typo of a guidance method (`ap`), the words that name it ("; did you mean apg?"); None for another
-    tool's method spelled close to ours (`pag`: `OTHER_GUIDANCE_METHODS`) and for any other name."""
-    if _spelling(name) in {_spelling(other) for other in OTHER_GUIDANCE_METHODS}:
-        return None
-    return misspelled_choice(name, GUIDANCE_METHODS)
-
-
-def misspelled_choice(name: str, choices: Iterable[str]) -> str | None:
-    """For a typo of one of `choices` (the sampler `eulr`, the guidance method `ap`), the words that name it ("; did
-    you mean euler?"); None when none is spelled close to `name` (another tool's sampler: `closest_sampler`)."""
-    spelled = {_spelling(ours): ours for ours in choices}
-    close = difflib.get_close_matches(_spelling(name), list(spelled), n=1, cutoff=0.6)
-    return f"; did you mean {spelled[close[0]]}?" if close else None
-
-
-def closest_sampler(name: str) -> str | None:
-    """For another tool's sampler that is not here (stable-diffusion.cpp's `euler_a`, ComfyUI's `dpmpp_2m_sde`), the
-    words that name ours closest to it ("; closest to euler_a here: euler"); for a sampler named with a sigma
-    schedule (AUTOMATIC1111's "DPM++ 2M Karras"), the sampler it names, on the schedule there is here; None for any
-    other name."""
-    spelled = _spelling(name)
-    closest = {_spelling(other): ours for other, ours in OTHER_SAMPLERS.items()}
-    if ours := closest.get(spelled):
-        return f"; closest to {name} here: {ours}"
-    samplers = {**closest, **{_spelling(ours): ours for ours in SAMPLERS}}
-    for schedule in OTHER_SCHEDULES:
-        sampler = spelled.removesuffix(_spelling(schedule))
-        if sampler != spelled and (ours := samplers.get(sampler)):
-            return (
-                f"; closest to {name} here: {ours}, on the flow-matching schedule that --flow-shift shapes (no "
-                f"{schedule} schedule here)"
-            )
-    return None

@@ -21,7 +21,12 @@ from motif_lite.choices import (
     MOTIF_REPO,
     SAMPLER_ALIASES,
     SAMPLERS,
+    choice_name,
     dtype_name,
+    lines_size,
+    misspelled_guidance,
+    sampler_hint,
+    split_size,
 )
 from motif_lite.errors import ConfigError
 from motif_lite.paths import path_arg
@@ -29,13 +34,7 @@ from motif_lite.request import (
     MAX_SEED,
     REQUEST_DEFAULTS,
     SEED_RANGE,
-    choice_name,
-    closest_sampler,
     frames_for_seconds,
-    lines_size,
-    misspelled_choice,
-    misspelled_guidance,
-    split_size,
 )
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
 from motif_lite.weights.lora_values import split_strength
@@ -306,10 +305,9 @@ def _sampler(text: str) -> str:
     choices name anything else, and ours closest to another tool's sampler that is not here (sd.cpp's euler_a) or
     to a typo (eulr)."""
     name = choice_name(text, tuple(SAMPLERS), SAMPLER_ALIASES)
-    closest = closest_sampler(text) or (misspelled_choice(text, SAMPLERS) if name not in SAMPLERS else None)
-    if closest:
+    if name not in SAMPLERS and (hint := sampler_hint(text)):
         choices = ", ".join(repr(ours) for ours in SAMPLERS)
-        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices}){closest}")
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices}){hint}")
     return name
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from motif_lite.choices import lines_size, split_size
 from motif_lite.cli.run_flags import (
     add_attention_flags,
     add_checkpoint_flags,
@@ -35,7 +36,7 @@ from motif_lite.cli.run_flags import (
 )
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg, user_path
-from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, lines_size, split_size
+from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
 
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs

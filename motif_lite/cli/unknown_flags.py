@@ -13,9 +13,9 @@ import os
 import shlex
 from collections.abc import Sequence
 
-from motif_lite.choices import LATENTS_SUFFIX, VIDEO_EXTENSIONS
+from motif_lite.choices import LATENTS_SUFFIX, VIDEO_EXTENSIONS, split_size
 from motif_lite.cli.run_flags import add_run_flags
-from motif_lite.request import frames_for_seconds, split_size
+from motif_lite.request import frames_for_seconds
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
 # ComfyUI's server flags).

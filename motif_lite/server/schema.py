@@ -25,15 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
+from motif_lite.choices import lines_size, split_size
 from motif_lite.errors import MotifLiteError, shown, without_python_spellings
-from motif_lite.request import (
-    REQUEST_DEFAULTS,
-    GenerationRequest,
-    RequestError,
-    lines_size,
-    run_flag,
-    split_size,
-)
+from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest, RequestError, run_flag
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
 from motif_lite.weights.lora_values import split_strength
