@@ -325,8 +325,8 @@ def test_the_served_model_is_named_by_its_checkpoint_and_gguf_variant():
     ("flags", "needle"),
     [
         (("--max-video", "1280x736"), "argument --max-video: must look like 1280x736x121"),
-        (("--max-queue", "0"), "argument --max-queue: must be a whole number >= 1, got 0"),
-        (("--max-queue", "1.5"), "argument --max-queue: must be a whole number >= 1, got 1.5"),
+        (("--max-queue", "0"), "argument --max-queue: must be a positive integer, got 0"),
+        (("--max-queue", "1.5"), "argument --max-queue: must be a whole number, got '1.5'"),
         (("--max-upload-mb", "0"), "argument --max-upload-mb: must be a number of MiB > 0, got 0"),
         (("--max-video-upload-mb", "0.5"), "argument --max-video-upload-mb: must be 1 to 4096 MiB (a 5-second 720p"),
         (("--max-video-upload-mb", "5000"), "argument --max-video-upload-mb: must be 1 to 4096 MiB"),
@@ -348,7 +348,8 @@ def test_bad_flags_are_refused_as_the_flags_are_read(flags, needle, capsys):
 def test_serve_flag_values_at_their_bounds():
     import argparse
 
-    from motif_lite.cli.serve import parse_max_video, port_number, positive_int, positive_mib, video_upload_mib
+    from motif_lite.cli.run_flags import positive_int
+    from motif_lite.cli.serve import parse_max_video, port_number, positive_mib, video_upload_mib
 
     assert [port_number(text) for text in ("0", "8080", "65535")] == [0, 8080, 65535]  # 0: any free port
     assert positive_int("1") == 1 and positive_mib("0.5") == 0.5  # half a MiB is a size

@@ -470,7 +470,7 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--preview-every",
-        type=_positive_int,
+        type=positive_int,
         metavar="K",
         help="steps between previews (default: about 4 per run; none after the last step, so K must be below --steps)",
     )
@@ -560,7 +560,9 @@ def take_weight_flags(args: argparse.Namespace) -> dict[str, str]:
     return files
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (--batch-count, --preview-every, serve's --max-queue), worded as the request's checks
+    word theirs."""
     value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
@@ -568,7 +570,7 @@ def _positive_int(text: str) -> int:
 
 
 def _batch_count(text: str) -> int:
-    count = _positive_int(text)
+    count = positive_int(text)
     if count > MAX_BATCH_COUNT:
         raise argparse.ArgumentTypeError(
             f"must be from 1 to {MAX_BATCH_COUNT:,}, got {text}: run a larger batch as several commands, each with "
@@ -625,7 +627,7 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--sp",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="sequence-parallel degree: ranks sharing the video tokens, a divisor of the 12 attention heads "
         "(default: half the ranks with guidance on an even count, the other half runs the unconditional "

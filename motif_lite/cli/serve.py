@@ -31,6 +31,7 @@ from motif_lite.cli.run_flags import (
     add_weight_file_flags,
     crf_value,
     lora_value,
+    positive_int,
     positive_number,
     take_weight_flags,
 )
@@ -219,17 +220,13 @@ def _address_and_port(text: str) -> tuple[str, int | None]:
 
 def port_number(text: str) -> int:
     """0-65535: the resolver would take 99999 as 99999 % 65536 and start the server elsewhere without a word."""
-    port = _integer(text)
+    try:
+        port = int(text)
+    except ValueError:
+        port = None
     if port is None or not 0 <= port <= MAX_PORT:
         raise argparse.ArgumentTypeError(f"must be 0-{MAX_PORT} (0 = any free port), got {text}")
     return port
-
-
-def positive_int(text: str) -> int:
-    number = _integer(text)
-    if number is None or number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
-    return number
 
 
 def positive_mib(text: str) -> float:
@@ -249,13 +246,6 @@ def video_upload_mib(text: str) -> float:
             f"{text}"
         )
     return value
-
-
-def _integer(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
 
 
 def _check_server_extra() -> None:
