@@ -100,6 +100,27 @@ def test_the_state_of_another_output_in_the_cache_is_kept_and_this_runs_is_found
     assert earlier_runs([SimpleNamespace(output=third)]) == []
 
 
+def test_a_batchs_notes_list_the_fallback_folder_once(out, cache, monkeypatch):
+    # `run -b 10000` searched the fallback folder with a glob per output before its first question (seconds before
+    # the CPU run's refusal): the folder is listed once for the whole batch, and each output's state is still found
+    # there, under its own name or the numbered one another output's file made it take.
+    cache.mkdir(parents=True)
+    outputs = [out / f"fox-{i}.mp4" for i in range(1, 51)]
+    save_latents(stopped_state(outputs[6], done=3), cache / "fox-7.latents.safetensors")
+    save_latents(stopped_state(outputs[9], done=1), cache / "fox-10.latents-2.safetensors")
+    save_latents(stopped_state(out / "other" / "fox-1.mp4"), cache / "fox-1.latents.safetensors")  # not this one's
+    listed = []
+    for name in ("scandir", "listdir"):  # a glob lists with os.scandir
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda path=".", real=real: listed.append(path) or real(path))
+    notes = earlier_runs([SimpleNamespace(output=output) for output in outputs])
+    assert [Path(path) for path in listed if not isinstance(path, int)].count(cache) == 1
+    assert [note.split(" holds ")[0] for note in notes] == [
+        str(cache / "fox-7.latents.safetensors"),
+        str(cache / "fox-10.latents-2.safetensors"),
+    ]
+
+
 def test_the_message_gives_the_free_space_and_the_size_in_megabytes(out, cache, monkeypatch):
     # Sizes of a real run's state are MB: said in decimal MB (as df -H and the download's GB), computed from the
     # file it would have written, and the free space of each folder tried (not its disk's total).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,10 +162,11 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
     from motif_lite.io.latents_saving import still_running
 
     notes = []
+    fallback_names = _fallback_names()  # listed once: a glob per output made `-b 10000` take seconds
     for request in requests:
         path = latents_path(request.output)
         # Beside the output, else where a run keeps them when the output's folder took no file (a full disk).
-        saved = _earlier_run(path) or _kept_in_fallback(path, request.output)
+        saved = _earlier_run(path) or _kept_in_fallback(path, request.output, fallback_names)
         if saved is None:
             continue
         path = saved.file
@@ -187,24 +189,40 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
 def kept_anywhere(path: Path, output: str | Path) -> bool:
     """Whether a run of `output` that meant to keep its work in `path` kept some: there, or, when that folder took
     no file, in the folder a run falls back on (`fallback_folder`)."""
-    return path.exists() or _kept_in_fallback(path, output) is not None
+    return path.exists() or _kept_in_fallback(path, output, _fallback_names()) is not None
 
 
-def _kept_in_fallback(path: Path, output: str | Path) -> SavedLatents | None:
-    """The latents a run of `output` that meant to keep them in `path` left in the fallback folder: under `path`'s
-    name, or under the name `unused_path` gave it there when another output's file had that name
-    (fox.latents-2.safetensors); the newest when several are that output's."""
-    import glob
-
+def _fallback_names() -> list[str]:
+    """The names in the folder a run keeps its latents in when the output's folder takes no file
+    (`fallback_folder`); none when there is no such folder (or it cannot be read)."""
     from motif_lite.io.latents_saving import fallback_folder
 
-    fallback = fallback_folder()
-    if not fallback.is_dir():
-        return None
+    try:
+        return sorted(os.listdir(fallback_folder()))
+    except OSError:  # not there (no run ever needed it), not a folder, or unreadable: nothing kept there
+        return []
+
+
+def _kept_in_fallback(path: Path, output: str | Path, fallback_names: list[str]) -> SavedLatents | None:
+    """The latents a run of `output` that meant to keep them in `path` left in the fallback folder, whose names
+    are `fallback_names` (`_fallback_names`): under `path`'s name, or under the name `unused_path` gave it there
+    when another output's file had that name (fox.latents-2.safetensors); the newest when several are that
+    output's."""
+    from motif_lite.io.latents_saving import fallback_folder
+
     name = Path(path.name)  # fox.latents.safetensors: its numbered forms are fox.latents-N.safetensors
-    numbered = fallback.glob(f"{glob.escape(name.stem)}-*{name.suffix}")
-    found = [s for c in [fallback / path.name, *numbered] if (s := _earlier_run(c, user_path(output))) is not None]
+    prefix, suffix = f"{name.stem}-", name.suffix
+    candidates = [n for n in fallback_names if n == path.name or _has_ends(n, prefix, suffix)]
+    if not candidates:
+        return None
+    folder = fallback_folder()
+    found = [s for n in candidates if (s := _earlier_run(folder / n, user_path(output))) is not None]
     return max(found, key=lambda saved: saved.file.stat().st_mtime, default=None)
+
+
+def _has_ends(name: str, prefix: str, suffix: str) -> bool:
+    """Whether `name` is `prefix`, anything, `suffix` (the glob `prefix*suffix`, the two ends not overlapping)."""
+    return len(name) >= len(prefix) + len(suffix) and name.startswith(prefix) and name.endswith(suffix)
 
 
 def _earlier_run(path: Path, output: Path | None = None) -> SavedLatents | None:
