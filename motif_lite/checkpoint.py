@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
-from motif_lite.io.checkpoint_source import covering, find_checkpoint, missing_patterns
+from motif_lite.io.checkpoint_source import covering, find_checkpoint, missing_files, missing_patterns
 from motif_lite.io.gguf_source import (
     check_gguf_variant,
     find_gguf,
@@ -361,9 +361,10 @@ def _find_root(
 
 def _dry_run_folder(model: str, required: list[str], download: list[str], hub: HubAccess, notes: list[str]) -> Path:
     """A local -m folder for a dry run: refused as a run refuses it when it holds none of a checkpoint's files (a
-    checkpoint's component folder, a folder of checkpoints, an empty one); a note names what else a run needs."""
+    checkpoint's component folder, a folder of checkpoints, an empty one); a note names what else a run needs, the
+    shards a weights index names but the folder lacks (an interrupted download) too."""
     folder = user_path(model)
-    missing = missing_patterns(folder, required)
+    missing = missing_files(folder, required)
     if len(missing_patterns(folder, [*required, "model_index.json"])) == len(required) + 1:
         find_checkpoint(model, required, download, hub)  # raises the run's error
     if missing:

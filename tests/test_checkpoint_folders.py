@@ -5,6 +5,7 @@ a weight file given to the wrong flag (refused by a dry run as by a run), a path
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -107,6 +108,31 @@ def test_a_dry_run_names_the_missing_feature_extractor_with_the_runs_command(tin
     note = next((line for line in err.splitlines() if "feature_extractor" in line), "")
     assert code == 0 and "missing feature_extractor/preprocessor_config.json" in note, err
     assert f"--include 'feature_extractor/*' --local-dir {root}" in note
+
+
+def test_a_dry_run_names_a_missing_shard_as_the_run_refuses_it(tiny, tmp_path, capsys, no_network):
+    # An interrupted download of a sharded transformer: the index is there, a shard it names is not. The run
+    # refused ("incomplete checkpoint: missing ...-00002-of-00002.safetensors") where the dry run said nothing.
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path / "sharded"
+    shutil.copytree(tiny, root)
+    weights = root / "transformer" / "diffusion_pytorch_model.safetensors"
+    tensors, names = load_file(weights), [f"diffusion_pytorch_model-0000{i}-of-00002.safetensors" for i in (1, 2)]
+    keys = sorted(tensors)
+    weight_map = {key: names[i >= len(keys) // 2] for i, key in enumerate(keys)}
+    save_file({key: tensors[key] for key in keys if weight_map[key] == names[0]}, root / "transformer" / names[0])
+    (root / "transformer" / "diffusion_pytorch_model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
+    weights.unlink()
+    missing = f"incomplete checkpoint {root}: missing transformer/{names[1]}"
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    assert code != 0 and missing in err, err
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "--dry-run")
+    note = next((line for line in err.splitlines() if line.startswith("note: incomplete")), "")
+    assert code == 0 and note.startswith(f"note: {missing}: planned without them"), err
+    assert f"--include 'transformer/*' --local-dir {root}" in note
 
 
 # ------------------------------------------------------------------ a local -m folder that cannot be a checkpoint
