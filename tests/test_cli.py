@@ -394,6 +394,8 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["check", "--scheduler", "karras"], "unrecognized arguments: --scheduler karras\n"),  # no --flow-shift
         (["run", "-p", "x", "--bogus"], "unrecognized arguments: --bogus\n"),
         (["run", "-p", "x", "--num-videos", "3"], "(--num-videos: did you mean --batch-count?)"),
+        # diffusers' call argument (was no hint)
+        (["run", "-p", "x", "--num_videos_per_prompt", "2"], "(--num_videos_per_prompt: did you mean --batch-count?)"),
         (["run", "-p", "x", "--batch-size", "3"], "(--batch-size: did you mean --batch-count?)"),
         (["run", "-p", "x", "--count", "2"], "(--count: did you mean --batch-count?)"),  # was --output (a typo match)
         # a length in seconds: the frames at the run's fps, 4k+1 (2 s at 24 fps is 48 frames, then 49)

@@ -36,6 +36,7 @@ OTHER_TOOLS_NAMES = {
     "--input-image": "--image",
     "--num-gpus": "--gpus",
     "--num-videos": "--batch-count",
+    "--num-videos-per-prompt": "--batch-count",
     "--batch-size": "--batch-count",
     "--count": "--batch-count",
     "--batch": "--batch-count",
