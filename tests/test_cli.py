@@ -153,6 +153,16 @@ def test_help_lists_every_flag(capsys):
     assert "motif-lite run --gguf Q4_K_M" in out and "1280x736" in out
 
 
+def test_the_prompts_help_names_every_way_to_run_without_one(capsys):
+    # It said "required, except for --dry-run": a new user with a stopped run's file or a video's settings gave
+    # -p again, which --resume refuses ("leave out --prompt") and --settings-from takes over the file's.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    words = " ".join(capsys.readouterr().out.split())  # the help as one line: its wrapping is argparse's
+    prompt = words.split("-p PROMPT, --prompt PROMPT ", 1)[1].split(" -n NEGATIVE_PROMPT", 1)[0]
+    assert all(flag in prompt for flag in ("--dry-run", "--resume", "--settings-from")), prompt
+
+
 @pytest.mark.parametrize("command", [None, "run", "decode", "check", "verify", "serve", "quantize"])
 def test_every_commands_help_fits_the_docs_width_and_its_examples_parse(capsys, monkeypatch, command):
     # run's guidance paragraph was one line of 207 columns, serve's key example 116: the raw formatter (kept for

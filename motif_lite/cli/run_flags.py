@@ -94,7 +94,12 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group("generation")
     # The prompts refuse a second, different value (`StoreOnce`); other flags keep argparse's "the last one wins",
     # which wrappers and aliases rely on to override a flag they set.
-    g.add_argument("-p", "--prompt", action=StoreOnce, help="what the video shows (required, except for --dry-run)")
+    g.add_argument(
+        "-p",
+        "--prompt",
+        action=StoreOnce,
+        help="what the video shows (required, except with --dry-run, --resume and --settings-from)",
+    )
     g.add_argument(
         "-n",
         "--negative-prompt",
