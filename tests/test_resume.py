@@ -387,6 +387,16 @@ def test_a_gif_the_resumed_run_cannot_play_names_another_format_not_fps(pipe, tm
     assert "--fps" not in err
 
 
+@pytest.mark.parametrize(("output", "refused"), [("", "is a directory"), ("fox.avi", "unsupported output format")])
+def test_an_output_given_with_resume_is_refused_as_the_users_not_the_files(stopped, tmp_path, capsys, output, refused):
+    # -o FOLDER (or a format no file can hold) with --resume blamed the latents file: "fox.latents.safetensors's
+    # stored settings: output path ... is a directory ... (the file was edited or damaged; give --output to replace
+    # the file's)", to a user who had given --output.
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-o", str(tmp_path / output))
+    assert_user_error(code, err, refused)
+    assert "stored settings" not in err and "damaged" not in err and stopped.exists()
+
+
 def test_resume_of_denoised_latents_points_to_decode(pipe, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
     with pytest.raises(torch.OutOfMemoryError):

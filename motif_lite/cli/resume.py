@@ -87,9 +87,10 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
 
 def resumed_settings(saved: SavedLatents, given: frozenset[str]) -> Recalled:
     """What a resumed run takes from its latents file, as the settings table shows it (source `file`): every field
-    of the request it holds (None: the checkpoint or the default decided, for the stopped run as for this one), and
-    its dtype unless --dtype is given again."""
-    taken = {field for field, value in saved.request.items() if value is not None}
+    of the request it holds (None: the checkpoint or the default decided, for the stopped run as for this one) but
+    the output -o gives (so that a refused -o is the user's, not the file's), and its dtype unless --dtype is given
+    again."""
+    taken = {field for field, value in saved.request.items() if value is not None and field not in given}
     if "dtype" not in given and saved.run.get("dtype") is not None:
         taken.add("dtype")
     return Recalled(saved.file, frozenset(taken), frozenset(), None, ())
