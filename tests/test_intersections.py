@@ -148,6 +148,16 @@ def test_a_dry_run_of_a_batch_from_a_files_settings_names_each_videos_seed_and_f
     assert f"note: videos: {tmp_path / 'again-1.mp4'} (seed 41), {tmp_path / 'again-2.mp4'} (seed 42)\n" in err
 
 
+def test_a_long_batchs_files_and_seeds_are_listed_by_their_ends(checkpoint, tmp_path, capsys):
+    # `-b 10000` listed all 10000 files in a dry run's note (169 kB in one line) and all its seeds as the run began.
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", "a fox", "-b", "12", "-s", "7", "-o",
+                           str(tmp_path / "f.mp4"), "--dry-run")  # fmt: skip
+    assert code == 0, err
+    files = [f"{tmp_path / f'f-{k}.mp4'} (seed {6 + k})" for k in (1, 2, 3, 12)]
+    assert f"note: videos (12): {', '.join(files[:3])}, ..., {files[3]}\n" in err
+    assert "f-4.mp4" not in err
+
+
 def test_a_dry_run_of_a_batch_with_no_seed_names_no_seeds_the_run_would_not_use(checkpoint, tmp_path, capsys):
     code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", "a fox", "-b", "2", "-o", str(tmp_path / "f.mp4"),
                            "--dry-run")  # fmt: skip

@@ -288,9 +288,29 @@ def _batch_videos_note(requests: list[GenerationRequest], drawn: bool) -> list[s
     draws its own), which a run names as it starts (a file's seed with --settings-from, say)."""
     if len(requests) == 1:
         return []
+    label = _batch_label("video", requests)
     if drawn:
-        return [f"videos: {', '.join(str(r.output) for r in requests)} (the run draws their seeds)"]
-    return ["videos: " + ", ".join(f"{r.output} (seed {r.seed})" for r in requests)]
+        return [f"{label}: {_listed([str(r.output) for r in requests])} (the run draws their seeds)"]
+    return [f"{label}: " + _listed([f"{r.output} (seed {r.seed})" for r in requests])]
+
+
+# The most files or seeds of a batch a line lists whole: `-b 10000` made a dry run's note of its files 169 kB long
+# (and a run's line of seeds 110 kB), burying the notes after it. The rest follow from the first (-1, -2, ...; SEED,
+# SEED+1, ...).
+LISTED_AT_MOST = 8
+
+
+def _listed(items: list[str]) -> str:
+    """`items` joined with commas; beyond `LISTED_AT_MOST` of them, the first three, "...", and the last."""
+    shown = items if len(items) <= LISTED_AT_MOST else [*items[:3], "...", items[-1]]
+    return ", ".join(shown)
+
+
+def _batch_label(noun: str, requests: list[GenerationRequest]) -> str:
+    """The label of a batch's list of `noun`s: "seed" for one, "videos", or with their count where `_listed`
+    leaves some out: "videos (10000)"."""
+    label = noun if len(requests) == 1 else f"{noun}s"
+    return label if len(requests) <= LISTED_AT_MOST else f"{label} ({len(requests)})"
 
 
 def _recalled(args: argparse.Namespace) -> Recalled | None:
@@ -467,7 +487,7 @@ class _Run:
         # A parallel run never batches them, and says so (_run's notes).
         batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
         print_notes([note] if note else [], say)
-        say(f"seed{'s' if len(requests) > 1 else ''}: {', '.join(str(r.seed) for r in requests)}", file=sys.stderr)
+        say(f"{_batch_label('seed', requests)}: {_listed([str(r.seed) for r in requests])}", file=sys.stderr)
         long_prompts = prompts_cut(args.model, sources.root, settings.encoded_prompts) if main else {}
         for label, truncation in long_prompts.items():  # before the load: minutes in which to shorten them
             if said.get(label) != truncation:
