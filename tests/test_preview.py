@@ -154,6 +154,17 @@ def test_the_preview_note_counts_the_steps_of_a_run_without_steps(tmp_path, caps
     assert f"note: {preview_note(preview, REQUEST_DEFAULTS.steps, None)}" in capsys.readouterr().err
 
 
+def test_a_dry_run_does_not_say_no_preview_was_written(tmp_path, capsys):
+    # A dry run wrote none, as it writes nothing: it warned "no preview was written to p.png ... this run made none
+    # (too few steps, or it stopped first); the p.png there is an earlier run's" after its note that one would be.
+    preview = tmp_path / "p.png"
+    PIL.Image.new("RGB", (8, 8)).save(preview)
+    argv = ["run", "-p", "fox", "--dry-run", "--device", "cpu", "-W", "256", "-H", "256", "--video-frames", "9"]
+    assert cli_main([*argv, "--steps", "4", "--preview", str(preview)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {preview_note(preview, 4, None)}" in err and "no preview was written" not in err, err
+
+
 def test_preview_files(tmp_path):
     frames = np.random.default_rng(0).integers(0, 255, (5, 8, 12, 3), dtype=np.uint8)
     write_preview(frames, tmp_path / "p.webp", fps=6.0)

@@ -174,7 +174,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     try:
         say = print if main_rank else _quiet
         loras = lora_args(args.lora)
-        on_preview = _preview_writer(args.preview, request.fps) if args.preview and main_rank else None
+        on_preview = _preview_writer(args.preview, request.fps, args.dry_run) if args.preview and main_rank else None
         done = resume.progress[0] if resume is not None else 0  # a resumed run previews only the steps it samples
         previews = _preview_notes(args.preview, request.steps, args.preview_every, done)
         ignored = torchrun_notes(args.gpus, torchrun_world)
@@ -639,8 +639,13 @@ def _preview_notes(path: str | None, steps: int, every: int | None, done: int) -
     return [preview_note(path, steps, every, done)] if path else []
 
 
-def _preview_writer(path: str, fps: float):
-    """The `on_preview` callback writing `path` in the background (its path checked now, before anything loads)."""
-    from motif_lite.io.preview import PreviewFile
+def _preview_writer(path: str, fps: float, dry_run: bool = False):
+    """The `on_preview` callback writing `path` in the background (its path checked now, before anything loads);
+    a `dry_run` checks the path alone: a writer that wrote nothing warns, as it closes, that no preview was
+    written."""
+    from motif_lite.io.preview import PreviewFile, check_preview_path
 
+    if dry_run:
+        check_preview_path(path)
+        return None
     return PreviewFile(path, fps / TEMPORAL_FACTOR)  # one preview frame per latent frame
