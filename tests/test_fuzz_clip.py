@@ -5,6 +5,7 @@ CPU."""
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import subprocess
@@ -21,6 +22,7 @@ from motif_lite import cli
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.clip import Clip, ClipError, clip_frames, read_clip
 from motif_lite.io.ffmpeg import find_ffmpeg
+from motif_lite.io.gif_blocks import gif_cut_short
 from motif_lite.io.video import write_video
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
@@ -57,6 +59,24 @@ def test_a_gif_cut_just_after_a_byte_that_is_the_trailers_is_refused(tmp_path):
     path.write_bytes(whole[:cut])
     with pytest.raises(ClipError, match=f"^{re.escape(str(path))} is cut short .*its blocks run past the file's end"):
         read_clip(path)
+
+
+# A 1x1 GIF byte by byte: header, screen descriptor with a 2-color table (6 bytes), the image descriptor at byte
+# 19 (10 bytes: ',', left, top, width, height, packed), the LZW code size, one 2-byte sub-block, its end, ';'.
+TINY_GIF = (b"GIF89a" + bytes([1, 0, 1, 0, 0x80, 0, 0]) + bytes(6) + b"," + bytes([0, 0, 0, 0, 1, 0, 1, 0, 0])
+            + bytes([2, 2, 0x44, 0x01, 0]) + b";")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cut", "says"),
+    [(None, None), (-1, "a GIF's blocks end with its trailer, ';', and this one has none"),
+     (28, "its blocks run past the file's end at byte 28"), (31, "its blocks run past the file's end at byte 31")],
+)  # fmt: skip
+def test_a_gif_cut_short_is_told_by_where_its_blocks_end(cut, says):
+    """Cut before its trailer (its last block whole), in the image descriptor (before the packed byte, 28) or in a
+    sub-block (31): what `gif_cut_short` says of each, and nothing of the whole file."""
+    data = TINY_GIF[:cut]
+    assert gif_cut_short(io.BytesIO(data), len(data)) == says
 
 
 @pytest.mark.parametrize("suffix", ["mp4", "mov", "mkv", "webm", "gif", "webp"])

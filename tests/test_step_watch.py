@@ -3,11 +3,14 @@ so the host waits for a step only while the next one is queued (issue #17)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from test_launches import launches
 
 from motif_lite.numerics import NonFiniteError
+from motif_lite.pipeline import step_watch
 from motif_lite.pipeline.step_watch import StepWatch
 
 
@@ -50,3 +53,16 @@ def test_inf_or_nan_still_stops_the_run_naming_its_step(lag):
     steps(0, bad)  # the last step of a run: found by finish
     with pytest.raises(NonFiniteError, match="after step 1 of 4"):
         steps.finish()
+
+
+@pytest.mark.parametrize("lag", [0, 1])
+def test_each_step_is_timed_from_the_end_of_the_step_before(lag, monkeypatch):
+    # The host's clock reads 10 at the start, then 11, 13, 16, 20 as steps settle: each step's own seconds, not
+    # the time since the start and not negative. The summary's s/step and the benchmark's step times come from them.
+    clock = iter([10.0, 11.0, 13.0, 16.0, 20.0])
+    monkeypatch.setattr(step_watch, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    steps, seconds, _ = watch(lag)
+    for i in range(4):
+        steps(i, torch.ones(2))
+    steps.finish()
+    assert seconds == [1.0, 2.0, 3.0, 4.0]
