@@ -215,7 +215,7 @@ def test_long_cpu_run_is_refused_where_nobody_sees_the_question(cpu_run, capsys,
     assert "Pass --yes to start it anyway." in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize(("answer", "starts"), [("y", True), ("n", False), ("", False)])
+@pytest.mark.parametrize(("answer", "starts"), [("y", True), ("Yes ", True), ("n", False), ("", False)])
 def test_long_cpu_run_asks_on_a_terminal(cpu_run, capsys, monkeypatch, answer, starts):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
@@ -241,7 +241,8 @@ def test_end_of_input_at_the_cpu_time_question_is_no(cpu_run, capsys, monkeypatc
     monkeypatch.setattr("builtins.input", end_of_input)
     assert cpu_run("-W", "256", "-H", "256", "--video-frames", "17") == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
-    assert "\nerror: not started" in err and "Traceback" not in err
+    # The question's line has no end (the answer ended it): the error starts a line of its own after a blank one.
+    assert "\n\nerror: not started" in err and "Traceback" not in err
 
 
 def test_short_cpu_runs_do_not_ask_and_dry_runs_only_say(cpu_run, monkeypatch, capsys):

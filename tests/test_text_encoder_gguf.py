@@ -137,6 +137,14 @@ def test_recipes_at_the_official_architecture():
     assert [round(sizes[n], 2) for n in ("BF16", *TYPES)] == [8.60, 4.71, 3.77, 3.40, 3.07]
 
 
+def test_only_the_block_type_recipes_quantize_the_linears():
+    # The float recipes keep every linear as floats: no packed kernel to autotune for the planner to make room for.
+    from motif_lite.quantize.text_recipes import TEXT_RECIPES
+
+    quantizing = [name for name, recipe in TEXT_RECIPES.items() if recipe.quantizes_linears]
+    assert quantizing == ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"]
+
+
 def test_unknown_type_and_alias():
     assert get_text_recipe("q4_k").name == "Q4_K_M" and get_text_recipe("Q5_K").name == "Q5_K_M"
     with pytest.raises(ConfigError, match="Q4_K_S is a transformer recipe.*Q8_0, Q6_K, Q5_K_M, Q4_K_M"):

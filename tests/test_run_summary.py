@@ -1,0 +1,56 @@
+"""The lines `motif-lite run` prints when a video is done (cli/run_summary.py), from results built by hand: the
+prompt cut at its limit, a resumed run's seconds per step, an extension's frames and where the optional lines go.
+CPU, no model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from motif_lite.cli.run_summary import PROMPT_SHOWN, prompt_line, summary
+from motif_lite.pipeline import GenerationResult
+from motif_lite.request import GenerationRequest
+
+TIMINGS = {"encode": 1.0, "denoise": 6.0, "decode": 2.0, "total": 9.0}
+
+
+def _result(tmp_path: Path, **fields: object) -> GenerationResult:
+    request = GenerationRequest("a red fox", width=32, height=16, frames=9, fps=8, steps=8, seed=0,
+                                output=tmp_path / "v.mp4", **fields.pop("request", {}))  # fmt: skip
+    return GenerationResult(tmp_path / "v.mp4", request, 3.0, TIMINGS, None, None, **fields)
+
+
+def _line(text: str, start: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
+@pytest.mark.parametrize(("length", "shown"), [(PROMPT_SHOWN, PROMPT_SHOWN), (PROMPT_SHOWN + 1, PROMPT_SHOWN - 3)])
+def test_the_prompt_is_shown_whole_up_to_its_limit_and_cut_past_it(length, shown):
+    prompt = "f" * length
+    if length == shown:
+        assert prompt_line(prompt) == f"prompt: {prompt!r}"
+    else:  # the cut text and its "..." take the limit's 100 characters
+        assert prompt_line(prompt) == f"prompt: {'f' * shown!r}... ({length} characters)"
+
+
+def test_a_resumed_run_gives_the_seconds_of_the_steps_it_sampled(tmp_path):
+    # 6 s of denoising for the 2 steps sampled here (steps 7-8), not over all 8 steps of the request.
+    time = _line(summary(_result(tmp_path, resumed_at=6), 0.0, with_settings=False), "time: ")
+    assert "denoise 6.0s (3.00 s/step)" in time
+
+
+def test_an_extension_says_the_clips_frames_the_new_ones_and_its_length(tmp_path):
+    # A 9-frame request from a 12-frame clip: its first frame is the clip's last, so 8 new and 20 in the file.
+    result = _result(tmp_path, clip_frames=12, request={"extend": str(tmp_path / "clip.mp4")})
+    extended = _line(summary(result, 0.0, with_settings=False), "extended: ")
+    assert extended == "extended: clip.mp4's 12 frames, then 8 new: 20 frames, 2.50 s at 8 fps"
+
+
+def test_the_optional_lines_come_before_the_output_line(tmp_path):
+    loras = SimpleNamespace(describe=lambda: "style.safetensors x0.8")
+    lines = summary(_result(tmp_path), 0.0, loras=loras, text_encoder="te.gguf", ran_on="cpu", with_settings=False)
+    tail = lines.splitlines()[-4:]
+    assert tail[0].startswith("ran on: ") and tail[-1].startswith("output: ")
+    assert {tail[1], tail[2]} == {"loras: style.safetensors x0.8", "text encoder: te.gguf"}
