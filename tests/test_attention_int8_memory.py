@@ -45,3 +45,14 @@ def test_the_planned_workspace_is_what_a_call_allocates(measured, batch, heads, 
     assert peak - out == planned
     if budget is not None:  # several groups: the copies of one group at a time, never two
         assert heads_per_launch(batch, heads, length, head_dim, True, budget=budget) < heads
+
+
+def test_the_16_bit_layout_holds_no_fp8_v_and_narrow_heads_are_32_wide():
+    # Plain arithmetic, no kernel: 100 keys pad to 128 rows, a head of 48 to 64 columns; the FP8 layout adds the
+    # e4m3 Vᵀ copy, a byte per element, that the 16-bit P·V (before sm_89) does without.
+    from motif_lite.kernels.int8_scheme import head_block, head_workspace_bytes
+
+    fp8, sixteen = head_workspace_bytes(2, 100, 48, True), head_workspace_bytes(2, 100, 48, False)
+    assert fp8 - sixteen == 2 * 128 * 64
+    # Triton refuses an 8-bit dot narrower than 32: a head of 8 or 16 is loaded 32 wide, and counted so.
+    assert [head_block(d) for d in (8, 16, 32, 33)] == [32, 32, 32, 64]

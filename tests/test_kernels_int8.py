@@ -184,6 +184,19 @@ def test_emulated_accuracy_at_a_longer_length() -> None:
         assert cos >= COSINE and rel_l1 <= REL_L1, (pv, cos, rel_l1)
 
 
+@pytest.mark.parametrize("pv", PV)
+def test_emulated_keys_masked_whole_tiles_count_for_nothing(pv: str) -> None:
+    """A row whose first key tile (64 keys) is all masked gives what its other tile alone gives, and a row that
+    sees no key gives zeros (its running max starts and stays at -inf: no NaN from -inf - -inf)."""
+    q, k, v = torch.randn(3, 2, 1, 128, 32, generator=torch.Generator().manual_seed(0)).unbind(0)
+    mask = torch.zeros(2, 1, 1, 128, dtype=torch.bool)
+    mask[0, ..., 64:] = True  # row 1 of the batch: no key at all
+    out = emulate_int8_attention(q, k, v, mask, pv=pv)
+    assert torch.equal(out[1], torch.zeros_like(out[1]))
+    alone = emulate_int8_attention(q[:1], k[:1, :, 64:], v[:1, :, 64:], pv=pv)
+    torch.testing.assert_close(out[:1], alone, rtol=0, atol=1e-6)
+
+
 def test_bad_inputs_raise(kernel) -> None:
     q, k, v = qkv(1, 2, 16, 16, 16)
     with pytest.raises(KernelInputError, match="do not match"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,8 +24,11 @@ from tiny_text import _save_feature_extractor, _save_tokenizer, _tiny_config, _t
 from transformers import T5Gemma2Encoder
 
 from motif_lite.encoders.text import load_text_encoder
+from motif_lite.encoders.text_config import parse_text_encoder_config
 from motif_lite.encoders.text_gguf import (
+    EMBED_KEY,
     QuantizedScaledEmbedding,
+    TextEncoderGGUF,
     load_text_encoder_gguf,
     meta_encoder,
     read_text_encoder_gguf,
@@ -35,6 +39,7 @@ from motif_lite.quantize.cli import main as quantize_main
 from motif_lite.quantize.text_recipes import more_bits_layer
 from motif_lite.units import file_size
 from motif_lite.weights.dequant import dequantize
+from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 PROMPTS = ["a red fox jumps over a sleeping dog, cinematic", "snow at dusk"]
@@ -143,6 +148,17 @@ def test_only_the_block_type_recipes_quantize_the_linears():
 
     quantizing = [name for name, recipe in TEXT_RECIPES.items() if recipe.quantizes_linears]
     assert quantizing == ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"]
+
+
+def test_a_packed_token_table_alone_is_no_quantized_linear(tiny):
+    # A file whose recipe kept every linear as floats and packed only the token table: no packed linear kernel to
+    # autotune (`quantized_linears`), which the planner counts a buffer for.
+    config = parse_text_encoder_config(tiny / "text_encoder/config.json")
+    packed = SimpleNamespace(is_quantized=True)
+    linear = "text_model.layers.0.mlp.up_proj.weight"
+    embed_only = TextEncoderGGUF(tiny, config, {EMBED_KEY: packed, linear: SimpleNamespace(is_quantized=False)}, None)
+    assert embed_only.packed_keys == {EMBED_KEY} and not embed_only.quantized_linears
+    assert TextEncoderGGUF(tiny, config, {EMBED_KEY: packed, linear: packed}, None).quantized_linears
 
 
 def test_unknown_type_and_alias():
@@ -313,12 +329,18 @@ def test_checks_before_any_weight(tiny, wide, wide_files, tiny_files, tmp_path):
     changed.write_text(json.dumps(values))
     with pytest.raises(CheckpointError, match=r"text_config\.rms_norm_eps 1e-06 in the file vs 1e-05"):
         read_text_encoder_gguf(tiny_files["Q8_0"], changed)
+    # A checkpoint without text_encoder/ (its text encoder only in the GGUF): the file's own config, unchecked.
+    assert read_text_encoder_gguf(tiny_files["Q8_0"], tmp_path / "text_encoder/config.json").recipe == "Q8_0"
     # A file that lacks a tensor, and one without the embedded config.
     for drop, match in (("text_model.norm.weight", "1 missing tensors:\n  text_model.norm.weight"),
                         ("t5gemma2_encoder.config_json", "has no t5gemma2_encoder.config_json")):  # fmt: skip
         broken = rewrite_without(tiny_files["Q8_0"], tmp_path / f"without-{drop}.gguf", drop)
         with pytest.raises(CheckpointError, match=match):
             read_text_encoder_gguf(broken)
+    # A recipe name that is no string (a hand-edited file): no recipe, and the summary names none.
+    numbered = rewrite_without(tiny_files["Q8_0"], tmp_path / "numbered.gguf", "", {QUANTIZE_TYPE_KEY: 8})
+    checked = read_text_encoder_gguf(numbered)
+    assert checked.recipe is None and checked.describe() == f"numbered.gguf ({file_size(checked.nbytes)} packed)"
     truncated = tmp_path / "truncated.gguf"
     truncated.write_bytes(tiny_files["Q8_0"].read_bytes()[:-100])
     with pytest.raises(CheckpointError, match="truncated"):
