@@ -102,6 +102,7 @@ def read_and_resume(path: Path) -> tuple[dict, GenerationRequest]:
     The checkpoint, VAE, clip and output at the top level are `decode`'s, which `--resume` does not read
     (docs/usage.md, "When a run stops"): an edit of those reads as the unedited run."""
     args = cli.build_parser().parse_args(["run", "--resume", str(path)])
+    args.argv = ["run", "--resume", str(path)]  # which flags were given, as `cli.main` keeps it
     saved, _ = resume_args(args)
     request = resumed_request(saved, str(path.with_name("again.mp4")))
     with request_from_file(saved):

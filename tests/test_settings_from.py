@@ -104,6 +104,15 @@ def test_flags_and_the_file_make_the_request(made):
     assert request.sampler == "euler" and request.flow_shift == 15
 
 
+def test_flags_without_the_command_line_are_refused_not_lost_to_the_file(made):
+    # Which flags were given comes from the command line (`args.argv`): without it every flag would look unset, and
+    # the file's 2 steps would silently replace the --steps 3 typed.
+    args = cli.build_parser().parse_args(["run", "--settings-from", str(made), "--steps", "3"])
+    with pytest.raises(ValueError, match="needs args.argv"):
+        settings_from_args(args)
+    assert args.steps == 3
+
+
 def test_a_batch_starts_at_the_files_seed(made, tmp_path):
     args = parsed("--settings-from", str(made), "-b", "2", "-o", str(tmp_path / "fox.mp4"))
     settings_from_args(args)

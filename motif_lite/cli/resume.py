@@ -32,7 +32,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     """`--resume FILE`: the stopped run it holds, checked, and its model flags put into `args` where the command
     line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
     it."""
-    from motif_lite.cli.run_flags import run_flags_given, take_weight_flags
+    from motif_lite.cli.run_flags import fill_unset, run_flags_given, take_weight_flags
     from motif_lite.io.latents import LatentsFileError, read_latents
     from motif_lite.io.latents_saving import still_running
     from motif_lite.io.model_stamps import MODEL_FLAG_GROUPS, changed_file_notes, other_model_notes
@@ -71,11 +71,11 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
         raise RequestError(f"--resume goes on with the video {saved.file} describes: leave out {flags} (-o may "
                            "name another output file)")  # fmt: skip
     then = {dest: saved.run.get(dest, defaults[dest]) for group in MODEL_FLAG_GROUPS for dest in group}
-    for group in MODEL_FLAG_GROUPS:  # a group the command line leaves out comes from the file
-        if not given & set(group):
-            for dest in group:
-                _check_still_there(dest, then[dest])
-                setattr(args, dest, then[dest])
+    # A group comes from the file whole where the command line gives none of its flags (-m alone is another model).
+    from_file = {dest: then[dest] for group in MODEL_FLAG_GROUPS if not given & set(group) for dest in group}
+    for dest, value in from_file.items():
+        _check_still_there(dest, value)
+    fill_unset(args, from_file, given)
     notes += other_model_notes(then, vars(args), "what this command gives")
     notes += changed_file_notes(saved.run, vars(args))
     notes += _step_cache_resumed(saved, args, given)
@@ -118,13 +118,13 @@ def request_from_file(saved: SavedLatents | None, recalled: Recalled | None = No
 def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: frozenset[str]) -> list[str]:
     """The stopped run's lossy step cache goes on in the resumed run unless --step-cache is given, as a model flag
     does (it changes the video as much); the note where a given one differs from it."""
+    from motif_lite.cli.run_flags import fill_unset
+
     then = saved.video_metadata.get("model", {}).get("step_cache")
     then = then if isinstance(then, float | int) and not isinstance(then, bool) else None  # kept only above 0
-    if "step_cache" not in given:
-        if then is not None:
-            args.step_cache = float(then)
-        return []
-    if then == (args.step_cache or None):  # --step-cache 0 is the plain run
+    if then is not None:
+        fill_unset(args, {"step_cache": float(then)}, given)
+    if "step_cache" not in given or then == (args.step_cache or None):  # --step-cache 0 is the plain run
         return []
     had = "no --step-cache" if then is None else f"--step-cache {then:g}"
     return [f"the run being resumed had {had}: the rest of the video is sampled with what this command gives"]

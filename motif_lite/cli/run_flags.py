@@ -709,12 +709,26 @@ def add_speed_flags(run: argparse.ArgumentParser) -> None:
 
 def run_flags_given(args: argparse.Namespace) -> tuple[Mapping[str, object], frozenset[str]]:
     """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default).
-    Parsed from the command line once per command and kept on `args` (as `args.weights` and `args.recalled` are):
-    --settings-from, --resume, --extend and the size notes each ask, and the command line does not change."""
+    Parsed from the command line (`args.argv`, which `cli.main` keeps) once per command and kept on `args` (as
+    `args.weights` and `args.recalled` are): --settings-from, --resume, --extend and the size notes each ask, and the
+    command line does not change. A Namespace without `argv` is refused: an empty "given" would let a file's values
+    replace every flag typed."""
     kept = getattr(args, "run_flags", None)
     if kept is None:
-        kept = args.run_flags = _parse_run_flags(list(getattr(args, "argv", None) or []))
+        argv = getattr(args, "argv", None)
+        if argv is None:
+            raise ValueError("run_flags_given needs args.argv, the command line as typed (cli.main keeps it)")
+        kept = args.run_flags = _parse_run_flags(list(argv))
     return kept
+
+
+def fill_unset(args: argparse.Namespace, values: Mapping[str, object], given: frozenset[str]) -> frozenset[str]:
+    """Put `values` (by dest) into `args` for the flags not in `given`: a lower layer (--settings-from's file,
+    --resume's file, --extend's clip) under the flags typed. -> the dests it filled."""
+    filled = frozenset(values) - given
+    for dest in filled:
+        setattr(args, dest, values[dest])
+    return filled
 
 
 def _parse_run_flags(argv: list[str]) -> tuple[Mapping[str, object], frozenset[str]]:

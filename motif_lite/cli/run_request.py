@@ -61,7 +61,7 @@ def take_clip_defaults(args: argparse.Namespace) -> Clip:
     """-W, -H and --fps from the clip `--extend` names, for those the command line and --settings-from's file leave
     out: the longer video keeps the clip's size (which the request then checks) and plays at its rate. Returns the
     clip, read once for the whole run (`resolve_requests` and the pipeline take it)."""
-    from motif_lite.cli.run_flags import run_flags_given
+    from motif_lite.cli.run_flags import fill_unset, run_flags_given
     from motif_lite.io.clip import read_clip
     from motif_lite.request import RequestError
 
@@ -74,9 +74,7 @@ def take_clip_defaults(args: argparse.Namespace) -> Clip:
         raise RequestError(f"{file} is {args.width}x{args.height} and the clip {clip.path.name} {clip.width}x"
                            f"{clip.height}: one video has one size; give -W {clip.width} -H {clip.height} to go on "
                            f"from the clip with {file}'s other settings")  # fmt: skip
-    for dest, value in (("width", clip.width), ("height", clip.height), ("fps", clip.fps)):
-        if dest not in given and dest not in taken:
-            setattr(args, dest, value)
+    fill_unset(args, {"width": clip.width, "height": clip.height, "fps": clip.fps}, given | taken)
     return clip
 
 
@@ -144,7 +142,9 @@ def one_side_notes(args: argparse.Namespace, request: GenerationRequest) -> list
     the command line, --settings-from's file or --extend's clip) or when the default keeps the shape already."""
     from motif_lite.cli.run_flags import run_flags_given
 
-    _, given = run_flags_given(args)
+    # Flags parsed without their command line (`args.argv`: a test's) are known as given nowhere: no note. Only the
+    # note is at stake here; where a file's values fill flags, `run_flags_given` refuses such flags.
+    _, given = run_flags_given(args) if getattr(args, "argv", None) is not None else ({}, frozenset())
     recalled = getattr(args, "recalled", None)
     given |= recalled.taken if recalled is not None else frozenset()
     if ("width" in given) == ("height" in given) or args.extend is not None or args.resume is not None:

@@ -51,7 +51,7 @@ class Recalled:
 def settings_from_args(args: argparse.Namespace) -> Recalled:
     """`--settings-from FILE`: the settings FILE stores put into `args` wherever the command line gives no flag for
     them, checked before anything loads (`RequestError`, `SettingsFileError` otherwise)."""
-    from motif_lite.cli.run_flags import run_flags_given
+    from motif_lite.cli.run_flags import fill_unset, run_flags_given
     from motif_lite.io.settings_file import read_settings
     from motif_lite.pipeline.metadata import request_fields_of, unknown_stored_keys
 
@@ -83,9 +83,8 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
         )
     if image is None and clip is None and first_frame_given:  # image-to-video of a text-to-video file's settings
         fields.pop("flow_shift", None)  # the file's was for the other kind: the checkpoint's or the official one
-    taken = {field for field in fields if run_dest(field) not in given}
-    for field in taken:
-        setattr(args, run_dest(field), fields[field])
+    filled = fill_unset(args, {run_dest(field): value for field, value in fields.items()}, given)
+    taken = {field for field in fields if run_dest(field) in filled}
     if args.prompt is None and not args.dry_run:  # else the video would be of the dry run's stand-in prompt
         raise RequestError(f"{stored.file.name} stores no prompt (the file was edited or damaged): give one with "
                            '-p "what the video shows"')  # fmt: skip
