@@ -167,6 +167,15 @@ def test_the_dry_run_shows_the_file_as_a_source(checkpoint, made, capsys, no_wei
     assert "(--cfg-scale over a_000.png)" in out
 
 
+def test_a_flag_given_at_the_official_value_shows_as_a_flag(checkpoint, capsys, no_weights):
+    # --steps 50 is the official value: typed, it is the user's, and the table says so (it said "default", judging
+    # by the value alone); the negative prompt left out stays the default's.
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), "-p", "fox", *SIZE[:-2], "--steps", "50", "--dry-run")
+    assert code == 0, err
+    assert "  steps        flag       50\n" in out
+    assert "  negative     default    the official negative prompt\n" in out
+
+
 # ------------------------------------------------------------------------------ the model
 
 

@@ -48,7 +48,7 @@ from motif_lite.cli.resume import (
     resume_args,
     resumed_request,
 )
-from motif_lite.cli.run_flags import add_run_flags, take_weight_flags
+from motif_lite.cli.run_flags import add_run_flags, run_flags_given, take_weight_flags
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
@@ -278,7 +278,7 @@ def dry_run(
     print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos))
     sizes = model_sizes(sources, dtype).lines()
     prompt = args.prompt if args.resume is None else request.prompt  # a resumed run's is in its latents file
-    lines = [prompt_line(prompt), *settings_lines(settings, _recalled(args)), dry_run_speed(args, device), *sizes]
+    lines = [prompt_line(prompt), *_settings_table(settings, args), dry_run_speed(args, device), *sizes]
     print("\n".join([*lines, *_lora_lines(args, sources), described]))
     return 0
 
@@ -311,6 +311,11 @@ def _batch_label(noun: str, requests: list[GenerationRequest]) -> str:
     leaves some out: "videos (10000)"."""
     label = noun if len(requests) == 1 else f"{noun}s"
     return label if len(requests) <= LISTED_AT_MOST else f"{label} ({len(requests)})"
+
+
+def _settings_table(settings: Settings, args: argparse.Namespace) -> list[str]:
+    """The settings table of a dry run and the summary, each row's source as this command knows it."""
+    return settings_lines(settings, _recalled(args), run_flags_given(args)[1])
 
 
 def _recalled(args: argparse.Namespace) -> Recalled | None:
@@ -521,7 +526,7 @@ class _Run:
                 self.say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
             result = self.sample(pipe, video, in_batch=len(requests) > 1, unstarted=requests[number:])
             first = number == 1
-            table = settings_lines(result.settings, _recalled(self.args)) if result.settings is not None else None
+            table = _settings_table(result.settings, self.args) if result.settings is not None else None
             self.say(summary(
                 result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
             ))  # fmt: skip

@@ -199,19 +199,24 @@ def _taken_note(file: Path, version: str, taken: set[str], overridden: set[str],
     return note
 
 
-def settings_lines(settings: Settings, recalled: Recalled | None) -> list[str]:
-    """The settings table (`Settings.lines`) with the rows the file decided shown as the file's."""
-    if recalled is None:
-        return settings.lines()
-    name = recalled.file.name
-    head = f"settings (flag: given by you; file: {name}; checkpoint: its config files; default: the official value):"
+def settings_lines(settings: Settings, recalled: Recalled | None, given: frozenset[str]) -> list[str]:
+    """The settings table (`Settings.lines`) with each row's source as this command knows it: the file's for the
+    rows the file (`recalled`; None: none) decided, and "flag" for a row whose flag the command line gave (`given`,
+    by dest) at the official value, which `Settings` alone, judging by the value, calls the default."""
+    from motif_lite.settings import DEFAULT, FLAG
+
+    name = recalled.file.name if recalled is not None else None
+    file = f"file: {name}; " if name is not None else ""
+    head = f"settings (flag: given by you; {file}checkpoint: its config files; default: the official value):"
     rows = []
     for row, value, setting in settings.table():
         fields = _ROW_FIELDS.get(row, ())
         source, origin = setting.source, setting.origin
-        if any(field in recalled.taken for field in fields):
+        if recalled is not None and recalled.taken & set(fields):
             replaced = sorted({run_flag(field) for field in fields if field in recalled.overridden})
             source, origin = ("flag", f"{', '.join(replaced)} over {name}") if replaced else ("file", name)
+        elif source == DEFAULT and any(run_dest(field) in given for field in fields):
+            source = FLAG
         rows.append(f"  {row:<12} {source:<10} {value}" + (f"  ({origin})" if origin else ""))
     return [head, *rows]
 
