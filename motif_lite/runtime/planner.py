@@ -548,76 +548,76 @@ def plan_memory(
         raise ConfigError(
             f"bad sizes: cfg_batch={cfg_batch}, weight_bytes={inputs.weight_bytes}, text={inputs.text_encoder_bytes}"
         )
-    candidates = functools.partial(
-        _candidates,
-        budget_bytes=budget_bytes,
-        device=device,
-        sequence_parallel=sequence_parallel,
-        step_cache=step_cache,
-    )
+    ladder = _Ladder(budget_bytes, device, sequence_parallel, step_cache)
     plans = []
-    for plan, sizes, choice in candidates(inputs):
+    for plan, sizes, choice in ladder.candidates(inputs):
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
             needs = _host_needs(sizes, choice, device, plan.stages, inputs.text_encoder_quantized)
             host = plan_host(needs, ram_budget_bytes, available_ram())
             if plan.cfg_batch < cfg_batch:
-                batched = _batched_vram((p for p, _, _ in candidates(inputs)), budget_bytes)
+                batched = _batched_vram((p for p, _, _ in ladder.candidates(inputs)), budget_bytes)
                 plan = replace(plan, batched_vram_gib=batched)
             return replace(plan, host=host)
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.peak_bytes)
-    raise _no_plan_fits(inputs, smallest, budget_bytes, candidates)
+    raise _no_plan_fits(inputs, smallest, ladder)
 
 
-# `_candidates` with plan_memory's settings: the plans for a case, fastest first.
-_Candidates = Callable[[PlannerInputs], Iterator[tuple[Plan, GenerationSizes, _Choice]]]
+@dataclass(frozen=True)
+class _Ladder:
+    """`plan_memory`'s settings for every case it plans (its inputs, and the other sizes the error on a video too
+    large tries): the device budget (None: no limit), the device, the ranks sharing the video tokens, and whether a
+    step cache holds its tensors through the denoise stage."""
+
+    budget_bytes: int | None
+    device: str
+    sequence_parallel: int
+    step_cache: bool
+
+    def candidates(self, case: PlannerInputs) -> Iterator[tuple[Plan, GenerationSizes, _Choice]]:
+        """Every plan of the ladder for `case` (`plan_memory`'s inputs, or those at another size, or without the
+        tuning buffer), fastest first, with the sizes and the ladder's choice it was made from."""
+        sizes = case.sizes()
+        rungs = _ladder(len(sizes.block_bytes), case.transformer_config.num_attention_heads, self.sequence_parallel)
+        # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes
+        # first: cfg_batch, then 1 (once when cfg_batch is 1).
+        for index, choice in enumerate(rungs):
+            for batch in dict.fromkeys((case.cfg_batch, 1)):
+                stages = _stage_estimates(
+                    sizes, choice, batch, case.fused_norms, self.sequence_parallel, case.attention_workspace_bytes,
+                    self.step_cache, case.autotune_bytes, case.text_encoder_quantized,
+                )  # fmt: skip
+                plan = Plan(
+                    width=case.width,
+                    height=case.height,
+                    frames=case.frames,
+                    video_tokens=sizes.video_tokens,
+                    device=self.device,
+                    text_placement=choice.text,
+                    resident_blocks=choice.resident_blocks,
+                    token_chunk=choice.token_chunk,
+                    vae_tile=choice.vae_tile,
+                    vae_frame_by_frame=choice.vae_frame_by_frame,
+                    vae_bands=choice.vae_bands,
+                    stages=stages,
+                    budget_bytes=self.budget_bytes,
+                    ladder_index=index,
+                    ladder_size=len(rungs),
+                    prefetch=choice.prefetch,
+                    cfg_batch=batch,
+                    cfg_batch_asked=case.cfg_batch,
+                    image=sizes.image,
+                    heads_per_call=choice.heads,
+                    streamed_bytes=_streamed_bytes(sizes, choice),
+                    num_blocks=len(sizes.block_bytes),
+                )
+                yield plan, sizes, choice
 
 
-def _candidates(
-    case: PlannerInputs, *, budget_bytes: int | None, device: str, sequence_parallel: int, step_cache: bool
-) -> Iterator[tuple[Plan, GenerationSizes, _Choice]]:
-    """Every plan of the ladder for `case` (`plan_memory`'s inputs, or those at another size, or without the tuning
-    buffer), fastest first, with the sizes and the ladder's choice it was made from."""
-    sizes = case.sizes()
-    ladder = _ladder(len(sizes.block_bytes), case.transformer_config.num_attention_heads, sequence_parallel)
-    # Batching the guidance branches halves the weight traffic of a streamed plan, so at every rung it comes
-    # first: cfg_batch, then 1 (once when cfg_batch is 1).
-    for index, choice in enumerate(ladder):
-        for batch in dict.fromkeys((case.cfg_batch, 1)):
-            stages = _stage_estimates(
-                sizes, choice, batch, case.fused_norms, sequence_parallel, case.attention_workspace_bytes,
-                step_cache, case.autotune_bytes, case.text_encoder_quantized,
-            )  # fmt: skip
-            plan = Plan(
-                width=case.width,
-                height=case.height,
-                frames=case.frames,
-                video_tokens=sizes.video_tokens,
-                device=device,
-                text_placement=choice.text,
-                resident_blocks=choice.resident_blocks,
-                token_chunk=choice.token_chunk,
-                vae_tile=choice.vae_tile,
-                vae_frame_by_frame=choice.vae_frame_by_frame,
-                vae_bands=choice.vae_bands,
-                stages=stages,
-                budget_bytes=budget_bytes,
-                ladder_index=index,
-                ladder_size=len(ladder),
-                prefetch=choice.prefetch,
-                cfg_batch=batch,
-                cfg_batch_asked=case.cfg_batch,
-                image=sizes.image,
-                heads_per_call=choice.heads,
-                streamed_bytes=_streamed_bytes(sizes, choice),
-                num_blocks=len(sizes.block_bytes),
-            )
-            yield plan, sizes, choice
-
-
-def _no_plan_fits(inputs: PlannerInputs, smallest: Plan, budget_bytes: int, candidates: _Candidates) -> MotifLiteError:
-    """The error for `inputs` when no plan fits `budget_bytes`: the `smallest` plan's peak, the sizes that fit
-    (`_what_fits`, trying `candidates` at each) and how to get more memory."""
+def _no_plan_fits(inputs: PlannerInputs, smallest: Plan, ladder: _Ladder) -> MotifLiteError:
+    """The error for `inputs` when no plan of `ladder` fits its budget: the `smallest` plan's peak, the sizes that
+    fit (`_what_fits`, trying the ladder at each) and how to get more memory."""
+    budget_bytes = ladder.budget_bytes
 
     def fits(width: int, height: int, frames: int, tuning: bool) -> bool:
         """Whether a plan of this size fits the budget; tuning=False: without Triton's tuning buffer."""
@@ -625,7 +625,7 @@ def _no_plan_fits(inputs: PlannerInputs, smallest: Plan, budget_bytes: int, cand
         if not tuning:
             case = replace(case, autotune_bytes=0)
         try:
-            return any(plan.peak_bytes <= budget_bytes for plan, _, _ in candidates(case))
+            return any(plan.peak_bytes <= budget_bytes for plan, _, _ in ladder.candidates(case))
         except MotifLiteError:  # a size the pipeline cannot make at all
             return False
 
