@@ -171,24 +171,28 @@ def triton_attention(strict: bool = False, device: torch.device = CURRENT_GPU) -
 FA3_MODULE = "flash_attn_interface"  # FlashAttention-3's Python package
 
 
+def _import_fa3() -> tuple[ModuleType | None, str | None]:
+    """FlashAttention-3's package and None where it imports, else None and why not."""
+    try:
+        return importlib.import_module(FA3_MODULE), None
+    except Exception as exc:  # not installed, or an extension that fails as it loads (built for another torch or CUDA)
+        return None, f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
 def fa3_module() -> ModuleType | None:
     """FlashAttention-3's package where it is installed and imports, else None."""
-    try:
-        return importlib.import_module(FA3_MODULE)
-    except Exception:  # not installed, or an extension that fails as it loads (built for another torch or CUDA)
-        return None
+    return _import_fa3()[0]
 
 
 def fa3_attention() -> AttentionFn:
     """FlashAttention-3's `flash_attn_func` behind our [B, H, L, D] seam; ConfigError where it does not import."""
-    try:
-        fa3 = importlib.import_module(FA3_MODULE)
-    except Exception as exc:  # not installed, or built for another torch or CUDA: the error says which
+    fa3, why_not = _import_fa3()
+    if fa3 is None:
         raise ConfigError(
             f"--attention-backend fa3 needs FlashAttention-3's {FA3_MODULE} package (Hopper GPUs; built from the "
-            "hopper/ folder of github.com/Dao-AILab/flash-attention), which cannot be imported here "
-            f"({type(exc).__name__}: {str(exc)[:200]}); choose auto to time what is installed"
-        ) from None
+            f"hopper/ folder of github.com/Dao-AILab/flash-attention), which cannot be imported here ({why_not}); "
+            "choose auto to time what is installed"
+        )
     key_lengths = KeyLengths()
 
     def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -213,7 +217,12 @@ def candidate(name: str, strict: bool = False, device: torch.device = CURRENT_GP
         return fa3_attention()
     if name in _SDPA_KERNELS:
         return OneSdpaKernel(_SDPA_KERNELS[name], split_masked=name in _NO_MASK)
-    raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
+    raise _unknown_backend(name)
+
+
+def _unknown_backend(name: str) -> ConfigError:
+    """The one error for a backend name we do not know, raised by `candidate` and `attention_backend`."""
+    return ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
 
 
 def synchronized_timer(name: str, call: Callable[[], torch.Tensor], reps: int = 2) -> float:
@@ -484,7 +493,7 @@ def attention_backend(
     kernel that cannot run on `device` in `dtype` is a ConfigError here (`check_backend_runs`). `strict`
     (`--kernels triton`): a fixed `triton` never falls back to SDPA (`auto` still drops what fails its trial)."""
     if name not in ATTENTION_BACKENDS:
-        raise ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
+        raise _unknown_backend(name)
     if name != "auto":
         check_backend_runs(name, device, dtype)
         return FixedAttention(name, strict, torch.device(device))
