@@ -21,7 +21,6 @@ interpreter and block sizes below 128 use one fixed small config.
 
 from __future__ import annotations
 
-import math
 import os
 
 import torch
@@ -29,7 +28,15 @@ import triton
 import triton.language as tl
 
 from .errors import KernelInputError
-from .launch import FUSED_FP, TENSOR_CORE_DOTS, autotune_attention, cp_async_tiles
+from .launch import (
+    FUSED_FP,
+    TENSOR_CORE_DOTS,
+    autotune_attention,
+    check_block_size,
+    cp_async_tiles,
+    qk_scale_exp2,
+    tuned_launch_ok,
+)
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -225,8 +232,7 @@ def _block_table(block_mask: torch.Tensor | None, shape: tuple[int, ...], lk: in
 
 def _tile_sizes(block_size: int, head_dim: int) -> tuple[int, int]:
     """Fixed kernel tiles that divide the mask's block size (so no tile straddles two mask blocks)."""
-    if block_size < 16 or block_size & (block_size - 1):
-        raise KernelInputError(f"attention: block_size must be a power of two >= 16, got {block_size}")
+    check_block_size("attention", block_size)
     return min(block_size, 128 if head_dim <= 64 else 64), min(block_size, 64)
 
 
@@ -322,11 +328,9 @@ def _length_bucket(n: int) -> int:
 
 
 def _use_autotune(dtype: torch.dtype, block_d: int, block_mask: torch.Tensor | None, block_size: int) -> bool:
-    return (
-        _attention_autotuned is not None
-        and dtype in (torch.bfloat16, torch.float16)
-        and block_d <= 128
-        and (block_mask is None or block_size >= 128)
+    # 16-bit only: fp32 takes its own fixed launch (exact `ieee` dots), which the tuned configs do not cover.
+    return dtype in (torch.bfloat16, torch.float16) and tuned_launch_ok(
+        _attention_autotuned, block_d, block_mask is not None, block_size
     )
 
 
@@ -353,7 +357,7 @@ def block_sparse_attention(
     out = torch.empty(bsz, heads, lq, dim, device=q.device, dtype=q.dtype)
     if out.numel() == 0:
         return out
-    qk_scale = 1.0 / math.sqrt(dim) * math.log2(math.e)  # SDPA's default scale, in exp2 units
+    qk_scale = qk_scale_exp2(dim)
     block_d = max(16, triton.next_power_of_2(dim))
     args = (
         q, k, v, out, km, bm, qk_scale, heads, lq, lk, dim,

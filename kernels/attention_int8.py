@@ -60,7 +60,7 @@ from .int8_scheme import (
     heads_per_launch,
     padded_keys,
 )
-from .launch import FUSED_FP, autotune_attention, cp_async_tiles
+from .launch import FUSED_FP, autotune_attention, check_block_size, cp_async_tiles, qk_scale_exp2, tuned_launch_ok
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 _STATS_ROWS = 1024  # keys per statistics program
@@ -539,8 +539,7 @@ def _quantize_kv(k, v, km, skm_b, has_mask: bool, smooth: bool, fp8: bool, block
 
 def _tile_sizes(block_size: int) -> tuple[int, int]:
     """Fixed (query, key) tiles for the interpreter and small block masks; keys: K_BLOCK or the mask block."""
-    if block_size < 16 or block_size & (block_size - 1):
-        raise KernelInputError(f"int8 attention: block_size must be a power of two >= 16, got {block_size}")
+    check_block_size("int8 attention", block_size)
     return min(block_size, 64), min(block_size, K_BLOCK)
 
 
@@ -623,7 +622,7 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_m
     lpad = kv.k8.shape[1]
     v_strides = (kv.v.stride(0), kv.v.stride(1), 1, lpad) if fp8 else kv.v.stride()
     args = (
-        q, kv.k8, kv.k_scale, kv.v, kv.v_scale, kv.v_mean, out, km, table, 1.0 / math.sqrt(dim) * math.log2(math.e),
+        q, kv.k8, kv.k_scale, kv.v, kv.v_scale, kv.v_mean, out, km, table, qk_scale_exp2(dim),
         heads, lq, lk, dim, lpad, *q.stride(), *v_strides, *out.stride()[:3], skm_b, *table_strides,
         _length_bucket(lq), _length_bucket(lk),
     )  # fmt: skip
@@ -640,8 +639,8 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_m
         PIPELINE_PV=pipeline_pv,
         **FUSED_FP,
     )
-    tuned = _int8_attention_autotuned is not None and block_d <= 128 and (not has_blocks or block_size >= 128)
-    if tuned:
+    # No dtype clause, unlike the dense kernel's: Q tiles are quantized to INT8 in the kernel, whatever their dtype.
+    if tuned_launch_ok(_int8_attention_autotuned, block_d, has_blocks, block_size):
         _int8_attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
     else:
         _int8_attention_kernel[(triton.cdiv(lq, block_m), bsz * heads)](*args, **flags, BLOCK_M=block_m)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import re
 from collections.abc import Callable
 
@@ -15,6 +16,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from triton.backends import backends
 
 from motif_lite.devices import rocm_build
+
+from .errors import KernelInputError
 
 # FMA contraction on: the kernels were tuned, read in SASS and measured with it. Stated because Triton 3.9 warns
 # on every first compile when it is left to the default, and Triton 3.10 turns that default off.
@@ -60,6 +63,27 @@ def import_safe_tuning(version: str = triton.__version__) -> dict[str, object]:
     3.4 an autotuner given no benchmark function asks the active GPU driver for one when it is created, which raises
     on a machine without a GPU (the compile tests; `import` of the kernels): there, name the function."""
     return benchmark_options(version=version) if triton_version(version) < (3, 4) else {}
+
+
+def check_block_size(kernel_name: str, block_size: int) -> None:
+    """KernelInputError unless a block mask's `block_size` is a power of two >= 16: the kernels' fixed tiles divide
+    it, so no tile straddles two mask blocks."""
+    if block_size < 16 or block_size & (block_size - 1):
+        raise KernelInputError(f"{kernel_name}: block_size must be a power of two >= 16, got {block_size}")
+
+
+def qk_scale_exp2(dim: int) -> float:
+    """SDPA's default softmax scale 1/sqrt(dim), times log2 e: the attention kernels' online softmax runs in exp2."""
+    return 1.0 / math.sqrt(dim) * math.log2(math.e)
+
+
+def tuned_launch_ok(
+    autotuned: triton.runtime.Autotuner | None, block_d: int, has_blocks: bool, block_size: int
+) -> bool:
+    """Whether an attention call may take its kernel's autotuned launch: there is one (none under the interpreter),
+    and the call is one its configs cover, head dims up to 128 and no block mask or one of blocks of 128 keys or
+    more (no tuned tile straddles two mask blocks). Other calls take the kernel's fixed tiles."""
+    return autotuned is not None and block_d <= 128 and (not has_blocks or block_size >= 128)
 
 
 # Blackwell GPUs (compute capability 10.x: B200; 12.x: RTX 50xx) need Triton 3.3 (torch 2.7): 3.2's compiler has
