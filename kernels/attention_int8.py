@@ -602,12 +602,12 @@ def int8_attention(
             group_table,
             table_strides,
             lk,
-            key_mask is not None,
-            block_mask is not None,
-            block_size,
-            fp8,
-            (block_m, block_n, block_d),
-            pipeline_pv,
+            has_mask=key_mask is not None,
+            has_blocks=block_mask is not None,
+            block_size=block_size,
+            fp8=fp8,
+            tiles=(block_m, block_n, block_d),
+            pipeline_pv=pipeline_pv,
         )
         # Freed before the next group's are made: one group's copies at a time, as `heads_per_launch` budgets (the
         # name would otherwise hold them while the next group is quantized, twice the bound).
@@ -615,8 +615,10 @@ def int8_attention(
     return out
 
 
-def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, has_mask, has_blocks, block_size, fp8,
-            tiles, pipeline_pv) -> None:  # fmt: skip
+# The flags after `lk` are keyword-only: several are adjacent bools (constexprs that compile either way), which a
+# call by position could swap unnoticed.
+def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, *, has_mask: bool, has_blocks: bool,
+            block_size: int, fp8: bool, tiles: tuple[int, int, int], pipeline_pv: bool) -> None:  # fmt: skip
     bsz, heads, lq, dim = q.shape
     block_m, block_n, block_d = tiles
     lpad = kv.k8.shape[1]
