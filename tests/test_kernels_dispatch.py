@@ -176,6 +176,22 @@ def test_auto_on_a_machine_without_cuda_is_no_fallback_whatever_triton_does(monk
     assert rt.triton_unavailable("auto") is None and rt.fallbacks(model) == {}
 
 
+@pytest.mark.parametrize("problem", [None, "Triton compiles its kernel launcher with a C compiler"])
+def test_apply_kernels_decides_once_whether_triton_runs(pretend_cuda, monkeypatch, problem) -> None:
+    # Before: the ops, the summary's reason and the dequant kernels each asked again (the import attempt and the
+    # launcher build check, up to three times per load), and the dequant kernels were turned off by hand so that
+    # the second asking did not warn twice.
+    asked = []
+    monkeypatch.setattr(rt, "_triton_problem", lambda device: asked.append(device) or problem)
+    model = TinyModel(q8_linear())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rt.apply_kernels(model, "auto", attention="int8")
+    assert len(asked) == 1
+    assert len([w for w in caught if "Triton kernels unavailable" in str(w.message)]) == (problem is not None)
+    assert isinstance(model.proj.kernel, rt.FallbackOp) is (problem is None)
+
+
 def sparse_inputs(frames: int, per_frame: int) -> tuple[torch.Tensor, ...]:
     return torch.randn(3, 1, 2, 2 * frames * per_frame, 16).unbind(0)
 

@@ -233,25 +233,44 @@ def _triton_problem(device: torch.device) -> str | None:
     return triton_cannot_build(device) if error is None else f"triton cannot be imported ({error})"
 
 
+@dataclass(frozen=True)
+class TritonChoice:
+    """A kernel backend resolved for one GPU: whether Triton's kernels run (`on`), whether a failing kernel stops
+    the run instead of falling back (`strict`, "triton"), and why "auto" runs torch's ops on a CUDA machine
+    (`why_not`, `triton_unavailable`'s answer)."""
+
+    on: bool
+    strict: bool = False
+    why_not: str | None = None
+
+
+def _resolve_triton(backend: str, device: torch.device) -> TritonChoice:
+    """The one decision behind `use_triton`, `select_ops`, `apply_kernels` and `apply_dequant_kernels`: checks the
+    name, refuses "triton" where it cannot run, and warns once where "auto" falls back as a whole. The warning
+    names the line that asked for kernels (stacklevel 3: the caller of those functions)."""
+    if backend not in KERNEL_BACKENDS:
+        raise ConfigError(f"unknown kernel backend {backend!r}; choose one of {', '.join(KERNEL_BACKENDS)}")
+    if backend == "triton":
+        if not torch.cuda.is_available():
+            raise KernelBackendError(
+                "kernel backend 'triton' is not possible here: no CUDA device; use 'auto' or 'torch'"
+            )
+        if (problem := _triton_problem(device)) is not None:
+            raise KernelBackendError(f"kernel backend 'triton' is not possible here: {problem}")
+        return TritonChoice(on=True, strict=True)
+    why_not = triton_unavailable(backend, device)
+    if why_not is not None and not rocm_build():  # an AMD GPU's torch ops are its default, not a failure: no warning
+        warnings.warn(
+            f"motif-lite: Triton kernels unavailable ({why_not}); using the torch ops", RuntimeWarning, stacklevel=3
+        )
+    return TritonChoice(on=backend == "auto" and torch.cuda.is_available() and why_not is None, why_not=why_not)
+
+
 def use_triton(backend: str, device: torch.device = CURRENT_GPU) -> bool:
     """Resolve a backend name for the CUDA GPU `device` (default: the current one): True for Triton kernels, False
     for the torch references. "auto" on an AMD GPU (a ROCm build) is torch's: `devices.AMD_TRITON_REASON` says why,
     `triton_unavailable` reports it."""
-    if backend not in KERNEL_BACKENDS:
-        raise ConfigError(f"unknown kernel backend {backend!r}; choose one of {', '.join(KERNEL_BACKENDS)}")
-    if backend == "torch" or (backend == "auto" and (not torch.cuda.is_available() or rocm_build())):
-        return False
-    if not torch.cuda.is_available():
-        raise KernelBackendError("kernel backend 'triton' is not possible here: no CUDA device; use 'auto' or 'torch'")
-    problem = _triton_problem(device)
-    if problem is None:
-        return True
-    if backend == "triton":
-        raise KernelBackendError(f"kernel backend 'triton' is not possible here: {problem}")
-    warnings.warn(
-        f"motif-lite: Triton kernels unavailable ({problem}); using the torch ops", RuntimeWarning, stacklevel=2
-    )
-    return False
+    return _resolve_triton(backend, device).on
 
 
 def triton_ops(strict: bool = False) -> Ops:
@@ -328,21 +347,28 @@ def select_ops(
     """The `Ops` for a backend on CUDA GPU `device` ("auto": Triton on CUDA when it can build kernels for `device`,
     else torch; "torch"; "triton": Triton and never a fallback), with the DDT decoder attention made block-sparse
     when `sparse` is given, and every attention 8-bit with `attention="int8"` (else "exact")."""
+    _check_attention(attention)
+    return _ops_for(_resolve_triton(backend, device), sparse, attention)
+
+
+def _check_attention(attention: str) -> None:
     if attention not in ATTENTION_MODES:
         raise ConfigError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_MODES)}")
-    triton_on = use_triton(backend, device)
-    strict = backend == "triton"
-    ops = triton_ops(strict) if triton_on else TORCH_OPS
+
+
+def _ops_for(choice: TritonChoice, sparse: SparsityConfig | None, attention: str) -> Ops:
+    """`select_ops` for a resolved backend."""
+    ops = triton_ops(choice.strict) if choice.on else TORCH_OPS
     attend = block_sparse_attention_torch
     if attention == "int8":
-        attend = int8_attention_op(
-            triton_on, strict, triton_unavailable(backend, device) or "the torch kernel backend was chosen"
-        )
+        attend = int8_attention_op(choice.on, choice.strict, choice.why_not or "the torch kernel backend was chosen")
         ops = dataclasses.replace(ops, attention=attend, decoder_attention=attend)
-    elif triton_on and sparse is not None:
+    elif choice.on and sparse is not None:
         from motif_lite.kernels.attention import block_sparse_attention
 
-        attend = FallbackOp("sparse attention", block_sparse_attention, block_sparse_attention_torch, strict=strict)
+        attend = FallbackOp(
+            "sparse attention", block_sparse_attention, block_sparse_attention_torch, strict=choice.strict
+        )
     if sparse is None:
         return ops
     return dataclasses.replace(ops, decoder_attention=SparseDecoderAttention(sparse, attend))
@@ -367,24 +393,27 @@ def apply_kernels(
     afterwards which of these ops fell back to torch ("auto"); with "triton" a failing kernel raises instead."""
     if not hasattr(model, "ops"):
         raise ConfigError(f"apply_kernels: {type(model).__name__} has no `ops` attribute (expected the transformer)")
-    model.ops = select_ops(backend, sparse, attention, device)
-    # A backend that fell back as a whole warns once, while loading; `fallbacks` keeps saying it for the summary.
-    model.triton_unavailable = triton_unavailable(backend, device)
-    # Where "auto" fell back as a whole, select_ops has warned once: the dequantization takes torch's without asking
-    # (and warning) again.
-    triton_dequant = triton_dequant and model.triton_unavailable is None
-    return apply_dequant_kernels(model, backend if triton_dequant else "torch", device)
+    _check_attention(attention)
+    choice = _resolve_triton(backend, device)  # once: where "auto" falls back as a whole, one warning while loading
+    model.ops = _ops_for(choice, sparse, attention)
+    # `fallbacks` keeps saying why for the summary.
+    model.triton_unavailable = choice.why_not
+    return _set_dequant_kernels(model, choice if triton_dequant else TritonChoice(on=False))
 
 
 def apply_dequant_kernels(model: nn.Module, backend: str = "auto", device: torch.device = CURRENT_GPU) -> nn.Module:
     """Set the `kernel` of every `QuantizedLinear` in any module (the transformer, the text encoder) for `backend` on
     the GPU `device` it computes on: the Triton `dequant_matmul` (with its torch fallback) when Triton runs, else
     none (each layer's own torch dequantization). Returns `model`."""
+    return _set_dequant_kernels(model, _resolve_triton(backend, device))
+
+
+def _set_dequant_kernels(model: nn.Module, choice: TritonChoice) -> nn.Module:
     kernel = None
-    if use_triton(backend, device):
+    if choice.on:
         from motif_lite.kernels.dequant_matmul import dequant_matmul
 
-        kernel = FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch, strict=backend == "triton")
+        kernel = FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch, strict=choice.strict)
     for module in model.modules():
         if isinstance(module, QuantizedLinear):
             module.kernel = kernel
