@@ -192,6 +192,23 @@ def test_apply_kernels_decides_once_whether_triton_runs(pretend_cuda, monkeypatc
     assert isinstance(model.proj.kernel, rt.FallbackOp) is (problem is None)
 
 
+def test_the_ops_carry_why_they_are_torchs(monkeypatch) -> None:
+    # Before: the reason was an attribute `apply_kernels` set on the model, so ops chosen with `select_ops` (the
+    # documented way to set `transformer.ops` yourself) fell back as a whole without `fallbacks` saying so.
+    from motif_lite.runtime.attention import apply_attention_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(rt, "_triton_import_error", lambda: "ModuleNotFoundError: No module named 'triton'")
+    model = TinyModel(q8_linear())
+    with pytest.warns(RuntimeWarning, match="Triton kernels unavailable"):
+        model.ops = rt.select_ops("auto")
+    why = "triton cannot be imported (ModuleNotFoundError: No module named 'triton')"
+    assert model.ops.why_torch == why and rt.fallbacks(model) == {"Triton kernels": why}
+    apply_attention_backend(model, TORCH_OPS.attention)  # a later swap of one seam keeps the reason
+    assert rt.fallbacks(model) == {"Triton kernels": why}
+    assert rt.fallbacks(nn.Linear(2, 2)) == {}  # a module without Ops (the text encoder)
+
+
 def sparse_inputs(frames: int, per_frame: int) -> tuple[torch.Tensor, ...]:
     return torch.randn(3, 1, 2, 2 * frames * per_frame, 16).unbind(0)
 

@@ -98,12 +98,14 @@ def rms_norm_rope(
 @dataclass(frozen=True)
 class Ops:
     """One implementation of each seam. `decoder_attention` is the DDT decoder's 2N-token self-attention,
-    separate so that a sparse pattern can be chosen for it alone."""
+    separate so that a sparse pattern can be chosen for it alone. `why_torch`: why these are torch's ops where
+    Triton's were wanted (`motif_lite.runtime.kernels` sets it, for the run's summary), else None."""
 
     attention: AttentionFn = sdpa_attention
     decoder_attention: AttentionFn = sdpa_attention
     layer_norm_modulate: Callable[..., torch.Tensor] = layer_norm_modulate
     rms_norm_rope: Callable[..., torch.Tensor] = rms_norm_rope
+    why_torch: str | None = None
 
 
 TORCH_OPS = Ops()

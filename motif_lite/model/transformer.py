@@ -32,15 +32,13 @@ class MotifVideoTransformer(nn.Module):
     """Predicts the flow-matching velocity. Parameter names equal the official diffusers checkpoint's.
 
     `ops` selects the implementation of the fused operations (see ops.py); it is plain instance state, set by
-    `motif_lite.runtime` and never by the model itself, as is `triton_unavailable` (why `ops` are torch's where
-    Triton kernels were wanted, for the run's summary).
+    `motif_lite.runtime` and never by the model itself.
     """
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         self.config = config
         self.ops: Ops = TORCH_OPS
-        self.triton_unavailable: str | None = None
         self.text_masks = TextMasks()  # the last forward's attention masks, for the next one with the same mask
         self.rope_tables = RopeTables()  # built once per grid and run
         hidden = config.hidden_size

@@ -148,9 +148,9 @@ TRITON_KERNELS = "Triton kernels"  # `fallbacks`' name for the whole backend, wh
 
 def fallbacks(model: nn.Module) -> dict[str, str]:
     """{op name: first reason} for every Triton op in `model` that ran torch's version instead (empty: none), led by
-    TRITON_KERNELS when `apply_kernels` installed torch's ops for "auto" on a CUDA machine (`triton_unavailable`)."""
+    TRITON_KERNELS when its `Ops` are torch's for "auto" on a CUDA machine (`Ops.why_torch`, `triton_unavailable`)."""
     ops = {op.name: op.fallback_reason for op in kernel_ops(model) if op.fallback_reason is not None}
-    whole = getattr(model, "triton_unavailable", None)  # the transformer has it; another module has no Ops
+    whole = getattr(model, "ops", TORCH_OPS).why_torch  # the transformer has Ops; another module (the text encoder) not
     return {TRITON_KERNELS: whole, **ops} if whole is not None else ops
 
 
@@ -369,9 +369,10 @@ def _ops_for(choice: TritonChoice, sparse: SparsityConfig | None, attention: str
         attend = FallbackOp(
             "sparse attention", block_sparse_attention, block_sparse_attention_torch, strict=choice.strict
         )
-    if sparse is None:
-        return ops
-    return dataclasses.replace(ops, decoder_attention=SparseDecoderAttention(sparse, attend))
+    if sparse is not None:
+        ops = dataclasses.replace(ops, decoder_attention=SparseDecoderAttention(sparse, attend))
+    # Where "auto" fell back as a whole the ops say why, for the run's summary (`fallbacks`).
+    return ops if choice.why_not is None else dataclasses.replace(ops, why_torch=choice.why_not)
 
 
 def apply_kernels(
@@ -396,8 +397,6 @@ def apply_kernels(
     _check_attention(attention)
     choice = _resolve_triton(backend, device)  # once: where "auto" falls back as a whole, one warning while loading
     model.ops = _ops_for(choice, sparse, attention)
-    # `fallbacks` keeps saying why for the summary.
-    model.triton_unavailable = choice.why_not
     return _set_dequant_kernels(model, choice if triton_dequant else TritonChoice(on=False))
 
 
