@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import lora_specs_from_flags
 from motif_lite.cli.resume import request_from_file, resume_args, resumed_request
+from motif_lite.cli.run_flags import run_inputs
 from motif_lite.cli.run_request import batch_outputs, check_flags, request_from_args, take_clip_defaults
 from motif_lite.launcher_variables import launcher_number_or_none
 from motif_lite.request import GenerationRequest
@@ -32,7 +33,7 @@ def launch_run(args: argparse.Namespace) -> int:
     # As each rank's run will: the clip's size and frame rate where no flag gives them.
     clip = take_clip_defaults(args) if args.extend is not None else None
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
-    with request_from_file(resume, args.recalled):
+    with request_from_file(resume, run_inputs(args).recalled):
         request, _ = unresolved.resolve(clip)
     check_crf(request.output, args.crf)  # as each rank will, before they start
     # -o is claimed here, before any process starts: a run writing it already refuses this one in one line, not

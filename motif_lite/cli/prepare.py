@@ -272,7 +272,9 @@ def planned_run(
 def first_step(args: argparse.Namespace) -> int:
     """The first step the run samples: a resumed run's (`--resume`) steps already done, else 0. What the settings
     (`resolve_settings(first_step=)`), the memory plan and the time estimate count from."""
-    return getattr(args, "resumed_at", 0)  # set by resume_args; absent for the commands that resume nothing
+    from motif_lite.cli.run_flags import run_inputs
+
+    return run_inputs(args).resumed_at  # set by resume_args; 0 for the commands that resume nothing
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     """`--resume FILE`: the stopped run it holds, checked, and its model flags put into `args` where the command
     line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
     it."""
-    from motif_lite.cli.run_flags import fill_unset, run_flags_given, take_weight_flags
+    from motif_lite.cli.run_flags import fill_unset, run_flags_given, run_inputs, take_weight_flags
     from motif_lite.io.latents import LatentsFileError, read_latents
     from motif_lite.io.latents_saving import still_running
     from motif_lite.io.model_stamps import MODEL_FLAG_GROUPS, changed_file_notes, other_model_notes
@@ -80,8 +80,9 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     notes += changed_file_notes(saved.run, vars(args))
     notes += _step_cache_resumed(saved, args, given)
     args.weights = take_weight_flags(args)
-    args.recalled = resumed_settings(saved, given)  # the settings table's rows of the file
-    args.resumed_at = done  # the first step sampled: the memory plan's guidance (`planned_run`)
+    inputs = run_inputs(args)
+    inputs.recalled = resumed_settings(saved, given)  # the settings table's rows of the file
+    inputs.resumed_at = done  # the first step sampled: the memory plan's guidance (`planned_run`)
     return saved, notes
 
 

@@ -48,11 +48,11 @@ from motif_lite.cli.resume import (
     resume_args,
     resumed_request,
 )
-from motif_lite.cli.run_flags import add_run_flags, run_flags_given, take_weight_flags
+from motif_lite.cli.run_flags import add_run_flags, run_inputs, take_weight_flags
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
-from motif_lite.cli.settings_from import Recalled, recalled_model_notes, settings_from_args, settings_lines
+from motif_lite.cli.settings_from import recalled_model_notes, settings_from_args, settings_lines
 from motif_lite.progress import ProgressBars
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.run_estimates import cpu_time_note, gpu_time_note
@@ -114,7 +114,8 @@ def main(args: argparse.Namespace) -> int:
         launcher_variables.launcher_number("LOCAL_WORLD_SIZE", torchrun_world, smallest=1)  # read by a dry run
     args.weights = take_weight_flags(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
     # The file's settings become flags before anything reads them (also before --gpus N starts its processes).
-    args.recalled = settings_from_args(args) if args.settings_from is not None else None
+    if args.settings_from is not None:
+        run_inputs(args).recalled = settings_from_args(args)
     if rank is not None:  # under torchrun --gpus is ignored: torchrun started the ranks
         return _run_under_torchrun(args, rank)
     if args.gpus == "all":
@@ -163,7 +164,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     # The empty file a stopped run being resumed left at its output (killed outright) is this run's to write.
     left_behind = claim_left_behind(resume) if resume is not None and args.output is None else None
-    with request_from_file(resume, args.recalled):
+    with request_from_file(resume, run_inputs(args).recalled):
         parallel, requests, notes = _resolve(args, unresolved, session, layout, clip, left_behind)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     main_rank = parallel is None or parallel.is_main
@@ -179,13 +180,14 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         previews = _preview_notes(args.preview, request.steps, args.preview_every, done)
         ignored = torchrun_notes(args.gpus, torchrun_world)
         flags = flag_notes(args, several_processes=layout is not None)
-        recalled_notes = list(args.recalled.notes) if _recalled(args) else []
+        recalled = run_inputs(args).recalled
+        recalled_notes = list(recalled.notes) if recalled is not None else []
         print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
         if args.dry_run:
             print_notes(_batch_videos_note(requests, drawn=unresolved.seed in (None, -1)), say)
             return dry_run(args, request, layout, videos=len(requests))
         device = args.device if session is None else session.device
-        with download_hint_repeats(getattr(args, "argv", None)), tokenizer_notes_once():
+        with download_hint_repeats(run_inputs(args).argv), tokenizer_notes_once():
             return _Run(args, parallel, say, resume, clip, on_preview).generate(requests, device, loras)
     finally:
         if on_preview is not None:
@@ -261,7 +263,7 @@ def dry_run(
     print_notes([*sources.notes, *settings.notes])
     for label, truncation in prompts_cut(args.model, sources.root, settings.encoded_prompts).items():
         print(f"warning: {truncation.advice(label)}", file=sys.stderr)
-    if recalled := _recalled(args):
+    if recalled := run_inputs(args).recalled:
         print_notes(recalled_model_notes(recalled, args, sources, dtype, device))
     print_notes(_dry_run_device_notes(args, device))
     if here:  # the device is here: check the speed flags as a run would
@@ -315,13 +317,8 @@ def _batch_label(noun: str, requests: list[GenerationRequest]) -> str:
 
 def _settings_table(settings: Settings, args: argparse.Namespace) -> list[str]:
     """The settings table of a dry run and the summary, each row's source as this command knows it."""
-    return settings_lines(settings, _recalled(args), run_flags_given(args)[1])
-
-
-def _recalled(args: argparse.Namespace) -> Recalled | None:
-    """What `--settings-from` took from its file (`main` reads it), or `--resume` from its latents file, else None
-    (also for `args` that `main` never saw, as a test's)."""
-    return getattr(args, "recalled", None)
+    inputs = run_inputs(args)
+    return settings_lines(settings, inputs.recalled, inputs.flags[1])
 
 
 def _host_of_the_machine(main_bytes: int, other_bytes: int, world: int) -> str:
@@ -481,7 +478,7 @@ class _Run:
         print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
         dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
         settings = resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args))
-        if recalled := _recalled(args):
+        if recalled := run_inputs(args).recalled:
             print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
         print_notes(loading_notes(sources, device, args.device, settings.notes), say)  # before loading
         if parallel is None:

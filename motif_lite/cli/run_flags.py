@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from motif_lite.choices import (
     ATTENTION_BACKENDS,
@@ -38,6 +40,9 @@ from motif_lite.request import (
 )
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
 from motif_lite.weights.lora_values import split_strength
+
+if TYPE_CHECKING:
+    from motif_lite.cli.settings_from import Recalled
 
 DTYPE_HELP = (
     "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
@@ -707,19 +712,47 @@ def add_speed_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclass
+class RunInputs:
+    """Where a `run`'s settings came from, beside the values its flags hold in `args`: the command line as typed
+    (which flags it gave), the file of the layer under it (what --settings-from or --resume took from its file) and
+    the first step a resumed run samples. One per command, kept on `args` by `run_inputs`."""
+
+    argv: Sequence[str] | None  # as `cli.main` keeps it; None for a Namespace no command line made (a test's)
+    recalled: Recalled | None = None  # set by `run` (--settings-from) or `resume_args` (--resume)
+    resumed_at: int = 0  # --resume: the steps the stopped run sampled, so the first one this run samples
+    _flags: tuple[Mapping[str, object], frozenset[str]] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def flags(self) -> tuple[Mapping[str, object], frozenset[str]]:
+        """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default).
+        Parsed from `argv` once: --settings-from, --resume, --extend and the size notes each ask, and the command
+        line does not change. Refused without `argv`: an empty "given" would let a file's values replace every flag
+        typed."""
+        if self._flags is None:
+            if self.argv is None:
+                raise ValueError("run_flags_given needs args.argv, the command line as typed (cli.main keeps it)")
+            self._flags = _parse_run_flags(list(self.argv))
+        return self._flags
+
+    @property
+    def taken(self) -> frozenset[str]:
+        """The request fields the file layer gave (none without one)."""
+        return self.recalled.taken if self.recalled is not None else frozenset()
+
+
+def run_inputs(args: argparse.Namespace) -> RunInputs:
+    """`args`' `RunInputs`, made on first use from `args.argv` (which `cli.main` sets) and kept as
+    `args.run_inputs`: the one place a Namespace that `cli.main` never saw (a test's) gets its "nothing known"."""
+    inputs = vars(args).get("run_inputs")
+    if inputs is None:
+        inputs = args.run_inputs = RunInputs(vars(args).get("argv"))
+    return inputs
+
+
 def run_flags_given(args: argparse.Namespace) -> tuple[Mapping[str, object], frozenset[str]]:
-    """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default).
-    Parsed from the command line (`args.argv`, which `cli.main` keeps) once per command and kept on `args` (as
-    `args.weights` and `args.recalled` are): --settings-from, --resume, --extend and the size notes each ask, and the
-    command line does not change. A Namespace without `argv` is refused: an empty "given" would let a file's values
-    replace every flag typed."""
-    kept = getattr(args, "run_flags", None)
-    if kept is None:
-        argv = getattr(args, "argv", None)
-        if argv is None:
-            raise ValueError("run_flags_given needs args.argv, the command line as typed (cli.main keeps it)")
-        kept = args.run_flags = _parse_run_flags(list(argv))
-    return kept
+    """-> (every run flag's default, by dest; the dests the command line gave): `RunInputs.flags` of `args`."""
+    return run_inputs(args).flags
 
 
 def fill_unset(args: argparse.Namespace, values: Mapping[str, object], given: frozenset[str]) -> frozenset[str]:

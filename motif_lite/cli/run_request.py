@@ -61,16 +61,16 @@ def take_clip_defaults(args: argparse.Namespace) -> Clip:
     """-W, -H and --fps from the clip `--extend` names, for those the command line and --settings-from's file leave
     out: the longer video keeps the clip's size (which the request then checks) and plays at its rate. Returns the
     clip, read once for the whole run (`resolve_requests` and the pipeline take it)."""
-    from motif_lite.cli.run_flags import fill_unset, run_flags_given
+    from motif_lite.cli.run_flags import fill_unset, run_inputs
     from motif_lite.io.clip import read_clip
     from motif_lite.request import RequestError
 
     clip = read_clip(args.extend)  # a missing or unreadable clip: its error, before anything else
-    _, given = run_flags_given(args)
-    recalled = getattr(args, "recalled", None)
-    taken = recalled.taken if recalled is not None else frozenset()
+    inputs = run_inputs(args)
+    _, given = inputs.flags
+    taken = inputs.taken
     if {"width", "height"} & taken and (args.width, args.height) != clip.size:  # leaving -W/-H out cannot help
-        file = recalled.file.name
+        file = inputs.recalled.file.name
         raise RequestError(f"{file} is {args.width}x{args.height} and the clip {clip.path.name} {clip.width}x"
                            f"{clip.height}: one video has one size; give -W {clip.width} -H {clip.height} to go on "
                            f"from the clip with {file}'s other settings")  # fmt: skip
@@ -140,13 +140,12 @@ def one_side_notes(args: argparse.Namespace, request: GenerationRequest) -> list
     that keeps the shape, which other tools' "keep proportions" may have taught; it names that side, for the first
     frame's shape in image-to-video, else the official 1280x736's. Empty when both or neither side was given (from
     the command line, --settings-from's file or --extend's clip) or when the default keeps the shape already."""
-    from motif_lite.cli.run_flags import run_flags_given
+    from motif_lite.cli.run_flags import run_inputs
 
     # Flags parsed without their command line (`args.argv`: a test's) are known as given nowhere: no note. Only the
-    # note is at stake here; where a file's values fill flags, `run_flags_given` refuses such flags.
-    _, given = run_flags_given(args) if getattr(args, "argv", None) is not None else ({}, frozenset())
-    recalled = getattr(args, "recalled", None)
-    given |= recalled.taken if recalled is not None else frozenset()
+    # note is at stake here; where a file's values fill flags, `RunInputs.flags` refuses such flags.
+    inputs = run_inputs(args)
+    given = (inputs.flags[1] if inputs.argv is not None else frozenset()) | inputs.taken
     if ("width" in given) == ("height" in given) or args.extend is not None or args.resume is not None:
         return []
     if request.image is not None:
