@@ -100,9 +100,7 @@ def test_t2v_720p_in_budget(bench_report, components, vram: float, steps: int) -
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device(DEVICE), torch.bfloat16)  # official settings
     pipe.text_placement = plan.text_placement
     pipe.plan_handle = apply_plan(transformer, vae, plan)
-    pipe.vae_tile = pipe.plan_handle.vae_tile
-    pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
-    pipe.vae_bands = pipe.plan_handle.vae_bands
+    pipe.vae_mode = pipe.plan_handle.vae
     out_dir = Path(tempfile.mkdtemp(dir=folder))
     request = GenerationRequest(
         "a red fox runs through snow", width=WIDTH, height=HEIGHT, frames=FRAMES, steps=steps, seed=0,
@@ -118,7 +116,7 @@ def test_t2v_720p_in_budget(bench_report, components, vram: float, steps: int) -
         peak = result.stage_peaks.get(stage)
         bench_report.add("Whole T2V on the GPU (Q4_K transformer, official-size text encoder, bf16 VAE)", run=run,
                          plan=f"rank {plan.ladder_index + 1}, resident blocks {plan.resident_blocks}, token chunk "
-                         f"{plan.token_chunk}, text {plan.text_placement.value}, VAE bands {plan.vae_bands}",
+                         f"{plan.token_chunk}, text {plan.text_placement.value}, VAE bands {plan.vae.bands}",
                          stage=stage, seconds=seconds, seconds_per_step=seconds / steps if stage == "denoise" else None,
                          peak_gib=None if peak is None else peak / GiB, planned_gib=planned.get(stage))  # fmt: skip
     assert len(list(out_dir.glob("f_*.png"))) == FRAMES

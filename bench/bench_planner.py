@@ -251,8 +251,7 @@ def test_cuda_whole_t2v(bench_report, full_components, setup, tmp_path):
     pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device("cuda"), torch.bfloat16)
     pipe.text_placement = plan.text_placement
     pipe.plan_handle = planner.apply_plan(transformer, vae, plan)
-    pipe.vae_tile, pipe.vae_frame_by_frame = pipe.plan_handle.vae_tile, pipe.plan_handle.vae_frame_by_frame
-    pipe.vae_bands = pipe.plan_handle.vae_bands
+    pipe.vae_mode = pipe.plan_handle.vae
     reserved: dict[str, int] = {}
 
     def on_progress(stage: str, done: int, total: int) -> None:  # the stage's peak reserved so far

@@ -41,7 +41,7 @@ from motif_lite.request import extended_frames
 from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, plan_decode, positive_budget
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig
-from motif_lite.vae.tiling import VAETile
+from motif_lite.vae.tiling import VAEMode
 
 if TYPE_CHECKING:
     from motif_lite.runtime.parallel import Parallel
@@ -58,15 +58,13 @@ def decode_video(
     metadata: dict,
     progress: ProgressFn,
     *,
-    tile: VAETile | None = None,
-    frame_by_frame: bool = True,
-    bands: int = 1,
+    mode: VAEMode,
     parallel: Parallel | None = None,
     clip: Clip | None = None,
     crf: int | None = None,
 ) -> Path | None:
     """Decode `latents` (model space, [1, C, F, h, w]) and stream the frames straight into `output` (one latent
-    frame of pixels alive at a time); `tile`, `frame_by_frame`, `bands`: the VAE setup of a memory plan. In a
+    frame of pixels alive at a time); `mode`: the VAE setup of a memory plan. In a
     parallel run every rank decodes its bands and rank 0 writes the file. Returns the file written: `output`, or
     `fox-new.mp4` beside it when `output` could not be replaced (open in a player on Windows), with a
     warning; None on the other ranks. `clip`: the clip these frames go on from (`run --extend`), whose frames the
@@ -79,14 +77,16 @@ def decode_video(
         torch.cuda.empty_cache()
 
     def chunks() -> Iterator[torch.Tensor]:
-        progress("decode", 0, total * bands)
+        progress("decode", 0, total * mode.bands)
 
         def on_step(done: int, steps: int) -> None:  # per latent frame, of every band (of this rank)
             progress("decode", done, steps)
 
-        plan = (z, tile, frame_by_frame, bands, on_step)
         # In a parallel run: exact bands split across the ranks, gathered on rank 0.
-        decoded = vae.decode_frames(*plan) if parallel is None else parallel.decode_frames(vae, *plan)
+        if parallel is None:
+            decoded = vae.decode_frames(z, mode.tile, mode.frame_by_frame, mode.bands, on_step)
+        else:
+            decoded = parallel.decode_frames(vae, z, mode, on_step)
         for pixels in decoded:
             check_finite(pixels, "the decoded frames")  # else they would be written as black pixels
             yield pixels[0]  # [3, n, H, W]
@@ -213,9 +213,6 @@ def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
     """Load the VAE's decoder only (no transformer, no text encoder), decode, write `job.output`; return the file
     written (`decode_video`: another name when `job.output` could not be replaced)."""
     vae = load_vae(job.root, dtype=job.dtype, device=job.device, encoder=False)
-    plan, setup = job.plan, {}
-    if plan is not None:
-        setup = dict(tile=plan.vae_tile, frame_by_frame=plan.vae_frame_by_frame, bands=plan.vae_bands)
     saved = job.saved
     latents = saved.latents.to(job.device)
     return decode_video(
@@ -225,7 +222,7 @@ def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
         saved.fps,
         saved.video_metadata,
         progress or _silent,
-        **setup,
+        mode=VAEMode() if job.plan is None else job.plan.vae,
         clip=job.clip,
         crf=job.crf,
     )

@@ -574,10 +574,8 @@ class _Comparison:
         z = latents.to(self.device, vae.dtype)
         raw = self.reference._denormalize_latents(z, vae.config.latents_mean, vae.config.latents_std)
         reference = vae.decode(raw, return_dict=False)[0]
-        ours_vae = self.ours.vae
-        ours = ours_vae.decode(
-            ours_vae.denormalize_latents(z), self.ours.vae_tile, self.ours.vae_frame_by_frame, self.ours.vae_bands
-        )
+        ours_vae, mode = self.ours.vae, self.ours.vae_mode
+        ours = ours_vae.decode(ours_vae.denormalize_latents(z), mode.tile, mode.frame_by_frame, mode.bands)
         return self.stage("vae", ours, reference)
 
     def frames(self) -> StageResult:

@@ -350,7 +350,7 @@ def test_planner_estimates_match_measured_peaks_at_720p(record_property) -> None
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     with torch.no_grad():
-        for chunk in vae.decode_frames(latents, handle.vae_tile, handle.vae_frame_by_frame, handle.vae_bands):
+        for chunk in vae.decode_frames(latents, handle.vae.tile, handle.vae.frame_by_frame, handle.vae.bands):
             chunk.cpu()
     measured["decode"] = torch.cuda.max_memory_allocated()
     handle.remove()

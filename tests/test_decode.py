@@ -30,6 +30,7 @@ from motif_lite.runtime.planner import PlannerInputs, plan_decode, plan_memory
 from motif_lite.units import memory_size
 from motif_lite.vae import WanVAE
 from motif_lite.vae.config import WanVAEConfig
+from motif_lite.vae.tiling import VAEMode
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=2)
@@ -375,11 +376,11 @@ def test_the_decode_plan_is_a_runs_decode_stage_without_the_transformer():
     run = plan_memory(PlannerInputs(1280, 736, 121, TransformerConfig(), 4 * GiB, 8 * GiB, vae, vae_dtype=bf16), None)
     alone = plan_decode(1280, 736, 121, vae, None, "cuda", bf16)
     decode = next(stage for stage in run.stages if stage.name == "decode")
-    assert (alone.vae_tile, alone.vae_frame_by_frame, alone.vae_bands) == (None, False, 1)  # the fastest mode
+    assert alone.vae == VAEMode(frame_by_frame=False)  # the fastest mode
     assert alone.stage.activation_bytes == decode.activation_bytes
     assert alone.stage.weight_bytes == decode.weight_bytes - 4 * GiB  # only the VAE's weights
     tight = plan_decode(1280, 736, 121, vae, 3 * GiB, "cuda", bf16)  # exact bands before tiles, as in a run
-    assert tight.vae_bands > 1 and tight.vae_tile is None and tight.stage.peak_bytes <= 3 * GiB
+    assert tight.vae.bands > 1 and tight.vae.tile is None and tight.stage.peak_bytes <= 3 * GiB
     with pytest.raises(MotifLiteError, match=r"needs at least 2\.\d\d GiB .* or decode on the CPU") as refused:
         plan_decode(1280, 736, 121, vae, GiB, "cuda", bf16)
     # The figure that fits, as a run's refusal names it: that --vram plans the decode.

@@ -37,6 +37,7 @@ from motif_lite.settings import CheckpointConfigs, resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.units import memory_size
 from motif_lite.vae import DiagonalGaussian
+from motif_lite.vae.tiling import VAEMode
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=3)
@@ -157,13 +158,13 @@ def test_vae_bands_give_the_same_video_with_progress(pipe, reference_apg, tmp_pa
     # A plan may decode in exact bands: the frames reach the file only after the last band, progress runs per
     # band and latent frame.
     steps = []
-    pipe.vae_bands = 2
+    pipe.vae_mode = VAEMode(bands=2)
     try:
         settings = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": 0, **SIZE}
         request = GenerationRequest(output=tmp_path / "out_%03d.png", **settings)
         pipe.generate(request, on_progress=lambda stage, done, total: steps.append((stage, done, total)))
     finally:
-        pipe.vae_bands = 1
+        pipe.vae_mode = VAEMode()
     assert_same_video(read_png_frames(tmp_path), reference_apg)
     latent_frames = (SIZE["frames"] - 1) // 4 + 1
     decode = [(done, total) for stage, done, total in steps if stage == "decode"]

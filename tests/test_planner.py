@@ -44,6 +44,7 @@ from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.runtime.vae_memory import vae_decode_bytes, vae_encode_bytes
 from motif_lite.units import memory_size
 from motif_lite.vae.config import WanVAEConfig
+from motif_lite.vae.tiling import VAEMode
 
 FULL = TransformerConfig()
 VAE = WanVAEConfig()
@@ -168,7 +169,7 @@ def test_the_planned_forward_has_image_tokens_for_image_to_video_only(image, chu
     image_tokens = IMAGE_TOKENS if image else 0
     _, live_peak = estimate_and_live_peak(model, chunk, "fused", (2, 16, 32), TEXT_TOKENS, image_tokens)
     sizes = generation_sizes(256, 128, 5, NARROW, GiB, 0, VAE, torch.bfloat16, image, torch.bfloat16)
-    choice = _Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=chunk, vae_tile=None)
+    choice = _Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=chunk)
     latents = SAMPLER_LATENTS * NARROW.out_channels * sizes.video_tokens * 4 * sizes.act_bytes
     estimate = _denoise_activations(sizes, choice, 1, True, 1, None, False) - latents
     assert 0.97 * live_peak <= estimate <= 1.10 * live_peak, (estimate, live_peak)
@@ -241,8 +242,8 @@ def test_head_groups_lower_the_live_peak_as_the_formula_says(heads, fused, layou
 def test_80_gb_keeps_everything_resident():
     p = plan(1280, 736, 121, 80, weights=BF16, cfg_batch=2, vae_dtype=torch.float32)
     assert p.ladder_index == 0 and p.resident_blocks is None and p.text_placement is TextEncoderPlacement.DEVICE
-    assert p.token_chunk is None and p.vae_tile is None and p.peak_bytes <= 80 * GiB
-    assert not p.vae_frame_by_frame  # the faster decode (4 frames at once) when memory allows
+    assert p.token_chunk is None and p.vae.tile is None and p.peak_bytes <= 80 * GiB
+    assert not p.vae.frame_by_frame  # the faster decode (4 frames at once) when memory allows
 
 
 def test_no_budget_means_all_resident():
@@ -260,7 +261,7 @@ def test_720p_121_frames_in_6_gb():
     # The issue's target: the whole text-to-video at 1280x736x121 within 6.0 GiB allocated, 6.5 GiB reserved.
     p = plan(1280, 736, 121, 6)
     assert p.peak_bytes <= 6 * GiB and p.reserved_bytes <= 6.5 * GiB
-    assert p.text_placement is TextEncoderPlacement.STREAMED and p.token_chunk and p.vae_bands >= 2
+    assert p.text_placement is TextEncoderPlacement.STREAMED and p.token_chunk and p.vae.bands >= 2
     encode, denoise, decode = p.stages
     # The denoise peak is the DDT decoder's attention phase: its inputs plus Q, K, V and output over 2N tokens.
     two_n_d = 2 * 114_080 * 1536 * 2
@@ -463,7 +464,8 @@ def test_the_decode_estimate_follows_the_decoders_own_width():
     same = (832, 480, 49, FULL, GiB, 0)
     narrow_sizes = generation_sizes(*same, VAE, torch.bfloat16, True, torch.bfloat16)
     wide_sizes = generation_sizes(*same, wide, torch.bfloat16, True, torch.bfloat16)
-    assert vae_decode_bytes(wide_sizes, None) == pytest.approx(2 * vae_decode_bytes(narrow_sizes, None), rel=1e-6)
+    whole = VAEMode()
+    assert vae_decode_bytes(wide_sizes, whole) == pytest.approx(2 * vae_decode_bytes(narrow_sizes, whole), rel=1e-6)
     assert vae_encode_bytes(wide_sizes) == vae_encode_bytes(narrow_sizes)
 
 
@@ -543,7 +545,7 @@ def test_every_plan_but_the_fastest_names_in_words_what_it_gives_up():
     # A 12 GB card, Q4_K_M, guided: the plan kept everything on the GPU but ran the guidance predictions one after
     # the other and the VAE one frame at a time, and its line read "to fit, " with nothing after it.
     p = plan(1280, 736, 121, 12, cfg_batch=2)
-    assert p.ladder_index > 0 and p.cfg_batch == 1 and p.resident_blocks is None and p.vae_frame_by_frame
+    assert p.ladder_index > 0 and p.cfg_batch == 1 and p.resident_blocks is None and p.vae.frame_by_frame
     line = p.in_words()
     assert not line.endswith("to fit, ") and "the two guidance predictions one after the other" in line, line
     assert "the VAE decoding one frame at a time, not 4 at once" in line
@@ -561,7 +563,7 @@ def test_an_image_to_video_plan_says_the_first_frame_is_encoded_in_the_bands_too
     # those bands too (the table's "vae encode: 2 bands").
     for gib in (6, 8):
         i2v = plan(1280, 736, 121, gib, image=True)
-        assert i2v.vae_bands == 2 and "vae encode: 2 bands" in i2v.describe()
+        assert i2v.vae.bands == 2 and "vae encode: 2 bands" in i2v.describe()
         assert "the VAE decoding, and the first frame's encoding, in 2 exact bands" in i2v.in_words()
     assert "the first frame" not in plan(1280, 736, 121, 6).in_words()  # text-to-video encodes no frame
 
@@ -571,14 +573,14 @@ def test_image_to_video_plans_the_first_frame_encode_in_bands():
     assert i2v.stages[0].peak_bytes >= t2v.stages[0].peak_bytes and i2v.peak_bytes <= 6 * GiB
     # With the text encoder on the CPU the first frame's VAE encode is the encode stage: bands shrink it.
     whole = plan(1280, 736, 1 + 4 * 30, None, image=True, text=0)
-    assert whole.vae_bands == 1
+    assert whole.vae.bands == 1
     peaks = {}
     for tenth in range(30, 200, 2):
         try:
             q = plan(1280, 736, 121, tenth / 10, image=True, text=0)
         except MotifLiteError:
             continue
-        peaks.setdefault(q.vae_bands, q.stages[0].activation_bytes)
+        peaks.setdefault(q.vae.bands, q.stages[0].activation_bytes)
     assert peaks[2] < peaks[1] and (3 not in peaks or peaks[3] < peaks[2])
     assert "vae encode: 2 bands" in plan(1280, 736, 121, 6, image=True).describe()
 
@@ -587,9 +589,9 @@ def test_vae_decodes_one_frame_at_a_time_before_anything_is_streamed():
     # A single 720p frame: tiny denoise, so the VAE's decode sets the peak. Between "all resident, 4 frames at
     # once" and streaming the text encoder comes the frame-by-frame decode.
     fast = plan(1280, 736, 1, None)
-    assert not fast.vae_frame_by_frame and fast.peak_bytes == fast.stages[2].peak_bytes
+    assert not fast.vae.frame_by_frame and fast.peak_bytes == fast.stages[2].peak_bytes
     p = plan(1280, 736, 1, (fast.peak_bytes - 1) / GiB)
-    assert p.ladder_index == 1 and p.vae_frame_by_frame
+    assert p.ladder_index == 1 and p.vae.frame_by_frame
     assert p.text_placement is TextEncoderPlacement.DEVICE and p.resident_blocks is None
     assert p.stages[2].peak_bytes < fast.stages[2].peak_bytes
 
@@ -598,11 +600,11 @@ def test_vae_bands_come_before_streaming():
     # Still one 720p frame, the text encoder streamed: below the frame-by-frame decode's peak, exact bands fit
     # before any block is streamed, each band count a step down in memory.
     previous = plan(1280, 736, 1, 9)
-    assert previous.vae_bands == 1 and previous.vae_frame_by_frame
+    assert previous.vae.bands == 1 and previous.vae.frame_by_frame
     assert previous.peak_bytes == previous.stages[2].peak_bytes
     for bands in (2, 3, 4):
         p = plan(1280, 736, 1, (previous.stages[2].peak_bytes - 1) / GiB)
-        assert p.vae_bands == bands and p.vae_frame_by_frame and p.vae_tile is None
+        assert p.vae.bands == bands and p.vae.frame_by_frame and p.vae.tile is None
         assert p.text_placement is TextEncoderPlacement.STREAMED and p.resident_blocks is None
         assert p.stages[2].peak_bytes < previous.stages[2].peak_bytes and p.ladder_index == previous.ladder_index + 1
         assert f"{bands} exact bands" in p.describe()
@@ -883,7 +885,7 @@ def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_
 
     config = TransformerConfig()
     sizes = generation_sizes(1280, 736, 121, config, 4 * GiB, 0, WanVAEConfig(), torch.bfloat16, False, torch.bfloat16)
-    choice = _Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=None, vae_tile=None)
+    choice = _Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=None)
 
     def activations(batch: int = 1, ranks: int = 1, workspace=None, step_cache: bool = False) -> int:
         return _denoise_activations(sizes, choice, batch, True, ranks, workspace, step_cache)

@@ -82,6 +82,7 @@ from motif_lite.units import memory_size
 from motif_lite.vae import WanVAE
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
+from motif_lite.vae.tiling import VAEMode
 from motif_lite.weights.lora import LoRAEntry, lora_specs
 from motif_lite.weights.lora_apply import AppliedLoRAs
 
@@ -180,9 +181,9 @@ class MotifVideoPipeline:
         self.dtype = dtype  # the transformer's compute dtype; the initial noise is drawn in it, like the reference
         self.dtype_setting: Setting[torch.dtype] | None = None  # where `dtype` came from (load_pipeline sets it)
         self.sources = sources
-        self.vae_tile = None  # VAETile for the decoder; a memory plan may set it
-        self.vae_frame_by_frame = True  # the decoder's upper levels one frame at a time; a plan may say 4 at once
-        self.vae_bands = 1  # exact bands of the VAE (decoder's upper levels, encoder's down path); a plan may set more
+        # The VAE's tiles, frames at a time and exact bands (the decoder's, and the encoder's for the first frame);
+        # a memory plan sets it.
+        self.vae_mode = VAEMode()
         # What a memory plan installed (streaming hooks, chunking); None = everything resident on `device`.
         self.plan_handle: PlanHandle | None = None
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
@@ -564,7 +565,7 @@ class MotifVideoPipeline:
         if not conditioned:
             return Conditioning(text, negative, cond_latents, mask, None, None)
         if image_needed:  # the VAE encodes the first frame once the text encoder has left the device
-            posterior = self.vae.encode(pixels[:, :, None], bands=self.vae_bands)
+            posterior = self.vae.encode(pixels[:, :, None], bands=self.vae_mode.bands)
             image = KeptImage(image_key, image_size, image_embeds, posterior)
         cond_latents[:, :, :1] = self._first_frame_latents(image.posterior.to(self.device), generator).to(noise.dtype)
         mask[:, :, 0] = 1.0
@@ -715,9 +716,8 @@ class MotifVideoPipeline:
         try:
             metadata = self._video_metadata(request, settings, stored_inputs)
             written = decode_video(
-                self.vae, latents, output, request.fps, metadata, progress, tile=self.vae_tile,
-                frame_by_frame=self.vae_frame_by_frame, bands=self.vae_bands, parallel=self.parallel, clip=clip,
-                crf=crf,
+                self.vae, latents, output, request.fps, metadata, progress, mode=self.vae_mode,
+                parallel=self.parallel, clip=clip, crf=crf,
             )  # fmt: skip
         except BaseException as exc:
             if keeper is not None:

@@ -275,9 +275,7 @@ def _load_text_encoder(
 def _follow_plan(pipe: MotifVideoPipeline, plan: Plan) -> None:
     """Where the memory plan keeps the text encoder, and how the VAE decodes within it."""
     pipe.text_placement = plan.text_placement
-    pipe.vae_tile = pipe.plan_handle.vae_tile
-    pipe.vae_frame_by_frame = pipe.plan_handle.vae_frame_by_frame
-    pipe.vae_bands = pipe.plan_handle.vae_bands
+    pipe.vae_mode = pipe.plan_handle.vae
 
 
 def install_speed(

@@ -43,6 +43,7 @@ from motif_lite.launcher_variables import launcher_number
 from motif_lite.model.ops import AttentionFn
 from motif_lite.model.transformer import Embedded
 from motif_lite.vae.bands import crop_rows
+from motif_lite.vae.tiling import VAEMode
 
 T = TypeVar("T")
 # Waits outside the denoising loop: the other ranks wait while rank 0 loads and runs the text encoder.
@@ -366,23 +367,22 @@ class Parallel:
         self,
         vae: nn.Module,
         z: torch.Tensor,
-        tile: Any,
-        frame_by_frame: bool,
-        bands: int,
+        mode: VAEMode,
         on_step: Callable[[int, int], None] | None = None,
     ) -> Iterator[torch.Tensor]:
         """The VAE decode split into exact bands across the ranks: on the main rank, the pixel chunks
         [B, 3, n, H, W] per latent frame as `vae.decode_frames` gives them; the other ranks decode and send their
-        bands and get nothing. Each rank decodes `bands` bands (its memory plan's count; the ranks use the
+        bands and get nothing. Each rank decodes `mode.bands` bands (its memory plan's count; the ranks use the
         largest). When any rank's plan needs VAE tiles, rank 0 decodes alone, as its own plan says."""
-        agreed = torch.tensor([int(tile is not None), bands], device=self._comm_device)
+        agreed = torch.tensor([int(mode.tile is not None), mode.bands], device=self._comm_device)
         dist.all_reduce(agreed, op=dist.ReduceOp.MAX, group=self.group)
         if agreed[0]:
-            return vae.decode_frames(z, tile, frame_by_frame, bands, on_step) if self.is_main else iter(())
+            decoded = vae.decode_frames(z, mode.tile, mode.frame_by_frame, mode.bands, on_step)
+            return decoded if self.is_main else iter(())
         world = self.layout.world
         plan = vae.decoder.plan_bands(tuple(z.shape[3:]), min(world * int(agreed[1]), max(z.shape[3:])))
         mine = list(range(self.rank, len(plan), world))
-        pixels = vae.decode_bands(z, [plan[k] for k in mine], frame_by_frame, on_step)
+        pixels = vae.decode_bands(z, [plan[k] for k in mine], mode.frame_by_frame, on_step)
         if not self.is_main:
             for band_pixels in pixels:
                 dist.send(band_pixels.to(self._comm_device), self.members[0], group=self.group)

@@ -10,7 +10,7 @@ Stable API (used by the CLI's `--vram GiB`, `--ram GiB` and `--dry-run`):
                                                          # cfg_batch: most rows per forward (2: batched guidance)
     print(plan.describe())                               # the --dry-run table, host memory included
     handle = apply_plan(transformer, vae, plan)          # the pipeline places the text encoder while encoding
-    vae.decode_frames(z, handle.vae_tile, handle.vae_frame_by_frame, handle.vae_bands)  # arguments, not hooks
+    vae.decode_frames(z, handle.vae.tile, handle.vae.frame_by_frame, handle.vae.bands)  # arguments, not hooks
     budget = default_budget("cuda")                      # free bytes on the CUDA device, None on CPU
 
 Candidates are tried from fastest to slowest (a fixed ladder, so more budget never gives a slower plan):
@@ -76,7 +76,7 @@ from motif_lite.runtime.streaming import (
 from motif_lite.runtime.vae_memory import vae_decode_bytes, vae_encode_bytes
 from motif_lite.units import RESERVED_RATIO, memory_size
 from motif_lite.vae.config import WanVAEConfig
-from motif_lite.vae.tiling import VAETile
+from motif_lite.vae.tiling import VAEMode, VAETile
 
 GiB = 1024**3
 MiB = 1024**2
@@ -91,9 +91,9 @@ SAMPLER_LATENTS = 12
 TOKEN_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
 VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/bench_vae_band_work.py)
-# The untiled VAE modes (frame by frame, bands), fastest first: decoding 4 frames at once saves ~1-2 s per video at
-# 720p, every band adds ~3.8 % to the decode.
-VAE_MODES = ((False, 1), (True, 1), *((True, bands) for bands in VAE_BANDS))
+# The untiled VAE modes, fastest first: decoding 4 frames at once saves ~1-2 s per video at 720p, every band adds
+# ~3.8 % to the decode.
+VAE_MODES = (VAEMode(frame_by_frame=False), VAEMode(), *(VAEMode(bands=bands) for bands in VAE_BANDS))
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,7 @@ class Plan:
     text_placement: TextEncoderPlacement
     resident_blocks: int | None
     token_chunk: int | None
-    vae_tile: VAETile | None
-    vae_frame_by_frame: bool  # the VAE's upper levels one frame at a time (less memory) or 4 at once (faster)
-    vae_bands: int  # the VAE (decoder, and encoder for I2V) in this many exact bands, one after another
+    vae: VAEMode  # the VAE's tiles, frames at a time and exact bands (the decoder's, and the encoder's for I2V)
     stages: tuple[StageEstimate, ...]
     budget_bytes: int | None
     ladder_index: int  # position in the ladder of plans: 0 is the fastest
@@ -137,7 +135,7 @@ class Plan:
     cfg_batch: int = 1  # rows per transformer forward the estimates allow: 2 = guidance branches batched
     cfg_batch_asked: int = 1  # the rows per forward the runner could use (`plan_memory`'s cfg_batch)
     batched_vram_gib: float | None = None  # where fewer rows fitted: the least larger --vram that plans them all
-    image: bool = False  # image-to-video: the first frame goes through the VAE encoder (in `vae_bands` bands)
+    image: bool = False  # image-to-video: the first frame goes through the VAE encoder (in `vae.bands` bands)
     heads_per_call: int | None = None  # single-stream blocks attend this many heads at a time (None: all at once)
     streamed_bytes: int = 0  # the streamed transformer blocks' weights: copied to the device at every forward
     num_blocks: int = 0  # the transformer's streamable blocks
@@ -187,13 +185,13 @@ class Plan:
         if self.cfg_batch < self.cfg_batch_asked:
             copies = "" if self.resident_blocks is None else " (the streamed blocks copied for each)"
             moves.append(f"the two guidance predictions one after the other, not batched in one forward{copies}")
-        if self.vae_tile is not None:
+        if self.vae.tile is not None:
             moves.append("the VAE decoding in tiles (slower decode)")
-        elif self.vae_bands > 1:
+        elif self.vae.bands > 1:
             # Image-to-video's first frame goes through the VAE encoder in the same bands.
             encode = ", and the first frame's encoding," if self.image else ""
-            moves.append(f"the VAE decoding{encode} in {self.vae_bands} exact bands (a few % more VAE work per band)")
-        elif self.vae_frame_by_frame:  # implied by bands and tiles; alone, the one thing the fastest plan does not
+            moves.append(f"the VAE decoding{encode} in {self.vae.bands} exact bands (a few % more VAE work per band)")
+        elif self.vae.frame_by_frame:  # implied by bands and tiles; alone, the one thing the fastest plan does not
             moves.append("the VAE decoding one frame at a time, not 4 at once (~1-2 s more per video at 720p)")
         return moves
 
@@ -253,9 +251,7 @@ class _Choice:
     text: TextEncoderPlacement
     resident_blocks: int | None
     token_chunk: int | None
-    vae_tile: VAETile | None
-    vae_frame_by_frame: bool = True
-    vae_bands: int = 1
+    vae: VAEMode = VAEMode()
     prefetch: bool = True
     heads: int | None = None  # heads per attention call in the single-stream blocks (None: all)
 
@@ -272,20 +268,19 @@ def _ladder(num_blocks: int, heads: int, sequence_parallel: int) -> list[_Choice
     heads itself."""
     dev, stream, cpu = TextEncoderPlacement.DEVICE, TextEncoderPlacement.STREAMED, TextEncoderPlacement.CPU
     large, small = TOKEN_CHUNKS
-    outer = [_Choice(text, None, None, None) for text in (dev, stream)]
-    outer += [_Choice(stream, None, large, None)]  # token chunks cost next to nothing: before any streaming
-    outer += [_Choice(stream, k, large, None) for k in range(num_blocks - 1, -1, -1)]
-    outer += [_Choice(stream, 0, small, None), _Choice(stream, 0, small, None, prefetch=False)]
-    outer += [_Choice(stream, 0, small, tile, prefetch=False) for tile in VAE_TILES]
-    outer += [_Choice(cpu, 0, small, tile, prefetch=False) for tile in (None, *VAE_TILES)]
+    tiles = [VAEMode(tile) for tile in VAE_TILES]
+    outer = [_Choice(text, None, None) for text in (dev, stream)]
+    outer += [_Choice(stream, None, large)]  # token chunks cost next to nothing: before any streaming
+    outer += [_Choice(stream, k, large) for k in range(num_blocks - 1, -1, -1)]
+    outer += [_Choice(stream, 0, small), _Choice(stream, 0, small, prefetch=False)]
+    outer += [_Choice(stream, 0, small, vae, prefetch=False) for vae in tiles]
+    outer += [_Choice(cpu, 0, small, vae, prefetch=False) for vae in (VAEMode(), *tiles)]
     for group in _head_groups(heads) if sequence_parallel == 1 else []:
         for text in (stream, cpu):
-            outer += [_Choice(text, 0, small, tile, prefetch=False, heads=group) for tile in (None, *VAE_TILES)]
+            outer += [_Choice(text, 0, small, vae, prefetch=False, heads=group) for vae in (VAEMode(), *tiles)]
     # Within each, the untiled VAE modes, fastest first: they cost far less than streaming more of anything.
     return [
-        replace(choice, vae_frame_by_frame=fbf, vae_bands=bands)
-        for choice in outer
-        for fbf, bands in (VAE_MODES if choice.vae_tile is None else [(True, 1)])
+        replace(choice, vae=vae) for choice in outer for vae in (VAE_MODES if choice.vae.tile is None else [choice.vae])
     ]
 
 
@@ -396,19 +391,19 @@ def _stage_estimates(
     text_acts = text_activation_bytes(1, sizes.text_act_bytes) if on_device else 0
     encode = (resident + _text_weights(sizes, choice), text_acts)
     if sizes.image:
-        encode = max(encode, (resident, vae_encode_bytes(sizes, choice.vae_bands)), key=sum)
+        encode = max(encode, (resident, vae_encode_bytes(sizes, choice.vae.bands)), key=sum)
     dit_weights = resident + _streamed_in_flight(sizes, choice)
     if sizes.quantized:
         dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
     dit_acts = _denoise_activations(
         sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace, step_cache
     )
-    vae_acts = vae_decode_bytes(sizes, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands)
+    vae_acts = vae_decode_bytes(sizes, choice.vae)
     blocks = len(sizes.block_bytes)
     streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
     if choice.resident_blocks is not None and not choice.prefetch:
         streamed_blocks += ", no prefetch"
-    encode_chunks = f"vae encode: {choice.vae_bands} bands" if sizes.image and choice.vae_bands > 1 else "-"
+    encode_chunks = f"vae encode: {choice.vae.bands} bands" if sizes.image and choice.vae.bands > 1 else "-"
     encode_tuning = autotune_bytes if on_device and text_quantized and _text_encoder_tunes(sizes.text_act_bytes) else 0
     tunes = _tunes_in_denoise(sizes, choice, batch, sequence_parallel, attention_workspace)
     denoise_tuning = autotune_bytes if tunes else 0
@@ -438,11 +433,11 @@ def _chunk_label(chunk: int | None, heads: int | None = None) -> str:
 
 
 def _vae_label(choice: _Choice) -> str:
-    frames = "1 frame" if choice.vae_frame_by_frame else "4 frames"
-    tile = choice.vae_tile
+    frames = "1 frame" if choice.vae.frame_by_frame else "4 frames"
+    tile = choice.vae.tile
     where = "whole frame" if tile is None else f"tile {tile.size} (overlap {tile.overlap}) latent px"
-    if choice.vae_bands > 1:
-        where = f"{choice.vae_bands} exact bands"
+    if choice.vae.bands > 1:
+        where = f"{choice.vae.bands} exact bands"
     return f"vae: {where}, {frames} at a time"
 
 
@@ -454,7 +449,7 @@ def _host_needs(
     text_layer = int(TEXT_LAYER_FRACTION * sizes.text_bytes)  # + the SigLIP tower's list, ~1/6 of a text layer
     text_staging = staging_bytes(text_layer) + staging_bytes(text_layer // 6)
     pixels_per_frame = 3 * sizes.vae_pixels * sizes.vae_element_bytes
-    held_frames = sizes.frames if choice.vae_bands > 1 else sizes.vae_config.temporal_factor  # clip or one chunk
+    held_frames = sizes.frames if choice.vae.bands > 1 else sizes.vae_config.temporal_factor  # clip or one chunk
     # On the CPU the stages' device memory is host memory: their peaks (margin and workspaces included, less the
     # weights, counted once below) are what generating adds, so the host peak holds the peak of the stages.
     host_acts = max(s.peak_bytes - s.weight_bytes for s in stages) if not cuda else 0
@@ -596,9 +591,7 @@ class _Ladder:
                     text_placement=choice.text,
                     resident_blocks=choice.resident_blocks,
                     token_chunk=choice.token_chunk,
-                    vae_tile=choice.vae_tile,
-                    vae_frame_by_frame=choice.vae_frame_by_frame,
-                    vae_bands=choice.vae_bands,
+                    vae=choice.vae,
                     stages=stages,
                     budget_bytes=self.budget_bytes,
                     ladder_index=index,
@@ -686,9 +679,7 @@ class DecodePlan:
     height: int
     frames: int
     device: str
-    vae_tile: VAETile | None
-    vae_frame_by_frame: bool
-    vae_bands: int
+    vae: VAEMode
     stage: StageEstimate  # the decode stage's estimate, weights = the VAE's
     budget_bytes: int | None
 
@@ -725,15 +716,11 @@ def plan_decode(
     # the token count, which the decode stage does not read.
     sizes = generation_sizes(width, height, frames, TransformerConfig(), 0, 0, vae_config, vae_dtype, False, vae_dtype)
     cpu = TextEncoderPlacement.CPU
-    choices = [_Choice(cpu, None, None, None, fbf, bands) for fbf, bands in VAE_MODES]
-    choices += [_Choice(cpu, None, None, tile) for tile in VAE_TILES]
+    choices = [_Choice(cpu, None, None, vae) for vae in (*VAE_MODES, *(VAEMode(tile) for tile in VAE_TILES))]
     plans = []
     for choice in choices:
         stage = next(s for s in _stage_estimates(sizes, choice, 1, fused_norms=False) if s.name == "decode")
-        plan = DecodePlan(
-            width, height, frames, device, choice.vae_tile, choice.vae_frame_by_frame, choice.vae_bands, stage,
-            budget_bytes,
-        )  # fmt: skip
+        plan = DecodePlan(width, height, frames, device, choice.vae, stage, budget_bytes)
         if budget_bytes is None or stage.peak_bytes <= budget_bytes:
             return plan
         plans.append(plan)
@@ -819,14 +806,12 @@ def _largest(fits: Callable[[int, bool], bool], top: int) -> int | None:
 
 @dataclass
 class PlanHandle:
-    """What `apply_plan` installed. `vae_tile`, `vae_frame_by_frame` and `vae_bands` are for
-    `vae.decode_frames(z, ...)` (and `vae_bands` for `vae.encode`); `remove()` takes the hooks and wrappers off:
+    """What `apply_plan` installed. `vae` is the VAE setup for `vae.decode_frames(z, ...)` (and its `bands` for
+    `vae.encode`); `remove()` takes the hooks and wrappers off:
     a streamed transformer's weights go back where they were before streaming (the CPU, where a plan loads them),
     an unstreamed one's stay on the device."""
 
-    vae_tile: VAETile | None
-    vae_frame_by_frame: bool = True
-    vae_bands: int = 1
+    vae: VAEMode = VAEMode()
     handles: list[StreamingHandle | ChunkingHandle] = field(default_factory=list)
 
     def release_loaded(self) -> None:
@@ -848,7 +833,7 @@ def apply_plan(transformer: nn.Module, vae: nn.Module | None, plan: Plan) -> Pla
     transformer: a MotifVideoTransformer; vae: a WanVAE or None. Everything not streamed is moved to
     `plan.device`. The text encoder is placed by the pipeline only while it encodes (`plan.text_placement`).
     """
-    handle = PlanHandle(plan.vae_tile, plan.vae_frame_by_frame, plan.vae_bands)
+    handle = PlanHandle(plan.vae)
     if plan.token_chunk is not None:
         handle.handles.append(apply_token_chunking(transformer, plan.token_chunk, plan.heads_per_call))
     if plan.resident_blocks is None:

@@ -14,7 +14,7 @@ import torch
 
 from motif_lite.runtime.generation_sizes import GenerationSizes
 from motif_lite.vae.config import WanVAEConfig
-from motif_lite.vae.tiling import VAETile
+from motif_lite.vae.tiling import VAEMode
 
 # Wan2.1 VAE decode (base_dim 96), per output pixel of one frame, in elements of the VAE dtype:
 # - causal caches: every 3-tap temporal conv keeps its last 2 input frames; summed over the decoder's convs at their
@@ -42,9 +42,10 @@ VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK = 3500
 VAE_ENCODE_ELEMS_PER_PIXEL = 1000
 
 
-def vae_decode_bytes(sizes: GenerationSizes, tile: VAETile | None, frame_by_frame: bool = True, bands: int = 1) -> int:
+def vae_decode_bytes(sizes: GenerationSizes, mode: VAEMode) -> int:
     """Causal caches over the whole frame (times the tiles' overlap) or one band, plus one tile's or band's
     working tensors."""
+    tile, bands = mode.tile, mode.bands
     h, w = sizes.vae_latent_hw
     coverage, tile_pixels = 1.0, sizes.vae_pixels
     if tile is not None:
@@ -53,7 +54,7 @@ def vae_decode_bytes(sizes: GenerationSizes, tile: VAETile | None, frame_by_fram
         spans_h, spans_w = tile_spans(h, tile), tile_spans(w, tile)
         coverage = sum(b - a for a, b in spans_h) * sum(b - a for a, b in spans_w) / (h * w)
         tile_pixels = (spans_h[0][1] - spans_h[0][0]) * (spans_w[0][1] - spans_w[0][0]) * sizes.vae_spatial**2
-    work = VAE_WORK_ELEMS_PER_PIXEL if frame_by_frame else VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK
+    work = VAE_WORK_ELEMS_PER_PIXEL if mode.frame_by_frame else VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK
     if bands > 1:
         shares = decoder_band_shares(sizes.vae_config, sizes.vae_latent_hw, bands)
         channels = (VAE_CACHE_CHANNELS[0] - VAE_LOWER_CACHE_CHANNELS, *VAE_CACHE_CHANNELS[1:])

@@ -28,7 +28,7 @@ from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.diffusers_habits import vae_method_advice
 from motif_lite.vae.layers import CausalConv3d, CausalState, Downsample, MidBlock, ResidualBlock, RMSNorm, Upsample
 from motif_lite.vae.posterior import DiagonalGaussian
-from motif_lite.vae.tiling import VAETile, decode_tiled_step, tile_grid
+from motif_lite.vae.tiling import VAEMode, VAETile, decode_tiled_step, tile_grid
 
 
 class Encoder(nn.Module):
@@ -311,7 +311,7 @@ class WanVAE(nn.Module):
         `decode_frames`.
         """
         self._check_latents(z)
-        band_plan = self._band_plan(z, tile, bands)
+        band_plan = self._band_plan(z, VAEMode(tile, frame_by_frame, bands))
         out = self._empty_video(z, z.device)
         if tile is not None and len(tile_grid(z.shape[3], z.shape[4], tile, self.config.spatial_factor)) > 1:
             return self._decode_tiles_into(z, tile, out, frame_by_frame)
@@ -428,7 +428,7 @@ class WanVAE(nn.Module):
         chunk is yielded. `on_step(done, total)` is called after every decode step (latent frame, per band).
         """
         self._check_latents(z)
-        band_plan = self._band_plan(z, tile, bands)
+        band_plan = self._band_plan(z, VAEMode(tile, frame_by_frame, bands))
         if len(band_plan) > 1:
             video = self._decode_bands_into(z, band_plan, self._empty_video(z, "cpu"), frame_by_frame, on_step)
             yield from video.split([1] + [self.config.temporal_factor] * (z.shape[2] - 1), dim=2)
@@ -447,11 +447,9 @@ class WanVAE(nn.Module):
             if on_step is not None:
                 on_step(t + 1, z.shape[2])
 
-    def _band_plan(self, z: torch.Tensor, tile: VAETile | None, bands: int) -> list[Band]:
-        # Planned (and so checked) before any decoding; one band is the whole frame.
-        if bands != 1 and tile is not None:
-            raise ConfigError("choose VAE bands or VAE tiles, not both (tiles already bound the memory more)")
-        return self.decoder.plan_bands(z.shape[3:], bands)
+    def _band_plan(self, z: torch.Tensor, mode: VAEMode) -> list[Band]:
+        # Planned (and so checked: `mode` checked itself) before any decoding; one band is the whole frame.
+        return self.decoder.plan_bands(z.shape[3:], mode.bands)
 
     def _decode_step(self, z: torch.Tensor, state: CausalState, frame_by_frame: bool) -> torch.Tensor:
         # [B, z, 1, h, w] -> [B, 3, n, 8h, 8w], n = 1 for the first latent frame of the stream, else 4.

@@ -33,6 +33,24 @@ class VAETile:
             raise ConfigError(f"VAETile.overlap={self.overlap!r} must be an integer in [0, size // 2]")
 
 
+@dataclass(frozen=True)
+class VAEMode:
+    """How the VAE decodes (and, for `bands`, encodes) a clip: a memory plan's VAE setup, passed as one value.
+
+    `tile`: overlapping spatial tiles (None: whole frames). `frame_by_frame`: the decoder's upper levels one frame
+    at a time (less memory) or the 4 frames of a chunk at once (faster). `bands`: exact bands across the longer
+    side, one after another (`bands.py`).
+    """
+
+    tile: VAETile | None = None
+    frame_by_frame: bool = True
+    bands: int = 1
+
+    def __post_init__(self) -> None:
+        if self.bands != 1 and self.tile is not None:
+            raise ConfigError("choose VAE bands or VAE tiles, not both (tiles already bound the memory more)")
+
+
 def tile_spans(length: int, tile: VAETile) -> list[Span]:
     """Evenly spaced [start, end) spans of `tile.size` covering `length`, overlapping by at least `tile.overlap`."""
     if length <= tile.size:
