@@ -296,8 +296,8 @@ def test_setting_a_diffusers_component_is_refused_with_what_to_pass(name):
     assert name not in vars(pipe)
     with pytest.raises(AttributeError, match="pipe.set_loras"):
         pipe.load_lora_weights = None
-    pipe.vae_tile = None  # its own attributes are set as before
-    assert pipe.vae_tile is None
+    pipe.vae_mode = None  # its own attributes are set as before
+    assert pipe.vae_mode is None
 
 
 def test_generate_says_what_to_give_for_diffusers_call_keywords_and_typos():
