@@ -73,6 +73,16 @@ def test_many_tokens_strided_input_no_bias(kernel, qtype: Q) -> None:
     assert_fp32_close(y, reference(x, blocks, qtype, None))
 
 
+@pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q4_0], ids=lambda q: q.name)
+def test_an_odd_number_of_32_value_blocks_matches_reference(kernel, qtype: Q) -> None:
+    # K = 96: the fused GEMM steps through K 32 values at a time (a 64-value step would read past a row's end).
+    out_features, in_features = 8, 96
+    blocks = random_blocks(qtype, out_features, in_features, seed=10)
+    x = torch.randn(3, in_features, device=DEVICE)
+    y = kernel("dequant_matmul.dequant_matmul", x, torch.from_numpy(blocks).to(DEVICE), qtype, 8, 96, path="fused")
+    assert_fp32_close(y, reference(x, blocks, qtype, None))
+
+
 def test_single_token(kernel) -> None:
     blocks = random_blocks(Q.Q4_K, 16, 256, seed=2)
     x = torch.randn(1, 256, device=DEVICE)
@@ -105,6 +115,13 @@ def test_rejects_bad_inputs(kernel, qtype, packed_shape, in_features, x_features
     packed = torch.zeros(packed_shape, dtype=torch.uint8)
     with pytest.raises(KernelInputError, match=match):
         kernel("dequant_matmul.dequant_matmul", torch.zeros(2, x_features), packed, qtype, 8, in_features)
+
+
+def test_rejects_packed_rows_whose_bytes_are_not_contiguous() -> None:
+    # In-process: the check comes before any kernel. The kernels read a row's bytes one after another.
+    packed = torch.zeros(8, 68, dtype=torch.uint8)[:, ::2]  # [8, 34], every other byte of its storage
+    with pytest.raises(KernelInputError, match="with contiguous rows"):
+        dequant_module().dequant_matmul(torch.zeros(2, 32), packed, Q.Q8_0, 8, 32)
 
 
 @pytest.mark.parametrize("qtype", QTYPES, ids=lambda q: q.name)

@@ -602,6 +602,7 @@ def test_split_strength_reads_a_finite_number_after_the_last_colon():
     assert split_strength(":0.8") == ("", 0.8)  # a strength without its file: the caller decides what that means
     for text in ("a.safetensors", "a.safetensors:strong", "a.safetensors:inf", "a.safetensors:nan", "C:x"):
         assert split_strength(text) == (text, None)
+    assert split_strength("0.8") == ("0.8", None)  # a number without a colon is a file's name, not a strength
     assert lora_flag(Path("/loras/a.safetensors"), 0.1234567) == "/loras/a.safetensors:0.123457"
 
 
