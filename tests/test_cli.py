@@ -365,6 +365,8 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         ),
         (["run", "-p", "x", "--quality", "9"], "(--quality: the video's quality is --crf N, the encoder's constant"),
         (["decode", "f", "--bitrate=8M"], "(--bitrate=8M: the video's quality is --crf N"),
+        # decode's own flag in capitals is a misspelling of it, not one of run's left to run
+        (["decode", "f", "--Dtype", "fp32"], "(--Dtype: did you mean --dtype?)"),
         (["run", "-p", "x", "--video-quality", "9"], "(--video-quality: the video's quality is --crf N"),
         (["check", "--quality", "9"], "unrecognized arguments: --quality 9\n"),  # check writes no video: no --crf
         (["check", "--lora", "x.safetensors"], "(--lora: this command takes no LoRA (LoRAs change the transformer); "),
@@ -1278,7 +1280,8 @@ def test_a_size_given_on_one_side_names_the_other_side_that_keeps_the_shape(chec
     err = capsys.readouterr().err  # 480 * 80 / 120 = 320
     assert "note: -H 480 is given without -W, so -W is the default 1280 (1280x480); -W 320 keeps the image's shape" \
         " (80x120) at that height" in err, err  # fmt: skip
-    for both_or_fitting in (["-W", "832", "-H", "480"], ["-W", "1280"], []):
+    # Neither side given: no note, also where the image's shape is not the default size's.
+    for both_or_fitting in (["-W", "832", "-H", "480"], ["-W", "1280"], [], ["-i", "photo.jpg"]):
         assert cli.main([*args, *both_or_fitting]) == 0
         assert "is given without" not in capsys.readouterr().err
 

@@ -46,3 +46,11 @@ def test_a_batch_with_o_replaces_its_files(tmp_path, monkeypatch):
     (tmp_path / "fox-1.mp4").touch()
     outputs, notes = batch_outputs(tmp_path, monkeypatch, "-o", "fox.mp4")
     assert outputs == ["fox-1.mp4", "fox-2.mp4", "fox-3.mp4"] and not any("exist" in note for note in notes)
+
+
+def test_a_batch_from_the_last_seed_goes_on_from_seed_0(tmp_path, monkeypatch):
+    # Seeds are 32-bit: the video after seed 4294967295 has seed 0, as the generator takes it.
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", "3", "-s", "4294967295"])
+    requests, _ = run_request.resolve_requests(args, run_request.request_from_args(args))
+    assert [r.seed for r in requests] == [4294967295, 0, 1]
