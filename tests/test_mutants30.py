@@ -18,7 +18,7 @@ def checkpoint(shared_checkpoint) -> Path:
     return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
 
 
-def _one_gpu(monkeypatch) -> None:
+def one_gpu(monkeypatch) -> None:
     """A machine with one H100, cuda:0: asking torch about another number fails as torch fails (an AssertionError,
     "Invalid device id"), before any word of ours."""
 
@@ -38,7 +38,7 @@ def _one_gpu(monkeypatch) -> None:
 def test_a_dry_run_for_a_gpu_number_the_machine_lacks_is_one_line(monkeypatch, capsys, checkpoint, tmp_path):
     # Before: the dry run read cuda:3's facts for its default dtype and ended in torch's AssertionError traceback.
     monkeypatch.chdir(tmp_path)
-    _one_gpu(monkeypatch)
+    one_gpu(monkeypatch)
     argv = ["run", "-m", str(checkpoint), "-p", "fox", "-W", "64", "-H", "64", "--video-frames", "5", "--dry-run"]
     assert cli.main([*argv, "--device", "cuda:3", "--dtype", "fp32", "--kernels", "torch"]) == cli.EXIT_USER_ERROR
     out, err = capsys.readouterr()

@@ -18,6 +18,7 @@ import torch
 from gguf import GGMLQuantizationType
 from gguf_helpers import write_test_gguf
 from huggingface_hub import constants
+from test_mutants30 import one_gpu
 
 from motif_lite import cli
 from motif_lite.checkpoint import locate_sources, locate_vae
@@ -104,17 +105,7 @@ def test_a_plan_for_a_gpu_number_the_machine_lacks_is_made_as_for_any_gpu_not_he
     # plan_generation plans for a GPU this machine lacks (no budget but --vram, the default dtype of no device). For
     # cuda:3 on a machine with one GPU it read cuda:3's free memory and capability, and ended in torch's
     # AssertionError: a machine with CUDA counted every cuda:N as here (devices.is_here).
-    def only_cuda_0(device=None):
-        index = device if isinstance(device, int) else None if device is None else torch.device(device).index
-        if index not in (None, 0):
-            raise AssertionError("Invalid device id")
-        return (9, 0)
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", only_cuda_0)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: only_cuda_0(device) and "NVIDIA H100")
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: only_cuda_0(device) and (70 << 30, 80 << 30))
+    one_gpu(monkeypatch)
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
     plan = plan_generation(request, sources, device="cuda:3", vram_gib=8)
