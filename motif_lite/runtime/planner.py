@@ -658,7 +658,7 @@ def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MotifLiteError
 def unplanned_peak_bytes(inputs: PlannerInputs) -> int:
     """The estimated device peak of a run without a plan (`load_pipeline(plan=None)`): everything resident on the
     device, the VAE's upper levels one frame at a time, `inputs.cfg_batch` rows per transformer forward."""
-    unplanned = _Choice(TextEncoderPlacement.DEVICE, None, None, None)  # the pipeline's defaults
+    unplanned = _Choice(TextEncoderPlacement.DEVICE, None, None)  # the pipeline's defaults
     stages = _stage_estimates(
         inputs.sizes(), unplanned, inputs.cfg_batch, inputs.fused_norms,
         attention_workspace=inputs.attention_workspace_bytes, autotune_bytes=inputs.autotune_bytes,
