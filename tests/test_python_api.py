@@ -800,7 +800,9 @@ def test_generate_on_the_cpu_at_the_default_size_warns_with_the_estimate_before_
     assert len(warnings) == 1, caplog.text
     (warning,) = warnings
     assert "\n" not in warning
-    assert re.search(r"on the CPU this run \(1280x736x121, 50 steps\) is .* FLOPs: about [\d.]+ (hours|days)", warning)
+    assert re.search(
+        r"on the CPU this run \(1280x736x121, 50 steps\) is .* FLOPs: about [\d.]+ (minutes|hours|days)", warning
+    )
     assert "width=256, height=256, frames=9, steps=2" in warning and "-W 256" not in warning  # the Python keywords
 
 
