@@ -14,7 +14,6 @@ before they are parsed to the end, a full queue 429, and every error has OpenAI'
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hmac
 import re
 import time
@@ -40,7 +39,7 @@ from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, VIDEO
 from motif_lite.server.loras import available_loras
 from motif_lite.server.remix import remix_fields
 from motif_lite.server.request_body import read_create_body
-from motif_lite.server.schema import ApiError, MiB, effective_settings, parse_create, video_object
+from motif_lite.server.schema import ApiError, MiB, effective_settings, meant_name, parse_create, video_object
 from motif_lite.server.submission import JobSubmitter, within_max_video
 from motif_lite.server.worker import Worker
 from motif_lite.version import VERSION
@@ -362,7 +361,7 @@ def _only_known_query(request: Request, known: tuple[str, ...]) -> None:
     otherwise be ignored, its default taken silently, as an unknown field of a create body is refused."""
     unknown = [name for name in request.query_params if name not in known]
     if unknown:
-        meant = next(iter(difflib.get_close_matches(unknown[0], known, 1)), None)
+        meant = meant_name(unknown[0], known)
         hint = f"; did you mean {meant!r}?" if meant else ""
         raise ApiError(400, f"unknown query parameter {unknown[0]!r}{hint} (known: {', '.join(known)})", unknown[0],
                        "unknown_parameter")  # fmt: skip

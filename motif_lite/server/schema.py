@@ -19,7 +19,7 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -174,6 +174,14 @@ class CreateBody:
     image_name: str | None = None  # the file name the first frame was sent under (multipart); None: none given
 
 
+def meant_name(name: str, known: Sequence[str], other_names: Mapping[str, str] | None = None) -> str | None:
+    """The name of `known` an unknown `name` most likely meant: ours for another API's or tool's name
+    (`other_names`), else the closest spelling; None for neither."""
+    if other_names and name in other_names:
+        return other_names[name]
+    return next(iter(difflib.get_close_matches(name, known, 1)), None)
+
+
 def parse_create(
     fields: Mapping[str, Any], image: bytes | None, from_form: bool, image_name: str | None = None
 ) -> CreateBody:
@@ -183,7 +191,7 @@ def parse_create(
     known = OPENAI_FIELDS + tuple(MOTIF_FIELDS) + SERVER_FIELDS
     unknown = sorted(set(fields) - set(known))
     if unknown:
-        meant = OTHER_API_FIELDS.get(unknown[0]) or next(iter(difflib.get_close_matches(unknown[0], known, 1)), None)
+        meant = meant_name(unknown[0], known, OTHER_API_FIELDS)
         hint = f"; did you mean {meant!r}?" if meant else ""
         if unknown[0] in ("width", "height"):
             hint = f"; {_size_field_hint(fields.get('width'), fields.get('height'))}"
@@ -521,7 +529,7 @@ def _check_lora_keys(item: dict) -> None:
     unknown = [key for key in item if key not in ("name", "strength")]
     if unknown:
         key = unknown[0]
-        meant = OTHER_LORA_KEYS.get(key) or next(iter(difflib.get_close_matches(key, ("name", "strength"), 1)), None)
+        meant = meant_name(key, ("name", "strength"), OTHER_LORA_KEYS)
         hint = f"; did you mean {json.dumps(meant)}?" if meant else ""
         _refuse_loras(f'unknown key {json.dumps(key)} in the LoRA {_as_json(item)}{hint} (a LoRA object has '
                       f'"name" and "strength": {{"name": FILE, "strength": S}})')  # fmt: skip
