@@ -615,6 +615,34 @@ def test_the_worker_leaves_out_the_warnings_a_job_keeps_whatever_its_notes_say(p
     assert [r.getMessage() for r in caplog.records if "dropped the last" in r.getMessage()] == [warnings[logged]]
 
 
+def test_a_tokenizer_note_is_said_once_though_the_load_and_a_submission_each_read_the_tokenizer(
+    checkpoint, tmp_path, caplog
+):
+    # A tokenizer.json without the official <bos> layout: the model's load said so, then the first submission said it
+    # again as it read the tokenizer to measure the prompts (`motif-lite run` says it once: tokenizer_notes_once).
+    import logging
+    import shutil
+
+    from motif_lite.server.app import ServerConfig
+
+    copy = shutil.copytree(checkpoint, tmp_path / "ckpt")
+    tokenizer_json = copy / "tokenizer/tokenizer.json"
+    tokenizer_json.write_text(json.dumps({**json.loads(tokenizer_json.read_text()), "post_processor": None}))
+    caplog.set_level(logging.WARNING, logger="motif_lite.encoders.text")
+
+    def load():  # in the server's thread, as `motif-lite serve` loads its model
+        return load_pipeline(copy, dtype=torch.float32, device="cpu", kernels="torch"), ServerConfig(model_name="tiny")
+
+    with InProcessServer(None, tmp_path / "data", load=load) as server:
+        wait_for(lambda: server.server.loaded, 60, "the model to load")
+        for _ in range(2):
+            code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+            assert code == 200, video
+            assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+    said = [r.getMessage() for r in caplog.records if "post_processor is null" in r.getMessage()]
+    assert len(said) == 1, said
+
+
 def test_a_submission_measures_its_prompts_with_a_tokenizer_of_its_own(pipe, tmp_path, monkeypatch):
     # A fast tokenizer keeps its truncation as state: a submission measuring with the worker's, as the worker encoded
     # another job, failed one of the two ("RuntimeError: Already borrowed"). Here the worker's is always busy.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from motif_lite.encoders.text import tokenizer_notes_said_once
 from motif_lite.errors import MotifLiteError
 from motif_lite.server.app import ServerConfig, ServerState, create_app
 from motif_lite.server.jobs import JobStore
@@ -61,6 +62,12 @@ class VideoServer:
         503), then run the jobs with the pipeline and config it returns until `stop()`; the running job is then
         stopped between steps and queued again. An exception of `load` (a user's mistake, Ctrl-C) stops the HTTP
         side and goes on as it was raised. Raises `MotifLiteError` when the worker could not go on."""
+        # `load` reads the tokenizer with the model, and the first submission reads it again to measure its prompts:
+        # a note on the tokenizer's files is said once, as `motif-lite run` says it.
+        with tokenizer_notes_said_once():
+            self._serve(sock, load)
+
+    def _serve(self, sock: socket.socket, load: Callable[[], tuple[MotifVideoPipeline, ServerConfig]]) -> None:
         http_ended = threading.Event()
         http = threading.Thread(target=self._run_http, args=(sock, http_ended), name="motif-lite-http", daemon=True)
         http.start()
