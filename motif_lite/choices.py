@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import TypeVar
 
+from motif_lite.errors import Audience
+
 T = TypeVar("T")
 
 MOTIF_REPO = "Motif-Technologies/Motif-Video-2B"
@@ -88,11 +90,11 @@ def _spelling(name: str) -> str:
     return re.sub(r"[\s_-]", "", name.lower()).replace("pp", "++")
 
 
-def sampler_hint(name: str) -> str | None:
+def sampler_hint(name: str, audience: Audience = Audience.RUN_OR_PYTHON) -> str | None:
     """What the refusal of a sampler that is not here adds (`--sampling-method` and `sampler=` alike): for another
     tool's sampler, ours closest to it, rather than a spelling near it (`closest_sampler`); else for a typo the
     sampler it spells (`misspelled_choice`); None for any other name."""
-    return closest_sampler(name) or misspelled_choice(name, SAMPLERS)
+    return closest_sampler(name, audience) or misspelled_choice(name, SAMPLERS)
 
 
 def misspelled_guidance(name: str) -> str | None:
@@ -111,11 +113,11 @@ def misspelled_choice(name: str, choices: Iterable[str]) -> str | None:
     return f"; did you mean {spelled[close[0]]}?" if close else None
 
 
-def closest_sampler(name: str) -> str | None:
+def closest_sampler(name: str, audience: Audience = Audience.RUN_OR_PYTHON) -> str | None:
     """For another tool's sampler that is not here (stable-diffusion.cpp's `euler_a`, ComfyUI's `dpmpp_2m_sde`), the
     words that name ours closest to it ("; closest to euler_a here: euler"); for a sampler named with a sigma
-    schedule (AUTOMATIC1111's "DPM++ 2M Karras"), the sampler it names, on the schedule there is here; None for any
-    other name."""
+    schedule (AUTOMATIC1111's "DPM++ 2M Karras"), the sampler it names, on the schedule there is here (which the
+    flow shift shapes, named as `audience` sets it); None for any other name."""
     spelled = _spelling(name)
     closest = {_spelling(other): ours for other, ours in OTHER_SAMPLERS.items()}
     if ours := closest.get(spelled):
@@ -124,8 +126,9 @@ def closest_sampler(name: str) -> str | None:
     for schedule in OTHER_SCHEDULES:
         sampler = spelled.removesuffix(_spelling(schedule))
         if sampler != spelled and (ours := samplers.get(sampler)):
+            shift = "flow_shift" if audience is Audience.API else "--flow-shift"
             return (
-                f"; closest to {name} here: {ours}, on the flow-matching schedule that --flow-shift shapes (no "
+                f"; closest to {name} here: {ours}, on the flow-matching schedule that {shift} shapes (no "
                 f"{schedule} schedule here)"
             )
     return None

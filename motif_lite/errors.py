@@ -7,8 +7,10 @@ traceback; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 class MotifLiteError(Exception):
@@ -58,6 +60,28 @@ def both_spellings(flag: str, keyword: str) -> str:
     each of their users writes it: `both_spellings("--device cpu", 'device="cpu"')` -> '--device cpu (in Python
     device="cpu")'. A Python caller would otherwise have to guess the keyword from the flag."""
     return f"{flag} (in Python {keyword})"
+
+
+class Audience(enum.Enum):
+    """Who a message of the checks that `motif-lite run`, the Python API and `motif-lite serve` share speaks to,
+    which decides how it names a setting. The checks serve run and Python alike (a run reaches them through the
+    Python API), so their messages name both spellings; a server's client sets neither, but the API's fields."""
+
+    RUN_OR_PYTHON = "run or python"  # '--video-frames 5 (in Python frames=5)'
+    API = "api"  # 'num_frames 5' (docs/server.md's fields)
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """A setting, with its value where it has one, as each audience gives it."""
+
+    flag: str  # motif-lite run's: "--video-frames 5"
+    keyword: str  # the Python API's: "frames=5"
+    field: str  # the server API's: "num_frames 5"
+
+    def to(self, audience: Audience) -> str:
+        """The setting in `audience`'s words: its field for the API, else both spellings (`both_spellings`)."""
+        return self.field if audience is Audience.API else both_spellings(self.flag, self.keyword)
 
 
 _PYTHON_SPELLING = re.compile(r" \(in Python [^()]*\)")

@@ -4,9 +4,12 @@ A1111's weights, A1111's LoRA tags). Notes only: the prompt is never rewritten."
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import unicodedata
+
+from motif_lite.errors import Audience
 
 # Languages by the script of their letters (the first word of the letters' Unicode names): kana is Japanese also where
 # kanji ("CJK", Chinese characters) outnumber it; other scripts are named as scripts (Cyrillic, Arabic, ...).
@@ -40,9 +43,10 @@ _WEIGHTED = re.compile(r"\([^()]*[^\W\d_][^()]*:\s*-?\d+(?:\.\d+)?\s*\)|\(\([^()
 _LORA_TAG = re.compile(r"<lora:([^:>]+)(?::\s*(-?\d+(?:\.\d+)?))?\s*>", re.IGNORECASE)
 
 
-def syntax_notes(text: str, label: str) -> list[str]:
+def syntax_notes(text: str, label: str, audience: Audience = Audience.RUN_OR_PYTHON) -> list[str]:
     """Notes for other tools' prompt syntax in `text`, which is read as plain text here: a user coming from
-    ComfyUI or A1111 expects `(red fox:1.3)` to weigh words and `<lora:name:0.8>` to load a LoRA."""
+    ComfyUI or A1111 expects `(red fox:1.3)` to weigh words and `<lora:name:0.8>` to load a LoRA (the note gives
+    the LoRAs as `audience` applies them)."""
     notes = []
     if weighted := _WEIGHTED.search(text):
         notes.append(
@@ -51,18 +55,26 @@ def syntax_notes(text: str, label: str) -> list[str]:
             "describe what matters in words instead"
         )
     if tags := list(_LORA_TAG.finditer(text)):
-        notes.append(_lora_tags_note(tags, label))
+        notes.append(_lora_tags_note(tags, label, audience))
     return notes
 
 
-def _lora_tags_note(tags: list[re.Match], label: str) -> str:
-    """The note on A1111's LoRA tags: every one of them, as the --lora flags that apply them (the server words the
-    flags as its `loras` field)."""
+def _lora_tags_note(tags: list[re.Match], label: str, audience: Audience) -> str:
+    """The note on A1111's LoRA tags: every one of them, as the --lora flags that apply them, or for a server's
+    client as its `loras` field."""
     quoted = ", ".join(repr(tag[0]) for tag in tags)
-    flags = " ".join(f"--lora {shlex.quote(f'{tag[1].strip()}.safetensors' + (f':{tag[2]}' if tag[2] else ''))}"
-                     for tag in tags)  # fmt: skip
     many = len(tags) > 1
+    files = [(f"{tag[1].strip()}.safetensors", tag[2]) for tag in tags]  # (file, strength as written or None)
+    if audience is Audience.API:
+        entries = [{"name": file} if strength is None else {"name": file, "strength": float(strength)}
+                   for file, strength in files]  # fmt: skip
+        fix = f'loras {json.dumps(entries)} (docs/server.md, "Per-job LoRAs")'
+    else:
+        flags = " ".join(
+            f"--lora {shlex.quote(file + (f':{strength}' if strength else ''))}" for file, strength in files
+        )
+        fix = f'{flags} (docs/usage.md, "LoRA adapters")'
     return (
         f"the {label} has {quoted}, A1111's LoRA {'tags, which are' if many else 'tag, which is'} read as text here: "
-        f'to apply {"them" if many else "it"}, give {flags} (docs/usage.md, "LoRA adapters")'
+        f"to apply {'them' if many else 'it'}, give {fix}"
     )

@@ -32,7 +32,7 @@ from motif_lite.choices import (
     split_size,
 )
 from motif_lite.config import MAX_PROMPT_TOKENS
-from motif_lite.errors import MotifLiteError, both_spellings, shown
+from motif_lite.errors import Audience, MotifLiteError, Spelling, both_spellings, shown
 from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, syntax_notes
 
@@ -88,14 +88,16 @@ RANGES = {
                    "overflow to inf/NaN"),
 }  # fmt: skip
 T = TypeVar("T")
-# Settings named in messages as `motif-lite run` and the Python API take them (both share these checks).
+# Settings named in messages as `motif-lite run`, the Python API and the server's API take them (all share these
+# checks). The output is the server's own (no field of the API's): a server's job never writes over its inputs.
 OUTPUT_FLAG = both_spellings("-o", "output=")
-IMAGE_FLAG = both_spellings("-i", "image=")
-EXTEND_FLAG = both_spellings("--extend", "extend=")
-GO_ON = both_spellings("motif-lite run --extend CLIP -p 'what happens next'", "extend=CLIP")
+IMAGE_FLAG = Spelling("-i", "image=", "input_reference")
+EXTEND_FLAG = Spelling("--extend", "extend=", "extend")
+GO_ON = Spelling("motif-lite run --extend CLIP -p 'what happens next'", "extend=CLIP",
+                 "a job with extend (that video's id) and a prompt of what happens next")  # fmt: skip
 # GenerationRequest field -> the `motif-lite run` flag that sets it. A wrong value is named as the user of each typed
 # it: '--video-frames (in Python frames) must be ...', but '--steps must be ...' where the flag is the field's name
-# (the server puts its own field names in their place, server.schema.in_api_words: 'num_frames must be ...').
+# (and to a server's client by its API field, API_FIELDS: 'num_frames must be ...').
 RUN_FLAGS = {
     "width": "-W/--width",
     "height": "-H/--height",
@@ -111,6 +113,27 @@ RUN_FLAGS = {
     "flow_shift": "--flow-shift",
     "sampler": "--sampling-method",
     "seed": "--seed",
+}
+# GenerationRequest field -> the field of `motif-lite serve`'s API that sets it (docs/server.md): `size` holds both
+# sides, `input_reference` the first frame, `extend` the id of the video to go on from.
+API_FIELDS = {
+    "prompt": "prompt",
+    "negative_prompt": "negative_prompt",
+    "width": "size",
+    "height": "size",
+    "frames": "num_frames",
+    "fps": "fps",
+    "steps": "steps",
+    "guidance": "guidance_method",
+    "cfg_scale": "guidance_scale",
+    "apg_eta": "apg_eta",
+    "apg_norm_threshold": "apg_norm_threshold",
+    "apg_momentum": "apg_momentum",
+    "flow_shift": "flow_shift",
+    "sampler": "sampling_method",
+    "seed": "seed",
+    "image": "input_reference",
+    "extend": "extend",
 }
 
 
@@ -131,10 +154,12 @@ def run_dest(field: str) -> str:
     return run_flag(field).removeprefix("--").replace("-", "_")
 
 
-def setting_name(field: str) -> str:
+def setting_name(field: str, audience: Audience = Audience.RUN_OR_PYTHON) -> str:
     """A request's setting as messages name it: its run flag and, where the field is named otherwise, the field:
     '--video-frames (in Python frames)', but '--steps' and '--cfg-scale' (a Python user reads them as the keywords
-    `steps` and `cfg_scale`, which no keyword can spell with dashes)."""
+    `steps` and `cfg_scale`, which no keyword can spell with dashes); to a server's client, its API field."""
+    if audience is Audience.API:
+        return API_FIELDS[field]
     flag = RUN_FLAGS[field]
     return flag if flag == "--" + field.replace("_", "-") else both_spellings(flag, field)
 
@@ -312,7 +337,9 @@ class GenerationRequest:
         plain text-to-video, as in the reference: nothing follows the first frame for the image to condition."""
         return self.starts_from_frame and self.latent_frames > 1
 
-    def resolve(self, clip: Clip | None = None) -> tuple[GenerationRequest, list[str]]:
+    def resolve(
+        self, clip: Clip | None = None, *, audience: Audience = Audience.RUN_OR_PYTHON
+    ) -> tuple[GenerationRequest, list[str]]:
         """Validate every setting and return (normalized copy, notes on what was changed).
 
         Frames are rounded to the nearest 4k+1 (reported in the notes, as stable-diffusion.cpp does) and a
@@ -320,29 +347,32 @@ class GenerationRequest:
         per invalid setting (an unwritable output or an unreadable image included). numpy's scalars (a notebook's
         `np.int64` seed) count as the Python numbers they hold. `clip`: the clip `extend` names as the caller read it
         already (`read_clip`), checked here but not read again: reading a clip costs a decode of a video file, or
-        every header of a PNG sequence.
+        every header of a PNG sequence. `audience`: who the messages and notes speak to (the server: its client, in
+        the API's fields).
         """
-        resolved, _, _, notes = self.resolve_with_inputs(clip)
+        resolved, _, _, notes = self.resolve_with_inputs(clip, audience=audience)
         return resolved, notes
 
     def resolve_with_inputs(
-        self, clip: Clip | None = None
+        self, clip: Clip | None = None, *, audience: Audience = Audience.RUN_OR_PYTHON
     ) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
         """`resolve(clip)`, also handing on what the checks read, for a caller that goes on to use it: the clip
         `extend` names (None without one), and the input image (`io.image.read_image`: upright, RGB; None without
         one), so that a large photo is decoded once."""
-        return _plain_numbers(self)._checked(clip)
+        return _plain_numbers(self)._checked(clip, audience)
 
-    def _checked(self, read: Clip | None) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
-        fields = self._checked_fields(read)
+    def _checked(
+        self, read: Clip | None, audience: Audience
+    ) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
+        fields = self._checked_fields(read, audience)
         self._refuse_inputs_overwritten(fields)
         resolved = dataclasses.replace(
             self, frames=fields.frames, seed=fields.seed, guidance=fields.guidance, sampler=fields.sampler,
             output=fields.output,
         )  # fmt: skip
-        return resolved, fields.clip, fields.image, fields.notes + resolved._resolved_notes(fields)
+        return resolved, fields.clip, fields.image, fields.notes + resolved._resolved_notes(fields, audience)
 
-    def _checked_fields(self, read: Clip | None) -> _CheckedFields:
+    def _checked_fields(self, read: Clip | None, audience: Audience) -> _CheckedFields:
         """Every field checked, read (the clip `extend` names, unless `read` is it already; the image) and
         normalized; one `RequestError` names every field's problem."""
         from motif_lite.io.image import read_image  # torch and Pillow: once a request is resolved
@@ -361,30 +391,31 @@ class GenerationRequest:
                 invalid.append(field)
                 return None
 
-        check("prompt", _check_text, self.prompt, "prompt", False)
-        check("negative_prompt", _check_negative_prompt, self.negative_prompt)
-        width_ok = check("width", _check_size, self.width, "width") is not None
-        height_ok = check("height", _check_size, self.height, "height") is not None
-        normalized = check("frames", _normalize_frames, self.frames)
+        check("prompt", _check_text, self.prompt, "prompt", False, audience)
+        check("negative_prompt", _check_negative_prompt, self.negative_prompt, audience)
+        size = (self.width, self.height)
+        width_ok = check("width", _check_size, self.width, "width", size, audience) is not None
+        height_ok = check("height", _check_size, self.height, "height", size, audience) is not None
+        normalized = check("frames", _normalize_frames, self.frames, audience)
         frames_known = normalized[0] if normalized is not None else None
         if width_ok and height_ok and frames_known is not None:
             field = _oversized_field(self.width, self.height, frames_known)
             check(field, _check_video_tokens, self.width, self.height, frames_known)
-        check("steps", _check_steps, self.steps)
-        fps_ok = check("fps", _check_number, self.fps, "fps") is not None
+        check("steps", _check_steps, self.steps, audience)
+        fps_ok = check("fps", _check_number, self.fps, "fps", audience) is not None
         for field in _OPTIONAL_NUMBERS:
             if getattr(self, field) is not None:
-                check(field, _check_number, getattr(self, field), field)
+                check(field, _check_number, getattr(self, field), field, audience)
         guidance = choice_name(self.guidance, GUIDANCE_METHODS)
         if guidance is not None:
-            check("guidance", _check_guidance, guidance)
+            check("guidance", _check_guidance, guidance, audience)
         sampler = choice_name(self.sampler, tuple(SAMPLERS), SAMPLER_ALIASES)
         if sampler is not None:
-            check("sampler", _check_sampler, sampler)
-        seed = check("seed", _resolve_seed, self.seed)
+            check("sampler", _check_sampler, sampler, audience)
+        seed = check("seed", _resolve_seed, self.seed, audience)
         try:
             clip = (
-                check("extend", _checked_clip, self, frames_known, width_ok and height_ok, read)
+                check("extend", _checked_clip, self, frames_known, width_ok and height_ok, read, audience)
                 if self.extend is not None
                 else None
             )
@@ -426,23 +457,24 @@ class GenerationRequest:
                 ("output",),
             )
 
-    def _resolved_notes(self, fields: _CheckedFields) -> list[str]:
+    def _resolved_notes(self, fields: _CheckedFields, audience: Audience) -> list[str]:
         """The notes of this resolved request: beyond the training sizes, the extension, the prompts' language and
         syntax, and the input image's (ignored for 1 frame, stretched, enlarged)."""
         from motif_lite.io.image import enlargement_notes
 
         image, clip = fields.image, fields.clip
-        notes = _beyond_training_notes(self.width, self.height, self.frames)
-        notes += _extension_notes(clip, self.frames, self.fps, self.output) if clip is not None else []
+        notes = _beyond_training_notes(self.width, self.height, self.frames, audience)
+        notes += _extension_notes(clip, self.frames, self.fps, self.output, audience) if clip is not None else []
         for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
-            notes += language_notes(text, label) + syntax_notes(text, label)
+            notes += language_notes(text, label) + syntax_notes(text, label, audience)
         if image is not None and not self.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
-                f"reference): the image is ignored; use {_frames_flag(TEMPORAL_FACTOR + 1)} or more for image-to-video"
+                f"reference): the image is ignored; use {_frames_flag(TEMPORAL_FACTOR + 1, audience)} or more for "
+                "image-to-video"
             )
         elif image is not None:
-            notes += [*fields.image_notes, *_stretch_note(image.size, self.width, self.height)]
+            notes += [*fields.image_notes, *_stretch_note(image.size, self.width, self.height, audience)]
             notes += enlargement_notes(image.size, self.width, self.height)
         return notes
 
@@ -477,12 +509,15 @@ def _output_to_write(output: object) -> tuple[object, list[str]]:
     return free, [f"{output} exists: writing {free} instead (output= names the file, and replaces a file there)"]
 
 
-def _frames_flag(frames: int) -> str:
-    """A frame count as `motif-lite run` (`--video-frames`) and the Python API (`frames=`) are given it."""
-    return both_spellings(f"--video-frames {frames}", f"frames={frames}")
+def _frames_flag(frames: int, audience: Audience) -> str:
+    """A frame count as `motif-lite run` (`--video-frames`), the Python API (`frames=`) and the server's API
+    (`num_frames`) are given it."""
+    return Spelling(f"--video-frames {frames}", f"frames={frames}", f"num_frames {frames}").to(audience)
 
 
-def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool, read: Clip | None) -> Clip:
+def _checked_clip(
+    request: GenerationRequest, frames: int | None, size_ok: bool, read: Clip | None, audience: Audience
+) -> Clip:
     """The clip `request.extend` names, read (unless `read` is that clip already) and checked against the request:
     one first frame (not `image` too), new frames to add, and the clip's size (the longer video has one size; the
     clip is not resized, so as not to change the frames it already has)."""
@@ -495,18 +530,19 @@ def _checked_clip(request: GenerationRequest, frames: int | None, size_ok: bool,
     if request.image is not None:
         raise RequestError(
             f"the image {request.image} and the clip {request.extend} would both be the first frame: "
-            f"give {IMAGE_FLAG} to start from an image, or {EXTEND_FLAG} to go on from a clip's last frame, not both"
+            f"give {IMAGE_FLAG.to(audience)} to start from an image, or {EXTEND_FLAG.to(audience)} to go on from a "
+            "clip's last frame, not both"
         )
     if frames is not None and frames <= TEMPORAL_FACTOR:
-        raise RequestError(f"going on from a clip needs {_frames_flag(TEMPORAL_FACTOR + 1)} or more: with {frames} "
-                           "the first frame conditions nothing and no new frame follows it")  # fmt: skip
+        raise RequestError(f"going on from a clip needs {_frames_flag(TEMPORAL_FACTOR + 1, audience)} or more: with "
+                           f"{frames} the first frame conditions nothing and no new frame follows it")  # fmt: skip
     clip = read if read is not None and read.path == user_path(request.extend) else read_clip(request.extend)
     if not size_ok and (clip.width, clip.height) == (request.width, request.height):  # the clip's own size is wrong
-        raise _ClipSizeError(f"{clip.path.name} is {clip.width}x{clip.height}: {_clip_size_fix(clip)}")
+        raise _ClipSizeError(f"{clip.path.name} is {clip.width}x{clip.height}: {_clip_size_fix(clip, audience)}")
     if size_ok and (clip.width, clip.height) != (request.width, request.height):
         raise RequestError(
             f"{clip.path.name} is {clip.width}x{clip.height} and the new frames would be "
-            f"{request.width}x{request.height}: one video has one size; {_clip_size_fix(clip)}"
+            f"{request.width}x{request.height}: one video has one size; {_clip_size_fix(clip, audience)}"
         )
     return clip
 
@@ -516,13 +552,15 @@ class _ClipSizeError(RequestError):
     (their nearest sizes, which the clip does not have) would only confuse."""
 
 
-def _clip_size_fix(clip: Clip) -> str:
+def _clip_size_fix(clip: Clip, audience: Audience) -> str:
     """What to do about a clip whose size differs from the request's: its size, when the model can make it, else
     the ffmpeg command that resizes the clip to the nearest size it can."""
     from motif_lite.io.staging import is_frame_sequence
 
     if clip.width % SIZE_MULTIPLE == 0 and clip.height % SIZE_MULTIPLE == 0:
-        return f"give -W {clip.width} -H {clip.height} (width={clip.width}, height={clip.height}), or leave them out"
+        size = Spelling(f"-W {clip.width} -H {clip.height}", f"width={clip.width}, height={clip.height}",
+                        f"size {clip.width}x{clip.height}")  # fmt: skip
+        return f"give {size.to(audience)}, or leave them out"
     width, height = (
         max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (clip.width, clip.height)
     )
@@ -535,7 +573,7 @@ def _clip_size_fix(clip: Clip) -> str:
     )
 
 
-def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path) -> list[str]:
+def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, audience: Audience) -> list[str]:
     """What an extended video holds and how it is written, and a note when its frame rate is not the clip's (the
     clip's frames then play faster or slower), one on its sound and one on HDR video, which the longer video lacks."""
     from motif_lite.io.clip import hdr_note
@@ -548,9 +586,9 @@ def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path) ->
     ]
     if abs(fps - clip.fps) > 1e-3 * clip.fps:
         # The rate may come from --fps or from --settings-from's file: the fix is the flag either way.
+        clip_fps = Spelling(f"--fps {clip.fps:g}", f"fps={clip.fps:g}", f"fps {clip.fps:g}")
         notes.append(f"{fps:g} fps is not the clip's {clip.fps:g}: its frames play at {fps:g} fps in the longer "
-                     f"video too; {both_spellings(f'--fps {clip.fps:g}', f'fps={clip.fps:g}')} keeps the clip's "
-                     "rate")  # fmt: skip
+                     f"video too; {clip_fps.to(audience)} keeps the clip's rate")  # fmt: skip
     if clip.has_sound:  # written frames carry no sound: say so rather than lose it without a word
         notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
                      f"only); put it back with ffmpeg -i {shlex.quote(str(output))} -i {shlex.quote(str(clip.path))} "
@@ -565,13 +603,14 @@ TRAINED_FRAMES = 121
 TRAINED_PIXELS = 1280 * 736
 
 
-def _beyond_training_notes(width: int, height: int, frames: int) -> list[str]:
+def _beyond_training_notes(width: int, height: int, frames: int, audience: Audience) -> list[str]:
     """A note for a video longer or larger than any the model was trained on: it runs, but nobody knows how well."""
     notes = []
     if frames > TRAINED_FRAMES:
         notes.append(
             f"{frames} frames is longer than the model was trained to make ({TRAINED_FRAMES}, 5 s at 24 fps): motion "
-            f"often repeats or drifts past that; for a longer video, make 121 frames and go on from them: {GO_ON}"
+            "often repeats or drifts past that; for a longer video, make 121 frames and go on from them: "
+            f"{GO_ON.to(audience)}"
         )
     if width * height > TRAINED_PIXELS:
         notes.append(
@@ -598,7 +637,7 @@ def unknown_choices(fields: Mapping[str, object]) -> dict[str, str]:
 STRETCH_NOTED = 0.05  # relative aspect-ratio difference between the image and the video worth a note
 
 
-def _stretch_note(image_size: tuple[int, int], width: int, height: int) -> list[str]:
+def _stretch_note(image_size: tuple[int, int], width: int, height: int, audience: Audience) -> list[str]:
     """A note when the first frame's shape differs from the video's: the reference pipeline (and so motif-lite)
     resizes it to width x height without cropping, which stretches it. Suggests a size of the image's shape with
     about as many pixels and no more, in multiples of 16: a larger one could be over what fitted (a server's
@@ -628,8 +667,8 @@ def _stretch_note(image_size: tuple[int, int], width: int, height: int) -> list[
     fit_w, fit_h = min(sizes, key=lambda s: (abs(math.log(s[0] / s[1] / image_aspect)), abs(s[0] * s[1] - pixels)))
     if (fit_w, fit_h) == (width, height):  # no size near this one keeps its shape better
         return [stretched]
-    fitting = both_spellings(f"-W {fit_w} -H {fit_h}", f"width={fit_w}, height={fit_h}")
-    return [f"{stretched}; {fitting} keeps its shape"]
+    fitting = Spelling(f"-W {fit_w} -H {fit_h}", f"width={fit_w}, height={fit_h}", f"size {fit_w}x{fit_h}")
+    return [f"{stretched}; {fitting.to(audience)} keeps its shape"]
 
 
 def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
@@ -664,15 +703,20 @@ def _one_message(problems: list[str]) -> str:
     return f"{len(problems)} settings are invalid:\n" + "\n".join(f"  {problem}" for problem in problems)
 
 
-def _check_size(value: int, side: str) -> bool:
-    """A side (`side` "width" or "height") that is a positive multiple of 16, refused naming its flag and keyword
-    (the server names its own field in their place: `server.schema.sides_as_size`)."""
-    name = setting_name(side)
-    if isinstance(value, str) and (size := split_size(value) or lines_size(value)) is not None:
+def _check_size(value: int, side: str, size: tuple[int, int], audience: Audience) -> bool:
+    """A side (`side` "width" or "height") of the video's `size` that is a positive multiple of 16, refused naming
+    its flag and keyword, or for the server's client its `size` field, which holds both sides: 'size 50x32: its width
+    is not a multiple of 16; ...'."""
+    if audience is Audience.API:  # the size, as sent, shows the side's value
+        name, given, got = f"size {size[0]}x{size[1]}: its {side}", "", ""
+    else:
+        name, given, got = setting_name(side), f" {value}", f", got {shown(value)}"
+    if isinstance(value, str) and (whole := split_size(value) or lines_size(value)) is not None:
         # A whole size given to one side, as other tools write it (`1280x720`, `720p`): the two keywords for it.
-        raise RequestError(f"{name} takes one side in pixels, got {value!r}: that size is width={size[0]}, "
-                           f"height={size[1]}")  # fmt: skip
-    _check_positive_int(value, name)
+        raise RequestError(f"{name} takes one side in pixels, got {value!r}: that size is width={whole[0]}, "
+                           f"height={whole[1]}")  # fmt: skip
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RequestError(f"{name} must be a positive integer{got}")
     if value % SIZE_MULTIPLE:
         below = value // SIZE_MULTIPLE * SIZE_MULTIPLE
         above = below + SIZE_MULTIPLE
@@ -682,7 +726,7 @@ def _check_size(value: int, side: str) -> bool:
             nearest = f"{below}"
         else:
             nearest = f"{below} or {above}"
-        raise RequestError(f"{name} {value} is not a multiple of {SIZE_MULTIPLE}; nearest valid {side}: {nearest}")
+        raise RequestError(f"{name}{given} is not a multiple of {SIZE_MULTIPLE}; nearest valid {side}: {nearest}")
     return True
 
 
@@ -727,8 +771,8 @@ def frames_for_seconds(seconds: float, fps: float) -> int:
     return round(seconds * fps / TEMPORAL_FACTOR) * TEMPORAL_FACTOR + 1
 
 
-def _normalize_frames(frames: int) -> tuple[int, list[str]]:
-    _check_positive_int(frames, setting_name("frames"))
+def _normalize_frames(frames: int, audience: Audience) -> tuple[int, list[str]]:
+    _check_positive_int(frames, setting_name("frames", audience))
     # Nearest 4k+1; a tie (e.g. 11: 9 or 13) goes up.
     valid = (frames - 1 + TEMPORAL_FACTOR // 2) // TEMPORAL_FACTOR * TEMPORAL_FACTOR + 1
     if valid == frames:
@@ -736,7 +780,7 @@ def _normalize_frames(frames: int) -> tuple[int, list[str]]:
     return valid, [f"frames {frames} is not 4k+1; using {valid}"]
 
 
-def _resolve_seed(seed: int | None) -> int:
+def _resolve_seed(seed: int | None, audience: Audience) -> int:
     if seed is None or seed == -1:
         return secrets.randbelow(MAX_SEED + 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
@@ -745,7 +789,7 @@ def _resolve_seed(seed: int | None) -> int:
             # Only Python passes a generator: the line to give is Python's.
             raise RequestError(f"seed takes a number, not a generator: give seed={seed.initial_seed()}, "
                                f"{_SEED_OF_GENERATOR}")  # fmt: skip
-        raise RequestError(f"{setting_name('seed')} must be {SEED_RANGE}, got {shown(seed)}")
+        raise RequestError(f"{setting_name('seed', audience)} must be {SEED_RANGE}, got {shown(seed)}")
     return seed
 
 
@@ -754,20 +798,21 @@ def _is_generator(value: object) -> bool:
     return hasattr(value, "initial_seed") and hasattr(value, "manual_seed")
 
 
-def _check_negative_prompt(value: object) -> None:
+def _check_negative_prompt(value: object, audience: Audience) -> None:
     if value is None:  # only Python passes None: diffusers' negative_prompt=None, which is no negative prompt there
         raise RequestError(
             "negative_prompt=None is not taken: leave it out for the official negative prompt (the default here), or "
             'give negative_prompt="" for none, which is what diffusers\' None means'
         )
-    _check_text(value, setting_name("negative_prompt"), True)
+    _check_text(value, setting_name("negative_prompt", audience), True, audience)
 
 
-def _check_text(value: object, name: str, allow_empty: bool) -> None:
+def _check_text(value: object, name: str, allow_empty: bool, audience: Audience) -> None:
     if isinstance(value, list | tuple):  # diffusers takes a list of prompts, a video each
-        # The output is Python's advice: a server's client names none (the server drops that part).
+        # The output is Python's advice: a server's client names none.
+        each = "" if audience is Audience.API else " (in Python each with its own output)"
         raise RequestError(f"{name} must be a string, got a {type(value).__name__}: a request makes one video, so make "
-                           "one request per prompt (in Python each with its own output)")  # fmt: skip
+                           f"one request per prompt{each}")  # fmt: skip
     if not isinstance(value, str):
         raise RequestError(f"{name} must be a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():
@@ -799,20 +844,20 @@ def _check_positive_int(value: object, name: str) -> None:
         raise RequestError(f"{name} must be a positive integer, got {shown(value)}")
 
 
-def _check_steps(value: object) -> None:
+def _check_steps(value: object, audience: Audience) -> None:
     low, high, why = RANGES["steps"]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise RequestError(f"{setting_name('steps')} must be {_accepted('an integer', low, high)} ({why}), got "
-                           f"{shown(value)}")  # fmt: skip
+        raise RequestError(f"{setting_name('steps', audience)} must be {_accepted('an integer', low, high)} ({why}), "
+                           f"got {shown(value)}")  # fmt: skip
 
 
-def _check_number(value: object, field: str) -> bool:
+def _check_number(value: object, field: str, audience: Audience) -> bool:
     """`value` is a number within the field's RANGES."""
     low, high, why = RANGES[field]
     number = not isinstance(value, bool) and isinstance(value, int | float) and _is_finite(value)
     if not number or not low <= value <= high:
         because = f" ({why})" if why else ""
-        raise RequestError(f"{setting_name(field)} must be {_accepted('a number', low, high)}{because}, got "
+        raise RequestError(f"{setting_name(field, audience)} must be {_accepted('a number', low, high)}{because}, got "
                            f"{shown(value)}")  # fmt: skip
     return True
 
@@ -838,11 +883,11 @@ def _check_choice(value: object, name: str, choices: tuple[str, ...], hint: str 
         raise RequestError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}{hint or ''}")
 
 
-def _check_guidance(value: object) -> None:
+def _check_guidance(value: object, audience: Audience) -> None:
     hint = misspelled_guidance(value) if isinstance(value, str) else None
-    _check_choice(value, setting_name("guidance"), GUIDANCE_METHODS, hint)
+    _check_choice(value, setting_name("guidance", audience), GUIDANCE_METHODS, hint)
 
 
-def _check_sampler(value: object) -> None:
-    hint = sampler_hint(value) if isinstance(value, str) else None
-    _check_choice(value, setting_name("sampler"), tuple(SAMPLERS), hint)
+def _check_sampler(value: object, audience: Audience) -> None:
+    hint = sampler_hint(value, audience) if isinstance(value, str) else None
+    _check_choice(value, setting_name("sampler", audience), tuple(SAMPLERS), hint)

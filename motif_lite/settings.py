@@ -40,7 +40,7 @@ import torch
 from motif_lite.choices import SAMPLERS, SCHEDULER_CLASS_SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
 from motif_lite.devices import COMPUTE_DTYPES, checked_dtype, default_dtype
-from motif_lite.errors import ConfigError, both_spellings, counted
+from motif_lite.errors import Audience, ConfigError, Spelling, counted
 from motif_lite.json_values import read_json_object
 from motif_lite.request import (
     APG_FIELDS,
@@ -70,13 +70,18 @@ T = TypeVar("T")
 FLAG, CHECKPOINT, DEFAULT = "flag", "checkpoint", "default"
 DTYPE_FLAG_NAMES = {dtype: name for name, dtype in COMPUTE_DTYPES.items()}  # torch.float16 -> "fp16", as --dtype says
 UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's class default: no shift, never a Motif setting
-# Settings named in messages as `motif-lite run` and the Python API take them (both share these checks).
-TWO_STEPS = both_spellings("--steps 2", "steps=2")
-DPM_SAMPLER = both_spellings("--sampling-method dpm++2m", 'sampler="dpm++2m"')
-CFG_GUIDANCE = both_spellings("--guidance cfg", 'guidance="cfg"')
-APG_GUIDANCE = both_spellings("--guidance apg", 'guidance="apg"')
-# The flags alone: each is its Python keyword with dashes, which a Python user reads as that keyword.
-APG_SETTINGS = "--apg-eta, --apg-norm-threshold and --apg-momentum"
+# Settings named in messages as `motif-lite run`, the Python API and the server's API take them (all share these
+# checks).
+TWO_STEPS = Spelling("--steps 2", "steps=2", "steps 2")
+DPM_SAMPLER = Spelling("--sampling-method dpm++2m", 'sampler="dpm++2m"', "sampling_method dpm++2m")
+SAMPLER_CHOICE = Spelling("--sampling-method", "sampler=", "sampling_method")
+CFG_GUIDANCE = Spelling("--guidance cfg", 'guidance="cfg"', "guidance_method cfg")
+APG_GUIDANCE = Spelling("--guidance apg", 'guidance="apg"', "guidance_method apg")
+# run's flags alone (each is its Python keyword with dashes, which a Python user reads as that keyword), or the API's.
+APG_SETTINGS = {
+    Audience.RUN_OR_PYTHON: "--apg-eta, --apg-norm-threshold and --apg-momentum",
+    Audience.API: "apg_eta, apg_norm_threshold and apg_momentum",
+}
 # The DPMSolverMultistepScheduler settings of the model card's "FlowDPMSolver" (every one that changes the sigmas or
 # the steps), and the class defaults a config that leaves one out gets. The reference pipeline cannot run this class
 # (it gives every scheduler `sigmas=`, which DPMSolver refuses); motif-lite runs the model card's as `dpm++2m`.
@@ -265,16 +270,18 @@ def resolve_settings(
     transformer: Setting[TransformerConfig] | None = None,
     dtype: Setting[torch.dtype] | None = None,
     first_step: int = 0,
+    audience: Audience = Audience.RUN_OR_PYTHON,
 ) -> Settings:
     """The effective settings of `request` on a checkpoint whose configs are `configs`.
 
     `transformer`: where the transformer config came from when the caller resolved it (e.g. for a GGUF file);
     by default the checkpoint's `transformer/config.json`, else the official architecture. `dtype`: the run's
     compute dtype (`resolve_dtype`), a row of the table when given. `first_step`: a resumed run's first step.
+    `audience`: who a refusal speaks to (the server: its client, in the API's fields).
     """
     notes: list[str] = []
     shift = resolve_flow_shift(request, configs.scheduler_shift, notes)
-    sampler = resolve_sampler(request, configs.scheduler)
+    sampler = resolve_sampler(request, configs.scheduler, audience)
     schedule = configs.schedule
     if sampler.value != "euler" and (schedule.shift_terminal or schedule.spacing):
         notes.append(
@@ -285,10 +292,10 @@ def resolve_settings(
     if schedule.shift_terminal and request.steps < 2:  # the stretch divides by 1 - σ_last = 0: diffusers gives NaN
         raise RequestError(
             "with 1 step the shift_terminal of scheduler/scheduler_config.json makes every sigma NaN (as in the "
-            f"reference): give {TWO_STEPS} or more, or {DPM_SAMPLER}",
+            f"reference): give {TWO_STEPS.to(audience)} or more, or {DPM_SAMPLER.to(audience)}",
             ("steps",),
         )
-    guidance = resolve_guidance(request, configs.guider)
+    guidance = resolve_guidance(request, configs.guider, audience)
     momentum = guidance.value.momentum if isinstance(guidance.value, APGConfig) else None
     if momentum is not None and abs(momentum) >= 1:  # allowed, as in diffusers, but rarely what was meant
         notes.append(
@@ -341,7 +348,9 @@ def resolve_flow_shift(request: GenerationRequest, scheduler_shift: float | None
     return Setting(float(scheduler_shift), CHECKPOINT, "scheduler/scheduler_config.json")
 
 
-def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None) -> Setting[str]:
+def resolve_sampler(
+    request: GenerationRequest, scheduler: dict[str, Any] | None, audience: Audience = Audience.RUN_OR_PYTHON
+) -> Setting[str]:
     """The sampler: the request's, else the one the checkpoint's scheduler class runs, else Euler.
 
     A scheduler config that no sampler here samples as configured (another class, e.g. DEIS; a DPMSolverMultistep
@@ -359,7 +368,7 @@ def resolve_sampler(request: GenerationRequest, scheduler: dict[str, Any] | None
         names = list(SAMPLERS)
         raise RequestError(
             f"scheduler/scheduler_config.json holds a {class_name}{how}, which none of motif-lite's samplers is: "
-            f"choose one with {both_spellings('--sampling-method', 'sampler=')}: {', '.join(names[:-1])} or {names[-1]}"
+            f"choose one with {SAMPLER_CHOICE.to(audience)}: {', '.join(names[:-1])} or {names[-1]}"
         )
     return Setting(sampler, CHECKPOINT, f"scheduler/scheduler_config.json: {class_name}")
 
@@ -384,7 +393,9 @@ def _as_read(sampler: str, key: str, value: Any) -> Any:
     return value
 
 
-def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) -> Setting[Guidance | None]:
+def resolve_guidance(
+    request: GenerationRequest, guider: GuiderConfig | None, audience: Audience = Audience.RUN_OR_PYTHON
+) -> Setting[Guidance | None]:
     """The guidance: the checkpoint's guider (or the official APG) with the request's guidance settings applied.
 
     See the module docstring for how each setting combines with the guider.
@@ -410,9 +421,10 @@ def resolve_guidance(request: GenerationRequest, guider: GuiderConfig | None) ->
         changes.update(eta=request.apg_eta, norm_threshold=request.apg_norm_threshold, momentum=request.apg_momentum)
     elif given & set(APG_FIELDS):
         # With a CFG guider in the checkpoint the user has not chosen CFG: say where it comes from, and the way out.
-        why = CFG_GUIDANCE if request.guidance is not None else f"the method of {origin}"
+        why = CFG_GUIDANCE.to(audience) if request.guidance is not None else f"the method of {origin}"
         raise RequestError(
-            f"{APG_SETTINGS} apply to APG guidance, not CFG ({why}); add {APG_GUIDANCE} to guide with APG",
+            f"{APG_SETTINGS[audience]} apply to APG guidance, not CFG ({why}); add {APG_GUIDANCE.to(audience)} to "
+            "guide with APG",
             tuple(sorted(given & set(APG_FIELDS))),
         )
     value = dataclasses.replace(base, **{k: float(v) for k, v in changes.items() if v is not None})

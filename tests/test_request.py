@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 import torch
 
+from motif_lite.errors import Audience
 from motif_lite.io.video import write_video
 from motif_lite.request import (
+    API_FIELDS,
     MAX_PROMPT_CHARS,
     MAX_STEPS,
     MAX_VIDEO_TOKENS,
@@ -35,10 +37,10 @@ SMALL = dict(width=64, height=64, frames=9)
 TEXT_NAMES = [("prompt", "prompt"), ("negative_prompt", "--negative-prompt")]
 
 
-def refused(tmp_path, **fields) -> RequestError:
+def refused(tmp_path, audience: Audience = Audience.RUN_OR_PYTHON, **fields) -> RequestError:
     request = GenerationRequest(**{"prompt": "a fox", "output": tmp_path / "fox.mp4", **SMALL, **fields})
     with pytest.raises(RequestError) as error:
-        request.resolve()
+        request.resolve(audience=audience)
     return error.value
 
 
@@ -245,14 +247,11 @@ def test_a_wrong_value_is_named_as_each_user_typed_it(tmp_path):
     # They said "frames", "cfg scale", "sampler": neither run's flag (--video-frames, --cfg-scale, --sampling-method)
     # nor, on the server, its field (num_frames, guidance_scale, sampling_method).
     # The sides said "width", which is neither run's -W/--width nor the server's size.
-    from motif_lite.server.schema import MOTIF_FIELDS, in_api_words, sides_as_size
-
     wrong = dict(width=1000, height=0, negative_prompt=3, frames=0, fps=0, steps=0, guidance="pag", cfg_scale=-1,
                  apg_eta=-1, apg_norm_threshold=-1, apg_momentum=math.nan, flow_shift=0, sampler="ddim",
                  seed=-5)  # fmt: skip
     assert set(wrong) == set(RUN_FLAGS)
     error = refused(tmp_path, **wrong)
-    api_names = {field: name for name, (field, _) in MOTIF_FIELDS.items()} | {"width": "size", "height": "size"}
     assert sorted(error.fields) == sorted(wrong)
     heading, *lines = str(error).splitlines()
     assert heading == f"{len(wrong)} settings are invalid:"
@@ -260,9 +259,17 @@ def test_a_wrong_value_is_named_as_each_user_typed_it(tmp_path):
         # Run's flag, and the Python field only where it is named otherwise: not "--steps (in Python steps)".
         named = RUN_FLAGS[field] if field in SAME_NAMES else f"{RUN_FLAGS[field]} (in Python {field})"
         assert line.startswith((f"  {named} ", f"  unknown {named} ")) and line.count(" Python ") <= 1, line
-        server_line = in_api_words(sides_as_size(line, 1000, 0))
-        assert f"{api_names[field]} " in server_line and "--" not in server_line and "Python" not in server_line
     assert set(RUN_FLAGS) - SAME_NAMES == {"width", "height", "frames", "sampler"}  # -W/--width, --video-frames
+    # To a server's client (Audience.API), each line names the API's field and no flag or keyword: a side as the size
+    # field holds both.
+    error = refused(tmp_path, Audience.API, **wrong)
+    heading, *lines = str(error).splitlines()
+    assert heading == f"{len(wrong)} settings are invalid:"
+    for field, line in zip(error.fields, lines, strict=True):
+        named = "size 1000x0: its " + field if field in ("width", "height") else API_FIELDS[field]
+        assert line.startswith((f"  {named} ", f"  unknown {named} ")), line
+        assert "--" not in line and "Python" not in line, line
+    assert lines[error.fields.index("height")] == "  size 1000x0: its height must be a positive integer"
 
 
 # The settings whose run flag is the Python field's name, with dashes: their messages name the flag alone.

@@ -23,7 +23,7 @@ from motif_lite.checkpoint import ModelSources
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.decoding import decode_video
 from motif_lite.devices import on_device
-from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.errors import Audience, CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.clip import Clip, last_frame, read_clip
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import SavedLatents
@@ -224,12 +224,14 @@ class MotifVideoPipeline:
         """What loading found worth knowing (e.g. a GGUF's embedded config disagreeing with the checkpoint's)."""
         return self.sources.notes if self.sources is not None else ()
 
-    def settings_for(self, request: GenerationRequest) -> Settings:
-        """The effective settings of `request` on this checkpoint (flag, else checkpoint config, else official)."""
+    def settings_for(self, request: GenerationRequest, audience: Audience = Audience.RUN_OR_PYTHON) -> Settings:
+        """The effective settings of `request` on this checkpoint (flag, else checkpoint config, else official);
+        `audience`: who a refusal speaks to (the server: its client)."""
         if self.sources is None:
             given = Setting(self.transformer.config, FLAG, "the transformer given to MotifVideoPipeline")
-            return resolve_settings(request, CheckpointConfigs(), given, self.dtype_setting)
-        return resolve_settings(request, self.sources.configs, self.sources.transformer, self.dtype_setting)
+            return resolve_settings(request, CheckpointConfigs(), given, self.dtype_setting, audience=audience)
+        configs, transformer = self.sources.configs, self.sources.transformer
+        return resolve_settings(request, configs, transformer, self.dtype_setting, audience=audience)
 
     @_on_its_device
     def set_loras(self, loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> None:
