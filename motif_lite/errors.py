@@ -8,7 +8,6 @@ traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,15 +81,6 @@ class Spelling:
     def to(self, audience: Audience) -> str:
         """The setting in `audience`'s words: its field for the API, else both spellings (`both_spellings`)."""
         return self.field if audience is Audience.API else both_spellings(self.flag, self.keyword)
-
-
-_PYTHON_SPELLING = re.compile(r" \(in Python [^()]*\)")
-
-
-def without_python_spellings(text: str) -> str:
-    """`text` with the Python keywords `both_spellings` added removed, for a reader who types neither (the server's
-    client, whose field names replace the flags): '--device cpu (in Python device="cpu")' -> '--device cpu'."""
-    return _PYTHON_SPELLING.sub("", text)
 
 
 def counted(n: int, noun: str) -> str:

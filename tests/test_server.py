@@ -229,49 +229,46 @@ def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, 
     server.client().videos.delete(text.id)
 
 
-def test_run_flags_in_messages_become_api_fields():
-    from motif_lite.server.schema import MOTIF_FIELDS, RUN_FLAG_FIELDS, in_api_words
+def test_a_video_longer_than_the_model_was_trained_for_is_told_how_a_client_goes_on_from_it(server):
+    # The note gave run's command, its flag made a field by the server's regexes: "motif-lite run extend CLIP -p ...".
+    code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "num_frames": 125})
+    assert code == 200, video
+    go_on = "make 121 frames and go on from them: a job with extend (that video's id) and a prompt of what happens next"
+    assert video["notes"][0].endswith(go_on), video["notes"]
+    assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
 
-    run = cli.build_parser()._subparsers._group_actions[0].choices["run"]
-    run_flags = {flag for action in run._actions for flag in action.option_strings}
-    assert set(RUN_FLAG_FIELDS) <= run_flags and set(RUN_FLAG_FIELDS.values()) <= set(MOTIF_FIELDS)
-    assert (
-        in_api_words("give --steps 2 or more, or --sampling-method dpm++2m") == "give steps 2 or more, or "
-        "sampling_method dpm++2m"
+
+def test_the_settings_refusals_name_the_api_fields_to_a_client():
+    # The settings' checks named run's flags and Python's keywords, which the server rewrote with regexes into its
+    # fields: they name the fields themselves now (Audience.API), and run's words stay run's.
+    from motif_lite.errors import Audience
+    from motif_lite.request import RequestError
+    from motif_lite.sampling.schedule import ScheduleOptions
+    from motif_lite.settings import CheckpointConfigs, resolve_settings
+
+    def refusal(configs: CheckpointConfigs, audience: Audience, **fields) -> str:
+        with pytest.raises(RequestError) as refused:
+            resolve_settings(GenerationRequest(PROMPT, **fields), configs, audience=audience)
+        return str(refused.value)
+
+    stretched = CheckpointConfigs(schedule=ScheduleOptions(shift_terminal=0.1))
+    assert refusal(stretched, Audience.API, steps=1).endswith("give steps 2 or more, or sampling_method dpm++2m")
+    assert refusal(stretched, Audience.RUN_OR_PYTHON, steps=1).endswith(
+        'give --steps 2 (in Python steps=2) or more, or --sampling-method dpm++2m (in Python sampler="dpm++2m")'
     )
-    assert in_api_words("stretched to 48x32; -W 64 -H 32 keeps its shape") == "stretched to 48x32; size 64x32 keeps " \
-        "its shape"  # fmt: skip
-    # The server's own flags (its operator's business) and words that only look like flags stay as they are.
-    assert in_api_words("restart it with --max-video 64x64x9; fox--steps") == "restart it with --max-video 64x64x9; " \
-        "fox--steps"  # fmt: skip
-
-
-def test_a_sides_line_names_the_size_as_the_api_takes_it():
-    from motif_lite.server.schema import sides_as_size
-
-    lines = (
-        "-W/--width (in Python width) 50 is not a multiple of 16; nearest valid width: 48\n"
-        "-H/--height (in Python height) must be a positive integer, got 0"
-    )
-    assert sides_as_size(lines, 50, 0) == "size 50x0: its width is not a multiple of 16; nearest valid width: 48\n" \
-        "size 50x0: its height must be a positive integer"  # fmt: skip
-    several = "2 settings are invalid:\n  -H/--height (in Python height) 40 is not a multiple of 16; nearest valid " \
-        "height: 32 or 48"  # fmt: skip
-    assert sides_as_size(several, 64, 40).splitlines()[1] == "  size 64x40: its height is not a multiple of 16; " \
-        "nearest valid height: 32 or 48"  # fmt: skip
-    tokens = "1000000000x736x121 is 3,593,750,000 transformer tokens"  # names the size already
-    assert sides_as_size(tokens, 1000000000, 736) == tokens
+    deis = CheckpointConfigs(scheduler={"_class_name": "DEISMultistepScheduler"})
+    assert "choose one with sampling_method: euler, dpm++2m or unipc" in refusal(deis, Audience.API)
+    assert "choose one with --sampling-method (in Python sampler=): euler" in refusal(deis, Audience.RUN_OR_PYTHON)
 
 
 def test_the_lora_tag_note_tells_a_client_the_loras_field():
     # A1111's <lora:...> tags in a job's prompt: the note gives the `loras` field that applies them, not run's --lora.
+    from motif_lite.errors import Audience
     from motif_lite.prompt_notes import syntax_notes
-    from motif_lite.server.schema import in_api_words
 
-    (note,) = syntax_notes("a fox <lora:snow:0.8> <lora:my style>", "prompt")
+    (note,) = syntax_notes("a fox <lora:snow:0.8> <lora:my style>", "prompt", Audience.API)
     loras = '[{"name": "snow.safetensors", "strength": 0.8}, {"name": "my style.safetensors"}]'
-    assert in_api_words(note).endswith(f'to apply them, give loras {loras} (docs/server.md, "Per-job LoRAs")'), note
-    assert in_api_words("--lora x:strong, --lora: no LoRA") == "--lora x:strong, --lora: no LoRA"  # not run's advice
+    assert note.endswith(f'to apply them, give loras {loras} (docs/server.md, "Per-job LoRAs")'), note
 
 
 NOT_A_PNG = "data:image/png;base64,AAAA"
@@ -371,29 +368,14 @@ def test_request_error_fields_and_their_api_params(tmp_path):
     assert api_param(MotifLiteError("not a request's")) is None  # other errors carry no fields
 
 
-def test_run_flags_in_messages_become_api_fields_and_nothing_else_changes():
-    from motif_lite.server.schema import in_api_words
+def test_every_motif_field_is_the_api_field_the_checks_name():
+    # The checks' messages to a client name the request's fields as API_FIELDS says; each Motif field of the API is
+    # the one of its request field, and every field run's messages name has one.
+    from motif_lite.request import API_FIELDS, RUN_FLAGS
+    from motif_lite.server.schema import MOTIF_FIELDS
 
-    assert in_api_words("give --steps 2 or more, or --sampling-method dpm++2m") == (
-        "give steps 2 or more, or sampling_method dpm++2m"
-    )
-    assert in_api_words("-W 96 -H 48 keeps the shape") == "size 96x48 keeps the shape"
-    # the Python keyword a message adds for a caller of GenerationRequest is no field of the API's
-    assert in_api_words('add --guidance apg (in Python guidance="apg") to guide') == "add guidance_method apg to guide"
-    two = 'give --steps 2 (in Python steps=2) or --guidance cfg (in Python guidance="cfg") (the checkpoint\'s APG)'
-    assert in_api_words(two) == "give steps 2 or guidance_method cfg (the checkpoint's APG)"
-    # a flag the API has no field for stays as it is, and so does a flag-like part of a file name
-    assert in_api_words("--dtype fp32 is faster") == "--dtype fp32 is faster"
-    assert in_api_words("inputs/clip--fps.png is read") == "inputs/clip--fps.png is read"
-
-
-def test_every_motif_field_has_the_run_flag_its_messages_name():
-    # The checks' messages name run flags; each Motif field of the API is the translation of one of run's flags.
-    from motif_lite.server.schema import MOTIF_FIELDS, RUN_FLAG_FIELDS
-
-    run_flags = cli.build_parser()._subparsers._group_actions[0].choices["run"]._option_string_actions
-    assert sorted(RUN_FLAG_FIELDS.values()) == sorted(MOTIF_FIELDS)
-    assert set(RUN_FLAG_FIELDS) <= set(run_flags)
+    assert all(API_FIELDS[field] == name for name, (field, _) in MOTIF_FIELDS.items())
+    assert set(RUN_FLAGS) <= set(API_FIELDS)
 
 
 def test_each_other_apis_field_name_points_at_a_field_of_ours():

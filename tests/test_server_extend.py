@@ -474,7 +474,13 @@ def test_an_uploaded_video_that_cannot_be_extended_is_refused_before_it_is_queue
                 assert expected in error["error"]["message"], error
                 assert "inputs/" not in error["error"]["message"] and "video_" not in error["error"]["message"]
         for fields, param, message in [
-            ({"size": "64x32"}, "extend", "good.mp4 is 48x32 and the new frames would be 64x32: one video has one"),
+            # the size to give in the API's field alone (it said "size 48x32 (width=48, height=32)", Python's too)
+            (
+                {"size": "64x32"},
+                "extend",
+                "good.mp4 is 48x32 and the new frames would be 64x32: one video has one "
+                "size; give size 48x32, or leave them out",
+            ),
             ({"num_frames": 1}, "extend", "going on from a clip needs num_frames 5 or more"),
             ({"steps": 0}, "steps", "steps"),
         ]:

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from motif_lite.io.clip import Clip, ClipError, read_clip
 from motif_lite.server.extension import renamed
-from motif_lite.server.schema import ApiError, MiB, in_api_words
+from motif_lite.server.schema import ApiError, MiB
 
 CHUNK = MiB
 MAX_NAME = 120  # characters of the upload's file name kept (it names the video in messages and the job's settings)
@@ -89,7 +89,7 @@ def in_upload_words(text: str, names: dict[str, str]) -> str:
     text = text.replace("start image-to-video from it with -i instead", "start image-to-video from such a frame with "
                         "input_reference instead")  # fmt: skip
     text = text.replace(", and extend that", ", and send that")  # `extend` the field's name, on either route
-    return in_api_words(renamed(text, names))
+    return renamed(text, names)
 
 
 def upload_names(clip: Path, upload: UploadedClip, output: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from motif_lite.io.clip import Clip, ClipError, read_clip
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job, JobStore
-from motif_lite.server.schema import ApiError, CreateBody, api_frames, in_api_words
+from motif_lite.server.schema import ApiError, CreateBody, api_frames
 
 
 def extended_job(store: JobStore, body: CreateBody, image_to_video: bool) -> Job:
@@ -75,7 +75,7 @@ def checked_clip(clip: Path, extended: Job, names: dict[str, str]) -> Clip:
     try:
         return read_clip(clip, frames=extended.frames_in_file)
     except ClipError as exc:
-        raise _extend_error(in_api_words(renamed(str(exc), names))) from None
+        raise _extend_error(renamed(str(exc), names)) from None
 
 
 def server_names(clip: Path, extended_id: str, output: Path) -> dict[str, str]:

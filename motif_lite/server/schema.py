@@ -3,8 +3,8 @@
 A create body (JSON, or multipart form fields where every value is a string) becomes the keyword arguments of a
 `GenerationRequest`: only the fields the client sent, so that everything else keeps the request's own defaults
 (and `resolve()` validates all of it exactly as it does for `motif-lite run`). A stored `Job` becomes a video
-object. The `loras` field is parsed here (which files it may name is loras.py's), and the messages and notes of the
-checks `motif-lite run` shares with the server are put in the API's field names (`in_api_words`). Errors are
+object. The `loras` field is parsed here (which files it may name is loras.py's); the checks `motif-lite run` shares
+with the server word their messages and notes in the API's field names themselves (`Audience.API`). Errors are
 `ApiError`s, rendered as `{"error": {"message", "type", "param", "code"}}`.
 """
 
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from motif_lite.choices import lines_size, split_size
-from motif_lite.errors import MotifLiteError, shown, without_python_spellings
-from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest, RequestError, run_flag
+from motif_lite.errors import MotifLiteError, shown
+from motif_lite.request import API_FIELDS, REQUEST_DEFAULTS, GenerationRequest, RequestError
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
 from motif_lite.weights.lora_values import split_strength
@@ -76,23 +76,6 @@ OTHER_API_FIELDS = {
     "video_quality": "crf",
 }
 MiB = 2**20
-# `motif-lite run` flag -> the API field that sets the same thing (docs/server.md's table): messages and notes come
-# from the request's and the settings' checks, which name the flags.
-RUN_FLAG_FIELDS = {run_flag(field): name for name, (field, _) in MOTIF_FIELDS.items()}
-_RUN_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*(?![\w-])")
-_RUN_LORA = re.compile(r"(?<![\w-])--lora ('[^']*'|[^\s']+)")
-_RUN_LORAS = re.compile(rf"{_RUN_LORA.pattern}(?: --lora ('[^']*'|[^\s']+))*")
-# Where a note on LoRAs points a user of `run`; a client's LoRAs are the server's "Per-job LoRAs".
-_RUN_LORA_DOCS = '(docs/usage.md, "LoRA adapters")'
-_RUN_SIZE = re.compile(r"(?<![\w-])-W (\d+) -H (\d+)\b")
-# The request's line on a side, which names run's flag and the Python keyword: "-W/--width (in Python width) 50 is
-# not a multiple of 16; ...", "-H/--height (in Python height) must be a positive integer, got 0" (the value is the
-# size's, which the API's message shows whole); indented where it is one of several problems.
-_SIDE = re.compile(
-    r"^(?P<indent> *)-[WH]/--(?P<side>width|height) \(in Python \w+\) "
-    r"(?:\d+ (?P<fault>is not .*)|(?P<rule>must be [^,]*), got .*)$",
-    re.M,
-)
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 # Python reads no integer of over 4300 digits from text (a ValueError of its own); a form value that long is refused
@@ -100,50 +83,12 @@ _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 _MAX_DIGITS = 4000
 
 
-# GenerationRequest field -> the API field a client sets it with (`size` holds both sides, `input_reference` the
-# first frame); the output path is the server's own, so a problem with it is not the client's parameter.
-_API_NAMES = {field: name for name, (field, _) in MOTIF_FIELDS.items()} | {
-    "prompt": "prompt",
-    "width": "size",
-    "height": "size",
-    "image": "input_reference",
-}
-
-
 def api_param(error: Exception) -> str | None:
-    """The API field of the first setting a `RequestError` found invalid (None for any other error)."""
+    """The API field of the first setting a `RequestError` found invalid (None for any other error, and for the
+    output path, the server's own, which is no parameter of the client's)."""
     if isinstance(error, RequestError) and error.fields:
-        return _API_NAMES.get(error.fields[0])
+        return API_FIELDS.get(error.fields[0])
     return None
-
-
-def in_api_words(text: str) -> str:
-    """A message or note of the checks `motif-lite run` shares with the server, with the run flags it names as the
-    API fields a client sets (`--guidance apg` -> `guidance_method apg`, `-W 96 -H 48` -> `size 96x48`)."""
-    text = _RUN_SIZE.sub(r"size \1x\2", without_python_spellings(text))
-    text = _RUN_LORAS.sub(_as_loras_field, text).replace(_RUN_LORA_DOCS, '(docs/server.md, "Per-job LoRAs")')
-    return _RUN_FLAG.sub(lambda flag: RUN_FLAG_FIELDS.get(flag[0], flag[0]), text)
-
-
-def sides_as_size(text: str, width: int, height: int) -> str:
-    """A message of the request's checks with its lines on one side of the video (which name `width` or `height`,
-    run's flag and Python's keyword) put as the API's `size` field holds it: '-W/--width (in Python width) 50 is not
-    a multiple of 16; ...' -> 'size 50x32: its width is not a multiple of 16; ...'."""
-    return _SIDE.sub(
-        lambda line: f"{line['indent']}size {width}x{height}: its {line['side']} {line['fault'] or line['rule']}", text
-    )
-
-
-def _as_loras_field(flags: re.Match) -> str:
-    """`--lora a.safetensors:0.8 --lora b.safetensors` (a note's advice, as shlex quotes it) as the `loras` field
-    that applies the same LoRAs to a job."""
-    entries = []
-    for value in _RUN_LORA.findall(flags[0]):
-        name, strength = split_strength(value.strip("'"))
-        if strength is None and ":" in name:  # no strength after the colon: not run's FILE:STRENGTH, left as it is
-            return flags[0]
-        entries.append({"name": name} if strength is None else {"name": name, "strength": strength})
-    return f"loras {json.dumps(entries)}"
 
 
 class ApiError(Exception):

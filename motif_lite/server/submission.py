@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from motif_lite.encoders.text import PromptTruncation, load_tokenizer, long_prompts
-from motif_lite.errors import MotifLiteError, shown
+from motif_lite.errors import Audience, MotifLiteError, shown
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.clip_upload import (
     UploadedClip,
@@ -42,10 +42,8 @@ from motif_lite.server.schema import (
     api_param,
     check_image,
     effective_settings,
-    in_api_words,
     job_crf,
     job_request_fields,
-    sides_as_size,
 )
 
 if TYPE_CHECKING:
@@ -92,8 +90,8 @@ class JobSubmitter:
             clip, names, uploaded = source.clip, source.names, source.uploaded
             fields, capped = within_max_video(source.fields, config.max_video)
 
-            def worded(text: str) -> str:  # a message or note of run's checks, in the client's names and fields
-                return in_upload_words(text, names) if upload is not None else in_api_words(renamed(text, names))
+            def worded(text: str) -> str:  # a message or note of the checks, with the client's names of its files
+                return in_upload_words(text, names) if upload is not None else renamed(text, names)
 
             request = GenerationRequest(**fields, image=image_path, extend=source.path, output=output)
             resolved, notes, run_settings = _resolved_for_api(request, clip, body, worker.pipe, worded)
@@ -139,17 +137,16 @@ def _resolved_for_api(
     worded: Callable[[str], str],
 ) -> tuple[GenerationRequest, list[str], Settings]:
     """`request` resolved as `motif-lite run` resolves its flags (`resolve(clip)`), with its notes and the settings
-    `pipe` will run it with (as the worker will see them); a refusal of either as the API's 400, its message
-    `worded` in the client's names, with the field the API calls it."""
+    `pipe` will run it with (as the worker will see them), both in the API's fields; a refusal of either as the API's
+    400, its message `worded` in the client's names of its files, with the field the API calls it."""
     try:
-        resolved, notes = request.resolve(clip)
-        return resolved, notes, pipe.settings_for(resolved)
-    except MotifLiteError as exc:  # a RequestError: `motif-lite run`'s message, in the API's field names
+        resolved, notes = request.resolve(clip, audience=Audience.API)
+        return resolved, notes, pipe.settings_for(resolved, audience=Audience.API)
+    except MotifLiteError as exc:  # a RequestError
         param = api_param(exc)
         if param == "size" and clip is not None and "width" not in body.request_fields:
             param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
-        message = sides_as_size(str(exc), request.width, request.height)  # the API's field is `size`
-        raise ApiError(400, worded(message), param, "invalid_value") from exc
+        raise ApiError(400, worded(str(exc)), param, "invalid_value") from exc
 
 
 def _job_notes(
