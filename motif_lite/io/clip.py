@@ -16,7 +16,6 @@ import math
 import re
 import shlex
 import subprocess
-import tempfile
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,7 +27,14 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, each_frame_once, file_argument, find_ffmpeg
+from motif_lite.io.ffmpeg import (
+    OWN_PROCESS_GROUP,
+    each_frame_once,
+    ffmpeg_process,
+    file_argument,
+    find_ffmpeg,
+    last_line,
+)
 from motif_lite.io.gif_blocks import gif_cut_short
 from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
 from motif_lite.log_filters import filtered_log
@@ -227,31 +233,21 @@ def _decoded_frames(clip: Clip) -> Iterator[np.ndarray]:
     """A video file's frames from ffmpeg, as RGB at the size `read_clip` found (upright: ffmpeg turns a rotated
     clip's frames as it did there). ffmpeg runs here rather than through imageio-ffmpeg's reader, which leaves the
     pipes of an ffmpeg that finished to the garbage collector (a ResourceWarning for each clip read to its end);
-    `subprocess.Popen`'s block closes them and waits for ffmpeg however the reading ends."""
+    `ffmpeg_process` closes them and waits for ffmpeg however the reading ends."""
     exe = find_ffmpeg()  # a clear message when there is none
     # Each stored frame once, as many as the clip counts (a variable-rate clip would come out with frames repeated).
     command = [exe, "-nostdin", "-v", "error", "-i", file_argument(clip.path), "-f", "rawvideo", "-pix_fmt", "rgb24",
                *each_frame_once(exe), "-"]  # fmt: skip
     frame_bytes = clip.width * clip.height * 3
-    with (
-        tempfile.TemporaryFile() as errors,
-        subprocess.Popen(  # errors in a file: ffmpeg never blocks on a pipe
-            command, stdout=subprocess.PIPE, stderr=errors, **OWN_PROCESS_GROUP
-        ) as process,
-    ):
-        try:
-            while frame := process.stdout.read(frame_bytes):
-                if len(frame) < frame_bytes:
-                    raise ClipError(f"{clip.path} ended in the middle of a frame: it changed since it was read, "
-                                    "or is damaged; give it again, or write it again")  # fmt: skip
-                yield np.frombuffer(bytearray(frame), np.uint8).reshape(clip.height, clip.width, 3)  # writable
-        finally:
-            if process.poll() is None:  # the caller stopped early (or failed): ffmpeg is not needed any more
-                process.kill()
+    with ffmpeg_process(command, stdout=subprocess.PIPE) as (process, said):  # stopping early kills ffmpeg
+        while frame := process.stdout.read(frame_bytes):
+            if len(frame) < frame_bytes:
+                raise ClipError(f"{clip.path} ended in the middle of a frame: it changed since it was read, "
+                                "or is damaged; give it again, or write it again")  # fmt: skip
+            yield np.frombuffer(bytearray(frame), np.uint8).reshape(clip.height, clip.width, 3)  # writable
         if process.wait() != 0:
-            errors.seek(0)
-            said = errors.read().decode(errors="replace").strip().splitlines()
-            raise ClipError(f"ffmpeg could not decode {clip.path}" + (f": {said[-1]}" if said else "")
+            error = said()
+            raise ClipError(f"ffmpeg could not decode {clip.path}" + (f": {error}" if error else "")
                             + "; give a video that plays, or write it again")  # fmt: skip
 
 
@@ -343,7 +339,7 @@ def _video_header(path: Path) -> dict:
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, **OWN_PROCESS_GROUP)
     said = done.stderr.decode(errors="replace")
     if done.returncode != 0 or " Video: " not in said:  # no video stream, or none ffmpeg can decode
-        raise OSError(said.strip().splitlines()[-1] if said.strip() else f"ffmpeg exited with {done.returncode}")
+        raise OSError(last_line(done.stderr) or f"ffmpeg exited with {done.returncode}")
     return parse_ffmpeg_header(said)
 
 

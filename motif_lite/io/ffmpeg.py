@@ -4,11 +4,14 @@ started (in a process group of its own, passing a clip's frames each once)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
 
 from motif_lite.errors import MotifLiteError
 
@@ -61,9 +64,40 @@ def _version_failure(exe: str) -> str | None:
     except OSError as exc:
         return exc.strerror or str(exc)
     if done.returncode != 0:
-        said = done.stderr.decode(errors="replace").strip().splitlines()
-        return f"-version exited with code {done.returncode}" + (f": {said[-1]}" if said else "")
+        said = last_line(done.stderr)
+        return f"-version exited with code {done.returncode}" + (f": {said}" if said else "")
     return None
+
+
+def last_line(stderr: bytes) -> str:
+    """The last line ffmpeg wrote to its standard error (its error, with `-v error`); "" when it wrote nothing."""
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+@contextlib.contextmanager
+def ffmpeg_process(
+    command: list[str], *, stdin: int | None = None, stdout: int | None = None
+) -> Iterator[tuple[subprocess.Popen, Callable[[], str]]]:
+    """ffmpeg running `command` in a process group of its own, with the process and a `said()` that returns the last
+    line of its standard error so far. Its errors go to a temporary file, not a pipe: ffmpeg never blocks on a full
+    one. On leaving, an ffmpeg still running (the caller stopped reading early, or failed) is killed, and every
+    exit is waited for, so that no pipe or process is left to the garbage collector."""
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=errors, **OWN_PROCESS_GROUP) as process,
+    ):
+
+        def said() -> str:
+            errors.seek(0)
+            return last_line(errors.read())
+
+        try:
+            yield process, said
+        finally:
+            if process.poll() is None:  # not needed any more: what it would write is not wanted
+                process.kill()
+            process.wait()
 
 
 def file_argument(path: str | os.PathLike) -> str:

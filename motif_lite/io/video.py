@@ -31,7 +31,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES, VIDEO_EXTENSIONS
 from motif_lite.errors import ConfigError, MotifLiteError, shown
-from motif_lite.io.ffmpeg import OWN_PROCESS_GROUP, file_argument, find_ffmpeg
+from motif_lite.io.ffmpeg import ffmpeg_process, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
     FRAME_PATTERN,
     check_writable_folder,
@@ -421,10 +421,7 @@ def _ffmpeg_command(path: Path, metadata: Path, width: int, height: int, fps: fl
 def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[str]) -> str | None:
     """Run `command` with the frames on its standard input. None when ffmpeg succeeded, else its last error line
     ("" when it said nothing)."""
-    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never blocks on a full one
-        process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, **OWN_PROCESS_GROUP
-        )
+    with ffmpeg_process(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL) as (process, said):
         try:
             for frame in stream:
                 if frame.shape != shape:
@@ -432,18 +429,14 @@ def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[st
                 process.stdin.write(np.ascontiguousarray(frame))
         except OSError:  # ffmpeg stopped reading (a broken pipe): its exit code and message say why
             pass
-        except BaseException:  # Ctrl-C, a bad frame: no file wanted
+        except BaseException:  # Ctrl-C, a bad frame: no file wanted, so ffmpeg is killed before its input ends
             process.kill()
             raise
         finally:
             with contextlib.suppress(OSError):
                 process.stdin.close()  # the end of the video: ffmpeg finishes the file
             code = process.wait()
-        if code == 0:
-            return None
-        errors.seek(0)
-        lines = errors.read().decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else ""
+        return None if code == 0 else said()
 
 
 def _write_failure(path: Path, said: str | None) -> str:
