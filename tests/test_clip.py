@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import motif_lite
-from motif_lite.io.clip import MATROSKA_MAGIC
+from motif_lite.io.file_kinds import MATROSKA_MAGIC
 from motif_lite.io.image import not_an_image
 
 PACKAGE = Path(motif_lite.__file__).parent
@@ -24,7 +24,7 @@ def test_the_matroska_magic_bytes_are_spelled_once_in_the_package():
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if spellings.search(line)
     ]
-    assert len(found) == 1 and found[0].startswith("io/clip.py:"), found
+    assert len(found) == 1 and found[0].startswith("io/file_kinds.py:"), found
 
 
 def test_a_matroska_file_given_as_an_image_is_named_a_video():

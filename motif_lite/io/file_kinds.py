@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from motif_lite.io.clip import MATROSKA_MAGIC
-
 HEAD_BYTES = 64  # enough for every signature below and the first words of a text
+MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # .mkv and .webm begin with the EBML header's ID
 _IMAGES = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image"}
 # ISO base media files (MP4, MOV, HEIF, AVIF) say what they hold in the brand after "ftyp" at byte 4.
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
