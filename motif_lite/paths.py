@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,6 +112,32 @@ def blank_path_problem(value: object, what: str, instead: str) -> str | None:
     if isinstance(value, str) and not value.strip():
         return f"{what} is empty ({value!r}): {instead}"
     return None
+
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")  # https://, http://, ftp://, s3://: a scheme, then //
+
+
+def is_url(given: str) -> bool:
+    """Whether `given` is a URL (a scheme, then //) rather than a path."""
+    return _URL.match(given) is not None
+
+
+def file_url_path(given: str) -> str | None:
+    """The local path a file:// URL (pasted from a browser's address bar) names, unquoted; None for anything else."""
+    if not given.startswith("file://"):
+        return None
+    return urllib.parse.unquote(urllib.parse.urlparse(given).path)
+
+
+def url_fix(given: str, flag: str, default_name: str) -> str | None:
+    """What to do with a URL given as a local file to `flag` (-i, --extend): the command that downloads it, or for a
+    file:// URL its path; None when `given` is no URL."""
+    if not is_url(given):
+        return None
+    if (local := file_url_path(given)) is not None:
+        return f"give its path, {flag} {shlex.quote(local)}"
+    name = shlex.quote(Path(given.split("?")[0].rstrip("/")).name or default_name)
+    return f"download it first, e.g. curl -L -o {name} {shlex.quote(given)}, then give {flag} {name}"
 
 
 def file_in_the_way(folder: Path) -> Path | None:

@@ -14,9 +14,7 @@ import itertools
 import logging
 import math
 import re
-import shlex
 import subprocess
-import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ from motif_lite.io.ffmpeg import (
 )
 from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
 from motif_lite.log_filters import filtered_log
-from motif_lite.paths import blank_path_problem, quoted, user_path, windows_path_problem
+from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
 # The numbers a PNG sequence's first frame may have, as ffmpeg's image2 reader looks for it (-start_number_range 5):
@@ -120,26 +118,6 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
         return _read_video_file(path, frames)
     except PermissionError as exc:  # was a traceback from the check of its sizes
         raise ClipError(f"cannot read the clip to extend, {path}: {exc.strerror}") from None
-
-
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")  # https://, http://, ftp://, s3://: a scheme, then //
-
-
-def is_url(given: str) -> bool:
-    """Whether `given` is a URL (a scheme, then //) rather than a path."""
-    return _URL.match(given) is not None
-
-
-def url_fix(given: str, flag: str, default_name: str) -> str | None:
-    """What to do with a URL given as a local file to `flag` (-i, --extend): the command that downloads it, or for a
-    file:// URL (pasted from a browser's address bar) its path; None when `given` is no URL."""
-    if not is_url(given):
-        return None
-    if given.startswith("file://"):
-        local = urllib.parse.unquote(urllib.parse.urlparse(given).path)
-        return f"give its path, {flag} {shlex.quote(local)}"
-    name = shlex.quote(Path(given.split("?")[0].rstrip("/")).name or default_name)
-    return f"download it first, e.g. curl -L -o {name} {shlex.quote(given)}, then give {flag} {name}"
 
 
 def _folder_given(folder: Path) -> str:

@@ -16,11 +16,11 @@ import PIL.ImageOps
 import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.clip import last_frame_file, url_fix
+from motif_lite.io.clip import last_frame_file
 from motif_lite.io.file_kinds import ftyp_kind, is_video, is_web_page, text_start
 from motif_lite.io.latents import latents_given_as
 from motif_lite.io.staging import is_frame_sequence
-from motif_lite.paths import blank_path_problem, quoted, user_path, windows_path_problem
+from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
 
 
 def load_image(path: str | Path) -> PIL.Image.Image:

@@ -40,7 +40,15 @@ from motif_lite.io.staging import (
     is_frame_sequence,
     output_of,
 )
-from motif_lite.paths import blank_path_problem, file_in_the_way, quoted, user_path, windows_path_problem
+from motif_lite.paths import (
+    blank_path_problem,
+    file_in_the_way,
+    file_url_path,
+    is_url,
+    quoted,
+    user_path,
+    windows_path_problem,
+)
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
@@ -212,10 +220,7 @@ def _instead_of(path: Path) -> str:
 def _check_typed_output(given: str) -> None:
     """Refuse an output as typed that names no file to write: a URL (motif-lite writes a local file; a file:// URL is
     told its path) and a name ending in a space (pasted with it), each with the -o to give."""
-    from motif_lite.io.clip import is_url
-
-    if given.startswith("file://"):
-        local = urllib.parse.unquote(urllib.parse.urlparse(given).path)
+    if (local := file_url_path(given)) is not None:
         raise MotifLiteError(f"output {given} is a URL: give its path, -o {quoted(local)}")
     if is_url(given):
         name = Path(urllib.parse.urlparse(given).path).name or "fox.mp4"
