@@ -550,7 +550,7 @@ def test_a_video_given_for_its_latents_names_the_latents_file(tmp_path, capsys, 
     assert_user_error(code, err, "a failed decode saved (fox.latents.safetensors; beside it)")
 
 
-@pytest.mark.parametrize("name", ["frame_000.PNG", "still.jpg"])
+@pytest.mark.parametrize("name", ["frame_000.PNG", "still.jpg", "scan.tif", "scan.TIFF", "photo.avif"])
 def test_an_image_given_for_its_latents_is_named_an_image(tmp_path, name):
     (tmp_path / name).write_bytes(b"\x89PNG not latents")
     with pytest.raises(LatentsFileError) as error:

@@ -1,6 +1,6 @@
-"""What a file holds, told from its first bytes, for errors about a file of the wrong kind given where weights
-belong: a failed download saves a web page or an error message under the name it was asked for (a sign-in page of a
-model site, an API's JSON error), and an image or video lands in the wrong flag."""
+"""What a file holds, told from its first bytes (or its name's suffix), for errors about a file of the wrong kind
+given where weights or latents belong: a failed download saves a web page or an error message under the name it was
+asked for (a sign-in page of a model site, an API's JSON error), and an image or video lands in the wrong flag."""
 
 from __future__ import annotations
 
@@ -8,6 +8,12 @@ from pathlib import Path
 
 HEAD_BYTES = 64  # enough for every signature below and the first words of a text
 MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # .mkv and .webm begin with the EBML header's ID
+GGUF_MAGIC = b"GGUF"
+# Weights saved with torch.save (other tools' checkpoints): not read, since unpickling one may run its code.
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+# Image files by their names (-i's first frame, or a file given where another belongs); a .gif or .webp may
+# also be an animation, which is a video to the readers that tell the two apart.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif")
 _IMAGES = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image"}
 # ISO base media files (MP4, MOV, HEIF, AVIF) say what they hold in the brand after "ftyp" at byte 4.
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
@@ -68,6 +74,15 @@ def other_kind(head: bytes) -> str | None:
         return (f"text, not weights (it begins {words!r}; a download that saved an error message instead of the "
                 "file?)")  # fmt: skip
     return None
+
+
+def starts_as_gguf(path: Path) -> bool:
+    """Whether the file at `path` starts with GGUF's magic bytes (False when it cannot be read)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(len(GGUF_MAGIC)) == GGUF_MAGIC
+    except OSError:
+        return False
 
 
 def file_kind(path: str | Path) -> str | None:

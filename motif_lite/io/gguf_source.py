@@ -15,6 +15,7 @@ from huggingface_hub import hf_hub_download
 
 from motif_lite.choices import GGUF_REPO
 from motif_lite.errors import CheckpointError
+from motif_lite.io.file_kinds import starts_as_gguf
 from motif_lite.io.hub import (
     HUB_ERRORS,
     DownloadPlan,
@@ -259,15 +260,6 @@ def not_a_gguf(path: Path) -> bool:
     an image given to --gguf): making it again would name an output the quantizer refuses, or the user's file. Not
     there (or unreadable): its name alone says it."""
     return path.suffix.lower() != ".gguf" and not starts_as_gguf(path)
-
-
-def starts_as_gguf(path: Path) -> bool:
-    """Whether the file at `path` starts with GGUF's magic bytes (False when it cannot be read)."""
-    try:
-        with path.open("rb") as file:
-            return file.read(4) == b"GGUF"
-    except OSError:
-        return False
 
 
 def made_with_type(path: Path) -> str | None:

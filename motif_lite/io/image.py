@@ -17,7 +17,7 @@ import torch
 
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.clip import last_frame_file
-from motif_lite.io.file_kinds import ftyp_kind, is_video, is_web_page, text_start
+from motif_lite.io.file_kinds import IMAGE_SUFFIXES, ftyp_kind, is_video, is_web_page, text_start
 from motif_lite.io.latents import latents_given_as
 from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
@@ -79,7 +79,6 @@ def upright_size(path: str | Path) -> tuple[int, int]:
 
 
 NO_IMAGE = "give the path of an image file, or leave image out (None) for a video from the prompt alone"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif")
 
 
 def _an_image_in(folder: Path) -> Path | None:

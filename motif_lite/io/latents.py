@@ -27,8 +27,9 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.choices import LATENTS_SUFFIX
+from motif_lite.choices import LATENTS_SUFFIX, VIDEO_EXTENSIONS
 from motif_lite.errors import CheckpointError, MotifLiteError, shown
+from motif_lite.io.file_kinds import IMAGE_SUFFIXES, starts_as_gguf
 from motif_lite.io.staging import staged_output
 from motif_lite.json_values import NotAJSONObject, is_count, is_number, parse_json_object
 from motif_lite.paths import user_path
@@ -134,8 +135,8 @@ def save_latents(saved: SavedLatents, path: Path) -> Path:
 # Who saves the latents a command reads, for its errors: `run --resume` reads a stopped run's, `decode` a failed
 # decode's; None: either (the Python API, the server).
 SAVED_BY = {"resume": "a stopped run", "decode": "a failed decode", None: "a stopped run or a failed decode"}
-_VIDEO_SUFFIXES = (".mp4", ".webm", ".webp", ".gif", ".mkv", ".mov", ".avi")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+# A video's name given for its latents: what -o writes (a PNG is an image here), and other tools' .avi.
+_VIDEO_SUFFIXES = (*(suffix for suffix in VIDEO_EXTENSIONS if suffix != ".png"), ".avi")
 
 
 def read_latents(path: str | Path, command: str | None = None) -> SavedLatents:
@@ -216,7 +217,7 @@ def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exceptio
     likely mix-up: the run's output), with the latents file's name; otherwise why, in short (safetensors' own
     words, e.g. "header too large", say nothing to a user)."""
     suffix = path.suffix.lower()
-    if suffix in _VIDEO_SUFFIXES or suffix in _IMAGE_SUFFIXES:
+    if suffix in _VIDEO_SUFFIXES or suffix in IMAGE_SUFFIXES:
         kind = "a video" if suffix in _VIDEO_SUFFIXES else "an image"
         latents = latents_path(path)
         # A video's own run removed its latents once the video was written: naming that file alone sent people to
@@ -226,7 +227,7 @@ def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exceptio
             f"{path} is {kind}, not a latents file: give the .latents.safetensors file {SAVED_BY[command]} saved "
             f"({latents.name}; {where})"
         )
-    if _starts_with(path, b"GGUF"):  # the model file beside it, e.g. a tab-completed name
+    if starts_as_gguf(path):  # the model file beside it, e.g. a tab-completed name
         return (
             f"{path} is a GGUF model file (weights), not a latents file: a model goes to --gguf (the transformer) or "
             f"--text-encoder-gguf; give the .latents.safetensors file {SAVED_BY[command]} saved"
@@ -237,15 +238,6 @@ def _unreadable(path: Path, command: str | None, not_latents: str, exc: Exceptio
                 "where it was saved")  # fmt: skip
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a safetensors file, or a damaged one"
     return f"{not_latents}: {why}"
-
-
-def _starts_with(path: Path, magic: bytes) -> bool:
-    """Whether the file at `path` begins with `magic` (False where it cannot be read: its error is said otherwise)."""
-    try:
-        with open(path, "rb") as file:
-            return file.read(len(magic)) == magic
-    except OSError:
-        return False
 
 
 def _cut_short(path: Path) -> TruncatedError | None:

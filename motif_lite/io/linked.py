@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError
+from motif_lite.io.file_kinds import PICKLE_SUFFIXES
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.paths import user_path
 
@@ -98,7 +99,7 @@ def check_weight_file(component: str, path: str | Path) -> Path:
 # Why a weight file of another format is not read (Wan's own Wan2.1_VAE.pth, a GGUF VAE of ComfyUI-GGUF's users).
 _PICKLE = ": PyTorch pickles are not read (loading one can run code)"
 _NOT_READ = {
-    **dict.fromkeys((".pth", ".pt", ".ckpt", ".bin"), _PICKLE),
+    **dict.fromkeys(PICKLE_SUFFIXES, _PICKLE),
     ".gguf": ": a GGUF file is read for the transformer (--gguf) and the text encoder (--text-encoder-gguf)",
 }
 

@@ -15,6 +15,7 @@ from huggingface_hub import constants
 
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError, listed
+from motif_lite.io.file_kinds import PICKLE_SUFFIXES
 from motif_lite.io.gguf_source import gguf_files
 from motif_lite.io.linked import vae_folder_fix
 from motif_lite.paths import user_path
@@ -198,10 +199,6 @@ def gguf_folder_fix(model: str) -> str | None:
 def parent_as_given(model: str) -> str:
     """The parent folder of the path `model`, written as the user wrote it (./a/b -> ./a, not a)."""
     return os.path.dirname(model.rstrip("/\\")) or "."
-
-
-# Weights saved with torch.save (other tools' checkpoints): not read, since unpickling one may run its code.
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
 
 def file_hint(model: str) -> str:
