@@ -7,6 +7,7 @@ list, and the one file whose name carries the variant as a whole token is downlo
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from pathlib import Path
@@ -80,8 +81,12 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
 
 def _file_spelling(variant: str) -> str:
     """A variant as GGUF file names spell it: the quantizer's aliases FP16 and FP32 are F16 and F32 in llama.cpp's
-    names and ours (`hf download --include '*FP16*.gguf'` would fetch nothing)."""
-    return {"FP16": "F16", "FP32": "F32"}.get(variant.upper(), variant)
+    names and ours (`hf download --include '*FP16*.gguf'` would fetch nothing). Its other aliases (Q4_K: Q4_K_M)
+    name a recipe, not a file's type, and are left as given."""
+    from motif_lite.quantize.recipes import ALIASES
+
+    spelled = ALIASES.get(variant.upper())
+    return spelled if spelled in ("F16", "F32") else variant
 
 
 def refuse_unknown_variant(variant: str) -> None:
@@ -114,20 +119,26 @@ def unknown_variant_problem(variant: str) -> tuple[str, str] | None:
 def _variant_spelled(name: str) -> str | None:
     """The quantization type a file name that is not there spells with other separators or letter case
     (q4-k-m.gguf, Q4KM): the user meant the official variant; None for other names."""
-    unseparated = {re.sub(r"[\W_]", "", known): known for known in quantization_type_names()}
     stem = name[: -len(".gguf")] if name.lower().endswith(".gguf") else name
-    return unseparated.get(re.sub(r"[\W_]", "", stem).upper())
+    return _unseparated_type_names().get(re.sub(r"[\W_]", "", stem).upper())
 
 
-def quantization_type_names() -> set[str]:
+@functools.cache
+def _unseparated_type_names() -> dict[str, str]:
+    """Each quantization type's name without its separators (Q4KM) -> the name (Q4_K_M)."""
+    return {re.sub(r"[\W_]", "", known): known for known in quantization_type_names()}
+
+
+@functools.cache
+def quantization_type_names() -> frozenset[str]:
     """The names of GGUF's quantization types, upper case: gguf-py's tensor types (Q4_K, IQ4_XS, BF16) and
-    llama.cpp's file types (Q4_K_M, Q3_K_L), and our quantizer's recipes with their aliases."""
+    llama.cpp's file types (Q4_K_M, Q3_K_L), and our quantizer's recipes with their aliases; read once."""
     from gguf import GGMLQuantizationType, LlamaFileType
 
     from motif_lite.quantize.recipes import ALIASES, RECIPES
 
     file_types = {name.split("_", 1)[1] for name in LlamaFileType.__members__ if name != "GUESSED"}
-    return {*GGMLQuantizationType.__members__, *file_types, *RECIPES, *ALIASES}
+    return frozenset({*GGMLQuantizationType.__members__, *file_types, *RECIPES, *ALIASES})
 
 
 def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | None:
