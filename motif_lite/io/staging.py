@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.paths import file_in_the_way, quoted
 
 PARTIAL_PREFIX = ".partial-"  # + the writer's PID + "-" + the output's name
 FRAME_PATTERN = re.compile(r"%0?\d*d")  # the frame number in a PNG sequence's name: out_%03d.png
@@ -90,6 +91,18 @@ def described_output(path: Path, frames: int) -> str:
 def output_of(path: Path) -> Path:
     """`path` as the user named it: a staged file (`.partial-PID-fox.mp4`) as its output (`fox.mp4`)."""
     return path.with_name(re.sub(rf"^{re.escape(PARTIAL_PREFIX)}\d+-", "", path.name))
+
+
+def output_folder_problem(parent: Path, what: str) -> str | None:
+    """Why `parent`, the folder an output goes in, is not there to write in: a file stands where it (or a folder
+    above it) would be, or it does not exist (with the `mkdir -p` that makes it); None when it is a folder. A
+    string, so that each writer raises its own error. `what`: "output directory", "output folder", ... for the
+    message."""
+    if (blocker := file_in_the_way(parent)) is not None:
+        return f"{what} {parent} cannot be made: {blocker} is a file, not a folder: write to another folder"
+    if not parent.is_dir():
+        return f"{what} {parent} does not exist; create it first (mkdir -p {quoted(parent)})"
+    return None
 
 
 def check_writable_folder(folder: Path, what: str) -> None:

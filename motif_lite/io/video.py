@@ -38,11 +38,11 @@ from motif_lite.io.staging import (
     creating_fails,
     frame_file,
     is_frame_sequence,
+    output_folder_problem,
     output_of,
 )
 from motif_lite.paths import (
     blank_path_problem,
-    file_in_the_way,
     file_url_path,
     is_url,
     quoted,
@@ -177,11 +177,8 @@ def _check_frame_pattern(path: Path, frames: int | None, frames_chosen: bool) ->
 
 def _check_output_folder(parent: Path) -> None:
     """The output's folder exists (no file is in the way of it) and a file can be created there."""
-    if (blocker := file_in_the_way(parent)) is not None:
-        raise MotifLiteError(f"output directory {parent} cannot be made: {blocker} is a file, not a folder: write to "
-                             "another folder")  # fmt: skip
-    if not parent.is_dir():
-        raise MotifLiteError(f"output directory {parent} does not exist; create it first (mkdir -p {quoted(parent)})")
+    if (problem := output_folder_problem(parent, "output directory")) is not None:
+        raise MotifLiteError(problem)
     check_writable_folder(parent, "output directory")  # by creating a file there: root passes os.access anywhere
 
 
