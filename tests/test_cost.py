@@ -22,6 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from motif_lite import cli, pipeline, run_estimates
 from motif_lite import preflight as checks
 from motif_lite.config import TransformerConfig
+from motif_lite.errors import ConfigError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime import cost
@@ -135,6 +136,20 @@ def test_text_encoder_shape_is_read_from_the_checkpoint_folder(tmp_path):
     shape = cost.text_encoder_shape(tmp_path)
     assert (shape.hidden, shape.layers, shape.heads) == (64, 2, cost.TextEncoderShape().heads)  # the rest: defaults
     assert cost.text_encoder_shape(None) == cost.text_encoder_shape(tmp_path / "elsewhere") == cost.TextEncoderShape()
+
+
+@pytest.mark.parametrize(
+    ("text_config", "said"),
+    [({"hidden_size": "64"}, r"text_config\.hidden_size must be an integer from 1 to 1,048,576, got '64'"),
+     ({"num_hidden_layers": 2000}, r"text_config\.num_hidden_layers must be an integer from 1 to 1,024, got 2000"),
+     ([64], r"text_config must be a JSON object, got \[64\]")],
+)  # fmt: skip
+def test_text_encoder_shape_refuses_the_sizes_the_run_refuses(tmp_path, text_config, said):
+    # The shape is checked as the text encoder's own config check does (text_config.check_sizes), bounds included:
+    # a size the encoder cannot be built from is not costed either.
+    (tmp_path / "config.json").write_text(json.dumps({"text_config": text_config}))
+    with pytest.raises(ConfigError, match=rf"config\.json: {said}$"):
+        cost.TextEncoderShape.from_json(tmp_path / "config.json")
 
 
 def test_the_matmul_probe_counts_two_flops_per_multiply_accumulate(monkeypatch):

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from motif_lite.config import MAX_PROMPT_TOKENS, TransformerConfig
-from motif_lite.errors import ConfigError, shown
-from motif_lite.json_values import is_count, read_json_object
+from motif_lite.encoders.text_config import OFFICIAL_TEXT_ENCODER_CONFIG, check_sizes
+from motif_lite.errors import ConfigError
+from motif_lite.json_values import read_json_object
 
 ACT_BYTES = 2  # bytes per activation element of a bf16 run (the default; callers pass their dtype's)
 # Tokens of the context stream: the reference pads prompts to MAX_PROMPT_TOKENS text tokens; I2V adds 729 SigLIP
@@ -92,36 +93,42 @@ def context_tokens(image: bool) -> int:
     return TEXT_TOKENS + (IMAGE_TOKENS if image else 0)
 
 
+# `TextEncoderShape`'s fields -> their keys in text_encoder/config.json's `text_config`.
+_TEXT_CONFIG_KEYS = {
+    "hidden": "hidden_size",
+    "intermediate": "intermediate_size",
+    "layers": "num_hidden_layers",
+    "heads": "num_attention_heads",
+    "kv_heads": "num_key_value_heads",
+    "head_dim": "head_dim",
+}
+_OFFICIAL_TEXT = OFFICIAL_TEXT_ENCODER_CONFIG["text_config"]
+
+
 @dataclass(frozen=True)
 class TextEncoderShape:
     """The matmul sizes of the T5Gemma2 text stack (defaults: the official encoder's text_config)."""
 
-    hidden: int = 2560
-    intermediate: int = 10240
-    layers: int = 34
-    heads: int = 8
-    kv_heads: int = 4
-    head_dim: int = 256
+    hidden: int = _OFFICIAL_TEXT["hidden_size"]
+    intermediate: int = _OFFICIAL_TEXT["intermediate_size"]
+    layers: int = _OFFICIAL_TEXT["num_hidden_layers"]
+    heads: int = _OFFICIAL_TEXT["num_attention_heads"]
+    kv_heads: int = _OFFICIAL_TEXT["num_key_value_heads"]
+    head_dim: int = _OFFICIAL_TEXT["head_dim"]
 
     @classmethod
     def from_json(cls, path: str | Path) -> TextEncoderShape:
         """From a checkpoint's `text_encoder/config.json` (its `text_config`); missing keys keep the defaults.
-        `ConfigError` naming the file for one that is no JSON object, or whose sizes are no whole numbers."""
-        text = read_json_object(Path(path), "text encoder config").get("text_config", {})
-        if not isinstance(text, dict):
-            raise ConfigError(f"{path}: text_config must be a JSON object, got {shown(text)}")
-        keys = {
-            "hidden": "hidden_size",
-            "intermediate": "intermediate_size",
-            "layers": "num_hidden_layers",
-            "heads": "num_attention_heads",
-            "kv_heads": "num_key_value_heads",
-            "head_dim": "head_dim",
-        }
-        wrong = next((theirs for theirs in keys.values() if theirs in text and not is_count(text[theirs])), None)
-        if wrong is not None:
-            raise ConfigError(f"{path}: text_config.{wrong} must be a whole number above 0, got {shown(text[wrong])}")
-        return cls(**{ours: text[theirs] for ours, theirs in keys.items() if theirs in text})
+        `ConfigError` naming the file for one that is no JSON object, or whose sizes the encoder cannot be built
+        from (`text_config.check_sizes`, the check the run makes before it loads the encoder)."""
+        values = read_json_object(Path(path), "text encoder config")
+        check_sizes(values, str(path))
+        return cls.from_values(values.get("text_config", {}))
+
+    @classmethod
+    def from_values(cls, text_config: dict) -> TextEncoderShape:
+        """From a config's `text_config` section, already checked; missing keys keep the defaults."""
+        return cls(**{ours: text_config[theirs] for ours, theirs in _TEXT_CONFIG_KEYS.items() if theirs in text_config})
 
     @property
     def layer_weights(self) -> int:
