@@ -222,6 +222,9 @@ def test_text_encoder_streamed_equals_plain(tmp_path):
     assert torch.equal(streamed[mask], plain[mask])
     text_layers = len(encoder.model.text_model.layers)
     assert handle.stats.loads >= text_layers  # the text layers ran through the streamer
+    # Two lists streamed (text and vision layers): the handle's stats are each counter summed over both.
+    each = [dataclasses.asdict(streamer.stats) for streamer in handle.streamers]
+    assert len(each) == 2 and dataclasses.asdict(handle.stats) == {k: each[0][k] + each[1][k] for k in each[0]}
     handle.remove()
     assert place_text_encoder(encoder.model, TextEncoderPlacement.CPU, StreamingConfig("cpu")) is None
 

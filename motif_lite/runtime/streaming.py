@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
@@ -63,6 +63,10 @@ class StreamingStats:
     prefetch_hits: int = 0
     releases: int = 0
 
+    def __add__(self, other: StreamingStats) -> StreamingStats:
+        """Each counter summed (every field: a new counter cannot be left out of a handle's total)."""
+        return StreamingStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
 
 def _tensor_slots(module: nn.Module) -> list[torch.Tensor]:
     """Every parameter and buffer tensor of `module` (each once), the objects whose `.data` we swap."""
@@ -70,6 +74,28 @@ def _tensor_slots(module: nn.Module) -> list[torch.Tensor]:
     for t in [*module.parameters(), *module.buffers()]:
         seen.setdefault(id(t), t)
     return list(seen.values())
+
+
+@dataclass
+class _Placed:
+    """Tensors moved to the device once (resident layers, a model's tensors outside its layers), and the devices
+    they had before, for `restore`."""
+
+    slots: list[torch.Tensor]  # the live Parameter/buffer objects
+    original_devices: list[torch.device]
+
+    @classmethod
+    def on(cls, device: torch.device, slots: list[torch.Tensor]) -> _Placed:
+        """Move `slots` to `device` (their `.data`), remembering where each was."""
+        placed = cls(slots, [t.device for t in slots])
+        for t in slots:
+            t.data = t.data.to(device)
+        return placed
+
+    def restore(self) -> None:
+        """Each tensor back on the device it had before `on`."""
+        for t, device in zip(self.slots, self.original_devices, strict=True):
+            t.data = t.data.to(device)
 
 
 @dataclass
@@ -172,7 +198,7 @@ class LayerStreamer:
         self._pending: _Prefetch | None = None
         self._loaded: set[int] = set()  # streamed layers whose device copy is in place (the one running)
         self._layers: list[_Layer | None] = []  # None = resident on the device
-        self._resident: list[tuple[list[torch.Tensor], list[torch.device]]] = []
+        self._resident: list[_Placed] = []
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
         # Cleared by the first failure to page-lock: the rest stay in ordinary memory, without another try.
         self._pin = config.pin_memory and cuda and not config.staging
@@ -205,9 +231,7 @@ class LayerStreamer:
         return locked
 
     def _add_resident(self, index: int, layer: nn.Module) -> None:
-        slots = _tensor_slots(layer)
-        self._resident.append((slots, [t.device for t in slots]))
-        _move_slots(slots, self.device)
+        self._resident.append(_Placed.on(self.device, _tensor_slots(layer)))
         self._layers.append(None)
         if index == self.config.resident_blocks - 1 and self.config.prefetch:
             # The last resident layer starts the copy of the first streamed one.
@@ -332,17 +356,11 @@ class LayerStreamer:
             if layer is not None:
                 for t, home, device in zip(layer.slots, layer.homes, layer.original_devices, strict=True):
                     t.data = home.to(device)  # the home itself for a CPU tensor (a page-locked one stays so)
-        for slots, devices in self._resident:
-            _move_slots(slots, devices)
+        for placed in self._resident:
+            placed.restore()
         self._layers.clear()
         self._resident.clear()
         self.staging = None
-
-
-def _move_slots(slots: list[torch.Tensor], devices: torch.device | list[torch.device]) -> None:
-    targets = devices if isinstance(devices, list) else [devices] * len(slots)
-    for t, device in zip(slots, targets, strict=True):
-        t.data = t.data.to(device)
 
 
 @dataclass
@@ -350,18 +368,12 @@ class StreamingHandle:
     """What the `apply_*` functions return: `stats`, and `remove()` to restore the plain model."""
 
     streamers: list[LayerStreamer]
-    others: list[torch.Tensor] = field(default_factory=list)  # non-layer tensors moved to the device once
-    other_devices: list[torch.device] = field(default_factory=list)
+    others: _Placed = field(default_factory=lambda: _Placed([], []))  # non-layer tensors moved to the device once
 
     @property
     def stats(self) -> StreamingStats:
         """Counters summed over all streamed lists."""
-        total = StreamingStats()
-        for streamer in self.streamers:
-            total.loads += streamer.stats.loads
-            total.prefetch_hits += streamer.stats.prefetch_hits
-            total.releases += streamer.stats.releases
-        return total
+        return sum((streamer.stats for streamer in self.streamers), StreamingStats())
 
     def release_loaded(self) -> None:
         """`LayerStreamer.release_loaded` of every streamed list."""
@@ -371,8 +383,8 @@ class StreamingHandle:
     def remove(self) -> None:
         for streamer in self.streamers:
             streamer.remove()
-        _move_slots(self.others, self.other_devices)
-        self.streamers, self.others, self.other_devices = [], [], []
+        self.others.restore()
+        self.streamers, self.others = [], _Placed([], [])
 
 
 def _stream_with_rest(
@@ -380,10 +392,8 @@ def _stream_with_rest(
 ) -> StreamingHandle:
     """Stream each sequence of layers, and move every other tensor of `root` to the device once."""
     in_layers = {id(t) for layers in sequences for layer in layers for t in _tensor_slots(layer)}
-    others = [t for t in _tensor_slots(root) if id(t) not in in_layers]
-    devices = [t.device for t in others]
-    _move_slots(others, torch.device(config.device))
-    return StreamingHandle([LayerStreamer(layers, config) for layers in sequences], others, devices)
+    others = _Placed.on(torch.device(config.device), [t for t in _tensor_slots(root) if id(t) not in in_layers])
+    return StreamingHandle([LayerStreamer(layers, config) for layers in sequences], others)
 
 
 def apply_block_streaming(model: nn.Module, config: StreamingConfig) -> StreamingHandle:
