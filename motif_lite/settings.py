@@ -1,12 +1,16 @@
-"""Where every generation setting comes from: the user's flag (or Python argument), else the checkpoint's config
-files, else the official recommended value. This one order of precedence is implemented here, once, and used by
-`motif-lite run`, its `--dry-run`, the run summary and the Python API (`MotifVideoPipeline.generate`).
+"""Where every generation setting comes from: the user's flag (or Python argument), else a file under the flags
+(`motif-lite run --settings-from`, `--resume`, `--extend`), else the checkpoint's config files, else the official
+recommended value. This one order of precedence is implemented here, once, and used by `motif-lite run`, its
+`--dry-run`, the run summary and the Python API (`MotifVideoPipeline.generate`).
 
     configs = CheckpointConfigs.read(root)          # the checkpoint's small JSON files, never its weights
     settings = resolve_settings(request, configs)   # every value with its source
     settings.guidance.value                         # APGConfig(...), CFGConfig(...) or None (unguided)
-    settings.guidance.source                        # "flag", "checkpoint" or "default"
+    settings.guidance.source                        # "flag", "file", "checkpoint" or "default"
     print("\\n".join(settings.lines()))
+
+A request's values alone cannot tell a flag typed at the official value (`--steps 50`) from the default, nor a
+value a file gave from one typed: the command says so with `Given`, which `resolve_settings` takes.
 
 The checkpoint decides (when the user does not):
 - guidance: `guider/guider_config.json` (diffusers' APG or CFG guider, all its parameters; `enabled: false` is
@@ -31,7 +35,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -51,6 +56,7 @@ from motif_lite.request import (
     T2V_SHIFT,
     GenerationRequest,
     RequestError,
+    run_flag,
 )
 from motif_lite.sampling.guidance import (
     RECOMMENDED_APG,
@@ -67,7 +73,18 @@ from motif_lite.vae.config import WanVAEConfig
 
 T = TypeVar("T")
 
-FLAG, CHECKPOINT, DEFAULT = "flag", "checkpoint", "default"
+FLAG, FILE, CHECKPOINT, DEFAULT = "flag", "file", "checkpoint", "default"
+# The request fields behind each row of the settings table that a flag or a file decides (the model's rows: neither),
+# and "dtype", the compute dtype's flag, which `--resume`'s file gives too.
+ROW_FIELDS = {
+    "size": ("width", "height", "frames", "fps"),
+    "steps": ("steps",),
+    "sampler": ("sampler",),
+    "flow shift": ("flow_shift",),
+    "guidance": GUIDANCE_FIELDS,
+    "negative": ("negative_prompt",),
+    "dtype": ("dtype",),
+}
 DTYPE_FLAG_NAMES = {dtype: name for name, dtype in COMPUTE_DTYPES.items()}  # torch.float16 -> "fp16", as --dtype says
 UNSHIFTED = 1.0  # FlowMatchEulerDiscreteScheduler's class default: no shift, never a Motif setting
 # Settings named in messages as `motif-lite run`, the Python API and the server's API take them (all share these
@@ -114,12 +131,40 @@ _CLASS_NAMED = {
 
 @dataclass(frozen=True)
 class Setting(Generic[T]):
-    """One effective setting: its value, its source (FLAG, CHECKPOINT or DEFAULT) and, in words, which flag, file
-    or official value it is (e.g. "guider/guider_config.json")."""
+    """One effective setting: its value, its source (FLAG, FILE, CHECKPOINT or DEFAULT) and, in words, which flag,
+    file or official value it is (e.g. "guider/guider_config.json", "fox.mp4")."""
 
     value: T
     source: str
     origin: str = ""
+
+
+@dataclass(frozen=True)
+class Given:
+    """Where a command's settings came from, which the request's values cannot tell: the fields the user typed
+    (`flags`; also those typed at the official value) and the file under the flags that holds a field (`files`:
+    field -> the file's name; `--settings-from`'s video, `--resume`'s latents, `--extend`'s clip), which gave it
+    unless a flag typed replaced its value. Fields are a request's, and "dtype". The Python API gives none: there
+    every field set is the caller's."""
+
+    flags: frozenset[str] = frozenset()
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    def sourced(self, setting: Setting[T], fields: Iterable[str]) -> Setting[T]:
+        """`setting`, decided by `fields`, with the source they came from: a flag typed over a file's value ("flag",
+        naming both), else a file where one gave any of them (with the flags typed for the others), else a flag
+        where one was typed (at the official value too), else as resolving it judged."""
+        fields = tuple(fields)
+        files = ", ".join(dict.fromkeys(self.files[name] for name in fields if name in self.files))
+        typed = ", ".join(sorted({run_flag(name) for name in fields if name in self.flags}))
+        replaced = ", ".join(sorted({run_flag(name) for name in fields if name in self.flags and name in self.files}))
+        if replaced:
+            return Setting(setting.value, FLAG, f"{replaced} over {files}")
+        if files:  # e.g. an --extend clip's size and rate, with the frames typed: "clip.mp4; --video-frames"
+            return Setting(setting.value, FILE, f"{files}; {typed}" if typed else files)
+        if typed and setting.source != FLAG:
+            return Setting(setting.value, FLAG, setting.origin)
+        return setting
 
 
 @dataclass(frozen=True)
@@ -215,6 +260,19 @@ class Settings:
     schedule: ScheduleOptions = ScheduleOptions()  # the scheduler config's other options (`schedule_for`)
     dtype: Setting[torch.dtype] | None = None  # the compute dtype, where the caller knows it (`resolve_dtype`)
     first_step: int = 0  # a resumed run's first step: the steps before it were sampled by the run that stopped
+    given: Given = Given()  # where the command's flags and files gave the request's fields (`with_given`)
+
+    def with_given(self, given: Given) -> Settings:
+        """These settings with the sources `given` tells (the rows the request alone decides take it in `table`):
+        the run summary's of a result the pipeline resolved without it."""
+        return dataclasses.replace(
+            self,
+            sampler=given.sourced(self.sampler, ROW_FIELDS["sampler"]),
+            flow_shift=given.sourced(self.flow_shift, ROW_FIELDS["flow shift"]),
+            guidance=given.sourced(self.guidance, ROW_FIELDS["guidance"]),
+            dtype=None if self.dtype is None else given.sourced(self.dtype, ROW_FIELDS["dtype"]),
+            given=given,
+        )
 
     @property
     def solver(self) -> str:
@@ -238,15 +296,14 @@ class Settings:
     def table(self) -> list[tuple[str, str, Setting]]:
         """(name, value in words, setting) for every setting, in the order a user reads them."""
         r = self.request
-        size = _plain(r, "width", "height", "frames", "fps")
         negative = _describe_negative(r.negative_prompt, self.guided, self.first_step)
         rows = [
-            ("size", f"{r.width}x{r.height}, {counted(r.frames, 'frame')} at {r.fps:g} fps", size),
-            ("steps", str(r.steps), _plain(r, "steps")),
+            ("size", f"{r.width}x{r.height}, {counted(r.frames, 'frame')} at {r.fps:g} fps", self._plain("size")),
+            ("steps", str(r.steps), self._plain("steps")),
             ("sampler", ", ".join([self.sampler.value, *self.schedule.describe()]), self.sampler),
             ("flow shift", f"{self.flow_shift.value:g}", self.flow_shift),
             ("guidance", describe_guidance(self.guidance.value, r.steps), self.guidance),
-            ("negative", negative, _plain(r, "negative_prompt")),
+            ("negative", negative, self._plain("negative")),
             ("transformer", describe_transformer(self.transformer.value), self.transformer),
         ]  # fmt: skip
         if self.dtype is not None:  # before the model's rows
@@ -254,9 +311,18 @@ class Settings:
         rows += [(name, setting.value, setting) for name, setting in self.components]
         return rows
 
+    def _plain(self, row: str) -> Setting:
+        """A row the checkpoint never decides: judged by the value (a flag where it differs from the official
+        default), unless `given` tells where it came from."""
+        fields = ROW_FIELDS[row]
+        changed = any(getattr(self.request, name) != getattr(REQUEST_DEFAULTS, name) for name in fields)
+        return self.given.sourced(Setting(None, FLAG if changed else DEFAULT), fields)
+
     def lines(self) -> list[str]:
         """The settings table for `--dry-run` and the run summary: name, source, value (and which file or flag)."""
-        head = "settings (flag: given by you; checkpoint: its config files; default: the official value):"
+        files = ", ".join(dict.fromkeys(self.given.files.values()))
+        file = f"file: {files}; " if files else ""
+        head = f"settings (flag: given by you; {file}checkpoint: its config files; default: the official value):"
         rows = [
             f"  {name:<12} {s.source:<10} {value}" + (f"  ({s.origin})" if s.origin else "")
             for name, value, s in self.table()
@@ -271,6 +337,7 @@ def resolve_settings(
     dtype: Setting[torch.dtype] | None = None,
     first_step: int = 0,
     audience: Audience = Audience.RUN_OR_PYTHON,
+    given: Given = Given(),
 ) -> Settings:
     """The effective settings of `request` on a checkpoint whose configs are `configs`.
 
@@ -278,6 +345,7 @@ def resolve_settings(
     by default the checkpoint's `transformer/config.json`, else the official architecture. `dtype`: the run's
     compute dtype (`resolve_dtype`), a row of the table when given. `first_step`: a resumed run's first step.
     `audience`: who a refusal speaks to (the server: its client, in the API's fields).
+    `given`: which fields the command's flags and files gave (`Given`); none for the Python API.
     """
     notes: list[str] = []
     shift = resolve_flow_shift(request, configs.scheduler_shift, notes)
@@ -315,9 +383,10 @@ def resolve_settings(
             "only; leave out the first-frame image"
         )
     components = _components(configs)
-    return Settings(
+    settings = Settings(
         request, sampler, shift, guidance, transformer, components, tuple(notes), schedule, dtype, first_step
     )
+    return settings.with_given(given)
 
 
 def resolve_dtype(given: torch.dtype | str | None, device: torch.device | None) -> Setting[torch.dtype]:
@@ -478,12 +547,6 @@ def _method(guidance: Guidance) -> str:
     return "apg" if isinstance(guidance, APGConfig) else "cfg"
 
 
-def _plain(request: GenerationRequest, *names: str) -> Setting:
-    """Settings the checkpoint never decides: a flag when they differ from the official default."""
-    changed = any(getattr(request, n) != getattr(REQUEST_DEFAULTS, n) for n in names)
-    return Setting(None, FLAG) if changed else Setting(None, DEFAULT)
-
-
 def _describe_negative(prompt: str, guided: bool, first_step: int) -> str:
     if not guided:  # a resumed run past the guidance window reads it no more, as a run without guidance
         return "unused (no guided step left)" if first_step else "unused (no guidance)"
@@ -505,8 +568,11 @@ def _components(configs: CheckpointConfigs) -> tuple[tuple[str, Setting[str]], .
 __all__ = [
     "CHECKPOINT",
     "DEFAULT",
+    "FILE",
     "FLAG",
+    "ROW_FIELDS",
     "CheckpointConfigs",
+    "Given",
     "Setting",
     "Settings",
     "describe_guidance",

@@ -75,25 +75,23 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     from_file = {dest: then[dest] for group in MODEL_FLAG_GROUPS if not given & set(group) for dest in group}
     for dest, value in from_file.items():
         _check_still_there(dest, value)
-    fill_unset(args, from_file, given)
+    fill_unset(args, from_file, given, saved.file)
     notes += other_model_notes(then, vars(args), "what this command gives")
     notes += changed_file_notes(saved.run, vars(args))
     notes += _step_cache_resumed(saved, args, given)
     args.weights = take_weight_flags(args)
     inputs = run_inputs(args)
-    inputs.recalled = resumed_settings(saved, given)  # the settings table's rows of the file
+    inputs.recalled = resumed_settings(saved, given)
+    inputs.took_from(saved.file, map(run_dest, inputs.recalled.taken))  # the settings table's rows of the file
     inputs.resumed_at = done  # the first step sampled: the memory plan's guidance (`planned_run`)
     return saved, notes
 
 
 def resumed_settings(saved: SavedLatents, given: frozenset[str]) -> Recalled:
-    """What a resumed run takes from its latents file, as the settings table shows it (source `file`): every field
-    of the request it holds (None: the checkpoint or the default decided, for the stopped run as for this one) but
-    the output -o gives (so that a refused -o is the user's, not the file's), and its dtype unless --dtype is given
-    again."""
+    """What a resumed run takes from its latents file: every field of the request it holds (None: the checkpoint or
+    the default decided, for the stopped run as for this one) but the output -o gives (so that a refused -o is the
+    user's, not the file's). Its model flags are put into the command's (`fill_unset`)."""
     taken = {field for field, value in saved.request.items() if value is not None and field not in given}
-    if "dtype" not in given and saved.run.get("dtype") is not None:
-        taken.add("dtype")
     return Recalled(saved.file, frozenset(taken), frozenset(), None, ())
 
 
@@ -124,7 +122,7 @@ def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: fr
     then = saved.video_metadata.get("model", {}).get("step_cache")
     then = then if isinstance(then, float | int) and not isinstance(then, bool) else None  # kept only above 0
     if then is not None:
-        fill_unset(args, {"step_cache": float(then)}, given)
+        fill_unset(args, {"step_cache": float(then)}, given, saved.file)
     if "step_cache" not in given or then == (args.step_cache or None):  # --step-cache 0 is the plain run
         return []
     had = "no --step-cache" if then is None else f"--step-cache {then:g}"

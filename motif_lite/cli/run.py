@@ -52,7 +52,7 @@ from motif_lite.cli.run_flags import add_run_flags, run_inputs, take_weight_flag
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
 from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
-from motif_lite.cli.settings_from import recalled_model_notes, settings_from_args, settings_lines
+from motif_lite.cli.settings_from import recalled_model_notes, settings_from_args
 from motif_lite.progress import ProgressBars
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.run_estimates import cpu_time_note, gpu_time_note
@@ -259,7 +259,8 @@ def dry_run(
         raise DeviceError(absent)
     dtype_setting = resolve_dtype(args.dtype, device if here else None)  # a GPU not here: its default is unknown
     dtype = dtype_setting.value
-    settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting, first_step(args))
+    given = run_inputs(args).given()  # the flags typed and the files under them: the table's sources
+    settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting, first_step(args), given)
     print_notes([*sources.notes, *settings.notes])
     for label, truncation in prompts_cut(args.model, sources.root, settings.encoded_prompts).items():
         print(f"warning: {truncation.advice(label)}", file=sys.stderr)
@@ -280,7 +281,7 @@ def dry_run(
     print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos))
     sizes = model_sizes(sources, dtype).lines()
     prompt = args.prompt if args.resume is None else request.prompt  # a resumed run's is in its latents file
-    lines = [prompt_line(prompt), *_settings_table(settings, args), dry_run_speed(args, device), *sizes]
+    lines = [prompt_line(prompt), *settings.lines(), dry_run_speed(args, device), *sizes]
     print("\n".join([*lines, *_lora_lines(args, sources), described]))
     return 0
 
@@ -313,12 +314,6 @@ def _batch_label(noun: str, requests: list[GenerationRequest]) -> str:
     leaves some out: "videos (10000)"."""
     label = noun if len(requests) == 1 else f"{noun}s"
     return label if len(requests) <= LISTED_AT_MOST else f"{label} ({len(requests)})"
-
-
-def _settings_table(settings: Settings, args: argparse.Namespace) -> list[str]:
-    """The settings table of a dry run and the summary, each row's source as this command knows it."""
-    inputs = run_inputs(args)
-    return settings_lines(settings, inputs.recalled, inputs.flags[1])
 
 
 def _host_of_the_machine(main_bytes: int, other_bytes: int, world: int) -> str:
@@ -523,9 +518,9 @@ class _Run:
                 self.say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
             result = self.sample(pipe, video, in_batch=len(requests) > 1, unstarted=requests[number:])
             first = number == 1
-            table = _settings_table(result.settings, self.args) if result.settings is not None else None
+            given = run_inputs(self.args).given()  # the flags typed and the files under them: the table's sources
             self.say(summary(
-                result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, table, gpu_memory
+                result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, given, gpu_memory
             ))  # fmt: skip
 
     def sample(

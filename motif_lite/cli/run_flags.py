@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -37,12 +38,14 @@ from motif_lite.request import (
     REQUEST_DEFAULTS,
     SEED_RANGE,
     frames_for_seconds,
+    run_dest,
 )
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
 from motif_lite.weights.lora_values import split_strength
 
 if TYPE_CHECKING:
     from motif_lite.cli.settings_from import Recalled
+    from motif_lite.settings import Given
 
 DTYPE_HELP = (
     "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
@@ -715,12 +718,14 @@ def add_speed_flags(run: argparse.ArgumentParser) -> None:
 @dataclass
 class RunInputs:
     """Where a `run`'s settings came from, beside the values its flags hold in `args`: the command line as typed
-    (which flags it gave), the file of the layer under it (what --settings-from or --resume took from its file) and
-    the first step a resumed run samples. One per command, kept on `args` by `run_inputs`."""
+    (which flags it gave), the files of the layer under it (the flags --settings-from, --resume and --extend filled
+    from their files, and what --settings-from or --resume took from its file) and the first step a resumed run
+    samples. One per command, kept on `args` by `run_inputs`."""
 
     argv: Sequence[str] | None  # as `cli.main` keeps it; None for a Namespace no command line made (a test's)
     recalled: Recalled | None = None  # set by `run` (--settings-from) or `resume_args` (--resume)
     resumed_at: int = 0  # --resume: the steps the stopped run sampled, so the first one this run samples
+    files: dict[str, str] = field(default_factory=dict)  # dest -> the name of the file under it (`took_from`)
     _flags: tuple[Mapping[str, object], frozenset[str]] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -740,6 +745,25 @@ class RunInputs:
         """The request fields the file layer gave (none without one)."""
         return self.recalled.taken if self.recalled is not None else frozenset()
 
+    def took_from(self, file: str | Path, dests: Iterable[str]) -> None:
+        """Keep that `file`, a layer under the command line, holds values for the flags `dests` (it gave those not
+        typed), for the settings' sources. The first file under a flag is the nearest: --settings-from's video
+        fills the flags before --extend's clip."""
+        for dest in dests:
+            self.files.setdefault(dest, Path(file).name)
+
+    def given(self) -> Given:
+        """Where the settings the table shows came from: the fields the command line typed and the file under each
+        field a file holds (`took_from`); `resolve_settings` and `Settings.with_given` take it."""
+        from motif_lite.settings import ROW_FIELDS, Given
+
+        fields = {name: run_dest(name) for row in ROW_FIELDS.values() for name in row}  # field -> dest
+        typed = self.flags[1]
+        return Given(
+            flags=frozenset(name for name, dest in fields.items() if dest in typed),
+            files={name: self.files[dest] for name, dest in fields.items() if dest in self.files},
+        )
+
 
 def run_inputs(args: argparse.Namespace) -> RunInputs:
     """`args`' `RunInputs`, made on first use from `args.argv` (which `cli.main` sets) and kept as
@@ -755,12 +779,16 @@ def run_flags_given(args: argparse.Namespace) -> tuple[Mapping[str, object], fro
     return run_inputs(args).flags
 
 
-def fill_unset(args: argparse.Namespace, values: Mapping[str, object], given: frozenset[str]) -> frozenset[str]:
-    """Put `values` (by dest) into `args` for the flags not in `given`: a lower layer (--settings-from's file,
-    --resume's file, --extend's clip) under the flags typed. -> the dests it filled."""
+def fill_unset(
+    args: argparse.Namespace, values: Mapping[str, object], given: frozenset[str], file: str | Path
+) -> frozenset[str]:
+    """Put `values` (by dest) into `args` for the flags not in `given`: a lower layer, `file` (--settings-from's
+    video, --resume's latents, --extend's clip), under the flags typed; the settings table names it as the source of
+    what it filled, and as what a flag typed replaced. -> the dests it filled."""
     filled = frozenset(values) - given
     for dest in filled:
         setattr(args, dest, values[dest])
+    run_inputs(args).took_from(file, [dest for dest, value in values.items() if value is not None])  # None: unset
     return filled
 
 

@@ -74,7 +74,7 @@ def take_clip_defaults(args: argparse.Namespace) -> Clip:
         raise RequestError(f"{file} is {args.width}x{args.height} and the clip {clip.path.name} {clip.width}x"
                            f"{clip.height}: one video has one size; give -W {clip.width} -H {clip.height} to go on "
                            f"from the clip with {file}'s other settings")  # fmt: skip
-    fill_unset(args, {"width": clip.width, "height": clip.height, "fps": clip.fps}, given | taken)
+    fill_unset(args, {"width": clip.width, "height": clip.height, "fps": clip.fps}, given | taken, clip.path)
     return clip
 
 

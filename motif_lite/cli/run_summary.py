@@ -17,13 +17,15 @@ if TYPE_CHECKING:
     from motif_lite.devices import GpuMemory
     from motif_lite.pipeline import GenerationResult
     from motif_lite.runtime.planner import Plan
+    from motif_lite.settings import Given
     from motif_lite.weights.lora_apply import AppliedLoRAs
 
 
-def _settings_lines(result: GenerationResult, given: list[str] | None) -> list[str]:
-    if given is not None:
-        return given
-    return result.settings.lines() if result.settings is not None else []
+def _settings_lines(result: GenerationResult, given: Given | None) -> list[str]:
+    if result.settings is None:
+        return []
+    settings = result.settings if given is None else result.settings.with_given(given)
+    return settings.lines()
 
 
 def summary(
@@ -34,18 +36,18 @@ def summary(
     text_encoder: str | None = None,
     with_settings: bool = True,
     ran_on: str | None = None,
-    settings_lines: list[str] | None = None,
+    given: Given | None = None,
     gpu_memory: GpuMemory | None = None,
 ) -> str:
     """The final report of a run (of one video of it); `text_encoder`: the text encoder GGUF in words, when one was
-    used; `with_settings`: lead with the settings table (once per run), `settings_lines` when given (the table with
-    the rows --settings-from decided marked), else the result's; `ran_on`: the device, dtype and GGUF file;
+    used; `with_settings`: lead with the settings table (once per run), with the sources the command knows (`given`:
+    the flags typed, the files under them) where given; `ran_on`: the device, dtype and GGUF file;
     `gpu_memory`: the GPU's (`gpu_memory_of`), to warn when the peak went past it into system memory."""
     t = result.timings
     r = result.request
     lines = [
         *([prompt_line(r.prompt)] if with_settings else []),
-        *(_settings_lines(result, settings_lines) if with_settings else []),
+        *(_settings_lines(result, given) if with_settings else []),
         f"done: {r.width}x{r.height}, {counted(r.frames, 'frame')}, {counted(r.steps, 'step')}, seed {r.seed}, "
         f"shift {result.shift:g}",
         *([image_line(result)] if r.image is not None else []),

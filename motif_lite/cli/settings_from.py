@@ -21,18 +21,6 @@ if TYPE_CHECKING:
 
     from motif_lite.checkpoint import ModelSources
     from motif_lite.io.settings_file import SettingsFileError, StoredSettings
-    from motif_lite.settings import Settings
-
-# The rows of the settings table (`Settings.table`) that request fields decide.
-_ROW_FIELDS = {
-    "size": ("width", "height", "frames", "fps"),
-    "steps": ("steps",),
-    "sampler": ("sampler",),
-    "flow shift": ("flow_shift",),
-    "guidance": GUIDANCE_FIELDS,
-    "negative": ("negative_prompt",),
-    "dtype": ("dtype",),  # a model flag: a resumed run's file gives it (`resumed_settings`)
-}
 
 
 @dataclass(frozen=True)
@@ -83,7 +71,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
         )
     if image is None and clip is None and first_frame_given:  # image-to-video of a text-to-video file's settings
         fields.pop("flow_shift", None)  # the file's was for the other kind: the checkpoint's or the official one
-    filled = fill_unset(args, {run_dest(field): value for field, value in fields.items()}, given)
+    filled = fill_unset(args, {run_dest(field): value for field, value in fields.items()}, given, stored.file)
     taken = {field for field in fields if run_dest(field) in filled}
     if args.prompt is None and not args.dry_run:  # else the video would be of the dry run's stand-in prompt
         raise RequestError(f"{stored.file.name} stores no prompt (the file was edited or damaged): give one with "
@@ -189,7 +177,9 @@ def _without_replaced_guidance(fields: dict, given: frozenset[str], method: str 
 def _taken_note(file: Path, version: str, taken: set[str], overridden: set[str], seed: object) -> str:
     """Which settings the file gave this run (as the settings table names them), and which flags replaced the
     file's."""
-    groups = {"prompt": ("prompt",), "seed": ("seed",), **_ROW_FIELDS}
+    from motif_lite.settings import ROW_FIELDS
+
+    groups = {"prompt": ("prompt",), "seed": ("seed",), **ROW_FIELDS}
     names = [name for name, fields in groups.items() if taken & set(fields)]
     shown = {"seed": f"seed {seed}", "negative": "negative prompt"}
     names = [shown.get(name, name) for name in names]
@@ -197,28 +187,6 @@ def _taken_note(file: Path, version: str, taken: set[str], overridden: set[str],
     if overridden:
         note += f"; your flags instead of the file's: {', '.join(sorted({run_flag(field) for field in overridden}))}"
     return note
-
-
-def settings_lines(settings: Settings, recalled: Recalled | None, given: frozenset[str]) -> list[str]:
-    """The settings table (`Settings.lines`) with each row's source as this command knows it: the file's for the
-    rows the file (`recalled`; None: none) decided, and "flag" for a row whose flag the command line gave (`given`,
-    by dest) at the official value, which `Settings` alone, judging by the value, calls the default."""
-    from motif_lite.settings import DEFAULT, FLAG
-
-    name = recalled.file.name if recalled is not None else None
-    file = f"file: {name}; " if name is not None else ""
-    head = f"settings (flag: given by you; {file}checkpoint: its config files; default: the official value):"
-    rows = []
-    for row, value, setting in settings.table():
-        fields = _ROW_FIELDS.get(row, ())
-        source, origin = setting.source, setting.origin
-        if recalled is not None and recalled.taken & set(fields):
-            replaced = sorted({run_flag(field) for field in fields if field in recalled.overridden})
-            source, origin = ("flag", f"{', '.join(replaced)} over {name}") if replaced else ("file", name)
-        elif source == DEFAULT and any(run_dest(field) in given for field in fields):
-            source = FLAG
-        rows.append(f"  {row:<12} {source:<10} {value}" + (f"  ({origin})" if origin else ""))
-    return [head, *rows]
 
 
 def recalled_model_notes(
