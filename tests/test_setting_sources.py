@@ -165,6 +165,17 @@ def test_a_clip_of_the_official_size_and_rate_still_shows_the_clip(tmp_path):
     assert (size.source, size.origin) == (FILE, "clip.mp4")  # was "default": the same values as the official ones
 
 
+def test_the_settings_file_is_nearer_than_the_clip(made, tmp_path):
+    # --settings-from's video fills the flags first: its size and rate are the ones used, and the source shown,
+    # though the clip holds a size and rate too.
+    clip = make_clip(tmp_path / "clip.mp4")
+    args = parsed("--settings-from", str(made), "--extend", str(clip))
+    settings_from_args(args)
+    clip = take_clip_defaults(args)
+    size = {name: setting for name, _, setting in settings_of(args, clip).table()}["size"]
+    assert (size.source, size.origin) == (FILE, "a_000.png")
+
+
 def test_the_run_summary_names_the_clip_too(checkpoint, tmp_path, capsys):
     clip = make_clip(tmp_path / "clip.mp4")
     code, out, err = run_cli(
