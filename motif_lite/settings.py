@@ -336,6 +336,7 @@ def resolve_settings(
     transformer: Setting[TransformerConfig] | None = None,
     dtype: Setting[torch.dtype] | None = None,
     first_step: int = 0,
+    *,
     audience: Audience = Audience.RUN_OR_PYTHON,
     given: Given = Given(),
 ) -> Settings:

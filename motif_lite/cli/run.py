@@ -260,7 +260,9 @@ def dry_run(
     dtype_setting = resolve_dtype(args.dtype, device if here else None)  # a GPU not here: its default is unknown
     dtype = dtype_setting.value
     given = run_inputs(args).given()  # the flags typed and the files under them: the table's sources
-    settings = resolve_settings(request, sources.configs, sources.transformer, dtype_setting, first_step(args), given)
+    settings = resolve_settings(
+        request, sources.configs, sources.transformer, dtype_setting, first_step(args), given=given
+    )
     print_notes([*sources.notes, *settings.notes])
     for label, truncation in prompts_cut(args.model, sources.root, settings.encoded_prompts).items():
         print(f"warning: {truncation.advice(label)}", file=sys.stderr)
