@@ -147,6 +147,20 @@ class _StageMeasures:
     reserved: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class _VideoRun:
+    """What one `generate` call fixed before its stages ran, passed to each stage whole: the request (its inputs
+    resolved) and its effective settings, where progress goes, where the work is kept, and the video's options."""
+
+    request: GenerationRequest
+    settings: Settings
+    progress: ProgressFn
+    keeper: LatentsFile | None = None  # None: the work is not kept (keep_latents=False, or a parallel rank > 0)
+    clip: Clip | None = None  # the clip `request.extend` names, as read once: its frames go first in the video
+    crf: int | None = None  # the video encoder's constant-rate factor (`write_video`; None: the codec's default)
+    stored_inputs: Mapping[str, str] | None = None  # what the file's settings say of the clip and the first frame
+
+
 def _plan_in_brief(plan: Plan) -> str:
     """A memory plan in a few words, for the pipeline's repr: the video it was made for, its budget and the blocks
     it streams (`plan.describe()` is the whole table)."""
@@ -350,31 +364,36 @@ class MotifVideoPipeline:
             settings = dataclasses.replace(settings, first_step=start.done)
         if self.warns_long_cpu_runs and self.device.type == "cpu":  # before hours of work start without a word
             self._warn_long_cpu_run(request, settings)
-        notes += [*self.notes, *settings.notes]
-        if resume is not None:  # as `run --resume` notes it: the rest of the video is not the one that run made
-            notes += other_model_notes(resume.run, self.model_flags(), "this pipeline's model")
-            notes += changed_file_notes(resume.run, self.model_flags())
+        notes += self._run_notes(settings, resume)
         progress = on_progress or (lambda stage, done, total: None)
         measures = _StageMeasures()
         begin = time.perf_counter()
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
+        run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs)
         with self._stage("encode", measures):
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
-            noise, cond = self._inputs(request, generator, progress, settings.guided, clip, input_image)
+            noise, cond = self._inputs(run, generator, input_image)
             del input_image  # a large photo's pixels are not held through the denoising
             on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         with self._stage("denoise", measures):
-            latents, record = self._sample_keeping_state(
-                request, noise, cond, settings, progress, on_denoised, start, keeper, stored_inputs
-            )
+            latents, record = self._sample_keeping_state(run, noise, cond, on_denoised, start)
         with self._stage("decode", measures):
             # An extension's video holds the clip's frames first, then the new ones (the clip's last frame once).
-            output = self.decode(request, latents, settings, progress, keeper, clip, crf, stored_inputs)
+            output = self.decode(run, latents)
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use
         measures.seconds["total"] = time.perf_counter() - begin
-        return self._result(output, request, notes, settings, measures, record, start, cond, clip)
+        return self._result(run, output, notes, measures, record, start, cond)
+
+    def _run_notes(self, settings: Settings, resume: SavedLatents | None) -> list[str]:
+        """What loading and the settings found worth knowing, and for a resumed run, how this pipeline's model
+        differs from that run's (as `run --resume` notes it: the rest of the video is not the one that run made)."""
+        notes = [*self.notes, *settings.notes]
+        if resume is not None:
+            notes += other_model_notes(resume.run, self.model_flags(), "this pipeline's model")
+            notes += changed_file_notes(resume.run, self.model_flags())
+        return notes
 
     def _warn_long_cpu_run(self, request: GenerationRequest, settings: Settings) -> None:
         """Log the estimate `motif-lite run` would ask about (`cpu_time_note`), in the Python API's keywords, when
@@ -386,20 +405,19 @@ class MotifVideoPipeline:
 
     def _result(
         self,
+        run: _VideoRun,
         output: Path,
-        request: GenerationRequest,
         notes: list[str],
-        settings: Settings,
         measures: _StageMeasures,
         record: DenoiseRecord,
         start: SamplingState | None,
         cond: Conditioning,
-        clip: Clip | None,
     ) -> GenerationResult:
         """What `generate` tells of the run it finished: its output and settings, and what it measured."""
+        settings = run.settings
         return GenerationResult(
             output=output,
-            request=request,
+            request=run.request,
             shift=settings.flow_shift.value,
             timings=measures.seconds,
             peak_rss_bytes=peak_rss(),
@@ -417,34 +435,30 @@ class MotifVideoPipeline:
             kernel_fallbacks=self.kernel_fallbacks(),
             resumed_at=None if start is None else start.done,
             image_size=cond.image_size,
-            clip_frames=None if clip is None else clip.frames,
+            clip_frames=None if run.clip is None else run.clip.frames,
             peak_reserved_bytes=max(measures.reserved.values(), default=None),
             stage_reserved_peaks=measures.reserved,
         )  # fmt: skip
 
     def _sample_keeping_state(
         self,
-        request: GenerationRequest,
+        run: _VideoRun,
         noise: torch.Tensor,
         cond: Conditioning,
-        settings: Settings,
-        progress: ProgressFn,
         on_denoised: StepCallback | None,
         start: SamplingState | None,
-        keeper: LatentsFile | None,
-        stored_inputs: Mapping[str, str] | None = None,
     ) -> tuple[torch.Tensor, DenoiseRecord]:
-        """`sample`, with its state saved to `keeper` (when given) every `save_state_every` seconds and when it
+        """`sample`, with its state saved to `run.keeper` (when given) every `save_state_every` seconds and when it
         stops early; not on inf/NaN, which a resumed run would meet again."""
         saver = None
-        if keeper is not None:
+        if run.keeper is not None:
 
             def saved(state: SamplingState) -> SavedLatents:
-                return self.saved_latents(request, state.latents, settings, state, stored_inputs)
+                return self.saved_latents(run, state.latents, state)
 
-            saver = StateSaver(keeper, saved, self.save_state_every, request.steps, start)
+            saver = StateSaver(run.keeper, saved, self.save_state_every, run.request.steps, start)
         try:
-            return self.sample(request, noise, cond, settings, progress, on_denoised, start, saver)
+            return self.sample(run.request, noise, cond, run.settings, run.progress, on_denoised, start, saver)
         except BaseException as exc:
             if saver is not None and not isinstance(exc, NonFiniteError):
                 _tell(exc, saver.save_on_failure())
@@ -499,16 +513,11 @@ class MotifVideoPipeline:
             measures.reserved[name] = torch.cuda.max_memory_reserved(self.device)
 
     def _inputs(
-        self,
-        request: GenerationRequest,
-        generator: torch.Generator,
-        progress: ProgressFn,
-        guided: bool,
-        clip: Clip | None,
-        input_image: PIL.Image.Image | None,
+        self, run: _VideoRun, generator: torch.Generator, input_image: PIL.Image.Image | None
     ) -> tuple[torch.Tensor, Conditioning]:
         """The initial noise (the generator's first draw, as in both reference pipelines), then the conditioning.
         In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
+        request = run.request
 
         def make() -> tuple[torch.Tensor, Conditioning]:
             if request.starts_from_frame and not self.text_encoder.can_encode_images:
@@ -516,7 +525,8 @@ class MotifVideoPipeline:
                     "image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint"
                 )
             noise = self.initial_noise(request, generator)
-            return noise, self.encode(request, noise, generator, progress, guided, clip, input_image)
+            guided = run.settings.guided
+            return noise, self.encode(request, noise, generator, run.progress, guided, run.clip, input_image)
 
         return make() if self.parallel is None else self.parallel.share(make)
 
@@ -697,47 +707,28 @@ class MotifVideoPipeline:
             record.step_cache = (cache.reused, cache.calls)
         return latents, record
 
-    def decode(
-        self,
-        request: GenerationRequest,
-        latents: torch.Tensor,
-        settings: Settings,
-        progress: ProgressFn,
-        keeper: LatentsFile | None = None,
-        clip: Clip | None = None,
-        crf: int | None = None,
-        stored_inputs: Mapping[str, str] | None = None,
-    ) -> Path:
-        """Stream decoded frames straight into the video file (one latent frame of pixels alive at a time). With
-        `keeper`, a decode that fails in any way (out of memory, inf/NaN, a full disk, Ctrl-C) does not lose the
-        sampling: the latents are saved there first, then the original error goes on, saying where they are and
-        how to decode them (`motif-lite decode`). `clip`: the clip `request.extend` names, whose frames go first.
-        `crf`: the video encoder's constant-rate factor (`write_video`; None: the codec's default). `stored_inputs`:
-        what the file's settings say of the clip and the first frame (`generate`'s)."""
+    def decode(self, run: _VideoRun, latents: torch.Tensor) -> Path:
+        """Stream decoded frames straight into `run`'s video file (one latent frame of pixels alive at a time), the
+        frames of `run.clip` first. With `run.keeper`, a decode that fails in any way (out of memory, inf/NaN, a full
+        disk, Ctrl-C) does not lose the sampling: the latents are saved there first, then the original error goes
+        on, saying where they are and how to decode them (`motif-lite decode`)."""
+        request = run.request
         output = user_path(request.output)
         try:
-            metadata = self._video_metadata(request, settings, stored_inputs)
             written = decode_video(
-                self.vae, latents, output, request.fps, metadata, progress, mode=self.vae_mode,
-                parallel=self.parallel, clip=clip, crf=crf,
+                self.vae, latents, output, request.fps, self._video_metadata(run), run.progress, mode=self.vae_mode,
+                parallel=self.parallel, clip=run.clip, crf=run.crf,
             )  # fmt: skip
         except BaseException as exc:
-            if keeper is not None:
-                _tell(exc, keep(keeper, self.saved_latents(request, latents, settings, stored_inputs=stored_inputs)))
+            if run.keeper is not None:
+                _tell(exc, keep(run.keeper, self.saved_latents(run, latents)))
             raise
         return written or output  # another name when output could not be replaced; None on parallel ranks > 0
 
-    def saved_latents(
-        self,
-        request: GenerationRequest,
-        latents: torch.Tensor,
-        settings: Settings,
-        state: SamplingState | None = None,
-        stored_inputs: Mapping[str, str] | None = None,
-    ) -> SavedLatents:
-        """`latents` with what writing their video needs, and the checkpoint, VAE file and dtype this run used;
-        with `state` (latents still being sampled), what going on from it needs too. `stored_inputs`: `generate`'s."""
-        sources = self.sources
+    def saved_latents(self, run: _VideoRun, latents: torch.Tensor, state: SamplingState | None = None) -> SavedLatents:
+        """`latents` with what writing `run`'s video needs, and the checkpoint, VAE file and dtype this run used;
+        with `state` (latents still being sampled), what going on from it needs too."""
+        request, sources = run.request, self.sources
         model = None if sources is None else findable(sources.model)
         vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
         vae_dtype = str(self.vae.post_quant_conv.weight.dtype).removeprefix("torch.")  # e.g. "bfloat16"
@@ -745,7 +736,7 @@ class MotifVideoPipeline:
         clip_path = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
         saved = SavedLatents(
             latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
-            self._video_metadata(request, settings, stored_inputs), model, vae, clip_path,
+            self._video_metadata(run), model, vae, clip_path,
         )  # fmt: skip
         if state is None:
             return saved
@@ -760,16 +751,14 @@ class MotifVideoPipeline:
         # checksum of the file its last frame, this run's first, came from.
         clip_checksum = None if request.extend is None else first_frame_sha256(request)
         image_checksum = None if image is None else image_sha256(image)
-        run = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": image_checksum,
-               "clip_sha256": clip_checksum}  # fmt: skip
+        checked = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": image_checksum,
+                   "clip_sha256": clip_checksum}  # fmt: skip
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
-                                   run=run)  # fmt: skip
+                                   run=checked)  # fmt: skip
 
-    def _video_metadata(
-        self, request: GenerationRequest, settings: Settings, stored_inputs: Mapping[str, str] | None = None
-    ) -> dict:
+    def _video_metadata(self, run: _VideoRun) -> dict:
         # Made when stored, not once per run: int8 attention that falls back while sampling makes the model "exact".
-        return jsonable(stored_settings(request, settings, self.model_metadata(), stored_inputs))
+        return jsonable(stored_settings(run.request, run.settings, self.model_metadata(), run.stored_inputs))
 
     def model_metadata(self) -> dict:
         """The model a video was made with, as its file stores it: `model_flags` with each file and folder by its
