@@ -70,6 +70,7 @@ from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.run_estimates import cpu_time_note
 from motif_lite.runtime.attention import AttentionBackend
 from motif_lite.runtime.compile import CompileHandle
+from motif_lite.runtime.forward import velocity_fns
 from motif_lite.runtime.host_memory import peak_rss
 from motif_lite.runtime.kernels import INT8_ATTENTION, FallbackOp, fallbacks
 from motif_lite.runtime.parallel import Parallel
@@ -666,35 +667,22 @@ class MotifVideoPipeline:
             first=first,
         )
 
-        # A parallel run splits each forward over the ranks (no step cache, no batched guidance there: load_pipeline).
-        model = self.transformer if self.parallel is None else self.parallel.transformer(self.transformer)
-
-        @torch.no_grad()
-        def forward(x: torch.Tensor, t: torch.Tensor, branches: tuple[bool, ...]) -> torch.Tensor:
-            hidden, text, text_mask, image_embeds = cond.inputs(x, branches)
-            t = t.repeat(len(branches))
-            if cache is None:
-                return model(hidden, t, text, text_mask, image_embeds)
-            names = tuple("cond" if branch else "uncond" for branch in branches)
-            return cache(on_step.next_step, hidden, t, text, text_mask, image_embeds, names)
-
-        def predict_velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
-            return forward(x, t, (conditional,))
-
-        def predict_guided(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return forward(x, t, (True, False)).chunk(2)
-
+        # The transformer's forward with this run's step cache, batched guidance and parallel split around it.
+        predict_velocity, predict_guided = velocity_fns(
+            self.transformer, cond.inputs, lambda: on_step.next_step,
+            cache=cache, parallel=self.parallel, batched=record.guidance_batch == 2,
+        )  # fmt: skip
         progress("denoise", first, request.steps)
         try:
             latents = denoise(
-                predict_velocity if self.parallel is None else self.parallel.velocity(predict_velocity),
+                predict_velocity,
                 noise,
                 schedule,
                 settings.solver,
                 guidance,
                 on_step,
                 on_denoised,
-                predict_guided=predict_guided if record.guidance_batch == 2 else None,
+                predict_guided=predict_guided,
                 start=start,
                 on_state=on_state,
             )
