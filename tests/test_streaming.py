@@ -27,6 +27,7 @@ from motif_lite.runtime.streaming import (
     apply_layer_streaming,
     layer_nbytes,
     place_text_encoder,
+    text_encoder_layer_lists,
 )
 from motif_lite.weights.quant_linear import QuantizedLinear
 
@@ -241,6 +242,38 @@ def test_a_text_encoder_that_fails_to_reach_the_device_is_offloaded():
     with pytest.raises(torch.OutOfMemoryError), text_encoder_placed(encoder, TextEncoderPlacement.DEVICE, "cpu"):
         pass
     assert offloaded == [True]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_a_streamed_text_encoder_gets_its_tensors_as_loaded_back_without_a_copy(tmp_path, monkeypatch, device):
+    # Streamed, the embeddings and norms visit the device once. The pipeline then removes the streaming and
+    # offloads the encoder, which swaps its tensors as loaded back in: a copy of them to the host in between (the
+    # real encoder's 1.3 GB embedding table) would be thrown away at once, a wasted device-to-host copy and a
+    # rise of host memory at the switch to sampling. On the CPU a move is no copy, so the moves are recorded (in
+    # this test only): on a GPU each one of a tensor outside the layers would be that copy. On CUDA each tensor
+    # must be the very one loaded.
+    from tiny_text import make_tiny_text_encoder
+
+    from motif_lite.encoders.text import load_text_encoder
+
+    make_tiny_text_encoder(tmp_path)
+    encoder = load_text_encoder(tmp_path, dtype=torch.float32)
+    plain, mask = encoder.encode(["a red fox"])
+    before = storage_ptrs(encoder.model)
+    config = StreamingConfig(device, staging=True)  # as the pipeline streams it (`text_encoder_placed`)
+    handle = place_text_encoder(encoder.model, TextEncoderPlacement.STREAMED, config)
+    assert encoder.model.text_model.embed_tokens.weight.device.type == device  # it did visit the device
+    in_layers = {t.data_ptr() for layers in text_encoder_layer_lists(encoder.model) for t in layers.parameters()}
+    outside = {t.data_ptr() for t in encoder.model.parameters()} - in_layers
+    moved, move = [], torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "to", lambda t, *a, **k: moved.append(t.data_ptr()) or move(t, *a, **k))
+    handle.remove()
+    monkeypatch.undo()
+    assert not outside & set(moved)  # no tensor outside the layers was copied back
+    assert storage_ptrs(encoder.model) == before  # the tensors as loaded, not copies of them
+    encoder.offload()
+    assert storage_ptrs(encoder.model) == before
+    assert torch.equal(encoder.encode(["a red fox"])[0][mask], plain[mask])
 
 
 def assert_rounding_equal(a: torch.Tensor, b: torch.Tensor) -> None:

@@ -78,22 +78,28 @@ def _tensor_slots(module: nn.Module) -> list[torch.Tensor]:
 
 @dataclass
 class _Placed:
-    """Tensors moved to the device once (resident layers, a model's tensors outside its layers), and the devices
-    they had before, for `restore`."""
+    """Tensors moved to the device once (resident layers, a model's tensors outside its layers), and where they
+    were before, for `restore`: their devices, and with `keep_originals` the tensors themselves."""
 
     slots: list[torch.Tensor]  # the live Parameter/buffer objects
     original_devices: list[torch.device]
+    originals: list[torch.Tensor] | None = None  # their `.data` before `on`, put back as they are (no copy)
 
     @classmethod
-    def on(cls, device: torch.device, slots: list[torch.Tensor]) -> _Placed:
-        """Move `slots` to `device` (their `.data`), remembering where each was."""
-        placed = cls(slots, [t.device for t in slots])
+    def on(cls, device: torch.device, slots: list[torch.Tensor], keep_originals: bool = False) -> _Placed:
+        """Move `slots` to `device` (their `.data`), remembering where each was; with `keep_originals` holding on
+        to the tensors they had too, so that `restore` puts those back instead of copying the device's back."""
+        placed = cls(slots, [t.device for t in slots], [t.data for t in slots] if keep_originals else None)
         for t in slots:
             t.data = t.data.to(device)
         return placed
 
     def restore(self) -> None:
-        """Each tensor back on the device it had before `on`."""
+        """Each tensor back on the device it had before `on`: the tensor it had, when kept."""
+        if self.originals is not None:
+            for t, original in zip(self.slots, self.originals, strict=True):
+                t.data = original
+            return
         for t, device in zip(self.slots, self.original_devices, strict=True):
             t.data = t.data.to(device)
 
@@ -388,11 +394,13 @@ class StreamingHandle:
 
 
 def _stream_with_rest(
-    root: nn.Module, sequences: list[Sequence[nn.Module]], config: StreamingConfig
+    root: nn.Module, sequences: list[Sequence[nn.Module]], config: StreamingConfig, keep_originals: bool = False
 ) -> StreamingHandle:
-    """Stream each sequence of layers, and move every other tensor of `root` to the device once."""
+    """Stream each sequence of layers, and move every other tensor of `root` to the device once (`_Placed.on`
+    with `keep_originals`)."""
     in_layers = {id(t) for layers in sequences for layer in layers for t in _tensor_slots(layer)}
-    others = _Placed.on(torch.device(config.device), [t for t in _tensor_slots(root) if id(t) not in in_layers])
+    rest = [t for t in _tensor_slots(root) if id(t) not in in_layers]
+    others = _Placed.on(torch.device(config.device), rest, keep_originals)
     return StreamingHandle([LayerStreamer(layers, config) for layers in sequences], others)
 
 
@@ -438,7 +446,10 @@ def place_text_encoder(
     """Place a text encoder `nn.Module` (e.g. `TextEncoder.model`). Returns a handle for STREAMED, else None.
 
     STREAMED streams every layer list (text and vision layers, each from the start), the embeddings and norms go
-    to the device once. DEVICE/CPU simply move the whole module.
+    to the device once; `remove` puts back the very tensors they had, not a copy of the device's: the encoder
+    keeps its weights as loaded anyway (`TextEncoder.offload`), so holding them costs no memory, and copying the
+    1.3 GB embedding table back would only make a host copy that `offload` throws away at once, at the moment the
+    run switches to sampling. DEVICE/CPU simply move the whole module.
     """
     if placement is TextEncoderPlacement.DEVICE:
         model.to(config.device)
@@ -446,4 +457,5 @@ def place_text_encoder(
     if placement is TextEncoderPlacement.CPU:
         model.to("cpu")
         return None
-    return _stream_with_rest(model, [list(layers) for layers in text_encoder_layer_lists(model)], config)
+    layer_lists = [list(layers) for layers in text_encoder_layer_lists(model)]
+    return _stream_with_rest(model, layer_lists, config, keep_originals=True)
