@@ -381,7 +381,7 @@ class MotifVideoPipeline:
             latents, record = self._sample_keeping_state(run, noise, cond, on_denoised, start)
         with self._stage("decode", measures):
             # An extension's video holds the clip's frames first, then the new ones (the clip's last frame once).
-            output = self.decode(run, latents)
+            output = self._decode(run, latents)
         if keeper is not None:
             keeper.remove()  # the video is written: the run's saved state is of no more use
         measures.seconds["total"] = time.perf_counter() - begin
@@ -455,7 +455,7 @@ class MotifVideoPipeline:
         if run.keeper is not None:
 
             def saved(state: SamplingState) -> SavedLatents:
-                return self.saved_latents(run, state.latents, state)
+                return self._saved_latents(run, state.latents, state)
 
             saver = StateSaver(run.keeper, saved, self.save_state_every, run.request.steps, start)
         try:
@@ -695,7 +695,7 @@ class MotifVideoPipeline:
             record.step_cache = (cache.reused, cache.calls)
         return latents, record
 
-    def decode(self, run: _VideoRun, latents: torch.Tensor) -> Path:
+    def _decode(self, run: _VideoRun, latents: torch.Tensor) -> Path:
         """Stream decoded frames straight into `run`'s video file (one latent frame of pixels alive at a time), the
         frames of `run.clip` first. With `run.keeper`, a decode that fails in any way (out of memory, inf/NaN, a full
         disk, Ctrl-C) does not lose the sampling: the latents are saved there first, then the original error goes
@@ -709,11 +709,11 @@ class MotifVideoPipeline:
             )  # fmt: skip
         except BaseException as exc:
             if run.keeper is not None:
-                _tell(exc, keep(run.keeper, self.saved_latents(run, latents)))
+                _tell(exc, keep(run.keeper, self._saved_latents(run, latents)))
             raise
         return written or output  # another name when output could not be replaced; None on parallel ranks > 0
 
-    def saved_latents(self, run: _VideoRun, latents: torch.Tensor, state: SamplingState | None = None) -> SavedLatents:
+    def _saved_latents(self, run: _VideoRun, latents: torch.Tensor, state: SamplingState | None = None) -> SavedLatents:
         """`latents` with what writing `run`'s video needs, and the checkpoint, VAE file and dtype this run used;
         with `state` (latents still being sampled), what going on from it needs too."""
         request, sources = run.request, self.sources
