@@ -1,5 +1,5 @@
 """The forty-first mutation pass's tests (docs/testing.md) of io/clip.py and io/video.py: behaviours no test
-reached, each failing with the mutant that showed the gap (weights/lora.py's: test_mutants41_lora.py)."""
+reached, each failing with the mutant that showed the gap."""
 
 from __future__ import annotations
 
