@@ -536,7 +536,10 @@ def _checked_clip(
     if frames is not None and frames <= TEMPORAL_FACTOR:
         raise RequestError(f"going on from a clip needs {_frames_flag(TEMPORAL_FACTOR + 1, audience)} or more: with "
                            f"{frames} the first frame conditions nothing and no new frame follows it")  # fmt: skip
-    clip = read if read is not None and read.path == user_path(request.extend) else read_clip(request.extend)
+    if read is not None and read.path == user_path(request.extend):
+        clip = read
+    else:
+        clip = read_clip(request.extend, audience=audience)
     if not size_ok and (clip.width, clip.height) == (request.width, request.height):  # the clip's own size is wrong
         raise _ClipSizeError(f"{clip.path.name} is {clip.width}x{clip.height}: {_clip_size_fix(clip, audience)}")
     if size_ok and (clip.width, clip.height) != (request.width, request.height):
@@ -555,6 +558,7 @@ class _ClipSizeError(RequestError):
 def _clip_size_fix(clip: Clip, audience: Audience) -> str:
     """What to do about a clip whose size differs from the request's: its size, when the model can make it, else
     the ffmpeg command that resizes the clip to the nearest size it can."""
+    from motif_lite.io.clip import go_on_from_it
     from motif_lite.io.staging import is_frame_sequence
 
     if clip.width % SIZE_MULTIPLE == 0 and clip.height % SIZE_MULTIPLE == 0:
@@ -569,7 +573,8 @@ def _clip_size_fix(clip: Clip, audience: Audience) -> str:
     encoding = "-start_number 0" if is_frame_sequence(clip.path) else "-crf 18"
     return (
         f"the model makes sides in multiples of {SIZE_MULTIPLE}: resize the clip first, e.g. ffmpeg -i "
-        f"{shlex.quote(str(clip.path))} -vf scale={width}:{height} {encoding} {shlex.quote(resized)}, and extend that"
+        f"{shlex.quote(str(clip.path))} -vf scale={width}:{height} {encoding} {shlex.quote(resized)}, "
+        f"{go_on_from_it(audience)}"
     )
 
 
@@ -593,7 +598,7 @@ def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, au
         notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
                      f"only); put it back with ffmpeg -i {shlex.quote(str(output))} -i {shlex.quote(str(clip.path))} "
                      "-map 0:v -map 1:a -c:v copy with-sound.mp4")  # fmt: skip
-    if (note := hdr_note(clip)) is not None:
+    if (note := hdr_note(clip, audience=audience)) is not None:
         notes.append(note)
     return notes
 

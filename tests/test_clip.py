@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 
 import motif_lite
@@ -57,6 +58,32 @@ def test_a_video_of_one_frame_known_is_refused_as_one_counted(tmp_path):
     for frames in (None, 1):
         with pytest.raises(ClipError, match="still.mp4 has 1 frame: there is nothing to go on from"):
             read_clip(video, frames=frames)
+
+
+def test_the_clip_messages_say_what_to_do_in_run_words_by_default_and_in_api_words_for_the_server(tmp_path):
+    # The server asks for the API's words (`audience=`): its client uploaded the file, and has no -i nor --extend.
+    from motif_lite.errors import Audience
+    from motif_lite.io.clip import Clip, ClipError, hdr_note, read_clip
+    from motif_lite.io.video import write_video
+
+    image = tmp_path / "fox.jpg"
+    PIL.Image.new("RGB", (48, 32)).save(image)
+    still = write_video(np.zeros((1, 32, 48, 3), dtype=np.uint8), tmp_path / "still.mp4", 12.0)
+    hdr = Clip(tmp_path / "phone.mov", 5, 48, 32, 30.0, hdr="HLG")
+    run_words = ["fox.jpg is one image, not a clip: to start a video from it use -i", "start image-to-video from it "
+                 "with -i instead", ", and extend that"]  # fmt: skip
+    api_words = ["fox.jpg is one image, not a clip: to start a video from it, send it as input_reference",
+                 "start image-to-video from such a frame with input_reference instead", ", and send that"]  # fmt: skip
+    for audience, (one_image, one_frame, go_on) in [(None, run_words), (Audience.API, api_words)]:
+        given = {} if audience is None else {"audience": audience}
+        with pytest.raises(ClipError) as refused:
+            read_clip(image, **given)
+        assert str(refused.value).startswith(one_image)
+        assert ("-i " in str(refused.value)) is (audience is None)  # nor a path of the server's disk
+        with pytest.raises(ClipError) as refused:
+            read_clip(still, **given)
+        assert str(refused.value).endswith(one_frame)
+        assert hdr_note(hdr, **given).endswith(go_on)
 
 
 def test_a_clip_read_to_its_end_or_stopped_early_leaves_no_pipe_to_the_garbage_collector(tmp_path):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from motif_lite.server.clip_upload import UNNAMED, UploadedClip, in_upload_words, save_upload, upload_names
+from motif_lite.server.clip_upload import UNNAMED, UploadedClip, save_upload, upload_names
+from motif_lite.server.extension import renamed
 from motif_lite.server.schema import ApiError
 
 HDR = "/data/inputs/job1.mp4 is HDR: convert it: ffmpeg -i job1.mp4 -vf zscale job1-sdr.mp4"
@@ -18,7 +19,7 @@ HDR = "/data/inputs/job1.mp4 is HDR: convert it: ffmpeg -i job1.mp4 -vf zscale j
 def said(filename: str | None) -> str:
     """`HDR`, a message about the job's copy of the upload, as the client that sent it as `filename` reads it."""
     names = upload_names(Path("/data/inputs/job1.mp4"), UploadedClip.of(BytesIO(), filename), Path("/data/v.mp4"))
-    return in_upload_words(HDR, names)
+    return renamed(HDR, names)
 
 
 def test_a_windows_clients_path_is_named_by_its_file_name():

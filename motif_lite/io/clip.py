@@ -23,7 +23,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import Audience, MotifLiteError
 from motif_lite.io.container_ends import cut_short_by_its_sizes, ends_a_png
 from motif_lite.io.ffmpeg import (
     OWN_PROCESS_GROUP,
@@ -85,19 +85,20 @@ class Clip:
         return f"{self.path.name} ({self.frames} frames, {self.width}x{self.height} at {self.fps:g} fps)"
 
 
-def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
+def read_clip(path: str | Path, *, frames: int | None = None, audience: Audience = Audience.RUN_OR_PYTHON) -> Clip:
     """The clip at `path`, checked: it exists, is a video (or a PNG sequence) and has more than one frame; decodes
     it once to count its frames (a second or two for a 5-second 720p clip). `ClipError` with what to do otherwise.
     `frames`: a video file's frame count where the caller knows it (the server, of a video it wrote): the file is
     then checked from its container's sizes and ffmpeg's header alone, not decoded to count them. A PNG sequence's
-    frames are counted from its files either way (no pixels are read)."""
+    frames are counted from its files either way (no pixels are read). `audience`: whom the messages about an image
+    given as the clip speak to: run's `-i FILE` is the API's `input_reference` (for a file a client uploaded)."""
     if blank := blank_path_problem(path, "the clip to extend", "give the path of a video, or leave extend out (None)"):
         raise ClipError(blank)
     if (fix := url_fix(str(path), "--extend", "clip.mp4")) is not None:  # not "not found: https:/..."
         raise ClipError(f"the clip to extend, {path}, is a URL; motif-lite reads local files only: {fix}")
     path = user_path(path)
     if is_frame_sequence(path):
-        return _read_png_sequence(path)
+        return _read_png_sequence(path, audience)
     if path.is_dir():
         raise ClipError(_folder_given(path))
     if _is_image_pattern(path) and not path.is_file():  # `frames/fox_%03d.jpg`
@@ -106,18 +107,25 @@ def read_clip(path: str | Path, *, frames: int | None = None) -> Clip:
         windows = windows_path_problem(str(path))
         raise ClipError(f"the clip to extend: {windows}" if windows else f"the clip to extend was not found: {path}")
     if path.suffix.lower() == ".png" or _is_image(path):
-        sequence = _sequence_pattern(path.parent, like=path.name)
-        pattern = (
-            f"for the PNG sequence it is a frame of, give its pattern, --extend {quoted(sequence)}"
-            if sequence
-            else "for a PNG sequence give its pattern (e.g. fox_%03d.png)"
-        )  # the server's words match this
-        raise ClipError(f"{path.name} is one image, not a clip: to start a video from it use -i {quoted(path)}; "
-                        f"{pattern}")  # fmt: skip
+        raise ClipError(f"{path.name} is one image, not a clip: {_image_fix(path, audience)}")
     try:
-        return _read_video_file(path, frames)
+        return _read_video_file(path, frames, audience)
     except PermissionError as exc:  # was a traceback from the check of its sizes
         raise ClipError(f"cannot read the clip to extend, {path}: {exc.strerror}") from None
+
+
+def _image_fix(path: Path, audience: Audience) -> str:
+    """What to do with an image given as the clip: start a video from it; or give the pattern of its PNG sequence
+    (an uploaded file is one file: the API's client has no sequence to give)."""
+    if audience is Audience.API:
+        return "to start a video from it, send it as input_reference"
+    sequence = _sequence_pattern(path.parent, like=path.name)
+    pattern = (
+        f"for the PNG sequence it is a frame of, give its pattern, --extend {quoted(sequence)}"
+        if sequence
+        else "for a PNG sequence give its pattern (e.g. fox_%03d.png)"
+    )
+    return f"to start a video from it use -i {quoted(path)}; {pattern}"
 
 
 def _folder_given(folder: Path) -> str:
@@ -177,17 +185,24 @@ def _sequence_pattern(folder: Path, like: str | None = None) -> Path | None:
     return folder / f"{prefix}{digits}{after}{suffix}"
 
 
-def hdr_note(clip: Clip) -> str | None:
+def hdr_note(clip: Clip, *, audience: Audience = Audience.RUN_OR_PYTHON) -> str | None:
     """A note for an HDR clip (a phone's, recorded in HLG): ffmpeg turns its frames into RGB as stored, without tone
     mapping, so they look washed out in the longer video, which is SDR, and the new frames go on from that look;
-    with the command that makes an SDR copy. None for other clips."""
+    with the command that makes an SDR copy, and what to do with it (`go_on_from_it`). None for other clips."""
     if clip.hdr is None:
         return None
     sdr = clip.path.with_name(f"{clip.path.stem}-sdr.mp4")
     return (f"{clip.path.name} is HDR video ({clip.hdr}, as phones often record): its frames are read without tone "
             "mapping, so they look washed out in the longer video (SDR), and the new frames go on from that "
             f"look; convert it to SDR first, ffmpeg -i {quoted(clip.path)} -vf {TO_SDR} -crf 18 {quoted(sdr)}, "
-            "and extend that")  # fmt: skip
+            f"{go_on_from_it(audience)}")  # fmt: skip
+
+
+def go_on_from_it(audience: Audience) -> str:
+    """The end of a message that gives the command making a fixed copy of the clip: go on from the copy. A run's
+    user extends it (`--extend`, `extend=`); the API's client sends it (as `extend`, or `video` on the extensions
+    route: either field)."""
+    return "and send that" if audience is Audience.API else "and extend that"
 
 
 def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
@@ -273,7 +288,7 @@ def joined_frames(clip: Clip, new: Iterable[torch.Tensor]) -> Iterator[torch.Ten
             yield chunk
 
 
-def _read_video_file(path: Path, frames: int | None) -> Clip:
+def _read_video_file(path: Path, frames: int | None, audience: Audience) -> Clip:
     import imageio_ffmpeg
 
     find_ffmpeg()
@@ -290,7 +305,7 @@ def _read_video_file(path: Path, frames: int | None) -> Clip:
                         "a video such as an .mp4 motif-lite wrote") from None  # fmt: skip
     width, height = meta["size"]
     if frames < 2:
-        raise _one_frame(path, frames)
+        raise _one_frame(path, frames, audience)
     fps = _rate_written(path) or float(meta.get("fps") or DEFAULT_FPS)
     hdr = next((kind for name, kind in HDR_TRANSFERS.items() if name in str(meta.get("pix_fmt"))), None)
     return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")), hdr=hdr)
@@ -344,7 +359,7 @@ def _rate_written(path: Path) -> float | None:
     return float(fps) if isinstance(fps, int | float) and not isinstance(fps, bool) and fps > 0 else None
 
 
-def _read_png_sequence(pattern: Path) -> Clip:
+def _read_png_sequence(pattern: Path, audience: Audience) -> Clip:
     number = _first_frame_number(pattern)
     if number is None:
         low, high = (frame_file(pattern, n).name for n in (FIRST_FRAME_NUMBERS[0], FIRST_FRAME_NUMBERS[-1]))
@@ -352,7 +367,7 @@ def _read_png_sequence(pattern: Path) -> Clip:
                         "where a sequence may start)")  # fmt: skip
     numbers = _frame_numbers(pattern, number)
     if len(numbers) < 2:
-        raise _one_frame(pattern, len(numbers))
+        raise _one_frame(pattern, len(numbers), audience)
     first = frame_file(pattern, number)
     (width, height), fps = _png_header(first)
     # Every frame's header (no pixels: cheap): one of another size, or not an image, would fail the writing of the
@@ -397,9 +412,11 @@ def _png_header(file: Path) -> tuple[tuple[int, int], float]:
     return size, fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
 
 
-def _one_frame(path: Path, frames: int) -> ClipError:
+def _one_frame(path: Path, frames: int, audience: Audience) -> ClipError:
+    start = ("start image-to-video from such a frame with input_reference instead" if audience is Audience.API
+             else "start image-to-video from it with -i instead")  # fmt: skip
     return ClipError(f"{path.name} has {frames} frame{'s' if frames != 1 else ''}: there is nothing to go on from "
-                     "but an image; start image-to-video from it with -i instead")  # fmt: skip
+                     f"but an image; {start}")  # fmt: skip
 
 
 def _read_png(file: Path) -> np.ndarray:

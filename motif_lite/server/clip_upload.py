@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from motif_lite.errors import Audience
 from motif_lite.io.clip import Clip, ClipError, read_clip
 from motif_lite.server.extension import renamed
 from motif_lite.server.schema import ApiError, MiB
@@ -69,27 +70,17 @@ def read_upload(path: Path, upload: UploadedClip, max_pixels: int, names: dict[s
     """The uploaded video at `path`, read and checked as `motif-lite run --extend` reads its clip: a video (or an
     animated GIF or WebP) ffmpeg reads, not cut short, with more than one frame. Its size is taken from ffmpeg's header
     first and refused over `max_pixels` (no frame of it is decoded then); only then are its frames counted, which
-    decodes it once (a second or two for 5 s at 720p). 400 with `param` extend, the message in the client's
-    `names`."""
+    decodes it once (a second or two for 5 s at 720p). 400 with `param` extend, the message in the API's
+    words and the client's `names`."""
     try:
-        header = read_clip(path, frames=2)  # the container's sizes and ffmpeg's header: frames not counted yet
+        # The container's sizes and ffmpeg's header: frames not counted yet.
+        header = read_clip(path, frames=2, audience=Audience.API)
         if header.width * header.height > max_pixels:
             raise upload_error(f"extend: {upload.name} is {header.width}x{header.height}, more than the "
                                f"{max_pixels:,} pixels a frame this server takes")  # fmt: skip
-        return read_clip(path)
+        return read_clip(path, audience=Audience.API)
     except ClipError as exc:
-        raise upload_error(f"extend: {in_upload_words(str(exc), names)}") from None
-
-
-def in_upload_words(text: str, names: dict[str, str]) -> str:
-    """A message of `read_clip` or of the request's checks, about the upload instead of a file of the user's disk:
-    the server's names as the client's, and `-i FILE` (run's first-frame image) as `input_reference`."""
-    text = re.sub(r"to start a video from it use -i \S+; for a PNG sequence give its pattern \(e\.g\. fox_%03d\.png\)",
-                  "to start a video from it, send it as input_reference", text)  # fmt: skip
-    text = text.replace("start image-to-video from it with -i instead", "start image-to-video from such a frame with "
-                        "input_reference instead")  # fmt: skip
-    text = text.replace(", and extend that", ", and send that")  # `extend` the field's name, on either route
-    return renamed(text, names)
+        raise upload_error(f"extend: {renamed(str(exc), names)}") from None
 
 
 def upload_names(clip: Path, upload: UploadedClip, output: Path) -> dict[str, str]:

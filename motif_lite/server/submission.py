@@ -17,7 +17,6 @@ from motif_lite.errors import Audience, MotifLiteError, shown
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.clip_upload import (
     UploadedClip,
-    in_upload_words,
     read_upload,
     save_upload,
     upload_names,
@@ -91,7 +90,7 @@ class JobSubmitter:
             fields, capped = within_max_video(source.fields, config.max_video)
 
             def worded(text: str) -> str:  # a message or note of the checks, with the client's names of its files
-                return in_upload_words(text, names) if upload is not None else renamed(text, names)
+                return renamed(text, names)
 
             request = GenerationRequest(**fields, image=image_path, extend=source.path, output=output)
             resolved, notes, run_settings = _resolved_for_api(request, clip, body, worker.pipe, worded)
@@ -172,7 +171,7 @@ class _SourceVideo:
 
     path: Path | None  # the job's own file of it, where the worker reads it
     clip: Clip | None  # that file, read and checked as `motif-lite run --extend` reads it
-    names: dict[str, str]  # its file names -> what a client calls them, for messages (`renamed`, `in_upload_words`)
+    names: dict[str, str]  # its file names -> what a client calls them, for messages (`renamed`)
     uploaded: dict[str, str] | None  # an uploaded video's record, {name, sha256}
     fields: dict[str, Any]  # the body's request fields, with the video's size and rate where the body gives none
 
