@@ -20,7 +20,8 @@ from gguf import quants as gguf_quants
 from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
-from motif_lite.paths import file_in_the_way, user_path
+from motif_lite.io.staging import output_folder_problem
+from motif_lite.paths import user_path
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
 
@@ -222,12 +223,8 @@ def check_output(
         raise ConfigError(f"{out} is the source file; write the new file under another name (-o)")
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it (in Python force=True)")
-    if (blocker := file_in_the_way(out.parent)) is not None:
-        raise ConfigError(f"output folder {out.parent} cannot be made: {blocker} is a file, not a folder: write to "
-                          "another folder")  # fmt: skip
-    if not out.parent.is_dir():
-        folder = shlex.quote(str(out.parent))
-        raise ConfigError(f"output folder {out.parent} does not exist; create it first (mkdir -p {folder})")
+    if (problem := output_folder_problem(out.parent, "output folder")) is not None:
+        raise ConfigError(problem)
     return out
 
 
