@@ -27,7 +27,6 @@ from motif_lite.weights.safetensors_files import (
     missing_shards,
     shard_files,
     shard_of_several,
-    unindexed_shards,
 )
 from motif_lite.weights.safetensors_header import HeaderTensor, SafetensorsHeader, read_header
 from motif_lite.weights.shapes import comfy_prefix
@@ -275,16 +274,12 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
 def _folder_files(folder: Path, component: Component) -> tuple[list[Path], str | None]:
     """The weight files of a folder as a run finds them (`find_weight_files`), and a note where they are shards
     without their .index.json (`unindexed_shards`), which are read together."""
-    candidates = sorted(folder.glob("*.safetensors"))
-    indexed = any(folder.glob("*.safetensors.index.json")) or (folder / component.weights_file).is_file()
-    if indexed or len(candidates) < 2:
-        return find_weight_files(folder, component.weights_file), None
-    shards = unindexed_shards(folder, candidates)
-    if shards is None:
-        raise CheckpointError(_several_files(folder, candidates))
-    return shards, (
-        f"note: {folder} has no .safetensors.index.json; its {len(shards)} shards ({shards[0].name} ... "
-        f"{shards[-1].name}) are read together"
+    files = find_weight_files(folder, component.weights_file, several=_several_files)
+    if len(files) < 2 or any(folder.glob("*.safetensors.index.json")):
+        return files, None
+    return files, (
+        f"note: {folder} has no .safetensors.index.json; its {len(files)} shards ({files[0].name} ... "
+        f"{files[-1].name}) are read together"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +33,14 @@ class TensorRef:
             raise CheckpointError(f"cannot read tensor {self.name!r} from {self.file}: {exc}") from None
 
 
-def weight_files(folder: Path, single: str = WEIGHTS_NAME) -> tuple[list[Path], Path | None]:
+def weight_files(
+    folder: Path, single: str = WEIGHTS_NAME, several: Callable[[Path, list[Path]], str] | None = None
+) -> tuple[list[Path], Path | None]:
     """The safetensors files a model folder should hold, there or not, and the index naming them: the shards of its
     `*.safetensors.index.json`, else `single`, else its shards without their index (`unindexed_shards`), else its one
     `*.safetensors` under another name; `single` when it holds none. Raises `CheckpointError` for an index that
-    cannot be read, shards some of which are missing, or several unrelated files and no index."""
+    cannot be read, shards some of which are missing, or several unrelated files and no index (the message
+    `several(folder, files)` where given: each caller has its own advice)."""
     indexes = sorted(folder.glob("*.safetensors.index.json"))
     if indexes:
         return index_shards(indexes[0]), indexes[0]
@@ -48,6 +52,8 @@ def weight_files(folder: Path, single: str = WEIGHTS_NAME) -> tuple[list[Path], 
         return shards, None
     if len(candidates) == 1:
         return candidates, None
+    if several is not None:
+        raise CheckpointError(several(folder, candidates))
     raise CheckpointError(f"{folder} holds several .safetensors files and no .index.json saying how they fit")
 
 
@@ -85,9 +91,11 @@ def unindexed_shards(folder: Path, files: list[Path]) -> list[Path] | None:
     return files
 
 
-def find_weight_files(folder: Path, single: str = WEIGHTS_NAME) -> list[Path]:
+def find_weight_files(
+    folder: Path, single: str = WEIGHTS_NAME, several: Callable[[Path, list[Path]], str] | None = None
+) -> list[Path]:
     """The safetensors files of a model folder (`weight_files`), every one of them there; else `CheckpointError`."""
-    files, index = weight_files(folder, single)
+    files, index = weight_files(folder, single, several)
     if index is not None:
         return _present(files, index)
     if not files[0].is_file():
