@@ -27,10 +27,10 @@ SUPPORTED_TYPES = tuple(K_QUANTIZERS) + GGUF_PY_TYPES
 _CHUNK_BLOCKS = 512
 
 
-def byte_shape(shape: tuple[int, ...], qtype: GGMLQuantizationType) -> tuple[int, ...]:
-    """Shape of the raw uint8 blocks for a float tensor of `shape` stored as `qtype`."""
-    block_size, type_size = GGML_QUANT_SIZES[qtype]
-    return (*shape[:-1], shape[-1] // block_size * type_size)
+# byte_shape(shape, qtype): the shape of the raw uint8 blocks for a float tensor of `shape` stored as `qtype`.
+# gguf-py's own (since 0.17, the floor); it raises ValueError for a row of partial blocks, which every caller
+# has refused or replaced first (`quantize_tensor`, the plans' `fit_row`).
+byte_shape = gguf_quants.quant_shape_to_byte_shape
 
 
 def quantize_tensor(

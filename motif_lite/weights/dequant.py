@@ -9,10 +9,12 @@ Layouts follow ggml's `block_*` structs (ggml-common.h); fp16 fields are little-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+from gguf.quants import quant_shape_to_byte_shape
 
 from motif_lite.errors import CheckpointError
 
@@ -206,16 +208,15 @@ def check_supported(qtype: int, name: str = "tensor") -> GGMLQuantizationType:
 
 def packed_nbytes(qtype: int, shape: Sequence[int], name: str = "tensor") -> int:
     """Bytes that a tensor of logical `shape` takes in `qtype`; the last dim must be whole blocks."""
-    block_size, type_size = GGML_QUANT_SIZES[check_supported(qtype, name)]
-    numel = 1
-    for dim in shape:
-        numel *= int(dim)
-    if not shape or int(shape[-1]) % block_size:
+    qtype = check_supported(qtype, name)
+    shape = tuple(int(dim) for dim in shape)  # a header's numpy integers as ints
+    block_size = GGML_QUANT_SIZES[qtype][0]
+    if not shape or shape[-1] % block_size:
         raise CheckpointError(
-            f"{name}: shape {tuple(shape)} does not fit {qtype_name(qtype)}: "
+            f"{name}: shape {shape} does not fit {qtype_name(qtype)}: "
             f"the last dimension must be a multiple of the block size {block_size}"
         )
-    return numel // block_size * type_size
+    return math.prod(quant_shape_to_byte_shape(shape, qtype))
 
 
 def dequantize(
