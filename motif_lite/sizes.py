@@ -19,6 +19,7 @@ from motif_lite.units import memory_size
 from motif_lite.vae import WanVAEConfig
 from motif_lite.weights.float8 import FLOAT8_DTYPES, is_companion
 from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.safetensors_files import SAFETENSORS_DTYPES
 from motif_lite.weights.safetensors_header import read_header
 from motif_lite.weights.shapes import build_model, expected_shapes
 
@@ -188,15 +189,9 @@ def stored_bytes(files: list[Path], dtype: torch.dtype) -> int:
             with safe_open(str(path), framework="pt") as f:
                 for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                     tensor = f.get_slice(name)
-                    stored = _SAFETENSORS_DTYPES.get(tensor.get_dtype())
+                    stored = SAFETENSORS_DTYPES.get(tensor.get_dtype())
                     itemsize = dtype.itemsize if stored is None or stored.is_floating_point else stored.itemsize
                     total += math.prod(tensor.get_shape()) * itemsize
         except Exception as exc:  # safetensors raises its own error types for corrupt files
             raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {exc}") from exc
     return total
-
-
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
-    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
-}  # fmt: skip

@@ -20,9 +20,10 @@ from motif_lite.io.latents import latents_given_as
 from motif_lite.json_values import read_json_object
 from motif_lite.paths import user_path
 from motif_lite.weights.dequant import dequantize
-from motif_lite.weights.float8 import FLOAT8_DTYPES, is_companion, kept_scale_shape, weight_scales, widened
+from motif_lite.weights.float8 import is_companion, kept_scale_shape, weight_scales, widened
 from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf
 from motif_lite.weights.safetensors_files import (
+    SAFETENSORS_DTYPES,
     find_weight_files,
     missing_shards,
     shard_files,
@@ -127,8 +128,7 @@ def _under(prefix: str, by_name: dict[str, T]) -> dict[str, T]:
 
 
 # safetensors' names of the float dtypes a source can quantize.
-_FLOAT_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
-_FLOAT_DTYPES |= FLOAT8_DTYPES
+_FLOAT_DTYPES = {name: dtype for name, dtype in SAFETENSORS_DTYPES.items() if dtype.is_floating_point}
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,10 @@ from torch import nn
 
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.weights.modules import replace_module
+from motif_lite.weights.safetensors_files import SAFETENSORS_DTYPES
 
 # safetensors' names of the fp8 dtypes torch computes with.
-FLOAT8_DTYPES = {"F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2}
+FLOAT8_DTYPES = {name: SAFETENSORS_DTYPES[name] for name in ("F8_E4M3", "F8_E5M2")}
 SCALED_MARKER = "scaled_fp8"  # an empty tensor the older scaled files carry
 _WEIGHT_SCALES = (".scale_weight", ".weight_scale")  # older, newer naming: `<layer>` + suffix
 _NOT_READ = (".scale_input", ".input_scale", ".comfy_quant")

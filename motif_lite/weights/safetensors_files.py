@@ -14,6 +14,13 @@ from motif_lite.errors import CheckpointError, listed, shown
 from motif_lite.json_values import read_json_object
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+# safetensors' names of the dtypes torch has (weights/safetensors_header.py's DTYPE_BYTES also sizes those it may
+# lack). Here, not in safetensors_header.py, which reads headers without importing torch.
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
