@@ -12,6 +12,7 @@ from gguf import GGMLQuantizationType
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.weights.gguf_file import EXPECTED_ARCH, TEXT_ENCODER_ARCH
+from motif_lite.weights.gguf_loader import CONFIG_KEY
 
 from .recipes import get_recipe, plan_types, tensor_class
 from .text_recipes import get_text_recipe, plan_text_types, text_tensor_class
@@ -132,7 +133,7 @@ TRANSFORMER = Component(
     folder="transformer",
     weights_file="diffusion_pytorch_model.safetensors",
     arch=EXPECTED_ARCH,
-    config_key=f"{EXPECTED_ARCH}.config_json",
+    config_key=CONFIG_KEY,  # as the loader reads it
     get_recipe=get_recipe,
     plan=plan_types,
     tensor_class=tensor_class,

@@ -20,7 +20,7 @@ from motif_lite.devices import checked_device
 from motif_lite.errors import CheckpointError
 from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.weights.gguf_file import GGUFCheckpoint, PackedTensor, read_gguf
+from motif_lite.weights.gguf_file import EXPECTED_ARCH, GGUFCheckpoint, PackedTensor, read_gguf
 from motif_lite.weights.keymap import to_model_names
 from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
 from motif_lite.weights.shapes import (
@@ -33,7 +33,7 @@ from motif_lite.weights.shapes import (
 )
 
 # The transformer's config.json, stored as a string by `python -m motif_lite.quantize`.
-CONFIG_KEY = "motif_video.config_json"
+CONFIG_KEY = f"{EXPECTED_ARCH}.config_json"
 
 
 @dataclass(frozen=True)
