@@ -34,6 +34,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from motif_lite.errors import MotifLiteError, counted, shown
+from motif_lite.io.file_kinds import PICKLE_SUFFIXES, file_kind, starts_as_gguf
 from motif_lite.json_values import NotAJSONObject, is_finite_number, parse_json_object
 from motif_lite.paths import user_path
 from motif_lite.weights.float8 import Float8Linear
@@ -55,7 +56,6 @@ _KEY = re.compile(
 _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
 # The text encoder's layers in a LoRA trained with it: diffusers' `text_encoder.`, kohya's `lora_te_` / `lora_te1_`.
 _TEXT_ENCODER = re.compile(r"^(?:text_encoder(?:_\d)?\.|lora_te\d?_)")
-_PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 # Tensor names of files that are not a plain LoRA (they would need their own math or loader): what the file is,
 # and what to do instead.
 _MERGE_IT = (
@@ -334,7 +334,7 @@ def _lora_file(path: Path) -> Path:
     files = sorted(path.glob("*.safetensors"))
     if len(files) == 1:
         return files[0]
-    pickles = sorted(f for f in path.iterdir() if f.suffix.lower() in _PICKLE_SUFFIXES)
+    pickles = sorted(f for f in path.iterdir() if f.suffix.lower() in PICKLE_SUFFIXES)
     if not files and len(pickles) == 1:  # an older PEFT folder's adapter_model.bin: refused when read, with the fix
         return pickles[0]
     holds = f"{len(files)} .safetensors files ({', '.join(f.name for f in files)})" if files else "no .safetensors file"
@@ -348,21 +348,17 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118
     except (SafetensorError, OSError) as exc:
-        if path.suffix.lower() in _PICKLE_SUFFIXES:  # loading a pickle can run code: never done here
+        if path.suffix.lower() in PICKLE_SUFFIXES:  # loading a pickle can run code: never done here
             raise LoRAError(
                 f"{path} is a PyTorch pickle ({path.suffix}), which motif-lite does not load (loading one can run "
                 'code); convert it once where you trust it: python -c "import torch, safetensors.torch as s; '
                 f"s.save_file(torch.load('{path}', weights_only=True), '{path.with_suffix('.safetensors')}')\""
             ) from None
-        from motif_lite.io.gguf_source import starts_as_gguf  # only for this error
-
         if starts_as_gguf(path):  # stable-diffusion.cpp loads a LoRA from a GGUF file too
             raise LoRAError(
                 f"{path} is a GGUF file: motif-lite reads a LoRA from its .safetensors file (diffusers/PEFT or "
                 "kohya/ComfyUI keys), the file the LoRA was published as"
             ) from None
-        from motif_lite.io.file_kinds import file_kind  # only for this error
-
         if (kind := file_kind(path)) is not None:  # a failed download's page, an image: not a damaged LoRA
             raise LoRAError(f"{path} is not a LoRA file: it is {kind}") from None
         raise LoRAError(f"{path} is not a readable safetensors LoRA file: {exc}") from None
