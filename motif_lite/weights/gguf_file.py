@@ -13,7 +13,7 @@ import math
 import mmap
 import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,15 +282,11 @@ def _recorded_type(cur: _Cursor) -> str | None:
     _check_magic_and_version(cur)
     cur.u64("the tensor count")
     file_type = None
-    for i in range(cur.u64("the metadata count")):
-        key = cur.string(f"metadata key #{i}")
-        vtype = cur.u32(f"the type of metadata {key!r}")
+    for key, vtype in _metadata_entries(cur, cur.u64("the metadata count")):
         if key == QUANTIZE_TYPE_KEY and vtype == GGUFValueType.STRING:
             return cur.string(key)
         if key == FILE_TYPE_KEY and vtype in _INTEGER_FORMATS:  # any width, as gguf-py's reading of the file
             file_type = struct.unpack_from(_INTEGER_FORMATS[vtype], cur.buf, cur.take(_SCALAR_SIZES[vtype], key))[0]
-            continue
-        _skip_value(cur, vtype, key, depth=0)
     return _file_type_name(file_type)
 
 
@@ -355,15 +351,24 @@ def _check_magic_and_version(cur: _Cursor) -> None:
 def _skip_metadata(cur: _Cursor, n_kv: int) -> int:
     """Walk the key/value entries; return the data alignment (general.alignment, default 32)."""
     alignment = gguf.GGUF_DEFAULT_ALIGNMENT
-    for i in range(n_kv):
-        key = cur.string(f"metadata key #{i}")
-        vtype = cur.u32(f"the type of metadata {key!r}")
+    for key, vtype in _metadata_entries(cur, n_kv):
         if key == "general.alignment" and vtype == GGUFValueType.UINT32:
             alignment = struct.unpack_from("<I", cur.buf, cur.pos)[0] if cur.pos + 4 <= len(cur.buf) else 0
             if alignment == 0 or alignment & (alignment - 1):
                 raise CheckpointError(f"{cur.path}: general.alignment = {alignment} is not a power of two")
-        _skip_value(cur, vtype, key, depth=0)
     return alignment
+
+
+def _metadata_entries(cur: _Cursor, n_kv: int) -> Iterator[tuple[str, int]]:
+    """Each of the `n_kv` key/value entries at the cursor as (key, value type), the cursor at the value; a value
+    the loop's body did not read (the cursor has not moved) is skipped when the next entry is asked for."""
+    for i in range(n_kv):
+        key = cur.string(f"metadata key #{i}")
+        vtype = cur.u32(f"the type of metadata {key!r}")
+        value_at = cur.pos
+        yield key, vtype
+        if cur.pos == value_at:
+            _skip_value(cur, vtype, key, depth=0)
 
 
 def _skip_value(cur: _Cursor, vtype: int, key: str, depth: int) -> None:
