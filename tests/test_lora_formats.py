@@ -16,6 +16,7 @@ from tiny_config import TINY
 from tiny_transformer import make_reference
 
 from motif_lite.config import TransformerConfig
+from motif_lite.weights import lora
 from motif_lite.weights.loader import build_model
 from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, read_loras
 
@@ -228,3 +229,33 @@ def test_the_adapter_message_counts_and_names_that_kind_s_own_tensors(tmp_path, 
     ]:
         with pytest.raises(LoRAError, match=re.escape(said)):
             read_loras([LoRASpec(_write(tmp_path / f"{kind}.safetensors", tensors))], targets)
+
+
+def test_checking_a_lora_file_reads_no_tensor(tmp_path, monkeypatch):
+    """check_lora_file (the check with no model at hand) needs the names and metadata only: loading every tensor of
+    a LoRA of hundreds of MB to look at its names was wasted time and memory."""
+    path = _write(tmp_path / "q.safetensors", _pair("transformer.", Q))
+    opened = lora.safe_open
+
+    class NamesOnly:
+        def __init__(self, *args, **kwargs):
+            self._file = opened(*args, **kwargs)
+
+        def __enter__(self):
+            self._handle = self._file.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self._file.__exit__(*exc)
+
+        def keys(self):
+            return self._handle.keys()
+
+        def metadata(self):
+            return self._handle.metadata()
+
+        def get_tensor(self, name):
+            raise AssertionError(f"read tensor {name}")
+
+    monkeypatch.setattr(lora, "safe_open", NamesOnly)
+    assert lora.check_lora_file(LoRASpec(path)) == "peft"

@@ -21,13 +21,15 @@ loaded model's.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -241,15 +243,17 @@ def check_lora_file(spec: LoRASpec) -> str:
     model at hand: `LoRAError` for a file that is no readable safetensors LoRA (a pickle, a GGUF, an empty file,
     another kind of adapter, a model's weights, unknown tensor names, PEFT settings that cannot be read). Its
     layers need the model: `read_loras`."""
-    tensors, metadata = _read_safetensors(spec.path)
-    fmt, _ = _parse_keys(spec.path, tensors)
+    with _opened_lora(spec.path) as f:  # the names and metadata only: no tensor is read
+        names, metadata = f.keys(), f.metadata() or {}
+    fmt, _ = _parse_keys(spec.path, names)
     if fmt == "peft":
         _peft_alphas(spec.path, metadata)
     return fmt
 
 
 def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFile:
-    tensors, metadata = _read_safetensors(spec.path)
+    with _opened_lora(spec.path) as f:
+        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118
     fmt, parsed = _parse_keys(spec.path, tensors)
     module_names = _module_names(targets)
     pairs: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
@@ -341,12 +345,15 @@ def _lora_file(path: Path) -> Path:
     raise LoRAError(f"LoRA {path} is a folder holding {holds}; pass the LoRA file itself")
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+@contextlib.contextmanager
+def _opened_lora(path: Path) -> Iterator[Any]:
+    """The LoRA file `path` opened with `safe_open`; a file that is missing or no readable safetensors file (a
+    pickle, a GGUF, a web page, ...), here or while the block reads it, as a `LoRAError` saying what it is."""
     if not path.is_file():
         raise LoRAError(f"LoRA file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118
+            yield f
     except (SafetensorError, OSError) as exc:
         if path.suffix.lower() in PICKLE_SUFFIXES:  # loading a pickle can run code: never done here
             raise LoRAError(
@@ -364,29 +371,29 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         raise LoRAError(f"{path} is not a readable safetensors LoRA file: {exc}") from None
 
 
-def _parse_keys(path: Path, tensors: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, tuple[str, str]]]:
-    """(format, {key: (module, part)}) with part "down", "up" or "alpha"; the format is named after the part names
-    ("peft": lora_A / lora_B, "kohya": lora_down / lora_up)."""
-    matches = {k: _KEY.match(k) for k in tensors}
+def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tuple[str, str]]]:
+    """(format, {key: (module, part)}) for a file's tensor `names`, with part "down", "up" or "alpha"; the format is
+    named after the part names ("peft": lora_A / lora_B, "kohya": lora_down / lora_up)."""
+    matches = {k: _KEY.match(k) for k in names}
     if matches and all(matches.values()):
         fmt = "kohya" if any(m["part"] in ("down", "up") for m in matches.values()) else "peft"
         return fmt, {k: (m["module"], "alpha" if m["alpha"] else _PARTS[m["part"]]) for k, m in matches.items()}
-    if not tensors:
+    if not names:
         raise LoRAError(f"{path} holds no tensors: the file is empty (an export that failed?); export it again")
     if message := _other_adapter(path, [k for k, m in matches.items() if not m]):
         raise LoRAError(message)
     known = [k for k, m in matches.items() if m]
     if known:
-        others = sorted(set(tensors) - set(known))
+        others = sorted(set(names) - set(known))
         are = "tensor is" if len(others) == 1 else "tensors are"
         title = f"{are} not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
         raise LoRAError(f"{path}: {listing(title, others)}")
     from motif_lite.io.linked import other_component  # only for this error
 
-    if (holds := other_component("lora", tensors)) is not None:  # a model file in ComfyUI's models/ folders
+    if (holds := other_component("lora", names)) is not None:  # a model file in ComfyUI's models/ folders
         raise LoRAError(f"{path} is not a LoRA: it holds {holds}")
     raise LoRAError(
-        f"{path}: unknown LoRA format (first keys: {sorted(tensors)[:3]}); supported: diffusers/PEFT "
+        f"{path}: unknown LoRA format (first keys: {sorted(names)[:3]}); supported: diffusers/PEFT "
         "(`transformer.<module>.lora_A.weight` / `lora_B.weight`) and kohya/ComfyUI "
         "(`diffusion_model.<module>.lora_down.weight` / `lora_up.weight` / `alpha`, or `lora_unet_...`)"
     )
