@@ -3,7 +3,6 @@
 
 import argparse
 import contextlib
-import difflib
 import os
 import shlex
 import sys
@@ -15,6 +14,7 @@ import torch
 
 from motif_lite.devices import checked_device
 from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
+from motif_lite.flag_spelling import closest_flag, option_strings, spelled
 from motif_lite.paths import path_arg
 from motif_lite.stopping import EXIT_INTERRUPTED, Terminated, exit_with, signals_interrupt
 
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:
-        hint = _hint(extras, typed=bool(args.type), known=_option_strings(parser))
+        hint = _hint(extras, typed=bool(args.type), known=option_strings(parser))
         parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     if args.output is None:  # one line that says what to add, not argparse's usage and "required"
         print(f"error: {missing_output(args, sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
@@ -306,17 +306,11 @@ def _hint(extras: list[str], typed: bool = False, known: Sequence[str] = ()) -> 
     return f" ({'; '.join(hints)})" if hints else ""
 
 
-def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
-    return [flag for action in parser._actions for flag in action.option_strings]
-
-
 def _misspelled(word: str, known: Sequence[str]) -> str | None:
     """The long flag of `known` that `word` most likely misspells (`--componet`, `--Type`, `--keep_`), or None."""
     if not word.startswith("--"):
         return None
-    name = "--" + word[2:].split("=", 1)[0].replace("_", "-").lower()
-    close = difflib.get_close_matches(name, [flag for flag in known if flag.startswith("--")], n=1, cutoff=0.8)
-    return close[0] if close else None
+    return closest_flag(spelled(word.split("=", 1)[0]), [flag for flag in known if flag.startswith("--")])
 
 
 def _is_recipe(word: str) -> bool:

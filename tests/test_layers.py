@@ -35,6 +35,7 @@ LAYERS = [
         "stopping",
         "log_filters",
         "launcher_variables",
+        "flag_spelling",
     },
     {"model"},  # the transformer's math: never kernels, weights or runtime (kernels plug in through model.ops)
     {"weights", "encoders", "vae", "sampling", "runtime", "io", "kernels", "quantize"},  # the components

@@ -13,6 +13,7 @@ import os
 import shlex
 from collections.abc import Sequence
 
+from motif_lite import flag_spelling
 from motif_lite.choices import LATENTS_SUFFIX, VIDEO_EXTENSIONS, split_size
 from motif_lite.cli.run_flags import add_run_flags
 from motif_lite.request import frames_for_seconds
@@ -313,7 +314,8 @@ def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str
     if not argv or not argv[0].startswith("-"):
         return None
     flag = argv[0].split("=", 1)[0]
-    if flag in _option_strings(parser) or flag not in _option_strings(_commands(parser)["run"]):
+    run_flags = flag_spelling.option_strings(_commands(parser)["run"])
+    if flag in flag_spelling.option_strings(parser) or flag not in run_flags:
         return None
     return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
 
@@ -323,18 +325,9 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPar
     return next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction)).choices
 
 
-def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
-    return [option for action in parser._actions for option in action.option_strings]  # argparse keeps no public list
-
-
-def _spelled(name: str) -> str:
-    """A long flag as our flags are spelled: lower case, dashes (`--Num_Frames` -> `--num-frames`); -M stays -M."""
-    return "--" + name[2:].replace("_", "-").lower() if name.startswith("--") else name
-
-
 def suggestion(flag: str, known: list[str]) -> str | None:
     """The flag of `known` (a subcommand's option strings) that `flag` most likely means, or None."""
-    name = _spelled(flag.split("=", 1)[0])
+    name = flag_spelling.spelled(flag.split("=", 1)[0])
     if name in known:  # only its spelling differed (underscores, capitals)
         return name
     meant = OTHER_TOOLS_NAMES.get(name)
@@ -343,15 +336,15 @@ def suggestion(flag: str, known: list[str]) -> str | None:
     # A typo of our flag or of another tool's name for one (`--num-frame`, `--guidance_scal`): both are candidates.
     others = [other for other, ours in OTHER_TOOLS_NAMES.items() if ours in known]
     candidates = [k for k in known if k.startswith("--")] + others
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
-    return OTHER_TOOLS_NAMES.get(close[0], close[0]) if close else None
+    close = flag_spelling.closest_flag(name, candidates)
+    return OTHER_TOOLS_NAMES.get(close, close) if close else None
 
 
 def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Namespace) -> None:
     """Exit through `parser.error` (usage, one line, exit code 2) naming the unknown arguments and, for each
     unknown flag, the flag it most likely means; words without a flag in a command that takes a prompt are probably
     an unquoted prompt, or the rest of one (`args`: what was parsed, the prompt's first word included)."""
-    known = _option_strings(parser)
+    known = flag_spelling.option_strings(parser)
     command = parser.prog.split()[-1]  # "motif-lite run" -> "run"; "motif-lite" itself without a command
     hints, runs = [], []
     for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-")):
@@ -377,7 +370,7 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
     """The advice on one unknown `flag` of `command` (whose option strings are `known`; `following`: the word after
     it), or None. The first that applies wins: the command's own advice before another tool's names."""
     name = flag.split("=", 1)[0]
-    spelled = _spelled(name)
+    spelled = flag_spelling.spelled(name)
     if name in DURATION_FLAGS and "--video-frames" in known:
         return _duration_hint(flag, following, getattr(args, "fps", None))
     needs, valued = VALUED_HINTS.get(spelled, (None, None))
@@ -397,14 +390,14 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
 
 def _left_to_run(flag: str, command: str, known: list[str]) -> bool:
     """Whether `flag` is one of run's that `command` (decode, check; its option strings `known`) leaves to run."""
-    spelled = _spelled(flag.split("=", 1)[0])
+    spelled = flag_spelling.spelled(flag.split("=", 1)[0])
     return command in _LEFT_TO_RUN and spelled not in known and spelled in _run_option_strings()
 
 
 def _run_option_strings() -> list[str]:
     run = argparse.ArgumentParser(add_help=False)
     add_run_flags(run)
-    return _option_strings(run)
+    return flag_spelling.option_strings(run)
 
 
 SERVER_ON_ONE_GPU = ("the server runs on one GPU; for several, start one server per GPU (motif-lite serve --device "
