@@ -23,7 +23,7 @@ from motif_lite.vae.bands import LevelShape, plan_bands
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.layers import CausalState, RMSNorm
 from motif_lite.vae.model import WanVAE
-from motif_lite.vae.tiling import blend_weights, decode_tiled_step, tile_grid, tile_spans
+from motif_lite.vae.tiling import blend_weights, decode_tiled_step, tile_count, tile_grid, tile_spans
 from motif_lite.weights.safetensors_files import TensorRef
 
 TINY = dict(
@@ -279,6 +279,13 @@ def test_tile_grid_weights_sum_to_one_over_a_frame_wider_than_high():
     for place in tile_grid(20, 33, tile, scale):
         total[place.pixels] += place.weight
     assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
+
+
+def test_tile_count_counts_the_grid_without_building_it():
+    for tile in (VAETile(2, 0), VAETile(4, 2), VAETile(6, 2), VAETile(8, 3)):
+        for height in range(1, 20, 3):
+            for width in range(1, 20, 2):
+                assert tile_count(height, width, tile) == len(tile_grid(height, width, tile, 8)), (height, width, tile)
 
 
 def test_tiled_step_of_a_pointwise_decoder_is_the_whole_frames_decode():

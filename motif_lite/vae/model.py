@@ -28,7 +28,15 @@ from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.diffusers_habits import vae_method_advice
 from motif_lite.vae.layers import CausalConv3d, CausalState, Downsample, MidBlock, ResidualBlock, RMSNorm, Upsample
 from motif_lite.vae.posterior import DiagonalGaussian
-from motif_lite.vae.tiling import VAEMode, VAETile, decode_tiled_step, tile_grid
+from motif_lite.vae.tiling import (
+    VAEMode,
+    VAETile,
+    blend_into,
+    decode_tiled_step,
+    divide_by_weights,
+    tile_count,
+    tile_grid,
+)
 
 
 class Encoder(nn.Module):
@@ -313,7 +321,7 @@ class WanVAE(nn.Module):
         self._check_latents(z)
         band_plan = self._band_plan(z, VAEMode(tile, frame_by_frame, bands))
         out = self._empty_video(z, z.device)
-        if tile is not None and len(tile_grid(z.shape[3], z.shape[4], tile, self.config.spatial_factor)) > 1:
+        if tile is not None and tile_count(z.shape[3], z.shape[4], tile) > 1:
             return self._decode_tiles_into(z, tile, out, frame_by_frame)
         if len(band_plan) > 1:
             return self._decode_bands_into(z, band_plan, out, frame_by_frame)
@@ -334,19 +342,19 @@ class WanVAE(nn.Module):
         self, z: torch.Tensor, tile: VAETile, out: torch.Tensor, frame_by_frame: bool
     ) -> torch.Tensor:
         # Tiles outer, time inner: only one tile's causal caches are alive at a time (the caches, not the
-        # output, dominate memory at 720p). Same blending as `decode_frames(z, tile)`, same numbers.
+        # output, dominate memory at 720p). The blend is `decode_frames(z, tile)`'s (`blend_into`, then one
+        # `divide_by_weights`), so the numbers are the same.
         z = z.to(out.dtype)
         out.zero_()
-        weight_sum = out.new_zeros(out.shape[-2:])
-        for place in tile_grid(z.shape[3], z.shape[4], tile, self.config.spatial_factor):
-            state, weight, done = CausalState(), place.weight.to(out), 0
+        grid = tile_grid(z.shape[3], z.shape[4], tile, self.config.spatial_factor)
+        for place in grid:
+            state, done = CausalState(), 0
             for t in range(z.shape[2]):
                 tile_z = z[:, :, t : t + 1, place.latent[0], place.latent[1]]
                 pixels = self._decode_step(tile_z, state, frame_by_frame)
-                out[:, :, done : done + pixels.shape[2], place.pixels[0], place.pixels[1]] += pixels * weight
+                blend_into(out[:, :, done : done + pixels.shape[2]], place, pixels)
                 done += pixels.shape[2]
-            weight_sum[place.pixels] += weight
-        return out.div_(weight_sum).clamp_(-1.0, 1.0)
+        return divide_by_weights(out, grid).clamp_(-1.0, 1.0)
 
     def _decode_bands_into(
         self,
@@ -435,7 +443,7 @@ class WanVAE(nn.Module):
             return
         step = partial(self._decode_step, frame_by_frame=frame_by_frame)
         z = z.to(self.post_quant_conv.weight.dtype)
-        tiled = tile is not None and len(tile_grid(z.shape[3], z.shape[4], tile, 1)) > 1
+        tiled = tile is not None and tile_count(z.shape[3], z.shape[4], tile) > 1
         state, tile_states = CausalState(), {}
         for t in range(z.shape[2]):
             frame = z[:, :, t : t + 1]

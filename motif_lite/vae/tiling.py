@@ -88,6 +88,11 @@ class TilePlacement:
     weight: torch.Tensor
 
 
+def tile_count(height: int, width: int, tile: VAETile) -> int:
+    """How many tiles cover a latent frame of height x width (without building their blend weights)."""
+    return len(tile_spans(height, tile)) * len(tile_spans(width, tile))
+
+
 def tile_grid(height: int, width: int, tile: VAETile, scale: int) -> list[TilePlacement]:
     """All tiles covering a latent frame of height x width, row by row."""
     spans_h, spans_w = tile_spans(height, tile), tile_spans(width, tile)
@@ -98,6 +103,22 @@ def tile_grid(height: int, width: int, tile: VAETile, scale: int) -> list[TilePl
             pixels = (slice(h0 * scale, h1 * scale), slice(w0 * scale, w1 * scale))
             grid.append(TilePlacement((i, j), (slice(h0, h1), slice(w0, w1)), pixels, weight))
     return grid
+
+
+def blend_into(out: torch.Tensor, place: TilePlacement, pixels: torch.Tensor) -> None:
+    """Add one tile's decoded pixels, times its blend weights, into its place (`place.pixels`) in `out` [..., H, W].
+
+    The weights are cast to `out`'s dtype first, so a bf16 decode blends in bf16 as before."""
+    out[..., place.pixels[0], place.pixels[1]] += pixels * place.weight.to(out)
+
+
+def divide_by_weights(out: torch.Tensor, grid: list[TilePlacement]) -> torch.Tensor:
+    """Finish a blend: `out` [..., H, W] holds every tile of `grid` added by `blend_into`; divide it, in place, by
+    each pixel's total weight (summed in `out`'s dtype and in grid order, as the tiles were added)."""
+    weight_sum = out.new_zeros(out.shape[-2:])
+    for place in grid:
+        weight_sum[place.pixels] += place.weight.to(out)
+    return out.div_(weight_sum)
 
 
 def decode_tiled_step(
@@ -111,13 +132,11 @@ def decode_tiled_step(
 
     `states` keeps one causal state per tile across calls, so each tile streams through time on its own.
     """
-    out = weight_sum = None
-    for place in tile_grid(z.shape[3], z.shape[4], tile, scale):
+    grid = tile_grid(z.shape[3], z.shape[4], tile, scale)
+    out = None
+    for place in grid:
         pixels = step(z[:, :, :, place.latent[0], place.latent[1]], states.setdefault(place.key, CausalState()))
         if out is None:
             out = pixels.new_zeros(*pixels.shape[:3], z.shape[3] * scale, z.shape[4] * scale)
-            weight_sum = pixels.new_zeros(z.shape[3] * scale, z.shape[4] * scale)
-        weight = place.weight.to(pixels)
-        out[..., place.pixels[0], place.pixels[1]] += pixels * weight
-        weight_sum[place.pixels] += weight
-    return out.div_(weight_sum)
+        blend_into(out, place, pixels)
+    return divide_by_weights(out, grid)
