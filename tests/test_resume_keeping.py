@@ -5,6 +5,7 @@ checks. Tiny tensors, no pipeline."""
 
 from __future__ import annotations
 
+import argparse
 import errno
 import logging
 import os
@@ -18,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from motif_lite.cli import build_parser
 from motif_lite.cli.resume import _check_still_there, earlier_runs, kept_anywhere
 from motif_lite.io import latents as latents_io
 from motif_lite.io import latents_saving
@@ -231,6 +233,26 @@ def test_the_cache_folder_is_the_one_the_docs_name(tmp_path, monkeypatch):
     # docs/usage.md and run --help tell users to look in $XDG_CACHE_HOME/motif-lite/latents (~/.cache/...).
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert latents_saving.fallback_folder() == tmp_path / "motif-lite" / "latents"
+
+
+def _resume_help() -> str:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return next(a.help for a in commands.choices["run"]._actions if "--resume" in a.option_strings)
+
+
+@pytest.mark.parametrize("xdg", [True, False])
+def test_run_help_names_the_cache_folder_the_code_uses(tmp_path, monkeypatch, xdg):
+    # run --help once said ~/.cache/motif-lite/latents even where XDG_CACHE_HOME moves the cache: the first folder
+    # it names that the environment fully expands must be the one a run falls back to.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    if xdg:
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    else:
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    named = [os.path.expanduser(os.path.expandvars(f)) for f in re.findall(r"\S+/motif-lite/latents", _resume_help())]
+    expanded = [Path(f) for f in named if "$" not in f]
+    assert expanded and expanded[0] == latents_saving.fallback_folder(), (named, latents_saving.fallback_folder())
 
 
 def test_a_whole_file_with_a_damaged_header_is_not_called_cut_short(tmp_path):
