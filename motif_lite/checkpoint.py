@@ -38,6 +38,7 @@ from motif_lite.io.gguf_source import (
     gguf_address_problem,
     gguf_file_fix,
     is_gguf_variant,
+    partial_gguf_problem,
     single_gguf,
     text_encoder_gguf_fix,
 )
@@ -401,6 +402,9 @@ def find_text_encoder_gguf(root: Path | None, value: str | Path, model: str | No
         problem, fix = address
         raise TextEncoderGGUFError(f"{value}: {problem}; {fix}", problem, fix)
     path = user_path(value)
+    if (partial := partial_gguf_problem(path, model, " --component text_encoder")) is not None:
+        problem, fix = partial
+        raise TextEncoderGGUFError(f"{value}: {problem}; {fix}", problem, fix)
     if path.is_dir():  # found as a --gguf folder is: searched through, its .cache/ left out
         path = single_gguf(path, "--text-encoder-gguf")
     if not path.is_file():

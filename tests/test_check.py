@@ -790,3 +790,39 @@ def test_the_memory_plan_row_numbers_the_plans_from_one(tiny):
     [row] = [f for f in report.findings if f.subject == "memory plan"]
     assert report.plan is not None and report.plan.ladder_index == 0
     assert f"plan 1 of {report.plan.ladder_size} (1 = fastest)" in row.message, row.message
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_quantizers_partial_file_is_named_as_one_by_check_and_run(tiny, tmp_path, capsys, whole):
+    # A quantizer killed with kill -9 leaves OUT.gguf.tmp, its header whole: check passed it (a whole one) or called
+    # it truncated with a fix that wrote to the .tmp name (which the quantizer refuses), and a run loaded it.
+    root, gguf = tiny
+    partial = tmp_path / "mine-Q4_K_M.gguf.tmp"
+    data = gguf.read_bytes()
+    partial.write_bytes(data if whole else data[: len(data) // 2])
+    remake = f"python -m motif_lite.quantize {root} -o {tmp_path / 'mine-Q4_K_M.gguf'}"
+    (found,) = problems(check_setup(root, gguf=partial))
+    assert "partial file of a quantizer run" in found and found.endswith(f"fix: delete it and quantize again: {remake}")
+    code = cli.main(["run", "-m", str(root), "--gguf", str(partial), "-p", "fox", "-o", str(tmp_path / "a.mp4")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "partial file of a quantizer run" in err, err
+    assert not (tmp_path / "a.mp4").exists()
+
+
+def test_a_quantizers_partial_text_encoder_file_is_named_as_one(tiny, tmp_path):
+    from motif_lite.quantize.cli import main as quantize_main
+
+    root = tiny[0]
+    te = tmp_path / "te.gguf"
+    assert quantize_main([str(root), "--component", "text_encoder", "-o", str(te), "--quiet"]) == 0
+    partial = te.rename(tmp_path / "te.gguf.tmp")
+    (found,) = problems(check_setup(root, text_encoder_gguf=partial))
+    remake = f"python -m motif_lite.quantize {root} --component text_encoder -o {te}"
+    assert "partial file of a quantizer run" in found and found.endswith(f"fix: delete it and quantize again: {remake}")
+    with pytest.raises(CheckpointError, match="partial file of a quantizer run"):
+        locate_sources(root, text_encoder_gguf=partial, require_weights=False, download=False)
+
+
+def test_a_missing_file_named_like_a_partial_one_is_no_such_file(tiny, tmp_path):
+    (found,) = problems(check_setup(tiny[0], gguf=tmp_path / "gone.gguf.tmp"))
+    assert "no such GGUF file" in found and "partial" not in found, found

@@ -38,6 +38,7 @@ from motif_lite.io.gguf_source import (
     gguf_files,
     is_gguf_repo,
     is_gguf_variant,
+    partial_gguf_problem,
     unknown_variant_problem,
 )
 from motif_lite.io.hub import HubAccess, model_address_problem, revision_problem
@@ -103,7 +104,7 @@ def _check_setup(
     found = None if files is None else files.root  # before your own weight files are linked in
     if files is not None and weights:
         files = _with_weight_files(files, weights, report)
-    gguf_path = _local_gguf(str(gguf), report) if gguf is not None else None
+    gguf_path = _local_gguf(str(gguf), report, str(model)) if gguf is not None else None
     root = None if files is None else files.root
     if files is not None:
         check_checkpoint(report, files, with_transformer=gguf is None, with_text_encoder=text_encoder_gguf is None)
@@ -250,8 +251,9 @@ def _one_shard_of_several(path: Path) -> bool:
     return shard is not None and int(shard[1]) > 1
 
 
-def _local_gguf(gguf: str, report: Checkup) -> Path | None:
-    """The GGUF file, found as a run finds it (a file, a folder's one file, a variant) but in the cache only."""
+def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | None:
+    """The GGUF file, found as a run finds it (a file, a folder's one file, a variant) but in the cache only; `model`
+    (-m as given) is what the fix for a quantizer's partial file makes it again from."""
     try:
         return find_gguf(gguf, HubAccess(download=False))
     except MissingFilesError as exc:  # a variant the cache lacks: the download `run` would suggest
@@ -261,6 +263,8 @@ def _local_gguf(gguf: str, report: Checkup) -> Path | None:
         path = user_path(gguf)
         if (address := gguf_address_problem(gguf)) is not None:
             report.problem(gguf, *address)
+        elif (partial := partial_gguf_problem(path, model)) is not None:
+            report.problem(gguf, *partial)
         elif (path / "model_index.json").is_file():  # the checkpoint given to --gguf instead of -m
             fix = f"it goes to -m: -m {shlex.quote(gguf)}; --gguf takes a .gguf file, or a variant such as Q4_K_M"
             report.problem(gguf, "is a checkpoint folder (it holds model_index.json), not a GGUF file", fix)

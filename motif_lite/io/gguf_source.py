@@ -53,6 +53,8 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
     if not is_gguf_variant(text):
         if (address := gguf_address_problem(text)) is not None:
             raise CheckpointError("{}: {}; {}".format(text, *address))
+        if (partial := partial_gguf_problem(user_path(text))) is not None:
+            raise CheckpointError("{}: {}; {}".format(text, *partial))
         return _local_gguf(user_path(text))
     text = _file_spelling(text)
     cached = cached_variant(text)
@@ -165,6 +167,28 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
         command = f"hf download {address.repo} --include {shlex.quote(pattern)}{revision} --local-dir {folder}"
         then = f"{flag} {folder}"
     return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
+
+
+def partial_quantizer_output(path: Path) -> bool:
+    """Whether `path` is named as the quantizer's OUT.tmp: the file a run writes and renames to OUT.gguf when done,
+    left behind only by a run that was killed (kill -9) or a machine that crashed, and then cut short."""
+    return path.name.lower().endswith(".gguf.tmp")
+
+
+def partial_gguf_problem(path: Path, model: str | None = None, flags: str = "") -> tuple[str, str] | None:
+    """For a quantizer's OUT.tmp (`partial_quantizer_output`) given as a GGUF file: (the problem, the fix: delete it
+    and quantize again from the checkpoint -m names, `model` as given, with `flags` such as `--component
+    text_encoder`); None for any other path. Its header looks whole, so without this a run would load it and fail
+    on its missing tensor data, or take a file the quantizer never finished."""
+    if not (partial_quantizer_output(path) and path.is_file()):  # a missing one is "no such file", as any other
+        return None
+    source = shlex.quote(model) if model else "CHECKPOINT"
+    out = shlex.quote(str(path.with_name(path.name[: -len(".tmp")])))
+    return (
+        "is the partial file of a quantizer run that stopped before it finished (the quantizer writes OUT.tmp and "
+        "renames it to OUT when done)",
+        f"delete it and quantize again: python -m motif_lite.quantize {source}{flags} -o {out}",
+    )
 
 
 def _official_variant(tag: str) -> str | None:
