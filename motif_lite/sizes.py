@@ -58,9 +58,13 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         transformer_bytes = read_gguf(sources.gguf).nbytes()  # packed bytes: memory-mapped header read
         origins["transformer"] = f"{sources.gguf.name}, packed"
     elif sources.gguf_variant is not None:
+        from motif_lite.quantize.recipes import size_stand_in
+
+        _, stand_in = size_stand_in(sources.gguf_variant)
         transformer_bytes, recipe = estimated_gguf_bytes(config, sources.gguf_variant)
+        recipe += f" recipe ({stand_in})" if stand_in else " recipe"
         origins["transformer"] = (
-            f"estimated from our quantizer's {recipe} recipe over this architecture; the official file may differ"
+            f"estimated from our quantizer's {recipe} over this architecture; the official file may differ"
         )
     elif sources.quantize is not None:  # what quantize/on_load.py makes: the quantizer's file, byte for byte
         transformer_bytes, recipe = estimated_gguf_bytes(config, sources.quantize)
@@ -101,10 +105,11 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
 
 def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, str]:
     """Packed bytes of a GGUF file that `python -m motif_lite.quantize --type VARIANT` makes of this architecture,
-    counted tensor by tensor on the meta device (no weights); and the recipe's name."""
-    from motif_lite.quantize.recipes import get_recipe, packed_bytes
+    counted tensor by tensor on the meta device (no weights); and the recipe's name. A type motif-lite runs that the
+    quantizer does not make (IQ4_XS) is counted with the nearest recipe (`size_stand_in`)."""
+    from motif_lite.quantize.recipes import packed_bytes, size_stand_in
 
-    recipe = get_recipe(variant)
+    recipe, _ = size_stand_in(variant)
     return packed_bytes(expected_shapes(build_model(config)), recipe), recipe.name
 
 

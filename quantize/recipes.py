@@ -85,6 +85,17 @@ def get_recipe(name: str) -> Recipe:
     return find_recipe(RECIPES, name, "quantization type")
 
 
+def size_stand_in(name: str) -> tuple[Recipe, str | None]:
+    """The recipe whose file size stands for GGUF variant `name` before its file is at hand (a dry run's plan):
+    its own; for a type motif-lite runs but this quantizer does not make (IQ4_XS, IQ4_NL), the nearest recipe, with
+    the words that say so (else None); `ConfigError` as `get_recipe` gives it for any other name."""
+    upper = name.strip().upper()
+    made = ALIASES.get(upper, upper) in RECIPES
+    if not made and upper in Q.__members__ and Q[upper] in LOADABLE_TYPES and (nearest := nearest_recipe(upper)):
+        return RECIPES[nearest], f"the nearest to {upper}, a type it does not make"
+    return get_recipe(name), None
+
+
 def recipe_names() -> str:
     """The recipe names and aliases, for help texts and errors."""
     return table_names(RECIPES)

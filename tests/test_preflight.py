@@ -63,6 +63,19 @@ def test_dry_run_with_nothing_at_hand_plans_the_official_gguf_for_cuda(no_networ
     assert "Memory plan for 1280x736x121" in out  # no prompt needed
 
 
+def test_a_dry_run_of_a_variant_the_quantizer_does_not_make_plans_with_the_nearest_recipe(
+    checkpoint, no_network, capsys
+):
+    # --gguf IQ4_XS (a type motif-lite runs) not at hand: the dry run stopped with the quantizer's "choose one of".
+    code, out, err = run(capsys, "-m", str(checkpoint[0]), "--dry-run", "--gguf", "iq4_xs", "-W", "48", "-H", "32")
+    assert code == 0, err
+    assert "our quantizer's Q4_K_M recipe (the nearest to IQ4_XS, a type it does not make)" in out, out
+    config = TransformerConfig.from_json(checkpoint[0] / "transformer" / "config.json")
+    assert estimated_gguf_bytes(config, "IQ4_XS") == estimated_gguf_bytes(config, "Q4_K_M")
+    code, _, err = run(capsys, "-m", str(checkpoint[0]), "--dry-run", "--gguf", "TQ1_0", "-W", "48", "-H", "32")
+    assert code == cli.EXIT_USER_ERROR and "motif-lite cannot run it" in err, err  # no stand-in for what cannot run
+
+
 def test_a_dry_run_for_a_gpu_not_here_says_which_vram_plans_as_a_run_there_would(no_network, no_weights, capsys):
     # "give --vram GiB to plan for yours" led an 8 GB card's user to --vram 8, a plan its free memory cannot hold;
     # a run there plans for the free memory / 1.08 (default_budget), and the note gives that figure's recipe.
