@@ -15,7 +15,7 @@ from typing import BinaryIO, TypeVar
 
 import torch
 
-from motif_lite.errors import CheckpointError, listed
+from motif_lite.errors import CheckpointError, LFSPointerError, listed
 from motif_lite.io.latents import latents_given_as
 from motif_lite.json_values import read_json_object
 from motif_lite.paths import user_path
@@ -175,6 +175,8 @@ def _checked_header(file: Path) -> SafetensorsHeader:
         raise CheckpointError(f"missing safetensors file {file}")
     try:
         return read_header(file)
+    except LFSPointerError:  # its message ends with its own fix (git lfs pull, or hf download)
+        raise
     except CheckpointError as exc:
         raise CheckpointError(f"{exc}; download the file again") from None
 

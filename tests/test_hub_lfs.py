@@ -107,3 +107,15 @@ def test_one_pointer_is_named_alone_and_one_a_gguf_replaces_is_no_problem(tiny, 
     shutil.copy(tiny[0] / "vae/diffusion_pytorch_model.safetensors", root / "vae")
     lfs_pointer(root / "transformer/diffusion_pytorch_model.safetensors")
     assert [finding.line() for finding in check_setup(root, gguf=tiny[1]).problems] == []
+
+
+@pytest.mark.parametrize("given", ["file", "clone"])
+def test_the_quantizer_gives_a_pointer_the_git_lfs_fix_alone(clone, capsys, given):
+    # It ended the Git LFS fix with "; download the file again", a second fix for the same file.
+    from motif_lite.quantize.cli import main as quantize_main
+
+    source = clone / "transformer" / "diffusion_pytorch_model.safetensors" if given == "file" else clone
+    assert quantize_main([str(source), "-o", str(clone.parent / "out.gguf"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "a Git LFS pointer (" in err and err.endswith(LFS_FIX), err
+    assert "download the file again" not in err and not (clone.parent / "out.gguf").exists()
