@@ -209,9 +209,21 @@ def parse_keep(specs: list[str]) -> list[tuple[str, GGMLQuantizationType]]:
         qtype = Q.__members__.get(ALIASES.get(upper, upper) if upper.startswith("FP") else upper)
         if qtype not in SUPPORTED_TYPES:
             names = ", ".join(t.name for t in SUPPORTED_TYPES)
-            raise ConfigError(f"bad --keep {spec!r}: unknown tensor type {type_name!r}; choose one of: {names}")
+            raise ConfigError(f"bad --keep {spec!r}: {_not_a_tensor_type(type_name, upper)}; choose one of: {names}")
         rules.append((pattern.strip(), qtype))
     return rules
+
+
+def _not_a_tensor_type(name: str, upper: str) -> str:
+    """Why a --keep rule's type is none we make: a recipe (Q4_K_M, a mix of types) is named as one, with its base
+    type; a GGUF type this quantizer does not make (IQ4_XS) as that (`_unknown`), else "unknown tensor type"."""
+    recipe = RECIPES.get(ALIASES.get(upper, upper))
+    if recipe is not None:
+        return (
+            f"{upper} is a recipe, a mix of tensor types (--type {upper}); a --keep rule sets one tensor type, such "
+            f"as {recipe.base.name}, its base type"
+        )
+    return _unknown(name, upper, "tensor type")
 
 
 def _edge_blocks(names: list[str]) -> set[tuple[str, int]]:

@@ -192,6 +192,24 @@ def test_keep_overrides_last_rule_wins_and_falls_back_by_row(arch_shapes):
     assert plan["x_embedder.proj.weight"] == Q.F32
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("q4_k_m", "Q4_K_M is a recipe, a mix of tensor types (--type Q4_K_M); a --keep rule sets one tensor type, "
+         "such as Q4_K, its base type"),
+        ("Q3_K_L", "Q3_K_L is a recipe, a mix of tensor types (--type Q3_K_L); a --keep rule sets one tensor type, "
+         "such as Q3_K, its base type"),
+        ("IQ4_XS", "IQ4_XS is a GGUF type this quantizer does not make (motif-lite runs files made elsewhere with it)"),
+        ("Q9", "unknown tensor type 'Q9'"),
+    ],
+)  # fmt: skip
+def test_keep_names_a_recipe_or_a_type_not_made_as_such(given, said):
+    # Every one was "unknown tensor type", though Q4_K_M is the --type a user just typed.
+    with pytest.raises(ConfigError) as error:
+        parse_keep([f"proj_out.*={given}"])
+    assert str(error.value).startswith(f"bad --keep 'proj_out.*={given}': {said}; choose one of: Q2_K"), error.value
+
+
 def test_keep_with_a_block_type_raises_matrices_and_leaves_vectors_f32(arch_shapes):
     """The --help example 'transformer_blocks.0.*=Q8_0' is meant to raise block 0: it used to store its biases and
     norms in Q8_0 too, lower than the recipe's F32."""
