@@ -852,3 +852,19 @@ def test_a_decode_stopped_by_a_hangup_keeps_its_exit_code(saved, tmp_path, capsy
     monkeypatch.setattr("motif_lite.decoding.run_decode", hung_up)
     code, _, _ = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"))
     assert code == 128 + signal.SIGHUP
+
+
+def test_an_output_on_a_full_disk_is_refused_before_the_vae_loads(saved, tmp_path, capsys, monkeypatch, no_vae_load):
+    # The decode ran to its end (37 s for a small clip on the CPU, minutes at 720p) and failed writing the video.
+    full = tmp_path / "full"
+    full.mkdir()
+    real = shutil.disk_usage
+
+    def usage(path):
+        found = real(path)
+        return found._replace(free=20_480) if Path(path) == full else found
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(full / "fox.webp"))
+    assert_user_error(code, err, f"the disk of output directory {full} is full (20.5 kB free)", "(-o)")
+    assert list(full.iterdir()) == []

@@ -180,6 +180,30 @@ def _check_output_folder(parent: Path) -> None:
     if (problem := output_folder_problem(parent, "output directory")) is not None:
         raise MotifLiteError(problem)
     check_writable_folder(parent, "output directory")  # by creating a file there: root passes os.access anywhere
+    _check_not_full(parent)
+
+
+# Free space under which an output's disk counts as full: not even a small clip's file fits there (and a write that
+# failed on a disk with less left is said to have run out of space, `_write_failure`).
+FULL_DISK_BYTES = 2**20
+
+
+def _check_not_full(parent: Path) -> None:
+    """Refuse an output folder on a full disk before the work: the run (or decode) would fail only when it writes the
+    video, minutes to hours later. Unknown free space (an OS that cannot say) lets it pass."""
+    import shutil
+
+    from motif_lite.units import file_size
+
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError:
+        return
+    if free < FULL_DISK_BYTES:
+        raise MotifLiteError(
+            f"the disk of output directory {parent} is full ({file_size(free)} free): free some space there, or "
+            "write the video to another disk (-o)"
+        )
 
 
 # Other tools' frame-number placeholders: Blender's, Nuke's and Houdini's `####` (one digit per #), Python's
@@ -449,7 +473,7 @@ def _write_failure(path: Path, said: str | None) -> str:
     if (reason := creating_fails(path.parent)) is not None:
         return reason
     with contextlib.suppress(OSError):
-        if shutil.disk_usage(path.parent).free < 2**20:
+        if shutil.disk_usage(path.parent).free < FULL_DISK_BYTES:
             return f"no space left on the disk of {path.parent}"
     # ffmpeg's own failure (an encoder its build lacks, a damaged binary) comes again with the same format: the
     # formats it does not write are the way to the video.
