@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_settings_from import SIZE, run_cli
 
 from motif_lite import cli, load_pipeline
 from motif_lite.checkpoint import locate_sources
@@ -21,18 +22,10 @@ from motif_lite.io.video import write_video
 from motif_lite.request import GenerationRequest
 from motif_lite.settings import CHECKPOINT, DEFAULT, FILE, FLAG, CheckpointConfigs, Given, resolve_settings
 
-SIZE = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "2"]
-
 
 @pytest.fixture(scope="module")
 def checkpoint(shared_checkpoint) -> Path:
     return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = cli.main(["run", *args, "--device", "cpu", "--kernels", "torch", "--yes"])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def rows(out: str) -> dict[str, tuple[str, str]]:
