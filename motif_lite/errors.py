@@ -8,6 +8,8 @@ traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import enum
+import errno
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +50,18 @@ class LFSPointerError(CheckpointError):
 def is_lfs_pointer(head: bytes) -> bool:
     """Whether a file's first bytes are those of a Git LFS pointer (`LFS_POINTER_START`)."""
     return head.startswith(LFS_POINTER_START)
+
+
+class DiskFullError(MotifLiteError, OSError):
+    """An output's disk is full before the work starts. A user error for `motif-lite run` (another -o) and an
+    OSError (ENOSPC) for a server, where it is the data folder's: its operator's to fix, not the client's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class DeviceError(MotifLiteError):

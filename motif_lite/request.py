@@ -32,7 +32,7 @@ from motif_lite.choices import (
     split_size,
 )
 from motif_lite.config import MAX_PROMPT_TOKENS
-from motif_lite.errors import Audience, MotifLiteError, Spelling, both_spellings, shown
+from motif_lite.errors import Audience, DiskFullError, MotifLiteError, Spelling, both_spellings, shown
 from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, syntax_notes
 
@@ -384,8 +384,8 @@ class GenerationRequest:
         def check(field: str, fn: Callable[..., T], *args: object) -> T | None:
             try:
                 return fn(*args)
-            except _ClipSizeError:  # handled where the clip is checked
-                raise
+            except (_ClipSizeError, DiskFullError):  # the clip's: handled where it is checked; a full disk: not a
+                raise  # field's problem (a server's data folder: the operator's, `submission`)
             except MotifLiteError as exc:
                 problems.append(str(exc))
                 invalid.append(field)

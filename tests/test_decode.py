@@ -866,5 +866,7 @@ def test_an_output_on_a_full_disk_is_refused_before_the_vae_loads(saved, tmp_pat
 
     monkeypatch.setattr(shutil, "disk_usage", usage)
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(full / "fox.webp"))
-    assert_user_error(code, err, f"the disk of output directory {full} is full (20.5 kB free)", "(-o)")
+    assert_user_error(
+        code, err, f"the disk of output directory {full} is full (20.5 kB free)", "(-o (in Python output=))"
+    )
     assert list(full.iterdir()) == []

@@ -1764,3 +1764,60 @@ def test_the_info_defaults_of_a_first_frame_have_its_own_flow_shift(tmp_path):
     pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.float32, device="cpu", kernels="torch")
     defaults = job_defaults(pipe, ServerConfig(model_name="tiny"))
     assert (defaults["text_to_video"]["flow_shift"], defaults["image_to_video"]["flow_shift"]) == (15, 8)
+
+
+def _videos_disk_full(monkeypatch, videos: Path) -> None:
+    """shutil.disk_usage says the disk of `videos` (the server's output folder) has 1 kB free."""
+    import shutil
+
+    real = shutil.disk_usage
+
+    def usage(path):
+        found = real(path)
+        return found._replace(free=1000) if Path(path) == videos else found
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+
+
+def test_a_full_data_disk_is_507_at_submission_not_the_clients_mistake(server, monkeypatch):
+    # The output check's "disk is full" refusal was a 400 invalid_request naming the server's path and -o.
+    _videos_disk_full(monkeypatch, server.store.videos)
+    code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+    assert code == 507 and error["error"]["code"] == "storage_full", error
+    assert "-o" not in error["error"]["message"] and str(server.store.root) not in error["error"]["message"]
+
+
+def test_a_data_disk_full_when_a_job_starts_stops_the_server_with_the_job_queued_again(pipe, tmp_path, monkeypatch):
+    # Every queued job failed at once as invalid_request ("write the video to another disk (-o)"), the server going
+    # on; a data folder that cannot be written stops it (docs/server.md), the job kept for when it starts again.
+    import threading
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.server.app import ServerConfig
+    from motif_lite.server.runner import VideoServer, bind
+
+    store, log, config = JobStore(tmp_path / "data"), [], ServerConfig(model_name="tiny")
+    server = VideoServer(store, config, log.append)
+    job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+    _videos_disk_full(monkeypatch, store.videos)
+    sock, stopped = bind("127.0.0.1", 0), []
+
+    def serve() -> None:
+        try:
+            server.serve(sock, lambda: (pipe, config))
+        except MotifLiteError as exc:
+            stopped.append(str(exc))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():  # it kept serving: stop it before failing
+        server.stop()
+        thread.join(30)
+    sock.close()
+    assert stopped and "is full" in stopped[0], (stopped, log)
+    again = JobStore(tmp_path / "data")  # the server closed its store as it stopped
+    try:
+        assert again.get(job.id).status == QUEUED
+    finally:
+        again.close()

@@ -547,3 +547,17 @@ def test_a_queued_upload_extension_survives_a_restart_and_its_remix_needs_the_vi
         code, remix, _ = server.request("POST", f"/v1/videos/{extension['id']}/remix", body, headers)
         assert (code, remix.get("size")) == (200, "64x32"), remix
         assert server.request("DELETE", f"/v1/videos/{remix['id']}")[0] == 200
+
+
+def test_a_one_frame_video_of_the_server_is_refused_in_the_apis_words(tmp_path):
+    # The extend route read its own videos in run's words: "start image-to-video from it with -i instead".
+    from types import SimpleNamespace
+
+    from motif_lite.server.extension import checked_clip
+    from motif_lite.server.schema import ApiError
+
+    clip = write_clip(tmp_path / "video_abc.mp4", 48, 32, 1)
+    with pytest.raises(ApiError) as refused:
+        checked_clip(clip, SimpleNamespace(frames_in_file=1), {str(clip): "video_abc"})
+    assert refused.value.param == "extend" and "input_reference" in refused.value.message, refused.value.message
+    assert " -i " not in refused.value.message

@@ -30,7 +30,7 @@ import torch
 from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES, VIDEO_EXTENSIONS
-from motif_lite.errors import ConfigError, MotifLiteError, shown
+from motif_lite.errors import ConfigError, DiskFullError, MotifLiteError, both_spellings, shown
 from motif_lite.io.ffmpeg import ffmpeg_process, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
     FRAME_PATTERN,
@@ -200,9 +200,9 @@ def _check_not_full(parent: Path) -> None:
     except OSError:
         return
     if free < FULL_DISK_BYTES:
-        raise MotifLiteError(
+        raise DiskFullError(
             f"the disk of output directory {parent} is full ({file_size(free)} free): free some space there, or "
-            "write the video to another disk (-o)"
+            f"write the video to another disk ({both_spellings('-o', 'output=')})"
         )
 
 

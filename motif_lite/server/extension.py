@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from motif_lite.errors import Audience
 from motif_lite.io.clip import Clip, ClipError, read_clip
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job, JobStore
 from motif_lite.server.schema import ApiError, CreateBody, api_frames
@@ -73,7 +74,7 @@ def checked_clip(clip: Path, extended: Job, names: dict[str, str]) -> Clip:
     the server recorded when it wrote it: counting them would decode the whole video, while the checks need only its
     container's sizes and ffmpeg's header."""
     try:
-        return read_clip(clip, frames=extended.frames_in_file)
+        return read_clip(clip, frames=extended.frames_in_file, audience=Audience.API)
     except ClipError as exc:
         raise _extend_error(renamed(str(exc), names)) from None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from motif_lite.encoders.text import PromptTruncation, load_tokenizer, long_prompts
-from motif_lite.errors import Audience, MotifLiteError, shown
+from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.clip_upload import (
     UploadedClip,
@@ -141,6 +141,8 @@ def _resolved_for_api(
     try:
         resolved, notes = request.resolve(clip, audience=Audience.API)
         return resolved, notes, pipe.settings_for(resolved, audience=Audience.API)
+    except DiskFullError:  # the data folder's disk: 507, as for any storage failure (`submit`)
+        raise
     except MotifLiteError as exc:  # a RequestError
         param = api_param(exc)
         if param == "size" and clip is not None and "width" not in body.request_fields:

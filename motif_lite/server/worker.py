@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.encoders.text import warnings_not_logged
-from motif_lite.errors import MotifLiteError, counted
+from motif_lite.errors import Audience, DiskFullError, MotifLiteError, counted
 from motif_lite.io.clip import read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
 from motif_lite.io.preview import PreviewFile
@@ -175,7 +175,7 @@ class Worker:
             request = GenerationRequest(**s, image=image, extend=clip_file, output=output)
             # Read once for the whole job, with the frames the server counted as it wrote that video: the pipeline
             # then decodes it only for its last frame and as the longer video is written.
-            clip = None if clip_file is None else read_clip(clip_file, frames=job.clip_frames)
+            clip = None if clip_file is None else read_clip(clip_file, frames=job.clip_frames, audience=Audience.API)
             # Written on a background thread, one preview frame per latent frame.
             preview = FirstPreviewOpens(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
             state = self.store.state_path(job.id)
@@ -195,6 +195,9 @@ class Worker:
         except ShuttingDown as stop:
             self.log(f"{job.id}: {stopped_by_shutdown(stop, self.store.state_path(job.id).exists())}")
             self.store.requeue(job.id)
+        except DiskFullError:  # the data folder's disk, not this job: queued again, and the worker stops (`_loop`)
+            self.store.requeue(job.id)
+            raise
         except Exception as exc:  # one failed job must not stop the server
             code, message = failure(exc, self.planned, self.plan)
             to_client = for_the_client(message, self.store.state_path(job.id))
