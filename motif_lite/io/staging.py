@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +18,18 @@ from motif_lite.paths import file_in_the_way, quoted
 
 PARTIAL_PREFIX = ".partial-"  # + the writer's PID + "-" + the output's name
 FRAME_PATTERN = re.compile(r"%0?\d*d")  # the frame number in a PNG sequence's name: out_%03d.png
+# Free space under which a disk counts as full: not even a small clip's file fits there, and a write that failed
+# without saying why (a short write, ffmpeg's exit code) on a disk with less left failed for want of space.
+FULL_DISK_BYTES = 2**20
+# The OS's errors for want of space: the disk is full, or the user's disk quota is used up.
+OUT_OF_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# How the OS says each want of space in words: glibc's and musl's (ffmpeg's builds), and this system's.
+_SPACE_WORDS = [
+    (errno.ENOSPC, "No space left on device"),
+    (errno.EDQUOT, "Disk quota exceeded"),
+    (errno.EDQUOT, "Quota exceeded"),
+    *((code, os.strerror(code)) for code in sorted(OUT_OF_SPACE_ERRNOS)),
+]
 logger = logging.getLogger(__name__)
 
 
@@ -175,3 +189,51 @@ def process_running(pid: int) -> bool:
     except OSError:  # e.g. PermissionError: another user's process, running
         return True
     return True
+
+
+def free_bytes(folder: Path) -> int | None:
+    """The free space of `folder`'s disk for a user without root's reserve (a disk quota is not counted); None when
+    the OS cannot say (a folder that is gone, a share that no longer answers)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def out_of_space(
+    error: BaseException | None, folder: Path, free_space: Callable[[Path], int | None] = free_bytes
+) -> bool:
+    """Whether a write in `folder` that failed with `error` failed for want of space: the disk is full or the disk
+    quota is used up (ENOSPC, EDQUOT), as an `OSError`'s errno or in a message that wraps it (safetensors' "(os
+    error 28)", "[Errno 122]", ffmpeg's "No space left on device"), in `error` or an error it came from; or a write
+    that failed without the OS's reason (`error` None, as ffmpeg's exit code; numpy's short write, "4096 requested
+    and 3680 written") with under `FULL_DISK_BYTES` free. An error with another reason (a permission) is not, however
+    little is free. `free_space(folder)`: the free bytes, None when unknown."""
+    reasons = [os_error_number(e) for e in _chain(error)]
+    if any(reason in OUT_OF_SPACE_ERRNOS for reason in reasons):
+        return True
+    if any(reason is not None for reason in reasons):
+        return False
+    free = free_space(folder)
+    return free is not None and free < FULL_DISK_BYTES
+
+
+def _chain(error: BaseException | None) -> list[BaseException]:
+    """`error` and the errors it came from (`raise ... from`, or raised while handling)."""
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
+def os_error_number(error: BaseException) -> int | None:
+    """The OS's error number behind `error`: an `OSError`'s, or the one its message gives: "(os error N)" (Rust's,
+    which safetensors' errors end with), "[Errno N]" (an OSError's text in another error), or the OS's words for
+    want of space (ffmpeg says no number)."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno
+    text = str(error)
+    if found := re.search(r"\(os error (\d+)\)|\[Errno (\d+)\]", text):
+        return int(found.group(1) or found.group(2))
+    return next((code for code, words in _SPACE_WORDS if words in text), None)
