@@ -20,7 +20,7 @@ from gguf import quants as gguf_quants
 from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
-from motif_lite.io.staging import output_folder_problem
+from motif_lite.io.staging import out_of_space, output_folder_problem
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
@@ -43,9 +43,6 @@ QUANT_VERSION = 2
 CHUNK_VALUES = 1 << 24
 # Room for the header (tensor infos, the embedded config) and the alignment padding, on top of the tensor data.
 HEADER_ALLOWANCE = 1 << 20
-# Free space under which a short write (an OSError without errno) is taken for a full disk: right after one, a full
-# disk has less than a block left.
-SHORT_WRITE_ROOM = 1 << 20
 
 
 class OutputError(MotifLiteError):
@@ -264,21 +261,18 @@ def _writing(out: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if not _disk_full(exc, out):
+        if not out_of_space(exc, out.parent):
             raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose another -o") from None
+        if exc.errno == errno.EDQUOT:  # the disk's free space is not what ran out
+            raise OutputError(
+                f"cannot write {out}: {exc.strerror} (your disk quota there is used up): free some of your files or "
+                "write it elsewhere (-o)"
+            ) from None
         free = file_size(shutil.disk_usage(out.parent).free)
         raise OutputError(
             f"cannot write {out}: No space left on device ({free} free in {out.parent}; another program may have "
             "taken what the check before the work saw): free some space or write it elsewhere (-o)"
         ) from None
-
-
-def _disk_full(exc: OSError, out: Path) -> bool:
-    """Whether writing `out` failed for want of space: ENOSPC, or a short write on a disk with less than a buffer
-    left, which numpy's `tofile` reports with no errno ("4096 requested and 3680 written", seen on a full tmpfs)."""
-    if exc.errno == errno.ENOSPC:
-        return True
-    return exc.errno is None and shutil.disk_usage(out.parent).free < SHORT_WRITE_ROOM
 
 
 def _write_tensors(writer: GGUFWriter, out: Path, source, plan, device: str, progress: bool, tensor_class) -> Summary:

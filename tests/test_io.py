@@ -410,6 +410,29 @@ def test_ffmpeg_stopping_for_another_reason_says_ffmpegs_message(tmp_path, monke
     )
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a file on which every write fails")
+def test_ffmpeg_stopping_on_a_full_disk_says_so(tmp_path):
+    # ffmpeg says "No space left on device" on a line before its last ("Nothing was written into output file ..."),
+    # and the disk, here /dev/full, has room left by shutil's measure: the error gave that last line and offered
+    # .webp, which would fail the same way.
+    (tmp_path / ".partial-7-x.mp4").symlink_to("/dev/full")
+    with pytest.raises(MotifLiteError) as error:
+        write_video(_video(), tmp_path / ".partial-7-x.mp4", 24.0, META)
+    assert str(error.value) == f"ffmpeg could not write {tmp_path / 'x.mp4'}: no space left on the disk of {tmp_path}"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a shell script as ffmpeg")
+def test_ffmpeg_stopping_on_a_used_up_disk_quota_says_so(tmp_path, monkeypatch):
+    # A quota leaves the disk's free space as it was: only ffmpeg's words tell, and it was "ffmpeg said: Conversion
+    # failed!" with the formats that need no ffmpeg, which the quota stops as well.
+    script = 'echo "[out#0/mp4] Error muxing a packet: Disk quota exceeded" >&2; echo "Conversion failed!" >&2; exit 1'
+    fake = _fake_ffmpeg(tmp_path / "ffmpeg", f'[ "$1" = -version ] && exit 0\n{script}')
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
+    with pytest.raises(MotifLiteError) as error:
+        write_video(_video(), tmp_path / ".partial-7-x.mp4", 24.0, META)
+    assert str(error.value) == f"ffmpeg could not write {tmp_path / 'x.mp4'}: your disk quota in {tmp_path} is used up"
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])
 def test_an_ffmpeg_that_is_not_there_is_refused_before_any_work(tmp_path, monkeypatch, suffix):
     # IMAGEIO_FFMPEG_EXE naming no file passed every check; the run sampled, then failed to write with nothing said.

@@ -918,18 +918,50 @@ def test_two_claims_of_one_output_exclude_each_other(tmp_path):
         os.close(first)
 
 
-def test_only_a_failed_write_for_want_of_space_is_called_a_full_disk(tmp_path, monkeypatch):
-    # ENOSPC is a full disk whatever the space now; another error (a permission) is not one on a nearly full disk.
+def test_a_used_up_disk_quota_midway_is_said_as_such_and_leaves_nothing(tiny, tmp_path, capsys, monkeypatch):
+    # EDQUOT (a quota on a shared server's home) was "cannot write OUT: Disk quota exceeded; choose another -o", as
+    # for a permission: the out-of-space rule of the video writer and the latents saver counts it, and so does this.
+    import errno
+
+    from gguf import GGUFWriter
+
+    write, calls = GGUFWriter.write_tensor_data, []
+
+    def quota_used_up_on_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(GGUFWriter, "write_tensor_data", quota_used_up_on_the_third)
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot write {out}: Disk quota exceeded (your disk quota there is used up): free some of your files "
+        "or write it elsewhere (-o)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_permission_error_on_a_nearly_full_disk_is_not_called_full(tiny, tmp_path, capsys, monkeypatch):
     import collections
     import errno
+
+    from gguf import GGUFWriter
 
     from motif_lite.quantize import convert
 
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(convert.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 10**9))
-    assert convert._disk_full(OSError(errno.ENOSPC, "No space left on device"), tmp_path / "o.gguf")
-    monkeypatch.setattr(convert.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 100))
-    assert not convert._disk_full(OSError(errno.EACCES, "Permission denied"), tmp_path / "o.gguf")
+    free = iter([10**9])  # room for the check before the work, then under 1 MiB
+    monkeypatch.setattr(convert.shutil, "disk_usage", lambda path: usage(10**9, 10**9, next(free, 4000)))
+
+    def denied(self, *args, **kwargs):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(GGUFWriter, "write_tensor_data", denied)
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: cannot write {out}: Permission denied; choose another -o\n"
 
 
 def test_a_disk_filled_by_another_program_meanwhile_is_named(tiny, tmp_path, capsys, monkeypatch):

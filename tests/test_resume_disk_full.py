@@ -144,11 +144,12 @@ def test_periodic_saves_that_move_to_the_cache_say_so_once(pipe, tmp_path, cache
     ("error", "advice"),
     [
         (OSError(errno.ENOSPC, "No space left on device"), "free that much space"),
+        (Exception("Error while serializing: I/O error: Disk quota exceeded (os error 122)"), "free that much space"),
         # safetensors' own error, as a file size limit (ulimit -f) gives it: free space would not help
         (Exception("Error while serializing: I/O error: File too large (os error 27)"), "ulimit -f unlimited"),
         (OSError(errno.EACCES, "Permission denied"), "a folder this process can write"),
     ],
-    ids=["full", "size-limit", "denied"],
+    ids=["full", "quota", "size-limit", "denied"],
 )
 def test_the_advice_fits_why_the_save_failed(tmp_path, monkeypatch, error, advice):
     def failing(saved, path):
@@ -159,6 +160,26 @@ def test_the_advice_fits_why_the_save_failed(tmp_path, monkeypatch, error, advic
     with pytest.raises(latents_saving.LatentsSaveError) as caught:
         latents_saving.LatentsFile(tmp_path / "fox.mp4").save(saved)
     assert advice in str(caught.value) and "(os error" not in str(caught.value), str(caught.value)
+
+
+def test_a_failed_save_that_gives_no_reason_on_a_full_disk_is_said_to_want_space(tmp_path, monkeypatch):
+    # The quantizer's rule, now the one rule: a write that failed without the OS's reason (a library's own words,
+    # no errno) on a disk with under 1 MiB left failed for want of space. The advice was "a folder this process
+    # can write", for a folder it can write.
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**9, 10**9, 4000))
+
+    def failing(saved, path):
+        raise Exception("Error while serializing: I/O error: failed to write whole buffer")
+
+    monkeypatch.setattr(latents_saving, "save_latents", failing)
+    saved = latents_io.SavedLatents(torch.zeros(1, 16, 2, 4, 4), tmp_path / "fox.mp4", 32, 32, 5, 24.0, "float32")
+    with pytest.raises(latents_saving.LatentsSaveError) as caught:
+        latents_saving.LatentsFile(tmp_path / "fox.mp4").save(saved)
+    assert "4.0 kB free there" in str(caught.value) and "free that much space" in str(caught.value), caught.value
 
 
 def test_a_stopped_batch_counts_a_state_kept_in_the_cache_as_saved(checkpoint, tmp_path, cache, capsys, monkeypatch):

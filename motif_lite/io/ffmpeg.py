@@ -75,22 +75,34 @@ def last_line(stderr: bytes) -> str:
     return lines[-1] if lines else ""
 
 
+class FfmpegFailed(Exception):
+    """ffmpeg exited with an error; the message is all it wrote to its standard error, in which the reason (such as
+    "No space left on device") is often on a line before the last."""
+
+    @property
+    def last_line(self) -> str:
+        """Its last error line, the one to show; "" when it said nothing."""
+        return last_line(str(self).encode())
+
+
 @contextlib.contextmanager
 def ffmpeg_process(
     command: list[str], *, stdin: int | None = None, stdout: int | None = None
-) -> Iterator[tuple[subprocess.Popen, Callable[[], str]]]:
+) -> Iterator[tuple[subprocess.Popen, Callable[..., str]]]:
     """ffmpeg running `command` in a process group of its own, with the process and a `said()` that returns the last
-    line of its standard error so far. Its errors go to a temporary file, not a pipe: ffmpeg never blocks on a full
-    one. On leaving, an ffmpeg still running (the caller stopped reading early, or failed) is killed, and every
-    exit is waited for, so that no pipe or process is left to the garbage collector."""
+    line of its standard error so far (`said(whole=True)`: all of it). Its errors go to a temporary file, not a
+    pipe: ffmpeg never blocks on a full one. On leaving, an ffmpeg still running (the caller stopped reading early,
+    or failed) is killed, and every exit is waited for, so that no pipe or process is left to the garbage
+    collector."""
     with (
         tempfile.TemporaryFile() as errors,
         subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=errors, **OWN_PROCESS_GROUP) as process,
     ):
 
-        def said() -> str:
+        def said(whole: bool = False) -> str:
             errors.seek(0)
-            return last_line(errors.read())
+            text = errors.read()
+            return text.decode(errors="replace").strip() if whole else last_line(text)
 
         try:
             yield process, said

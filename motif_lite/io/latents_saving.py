@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.latents import SavedLatents, latents_path, save_latents
 from motif_lite.io.output_claims import unused_path
-from motif_lite.io.staging import process_running
+from motif_lite.io.staging import free_bytes, os_error_number, out_of_space, process_running
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.units import file_size
 
@@ -94,22 +93,13 @@ def _not_saved(attempts: list[tuple[Path, Exception]], saved: SavedLatents) -> s
     """Why `saved` is nowhere: each path tried with its error and the free space in its folder, the size, and what
     to do about it."""
     tried = "; nor to ".join(f"{path} ({_reason(error)}{_free_space(path.parent)})" for path, error in attempts)
-    codes = {_errno(error) for _, error in attempts}
-    if errno.EFBIG in codes:  # a file size limit, whatever the free space
+    if any(os_error_number(error) == errno.EFBIG for _, error in attempts):  # a size limit, whatever the free space
         fix = "raise the file size limit of this shell (ulimit -f unlimited)"
-    elif codes & {errno.ENOSPC, errno.EDQUOT}:
+    elif any(out_of_space(error, path.parent) for path, error in attempts):
         fix = "free that much space, or give the output another folder (-o)"
     else:
         fix = "give the output a folder this process can write (-o)"
     return f"the latents could not be saved to {tried}; they need {file_size(_file_size(saved))}: {fix}"
-
-
-def _errno(error: Exception) -> int | None:
-    """The OS's error number behind `error`: an OSError's, or the "(os error N)" safetensors' own errors end with."""
-    if isinstance(error, OSError) and error.errno is not None:
-        return error.errno
-    found = re.search(r"\(os error (\d+)\)", str(error))
-    return int(found.group(1)) if found else None
 
 
 def _reason(error: Exception) -> str:
@@ -119,10 +109,8 @@ def _reason(error: Exception) -> str:
 
 
 def _free_space(folder: Path) -> str:
-    try:
-        return f", {file_size(shutil.disk_usage(folder).free)} free there"
-    except OSError:  # a folder that is gone, or a share that no longer answers
-        return ""
+    free = free_bytes(folder)
+    return "" if free is None else f", {file_size(free)} free there"
 
 
 def _file_size(saved: SavedLatents) -> int:

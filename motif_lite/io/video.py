@@ -12,6 +12,7 @@ are stored as one JSON string in each format's comment field.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -31,13 +32,17 @@ from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES, VIDEO_EXTENSIONS
 from motif_lite.errors import ConfigError, DiskFullError, MotifLiteError, both_spellings, shown
-from motif_lite.io.ffmpeg import ffmpeg_process, file_argument, find_ffmpeg
+from motif_lite.io.ffmpeg import FfmpegFailed, ffmpeg_process, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
     FRAME_PATTERN,
+    FULL_DISK_BYTES,
     check_writable_folder,
     creating_fails,
     frame_file,
+    free_bytes,
     is_frame_sequence,
+    os_error_number,
+    out_of_space,
     output_folder_problem,
     output_of,
 )
@@ -183,23 +188,13 @@ def _check_output_folder(parent: Path) -> None:
     _check_not_full(parent)
 
 
-# Free space under which an output's disk counts as full: not even a small clip's file fits there (and a write that
-# failed on a disk with less left is said to have run out of space, `_write_failure`).
-FULL_DISK_BYTES = 2**20
-
-
 def _check_not_full(parent: Path) -> None:
     """Refuse an output folder on a full disk before the work: the run (or decode) would fail only when it writes the
     video, minutes to hours later. Unknown free space (an OS that cannot say) lets it pass."""
-    import shutil
-
     from motif_lite.units import file_size
 
-    try:
-        free = shutil.disk_usage(parent).free
-    except OSError:
-        return
-    if free < FULL_DISK_BYTES:
+    free = free_bytes(parent)
+    if free is not None and free < FULL_DISK_BYTES:
         raise DiskFullError(
             f"the disk of output directory {parent} is full ({file_size(free)} free): free some space there, or "
             f"write the video to another disk ({both_spellings('-o', 'output=')})"
@@ -419,10 +414,10 @@ def _write_ffmpeg(
             metadata.write_text(_ffmetadata(comment), encoding="utf-8")
         except OSError as exc:
             raise MotifLiteError(f"cannot write the video's metadata to {folder}: {exc.strerror or exc}") from None
-        said = _pipe_to_ffmpeg(stream, shape, _ffmpeg_command(path, metadata, width, height, fps, crf))
+        failed = _pipe_to_ffmpeg(stream, shape, _ffmpeg_command(path, metadata, width, height, fps, crf))
     # A short video fits in the pipe: ffmpeg failing to open the file then breaks nothing; its exit code tells.
-    if said is not None or not path.is_file() or path.stat().st_size == 0:
-        raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path, said)}")
+    if failed is not None or not path.is_file() or path.stat().st_size == 0:
+        raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path, failed)}")
 
 
 def _ffmetadata(comment: str) -> str:
@@ -444,9 +439,8 @@ def _ffmpeg_command(path: Path, metadata: Path, width: int, height: int, fps: fl
     return [find_ffmpeg(), "-y", "-nostdin", "-v", "error", *frames, *tags, *encode, file_argument(path)]
 
 
-def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[str]) -> str | None:
-    """Run `command` with the frames on its standard input. None when ffmpeg succeeded, else its last error line
-    ("" when it said nothing)."""
+def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[str]) -> FfmpegFailed | None:
+    """Run `command` with the frames on its standard input. None when ffmpeg succeeded, else what it said."""
     with ffmpeg_process(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL) as (process, said):
         try:
             for frame in stream:
@@ -462,24 +456,24 @@ def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[st
             with contextlib.suppress(OSError):
                 process.stdin.close()  # the end of the video: ffmpeg finishes the file
             code = process.wait()
-        return None if code == 0 else said()
+        return None if code == 0 else FfmpegFailed(said(whole=True))
 
 
-def _write_failure(path: Path, said: str | None) -> str:
+def _write_failure(path: Path, failed: FfmpegFailed | None) -> str:
     """Why writing `path` failed: the folder's reason first (ffmpeg's message then names the hidden partial file),
-    else what ffmpeg `said` (its last error line)."""
-    import shutil
-
+    then a want of space, else what ffmpeg said (its last error line)."""
     if (reason := creating_fails(path.parent)) is not None:
         return reason
-    with contextlib.suppress(OSError):
-        if shutil.disk_usage(path.parent).free < FULL_DISK_BYTES:
-            return f"no space left on the disk of {path.parent}"
+    if out_of_space(failed, path.parent):  # ffmpeg's reason is often on a line before its last
+        if failed is not None and os_error_number(failed) == errno.EDQUOT:
+            return f"your disk quota in {path.parent} is used up"
+        return f"no space left on the disk of {path.parent}"
     # ffmpeg's own failure (an encoder its build lacks, a damaged binary) comes again with the same format: the
     # formats it does not write are the way to the video.
-    failed = f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
+    said = failed.last_line if failed is not None else ""
+    told = f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
     stem = output_of(path).stem
-    return f"{failed} (.webp, .gif and PNG frames need no ffmpeg: -o {quoted(f'{stem}.webp')}, or {stem}_%03d.png)"
+    return f"{told} (.webp, .gif and PNG frames need no ffmpeg: -o {quoted(f'{stem}.webp')}, or {stem}_%03d.png)"
 
 
 def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
