@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,77 @@ def test_a_video_with_a_colon_in_its_name_is_written_and_read_back(tmp_path, mon
     assert (clip.frames, clip.width, clip.height) == (5, 48, 32)
     assert len(list(clip_frames(clip))) == 5
     assert read_settings(name).values["prompt"] == "a fox"
+
+
+def write_apng(path: Path, frames: np.ndarray, durations_ms: list[float]) -> Path:
+    """An animated PNG as Pillow writes one (`acTL` before its first `IDAT`, an `fcTL` delay before each frame)."""
+    first, *rest = (PIL.Image.fromarray(frame) for frame in frames)
+    first.save(path, save_all=True, append_images=rest, duration=durations_ms, loop=0, format="PNG")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("count", "durations_ms", "fps"),
+    [
+        (5, [1000 / 12] * 5, 12.0),  # ffmpeg's header gives the rate
+        (2, [100, 100], 10.0),  # ffmpeg's header gives none: the frames' delays do
+        (2, [100, 300], 5.0),  # delays that differ: their average rate, 2 frames in 0.4 s
+    ],
+)
+def test_an_animated_png_is_a_clip_with_its_frames_and_rate(tmp_path, count, durations_ms, fps):
+    # It was refused as "one image, not a clip", though ffmpeg decodes it as it does a GIF.
+    from motif_lite.io.clip import clip_frames, last_frame, read_clip
+
+    pixels = np.random.default_rng(count).integers(0, 256, (count, 32, 48, 3), dtype=np.uint8)
+    clip = read_clip(write_apng(tmp_path / "anim.png", pixels, durations_ms))
+    assert (clip.frames, clip.size) == (count, (48, 32)) and clip.fps == pytest.approx(fps)
+    assert np.array_equal(np.stack(list(clip_frames(clip))), pixels)  # lossless, each frame once
+    assert np.array_equal(np.asarray(last_frame(clip)), pixels[-1])
+
+
+def test_an_animated_png_uploaded_under_a_video_name_has_its_rate_and_is_checked_for_its_end(tmp_path):
+    # The server keeps an upload as ID.mp4: read as the APNG it is, at its delays' rate (not the 24 fps default),
+    # and refused when cut short (ffmpeg reads the frames up to the cut without an error).
+    from motif_lite.io.clip import ClipError, read_clip
+
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 32, 48, 3), dtype=np.uint8)
+    data = write_apng(tmp_path / "anim.png", pixels[:2], [125, 125]).read_bytes()
+    (tmp_path / "upload.mp4").write_bytes(data)
+    assert read_clip(tmp_path / "upload.mp4").fps == 8.0
+    long = write_apng(tmp_path / "long.png", pixels, [125] * 6).read_bytes()
+    for name in ("cut.png", "cut.mp4"):
+        (tmp_path / name).write_bytes(long[: len(long) * 2 // 3])
+        with pytest.raises(ClipError, match=rf"{name} is cut short \(.*\): it lacks a PNG's end; copy or write it"):
+            read_clip(tmp_path / name)
+
+
+def with_chunk(png: bytes, kind: bytes, payload: bytes, before: bytes) -> bytes:
+    """`png` with a chunk of `kind` added before its first chunk of type `before`."""
+    at = png.index(before) - 4  # the length in front of the chunk's type
+    chunk = kind + payload
+    return png[:at] + len(payload).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big") + png[at:]
+
+
+@pytest.mark.parametrize("kind", ["still", "animation of one frame", "damaged", "animation chunk after the image"])
+def test_a_png_that_is_no_animation_is_still_one_image(tmp_path, kind):
+    from motif_lite.io.clip import ClipError, read_clip
+    from motif_lite.io.png_chunks import is_animated_png
+
+    image = tmp_path / "shot.png"
+    PIL.Image.new("RGB", (48, 32)).save(image)
+    still = image.read_bytes()
+
+    def animation(frames: int) -> bytes:  # an acTL chunk's data: its frame count, played forever
+        return frames.to_bytes(4, "big") + (0).to_bytes(4, "big")
+
+    if kind == "animation of one frame":  # an APNG, whose one frame (fcTL: 48x32 at 0,0 for 1/10 s) is an image
+        frame = b"".join(n.to_bytes(4, "big") for n in (0, 48, 32, 0, 0)) + bytes([0, 1, 0, 10, 0, 0])
+        image.write_bytes(with_chunk(with_chunk(still, b"acTL", animation(1), b"IDAT"), b"fcTL", frame, b"IDAT"))
+        assert is_animated_png(image)
+    elif kind == "damaged":  # its header cut short: Pillow cannot open it
+        image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 20)
+    elif kind == "animation chunk after the image":  # no APNG: its spec puts acTL before the first IDAT
+        image.write_bytes(with_chunk(still, b"acTL", animation(2), b"IEND"))
+        assert not is_animated_png(image)
+    with pytest.raises(ClipError, match="^shot.png is one image, not a clip: to start a video from it use -i "):
+        read_clip(image)

@@ -1,10 +1,10 @@
 """A clip to go on from (`run --extend`): its size, frame rate and frame count, checked before any work; its last
 frame (the next video's first frame); its frames again, one at a time, as the longer video is written.
 
-A clip is a video file ffmpeg reads (.mp4, .mkv, .mov, .webm, ...: imageio-ffmpeg's ffmpeg decodes it to RGB) or a
-PNG sequence such as motif-lite writes (`fox_%03d.png`: frames 0, 1, ... until one is missing, or from 1 as ffmpeg,
-Blender and ComfyUI number them; lossless). The frames are never all in memory: they are decoded when needed, once
-for the last frame and once more while writing.
+A clip is a video file ffmpeg reads (.mp4, .mkv, .mov, .webm, an animated GIF, WebP or PNG, ...: imageio-ffmpeg's
+ffmpeg decodes it to RGB) or a PNG sequence such as motif-lite writes (`fox_%03d.png`: frames 0, 1, ... until one is
+missing, or from 1 as ffmpeg, Blender and ComfyUI number them; lossless). The frames are never all in memory: they
+are decoded when needed, once for the last frame and once more while writing.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from motif_lite.io.ffmpeg import (
     find_ffmpeg,
     last_line,
 )
+from motif_lite.io.png_chunks import animated_png_rate, is_animated_png
 from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
 from motif_lite.log_filters import filtered_log
 from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
@@ -106,7 +107,7 @@ def read_clip(path: str | Path, *, frames: int | None = None, audience: Audience
     if not path.is_file():
         windows = windows_path_problem(str(path))
         raise ClipError(f"the clip to extend: {windows}" if windows else f"the clip to extend was not found: {path}")
-    if path.suffix.lower() == ".png" or _is_image(path):
+    if (path.suffix.lower() == ".png" and not is_animated_png(path)) or _is_image(path):  # an APNG is a clip
         raise ClipError(f"{path.name} is one image, not a clip: {_image_fix(path, audience)}")
     try:
         return _read_video_file(path, frames, audience)
@@ -306,7 +307,8 @@ def _read_video_file(path: Path, frames: int | None, audience: Audience) -> Clip
     width, height = meta["size"]
     if frames < 2:
         raise _one_frame(path, frames, audience)
-    fps = _rate_written(path) or float(meta.get("fps") or DEFAULT_FPS)
+    # ffmpeg's header gives no rate for an animated PNG of two frames: its frames' delays do.
+    fps = float(_rate_written(path) or meta.get("fps") or animated_png_rate(path) or DEFAULT_FPS)
     hdr = next((kind for name, kind in HDR_TRANSFERS.items() if name in str(meta.get("pix_fmt"))), None)
     return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")), hdr=hdr)
 
@@ -428,8 +430,8 @@ def _read_png(file: Path) -> np.ndarray:
 
 
 def _is_image(path: Path) -> bool:
-    """Whether Pillow reads `path` as a still image (a JPEG given as the clip, say); an animated GIF or WebP is a
-    clip ffmpeg reads. Counting a damaged GIF's frames raises what its plugin meets (an IndexError for one cut
+    """Whether Pillow reads `path` as a still image (a JPEG given as the clip, say); an animated GIF, WebP or PNG is
+    a clip ffmpeg reads. Counting a damaged GIF's frames raises what its plugin meets (an IndexError for one cut
     short): any error leaves the file to ffmpeg, whose refusal says what is wrong with it."""
     try:
         with PIL.Image.open(path) as image:

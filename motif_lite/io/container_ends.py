@@ -1,7 +1,7 @@
 """Where a video or PNG file says it ends: a file cut short (a copy interrupted, a disk that filled) shows only in
 a size its container wrote that runs past the file's end, or an end it lacks. ffmpeg and Pillow read such a file
 without an error up to where it was cut, so a clip to extend is checked here first (`io/clip.py`); GIFs, which keep no
-size of their own, in `io/gif_blocks.py`."""
+size of their own, in `io/gif_blocks.py`; an animated PNG by the end of a PNG it lacks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from motif_lite.io.file_kinds import MATROSKA_MAGIC
 from motif_lite.io.gif_blocks import gif_cut_short
+from motif_lite.io.png_chunks import PNG_SIGNATURE, is_animated_png
 
 MATROSKA_SEGMENT = 0x18538067
 MAX_TOP_LEVEL_BOXES = 10_000  # an MP4 has a handful (ftyp, moov, mdat, free, ...): more is no MP4 to check
@@ -22,9 +23,9 @@ PNG_TAIL_BYTES = 1024
 def cut_short_by_its_sizes(path: Path) -> str | None:
     """What shows `path` cut short by its container's own sizes, or None: an MP4/MOV box or a Matroska segment
     (.mkv, .webm) that runs past the file's end, a RIFF file (WebP, AVI) shorter than its header says, a GIF without
-    its trailer byte after its last block (`gif_blocks`). ffmpeg reads such a file without an error up to where it
-    was cut, and the run would go on from a frame in its middle. Other formats, and sizes this cannot read, are left
-    to ffmpeg."""
+    its trailer byte after its last block (`gif_blocks`), an animated PNG without a PNG's end (`ends_a_png`). ffmpeg
+    reads such a file without an error up to where it was cut, and the run would go on from a frame in its middle.
+    Other formats (a still PNG is one image, refused before), and sizes this cannot read, are left to ffmpeg."""
     size = path.stat().st_size
     with path.open("rb") as stream:
         head = stream.read(12)
@@ -34,6 +35,8 @@ def cut_short_by_its_sizes(path: Path) -> str | None:
             return _matroska_segment_past_the_end(stream, size)
         if head.startswith(b"GIF8"):
             return gif_cut_short(stream, size)
+    if head.startswith(PNG_SIGNATURE) and is_animated_png(path) and not ends_a_png(path):
+        return "it lacks a PNG's end"
     said = 8 + int.from_bytes(head[4:8], "little")
     if head.startswith(b"RIFF") and size < said:
         return f"its header says {said:,} bytes, the file has {size:,}"
