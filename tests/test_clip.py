@@ -194,6 +194,18 @@ def test_an_animated_png_is_a_clip_with_its_frames_and_rate(tmp_path, count, dur
     assert np.array_equal(np.asarray(last_frame(clip)), pixels[-1])
 
 
+def test_run_extends_an_animated_png_at_its_size_and_rate(shared_checkpoint, tmp_path, capsys):
+    # `motif-lite run --extend anim.png` stopped at "anim.png is one image, not a clip: ... use -i".
+    from motif_lite import cli
+
+    pixels = np.random.default_rng(1).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
+    anim = write_apng(tmp_path / "anim.png", pixels, [100] * 3)
+    dry_run = ["run", "--dry-run", "-m", str(shared_checkpoint[0]), "--device", "cpu", "--extend", str(anim)]
+    assert cli.main([*dry_run, "-o", str(tmp_path / "longer.mp4")]) == 0
+    out = capsys.readouterr()
+    assert "64x48, 121 frames at 10 fps" in out.out and "holds its 3 frames and 120 new ones" in out.err
+
+
 def test_an_animated_png_uploaded_under_a_video_name_has_its_rate_and_is_checked_for_its_end(tmp_path):
     # The server keeps an upload as ID.mp4: read as the APNG it is, at its delays' rate (not the 24 fps default),
     # and refused when cut short (ffmpeg reads the frames up to the cut without an error).
