@@ -252,3 +252,20 @@ def test_a_png_that_is_no_animation_is_still_one_image(tmp_path, kind):
         assert not is_animated_png(image)
     with pytest.raises(ClipError, match="^shot.png is one image, not a clip: to start a video from it use -i "):
         read_clip(image)
+
+
+def test_an_animation_chunk_after_more_chunks_than_are_read_is_not_looked_for(tmp_path, monkeypatch):
+    # A PNG of a million empty chunks (an upload of 12 MB) was walked to its end: a second in Python.
+    from motif_lite.io import png_chunks
+
+    monkeypatch.setattr(png_chunks, "MAX_CHUNKS", 50)  # as many ancillary chunks as a real PNG has before its image
+    image = tmp_path / "shot.png"
+    PIL.Image.new("RGB", (48, 32)).save(image)
+    animated = with_chunk(image.read_bytes(), b"acTL", (2).to_bytes(4, "big") + bytes(4), b"IDAT")
+    # IHDR, the comments, then acTL: the last chunk read, or the first one not read.
+    for comments, found in ((png_chunks.MAX_CHUNKS - 2, True), (png_chunks.MAX_CHUNKS - 1, False)):
+        padded = animated
+        for _ in range(comments):
+            padded = with_chunk(padded, b"tEXt", b"", b"acTL")
+        image.write_bytes(padded)
+        assert png_chunks.is_animated_png(image) is found

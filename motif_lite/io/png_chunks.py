@@ -17,6 +17,9 @@ CHUNK_OVERHEAD = 12
 # each); the delay is two 16-bit numbers, seconds as numerator / denominator (a denominator of 0 means 100).
 FCTL_DELAY_AT = 20
 DELAY_DENOMINATOR_OF_ZERO = 100
+# The most chunks read: an APNG has two or three a frame, and a few before its first image. A file of more (a
+# million empty ones in an upload) is not walked to its end, a second or more in Python for each 10 MB.
+MAX_CHUNKS = 100_000
 
 
 def is_animated_png(path: Path) -> bool:
@@ -53,14 +56,16 @@ def animated_png_rate(path: Path) -> float | None:
 
 
 def _chunks(stream: BinaryIO, size: int) -> Iterator[tuple[bytes, int]]:
-    """Each chunk of the PNG in `stream` (`size` bytes) in order: its type and where its data begins. Nothing when it
-    does not start as a PNG; it stops after `IEND`, or before a chunk that runs past the file's end (a damaged file,
-    or one cut short: what follows is not read as chunks)."""
+    """Each chunk of the PNG in `stream` (`size` bytes) in order: its type and where its data begins, the first
+    `MAX_CHUNKS` of them. Nothing when it does not start as a PNG; it stops after `IEND`, or before a chunk that runs
+    past the file's end (a damaged file, or one cut short: what follows is not read as chunks)."""
     stream.seek(0)
     if stream.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
         return
     offset = len(PNG_SIGNATURE)
-    while offset + CHUNK_OVERHEAD <= size:
+    for _ in range(MAX_CHUNKS):
+        if offset + CHUNK_OVERHEAD > size:
+            return
         stream.seek(offset)
         header = stream.read(8)
         length, kind = int.from_bytes(header[:4], "big"), header[4:8]
