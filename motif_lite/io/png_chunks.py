@@ -17,8 +17,8 @@ CHUNK_OVERHEAD = 12
 # each); the delay is two 16-bit numbers, seconds as numerator / denominator (a denominator of 0 means 100).
 FCTL_DELAY_AT = 20
 DELAY_DENOMINATOR_OF_ZERO = 100
-# The most chunks read: an APNG has two or three a frame, and a few before its first image. A file of more (a
-# million empty ones in an upload) is not walked to its end, a second or more in Python for each 10 MB.
+# The most chunks read: an APNG has two or three a frame, and a few before its first image. A file of more (an
+# upload of a million empty ones: a second or more to walk in Python) is read only this far.
 MAX_CHUNKS = 100_000
 
 
