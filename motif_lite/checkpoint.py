@@ -201,7 +201,7 @@ def locate_sources(
     file_notes = _check_your_files(files, gguf_replaced, problems)
     gguf_path, gguf_header = None, None
     if gguf is not None and not is_gguf_variant(str(gguf)):
-        gguf_path = problems.collect(lambda: find_gguf(str(gguf), hub))
+        gguf_path = problems.collect(lambda: find_gguf(str(gguf), hub, str(model)))
         gguf_header = _transformer_gguf_header(gguf_path, str(model), problems)
     text_gguf = None
     if text_encoder_gguf is not None:  # alone here; against the checkpoint's text encoder config once it is found
@@ -220,7 +220,7 @@ def locate_sources(
             problems.name_files_behind(root, found, linked)
     # A variant is looked up (downloaded) only for a checkpoint that can run: after a wrong -m, its error alone.
     if gguf is not None and is_gguf_variant(str(gguf)) and not problems.found:
-        gguf_path = problems.collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes))
+        gguf_path = problems.collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes, str(model)))
         gguf_header = _transformer_gguf_header(gguf_path, str(model), problems)
     if text_gguf is not None and root is not None:
         te_file = text_gguf.path
@@ -473,11 +473,11 @@ def listed_configs(root: Path) -> list[str]:
     return [file for file in listed if not (root / file).is_file()]
 
 
-def _find_gguf(gguf: str, hub: HubAccess, require_weights: bool, notes: list[str]) -> Path | None:
+def _find_gguf(gguf: str, hub: HubAccess, require_weights: bool, notes: list[str], model: str) -> Path | None:
     if require_weights or not is_gguf_variant(gguf):
-        return find_gguf(gguf, hub)
+        return find_gguf(gguf, hub, model)
     try:
-        return find_gguf(gguf, hub)
+        return find_gguf(gguf, hub, model)
     except MissingFilesError:
         notes.append(f"the GGUF file of variant {gguf} is not at hand (not in the Hugging Face cache)")
         return None

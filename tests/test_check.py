@@ -806,6 +806,7 @@ def test_a_quantizers_partial_file_is_named_as_one_by_check_and_run(tiny, tmp_pa
     code = cli.main(["run", "-m", str(root), "--gguf", str(partial), "-p", "fox", "-o", str(tmp_path / "a.mp4")])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and "partial file of a quantizer run" in err, err
+    assert f"delete it and quantize again: {remake}" in err, err  # run's fix named CHECKPOINT, not the -m given
     assert not (tmp_path / "a.mp4").exists()
 
 

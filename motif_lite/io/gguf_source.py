@@ -41,11 +41,12 @@ def is_gguf_variant(variant_or_path: str | Path) -> bool:
     return not (path.suffix.lower() == ".gguf" or path.exists() or not _VARIANT.match(text))
 
 
-def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path:
+def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None, model: str | None = None) -> Path:
     """A local `.gguf` file for a path, a folder holding exactly one, or a variant name of the official GGUF repo.
 
     A variant such as `Q4_K_M` is looked up in the cache of `Motif-Technologies/Motif-Video-2B-GGUF`, then (online)
     in the repo's file list, and the one file whose name carries the variant as a whole token is downloaded.
+    `model`: -m as given, which the fix for a quantizer's partial file quantizes from (a placeholder when unknown).
     Raises `MissingFilesError` when it cannot be had, `CheckpointError` for a wrong path.
     """
     hub = hub or HubAccess()
@@ -53,7 +54,7 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None) -> Path
     if not is_gguf_variant(text):
         if (address := gguf_address_problem(text)) is not None:
             raise CheckpointError("{}: {}; {}".format(text, *address))
-        if (partial := partial_gguf_problem(user_path(text))) is not None:
+        if (partial := partial_gguf_problem(user_path(text), model)) is not None:
             raise CheckpointError("{}: {}; {}".format(text, *partial))
         return _local_gguf(user_path(text))
     text = _file_spelling(text)
