@@ -98,6 +98,20 @@ def refuse_unknown_variant(variant: str) -> None:
     instead of a download command that would fetch nothing)."""
     if (found := unknown_variant_problem(variant)) is not None:
         raise CheckpointError("--gguf {}: {}: {}".format(variant, *found))
+    refuse_unrunnable_variant(variant)
+
+
+def refuse_unrunnable_variant(variant: str) -> None:
+    """A `--gguf` variant that names a GGUF type motif-lite cannot run (TQ1_0, IQ1_S): the `ConfigError` a dry run
+    gives it (the quantizer's "a GGUF type this quantizer does not make (motif-lite cannot run it)"), said before the
+    Hub is asked: a file of that type would be downloaded only to be refused when it loads."""
+    from gguf import GGMLQuantizationType
+
+    from motif_lite.quantize.recipes import LOADABLE_TYPES, get_recipe
+
+    upper = variant.upper()
+    if upper in GGMLQuantizationType.__members__ and GGMLQuantizationType[upper] not in LOADABLE_TYPES:
+        get_recipe(variant)  # no recipe has a type motif-lite cannot run: this raises its ConfigError
 
 
 def unknown_variant_problem(variant: str) -> tuple[str, str] | None:
