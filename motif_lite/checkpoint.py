@@ -249,6 +249,24 @@ def locate_sources(
     )
 
 
+def check_gguf_files(
+    model: str | Path = MOTIF_REPO, gguf: str | Path | None = None, text_encoder_gguf: str | Path | None = None
+) -> None:
+    """The checks `locate_sources` makes of --gguf and --text-encoder-gguf before anything else, on this machine
+    alone (the Hub not asked, the checkpoint not read): a blank or wrong path, a web address, a quantizer's partial
+    file, a damaged or another model's file, a variant that is no type's name or one motif-lite cannot run. For
+    `serve`, which says where it listens before its model loads: such a mistake is its one-line error at once, not
+    after "serving". `model`: -m as given, which the fixes name."""
+    refuse_blank_paths(model, gguf, text_encoder_gguf, None)
+    hub = HubAccess(download=False)
+    if gguf is not None and is_gguf_variant(str(gguf)):
+        check_gguf_variant(str(gguf), hub)
+    elif gguf is not None:
+        _read_transformer_gguf(find_gguf(str(gguf), hub, str(model)), str(model))
+    if text_encoder_gguf is not None:  # alone: against the checkpoint's text encoder config once it is found
+        find_text_encoder_gguf(None, text_encoder_gguf, str(model))
+
+
 def _transformer_gguf_header(path: Path | None, model: str, problems: _Problems) -> GGUFCheckpoint | None:
     """The header of the transformer GGUF found at `path` (None: none found, or its problem added to `problems`)."""
     if path is None:

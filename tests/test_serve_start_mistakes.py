@@ -98,3 +98,31 @@ def test_a_port_refused_from_1024_up_is_not_said_to_need_root(port):
 
     said = _why_not_bound(OSError(errno.EACCES, "Permission denied"), "0.0.0.0", port)
     assert said == "Permission denied"
+
+
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [
+        ("--gguf", "is the partial file of a quantizer run"),
+        ("--text-encoder-gguf", "is the partial file of a quantizer run"),
+        ("--gguf TQ1_0", "TQ1_0 is a GGUF type this quantizer does not make (motif-lite cannot run it)"),
+    ],
+)
+def test_a_refused_gguf_is_said_before_serving(
+    shared_checkpoint_and_gguf, flag, said, no_network, tmp_path, capsys, monkeypatch
+):
+    # The model loads after "serving ...": a quantizer's partial OUT.gguf.tmp (or a type motif-lite cannot run)
+    # was said only then, by the background load, the server left listening. Now: one line, exit 2, no port bound.
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound the port"))
+    root, gguf = shared_checkpoint_and_gguf
+    partial = tmp_path / "mine-Q8_0.gguf.tmp"
+    partial.write_bytes(gguf.read_bytes())
+    given = flag.split() if " " in flag else [flag, str(partial)]
+    code = cli.main(["serve", "-m", str(root), *given, "--data", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "serving" not in err and err.count("\n") == 1, err
+    assert err.startswith("error: ") and said in err, err
+    if flag == "--gguf":  # the fix quantizes again from the -m given, as run's and check's do
+        assert f"python -m motif_lite.quantize {root} -o {tmp_path / 'mine-Q8_0.gguf'}" in err, err

@@ -266,6 +266,7 @@ def main(args: argparse.Namespace) -> int:
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
     _check_server_extra()
+    from motif_lite.checkpoint import check_gguf_files
     from motif_lite.cli.common import download_hint_repeats, lora_args
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
@@ -276,6 +277,8 @@ def main(args: argparse.Namespace) -> int:
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     args.lora_dir = lora_folder(args.lora_dir)
     check_server_crf(args.crf)
+    # A wrong --gguf or --text-encoder-gguf file said now: the model loads after "serving", its errors after it.
+    check_gguf_files(args.model, args.gguf, args.text_encoder_gguf)
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
               "the server", file=sys.stderr)  # fmt: skip
