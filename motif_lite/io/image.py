@@ -53,7 +53,7 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
     try:
         with open_image(path, f"input image {path}") as image:
             notes = _transparency_notes(image) + _print_colour_notes(image)
-            if getattr(image, "n_frames", 1) > 1:  # an animated GIF or WebP, a multi-page TIFF
+            if getattr(image, "n_frames", 1) > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF
                 notes.append(f"the image has {image.n_frames} frames: the first one is the video's first frame")
             image.load()  # every pixel, before the file is closed
             # Pillow's exif_transpose copies an image it does not turn: a 95-megapixel photo's 300 MB once more.

@@ -68,8 +68,8 @@ def save_upload(upload: UploadedClip, target: Path, max_bytes: int) -> str:
 
 def read_upload(path: Path, upload: UploadedClip, max_pixels: int, names: dict[str, str]) -> Clip:
     """The uploaded video at `path`, read and checked as `motif-lite run --extend` reads its clip: a video (or an
-    animated GIF or WebP) ffmpeg reads, not cut short, with more than one frame. Its size is taken from ffmpeg's header
-    first and refused over `max_pixels` (no frame of it is decoded then); only then are its frames counted, which
+    animated GIF, WebP or PNG) ffmpeg reads, not cut short, with more than one frame. Its size is taken from ffmpeg's
+    header first and refused over `max_pixels` (no frame of it is decoded then); only then are its frames counted, which
     decodes it once (a second or two for 5 s at 720p). 400 with `param` extend, the message in the API's
     words and the client's `names`."""
     try:
