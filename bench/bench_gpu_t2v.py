@@ -97,9 +97,11 @@ def test_t2v_720p_in_budget(bench_report, components, vram: float, steps: int) -
     )  # fmt: skip
     plan = plan_memory(inputs, int(vram * GiB), device=DEVICE)
     print(plan.describe(), flush=True)
-    pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device(DEVICE), torch.bfloat16)  # official settings
+    handle = apply_plan(transformer, vae, plan)
+    pipe = MotifVideoPipeline(
+        transformer, text_encoder, vae, torch.device(DEVICE), torch.bfloat16, plan_handle=handle
+    )  # official settings
     pipe.text_placement = plan.text_placement
-    pipe.plan_handle = apply_plan(transformer, vae, plan)
     pipe.vae_mode = pipe.plan_handle.vae
     out_dir = Path(tempfile.mkdtemp(dir=folder))
     request = GenerationRequest(

@@ -248,9 +248,9 @@ def test_cuda_whole_t2v(bench_report, full_components, setup, tmp_path):
     )  # fmt: skip
     plan = planner.plan_memory(inputs, budget, device="cuda")
     print("\n" + plan.describe())
-    pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device("cuda"), torch.bfloat16)
+    handle = planner.apply_plan(transformer, vae, plan)
+    pipe = MotifVideoPipeline(transformer, text_encoder, vae, torch.device("cuda"), torch.bfloat16, plan_handle=handle)
     pipe.text_placement = plan.text_placement
-    pipe.plan_handle = planner.apply_plan(transformer, vae, plan)
     pipe.vae_mode = pipe.plan_handle.vae
     reserved: dict[str, int] = {}
 

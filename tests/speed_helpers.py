@@ -16,6 +16,7 @@ from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.pipeline import MotifVideoPipeline
 from motif_lite.pipeline.conditioning import Conditioning
 from motif_lite.request import GenerationRequest
+from motif_lite.runtime.planner import PlanHandle
 from motif_lite.sampling import RECOMMENDED_APG
 from motif_lite.settings import FLAG, Setting, Settings
 from motif_lite.weights.quant_linear import QuantizedLinear
@@ -67,9 +68,9 @@ def noise(seed: int = 2) -> torch.Tensor:
     return torch.randn(LATENT, generator=torch.Generator().manual_seed(seed))
 
 
-def pipeline(transformer: MotifVideoTransformer) -> MotifVideoPipeline:
+def pipeline(transformer: MotifVideoTransformer, plan_handle: PlanHandle | None = None) -> MotifVideoPipeline:
     """A pipeline around `transformer` alone (no text encoder or VAE): enough for `sample`."""
-    return MotifVideoPipeline(transformer, None, None, torch.device("cpu"), torch.float32)
+    return MotifVideoPipeline(transformer, None, None, torch.device("cpu"), torch.float32, plan_handle=plan_handle)
 
 
 def sampling_request(steps: int = 5, solver: str = "euler", guidance=RECOMMENDED_APG) -> Settings:

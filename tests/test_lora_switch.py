@@ -187,6 +187,33 @@ def test_a_load_that_fails_after_the_old_transformer_went_says_so_and_can_be_ret
     assert np.array_equal(video(pipe), video(load_pipeline(files["root"], loras=[files["a"]], **FP32_CPU)))
 
 
+def test_a_failed_load_leaves_no_part_of_the_old_transformer(files, tmp_path, monkeypatch):
+    # The transformer and what was installed on it go as one value (`LoadedTransformer`): no part outlives it, not
+    # the plan's hooks, nor the weight files' stamps (which a stopped run keeps as its model's; they stayed before).
+    pipe = load_pipeline(files["root"], loras=[files["a"]], plan=tightest_plan(files["root"], tmp_path), **FP32_CPU)
+    assert pipe.plan_handle is not None and str(files["a"].absolute()) in pipe.file_stamps
+
+    def failing_load(*args, **kwargs):
+        raise ConfigError("the weights went away")
+
+    monkeypatch.setattr(recipe_module, "load_transformer", failing_load)
+    with pytest.raises(ConfigError, match="went away"):
+        pipe.set_loras([files["b"]])
+    parts = pipe.transformer, pipe.loras, pipe.plan_handle, pipe.compile_handle, pipe.file_stamps
+    assert parts == (None, None, None, None, {})
+
+
+def test_the_parts_of_the_loaded_transformer_are_not_assigned_one_by_one(files):
+    # Assigned alone, a part would part from the rest (a transformer without the plan's hooks that its LoRAs
+    # were applied with): the pipeline says what replaces them whole.
+    pipe = load_pipeline(files["root"], loras=[files["a"]], **FP32_CPU)
+    parts = pipe.transformer, pipe.loras, pipe.plan_handle, pipe.compile_handle, pipe.file_stamps
+    for name in ("transformer", "loras", "plan_handle", "compile_handle", "file_stamps"):
+        with pytest.raises(AttributeError, match=rf"^pipe\.{name} is read-only: .* pipe\.set_loras\(\.\.\.\) loads"):
+            setattr(pipe, name, None)
+    assert (pipe.transformer, pipe.loras, pipe.plan_handle, pipe.compile_handle, pipe.file_stamps) == parts
+
+
 def test_a_resumed_run_compares_its_loras_with_the_switched_ones(files, tmp_path):
     pipe = load_pipeline(files["root"], loras=[files["a"]], **FP32_CPU)
 

@@ -169,8 +169,7 @@ def test_sampling_stopped_inside_a_block_leaves_no_streamed_block_loaded():
     # where the next run would hold them beside its own copies (a block more than its plan counted).
     model = tiny_transformer()
     handle = apply_block_streaming(model, StreamingConfig("cpu"))
-    pipe = pipeline(model)
-    pipe.plan_handle = PlanHandle(handles=[handle])
+    pipe = pipeline(model, PlanHandle(handles=[handle]))
     blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
     homes = [storage_ptrs(block) for block in blocks]
 

@@ -28,7 +28,7 @@ from motif_lite.io.clip import Clip, last_frame, read_clip
 from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import SavedLatents
 from motif_lite.io.latents_saving import LatentsFile
-from motif_lite.io.model_stamps import changed_file_notes, file_stamps, other_model_notes
+from motif_lite.io.model_stamps import changed_file_notes, other_model_notes
 from motif_lite.io.preview import preview_steps
 from motif_lite.io.video import check_crf
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
@@ -162,6 +162,10 @@ class _VideoRun:
     stored_inputs: Mapping[str, str] | None = None  # what the file's settings say of the clip and the first frame
 
 
+# The pipeline's properties read through its `LoadedTransformer`: assigned one by one, they would part from the rest.
+_LOADED_PARTS = frozenset({"transformer", "loras", "plan_handle", "compile_handle", "file_stamps"})
+
+
 def _plan_in_brief(plan: Plan) -> str:
     """A memory plan in a few words, for the pipeline's repr: the video it was made for, its budget and the blocks
     it streams (`plan.describe()` is the whole table)."""
@@ -177,7 +181,8 @@ class MotifVideoPipeline:
     """The loaded components plus what the checkpoint's configs say; `generate` makes one video.
 
     `sources` (from `locate_sources`, as `load_pipeline` passes it): the checkpoint's configs, which decide every
-    setting a request leaves open (`motif_lite.settings`); without it the official values do.
+    setting a request leaves open (`motif_lite.settings`); without it the official values do. `plan_handle`: what
+    a memory plan installed on `transformer` and the VAE (`apply_plan`), for a pipeline built from its parts.
     """
 
     def __init__(
@@ -188,8 +193,12 @@ class MotifVideoPipeline:
         device: torch.device,
         dtype: torch.dtype,
         sources: ModelSources | None = None,
+        plan_handle: PlanHandle | None = None,
     ) -> None:
-        self.transformer = transformer
+        # The transformer and what was installed on it (LoRAs, a memory plan's hooks, compiling), read through
+        # `transformer`, `loras`, `plan_handle`, ...: one value, which `set_loras` drops and replaces whole; None
+        # after a failed `set_loras`, until one succeeds.
+        self._loaded: LoadedTransformer | None = LoadedTransformer(transformer, plan_handle=plan_handle)
         self.text_encoder = text_encoder
         self.vae = vae
         self.device = torch.device(device)
@@ -199,12 +208,9 @@ class MotifVideoPipeline:
         # The VAE's tiles, frames at a time and exact bands (the decoder's, and the encoder's for the first frame);
         # a memory plan sets it.
         self.vae_mode = VAEMode()
-        # What a memory plan installed (streaming hooks, chunking); None = everything resident on `device`.
-        self.plan_handle: PlanHandle | None = None
         # How the text encoder runs while prompts are encoded (whole on the device, layers streamed to it, or on
         # the CPU). In every case it holds no device memory before or after encoding.
         self.text_placement = TextEncoderPlacement.DEVICE
-        self.loras: AppliedLoRAs | None = None  # the LoRAs `load_pipeline` or `set_loras` applied to the transformer
         self.preview_projection: LatentRGB | None = None  # fitted to the VAE on the first run with previews
         self._preview_fitted_to: weakref.ref | None = None  # that VAE: another one (swapped by hand) is fitted again
         # A parallel run (runtime/parallel.py): rank 0 encodes and writes, every rank denoises and decodes its share.
@@ -214,7 +220,6 @@ class MotifVideoPipeline:
         # step cache, compiled blocks, the attention backend in use.
         self.batch_guidance = False
         self.step_cache: StepCacheConfig | None = None
-        self.compile_handle: CompileHandle | None = None
         self.attention_backend: AttentionBackend | None = None
         self.save_state_every = SAVE_STATE_EVERY_SECONDS  # seconds of sampling between saves of its state (keeping.py)
         # Where a run's latents go when their own place takes no file (a full disk): `motif-lite run` sets one.
@@ -225,9 +230,31 @@ class MotifVideoPipeline:
         # The last texts and first frame encoded, kept for the next videos (a batch, a server's repeated prompts).
         self.kept_encodings = KeptEncodings()
         self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
-        # The size and time of each weight file as the model was loaded (`file_stamps`): a stopped run keeps them,
-        # so that its resume can tell a file changed in place since (a LoRA retrained under the same name).
-        self.file_stamps: dict[str, dict[str, int]] = {}
+
+    @property
+    def transformer(self) -> MotifVideoTransformer | None:
+        """The transformer; None after a failed `set_loras`, until one succeeds."""
+        return None if self._loaded is None else self._loaded.model
+
+    @property
+    def loras(self) -> AppliedLoRAs | None:
+        """The LoRAs `load_pipeline` or `set_loras` applied to the transformer; None: none."""
+        return None if self._loaded is None else self._loaded.loras
+
+    @property
+    def plan_handle(self) -> PlanHandle | None:
+        """What a memory plan installed (streaming hooks, chunking); None: everything resident on `device`."""
+        return None if self._loaded is None else self._loaded.plan_handle
+
+    @property
+    def compile_handle(self) -> CompileHandle | None:
+        """The transformer's compiled blocks (`compile=`); None: not compiled."""
+        return None if self._loaded is None else self._loaded.compile_handle
+
+    @property
+    def file_stamps(self) -> dict[str, dict[str, int]]:
+        """The size and time of each weight file as the model was loaded (`LoadedTransformer.file_stamps`)."""
+        return {} if self._loaded is None else self._loaded.file_stamps
 
     @property
     def encoded_texts(self) -> OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -275,14 +302,11 @@ class MotifVideoPipeline:
         """Let go of the transformer and of what was installed on it (the plan's streamers hold its blocks), so
         that its memory is free before another one loads; whatever still holds it in a reference cycle (a compiled
         graph, a kept traceback) would keep it alive until the next collection: hence one now."""
-        self.transformer = None
-        self.loras = self.plan_handle = self.compile_handle = None
+        self._loaded = None
         gc.collect()
 
     def _use_transformer(self, loaded: LoadedTransformer) -> None:
-        self.transformer, self.loras = loaded.model, loaded.loras
-        self.file_stamps = file_stamps(self.model_flags())
-        self.plan_handle, self.compile_handle = loaded.plan_handle, loaded.compile_handle
+        self._loaded = loaded
 
     @_frees_memory_when_stopped
     @_on_its_device
@@ -831,7 +855,16 @@ class MotifVideoPipeline:
 
     def __setattr__(self, name: str, value: object) -> None:
         """Refuses diffusers' components and methods (`pipe.scheduler = UniPCMultistepScheduler(...)`,
-        `pipe.guider = ...`): nothing here reads them, so the video would not change; says what does instead."""
+        `pipe.guider = ...`): nothing here reads them, so the video would not change; says what does instead.
+        Refuses the loaded transformer's parts too (`pipe.transformer = ...`): they are one value, replaced whole."""
+        if name in _LOADED_PARTS:
+            raise AttributeError(
+                f"pipe.{name} is read-only: it comes with the loaded transformer; pipe.set_loras(...) loads it "
+                "again with other LoRAs, load_pipeline(...) or MotifVideoPipeline(transformer, ...) makes another "
+                "pipeline",
+                name=name,
+                obj=self,
+            )
         advice = method_advice(name)
         if advice is not None:
             raise AttributeError(

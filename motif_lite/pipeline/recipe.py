@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from motif_lite.checkpoint import ModelSources
+from motif_lite.io.model_stamps import file_stamps
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.pipeline.metadata import model_flags_of
 from motif_lite.quantize.on_load import quantize_transformer_tensors
 from motif_lite.runtime.attention import AttentionBackend, apply_attention_backend
 from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile
@@ -38,14 +40,18 @@ class TransformerRecipe:
         return torch.device(self.plan.device if self.plan is not None else self.load_device)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadedTransformer:
-    """The transformer `load_transformer_stage` built, and what it installed on it."""
+    """The transformer `load_transformer_stage` built, and what it installed on it: the pipeline holds it as one
+    value, so that `set_loras` drops and replaces all of it at once (a new field needs no other change there)."""
 
     model: MotifVideoTransformer
-    loras: AppliedLoRAs | None
-    plan_handle: PlanHandle | None
-    compile_handle: CompileHandle | None
+    loras: AppliedLoRAs | None = None
+    plan_handle: PlanHandle | None = None  # what a memory plan installed (streaming hooks, chunking)
+    compile_handle: CompileHandle | None = None
+    # The size and time of each weight file of the model (its LoRAs' among them) as it was loaded: a stopped run
+    # keeps them, so that its resume can tell a file changed in place since (a LoRA retrained under the same name).
+    file_stamps: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def quantize_search_device(run_device: torch.device | str) -> torch.device | str:
@@ -79,4 +85,5 @@ def load_transformer_stage(recipe: TransformerRecipe, lora_files: list[LoRAFile]
     if recipe.compile:
         config = recipe.compile if isinstance(recipe.compile, CompileConfig) else None
         compile_handle = apply_compile(transformer, config)
-    return LoadedTransformer(transformer, applied_loras, plan_handle, compile_handle)
+    stamps = file_stamps(model_flags_of(sources, dtype, recipe.attention, applied_loras))
+    return LoadedTransformer(transformer, applied_loras, plan_handle, compile_handle, stamps)
