@@ -1204,25 +1204,17 @@ def test_a_job_that_cannot_run_fails_and_the_worker_goes_on(server):
     assert good.status == "completed"
 
 
-def test_a_data_folder_that_cannot_be_written_stops_the_server_saying_why(pipe, tmp_path, monkeypatch):
-    # With the disk full the worker thread died ("Exception in thread motif-lite-worker: database or disk is full")
-    # while the API went on queuing jobs that would never run, the running one at its last percentage for good.
-    import sqlite3
+def served_until_it_stops(pipe, store: JobStore) -> tuple[list[str], list[str]]:
+    """Serve `store`'s queue with `pipe` on a thread until the server stops by itself (30 s at most, else it is
+    stopped) -> (the MotifLiteError it stopped with, if any; its log lines)."""
     import threading
 
     from motif_lite.errors import MotifLiteError
     from motif_lite.server.app import ServerConfig
     from motif_lite.server.runner import VideoServer, bind
 
-    store, log, config = JobStore(tmp_path / "data"), [], ServerConfig(model_name="tiny")
+    log, config = [], ServerConfig(model_name="tiny")
     server = VideoServer(store, config, log.append)
-
-    def disk_full(*args, **kwargs):
-        raise sqlite3.OperationalError("database or disk is full")
-
-    monkeypatch.setattr(store, "set_progress", disk_full)  # the job's progress, then its failure, cannot be recorded
-    monkeypatch.setattr(store, "finish", disk_full)
-    store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
     sock, stopped = bind("127.0.0.1", 0), []
 
     def serve() -> None:
@@ -1238,6 +1230,23 @@ def test_a_data_folder_that_cannot_be_written_stops_the_server_saying_why(pipe, 
         server.stop()
         thread.join(30)
     sock.close()
+    return stopped, log
+
+
+def test_a_data_folder_that_cannot_be_written_stops_the_server_saying_why(pipe, tmp_path, monkeypatch):
+    # With the disk full the worker thread died ("Exception in thread motif-lite-worker: database or disk is full")
+    # while the API went on queuing jobs that would never run, the running one at its last percentage for good.
+    import sqlite3
+
+    store = JobStore(tmp_path / "data")
+
+    def disk_full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "set_progress", disk_full)  # the job's progress, then its failure, cannot be recorded
+    monkeypatch.setattr(store, "finish", disk_full)
+    store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+    stopped, log = served_until_it_stops(pipe, store)
     assert stopped and "database or disk is full" in stopped[0] and str(store.root) in stopped[0]
     assert "error: the worker stopped: OperationalError: database or disk is full" in log
 
@@ -1790,31 +1799,10 @@ def test_a_full_data_disk_is_507_at_submission_not_the_clients_mistake(server, m
 def test_a_data_disk_full_when_a_job_starts_stops_the_server_with_the_job_queued_again(pipe, tmp_path, monkeypatch):
     # Every queued job failed at once as invalid_request ("write the video to another disk (-o)"), the server going
     # on; a data folder that cannot be written stops it (docs/server.md), the job kept for when it starts again.
-    import threading
-
-    from motif_lite.errors import MotifLiteError
-    from motif_lite.server.app import ServerConfig
-    from motif_lite.server.runner import VideoServer, bind
-
-    store, log, config = JobStore(tmp_path / "data"), [], ServerConfig(model_name="tiny")
-    server = VideoServer(store, config, log.append)
+    store = JobStore(tmp_path / "data")
     job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
     _videos_disk_full(monkeypatch, store.videos)
-    sock, stopped = bind("127.0.0.1", 0), []
-
-    def serve() -> None:
-        try:
-            server.serve(sock, lambda: (pipe, config))
-        except MotifLiteError as exc:
-            stopped.append(str(exc))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    thread.join(60)
-    if thread.is_alive():  # it kept serving: stop it before failing
-        server.stop()
-        thread.join(30)
-    sock.close()
+    stopped, log = served_until_it_stops(pipe, store)
     assert stopped and "is full" in stopped[0], (stopped, log)
     again = JobStore(tmp_path / "data")  # the server closed its store as it stopped
     try:
