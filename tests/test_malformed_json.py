@@ -144,7 +144,7 @@ def test_a_safetensors_header_nested_too_deeply_is_one_problem(damaged, capsys):
 @pytest.mark.parametrize(
     ("text_config", "said"),
     [(3, "text_config must be a JSON object, got 3"),
-     ({"hidden_size": "x"}, "text_config.hidden_size must be a whole number above 0, got 'x'"),
+     ({"hidden_size": "x"}, "text_config.hidden_size must be an integer from 1 to 1,048,576, got 'x'"),
      (None, "the text encoder config is not readable JSON (nested too deeply)")],
     ids=["a number", "a size that is text", "nested too deeply"],
 )  # fmt: skip
