@@ -92,7 +92,7 @@ def resumed_settings(saved: SavedLatents, given: frozenset[str]) -> Recalled:
     the default decided, for the stopped run as for this one) but the output -o gives (so that a refused -o is the
     user's, not the file's). Its model flags are put into the command's (`fill_unset`)."""
     taken = {field for field, value in saved.request.items() if value is not None and field not in given}
-    return Recalled(saved.file, frozenset(taken), frozenset(), None, ())
+    return Recalled(saved.file, frozenset(taken), None, ())
 
 
 @contextmanager

@@ -25,13 +25,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Recalled:
-    """What `--settings-from` took from its file: the request fields (`taken`), those the file had that a flag
-    replaced (`overridden`), the file's `"model"` section (names only; None in a file without one) and the notes.
-    Or what `--resume` took from its latents file (`resumed_settings`): no model section, no notes."""
+    """What `--settings-from` took from its file: the request fields (`taken`), the file's `"model"` section (names
+    only; None in a file without one) and the notes. Or what `--resume` took from its latents file
+    (`resumed_settings`): no model section, no notes. (Which flags replaced the file's values: `RunInputs.given`.)"""
 
     file: Path
     taken: frozenset[str]
-    overridden: frozenset[str]
     model: dict | None
     notes: tuple[str, ...]
 
@@ -86,8 +85,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
         notes.append(f"{stored.file.name} was made by motif-lite {stored.version} and stores settings this version "
                      f"does not know: {', '.join(unknown)} (left out)")  # fmt: skip
     model = stored.values.get("model")
-    return Recalled(stored.file, frozenset(taken), frozenset(overridden), model if isinstance(model, dict) else None,
-                    tuple(notes))  # fmt: skip
+    return Recalled(stored.file, frozenset(taken), model if isinstance(model, dict) else None, tuple(notes))
 
 
 def refused_from_file(recalled: Recalled, refused: RequestError) -> SettingsFileError | None:
