@@ -5,6 +5,7 @@ and the encoded prompts, and leaves the pipeline as it was when the new LoRAs do
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 import re
 import weakref
@@ -23,6 +24,7 @@ from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.latents import read_latents
 from motif_lite.io.model_stamps import other_model_notes
 from motif_lite.pipeline import MotifVideoPipeline
+from motif_lite.pipeline.recipe import LoadedTransformer
 from motif_lite.preflight import plan_generation
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
@@ -212,6 +214,12 @@ def test_the_parts_of_the_loaded_transformer_are_not_assigned_one_by_one(files):
         with pytest.raises(AttributeError, match=rf"^pipe\.{name} is read-only: .* pipe\.set_loras\(\.\.\.\) loads"):
             setattr(pipe, name, None)
     assert (pipe.transformer, pipe.loras, pipe.plan_handle, pipe.compile_handle, pipe.file_stamps) == parts
+
+
+def test_each_part_of_the_loaded_transformer_is_a_read_only_property_of_the_pipeline():
+    # A field added to `LoadedTransformer` is refused by assignment at once; its property must come with it.
+    names = ["transformer" if f.name == "model" else f.name for f in dataclasses.fields(LoadedTransformer)]
+    assert [name for name in names if not isinstance(getattr(MotifVideoPipeline, name, None), property)] == []
 
 
 def test_a_resumed_run_compares_its_loras_with_the_switched_ones(files, tmp_path):

@@ -162,8 +162,11 @@ class _VideoRun:
     stored_inputs: Mapping[str, str] | None = None  # what the file's settings say of the clip and the first frame
 
 
-# The pipeline's properties read through its `LoadedTransformer`: assigned one by one, they would part from the rest.
-_LOADED_PARTS = frozenset({"transformer", "loras", "plan_handle", "compile_handle", "file_stamps"})
+# The pipeline's properties read through its `LoadedTransformer` (its model as `transformer`, the rest by their
+# names): assigned one by one, they would part from the rest.
+_LOADED_PARTS = frozenset(
+    "transformer" if field.name == "model" else field.name for field in dataclasses.fields(LoadedTransformer)
+)
 
 
 def _plan_in_brief(plan: Plan) -> str:
