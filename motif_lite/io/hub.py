@@ -28,6 +28,7 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import filter_repo_objects
 
 from motif_lite.errors import CheckpointError
+from motif_lite.io.staging import said_out_of_space
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
 
@@ -101,7 +102,7 @@ def failure_advice(exc: BaseException, repo: str) -> str | None:
             "read-only): download the missing files into a folder of yours with the command below, or set "
             "HF_HUB_CACHE to a cache of your own (where everything downloads again)"
         )
-    if _disk_full(exc):
+    if said_out_of_space(exc):  # as every writer of ours counts it: a used-up disk quota too
         return (
             f"the disk of the Hugging Face cache ({constants.HF_HUB_CACHE}) is full: free space there, or move the "
             "cache to a bigger disk (HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME), then run again: the download "
@@ -125,10 +126,6 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
-
-
-def _disk_full(exc: BaseException) -> bool:
-    return any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in _causes(exc))
 
 
 def _read_only(exc: BaseException) -> bool:

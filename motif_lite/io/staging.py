@@ -209,13 +209,19 @@ def out_of_space(
     that failed without the OS's reason (`error` None, as ffmpeg's exit code; numpy's short write, "4096 requested
     and 3680 written") with under `FULL_DISK_BYTES` free. An error with another reason (a permission) is not, however
     little is free. `free_space(folder)`: the free bytes, None when unknown."""
-    reasons = [os_error_number(e) for e in _chain(error)]
-    if any(reason in OUT_OF_SPACE_ERRNOS for reason in reasons):
+    if said_out_of_space(error):
         return True
-    if any(reason is not None for reason in reasons):
+    if any(os_error_number(e) is not None for e in _chain(error)):
         return False
     free = free_space(folder)
     return free is not None and free < FULL_DISK_BYTES
+
+
+def said_out_of_space(error: BaseException | None) -> bool:
+    """Whether the OS said `error`, or an error it came from, was for want of space (ENOSPC, EDQUOT: its errno, or
+    in the message of an error that wraps it): `out_of_space` without its guess for a failure the OS gave no reason
+    for, for work whose failures have other reasons than the OS's (a Hub call: an HTTP status)."""
+    return any(os_error_number(e) in OUT_OF_SPACE_ERRNOS for e in _chain(error))
 
 
 def _chain(error: BaseException | None) -> list[BaseException]:
