@@ -20,7 +20,7 @@ from gguf import quants as gguf_quants
 from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
-from motif_lite.io.staging import out_of_space, output_folder_problem
+from motif_lite.io.staging import free_bytes, out_of_space, output_folder_problem
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
@@ -268,10 +268,12 @@ def _writing(out: Path) -> Iterator[None]:
                 f"cannot write {out}: {exc.strerror} (your disk quota there is used up): free some of your files or "
                 "write it elsewhere (-o)"
             ) from None
-        free = file_size(shutil.disk_usage(out.parent).free)
+        # free_bytes, not shutil.disk_usage: a folder gone or no longer answering would raise here, a traceback.
+        free = free_bytes(out.parent)
+        room = f"{file_size(free)} free in {out.parent}; " if free is not None else ""
         raise OutputError(
-            f"cannot write {out}: No space left on device ({free} free in {out.parent}; another program may have "
-            "taken what the check before the work saw): free some space or write it elsewhere (-o)"
+            f"cannot write {out}: No space left on device ({room}another program may have taken what the check "
+            "before the work saw): free some space or write it elsewhere (-o)"
         ) from None
 
 

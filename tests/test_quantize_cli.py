@@ -847,6 +847,38 @@ def test_a_full_disk_midway_is_a_user_error_and_leaves_nothing(tiny, tmp_path, c
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_full_disk_whose_free_space_cannot_be_read_then_is_still_one_line(tiny, tmp_path, capsys, monkeypatch):
+    # The message's free space came from shutil.disk_usage inside the handler: a folder gone or a share no longer
+    # answering by then raised there, a traceback in place of the full disk's line. Now the free space is left out.
+    import errno
+    import shutil
+
+    from gguf import GGUFWriter
+
+    write, calls, disk_usage = GGUFWriter.write_tensor_data, [], shutil.disk_usage
+
+    def disk_full_on_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(self, *args, **kwargs)
+
+    def gone_once_full(path):
+        if len(calls) >= 3:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+        return disk_usage(path)
+
+    monkeypatch.setattr(GGUFWriter, "write_tensor_data", disk_full_on_the_third)
+    monkeypatch.setattr(shutil, "disk_usage", gone_once_full)
+    out = tmp_path / "o.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot write {out}: No space left on device (another program may have taken what the check before "
+        "the work saw): free some space or write it elsewhere (-o)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_second_quantizer_writing_the_same_output_is_refused(tiny, tmp_path, capsys, monkeypatch):
     """Two runs with the same -o (the command started again in another terminal) wrote into the same OUT.tmp, and
     the file renamed into place mixed both. The second is refused, and the first one's OUT.tmp left alone."""
