@@ -269,6 +269,24 @@ def test_a_variant_that_is_no_types_name_is_said_as_run_says_it(tiny, no_network
     assert "fix: --gguf Q4_K_M; a variant of Motif-Technologies/Motif-Video-2B-GGUF is named by its type" in found
 
 
+def test_a_variant_of_a_type_motif_lite_cannot_run_is_said_as_run_says_it(tiny, no_network):
+    # check said "no such GGUF file; fix: pass the path of a .gguf file ..." for --gguf TQ1_0, which run refuses as
+    # a type it cannot run, naming the variants it can run, the nearest first.
+    from motif_lite.io.gguf_source import unrunnable_variant_problem
+    from motif_lite.quantize.recipes import size_stand_in
+
+    (found,) = problems(check_setup(tiny[0], gguf="tq1_0"))
+    assert found.startswith(
+        "problem  tq1_0: motif-lite cannot run a file of GGUF type TQ1_0; fix: --gguf Q2_K is the nearest variant it "
+        "runs; it runs "
+    )
+    listed = found.split("; it runs ", 1)[1].removesuffix(" (any letter case)").split(", ")
+    assert "IQ4_XS" in listed and "Q4_K_M" in listed
+    for variant in listed:  # each one a variant run takes and a dry run plans with
+        assert unrunnable_variant_problem(variant) is None
+        size_stand_in(variant)
+
+
 def _llama_gguf(tmp_path: Path) -> Path:
     """A GGUF of an LLM, as llama.cpp names its tensors."""
     rows = np.zeros((2, 64), np.float32)

@@ -1417,11 +1417,13 @@ def test_a_run_no_plan_fits_is_refused_before_the_tokenizer_downloads(
 
 def test_a_variant_motif_lite_cannot_run_is_refused_before_any_download(empty_cache_run, fake_hub, monkeypatch):
     # --gguf TQ1_0, a file of which the repo might hold: a dry run refused it, a run downloaded the checkpoint and
-    # the file to refuse it once it loaded. The run's refusal is the dry run's, the GGUF repo not even listed.
+    # the file to refuse it once it loaded. The run's refusal is the dry run's, the GGUF repo not even listed; in
+    # run's words (it was the quantizer's "the nearest recipe is Q2_K, or choose one of: ..."): what it can run.
     monkeypatch.setitem(GGUF_FILES, "motif-video-2b-TQ1_0.gguf", 600_000_000)
     code, err = empty_cache_run("--gguf", "tq1_0")
-    assert code == cli.EXIT_USER_ERROR and "TQ1_0 is a GGUF type this quantizer does not make (motif-lite cannot " \
-        "run it)" in err, err  # fmt: skip
+    assert code == cli.EXIT_USER_ERROR and "error: --gguf tq1_0: motif-lite cannot run a file of GGUF type TQ1_0: " \
+        "--gguf Q2_K is the nearest variant it runs; it runs F32, F16, BF16, Q8_0, " in err, err  # fmt: skip
+    assert "IQ4_XS (any letter case)" in err and "recipe" not in err and "quantizer" not in err, err
     assert "downloading" not in err and fake_hub.downloads == [] and GGUF_REPO not in fake_hub.listed
     dry_code, dry_err = empty_cache_run("--dry-run", "--gguf", "tq1_0")
     errors = [[line for line in said.splitlines() if line.startswith("error: ")] for said in (err, dry_err)]

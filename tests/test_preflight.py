@@ -73,7 +73,7 @@ def test_a_dry_run_of_a_variant_the_quantizer_does_not_make_plans_with_the_neare
     config = TransformerConfig.from_json(checkpoint[0] / "transformer" / "config.json")
     assert estimated_gguf_bytes(config, "IQ4_XS") == estimated_gguf_bytes(config, "Q4_K_M")
     code, _, err = run(capsys, "-m", str(checkpoint[0]), "--dry-run", "--gguf", "TQ1_0", "-W", "48", "-H", "32")
-    assert code == cli.EXIT_USER_ERROR and "motif-lite cannot run it" in err, err  # no stand-in for what cannot run
+    assert code == cli.EXIT_USER_ERROR and "motif-lite cannot run a file of GGUF type TQ1_0" in err, err  # no stand-in
 
 
 def test_a_dry_run_for_a_gpu_not_here_says_which_vram_plans_as_a_run_there_would(no_network, no_weights, capsys):

@@ -105,7 +105,7 @@ def test_a_port_refused_from_1024_up_is_not_said_to_need_root(port):
     [
         ("--gguf", "is the partial file of a quantizer run"),
         ("--text-encoder-gguf", "is the partial file of a quantizer run"),
-        ("--gguf TQ1_0", "TQ1_0 is a GGUF type this quantizer does not make (motif-lite cannot run it)"),
+        ("--gguf TQ1_0", "--gguf TQ1_0: motif-lite cannot run a file of GGUF type TQ1_0: --gguf Q2_K is the nearest"),
     ],
 )
 def test_a_refused_gguf_is_said_before_serving(

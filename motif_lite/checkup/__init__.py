@@ -40,6 +40,7 @@ from motif_lite.io.gguf_source import (
     is_gguf_variant,
     partial_gguf_problem,
     unknown_variant_problem,
+    unrunnable_variant_problem,
 )
 from motif_lite.io.hub import HubAccess, model_address_problem, revision_problem
 from motif_lite.io.linked import (
@@ -270,12 +271,18 @@ def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | None:
             report.problem(gguf, "is a checkpoint folder (it holds model_index.json), not a GGUF file", fix)
         elif path.is_dir():
             report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", "pass the path of one .gguf file")
-        elif is_gguf_variant(gguf) and (unknown := unknown_variant_problem(gguf)) is not None:  # as run says it
-            report.problem(gguf, *unknown)
+        elif is_gguf_variant(gguf) and (refused := _variant_problem(gguf)) is not None:  # as run says it
+            report.problem(gguf, *refused)
         else:
             fix = "pass the path of a .gguf file (or its folder), or a variant name such as Q4_K_M"
             report.problem(gguf, "no such GGUF file", fix)
     return None
+
+
+def _variant_problem(variant: str) -> tuple[str, str] | None:
+    """(problem, fix) for a variant that `run` refuses by its name: no type's name (Q4KM), or a type motif-lite
+    cannot run (TQ1_0)."""
+    return unknown_variant_problem(variant) or unrunnable_variant_problem(variant)
 
 
 def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_encoder_gguf: Path | None) -> None:

@@ -102,16 +102,31 @@ def refuse_unknown_variant(variant: str) -> None:
 
 
 def refuse_unrunnable_variant(variant: str) -> None:
-    """A `--gguf` variant that names a GGUF type motif-lite cannot run (TQ1_0, IQ1_S): the `ConfigError` a dry run
-    gives it (the quantizer's "a GGUF type this quantizer does not make (motif-lite cannot run it)"), said before the
-    Hub is asked: a file of that type would be downloaded only to be refused when it loads."""
+    """A `--gguf` variant that names a GGUF type motif-lite cannot run (TQ1_0, IQ1_S): its `CheckpointError`
+    (`unrunnable_variant_problem`), said before the Hub is asked: a file of that type would be downloaded only to be
+    refused when it loads."""
+    if (found := unrunnable_variant_problem(variant)) is not None:
+        raise CheckpointError("--gguf {}: {}: {}".format(variant, *found))
+
+
+def unrunnable_variant_problem(variant: str) -> tuple[str, str] | None:
+    """(problem, fix) for a variant that names a GGUF type motif-lite cannot run (TQ1_0, IQ1_S), as `run`, its dry
+    run and `check` say it: the nearest variant it runs first (`nearest_recipe`), then all it runs. None for any
+    other name."""
     from gguf import GGMLQuantizationType
 
-    from motif_lite.quantize.recipes import LOADABLE_TYPES, get_recipe
+    from motif_lite.quantize.recipes import ALIASES, LOADABLE_TYPES, RECIPES, nearest_recipe
 
     upper = variant.upper()
-    if upper in GGMLQuantizationType.__members__ and GGMLQuantizationType[upper] not in LOADABLE_TYPES:
-        get_recipe(variant)  # no recipe has a type motif-lite cannot run: this raises its ConfigError
+    if upper not in GGMLQuantizationType.__members__ or GGMLQuantizationType[upper] in LOADABLE_TYPES:
+        return None
+    # Our quantizer's recipes (each of a type it runs), then the types it runs that no recipe or alias names.
+    others = sorted(kind.name for kind in LOADABLE_TYPES if kind.name not in RECIPES and kind.name not in ALIASES)
+    runnable = f"{', '.join([*RECIPES, *others])} (any letter case)"
+    problem = f"motif-lite cannot run a file of GGUF type {upper}"
+    if (nearest := nearest_recipe(upper)) is None:
+        return problem, f"give --gguf a variant it runs: {runnable}"
+    return problem, f"--gguf {nearest} is the nearest variant it runs; it runs {runnable}"
 
 
 def unknown_variant_problem(variant: str) -> tuple[str, str] | None:
