@@ -178,9 +178,11 @@ def write_apng(path: Path, frames: np.ndarray, durations_ms: list[float]) -> Pat
 @pytest.mark.parametrize(
     ("count", "durations_ms", "fps"),
     [
-        (5, [1000 / 12] * 5, 12.0),  # ffmpeg's header gives the rate
+        (5, [1000 / 12] * 5, 12.0),  # ffmpeg's header gives the rate the delays make
         (2, [100, 100], 10.0),  # ffmpeg's header gives none: the frames' delays do
         (2, [100, 300], 5.0),  # delays that differ: their average rate, 2 frames in 0.4 s
+        # ffmpeg's header says 8.17 fps: the clip would play 0.61 s, not the 0.53 s its 5 frames show for
+        (5, [1000 / 12] * 4 + [200], 5 / (4 / 12 + 0.2)),
     ],
 )
 def test_an_animated_png_is_a_clip_with_its_frames_and_rate(tmp_path, count, durations_ms, fps):

@@ -307,8 +307,10 @@ def _read_video_file(path: Path, frames: int | None, audience: Audience) -> Clip
     width, height = meta["size"]
     if frames < 2:
         raise _one_frame(path, frames, audience)
-    # ffmpeg's header gives no rate for an animated PNG of two frames: its frames' delays do.
-    fps = float(_rate_written(path) or meta.get("fps") or animated_png_rate(path) or DEFAULT_FPS)
+    # An animated PNG's frames' delays, where it has them: ffmpeg's header gives no rate for one of two frames, and
+    # for delays that differ a rate of its own (12 fps where they make 9.09): frames kept as they are, each once,
+    # play as long as the animation only at frames / total delay.
+    fps = float(_rate_written(path) or animated_png_rate(path) or meta.get("fps") or DEFAULT_FPS)
     hdr = next((kind for name, kind in HDR_TRANSFERS.items() if name in str(meta.get("pix_fmt"))), None)
     return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")), hdr=hdr)
 

@@ -1,8 +1,8 @@
 """An animated PNG (APNG) told from a still one by its chunks, without a decoder: an `acTL` chunk before its first
 image data (`IDAT`) makes it an animation, which ffmpeg decodes as a video (`io/clip.py` reads it as a clip to go on
-from); each frame's `fcTL` chunk says how long it shows, from which its frame rate follows where ffmpeg's header gives
-none (an animation of two frames). Only the chunks' headers are read, each chunk's data skipped: a few small reads a
-frame. https://wiki.mozilla.org/APNG_Specification"""
+from); each frame's `fcTL` chunk says how long it shows, from which its frame rate follows (ffmpeg's header gives
+none for an animation of two frames, and a rate of its own for delays that differ). Only the chunks' headers are
+read, each chunk's data skipped: a few small reads a frame. https://wiki.mozilla.org/APNG_Specification"""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def is_animated_png(path: Path) -> bool:
 
 def animated_png_rate(path: Path) -> float | None:
     """An animated PNG's frame rate from its frames' delays (`fcTL`): its frames over the seconds they show, an
-    average where they differ; None for a file that is no APNG, has no delays, or shows its frames for no time."""
+    average where they differ (the rate at which its frames, each once, play as long as it does); None for a file
+    that is no APNG, has no delays, or shows its frames for no time."""
     if not is_animated_png(path):
         return None
     frames, seconds = 0, 0.0
