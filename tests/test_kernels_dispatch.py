@@ -99,6 +99,25 @@ def test_strict_op_fails_with_the_kernels_error() -> None:
     assert torch.equal(strict(torch.ones(2)), -torch.ones(2)) and seen == ["cpu"]
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_out_of_memory_in_a_kernel_stays_out_of_memory(strict: bool) -> None:
+    """Neither wrapped as KernelFailedError ("triton") nor hidden by a fallback ("auto"): the command line and the
+    server recognise it and give their out-of-memory advice."""
+    from motif_lite.cli import _out_of_memory
+    from motif_lite.server.worker import failure
+
+    def kernel(x: torch.Tensor) -> torch.Tensor:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    op = AnyDeviceOp("attention", kernel, torch.neg, strict=strict)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning
+        with pytest.raises(torch.OutOfMemoryError) as err:
+            op(torch.ones(2))
+    assert type(err.value) is torch.OutOfMemoryError and op.fallback_reason is None and op.fallback_calls == 0
+    assert _out_of_memory(err.value) and failure(err.value)[0] == "out_of_memory"
+
+
 def test_working_kernel_is_not_a_fallback() -> None:
     op = rt.FallbackOp("add", lambda a, b: a + b, broken_kernel)
     with warnings.catch_warnings():

@@ -7,7 +7,8 @@
 
 With "auto", a Triton op falls back to its torch reference on non-CUDA inputs or when the kernel raises, with one
 warning per op, and the op remembers it: `fallbacks(model)` names every op that fell back (the run summary prints
-them). With "triton" nothing falls back: a failing kernel stops the run with its own error.
+them). With "triton" nothing falls back: a failing kernel stops the run with its own error. Out of device memory
+is no kernel failure: it stops the run as `torch.OutOfMemoryError` in both modes.
 8-bit attention falls back to exact attention the same way (the CPU, the torch backend, GPUs without INT8
 tensor cores), with one warning for all its seams.
 """
@@ -68,6 +69,8 @@ class FallbackOp:
     warns once and keeps the first reason in `fallback_reason` (`fallback_calls` counts the calls).
 
     `strict` (what `--kernels triton` sets): always run the kernel and let its failure stop the run.
+    Out of device memory is no kernel failure: `torch.OutOfMemoryError` comes out as it is, strict or not, so that
+    the command line and the server recognise it and give their advice.
     """
 
     def __init__(
@@ -100,6 +103,8 @@ class FallbackOp:
         if self.strict:
             try:
                 return self._launch(tensors, args, kwargs)
+            except torch.OutOfMemoryError:
+                raise  # not a kernel failure: the run's out-of-memory advice (the planner's figures) is the answer
             except Exception as exc:
                 raise KernelFailedError(
                     f"Triton {self.name} failed ({type(exc).__name__}: {exc}){wsl_fix(exc)}; --kernels triton never "
@@ -108,7 +113,9 @@ class FallbackOp:
         if self.kernel_can_run(tensors):
             try:
                 return self._launch(tensors, args, kwargs)
-            except Exception as exc:  # any kernel failure: the reference still gives the right answer
+            except torch.OutOfMemoryError:
+                raise  # the reference would need memory too: the run stops with the planner's advice, not hidden
+            except Exception as exc:  # any other kernel failure: the reference still gives the right answer
                 reason = f"the kernel failed ({type(exc).__name__}: {exc}){wsl_fix(exc)}"
         else:
             reason = "the inputs are not CUDA tensors"
