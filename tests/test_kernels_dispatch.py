@@ -16,7 +16,7 @@ from torch import nn
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.kernels import patterns
 from motif_lite.kernels.reference import expand_block_mask
-from motif_lite.model.ops import TORCH_OPS, Ops
+from motif_lite.model.ops import TORCH_OPS, Ops, sdpa_attention
 from motif_lite.runtime import kernels as rt
 from motif_lite.weights.quant_linear import QuantizedLinear
 
@@ -374,6 +374,48 @@ def test_model_with_a_failing_kernel(tiny_model) -> None:
                 tiny.assert_close_to_reference(out, tiny.reference_forward(ref, x))
         finally:
             model.ops = TORCH_OPS
+
+
+def test_a_fallback_inside_auto_attention_is_listed() -> None:
+    # The Triton candidate falls back during the trial (same math, so it stays a candidate): the run summary names it.
+    from motif_lite.runtime.attention import AutoAttention, apply_attention_backend
+
+    triton = AnyDeviceOp("attention", broken_kernel, sdpa_attention)
+    model = TinyModel(nn.Identity())
+    apply_attention_backend(model, AutoAttention({"triton": triton, "sdpa": sdpa_attention}, timer=lambda *_: 1.0))
+    q = torch.randn(1, 2, 8, 16)
+    with pytest.warns(RuntimeWarning, match="attention falls back"):
+        model.ops.attention(q, q, q, None)
+    assert rt.kernel_ops(model) == [triton]
+    assert rt.fallbacks(model) == {"attention": "the kernel failed (RuntimeError: no PTX for this card)"}
+
+
+def wrapper_around(kind: str) -> tuple[object, rt.FallbackOp]:
+    """An op that wraps another (`kind`), and the Triton op it wraps."""
+    from motif_lite.runtime.attention import AutoAttention, FixedAttention
+    from motif_lite.runtime.parallel import UlyssesAttention
+
+    if kind == "fixed":
+        pytest.importorskip("triton")
+        fixed = FixedAttention("triton")  # our Triton kernel behind its own FallbackOp
+        return fixed, fixed.attend
+    op = rt.FallbackOp("attention", broken_kernel, sdpa_attention)
+    if kind == "auto":
+        return AutoAttention({"sdpa": sdpa_attention, "triton": op}), op
+    if kind == "sparse":
+        return rt.SparseDecoderAttention(rt.SparsityConfig(latent_frames=1), op), op
+    return UlyssesAttention(op, None, 0, (1,), 1), op
+
+
+@pytest.mark.parametrize("kind", ["auto", "fixed", "sparse", "ulysses"])
+def test_kernel_ops_finds_the_op_behind_every_wrapper(kind: str) -> None:
+    inner, op = wrapper_around(kind)
+    assert isinstance(op, rt.FallbackOp)
+    model = TinyModel(nn.Identity())
+    # At any depth: here also inside a sparse decoder attention.
+    for outer in (inner, rt.SparseDecoderAttention(rt.SparsityConfig(latent_frames=1), inner)):
+        model.ops = dataclasses.replace(TORCH_OPS, decoder_attention=outer)
+        assert isinstance(outer, rt.WrapsOps) and rt.kernel_ops(model) == [op]
 
 
 def test_model_sparse_decoder_uses_the_pattern(tiny_model) -> None:

@@ -385,6 +385,10 @@ class AutoAttention:
                 result.dropped[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"
         return result
 
+    def inner_ops(self) -> list[AttentionFn]:
+        """`runtime.kernels.WrapsOps`: its candidates (the run summary lists a fallback of our Triton kernel's)."""
+        return list(self.candidates.values())
+
     def describe(self) -> str:
         if not self.trials:
             return "auto (no attention call yet)"
@@ -400,6 +404,10 @@ class FixedAttention:
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return self.attend(q, k, v, mask)
+
+    def inner_ops(self) -> list[AttentionFn]:
+        """`runtime.kernels.WrapsOps`: the one kernel it calls."""
+        return [self.attend]
 
     def describe(self) -> str:
         return self.name

@@ -19,8 +19,9 @@ import contextlib
 import dataclasses
 import importlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -138,13 +139,28 @@ def wsl_fix(error: BaseException) -> str:
     return f"; {fix}" if fix else ""
 
 
+@runtime_checkable
+class WrapsOps(Protocol):
+    """An op that calls other ops (an attention backend, a sparse pattern's kernel) and names them, so that
+    `kernel_ops` finds a Triton op behind it and a fallback there reaches `fallbacks` and the run summary."""
+
+    def inner_ops(self) -> list[Callable[..., torch.Tensor]]: ...
+
+
+def _with_inner_ops(ops: list[object]) -> Iterator[object]:
+    """`ops`, each followed by the ops it wraps (`WrapsOps`), at any depth."""
+    for op in ops:
+        yield op
+        if isinstance(op, WrapsOps):
+            yield from _with_inner_ops(op.inner_ops())
+
+
 def kernel_ops(model: nn.Module) -> list[FallbackOp]:
-    """Every Triton op installed in `model`: its `Ops` (sparse decoder attention included) and the `kernel` of
-    its quantized linears (one entry per distinct op object)."""
+    """Every Triton op installed in `model`: its `Ops` and the ops they wrap (sparse decoder attention, the
+    attention backend's candidates), and the `kernel` of its quantized linears (one entry per distinct op object)."""
     ops = getattr(model, "ops", None)
-    found = [getattr(ops, f.name) for f in dataclasses.fields(ops)] if dataclasses.is_dataclass(ops) else []
-    found = [getattr(op, "attend", op) for op in found]  # SparseDecoderAttention wraps its kernel
-    found += [getattr(module, "kernel", None) for module in model.modules()]
+    seams = [getattr(ops, f.name) for f in dataclasses.fields(ops)] if dataclasses.is_dataclass(ops) else []
+    found = [*_with_inner_ops(seams), *(getattr(module, "kernel", None) for module in model.modules())]
     unique = {id(op): op for op in found if isinstance(op, FallbackOp)}
     return list(unique.values())
 
@@ -199,6 +215,10 @@ class SparseDecoderAttention:
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         block_mask = self.block_mask(k.shape[2], q.device)[:, :, : -(-q.shape[2] // self.config.block_size)]
         return self.attend(q, k, v, mask, block_mask, self.config.block_size)
+
+    def inner_ops(self) -> list[Callable[..., torch.Tensor]]:
+        """`WrapsOps`: the block-sparse attention it calls."""
+        return [self.attend]
 
 
 def _triton_import_error() -> str | None:

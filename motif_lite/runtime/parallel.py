@@ -510,6 +510,10 @@ class UlyssesAttention:
     def __init__(self, attend: AttentionFn, group: Any, rank: int, counts: tuple[int, ...], copies: int) -> None:
         self.attend, self.group, self.rank, self.counts, self.copies = attend, group, rank, counts, copies
 
+    def inner_ops(self) -> list[AttentionFn]:
+        """`runtime.kernels.WrapsOps`: the attention it runs on all tokens of its heads."""
+        return [self.attend]
+
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         # q, k, v: [B, H, copies * n_r + R, D]
         sp, heads = len(self.counts), q.shape[1]
