@@ -18,6 +18,7 @@ from triton.backends import backends
 from motif_lite.devices import rocm_build
 
 from .errors import KernelInputError
+from .patterns import block_size_problem
 
 # FMA contraction on: the kernels were tuned, read in SASS and measured with it. Stated because Triton 3.9 warns
 # on every first compile when it is left to the default, and Triton 3.10 turns that default off.
@@ -66,10 +67,9 @@ def import_safe_tuning(version: str = triton.__version__) -> dict[str, object]:
 
 
 def check_block_size(kernel_name: str, block_size: int) -> None:
-    """KernelInputError unless a block mask's `block_size` is a power of two >= 16: the kernels' fixed tiles divide
-    it, so no tile straddles two mask blocks."""
-    if block_size < 16 or block_size & (block_size - 1):
-        raise KernelInputError(f"{kernel_name}: block_size must be a power of two >= 16, got {block_size}")
+    """KernelInputError unless `block_size` can be a block mask's (`patterns.block_size_problem`)."""
+    if (problem := block_size_problem(block_size)) is not None:
+        raise KernelInputError(f"{kernel_name}: {problem}")
 
 
 def qk_scale_exp2(dim: int) -> float:

@@ -45,12 +45,21 @@ def video_frame_ids(
     return torch.cat([ids, torch.full((extra_global_tokens,), GLOBAL)])
 
 
+def block_size_problem(block_size: int) -> str | None:
+    """Why `block_size` cannot be a block mask's, else None. The one rule for the patterns, `SparsityConfig` and
+    the kernels: a power of two >= 16, so that the kernels' fixed tiles divide it and no tile straddles two mask
+    blocks."""
+    if block_size < 16 or block_size & (block_size - 1):
+        return f"block_size must be a power of two >= 16, got {block_size}"
+    return None
+
+
 def block_mask_from_frame_ids(frame_ids: torch.Tensor, window: int, block_size: int = 128) -> BlockMask:
     """Tile mask for self-attention over tokens with these frame ids, without building the L x L mask."""
-    if window < 0 or block_size < 16 or block_size & (block_size - 1):
-        raise KernelInputError(
-            f"patterns: need window >= 0 and a power-of-two block_size >= 16, got {window}, {block_size}"
-        )
+    if window < 0:
+        raise KernelInputError(f"patterns: need window >= 0, got {window}")
+    if (problem := block_size_problem(block_size)) is not None:
+        raise KernelInputError(f"patterns: {problem}")
     frames = int(frame_ids.max().item()) + 1
     slot = torch.where(frame_ids == GLOBAL, frames, frame_ids)  # global tokens get the extra slot `frames`
     n_blocks = -(-len(frame_ids) // block_size)

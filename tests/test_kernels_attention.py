@@ -170,8 +170,12 @@ def test_ddt_decoder_pattern_spans_both_copies() -> None:
 def test_patterns_reject_bad_arguments() -> None:
     with pytest.raises(KernelInputError, match="frames >= 1"):
         patterns.local_temporal(0, 10, 1)
-    with pytest.raises(KernelInputError, match="power-of-two block_size"):
+    # The kernels' own rule and words (`patterns.block_size_problem`, which `launch.check_block_size` and
+    # `SparsityConfig` raise too).
+    with pytest.raises(KernelInputError, match="block_size must be a power of two >= 16, got 48"):
         patterns.local_temporal(3, 10, 1, block_size=48)
+    with pytest.raises(KernelInputError, match="window >= 0, got -1"):
+        patterns.local_temporal(3, 10, -1)
 
 
 @pytest.mark.cuda

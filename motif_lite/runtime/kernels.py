@@ -57,8 +57,8 @@ class SparsityConfig:
     def __post_init__(self) -> None:
         if self.latent_frames < 1 or self.window < 0:
             raise ConfigError(f"SparsityConfig: need latent_frames >= 1 and window >= 0, got {self}")
-        if self.block_size < 16 or self.block_size & (self.block_size - 1):
-            raise ConfigError(f"SparsityConfig: block_size must be a power of two >= 16, got {self.block_size}")
+        if (problem := patterns.block_size_problem(self.block_size)) is not None:
+            raise ConfigError(f"SparsityConfig: {problem}")
 
 
 class KernelFailedError(KernelBackendError):
