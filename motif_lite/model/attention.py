@@ -114,8 +114,7 @@ def token_chunks(x: torch.Tensor, chunk: int | None, offset: int = 0) -> Iterato
 
 def gather_qkv(pieces: Iterable[tuple[int, QKV]], length: int) -> QKV:
     """Write (start, (q, k, v)) pieces [B, H, l, D] into one [B, H, length, D] buffer each, in piece order: only
-    the current piece's projections exist besides the three buffers. (An 8-bit K/V attention would allocate its
-    K and V buffers here.)"""
+    the current piece's projections exist besides the three buffers."""
     buffers = None
     for start, piece in pieces:
         if buffers is None:
