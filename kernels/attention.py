@@ -15,8 +15,11 @@ padding) take that mask-free path too; only the tiles from there on read the mas
 built once and advanced by one scalar step per tile (no per-element 64-bit row math in the loop); the JIT
 specializes the head dim's unit stride to a constant, so full tiles load as 16-byte cp.async copies that the
 loop software-pipelines into Hopper wgmma. The softmax scale (times log2 e) is folded into the exp2 argument
-(one FMA per score) instead of rounding a pre-scaled q to bf16. fp32 inputs (exact `ieee` dots), the CPU
-interpreter and block sizes below 128 use one fixed small config.
+(one FMA per score) instead of rounding a pre-scaled q to bf16. The calls the tuned configs do not cover
+(`launch.tuned_launch_ok`) take a fixed launch instead: fp32 inputs (exact `ieee` dots), head dims above 128 and
+block masks of blocks below 128 keys get `fixed_launch`'s tiles and stages for their GPU generation (made to fit
+its shared memory); the CPU interpreter, which has no shared memory to fit, gets the tiles that divide the block
+size (`_tile_sizes`).
 """
 
 from __future__ import annotations

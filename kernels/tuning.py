@@ -3,8 +3,9 @@ Triton's autotuner times a kernel's configs at a new tuning key it holds a bench
 (`launch.benchmark_buffer_bytes`), which the planner counts in the stages where that can happen.
 
 Autotuned: `dequant_matmul`'s fused GEMM between SMALL_M and SPLIT_MIN_M rows in 16 bits, 8-bit attention
-(`attention_int8`) and the dense Triton attention behind block-sparse attention (`attention`). The norms and the
-dequantization pass take fixed launch options.
+(`attention_int8`) and our Triton attention (`attention`) in 16 bits, dense (`--attention-backend triton`, or as a
+candidate of `auto`) and block-sparse (`SparsityConfig`), on the calls `launch.tuned_launch_ok` allows. The norms
+and the dequantization pass take fixed launch options.
 """
 
 from __future__ import annotations
