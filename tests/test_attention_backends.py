@@ -47,12 +47,14 @@ def trailing_mask(lengths: list[int], lk: int = 30) -> torch.Tensor:
 def test_row_split_equals_masked_sdpa():
     q, k, v = qkv()
     mask = trailing_mask([30, 21])
-    got = attend_by_rows(sdpa_attention, q, k, v, mask)
+    got = attend_by_rows(sdpa_attention, q, k, v, mask, KeyLengths())
     torch.testing.assert_close(got, sdpa_attention(q, k, v, mask), rtol=1e-6, atol=1e-6)
     # Negative control: ignoring the mask changes the padded row.
     assert (sdpa_attention(q, k, v, None)[1] - got[1]).abs().max() > 1e-2
     same = trailing_mask([25, 25])
-    torch.testing.assert_close(attend_by_rows(sdpa_attention, q, k, v, same), sdpa_attention(q, k, v, same))
+    torch.testing.assert_close(
+        attend_by_rows(sdpa_attention, q, k, v, same, KeyLengths()), sdpa_attention(q, k, v, same)
+    )
 
 
 def test_key_lengths_are_read_once_per_mask(monkeypatch: pytest.MonkeyPatch):

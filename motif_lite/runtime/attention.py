@@ -119,9 +119,10 @@ def attend_by_rows(
     k: torch.Tensor,
     v: torch.Tensor,
     mask: torch.Tensor,
-    key_lengths: Callable[[torch.Tensor], list[int]] = valid_key_lengths,
+    key_lengths: Callable[[torch.Tensor], list[int]],
 ) -> torch.Tensor:
-    """Masked attention through an unmasked kernel: each batch row over its own valid keys (trailing padding)."""
+    """Masked attention through an unmasked kernel: each batch row over its own valid keys (trailing padding), as
+    `key_lengths` counts them (`KeyLengths`: once per mask and run)."""
     lengths = key_lengths(mask)
     if len(set(lengths)) == 1:
         n = lengths[0]
