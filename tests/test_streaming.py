@@ -21,10 +21,10 @@ from motif_lite.pipeline.conditioning import text_encoder_placed
 from motif_lite.runtime.chunking import ChunkedFeedForward, apply_token_chunking
 from motif_lite.runtime.planner import PlanHandle
 from motif_lite.runtime.streaming import (
+    LayerStreamer,
     StreamingConfig,
     TextEncoderPlacement,
     apply_block_streaming,
-    apply_layer_streaming,
     layer_nbytes,
     place_text_encoder,
     text_encoder_layer_lists,
@@ -202,10 +202,10 @@ def test_layer_streaming_on_a_plain_module_list():
         return h
 
     plain = run()
-    handle = apply_layer_streaming(layers, StreamingConfig("cpu"))
+    streamer = LayerStreamer(list(layers), StreamingConfig("cpu"))
     assert torch.equal(run(), plain)
-    assert handle.stats.loads == 4 and handle.stats.prefetch_hits == 3
-    handle.remove()
+    assert streamer.stats.loads == 4 and streamer.stats.prefetch_hits == 3
+    streamer.remove()
     assert torch.equal(run(), plain)
 
 

@@ -193,7 +193,8 @@ class StagingBuffers:
 
 
 class LayerStreamer:
-    """Streams an ordered sequence of layers (see the module docstring). Use through the `apply_*` functions."""
+    """Streams an ordered sequence of layers (see the module docstring); only the layers' own tensors are touched.
+    Used through `apply_block_streaming` and `place_text_encoder`, which also place the rest of the model."""
 
     def __init__(self, layers: Sequence[nn.Module], config: StreamingConfig) -> None:
         self.device = torch.device(config.device)
@@ -371,7 +372,8 @@ class LayerStreamer:
 
 @dataclass
 class StreamingHandle:
-    """What the `apply_*` functions return: `stats`, and `remove()` to restore the plain model."""
+    """What `apply_block_streaming` and `place_text_encoder` (STREAMED) return: `stats`, and `remove()` to restore
+    the plain model."""
 
     streamers: list[LayerStreamer]
     others: _Placed = field(default_factory=lambda: _Placed([], []))  # non-layer tensors moved to the device once
@@ -414,11 +416,6 @@ def apply_block_streaming(model: nn.Module, config: StreamingConfig) -> Streamin
     if config.resident_blocks > len(blocks):
         raise ConfigError(f"resident_blocks={config.resident_blocks} but the model has {len(blocks)} blocks")
     return _stream_with_rest(model, [blocks], config)
-
-
-def apply_layer_streaming(layers: nn.ModuleList, config: StreamingConfig) -> StreamingHandle:
-    """Stream any list of layers that run in list order (only the layers' own tensors are touched)."""
-    return StreamingHandle([LayerStreamer(list(layers), config)])
 
 
 class TextEncoderPlacement(enum.Enum):
