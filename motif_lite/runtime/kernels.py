@@ -115,7 +115,7 @@ class FallbackOp:
             try:
                 return self._launch(tensors, args, kwargs)
             except torch.OutOfMemoryError:
-                raise  # the reference would need memory too: the run stops with the planner's advice, not hidden
+                raise  # not a kernel failure either: a fallback would hide it from the planner's advice
             except Exception as exc:  # any other kernel failure: the reference still gives the right answer
                 reason = f"the kernel failed ({type(exc).__name__}: {exc}){wsl_fix(exc)}"
         else:
