@@ -235,25 +235,35 @@ def test_a_threshold_of_one_or_more_is_named_as_reusing_nearly_every_step():
     assert "(0.05 = 5 %); try 0.05-0.1" in threshold_note(5)
 
 
+def narrow_bf16_model_and_inputs(batch: int, frames: int = 2, text: int = 40):
+    """A narrow bf16 transformer with the fused kernels' allocations, its inputs for `batch` rows and the video
+    tokens they make (2x2 patches of the latent)."""
+    from live_memory import fused_like_ops
+    from test_planner import NARROW
+
+    from motif_lite.model.transformer import MotifVideoTransformer
+
+    torch.manual_seed(0)
+    model = MotifVideoTransformer(NARROW).eval().requires_grad_(False).to(torch.bfloat16)
+    model.ops = fused_like_ops()
+    inputs = (
+        torch.randn(batch, 33, frames, 16, 32, dtype=torch.bfloat16), torch.full((batch,), 500.0),
+        torch.randn(batch, text, NARROW.text_embed_dim, dtype=torch.bfloat16), None, None,
+    )  # fmt: skip
+    return model, inputs, frames * 16 * 32 // 4
+
+
 @pytest.mark.parametrize("batched", [True, False], ids=["batched", "separate"])
 def test_the_planner_counts_what_a_cached_forward_holds_at_its_peak(batched):
     # A forward the cache computes in full, both guidance branches stored by the step before, against the plain
     # forward: the difference of the tensors alive at the peak (counted on the CPU) is the planner's term. Each
     # branch computed again once held its old probe and residual through the forward (2 N D per row more).
-    from live_memory import LiveTensors, fused_like_ops
-    from test_planner import NARROW
+    from live_memory import LiveTensors
 
-    from motif_lite.model.transformer import MotifVideoTransformer
     from motif_lite.runtime.activation_memory import step_cache_bytes
 
-    torch.manual_seed(0)
-    model = MotifVideoTransformer(NARROW).eval().requires_grad_(False).to(torch.bfloat16)
-    model.ops = fused_like_ops()
-    frames, text, batch = 2, 40, 2 if batched else 1
-    inputs = (
-        torch.randn(batch, 33, frames, 16, 32, dtype=torch.bfloat16), torch.full((batch,), 500.0),
-        torch.randn(batch, text, NARROW.text_embed_dim, dtype=torch.bfloat16), None, None,
-    )  # fmt: skip
+    batch, text = 2 if batched else 1, 40
+    model, inputs, tokens = narrow_bf16_model_and_inputs(batch, text=text)
     calls = [("cond", "uncond")] if batched else [("cond",), ("uncond",)]
     with torch.no_grad(), LiveTensors() as plain:
         out = model(*inputs)
@@ -266,8 +276,39 @@ def test_the_planner_counts_what_a_cached_forward_holds_at_its_peak(batched):
                 cache(step, *inputs, branches=branches)
         assert cache.reused == 0
         del cache
-    tokens = frames * 16 * 32 // 4  # 2x2 patches of the latent
-    expected = step_cache_bytes(tokens, NARROW.hidden_size, batch, act_bytes=2, context_tokens=text)
+    expected = step_cache_bytes(tokens, model.config.hidden_size, batch, act_bytes=2, context_tokens=text)
+    assert cached.peak_bytes - plain.peak_bytes == expected
+
+
+def test_after_a_batched_step_cond_only_calls_hold_what_the_planner_counts():
+    # A guidance window: a batched guided step stores both branches, then the unguided steps call the cond branch
+    # alone. The uncond branch's stored probe and residual must hold their own rows only, not the batch's storage
+    # (2 N D more through every later forward), so a cond-only call's peak is the planner's batch-1 term.
+    from live_memory import LiveTensors
+
+    from motif_lite.runtime.activation_memory import step_cache_bytes
+
+    text = 40
+    model, both, tokens = narrow_bf16_model_and_inputs(2, text=text)
+    cond = tuple(None if t is None else t[:1] for t in both)
+    with torch.no_grad(), LiveTensors() as plain:
+        out = model(*cond)
+        del out
+    model.end_run()  # both measured from a run's start: each builds the RoPE tables the forwards then share
+    with torch.no_grad(), LiveTensors() as cached:
+        cache = StepCache(model, StepCacheConfig(threshold=1e-9), steps=STEPS)  # never close enough to reuse
+        out = cache(0, *both, branches=("cond", "uncond"))
+        del out
+        cached.peak_bytes = cached.current  # from here on: the cond-only calls
+        for step in (1, 2):
+            out = cache(step, *cond, branches=("cond",))
+            del out
+        assert cache.reused == 0
+        stored = [t for branch in cache.branches.values() for t in (branch.probe, branch.residual)]
+        one_row = tokens * model.config.hidden_size * 2  # [1, N, C] in bf16
+        assert [t.untyped_storage().nbytes() for t in stored] == [one_row] * 4
+        del cache, stored
+    expected = step_cache_bytes(tokens, model.config.hidden_size, 1, act_bytes=2, context_tokens=text)
     assert cached.peak_bytes - plain.peak_bytes == expected
 
 

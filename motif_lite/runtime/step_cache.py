@@ -72,6 +72,15 @@ class _Branch:
     residual: torch.Tensor  # [B, N, C] decoder output - decoder input at the last full computation
 
 
+def _per_branch_difference(a: torch.Tensor, b: torch.Tensor, branches: int) -> list[torch.Tensor]:
+    """a - b for each branch's rows ([B, N, C] -> `branches` x [B / branches, N, C]), each in its own storage.
+    Not `(a - b).chunk(...)`: a stored branch would then be a view that keeps the whole batch's storage alive,
+    so after a batched step a cond-only call (a guidance window) would hold the uncond branch's probe and
+    residual at twice their size, beyond what the planner counts (`STEP_CACHE_VIDEO_TENSORS`). The same
+    element-wise subtraction, so the same values, and no copy."""
+    return [x - y for x, y in zip(a.chunk(branches), b.chunk(branches), strict=True)]
+
+
 def relative_l1(now: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
     """mean |now - before| / mean |before| (0-dim, float32)."""
     return (now - before).float().abs().mean() / before.float().abs().mean()
@@ -108,7 +117,7 @@ class StepCache:
         if self.config.threshold == 0:  # never reused: nothing to keep
             encoded = model.run_encoder(x, context, s.ctx, first=k)
             return model.head(model.run_decoder(s.x, encoded, s.decoder_ctx), s)
-        probes = (x - s.x).chunk(len(branches))
+        probes = _per_branch_difference(x, s.x, len(branches))
         if self._may_reuse(step, branches, probes):
             self.reused += len(branches)
             residual = torch.cat([self.branches[name].residual for name in branches])
@@ -119,12 +128,12 @@ class StepCache:
         for name in branches:
             self.branches.pop(name, None)
         decoded = model.run_decoder(s.x, model.run_encoder(x, context, s.ctx, first=k), s.decoder_ctx)
-        residuals = (decoded - s.x).chunk(len(branches))
+        residuals = _per_branch_difference(decoded, s.x, len(branches))
         for name, probe, residual in zip(branches, probes, residuals, strict=True):
             self.branches[name] = _Branch(probe, residual)
         return model.head(decoded, s)
 
-    def _may_reuse(self, step: int, branches: tuple[str, ...], probes: tuple[torch.Tensor, ...]) -> bool:
+    def _may_reuse(self, step: int, branches: tuple[str, ...], probes: list[torch.Tensor]) -> bool:
         if step == 0 or step >= self.steps - 1 or any(name not in self.branches for name in branches):
             return False
         changes = torch.stack([relative_l1(p, self.branches[n].probe) for n, p in zip(branches, probes, strict=True)])
