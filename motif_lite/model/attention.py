@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from motif_lite.model.kept import LastFewByTensor
 from motif_lite.model.ops import AttentionFn, Ops, additive_mask
 
 
@@ -51,9 +53,7 @@ class TextMasks:
     KEPT = 4  # text masks remembered: a prompt's, a negative prompt's, both batched, and a spare
 
     def __init__(self) -> None:
-        # ((mask, its version, N, I, additive dtype), its masks); holding the mask keeps its identity from going
-        # to another tensor
-        self.seen: list[tuple[tuple, tuple[torch.Tensor | None, torch.Tensor | None]]] = []
+        self.kept: LastFewByTensor[tuple[torch.Tensor | None, torch.Tensor | None]] = LastFewByTensor(self.KEPT)
 
     def __call__(
         self,
@@ -64,18 +64,21 @@ class TextMasks:
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if text_mask is None:
             return None, None
-        for (mask, *key), masks in self.seen:
-            if mask is text_mask and key == [text_mask._version, video_tokens, image_len, additive]:
-                return masks
-        masks = (None, None)
-        if not bool(text_mask.all()):
-            valid = text_mask.bool()
-            masks = (F.pad(valid, (video_tokens + image_len, 0), value=True)[:, None, None], valid[:, None, None])
-            if additive is not None:
-                masks = tuple(additive_mask(m, additive) for m in masks)
-        source = (text_mask, text_mask._version, video_tokens, image_len, additive)
-        self.seen = [*self.seen[-(self.KEPT - 1) :], (source, masks)]
-        return masks
+        build = partial(_attention_masks, text_mask, video_tokens, image_len, additive)
+        return self.kept.get(text_mask, build, key=(video_tokens, image_len, additive))
+
+
+def _attention_masks(
+    text_mask: torch.Tensor, video_tokens: int, image_len: int, additive: torch.dtype | None
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """`TextMasks`' two masks of `text_mask`, built (one host read)."""
+    if bool(text_mask.all()):
+        return None, None
+    valid = text_mask.bool()
+    masks = (F.pad(valid, (video_tokens + image_len, 0), value=True)[:, None, None], valid[:, None, None])
+    if additive is not None:
+        masks = tuple(additive_mask(m, additive) for m in masks)
+    return masks
 
 
 def project_rows(layer: nn.Module, x: torch.Tensor, rows: slice | None = None) -> torch.Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+import torch
+
 T = TypeVar("T")
 
 
@@ -24,3 +26,23 @@ class LastKept(Generic[T]):
 
     def clear(self) -> None:
         self.last = None
+
+
+class LastFewByTensor(Generic[T]):
+    """Values built from a tensor, kept for the last `kept` tensors asked about: a run passes the same tensors (a
+    text or key mask) to every forward, so each value is built once per tensor and run. A tensor matches by
+    identity and by its `_version` (a tensor changed in place since is built for again), and by `key`, which holds
+    whatever else the value depends on. The oldest value goes first."""
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        # (tensor, its version when built, key, value); holding the tensor keeps its identity from going to another
+        self.seen: list[tuple[torch.Tensor, int, Hashable, T]] = []
+
+    def get(self, tensor: torch.Tensor, build: Callable[[], T], key: Hashable = None) -> T:
+        for seen, version, seen_key, value in self.seen:
+            if seen is tensor and version == tensor._version and seen_key == key:
+                return value
+        value = build()
+        self.seen = [*self.seen[-(self.kept - 1) :], (tensor, tensor._version, key, value)]
+        return value

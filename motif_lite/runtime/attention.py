@@ -47,6 +47,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from motif_lite.choices import ATTENTION_BACKENDS
 from motif_lite.devices import CURRENT_GPU, GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
 from motif_lite.errors import ConfigError
+from motif_lite.model.kept import LastFewByTensor
 from motif_lite.model.ops import AttentionFn, MaskForm, mask_form_of, sdpa_attention
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
 
@@ -82,19 +83,13 @@ class PerMask(Generic[T]):
     KEPT = 4  # masks remembered: the joint and the text one of a batch-2 and of a batch-1 forward
 
     def __init__(self) -> None:
-        # (mask, its version when read, value); holding the mask keeps its identity from going to another tensor
-        self.seen: list[tuple[torch.Tensor, int, T]] = []
+        self.kept: LastFewByTensor[T] = LastFewByTensor(self.KEPT)
 
     def compute(self, mask: torch.Tensor) -> T:
         raise NotImplementedError
 
     def __call__(self, mask: torch.Tensor) -> T:
-        for seen, version, value in self.seen:
-            if seen is mask and version == mask._version:
-                return value
-        value = self.compute(mask)
-        self.seen = [*self.seen[-(self.KEPT - 1) :], (mask, mask._version, value)]
-        return value
+        return self.kept.get(mask, lambda: self.compute(mask))
 
 
 class KeyLengths(PerMask[list[int]]):
