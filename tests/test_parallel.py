@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -310,6 +311,64 @@ def test_a_stopped_parallel_run_resumed_gives_the_single_process_frames(four_pro
     assert [(folder / f"saved{rank}.txt").read_text() for rank in range(4)] == ["(1, 2)"] * 4
     assert_same_frames(read_png_frames(folder), single)
     assert not (folder / "out.latents.safetensors").exists()  # rank 0 removed it once the video was written
+
+
+# ------------------------------------------------------------------------------- sequence parallel, compiled
+
+
+def _recording(collective: Callable, eagerly: list[bool]) -> Callable:
+    """`collective`, appending to `eagerly` whether each call runs eagerly (False: traced by torch.compile)."""
+
+    def call(*args, **kwargs):
+        eagerly.append(not torch.compiler.is_compiling())
+        return collective(*args, **kwargs)
+
+    return call
+
+
+def _ulysses_in_a_compiled_function(rank: int, port: int, out: Path) -> None:
+    """A Ulysses attention called inside a function torch.compile traces, as a compiled block calls it: records,
+    for each collective, whether it ran eagerly (False: traced into the compiled graph), and the output against
+    the eager call's."""
+    from motif_lite.model.ops import sdpa_attention
+    from motif_lite.runtime.parallel import UlyssesAttention
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        eagerly: list[bool] = []
+        for name in ("all_to_all_single", "all_gather"):  # (this process only: the test's own spawned worker)
+            setattr(dist, name, _recording(getattr(dist, name), eagerly))
+        counts, replicated = (3, 2), 4  # uneven video shares, then context tokens every rank holds
+        torch.manual_seed(rank)
+        q, k, v = (torch.randn(1, 4, counts[rank] + replicated, 8) for _ in range(3))  # [B, H, n_r + R, D]
+        attention = UlyssesAttention(sdpa_attention, None, rank, counts, copies=1)
+        expected = attention(q, k, v, None)
+        eagerly.clear()
+        compiled = torch.compile(lambda q, k, v: 2 * attention(q, k, v, None), backend="eager")(q, k, v)
+        torch.save({"eagerly": eagerly, "equal": torch.equal(compiled, 2 * expected)}, out / f"ulysses{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ulysses_attention_runs_its_collectives_eagerly_inside_compiled_code(tmp_path):
+    # --compile with sequence parallelism: the blocks are compiled, the attention runs as it would without
+    # --compile, between the compiled pieces (runtime/compile.py), so the all-to-alls and the all-gather are
+    # torch.distributed's own calls, not collectives traced into a graph.
+    context = mp.start_processes(
+        _ulysses_in_a_compiled_function, args=(_free_port(), tmp_path), nprocs=2, join=False, start_method="spawn"
+    )
+    deadline = time.monotonic() + PROCESS_TIMEOUT
+    while not context.join(timeout=2):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the 2 processes did not finish in time")
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"ulysses{rank}.pt")
+        assert result["eagerly"] == [True, True, True]  # to heads, to tokens, the replicated tokens' gather
+        assert result["equal"]
 
 
 # ------------------------------------------------------------------------------------- the command line

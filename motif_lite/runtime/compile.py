@@ -11,7 +11,8 @@ graph inputs). `nn.Module.compile()` compiles the block in place: the module tre
 are (no `_orig_mod` wrapper), and forward hooks stay installed. The hooks are inside the compiled `__call__`, so
 the ones that must stay eager — block streaming's weight swaps — are marked `torch.compiler.disable`
 (runtime/streaming.py) and run around the compiled forward. Code that syncs with the host (the `auto` attention
-trial, row-split masked attention) is marked the same way and runs eagerly between compiled pieces.
+trial, row-split masked attention) is marked the same way and runs eagerly between compiled pieces, and so does
+sequence parallelism's Ulysses attention (runtime/parallel.py), whose collectives stay torch.distributed's calls.
 
 What the compiled blocks run: torch's versions of the norm ops (`Ops.layer_norm_modulate`, `Ops.rms_norm_rope`)
 and of the quantized linears' dequantization, not our hand-written Triton kernels. Inductor generates those kernels

@@ -514,6 +514,9 @@ class UlyssesAttention:
         """`runtime.kernels.WrapsOps`: the attention it runs on all tokens of its heads."""
         return [self.attend]
 
+    # Eager inside compiled blocks (--compile), as the attention is (runtime/compile.py): its all-to-alls and
+    # all-gather are torch.distributed's own calls, not collectives traced into every rank's graphs.
+    @torch.compiler.disable
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         # q, k, v: [B, H, copies * n_r + R, D]
         sp, heads = len(self.counts), q.shape[1]
