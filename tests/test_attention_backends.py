@@ -391,6 +391,30 @@ def test_the_environment_names_the_gpu_the_software_and_the_candidates(monkeypat
     assert f"torch {torch.__version__}" in described and "cuDNN " in described and "triton " in described
 
 
+def installed_fa3(folder, version: str) -> None:
+    """A FlashAttention-3 build in `folder` (on sys.path) as pip leaves one: its module and a dist-info naming it."""
+    (folder / "flash_attn_interface.py").write_text("")
+    info = folder / "flash_attn_3-0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: flash_attn_3\nVersion: {version}\n")
+    (info / "RECORD").write_text("flash_attn_interface.py,,\n")
+
+
+def test_the_environment_names_the_fa3_build_where_it_is_a_candidate(tmp_path, monkeypatch):
+    # FA3 is built apart from torch: a rebuilt FA3 keeps torch's, CUDA's and Triton's versions but may round
+    # differently, so its remembered choices must not be taken again.
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    installed_fa3(tmp_path, "3.0.0b1")
+    cuda = torch.device("cuda", 0)
+    first = environment(cuda, ["sdpa", "fa3"])
+    assert first.endswith(", FlashAttention-3 flash_attn_3 3.0.0b1; candidates sdpa, fa3")
+    assert "FlashAttention-3" not in environment(cuda, ["sdpa", "cudnn"])  # keys without FA3 stay as they were
+    installed_fa3(tmp_path, "3.0.1")
+    assert environment(cuda, ["sdpa", "fa3"]) == first.replace("3.0.0b1", "3.0.1")
+
+
 @pytest.mark.parametrize(
     ("error", "message"),
     [("ImportError", "undefined symbol: _ZN3c10"), ("RuntimeError", "operator flash_attn_3::fwd already exists")],

@@ -49,7 +49,7 @@ from motif_lite.devices import CURRENT_GPU, GpuFacts, gpu_facts, nvidia_only_att
 from motif_lite.errors import ConfigError
 from motif_lite.model.kept import LastFewByTensor
 from motif_lite.model.ops import AttentionFn, MaskForm, mask_form_of, sdpa_attention
-from motif_lite.runtime.attention_choices import RememberedChoices, environment
+from motif_lite.runtime.attention_choices import FA3_MODULE, RememberedChoices, environment
 
 _SDPA_KERNELS = {
     "flash": SDPBackend.FLASH_ATTENTION,
@@ -162,9 +162,6 @@ def triton_attention(strict: bool = False, device: torch.device = CURRENT_GPU) -
     if torch.cuda.is_available() and (problem := triton_cannot_build(device)) is not None:
         raise ConfigError(f"--attention-backend triton is our Triton kernel: {problem}; or choose auto or sdpa")
     return FallbackOp("attention", attention, sdpa_attention, strict=strict)
-
-
-FA3_MODULE = "flash_attn_interface"  # FlashAttention-3's Python package
 
 
 def _import_fa3() -> tuple[ModuleType | None, str | None]:

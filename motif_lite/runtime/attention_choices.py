@@ -6,7 +6,8 @@ swapped places between runs), and kernels round differently, so two runs with th
 kernels and give different bits. A remembered choice is taken again by a later run on the same GPU with the same
 software, after one checked call and without timing: the same kernels, so the same rounding. The environment key
 holds what can change the candidates or their outputs: the GPU, the versions of torch, CUDA, cuDNN and Triton (on
-an AMD GPU: ROCm's instead of CUDA's and cuDNN's), and the candidates on offer. Delete the file to time again; a
+an AMD GPU: ROCm's instead of CUDA's and cuDNN's), FlashAttention-3's where it is a candidate (it is built apart
+from torch, so a rebuild can change its kernels alone), and the candidates on offer. Delete the file to time again; a
 cache that cannot be written (a read-only home on a cluster's compute node) means a trial in every run, and a
 warning once per run that says where to keep it instead.
 """
@@ -26,6 +27,7 @@ from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.json_values import NotAJSONObject, parse_json_object
 
 CHOICES_FILE = "attention-choices.json"
+FA3_MODULE = "flash_attn_interface"  # FlashAttention-3's Python package (the `fa3` backend imports it)
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,16 @@ def environment(device: torch.device, candidates: list[str]) -> str:
         ]
         major, minor = gpu.capability
         name = f"{gpu.name} (sm_{major}{minor})"
+    if "fa3" in candidates:
+        versions.append(f"FlashAttention-3 {_providers(FA3_MODULE)}")
     return f"{name}; {', '.join(versions)}; candidates {', '.join(candidates)}"
+
+
+def _providers(module: str) -> str:
+    """The installed distributions that provide the import package `module`, with their versions (FA3's has been
+    named flashattn-hopper and flash_attn_3), e.g. "flash_attn_3 3.0.0"; "unknown" for files copied in by hand."""
+    names = sorted(set(importlib.metadata.packages_distributions().get(module, [])))
+    return ", ".join(f"{name} {_version(name)}" for name in names) or "unknown"
 
 
 def _version(distribution: str) -> str:
