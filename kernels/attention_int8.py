@@ -13,7 +13,7 @@ in `int8_scheme`. Three kernels per group of heads:
 3. `_int8_attention_kernel` (one program per query tile): loads its Q tile once in the input dtype and quantizes
    it to INT8 in registers with one scale per row (no pass over HBM for Q: the exact kernel reads the same bytes),
    then runs the online softmax over INT8 K tiles (int32 accumulation on the tensor cores) and P·V in FP8 (P x
-   448 -> e4m3, fp32 accumulation promoted every key tile) or in the input's 16-bit type.
+   448 -> e4m3, fp32 accumulation promoted every key tile) or in the input's type (bf16, fp16; fp32 as TF32).
 
 Memory traffic per head with L keys and D channels, in bytes, bf16 inputs, FP8 P·V (16-bit P·V: no V terms in
 1-2): the prepass reads K twice and V twice and writes L·D each (10 L·D). The attention kernel reads every K and
@@ -167,11 +167,11 @@ LOG2_E4M3_MAX = tl.constexpr(math.log2(E4M3_MAX))
 def _attend_tile_int8(
     acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_row, v_ptrs, kmask_row, start_n, offs_n, offs_d, LK, D,
     HAS_KEY_MASK: tl.constexpr, TAIL: tl.constexpr, EVEN_D: tl.constexpr, PV_FP8: tl.constexpr,
-    PV_FP16: tl.constexpr, BLOCK_N: tl.constexpr, INTERPRETED: tl.constexpr,
+    BLOCK_N: tl.constexpr, INTERPRETED: tl.constexpr,
 ):  # fmt: skip
     """Fold key tile [start_n, start_n + BLOCK_N) into the running row max m_i (log2 units), sum l_i and output
     acc (fp32). q8: [BM, BD] int8; k_ptrs: the tile's INT8 [BN, BD] (zero-padded: no bounds); v_ptrs: its [BN, BD]
-    V (e4m3 from Vᵀ, zero-padded, or the 16-bit input, bounds-masked on the TAIL tile); the rest as
+    V (e4m3 from Vᵀ, zero-padded, or the input V, bounds-masked on the TAIL tile); the rest as
     `_softmax_int8`."""
     qk = _scores_int8(q8, k_ptrs)
     p, alpha, l_i, m_new = _softmax_int8(
@@ -179,7 +179,7 @@ def _attend_tile_int8(
     )  # fmt: skip
     if PV_FP8:
         acc = acc * alpha[:, None] + _fp8_tile_pv(_to_e4m3(p, INTERPRETED), tl.load(v_ptrs), BLOCK_N)
-    else:  # 16-bit MMAs accumulate in fp32: straight into acc
+    else:  # P·V in the input's type (fp32 as TF32); these MMAs accumulate in fp32: straight into acc
         acc = acc * alpha[:, None]
         cols = start_n + offs_n
         if TAIL:
@@ -188,9 +188,20 @@ def _attend_tile_int8(
             v = tl.load(v_ptrs)
         else:
             v = tl.load(v_ptrs, mask=offs_d[None, :] < D, other=0.0)
-        pv_type = tl.float16 if PV_FP16 else tl.bfloat16
-        acc = tl.dot(p.to(pv_type), v.to(pv_type), acc)
+        if v.dtype == tl.float32:  # TF32 tensor cores: fp32's range, so a |V| above fp16's 65504 stays finite
+            acc = tl.dot(_to_tf32(p), _to_tf32(v), acc, input_precision="tf32")
+        else:  # the 16-bit input's own type
+            acc = tl.dot(p.to(v.dtype), v, acc)
     return acc, l_i, m_new
+
+
+@triton.jit
+def _to_tf32(x):
+    """fp32 -> the nearest TF32 value (fp32 with its 13 low mantissa bits zero), halves away from zero as
+    `cvt.rna.tf32.f32` rounds. Done here, in two integer ops, so that the interpreter (whose dot is exact fp32) and
+    the tensor cores (whatever they do with the low bits) multiply the same values, those `int8_scheme` emulates."""
+    bits = x.to(tl.int32, bitcast=True)
+    return ((bits + 0x1000) & -0x2000).to(tl.float32, bitcast=True)
 
 
 @triton.jit
@@ -315,7 +326,7 @@ def _int8_attention_kernel(
     sqb, sqh, sqm, sqd, svb, svh, svn, svd, sob, soh, som,
     skm_b, sbm_b, sbm_h, sbm_m, LQ_BUCKET, LK_BUCKET,
     HAS_BLOCK_MASK: tl.constexpr, MASK_BLOCK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr, HAS_KEY_MASK: tl.constexpr, PV_FP8: tl.constexpr, PV_FP16: tl.constexpr,
+    BLOCK_D: tl.constexpr, HAS_KEY_MASK: tl.constexpr, PV_FP8: tl.constexpr,
     EVEN_D: tl.constexpr, INTERPRETED: tl.constexpr, PIPELINE_PV: tl.constexpr = False,
 ):  # fmt: skip
     """The loop structure of `attention._attention_kernel` (same key-mask and block-table arguments) over INT8 K.
@@ -351,14 +362,14 @@ def _int8_attention_kernel(
             n64 = tl.cast(start_n, tl.int64)
             acc, l_i, m_i = _attend_tile_int8(
                 acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row, v_tile + n64 * svn, kmask_row, start_n,
-                offs_n, offs_d, LK, D, HAS_KEY_MASK, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+                offs_n, offs_d, LK, D, HAS_KEY_MASK, False, EVEN_D, PV_FP8, BLOCK_N, INTERPRETED,
             )  # fmt: skip
         if tl.load(row + 1) != 0:  # the partial last key block
             for start_n in range((LK // MASK_BLOCK) * MASK_BLOCK, LK, BLOCK_N):
                 n64 = tl.cast(start_n, tl.int64)
                 acc, l_i, m_i = _attend_tile_int8(
                     acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row, v_tile + n64 * svn, kmask_row,
-                    start_n, offs_n, offs_d, LK, D, HAS_KEY_MASK, True, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+                    start_n, offs_n, offs_d, LK, D, HAS_KEY_MASK, True, EVEN_D, PV_FP8, BLOCK_N, INTERPRETED,
                 )  # fmt: skip
     else:
         lk_full = (LK // BLOCK_N) * BLOCK_N
@@ -379,7 +390,7 @@ def _int8_attention_kernel(
             for start_n in range(0, lk_clean, BLOCK_N):
                 acc, l_i, m_i = _attend_tile_int8(
                     acc, l_i, m_i, q8, q_scale, k_ptrs, kscale_row, v_ptrs, kmask_row, start_n, offs_n, offs_d,
-                    LK, D, False, False, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+                    LK, D, False, False, EVEN_D, PV_FP8, BLOCK_N, INTERPRETED,
                 )  # fmt: skip
                 k_ptrs += BLOCK_N * BLOCK_D
                 v_ptrs += tl.cast(svn, tl.int64) * BLOCK_N
@@ -387,7 +398,7 @@ def _int8_attention_kernel(
             n64 = tl.cast(start_n, tl.int64)
             acc, l_i, m_i = _attend_tile_int8(
                 acc, l_i, m_i, q8, q_scale, k_tile + n64 * BLOCK_D, kscale_row, v_tile + n64 * svn, kmask_row, start_n,
-                offs_n, offs_d, LK, D, HAS_KEY_MASK, True, EVEN_D, PV_FP8, PV_FP16, BLOCK_N, INTERPRETED,
+                offs_n, offs_d, LK, D, HAS_KEY_MASK, True, EVEN_D, PV_FP8, BLOCK_N, INTERPRETED,
             )  # fmt: skip
     out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
     if PV_FP8:  # P and l_i carry 448, which cancels; V was smoothed and scaled per channel; the weights sum to 1:
@@ -569,9 +580,10 @@ def int8_attention(
 ) -> torch.Tensor:
     """Softmax attention with INT8 QKᵀ, like `attention.block_sparse_attention` (same arguments, layouts, masks
     and zeros for rows that see no key). q: [B, H, Lq, D], k/v: [B, H, Lk, D], any strides, fp32/fp16/bf16.
-    pv: "fp8" (sm_89+), "16bit", or "auto" (fp8 where the GPU has it). smooth_k=False skips the K smoothing (for
-    comparison only: much less accurate on DiT keys). workspace_bytes: the most the quantized K/V copies may
-    take (heads are processed in groups that fit; at least one head). pipeline_pv: with FP8 P·V, run the unmasked
+    pv: "fp8" (sm_89+), "16bit" (P·V in the input's type; TF32 for fp32 inputs: fp32's range), or "auto" (fp8
+    where the GPU has it). smooth_k=False skips the K smoothing (for comparison only: much less accurate on DiT
+    keys). workspace_bytes: the most the quantized K/V copies may take (heads are processed in groups that fit;
+    at least one head). pipeline_pv: with FP8 P·V, run the unmasked
     key tiles in the software-pipelined loop (`_pipelined_tiles_fp8`; same results up to rounding), for measuring
     it against the default loop (16-bit P·V keeps the default loop). Returns contiguous [B, H, Lq, D] in q.dtype."""
     _check_inputs(q, k, v)
@@ -635,7 +647,6 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, *, ha
         BLOCK_D=block_d,
         HAS_KEY_MASK=has_mask,
         PV_FP8=fp8,
-        PV_FP16=kv.v.dtype != torch.bfloat16,
         EVEN_D=block_d == dim,
         INTERPRETED=_INTERPRET,
         PIPELINE_PV=pipeline_pv,

@@ -152,20 +152,21 @@ def int8_attention_asm(
     block_m: int = 128,
     keys: int = 228_160,
     pipeline_pv: bool = False,
+    dtype: str = "bf16",
     **options: int,
 ) -> dict[str, object]:
     """The 8-bit attention kernel as a call compiles it: `keys` queries and keys (default 228,160, the DDT
-    decoder's 2N tokens at 1280x736x121), head dim `dim`, contiguous bf16 q and output of 12 heads, V as e4m3 Vᵀ
-    (keys contiguous) or the bf16 input. pipeline_pv: the software-pipelined key loop (`PIPELINE_PV`). options:
-    num_warps, num_stages, ..."""
+    decoder's 2N tokens at 1280x736x121), head dim `dim`, contiguous q and output of 12 heads in `dtype` ("bf16",
+    "fp16", "fp32"), V as e4m3 Vᵀ (keys contiguous) or the input V in `dtype`. pipeline_pv: the
+    software-pipelined key loop (`PIPELINE_PV`). options: num_warps, num_stages, ..."""
     block_d = attention_int8.head_block(dim)
-    pointers = dict(q_ptr="*bf16", k8_ptr="*i8", kscale_ptr="*fp32", v_ptr="*fp8e4nv" if fp8 else "*bf16",
-                    vscale_ptr="*fp32", vmean_ptr="*fp32", o_ptr="*bf16", kmask_ptr="*u8", bmask_ptr="*i32",
+    pointers = dict(q_ptr=f"*{dtype}", k8_ptr="*i8", kscale_ptr="*fp32", v_ptr="*fp8e4nv" if fp8 else f"*{dtype}",
+                    vscale_ptr="*fp32", vmean_ptr="*fp32", o_ptr=f"*{dtype}", kmask_ptr="*u8", bmask_ptr="*i32",
                     sm_scale_log2="fp32")  # fmt: skip
     constexprs = dict(HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=block_m, BLOCK_N=attention_int8.K_BLOCK,
-                      BLOCK_D=block_d, HAS_KEY_MASK=key_mask, PV_FP8=fp8, PV_FP16=False, EVEN_D=block_d == dim,
+                      BLOCK_D=block_d, HAS_KEY_MASK=key_mask, PV_FP8=fp8, EVEN_D=block_d == dim,
                       INTERPRETED=False, PIPELINE_PV=pipeline_pv)  # fmt: skip
-    head, rows = keys * dim, 12 * keys * dim  # q, output and 16-bit V: [B, 12, L, D]; e4m3 Vᵀ: [B, 2, BLOCK_D, L]
+    head, rows = keys * dim, 12 * keys * dim  # q, output and input V: [B, 12, L, D]; e4m3 Vᵀ: [B, 2, BLOCK_D, L]
     v_strides = dict(svb=2 * block_d * keys, svh=block_d * keys, svn=1, svd=keys) if fp8 else dict(
         svb=rows, svh=head, svn=dim, svd=1
     )  # fmt: skip

@@ -13,9 +13,10 @@ The scheme, per (batch, head):
   scores        (q8 · k8) in int32, times q_scale · k_scale · softmax scale; online softmax in fp32.
   P·V           FP8 e4m3: P scaled by 448 (p <= 1 against the running max); V smoothed too (its per-channel
                 mean over the unmasked keys added back after the division by the row sum: the weights sum to 1,
-                exact) and scaled per channel to ±448. Or 16-bit: P and V rounded to fp16 (bf16 for bf16
-                inputs). fp32 accumulation.
-Rounding: to nearest, halves away from zero for INT8; round-to-nearest-even for e4m3 and 16-bit.
+                exact) and scaled per channel to ±448. Or "16bit": in the input's type, P rounded to it (bf16
+                or fp16 inputs); fp32 inputs run on the TF32 tensor cores, P and V rounded to TF32 (10 mantissa
+                bits, fp32's range: no overflow where fp16 would have one). fp32 accumulation.
+Rounding: to nearest, halves away from zero for INT8 and TF32; round-to-nearest-even for e4m3 and 16-bit.
 """
 
 from __future__ import annotations
@@ -83,6 +84,13 @@ def round_half_away(x: torch.Tensor) -> torch.Tensor:
     return torch.trunc(x + torch.where(x >= 0, 0.5, -0.5))
 
 
+def round_tf32(x: torch.Tensor) -> torch.Tensor:
+    """x (float64) -> fp32, then the nearest TF32 value (the 13 low mantissa bits dropped, halves away from zero),
+    as the kernel's `_to_tf32`; float64 again."""
+    bits = x.float().view(torch.int32)
+    return ((bits + 0x1000) & -0x2000).view(torch.float32).double()
+
+
 def _quantize_k(k: torch.Tensor, keep: torch.Tensor, smooth: bool, block_n: int) -> torch.Tensor:
     """k [B, H, L, D] float64, keep [B|1, 1, L, 1] -> dequantized INT8 K (masked keys zero)."""
     if smooth:
@@ -111,8 +119,10 @@ def _pv_operands(v: torch.Tensor, keep: torch.Tensor, pv: str, dtype: torch.dtyp
         scale = torch.where(amax > 0, amax / E4M3_MAX, 1.0)
         v_dot = (v / scale).to(torch.float8_e4m3fn).double() * scale
         return v_dot, lambda p: (p * E4M3_MAX).to(torch.float8_e4m3fn).double() / E4M3_MAX, mean
-    half = torch.bfloat16 if dtype == torch.bfloat16 else torch.float16
-    return v.to(half).double(), lambda p: p.to(half).double(), torch.zeros_like(v[:, :, :1])
+    no_mean = torch.zeros_like(v[:, :, :1])
+    if dtype in (torch.float16, torch.bfloat16):
+        return v.to(dtype).double(), lambda p: p.to(dtype).double(), no_mean
+    return round_tf32(v), round_tf32, no_mean  # fp32 inputs
 
 
 def emulate_int8_attention(

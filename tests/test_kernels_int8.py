@@ -123,6 +123,21 @@ def test_cross_lengths_and_fp16(kernel) -> None:
     torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv="16bit"), atol=2e-3, rtol=1e-2)
 
 
+def test_fp32_inputs_keep_fp32s_range_in_16bit_pv(kernel) -> None:
+    """fp32 inputs with the 16-bit P·V (the sm_80-86 path) multiply P and V as TF32, not fp16: values beyond fp16's
+    65504 stay finite (cast to fp16 they became inf, and the output inf/NaN, with no error), and the kernel
+    agrees with the emulation of that arithmetic."""
+    torch.manual_seed(5)
+    q, k, v = qkv(1, 2, 70, 70, 32)
+    v = v * 1e5  # |V| up to ~4e5
+    out = kernel("attention_int8.int8_attention", q, k, v, pv="16bit")
+    assert torch.isfinite(out).all()
+    emulated = emulate_int8_attention(q, k, v, pv="16bit")
+    torch.testing.assert_close(out / 1e5, emulated / 1e5, **EMULATION)
+    cos, _ = attention_error(out, F.scaled_dot_product_attention(q, k, v))
+    assert cos > 0.999
+
+
 def test_rows_with_no_keys_are_zero(kernel) -> None:
     q, k, v = qkv(1, 1, 64, 64, 16)
     block_mask = torch.tensor([[True, True], [False, False]], device=DEVICE)[None, None]

@@ -14,28 +14,45 @@ from motif_lite.kernels import attention_int8, compiled, launch
 PIPELINED = {"PIPELINE_PV": True}
 
 
+# P·V's operand type in the PTX: e4m3 for FP8 P·V, else the input's type (fp32 inputs on the TF32 tensor cores).
+PV_PTX_TYPE = {"bf16": "bf16", "fp32": "tf32"}
+
+
 @pytest.mark.parametrize("pipeline_pv", [False, True], ids=["plain-loop", "pipelined-loop"])
 @pytest.mark.parametrize(
-    ("capability", "fp8", "block_mask"),
-    [(90, True, False), (90, True, True), (90, False, False), (89, True, False), (120, True, False), (80, False, True)],
+    ("capability", "fp8", "block_mask", "dtype"),
+    [
+        (90, True, False, "bf16"),
+        (90, True, True, "bf16"),
+        (90, False, False, "bf16"),
+        (90, False, False, "fp32"),
+        (89, True, False, "bf16"),
+        (89, False, False, "fp32"),
+        (120, True, False, "bf16"),
+        (80, False, True, "bf16"),
+    ],
     ids=[
         "sm90-fp8-dense",
         "sm90-fp8-sparse",
         "sm90-bf16-dense",
+        "sm90-fp32-dense",
         "sm89-fp8-dense",
+        "sm89-fp32-dense",
         "sm120-fp8-dense",
         "sm80-bf16-sparse",
     ],
 )
-def test_attention_compiles(capability: int, fp8: bool, block_mask: bool, pipeline_pv: bool) -> None:
-    asm = int8_attention_or_skip(capability, fp8=fp8, block_mask=block_mask, pipeline_pv=pipeline_pv)
+def test_attention_compiles(capability: int, fp8: bool, block_mask: bool, dtype: str, pipeline_pv: bool) -> None:
+    asm = int8_attention_or_skip(capability, fp8=fp8, block_mask=block_mask, pipeline_pv=pipeline_pv, dtype=dtype)
     ptx = asm["ptx"]
+    pv_type = "e4m3" if fp8 else PV_PTX_TYPE[dtype]
     wgmma = capability == 90  # Ada, Ampere and the RTX 50xx (sm_120) use warp-level mma.sync
-    if wgmma:  # Hopper warpgroup MMAs: INT8 QKᵀ with int32 accumulation, P·V in e4m3 or bf16
+    if wgmma:  # Hopper warpgroup MMAs: INT8 QKᵀ with int32 accumulation, P·V in e4m3, bf16 or tf32
         assert "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8" in ptx
-        assert ("f32.e4m3.e4m3" if fp8 else "f32.bf16.bf16") in ptx
+        assert f"f32.{pv_type}.{pv_type}" in ptx
     else:
         assert "mma.sync.aligned" in ptx and ".s32.s8.s8.s32" in ptx
+        assert f".f32.{pv_type}.{pv_type}.f32" in ptx
         assert (".e4m3.e4m3" in ptx) == fp8
     sass = sass_or_skip(asm["cubin"])
     # The MMAs of one dot are issued back to back and waited for once (ptxas serializes every wgmma of a kernel,
