@@ -54,11 +54,33 @@ def dit_inputs() -> tuple[torch.Tensor, ...]:
     return q, k, v, mask, F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
 
 
+def padded_inputs() -> tuple[torch.Tensor, ...]:
+    """q, k, v and a key mask: 70 keys (one full key tile and a partial one), the second batch row's padded from 45.
+    Also the inputs of the 8-bit negative controls (tests/test_kernels_negative.py)."""
+    torch.manual_seed(0)
+    q, k, v = qkv(2, 2, 70, 70, 32)
+    return q, k, v, key_padding(2, 70, [70, 45])
+
+
+def tied_qkv() -> tuple[torch.Tensor, ...]:
+    """q, k, v whose INT8 quantization meets exact halves, which random inputs never do (there rounding halves to
+    even gives the same result): Q and K are odd multiples of 1/128 but for one 254/128 per Q row and per K tile,
+    so every scale is 2⁻⁶ and every other value / scale an odd multiple of 1/2. K's 64 keys come in ± pairs: its
+    mean is 0, so smoothing keeps the ties."""
+    generator = torch.Generator().manual_seed(6)
+
+    def odd(*shape: int) -> torch.Tensor:  # odd multiples of 1/128 in [-253/128, 253/128]
+        return (torch.randint(-127, 127, shape, generator=generator) * 2 + 1) / 128
+
+    q, k = odd(1, 2, 16, 32), odd(1, 2, 32, 32)
+    q[..., 0] = k[:, :, 0, 0] = 254 / 128
+    k = torch.cat([k, -k], dim=2)
+    return q.to(DEVICE), k.to(DEVICE), torch.randn(1, 2, 64, 32, generator=generator).to(DEVICE)
+
+
 @pytest.mark.parametrize("pv", PV)
 def test_matches_emulation_with_key_padding(kernel, pv: str) -> None:
-    torch.manual_seed(0)
-    q, k, v = qkv(2, 2, 70, 70, 32)  # 70: one full key tile and a partial one
-    mask = key_padding(2, 70, [70, 45])
+    q, k, v, mask = padded_inputs()
     out = kernel("attention_int8.int8_attention", q, k, v, mask, pv=pv)
     torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv=pv), **emulation_tolerance(pv))
     cos, _ = attention_error(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
@@ -121,6 +143,14 @@ def test_cross_lengths_and_fp16(kernel) -> None:
     out = kernel("attention_int8.int8_attention", q, k, v, mask, pv="16bit")
     assert out.dtype == torch.float16
     torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv="16bit"), atol=2e-3, rtol=1e-2)
+
+
+def test_int8_ties_round_half_away_from_zero(kernel) -> None:
+    """Q and K values that land on halves round away from zero, as the emulation does (tests/test_kernels_negative.py:
+    rounded half to even, the emulation fails this check)."""
+    q, k, v = tied_qkv()
+    out = kernel("attention_int8.int8_attention", q, k, v, pv="16bit")
+    torch.testing.assert_close(out, emulate_int8_attention(q, k, v, pv="16bit"), **EMULATION)
 
 
 def test_fp32_inputs_keep_fp32s_range_in_16bit_pv(kernel) -> None:

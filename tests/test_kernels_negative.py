@@ -1,9 +1,11 @@
 """Negative controls for the kernel tests: a deliberately broken kernel fails the comparison the kernel tests use.
 
 Each broken "kernel" is the torch reference with one classic bug put in (swapped arguments, the wrong RoPE pair
-layout, a mask ignored, a nibble order reversed, ...). It gets the same inputs and must fail the same check
-(`torch.testing.assert_close` with the same tolerances) that the real kernels pass in tests/test_kernels_*.py:
-the inputs exercise what the kernels compute, and the tolerances are tight enough to see such bugs.
+layout, a mask ignored, a nibble order reversed, ...), or for the 8-bit attention its float64 emulation with one
+quantization step done otherwise (coarser K scales, no K smoothing, INT8 ties rounded to even). It gets the same
+inputs and must fail the same check (`torch.testing.assert_close` with the same tolerances) that the real kernels
+pass in tests/test_kernels_*.py: the inputs exercise what the kernels compute, and the tolerances are tight enough
+to see such bugs.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import torch.nn.functional as F
 from gguf import GGMLQuantizationType as Q
 from test_kernels_attention import TOL, key_padding, qkv
 from test_kernels_dequant import assert_fp32_close, random_blocks, reference
+from test_kernels_int8 import EMULATION, PV, emulation_tolerance, padded_inputs, tied_qkv
 from test_kernels_norm import adaln_chunks, heads_view
 
+from motif_lite.kernels import int8_scheme
+from motif_lite.kernels.int8_scheme import emulate_int8_attention
 from motif_lite.kernels.reference import dequant_linear_torch, expand_block_mask
 from motif_lite.model import ops
 
@@ -105,6 +110,31 @@ def test_broken_attention_fails_the_check(bug: str) -> None:
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=expand_block_mask(tiles, 32, 80, 70) & padding)
     with pytest.raises(AssertionError):
         torch.testing.assert_close(ATTENTION_BUGS[bug](q, k, v, padding, tiles), expected, **TOL)
+
+
+# The 8-bit kernel is checked against its emulation (test_kernels_int8.py); a broken scheme is the emulation with
+# one quantization step done otherwise.
+INT8_BUGS = {"K scales per 128 keys": dict(block_n=128), "no K smoothing": dict(smooth_k=False)}
+
+
+@pytest.mark.parametrize("pv", PV)
+@pytest.mark.parametrize("bug", INT8_BUGS)
+def test_broken_int8_scheme_fails_the_check(bug: str, pv: str) -> None:
+    # The inputs and the check of test_kernels_int8.py::test_matches_emulation_with_key_padding.
+    q, k, v, mask = padded_inputs()
+    broken = emulate_int8_attention(q, k, v, mask, pv=pv, **INT8_BUGS[bug])
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(broken, emulate_int8_attention(q, k, v, mask, pv=pv), **emulation_tolerance(pv))
+
+
+def test_int8_rounding_halves_to_even_fails_the_check(monkeypatch) -> None:
+    # The inputs and the check of test_kernels_int8.py::test_int8_ties_round_half_away_from_zero, with Q and K
+    # rounded to INT8 half to even (torch.round) instead of away from zero.
+    q, k, v = tied_qkv()
+    expected = emulate_int8_attention(q, k, v, pv="16bit")
+    monkeypatch.setattr(int8_scheme, "round_half_away", torch.round)
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(emulate_int8_attention(q, k, v, pv="16bit"), expected, **EMULATION)
 
 
 def nibbles_swapped(blocks: np.ndarray) -> np.ndarray:
