@@ -434,10 +434,12 @@ def fits_key_loop(config: triton.Config, args: dict) -> bool:
 
 def shared_memory_floor(config: triton.Config, args: dict, capability: tuple[int, int]) -> int:
     """The fewest bytes of shared memory a block of the 8-bit kernel asks for with `config` on a call with `args`:
-    its INT8 q tile, plus num_stages - 1 buffers of the INT8 K tile and of the V tile (e4m3 or 16-bit) where they
-    load by `cp.async` (`launch.cp_async_tiles`; tests/test_kernels_compile.py checks the floor against every
-    compiled config). Every config fits every GPU that runs this kernel (at most 89 KiB on sm_86, 99 KiB there), so
-    today it drops nothing."""
+    its INT8 q tile, plus num_stages - 1 buffers of the INT8 K tile and of the V tile (e4m3 or the input's type)
+    where they load by `cp.async` (`launch.cp_async_tiles`; tests/test_kernels_compile.py checks the floor against
+    every compiled config). With bf16 inputs every config fits every GPU that runs this kernel (at most 89 KiB on
+    sm_86, 99 KiB there), so it drops nothing; fp32 V tiles (fp32 inputs, 16-bit P·V) take twice the bytes: on
+    99 KiB GPUs the 4-stage configs are dropped, and the 64-row 3-stage one (104 KiB compiled, above its floor)
+    fails to launch, which the autotuner takes as a config to skip."""
     block_m, block_n, block_d, stages = config.kwargs["BLOCK_M"], args["BLOCK_N"], args["BLOCK_D"], config.num_stages
     v = args["v_ptr"]
     k_bytes = cp_async_tiles(args["k8_ptr"], (block_d, 1), capability)
@@ -656,4 +658,12 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, *, ha
     if tuned_launch_ok(_int8_attention_autotuned, block_d, has_blocks, block_size):
         _int8_attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
     else:
-        _int8_attention_kernel[(triton.cdiv(lq, block_m), bsz * heads)](*args, **flags, BLOCK_M=block_m)
+        grid = (triton.cdiv(lq, block_m), bsz * heads)
+        _int8_attention_kernel[grid](*args, **flags, BLOCK_M=block_m, num_stages=fixed_launch_stages(kv.v.dtype))
+
+
+def fixed_launch_stages(v_dtype: torch.dtype) -> int:
+    """Pipeline stages of the fixed (not autotuned) launch: Triton's default 3, or 2 for fp32 V (fp32 inputs with
+    16-bit P·V), whose tiles take twice a 16-bit one's bytes: with 3, a 64-row tile asks for 104 KiB of shared
+    memory, more than sm_86's and sm_89's 99 KiB (tests/test_kernels_int8_compile.py)."""
+    return 2 if v_dtype == torch.float32 else 3

@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 from cubins import compile_or_skip, int8_attention_or_skip, sass_or_skip
+from test_kernels_compile import assert_fits
 
 from motif_lite.kernels import attention_int8, compiled, launch
 
@@ -67,6 +68,17 @@ def test_attention_compiles(capability: int, fp8: bool, block_mask: bool, dtype:
     # The int32 scores become fp32 by integer and float adds, never by a conversion instruction (which issues at
     # the exp2 unit's rate: one per score would cost as much as the softmax's exp2).
     assert "cvt.rn.f32.s32" not in ptx and "cvt.f32.s32" not in ptx
+
+
+@pytest.mark.parametrize("capability", [86, 89])
+def test_fixed_launch_of_fp32_inputs_fits_the_99_kib_gpus(capability: int) -> None:
+    """Calls the autotuner does not cover (block masks of 64 keys) take 64-row tiles on 4 warps; with fp32 inputs and
+    16-bit P·V (TF32) their fp32 V tiles fit the 99 KiB of shared memory of sm_86 and sm_89 only with 2 stages."""
+    stages = attention_int8.fixed_launch_stages(torch.float32)
+    asm = int8_attention_or_skip(
+        capability, fp8=False, dtype="fp32", block_mask=True, block_m=64, num_warps=4, num_stages=stages
+    )
+    assert_fits(asm, capability)
 
 
 TUNED = [(config, False) for config in attention_int8._CONFIGS]
