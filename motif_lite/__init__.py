@@ -25,6 +25,7 @@ _PUBLIC = {
     "load_pipeline": "motif_lite.pipeline",
     "load_transformer": "motif_lite.weights.loader",
     "plan_generation": "motif_lite.preflight",  # the memory plan `load_pipeline(plan=...)` takes
+    "read_latents": "motif_lite.io.latents",  # a stopped run's saved state, for `generate(..., resume=...)`
 }
 # diffusers' names a user coming from it imports first -> what does the same here.
 _DIFFUSERS_NAMES = {
@@ -48,11 +49,13 @@ __all__ = [
     "load_pipeline",
     "load_transformer",
     "plan_generation",
+    "read_latents",
 ]
 
 if TYPE_CHECKING:
     from motif_lite.config import TransformerConfig
     from motif_lite.errors import MotifLiteError
+    from motif_lite.io.latents import read_latents
     from motif_lite.model.transformer import MotifVideoTransformer
     from motif_lite.pipeline import GenerationResult, MotifVideoPipeline, load_pipeline
     from motif_lite.preflight import plan_generation

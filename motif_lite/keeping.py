@@ -114,7 +114,10 @@ def _kept(path: Path, saved: SavedLatents, moved: str | None = None) -> str:
                 f"motif-lite decode {quoted}")  # fmt: skip
     done, steps = saved.progress
     # Said to `motif-lite run` and to Python's generate alike (a warning, or the error's message): both ways.
-    python = "in Python: saved = read_latents(that file); generate(GenerationRequest(**saved.request), resume=saved)"
+    python = (
+        "in Python: saved = motif_lite.read_latents(that file); "
+        "pipe.generate(motif_lite.GenerationRequest(**saved.request), resume=saved)"
+    )
     return (f"sampling stopped after step {done} of {steps}; its state is saved in {where}: go on from there with "
             f"motif-lite run --resume {quoted} ({python})")  # fmt: skip
 

@@ -175,8 +175,13 @@ def test_the_error_says_how_to_go_on(pipe, tmp_path, caplog):
     path = tmp_path / "fox.latents.safetensors"
     assert f"sampling stopped after step 2 of 4; its state is saved in {path}" in caplog.text
     assert f"motif-lite run --resume {path}" in caplog.text
-    python = "in Python: saved = read_latents(that file); generate(GenerationRequest(**saved.request), resume=saved)"
-    assert python in caplog.text  # it named only `motif-lite run --resume`, to a Python caller too
+    python = caplog.text.split("(in Python: ")[1].split(")\n")[0]  # it named only `run --resume`, to Python too
+    # The line runs as written after `import motif_lite` (it named read_latents, which the package did not export).
+    import motif_lite
+
+    code = python.replace("that file", repr(str(path))).replace("; ", "\n")
+    exec(code, {"motif_lite": motif_lite, "pipe": pipe})  # noqa: S102
+    assert (tmp_path / "fox.mp4").exists()
 
 
 def test_the_api_notes_a_model_other_than_the_stopped_runs(pipe, checkpoint, tmp_path):
