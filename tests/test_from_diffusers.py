@@ -208,6 +208,14 @@ def test_a_cuda_generator_is_not_taken_for_its_seed():
     assert "generator: give seed=N" in message
 
 
+def test_a_request_given_to_the_pipeline_itself_names_generate():
+    """`pipe(GenerationRequest(...))` was read as a diffusers call whose first argument, not being a string, was an
+    image: the advice was a line with image='first_frame.png' and "save the image first"."""
+    message = call_advice((GenerationRequest("a fox"),), {})
+    assert message == "a GenerationRequest is given to generate, not to the pipeline: pipe.generate(request)"
+    assert call_advice((), dict(request=GenerationRequest("a fox"))) == message
+
+
 def test_the_line_names_the_file_the_video_is_written_to():
     """A diffusers user expects frames back: the line says where the video goes instead of leaving the default
     unsaid."""

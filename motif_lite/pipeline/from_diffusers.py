@@ -175,6 +175,8 @@ NO_NEGATIVE_PROMPT = (
 def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """What to write instead of `pipe(*args, **kwargs)`, a diffusers pipeline's call: the `generate` line that makes
     the same video, then a line for each argument that has no field."""
+    if any(isinstance(value, GenerationRequest) for value in (*args, *kwargs.values())):  # ours, called as a function
+        return "a GenerationRequest is given to generate, not to the pipeline: pipe.generate(request)"
     image_first = bool(args) and not isinstance(args[0], str | list | tuple)  # the image-to-video pipeline's order
     order = ("image",) * image_first + ("prompt", "negative_prompt", "height", "width", "num_frames")
     given = dict(zip(order, args, strict=False))
