@@ -398,7 +398,9 @@ class GenerationRequest:
         height_ok = check("height", _check_size, self.height, "height", size, audience) is not None
         normalized = check("frames", _normalize_frames, self.frames, audience)
         frames_known = normalized[0] if normalized is not None else None
-        if width_ok and height_ok and frames_known is not None:
+        # Sides off the 16-pixel grid are measured too (their tokens round down): 99999x99999 is told it is too
+        # large beside its nearest valid sides, rather than sent to try 100000x100000 first.
+        if _positive_int(self.width) and _positive_int(self.height) and frames_known is not None:
             field = _oversized_field(self.width, self.height, frames_known)
             check(field, _check_video_tokens, self.width, self.height, frames_known)
         check("steps", _check_steps, self.steps, audience)
@@ -720,7 +722,7 @@ def _check_size(value: int, side: str, size: tuple[int, int], audience: Audience
         # A whole size given to one side, as other tools write it (`1280x720`, `720p`): the two keywords for it.
         raise RequestError(f"{name} takes one side in pixels, got {value!r}: that size is width={whole[0]}, "
                            f"height={whole[1]}")  # fmt: skip
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _positive_int(value):
         raise RequestError(f"{name} must be a positive integer{got}")
     if value % SIZE_MULTIPLE:
         below = value // SIZE_MULTIPLE * SIZE_MULTIPLE
@@ -844,8 +846,12 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
+def _positive_int(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
+
+
 def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _positive_int(value):
         raise RequestError(f"{name} must be a positive integer, got {shown(value)}")
 
 

@@ -149,6 +149,14 @@ def test_a_video_of_too_many_tokens_is_refused_naming_what_is_over(tmp_path, siz
     assert str(error).endswith("make the video smaller or shorter")
 
 
+def test_a_size_off_the_grid_and_too_large_is_told_both(tmp_path):
+    # Was told only the nearest valid sides (100000x100000), which were then refused for their tokens.
+    error = refused(tmp_path, width=99999, height=99999, frames=5)
+    assert error.fields == ("width", "height", "height")  # the height is further over the official 736
+    assert "nearest valid width: 100000" in str(error) and "transformer tokens, over the 1,048,576" in str(error)
+    assert refused(tmp_path, width=1000, height=736, frames=5).fields == ("width",)  # small: the grid alone
+
+
 def test_a_whole_size_given_to_one_side_says_the_two_keywords(tmp_path):
     # Were "width must be a positive integer, got '1280x720'": the size written as other tools write it.
     error = refused(tmp_path, width="1280x720")
