@@ -834,6 +834,8 @@ def test_unknown_ids_are_404_and_bad_queries_400(server):
     assert code == 200 and headers["openai-poll-after-ms"] == "1000"  # milliseconds, as the SDK's poll reads it
     code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content")
     assert code == 409 and error["error"]["code"] == "video_not_ready"
+    # It said "video_... is queued, not completed" alone: nothing on what to do next.
+    assert f"not completed; wait until it is (GET /v1/videos/{video['id']} says" in error["error"]["message"]
     code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=spritesheet")
     assert code == 400 and error["error"]["param"] == "variant"
     # A query parameter a route does not take was ignored: a typo's default taken without a word (the MP4 for a
@@ -1249,6 +1251,22 @@ def test_a_data_folder_that_cannot_be_written_stops_the_server_saying_why(pipe, 
     stopped, log = served_until_it_stops(pipe, store)
     assert stopped and "database or disk is full" in stopped[0] and str(store.root) in stopped[0]
     assert "error: the worker stopped: OperationalError: database or disk is full" in log
+
+
+def test_the_content_of_a_failed_job_says_it_has_none_and_where_the_error_is(server, pipe, monkeypatch):
+    # It said "video_... is failed, not completed", as if waiting would bring the video.
+    from motif_lite.errors import MotifLiteError
+
+    def fails(*args, **kwargs):
+        raise MotifLiteError("cannot write the video")
+
+    monkeypatch.setattr(pipe.vae, "decode_frames", fails)
+    video = server.client().videos.create(prompt=PROMPT, extra_body=TINY)
+    server.wait_status(video.id, ("failed",))
+    code, error, _ = server.request("GET", f"/v1/videos/{video.id}/content")
+    assert code == 409 and error["error"]["code"] == "video_not_ready"
+    said = f"video {video.id} failed: it has no video (GET /v1/videos/{video.id}: its error says why)"
+    assert error["error"]["message"] == said
 
 
 def test_a_failed_jobs_error_speaks_to_the_client_and_its_log_line_to_the_operator(server, pipe, monkeypatch):

@@ -244,7 +244,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         if variant == "preview":
             return _preview(store, job)
         if job.status != COMPLETED:
-            raise ApiError(409, f"video {video_id} is {job.status}, not completed", None, "video_not_ready")
+            raise _not_ready(job)
         media_type, suffix = MEDIA_TYPES[variant]
         path = store.video_path(job.id) if variant == "video" else store.thumbnail_path(job.id)
         if not path.is_file():
@@ -383,6 +383,16 @@ def _job(store: JobStore, video_id: str) -> Job:
     if job is None:
         raise _not_found(video_id)
     return job
+
+
+def _not_ready(job: Job) -> ApiError:
+    """409 for the content of a job without its video: what the client does next, wait or read why it failed."""
+    follow = f"GET /v1/videos/{job.id}"
+    if job.status in (QUEUED, IN_PROGRESS):
+        why = f"is {job.status}, not completed; wait until it is ({follow} says its status and progress)"
+    else:  # failed: waiting brings no video
+        why = f"failed: it has no video ({follow}: its error says why)"
+    return ApiError(409, f"video {job.id} {why}", None, "video_not_ready")
 
 
 def _not_found(video_id: str) -> ApiError:
