@@ -487,6 +487,14 @@ def test_an_argument_of_a_type_load_pipeline_cannot_use_fails_before_any_file_is
         load_pipeline(absent, dtype="fp32", device="cpu", **argument)
 
 
+@pytest.mark.parametrize("model", [None, 123])
+def test_a_model_of_a_type_that_names_no_checkpoint_says_what_to_give(model):
+    # Was "no such checkpoint directory: None", as if a folder named None were missing.
+    said = r"model \(load_pipeline's first argument\) must be a local checkpoint folder or a Hub repo id"
+    with pytest.raises(ConfigError, match=rf"^{said} .*got {type(model).__name__} {model}$"):
+        load_pipeline(model, device="cpu")
+
+
 def test_weight_files_may_be_paths(tmp_path):
     # A Path (what the checks' message asks for: "str or Path") passes the type check: the checkpoint is looked for.
     with pytest.raises(CheckpointError) as refused:

@@ -113,6 +113,7 @@ def load_pipeline(
     with names_too_long_refused():
         # Every check that needs no weights comes first, in this order, so that an error is said before any weights
         # load (and before any download).
+        _check_model(model)
         _check_gguf(gguf)
         _check_argument_types(plan, parallel, compile, batch_guidance, weights, quantize, text_encoder_quantize)
         asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
@@ -161,6 +162,17 @@ def load_pipeline(
                 _follow_plan(pipe, plan)
             install_speed(pipe, plan, batch_guidance, cache_config)
         return pipe
+
+
+def _check_model(model: object) -> None:
+    """Raise `ConfigError` for a `model` that names no checkpoint: `load_pipeline(None)` was "no such checkpoint
+    directory: None", as if a folder of that name were missing."""
+    if isinstance(model, str | os.PathLike | ModelSources):
+        return
+    raise ConfigError(
+        "model (load_pipeline's first argument) must be a local checkpoint folder or a Hub repo id (a str or Path), "
+        f"e.g. load_pipeline('{MOTIF_REPO}'), got {type(model).__name__} {model!r}"
+    )
 
 
 def _check_gguf(gguf: object) -> None:
