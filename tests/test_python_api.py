@@ -320,6 +320,10 @@ def test_a_result_shows_as_one_short_line_in_a_notebook():
     assert "steps; the rest: .request" in repr(quiet) and "note" not in repr(quiet)
     noted = GenerationResult(Path("fox.mp4"), request, 15.0, {}, 2**30, None, notes=["a note", "another"])
     assert "25 steps; 2 notes (.notes); the rest" in repr(noted)
+    # One of each is said in the singular (it said "1 steps").
+    single = GenerationRequest("a red fox", width=832, height=480, frames=1, steps=1, seed=7, output="f.png")
+    one = GenerationResult(Path("f.png"), single, 1.0, {}, 2**30, None)
+    assert ": 832x480, 1 frame at 24 fps, seed 7, 1 step; the rest" in repr(one)
 
 
 def test_other_libraries_ways_of_taking_the_frames_say_where_the_video_is():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motif_lite.errors import counted
 from motif_lite.pipeline.from_diffusers import RESULT_ADVICE
 from motif_lite.request import GenerationRequest, extended_frames
 from motif_lite.settings import Settings
@@ -73,11 +74,12 @@ class GenerationResult:
         holds, the seed and the time. The dataclass's own repr ran to thousands of characters (the negative prompt
         twice, every setting with its source); the fields named at the end hold all of it."""
         r = self.request
-        notes = f"{len(self.notes)} note{'s' if len(self.notes) != 1 else ''} (.notes); " if self.notes else ""
+        notes = f"{counted(len(self.notes), 'note')} (.notes); " if self.notes else ""
         seconds = f" in {self.timings['total']:.1f} s" if "total" in self.timings else ""
         return (
-            f"GenerationResult(output={str(self.output)!r}: {r.width}x{r.height}, {self.frames_written} frames at "
-            f"{r.fps:g} fps, seed {r.seed}, {r.steps} steps{seconds}; {notes}the rest: .request, .settings, "
+            f"GenerationResult(output={str(self.output)!r}: {r.width}x{r.height}, "
+            f"{counted(self.frames_written, 'frame')} at {r.fps:g} fps, seed {r.seed}, {counted(r.steps, 'step')}"
+            f"{seconds}; {notes}the rest: .request, .settings, "
             ".timings, .step_seconds, .peak_rss_bytes, ...)"
         )
 
