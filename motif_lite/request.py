@@ -245,7 +245,7 @@ def unknown_field_advice(name: str, value: object) -> str:
     tool's name stands for, else the field closest in spelling (a typo), else the list of fields."""
     fields = [item.name for item in dataclasses.fields(GenerationRequest)]
     if name == "generator" and _is_generator(value):
-        return f"GenerationRequest has no field generator: give seed={value.initial_seed()}, {_SEED_OF_GENERATOR}"
+        return f"GenerationRequest has no field generator: {_seed_of_generator(value)}"
     meant = OTHER_FIELD_NAMES.get(name)
     if meant is None:
         close = difflib.get_close_matches(name, [*fields, *OTHER_FIELD_NAMES], n=1)
@@ -794,8 +794,7 @@ def _resolve_seed(seed: int | None, audience: Audience) -> int:
         # diffusers' pipelines take a torch.Generator: its seed is the number to give here.
         if _is_generator(seed):
             # Only Python passes a generator: the line to give is Python's.
-            raise RequestError(f"seed takes a number, not a generator: give seed={seed.initial_seed()}, "
-                               f"{_SEED_OF_GENERATOR}")  # fmt: skip
+            raise RequestError(f"seed takes a number, not a generator: {_seed_of_generator(seed)}")
         raise RequestError(f"{setting_name('seed', audience)} must be {SEED_RANGE}, got {shown(seed)}")
     return seed
 
@@ -803,6 +802,15 @@ def _resolve_seed(seed: int | None, audience: Audience) -> int:
 def _is_generator(value: object) -> bool:
     # Without importing torch, which requests do not need.
     return hasattr(value, "initial_seed") and hasattr(value, "manual_seed")
+
+
+def _seed_of_generator(generator: Any) -> str:
+    """What to give for a generator passed as diffusers takes one: its seed, and, for a generator on a GPU (whose
+    draw diffusers makes there), that the noise is not the one diffusers drew with it."""
+    device = getattr(getattr(generator, "device", None), "type", "cpu")
+    other = (f" (this {device} generator's draw differs: the video will not be the one diffusers made with it)"
+             if device != "cpu" else "")  # fmt: skip
+    return f"give seed={generator.initial_seed()}, {_SEED_OF_GENERATOR}{other}"
 
 
 def _check_negative_prompt(value: object, audience: Audience) -> None:

@@ -11,7 +11,9 @@ import dataclasses
 import inspect
 import math
 import pickle
+import re
 import time
+from unittest import mock
 
 import imageio_ffmpeg
 import numpy as np
@@ -172,6 +174,18 @@ def test_the_largest_videos_people_ask_for_are_taken(tmp_path):
     for size in (dict(width=3840, height=2176, frames=121), dict(width=1280, height=736, frames=721)):
         request = resolves(tmp_path, **size)
         assert (request.width // 16) * (request.height // 16) * ((request.frames - 1) // 4 + 1) <= MAX_VIDEO_TOKENS
+
+
+def test_a_cuda_generator_as_the_seed_says_its_noise_is_not_ours(tmp_path):
+    # It said "the noise is drawn from a CPU generator seeded with it, as diffusers draws it from a fresh CPU
+    # generator", where diffusers drew this seed's noise on the GPU: another video. A stand-in (no GPU here).
+    generator = mock.Mock(spec=torch.Generator, device=torch.device("cuda"))
+    generator.initial_seed.return_value = 3
+    differs = "(this cuda generator's draw differs: the video will not be the one diffusers made with it)"
+    assert str(refused(tmp_path, seed=generator)).endswith(differs)
+    with pytest.raises(TypeError, match=re.escape(differs)):
+        GenerationRequest("a fox", generator=generator)
+    assert "differs" not in str(refused(tmp_path, seed=torch.Generator().manual_seed(3)))
 
 
 def test_a_torch_generator_as_the_seed_says_how_to_give_its_seed(tmp_path):
