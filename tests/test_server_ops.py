@@ -183,6 +183,20 @@ def test_while_the_model_loads_health_the_page_and_the_api_say_so(pipe, tmp_path
                  120, "the job to run with the loaded model")  # fmt: skip
 
 
+def test_the_ready_line_comes_before_a_queued_jobs_start(pipe, tmp_path):
+    # A job queued before a restart starts as soon as the worker does: its "started" line came before "ready: the
+    # model loaded", as if it had run before the model was there.
+    store = JobStore(tmp_path / "data")
+    one_step = job_request_fields(GenerationRequest(PROMPT, width=48, height=32, frames=5, steps=1, seed=1))
+    job = store.add(new_job_id(), "tiny", one_step, False, 10)
+    store.close()
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        wait_for(lambda: server.store.get(job.id).status == "completed", 120, "the queued job to run")
+        ready = next(i for i, line in enumerate(server.log) if line.startswith("ready: the model loaded in "))
+        started = next(i for i, line in enumerate(server.log) if line.startswith(f"{job.id}: started"))
+        assert ready < started, server.log
+
+
 def test_jobs_are_checked_against_the_config_the_loaded_model_decided(pipe, tmp_path):
     # The submit path must read the config `ready` hands over (max_video, image_to_video, too_long, lora_dir), not
     # the one the app was made with before the model loaded.
