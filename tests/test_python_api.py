@@ -170,7 +170,26 @@ def test_a_callback_that_cannot_take_its_arguments_fails_before_encoding(pipe, t
     stages = []  # what takes the arguments as they come passes: *args, a callable object, print
     pipe.generate(request, on_progress=lambda *stage: stages.append(stage), on_preview=print, preview_every=1)
     assert stages[0] == ("encode", 0, 2)
-    pipe.generate(request, on_progress=slice, on_preview=slice, preview_every=1)  # no signature to read: not checked
+    unread = "{}{}{}".format  # a bound built-in method: no signature to read, not checked (slice was: now a class)
+    pipe.generate(request, on_progress=unread, on_preview=unread, preview_every=1)
+
+
+@pytest.mark.parametrize("bars", ["ProgressBars", "tqdm"])
+def test_a_progress_class_given_for_its_instance_says_to_make_one(pipe, tmp_path, bars):
+    # on_progress=ProgressBars said only that ProgressBars(file) cannot take (stage, done, total); tqdm, which can,
+    # was a TypeError from inside tqdm once the encode began.
+    import tqdm
+
+    from motif_lite import ProgressBars
+
+    given = {"ProgressBars": ProgressBars, "tqdm": tqdm.tqdm}[bars]
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    said = rf"^on_progress takes a function or an object to call, not the class {bars}: give an instance of it, .*"
+    with pytest.raises(RequestError, match=said + r"\(bars: on_progress=ProgressBars\(\), with ProgressBars from "):
+        pipe.generate(request, on_progress=given)
+    with pytest.raises(RequestError, match=r"^on_preview takes a function or an object to call, not the class .*\)$"):
+        pipe.generate(request, on_preview=given, preview_every=1)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

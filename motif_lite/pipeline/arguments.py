@@ -67,6 +67,11 @@ def check_generate_arguments(
                         f"{str(callback)!r}, fps=6) (motif_lite.io.preview: one frame per latent frame, 4 video "
                         "frames) and call its close() after generate")  # fmt: skip
             raise RequestError(f"{name} must be a function (or None), got {type(callback).__name__} {callback!r}{file}")
+        if inspect.isclass(callback):  # ProgressBars or tqdm itself: each call would make one, or fail inside it
+            bars = " (bars: on_progress=ProgressBars(), with ProgressBars from motif_lite)" * (name == "on_progress")
+            raise RequestError(f"{name} takes a function or an object to call, not the class {callback.__name__}: "
+                               f"give an instance of it, if it is called as {name}({', '.join(CALLED_AS[name])})"
+                               f"{bars}")  # fmt: skip
         _check_callable_as(name, callback, CALLED_AS[name])
 
 
