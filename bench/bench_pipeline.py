@@ -104,7 +104,9 @@ def run_ours(root: Path, out: Path, width: int, height: int, frames: int, steps:
     load = time.perf_counter() - start
     loaded_rss = _rss_kib("VmRSS")
     _reset_peak_rss()
-    request = GenerationRequest(PROMPT, _negative(), width, height, frames, steps=steps, seed=SEED, output=out)
+    request = GenerationRequest(
+        PROMPT, _negative(), width=width, height=height, frames=frames, steps=steps, seed=SEED, output=out
+    )
     result = pipe.generate(request)
     return {"load": load, **result.timings, "loaded_rss_kib": loaded_rss, "peak_rss_kib": _rss_kib("VmHWM")}
 

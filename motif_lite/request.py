@@ -17,7 +17,7 @@ import numbers
 import secrets
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -293,6 +293,9 @@ class GenerationRequest:
 
     prompt: str
     negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
+    # The rest by name only: diffusers' order is (prompt, negative_prompt, height, width, ...), so a positional
+    # GenerationRequest("a fox", "", 480, 832) would quietly make a portrait video.
+    _: KW_ONLY
     width: int = 1280
     height: int = 736
     frames: int = 121

@@ -434,3 +434,12 @@ def test_extended_frames_counts_the_shared_frame_once(frames, clip_frames):
     run = [clip[-1] if clip else "new 0"] + [f"new {i}" for i in range(1, frames)]
     joined = clip + run[1:] if clip else run
     assert extended_frames(frames, clip_frames) == len(joined)
+
+
+def test_the_size_and_the_rest_are_given_by_name():
+    # diffusers' positional order is (prompt, negative_prompt, height, width): taken in ours (width, height) it
+    # would quietly turn a landscape video into a portrait one.
+    with pytest.raises(TypeError, match="positional"):
+        GenerationRequest("a fox", "", 480, 832)
+    request = GenerationRequest("a fox", "blurry", width=832, height=480)
+    assert (request.negative_prompt, request.width, request.height) == ("blurry", 832, 480)
