@@ -1006,3 +1006,109 @@ def test_the_installed_sdk_cannot_send_a_video_id_to_extend_as_docs_server_says(
         warnings.simplefilter("ignore", DeprecationWarning)
         with pytest.raises(RuntimeError, match="Expected entry at `video` to be bytes"):
             client.videos.extend(prompt="next", seconds="4", video={"id": "video_" + "0" * 32})
+
+
+def test_the_cpu_time_of_the_default_video_the_docs_give_is_the_runs_estimate(
+    no_network, no_weights, capsys, monkeypatch
+):
+    # README.md, "The CPU is for tests": the default 720p video "would take weeks to months"; docs/usage.md, "On the
+    # CPU": it "is ~5 x 10^17 FLOPs, months at the 20-60 GFLOP/s of a 2-core machine"; docs/benchmarks.md, "CPU
+    # time": "4.9e17 FLOPs, ~100 days at 60 GFLOP/s". Each is what a dry run on the CPU estimates at those speeds;
+    # "weeks" at the fastest speed that section's CPU runs reached.
+    from motif_lite.runtime import cost
+
+    def estimate(gflops: float) -> tuple[float, float]:
+        """The FLOPs and days the dry run's note gives the official video on a CPU doing `gflops`."""
+        monkeypatch.setattr(cost, "measure_matmul_flops", lambda *args, **kwargs: gflops * 1e9)
+        assert cli.main(["run", "--dry-run", "--device", "cpu", "--gguf", "Q4_K_M", "-p", "a fox"]) == 0
+        said = " ".join("".join(capsys.readouterr()).split())
+        found = re.search(rf"is ([\d.]+e\+\d+) FLOPs: about (\d+) days at the {gflops:.0f} GFLOP/s", said)
+        assert found, said
+        return float(found.group(1)), float(found.group(2))
+
+    assert "the default 720p video would take weeks to months" in " ".join(README.read_text().split())
+    mantissa, exponent, slow, fast = _numbers_in(
+        USAGE.read_text(), rf"the default 720p video is ~{NUMBER} x 10\^{NUMBER} FLOPs, months at the {NUMBER}-{NUMBER}"
+    )
+    section = _benchmarks_section("CPU time")
+    flops_said, days_said, rate_said = _numbers_in(
+        section, rf"the default 720p video is {NUMBER} FLOPs, ~{NUMBER} days at {NUMBER} GFLOP/s"
+    )
+    fastest = max(float(n) for n in re.findall(r"\| (\d+) GFLOP/s \|", section))
+    (flops, days), (_, slow_days), (_, fast_days) = estimate(rate_said), estimate(slow), estimate(fastest)
+    assert f"{flops:.0e}" == f"{mantissa:.0f}e+{exponent:.0f}" and f"{flops:.1e}" == f"{flops_said:.1e}"
+    assert abs(days - days_said) <= 0.1 * days_said  # "~100 days"
+    assert all(30 <= d < 365 for d in (days, slow_days)) and fast == rate_said  # months at 20-60 GFLOP/s
+    assert fast_days >= 14 and slow_days >= 60  # weeks (44 days) at the fastest, months (285) at the slowest
+
+
+def test_the_official_values_the_readme_and_docs_usage_give_are_the_defaults():
+    # README.md, "Use" ("else the official recommended value: 1280x736, 121 frames at 24 fps, 50 Euler steps, shift
+    # 15 for text-to-video and 8 for image-to-video ... APG guidance 8.0 (norm threshold 12, momentum 0.1)") and
+    # docs/usage.md's first section: what a request without flags or checkpoint configs resolves to.
+    from motif_lite.request import GenerationRequest
+    from motif_lite.settings import CheckpointConfigs, resolve_settings
+
+    request = GenerationRequest("x")
+    settings = resolve_settings(request, CheckpointConfigs())
+    image_shift = resolve_settings(GenerationRequest("x", image="a.png"), CheckpointConfigs()).flow_shift.value
+    apg = settings.guidance.value
+    assert settings.sampler.value == "euler" and apg.original_formulation  # "Euler", "APG"
+    size = [request.width, request.height, request.frames, request.fps, request.steps]
+    said = _numbers_in(
+        README.read_text(),
+        rf"official recommended value: {NUMBER}x{NUMBER}, {NUMBER} frames at {NUMBER} fps, {NUMBER} Euler steps, "
+        rf"shift {NUMBER} for text-to-video and {NUMBER} for image-to-video .*? APG guidance {NUMBER} \(norm "
+        rf"threshold {NUMBER}, momentum {NUMBER}\)",
+    )
+    assert said == [*size, settings.flow_shift.value, image_shift, apg.scale, apg.norm_threshold, apg.momentum]
+    said = _numbers_in(
+        USAGE.read_text(),
+        rf"official recommended values: {NUMBER}x{NUMBER}, {NUMBER} frames \({NUMBER} s at {NUMBER} fps\), {NUMBER} "
+        rf"Euler steps with flow shift {NUMBER}, adaptive projected guidance \(APG\) scale {NUMBER} with norm "
+        rf"threshold {NUMBER} and momentum {NUMBER}",
+    )
+    seconds = round(request.frames / request.fps)
+    assert said == [
+        *size[:3],
+        seconds,
+        *size[3:],
+        settings.flow_shift.value,
+        apg.scale,
+        apg.norm_threshold,
+        apg.momentum,
+    ]
+
+
+def test_the_versions_the_readme_requires_are_pyprojects():
+    # README.md, "Python packages": "Python 3.10 or newer (3.11 for the `verify` and test extras: their diffusers
+    # needs it), torch 2.6 or newer ..., transformers 5.6 to 5.24 ... and huggingface_hub 1.5 or newer".
+    import importlib.metadata
+
+    import tomllib
+
+    project = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]
+    bounds = {re.match(r"[\w-]+", d).group(): d for d in project["dependencies"]}
+    text = " ".join(README.read_text().split("- **Python packages**", 1)[1].split("\n\n", 1)[0].split())
+    versions = r"Python (\S+) or newer \((\S+) for the `verify` and test extras: .*? torch (\S+) or newer .*? "
+    versions += r"transformers (\d+)\.(\d+) to \4\.(\d+) .*? huggingface_hub (\S+) or newer"
+    python, extras_python, torch_low, major, low, high, hub = re.search(versions, text).groups()
+    assert project["requires-python"] == f">={python}"
+    assert bounds["torch"] == f"torch>={torch_low}" and bounds["huggingface_hub"] == f"huggingface_hub>={hub}"
+    assert bounds["transformers"] == f"transformers>={major}.{low},<{major}.{int(high) + 1}"
+    diffusers = [d for d in project["optional-dependencies"]["verify"] if d.startswith("diffusers")]
+    assert diffusers and any(d.startswith("diffusers") for d in project["optional-dependencies"]["test"])
+    requires = importlib.metadata.metadata("diffusers")["Requires-Python"]  # the test extra installs it
+    assert re.fullmatch(r">=\s*(\d+\.\d+)(?:\.0)?", requires).group(1) == extras_python
+
+
+def test_the_readmes_last_gpu_suite_run_is_the_latest_the_benchmarks_record():
+    # README.md, "Platforms": the GPU suite "run by hand: CI has no GPU; last run on an H200 on DATE" is the latest
+    # run that docs/benchmarks.md, "Running the benchmarks", records (a new run must move the README's date too).
+    (said,) = re.findall(r"last run on an (\S+) on (\d{4}-\d\d-\d\d)", " ".join(README.read_text().split()))
+    recorded = " ".join(_benchmarks_section("Running the benchmarks").split())
+    gpu, dates = re.search(
+        r"\*\*On a GPU so far \((\w+), [^)]*?((?:\d{4}-\d\d-\d\d(?: and )?)+)\):\*\*", recorded
+    ).groups()
+    latest = max(re.findall(r"\d{4}-\d\d-\d\d", dates))
+    assert said == (gpu, latest) and f"most of the GPU suite ({latest}:" in recorded
