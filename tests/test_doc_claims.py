@@ -1112,3 +1112,48 @@ def test_the_readmes_last_gpu_suite_run_is_the_latest_the_benchmarks_record():
     ).groups()
     latest = max(re.findall(r"\d{4}-\d\d-\d\d", dates))
     assert said == (gpu, latest) and f"most of the GPU suite ({latest}:" in recorded
+
+
+def test_the_dry_runs_docs_memory_shows_are_what_it_prints(no_network, no_weights, capsys):
+    # docs/memory.md, "The plans": "The accepted plans, as printed on this machine": the first `$ motif-lite run
+    # --dry-run` block is the command's output line for line, the second gives its stages' and peak's figures, and
+    # "How the 6 GB 720p plan comes about" quotes the first one's activations and peaks, and the Q4_K_M size.
+    import shlex
+
+    from motif_lite.config import TransformerConfig
+    from motif_lite.sizes import estimated_gguf_bytes
+
+    text = MEMORY.read_text()
+    section = text.split("## The plans", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^    \$ motif-lite (.*)\n((?:    (?!\$).*\n)+)", section, re.M)
+    assert len(blocks) == 2, blocks
+
+    def printed(command: str) -> str:
+        assert cli.main([*shlex.split(command), "-p", "x"]) == 0
+        return capsys.readouterr().out
+
+    (whole, shown), (abridged, figures) = blocks
+    out = printed(whole)
+    assert [line[4:] for line in shown.splitlines() if line[4:] not in out.splitlines()] == []
+    stages = re.findall(r"^(?:encode|denoise|decode) +(\S+) GiB +(\S+) GiB +(\S+) (GiB|MiB)", out, re.M)
+    peak = re.search(r"device peak (\S+) GiB allocated", out).group(1)
+    numbers = _numbers_in(
+        figures,
+        rf"encode {NUMBER} GiB, denoise {NUMBER} GiB, decode {NUMBER} GiB: device peak {NUMBER} GiB allocated, "
+        rf"~{NUMBER} GiB reserved",
+    )
+    abridged_out = printed(abridged)
+    plan = re.search(r"device peak (\S+) GiB allocated .*~(\S+) GiB reserved", abridged_out)
+    abridged_stages = re.findall(r"^(?:encode|denoise|decode) +(\S+) GiB", abridged_out, re.M)
+    assert numbers == [float(n) for n in [*abridged_stages, *plan.groups()]], abridged_out
+    worked = " ".join(section.split("How the 6 GB 720p plan comes about:", 1)[1].split("\n\n", 1)[0].split())
+    activations, transformer, denoise = _numbers_in(
+        worked, rf"→ {NUMBER} GiB of activations; \+ the resident transformer \({NUMBER} GiB\).*? = {NUMBER} GiB\."
+    )
+    decode_activations, decode = _numbers_in(worked, rf"mid-block outputs = {NUMBER} GiB next to .*? → {NUMBER} GiB")
+    (encode,) = _numbers_in(worked, rf"next to the resident transformer and VAE → {NUMBER} GiB")
+    assert [activations, decode_activations] == [float(stages[1][2]), float(stages[2][2])]
+    assert [encode, denoise, decode] == [float(stage[0]) for stage in stages] and denoise == float(peak)
+    q4_gib = estimated_gguf_bytes(TransformerConfig(), "Q4_K_M")[0] / 2**30
+    (intro,) = _numbers_in(text, rf"the Q4_K_M size estimated from our quantizer's recipe, {NUMBER} GiB")
+    assert intro == transformer == round(q4_gib, 2)
