@@ -1157,3 +1157,16 @@ def test_the_dry_runs_docs_memory_shows_are_what_it_prints(no_network, no_weight
     q4_gib = estimated_gguf_bytes(TransformerConfig(), "Q4_K_M")[0] / 2**30
     (intro,) = _numbers_in(text, rf"the Q4_K_M size estimated from our quantizer's recipe, {NUMBER} GiB")
     assert intro == transformer == round(q4_gib, 2)
+
+
+def test_the_refusal_docs_usage_quotes_is_what_a_dry_run_prints(no_network, no_weights, capsys):
+    # docs/usage.md, "Dry runs": "for example, with the bf16 transformer, `error: 1280x736x121 needs at least ...`":
+    # each part of the quoted error between its "(...)" is what a dry run at that budget prints (it said 3.22, 3.23
+    # and 3.49 GiB after the planner had come to 3.21, 3.21 and 3.47).
+    text = " ".join(USAGE.read_text().split())
+    quoted = re.search(r"with the bf16 transformer, `(error: 1280x736x121 needs at least .*?)`", text).group(1)
+    (budget,) = _numbers_in(quoted, rf"but the budget is {NUMBER} GiB")
+    assert cli.main(["run", "--dry-run", "--device", "cuda", "--vram", str(budget), "-p", "x"]) == cli.EXIT_USER_ERROR
+    err = " ".join(capsys.readouterr().err.split())
+    parts = [part.strip() for part in quoted.split("(...)")]
+    assert len(parts) == 4 and [part for part in parts if part not in err] == [], err
