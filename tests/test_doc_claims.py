@@ -870,6 +870,7 @@ MEASURED_PASSAGES = [
     ("quantize.md", "Expect ~7-12 minutes for Q4_K_M", "The progress bar", ["Quantizer", "Full 2.04B architecture"]),
     ("quantize.md", "| recipe | relative RMSE of the embeddings |", "**Tiny encoders**", ["The text encoder"]),
     ("quantize.md", "| encoding a prompt |", "Encoding reads", ["The text encoder"]),  # the rows above: differences
+    ("server.md", "On the 2-core machine of this project's CI,", "Unmeasured on a GPU", ["Server: status polls"]),
     (
         "parallel.md",
         "With one 720p forward taking",
