@@ -1178,3 +1178,30 @@ def test_the_refusals_the_docs_quote_are_what_a_dry_run_prints(no_network, no_we
     err = " ".join(capsys.readouterr().err.split())
     parts = [part.strip() for part in re.split(r"\(\.\.\.\)|\.\.\.", quoted) if part.strip()]
     assert len(parts) >= 2 and [part for part in parts if part not in err] == [], err
+
+
+@pytest.mark.parametrize(("page", "flags"), [(SERVER, ["--gguf", "Q4_K_M"]), (USAGE, [])])
+def test_the_out_of_memory_examples_give_the_plans_a_dry_run_makes(no_network, no_weights, capsys, page, flags):
+    # docs/server.md, "The API" (a job out of device memory, Q4_K_M), and docs/usage.md, "The decode failed" (the
+    # bf16 transformer): the plan the example names at its budget, its estimated peaks, and the next plan down at the
+    # `--vram` it gives, with the blocks that plan streams, are what `motif-lite run --dry-run` plans at 1280x736x121.
+    example = re.search(
+        r"\((\d+) of 256\) had a budget of (\S+) GiB .*? est\. peak of (\S+) GiB allocated \(~(\S+) GiB reserved\).*? "
+        r"--vram (\S+) \(just under that peak\).*? the next plan, (\d+): est\. peak (\S+) GiB allocated of the \5 GiB "
+        r"budget .*? (\d+) of 36 transformer blocks streamed",
+        " ".join(page.read_text().split()),
+    ).groups()
+
+    def planned(vram: str) -> tuple[str, ...]:
+        assert cli.main(["run", "--dry-run", "--device", "cuda", "--vram", vram, *flags, "-p", "x"]) == 0
+        out = capsys.readouterr().out
+        plan = re.search(r"plan (\d+) of 256", out).group(1)
+        peaks = re.search(r"device peak (\S+) GiB allocated .*~(\S+) GiB reserved", out).groups()
+        streamed = re.search(r"(\d+) of 36 transformer blocks streamed", out)
+        return plan, *peaks, streamed.group(1) if streamed else "0"
+
+    first, budget, peak, reserved, vram, second, second_peak, blocks = example
+    assert planned(budget)[:3] == (first, peak, reserved)
+    assert float(vram) == round(float(peak) - 0.01, 2)  # "just under that peak"
+    plan, allocated, _, streamed = planned(vram)
+    assert (plan, allocated, streamed) == (second, second_peak, blocks)
