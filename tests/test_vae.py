@@ -124,18 +124,39 @@ def test_tiled_decode(tiny):
     assert (misplaced - plain).abs().mean() > 2 * (tiled - plain).abs().mean()
 
 
-def test_tiled_decode_has_no_seams(tiny):
-    # Across each pixel row and column boundary, the tiled frame's mean step against the untiled frame's. The
-    # linear ramps keep it at most 1.12x (measured; the borders' errors change smoothly); a hard switch between
-    # tiles halfway through the overlap measured 2.29x there, plain averaging in the overlap 1.92x at its edges.
-    _, vae = tiny
+def largest_seam(vae: WanVAE) -> float:
+    """Across each pixel row and column boundary, the tiled frame's mean step against the untiled frame's: the
+    largest ratio over both axes (1 where tiling adds no seam)."""
     z = torch.randn(1, 4, 2, 8, 10, generator=torch.Generator().manual_seed(3))
     plain, tiled = vae.decode(z), vae.decode(z, tile=VAETile(size=6, overlap=2))  # tiles overlap in both axes
+    ratios = []
     for axis in (-2, -1):
         others = tuple(d for d in range(plain.dim()) if d != plain.dim() + axis)
         step_tiled = tiled.diff(dim=axis).abs().mean(dim=others)
         step_plain = plain.diff(dim=axis).abs().mean(dim=others)
-        assert (step_tiled / step_plain).max() < 1.4, axis
+        ratios.append((step_tiled / step_plain).max().item())
+    return max(ratios)
+
+
+def test_tiled_decode_has_no_seams(tiny):
+    # The linear ramps keep the largest seam at most 1.12x (measured; the borders' errors change smoothly).
+    assert largest_seam(tiny[1]) < 1.4
+
+
+@pytest.mark.parametrize(
+    "ramp",
+    [
+        lambda length: (torch.arange(length) >= length / 2).float() + 1e-6,  # a hard switch halfway (2.29x)
+        lambda length: torch.ones(length),  # plain averaging in the overlap (1.92x at its edges)
+    ],
+    ids=["hard-switch", "plain-average"],
+)
+def test_the_seam_check_fails_blends_without_a_ramp(tiny, monkeypatch, ramp):
+    # docs/testing.md's negative controls of the tiled decode: a blend without the linear ramp fails the seam check.
+    from motif_lite.vae import tiling
+
+    monkeypatch.setattr(tiling, "_ramp", ramp)
+    assert largest_seam(tiny[1]) >= 1.4
 
 
 @pytest.fixture(scope="module")
