@@ -230,6 +230,17 @@ def test_long_cpu_run_is_refused_where_nobody_sees_the_question(cpu_run, capsys,
     assert "Pass --yes to start it anyway." in err and "Traceback" not in err
 
 
+def test_a_cpu_run_no_plan_fits_is_refused_before_its_time_is_asked_about(cpu_run, capsys, monkeypatch):
+    # The memory plan's refusal comes before the question: "Start it anyway?" answered yes, then refused, was a
+    # question for nothing; as its dry run, which plans, then says the time.
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("asked about a run no plan fits"))
+    assert cpu_run("--ram", "0.5") == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "error: this run needs about" in err and "but --ram is 0.50 GiB" in err
+
+
 @pytest.mark.parametrize(("answer", "starts"), [("y", True), ("Yes ", True), ("n", False), ("", False)])
 def test_long_cpu_run_asks_on_a_terminal(cpu_run, capsys, monkeypatch, answer, starts):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)

@@ -28,7 +28,7 @@ from motif_lite.cli.before_download import (
     rank_refuses_before_download,
     tokenizer_notes_once,
 )
-from motif_lite.cli.common import download_hint_repeats, lora_args, lora_specs_from_flags, print_notes
+from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.kernel_cache import writable_kernel_cache
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
 from motif_lite.cli.prepare import (
@@ -37,7 +37,10 @@ from motif_lite.cli.prepare import (
     load_from_flags,
     loading_notes,
     plan_if_budget,
+    planned_run,
     preflight_flags,
+    smaller_transformer_note,
+    sources_at_hand,
     text_encoder_words,
 )
 from motif_lite.cli.resume import (
@@ -65,10 +68,12 @@ if TYPE_CHECKING:
     from motif_lite.encoders.text import PromptTruncation
     from motif_lite.io.clip import Clip
     from motif_lite.io.latents import SavedLatents
+    from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import GenerationResult, MotifVideoPipeline
     from motif_lite.runtime.parallel import Parallel, ParallelLayout, Session
     from motif_lite.runtime.planner import Plan
     from motif_lite.settings import Settings
+    from motif_lite.weights.lora import LoRAFile
 
 EPILOG = """\
 examples:
@@ -185,7 +190,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
         if args.dry_run:
             print_notes(_batch_videos_note(requests, drawn=unresolved.seed in (None, -1)), say)
-            return dry_run(args, request, layout, videos=len(requests))
+            return dry_run(args, requests, loras, layout)
         device = args.device if session is None else session.device
         with download_hint_repeats(run_inputs(args).argv), tokenizer_notes_once():
             return _Run(args, parallel, say, resume, clip, on_preview).generate(requests, device, loras)
@@ -238,53 +243,148 @@ def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
     return [note for note in notes if note]
 
 
-def dry_run(
-    args: argparse.Namespace, request: GenerationRequest, layout: ParallelLayout | None = None, videos: int = 1
-) -> int:
-    """Print the effective settings, the sizes and the memory plan; reads no weights and never downloads. `videos`:
-    how many the run makes (-b), whose time together the time note gives, as the run does."""
-    import torch
+@dataclass
+class _Prepared:
+    """A run made ready to load, or to print as a dry run (`_prepare`): what was found, on which device, in which
+    dtype and with which settings; the memory plan and what it was made for (None, None: a CPU run without a
+    budget plans nothing); the --lora files read; whether the guidance predictions are batched; and the prompts
+    the text encoder will cut, said already."""
 
-    from motif_lite.cli.prepare import planned_run, smaller_transformer_note, sources_at_hand
-    from motif_lite.devices import absent_gpu, is_here, parse_device
-    from motif_lite.errors import DeviceError
-    from motif_lite.settings import resolve_dtype, resolve_settings
-    from motif_lite.sizes import model_sizes
+    sources: ModelSources
+    device: torch.device
+    dtype: torch.dtype
+    settings: Settings
+    planned: PlannedRun | None
+    plan: Plan | None
+    lora_files: list[LoRAFile]
+    batch_guidance: bool
+    long_prompts: dict[str, PromptTruncation]
 
-    sources = sources_at_hand(args)
-    device = parse_device(args.device)
-    here = is_here(device)
-    # A GPU number this machine lacks although it has CUDA: its facts cannot be read (torch raises); a run refuses it.
-    if not here and torch.cuda.is_available() and (absent := absent_gpu(device)) is not None:
-        raise DeviceError(absent)
-    dtype_setting = resolve_dtype(args.dtype, device if here else None)  # a GPU not here: its default is unknown
+
+def _prepare(
+    args: argparse.Namespace,
+    requests: list[GenerationRequest],
+    device: str | torch.device,
+    loras: list[tuple[Path, float]],
+    parallel: Parallel | None = None,
+    layout: ParallelLayout | None = None,
+    say: Callable = print,
+) -> _Prepared:
+    """Everything a run and its dry run (--dry-run) do before a run loads, in one order, so that a check made for
+    one is made for the other: the checks of the device, the speed flags and the files (a run's `preflight`, with
+    any download last; a dry run's of the files at hand: no download, and any GPU may be planned for), the
+    --lora files against the transformer's layers, the settings, the notes on what was found, the prompts the text
+    encoder will cut, the memory plan (its refusal when nothing fits), then the time (a CPU run's question,
+    after every refusal). `parallel`: this rank's part of a run on several processes; `layout`: a dry run's of
+    several processes; `say`: print, or `_quiet` on ranks other than the main one."""
+    from motif_lite.devices import is_here
+    from motif_lite.settings import Given, resolve_dtype, resolve_settings
+
+    request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
+    layout, main = (layout, True) if parallel is None else (parallel.layout, parallel.is_main)
+    question = CpuTimeQuestion(args.yes)
+    said: dict[str, PromptTruncation] = {}  # the long prompts said before a download: not said again
+    if args.dry_run:
+        sources, device = _checked_at_hand(args)
+        kernel_cache = None  # a dry run compiles nothing
+    else:  # on the CPU, a long run is asked about before any download
+        if parallel is None:
+            before_download = ask_before_download(args, requests, device, question, said)
+        else:
+            before_download = rank_refuses_before_download(args, request, device, parallel, said)
+        sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
+        kernel_cache = writable_kernel_cache(os.environ, args.kernels, device)  # said before it compiles
+    lora_files = _checked_loras(loras, sources)  # the files' headers against the transformer's layers
+    dtype_setting = resolve_dtype(args.dtype, device if is_here(device) else None)  # another machine's GPU: unknown
     dtype = dtype_setting.value
-    given = run_inputs(args).given()  # the flags typed and the files under them: the table's sources
+    # The flags typed and the files under them: the sources in a dry run's table (a run's summary reads its own).
+    given = run_inputs(args).given() if args.dry_run else Given()
     settings = resolve_settings(
         request, sources.configs, sources.transformer, dtype_setting, first_step(args), given=given
     )
-    print_notes([*sources.notes, *settings.notes])
-    for label, truncation in prompts_cut(args.model, sources.root, settings.encoded_prompts).items():
-        print(f"warning: {truncation.advice(label)}", file=sys.stderr)
-    if recalled := run_inputs(args).recalled:
-        print_notes(recalled_model_notes(recalled, args, sources, dtype, device))
-    print_notes(_dry_run_device_notes(args, device))
-    if here:  # the device is here: check the speed flags as a run would
-        _check_speed_flags(args, device, dtype)
-    planned = planned_run(args, request, sources, dtype, device, layout)
-    plan = planned.plan()
+    recalled = run_inputs(args).recalled
+    notes = [kernel_cache] if kernel_cache else []
+    notes += recalled_model_notes(recalled, args, sources, dtype, device) if recalled else []
+    notes += loading_notes(sources, device, args.device, settings.notes)
+    notes += _dry_run_device_notes(args, device) if args.dry_run else []
+    print_notes(notes, say)
+    long_prompts = prompts_cut(args.model, sources.root, settings.encoded_prompts) if main else {}
+    for label, truncation in long_prompts.items():  # before the plan and the time question, and minutes before the load
+        if said.get(label) != truncation:
+            say(f"warning: {truncation.advice(label)}", file=sys.stderr)
+    if args.dry_run:  # plans every run, a CPU run without a budget too; its table prints the plan
+        planned = planned_run(args, request, sources, dtype, device, layout)
+        plan = planned.plan()
+        print_notes(filter(None, [smaller_transformer_note(planned, plan)]))
+    else:  # in a parallel run, the plan of one rank, which loads the text encoder only if it is the main one
+        planned, plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
+    # A parallel run never batches them, and says so (_run's notes).
+    batch_guidance, note = planned_batch_guidance(args.batch_guidance and layout is None, device, plan, settings)
+    print_notes([note] if note else [], say)
+    if args.dry_run:
+        print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, len(requests)))
+    elif parallel is None:
+        _say_run_time(question, requests, settings, sources, dtype, device, say)
+    return _Prepared(sources, device, dtype, settings, planned, plan, lora_files, batch_guidance, long_prompts)
+
+
+def _checked_at_hand(args: argparse.Namespace) -> tuple[ModelSources, torch.device]:
+    """A dry run's checks, which neither download nor preflight: the model the flags name as far as it is at hand
+    (`sources_at_hand`), the device, which may be one this machine lacks (the plan may be for another machine's
+    GPU), and on a device here the speed flags, as `preflight` checks them (the kernels, then
+    `check_speed_on_device`): each raises what the run would."""
+    import torch
+
+    from motif_lite.cli.prepare import speed_checks
+    from motif_lite.devices import absent_gpu, is_here, parse_device
+    from motif_lite.errors import DeviceError
+    from motif_lite.preflight import check_kernels
+    from motif_lite.settings import resolve_dtype
+
+    sources = sources_at_hand(args)
+    device = parse_device(args.device)
+    # A GPU number this machine lacks although it has CUDA: its facts cannot be read (torch raises); a run refuses it.
+    if not is_here(device) and torch.cuda.is_available() and (absent := absent_gpu(device)) is not None:
+        raise DeviceError(absent)
+    if is_here(device):
+        check_kernels(args.kernels, device)
+        speed_checks(args, resolve_dtype(args.dtype, device).value)(device)
+    return sources, device
+
+
+def _checked_loras(loras: list[tuple[Path, float]], sources: ModelSources) -> list[LoRAFile]:
+    """The --lora files, read and checked against the transformer's layers (headers and the config: no weights),
+    before the plan: a LoRA of another model is refused in seconds, by a run as by its dry run."""
+    from motif_lite.weights.loader import build_model
+    from motif_lite.weights.lora import LoRASpec, linear_shapes, read_loras
+
+    if not loras:
+        return []
+    specs = [LoRASpec(path, strength) for path, strength in loras]
+    return read_loras(specs, linear_shapes(build_model(sources.transformer.value)))
+
+
+def dry_run(
+    args: argparse.Namespace,
+    requests: list[GenerationRequest],
+    loras: list[tuple[Path, float]],
+    layout: ParallelLayout | None = None,
+) -> int:
+    """Print the effective settings, the sizes and the memory plan of the run the flags ask for (`_prepare`, as the
+    run prepares it); reads no weights and never downloads."""
+    from motif_lite.sizes import model_sizes
+
+    prepared = _prepare(args, requests, args.device, loras, layout=layout)
+    sources, device, dtype, plan = prepared.sources, prepared.device, prepared.dtype, prepared.plan
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     if layout is not None and plan.host is not None:
-        others = planned_run(args, request, sources, dtype, device, layout, text_encoder=False).plan()
+        others = planned_run(args, requests[0], sources, dtype, device, layout, text_encoder=False).plan()
         described += "\n" + _host_of_the_machine(plan.host.peak_bytes, others.host.peak_bytes, layout.world)
-    _, note = planned_batch_guidance(args.batch_guidance and layout is None, device, plan, settings)
-    smaller = smaller_transformer_note(planned, plan)
-    print_notes([note for note in (note, smaller) if note])
-    print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos))
     sizes = model_sizes(sources, dtype).lines()
-    prompt = args.prompt if args.resume is None else request.prompt  # a resumed run's is in its latents file
-    lines = [prompt_line(prompt), *settings.lines(), dry_run_speed(args, device), *sizes]
-    print("\n".join([*lines, *_lora_lines(args, sources), described]))
+    prompt = args.prompt if args.resume is None else requests[0].prompt  # a resumed run's is in its latents file
+    lines = [prompt_line(prompt), *prepared.settings.lines(), dry_run_speed(args, device), *sizes]
+    lora_lines = ["loras: " + ", ".join(f.describe() for f in prepared.lora_files)] if prepared.lora_files else []
+    print("\n".join([*lines, *lora_lines, described]))
     return 0
 
 
@@ -381,8 +481,9 @@ NO_GPU_HERE = (
 
 
 def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> list[str]:
-    """What a dry run says about planning for a device this machine lacks."""
-    from motif_lite.devices import auto_cpu_note, is_here, torch_build_gpu_problem
+    """What a dry run says about planning for a device this machine lacks (a Mac's unused GPU is `loading_notes`'
+    note, as a run says it)."""
+    from motif_lite.devices import is_here, torch_build_gpu_problem
 
     notes = []
     if not is_here(device) and args.vram is None:  # `dry_run` refused a GPU number beyond this machine's: no CUDA
@@ -392,21 +493,9 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
         notes.append(f"a run of this command would be refused here: {lacking}")
     if str(args.device) == "auto" and device.type == "cpu":
         notes.append("no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU")
-        notes.extend(filter(None, [auto_cpu_note(args.device, device)]))  # a Mac's GPU: not used, said why
     if launcher_variables.torchrun_world() == 1 and (missing := missing_gpus(args.gpus, args.device)) is not None:
         notes.append(f"a run of this command would be refused here: {missing}")  # the plan may be for other GPUs
     return notes
-
-
-def _check_speed_flags(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
-    """The checks of the speed flags a run makes with the device (`preflight`: the kernels, then
-    `check_speed_on_device`), made by a dry run, which neither preflights nor loads: each raises what the run
-    would."""
-    from motif_lite.cli.prepare import speed_checks
-    from motif_lite.preflight import check_kernels
-
-    check_kernels(args.kernels, device)
-    speed_checks(args, dtype)(device)
 
 
 def dry_run_speed(args: argparse.Namespace, device: torch.device) -> str:
@@ -427,19 +516,6 @@ def dry_run_speed(args: argparse.Namespace, device: torch.device) -> str:
     return "speed: " + "; ".join(parts)
 
 
-def _lora_lines(args: argparse.Namespace, sources) -> list[str]:
-    """The --lora files, read and checked against the transformer's layers as a run would (headers and the config:
-    no weights): a LoRA of another model fails the dry run too."""
-    from motif_lite.weights.loader import build_model
-    from motif_lite.weights.lora import linear_shapes, read_loras
-
-    specs = lora_specs_from_flags(args)
-    if not specs:
-        return []
-    files = read_loras(specs, linear_shapes(build_model(sources.transformer.value)))
-    return ["loras: " + ", ".join(f.describe() for f in files)]
-
-
 @dataclass
 class _Run:
     """What every video of a run is made with besides its request: the flags, this process's part of a parallel run
@@ -458,47 +534,21 @@ class _Run:
     ) -> int:
         """Check, plan and load on `device` (with --lora's `loras`), then make the `requests`' videos."""
         from motif_lite.io.latents_saving import fallback_folder
-        from motif_lite.settings import resolve_dtype, resolve_settings
 
         args, parallel, say = self.args, self.parallel, self.say
-        request = requests[0]  # the videos differ in seed and file only
         if self.resume is None:
             print_notes(earlier_runs(requests), say)
-        # Every check, before any weights; on the CPU, a long run is asked about before any download.
-        question = CpuTimeQuestion(args.yes)
-        said: dict[str, PromptTruncation] = {}  # the long prompts said before a download
-        if parallel is None:
-            before_download = ask_before_download(args, requests, device, question, said)
-        else:
-            before_download = rank_refuses_before_download(args, request, device, parallel, said)
-        sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
-        print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]), say)  # before it compiles
-        dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
-        settings = resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args))
-        if recalled := run_inputs(args).recalled:
-            print_notes(recalled_model_notes(recalled, args, sources, dtype, device), say)
-        print_notes(loading_notes(sources, device, args.device, settings.notes), say)  # before loading
-        if parallel is None:
-            _say_run_time(question, requests, settings, sources, dtype, device, say)
-        # In a parallel run: the plan of one rank, which loads the text encoder only if it is the main one.
-        layout, main = (None, True) if parallel is None else (parallel.layout, parallel.is_main)
-        planned, plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
-        # A parallel run never batches them, and says so (_run's notes).
-        batch_guidance, note = planned_batch_guidance(args.batch_guidance and parallel is None, device, plan, settings)
-        print_notes([note] if note else [], say)
+        prepared = _prepare(args, requests, device, loras, parallel, say=say)
         say(f"{_batch_label('seed', requests)}: {_listed([str(r.seed) for r in requests])}", file=sys.stderr)
-        long_prompts = prompts_cut(args.model, sources.root, settings.encoded_prompts) if main else {}
-        for label, truncation in long_prompts.items():  # before the load: minutes in which to shorten them
-            if said.get(label) != truncation:
-                say(f"warning: {truncation.advice(label)}", file=sys.stderr)
+        sources, plan = prepared.sources, prepared.plan
         # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
-        with not_said_again(long_prompts), figures_on_out_of_memory(planned, plan):
+        with not_said_again(prepared.long_prompts), figures_on_out_of_memory(prepared.planned, plan):
             start = time.perf_counter()
-            pipe = load_from_flags(args, sources, device, plan, loras, batch_guidance, parallel)
+            pipe = load_from_flags(args, sources, prepared.device, plan, loras, prepared.batch_guidance, parallel)
             pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
             pipe.warns_long_cpu_runs = False  # its time was asked about (or said with --yes) before it loaded
             load_seconds = time.perf_counter() - start
-            self.make_videos(pipe, requests, sources, dtype, plan, load_seconds)
+            self.make_videos(pipe, requests, sources, prepared.dtype, plan, load_seconds)
         return 0
 
     def make_videos(
