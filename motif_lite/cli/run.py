@@ -295,7 +295,8 @@ def _prepare(
         sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
         kernel_cache = writable_kernel_cache(os.environ, args.kernels, device)  # said before it compiles
     lora_files = _checked_loras(loras, sources)  # the files' headers against the transformer's layers
-    dtype_setting = resolve_dtype(args.dtype, device if is_here(device) else None)  # another machine's GPU: unknown
+    # A run's device is the one preflight resolved; a dry run's may be another machine's GPU, whose default is unknown.
+    dtype_setting = resolve_dtype(args.dtype, device if not args.dry_run or is_here(device) else None)
     dtype = dtype_setting.value
     # The flags typed and the files under them: the sources in a dry run's table (a run's summary reads its own).
     given = run_inputs(args).given() if args.dry_run else Given()
