@@ -1610,6 +1610,44 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         store.close()
 
 
+def test_a_saved_state_another_checkpoint_made_is_dropped_and_the_job_starts_over(pipe, tmp_path, monkeypatch):
+    # The server came back with another scheduler shift: the job failed with a message whose one line named the
+    # state's path, which the client was not shown, so it got "; submit the job again ..." and no cause.
+    from motif_lite.server.worker import Worker, percent
+
+    store = JobStore(tmp_path)
+    lines = []
+    worker = Worker(store, pipe, lines.append)
+    try:
+        job = store.add(new_job_id(), "tiny", {**SETTINGS, "steps": 6}, False, max_active=10)
+        run_stopping_at(worker, job.id, percent("denoise", 2, 6))  # stops after step 3, its state kept
+        assert store.get(job.id).status == QUEUED and store.state_path(job.id).exists()
+        configs = dataclasses.replace(pipe.sources.configs, scheduler_shift=11.0)
+        monkeypatch.setattr(pipe, "sources", dataclasses.replace(pipe.sources, configs=configs))
+        forward, calls = pipe.transformer.forward, []
+        monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+        run_stopping_at(worker, job.id, None)
+        done = store.get(job.id)
+        assert (done.status, done.error_message) == (COMPLETED, None), done.error_message
+        assert len(calls) == 6 * 2  # every step again: nothing of the other shift's state was used
+        dropped = [line for line in lines if "its saved state does not fit this server" in line]
+        assert len(dropped) == 1 and "flow_shift" in dropped[0] and dropped[0].endswith(": starting again"), lines
+        assert str(store.state_path(job.id)) not in dropped[0]
+    finally:
+        store.close()
+
+
+def test_a_client_gets_the_cause_of_a_failure_that_names_the_saved_state(tmp_path):
+    from motif_lite.server.worker import for_the_client
+
+    state = tmp_path / "video_1.latents.safetensors"
+    state.write_bytes(b"state")
+    message = f"{state}: its sampling state is damaged\nthe latents are kept in {state}: motif-lite run --resume"
+    said = for_the_client(message, state)
+    assert said.startswith("the job's saved state: its sampling state is damaged; submit the job again"), said
+    assert str(state) not in said
+
+
 def test_a_database_without_the_notes_column_gets_it(tmp_path):
     # A data folder of the version before notes: CREATE TABLE IF NOT EXISTS keeps its table as it is.
     import sqlite3

@@ -585,6 +585,8 @@ def test_a_job_names_at_most_eight_loras_with_finite_strengths_and_a_form_sends_
 class RecordingPipe:
     """Stands in for the pipeline: records each `set_loras` and the LoRAs each video was made with."""
 
+    transformer = "loaded"  # None once a `set_loras` failed to load one
+
     def __init__(self, server_loras: list[tuple[Path, float]]) -> None:
         self.loras = self._applied(server_loras)
         self.switches: list[list[tuple[Path, float]]] = []
@@ -660,6 +662,99 @@ def test_a_failed_switch_fails_its_job_without_the_folder_and_the_next_job_switc
         assert failed.error_message.startswith("LoRA file not found: style.safetensors"), failed.error_message
         assert str(lora_dir.resolve()) not in failed.error_message
         assert fake.made_with == [[own]]  # the second job switched back to the server's own before it ran
+    finally:
+        store.close()
+
+
+def test_the_servers_own_lora_given_by_a_relative_path_is_not_loaded_again_for_a_job_naming_it(
+    tmp_path, lora_dir, monkeypatch
+):
+    # `serve --lora loras/style.safetensors --lora-dir loras`: the job's file was resolved and the server's was not,
+    # so a job naming style.safetensors x1 loaded the transformer again, and the next job naming none once more.
+    monkeypatch.chdir(lora_dir.parent)
+    fake = RecordingPipe([(Path(lora_dir.name) / "style.safetensors", 1.0)])  # as LoRASpec.parse keeps --lora
+    store = JobStore(tmp_path / "data")
+    try:
+        worker = Worker(store, fake, log=lambda line: None, lora_dir=Path(lora_dir.name))
+        for loras in ([("style.safetensors", 1.0)], [], [("style.safetensors", 0.5)]):
+            store.add(new_job_id(), "tiny", SETTINGS, False, 10, loras=loras)
+            worker.run_job(store.claim_next())
+        assert fake.switches == [[(lora_dir.resolve() / "style.safetensors", 0.5)]]  # the strength changed only
+    finally:
+        store.close()
+
+
+def test_a_transformer_that_fails_to_load_for_a_jobs_loras_is_told_in_the_servers_words(tmp_path, lora_dir):
+    # The pipeline's note for Python callers ("call set_loras again") reached the client.
+    from motif_lite.errors import CheckpointError
+
+    cause = "transformer/diffusion_pytorch_model.safetensors changed on disk since it loaded"
+    note = "the pipeline has no transformer now: call set_loras again once the cause is fixed"
+
+    class LoadFails(RecordingPipe):
+        def set_loras(self, loras) -> None:
+            if self.transformer is None:  # the next job's switch: the cause was fixed
+                self.transformer = "loaded"
+                return super().set_loras(loras)
+            self.transformer = None  # as `set_loras` leaves the pipeline once the old transformer went
+            raise CheckpointError(f"{cause}\n{note}")
+
+    store = JobStore(tmp_path / "data")
+    log = []
+    try:
+        worker = Worker(store, LoadFails([]), log=log.append, lora_dir=lora_dir)
+        ids = [store.add(new_job_id(), "tiny", SETTINGS, False, 10, loras=[("style.safetensors", 1.0)]).id]
+        worker.run_job(store.claim_next())
+        failed = store.get(ids[0])
+        assert (failed.error_code, failed.error_message) == (
+            "invalid_request",
+            f"the server could not load its transformer with this job's LoRAs ({cause}); the next job tries again",
+        )
+        assert f"{ids[0]}: the transformer could not be loaded again: {cause}\n{note}" in log  # all, for the operator
+        ids.append(store.add(new_job_id(), "tiny", SETTINGS, False, 10, loras=[("style.safetensors", 1.0)]).id)
+        worker.run_job(store.claim_next())
+        assert store.get(ids[1]).status == "completed"
+    finally:
+        store.close()
+
+
+def test_a_kernel_failure_in_a_job_is_the_servers_with_its_traceback_on_stderr(tmp_path, capsys):
+    # KernelFailedError is a MotifLiteError: it was the client's `invalid_request`, and no traceback was printed.
+    from motif_lite.runtime.kernels import KernelFailedError
+
+    class KernelFails(RecordingPipe):
+        def generate(self, request, **kwargs) -> None:
+            raise KernelFailedError("the Triton kernel rms_norm_rope raised: an illegal memory access")
+
+    store = JobStore(tmp_path / "data")
+    try:
+        worker = Worker(store, KernelFails([]), log=lambda line: None)
+        job = store.add(new_job_id(), "tiny", SETTINGS, False, 10)
+        worker.run_job(store.claim_next())
+        failed = store.get(job.id)
+        assert failed.error_code == "generation_failed", failed.error_message
+        assert failed.error_message.startswith("KernelFailedError: the Triton kernel rms_norm_rope raised")
+        assert "Traceback (most recent call last)" in capsys.readouterr().err
+    finally:
+        store.close()
+
+
+def test_a_failed_jobs_message_names_its_first_frame_as_it_was_sent_not_by_the_servers_path(tmp_path):
+    # The clip's path was put in words and the first frame's was not: "input image not found: /data/inputs/ID.png".
+    from motif_lite.server.schema import IMAGE_NAME_KEY
+
+    class ChecksTheRequest(RecordingPipe):
+        def generate(self, request, **kwargs) -> None:
+            request.resolve_with_inputs()  # as the pipeline does first: the image is read
+
+    store = JobStore(tmp_path / "data")
+    try:
+        worker = Worker(store, ChecksTheRequest([]), log=lambda line: None)
+        job = store.add(new_job_id(), "tiny", {**SETTINGS, IMAGE_NAME_KEY: "fox.png"}, True, 10)
+        assert not store.input_path(job.id).exists()  # removed by hand
+        worker.run_job(store.claim_next())
+        said = store.get(job.id).error_message
+        assert "fox.png" in said and str(store.input_path(job.id)) not in said and "inputs" not in said, said
     finally:
         store.close()
 

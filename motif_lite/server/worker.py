@@ -27,7 +27,8 @@ from motif_lite.errors import Audience, DiskFullError, MotifLiteError, counted
 from motif_lite.io.clip import read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
 from motif_lite.io.preview import PreviewFile
-from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
+from motif_lite.paths import user_path
+from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest, RequestError
 from motif_lite.server.jobs import VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import without_folder
 from motif_lite.server.schema import IMAGE_NAME_KEY, timings
@@ -35,6 +36,7 @@ from motif_lite.server.schema import IMAGE_NAME_KEY, timings
 if TYPE_CHECKING:
     import numpy as np
 
+    from motif_lite.io.clip import Clip
     from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.runtime.planner import Plan
@@ -179,7 +181,7 @@ class Worker:
             # Written on a background thread, one preview frame per latent frame.
             preview = FirstPreviewOpens(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
             state = self.store.state_path(job.id)
-            resume = self._saved_state(job.id, state)
+            resume = self._saved_state(job.id, state, request, clip)
             self._use_loras(job)
             try:
                 # The cut prompts its notes say (logged above) are not logged again as they are encoded.
@@ -203,6 +205,8 @@ class Worker:
             to_client = for_the_client(message, self.store.state_path(job.id))
             if clip_file is not None:  # the clip by the id of the video it is (or its upload's name), not by the path
                 to_client = to_client.replace(str(clip_file), job.extended_name)
+            if image is not None:  # the first frame by the name it was sent under, as its video stores it
+                to_client = to_client.replace(str(image), stored_image_name(job))
             if not self.store.finish(job.id, (code, to_client)):  # deleted as it failed: nothing of it is kept
                 self.store.remove_files(job.id)
             # All of the message: where the job's work is kept is for the operator.
@@ -238,7 +242,16 @@ class Worker:
         try:
             self.pipe.set_loras(list(wanted))
         except MotifLiteError as exc:  # e.g. the file left the folder since: named for the client, not its path
-            raise MotifLiteError(without_folder(str(exc), self.lora_dir) if job.loras else str(exc)) from exc
+            said = without_folder(str(exc), self.lora_dir) if job.loras else str(exc)
+            if self.pipe.transformer is not None:  # refused before the old transformer went: the cause is all
+                raise MotifLiteError(said) from exc
+            # The load itself failed; the pipeline's note says to call set_loras again, Python the client cannot
+            # run: the whole text is the operator's, the client gets its cause and what the server does next.
+            self.log(f"{job.id}: the transformer could not be loaded again: {exc}")
+            raise MotifLiteError(
+                f"the server could not load its transformer with this job's LoRAs ({said.splitlines()[0]}); the "
+                "next job tries again"
+            ) from exc
         self._loras = wanted
 
     def _took(self, job_id: str) -> str:
@@ -250,8 +263,11 @@ class Worker:
         took = timings(job)
         return f" (waited {took['waited_seconds']:.1f} s, ran {took['ran_seconds']:.1f} s)"
 
-    def _saved_state(self, job_id: str, path: Path) -> SavedLatents | None:
-        """The sampling state an orderly stop kept for this job, or None (none; an unreadable one is dropped)."""
+    def _saved_state(
+        self, job_id: str, path: Path, request: GenerationRequest, clip: Clip | None
+    ) -> SavedLatents | None:
+        """The sampling state an orderly stop kept for this job, or None (none; an unreadable one, or one that no
+        longer fits this server, is dropped and the job starts over)."""
         if not path.exists():
             return None
         try:
@@ -260,11 +276,34 @@ class Worker:
             self.log(f"{job_id}: its saved state cannot be read ({exc}): starting again")
             path.unlink(missing_ok=True)
             return None
+        if (misfit := self._state_misfit(saved, request, clip)) is not None:
+            self.log(f"{job_id}: its saved state does not fit this server ({misfit}): starting again")
+            path.unlink(missing_ok=True)
+            return None
         if saved.denoised:  # stopped while it decoded
             self.log(f"{job_id}: goes on from its denoised latents (the decode only)")
         else:
             self.log(f"{job_id}: goes on from step {saved.progress[0]} of {saved.progress[1]}")
         return saved
+
+    def _state_misfit(self, saved: SavedLatents, request: GenerationRequest, clip: Clip | None) -> str | None:
+        """Why `generate` would refuse to go on from `saved` (the server came back with another checkpoint or
+        config, the state was damaged), or None: the checks `generate` makes before any work, made here so that the
+        job starts over instead of failing with an error about a file the client never saw. A problem of the request
+        itself is not the state's: it is left to `generate`, which fails the job with it."""
+        import torch
+
+        from motif_lite.pipeline.resuming import resumed_state
+
+        resolved, _, _, _ = request.resolve_with_inputs(clip)  # as `generate` resolves it
+        settings = self.pipe.settings_for(resolved)
+        shape = self.pipe.vae.config.latent_shape(resolved.width, resolved.height, resolved.frames)
+        try:  # on the CPU, in the latents' own dtype: a check, nothing is moved
+            resumed_state(saved, resolved, settings, shape, torch.device("cpu"), saved.latents.dtype)
+        except RequestError as exc:  # its first line names the state's path: the log says "the state" instead
+            why = str(exc).splitlines()[0]
+            return why if saved.file is None else why.replace(str(saved.file), "the state")
+        return None
 
     def _progress(self, job_id: str) -> Callable[[str, int, int], None]:
         last = [0]
@@ -299,16 +338,24 @@ def stored_image(job: Job, image: Path | None) -> dict[str, str] | None:
 
     if image is None:
         return None
-    stored = {"image": job.settings.get(IMAGE_NAME_KEY) or "input_reference"}
+    stored = {"image": stored_image_name(job)}
     if (checksum := image_sha256(image)) is not None:
         stored["image_sha256"] = checksum
     return stored
 
 
+def stored_image_name(job: Job) -> str:
+    """The name a job's first frame was sent under: a multipart file's, else the field a data URL came in."""
+    return job.settings.get(IMAGE_NAME_KEY) or "input_reference"
+
+
 def applied_loras(pipe: MotifVideoPipeline) -> tuple[tuple[Path, float], ...]:
-    """The (file, strength) of each LoRA the pipeline has applied (none for a pipeline without LoRA support)."""
+    """The (resolved file, strength) of each LoRA the pipeline has applied (none for a pipeline without LoRA
+    support)."""
     loras = getattr(pipe, "loras", None)
-    return () if loras is None else tuple((f.spec.path, f.spec.strength) for f in loras.files)
+    # Resolved, as a job's files are (`Worker._use_loras`): `--lora loras/a.safetensors` and a job naming
+    # `a.safetensors` of `--lora-dir loras` are the same file, which must not load the transformer again.
+    return () if loras is None else tuple((user_path(f.spec.path).resolve(), f.spec.strength) for f in loras.files)
 
 
 class FirstPreviewOpens:
@@ -351,6 +398,10 @@ def failure(exc: Exception, planned: PlannedRun | None = None, plan: Plan | None
 
     if isinstance(exc, torch.OutOfMemoryError):
         return "out_of_memory", out_of_memory_message(exc, planned, plan)
+    from motif_lite.runtime.kernels import KernelBackendError
+
+    if isinstance(exc, KernelBackendError):  # a kernel's own error (a bug, a driver fault): not the request's
+        return "generation_failed", f"{type(exc).__name__}: {exc}"
     if isinstance(exc, MotifLiteError):
         return "invalid_request", str(exc)
     return "generation_failed", f"{type(exc).__name__}: {exc}"
@@ -390,11 +441,13 @@ def operator_advice(planned: PlannedRun, plan: Plan) -> str:
 
 
 def for_the_client(message: str, state: Path) -> str:
-    """A failed job's `message` as the API's client gets it: without the lines on the job's `state` file, which
-    the pipeline adds for `motif-lite run` (a path on the server, a `motif-lite` command the client cannot run); while
-    that file is there, the client is told what it and the server's operator can do instead."""
-    lines = message.splitlines()
-    kept = [line for line in lines if str(state) not in line]
+    """A failed job's `message` as the API's client gets it: its first line (the error) with the job's `state`
+    file named in words, not by its path on the server; without the later lines on that file, which the pipeline
+    adds for `motif-lite run` (where the work is kept, a `motif-lite` command the client cannot run); while that file
+    is there, the client is told what it and the server's operator can do instead."""
+    first, *notes = message.splitlines() or [""]
+    lines = [first.replace(str(state), "the job's saved state"), *notes]
+    kept = lines[:1] + [line for line in notes if str(state) not in line]
     if len(kept) == len(lines) or not state.exists():
         return "\n".join(kept)
     return (
