@@ -51,7 +51,14 @@ from motif_lite.io.hub import (
     held_while,
     is_repo_id,
 )
-from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, linked_checkpoint, other_component, real_paths
+from motif_lite.io.linked import (
+    WEIGHT_NAMES,
+    check_weight_file,
+    linked_checkpoint,
+    other_component,
+    real_paths,
+    refuse_file_beside_gguf,
+)
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError, download_command
 from motif_lite.io.wsl import windows_drive_note
 from motif_lite.json_values import read_json_object
@@ -176,7 +183,8 @@ def locate_sources(
 
     text_encoder_gguf: a text encoder GGUF file (or a folder holding one) that replaces `text_encoder/`'s weights.
     weights: component ("transformer", "text_encoder", "vae") -> a .safetensors file of the user's that holds its
-    official weights under another name (ComfyUI's copies); the checkpoint then supplies only the rest, and
+    official weights under another name (ComfyUI's copies; not with a GGUF file for the same component, a
+    `ConfigError`); the checkpoint then supplies only the rest, and
     `root` is a folder linking both together (`io.linked`). download=False: the local folder and the Hugging Face
     cache only, no network. require_weights=False (dry runs): files that are not at hand become notes instead of
     errors, and the configs fall back to the official built-in values. before_download: called with each
@@ -186,6 +194,7 @@ def locate_sources(
     the download commands) or `CheckpointError`.
     """
     refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
+    refuse_file_beside_gguf(weights or {}, gguf, text_encoder_gguf)  # the CLI refuses the flags' pair alike
     problems = _Problems()
     notes: list[str] = []
     hub = HubAccess(download, held_while(problems.found, before_download))  # no download while a problem stands
@@ -198,7 +207,7 @@ def locate_sources(
     gguf_replaced = {"transformer"} if gguf is not None else set()
     gguf_replaced |= {"text_encoder"} if text_encoder_gguf is not None else set()
     # The files the user gave, read before the checkpoint is looked for: their problems hold its download.
-    file_notes = _check_your_files(files, gguf_replaced, problems)
+    file_notes = _check_your_files(files, problems)
     gguf_path, gguf_header = None, None
     if gguf is not None and not is_gguf_variant(str(gguf)):
         gguf_path = problems.collect(lambda: find_gguf(str(gguf), hub, str(model)))
@@ -528,15 +537,15 @@ def _transformer_setting(
     return Setting(configs.transformer, CHECKPOINT, TRANSFORMER_CONFIG)
 
 
-def _check_your_files(files: Mapping[str, Path | None], replaced: Collection[str], problems: _Problems) -> list[str]:
-    """The weight files of the user's that a run reads (not one a GGUF replaces: `replaced`; None: refused already),
+def _check_your_files(files: Mapping[str, Path | None], problems: _Problems) -> list[str]:
+    """The weight files of the user's (None: refused already; none a GGUF replaces: `refuse_file_beside_gguf`),
     from their headers, before the checkpoint is looked for: complete, the component's own (a transformer's without
     ComfyUI's prefix), and no scaled fp8 copy but the transformer's. Their problems are collected in `problems`;
     returns their notes (an fp8 copy's)."""
     notes: list[str] = []
     yours = {file for file in files.values() if file is not None}
     for component, file in files.items():
-        if file is None or component in replaced:
+        if file is None:
             continue
         before = len(problems.found)
         problems.collect(lambda c=component, f=file: _check_your_header(c, f, yours), keep_missing=False)

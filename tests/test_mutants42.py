@@ -284,20 +284,22 @@ def test_a_truncated_transformer_of_the_checkpoint_is_named_with_its_fix(tmp_pat
         check_safetensors(tmp_path, TransformerConfig())
 
 
-def test_a_weight_file_that_a_gguf_replaces_is_not_read(tmp_path):
-    # From Python both may be given (the CLI refuses the pair): the GGUF gives the transformer, so the file a run
-    # does not read is not refused either, whatever its state.
-    import os
-
-    from safetensors.torch import save_file
-
+def test_a_weight_file_beside_a_gguf_for_its_component_is_refused_from_python(tmp_path):
+    # As the CLI refuses --diffusion-model with --gguf: the GGUF gives the transformer, so the file would go unread
+    # without a word. Refused in Python's words before any file is read (neither exists here), for each component
+    # a GGUF can give, and by `check_setup` too.
     from motif_lite.checkpoint import locate_sources
+    from motif_lite.checkup import check_setup
     from motif_lite.errors import CheckpointError
+    from motif_lite.pipeline import load_pipeline
 
-    unread = tmp_path / "transformer.safetensors"
-    save_file({"proj_out.weight": torch.zeros(64, 64)}, unread)
-    os.truncate(unread, unread.stat().st_size - 1000)
-    with pytest.raises(CheckpointError) as error:
-        gguf = tmp_path / "no.gguf"
-        locate_sources(tmp_path / "no-checkpoint", gguf, weights={"transformer": unread}, download=False)
-    assert "no.gguf" in str(error.value) and str(unread) not in str(error.value)
+    file = tmp_path / "transformer.safetensors"
+    with pytest.raises(ConfigError, match=r"^weights\['transformer'\] and gguf both give the transformer; keep one$"):
+        load_pipeline(tmp_path / "no-checkpoint", tmp_path / "no.gguf", weights={"transformer": file}, device="cpu")
+    with pytest.raises(ConfigError, match=r"^weights\['text_encoder'\] and text_encoder_gguf both give the text enc"):
+        locate_sources(tmp_path, text_encoder_gguf=tmp_path / "te.gguf", weights={"text_encoder": file})
+    with pytest.raises(ConfigError, match=r"^weights\['transformer'\] and gguf both"):
+        check_setup(tmp_path, "Q4_K_M", weights={"transformer": file})
+    # One component's file beside the other's GGUF is no pair: the checks go on (to the missing checkpoint).
+    with pytest.raises(CheckpointError):
+        locate_sources(tmp_path / "no-checkpoint", "Q4_K_M", weights={"vae": file}, download=False)

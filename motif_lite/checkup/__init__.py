@@ -49,6 +49,7 @@ from motif_lite.io.linked import (
     VAEFolderError,
     check_weight_file,
     linked_checkpoint,
+    refuse_file_beside_gguf,
 )
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.path_fixes import (
@@ -87,6 +88,7 @@ def check_setup(
     checkpoint's (as a run links them, `io.linked`). A path no file can have (an empty one, a name longer than the
     file system allows, a `~user` this machine lacks) raises the `MotifLiteError` the command line prints for it."""
     refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
+    refuse_file_beside_gguf(weights or {}, gguf, text_encoder_gguf)
     with names_too_long_refused():
         return _check_setup(model, gguf, text_encoder_gguf, weights)
 

@@ -32,6 +32,7 @@ from motif_lite.choices import (
     split_size,
 )
 from motif_lite.errors import ConfigError
+from motif_lite.io.linked import refuse_file_beside_gguf
 from motif_lite.paths import path_arg
 from motif_lite.request import (
     MAX_SEED,
@@ -554,6 +555,8 @@ def take_weight_flags(args: argparse.Namespace) -> dict[str, str]:
     """--diffusion-model / --text-encoder / --vae as `locate_sources`' `weights`. A .gguf file given to the first two
     is moved to --gguf / --text-encoder-gguf (`args` is updated, so a second call gives the same); giving both for
     one component is an error."""
+    given = {"transformer": getattr(args, "diffusion_model", None), "text_encoder": getattr(args, "text_encoder", None)}
+    refuse_file_beside_gguf(given, getattr(args, "gguf", None), getattr(args, "text_encoder_gguf", None), as_flags=True)
     files = {}
     for flag, component, gguf_flag in (
         ("diffusion_model", "transformer", "gguf"),
@@ -563,9 +566,6 @@ def take_weight_flags(args: argparse.Namespace) -> dict[str, str]:
         value = getattr(args, flag, None)
         if value is None:
             continue
-        if gguf_flag is not None and getattr(args, gguf_flag, None) is not None:
-            names = f"--{flag.replace('_', '-')} and --{gguf_flag.replace('_', '-')}"
-            raise ConfigError(f"{names} both give the {component.replace('_', ' ')}; keep one")
         if gguf_flag is not None and str(value).lower().endswith(".gguf"):
             setattr(args, gguf_flag, value)
             setattr(args, flag, None)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from motif_lite.choices import MOTIF_REPO
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.paths import user_path
@@ -42,6 +42,9 @@ WEIGHT_NAMES = {
 }
 _REPLACED = {component: f"{component}/*.safetensors*" for component in WEIGHT_NAMES}  # shards and their index too
 FLAGS = {"transformer": "--diffusion-model", "text_encoder": "--text-encoder", "vae": "--vae"}
+# The components a GGUF file can give instead, with the setting that gives that GGUF: motif-lite run's flag and the
+# Python API's keyword.
+GGUF_SETTINGS = {"transformer": ("--gguf", "gguf"), "text_encoder": ("--text-encoder-gguf", "text_encoder_gguf")}
 # Tensor names that tell what a file holds: ComfyUI's and sd.cpp's model folders keep every kind side by side, and a
 # file given to the wrong flag must be named as what it is (a text encoder would otherwise load with random weights).
 _KINDS = {
@@ -60,6 +63,20 @@ _KIND_NAMES = {
     "vae": "the VAE's tensors (pass it as --vae)",
     "transformer": "the transformer's tensors (pass it as --diffusion-model)",
 }
+
+
+def refuse_file_beside_gguf(
+    files: Mapping[str, object], gguf: object, text_encoder_gguf: object, *, as_flags: bool = False
+) -> None:
+    """Raise `ConfigError` for a component given both a weight file of the user's (`files`, component -> file) and
+    a GGUF file: the GGUF would replace the file, which would go unread without a word. Named as the Python API's
+    keywords ('weights['transformer'] and gguf'), or (`as_flags`) as motif-lite run's flags."""
+    ggufs = {"transformer": gguf, "text_encoder": text_encoder_gguf}
+    for component, (flag, keyword) in GGUF_SETTINGS.items():
+        if files.get(component) is None or ggufs[component] is None:
+            continue
+        names = f"{FLAGS[component]} and {flag}" if as_flags else f"weights[{component!r}] and {keyword}"
+        raise ConfigError(f"{names} both give the {component.replace('_', ' ')}; keep one")
 
 
 def cache_folder() -> Path:
