@@ -77,6 +77,13 @@ class StateSaver:
         return keep(self.keeper, self.to_saved(state))
 
 
+# What `motif-lite decode FILE` runs, for a Python caller (docs/usage.md): the VAE alone, no sampling again.
+PYTHON_DECODE = (
+    "in Python: from motif_lite.decoding import prepare_decode, run_decode; "
+    "run_decode(prepare_decode(motif_lite.read_latents(that file)))"
+)
+
+
 def keep(keeper: LatentsFile, saved: SavedLatents) -> str:
     """Save `saved` with `keeper`; return what to tell the user. Never raises (but for a second Ctrl-C): a failed
     save must not hide the error that called for it."""
@@ -94,7 +101,7 @@ def _left(keeper: LatentsFile) -> str:
     path, saved = keeper.path, keeper.kept
     quoted = shlex.quote(str(path))
     if saved is not None and saved.denoised:
-        return f"{path} holds the denoised latents an earlier save kept: motif-lite decode {quoted}"
+        return f"{path} holds the denoised latents an earlier save kept: motif-lite decode {quoted} ({PYTHON_DECODE})"
     if saved is not None:
         done, steps = saved.progress
         return (f"{path} holds the state after step {done} of {steps}, from an earlier save: go on from there with "
@@ -109,11 +116,11 @@ def _kept(path: Path, saved: SavedLatents, moved: str | None = None) -> str:
     they are not beside the output (`LatentsFile.moved`)."""
     quoted = shlex.quote(str(path))
     where = f"{path} ({moved})" if moved else str(path)
+    # Said to `motif-lite run` and to Python's generate alike (a warning, or the error's message): both ways.
     if saved.denoised:
         return (f"the denoised latents are saved in {where}; make the video from them without sampling again: "
-                f"motif-lite decode {quoted}")  # fmt: skip
+                f"motif-lite decode {quoted} ({PYTHON_DECODE})")  # fmt: skip
     done, steps = saved.progress
-    # Said to `motif-lite run` and to Python's generate alike (a warning, or the error's message): both ways.
     python = (
         "in Python: saved = motif_lite.read_latents(that file); "
         "pipe.generate(motif_lite.GenerationRequest(**saved.request), resume=saved)"

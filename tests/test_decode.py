@@ -129,6 +129,21 @@ def test_inf_in_decoded_frames_names_the_latents_in_the_error(pipe, tmp_path, mo
     assert names(tmp_path) == [LATENTS]  # no frame of the PNG sequence
 
 
+def test_a_failed_decode_says_the_python_call_that_makes_the_video(pipe, tmp_path, monkeypatch, caplog):
+    # It said only `motif-lite decode FILE`, a command, to a Python caller too: the warning now also gives the
+    # Python call, which, run as said (with the file's path for "that file"), writes the video.
+    import motif_lite
+
+    monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(torch.OutOfMemoryError):
+        pipe.generate(request(tmp_path, "fox.mp4"))
+    path = tmp_path / "fox.latents.safetensors"
+    said = re.search(r"motif-lite decode (\S+) \(in Python: (.*)\)$", caplog.text.strip())
+    assert said is not None and said[1] == str(path), caplog.text
+    exec(said[2].replace("that file", repr(str(path))), {"motif_lite": motif_lite})
+    assert names(tmp_path) == ["fox.latents.safetensors", "fox.mp4"]  # the video, beside the latents it came from
+
+
 def test_a_second_failure_keeps_the_first_latents(pipe, tmp_path, monkeypatch):
     monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
     for _ in range(2):
