@@ -1520,19 +1520,68 @@ def test_a_cpu_server_refuses_jobs_run_would_ask_about(pipe, tmp_path, monkeypat
     too_long = serve.cpu_time_limit(pipe, torch.float32)
     big = GenerationRequest(PROMPT, width=256, height=256, frames=33, steps=20, output=tmp_path / "a.mp4")
     resolved = big.resolve()[0]
-    message = too_long(resolved, pipe.settings_for(resolved))
-    assert message.startswith("on the CPU this run (256x256x33, 20 steps) is ") and "--max-video" in message
+    long = too_long(resolved, pipe.settings_for(resolved))
+    assert long.why.startswith("on the CPU this run (256x256x33, 20 steps) is ") and "--max-video" in long.why
     with InProcessServer(pipe, tmp_path / "data", too_long=too_long) as running:
         code, error, _ = running.request("POST", "/v1/videos", {"prompt": PROMPT, "size": "256x256", "steps": 20})
-        assert code == 400 and error["error"]["param"] == "size" and error["error"]["code"] == "invalid_value"
+        assert code == 400 and error["error"]["code"] == "invalid_value"
         assert "This server runs on the CPU" in error["error"]["message"]
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 1e12)  # fast enough for the tiny model
     assert serve.cpu_time_limit(pipe, torch.float32)(resolved, pipe.settings_for(resolved)) is None
     # The calls' fixed cost counts too: many steps of the tiny model, each call 0.1 s however small.
     monkeypatch.setattr(cost, "measure_call_seconds", lambda config, dtype: 0.1)
     many = dataclasses.replace(resolved, steps=10_000)
-    message = serve.cpu_time_limit(pipe, torch.float32)(many, pipe.settings_for(many))
-    assert message is not None and "transformer calls" in message, message
+    long = serve.cpu_time_limit(pipe, torch.float32)(many, pipe.settings_for(many))
+    assert long is not None and "transformer calls" in long.why and long.fields == ("steps",), long
+
+
+def test_a_cpu_server_names_the_fields_that_make_a_job_too_long(pipe, tmp_path, monkeypatch):
+    # It always said param "size", even for a small size and too many frames. On a CPU too slow for 256x256 at 121
+    # frames, but fast enough for 272x272 at 9, the frames are to blame: num_frames, or seconds where the client
+    # sent those.
+    from motif_lite.cli import serve
+    from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS, run_flops
+    from motif_lite.runtime import cost
+
+    job = GenerationRequest(PROMPT, width=272, height=272, frames=121, steps=2, output=tmp_path / "a.mp4")
+    job = job.resolve()[0]
+    settings = pipe.settings_for(job)
+    flops = {
+        name: run_flops(dataclasses.replace(job, **change), settings, pipe.sources.configs)
+        for name, change in {"job": {}, "smaller": {"width": 256, "height": 256}, "shorter": {"frames": 9}}.items()
+    }
+    assert flops["job"] > flops["smaller"] > flops["shorter"]  # the size lowered is the longer of the two
+    rate = (flops["smaller"] * flops["shorter"]) ** 0.5 / LONG_CPU_RUN_SECONDS  # 256x256 too long, 9 frames not
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: rate)
+    monkeypatch.setattr(cost, "measure_call_seconds", lambda config, dtype: 0.0)
+    too_long = serve.cpu_time_limit(pipe, torch.float32)
+    assert too_long(job, settings).fields == ("frames",)
+    with InProcessServer(pipe, tmp_path / "data", too_long=too_long) as running:
+        body = {"prompt": PROMPT, "size": "272x272", "steps": 2, "fps": 24}
+        code, error, _ = running.request("POST", "/v1/videos", {**body, "num_frames": 121})
+        assert (code, error["error"]["param"]) == (400, "num_frames"), error
+        assert error["error"]["message"].startswith("its num_frames makes this job too long: on the CPU this run")
+        code, error, _ = running.request("POST", "/v1/videos", {**body, "seconds": "5"})  # 121 frames at 24 fps
+        assert (code, error["error"]["param"]) == (400, "seconds"), error
+        assert error["error"]["message"].startswith("its seconds makes this job too long")
+
+
+def test_fields_too_long_names_each_field_that_alone_would_fix_the_job_else_all_that_are_over(tmp_path):
+    from motif_lite.cli.serve import fields_too_long
+
+    def over(limit: int):  # too long above `limit` pixel-frame-steps
+        return lambda r: r.width * r.height * r.frames * r.steps > limit
+
+    def job(width: int, height: int, frames: int, steps: int) -> GenerationRequest:
+        return GenerationRequest(PROMPT, width=width, height=height, frames=frames, steps=steps)
+
+    assert fields_too_long(job(1280, 736, 9, 2), over(256 * 256 * 9 * 2)) == ("width",)  # only the size is over
+    assert fields_too_long(job(256, 256, 121, 2), over(256 * 256 * 9 * 2)) == ("frames",)
+    assert fields_too_long(job(256, 256, 9, 50), over(256 * 256 * 9 * 2)) == ("steps",)
+    # 512x512x33, 2 steps: either the size or the frames brought down fits; both make it too long.
+    assert fields_too_long(job(512, 512, 33, 2), over(512 * 512 * 20 * 2)) == ("width", "frames")
+    # Neither alone fits: both, together (the steps are not over).
+    assert fields_too_long(job(1280, 736, 121, 2), over(256 * 256 * 9 * 2)) == ("width", "frames")
 
 
 def run_stopping_at(worker, job_id: str, stop_at: int | None) -> None:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.request import GenerationRequest
     from motif_lite.server.app import ServerConfig
+    from motif_lite.server.submission import TooLong
     from motif_lite.settings import Settings
 
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
@@ -499,26 +500,60 @@ CPU_TIME_LIMIT_LINE = (
 )
 
 
-def cpu_time_limit(pipe: MotifVideoPipeline, dtype: torch.dtype) -> Callable[[GenerationRequest, Settings], str | None]:
+# The small video a CPU server's refusal suggests; a job's size, frames or steps brought down to it shows which of
+# them make the job too long.
+SMALL_CPU_VIDEO = {"width": 256, "height": 256, "frames": 9, "steps": 2}
+
+
+def cpu_time_limit(
+    pipe: MotifVideoPipeline, dtype: torch.dtype
+) -> Callable[[GenerationRequest, Settings], TooLong | None]:
     """For a server on the CPU without --max-video: a job that `motif-lite run` would ask about (estimated over
     ~10 minutes at this CPU's matrix-multiply rate and fixed cost per transformer call, measured once now) is
-    refused with the estimate, so that a default-size request cannot hold the queue for months."""
+    refused with the estimate and the fields that make it that long, so that a default-size request cannot hold
+    the queue for months."""
     from motif_lite.run_estimates import long_cpu_run, run_flops, transformer_calls
     from motif_lite.runtime import cost
+    from motif_lite.server.submission import TooLong
 
     throughput = cost.measure_matmul_flops(dtype)
     call_seconds = cost.measure_call_seconds(pipe.sources.transformer.value, dtype)
     configs = pipe.sources.configs
 
-    def too_long(request: GenerationRequest, settings: Settings) -> str | None:
-        flops, calls = run_flops(request, settings, configs), transformer_calls(request, settings)
-        estimate = long_cpu_run(request, flops, dtype, throughput, calls=calls, call_seconds=call_seconds)
-        if estimate is None:
+    def too_long(request: GenerationRequest, settings: Settings) -> TooLong | None:
+        def estimate(asked: GenerationRequest) -> str | None:
+            flops, calls = run_flops(asked, settings, configs), transformer_calls(asked, settings)
+            return long_cpu_run(asked, flops, dtype, throughput, calls=calls, call_seconds=call_seconds)
+
+        said = estimate(request)
+        if said is None:
             return None
-        return (
-            f"{estimate}. This server runs on the CPU, which is meant for tests: ask for a small video (e.g. size "
-            "256x256, 9 frames, 2 steps), or restart the server with --max-video WxHxF to accept videos up to that "
-            "size whatever they take"
+        small = SMALL_CPU_VIDEO
+        why = (
+            f"{said}. This server runs on the CPU, which is meant for tests: ask for a small video (e.g. size "
+            f"{small['width']}x{small['height']}, {small['frames']} frames, {small['steps']} steps), or restart the "
+            "server with --max-video WxHxF to accept videos up to that size whatever they take"
         )
+        return TooLong(why, fields_too_long(request, lambda asked: estimate(asked) is not None))
 
     return too_long
+
+
+def fields_too_long(request: GenerationRequest, is_long: Callable[[GenerationRequest], bool]) -> tuple[str, ...]:
+    """The fields of `request` (too long, as `is_long` says) that make it so: "width" for the size, "frames",
+    "steps", each larger than the small video's (`SMALL_CPU_VIDEO`). Those that, each brought down to the small
+    video's alone, make the job short enough; where none does alone, all of them (only together do they)."""
+    small = SMALL_CPU_VIDEO
+    lowered = {
+        "width": dataclasses.replace(request, width=small["width"], height=small["height"]),
+        "frames": dataclasses.replace(request, frames=small["frames"]),
+        "steps": dataclasses.replace(request, steps=small["steps"]),
+    }
+    larger = {
+        "width": request.width * request.height > small["width"] * small["height"],
+        "frames": request.frames > small["frames"],
+        "steps": request.steps > small["steps"],
+    }
+    over = [field for field, is_larger in larger.items() if is_larger]
+    alone = tuple(field for field in over if not is_long(lowered[field]))
+    return alone or tuple(over) or ("width",)  # the small video itself too long (a very slow CPU): its size first

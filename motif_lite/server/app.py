@@ -40,7 +40,7 @@ from motif_lite.server.loras import available_loras
 from motif_lite.server.remix import remix_fields
 from motif_lite.server.request_body import read_create_body
 from motif_lite.server.schema import ApiError, MiB, effective_settings, meant_name, parse_create, video_object
-from motif_lite.server.submission import JobSubmitter, within_max_video
+from motif_lite.server.submission import JobSubmitter, TooLong, within_max_video
 from motif_lite.server.worker import Worker
 from motif_lite.version import VERSION
 
@@ -84,8 +84,8 @@ class ServerConfig:
     max_video: tuple[int, int, int] | None = None
     image_to_video: bool = True  # the checkpoint has the image encoder
     # A server on the CPU without --max-video: why a job is too long to run there (`motif-lite run` would ask
-    # first), or None when it is not; None: no such check.
-    too_long: Callable[[GenerationRequest, Settings], str | None] | None = None
+    # first) and which of its fields make it so, or None when it is not; None: no such check.
+    too_long: Callable[[GenerationRequest, Settings], TooLong | None] | None = None
     cors_origins: tuple[str, ...] = ()
     poll_after_ms: int = 1000  # the SDK's `poll` waits this long between retrieves
     lora_dir: Path | None = None  # --lora-dir: the folder of LoRA files a job may name (None: jobs may name none)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from motif_lite.encoders.text import PromptTruncation, load_tokenizer, long_prompts
 from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown
-from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
+from motif_lite.request import API_FIELDS, REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.server.clip_upload import (
     UploadedClip,
     read_upload,
@@ -98,8 +98,8 @@ class JobSubmitter:
             notes = _job_notes([*capped, *notes, *run_settings.notes], cut, worded, remixed, uploaded)
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
             _check_planned_size(resolved, config.max_video, body.seconds, config.plan is not None)
-            if config.too_long is not None and (why := config.too_long(resolved, run_settings)) is not None:
-                raise ApiError(400, why, "size", "invalid_value")
+            if config.too_long is not None and (long := config.too_long(resolved, run_settings)) is not None:
+                raise _too_long_error(long, body.seconds)
             settings = job_request_fields(resolved)
             if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
                 settings[IMAGE_NAME_KEY] = body.image_name
@@ -254,6 +254,23 @@ def within_max_video(
         notes.append(f"no length given: {fields['frames']} frames, the most this server allows (its --max-video), "
                      f"instead of the official {official.frames}")  # fmt: skip
     return fields, notes
+
+
+@dataclass(frozen=True)
+class TooLong:
+    """Why a job is too long to run on this server's CPU (`ServerConfig.too_long`): the estimate and advice, and
+    the request fields that make it so ("width" for the size, "frames", "steps"), most to blame first."""
+
+    why: str
+    fields: tuple[str, ...]
+
+
+def _too_long_error(long: TooLong, seconds: Any) -> ApiError:
+    """The 400 for a job too long for the CPU, naming the fields that make it so as the client sent them: `seconds`
+    where it decided the frames (as `_check_planned_size` names it); `param` the first of them."""
+    names = [("seconds" if field == "frames" and seconds is not None else API_FIELDS[field]) for field in long.fields]
+    verb = "makes" if len(names) == 1 else "make"
+    return ApiError(400, f"its {' and '.join(names)} {verb} this job too long: {long.why}", names[0], "invalid_value")
 
 
 def _check_planned_size(
