@@ -1228,22 +1228,19 @@ def test_a_weights_file_of_another_size_is_said_before_the_checkpoint_downloads(
     # Another model's configs are not guessed: it downloads, and its configs check the file.
     code, err = empty_cache_run("-m", "someone/motif-finetune", "--vae", str(vae))
     assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == ["someone/motif-finetune"]
-    # With a GGUF (in Python) the transformer's file is not read: not before the download either.
+    # With a GGUF for the same component (in Python), the file is refused before any download, as the CLI
+    # refuses the flags' pair.
+    from motif_lite.errors import ConfigError
     from motif_lite.preflight import preflight
 
     fake_hub.downloads.clear()
-    with pytest.raises(MissingFilesError):  # the fake Hub's download fails
+    with pytest.raises(ConfigError, match="both give the transformer"):
         preflight(MOTIF_REPO, "Q4_K_M", "cpu", weights={"transformer": transformer})
-    assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
-    # Nor the text encoder's file beside a text encoder GGUF, which replaces it.
-    from motif_lite.quantize.cli import main as quantize_main
-
-    text_gguf = tmp_path / "te-Q8_0.gguf"
-    assert quantize_main([str(checkpoint), "--component", "text_encoder", "-o", str(text_gguf), "--quiet"]) == 0
-    fake_hub.downloads.clear()
-    with pytest.raises(MissingFilesError):
-        preflight(MOTIF_REPO, None, "cpu", "auto", text_encoder_gguf=text_gguf, weights={"text_encoder": text_encoder})
-    assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
+    with pytest.raises(ConfigError, match="both give the text encoder"):
+        preflight(
+            MOTIF_REPO, None, "cpu", text_encoder_gguf=tmp_path / "te-Q8_0.gguf", weights={"text_encoder": text_encoder}
+        )
+    assert fake_hub.downloads == []
 
 
 LONG_PROMPT = "a red fox runs " * 40 + "through deep snow at dusk"  # 625 characters: over 512 of the tiny tokens
