@@ -87,7 +87,8 @@ def load_pipeline(
     CKPT --component text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed,
     memory-mapped on the CPU (ignored when `model` is `ModelSources`, which says it). `weights`: component
     ("transformer", "text_encoder", "vae") -> a .safetensors file holding its official weights under another name
-    (e.g. ComfyUI's copies), used instead of the checkpoint's (`locate_sources`; ignored with `ModelSources` too).
+    (e.g. ComfyUI's copies), used instead of the checkpoint's (`locate_sources`; ignored with `ModelSources` too;
+    refused beside `gguf` / `text_encoder_gguf` for the same component, which would leave the file unread).
     `quantize`: a recipe of the quantizer ("Q8_0", "Q4_K_M", ...) the transformer's safetensors are quantized to as
     they load (quantize/on_load.py: the model a GGUF file of that type would give; every load quantizes again,
     `set_loras` too). `text_encoder_quantize`: a text encoder recipe of the quantizer ("Q8_0", "Q6_K", "Q5_K_M",
