@@ -112,11 +112,11 @@ def test_the_flops_count_the_negative_prompt_only_on_its_guided_steps(checkpoint
 @pytest.mark.parametrize(("steps", "noted"), [(NONE_GUIDED, False), (SOME_GUIDED, True)])
 def test_batch_guidance_without_room_is_noted_only_when_a_step_is_guided(checkpoint, steps, noted):
     # A run that guides no step has no two predictions to batch: --batch-guidance costs nothing to leave unmet.
-    from motif_lite.cli.run import planned_batch_guidance
+    from motif_lite.cli.prepare import planned_batch_guidance
 
     plan = plan_generation(request(steps).resolve()[0], checkpoint, device="cuda", vram_gib=64, batch_guidance=False)
     assert plan.cfg_batch == 1  # one prediction per forward, as a budget without room for two plans it
-    batched, note = planned_batch_guidance(True, torch.device("cuda"), plan, settings(checkpoint, steps))
+    batched, note = planned_batch_guidance(True, torch.device("cuda"), plan, settings(checkpoint, steps).guided)
     assert not batched and (note is not None and note.startswith("--batch-guidance does not fit")) == noted
 
 
@@ -244,12 +244,12 @@ def stopped(checkpoint, tmp_path_factory) -> dict[int, Path]:
 @pytest.mark.parametrize(("first", "noted"), [(1, True), (3, False)])
 def test_a_resumed_run_past_the_window_is_told_nothing_of_batch_guidance_left_unmet(checkpoint, first, noted):
     # Resumed after step 3 no step left has two predictions to batch: --batch-guidance costs nothing to leave unmet.
-    from motif_lite.cli.run import planned_batch_guidance
+    from motif_lite.cli.prepare import planned_batch_guidance
 
     sources = locate_sources(checkpoint, **AT_HAND)
     s = resolve_settings(request(SOME_GUIDED).resolve()[0], sources.configs, sources.transformer, first_step=first)
     plan = plan_generation(s.request, checkpoint, device="cuda", vram_gib=64, batch_guidance=False, first_step=first)
-    _, note = planned_batch_guidance(True, torch.device("cuda"), plan, s)
+    _, note = planned_batch_guidance(True, torch.device("cuda"), plan, s.guided)
     assert (note is not None) == noted, note
 
 

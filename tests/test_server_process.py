@@ -493,6 +493,34 @@ def test_speed_and_memory_flags_reach_the_plan_and_the_loaded_model(checkpoint, 
     assert {key: seen["load"][key] for key in wanted} == wanted
 
 
+def test_batch_guidance_without_room_in_the_plan_is_said_as_run_says_it(checkpoint, tmp_path, capsys, monkeypatch):
+    # serve passed --batch-guidance to load_pipeline as is, whose warning speaks Python (batch_guidance=True) and
+    # gives no --vram; run's note (planned_batch_guidance) says the flag and the budget that batches them.
+    import dataclasses
+
+    from motif_lite import pipeline
+    from motif_lite import preflight as checks
+    from motif_lite.errors import MotifLiteError
+
+    seen = {}
+
+    def one_row(request, model, **kwargs):  # a plan with room for one prediction per forward
+        return dataclasses.replace(pipeline_plan(request, model, **kwargs), cfg_batch=1)
+
+    def load(sources, **kwargs):
+        seen.update(kwargs)
+        raise MotifLiteError("stop here")
+
+    pipeline_plan = checks.plan_generation
+    monkeypatch.setattr(checks, "plan_generation", one_row)
+    monkeypatch.setattr(pipeline, "load_pipeline", load)
+    flags = ["--data", str(tmp_path / "data"), "--port", "0", *RUNTIME_FLAGS, "--vram", "4", "--max-video", "48x32x9"]
+    assert cli.main(["serve", "-m", str(checkpoint), *flags, "--batch-guidance"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "note: --batch-guidance does not fit the memory plan" in err and "batch_guidance=True" not in err, err
+    assert seen["batch_guidance"] is False  # refused once, by the note: load_pipeline has nothing left to warn of
+
+
 def test_the_loaded_server_keeps_its_memory_plan_for_the_advice_of_a_job_out_of_memory(checkpoint, capsys):
     # The worker words a job's out-of-memory failure with the figures of the plan the model loaded with
     # (tests/test_server.py fakes one): the plan made for --max-video, with serve's --vram.

@@ -172,6 +172,34 @@ def plan_if_budget(
     return planned, plan
 
 
+def planned_batch_guidance(
+    wanted: bool | None, device: torch.device, plan: Plan | None, guided: bool
+) -> tuple[bool, str | None]:
+    """`--batch-guidance` as the memory plan allows (`preflight.batched_guidance`), run's and serve's, and the note
+    when the flag asked for it and there is no room for steps that are `guided`: the planner falls back to one row
+    per forward where batch 2 does not fit, and a batch-2 forward would then need twice the activation memory the
+    plan counted."""
+    from motif_lite.preflight import batched_guidance
+    from motif_lite.runtime.planner import free_for
+    from motif_lite.units import memory_size
+
+    batched, refused = batched_guidance(wanted, device, plan)
+    if refused and guided:
+        # Not "allow more memory (--vram)": without --vram the budget is all the free memory already, and a budget
+        # above it runs out of memory (or spills into system memory on Windows): the free memory is named too.
+        budget = "" if plan is None or plan.budget_bytes is None else f" this plan's {memory_size(plan.budget_bytes)}"
+        more = "a higher --vram where the GPU has that much free"
+        if plan is not None and plan.batched_vram_gib is not None:
+            vram, free = plan.batched_vram_gib, free_for(plan.batched_vram_gib)
+            more = f"--vram {vram:.2f} (the least budget that batches them) where the GPU has {free:.2f} GiB free"
+        return batched, (
+            "--batch-guidance does not fit the memory plan (room for one prediction per transformer forward): the "
+            f"two guidance predictions run one after the other; batching them needs more than{budget or ' its'} "
+            f"budget: a smaller video, or {more}"
+        )
+    return batched, None
+
+
 def load_from_flags(
     args: argparse.Namespace,
     sources: ModelSources,

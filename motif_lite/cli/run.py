@@ -37,6 +37,7 @@ from motif_lite.cli.prepare import (
     load_from_flags,
     loading_notes,
     plan_if_budget,
+    planned_batch_guidance,
     planned_run,
     preflight_flags,
     smaller_transformer_note,
@@ -319,8 +320,9 @@ def _prepare(
         print_notes(filter(None, [smaller_transformer_note(planned, plan)]))
     else:  # in a parallel run, the plan of one rank, which loads the text encoder only if it is the main one
         planned, plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
-    # A parallel run never batches them, and says so (_run's notes).
-    batch_guidance, note = planned_batch_guidance(args.batch_guidance and layout is None, device, plan, settings)
+    # A parallel run never batches them (cfg 2 puts them on processes of their own), and says so (flag_notes).
+    wanted = False if layout is not None else args.batch_guidance
+    batch_guidance, note = planned_batch_guidance(wanted, device, plan, settings.guided)
     print_notes([note] if note else [], say)
     if args.dry_run:
         print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, len(requests)))
@@ -648,33 +650,6 @@ def unstarted_videos(requests: list[GenerationRequest]) -> list[str]:
         return []
     videos = ", ".join(f"{r.output} (seed {r.seed})" for r in requests)
     return [f"not started: {videos}; each is an ordinary run of the same command with -b 1, -s SEED and -o FILE"]
-
-
-def planned_batch_guidance(
-    wanted: bool | None, device: torch.device, plan: Plan | None, settings: Settings
-) -> tuple[bool, str | None]:
-    """`--batch-guidance` as the memory plan allows (`preflight.batched_guidance`), and the note when the flag asked
-    for it and there is no room, in a guided run: the planner falls back to one row per forward where batch 2 does
-    not fit, and a batch-2 forward would then need twice the activation memory the plan counted."""
-    from motif_lite.preflight import batched_guidance
-    from motif_lite.runtime.planner import free_for
-    from motif_lite.units import memory_size
-
-    batched, refused = batched_guidance(wanted, device, plan)
-    if refused and settings.guided:
-        # Not "allow more memory (--vram)": without --vram the budget is all the free memory already, and a budget
-        # above it runs out of memory (or spills into system memory on Windows): the free memory is named too.
-        budget = "" if plan is None or plan.budget_bytes is None else f" this plan's {memory_size(plan.budget_bytes)}"
-        more = "a higher --vram where the GPU has that much free"
-        if plan is not None and plan.batched_vram_gib is not None:
-            vram, free = plan.batched_vram_gib, free_for(plan.batched_vram_gib)
-            more = f"--vram {vram:.2f} (the least budget that batches them) where the GPU has {free:.2f} GiB free"
-        return batched, (
-            "--batch-guidance does not fit the memory plan (room for one prediction per transformer forward): the "
-            f"two guidance predictions run one after the other; batching them needs more than{budget or ' its'} "
-            f"budget: a smaller video, or {more}"
-        )
-    return batched, None
 
 
 def _quiet(*values: object, **kwargs: object) -> None:

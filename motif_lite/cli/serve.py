@@ -413,6 +413,7 @@ def _load_served_pipeline(
         load_from_flags,
         loading_notes,
         plan_if_budget,
+        planned_batch_guidance,
         preflight_flags,
         refuse_what_no_plan_fits,
         text_encoder_words,
@@ -438,12 +439,15 @@ def _load_served_pipeline(
     planned, plan = plan_if_budget(args, largest, sources, dtype, device)
     if plan is not None:
         max_video = planned_video
+    # As run says it, with --vram's advice; a job may guide its steps (the official settings do).
+    batch_guidance, note = planned_batch_guidance(args.batch_guidance, device, plan, guided=True)
+    print_notes([note] if note else [])
     with_files = [f for f in (args.gguf, args.text_encoder_gguf) if f]
     print(f"loading {args.model}" + (f" with {' and '.join(map(str, with_files))}" if with_files else "") + " ...",
           file=sys.stderr)  # fmt: skip
     # Out of memory while it loads: the operator's figures, as a job's out-of-memory error gives them.
     with figures_on_out_of_memory(planned, plan, operator_advice):
-        pipe = load_from_flags(args, sources, device, plan, loras, args.batch_guidance)
+        pipe = load_from_flags(args, sources, device, plan, loras, batch_guidance)
     _say_loaded(args, pipe, text_encoder_words(sources), max_video)
     pipe.warns_long_cpu_runs = False  # a long CPU job is refused (cpu_time_limit), or --max-video accepts it
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
