@@ -22,7 +22,7 @@ import torch
 from motif_lite.checkpoint import check_vae_file, locate_vae
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype, resolve_device
-from motif_lite.errors import CheckpointError, ConfigError
+from motif_lite.errors import CheckpointError, ConfigError, both_spellings
 from motif_lite.io.clip import Clip, ClipError, joined_frames, read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.output_claims import unused_path
@@ -145,13 +145,15 @@ def prepare_decode(
     plan (with `vram_gib`, or on CUDA: the GPU's free memory), as for a run's decode stage; `crf` against the
     output's format (`check_crf`). Raises a `MotifLiteError` naming the problem."""
     if vram_gib is not None and not positive_budget(vram_gib):
-        raise ConfigError(f"--vram must be a positive number of GiB, got {vram_gib!r}")
+        # A Python entry point as much as decode's: its refusals name the flag and the keyword (errors.Audience).
+        raise ConfigError(f"{both_spellings('--vram', 'vram_gib')} must be a positive number of GiB, got {vram_gib!r}")
     if not saved.denoised:
         done, steps = saved.progress
         where = shlex.quote(str(saved.file or "FILE"))
         raise LatentsFileError(
             f"{saved.file or 'these latents'}: a run that stopped after step {done} of {steps}, not denoised yet: "
-            f"sample the rest with motif-lite run --resume {where} (it then writes the video)"
+            f"sample the rest with motif-lite run --resume {where} (it then writes the video; in Python "
+            "pipe.generate(GenerationRequest(**saved.request), resume=saved))"
         )
     output = user_path(output if output is not None else saved.output)
     clip, notes = _extended_clip(saved)
@@ -159,9 +161,10 @@ def prepare_decode(
     check_output_path(output, frames, frames_chosen=False)  # the latents' frames: no --video-frames to give
     check_crf(output, crf)
     if clip is not None and any(replaces_file(output, frames, file) for file in clip.files):
-        raise ConfigError(f"the output {output} would replace the clip {clip.path} the run went on from; give -o "
-                          "another name")  # fmt: skip
-    check_output_fps(output, saved.fps, "a decode keeps the run's frame rate: give -o a .webp or .mp4 file")
+        raise ConfigError(f"the output {output} would replace the clip {clip.path} the run went on from; give "
+                          f"{both_spellings('-o', 'output=')} another name")  # fmt: skip
+    keeps = f"a decode keeps the run's frame rate: give {both_spellings('-o', 'output=')} a .webp or .mp4 file"
+    check_output_fps(output, saved.fps, keeps)
     target = resolve_device(device)
     dtype = checked_dtype(dtype if dtype is not None else saved.dtype)
     root = _vae_checkpoint(saved, model, vae_file, download)
@@ -240,8 +243,9 @@ def _vae_checkpoint(
         if model is not None or (saved.model is None and saved.vae is None):
             raise
         # The run's folder or VAE file may have moved since (or the latents came from another machine).
+        where = both_spellings("-m or --vae", "model= or vae_file=")
         raise CheckpointError(f"{exc} (the checkpoint or VAE file of the run, as the latents file says: give "
-                              "its place now with -m or --vae)") from None  # fmt: skip
+                              f"its place now with {where})") from None  # fmt: skip
 
 
 def check_latents_fit(saved: SavedLatents, vae_config: WanVAEConfig) -> None:
@@ -250,7 +254,8 @@ def check_latents_fit(saved: SavedLatents, vae_config: WanVAEConfig) -> None:
     if channels != vae_config.z_dim:
         raise LatentsFileError(
             f"the latents have {channels} channels, but this VAE takes {vae_config.z_dim}: they come from another "
-            "model; decode them with the checkpoint (-m) or VAE file (--vae) of the run that saved them"
+            "model; decode them with the checkpoint (-m, in Python model=) or VAE file (--vae, in Python vae_file=) of "
+            "the run that saved them"
         )
     expected = vae_config.latent_shape(saved.width, saved.height, saved.frames)[2:]
     if (frames, h, w) != expected:

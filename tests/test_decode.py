@@ -630,7 +630,7 @@ def test_a_gif_at_a_frame_rate_it_cannot_play_is_named_before_loading(pipe, tmp_
             pipe.generate(dataclasses.replace(request(tmp_path, "fast.mp4"), fps=60))
     latents = str(tmp_path / "fast.latents.safetensors")
     code, _, err = decode_cli(capsys, latents, "-o", str(tmp_path / "fast.gif"))
-    assert_user_error(code, err, "fps 60 does not fit a GIF", "a decode keeps the run's frame rate: give -o a .webp")
+    assert_user_error(code, err, "fps 60 does not fit a GIF", "frame rate: give -o (in Python output=) a .webp")
     assert "--fps" not in err  # decode has no such flag
 
 

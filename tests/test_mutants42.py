@@ -119,7 +119,8 @@ def test_the_latents_of_a_run_stopped_while_sampling_are_sent_to_resume_not_deco
     saved = SavedLatents(
         torch.zeros(1, 16, 3, 4, 6), tmp_path / "fox.mp4", 48, 32, 9, 16.0, "float32", file=file, progress=(3, 9)
     )
-    said = f"{re.escape(str(file))}: a run that stopped after step 3 of 9, not denoised yet: .* --resume "
+    said = f"{re.escape(str(file))}: a run that stopped after step 3 of 9, not denoised yet: .* --resume .*; in "
+    said += re.escape("Python pipe.generate(GenerationRequest(**saved.request), resume=saved))")
     with pytest.raises(LatentsFileError, match=said):
         prepare_decode(saved, model=tmp_path / "no-checkpoint", download=False)
 
@@ -137,7 +138,8 @@ def test_latents_with_fewer_or_more_channels_than_the_vae_takes_are_refused(tmp_
     check_latents_fit(saved, config)
     shape[1] = channels
     other = SavedLatents(torch.zeros(shape), tmp_path / "fox.mp4", 48, 32, 9, 16.0, "float32")
-    with pytest.raises(LatentsFileError, match=f"the latents have {channels} channels, but this VAE takes 16"):
+    said = f"the latents have {channels} channels, but this VAE takes 16: .* checkpoint \\(-m, in Python model=\\)"
+    with pytest.raises(LatentsFileError, match=said):
         check_latents_fit(other, config)
 
 
@@ -163,12 +165,13 @@ def test_the_clip_of_an_extension_is_joined_when_its_size_is_the_runs(tmp_path):
 
 @pytest.mark.parametrize("vram", [0, -2.0, float("nan")])
 def test_a_decode_from_python_with_no_positive_vram_is_refused_first(tmp_path, vram):
-    # The CLI's parser refuses these; `prepare_decode` called from Python says so too, before the VAE is looked for.
+    # The CLI's parser refuses these; `prepare_decode` called from Python says so too, before the VAE is looked for,
+    # in both spellings (it said only --vram, a flag a Python caller does not give).
     from motif_lite.decoding import prepare_decode
     from motif_lite.io.latents import SavedLatents
 
     saved = SavedLatents(torch.zeros(1, 16, 3, 4, 6), tmp_path / "fox.mp4", 48, 32, 9, 16.0, "float32")
-    with pytest.raises(ConfigError, match="--vram must be a positive number of GiB"):
+    with pytest.raises(ConfigError, match=r"--vram \(in Python vram_gib\) must be a positive number of GiB"):
         prepare_decode(saved, model=tmp_path / "no-checkpoint", device="cpu", vram_gib=vram, download=False)
 
 
@@ -184,7 +187,7 @@ def test_a_wrong_checkpoint_given_to_decode_is_not_said_to_be_the_runs(tmp_path)
     with pytest.raises(CheckpointError) as given:
         prepare_decode(saved, model=tmp_path / "typo", device="cpu", download=False)
     assert str(tmp_path / "typo") in str(given.value) and "as the latents file says" not in str(given.value)
-    with pytest.raises(CheckpointError, match="as the latents file says: give its place now with -m or --vae"):
+    with pytest.raises(CheckpointError, match=r"give its place now with -m or --vae \(in Python model= or vae_file=\)"):
         prepare_decode(saved, device="cpu", download=False)
 
 
@@ -200,7 +203,7 @@ def test_a_decode_over_the_clip_its_run_went_on_from_is_refused_first(tmp_path):
     pattern = tmp_path / "clip_%03d.png"
     latents = torch.zeros(1, 16, 3, 4, 6)
     saved = SavedLatents(latents, tmp_path / "fox.mp4", 48, 32, 9, 16.0, "float32", clip=str(pattern))
-    with pytest.raises(ConfigError, match="would replace the clip .* the run went on from; give -o another name"):
+    with pytest.raises(ConfigError, match=r"the run went on from; give -o \(in Python output=\) another name"):
         prepare_decode(saved, pattern, model=tmp_path / "no-checkpoint", device="cpu", download=False)
 
 
