@@ -32,7 +32,7 @@ from motif_lite.choices import (
     split_size,
 )
 from motif_lite.config import MAX_PROMPT_TOKENS
-from motif_lite.errors import Audience, DiskFullError, MotifLiteError, Spelling, both_spellings, shown
+from motif_lite.errors import Audience, DiskFullError, MotifLiteError, Spelling, both_spellings, counted, shown
 from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, syntax_notes
 
@@ -175,7 +175,8 @@ class RequestError(MotifLiteError, ValueError):
 
 
 class UnknownFieldError(TypeError):
-    """A keyword `GenerationRequest` has no field for (diffusers' `num_frames=`, a typo), saying the field to give.
+    """A keyword `GenerationRequest` has no field for (diffusers' `num_frames=`, a typo), or a field given by position
+    after the negative prompt, saying the field to give.
     A `TypeError`, as Python's own for an unexpected keyword is, and not a `MotifLiteError`: the server's stored
     settings with a field of another version are a failed job (`server.worker.failure`), not the client's mistake."""
 
@@ -238,6 +239,24 @@ OTHER_FIELD_NAMES = {
     "strength": "there is no denoising strength: an image= is the video's first frame as given, and extend= goes on "
     "from a clip's last frame",
 }
+
+
+# diffusers' positional order after the prompts (pipe("a fox", "", 480, 832, 121, 50)) -> our fields.
+_DIFFUSERS_POSITIONS = ("height", "width", "frames", "steps")
+
+
+def positional_fields_advice(values: tuple[object, ...]) -> str:
+    """What to give `GenerationRequest` for the `values` given by position after the prompt and the negative prompt:
+    the fields by name, as diffusers' order means the values (height before width), in the order of our fields."""
+    named = dict(zip(_DIFFUSERS_POSITIONS, values, strict=False))
+    fields = [item.name for item in dataclasses.fields(GenerationRequest) if item.name in named]
+    given = ", ".join(f"{name}={shown(named[name])}" for name in fields)
+    rest = len(values) - len(named)
+    more = f" (and {counted(rest, 'more value')}, for which GenerationRequest has no field)" if rest else ""
+    return (
+        "GenerationRequest takes only the prompt and the negative prompt by position (diffusers' order puts height "
+        f"before width): give them by name: {given}{more}"
+    )
 
 
 def unknown_field_advice(name: str, value: object) -> str:
@@ -318,6 +337,8 @@ class GenerationRequest:
     def __new__(cls, *args: Any, **kwargs: Any) -> GenerationRequest:
         # A keyword with no field (diffusers' num_frames) gets the field to give, which Python's own TypeError,
         # raised by the dataclass's __init__ before any code of ours runs, would not say.
+        if len(args) > 2:  # Python's own error would say "takes from 2 to 3 positional arguments" and no more
+            raise UnknownFieldError(positional_fields_advice(args[2:]))
         fields = {item.name for item in dataclasses.fields(cls)}
         unknown = [name for name in kwargs if name not in fields]
         if unknown:

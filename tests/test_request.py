@@ -439,7 +439,11 @@ def test_extended_frames_counts_the_shared_frame_once(frames, clip_frames):
 def test_the_size_and_the_rest_are_given_by_name():
     # diffusers' positional order is (prompt, negative_prompt, height, width): taken in ours (width, height) it
     # would quietly turn a landscape video into a portrait one.
-    with pytest.raises(TypeError, match="positional"):
+    # Said with the fields to give, the values read as diffusers means them (Python said only "takes from 2 to 3
+    # positional arguments"); still a TypeError, as Python's own was.
+    with pytest.raises(TypeError, match=r"by position .*: give them by name: width=832, height=480$"):
         GenerationRequest("a fox", "", 480, 832)
+    with pytest.raises(TypeError, match=r"width=832, height=480, frames=121, steps=50 \(and 1 more value, "):
+        GenerationRequest("a fox", "", 480, 832, 121, 50, None)
     request = GenerationRequest("a fox", "blurry", width=832, height=480)
     assert (request.negative_prompt, request.width, request.height) == ("blurry", 832, 480)
