@@ -183,14 +183,16 @@ def _plan_in_brief(plan: Plan) -> str:
 class MotifVideoPipeline:
     """The loaded components plus what the checkpoint's configs say; `generate` makes one video.
 
-    `sources` (from `locate_sources`, as `load_pipeline` passes it): the checkpoint's configs, which decide every
-    setting a request leaves open (`motif_lite.settings`); without it the official values do. `plan_handle`: what
-    a memory plan installed on `transformer` and the VAE (`apply_plan`), for a pipeline built from its parts.
+    `transformer`: the model, or the `LoadedTransformer` that `load_pipeline` built (the model with what it
+    installed on it: LoRAs, a memory plan's hooks, compiled blocks). `sources` (from `locate_sources`, as
+    `load_pipeline` passes it): the checkpoint's configs, which decide every setting a request leaves open
+    (`motif_lite.settings`); without it the official values do. `plan_handle`: what a memory plan installed on a
+    model given alone and the VAE (`apply_plan`), for a pipeline built from its parts.
     """
 
     def __init__(
         self,
-        transformer: MotifVideoTransformer,
+        transformer: MotifVideoTransformer | LoadedTransformer,
         text_encoder: TextEncoder | None,
         vae: WanVAE,
         device: torch.device,
@@ -201,7 +203,9 @@ class MotifVideoPipeline:
         # The transformer and what was installed on it (LoRAs, a memory plan's hooks, compiling), read through
         # `transformer`, `loras`, `plan_handle`, ...: one value, which `set_loras` drops and replaces whole; None
         # after a failed `set_loras`, until one succeeds.
-        self._loaded: LoadedTransformer | None = LoadedTransformer(transformer, plan_handle=plan_handle)
+        if not isinstance(transformer, LoadedTransformer):  # a model built by hand, with a plan's `plan_handle`
+            transformer = LoadedTransformer(transformer, plan_handle=plan_handle)
+        self._loaded: LoadedTransformer | None = transformer
         self.text_encoder = text_encoder
         self.vae = vae
         self.device = torch.device(device)
@@ -273,8 +277,8 @@ class MotifVideoPipeline:
         """The effective settings of `request` on this checkpoint (flag, else checkpoint config, else official);
         `audience`: who a refusal speaks to (the server: its client)."""
         if self.sources is None:
-            given = Setting(self.transformer.config, FLAG, "the transformer given to MotifVideoPipeline")
-            return resolve_settings(request, CheckpointConfigs(), given, self.dtype_setting, audience=audience)
+            transformer = Setting(self.transformer.config, FLAG, "the transformer given to MotifVideoPipeline")
+            return resolve_settings(request, CheckpointConfigs(), transformer, self.dtype_setting, audience=audience)
         configs, transformer = self.sources.configs, self.sources.transformer
         return resolve_settings(request, configs, transformer, self.dtype_setting, audience=audience)
 
@@ -296,7 +300,7 @@ class MotifVideoPipeline:
         lora_files = check_loras(lora_specs(loras), recipe.sources)
         self._drop_transformer()
         try:
-            self._use_transformer(load_transformer_stage(recipe, lora_files))
+            self._loaded = load_transformer_stage(recipe, lora_files)
         except BaseException as exc:
             _tell(exc, "the pipeline has no transformer now: call set_loras again once the cause is fixed")
             raise
@@ -307,9 +311,6 @@ class MotifVideoPipeline:
         graph, a kept traceback) would keep it alive until the next collection: hence one now."""
         self._loaded = None
         gc.collect()
-
-    def _use_transformer(self, loaded: LoadedTransformer) -> None:
-        self._loaded = loaded
 
     @_frees_memory_when_stopped
     @_on_its_device
@@ -493,7 +494,7 @@ class MotifVideoPipeline:
             raise
 
     def _latents_file(
-        self, request: GenerationRequest, resume: SavedLatents | None, path: str | Path | None = None
+        self, request: GenerationRequest, resume: SavedLatents | None, path: str | Path | None
     ) -> LatentsFile | None:
         """Where this run keeps its work (`path`, else the file it resumed from, else one beside the output); None
         on the ranks of a parallel run other than the main one, which keeps it for all."""

@@ -153,10 +153,9 @@ def load_pipeline(
                                         None if attention == "int8" else backend)  # fmt: skip
             loaded = load_transformer_stage(recipe, lora_files)
 
-            pipe = MotifVideoPipeline(loaded.model, text_encoder, vae, target, dtype, sources)
+            pipe = MotifVideoPipeline(loaded, text_encoder, vae, target, dtype, sources)
             pipe.dtype_setting = dtype_setting
             pipe._transformer_recipe = recipe
-            pipe._use_transformer(loaded)
             pipe.parallel = parallel
             pipe.attention_backend = recipe.attention_backend
             if plan is not None:
