@@ -849,3 +849,24 @@ def test_a_short_cpu_run_or_one_the_cli_asked_about_is_not_warned_about(pipe, tm
     finally:
         pipe.warns_long_cpu_runs = True
     assert "FLOPs" not in caplog.text
+
+
+def test_the_compile_time_is_told_for_the_first_run_at_its_shapes_only(checkpoint, tmp_path):
+    # A batch's later videos, and later generate calls at the same shapes, run the blocks the first run compiled:
+    # they were told a compile time all the same. An empty CompileHandle stands for compiled blocks here (a real
+    # compile takes minutes on the CPU); the pipeline's bookkeeping is what is tested.
+    import dataclasses
+
+    from motif_lite.runtime.compile import CompileHandle
+
+    pipe = load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch")
+    pipe._loaded = dataclasses.replace(pipe._loaded, compile_handle=CompileHandle())
+
+    def compile_seconds(width: int, seed: int) -> float | None:
+        output = tmp_path / f"{width}_{seed}_%03d.png"
+        request = GenerationRequest("a fox", width=width, height=32, frames=5, steps=3, seed=seed, output=output)
+        return pipe.generate(request).compile_seconds
+
+    assert compile_seconds(48, 0) is not None  # the first run at 48x32: it compiled
+    assert compile_seconds(48, 1) is None  # the same shapes: nothing compiled
+    assert compile_seconds(64, 0) is not None  # another size compiles again

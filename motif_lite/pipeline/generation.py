@@ -180,6 +180,14 @@ def _plan_in_brief(plan: Plan) -> str:
     return words
 
 
+def _forward_shapes(cond: Conditioning, guidance_batch: int) -> tuple:
+    """The shapes that decide what the compiled blocks are compiled for in a run: the latents' (video size), the
+    prompts' token counts, the first frame's embeddings and the rows per forward. A second video at the same
+    shapes (a batch, a later `generate`) runs the blocks compiled by the first."""
+    tensors = (cond.latents, cond.text[0], None if cond.negative is None else cond.negative[0], cond.image_embeds)
+    return guidance_batch, *(None if tensor is None else tuple(tensor.shape) for tensor in tensors)
+
+
 class MotifVideoPipeline:
     """The loaded components plus what the checkpoint's configs say; `generate` makes one video.
 
@@ -459,7 +467,7 @@ class MotifVideoPipeline:
             step_seconds=record.step_seconds,
             guidance_batch=record.guidance_batch,
             step_cache=record.step_cache,
-            compile_seconds=first_step_overhead(record.step_seconds) if self.compile_handle is not None else None,
+            compile_seconds=first_step_overhead(record.step_seconds) if record.compiled else None,
             attention_backend=None if self.attention_backend is None else self.attention_backend.describe(),
             kernel_fallbacks=self.kernel_fallbacks(),
             resumed_at=None if start is None else start.done,
@@ -682,6 +690,8 @@ class MotifVideoPipeline:
         cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
         first = settings.first_step  # a resumed run's: `start.done`, which `generate` puts there
         record = DenoiseRecord(2 if self.batch_guidance and settings.guided else 1, None)
+        if self.compile_handle is not None:  # a compile time is told only for the run that compiled
+            record.compiled = self.compile_handle.compiles_at(_forward_shapes(cond, record.guidance_batch))
         # Latents that overflow with a LoRA at a huge strength: that strength, not a damaged file, is what to name.
         overflow_cause = self.loras.overflow_cause() if self.loras is not None else None
         # Each step timed, checked for inf/NaN and reported; on an accelerator one step late (the host waits for a

@@ -51,7 +51,8 @@ class GenerationResult:
     step_seconds: list[float] = field(default_factory=list)  # wall time of each denoising step
     guidance_batch: int = 1  # rows per transformer forward on guided steps: 2 = cond + uncond batched
     step_cache: tuple[int, int] | None = None  # (reused, made) transformer predictions with a step cache
-    compile_seconds: float | None = None  # with compiled blocks: first step minus the median later step
+    # The run that compiled the blocks (the first at its shapes): first step minus the median later step; else None.
+    compile_seconds: float | None = None
     attention_backend: str | None = None  # the exact attention kernel used (with `auto`: what it chose and why)
     resumed_at: int | None = None  # a resumed run: the steps an earlier run had done (`generate(resume=...)`)
     image_size: tuple[int, int] | None = None  # image-to-video: the input image's (width, height), upright
@@ -103,6 +104,7 @@ class DenoiseRecord:
     guidance_batch: int
     step_cache: tuple[int, int] | None  # (reused, made) predictions; the cache's tensors are freed after the loop
     step_seconds: list[float] = field(default_factory=list)
+    compiled: bool = False  # its first step compiled the blocks: the pipeline's first run at these shapes
 
 
 def first_step_overhead(step_seconds: list[float]) -> float | None:

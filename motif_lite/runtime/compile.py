@@ -65,6 +65,14 @@ class CompileHandle:
     model: nn.Module | None = None
     ops: Ops | None = None
     linear_kernels: list[tuple[QuantizedLinear, QuantKernel]] = field(default_factory=list)
+    # The input shapes the blocks were run at: torch.compile (dynamic=False) compiles them again for each new one.
+    shapes_run: set[tuple] = field(default_factory=set)
+
+    def compiles_at(self, shapes: tuple) -> bool:
+        """Whether a run whose blocks see `shapes` is the first at them, the one that compiles (remembered)."""
+        first = shapes not in self.shapes_run
+        self.shapes_run.add(shapes)
+        return first
 
     def remove(self) -> None:
         for block in self.blocks:
