@@ -199,9 +199,9 @@ def test_only_rank_0_of_a_parallel_run_saves(pipe, tmp_path):
 
     try:
         pipe.parallel = Rank(is_main=False)
-        assert pipe._latents_file(request(tmp_path, "fox.mp4"), None) is None
+        assert pipe._latents_file(request(tmp_path, "fox.mp4"), None, None) is None
         pipe.parallel = Rank(is_main=True)  # negative control
-        assert pipe._latents_file(request(tmp_path, "fox.mp4"), None) is not None
+        assert pipe._latents_file(request(tmp_path, "fox.mp4"), None, None) is not None
     finally:
         pipe.parallel = None
 
