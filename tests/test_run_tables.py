@@ -200,7 +200,7 @@ def test_auto_gives_a_bool_mask_to_a_candidate_that_reads_one():
         assert torch.equal(out, bool_mask_sdpa(q, k, v, valid[:, None, None]))
     assert mask_form_of(auto) == "additive"
     assert seen and set(seen) == {torch.bool}
-    assert len(auto.bool_masks.seen) == 1  # converted once
+    assert len(auto.bool_masks.kept.seen) == 1  # converted once
 
 
 def test_additive_mask_is_what_sdpa_builds():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -36,13 +37,14 @@ class LastFewByTensor(Generic[T]):
 
     def __init__(self, kept: int) -> None:
         self.kept = kept
-        # (tensor, its version when built, key, value); holding the tensor keeps its identity from going to another
-        self.seen: list[tuple[torch.Tensor, int, Hashable, T]] = []
+        # (tensor, its version when built, key, value); holding the tensor keeps its identity from going to another.
+        # The deque drops the oldest entry itself once `kept` are held.
+        self.seen: deque[tuple[torch.Tensor, int, Hashable, T]] = deque(maxlen=kept)
 
     def get(self, tensor: torch.Tensor, build: Callable[[], T], key: Hashable = None) -> T:
         for seen, version, seen_key, value in self.seen:
             if seen is tensor and version == tensor._version and seen_key == key:
                 return value
         value = build()
-        self.seen = [*self.seen[-(self.kept - 1) :], (tensor, tensor._version, key, value)]
+        self.seen.append((tensor, tensor._version, key, value))
         return value
