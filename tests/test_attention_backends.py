@@ -4,6 +4,7 @@ candidate that works and agrees with float32 attention, once per attention shape
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import types
@@ -16,7 +17,7 @@ from speed_helpers import tiny_transformer
 from tiny_config import inputs
 
 from motif_lite.errors import ConfigError
-from motif_lite.model.ops import sdpa_attention
+from motif_lite.model.ops import TORCH_OPS, sdpa_attention
 from motif_lite.runtime import attention as attention_module
 from motif_lite.runtime.attention import (
     AutoAttention,
@@ -33,6 +34,7 @@ from motif_lite.runtime.attention import (
     valid_key_lengths,
 )
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
+from motif_lite.runtime.kernels import FallbackOp, fallbacks, kernel_ops
 
 
 def qkv(batch: int = 2, lq: int = 24, lk: int = 30, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -363,6 +365,60 @@ def test_a_remembered_choice_that_fails_here_is_timed_again(tmp_path):
     torch.testing.assert_close(later(q, k, v, None), sdpa_attention(q, k, v, None))
     assert timed == ["b"] and "a dropped: OutOfMemoryError" in later.describe()
     assert RememberedChoices("env", path).get(_shape_text(next(iter(later.trials)))) == "b"
+
+
+def auto_with_a_failing_triton(timer, memory=None) -> tuple[AutoAttention, FallbackOp, list[str]]:
+    """`auto` over SDPA and our Triton kernel as `auto_candidates` builds it, whose kernel fails (as one with no
+    kernel for this GPU or shape, or a Triton launch that fails under WSL); the kernel's attempts are counted."""
+    pytest.importorskip("triton")
+    candidates = auto_candidates(triton_ok=True, device=torch.device("cpu"))
+    triton, attempts = candidates["triton"], []
+
+    def failing_kernel(q, k, v, mask):
+        attempts.append("triton")
+        raise RuntimeError("no kernel for this shape")
+
+    triton.kernel = failing_kernel
+    return AutoAttention({"sdpa": candidates["sdpa"], "triton": triton}, timer, memory), triton, attempts
+
+
+def test_a_failing_triton_candidate_is_dropped_not_timed_as_its_fallback():
+    """docs/kernels.md: a candidate that raises is dropped with its reason. Our Triton candidate must not swallow
+    its failure into an SDPA fallback: that would be timed (and perhaps chosen) as "triton", try the broken kernel
+    on every call, and list a fallback in the run summary for a kernel the run does not use."""
+    q, k, v = qkv()
+    timer, timed = timings(sdpa=2.0, triton=1.0)  # were it timed, the Triton candidate would win
+    auto, triton, attempts = auto_with_a_failing_triton(timer)
+    model = torch.nn.Module()
+    model.ops = dataclasses.replace(TORCH_OPS, attention=auto)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning
+        for _ in range(5):
+            torch.testing.assert_close(auto(q, k, v, None), sdpa_attention(q, k, v, None))
+    (trial,) = auto.trials.values()
+    assert timed == ["sdpa"] and trial.best == "sdpa"
+    assert trial.dropped == {"triton": "RuntimeError: no kernel for this shape"}
+    assert attempts == ["triton"]  # the trial's one call, never again
+    assert kernel_ops(model) == [triton] and fallbacks(model) == {}
+
+
+def test_a_remembered_triton_choice_whose_kernel_fails_here_is_timed_again(tmp_path):
+    path = tmp_path / "choices.json"
+    q, k, v = qkv()
+    timer, _ = timings(sdpa=2.0, triton=1.0)
+    AutoAttention({"sdpa": sdpa_attention, "triton": sdpa_attention}, timer, RememberedChoices("env", path))(
+        q, k, v, None
+    )  # an earlier run, where our kernel worked, chose it
+    timer, timed = timings(sdpa=2.0, triton=1.0)
+    auto, _, attempts = auto_with_a_failing_triton(timer, RememberedChoices("env", path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        auto(q, k, v, None)
+        auto(q, k, v, None)
+    (trial,) = auto.trials.values()
+    assert trial.remembered is None and timed == ["sdpa"] and "triton dropped: RuntimeError" in auto.describe()
+    assert attempts == ["triton", "triton"]  # the remembered choice's check, then the trial's call
+    assert RememberedChoices("env", path).get(_shape_text(next(iter(auto.trials)))) == "sdpa"
 
 
 def test_a_cache_that_cannot_be_written_or_read_only_costs_a_trial(tmp_path):

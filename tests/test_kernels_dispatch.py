@@ -377,7 +377,8 @@ def test_model_with_a_failing_kernel(tiny_model) -> None:
 
 
 def test_a_fallback_inside_auto_attention_is_listed() -> None:
-    # The Triton candidate falls back during the trial (same math, so it stays a candidate): the run summary names it.
+    # A non-strict Triton op handed to AutoAttention by hand falls back during the trial (same math, so it stays a
+    # candidate): the run summary names it. (`auto_candidates` builds ours strict: a failure drops it instead.)
     from motif_lite.runtime.attention import AutoAttention, apply_attention_backend
 
     triton = AnyDeviceOp("attention", broken_kernel, sdpa_attention)

@@ -254,6 +254,13 @@ class Trial:
         return f"{self.best} at {self.keys:,} keys ({timed}{dropped})"
 
 
+def _why_dropped(error: BaseException) -> str:
+    """A failed candidate's reason, on one line: the kernel's own error, also where our strict Triton candidate
+    wrapped it in a KernelFailedError (whose advice about `--kernels` is not for `auto`)."""
+    error = error.__cause__ or error
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:80] if str(error) else ''}"
+
+
 def checked_rows(length: int) -> torch.Tensor:
     """The query rows a trial checks: CHECK_ROWS at each end of the sequence (all of a short one)."""
     if length <= 2 * CHECK_ROWS:
@@ -375,7 +382,7 @@ class AutoAttention:
                     continue
                 result.seconds[name] = self.timer(name, lambda name=name: self.call(name, q, k, v, mask))
             except Exception as exc:  # no kernel for this dtype/GPU/shape, out of memory, a Triton error...
-                result.dropped[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"
+                result.dropped[name] = _why_dropped(exc)
         return result
 
     def inner_ops(self) -> list[AttentionFn]:
@@ -414,11 +421,13 @@ def auto_candidates(
 ) -> dict[str, AttentionFn]:
     """PyTorch's own pick (the baseline `auto` can only beat), each SDPA kernel, our Triton kernel, and
     FlashAttention-3 where it is installed; on an AMD `gpu` none of NVIDIA's own kernels (cuDNN, FA3), which a
-    trial would only time out as failures, and before Ampere not our Triton kernel (`slow_before_ampere`)."""
+    trial would only time out as failures, and before Ampere not our Triton kernel (`slow_before_ampere`). Our
+    Triton kernel is strict: where it fails, the trial (or the check of a remembered choice) sees the failure and
+    drops it, rather than timing its SDPA fallback under its name and trying the kernel again on every call."""
     names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else []), *(["fa3"] if fa3_module() else [])]
     if gpu is not None:
         names = [name for name in names if not nvidia_only_attention(name, gpu) and not slow_before_ampere(name, gpu)]
-    return {name: candidate(name, device=device) for name in names}
+    return {name: candidate(name, strict=True, device=device) for name in names}
 
 
 def unused_backend_note(attention: str, backend: str) -> str | None:
@@ -492,7 +501,8 @@ def attention_backend(
 ) -> AttentionBackend:
     """The backend for `--attention-backend NAME` on `device`; `triton_ok`: our Triton kernels can run here. A fixed
     kernel that cannot run on `device` in `dtype` is a ConfigError here (`check_backend_runs`). `strict`
-    (`--kernels triton`): a fixed `triton` never falls back to SDPA (`auto` still drops what fails its trial)."""
+    (`--kernels triton`): a fixed `triton` never falls back to SDPA. `auto`'s Triton candidate never does either,
+    whatever `strict`: where it fails, its trial (or a remembered choice's check) drops it, with its reason."""
     if name not in ATTENTION_BACKENDS:
         raise _unknown_backend(name)
     if name != "auto":
