@@ -210,13 +210,19 @@ def _known_transformer_config(at_hand: ModelSources | None, official: bool) -> T
     return TransformerConfig() if official else None
 
 
+def loras_for_config(specs: Sequence[LoRASpec], config: TransformerConfig) -> list[LoRAFile]:
+    """The LoRA files read and checked against the layers of a transformer of `config` (built on the meta device:
+    file headers, the LoRAs' small tensors and the config, no model weights). Raises `LoRAError`."""
+    return read_loras(specs, linear_shapes(build_model(config)))
+
+
 def check_loras_at_hand(specs: Sequence[LoRASpec], config: TransformerConfig | None) -> None:
     """The LoRA files read before the checkpoint is there (file headers and the LoRAs' small tensors): against the
     transformer `config` at hand (`local_file_problems`), or, where there is none (another model's config, not
     downloaded yet), the files alone (a readable safetensors LoRA, not another kind of adapter): their layers once
     that config is there (`check_loras`). Raises `LoRAError`."""
     if config is not None:
-        read_loras(specs, linear_shapes(build_model(config)))
+        loras_for_config(specs, config)
         return
     for spec in specs:
         check_lora_file(spec)

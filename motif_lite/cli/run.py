@@ -248,8 +248,9 @@ def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
 class _Prepared:
     """A run made ready to load, or to print as a dry run (`_prepare`): what was found, on which device, in which
     dtype and with which settings; the memory plan and what it was made for (None, None: a CPU run without a
-    budget plans nothing); the --lora files read; whether the guidance predictions are batched; and the prompts
-    the text encoder will cut, said already."""
+    budget plans nothing); the --lora files read (for the dry run's table: a run hands `load_pipeline` the
+    files' names, and it reads them again as it loads); whether the guidance predictions are batched; and the
+    prompts the text encoder will cut, said already."""
 
     sources: ModelSources
     device: torch.device
@@ -357,14 +358,14 @@ def _checked_at_hand(args: argparse.Namespace) -> tuple[ModelSources, torch.devi
 
 def _checked_loras(loras: list[tuple[Path, float]], sources: ModelSources) -> list[LoRAFile]:
     """The --lora files, read and checked against the transformer's layers (headers and the config: no weights),
-    before the plan: a LoRA of another model is refused in seconds, by a run as by its dry run."""
-    from motif_lite.weights.loader import build_model
-    from motif_lite.weights.lora import LoRASpec, linear_shapes, read_loras
+    before the plan: a LoRA of another model is refused in seconds, by a run as by its dry run (the check
+    `preflight` makes of the files at hand before a download, `check_loras_at_hand`)."""
+    from motif_lite.preflight import loras_for_config
+    from motif_lite.weights.lora import LoRASpec
 
     if not loras:
         return []
-    specs = [LoRASpec(path, strength) for path, strength in loras]
-    return read_loras(specs, linear_shapes(build_model(sources.transformer.value)))
+    return loras_for_config([LoRASpec(path, strength) for path, strength in loras], sources.transformer.value)
 
 
 def dry_run(
