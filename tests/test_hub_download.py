@@ -480,7 +480,11 @@ def test_a_variant_that_is_no_types_name_is_said_before_the_hub_is_asked(fake_hu
     # Offline it was the `hf download --include '*Q4KM*.gguf'` command, which fetches nothing; without a connection
     # "cannot reach": the name is said first, with the closest one and the names there are.
     free_space(monkeypatch, 10**12)
-    said = f"--gguf {typed}: no such file, and no quantization type has that name; the closest is {closest}: "
+    # In a Python caller's words as well as run's: find_gguf is what load_pipeline(gguf=...) reaches.
+    said = (
+        f"--gguf {typed} (in Python gguf={typed!r}): no such file, and no quantization type has that name; the "
+        f"closest is {closest}: --gguf {closest} (in Python gguf={closest!r}); "
+    )
     fake_hub.fail = ConnectionError("no route to host")  # online, no connection
     for offline in (False, True):
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
@@ -497,7 +501,9 @@ def test_a_variant_close_to_no_type_gets_the_names_there_are_and_no_closest(fake
     with pytest.raises(CheckpointError) as error:
         find_gguf("banana")
     said = str(error.value)
-    assert said.startswith("--gguf banana: no such file, and no quantization type has that name: a variant of ")
+    assert said.startswith(
+        "--gguf banana (in Python gguf='banana'): no such file, and no quantization type has that name: a variant of "
+    )
     assert "Q4_K_M, Q4_K_S" in said and "closest" not in said and "None" not in said, said
     assert fake_hub.listed == fake_hub.downloads == []
 
@@ -1422,6 +1428,21 @@ def test_a_variant_motif_lite_cannot_run_is_refused_before_any_download(empty_ca
         "--gguf Q2_K is the nearest variant it runs; it runs F32, F16, BF16, Q8_0, " in err, err  # fmt: skip
     assert "IQ4_XS (any letter case)" in err and "recipe" not in err and "quantizer" not in err, err
     assert "downloading" not in err and fake_hub.downloads == [] and GGUF_REPO not in fake_hub.listed
+    assert "in Python" not in err, err  # run's flags alone
     dry_code, dry_err = empty_cache_run("--dry-run", "--gguf", "tq1_0")
     errors = [[line for line in said.splitlines() if line.startswith("error: ")] for said in (err, dry_err)]
     assert dry_code == code and errors[0] == errors[1] and len(errors[0]) == 1, dry_err
+
+
+def test_a_variant_motif_lite_cannot_run_is_refused_from_python_in_its_words(fake_hub, monkeypatch):
+    # load_pipeline(gguf="TQ1_0") was refused as "--gguf TQ1_0: ... --gguf Q2_K is the nearest variant": flags a
+    # Python caller never typed. Now each setting is named with its keyword too, before anything downloads.
+    import motif_lite
+
+    monkeypatch.setitem(GGUF_FILES, "motif-video-2b-TQ1_0.gguf", 600_000_000)
+    with pytest.raises(MotifLiteError) as error:
+        motif_lite.load_pipeline(MOTIF_REPO, gguf="TQ1_0", device="cpu")
+    said = str(error.value)
+    assert "--gguf TQ1_0 (in Python gguf='TQ1_0'): motif-lite cannot run a file of GGUF type TQ1_0: " \
+        "--gguf Q2_K (in Python gguf='Q2_K') is the nearest variant it runs; it runs F32, " in said, said  # fmt: skip
+    assert fake_hub.downloads == [] and GGUF_REPO not in fake_hub.listed

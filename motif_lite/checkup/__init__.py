@@ -284,7 +284,7 @@ def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | None:
 def _variant_problem(variant: str) -> tuple[str, str] | None:
     """(problem, fix) for a variant that `run` refuses by its name: no type's name (Q4KM), or a type motif-lite
     cannot run (TQ1_0)."""
-    return unknown_variant_problem(variant) or unrunnable_variant_problem(variant)
+    return unknown_variant_problem(variant, as_flags=True) or unrunnable_variant_problem(variant, as_flags=True)
 
 
 def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_encoder_gguf: Path | None) -> None:

@@ -36,9 +36,11 @@ def preflight_flags(
     made from the files that will load, not from the built-in sizes of a model not yet on disk); the speed flags
     with the device (`preflight.check_speed_on_device`) and the `loras` (--lora's files and strengths) before any
     download. `before_download`: called just before a download starts (`run` asks its CPU time question there)."""
+    from motif_lite.io.gguf_source import refuse_variant_flag
     from motif_lite.preflight import preflight
     from motif_lite.weights.lora import LoRASpec
 
+    refuse_variant_flag(args.gguf)  # in run's words: `preflight` says it in Python's
     quantize = getattr(args, "quantize", None)  # run's flags (serve has neither)
     text_encoder_quantize = getattr(args, "text_encoder_quantize", None)
     return preflight(
@@ -68,8 +70,10 @@ def sources_at_hand(
     `text_encoder_gguf=False`: without --text-encoder-gguf, where it changes nothing and its problems are the later
     checks' to name. `quantized`: with --quantize / --text-encoder-quantize applied (`quantized_as_asked`)."""
     from motif_lite.checkpoint import locate_sources
+    from motif_lite.io.gguf_source import refuse_variant_flag
     from motif_lite.preflight import AT_HAND
 
+    refuse_variant_flag(args.gguf)  # in run's words: `locate_sources` says it in Python's
     text_gguf = args.text_encoder_gguf if text_encoder_gguf else None
     sources = locate_sources(args.model, args.gguf, text_encoder_gguf=text_gguf, weights=args.weights, **AT_HAND)
     return quantized_as_asked(sources, args) if quantized else sources

@@ -15,7 +15,7 @@ from pathlib import Path
 from huggingface_hub import hf_hub_download
 
 from motif_lite.choices import GGUF_REPO
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, both_spellings
 from motif_lite.io.file_kinds import starts_as_gguf
 from motif_lite.io.hub import (
     HUB_ERRORS,
@@ -92,26 +92,44 @@ def _file_spelling(variant: str) -> str:
     return spelled if spelled in ("F16", "F32") else variant
 
 
-def refuse_unknown_variant(variant: str) -> None:
-    """A `--gguf` variant that is no quantization type's name (Q4KM, 4bit, Q4_K_N): a `CheckpointError` with the
+def refuse_unknown_variant(variant: str, *, as_flags: bool = False) -> None:
+    """A `gguf` variant that is no quantization type's name (Q4KM, 4bit, Q4_K_N): a `CheckpointError` with the
     closest name and the names there are (`unknown_variant_problem`), said before the Hub is asked (or, offline,
-    instead of a download command that would fetch nothing)."""
-    if (found := unknown_variant_problem(variant)) is not None:
-        raise CheckpointError("--gguf {}: {}: {}".format(variant, *found))
-    refuse_unrunnable_variant(variant)
+    instead of a download command that would fetch nothing). Worded for a Python caller and run alike (`as_flags`:
+    as motif-lite run's and serve's flags alone)."""
+    if (found := unknown_variant_problem(variant, as_flags=as_flags)) is not None:
+        raise CheckpointError("{}: {}: {}".format(_gguf_setting(variant, as_flags), *found))
+    refuse_unrunnable_variant(variant, as_flags=as_flags)
 
 
-def refuse_unrunnable_variant(variant: str) -> None:
-    """A `--gguf` variant that names a GGUF type motif-lite cannot run (TQ1_0, IQ1_S): its `CheckpointError`
+def refuse_unrunnable_variant(variant: str, *, as_flags: bool = False) -> None:
+    """A `gguf` variant that names a GGUF type motif-lite cannot run (TQ1_0, IQ1_S): its `CheckpointError`
     (`unrunnable_variant_problem`), said before the Hub is asked: a file of that type would be downloaded only to be
-    refused when it loads."""
-    if (found := unrunnable_variant_problem(variant)) is not None:
-        raise CheckpointError("--gguf {}: {}: {}".format(variant, *found))
+    refused when it loads. `as_flags` as for `refuse_unknown_variant`."""
+    if (found := unrunnable_variant_problem(variant, as_flags=as_flags)) is not None:
+        raise CheckpointError("{}: {}: {}".format(_gguf_setting(variant, as_flags), *found))
 
 
-def unrunnable_variant_problem(variant: str) -> tuple[str, str] | None:
-    """(problem, fix) for a variant that names a GGUF type motif-lite cannot run (TQ1_0, IQ1_S), as `run`, its dry
-    run and `check` say it: the nearest variant it runs first (`nearest_recipe`), then all it runs. None for any
+def refuse_variant_flag(gguf: str | Path | None) -> None:
+    """--gguf's variant refused by its name (`refuse_unknown_variant`) in motif-lite run's and serve's words, before
+    `locate_sources` would refuse it in a Python caller's. A variant the cache holds is left to the load, as there."""
+    if gguf is None or not is_gguf_variant(str(gguf)):
+        return
+    variant = _file_spelling(str(gguf))
+    if cached_variant(variant) is None:
+        refuse_unknown_variant(variant, as_flags=True)
+
+
+def _gguf_setting(variant: str, as_flags: bool) -> str:
+    """The `gguf` setting of `variant` as its user gives it: run's flag alone (`as_flags`), else both spellings, as
+    the checks run and the Python API share say it (`both_spellings`)."""
+    flag = f"--gguf {variant}"
+    return flag if as_flags else both_spellings(flag, f"gguf={variant!r}")
+
+
+def unrunnable_variant_problem(variant: str, *, as_flags: bool = False) -> tuple[str, str] | None:
+    """(problem, fix) for a variant that names a GGUF type motif-lite cannot run (TQ1_0, IQ1_S): the nearest variant
+    it runs first (`nearest_recipe`), then all it runs; the setting named as `_gguf_setting` names it. None for any
     other name."""
     from gguf import GGMLQuantizationType
 
@@ -125,14 +143,15 @@ def unrunnable_variant_problem(variant: str) -> tuple[str, str] | None:
     runnable = f"{', '.join([*RECIPES, *others])} (any letter case)"
     problem = f"motif-lite cannot run a file of GGUF type {upper}"
     if (nearest := nearest_recipe(upper)) is None:
-        return problem, f"give --gguf a variant it runs: {runnable}"
-    return problem, f"--gguf {nearest} is the nearest variant it runs; it runs {runnable}"
+        give = "--gguf" if as_flags else both_spellings("--gguf", "gguf=")
+        return problem, f"give {give} a variant it runs: {runnable}"
+    return problem, f"{_gguf_setting(nearest, as_flags)} is the nearest variant it runs; it runs {runnable}"
 
 
-def unknown_variant_problem(variant: str) -> tuple[str, str] | None:
-    """(problem, fix) for a variant that is no quantization type's name, as `run` and `check` say it: the closest
-    name (`nearest_recipe`), then the names there are. A type's name in any letter case passes (None): the Hub's
-    listing says whether the repo has it."""
+def unknown_variant_problem(variant: str, *, as_flags: bool = False) -> tuple[str, str] | None:
+    """(problem, fix) for a variant that is no quantization type's name: the closest name (`nearest_recipe`), then
+    the names there are; the setting named as `_gguf_setting` names it. A type's name in any letter case passes
+    (None): the Hub's listing says whether the repo has it."""
     from motif_lite.quantize.recipes import RECIPES, nearest_recipe  # gguf-py's names: once needed
 
     if variant.upper() in quantization_type_names():
@@ -145,7 +164,7 @@ def unknown_variant_problem(variant: str) -> tuple[str, str] | None:
     )
     if nearest is None:
         return problem, named
-    return f"{problem}; the closest is {nearest}", f"--gguf {nearest}; {named}"
+    return f"{problem}; the closest is {nearest}", f"{_gguf_setting(nearest, as_flags)}; {named}"
 
 
 def _variant_spelled(name: str) -> str | None:
