@@ -197,6 +197,23 @@ def test_the_ready_line_comes_before_a_queued_jobs_start(pipe, tmp_path):
         assert ready < started, server.log
 
 
+def test_health_is_ready_when_the_ready_line_is_said(pipe, tmp_path):
+    # docs/server.md: /health answers 200 from the "ready:" line on. The line was said before the worker started
+    # and before the state had it: a script that waited for the line, then sent a request, could get 503.
+    server = InProcessServer(pipe, tmp_path / "data")
+    health_at_ready = []
+
+    def log(line: str) -> None:
+        if line.startswith("ready: "):
+            health_at_ready.append(server.request("GET", "/health")[0])
+        server.log.append(line)
+
+    server.server.log = log
+    with server:
+        wait_for(lambda: health_at_ready, 30, "the ready line")
+        assert health_at_ready == [200], server.log
+
+
 def test_jobs_are_checked_against_the_config_the_loaded_model_decided(pipe, tmp_path):
     # The submit path must read the config `ready` hands over (max_video, image_to_video, too_long, lora_dir), not
     # the one the app was made with before the model loaded.

@@ -77,11 +77,11 @@ class VideoServer:
             pipe, config = load()
             self.worker = Worker(self.store, pipe, self.log, on_failure=self._worker_failed, lora_dir=config.lora_dir,
                                  planned=config.planned, plan=config.plan)  # fmt: skip
-            # Said before the worker starts: a job queued before a restart starts at once, and its "started" line
-            # came first, as if it had run before the model was loaded.
-            self.log(f"ready: the model loaded in {time.monotonic() - started:.1f} s; jobs run from now on")
-            self.worker.start()
+            # /health is ready once the state has the worker and its thread runs; the line is said from that
+            # thread, before its first job: a job queued before a restart starts at once, and its "started" line
+            # came first; said before `ready`, a request sent on seeing the line could still get 503.
             self.state.ready(self.worker, config)
+            self.worker.start(f"ready: the model loaded in {time.monotonic() - started:.1f} s; jobs run from now on")
             # Until stop(); a timeout, so that Ctrl-C is seen at once on every platform. An event, not http.join():
             # Python 3.11's join, interrupted by Ctrl-C, marks a thread that still runs as ended, and the process
             # then exited while uvicorn was shutting down, its thread cut off in the middle of a traceback.

@@ -96,6 +96,7 @@ class Worker:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="motif-lite-worker", daemon=True)
         self.current: str | None = None  # the id of the job running now
+        self._first_line: str | None = None  # logged from the thread before its first job (`start`)
         self.failure: str | None = None  # why the worker stopped on its own (then it runs nothing any more)
         self.lora_dir = lora_dir  # where the files a job's LoRAs name are (--lora-dir)
         self.server_loras = applied_loras(pipe)  # --lora: what a job that names none runs with
@@ -108,7 +109,10 @@ class Worker:
         """The worker thread runs the queue."""
         return self._thread.is_alive()
 
-    def start(self) -> None:
+    def start(self, first_line: str | None = None) -> None:
+        """Run the queue in the worker's thread; `first_line` is logged from it before its first job (the server's
+        `ready:` line: the thread runs by then, so /health is ready, and no job's `started` comes before it)."""
+        self._first_line = first_line
         self._thread.start()
 
     def notify(self) -> None:
@@ -137,6 +141,8 @@ class Worker:
         full, the folder became read-only) ends the worker and is reported: nothing could run the queue any more,
         and a server that went on taking jobs would hold them forever, the running one at its last percentage."""
         try:
+            if self._first_line is not None:
+                self.log(self._first_line)
             self._run_queue()
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
