@@ -213,9 +213,10 @@ class ConnectError(Exception):
         # An error raised while handling the disk's: the cause is only its context.
         (raised_while_handling(RuntimeError("clean-up failed"), OSError(errno.ENOSPC, "No space")), "is full: free"),
         # A used-up disk quota (a shared server's home) is the want of space every writer of ours counts, as an
-        # errno or in the words of an error that wraps it: it was the download's own message without advice.
-        (OSError(errno.EDQUOT, "Disk quota exceeded"), "the disk of the Hugging Face cache ({cache}) is full"),
-        (RuntimeError(f"writing the blob failed: [Errno {errno.EDQUOT}] Disk quota exceeded"), "is full: free"),
+        # errno or in the words of an error that wraps it: it was the download's own message without advice, then
+        # the full disk's advice, which the disk's free space belies. The quota's, as the video writer says it.
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "your disk quota in the Hugging Face cache ({cache}) is used"),
+        (RuntimeError(f"writing the blob failed: [Errno {errno.EDQUOT}] Disk quota exceeded"), "is used up: free"),
         # A cluster's shared cache, read-only for its users: huggingface_hub fails on its lock file or folders.
         (PermissionError(errno.EACCES, "Permission denied"), "the Hugging Face cache ({cache}) cannot be written"),
         (raised_from(RuntimeError("download failed"), OSError(errno.EROFS, "Read-only")), "set HF_HUB_CACHE to a"),

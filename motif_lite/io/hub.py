@@ -28,7 +28,7 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import filter_repo_objects
 
 from motif_lite.errors import CheckpointError
-from motif_lite.io.staging import said_out_of_space
+from motif_lite.io.staging import said_out_of_space, said_quota_used_up
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
 
@@ -102,7 +102,13 @@ def failure_advice(exc: BaseException, repo: str) -> str | None:
             "read-only): download the missing files into a folder of yours with the command below, or set "
             "HF_HUB_CACHE to a cache of your own (where everything downloads again)"
         )
-    if said_out_of_space(exc):  # as every writer of ours counts it: a used-up disk quota too
+    if said_quota_used_up(exc):  # the disk may have room: the quota, not the disk, is what to look at
+        return (
+            f"your disk quota in the Hugging Face cache ({constants.HF_HUB_CACHE}) is used up: free space within it, "
+            "or move the cache where your quota has room (HF_HUB_CACHE=/other/disk/hf-cache, or HF_HOME), then run "
+            "again: the download goes on where it stopped"
+        )
+    if said_out_of_space(exc):  # as every writer of ours counts it
         return (
             f"the disk of the Hugging Face cache ({constants.HF_HUB_CACHE}) is full: free space there, or move the "
             "cache to a bigger disk (HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME), then run again: the download "

@@ -224,6 +224,12 @@ def said_out_of_space(error: BaseException | None) -> bool:
     return any(os_error_number(e) in OUT_OF_SPACE_ERRNOS for e in _chain(error))
 
 
+def said_quota_used_up(error: BaseException | None) -> bool:
+    """Whether the want of space the OS said (`said_out_of_space`) was a used-up disk quota (EDQUOT), whose fix is
+    not a fuller disk's: the disk itself may have room."""
+    return any(os_error_number(e) == errno.EDQUOT for e in _chain(error))
+
+
 def _chain(error: BaseException | None) -> list[BaseException]:
     """`error` and the errors it came from (`raise ... from`, or raised while handling)."""
     chain: list[BaseException] = []
