@@ -1563,7 +1563,7 @@ def test_a_cpu_server_names_the_fields_that_make_a_job_too_long(pipe, tmp_path, 
         assert error["error"]["message"].startswith("its num_frames makes this job too long: on the CPU this run")
         code, error, _ = running.request("POST", "/v1/videos", {**body, "seconds": "5"})  # 121 frames at 24 fps
         assert (code, error["error"]["param"]) == (400, "seconds"), error
-        assert error["error"]["message"].startswith("its seconds makes this job too long")
+        assert error["error"]["message"].startswith("its seconds make this job too long")  # a plural noun
 
 
 def test_fields_too_long_names_each_field_that_alone_would_fix_the_job_else_all_that_are_over(tmp_path):

@@ -269,7 +269,7 @@ def _too_long_error(long: TooLong, seconds: Any) -> ApiError:
     """The 400 for a job too long for the CPU, naming the fields that make it so as the client sent them: `seconds`
     where it decided the frames (as `_check_planned_size` names it); `param` the first of them."""
     names = [("seconds" if field == "frames" and seconds is not None else API_FIELDS[field]) for field in long.fields]
-    verb = "makes" if len(names) == 1 else "make"
+    verb = "makes" if len(names) == 1 and names != ["seconds"] else "make"  # a plural alone: "its seconds make"
     return ApiError(400, f"its {' and '.join(names)} {verb} this job too long: {long.why}", names[0], "invalid_value")
 
 
