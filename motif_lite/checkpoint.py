@@ -22,6 +22,7 @@ a mistake on this machine is said before gigabytes download, not after them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
-from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.checkpoint_source import covering, find_checkpoint, missing_files, missing_patterns
 from motif_lite.io.gguf_source import (
     check_gguf_variant,
@@ -148,12 +149,30 @@ def download_patterns(gguf: Collection[str] = (), linked: Collection[str] = ()) 
     return [*groups, *OPTIONAL]
 
 
-def refuse_blank_paths(
-    model: object, gguf: object, text_encoder_gguf: object, weights: Mapping[str, object] | None
-) -> None:
+def refuse_wrong_weights(weights: object) -> None:
+    """Raise `ConfigError` for a `weights` that is no mapping of component -> file path (None: none given): a list
+    of pairs or a str was an AttributeError from inside the checks, a None file a TypeError from pathlib."""
+    if weights is None:
+        return
+    if not isinstance(weights, Mapping):
+        raise ConfigError(
+            "weights must be a dict of component -> .safetensors file, e.g. {'vae': 'wan_2.1_vae.safetensors'} (or "
+            f"None), got {type(weights).__name__} {weights!r}"
+        )
+    for component, file in weights.items():
+        if not isinstance(file, str | os.PathLike):
+            raise ConfigError(
+                f"weights[{component!r}] must be the path of a .safetensors file (str or Path), got "
+                f"{type(file).__name__} {file!r}"
+            )
+
+
+def refuse_blank_paths(model: object, gguf: object, text_encoder_gguf: object, weights: object) -> None:
     """An empty string given from Python for a file or folder (a notebook form's field left empty) is refused, with
     what to give or leave out: as Path('') it was the current folder, whose one .gguf file `gguf=""` took, and
-    `model=""` was an incomplete checkpoint there to download into."""
+    `model=""` was an incomplete checkpoint there to download into. A `weights` of the wrong shape first
+    (`refuse_wrong_weights`)."""
+    refuse_wrong_weights(weights)
     leave_out = "or leave it out (None) for the checkpoint's"
     fields = [
         (model, "model", f"give a checkpoint folder or a Hub repo id, or leave it out for {MOTIF_REPO}"),

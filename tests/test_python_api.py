@@ -510,6 +510,19 @@ def test_an_argument_of_a_type_load_pipeline_cannot_use_fails_before_any_file_is
         load_pipeline(absent, dtype="fp32", device="cpu", **argument)
 
 
+@pytest.mark.parametrize("weights", [[("transformer", "x.safetensors")], "vae.safetensors", {"vae": None}])
+def test_locate_sources_and_check_setup_refuse_weights_of_the_wrong_shape_as_load_pipeline_does(weights, tmp_path):
+    # A list of pairs (or a str) was an AttributeError ('list' object has no attribute 'items') from the two public
+    # entry points that load_pipeline's own check did not cover.
+    from motif_lite.checkup import check_setup
+
+    absent = tmp_path / "no-checkpoint"
+    for entry in (locate_sources, check_setup):
+        with pytest.raises(ConfigError, match=r"^weights(\['vae'\])? must be ") as error:
+            entry(absent, weights=weights)
+        assert "\n" not in str(error.value), error.value
+
+
 @pytest.mark.parametrize("model", [None, 123])
 def test_a_model_of_a_type_that_names_no_checkpoint_says_what_to_give(model):
     # Was "no such checkpoint directory: None", as if a folder named None were missing.

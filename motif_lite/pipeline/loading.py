@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from motif_lite import devices
-from motif_lite.checkpoint import ModelSources
+from motif_lite.checkpoint import ModelSources, refuse_wrong_weights
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype
 from motif_lite.errors import ConfigError
@@ -205,12 +205,6 @@ def _check_argument_types(
         ("parallel", parallel, Parallel, "a Parallel of motif_lite.runtime.parallel (docs/parallel.md)"),
         ("compile", compile, bool | CompileConfig, "True, False or a CompileConfig of motif_lite.runtime.compile"),
         ("batch_guidance", batch_guidance, bool, "True or False"),
-        (
-            "weights",
-            weights,
-            Mapping,
-            "a dict of component -> .safetensors file, e.g. {'vae': 'wan_2.1_vae.safetensors'}",
-        ),
         ("quantize", quantize, str, "a quantization type such as 'Q4_K_M' or 'Q8_0'"),
         ("text_encoder_quantize", text_encoder_quantize, str, "a quantization type such as 'Q8_0'"),
     ]
@@ -218,12 +212,7 @@ def _check_argument_types(
         if value is not None and not isinstance(value, kind):
             none = "" if name == "compile" else " (or None)"
             raise ConfigError(f"{name} must be {wanted}{none}, got {type(value).__name__} {value!r}")
-    for component, file in (weights or {}).items():  # None was a TypeError from pathlib inside the checks
-        if not isinstance(file, str | os.PathLike):
-            raise ConfigError(
-                f"weights[{component!r}] must be the path of a .safetensors file (str or Path), got "
-                f"{type(file).__name__} {file!r}"
-            )
+    refuse_wrong_weights(weights)  # as locate_sources and check_setup refuse it
 
 
 def _check_plan_device(plan: Plan | None, target: torch.device) -> None:
