@@ -264,16 +264,19 @@ def _stop_and_resume(pipe, out: Path) -> None:
 @pytest.fixture(scope="module")
 def four_processes(checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("parallel")
-    context = mp.start_processes(
-        _worker, args=(4, _free_port(), checkpoint, out), nprocs=4, join=False, start_method="spawn"
-    )
+    _spawn_and_wait(_worker, (4, _free_port(), checkpoint, out), processes=4)
+    return out
+
+
+def _spawn_and_wait(fn, args: tuple, processes: int) -> None:
+    """`fn(rank, *args)` in `processes` spawned processes; fails the test if any is not done in PROCESS_TIMEOUT."""
+    context = mp.start_processes(fn, args=args, nprocs=processes, join=False, start_method="spawn")
     deadline = time.monotonic() + PROCESS_TIMEOUT
-    while not context.join(timeout=5):
+    while not context.join(timeout=2):
         if time.monotonic() > deadline:
             for process in context.processes:
                 process.kill()
-            pytest.fail("the 4 processes did not finish in time")
-    return out
+            pytest.fail(f"the {processes} processes did not finish in time")
 
 
 def test_an_error_on_rank_0_reaches_every_rank(four_processes):
@@ -356,15 +359,7 @@ def test_ulysses_attention_runs_its_collectives_eagerly_inside_compiled_code(tmp
     # --compile with sequence parallelism: the blocks are compiled, the attention runs as it would without
     # --compile, between the compiled pieces (runtime/compile.py), so the all-to-alls and the all-gather are
     # torch.distributed's own calls, not collectives traced into a graph.
-    context = mp.start_processes(
-        _ulysses_in_a_compiled_function, args=(_free_port(), tmp_path), nprocs=2, join=False, start_method="spawn"
-    )
-    deadline = time.monotonic() + PROCESS_TIMEOUT
-    while not context.join(timeout=2):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the 2 processes did not finish in time")
+    _spawn_and_wait(_ulysses_in_a_compiled_function, (_free_port(), tmp_path), processes=2)
     for rank in (0, 1):
         result = torch.load(tmp_path / f"ulysses{rank}.pt")
         assert result["eagerly"] == [True, True, True]  # to heads, to tokens, the replicated tokens' gather
