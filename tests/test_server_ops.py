@@ -200,7 +200,11 @@ def test_the_ready_line_comes_before_a_queued_jobs_start(pipe, tmp_path):
 def test_health_is_ready_when_the_ready_line_is_said(pipe, tmp_path):
     # docs/server.md: /health answers 200 from the "ready:" line on. The line was said before the worker started
     # and before the state had it: a script that waited for the line, then sent a request, could get 503.
-    server = InProcessServer(pipe, tmp_path / "data")
+    def load_once_listening():  # a real load takes seconds: the HTTP side is up by then (a tiny one may not be)
+        wait_for(lambda: server.server.started, 30, "the server to start")
+        return pipe, ServerConfig(model_name="tiny")
+
+    server = InProcessServer(pipe, tmp_path / "data", load=load_once_listening)
     health_at_ready = []
 
     def log(line: str) -> None:
