@@ -34,7 +34,7 @@ from motif_lite.runtime.attention import (
     valid_key_lengths,
 )
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
-from motif_lite.runtime.kernels import FallbackOp, fallbacks, kernel_ops
+from motif_lite.runtime.kernels import FallbackOp, KernelFailedError, fallbacks, kernel_ops
 
 
 def qkv(batch: int = 2, lq: int = 24, lk: int = 30, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -400,6 +400,104 @@ def test_a_failing_triton_candidate_is_dropped_not_timed_as_its_fallback():
     assert trial.dropped == {"triton": "RuntimeError: no kernel for this shape"}
     assert attempts == ["triton"]  # the trial's one call, never again
     assert kernel_ops(model) == [triton] and fallbacks(model) == {}
+
+
+def auto_with_a_triton_failing_later(
+    failure: BaseException, strict: bool, memory: RememberedChoices | None = None
+) -> tuple[AutoAttention, FallbackOp, list]:
+    """`auto` over SDPA and our Triton kernel as `auto_candidates` builds it, whose kernel is right and fastest on
+    the trial's call (every key kept) and raises `failure` on a later call of the same shapes that pads keys (a call
+    the trial did not stand for); the kernel's attempts are counted by whether the keys were padded."""
+    pytest.importorskip("triton")
+    candidates = auto_candidates(triton_ok=True, device=torch.device("cpu"))
+    triton, attempts = candidates["triton"], []
+
+    def fails_on_padded_keys(q, k, v, mask):
+        padded = not bool(mask.all())
+        attempts.append("padded" if padded else "full")
+        if padded:
+            raise failure
+        return sdpa_attention(q, k, v, mask)
+
+    triton.kernel = fails_on_padded_keys
+    timer, _ = timings(sdpa=2.0, triton=1.0)
+    return AutoAttention({"sdpa": candidates["sdpa"], "triton": triton}, timer, memory, strict), triton, attempts
+
+
+def model_with(attention) -> torch.nn.Module:
+    model = torch.nn.Module()
+    model.ops = dataclasses.replace(TORCH_OPS, attention=attention)
+    return model
+
+
+def test_a_chosen_triton_kernel_that_fails_later_falls_back_for_the_rest_of_the_run(tmp_path):
+    # --kernels auto: before, the strict candidate's KernelFailedError stopped the run (its advice naming --kernels
+    # as if the user had forced Triton). Now: one warning, torch's attention from then on, listed in the summary.
+    q, k, v = qkv()
+    full, padded = trailing_mask([30, 30]), trailing_mask([30, 21])
+    memory = RememberedChoices("env", tmp_path / "choices.json")
+    longer = qkv(lk=40)
+    memory.put(_shape_text((tuple(longer[0].shape), tuple(longer[1].shape), torch.float32, q.device, None)), "triton")
+    auto, triton, attempts = auto_with_a_triton_failing_later(RuntimeError("no kernel for padded keys"), False, memory)
+    model = model_with(auto)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        auto(q, k, v, full)
+    trial_calls = ["full"] * 3  # the trial's checked and timed call, then the call itself
+    assert next(iter(auto.trials.values())).best == "triton" and attempts == trial_calls
+    with pytest.warns(RuntimeWarning) as caught:
+        outs = [auto(q, k, v, padded) for _ in range(3)]
+        auto(q, k, v, full)  # the kernel worked here, but a run does not go back to it
+    assert [str(w.message) for w in caught] == [
+        "motif-lite: Triton attention falls back to torch: the kernel failed (RuntimeError: no kernel for padded keys)"
+    ]
+    assert all(torch.equal(out, sdpa_attention(q, k, v, padded)) for out in outs)
+    assert attempts == [*trial_calls, "padded"] and triton.fallback_calls == 4  # not tried again
+    assert fallbacks(model) == {"attention": "the kernel failed (RuntimeError: no kernel for padded keys)"}
+    assert auto.describe().endswith("(triton 1.0 ms, sdpa 2.0 ms), then torch's attention: it failed later in the run")
+    auto(*longer, None)  # a new shape's trial drops it (its calls are SDPA's now), as remembered as it may be
+    assert list(auto.trials.values())[-1].dropped == {"triton": "failed earlier in this run"}
+    assert attempts == [*trial_calls, "padded"]
+
+
+def test_a_chosen_triton_kernel_that_fails_later_stops_the_run_under_kernels_triton():
+    q, k, v = qkv()
+    auto, triton, attempts = auto_with_a_triton_failing_later(RuntimeError("no kernel for padded keys"), True)
+    kernels_error = r"Triton attention failed \(RuntimeError: no kernel for padded keys\); --kernels triton never"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning
+        auto(q, k, v, trailing_mask([30, 30]))
+        for _ in range(2):  # and each call tries the kernel: nothing was given up
+            with pytest.raises(KernelFailedError, match=kernels_error):
+                auto(q, k, v, trailing_mask([30, 21]))
+    assert attempts == [*["full"] * 3, "padded", "padded"] and fallbacks(model_with(auto)) == {}
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_out_of_memory_in_a_chosen_triton_kernel_stays_out_of_memory(strict: bool):
+    # Not a kernel failure: the run's out-of-memory advice is the answer, under --kernels auto and triton alike.
+    q, k, v = qkv()
+    oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    auto, triton, attempts = auto_with_a_triton_failing_later(oom, strict)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        auto(q, k, v, trailing_mask([30, 30]))
+        for _ in range(2):
+            with pytest.raises(torch.OutOfMemoryError) as caught:
+                auto(q, k, v, trailing_mask([30, 21]))
+            assert caught.value is oom
+    assert attempts == [*["full"] * 3, "padded", "padded"] and fallbacks(model_with(auto)) == {}
+
+
+def test_auto_attention_is_strict_after_its_trial_only_under_kernels_triton(monkeypatch):
+    # preflight passes strict=(--kernels == "triton"): `auto` must keep it for failures after its trial.
+    from motif_lite.devices import NVIDIA, GpuFacts
+
+    monkeypatch.setattr(attention_module, "gpu_facts", lambda device: GpuFacts(NVIDIA, "NVIDIA H100", (9, 0)))
+    monkeypatch.setattr(attention_module, "environment", lambda device, names: "env")
+    for strict in (False, True):
+        backend = attention_backend("auto", "cuda", strict=strict)
+        assert isinstance(backend, AutoAttention) and backend.strict is strict
 
 
 def test_a_remembered_triton_choice_whose_kernel_fails_here_is_timed_again(tmp_path):

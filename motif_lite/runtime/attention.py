@@ -22,10 +22,12 @@ Every backend computes the same exact softmax attention (no approximation; they 
   attention on the first and the last query rows (the last include a partial tile, where kernels with a
   sequence-length bug go wrong), is dropped; SDPA's own pick is checked the same way, not trusted. `fa3` is a
   candidate only where its package imports (a failure, e.g. on a GPU it was not built for, drops it). The choice is
-  kept for the rest of the process and reported by `describe()`. On the CPU `auto` is `sdpa` (no trial: there is
-  one CPU kernel worth having). On an AMD GPU (PyTorch's ROCm build) cuDNN and FA3 are not candidates, and asking
-  for either is refused before loading: they are NVIDIA's kernels. Before Ampere our Triton kernel is not one
-  either (`devices.slow_before_ampere`).
+  kept for the rest of the process and reported by `describe()`. Our Triton kernel, once chosen, that fails later
+  (a call its trial did not stand for) falls back to SDPA for the rest of the run with one warning, or stops the
+  run under `--kernels triton` (`AutoAttention`). On the CPU `auto` is `sdpa` (no trial: there is one CPU kernel
+  worth having). On an AMD GPU (PyTorch's ROCm build) cuDNN and FA3 are not candidates, and asking for either is
+  refused before loading: they are NVIDIA's kernels. Before Ampere our Triton kernel is not one either
+  (`devices.slow_before_ampere`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from motif_lite.errors import ConfigError
 from motif_lite.model.kept import LastFewByTensor
 from motif_lite.model.ops import AttentionFn, MaskForm, mask_form_of, sdpa_attention
 from motif_lite.runtime.attention_choices import FA3_MODULE, RememberedChoices, environment
+from motif_lite.runtime.kernels import FallbackOp, KernelFailedError, triton_cannot_build
 
 _SDPA_KERNELS = {
     "flash": SDPBackend.FLASH_ATTENTION,
@@ -150,8 +153,6 @@ def triton_attention(strict: bool = False, device: torch.device = CURRENT_GPU) -
     (`--kernels triton`) failing the run; ConfigError where Triton cannot be imported (e.g. not installed) or cannot
     build kernels here (`triton_cannot_build`: compiling for a GPU its LLVM has no target for aborts the process,
     which no fallback catches; no C compiler for its launcher)."""
-    from motif_lite.runtime.kernels import FallbackOp, triton_cannot_build
-
     try:
         from motif_lite.kernels.attention import attention
     except Exception as exc:  # ImportError, or a triton install that fails at import
@@ -311,7 +312,13 @@ class AutoAttention:
     (runtime/attention_choices.py), and new choices are remembered.
 
     It takes SDPA's additive masks (built once per run by the transformer) and gives a candidate that reads a bool
-    mask (row splits, Triton) the bool form, converted once per mask (`BoolMasks`)."""
+    mask (row splits, Triton) the bool form, converted once per mask (`BoolMasks`).
+
+    Our Triton candidate is strict (`auto_candidates`), so that a trial sees its failure. Where it fails after a
+    trial chose it (a call its trial did not stand for: the same shapes with another mask or other strides),
+    `strict` (`--kernels triton`) stops the run with its `KernelFailedError`; else it runs torch's attention for the
+    rest of the run (`FallbackOp.fall_back_for_good`: one warning, and `fallbacks` names it), and later trials drop
+    it."""
 
     mask_form: MaskForm = "additive"
 
@@ -320,8 +327,9 @@ class AutoAttention:
         candidates: dict[str, AttentionFn],
         timer: Timer = synchronized_timer,
         memory: RememberedChoices | None = None,
+        strict: bool = False,
     ) -> None:
-        self.candidates, self.timer, self.memory = candidates, timer, memory
+        self.candidates, self.timer, self.memory, self.strict = candidates, timer, memory, strict
         self.trials: dict[tuple, Trial] = {}
         self.bool_masks = BoolMasks()
 
@@ -339,7 +347,20 @@ class AutoAttention:
         key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, None if mask is None else tuple(mask.shape))
         if key not in self.trials:
             self.trials[key] = self.remembered(key, q, k, v, mask) or self.remember(key, self.trial(q, k, v, mask))
-        return self.call(self.trials[key].best, q, k, v, mask)
+        name = self.trials[key].best
+        try:
+            return self.call(name, q, k, v, mask)
+        except KernelFailedError as exc:  # a strict FallbackOp's failure (out of memory is none: it passes through)
+            op = self.candidates[name]
+            if self.strict or not isinstance(op, FallbackOp):
+                raise
+            op.fall_back_for_good(exc.__cause__ or exc)
+            return self.call(name, q, k, v, mask)  # torch's attention now
+
+    def fell_back(self, name: str) -> bool:
+        """Whether candidate `name` failed after a trial chose it and runs torch's attention from then on."""
+        op = self.candidates.get(name)
+        return isinstance(op, FallbackOp) and op.fell_back_for_good
 
     def remember(self, key: tuple, trial: Trial) -> Trial:
         """Keep a timed trial's choice for later runs (none when every candidate failed: nothing was chosen)."""
@@ -353,7 +374,7 @@ class AutoAttention:
         """An earlier run's choice for this shape, if it is still on offer and its call here passes the trial's
         check (it may not: e.g. out of memory in a tighter plan than that run's); else None."""
         name = self.memory.get(_shape_text(key)) if self.memory is not None else None
-        if name not in self.candidates:
+        if name not in self.candidates or self.fell_back(name):
             return None
         expected, rows = self.expected(q, k, v, mask)
         try:
@@ -376,6 +397,9 @@ class AutoAttention:
         result = Trial(keys=k.shape[2])
         expected, rows = self.expected(q, k, v, mask)
         for name in self.candidates:
+            if self.fell_back(name):  # its calls are torch's attention now, not to be timed under its name
+                result.dropped[name] = "failed earlier in this run"
+                continue
             try:
                 if not _close(self.call(name, q, k, v, mask)[:, :, rows], expected):  # the whole call: its real tiling
                     result.dropped[name] = "output differs from float32 attention"
@@ -392,7 +416,12 @@ class AutoAttention:
     def describe(self) -> str:
         if not self.trials:
             return "auto (no attention call yet)"
-        return "auto: " + "; ".join(trial.describe() for trial in self.trials.values())
+        return "auto: " + "; ".join(self.describe_trial(trial) for trial in self.trials.values())
+
+    def describe_trial(self, trial: Trial) -> str:
+        """The trial's choice, and that it fell back to torch's attention where it failed later in the run."""
+        later = ", then torch's attention: it failed later in the run" if self.fell_back(trial.best) else ""
+        return trial.describe() + later
 
 
 class FixedAttention:
@@ -423,7 +452,8 @@ def auto_candidates(
     FlashAttention-3 where it is installed; on an AMD `gpu` none of NVIDIA's own kernels (cuDNN, FA3), which a
     trial would only time out as failures, and before Ampere not our Triton kernel (`slow_before_ampere`). Our
     Triton kernel is strict: where it fails, the trial (or the check of a remembered choice) sees the failure and
-    drops it, rather than timing its SDPA fallback under its name and trying the kernel again on every call."""
+    drops it, rather than timing its SDPA fallback under its name and trying the kernel again on every call (a
+    failure after the trial chose it is `AutoAttention`'s to handle)."""
     names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else []), *(["fa3"] if fa3_module() else [])]
     if gpu is not None:
         names = [name for name in names if not nvidia_only_attention(name, gpu) and not slow_before_ampere(name, gpu)]
@@ -501,8 +531,9 @@ def attention_backend(
 ) -> AttentionBackend:
     """The backend for `--attention-backend NAME` on `device`; `triton_ok`: our Triton kernels can run here. A fixed
     kernel that cannot run on `device` in `dtype` is a ConfigError here (`check_backend_runs`). `strict`
-    (`--kernels triton`): a fixed `triton` never falls back to SDPA. `auto`'s Triton candidate never does either,
-    whatever `strict`: where it fails, its trial (or a remembered choice's check) drops it, with its reason."""
+    (`--kernels triton`): our Triton kernel never falls back to SDPA, fixed or chosen by `auto`. In `auto`'s trial
+    (or a remembered choice's check) it never does, whatever `strict`: where it fails there, it is dropped with its
+    reason; where it fails after being chosen, `strict` stops the run, else it falls back (`AutoAttention`)."""
     if name not in ATTENTION_BACKENDS:
         raise _unknown_backend(name)
     if name != "auto":
@@ -512,7 +543,7 @@ def attention_backend(
     if device.type != "cuda":
         return FixedAttention("sdpa")
     candidates = auto_candidates(triton_ok, gpu_facts(device), device)
-    return AutoAttention(candidates, memory=RememberedChoices(environment(device, list(candidates))))
+    return AutoAttention(candidates, memory=RememberedChoices(environment(device, list(candidates))), strict=strict)
 
 
 @dataclass

@@ -72,6 +72,8 @@ class FallbackOp:
     `strict` (what `--kernels triton` sets): always run the kernel and let its failure stop the run.
     Out of device memory is no kernel failure: `torch.OutOfMemoryError` comes out as it is, strict or not, so that
     the command line and the server recognise it and give their advice.
+    `fall_back_for_good`: where a caller ran the op strictly to see its failure (`--kernels auto`'s attention trial)
+    but the run should go on, every later call runs `reference`, without trying the kernel again.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class FallbackOp:
         self.name, self.kernel, self.reference, self.strict = name, kernel, reference, strict
         self.fallback_reason: str | None = None
         self.fallback_calls = 0
+        self.fell_back_for_good = False  # `fall_back_for_good`: the kernel is not tried again, strict or not
 
     @property
     def warned(self) -> bool:
@@ -100,6 +103,9 @@ class FallbackOp:
     # would cost fusion (norms, dequantization); what stays behind a FallbackOp there is attention, one call.
     @torch.compiler.disable
     def __call__(self, *args, **kwargs) -> torch.Tensor:
+        if self.fell_back_for_good:
+            self.fallback_calls += 1
+            return self.reference(*args, **kwargs)
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         if self.strict:
             try:
@@ -117,20 +123,36 @@ class FallbackOp:
             except torch.OutOfMemoryError:
                 raise  # not a kernel failure either: a fallback would hide it from the planner's advice
             except Exception as exc:  # any other kernel failure: the reference still gives the right answer
-                reason = f"the kernel failed ({type(exc).__name__}: {exc}){wsl_fix(exc)}"
+                reason = kernel_failed(exc)
         else:
             reason = "the inputs are not CUDA tensors"
         self.fallback_calls += 1
+        self._note_fallback(reason)
+        return self.reference(*args, **kwargs)
+
+    def fall_back_for_good(self, error: BaseException) -> None:
+        """Run `reference` for every later call, whatever `strict`, because the kernel raised `error` where the
+        caller (`--kernels auto`) would rather go on with torch's version than stop: warns once, as any fallback
+        does, and `fallbacks` names the op. The caller reruns its call (the next one goes to the reference)."""
+        self.fell_back_for_good = True
+        self._note_fallback(kernel_failed(error))
+
+    def _note_fallback(self, reason: str) -> None:
+        """Keep the first reason and warn, once per op."""
         if self.fallback_reason is None:
             self.fallback_reason = reason
-            warnings.warn(f"motif-lite: Triton {self.name} falls back to torch: {reason}", RuntimeWarning, stacklevel=2)
-        return self.reference(*args, **kwargs)
+            warnings.warn(f"motif-lite: Triton {self.name} falls back to torch: {reason}", RuntimeWarning, stacklevel=3)
 
     def _launch(self, tensors: list[torch.Tensor], args: tuple, kwargs: dict) -> torch.Tensor:
         # Triton launches on the current CUDA device: the inputs' GPU is made current (a model on cuda:1 called
         # directly, outside a pipeline that does it for a whole run).
         with on_device(tensors[0].device) if tensors else contextlib.nullcontext():
             return self.kernel(*args, **kwargs)
+
+
+def kernel_failed(error: BaseException) -> str:
+    """A fallback's reason where the kernel raised `error`: its own error, and the WSL2 fix where one applies."""
+    return f"the kernel failed ({type(error).__name__}: {error}){wsl_fix(error)}"
 
 
 def wsl_fix(error: BaseException) -> str:
