@@ -78,10 +78,13 @@ def both_spellings(flag: str, keyword: str) -> str:
 class Audience(enum.Enum):
     """Who a message of the checks that `motif-lite run`, the Python API and `motif-lite serve` share speaks to,
     which decides how it names a setting. The checks serve run and Python alike (a run reaches them through the
-    Python API), so their messages name both spellings; a server's client sets neither, but the API's fields."""
+    Python API), so their messages name both spellings; a server's client sets neither, but the API's fields. A
+    command's own check of its flags (run's, check's, serve's, decode's), which no Python caller reaches, names the
+    flags alone."""
 
     RUN_OR_PYTHON = "run or python"  # '--video-frames 5 (in Python frames=5)'
     API = "api"  # 'num_frames 5' (docs/server.md's fields)
+    FLAGS = "flags"  # '--video-frames 5': a command's flags alone
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,11 @@ class Spelling:
     field: str  # the server API's: "num_frames 5"
 
     def to(self, audience: Audience) -> str:
-        """The setting in `audience`'s words: its field for the API, else both spellings (`both_spellings`)."""
-        return self.field if audience is Audience.API else both_spellings(self.flag, self.keyword)
+        """The setting in `audience`'s words: its field for the API, its flag for a command's flags alone, else both
+        spellings (`both_spellings`)."""
+        if audience is Audience.API:
+            return self.field
+        return self.flag if audience is Audience.FLAGS else both_spellings(self.flag, self.keyword)
 
 
 def counted(n: int, noun: str) -> str:

@@ -287,6 +287,18 @@ def test_a_variant_of_a_type_motif_lite_cannot_run_is_said_as_run_says_it(tiny, 
         size_stand_in(variant)
 
 
+def test_a_type_with_no_nearest_variant_names_the_setting_in_each_users_words(tiny, no_network):
+    # F64: no variant of its bits to name first, so the fix names the setting itself: run's flag to check's user
+    # (as run says it), both spellings to a Python caller.
+    from motif_lite.io.gguf_source import unrunnable_variant_problem
+
+    (found,) = problems(check_setup(tiny[0], gguf="F64"))
+    assert found.startswith(
+        "problem  F64: motif-lite cannot run a file of GGUF type F64; fix: give --gguf a variant it runs: F32, "
+    )
+    assert unrunnable_variant_problem("F64")[1].startswith("give --gguf (in Python gguf=) a variant it runs: F32, ")
+
+
 def _llama_gguf(tmp_path: Path) -> Path:
     """A GGUF of an LLM, as llama.cpp names its tensors."""
     rows = np.zeros((2, 64), np.float32)

@@ -30,7 +30,7 @@ from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_te
 from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
-from motif_lite.errors import LFSPointerError, MotifLiteError
+from motif_lite.errors import Audience, LFSPointerError, MotifLiteError
 from motif_lite.io.checkpoint_source import find_checkpoint, refuse_lfs_pointers
 from motif_lite.io.gguf_source import (
     find_gguf,
@@ -284,7 +284,8 @@ def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | None:
 def _variant_problem(variant: str) -> tuple[str, str] | None:
     """(problem, fix) for a variant that `run` refuses by its name: no type's name (Q4KM), or a type motif-lite
     cannot run (TQ1_0)."""
-    return unknown_variant_problem(variant, as_flags=True) or unrunnable_variant_problem(variant, as_flags=True)
+    flags = Audience.FLAGS  # as run's own check of --gguf says it
+    return unknown_variant_problem(variant, audience=flags) or unrunnable_variant_problem(variant, audience=flags)
 
 
 def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_encoder_gguf: Path | None) -> None:

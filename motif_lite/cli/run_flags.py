@@ -31,7 +31,7 @@ from motif_lite.choices import (
     sampler_hint,
     split_size,
 )
-from motif_lite.errors import ConfigError
+from motif_lite.errors import Audience, ConfigError
 from motif_lite.io.linked import refuse_file_beside_gguf
 from motif_lite.paths import path_arg
 from motif_lite.request import (
@@ -556,7 +556,9 @@ def take_weight_flags(args: argparse.Namespace) -> dict[str, str]:
     is moved to --gguf / --text-encoder-gguf (`args` is updated, so a second call gives the same); giving both for
     one component is an error."""
     given = {"transformer": getattr(args, "diffusion_model", None), "text_encoder": getattr(args, "text_encoder", None)}
-    refuse_file_beside_gguf(given, getattr(args, "gguf", None), getattr(args, "text_encoder_gguf", None), as_flags=True)
+    refuse_file_beside_gguf(
+        given, getattr(args, "gguf", None), getattr(args, "text_encoder_gguf", None), audience=Audience.FLAGS
+    )
     files = {}
     for flag, component, gguf_flag in (
         ("diffusion_model", "transformer", "gguf"),

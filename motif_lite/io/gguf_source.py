@@ -15,7 +15,7 @@ from pathlib import Path
 from huggingface_hub import hf_hub_download
 
 from motif_lite.choices import GGUF_REPO
-from motif_lite.errors import CheckpointError, both_spellings
+from motif_lite.errors import Audience, CheckpointError, Spelling
 from motif_lite.io.file_kinds import starts_as_gguf
 from motif_lite.io.hub import (
     HUB_ERRORS,
@@ -92,22 +92,22 @@ def _file_spelling(variant: str) -> str:
     return spelled if spelled in ("F16", "F32") else variant
 
 
-def refuse_unknown_variant(variant: str, *, as_flags: bool = False) -> None:
+def refuse_unknown_variant(variant: str, *, audience: Audience = Audience.RUN_OR_PYTHON) -> None:
     """A `gguf` variant that is no quantization type's name (Q4KM, 4bit, Q4_K_N): a `CheckpointError` with the
     closest name and the names there are (`unknown_variant_problem`), said before the Hub is asked (or, offline,
-    instead of a download command that would fetch nothing). Worded for a Python caller and run alike (`as_flags`:
-    as motif-lite run's and serve's flags alone)."""
-    if (found := unknown_variant_problem(variant, as_flags=as_flags)) is not None:
-        raise CheckpointError("{}: {}: {}".format(_gguf_setting(variant, as_flags), *found))
-    refuse_unrunnable_variant(variant, as_flags=as_flags)
+    instead of a download command that would fetch nothing). Worded for a Python caller and run alike, or
+    (`Audience.FLAGS`) as motif-lite run's and serve's flags alone."""
+    if (found := unknown_variant_problem(variant, audience=audience)) is not None:
+        raise CheckpointError("{}: {}: {}".format(_gguf_setting(variant, audience), *found))
+    refuse_unrunnable_variant(variant, audience=audience)
 
 
-def refuse_unrunnable_variant(variant: str, *, as_flags: bool = False) -> None:
+def refuse_unrunnable_variant(variant: str, *, audience: Audience = Audience.RUN_OR_PYTHON) -> None:
     """A `gguf` variant that names a GGUF type motif-lite cannot run (TQ1_0, IQ1_S): its `CheckpointError`
     (`unrunnable_variant_problem`), said before the Hub is asked: a file of that type would be downloaded only to be
-    refused when it loads. `as_flags` as for `refuse_unknown_variant`."""
-    if (found := unrunnable_variant_problem(variant, as_flags=as_flags)) is not None:
-        raise CheckpointError("{}: {}: {}".format(_gguf_setting(variant, as_flags), *found))
+    refused when it loads. `audience` as for `refuse_unknown_variant`."""
+    if (found := unrunnable_variant_problem(variant, audience=audience)) is not None:
+        raise CheckpointError("{}: {}: {}".format(_gguf_setting(variant, audience), *found))
 
 
 def refuse_variant_flag(gguf: str | Path | None) -> None:
@@ -117,17 +117,19 @@ def refuse_variant_flag(gguf: str | Path | None) -> None:
         return
     variant = _file_spelling(str(gguf))
     if cached_variant(variant) is None:
-        refuse_unknown_variant(variant, as_flags=True)
+        refuse_unknown_variant(variant, audience=Audience.FLAGS)
 
 
-def _gguf_setting(variant: str, as_flags: bool) -> str:
-    """The `gguf` setting of `variant` as its user gives it: run's flag alone (`as_flags`), else both spellings, as
-    the checks run and the Python API share say it (`both_spellings`)."""
-    flag = f"--gguf {variant}"
-    return flag if as_flags else both_spellings(flag, f"gguf={variant!r}")
+def _gguf_setting(variant: str | None, audience: Audience) -> str:
+    """The `gguf` setting of `variant` (None: the setting itself, to be given one) in `audience`'s words
+    (`Spelling.to`): '--gguf Q4_K_M' to run's and serve's flags alone, else both spellings, as the checks run and
+    the Python API share say it: "--gguf Q4_K_M (in Python gguf='Q4_K_M')"."""
+    flag, keyword = ("--gguf", "gguf=") if variant is None else (f"--gguf {variant}", f"gguf={variant!r}")
+    # No field of the server's API picks the GGUF: a server's is its operator's `serve --gguf`.
+    return Spelling(flag, keyword, field=flag).to(audience)
 
 
-def unrunnable_variant_problem(variant: str, *, as_flags: bool = False) -> tuple[str, str] | None:
+def unrunnable_variant_problem(variant: str, *, audience: Audience = Audience.RUN_OR_PYTHON) -> tuple[str, str] | None:
     """(problem, fix) for a variant that names a GGUF type motif-lite cannot run (TQ1_0, IQ1_S): the nearest variant
     it runs first (`nearest_recipe`), then all it runs; the setting named as `_gguf_setting` names it. None for any
     other name."""
@@ -143,12 +145,11 @@ def unrunnable_variant_problem(variant: str, *, as_flags: bool = False) -> tuple
     runnable = f"{', '.join([*RECIPES, *others])} (any letter case)"
     problem = f"motif-lite cannot run a file of GGUF type {upper}"
     if (nearest := nearest_recipe(upper)) is None:
-        give = "--gguf" if as_flags else both_spellings("--gguf", "gguf=")
-        return problem, f"give {give} a variant it runs: {runnable}"
-    return problem, f"{_gguf_setting(nearest, as_flags)} is the nearest variant it runs; it runs {runnable}"
+        return problem, f"give {_gguf_setting(None, audience)} a variant it runs: {runnable}"
+    return problem, f"{_gguf_setting(nearest, audience)} is the nearest variant it runs; it runs {runnable}"
 
 
-def unknown_variant_problem(variant: str, *, as_flags: bool = False) -> tuple[str, str] | None:
+def unknown_variant_problem(variant: str, *, audience: Audience = Audience.RUN_OR_PYTHON) -> tuple[str, str] | None:
     """(problem, fix) for a variant that is no quantization type's name: the closest name (`nearest_recipe`), then
     the names there are; the setting named as `_gguf_setting` names it. A type's name in any letter case passes
     (None): the Hub's listing says whether the repo has it."""
@@ -164,7 +165,7 @@ def unknown_variant_problem(variant: str, *, as_flags: bool = False) -> tuple[st
     )
     if nearest is None:
         return problem, named
-    return f"{problem}; the closest is {nearest}", f"{_gguf_setting(nearest, as_flags)}; {named}"
+    return f"{problem}; the closest is {nearest}", f"{_gguf_setting(nearest, audience)}; {named}"
 
 
 def _variant_spelled(name: str) -> str | None:

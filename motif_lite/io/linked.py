@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from motif_lite.choices import MOTIF_REPO
-from motif_lite.errors import CheckpointError, ConfigError
+from motif_lite.errors import Audience, CheckpointError, ConfigError
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.paths import user_path
@@ -66,15 +66,20 @@ _KIND_NAMES = {
 
 
 def refuse_file_beside_gguf(
-    files: Mapping[str, object], gguf: object, text_encoder_gguf: object, *, as_flags: bool = False
+    files: Mapping[str, object],
+    gguf: object,
+    text_encoder_gguf: object,
+    *,
+    audience: Audience = Audience.RUN_OR_PYTHON,
 ) -> None:
     """Raise `ConfigError` for a component given both a weight file of the user's (`files`, component -> file) and
     a GGUF file: the GGUF would replace the file, which would go unread without a word. Named as the Python API's
-    keywords ('weights['transformer'] and gguf'), or (`as_flags`) as motif-lite run's flags."""
+    keywords ('weights['transformer'] and gguf'), or (`Audience.FLAGS`) as motif-lite run's flags."""
     ggufs = {"transformer": gguf, "text_encoder": text_encoder_gguf}
     for component, (flag, keyword) in GGUF_SETTINGS.items():
         if files.get(component) is None or ggufs[component] is None:
             continue
+        as_flags = audience is Audience.FLAGS  # a Python caller: the keywords alone (run refuses its flags first)
         names = f"{FLAGS[component]} and {flag}" if as_flags else f"weights[{component!r}] and {keyword}"
         raise ConfigError(f"{names} both give the {component.replace('_', ' ')}; keep one")
 
