@@ -22,7 +22,7 @@ import torch
 from motif_lite.checkpoint import check_vae_file, locate_vae
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype, resolve_device
-from motif_lite.errors import CheckpointError, ConfigError, both_spellings
+from motif_lite.errors import Audience, CheckpointError, ConfigError, Spelling, both_spellings
 from motif_lite.io.clip import Clip, ClipError, joined_frames, read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.output_claims import unused_path
@@ -38,7 +38,7 @@ from motif_lite.numerics import check_finite
 from motif_lite.paths import user_path
 from motif_lite.preflight import device_budget
 from motif_lite.request import extended_frames
-from motif_lite.runtime.planner import DECODE_ADVICE, DecodePlan, plan_decode, positive_budget
+from motif_lite.runtime.planner import DecodePlan, decode_on_the_cpu, plan_decode, positive_budget
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAEMode
@@ -138,12 +138,14 @@ def prepare_decode(
     vram_gib: float | None = None,
     download: bool = True,
     crf: int | None = None,
+    audience: Audience = Audience.RUN_OR_PYTHON,
 ) -> DecodeJob:
     """Every check of a decode before any weights load: the output path (default: the run's), the device, the dtype
     (default: the run's VAE dtype), the VAE's files (`model` / `vae_file` default to what the run used, else the
     official repo; downloaded when missing only if `download`) and config against the latents, and the memory
     plan (with `vram_gib`, or on CUDA: the GPU's free memory), as for a run's decode stage; `crf` against the
-    output's format (`check_crf`). Raises a `MotifLiteError` naming the problem."""
+    output's format (`check_crf`). Raises a `MotifLiteError` naming the problem. `audience`: who the memory plan's
+    advice speaks to (`motif-lite decode` passes `Audience.FLAGS`); the other refusals name both spellings."""
     if vram_gib is not None and not positive_budget(vram_gib):
         # A Python entry point as much as decode's: its refusals name the flag and the keyword (errors.Audience).
         raise ConfigError(f"{both_spellings('--vram', 'vram_gib')} must be a positive number of GiB, got {vram_gib!r}")
@@ -173,12 +175,16 @@ def prepare_decode(
     plan = None
     if vram_gib is not None or target.type == "cuda":
         budget = device_budget(target, vram_gib)  # run's --vram: one above the GPU's memory is a slip, said
-        advice = DECODE_ADVICE  # the budget is the GPU's free memory
+        advice = None  # the budget is the GPU's free memory: the planner's `decode_advice`
         if target.type == "cpu":
-            advice = "--vram limits a decode on the CPU too: leave it out there (no limit)"
+            # No field of the server's API sets a budget: a server's is its operator's `serve --vram`.
+            vram = Spelling("--vram", "vram_gib", "--vram").to(audience)
+            advice = f"{vram} limits a decode on the CPU too: leave it out there (no limit)"
         elif vram_gib is not None:
-            advice = "decode on the CPU (--device cpu)"
-        plan = plan_decode(saved.width, saved.height, saved.frames, vae_config, budget, str(target), dtype, advice)
+            advice = decode_on_the_cpu(audience)
+        plan = plan_decode(
+            saved.width, saved.height, saved.frames, vae_config, budget, str(target), dtype, advice, audience
+        )
     return DecodeJob(saved, output, root, target, dtype, plan, clip, notes, crf)
 
 

@@ -21,10 +21,13 @@ from dataclasses import dataclass
 
 import torch
 
-from motif_lite.errors import ConfigError, DeviceError, both_spellings
+from motif_lite.errors import Audience, ConfigError, DeviceError, Spelling, both_spellings
 from motif_lite.units import memory_size
 
-USE_THE_CPU = both_spellings("--device cpu", 'device="cpu"')
+# The CPU as the device setting names it; no field of the server's API picks a device: a server's is its operator's
+# `serve --device`.
+CPU_DEVICE = Spelling("--device cpu", 'device="cpu"', "--device cpu")
+USE_THE_CPU = CPU_DEVICE.to(Audience.RUN_OR_PYTHON)
 COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}  # --dtype name -> dtype
 
 

@@ -669,6 +669,42 @@ def test_a_decode_over_the_budget_on_the_cpu_says_what_vram_does_there(saved, tm
     assert_user_error(code, err, "needs at least", "--vram limits a decode on the CPU too: leave it out there")
     assert "(no limit). Or give it more: --vram 0.0" in err and "free on the GPU" not in err  # the figure, on the CPU
     assert "or decode on the CPU" not in err  # it is on the CPU already
+    assert "in Python" not in err  # decode's user gives flags
+
+
+def test_a_python_decode_over_the_budget_on_the_cpu_names_vram_gib(saved, tmp_path, no_vae_load):
+    # prepare_decode told a Python caller, who passed vram_gib=, that "--vram limits a decode on the CPU too".
+    latents = read_latents(saved / LATENTS)
+    with pytest.raises(MotifLiteError) as error:
+        decoding.prepare_decode(latents, tmp_path / "v.gif", device="cpu", vram_gib=0.00001, download=False)
+    assert "--vram (in Python vram_gib) limits a decode on the CPU too: leave it out there (no limit). Or give it " \
+        "more: --vram 0.0" in str(error.value)  # fmt: skip
+    assert re.search(r"Or give it more: --vram ([\d.]+) \(in Python vram_gib=\1\) or more\.$", str(error.value))
+
+
+@pytest.fixture
+def on_a_full_gpu(monkeypatch):
+    """A machine with one 8 GiB GPU of which 1 MiB is free: too little for any plan of a decode."""
+    monkeypatch.setattr(decoding, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**20, 8 * 2**30))
+
+
+def test_a_python_decode_over_the_free_memory_names_the_cpu_as_python_gives_it(saved, tmp_path, on_a_full_gpu):
+    # The advice named "--device cpu" to a Python caller, whose prepare_decode takes device="cpu".
+    with pytest.raises(MotifLiteError) as error:
+        decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.gif", download=False)
+    message = str(error.value)
+    assert 'free device memory (close other programs using it) or decode on the CPU with --device cpu (in Python ' \
+        'device="cpu"). Or give it more: --vram ' in message  # fmt: skip
+    assert re.search(r"Or give it more: --vram ([\d.]+) \(in Python vram_gib=\1\) or more, which needs", message)
+
+
+def test_decode_over_the_free_memory_names_the_cpu_by_its_flag(saved, tmp_path, capsys, on_a_full_gpu, no_vae_load):
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, "free device memory (close other programs using it) or decode on the CPU with "
+                      "--device cpu. Or give it more: --vram ")  # fmt: skip
+    assert "in Python" not in err
 
 
 def test_a_tiny_budget_is_said_in_numbers_that_differ(saved, tmp_path, capsys, no_vae_load):
@@ -685,7 +721,16 @@ def test_a_gpu_decode_over_the_vram_given_says_to_give_more(saved, tmp_path, mon
     with pytest.raises(MotifLiteError) as error:
         decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.gif", device="cuda", vram_gib=0.00001)
     assert "needs at least" in str(error.value)
-    assert ": decode on the CPU (--device cpu). Or give it more: --vram 0.0" in str(error.value)  # the figure
+    assert ': decode on the CPU with --device cpu (in Python device="cpu"). Or give it more: --vram 0.0' in str(
+        error.value
+    )  # the figure, each setting as a Python caller gives it too
+
+
+def test_a_gpu_decode_over_the_vram_given_names_the_flags_alone(saved, tmp_path, capsys, monkeypatch, no_vae_load):
+    monkeypatch.setattr(decoding, "resolve_device", lambda device: torch.device("cuda"))  # as on a machine with one
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "--vram", "0.00001", "-o", str(tmp_path / "v.gif"))
+    assert_user_error(code, err, ": decode on the CPU with --device cpu. Or give it more: --vram 0.0")
+    assert "in Python" not in err
 
 
 def test_a_gpu_decode_takes_a_vram_over_the_gpus_memory_as_run_does(saved, tmp_path, monkeypatch, no_vae_load):

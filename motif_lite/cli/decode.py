@@ -126,15 +126,16 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
     from motif_lite.cli.run_request import replaced_files_note
     from motif_lite.decoding import prepare_decode, run_decode
     from motif_lite.devices import torch_dtype
-    from motif_lite.errors import counted
+    from motif_lite.errors import Audience, counted
     from motif_lite.io.staging import described_output
     from motif_lite.progress import ProgressBars
 
     dtype = torch_dtype(args.dtype) if args.dtype is not None else None
     with download_hint_repeats(getattr(args, "argv", None)):
         job = prepare_decode(
-            saved, output, args.model, args.vae, args.device, dtype, args.vram, not args.dry_run, crf=args.crf
-        )
+            saved, output, args.model, args.vae, args.device, dtype, args.vram, not args.dry_run, crf=args.crf,
+            audience=Audience.FLAGS,  # decode's own flags: its user writes no Python
+        )  # fmt: skip
     replaced = replaced_files_note([job.output], args.dry_run, "decode") if args.output is not None else None
     print_notes([*job.notes, *([replaced] if replaced else [])])  # before the decode: time to move a video to keep
     if args.dry_run:

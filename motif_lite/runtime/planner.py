@@ -44,8 +44,8 @@ import torch
 from torch import nn
 
 from motif_lite.config import TransformerConfig
-from motif_lite.devices import gpu_memory
-from motif_lite.errors import ConfigError, MotifLiteError, both_spellings
+from motif_lite.devices import CPU_DEVICE, gpu_memory
+from motif_lite.errors import Audience, ConfigError, MotifLiteError, Spelling
 from motif_lite.kernels.tuning import dequant_matmul_tunes
 from motif_lite.runtime.activation_memory import (
     IMAGE_TOKENS,
@@ -667,8 +667,16 @@ def unplanned_peak_bytes(inputs: PlannerInputs) -> int:
     return max(stage.peak_bytes for stage in stages)
 
 
-# What to do when a decode does not fit the budget; the caller knows better where the budget came from.
-DECODE_ADVICE = "free device memory (close other programs using it) or decode on the CPU (--device cpu)"
+def decode_on_the_cpu(audience: Audience = Audience.RUN_OR_PYTHON) -> str:
+    """'decode on the CPU with --device cpu', the device named in `audience`'s words: both spellings to a caller of
+    the Python API (`prepare_decode`), the flag alone to `motif-lite decode`'s user."""
+    return f"decode on the CPU with {CPU_DEVICE.to(audience)}"
+
+
+def decode_advice(audience: Audience = Audience.RUN_OR_PYTHON) -> str:
+    """What to do when a decode does not fit the GPU's free memory, in `audience`'s words; the caller knows better
+    where the budget came from (a --vram budget, the CPU's)."""
+    return f"free device memory (close other programs using it) or {decode_on_the_cpu(audience)}"
 
 
 @dataclass(frozen=True)
@@ -706,12 +714,13 @@ def plan_decode(
     budget_bytes: int | None,
     device: str = "cuda",
     vae_dtype: torch.dtype = torch.float32,
-    advice: str = DECODE_ADVICE,
+    advice: str | None = None,
+    audience: Audience = Audience.RUN_OR_PYTHON,
 ) -> DecodePlan:
     """The fastest VAE setup whose decode fits `budget_bytes` (None: no limit) with nothing but the VAE on the
     device: `plan_memory`'s decode-stage estimate without the transformer, over the same VAE modes and tiles in the
-    same order. Raises MotifLiteError naming the smallest peak, then `advice` and the --vram that holds it, when none
-    fits."""
+    same order. Raises MotifLiteError naming the smallest peak, then `advice` (None: `decode_advice`) and the --vram
+    that holds it, settings in `audience`'s words, when none fits."""
     # No transformer or text encoder on the device: 0 bytes of theirs. The built-in transformer config only sets
     # the token count, which the decode stage does not read.
     sizes = generation_sizes(width, height, frames, TransformerConfig(), 0, 0, vae_config, vae_dtype, False, vae_dtype)
@@ -725,7 +734,8 @@ def plan_decode(
             return plan
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.stage.peak_bytes)
-    more = more_budget(smallest.stage.peak_bytes, torch.device(device).type == "cuda")  # the figure that fits
+    more = more_budget(smallest.stage.peak_bytes, torch.device(device).type == "cuda", audience)  # the figure that fits
+    advice = advice if advice is not None else decode_advice(audience)
     raise MotifLiteError(
         f"decoding {width}x{height}x{frames} needs at least {memory_size(smallest.stage.peak_bytes)} of device memory "
         f"({smallest.stage.chunks}), but the budget is {memory_size(budget_bytes)}: {advice}. {more}"
@@ -778,11 +788,12 @@ def free_for(vram_gib: float) -> float:
     return math.ceil(vram_gib * RESERVED_RATIO * 100) / 100
 
 
-def more_budget(peak_bytes: int, cuda: bool = True) -> str:
-    """How to plan a video whose smallest plan peaks at `peak_bytes`: the --vram that holds it, and on a GPU (`cuda`)
-    the free memory a run needs for that budget."""
+def more_budget(peak_bytes: int, cuda: bool = True, audience: Audience = Audience.RUN_OR_PYTHON) -> str:
+    """How to plan a video whose smallest plan peaks at `peak_bytes`: the --vram that holds it (in `audience`'s
+    words), and on a GPU (`cuda`) the free memory a run needs for that budget."""
     vram, free = vram_for(peak_bytes), free_for(vram_for(peak_bytes))
-    flag = both_spellings(f"--vram {vram:.2f}", f"vram_gib={vram:.2f}")
+    # No field of the server's API sets a budget: a server's is its operator's `serve --vram`.
+    flag = Spelling(f"--vram {vram:.2f}", f"vram_gib={vram:.2f}", f"--vram {vram:.2f}").to(audience)
     if not cuda:
         return f"Or give it more: {flag} or more."
     return (
