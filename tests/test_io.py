@@ -244,6 +244,16 @@ def test_write_errors(tmp_path):
         write_video([_video()[:, :2], _video()[:, :2, :16]], tmp_path / "x.mp4", fps=24)
 
 
+@pytest.mark.parametrize("fps", [float("inf"), float("nan")])
+@pytest.mark.parametrize("suffix", [".mp4", ".webp", "_%03d.png"])
+def test_a_frame_rate_that_is_no_finite_number_is_refused_before_writing(tmp_path, fps, suffix):
+    # The Python API's own check (the CLI and the server bound --fps themselves): inf made a traceback after the
+    # frames were made (.mp4) or a .webp of 0 ms frames.
+    with pytest.raises(ConfigError, match=f"^fps must be a finite number > 0, got {fps}$"):
+        write_video(_video(), tmp_path / f"x{suffix}", fps=fps)
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [

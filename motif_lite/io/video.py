@@ -15,6 +15,7 @@ import contextlib
 import errno
 import itertools
 import json
+import math
 import os
 import re
 import subprocess
@@ -375,8 +376,8 @@ def write_video(
     refuse one (`check_crf`).
     """
     check_output_path(path)
-    if not fps > 0:
-        raise ConfigError(f"fps must be > 0, got {fps}")
+    if not (math.isfinite(fps) and fps > 0):  # inf would write 0 ms frames, or fail in Fraction after the run
+        raise ConfigError(f"fps must be a finite number > 0, got {fps}")
     check_output_fps(path, fps)
     check_crf(path, crf)
     path = user_path(path)
