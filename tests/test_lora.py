@@ -217,6 +217,23 @@ def test_a_merged_layer_keeps_its_dtype():
     assert torch.equal(model[0].weight, expected.to(torch.bfloat16))
 
 
+@pytest.mark.parametrize("device", ["meta", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_a_lora_merges_into_a_weight_on_another_device_than_its_file(device):
+    # read_loras leaves the adapters on the CPU, while a load straight to the GPU puts the weight there: the merge
+    # moves the adapters to the weight (`meta` stands in for a GPU without one).
+    from motif_lite.weights.lora import LoRAFile, LoRAUpdate
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4)).to(torch.bfloat16)
+    expected = model[0].weight.float() + 0.5 * torch.ones(4, 2) @ torch.ones(2, 8)
+    model.to(device)
+    update = LoRAUpdate("0", torch.ones(2, 8), torch.ones(4, 2), 0.5)
+    applied = apply_loras(model, [LoRAFile(LoRASpec(Path("style.safetensors")), "peft", [update])])
+    assert applied.merged == 1 and model[0].weight.device.type == device
+    assert model[0].weight.dtype == torch.bfloat16
+    if device != "meta":  # a meta tensor has no values to compare
+        assert torch.equal(model[0].weight.cpu(), expected.to(torch.bfloat16))
+
+
 class PackedLayer(torch.nn.Module):
     """A layer whose weight is a buffer (as a GGUF's or fp8's): its LoRA is wrapped, not merged."""
 

@@ -99,7 +99,9 @@ def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | No
 def _merge(layer: nn.Linear, updates: list[LoRAUpdate]) -> None:
     weight = layer.weight.detach().float()
     for u in updates:
-        weight = weight + u.scale * (u.up.float() @ u.down.float())
+        # The adapters are read onto the CPU; the weight may already be on the GPU (a load straight to the target).
+        up, down = (t.to(weight.device, torch.float32) for t in (u.up, u.down))
+        weight = weight + u.scale * (up @ down)
     # A new tensor rather than an in-place add: the loaded weight may share memory with the checkpoint file.
     layer.weight = nn.Parameter(weight.to(layer.weight.dtype), requires_grad=False)
 
