@@ -620,7 +620,17 @@ def test_split_strength_reads_a_finite_number_after_the_last_colon():
     for text in ("a.safetensors", "a.safetensors:strong", "a.safetensors:inf", "a.safetensors:nan", "C:x"):
         assert split_strength(text) == (text, None)
     assert split_strength("0.8") == ("0.8", None)  # a number without a colon is a file's name, not a strength
-    assert lora_flag(Path("/loras/a.safetensors"), 0.1234567) == "/loras/a.safetensors:0.123457"
+    assert lora_flag(Path("/loras/a.safetensors"), 1.0) == "/loras/a.safetensors:1"  # whole numbers stay short
+    assert lora_flag("a.safetensors", 0.8) == "a.safetensors:0.8"
+
+
+@pytest.mark.parametrize("strength", [0.3333333, 1 / 3, 0.1234567, -0.7, 1e-7, 2.0, 1e16])
+def test_a_stored_lora_strength_reads_back_as_the_same_float(strength):
+    # A latents file and a video's settings keep each LoRA as lora_flag writes it, and a resumed run (or
+    # --settings-from) reads it back with split_strength: the strength must come back exact, or the resumed run
+    # merges other weights than the run it continues (6 significant digits made 0.3333333 into 0.333333).
+    file, back = split_strength(lora_flag(Path("/loras/a.safetensors"), strength))
+    assert file == "/loras/a.safetensors" and back == strength
 
 
 def test_spec_parsing():

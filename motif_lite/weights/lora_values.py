@@ -22,5 +22,6 @@ def split_strength(text: str) -> tuple[str, float | None]:
 
 def lora_flag(file: str | Path, strength: float) -> str:
     """The `--lora` value of a LoRA file at a strength, the strength as a video's settings and a latents file store
-    it (`:g`, 6 significant digits): `style.safetensors:0.8`."""
-    return f"{file}:{strength:g}"
+    it: `style.safetensors:0.8`, `style.safetensors:1`. The strength is written in the shortest form that reads back
+    as the same float (`repr`), so that a resumed run merges exactly the weights of the run it continues."""
+    return f"{file}:{repr(float(strength)).removesuffix('.0')}"
