@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from motif_lite.choices import (
     GUIDANCE_METHODS,
@@ -294,6 +294,16 @@ class _DefaultOutput(str):
 DEFAULT_OUTPUT = _DefaultOutput("output.mp4")
 
 
+class ResolvedRequest(NamedTuple):
+    """`GenerationRequest.resolve_with_inputs`'s result: the resolved request and what its checks read, for a caller
+    that goes on to use them (`generate(resolved=...)`) instead of reading the inputs again."""
+
+    request: GenerationRequest  # validated and normalized (frames 4k+1, a seed drawn)
+    clip: Clip | None  # the clip `extend` names, None without one
+    image: PIL.Image.Image | None  # the input image (`io.image.read_image`: upright, RGB), None without one
+    notes: list[str]  # on what was changed, as `resolve` gives them
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """One text-to-video (or image-to-video, with `image`) generation.
@@ -379,22 +389,21 @@ class GenerationRequest:
 
     def resolve_with_inputs(
         self, clip: Clip | None = None, *, audience: Audience = Audience.RUN_OR_PYTHON
-    ) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
+    ) -> ResolvedRequest:
         """`resolve(clip)`, also handing on what the checks read, for a caller that goes on to use it: the clip
         `extend` names (None without one), and the input image (`io.image.read_image`: upright, RGB; None without
         one), so that a large photo is decoded once."""
         return _plain_numbers(self)._checked(clip, audience)
 
-    def _checked(
-        self, read: Clip | None, audience: Audience
-    ) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
+    def _checked(self, read: Clip | None, audience: Audience) -> ResolvedRequest:
         fields = self._checked_fields(read, audience)
         self._refuse_inputs_overwritten(fields)
         resolved = dataclasses.replace(
             self, frames=fields.frames, seed=fields.seed, guidance=fields.guidance, sampler=fields.sampler,
             output=fields.output,
         )  # fmt: skip
-        return resolved, fields.clip, fields.image, fields.notes + resolved._resolved_notes(fields, audience)
+        notes = fields.notes + resolved._resolved_notes(fields, audience)
+        return ResolvedRequest(resolved, fields.clip, fields.image, notes)
 
     def _checked_fields(self, read: Clip | None, audience: Audience) -> _CheckedFields:
         """Every field checked, read (the clip `extend` names, unless `read` is it already; the image) and

@@ -217,6 +217,18 @@ def test_keeping_arguments_of_a_wrong_type_fail_before_encoding(pipe, tmp_path, 
     assert stages == [] and list(tmp_path.iterdir()) == []
 
 
+def test_a_resolved_request_not_made_of_the_request_given_fails_before_encoding(pipe, tmp_path):
+    # `resolved` skips the request's checks: it is taken only with the resolved request it holds.
+    stages = []
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    resolved = request.resolve_with_inputs()
+    said = r"^resolved takes what request.resolve_with_inputs\(clip\) returned, given with the request it holds: "
+    for given, other in ((request, resolved), (resolved.request, tuple(resolved)), (resolved.request, "fox")):
+        with pytest.raises(RequestError, match=said + rf".*; got {type(other).__name__}$"):
+            pipe.generate(given, on_progress=lambda *stage: stages.append(stage), resolved=other)
+    assert stages == [] and list(tmp_path.iterdir()) == []
+
+
 def test_a_stopped_image_to_video_run_keeps_the_image_as_its_user_knows_it(pipe, tmp_path):
     """`stored_image` (the server's upload, by the name it was sent under and its checksum) is what the video's file
     and a stopped run's latents file say of the first frame; the run resumed under it goes on."""

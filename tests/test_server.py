@@ -1686,6 +1686,31 @@ def test_a_saved_state_another_checkpoint_made_is_dropped_and_the_job_starts_ove
         store.close()
 
 
+def test_a_resumed_image_job_reads_its_image_once(pipe, tmp_path, monkeypatch):
+    # The worker resolved the request to check the saved state, and `generate` resolved it again: the uploaded
+    # image was read and decoded twice. The worker's resolution is handed on (`generate(resolved=...)`).
+    from motif_lite.io import image as image_module
+    from motif_lite.server.worker import Worker, percent
+
+    store = JobStore(tmp_path)
+    lines = []
+    worker = Worker(store, pipe, lines.append)
+    try:
+        job = store.add(new_job_id(), "tiny", {**SETTINGS, "steps": 6}, True, max_active=10)
+        store.input_path(job.id).write_bytes(png())
+        run_stopping_at(worker, job.id, percent("denoise", 2, 6))  # stops after step 3, its state kept
+        assert store.get(job.id).status == QUEUED and store.state_path(job.id).exists()
+        read, reads = image_module.read_image, []
+        monkeypatch.setattr(image_module, "read_image", lambda path: reads.append(path) or read(path))
+        run_stopping_at(worker, job.id, None)
+        done = store.get(job.id)
+        assert (done.status, done.error_message) == (COMPLETED, None), done.error_message
+        assert f"{job.id}: goes on from step 3 of 6" in lines
+        assert reads == [store.input_path(job.id)]
+    finally:
+        store.close()
+
+
 def test_a_client_gets_the_cause_of_a_failure_that_names_the_saved_state(tmp_path):
     from motif_lite.server.worker import for_the_client
 

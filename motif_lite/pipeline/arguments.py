@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from motif_lite.io.clip import Clip
 from motif_lite.pipeline.metadata import STORED_CLIP_KEYS, STORED_IMAGE_KEYS
-from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.request import GenerationRequest, RequestError, ResolvedRequest
 
 # How `generate` calls each callback: positional arguments, named as ProgressFn and PreviewFn describe them.
 CALLED_AS = {"on_progress": ("stage", "done", "total"), "on_preview": ("done", "steps", "frames")}
@@ -73,6 +73,18 @@ def check_generate_arguments(
                                f"give an instance of it, if it is called as {name}({', '.join(CALLED_AS[name])})"
                                f"{bars}")  # fmt: skip
         _check_callable_as(name, callback, CALLED_AS[name])
+
+
+def check_resolved(request: GenerationRequest, resolved: object) -> None:
+    """Refuse a `resolved` that is not what `resolve_with_inputs` made of this very `request` (the resolved copy it
+    holds, not the request it came from): `generate` would then skip the checks of a request no one made."""
+    if resolved is None:
+        return
+    if not isinstance(resolved, ResolvedRequest) or resolved.request is not request:
+        raise RequestError(
+            f"resolved takes what request.resolve_with_inputs(clip) returned, given with the request it holds: "
+            f"generate(resolved.request, resolved=resolved); got {type(resolved).__name__}"
+        )
 
 
 def _check_stored_input(name: str, value: object, keys: tuple[str, ...], shape: str) -> None:

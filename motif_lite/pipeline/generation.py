@@ -35,7 +35,7 @@ from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.paths import user_path
-from motif_lite.pipeline.arguments import check_generate_arguments, check_preview_spacing
+from motif_lite.pipeline.arguments import check_generate_arguments, check_preview_spacing, check_resolved
 from motif_lite.pipeline.conditioning import (
     Conditioning,
     KeptEncodings,
@@ -66,7 +66,7 @@ from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewF
 from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.pipeline.step_watch import StepWatch
 from motif_lite.preflight import check_loras
-from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.request import GenerationRequest, RequestError, ResolvedRequest
 from motif_lite.run_estimates import cpu_time_note
 from motif_lite.runtime.attention import AttentionBackend
 from motif_lite.runtime.compile import CompileHandle
@@ -336,6 +336,7 @@ class MotifVideoPipeline:
         crf: int | None = None,
         stored_clip: Mapping[str, str] | None = None,
         stored_image: Mapping[str, str] | None = None,
+        resolved: ResolvedRequest | None = None,
         **other_keywords: object,
     ) -> GenerationResult:
         """Generate one video and write it to `request.output` (always a file: no frames come back in memory; a file
@@ -375,6 +376,11 @@ class MotifVideoPipeline:
         or both. `stored_image`: likewise of the first frame (the server's copy of an uploaded image,
         `inputs/ID.png`): `{"image": name, "image_sha256": checksum}`, either or both.
 
+        `resolved`: what `request.resolve_with_inputs(clip)` returned, for a caller that resolved the request first
+        (the server's worker, to check a saved state against it), given as `generate(resolved.request,
+        resolved=resolved)`: the request is not resolved again, nor its input image read again (its clip is the one
+        `resolve_with_inputs` was given).
+
         Any other keyword (diffusers' call's `num_inference_steps`, `generator`, ..., or a misspelled one of the
         above) is a `RequestError` saying what to give instead. `request` is needed: its default None is there only
         so that settings given as keywords without it (`generate(prompt="a fox")`) get the line to write."""
@@ -387,12 +393,13 @@ class MotifVideoPipeline:
         check_generate_arguments(
             request, preview_every, callbacks, keep_latents, latents_file, clip, stored_clip, stored_image
         )
+        check_resolved(request, resolved)
         # One mapping from here on: `stored_settings` takes the keys of each for the input the request has.
         stored_inputs = {**(stored_clip or {}), **(stored_image or {})} or None
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
         # The input image is read once: for the request's notes, and for the first frame here.
-        request, clip, input_image, notes = request.resolve_with_inputs(clip)
+        request, clip, input_image, notes = request.resolve_with_inputs(clip) if resolved is None else resolved
         check_crf(request.output, crf)
         check_preview_spacing(request.steps, preview_every)
         settings = self.settings_for(request)
@@ -401,7 +408,7 @@ class MotifVideoPipeline:
             settings = dataclasses.replace(settings, first_step=start.done)
         if self.warns_long_cpu_runs and self.device.type == "cpu":  # before hours of work start without a word
             self._warn_long_cpu_run(request, settings)
-        notes += self._run_notes(settings, resume)
+        notes = notes + self._run_notes(settings, resume)  # a new list: `resolved`'s is the caller's
         progress = on_progress or (lambda stage, done, total: None)
         measures = _StageMeasures()
         begin = time.perf_counter()

@@ -28,7 +28,7 @@ from motif_lite.io.clip import read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
 from motif_lite.io.preview import PreviewFile
 from motif_lite.paths import user_path
-from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest, RequestError
+from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest, RequestError, ResolvedRequest
 from motif_lite.server.jobs import VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import without_folder
 from motif_lite.server.schema import IMAGE_NAME_KEY, timings
@@ -187,14 +187,16 @@ class Worker:
             # Written on a background thread, one preview frame per latent frame.
             preview = FirstPreviewOpens(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
             state = self.store.state_path(job.id)
-            resume = self._saved_state(job.id, state, request, clip)
+            # A job with a saved state has its request resolved to check that state: `generate` takes it as it is.
+            resume, resolved = self._saved_state(job.id, state, request, clip)
+            request = request if resolved is None else resolved.request
             self._use_loras(job)
             try:
                 # The cut prompts its notes say (logged above) are not logged again as they are encoded.
                 with warnings_not_logged(job.prompt_warnings):
                     self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
-                                       latents_file=state, clip=clip, crf=job.crf,
-                                       stored_clip=stored_clip(job), stored_image=stored_image(job, image))  # fmt: skip
+                                       latents_file=state, clip=clip, crf=job.crf, stored_clip=stored_clip(job),
+                                       stored_image=stored_image(job, image), resolved=resolved)  # fmt: skip
             finally:
                 preview.close()  # the last preview is written before the job's files are removed below
         except JobDeleted:
@@ -271,37 +273,39 @@ class Worker:
 
     def _saved_state(
         self, job_id: str, path: Path, request: GenerationRequest, clip: Clip | None
-    ) -> SavedLatents | None:
+    ) -> tuple[SavedLatents | None, ResolvedRequest | None]:
         """The sampling state an orderly stop kept for this job, or None (none; an unreadable one, or one that no
-        longer fits this server, is dropped and the job starts over)."""
+        longer fits this server, is dropped and the job starts over); and the request resolved to check a state
+        that could be read (`request.resolve_with_inputs(clip)`, as `generate` resolves it), else None."""
         if not path.exists():
-            return None
+            return None, None
         try:
             saved = read_latents(path)
         except LatentsFileError as exc:
             self.log(f"{job_id}: its saved state cannot be read ({exc}): starting again")
             path.unlink(missing_ok=True)
-            return None
-        if (misfit := self._state_misfit(saved, request, clip)) is not None:
+            return None, None
+        # A problem of the request itself is not the state's: it fails the job, as `generate` would fail it.
+        resolved = request.resolve_with_inputs(clip)
+        if (misfit := self._state_misfit(saved, resolved.request)) is not None:
             self.log(f"{job_id}: its saved state does not fit this server ({misfit}): starting again")
             path.unlink(missing_ok=True)
-            return None
+            return None, resolved
         if saved.denoised:  # stopped while it decoded
             self.log(f"{job_id}: goes on from its denoised latents (the decode only)")
         else:
             self.log(f"{job_id}: goes on from step {saved.progress[0]} of {saved.progress[1]}")
-        return saved
+        return saved, resolved
 
-    def _state_misfit(self, saved: SavedLatents, request: GenerationRequest, clip: Clip | None) -> str | None:
-        """Why `generate` would refuse to go on from `saved` (the server came back with another checkpoint or
-        config, the state was damaged), or None: the checks `generate` makes before any work, made here so that the
-        job starts over instead of failing with an error about a file the client never saw. A problem of the request
-        itself is not the state's: it is left to `generate`, which fails the job with it."""
+    def _state_misfit(self, saved: SavedLatents, resolved: GenerationRequest) -> str | None:
+        """Why `generate` would refuse to go on from `saved` with the `resolved` request (the server came back with
+        another checkpoint or config, the state was damaged), or None: the checks `generate` makes before any work,
+        made here so that the job starts over instead of failing with an error about a file the client never
+        saw."""
         import torch
 
         from motif_lite.pipeline.resuming import resumed_state
 
-        resolved, _, _, _ = request.resolve_with_inputs(clip)  # as `generate` resolves it
         settings = self.pipe.settings_for(resolved)
         shape = self.pipe.vae.config.latent_shape(resolved.width, resolved.height, resolved.frames)
         try:  # on the CPU, in the latents' own dtype: a check, nothing is moved
