@@ -407,16 +407,18 @@ def check_speed(
     return cache_config, attention
 
 
-def check_loras(specs: list[LoRASpec], sources: ModelSources) -> list[LoRAFile]:
-    """Read the LoRA files and check them against the transformer's layers, from file headers only."""
+def check_loras(loras: Sequence[LoRASpec | LoRAFile], sources: ModelSources) -> list[LoRAFile]:
+    """Read the LoRA files and check them against the transformer's layers, from file headers only. A `LoRAFile` is
+    one read and checked already against this transformer's config (run's, before its plan): taken as it is."""
+    specs = [lora for lora in loras if isinstance(lora, LoRASpec)]
     if not specs:
-        return []
+        return list(loras)
     if sources.gguf is not None:
         model = meta_gguf_transformer(sources.gguf, sources.transformer.value)
     else:
         model = meta_transformer(sources.root)
-    targets = linear_shapes(model)
-    return read_loras(specs, targets)
+    read = iter(read_loras(specs, linear_shapes(model)))
+    return [next(read) if isinstance(lora, LoRASpec) else lora for lora in loras]
 
 
 def batched_guidance(wanted: bool | None, device: torch.device, plan: Plan | None = None) -> tuple[bool, bool]:

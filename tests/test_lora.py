@@ -665,6 +665,23 @@ def test_cli_checks_loras_before_loading_and_lists_them(setup, tmp_path, capsys,
     assert "loras: kohya.safetensors x0.8 (kohya," in out and "merged" in out
 
 
+def test_a_run_opens_each_lora_file_once(setup, tmp_path, capsys, monkeypatch):
+    # run read each --lora file to check it before the memory plan, and load_pipeline read it again as it loaded:
+    # it now hands on the files it read (`LoRAFile`s), which load_pipeline takes as they are.
+    import motif_lite.weights.lora as lora_module
+
+    root, _, files, _ = setup
+    base = ["run", "-m", str(root), "-p", PROMPT, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
+    base += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4")]
+    opened, opens = lora_module._opened_lora, []
+    monkeypatch.setattr(lora_module, "_opened_lora", lambda path: opens.append(path.name) or opened(path))
+    assert cli_main([*base, "--lora", f"{files['kohya']}:0.8", "--lora", str(files["peft"])]) == 0
+    peft = files["peft"].name
+    assert opens == ["kohya.safetensors", peft]
+    out = capsys.readouterr().out
+    assert "loras: kohya.safetensors x0.8 (kohya," in out and f"{peft} x1 (peft," in out
+
+
 def test_peft_rslora_and_alpha_pattern_scale_as_peft_does(tmp_path):
     # diffusers writes PEFT's alpha settings as metadata: with use_rslora the scale is alpha / sqrt(rank), and an
     # alpha_pattern entry overrides lora_alpha for the modules it matches. Compared with PEFT's own scaling.

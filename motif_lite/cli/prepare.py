@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.parallel import Parallel, ParallelLayout
     from motif_lite.runtime.planner import Plan
+    from motif_lite.weights.lora import LoRAEntry
 
 
 def preflight_flags(
@@ -209,13 +210,14 @@ def load_from_flags(
     sources: ModelSources,
     device: torch.device,
     plan: Plan | None,
-    loras: Sequence[tuple[Path, float]],
+    loras: Sequence[LoRAEntry],
     batch_guidance: bool | None,
     parallel: Parallel | None = None,
 ) -> MotifVideoPipeline:
     """`load_pipeline` of the checked `sources` (`preflight_flags`) as run and serve load it: the flags' dtype,
-    kernels, attention and speed settings, with the memory `plan`, the `loras` and `batch_guidance` as the plan
-    allows; `parallel`: this rank's part of a parallel run."""
+    kernels, attention and speed settings, with the memory `plan`, the `loras` (--lora's (file, strength) pairs, or
+    the `LoRAFile`s read from them already) and `batch_guidance` as the plan allows; `parallel`: this rank's part of
+    a parallel run."""
     from motif_lite.pipeline import load_pipeline
 
     return load_pipeline(

@@ -248,9 +248,9 @@ def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
 class _Prepared:
     """A run made ready to load, or to print as a dry run (`_prepare`): what was found, on which device, in which
     dtype and with which settings; the memory plan and what it was made for (None, None: a CPU run without a
-    budget plans nothing); the --lora files read (for the dry run's table: a run hands `load_pipeline` the
-    files' names, and it reads them again as it loads); whether the guidance predictions are batched; and the
-    prompts the text encoder will cut, said already."""
+    budget plans nothing); the --lora files read (for the dry run's table; a run hands them to `load_pipeline`,
+    which does not read them again); whether the guidance predictions are batched; and the prompts the text encoder
+    will cut, said already."""
 
     sources: ModelSources
     device: torch.device
@@ -548,7 +548,9 @@ class _Run:
         # Out of memory all the same: said with the figures of the plan and of the next one down (its note).
         with not_said_again(prepared.long_prompts), figures_on_out_of_memory(prepared.planned, plan):
             start = time.perf_counter()
-            pipe = load_from_flags(args, sources, prepared.device, plan, loras, prepared.batch_guidance, parallel)
+            # The --lora files as `_prepare` read and checked them: not read again as the model loads.
+            pipe = load_from_flags(args, sources, prepared.device, plan, prepared.lora_files, prepared.batch_guidance,
+                                   parallel)  # fmt: skip
             pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
             pipe.warns_long_cpu_runs = False  # its time was asked about (or said with --yes) before it loaded
             load_seconds = time.perf_counter() - start

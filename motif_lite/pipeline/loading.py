@@ -36,7 +36,7 @@ from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.settings import resolve_dtype
 from motif_lite.vae import load_vae
-from motif_lite.weights.lora import LoRAEntry, lora_specs
+from motif_lite.weights.lora import LoRAEntry, lora_specs, spec_of
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
     from motif_lite.encoders.text import TextEncoder
@@ -81,7 +81,8 @@ def load_pipeline(
     GB; its outputs are cast to `dtype`.
     `loras`: files (strength 1) or (file, strength) pairs (or a {file: strength} dict), checked against the
     transformer before any weight is read, then merged into its float weights or kept beside packed GGUF weights
-    (motif_lite/weights/lora.py, lora_apply.py); `MotifVideoPipeline.set_loras` switches them later.
+    (motif_lite/weights/lora.py, lora_apply.py); `MotifVideoPipeline.set_loras` switches them later. A `LoRAFile`
+    (`read_loras`' against this transformer's layers: `motif-lite run` hands on those it checked) is not read again.
     `attention`: "exact" or "int8" (8-bit attention on GPUs with INT8 tensor cores, lossy; elsewhere exact attention
     with one warning; docs/kernels.md). `text_encoder_gguf`: a text encoder GGUF (`python -m motif_lite.quantize
     CKPT --component text_encoder`) replacing `text_encoder/`'s weights; its quantized layers stay packed,
@@ -128,7 +129,7 @@ def load_pipeline(
 
         sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf=text_encoder_gguf, weights=weights,
                                     quantize=quantize, text_encoder_quantize=text_encoder_quantize,
-                                    device_checks=device_checks, loras=specs)  # fmt: skip
+                                    device_checks=device_checks, loras=[spec_of(s) for s in specs])  # fmt: skip
         dtype_setting = resolve_dtype(asked, target)
         dtype = dtype_setting.value
         text_dtype = devices.text_encoder_dtype(dtype, given)

@@ -117,14 +117,10 @@ class LoRASpec:
         return cls(_lora_file(Path(text)))
 
 
-# What `load_pipeline(loras=...)` takes per LoRA: a file (strength 1, as --lora FILE) or a (file, strength) pair.
-LoRAEntry = str | Path | tuple[str | Path, float]
-
-
-def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[LoRASpec]:
+def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[LoRASpec | LoRAFile]:
     """The LoRAs as the Python API takes them: each a file or a (file, strength) pair, or a {file: strength} dict;
     `LoRAError` naming the entry for anything else (a bare file instead of a list, a strength that is not a finite
-    number, a missing file)."""
+    number, a missing file). A `LoRAFile` (read already) is kept as it is: `preflight.check_loras` reads the rest."""
     if isinstance(loras, str | Path):  # a str is a sequence too: its letters would be read as files
         file, strength = _file_and_strength(str(loras))
         raise LoRAError(
@@ -144,8 +140,11 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
             f"loras takes a list of files or (file, strength) pairs, e.g. loras=[('style.safetensors', 0.8)], or [] "
             f"for none; got {type(loras).__name__} {loras!r}"
         )
-    specs = []
+    specs: list[LoRASpec | LoRAFile] = []
     for entry in loras:
+        if isinstance(entry, LoRAFile):
+            specs.append(entry)
+            continue
         if isinstance(entry, str | Path):
             specs.append(LoRASpec(_lora_file(Path(entry))))
             continue
@@ -158,9 +157,14 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
             )
         specs.append(LoRASpec(_lora_file(Path(path)), float(strength)))
     for spec in specs:
-        if not spec.path.is_file():
+        if isinstance(spec, LoRASpec) and not spec.path.is_file():
             raise LoRAError(_not_found(spec.path))
     return specs
+
+
+def spec_of(lora: LoRASpec | LoRAFile) -> LoRASpec:
+    """The file and strength of a LoRA `lora_specs` gave, read already or not."""
+    return lora.spec if isinstance(lora, LoRAFile) else lora
 
 
 def _one_pair(loras: object) -> bool:
@@ -220,6 +224,11 @@ class LoRAFile:
     def is_zero(self) -> bool:
         """Whether every update of the file is zero (its up or its down weights all zero), at any strength."""
         return all(not (u.up.any() and u.down.any()) for u in self.updates)
+
+
+# What `load_pipeline(loras=...)` takes per LoRA: a file (strength 1, as --lora FILE), a (file, strength) pair, or
+# a `LoRAFile` read and checked already (`read_loras`: run hands on the files it checked before the plan).
+LoRAEntry = str | Path | tuple[str | Path, float] | LoRAFile
 
 
 def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
