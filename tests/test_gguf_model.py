@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,33 @@ def test_the_checkpoint_config_wins_over_the_embedded_one(tmp_path: Path) -> Non
     choice = choose_gguf_config(ckpt, {}, "diffusers", (checkpoint, "transformer/config.json"))
     assert choice.config == checkpoint and choice.origin == "transformer/config.json" and not choice.inferred
     assert len(choice.notes) == 1 and "rope_theta" in choice.notes[0]
+
+
+def test_a_config_json_of_another_model_beside_the_file_is_noted_not_used(tmp_path: Path) -> None:
+    # A VAE's config.json beside the GGUF (a shared models folder) was read before anything else, and its missing
+    # patch_size failed `run` and `check`, although the checkpoint's config and the file's own rank above it.
+    reference = make_reference(**INFERRED)
+    config = json.dumps(dict(reference.config))
+    spec = {name: (t.numpy(), Q.F32, tuple(t.shape)) for name, t in reference.state_dict().items()}
+    path = write_test_gguf(tmp_path / "t.gguf", spec, extra_metadata={CONFIG_KEY: config})
+    vae = {"_class_name": "AutoencoderKLWan", "patch_size": None, "z_dim": 16}  # as the VAE's config.json has them
+    (tmp_path / "config.json").write_text(json.dumps(vae))
+    vae_note = f"{tmp_path / 'config.json'} describes AutoencoderKLWan, not the Motif-Video transformer"
+    checkpoint = TransformerConfig.from_dict(dict(reference.config))
+    choice = choose_gguf_config(read_gguf(path), {}, "diffusers", (checkpoint, "transformer/config.json"))
+    assert choice.config == checkpoint and choice.origin == "transformer/config.json"
+    assert len(choice.notes) == 1 and choice.notes[0].startswith(vae_note)
+    assert choice.notes[0].endswith("; not used: the transformer config is transformer/config.json")
+    with pytest.warns(UserWarning, match=vae_note):  # the embedded config ranks above it too
+        load_gguf_transformer(path, dtype=torch.float32)
+    # Nothing above it: refused as what it is, not by the first transformer value it lacks.
+    plain = write_test_gguf(tmp_path / "plain.gguf", spec)
+    with pytest.raises(CheckpointError, match=f"^{re.escape(vae_note)}"):
+        load_gguf_transformer(plain)
+    # A broken config.json below the chosen one: a note too.
+    (tmp_path / "config.json").write_text("{oops")
+    choice = choose_gguf_config(read_gguf(path), {}, "diffusers", (checkpoint, "transformer/config.json"))
+    assert len(choice.notes) == 1 and "not valid JSON" in choice.notes[0] and "not used" in choice.notes[0]
 
 
 def test_bad_embedded_config_is_a_checkpoint_error(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ the fly in `forward`. Float tensors (biases, norms, unquantized weights) are cas
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,19 +17,21 @@ import torch
 
 from motif_lite.config import TransformerConfig, assumed_note, config_differences, config_from_weights
 from motif_lite.devices import checked_device
-from motif_lite.errors import CheckpointError
-from motif_lite.json_values import NotAJSONObject, parse_json_object
+from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.json_values import NotAJSONObject, parse_json_object, read_json_object
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.gguf_file import EXPECTED_ARCH, GGUFCheckpoint, PackedTensor, read_gguf
 from motif_lite.weights.keymap import to_model_names
 from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
 from motif_lite.weights.shapes import (
+    TRANSFORMER_CLASS,
     ShapeMismatch,
     assign_weights,
     build_model,
     check_tensors,
     compare_shapes,
     expected_shapes,
+    other_model_in_config,
 )
 
 # The transformer's config.json, stored as a string by `python -m motif_lite.quantize`.
@@ -144,36 +146,66 @@ def choose_gguf_config(
     layout: str,
     checkpoint: tuple[TransformerConfig, str] | None = None,
 ) -> ConfigChoice:
-    """The config for a GGUF file, first found of: `checkpoint` (the checkpoint's config and where it is), the
-    config embedded by our quantizer, a `config.json` next to the file; else inferred from the tensor shapes.
+    """The config for a GGUF file: the first found, in this order, of `checkpoint` (the checkpoint's config and
+    where it is), the config embedded by our quantizer, a `config.json` beside the file; else inferred from the
+    tensor shapes.
 
-    Any other config that disagrees with the chosen one is reported in the notes, key by key; an inferred config
-    gets one note naming every assumed value.
+    The configs ranked below the chosen one are read only for the notes: one that disagrees is reported key by
+    key, one that cannot be read (or describes another model, as a VAE's config.json beside the file does) is
+    reported and left unused. An inferred config gets one note naming every assumed value.
     """
-    sidecar = ckpt.path.parent / "config.json"
-    candidates = [
-        checkpoint,
-        embedded_config(ckpt),
-        (TransformerConfig.from_json(sidecar), f"{sidecar}") if sidecar.is_file() else None,
-    ]
-    found = [c for c in candidates if c is not None]
-    if not found:
-        config = config_from_weights(shapes, layout)
-        note = (
-            f"no transformer config for {ckpt.path.name} (no transformer/config.json in the checkpoint, none "
-            f"embedded in the file, no config.json beside it): the architecture is read from the tensor shapes and "
-            f"{assumed_note(config)}; give the checkpoint's transformer/config.json "
-            "(-m FOLDER) if the video looks wrong"
+    readers = (lambda: checkpoint, lambda: embedded_config(ckpt), lambda: sidecar_config(ckpt.path))
+    for rank, read in enumerate(readers):
+        found = read()
+        if found is not None:
+            config, origin = found
+            notes = [_lower_config_note(lower, config, origin) for lower in readers[rank + 1 :]]
+            chosen = config.replace(cross_attention_layout=layout)
+            return ConfigChoice(chosen, origin, False, tuple(note for note in notes if note))
+    config = config_from_weights(shapes, layout)
+    note = (
+        f"no transformer config for {ckpt.path.name} (no transformer/config.json in the checkpoint, none "
+        f"embedded in the file, no config.json beside it): the architecture is read from the tensor shapes and "
+        f"{assumed_note(config)}; give the checkpoint's transformer/config.json "
+        "(-m FOLDER) if the video looks wrong"
+    )
+    return ConfigChoice(config, "inferred from the GGUF tensor shapes", True, (note,))
+
+
+def _lower_config_note(
+    read: Callable[[], tuple[TransformerConfig, str] | None], chosen: TransformerConfig, origin: str
+) -> str | None:
+    """What the user should know of a config ranked below the chosen one (`chosen`, from `origin`): where it
+    disagrees, or why it is not used when it cannot be read; None when there is none or it agrees."""
+    try:
+        found = read()
+    except MotifLiteError as exc:  # it would not be used anyway: said, not raised
+        return f"{exc}; not used: the transformer config is {origin}"
+    if found is None:
+        return None
+    other, other_origin = found
+    diff = config_differences(other, chosen)
+    if not diff:
+        return None
+    listed = ", ".join(f"{k} {a!r} there vs {b!r}" for k, (a, b) in diff.items())
+    return f"the transformer config {other_origin} disagrees with {origin}: {listed}; using {origin}"
+
+
+def sidecar_config(gguf: Path) -> tuple[TransformerConfig, str] | None:
+    """The transformer config in the `config.json` beside the file `gguf` and where it is, or None. One of another
+    model (a VAE's, in a shared models folder) is a `CheckpointError` naming that model, not its first field that
+    our config lacks."""
+    path = gguf.parent / "config.json"
+    if not path.is_file():
+        return None
+    values = read_json_object(path, "transformer config")
+    kind = other_model_in_config(values)
+    if kind is not None:
+        raise CheckpointError(
+            f"{path} describes {kind}, not the Motif-Video transformer ({TRANSFORMER_CLASS}): a config.json beside "
+            f"{gguf.name} must be the transformer's"
         )
-        return ConfigChoice(config, "inferred from the GGUF tensor shapes", True, (note,))
-    (config, origin), others = found[0], found[1:]
-    notes = []
-    for other, other_origin in others:
-        diff = config_differences(other, config)
-        if diff:
-            listed = ", ".join(f"{k} {a!r} there vs {b!r}" for k, (a, b) in diff.items())
-            notes.append(f"the transformer config {other_origin} disagrees with {origin}: {listed}; using {origin}")
-    return ConfigChoice(config.replace(cross_attention_layout=layout), origin, False, tuple(notes))
+    return TransformerConfig.from_dict(values, source=str(path)), str(path)
 
 
 def embedded_config(ckpt: GGUFCheckpoint) -> tuple[TransformerConfig, str] | None:
