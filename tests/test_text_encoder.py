@@ -271,6 +271,25 @@ def test_missing_directory(tmp_path):
         load_text_encoder(tmp_path / "nope")
 
 
+def test_a_cached_snapshot_with_the_tokenizer_alone_is_not_taken_for_the_text_encoder(ckpt, no_network):
+    # `tokenizer_root` (prompts measured before the weights download) leaves a snapshot holding only tokenizer/:
+    # a repo id was then read from it as is, and refused for its missing text_encoder/config.json, instead of the
+    # text encoder being downloaded (offline: named as missing, with the command that fetches it).
+    from motif_lite.choices import MOTIF_REPO
+    from motif_lite.io.missing_report import MissingFilesError
+
+    repo = no_network / "models--Motif-Technologies--Motif-Video-2B"
+    snapshot = repo / "snapshots" / "abc"
+    shutil.copytree(ckpt / "tokenizer", snapshot / "tokenizer")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc")
+    with pytest.raises(MissingFilesError) as error:
+        load_text_encoder(MOTIF_REPO, dtype=torch.float32)
+    assert f"{MOTIF_REPO}: text_encoder/*" in str(error.value) and "--include 'text_encoder/*'" in str(error.value)
+    shutil.copytree(ckpt / "text_encoder", snapshot / "text_encoder")  # the whole text encoder cached: used
+    assert load_text_encoder(MOTIF_REPO, dtype=torch.float32).encode(PROMPTS)[0].shape[0] == 2
+
+
 def test_weights_under_other_names_are_refused_not_loaded_random(ckpt, tmp_path, caplog):
     """transformers fills what a file lacks with random values and goes on: most tensors missing is an error, a few
     a warning naming them; the intact file loads without a word."""

@@ -363,7 +363,9 @@ def load_text_encoder(
     its quantized layers stay packed (motif_lite/encoders/text_gguf.py).
     """
     patterns = ["text_encoder/config.json" if gguf is not None else "text_encoder/*", "tokenizer/*"]
-    root = find_checkpoint(str(source), download=[*patterns, "feature_extractor/*"])
+    # What a cached snapshot must hold to be used as is: `tokenizer_root` leaves one with the tokenizer alone.
+    required = TOKENIZER_FILES if gguf is not None else (*_REQUIRED_FILES, "text_encoder/*.safetensors")
+    root = find_checkpoint(str(source), required=required, download=[*patterns, "feature_extractor/*"])
     _check_layout(root, weights=gguf is None)
     if gguf is not None and not isinstance(gguf, TextEncoderGGUF):
         gguf = read_text_encoder_gguf(gguf, root / "text_encoder/config.json")  # every check before any weight
