@@ -343,6 +343,9 @@ def test_a_hub_address_given_to_text_encoder_gguf_says_what_to_give_instead(addr
 MODEL_ADDRESSES = {
     f"https://huggingface.co/{MOTIF_REPO}": f"-m {MOTIF_REPO}",
     f"huggingface.co/{MOTIF_REPO}/tree/main/": f"-m {MOTIF_REPO}",
+    # A folder of the repo: its name was read as llama.cpp's :TAG, so it was called a GGUF file for --gguf.
+    f"https://huggingface.co/{MOTIF_REPO}/tree/main/vae": f"-m {MOTIF_REPO}",
+    f"https://huggingface.co/{MOTIF_REPO}/tree/main/transformer/": f"-m {MOTIF_REPO}",
     f"https://huggingface.co/{MOTIF_REPO}/tree/v2": f"hf download {MOTIF_REPO} --revision v2 --local-dir "
     "./Motif-Video-2B, then -m ./Motif-Video-2B",
     OFFICIAL_Q4: "it goes to --gguf: --gguf Q4_K_M",

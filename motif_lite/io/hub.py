@@ -201,17 +201,25 @@ _REPO_AND_FILE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+):(?P<tag>[\w.
 
 @dataclass(frozen=True)
 class HubAddress:
-    """A Hub repo, or a file of it, as a web address or another tool's `repo:file` (`hub_address`)."""
+    """A Hub repo, or a folder or file of it, as a web address or another tool's `repo:TAG` (`hub_address`)."""
 
     repo: str
-    file: str | None  # a file of the repo, or a tag naming one (Q4_K_M); None: the repo itself
+    path: str | None = None  # after /tree|blob|resolve/REVISION/: a folder (vae) or a file (x.gguf) of the repo
+    tag: str | None = None  # after `repo:`: llama.cpp's name of a GGUF file (Q4_K_M), or a file's name (x.gguf)
     revision: str = "main"
 
     @property
+    def file(self) -> str | None:
+        """The path, else the tag: what of the repo it names; None: the repo itself."""
+        return self.path or self.tag
+
+    @property
     def names_gguf(self) -> bool:
-        """Whether it names a GGUF file: by a .gguf name, or by a tag (llama.cpp's hf.co/owner/name:Q4_K_M)."""
-        file = self.file or ""
-        return file.lower().endswith(".gguf") or (bool(file) and "." not in file)
+        """Whether it names a GGUF file: by a .gguf name, or by a tag without a file extension (llama.cpp's
+        hf.co/owner/name:Q4_K_M). A path without one is a folder of the repo (.../tree/main/vae), not a tag."""
+        if (self.file or "").lower().endswith(".gguf"):
+            return True
+        return self.path is None and bool(self.tag) and "." not in self.tag
 
 
 def hub_address(text: str) -> HubAddress | None:
@@ -221,7 +229,7 @@ def hub_address(text: str) -> HubAddress | None:
     if match is None:
         return None
     found = match.groupdict()
-    return HubAddress(found["repo"], found.get("file") or found.get("tag"), found.get("revision") or "main")
+    return HubAddress(found["repo"], found.get("file"), found.get("tag"), found.get("revision") or "main")
 
 
 def model_address_problem(text: str) -> tuple[str, str] | None:
