@@ -402,15 +402,14 @@ def test_a_failing_triton_candidate_is_dropped_not_timed_as_its_fallback():
     assert kernel_ops(model) == [triton] and fallbacks(model) == {}
 
 
-def auto_with_a_triton_failing_later(
-    failure: BaseException, strict: bool, memory: RememberedChoices | None = None
-) -> tuple[AutoAttention, FallbackOp, list]:
-    """`auto` over SDPA and our Triton kernel as `auto_candidates` builds it, whose kernel is right and fastest on
-    the trial's call (every key kept) and raises `failure` on a later call of the same shapes that pads keys (a call
-    the trial did not stand for); the kernel's attempts are counted by whether the keys were padded."""
-    pytest.importorskip("triton")
-    candidates = auto_candidates(triton_ok=True, device=torch.device("cpu"))
-    triton, attempts = candidates["triton"], []
+def auto_with_a_choice_failing_later(
+    name: str, failure: BaseException, strict: bool, memory: RememberedChoices | None = None
+) -> tuple[AutoAttention, list]:
+    """`auto` over SDPA and candidate `name`, right and fastest on the trial's call (every key kept), which raises
+    `failure` on a later call of the same shapes that pads keys (a call the trial did not stand for): a `flash` as
+    FlashAttention fails where it has no kernel, or our Triton kernel as `auto_candidates` builds it (strict) with
+    that kernel inside; `strict`: `--kernels triton`. The kernel's attempts are counted by whether keys were padded."""
+    attempts = []
 
     def fails_on_padded_keys(q, k, v, mask):
         padded = not bool(mask.all())
@@ -419,9 +418,13 @@ def auto_with_a_triton_failing_later(
             raise failure
         return sdpa_attention(q, k, v, mask)
 
-    triton.kernel = fails_on_padded_keys
-    timer, _ = timings(sdpa=2.0, triton=1.0)
-    return AutoAttention({"sdpa": candidates["sdpa"], "triton": triton}, timer, memory, strict), triton, attempts
+    chosen = fails_on_padded_keys
+    if name == "triton":
+        pytest.importorskip("triton")
+        chosen = auto_candidates(triton_ok=True, device=torch.device("cpu"))["triton"]
+        chosen.kernel = fails_on_padded_keys
+    timer, _ = timings(sdpa=2.0, **{name: 1.0})
+    return AutoAttention({"sdpa": sdpa_attention, name: chosen}, timer, memory, strict), attempts
 
 
 def model_with(attention) -> torch.nn.Module:
@@ -430,39 +433,44 @@ def model_with(attention) -> torch.nn.Module:
     return model
 
 
-def test_a_chosen_triton_kernel_that_fails_later_falls_back_for_the_rest_of_the_run(tmp_path):
-    # --kernels auto: before, the strict candidate's KernelFailedError stopped the run (its advice naming --kernels
-    # as if the user had forced Triton). Now: one warning, torch's attention from then on, listed in the summary.
+@pytest.mark.parametrize(
+    ("name", "strict"),
+    [("flash", False), ("triton", False), ("flash", True)],  # --kernels triton is about our Triton kernels only
+)
+def test_a_chosen_kernel_that_fails_later_falls_back_for_the_rest_of_the_run(tmp_path, name: str, strict: bool):
+    # --kernels auto: before, the run stopped with the kernel's raw error (Triton's: a KernelFailedError whose
+    # advice named --kernels as if the user had forced Triton). Now: one warning, SDPA from then on, in the summary.
     q, k, v = qkv()
     full, padded = trailing_mask([30, 30]), trailing_mask([30, 21])
     memory = RememberedChoices("env", tmp_path / "choices.json")
     longer = qkv(lk=40)
-    memory.put(_shape_text((tuple(longer[0].shape), tuple(longer[1].shape), torch.float32, q.device, None)), "triton")
-    auto, triton, attempts = auto_with_a_triton_failing_later(RuntimeError("no kernel for padded keys"), False, memory)
+    memory.put(_shape_text((tuple(longer[0].shape), tuple(longer[1].shape), torch.float32, q.device, None)), name)
+    auto, attempts = auto_with_a_choice_failing_later(name, RuntimeError("no kernel for padded keys"), strict, memory)
     model = model_with(auto)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         auto(q, k, v, full)
     trial_calls = ["full"] * 3  # the trial's checked and timed call, then the call itself
-    assert next(iter(auto.trials.values())).best == "triton" and attempts == trial_calls
+    assert next(iter(auto.trials.values())).best == name and attempts == trial_calls
     with pytest.warns(RuntimeWarning) as caught:
         outs = [auto(q, k, v, padded) for _ in range(3)]
         auto(q, k, v, full)  # the kernel worked here, but a run does not go back to it
+    reason = "the kernel failed (RuntimeError: no kernel for padded keys)"
     assert [str(w.message) for w in caught] == [
-        "motif-lite: Triton attention falls back to torch: the kernel failed (RuntimeError: no kernel for padded keys)"
+        f"motif-lite: {name} attention falls back to torch's SDPA for the rest of the run: {reason}"
     ]
     assert all(torch.equal(out, sdpa_attention(q, k, v, padded)) for out in outs)
-    assert attempts == [*trial_calls, "padded"] and triton.fallback_calls == 4  # not tried again
-    assert fallbacks(model) == {"attention": "the kernel failed (RuntimeError: no kernel for padded keys)"}
-    assert auto.describe().endswith("(triton 1.0 ms, sdpa 2.0 ms), then torch's attention: it failed later in the run")
-    auto(*longer, None)  # a new shape's trial drops it (its calls are SDPA's now), as remembered as it may be
-    assert list(auto.trials.values())[-1].dropped == {"triton": "failed earlier in this run"}
+    assert attempts == [*trial_calls, "padded"]  # not tried again
+    assert fallbacks(model) == {f"{name} attention": reason}
+    assert auto.describe().endswith(f"({name} 1.0 ms, sdpa 2.0 ms), then torch's attention: it failed later in the run")
+    auto(*longer, None)  # a new shape's trial drops it, as remembered as it may be
+    assert list(auto.trials.values())[-1].dropped == {name: "failed earlier in this run"}
     assert attempts == [*trial_calls, "padded"]
 
 
 def test_a_chosen_triton_kernel_that_fails_later_stops_the_run_under_kernels_triton():
     q, k, v = qkv()
-    auto, triton, attempts = auto_with_a_triton_failing_later(RuntimeError("no kernel for padded keys"), True)
+    auto, attempts = auto_with_a_choice_failing_later("triton", RuntimeError("no kernel for padded keys"), True)
     kernels_error = r"Triton attention failed \(RuntimeError: no kernel for padded keys\); --kernels triton never"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no fallback warning
@@ -473,12 +481,13 @@ def test_a_chosen_triton_kernel_that_fails_later_stops_the_run_under_kernels_tri
     assert attempts == [*["full"] * 3, "padded", "padded"] and fallbacks(model_with(auto)) == {}
 
 
+@pytest.mark.parametrize("name", ["flash", "triton"])
 @pytest.mark.parametrize("strict", [False, True])
-def test_out_of_memory_in_a_chosen_triton_kernel_stays_out_of_memory(strict: bool):
+def test_out_of_memory_in_a_chosen_kernel_stays_out_of_memory(name: str, strict: bool):
     # Not a kernel failure: the run's out-of-memory advice is the answer, under --kernels auto and triton alike.
     q, k, v = qkv()
     oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-    auto, triton, attempts = auto_with_a_triton_failing_later(oom, strict)
+    auto, attempts = auto_with_a_choice_failing_later(name, oom, strict)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         auto(q, k, v, trailing_mask([30, 30]))
@@ -487,6 +496,24 @@ def test_out_of_memory_in_a_chosen_triton_kernel_stays_out_of_memory(strict: boo
                 auto(q, k, v, trailing_mask([30, 21]))
             assert caught.value is oom
     assert attempts == [*["full"] * 3, "padded", "padded"] and fallbacks(model_with(auto)) == {}
+
+
+def test_plain_sdpa_chosen_and_failing_later_stops_the_run():
+    # It is the fallback: there is nothing to give it up for, so its own error is the answer.
+    q, k, v = qkv()
+
+    def sdpa_failing_on_padded_keys(q, k, v, mask):
+        if not bool(mask.all()):
+            raise RuntimeError("no kernel at all")
+        return sdpa_attention(q, k, v, mask)
+
+    auto = AutoAttention({"sdpa": sdpa_failing_on_padded_keys}, timings(sdpa=1.0)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning
+        auto(q, k, v, trailing_mask([30, 30]))
+        with pytest.raises(RuntimeError, match="no kernel at all"):
+            auto(q, k, v, trailing_mask([30, 21]))
+    assert fallbacks(model_with(auto)) == {} and "then torch's attention" not in auto.describe()
 
 
 def test_auto_attention_is_strict_after_its_trial_only_under_kernels_triton(monkeypatch):

@@ -22,12 +22,12 @@ Every backend computes the same exact softmax attention (no approximation; they 
   attention on the first and the last query rows (the last include a partial tile, where kernels with a
   sequence-length bug go wrong), is dropped; SDPA's own pick is checked the same way, not trusted. `fa3` is a
   candidate only where its package imports (a failure, e.g. on a GPU it was not built for, drops it). The choice is
-  kept for the rest of the process and reported by `describe()`. Our Triton kernel, once chosen, that fails later
-  (a call its trial did not stand for) falls back to SDPA for the rest of the run with one warning, or stops the
-  run under `--kernels triton` (`AutoAttention`). On the CPU `auto` is `sdpa` (no trial: there is one CPU kernel
-  worth having). On an AMD GPU (PyTorch's ROCm build) cuDNN and FA3 are not candidates, and asking for either is
-  refused before loading: they are NVIDIA's kernels. Before Ampere our Triton kernel is not one either
-  (`devices.slow_before_ampere`).
+  kept for the rest of the process and reported by `describe()`. A chosen candidate that fails later (a call its
+  trial did not stand for) falls back to plain `sdpa` for the rest of the run with one warning; only our Triton
+  kernel under `--kernels triton` stops the run instead (`AutoAttention`). On the CPU `auto` is `sdpa` (no trial:
+  there is one CPU kernel worth having). On an AMD GPU (PyTorch's ROCm build) cuDNN and FA3 are not candidates,
+  and asking for either is refused before loading: they are NVIDIA's kernels. Before Ampere our Triton kernel is
+  not one either (`devices.slow_before_ampere`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from motif_lite.errors import ConfigError
 from motif_lite.model.kept import LastFewByTensor
 from motif_lite.model.ops import AttentionFn, MaskForm, mask_form_of, sdpa_attention
 from motif_lite.runtime.attention_choices import FA3_MODULE, RememberedChoices, environment
-from motif_lite.runtime.kernels import FallbackOp, KernelFailedError, triton_cannot_build
+from motif_lite.runtime.kernels import FallbackOp, KernelFailedError, kernel_failed, triton_cannot_build
 
 _SDPA_KERNELS = {
     "flash": SDPBackend.FLASH_ATTENTION,
@@ -255,10 +255,15 @@ class Trial:
         return f"{self.best} at {self.keys:,} keys ({timed}{dropped})"
 
 
+def _own_error(error: BaseException) -> BaseException:
+    """A failed candidate's own error, also where our strict Triton candidate wrapped it in a KernelFailedError
+    (whose advice about `--kernels` is not for `auto`)."""
+    return error.__cause__ or error
+
+
 def _why_dropped(error: BaseException) -> str:
-    """A failed candidate's reason, on one line: the kernel's own error, also where our strict Triton candidate
-    wrapped it in a KernelFailedError (whose advice about `--kernels` is not for `auto`)."""
-    error = error.__cause__ or error
+    """A failed candidate's reason in a trial, on one line: its own error (`_own_error`)."""
+    error = _own_error(error)
     return f"{type(error).__name__}: {str(error).splitlines()[0][:80] if str(error) else ''}"
 
 
@@ -314,11 +319,12 @@ class AutoAttention:
     It takes SDPA's additive masks (built once per run by the transformer) and gives a candidate that reads a bool
     mask (row splits, Triton) the bool form, converted once per mask (`BoolMasks`).
 
-    Our Triton candidate is strict (`auto_candidates`), so that a trial sees its failure. Where it fails after a
-    trial chose it (a call its trial did not stand for: the same shapes with another mask or other strides),
-    `strict` (`--kernels triton`) stops the run with its `KernelFailedError`; else it runs torch's attention for the
-    rest of the run (`FallbackOp.fall_back_for_good`: one warning, and `fallbacks` names it), and later trials drop
-    it."""
+    A chosen candidate that fails later (a call its trial did not stand for: the same shapes with another mask or
+    other strides) is given up: one warning, plain SDPA for that call and every later one it would have had, later
+    trials drop it, `describe()` says so and `fallbacks()` names it (`runtime.kernels.ChoosesKernels`, for the run
+    summary). Not plain SDPA itself (the fallback), nor out of memory (the run's advice is the answer), nor our
+    Triton kernel under `strict` (`--kernels triton`), whose `KernelFailedError` stops the run. That kernel is a
+    strict candidate (`auto_candidates`), so that a trial sees its failure."""
 
     mask_form: MaskForm = "additive"
 
@@ -332,6 +338,7 @@ class AutoAttention:
         self.candidates, self.timer, self.memory, self.strict = candidates, timer, memory, strict
         self.trials: dict[tuple, Trial] = {}
         self.bool_masks = BoolMasks()
+        self.failed: dict[str, str] = {}  # candidate -> why it was given up after a trial chose it
 
     def call(
         self, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
@@ -348,19 +355,33 @@ class AutoAttention:
         if key not in self.trials:
             self.trials[key] = self.remembered(key, q, k, v, mask) or self.remember(key, self.trial(q, k, v, mask))
         name = self.trials[key].best
-        try:
-            return self.call(name, q, k, v, mask)
-        except KernelFailedError as exc:  # a strict FallbackOp's failure (out of memory is none: it passes through)
-            op = self.candidates[name]
-            if self.strict or not isinstance(op, FallbackOp):
-                raise
-            op.fall_back_for_good(exc.__cause__ or exc)
-            return self.call(name, q, k, v, mask)  # torch's attention now
+        if name not in self.failed:
+            try:
+                return self.call(name, q, k, v, mask)
+            except Exception as exc:
+                if not self.can_give_up(name, exc):
+                    raise
+                self.give_up(name, exc)
+        return sdpa_attention(q, k, v, mask)
 
-    def fell_back(self, name: str) -> bool:
-        """Whether candidate `name` failed after a trial chose it and runs torch's attention from then on."""
-        op = self.candidates.get(name)
-        return isinstance(op, FallbackOp) and op.fell_back_for_good
+    def can_give_up(self, name: str, error: Exception) -> bool:
+        """Whether chosen candidate `name`, having raised `error`, is given up for plain SDPA (see the class)."""
+        if name == "sdpa" or isinstance(error, torch.OutOfMemoryError):
+            return False
+        return not (self.strict and isinstance(error, KernelFailedError))
+
+    def give_up(self, name: str, error: Exception) -> None:
+        """Run plain SDPA instead of candidate `name` from now on, with one warning naming it and its error."""
+        self.failed[name] = kernel_failed(_own_error(error))
+        warnings.warn(
+            f"motif-lite: {name} attention falls back to torch's SDPA for the rest of the run: {self.failed[name]}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def fallbacks(self) -> dict[str, str]:
+        """`runtime.kernels.ChoosesKernels`: {"NAME attention": why} for each candidate given up."""
+        return {f"{name} attention": why for name, why in self.failed.items()}
 
     def remember(self, key: tuple, trial: Trial) -> Trial:
         """Keep a timed trial's choice for later runs (none when every candidate failed: nothing was chosen)."""
@@ -374,7 +395,7 @@ class AutoAttention:
         """An earlier run's choice for this shape, if it is still on offer and its call here passes the trial's
         check (it may not: e.g. out of memory in a tighter plan than that run's); else None."""
         name = self.memory.get(_shape_text(key)) if self.memory is not None else None
-        if name not in self.candidates or self.fell_back(name):
+        if name not in self.candidates or name in self.failed:
             return None
         expected, rows = self.expected(q, k, v, mask)
         try:
@@ -397,7 +418,7 @@ class AutoAttention:
         result = Trial(keys=k.shape[2])
         expected, rows = self.expected(q, k, v, mask)
         for name in self.candidates:
-            if self.fell_back(name):  # its calls are torch's attention now, not to be timed under its name
+            if name in self.failed:  # given up: not to be chosen again
                 result.dropped[name] = "failed earlier in this run"
                 continue
             try:
@@ -410,7 +431,7 @@ class AutoAttention:
         return result
 
     def inner_ops(self) -> list[AttentionFn]:
-        """`runtime.kernels.WrapsOps`: its candidates (the run summary lists a fallback of our Triton kernel's)."""
+        """`runtime.kernels.WrapsOps`: its candidates (`kernel_ops` lists our Triton kernel's)."""
         return list(self.candidates.values())
 
     def describe(self) -> str:
@@ -420,7 +441,7 @@ class AutoAttention:
 
     def describe_trial(self, trial: Trial) -> str:
         """The trial's choice, and that it fell back to torch's attention where it failed later in the run."""
-        later = ", then torch's attention: it failed later in the run" if self.fell_back(trial.best) else ""
+        later = ", then torch's attention: it failed later in the run" if trial.best in self.failed else ""
         return trial.describe() + later
 
 
@@ -453,7 +474,7 @@ def auto_candidates(
     trial would only time out as failures, and before Ampere not our Triton kernel (`slow_before_ampere`). Our
     Triton kernel is strict: where it fails, the trial (or the check of a remembered choice) sees the failure and
     drops it, rather than timing its SDPA fallback under its name and trying the kernel again on every call (a
-    failure after the trial chose it is `AutoAttention`'s to handle)."""
+    failure after the trial chose it is `AutoAttention`'s to handle, as any candidate's)."""
     names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else []), *(["fa3"] if fa3_module() else [])]
     if gpu is not None:
         names = [name for name in names if not nvidia_only_attention(name, gpu) and not slow_before_ampere(name, gpu)]
@@ -532,8 +553,9 @@ def attention_backend(
     """The backend for `--attention-backend NAME` on `device`; `triton_ok`: our Triton kernels can run here. A fixed
     kernel that cannot run on `device` in `dtype` is a ConfigError here (`check_backend_runs`). `strict`
     (`--kernels triton`): our Triton kernel never falls back to SDPA, fixed or chosen by `auto`. In `auto`'s trial
-    (or a remembered choice's check) it never does, whatever `strict`: where it fails there, it is dropped with its
-    reason; where it fails after being chosen, `strict` stops the run, else it falls back (`AutoAttention`)."""
+    (or a remembered choice's check) no candidate does, whatever `strict`: where one fails there, it is dropped with
+    its reason; where it fails after being chosen, it falls back, but for our Triton kernel under `strict`, which
+    stops the run (`AutoAttention`)."""
     if name not in ATTENTION_BACKENDS:
         raise _unknown_backend(name)
     if name != "auto":

@@ -72,8 +72,6 @@ class FallbackOp:
     `strict` (what `--kernels triton` sets): always run the kernel and let its failure stop the run.
     Out of device memory is no kernel failure: `torch.OutOfMemoryError` comes out as it is, strict or not, so that
     the command line and the server recognise it and give their advice.
-    `fall_back_for_good`: where a caller ran the op strictly to see its failure (`--kernels auto`'s attention trial)
-    but the run should go on, every later call runs `reference`, without trying the kernel again.
     """
 
     def __init__(
@@ -87,7 +85,6 @@ class FallbackOp:
         self.name, self.kernel, self.reference, self.strict = name, kernel, reference, strict
         self.fallback_reason: str | None = None
         self.fallback_calls = 0
-        self.fell_back_for_good = False  # `fall_back_for_good`: the kernel is not tried again, strict or not
 
     @property
     def warned(self) -> bool:
@@ -103,9 +100,6 @@ class FallbackOp:
     # would cost fusion (norms, dequantization); what stays behind a FallbackOp there is attention, one call.
     @torch.compiler.disable
     def __call__(self, *args, **kwargs) -> torch.Tensor:
-        if self.fell_back_for_good:
-            self.fallback_calls += 1
-            return self.reference(*args, **kwargs)
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         if self.strict:
             try:
@@ -127,21 +121,10 @@ class FallbackOp:
         else:
             reason = "the inputs are not CUDA tensors"
         self.fallback_calls += 1
-        self._note_fallback(reason)
-        return self.reference(*args, **kwargs)
-
-    def fall_back_for_good(self, error: BaseException) -> None:
-        """Run `reference` for every later call, whatever `strict`, because the kernel raised `error` where the
-        caller (`--kernels auto`) would rather go on with torch's version than stop: warns once, as any fallback
-        does, and `fallbacks` names the op. The caller reruns its call (the next one goes to the reference)."""
-        self.fell_back_for_good = True
-        self._note_fallback(kernel_failed(error))
-
-    def _note_fallback(self, reason: str) -> None:
-        """Keep the first reason and warn, once per op."""
         if self.fallback_reason is None:
             self.fallback_reason = reason
-            warnings.warn(f"motif-lite: Triton {self.name} falls back to torch: {reason}", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"motif-lite: Triton {self.name} falls back to torch: {reason}", RuntimeWarning, stacklevel=2)
+        return self.reference(*args, **kwargs)
 
     def _launch(self, tensors: list[torch.Tensor], args: tuple, kwargs: dict) -> torch.Tensor:
         # Triton launches on the current CUDA device: the inputs' GPU is made current (a model on cuda:1 called
@@ -169,6 +152,15 @@ class WrapsOps(Protocol):
     def inner_ops(self) -> list[Callable[..., torch.Tensor]]: ...
 
 
+@runtime_checkable
+class ChoosesKernels(Protocol):
+    """An op that runs the kernel it chose among several and, where that kernel failed later in the run, torch's
+    own instead (`--kernels auto`'s attention backend, `runtime.attention.AutoAttention`): it says so in
+    `fallbacks()`, {name: first reason} as `fallbacks` gives them, which adds them to its own."""
+
+    def fallbacks(self) -> dict[str, str]: ...
+
+
 def _with_inner_ops(ops: list[object]) -> Iterator[object]:
     """`ops`, each followed by the ops it wraps (`WrapsOps`), at any depth."""
     for op in ops:
@@ -177,13 +169,17 @@ def _with_inner_ops(ops: list[object]) -> Iterator[object]:
             yield from _with_inner_ops(op.inner_ops())
 
 
-def kernel_ops(model: nn.Module) -> list[FallbackOp]:
-    """Every Triton op installed in `model`: its `Ops` and the ops they wrap (sparse decoder attention, the
-    attention backend's candidates), and the `kernel` of its quantized linears (one entry per distinct op object)."""
+def _installed_ops(model: nn.Module) -> list[object]:
+    """Every op installed in `model`: its `Ops`, the ops they wrap (sparse decoder attention, the attention
+    backend's candidates), and the `kernel` of its quantized linears (None where they have none)."""
     ops = getattr(model, "ops", None)
     seams = [getattr(ops, f.name) for f in dataclasses.fields(ops)] if dataclasses.is_dataclass(ops) else []
-    found = [*_with_inner_ops(seams), *(getattr(module, "kernel", None) for module in model.modules())]
-    unique = {id(op): op for op in found if isinstance(op, FallbackOp)}
+    return [*_with_inner_ops(seams), *(getattr(module, "kernel", None) for module in model.modules())]
+
+
+def kernel_ops(model: nn.Module) -> list[FallbackOp]:
+    """Every Triton op installed in `model` (`_installed_ops`; one entry per distinct op object)."""
+    unique = {id(op): op for op in _installed_ops(model) if isinstance(op, FallbackOp)}
     return list(unique.values())
 
 
@@ -192,9 +188,13 @@ TRITON_KERNELS = "Triton kernels"  # `fallbacks`' name for the whole backend, wh
 
 
 def fallbacks(model: nn.Module) -> dict[str, str]:
-    """{op name: first reason} for every Triton op in `model` that ran torch's version instead (empty: none), led by
-    TRITON_KERNELS when its `Ops` are torch's for "auto" on a CUDA machine (`Ops.why_torch`, `triton_unavailable`)."""
+    """{op name: first reason} for every Triton op in `model` that ran torch's version instead (empty: none), and
+    every kernel an op chose that did so after failing (`ChoosesKernels`), led by TRITON_KERNELS when its `Ops`
+    are torch's for "auto" on a CUDA machine (`Ops.why_torch`, `triton_unavailable`)."""
     ops = {op.name: op.fallback_reason for op in kernel_ops(model) if op.fallback_reason is not None}
+    for op in _installed_ops(model):
+        if isinstance(op, ChoosesKernels):
+            ops.update(op.fallbacks())
     whole = getattr(model, "ops", TORCH_OPS).why_torch  # the transformer has Ops; another module (the text encoder) not
     return {TRITON_KERNELS: whole, **ops} if whole is not None else ops
 
