@@ -325,6 +325,10 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["run", "-p", "x", "--offload-to-cpu"], "(--offload-to-cpu: memory is planned here, not switched: a run"),
         (["run", "-p", "x", "--novram"], "(--novram: memory is planned here"),  # was "did you mean --vram?"
         (["run", "-p", "x", "--low_vram"], "(--low_vram: memory is planned here"),
+        # AUTOMATIC1111's and Forge's --medvram was "did you mean --vram?", which takes a number of GiB
+        (["run", "-p", "x", "--medvram"], "(--medvram: memory is planned here"),
+        (["run", "-p", "x", "--enable_vae_tiling"], "(--enable_vae_tiling: memory is planned here"),  # diffusers'
+        (["run", "-p", "x", "--enable-model-cpu-offload"], "(--enable-model-cpu-offload: memory is planned here"),
         (["run", "-p", "x", "--profile", "4"], "(--profile: memory is planned here"),  # Wan2GP's: was no hint
         (["run", "-p", "x", "--reserve-vram", "1"], "--vram GiB plans for a smaller budget (what the run may use, not"),
         (["serve", "--lowvram"], "fit the GPU's free memory (--dry-run prints the plan); --vram GiB plans for a"),

@@ -90,11 +90,13 @@ _OTHER_TOOLS_ADVICE = [
     (("--teacache", "--tea-cache", "--magcache"), "--step-cache",
      "the step cache here is --step-cache THRESHOLD (First-Block-Cache style): TeaCache's and MagCache's thresholds "
      "measure other quantities, don't carry them over; start around 0.05 (docs/usage.md, 'Going faster')"),
-    # Memory switches: ComfyUI's modes (--lowvram, --novram, ...) and --reserve-vram, stable-diffusion.cpp's
-    # --offload-to-cpu, --vae-tiling and --clip-on-cpu, diffusers' offload methods, Wan2GP's --profile. Here no
-    # switch: the plan fits the free memory by itself, so "did you mean --vram?" (a number of GiB) would send them
-    # wrong.
+    # Memory switches: ComfyUI's modes (--lowvram, --novram, ...) and --reserve-vram, AUTOMATIC1111's and Forge's
+    # --medvram, stable-diffusion.cpp's --offload-to-cpu, --vae-tiling and --clip-on-cpu, diffusers' offload and VAE
+    # methods (enable_model_cpu_offload, ...), Wan2GP's --profile. Here no switch: the plan fits the free memory by
+    # itself, so "did you mean --vram?" (a number of GiB) would send them wrong.
     (("--lowvram", "--low-vram", "--novram", "--no-vram", "--highvram", "--normalvram", "--gpu-only",
+      "--medvram", "--med-vram", "--medvram-sdxl", "--enable-model-cpu-offload", "--enable-sequential-cpu-offload",
+      "--enable-vae-tiling", "--enable-vae-slicing", "--vae-slicing",
       "--reserve-vram", "--cpu-vae", "--offload-to-cpu", "--offload", "--cpu-offload", "--model-cpu-offload",
       "--sequential-offload", "--sequential-cpu-offload", "--vae-tiling", "--vae-tiled", "--tiled", "--clip-on-cpu",
       "--vae-on-cpu", "--profile", "--preload", "--vae-tile-size", "--vae-tile-overlap", "--vae-relative-tile-size",
