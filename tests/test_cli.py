@@ -734,7 +734,13 @@ def test_progress_in_a_terminal_or_a_notebook_stays_a_bar_drawn_in_place(monkeyp
 
 
 @pytest.mark.parametrize(
-    "twice", [["-p", "a red fox", "-p", "a blue bird"], ["-n", "blurry", "--negative-prompt", "x"]]
+    "twice",
+    [
+        ["-p", "a red fox", "-p", "a blue bird"],
+        ["-n", "blurry", "--negative-prompt", "x"],
+        ["-i", "first.png", "--init-img", "last.png"],  # taken for a first and a last frame: last.png became the first
+        ["--extend", "a.mp4", "--extend", "b.mp4"],
+    ],
 )
 def test_a_flag_given_twice_with_another_value_is_refused(tmp_path, capsys, monkeypatch, twice):
     # argparse kept the last value silently: a second -p ran the blue bird alone.
@@ -744,6 +750,8 @@ def test_a_flag_given_twice_with_another_value_is_refused(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err
     assert f"given twice, as {twice[1]!r} and then {twice[3]!r}: give it once" in err, err
+    if twice[0] == "-i":
+        assert "(one run starts from one image, its first frame; a last frame is not offered)" in err, err
 
 
 def test_a_long_prompt_given_twice_is_cut_in_the_message(tmp_path, capsys):

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from motif_lite.choices import (
     ATTENTION_BACKENDS,
@@ -66,7 +66,12 @@ class StoreOnce(argparse.Action):
     value: argparse keeps the last silently, so `-p "a red fox" -p "a blue bird"` ran the blue bird alone (one run
     makes one prompt's videos). The same value twice is harmless (a script that repeats a flag). A value counts as
     given when it is not the default object itself: argparse puts the default there first, and a value from the
-    command line is a new object."""
+    command line is a new object. `why`: words the refusal ends with, where the flag's meaning makes a second value
+    likely to be a misunderstanding (`-i first.png -i last.png` for a first and a last frame)."""
+
+    def __init__(self, *args: Any, why: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.why = why
 
     def __call__(
         self,
@@ -77,8 +82,9 @@ class StoreOnce(argparse.Action):
     ) -> None:
         before = getattr(namespace, self.dest, self.default)
         if before is not self.default and before != values:
+            why = f" ({self.why})" if self.why else ""
             raise argparse.ArgumentError(
-                self, f"given twice, as {_shown(before)} and then {_shown(values)}: give it once"
+                self, f"given twice, as {_shown(before)} and then {_shown(values)}: give it once{why}"
             )
         setattr(namespace, self.dest, values)
 
@@ -101,8 +107,9 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
 def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     d = REQUEST_DEFAULTS
     g = run.add_argument_group("generation")
-    # The prompts refuse a second, different value (`StoreOnce`); other flags keep argparse's "the last one wins",
-    # which wrappers and aliases rely on to override a flag they set.
+    # The prompts and the first frame refuse a second, different value (`StoreOnce`): a second -i was taken for a
+    # last frame and silently became the first. Other flags keep argparse's "the last one wins", which wrappers and
+    # aliases rely on to override a flag they set.
     g.add_argument(
         "-p",
         "--prompt",
@@ -117,10 +124,17 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         help="what to avoid (default: the official negative prompt)",
     )
     g.add_argument(
-        "-i", "--image", "--init-img", type=path_arg, help="first frame for image-to-video (png, jpg, webp, ...)"
+        "-i",
+        "--image",
+        "--init-img",
+        action=StoreOnce,
+        why="one run starts from one image, its first frame; a last frame is not offered",
+        type=path_arg,
+        help="first frame for image-to-video (png, jpg, webp, ...)",
     )
     g.add_argument(
         "--extend",
+        action=StoreOnce,
         type=path_arg,
         metavar="CLIP",
         help="go on from a clip (a video file, or a PNG sequence fox_%%03d.png): its last frame is the first frame, "
