@@ -27,7 +27,7 @@ from motif_lite.io import checkpoint_source, gguf_source, hub, staging
 from motif_lite.io import video as video_module
 from motif_lite.io.checkpoint_source import find_checkpoint
 from motif_lite.io.gguf_source import find_gguf, single_gguf
-from motif_lite.io.image import load_image, not_an_image, preprocess_image, read_image
+from motif_lite.io.image import DAMAGED, load_image, not_an_image, preprocess_image, read_image
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.io.video import check_output_path, stale_frames_note, to_uint8_frames, write_video
 from motif_lite.request import GenerationRequest, RequestError
@@ -682,6 +682,21 @@ def test_load_image_errors(tmp_path):
     (tmp_path / "empty.png").touch()  # it was "cannot identify image file"
     with pytest.raises(MotifLiteError, match=r"input image .*empty.png is empty \(0 bytes\)"):
         load_image(tmp_path / "empty.png")
+
+
+@pytest.mark.parametrize(("suffix", "kept"), [(".jpg", 0.5), (".jpg", 0.05), (".png", 0.5), (".png", 0.001),
+                                             (".webp", 0.5), (".gif", 0.01)])  # fmt: skip
+def test_an_image_cut_short_is_said_to_be_damaged_with_what_to_do(tmp_path, suffix, kept):
+    # An interrupted download or copy: Pillow's "image file is truncated", "Truncated File Read", "could not create
+    # decoder object" or "cannot identify image file" said nothing of the cause nor what to do.
+    pixels = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    whole = tmp_path / f"whole{suffix}"
+    PIL.Image.fromarray(pixels).save(whole)
+    data = whole.read_bytes()
+    (tmp_path / f"cut{suffix}").write_bytes(data[: max(12, int(len(data) * kept))])
+    with pytest.raises(MotifLiteError, match=re.escape(DAMAGED)):
+        load_image(tmp_path / f"cut{suffix}")
+    assert load_image(whole).size == (128, 96)
 
 
 def test_a_folder_a_frame_pattern_or_a_pasted_space_given_as_the_image_says_which_file_to_give(tmp_path):

@@ -63,10 +63,33 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
             return _to_rgb(upright), notes
     except PIL.UnidentifiedImageError as exc:
         with path.open("rb") as file:
-            why = not_an_image(file.read(1024), path)
+            head = file.read(1024)
+        why = not_an_image(head, path) or _cut_short(head)
         raise MotifLiteError(f"cannot read image {path}: {why or exc}") from exc
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        # Pillow's decoding errors ("image file is truncated", "Truncated File Read") are OSErrors without an errno;
+        # the system's (permission denied, ...) have one and say enough.
+        damaged = f"; {DAMAGED}" if exc.errno is None else ""
+        raise MotifLiteError(f"cannot read image {path}: {exc}{damaged}") from exc
+    except ValueError as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
+
+
+DAMAGED = (
+    "the file is damaged or cut short (an interrupted download or copy?): save or copy the image again, then give it"
+)
+# The first bytes of the formats a first frame usually comes in: a file that starts as one of them but that Pillow
+# cannot identify is that format cut short, not some other kind of file.
+IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF"}
+
+
+def _cut_short(head: bytes) -> str | None:
+    """Why a file that begins as a PNG, JPEG, GIF or WebP is not read (Pillow said only "cannot identify image
+    file"), or None."""
+    kind = next((kind for magic, kind in IMAGE_SIGNATURES.items() if head.startswith(magic)), None)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        kind = "WebP"
+    return f"it begins as a {kind} image, but {DAMAGED}" if kind else None
 
 
 def upright_size(path: str | Path) -> tuple[int, int]:
