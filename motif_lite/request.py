@@ -677,6 +677,15 @@ def unknown_choices(fields: Mapping[str, object]) -> dict[str, str]:
 STRETCH_NOTED = 0.05  # relative aspect-ratio difference between the image and the video worth a note
 
 
+def stretch_words(image_size: tuple[int, int], width: int, height: int) -> str:
+    """The stretch note's statement, without its size that keeps the image's shape (`_stretch_note`)."""
+    (image_w, image_h), video_aspect = image_size, width / height
+    return (
+        f"the image is {image_w}x{image_h} (aspect {image_w / image_h:.2f}) and is stretched to {width}x{height} "
+        f"(aspect {video_aspect:.2f}), as the reference pipeline does"
+    )
+
+
 def _stretch_note(image_size: tuple[int, int], width: int, height: int, audience: Audience) -> list[str]:
     """A note when the first frame's shape differs from the video's: the reference pipeline (and so motif-lite)
     resizes it to width x height without cropping, which stretches it. Suggests a size of the image's shape with
@@ -698,10 +707,7 @@ def _stretch_note(image_size: tuple[int, int], width: int, height: int, audience
         for h in (fit_h + d for d in steps)
         if min(w, h) >= SIZE_MULTIPLE and w * h <= pixels
     ]
-    stretched = (
-        f"the image is {image_w}x{image_h} (aspect {image_aspect:.2f}) and is stretched to {width}x{height} (aspect "
-        f"{video_aspect:.2f}), as the reference pipeline does"
-    )
+    stretched = stretch_words(image_size, width, height)
     if not sizes:  # a shape so far from the video's that no size near it is as small (a 1x100 image)
         return [stretched]
     fit_w, fit_h = min(sizes, key=lambda s: (abs(math.log(s[0] / s[1] / image_aspect)), abs(s[0] * s[1] - pixels)))

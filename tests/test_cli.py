@@ -1292,6 +1292,10 @@ def test_a_size_given_on_one_side_names_the_other_side_that_keeps_the_shape(chec
     err = capsys.readouterr().err  # 480 * 80 / 120 = 320
     assert "note: -H 480 is given without -W, so -W is the default 1280 (1280x480); -W 320 keeps the image's shape" \
         " (80x120) at that height" in err, err  # fmt: skip
+    # The stretch note states the stretch without its own size of the image's shape: that one changed both sides
+    # (-W 640 -H 960 here), a second fix beside the one that keeps the -H given.
+    stretched = "note: the image is 80x120 (aspect 0.67) and is stretched to 1280x480 (aspect 2.67), as the reference"
+    assert f"{stretched} pipeline does\n" in err and "keeps its shape" not in err, err
     # Neither side given: no note, also where the image's shape is not the default size's.
     for both_or_fitting in (["-W", "832", "-H", "480"], ["-W", "1280"], [], ["-i", "photo.jpg"]):
         assert cli.main([*args, *both_or_fitting]) == 0

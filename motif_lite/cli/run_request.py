@@ -117,7 +117,9 @@ def resolve_requests(
         notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
         notes += [note] if args.output is not None and (note := replaced_files_note(outputs, args.dry_run)) else []
         notes += prompt_file_notes(args)
-        notes += one_side_notes(args, request)
+        notes += (sided := one_side_notes(args, request))
+        if sided and request.image is not None:
+            notes = _without_stretch_size(notes, request)
     except BaseException:
         if claim and args.output is None and not args.dry_run:  # refused after all: the names go back
             release_claims(outputs)
@@ -166,6 +168,17 @@ def one_side_notes(args: argparse.Namespace, request: GenerationRequest) -> list
         f"{flag} is given without {missing}, so {missing} is the default {default} ({request.width}x"
         f"{request.height}); {fitting} keeps {whose} shape ({shape_w}x{shape_h}) at that {side}"
     ]
+
+
+def _without_stretch_size(notes: list[str], request: GenerationRequest) -> list[str]:
+    """`notes` with the stretch note of image-to-video cut to its statement: with one side given (`-i photo.jpg -W
+    832`), its size of the image's shape changes both sides (`-W 896 -H 672`), while the one-side note keeps the side
+    given (`-H 624`): two different fixes for one stretch read as a contradiction."""
+    from motif_lite.io.image import upright_size
+    from motif_lite.request import stretch_words
+
+    stretched = stretch_words(upright_size(request.image), request.width, request.height)
+    return [stretched if note.startswith(stretched) else note for note in notes]
 
 
 def _side(exact: float) -> int:
