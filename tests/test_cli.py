@@ -286,6 +286,22 @@ def test_numbers_written_as_other_tools_write_them_get_the_flags_they_mean(capsy
     assert exit_info.value.code == 2 and said in err and "invalid" not in err, err
 
 
+@pytest.mark.parametrize(
+    "command", [["run", "-p", "x", "--dry-run", "--device", "cuda"], ["decode", "x.latents.safetensors"]]
+)
+def test_a_vram_no_gpu_holds_is_refused_with_the_mib_meant(capsys, command):
+    # --vram 8192 (MiB meant, as nvidia-smi counts) was planned for 8192 GiB, "everything on the GPU", without a word
+    # in a dry run for a GPU on another machine, which docs/memory.md suggests for planning an 8 GB card's run.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*command, "--vram", "8192"])
+    said = "argument --vram: is in GiB, and 8192 GiB is more than any GPU holds; for 8192 MiB give --vram 8192MB (8.00"
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and said in err, err
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--vram", "2048GB"])
+    assert "2048 GiB is more than any GPU holds\n" in capsys.readouterr().err  # a unit given: no MiB meant
+
+
 @pytest.mark.parametrize("seed", ["4294967296", "-5"])
 def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number(capsys, seed):
     # argparse refuses a word, the request a number out of range: one wording for both, not two.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO, dtype_name
-from motif_lite.cli.run_flags import add_crf_flag, gib
+from motif_lite.cli.run_flags import add_crf_flag, vram_gib
 from motif_lite.paths import path_arg
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     decode.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help="the VAE's dtype (default: the run's)")
     decode.add_argument(
         "--vram",
-        type=gib,
+        type=vram_gib,
         metavar="GiB",
         help="device memory budget: bands/tiles to fit it (default: the GPU's free memory; CPU: no limit)",
     )

@@ -426,7 +426,7 @@ def add_device_flags(group: argparse._ArgumentGroup, *, device_help: str, vram_h
     group.add_argument(
         "--kernels", type=kernel_backend, choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)"
     )
-    group.add_argument("--vram", type=gib, metavar="GiB", help=vram_help)
+    group.add_argument("--vram", type=vram_gib, metavar="GiB", help=vram_help)
     group.add_argument(
         "--ram",
         type=gib,
@@ -456,6 +456,31 @@ def gib(text: str) -> float:
     if megabytes:
         return positive_number(number[: megabytes.start()], "GiB", text) / 1024
     return positive_number(re.sub(r"\s*(g|gb|gib)$", "", number, flags=re.IGNORECASE), "GiB", text)
+
+
+# More GiB than any one GPU holds (the largest, in 2026, hold under 300 GiB): a larger --vram is a slip of units.
+MOST_VRAM_GIB = 1024
+
+
+def vram_gib(text: str) -> float:
+    """--vram's budget (`gib`), refusing one that no GPU has: `--vram 8192`, meant as MiB (nvidia-smi's unit), was
+    planned for 8192 GiB without a word where no GPU is there to compare it with (`--dry-run --device cuda` on
+    another machine, as docs/memory.md suggests); on a GPU it was planned for the free memory, with a warning."""
+    value = gib(text)
+    if value >= MOST_VRAM_GIB:
+        number = text.strip()
+        mib_meant = _is_number(number) and value / 1024 < MOST_VRAM_GIB
+        as_mib = f"; for {number} MiB give --vram {number}MB ({value / 1024:.2f} GiB)" if mib_meant else ""
+        raise argparse.ArgumentTypeError(f"is in GiB, and {value:g} GiB is more than any GPU holds{as_mib}")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def step_cache_threshold(text: str) -> float:
