@@ -61,3 +61,20 @@ def test_an_image_a_one_frame_video_ignores_is_said_to_be_unused(pipe, tmp_path)
 )  # fmt: skip
 def test_a_resize_is_called_a_stretch_only_when_it_changes_the_shape(image, says):
     assert resize_description(image, 1280, 736).startswith(says)
+
+
+def test_a_dry_run_says_how_the_image_will_be_fitted(checkpoint, tmp_path, capsys):
+    # A dry run of an image-to-video said nothing of the image where its shape fitted the video: not even that -i
+    # was taken. It now says what a run's summary says, before the settings.
+    from motif_lite import cli
+
+    PIL.Image.new("RGB", (64, 64)).save(tmp_path / "first.png")
+    args = ["run", "-m", str(checkpoint), "-p", "x", "--dry-run", "-W", "64", "-H", "32", "-o", str(tmp_path / "v.gif")]
+    assert cli.main([*args, "--video-frames", "9", "-i", str(tmp_path / "first.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    said = "64x64 stretched to 64x32 (Lanczos, no crop or padding, as the reference pipeline does: aspect 1.00 -> 2.00)"
+    assert lines[1] == f"image: {tmp_path / 'first.png'}, {said}", lines
+    assert cli.main([*args, "--video-frames", "1", "-i", str(tmp_path / "first.png")]) == 0
+    assert "not used: a 1-frame video is one latent frame" in capsys.readouterr().out
+    assert cli.main([*args, "--video-frames", "9"]) == 0
+    assert "image:" not in capsys.readouterr().out

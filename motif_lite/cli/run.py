@@ -54,7 +54,7 @@ from motif_lite.cli.resume import (
 )
 from motif_lite.cli.run_flags import add_run_flags, run_inputs, take_weight_flags
 from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
-from motif_lite.cli.run_summary import gpu_memory_of, prompt_line, summary
+from motif_lite.cli.run_summary import gpu_memory_of, planned_image_line, prompt_line, summary
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
 from motif_lite.cli.settings_from import recalled_model_notes, settings_from_args
 from motif_lite.progress import ProgressBars
@@ -386,7 +386,8 @@ def dry_run(
         described += "\n" + _host_of_the_machine(plan.host.peak_bytes, others.host.peak_bytes, layout.world)
     sizes = model_sizes(sources, dtype).lines()
     prompt = args.prompt if args.resume is None else requests[0].prompt  # a resumed run's is in its latents file
-    lines = [prompt_line(prompt), *prepared.settings.lines(), dry_run_speed(args, device), *sizes]
+    image = planned_image_line(requests[0]) if args.resume is None else []  # a resumed run's is in its file
+    lines = [prompt_line(prompt), *image, *prepared.settings.lines(), dry_run_speed(args, device), *sizes]
     lora_lines = ["loras: " + ", ".join(f.describe() for f in prepared.lora_files)] if prepared.lora_files else []
     print("\n".join([*lines, *lora_lines, described]))
     return 0

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from motif_lite.devices import GpuMemory
     from motif_lite.pipeline import GenerationResult
+    from motif_lite.request import GenerationRequest
     from motif_lite.runtime.planner import Plan
     from motif_lite.settings import Given
     from motif_lite.weights.lora_apply import AppliedLoRAs
@@ -144,12 +145,28 @@ def _extended_line(result: GenerationResult) -> str:
 
 def image_line(result: GenerationResult) -> str:
     """The input image and what was done to it (the notes before loading said it too, long scrolled away)."""
+    return _image_words(result.request, result.image_size)
+
+
+def planned_image_line(request: GenerationRequest) -> list[str]:
+    """A dry run's line on the first frame, as the summary words it (`image_line`): without it a dry run of an
+    image-to-video said nothing of the image where its shape fitted, not even that it was taken. Empty without an
+    image, or where the first frame is a clip's (`--extend`)."""
+    from motif_lite.io.image import upright_size
+
+    if request.image is None or request.extend is not None:
+        return []
+    size = upright_size(request.image) if request.conditions_on_image else None
+    return [_image_words(request, size)]
+
+
+def _image_words(request: GenerationRequest, image_size: tuple[int, int] | None) -> str:
     from motif_lite.io.image import resize_description  # torch: not for `--help`, which imports this module
 
-    r = result.request
-    if result.image_size is None:  # the request was not image-to-video after all (`conditions_on_image`)
+    r = request
+    if image_size is None:  # the request was not image-to-video after all (`conditions_on_image`)
         return f"image: {r.image} not used: a 1-frame video is one latent frame, which the image does not condition"
-    return f"image: {r.image}, {resize_description(result.image_size, r.width, r.height)}"
+    return f"image: {r.image}, {resize_description(image_size, r.width, r.height)}"
 
 
 def _step_range(first: int, last: int) -> str:
