@@ -163,6 +163,16 @@ def test_the_prompts_help_names_every_way_to_run_without_one(capsys):
     assert all(flag in prompt for flag in ("--dry-run", "--resume", "--settings-from")), prompt
 
 
+def test_the_images_help_says_it_is_stretched_not_cropped(capsys):
+    # It said only "first frame for image-to-video": ComfyUI's Wan nodes crop the image to the video's shape, so a
+    # user from there expected a crop, and got a stretched first frame.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    words = " ".join(capsys.readouterr().out.split())
+    image = words.split("--init-img IMAGE ", 1)[1].split(" --extend CLIP", 1)[0]
+    assert "stretched where its shape differs, never cropped or padded" in image, image
+
+
 @pytest.mark.parametrize("command", [None, "run", "decode", "check", "verify", "serve", "quantize"])
 def test_every_commands_help_fits_the_docs_width_and_its_examples_parse(capsys, monkeypatch, command):
     # run's guidance paragraph was one line of 207 columns, serve's key example 116: the raw formatter (kept for

@@ -130,7 +130,8 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         action=StoreOnce,
         why="one run starts from one image, its first frame; a last frame is not offered",
         type=path_arg,
-        help="first frame for image-to-video (png, jpg, webp, ...)",
+        help="first frame for image-to-video (png, jpg, webp, ...): resized to -W x -H as the reference pipeline "
+        "does, stretched where its shape differs, never cropped or padded (a note gives a -W/-H of its shape)",
     )
     g.add_argument(
         "--extend",
