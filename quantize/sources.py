@@ -16,6 +16,7 @@ from typing import BinaryIO, TypeVar
 import torch
 
 from motif_lite.errors import CheckpointError, LFSPointerError, listed
+from motif_lite.io.file_kinds import has_extension
 from motif_lite.io.latents import latents_given_as
 from motif_lite.json_values import read_json_object
 from motif_lite.paths import user_path
@@ -245,16 +246,16 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
         files, note = _folder_files(folder, component)
         source = SafetensorsSource(files, folder / "config.json", component.tensor_name)
         notes += [note] if note else []
-    elif path.suffix == ".gguf":
+    elif has_extension(path, ".gguf"):
         source = GGUFSource(path, component)
-    elif path.name.endswith(".index.json"):
+    elif has_extension(path, ".index.json"):
         source = SafetensorsSource(shard_files(path), path.parent / "config.json", component.tensor_name)
     elif (saved := latents_given_as(path, "weights to quantize")) is not None:
         raise CheckpointError(f"source {path}: {saved}")
-    elif path.suffix == ".safetensors":
+    elif has_extension(path, ".safetensors"):
         _refuse_one_shard(path)
         source = SafetensorsSource([path], path.parent / "config.json", component.tensor_name)
-    elif path.name.endswith(".gguf.tmp"):
+    elif has_extension(path, ".gguf.tmp"):
         raise CheckpointError(_partial_output(path))
     else:
         raise CheckpointError(

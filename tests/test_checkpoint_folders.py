@@ -633,3 +633,13 @@ def test_text_encoder_shards_without_their_index_are_named_before_any_weights_lo
     assert "text_encoder/" in out and "2 shards (model-00001-of-00002.safetensors ... model-00002-of-00002." in out
     assert "but not model.safetensors.index.json, without which transformers cannot load them; fix: " in out, out
     assert f"--include 'text_encoder/model.safetensors.index.json' --local-dir {root}; for others" in out, out
+
+
+def test_a_weight_file_named_in_upper_case_is_taken_by_check_and_a_dry_run(tiny, tmp_path, capsys):
+    """T.SAFETENSORS (a name some Windows tools write) is a .safetensors file, not "not a .safetensors file"."""
+    upper = tmp_path / "T.SAFETENSORS"
+    shutil.copy(tiny / "transformer" / "diffusion_pytorch_model.safetensors", upper)
+    assert cli.main(["check", "-m", str(tiny), "--diffusion-model", str(upper)]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    code, _, err = run(capsys, "-m", str(tiny), "--diffusion-model", str(upper), "-p", "fox", *SMALL, "--dry-run")
+    assert code == 0, err

@@ -46,6 +46,25 @@ def test_every_source_form_loads_the_same_model(tmp_path, checkpoint, reference)
         assert_close_to_reference(forward(model, x), expected)
 
 
+def test_file_names_in_upper_case_load_as_their_kind(tmp_path, checkpoint, reference):
+    """T.SAFETENSORS, M.INDEX.JSON and X.GGUF (names some Windows tools write) are read by what they end in."""
+    from motif_lite.quantize.cli import main as quantize
+
+    upper = tmp_path / "upper"
+    reference.save_pretrained(upper, max_shard_size="40KB")
+    index = upper / "M.INDEX.JSON"
+    next(upper.glob("*.index.json")).rename(index)
+    single = (checkpoint / WEIGHTS).rename(checkpoint / "transformer" / "T.SAFETENSORS")
+    gguf = tmp_path / "X.GGUF"
+    assert quantize([str(single), "-o", str(gguf), "--type", "F32", "--quiet"]) == 0
+    x = inputs(image=3)
+    expected = reference_forward(reference, x)
+    for source in (single, index, gguf):
+        model = load_transformer(source, dtype=torch.float32)
+        assert_close_to_reference(forward(model, x), expected)
+        assert meta_transformer(source).config == model.config, source
+
+
 def test_a_tilde_in_the_source_is_the_home_folder(checkpoint, monkeypatch):
     # A path from a config file or a notebook ("~/Motif-Video-2B"), which no shell expanded.
     monkeypatch.setenv("HOME", str(checkpoint.parent))

@@ -381,6 +381,22 @@ def test_sharded_index_and_single_file_give_identical_tensors(tiny, tmp_path):
     assert tensors_a == tensors_b
 
 
+def test_sources_named_in_upper_case_are_quantized_as_their_kind(tiny, q4km, tmp_path):
+    """T.SAFETENSORS and X.GGUF (names some Windows tools write) are a safetensors and a GGUF source, and give the
+    tensors the lower-case names give."""
+    root, _, _ = tiny
+    for lower, upper in (
+        (root / "transformer" / "diffusion_pytorch_model.safetensors", tmp_path / "T.SAFETENSORS"),
+        (q4km, tmp_path / "X.GGUF"),
+    ):
+        shutil.copy(lower, upper)
+        want, got = tmp_path / f"{upper.stem}-want.gguf", tmp_path / f"{upper.stem}-got.gguf"
+        assert main([str(lower), "-o", str(want), "--type", "Q8_0", "--quiet"]) == 0
+        assert main([str(upper), "-o", str(got), "--type", "Q8_0", "--quiet"]) == 0
+        tensors = [{t.name: t.data.tobytes() for t in GGUFReader(file).tensors} for file in (want, got)]
+        assert tensors[0] == tensors[1]
+
+
 def test_requantize_gguf_warns_and_keeps_config(tiny, q4km, tmp_path, capsys):
     root, _, state = tiny
     out = tmp_path / "re.gguf"

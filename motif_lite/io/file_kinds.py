@@ -21,6 +21,12 @@ AVIF_BRANDS = {b"avif", b"avis"}
 _PHOTOS = {"HEIF": "a HEIF (HEIC) image", "AVIF": "an AVIF image"}
 
 
+def has_extension(path: str | Path, *extensions: str) -> bool:
+    """Whether the name of `path` ends in one of `extensions` (".safetensors", ".index.json"), in any case: a file
+    saved as T.SAFETENSORS (as some Windows tools and cameras name files) is still a .safetensors file."""
+    return Path(path).name.lower().endswith(extensions)
+
+
 def ftyp_kind(head: bytes) -> str | None:
     """What an ISO base media file whose first bytes are `head` holds, from its brand: "HEIF" (a phone's HEIC photo),
     "AVIF", else "video" (MP4, MOV); None when `head` is no such file."""

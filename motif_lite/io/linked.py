@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import Audience, CheckpointError, ConfigError
-from motif_lite.io.file_kinds import PICKLE_SUFFIXES
+from motif_lite.io.file_kinds import PICKLE_SUFFIXES, has_extension
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.paths import user_path
 
@@ -104,7 +104,7 @@ def check_weight_file(component: str, path: str | Path) -> Path:
         raise CheckpointError(f"{problem}{holds}; pass the .safetensors file itself")
     if not file.is_file():
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} does not exist")
-    if file.suffix != ".safetensors":
+    if not has_extension(file, ".safetensors"):
         why = _NOT_READ.get(file.suffix.lower(), "")
         raise CheckpointError(
             f"the {component.replace('_', ' ')} file {file} is not a .safetensors file{why}; {_OURS[component]}"
@@ -394,7 +394,7 @@ def vae_files(folder: Path) -> dict[str, str]:
     """The .safetensors files in `folder` (ComfyUI's models/vae/) by name, each with what it holds
     (`describe_vae_file`); empty for a folder without any, or one that cannot be read."""
     try:
-        files = sorted(p for p in folder.iterdir() if p.suffix == ".safetensors" and p.is_file())
+        files = sorted(p for p in folder.iterdir() if has_extension(p, ".safetensors") and p.is_file())
     except OSError:
         return {}
     return {file.name: describe_vae_file(file) for file in files}

@@ -15,7 +15,7 @@ from huggingface_hub import constants
 
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError, listed
-from motif_lite.io.file_kinds import PICKLE_SUFFIXES
+from motif_lite.io.file_kinds import PICKLE_SUFFIXES, has_extension
 from motif_lite.io.gguf_source import gguf_files
 from motif_lite.io.linked import vae_folder_fix
 from motif_lite.paths import user_path
@@ -147,7 +147,7 @@ def comfyui_models_fix(model: str) -> str | None:
     flags = {}
     for name, flag in folders.items():
         try:
-            files = sorted(p.name for p in (path / name).iterdir() if p.suffix in (".safetensors", ".gguf"))
+            files = sorted(p.name for p in (path / name).iterdir() if has_extension(p, ".safetensors", ".gguf"))
         except OSError:  # a folder this user may not read: its file is theirs to name
             files = []
         chosen = files[0] if len(files) == 1 else "FILE"

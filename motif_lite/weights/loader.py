@@ -16,6 +16,7 @@ import torch
 from motif_lite.config import TransformerConfig, assumed_note, config_from_weights
 from motif_lite.devices import checked_device, checked_dtype
 from motif_lite.errors import CheckpointError
+from motif_lite.io.file_kinds import has_extension
 from motif_lite.json_values import read_json_object
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.paths import user_path
@@ -41,7 +42,7 @@ def load_transformer(
     path = user_path(source)  # "~/..." from a config file or a notebook, where no shell expanded it
     device = checked_device(device)  # before any file is read
     dtype = checked_dtype(dtype)
-    if path.suffix == ".gguf":
+    if has_extension(path, ".gguf"):
         from motif_lite.weights.gguf_loader import load_gguf_transformer
 
         return load_gguf_transformer(path, dtype=dtype, device=device)
@@ -56,7 +57,7 @@ def meta_transformer(source: str | Path) -> MotifVideoTransformer:
     """The transformer `load_transformer(source)` would build, on the meta device: its config and layer shapes
     from the file headers, no tensor data read (for checks that must run before any weight is loaded)."""
     path = user_path(source)
-    if path.suffix == ".gguf":
+    if has_extension(path, ".gguf"):
         from motif_lite.weights.gguf_loader import meta_gguf_transformer
 
         return meta_gguf_transformer(path)
@@ -92,9 +93,9 @@ def locate_safetensors(path: Path) -> tuple[list[Path], Path | None]:
         folder = path / "transformer" if (path / "transformer").is_dir() else path
         config = folder / "config.json"
         return find_weight_files(folder), config if config.is_file() else None
-    if path.name.endswith(".index.json"):
+    if has_extension(path, ".index.json"):
         files = shard_files(path)
-    elif path.suffix == ".safetensors":
+    elif has_extension(path, ".safetensors"):
         files = [path]
     else:
         raise CheckpointError(f"unsupported model file {path}: expected a folder, .safetensors, .index.json or .gguf")
