@@ -18,6 +18,7 @@ from motif_lite import cli
 from motif_lite.cli.run_request import request_from_args, resolve_requests
 from motif_lite.cli.settings_from import settings_from_args
 from motif_lite.io.settings_file import SettingsFileError, ffmetadata_value, read_settings
+from motif_lite.io.staging import FIRST_FRAME_NUMBERS
 from motif_lite.io.video import write_video
 from motif_lite.pipeline.metadata import request_fields_of, unknown_stored_choices, unknown_stored_keys
 from motif_lite.version import VERSION
@@ -308,11 +309,14 @@ def test_a_folder_or_a_png_sequence_pattern_is_told_to_give_one_file(tmp_path, c
     assert "no such file" not in err
 
 
-def test_a_png_sequence_numbered_from_one_is_told_its_first_frame(tmp_path, capsys):
-    # Other tools (and ffmpeg's image2 muxer) number frames from 1: the first frame there is, not "no such file".
-    (tmp_path / "fox_001.png").write_bytes(b"a frame")
+@pytest.mark.parametrize("first", [1, FIRST_FRAME_NUMBERS[-1]])
+def test_a_png_sequence_numbered_from_one_is_told_its_first_frame(tmp_path, capsys, first):
+    # Other tools (and ffmpeg's image2 muxer) number frames from 1: the first frame there is, not "no such file",
+    # for every first number --extend reads a sequence from.
+    frame = tmp_path / f"fox_{first:03d}.png"
+    frame.write_bytes(b"a frame")
     code, _, err = run_cli(capsys, "--settings-from", str(tmp_path / "fox_%03d.png"))
-    assert_user_error(code, err, "names a PNG sequence", f"give one of its frames, e.g. {tmp_path / 'fox_001.png'}")
+    assert_user_error(code, err, "names a PNG sequence", f"give one of its frames, e.g. {frame}")
 
 
 def test_a_video_of_another_tool_is_refused(tmp_path, capsys):

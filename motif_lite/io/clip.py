@@ -34,14 +34,17 @@ from motif_lite.io.ffmpeg import (
     last_line,
 )
 from motif_lite.io.png_chunks import animated_png_rate, is_animated_png
-from motif_lite.io.staging import FRAME_PATTERN, frame_file, is_frame_sequence
+from motif_lite.io.staging import (
+    FIRST_FRAME_NUMBERS,
+    FRAME_PATTERN,
+    first_frame_number,
+    frame_file,
+    is_frame_sequence,
+)
 from motif_lite.log_filters import filtered_log
 from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
-# The numbers a PNG sequence's first frame may have, as ffmpeg's image2 reader looks for it (-start_number_range 5):
-# 0 as motif-lite writes frames, 1 as ffmpeg itself, Blender and ComfyUI do.
-FIRST_FRAME_NUMBERS = range(5)
 # The transfer functions of HDR video as ffmpeg names them in a video stream's description: phones record HLG
 # (iPhones by default) or PQ (HDR10, HDR10+).
 HDR_TRANSFERS = {"arib-std-b67": "HLG", "smpte2084": "PQ"}
@@ -255,7 +258,7 @@ def last_frame_file(path: str | Path) -> Path:
     path = user_path(path)
     if not is_frame_sequence(path):
         return path
-    first = _first_frame_number(path)
+    first = first_frame_number(path)
     return frame_file(path, 0 if first is None else _frame_numbers(path, first)[-1])
 
 
@@ -267,7 +270,7 @@ def is_clip_file(clip: str | Path, file: str | Path) -> bool:
     path = user_path(clip)
     if not is_frame_sequence(path):
         return path.resolve() == target
-    first = _first_frame_number(path) or 0
+    first = first_frame_number(path) or 0
     for index in itertools.count():
         frame = frame_file(path, index)
         if frame.resolve() == target:
@@ -364,7 +367,7 @@ def _rate_written(path: Path) -> float | None:
 
 
 def _read_png_sequence(pattern: Path, audience: Audience) -> Clip:
-    number = _first_frame_number(pattern)
+    number = first_frame_number(pattern)
     if number is None:
         low, high = (frame_file(pattern, n).name for n in (FIRST_FRAME_NUMBERS[0], FIRST_FRAME_NUMBERS[-1]))
         raise ClipError(f"the clip to extend was not found: {pattern} has no frame {low} (nor any up to {high}, "
@@ -383,11 +386,6 @@ def _read_png_sequence(pattern: Path, audience: Audience) -> Clip:
             raise ClipError(f"{frame.name} is {size[0]}x{size[1]} and {first.name} {width}x{height}: the "
                             f"frames of {pattern.name} must be of one size")  # fmt: skip
     return Clip(pattern, len(numbers), width, height, fps, first=number)
-
-
-def _first_frame_number(pattern: Path) -> int | None:
-    """The number of a PNG sequence's first frame (the lowest of FIRST_FRAME_NUMBERS with a file), None if none."""
-    return next((number for number in FIRST_FRAME_NUMBERS if frame_file(pattern, number).is_file()), None)
 
 
 def _frame_numbers(pattern: Path, first: int) -> range:

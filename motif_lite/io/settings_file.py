@@ -16,7 +16,7 @@ from pathlib import Path
 from motif_lite.choices import FFMPEG_FORMATS, LATENTS_SUFFIX, VIDEO_EXTENSIONS
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.ffmpeg import file_argument, find_ffmpeg
-from motif_lite.io.staging import frame_file, is_frame_sequence
+from motif_lite.io.staging import first_frame_number, frame_file, is_frame_sequence
 from motif_lite.io.video import EXIF_IMAGE_DESCRIPTION
 from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.paths import user_path
@@ -103,18 +103,16 @@ def _other_tool(path: Path, chunks: set[str]) -> str | None:
 
 
 def _first_frame(pattern: Path) -> Path | None:
-    """The first frame there is of the PNG sequence `pattern` names (fox_%03d.png: fox_000.png, else fox_001.png),
-    or None (no pattern, or no such frame)."""
+    """The first frame there is of the PNG sequence `pattern` names, found as --extend finds it
+    (`first_frame_number`: fox_%03d.png gives fox_000.png, else fox_001.png, ...), or None (no pattern, or no
+    such frame)."""
     if not is_frame_sequence(pattern):
         return None
-    for number in (0, 1):
-        try:
-            frame = frame_file(pattern, number)
-        except (TypeError, ValueError):  # another % in the name
-            return None
-        if frame.is_file():
-            return frame
-    return None
+    try:
+        number = first_frame_number(pattern)
+    except (TypeError, ValueError):  # another % in the name
+        return None
+    return None if number is None else frame_file(pattern, number)
 
 
 def _motif_lite_settings(comment: str | None) -> dict | None:

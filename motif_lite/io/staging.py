@@ -18,6 +18,9 @@ from motif_lite.paths import file_in_the_way, quoted
 
 PARTIAL_PREFIX = ".partial-"  # + the writer's PID + "-" + the output's name
 FRAME_PATTERN = re.compile(r"%0?\d*d")  # the frame number in a PNG sequence's name: out_%03d.png
+# The numbers a PNG sequence's first frame may have, as ffmpeg's image2 reader looks for it (-start_number_range 5):
+# 0 as motif-lite writes frames, 1 as ffmpeg itself, Blender and ComfyUI do.
+FIRST_FRAME_NUMBERS = range(5)
 # Free space under which a disk counts as full: not even a small clip's file fits there, and a write that failed
 # without saying why (a short write, ffmpeg's exit code) on a disk with less left failed for want of space.
 FULL_DISK_BYTES = 2**20
@@ -41,6 +44,11 @@ def is_frame_sequence(path: Path) -> bool:
 def frame_file(pattern: Path, index: int) -> Path:
     """The file of frame `index` of a PNG sequence: `out_%03d.png`, 7 -> `out_007.png`."""
     return pattern.parent / (pattern.name % index)
+
+
+def first_frame_number(pattern: Path) -> int | None:
+    """The number of a PNG sequence's first frame (the lowest of FIRST_FRAME_NUMBERS with a file), None if none."""
+    return next((number for number in FIRST_FRAME_NUMBERS if frame_file(pattern, number).is_file()), None)
 
 
 @dataclass
