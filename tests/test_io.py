@@ -1093,6 +1093,7 @@ def test_stale_partial_files_are_those_of_the_same_output_whose_process_ended(tm
         f".partial-{ended}-k.mp4.bak",  # not the pattern
         f".partial-{ended}-f_000.png",  # a PNG sequence's frames
         f".partial-{ended}-f_001.png",
+        f".partial-{ended}-b\\000.png",  # a frame of b\%03d.png: a backslash is a character of a Linux name
     ):
         (tmp_path / name).write_bytes(b"x")
     assert staging.stale_partials(tmp_path / "k.mp4") == [tmp_path / f".partial-{ended}-k.mp4"]
@@ -1100,6 +1101,7 @@ def test_stale_partial_files_are_those_of_the_same_output_whose_process_ended(tm
         tmp_path / f".partial-{ended}-f_00{i}.png" for i in (0, 1)
     ]
     assert staging.stale_partials(tmp_path / "g_%03d.png") == []
+    assert staging.stale_partials(tmp_path / "b\\%03d.png") == [tmp_path / f".partial-{ended}-b\\000.png"]
 
 
 def test_a_gguf_folder_without_a_gguf_file_says_so(tmp_path):

@@ -156,7 +156,7 @@ def stale_partials(path: Path) -> list[Path]:
     path = Path(path)
     name = re.escape(path.name)
     if is_frame_sequence(path):  # %03d stands for the frame numbers
-        name = FRAME_PATTERN.sub(r"\\d+", name.replace(r"\%", "%"))
+        name = FRAME_PATTERN.sub(r"\\d+", name)  # re.escape leaves % as it is (Python 3.7 on)
     pattern = re.compile(rf"{re.escape(PARTIAL_PREFIX)}(\d+)-{name}")
     try:
         entries = list(path.parent.iterdir())
