@@ -168,6 +168,22 @@ def test_a_video_with_a_colon_in_its_name_is_written_and_read_back(tmp_path, mon
     assert read_settings(name).values["prompt"] == "a fox"
 
 
+def test_a_16_bit_grayscale_png_sequence_keeps_its_levels(tmp_path):
+    # Pillow's own conversion clips 16-bit levels at 255: every frame of a mid-gray 16-bit sequence became white,
+    # where -i of the same file (io/image.py) read its levels.
+    from motif_lite.io.clip import clip_frames, last_frame, read_clip
+
+    levels = np.random.default_rng(0).integers(0, 65536, (3, 5, 7), dtype=np.uint16)
+    for number, frame in enumerate(levels):
+        PIL.Image.fromarray(frame).save(tmp_path / f"gray16_{number:03d}.png")
+    with PIL.Image.open(tmp_path / "gray16_000.png") as opened:
+        assert opened.mode.startswith("I")  # what Pillow makes of it
+    clip = read_clip(tmp_path / "gray16_%03d.png")
+    expected = np.repeat(np.round(levels / 257.0).astype(np.uint8)[..., None], 3, axis=-1)  # [F, H, W, 3]
+    assert np.array_equal(np.stack(list(clip_frames(clip))), expected)
+    assert np.array_equal(np.asarray(last_frame(clip)), expected[-1])
+
+
 def write_apng(path: Path, frames: np.ndarray, durations_ms: list[float]) -> Path:
     """An animated PNG as Pillow writes one (`acTL` before its first `IDAT`, an `fcTL` delay before each frame)."""
     first, *rest = (PIL.Image.fromarray(frame) for frame in frames)

@@ -34,6 +34,7 @@ from motif_lite.io.ffmpeg import (
     last_line,
 )
 from motif_lite.io.png_chunks import animated_png_rate, is_animated_png
+from motif_lite.io.rgb import to_rgb8
 from motif_lite.io.staging import (
     FIRST_FRAME_NUMBERS,
     FRAME_PATTERN,
@@ -424,7 +425,7 @@ def _one_frame(path: Path, frames: int, audience: Audience) -> ClipError:
 def _read_png(file: Path) -> np.ndarray:
     try:
         with PIL.Image.open(file) as image:
-            return np.array(image.convert("RGB"))  # writable, for torch
+            return np.array(to_rgb8(image))  # writable, for torch; 16-bit levels scaled, not clipped
     except OSError as exc:
         raise ClipError(f"cannot read {file}, a frame of the clip to extend: {exc}") from None
 

@@ -19,6 +19,7 @@ from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.clip import last_frame_file
 from motif_lite.io.file_kinds import IMAGE_SUFFIXES, ftyp_kind, is_video, is_web_page, text_start
 from motif_lite.io.latents import latents_given_as
+from motif_lite.io.rgb import to_rgb8
 from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
 
@@ -60,7 +61,7 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
             orientation = _orientation(image)
             upright = PIL.ImageOps.exif_transpose(image) if orientation in TURNS else image
             notes += _orientation_notes(orientation, image.size, upright.size)
-            return _to_rgb(upright), notes
+            return to_rgb8(upright), notes
     except PIL.UnidentifiedImageError as exc:
         with path.open("rb") as file:
             head = file.read(1024)
@@ -250,20 +251,6 @@ def _orientation_notes(orientation: int, stored: tuple[int, int], upright: tuple
         f"the image's EXIF orientation ({orientation}) turns it: it is used upright, {width}x{height} (stored "
         f"{stored_width}x{stored_height}), as photo viewers and the reference pipeline show it"
     ]
-
-
-def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
-    """RGB, 8 bits per channel. Pillow converts 16- and 32-bit integer grayscale ("I;16", "I": 16-bit PNGs and
-    TIFFs) by clipping at 255, which makes a mid-gray 16-bit image white: scale 0..65535 to 0..255 instead. It
-    converts a float image ("F": a 32-bit float TIFF, as numpy and renderers save one) the same way, which makes
-    one of levels 0..1 black: scale those to 0..255."""
-    if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
-        levels = np.asarray(image).astype(np.float64).clip(0, 65535) / 257.0
-        return PIL.Image.fromarray(levels.round().astype(np.uint8), "L").convert("RGB")
-    if image.mode == "F" and image.getextrema()[1] <= 1.0:
-        levels = np.nan_to_num(np.asarray(image, dtype=np.float64)).clip(0, 1) * 255.0
-        return PIL.Image.fromarray(levels.round().astype(np.uint8), "L").convert("RGB")
-    return image if image.mode == "RGB" else image.convert("RGB")  # Pillow's convert would copy an RGB image
 
 
 def _transparency_notes(image: PIL.Image.Image) -> list[str]:
