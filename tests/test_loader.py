@@ -65,6 +65,27 @@ def test_file_names_in_upper_case_load_as_their_kind(tmp_path, checkpoint, refer
         assert meta_transformer(source).config == model.config, source
 
 
+def test_each_file_is_opened_once_for_its_tensors(tmp_path, reference, monkeypatch):
+    # Opened once per tensor, each file's header was read and parsed again for every tensor it holds.
+    from collections import Counter
+
+    from motif_lite.weights import safetensors_files
+
+    sharded = tmp_path / "sharded"
+    reference.save_pretrained(sharded, max_shard_size="40KB")
+    opened, safe_open = Counter(), safetensors_files.safe_open
+
+    def counted(file, **options):
+        opened[file] += 1
+        return safe_open(file, **options)
+
+    monkeypatch.setattr(safetensors_files, "safe_open", counted)
+    model = load_transformer(sharded, dtype=torch.float32)
+    files = sorted(sharded.glob("*.safetensors"))
+    assert len(model.state_dict()) > len(files) > 2
+    assert opened == Counter({file: 2 for file in files})  # its header read, then its tensors
+
+
 def test_a_tilde_in_the_source_is_the_home_folder(checkpoint, monkeypatch):
     # A path from a config file or a notebook ("~/Motif-Video-2B"), which no shell expanded.
     monkeypatch.setenv("HOME", str(checkpoint.parent))

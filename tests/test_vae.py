@@ -23,7 +23,7 @@ from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.layers import CausalState, RMSNorm
 from motif_lite.vae.model import WanVAE
 from motif_lite.vae.tiling import blend_weights, decode_tiled_step, tile_count, tile_grid, tile_spans
-from motif_lite.weights.safetensors_files import TensorRef
+from motif_lite.weights.safetensors_files import TensorFiles
 
 TINY = dict(
     base_dim=8,
@@ -407,7 +407,7 @@ def test_loads_vae_folder_sharded_and_bf16(tmp_path):
     assert torch.equal(load_vae(sharded).decode(z), expected)
     read = []
     with pytest.MonkeyPatch.context() as patch:  # which tensors are read: a decode-only VAE reads no encoder's
-        patch.setattr(TensorRef, "load", lambda ref: read.append(ref.name) or load_file(ref.file)[ref.name])
+        patch.setattr(TensorFiles, "load", lambda _, ref: read.append(ref.name) or load_file(ref.file)[ref.name])
         decode_only = load_vae(folder, encoder=False)
     assert read and not [name for name in read if name.startswith(("encoder.", "quant_conv."))]
     assert decode_only.encoder is None and torch.equal(decode_only.decode(z), expected)

@@ -43,12 +43,10 @@ _OTHER_FORMATS = (".weight_scale_2", ".pre_quant_scale")
 
 
 class StoredTensor(Protocol):
-    """A tensor of a file, read when asked (`safetensors_files.TensorRef`)."""
+    """A tensor of a file, read when asked (`safetensors_files.TensorRef`, read by `TensorFiles.load`)."""
 
     shape: tuple[int, ...]
     dtype: str
-
-    def load(self) -> torch.Tensor: ...
 
 
 def is_companion(name: str) -> bool:
@@ -165,27 +163,28 @@ def float8_state(
     tensors: Mapping[str, StoredTensor],
     scales: Mapping[str, StoredTensor],
     kept: set[str],
+    load: Callable[[StoredTensor], torch.Tensor],
     convert: Callable[[torch.Tensor], torch.Tensor],
     place: Callable[[torch.Tensor], torch.Tensor],
 ) -> dict[str, torch.Tensor]:
-    """The state dict of a model after `use_float8_linears` (which returned `kept`), reading each tensor once:
-    the kept layers' fp8 weights and scales as stored (then `place`d: moved to the device), every other tensor
-    `convert`ed (cast to the compute dtype and moved), an fp8 one widened first (times its scale)."""
+    """The state dict of a model after `use_float8_linears` (which returned `kept`), reading each tensor once with
+    `load`: the kept layers' fp8 weights and scales as stored (then `place`d: moved to the device), every other
+    tensor `convert`ed (cast to the compute dtype and moved), an fp8 one widened first (times its scale)."""
     state: dict[str, torch.Tensor] = {}
     for name, tensor in tensors.items():
         module_name, _, leaf = name.rpartition(".")
-        values = tensor.load()
+        values = load(tensor)
         scale = scales.get(name)
         if module_name in kept and leaf == "weight":
             state[f"{module_name}.fp8_weight"] = place(values)
             if scale is not None:
                 shape = kept_scale_shape(scale.shape, values.shape[0], name)
-                state[f"{module_name}.scale"] = place(scale.load().float().reshape(shape))
+                state[f"{module_name}.scale"] = place(load(scale).float().reshape(shape))
             continue
         if values.dtype in FLOAT8_DTYPES.values():
             if scale is not None:
                 kept_scale_shape(scale.shape, values.shape[0], name)
-            values = widened(values, None if scale is None else scale.load())
+            values = widened(values, None if scale is None else load(scale))
         state[name] = convert(values)
     return state
 

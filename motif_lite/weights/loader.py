@@ -22,7 +22,13 @@ from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.paths import user_path
 from motif_lite.weights.float8 import float8_state, use_float8_linears, weight_scales
 from motif_lite.weights.keymap import to_model_name, to_model_names
-from motif_lite.weights.safetensors_files import TensorRef, find_weight_files, read_tensor_refs, shard_files
+from motif_lite.weights.safetensors_files import (
+    TensorFiles,
+    TensorRef,
+    find_weight_files,
+    read_tensor_refs,
+    shard_files,
+)
 from motif_lite.weights.shapes import (  # also imported from here
     TRANSFORMER_CLASS,
     assign_weights,
@@ -49,7 +55,10 @@ def load_transformer(
     model, refs, scales = _build_safetensors(path)
     check_tensors(model, {name: ref.shape for name, ref in refs.items()}, str(path))
     kept = use_float8_linears(model, refs, scales, str(path))  # ComfyUI's fp8 copies stay in 8 bits
-    state = float8_state(refs, scales, kept, lambda t: t.to(device=device, dtype=dtype), lambda t: t.to(device))
+    with TensorFiles() as files:
+        state = float8_state(
+            refs, scales, kept, files.load, lambda t: t.to(device=device, dtype=dtype), lambda t: t.to(device)
+        )
     return assign_weights(model, state)
 
 
