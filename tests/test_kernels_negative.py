@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from gguf import GGMLQuantizationType as Q
 from test_kernels_attention import TOL, key_padding, qkv
 from test_kernels_dequant import assert_fp32_close, random_blocks, reference
-from test_kernels_int8 import EMULATION, PV, emulation_tolerance, padded_inputs, tied_qkv
+from test_kernels_int8 import EMULATION, PV, emulation_tolerance, fp16_cross_inputs, padded_inputs, tied_qkv
 from test_kernels_norm import adaln_chunks, heads_view
 
 from motif_lite.kernels import int8_scheme
@@ -135,6 +135,22 @@ def test_int8_rounding_halves_to_even_fails_the_check(monkeypatch) -> None:
     monkeypatch.setattr(int8_scheme, "round_half_away", torch.round)
     with pytest.raises(AssertionError):
         torch.testing.assert_close(emulate_int8_attention(q, k, v, pv="16bit"), expected, **EMULATION)
+
+
+def test_int8_biased_16bit_pv_fails_the_check(monkeypatch) -> None:
+    # The inputs and the check of test_kernels_int8.py::test_cross_lengths_and_fp16, with every 16-bit P·V
+    # product 0.6 % too large (P scaled by 1.006 before the dot): a bias well under a looser fp16 bound.
+    q, k, v, mask = fp16_cross_inputs()
+    expected = emulate_int8_attention(q, k, v, mask, pv="16bit")
+    exact_operands = int8_scheme._pv_operands
+
+    def biased_operands(*args):
+        v_dot, round_p, v_mean = exact_operands(*args)
+        return v_dot, lambda p: round_p(p) * 1.006, v_mean
+
+    monkeypatch.setattr(int8_scheme, "_pv_operands", biased_operands)
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(emulate_int8_attention(q, k, v, mask, pv="16bit"), expected, **EMULATION)
 
 
 def nibbles_swapped(blocks: np.ndarray) -> np.ndarray:
