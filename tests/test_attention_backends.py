@@ -1,6 +1,6 @@
-"""Exact attention backends (`--attention-backend`): fixed kernels equal SDPA (masked calls row by row for the
-kernels that take no mask), and `auto`'s timed trial, driven here by injected timings, picks the fastest
-candidate that works and agrees with float32 attention, once per attention shape."""
+"""Exact attention backends (`--attention-backend`): fixed kernels equal float64 attention (masked calls row by
+row for the kernels that take no mask), and `auto`'s timed trial, driven here by injected timings, picks the
+fastest candidate that works and agrees with float32 attention, once per attention shape."""
 
 from __future__ import annotations
 
@@ -83,12 +83,21 @@ def test_only_trailing_padding_can_be_split():
         valid_key_lengths(holes)
 
 
+def exact_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(QKᵀ/√D)·V in float64, written out: no SDPA kernel, so it checks them all (on the CPU `sdpa` and
+    `flash` both run torch's flash kernel)."""
+    scores = q.double() @ k.double().transpose(-1, -2) / q.shape[-1] ** 0.5  # [B, H, Lq, Lk]
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return (scores.softmax(-1) @ v.double()).float()
+
+
 @pytest.mark.parametrize("name", ["sdpa", "flash"])  # the two SDPA kernels the CPU has
-def test_fixed_backends_equal_sdpa(name):
+def test_fixed_backends_equal_exact_attention(name):
     attend = candidate(name)
     q, k, v = qkv()
     for mask in (None, trailing_mask([30, 12])):
-        torch.testing.assert_close(attend(q, k, v, mask), sdpa_attention(q, k, v, mask), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(attend(q, k, v, mask), exact_attention(q, k, v, mask), rtol=1e-5, atol=1e-5)
 
 
 def test_kernels_missing_here_fail_loudly():
