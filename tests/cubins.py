@@ -1,11 +1,17 @@
 """Our kernels compiled for a CUDA target in tests, without a GPU (motif_lite.kernels.compiled), skipping instead
 of failing where this machine cannot: kernels built for the interpreter (TRITON_INTERPRET=1 in this process), a
-Triton that ships no ptxas / cuobjdump, or one too old for the target (`launch.triton_too_old`)."""
+Triton that ships no ptxas / cuobjdump (decided once, from the files; under CI that fails instead), or one too old
+for the target (`launch.triton_too_old`). Any error from the build or the disassembly itself fails the test: a
+broken cubin makes cuobjdump exit non-zero, which must not read as "cannot disassemble here"."""
 
 from __future__ import annotations
 
-import subprocess
+import functools
+import os
+import shutil
+import sysconfig
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +21,32 @@ from triton.runtime.jit import JITFunction  # noqa: E402
 from motif_lite.kernels import attention_int8, compiled, dequant_matmul  # noqa: E402
 from motif_lite.kernels.launch import triton_too_old, triton_version  # noqa: E402
 
+CUDA_TOOLS = ("ptxas", "cuobjdump")
+
+
+@functools.cache
+def missing_cuda_tool() -> str | None:
+    """The first of `CUDA_TOOLS` Triton would not find here, or None: where Triton looks (its TRITON_<NAME>_PATH,
+    then the copy it ships in backends/nvidia/bin; Triton 3.2 also searches PATH)."""
+    shipped = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
+    for tool in CUDA_TOOLS:
+        binary = tool + (sysconfig.get_config_var("EXE") or "")
+        places = (os.environ.get(f"TRITON_{tool.upper()}_PATH"), str(shipped / binary), binary)
+        if not any(place and shutil.which(place) for place in places):
+            return tool
+    return None
+
+
+def skip_without_cuda_tools() -> None:
+    """Skip where this Triton ships no ptxas or cuobjdump; under CI (which has them) fail instead."""
+    tool = missing_cuda_tool()
+    if tool is None:
+        return
+    message = f"no {tool} with this Triton: cannot build or read cubins here"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
 
 def _built(kernel: object, capability: int, build: Callable[[], dict]) -> dict:
     if not isinstance(kernel, JITFunction):
@@ -22,10 +54,8 @@ def _built(kernel: object, capability: int, build: Callable[[], dict]) -> dict:
     too_old = triton_too_old(triton.__version__, divmod(capability, 10))
     if too_old:  # Triton 3.2 aborts the whole process compiling for sm_120
         pytest.skip(too_old)
-    try:
-        asm = build()
-    except FileNotFoundError as exc:  # no ptxas shipped with this triton
-        pytest.skip(f"cannot build cubins here: {exc}")
+    skip_without_cuda_tools()
+    asm = build()
     assert asm["cubin"]
     return asm
 
@@ -48,7 +78,5 @@ def int8_attention_or_skip(capability: int, **call) -> dict:
 
 def sass_or_skip(cubin: bytes) -> str:
     """The cubin's SASS, or skip where no cuobjdump ships with this triton."""
-    try:
-        return compiled.sass(cubin)
-    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot disassemble here: {exc}")
+    skip_without_cuda_tools()
+    return compiled.sass(cubin)

@@ -4,10 +4,11 @@ on the tensor-core instructions they are for (the interpreter tests prove the ma
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 import torch
-from cubins import compile_or_skip, int8_attention_or_skip, sass_or_skip
+from cubins import compile_or_skip, int8_attention_or_skip, sass_or_skip, skip_without_cuda_tools
 from test_kernels_compile import assert_fits
 
 from motif_lite.kernels import attention_int8, compiled, launch
@@ -198,6 +199,17 @@ def test_small_head_dims_compile(dim: int) -> None:
     H200 with head dim 16 before `head_block`, which the interpreter does not check)."""
     assert attention_int8.head_block(dim) >= 32
     int8_attention_or_skip(90, dim=dim)
+
+
+def test_a_broken_cubin_fails_rather_than_skips() -> None:
+    """Where the tools are here, cuobjdump rejecting a cubin is our error: `sass_or_skip` raises it, it does not
+    skip (the SASS tests above would read a broken cubin as "cannot disassemble here")."""
+    skip_without_cuda_tools()
+    with pytest.raises(subprocess.CalledProcessError):
+        try:
+            sass_or_skip(b"\x7fELF, but no device code")
+        except pytest.skip.Exception as skipped:
+            pytest.fail(f"a cubin cuobjdump rejects was skipped: {skipped}")
 
 
 def test_last_tuned_config_names_the_autotuners_pick(monkeypatch) -> None:
