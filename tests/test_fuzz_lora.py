@@ -46,16 +46,20 @@ def change(path: Path) -> torch.Tensor:
     return model.transformer_blocks[0].attn.to_q.weight.detach() - before  # a new weight: merged
 
 
-def applied_or_refused(path: Path, *needles: str) -> None:
+def applied_or_refused(path: Path, *needles: str, alpha_zero: bool = False) -> None:
     """`path` is refused with `MotifLiteError` naming the file and the `needles` (the setting edited), or applied:
     then its change is the unedited LoRA's (`GOOD`, alpha 8), up to its scale (an edited alpha) and the rounding of
-    another float dtype, and holds numbers only."""
+    another float dtype, and holds numbers only. `alpha_zero`: the edit is an alpha of 0, whose change is none;
+    any other applied file must change the weight (a reader that dropped a 16-bit LoRA's scale changed nothing)."""
     with read_or_refused_naming(MotifLiteError, str(path), *needles):
         applied = change(path).flatten()
         assert torch.isfinite(applied).all(), f"{needles}: the change holds inf or NaN"
-        if applied.any():  # an alpha of 0 changes nothing
-            similar = torch.nn.functional.cosine_similarity(applied, UNEDITED.flatten(), dim=0)
-            assert similar.abs() > 0.99, f"{needles}: the change is another LoRA's (cosine {similar:.3f})"
+        if alpha_zero:
+            assert not applied.any(), f"{needles}: an alpha of 0 changed the weight"
+            return
+        assert applied.any(), f"{needles}: applied, but the weight did not change"
+        similar = torch.nn.functional.cosine_similarity(applied, UNEDITED.flatten(), dim=0)
+        assert similar.abs() > 0.99, f"{needles}: the change is another LoRA's (cosine {similar:.3f})"
 
 
 def written(path: Path, tensors: dict[str, torch.Tensor], peft: object = None) -> Path:
@@ -64,7 +68,8 @@ def written(path: Path, tensors: dict[str, torch.Tensor], peft: object = None) -
     return path
 
 
-DTYPES = [torch.int8, torch.int32, torch.bool, torch.uint8, torch.float16, torch.float64, torch.float8_e4m3fn]
+DTYPES = [torch.int8, torch.int32, torch.bool, torch.uint8, torch.float16, torch.bfloat16, torch.float64,
+          torch.float8_e4m3fn]  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -80,8 +85,9 @@ def test_tensors_of_every_shape_are_applied_or_refused(tmp_path):
     shapes = [((0, 64), (64, 0)), ((1, 4, 64), (64, 4)), ((4, 32), (64, 4)), ((64,), (64,)), ((), ()), ((4, 64),)]
     for shape in shapes:
         applied_or_refused(written(path, {name: torch.zeros(s) for name, s in zip((DOWN, UP), shape, strict=False)}))
-    for alpha in [torch.zeros(3), torch.zeros(0), torch.tensor(float("nan")), torch.tensor(0.0)]:
+    for alpha in [torch.zeros(3), torch.zeros(0), torch.tensor(float("nan"))]:
         applied_or_refused(written(path, {**GOOD, ALPHA: alpha}))
+    applied_or_refused(written(path, {**GOOD, ALPHA: torch.tensor(0.0)}), alpha_zero=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.int8, torch.bool])
@@ -95,7 +101,8 @@ def test_weights_that_are_not_floats_are_refused(tmp_path, dtype):
 @pytest.mark.parametrize("setting", ["lora_alpha", "alpha_pattern", "use_rslora", "use_dora", "r"])
 def test_peft_settings_of_every_json_type_are_applied_or_refused(tmp_path, setting):
     for value in WRONG_VALUES:
-        applied_or_refused(written(tmp_path / "lora.safetensors", GOOD, {"lora_alpha": 8, setting: value}), setting)
+        path = written(tmp_path / "lora.safetensors", GOOD, {"lora_alpha": 8, setting: value})
+        applied_or_refused(path, setting, alpha_zero=setting == "lora_alpha" and value == 0)
 
 
 @pytest.mark.parametrize(

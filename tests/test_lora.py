@@ -1,7 +1,7 @@
 """LoRA adapters: every supported file format, at two strengths, gives the frames of the diffusers pipeline whose
 transformer carries the same adapter through PEFT (the reference's own LoRA implementation), on safetensors
-weights (merged) and on GGUF weights (kept unmerged beside the packed blocks); clear errors before any weight is
-read."""
+weights (merged) and on GGUF weights (kept unmerged beside the packed blocks), and so does the file in float16 and
+bfloat16; clear errors before any weight is read."""
 
 from __future__ import annotations
 
@@ -132,6 +132,21 @@ def test_each_format_gives_the_reference_frames(setup, reference_frames, tmp_pat
     assert pipe.loras.merged > 0 and pipe.loras.wrapped == 0  # float weights: merged
     assert not any(isinstance(m, LoRALinear) for m in pipe.transformer.modules())
     assert_same_video(frames(pipe, tmp_path), reference_frames[strength])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_a_16bit_lora_gives_the_reference_frames(setup, reference_frames, tmp_path, dtype):
+    """Most published LoRAs are 16-bit: the PEFT file cast to `dtype` gives the float32 reference's frames within
+    the same 1/255 (the casts round A and B by at most 2⁻¹¹ or 2⁻⁸ relative; on the tiny model that moved no pixel
+    by more than 1 level). A 16-bit file whose change was dropped would be the plain video: more than 20 off."""
+    root, _, files, _ = setup
+    with safe_open(str(files["peft"]), "pt") as f:
+        tensors, metadata = {k: f.get_tensor(k).to(dtype) for k in f.keys()}, f.metadata()  # noqa: SIM118
+    lora = tmp_path / "lora.safetensors"
+    save_file(tensors, lora, metadata=metadata)
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch", loras=[(lora, 1.0)])
+    assert pipe.loras.merged > 0
+    assert_same_video(frames(pipe, tmp_path), reference_frames[1.0])
 
 
 def test_two_files_add_up(setup, reference_frames, tmp_path):
