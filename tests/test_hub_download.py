@@ -295,6 +295,15 @@ GGUF_ADDRESSES = {
     "hf.co/unsloth/Qwen3-8B-GGUF:latest": "download it first: hf download unsloth/Qwen3-8B-GGUF --include "
     "FILE.gguf --local-dir ./Qwen3-8B-GGUF, then --gguf ./Qwen3-8B-GGUF",
     f"hf.co/{GGUF_REPO}:banana": "e.g. --gguf Q4_K_M",
+    # A folder's page: its name was read as a tag, and '*vae*.gguf' fetched nothing of vae/x.gguf. The folder's
+    # files, and the folder to give; a file that is no GGUF: its folder's; the official repo's: a variant.
+    "https://huggingface.co/someone/gguf/tree/main/vae": "download it first: hf download someone/gguf --include "
+    "'vae/*.gguf' --local-dir ./gguf, then --gguf ./gguf/vae",
+    "https://huggingface.co/someone/gguf/tree/v2/sub/q8/": "download it first: hf download someone/gguf --include "
+    "'sub/q8/*.gguf' --revision v2 --local-dir ./gguf, then --gguf ./gguf/sub/q8",
+    "https://huggingface.co/someone/gguf/blob/main/vae/config.json": "download it first: hf download someone/gguf "
+    "--include 'vae/*.gguf' --local-dir ./gguf, then --gguf ./gguf/vae",
+    f"https://huggingface.co/{GGUF_REPO}/tree/main/Q8_0": "e.g. --gguf Q4_K_M",
 }
 
 
@@ -317,11 +326,20 @@ def test_a_hub_address_given_to_gguf_is_said_before_the_checkpoint_downloads(emp
     assert "downloading" not in err and fake_hub.downloads == []
 
 
+def test_a_hub_folder_given_to_gguf_gets_its_folders_download_in_a_dry_run(empty_cache_run, fake_hub):
+    address = "https://huggingface.co/someone/gguf/tree/main/vae"
+    code, err = empty_cache_run("--dry-run", "--gguf", address)
+    assert code == cli.EXIT_USER_ERROR and "--include 'vae/*.gguf' --local-dir ./gguf, then --gguf ./gguf/vae" in err
+    assert "'*vae*.gguf'" not in err and fake_hub.downloads == []
+
+
 TEXT_ENCODER_ADDRESSES = {
     "https://huggingface.co/someone/te-gguf/resolve/main/te-Q8_0.gguf": "download it first: hf download "
     "someone/te-gguf te-Q8_0.gguf --local-dir ./te-gguf, then --text-encoder-gguf ./te-gguf/te-Q8_0.gguf",
     f"hf.co/{GGUF_REPO}:Q8_0": f"download it first: hf download {GGUF_REPO} --include '*Q8_0*.gguf' --local-dir "
     "./Motif-Video-2B-GGUF, then --text-encoder-gguf ./Motif-Video-2B-GGUF",  # no official variant: a file
+    "https://huggingface.co/someone/te-gguf/tree/main/te": "download it first: hf download someone/te-gguf "
+    "--include 'te/*.gguf' --local-dir ./te-gguf, then --text-encoder-gguf ./te-gguf/te",
 }
 
 

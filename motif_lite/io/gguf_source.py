@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import shlex
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from huggingface_hub import hf_hub_download
 
@@ -21,6 +21,7 @@ from motif_lite.io.hub import (
     HUB_ERRORS,
     DownloadPlan,
     HubAccess,
+    HubAddress,
     cached_snapshot,
     hub_address,
     local_dir_for,
@@ -201,7 +202,10 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
     if address is None or user_path(text).exists():
         return None
     official = flag == "--gguf" and address.repo.lower() == GGUF_REPO.lower() and address.revision == "main"
-    tag = None if address.file is None or address.file.lower() == "latest" else address.file  # Ollama's default
+    folder_page = address.path is not None and not address.path.lower().endswith(".gguf")  # .../tree/main/vae
+    if folder_page and not official:
+        return _folder_address_problem(address, flag)
+    tag = None if folder_page or (address.file or "").lower() in ("", "latest") else address.file  # Ollama's default
     variant = _official_variant(tag) if official and tag else None
     if variant is not None:
         return "--gguf takes the variant a file of the official repo carries", f"--gguf {variant}"
@@ -216,6 +220,20 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
         pattern = f"*{_in_file_names(tag)}*.gguf" if tag else "FILE.gguf"
         command = f"hf download {address.repo} --include {shlex.quote(pattern)}{revision} --local-dir {folder}"
         then = f"{flag} {folder}"
+    return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
+
+
+def _folder_address_problem(address: HubAddress, flag: str) -> tuple[str, str]:
+    """(problem, fix) for a folder of a repo's web address (.../tree/main/vae) given to `flag`, or a file that is
+    no GGUF (.../blob/main/vae/config.json: its folder): the download of that folder's .gguf files, and the folder to
+    give, which `single_gguf` reads. Its name is no tag: `--include '*vae*.gguf'` fetched nothing of vae/x.gguf."""
+    path = PurePosixPath(address.path or "")
+    folder = path.parent if path.suffix else path  # a file's name has an extension, a folder's (vae) none
+    local = local_dir_for(address.repo)
+    revision = f" --revision {shlex.quote(address.revision)}" if address.revision != "main" else ""
+    pattern = "*.gguf" if folder == PurePosixPath(".") else f"{folder}/*.gguf"
+    command = f"hf download {address.repo} --include {shlex.quote(pattern)}{revision} --local-dir {local}"
+    then = f"{flag} {shlex.quote(local if pattern == '*.gguf' else f'{local}/{folder}')}"
     return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
 
 
