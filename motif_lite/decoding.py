@@ -22,7 +22,7 @@ import torch
 from motif_lite.checkpoint import check_vae_file, locate_vae
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype, resolve_device
-from motif_lite.errors import Audience, CheckpointError, ConfigError, Spelling, both_spellings
+from motif_lite.errors import Audience, CheckpointError, ConfigError, Spelling
 from motif_lite.io.clip import Clip, ClipError, joined_frames, read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.output_claims import unused_path
@@ -145,10 +145,12 @@ def prepare_decode(
     official repo; downloaded when missing only if `download`) and config against the latents, and the memory
     plan (with `vram_gib`, or on CUDA: the GPU's free memory), as for a run's decode stage; `crf` against the
     output's format (`check_crf`). Raises a `MotifLiteError` naming the problem. `audience`: who the memory plan's
-    advice speaks to (`motif-lite decode` passes `Audience.FLAGS`); the other refusals name both spellings."""
+    advice and the refusals speak to (`motif-lite decode` passes `Audience.FLAGS`: its flags alone); by default, as
+    a Python entry point as much as decode's, they name the flag and the keyword (errors.Audience)."""
+    # No field of the server's API decodes latents: a setting's field is its flag.
+    vram, out = Spelling("--vram", "vram_gib", "--vram").to(audience), Spelling("-o", "output=", "-o").to(audience)
     if vram_gib is not None and not positive_budget(vram_gib):
-        # A Python entry point as much as decode's: its refusals name the flag and the keyword (errors.Audience).
-        raise ConfigError(f"{both_spellings('--vram', 'vram_gib')} must be a positive number of GiB, got {vram_gib!r}")
+        raise ConfigError(f"{vram} must be a positive number of GiB, got {vram_gib!r}")
     if not saved.denoised:
         done, steps = saved.progress
         where = shlex.quote(str(saved.file or "FILE"))
@@ -164,21 +166,19 @@ def prepare_decode(
     check_crf(output, crf)
     if clip is not None and any(replaces_file(output, frames, file) for file in clip.files):
         raise ConfigError(f"the output {output} would replace the clip {clip.path} the run went on from; give "
-                          f"{both_spellings('-o', 'output=')} another name")  # fmt: skip
-    keeps = f"a decode keeps the run's frame rate: give {both_spellings('-o', 'output=')} a .webp or .mp4 file"
+                          f"{out} another name")  # fmt: skip
+    keeps = f"a decode keeps the run's frame rate: give {out} a .webp or .mp4 file"
     check_output_fps(output, saved.fps, keeps)
     target = resolve_device(device)
     dtype = checked_dtype(dtype if dtype is not None else saved.dtype)
-    root = _vae_checkpoint(saved, model, vae_file, download)
+    root = _vae_checkpoint(saved, model, vae_file, download, audience)
     vae_config = WanVAEConfig.from_json(root / "vae" / "config.json")
-    check_latents_fit(saved, vae_config)
+    check_latents_fit(saved, vae_config, audience)
     plan = None
     if vram_gib is not None or target.type == "cuda":
         budget = device_budget(target, vram_gib)  # run's --vram: one above the GPU's memory is a slip, said
         advice = None  # the budget is the GPU's free memory: the planner's `decode_advice`
         if target.type == "cpu":
-            # No field of the server's API sets a budget: a server's is its operator's `serve --vram`.
-            vram = Spelling("--vram", "vram_gib", "--vram").to(audience)
             advice = f"{vram} limits a decode on the CPU too: leave it out there (no limit)"
         elif vram_gib is not None:
             advice = decode_on_the_cpu(audience)
@@ -238,9 +238,14 @@ def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
 
 
 def _vae_checkpoint(
-    saved: SavedLatents, model: str | Path | None, vae_file: str | Path | None, download: bool = True
+    saved: SavedLatents,
+    model: str | Path | None,
+    vae_file: str | Path | None,
+    download: bool = True,
+    audience: Audience = Audience.RUN_OR_PYTHON,
 ) -> Path:
-    """`locate_vae` of the given checkpoint / VAE file, else of the run's (as the file says), else the official."""
+    """`locate_vae` of the given checkpoint / VAE file, else of the run's (as the file says), else the official;
+    the flags to give named in `audience`'s words (`prepare_decode`)."""
     if vae_file is not None:  # the user's own file: what is wrong with it is not the latents file's doing
         check_vae_file(vae_file)
     try:
@@ -249,19 +254,22 @@ def _vae_checkpoint(
         if model is not None or (saved.model is None and saved.vae is None):
             raise
         # The run's folder or VAE file may have moved since (or the latents came from another machine).
-        where = both_spellings("-m or --vae", "model= or vae_file=")
+        where = Spelling("-m or --vae", "model= or vae_file=", "-m or --vae").to(audience)
         raise CheckpointError(f"{exc} (the checkpoint or VAE file of the run, as the latents file says: give "
                               f"its place now with {where})") from None  # fmt: skip
 
 
-def check_latents_fit(saved: SavedLatents, vae_config: WanVAEConfig) -> None:
-    """`LatentsFileError` unless the latents have the VAE's channels and the shape of the video they describe."""
+def check_latents_fit(
+    saved: SavedLatents, vae_config: WanVAEConfig, audience: Audience = Audience.RUN_OR_PYTHON
+) -> None:
+    """`LatentsFileError` unless the latents have the VAE's channels and the shape of the video they describe; the
+    flags to give named in `audience`'s words (`prepare_decode`)."""
     _, channels, frames, h, w = saved.latents.shape
     if channels != vae_config.z_dim:
         raise LatentsFileError(
             f"the latents have {channels} channels, but this VAE takes {vae_config.z_dim}: they come from another "
-            "model; decode them with the checkpoint (-m, in Python model=) or VAE file (--vae, in Python vae_file=) of "
-            "the run that saved them"
+            f"model; decode them with the checkpoint ({_named('-m', 'model=', audience)}) or VAE file "
+            f"({_named('--vae', 'vae_file=', audience)}) of the run that saved them"
         )
     expected = vae_config.latent_shape(saved.width, saved.height, saved.frames)[2:]
     if (frames, h, w) != expected:
@@ -270,6 +278,11 @@ def check_latents_fit(saved: SavedLatents, vae_config: WanVAEConfig) -> None:
             f"{saved.frames} frames with this VAE (latent frames, height, width {expected}): the file is damaged or "
             "comes from another model"
         )
+
+
+def _named(flag: str, keyword: str, audience: Audience) -> str:
+    """A flag inside a message's own parentheses in `audience`'s words: '-m, in Python model=', or the flag alone."""
+    return flag if audience is Audience.FLAGS else f"{flag}, in Python {keyword}"
 
 
 def _silent(stage: str, done: int, total: int) -> None:

@@ -607,6 +607,46 @@ def test_latents_that_do_not_fit_the_vae(saved, tmp_path, capsys, no_vae_load):
     save_file({"latents": torch.zeros(1, 48, 3, 4, 6)}, str(path), metadata={FORMAT_KEY: json.dumps(info)})
     code, _, err = decode_cli(capsys, str(path), "-o", str(tmp_path / "v.mp4"))
     assert_user_error(code, err, "the latents have 48 channels, but this VAE takes 16")
+    assert "with the checkpoint (-m) or VAE file (--vae) of the run" in err and "in Python" not in err  # decode's flags
+
+
+def _refusal(audience, **changed) -> str:
+    """prepare_decode's refusal of latents of 48x32x9 at 16 fps (`changed`: other fields), in `audience`'s words."""
+    from motif_lite.errors import Audience
+    from motif_lite.io.latents import SavedLatents
+
+    tmp_path, output, vram_gib = changed.pop("tmp_path"), changed.pop("output"), changed.pop("vram_gib", None)
+    fields = {"output": tmp_path / "fox.mp4", "width": 48, "height": 32, "frames": 9, "fps": 16.0, "dtype": "float32"}
+    saved = SavedLatents(torch.zeros(1, 16, 3, 4, 6), **{**fields, **changed})
+    with pytest.raises(MotifLiteError) as error:
+        decoding.prepare_decode(
+            saved, output, device="cpu", vram_gib=vram_gib, download=False, audience=Audience[audience]
+        )
+    return str(error.value)
+
+
+@pytest.mark.parametrize("audience", ["FLAGS", "RUN_OR_PYTHON"])
+def test_prepare_decode_names_the_settings_in_its_audiences_words(tmp_path, audience):
+    # motif-lite decode passes Audience.FLAGS: its user was told the Python keywords too ("-o (in Python output=)").
+    for i in range(2):
+        PIL.Image.new("RGB", (48, 32)).save(tmp_path / f"clip_{i:03d}.png")
+    clip = tmp_path / "clip_%03d.png"
+    python = audience == "RUN_OR_PYTHON"
+    said = {
+        "--vram (in Python vram_gib) must be" if python else "--vram must be": {"vram_gib": -1.0},
+        "give -o (in Python output=) another name" if python else "give -o another name": {
+            "output": clip, "clip": str(clip)
+        },
+        "give -o (in Python output=) a .webp" if python else "give -o a .webp": {
+            "output": tmp_path / "v.gif", "fps": 60.0
+        },
+        "now with -m or --vae (in Python model= or vae_file=)" if python else "now with -m or --vae)": {
+            "output": tmp_path / "v.mp4", "model": str(tmp_path / "gone")
+        },
+    }  # fmt: skip
+    for words, changed in said.items():
+        message = _refusal(audience, tmp_path=tmp_path, **{"output": tmp_path / "v.mp4", **changed})
+        assert words in message and ("in Python" in message) == python, message
 
 
 def test_a_bad_output_is_named_before_loading(saved, tmp_path, capsys, no_vae_load):
@@ -628,8 +668,8 @@ def test_a_gif_at_a_frame_rate_it_cannot_play_is_named_before_loading(pipe, tmp_
             pipe.generate(dataclasses.replace(request(tmp_path, "fast.mp4"), fps=60))
     latents = str(tmp_path / "fast.latents.safetensors")
     code, _, err = decode_cli(capsys, latents, "-o", str(tmp_path / "fast.gif"))
-    assert_user_error(code, err, "fps 60 does not fit a GIF", "frame rate: give -o (in Python output=) a .webp")
-    assert "--fps" not in err  # decode has no such flag
+    assert_user_error(code, err, "fps 60 does not fit a GIF", "frame rate: give -o a .webp")
+    assert "--fps" not in err and "in Python" not in err  # decode has no such flag, nor a Python keyword
 
 
 def test_a_checkpoint_that_moved_since_the_run(saved, tmp_path, capsys, no_vae_load):
@@ -696,13 +736,15 @@ def test_a_python_decode_over_the_free_memory_names_the_cpu_as_python_gives_it(s
     assert 'free device memory (close other programs using it) or decode on the CPU with --device cpu (in Python ' \
         'device="cpu"). Or give it more: --vram ' in message  # fmt: skip
     assert re.search(r"Or give it more: --vram ([\d.]+) \(in Python vram_gib=\1\) or more, which needs", message)
+    # The plan without a budget, as a Python caller leaves it out too (it named --vram alone).
+    assert "memory). Without --vram (in Python vram_gib) a run plans for the free memory / " in message
 
 
 def test_decode_over_the_free_memory_names_the_cpu_by_its_flag(saved, tmp_path, capsys, on_a_full_gpu, no_vae_load):
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "v.gif"))
     assert_user_error(code, err, "free device memory (close other programs using it) or decode on the CPU with "
                       "--device cpu. Or give it more: --vram ")  # fmt: skip
-    assert "in Python" not in err
+    assert "in Python" not in err and "memory). Without --vram a run plans for the free memory / " in err
 
 
 def test_a_tiny_budget_is_said_in_numbers_that_differ(saved, tmp_path, capsys, no_vae_load):
@@ -851,8 +893,12 @@ def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans
             break
         lower = math.floor((job.plan.stage.peak_bytes - 1) / 2**30 * 100) / 100
     assert out_of_memory_advice(job, vram_given=True).endswith(
-        ". No plan of this decode needs less: decode on the CPU (--device cpu)"
+        ". No plan of this decode needs less: decode on the CPU with --device cpu"  # as the planner's advice says it
     )
+    # A peak no --vram is under: the CPU, in the same words.
+    tiny = dataclasses.replace(job.plan, stage=dataclasses.replace(job.plan.stage, peak_bytes=2**20))
+    advice = out_of_memory_advice(dataclasses.replace(job, plan=tiny), vram_given=True)
+    assert advice.endswith("or the estimate fell short; decode on the CPU with --device cpu"), advice
 
 
 def test_the_note_of_a_stopped_decode_comes_after_its_progress_bar_is_closed(saved, tmp_path, capsys, monkeypatch):

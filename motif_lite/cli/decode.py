@@ -185,8 +185,9 @@ def out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
     import warnings
 
     from motif_lite.decoding import replanned
-    from motif_lite.errors import MotifLiteError
+    from motif_lite.errors import Audience, MotifLiteError
     from motif_lite.memory_advice import budget_source, vram_just_under
+    from motif_lite.runtime.planner import decode_on_the_cpu
     from motif_lite.units import memory_size
 
     plan = job.plan
@@ -195,15 +196,16 @@ def out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
         f"for an est. peak of {memory_size(plan.stage.peak_bytes)}: another program may have taken GPU memory since "
         "(close it), or the estimate fell short"
     )
+    cpu = decode_on_the_cpu(Audience.FLAGS)  # the planner's words for it: "decode on the CPU with --device cpu"
     lower = vram_just_under(plan.stage.peak_bytes)
     if lower is None:
-        return f"{said}. Decode on the CPU (--device cpu)"
+        return f"{said}; {cpu}"
     try:
         with warnings.catch_warnings():  # the budget's warnings were given with the plan
             warnings.simplefilter("ignore")
             smaller = replanned(job, lower)
     except MotifLiteError:  # nothing fits under this plan's peak
-        return f"{said}. No plan of this decode needs less: decode on the CPU (--device cpu)"
+        return f"{said}. No plan of this decode needs less: {cpu}"
     return (
         f"{said}. --vram {lower:.2f} (just under that peak) plans it in less: est. peak "
         f"{memory_size(smaller.stage.peak_bytes)}, {smaller.stage.chunks}"

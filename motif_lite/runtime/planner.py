@@ -796,9 +796,10 @@ def more_budget(peak_bytes: int, cuda: bool = True, audience: Audience = Audienc
     flag = Spelling(f"--vram {vram:.2f}", f"vram_gib={vram:.2f}", f"--vram {vram:.2f}").to(audience)
     if not cuda:
         return f"Or give it more: {flag} or more."
+    without = Spelling("--vram", "vram_gib", "--vram").to(audience)  # a sentence of its own: no nested brackets
     return (
-        f"Or give it more: {flag} or more, which needs {free:.2f} GiB free on the GPU (close what holds GPU memory; "
-        f"without --vram a run plans for the free memory / {RESERVED_RATIO:g})."
+        f"Or give it more: {flag} or more, which needs {free:.2f} GiB free on the GPU (close what holds GPU "
+        f"memory). Without {without} a run plans for the free memory / {RESERVED_RATIO:g}."
     )
 
 
