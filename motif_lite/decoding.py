@@ -162,7 +162,7 @@ def prepare_decode(
     output = user_path(output if output is not None else saved.output)
     clip, notes = _extended_clip(saved)
     frames = extended_frames(saved.frames, clip.frames if clip is not None else None)
-    check_output_path(output, frames, frames_chosen=False)  # the latents' frames: no --video-frames to give
+    check_output_path(output, frames, frames_chosen=False, audience=audience)  # frames: the latents', no flag's
     check_crf(output, crf)
     if clip is not None and any(replaces_file(output, frames, file) for file in clip.files):
         raise ConfigError(f"the output {output} would replace the clip {clip.path} the run went on from; give "

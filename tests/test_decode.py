@@ -971,6 +971,8 @@ def test_an_output_on_a_full_disk_is_refused_before_the_vae_loads(saved, tmp_pat
     monkeypatch.setattr(shutil, "disk_usage", usage)
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(full / "fox.webp"))
     assert_user_error(
-        code, err, f"the disk of output directory {full} is full (20.5 kB free)", "(-o (in Python output=))"
-    )
+        code, err, f"the disk of output directory {full} is full (20.5 kB free)", "write the video to another disk (-o)"
+    )  # decode's flag alone (it said "-o (in Python output=)"); a Python caller's names both
+    with pytest.raises(MotifLiteError, match=r"write the video to another disk \(-o \(in Python output=\)\)"):
+        decoding.prepare_decode(read_latents(saved / LATENTS), full / "fox.webp", download=False)
     assert list(full.iterdir()) == []

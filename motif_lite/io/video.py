@@ -32,7 +32,7 @@ import torch
 from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES, VIDEO_EXTENSIONS
-from motif_lite.errors import ConfigError, DiskFullError, MotifLiteError, both_spellings, shown
+from motif_lite.errors import Audience, ConfigError, DiskFullError, MotifLiteError, Spelling, shown
 from motif_lite.io.ffmpeg import FfmpegFailed, ffmpeg_process, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
     FRAME_PATTERN,
@@ -104,12 +104,17 @@ _BT709 = [
 ]
 
 
-def check_output_path(path: str | Path, frames: int | None = None, frames_chosen: bool = True) -> bool:
+def check_output_path(
+    path: str | Path,
+    frames: int | None = None,
+    frames_chosen: bool = True,
+    audience: Audience = Audience.RUN_OR_PYTHON,
+) -> bool:
     """Fail early (`MotifLiteError`) for outputs `write_video` cannot produce: bad extension, pattern, directory,
     a folder in which no file can be created (tried: `check_writable_folder`), the ffmpeg formats without an
     ffmpeg that runs (`find_ffmpeg`), a single .png for a video of `frames` frames other than one (when known; with
-    `frames_chosen`, a run's, the message also offers one frame: a decode's frames are its latents').
-    True when the path is fine."""
+    `frames_chosen`, a run's, the message also offers one frame: a decode's frames are its latents'); -o named in
+    `audience`'s words (`motif-lite decode`: its flag alone). True when the path is fine."""
     if not isinstance(path, str | Path):  # e.g. None, as if the frames came back instead (diffusers' output_type)
         raise MotifLiteError(
             f"output must be a file path (str or Path) such as 'fox.mp4', got {path!r}: the video is written to "
@@ -148,7 +153,7 @@ def check_output_path(path: str | Path, frames: int | None = None, frames_chosen
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; {_instead_of(path)}")
     _check_frame_pattern(path, frames, frames_chosen)
-    _check_output_folder(path.parent)
+    _check_output_folder(path.parent, audience)
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
     return True
@@ -181,15 +186,15 @@ def _check_frame_pattern(path: Path, frames: int | None, frames_chosen: bool) ->
         raise MotifLiteError(f"frame-number patterns are only for .png sequences, got {path.name!r}")
 
 
-def _check_output_folder(parent: Path) -> None:
+def _check_output_folder(parent: Path, audience: Audience) -> None:
     """The output's folder exists (no file is in the way of it) and a file can be created there."""
     if (problem := output_folder_problem(parent, "output directory")) is not None:
         raise MotifLiteError(problem)
     check_writable_folder(parent, "output directory")  # by creating a file there: root passes os.access anywhere
-    _check_not_full(parent)
+    _check_not_full(parent, audience)
 
 
-def _check_not_full(parent: Path) -> None:
+def _check_not_full(parent: Path, audience: Audience) -> None:
     """Refuse an output folder on a full disk before the work: the run (or decode) would fail only when it writes the
     video, minutes to hours later. Unknown free space (an OS that cannot say) lets it pass."""
     from motif_lite.units import file_size
@@ -198,7 +203,7 @@ def _check_not_full(parent: Path) -> None:
     if free is not None and free < FULL_DISK_BYTES:
         raise DiskFullError(
             f"the disk of output directory {parent} is full ({file_size(free)} free): free some space there, or "
-            f"write the video to another disk ({both_spellings('-o', 'output=')})"
+            f"write the video to another disk ({Spelling('-o', 'output=', '-o').to(audience)})"
         )
 
 
