@@ -296,14 +296,16 @@ GGUF_ADDRESSES = {
     "FILE.gguf --local-dir ./Qwen3-8B-GGUF, then --gguf ./Qwen3-8B-GGUF",
     f"hf.co/{GGUF_REPO}:banana": "e.g. --gguf Q4_K_M",
     # A folder's page: its name was read as a tag, and '*vae*.gguf' fetched nothing of vae/x.gguf. The folder's
-    # files, and the folder to give; a file that is no GGUF: its folder's; the official repo's: a variant.
+    # files, and the folder to give; a file that is no GGUF: its folder's; the official repo's: the variant its name
+    # carries (a folder per variant is a common layout), else a variant to give.
     "https://huggingface.co/someone/gguf/tree/main/vae": "download it first: hf download someone/gguf --include "
     "'vae/*.gguf' --local-dir ./gguf, then --gguf ./gguf/vae",
     "https://huggingface.co/someone/gguf/tree/v2/sub/q8/": "download it first: hf download someone/gguf --include "
     "'sub/q8/*.gguf' --revision v2 --local-dir ./gguf, then --gguf ./gguf/sub/q8",
     "https://huggingface.co/someone/gguf/blob/main/vae/config.json": "download it first: hf download someone/gguf "
     "--include 'vae/*.gguf' --local-dir ./gguf, then --gguf ./gguf/vae",
-    f"https://huggingface.co/{GGUF_REPO}/tree/main/Q8_0": "e.g. --gguf Q4_K_M",
+    f"https://huggingface.co/{GGUF_REPO}/tree/main/Q8_0": "carries; --gguf Q8_0",
+    f"https://huggingface.co/{GGUF_REPO}/tree/main/vae": "e.g. --gguf Q4_K_M",
 }
 
 

@@ -205,7 +205,8 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
     folder_page = address.path is not None and not address.path.lower().endswith(".gguf")  # .../tree/main/vae
     if folder_page and not official:
         return _folder_address_problem(address, flag)
-    tag = None if folder_page or (address.file or "").lower() in ("", "latest") else address.file  # Ollama's default
+    # The official repo's folder page is read for the variant its name carries (.../tree/main/Q8_0: Q8_0).
+    tag = None if (address.file or "").lower() in ("", "latest") else address.file  # "latest": Ollama's default
     variant = _official_variant(tag) if official and tag else None
     if variant is not None:
         return "--gguf takes the variant a file of the official repo carries", f"--gguf {variant}"
