@@ -5,6 +5,7 @@ Tests marked `cuda` are skipped without a CUDA device. On a CUDA machine the ker
 join the suite too. On a CUDA machine each failure is printed as it happens (`EchoFailures`).
 
 No test reads or writes the contributor's own caches or sees their settings (`private_caches`, `own_user_cache`).
+Torch runs on one thread, in the test process and the processes it starts (`one_torch_thread`).
 """
 
 import hashlib
@@ -67,6 +68,7 @@ def private_caches(tmp_path_factory) -> Iterator[Path]:
         patch.setenv("XDG_CACHE_HOME", str(root))
         patch.setenv("TRITON_CACHE_DIR", str(root / "triton"))
         patch.setenv("HF_HOME", str(root / "huggingface"))
+        patch.setenv("OMP_NUM_THREADS", "1")  # the subprocesses' torch: see `one_torch_thread`
         patch.delenv("HF_HUB_CACHE", raising=False)
         for name in USER_SETTINGS:
             patch.delenv(name, raising=False)
@@ -76,6 +78,19 @@ def private_caches(tmp_path_factory) -> Iterator[Path]:
         patch.setattr(constants, "HF_STORED_TOKENS_PATH", str(root / "huggingface" / "stored_tokens"))
         patch.setattr(constants, "HF_HUB_OFFLINE", False)
         yield root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the whole session, and (`private_caches`' OMP_NUM_THREADS) for the servers, `python -m
+    motif_lite` runs and ranks the tests start. The test models are tiny: a second thread's start-up and hand-offs
+    cost more than it gains, and on a 2-core runner the subprocess tests run beside this process, so torch's
+    default of one thread per core made the torch-heavy files 2-7x slower. Tests of thread settings set their
+    own (test_parallel_cli)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""Shared by the quantizer tests and bench: the 2B architecture's tensor shapes and a one-torch-thread fixture."""
+"""Shared by the quantizer tests and bench: the 2B architecture's tensor shapes, and a one-torch-thread fixture for
+bench/ (tests/conftest.py's `one_torch_thread` gives the tests one thread for the whole session)."""
 
 from __future__ import annotations
 

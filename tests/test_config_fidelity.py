@@ -19,7 +19,6 @@ import PIL.Image
 import pytest
 import torch
 from diffusers import MotifVideoImage2VideoPipeline, MotifVideoPipeline
-from quantize_helpers import one_torch_thread  # noqa: F401 (autouse: a busy 2-core machine)
 from tiny_pipeline import make_tiny_checkpoint, official_apg
 from tiny_transformer import assert_close_to_reference, inputs, make_reference, reference_forward, save_official
 from video_frames import diffusers_frames, read_png_frames

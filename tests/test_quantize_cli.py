@@ -18,7 +18,6 @@ from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 from gguf import quants as gguf_quants
 from help_text import examples, help_text
-from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from safetensors.torch import save_file
 from tiny_config import randomize_
 

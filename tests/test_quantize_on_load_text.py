@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
-from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from test_cli import assert_user_error
 from test_quantize_on_load import frames, run
 from test_text_encoder_gguf import PROMPTS, make_wide_text_encoder

@@ -288,6 +288,15 @@ def test_the_suite_never_sees_the_contributors_api_key():
     assert api_key_from(None, os.environ) is None
 
 
+def test_the_suite_runs_torch_on_one_thread_and_so_do_the_servers_it_starts():
+    # tests/conftest.py's `one_torch_thread`: with torch's thread per core, a server's tiny jobs beside the test
+    # process on a 2-core runner ran 2-7x slower (the restart test of this file alone took 76 s).
+    import torch
+
+    assert torch.get_num_threads() == 1
+    assert os.environ["OMP_NUM_THREADS"] == "1"  # what `motif-lite serve` processes inherit
+
+
 @pytest.mark.parametrize(
     ("origin", "needle"),
     [  # copied from the address bar: it never matched a browser's Origin header, every preflight got 400

@@ -19,7 +19,6 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 from gguf_helpers import write_test_gguf
-from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from tiny_text import _save_feature_extractor, _save_tokenizer, _tiny_config, _tiny_vocab, make_tiny_text_encoder
 from transformers import T5Gemma2Encoder
 

@@ -15,7 +15,6 @@ import torch
 
 pytest.importorskip("diffusers")
 from help_text import examples, help_text  # noqa: E402
-from quantize_helpers import one_torch_thread  # noqa: E402, F401 (autouse: a busy 2-core machine)
 from tiny_pipeline import make_tiny_checkpoint, official_apg  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
