@@ -234,6 +234,9 @@ def _worker(rank: int, world: int, port: int, checkpoint: Path, out: Path) -> No
             result = pipe.generate(GenerationRequest(PROMPT, NEGATIVE, seed=0, output=folder / "out_%03d.png", **SIZE))
             assert result.parallel == f"{parallel.describe()}"
         _stop_and_resume(pipe, out)
+        pair = dist.new_group([0, 1])  # (made by every rank of the group, used by ranks 0 and 1)
+        if rank < 2:  # last: it wraps this process's collectives
+            _ulysses_in_a_compiled_function(rank, pair, out)
     finally:
         dist.destroy_process_group()
 
@@ -329,39 +332,32 @@ def _recording(collective: Callable, eagerly: list[bool]) -> Callable:
     return call
 
 
-def _ulysses_in_a_compiled_function(rank: int, port: int, out: Path) -> None:
-    """A Ulysses attention called inside a function torch.compile traces, as a compiled block calls it: records,
-    for each collective, whether it ran eagerly (False: traced into the compiled graph), and the output against
-    the eager call's."""
+def _ulysses_in_a_compiled_function(rank: int, group: dist.ProcessGroup, out: Path) -> None:
+    """A Ulysses attention over `group` (ranks 0 and 1 of `_worker`'s processes) called inside a function
+    torch.compile traces, as a compiled block calls it: records, for each collective, whether it ran eagerly
+    (False: traced into the compiled graph), and the output against the eager call's."""
     from motif_lite.model.ops import sdpa_attention
     from motif_lite.runtime.parallel import UlyssesAttention
 
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        eagerly: list[bool] = []
-        for name in ("all_to_all_single", "all_gather"):  # (this process only: the test's own spawned worker)
-            setattr(dist, name, _recording(getattr(dist, name), eagerly))
-        counts, replicated = (3, 2), 4  # uneven video shares, then context tokens every rank holds
-        torch.manual_seed(rank)
-        q, k, v = (torch.randn(1, 4, counts[rank] + replicated, 8) for _ in range(3))  # [B, H, n_r + R, D]
-        attention = UlyssesAttention(sdpa_attention, None, rank, counts, copies=1)
-        expected = attention(q, k, v, None)
-        eagerly.clear()
-        compiled = torch.compile(lambda q, k, v: 2 * attention(q, k, v, None), backend="eager")(q, k, v)
-        torch.save({"eagerly": eagerly, "equal": torch.equal(compiled, 2 * expected)}, out / f"ulysses{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    eagerly: list[bool] = []
+    for name in ("all_to_all_single", "all_gather"):  # (this process only: the test's own spawned worker)
+        setattr(dist, name, _recording(getattr(dist, name), eagerly))
+    counts, replicated = (3, 2), 4  # uneven video shares, then context tokens every rank holds
+    torch.manual_seed(rank)
+    q, k, v = (torch.randn(1, 4, counts[rank] + replicated, 8) for _ in range(3))  # [B, H, n_r + R, D]
+    attention = UlyssesAttention(sdpa_attention, group, rank, counts, copies=1)
+    expected = attention(q, k, v, None)
+    eagerly.clear()
+    compiled = torch.compile(lambda q, k, v: 2 * attention(q, k, v, None), backend="eager")(q, k, v)
+    torch.save({"eagerly": eagerly, "equal": torch.equal(compiled, 2 * expected)}, out / f"ulysses{rank}.pt")
 
 
-def test_ulysses_attention_runs_its_collectives_eagerly_inside_compiled_code(tmp_path):
+def test_ulysses_attention_runs_its_collectives_eagerly_inside_compiled_code(four_processes):
     # --compile with sequence parallelism: the blocks are compiled, the attention runs as it would without
     # --compile, between the compiled pieces (runtime/compile.py), so the all-to-alls and the all-gather are
     # torch.distributed's own calls, not collectives traced into a graph.
-    _spawn_and_wait(_ulysses_in_a_compiled_function, (_free_port(), tmp_path), processes=2)
     for rank in (0, 1):
-        result = torch.load(tmp_path / f"ulysses{rank}.pt")
+        result = torch.load(four_processes / f"ulysses{rank}.pt")
         assert result["eagerly"] == [True, True, True]  # to heads, to tokens, the replicated tokens' gather
         assert result["equal"]
 
