@@ -627,12 +627,10 @@ QUANTIZE = Path(__file__).resolve().parent.parent / "docs/quantize.md"
 
 def test_the_round_trip_table_of_docs_quantize_is_the_quantizers():
     # docs/quantize.md, "Relative RMSE of one round trip": each figure is what the quantizer gives on
-    # tests/test_quantize.py's data now, to the digits shown (the naive columns of Q3_K and Q4_K said 0.199 and
+    # tests/round_trips.py's data now, to the digits shown (the naive columns of Q3_K and Q4_K said 0.199 and
     # 0.098 for 0.198 and 0.097), and the sentence after it the K-quants' gain over the legacy types.
-    from gguf import GGMLQuantizationType, quants
-    from test_quantize import _data, _naive_rtn, _rel_rmse
-
-    from motif_lite.quantize import quantize_tensor
+    from gguf import GGMLQuantizationType
+    from round_trips import data, naive_rtn, rel_rmse, round_trip
 
     table = QUANTIZE.read_text().split("Relative RMSE of one round trip")[1].split("\n\n")[1]
     rows = re.findall(r"^\| (Q\w+) \| [\d.]+ \| ([\d.]+) \| ([\d.]+) \| ([\d.]+|—) \|$", table, re.M)
@@ -641,13 +639,12 @@ def test_the_round_trip_table_of_docs_quantize_is_the_quantizers():
     for name, gauss, student_t, naive in rows:
         qtype = GGMLQuantizationType[name]
         for shown, kind in [(gauss, "gauss"), (student_t, "student_t")]:
-            x = _data(kind)
-            measured[name, kind] = _rel_rmse(x, quants.dequantize(quantize_tensor(x, qtype), qtype))
+            measured[name, kind] = rel_rmse(data(kind), round_trip(qtype, kind).approx)
             assert f"{measured[name, kind]:.{len(shown) - 2}f}" == shown, (name, kind)
         if naive != "—":  # the same level count: 2^bits - 1 levels in groups of 16 or 32, by the type's sub-blocks
             bits, group = int(name[1]), 16 if name in ("Q2_K", "Q3_K", "Q6_K") else 32
-            x = _data("gauss")
-            assert f"{_rel_rmse(x, _naive_rtn(x, bits, group)):.{len(naive) - 2}f}" == naive, name
+            x = data("gauss")
+            assert f"{rel_rmse(x, naive_rtn(x, bits, group)):.{len(naive) - 2}f}" == naive, name
     gains = {
         kind: sorted(round(100 * (1 - measured[f"Q{b}_K", kind] / measured[f"Q{b}_0", kind])) for b in (4, 5))
         for kind in ("gauss", "student_t")

@@ -8,13 +8,13 @@ import torch
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 from gguf import quants as gguf_quants
-from quantize_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from round_trips import data, naive_rtn, rel_rmse, round_trip
 
 from motif_lite.errors import ConfigError
 from motif_lite.quantize import get_recipe, parse_keep, plan_types, quantize_tensor, search, tensor_class
 from motif_lite.quantize.recipes import fit_row, keep_fallbacks
 
-# Relative RMSE bounds, a few % above what these encoders measure on the fixed data below
+# Relative RMSE bounds, a few % above what these encoders measure on round_trips.py's fixed data
 # (gaussian, Student-t with 3 dof). K-quant figures match llama.cpp's reference quantizers.
 BOUNDS = {
     Q.Q2_K: (0.31, 0.37),
@@ -35,48 +35,27 @@ K_QUANTS = [Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K]
 NAIVE = {Q.Q2_K: (2, 16), Q.Q3_K: (3, 16), Q.Q4_K: (4, 32), Q.Q5_K: (5, 32), Q.Q6_K: (6, 16)}
 
 
-def _data(kind: str) -> np.ndarray:
-    rng = np.random.default_rng(1234)
-    if kind == "gauss":
-        return rng.standard_normal((32, 4096)).astype(np.float32)
-    return (0.02 * rng.standard_t(3, (32, 4096))).astype(np.float32)  # heavy tails, weight-like scale
-
-
-def _rel_rmse(ref: np.ndarray, approx: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((approx - ref) ** 2) / np.mean(ref**2)))
-
-
-def _naive_rtn(x: np.ndarray, bits: int, group: int) -> np.ndarray:
-    blocks = x.reshape(-1, group)
-    amax = np.abs(blocks).max(1, keepdims=True)
-    top = 2 ** (bits - 1) - 1
-    return (np.round(blocks / amax * top) * amax / top).reshape(x.shape)
-
-
 @pytest.mark.parametrize("kind", ["gauss", "student_t"])
 @pytest.mark.parametrize("qtype", list(BOUNDS), ids=lambda q: q.name)
 def test_round_trip_error(qtype, kind):
-    x = _data(kind)
-    packed = quantize_tensor(x, qtype)
+    x, result = data(kind), round_trip(qtype, kind)
     block_size, type_size = GGML_QUANT_SIZES[qtype]
-    assert packed.dtype == np.uint8
-    assert packed.shape == (32, 4096 // block_size * type_size)
-    approx = gguf_quants.dequantize(packed, qtype)
-    assert approx.shape == x.shape
-    assert _rel_rmse(x, approx) < BOUNDS[qtype][kind != "gauss"]
+    assert result.packed.dtype == np.uint8
+    assert result.packed.shape == (32, 4096 // block_size * type_size)
+    assert result.approx.shape == x.shape
+    assert rel_rmse(x, result.approx) < BOUNDS[qtype][kind != "gauss"]
 
 
 @pytest.mark.parametrize("kind", ["gauss", "student_t"])
 @pytest.mark.parametrize("qtype", K_QUANTS, ids=lambda q: q.name)
 def test_k_quants_beat_naive_round_to_nearest(qtype, kind):
-    x = _data(kind)
-    approx = gguf_quants.dequantize(quantize_tensor(x, qtype), qtype)
-    assert _rel_rmse(x, approx) < _rel_rmse(x, _naive_rtn(x, *NAIVE[qtype]))
+    x = data(kind)
+    assert rel_rmse(x, round_trip(qtype, kind).approx) < rel_rmse(x, naive_rtn(x, *NAIVE[qtype]))
 
 
 def test_k_quant_ladder_is_monotonic():
-    x = _data("gauss")
-    errors = [_rel_rmse(x, gguf_quants.dequantize(quantize_tensor(x, q), q)) for q in K_QUANTS]
+    x = data("gauss")
+    errors = [rel_rmse(x, round_trip(q, "gauss").approx) for q in K_QUANTS]
     assert errors == sorted(errors, reverse=True)
 
 
@@ -84,7 +63,7 @@ def test_k_quant_ladder_is_monotonic():
 def test_matches_motif_lite_dequantizer(qtype):
     from motif_lite.weights import dequant
 
-    x = _data("student_t")[:4]
+    x = data("student_t")[:4]
     packed = quantize_tensor(x, qtype)
     ours = dequant.dequantize(torch.from_numpy(packed), qtype, x.shape)
     np.testing.assert_array_equal(ours.numpy(), gguf_quants.dequantize(packed, qtype))
@@ -117,21 +96,21 @@ def test_k_quants_decode_to_llama_cpps_reference_values(qtype):
     # level moves, super-block codes): a different search or weighting changes 5 % of the sub-blocks or more.
     # A few may differ either way: fits whose errors tie within float32 rounding (llama.cpp sums in another
     # order, and Q4_K/Q5_K's error from the sums loses a few digits): up to 2.2 % of them here.
-    assert _same_as_llama_cpp(_data("gauss")[:8], qtype) > 0.96
+    assert _same_as_llama_cpp(data("gauss")[:8], qtype) > 0.96
 
 
 @pytest.mark.parametrize("qtype", [Q.Q2_K, Q.Q4_K, Q.Q5_K], ids=lambda q: q.name)
 def test_all_positive_sub_blocks_are_fitted_as_llama_cpp_fits_them(qtype):
     # Values all above 0: the least-squares offset comes out positive, which the format cannot hold, so the
     # scale is refitted through 0 (up to 5 % of the fits tie here; a search without the refit matches 20 % or less).
-    assert _same_as_llama_cpp(np.abs(_data("gauss")[:4]) + 0.5, qtype) > 0.85
+    assert _same_as_llama_cpp(np.abs(data("gauss")[:4]) + 0.5, qtype) > 0.85
 
 
 @pytest.mark.parametrize("qtype", [Q.Q3_K, Q.Q6_K], ids=lambda q: q.name)
 def test_opposite_extremes_are_fitted_as_llama_cpp_fits_them(qtype):
     # Levels run from -n to n-1: with +m and -m in a sub-block, the one that is not taken as the maximum would
     # want level n, which every candidate scale's fit must clamp to n-1 as the stored levels are (all match here).
-    x = _data("gauss")[:4].reshape(-1, 16)
+    x = data("gauss")[:4].reshape(-1, 16)
     top = np.abs(x).max(axis=1)
     x[:, 3], x[:, 9] = top, -top
     assert _same_as_llama_cpp(x.reshape(4, -1), qtype) > 0.9
@@ -147,7 +126,7 @@ def test_q6_k_blocks_below_llama_cpps_epsilon_are_zero_bytes():
 
 
 def test_torch_bf16_input_matches_float32_numpy():
-    x = torch.from_numpy(_data("gauss")[:2]).bfloat16()
+    x = torch.from_numpy(data("gauss")[:2]).bfloat16()
     np.testing.assert_array_equal(quantize_tensor(x, Q.Q4_K), quantize_tensor(x.float().numpy(), Q.Q4_K))
 
 
@@ -318,7 +297,7 @@ def test_values_on_a_grid_come_back_exactly(qtype):
     x = step * levels - 0.125 if affine else step * (levels - n_levels // 2)
     x = x.astype(np.float32).reshape(-1, 256)
     approx = gguf_quants.dequantize(quantize_tensor(x, qtype), qtype)
-    assert _rel_rmse(x, approx) < 1e-3
+    assert rel_rmse(x, approx) < 1e-3
 
 
 @pytest.mark.parametrize("qtype", [Q.F16, Q.Q8_0, Q.Q2_K], ids=lambda q: q.name)
