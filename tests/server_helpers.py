@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -219,10 +220,11 @@ class SlowStep:
     def __exit__(self, *exc: object) -> None:
         self.end_step.set()  # a test that failed inside the step: the server's stop must not wait for it
 
-    def generate(self, request, on_progress, **kwargs) -> None:
+    def generate(self, request, on_progress, **kwargs) -> types.SimpleNamespace:
         on_progress("denoise", 0, 2)
         self.in_step.set()
         self.end_step.wait(120)
         on_progress("denoise", 1, 2)  # where the worker stops a job deleted meanwhile
         on_progress("denoise", 2, 2)
         request.output.write_bytes(b"")  # no video: the thumbnail fails, which the worker only logs
+        return types.SimpleNamespace(fallbacks_said=None)  # the result's part the worker reads: nothing fell back

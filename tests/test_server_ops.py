@@ -622,9 +622,10 @@ class RecordingPipe:
         self.switches.append(list(loras))
         self.loras = self._applied(loras)
 
-    def generate(self, request, **kwargs) -> None:
+    def generate(self, request, **kwargs) -> types.SimpleNamespace:
         self.made_with.append([] if self.loras is None else [(f.spec.path, f.spec.strength) for f in self.loras.files])
         request.output.write_bytes(b"")  # no video: the thumbnail fails, which the worker only logs
+        return types.SimpleNamespace(fallbacks_said=None)  # the result's part the worker reads: nothing fell back
 
 
 def test_the_worker_switches_loras_only_when_the_set_changes_and_restores_the_servers(tmp_path, lora_dir):
@@ -843,3 +844,26 @@ def test_lora_dir_must_be_a_folder_before_anything_binds(tmp_path, capsys, monke
     assert cli.main(["serve", "--data", str(tmp_path / "d"), "--lora-dir", str(tmp_path / "file")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     assert os.path.isdir(tmp_path / "data") is False  # refused before the data folder was made
+
+
+def test_a_jobs_notes_and_the_log_say_which_kernels_fell_back(tmp_path):
+    """auto attention's chosen kernel (or a Triton op) that failed runs torch's for the rest of the process: every
+    later job is slower. The worker dropped the result's fallbacks, so neither the job nor the log said so."""
+    from motif_lite.pipeline.result import GenerationResult
+
+    class FlashFellBack(RecordingPipe):
+        def generate(self, request, **kwargs) -> GenerationResult:
+            super().generate(request, **kwargs)
+            fallbacks = {"flash attention": "RuntimeError: no kernel image"}
+            return GenerationResult(*([None] * 6), kernel_fallbacks=fallbacks)
+
+    store, logged = JobStore(tmp_path / "data"), []
+    try:
+        worker = Worker(store, FlashFellBack([]), log=logged.append)
+        job = store.add(new_job_id(), "tiny", SETTINGS, False, 10, notes=["a note of the request"])
+        worker.run_job(store.claim_next())
+        said = "kernels: fell back to torch (slower, same math): flash attention (RuntimeError: no kernel image)"
+        assert store.get(job.id).notes == ["a note of the request", said]
+        assert f"{job.id}: note: {said}" in logged, logged
+    finally:
+        store.close()

@@ -82,10 +82,8 @@ def summary(
     if result.resumed_at is not None:
         here, before = _step_range(result.resumed_at + 1, r.steps), _step_range(1, result.resumed_at)
         lines.insert(-1, f"resumed: {here} sampled here, {before} by the run that stopped")
-    if result.kernel_fallbacks:
-        lines.insert(-1, "kernels: fell back to torch (slower, same math): " + "; ".join(
-            f"{op} ({reason})" for op, reason in result.kernel_fallbacks.items()
-        ))  # fmt: skip
+    if result.fallbacks_said is not None:
+        lines.insert(-1, result.fallbacks_said)
     return "\n".join(lines)
 
 

@@ -62,8 +62,17 @@ class GenerationResult:
     peak_reserved_bytes: int | None = None
     stage_reserved_peaks: dict[str, int] = field(default_factory=dict)
 
-    # Triton ops that ran torch's version instead ("auto" falls back when a kernel fails): {op: first reason}
+    # Kernels that ran torch's version of the same math instead ("auto" falls back when one fails): our Triton ops
+    # and the attention kernels auto chose (flash, cuDNN, efficient, fa3), {op: first reason}
     kernel_fallbacks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fallbacks_said(self) -> str | None:
+        """The run summary's line (and a server job's note) on `kernel_fallbacks`; None when nothing fell back."""
+        if not self.kernel_fallbacks:
+            return None
+        said = "; ".join(f"{op} ({reason})" for op, reason in self.kernel_fallbacks.items())
+        return f"kernels: fell back to torch (slower, same math): {said}"
 
     @property
     def frames_written(self) -> int:

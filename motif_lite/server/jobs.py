@@ -484,6 +484,15 @@ class JobStore:
             path.unlink(missing_ok=True)
         return done
 
+    def add_note(self, job_id: str, note: str) -> None:
+        """Add a note that only the run could tell (a kernel that fell back) to a running job's notes."""
+        with self._lock:
+            query = "SELECT notes FROM jobs WHERE id = ? AND status = ?"
+            row = self._db.execute(query, (job_id, IN_PROGRESS)).fetchone()
+            if row is not None:  # else deleted meanwhile
+                notes = [*json.loads(row[0]), note]
+                self._db.execute("UPDATE jobs SET notes = ? WHERE id = ?", (json.dumps(notes), job_id))
+
     def requeue(self, job_id: str) -> None:
         """Put a running job back at its place in the queue (the server is stopping in an orderly way)."""
         with self._lock:

@@ -194,9 +194,11 @@ class Worker:
             try:
                 # The cut prompts its notes say (logged above) are not logged again as they are encoded.
                 with warnings_not_logged(job.prompt_warnings):
-                    self.pipe.generate(request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
-                                       latents_file=state, clip=clip, crf=job.crf, stored_clip=stored_clip(job),
-                                       stored_image=stored_image(job, image), resolved=resolved)  # fmt: skip
+                    result = self.pipe.generate(
+                        request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
+                        latents_file=state, clip=clip, crf=job.crf, stored_clip=stored_clip(job),
+                        stored_image=stored_image(job, image), resolved=resolved,
+                    )  # fmt: skip
             finally:
                 preview.close()  # the last preview is written before the job's files are removed below
         except JobDeleted:
@@ -222,6 +224,9 @@ class Worker:
             if code == "generation_failed":
                 traceback.print_exc(file=sys.stderr)
         else:
+            if result.fallbacks_said is not None:  # every job after a kernel fell back runs slower: say so in each
+                self.log(f"{job.id}: note: {result.fallbacks_said}")
+                self.store.add_note(job.id, result.fallbacks_said)
             try:
                 write_thumbnail(output, self.store.thumbnail_path(job.id))
             except Exception as exc:  # the video is fine; only the thumbnail variant will be missing
