@@ -367,7 +367,7 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
         origin = f"the config {origin}"
     if choice.inferred:
         report.warning(subject, f"no transformer config at hand: rope_theta {config.rope_theta:g} is assumed")
-    else:  # configs that disagree with the chosen one
+    else:  # configs ranked below the chosen one that disagree with it or cannot be read
         for note in choice.notes:
             report.warning(subject, note)
     if mismatch:

@@ -151,8 +151,9 @@ def choose_gguf_config(
     tensor shapes.
 
     The configs ranked below the chosen one are read only for the notes: one that disagrees is reported key by
-    key, one that cannot be read (or describes another model, as a VAE's config.json beside the file does) is
-    reported and left unused. An inferred config gets one note naming every assumed value.
+    key, one that cannot be read is reported and left unused. One of another model (a VAE's config.json beside the
+    file, in a shared models folder) is not the transformer's at all: it goes unsaid. An inferred config gets one
+    note naming every assumed value.
     """
     readers = (lambda: checkpoint, lambda: embedded_config(ckpt), lambda: sidecar_config(ckpt.path))
     for rank, read in enumerate(readers):
@@ -179,6 +180,8 @@ def _lower_config_note(
     disagrees, or why it is not used when it cannot be read; None when there is none or it agrees."""
     try:
         found = read()
+    except AnotherModelsConfig:  # a valid layout, and no transformer config: nothing to know
+        return None
     except MotifLiteError as exc:  # it would not be used anyway: said, not raised
         return f"{exc}; not used: the transformer config is {origin}"
     if found is None:
@@ -191,9 +194,14 @@ def _lower_config_note(
     return f"the transformer config {other_origin} disagrees with {origin}: {listed}; using {origin}"
 
 
+class AnotherModelsConfig(CheckpointError):
+    """The `config.json` beside a GGUF describes another model: refused when nothing ranks above it, unsaid when
+    something does."""
+
+
 def sidecar_config(gguf: Path) -> tuple[TransformerConfig, str] | None:
     """The transformer config in the `config.json` beside the file `gguf` and where it is, or None. One of another
-    model (a VAE's, in a shared models folder) is a `CheckpointError` naming that model, not its first field that
+    model (a VAE's, in a shared models folder) is an `AnotherModelsConfig` naming that model, not its first field that
     our config lacks."""
     path = gguf.parent / "config.json"
     if not path.is_file():
@@ -201,7 +209,7 @@ def sidecar_config(gguf: Path) -> tuple[TransformerConfig, str] | None:
     values = read_json_object(path, "transformer config")
     kind = other_model_in_config(values)
     if kind is not None:
-        raise CheckpointError(
+        raise AnotherModelsConfig(
             f"{path} describes {kind}, not the Motif-Video transformer ({TRANSFORMER_CLASS}): a config.json beside "
             f"{gguf.name} must be the transformer's"
         )
