@@ -701,3 +701,41 @@ def test_a_stalled_rank_times_out_and_every_rank_ends(checkpoint, tmp_path):
 def test_ctrl_c_stops_every_rank(checkpoint, tmp_path):
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="hang", interrupt=True)
     assert code == 130 and seconds < 40
+
+
+class _FellBackOnRankOne:
+    """Stands in for the pipeline: its `generate` gives the result a rank's pipeline would, with flash attention
+    fallen back on rank 1 only (each rank's auto attention tries and gives up on its own)."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def generate(self, video, *args, **kwargs):
+        from motif_lite.pipeline.result import GenerationResult
+
+        fallbacks = {"flash attention": "RuntimeError: no kernel image"} if self.rank == 1 else {}
+        return GenerationResult(video.output, video, 3.0, {}, 0, None, kernel_fallbacks=fallbacks)
+
+
+def _sample_with_a_fallback_on_rank_1(rank: int, port: int, out: Path) -> None:
+    from motif_lite.cli import build_parser
+    from motif_lite.cli.run import _Run
+    from motif_lite.request import GenerationRequest
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        group = Parallel.create(ParallelLayout(2, 1), torch.device("cpu"), 60)
+        args = build_parser().parse_args(["run", "-p", PROMPT, "-o", str(out / "fox.mp4")])
+        video = GenerationRequest(PROMPT, output=out / "fox.mp4")
+        result = _Run(args, group).sample(_FellBackOnRankOne(rank), video, in_batch=False, unstarted=[])
+        torch.save(result.kernel_fallbacks, out / f"fallbacks{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_the_summary_lists_the_kernels_that_fell_back_on_every_rank(tmp_path):
+    # The run's summary listed rank 0's fallbacks alone: a kernel that failed on rank 1 was only its stderr warning.
+    _spawn_and_wait(_sample_with_a_fallback_on_rank_1, (_free_port(), tmp_path), processes=2)
+    assert torch.load(tmp_path / "fallbacks0.pt") == {"flash attention": "on rank 1: RuntimeError: no kernel image"}

@@ -11,6 +11,7 @@ The command's parts live beside it: its flags (run_flags), the videos they ask f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
@@ -596,7 +597,7 @@ class _Run:
         # Named here (the pipeline would name it on its first save): a failure can tell whether anything was kept.
         keeps = unused_path(latents_path(video.output)) if resume is None else resume.file
         try:
-            return pipe.generate(
+            result = pipe.generate(
                 video, progress, self.on_preview, self.args.preview_every, resume=resume, latents_file=keeps,
                 clip=self.clip, crf=self.args.crf,
             )  # fmt: skip
@@ -609,6 +610,11 @@ class _Run:
         finally:
             if progress is not None:
                 progress.close()
+        if self.parallel is None:
+            return result
+        # After every rank's last collective of the video, so that all of them reach this one.
+        everyones = self.parallel.every_ranks_fallbacks(result.kernel_fallbacks)
+        return dataclasses.replace(result, kernel_fallbacks=everyones)
 
 
 def _say_run_time(

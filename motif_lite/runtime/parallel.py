@@ -353,6 +353,17 @@ class Parallel:
             raise ParallelError(f"rank {self.members[0]} failed: {payload[0].message}")
         return _moved(payload[0], self.device)
 
+    def every_ranks_fallbacks(self, mine: dict[str, str]) -> dict[str, str]:
+        """{op: first reason} of the kernels that fell back on any rank (`kernel_fallbacks`): each rank's attention
+        tries and gives up on its own. Every rank calls it; a reason from another rank than the main one names it."""
+        every: list[Any] = [None] * len(self.members)
+        dist.all_gather_object(every, mine, group=self.group)
+        merged: dict[str, str] = {}
+        for rank, fallbacks in enumerate(every):
+            for op, reason in fallbacks.items():
+                merged.setdefault(op, reason if rank == 0 else f"on rank {self.members[rank]}: {reason}")
+        return merged
+
     def transformer(self, model: nn.Module) -> Callable[..., torch.Tensor]:
         """The transformer's forward for this rank: the model itself, or its sequence-parallel composition."""
         if self.layout.sp == 1:
