@@ -245,7 +245,7 @@ def _names(flags: dict) -> dict:
 def _lora_totals(loras: list[str]) -> dict[str, float]:
     """`--lora` values (`style.safetensors:0.8`) as each file's total strength: LoRAs merge by adding their changes,
     so their order is no difference, nor one file given twice (`a:1`, `a:0.5`) against once at the sum (`a:1.5`).
-    Rounded as the file stores strengths (`:g`, 6 digits)."""
+    Rounded to 6 digits, a tolerance: a file written before strengths were stored exactly (as `repr`) has `:g`'s."""
     totals: dict[str, float] = {}
     for lora in loras:
         name, strength = split_strength(lora)

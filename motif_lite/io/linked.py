@@ -79,7 +79,9 @@ def refuse_file_beside_gguf(
     for component, (flag, keyword) in GGUF_SETTINGS.items():
         if files.get(component) is None or ggufs[component] is None:
             continue
-        as_flags = audience is Audience.FLAGS  # a Python caller: the keywords alone (run refuses its flags first)
+        # Only a command's own check names its flags; else (run refuses its flags first, so RUN_OR_PYTHON here
+        # is a Python caller) the keywords alone.
+        as_flags = audience is Audience.FLAGS
         names = f"{FLAGS[component]} and {flag}" if as_flags else f"weights[{component!r}] and {keyword}"
         raise ConfigError(f"{names} both give the {component.replace('_', ' ')}; keep one")
 

@@ -189,8 +189,9 @@ TRITON_KERNELS = "Triton kernels"  # `fallbacks`' name for the whole backend, wh
 
 def fallbacks(model: nn.Module) -> dict[str, str]:
     """{op name: first reason} for every Triton op in `model` that ran torch's version instead (empty: none), and
-    every kernel an op chose that did so after failing (`ChoosesKernels`), led by TRITON_KERNELS when its `Ops`
-    are torch's for "auto" on a CUDA machine (`Ops.why_torch`, `triton_unavailable`)."""
+    every kernel an op chose that did so after failing (`ChoosesKernels`: auto attention's flash, cuDNN, efficient,
+    fa3 or Triton), led by TRITON_KERNELS when its `Ops` are torch's for "auto" on a CUDA machine (`Ops.why_torch`,
+    `triton_unavailable`)."""
     ops = {op.name: op.fallback_reason for op in kernel_ops(model) if op.fallback_reason is not None}
     for op in _installed_ops(model):
         if isinstance(op, ChoosesKernels):
