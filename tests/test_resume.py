@@ -659,7 +659,6 @@ def test_a_sampler_or_guidance_this_version_lacks_says_to_upgrade(stopped, capsy
 def test_a_terminated_run_keeps_its_state(checkpoint, tmp_path, capsys, monkeypatch, signame):
     """kill, a scheduler's preemption or a closed terminal stop `run` as Ctrl-C does: the state is kept."""
     signum = getattr(signal, signame)
-    before = signal.getsignal(signum)
 
     def terminate(self, stage, done, total):
         if stage == "denoise" and done == 2:
@@ -667,11 +666,17 @@ def test_a_terminated_run_keeps_its_state(checkpoint, tmp_path, capsys, monkeypa
 
     monkeypatch.setattr("motif_lite.progress.ProgressBars.__call__", terminate)
     size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4", "--dtype", "fp32", "-s", "3"]
-    code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", PROMPT, *size, "-o", str(tmp_path / "fox.mp4"))
+    # As from a terminal: pytest under nohup (or a job that ignores SIGHUP) passes the ignored SIGHUP on, and a run
+    # rightly keeps it ignored (test_resume_signals.py's nohup test) and finishes.
+    inherited = signal.signal(signum, signal.SIG_DFL)
+    try:
+        code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", PROMPT, *size, "-o", str(tmp_path / "fox.mp4"))
+        assert signal.getsignal(signum) is signal.SIG_DFL  # put back after the command
+    finally:
+        signal.signal(signum, inherited)
     assert code == 128 + signum and f"terminated ({signame})" in err, err
     assert read_latents(tmp_path / "fox.latents.safetensors").progress == (2, 4)
     assert "motif-lite run --resume" in err
-    assert signal.getsignal(signum) is before  # put back after the command
 
 
 def test_a_new_run_of_the_same_output_points_to_the_stopped_one(stopped, checkpoint, capsys):
