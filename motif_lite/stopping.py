@@ -25,6 +25,12 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+def not_ignored(signums: Sequence[int]) -> list[int]:
+    """The signals of `signums` the program was not started ignoring. One it was (`nohup` ignores SIGHUP) is left
+    as it is: `nohup motif-lite run ...` or `serve` must outlive the SSH session that started it."""
+    return [signum for signum in signums if signal.getsignal(signum) is not signal.SIG_IGN]
+
+
 @contextlib.contextmanager
 def signals_interrupt(signums: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
     """While the block runs, each of `signums` raises `Terminated` where the program is (the handlers before are
@@ -43,9 +49,8 @@ def signals_interrupt(signums: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
 
     before = {}
     with contextlib.suppress(ValueError):  # not the main thread
-        for signum in signums:
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                before[signum] = signal.signal(signum, stop)
+        for signum in not_ignored(signums):
+            before[signum] = signal.signal(signum, stop)
     try:
         yield
     finally:

@@ -126,3 +126,31 @@ def test_a_refused_gguf_is_said_before_serving(
     assert err.startswith("error: ") and said in err, err
     if flag == "--gguf":  # the fix quantizes again from the -m given, as run's and check's do
         assert f"python -m motif_lite.quantize {root} -o {tmp_path / 'mine-Q8_0.gguf'}" in err, err
+
+
+def test_a_signal_the_server_was_started_ignoring_stays_ignored():
+    """`nohup motif-lite serve ... &` must outlive the SSH session that started it: SIGHUP, ignored from the start,
+    stays ignored while the server runs (it used to stop the server, in order, when the session ended); SIGTERM,
+    not ignored, still stops it in order."""
+    import signal
+
+    from motif_lite.cli.serve import _stop_in_order_on_signals
+
+    class Server:
+        loaded, stops = True, []
+
+        def stop(self, signum: int) -> None:
+            self.stops.append(signum)
+
+    server = Server()
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with _stop_in_order_on_signals(server):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            handler = signal.getsignal(signal.SIGTERM)
+            assert callable(handler)
+            handler(signal.SIGTERM, None)
+        assert server.stops == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)

@@ -385,16 +385,17 @@ def _stop_in_order_on_signals(server) -> Iterator[None]:
     """SIGTERM (`systemctl stop`, `docker stop`) and SIGHUP (the terminal closed) stop the server as Ctrl-C does, the
     HTTP side first, then the running job after its current step, and the process exits with 0: with 130 (Ctrl-C's
     code) systemd marked every stop as a failure, and SIGHUP's default killed the server like a crash. While the
-    model loads they raise `Terminated` where the main thread is, as Ctrl-C interrupts the load. The handlers before
-    are put back after."""
-    from motif_lite.stopping import STOP_SIGNALS, Terminated
+    model loads they raise `Terminated` where the main thread is, as Ctrl-C interrupts the load. A signal the server
+    was started ignoring stays ignored (`nohup motif-lite serve`: the SSH session's end must not stop it). The
+    handlers before are put back after."""
+    from motif_lite.stopping import STOP_SIGNALS, Terminated, not_ignored
 
     def stop(signum: int, _frame: object) -> None:
         server.stop(signum)
         if not server.loaded:
             raise Terminated(signum)
 
-    before = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    before = {signum: signal.signal(signum, stop) for signum in not_ignored(STOP_SIGNALS)}
     try:
         yield
     finally:
