@@ -110,6 +110,18 @@ def test_an_empty_file_is_said_to_be_empty(tmp_path, targets):
         read_loras([LoRASpec(_write(tmp_path / "empty.safetensors", {}))], targets)
 
 
+@pytest.mark.parametrize("kept", [0, 5, 0.5], ids=["zero-bytes", "cut-in-its-length", "cut-in-its-data"])
+def test_a_lora_file_that_did_not_finish_downloading_is_said_to_be_empty_or_cut_short(tmp_path, targets, kept):
+    whole = _write(tmp_path / "whole.safetensors", _pair("transformer.", Q)).read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(whole[: int(kept * len(whole)) if isinstance(kept, float) else kept])
+    said = "is empty [(]0 bytes" if kept == 0 else r"is cut short \([0-9,]+ bytes"
+    with pytest.raises(LoRAError, match=rf"{said}.*did not finish.*download or export it again"):
+        read_loras([LoRASpec(cut)], targets)
+    with pytest.raises(LoRAError, match=said):  # the check before any download, with no model at hand
+        lora.check_lora_file(LoRASpec(cut))
+
+
 def test_a_lora_saved_before_training_is_said_to_have_no_effect(tmp_path, targets):
     # PEFT starts lora_B at zero: a LoRA saved at step 0 makes the video made without it, and the summary says why.
     key_proj = Q.replace("to_q", "to_k")

@@ -43,6 +43,7 @@ from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.lora_values import split_strength
 from motif_lite.weights.quant_linear import QuantizedLinear
+from motif_lite.weights.safetensors_header import TruncatedError, read_header
 from motif_lite.weights.shapes import listing
 
 # One key of a LoRA: an optional prefix, the module, the part. Trainers mix the prefixes and part names of the two
@@ -377,7 +378,31 @@ def _opened_lora(path: Path) -> Iterator[Any]:
             ) from None
         if (kind := file_kind(path)) is not None:  # a failed download's page, an image: not a damaged LoRA
             raise LoRAError(f"{path} is not a LoRA file: it is {kind}") from None
+        if (unfinished := _unfinished(path)) is not None:  # safetensors' own words ("header too small") don't say
+            raise LoRAError(unfinished) from None
         raise LoRAError(f"{path} is not a readable safetensors LoRA file: {exc}") from None
+
+
+def _unfinished(path: Path) -> str | None:
+    """What to say about a LoRA file that is empty or shorter than its header says (a download or copy that
+    stopped), if it is one of those."""
+    again, stopped = "download or export it again", "a download or copy that did not finish"
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return f"{path} is empty (0 bytes: a download or export that did not finish); {again}"
+        if size < 8:  # not even the header's length
+            start = "less than a safetensors file's 8-byte start"
+            return f"{path} is cut short ({size} bytes, {start}: {stopped}); {again}"
+        read_header(path)
+    except TruncatedError as exc:
+        return (
+            f"{path} is cut short ({exc.size:,} bytes where its header needs at least {exc.expected:,}: {stopped}); "
+            f"{again}"
+        )
+    except (MotifLiteError, OSError):  # damaged some other way: the caller's message
+        return None
+    return None
 
 
 def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tuple[str, str]]]:
