@@ -184,6 +184,14 @@ def test_the_strength_is_the_number_after_the_last_colon_unless_the_whole_text_i
     assert LoRASpec.parse("set:3") == LoRASpec(Path("set:3") / "lora.safetensors", 1.0)
 
 
+@pytest.mark.parametrize("tail", ["0.8:extra", "0.8:0.5", "strong"])
+def test_a_file_followed_by_more_than_one_strength_is_said_so(tmp_path, monkeypatch, tail):
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "style.safetensors", _pair("transformer.", Q))
+    with pytest.raises(LoRAError, match=rf"the strength '{tail}' is not a number; .* e.g. style.safetensors:0.8"):
+        LoRASpec.parse(f"style.safetensors:{tail}")
+
+
 def test_a_folder_holding_one_pickle_gets_the_conversion(tmp_path, targets):
     # Older PEFT versions save adapter_model.bin: the folder was said to hold "no .safetensors file", without the
     # conversion command a pickle file gets.

@@ -103,6 +103,11 @@ class LoRASpec:
         path, sep, tail = text.rpartition(":")
         if sep and user_path(text).exists() and not user_path(path).exists():
             return cls(_lora_file(Path(text)))
+        # `style.safetensors:0.8:extra`: a file, then more than one strength (was "LoRA file not found")
+        missing = sep and not user_path(text).exists() and not user_path(path).exists()
+        if missing and (found := _file_before_a_colon(text)) is not None:
+            file, rest = found
+            raise LoRAError(f"--lora {text}: the strength {rest!r} is not a number; use FILE:STRENGTH, e.g. {file}:0.8")
         if sep:
             try:
                 strength = float(tail)
@@ -116,6 +121,14 @@ class LoRASpec:
                 raise LoRAError(f"LoRA strength must be a finite number, got {tail!r} in {text!r}")
             return cls(_lora_file(Path(path)), strength)
         return cls(_lora_file(Path(text)))
+
+
+def _file_before_a_colon(text: str) -> tuple[str, str] | None:
+    """(file, the rest) where `text` is an existing file, a colon and more; None when no colon ends a file's name."""
+    for colon in (m.start() for m in re.finditer(":", text)):
+        if user_path(text[:colon]).is_file():
+            return text[:colon], text[colon + 1 :]
+    return None
 
 
 def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[LoRASpec | LoRAFile]:
