@@ -59,7 +59,14 @@ from motif_lite.sizes import model_sizes
 from motif_lite.units import MiB, memory_size
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
-from motif_lite.weights.lora import LoRAFile, LoRASpec, check_lora_file, linear_shapes, read_loras
+from motif_lite.weights.lora import (
+    LoRAFile,
+    LoRASpec,
+    check_lora_file,
+    check_read_loras,
+    linear_shapes,
+    read_loras,
+)
 from motif_lite.weights.shapes import build_model
 
 # `locate_sources` for plans: what is on disk or in the cache, never a download, never an error for absent weights.
@@ -408,16 +415,18 @@ def check_speed(
 
 
 def check_loras(loras: Sequence[LoRASpec | LoRAFile], sources: ModelSources) -> list[LoRAFile]:
-    """Read the LoRA files and check them against the transformer's layers, from file headers only. A `LoRAFile` is
-    one read and checked already against this transformer's config (run's, before its plan): taken as it is."""
-    specs = [lora for lora in loras if isinstance(lora, LoRASpec)]
-    if not specs:
-        return list(loras)
+    """Read the LoRA files and check them against the transformer's layers, from file headers only. A `LoRAFile`
+    (read already: run's, or a Python caller's) has its layers' names and shapes checked against them too, before
+    anything is let go: one read for another model is a `LoRAError`, not a failure mid-load."""
+    if not loras:
+        return []
     if sources.gguf is not None:
         model = meta_gguf_transformer(sources.gguf, sources.transformer.value)
     else:
         model = meta_transformer(sources.root)
-    read = iter(read_loras(specs, linear_shapes(model)))
+    targets = linear_shapes(model)
+    check_read_loras([lora for lora in loras if isinstance(lora, LoRAFile)], targets)
+    read = iter(read_loras([lora for lora in loras if isinstance(lora, LoRASpec)], targets))
     return [next(read) if isinstance(lora, LoRASpec) else lora for lora in loras]
 
 

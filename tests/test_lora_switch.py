@@ -31,7 +31,7 @@ from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.planner import Plan
-from motif_lite.weights.lora import LoRAError
+from motif_lite.weights.lora import LoRAError, LoRAFile, LoRASpec, LoRAUpdate, linear_shapes
 from motif_lite.weights.lora_apply import LoRALinear
 
 FP32_CPU = dict(dtype=torch.float32, device="cpu", kernels="torch")
@@ -132,16 +132,34 @@ def test_a_lora_that_does_not_fit_leaves_the_pipeline_as_it_was(files, tmp_path)
     video = Frames(tmp_path)
     pipe = load_pipeline(files["root"], loras=[files["a"]], **FP32_CPU)
     transformer, applied, before = pipe.transformer, pipe.loras, video(pipe)
-    mistakes = {
-        "no_such_layer": [files["bad"]],
-        "not found": [(files["a"], 1.0), tmp_path / "missing.safetensors"],
-        "takes a list of files": files["b"],  # a file where a list belongs
-    }
-    for message, mistake in mistakes.items():
+    mistakes = [
+        ("no_such_layer", [files["bad"]]),
+        ("not found", [(files["a"], 1.0), tmp_path / "missing.safetensors"]),
+        ("takes a list of files", files["b"]),  # a file where a list belongs
+        *[("read for another model", [files["b"], read]) for read in read_for_other_models(pipe.transformer, files)],
+    ]
+    for message, mistake in mistakes:
         with pytest.raises(LoRAError, match=message):
             pipe.set_loras(mistake)
         assert pipe.transformer is transformer and pipe.loras is applied
     assert np.array_equal(video(pipe), before)
+
+
+def read_for_other_models(transformer: torch.nn.Module, files: dict[str, Path]) -> list[LoRAFile]:
+    """LoRA files read already (as run reads them) for models other than `transformer`: one naming a layer it lacks,
+    one whose layer is one of its own in another shape."""
+    name, (out_features, in_features) = next(iter(linear_shapes(transformer).items()))
+    spec = LoRASpec(files["a"])
+    return [
+        LoRAFile(spec, "peft", [LoRAUpdate("blocks.99.attn.to_q", torch.ones(2, 8), torch.ones(4, 2), 1.0)]),
+        LoRAFile(spec, "peft", [LoRAUpdate(name, torch.ones(2, in_features + 1), torch.ones(out_features, 2), 1.0)]),
+    ]
+
+
+def test_a_lora_read_for_another_model_is_refused_before_the_transformer_loads(files):
+    for read in read_for_other_models(load_pipeline(files["root"], **FP32_CPU).transformer, files):
+        with pytest.raises(LoRAError, match="read for another model"):
+            load_pipeline(files["root"], loras=[read], **FP32_CPU)
 
 
 @pytest.mark.parametrize("planned", [False, True], ids=["resident", "streamed"])

@@ -44,7 +44,7 @@ from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.lora_values import split_strength
 from motif_lite.weights.quant_linear import QuantizedLinear
 from motif_lite.weights.safetensors_header import TruncatedError, read_header
-from motif_lite.weights.shapes import listing
+from motif_lite.weights.shapes import listing, named
 
 # One key of a LoRA: an optional prefix, the module, the part. Trainers mix the prefixes and part names of the two
 # conventions (diffusion-pipe and ComfyUI save `diffusion_model.<module>.lora_A.weight`, some kohya forks
@@ -259,6 +259,19 @@ def read_loras(specs: Iterable[LoRASpec], targets: Mapping[str, tuple[int, int]]
     """Read and check LoRA files against the model's linears (`linear_shapes`); raises `LoRAError` naming every
     key that matches no module, every shape mismatch, or an unknown format — before any model weight is read."""
     return [_read_lora(spec, targets) for spec in specs]
+
+
+def check_read_loras(loras: Iterable[LoRAFile], targets: Mapping[str, tuple[int, int]]) -> None:
+    """Check LoRA files read already (a Python caller's `LoRAFile`) against this model's linears (`linear_shapes`):
+    one read against another model or checkpoint would fail mid-load, after the old transformer was let go.
+    `LoRAError` naming the layers that the model lacks or that have another shape; no file is read."""
+    for lora in loras:
+        misfits = [u.module for u in lora.updates if targets.get(u.module) != (u.up.shape[0], u.down.shape[1])]
+        if misfits:
+            raise LoRAError(
+                f"{lora.spec.path} was read for another model: {_share(len(misfits), len(lora.updates))} missing "
+                f"from this transformer or shaped otherwise ({named(misfits)}); pass the file itself"
+            )
 
 
 def check_lora_file(spec: LoRASpec) -> str:
