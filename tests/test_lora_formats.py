@@ -214,6 +214,13 @@ def test_a_folder_holding_one_pickle_gets_the_conversion(tmp_path, targets):
         LoRASpec.parse(str(tmp_path / "adapter"))
 
 
+def test_a_folder_holding_one_file_in_capitals_stands_for_it(tmp_path):
+    # A Windows tool's STYLE.SAFETENSORS: the loader takes the name in any case, and the folder lookup did not.
+    (tmp_path / "style").mkdir()
+    path = _write(tmp_path / "style" / "STYLE.SAFETENSORS", _pair("transformer.", Q))
+    assert LoRASpec.parse(f"{tmp_path / 'style'}:0.5") == LoRASpec(path, 0.5)
+
+
 def _pair_with_metadata(path: Path, alpha: float) -> Path:
     """A PEFT-named pair (rank 2) whose file carries diffusers' lora_adapter_metadata with `alpha`."""
     metadata = {"lora_adapter_metadata": json.dumps({"lora_alpha": alpha})}

@@ -36,7 +36,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from motif_lite.errors import MotifLiteError, counted, shown
-from motif_lite.io.file_kinds import PICKLE_SUFFIXES, file_kind, starts_as_gguf
+from motif_lite.io.file_kinds import PICKLE_SUFFIXES, file_kind, has_extension, starts_as_gguf
 from motif_lite.json_values import NotAJSONObject, is_finite_number, parse_json_object
 from motif_lite.paths import user_path
 from motif_lite.weights.float8 import Float8Linear
@@ -371,7 +371,7 @@ def _lora_file(path: Path) -> Path:
     path = user_path(path)
     if not path.is_dir():
         return path
-    files = sorted(path.glob("*.safetensors"))
+    files = sorted(f for f in path.iterdir() if has_extension(f, ".safetensors") and f.is_file())
     if len(files) == 1:
         return files[0]
     pickles = sorted(f for f in path.iterdir() if f.suffix.lower() in PICKLE_SUFFIXES)
