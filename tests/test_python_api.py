@@ -21,6 +21,7 @@ from motif_lite.devices import (
     present_accelerator,  # noqa: E402
 )
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError  # noqa: E402
+from motif_lite.io.clip import Clip  # noqa: E402
 from motif_lite.pipeline import GenerationResult, MotifVideoPipeline  # noqa: E402
 from motif_lite.preflight import plan_generation  # noqa: E402
 from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
@@ -226,6 +227,10 @@ def test_a_resolved_request_not_made_of_the_request_given_fails_before_encoding(
     for given, other in ((request, resolved), (resolved.request, tuple(resolved)), (resolved.request, "fox")):
         with pytest.raises(RequestError, match=said + rf".*; got {type(other).__name__}$"):
             pipe.generate(given, on_progress=lambda *stage: stages.append(stage), resolved=other)
+    # A clip beside it that is not the one it read (none here) would be ignored: generate goes on from resolved's.
+    clip = Clip(tmp_path / "other.mp4", frames=9, width=48, height=32, fps=24.0)
+    with pytest.raises(RequestError, match=r"^clip is .*other\.mp4, but resolved holds no clip: "):
+        pipe.generate(resolved.request, on_progress=lambda *stage: stages.append(stage), resolved=resolved, clip=clip)
     assert stages == [] and list(tmp_path.iterdir()) == []
 
 

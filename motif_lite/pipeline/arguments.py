@@ -75,15 +75,22 @@ def check_generate_arguments(
         _check_callable_as(name, callback, CALLED_AS[name])
 
 
-def check_resolved(request: GenerationRequest, resolved: object) -> None:
+def check_resolved(request: GenerationRequest, resolved: object, clip: Clip | None = None) -> None:
     """Refuse a `resolved` that is not what `resolve_with_inputs` made of this very `request` (the resolved copy it
-    holds, not the request it came from): `generate` would then skip the checks of a request no one made."""
+    holds, not the request it came from): `generate` would then skip the checks of a request no one made. A `clip`
+    beside it must be the one it read (`resolved.clip`): `generate` goes on from that one, another would be ignored."""
     if resolved is None:
         return
     if not isinstance(resolved, ResolvedRequest) or resolved.request is not request:
         raise RequestError(
             f"resolved takes what request.resolve_with_inputs(clip) returned, given with the request it holds: "
             f"generate(resolved.request, resolved=resolved); got {type(resolved).__name__}"
+        )
+    if clip is not None and clip != resolved.clip:
+        held = "no clip" if resolved.clip is None else f"the clip {resolved.clip.path}"
+        raise RequestError(
+            f"clip is {clip.path}, but resolved holds {held}: generate goes on from the clip resolved holds; give "
+            "the clip to request.resolve_with_inputs(clip) and leave it out of generate"
         )
 
 

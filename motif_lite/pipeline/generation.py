@@ -379,7 +379,7 @@ class MotifVideoPipeline:
         `resolved`: what `request.resolve_with_inputs(clip)` returned, for a caller that resolved the request first
         (the server's worker, to check a saved state against it), given as `generate(resolved.request,
         resolved=resolved)`: the request is not resolved again, nor its input image read again (its clip is the one
-        `resolve_with_inputs` was given).
+        `resolve_with_inputs` was given; a `clip` beside it that is another one is a `RequestError`).
 
         Any other keyword (diffusers' call's `num_inference_steps`, `generator`, ..., or a misspelled one of the
         above) is a `RequestError` saying what to give instead. `request` is needed: its default None is there only
@@ -393,7 +393,7 @@ class MotifVideoPipeline:
         check_generate_arguments(
             request, preview_every, callbacks, keep_latents, latents_file, clip, stored_clip, stored_image
         )
-        check_resolved(request, resolved)
+        check_resolved(request, resolved, clip)
         # One mapping from here on: `stored_settings` takes the keys of each for the input the request has.
         stored_inputs = {**(stored_clip or {}), **(stored_image or {})} or None
         if self.transformer is None:
