@@ -506,7 +506,7 @@ def test_the_note_on_a_model_flag_the_stopped_run_left_out_names_it(stopped, che
     assert f"the run being resumed had {named}: the rest of the video is sampled with what this command gives" in err
 
 
-def test_the_note_on_another_lora_names_the_stopped_runs(checkpoint, tmp_path, capsys):
+def test_the_note_on_another_lora_names_the_stopped_runs(checkpoint, tmp_path, capsys, monkeypatch):
     lora = a_lora(tmp_path)
     (tmp_path / "second").mkdir()
     second = a_lora(tmp_path / "second")
@@ -518,6 +518,27 @@ def test_the_note_on_another_lora_names_the_stopped_runs(checkpoint, tmp_path, c
     code, _, err = run_cli(capsys, "--resume", str(stopped), "--lora", str(lora), "--dry-run")
     assert code == 0, err
     assert f"the run being resumed had --lora {lora}:0.8 --lora {second}:0.5: the rest of the video" in err
+    # The same LoRAs typed another way (a relative path, a folder for its one file, the other order): no note.
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "--lora", "second:0.5", "--lora", f"{lora.name}:0.8",
+                           "--dry-run")  # fmt: skip
+    assert code == 0, err
+    assert "the run being resumed had" not in err
+
+
+def test_a_resumed_run_compares_loras_by_file_and_strength(tmp_path, monkeypatch):
+    # They were compared as text: `x.safetensors` typed again against the `/abs/x.safetensors:1` the file keeps was
+    # "another LoRA", and so was a file written before strengths were stored exactly (`:g`, 6 digits).
+    from motif_lite.io.model_stamps import other_model_notes
+    from motif_lite.weights.lora_values import lora_flag
+
+    lora = a_lora(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    then = {"lora": [lora_flag(lora, 1.0), lora_flag(lora, 1 / 3)]}
+    assert other_model_notes(then, {"lora": [lora.name, f"{lora}:{1 / 3:g}"]}, "this command") == []
+    assert other_model_notes({"lora": [f"{lora}:{4 / 3:g}"]}, {"lora": [lora_flag(lora, 4 / 3)]}, "it") == []
+    (note,) = other_model_notes(then, {"lora": [lora.name]}, "this command")
+    assert note.startswith(f"the run being resumed had --lora {lora}:1 --lora {lora}:0.3333333333333333: ")
 
 
 RETRAINED = 1_700_000_000  # seconds: 2023-11-14

@@ -470,10 +470,10 @@ def test_a_guidance_config_of_the_wrong_json_type_leaves_guidance_open(made, gui
 
 def test_lora_totals_read_the_strength_after_the_last_colon():
     # A file's name may hold a colon (Linux allows it): the strength is what follows the last one.
-    from motif_lite.cli.settings_from import _lora_totals
+    from motif_lite.weights.lora_values import lora_totals
 
-    assert _lora_totals(["v1:a.safetensors:0.25", "v1:a.safetensors:0.25"]) == {"v1:a.safetensors": 0.5}
-    assert _lora_totals(["b.safetensors:x", "b.safetensors:x"]) == {"b.safetensors:x": 2.0}  # not ours: as it is
+    assert lora_totals(["v1:a.safetensors:0.25", "v1:a.safetensors:0.25"]) == {"v1:a.safetensors": 0.5}
+    assert lora_totals(["b.safetensors:x", "b.safetensors:x"]) == {"b.safetensors:x": 2.0}  # not ours: as it is
 
 
 @pytest.mark.parametrize(

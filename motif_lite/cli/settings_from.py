@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.request import APG_FIELDS, GUIDANCE_FIELDS, RequestError, run_dest, run_flag
-from motif_lite.weights.lora_values import lora_flag, split_strength
+from motif_lite.weights.lora_values import lora_flag, lora_totals
 
 if TYPE_CHECKING:
     import torch
@@ -231,7 +231,7 @@ def _step_cache_note(recalled: Recalled, threshold: float | None) -> str | None:
 
 def _names(flags: dict) -> dict:
     """Model flags by the last part of each path or repo id (./Motif-Video-2B is the Hub's Org/Motif-Video-2B), the
-    LoRAs as each file's total strength (`_lora_totals`)."""
+    LoRAs as each file's total strength (`lora_totals`)."""
 
     def name(value: object) -> object:
         return Path(value).name if isinstance(value, str) else value
@@ -239,17 +239,4 @@ def _names(flags: dict) -> dict:
     named = {
         dest: [name(v) for v in value] if isinstance(value, list) else name(value) for dest, value in flags.items()
     }
-    return {**named, "lora": _lora_totals(named["lora"])} if "lora" in named else named
-
-
-def _lora_totals(loras: list[str]) -> dict[str, float]:
-    """`--lora` values (`style.safetensors:0.8`) as each file's total strength: LoRAs merge by adding their changes,
-    so their order is no difference, nor one file given twice (`a:1`, `a:0.5`) against once at the sum (`a:1.5`).
-    Rounded to 6 digits, a tolerance: a file written before strengths were stored exactly (as `repr`) has `:g`'s."""
-    totals: dict[str, float] = {}
-    for lora in loras:
-        name, strength = split_strength(lora)
-        if strength is None:  # a file's value we did not write: compared as it is
-            name, strength = lora, 1.0
-        totals[name] = totals.get(name, 0.0) + strength
-    return {name: float(f"{total:.6g}") for name, total in totals.items()}
+    return {**named, "lora": lora_totals(named["lora"])} if "lora" in named else named

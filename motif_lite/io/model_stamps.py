@@ -11,6 +11,7 @@ from pathlib import Path
 
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
+from motif_lite.weights.lora_values import lora_totals
 
 # The model flags (`motif-lite run`'s dests) a stopped run keeps in `SavedLatents.run`, grouped where one flag of a
 # group replaces the others (a transformer from --gguf, or from --diffusion-model and --quantize; a text encoder from
@@ -32,8 +33,26 @@ def other_model_notes(then: dict | None, now: dict, sampled_with: str) -> list[s
         f"the run being resumed had {model_flags_text({dest: then[dest] for dest in group})}: the rest of the video "
         f"is sampled with {sampled_with}"
         for group in MODEL_FLAG_GROUPS
-        if all(dest in then and dest in now for dest in group) and any(then[dest] != now[dest] for dest in group)
+        if all(dest in then and dest in now for dest in group)
+        and any(_compared(dest, then[dest]) != _compared(dest, now[dest]) for dest in group)
     ]
+
+
+def _compared(dest: str, value: object) -> object:
+    """A model flag's value as a resumed run compares it: the LoRAs as each file's total strength, by resolved path
+    (`lora_totals`), so that `--lora x.safetensors` typed again matches the `/abs/x.safetensors:1` the file keeps."""
+    return lora_totals(value or [], _resolved_lora_file) if dest == "lora" else value
+
+
+def _resolved_lora_file(file: str) -> str:
+    """The LoRA file that `file` (a --lora value's file part) names, resolved as the run read it (a folder stands
+    for its one file, `~` is the home folder); `file` as it is where that is refused (said where LoRAs are read)."""
+    from motif_lite.weights.lora import LoRAError, LoRASpec
+
+    try:
+        return str(LoRASpec.parse(file).path.resolve())
+    except LoRAError:
+        return file
 
 
 # The model flags that name one weight file each, stamped beside the LoRAs' (`file_stamps`); -m is left out: a folder

@@ -4,6 +4,7 @@ flags can read a value while they are parsed and the messages can write one with
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -25,3 +26,18 @@ def lora_flag(file: str | Path, strength: float) -> str:
     it: `style.safetensors:0.8`, `style.safetensors:1`. The strength is written in the shortest form that reads back
     as the same float (`repr`), so that a resumed run merges exactly the weights of the run it continues."""
     return f"{file}:{repr(float(strength)).removesuffix('.0')}"
+
+
+def lora_totals(loras: Iterable[str], file_key: Callable[[str], str] = str) -> dict[str, float]:
+    """`--lora` values (`style.safetensors:0.8`) as each file's total strength, the files by `file_key` (a name, a
+    resolved path): what two runs' LoRAs are compared by. LoRAs merge by adding their changes, so their order is no
+    difference, nor one file given twice (`a:1`, `a:0.5`) against once at the sum (`a:1.5`), nor `a` against `a:1`.
+    Rounded to 6 significant digits: files written before strengths were stored exactly kept them so (`:g`)."""
+    totals: dict[str, float] = {}
+    for lora in loras:
+        file, strength = split_strength(lora)
+        if strength is None:  # no strength, or a value we did not write: the file as it is, at strength 1
+            file, strength = lora, 1.0
+        key = file_key(file)
+        totals[key] = totals.get(key, 0.0) + strength
+    return {key: float(f"{total:.6g}") for key, total in totals.items()}
