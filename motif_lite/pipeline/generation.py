@@ -526,8 +526,9 @@ class MotifVideoPipeline:
         return resumed_state(resume, request, settings, shape, self.device, self.dtype)
 
     def kernel_fallbacks(self) -> dict[str, str]:
-        """{op: first reason} for every Triton op that ran torch's version of the same math: the transformer's, and
-        the text encoder's packed linears (with a text encoder GGUF). 8-bit attention's fallback is another math,
+        """{op: first reason} for every kernel that ran torch's version of the same math (a Triton op, or a kernel
+        `auto` attention chose that failed later): the transformer's, and the text encoder's packed linears (with a
+        text encoder GGUF). 8-bit attention's fallback is another math,
         exact attention: `attention_used` tells it."""
         text = fallbacks(self.text_encoder.model) if self.text_encoder is not None else {}
         own = {op: why for op, why in fallbacks(self.transformer).items() if op != INT8_ATTENTION}
