@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import difflib
 from collections.abc import Sequence
+from typing import NoReturn
 
 TYPO_CUTOFF = 0.8  # difflib's ratio: one or two letters off in a flag's name, not another flag
+MIN_CLAUSE_WORDS = 3  # "output: .mp4 ..." says more than "output"
+LONG_CLAUSE_WORDS = 8  # a clause this long ends at its next comma
 
 
 def option_strings(parser: argparse.ArgumentParser) -> list[str]:
@@ -24,3 +27,61 @@ def closest_flag(name: str, candidates: Sequence[str]) -> str | None:
     """The flag of `candidates` that `name` (already `spelled`) most likely misspells, or None."""
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=TYPO_CUTOFF)
     return close[0] if close else None
+
+
+class ValueNamingParser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose error for a flag given without its value says what the value is: argparse's bare
+    "argument --preview: expected one argument" leaves a user who typed --preview as an on/off switch guessing.
+    Its subparsers are of this class too (argparse makes them of the parser's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(message + self._value_wanted(message))
+
+    def _value_wanted(self, message: str) -> str:
+        """`: --preview FILE (what its help says first)` for a message about a flag missing its value, else ''."""
+        named, _, problem = message.partition(": ")
+        if not named.startswith("argument ") or not problem.startswith("expected "):
+            return ""
+        flags = named.removeprefix("argument ").split("/")  # argparse names a flag by all its spellings: -o/--output
+        action = next((action for action in self._actions if action.option_strings == flags), None)
+        if action is None or action.nargs == 0:
+            return ""
+        flag = flags[-1]  # the long spelling, which says the most
+        hint = f": {flag} {value_name(action)}"
+        clause = first_clause(self._expanded_help(action))
+        return f"{hint} ({clause})" if clause else hint
+
+    def _expanded_help(self, action: argparse.Action) -> str | None:
+        """The flag's help as --help prints it: `%(default)s` filled in, `%%` a single `%`."""
+        try:
+            return action.help % dict(vars(action), prog=self.prog) if action.help else action.help
+        except (KeyError, TypeError, ValueError):  # a help that argparse would not format either
+            return action.help
+
+
+def value_name(action: argparse.Action) -> str:
+    """What --help shows for the flag's value: its metavar, its choices, or its name in capitals."""
+    if isinstance(action.metavar, str):
+        return action.metavar
+    if isinstance(action.metavar, tuple):
+        return " ".join(action.metavar)
+    if action.choices is not None:
+        return "{" + ",".join(str(choice) for choice in action.choices) + "}"
+    return action.dest.upper()
+
+
+def first_clause(help_text: str | None) -> str:
+    """The start of a flag's help, what its value is without the details: up to the first '; ' or ': ' outside
+    parentheses, or ', ' once it is long. A clause of a word or two (`output: .mp4 .mkv ...`) names too little
+    alone: it runs on to the next mark."""
+    if not help_text or help_text == argparse.SUPPRESS:
+        return ""
+    depth = 0
+    for i, char in enumerate(help_text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth or help_text[i + 1 : i + 2] != " ":
+            continue
+        words = len(help_text[:i].split())
+        if (char in ";:" and words >= MIN_CLAUSE_WORDS) or (char == "," and words >= LONG_CLAUSE_WORDS):
+            return help_text[:i]
+    return help_text

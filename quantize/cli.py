@@ -14,7 +14,7 @@ import torch
 
 from motif_lite.devices import checked_device
 from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
-from motif_lite.flag_spelling import closest_flag, option_strings, spelled
+from motif_lite.flag_spelling import ValueNamingParser, closest_flag, option_strings, spelled
 from motif_lite.paths import path_arg
 from motif_lite.stopping import EXIT_INTERRUPTED, Terminated, exit_with, signals_interrupt
 
@@ -36,7 +36,7 @@ then: motif-lite run -m Motif-Video-2B --gguf motif-video-2b-Q4_K_M.gguf --text-
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m motif_lite.quantize`."""
-    parser = argparse.ArgumentParser(
+    parser = ValueNamingParser(  # says what a flag given without its value takes
         prog="python -m motif_lite.quantize",
         usage="%(prog)s SRC -o OUT.gguf [--type TYPE] [--component text_encoder] [options]",
         description="Quantize a Motif-Video transformer or its T5Gemma2 text encoder to GGUF (K-quants included).",

@@ -541,6 +541,23 @@ def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
     assert f"usage: motif-lite {argv[0]}" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "argv, wanted",
+    [
+        # a ComfyUI user types --preview as an on/off switch
+        (["run", "-p", "x", "--preview", "-o", "x.mp4"], "--preview: expected one argument: --preview FILE (while "),
+        (["run", "-p", "x", "--lora"], "--lora: expected one argument: --lora FILE[:STRENGTH] (a LoRA for the "),
+        (["serve", "--port"], "--port: expected one argument: --port PORT (port; 0 = any free port"),
+    ],
+)
+def test_a_flag_without_its_value_is_told_what_value_it_takes(capsys, argv, wanted):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"motif-lite {argv[0]}: error: argument {wanted}" in err, err
+    assert f"usage: motif-lite {argv[0]}" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("command", ["run", "check", "verify", "serve"])
 def test_a_checkpoint_folder_without_its_flag_is_told_to_go_after_m(tmp_path, capsys, command):
     root = str(tmp_path)

@@ -433,6 +433,14 @@ def test_dequantizing_a_gguf_to_f32_is_not_called_a_loss(tiny, q4km, tmp_path, c
     assert source.keys() == copy.keys() and all(torch.equal(source[name], copy[name]) for name in source)
 
 
+def test_a_flag_without_its_value_is_told_what_value_it_takes(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["Motif-Video-2B", "-o", "out.gguf", "--type"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "usage: python -m motif_lite.quantize SRC -o OUT.gguf" in err, err
+    assert "error: argument --type: expected one argument: --type TYPE (recipe, one per run)" in err, err
+
+
 @pytest.mark.parametrize("named", ["vae", "VAE"])  # as other converters and the checkpoint's folder name it
 def test_the_vae_is_said_to_stay_as_it_is(tiny, tmp_path, capsys, named):
     root, _, _ = tiny

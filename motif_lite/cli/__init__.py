@@ -24,6 +24,7 @@ from typing import NoReturn, TextIO
 from motif_lite import __version__
 from motif_lite.cli import check, decode, run, serve, unknown_flags, verify
 from motif_lite.errors import MotifLiteError
+from motif_lite.flag_spelling import ValueNamingParser
 from motif_lite.launcher_variables import job_ranks, launcher_number_or_none, rank_prefix
 from motif_lite.paths import name_too_long
 from motif_lite.stopping import EXIT_INTERRUPTED, STOP_SIGNALS, Terminated, exit_with, signals_interrupt
@@ -53,7 +54,8 @@ Each command's flags: motif-lite COMMAND --help. The GGUF quantizer is a program
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Its subcommands' parsers are of its class: each says what a flag given without its value takes.
+    parser = ValueNamingParser(
         prog="motif-lite",
         description="Lean, quantized, low-VRAM runtime for Motif-Video 2B (text/image-to-video).",
         epilog=EPILOG,
