@@ -6,6 +6,7 @@ while a job runs. Servers listen on free loopback ports and are always stopped."
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -1659,18 +1660,30 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         store.close()
 
 
-def test_a_saved_state_another_checkpoint_made_is_dropped_and_the_job_starts_over(pipe, tmp_path, monkeypatch):
-    # The server came back with another scheduler shift: the job failed with a message whose one line named the
-    # state's path, which the client was not shown, so it got "; submit the job again ..." and no cause.
+@contextlib.contextmanager
+def a_job_stopped_after_step_3(pipe, tmp_path: Path, image: bool = False):
+    """-> (store, worker, job, log lines): a 6-step job (with an uploaded image: `image`) the server's shutdown
+    stopped after step 3, queued again with its state kept."""
     from motif_lite.server.worker import Worker, percent
 
     store = JobStore(tmp_path)
     lines = []
     worker = Worker(store, pipe, lines.append)
     try:
-        job = store.add(new_job_id(), "tiny", {**SETTINGS, "steps": 6}, False, max_active=10)
-        run_stopping_at(worker, job.id, percent("denoise", 2, 6))  # stops after step 3, its state kept
+        job = store.add(new_job_id(), "tiny", {**SETTINGS, "steps": 6}, image, max_active=10)
+        if image:
+            store.input_path(job.id).write_bytes(png())
+        run_stopping_at(worker, job.id, percent("denoise", 2, 6))
         assert store.get(job.id).status == QUEUED and store.state_path(job.id).exists()
+        yield store, worker, job, lines
+    finally:
+        store.close()
+
+
+def test_a_saved_state_another_checkpoint_made_is_dropped_and_the_job_starts_over(pipe, tmp_path, monkeypatch):
+    # The server came back with another scheduler shift: the job failed with a message whose one line named the
+    # state's path, which the client was not shown, so it got "; submit the job again ..." and no cause.
+    with a_job_stopped_after_step_3(pipe, tmp_path) as (store, worker, job, lines):
         configs = dataclasses.replace(pipe.sources.configs, scheduler_shift=11.0)
         monkeypatch.setattr(pipe, "sources", dataclasses.replace(pipe.sources, configs=configs))
         forward, calls = pipe.transformer.forward, []
@@ -1682,24 +1695,14 @@ def test_a_saved_state_another_checkpoint_made_is_dropped_and_the_job_starts_ove
         dropped = [line for line in lines if "its saved state does not fit this server" in line]
         assert len(dropped) == 1 and "flow_shift" in dropped[0] and dropped[0].endswith(": starting again"), lines
         assert str(store.state_path(job.id)) not in dropped[0]
-    finally:
-        store.close()
 
 
 def test_a_resumed_image_job_reads_its_image_once(pipe, tmp_path, monkeypatch):
     # The worker resolved the request to check the saved state, and `generate` resolved it again: the uploaded
     # image was read and decoded twice. The worker's resolution is handed on (`generate(resolved=...)`).
     from motif_lite.io import image as image_module
-    from motif_lite.server.worker import Worker, percent
 
-    store = JobStore(tmp_path)
-    lines = []
-    worker = Worker(store, pipe, lines.append)
-    try:
-        job = store.add(new_job_id(), "tiny", {**SETTINGS, "steps": 6}, True, max_active=10)
-        store.input_path(job.id).write_bytes(png())
-        run_stopping_at(worker, job.id, percent("denoise", 2, 6))  # stops after step 3, its state kept
-        assert store.get(job.id).status == QUEUED and store.state_path(job.id).exists()
+    with a_job_stopped_after_step_3(pipe, tmp_path, image=True) as (store, worker, job, lines):
         read, reads = image_module.read_image, []
         monkeypatch.setattr(image_module, "read_image", lambda path: reads.append(path) or read(path))
         run_stopping_at(worker, job.id, None)
@@ -1707,8 +1710,6 @@ def test_a_resumed_image_job_reads_its_image_once(pipe, tmp_path, monkeypatch):
         assert (done.status, done.error_message) == (COMPLETED, None), done.error_message
         assert f"{job.id}: goes on from step 3 of 6" in lines
         assert reads == [store.input_path(job.id)]
-    finally:
-        store.close()
 
 
 def test_a_client_gets_the_cause_of_a_failure_that_names_the_saved_state(tmp_path):
