@@ -100,3 +100,27 @@ def test_a_planned_transformer_runs_on_the_plans_device_not_the_cpu_it_loads_on(
     planned = TransformerRecipe(plan=SimpleNamespace(device="cuda:1"), **fields)  # a memory plan's only field read
     assert planned.run_device == torch.device("cuda:1")
     assert TransformerRecipe(plan=None, **fields).run_device == torch.device("cpu")
+
+
+def test_a_planned_transformers_kernels_are_chosen_for_the_plans_device(checkpoint, monkeypatch):
+    """R3: the kernels are chosen for the device the transformer computes on (the plan's GPU), not the CPU a memory
+    plan loads it on: on the CPU `auto` gives torch's ops, so a planned GPU run would lose its Triton kernels."""
+    from types import SimpleNamespace
+
+    from motif_lite.pipeline import recipe as recipe_module
+    from motif_lite.preflight import preflight
+
+    asked = []
+
+    def apply_kernels(model, backend, *, attention, device):
+        asked.append(torch.device(device))
+        raise InterruptedError  # what follows would place the weights on the GPU
+
+    monkeypatch.setattr(recipe_module, "apply_kernels", apply_kernels)
+    sources, _ = preflight(checkpoint, None, "cpu", "torch")
+    gpu = torch.device("cuda:1")
+    recipe = recipe_module.TransformerRecipe(sources, torch.float32, "cpu", "auto", "exact",
+                                             SimpleNamespace(device=gpu), False, None)  # fmt: skip
+    with pytest.raises(InterruptedError):
+        recipe_module.load_transformer_stage(recipe, [])
+    assert asked == [gpu]
