@@ -219,8 +219,10 @@ def _known_transformer_config(at_hand: ModelSources | None, official: bool) -> T
 
 def loras_for_config(specs: Sequence[LoRASpec], config: TransformerConfig) -> list[LoRAFile]:
     """The LoRA files read and checked against the layers of a transformer of `config` (built on the meta device:
-    file headers, the LoRAs' small tensors and the config, no model weights). Raises `LoRAError`."""
-    return read_loras(specs, linear_shapes(build_model(config)))
+    file headers, the LoRAs' small tensors and the config, no model weights), each marked with `config` so that
+    `check_loras` takes it as it is for a transformer of that config. Raises `LoRAError`."""
+    read = read_loras(specs, linear_shapes(build_model(config)))
+    return [dataclasses.replace(lora, checked_for=config) for lora in read]
 
 
 def check_loras_at_hand(specs: Sequence[LoRASpec], config: TransformerConfig | None) -> None:
@@ -417,9 +419,11 @@ def check_speed(
 def check_loras(loras: Sequence[LoRASpec | LoRAFile], sources: ModelSources) -> list[LoRAFile]:
     """Read the LoRA files and check them against the transformer's layers, from file headers only. A `LoRAFile`
     (read already: run's, or a Python caller's) has its layers' names and shapes checked against them too, before
-    anything is let go: one read for another model is a `LoRAError`, not a failure mid-load."""
-    if not loras:
-        return []
+    anything is let go: one read for another model is a `LoRAError`, not a failure mid-load. Files all checked
+    against this transformer's config already (`loras_for_config`: run's) are taken as they are: the model is not
+    built again."""
+    if all(isinstance(lora, LoRAFile) and lora.checked_for == sources.transformer.value for lora in loras):
+        return list(loras)  # none at all too
     if sources.gguf is not None:
         model = meta_gguf_transformer(sources.gguf, sources.transformer.value)
     else:

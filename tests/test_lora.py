@@ -6,6 +6,7 @@ bfloat16; clear errors before any weight is read."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import shutil
@@ -695,6 +696,50 @@ def test_a_run_opens_each_lora_file_once(setup, tmp_path, capsys, monkeypatch):
     assert opens == ["kohya.safetensors", peft]
     out = capsys.readouterr().out
     assert "loras: kohya.safetensors x0.8 (kohya," in out and f"{peft} x1 (peft," in out
+
+
+@pytest.mark.parametrize("gguf", [False, True], ids=["safetensors", "gguf"])
+def test_a_run_builds_the_meta_model_once_for_its_loras(setup, gguf_setup, tmp_path, capsys, monkeypatch, gguf):
+    # run checked its --lora files against a meta model of the transformer's config, and load_pipeline built
+    # another (with --gguf, from the GGUF's header) to check the same files again: they now carry the config they
+    # were checked against, and load_pipeline takes them as they are.
+    import motif_lite.preflight as preflight
+
+    builds = []
+    for name in ("build_model", "meta_transformer", "meta_gguf_transformer"):
+        build = getattr(preflight, name)
+        monkeypatch.setattr(
+            preflight, name, lambda *a, _build=build, _name=name, **k: builds.append(_name) or _build(*a, **k)
+        )
+    root, _, files, _ = setup
+    base = ["run", "-m", str(root), "-p", PROMPT, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
+    base += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4")]
+    base += ["--gguf", str(gguf_setup[0])] if gguf else []
+    assert cli_main([*base, "--lora", f"{files['kohya']}:0.8"]) == 0
+    assert builds == ["build_model"]
+    assert "loras: kohya.safetensors x0.8 (kohya," in capsys.readouterr().out
+
+
+def test_a_lora_file_checked_for_another_config_is_checked_again(setup):
+    # A file's mark is trusted for its own config only: against another transformer it is checked as a Python
+    # caller's unmarked file is.
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import check_loras, loras_for_config
+
+    root, _, files, _ = setup
+    sources = locate_sources(root)
+    other = sources.transformer.value.replace(num_layers=sources.transformer.value.num_layers + 1)
+    (marked,) = loras_for_config([LoRASpec(files["peft"])], sources.transformer.value)
+    assert check_loras([marked], sources) == [marked]
+    (for_other,) = loras_for_config([LoRASpec(files["peft"])], other)
+    misfit = dataclasses.replace(for_other, updates=[*for_other.updates[:-1], _widened(for_other.updates[-1])])
+    with pytest.raises(LoRAError, match="read for another model"):
+        check_loras([misfit], sources)
+
+
+def _widened(update):
+    """`update` for a layer one input wider (a LoRA update of another model's layer of the same name)."""
+    return dataclasses.replace(update, down=torch.ones(update.down.shape[0], update.down.shape[1] + 1))
 
 
 def test_peft_rslora_and_alpha_pattern_scale_as_peft_does(tmp_path):

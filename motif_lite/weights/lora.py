@@ -35,6 +35,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from motif_lite.config import TransformerConfig
 from motif_lite.errors import MotifLiteError, counted, shown
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES, file_kind, has_extension, starts_as_gguf
 from motif_lite.json_values import NotAJSONObject, is_finite_number, parse_json_object
@@ -225,6 +226,10 @@ class LoRAFile:
     spec: LoRASpec
     format: str
     updates: list[LoRAUpdate]
+    # The transformer config whose layers it was read and checked against (`preflight.loras_for_config`), so a load
+    # of a transformer of that config takes it without building the model again; None: checked against a model's
+    # layers alone, or not known to be (a Python caller's), and checked again by `preflight.check_loras`.
+    checked_for: TransformerConfig | None = None
 
     def describe(self) -> str:
         # A LoRA saved before training changed anything (PEFT starts B at zero) makes the video it would make
