@@ -153,11 +153,9 @@ def prepare_decode(
         raise ConfigError(f"{vram} must be a positive number of GiB, got {vram_gib!r}")
     if not saved.denoised:
         done, steps = saved.progress
-        where = shlex.quote(str(saved.file or "FILE"))
         raise LatentsFileError(
             f"{saved.file or 'these latents'}: a run that stopped after step {done} of {steps}, not denoised yet: "
-            f"sample the rest with motif-lite run --resume {where} (it then writes the video; in Python "
-            "pipe.generate(GenerationRequest(**saved.request), resume=saved))"
+            f"sample the rest with {_resume_advice(saved, audience)}, which then writes the video"
         )
     output = user_path(output if output is not None else saved.output)
     clip, notes = _extended_clip(saved)
@@ -186,6 +184,14 @@ def prepare_decode(
             saved.width, saved.height, saved.frames, vae_config, budget, str(target), dtype, advice, audience
         )
     return DecodeJob(saved, output, root, target, dtype, plan, clip, notes, crf)
+
+
+def _resume_advice(saved: SavedLatents, audience: Audience) -> str:
+    """How to go on with the sampling of a stopped run's latents, in `audience`'s words: `motif-lite decode`'s user
+    resumes with run's flag, a Python caller (who has `saved` at hand) with the pipeline."""
+    if audience is Audience.FLAGS:
+        return f"motif-lite run --resume {shlex.quote(str(saved.file or 'FILE'))}"
+    return "pipe.generate(GenerationRequest(**saved.request), resume=saved)"
 
 
 def replanned(job: DecodeJob, vram_gib: float) -> DecodePlan:

@@ -119,10 +119,28 @@ def test_the_latents_of_a_run_stopped_while_sampling_are_sent_to_resume_not_deco
     saved = SavedLatents(
         torch.zeros(1, 16, 3, 4, 6), tmp_path / "fox.mp4", 48, 32, 9, 16.0, "float32", file=file, progress=(3, 9)
     )
-    said = f"{re.escape(str(file))}: a run that stopped after step 3 of 9, not denoised yet: .* --resume .*; in "
-    said += re.escape("Python pipe.generate(GenerationRequest(**saved.request), resume=saved))")
-    with pytest.raises(LatentsFileError, match=said):
+    said = f"{re.escape(str(file))}: a run that stopped after step 3 of 9, not denoised yet: sample the rest with "
+    said += re.escape("pipe.generate(GenerationRequest(**saved.request), resume=saved), which then writes the video")
+    with pytest.raises(LatentsFileError, match=said) as refused:
         prepare_decode(saved, model=tmp_path / "no-checkpoint", download=False)
+    assert "--resume" not in str(refused.value)  # a Python caller is told the Python way, not a command's flag
+
+
+def test_decode_sends_a_stopped_runs_latents_to_run_resume_in_flags(tmp_path, capsys):
+    # `motif-lite decode`'s user writes no Python: the way on is run's --resume, with the file, and nothing else.
+    from motif_lite.cli import main as cli_main
+    from motif_lite.io.latents import SavedLatents, save_latents
+
+    file = save_latents(
+        SavedLatents(torch.zeros(1, 16, 3, 4, 6), tmp_path / "fox.mp4", 48, 32, 9, 16.0, "float32", progress=(3, 9)),
+        tmp_path / "fox.latents.safetensors",
+    )
+    assert cli_main(["decode", str(file), "--device", "cpu", "-m", str(tmp_path / "no-checkpoint")]) == 2
+    err = capsys.readouterr().err
+    said = (
+        f"a run that stopped after step 3 of 9, not denoised yet: sample the rest with motif-lite run --resume {file}"
+    )
+    assert said + ", which then writes the video" in err and "pipe.generate" not in err
 
 
 @pytest.mark.parametrize("channels", [4, 48])
