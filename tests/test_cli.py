@@ -360,6 +360,16 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["serve", "--lowvram"], "fit the GPU's free memory (--dry-run prints the plan); --vram GiB plans for a"),
         (["run", "-p", "x", "--use-sage-attention"], "(--use-sage-attention: did you mean --attention?)"),
         (["run", "-p", "x", "--xformers"], "(--xformers: did you mean --attention-backend?)"),  # diffusers users'
+        # FlashAttention switches (llama.cpp's -fa/--flash-attn, sd.cpp's --fa): a value of --attention-backend,
+        # named with the flag's values (--fa and --vram-budget had no hint at all)
+        *[
+            (["run", "-p", "x", flag], f"({flag}: FlashAttention is --attention-backend flash (torch's) or fa3 ")
+            for flag in ("--fa", "-fa", "--flash-attn", "--flash_attention", "--diffusion-fa", "--use-flash-attention")
+        ],
+        (["serve", "--fa"], "the flag takes auto|sdpa|flash|cudnn|efficient|triton|fa3, and auto (the default) "),
+        (["run", "-p", "x", "--vram-budget", "6"], "(--vram-budget: did you mean --vram?)"),
+        (["run", "-p", "x", "--gpu-memory", "6"], "(--gpu-memory: did you mean --vram?)"),  # text-generation-webui's
+        (["decode", "x.latents.safetensors", "--GPU_Memory=6"], "(--GPU_Memory=6: did you mean --vram?)"),
         (["run", "-p", "x", "--torch-compile"], "(--torch-compile: did you mean --compile?)"),
         # Wan2GP's, ComfyUI's: another threshold, so not a plain "did you mean"
         (["run", "-p", "x", "--teacache", "0.2"], "(--teacache: the step cache here is --step-cache THRESHOLD"),

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Sequence
 
 from motif_lite import flag_spelling
-from motif_lite.choices import LATENTS_SUFFIX, VIDEO_EXTENSIONS, split_size
+from motif_lite.choices import ATTENTION_BACKENDS, LATENTS_SUFFIX, VIDEO_EXTENSIONS, split_size
 from motif_lite.cli.run_flags import add_run_flags
 from motif_lite.request import frames_for_seconds
 
@@ -42,6 +42,9 @@ OTHER_TOOLS_NAMES = {
     "--count": "--batch-count",
     "--batch": "--batch-count",
     "--listen": "--host",
+    # a memory budget in GiB, as other tools spell it (text-generation-webui's --gpu-memory)
+    "--vram-budget": "--vram",
+    "--gpu-memory": "--vram",
     # stable-diffusion.cpp's component files; ComfyUI's loader nodes
     "--t5xxl": "--text-encoder",
     "--llm": "--text-encoder",
@@ -52,13 +55,10 @@ OTHER_TOOLS_NAMES = {
     "--use-sage-attention": "--attention",
     "--sage": "--attention",
     "--sage-attention": "--attention",
-    "--diffusion-fa": "--attention-backend",
     "--plan": "--dry-run",
-    # speed switches of diffusers' users (xformers, flash-attn), torch.compile wrappers and step caches (TeaCache,
-    # cache-dit's First Block Cache)
+    # speed switches of diffusers' users (xformers; FlashAttention's: _OTHER_TOOLS_ADVICE below), torch.compile
+    # wrappers and step caches (TeaCache, cache-dit's First Block Cache)
     "--xformers": "--attention-backend",
-    "--flash-attn": "--attention-backend",
-    "--use-flash-attention": "--attention-backend",
     "--torch-compile": "--compile",
     "--fbcache": "--step-cache",
     "--cache-threshold": "--step-cache",
@@ -166,6 +166,14 @@ _OTHER_TOOLS_ADVICE = [
     (("--vae-conv-direct", "--diffusion-conv-direct"), "--vae",
      "ggml's direct convolution has no counterpart: the VAE runs torch's convolutions (cuDNN on a GPU), tiled when "
      "memory asks for it (--dry-run prints the plan)"),
+    # FlashAttention switches: llama.cpp's --flash-attn (-fa), stable-diffusion.cpp's --fa and --diffusion-fa,
+    # diffusers users'. Here FlashAttention is a value of --attention-backend, one kernel among others, and auto
+    # times them all: so not a plain "did you mean", which would leave the value to guess.
+    (("--fa", "-fa", "--flash-attn", "--flash-attention", "--use-flash-attention", "--diffusion-fa"),
+     "--attention-backend",
+     "FlashAttention is --attention-backend flash (torch's) or fa3 (FlashAttention-3, on Hopper GPUs where its "
+     f"package is installed); the flag takes {'|'.join(ATTENTION_BACKENDS)}, and auto (the default) times the "
+     "kernels at the run's shapes and keeps the fastest"),
     # Training scripts' and diffusers examples' TF32 switch (not one of stable-diffusion.cpp's).
     (("--tf32", "--allow-tf32"), "--dtype",
      "there is no TF32 switch: TF32 changes only float32 arithmetic, and the compute type is --dtype: bf16 by "
