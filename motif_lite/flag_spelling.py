@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 TYPO_CUTOFF = 0.8  # difflib's ratio: one or two letters off in a flag's name, not another flag
-MIN_CLAUSE_WORDS = 3  # "output: .mp4 ..." says more than "output"
-LONG_CLAUSE_WORDS = 8  # a clause this long ends at its next comma
 
 
 def option_strings(parser: argparse.ArgumentParser) -> list[str]:
@@ -72,16 +70,13 @@ def value_name(action: argparse.Action) -> str:
 
 def first_clause(help_text: str | None) -> str:
     """The start of a flag's help, what its value is without the details: up to the first '; ' or ': ' outside
-    parentheses, or ', ' once it is long. A clause of a word or two (`output: .mp4 .mkv ...`) names too little
-    alone: it runs on to the next mark."""
+    parentheses. Each help leads with such a clause (tests/test_cli.py reads them all), so no guess is needed of
+    where the words that name the value end."""
     if not help_text or help_text == argparse.SUPPRESS:
         return ""
     depth = 0
     for i, char in enumerate(help_text):
         depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth or help_text[i + 1 : i + 2] != " ":
-            continue
-        words = len(help_text[:i].split())
-        if (char in ";:" and words >= MIN_CLAUSE_WORDS) or (char == "," and words >= LONG_CLAUSE_WORDS):
+        if not depth and char in ";:" and help_text[i + 1 : i + 2] == " ":
             return help_text[:i]
     return help_text

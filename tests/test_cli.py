@@ -557,15 +557,69 @@ def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
         # a ComfyUI user types --preview as an on/off switch
         (["run", "-p", "x", "--preview", "-o", "x.mp4"], "--preview: expected one argument: --preview FILE (while "),
         (["run", "-p", "x", "--lora"], "--lora: expected one argument: --lora FILE[:STRENGTH] (a LoRA for the "),
-        (["serve", "--port"], "--port: expected one argument: --port PORT (port; 0 = any free port"),
+        (["serve", "--port"], "--port: expected one argument: --port PORT (port (0 = any free port, printed; "),
+        # its help led with "APG: ", "lossy: " and "output: ", whose one word said nothing
+        (["run", "-p", "x", "--apg-eta"], "--apg-eta: expected one argument: --apg-eta APG_ETA (the weight APG "),
+        (["run", "-p", "x", "--step-cache"], "--step-cache THRESHOLD (reuse most of the transformer on steps "),
+        (["decode", "x.latents.safetensors", "-o"], "--output OUTPUT (the video file, .mp4 .mkv .mov .webm "),
     ],
 )
 def test_a_flag_without_its_value_is_told_what_value_it_takes(capsys, argv, wanted):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and f"motif-lite {argv[0]}: error: argument {wanted}" in err, err
+    assert exit_info.value.code == 2 and f"motif-lite {argv[0]}: error: argument " in err and wanted in err, err
     assert f"usage: motif-lite {argv[0]}" in err and "Traceback" not in err
+
+
+def _every_flag_with_a_value() -> list[tuple[str, str, str]]:
+    """(command, flag, its help as --help prints it) for each flag that takes a value, of every command of
+    motif-lite and of the quantizer; hidden ones (no help) left out."""
+    import argparse
+
+    from motif_lite.quantize.cli import build_parser as quantizer_parser
+
+    top = cli.build_parser()
+    commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices
+    parsers = {"motif-lite": top, **{f"motif-lite {name}": p for name, p in commands.items()}}
+    parsers["python -m motif_lite.quantize"] = quantizer_parser()
+    return [
+        (command, action.option_strings[-1], parser._expanded_help(action))
+        for command, parser in parsers.items()
+        for action in parser._actions
+        if action.option_strings and action.nargs != 0 and action.help not in (None, argparse.SUPPRESS)
+    ]
+
+
+def test_every_flags_help_leads_with_a_clause_that_names_its_value():
+    # The clause is what "expected one argument" quotes: each help starts with the words that say what the value
+    # is, up to its first '; ' or ': '. Not one word ("APG", "output", "port", "lossy"), not the whole of a long
+    # help (--sp, --dtype, --quantize ran on to their end).
+    from motif_lite.flag_spelling import first_clause
+
+    flags = _every_flag_with_a_value()
+    assert len(flags) > 80  # every command's (a parser not read would pass this test)
+    unclear = {
+        f"{command} {flag}": clause
+        for command, flag, help_text in flags
+        if len((clause := first_clause(help_text)).split()) < 3 or len(clause) > 140
+    }
+    assert not unclear, unclear
+
+
+def test_the_first_clause_ends_at_the_first_semicolon_or_colon_outside_parentheses():
+    from motif_lite.flag_spelling import first_clause
+
+    assert (
+        first_clause("frames, 4k+1 (others are rounded; default 121)")
+        == "frames, 4k+1 (others are rounded; default 121)"
+    )
+    assert first_clause("host memory budget: refuse before loading; more") == "host memory budget"
+    assert first_clause("guidance scale; 1 = none") == "guidance scale"  # however short: the help leads with it
+    long = "the weight APG gives the guidance update's part parallel to the prediction, 0 to 1"
+    assert first_clause(f"{long}; more") == long  # a comma does not end it, however long the clause
+    assert first_clause("a:b (c: d), e") == "a:b (c: d), e"  # a colon without a space after it either
+    assert first_clause(None) == "" and first_clause("==SUPPRESS==") == ""
 
 
 @pytest.mark.parametrize("command", ["run", "check", "verify", "serve"])

@@ -57,8 +57,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "-o",
         "--output",
         type=path_arg,
-        help="output: .mp4 .mkv .mov .webm .webp .gif or out_%%03d.png (default: the run's output; a name beside "
-        "it when that exists)",
+        help="the video file, .mp4 .mkv .mov .webm .webp .gif or out_%%03d.png (default: the run's output; a name "
+        "beside it when that exists)",
     )
     add_crf_flag(decode)
     decode.add_argument(

@@ -49,12 +49,12 @@ if TYPE_CHECKING:
     from motif_lite.settings import Given
 
 DTYPE_HELP = (
-    "compute dtype (default bf16, the published one, but fp16 on a GPU before compute capability 8.0, which has no "
-    "bf16 tensor cores; in fp16 the text encoder stays bf16)"
+    "compute dtype (default bf16; fp16 on GPUs before compute capability 8.0, which lack bf16 tensor cores); bf16 "
+    "is the published one, and in fp16 the text encoder stays bf16"
 )
 GGUF_HELP = (
-    "quantized transformer: a .gguf file, a folder holding one, or a variant of the GGUF repo, e.g. Q4_K_M (the "
-    "transformer config still comes from -m)"
+    "quantized transformer (a .gguf file, a folder holding one, or a variant of the GGUF repo, e.g. Q4_K_M); the "
+    "transformer config still comes from -m"
 )
 # Far beyond any real batch (100,000 videos of the official size take years on one GPU); a typo's 10**30 made the
 # list of the batch's requests until the machine ran out of memory.
@@ -152,7 +152,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         "--video-frames",
         type=frame_count,
         default=d.frames,
-        help=f"frames, 4k+1; others are rounded (default {d.frames})",
+        help=f"frames, 4k+1 (others are rounded; default {d.frames})",
     )
     g.add_argument("--fps", type=decimal, default=d.fps, help=f"frames per second of the file (default {d.fps:g})")
     g.add_argument("--steps", type=whole_number, default=d.steps, help=f"sampling steps (default {d.steps})")
@@ -177,7 +177,8 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         type=path_arg,
-        help="output: .mp4 .mkv .mov .webm .webp .gif or out_%%03d.png (out.png for one frame); an existing file is "
+        help="the video file, .mp4 .mkv .mov .webm .webp .gif or out_%%03d.png (out.png for one frame); an existing "
+        "file is "
         "replaced (default output.mp4, or output-2.mp4, output-3.mp4, ... when it exists: the default never replaces "
         "an earlier video)",
     )
@@ -301,7 +302,7 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
         "Default: the checkpoint's guider/guider_config.json (method and every parameter; enabled: false = none),\n"
         "else the official APG (scale 8, norm threshold 12, momentum 0.1). A flag changes only what it names.",
     )
-    g.add_argument("--cfg-scale", type=decimal, help="guidance scale; 1 = no guidance (default: the guider's, else 8)")
+    g.add_argument("--cfg-scale", type=decimal, help="guidance scale (1 = no guidance; default: the guider's, else 8)")
     g.add_argument(
         "--guidance",
         type=_guidance,
@@ -314,19 +315,20 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--apg-eta",
         type=decimal,
-        help="APG: weight of the guidance update's part parallel to the prediction: 0 drops it (less saturation), "
+        help="the weight APG gives the guidance update's part parallel to the prediction: 0 drops it (less "
+        "saturation), "
         "1 keeps it as classic CFG would; usually 0..1, above 1 amplifies it (default: the guider's, else 1)",
     )
     g.add_argument(
         "--apg-norm-threshold",
         type=decimal,
-        help="APG: clip the guidance norm to this (0 = off; default: the guider's, else 12)",
+        help="clip APG's guidance norm to this (0 = off; default: the guider's, else 12)",
     )
     g.add_argument(
         "--apg-momentum",
         type=decimal,
-        help="APG: momentum of the running guidance average (0 = off; negative, the APG paper's reverse momentum, "
-        "is allowed; default: the guider's, else 0.1)",
+        help="momentum of APG's running guidance average (0 = off; default: the guider's, else 0.1); a negative "
+        "one, the APG paper's reverse momentum, is allowed",
     )
 
 
@@ -396,17 +398,17 @@ def _add_model_flags(run: argparse.ArgumentParser) -> None:
         "--quantize",
         type=quantize_type,
         metavar="TYPE",
-        help="quantize the transformer's safetensors as they load, as python -m motif_lite.quantize --type TYPE "
-        "would (Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0, ...; stable-diffusion.cpp's --type): the memory of a GGUF, no file "
-        "written; every run quantizes again (K-quants take minutes on a CPU)",
+        help="quantize the transformer's safetensors to TYPE as they load (Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0, ...); "
+        "as python -m motif_lite.quantize --type TYPE would (stable-diffusion.cpp's --type): the memory of a GGUF, "
+        "no file written; every run quantizes again (K-quants take minutes on a CPU)",
     )
     m.add_argument(
         "--text-encoder-quantize",
         type=text_encoder_quantize_type,
         metavar="TYPE",
-        help="quantize the text encoder's safetensors as they load, as python -m motif_lite.quantize --component "
-        "text_encoder --type TYPE would (Q8_0, Q6_K, Q5_K_M, Q4_K_M): the memory of --text-encoder-gguf, no file "
-        "written; every run quantizes again",
+        help="quantize the text encoder's safetensors to TYPE as they load (Q8_0, Q6_K, Q5_K_M, Q4_K_M); as python "
+        "-m motif_lite.quantize --component text_encoder --type TYPE would: the memory of --text-encoder-gguf, no "
+        "file written; every run quantizes again",
     )
     add_device_flags(
         m,
@@ -514,8 +516,9 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE[:STRENGTH]",
-        help="a LoRA for the transformer (diffusers/PEFT or kohya/ComfyUI .safetensors, or a folder holding one), "
-        "strength default 1 (a number after the last colon; C:\\loras\\x.safetensors is a path); repeat for several",
+        help="a LoRA for the transformer (diffusers/PEFT or kohya/ComfyUI .safetensors, or a folder holding one); "
+        "its strength, default 1, is a number after the last colon (C:\\loras\\x.safetensors is a path); repeat for "
+        "several",
     )
     g.add_argument(
         "--preview",
@@ -527,7 +530,7 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
         "--preview-every",
         type=positive_int,
         metavar="K",
-        help="steps between previews (default: about 4 per run; none after the last step, so K must be below --steps)",
+        help="steps between previews (default: about 4 per run); none after the last step, so K must be below --steps",
     )
 
 
@@ -552,9 +555,9 @@ def add_text_encoder_gguf_flag(parser: argparse.ArgumentParser | argparse._Argum
         "--text-encoder-gguf",
         type=path_arg,
         metavar="FILE",
-        help="quantized T5Gemma2 text encoder (python -m motif_lite.quantize CKPT --component text_encoder -o "
-        "te-Q8_0.gguf --type Q8_0), used instead of -m's text_encoder/ weights: 4.7 GB in Q8_0 instead of 8.6 GB, "
-        "memory-mapped; its config must match -m's text_encoder/config.json",
+        help="quantized T5Gemma2 text encoder, used instead of -m's text_encoder/ weights: 4.7 GB in Q8_0 instead "
+        "of 8.6 GB, memory-mapped; python -m motif_lite.quantize CKPT --component text_encoder -o te-Q8_0.gguf "
+        "--type Q8_0 makes it, and its config must match -m's text_encoder/config.json",
     )
 
 
@@ -575,19 +578,21 @@ def add_weight_file_flags(parser: argparse.ArgumentParser, text_encoder_gguf: bo
         "--diffusion-model",
         type=path_arg,
         metavar="FILE",
-        help="the transformer: .safetensors (diffusers or ComfyUI tensor names), or a .gguf file (as --gguf)",
+        help="the transformer as one file: .safetensors (diffusers or ComfyUI tensor names), or a .gguf file "
+        "(as --gguf)",
     )
     g.add_argument(
         "--text-encoder",
         type=path_arg,
         metavar="FILE",
-        help=f"the T5Gemma2 text encoder: .safetensors (the checkpoint's text_encoder/model.safetensors), {te_gguf}",
+        help=f"the T5Gemma2 text encoder as one file: .safetensors (the checkpoint's text_encoder/model.safetensors), "
+        f"{te_gguf}",
     )
     g.add_argument(
         "--vae",
         type=path_arg,
         metavar="FILE",
-        help="the Wan2.1 VAE: .safetensors (the checkpoint's vae/diffusion_pytorch_model...)",
+        help="the Wan2.1 VAE as one file: .safetensors (the checkpoint's vae/diffusion_pytorch_model...)",
     )
 
 
@@ -685,7 +690,7 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
         "--sp",
         type=positive_int,
         metavar="N",
-        help="sequence-parallel degree: ranks sharing the video tokens, a divisor of the 12 attention heads "
+        help="sequence-parallel degree, the ranks sharing the video tokens: a divisor of the 12 attention heads "
         "(default: half the ranks with guidance on an even count, the other half runs the unconditional "
         "branch; else all ranks)",
     )
@@ -746,8 +751,8 @@ def add_speed_flags(run: argparse.ArgumentParser) -> None:
         "--step-cache",
         type=step_cache_threshold,
         metavar="THRESHOLD",
-        help="lossy: reuse most of the transformer on steps whose first block changed less than THRESHOLD "
-        "(relative L1); 0 = exact; try 0.05-0.1 (default off)",
+        help="reuse most of the transformer on steps whose first block changed less than THRESHOLD (relative L1), "
+        "lossy; 0 = exact; try 0.05-0.1 (default off)",
     )
     s.add_argument(
         "--batch-guidance",

@@ -89,8 +89,11 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
     s = serve.add_argument_group("server")
     s.add_argument("--host", type=host_name, default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")  # fmt: skip
-    s.add_argument("--port", type=port_number, default=8080, help="port; 0 = any free port, printed (default 8080)")
-    s.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' on the API (default: ${API_KEY_VARIABLE})")
+    s.add_argument("--port", type=port_number, default=8080, help="port (0 = any free port, printed; default 8080)")
+    s.add_argument(
+        "--api-key",
+        help=f"the key clients must send on the API ('Authorization: Bearer KEY'; default: ${API_KEY_VARIABLE})",
+    )
     s.add_argument("--data", type=path_arg, default="motif-lite-data",
                    help="folder for the job database and the videos (default ./motif-lite-data)")  # fmt: skip
     s.add_argument("--max-queue", type=positive_int, default=100,
@@ -112,7 +115,7 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
         "--crf",
         type=crf_value,
         metavar="N",
-        help="H.264 constant-rate factor of the .mp4 of every job that gives no 'crf' of its own, 0-51, lower = "
+        help="H.264 constant-rate factor, 0-51, of the .mp4 of every job that gives no 'crf' of its own; lower = "
         "better and larger (default 18; 28: small files to share, 12: near-lossless ones to edit)",
     )
     s.add_argument("--cors-origin", action="append", metavar="ORIGIN",
