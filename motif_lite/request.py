@@ -259,6 +259,17 @@ def positional_fields_advice(values: tuple[object, ...]) -> str:
     )
 
 
+def first_frame_sha256(request: GenerationRequest) -> str | None:
+    """The SHA-256 of the file `request`'s first frame comes from: the input image, or the file holding an extended
+    clip's last frame (`last_frame_file`); None for text-to-video, or a file that cannot be read."""
+    from motif_lite.io.clip import last_frame_file  # torch and Pillow: once a request is resolved
+    from motif_lite.io.image import image_sha256
+
+    if request.extend is not None:
+        return image_sha256(last_frame_file(request.extend))
+    return None if request.image is None else image_sha256(user_path(request.image))
+
+
 def unknown_field_advice(name: str, value: object) -> str:
     """What to give `GenerationRequest` for the keyword `name` (given `value`) it has no field for: the field another
     tool's name stands for, else the field closest in spelling (a typo), else the list of fields."""
@@ -302,6 +313,9 @@ class ResolvedRequest(NamedTuple):
     clip: Clip | None  # the clip `extend` names, None without one
     image: PIL.Image.Image | None  # the input image (`io.image.read_image`: upright, RGB), None without one
     notes: list[str]  # on what was changed, as `resolve` gives them
+    # The SHA-256 of the file the first frame comes from (`first_frame_sha256`), hashed once for the whole run: the
+    # key of its kept encodings, the checksum its saved state keeps and a resume compares. None for text-to-video.
+    first_frame_sha256: str | None
 
 
 @dataclass(frozen=True)
@@ -384,7 +398,7 @@ class GenerationRequest:
         every header of a PNG sequence. `audience`: who the messages and notes speak to (the server: its client, in
         the API's fields).
         """
-        resolved, _, _, notes = self.resolve_with_inputs(clip, audience=audience)
+        resolved, _, _, notes = _plain_numbers(self)._checked(clip, audience)  # no checksum: nothing uses one
         return resolved, notes
 
     def resolve_with_inputs(
@@ -392,10 +406,14 @@ class GenerationRequest:
     ) -> ResolvedRequest:
         """`resolve(clip)`, also handing on what the checks read, for a caller that goes on to use it: the clip
         `extend` names (None without one), and the input image (`io.image.read_image`: upright, RGB; None without
-        one), so that a large photo is decoded once."""
-        return _plain_numbers(self)._checked(clip, audience)
+        one), so that a large photo is decoded once; and the checksum of the file the first frame comes from, so that
+        it is hashed once (`ResolvedRequest.first_frame_sha256`)."""
+        resolved, read, image, notes = _plain_numbers(self)._checked(clip, audience)
+        return ResolvedRequest(resolved, read, image, notes, first_frame_sha256(resolved))
 
-    def _checked(self, read: Clip | None, audience: Audience) -> ResolvedRequest:
+    def _checked(
+        self, read: Clip | None, audience: Audience
+    ) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
         fields = self._checked_fields(read, audience)
         self._refuse_inputs_overwritten(fields)
         resolved = dataclasses.replace(
@@ -403,7 +421,7 @@ class GenerationRequest:
             output=fields.output,
         )  # fmt: skip
         notes = fields.notes + resolved._resolved_notes(fields, audience)
-        return ResolvedRequest(resolved, fields.clip, fields.image, notes)
+        return resolved, fields.clip, fields.image, notes
 
     def _checked_fields(self, read: Clip | None, audience: Audience) -> _CheckedFields:
         """Every field checked, read (the clip `extend` names, unless `read` is it already; the image) and

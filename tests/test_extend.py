@@ -357,9 +357,9 @@ def test_a_resumed_extension_reads_its_clip_once(pipe, tmp_path, capsys, monkeyp
 def test_a_clip_read_already_is_read_again_only_when_extend_names_another(tmp_path, clip_reads):
     clip, other = make_clip(tmp_path / "clip.mp4"), make_clip(tmp_path / "other.mp4", frames=6)
     request = GenerationRequest(PROMPT, extend=clip, width=32, height=32, frames=5, output=tmp_path / "o.mp4")
-    _, given, _, _ = request.resolve_with_inputs(read_clip(clip))
+    given = request.resolve_with_inputs(read_clip(clip)).clip
     assert clip_reads == [] and given.frames == 9
-    _, named, _, _ = request.resolve_with_inputs(read_clip(other))
+    named = request.resolve_with_inputs(read_clip(other)).clip
     assert clip_reads == [clip] and (named.path, named.frames) == (clip, 9)
 
 
@@ -368,5 +368,5 @@ def test_a_clip_read_already_from_a_quoted_tilde_is_not_read_again(tmp_path, cli
     monkeypatch.setenv("HOME", str(tmp_path))
     make_clip(tmp_path / "clip.mp4")
     request = GenerationRequest(PROMPT, extend="~/clip.mp4", width=32, height=32, frames=5, output=tmp_path / "o.mp4")
-    _, given, _, _ = request.resolve_with_inputs(read_clip("~/clip.mp4"))
+    given = request.resolve_with_inputs(read_clip("~/clip.mp4")).clip
     assert clip_reads == [] and given.path == tmp_path / "clip.mp4"

@@ -4,12 +4,13 @@ names the two or three features it combines). Tiny checkpoint, fp32 on the CPU."
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from test_resume import assert_user_error, random_image, request, run_cli, stop_at
+from test_resume import assert_user_error, counted_hashes, random_image, request, run_cli, stop_at
 
 from motif_lite import cli, load_pipeline
 from motif_lite.io.latents import read_latents
@@ -60,6 +61,22 @@ def test_the_api_refuses_to_resume_with_another_image_or_none(pipe, stopped_i2v)
         pipe.generate(original, resume=saved)
     with pytest.raises(RequestError, match="continues image-to-video sampling, and this request is text-to-video"):
         pipe.generate(dataclasses.replace(original, image=None), resume=saved)
+
+
+def test_an_image_run_hashes_its_image_once_however_often_it_saves_its_state(pipe, tmp_path, monkeypatch):
+    # The image was hashed for the key of its kept encodings, then again at every save of the run's state, and
+    # twice going on from one (`generate`'s check, then the key): it is hashed as the request is resolved.
+    hashes = counted_hashes(monkeypatch)
+    monkeypatch.setattr(pipe, "save_state_every", 0.0)  # a save after every step, and one as it stops
+    image = random_image(tmp_path / "first.png", 0)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, image=image), on_progress=stop_at(3))
+    assert len(hashes) == 1
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    assert saved.run["image_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    pipe.kept_encodings.clear()  # the resumed run encodes its image again, as another process would
+    pipe.generate(request(tmp_path, image=image), resume=saved)
+    assert len(hashes) == 2
 
 
 @pytest.mark.parametrize(("stopped_after", "said"), [

@@ -588,6 +588,19 @@ def random_image(path: Path, seed: int) -> Path:
     return path
 
 
+def counted_hashes(monkeypatch) -> list[int]:
+    """A list that grows by one at each SHA-256 `image_sha256` starts (of an input image, or a clip's file)."""
+    import hashlib
+    import types
+
+    from motif_lite.io import image as image_module
+
+    started = []
+    counting = types.SimpleNamespace(sha256=lambda *data: started.append(1) or hashlib.sha256(*data))
+    monkeypatch.setattr(image_module, "hashlib", counting)
+    return started
+
+
 def drop_run_key(path: Path, key: str) -> None:
     """`path` as an older motif-lite wrote it: without `key` in what it keeps of the run (the input image's
     checksum, the weight files' stamps)."""

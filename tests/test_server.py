@@ -1712,6 +1712,27 @@ def test_a_resumed_image_job_reads_its_image_once(pipe, tmp_path, monkeypatch):
         assert reads == [store.input_path(job.id)]
 
 
+def test_an_image_job_hashes_its_image_once_each_time_it_runs(pipe, tmp_path, monkeypatch):
+    # The uploaded image was hashed for its video file's settings (`stored_image`), for the key of its kept
+    # encodings and at every save of the job's state, and going on from one twice more (the worker's check of the
+    # state, `generate`'s): it is hashed as the worker resolves the job's request, which `generate` takes.
+    from test_resume import counted_hashes
+
+    hashes = counted_hashes(monkeypatch)
+    monkeypatch.setattr(pipe, "save_state_every", 0.0)  # a save after every step, and one as it stops
+    pipe.kept_encodings.clear()
+    with a_job_stopped_after_step_3(pipe, tmp_path, image=True) as (store, worker, job, lines):
+        assert len(hashes) == 1
+        pipe.kept_encodings.clear()  # the job encodes its image again, as a server started again would
+        run_stopping_at(worker, job.id, None)
+        done = store.get(job.id)
+        assert (done.status, done.error_message) == (COMPLETED, None), done.error_message
+        assert f"{job.id}: goes on from step 3 of 6" in lines
+        assert len(hashes) == 2
+        video = store.video_path(job.id)
+        assert read_settings(video).values["image_sha256"] == hashlib.sha256(png()).hexdigest()
+
+
 def test_a_client_gets_the_cause_of_a_failure_that_names_the_saved_state(tmp_path):
     from motif_lite.server.worker import for_the_client
 

@@ -247,7 +247,7 @@ _SHORT_STATES = {"gone": "no longer there", "overwritten": "overwritten since"}
 def _image_gone_or_changed(saved: SavedLatents) -> str | None:
     """What happened to the stopped run's input image, if anything: "gone" from where it was, or "overwritten" (that
     file's content differs from the checksum the run kept); None when it is there as it was, or the run had none."""
-    from motif_lite.pipeline import image_sha256
+    from motif_lite.io.image import image_sha256
 
     image = saved.request.get("image")
     if image is None:
@@ -272,7 +272,7 @@ def _image_given_again(saved: SavedLatents, image: str, image_state: str) -> tup
     """`saved` going on with `image` (-i) in place of its moved or changed one (`image_state` says which), checked
     against the checksum the file keeps (a file of an older motif-lite keeps none: the note says so); and the
     note."""
-    from motif_lite.pipeline import image_sha256
+    from motif_lite.io.image import image_sha256
     from motif_lite.request import RequestError
 
     old, new = saved.request["image"], user_path(image).absolute()

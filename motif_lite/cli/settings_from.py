@@ -124,8 +124,8 @@ def _other_file(checksum: object, given: str | Path) -> tuple[object, Path, str 
     """(checksum, the file given, its SHA-256 where that differs from `checksum`, else None): None too where the
     file keeps no checksum, or the file given is no one readable file (a PNG sequence's pattern; reading it as the
     input says what is wrong with it)."""
+    from motif_lite.io.image import image_sha256
     from motif_lite.paths import user_path
-    from motif_lite.pipeline.conditioning import image_sha256
 
     path = user_path(given)
     if not isinstance(checksum, str) or not path.is_file():

@@ -3,6 +3,7 @@ reads (also for the server's uploads: `open_image`, `not_an_image`), and the ref
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import warnings
 from pathlib import Path
@@ -22,6 +23,20 @@ from motif_lite.io.latents import latents_given_as
 from motif_lite.io.rgb import to_rgb8
 from motif_lite.io.staging import is_frame_sequence
 from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
+
+
+def image_sha256(path: str | Path) -> str | None:
+    """The SHA-256 of the bytes of the file a first frame comes from (an input image, a clip's file holding its last
+    frame): what a stopped run keeps to recognise its image moved, and what a pipeline keeps its encodings of a first
+    frame by. None if it cannot be read (gone while sampling): the state is saved all the same."""
+    digest = hashlib.sha256()
+    try:
+        with Path(path).open("rb") as file:  # in pieces: a clip's video file may be hundreds of MB
+            for piece in iter(lambda: file.read(1 << 20), b""):
+                digest.update(piece)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def load_image(path: str | Path) -> PIL.Image.Image:

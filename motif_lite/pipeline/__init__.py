@@ -16,7 +16,8 @@ sampling state, checked against the request), `result` (GenerationResult), `from
 method answered with what does the same here).
 """
 
-from motif_lite.pipeline.conditioning import TEXTS_KEPT, image_sha256, pad_prompts
+from motif_lite.io.image import image_sha256
+from motif_lite.pipeline.conditioning import TEXTS_KEPT, pad_prompts
 from motif_lite.pipeline.generation import MotifVideoPipeline
 from motif_lite.pipeline.loading import load_pipeline
 from motif_lite.pipeline.result import GenerationResult, PreviewFn, ProgressFn, first_step_overhead

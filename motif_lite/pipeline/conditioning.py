@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from motif_lite.io.clip import last_frame_file
-from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, place_text_encoder
 from motif_lite.vae.posterior import DiagonalGaussian
@@ -155,31 +151,10 @@ class KeptEncodings:
         return self.texts
 
 
-def image_sha256(path: Path) -> str | None:
-    """The SHA-256 of an input image file's bytes: what a stopped run keeps to recognise its image moved. None if
-    it cannot be read (gone while sampling): the state is saved all the same."""
-    digest = hashlib.sha256()
-    try:
-        with Path(path).open("rb") as file:  # in pieces: a clip's video file may be hundreds of MB
-            for piece in iter(lambda: file.read(1 << 20), b""):
-                digest.update(piece)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
-def first_frame_sha256(request: GenerationRequest) -> str | None:
-    """The checksum of the file the first frame comes from: the input image, or the file holding an extended clip's
-    last frame (`last_frame_file`); None for text-to-video, or a file that cannot be read."""
-    if request.extend is not None:
-        return image_sha256(last_frame_file(request.extend))
-    return None if request.image is None else image_sha256(user_path(request.image))
-
-
-def first_frame_key(request: GenerationRequest) -> tuple[str | None, int, int]:
-    """What a first frame's encodings depend on: the image file's bytes (a clip's: the file holding its last frame)
-    and the video's size (`KeptImage`)."""
-    return first_frame_sha256(request), request.width, request.height
+def first_frame_key(checksum: str | None, request: GenerationRequest) -> tuple[str | None, int, int]:
+    """What a first frame's encodings depend on: the bytes of the file it comes from, by their checksum
+    (`ResolvedRequest.first_frame_sha256`), and the video's size (`KeptImage`)."""
+    return checksum, request.width, request.height
 
 
 @contextlib.contextmanager

@@ -41,8 +41,6 @@ from motif_lite.pipeline.conditioning import (
     KeptEncodings,
     KeptImage,
     first_frame_key,
-    first_frame_sha256,
-    image_sha256,
     text_encoder_placed,
 )
 from motif_lite.pipeline.from_diffusers import (
@@ -160,6 +158,8 @@ class _VideoRun:
     clip: Clip | None = None  # the clip `request.extend` names, as read once: its frames go first in the video
     crf: int | None = None  # the video encoder's constant-rate factor (`write_video`; None: the codec's default)
     stored_inputs: Mapping[str, str] | None = None  # what the file's settings say of the clip and the first frame
+    # The checksum of the file the first frame comes from (`ResolvedRequest.first_frame_sha256`), hashed once.
+    first_frame_sha256: str | None = None
 
 
 # The pipeline's properties read through its `LoadedTransformer` (its model as `transformer`, the rest by their
@@ -398,12 +398,13 @@ class MotifVideoPipeline:
         stored_inputs = {**(stored_clip or {}), **(stored_image or {})} or None
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
-        # The input image is read once: for the request's notes, and for the first frame here.
-        request, clip, input_image, notes = request.resolve_with_inputs(clip) if resolved is None else resolved
+        # The input image is read once: for the request's notes, and for the first frame here; and hashed once.
+        resolved = request.resolve_with_inputs(clip) if resolved is None else resolved
+        request, clip, input_image, notes, checksum = resolved
         check_crf(request.output, crf)
         check_preview_spacing(request.steps, preview_every)
         settings = self.settings_for(request)
-        start = None if resume is None else self._resume_state(resume, request, settings)
+        start = None if resume is None else self._resume_state(resume, request, settings, checksum)
         if start is not None:  # the steps left to sample decide what is prepared for guidance (`Settings.guided`)
             settings = dataclasses.replace(settings, first_step=start.done)
         if self.warns_long_cpu_runs and self.device.type == "cpu":  # before hours of work start without a word
@@ -414,7 +415,7 @@ class MotifVideoPipeline:
         begin = time.perf_counter()
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
-        run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs)
+        run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum)
         with self._stage("encode", measures):
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
             noise, cond = self._inputs(run, generator, input_image)
@@ -519,11 +520,14 @@ class MotifVideoPipeline:
             path = resume.file
         return LatentsFile(request.output, None if path is None else user_path(path), self.latents_fallback)
 
-    def _resume_state(self, resume: SavedLatents, request: GenerationRequest, settings: Settings) -> SamplingState:
+    def _resume_state(
+        self, resume: SavedLatents, request: GenerationRequest, settings: Settings, first_frame_sha256: str | None
+    ) -> SamplingState:
         """The sampling state `resume` holds, on this pipeline's device and dtype, after checking that it continues
-        this request with these settings (`RequestError` otherwise, before any work)."""
+        this request with these settings, from the first frame whose file has this checksum (`RequestError`
+        otherwise, before any work)."""
         shape = self.vae.config.latent_shape(request.width, request.height, request.frames)
-        return resumed_state(resume, request, settings, shape, self.device, self.dtype)
+        return resumed_state(resume, request, settings, shape, self.device, self.dtype, first_frame_sha256)
 
     def kernel_fallbacks(self) -> dict[str, str]:
         """{op: first reason} for every kernel that ran torch's version of the same math (a Triton op, or a kernel
@@ -571,7 +575,9 @@ class MotifVideoPipeline:
                 )
             noise = self.initial_noise(request, generator)
             guided = run.settings.guided
-            return noise, self.encode(request, noise, generator, run.progress, guided, run.clip, input_image)
+            return noise, self.encode(
+                request, noise, generator, run.progress, guided, run.clip, input_image, run.first_frame_sha256
+            )
 
         return make() if self.parallel is None else self.parallel.share(make)
 
@@ -589,17 +595,20 @@ class MotifVideoPipeline:
         guided: bool = True,
         clip: Clip | None = None,
         input_image: PIL.Image.Image | None = None,
+        first_frame_sha256: str | None = None,
     ) -> Conditioning:
         """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards.
 
         guided: whether the guidance needs the negative prompt's embeddings. clip: the clip `request.extend` names,
         as read already (read here when its last frame is needed and it is None). input_image: `request.image` as read
-        already (`io.image.read_image`; read here when it is needed and None)."""
+        already (`io.image.read_image`; read here when it is needed and None). first_frame_sha256: the checksum of the
+        file the first frame comes from (`ResolvedRequest.first_frame_sha256`), by which its encodings are kept for
+        the next video; None: they are neither kept nor taken from those kept."""
         conditioned = request.conditions_on_image
         total = 1 + guided + conditioned
         progress("encode", 0, total)
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
-        image_key = first_frame_key(request) if conditioned else None
+        image_key = first_frame_key(first_frame_sha256, request) if conditioned else None
         image = self.kept_encodings.image(image_key, self.text_encoder, self.vae) if conditioned else None
         image_needed = conditioned and image is None
         texts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
@@ -782,9 +791,10 @@ class MotifVideoPipeline:
                            "image": None if image is None else str(image), "extend": clip_path})  # fmt: skip
         # Beside the model flags, what a resume checks before it goes on: the image's checksum (given again, moved,
         # it must be the same image), the weight files' stamps (one changed in place), and an extended clip's
-        # checksum of the file its last frame, this run's first, came from.
-        clip_checksum = None if request.extend is None else first_frame_sha256(request)
-        image_checksum = None if image is None else image_sha256(image)
+        # checksum of the file its last frame, this run's first, came from. Both hashed as the run began: the first
+        # frame it sampled from.
+        clip_checksum = None if request.extend is None else run.first_frame_sha256
+        image_checksum = None if image is None else run.first_frame_sha256
         checked = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": image_checksum,
                    "clip_sha256": clip_checksum}  # fmt: skip
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,

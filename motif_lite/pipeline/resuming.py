@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 
 from motif_lite.io.latents import SavedLatents
-from motif_lite.paths import user_path
-from motif_lite.pipeline.conditioning import first_frame_sha256, image_sha256
 from motif_lite.pipeline.metadata import jsonable, stored_settings
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import SamplingState
@@ -20,9 +18,11 @@ def resumed_state(
     latent_shape: tuple[int, ...],
     device: torch.device,
     dtype: torch.dtype,
+    first_frame_sha256: str | None,
 ) -> SamplingState:
     """The sampling state `resume` holds, on `device` and in `dtype`, after checking that it continues `request`
-    with `settings` and holds latents of the `latent_shape` the model samples (`RequestError` otherwise)."""
+    with `settings`, from a first frame whose file has the checksum `first_frame_sha256` (`ResolvedRequest`'s), and
+    holds latents of the `latent_shape` the model samples (`RequestError` otherwise)."""
     if not isinstance(resume, SavedLatents):
         raise RequestError(f"resume takes the SavedLatents of read_latents(path), got {type(resume).__name__}")
     where = resume.file or "the saved state"
@@ -42,7 +42,7 @@ def resumed_state(
             f"{where} continues another video than this request makes ({differences}): resume it with the "
             "request it holds and the checkpoint its run used"
         )
-    _check_same_image(resume, request)
+    _check_same_image(resume, request, first_frame_sha256)
     if tuple(resume.latents.shape) != latent_shape:
         raise RequestError(f"{where}: latents of shape {tuple(resume.latents.shape)}, but this model samples "
                            f"{latent_shape} for the request: they come from another model")  # fmt: skip
@@ -68,7 +68,7 @@ def _check_state_tensors(resume: SavedLatents, latent_shape: tuple[int, ...]) ->
                                "one number): the file is damaged; copy it again, or make the video again")  # fmt: skip
 
 
-def _check_same_image(resume: SavedLatents, request: GenerationRequest) -> None:
+def _check_same_image(resume: SavedLatents, request: GenerationRequest, first_frame_sha256: str | None) -> None:
     """Refuse an input image other than the one the stopped run sampled from (by the checksum its file keeps; a file
     of an older motif-lite keeps none): its path is not compared, since a moved image may be given again, but a file
     overwritten in between would make a video whose first steps followed one image and the rest another."""
@@ -78,12 +78,12 @@ def _check_same_image(resume: SavedLatents, request: GenerationRequest) -> None:
         raise RequestError(f"{resume.file or 'the saved state'} continues {kinds[0]} sampling, and this request is "
                            f"{kinds[1]}: resume it with the request it holds")  # fmt: skip
     clip = (resume.run or {}).get("clip_sha256")
-    if clip is not None and request.extend is not None and first_frame_sha256(request) != clip:
+    if clip is not None and request.extend is not None and first_frame_sha256 != clip:
         raise RequestError(f"{request.extend} is not the clip the run {resume.file or 'being resumed'} went on from "
                            "(its content differs since): put that clip back where it was")  # fmt: skip
     expected = (resume.run or {}).get("image_sha256")
     if expected is None or request.image is None:
         return
-    if image_sha256(user_path(request.image)) != expected:
+    if first_frame_sha256 != expected:
         raise RequestError(f"{request.image} is not the image the run {resume.file or 'being resumed'} sampled from "
                            "(its content differs since): give the run's image")  # fmt: skip

@@ -36,7 +36,6 @@ from motif_lite.server.schema import IMAGE_NAME_KEY, timings
 if TYPE_CHECKING:
     import numpy as np
 
-    from motif_lite.io.clip import Clip
     from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.runtime.planner import Plan
@@ -187,17 +186,18 @@ class Worker:
             # Written on a background thread, one preview frame per latent frame.
             preview = FirstPreviewOpens(self.store.preview_path(job.id), request.fps / TEMPORAL_FACTOR)
             state = self.store.state_path(job.id)
-            # A job with a saved state has its request resolved to check that state: `generate` takes it as it is.
-            resume, resolved = self._saved_state(job.id, state, request, clip)
-            request = request if resolved is None else resolved.request
+            # Resolved once for the whole job, its image read and hashed once: to check a saved state, for what the
+            # video's file stores of the image, and for `generate`, which takes it as it is.
+            resolved = request.resolve_with_inputs(clip)
+            resume = self._saved_state(job.id, state, resolved.request, resolved.first_frame_sha256)
             self._use_loras(job)
             try:
                 # The cut prompts its notes say (logged above) are not logged again as they are encoded.
                 with warnings_not_logged(job.prompt_warnings):
                     result = self.pipe.generate(
-                        request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
+                        resolved.request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
                         latents_file=state, clip=clip, crf=job.crf, stored_clip=stored_clip(job),
-                        stored_image=stored_image(job, image), resolved=resolved,
+                        stored_image=stored_image(job, resolved), resolved=resolved,
                     )  # fmt: skip
             finally:
                 preview.close()  # the last preview is written before the job's files are removed below
@@ -277,36 +277,36 @@ class Worker:
         return f" (waited {took['waited_seconds']:.1f} s, ran {took['ran_seconds']:.1f} s)"
 
     def _saved_state(
-        self, job_id: str, path: Path, request: GenerationRequest, clip: Clip | None
-    ) -> tuple[SavedLatents | None, ResolvedRequest | None]:
+        self, job_id: str, path: Path, resolved: GenerationRequest, first_frame_sha256: str | None
+    ) -> SavedLatents | None:
         """The sampling state an orderly stop kept for this job, or None (none; an unreadable one, or one that no
-        longer fits this server, is dropped and the job starts over); and the request resolved to check a state
-        that could be read (`request.resolve_with_inputs(clip)`, as `generate` resolves it), else None."""
+        longer fits this server and the `resolved` request, whose first frame's file has the checksum
+        `first_frame_sha256`, is dropped and the job starts over)."""
         if not path.exists():
-            return None, None
+            return None
         try:
             saved = read_latents(path)
         except LatentsFileError as exc:
             self.log(f"{job_id}: its saved state cannot be read ({exc}): starting again")
             path.unlink(missing_ok=True)
-            return None, None
-        # A problem of the request itself is not the state's: it fails the job, as `generate` would fail it.
-        resolved = request.resolve_with_inputs(clip)
-        if (misfit := self._state_misfit(saved, resolved.request)) is not None:
+            return None
+        if (misfit := self._state_misfit(saved, resolved, first_frame_sha256)) is not None:
             self.log(f"{job_id}: its saved state does not fit this server ({misfit}): starting again")
             path.unlink(missing_ok=True)
-            return None, resolved
+            return None
         if saved.denoised:  # stopped while it decoded
             self.log(f"{job_id}: goes on from its denoised latents (the decode only)")
         else:
             self.log(f"{job_id}: goes on from step {saved.progress[0]} of {saved.progress[1]}")
-        return saved, resolved
+        return saved
 
-    def _state_misfit(self, saved: SavedLatents, resolved: GenerationRequest) -> str | None:
+    def _state_misfit(
+        self, saved: SavedLatents, resolved: GenerationRequest, first_frame_sha256: str | None
+    ) -> str | None:
         """Why `generate` would refuse to go on from `saved` with the `resolved` request (the server came back with
-        another checkpoint or config, the state was damaged), or None: the checks `generate` makes before any work,
-        made here so that the job starts over instead of failing with an error about a file the client never
-        saw."""
+        another checkpoint or config, the state was damaged, the first frame's file has another checksum), or None:
+        the checks `generate` makes before any work, made here so that the job starts over instead of failing with
+        an error about a file the client never saw."""
         import torch
 
         from motif_lite.pipeline.resuming import resumed_state
@@ -314,7 +314,9 @@ class Worker:
         settings = self.pipe.settings_for(resolved)
         shape = self.pipe.vae.config.latent_shape(resolved.width, resolved.height, resolved.frames)
         try:  # on the CPU, in the latents' own dtype: a check, nothing is moved
-            resumed_state(saved, resolved, settings, shape, torch.device("cpu"), saved.latents.dtype)
+            resumed_state(
+                saved, resolved, settings, shape, torch.device("cpu"), saved.latents.dtype, first_frame_sha256
+            )
         except RequestError as exc:  # its first line names the state's path: the log says "the state" instead
             why = str(exc).splitlines()[0]
             return why if saved.file is None else why.replace(str(saved.file), "the state")
@@ -344,18 +346,16 @@ def stored_clip(job: Job) -> dict[str, str] | None:
     return None if job.extend is None else {"extend": f"{job.extend}{VIDEO_SUFFIX}"}
 
 
-def stored_image(job: Job, image: Path | None) -> dict[str, str] | None:
+def stored_image(job: Job, resolved: ResolvedRequest) -> dict[str, str] | None:
     """What the job's video file stores of its first frame instead of the name of the server's copy, `inputs/ID.png`,
-    which goes when the job ends: its SHA-256 (the copy's bytes are the upload's), and the name it was sent under
-    where it had one (a multipart file; a data URL has none: the file then names it `input_reference`, the field it
-    came in)."""
-    from motif_lite.pipeline.conditioning import image_sha256
-
-    if image is None:
+    which goes when the job ends: its SHA-256 (the copy's bytes are the upload's; hashed as the job's request was
+    resolved), and the name it was sent under where it had one (a multipart file; a data URL has none: the file then
+    names it `input_reference`, the field it came in)."""
+    if resolved.request.image is None:
         return None
     stored = {"image": stored_image_name(job)}
-    if (checksum := image_sha256(image)) is not None:
-        stored["image_sha256"] = checksum
+    if resolved.first_frame_sha256 is not None:
+        stored["image_sha256"] = resolved.first_frame_sha256
     return stored
 
 
