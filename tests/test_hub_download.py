@@ -306,6 +306,14 @@ GGUF_ADDRESSES = {
     "--include 'vae/*.gguf' --local-dir ./gguf, then --gguf ./gguf/vae",
     f"https://huggingface.co/{GGUF_REPO}/tree/main/Q8_0": "carries; --gguf Q8_0",
     f"https://huggingface.co/{GGUF_REPO}/tree/main/vae": "e.g. --gguf Q4_K_M",
+    # The checkpoint's repo holds no GGUF: the download given was `--include 'transformer/*.gguf'`, which fetched
+    # nothing. Its safetensors go with -m, a GGUF is a variant of the GGUF repo (the one a tag names).
+    f"https://huggingface.co/{MOTIF_REPO}/tree/main/transformer": f"-m {MOTIF_REPO} runs its safetensors as they "
+    f"are (leave out --gguf); the GGUF files are the variants of {GGUF_REPO}: e.g. --gguf Q4_K_M",
+    f"https://huggingface.co/{MOTIF_REPO}/blob/main/transformer/config.json": f"variants of {GGUF_REPO}: e.g. --gguf "
+    "Q4_K_M",
+    f"https://huggingface.co/{MOTIF_REPO.lower()}": f"variants of {GGUF_REPO}: e.g. --gguf Q4_K_M",
+    f"hf.co/{MOTIF_REPO}:q4_k_m": f"variants of {GGUF_REPO}: --gguf q4_k_m",
 }
 
 
@@ -326,6 +334,49 @@ def test_a_hub_address_given_to_gguf_is_said_before_the_checkpoint_downloads(emp
     code, err = empty_cache_run("--gguf", address)
     assert code == cli.EXIT_USER_ERROR and f"error: {address}: --gguf " in err, err
     assert "downloading" not in err and fake_hub.downloads == []
+
+
+@pytest.mark.parametrize(("address", "holds"), [
+    (f"https://huggingface.co/{MOTIF_REPO}/tree/main/transformer", "the folder transformer/ of "),
+    (f"https://huggingface.co/{MOTIF_REPO}", ""),
+])  # fmt: skip
+def test_the_checkpoints_repo_given_to_gguf_is_refused_as_holding_none_before_any_download(
+    empty_cache_run, fake_hub, address, holds
+):
+    code, err = empty_cache_run("--gguf", address)
+    said = f"error: {address}: --gguf takes a GGUF file, and {holds}{MOTIF_REPO} holds none; -m {MOTIF_REPO} runs its"
+    assert code == cli.EXIT_USER_ERROR and said in err, err
+    assert "hf download" not in err and "downloading" not in err and fake_hub.downloads == []
+
+
+def test_the_checkpoints_repo_folder_given_to_gguf_is_listed_from_the_cache(no_network):
+    snapshot = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    (snapshot / "transformer").mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    for name in ("config.json", "diffusion_pytorch_model.safetensors"):
+        (snapshot / "transformer" / name).write_text("cached")
+    address = f"https://huggingface.co/{MOTIF_REPO}/tree/main/transformer"
+    with pytest.raises(CheckpointError) as error:
+        find_gguf(address)
+    assert str(error.value).startswith(f"{address}: --gguf takes a GGUF file, and the folder transformer/ of "
+                                       f"{MOTIF_REPO} holds none (it holds config.json, "
+                                       "diffusion_pytorch_model.safetensors); -m ")  # fmt: skip
+    (snapshot / "model_index.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=r"holds none \(it holds model_index.json, transformer/\); -m "):
+        find_gguf(f"https://huggingface.co/{MOTIF_REPO}")
+
+
+def test_the_checkpoints_repo_folder_given_to_text_encoder_gguf_says_how_to_make_one(checkpoint, no_network):
+    address = f"https://huggingface.co/{MOTIF_REPO}/tree/main/text_encoder"
+    with pytest.raises(CheckpointError) as error:
+        find_text_encoder_gguf(checkpoint, address, str(checkpoint))
+    assert str(error.value) == (
+        f"{address}: --text-encoder-gguf takes a GGUF file, and the folder text_encoder/ of {MOTIF_REPO} holds none; "
+        f"-m {MOTIF_REPO} runs its safetensors as they are (leave out --text-encoder-gguf), or make a text encoder "
+        f"GGUF from them: python -m motif_lite.quantize {MOTIF_REPO} --component text_encoder --type Q8_0 -o "
+        "te-Q8_0.gguf, then --text-encoder-gguf te-Q8_0.gguf"
+    )
 
 
 def test_a_hub_folder_given_to_gguf_gets_its_folders_download_in_a_dry_run(empty_cache_run, fake_hub):
@@ -369,6 +420,8 @@ MODEL_ADDRESSES = {
     f"https://huggingface.co/{MOTIF_REPO}/tree/v2": f"hf download {MOTIF_REPO} --revision v2 --local-dir "
     "./Motif-Video-2B, then -m ./Motif-Video-2B",
     OFFICIAL_Q4: "it goes to --gguf: --gguf Q4_K_M",
+    # llama.cpp's repo:TAG of the checkpoint's repo, which holds no GGUF: it named the repo, not a GGUF file.
+    f"hf.co/{MOTIF_REPO}:Q4_K_M": f"-m {MOTIF_REPO}",
     f"hf.co/{GGUF_REPO}:Q8_0": "it goes to --gguf: --gguf Q8_0",  # llama.cpp's repo:TAG names a GGUF file too
 }
 

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from huggingface_hub import hf_hub_download
 
-from motif_lite.choices import GGUF_REPO
+from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import Audience, CheckpointError, Spelling
 from motif_lite.io.file_kinds import starts_as_gguf
 from motif_lite.io.hub import (
@@ -201,6 +201,8 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
     address = hub_address(text)
     if address is None or user_path(text).exists():
         return None
+    if address.repo.lower() == MOTIF_REPO.lower():  # the checkpoint's repo: safetensors only, no download fetches one
+        return _checkpoint_repo_problem(address, flag)
     official = flag == "--gguf" and address.repo.lower() == GGUF_REPO.lower() and address.revision == "main"
     folder_page = address.path is not None and not address.path.lower().endswith(".gguf")  # .../tree/main/vae
     if folder_page and not official:
@@ -222,6 +224,38 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
         command = f"hf download {address.repo} --include {shlex.quote(pattern)}{revision} --local-dir {folder}"
         then = f"{flag} {folder}"
     return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
+
+
+def _checkpoint_repo_problem(address: HubAddress, flag: str) -> tuple[str, str]:
+    """(problem, fix) for an address of the official checkpoint's repo (MOTIF_REPO: a folder's page such as
+    .../tree/main/transformer, a file's, the repo's) given to `flag`: that repo holds safetensors and no GGUF, so the
+    download `_folder_address_problem` gives would fetch nothing. The folder's files are named when the cache holds
+    them; the fix is -m for its safetensors, or the GGUF repo's variant (the one a tag names, as Q4_K_M)."""
+    path = PurePosixPath(address.path or "")
+    folder = path.parent if path.suffix else path  # a file's name has an extension, a folder's (vae) none
+    where = MOTIF_REPO if folder == PurePosixPath(".") else f"the folder {folder.as_posix()}/ of {MOTIF_REPO}"
+    listed = _cached_entries(MOTIF_REPO, folder) if address.revision == "main" else []
+    holds = f" (it holds {', '.join(listed)})" if listed else ""
+    problem = f"{flag} takes a GGUF file, and {where} holds none{holds}"
+    leave_out = f"-m {MOTIF_REPO} runs its safetensors as they are (leave out {flag})"
+    if flag != "--gguf":  # no text encoder GGUF is published: the quantizer makes one
+        quantize = f"python -m motif_lite.quantize {MOTIF_REPO} --component text_encoder --type Q8_0 -o te-Q8_0.gguf"
+        return problem, f"{leave_out}, or make a text encoder GGUF from them: {quantize}, then {flag} te-Q8_0.gguf"
+    named = PurePosixPath(address.file or "").name.removesuffix(".gguf")
+    variant = _variant_named(named) if named else None
+    give = f"--gguf {variant}" if variant and variant.upper() in quantization_type_names() else "e.g. --gguf Q4_K_M"
+    return problem, f"{leave_out}; the GGUF files are the variants of {GGUF_REPO}: {give}"
+
+
+def _cached_entries(repo: str, folder: PurePosixPath, most: int = 6) -> list[str]:
+    """The names in `folder` of the cached snapshot of `repo` (a folder's with a slash), at most `most` and "..."
+    after them; none when the cache does not hold that folder. No network."""
+    snapshot = cached_snapshot(repo)
+    place = None if snapshot is None else snapshot / folder
+    if place is None or not place.is_dir():
+        return []
+    names = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in place.iterdir())
+    return names[:most] + (["..."] if len(names) > most else [])
 
 
 def _folder_address_problem(address: HubAddress, flag: str) -> tuple[str, str]:

@@ -27,6 +27,7 @@ from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, Repo
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import filter_repo_objects
 
+from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError
 from motif_lite.io.staging import said_out_of_space, said_quota_used_up
 from motif_lite.paths import user_path
@@ -234,9 +235,11 @@ def hub_address(text: str) -> HubAddress | None:
 
 def model_address_problem(text: str) -> tuple[str, str] | None:
     """For a Hub web address (or `repo:file`) given to -m: (the problem, the fix: the repo id; for another revision,
-    its download); None for anything else, and for a GGUF file's (`gguf_source.gguf_address_problem` tells it)."""
+    its download); None for anything else, and for a GGUF file's (`gguf_source.gguf_address_problem` tells it) but
+    one the checkpoint's repo would hold: it holds none, and `hf.co/REPO:Q4_K_M` names the repo to -m."""
     address = hub_address(text)
-    if address is None or address.names_gguf or user_path(text).exists():
+    gguf = address is not None and address.names_gguf and address.repo.lower() != MOTIF_REPO.lower()
+    if address is None or gguf or user_path(text).exists():
         return None
     problem = "-m takes a checkpoint folder or a Hub repo id, not a web address"
     revision = revision_problem(f"{address.repo}@{address.revision}") if address.revision != "main" else None
