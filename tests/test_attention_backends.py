@@ -34,7 +34,7 @@ from motif_lite.runtime.attention import (
     valid_key_lengths,
 )
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
-from motif_lite.runtime.kernels import FallbackOp, KernelFailedError, fallbacks, kernel_ops
+from motif_lite.runtime.kernels import FallbackOp, KernelFailedError, begin_run, fallbacks, kernel_ops
 
 
 def qkv(batch: int = 2, lq: int = 24, lk: int = 30, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -446,7 +446,7 @@ def model_with(attention) -> torch.nn.Module:
     ("name", "strict"),
     [("flash", False), ("triton", False), ("flash", True)],  # --kernels triton is about our Triton kernels only
 )
-def test_a_chosen_kernel_that_fails_later_falls_back_for_the_rest_of_the_run(tmp_path, name: str, strict: bool):
+def test_a_chosen_kernel_that_fails_later_falls_back_from_then_on(tmp_path, name: str, strict: bool):
     # --kernels auto: before, the run stopped with the kernel's raw error (Triton's: a KernelFailedError whose
     # advice named --kernels as if the user had forced Triton). Now: one warning, SDPA from then on, in the summary.
     q, k, v = qkv()
@@ -466,15 +466,46 @@ def test_a_chosen_kernel_that_fails_later_falls_back_for_the_rest_of_the_run(tmp
         auto(q, k, v, full)  # the kernel worked here, but a run does not go back to it
     reason = "the kernel failed (RuntimeError: no kernel for padded keys)"
     assert [str(w.message) for w in caught] == [
-        f"motif-lite: {name} attention falls back to torch's SDPA for the rest of the run: {reason}"
+        f"motif-lite: {name} attention falls back to torch's SDPA from now on (later runs of this pipeline too): "
+        f"{reason}"
     ]
     assert all(torch.equal(out, sdpa_attention(q, k, v, padded)) for out in outs)
     assert attempts == [*trial_calls, "padded"]  # not tried again
     assert fallbacks(model) == {f"{name} attention": reason}
-    assert auto.describe().endswith(f"({name} 1.0 ms, sdpa 2.0 ms), then torch's attention: it failed later in the run")
+    assert auto.describe().endswith(f"({name} 1.0 ms, sdpa 2.0 ms), then torch's attention: it failed after its trial")
     auto(*longer, None)  # a new shape's trial drops it, as remembered as it may be
-    assert list(auto.trials.values())[-1].dropped == {name: "failed earlier in this run"}
+    assert list(auto.trials.values())[-1].dropped == {name: "failed after an earlier trial chose it"}
     assert attempts == [*trial_calls, "padded"]
+
+
+def test_what_auto_reports_is_the_runs_own_while_its_trials_and_given_up_kernels_stay():
+    # A later run on the same pipeline (a server's next job) reported every shape and every given-up kernel of the
+    # runs before it: its summary named a kernel it never chose. `begin_run` starts each run's report; what `auto`
+    # learned stays (no trial made again, no given-up kernel tried again).
+    q, k, v = qkv()
+    full, padded = trailing_mask([30, 30]), trailing_mask([30, 21])
+    auto, attempts = auto_with_a_choice_failing_later("flash", RuntimeError("no kernel for padded keys"), False)
+    model = model_with(auto)
+    reason = "the kernel failed (RuntimeError: no kernel for padded keys)"
+    begin_run(model)  # job 1: flash chosen at 30 keys, then given up
+    auto(q, k, v, full)
+    with pytest.warns(RuntimeWarning, match="flash attention falls back"):
+        auto(q, k, v, padded)
+    assert fallbacks(model) == {"flash attention": reason} and auto.describe().startswith("auto: flash at 30 keys")
+    begin_run(model)  # job 2, at another shape: nothing of job 1 in its report
+    assert auto.describe() == "auto (no attention call in this run yet)" and fallbacks(model) == {}
+    longer = qkv(lk=40)
+    auto(*longer, None)
+    dropped = "flash dropped: failed after an earlier trial chose it"
+    assert auto.describe() == f"auto: sdpa at 40 keys (sdpa 2.0 ms; {dropped})"
+    assert fallbacks(model) == {}
+    begin_run(model)  # job 3, at job 1's shape: its trial is kept, flash stays given up, and SDPA runs in its place
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once, in job 1
+        torch.testing.assert_close(auto(q, k, v, full), sdpa_attention(q, k, v, full))
+    assert len(auto.trials) == 2 and attempts == ["full", "full", "full", "padded"]  # not timed or tried again
+    assert fallbacks(model) == {"flash attention": reason}
+    assert auto.describe().endswith("then torch's attention: it failed after its trial")
 
 
 def test_a_chosen_triton_kernel_that_fails_later_stops_the_run_under_kernels_triton():

@@ -376,6 +376,34 @@ def test_model_with_a_failing_kernel(tiny_model) -> None:
             model.ops = TORCH_OPS
 
 
+def test_what_fell_back_is_each_runs_own() -> None:
+    # A kernel that failed in one run (a server job) stayed in every later run's summary and notes, although each
+    # call tries the kernel again and later runs ran it. `begin_run` (a pipeline's, as each `generate` starts)
+    # starts the next run's record, for the ops behind the seams and the quantized linears' kernels alike.
+    def fails_on_negatives(a, b):
+        if a < 0:
+            raise RuntimeError("no PTX for this card")
+        return a + b
+
+    model = TinyModel(q8_linear())
+    op = rt.FallbackOp("add", fails_on_negatives, lambda a, b: a + b)
+    model.ops = dataclasses.replace(TORCH_OPS, layer_norm_modulate=op)
+    model.proj.kernel = rt.FallbackOp("dequant_matmul", broken_kernel, lambda a, b: a + b)
+    reason = "the kernel failed (RuntimeError: no PTX for this card)"
+    with pytest.warns(RuntimeWarning, match="falls back"):
+        assert op(-1, 3) == 2 and model.proj.kernel(1, 2) == 3
+    assert rt.fallbacks(model) == {"add": reason, "dequant_matmul": reason}
+    rt.begin_run(model)  # the next run, where the kernel works
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert op(4, 3) == 7
+    assert rt.fallbacks(model) == {} and not op.warned and op.fallback_calls == 0
+    rt.begin_run(model)  # a run where it fails again warns and says so again
+    with pytest.warns(RuntimeWarning, match="add falls back"):
+        assert op(-2, 3) == 1
+    assert rt.fallbacks(model) == {"add": reason}
+
+
 def test_a_fallback_inside_auto_attention_is_listed() -> None:
     # A non-strict Triton op handed to AutoAttention by hand falls back during the trial (same math, so it stays a
     # candidate): the run summary names it. (`auto_candidates` builds ours strict: a failure drops it instead.)

@@ -455,6 +455,48 @@ def test_a_kernel_that_fell_back_is_in_the_result_and_the_summary(pipe, tmp_path
     )
 
 
+class AnyDeviceOp(FallbackOp):
+    """A FallbackOp that calls its kernel on CPU tensors too, so that a kernel failure is reached without CUDA."""
+
+    @staticmethod
+    def kernel_can_run(tensors: list[torch.Tensor]) -> bool:
+        return True
+
+
+def test_a_later_run_reports_its_own_fallbacks_not_an_earlier_runs(pipe, tmp_path):
+    # A server reuses its pipeline for every job: a kernel that failed in one job was named in the notes of every
+    # later job (and in the summary of any later `generate`), although each call tries the kernel again.
+    failing = [True]
+
+    def fails_while_asked(*args):
+        if failing[0]:
+            raise RuntimeError("no PTX for this card")
+        return TORCH_OPS.layer_norm_modulate(*args)
+
+    def broken() -> None:
+        raise RuntimeError("no PTX for this card")
+
+    op = AnyDeviceOp("layer_norm_modulate", fails_while_asked, TORCH_OPS.layer_norm_modulate)
+    text_op = FallbackOp("dequant_matmul", broken, lambda: None)
+    pipe.transformer.ops = dataclasses.replace(TORCH_OPS, layer_norm_modulate=op)
+    pipe.text_encoder.model.kernel = text_op  # where a packed linear's kernel would be
+    request = GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "v.gif", **{**SIZE, "frames": 5, "steps": 1})
+    reason = "the kernel failed (RuntimeError: no PTX for this card)"
+    try:
+        with pytest.warns(RuntimeWarning, match="layer_norm_modulate falls back to torch"):
+            first = pipe.generate(request)
+        failing[0] = False
+        with pytest.warns(RuntimeWarning, match="dequant_matmul falls back"):
+            text_op()  # a fallback of the text encoder's after the first run, as one in an earlier run's encoding
+        assert pipe.kernel_fallbacks() == {"layer_norm_modulate": reason, "text encoder dequant_matmul": reason}
+        second = pipe.generate(dataclasses.replace(request, output=tmp_path / "w.gif"))
+    finally:
+        pipe.transformer.ops = TORCH_OPS
+        del pipe.text_encoder.model.kernel
+    assert first.kernel_fallbacks == {"layer_norm_modulate": reason}
+    assert second.kernel_fallbacks == {} and second.fallbacks_said is None
+
+
 # ------------------------------------------------------------------------------------- outputs
 
 

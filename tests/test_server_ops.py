@@ -847,8 +847,8 @@ def test_lora_dir_must_be_a_folder_before_anything_binds(tmp_path, capsys, monke
 
 
 def test_a_jobs_notes_and_the_log_say_which_kernels_fell_back(tmp_path):
-    """auto attention's chosen kernel (or a Triton op) that failed runs torch's for the rest of the process: every
-    later job is slower. The worker dropped the result's fallbacks, so neither the job nor the log said so."""
+    """auto attention's chosen kernel (or a Triton op) that failed ran torch's instead: the job was slower. The
+    worker dropped the result's fallbacks, so neither the job nor the log said so."""
     from motif_lite.pipeline.result import GenerationResult
 
     class FlashFellBack(RecordingPipe):

@@ -70,7 +70,7 @@ from motif_lite.runtime.attention import AttentionBackend
 from motif_lite.runtime.compile import CompileHandle
 from motif_lite.runtime.forward import velocity_fns
 from motif_lite.runtime.host_memory import peak_rss
-from motif_lite.runtime.kernels import INT8_ATTENTION, FallbackOp, fallbacks
+from motif_lite.runtime.kernels import INT8_ATTENTION, FallbackOp, begin_run, fallbacks
 from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.planner import Plan, PlanHandle
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
@@ -416,6 +416,7 @@ class MotifVideoPipeline:
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
         run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum)
+        self._begin_kernel_record()
         with self._stage("encode", measures):
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
             noise, cond = self._inputs(run, generator, input_image)
@@ -529,18 +530,25 @@ class MotifVideoPipeline:
         shape = self.vae.config.latent_shape(request.width, request.height, request.frames)
         return resumed_state(resume, request, settings, shape, self.device, self.dtype, first_frame_sha256)
 
+    def _begin_kernel_record(self) -> None:
+        """Start this run's record of fallbacks (`runtime.kernels.begin_run`), so that `kernel_fallbacks` and
+        `attention_used` tell this run's, not those of earlier runs (server jobs) on this pipeline."""
+        for model in (self.transformer, None if self.text_encoder is None else self.text_encoder.model):
+            if model is not None:
+                begin_run(model)
+
     def kernel_fallbacks(self) -> dict[str, str]:
-        """{op: first reason} for every kernel that ran torch's version of the same math (a Triton op, or a kernel
-        `auto` attention chose that failed later): the transformer's, and the text encoder's packed linears (with a
-        text encoder GGUF). 8-bit attention's fallback is another math,
+        """{op: first reason} for every kernel that ran torch's version of the same math in the latest run (a Triton
+        op, or a kernel `auto` attention chose that failed later): the transformer's, and the text encoder's packed
+        linears (with a text encoder GGUF). 8-bit attention's fallback is another math,
         exact attention: `attention_used` tells it."""
         text = fallbacks(self.text_encoder.model) if self.text_encoder is not None else {}
         own = {op: why for op, why in fallbacks(self.transformer).items() if op != INT8_ATTENTION}
         return {**own, **{f"text encoder {op}": why for op, why in text.items()}}
 
     def attention_used(self) -> str:
-        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back: REASON)" once it could not (warned), "none"
-        while there is no transformer (a failed `set_loras`), else "exact"."""
+        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back: REASON)" once it could not in the latest
+        run (warned), "none" while there is no transformer (a failed `set_loras`), else "exact"."""
         if self.transformer is None:
             return "none"
         op = self.transformer.ops.attention

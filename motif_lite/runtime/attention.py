@@ -22,12 +22,13 @@ Every backend computes the same exact softmax attention (no approximation; they 
   attention on the first and the last query rows (the last include a partial tile, where kernels with a
   sequence-length bug go wrong), is dropped; SDPA's own pick is checked the same way, not trusted. `fa3` is a
   candidate only where its package imports (a failure, e.g. on a GPU it was not built for, drops it). The choice is
-  kept for the rest of the process and reported by `describe()`. A chosen candidate that fails later (a call its
-  trial did not stand for) falls back to plain `sdpa` for the rest of the run with one warning; only our Triton
-  kernel under `--kernels triton` stops the run instead (`AutoAttention`). On the CPU `auto` is `sdpa` (no trial:
-  there is one CPU kernel worth having). On an AMD GPU (PyTorch's ROCm build) cuDNN and FA3 are not candidates,
-  and asking for either is refused before loading: they are NVIDIA's kernels. Before Ampere our Triton kernel is
-  not one either (`devices.slow_before_ampere`).
+  kept for as long as the backend lives (the pipeline that loaded it: its later runs and server jobs do not time
+  that shape again), and `describe()` reports the choices at the shapes of the current run. A chosen candidate
+  that fails later (a call its trial did not stand for) falls back to plain `sdpa` from then on, with one warning;
+  it is not tried again in that run or a later one; only our Triton kernel under `--kernels triton` stops the run
+  instead (`AutoAttention`). On the CPU `auto` is `sdpa` (no trial: there is one CPU kernel worth having). On an
+  AMD GPU (PyTorch's ROCm build) cuDNN and FA3 are not candidates, and asking for either is refused before loading:
+  they are NVIDIA's kernels. Before Ampere our Triton kernel is not one either (`devices.slow_before_ampere`).
 """
 
 from __future__ import annotations
@@ -312,19 +313,24 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
 
 
 class AutoAttention:
-    """Times the candidates on the first call of each attention shape and uses the fastest from then on. With
-    `memory`, a choice an earlier run made for the shape is taken again after one checked call, untimed
-    (runtime/attention_choices.py), and new choices are remembered.
+    """Times the candidates on the first call of each attention shape and uses the fastest from then on, in this
+    run and later ones (the trials are kept). With `memory`, a choice an earlier run made for the shape is taken
+    again after one checked call, untimed (runtime/attention_choices.py), and new choices are remembered.
 
     It takes SDPA's additive masks (built once per run by the transformer) and gives a candidate that reads a bool
     mask (row splits, Triton) the bool form, converted once per mask (`BoolMasks`).
 
     A chosen candidate that fails later (a call its trial did not stand for: the same shapes with another mask or
-    other strides) is given up: one warning, plain SDPA for that call and every later one it would have had, later
-    trials drop it, `describe()` says so and `fallbacks()` names it (`runtime.kernels.ChoosesKernels`, for the run
-    summary). Not plain SDPA itself (the fallback), nor out of memory (the run's advice is the answer), nor our
-    Triton kernel under `strict` (`--kernels triton`), whose `KernelFailedError` stops the run. That kernel is a
-    strict candidate (`auto_candidates`), so that a trial sees its failure."""
+    other strides) is given up: one warning, plain SDPA for that call and every later one it would have had, in
+    this run and later ones, and later trials drop it. Not plain SDPA itself (the fallback), nor out of memory (the
+    run's advice is the answer), nor our Triton kernel under `strict` (`--kernels triton`), whose
+    `KernelFailedError` stops the run. That kernel is a strict candidate (`auto_candidates`), so that a trial sees
+    its failure.
+
+    What it reports covers one run (`begin_run`, `runtime.kernels.RecordsPerRun`, which the pipeline calls as each
+    `generate` starts): `describe()` the trials of the shapes called since, and `fallbacks()` the given-up
+    candidates those trials chose (`runtime.kernels.ChoosesKernels`, for the run summary and a server job's notes),
+    so a later run at other shapes does not report an earlier run's."""
 
     mask_form: MaskForm = "additive"
 
@@ -339,6 +345,11 @@ class AutoAttention:
         self.trials: dict[tuple, Trial] = {}
         self.bool_masks = BoolMasks()
         self.failed: dict[str, str] = {}  # candidate -> why it was given up after a trial chose it
+        self.used: set[tuple] = set()  # the keys of `trials` called in this run (`begin_run`)
+
+    def begin_run(self) -> None:
+        """`runtime.kernels.RecordsPerRun`: report this run's shapes from now on; the trials and `failed` stay."""
+        self.used.clear()
 
     def call(
         self, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
@@ -354,6 +365,7 @@ class AutoAttention:
         key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, None if mask is None else tuple(mask.shape))
         if key not in self.trials:
             self.trials[key] = self.remembered(key, q, k, v, mask) or self.remember(key, self.trial(q, k, v, mask))
+        self.used.add(key)
         name = self.trials[key].best
         if name not in self.failed:
             try:
@@ -374,14 +386,17 @@ class AutoAttention:
         """Run plain SDPA instead of candidate `name` from now on, with one warning naming it and its error."""
         self.failed[name] = kernel_failed(_own_error(error))
         warnings.warn(
-            f"motif-lite: {name} attention falls back to torch's SDPA for the rest of the run: {self.failed[name]}",
+            f"motif-lite: {name} attention falls back to torch's SDPA from now on (later runs of this pipeline too): "
+            f"{self.failed[name]}",
             RuntimeWarning,
             stacklevel=3,
         )
 
     def fallbacks(self) -> dict[str, str]:
-        """`runtime.kernels.ChoosesKernels`: {"NAME attention": why} for each candidate given up."""
-        return {f"{name} attention": why for name, why in self.failed.items()}
+        """`runtime.kernels.ChoosesKernels`: {"NAME attention": why} for each candidate given up that a trial of
+        this run's shapes chose (so this run called torch's SDPA in its place)."""
+        chosen = {self.trials[key].best for key in self.used}
+        return {f"{name} attention": why for name, why in self.failed.items() if name in chosen}
 
     def remember(self, key: tuple, trial: Trial) -> Trial:
         """Keep a timed trial's choice for later runs (none when every candidate failed: nothing was chosen)."""
@@ -419,7 +434,7 @@ class AutoAttention:
         expected, rows = self.expected(q, k, v, mask)
         for name in self.candidates:
             if name in self.failed:  # given up: not to be chosen again
-                result.dropped[name] = "failed earlier in this run"
+                result.dropped[name] = "failed after an earlier trial chose it"
                 continue
             try:
                 if not _close(self.call(name, q, k, v, mask)[:, :, rows], expected):  # the whole call: its real tiling
@@ -435,13 +450,15 @@ class AutoAttention:
         return list(self.candidates.values())
 
     def describe(self) -> str:
-        if not self.trials:
-            return "auto (no attention call yet)"
-        return "auto: " + "; ".join(self.describe_trial(trial) for trial in self.trials.values())
+        """The trials of the shapes this run called (`begin_run`), in the order they were first made."""
+        trials = [trial for key, trial in self.trials.items() if key in self.used]
+        if not trials:
+            return "auto (no attention call in this run yet)"
+        return "auto: " + "; ".join(self.describe_trial(trial) for trial in trials)
 
     def describe_trial(self, trial: Trial) -> str:
-        """The trial's choice, and that it fell back to torch's attention where it failed later in the run."""
-        later = ", then torch's attention: it failed later in the run" if trial.best in self.failed else ""
+        """The trial's choice, and that torch's attention runs instead where that choice failed after the trial."""
+        later = ", then torch's attention: it failed after its trial" if trial.best in self.failed else ""
         return trial.describe() + later
 
 

@@ -5,10 +5,12 @@
     apply_kernels(model, "auto", SparsityConfig(latent_frames=31, window=2))   # opt-in sparse DDT decoder
     apply_kernels(model, "auto", attention="int8")    # 8-bit attention (lossy, ~2x attention throughput)
 
-With "auto", a Triton op falls back to its torch reference on non-CUDA inputs or when the kernel raises, with one
-warning per op, and the op remembers it: `fallbacks(model)` names every op that fell back (the run summary prints
-them). With "triton" nothing falls back: a failing kernel stops the run with its own error. Out of device memory
-is no kernel failure: it stops the run as `torch.OutOfMemoryError` in both modes.
+With "auto", a Triton op falls back to its torch reference on non-CUDA inputs or when the kernel raises, call by
+call (the next call tries the kernel again), with one warning per op and run, and the op remembers it:
+`fallbacks(model)` names every op that fell back since `begin_run(model)` (a pipeline calls it as each `generate`
+starts, so the run summary and a server job's notes name that run's). With "triton" nothing falls back: a failing
+kernel stops the run with its own error. Out of device memory is no kernel failure: it stops the run as
+`torch.OutOfMemoryError` in both modes.
 8-bit attention falls back to exact attention the same way (the CPU, the torch backend, GPUs without INT8
 tensor cores), with one warning for all its seams.
 """
@@ -66,8 +68,10 @@ class KernelFailedError(KernelBackendError):
 
 
 class FallbackOp:
-    """Runs `kernel` when every tensor argument is on CUDA; otherwise, or if the kernel raises, runs `reference`,
-    warns once and keeps the first reason in `fallback_reason` (`fallback_calls` counts the calls).
+    """Runs `kernel` when every tensor argument is on CUDA; otherwise, or if the kernel raises, runs `reference`
+    for that call. The first such call of a run warns and keeps its reason in `fallback_reason`
+    (`fallback_calls` counts them); `begin_run` starts the next run's record. Nothing else carries over: the
+    kernel is tried again at every call, in this run and later ones.
 
     `strict` (what `--kernels triton` sets): always run the kernel and let its failure stop the run.
     Out of device memory is no kernel failure: `torch.OutOfMemoryError` comes out as it is, strict or not, so that
@@ -83,6 +87,10 @@ class FallbackOp:
         strict: bool = False,
     ):
         self.name, self.kernel, self.reference, self.strict = name, kernel, reference, strict
+        self.begin_run()
+
+    def begin_run(self) -> None:
+        """`RecordsPerRun`: forget the fallbacks of the runs before (their reason, their count)."""
         self.fallback_reason: str | None = None
         self.fallback_calls = 0
 
@@ -154,11 +162,19 @@ class WrapsOps(Protocol):
 
 @runtime_checkable
 class ChoosesKernels(Protocol):
-    """An op that runs the kernel it chose among several and, where that kernel failed later in the run, torch's
+    """An op that runs the kernel it chose among several and, where that kernel failed after being chosen, torch's
     own instead (`--kernels auto`'s attention backend, `runtime.attention.AutoAttention`): it says so in
     `fallbacks()`, {name: first reason} as `fallbacks` gives them, which adds them to its own."""
 
     def fallbacks(self) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class RecordsPerRun(Protocol):
+    """An op whose record of what fell back (`FallbackOp`, `ChoosesKernels`) covers one run: `begin_run` starts
+    the next, so that `fallbacks` says what that run did and not what runs before it did on the same model."""
+
+    def begin_run(self) -> None: ...
 
 
 def _with_inner_ops(ops: list[object]) -> Iterator[object]:
@@ -177,6 +193,14 @@ def _installed_ops(model: nn.Module) -> list[object]:
     return [*_with_inner_ops(seams), *(getattr(module, "kernel", None) for module in model.modules())]
 
 
+def begin_run(model: nn.Module) -> None:
+    """Start a new run's record on every op installed in `model` (`RecordsPerRun`): `fallbacks(model)` then names
+    what fell back since. What an op learned stays (auto attention's trials, and the kernels it gave up)."""
+    for op in {id(op): op for op in _installed_ops(model)}.values():
+        if isinstance(op, RecordsPerRun):
+            op.begin_run()
+
+
 def kernel_ops(model: nn.Module) -> list[FallbackOp]:
     """Every Triton op installed in `model` (`_installed_ops`; one entry per distinct op object)."""
     unique = {id(op): op for op in _installed_ops(model) if isinstance(op, FallbackOp)}
@@ -188,10 +212,10 @@ TRITON_KERNELS = "Triton kernels"  # `fallbacks`' name for the whole backend, wh
 
 
 def fallbacks(model: nn.Module) -> dict[str, str]:
-    """{op name: first reason} for every Triton op in `model` that ran torch's version instead (empty: none), and
-    every kernel an op chose that did so after failing (`ChoosesKernels`: auto attention's flash, cuDNN, efficient,
-    fa3 or Triton), led by TRITON_KERNELS when its `Ops` are torch's for "auto" on a CUDA machine (`Ops.why_torch`,
-    `triton_unavailable`)."""
+    """{op name: first reason} for every Triton op in `model` that ran torch's version instead since `begin_run`
+    (empty: none), and every kernel an op chose that did so after failing (`ChoosesKernels`: auto attention's
+    flash, cuDNN, efficient, fa3 or Triton), led by TRITON_KERNELS when its `Ops` are torch's for "auto" on a CUDA
+    machine (`Ops.why_torch`, `triton_unavailable`)."""
     ops = {op.name: op.fallback_reason for op in kernel_ops(model) if op.fallback_reason is not None}
     for op in _installed_ops(model):
         if isinstance(op, ChoosesKernels):

@@ -224,7 +224,7 @@ class Worker:
             if code == "generation_failed":
                 traceback.print_exc(file=sys.stderr)
         else:
-            if result.fallbacks_said is not None:  # every job after a kernel fell back runs slower: say so in each
+            if result.fallbacks_said is not None:  # a job in which a kernel fell back ran slower: say so in it
                 self.log(f"{job.id}: note: {result.fallbacks_said}")
                 self.store.add_note(job.id, result.fallbacks_said)
             try:
