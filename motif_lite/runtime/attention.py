@@ -234,12 +234,13 @@ def synchronized_timer(name: str, call: Callable[[], torch.Tensor], reps: int = 
 
 @dataclass
 class Trial:
-    """The outcome of one timed trial: seconds per candidate (None = dropped, with the reason); or of a choice an
-    earlier run made (`remembered`, no timings)."""
+    """The outcome of one timed trial: seconds per call of each candidate that ran and agreed with float32
+    attention, and the reason each other one was dropped; or of a choice an earlier run made (`remembered`, no
+    timings)."""
 
     keys: int  # key length of the trial's shape
-    seconds: dict[str, float] = field(default_factory=dict)
-    dropped: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # candidate -> seconds per call
+    dropped: dict[str, str] = field(default_factory=dict)  # candidate -> why it was not timed
     remembered: str | None = None
 
     @property
