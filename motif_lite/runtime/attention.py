@@ -1,7 +1,7 @@
 """The exact attention backend behind the model's `Ops.attention` seam, chosen per GPU.
 
     backend = attention_backend("auto", device)        # or "sdpa", "flash", "cudnn", "efficient", "triton"
-    handle = apply_attention_backend(transformer, backend)
+    apply_attention_backend(transformer, backend)
     ...                                                 # generate
     print(backend.describe())                           # "auto: flash at 40,560 keys (flash 8.1 ms, ...)"
 
@@ -586,21 +586,10 @@ def attention_backend(
     return AutoAttention(candidates, memory=RememberedChoices(environment(device, list(candidates))), strict=strict)
 
 
-@dataclass
-class AttentionHandle:
-    """What `apply_attention_backend` replaced; `remove()` puts it back."""
-
-    model: nn.Module
-    previous: object
-
-    def remove(self) -> None:
-        self.model.ops = self.previous
-
-
-def apply_attention_backend(model: nn.Module, backend: AttentionFn) -> AttentionHandle:
+def apply_attention_backend(model: nn.Module, backend: AttentionFn) -> None:
     """Put `backend` behind `model.ops.attention`, and behind `decoder_attention` too unless a different op (a
-    sparse pattern) was installed there."""
+    sparse pattern) was installed there, for as long as the model lives. Nothing takes it out again: putting the
+    earlier `Ops` back would also undo the torch norm ops that `apply_compile` installs after it."""
     ops = model.ops
     decoder = backend if ops.decoder_attention is ops.attention else ops.decoder_attention
     model.ops = dataclasses.replace(ops, attention=backend, decoder_attention=decoder)
-    return AttentionHandle(model, ops)
