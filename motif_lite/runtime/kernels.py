@@ -109,25 +109,19 @@ class FallbackOp:
     @torch.compiler.disable
     def __call__(self, *args, **kwargs) -> torch.Tensor:
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        if self.strict:
+        reason = None if self.strict or self.kernel_can_run(tensors) else "the inputs are not CUDA tensors"
+        if reason is None:
             try:
                 return self._launch(tensors, args, kwargs)
             except torch.OutOfMemoryError:
                 raise  # not a kernel failure: the run's out-of-memory advice (the planner's figures) is the answer
             except Exception as exc:
-                raise KernelFailedError(
-                    f"Triton {self.name} failed ({type(exc).__name__}: {exc}){wsl_fix(exc)}; --kernels triton never "
-                    "falls back, --kernels auto would run torch's version of this op instead"
-                ) from exc
-        if self.kernel_can_run(tensors):
-            try:
-                return self._launch(tensors, args, kwargs)
-            except torch.OutOfMemoryError:
-                raise  # not a kernel failure either: a fallback would hide it from the planner's advice
-            except Exception as exc:  # any other kernel failure: the reference still gives the right answer
-                reason = kernel_failed(exc)
-        else:
-            reason = "the inputs are not CUDA tensors"
+                if self.strict:
+                    raise KernelFailedError(
+                        f"Triton {self.name} failed ({type(exc).__name__}: {exc}){wsl_fix(exc)}; --kernels triton "
+                        "never falls back, --kernels auto would run torch's version of this op instead"
+                    ) from exc
+                reason = kernel_failed(exc)  # any other kernel failure: the reference still gives the right answer
         self.fallback_calls += 1
         if self.fallback_reason is None:
             self.fallback_reason = reason
