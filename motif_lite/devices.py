@@ -123,7 +123,7 @@ def _supported(resolved: torch.device, name: str | torch.device) -> torch.device
 def _unknown_device(device: str | torch.device, names: str) -> str:
     """Why `device` is no device torch knows, with the one meant where the name tells it: other tools' "gpu" or a
     bare number (ComfyUI's --gpu-only, ...), torch's names in other letter case ("CPU", "CUDA:0") or without their
-    colon ("cuda0"), a Mac's GPU by another name ("metal")."""
+    colon ("cuda0") or with spaces around them (" cuda"), a Mac's GPU by another name ("metal")."""
     text = str(device).strip().lower()
     if (gpu := re.fullmatch(r"(?:gpu:?)?(\d+)|gpu", text)) is not None:
         cuda = "cuda" if gpu[1] is None else f"cuda:{gpu[1]}"
@@ -133,12 +133,15 @@ def _unknown_device(device: str | torch.device, names: str) -> str:
         kind, separator, number = torch_name.groups()
         meant = kind if number is None else f"{kind}:{number}"
         why = []
+        if str(device) != str(device).strip():
+            why.append("no spaces around the name")
         if text != str(device).strip():
             why.append("device names are lower case")
         if number is not None and separator != ":":
             why.append("a GPU's number goes after a colon")
+        reason = f": {' and '.join(why)}" if why else ""  # "cuda:" and "cuda_" have only a stray separator
         spelled = both_spellings(f"--device {meant}", f'device="{meant}"')
-        return f"unknown device {device!r}: {' and '.join(why)}: {spelled}"
+        return f"unknown device {device!r}{reason}: {spelled}"
     if text in ("metal", "apple", "mac"):
         return f"unknown device {device!r}: a Mac's GPU (mps in torch) is not supported: {RUNS_ON}"
     return f"unknown device {device!r} (use {names})"

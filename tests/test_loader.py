@@ -234,6 +234,22 @@ def test_unusable_cuda_device_is_a_user_error(checkpoint, monkeypatch, cuda_buil
             load_transformer(checkpoint, device=other)
 
 
+@pytest.mark.parametrize(
+    ("device", "said"),
+    [
+        (" cuda", "unknown device ' cuda': no spaces around the name: --device cuda "),
+        ("cuda:0 ", "unknown device 'cuda:0 ': no spaces around the name: --device cuda:0 "),
+        ("CPU ", "unknown device 'CPU ': no spaces around the name and device names are lower case: --device cpu "),
+        ("cuda:", "unknown device 'cuda:': --device cuda "),  # a stray colon: nothing more to say than the name
+    ],
+)
+def test_a_torch_device_name_misspelled_says_why(device, said):
+    # " cuda" (a quoted flag, a config value) said "unknown device ' cuda': : --device cuda": no reason, two colons.
+    with pytest.raises(MotifLiteError) as caught:
+        parse_device(device)
+    assert str(caught.value).startswith(said) and ": :" not in str(caught.value)
+
+
 def test_bad_config_values_are_named(checkpoint):
     path = checkpoint / "transformer/config.json"
     good = json.loads(path.read_text())
