@@ -371,6 +371,17 @@ def test_a_safetensors_file_given_as_a_gguf_is_told_its_flag(tiny):
         assert "fix: it is a safetensors file that holds the VAE's tensors (pass it as --vae)" in found, found
 
 
+def test_a_safetensors_file_given_as_a_text_encoder_gguf_from_home_is_told_its_flag(tiny, tmp_path, monkeypatch):
+    """`~/te.safetensors` (from Python, or a quoted flag) is the file in your home: it was looked for as given, so
+    the fix was to make a GGUF, and the problem repeated the expanded path."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = tiny[0]
+    shutil.copy(root / "text_encoder" / "model.safetensors", tmp_path / "te.safetensors")
+    (found,) = problems(check_setup(root, text_encoder_gguf="~/te.safetensors"))
+    assert f"fix: it is a safetensors file: pass it as --text-encoder {tmp_path / 'te.safetensors'}, " in found, found
+    assert str(tmp_path) not in found.split("; fix: ")[0], found
+
+
 def test_the_fix_for_a_safetensors_file_quotes_its_path_with_a_space(tiny, tmp_path):
     # Both commands are pasted: unquoted, "my models" became two arguments.
     spaced = tmp_path / "my models" / "diffusion model.safetensors"

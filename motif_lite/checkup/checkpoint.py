@@ -307,6 +307,7 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
     from motif_lite.checkpoint import TextEncoderGGUFError, find_text_encoder_gguf
     from motif_lite.io.gguf_source import text_encoder_gguf_fix
 
+    path = user_path(value)  # "~/te.gguf" as the shell would have expanded it; a "~user" this machine lacks raises
     try:
         found = find_text_encoder_gguf(root, value, model)
     except MotifLiteError as exc:
@@ -314,10 +315,10 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
             problem, fix = first_line(exc.problem), exc.fix
         else:
             problem = first_line(exc)
-            fix = _other_kind_fix(exc, value) or _safetensors_fix(Path(value), "--text-encoder", "text_encoder")
-            fix = fix or text_encoder_gguf_fix(user_path(value), model)
-        for named in (f"{value}: ", f"{value} "):  # the line names the file already
-            problem = problem.removeprefix(named)
+            fix = _other_kind_fix(exc, path) or _safetensors_fix(path, "--text-encoder", "text_encoder")
+            fix = fix or text_encoder_gguf_fix(path, model)
+        for prefix in (f"{value}: ", f"{value} ", f"{path}: ", f"{path} "):  # the line names the file already
+            problem = problem.removeprefix(prefix)
         report.problem(value, problem, fix)
         return None
     recipe = f" ({found.recipe})" if found.recipe else ""
