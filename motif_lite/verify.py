@@ -125,9 +125,15 @@ class ForcedSettings:
             if name not in kinds or not text:
                 raise VerifyError(f"--force {item!r}: use NAME=VALUE with NAME one of {', '.join(kinds)}")
             try:
-                values[name] = kinds[name](text)
+                value = kinds[name](text)
             except ValueError:
                 raise VerifyError(f"--force {item!r}: {text!r} is not a number") from None
+            # Said here, before the loads (minutes on the real weights), not by the config they would reach after.
+            if not math.isfinite(value):
+                raise VerifyError(f"--force {item!r}: {text!r} is not a finite number")
+            if name in ("rope_theta", "max_prompt_tokens") and value <= 0:
+                raise VerifyError(f"--force {item!r}: {name} must be > 0")
+            values[name] = value
         return cls(**values)
 
 
@@ -516,7 +522,7 @@ class _Comparison:
 
     def text(self) -> StageResult:
         encoder, s = self.ours.text_encoder, self.request
-        limit = self.forced.max_prompt_tokens or MAX_PROMPT_TOKENS
+        limit = MAX_PROMPT_TOKENS if self.forced.max_prompt_tokens is None else self.forced.max_prompt_tokens
         encoder.to(self.device)
         try:
             pe, npe, pm, npm = self.reference.encode_prompt(s.prompt, s.negative_prompt, device=self.device)

@@ -229,6 +229,26 @@ def test_bad_force_is_a_user_error(tiny, capsys):
     assert "use NAME=VALUE with NAME one of rope_theta" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("force", "said"),
+    [
+        ("rope_theta=-1", "--force 'rope_theta=-1': rope_theta must be > 0"),
+        ("rope_theta=0", "--force 'rope_theta=0': rope_theta must be > 0"),
+        ("rope_theta=nan", "--force 'rope_theta=nan': 'nan' is not a finite number"),
+        ("latents_mean_shift=inf", "--force 'latents_mean_shift=inf': 'inf' is not a finite number"),
+        ("max_prompt_tokens=0", "--force 'max_prompt_tokens=0': max_prompt_tokens must be > 0"),
+    ],
+)
+def test_a_forced_value_no_run_can_take_is_a_user_error_before_anything_loads(tiny, capsys, monkeypatch, force, said):
+    # rope_theta=-1 was refused by the transformer's config only after both pipelines had loaded (minutes on the
+    # real weights); max_prompt_tokens=0 ran with the official limit, so the negative control controlled nothing.
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
+    assert cli.main(["verify", "-m", str(tiny[0]), "--force", force, *SMALL]) == cli.EXIT_USER_ERROR
+    assert said in capsys.readouterr().err
+
+
 class _Loaded(Exception):
     pass
 
