@@ -49,8 +49,9 @@ def test_a_forward_converts_no_mask_and_builds_no_rope_table_nor_frequencies():
 @pytest.mark.parametrize("i2v", [False, True], ids=["T2V", "I2V"])
 def test_the_kept_frequencies_give_a_fresh_forwards_bits(dtype, i2v):
     # A run's first forward builds the frequencies, the next ones reuse them, and after `end_run` they are built
-    # again: the same output each time. They stay float32 in a bf16 model (not a buffer that `.to` would cast) and
-    # are no part of its state dict (checkpoints, GGUF files, streaming's weights).
+    # again (and so are the text masks it lets go of: it kept them, on the device): the same output each time.
+    # They stay float32 in a bf16 model (not a buffer that `.to` would cast) and are no part of its state dict
+    # (checkpoints, GGUF files, streaming's weights).
     model = tiny_transformer().to(dtype)
     cond = conditioning(i2v=i2v)
     x = torch.randn(cond.latents.shape, generator=torch.Generator().manual_seed(3))
@@ -64,6 +65,7 @@ def test_the_kept_frequencies_give_a_fresh_forwards_bits(dtype, i2v):
         assert kept.last[1] is freqs  # reused, not built again
         model.end_run()
         assert kept.last is None
+        assert not model.text_masks.kept.seen  # the caller's text masks and their attention masks, let go too
         fresh = model(hidden, t, text, text_mask, image)
     assert torch.equal(first, again) and torch.equal(first, fresh)
     assert freqs.dtype == torch.float32

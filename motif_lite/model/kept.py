@@ -33,7 +33,7 @@ class LastFewByTensor(Generic[T]):
     """Values built from a tensor, kept for the last `kept` tensors asked about: a run passes the same tensors (a
     text or key mask) to every forward, so each value is built once per tensor and run. A tensor matches by
     identity and by its `_version` (a tensor changed in place since is built for again), and by `key`, which holds
-    whatever else the value depends on. The oldest value goes first."""
+    whatever else the value depends on. The oldest value goes first; `clear` lets them all go (the end of a run)."""
 
     def __init__(self, kept: int) -> None:
         self.kept = kept
@@ -48,3 +48,6 @@ class LastFewByTensor(Generic[T]):
         value = build()
         self.seen.append((tensor, tensor._version, key, value))
         return value
+
+    def clear(self) -> None:
+        self.seen.clear()

@@ -126,10 +126,12 @@ class MotifVideoTransformer(nn.Module):
         return Embedded(x, context, ctx, decoder_ctx, grid)
 
     def end_run(self) -> None:
-        """Let go of the RoPE tables (device memory the VAE decode may need) and the timestep sinusoid's
-        frequencies kept for the run's forwards; the next forward builds them again."""
+        """Let go of what was kept for the run's forwards: the RoPE tables (device memory the VAE decode may need),
+        the timestep sinusoid's frequencies, and the text masks with the attention masks built from them (the
+        caller's tensors, held on the device); the next forward builds them again."""
         self.rope_tables.clear()
         self.time_text_embed.frequencies.clear()
+        self.text_masks.kept.clear()
 
     def run_encoder(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext, first: int = 0) -> torch.Tensor:
         """The dual-stream then the encoder's single-stream blocks, from block `first` of that sequence on;
