@@ -20,6 +20,7 @@ import torch
 from motif_lite.io.latents import SavedLatents, latents_path
 from motif_lite.io.latents_saving import LatentsFile, LatentsSaveError
 from motif_lite.sampling import SamplingState
+from motif_lite.stopping import Terminated
 
 logger = logging.getLogger(__name__)
 
@@ -85,12 +86,15 @@ PYTHON_DECODE = (
 
 
 def keep(keeper: LatentsFile, saved: SavedLatents) -> str:
-    """Save `saved` with `keeper`; return what to tell the user. Never raises (but for a second Ctrl-C): a failed
-    save must not hide the error that called for it."""
+    """Save `saved` with `keeper`; return what to tell the user. Never raises (but for a second Ctrl-C or a stop
+    signal): a failed save must not hide the error that called for it."""
     try:
         return _kept(keeper.save(saved), saved, keeper.moved)
-    except KeyboardInterrupt:  # a second Ctrl-C while saving: the file is whole either way (staged); say which
-        logger.warning(f"a second Ctrl-C stopped the save: {_left(keeper)}")
+    except KeyboardInterrupt as stop:  # the file is whole either way (staged); say which
+        # A stop signal (SIGTERM, ...) is a KeyboardInterrupt too: a scheduler's first one may land in a save that
+        # an error or a first Ctrl-C began.
+        stopped_by = stop.args[0] if isinstance(stop, Terminated) else "a second Ctrl-C"
+        logger.warning(f"{stopped_by} stopped the save: {_left(keeper)}")
         raise
     except Exception as error:
         return _not_saved(keeper, error)

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 from collections import namedtuple
 from pathlib import Path
@@ -27,6 +28,7 @@ from motif_lite.io.latents import SavedLatents, read_latents, save_latents
 from motif_lite.io.latents_saving import LatentsFile, LatentsSaveError, still_running
 from motif_lite.keeping import keep
 from motif_lite.request import RequestError
+from motif_lite.stopping import Terminated
 
 Usage = namedtuple("Usage", "total used free")
 
@@ -215,6 +217,17 @@ def test_a_second_ctrl_c_at_the_first_save_says_what_is_there(tmp_path, monkeypa
         keep(LatentsFile(tmp_path / "fox.mp4", given), stopped_state(tmp_path / "fox.mp4"))
     left = f"{given} is as it was when this run began" if resumed else "nothing is kept"
     assert caplog.text.rstrip().endswith(f"a second Ctrl-C stopped the save: {left}"), caplog.text
+
+
+def test_a_stop_signal_at_a_save_is_named_as_that_signal(tmp_path, monkeypatch, caplog):
+    # A scheduler's SIGTERM (a KeyboardInterrupt too) landing in the save a run's error began was "a second Ctrl-C".
+    def terminated(saved, path):
+        raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(latents_saving, "save_latents", terminated)
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(Terminated):
+        keep(LatentsFile(tmp_path / "fox.mp4", None), stopped_state(tmp_path / "fox.mp4"))
+    assert caplog.text.rstrip().endswith("SIGTERM stopped the save: nothing is kept"), caplog.text
 
 
 def test_resume_checks_the_model_paths_that_are_paths(tmp_path):
