@@ -3,7 +3,7 @@ blocks -> AdaLN output head -> unpatchify."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -122,7 +122,8 @@ class MotifVideoTransformer(nn.Module):
             ops=self.ops,
             attention=self.ops.attention,
         )
-        decoder_ctx = BlockContext(silu_temb, cos, sin, None, None, 0, self.ops, self.ops.decoder_attention)
+        # The DDT decoder attends over [decoder; encoder output], video tokens alone: no text keys to mask.
+        decoder_ctx = replace(ctx, mask=None, text_mask=None, image_len=0, attention=self.ops.decoder_attention)
         return Embedded(x, context, ctx, decoder_ctx, grid)
 
     def end_run(self) -> None:
