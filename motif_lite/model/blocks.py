@@ -40,20 +40,26 @@ def text_cross_kv(
     return projection.project_kv(text, ctx, rope=False)
 
 
-def text_cross_attention(
-    cross: nn.Module,
+def add_text_cross_attention(
+    target: torch.Tensor,
     attn_out: torch.Tensor,
+    cross: nn.Module,
     text_kv: tuple[torch.Tensor, torch.Tensor],
     block_attn: QKVProjection,
     ctx: BlockContext,
-    start: int = 0,
-) -> torch.Tensor:
-    """The residual text cross-attention of a block, whichever layout it has, over the text K/V of
-    `text_cross_kv`. start: the position of attn_out's first token in the video, when it is one piece of it (RoPE).
-    """
-    if isinstance(cross, CrossAttention):
-        return cross(attn_out, text_kv, ctx, start)
-    return cross(attn_out, text_kv, block_attn.norm_q, ctx, start)
+    token_chunk: int | None,
+) -> None:
+    """Add the residual text cross-attention of a block, whichever layout it has, over the text K/V of
+    `text_cross_kv`, to `target` [B, >= N, C] in place: queried by the video's attention output `attn_out`
+    [B, N, C] in pieces of `token_chunk` tokens (None: at once), each piece's onto the same rows of `target`. Each
+    piece reads only its own rows, so `target` may be `attn_out`'s own tensor."""
+    for start, piece in token_chunks(attn_out, token_chunk):
+        if isinstance(cross, CrossAttention):  # `start`: the piece's position in the video (RoPE)
+            added = cross(piece, text_kv, ctx, start)
+        else:
+            added = cross(piece, text_kv, block_attn.norm_q, ctx, start)
+        # add_ on the rows' view: `target[rows] += ...` would also issue a copy of the view onto itself
+        target[:, start : start + piece.shape[1]].add_(added)
 
 
 class DualStreamBlock(nn.Module):
@@ -86,11 +92,7 @@ class DualStreamBlock(nn.Module):
         del norm_context
         x = x + gate[:, None] * attn_out
         if text_kv is not None:  # per query piece of the joint attention's token_chunk, added in place to x's rows
-            for start, piece in token_chunks(attn_out, self.attn.token_chunk):
-                # add_ on the rows' view: `x[rows] += ...` would also issue a copy of the view onto itself
-                x[:, start : start + piece.shape[1]].add_(
-                    text_cross_attention(self.cross_attn, piece, text_kv, self.attn, ctx, start)
-                )
+            add_text_cross_attention(x, attn_out, self.cross_attn, text_kv, self.attn, ctx, self.attn.token_chunk)
         del attn_out, text_kv
 
         x = x + gate_ff[:, None] * self.ff(modulate(x, shift_ff, scale_ff))
@@ -180,9 +182,8 @@ class SingleStreamBlock(nn.Module):
                 text = normalize(whole)[:, text_start:] if whole is not None else normalize(context[:, ctx.image_len :])
                 text_kv = text_cross_kv(self.cross_attn, text, self.attn, ctx)
                 del text
-            for start, piece in token_chunks(attn_out[:, :n], self.token_chunk):
-                cross = text_cross_attention(self.cross_attn, piece, text_kv, self.attn, ctx, start)
-                attn_out[:, start : start + piece.shape[1]].add_(cross)  # not `+=`: no copy onto itself
+            video_out = attn_out[:, :n]
+            add_text_cross_attention(attn_out, video_out, self.cross_attn, text_kv, self.attn, ctx, self.token_chunk)
         return attn_out
 
     def self_attention(
