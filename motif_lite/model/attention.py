@@ -101,10 +101,6 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).flatten(2)
 
 
-def qk_norm(eps: float, head_dim: int) -> nn.RMSNorm:
-    return nn.RMSNorm(head_dim, eps=eps)
-
-
 QKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -150,8 +146,8 @@ class QKVProjection(nn.Module):
         self.to_q = nn.Linear(hidden, hidden)
         self.to_k = nn.Linear(hidden, hidden)
         self.to_v = nn.Linear(hidden, hidden)
-        self.norm_q = qk_norm(1e-6, head_dim)
-        self.norm_k = qk_norm(1e-6, head_dim)
+        self.norm_q = nn.RMSNorm(head_dim, eps=1e-6)
+        self.norm_k = nn.RMSNorm(head_dim, eps=1e-6)
         # Tokens per projection piece (None = a stream at once); set by runtime.chunking.
         self.token_chunk: int | None = None
 
@@ -191,8 +187,8 @@ class JointAttention(QKVProjection):
         self.add_q_proj = nn.Linear(hidden, hidden)
         self.add_k_proj = nn.Linear(hidden, hidden)
         self.add_v_proj = nn.Linear(hidden, hidden)
-        self.norm_added_q = qk_norm(1e-6, head_dim)
-        self.norm_added_k = qk_norm(1e-6, head_dim)
+        self.norm_added_q = nn.RMSNorm(head_dim, eps=1e-6)
+        self.norm_added_k = nn.RMSNorm(head_dim, eps=1e-6)
         self.to_out = nn.ModuleList([nn.Linear(hidden, hidden)])
         self.to_add_out = nn.Linear(hidden, hidden)
 
