@@ -147,10 +147,11 @@ class SingleStreamBlock(nn.Module):
             return (out[:, :n], out[:, n:]) if keep_context else (out, None)
         out = x.new_empty(x.shape[0], queries, x.shape[2])
         for start, tokens in pieces:
-            tokens = tokens[:, : queries - start]  # [B, 0, C] for a context piece nothing reads
-            if tokens.shape[1]:
-                rows = slice(start, start + tokens.shape[1])
-                out[:, rows] = tokens + gate[:, None] * self.mlp_and_project(normalize(tokens), attn_out[:, rows])
+            if start >= queries:  # a context piece nothing reads (keep_context=False)
+                continue
+            tokens = tokens[:, : queries - start]
+            rows = slice(start, start + tokens.shape[1])
+            out[:, rows] = tokens + gate[:, None] * self.mlp_and_project(normalize(tokens), attn_out[:, rows])
         return (out[:, :n], out[:, n:]) if keep_context else (out, None)
 
     def attend(
