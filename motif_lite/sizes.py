@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
@@ -187,16 +186,12 @@ def _numel(config: TransformerConfig) -> int:
 
 def stored_bytes(files: list[Path], dtype: torch.dtype) -> int:
     """Bytes of safetensors files as they will be loaded, from their headers: floating-point tensors in `dtype`,
-    the others as stored. (A GGUF file counts as stored: its header's `nbytes`.)"""
+    the others as stored. (A GGUF file counts as stored: its header's `nbytes`.) A file that is no safetensors one
+    (a Git LFS pointer, one cut short) is `read_header`'s `CheckpointError` naming it."""
     total = 0
     for path in files:
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    tensor = f.get_slice(name)
-                    stored = SAFETENSORS_DTYPES.get(tensor.get_dtype())
-                    itemsize = dtype.itemsize if stored is None or stored.is_floating_point else stored.itemsize
-                    total += math.prod(tensor.get_shape()) * itemsize
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise CheckpointError(f"cannot read {path} (corrupt or truncated safetensors?): {exc}") from exc
+        for tensor in read_header(path).tensors.values():
+            stored = SAFETENSORS_DTYPES.get(tensor.dtype)
+            itemsize = dtype.itemsize if stored is None or stored.is_floating_point else stored.itemsize
+            total += math.prod(tensor.shape) * itemsize
     return total

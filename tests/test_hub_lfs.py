@@ -96,6 +96,23 @@ def test_a_pointer_given_as_a_weights_file_or_gguf_is_named(tiny, tmp_path, no_n
         assert "a Git LFS pointer (" in problem and problem.split("; fix: ")[1] == LFS_FIX
 
 
+def test_the_text_encoders_loaded_size_is_read_as_every_header_is(tiny, tmp_path):
+    # `sizes.stored_bytes` (the text encoder's bytes in the memory plan) read the headers with safetensors' own
+    # reader: a pointer was "cannot read ... (corrupt or truncated safetensors?)", with no Git LFS fix.
+    import torch
+    from safetensors.torch import load_file
+
+    from motif_lite.sizes import stored_bytes
+
+    files = sorted((tiny[0] / "text_encoder").glob("*.safetensors"))
+    loaded = [t for file in files for t in load_file(file).values()]  # floats as they load in bf16, others as stored
+    expected = sum(t.numel() * (2 if t.is_floating_point() else t.element_size()) for t in loaded)
+    assert stored_bytes(files, torch.bfloat16) == expected
+    pointer = lfs_pointer(tmp_path / "model.safetensors")
+    with pytest.raises(LFSPointerError, match=r"model.safetensors: a Git LFS pointer \(\d+ bytes of text\)"):
+        stored_bytes([pointer], torch.bfloat16)
+
+
 def test_one_pointer_is_named_alone_and_one_a_gguf_replaces_is_no_problem(tiny, tmp_path, no_network):
     # One pointer is said in the singular; a run or check with a GGUF does not read the checkpoint's transformer
     # weights, so a pointer left there is no problem of either.
