@@ -222,6 +222,11 @@ def config_from_weights(shapes: Mapping[str, tuple[int, ...]], layout: str = "di
     num_decoder = num_single - (max(single_cross) + 1) if single_cross else min(DEFAULT_DECODER_LAYERS, num_single)
     ff_dim = _first_shape(shapes, r"(single_)?transformer_blocks\.\d+\.(ff\.net\.0\.proj|proj_mlp)\.weight")[0]
     image = shapes.get("image_embedder.linear_1.weight")
+    # The blocks build int(hidden * mlp_ratio): ff_dim / hidden may come back one short (453 / 448 * 448 is
+    # 452.99999...), so it is nudged up to the next float that gives ff_dim again.
+    mlp_ratio = ff_dim / hidden
+    while int(hidden * mlp_ratio) < ff_dim:
+        mlp_ratio = math.nextafter(mlp_ratio, math.inf)
     return TransformerConfig(
         in_channels=in_channels,
         out_channels=shape("proj_out.weight")[0] // (patch_t * patch * patch),
@@ -230,7 +235,7 @@ def config_from_weights(shapes: Mapping[str, tuple[int, ...]], layout: str = "di
         num_layers=num_layers,
         num_single_layers=num_single,
         num_decoder_layers=num_decoder,
-        mlp_ratio=ff_dim / hidden,
+        mlp_ratio=mlp_ratio,
         patch_size=patch,
         patch_size_t=patch_t,
         text_embed_dim=shape("context_embedder.linear_1.weight")[1],

@@ -301,6 +301,20 @@ def test_inference_without_cross_attention_falls_back_to_the_official_decoder_co
     assert TINY["num_decoder_layers"] == 1  # the tiny default is not what the fallback gives
 
 
+@pytest.mark.parametrize(("heads", "ff"), [(14, 453), (30, 965), (48, 6144)])  # hidden 448, 960, 1536
+def test_an_inferred_mlp_ratio_builds_the_feed_forward_the_weights_have(heads, ff):
+    # mlp_ratio = ff / hidden, and the blocks build int(hidden * mlp_ratio): 453 / 448 * 448 is 452.99999..., so a
+    # GGUF without a config of such a width was refused by its own shapes (a feed-forward of 452, not 453).
+    from motif_lite.weights.shapes import build_model
+
+    hidden = heads * TINY["attention_head_dim"]
+    config = TransformerConfig.from_dict({**TINY, "num_attention_heads": heads, "mlp_ratio": (ff + 0.5) / hidden})
+    shapes = {name: tuple(t.shape) for name, t in build_model(config).state_dict().items()}
+    assert shapes["single_transformer_blocks.0.proj_mlp.weight"] == (ff, hidden)
+    rebuilt = build_model(config_from_weights(shapes)).state_dict()
+    assert {name: tuple(t.shape) for name, t in rebuilt.items()} == shapes
+
+
 @pytest.mark.parametrize("layout", ["original", "pr"])
 def test_shared_layout_names_round_trip_and_a_mixed_checkpoint_is_refused(layout):
     ours = "single_transformer_blocks.3.cross_attn.query_proj.weight"
