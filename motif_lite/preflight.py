@@ -562,10 +562,11 @@ def plan_generation(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
         text_encoder, first_step,
     )  # fmt: skip
-    return plan_memory(
+    plan = plan_memory(
         inputs, budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30),
     )  # fmt: skip
+    return dataclasses.replace(plan, attention=attention)
 
 
 def _planner_inputs(

@@ -4,6 +4,7 @@ motif-lite error that says what to pass, never a torch traceback from inside the
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -900,3 +901,64 @@ def test_the_compile_time_is_told_for_the_first_run_at_its_shapes_only(checkpoin
     assert compile_seconds(48, 0) is not None  # the first run at 48x32: it compiled
     assert compile_seconds(48, 1) is None  # the same shapes: nothing compiled
     assert compile_seconds(64, 0) is not None  # another size compiles again
+
+
+@pytest.mark.parametrize(
+    ("planned", "loaded", "said"),
+    [
+        ({}, {"step_cache": 0.05}, "made without a step cache's tensors .* plan_generation\\(..., step_cache=True\\)"),
+        ({"step_cache": True}, {}, "made with a step cache's tensors .* plan_generation\\(..., step_cache=False\\)"),
+        ({"step_cache": True}, {"step_cache": 0}, "made with a step cache's tensors .*a threshold of 0, which stores"),
+        ({}, {"attention": "int8"}, 'made for attention="exact" .* plan_generation\\(..., attention="int8"\\)'),
+        ({"attention": "int8"}, {}, 'made for attention="int8" .*attention="exact"\\), or load with attention="int8"'),
+    ],
+)
+def test_a_plan_made_for_other_options_is_refused_before_loading(checkpoint, no_weights, planned, loaded, said):
+    # Before: a plan made without the step cache's (or 8-bit attention's) tensors loaded without a word, and the
+    # run could then need more memory than the plan's budget.
+    request, _ = GenerationRequest("x", **TINY).resolve()
+    plan = plan_generation(request, checkpoint, dtype="fp32", device="cpu", **planned)
+    with pytest.raises(ConfigError, match=f"^the memory plan was {said}") as error:
+        load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", plan=plan, **loaded)
+    assert "\n" not in str(error.value)
+
+
+def test_a_plan_matches_the_options_it_was_made_for(checkpoint):
+    from motif_lite.pipeline.loading import _check_plan_matches
+    from motif_lite.runtime.step_cache import StepCacheConfig
+
+    cpu = torch.device("cpu")
+    request, _ = GenerationRequest("x", **TINY).resolve()
+    for step_cache, attention, config in ((False, "exact", None), (False, "exact", StepCacheConfig(0)),
+                                          (True, "int8", StepCacheConfig(0.05))):  # fmt: skip
+        plan = plan_generation(request, checkpoint, device="cpu", step_cache=step_cache, attention=attention)
+        assert (plan.step_cache, plan.attention) == (step_cache, attention)
+        _check_plan_matches(plan, cpu, config, attention)  # no error
+
+
+def test_a_request_beyond_the_plan_is_noted(checkpoint, tmp_path):
+    # Before: a pipeline loaded with a plan for 48x32x5 generated a larger video without a word.
+    request, _ = GenerationRequest("x", **TINY).resolve()
+    plan = plan_generation(request, checkpoint, dtype="fp32", device="cpu", vram_gib=64)
+    planned = load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", plan=plan)
+    beyond = "the memory plan was made for, so it may run out of device memory"
+    within = GenerationRequest("x", **{**TINY, "width": 32}, output=tmp_path / "within.mp4")
+    assert not [n for n in planned.generate(within, keep_latents=False).notes if beyond in n]
+    larger = GenerationRequest("x", **{**TINY, "frames": 9}, output=tmp_path / "larger.mp4")
+    notes = [n for n in planned.generate(larger, keep_latents=False).notes if beyond in n]
+    assert notes == [
+        f"this 48x32x9 text-to-video is beyond the 48x32x5 text-to-video {beyond}: a plan made for the largest video "
+        "asked for counts what it needs"
+    ]
+
+
+def test_image_to_video_on_a_text_to_video_plan_is_noted(checkpoint):
+    request, _ = GenerationRequest("x", **TINY).resolve()
+    plan = plan_generation(request, checkpoint, device="cpu")
+    assert plan.uncovered_note(48, 32, 5, image=False) is None
+    assert plan.uncovered_note(32, 48, 5, image=False) is None  # as many pixels a frame: what --max-video counts
+    assert "this 48x32x5 image-to-video is beyond the 48x32x5 text-to-video" in plan.uncovered_note(48, 32, 5, True)
+    image_plan = dataclasses.replace(plan, image=True)
+    assert image_plan.uncovered_note(48, 32, 5, image=True) is None
+    assert image_plan.uncovered_note(48, 32, 5, image=False) is None  # text-to-video needs less
+    assert "48x48x5 image-to-video is beyond the 48x32x5 image-to-video" in image_plan.uncovered_note(48, 48, 5, True)

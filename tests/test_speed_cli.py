@@ -320,3 +320,32 @@ def test_a_dry_run_refuses_strict_int8_attention_on_a_gpu_without_int8_tensor_co
     flags = ("--dry-run", "--device", "cuda", "--vram", "8", "--kernels", "triton", "--attention", "int8")
     assert cli.main([*run_args(checkpoint, tmp_path / "fox.gif"), *flags]) == cli.EXIT_USER_ERROR
     assert "--attention int8 needs INT8 tensor cores" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("speed", [("--step-cache", "0.05", "--attention", "int8"), ("--step-cache", "0")])
+def test_run_and_serve_make_their_plan_for_the_options_they_load_with(checkpoint, tmp_path, monkeypatch, speed):
+    # load_pipeline refuses a plan made for another step cache or attention: run and serve make theirs from the
+    # same flags they load with.
+    import torch
+
+    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.pipeline.loading import _check_plan_matches
+    from motif_lite.preflight import step_cache_setting
+    from motif_lite.server.app import ServerConfig
+
+    plans = []
+
+    def checking_load(*args, **kwargs):
+        plans.append(kwargs["plan"])
+        cache = step_cache_setting(kwargs["step_cache"])
+        _check_plan_matches(kwargs["plan"], torch.device("cpu"), cache, kwargs["attention"])
+        raise KeyboardInterrupt  # stop right there: the plan matched
+
+    monkeypatch.setattr(pipeline, "load_pipeline", checking_load)
+    assert cli.main(run_args(checkpoint, tmp_path / "fox.gif", "--vram", "64", *speed)) == cli.EXIT_INTERRUPTED
+    flags = ("-m", str(checkpoint), "--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "--vram", "64")
+    args = cli.build_parser().parse_args(["serve", *flags, *speed])
+    args.weights = {}  # what serve.main reads from --weights
+    with pytest.raises(KeyboardInterrupt):
+        _load_served_pipeline(args, ServerConfig(model_name="tiny"), [])
+    assert len(plans) == 2 and None not in plans

@@ -410,6 +410,8 @@ class MotifVideoPipeline:
         if self.warns_long_cpu_runs and self.device.type == "cpu":  # before hours of work start without a word
             self._warn_long_cpu_run(request, settings)
         notes = notes + self._run_notes(settings, resume)  # a new list: `resolved`'s is the caller's
+        if (beyond := self._beyond_plan_note(request)) is not None:
+            notes.append(beyond)
         progress = on_progress or (lambda stage, done, total: None)
         measures = _StageMeasures()
         begin = time.perf_counter()
@@ -440,6 +442,14 @@ class MotifVideoPipeline:
             notes += other_model_notes(resume.run, self.model_flags(), "this pipeline's model")
             notes += changed_file_notes(resume.run, self.model_flags())
         return notes
+
+    def _beyond_plan_note(self, request: GenerationRequest) -> str | None:
+        """The note for a request the memory plan the pipeline loaded with was not made for (`Plan.uncovered_note`);
+        None without a plan."""
+        plan = self._transformer_recipe.plan if self._transformer_recipe is not None else None
+        if plan is None:
+            return None
+        return plan.uncovered_note(request.width, request.height, request.frames, request.conditions_on_image)
 
     def _warn_long_cpu_run(self, request: GenerationRequest, settings: Settings) -> None:
         """Log the estimate `motif-lite run` would ask about (`cpu_time_note`), in the Python API's keywords, when

@@ -71,7 +71,8 @@ def load_pipeline(
     `transformer/config.json`. `model` may also be the `ModelSources` that `preflight` / `locate_sources` found
     (then `gguf` is ignored). Every check that needs no weights runs first (`preflight`): one error lists every
     problem. The text encoder is loaded on the CPU and visits `device` only while prompts are encoded. `plan`
-    (from `plan_generation`): load on the CPU, then stream / chunk / tile as the memory plan says instead of
+    (from `plan_generation`, made with this call's `step_cache` and `attention`: a plan made for others is refused
+    before loading): load on the CPU, then stream / chunk / tile as the memory plan says instead of
     putting everything on `device` (without one, a warning when the official video would not fit the GPU by the
     planner's estimate). `dtype`: torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16",
     "float32", ...); None: float16 on a GPU before compute capability 8.0 (no bfloat16 tensor cores), else
@@ -125,7 +126,7 @@ def load_pipeline(
 
         def device_checks(target: torch.device) -> None:  # with the device's own check: before any download
             check_speed_on_device(target, attention, kernels, attention_backend, compile, asked)
-            _check_plan_device(plan, target)
+            _check_plan_matches(plan, target, cache_setting, attention)
 
         sources, target = preflight(model, gguf, device, kernels, text_encoder_gguf=text_encoder_gguf, weights=weights,
                                     quantize=quantize, text_encoder_quantize=text_encoder_quantize,
@@ -216,18 +217,36 @@ def _check_argument_types(
     refuse_wrong_weights(weights)  # as locate_sources and check_setup refuse it
 
 
-def _check_plan_device(plan: Plan | None, target: torch.device) -> None:
-    """Raise `ConfigError` for a memory plan made for another device than the one loaded on: it places the VAE and
-    the streamed blocks on its own device, which failed once the text encoder had loaded (or ran on another GPU)."""
+def _check_plan_matches(
+    plan: Plan | None, target: torch.device, cache_config: StepCacheConfig | None, attention: str
+) -> None:
+    """Raise `ConfigError` for a memory plan made for another device than the one loaded on (it places the VAE and
+    the streamed blocks on its own device, which failed once the text encoder had loaded, or ran on another GPU),
+    or whose estimates count another step cache or attention than the pipeline loads with: a plan made without a
+    step cache's or 8-bit attention's tensors can run out of memory with them, one made with them streams more
+    than it needs to."""
     if plan is None:
         return
     planned = torch.device(plan.device)
-    if is_same_device(planned, target):
-        return
-    raise ConfigError(
-        f"the plan is for {planned} and load_pipeline loads on {target}: make the plan for that device "
-        f'(plan_generation(..., device="{target}")) or load on the plan\'s (device="{planned}")'
-    )
+    if not is_same_device(planned, target):
+        raise ConfigError(
+            f"the plan is for {planned} and load_pipeline loads on {target}: make the plan for that device "
+            f'(plan_generation(..., device="{target}")) or load on the plan\'s (device="{planned}")'
+        )
+    caches = cache_config is not None and cache_config.threshold > 0  # a threshold of 0 stores nothing
+    if plan.step_cache != caches:
+        made = "with a step cache's tensors" if plan.step_cache else "without a step cache's tensors"
+        loads = "a step cache" if caches else "no step cache (or a threshold of 0, which stores nothing)"
+        raise ConfigError(
+            f"the memory plan was made {made} and load_pipeline loads with {loads}: make the plan with "
+            f"plan_generation(..., step_cache={caches}), or load with the step cache the plan was made for"
+        )
+    if plan.attention != attention:
+        raise ConfigError(
+            f'the memory plan was made for attention="{plan.attention}" and load_pipeline loads with '
+            f'attention="{attention}": make the plan with plan_generation(..., attention="{attention}"), or load '
+            f'with attention="{plan.attention}"'
+        )
 
 
 def _warn_of_device_fit(

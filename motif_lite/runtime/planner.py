@@ -139,6 +139,11 @@ class Plan:
     heads_per_call: int | None = None  # single-stream blocks attend this many heads at a time (None: all at once)
     streamed_bytes: int = 0  # the streamed transformer blocks' weights: copied to the device at every forward
     num_blocks: int = 0  # the transformer's streamable blocks
+    # What the estimates count that the pipeline must load with (`load_pipeline` refuses another): a step cache's
+    # tensors through the denoising (a threshold > 0), and the attention ("int8": its quantized K/V workspace; set
+    # by `plan_generation`, which knows it by name: `plan_memory` is given the workspace alone).
+    step_cache: bool = False
+    attention: str = "exact"
 
     @property
     def peak_bytes(self) -> int:
@@ -148,6 +153,20 @@ class Plan:
     def reserved_bytes(self) -> int:
         """What the caching allocator is expected to reserve at the peak (an estimate, see RESERVED_RATIO)."""
         return int(self.peak_bytes * RESERVED_RATIO)
+
+    def uncovered_note(self, width: int, height: int, frames: int, image: bool) -> str | None:
+        """A note for a video this plan's estimates do not cover: more pixels a frame or more frames than it was
+        made for (as the server's --max-video counts them), or image-to-video (`image`) on a text-to-video plan.
+        None when it is covered. A note, not an error: the estimates have a margin, and the caller may know better."""
+        larger = width * height > self.width * self.height or frames > self.frames
+        if not larger and (self.image or not image):
+            return None
+        kinds = ("text-to-video", "image-to-video")
+        return (
+            f"this {width}x{height}x{frames} {kinds[image]} is beyond the {self.width}x{self.height}x{self.frames} "
+            f"{kinds[self.image]} the memory plan was made for, so it may run out of device memory: a plan made for "
+            "the largest video asked for counts what it needs"
+        )
 
     def in_words(self) -> str:
         """The plan for a GPU in one line for its user: the peak against the budget, and what is moved or cut to
@@ -552,7 +571,7 @@ def plan_memory(
             if plan.cfg_batch < cfg_batch:
                 batched = _batched_vram((p for p, _, _ in ladder.candidates(inputs)), budget_bytes)
                 plan = replace(plan, batched_vram_gib=batched)
-            return replace(plan, host=host)
+            return replace(plan, host=host, step_cache=step_cache)
         plans.append(plan)
     smallest = min(plans, key=lambda p: p.peak_bytes)
     raise _no_plan_fits(inputs, smallest, ladder)
