@@ -962,3 +962,17 @@ def test_image_to_video_on_a_text_to_video_plan_is_noted(checkpoint):
     assert image_plan.uncovered_note(48, 32, 5, image=True) is None
     assert image_plan.uncovered_note(48, 32, 5, image=False) is None  # text-to-video needs less
     assert "48x48x5 image-to-video is beyond the 48x32x5 image-to-video" in image_plan.uncovered_note(48, 48, 5, True)
+
+
+def test_step_cache_blocks_the_encoder_has_not_are_refused_before_loading(checkpoint, no_weights):
+    # Before: load_pipeline loaded, and every generate failed after encoding its prompts.
+    from motif_lite.runtime.step_cache import StepCacheConfig
+
+    config = locate_sources(checkpoint).transformer.value
+    encoder_blocks = config.num_layers + config.num_encoder_single_layers
+    with pytest.raises(ConfigError) as error:
+        load_pipeline(checkpoint, dtype="fp32", device="cpu", step_cache=StepCacheConfig(0.05, blocks=1000))
+    assert str(error.value) == (
+        f"step cache blocks=1000: the encoder has only {encoder_blocks} blocks; give blocks from 1 to "
+        f"{encoder_blocks - 1} (1, the default, probes with the first block)"
+    )

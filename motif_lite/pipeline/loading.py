@@ -139,6 +139,8 @@ def load_pipeline(
         with devices.on_device(target):
             backend_name = attention_backend if attention == "exact" else "auto"  # int8 chooses no exact kernel
             cache_config, backend = check_speed(target, kernels, backend_name, cache_setting, parallel, dtype)
+            if cache_config is not None:  # else it fails only in generate, once the prompts are encoded
+                cache_config.check_blocks(sources.transformer.value)
             lora_files = check_loras(specs, sources)
             if plan is None and parallel is None:  # everything goes on the device: on a small GPU, a sure out-of-memory
                 memory = unplanned_memory_warning(sources, dtype, target, kernels, attention, batch_guidance, given)

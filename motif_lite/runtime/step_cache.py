@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
 from motif_lite.model.transformer import MotifVideoTransformer
 
@@ -51,6 +52,16 @@ class StepCacheConfig:
             raise ConfigError(f"step cache threshold must be a finite number >= 0, got {self.threshold!r}")
         if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 1:
             raise ConfigError(f"step cache blocks must be an integer >= 1, got {self.blocks!r}")
+
+    def check_blocks(self, config: TransformerConfig) -> None:
+        """Raise `ConfigError` when the probe's `blocks` leave no encoder block of a transformer of `config` to skip
+        (its dual-stream blocks and the single-stream ones before the DDT decoder)."""
+        encoder_blocks = config.num_layers + config.num_encoder_single_layers
+        if self.blocks >= encoder_blocks:
+            raise ConfigError(
+                f"step cache blocks={self.blocks}: the encoder has only {encoder_blocks} blocks; give blocks from 1 "
+                f"to {encoder_blocks - 1} (1, the default, probes with the first block)"
+            )
 
 
 def threshold_note(threshold: float) -> str | None:
@@ -90,9 +101,7 @@ class StepCache:
     """Runs the transformer for one sampling run, reusing the skipped part's residual where allowed."""
 
     def __init__(self, transformer: MotifVideoTransformer, config: StepCacheConfig, steps: int) -> None:
-        encoder_blocks = len(transformer.transformer_blocks) + transformer.config.num_encoder_single_layers
-        if config.blocks >= encoder_blocks:
-            raise ConfigError(f"step cache blocks={config.blocks}: the encoder has only {encoder_blocks} blocks")
+        config.check_blocks(transformer.config)
         self.transformer, self.config, self.steps = transformer, config, steps
         self.branches: dict[str, _Branch] = {}
         self.reused = 0  # predictions (one per branch and step) served from the cache
