@@ -1215,6 +1215,10 @@ def test_a_memory_plan_for_another_device_is_said_before_the_checkpoint_download
     with pytest.raises(MotifLiteError, match="^the plan is for cuda and load_pipeline loads on cpu: make the plan "):
         load_pipeline(MOTIF_REPO, device="cpu", plan=plan)
     assert fake_hub.downloads == []
+    cpu_plan = plan_generation(request, MOTIF_REPO, device="cpu")  # made without the step cache, loaded with it
+    with pytest.raises(MotifLiteError, match="^the memory plan was made without a step cache's tensors"):
+        load_pipeline(MOTIF_REPO, device="cpu", plan=cpu_plan, step_cache=0.05)
+    assert fake_hub.downloads == []
 
 
 def test_load_pipelines_fixed_attention_backend_is_checked_in_its_dtype_before_the_checkpoint_downloads(
