@@ -14,7 +14,6 @@ import pytest
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
-from fuzz_checks import read_or_refused_naming  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
 from motif_lite.errors import MotifLiteError  # noqa: E402
@@ -150,10 +149,18 @@ def listed_jobs(root: Path) -> tuple:
 
 
 def opened_or_refused(root: Path, unedited: tuple) -> None:
-    """Refused with `MotifLiteError` naming the database, or opened listing the very jobs of the unedited one (a
-    store that started over on an empty database, or lost rows, passed when any opening did)."""
-    with read_or_refused_naming(MotifLiteError, "jobs.sqlite3"):
-        assert listed_jobs(root) == unedited, "a damaged database read with other jobs"
+    """Refused with `MotifLiteError` naming the database, and the file left as it was, or opened listing the very
+    jobs of the unedited one (a store that started over on an empty database, or lost rows, passed when any opening
+    did)."""
+    database = root / "jobs.sqlite3"
+    damaged = database.read_bytes()
+    try:
+        jobs = listed_jobs(root)
+    except MotifLiteError as exc:
+        assert "jobs.sqlite3" in str(exc), f"{exc} does not name jobs.sqlite3"
+        assert database.read_bytes() == damaged, f"a refused database was rewritten: {exc}"
+        return
+    assert jobs == unedited, "a damaged database read with other jobs"
 
 
 def test_a_database_cut_short_or_with_flipped_bytes_is_refused_and_left_as_it_is(tmp_path):
