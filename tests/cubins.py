@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 triton = pytest.importorskip("triton")
+from missing_tools import skip_here_fail_on_ci  # noqa: E402
 from triton.runtime.jit import JITFunction  # noqa: E402
 
 from motif_lite.kernels import attention_int8, compiled, dequant_matmul  # noqa: E402
@@ -42,10 +43,7 @@ def skip_without_cuda_tools() -> None:
     tool = missing_cuda_tool()
     if tool is None:
         return
-    message = f"no {tool} with this Triton: cannot build or read cubins here"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    skip_here_fail_on_ci(f"no {tool} with this Triton: cannot build or read cubins here")
 
 
 def _built(kernel: object, capability: int, build: Callable[[], dict]) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
+from missing_tools import skip_here_fail_on_ci  # noqa: E402
 from server_helpers import InProcessServer, wait_for  # noqa: E402
 from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
@@ -42,10 +42,7 @@ def browser():
     else:
         selenium = webdriver
     if selenium is None or CHROMIUM is None or CHROMEDRIVER is None:
-        message = "needs selenium and Debian's chromium + chromium-driver (see .ci/run)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_here_fail_on_ci("needs selenium and Debian's chromium + chromium-driver (see .ci/run)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
