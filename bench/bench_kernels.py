@@ -4,8 +4,10 @@
     TRITON_INTERPRET=1 pytest bench/bench_kernels.py    # CPU smoke: tiny shapes, interpreted
 
 Each benchmark adds a row (mean ms, `tflops`, or `gbps` for the memory-bound norms) to the report's table "Kernels
-vs torch baselines"; pytest-benchmark's groups put a kernel next to its baseline. TRITON_INTERPRET must be set
-before triton is imported, hence on the command line.
+vs torch baselines"; pytest-benchmark's groups put a kernel next to its baseline. Before timing, each Triton row
+checks in the same run that its output agrees with its torch baseline's (`check_agrees`, recorded as
+`rel_err_vs_torch`): a fast but wrong kernel fails instead of reporting a speed-up. The interpreter's smoke run
+checks the same on the CPU. TRITON_INTERPRET must be set before triton is imported, hence on the command line.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
+from helpers import rel_diff
 
 from motif_lite.kernels import patterns
-from motif_lite.kernels.reference import dequant_linear_torch
+from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
 from motif_lite.model import ops
 
 CUDA = torch.cuda.is_available()
@@ -33,6 +36,21 @@ BLOCK = 128 if CUDA else 16
 
 
 TABLE = "Kernels vs torch baselines" + ("" if CUDA else " (CPU interpreter smoke run: times mean nothing)")
+
+
+# How far a Triton output may be from its torch baseline's (relative L2). bf16 keeps 8 significant bits, and the
+# two paths round at different steps, so they differ by a few times its 2^-9 rounding error (bf16_bounds.py
+# measures 1e-3 to 1e-2 between paths at the tests' shapes); the interpreter's float32 differs by the order of
+# accumulation only. A wrong kernel misses by order 1.
+AGREE = {torch.bfloat16: 2e-2, torch.float32: 1e-4}
+
+
+def check_agrees(benchmark, triton_out: torch.Tensor, torch_out: torch.Tensor) -> None:
+    """Fail the row unless the Triton output is within AGREE of its torch baseline's; record the error."""
+    error = rel_diff(triton_out, torch_out)
+    benchmark.extra_info["rel_err_vs_torch"] = error
+    bound = AGREE[torch_out.dtype]
+    assert error <= bound, f"the Triton output is {error:.3g} from torch's (relative L2), past {bound:g}"
 
 
 def run(benchmark, report, fn: Callable[[], object], flops: float = 0.0, nbytes: float = 0.0) -> None:
@@ -48,7 +66,8 @@ def run(benchmark, report, fn: Callable[[], object], flops: float = 0.0, nbytes:
     mean = benchmark.stats.stats.mean
     benchmark.extra_info.update({"tflops": flops / mean / 1e12, "gbps": nbytes / mean / 1e9})
     report.add(TABLE, benchmark=benchmark.name, mean_ms=mean * 1e3, tflops=flops / mean / 1e12 if flops else None,
-               gbps=nbytes / mean / 1e9 if nbytes else None)  # fmt: skip
+               gbps=nbytes / mean / 1e9 if nbytes else None,
+               rel_err_vs_torch=benchmark.extra_info.get("rel_err_vs_torch"))  # fmt: skip
 
 
 def packed_weight(qtype: Q, rows: int, cols: int) -> torch.Tensor:
@@ -73,6 +92,8 @@ def test_dequant_matmul(benchmark, bench_report, impl: str, qtype: Q) -> None:
         "torch-dequant+linear": lambda: dequant_linear_torch(x, packed, qtype, FF, HIDDEN),
         "bf16-linear": lambda: F.linear(x, dense),
     }
+    if impl == "triton":
+        check_agrees(benchmark, fns["triton"](), fns["torch-dequant+linear"]())
     run(benchmark, bench_report, fns[impl], flops=2 * TOKENS * FF * HIDDEN)
 
 
@@ -84,6 +105,8 @@ def test_layer_norm_modulate(benchmark, bench_report, impl: str) -> None:
     x = torch.randn(1, 8 * TOKENS, HIDDEN, device=DEVICE, dtype=DTYPE)
     shift, scale = torch.randn(2, 1, HIDDEN, device=DEVICE, dtype=DTYPE).unbind(0)
     fn = norm.layer_norm_modulate if impl == "triton" else ops.layer_norm_modulate
+    if impl == "triton":
+        check_agrees(benchmark, fn(x, shift, scale), ops.layer_norm_modulate(x, shift, scale))
     run(benchmark, bench_report, lambda: fn(x, shift, scale), nbytes=2 * x.numel() * x.element_size())
 
 
@@ -96,9 +119,12 @@ def test_rms_norm_rope(benchmark, bench_report, impl: str) -> None:
     x = torch.randn(1, length, HEADS * HEAD_DIM, device=DEVICE, dtype=DTYPE).view(1, length, HEADS, HEAD_DIM)
     x = x.transpose(1, 2)  # the model's head view
     weight = torch.ones(HEAD_DIM, device=DEVICE, dtype=DTYPE)
-    angles = torch.rand(length - 64, HEAD_DIM, device=DEVICE)  # the last 64 tokens (text) unrotated
+    text = 64 if CUDA else 16  # the last tokens (text) are unrotated; the smoke run's 64 tokens keep 48 rotated
+    angles = torch.rand(length - text, HEAD_DIM, device=DEVICE)
     cos, sin = angles.cos(), angles.sin()  # once, as the model does per forward: not timed
     fn = norm.rms_norm_rope if impl == "triton" else ops.rms_norm_rope
+    if impl == "triton":
+        check_agrees(benchmark, fn(x, weight, 1e-6, cos, sin), ops.rms_norm_rope(x, weight, 1e-6, cos, sin))
     run(benchmark, bench_report, lambda: fn(x, weight, 1e-6, cos, sin), nbytes=2 * x.numel() * x.element_size())
 
 
@@ -119,6 +145,10 @@ def test_decoder_attention(benchmark, bench_report, impl: str) -> None:
         "triton-sparse-w2": lambda: block_sparse_attention(q, k, v, None, tiles, BLOCK),
         "sdpa": lambda: F.scaled_dot_product_attention(q, k, v),
     }
+    if impl == "triton-dense":
+        check_agrees(benchmark, fns[impl](), fns["sdpa"]())
+    elif impl == "triton-sparse-w2":
+        check_agrees(benchmark, fns[impl](), block_sparse_attention_torch(q, k, v, None, tiles, BLOCK))
     # Dense-equivalent FLOPs, so the sparse row's tflops reads as an effective speed.
     run(benchmark, bench_report, fns[impl], flops=4 * HEADS * q.shape[2] * k.shape[2] * HEAD_DIM)
     benchmark.extra_info["tile_density"] = tiles.float().mean().item() if "sparse" in impl else 1.0
