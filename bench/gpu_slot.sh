@@ -9,7 +9,7 @@
 #   core      the GPU suite's own file, the 8-bit runtime and the no-sync step (tests/test_cuda.py: the
 #             transformer with Triton ops, every kernel compiled, streaming, the planner's peaks; no
 #             fallback; tests/test_launches.py: a step under set_sync_debug_mode('error'))       60-300 s
-#   norms     the two norm kernels against torch (rms_norm_rope rewritten 2026-12-01, untimed)   20-60 s
+#   norms     the two norm kernels against torch, timed (rms_norm_rope rewritten 2026-12-01)      20-60 s
 #   int8      8-bit attention vs SDPA and sageattention, and the 720p forwards                   60-200 s
 #   speed480  s/step at 832x480x49: diffusers, ours, with int8 attention, compiled, fp8 weights   90-220 s
 #             (3 steps)
@@ -28,7 +28,7 @@
 # OUT_DIR/STEP.md / .json; all of it is packed into OUT_DIR.tar.gz at the end, also when a step failed or ran out
 # of time. Run `bash bench/gpu_wheels.sh .whl` first where the GPU machine has no network: the wheels in .whl/ (if
 # present) are installed before the first step.
-# MOTIF_LITE_SLOT_DRY=1 rehearses it all on a CPU (bench/test_gpu_slot.py): nothing installed, no GPU needed, every
+# MOTIF_LITE_SLOT_DRY=1 rehearses it all on a CPU (tests/test_gpu_slot.py): nothing installed, no GPU needed, every
 # step's pytest run with the GPU tests skipping.
 # The interpreter is $PYTHON, else python3, else python. Exit status: 0 if every step that ran passed, 2 if the
 # machine check failed (no step ran).
