@@ -5,6 +5,7 @@ is (a stopped run's state lost, a partial file left behind); caught, they unwind
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -65,4 +66,22 @@ def exit_with(code: int) -> NoReturn:
     with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
         for signum in (signal.SIGINT, *STOP_SIGNALS):
             signal.signal(signum, signal.SIG_IGN)
+    if code == EXIT_INTERRUPTED:
+        _end_by_sigint()
     sys.exit(code)
+
+
+def _end_by_sigint() -> None:
+    """End this process by SIGINT itself, as Python does after an uncaught Ctrl-C (the shell still shows 130). A
+    shell running the command in a loop (`while read -r prompt; do motif-lite run ...; done`) gets the Ctrl-C too,
+    and stops the loop only when the program died of it: one that exits with 130 handled the Ctrl-C, so the loop
+    went on with its next prompt and a second Ctrl-C was needed for every line left. Not on Windows, which has no
+    such ending (there the exit status stays 130)."""
+    if os.name != "posix":
+        return
+    for stream in (sys.stdout, sys.stderr):  # what they hold: the process ends without Python's own flush
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    with contextlib.suppress(ValueError):  # not the main thread: exit with 130 instead
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
