@@ -1,6 +1,7 @@
 """Notes on a prompt the text encoder may not read as the user means it: one mostly in another script than Latin
-(the training captions were English only), and other tools' syntax that is read as plain text here (ComfyUI's and
-A1111's weights, A1111's LoRA tags). Notes only: the prompt is never rewritten."""
+(the training captions were English only), a line of a text file with its byte-order mark or Windows line end, and
+other tools' syntax that is read as plain text here (ComfyUI's and A1111's weights, A1111's LoRA tags). Notes only:
+the prompt is never rewritten."""
 
 from __future__ import annotations
 
@@ -34,6 +35,27 @@ def language_notes(text: str, label: str) -> list[str]:
         f"the {label} is mostly in {language}: the model was trained on English captions only, so it may follow "
         f"this {label} loosely; an English translation is what it knows best"
     ]
+
+
+def line_end_notes(text: str, label: str) -> list[str]:
+    """Notes on what a text file adds to a line read from it: a byte-order mark first (U+FEFF, a file saved as "UTF-8
+    with BOM") and a carriage return last (a Windows line end, CRLF). `while read -r prompt` keeps both, and the text
+    encoder reads each as a character of its own: the video differs from the prompt's as typed, without a word. A
+    carriage return inside a prompt (a web form's multi-line text) is left alone."""
+    notes = []
+    if text.startswith("\ufeff"):
+        notes.append(
+            f"the {label} starts with U+FEFF, a byte-order mark (a file saved as UTF-8 with BOM), which the text "
+            f"encoder reads as a character: the video differs from the {label} without it; remove it (save the "
+            "file as UTF-8 without BOM)"
+        )
+    if text.endswith("\r"):
+        notes.append(
+            f"the {label} ends with a carriage return (\\r: a Windows line end, CRLF, of a file read line by line), "
+            f"which the text encoder reads as a character: the video differs from the {label} without it; remove it "
+            "(tr -d '\\r' < prompts.txt, or prompt=${prompt%$'\\r'} in a shell loop)"
+        )
+    return notes
 
 
 # Other tools' prompt syntax, which the text encoder reads as plain text here (as in diffusers' pipeline):

@@ -394,6 +394,26 @@ def test_a_prompt_mostly_in_another_script_than_latin_is_noted(tmp_path):
     assert note.startswith("the negative prompt is mostly in Chinese") and note.endswith("what it knows best")
 
 
+def test_a_prompt_file_lines_bom_and_windows_line_end_are_noted(tmp_path):
+    # `while IFS= read -r prompt` over a file saved on Windows keeps its BOM and each line's "\r", which the text
+    # encoder reads as characters: another video than the prompt's as typed. Said, never removed.
+    def line_notes(**fields) -> list[str]:
+        request = GenerationRequest(**{"prompt": "a fox", "output": tmp_path / "fox.mp4", **fields})
+        resolved, notes = request.resolve()
+        assert resolved.prompt == request.prompt  # the prompt as given
+        return [note for note in notes if "byte-order mark" in note or "carriage return" in note]
+
+    assert line_notes() == [] and line_notes(prompt="a fox\r\nin snow") == []  # a web form's two lines
+    (bom,) = line_notes(prompt="\ufeffa fox")
+    assert bom.startswith("the prompt starts with U+FEFF, a byte-order mark") and "UTF-8 without BOM" in bom
+    (crlf,) = line_notes(prompt="a fox\r")
+    assert crlf.startswith("the prompt ends with a carriage return (\\r: a Windows line end, CRLF")
+    assert crlf.endswith("(tr -d '\\r' < prompts.txt, or prompt=${prompt%$'\\r'} in a shell loop)")
+    assert len(line_notes(prompt="\ufeffa fox\r")) == 2  # the first line of such a file
+    (negative,) = line_notes(negative_prompt="blurry\r")
+    assert negative.startswith("the negative prompt ends with a carriage return")
+
+
 def test_other_tools_prompt_syntax_is_noted_as_read_as_text(tmp_path):
     # ComfyUI's and A1111's weights and A1111's LoRA tags reach the text encoder as text here (as in diffusers).
     def syntax_notes(**fields) -> list[str]:
