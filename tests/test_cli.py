@@ -915,6 +915,22 @@ def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpo
     assert not list(tmp_path.glob("*.latents.safetensors")) and not second.exists()
 
 
+def test_a_stopped_batch_names_the_videos_it_finished(checkpoint, tmp_path, capsys, monkeypatch):
+    # Ctrl-C in the third video: the notes named the videos to make again, not those written, and the user could
+    # only tell finished files from the one being written by their names.
+    def stop_in_the_third_encode(self, stage, done, total):
+        if stage == "encode" and (tmp_path / "fox-2.mp4").exists():
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProgressBars, "__call__", stop_in_the_third_encode)
+    args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", "4")
+    assert cli.main([*args, "-s", "2"]) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    first, second = tmp_path / "fox-1.mp4", tmp_path / "fox-2.mp4"
+    assert f"note: finished: {first} (seed 2), {second} (seed 3)\n" in err, err
+    assert f"not started: {tmp_path / 'fox-4.mp4'} (seed 5)" in err
+
+
 def test_the_notes_of_a_stopped_batch_come_after_its_progress_bar_is_closed(checkpoint, tmp_path, capsys, monkeypatch):
     # They were printed while the bar was open, then the bar closed: on a terminal the first note ran on from the
     # bar's line ("denoise:   0%| ... ?step/s]note: started, nothing saved: ...").
@@ -933,7 +949,7 @@ def test_the_notes_of_a_stopped_batch_come_after_its_progress_bar_is_closed(chec
     args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", "3")
     assert cli.main([*args, "-s", "2"]) == cli.EXIT_INTERRUPTED
     err = capsys.readouterr().err
-    assert "<bar closed>\nnote: started, nothing saved: " in err, err
+    assert "<bar closed>\nnote: finished: " in err, err  # the first of the notes
 
 
 def test_a_single_video_stopped_before_its_first_step_gets_no_batch_note(checkpoint, tmp_path, capsys, monkeypatch):

@@ -729,7 +729,7 @@ def _sample_with_a_fallback_on_rank_1(rank: int, port: int, out: Path) -> None:
         group = Parallel.create(ParallelLayout(2, 1), torch.device("cpu"), 60)
         args = build_parser().parse_args(["run", "-p", PROMPT, "-o", str(out / "fox.mp4")])
         video = GenerationRequest(PROMPT, output=out / "fox.mp4")
-        result = _Run(args, group).sample(_FellBackOnRankOne(rank), video, in_batch=False, unstarted=[])
+        result = _Run(args, group).sample(_FellBackOnRankOne(rank), video, in_batch=False, finished=[], unstarted=[])
         torch.save(result.kernel_fallbacks, out / f"fallbacks{rank}.pt")
     finally:
         dist.destroy_process_group()

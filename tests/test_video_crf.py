@@ -185,7 +185,7 @@ class RecordingPipeline:
 def test_run_hands_the_crf_to_the_pipeline(tmp_path):
     args = cli.build_parser().parse_args(["run", "-p", "a red fox", "-o", str(tmp_path / "fox.mp4"), "--crf", "28"])
     video = GenerationRequest("a red fox", output=tmp_path / "fox.mp4")
-    keywords = run._Run(args).sample(RecordingPipeline(), video, in_batch=False, unstarted=[])
+    keywords = run._Run(args).sample(RecordingPipeline(), video, in_batch=False, finished=[], unstarted=[])
     assert keywords["crf"] == 28
 
 

@@ -576,7 +576,9 @@ class _Run:
         for number, video in enumerate(requests, 1):
             if len(requests) > 1:
                 self.say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
-            result = self.sample(pipe, video, in_batch=len(requests) > 1, unstarted=requests[number:])
+            result = self.sample(
+                pipe, video, in_batch=len(requests) > 1, finished=requests[: number - 1], unstarted=requests[number:]
+            )
             first = number == 1
             given = run_inputs(self.args).given()  # the flags typed and the files under them: the table's sources
             self.say(summary(
@@ -584,11 +586,16 @@ class _Run:
             ))  # fmt: skip
 
     def sample(
-        self, pipe: MotifVideoPipeline, video: GenerationRequest, in_batch: bool, unstarted: list[GenerationRequest]
+        self,
+        pipe: MotifVideoPipeline,
+        video: GenerationRequest,
+        in_batch: bool,
+        finished: list[GenerationRequest],
+        unstarted: list[GenerationRequest],
     ) -> GenerationResult:
         """One video of the run (`in_batch`: one of several), with progress bars on the main rank; when it fails,
-        the note on the videos of the batch it leaves to make again: this one when nothing of it was saved, and
-        those it leaves `unstarted`."""
+        the notes on the videos of the batch: those `finished` before it (written: not to make again), this one
+        when nothing of it was saved, and those it leaves `unstarted`."""
         from motif_lite.io.latents import latents_path
         from motif_lite.io.output_claims import unused_path
 
@@ -605,7 +612,7 @@ class _Run:
             lost = [video] if in_batch and keeps is not None and not kept_anywhere(keeps, video.output) else []
             if progress is not None:  # its bar ends its line first: a note printed after it was glued to the bar
                 progress.close()
-            print_notes([*unsaved_videos(lost), *unstarted_videos(unstarted)], self.say)
+            print_notes([*finished_videos(finished), *unsaved_videos(lost), *unstarted_videos(unstarted)], self.say)
             raise
         finally:
             if progress is not None:
@@ -642,6 +649,14 @@ def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources)
     if sources.quantize is not None:
         return ran_on + f", transformer quantized to {sources.quantize} as it loaded"
     return ran_on + (f", transformer {sources.gguf.name}" if sources.gguf is not None else "")
+
+
+def finished_videos(requests: list[GenerationRequest]) -> list[str]:
+    """The note on the videos of a batch finished before a failure: written, so not to make again (the same command
+    run again would make them anew)."""
+    if not requests:
+        return []
+    return [f"finished: {_listed([f'{r.output} (seed {r.seed})' for r in requests])}"]
 
 
 def unsaved_videos(requests: list[GenerationRequest]) -> list[str]:
