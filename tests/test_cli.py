@@ -928,7 +928,7 @@ def test_a_stopped_batch_names_the_videos_it_finished(checkpoint, tmp_path, caps
     err = capsys.readouterr().err
     first, second = tmp_path / "fox-1.mp4", tmp_path / "fox-2.mp4"
     assert f"note: finished: {first} (seed 2), {second} (seed 3)\n" in err, err
-    assert f"not started: {tmp_path / 'fox-4.mp4'} (seed 5)" in err
+    assert f"not started: {tmp_path / 'fox-4.mp4'} (seed 5)" in err and "batch done" not in err
 
 
 def test_the_notes_of_a_stopped_batch_come_after_its_progress_bar_is_closed(checkpoint, tmp_path, capsys, monkeypatch):
@@ -1372,6 +1372,11 @@ def test_batch_count_makes_videos_with_consecutive_seeds_from_one_load(checkpoin
     assert out.count("done: ") == 2 and out.count("settings (flag: given by you") == 1  # the table leads, once
     assert "seeds: 7, 8" in err and f"video 2 of 2: seed 8, {tmp_path / 'out-2_%03d.png'}" in err
     assert len(loads) == 1
+    # After a night of summaries, one line that says what the batch made (on stderr: stdout still ends in output:).
+    files = f"{tmp_path / 'out-1_%03d.png'}, {tmp_path / 'out-2_%03d.png'}"
+    assert re.search(rf"^batch done: 2 videos in 0:\d\d:\d\d \(h:mm:ss, the load included\): {re.escape(files)}$",
+                     err, re.MULTILINE), err  # fmt: skip
+    assert out.splitlines()[-1].startswith("output: ")
     batch = [np.asarray(PIL.Image.open(tmp_path / f"out-{i}_000.png")) for i in (1, 2)]
     alone = tmp_path / "alone"
     alone.mkdir()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import os
 import shlex
 import sys
@@ -573,6 +574,7 @@ class _Run:
         text_encoder = text_encoder_words(sources)
         ran_on = _ran_on(pipe, dtype, sources)
         gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
+        start = time.perf_counter()
         for number, video in enumerate(requests, 1):
             if len(requests) > 1:
                 self.say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
@@ -584,6 +586,8 @@ class _Run:
             self.say(summary(
                 result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, given, gpu_memory
             ))  # fmt: skip
+        if len(requests) > 1:
+            self.say(batch_done(requests, load_seconds + time.perf_counter() - start), file=sys.stderr)
 
     def sample(
         self,
@@ -649,6 +653,14 @@ def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources)
     if sources.quantize is not None:
         return ran_on + f", transformer quantized to {sources.quantize} as it loaded"
     return ran_on + (f", transformer {sources.gguf.name}" if sources.gguf is not None else "")
+
+
+def batch_done(requests: list[GenerationRequest], seconds: float) -> str:
+    """The last line of a batch that made every video: after hours of summaries, how many, how long in all and
+    which files, in one line."""
+    took = datetime.timedelta(seconds=round(seconds))
+    files = _listed([str(r.output) for r in requests])
+    return f"batch done: {len(requests)} videos in {took} (h:mm:ss, the load included): {files}"
 
 
 def finished_videos(requests: list[GenerationRequest]) -> list[str]:
