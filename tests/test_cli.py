@@ -1377,6 +1377,10 @@ def test_batch_count_makes_videos_with_consecutive_seeds_from_one_load(checkpoin
     assert re.search(rf"^batch done: 2 videos in 0:\d\d:\d\d \(h:mm:ss, the load included\): {re.escape(files)}$",
                      err, re.MULTILINE), err  # fmt: skip
     assert out.splitlines()[-1].startswith("output: ")
+    # From the second video on, how long the done ones took and the time left at that pace: when the night ends.
+    assert f"video 1 of 2: seed 7, {tmp_path / 'out-1_%03d.png'}\n" in err
+    pace = r"\(1 done in 0:\d\d:\d\d, about 0:\d\d:\d\d left at that pace\)"
+    assert re.search(rf"^video 2 of 2: .*out-2_%03d\.png {pace}$", err, re.MULTILINE), err
     batch = [np.asarray(PIL.Image.open(tmp_path / f"out-{i}_000.png")) for i in (1, 2)]
     alone = tmp_path / "alone"
     alone.mkdir()

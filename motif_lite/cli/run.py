@@ -577,7 +577,8 @@ class _Run:
         start = time.perf_counter()
         for number, video in enumerate(requests, 1):
             if len(requests) > 1:
-                self.say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}", file=sys.stderr)
+                pace = _batch_pace(number - 1, len(requests), time.perf_counter() - start)
+                self.say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}{pace}", file=sys.stderr)
             result = self.sample(
                 pipe, video, in_batch=len(requests) > 1, finished=requests[: number - 1], unstarted=requests[number:]
             )
@@ -653,6 +654,16 @@ def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources)
     if sources.quantize is not None:
         return ran_on + f", transformer quantized to {sources.quantize} as it loaded"
     return ran_on + (f", transformer {sources.gguf.name}" if sources.gguf is not None else "")
+
+
+def _batch_pace(done: int, videos: int, seconds: float) -> str:
+    """What a batch's "video N of M" line adds once `done` videos took `seconds`: that time, and the time the rest
+    would take at that pace (each video of a batch has the same size and steps), so that a night's batch says when
+    it will end."""
+    if done == 0:
+        return ""
+    left = datetime.timedelta(seconds=round(seconds / done * (videos - done)))
+    return f" ({done} done in {datetime.timedelta(seconds=round(seconds))}, about {left} left at that pace)"
 
 
 def batch_done(requests: list[GenerationRequest], seconds: float) -> str:
