@@ -5,6 +5,7 @@ it goes on from, read once (`read_run_clip`), the flag checks that need no model
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,6 +118,7 @@ def resolve_requests(
         notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
         notes += [note] if args.output is not None and (note := replaced_files_note(outputs, args.dry_run)) else []
         notes += prompt_file_notes(args)
+        notes += name_template_notes(args.output, outputs)
         notes += (sided := one_side_notes(args, request))
         if sided and request.image is not None:
             notes = _without_stretch_size(notes, request)
@@ -246,6 +248,24 @@ def _check_preview_is_no_frame(preview: str, outputs: list[Path], frames: int) -
         if replaces_file(output, frames, preview):
             raise RequestError(f"--preview {preview} is one of the frames of the video -o {output}, which would "
                                "replace the preview at the end; give the preview its own file")  # fmt: skip
+
+
+# A placeholder other tools fill in an output name: `{seed}`, `{prompt}`, `{date}`, ...
+_NAME_PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
+
+
+def name_template_notes(output: str | None, outputs: list[Path]) -> list[str]:
+    """The note for an -o that holds a placeholder other tools fill in (`fox_{seed}.mp4`): here the name is taken as
+    written, so every run of such a command writes the same file (the next replacing the last); the note says how
+    a batch's files are numbered and how a script puts the seed in the name itself."""
+    if output is None or (placeholder := _NAME_PLACEHOLDER.search(output)) is None:
+        return []
+    files = str(outputs[0]) if len(outputs) == 1 else f"{outputs[0]} ... {outputs[-1]}"
+    return [
+        f"-o {output} has {placeholder[0]}, which motif-lite does not fill in: it writes {files}, and a loop of such "
+        "runs writes the same names over and over; -b N numbers a batch's files -1, -2, ... and each file keeps its "
+        'seed in its metadata; a script names the files itself (-s "$seed" -o "fox_$seed.mp4")'
+    ]
 
 
 def prompt_file_notes(args: argparse.Namespace) -> list[str]:
