@@ -198,6 +198,23 @@ def test_the_launcher_leaves_saying_which_rank_failed_to_the_command(monkeypatch
     assert logged == [False] and launcher_log.isEnabledFor(logging.ERROR)
 
 
+@pytest.mark.parametrize(
+    ("exitcode", "status", "said"), [(-2, 130, "stopped by SIGINT"), (-9, 137, "stopped by SIGKILL")]
+)
+def test_a_rank_a_signal_stopped_gives_the_status_a_shell_reports(monkeypatch, capsys, exitcode, status, said):
+    # A rank ends itself by SIGINT on Ctrl-C (as Python does), which the launcher reports as exit code -2: the
+    # command's status is then 130, as for one process, not a generic 1.
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def failing(config):
+        raise ChildFailedError("motif_lite", {1: ProcessFailure(local_rank=1, pid=1, exitcode=exitcode, error_file="")})
+
+    monkeypatch.setattr(torchrun, "run", failing)
+    assert parallel.launch(2, ["run", "-p", "fox"]) == status
+    assert f"error: rank 1 failed ({said}); the other ranks were stopped" in capsys.readouterr().err
+
+
 def test_a_vram_budget_is_left_to_the_processes_when_the_checkpoint_is_not_at_hand(capsys, monkeypatch, tmp_path):
     # Each process downloads the checkpoint and plans with its files; planned here, the built-in sizes of the
     # official model would stand in for a checkpoint that may be another size.

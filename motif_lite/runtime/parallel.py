@@ -202,6 +202,14 @@ LAUNCHER_SIGNALS = ",".join(
 )
 
 
+def _signal_name(signum: int) -> str:
+    """`signum` as a user reads it: 'stopped by SIGINT'."""
+    try:
+        return f"stopped by {signal.Signals(signum).name}"
+    except ValueError:
+        return f"stopped by signal {signum}"
+
+
 def launch(nproc: int, argv: Sequence[str]) -> int:
     """Run `python -m motif_lite *argv` in `nproc` processes on this machine through torch's elastic launcher
     (`torchrun --standalone --nproc-per-node nproc`); it stops every rank as soon as one fails. Returns the
@@ -228,10 +236,11 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "motif_lite", *argv]))
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
-        code = failure.exitcode if failure.exitcode > 0 else 1  # negative: killed by a signal
-        print(
-            f"error: rank {rank} failed (exit code {failure.exitcode}); the other ranks were stopped", file=sys.stderr
-        )
+        # A rank killed by signal N (the launcher's exit code -N; a rank ends itself by SIGINT on Ctrl-C): the
+        # 128 + N a shell reports for a process that signal stopped.
+        code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode
+        how = f"exit code {failure.exitcode}" if failure.exitcode > 0 else _signal_name(-failure.exitcode)
+        print(f"error: rank {rank} failed ({how}); the other ranks were stopped", file=sys.stderr)
         return code
     except SignalException as exc:  # passed on to the ranks, which kept their work: exit as one process does
         return 128 + exc.sigval
