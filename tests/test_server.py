@@ -1091,6 +1091,26 @@ def test_orderly_stop_queues_the_running_job_again(pipe, tmp_path):
         assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
 
 
+def test_a_job_queued_before_a_restart_that_no_longer_fits_fails_as_it_starts(pipe, tmp_path):
+    # A job was checked against --max-video only at submission: one queued before a restart with a smaller
+    # --max-video ran at its old size, past the new server's memory plan (or for hours on its CPU).
+    data = tmp_path / "data"
+    with InProcessServer(pipe, data) as server:
+        large = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "num_frames": 9})[1]
+        small = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})[1]
+        server.wait_status(large["id"], ("in_progress",))
+    with InProcessServer(pipe, data, max_video=(48, 32, 5)) as server:
+        failed = server.wait_status(large["id"], ("failed",))
+        assert failed["error"] == {
+            "code": "invalid_request",
+            "message": "the server restarted with smaller limits since this job was queued: 48x32x9 is larger than "
+            "the 48x32x5 this server takes (its --max-video); ask for less, or restart it with a larger --max-video",
+        }
+        assert server.wait_status(small["id"], ("completed",))["size"] == "48x32"  # one that fits runs
+        assert any(line.startswith(f"{large['id']}: failed") and "48x32x5" in line for line in server.log)
+        assert not any(f"{large['id']}: goes on from" in line for line in server.log)  # its saved state unused
+
+
 def test_previews_while_denoising(server):
     video = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "steps": 40})[1]
     code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=preview")

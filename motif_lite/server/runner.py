@@ -76,7 +76,7 @@ class VideoServer:
             started = time.monotonic()
             pipe, config = load()
             self.worker = Worker(self.store, pipe, self.log, on_failure=self._worker_failed, lora_dir=config.lora_dir,
-                                 planned=config.planned, plan=config.plan)  # fmt: skip
+                                 planned=config.planned, plan=config.plan, limits=config)  # fmt: skip
             # /health is ready once the state has the worker and its thread runs; the line is said from that
             # thread, before its first job: a job queued before a restart starts at once, and its "started" line
             # came first; said before `ready`, a request sent on seeing the line could still get 503.

@@ -97,9 +97,7 @@ class JobSubmitter:
             cut = self.prompts_cut(worker.pipe, run_settings)  # said as `motif-lite run` says them before it loads
             notes = _job_notes([*capped, *notes, *run_settings.notes], cut, worded, remixed, uploaded)
             check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
-            _check_planned_size(resolved, config.max_video, body.seconds, config.plan is not None)
-            if config.too_long is not None and (long := config.too_long(resolved, run_settings)) is not None:
-                raise _too_long_error(long, body.seconds)
+            check_fits_server(resolved, run_settings, config, body.seconds)
             settings = job_request_fields(resolved)
             if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
                 settings[IMAGE_NAME_KEY] = body.image_name
@@ -271,6 +269,18 @@ def _too_long_error(long: TooLong, seconds: Any) -> ApiError:
     names = [("seconds" if field == "frames" and seconds is not None else API_FIELDS[field]) for field in long.fields]
     verb = "makes" if len(names) == 1 and names != ["seconds"] else "make"  # a plural alone: "its seconds make"
     return ApiError(400, f"its {' and '.join(names)} {verb} this job too long: {long.why}", names[0], "invalid_value")
+
+
+def check_fits_server(
+    request: GenerationRequest, settings: Settings, config: ServerConfig, seconds: Any = None
+) -> None:
+    """Refuse (the API's 400) a resolved `request`, to run with `settings`, that is over this server's limits: its
+    --max-video, or on the CPU without one, too long to run there (`config.too_long`). `seconds`: the body's, where
+    it decided the frames (the message names the field the client sent). Checked at submission, and again as a
+    queued job starts: a restart may have brought smaller limits (`Worker`)."""
+    _check_planned_size(request, config.max_video, seconds, config.plan is not None)
+    if config.too_long is not None and (long := config.too_long(request, settings)) is not None:
+        raise _too_long_error(long, seconds)
 
 
 def _check_planned_size(

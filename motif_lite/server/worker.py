@@ -31,7 +31,8 @@ from motif_lite.paths import user_path
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest, RequestError, ResolvedRequest
 from motif_lite.server.jobs import VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import without_folder
-from motif_lite.server.schema import IMAGE_NAME_KEY, timings
+from motif_lite.server.schema import IMAGE_NAME_KEY, ApiError, timings
+from motif_lite.server.submission import check_fits_server
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.runtime.planner import Plan
+    from motif_lite.server.app import ServerConfig
 
 # Share of the progress bar per stage (percent at its start and end); "completed" is 100.
 STAGE_SPANS = {"encode": (0, 5), "denoise": (5, 90), "decode": (90, 99)}
@@ -85,6 +87,7 @@ class Worker:
         lora_dir: Path | None = None,
         planned: PlannedRun | None = None,
         plan: Plan | None = None,
+        limits: ServerConfig | None = None,
     ) -> None:
         self.store = store
         self.pipe = pipe
@@ -102,6 +105,9 @@ class Worker:
         self._loras = self.server_loras  # what the pipeline has applied now; None: unknown (a switch failed)
         # The memory plan the model loaded with, and what it was made for (the largest video): None without one.
         self.planned, self.plan = planned, plan
+        # The server's limits (--max-video, the CPU's time limit), checked again as each job starts: one queued
+        # before a restart was checked against the limits of the server before it. None: no check.
+        self.limits = limits
 
     @property
     def running(self) -> bool:
@@ -180,6 +186,7 @@ class Worker:
         try:
             # Inside the try: settings stored by another version of motif-lite fail this job, not the worker.
             request = GenerationRequest(**s, image=image, extend=clip_file, output=output)
+            self._check_still_fits(request)
             # Read once for the whole job, with the frames the server counted as it wrote that video: the pipeline
             # then decodes it only for its last frame and as the longer video is written.
             clip = None if clip_file is None else read_clip(clip_file, frames=job.clip_frames, audience=Audience.API)
@@ -237,6 +244,19 @@ class Worker:
                 self.store.remove_files(job.id)
         finally:
             self.store.preview_path(job.id).unlink(missing_ok=True)
+
+    def _check_still_fits(self, request: GenerationRequest) -> None:
+        """Fail a job over this server's limits (`check_fits_server`, as its submission was checked): queued before
+        a restart, it was taken under the limits of the server before, and would run past this one's memory plan, or
+        for hours on its CPU."""
+        if self.limits is None:
+            return
+        try:
+            check_fits_server(request, self.pipe.settings_for(request, audience=Audience.API), self.limits)
+        except ApiError as exc:
+            raise MotifLiteError(
+                f"the server restarted with smaller limits since this job was queued: {exc.message}"
+            ) from exc
 
     def _use_loras(self, job: Job) -> None:
         """Apply the job's LoRAs (or, for a job that names none, the server's own) unless they are applied already.
