@@ -830,9 +830,14 @@ def extended_frames(frames: int, clip_frames: int | None) -> int:
 
 
 def frames_for_seconds(seconds: float, fps: float) -> int:
-    """The frame count nearest to `seconds` of video at `fps`, of the 4k+1 form the VAE packs frames in (what a
-    length in seconds given where frames belong stands for)."""
-    return round(seconds * fps / TEMPORAL_FACTOR) * TEMPORAL_FACTOR + 1
+    """The frame count of `seconds` of video at `fps` (seconds * fps + 1: 121 frames at 24 fps are 5 s), of the 4k+1
+    form the VAE packs frames in: the nearest one, a tie going up as for a frame count (`_normalize_frames`), so
+    that `seconds` and the frames it stands for give one count. What a length in seconds stands for: the API's
+    `seconds`, and run's hint for a `--video-frames 5s`."""
+    # Rounded to a millionth of a frame first: a decimal length times a rate is a whole count off by float error
+    # (8.2 * 30 = 245.99999999999997), which must not decide a tie.
+    counted = round(seconds * fps, 6)
+    return math.floor(counted / TEMPORAL_FACTOR + 0.5) * TEMPORAL_FACTOR + 1
 
 
 def _normalize_frames(frames: int, audience: Audience) -> tuple[int, list[str]]:
@@ -841,7 +846,8 @@ def _normalize_frames(frames: int, audience: Audience) -> tuple[int, list[str]]:
     valid = (frames - 1 + TEMPORAL_FACTOR // 2) // TEMPORAL_FACTOR * TEMPORAL_FACTOR + 1
     if valid == frames:
         return frames, []
-    return valid, [f"frames {frames} is not 4k+1; using {valid}"]
+    # Named as the user gave it, as the checks name a setting ("--height (in Python height) 40 is not ...").
+    return valid, [f"{setting_name('frames', audience)} {frames} is not 4k+1; using {valid}"]
 
 
 def _resolve_seed(seed: int | None, audience: Audience) -> int:

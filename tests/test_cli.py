@@ -58,7 +58,7 @@ def test_run_equals_reference_pipeline_and_normalizes_frames(checkpoint, tmp_pat
     code = cli.main(run_args(root, tmp_path / "fox_%03d.png", "--video-frames", "10"))  # -> 9 frames
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "frames 10 is not 4k+1; using 9" in captured.err and "seed: 7" in captured.err
+    assert "--video-frames (in Python frames) 10 is not 4k+1; using 9" in captured.err and "seed: 7" in captured.err
     assert "denoise" in captured.err and "s/step" in captured.out and "output:" in captured.out
     assert "\nran on: cpu, float32\n" in captured.out  # a CPU run prints no plan: only this says where and how
     ours = np.stack([np.asarray(PIL.Image.open(tmp_path / f"fox_{i:03d}.png")) for i in range(9)])

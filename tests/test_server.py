@@ -129,6 +129,23 @@ def test_seconds_map_to_frames_at_the_requested_fps(server):
         assert server.request("DELETE", f"/v1/videos/{job['id']}")[0] == 200
 
 
+def test_seconds_count_frames_as_runs_hint_does_and_no_rounding_note_names_a_count_never_sent(server, capsys):
+    # `seconds` "4.75" made 117 frames, run's hint for `--video-frames 4.75s` 113; and "0.2" got the note "frames 6
+    # is not 4k+1; using 5", a count of the API's own making under run's name for it.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "x", "--video-frames", "4.75s"])
+    hinted = int(re.search(r"is --video-frames (\d+) ", capsys.readouterr().err)[1])
+    long = {"prompt": PROMPT, **{name: value for name, value in LONG.items() if name != "num_frames"}}
+    code, video, _ = server.request("POST", "/v1/videos", {**long, "seconds": "4.75"})
+    assert code == 200 and video["settings"]["num_frames"] == hinted, (video, hinted)
+    code, short, _ = server.request("POST", "/v1/videos", {**long, "seconds": "0.2"})
+    assert code == 200 and short["settings"]["num_frames"] == 5 and not any("4k+1" in n for n in short["notes"])
+    code, given, _ = server.request("POST", "/v1/videos", {**long, "num_frames": 6})
+    assert code == 200 and "num_frames 6 is not 4k+1; using 5" in given["notes"], given["notes"]
+    for job in (given, short, video):  # the queued ones before the running one
+        assert server.request("DELETE", f"/v1/videos/{job['id']}")[0] == 200
+
+
 def test_image_to_video_upload_equals_the_pipeline(server, pipe, tmp_path):
     client = server.client()
     image = png()

@@ -342,7 +342,7 @@ def test_the_page_keeps_its_fields_across_a_reload_shows_a_jobs_notes_and_queues
         card = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the job's card")[0]
         (video,) = server.client().videos.list()
         assert card.find_element(By.CLASS_NAME, "notes").text == "\n".join(video.notes) != ""
-        assert "frames 6 is not 4k+1; using 5" in video.notes
+        assert "num_frames 6 is not 4k+1; using 5" in video.notes
 
         driver.refresh()
         wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "li.job"), 30, "the queue after the reload")

@@ -354,7 +354,8 @@ def test_the_frame_count_is_rounded_as_run_rounds_it(tiny, capsys):
     code = cli.main(["verify", "-m", str(tiny[0]), *flags])
     captured = capsys.readouterr()
     assert code == 0 and captured.out.splitlines()[-1] == "verdict: match", captured.out
-    assert captured.err.startswith("note: frames 8 is not 4k+1; using 9\nverify: loading"), captured.err
+    note = "note: --video-frames (in Python frames) 8 is not 4k+1; using 9"
+    assert captured.err.startswith(f"{note}\nverify: loading"), captured.err
     assert ", 32x32x9, 1 steps," in captured.out.splitlines()[0], captured.out
 
 
@@ -384,7 +385,7 @@ def test_the_settings_resolve_as_a_runs_request_does():
     from motif_lite.request import RequestError
     from motif_lite.verify import VerifySettings, resolve_verify_settings
 
-    rounded = (VerifySettings(frames=13), ["frames 11 is not 4k+1; using 13"])
+    rounded = (VerifySettings(frames=13), ["--video-frames (in Python frames) 11 is not 4k+1; using 13"])
     assert resolve_verify_settings(VerifySettings(frames=11)) == rounded
     with pytest.raises(RequestError, match="--height \\(in Python height\\) 40 is not a multiple of 16"):
         resolve_verify_settings(VerifySettings(height=40))

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from motif_lite.choices import lines_size, split_size
 from motif_lite.errors import MotifLiteError, shown
-from motif_lite.request import API_FIELDS, REQUEST_DEFAULTS, GenerationRequest, RequestError
+from motif_lite.request import API_FIELDS, REQUEST_DEFAULTS, GenerationRequest, RequestError, frames_for_seconds
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
 from motif_lite.weights.lora_values import split_strength
@@ -242,8 +242,8 @@ def _size_field_hint(width: Any, height: Any) -> str:
 
 
 def api_frames(seconds: Any, fps: Any) -> int:
-    """Seconds of video at `fps` as a frame count: seconds * fps + 1 (121 frames at 24 fps = 5 s); `resolve()`
-    rounds it to 4k+1 as for any frame count."""
+    """Seconds of video at `fps` as a frame count, of the 4k+1 form (`frames_for_seconds`, as run's hint for a
+    `--video-frames 5s` counts them); a 400 for values that are no length or rate."""
     try:
         value = float(seconds)
         rate = float(fps)
@@ -256,7 +256,7 @@ def api_frames(seconds: Any, fps: Any) -> int:
     if not math.isfinite(value * rate):  # each finite, their product past the largest float
         raise ApiError(400, f"seconds {seconds!r} at {rate:g} fps is more frames than can be counted", "seconds",
                        "invalid_value")  # fmt: skip
-    return round(value * rate) + 1
+    return frames_for_seconds(value, rate)
 
 
 def image_from_reference(reference: Any) -> bytes:
