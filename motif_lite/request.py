@@ -637,10 +637,11 @@ def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, au
     from motif_lite.io.clip import hdr_note
 
     total = extended_frames(frames, clip.frames)
+    length = f"{video_seconds(total, fps):g} s at {fps:g} fps"  # as the API's video object says it
     notes = [
         f"going on from {clip.describe()}: its last frame is the first frame; the video holds its {clip.frames} frames "
-        f"and {frames - 1} new ones, {total} in all ({total / fps:.2f} s at {fps:g} fps); the clip is decoded and "
-        "encoded again with them, frame by frame"
+        f"and {frames - 1} new ones, {total} in all ({length}); the clip is decoded and encoded again with them, frame "
+        "by frame"
     ]
     if abs(fps - clip.fps) > 1e-3 * clip.fps:
         # The rate may come from --fps or from --settings-from's file: the fix is the flag either way.
@@ -827,6 +828,12 @@ def extended_frames(frames: int, clip_frames: int | None) -> int:
     """The frames of a video that goes on from a clip of `clip_frames` (None: from none) with `frames` of its own:
     the clip's, then the new ones but their first, which is the clip's last frame."""
     return frames if clip_frames is None else clip_frames + frames - 1
+
+
+def video_seconds(frames: int, fps: float) -> float:
+    """A video's length in seconds, to the hundredth, as the docs and the API's `seconds` count it: from its first
+    frame to its last, (frames - 1) / fps (121 frames at 24 fps are 5 s); `frames_for_seconds` counts back."""
+    return round((frames - 1) / fps, 2)
 
 
 def frames_for_seconds(seconds: float, fps: float) -> int:

@@ -89,8 +89,9 @@ def test_an_extension_is_the_clips_frames_then_the_new_ones_as_generate_makes_th
     assert (video.settings["extend"], video.size, video.settings["num_frames"]) == (clip["id"], "48x32", 5)
     assert video.settings["image_to_video"] is True and video.settings["fps"] == 24
     assert video.seconds == "0.33"  # the whole file: 5 + 5 - 1 frames at 24 fps, (9 - 1) / 24 s
+    # The note says the file's length as the video object does (it said 0.38 s, 9 / 24).
     assert video.notes == [f"going on from {clip['id']} (5 frames, 48x32 at 24 fps): its last frame is the first "
-                           "frame; the video holds its 5 frames and 4 new ones, 9 in all (0.38 s at 24 fps); the clip "
+                           "frame; the video holds its 5 frames and 4 new ones, 9 in all (0.33 s at 24 fps); the clip "
                            "is decoded and encoded again with them, frame by frame",
                            tiny_negative_note(pipe)]  # fmt: skip
     assert f"{video.id}: started (48x32, 5 frames, 1 step, going on from {clip['id']})" in server.log

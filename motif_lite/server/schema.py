@@ -27,7 +27,14 @@ from typing import Any, NoReturn
 
 from motif_lite.choices import lines_size, split_size
 from motif_lite.errors import MotifLiteError, shown
-from motif_lite.request import API_FIELDS, REQUEST_DEFAULTS, GenerationRequest, RequestError, frames_for_seconds
+from motif_lite.request import (
+    API_FIELDS,
+    REQUEST_DEFAULTS,
+    GenerationRequest,
+    RequestError,
+    frames_for_seconds,
+    video_seconds,
+)
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
 from motif_lite.weights.lora_values import split_strength
@@ -372,7 +379,7 @@ def video_object(job: Job) -> dict[str, Any]:
         "model": job.model,
         "prompt": s["prompt"],
         "size": f"{s['width']}x{s['height']}",
-        "seconds": f"{round((job.frames_in_file - 1) / s['fps'], 2):g}",  # an extension's: the whole file's
+        "seconds": f"{video_seconds(job.frames_in_file, s['fps']):g}",  # an extension's: the whole file's
         "remixed_from_video_id": job.remixed_from,
         "error": error,
         "settings": settings,

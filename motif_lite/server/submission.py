@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from motif_lite.encoders.text import PromptTruncation, load_tokenizer, long_prompts
 from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown
-from motif_lite.request import API_FIELDS, REQUEST_DEFAULTS, SIZE_MULTIPLE, TEMPORAL_FACTOR, GenerationRequest
+from motif_lite.request import (
+    API_FIELDS,
+    REQUEST_DEFAULTS,
+    SIZE_MULTIPLE,
+    TEMPORAL_FACTOR,
+    GenerationRequest,
+    video_seconds,
+)
 from motif_lite.server.clip_upload import (
     UploadedClip,
     read_upload,
@@ -297,7 +304,7 @@ def _check_planned_size(
         length = "num_frames" if seconds is None else "seconds"
         counted = ""
         if seconds is not None:  # the frames are the seconds': say both, and the most seconds that fit
-            most = round((frames - 1) / request.fps, 2)
+            most = video_seconds(frames, request.fps)
             counted = (f" (seconds {shown(seconds)} at {request.fps:g} fps: {request.frames} frames; up to {most:g} s "
                        "fit)")  # fmt: skip
         raise ApiError(
