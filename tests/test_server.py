@@ -1471,7 +1471,7 @@ def test_a_job_whose_video_was_whole_when_the_server_died_is_completed_after_the
         assert video["completed_at"] == 1_700_000_000  # when its video was whole
         assert server.request("GET", f"/v1/videos/{job.id}/content")[:2] == (200, made)
         assert server.request("GET", f"/v1/videos/{job.id}/content?variant=thumbnail")[0] == 200  # written now
-        assert f"{job.id}: completed: its video was written whole before the last stop" in server.log
+        assert f"{job.id}: completed: its video was written whole before the server crashed" in server.log
         assert not server.store.state_path(job.id).exists()
 
 
@@ -1485,7 +1485,7 @@ def test_a_whole_video_whose_thumbnail_cannot_be_made_is_completed_all_the_same(
     with InProcessServer(None, tmp_path / "data") as server:
         assert server.server.recovered.completed == [job.id]
         assert any(line.startswith(f"{job.id}: no thumbnail: ") for line in server.log), server.log
-        assert f"{job.id}: completed: its video was written whole before the last stop" in server.log
+        assert f"{job.id}: completed: its video was written whole before the server crashed" in server.log
 
 
 def test_recover_removes_only_the_files_the_store_wrote(tmp_path):

@@ -867,3 +867,19 @@ def test_a_jobs_notes_and_the_log_say_which_kernels_fell_back(tmp_path):
         assert f"{job.id}: note: {said}" in logged, logged
     finally:
         store.close()
+
+
+def test_the_start_line_says_a_crash_left_the_jobs_it_recovered_running(tmp_path, capsys):
+    # It said "interrupted by the last stop", though an orderly stop (SIGTERM, Ctrl-C) queues its running job again:
+    # only a crash (kill -9, the OOM killer, a power cut) leaves one running for the next start to find.
+    from motif_lite.cli.serve import _say_serving
+
+    recovered = jobs.Recovered(failed=["video_a"], requeued=["video_b", "video_c"])
+    sock = types.SimpleNamespace(getsockname=lambda: ("127.0.0.1", 8080))
+    args = types.SimpleNamespace(data=tmp_path)
+    _say_serving(args, sock, types.SimpleNamespace(recovered=recovered), "3 jobs", "tiny")
+    data_line = capsys.readouterr().err.splitlines()[0]
+    assert data_line == (
+        f"data: {tmp_path.resolve()} (3 jobs; 1 failed as interrupted by a crash; 2 interrupted by a crash queued "
+        "again, from their last saved state)"
+    )

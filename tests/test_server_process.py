@@ -65,7 +65,7 @@ def test_restart_keeps_finished_jobs_sigkill_interrupts_sigterm_requeues(checkpo
         assert first.signal(signal.SIGKILL) == -signal.SIGKILL
 
     with process_server(checkpoint, data, *TAKES_LONG) as second:
-        assert "1 failed as interrupted by the last stop" in second.output()
+        assert "1 failed as interrupted by a crash" in second.output()
         assert "guider/guider_config.json" in second.output()  # the defaults jobs get, with their sources
         assert status(second, finished["id"]) == finished  # the same object...
         assert second.request("GET", f"/v1/videos/{finished['id']}/content")[1] == video  # ...and the same files

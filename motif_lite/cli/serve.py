@@ -490,14 +490,15 @@ def _say_loaded(
 
 
 def _say_serving(args: argparse.Namespace, sock, server, counts: str, model_name: str) -> None:
-    """The data folder with its jobs (and those the last stop interrupted), and where the server listens (from now
+    """The data folder with its jobs (and those a crash interrupted), and where the server listens (from now
     on, while the model loads)."""
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     failed, requeued = server.recovered.failed, server.recovered.requeued
-    interrupted = f"; {len(failed)} failed as interrupted by the last stop" if failed else ""
+    # Only a crash leaves a job running (an orderly stop queues it again): "the last stop" misled after a SIGTERM.
+    interrupted = f"; {len(failed)} failed as interrupted by a crash" if failed else ""
     if requeued:
-        interrupted += f"; {len(requeued)} interrupted by the last stop queued again, from their last saved state"
+        interrupted += f"; {len(requeued)} interrupted by a crash queued again, from their last saved state"
     print(f"data: {user_path(args.data).resolve()} ({counts}{interrupted})", file=sys.stderr)
     print(f"serving {model_name} on {url} (Ctrl-C to stop); the model loads first: until then /health says "
           "loading and the API answers 503", file=sys.stderr, flush=True)  # fmt: skip

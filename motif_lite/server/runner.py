@@ -55,7 +55,7 @@ class VideoServer:
                 write_thumbnail(self.store.video_path(job_id), thumbnail)
             except Exception as exc:  # the video is fine; only the thumbnail variant will be missing
                 self.log(f"{job_id}: no thumbnail: {exc!r}")
-        self.log(f"{job_id}: completed: its video was written whole before the last stop")
+        self.log(f"{job_id}: completed: its video was written whole before the server crashed")
 
     def serve(self, sock: socket.socket, load: Callable[[], tuple[MotifVideoPipeline, ServerConfig]]) -> None:
         """Answer on `sock` at once while `load()` loads the model in this thread (/health says `loading`, the API
