@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -114,6 +114,15 @@ def listed(items: Sequence[str], limit: int, separator: str = ", ", more: str = 
     if len(items) <= limit:
         return separator.join(items)
     return separator.join([*items[:limit], more.format(len(items) - limit)])
+
+
+def whole_float_hint(value: object, valid: Callable[[int], bool] = lambda number: True) -> str:
+    """' (a float: give 18)' for a whole-number float given where an integer is wanted, whose integer is `valid`;
+    else '': a float is refused as a float, not as a fraction, and without saying so "a whole number ... got 18.0"
+    reads as a contradiction (JSON encoders such as Python's write a float 18 as 18.0)."""
+    if not (isinstance(value, float) and value.is_integer() and valid(int(value))):
+        return ""
+    return f" (a float: give {int(value)})"
 
 
 def shown(value: object, limit: int = 60) -> str:

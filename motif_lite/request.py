@@ -32,7 +32,16 @@ from motif_lite.choices import (
     split_size,
 )
 from motif_lite.config import MAX_PROMPT_TOKENS
-from motif_lite.errors import Audience, DiskFullError, MotifLiteError, Spelling, both_spellings, counted, shown
+from motif_lite.errors import (
+    Audience,
+    DiskFullError,
+    MotifLiteError,
+    Spelling,
+    both_spellings,
+    counted,
+    shown,
+    whole_float_hint,
+)
 from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, line_end_notes, syntax_notes
 
@@ -865,7 +874,8 @@ def _resolve_seed(seed: int | None, audience: Audience) -> int:
         if _is_generator(seed):
             # Only Python passes a generator: the line to give is Python's.
             raise RequestError(f"seed takes a number, not a generator: {_seed_of_generator(seed)}")
-        raise RequestError(f"{setting_name('seed', audience)} must be {SEED_RANGE}, got {shown(seed)}")
+        as_int = whole_float_hint(seed, lambda number: 0 <= number <= MAX_SEED)
+        raise RequestError(f"{setting_name('seed', audience)} must be {SEED_RANGE}, got {shown(seed)}{as_int}")
     return seed
 
 
@@ -930,14 +940,16 @@ def _positive_int(value: object) -> bool:
 
 def _check_positive_int(value: object, name: str) -> None:
     if not _positive_int(value):
-        raise RequestError(f"{name} must be a positive integer, got {shown(value)}")
+        as_int = whole_float_hint(value, _positive_int)
+        raise RequestError(f"{name} must be a positive integer, got {shown(value)}{as_int}")
 
 
 def _check_steps(value: object, audience: Audience) -> None:
     low, high, why = RANGES["steps"]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        as_int = whole_float_hint(value, lambda number: low <= number <= high)
         raise RequestError(f"{setting_name('steps', audience)} must be {_accepted('an integer', low, high)} ({why}), "
-                           f"got {shown(value)}")  # fmt: skip
+                           f"got {shown(value)}{as_int}")  # fmt: skip
 
 
 def _check_number(value: object, field: str, audience: Audience) -> bool:

@@ -32,7 +32,7 @@ import torch
 from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES, VIDEO_EXTENSIONS
-from motif_lite.errors import Audience, ConfigError, DiskFullError, MotifLiteError, Spelling, shown
+from motif_lite.errors import Audience, ConfigError, DiskFullError, MotifLiteError, Spelling, shown, whole_float_hint
 from motif_lite.io.ffmpeg import FfmpegFailed, ffmpeg_process, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
     FRAME_PATTERN,
@@ -295,10 +295,7 @@ def check_crf(path: str | Path, crf: int | None) -> None:
     if crf is None:
         return
     if isinstance(crf, bool) or not isinstance(crf, int):
-        # 18.0 is refused as a float, not as a fraction: without saying so, "a whole number ... got 18.0" reads as
-        # a contradiction (JSON encoders such as Python's write a float 18 as 18.0)
-        as_int = f" (a float: give {int(crf)})" if isinstance(crf, float) and crf.is_integer() else ""
-        raise ConfigError(f"crf must be a whole number, e.g. 23, got {shown(crf)}{as_int}")
+        raise ConfigError(f"crf must be a whole number, e.g. 23, got {shown(crf)}{whole_float_hint(crf)}")
     suffix = Path(path).suffix.lower()
     if suffix not in _FFMPEG:
         why = _NO_CRF.get(suffix, "it is no video encoder's")
