@@ -347,8 +347,11 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "size": "832*480"}, "got '832*480': that is '832x480'", "size"),
     ({"prompt": PROMPT, "zzz": 1}, "unknown parameter 'zzz' (known: prompt,", "zzz"),
     # A whole-number float gets crf's hint (JSON encoders write a float 5 as 5.0), not a bare "got 5.0"
-    ({"prompt": PROMPT, "num_frames": 5.0}, "num_frames must be a positive integer, got 5.0 (a float: give 5)",
-     "num_frames"),  # fmt: skip
+    (
+        {"prompt": PROMPT, "num_frames": 5.0},
+        "num_frames must be a positive integer, got 5.0 (a float: give 5)",
+        "num_frames",
+    ),
     ({"prompt": PROMPT, "steps": 20.0}, "got 20.0 (a float: give 20)", "steps"),
     ({"prompt": PROMPT, "seed": 3.0}, "got 3.0 (a float: give 3)", "seed"),
     ({"prompt": PROMPT, "num_frames": -5.0}, "must be a positive integer, got -5.0", "num_frames"),
