@@ -99,6 +99,24 @@ def test_serve_crf_outside_h264s_range_is_refused_before_anything_binds(tmp_path
     check_server_crf(None)
 
 
+def test_serve_checks_its_flags_before_it_imports_the_server_extra(tmp_path, capsys, monkeypatch):
+    # A typo in a flag (--crf 55, an empty --api-key) was said only after fastapi and uvicorn were imported: without
+    # the server extra, the install hint came first and the typo after installing it.
+    from motif_lite.cli import serve
+
+    def no_extra() -> None:
+        raise MotifLiteError("motif-lite serve needs the server extra")
+
+    monkeypatch.setattr(serve, "_check_server_extra", no_extra)
+    data = str(tmp_path / "data")
+    assert cli.main(["serve", "--data", data, "--crf", "55"]) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err.startswith("error: --crf 55: the server writes every video as .mp4")
+    assert cli.main(["serve", "--data", data, "--api-key", " "]) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err.startswith("error: --api-key is empty")
+    assert cli.main(["serve", "--data", data]) == cli.EXIT_USER_ERROR  # good flags: the extra is checked
+    assert capsys.readouterr().err == "error: motif-lite serve needs the server extra\n"
+
+
 def test_serve_gives_its_crf_to_the_servers_config(tmp_path, monkeypatch, capsys):
     from motif_lite.server import runner
 

@@ -269,19 +269,21 @@ def main(args: argparse.Namespace) -> int:
     from motif_lite.cli import use_expandable_segments
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
-    _check_server_extra()
-    from motif_lite.checkpoint import check_gguf_files
     from motif_lite.cli.common import download_hint_repeats, lora_args
-    from motif_lite.io.gguf_source import refuse_variant_flag
-    from motif_lite.server.jobs import JobStore
-    from motif_lite.server.runner import bind, is_loopback
 
+    # The flags' own checks first: a typo is said before the server's packages are imported.
     args.weights = take_weight_flags(args)
     api_key = api_key_from(args.api_key, os.environ)
     args.cors_origins = tuple(cors_origin(origin) for origin in args.cors_origin or ())
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     args.lora_dir = lora_folder(args.lora_dir)
     check_server_crf(args.crf)
+    _check_server_extra()
+    from motif_lite.checkpoint import check_gguf_files
+    from motif_lite.io.gguf_source import refuse_variant_flag
+    from motif_lite.server.jobs import JobStore
+    from motif_lite.server.runner import bind, is_loopback
+
     # A wrong --gguf or --text-encoder-gguf file said now: the model loads after "serving", its errors after it.
     refuse_variant_flag(args.gguf)  # in serve's words: check_gguf_files says it in Python's
     check_gguf_files(args.model, args.gguf, args.text_encoder_gguf)
