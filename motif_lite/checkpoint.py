@@ -123,6 +123,15 @@ class ModelSources:
     text_encoder_quantize: str | None = None
 
     @property
+    def takes_images(self) -> bool:
+        """Whether the checkpoint has the image processor image-to-video needs (feature_extractor/, which
+        `load_text_encoder` loads from the same folder): what the server plans for and accepts. Without the folder
+        at hand (a dry run, or the official model before its download) the official checkpoint's answer: yes."""
+        if self.root is None:
+            return True
+        return (self.root / LISTED_CONFIGS["feature_extractor"]).is_file()
+
+    @property
     def gguf_variant(self) -> str | None:
         """The official variant name (e.g. "Q4_K_M") when --gguf gave one."""
         return self.gguf_request if self.gguf_request is not None and is_gguf_variant(self.gguf_request) else None

@@ -159,6 +159,34 @@ def test_every_flag_of_serve_has_a_row_in_the_flags_table_of_docs_server():
     assert sorted(flags - documented_flags(SERVER, "## Flags")) == []
 
 
+def test_what_the_image_to_video_plan_of_a_server_adds_is_what_docs_server_says(monkeypatch):
+    # docs/server.md, "Flags", --max-video: a server that takes images plans its largest job as image-to-video.
+    from motif_lite.cli.prepare import planned_run, sources_before_download
+    from motif_lite.cli.serve import largest_job
+    from motif_lite.request import GenerationRequest
+    from motif_lite.units import memory_size
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --vram as given, on any machine
+    said = []
+    for vram, video in (("1000", (1280, 736, 121)), ("4", (1280, 736, 121)), ("1000", (832, 480, 49))):
+        args = cli.build_parser().parse_args(["serve", "--gguf", "Q4_K_M", "--vram", vram, "--device", "cuda"])
+        args.weights = {}  # as serve's main sets it
+        sources = sources_before_download(args)  # the official model's configs: it takes images
+        image_to_video = largest_job(sources, video)
+        assert image_to_video.conditions_on_image
+        text_to_video = GenerationRequest("-", width=video[0], height=video[1], frames=video[2])
+        text, image = (
+            planned_run(args, request, sources, torch.bfloat16, torch.device("cuda")).plan().peak_bytes
+            for request in (text_to_video, image_to_video)
+        )
+        said.append((f"{(image - text) / 2**20:.1f} MiB", memory_size(text), memory_size(image)))
+    (resident, text, image), (streamed, _, fits), (none, small, _) = said
+    doc = " ".join(SERVER.read_text().split())
+    assert f"add {resident} to the 1280x736x121 estimate" in doc and f"({text.removesuffix(' GiB')} to {image})" in doc
+    assert f"{streamed} with `--vram 4` ({fits})" in doc
+    assert none == "0.0 MiB" and f"nothing to 832x480x49's ({small}:" in doc
+
+
 def test_the_official_negative_prompt_quoted_in_docs_usage_is_the_default():
     # docs/usage.md, "Dry runs": "Official negative prompt (default of `-n`): *...*".
     from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT

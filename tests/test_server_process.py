@@ -547,6 +547,47 @@ def test_the_loaded_server_keeps_its_memory_plan_for_the_advice_of_a_job_out_of_
     assert "Memory plan for 48x32x9" in capsys.readouterr().err  # the plan it printed
 
 
+def served(checkpoint: Path, *flags: str):
+    """(the pipeline, the loaded ServerConfig) of `motif-lite serve -m checkpoint` with the runtime flags and
+    `flags`, loaded as the server loads it."""
+    from motif_lite.cli import serve
+    from motif_lite.cli.run_flags import take_weight_flags
+    from motif_lite.server.app import ServerConfig
+
+    args = cli.build_parser().parse_args(["serve", "-m", str(checkpoint), *RUNTIME_FLAGS, *flags])
+    args.weights = take_weight_flags(args)
+    return serve._load_served_pipeline(args, ServerConfig("tiny", max_video=args.max_video), [])
+
+
+def test_a_server_that_takes_images_plans_image_to_video(checkpoint, tmp_path):
+    # Its plan was made for text-to-video, so every image-to-video job was told it may run out of device memory.
+    import PIL.Image
+
+    from motif_lite.request import GenerationRequest
+
+    pipe, loaded = served(checkpoint, "--vram", "4", "--max-video", "48x32x5")
+    assert loaded.image_to_video and loaded.plan.image and loaded.planned.request.conditions_on_image
+    image = tmp_path / "first.png"
+    PIL.Image.new("RGB", (48, 32), "orange").save(image)
+    job = GenerationRequest("a fox", width=48, height=32, frames=5, steps=1, image=image, output=tmp_path / "a.mp4")
+    notes = pipe.generate(job, keep_latents=False).notes
+    assert not [note for note in notes if "the memory plan was made for" in note], notes
+
+
+def test_a_server_whose_checkpoint_takes_no_images_plans_text_to_video(checkpoint, tmp_path):
+    import json
+    import shutil
+
+    text_only = tmp_path / "text-only"
+    shutil.copytree(checkpoint, text_only, ignore=shutil.ignore_patterns("feature_extractor"))
+    index = json.loads((text_only / "model_index.json").read_text())
+    del index["feature_extractor"]  # a folder model_index.json lists is required
+    (text_only / "model_index.json").write_text(json.dumps(index))
+    _, loaded = served(text_only, "--vram", "4", "--max-video", "48x32x5")
+    assert not loaded.image_to_video and not loaded.plan.image
+    assert not loaded.planned.request.starts_from_frame
+
+
 def test_out_of_memory_while_the_server_loads_gives_the_operators_figures(checkpoint, tmp_path, capsys, monkeypatch):
     # It was the advice without figures, where a job's out-of-memory error names the plan and the next --vram.
     import torch

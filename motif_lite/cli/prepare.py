@@ -104,7 +104,7 @@ def sources_before_download(args: argparse.Namespace) -> ModelSources | None:
 
 def refuse_what_no_plan_fits(
     args: argparse.Namespace,
-    request: GenerationRequest,
+    request: GenerationRequest | Callable[[ModelSources], GenerationRequest],
     device: str | torch.device,
     layout: ParallelLayout | None = None,
     text_encoder: bool = True,
@@ -113,7 +113,8 @@ def refuse_what_no_plan_fits(
     its `layout` and whether it loads the `text_encoder`), from the configs at hand or the official ones
     (`sources_before_download`), raising its refusal when even the smallest plan does not fit the device budget or
     --ram: said now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or
-    files is left to the checks, which name it."""
+    files is left to the checks, which name it. `request`: the request, or how it follows from those sources (the
+    server's: image-to-video where the checkpoint takes images)."""
     from motif_lite.devices import resolve_device
     from motif_lite.errors import MotifLiteError
     from motif_lite.settings import resolve_dtype
@@ -130,7 +131,8 @@ def refuse_what_no_plan_fits(
         return
     with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
         warnings.simplefilter("ignore")
-        planned_run(args, request, sources, dtype, target, layout, text_encoder).plan()
+        planned = request(sources) if callable(request) else request
+        planned_run(args, planned, sources, dtype, target, layout, text_encoder).plan()
 
 
 def loading_notes(

@@ -37,15 +37,15 @@ from motif_lite.cli.run_flags import (
 )
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg, user_path
-from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE
+from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
 
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     import torch
 
+    from motif_lite.checkpoint import ModelSources
     from motif_lite.io.hub import DownloadPlan
     from motif_lite.pipeline import MotifVideoPipeline
-    from motif_lite.request import GenerationRequest
     from motif_lite.server.app import ServerConfig
     from motif_lite.server.submission import TooLong
     from motif_lite.settings import Settings
@@ -426,21 +426,19 @@ def _load_served_pipeline(
         refuse_what_no_plan_fits,
         text_encoder_words,
     )
-    from motif_lite.request import REQUEST_DEFAULTS, GenerationRequest
     from motif_lite.server.worker import operator_advice
     from motif_lite.settings import resolve_dtype
 
     max_video = config.max_video
     # A plan is made for the largest video a job may ask for, which is then the official size unless --max-video says.
     planned_video = max_video or (REQUEST_DEFAULTS.width, REQUEST_DEFAULTS.height, REQUEST_DEFAULTS.frames)
-    width, height, frames = planned_video
-    largest = GenerationRequest("-", width=width, height=height, frames=frames)
 
     def before_download(download: DownloadPlan) -> None:  # what no plan fits, said before gigabytes, as run says it
-        refuse_what_no_plan_fits(args, largest, args.device)
+        refuse_what_no_plan_fits(args, lambda sources: largest_job(sources, planned_video), args.device)
 
     # Every check, and any download, before planning, as run: the --lora files before the download too.
     sources, device = preflight_flags(args, args.device, before_download, loras)
+    largest = largest_job(sources, planned_video)
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]))  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
     print_notes(loading_notes(sources, device, args.device))  # as run prints them
@@ -462,10 +460,19 @@ def _load_served_pipeline(
     if too_long is not None:  # said now, not first to the client whose job it refuses
         print(CPU_TIME_LIMIT_LINE, file=sys.stderr)
     loaded = dataclasses.replace(
-        config, max_video=max_video, image_to_video=pipe.text_encoder.can_encode_images, too_long=too_long,
+        config, max_video=max_video, image_to_video=sources.takes_images, too_long=too_long,
         planned=planned, plan=plan,
     )  # fmt: skip
     return pipe, loaded
+
+
+def largest_job(sources: ModelSources, video: tuple[int, int, int]) -> GenerationRequest:
+    """The job a server's memory plan is made for: the largest `video` (width, height, frames) it takes, as
+    image-to-video where the checkpoint takes images (`ModelSources.takes_images`, which also decides whether the
+    server accepts them): the first frame's VAE encoding and the image tokens are then counted."""
+    width, height, frames = video
+    image = Path("first-frame.png") if sources.takes_images else None  # only its being there counts for the plan
+    return GenerationRequest("-", width=width, height=height, frames=frames, image=image)
 
 
 def _say_loaded(
