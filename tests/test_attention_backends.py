@@ -312,6 +312,30 @@ def test_fa3_where_installed_equals_sdpa(monkeypatch, returns_tuple):
     assert "fa3" in auto_candidates(triton_ok=False)
 
 
+@pytest.mark.parametrize("backend", ["auto", "flash", "fa3"])
+def test_the_masks_a_backend_kept_for_a_run_go_at_the_models_end_run(backend, monkeypatch):
+    # They stayed until the next run (the caller's masks, on the device, and the bool forms built from them) after
+    # `end_run` had let the model's own go.
+    monkeypatch.setitem(sys.modules, "flash_attn_interface", fake_fa3(returns_tuple=False))
+    if backend == "auto":
+        rows = candidate("flash")  # takes bool masks: `auto` converts them for it, and it counts their valid keys
+        attention = AutoAttention({"flash": rows, "sdpa": sdpa_attention}, timings(flash=1.0, sdpa=2.0)[0])
+        kept = [attention.bool_masks.kept.seen, rows.key_lengths.kept.seen]
+    else:
+        attention = FixedAttention(backend)
+        kept = [attention.attend.key_lengths.kept.seen]
+    model = tiny_transformer()
+    apply_attention_backend(model, attention)
+    x = inputs(image=5, image_dim=20)
+    with torch.no_grad():
+        first = model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
+        assert all(kept), kept  # kept for the run's next forwards
+        model.end_run()
+        assert not any(kept), kept
+        again = model(x["latents"], x["timestep"], x["text_embeds"], x["text_mask"], x["image_embeds"])
+    assert torch.equal(first, again)  # built again as the next run's first forward builds them
+
+
 def test_fa3_is_offered_only_where_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "flash_attn_interface", None)  # an import of it fails
     assert "fa3" not in auto_candidates(triton_ok=False)

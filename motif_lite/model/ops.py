@@ -34,6 +34,21 @@ class MaskFormAttention(Protocol):
     ) -> torch.Tensor: ...
 
 
+@runtime_checkable
+class KeepsPerRun(Protocol):
+    """An op that keeps what the run's forwards would each build alike from the same tensors (an attention
+    backend's forms of the key masks: runtime/attention.py `PerMask`). `end_run` lets it go, as
+    `MotifVideoTransformer.end_run`, which calls it, lets the model's own go: the caller's masks, on the device."""
+
+    def end_run(self) -> None: ...
+
+
+def end_run_of(op: object) -> None:
+    """`op.end_run()` where `op` keeps something for the run (`KeepsPerRun`); nothing for another op."""
+    if isinstance(op, KeepsPerRun):
+        op.end_run()
+
+
 def mask_form_of(attend: AttentionFn) -> MaskForm:
     """The key mask form `attend` reads: its own `mask_form` (`MaskFormAttention`), else bool. Kernels that read a
     bool key mask (Triton, 8-bit, row splits by valid key counts) need not say so."""

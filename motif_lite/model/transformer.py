@@ -13,7 +13,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.model.attention import BlockContext, TextMasks
 from motif_lite.model.blocks import DualStreamBlock, SingleStreamBlock
 from motif_lite.model.layers import ImageProjection, MLPEmbedder, Modulation, PatchEmbed, TimestepEmbedder
-from motif_lite.model.ops import TORCH_OPS, Ops, mask_form_of
+from motif_lite.model.ops import TORCH_OPS, Ops, end_run_of, mask_form_of
 from motif_lite.model.rope import RopeTables
 
 
@@ -129,10 +129,13 @@ class MotifVideoTransformer(nn.Module):
     def end_run(self) -> None:
         """Let go of what was kept for the run's forwards: the RoPE tables (device memory the VAE decode may need),
         the timestep sinusoid's frequencies, and the text masks with the attention masks built from them (the
-        caller's tensors, held on the device); the next forward builds them again."""
+        caller's tensors, held on the device), here and in the attention ops that keep forms of them
+        (`ops.KeepsPerRun`); the next forward builds them again."""
         self.rope_tables.clear()
         self.time_text_embed.frequencies.clear()
         self.text_masks.kept.clear()
+        for attention in (self.ops.attention, self.ops.decoder_attention):
+            end_run_of(attention)
 
     def run_encoder(self, x: torch.Tensor, context: torch.Tensor, ctx: BlockContext, first: int = 0) -> torch.Tensor:
         """The dual-stream then the encoder's single-stream blocks, from block `first` of that sequence on;

@@ -51,7 +51,7 @@ from motif_lite.choices import ATTENTION_BACKENDS
 from motif_lite.devices import CURRENT_GPU, GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
 from motif_lite.errors import ConfigError
 from motif_lite.model.kept import LastFewByTensor
-from motif_lite.model.ops import AttentionFn, MaskForm, mask_form_of, sdpa_attention
+from motif_lite.model.ops import AttentionFn, MaskForm, end_run_of, mask_form_of, sdpa_attention
 from motif_lite.runtime.attention_choices import FA3_MODULE, RememberedChoices, environment
 from motif_lite.runtime.kernels import FallbackOp, KernelFailedError, kernel_failed, triton_cannot_build
 
@@ -82,7 +82,8 @@ class PerMask(Generic[T]):
     """Something computed from a key mask, kept for the last few masks seen: a run passes the same mask tensors to
     every forward (the joint attention's and the text cross-attention's, which one backend may serve in turn), so
     it is computed once per mask and run instead of once per attention call. A mask changed in place since (its
-    `_version`) is computed again."""
+    `_version`) is computed again. `clear` at the end of a run (the backend's `end_run`) lets the masks go: kept,
+    they would hold the caller's device tensors, and the bool forms built from them, until the next run."""
 
     KEPT = 4  # masks remembered: the joint and the text one of a batch-2 and of a batch-1 forward
 
@@ -94,6 +95,9 @@ class PerMask(Generic[T]):
 
     def __call__(self, mask: torch.Tensor) -> T:
         return self.kept.get(mask, lambda: self.compute(mask))
+
+    def clear(self) -> None:
+        self.kept.clear()
 
 
 class KeyLengths(PerMask[list[int]]):
@@ -148,6 +152,10 @@ class OneSdpaKernel:
         with sdpa_kernel(self.kernel):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
+    def end_run(self) -> None:
+        """`model.ops.KeepsPerRun`: let the run's masks go."""
+        self.key_lengths.clear()
+
 
 def triton_attention(strict: bool = False, device: torch.device = CURRENT_GPU) -> AttentionFn:
     """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails, or with `strict`
@@ -188,18 +196,28 @@ def fa3_attention() -> AttentionFn:
             f"hopper/ folder of github.com/Dao-AILab/flash-attention), which cannot be imported here ({why_not}); "
             "choose auto to time what is installed"
         )
-    key_lengths = KeyLengths()
+    return FA3Attention(fa3)
 
-    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+
+class FA3Attention:
+    """FlashAttention-3's `flash_attn_func` (of the imported `fa3` package) behind our [B, H, L, D] seam; masked
+    calls go row by row over each row's valid keys (`attend_by_rows`: FA3 takes no mask)."""
+
+    def __init__(self, fa3: ModuleType) -> None:
+        self.fa3, self.key_lengths = fa3, KeyLengths()
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if mask is not None:
-            return attend_by_rows(attend, q, k, v, mask, key_lengths)
+            return attend_by_rows(self, q, k, v, mask, self.key_lengths)
         # [B, H, L, D] -> FA3's [B, L, H, D] as views: it takes any strides with contiguous head dims
-        out = fa3.flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = self.fa3.flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         if isinstance(out, tuple):  # releases differ: some return (out, softmax_lse)
             out = out[0]
         return out.transpose(1, 2)  # [B, L, H, D] -> [B, H, L, D]; merge_heads transposes it back for free
 
-    return attend
+    def end_run(self) -> None:
+        """`model.ops.KeepsPerRun`: let the run's masks go."""
+        self.key_lengths.clear()
 
 
 def candidate(name: str, strict: bool = False, device: torch.device = CURRENT_GPU) -> AttentionFn:
@@ -352,6 +370,12 @@ class AutoAttention:
         """`runtime.kernels.RecordsPerRun`: report this run's shapes from now on; the trials and `failed` stay."""
         self.used.clear()
 
+    def end_run(self) -> None:
+        """`model.ops.KeepsPerRun`: let the run's masks go, the bool forms and those its candidates keep."""
+        self.bool_masks.clear()
+        for attend in self.candidates.values():
+            end_run_of(attend)
+
     def call(
         self, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
@@ -476,6 +500,10 @@ class FixedAttention:
     def inner_ops(self) -> list[AttentionFn]:
         """`runtime.kernels.WrapsOps`: the one kernel it calls."""
         return [self.attend]
+
+    def end_run(self) -> None:
+        """`model.ops.KeepsPerRun`: let the run's masks go, where its kernel keeps them (row splits)."""
+        end_run_of(self.attend)
 
     def describe(self) -> str:
         return self.name
