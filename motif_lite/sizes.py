@@ -17,7 +17,7 @@ from motif_lite.errors import CheckpointError
 from motif_lite.units import memory_size
 from motif_lite.vae import WanVAEConfig
 from motif_lite.weights.float8 import FLOAT8_DTYPES, is_companion
-from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.gguf_file import tensor_bytes
 from motif_lite.weights.safetensors_files import SAFETENSORS_DTYPES
 from motif_lite.weights.safetensors_header import read_header
 from motif_lite.weights.shapes import build_model, expected_shapes
@@ -54,7 +54,7 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
     config = sources.transformer.value
     origins = {}
     if sources.gguf is not None:
-        transformer_bytes = read_gguf(sources.gguf).nbytes()  # packed bytes: memory-mapped header read
+        transformer_bytes = tensor_bytes(sources.gguf)  # packed bytes, from the header alone
         origins["transformer"] = f"{sources.gguf.name}, packed"
     elif sources.gguf_variant is not None:
         from motif_lite.quantize.recipes import size_stand_in

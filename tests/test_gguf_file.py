@@ -21,6 +21,7 @@ from motif_lite.weights.gguf_file import (
     ForeignGGUFError,
     OtherGGUFKindError,
     read_gguf,
+    tensor_bytes,
 )
 from motif_lite.weights.quant_linear import QuantizedLinear, quantized_state_dict, replace_linears
 
@@ -85,6 +86,12 @@ def test_custom_alignment_is_read_and_a_truncated_tensor_named(tmp_path: Path) -
     path.write_bytes(path.read_bytes()[: end - 1])
     with pytest.raises(CheckpointError, match="truncated"):
         read_gguf(path)
+
+
+def test_the_header_counts_the_bytes_the_reader_reads(mixed_file: tuple[Path, dict]) -> None:
+    # Every type's packed size, from the header alone, as read_gguf's tensors hold them.
+    path, _ = mixed_file
+    assert tensor_bytes(path) == read_gguf(path).nbytes() > 0
 
 
 def test_float_tensors_are_plain_torch_tensors(mixed_file: tuple[Path, dict]) -> None:

@@ -280,6 +280,21 @@ def test_the_notes_quantizer_command_quotes_a_checkpoint_path_with_a_space(check
     assert len(notes) == 2 and all(f"python -m motif_lite.quantize '{spaced}' " in note for note in notes), notes
 
 
+def test_a_gguf_files_size_is_counted_from_its_header_as_gguf_py_counts_it(checkpoint, files, monkeypatch):
+    # model_sizes opened the file with gguf-py's reader (a view of every tensor) only to count its bytes.
+    import gguf
+
+    from motif_lite.sizes import model_sizes
+    from motif_lite.weights.gguf_file import tensor_bytes
+
+    for recipe in RECIPES:  # Q4_K_M: K-quants, Q8_0 and float tensors in one file
+        sources, _ = preflight(checkpoint, files[recipe], "cpu", "torch")
+        counted = read_gguf(files[recipe]).nbytes()
+        with monkeypatch.context() as reader_gone:
+            reader_gone.setattr(gguf, "GGUFReader", lambda *args, **kwargs: pytest.fail("the whole file was read"))
+            assert tensor_bytes(files[recipe]) == counted == model_sizes(sources, torch.float32).transformer_bytes
+
+
 def test_the_plan_counts_the_recipes_size(checkpoint, files):
     from motif_lite.preflight import plan_generation
     from motif_lite.request import GenerationRequest

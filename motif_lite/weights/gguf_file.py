@@ -253,12 +253,22 @@ class _Cursor:
             raise CheckpointError(f"{self.path}: {what} is not valid UTF-8") from exc
 
 
-def _validate_header(path: Path) -> None:
+def _validate_header(path: Path) -> list[tuple[str, int, int]]:
+    """`_walk_header` of the file at `path`: its tensors as (name, data offset, byte size)."""
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            _walk_header(_Cursor(buf, path))
+            return _walk_header(_Cursor(buf, path))
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def tensor_bytes(path: str | Path) -> int:
+    """The bytes of a GGUF file's tensors as stored (packed blocks, float tensors as they are): what
+    `read_gguf(path).nbytes()` counts, from the header alone, checked as `read_gguf` checks it first. For memory
+    plans, which need no tensor: gguf-py's reader builds an array view of every tensor as it opens a file."""
+    path = Path(path)
+    _check_file(path)
+    return sum(nbytes for _, _, nbytes in _validate_header(path))
 
 
 # Where a GGUF file records the type it was made with: our quantizer's recipe name (quantize/convert.py writes it),
@@ -304,8 +314,9 @@ def _file_type_name(file_type: object) -> str | None:
     return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
-def _walk_header(cur: _Cursor) -> None:
-    """Check magic, version, counts, every metadata entry and tensor entry, and that all data is present."""
+def _walk_header(cur: _Cursor) -> list[tuple[str, int, int]]:
+    """Check magic, version, counts, every metadata entry and tensor entry, and that all data is present; return
+    the tensor entries as (name, data offset, byte size)."""
     buf, path = cur.buf, cur.path
     _check_magic_and_version(cur)
     n_tensors, n_kv = cur.u64("the tensor count"), cur.u64("the metadata count")
@@ -325,6 +336,7 @@ def _walk_header(cur: _Cursor) -> None:
                 f"{path}: file is truncated: tensor {name} needs bytes up to {data_start + offset + nbytes}, "
                 f"but the file has {len(buf)} bytes"
             )
+    return infos
 
 
 def _check_magic_and_version(cur: _Cursor) -> None:
