@@ -125,6 +125,11 @@ def _unknown_device(device: str | torch.device, names: str) -> str:
     bare number (ComfyUI's --gpu-only, ...), torch's names in other letter case ("CPU", "CUDA:0") or without their
     colon ("cuda0") or with spaces around them (" cuda"), a Mac's GPU by another name ("metal")."""
     text = str(device).strip().lower()
+    if "," in text:  # several GPUs as ComfyUI-MultiGPU, accelerate or a device list name them: cuda:0,cuda:1
+        return (
+            f"unknown device {device!r}: a process runs on one device; several GPUs are one process each: "
+            "motif-lite run --gpus N, and CUDA_VISIBLE_DEVICES chooses which (docs/parallel.md)"
+        )
     if (gpu := re.fullmatch(r"(?:gpu:?)?(\d+)|gpu", text)) is not None:
         cuda = "cuda" if gpu[1] is None else f"cuda:{gpu[1]}"
         spelled = both_spellings(f"--device {cuda}", f'device="{cuda}"')

@@ -592,3 +592,22 @@ def test_a_rank_takes_the_claim_of_the_launcher_that_started_it_as_its_own(tmp_p
     finally:
         other.kill()
         other.wait()
+
+
+@pytest.mark.parametrize(("value", "meant"), [("2,3", "CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2"),
+                                              ("0,1,2", "CUDA_VISIBLE_DEVICES=0,1,2 motif-lite run --gpus 3")])  # fmt: skip
+def test_gpus_given_as_a_list_of_gpus_says_how_to_choose_them(capsys, value, meant):
+    # Users of device lists (accelerate's --gpu_ids 0,1) were told only that --gpus is a number.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", "--gpus", value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"--gpus: must be a number of GPUs, got the list {value}:" in err
+    assert meant in err and "Traceback" not in err
+
+
+def test_a_device_list_says_that_several_gpus_are_several_processes(capsys, no_launch):
+    # Was "unknown device 'cuda:0,cuda:1' (use auto, cpu, cuda or cuda:N)": nothing said how to use both.
+    assert cli.main(["run", "-p", "fox", "--device", "cuda:0,cuda:1"]) == cli.EXIT_USER_ERROR
+    said = capsys.readouterr().err.splitlines()[0]
+    assert said.startswith("error: unknown device 'cuda:0,cuda:1': a process runs on one device; several GPUs are ")
+    assert "one process each: motif-lite run --gpus N, and CUDA_VISIBLE_DEVICES chooses which" in said

@@ -710,6 +710,13 @@ def _gpu_count(text: str) -> int | str:
         value = int(text)
     except ValueError:
         value = 0
+    if "," in text:  # GPU indices, as accelerate's --gpu_ids and other tools' device lists take them
+        count = len([index for index in text.split(",") if index.strip()])
+        raise argparse.ArgumentTypeError(
+            f"must be a number of GPUs, got the list {text}: to run on those GPUs, choose them with "
+            f"CUDA_VISIBLE_DEVICES and count them: CUDA_VISIBLE_DEVICES={text.replace(' ', '')} motif-lite run "
+            f"--gpus {count} ..."
+        )
     if value < 1:  # other tools take 0 or -1 for "every GPU" (PyTorch Lightning) or for "none"
         raise argparse.ArgumentTypeError(
             f"must be a number of GPUs, 1 or more, or all (every GPU this process sees), got {text}; "
