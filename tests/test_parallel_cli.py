@@ -408,6 +408,12 @@ def test_a_gpu_given_by_index_points_to_cuda_visible_devices(capsys, monkeypatch
         (("--nproc_per_node", "2"), "--gpus N starts N processes; torchrun's flags go before the command"),
         (("--world_size", "2"), "--gpus N starts N processes; torchrun's flags go before the command"),
         (("--devices", "2"), "several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which)"),
+        # diffusers' device_map, ComfyUI-MultiGPU, ComfyUI's --cuda-device, accelerate's --gpu_ids: these got
+        # "did you mean --device?" or nothing
+        (("--device_map", "balanced"), "one model is not split layer by layer over GPUs here: --gpus N runs N"),
+        (("--multi-gpu",), "one model is not split layer by layer over GPUs here: --gpus N runs N"),
+        (("--cuda-device", "1"), "one GPU is --device cuda:N; several are --gpus N, CUDA_VISIBLE_DEVICES choosing"),
+        (("--gpu_ids", "0,1"), "one GPU is --device cuda:N; several are --gpus N, CUDA_VISIBLE_DEVICES choosing"),
     ],
 )
 def test_other_tools_multi_gpu_flags_say_what_to_use_here(capsys, argv, advice):

@@ -246,6 +246,15 @@ _OTHER_TOOLS_ADVICE = [
      "motif_lite run ..."),
     (("--devices",), "--gpus",
      "several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which); one GPU: --device cuda:N"),
+    # diffusers' device_map and ComfyUI-MultiGPU's DisTorch place one model's layers on several GPUs; ComfyUI's
+    # --cuda-device and accelerate's --gpu-ids choose GPUs. "Did you mean --device?" would send them to one GPU.
+    (("--device-map", "--multi-gpu", "--distorch"), "--gpus",
+     "one model is not split layer by layer over GPUs here: --gpus N runs N processes, each holding the whole "
+     "transformer and doing part of every step (docs/parallel.md); on one small GPU a run streams the blocks that "
+     "do not fit by itself"),
+    (("--cuda-device", "--gpu-ids"), "--device",
+     "one GPU is --device cuda:N; several are --gpus N, CUDA_VISIBLE_DEVICES choosing which "
+     "(CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2 ...)"),
 ]  # fmt: skip
 
 
