@@ -149,6 +149,16 @@ def test_batch_guidance_on_several_processes_is_said_to_do_nothing(capsys):
     assert code == 0 and "--batch-guidance" not in err
 
 
+def test_batch_guidance_on_sequence_parallel_ranks_is_not_said_to_run_side_by_side(capsys):
+    # --sp 2 on 2 processes is cfg 1: the note said the predictions ran "side by side on their own processes".
+    flags = ["--dry-run", "-W", "256", "-H", "256", "--video-frames", "9", "--device", "cpu", "--gpus", "2"]
+    code, err = run(capsys, *flags, "--sp", "2", "--batch-guidance")
+    note = "note: --batch-guidance is not used on several processes (cfg 1 x sp 2 on 2 ranks): every prediction is "
+    assert code == 0 and note in err and "side by side" not in err
+    code, err = run(capsys, *flags, "--batch-guidance")
+    assert "(cfg 2 x sp 1 on 2 ranks): the two guidance predictions run side by side" in err
+
+
 def test_the_plan_of_a_parallel_run_has_one_row_per_forward(capsys):
     # cfg 2 x sp 1 runs the two guidance predictions on two ranks, one call each: a plan of two rows per forward
     # (batched guidance, what one GPU does) would print twice the activations.

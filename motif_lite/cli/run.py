@@ -187,7 +187,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         done = resume.progress[0] if resume is not None else 0  # a resumed run previews only the steps it samples
         previews = _preview_notes(args.preview, request.steps, args.preview_every, done)
         ignored = torchrun_notes(args.gpus, torchrun_world)
-        flags = flag_notes(args, several_processes=layout is not None)
+        flags = flag_notes(args, layout)
         recalled = run_inputs(args).recalled
         recalled_notes = list(recalled.notes) if recalled is not None else []
         print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
@@ -223,21 +223,27 @@ def _resolve(
     return parallel, *parallel.share(lambda: resolve_requests(args, unresolved, clip, claim=True, claimed=claimed))
 
 
-def flag_notes(args: argparse.Namespace, several_processes: bool) -> list[str]:
+def flag_notes(args: argparse.Namespace, layout: ParallelLayout | None) -> list[str]:
     """The notes on flags this run does not use as given (from the flags alone): a step cache threshold that reuses
     nearly every step, an attention backend that int8 attention leaves unused, a flag for (or against) a run on
-    several processes, and what --quantize costs there."""
+    several processes (`layout`: how they split the run; None on one), and what --quantize costs there."""
     from motif_lite.runtime.attention import unused_backend_note
     from motif_lite.runtime.step_cache import threshold_note
 
     # A bad threshold was refused as the flags were read.
     notes = [threshold_note(args.step_cache) if args.step_cache is not None else None]
     notes.append(unused_backend_note(args.attention, args.attention_backend))
+    several_processes = layout is not None
     if not several_processes and args.comm_timeout is not None:
         notes.append("--comm-timeout is for a run on several processes (--gpus N, torchrun): this one has no others")
-    if several_processes and args.batch_guidance:
-        notes.append("--batch-guidance is not used on several processes: there the two guidance predictions are "
-                     "separate calls, side by side on their own processes with cfg 2")  # fmt: skip
+    if layout is not None and args.batch_guidance:
+        # cfg 1 (--sp given, or no guidance) runs the predictions on the same ranks: no "side by side" there.
+        how = (
+            "the two guidance predictions run side by side, each on its own processes"
+            if layout.cfg == 2
+            else "every prediction is shared by all of them, one after another (sequence parallelism does not batch)"
+        )
+        notes.append(f"--batch-guidance is not used on several processes ({layout.describe()}): {how}")  # fmt: skip
     if several_processes and args.quantize is not None:  # docs/parallel.md, "Quantizing as it loads"
         notes.append(f"--quantize on several processes: each one quantizes the transformer to {args.quantize} itself "
                      "as it loads (the work times the processes, and each holds its packed weights in host memory "
