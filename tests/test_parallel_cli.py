@@ -222,7 +222,8 @@ def test_a_rank_a_signal_stopped_gives_the_status_a_shell_reports(monkeypatch, c
 
     monkeypatch.setattr(torchrun, "run", failing)
     assert parallel.launch(2, ["run", "-p", "fox"]) == status
-    assert f"error: rank 1 failed ({said}); the other ranks were stopped" in capsys.readouterr().err
+    err = capsys.readouterr().err  # after SIGKILL's, a note on the out-of-memory killer (the test below)
+    assert f"error: rank 1 failed ({said})" in err and "; the other ranks were stopped" in err
 
 
 def test_a_vram_budget_is_left_to_the_processes_when_the_checkpoint_is_not_at_hand(capsys, monkeypatch, tmp_path):
@@ -627,3 +628,26 @@ def test_a_device_list_says_that_several_gpus_are_several_processes(capsys, no_l
     said = capsys.readouterr().err.splitlines()[0]
     assert said.startswith("error: unknown device 'cuda:0,cuda:1': a process runs on one device; several GPUs are ")
     assert "one process each: motif-lite run --gpus N, and CUDA_VISIBLE_DEVICES chooses which" in said
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "said"),
+    [
+        (-9, "error: rank 1 failed (stopped by SIGKILL), as the kernel's out-of-memory killer does when the processes"),
+        (-11, "error: rank 1 failed (stopped by SIGSEGV); the other ranks were stopped"),
+        (3, "error: rank 1 failed (exit code 3); the other ranks were stopped"),
+    ],
+)
+def test_a_rank_killed_by_sigkill_names_the_out_of_memory_killer(capsys, monkeypatch, exit_code, said):
+    # A rank killed outright (the OOM killer) was "failed (exit code -9)", after the other rank's traceback of a
+    # connection reset by its lost peer: nothing said what killed it.
+    import torch.distributed.run as torch_run
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def failing(config) -> None:
+        failure = ProcessFailure(local_rank=1, pid=1234, exitcode=exit_code, error_file="<N/A>")
+        raise ChildFailedError("motif_lite", {1: failure})
+
+    monkeypatch.setattr(torch_run, "run", failing)
+    assert parallel.launch(2, ["run", "-p", "fox"]) == (exit_code if exit_code > 0 else 128 - exit_code)
+    assert said in capsys.readouterr().err

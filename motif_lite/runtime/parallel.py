@@ -240,7 +240,8 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         # 128 + N a shell reports for a process that signal stopped.
         code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode
         how = f"exit code {failure.exitcode}" if failure.exitcode > 0 else _signal_name(-failure.exitcode)
-        print(f"error: rank {rank} failed ({how}); the other ranks were stopped", file=sys.stderr)
+        said = f"rank {rank} failed ({how}){_killed_note(failure.exitcode)}"
+        print(f"error: {said}; the other ranks were stopped", file=sys.stderr)
         return code
     except SignalException as exc:  # passed on to the ranks, which kept their work: exit as one process does
         return 128 + exc.sigval
@@ -255,6 +256,19 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         if flag is None:
             del os.environ[TORCHRUN_SIGNALS]
     return 0
+
+
+def _killed_note(exit_code: int) -> str:
+    """What a rank killed outright by SIGKILL (exit code -9) most likely met, after its signal's name: it printed
+    nothing itself, and the other ranks' errors (a connection reset by their lost peer) do not say why it died.
+    SIGKILL is most often the kernel's out-of-memory killer: the N processes together need about N times one
+    process's host memory."""
+    if exit_code != -getattr(signal, "SIGKILL", 0):
+        return ""
+    return (
+        ", as the kernel's out-of-memory killer does when the processes together exhaust the host memory (dmesg "
+        "says; a dry run adds up what they need)"
+    )
 
 
 # Run in a child process by `gpu_budgets`: what each device gives a plan, as a rank measures it (planner.py).
