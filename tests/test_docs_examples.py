@@ -533,6 +533,8 @@ FOREIGN_FLAGS = {
     "--ring_size": "Wan2.1's",
     "--dit_fsdp": "Wan2.1's",
     "--t5_fsdp": "Wan2.1's",
+    "--gpu_ids": "accelerate's",
+    "--cuda-device": "ComfyUI's",
 }
 
 
