@@ -651,3 +651,38 @@ def test_a_rank_killed_by_sigkill_names_the_out_of_memory_killer(capsys, monkeyp
     monkeypatch.setattr(torch_run, "run", failing)
     assert parallel.launch(2, ["run", "-p", "fox"]) == (exit_code if exit_code > 0 else 128 - exit_code)
     assert said in capsys.readouterr().err
+
+
+GLOO_PEER_RESET = (
+    "[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:40075: Connection reset by "
+    "peer. This is typically caused by a remote worker hanging or bugs in the application."
+)
+
+
+@pytest.mark.parametrize(
+    ("failure", "one_line"), [(RuntimeError(GLOO_PEER_RESET), True), (RuntimeError("a bug"), False)]
+)
+def test_a_rank_whose_peer_went_away_says_so_in_one_line(capsys, monkeypatch, failure, one_line):
+    # Rank 1 killed mid-run: rank 0 printed "[rank 0] failed: RuntimeError: ...Connection reset by peer" and a
+    # traceback, as for a bug of its own. A real bug keeps its traceback.
+    from motif_lite.cli import run as run_command
+
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(parallel, "start", lambda device: parallel.Session(0, 2, torch.device("cpu")))
+    monkeypatch.setattr(parallel, "stop", lambda: None)
+
+    def failing(args, session=None):
+        raise failure
+
+    monkeypatch.setattr(run_command, "_run", failing)
+    argv = ["run", "-p", "fox", "--device", "cpu", "--dtype", "fp32"]
+    if not one_line:
+        with pytest.raises(RuntimeError, match="a bug"):
+            cli.main(argv)
+        assert "[rank 0] failed: RuntimeError: a bug" in capsys.readouterr().err
+        return
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("[rank 0] error: lost contact with another rank, which stopped first (its error, or the ")
+    assert "Connection reset by peer" in err and "failed:" not in err and err.count("\n") == 1

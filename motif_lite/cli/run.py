@@ -148,6 +148,8 @@ def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
             parallel.check_same_dtype(resolve_dtype(None, session.device).value)
         return _run(args, session)
     except Exception as exc:  # user errors print "[rank r] error: ..." in cli.main; anything else is logged here
+        if (lost := parallel.lost_peer(exc)) is not None:  # another rank's failure: one line, no traceback
+            raise lost from exc
         if not isinstance(exc, MotifLiteError):
             print(f"[rank {session.rank}] failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         raise

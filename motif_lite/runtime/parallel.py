@@ -186,6 +186,25 @@ def check_device(device: str) -> None:
         )
 
 
+# What gloo and NCCL say when the process at the other end of a collective is gone (killed, crashed, its machine
+# lost): "Connection reset by peer" / "Connection closed by peer" (gloo's TCP transport), "remote process exited"
+# (NCCL).
+_PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "remote process exited")
+
+
+def lost_peer(exc: BaseException) -> ParallelError | None:
+    """The one-line error for a collective that failed because another rank went away, None for any other error.
+    That rank's failure is the cause (the launcher names it); this one's traceback would only point at the
+    collective it was waiting in."""
+    if not isinstance(exc, RuntimeError) or not any(words in str(exc) for words in _PEER_GONE):
+        return None
+    first = str(exc).strip().splitlines()[0]
+    return ParallelError(
+        f"lost contact with another rank, which stopped first (its error, or the launcher's last line, says why): "
+        f"{first}"
+    )
+
+
 def stop() -> None:
     """Leave the job (after success or failure)."""
     if dist.is_initialized():
