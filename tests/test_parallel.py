@@ -631,7 +631,12 @@ if rank is not None and folder:
     if rank == "1" and os.environ.get("MOTIF_LITE_TEST_FAULT"):
         import torch.distributed as dist
 
+        original, calls = dist.all_to_all_single, [0]
+
         def injected(*args, **kwargs):
+            calls[0] += 1  # "hang-later": after some steps (a few dozen calls each), so that there is state to keep
+            if os.environ["MOTIF_LITE_TEST_FAULT"] == "hang-later" and calls[0] < 200:
+                return original(*args, **kwargs)
             with open(os.path.join(folder, "injected"), "w") as f:
                 f.write(str(time.time()))
             if os.environ["MOTIF_LITE_TEST_FAULT"] == "raise":
@@ -701,6 +706,14 @@ def test_a_stalled_rank_times_out_and_every_rank_ends(checkpoint, tmp_path):
 def test_ctrl_c_stops_every_rank(checkpoint, tmp_path):
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="hang", interrupt=True)
     assert code == -signal.SIGINT and seconds < 40  # ended by the SIGINT, as Python ends: a shell shows 130
+
+
+def test_ctrl_c_after_some_steps_says_to_resume_on_as_many_processes(checkpoint, tmp_path):
+    # The --resume command printed after the kept state would go on in one process: the note says --gpus 2.
+    extra = ("--sp", "2", "--steps", "50")
+    code, _, err, _ = run_two_processes(checkpoint, tmp_path, *extra, fault="hang-later", interrupt=True)
+    assert code == -signal.SIGINT and "go on from there with motif-lite run --resume" in err
+    assert err.count("this run had 2 processes: to go on with as many, add --gpus 2 to it;") == 1, err
 
 
 class _FellBackOnRankOne:

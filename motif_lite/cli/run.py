@@ -622,10 +622,13 @@ class _Run:
                 clip=self.clip, crf=self.args.crf,
             )  # fmt: skip
         except BaseException:
-            lost = [video] if in_batch and keeps is not None and not kept_anywhere(keeps, video.output) else []
+            kept = keeps is not None and kept_anywhere(keeps, video.output)
+            lost = [video] if in_batch and not kept else []
             if progress is not None:  # its bar ends its line first: a note printed after it was glued to the bar
                 progress.close()
-            print_notes([*finished_videos(finished), *unsaved_videos(lost), *unstarted_videos(unstarted)], self.say)
+            again = [_resume_on_as_many(self.args, self.parallel)] if kept and self.parallel is not None else []
+            notes = [*finished_videos(finished), *unsaved_videos(lost), *unstarted_videos(unstarted), *again]
+            print_notes(notes, self.say)
             raise
         finally:
             if progress is not None:
@@ -635,6 +638,17 @@ class _Run:
         # After every rank's last collective of the video, so that all of them reach this one.
         everyones = self.parallel.every_ranks_fallbacks(result.kernel_fallbacks)
         return dataclasses.replace(result, kernel_fallbacks=everyones)
+
+
+def _resume_on_as_many(args: argparse.Namespace, parallel: Parallel) -> str:
+    """The note after the kept state's --resume command in a parallel run: that command, as printed, would go on in
+    one process, since the saved file does not record the processes."""
+    world = parallel.layout.world
+    if args.gpus is not None:  # --gpus N started the ranks (each is given the flags typed)
+        how = f"add --gpus {world} to it"
+    else:
+        how = f"start it under torchrun with {world} processes again (torchrun --nproc-per-node {world} -m motif_lite)"
+    return f"this run had {world} processes: to go on with as many, {how}; as printed, --resume goes on in one"
 
 
 def _say_run_time(
