@@ -706,6 +706,7 @@ def test_a_stalled_rank_times_out_and_every_rank_ends(checkpoint, tmp_path):
 def test_ctrl_c_stops_every_rank(checkpoint, tmp_path):
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="hang", interrupt=True)
     assert code == -signal.SIGINT and seconds < 40  # ended by the SIGINT, as Python ends: a shell shows 130
+    assert "death signal" not in err and err.count("interrupted") == 2  # torch's agent's log line is not shown
 
 
 def test_ctrl_c_after_some_steps_says_to_resume_on_as_many_processes(checkpoint, tmp_path):

@@ -246,6 +246,11 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     failures = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
     level = failures.level
     failures.setLevel(logging.CRITICAL)
+    # On Ctrl-C its agent logs "W1205 23:19:10.169000 7650 torch/distributed/elastic/agent/server/api.py:753]
+    # Received 2 death signal, shutting down workers": the ranks say "interrupted", as one process does.
+    agent = logging.getLogger("torch.distributed.elastic.agent.server.api")
+    agent_level = agent.level
+    agent.setLevel(logging.ERROR)
     # The launcher passes the signals it handles on to the ranks; by default not SIGUSR1/2, which would kill it and
     # leave the ranks running: a scheduler's warning before its time limit must reach them, to keep their state.
     handled, flag = os.environ.get(TORCHELASTIC_SIGNALS), os.environ.get(TORCHRUN_SIGNALS)
@@ -266,6 +271,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         return 128 + exc.sigval
     finally:
         failures.setLevel(level)
+        agent.setLevel(agent_level)
         if threads is None:
             del os.environ["OMP_NUM_THREADS"]
         if handled is None:  # the launcher may have written over it: as it was
