@@ -290,6 +290,18 @@ def test_a_process_of_torchrun_refuses_a_device_of_its_own(monkeypatch):
         parallel.start("cuda:1")
 
 
+def test_torchrun_on_a_machine_without_gpus_asks_for_device_cpu_as_gpus_n_does(monkeypatch):
+    # `torchrun --nproc-per-node 2 -m motif_lite run ...` without --device ran both processes on the CPU without a
+    # word (no time estimate either: that is a single process's), where `run --gpus 2` refuses.
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(parallel.dist, "init_process_group", lambda *args, **kwargs: None)  # joined: not refused
+    with pytest.raises(ParallelError, match="^torchrun started 2 processes, one per GPU, but this machine has no CUDA"):
+        parallel.start("auto")
+    assert parallel.start("cpu").device == torch.device("cpu")
+
+
 @pytest.mark.parametrize(("rank", "world", "whole"), [("0", "2", True), ("1", "2", False), (None, None, True)])
 def test_only_rank_0_prints_a_user_error_whole(monkeypatch, capsys, rank, world, whole):
     # Every rank of `--gpus N` plans alike: without this each printed the same refusal with its plan table.

@@ -153,6 +153,11 @@ def start(device: str) -> Session:
     cuda = device != "cpu" and torch.cuda.is_available()
     if device == "cuda" and not cuda:
         raise ParallelError("--device cuda requested but CUDA is not available; use --device cpu")
+    if device == "auto" and not cuda:  # as --gpus N refuses it: N CPU processes of a 720p run would take weeks
+        raise ParallelError(
+            f"torchrun started {world} processes, one per GPU, but this machine has no CUDA device: add --device cpu "
+            f"to run the {world} processes on the CPU (slow, for testing)"
+        )
     if cuda and local >= torch.cuda.device_count():
         raise ParallelError(f"local rank {local} has no GPU: this machine has {torch.cuda.device_count()}")
     target = torch.device("cuda", local) if cuda else torch.device("cpu")
