@@ -623,8 +623,13 @@ def test_a_rank_takes_the_claim_of_the_launcher_that_started_it_as_its_own(tmp_p
         other.wait()
 
 
-@pytest.mark.parametrize(("value", "meant"), [("2,3", "CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2"),
-                                              ("0,1,2", "CUDA_VISIBLE_DEVICES=0,1,2 motif-lite run --gpus 3")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "meant"),
+    [
+        ("2,3", "CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2"),
+        ("0,1,2", "CUDA_VISIBLE_DEVICES=0,1,2 motif-lite run --gpus 3"),
+    ],
+)
 def test_gpus_given_as_a_list_of_gpus_says_how_to_choose_them(capsys, value, meant):
     # Users of device lists (accelerate's --gpu_ids 0,1) were told only that --gpus is a number.
     with pytest.raises(SystemExit) as exit_info:
