@@ -216,7 +216,7 @@ def test_decode_of_an_extension_joins_the_clip_again_or_says_it_cannot(pipe, tmp
     run would have written (the clip first); with the clip gone, the new part alone, with a note."""
     clip = make_clip(tmp_path / "clip_%03d.png", frames=6)
     same = dict(width=32, height=32, frames=5, steps=1, seed=2)
-    pipe.generate(GenerationRequest(PROMPT, extend=clip, output=tmp_path / "whole_%03d.png", **same))
+    whole = pipe.generate(GenerationRequest(PROMPT, extend=clip, output=tmp_path / "whole_%03d.png", **same))
 
     def cancel(stage, done, total):
         if stage == "decode":
@@ -230,7 +230,9 @@ def test_decode_of_an_extension_joins_the_clip_again_or_says_it_cannot(pipe, tmp
     argv = ["decode", str(latents), "--device", "cpu", "-o"]
     assert cli.main([*argv, str(tmp_path / "decoded_%03d.png")]) == 0
     out = capsys.readouterr().out
-    assert "extended: clip_%03d.png's 6 frames, then 4 new: 10 frames" in out and "10 frames" in out, out
+    # The length as the run's note said it, (10 - 1) / 24 s (decode said 0.42 s, 10 / 24, where the note said 0.38).
+    assert "extended: clip_%03d.png's 6 frames, then 4 new: 10 frames, 0.38 s at 24 fps" in out, out
+    assert "10 in all (0.38 s at 24 fps)" in whole.notes[0], whole.notes
     np.testing.assert_array_equal(np.stack(png_frames(tmp_path / "decoded_%03d.png")),
                                   np.stack(png_frames(tmp_path / "whole_%03d.png")))  # fmt: skip
     assert cli.main([*argv, str(tmp_path / "clip_%03d.png")]) == 2  # never over the clip's own frames

@@ -10,8 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 from motif_lite.cli.run_summary import PROMPT_SHOWN, prompt_line, summary
+from motif_lite.errors import Audience
+from motif_lite.io.clip import Clip
 from motif_lite.pipeline import GenerationResult
-from motif_lite.request import GenerationRequest
+from motif_lite.request import GenerationRequest, _extension_notes
 
 TIMINGS = {"encode": 1.0, "denoise": 6.0, "decode": 2.0, "total": 9.0}
 
@@ -45,7 +47,11 @@ def test_an_extension_says_the_clips_frames_the_new_ones_and_its_length(tmp_path
     # A 9-frame request from a 12-frame clip: its first frame is the clip's last, so 8 new and 20 in the file.
     result = _result(tmp_path, clip_frames=12, request={"extend": str(tmp_path / "clip.mp4")})
     extended = _line(summary(result, 0.0, with_settings=False), "extended: ")
-    assert extended == "extended: clip.mp4's 12 frames, then 8 new: 20 frames, 2.50 s at 8 fps"
+    # (20 - 1) / 8 s, as the request's note and the server's video object count it (it said 2.50 s, 20 / 8).
+    assert extended == "extended: clip.mp4's 12 frames, then 8 new: 20 frames, 2.38 s at 8 fps"
+    clip = Clip(tmp_path / "clip.mp4", frames=12, width=32, height=16, fps=8)
+    note = _extension_notes(clip, 9, 8, tmp_path / "v.mp4", Audience.RUN_OR_PYTHON)[0]
+    assert "20 in all (2.38 s at 8 fps)" in note, note
 
 
 def test_the_optional_lines_come_before_the_output_line(tmp_path):

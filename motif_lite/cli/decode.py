@@ -129,6 +129,7 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
     from motif_lite.errors import Audience, counted
     from motif_lite.io.staging import described_output
     from motif_lite.progress import ProgressBars
+    from motif_lite.request import video_seconds
 
     dtype = torch_dtype(args.dtype) if args.dtype is not None else None
     with download_hint_repeats(getattr(args, "argv", None)):
@@ -169,7 +170,7 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
           f"{time.perf_counter() - start:.1f}s on {job.device}")  # fmt: skip
     if job.clip is not None:  # as run's summary says it: the done line counts the new part
         print(f"extended: {job.clip.path.name}'s {counted(job.clip.frames, 'frame')}, then {saved.frames - 1} new: "
-              f"{job.frames} frames, {job.frames / saved.fps:.2f} s at {saved.fps:g} fps")  # fmt: skip
+              f"{job.frames} frames, {video_seconds(job.frames, saved.fps):g} s at {saved.fps:g} fps")  # fmt: skip
     print(f"output: {described_output(written, job.frames)}")
     # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),
     # and a later run of the same output would otherwise call them a failed decode still to make.
