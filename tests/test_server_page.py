@@ -497,6 +497,9 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
         assert (video.size, video.settings["num_frames"], video.settings["fps"]) == ("48x32", 5, 12)
         assert video.settings["extend_file"]["name"] == "clip.mp4" and video.settings["extend_file"]["frames"] == 9
         assert card.find_element(By.CLASS_NAME, "extends").text == "extends clip.mp4 (uploaded)"
+        # The page counts the file's frames back from the API's `seconds` by its rule, (frames - 1) / fps: 1 s at
+        # 12 fps is 13 frames, the clip's 9 and 4 new (12 by frames / fps).
+        assert video.seconds == "1" and "5 new frames, 13 in all" in card.find_element(By.CLASS_NAME, "meta").text
         # The next job is a new video again, at the size chosen.
         assert driver.execute_script("return document.getElementById('clip').files.length") == 0
         assert driver.find_element(By.ID, "width").is_enabled()
