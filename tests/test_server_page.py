@@ -500,6 +500,14 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
         # The page counts the file's frames back from the API's `seconds` by its rule, (frames - 1) / fps: 1 s at
         # 12 fps is 13 frames, the clip's 9 and 4 new (12 by frames / fps).
         assert video.seconds == "1" and "5 new frames, 13 in all" in card.find_element(By.CLASS_NAME, "meta").text
+        # An uploaded clip's frames are counted, not taken back from `seconds`: 9 frames at 1000 fps are "0.01" s
+        # (0.008 to the hundredth), which counts back to 11.
+        uploaded = {
+            "size": "48x32",
+            "seconds": "0.01",
+            "settings": {"num_frames": 5, "fps": 1000, "steps": 1, "seed": 1, "extend_file": {"frames": 5}},
+        }
+        assert "5 new frames, 9 in all" in driver.execute_script("return describe(arguments[0])", uploaded)
         # The next job is a new video again, at the size chosen.
         assert driver.execute_script("return document.getElementById('clip').files.length") == 0
         assert driver.find_element(By.ID, "width").is_enabled()

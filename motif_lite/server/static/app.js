@@ -446,8 +446,12 @@ async function submit(event) {
 function describe(video) {
   const s = video.settings || {};
   let frames = (s.num_frames || "?") + " frames";
-  if (s.extend || s.extend_file) { // `seconds` counts the whole file, the extended video's frames first
-    frames = s.num_frames + " new frames, " + (Math.round(Number(video.seconds) * s.fps) + 1) + " in all";
+  if (s.extend || s.extend_file) {
+    // An uploaded clip's frames are known; else `seconds`, the whole file's (frames - 1) / fps to the hundredth,
+    // counts them back (exactly up to 100 fps: past it a hundredth of a second is more than half a frame).
+    const total = s.extend_file ? s.extend_file.frames + s.num_frames - 1
+                                : Math.round(Number(video.seconds) * s.fps) + 1;
+    frames = s.num_frames + " new frames, " + total + " in all";
   }
   const parts = [video.size, frames, (s.steps || "?") + " steps", "seed " + s.seed];
   if (s.image_to_video && !s.extend && !s.extend_file) parts.push("image-to-video");
