@@ -898,15 +898,21 @@ def test_an_apg_eta_above_1_runs_as_in_the_reference_and_the_help_says_the_usual
     assert "default: the guider's, else 0.1)" in help_text and "(0..1)" not in help_text
 
 
-def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpoint, tmp_path, capsys, monkeypatch):
-    # Ctrl-C while the second video encoded: the note named only the third, and the second had no file and no state.
-    def stop_in_the_second_encode(self, stage, done, total):
-        if stage == "encode" and (tmp_path / "fox-1.mp4").exists():
+def _batch_stopped_at_the_encode_after(written: Path, checkpoint, tmp_path, monkeypatch, videos: int) -> None:
+    """A `-b videos` batch (seed 2 on) stopped by Ctrl-C as the video after `written` starts encoding."""
+
+    def stop_in_that_encode(self, stage, done, total):
+        if stage == "encode" and written.exists():
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(ProgressBars, "__call__", stop_in_the_second_encode)
-    args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", "3")
+    monkeypatch.setattr(ProgressBars, "__call__", stop_in_that_encode)
+    args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", str(videos))
     assert cli.main([*args, "-s", "2"]) == cli.EXIT_INTERRUPTED
+
+
+def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpoint, tmp_path, capsys, monkeypatch):
+    # Ctrl-C while the second video encoded: the note named only the third, and the second had no file and no state.
+    _batch_stopped_at_the_encode_after(tmp_path / "fox-1.mp4", checkpoint, tmp_path, monkeypatch, videos=3)
     err = capsys.readouterr().err
     second, third = tmp_path / "fox-2.mp4", tmp_path / "fox-3.mp4"
     assert f"note: started, nothing saved: {second} (seed 3); run it again as an ordinary run of the same command " \
@@ -918,13 +924,7 @@ def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpo
 def test_a_stopped_batch_names_the_videos_it_finished(checkpoint, tmp_path, capsys, monkeypatch):
     # Ctrl-C in the third video: the notes named the videos to make again, not those written, and the user could
     # only tell finished files from the one being written by their names.
-    def stop_in_the_third_encode(self, stage, done, total):
-        if stage == "encode" and (tmp_path / "fox-2.mp4").exists():
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ProgressBars, "__call__", stop_in_the_third_encode)
-    args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", "4")
-    assert cli.main([*args, "-s", "2"]) == cli.EXIT_INTERRUPTED
+    _batch_stopped_at_the_encode_after(tmp_path / "fox-2.mp4", checkpoint, tmp_path, monkeypatch, videos=4)
     err = capsys.readouterr().err
     first, second = tmp_path / "fox-1.mp4", tmp_path / "fox-2.mp4"
     assert f"note: finished: {first} (seed 2), {second} (seed 3)\n" in err, err
