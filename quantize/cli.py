@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "src", type=path_arg, help="checkpoint folder, component folder (transformer/, text_encoder/), .safetensors, "
-        ".index.json or .gguf",
+        ".index.json or .gguf, or a Hub repo id in the Hugging Face cache (Motif-Technologies/Motif-Video-2B)",
     )  # fmt: skip
     # Not `required` for argparse: a missing -o is reported by `main`, with a hint when OUT was given another way.
     parser.add_argument("-o", "--output", type=path_arg, help="output .gguf path (required)")

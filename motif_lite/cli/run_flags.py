@@ -530,7 +530,10 @@ def _add_lora_flags(run: argparse.ArgumentParser) -> None:
         "--preview-every",
         type=positive_int,
         metavar="K",
-        help="steps between previews (default: about 4 per run); none after the last step, so K must be below --steps",
+        help=(
+            "steps between previews; default: a quarter of --steps, rounded up (up to 3 previews); none after the "
+            "last step, so K must be below --steps"
+        ),
     )
 
 

@@ -20,13 +20,13 @@ from motif_lite.paths import file_in_the_way, user_path
 
 PREVIEW_EXTENSIONS = (".png", ".webp")
 SD_CPP_PREVIEW_METHODS = ("none", "proj", "tae", "vae")  # what stable-diffusion.cpp's --preview takes
-PREVIEWS_PER_RUN = 4  # the default spacing of previews: about this many per run
+PREVIEWS_PER_RUN = 4  # the default spacing: a quarter of the steps, so up to 3 previews and then the video
 logger = logging.getLogger(__name__)
 
 
 def preview_interval(steps: int, every: int | None) -> int:
-    """The steps between previews: `every`, else about PREVIEWS_PER_RUN per run. Previews come after every such
-    step but the last (the video itself follows it)."""
+    """The steps between previews: `every`, else 1/PREVIEWS_PER_RUN of the steps, rounded up. Previews come after
+    every such step but the last (the video itself follows it): at most PREVIEWS_PER_RUN - 1 by default."""
     return every or max(1, math.ceil(steps / PREVIEWS_PER_RUN))
 
 

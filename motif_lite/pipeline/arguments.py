@@ -126,7 +126,8 @@ def _check_callable_as(name: str, callback: Callable, arguments: tuple[str, ...]
 def check_preview_spacing(steps: int, preview_every: int | None) -> None:
     """Refuse a `preview_every` with which a `steps`-step run calls `on_preview` never (as run refuses such a
     --preview-every): previews come every `preview_every` steps, never after the last one. Without it the spacing
-    is the default, about 4 per run, which makes none only for a 1-step run (a server job may have one step)."""
+    is the default, a quarter of the steps (up to 3 previews), which makes none only for a 1-step run (a server
+    job may have one step)."""
     if preview_every is None or preview_every < steps:
         return
     fix = f"give preview_every={steps - 1} or less" if steps > 1 else "give steps=2 or more"

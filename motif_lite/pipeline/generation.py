@@ -347,7 +347,7 @@ class MotifVideoPipeline:
         of `generate` unchanged, after the work is kept as for any failure (below).
 
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
-        steps (default: about 4 per run), not after the last step.
+        steps (default: a quarter of the steps, rounded up: up to 3 previews), not after the last step.
 
         `keep_latents`: the work is not lost when the run fails (io/latents.py; the file is `fox.mp4` ->
         `fox.latents.safetensors`, removed once the video is written): when sampling stops early (Ctrl-C, out of
