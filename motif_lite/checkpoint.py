@@ -561,7 +561,10 @@ def _transformer_setting(
     if configs.transformer is None:
         return Setting(TransformerConfig(), DEFAULT, "official architecture (built-in)")
     if root is not None and require_weights:
-        check_safetensors(root, configs.transformer, yours, model)
+        # The model built is in the cross-attention layout its weights are stored in, not config.json's default:
+        # the config says so, as what is checked against it (a LoRA's layers, `check_loras`) must see that model.
+        layout = check_safetensors(root, configs.transformer, yours, model)
+        return Setting(configs.transformer.replace(cross_attention_layout=layout), CHECKPOINT, TRANSFORMER_CONFIG)
     return Setting(configs.transformer, CHECKPOINT, TRANSFORMER_CONFIG)
 
 
@@ -598,11 +601,13 @@ def _read_transformer_gguf(path: Path, model: str) -> GGUFCheckpoint:
 
 def check_safetensors(
     root: Path, config: TransformerConfig, yours: Collection[Path] = (), model: str | None = None
-) -> None:
+) -> str:
     """Every tensor of the checkpoint's `transformer/` safetensors against `config`, from the headers only
     (`yours`: the user's own weight files, which a damaged-file error says; `model`: -m as given, whose download
-    command a damaged file's error gives)."""
+    command a damaged file's error gives). Returns the cross-attention layout the tensors are stored in, which the
+    loaded model takes (`keymap.to_model_names`)."""
     from motif_lite.weights.float8 import is_companion, weight_scales
+    from motif_lite.weights.keymap import to_model_names
     from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
     from motif_lite.weights.shapes import transformer_mismatch
 
@@ -617,6 +622,7 @@ def check_safetensors(
     _refuse_prefixed(files[0], [name for name in refs if not is_companion(name)])
     shapes = {name: ref.shape for name, ref in refs.items()}
     transformer_mismatch(config, shapes).raise_for(str(root / "transformer"))
+    return to_model_names(shapes)[1]
 
 
 def check_your_shapes(
