@@ -421,7 +421,8 @@ MODEL_ADDRESSES = {
     "./Motif-Video-2B, then -m ./Motif-Video-2B",
     OFFICIAL_Q4: "it goes to --gguf: --gguf Q4_K_M",
     # llama.cpp's repo:TAG of the checkpoint's repo, which holds no GGUF: it named the repo, not a GGUF file.
-    f"hf.co/{MOTIF_REPO}:Q4_K_M": f"-m {MOTIF_REPO}",
+    f"hf.co/{MOTIF_REPO}:Q4_K_M": f"-m {MOTIF_REPO} --gguf Q4_K_M",  # the variant asked for is kept
+    f"hf.co/{MOTIF_REPO}:latest": f"-m {MOTIF_REPO}",  # Ollama's default tag names no variant
     f"hf.co/{GGUF_REPO}:Q8_0": "it goes to --gguf: --gguf Q8_0",  # llama.cpp's repo:TAG names a GGUF file too
 }
 

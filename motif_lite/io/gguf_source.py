@@ -241,10 +241,17 @@ def _checkpoint_repo_problem(address: HubAddress, flag: str) -> tuple[str, str]:
     if flag != "--gguf":  # no text encoder GGUF is published: the quantizer makes one
         quantize = f"python -m motif_lite.quantize {MOTIF_REPO} --component text_encoder --type Q8_0 -o te-Q8_0.gguf"
         return problem, f"{leave_out}, or make a text encoder GGUF from them: {quantize}, then {flag} te-Q8_0.gguf"
+    variant = variant_named_by(address)
+    give = f"--gguf {variant}" if variant else "e.g. --gguf Q4_K_M"
+    return problem, f"{leave_out}; the GGUF files are the variants of {GGUF_REPO}: {give}"
+
+
+def variant_named_by(address: HubAddress) -> str | None:
+    """The quantization type an address's tag or file name carries (hf.co/REPO:Q4_K_M, .../x-Q8_0.gguf), as given;
+    None when it names none."""
     named = PurePosixPath(address.file or "").name.removesuffix(".gguf")
     variant = _variant_named(named) if named else None
-    give = f"--gguf {variant}" if variant and variant.upper() in quantization_type_names() else "e.g. --gguf Q4_K_M"
-    return problem, f"{leave_out}; the GGUF files are the variants of {GGUF_REPO}: {give}"
+    return variant if variant and variant.upper() in quantization_type_names() else None
 
 
 def _cached_entries(repo: str, folder: PurePosixPath, most: int = 6) -> list[str]:

@@ -243,7 +243,13 @@ def model_address_problem(text: str) -> tuple[str, str] | None:
         return None
     problem = "-m takes a checkpoint folder or a Hub repo id, not a web address"
     revision = revision_problem(f"{address.repo}@{address.revision}") if address.revision != "main" else None
-    return problem, revision[1] if revision else f"-m {address.repo}"
+    if revision:
+        return problem, revision[1]
+    # hf.co/REPO:Q4_K_M asked for that GGUF variant: the fix keeps it. Imported here: gguf_source imports this module.
+    from motif_lite.io.gguf_source import variant_named_by
+
+    variant = variant_named_by(address) if address.names_gguf else None
+    return problem, f"-m {address.repo}" + (f" --gguf {variant}" if variant else "")
 
 
 def is_repo_id(text: str) -> bool:
