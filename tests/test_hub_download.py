@@ -389,11 +389,22 @@ def test_a_hub_folder_given_to_gguf_gets_its_folders_download_in_a_dry_run(empty
 TEXT_ENCODER_ADDRESSES = {
     "https://huggingface.co/someone/te-gguf/resolve/main/te-Q8_0.gguf": "download it first: hf download "
     "someone/te-gguf te-Q8_0.gguf --local-dir ./te-gguf, then --text-encoder-gguf ./te-gguf/te-Q8_0.gguf",
-    f"hf.co/{GGUF_REPO}:Q8_0": f"download it first: hf download {GGUF_REPO} --include '*Q8_0*.gguf' --local-dir "
-    "./Motif-Video-2B-GGUF, then --text-encoder-gguf ./Motif-Video-2B-GGUF",  # no official variant: a file
     "https://huggingface.co/someone/te-gguf/tree/main/te": "download it first: hf download someone/te-gguf "
     "--include 'te/*.gguf' --local-dir ./te-gguf, then --text-encoder-gguf ./te-gguf/te",
 }
+
+
+def test_the_gguf_repo_given_to_text_encoder_gguf_says_how_to_make_one(checkpoint, no_network):
+    # It gave the download of the transformer's *Q8_0*.gguf as the text encoder, though the GGUF repo holds the
+    # transformer's files only (as the checkpoint's repo's error says): the quantizer's command instead.
+    address = f"hf.co/{GGUF_REPO}:Q8_0"
+    with pytest.raises(CheckpointError) as error:
+        find_text_encoder_gguf(checkpoint, address, str(checkpoint))
+    assert str(error.value) == (
+        f"{address}: --text-encoder-gguf takes a text encoder GGUF file, and {GGUF_REPO} holds the transformer's "
+        f"only; make one from the checkpoint's text encoder: python -m motif_lite.quantize {MOTIF_REPO} --component "
+        "text_encoder --type Q8_0 -o te-Q8_0.gguf, then --text-encoder-gguf te-Q8_0.gguf"
+    )
 
 
 @pytest.mark.parametrize("address", TEXT_ENCODER_ADDRESSES)

@@ -203,6 +203,9 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
         return None
     if address.repo.lower() == MOTIF_REPO.lower():  # the checkpoint's repo: safetensors only, no download fetches one
         return _checkpoint_repo_problem(address, flag)
+    if flag != "--gguf" and address.repo.lower() == GGUF_REPO.lower():  # the transformer's variants only
+        problem = f"{flag} takes a text encoder GGUF file, and {GGUF_REPO} holds the transformer's only"
+        return problem, f"make one from the checkpoint's text encoder: {make_text_encoder_gguf(flag, MOTIF_REPO)}"
     official = flag == "--gguf" and address.repo.lower() == GGUF_REPO.lower() and address.revision == "main"
     folder_page = address.path is not None and not address.path.lower().endswith(".gguf")  # .../tree/main/vae
     if folder_page and not official:
@@ -238,12 +241,19 @@ def _checkpoint_repo_problem(address: HubAddress, flag: str) -> tuple[str, str]:
     holds = f" (it holds {', '.join(listed)})" if listed else ""
     problem = f"{flag} takes a GGUF file, and {where} holds none{holds}"
     leave_out = f"-m {MOTIF_REPO} runs its safetensors as they are (leave out {flag})"
-    if flag != "--gguf":  # no text encoder GGUF is published: the quantizer makes one
-        quantize = f"python -m motif_lite.quantize {MOTIF_REPO} --component text_encoder --type Q8_0 -o te-Q8_0.gguf"
-        return problem, f"{leave_out}, or make a text encoder GGUF from them: {quantize}, then {flag} te-Q8_0.gguf"
+    if flag != "--gguf":
+        make = make_text_encoder_gguf(flag, MOTIF_REPO)
+        return problem, f"{leave_out}, or make a text encoder GGUF from them: {make}"
     variant = variant_named_by(address)
     give = f"--gguf {variant}" if variant else "e.g. --gguf Q4_K_M"
     return problem, f"{leave_out}; the GGUF files are the variants of {GGUF_REPO}: {give}"
+
+
+def make_text_encoder_gguf(flag: str, checkpoint: str) -> str:
+    """The quantizer's command that makes a text encoder GGUF from `checkpoint` (a repo id or folder), and `flag`
+    given it: no text encoder GGUF is published."""
+    quantize = f"python -m motif_lite.quantize {checkpoint} --component text_encoder --type Q8_0 -o te-Q8_0.gguf"
+    return f"{quantize}, then {flag} te-Q8_0.gguf"
 
 
 def variant_named_by(address: HubAddress) -> str | None:
