@@ -394,6 +394,19 @@ TEXT_ENCODER_ADDRESSES = {
 }
 
 
+def test_another_revision_of_the_checkpoints_repo_given_to_gguf_keeps_it(checkpoint, no_network):
+    # The fix said -m Motif-Technologies/Motif-Video-2B, which runs main, not the dev the address named: it gives
+    # the download of that revision into a folder, as -m's own check of the same address does.
+    address = f"https://huggingface.co/{MOTIF_REPO}/tree/dev"
+    download = f"download 'dev' into a folder: hf download {MOTIF_REPO} --revision dev --local-dir ./Motif-Video-2B"
+    with pytest.raises(CheckpointError) as error:
+        find_gguf(address)
+    assert f"holds none; {download}, then -m ./Motif-Video-2B runs its safetensors as they are" in str(error.value)
+    with pytest.raises(CheckpointError) as error:
+        find_text_encoder_gguf(checkpoint, address, str(checkpoint))
+    assert download in str(error.value) and "motif_lite.quantize ./Motif-Video-2B --component" in str(error.value)
+
+
 def test_the_gguf_repo_given_to_text_encoder_gguf_says_how_to_make_one(checkpoint, no_network):
     # It gave the download of the transformer's *Q8_0*.gguf as the text encoder, though the GGUF repo holds the
     # transformer's files only (as the checkpoint's repo's error says): the quantizer's command instead.

@@ -27,6 +27,7 @@ from motif_lite.io.hub import (
     local_dir_for,
     quiet_hub,
     refuse_unknown_repo,
+    revision_problem,
     start_download,
 )
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError
@@ -240,9 +241,12 @@ def _checkpoint_repo_problem(address: HubAddress, flag: str) -> tuple[str, str]:
     listed = _cached_entries(MOTIF_REPO, folder) if address.revision == "main" else []
     holds = f" (it holds {', '.join(listed)})" if listed else ""
     problem = f"{flag} takes a GGUF file, and {where} holds none{holds}"
-    leave_out = f"-m {MOTIF_REPO} runs its safetensors as they are (leave out {flag})"
+    # Another revision (.../tree/dev) runs from a folder it is downloaded into, as -m's own check of it says.
+    revision = revision_problem(f"{MOTIF_REPO}@{address.revision}") if address.revision != "main" else None
+    run, checkpoint = (revision[1], local_dir_for(MOTIF_REPO)) if revision else (f"-m {MOTIF_REPO}", MOTIF_REPO)
+    leave_out = f"{run} runs its safetensors as they are (leave out {flag})"
     if flag != "--gguf":
-        make = make_text_encoder_gguf(flag, MOTIF_REPO)
+        make = make_text_encoder_gguf(flag, checkpoint)
         return problem, f"{leave_out}, or make a text encoder GGUF from them: {make}"
     variant = variant_named_by(address)
     give = f"--gguf {variant}" if variant else "e.g. --gguf Q4_K_M"
