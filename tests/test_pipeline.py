@@ -232,6 +232,20 @@ def test_an_image_encoded_once_is_kept_for_the_next_videos(pipe, checkpoint, tmp
     assert calls.count("encode_image") == calls.count("encode") == calls.count("offload") == 4
 
 
+def test_encode_from_python_keeps_the_first_frame_without_its_checksum(pipe, tmp_path, monkeypatch):
+    # A Python caller of encode passes no checksum: the first frame's encodings were then neither kept nor reused
+    # (encoded again for each video); encode hashes the file itself, as generate hashes it once.
+    PIL.Image.fromarray(np.random.default_rng(4).integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "f.png")
+    request = GenerationRequest(prompt=PROMPT, image=tmp_path / "f.png", width=48, height=32, frames=5)
+    encodes = []
+    monkeypatch.setattr(pipe.vae, "encode", _counting(pipe.vae.encode, encodes))
+    pipe.kept_encodings.clear()
+    for seed in (1, 2):
+        generator = torch.Generator().manual_seed(seed)
+        pipe.encode(request, pipe.initial_noise(request, generator), generator, lambda *a: None)
+    assert len(encodes) == 1
+
+
 def _counting(method, calls: list) -> object:
     """`method`, appending to `calls` on each call."""
     return lambda *args, **kwargs: calls.append(1) or method(*args, **kwargs)

@@ -65,6 +65,7 @@ from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.pipeline.step_watch import StepWatch
 from motif_lite.preflight import check_loras
 from motif_lite.request import GenerationRequest, RequestError, ResolvedRequest
+from motif_lite.request import first_frame_sha256 as checksum_of_first_frame
 from motif_lite.run_estimates import cpu_time_note
 from motif_lite.runtime.attention import AttentionBackend
 from motif_lite.runtime.compile import CompileHandle
@@ -621,8 +622,10 @@ class MotifVideoPipeline:
         as read already (read here when its last frame is needed and it is None). input_image: `request.image` as read
         already (`io.image.read_image`; read here when it is needed and None). first_frame_sha256: the checksum of the
         file the first frame comes from (`ResolvedRequest.first_frame_sha256`), by which its encodings are kept for
-        the next video; None: they are neither kept nor taken from those kept."""
+        the next video; None: hashed here for a conditioned request (a Python caller's), as `generate` hashes once."""
         conditioned = request.conditions_on_image
+        if conditioned and first_frame_sha256 is None:
+            first_frame_sha256 = checksum_of_first_frame(request)
         total = 1 + guided + conditioned
         progress("encode", 0, total)
         cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
