@@ -65,6 +65,33 @@ def test_cpu_gives_the_exact_video_with_one_warning(checkpoint, exact_frames, tm
     assert read_settings(tmp_path / "out" / "f_000.png").values["model"]["attention"] == "exact"
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_a_resumed_runs_notes_do_not_depend_on_the_last_runs_fallback(checkpoint, tmp_path) -> None:
+    # The notes on a resumed run compared the stopped run's attention with the one the pipeline's last run fell back
+    # to (its kernel record began after the notes): one saved run, resumed by a fresh pipeline and by one that had
+    # run before, got different notes. Each now compares this run's.
+    from motif_lite.io.latents import read_latents
+
+    def stop_after_one_step(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    used = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", attention="int8")
+    request = GenerationRequest("a red fox runs through snow", seed=0, output=tmp_path / "fox.mp4", **SIZE)
+    with warnings.catch_warnings(), pytest.raises(KeyboardInterrupt):
+        warnings.simplefilter("ignore")
+        used.generate(request, on_progress=stop_after_one_step, latents_file=tmp_path / "fox.safetensors")
+    saved = read_latents(tmp_path / "fox.safetensors")
+    fresh = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", attention="int8")
+    notes = []
+    for pipe, name in ((fresh, "a.safetensors"), (used, "b.safetensors")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = pipe.generate(GenerationRequest(**saved.request), resume=saved, latents_file=tmp_path / name)
+        notes.append([note for note in result.notes if "resumed" in note])
+    assert notes[0] == notes[1] and len(notes[0]) == 1
+
+
 def test_int8_kernel_frames_stay_close_to_exact(checkpoint, exact_frames, kernel, tmp_path) -> None:
     """The 8-bit kernel (FP8 P·V, as on sm_89+) behind every attention seam of the tiny model, through the whole
     sampling loop and the VAE: the video changes (the kernel ran) but stays within a few 8-bit levels."""

@@ -410,6 +410,8 @@ class MotifVideoPipeline:
             settings = dataclasses.replace(settings, first_step=start.done)
         if self.warns_long_cpu_runs and self.device.type == "cpu":  # before hours of work start without a word
             self._warn_long_cpu_run(request, settings)
+        # The record starts before the notes: a resumed run's compare this run's attention, not the last run's fallback.
+        self._begin_kernel_record()
         notes = notes + self._run_notes(settings, resume)  # a new list: `resolved`'s is the caller's
         if (beyond := self._beyond_plan_note(request)) is not None:
             notes.append(beyond)
@@ -419,7 +421,6 @@ class MotifVideoPipeline:
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
         run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum)
-        self._begin_kernel_record()
         with self._stage("encode", measures):
             # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
             noise, cond = self._inputs(run, generator, input_image)
