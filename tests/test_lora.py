@@ -720,11 +720,13 @@ def test_a_run_builds_the_meta_model_once_for_its_loras(setup, gguf_setup, tmp_p
     assert "loras: kohya.safetensors x0.8 (kohya," in capsys.readouterr().out
 
 
-def test_a_run_refuses_a_lora_for_a_layer_the_checkpoints_layout_lacks(tmp_path, capsys, monkeypatch):
-    # A checkpoint whose transformer is stored in the "original" cross-attention layout (config.json says nothing
-    # of it) has no cross_attn.to_k of its own. run's LoRA check saw config.json's default layout, marked the file
-    # checked, and the LoRA then failed with a traceback once the weights had loaded: the model the sources name is
-    # now the one built, so the file is checked against it again and refused in one line, before any weight loads.
+@pytest.mark.parametrize("given", ["-m", "--diffusion-model"])
+def test_a_run_refuses_a_lora_for_a_layer_the_checkpoints_layout_lacks(tmp_path, capsys, monkeypatch, given):
+    # A transformer stored in the "original" cross-attention layout (config.json says nothing of it), as the
+    # checkpoint's or as a single file of the user's, has no cross_attn.to_k of its own. run's LoRA check saw
+    # config.json's default layout, marked the file checked, and the LoRA then failed with a traceback once the
+    # weights had loaded: the model the sources name is now the one built, so the file is checked against it again
+    # and refused in one line, before any weight loads.
     import motif_lite.pipeline.recipe as recipe
 
     root = tmp_path / "ckpt"
@@ -735,8 +737,9 @@ def test_a_run_refuses_a_lora_for_a_layer_the_checkpoints_layout_lacks(tmp_path,
     hidden = TINY["num_attention_heads"] * TINY["attention_head_dim"]
     query_norm = {b: (torch.ones(hidden), torch.zeros(hidden)) for b in blocks}
     save_shared_layout(reference.transformer, tmp_path / "shared", "original", query_norm)
-    shutil.rmtree(root / "transformer")
-    shutil.copytree(tmp_path / "shared" / "transformer", root / "transformer")
+    if given == "-m":
+        shutil.rmtree(root / "transformer")
+        shutil.copytree(tmp_path / "shared" / "transformer", root / "transformer")
     lora = tmp_path / "to_k.safetensors"
     module = f"diffusion_model.{blocks[0]}.cross_attn.to_k"
     save_file(
@@ -746,6 +749,8 @@ def test_a_run_refuses_a_lora_for_a_layer_the_checkpoints_layout_lacks(tmp_path,
     monkeypatch.setattr(recipe, "load_transformer", lambda *a, **k: loads.append(a))
     args = ["run", "-m", str(root), "-p", PROMPT, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
     args += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4")]
+    if given == "--diffusion-model":
+        args += [given, str(next((tmp_path / "shared" / "transformer").glob("*.safetensors")))]
     assert cli_main([*args, "--lora", str(lora)]) == 2
     err = capsys.readouterr().err
     assert "cross_attn.to_k" in err and "Traceback" not in err and loads == []
