@@ -410,7 +410,8 @@ class MotifVideoPipeline:
             settings = dataclasses.replace(settings, first_step=start.done)
         if self.warns_long_cpu_runs and self.device.type == "cpu":  # before hours of work start without a word
             self._warn_long_cpu_run(request, settings)
-        # The record starts before the notes: a resumed run's compare this run's attention, not the last run's fallback.
+        # The record starts before the notes: a resumed run's notes then compare this run's attention, not the one
+        # the pipeline's last run fell back to.
         self._begin_kernel_record()
         notes = notes + self._run_notes(settings, resume)  # a new list: `resolved`'s is the caller's
         if (beyond := self._beyond_plan_note(request)) is not None:
