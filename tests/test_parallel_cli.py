@@ -628,6 +628,10 @@ def test_a_rank_takes_the_claim_of_the_launcher_that_started_it_as_its_own(tmp_p
     [
         ("2,3", "CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2"),
         ("0,1,2", "CUDA_VISIBLE_DEVICES=0,1,2 motif-lite run --gpus 3"),
+        # torch's device names and a trailing comma: CUDA_VISIBLE_DEVICES=cuda:0,cuda:1 hides every GPU
+        ("cuda:0,cuda:1", "CUDA_VISIBLE_DEVICES=0,1 motif-lite run --gpus 2"),
+        ("2,", "CUDA_VISIBLE_DEVICES=2 motif-lite run --gpus 1"),
+        ("0, 1", "CUDA_VISIBLE_DEVICES=0,1 motif-lite run --gpus 2"),
     ],
 )
 def test_gpus_given_as_a_list_of_gpus_says_how_to_choose_them(capsys, value, meant):

@@ -714,11 +714,12 @@ def _gpu_count(text: str) -> int | str:
     except ValueError:
         value = 0
     if "," in text:  # GPU indices, as accelerate's --gpu_ids and other tools' device lists take them
-        count = len([index for index in text.split(",") if index.strip()])
+        # CUDA_VISIBLE_DEVICES takes bare indices: "cuda:0" or an empty entry there hides every GPU from CUDA.
+        indices = [part.strip().removeprefix("cuda:") for part in text.split(",") if part.strip()]
         raise argparse.ArgumentTypeError(
             f"must be a number of GPUs, got the list {text}: to run on those GPUs, choose them with "
-            f"CUDA_VISIBLE_DEVICES and count them: CUDA_VISIBLE_DEVICES={text.replace(' ', '')} motif-lite run "
-            f"--gpus {count} ..."
+            f"CUDA_VISIBLE_DEVICES and count them: CUDA_VISIBLE_DEVICES={','.join(indices)} motif-lite run "
+            f"--gpus {len(indices)} ..."
         )
     if value < 1:  # other tools take 0 or -1 for "every GPU" (PyTorch Lightning) or for "none"
         raise argparse.ArgumentTypeError(
