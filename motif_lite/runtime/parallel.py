@@ -29,6 +29,7 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -192,21 +193,31 @@ def check_device(device: str) -> None:
 
 
 # What gloo and NCCL say when the process at the other end of a collective is gone (killed, crashed, its machine
-# lost): "Connection reset by peer" / "Connection closed by peer" (gloo's TCP transport), "remote process exited"
-# (NCCL).
+# lost) or the connection to it broke: "Connection reset by peer" / "Connection closed by peer" (gloo's TCP
+# transport), "remote process exited" (NCCL).
 _PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "remote process exited")
 
 
+def _from_torch_distributed(exc: BaseException) -> bool:
+    """Whether `exc` was raised by a torch.distributed call: gloo raises a plain RuntimeError, so its type alone
+    does not say; the innermost frame of its traceback is in torch/distributed."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "/torch/distributed/" in frames[-1].filename.replace("\\", "/")
+
+
 def lost_peer(exc: BaseException) -> ParallelError | None:
-    """The one-line error for a collective that failed because another rank went away, None for any other error.
-    That rank's failure is the cause (the launcher names it); this one's traceback would only point at the
-    collective it was waiting in."""
+    """The one-line error for a collective that failed because another rank went away, None for any other error
+    (a RuntimeError with the same words from elsewhere, a download's, keeps its traceback). That rank's failure, if
+    it stopped, is the cause (the launcher names it); this one's traceback would only point at the collective it was
+    waiting in."""
     if not isinstance(exc, RuntimeError) or not any(words in str(exc) for words in _PEER_GONE):
+        return None
+    if not _from_torch_distributed(exc):
         return None
     first = str(exc).strip().splitlines()[0]
     return ParallelError(
-        f"lost contact with another rank, which stopped first (its error, or the launcher's last line, says why): "
-        f"{first}"
+        f"lost contact with another rank (it stopped, or the connection broke; its error, or the launcher's last "
+        f"line, says why): {first}"
     )
 
 
