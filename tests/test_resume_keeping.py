@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from motif_lite.cli import build_parser
-from motif_lite.cli.resume import _check_still_there, earlier_runs, kept_anywhere
+from motif_lite.cli.resume import _check_still_there, earlier_runs, goes_on_with_resume, kept_anywhere, kept_state
 from motif_lite.io import latents as latents_io
 from motif_lite.io import latents_saving
 from motif_lite.io.latents import SavedLatents, read_latents, save_latents
@@ -275,3 +275,19 @@ def test_a_whole_file_with_a_damaged_header_is_not_called_cut_short(tmp_path):
     with pytest.raises(latents_io.LatentsFileError) as error:
         read_latents(path)
     assert "cut short" not in str(error.value) and "a damaged one" in str(error.value), str(error.value)
+
+
+def test_the_parallel_note_follows_only_a_resume_command_this_run_gave(out):
+    # A failed decode keeps denoised latents (advice: motif-lite decode); a resumed run that saved nothing leaves
+    # its file as it was (the user's own command, --gpus and all, goes on from it): no note on --resume for either.
+    output = out / "fox.mp4"
+    denoised = SavedLatents(torch.zeros(1, 16, 2, 4, 4), output, 32, 32, 5, 24.0, "float32")
+    assert not goes_on_with_resume(denoised, None)
+    assert not goes_on_with_resume(None, None)
+    assert goes_on_with_resume(stopped_state(output, done=2), None)
+    began = stopped_state(output, done=2)
+    assert not goes_on_with_resume(stopped_state(output, done=2), began)
+    assert goes_on_with_resume(stopped_state(output, done=3), began)
+    # What the run reads back: the file beside the output.
+    save_latents(denoised, out / "fox.latents.safetensors")
+    assert kept_state(out / "fox.latents.safetensors", output).denoised

@@ -192,6 +192,18 @@ def kept_anywhere(path: Path, output: str | Path) -> bool:
     return path.exists() or _kept_in_fallback(path, output, _fallback_names()) is not None
 
 
+def kept_state(path: Path, output: str | Path) -> SavedLatents | None:
+    """What a run of `output` that meant to keep its work in `path` kept (as `kept_anywhere` finds it), if it reads."""
+    return _earlier_run(path) or _kept_in_fallback(path, output, _fallback_names())
+
+
+def goes_on_with_resume(kept: SavedLatents | None, resumed: SavedLatents | None) -> bool:
+    """Whether the keeper's advice on `kept` is a `--resume` command this run gave: a sampling state (denoised
+    latents are advised `motif-lite decode`, as `keeping._kept` does), and, for a run that `resumed` a file, one
+    saved past where it began (else that file is as it was and the command the user typed goes on from it)."""
+    return kept is not None and not kept.denoised and (resumed is None or kept.progress != resumed.progress)
+
+
 def _fallback_names() -> list[str]:
     """The names in the folder a run keeps its latents in when the output's folder takes no file
     (`fallback_folder`); none when there is no such folder (or it cannot be read)."""

@@ -49,7 +49,9 @@ from motif_lite.cli.prepare import (
 from motif_lite.cli.resume import (
     claim_left_behind,
     earlier_runs,
+    goes_on_with_resume,
     kept_anywhere,
+    kept_state,
     request_from_file,
     resume_args,
     resumed_request,
@@ -626,7 +628,10 @@ class _Run:
             lost = [video] if in_batch and not kept else []
             if progress is not None:  # its bar ends its line first: a note printed after it was glued to the bar
                 progress.close()
-            again = [_resume_on_as_many(self.args, self.parallel)] if kept and self.parallel is not None else []
+            # Only after a --resume command this run gave (not a failed decode's `motif-lite decode`).
+            parallel_kept = kept and self.parallel is not None
+            resumable = parallel_kept and goes_on_with_resume(kept_state(keeps, video.output), resume)
+            again = [_resume_on_as_many(self.args, self.parallel)] if resumable else []
             notes = [*finished_videos(finished), *unsaved_videos(lost), *unstarted_videos(unstarted), *again]
             print_notes(notes, self.say)
             raise
