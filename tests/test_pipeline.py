@@ -27,6 +27,7 @@ from video_frames import diffusers_frames, read_png_frames
 from motif_lite import load_pipeline
 from motif_lite.cli.run_summary import summary
 from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.io.image import image_sha256
 from motif_lite.model.ops import TORCH_OPS
 from motif_lite.numerics import NonFiniteError, advice, check_finite
 from motif_lite.preflight import plan_generation
@@ -235,15 +236,20 @@ def test_an_image_encoded_once_is_kept_for_the_next_videos(pipe, checkpoint, tmp
 def test_encode_from_python_keeps_the_first_frame_without_its_checksum(pipe, tmp_path, monkeypatch):
     # A Python caller of encode passes no checksum: the first frame's encodings were then neither kept nor reused
     # (encoded again for each video); encode hashes the file itself, as generate hashes it once.
-    PIL.Image.fromarray(np.random.default_rng(4).integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "f.png")
-    request = GenerationRequest(prompt=PROMPT, image=tmp_path / "f.png", width=48, height=32, frames=5)
+    for name, seed in [("f.png", 4), ("g.png", 5)]:
+        pixels = np.random.default_rng(seed).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+        PIL.Image.fromarray(pixels).save(tmp_path / name)
     encodes = []
     monkeypatch.setattr(pipe.vae, "encode", _counting(pipe.vae.encode, encodes))
     pipe.kept_encodings.clear()
-    for seed in (1, 2):
+    for name, seed in [("f.png", 1), ("f.png", 2), ("g.png", 3)]:
+        request = GenerationRequest(prompt=PROMPT, image=tmp_path / name, width=48, height=32, frames=5)
         generator = torch.Generator().manual_seed(seed)
         pipe.encode(request, pipe.initial_noise(request, generator), generator, lambda *a: None)
-    assert len(encodes) == 1
+        # Kept under the file's own checksum: another image of the same size (g.png) must not take f.png's.
+        key = (image_sha256(tmp_path / name), 48, 32)
+        assert pipe.kept_encodings.image(key, pipe.text_encoder, pipe.vae) is not None
+    assert len(encodes) == 2  # f.png once, g.png once
 
 
 def _counting(method, calls: list) -> object:
