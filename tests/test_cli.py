@@ -931,6 +931,18 @@ def test_a_stopped_batch_names_the_videos_it_finished(checkpoint, tmp_path, caps
     assert f"not started: {tmp_path / 'fox-4.mp4'} (seed 5)" in err and "batch done" not in err
 
 
+def test_a_long_stopped_batch_lists_the_ends_of_its_unstarted_videos_with_their_count(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    # Every unstarted video was listed: `-b 10000` stopped early wrote a 258 kB "not started:" line, while its
+    # "finished:" line listed only the ends.
+    _batch_stopped_at_the_encode_after(tmp_path / "fox-1.mp4", checkpoint, tmp_path, monkeypatch, videos=12)
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "not started" in line]
+    first_three = ", ".join(f"{tmp_path / f'fox-{n}.mp4'} (seed {n + 1})" for n in (3, 4, 5))
+    assert f"not started (10): {first_three}, ..., {tmp_path / 'fox-12.mp4'} (seed 13); each is" in line, line
+    assert "fox-6.mp4" not in line
+
+
 def test_the_notes_of_a_stopped_batch_come_after_its_progress_bar_is_closed(checkpoint, tmp_path, capsys, monkeypatch):
     # They were printed while the bar was open, then the bar closed: on a terminal the first note ran on from the
     # bar's line ("denoise:   0%| ... ?step/s]note: started, nothing saved: ...").

@@ -432,7 +432,12 @@ def _batch_label(noun: str, requests: list[GenerationRequest]) -> str:
     """The label of a batch's list of `noun`s: "seed" for one, "videos", or with their count where `_listed`
     leaves some out: "videos (10000)"."""
     label = noun if len(requests) == 1 else f"{noun}s"
-    return label if len(requests) <= LISTED_AT_MOST else f"{label} ({len(requests)})"
+    return label + _count_if_cut(requests)
+
+
+def _count_if_cut(items: list) -> str:
+    """ " (N)" where `_listed` leaves some of the N `items` out, else nothing."""
+    return f" ({len(items)})" if len(items) > LISTED_AT_MOST else ""
 
 
 def _host_of_the_machine(main_bytes: int, other_bytes: int, world: int) -> str:
@@ -706,7 +711,8 @@ def finished_videos(requests: list[GenerationRequest]) -> list[str]:
     run again would make them anew)."""
     if not requests:
         return []
-    return [f"finished: {_listed([f'{r.output} (seed {r.seed})' for r in requests])}"]
+    videos = _listed([f"{r.output} (seed {r.seed})" for r in requests])
+    return [f"finished{_count_if_cut(requests)}: {videos}"]
 
 
 def unsaved_videos(requests: list[GenerationRequest]) -> list[str]:
@@ -720,11 +726,15 @@ def unsaved_videos(requests: list[GenerationRequest]) -> list[str]:
 
 
 def unstarted_videos(requests: list[GenerationRequest]) -> list[str]:
-    """The note on the videos of a batch that a failure left unstarted: which, and the command for each."""
+    """The note on the videos of a batch that a failure left unstarted: which (the ends of a long list, as
+    `finished_videos` lists them: `-b 10000` stopped early wrote a 258 kB line), and the command for each."""
     if not requests:
         return []
-    videos = ", ".join(f"{r.output} (seed {r.seed})" for r in requests)
-    return [f"not started: {videos}; each is an ordinary run of the same command with -b 1, -s SEED and -o FILE"]
+    videos = _listed([f"{r.output} (seed {r.seed})" for r in requests])
+    return [
+        f"not started{_count_if_cut(requests)}: {videos}; each is an ordinary run of the same command with -b 1, "
+        "-s SEED and -o FILE"
+    ]
 
 
 def _quiet(*values: object, **kwargs: object) -> None:
