@@ -297,6 +297,22 @@ def test_numbers_written_as_other_tools_write_them_get_the_flags_they_mean(capsy
 
 
 @pytest.mark.parametrize(
+    "flags",
+    [["--fps", "16", "--video-frames", "5s"], ["--video-frames", "5s", "--fps", "16"]],
+)
+def test_a_length_in_seconds_is_counted_at_the_runs_fps_as_the_seconds_hint_counts_it(capsys, flags):
+    # --video-frames 5s was counted at 24 fps whatever --fps said (121: 7.5 s at 16 fps), while --seconds 5 was
+    # counted at the run's --fps (81): one length, two answers.
+    answers = []
+    for given in [flags, ["--fps", "16", "--seconds", "5"]]:
+        with pytest.raises(SystemExit):
+            cli.main(["run", "-p", "x", *given])
+        answers.append(capsys.readouterr().err)
+    assert "counts frames, not seconds: 5 s at 16 fps is --video-frames 81 (" in answers[0], answers[0]
+    assert "5 s at 16 fps = --video-frames 81)" in answers[1], answers[1]
+
+
+@pytest.mark.parametrize(
     "command", [["run", "-p", "x", "--dry-run", "--device", "cuda"], ["decode", "x.latents.safetensors"]]
 )
 def test_a_vram_no_gpu_holds_is_refused_with_the_mib_meant(capsys, command):

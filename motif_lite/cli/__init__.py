@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import NoReturn, TextIO
 
 from motif_lite import __version__
-from motif_lite.cli import check, decode, run, serve, unknown_flags, verify
+from motif_lite.cli import check, decode, run, run_flags, serve, unknown_flags, verify
 from motif_lite.errors import MotifLiteError
 from motif_lite.flag_spelling import ValueNamingParser
 from motif_lite.launcher_variables import job_ranks, launcher_number_or_none, rank_prefix
@@ -135,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(hint, file=sys.stderr)
         return EXIT_USER_ERROR
     args, extras = parser.parse_known_args(argv)
+    run_flags.refuse_seconds(getattr(args, "command_parser", parser), args)
     if extras:
         unknown_flags.reject(getattr(args, "command_parser", parser), extras, args)
     args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts

@@ -244,18 +244,38 @@ def size_side(text: str) -> int:
     return whole_number(text)
 
 
-def frame_count(text: str) -> int:
-    """--video-frames: frames. A length in seconds (`5s`, as a duration is written elsewhere) gets the frames it
-    is at the default frame rate."""
+@dataclass(frozen=True)
+class SecondsGiven:
+    """--video-frames given a length in seconds: an error whose frame count needs the run's --fps, which an
+    argparse type cannot see (it may even come later); `refuse_seconds` says it once every flag is parsed."""
+
+    seconds: float
+
+
+def frame_count(text: str) -> int | SecondsGiven:
+    """--video-frames: frames. A length in seconds (`5s`, as a duration is written elsewhere) is kept for
+    `refuse_seconds`, which gives the frames it is at the run's --fps."""
     duration = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|secs|seconds?)\s*", text, flags=re.IGNORECASE)
     if duration and float(duration[1]) > 0:
-        fps = REQUEST_DEFAULTS.fps
-        frames = frames_for_seconds(float(duration[1]), fps)
-        raise argparse.ArgumentTypeError(
-            f"counts frames, not seconds: {float(duration[1]):g} s at {fps:g} fps is --video-frames {frames} "
-            "(4k+1 frames; --fps sets the rate)"
-        )
+        return SecondsGiven(float(duration[1]))
     return whole_number(text)
+
+
+def refuse_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit through `parser.error`, as for a bad value, where --video-frames was given a length in seconds: with the
+    frames it is at the --fps given (the default where not given or the command has none, as verify), the rate
+    --seconds' hint counts at too, so that both give one count."""
+    given = getattr(args, "video_frames", None)
+    if not isinstance(given, SecondsGiven):
+        return
+    fps = getattr(args, "fps", REQUEST_DEFAULTS.fps)
+    if 0 < fps < float("inf"):
+        frames = frames_for_seconds(given.seconds, fps)
+        rate = "; --fps sets the rate" if hasattr(args, "fps") else ""  # verify has no --fps
+        counted = f"{given.seconds:g} s at {fps:g} fps is --video-frames {frames} (4k+1 frames{rate})"
+    else:  # no frame count (--fps itself is refused later)
+        counted = "a length is a number of frames (4k+1) at --fps"
+    parser.error(f"argument --video-frames: counts frames, not seconds: {counted}")
 
 
 def decimal(text: str) -> float:
