@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -715,6 +716,31 @@ def test_ctrl_c_after_some_steps_says_to_resume_on_as_many_processes(checkpoint,
     code, _, err, _ = run_two_processes(checkpoint, tmp_path, *extra, fault="hang-later", interrupt=True)
     assert code == -signal.SIGINT and "go on from there with motif-lite run --resume" in err
     assert err.count("this run had 2 processes: to go on with as many, add --gpus 2 to it;") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("local_world_size", "said"),
+    [
+        # one machine: as it was
+        ("16", "start it under torchrun with 16 processes again (torchrun --nproc-per-node 16 -m motif_lite)"),
+        (None, "start it under torchrun with 16 processes again (torchrun --nproc-per-node 16 -m motif_lite)"),
+        # 2 x 8 (docs/parallel.md's run) was told --nproc-per-node 16: twice the GPUs of a machine
+        ("8", "start it as this run was started, under torchrun on 2 machines of 8 processes each (torchrun "
+         "--nnodes 2 --nproc-per-node 8, this run's --rdzv flags, -m motif_lite)"),
+        ("6", "start it as this run was started (16 processes in all, 6 on this machine)"),
+    ],
+)  # fmt: skip
+def test_the_resume_note_of_a_torchrun_run_starts_it_on_as_many_machines(monkeypatch, local_world_size, said):
+    from motif_lite.cli import build_parser
+    from motif_lite.cli.run import _resume_on_as_many
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    if local_world_size is not None:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_world_size)
+    args = build_parser().parse_args(["run", "-p", PROMPT])
+    layout = ParallelLayout(2, 8)  # 16 ranks
+    note = _resume_on_as_many(args, SimpleNamespace(layout=layout))
+    assert note == f"this run had 16 processes: to go on with as many, {said}; as printed, --resume goes on in one"
 
 
 class _FellBackOnRankOne:

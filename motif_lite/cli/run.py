@@ -654,10 +654,20 @@ def _resume_on_as_many(args: argparse.Namespace, parallel: Parallel) -> str:
     """The note after the kept state's --resume command in a parallel run: that command, as printed, would go on in
     one process, since the saved file does not record the processes."""
     world = parallel.layout.world
+    # torchrun sets LOCAL_WORLD_SIZE: fewer than the world means several machines (read before anything loads).
+    here = launcher_variables.launcher_number_or_none("LOCAL_WORLD_SIZE", smallest=1) or world
     if args.gpus is not None:  # --gpus N started the ranks (each is given the flags typed)
         how = f"add --gpus {world} to it"
-    else:
+    elif here >= world:
         how = f"start it under torchrun with {world} processes again (torchrun --nproc-per-node {world} -m motif_lite)"
+    elif world % here == 0:  # a world in processes per machine would be too many for one machine, or fail
+        machines = world // here
+        how = (
+            f"start it as this run was started, under torchrun on {machines} machines of {here} processes each "
+            f"(torchrun --nnodes {machines} --nproc-per-node {here}, this run's --rdzv flags, -m motif_lite)"
+        )
+    else:  # machines with different counts: only the way it was started says which has how many
+        how = f"start it as this run was started ({world} processes in all, {here} on this machine)"
     return f"this run had {world} processes: to go on with as many, {how}; as printed, --resume goes on in one"
 
 
