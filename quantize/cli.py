@@ -245,8 +245,8 @@ FLAGS_WITHOUT_VALUE = ("--allow-requantize", "--overwrite", "-y", "--leave-outpu
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; user errors print `error: ...` and exit with status 2, Ctrl-C exits with 130, SIGTERM and
-    SIGHUP with 128 + their number."""
+    """CLI entry point; user errors print `error: ...` and return status 2, Ctrl-C 130 (the program then ends by
+    SIGINT: a shell shows 130), SIGTERM and SIGHUP 128 + their number."""
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:

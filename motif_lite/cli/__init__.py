@@ -2,11 +2,11 @@
 
 Each subcommand module adds its parser with `register(commands)` and imports torch and the pipeline only inside its
 handler, so that `motif-lite --help` answers at once. User mistakes (`MotifLiteError`) print `error: ...` and exit
-with code 2, Ctrl-C exits with 130, running out of device memory prints `error: out of device memory: ...` and
-exits with code 1; none prints a traceback. While `run` or `decode` works, SIGTERM and SIGHUP (`kill`, a batch
-scheduler's preemption, a closed terminal) and SIGUSR1 and SIGUSR2 (a batch scheduler's warning before its time
-limit, as Slurm's `--signal`) stop it as Ctrl-C does, so that it keeps its work (docs/usage.md, "When a run stops"),
-and it exits with 128 + the signal's number.
+with code 2, Ctrl-C ends it by SIGINT (a shell shows 130; `main` returns 130), running out of device memory prints
+`error: out of device memory: ...` and exits with code 1; none prints a traceback. While `run` or `decode` works,
+SIGTERM and SIGHUP (`kill`, a batch scheduler's preemption, a closed terminal) and SIGUSR1 and SIGUSR2 (a batch
+scheduler's warning before its time limit, as Slurm's `--signal`) stop it as Ctrl-C does, so that it keeps its work
+(docs/usage.md, "When a run stops"), and it exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
