@@ -38,9 +38,10 @@ def signals_interrupt(signums: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
     put back after). A signal the program was started ignoring stays ignored: `nohup motif-lite run ...` must
     outlive the SSH session that started it. Only the main thread can set handlers: elsewhere (a host application's
     worker) nothing changes. Only the first signal stops: the program is stopping from then on, and a second one
-    would interrupt the save of its state or the removal of a partial file. Slurm signals every process of a job,
-    and torch's launcher (`--gpus N`) passes the signal on to its ranks, so that each rank gets it twice, moments
-    apart. (A second Ctrl-C still stops a save.)"""
+    would interrupt the save of its state or the removal of a partial file. Slurm can signal every process of a
+    job step, and the torchrun launcher there passes the signal on to its ranks too, so that each rank gets it
+    twice, moments apart. (torch's launcher alone, as `--gpus N` starts it, delivers it once: its ranks run in
+    sessions of their own, which a terminal's Ctrl-C does not reach. A second Ctrl-C still stops a save.)"""
     stopping = []  # the signal that stopped the block, once one did
 
     def stop(signum: int, frame: object) -> None:
