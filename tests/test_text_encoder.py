@@ -223,6 +223,23 @@ def test_image_embeds_match_reference(ckpt, encoder):
     torch.testing.assert_close(embeds, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_bf16_image_embeds_equal_reference(ckpt):
+    # The pipeline hands over the first frame in the run dtype; the reference computes (x + 1) / 2 and the clamp
+    # in that dtype (bf16 rounds `x + 1`) and only then goes to float, so SigLIP must see exactly those pixels.
+    pipe = _reference_pipeline(ckpt, image2video=True)
+    encoder = load_text_encoder(ckpt, dtype=torch.bfloat16, device="cpu")
+    gen = torch.Generator().manual_seed(0)
+    frames = (torch.rand(2, 3, 40, 56, generator=gen) * 2.2 - 1.1).to(torch.bfloat16)
+    with torch.no_grad():
+        ref = pipe._get_image_embeds(
+            image_encoder=encoder.model.vision_tower,
+            feature_extractor=pipe.feature_extractor,
+            image=((frames + 1) / 2).clamp(0, 1),
+            device=torch.device("cpu"),
+        )
+    assert torch.equal(encoder.encode_image(frames), ref)
+
+
 def test_to_and_offload_move_weights(ckpt):
     fresh = load_text_encoder(ckpt, dtype=torch.float32)
     assert fresh.offload() is fresh and fresh.device.type == "cpu"

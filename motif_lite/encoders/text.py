@@ -129,8 +129,9 @@ class TextEncoder:
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Encode first frames `[B, 3, H, W]` in [-1, 1] (as prepared for the VAE) to SigLIP tokens `[B, I, D_img]`.
 
-        Same as the reference I2V pipeline: (x + 1) / 2 clamped to [0, 1], resized and normalized by the
-        checkpoint's `SiglipImageProcessor`, then the last hidden state of the vision tower (no projector).
+        Same as the reference I2V pipeline: (x + 1) / 2 clamped to [0, 1] in the frames' dtype, resized and
+        normalized by the checkpoint's `SiglipImageProcessor`, then the last hidden state of the vision tower (no
+        projector).
         """
         if self.image_processor is None and self.feature_extractor_dir is not None:
             self.image_processor = _siglip_processor_class().from_pretrained(self.feature_extractor_dir)
@@ -138,7 +139,9 @@ class TextEncoder:
             raise CheckpointError("image conditioning needs feature_extractor/preprocessor_config.json")
         if images.ndim != 4 or images.shape[1] != 3:
             raise ConfigError(f"images must be [B, 3, H, W], got shape {tuple(images.shape)}")
-        pixels = ((images.float() + 1) / 2).clamp(0, 1)
+        # Arithmetic in the frames' own dtype, then float, as the reference: in bf16 `x + 1` rounds, and doing it
+        # in float32 would hand SigLIP other pixels than the reference's.
+        pixels = ((images + 1) / 2).clamp(0, 1).float()
         batch = self.image_processor.preprocess(
             images=pixels.cpu(),
             do_resize=True,
