@@ -131,6 +131,20 @@ def test_a_tiny_clip_whose_frames_fit_in_a_pipe_leaves_no_pipe_to_the_garbage_co
     assert clips[0] == clips[1] and (clips[0].frames, clips[0].size, clips[0].fps) == (4, (16, 16), 24.0)
 
 
+@pytest.mark.parametrize(("rate", "fps"), [("30000/1001", 30000 / 1001), ("25", 25.0), ("25/2", 12.5)])
+def test_a_clip_another_tool_made_is_read_at_its_exact_rate(tmp_path, rate, fps):
+    # No motif-lite settings to say the rate: ffmpeg's header says 29.97, its showinfo filter 30000/1001.
+    import subprocess
+
+    from motif_lite.io.clip import read_clip
+    from motif_lite.io.ffmpeg import find_ffmpeg
+
+    clip = tmp_path / "camera.mp4"
+    source = ["-f", "lavfi", "-i", f"testsrc=size=32x32:rate={rate}:duration=0.5"]
+    subprocess.run([find_ffmpeg(), "-v", "error", *source, "-pix_fmt", "yuv420p", str(clip)], check=True)
+    assert read_clip(clip).fps == fps
+
+
 def test_a_video_that_ends_in_the_middle_of_a_frame_is_refused_not_cut_short(tmp_path):
     # The frames are read at the size read_clip found: a stream that stops within a frame (the file changed since)
     # is an error, not a clip one frame shorter than counted.

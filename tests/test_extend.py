@@ -87,6 +87,24 @@ def test_the_clip_decides_size_and_fps_unless_a_flag_does(checkpoint, tmp_path, 
     assert "--fps 12 (in Python fps=12) keeps the clip's rate" in out.err
 
 
+def rate_ffmpeg_reads(video: Path) -> str:
+    """The frame rate of `video` as a fraction, as ffmpeg's showinfo filter says it (its header rounds: 23.98)."""
+    command = [find_ffmpeg(), "-nostdin", "-i", str(video), "-frames:v", "1", "-vf", "showinfo", "-f", "null", "-"]
+    said = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+    return re.search(r"config in time_base: \S+, frame_rate: (\d+/\d+)", said)[1]
+
+
+@pytest.mark.parametrize("rate", [24000 / 1001, 30000 / 1001])
+def test_an_ntsc_clip_is_extended_at_its_exact_rate(checkpoint, tmp_path, rate):
+    # ffmpeg's header says 23.98 fps; taken as the rate, the longer video would play at 1199/50 fps, not NTSC's.
+    clip = make_clip(tmp_path / "clip.mp4", fps=rate)
+    longer = tmp_path / "longer.mp4"
+    run = ["run", "-m", str(checkpoint), "--device", "cpu", "-p", PROMPT, "--extend", str(clip)]
+    assert cli.main([*run, "--video-frames", "5", "--steps", "1", "-o", str(longer)]) == 0
+    assert rate_ffmpeg_reads(longer) == rate_ffmpeg_reads(clip) == f"{round(rate * 1001)}/1001"
+    assert read_settings(longer).values["fps"] == rate
+
+
 def refused(tmp_path, capsys, monkeypatch, *flags: str) -> str:
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
     code = cli.main(["run", "-m", str(tmp_path / "no-model"), "-p", PROMPT, "--device", "cpu", *flags])

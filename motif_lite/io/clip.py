@@ -17,6 +17,7 @@ import re
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -314,26 +315,41 @@ def _read_video_file(path: Path, frames: int | None, audience: Audience) -> Clip
     # An animated PNG's frames' delays, where it has them: ffmpeg's header gives no rate for one of two frames, and
     # for delays that differ a rate of its own (12 fps where they make 9.09): frames kept as they are, each once,
     # play as long as the animation only at frames / total delay.
-    fps = float(_rate_written(path) or animated_png_rate(path) or meta.get("fps") or DEFAULT_FPS)
+    fps = float(_rate_written(path) or animated_png_rate(path) or meta.get("exact_fps") or DEFAULT_FPS)
     hdr = next((kind for name, kind in HDR_TRANSFERS.items() if name in str(meta.get("pix_fmt"))), None)
     return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")), hdr=hdr)
 
 
 def _video_header(path: Path) -> dict:
     """ffmpeg's description of the video in `path` as imageio-ffmpeg's reader gives it (the size its frames come out
-    at, upright; its rate, pixel format and audio codec), from a decode of its first frame; OSError when there is no
-    video in it. ffmpeg runs here through `subprocess.run`, which closes its pipes: imageio-ffmpeg's reader left
-    those of an ffmpeg that had already finished (a clip of a few small frames) to the garbage collector."""
+    at, upright; its rate, pixel format and audio codec), from a decode of its first frame, and `exact_fps`, its rate
+    as a fraction gives it (`_exact_rate`); OSError when there is no video in it. ffmpeg runs here through
+    `subprocess.run`, which closes its pipes: imageio-ffmpeg's reader left those of an ffmpeg that had already
+    finished (a clip of a few small frames) to the garbage collector."""
     from imageio_ffmpeg._parsing import parse_ffmpeg_header  # its reader's parser, which has no public name
 
     # The output options of imageio-ffmpeg's reader: the output stream's size is that of the frames decoded later.
-    command = [find_ffmpeg(), "-nostdin", "-i", file_argument(path), "-frames:v", "1", "-pix_fmt", "rgb24", "-vcodec",
-               "rawvideo", "-f", "image2pipe", "-"]  # fmt: skip
+    # showinfo (it changes no frame) says the rate as the fraction it is.
+    command = [find_ffmpeg(), "-nostdin", "-i", file_argument(path), "-frames:v", "1", "-vf", "showinfo", "-pix_fmt",
+               "rgb24", "-vcodec", "rawvideo", "-f", "image2pipe", "-"]  # fmt: skip
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, **OWN_PROCESS_GROUP)
     said = done.stderr.decode(errors="replace")
     if done.returncode != 0 or " Video: " not in said:  # no video stream, or none ffmpeg can decode
         raise OSError(last_line(done.stderr) or f"ffmpeg exited with {done.returncode}")
-    return parse_ffmpeg_header(said)
+    meta = parse_ffmpeg_header(said)
+    return {**meta, "exact_fps": _exact_rate(said, meta.get("fps") or 0.0)}
+
+
+def _exact_rate(said: str, rounded: float) -> float:
+    """The rate of the video ffmpeg described in `said`, from showinfo's fraction (24000/1001), where that is the
+    rate its header says rounded to two decimals (23.98): the clip's rate becomes the longer video's, and 23.98 would
+    write it at 1199/50 fps, not NTSC's. `rounded` as it is where showinfo says none or another (a variable-rate
+    clip's header gives its average rate, showinfo a guess of its own)."""
+    found = re.search(r"config in time_base: \S+, frame_rate: (\d+)/(\d+)", said)
+    if found is None or int(found[2]) == 0:
+        return rounded
+    exact = Fraction(int(found[1]), int(found[2]))
+    return float(exact) if abs(exact - Fraction(rounded)) <= Fraction(1, 200) else rounded
 
 
 def _cut_short(path: Path, said: str) -> ClipError:
