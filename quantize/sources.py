@@ -24,7 +24,7 @@ from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.float8 import is_companion, kept_scale_shape, weight_scales, widened
 from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf
 from motif_lite.weights.safetensors_files import (
-    SAFETENSORS_DTYPES,
+    FLOAT_DTYPES,
     find_weight_files,
     missing_shards,
     shard_files,
@@ -109,7 +109,7 @@ class SafetensorsSource:
         """One tensor (or the slice `rows` of its first dimension) as float32 (bf16/f16/fp8 upcast; a scaled fp8
         weight times its scale)."""
         stored = self._stored[name]
-        if stored.tensor.dtype not in _FLOAT_DTYPES:
+        if stored.tensor.dtype not in FLOAT_DTYPES:
             raise CheckpointError(
                 f"tensor {name!r} has dtype {stored.tensor.dtype}; only float tensors can be quantized"
             )
@@ -129,9 +129,6 @@ def _under(prefix: str, by_name: dict[str, T]) -> dict[str, T]:
 
 
 # safetensors' names of the float dtypes a source can quantize.
-_FLOAT_DTYPES = {name: dtype for name, dtype in SAFETENSORS_DTYPES.items() if dtype.is_floating_point}
-
-
 @dataclass(frozen=True)
 class _StoredTensor:
     """A tensor's bytes in an open safetensors file: `handle` at `tensor.offset`."""
@@ -156,7 +153,7 @@ class _StoredTensor:
             _read_into(self.handle, offset, memoryview(data.numpy()))
         except (OSError, EOFError) as exc:  # a disk error, or a file cut short since its header was checked
             raise CheckpointError(f"cannot read tensor {self.name!r} from {self.file}: {exc}") from None
-        return data.view(_FLOAT_DTYPES[self.tensor.dtype]).reshape(shape)
+        return data.view(FLOAT_DTYPES[self.tensor.dtype]).reshape(shape)
 
 
 def _read_into(handle: BinaryIO, offset: int, buffer: memoryview) -> None:

@@ -19,6 +19,7 @@ from motif_lite.devices import parse_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.weights.keymap import detect_layout, to_checkpoint_name, to_model_name
 from motif_lite.weights.loader import meta_transformer
+from motif_lite.weights.safetensors_files import TensorFiles
 from motif_lite.weights.shapes import MAX_LISTED, compare_shapes, listing, text_encoder_mismatches
 
 WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
@@ -124,6 +125,20 @@ def test_one_error_lists_missing_unexpected_and_misshapen_tensors(checkpoint):
     assert "1 missing tensors" in message and "proj_out.bias" in message
     assert "1 unexpected tensors" in message and "extra.weight" in message
     assert "context_embedder.linear_1.weight: checkpoint [64, 25], model [64, 24]" in message
+
+
+def test_integer_and_bool_tensors_are_refused_before_any_is_read(checkpoint, monkeypatch):
+    # An int8 export without its scales has the float weights' names and shapes: cast to floats it made noise.
+    def edit(state):
+        state["proj_out.weight"] = (state["proj_out.weight"] * 100).round().to(torch.int8)
+        state["proj_out.bias"] = state["proj_out.bias"] > 0
+
+    _rewrite(checkpoint, edit)
+    monkeypatch.setattr(TensorFiles, "load", lambda *_: pytest.fail("read a tensor of a refused checkpoint"))
+    with pytest.raises(CheckpointError) as err:
+        load_transformer(checkpoint, dtype=torch.float32)
+    assert "2 transformer tensors not stored as floats" in str(err.value)
+    assert "proj_out.bias (BOOL), proj_out.weight (I8)" in str(err.value)
 
 
 def test_an_exporters_zero_size_placeholder_is_no_unexpected_tensor(checkpoint):

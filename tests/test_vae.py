@@ -443,6 +443,20 @@ def test_wrong_shape(saved):
         load_vae(saved)
 
 
+def test_integer_weights_are_refused_before_any_is_read(saved, monkeypatch):
+    # An int8 export without its scales has the float weights' names and shapes: cast to floats it made noise.
+    def edit(state):
+        state["decoder.conv_in.weight"] = (state["decoder.conv_in.weight"] * 100).round().to(torch.int32)
+        state["decoder.conv_in.bias"] = state["decoder.conv_in.bias"] > 0
+
+    rewrite_weights(saved, edit)
+    monkeypatch.setattr(TensorFiles, "load", lambda *_: pytest.fail("read a tensor of a refused VAE"))
+    with pytest.raises(CheckpointError) as info:
+        load_vae(saved)
+    assert "2 VAE tensors not stored as floats" in str(info.value)
+    assert "decoder.conv_in.bias (BOOL), decoder.conv_in.weight (I32)" in str(info.value)
+
+
 def test_truncated_file(saved):
     data = (saved / WEIGHTS).read_bytes()
     (saved / WEIGHTS).write_bytes(data[: len(data) // 2])

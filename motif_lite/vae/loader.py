@@ -12,7 +12,13 @@ from motif_lite.errors import CheckpointError, listed
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
 from motif_lite.vae.wan_names import file_names
-from motif_lite.weights.safetensors_files import TensorFiles, TensorRef, find_weight_files, read_tensor_refs
+from motif_lite.weights.safetensors_files import (
+    TensorFiles,
+    TensorRef,
+    check_floats,
+    find_weight_files,
+    read_tensor_refs,
+)
 from motif_lite.weights.shapes import compare_shapes, expected_shapes
 
 ENCODER_PREFIXES = ("encoder.", "quant_conv.")
@@ -40,6 +46,7 @@ def load_vae(
     expected = expected_shapes(model)
     stored_as = file_names(expected, refs, config)  # diffusers' names, or Wan's own (ComfyUI's wan_2.1_vae)
     _check_shapes({stored_as[name]: shape for name, shape in expected.items()}, refs, folder)
+    check_floats(refs, str(folder), "VAE")
     wanted = [name for name in expected if encoder or not name.startswith(ENCODER_PREFIXES)]
     with TensorFiles() as files:
         state = {name: files.load(refs[stored_as[name]]).to(device=device, dtype=dtype) for name in wanted}

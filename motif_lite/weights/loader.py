@@ -25,6 +25,7 @@ from motif_lite.weights.keymap import to_model_name, to_model_names
 from motif_lite.weights.safetensors_files import (
     TensorFiles,
     TensorRef,
+    check_floats,
     find_weight_files,
     read_tensor_refs,
     shard_files,
@@ -54,6 +55,7 @@ def load_transformer(
         return load_gguf_transformer(path, dtype=dtype, device=device)
     model, refs, scales = _build_safetensors(path)
     check_tensors(model, {name: ref.shape for name, ref in refs.items()}, str(path))
+    check_floats(refs, str(path), "transformer")
     kept = use_float8_linears(model, refs, scales, str(path))  # ComfyUI's fp8 copies stay in 8 bits
     with TensorFiles() as files:
         state = float8_state(

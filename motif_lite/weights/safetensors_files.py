@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,9 @@ SAFETENSORS_DTYPES = {
     "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
 }  # fmt: skip
+# Those that hold a float weight: fp8 too (weights/float8.py keeps or widens them). Integers and booleans are an
+# int8 export without its scales, or a damaged file: cast to floats they would load without a word and make noise.
+FLOAT_DTYPES = {name: dtype for name, dtype in SAFETENSORS_DTYPES.items() if dtype.is_floating_point}
 
 
 @dataclass(frozen=True)
@@ -175,3 +178,15 @@ def read_tensor_refs(files: list[Path]) -> dict[str, TensorRef]:
         except (SafetensorError, OSError) as exc:
             raise CheckpointError(f"{file} is not a readable safetensors file (corrupt or truncated?): {exc}") from None
     return refs
+
+
+def check_floats(refs: Mapping[str, TensorRef], source: str, what: str) -> None:
+    """One `CheckpointError` naming (as the file does) every tensor of `refs` (`what`'s weights, read from `source`)
+    whose stored dtype is no float (`FLOAT_DTYPES`): from the headers, before any tensor is read."""
+    others = sorted(f"{ref.name} ({ref.dtype})" for ref in refs.values() if ref.dtype not in FLOAT_DTYPES)
+    if others:
+        raise CheckpointError(
+            f"{source}: {len(others)} {what} tensor{'s' if len(others) > 1 else ''} not stored as floats (integers "
+            f"or booleans: a quantized export motif-lite does not read, or a damaged file): {listed(others, 5)}; "
+            "give the checkpoint's float weights (bf16, fp16, fp32 or fp8)"
+        )
