@@ -1042,6 +1042,23 @@ def test_the_videos_of_a_batch_keep_their_frames_together(tmp_path, name, output
     assert [Path(r.output).name for r in requests] == outputs
 
 
+@pytest.mark.parametrize("fps", [5.9e-5, 1e-5, 1e-7])
+def test_a_webp_refuses_frame_times_it_cannot_store(tmp_path, fps):
+    # Pillow raised a bare RuntimeError ("timestamps must be non-decreasing") or OverflowError after the run. Only
+    # library callers and a decode of a hand-edited latents file get there: --fps starts at 0.001.
+    with pytest.raises(MotifLiteError, match=rf"^fps {fps:g} does not fit a WebP, whose frames last under 2\^24 ms"):
+        write_video(_video(), tmp_path / "fox.webp", fps=fps)
+    write_video(_video(), tmp_path / "fox.webp", fps=6e-5)  # 16.7 million ms frames: the longest it stores
+    assert list(tmp_path.iterdir()) == [tmp_path / "fox.webp"]
+
+
+def test_a_webp_refuses_a_video_longer_than_its_running_time_counts(tmp_path):
+    frames = np.zeros((2148, 2, 2, 3), dtype=np.uint8)  # 2,148 s of frames at 0.001 fps pass 2^31 ms
+    with pytest.raises(MotifLiteError, match=r"2148 frames at 0\.001 fps last longer than a WebP can"):
+        write_video(frames, tmp_path / "fox.webp", fps=0.001)
+    write_video(frames[:2147], tmp_path / "fox.webp", fps=0.001)
+
+
 @pytest.mark.parametrize("fps", [60.0, 0.001])
 def test_a_gif_refuses_a_frame_rate_it_cannot_play(tmp_path, fps):
     # GIF frame times are 10 ms units: 60 fps would be stored as 10 ms frames, which browsers show for 100 ms (a

@@ -273,6 +273,11 @@ def replaces_file(output: str | Path, frames: int, file: str | Path) -> bool:
 # A GIF stores each frame's time in 10 ms units (Pillow truncates 1000/fps to them, 16 bits), and browsers play a
 # frame of 0 or 10 ms for 100 ms: above 50 fps a GIF plays at 10 fps, below 1/655 fps it cannot be written.
 GIF_FPS = (100 / 65535, 50.0)
+# A WebP stores each frame's time in whole ms, 24 bits (Pillow rounds the running time to ms, so a frame may get
+# 1 ms more: hence 2^24 - 2), and libwebp counts the running time in a C int: past either, Pillow raised a bare
+# RuntimeError or OverflowError after the whole run.
+WEBP_MIN_FPS = 1000 / (2**24 - 2)
+WEBP_MAX_MS = 2**31 - 1
 
 
 def check_output_fps(
@@ -281,7 +286,13 @@ def check_output_fps(
     """Fail early (`MotifLiteError`) for a frame rate the output's format cannot play (GIF: see GIF_FPS), with
     `advice` (where the frame rate is a run's own, as in a decode, --fps is no way out)."""
     low, high = GIF_FPS
-    if Path(path).suffix.lower() == ".gif" and not low <= fps <= high:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".webp" and fps < WEBP_MIN_FPS:
+        raise MotifLiteError(
+            f"fps {fps:g} does not fit a WebP, whose frames last under 2^24 ms (4.66 hours: {WEBP_MIN_FPS:.2g} fps "
+            "at the least): write an .mp4"
+        )
+    if suffix == ".gif" and not low <= fps <= high:
         raise MotifLiteError(
             f"fps {fps:g} does not fit a GIF, which plays {low:.4f} to {high:g} fps (frame times in 10 ms steps; "
             f"browsers show shorter frames for 100 ms): {advice}"
@@ -505,6 +516,11 @@ def _write_png(frame: np.ndarray, file: Path, fps: float, comment: str) -> None:
 def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
     images = [PIL.Image.fromarray(frame) for frame in stream]  # one uint8 copy; float chunks are gone
     duration = 1000.0 / fps  # ms per frame; GIF stores 10 ms units, so it rounds (24 fps -> 40 ms)
+    if path.suffix.lower() == ".webp" and len(images) * duration > WEBP_MAX_MS:  # not known before the frames are
+        raise MotifLiteError(
+            f"cannot write {output_of(path)}: {len(images)} frames at {fps:g} fps last longer than a WebP can "
+            f"(2^31 ms, 24.9 days); write an .mp4"
+        )
     options: dict = {"save_all": True, "append_images": images[1:], "duration": duration, "loop": 0}
     if path.suffix.lower() == ".gif":
         options["comment"] = comment
@@ -514,5 +530,5 @@ def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float
         options.update(lossless=False, quality=90, exif=exif.tobytes())
     try:
         images[0].save(path, **options)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # RuntimeError: what libwebp's encoder refuses ("ERROR adding frame")
         raise MotifLiteError(f"cannot write {output_of(path)}: {exc.strerror or exc}") from None
