@@ -365,6 +365,21 @@ def test_a_run_that_makes_no_preview_says_so(tmp_path, caplog):
     assert "earlier run" not in messages[0] and messages[1].endswith("the p.webp there is an earlier run's")
 
 
+def test_a_write_that_fails_unexpectedly_is_said_once(tmp_path, caplog, monkeypatch):
+    # Only MotifLiteError was caught: anything else stayed in the Future, which nobody reads.
+    from motif_lite.io import preview as preview_io
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("ERROR adding frame")
+
+    monkeypatch.setattr(preview_io, "write_preview", broken)
+    previews = preview_io.PreviewFile(tmp_path / "p.webp", fps=6.0)
+    with caplog.at_level(logging.WARNING, logger="motif_lite"):
+        previews(1, 4, np.zeros((3, 8, 12, 3), dtype=np.uint8))
+        previews.close()
+    assert [r.getMessage() for r in caplog.records] == ["preview not written: RuntimeError: ERROR adding frame"]
+
+
 def test_a_write_that_fails_in_its_cleanup_is_still_said(tmp_path, caplog):
     # The partial file's cleanup failing too (here: a folder in its place) lost the warning in the thread.
     from motif_lite.io.preview import PreviewFile

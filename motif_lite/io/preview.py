@@ -139,6 +139,8 @@ class PreviewFile:
             write_preview(frames, self.path, self.fps)
         except MotifLiteError as exc:  # logged: the CLI prints it as a `warning:` line, as the run's other warnings
             logger.warning(f"preview not written: {exc}")
+        except Exception as exc:  # anything else (Pillow's encoder): kept in the Future, nobody would ever see it
+            logger.warning(f"preview not written: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
