@@ -113,7 +113,27 @@ def no_gpu_note(asked: str | torch.device, device: torch.device) -> str | None:
 RUNS_ON = "motif-lite runs on CUDA GPUs (cuda, cuda:N) and the CPU (cpu; slow, for tests and tiny sizes)"
 
 
+def _amd_gpu_name(device: str | torch.device) -> str | None:
+    """Why `device`, an AMD GPU by the name other tools give it ("rocm", "hip:1", "amd"), is not a name torch runs
+    here, with the one it is: PyTorch's ROCm build names AMD GPUs cuda (HIP's own device type, which torch also
+    knows, runs nothing). On another build, that an AMD GPU needs the ROCm build. None for other names."""
+    match = re.fullmatch(r"(?:rocm|hip|amd|radeon)(?::?(\d+))?", str(device).strip().lower())
+    if match is None:
+        return None
+    if rocm_build():
+        cuda = "cuda" if match[1] is None else f"cuda:{match[1]}"
+        spelled = both_spellings(f"--device {cuda}", f'device="{cuda}"')
+        return f"device {str(device)!r}: PyTorch's ROCm build names AMD GPUs cuda: {spelled}"
+    return (
+        f"device {str(device)!r}: AMD GPUs run through PyTorch's ROCm build, which names them cuda; this torch "
+        f"({torch.__version__}) is not that build: install it (https://pytorch.org/get-started/locally/, ROCm), or "
+        f"use the CPU: {USE_THE_CPU}"
+    )
+
+
 def _supported(resolved: torch.device, name: str | torch.device) -> torch.device:
+    if (amd := _amd_gpu_name(name)) is not None:  # hip: a device type torch knows, but ROCm's GPUs are cuda
+        raise DeviceError(amd)
     if resolved.type not in SUPPORTED_TYPES:
         other = OTHER_ACCELERATORS.get(resolved.type)
         raise DeviceError(f"device {str(name)!r}{f', an {other},' if other else ''} is not supported: {RUNS_ON}")
@@ -147,6 +167,8 @@ def _unknown_device(device: str | torch.device, names: str) -> str:
         reason = f": {' and '.join(why)}" if why else ""  # "cuda:" and "cuda_" have only a stray separator
         spelled = both_spellings(f"--device {meant}", f'device="{meant}"')
         return f"unknown device {device!r}{reason}: {spelled}"
+    if (amd := _amd_gpu_name(device)) is not None:
+        return amd
     if text in ("metal", "apple", "mac"):
         return f"unknown device {device!r}: a Mac's GPU (mps in torch) is not supported: {RUNS_ON}"
     return f"unknown device {device!r} (use {names})"

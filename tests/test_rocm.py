@@ -104,6 +104,23 @@ def test_no_gpu_on_a_rocm_build_names_amds_driver_not_nvidias(monkeypatch):
     assert "NVIDIA" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "meant"), [("rocm", "cuda"), ("hip", "cuda"), ("hip:1", "cuda:1"), ("ROCm:0", "cuda:0"), ("amd", "cuda")]
+)
+def test_an_amd_gpu_by_another_tools_name_is_told_cuda(monkeypatch, name, meant):
+    # "hip" is a device type torch knows and runs nothing on; "rocm" and "amd" it does not know: each said "not
+    # supported" or "unknown", which reads as if AMD GPUs were not.
+    rocm_gpu(monkeypatch, RX_7900_XTX)
+    for resolve in (devices.parse_device, devices.resolve_device):
+        with pytest.raises(devices.DeviceError) as caught:
+            resolve(name)
+        spelled = f'--device {meant} (in Python device="{meant}")'
+        assert str(caught.value) == f"device {name!r}: PyTorch's ROCm build names AMD GPUs cuda: {spelled}"
+    monkeypatch.setattr(torch.version, "hip", None)  # a CUDA or CPU build: the ROCm build is what to install
+    with pytest.raises(devices.DeviceError, match=r"AMD GPUs run through PyTorch's ROCm build, .* is not that build"):
+        devices.resolve_device(name)
+
+
 NO_DRIVER = "Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a driver"
 OLD_DRIVER = (
     "The NVIDIA driver on your system is too old (found version 11040). Please update your GPU driver by downloading"
