@@ -208,6 +208,23 @@ def test_check_names_rocm_and_says_what_a_run_does_on_an_amd_gpu(monkeypatch):
     assert "is an AMD GPU" in finding.message and "(gfx1030) has no bfloat16 tensor cores" in finding.message
 
 
+def test_checks_triton_row_on_an_amd_gpu_says_runs_use_the_torch_ops(monkeypatch):
+    # It said "kernels importable: fused norms, attention and dequantizing matmuls on the GPU" under the GPU row that
+    # says runs there use torch's ops.
+    pytest.importorskip("triton")
+    from motif_lite.checkup.environment import _check_triton
+    from motif_lite.checkup.report import Checkup
+    from motif_lite.runtime import kernels
+
+    rocm_gpu(monkeypatch, RX_7900_XTX)
+    monkeypatch.setattr(kernels, "launcher_build_problem", lambda: None)  # a C compiler for Triton's launcher
+    report = Checkup()
+    _check_triton(report)
+    [finding] = report.findings
+    assert finding.level == "ok" and finding.message.startswith("importable, but runs on an AMD GPU use the torch ops")
+    assert finding.message.endswith(devices.AMD_TRITON_REASON) and "fused norms" not in finding.message
+
+
 def test_strict_int8_attention_on_an_amd_gpu_is_refused_before_loading(monkeypatch):
     from motif_lite.preflight import check_strict_int8
     from motif_lite.runtime.kernels import KernelBackendError

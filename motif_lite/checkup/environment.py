@@ -7,6 +7,7 @@ import torch
 
 from motif_lite.checkup.report import Checkup, first_line
 from motif_lite.devices import (
+    AMD_TRITON_REASON,
     HELD_GPU_FIX,
     amd_gpu_note,
     gpu_facts,
@@ -14,6 +15,7 @@ from motif_lite.devices import (
     has_bf16_matrix_cores,
     no_gpu_reason,
     present_accelerator,
+    rocm_build,
     torch_build_gpu_problem,
     unused_accelerator_note,
 )
@@ -85,12 +87,22 @@ def _check_gpu(report: Checkup) -> None:
 
 
 def _check_triton(report: Checkup) -> None:
+    """Whether motif-lite's Triton kernels run here. Without a CUDA GPU they never do (the GPU row says why there is
+    none): their absence limits nothing more, and "--kernels triton is not possible here; use auto" would advise a
+    flag nobody gave. On an AMD GPU `--kernels auto` runs torch's ops even where Triton imports."""
     from motif_lite.runtime.kernels import use_triton
 
+    if not torch.cuda.is_available():
+        report.ok("Triton", "not used without a CUDA GPU: the torch ops run (the same math)")
+        return
     try:
         use_triton("triton")
     except MotifLiteError as exc:
         report.warning("Triton", f"kernels unavailable, the torch ops run instead ({first_line(exc)})")
+        return
+    if rocm_build():
+        why = f"the kernels are {AMD_TRITON_REASON}"
+        report.ok("Triton", f"importable, but runs on an AMD GPU use the torch ops: {why}")
         return
     report.ok("Triton", "kernels importable: fused norms, attention and dequantizing matmuls on the GPU")
 
