@@ -25,6 +25,7 @@ class Reached(Exception):
 def tesla_t4(checkpoint, monkeypatch):
     """Every check passes on a CUDA device that is a Tesla T4 (compute capability 7.5: no bf16 tensor cores), and
     loading the weights ends the command."""
+    from motif_lite import devices
     from motif_lite import preflight as checks
     from motif_lite.checkpoint import locate_sources
     from motif_lite.pipeline import loading as loader
@@ -34,6 +35,7 @@ def tesla_t4(checkpoint, monkeypatch):
 
     monkeypatch.setattr(checks, "preflight", found)
     monkeypatch.setattr(loader, "preflight", found)  # load_pipeline's own checks, which end in the dtype advice
+    monkeypatch.setattr(devices, "resolve_device", lambda device: torch.device("cuda"))  # serve's, before serving
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
 

@@ -154,3 +154,30 @@ def test_a_signal_the_server_was_started_ignoring_stays_ignored():
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.parametrize(
+    ("device", "said"),
+    [
+        ("mps", "device 'mps', an Apple silicon GPU (mps), is not supported"),
+        ("hip", "PyTorch's ROCm build"),
+        ("cuda", "device 'cuda' requested but CUDA is not available"),
+    ],
+)
+def test_a_device_that_cannot_run_here_is_said_before_serving(
+    shared_checkpoint, device, said, no_network, tmp_path, capsys, monkeypatch
+):
+    # `serve --device mps` on a Mac printed "serving ... on http://127.0.0.1:8080/", made its data folder, and only
+    # then did the background load say the device was refused. Now: one line, exit 2, no port bound, no folder.
+    import torch
+
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # this machine without a GPU, as a Mac is
+    monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound the port"))
+    data = tmp_path / "data"
+    code = cli.main(["serve", "-m", str(shared_checkpoint[0]), "--device", device, "--data", str(data)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "serving" not in err and err.count("\n") == 1, err
+    assert err.startswith("error: ") and said in err, err
+    assert not data.exists()

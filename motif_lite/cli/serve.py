@@ -280,6 +280,7 @@ def main(args: argparse.Namespace) -> int:
     check_server_crf(args.crf)
     _check_server_extra()
     from motif_lite.checkpoint import check_gguf_files
+    from motif_lite.devices import resolve_device
     from motif_lite.io.gguf_source import refuse_variant_flag
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
@@ -287,6 +288,7 @@ def main(args: argparse.Namespace) -> int:
     # A wrong --gguf or --text-encoder-gguf file said now: the model loads after "serving", its errors after it.
     refuse_variant_flag(args.gguf)  # in serve's words: check_gguf_files says it in Python's
     check_gguf_files(args.model, args.gguf, args.text_encoder_gguf)
+    resolve_device(args.device)  # --device mps or cuda without CUDA: said now, not by the load after "serving"
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
               "the server", file=sys.stderr)  # fmt: skip
