@@ -109,8 +109,12 @@ def no_gpu_note(asked: str | torch.device, device: torch.device) -> str | None:
     )
 
 
-# Where motif-lite runs, as a message about another device ends.
-RUNS_ON = "motif-lite runs on CUDA GPUs (cuda, cuda:N) and the CPU (cpu; slow, for tests and tiny sizes)"
+# Where motif-lite runs, as a message about another device ends. AMD's route is named: users of Vulkan or DirectML
+# tools (stable-diffusion.cpp, ...) who give --device vulkan would otherwise read that their AMD GPU is not supported.
+RUNS_ON = (
+    "motif-lite runs on CUDA GPUs (cuda, cuda:N; under PyTorch's ROCm build AMD GPUs are cuda too, untested) and the "
+    "CPU (cpu; slow, for tests and tiny sizes)"
+)
 
 
 def _amd_gpu_name(device: str | torch.device) -> str | None:

@@ -91,3 +91,11 @@ def test_check_names_the_gpu_it_does_not_use(on_a_mac):
     check_environment(report)
     warned = {finding.subject: finding.message for finding in report.warnings}
     assert f"this machine's Apple silicon GPU (mps) {UNUSED}" in warned["GPU"], warned
+
+
+@pytest.mark.parametrize("name", ["vulkan", "opencl", "xpu"])
+def test_a_device_torch_knows_and_motif_lite_does_not_names_amds_route(name):
+    # stable-diffusion.cpp runs AMD GPUs on Vulkan: "--device vulkan is not supported: motif-lite runs on CUDA GPUs"
+    # read as if an AMD GPU could not run at all.
+    with pytest.raises(devices.DeviceError, match=f"device '{name}'.* is not supported: .*under PyTorch's ROCm build"):
+        devices.parse_device(name)
