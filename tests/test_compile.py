@@ -101,6 +101,18 @@ def test_compile_possible_here_and_names_the_missing_compiler(monkeypatch):
         check_compile_possible("cpu")
 
 
+def test_a_compiler_that_is_found_but_does_not_run_is_no_compiler(monkeypatch, tmp_path):
+    # A Mac without Xcode's command line tools has /usr/bin/clang++ and g++ stubs that only fail: found on PATH, they
+    # passed the check, and inductor failed at the first step, after loading, in a traceback.
+    for name in ("g++", "c++", "clang++"):
+        stub = tmp_path / name
+        stub.write_text("#!/bin/sh\necho 'xcrun: error: invalid active developer path' >&2\nexit 1\n")
+        stub.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(CompileUnavailableError, match="none found that runs .*xcode-select --install"):
+        check_compile_possible("cpu")
+
+
 def test_compile_on_cuda_needs_triton(monkeypatch):
     import sys
 

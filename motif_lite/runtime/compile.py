@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 
 import torch
@@ -100,11 +101,24 @@ def check_compile_possible(device: torch.device | str) -> None:
             raise CompileUnavailableError(f"--compile on CUDA needs triton ({exc}); {WITHOUT_COMPILING}") from exc
         if (problem := launcher_build_problem()) is not None:  # inductor's kernels are Triton's
             raise CompileUnavailableError(f"--compile on CUDA builds Triton kernels: {problem}; or {WITHOUT_COMPILING}")
-    elif not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+    elif not any(_runs(path) for path in filter(None, map(shutil.which, CXX_COMPILERS))):
         raise CompileUnavailableError(
-            f"--compile on the CPU needs a C++ compiler (g++ or clang++); none found: install one, or "
-            f"{WITHOUT_COMPILING}"
+            f"--compile on the CPU needs a C++ compiler (g++ or clang++); none found that runs (on a Mac: "
+            f"xcode-select --install): install one, or {WITHOUT_COMPILING}"
         )
+
+
+CXX_COMPILERS = ("g++", "c++", "clang++")
+
+
+def _runs(compiler: str) -> bool:
+    """Whether `compiler --version` succeeds. Found is not enough: a Mac without Xcode's command line tools has
+    /usr/bin/clang++ and /usr/bin/g++, stubs that only fail ("xcrun: error: invalid active developer path"), which
+    inductor would find at the first step, after loading, in a traceback."""
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def apply_compile(model: nn.Module, config: CompileConfig | None = None) -> CompileHandle:
