@@ -42,6 +42,10 @@ def rocm_gpu(monkeypatch, gpu: GpuFacts, hip: str = "6.4.43482") -> None:
     properties = SimpleNamespace(name=gpu.name, gcnArchName=f"{gpu.arch}:sramecc+:xnack-")
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: properties)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (20 * 2**30, 24 * 2**30))
+    from motif_lite.runtime import attention
+
+    # SDPA's flash or memory-efficient kernel runs there (the GPU is not here to try it on; see below).
+    monkeypatch.setattr(attention, "linear_memory_attention_missing", lambda device, dtype: False)
 
 
 @pytest.mark.parametrize(
@@ -223,6 +227,44 @@ def test_checks_triton_row_on_an_amd_gpu_says_runs_use_the_torch_ops(monkeypatch
     [finding] = report.findings
     assert finding.level == "ok" and finding.message.startswith("importable, but runs on an AMD GPU use the torch ops")
     assert finding.message.endswith(devices.AMD_TRITON_REASON) and "fused norms" not in finding.message
+
+
+def test_linear_memory_attention_is_tried_on_the_device():
+    from torch.nn.attention import SDPBackend
+
+    from motif_lite.runtime.attention import linear_memory_attention_missing
+
+    cpu = torch.device("cpu")
+    assert not linear_memory_attention_missing(cpu, torch.bfloat16)  # the CPU has SDPA's flash kernel
+    assert linear_memory_attention_missing(cpu, torch.bfloat16, (SDPBackend.EFFICIENT_ATTENTION,))  # not that one
+
+
+def test_check_says_when_an_amd_gpu_has_no_linear_memory_attention(monkeypatch):
+    # AOTriton, behind SDPA's flash and memory-efficient kernels on ROCm, is built for some architectures only: on
+    # others every attention call holds all its scores, which the plan does not count, and the first run of a
+    # useful size ran out of memory at its first step, advising a lower --vram that could not help.
+    from motif_lite.checkup.environment import _check_gpu
+    from motif_lite.checkup.report import Checkup
+    from motif_lite.runtime import attention
+
+    rocm_gpu(monkeypatch, RX_7900_XTX)
+    tried = []
+    monkeypatch.setattr(
+        attention, "linear_memory_attention_missing", lambda device, dtype: tried.append((device, dtype)) or True
+    )
+    report = Checkup()
+    _check_gpu(report)
+    [finding] = report.findings
+    assert tried == [(torch.device("cuda", 0), torch.bfloat16)]  # the dtype a run there uses
+    assert finding.level == "warning" and "is an AMD GPU" in finding.message
+    assert "neither its flash nor its memory-efficient attention on AMD Radeon RX 7900 XTX (gfx1100) in bfloat16" in (
+        finding.message
+    )
+    assert "TORCH_ROCM_AOTRITON_ENABLE_EXPERIMENTAL=1" in finding.message
+    monkeypatch.setattr(attention, "linear_memory_attention_missing", lambda device, dtype: False)
+    report = Checkup()
+    _check_gpu(report)
+    assert "flash" not in report.findings[0].message
 
 
 def test_strict_int8_attention_on_an_amd_gpu_is_refused_before_loading(monkeypatch):

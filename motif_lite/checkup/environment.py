@@ -9,7 +9,9 @@ from motif_lite.checkup.report import Checkup, first_line
 from motif_lite.devices import (
     AMD_TRITON_REASON,
     HELD_GPU_FIX,
+    GpuFacts,
     amd_gpu_note,
+    default_dtype,
     gpu_facts,
     gpu_platform,
     has_bf16_matrix_cores,
@@ -73,6 +75,8 @@ def _check_gpu(report: Checkup) -> None:
             continue
         gpu = gpu_facts(index)
         notes = [amd_gpu_note(gpu)] if gpu.is_amd else []  # nothing has run on an AMD GPU: what a run does there
+        if gpu.is_amd and (quadratic := _quadratic_attention_note(torch.device("cuda", index), gpu)) is not None:
+            notes.append(quadratic)
         if not has_bf16_matrix_cores(gpu):  # runs default to fp16 (`devices.default_dtype`), unchecked on real weights
             notes.append(
                 f"{name} ({gpu.describe()}) has no bfloat16 tensor cores: runs here use fp16 unless --dtype says "
@@ -84,6 +88,25 @@ def _check_gpu(report: Checkup) -> None:
             report.warning(f"GPU cuda:{index}", "; ".join([memory, *notes]))
         else:
             report.ok(f"GPU cuda:{index}", f"{name}, {memory}")
+
+
+def _quadratic_attention_note(device: torch.device, gpu: GpuFacts) -> str | None:
+    """On an AMD GPU, PyTorch's flash and memory-efficient attention exist only for the architectures its AOTriton
+    was built for: without them every attention call holds all its scores, which no memory plan counts, and a
+    video of a useful size runs out of memory at its first step, where --vram cannot help."""
+    from motif_lite.runtime.attention import linear_memory_attention_missing
+
+    dtype = default_dtype(device)[0]
+    if not linear_memory_attention_missing(device, dtype):
+        return None
+    return (
+        f"PyTorch runs neither its flash nor its memory-efficient attention on {gpu.name} ({gpu.describe()}) in "
+        f"{str(dtype).removeprefix('torch.')}, so attention falls to a kernel whose memory grows with the square of "
+        "the tokens, which the memory plan does not count: only small videos fit (at the official 1280x736x121 one "
+        "head's scores in the DDT decoder alone are 97 GiB). On RX 7000 (gfx11xx) some PyTorch releases enable "
+        "those kernels with TORCH_ROCM_AOTRITON_ENABLE_EXPERIMENTAL=1; --kernels triton --attention-backend triton "
+        "tries motif-lite's own kernel (not checked on AMD GPUs)"
+    )
 
 
 def _check_triton(report: Checkup) -> None:

@@ -61,6 +61,27 @@ _SDPA_KERNELS = {
     "efficient": SDPBackend.EFFICIENT_ATTENTION,
 }
 _NO_MASK = ("flash", "cudnn")  # masked calls go row by row over each row's valid keys
+# SDPA's kernels whose memory grows linearly with the tokens, which the memory plans assume. Without any of them SDPA
+# runs its math kernel, which holds every score (heads x N x N): at 720p far beyond any GPU.
+LINEAR_MEMORY_KERNELS = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION)
+
+
+def linear_memory_attention_missing(
+    device: torch.device, dtype: torch.dtype, kernels: tuple[SDPBackend, ...] = LINEAR_MEMORY_KERNELS
+) -> bool:
+    """Whether PyTorch's SDPA runs none of `kernels` on `device` in `dtype`, tried on one tiny call. On an AMD GPU
+    they come from AOTriton, built for some architectures only (and on RX 7000 enabled only with
+    TORCH_ROCM_AOTRITON_ENABLE_EXPERIMENTAL=1 in some PyTorch releases), so this cannot be decided from the name."""
+    q = torch.zeros(1, 1, 64, 64, device=device, dtype=dtype)  # [batch, heads, tokens, head dim]
+    try:
+        with warnings.catch_warnings(), sdpa_kernel(list(kernels)):
+            warnings.simplefilter("ignore")  # torch says why each kernel was not used, as warnings
+            F.scaled_dot_product_attention(q, q, q)
+    except RuntimeError:  # "No available kernel" / "No viable backend"
+        return True
+    return False
+
+
 CHECK_ROWS = 128  # query rows at each end of the sequence checked against float32 attention in a trial
 # Timer: (candidate name, a call of it, already warmed up) -> seconds per call. Injected by the tests.
 Timer = Callable[[str, Callable[[], torch.Tensor]], float]
