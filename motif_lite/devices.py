@@ -304,8 +304,12 @@ class GpuFacts:
         return f"compute capability {major}.{minor}"
 
 
-# What to do about a GPU that CUDA cannot open: another process holds it in exclusive mode, or it is full.
-HELD_GPU_FIX = "nvidia-smi lists the processes that hold it: stop them, or run elsewhere (--device cuda:N, cpu)"
+def held_gpu_fix() -> str:
+    """What to do about a GPU that CUDA cannot open (another process holds it in exclusive mode, or it is full),
+    with the tool that lists its processes: NVIDIA's nvidia-smi, or on PyTorch's ROCm build AMD's amd-smi (rocm-smi
+    before ROCm 6), since an AMD machine has no nvidia-smi."""
+    tool = "amd-smi (rocm-smi on older ROCm)" if rocm_build() else "nvidia-smi"
+    return f"{tool} lists the processes that hold it: stop them, or run elsewhere (--device cuda:N, cpu)"
 
 
 def gpu_memory(device: torch.device | int) -> tuple[int, int]:
@@ -316,7 +320,7 @@ def gpu_memory(device: torch.device | int) -> tuple[int, int]:
     except RuntimeError as exc:  # torch.OutOfMemoryError too
         index = device if isinstance(device, int) else torch.device(device).index or 0
         reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise DeviceError(f"GPU cuda:{index} cannot be opened ({reason}); {HELD_GPU_FIX}") from exc
+        raise DeviceError(f"GPU cuda:{index} cannot be opened ({reason}); {held_gpu_fix()}") from exc
 
 
 # The current CUDA device, as torch.cuda's functions read a device without an index: what a question about "the GPU"

@@ -267,6 +267,25 @@ def test_check_says_when_an_amd_gpu_has_no_linear_memory_attention(monkeypatch):
     assert "flash" not in report.findings[0].message
 
 
+def test_a_held_amd_gpu_names_amds_tool_not_nvidia_smi(monkeypatch):
+    # An AMD machine has no nvidia-smi: "nvidia-smi lists the processes that hold it" sent its user to a tool they lack.
+    from motif_lite.checkup.environment import _check_gpu
+    from motif_lite.checkup.report import Checkup
+
+    def busy(device=None):
+        raise RuntimeError("HIP error: hipErrorOutOfMemory\nmore lines")
+
+    rocm_gpu(monkeypatch, MI300X)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", busy)
+    report = Checkup()
+    _check_gpu(report)
+    [finding] = report.findings
+    assert finding.level == "problem" and "fix: amd-smi (rocm-smi on older ROCm) lists the processes" in finding.message
+    with pytest.raises(devices.DeviceError, match=r"cannot be opened \(HIP error: .*\); amd-smi") as caught:
+        devices.gpu_memory(0)
+    assert "nvidia-smi" not in str(caught.value)
+
+
 def test_strict_int8_attention_on_an_amd_gpu_is_refused_before_loading(monkeypatch):
     from motif_lite.preflight import check_strict_int8
     from motif_lite.runtime.kernels import KernelBackendError

@@ -8,13 +8,13 @@ import torch
 from motif_lite.checkup.report import Checkup, first_line
 from motif_lite.devices import (
     AMD_TRITON_REASON,
-    HELD_GPU_FIX,
     GpuFacts,
     amd_gpu_note,
     default_dtype,
     gpu_facts,
     gpu_platform,
     has_bf16_matrix_cores,
+    held_gpu_fix,
     no_gpu_reason,
     present_accelerator,
     rocm_build,
@@ -66,7 +66,7 @@ def _check_gpu(report: Checkup) -> None:
         try:  # opens the GPU: refused when another process holds it in exclusive mode or it is full
             free, total = torch.cuda.mem_get_info(index)
         except RuntimeError as exc:  # torch.OutOfMemoryError too
-            report.problem(f"GPU cuda:{index}", f"cannot be opened ({first_line(exc)})", HELD_GPU_FIX)
+            report.problem(f"GPU cuda:{index}", f"cannot be opened ({first_line(exc)})", held_gpu_fix())
             continue
         name = torch.cuda.get_device_name(index)
         memory = f"{memory_size(free)} free of {memory_size(total)}"
