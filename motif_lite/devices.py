@@ -218,6 +218,8 @@ def checked_device(device: str | torch.device) -> torch.device:
         return resolved
     if not torch.cuda.is_available():
         why = no_gpu_reason()
+        if (other := unused_accelerator_note(present_accelerator())) is not None:  # a Mac's: no CUDA build to install
+            why += f"; {other}"
         raise DeviceError(
             f"device {str(device)!r} requested but CUDA is not available ({why}); use the CPU: {USE_THE_CPU}"
         )

@@ -99,3 +99,14 @@ def test_a_device_torch_knows_and_motif_lite_does_not_names_amds_route(name):
     # read as if an AMD GPU could not run at all.
     with pytest.raises(devices.DeviceError, match=f"device '{name}'.* is not supported: .*under PyTorch's ROCm build"):
         devices.parse_device(name)
+
+
+def test_cuda_asked_for_on_a_mac_says_its_gpu_is_not_supported(on_a_mac, monkeypatch):
+    # "CUDA is not available (this torch build has no CUDA)" alone sent Mac users looking for a CUDA build of torch,
+    # which macOS does not have.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(devices.DeviceError) as caught:
+        devices.resolve_device("cuda")
+    said = str(caught.value)
+    assert said.startswith("device 'cuda' requested but CUDA is not available (")
+    assert f"this machine's Apple silicon GPU (mps) {UNUSED}); use the CPU: --device cpu" in said
