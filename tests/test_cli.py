@@ -518,6 +518,11 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         # flags of stable-diffusion.cpp, AUTOMATIC1111 and Wan's generate.py that got no hint at all
         (["run", "-p", "x", "--fp16"], "(--fp16: the compute type is --dtype bf16, fp16 or fp32"),
         (["serve", "--cpu"], "(--cpu: the CPU is --device cpu)"),
+        (["run", "-p", "x", "--force-fp16"], "(--force-fp16: the compute type is --dtype bf16, fp16"),  # ComfyUI's
+        # other GPUs' switches: "--mps: did you mean --fps?" sent Mac users to the frame rate
+        (["run", "-p", "x", "--mps"], "(--mps: there is no switch per GPU kind: an AMD GPU is --device cuda under"),
+        (["serve", "--directml"], "(--directml: there is no switch per GPU kind"),
+        (["run", "-p", "x", "--rocm"], "(--rocm: there is no switch per GPU kind"),
         (["run", "-p", "x", "--vae-tile-size", "32x32"], "(--vae-tile-size: memory is planned here, not switched"),
         (["run", "-p", "x", "--offload_model", "True"], "(--offload_model: memory is planned here, not switched"),
         (

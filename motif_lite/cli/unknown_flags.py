@@ -180,9 +180,16 @@ _OTHER_TOOLS_ADVICE = [
      "default (fp16 before Ampere), fp32 if given"),
     # Settings of other tools that a close spelling would send to the wrong flag of ours ("--slg-scale: did you mean
     # --cfg-scale?", "--gpu: did you mean --gpus?"), and ones that no spelling tells: what each is here.
-    (("--fp16", "--bf16", "--fp32", "--half", "--no-half", "--full-precision"), "--dtype",
-     "the compute type is --dtype bf16, fp16 or fp32 (default bf16, fp16 on GPUs before Ampere)"),
+    (("--fp16", "--bf16", "--fp32", "--half", "--no-half", "--full-precision", "--force-fp16", "--force-fp32"),
+     "--dtype", "the compute type is --dtype bf16, fp16 or fp32 (default bf16, fp16 on GPUs before Ampere)"),
     (("--cpu",), "--device", "the CPU is --device cpu"),
+    # Other GPUs' switches (ComfyUI's --directml and Intel's IPEX ones, and the names users guess): "--mps: did you
+    # mean --fps?" sent Mac users to the frame rate.
+    (("--directml", "--mps", "--metal", "--xpu", "--rocm", "--hip", "--vulkan", "--disable-ipex-optimize",
+      "--oneapi-device-selector"), "--device",
+     "there is no switch per GPU kind: an AMD GPU is --device cuda under PyTorch's ROCm build (untested); a Mac's "
+     "GPU, Intel GPUs and DirectML are not supported, and runs there use the CPU (docs/usage.md, 'Without an "
+     "NVIDIA GPU (AMD, Apple silicon, Intel, CPU only)')"),
     (("--gpu", "--gpu-id", "--device-id"), "--device",
      "one GPU is --device cuda:N (cuda:0 the first); several, --gpus N"),
     (("--slg-scale", "--skip-layers", "--skip-layer-start", "--skip-layer-end"), "--guidance",
