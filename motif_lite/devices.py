@@ -175,6 +175,8 @@ def _unknown_device(device: str | torch.device, names: str) -> str:
         return amd
     if text in ("metal", "apple", "mac"):
         return f"unknown device {device!r}: a Mac's GPU (mps in torch) is not supported: {RUNS_ON}"
+    if text in ("dml", "directml", "privateuseone"):  # torch-directml's device, which ComfyUI's --directml picks
+        return f"unknown device {device!r}: DirectML (torch-directml) is not supported: {RUNS_ON}"
     return f"unknown device {device!r} (use {names})"
 
 

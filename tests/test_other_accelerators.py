@@ -110,3 +110,11 @@ def test_cuda_asked_for_on_a_mac_says_its_gpu_is_not_supported(on_a_mac, monkeyp
     said = str(caught.value)
     assert said.startswith("device 'cuda' requested but CUDA is not available (")
     assert f"this machine's Apple silicon GPU (mps) {UNUSED}); use the CPU: --device cpu" in said
+
+
+@pytest.mark.parametrize("name", ["dml", "DirectML"])
+def test_directml_is_named_not_unknown(name):
+    # ComfyUI's --directml runs AMD and Intel GPUs on Windows through torch-directml: "unknown device 'dml' (use
+    # auto, cpu, cuda or cuda:N)" did not say whether DirectML could work.
+    with pytest.raises(devices.DeviceError, match=f"device '{name}': DirectML .torch-directml. is not supported: "):
+        devices.parse_device(name)
