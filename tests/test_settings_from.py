@@ -196,6 +196,24 @@ def test_another_model_than_the_files_is_noted(checkpoint, made, tmp_path, capsy
     assert "made.webp was made with --dtype fp32, this run has --dtype bf16" in err
 
 
+def test_a_file_from_before_the_model_was_stored_says_so(checkpoint, made, tmp_path, capsys, no_weights):
+    # Files of motif-lite before --settings-from (e5579696, 2026-12-02; 79adac1's, made for real, read the same) store
+    # the video's settings without a "model" section: which -m, --gguf, --lora and --dtype made them is not known.
+    # Made again with other ones, the video differed without a word (a LoRA's video rerun without its --lora); now a
+    # note says to give them again.
+    values = read_settings(made).values
+    older = written(tmp_path, {key: value for key, value in values.items() if key not in ("model", "version")})
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(older), "--dry-run")
+    assert code == 0, err
+    assert (
+        "note: made.webp was made by an older motif-lite that did not store its model: this run uses its own -m, "
+        "--gguf, --lora and --dtype; give the ones that made made.webp to make the same video" in err
+    )
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(made), "--dry-run")
+    assert code == 0, err
+    assert "did not store its model" not in err  # a file that stores it: notes only where they differ
+
+
 @pytest.mark.parametrize(
     ("given", "noted"),
     [

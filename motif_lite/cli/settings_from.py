@@ -85,6 +85,10 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
         notes.append(f"{stored.file.name} was made by motif-lite {stored.version} and stores settings this version "
                      f"does not know: {', '.join(unknown)} (left out)")  # fmt: skip
     model = stored.values.get("model")
+    if not isinstance(model, dict):  # a file from before the model was stored: rerun with other weights, it differs
+        notes.append(f"{stored.file.name} was made by an older motif-lite that did not store its model: this run "
+                     f"uses its own -m, --gguf, --lora and --dtype; give the ones that made {stored.file.name} to "
+                     "make the same video")  # fmt: skip
     return Recalled(stored.file, frozenset(taken), model if isinstance(model, dict) else None, tuple(notes))
 
 
