@@ -205,6 +205,8 @@ def test_a_file_from_before_the_model_was_stored_says_so(checkpoint, made, tmp_p
     older = written(tmp_path, {key: value for key, value in values.items() if key not in ("model", "version")})
     code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(older), "--dry-run")
     assert code == 0, err
+    # It stores no version either: the note named "motif-lite unknown" as its maker.
+    assert "note: settings from made.webp (made by an older motif-lite, which stored no version): prompt" in err
     assert (
         "note: made.webp was made by an older motif-lite that did not store its model: this run uses its own -m, "
         "--gguf, --lora and --dtype; give the ones that made made.webp to make the same video" in err

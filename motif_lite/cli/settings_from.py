@@ -76,13 +76,13 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
         raise RequestError(f"{stored.file.name} stores no prompt (the file was edited or damaged): give one with "
                            '-p "what the video shows"')  # fmt: skip
     overridden = set(fields) - taken
-    notes = [_taken_note(stored.file, stored.version, taken, overridden, fields.get("seed"))]
+    notes = [_taken_note(stored.file, stored.writer, taken, overridden, fields.get("seed"))]
     if clip is not None and "extend" in given and (note := _other_input_note(stored, "extend", clip, args.extend)):
         notes.append(note)
     if image is not None and "image" in given and (note := _other_input_note(stored, "image", image, args.image)):
         notes.append(note)
     if unknown := unknown_stored_keys(stored.values):
-        notes.append(f"{stored.file.name} was made by motif-lite {stored.version} and stores settings this version "
+        notes.append(f"{stored.file.name} was made by {stored.writer} and stores settings this version "
                      f"does not know: {', '.join(unknown)} (left out)")  # fmt: skip
     model = stored.values.get("model")
     if not isinstance(model, dict):  # a file from before the model was stored: rerun with other weights, it differs
@@ -159,7 +159,7 @@ def _refuse_unknown_choices(stored: StoredSettings, given: frozenset[str]) -> No
             choices = names[field]
             raise RequestError(
                 f"{stored.file.name} was made with the {field} {value!r}, which motif-lite {VERSION} does not have "
-                f"(the file was made by motif-lite {stored.version}): upgrade motif-lite to make the same video, or "
+                f"(the file was made by {stored.writer}): upgrade motif-lite to make the same video, or "
                 f"choose one with {run_flag(field)} {', '.join(choices[:-1])} or {choices[-1]}"
             )
 
@@ -176,7 +176,7 @@ def _without_replaced_guidance(fields: dict, given: frozenset[str], method: str 
     return fields
 
 
-def _taken_note(file: Path, version: str, taken: set[str], overridden: set[str], seed: object) -> str:
+def _taken_note(file: Path, writer: str, taken: set[str], overridden: set[str], seed: object) -> str:
     """Which settings the file gave this run (as the settings table names them), and which flags replaced the
     file's."""
     from motif_lite.settings import ROW_FIELDS
@@ -185,7 +185,7 @@ def _taken_note(file: Path, version: str, taken: set[str], overridden: set[str],
     names = [name for name, fields in groups.items() if taken & set(fields)]
     shown = {"seed": f"seed {seed}", "negative": "negative prompt"}
     names = [shown.get(name, name) for name in names]
-    note = f"settings from {file.name} (made by motif-lite {version}): {', '.join(names) or 'none'}"
+    note = f"settings from {file.name} (made by {writer}): {', '.join(names) or 'none'}"
     if overridden:
         note += f"; your flags instead of the file's: {', '.join(sorted({run_flag(field) for field in overridden}))}"
     return note
