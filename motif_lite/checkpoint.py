@@ -565,7 +565,25 @@ def _transformer_setting(
         # the config says so, as what is checked against it (a LoRA's layers, `check_loras`) must see that model.
         layout = check_safetensors(root, configs.transformer, yours, model)
         return Setting(configs.transformer.replace(cross_attention_layout=layout), CHECKPOINT, TRANSFORMER_CONFIG)
-    return Setting(configs.transformer, CHECKPOINT, TRANSFORMER_CONFIG)
+    # A dry run's: the layout of the weights at hand, as a run finds it, so that a LoRA is checked as a run checks it.
+    layout = _layout_at_hand(root) if root is not None else None
+    config = configs.transformer if layout is None else configs.transformer.replace(cross_attention_layout=layout)
+    return Setting(config, CHECKPOINT, TRANSFORMER_CONFIG)
+
+
+def _layout_at_hand(root: Path) -> str | None:
+    """The cross-attention layout of the transformer safetensors in `root` (a dry run's), from their headers; None
+    when they are not all at hand or cannot be read (a run names that problem; a dry run reads no weights)."""
+    from motif_lite.weights.keymap import to_model_names
+    from motif_lite.weights.safetensors_files import find_weight_files
+    from motif_lite.weights.safetensors_header import read_header
+
+    try:
+        files = find_weight_files(root / "transformer")
+        shapes = {name: t.shape for file in files for name, t in read_header(file).tensors.items()}
+        return to_model_names(shapes)[1]
+    except CheckpointError:
+        return None
 
 
 def _check_your_files(files: Mapping[str, Path | None], problems: _Problems) -> list[str]:

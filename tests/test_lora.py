@@ -720,14 +720,24 @@ def test_a_run_builds_the_meta_model_once_for_its_loras(setup, gguf_setup, tmp_p
     assert "loras: kohya.safetensors x0.8 (kohya," in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
 @pytest.mark.parametrize("given", ["-m", "--diffusion-model"])
-def test_a_run_refuses_a_lora_for_a_layer_the_checkpoints_layout_lacks(tmp_path, capsys, monkeypatch, given):
+def test_a_run_refuses_a_lora_for_a_layer_the_checkpoints_layout_lacks(tmp_path, capsys, monkeypatch, given, dry_run):
     # A transformer stored in the "original" cross-attention layout (config.json says nothing of it), as the
     # checkpoint's or as a single file of the user's, has no cross_attn.to_k of its own. run's LoRA check saw
     # config.json's default layout, marked the file checked, and the LoRA then failed with a traceback once the
     # weights had loaded: the model the sources name is now the one built, so the file is checked against it again
-    # and refused in one line, before any weight loads.
+    # and refused in one line, before any weight loads. Its dry run checked the LoRA against config.json's layout
+    # and passed it: it now reads the layout from the headers at hand, and refuses it from one meta model too.
     import motif_lite.pipeline.recipe as recipe
+    import motif_lite.preflight as preflight
+
+    builds = []
+    for name in ("build_model", "meta_transformer", "meta_gguf_transformer"):
+        build = getattr(preflight, name)
+        monkeypatch.setattr(
+            preflight, name, lambda *a, _build=build, _name=name, **k: builds.append(_name) or _build(*a, **k)
+        )
 
     root = tmp_path / "ckpt"
     reference = make_tiny_checkpoint(root)
@@ -751,9 +761,11 @@ def test_a_run_refuses_a_lora_for_a_layer_the_checkpoints_layout_lacks(tmp_path,
     args += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4")]
     if given == "--diffusion-model":
         args += [given, str(next((tmp_path / "shared" / "transformer").glob("*.safetensors")))]
+    args += ["--dry-run"] if dry_run else []
     assert cli_main([*args, "--lora", str(lora)]) == 2
     err = capsys.readouterr().err
     assert "cross_attn.to_k" in err and "Traceback" not in err and loads == []
+    assert builds == ["build_model"]
 
 
 def test_a_lora_file_checked_for_another_config_is_checked_again(setup):
