@@ -411,14 +411,16 @@ class GenerationRequest:
         return resolved, notes
 
     def resolve_with_inputs(
-        self, clip: Clip | None = None, *, audience: Audience = Audience.RUN_OR_PYTHON
+        self, clip: Clip | None = None, *, audience: Audience = Audience.RUN_OR_PYTHON, checksum: str | None = None
     ) -> ResolvedRequest:
         """`resolve(clip)`, also handing on what the checks read, for a caller that goes on to use it: the clip
         `extend` names (None without one), and the input image (`io.image.read_image`: upright, RGB; None without
         one), so that a large photo is decoded once; and the checksum of the file the first frame comes from, so that
-        it is hashed once (`ResolvedRequest.first_frame_sha256`)."""
+        it is hashed once (`ResolvedRequest.first_frame_sha256`). `checksum`: that file's checksum where the caller
+        hashed it already (run --resume, checking the image is the one the run sampled from): not hashed again."""
         resolved, read, image, notes = _plain_numbers(self)._checked(clip, audience)
-        return ResolvedRequest(resolved, read, image, notes, first_frame_sha256(resolved))
+        checksum = checksum if checksum is not None else first_frame_sha256(resolved)
+        return ResolvedRequest(resolved, read, image, notes, checksum)
 
     def _checked(
         self, read: Clip | None, audience: Audience

@@ -180,3 +180,15 @@ def test_a_dry_run_of_a_batch_with_no_seed_names_no_seeds_the_run_would_not_use(
                            "--dry-run")  # fmt: skip
     assert code == 0, err
     assert f"note: videos: {tmp_path / 'f-1.mp4'}, {tmp_path / 'f-2.mp4'} (the run draws their seeds)\n" in err
+
+
+@pytest.mark.parametrize("moved", [False, True], ids=["in-place", "given-again"])
+def test_a_resumed_image_run_hashes_its_image_once(stopped_i2v, tmp_path, capsys, monkeypatch, moved):
+    # run --resume hashed the image to check it was the run's (`-i IMAGE` given again for a moved one, or the one
+    # still in place), then again as the request was resolved: the checksum the check made is the run's.
+    stopped, image = stopped_i2v
+    given = ["-i", str(image.rename(tmp_path / "moved.png"))] if moved else []
+    hashes = counted_hashes(monkeypatch)
+    code, _, err = run_cli(capsys, "--resume", str(stopped), *given)
+    assert code == 0, err
+    assert len(hashes) == 1

@@ -623,10 +623,14 @@ class _Run:
         progress = ProgressBars() if self.parallel is None or self.parallel.is_main else None
         # Named here (the pipeline would name it on its first save): a failure can tell whether anything was kept.
         keeps = unused_path(latents_path(video.output)) if resume is None else resume.file
+        # A resumed run's image was hashed as `resume_args` found it the one the run sampled from (else refused):
+        # its checksum is the one the file keeps, not hashed again.
+        checked = None if resume is None else resume.run.get("image_sha256")
         try:
+            resolved = None if checked is None else video.resolve_with_inputs(self.clip, checksum=checked)
             result = pipe.generate(
-                video, progress, self.on_preview, self.args.preview_every, resume=resume, latents_file=keeps,
-                clip=self.clip, crf=self.args.crf,
+                video if resolved is None else resolved.request, progress, self.on_preview, self.args.preview_every,
+                resume=resume, latents_file=keeps, clip=self.clip, crf=self.args.crf, resolved=resolved,
             )  # fmt: skip
         except BaseException:
             kept = keeps is not None and kept_anywhere(keeps, video.output)
