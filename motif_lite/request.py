@@ -80,6 +80,8 @@ MAX_PROMPT_CHARS = 20_000
 # 114,080 (3840x2176 at 121 frames fits); its attention grows with their square. A size far over it (a typo's 10**9)
 # would otherwise fail to allocate its noise, a raw allocator error, before any check of the run's memory.
 MAX_VIDEO_TOKENS = 2**20
+# The most frames a video may have: MAX_VIDEO_TOKENS latent frames at the smallest size (16x16, a token each).
+MOST_FRAMES = (MAX_VIDEO_TOKENS - 1) * TEMPORAL_FACTOR + 1
 OFFICIAL_STEPS = 50  # the model card's
 # field -> (lowest, highest, why): the values each numeric setting takes, which its message names whole ("--fps must
 # be a number from 0.001 to 1000 (...)", not "> 0"). Guidance scale and shift: the ranges of ComfyUI's KSampler cfg
@@ -856,6 +858,15 @@ def frames_for_seconds(seconds: float, fps: float) -> int:
     # (8.2 * 30 = 245.99999999999997), which must not decide a tie.
     counted = round(seconds * fps, 6)
     return math.floor(counted / TEMPORAL_FACTOR + 0.5) * TEMPORAL_FACTOR + 1
+
+
+def countable_frames(seconds: float, fps: float) -> int | None:
+    """`frames_for_seconds(seconds, fps)`, or None for a length of more frames than any video may have
+    (`MOST_FRAMES`; an infinite one too): a length to refuse in seconds, not a frame count to suggest."""
+    if not math.isfinite(seconds * fps):
+        return None
+    frames = frames_for_seconds(seconds, fps)
+    return frames if frames <= MOST_FRAMES else None
 
 
 def _normalize_frames(frames: int, audience: Audience) -> tuple[int, list[str]]:

@@ -285,6 +285,12 @@ def test_a_seed_that_is_no_whole_number_is_told_that_minus_one_is_random(capsys,
         ("run", "--video-frames", "5s", "--video-frames: counts frames, not seconds: 5 s at 24 fps is --video-frames "
          "121 (4k+1 frames; --fps sets the rate)"),
         ("verify", "--video-frames", "0.5 sec", "counts frames, not seconds: 0.5 s at 24 fps is --video-frames 13"),
+        # a length written with an exponent was "must be a whole number"; one past any video got a count to try that
+        # the run refused in turn, and one of 400 digits (inf) an OverflowError's traceback
+        ("run", "--video-frames", "1e3s", "counts frames, not seconds: 1000 s at 24 fps is --video-frames 24001 "),
+        ("run", "--video-frames", "1e30s", "counts frames, not seconds: 1e+30 s at 24 fps is more frames than a "
+         "video may have (4,194,301 at most, at the smallest size)"),
+        ("run", "--video-frames", "1" + "0" * 400 + "s", "counts frames, not seconds: inf s at 24 fps is more frames"),
         ("run", "--steps", "20.5", "--steps: must be a whole number, got '20.5'"),
         ("run", "-W", "wide", "-W/--width: must be a whole number, got 'wide'"),
         # a decimal comma, as German or French write 7.5: argparse said "invalid float value: '7,5'"
@@ -479,6 +485,8 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["run", "-p", "x", "--duration", "long"], "(--duration: the length is --video-frames here, a number of "),
         (["run", "-p", "x", "--seconds", "3.1"], "3.1 s at 24 fps = --video-frames 77)"),  # 18.6 groups: 19
         (["run", "-p", "x", "--seconds", "0"], "(--seconds: the length is --video-frames here, a number of "),
+        # a length past any video: no frame count the run would refuse in turn (was --video-frames 24000...993)
+        (["run", "-p", "x", "--seconds", "1e30"], "(--seconds: the length is --video-frames here, a number of "),
         # one WIDTHxHEIGHT value (the server's size, Wan's 1280*720): the two flags for it
         (["run", "-p", "x", "--size", "1280x720"], "(--size: the size is two flags here: -W 1280 -H 720)"),
         (["run", "-p", "x", "--size=832*480"], "(--size=832*480: the size is two flags here: -W 832 -H 480)"),

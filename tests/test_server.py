@@ -361,6 +361,18 @@ BAD_BODIES = [
     ({"negative_prompt": "x"}, "prompt is required", "prompt"),
     ({"prompt": PROMPT, "size": "big"}, "size must be 'WIDTHxHEIGHT'", "size"),
     ({"prompt": PROMPT, "seconds": "-4"}, "seconds must be a positive number", "seconds"),
+    # A length of too many frames was refused as num_frames, a field the client never sent.
+    (
+        {"prompt": PROMPT, "seconds": 10**30},
+        "seconds 1000000000000000000000000000000 at 24 fps is more frames than a video may have (4,194,301 at most",
+        "seconds",
+    ),
+    ({"prompt": PROMPT, "seconds": "1e30"}, "seconds '1e30' at 24 fps is more frames than a video", "seconds"),
+    ({"prompt": PROMPT, "seconds": 100}, "seconds 100 at 24 fps is 2401 frames: 1280x736x2401 (width", "seconds"),
+    ({"prompt": PROMPT, "seconds": 10**400}, "at 24 fps is more frames than a video may have", "seconds"),  # a 500
+    ({"prompt": PROMPT, "seconds": 1, "fps": 10**400}, "fps must be a positive number, got 1000", "fps"),  # a 500
+    ({"prompt": PROMPT, "seconds": "inf"}, "seconds must be a positive number, got 'inf'", "seconds"),
+    ({"prompt": PROMPT, "seconds": 1e300, "fps": 1e300}, "more frames than a video may have", "seconds"),
     ({"prompt": PROMPT, "input_reference": {"image_url": "https://a.com/a.png"}}, "fetches no URLs", "input_reference"),
     ({"prompt": PROMPT, "input_reference": {"image_url": NOT_A_PNG}}, "not a readable image", "input_reference"),
 ]

@@ -36,9 +36,10 @@ from motif_lite.io.linked import refuse_file_beside_gguf
 from motif_lite.paths import path_arg
 from motif_lite.request import (
     MAX_SEED,
+    MOST_FRAMES,
     REQUEST_DEFAULTS,
     SEED_RANGE,
-    frames_for_seconds,
+    countable_frames,
     run_dest,
 )
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
@@ -255,7 +256,8 @@ class SecondsGiven:
 def frame_count(text: str) -> int | SecondsGiven:
     """--video-frames: frames. A length in seconds (`5s`, as a duration is written elsewhere) is kept for
     `refuse_seconds`, which gives the frames it is at the run's --fps."""
-    duration = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|secs|seconds?)\s*", text, flags=re.IGNORECASE)
+    number = r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?"  # 5, 2.5, .5, 1e3
+    duration = re.fullmatch(rf"\s*({number})\s*(s|sec|secs|seconds?)\s*", text, flags=re.IGNORECASE)
     if duration and float(duration[1]) > 0:
         return SecondsGiven(float(duration[1]))
     return whole_number(text)
@@ -269,12 +271,16 @@ def refuse_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     if not isinstance(given, SecondsGiven):
         return
     fps = getattr(args, "fps", REQUEST_DEFAULTS.fps)
-    if 0 < fps < float("inf"):
-        frames = frames_for_seconds(given.seconds, fps)
+    if not 0 < fps < float("inf"):  # no frame count (--fps itself is refused later)
+        counted = "a length is a number of frames (4k+1) at --fps"
+    elif (frames := countable_frames(given.seconds, fps)) is None:  # past any video (1e30s): no count to try, which
+        counted = (  # the run would refuse in turn
+            f"{given.seconds:g} s at {fps:g} fps is more frames than a video may have ({MOST_FRAMES:,} at most, at "
+            "the smallest size)"
+        )
+    else:
         rate = "; --fps sets the rate" if hasattr(args, "fps") else ""  # verify has no --fps
         counted = f"{given.seconds:g} s at {fps:g} fps is --video-frames {frames} (4k+1 frames{rate})"
-    else:  # no frame count (--fps itself is refused later)
-        counted = "a length is a number of frames (4k+1) at --fps"
     parser.error(f"argument --video-frames: counts frames, not seconds: {counted}")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
 import os
 import shlex
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from collections.abc import Sequence
 from motif_lite import flag_spelling
 from motif_lite.choices import ATTENTION_BACKENDS, LATENTS_SUFFIX, VIDEO_EXTENSIONS, split_size
 from motif_lite.cli.run_flags import add_run_flags
-from motif_lite.request import frames_for_seconds
+from motif_lite.request import countable_frames
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
 # ComfyUI's server flags).
@@ -541,7 +540,8 @@ def _duration_hint(flag: str, following: list[str], fps: float | None) -> str:
         seconds = float(_value_of(flag, following) or "")
     except ValueError:
         seconds = None
-    if fps is None or seconds is None or not 0 < seconds < math.inf:  # nan and inf have no frame count
+    # nan and inf have no frame count, and a length past any video (1e30) none that the run would take
+    frames = countable_frames(seconds, fps) if fps is not None and seconds is not None and seconds > 0 else None
+    if frames is None:
         return f"{flag}: the length is --video-frames here, a number of frames (4k+1) at --fps"
-    frames = frames_for_seconds(seconds, fps)
     return f"{flag}: the length is --video-frames here: {seconds:g} s at {fps:g} fps = --video-frames {frames}"

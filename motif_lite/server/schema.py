@@ -29,10 +29,11 @@ from motif_lite.choices import lines_size, split_size
 from motif_lite.errors import MotifLiteError, shown
 from motif_lite.request import (
     API_FIELDS,
+    MOST_FRAMES,
     REQUEST_DEFAULTS,
     GenerationRequest,
     RequestError,
-    frames_for_seconds,
+    countable_frames,
     video_seconds,
 )
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
@@ -250,20 +251,29 @@ def _size_field_hint(width: Any, height: Any) -> str:
 
 def api_frames(seconds: Any, fps: Any) -> int:
     """Seconds of video at `fps` as a frame count, of the 4k+1 form (`frames_for_seconds`, as run's hint for a
-    `--video-frames 5s` counts them); a 400 for values that are no length or rate."""
-    try:
-        value = float(seconds)
-        rate = float(fps)
-    except (TypeError, ValueError):
-        value = rate = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ApiError(400, f"seconds must be a positive number, got {seconds!r}", "seconds", "invalid_value")
+    `--video-frames 5s` counts them); a 400 for values that are no length or rate, or a length of more frames than
+    any video may have (`countable_frames`), naming `seconds`."""
+    value, rate = _api_number(seconds), _api_number(fps)
+    # A JSON integer past the largest float (10**400) is a length, too long to count: not "no number".
+    if not (value > 0 and (math.isfinite(value) or isinstance(seconds, int))):
+        raise ApiError(400, f"seconds must be a positive number, got {shown(seconds)}", "seconds", "invalid_value")
     if not (math.isfinite(rate) and rate > 0):
-        raise ApiError(400, f"fps must be a positive number, got {fps!r}", "fps", "invalid_value")
-    if not math.isfinite(value * rate):  # each finite, their product past the largest float
-        raise ApiError(400, f"seconds {seconds!r} at {rate:g} fps is more frames than can be counted", "seconds",
-                       "invalid_value")  # fmt: skip
-    return frames_for_seconds(value, rate)
+        raise ApiError(400, f"fps must be a positive number, got {shown(fps)}", "fps", "invalid_value")
+    if (frames := countable_frames(value, rate)) is None:  # refused in the field sent, not as a frame count
+        raise ApiError(400, f"seconds {shown(seconds)} at {rate:g} fps is more frames than a video may have "
+                       f"({MOST_FRAMES:,} at most, at the smallest size)", "seconds", "invalid_value")  # fmt: skip
+    return frames
+
+
+def _api_number(value: Any) -> float:
+    """A field's number as a float: NaN for what is none (text, null), inf for an integer past the largest float
+    (Python's float() raises on one)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def image_from_reference(reference: Any) -> bytes:

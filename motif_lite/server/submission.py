@@ -149,10 +149,13 @@ def _resolved_for_api(
     except DiskFullError:  # the data folder's disk: 507, as for any storage failure (`submit`)
         raise
     except MotifLiteError as exc:  # a RequestError
-        param = api_param(exc)
+        param, message = api_param(exc), worded(str(exc))
         if param == "size" and clip is not None and "width" not in body.request_fields:
             param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
-        raise ApiError(400, worded(str(exc)), param, "invalid_value") from exc
+        if param == "num_frames" and body.seconds is not None:  # the frames are the seconds': name the field sent
+            param = "seconds"
+            message = f"seconds {shown(body.seconds)} at {request.fps:g} fps is {request.frames} frames: {message}"
+        raise ApiError(400, message, param, "invalid_value") from exc
 
 
 def _job_notes(
