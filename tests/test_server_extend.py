@@ -171,6 +171,8 @@ def refusals_before_anything_is_queued(server: InProcessServer, failed: str, los
     code, extension, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, "extend": clip["id"], "seconds": "1"})
     assert code == 200, extension
     assert (extension["size"], extension["settings"]["fps"], extension["settings"]["num_frames"]) == ("48x32", 12, 13)
+    # The whole file's frames, exact (`seconds` is to the hundredth): the clip's, then the 12 after its last frame.
+    assert clip["frames"] == clip["settings"]["num_frames"] and extension["frames"] == clip["frames"] + 12
     code, same_size, _ = server.request("POST", "/v1/videos", {"prompt": NEXT, "extend": clip["id"], "size": "48x32"})
     assert code == 200 and same_size["settings"]["extend"] == clip["id"]
     for job in (same_size, extension, queued, running):

@@ -497,17 +497,18 @@ def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, p
         assert (video.size, video.settings["num_frames"], video.settings["fps"]) == ("48x32", 5, 12)
         assert video.settings["extend_file"]["name"] == "clip.mp4" and video.settings["extend_file"]["frames"] == 9
         assert card.find_element(By.CLASS_NAME, "extends").text == "extends clip.mp4 (uploaded)"
-        # The page counts the file's frames back from the API's `seconds` by its rule, (frames - 1) / fps: 1 s at
-        # 12 fps is 13 frames, the clip's 9 and 4 new (12 by frames / fps).
+        # The file's frames, the clip's 9 and 4 new: 1 s at 12 fps.
         assert video.seconds == "1" and "5 new frames, 13 in all" in card.find_element(By.CLASS_NAME, "meta").text
-        # An uploaded clip's frames are counted, not taken back from `seconds`: 9 frames at 1000 fps are "0.01" s
-        # (0.008 to the hundredth), which counts back to 11.
-        uploaded = {
-            "size": "48x32",
-            "seconds": "0.01",
-            "settings": {"num_frames": 5, "fps": 1000, "steps": 1, "seed": 1, "extend_file": {"frames": 5}},
-        }
-        assert "5 new frames, 9 in all" in driver.execute_script("return describe(arguments[0])", uploaded)
+        # The frames are the API's `frames`, not counted back from `seconds`: 9 frames at 1000 fps are "0.01" s
+        # (0.008 to the hundredth), which counted back to 11, for a video of this server's as for an uploaded one.
+        for extended in ({"extend": "video_" + "0" * 32}, {"extend_file": {"frames": 5}}):
+            made = {
+                "size": "48x32",
+                "seconds": "0.01",
+                "frames": 9,
+                "settings": {"num_frames": 5, "fps": 1000, "steps": 1, "seed": 1, **extended},
+            }
+            assert "5 new frames, 9 in all" in driver.execute_script("return describe(arguments[0])", made)
         # The next job is a new video again, at the size chosen.
         assert driver.execute_script("return document.getElementById('clip').files.length") == 0
         assert driver.find_element(By.ID, "width").is_enabled()

@@ -390,6 +390,7 @@ def video_object(job: Job) -> dict[str, Any]:
         "prompt": s["prompt"],
         "size": f"{s['width']}x{s['height']}",
         "seconds": f"{video_seconds(job.frames_in_file, s['fps']):g}",  # an extension's: the whole file's
+        "frames": job.frames_in_file,  # exact: `seconds`, to the hundredth, cannot be counted back past 100 fps
         "remixed_from_video_id": job.remixed_from,
         "error": error,
         "settings": settings,

@@ -447,11 +447,8 @@ function describe(video) {
   const s = video.settings || {};
   let frames = (s.num_frames || "?") + " frames";
   if (s.extend || s.extend_file) {
-    // An uploaded clip's frames are known; else `seconds`, the whole file's (frames - 1) / fps to the hundredth,
-    // counts them back (exactly up to 100 fps: past it a hundredth of a second is more than half a frame).
-    const total = s.extend_file ? s.extend_file.frames + s.num_frames - 1
-                                : Math.round(Number(video.seconds) * s.fps) + 1;
-    frames = s.num_frames + " new frames, " + total + " in all";
+    // `frames`, the whole file's, exact: `seconds`, to the hundredth, counted back wrong past 100 fps.
+    frames = s.num_frames + " new frames, " + video.frames + " in all";
   }
   const parts = [video.size, frames, (s.steps || "?") + " steps", "seed " + s.seed];
   if (s.image_to_video && !s.extend && !s.extend_file) parts.push("image-to-video");
