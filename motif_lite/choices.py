@@ -149,3 +149,16 @@ def lines_size(text: str) -> tuple[int, int] | None:
         return None
     height = int(lines[1])
     return round(height * 16 / 9 / 16) * 16, height
+
+
+def gpu_numbers(text: str) -> list[str] | None:
+    """The GPU numbers a list of them names, as other tools take one (`2,3`, accelerate's; `cuda:0,cuda:1`; `1`),
+    bare as CUDA_VISIBLE_DEVICES takes them (`cuda:0` or an empty entry there hides every GPU); None for anything
+    else."""
+    numbers = [part.strip().lower().removeprefix("cuda:") for part in text.split(",") if part.strip()]
+    return numbers if numbers and all(number.isdigit() for number in numbers) else None
+
+
+def chosen_gpus_command(numbers: list[str]) -> str:
+    """The run on the GPUs `numbers` (`gpu_numbers`): one process each, CUDA_VISIBLE_DEVICES choosing them."""
+    return f"CUDA_VISIBLE_DEVICES={','.join(numbers)} motif-lite run --gpus {len(numbers)} ..."

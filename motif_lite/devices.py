@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from motif_lite.choices import chosen_gpus_command, gpu_numbers
 from motif_lite.errors import Audience, ConfigError, DeviceError, Spelling, both_spellings
 from motif_lite.units import memory_size
 
@@ -150,9 +151,11 @@ def _unknown_device(device: str | torch.device, names: str) -> str:
     colon ("cuda0") or with spaces around them (" cuda"), a Mac's GPU by another name ("metal")."""
     text = str(device).strip().lower()
     if "," in text:  # several GPUs as ComfyUI-MultiGPU, accelerate or a device list name them: cuda:0,cuda:1
+        numbers = gpu_numbers(text)  # the run on those very GPUs, where the list names them
+        chosen = "" if numbers is None else f"{chosen_gpus_command(numbers)}; "
         return (
             f"unknown device {device!r}: a process runs on one device; several GPUs are one process each: "
-            "motif-lite run --gpus N, and CUDA_VISIBLE_DEVICES chooses which (docs/parallel.md)"
+            f"motif-lite run --gpus N, and CUDA_VISIBLE_DEVICES chooses which ({chosen}docs/parallel.md)"
         )
     if (gpu := re.fullmatch(r"(?:gpu:?)?(\d+)|gpu", text)) is not None:
         cuda = "cuda" if gpu[1] is None else f"cuda:{gpu[1]}"

@@ -535,6 +535,7 @@ FOREIGN_FLAGS = {
     "--t5_fsdp": "Wan2.1's",
     "--gpu_ids": "accelerate's",
     "--cuda-device": "ComfyUI's",
+    "--devices": "PyTorch Lightning's",
 }
 
 

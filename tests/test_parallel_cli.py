@@ -418,6 +418,9 @@ def test_a_gpu_given_by_index_points_to_cuda_visible_devices(capsys, monkeypatch
     )
 
 
+CHOOSING = "one GPU is --device cuda:N; several are --gpus N, CUDA_VISIBLE_DEVICES choosing which"
+
+
 @pytest.mark.parametrize(
     ("argv", "advice"),
     [
@@ -438,6 +441,16 @@ def test_a_gpu_given_by_index_points_to_cuda_visible_devices(capsys, monkeypatch
         (("--multi-gpu",), "one model is not split layer by layer over GPUs here: --gpus N runs N"),
         (("--cuda-device", "1"), "one GPU is --device cuda:N; several are --gpus N, CUDA_VISIBLE_DEVICES choosing"),
         (("--gpu_ids", "0,1"), "one GPU is --device cuda:N; several are --gpus N, CUDA_VISIBLE_DEVICES choosing"),
+        # the example in the user's own GPU numbers: it showed CUDA_VISIBLE_DEVICES=2,3 whatever they were
+        (("--gpu_ids", "0,1"), f"{CHOOSING} (CUDA_VISIBLE_DEVICES=0,1 motif-lite run --gpus 2 ...)"),
+        (("--gpu-ids=cuda:4,cuda:5,cuda:6",), f"{CHOOSING} (CUDA_VISIBLE_DEVICES=4,5,6 motif-lite run --gpus 3 ...)"),
+        (("--cuda-device", "1"), f"{CHOOSING} (--device cuda:1)"),
+        (("--cuda-device",), f"{CHOOSING} (CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2 ...)"),  # no numbers
+        (
+            ("--devices", "0,1"),
+            "several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which): "
+            "CUDA_VISIBLE_DEVICES=0,1 motif-lite run --gpus 2 ...; one GPU",
+        ),
     ],
 )
 def test_other_tools_multi_gpu_flags_say_what_to_use_here(capsys, argv, advice):
@@ -650,6 +663,7 @@ def test_a_device_list_says_that_several_gpus_are_several_processes(capsys, no_l
     said = capsys.readouterr().err.splitlines()[0]
     assert said.startswith("error: unknown device 'cuda:0,cuda:1': a process runs on one device; several GPUs are ")
     assert "one process each: motif-lite run --gpus N, and CUDA_VISIBLE_DEVICES chooses which" in said
+    assert "(CUDA_VISIBLE_DEVICES=0,1 motif-lite run --gpus 2 ...; docs/parallel.md)" in said  # the user's GPUs
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from motif_lite.choices import (
     SAMPLER_ALIASES,
     SAMPLERS,
     choice_name,
+    chosen_gpus_command,
     dtype_name,
     lines_size,
     misspelled_guidance,
@@ -744,8 +745,7 @@ def _gpu_count(text: str) -> int | str:
         indices = [part.strip().removeprefix("cuda:") for part in text.split(",") if part.strip()]
         raise argparse.ArgumentTypeError(
             f"must be a number of GPUs, got the list {text}: to run on those GPUs, choose them with "
-            f"CUDA_VISIBLE_DEVICES and count them: CUDA_VISIBLE_DEVICES={','.join(indices)} motif-lite run "
-            f"--gpus {len(indices)} ..."
+            f"CUDA_VISIBLE_DEVICES and count them: {chosen_gpus_command(indices)}"
         )
     if value < 1:  # other tools take 0 or -1 for "every GPU" (PyTorch Lightning) or for "none"
         raise argparse.ArgumentTypeError(

@@ -13,7 +13,14 @@ import shlex
 from collections.abc import Sequence
 
 from motif_lite import flag_spelling
-from motif_lite.choices import ATTENTION_BACKENDS, LATENTS_SUFFIX, VIDEO_EXTENSIONS, split_size
+from motif_lite.choices import (
+    ATTENTION_BACKENDS,
+    LATENTS_SUFFIX,
+    VIDEO_EXTENSIONS,
+    chosen_gpus_command,
+    gpu_numbers,
+    split_size,
+)
 from motif_lite.cli.run_flags import add_run_flags
 from motif_lite.request import countable_frames
 
@@ -250,17 +257,12 @@ _OTHER_TOOLS_ADVICE = [
     (("--nproc-per-node", "--world-size"), "--gpus",
      "--gpus N starts N processes; torchrun's flags go before the command: torchrun --nproc-per-node N -m "
      "motif_lite run ..."),
-    (("--devices",), "--gpus",
-     "several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which); one GPU: --device cuda:N"),
-    # diffusers' device_map and ComfyUI-MultiGPU's DisTorch place one model's layers on several GPUs; ComfyUI's
-    # --cuda-device and accelerate's --gpu-ids choose GPUs. "Did you mean --device?" would send them to one GPU.
+    # diffusers' device_map and ComfyUI-MultiGPU's DisTorch place one model's layers on several GPUs ("Did you mean
+    # --device?" would send them to one GPU). ComfyUI's --cuda-device and accelerate's --gpu-ids: `_gpu_list_hint`.
     (("--device-map", "--multi-gpu", "--distorch"), "--gpus",
      "one model is not split layer by layer over GPUs here: --gpus N runs N processes, each holding the whole "
      "transformer and doing part of every step (docs/parallel.md); on one small GPU a run streams the blocks that "
      "do not fit by itself"),
-    (("--cuda-device", "--gpu-ids"), "--device",
-     "one GPU is --device cuda:N; several are --gpus N, CUDA_VISIBLE_DEVICES choosing which "
-     "(CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2 ...)"),
 ]  # fmt: skip
 
 
@@ -523,8 +525,29 @@ def _output_folder_hint(value: str | None) -> str:
     return f"-o names the video's file, its folder included: -o {example} (the folder must exist)"
 
 
+def _gpu_list_hint(value: str | None) -> str:
+    """ComfyUI's --cuda-device and accelerate's --gpu-ids choose GPUs: the run on the GPUs the value names, in its
+    own numbers ("Did you mean --device?" would send them to one GPU)."""
+    numbers = gpu_numbers(value or "")
+    example = chosen_gpus_command(numbers or ["2", "3"])  # an example where the value names no GPU
+    if numbers is not None and len(numbers) == 1:
+        example = f"--device cuda:{numbers[0]}"
+    return f"one GPU is --device cuda:N; several are --gpus N, CUDA_VISIBLE_DEVICES choosing which ({example})"
+
+
+def _devices_hint(value: str | None) -> str:
+    """PyTorch Lightning's --devices: a count of GPUs (`2`), or a list of their numbers (`0,1`), run with theirs."""
+    numbers = gpu_numbers(value or "") if "," in (value or "") else None
+    chosen = f": {chosen_gpus_command(numbers)}" if numbers is not None else ""
+    return (
+        f"several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which){chosen}; one GPU: --device cuda:N"
+    )
+
+
 # Other tools' flags whose hint shows ours for the value given, with the flag of ours the hint needs.
 VALUED_HINTS = {
+    **dict.fromkeys(("--cuda-device", "--gpu-ids"), ("--device", _gpu_list_hint)),
+    "--devices": ("--gpus", _devices_hint),
     **dict.fromkeys(("--size", "--resolution", "--res"), ("--width", _size_hint)),
     **dict.fromkeys(("--prompt-file", "--prompts-file", "--from-file"), ("--prompt", _prompt_file_hint)),
     **dict.fromkeys(
