@@ -1662,8 +1662,14 @@ def test_a_video_named_with_o_that_is_there_is_said_to_be_replaced_before_the_ru
     assert said in notes_of("-o", "fox.mp4")
     assert "fox.mp4 is there already: a run would replace it when" in " ".join(notes_of("-o", "fox.mp4", "--dry-run"))
     assert "f_%03d.png (f_000.png ...) is there already: this run replaces it" in " ".join(notes_of("-o", "f_%03d.png"))
-    batch = "b-1.mp4 and 1 other are there already: this run replaces them as their videos are done (give -o another"
+    # A batch goes on where a stopped run of it stopped: a file that holds its video already is skipped.
+    batch = ("b-1.mp4 and 1 other are there already: this run skips each that holds its video already (made with "
+             "these settings, as checked once the model is loaded) and replaces the others as their videos are done "
+             "(give -o another")  # fmt: skip
     assert batch in " ".join(notes_of("-o", "b.mp4", "-b", "3"))
+    assert "b-1.mp4 and 1 other are there already: a run would skip each" in " ".join(
+        notes_of("-o", "b.mp4", "-b", "3", "--dry-run")
+    )
     for flags in (["-o", "claimed.mp4"], ["-o", "new.mp4"], []):  # without -o: output-2.mp4, said otherwise
         assert not any("there already" in note for note in notes_of(*flags)), flags
 

@@ -54,3 +54,54 @@ def test_a_batch_from_the_last_seed_goes_on_from_seed_0(tmp_path, monkeypatch):
     args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "5", "-b", "3", "-s", "4294967295"])
     requests, _ = run_request.resolve_requests(args, run_request.request_from_args(args))
     assert [r.seed for r in requests] == [4294967295, 0, 1]
+
+
+def _run_batch(root: Path, folder: Path) -> int:
+    """`run -b 4 -o fox.mp4` (seeds 2 to 5) of the tiny checkpoint into `folder`."""
+    folder.mkdir(exist_ok=True)
+    return cli.main([
+        "run", "-m", str(root), "-p", "a red fox runs through snow", "-o", str(folder / "fox.mp4"),
+        "-W", "48", "-H", "32", "--video-frames", "1", "--steps", "1", "-s", "2", "-b", "4",
+        "--dtype", "fp32", "--device", "cpu", "--kernels", "torch",
+    ])  # fmt: skip
+
+
+def test_a_stopped_batch_run_again_makes_only_the_videos_it_had_not_made(shared_checkpoint, tmp_path, monkeypatch,
+                                                                         capsys):  # fmt: skip
+    # A night's batch stopped after its second video: the same command again made all four anew. Now it skips the
+    # files that hold their video already and makes the others, the same files as a batch that never stopped.
+    from motif_lite.pipeline import MotifVideoPipeline
+    from motif_lite.progress import ProgressBars
+
+    root = shared_checkpoint[0]
+    assert _run_batch(root, tmp_path / "whole") == 0
+    whole = {name: (tmp_path / "whole" / name).read_bytes() for name in ("fox-1.mp4", "fox-2.mp4", "fox-3.mp4",
+                                                                          "fox-4.mp4")}  # fmt: skip
+    stopped = tmp_path / "stopped"
+
+    def stop_after_the_second(self, stage, done, total):  # Ctrl-C as the third video starts
+        if stage == "encode" and (stopped / "fox-2.mp4").exists():
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ProgressBars, "__call__", stop_after_the_second)
+        assert _run_batch(root, stopped) == cli.EXIT_INTERRUPTED
+    assert sorted(p.name for p in stopped.glob("*.mp4")) == ["fox-1.mp4", "fox-2.mp4"]
+    capsys.readouterr()
+    made = []
+    generate = MotifVideoPipeline.generate
+    monkeypatch.setattr(MotifVideoPipeline, "generate", lambda self, r, *a, **kw: made.append(Path(r.output).name)
+                        or generate(self, r, *a, **kw))  # fmt: skip
+    assert _run_batch(root, stopped) == 0
+    err = capsys.readouterr().err
+    assert made == ["fox-3.mp4", "fox-4.mp4"], made
+    assert f"skipped {stopped / 'fox-1.mp4'}: already made with these settings\n" in err, err
+    assert f"skipped {stopped / 'fox-2.mp4'}: already made with these settings\n" in err
+    assert f"video 3 of 4: seed 4, {stopped / 'fox-3.mp4'}\n" in err  # the pace counts the videos this run makes
+    assert "batch done: 4 videos in " in err and "; 2 of them made before, by an earlier run): " in err
+    assert {name: (stopped / name).read_bytes() for name in whole} == whole
+    # A file there with other settings (another seed's video under fox-2's name) is made again, as before.
+    (stopped / "fox-2.mp4").write_bytes(whole["fox-1.mp4"])
+    made.clear()
+    assert _run_batch(root, stopped) == 0
+    assert made == ["fox-2.mp4"] and (stopped / "fox-2.mp4").read_bytes() == whole["fox-2.mp4"]

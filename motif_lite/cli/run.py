@@ -589,21 +589,46 @@ class _Run:
         text_encoder = text_encoder_words(sources)
         ran_on = _ran_on(pipe, dtype, sources)
         gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
+        made_before = self.made_before(pipe, requests)
+        for video in made_before:
+            self.say(f"skipped {video.output}: already made with these settings", file=sys.stderr)
+        to_make = [video for video in requests if video not in made_before]
         start = time.perf_counter()
-        for number, video in enumerate(requests, 1):
+        for made, video in enumerate(to_make):
+            number = requests.index(video) + 1
             if len(requests) > 1:
-                pace = _batch_pace(number - 1, len(requests), time.perf_counter() - start)
+                pace = _batch_pace(made, len(to_make), time.perf_counter() - start)
                 self.say(f"video {number} of {len(requests)}: seed {video.seed}, {video.output}{pace}", file=sys.stderr)
+            unstarted = [r for r in requests[number:] if r not in made_before]
             result = self.sample(
-                pipe, video, in_batch=len(requests) > 1, finished=requests[: number - 1], unstarted=requests[number:]
+                pipe, video, in_batch=len(requests) > 1, finished=requests[: number - 1], unstarted=unstarted
             )
-            first = number == 1
+            first = made == 0
             given = run_inputs(self.args).given()  # the flags typed and the files under them: the table's sources
             self.say(summary(
                 result, load_seconds if first else 0.0, plan, pipe.loras, text_encoder, first, ran_on, given, gpu_memory
             ))  # fmt: skip
         if len(requests) > 1:
-            self.say(batch_done(requests, load_seconds + time.perf_counter() - start), file=sys.stderr)
+            took = load_seconds + time.perf_counter() - start
+            self.say(batch_done(requests, took, len(made_before)), file=sys.stderr)
+
+    def made_before(self, pipe: MotifVideoPipeline, requests: list[GenerationRequest]) -> list[GenerationRequest]:
+        """The videos of a batch named with -o whose files are there with the settings this run would store in them
+        (an earlier run of the same command, stopped before its end, made them): not made again. Decided on the main
+        rank of a parallel run, so that every rank skips the same ones. None for a single video, which -o replaces."""
+        if len(requests) == 1 or self.args.output is None:  # without -o a batch never writes over earlier files
+            return []
+
+        def made() -> list[int]:
+            return [
+                i
+                for i, video in enumerate(requests)
+                if (stored := _stored_settings_of(video.output)) is not None
+                and stored == pipe.stored_settings_for(video)
+            ]
+
+        indexes = made() if self.parallel is None else self.parallel.share(made)
+        return [requests[i] for i in indexes]
 
     def sample(
         self,
@@ -703,21 +728,35 @@ def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources)
 
 
 def _batch_pace(done: int, videos: int, seconds: float) -> str:
-    """What a batch's "video N of M" line adds once `done` videos took `seconds`: that time, and the time the rest
-    would take at that pace (each video of a batch has the same size and steps), so that a night's batch says when
-    it will end."""
+    """What a batch's "video N of M" line adds once `done` of the `videos` this run makes took `seconds`: that time,
+    and the time the rest would take at that pace (each video of a batch has the same size and steps), so that a
+    night's batch says when it will end."""
     if done == 0:
         return ""
     left = datetime.timedelta(seconds=round(seconds / done * (videos - done)))
     return f" ({done} done in {datetime.timedelta(seconds=round(seconds))}, about {left} left at that pace)"
 
 
-def batch_done(requests: list[GenerationRequest], seconds: float) -> str:
+def batch_done(requests: list[GenerationRequest], seconds: float, made_before: int = 0) -> str:
     """The last line of a batch that made every video: after hours of summaries, how many, how long in all and
-    which files, in one line."""
+    which files, in one line. `made_before`: how many of them an earlier run had made (skipped by this one)."""
     took = datetime.timedelta(seconds=round(seconds))
     files = _listed([str(r.output) for r in requests])
-    return f"batch done: {len(requests)} videos in {took} (h:mm:ss, the load included): {files}"
+    before = f"; {made_before} of them made before, by an earlier run" if made_before else ""
+    return f"batch done: {len(requests)} videos in {took} (h:mm:ss, the load included{before}): {files}"
+
+
+def _stored_settings_of(output: Path | str) -> dict | None:
+    """The settings the video at `output` stores (of a PNG sequence, its first frame's); None where there is none,
+    or a file without motif-lite's settings."""
+    from motif_lite.io.settings_file import SettingsFileError, read_settings
+    from motif_lite.io.staging import frame_file, is_frame_sequence
+
+    path = Path(output)
+    try:
+        return read_settings(frame_file(path, 0) if is_frame_sequence(path) else path).values
+    except SettingsFileError:
+        return None
 
 
 def finished_videos(requests: list[GenerationRequest]) -> list[str]:

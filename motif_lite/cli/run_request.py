@@ -235,6 +235,14 @@ def replaced_files_note(outputs: list[Path], dry_run: bool, command: str = "run"
     which = f"{first} is" if len(there) == 1 else f"{first} and {counted(len(there) - 1, 'other')} are"
     replaced = f"a {command} would replace" if dry_run else f"this {command} replaces"
     them, when = ("it", "when its video is done") if len(there) == 1 else ("them", "as their videos are done")
+    if len(outputs) > 1 and command == "run":  # a batch goes on where a stopped run of it stopped (`made_before`)
+        skip, replace = ("a run would skip", "replace") if dry_run else ("this run skips", "replaces")
+        holds = "if it holds" if len(there) == 1 else "each that holds"
+        others = "it otherwise" if len(there) == 1 else "the others"
+        return (
+            f"{which} there already: {skip} {holds} its video already (made with these settings, as checked once "
+            f"the model is loaded) and {replace} {others} {when} (give -o another name to keep {them})"
+        )
     return f"{which} there already: {replaced} {them} {when} (give -o another name to keep {them})"
 
 

@@ -823,6 +823,11 @@ class MotifVideoPipeline:
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
                                    run=checked)  # fmt: skip
 
+    def stored_settings_for(self, request: GenerationRequest) -> dict:
+        """The settings a video of the resolved `request` made now by this pipeline would store (its file's comment,
+        as `generate` writes it): a file that holds these is that video already (`run -b N` skips it)."""
+        return jsonable(stored_settings(request, self.settings_for(request), self.model_metadata()))
+
     def _video_metadata(self, run: _VideoRun) -> dict:
         # Made when stored, not once per run: int8 attention that falls back while sampling makes the model "exact".
         return jsonable(stored_settings(run.request, run.settings, self.model_metadata(), run.stored_inputs))
