@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -121,6 +121,15 @@ class ModelSources:
     quantize: str | None = None
     # --text-encoder-quantize: the text encoder's recipe its safetensors are quantized to as they load (`with_quantize`)
     text_encoder_quantize: str | None = None
+    # The --gguf file's tensor bytes as stored, counted from the header `locate_sources` read (memory plans: `sizes`)
+    gguf_bytes: int | None = None
+    # That header (`read_gguf`: the file memory-mapped), handed to the load so that the file's header is read once;
+    # `load_pipeline` keeps its sources without it (`without_header`), so that a server does not map it for its life
+    gguf_header: GGUFCheckpoint | None = field(default=None, compare=False, repr=False)
+
+    def without_header(self) -> ModelSources:
+        """These sources as a loaded pipeline keeps them: without the GGUF header handed to the load."""
+        return replace(self, gguf_header=None)
 
     @property
     def takes_images(self) -> bool:
@@ -206,6 +215,7 @@ def locate_sources(
     download: bool = True,
     require_weights: bool = True,
     before_download: Callable[[DownloadPlan], None] | None = None,
+    header_read: GGUFCheckpoint | None = None,
 ) -> ModelSources:
     """Find and check everything a run reads, without reading any weights; one error lists every problem.
 
@@ -219,7 +229,8 @@ def locate_sources(
     download's plan (the checkpoint's, a GGUF variant's) just before it starts (`HubAccess`); what it raises is one
     of the problems, and that download does not start. No download starts while a problem has been found (the
     files the user gave are read first): `io.hub.DownloadHeld` then lists them. Raises `MissingFilesError` (with
-    the download commands) or `CheckpointError`.
+    the download commands) or `CheckpointError`. header_read: the --gguf file's header a caller read already
+    (`check_gguf_files`, for serve): not read again where it is the file found.
     """
     refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
     refuse_file_beside_gguf(weights or {}, gguf, text_encoder_gguf)  # the CLI refuses the flags' pair alike
@@ -239,7 +250,7 @@ def locate_sources(
     gguf_path, gguf_header = None, None
     if gguf is not None and not is_gguf_variant(str(gguf)):
         gguf_path = problems.collect(lambda: find_gguf(str(gguf), hub, str(model)))
-        gguf_header = _transformer_gguf_header(gguf_path, str(model), problems)
+        gguf_header = _transformer_gguf_header(gguf_path, str(model), problems, header_read)
     text_gguf = None
     if text_encoder_gguf is not None:  # alone here; against the checkpoint's text encoder config once it is found
         text_gguf = problems.collect(lambda: find_text_encoder_gguf(None, text_encoder_gguf, str(model)))
@@ -258,7 +269,7 @@ def locate_sources(
     # A variant is looked up (downloaded) only for a checkpoint that can run: after a wrong -m, its error alone.
     if gguf is not None and is_gguf_variant(str(gguf)) and not problems.found:
         gguf_path = problems.collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes, str(model)))
-        gguf_header = _transformer_gguf_header(gguf_path, str(model), problems)
+        gguf_header = _transformer_gguf_header(gguf_path, str(model), problems, header_read)
     if text_gguf is not None and root is not None:
         te_file = text_gguf.path
         text_gguf = problems.collect(lambda: find_text_encoder_gguf(root, te_file, str(model)))
@@ -282,32 +293,41 @@ def locate_sources(
     notes.extend([slow] if slow else [])  # WSL2: said before minutes of slow loading
     gguf_request = None if gguf is None else str(gguf)
     return ModelSources(
-        str(model), root, gguf_path, gguf_request, configs, transformer, tuple(notes), text_gguf, linked
-    )
+        str(model), root, gguf_path, gguf_request, configs, transformer, tuple(notes), text_gguf, linked,
+        gguf_bytes=None if gguf_header is None else gguf_header.nbytes(), gguf_header=gguf_header,
+    )  # fmt: skip
 
 
 def check_gguf_files(
     model: str | Path = MOTIF_REPO, gguf: str | Path | None = None, text_encoder_gguf: str | Path | None = None
-) -> None:
+) -> GGUFCheckpoint | None:
     """The checks `locate_sources` makes of --gguf and --text-encoder-gguf before anything else, on this machine
     alone (the Hub not asked, the checkpoint not read): a blank or wrong path, a web address, a quantizer's partial
     file, a damaged or another model's file, a variant that is no type's name or one motif-lite cannot run. For
     `serve`, which says where it listens before its model loads: such a mistake is its one-line error at once, not
-    after "serving". `model`: -m as given, which the fixes name."""
+    after "serving". `model`: -m as given, which the fixes name. Returns the --gguf file's header it read (None for a
+    variant, not read here), for `locate_sources`' `header_read`."""
     refuse_blank_paths(model, gguf, text_encoder_gguf, None)
     hub = HubAccess(download=False)
+    header = None
     if gguf is not None and is_gguf_variant(str(gguf)):
         check_gguf_variant(str(gguf), hub)
     elif gguf is not None:
-        _read_transformer_gguf(find_gguf(str(gguf), hub, str(model)), str(model))
+        header = _read_transformer_gguf(find_gguf(str(gguf), hub, str(model)), str(model))
     if text_encoder_gguf is not None:  # alone: against the checkpoint's text encoder config once it is found
         find_text_encoder_gguf(None, text_encoder_gguf, str(model))
+    return header
 
 
-def _transformer_gguf_header(path: Path | None, model: str, problems: _Problems) -> GGUFCheckpoint | None:
-    """The header of the transformer GGUF found at `path` (None: none found, or its problem added to `problems`)."""
+def _transformer_gguf_header(
+    path: Path | None, model: str, problems: _Problems, header_read: GGUFCheckpoint | None = None
+) -> GGUFCheckpoint | None:
+    """The header of the transformer GGUF found at `path` (None: none found, or its problem added to `problems`):
+    `header_read` where that is this file's (read already), else read now."""
     if path is None:
         return None
+    if header_read is not None and header_read.path == path:
+        return header_read
     return problems.collect(lambda: _read_transformer_gguf(path, model), keep_missing=False)
 
 

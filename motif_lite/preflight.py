@@ -57,6 +57,7 @@ from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.units import MiB, memory_size
+from motif_lite.weights.gguf_file import GGUFCheckpoint
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
 from motif_lite.weights.lora import (
@@ -86,6 +87,7 @@ def preflight(
     before_download: Callable[[DownloadPlan], None] | None = None,
     device_checks: Callable[[torch.device], None] | None = None,
     loras: Sequence[LoRASpec] = (),
+    header_read: GGUFCheckpoint | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
     files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
@@ -96,7 +98,8 @@ def preflight(
     (`locate_sources`); `device_checks`: the caller's checks of the device it resolved (the speed settings:
     `check_speed_on_device`), whose problem is collected with the device's; `loras`: the LoRA files, read before a
     download starts, as the user's VAE and transformer files' shapes are (`local_file_problems`; the caller
-    checks the LoRAs against the checkpoint's own transformer once it is there, `check_loras`).
+    checks the LoRAs against the checkpoint's own transformer once it is there, `check_loras`); `header_read`: the
+    --gguf file's header read already (`locate_sources`).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns
@@ -128,8 +131,9 @@ def preflight(
                     then=held,
                 )  # fmt: skip
             sources = locate_sources(
-                model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, before_download=held
-            )
+                model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, before_download=held,
+                header_read=header_read,
+            )  # fmt: skip
     except DownloadHeld as exc:  # the device's problem and the files' found so far (the device's, said once)
         said = {str(problem) for problem in problems}
         problems.extend(CheckpointError(problem) for problem in exc.problems if problem not in said)

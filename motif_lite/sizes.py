@@ -54,7 +54,8 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
     config = sources.transformer.value
     origins = {}
     if sources.gguf is not None:
-        transformer_bytes = tensor_bytes(sources.gguf)  # packed bytes, from the header alone
+        # Packed bytes, from the header alone: as `locate_sources` counted them, else read now (sources made by hand)
+        transformer_bytes = sources.gguf_bytes if sources.gguf_bytes is not None else tensor_bytes(sources.gguf)
         origins["transformer"] = f"{sources.gguf.name}, packed"
     elif sources.gguf_variant is not None:
         from motif_lite.quantize.recipes import size_stand_in

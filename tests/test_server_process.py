@@ -678,3 +678,24 @@ def test_a_cpu_server_with_max_video_checks_sizes_not_times(checkpoint, tmp_path
     assert "\njobs by default: no size given: 48x32, the largest this server allows (its --max-video)" in err
     assert "\njobs by default: no length given: 5 frames, the most this server allows" in err
     assert err.count("jobs by default:") == 2  # said by the server with --max-video only
+
+
+def test_serve_reads_the_gguf_files_header_once(shared_checkpoint_and_gguf, tmp_path, monkeypatch):
+    # serve read the --gguf file's header as it started for its early check, the model's checks, the memory plan's
+    # sizes and the load: once now, handed along, and not held (the file memory-mapped) once the model is loaded.
+    from motif_lite.server.runner import VideoServer
+    from motif_lite.weights import gguf_file
+
+    root, gguf = shared_checkpoint_and_gguf
+    reads = []
+    read_header = gguf_file._validate_header  # every read of a header walks it first (`read_gguf`, `tensor_bytes`)
+    monkeypatch.setattr(gguf_file, "_validate_header", lambda path: reads.append(path) or read_header(path))
+    loaded = []
+    monkeypatch.setattr(VideoServer, "serve", lambda self, sock, load: loaded.append(load()))  # load, then stop
+    flags = ["--port", "0", *RUNTIME_FLAGS, "--vram", "4", "--max-video", "48x32x5"]
+    assert cli.main(["serve", "-m", str(root), "--gguf", str(gguf), "--data", str(tmp_path / "data"), *flags]) == 0
+    assert reads == [gguf]
+    ((pipe, config),) = loaded
+    assert config.plan is not None  # the plan's sizes were counted from the header read
+    assert pipe.sources.gguf_header is None and pipe._transformer_recipe.sources.gguf_header is None
+    assert config.planned.sources.gguf_header is None

@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     from motif_lite.server.app import ServerConfig
     from motif_lite.server.submission import TooLong
     from motif_lite.settings import Settings
+    from motif_lite.weights.gguf_file import GGUFCheckpoint
 
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
 MAX_PORT = 65535
@@ -287,7 +288,7 @@ def main(args: argparse.Namespace) -> int:
 
     # A wrong --gguf or --text-encoder-gguf file said now: the model loads after "serving", its errors after it.
     refuse_variant_flag(args.gguf)  # in serve's words: check_gguf_files says it in Python's
-    check_gguf_files(args.model, args.gguf, args.text_encoder_gguf)
+    header = check_gguf_files(args.model, args.gguf, args.text_encoder_gguf)  # handed to the load: read once
     resolve_device(args.device)  # --device mps or cuda without CUDA: said now, not by the load after "serving"
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
@@ -299,7 +300,7 @@ def main(args: argparse.Namespace) -> int:
         except (OSError, sqlite3.Error) as exc:
             raise MotifLiteError(data_folder_problem(args.data, exc)) from exc
         with download_hint_repeats(getattr(args, "argv", None)):
-            _serve(args, sock, store, api_key, loras)
+            _serve(args, sock, store, api_key, loras, header)
     finally:
         sock.close()
     return 0
@@ -358,8 +359,16 @@ def data_folder_problem(data: str, error: Exception) -> str:
     return f"cannot use the data folder {data}: {reason}; give --data a folder you can write to"
 
 
-def _serve(args: argparse.Namespace, sock, store, api_key: str | None, loras: list[tuple[Path, float]]):
-    """Answer on the port at once (/health: `loading`), load the model meanwhile, then run jobs until stopped."""
+def _serve(
+    args: argparse.Namespace,
+    sock,
+    store,
+    api_key: str | None,
+    loras: list[tuple[Path, float]],
+    header: GGUFCheckpoint | None = None,
+):
+    """Answer on the port at once (/health: `loading`), load the model meanwhile, then run jobs until stopped.
+    `header`: the --gguf file's header `check_gguf_files` read, which the load takes instead of reading it again."""
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
     from motif_lite.stopping import Terminated
@@ -381,7 +390,9 @@ def _serve(args: argparse.Namespace, sock, store, api_key: str | None, loras: li
     _say_serving(args, sock, server, counts, config.model_name)
     try:
         with _stop_in_order_on_signals(server):
-            server.serve(sock, lambda: _load_served_pipeline(args, config, loras))
+            # Taken out as the load starts: the header (the file memory-mapped) is not held for the server's life.
+            handed = [header]
+            server.serve(sock, lambda: _load_served_pipeline(args, config, loras, handed.pop()))
     except Terminated:  # SIGTERM or SIGHUP while the model loads: no job ran yet, an orderly stop all the same
         pass
     print("stopped", file=sys.stderr)
@@ -411,11 +422,15 @@ def _stop_in_order_on_signals(server) -> Iterator[None]:
 
 
 def _load_served_pipeline(
-    args: argparse.Namespace, config: ServerConfig, loras: list[tuple[Path, float]]
+    args: argparse.Namespace,
+    config: ServerConfig,
+    loras: list[tuple[Path, float]],
+    header_read: GGUFCheckpoint | None = None,
 ) -> tuple[MotifVideoPipeline, ServerConfig]:
     """Check, plan and load the model as run does, saying what it loads; -> (the pipeline, `config` with what the
     loaded model decides: the largest video a job may ask for, the planned size when there is a plan; whether it
-    takes images; on the CPU without --max-video, which jobs are too long)."""
+    takes images; on the CPU without --max-video, which jobs are too long). `header_read`: the --gguf file's header
+    read already (`check_gguf_files`): the file's header is read once, and not held once the model is loaded."""
     from motif_lite.cli.common import print_notes
     from motif_lite.cli.kernel_cache import writable_kernel_cache
     from motif_lite.cli.prepare import (
@@ -439,7 +454,7 @@ def _load_served_pipeline(
         refuse_what_no_plan_fits(args, lambda sources: largest_job(sources, planned_video), args.device)
 
     # Every check, and any download, before planning, as run: the --lora files before the download too.
-    sources, device = preflight_flags(args, args.device, before_download, loras)
+    sources, device = preflight_flags(args, args.device, before_download, loras, header_read)
     largest = largest_job(sources, planned_video)
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]))  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
@@ -461,6 +476,8 @@ def _load_served_pipeline(
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None
     if too_long is not None:  # said now, not first to the client whose job it refuses
         print(CPU_TIME_LIMIT_LINE, file=sys.stderr)
+    if planned is not None:  # kept for the advice of a job out of memory: with the sources the pipeline keeps
+        planned = dataclasses.replace(planned, sources=pipe.sources)
     loaded = dataclasses.replace(
         config, max_video=max_video, image_to_video=sources.takes_images, too_long=too_long,
         planned=planned, plan=plan,

@@ -153,11 +153,12 @@ def load_pipeline(
             vae = load_vae(sources.root, dtype=dtype, device=vae_device)
             load_device = "cpu" if plan is not None else target  # the plan moves what fits
             # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
-            recipe = TransformerRecipe(sources, dtype, load_device, kernels, attention, plan, compile,
-                                        None if attention == "int8" else backend)  # fmt: skip
-            loaded = load_transformer_stage(recipe, lora_files)
+            # The recipe and the pipeline keep the sources without the GGUF header, which this load alone uses.
+            recipe = TransformerRecipe(sources.without_header(), dtype, load_device, kernels, attention, plan, compile,
+                                       None if attention == "int8" else backend)  # fmt: skip
+            loaded = load_transformer_stage(recipe, lora_files, sources.gguf_header)
 
-            pipe = MotifVideoPipeline(loaded, text_encoder, vae, target, dtype, sources)
+            pipe = MotifVideoPipeline(loaded, text_encoder, vae, target, dtype, recipe.sources)
             pipe.dtype_setting = dtype_setting
             pipe._transformer_recipe = recipe
             pipe.parallel = parallel

@@ -15,6 +15,7 @@ from motif_lite.runtime.attention import AttentionBackend, apply_attention_backe
 from motif_lite.runtime.compile import CompileConfig, CompileHandle, apply_compile
 from motif_lite.runtime.kernels import apply_kernels
 from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan
+from motif_lite.weights.gguf_file import GGUFCheckpoint
 from motif_lite.weights.gguf_loader import load_gguf_transformer, load_packed_transformer
 from motif_lite.weights.loader import load_transformer
 from motif_lite.weights.lora import LoRAFile
@@ -61,13 +62,16 @@ def quantize_search_device(run_device: torch.device | str) -> torch.device | str
     return device if device.type == "cuda" else "cpu"
 
 
-def load_transformer_stage(recipe: TransformerRecipe, lora_files: list[LoRAFile]) -> LoadedTransformer:
+def load_transformer_stage(
+    recipe: TransformerRecipe, lora_files: list[LoRAFile], gguf_header: GGUFCheckpoint | None = None
+) -> LoadedTransformer:
     """Load the transformer from its source with `lora_files` (checked by `check_loras`) applied, then its kernels,
-    its part of the memory plan, the attention backend and compiling, in that order."""
+    its part of the memory plan, the attention backend and compiling, in that order. `gguf_header`: the GGUF file's
+    header as `locate_sources` read it (the file is not read again; None: read now, as `set_loras` does)."""
     sources, dtype, device = recipe.sources, recipe.dtype, recipe.load_device
     if sources.gguf is not None:
         config = sources.transformer.value
-        transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=device, config=config)
+        transformer = load_gguf_transformer(sources.gguf, dtype=dtype, device=device, config=config, header=gguf_header)
     elif sources.quantize is not None:
         search = quantize_search_device(recipe.run_device)
         packed = quantize_transformer_tensors(sources.root, sources.quantize, device=search)

@@ -53,16 +53,18 @@ def load_gguf_transformer(
     dtype: torch.dtype = torch.bfloat16,
     device: torch.device | str = "cpu",
     config: TransformerConfig | None = None,
+    header: GGUFCheckpoint | None = None,
 ) -> MotifVideoTransformer:
     """Load the transformer from a `.gguf` file; quantized linear weights stay packed.
 
     `config`: the config to build (`load_pipeline` passes the checkpoint's `transformer/config.json`). Without it:
     the file's `motif_video.config_json` metadata, else a `config.json` next to the file, else inferred from the
     tensor shapes with a warning naming every assumed value (`choose_gguf_config`). Every tensor is checked
-    against the config before any is read.
+    against the config before any is read. `header`: the file as `read_gguf(path)` read it already (its header
+    checked, its tensors mapped): not read again.
     """
     device = checked_device(device)  # before any file is read
-    model, tensors = _build(Path(path), config)
+    model, tensors = _build(Path(path), config, header)
     return _assigned(model, tensors, dtype, device)
 
 
@@ -101,9 +103,12 @@ def meta_gguf_transformer(path: str | Path, config: TransformerConfig | None = N
     return model
 
 
-def _build(path: Path, config: TransformerConfig | None) -> tuple[MotifVideoTransformer, dict[str, PackedTensor]]:
-    """The checked meta model and the file's tensors under our names (memory-mapped, not read)."""
-    ckpt = read_gguf(path)
+def _build(
+    path: Path, config: TransformerConfig | None, header: GGUFCheckpoint | None = None
+) -> tuple[MotifVideoTransformer, dict[str, PackedTensor]]:
+    """The checked meta model and the file's tensors under our names (memory-mapped, not read; `header`: the file
+    read already)."""
+    ckpt = read_gguf(path) if header is None else header
     tensors, layout = model_tensors(ckpt)
     shapes = {name: t.shape for name, t in tensors.items()}
     if config is None:
