@@ -6,8 +6,10 @@
 Each benchmark adds a row (mean ms, `tflops`, or `gbps` for the memory-bound norms) to the report's table "Kernels
 vs torch baselines"; pytest-benchmark's groups put a kernel next to its baseline. Before timing, each Triton row
 checks in the same run that its output agrees with its torch baseline's (`check_agrees`, recorded as
-`rel_err_vs_torch`): a fast but wrong kernel fails instead of reporting a speed-up. The interpreter's smoke run
-checks the same on the CPU. TRITON_INTERPRET must be set before triton is imported, hence on the command line.
+`rel_err_vs_torch`): a fast but wrong kernel fails its row (no row in the report) instead of reporting a speed-up.
+`run` makes the check, on a GPU as in the interpreter's smoke run on the CPU, and refuses to time a Triton row
+without its baseline; tests/test_bench_kernels.py shows a wrong kernel failing its row. TRITON_INTERPRET must be set
+before triton is imported, hence on the command line.
 """
 
 from __future__ import annotations
@@ -53,7 +55,21 @@ def check_agrees(benchmark, triton_out: torch.Tensor, torch_out: torch.Tensor) -
     assert error <= bound, f"the Triton output is {error:.3g} from torch's (relative L2), past {bound:g}"
 
 
-def run(benchmark, report, fn: Callable[[], object], flops: float = 0.0, nbytes: float = 0.0) -> None:
+def run(
+    benchmark,
+    report,
+    fn: Callable[[], torch.Tensor],
+    flops: float = 0.0,
+    nbytes: float = 0.0,
+    baseline: Callable[[], torch.Tensor] | None = None,
+) -> None:
+    """Time `fn` and add its row to the report. A Triton row gives its torch `baseline`: the outputs must agree
+    (`check_agrees`) before anything is timed, so that a wrong kernel fails its row on the GPU as on the CPU."""
+    if "triton" in benchmark.name and baseline is None:
+        raise ValueError(f"{benchmark.name}: a Triton row is timed only against its torch baseline: give baseline=")
+    if baseline is not None:
+        check_agrees(benchmark, fn(), baseline())
+
     def call() -> None:
         fn()
         if CUDA:
@@ -92,9 +108,8 @@ def test_dequant_matmul(benchmark, bench_report, impl: str, qtype: Q) -> None:
         "torch-dequant+linear": lambda: dequant_linear_torch(x, packed, qtype, FF, HIDDEN),
         "bf16-linear": lambda: F.linear(x, dense),
     }
-    if impl == "triton":
-        check_agrees(benchmark, fns["triton"](), fns["torch-dequant+linear"]())
-    run(benchmark, bench_report, fns[impl], flops=2 * TOKENS * FF * HIDDEN)
+    baseline = fns["torch-dequant+linear"] if impl == "triton" else None
+    run(benchmark, bench_report, fns[impl], flops=2 * TOKENS * FF * HIDDEN, baseline=baseline)
 
 
 @pytest.mark.benchmark(group="layer_norm_modulate")
@@ -105,9 +120,9 @@ def test_layer_norm_modulate(benchmark, bench_report, impl: str) -> None:
     x = torch.randn(1, 8 * TOKENS, HIDDEN, device=DEVICE, dtype=DTYPE)
     shift, scale = torch.randn(2, 1, HIDDEN, device=DEVICE, dtype=DTYPE).unbind(0)
     fn = norm.layer_norm_modulate if impl == "triton" else ops.layer_norm_modulate
-    if impl == "triton":
-        check_agrees(benchmark, fn(x, shift, scale), ops.layer_norm_modulate(x, shift, scale))
-    run(benchmark, bench_report, lambda: fn(x, shift, scale), nbytes=2 * x.numel() * x.element_size())
+    baseline = (lambda: ops.layer_norm_modulate(x, shift, scale)) if impl == "triton" else None
+    run(benchmark, bench_report, lambda: fn(x, shift, scale), nbytes=2 * x.numel() * x.element_size(),
+        baseline=baseline)  # fmt: skip
 
 
 @pytest.mark.benchmark(group="rms_norm_rope")
@@ -123,9 +138,9 @@ def test_rms_norm_rope(benchmark, bench_report, impl: str) -> None:
     angles = torch.rand(length - text, HEAD_DIM, device=DEVICE)
     cos, sin = angles.cos(), angles.sin()  # once, as the model does per forward: not timed
     fn = norm.rms_norm_rope if impl == "triton" else ops.rms_norm_rope
-    if impl == "triton":
-        check_agrees(benchmark, fn(x, weight, 1e-6, cos, sin), ops.rms_norm_rope(x, weight, 1e-6, cos, sin))
-    run(benchmark, bench_report, lambda: fn(x, weight, 1e-6, cos, sin), nbytes=2 * x.numel() * x.element_size())
+    baseline = (lambda: ops.rms_norm_rope(x, weight, 1e-6, cos, sin)) if impl == "triton" else None
+    run(benchmark, bench_report, lambda: fn(x, weight, 1e-6, cos, sin), nbytes=2 * x.numel() * x.element_size(),
+        baseline=baseline)  # fmt: skip
 
 
 def decoder_qkv() -> tuple[torch.Tensor, ...]:
@@ -145,10 +160,11 @@ def test_decoder_attention(benchmark, bench_report, impl: str) -> None:
         "triton-sparse-w2": lambda: block_sparse_attention(q, k, v, None, tiles, BLOCK),
         "sdpa": lambda: F.scaled_dot_product_attention(q, k, v),
     }
-    if impl == "triton-dense":
-        check_agrees(benchmark, fns[impl](), fns["sdpa"]())
-    elif impl == "triton-sparse-w2":
-        check_agrees(benchmark, fns[impl](), block_sparse_attention_torch(q, k, v, None, tiles, BLOCK))
+    baselines = {
+        "triton-dense": fns["sdpa"],
+        "triton-sparse-w2": lambda: block_sparse_attention_torch(q, k, v, None, tiles, BLOCK),
+    }
     # Dense-equivalent FLOPs, so the sparse row's tflops reads as an effective speed.
-    run(benchmark, bench_report, fns[impl], flops=4 * HEADS * q.shape[2] * k.shape[2] * HEAD_DIM)
+    run(benchmark, bench_report, fns[impl], flops=4 * HEADS * q.shape[2] * k.shape[2] * HEAD_DIM,
+        baseline=baselines.get(impl))  # fmt: skip
     benchmark.extra_info["tile_density"] = tiles.float().mean().item() if "sparse" in impl else 1.0
