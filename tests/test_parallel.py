@@ -622,9 +622,9 @@ def test_a_gguf_variant_not_at_hand_is_planned_before_launch_at_its_estimated_si
 
 
 # What the tests below inject into the processes of a run (never into the package): each rank records its pid;
-# rank 1's all-to-all raises or hangs.
+# rank 1's all-to-all raises, hangs, or kills its process outright (SIGKILL, as the out-of-memory killer does).
 INJECT = """
-import os, time
+import os, signal, time
 rank, folder = os.environ.get("RANK"), os.environ.get("MOTIF_LITE_TEST_DIR")
 if rank is not None and folder:
     with open(os.path.join(folder, f"pid{rank}"), "w") as f:
@@ -642,6 +642,8 @@ if rank is not None and folder:
                 f.write(str(time.time()))
             if os.environ["MOTIF_LITE_TEST_FAULT"] == "raise":
                 raise RuntimeError("injected failure on rank 1")
+            if os.environ["MOTIF_LITE_TEST_FAULT"] == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(3600)
 
         dist.all_to_all_single = injected
@@ -696,6 +698,16 @@ def test_a_failure_on_rank_1_ends_every_rank_with_its_message(checkpoint, tmp_pa
     assert code != 0 and "[rank 1] failed: RuntimeError: injected failure on rank 1" in err
     assert "error: rank 1 failed" in err and seconds < 30
     assert not list(tmp_path.glob("*out_*.png"))  # nothing written
+
+
+def test_a_rank_killed_outright_is_named_and_every_rank_ends(checkpoint, tmp_path):
+    # Rank 1 SIGKILLed mid-run (the out-of-memory killer): the launcher stops rank 0, whose peer vanished, and names
+    # rank 1, by its signal, with the exit status a shell gives a process SIGKILL stopped.
+    code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="kill")
+    assert code == 128 + signal.SIGKILL and seconds < 30, err
+    assert "error: rank 1 failed (stopped by SIGKILL), as the kernel's out-of-memory killer does" in err, err
+    assert "error: rank 0 failed" not in err and "Traceback" not in err, err
+    assert not list(tmp_path.glob("*out_*.png"))
 
 
 def test_a_stalled_rank_times_out_and_every_rank_ends(checkpoint, tmp_path):

@@ -740,3 +740,33 @@ def test_a_rank_whose_peer_went_away_says_so_in_one_line(capsys, monkeypatch, fa
     err = capsys.readouterr().err
     assert err.startswith("[rank 0] error: lost contact with another rank (it stopped, or the connection broke; ")
     assert "Connection reset by peer" in err and "failed:" not in err and err.count("\n") == 1
+
+
+def test_a_rank_killed_outright_is_named_before_the_survivor_the_launcher_saw_fail_in_the_same_moment(
+    capsys, monkeypatch
+):
+    # Rank 1 SIGKILLed; rank 0, its peer gone, failed at once with its lost-contact error. Where the launcher saw
+    # both in one look (its times are whole seconds, its list in rank order), torch's first failure was rank 0:
+    # "rank 0 failed (exit code 1)", exit status 1, and nothing named the rank that was killed.
+    import torch.distributed.run as torch_run
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def both_in_one_look(survivor: int, killed: int):
+        def failing(config) -> None:
+            failures = {0: ProcessFailure(0, 100, survivor, "<N/A>"), 1: ProcessFailure(1, 101, killed, "<N/A>")}
+            for failure in failures.values():
+                failure.timestamp = 1_700_000_000
+            raise ChildFailedError("motif_lite", failures)
+
+        return failing
+
+    monkeypatch.setattr(torch_run, "run", both_in_one_look(1, -9))
+    assert parallel.launch(2, ["run", "-p", "fox"]) == 137
+    assert "error: rank 1 failed (stopped by SIGKILL), as the kernel's" in capsys.readouterr().err
+    # The launcher's own SIGTERM to a survivor is no cause; two ranks that ended by themselves keep torch's order.
+    monkeypatch.setattr(torch_run, "run", both_in_one_look(-15, 3))
+    assert parallel.launch(2, ["run", "-p", "fox"]) == 3
+    assert "error: rank 1 failed (exit code 3)" in capsys.readouterr().err
+    monkeypatch.setattr(torch_run, "run", both_in_one_look(2, 3))
+    assert parallel.launch(2, ["run", "-p", "fox"]) == 2
+    assert "error: rank 0 failed (exit code 2)" in capsys.readouterr().err

@@ -33,7 +33,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -45,6 +45,9 @@ from motif_lite.model.ops import AttentionFn
 from motif_lite.model.transformer import Embedded
 from motif_lite.vae.bands import crop_rows
 from motif_lite.vae.tiling import VAEMode
+
+if TYPE_CHECKING:  # the launcher's classes, imported as it starts (`launch`)
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
 T = TypeVar("T")
 # Waits outside the denoising loop: the other ranks wait while rank 0 loads and runs the text encoder.
@@ -275,7 +278,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     try:
         run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "motif_lite", *argv]))
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
+        rank, failure = _first_failure(exc)
         # A rank killed by signal N (the launcher's exit code -N; a rank ends itself by SIGINT on Ctrl-C): the
         # 128 + N a shell reports for a process that signal stopped.
         code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode
@@ -297,6 +300,21 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         if flag is None:
             del os.environ[TORCHRUN_SIGNALS]
     return 0
+
+
+def _first_failure(exc: ChildFailedError) -> tuple[int, ProcessFailure]:
+    """The rank whose failure ended the run: the earliest the launcher saw (torch's `get_first_failure`), and within
+    that time (whole seconds) a rank a signal stopped before a rank that ended by itself, and that before one the
+    launcher's own SIGTERM stopped: a rank killed outright (SIGKILL) leaves its peers to fail with a lost-contact
+    error at once, and where the launcher sees both in one look it lists the survivor first."""
+
+    def order(item: tuple[int, ProcessFailure]) -> tuple[int, int]:
+        code = item[1].exitcode
+        stopped_by = -code if code < 0 else None
+        cause = 2 if stopped_by == signal.SIGTERM else 0 if stopped_by is not None else 1
+        return item[1].timestamp, cause
+
+    return min(exc.failures.items(), key=order)
 
 
 def _killed_note(exit_code: int) -> str:
