@@ -429,7 +429,7 @@ def check_loras(loras: Sequence[LoRASpec | LoRAFile], sources: ModelSources) -> 
     if all(isinstance(lora, LoRAFile) and lora.checked_for == sources.transformer.value for lora in loras):
         return list(loras)  # none at all too
     if sources.gguf is not None:
-        model = meta_gguf_transformer(sources.gguf, sources.transformer.value)
+        model = meta_gguf_transformer(sources.gguf, sources.transformer.value, sources.gguf_header)
     else:
         model = meta_transformer(sources.root)
     targets = linear_shapes(model)

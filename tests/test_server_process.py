@@ -682,20 +682,28 @@ def test_a_cpu_server_with_max_video_checks_sizes_not_times(checkpoint, tmp_path
 
 def test_serve_reads_the_gguf_files_header_once(shared_checkpoint_and_gguf, tmp_path, monkeypatch):
     # serve read the --gguf file's header as it started for its early check, the model's checks, the memory plan's
-    # sizes and the load: once now, handed along, and not held (the file memory-mapped) once the model is loaded.
+    # sizes, the --lora check and the load: once now, handed along, and not held (the file memory-mapped) once the
+    # model is loaded.
+    import torch
+    from safetensors.torch import save_file
+
     from motif_lite.server.runner import VideoServer
     from motif_lite.weights import gguf_file
 
     root, gguf = shared_checkpoint_and_gguf
+    out_features, in_features = gguf_file.read_gguf(gguf).tensors["transformer_blocks.0.attn.to_q.weight"].shape
+    lora, layer = tmp_path / "lora.safetensors", "transformer.transformer_blocks.0.attn.to_q"
+    down, up = torch.ones(2, in_features), torch.ones(out_features, 2)
+    save_file({f"{layer}.lora_A.weight": down, f"{layer}.lora_B.weight": up}, lora)
     reads = []
     read_header = gguf_file._validate_header  # every read of a header walks it first (`read_gguf`, `tensor_bytes`)
     monkeypatch.setattr(gguf_file, "_validate_header", lambda path: reads.append(path) or read_header(path))
     loaded = []
     monkeypatch.setattr(VideoServer, "serve", lambda self, sock, load: loaded.append(load()))  # load, then stop
-    flags = ["--port", "0", *RUNTIME_FLAGS, "--vram", "4", "--max-video", "48x32x5"]
+    flags = ["--port", "0", *RUNTIME_FLAGS, "--vram", "4", "--max-video", "48x32x5", "--lora", str(lora)]
     assert cli.main(["serve", "-m", str(root), "--gguf", str(gguf), "--data", str(tmp_path / "data"), *flags]) == 0
     assert reads == [gguf]
     ((pipe, config),) = loaded
-    assert config.plan is not None  # the plan's sizes were counted from the header read
+    assert config.plan is not None and pipe.loras.files  # the plan's sizes and the LoRA's check used the header read
     assert pipe.sources.gguf_header is None and pipe._transformer_recipe.sources.gguf_header is None
     assert config.planned.sources.gguf_header is None

@@ -95,10 +95,12 @@ def _assigned(
     return assign_weights(model, {name: t.to(device) for name, t in state.items()})
 
 
-def meta_gguf_transformer(path: str | Path, config: TransformerConfig | None = None) -> MotifVideoTransformer:
+def meta_gguf_transformer(
+    path: str | Path, config: TransformerConfig | None = None, header: GGUFCheckpoint | None = None
+) -> MotifVideoTransformer:
     """The model `load_gguf_transformer(path, config=config)` builds, on the meta device, before any packed tensor
-    is assigned."""
-    model, tensors = _build(Path(path), config)
+    is assigned (`header`: the file as `read_gguf` read it already, not read again)."""
+    model, tensors = _build(Path(path), config, header)
     replace_linears(model, tensors)
     return model
 
