@@ -761,7 +761,7 @@ def _stored_settings_of(output: Path | str) -> dict | None:
 
 def finished_videos(requests: list[GenerationRequest]) -> list[str]:
     """The note on the videos of a batch finished before a failure: written, so not to make again (the same command
-    run again would make them anew)."""
+    run again with -o skips them: `_Run.made_before`)."""
     if not requests:
         return []
     videos = _listed([f"{r.output} (seed {r.seed})" for r in requests])
