@@ -693,6 +693,22 @@ def test_two_processes_write_the_single_process_video(checkpoint, single, tmp_pa
     assert err.count("seed: 0") == 1
 
 
+def test_a_batch_run_again_on_two_processes_skips_the_videos_made_before(checkpoint, tmp_path):
+    # Rank 0 decides which files hold their video already and every rank skips the same ones: a rank that sampled
+    # a video the others skipped would wait for them forever.
+    batch = cli_args(checkpoint, tmp_path / "fox.mp4", "--gpus", "2", "-b", "2")
+    command = [sys.executable, "-m", "motif_lite", *batch]
+    made = subprocess.run(command, capture_output=True, text=True, timeout=PROCESS_TIMEOUT)
+    assert made.returncode == 0, made.stderr
+    first = (tmp_path / "fox-1.mp4").read_bytes()
+    (tmp_path / "fox-2.mp4").unlink()  # as if the batch had stopped in its second video
+    again = subprocess.run(command, capture_output=True, text=True, timeout=PROCESS_TIMEOUT)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count(f"skipped {tmp_path / 'fox-1.mp4'}: already made with these settings") == 1, again.stderr
+    assert again.stdout.count("done:") == 1 and (tmp_path / "fox-2.mp4").exists()
+    assert (tmp_path / "fox-1.mp4").read_bytes() == first
+
+
 def test_a_failure_on_rank_1_ends_every_rank_with_its_message(checkpoint, tmp_path):
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="raise")
     assert code != 0 and "[rank 1] failed: RuntimeError: injected failure on rank 1" in err

@@ -105,3 +105,17 @@ def test_a_stopped_batch_run_again_makes_only_the_videos_it_had_not_made(shared_
     made.clear()
     assert _run_batch(root, stopped) == 0
     assert made == ["fox-2.mp4"] and (stopped / "fox-2.mp4").read_bytes() == whole["fox-2.mp4"]
+    # Said before the model loads: which files are there, and that each is skipped or replaced.
+    assert (
+        "fox-1.mp4 and 3 others are there already: this run skips each that holds its video already (made with "
+        "these settings, as checked once the model is loaded) and replaces the others"
+    ) in capsys.readouterr().err
+    for name in ("fox-1.mp4", "fox-3.mp4", "fox-4.mp4"):  # one file there: the note for it
+        (stopped / name).unlink()
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "-b", "4", "-o", str(stopped / "fox.mp4")])
+    _, notes = run_request.resolve_requests(args, run_request.request_from_args(args))
+    assert (
+        f"{stopped / 'fox-2.mp4'} is there already: this run skips it if it holds its video already (made with "
+        "these settings, as checked once the model is loaded) and replaces it otherwise when its video is done "
+        "(give -o another name to keep it)"
+    ) in notes, notes

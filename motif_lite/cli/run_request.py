@@ -237,7 +237,7 @@ def replaced_files_note(outputs: list[Path], dry_run: bool, command: str = "run"
     them, when = ("it", "when its video is done") if len(there) == 1 else ("them", "as their videos are done")
     if len(outputs) > 1 and command == "run":  # a batch goes on where a stopped run of it stopped (`made_before`)
         skip, replace = ("a run would skip", "replace") if dry_run else ("this run skips", "replaces")
-        holds = "if it holds" if len(there) == 1 else "each that holds"
+        holds = "it if it holds" if len(there) == 1 else "each that holds"
         others = "it otherwise" if len(there) == 1 else "the others"
         return (
             f"{which} there already: {skip} {holds} its video already (made with these settings, as checked once "
