@@ -68,7 +68,13 @@ from motif_lite.sampling.guidance import (
     needs_uncond,
     read_guider_config,
 )
-from motif_lite.sampling.schedule import ScheduleOptions, schedule_options, scheduler_shift
+from motif_lite.sampling.schedule import (
+    SamplingSettingsError,
+    ScheduleOptions,
+    check_flow_options,
+    schedule_options,
+    scheduler_shift,
+)
 from motif_lite.vae.config import WanVAEConfig
 
 T = TypeVar("T")
@@ -358,12 +364,13 @@ def resolve_settings(
             f"to the euler sampler; {sampler.value} samples its own schedule"
         )
         schedule = ScheduleOptions(schedule.train_timesteps)
-    if schedule.shift_terminal and request.steps < 2:  # the stretch divides by 1 - σ_last = 0: diffusers gives NaN
+    try:  # the schedule's own rule, checked before anything loads
+        check_flow_options(request.steps, schedule)
+    except SamplingSettingsError as exc:
         raise RequestError(
-            "with 1 step the shift_terminal of scheduler/scheduler_config.json makes every sigma NaN (as in the "
-            f"reference): give {TWO_STEPS.to(audience)} or more, or {DPM_SAMPLER.to(audience)}",
+            f"{exc} (as in the reference): give {TWO_STEPS.to(audience)} or more, or {DPM_SAMPLER.to(audience)}",
             ("steps",),
-        )
+        ) from None
     guidance = resolve_guidance(request, configs.guider, audience)
     momentum = guidance.value.momentum if isinstance(guidance.value, APGConfig) else None
     if momentum is not None and abs(momentum) >= 1:  # allowed, as in diffusers, but rarely what was meant

@@ -77,10 +77,21 @@ class ScheduleOptions:
         return words
 
 
+def check_flow_options(steps: int, options: ScheduleOptions) -> None:
+    """Refuse `options` whose FlowMatchEuler table for `steps` would hold no number (SamplingSettingsError).
+
+    With one step the shifted sigmas end at σ = 1, and shift_terminal's stretch divides by 1 − σ_last = 0: every
+    sigma is NaN (diffusers gives the same table). The run refuses it before loading with this check."""
+    if options.shift_terminal and steps < 2:
+        raise SamplingSettingsError("with 1 step the shift_terminal of the scheduler config makes every sigma NaN")
+
+
 def flow_sigmas(steps: int, shift: float, options: ScheduleOptions | None = None) -> torch.Tensor:
-    """Sigmas of the reference pipeline with FlowMatchEulerDiscreteScheduler: float32, length steps + 1, ends in 0."""
+    """Sigmas of the reference pipeline with FlowMatchEulerDiscreteScheduler: float32, length steps + 1, ends in 0.
+    Options that would make them NaN are refused (`check_flow_options`)."""
     _check(steps, shift)
     options = options or ScheduleOptions()
+    check_flow_options(steps, options)
     # The pipeline builds float64 linspace; the scheduler casts it to float32 *before* shifting and shifts in
     # float32 numpy. Doing the same ops in numpy keeps the table bit-identical.
     shift = float(shift)  # a numpy float64 scalar would promote the float32 table
