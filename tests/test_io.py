@@ -1171,3 +1171,24 @@ def test_a_png_sequence_whose_first_frame_is_there_is_taken(tmp_path):
     assert unused_path(pattern) == pattern
     (tmp_path / "f_000.png").write_bytes(b"png")
     assert unused_path(pattern) == tmp_path / "f-2_%03d.png"
+
+
+def test_a_png_sequence_whose_move_fails_midway_keeps_no_frame_and_no_partial(tmp_path, monkeypatch):
+    """A frame that cannot be put in place (its name taken, a file in use) after two were: the sequence is all or
+    nothing like a single file, so the two moved frames and every partial frame are removed (not left hidden for
+    the next run), and the error says so; the caller's saved latents keep the work."""
+    replace = os.replace
+
+    def failing_third(source, target):
+        if Path(target).name == "f_002.png":
+            raise OSError(5, "Input/output error")
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing_third)
+    said = r"f_%03d.png: frame f_002.png could not be put in place \(Input/output error\); no frame was kept "
+    sequence = tmp_path / "f_%03d.png"
+    with pytest.raises(MotifLiteError, match=said) as error, staging.staged_output(sequence, 5) as staged:
+        for i in range(5):
+            staging.frame_file(staged.partial, i).write_bytes(b"png")
+    assert "(the 2 moved before it were removed, the other 2 not moved)" in str(error.value)
+    assert sorted(tmp_path.iterdir()) == []

@@ -70,6 +70,9 @@ def staged_output(path: Path, frames: int, fallback: Callable[[Path], Path] | No
     `fallback(path)`: where a finished single file goes when `path` cannot be replaced (Windows refuses to replace a
     file that a video player has open), with a warning; without one, that error goes on and the next write of the
     output removes the finished file.
+    A PNG sequence whose move fails midway (a frame's name taken by a folder or a file in use) is all or nothing
+    too: the frames already moved and every partial frame are removed, then a `MotifLiteError` says so
+    (the caller's saved latents keep the work: `motif-lite decode`).
     """
     remove_stale_partials(path)
     partial = path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{path.name}")
@@ -81,11 +84,13 @@ def staged_output(path: Path, frames: int, fallback: Callable[[Path], Path] | No
         for file, _ in pairs:
             file.unlink(missing_ok=True)
         raise
+    if is_frame_sequence(path):
+        _move_frames(pairs, path)
+        return
     try:
-        for file, final in pairs:
-            os.replace(file, final)
+        os.replace(*pairs[0])
     except PermissionError as exc:  # the "in use" of Windows; other errors are not a name's fault
-        if fallback is None or len(pairs) > 1:
+        if fallback is None:
             raise
         staged.written = fallback(path)
         os.replace(partial, staged.written)
@@ -93,6 +98,28 @@ def staged_output(path: Path, frames: int, fallback: Callable[[Path], Path] | No
             "%s could not be replaced (%s; on Windows a file open in a player cannot be): wrote %s instead",
             path, exc.strerror or exc, staged.written,
         )  # fmt: skip
+
+
+def _move_frames(pairs: list[tuple[Path, Path]], pattern: Path) -> None:
+    """Move each staged frame to its final name; if one move fails, remove the frames already moved and every
+    partial frame, and raise: no frame of a sequence that could not be written whole stays under its name."""
+    moved = 0
+    try:
+        for file, final in pairs:
+            os.replace(file, final)
+            moved += 1
+    except OSError as exc:
+        for _, final in pairs[:moved]:
+            with contextlib.suppress(OSError):
+                final.unlink(missing_ok=True)
+        for file, _ in pairs[moved:]:
+            with contextlib.suppress(OSError):
+                file.unlink(missing_ok=True)
+        failed = pairs[moved][1]
+        raise MotifLiteError(
+            f"{pattern}: frame {failed.name} could not be put in place ({exc.strerror or exc}); no frame was kept "
+            f"(the {moved} moved before it were removed, the other {len(pairs) - moved - 1} not moved)"
+        ) from exc
 
 
 def _staged_files(partial: Path, final: Path, frames: int) -> list[tuple[Path, Path]]:
