@@ -166,7 +166,7 @@ def prepare_decode(
         raise ConfigError(f"the output {output} would replace the clip {clip.path} the run went on from; give "
                           f"{out} another name")  # fmt: skip
     keeps = f"a decode keeps the run's frame rate: give {out} a .webp or .mp4 file"
-    check_output_fps(output, saved.fps, keeps)
+    check_output_fps(output, saved.fps, keeps, frames=frames)
     target = resolve_device(device)
     dtype = checked_dtype(dtype if dtype is not None else saved.dtype)
     root = _vae_checkpoint(saved, model, vae_file, download, audience)

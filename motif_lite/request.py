@@ -493,7 +493,7 @@ class GenerationRequest:
         written = None if frames_known is None else extended_frames(frames_known, clip_frames)
         output, output_notes = _output_to_write(self.output)
         if check("output", check_output_path, output, written) is not None and fps_ok:
-            check("fps", check_output_fps, output, self.fps)
+            check("fps", lambda: check_output_fps(output, self.fps, frames=written))  # a WebP's length too
         read = check("image", read_image, self.image) if self.image is not None else None  # names an unreadable file
         image, image_notes = read if read is not None else (None, [])
         if problems:

@@ -672,6 +672,13 @@ def test_a_gif_at_a_frame_rate_it_cannot_play_is_named_before_loading(pipe, tmp_
     assert "--fps" not in err and "in Python" not in err  # decode has no such flag, nor a Python keyword
 
 
+def test_a_decode_too_long_for_a_webp_is_named_before_loading(tmp_path):
+    # 129 frames of 6e-5 fps (each frame near the longest a WebP stores) pass its 2^31 ms of running time: said
+    # before the VAE loads, not after the whole decode.
+    message = _refusal("FLAGS", tmp_path=tmp_path, output=tmp_path / "v.webp", frames=129, fps=6e-5)
+    assert message == "129 frames at 6e-05 fps last longer than a WebP can (2^31 ms, 24.9 days): write an .mp4"
+
+
 def test_a_checkpoint_that_moved_since_the_run(saved, tmp_path, capsys, no_vae_load):
     path = tmp_path / "moved.latents.safetensors"
     info = {**read_latents(saved / LATENTS).info(), "model": str(tmp_path / "gone")}

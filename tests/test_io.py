@@ -1059,6 +1059,20 @@ def test_a_webp_refuses_a_video_longer_than_its_running_time_counts(tmp_path):
     write_video(frames[:2147], tmp_path / "fox.webp", fps=0.001)
 
 
+def test_a_run_too_long_for_a_webp_is_refused_before_sampling(tmp_path):
+    # The frame count and --fps are both known when the request resolves: not only once the frames are written.
+    def resolved(frames: int) -> GenerationRequest:
+        fields = dict(width=64, height=64, frames=frames, fps=0.001, output=str(tmp_path / "fox.webp"))
+        return GenerationRequest("fox", **fields).resolve()[0]
+
+    with pytest.raises(RequestError) as error:
+        resolved(2149)  # 2,149 s of frames at 0.001 fps pass 2^31 ms
+    said = "2149 frames at 0.001 fps last longer than a WebP can (2^31 ms, 24.9 days): write an .mp4"
+    assert str(error.value) == said
+    assert error.value.fields == ("fps",)
+    assert resolved(2145).frames == 2145  # under it
+
+
 @pytest.mark.parametrize("fps", [60.0, 0.001])
 def test_a_gif_refuses_a_frame_rate_it_cannot_play(tmp_path, fps):
     # GIF frame times are 10 ms units: 60 fps would be stored as 10 ms frames, which browsers show for 100 ms (a

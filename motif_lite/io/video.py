@@ -280,11 +280,23 @@ WEBP_MIN_FPS = 1000 / (2**24 - 2)
 WEBP_MAX_MS = 2**31 - 1
 
 
+def webp_length_problem(frames: int, fps: float) -> str | None:
+    """Why `frames` frames at `fps` do not fit one WebP (its running time, in ms, passes WEBP_MAX_MS), or None."""
+    if frames * (1000.0 / fps) <= WEBP_MAX_MS:
+        return None
+    return f"{frames} frames at {fps:g} fps last longer than a WebP can (2^31 ms, 24.9 days)"
+
+
 def check_output_fps(
-    path: str | Path, fps: float, advice: str = "give --fps in that range, or use .webp or .mp4"
+    path: str | Path,
+    fps: float,
+    advice: str = "give --fps in that range, or use .webp or .mp4",
+    *,
+    frames: int | None = None,
 ) -> None:
     """Fail early (`MotifLiteError`) for a frame rate the output's format cannot play (GIF: see GIF_FPS), with
-    `advice` (where the frame rate is a run's own, as in a decode, --fps is no way out)."""
+    `advice` (where the frame rate is a run's own, as in a decode, --fps is no way out). `frames`: the frames the
+    output will hold, when known: a WebP as long as they last at `fps` must fit its running time too."""
     low, high = GIF_FPS
     suffix = Path(path).suffix.lower()
     if suffix == ".webp" and fps < WEBP_MIN_FPS:
@@ -292,6 +304,8 @@ def check_output_fps(
             f"fps {fps:g} does not fit a WebP, whose frames last under 2^24 ms (4.66 hours: {WEBP_MIN_FPS:.2g} fps "
             "at the least): write an .mp4"
         )
+    if suffix == ".webp" and frames is not None and (too_long := webp_length_problem(frames, fps)) is not None:
+        raise MotifLiteError(f"{too_long}: write an .mp4")
     if suffix == ".gif" and not low <= fps <= high:
         raise MotifLiteError(
             f"fps {fps:g} does not fit a GIF, which plays {low:.4f} to {high:g} fps (frame times in 10 ms steps; "
@@ -516,11 +530,9 @@ def _write_png(frame: np.ndarray, file: Path, fps: float, comment: str) -> None:
 def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
     images = [PIL.Image.fromarray(frame) for frame in stream]  # one uint8 copy; float chunks are gone
     duration = 1000.0 / fps  # ms per frame; GIF stores 10 ms units, so it rounds (24 fps -> 40 ms)
-    if path.suffix.lower() == ".webp" and len(images) * duration > WEBP_MAX_MS:  # not known before the frames are
-        raise MotifLiteError(
-            f"cannot write {output_of(path)}: {len(images)} frames at {fps:g} fps last longer than a WebP can "
-            f"(2^31 ms, 24.9 days); write an .mp4"
-        )
+    # A run and a decode refuse it before sampling (`check_output_fps`); a stream's length is known only here.
+    if path.suffix.lower() == ".webp" and (too_long := webp_length_problem(len(images), fps)) is not None:
+        raise MotifLiteError(f"cannot write {output_of(path)}: {too_long}; write an .mp4")
     options: dict = {"save_all": True, "append_images": images[1:], "duration": duration, "loop": 0}
     if path.suffix.lower() == ".gif":
         options["comment"] = comment
