@@ -129,6 +129,25 @@ def test_inf_in_decoded_frames_names_the_latents_in_the_error(pipe, tmp_path, mo
     assert names(tmp_path) == [LATENTS]  # no frame of the PNG sequence
 
 
+def test_a_png_sequence_that_cannot_be_put_in_place_keeps_the_latents_and_no_frame(pipe, tmp_path, monkeypatch):
+    # A frame's move failing midway (a folder or a file in use under its name) used to leave the frames moved so far
+    # under their names and the rest hidden until the next run: now nothing, said once, beside the saved latents.
+    replace = os.replace
+
+    def failing_third(source, target):
+        if Path(target).name == "out_002.png":
+            raise OSError(5, "Input/output error")
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing_third)
+    with pytest.raises(MotifLiteError) as error:
+        pipe.generate(request(tmp_path))
+    message, path = str(error.value), tmp_path / LATENTS
+    assert message.startswith(f"{tmp_path / 'out_%03d.png'}: frame out_002.png could not be put in place")
+    assert "no frame was kept" in message and f"motif-lite decode {path}" in message
+    assert names(tmp_path) == [LATENTS]
+
+
 def test_a_failed_decode_says_the_python_call_that_makes_the_video(pipe, tmp_path, monkeypatch, caplog):
     # It said only `motif-lite decode FILE`, a command, to a Python caller too: the warning now also gives the
     # Python call, which, run as said (with the file's path for "that file"), writes the video.
