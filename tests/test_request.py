@@ -13,6 +13,7 @@ import math
 import pickle
 import re
 import time
+from typing import NoReturn
 from unittest import mock
 
 import imageio_ffmpeg
@@ -27,7 +28,6 @@ from motif_lite.request import (
     MAX_PROMPT_CHARS,
     MAX_STEPS,
     MAX_VIDEO_TOKENS,
-    REQUEST_DEFAULTS,
     RUN_FLAGS,
     TEMPORAL_FACTOR,
     GenerationRequest,
@@ -474,13 +474,19 @@ def test_the_size_and_the_rest_are_given_by_name():
 
 def test_a_length_in_seconds_is_one_frame_count_for_the_api_and_for_runs_hint():
     # The API counted `seconds` as round(s * fps) + 1, then to the nearest 4k+1 (a tie up): "4.75" -> 117; run's
-    # hint for `--video-frames 4.75s` as Python's round(s * fps / 4) (a tie to even): 113.
-    from motif_lite.cli.run_flags import frame_count
+    # hint for `--video-frames 4.75s` as Python's round(s * fps / 4) (a tie to even): 113. The hint counts at the
+    # run's own --fps, so every rate is compared.
+    from motif_lite.cli.run_flags import frame_count, refuse_seconds
     from motif_lite.server.schema import parse_create
 
-    def hinted(seconds: str) -> int:
+    class Refusing(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise argparse.ArgumentTypeError(message)
+
+    def hinted(seconds: str, fps: int) -> int:
+        args = argparse.Namespace(video_frames=frame_count(f"{seconds}s"), fps=fps)
         with pytest.raises(argparse.ArgumentTypeError) as refused:
-            frame_count(f"{seconds}s")
+            refuse_seconds(Refusing(), args)
         return int(re.search(r"is --video-frames (\d+) ", str(refused.value))[1])
 
     for fps in (24, 16, 30):
@@ -489,8 +495,7 @@ def test_a_length_in_seconds_is_one_frame_count_for_the_api_and_for_runs_hint():
             api = parse_create({"prompt": "x", "seconds": seconds, "fps": fps}, None, from_form=False)
             frames = api.request_fields["frames"]
             assert frames % TEMPORAL_FACTOR == 1 and frames == frames_for_seconds(float(seconds), fps)
-            if fps == REQUEST_DEFAULTS.fps:  # the hint counts at the default rate
-                assert frames == hinted(seconds), seconds
+            assert frames == hinted(seconds, fps), (seconds, fps)
             if (counted := round(float(seconds) * fps, 6)).is_integer():  # as that many + 1 num_frames resolve
                 asked = GenerationRequest("x", frames=int(counted) + 1, seed=1, output="o.mp4")
                 assert frames == asked.resolve()[0].frames, (seconds, fps)
