@@ -13,7 +13,7 @@ import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
-from motif_lite.errors import ConfigError
+from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.sampling import schedule_options, shift_from_scheduler_config
 
 
@@ -76,7 +76,8 @@ def test_a_write_that_fails_midway_leaves_no_partial_file_and_no_output(tmp_path
 
 def test_a_png_sequence_that_cannot_be_moved_takes_no_fallback_name(tmp_path, monkeypatch):
     # The fallback (fox-new.mp4 beside a video open in a player) is for one file: a sequence's frames keep the
-    # OS's error, not a FileNotFoundError about a `.partial-` pattern that names no file.
+    # OS's error (in the one error that names the frame), not a FileNotFoundError about a `.partial-` pattern that
+    # names no file.
     import os
 
     from motif_lite.io.staging import frame_file, staged_output
@@ -89,9 +90,14 @@ def test_a_png_sequence_that_cannot_be_moved_takes_no_fallback_name(tmp_path, mo
         return replace(source, target)
 
     monkeypatch.setattr(os, "replace", in_use)
-    with pytest.raises(PermissionError), staged_output(tmp_path / "f_%03d.png", 2, lambda p: tmp_path / "x") as staged:
+    with (
+        pytest.raises(MotifLiteError, match=r"frame f_000\.png could not be put in place \(The process") as refused,
+        staged_output(tmp_path / "f_%03d.png", 2, lambda p: tmp_path / "x") as staged,
+    ):
         for i in range(2):
             frame_file(staged.partial, i).write_bytes(b"png")
+    assert isinstance(refused.value.__cause__, PermissionError)
+    assert not (tmp_path / "x").exists() and list(tmp_path.iterdir()) == []  # no fallback, no frame, no partial
 
 
 def test_an_error_raised_while_handling_a_want_of_space_is_out_of_space(tmp_path):
