@@ -42,6 +42,7 @@ from motif_lite.errors import (
     shown,
     whole_float_hint,
 )
+from motif_lite.frame_rates import rate_flag_value, rate_name, rate_said
 from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, line_end_notes, syntax_notes
 
@@ -650,17 +651,20 @@ def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, au
     from motif_lite.io.clip import hdr_note
 
     total = extended_frames(frames, clip.frames)
-    length = f"{video_seconds(total, fps):g} s at {fps:g} fps"  # as the API's video object says it
+    length = f"{video_seconds(total, fps):g} s at {rate_said(fps)}"  # as the API's video object says it
     notes = [
         f"going on from {clip.describe()}: its last frame is the first frame; the video holds its {clip.frames} frames "
         f"and {frames - 1} new ones, {total} in all ({length}); the clip is decoded and encoded again with them, frame "
         "by frame"
     ]
-    if abs(fps - clip.fps) > 1e-3 * clip.fps:
+    # Rates are exact now (a clip's NTSC rate is 24000/1001, not 23.98): 24 fps for it is another rate, 0.1% faster.
+    if abs(fps - clip.fps) > 1e-9 * clip.fps:
         # The rate may come from --fps or from --settings-from's file: the fix is the flag either way.
-        clip_fps = Spelling(f"--fps {clip.fps:g}", f"fps={clip.fps:g}", f"fps {clip.fps:g}")
-        notes.append(f"{fps:g} fps is not the clip's {clip.fps:g}: its frames play at {fps:g} fps in the longer "
-                     f"video too; {clip_fps.to(audience)} keeps the clip's rate")  # fmt: skip
+        # An NTSC rate as a fraction (24000/1001): the flag and Python both take it back exactly, 23.976 would not.
+        rate = rate_flag_value(clip.fps)
+        clip_fps = Spelling(f"--fps {rate}", f"fps={rate}", f"fps {rate_name(clip.fps)}")
+        notes.append(f"{rate_said(fps)} is not the clip's {rate_said(clip.fps)}: its frames play at {rate_said(fps)} "
+                     f"in the longer video too; {clip_fps.to(audience)} keeps the clip's rate")  # fmt: skip
     if clip.has_sound:  # written frames carry no sound: say so rather than lose it without a word
         notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
                      f"only); put it back with ffmpeg -i {shlex.quote(str(output))} -i {shlex.quote(str(clip.path))} "

@@ -46,6 +46,7 @@ from motif_lite.choices import SAMPLERS, SCHEDULER_CLASS_SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
 from motif_lite.devices import COMPUTE_DTYPES, checked_dtype, default_dtype
 from motif_lite.errors import Audience, ConfigError, Spelling, counted
+from motif_lite.frame_rates import rate_said
 from motif_lite.json_values import read_json_object
 from motif_lite.request import (
     APG_FIELDS,
@@ -304,7 +305,7 @@ class Settings:
         r = self.request
         negative = _describe_negative(r.negative_prompt, self.guided, self.first_step)
         rows = [
-            ("size", f"{r.width}x{r.height}, {counted(r.frames, 'frame')} at {r.fps:g} fps", self._plain("size")),
+            ("size", f"{r.width}x{r.height}, {counted(r.frames, 'frame')} at {rate_said(r.fps)}", self._plain("size")),
             ("steps", str(r.steps), self._plain("steps")),
             ("sampler", ", ".join([self.sampler.value, *self.schedule.describe()]), self.sampler),
             ("flow shift", f"{self.flow_shift.value:g}", self.flow_shift),

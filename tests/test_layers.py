@@ -36,6 +36,7 @@ LAYERS = [
         "log_filters",
         "launcher_variables",
         "flag_spelling",
+        "frame_rates",
     },
     {"model"},  # the transformer's math: never kernels, weights or runtime (kernels plug in through model.ops)
     {"weights", "encoders", "vae", "sampling", "runtime", "io", "kernels", "quantize"},  # the components

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO, dtype_name
 from motif_lite.cli.run_flags import add_crf_flag, vram_gib
+from motif_lite.frame_rates import rate_said
 from motif_lite.paths import path_arg
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
           f"{time.perf_counter() - start:.1f}s on {job.device}")  # fmt: skip
     if job.clip is not None:  # as run's summary says it: the done line counts the new part
         print(f"extended: {job.clip.path.name}'s {counted(job.clip.frames, 'frame')}, then {saved.frames - 1} new: "
-              f"{job.frames} frames, {video_seconds(job.frames, saved.fps):g} s at {saved.fps:g} fps")  # fmt: skip
+              f"{job.frames} frames, {video_seconds(job.frames, saved.fps):g} s at {rate_said(saved.fps)}")  # fmt: skip
     print(f"output: {described_output(written, job.frames)}")
     # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),
     # and a later run of the same output would otherwise call them a failed decode still to make.

@@ -33,6 +33,7 @@ from motif_lite.choices import (
     split_size,
 )
 from motif_lite.errors import Audience, ConfigError
+from motif_lite.frame_rates import parse_rate
 from motif_lite.io.linked import refuse_file_beside_gguf
 from motif_lite.paths import path_arg
 from motif_lite.request import (
@@ -156,7 +157,12 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         default=d.frames,
         help=f"frames, 4k+1 (others are rounded; default {d.frames})",
     )
-    g.add_argument("--fps", type=decimal, default=d.fps, help=f"frames per second of the file (default {d.fps:g})")
+    g.add_argument(
+        "--fps",
+        type=frame_rate,
+        default=d.fps,
+        help=f"frames per second of the file (default {d.fps:g}); 24000/1001 or 23.976 is NTSC's exact rate",
+    )
     g.add_argument("--steps", type=whole_number, default=d.steps, help=f"sampling steps (default {d.steps})")
     g.add_argument(
         "--flow-shift", type=decimal, default=None, help="flow shift (default: checkpoint's, else 15 T2V / 8 I2V)"
@@ -295,6 +301,17 @@ def decimal(text: str) -> float:
     if re.fullmatch(r"\s*-?\d+,\d+\s*", text):
         raise argparse.ArgumentTypeError(f"takes a decimal point, not a comma: {text.strip().replace(',', '.')}")
     raise argparse.ArgumentTypeError(f"must be a number, got {text!r}")
+
+
+def frame_rate(text: str) -> float:
+    """--fps's rate: a number as `decimal` takes it, a fraction (24000/1001, as ffmpeg's -r takes it) or an NTSC
+    rate's name (23.976, ntsc-film), which is its exact rate (`frame_rates.parse_rate`)."""
+    try:
+        return parse_rate(text)
+    except ValueError as error:
+        if "/" in text:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return decimal(text)  # no number: its message (a decimal comma, say)
 
 
 def seed_value(text: str) -> int:

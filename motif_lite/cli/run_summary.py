@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import counted
+from motif_lite.frame_rates import rate_said
 from motif_lite.io.staging import described_output
 from motif_lite.request import video_seconds
 from motif_lite.units import RESERVED_RATIO, memory_size
@@ -138,7 +139,7 @@ def _extended_line(result: GenerationResult) -> str:
     r = result.request
     return (
         f"extended: {Path(r.extend).name}'s {counted(result.clip_frames, 'frame')}, then {r.frames - 1} new: "
-        f"{result.frames_written} frames, {video_seconds(result.frames_written, r.fps):g} s at {r.fps:g} fps"
+        f"{result.frames_written} frames, {video_seconds(result.frames_written, r.fps):g} s at {rate_said(r.fps)}"
     )
 
 

@@ -25,6 +25,7 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import Audience, MotifLiteError
+from motif_lite.frame_rates import rate_said
 from motif_lite.io.container_ends import cut_short_by_its_sizes, ends_a_png
 from motif_lite.io.ffmpeg import (
     OWN_PROCESS_GROUP,
@@ -88,7 +89,7 @@ class Clip:
 
     def describe(self) -> str:
         """The clip in a few words, for notes: `fox.mp4 (121 frames, 1280x736 at 24 fps)`."""
-        return f"{self.path.name} ({self.frames} frames, {self.width}x{self.height} at {self.fps:g} fps)"
+        return f"{self.path.name} ({self.frames} frames, {self.width}x{self.height} at {rate_said(self.fps)})"
 
 
 def read_clip(path: str | Path, *, frames: int | None = None, audience: Audience = Audience.RUN_OR_PYTHON) -> Clip:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from motif_lite.errors import counted
+from motif_lite.frame_rates import rate_said
 from motif_lite.pipeline.from_diffusers import RESULT_ADVICE
 from motif_lite.request import GenerationRequest, extended_frames
 from motif_lite.settings import Settings
@@ -88,7 +89,7 @@ class GenerationResult:
         seconds = f" in {self.timings['total']:.1f} s" if "total" in self.timings else ""
         return (
             f"GenerationResult(output={str(self.output)!r}: {r.width}x{r.height}, "
-            f"{counted(self.frames_written, 'frame')} at {r.fps:g} fps, seed {r.seed}, {counted(r.steps, 'step')}"
+            f"{counted(self.frames_written, 'frame')} at {rate_said(r.fps)}, seed {r.seed}, {counted(r.steps, 'step')}"
             f"{seconds}; {notes}the rest: .request, .settings, "
             ".timings, .step_seconds, .peak_rss_bytes, ...)"
         )

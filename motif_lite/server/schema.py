@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 from motif_lite.choices import lines_size, split_size
 from motif_lite.errors import MotifLiteError, shown
+from motif_lite.frame_rates import exact_rate
 from motif_lite.request import (
     API_FIELDS,
     MOST_FRAMES,
@@ -161,6 +162,9 @@ def parse_create(
     for name, (field, kind) in MOTIF_FIELDS.items():
         if name in given:
             request_fields[field] = _form_value(given[name], kind) if from_form else given[name]
+    fps = request_fields.get("fps")
+    if isinstance(fps, float | int) and not isinstance(fps, bool):  # others are the request's checks to refuse
+        request_fields["fps"] = exact_rate(fps)  # 23.976 is NTSC's 24000/1001, as run's --fps takes it
     if "size" in given:
         request_fields["width"], request_fields["height"] = parse_size(given["size"])
     seconds = None
