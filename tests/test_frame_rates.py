@@ -116,6 +116,7 @@ def test_the_note_on_another_rate_gives_the_ntsc_clips_exact_rate(checkpoint, tm
     dry_run = ["run", "--dry-run", "-m", str(checkpoint), "--device", "cpu", "--extend", str(clip)]
     assert cli.main([*dry_run, "--fps", "24", "-o", str(tmp_path / "o.mp4")]) == 0
     err = capsys.readouterr().err
+    assert "going on from clip.mp4 (9 frames, 32x32 at 23.976 fps (24000/1001))" in err, err
     assert "24 fps is not the clip's 23.976 fps (24000/1001)" in err, err
     assert "--fps 24000/1001 (in Python fps=24000/1001) keeps the clip's rate" in err, err
 
@@ -127,3 +128,12 @@ def test_the_apis_fps_takes_ntsc_names_as_their_exact_rate(fps, rate):
     form = isinstance(fps, str)
     body = parse_create({"prompt": PROMPT, "fps": fps}, None, from_form=form)
     assert body.request_fields["fps"] == rate and type(body.request_fields["fps"]) is type(rate)
+
+
+def test_an_ntsc_clips_extension_is_summed_up_at_its_exact_rate(checkpoint, tmp_path, capsys):
+    pixels = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    clip = write_video(pixels, tmp_path / "clip.mp4", 30000 / 1001)
+    flags = ["--extend", str(clip), "--video-frames", "5", "--steps", "1", "-o", str(tmp_path / "longer.mp4")]
+    assert cli.main(["run", "-m", str(checkpoint), "--device", "cpu", "-p", PROMPT, *flags]) == 0
+    out = capsys.readouterr().out
+    assert "extended: clip.mp4's 9 frames, then 4 new: 13 frames, 0.4 s at 29.97 fps (30000/1001)" in out, out
