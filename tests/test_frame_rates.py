@@ -137,3 +137,12 @@ def test_an_ntsc_clips_extension_is_summed_up_at_its_exact_rate(checkpoint, tmp_
     assert cli.main(["run", "-m", str(checkpoint), "--device", "cpu", "-p", PROMPT, *flags]) == 0
     out = capsys.readouterr().out
     assert "extended: clip.mp4's 9 frames, then 4 new: 13 frames, 0.4 s at 29.97 fps (30000/1001)" in out, out
+
+
+def test_a_python_result_says_an_ntsc_rate_as_users_know_it():
+    from motif_lite.pipeline.result import GenerationResult
+    from motif_lite.request import GenerationRequest
+
+    request = GenerationRequest("a fox", width=832, height=480, frames=65, steps=25, seed=7, fps=60000 / 1001)
+    result = GenerationResult(Path("fox.mp4"), request, 15.0, {}, 2**30, None)
+    assert "832x480, 65 frames at 59.94 fps (60000/1001), seed 7" in repr(result)  # :g said 59.9401
