@@ -146,3 +146,27 @@ def test_a_python_result_says_an_ntsc_rate_as_users_know_it():
     request = GenerationRequest("a fox", width=832, height=480, frames=65, steps=25, seed=7, fps=60000 / 1001)
     result = GenerationResult(Path("fox.mp4"), request, 15.0, {}, 2**30, None)
     assert "832x480, 65 frames at 59.94 fps (60000/1001), seed 7" in repr(result)  # :g said 59.9401
+
+
+def test_decode_of_an_ntsc_clips_extension_says_its_exact_rate(checkpoint, tmp_path, capsys):
+    import torch
+
+    from motif_lite import pipeline
+    from motif_lite.request import GenerationRequest
+
+    def cancel(stage, done, total):
+        if stage == "decode":
+            raise KeyboardInterrupt
+
+    pipe = pipeline.load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+    pixels = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    clip = write_video(pixels, tmp_path / "clip.mp4", 24000 / 1001)
+    output = tmp_path / "longer.mp4"
+    same = dict(width=32, height=32, frames=5, steps=1, seed=2, fps=24000 / 1001)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(GenerationRequest(PROMPT, extend=clip, output=output, **same), on_progress=cancel)
+    latents = tmp_path / "longer.latents.safetensors"
+    assert cli.main(["decode", str(latents), "--device", "cpu", "-o", str(tmp_path / "decoded.mp4")]) == 0
+    out = capsys.readouterr().out
+    assert "then 4 new: 13 frames, 0.5 s at 23.976 fps (24000/1001)" in out, out
+    assert rate_ffmpeg_reads(tmp_path / "decoded.mp4") == "24000/1001"
