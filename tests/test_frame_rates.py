@@ -170,3 +170,19 @@ def test_decode_of_an_ntsc_clips_extension_says_its_exact_rate(checkpoint, tmp_p
     out = capsys.readouterr().out
     assert "then 4 new: 13 frames, 0.5 s at 23.976 fps (24000/1001)" in out, out
     assert rate_ffmpeg_reads(tmp_path / "decoded.mp4") == "24000/1001"
+
+
+@pytest.mark.parametrize(
+    ("audience", "said"),
+    [("RUN_OR_PYTHON", "--fps 60000/1001 (in Python fps=60000/1001) keeps"), ("API", "; fps 59.94 keeps")],
+)
+def test_the_note_names_the_ntsc_rate_a_client_can_send_back(tmp_path, audience, said):
+    # The API's fps is a number: 59.94, which the server takes as 60000/1001 (:g said 59.9401, another rate).
+    from motif_lite.errors import Audience
+    from motif_lite.request import GenerationRequest
+
+    pixels = np.zeros((5, 32, 32, 3), dtype=np.uint8)
+    clip = read_clip(write_video(pixels, tmp_path / "clip.mp4", 60000 / 1001))
+    request = GenerationRequest(PROMPT, extend=clip.path, output="o.mp4", width=32, height=32, frames=5, fps=24)
+    notes = request.resolve(clip, audience=Audience[audience])[1]
+    assert any(said in note for note in notes), notes
