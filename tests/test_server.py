@@ -17,7 +17,9 @@ import re
 import socket
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -871,8 +873,9 @@ def test_unknown_ids_are_404_and_bad_queries_400(server):
     code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
     code, _, headers = server.request("GET", f"/v1/videos/{video['id']}")
     assert code == 200 and headers["openai-poll-after-ms"] == "1000"  # milliseconds, as the SDK's poll reads it
-    code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content")
+    code, error, headers = server.request("GET", f"/v1/videos/{video['id']}/content")
     assert code == 409 and error["error"]["code"] == "video_not_ready"
+    assert "x-should-retry" not in headers  # the SDK's retries wait for the video, as its message says to
     # It said "video_... is queued, not completed" alone: nothing on what to do next.
     assert f"not completed; wait until it is (GET /v1/videos/{video['id']} says" in error["error"]["message"]
     code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=spritesheet")
@@ -1326,6 +1329,33 @@ def test_the_content_of_a_failed_job_says_it_has_none_and_where_the_error_is(ser
     assert code == 409 and error["error"]["code"] == "video_not_ready"
     said = f"video {video.id} failed: it has no video (GET /v1/videos/{video.id}: its error says why)"
     assert error["error"]["message"] == said
+
+
+def raised_with_the_sdks_retries(server: InProcessServer, call: Callable[[Any], Any]) -> openai.APIStatusError:
+    """What `call(client)` raised from a client with the SDK's own retries (two, as users have them)."""
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=30)
+    with pytest.raises(openai.APIStatusError) as raised:
+        call(client)
+    return raised.value
+
+
+def test_an_sdk_client_does_not_retry_the_content_of_a_failed_job(server, pipe, monkeypatch):
+    # The SDK retried the 409 twice ("Retrying due to status code 409"): for a failed job no wait brings a video.
+    from motif_lite.errors import MotifLiteError
+
+    def fails(*args, **kwargs):
+        raise MotifLiteError("cannot write the video")
+
+    monkeypatch.setattr(pipe.vae, "decode_frames", fails)
+    video = server.client().videos.create(prompt=PROMPT, extra_body=TINY)
+    server.wait_status(video.id, ("failed",))
+    code, _, headers = server.request("GET", f"/v1/videos/{video.id}/content")
+    assert code == 409 and headers["x-should-retry"] == "false"
+    looked_up: list[str] = []  # one per request for the content: the route looks its job up once
+    get = server.store.get
+    monkeypatch.setattr(server.store, "get", lambda job_id: looked_up.append(job_id) or get(job_id))
+    error = raised_with_the_sdks_retries(server, lambda client: client.videos.download_content(video.id))
+    assert isinstance(error, openai.ConflictError) and looked_up == [video.id]
 
 
 def test_a_failed_jobs_error_speaks_to_the_client_and_its_log_line_to_the_operator(server, pipe, monkeypatch):
@@ -1954,6 +1984,27 @@ def test_a_job_the_data_folder_cannot_hold_is_507_not_a_traceback(pipe, tmp_path
         code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
         assert code == 507 and "cannot store the job (No space left on device): its data" in error["error"]["message"]
         assert str(tmp_path) not in error["error"]["message"], error
+
+
+def test_an_sdk_client_does_not_send_a_job_again_into_a_full_disk(pipe, tmp_path, monkeypatch):
+    # The SDK retried the 507 twice, sending the whole body (up to ~101 MiB for an uploaded video) three times.
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        stored: list[str] = []
+
+        def no_space(job_id, *args, **kwargs):
+            stored.append(job_id)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(server.store, "add", no_space)
+        code, _, headers = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 507 and headers["x-should-retry"] == "false"
+        stored.clear()
+
+        def create(client: openai.OpenAI) -> None:
+            client.videos.create(prompt=PROMPT, extra_body=LONG)
+
+        error = raised_with_the_sdks_retries(server, create)
+        assert (error.status_code, len(stored)) == (507, 1)  # one request received: three before
 
 
 def test_the_info_defaults_are_none_where_a_job_without_settings_gets_none(pipe):

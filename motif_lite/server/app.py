@@ -39,7 +39,15 @@ from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, VIDEO
 from motif_lite.server.loras import available_loras
 from motif_lite.server.remix import remix_fields
 from motif_lite.server.request_body import read_create_body
-from motif_lite.server.schema import ApiError, MiB, effective_settings, meant_name, parse_create, video_object
+from motif_lite.server.schema import (
+    NOT_RETRIED,
+    ApiError,
+    MiB,
+    effective_settings,
+    meant_name,
+    parse_create,
+    video_object,
+)
 from motif_lite.server.submission import JobSubmitter, TooLong, within_max_video
 from motif_lite.server.worker import Worker
 from motif_lite.version import VERSION
@@ -388,11 +396,12 @@ def _job(store: JobStore, video_id: str) -> Job:
 def _not_ready(job: Job) -> ApiError:
     """409 for the content of a job without its video: what the client does next, wait or read why it failed."""
     follow = f"GET /v1/videos/{job.id}"
-    if job.status in (QUEUED, IN_PROGRESS):
+    if job.status in (QUEUED, IN_PROGRESS):  # the SDK's retries may well see it completed
         why = f"is {job.status}, not completed; wait until it is ({follow} says its status and progress)"
-    else:  # failed: waiting brings no video
-        why = f"failed: it has no video ({follow}: its error says why)"
-    return ApiError(409, f"video {job.id} {why}", None, "video_not_ready")
+        return ApiError(409, f"video {job.id} {why}", None, "video_not_ready")
+    # failed: waiting brings no video
+    why = f"failed: it has no video ({follow}: its error says why)"
+    return ApiError(409, f"video {job.id} {why}", None, "video_not_ready", headers=NOT_RETRIED)
 
 
 def _not_found(video_id: str) -> ApiError:

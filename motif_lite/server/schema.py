@@ -100,6 +100,11 @@ def api_param(error: Exception) -> str | None:
     return None
 
 
+# openai-python retries a 408, 409, 429 or 5xx twice unless the answer says not to: an answer no wait can change
+# (a failed job's content, a full disk) says so, or the SDK re-sends the request (a whole upload into a full disk).
+NOT_RETRIED = {"x-should-retry": "false"}
+
+
 class ApiError(Exception):
     """An error response in OpenAI's shape."""
 

@@ -43,6 +43,7 @@ from motif_lite.server.loras import check_loras_fit, lora_files
 from motif_lite.server.remix import other_upload_note
 from motif_lite.server.schema import (
     IMAGE_NAME_KEY,
+    NOT_RETRIED,
     ApiError,
     CreateBody,
     api_param,
@@ -125,7 +126,7 @@ class JobSubmitter:
                 f"the server cannot store the job ({reason}): its data folder is full or cannot be written; try again "
                 "later, or ask the server's operator"
             )
-            raise ApiError(507, message, None, "storage_full") from None
+            raise ApiError(507, message, None, "storage_full", headers=NOT_RETRIED) from None
         except BaseException:
             _remove(kept)
             raise
