@@ -878,7 +878,7 @@ def test_unknown_ids_are_404_and_bad_queries_400(server):
     assert "x-should-retry" not in headers  # the SDK's retries wait for the video, as its message says to
     # It said "video_... is queued, not completed" alone: nothing on what to do next.
     assert f"not completed; wait until it is (GET /v1/videos/{video['id']} says" in error["error"]["message"]
-    code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=spritesheet")
+    code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=sprites")
     assert code == 400 and error["error"]["param"] == "variant"
     # A query parameter a route does not take was ignored: a typo's default taken without a word (the MP4 for a
     # `varient=thumbnail`, every job for another API's `status=failed`).
@@ -1337,6 +1337,17 @@ def raised_with_the_sdks_retries(server: InProcessServer, call: Callable[[Any], 
     with pytest.raises(openai.APIStatusError) as raised:
         call(client)
     return raised.value
+
+
+def test_openais_spritesheet_variant_is_said_to_be_one_this_server_does_not_make(server):
+    # It got the 400 of a typo: "variant must be one of video, thumbnail, preview", though the SDK offers it.
+    video = server.client().videos.create(prompt=PROMPT, extra_body=TINY)
+    server.wait_status(video.id, ("completed",))
+    with pytest.raises(openai.BadRequestError) as raised:
+        server.client().videos.download_content(video.id, variant="spritesheet")
+    error = raised.value.body
+    assert (error["code"], error["param"]) == ("unsupported", "variant")
+    assert error["message"] == "this server makes no sprite sheets (the thumbnail variant is the first frame)"
 
 
 def test_an_sdk_client_does_not_retry_the_content_of_a_failed_job(server, pipe, monkeypatch):

@@ -245,6 +245,9 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     @api.api_route("/videos/{video_id}/content", methods=["GET", "HEAD"])
     async def download_video(video_id: str, request: Request, variant: str = "video") -> Response:
         _only_known_query(request, ("variant",))  # `?varient=thumbnail` would send the MP4 without a word
+        if variant == "spritesheet":  # OpenAI's, in the SDK: not a typo, so not "must be one of"
+            raise ApiError(400, "this server makes no sprite sheets (the thumbnail variant is the first frame)",
+                           "variant", "unsupported")  # fmt: skip
         if variant not in MEDIA_TYPES:
             raise ApiError(400, f"variant must be one of {', '.join(MEDIA_TYPES)}, got {variant!r}", "variant",
                            "invalid_value")  # fmt: skip
