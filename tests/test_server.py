@@ -1315,8 +1315,8 @@ def test_a_data_folder_that_cannot_be_written_stops_the_server_saying_why(pipe, 
     assert "error: the worker stopped: OperationalError: database or disk is full" in log
 
 
-def test_the_content_of_a_failed_job_says_it_has_none_and_where_the_error_is(server, pipe, monkeypatch):
-    # It said "video_... is failed, not completed", as if waiting would bring the video.
+def a_failed_video(server: InProcessServer, pipe, monkeypatch) -> Any:
+    """A job whose video could not be written: failed, with no content."""
     from motif_lite.errors import MotifLiteError
 
     def fails(*args, **kwargs):
@@ -1325,6 +1325,12 @@ def test_the_content_of_a_failed_job_says_it_has_none_and_where_the_error_is(ser
     monkeypatch.setattr(pipe.vae, "decode_frames", fails)
     video = server.client().videos.create(prompt=PROMPT, extra_body=TINY)
     server.wait_status(video.id, ("failed",))
+    return video
+
+
+def test_the_content_of_a_failed_job_says_it_has_none_and_where_the_error_is(server, pipe, monkeypatch):
+    # It said "video_... is failed, not completed", as if waiting would bring the video.
+    video = a_failed_video(server, pipe, monkeypatch)
     code, error, _ = server.request("GET", f"/v1/videos/{video.id}/content")
     assert code == 409 and error["error"]["code"] == "video_not_ready"
     said = f"video {video.id} failed: it has no video (GET /v1/videos/{video.id}: its error says why)"
@@ -1352,14 +1358,7 @@ def test_openais_spritesheet_variant_is_said_to_be_one_this_server_does_not_make
 
 def test_an_sdk_client_does_not_retry_the_content_of_a_failed_job(server, pipe, monkeypatch):
     # The SDK retried the 409 twice ("Retrying due to status code 409"): for a failed job no wait brings a video.
-    from motif_lite.errors import MotifLiteError
-
-    def fails(*args, **kwargs):
-        raise MotifLiteError("cannot write the video")
-
-    monkeypatch.setattr(pipe.vae, "decode_frames", fails)
-    video = server.client().videos.create(prompt=PROMPT, extra_body=TINY)
-    server.wait_status(video.id, ("failed",))
+    video = a_failed_video(server, pipe, monkeypatch)
     code, _, headers = server.request("GET", f"/v1/videos/{video.id}/content")
     assert code == 409 and headers["x-should-retry"] == "false"
     looked_up: list[str] = []  # one per request for the content: the route looks its job up once
