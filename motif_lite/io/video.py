@@ -543,4 +543,5 @@ def _write_pillow_animation(stream: Iterator[np.ndarray], path: Path, fps: float
     try:
         images[0].save(path, **options)
     except (OSError, RuntimeError) as exc:  # RuntimeError: what libwebp's encoder refuses ("ERROR adding frame")
-        raise MotifLiteError(f"cannot write {output_of(path)}: {exc.strerror or exc}") from None
+        reason = getattr(exc, "strerror", None) or exc  # a RuntimeError has no strerror
+        raise MotifLiteError(f"cannot write {output_of(path)}: {reason}") from None
