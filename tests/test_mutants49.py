@@ -108,3 +108,9 @@ def test_c_plus_plus_alone_is_a_compiler(monkeypatch, tmp_path):
     stub.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     compile_module.check_compile_possible("cpu")  # no CompileUnavailableError
+
+
+def test_directmls_device_type_in_capitals_is_named_as_directml():
+    # torch parses "privateuseone" itself (refused as not supported); other spellings reach the unknown names.
+    with pytest.raises(DeviceError, match=r"^unknown device 'PrivateUseOne': DirectML \(torch-directml\) is not"):
+        devices.resolve_device("PrivateUseOne")
