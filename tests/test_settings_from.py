@@ -545,3 +545,14 @@ def test_a_side_from_the_file_and_the_other_from_a_flag_give_no_one_side_note(ch
     assert "128x32, 5 frames" in out
     code, out, err = run_cli(capsys, "-m", str(checkpoint), "-p", "a red fox", "-W", "128", "--dry-run")  # control
     assert code == 0 and "note: -W 128 is given without -H" in err, err
+
+
+def test_a_file_whose_model_section_is_no_object_says_the_run_uses_its_own(
+    checkpoint, made, tmp_path, capsys, no_weights
+):
+    # A hand-edited or damaged "model" (here a string) is not used: the run's own weights make the video, as said.
+    values = read_settings(made).values
+    damaged = written(tmp_path, {**values, "model": "motif-video-2b"})
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(damaged), "--dry-run")
+    assert code == 0, err
+    assert "this run uses its own -m, --gguf, --lora and --dtype" in err, err
