@@ -128,7 +128,6 @@ def _under(prefix: str, by_name: dict[str, T]) -> dict[str, T]:
     return {name.removeprefix(prefix): value for name, value in by_name.items() if name.startswith(prefix)}
 
 
-# safetensors' names of the float dtypes a source can quantize.
 @dataclass(frozen=True)
 class _StoredTensor:
     """A tensor's bytes in an open safetensors file: `handle` at `tensor.offset`."""
