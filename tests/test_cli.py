@@ -322,6 +322,26 @@ def test_a_length_in_seconds_is_counted_at_the_runs_fps_as_the_seconds_hint_coun
     assert "5 s at 16 fps = --video-frames 81)" in answers[1], answers[1]
 
 
+@pytest.mark.parametrize("layer", ["--extend", "--settings-from"])
+def test_a_length_in_seconds_is_not_counted_at_24_fps_where_a_clip_or_file_sets_the_rate(capsys, tmp_path, layer):
+    # Without --fps the run plays at the clip's (--extend) or the file's (--settings-from) rate, read after the
+    # flags are parsed: 5 s of a 12 fps clip was "--video-frames 121", 10 s at its rate. With --fps the count is
+    # that rate's.
+    from motif_lite.io.video import write_video
+
+    clip = write_video(np.zeros((5, 32, 32, 3), np.uint8), tmp_path / "clip12.mp4", 12)
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "x", layer, str(clip), "--video-frames", "5s"])
+    err = capsys.readouterr().err
+    assert "121" not in err and "at 24 fps" not in err, err
+    kind = "clip" if layer == "--extend" else "file"
+    assert f"counts frames, not seconds: the run plays at the rate of the {kind} clip12.mp4, read later: " in err
+    assert "give a number of frames (4k+1), or add --fps R to have 5 s counted at R fps" in err, err
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "x", layer, str(clip), "--fps", "12", "--video-frames", "5s"])
+    assert "5 s at 12 fps is --video-frames 61 (" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "command", [["run", "-p", "x", "--dry-run", "--device", "cuda"], ["decode", "x.latents.safetensors"]]
 )

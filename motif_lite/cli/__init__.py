@@ -135,10 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(hint, file=sys.stderr)
         return EXIT_USER_ERROR
     args, extras = parser.parse_known_args(argv)
+    args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     run_flags.refuse_seconds(getattr(args, "command_parser", parser), args)
     if extras:
         unknown_flags.reject(getattr(args, "command_parser", parser), extras, args)
-    args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR

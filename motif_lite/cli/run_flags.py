@@ -277,6 +277,11 @@ def refuse_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     given = getattr(args, "video_frames", None)
     if not isinstance(given, SecondsGiven):
         return
+    if (source := _rate_source(args)) is not None:  # the rate is read later, from that clip or file: no count yet
+        parser.error(
+            f"argument --video-frames: counts frames, not seconds: the run plays at the rate of {source}, read "
+            f"later: give a number of frames (4k+1), or add --fps R to have {given.seconds:g} s counted at R fps"
+        )
     fps = getattr(args, "fps", REQUEST_DEFAULTS.fps)
     if not 0 < fps < float("inf"):  # no frame count (--fps itself is refused later)
         counted = "a length is a number of frames (4k+1) at --fps"
@@ -289,6 +294,17 @@ def refuse_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         rate = "; --fps sets the rate" if hasattr(args, "fps") else ""  # verify has no --fps
         counted = f"{given.seconds:g} s at {fps:g} fps is --video-frames {frames} (4k+1 frames{rate})"
     parser.error(f"argument --video-frames: counts frames, not seconds: {counted}")
+
+
+def _rate_source(args: argparse.Namespace) -> str | None:
+    """Where a run without --fps takes its rate from, when not the default (`take_clip_defaults`, --settings-from):
+    the file --settings-from names (it fills the flags before --extend's clip), else the clip --extend names; None
+    where --fps was typed or neither is given. Needs `args.argv`, which `cli.main` sets before `refuse_seconds`."""
+    files = [(getattr(args, "settings_from", None), "the file"), (getattr(args, "extend", None), "the clip")]
+    named = [f"{kind} {Path(path).name}" for path, kind in files if path is not None]
+    if not named or vars(args).get("argv") is None or "fps" in run_flags_given(args)[1]:
+        return None
+    return named[0]
 
 
 def decimal(text: str) -> float:
