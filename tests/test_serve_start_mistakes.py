@@ -181,3 +181,38 @@ def test_a_device_that_cannot_run_here_is_said_before_serving(
     assert code == cli.EXIT_USER_ERROR and "serving" not in err and err.count("\n") == 1, err
     assert err.startswith("error: ") and said in err, err
     assert not data.exists()
+
+
+def test_the_gguf_header_is_freed_once_the_load_took_it(tmp_path, monkeypatch):
+    # The header (the --gguf file memory-mapped) was held by serve's main and _serve for the server's whole life.
+    import gc
+    import weakref
+
+    from motif_lite import checkpoint
+    from motif_lite.cli import serve
+    from motif_lite.server import runner
+
+    class Header:  # stands in for the GGUFCheckpoint check_gguf_files reads
+        pass
+
+    seen = {}
+
+    def load(args, config, loras, header_read):
+        seen["header"] = weakref.ref(header_read)
+        return None, None
+
+    class Server:
+        def __init__(self, store, config):
+            pass
+
+        def serve(self, sock, load):
+            load()
+            gc.collect()
+            seen["alive_after_load"] = seen["header"]() is not None
+
+    monkeypatch.setattr(checkpoint, "check_gguf_files", lambda *a: Header())
+    monkeypatch.setattr(runner, "VideoServer", Server)
+    monkeypatch.setattr(serve, "_load_served_pipeline", load)
+    monkeypatch.setattr(serve, "_say_serving", lambda *a: None)
+    code = cli.main(["serve", "-m", "x", "--port", "0", "--data", str(tmp_path / "data")])
+    assert code == 0 and seen == {"header": seen["header"], "alive_after_load": False}, seen

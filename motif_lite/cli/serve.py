@@ -288,7 +288,9 @@ def main(args: argparse.Namespace) -> int:
 
     # A wrong --gguf or --text-encoder-gguf file said now: the model loads after "serving", its errors after it.
     refuse_variant_flag(args.gguf)  # in serve's words: check_gguf_files says it in Python's
-    header = check_gguf_files(args.model, args.gguf, args.text_encoder_gguf)  # handed to the load: read once
+    # The --gguf file's header, read once: the load pops it from this list, its only holder, so the memory-mapped
+    # file is not kept for the server's life.
+    handed = [check_gguf_files(args.model, args.gguf, args.text_encoder_gguf)]
     resolve_device(args.device)  # --device mps or cuda without CUDA: said now, not by the load after "serving"
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
@@ -300,7 +302,7 @@ def main(args: argparse.Namespace) -> int:
         except (OSError, sqlite3.Error) as exc:
             raise MotifLiteError(data_folder_problem(args.data, exc)) from exc
         with download_hint_repeats(getattr(args, "argv", None)):
-            _serve(args, sock, store, api_key, loras, header)
+            _serve(args, sock, store, api_key, loras, handed)
     finally:
         sock.close()
     return 0
@@ -365,10 +367,11 @@ def _serve(
     store,
     api_key: str | None,
     loras: list[tuple[Path, float]],
-    header: GGUFCheckpoint | None = None,
+    handed: list[GGUFCheckpoint | None] | None = None,
 ):
     """Answer on the port at once (/health: `loading`), load the model meanwhile, then run jobs until stopped.
-    `header`: the --gguf file's header `check_gguf_files` read, which the load takes instead of reading it again."""
+    `handed`: a one-item list of the --gguf file's header `check_gguf_files` read (or None), which the load pops
+    instead of reading the file again: the list is its only holder, so the header is freed once the model loaded."""
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
     from motif_lite.stopping import Terminated
@@ -391,7 +394,7 @@ def _serve(
     try:
         with _stop_in_order_on_signals(server):
             # Taken out as the load starts: the header (the file memory-mapped) is not held for the server's life.
-            handed = [header]
+            handed = handed or [None]
             server.serve(sock, lambda: _load_served_pipeline(args, config, loras, handed.pop()))
     except Terminated:  # SIGTERM or SIGHUP while the model loads: no job ran yet, an orderly stop all the same
         pass
