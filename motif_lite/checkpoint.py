@@ -70,6 +70,7 @@ from motif_lite.vae.config import WanVAEConfig
 if TYPE_CHECKING:
     from motif_lite.encoders.text_gguf import TextEncoderGGUF
     from motif_lite.weights.gguf_file import GGUFCheckpoint
+    from motif_lite.weights.safetensors_files import TensorRef
 
 T = TypeVar("T")
 
@@ -593,17 +594,24 @@ def _transformer_setting(
 
 def _layout_at_hand(root: Path) -> str | None:
     """The cross-attention layout of the transformer safetensors in `root` (a dry run's), from their headers; None
-    when they are not all at hand or cannot be read (a run names that problem; a dry run reads no weights)."""
+    when they are not all at hand or cannot be read (a run names that problem; a dry run reads no weights). An
+    integer or boolean tensor among them is refused, as the run refuses it."""
     from motif_lite.weights.keymap import to_model_names
-    from motif_lite.weights.safetensors_files import find_weight_files
+    from motif_lite.weights.safetensors_files import TensorRef, find_weight_files
     from motif_lite.weights.safetensors_header import read_header
 
     try:
         files = find_weight_files(root / "transformer")
-        shapes = {name: t.shape for file in files for name, t in read_header(file).tensors.items()}
-        return to_model_names(shapes)[1]
+        refs = {
+            name: TensorRef(file, name, t.shape, t.dtype)
+            for file in files
+            for name, t in read_header(file).tensors.items()
+        }
+        layout = to_model_names({name: ref.shape for name, ref in refs.items()})[1]
     except CheckpointError:
         return None
+    _check_floats(refs, str(root / "transformer"), "transformer")
+    return layout
 
 
 def _check_your_files(files: Mapping[str, Path | None], problems: _Problems) -> list[str]:
@@ -660,6 +668,7 @@ def check_safetensors(
     _refuse_prefixed(files[0], [name for name in refs if not is_companion(name)])
     shapes = {name: ref.shape for name, ref in refs.items()}
     transformer_mismatch(config, shapes).raise_for(str(root / "transformer"))
+    _check_floats(refs, str(root / "transformer"), "transformer")  # as the load does: a dry run says it too
     return to_model_names(shapes)[1]
 
 
@@ -705,8 +714,18 @@ def _check_your_transformer(file: Path, config: TransformerConfig) -> None:
     from motif_lite.weights.safetensors_files import read_tensor_refs
     from motif_lite.weights.shapes import transformer_mismatch
 
-    shapes = {name: ref.shape for name, ref in read_tensor_refs([file]).items()}
-    transformer_mismatch(config, shapes).raise_for(str(file))
+    refs = read_tensor_refs([file])
+    transformer_mismatch(config, {name: ref.shape for name, ref in refs.items()}).raise_for(str(file))
+    _check_floats(refs, str(file), "transformer")
+
+
+def _check_floats(refs: Mapping[str, TensorRef], source: str, what: str) -> None:
+    """`check_floats` on the weights of `refs` (not a scaled fp8 file's companions, which the loader drops too):
+    an integer or boolean tensor said before anything loads, in the load's words."""
+    from motif_lite.weights.float8 import is_companion
+    from motif_lite.weights.safetensors_files import check_floats
+
+    check_floats({name: ref for name, ref in refs.items() if not is_companion(name)}, source, what)
 
 
 def _check_your_weights(root: Path | None, configs: CheckpointConfigs, component: str, file: Path) -> None:
@@ -719,6 +738,9 @@ def _check_your_weights(root: Path | None, configs: CheckpointConfigs, component
         if configs.vae is None:
             return  # the loader names the missing config
         _check_your_tensors(file, component, lambda found: vae_mismatches(configs.vae, found))
+        from motif_lite.weights.safetensors_files import read_tensor_refs
+
+        _check_floats(read_tensor_refs([file]), str(file), "VAE")
         return
     if root is None:
         return  # no text encoder config to check it against

@@ -114,3 +114,40 @@ def test_directmls_device_type_in_capitals_is_named_as_directml():
     # torch parses "privateuseone" itself (refused as not supported); other spellings reach the unknown names.
     with pytest.raises(DeviceError, match=r"^unknown device 'PrivateUseOne': DirectML \(torch-directml\) is not"):
         devices.resolve_device("PrivateUseOne")
+
+
+def _with_one_int8_weight(file: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(file)
+    name = next(name for name in tensors if name.endswith("weight"))
+    tensors[name] = tensors[name].to(torch.int8)
+    save_file(tensors, file)
+
+
+def test_a_dry_run_refuses_an_integer_transformer_tensor(tmp_path, capsys):
+    # The run refused it only at load, after the text encoder and the VAE had loaded; the dry run said nothing.
+    from tiny_pipeline import make_tiny_checkpoint
+
+    root = tmp_path / "ckpt"
+    root.mkdir()
+    make_tiny_checkpoint(root)
+    _with_one_int8_weight(next((root / "transformer").glob("*.safetensors")))
+    code = main(["run", "-m", str(root), "-p", "a fox", "-o", str(tmp_path / "o.mp4"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "1 transformer tensor not stored as floats" in err and "(I8)" in err, err
+
+
+def test_a_dry_run_refuses_an_integer_tensor_in_the_users_vae(tmp_path, capsys):
+    from tiny_pipeline import make_tiny_checkpoint
+
+    root = tmp_path / "ckpt"
+    root.mkdir()
+    make_tiny_checkpoint(root)
+    vae = tmp_path / "my_vae.safetensors"
+    vae.write_bytes(next((root / "vae").glob("*.safetensors")).read_bytes())
+    _with_one_int8_weight(vae)
+    code = main(["run", "-m", str(root), "--vae", str(vae), "-p", "a fox", "-o", str(tmp_path / "o.mp4"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "1 VAE tensor not stored as floats" in err and "(I8)" in err, err
