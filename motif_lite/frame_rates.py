@@ -29,8 +29,8 @@ def exact_rate(fps: float) -> float:
 
 def parse_rate(text: str) -> float:
     """A frame rate as a user writes it: a number (`24`, `12.5`; NTSC's names by `exact_rate`), a fraction
-    (`24000/1001`) or ffmpeg's `ntsc-film` / `ntsc`. ValueError, one line, for anything else (`24/`, `1/0`); the
-    rate's range is the request's to check."""
+    (`24000/1001`) or ffmpeg's `ntsc-film` / `ntsc`. ValueError, one line, for anything else (`24/`, `1/0`, a
+    fraction too large for a float); the rate's range is the request's to check."""
     named = _FFMPEG_NAMES.get(text.strip().lower())
     if named is not None:
         return float(named)
@@ -38,7 +38,10 @@ def parse_rate(text: str) -> float:
         parts = _FRACTION.fullmatch(text)
         if parts is None or float(parts[2]) == 0:
             raise ValueError(f"must be a number or a fraction such as 24000/1001, got {text!r}")
-        return float(Fraction(parts[1]) / Fraction(parts[2]))
+        try:
+            return float(Fraction(parts[1]) / Fraction(parts[2]))
+        except OverflowError:  # a numerator hundreds of digits long: no float holds it
+            raise ValueError(f"must be a frame rate a float holds, got a fraction of {len(text)} characters") from None
     return exact_rate(float(text))
 
 

@@ -151,3 +151,16 @@ def test_a_dry_run_refuses_an_integer_tensor_in_the_users_vae(tmp_path, capsys):
     code = main(["run", "-m", str(root), "--vae", str(vae), "-p", "a fox", "-o", str(tmp_path / "o.mp4"), "--dry-run"])
     err = capsys.readouterr().err
     assert code == 2 and "1 VAE tensor not stored as floats" in err and "(I8)" in err, err
+
+
+def test_a_fraction_too_large_for_a_float_is_one_line(capsys):
+    # float(Fraction) raised OverflowError, which --fps's parser let through as a traceback.
+    err = _error_of(capsys, ["run", "-p", "x", "--fps", "9" * 400 + "/1"])
+    assert "argument --fps: must be a frame rate a float holds, got a fraction of 402 characters" in err, err
+    assert "Traceback" not in err and err.count("\n") == 2, err  # usage line and the error
+
+
+def test_seconds_at_an_ntsc_rate_name_it_as_notes_do(capsys):
+    # `:g` said 59.9401 fps, a rate --fps does not take back as 60000/1001.
+    err = _error_of(capsys, ["run", "-p", "x", "--fps", "60000/1001", "--video-frames", "5s"])
+    assert "5 s at 59.94 fps (60000/1001) is --video-frames 301" in err, err

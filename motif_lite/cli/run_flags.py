@@ -33,7 +33,7 @@ from motif_lite.choices import (
     split_size,
 )
 from motif_lite.errors import Audience, ConfigError
-from motif_lite.frame_rates import parse_rate
+from motif_lite.frame_rates import parse_rate, rate_said
 from motif_lite.io.linked import refuse_file_beside_gguf
 from motif_lite.paths import path_arg
 from motif_lite.request import (
@@ -287,12 +287,12 @@ def refuse_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         counted = "a length is a number of frames (4k+1) at --fps"
     elif (frames := countable_frames(given.seconds, fps)) is None:  # past any video (1e30s): no count to try, which
         counted = (  # the run would refuse in turn
-            f"{given.seconds:g} s at {fps:g} fps is more frames than a video may have ({MOST_FRAMES:,} at most, at "
-            "the smallest size)"
+            f"{given.seconds:g} s at {rate_said(fps)} is more frames than a video may have ({MOST_FRAMES:,} at most, "
+            "at the smallest size)"
         )
     else:
         rate = "; --fps sets the rate" if hasattr(args, "fps") else ""  # verify has no --fps
-        counted = f"{given.seconds:g} s at {fps:g} fps is --video-frames {frames} (4k+1 frames{rate})"
+        counted = f"{given.seconds:g} s at {rate_said(fps)} is --video-frames {frames} (4k+1 frames{rate})"
     parser.error(f"argument --video-frames: counts frames, not seconds: {counted}")
 
 

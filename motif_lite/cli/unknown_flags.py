@@ -22,6 +22,7 @@ from motif_lite.choices import (
     split_size,
 )
 from motif_lite.cli.run_flags import add_run_flags
+from motif_lite.frame_rates import rate_said
 from motif_lite.request import countable_frames
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
@@ -567,4 +568,4 @@ def _duration_hint(flag: str, following: list[str], fps: float | None) -> str:
     frames = countable_frames(seconds, fps) if fps is not None and seconds is not None and seconds > 0 else None
     if frames is None:
         return f"{flag}: the length is --video-frames here, a number of frames (4k+1) at --fps"
-    return f"{flag}: the length is --video-frames here: {seconds:g} s at {fps:g} fps = --video-frames {frames}"
+    return f"{flag}: the length is --video-frames here: {seconds:g} s at {rate_said(fps)} = --video-frames {frames}"

@@ -33,6 +33,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES, VIDEO_EXTENSIONS
 from motif_lite.errors import Audience, ConfigError, DiskFullError, MotifLiteError, Spelling, shown, whole_float_hint
+from motif_lite.frame_rates import rate_said
 from motif_lite.io.ffmpeg import FfmpegFailed, ffmpeg_process, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
     FRAME_PATTERN,
@@ -284,7 +285,7 @@ def webp_length_problem(frames: int, fps: float) -> str | None:
     """Why `frames` frames at `fps` do not fit one WebP (its running time, in ms, passes WEBP_MAX_MS), or None."""
     if frames * (1000.0 / fps) <= WEBP_MAX_MS:
         return None
-    return f"{frames} frames at {fps:g} fps last longer than a WebP can (2^31 ms, 24.9 days)"
+    return f"{frames} frames at {rate_said(fps)} last longer than a WebP can (2^31 ms, 24.9 days)"
 
 
 def check_output_fps(

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from motif_lite.choices import lines_size, split_size
 from motif_lite.errors import MotifLiteError, shown
-from motif_lite.frame_rates import exact_rate
+from motif_lite.frame_rates import exact_rate, rate_said
 from motif_lite.request import (
     API_FIELDS,
     MOST_FRAMES,
@@ -269,7 +269,7 @@ def api_frames(seconds: Any, fps: Any) -> int:
     if not (math.isfinite(rate) and rate > 0):
         raise ApiError(400, f"fps must be a positive number, got {shown(fps)}", "fps", "invalid_value")
     if (frames := countable_frames(value, rate)) is None:  # refused in the field sent, not as a frame count
-        raise ApiError(400, f"seconds {shown(seconds)} at {rate:g} fps is more frames than a video may have "
+        raise ApiError(400, f"seconds {shown(seconds)} at {rate_said(rate)} is more frames than a video may have "
                        f"({MOST_FRAMES:,} at most, at the smallest size)", "seconds", "invalid_value")  # fmt: skip
     return frames
 

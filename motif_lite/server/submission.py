@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from motif_lite.encoders.text import PromptTruncation, load_tokenizer, long_prompts
 from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown
+from motif_lite.frame_rates import rate_said
 from motif_lite.request import (
     API_FIELDS,
     REQUEST_DEFAULTS,
@@ -155,7 +156,7 @@ def _resolved_for_api(
             param = "extend"  # the size is the video's: it is the one to fix (resized, the message says)
         if param == "num_frames" and body.seconds is not None:  # the frames are the seconds': name the field sent
             param = "seconds"
-            message = f"seconds {shown(body.seconds)} at {request.fps:g} fps is {request.frames} frames: {message}"
+            message = f"seconds {shown(body.seconds)} at {rate_said(request.fps)} is {request.frames} frames: {message}"
         raise ApiError(400, message, param, "invalid_value") from exc
 
 
@@ -309,8 +310,8 @@ def _check_planned_size(
         counted = ""
         if seconds is not None:  # the frames are the seconds': say both, and the most seconds that fit
             most = video_seconds(frames, request.fps)
-            counted = (f" (seconds {shown(seconds)} at {request.fps:g} fps: {request.frames} frames; up to {most:g} s "
-                       "fit)")  # fmt: skip
+            counted = (f" (seconds {shown(seconds)} at {rate_said(request.fps)}: {request.frames} frames; up to "
+                       f"{most:g} s fit)")  # fmt: skip
         raise ApiError(
             400,
             f"{request.width}x{request.height}x{request.frames}{counted} is larger than the {width}x{height}x{frames} "
