@@ -951,16 +951,36 @@ def test_an_apg_eta_above_1_runs_as_in_the_reference_and_the_help_says_the_usual
     assert "default: the guider's, else 0.1)" in help_text and "(0..1)" not in help_text
 
 
-def _batch_stopped_at_the_encode_after(written: Path, checkpoint, tmp_path, monkeypatch, videos: int) -> None:
-    """A `-b videos` batch (seed 2 on) stopped by Ctrl-C as the video after `written` starts encoding."""
+def _batch_stopped_at_the_encode_after(
+    written: Path, checkpoint, tmp_path, monkeypatch, videos: int, seed: tuple[str, ...] = ("-s", "2")
+) -> list[str]:
+    """A `-b videos` batch (seed 2 on, or as `seed`'s flags say) stopped by Ctrl-C as the video after `written` starts
+    encoding. -> its command."""
 
     def stop_in_that_encode(self, stage, done, total):
         if stage == "encode" and written.exists():
             raise KeyboardInterrupt
 
+    bars = ProgressBars.__call__
     monkeypatch.setattr(ProgressBars, "__call__", stop_in_that_encode)
     args = run_args(checkpoint[0], tmp_path / "fox.mp4", "--video-frames", "1", "--steps", "1", "-b", str(videos))
-    assert cli.main([*args, "-s", "2"]) == cli.EXIT_INTERRUPTED
+    assert cli.main([*args, *seed]) == cli.EXIT_INTERRUPTED
+    monkeypatch.setattr(ProgressBars, "__call__", bars)  # a rerun goes on unstopped
+    return args
+
+
+def test_a_stopped_batch_whose_seeds_were_drawn_names_the_seed_that_goes_on_with_it(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    # Without -s, "the same command again" drew new seeds and made every finished video again, replacing them.
+    args = _batch_stopped_at_the_encode_after(
+        tmp_path / "fox-1.mp4", checkpoint, tmp_path, monkeypatch, 3, seed=("-s", "-1")
+    )
+    err = capsys.readouterr().err
+    first = int(re.search(rf"finished: {re.escape(str(tmp_path / 'fox-1.mp4'))} \(seed (\d+)\)", err).group(1))
+    assert f"; to go on where the batch stopped, run the same command with -s {first}\n" in err, err
+    assert cli.main([*args, "-s", str(first)]) == 0
+    assert f"skipped {tmp_path / 'fox-1.mp4'}: already made with these settings" in capsys.readouterr().err
 
 
 def test_a_batch_stopped_before_a_videos_first_step_names_that_video_too(checkpoint, tmp_path, capsys, monkeypatch):
@@ -1686,10 +1706,16 @@ def test_a_video_named_with_o_that_is_there_is_said_to_be_replaced_before_the_ru
     batch = ("b-1.mp4 and 1 other are there already: this run skips each that holds its video already (made with "
              "these settings, as checked once the model is loaded) and replaces the others as their videos are done "
              "(give -o another")  # fmt: skip
-    assert batch in " ".join(notes_of("-o", "b.mp4", "-b", "3"))
+    assert batch in " ".join(notes_of("-o", "b.mp4", "-b", "3", "-s", "2"))
     assert "b-1.mp4 and 1 other are there already: a run would skip each" in " ".join(
-        notes_of("-o", "b.mp4", "-b", "3", "--dry-run")
+        notes_of("-o", "b.mp4", "-b", "3", "-s", "2", "--dry-run")
     )
+    # Drawn seeds are new ones: it skips none, and says how a stopped batch goes on.
+    drawn = (
+        "b-1.mp4 and 1 other are there already: this run replaces them as their videos are done; its seeds are "
+        "drawn (no -s): to go on where a stopped batch stopped, run it with -s and that batch's first seed"
+    )
+    assert drawn in " ".join(notes_of("-o", "b.mp4", "-b", "3"))
     for flags in (["-o", "claimed.mp4"], ["-o", "new.mp4"], []):  # without -o: output-2.mp4, said otherwise
         assert not any("there already" in note for note in notes_of(*flags)), flags
 

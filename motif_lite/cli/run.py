@@ -57,7 +57,13 @@ from motif_lite.cli.resume import (
     resumed_request,
 )
 from motif_lite.cli.run_flags import add_run_flags, run_inputs, take_weight_flags
-from motif_lite.cli.run_request import check_flags, read_run_clip, request_from_args, resolve_requests
+from motif_lite.cli.run_request import (
+    check_flags,
+    read_run_clip,
+    request_from_args,
+    resolve_requests,
+    seed_was_drawn,
+)
 from motif_lite.cli.run_summary import gpu_memory_of, planned_image_line, prompt_line, summary
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
 from motif_lite.cli.settings_from import recalled_model_notes, settings_from_args
@@ -666,7 +672,8 @@ class _Run:
             parallel_kept = kept and self.parallel is not None
             resumable = parallel_kept and goes_on_with_resume(kept_state(keeps, video.output), resume)
             again = [_resume_on_as_many(self.args, self.parallel)] if resumable else []
-            notes = [*finished_videos(finished), *unsaved_videos(lost), *unstarted_videos(unstarted), *again]
+            drawn = self.args.output is not None and seed_was_drawn(self.args)  # a rerun skips them only with -s
+            notes = [*finished_videos(finished, drawn), *unsaved_videos(lost), *unstarted_videos(unstarted), *again]
             print_notes(notes, self.say)
             raise
         finally:
@@ -759,13 +766,17 @@ def _stored_settings_of(output: Path | str) -> dict | None:
         return None
 
 
-def finished_videos(requests: list[GenerationRequest]) -> list[str]:
+def finished_videos(requests: list[GenerationRequest], seed_drawn: bool = False) -> list[str]:
     """The note on the videos of a batch finished before a failure: written, so not to make again (the same command
-    run again with -o skips them: `_Run.made_before`)."""
+    with its seed (-s), run again with -o, skips them: `_Run.made_before`). `seed_drawn`: the batch named with -o drew
+    its seeds (no -s), so the note gives the -s that goes on where it stopped: the same command again draws new seeds
+    and makes every video again."""
     if not requests:
         return []
     videos = _listed([f"{r.output} (seed {r.seed})" for r in requests])
-    return [f"finished{_count_if_cut(requests)}: {videos}"]
+    # requests[0] is the batch's first video: its seed is the batch's -s.
+    go_on = f"; to go on where the batch stopped, run the same command with -s {requests[0].seed}" if seed_drawn else ""
+    return [f"finished{_count_if_cut(requests)}: {videos}{go_on}"]
 
 
 def unsaved_videos(requests: list[GenerationRequest]) -> list[str]:

@@ -116,7 +116,10 @@ def resolve_requests(
             _check_preview_is_no_frame(args.preview, outputs, request.frames)
             check_previews_come(request.steps, args.preview_every)
         notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
-        notes += [note] if args.output is not None and (note := replaced_files_note(outputs, args.dry_run)) else []
+        replaced = args.output is not None and replaced_files_note(
+            outputs, args.dry_run, seed_drawn=seed_was_drawn(args)
+        )
+        notes += [replaced] if replaced else []
         notes += prompt_file_notes(args)
         notes += name_template_notes(args.output, outputs)
         notes += (sided := one_side_notes(args, request))
@@ -212,11 +215,20 @@ def free_batch_outputs(wanted: Path, count: int, dry_run: bool, claim: bool = Fa
     return outputs, f"{there}: {writing} {outputs[0]} ... {outputs[-1]} instead (-o names the files and replaces them)"
 
 
-def replaced_files_note(outputs: list[Path], dry_run: bool, command: str = "run") -> str | None:
+def seed_was_drawn(args: argparse.Namespace) -> bool:
+    """Whether the run draws its seed (-s -1, the default, and no settings file's seed): a batch's rerun then draws
+    new ones, so it skips none of the videos an earlier run made."""
+    return args.seed is None or args.seed == -1
+
+
+def replaced_files_note(
+    outputs: list[Path], dry_run: bool, command: str = "run", seed_drawn: bool = False
+) -> str | None:
     """The note for the videos named with -o that are there already: -o replaces them, as stable-diffusion.cpp and
     ffmpeg's -y do, where ComfyUI never replaces one; said before the work, so that a video to keep can be moved in
     time. An empty file is no video (the name another run claimed, `io.output_claims.claim`): not said. None without
-    any. `command`: what replaces them ("run", "decode")."""
+    any. `command`: what replaces them ("run", "decode"). `seed_drawn`: the run draws its seeds, so a batch skips
+    none of them (`seed_was_drawn`)."""
     from motif_lite.io.staging import frame_file, is_frame_sequence
 
     def first_file(output: Path) -> Path:
@@ -235,6 +247,11 @@ def replaced_files_note(outputs: list[Path], dry_run: bool, command: str = "run"
     which = f"{first} is" if len(there) == 1 else f"{first} and {counted(len(there) - 1, 'other')} are"
     replaced = f"a {command} would replace" if dry_run else f"this {command} replaces"
     them, when = ("it", "when its video is done") if len(there) == 1 else ("them", "as their videos are done")
+    if len(outputs) > 1 and command == "run" and seed_drawn:  # new seeds: no file holds this run's video
+        return (
+            f"{which} there already: {replaced} {them} {when}; its seeds are drawn (no -s): to go on where a stopped "
+            f"batch stopped, run it with -s and that batch's first seed (give -o another name to keep {them})"
+        )
     if len(outputs) > 1 and command == "run":  # a batch goes on where a stopped run of it stopped (`made_before`)
         skip, replace = ("a run would skip", "replace") if dry_run else ("this run skips", "replaces")
         holds = "it if it holds" if len(there) == 1 else "each that holds"
