@@ -112,7 +112,7 @@ def test_a_stopped_batch_run_again_makes_only_the_videos_it_had_not_made(shared_
     ) in capsys.readouterr().err
     for name in ("fox-1.mp4", "fox-3.mp4", "fox-4.mp4"):  # one file there: the note for it
         (stopped / name).unlink()
-    args = cli.build_parser().parse_args(["run", "-p", "fox", "-b", "4", "-o", str(stopped / "fox.mp4")])
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "-b", "4", "-s", "2", "-o", str(stopped / "fox.mp4")])
     _, notes = run_request.resolve_requests(args, run_request.request_from_args(args))
     assert (
         f"{stopped / 'fox-2.mp4'} is there already: this run skips it if it holds its video already (made with "
