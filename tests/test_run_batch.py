@@ -119,3 +119,22 @@ def test_a_stopped_batch_run_again_makes_only_the_videos_it_had_not_made(shared_
         "these settings, as checked once the model is loaded) and replaces it otherwise when its video is done "
         "(give -o another name to keep it)"
     ) in notes, notes
+
+
+def test_a_batch_run_again_after_an_upgrade_says_which_version_made_its_files(
+    shared_checkpoint, tmp_path, monkeypatch, capsys
+):
+    # After any upgrade a stopped batch's rerun replaced every finished video, and nothing said why.
+    from motif_lite.pipeline import metadata
+    from motif_lite.version import VERSION
+
+    assert _run_batch(shared_checkpoint[0], tmp_path) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(metadata, "VERSION", VERSION + ".post1")  # the version an upgrade stores
+    assert _run_batch(shared_checkpoint[0], tmp_path) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"note: {tmp_path / 'fox-1.mp4'} was made with these settings by motif-lite {VERSION}: this run, of "
+        f"{VERSION}.post1, makes it again (a stored version that differs is made again)\n"
+    ) in err, err
+    assert err.count("was made with these settings by motif-lite") == 4 and "skipped" not in err

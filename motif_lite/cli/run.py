@@ -598,6 +598,8 @@ class _Run:
         made_before = self.made_before(pipe, requests)
         for video in made_before:
             self.say(f"skipped {video.output}: already made with these settings", file=sys.stderr)
+        for note in self.made_by_another_version(pipe, requests, made_before):
+            self.say(f"note: {note}", file=sys.stderr)
         to_make = [video for video in requests if video not in made_before]
         start = time.perf_counter()
         for made, video in enumerate(to_make):
@@ -635,6 +637,27 @@ class _Run:
 
         indexes = made() if self.parallel is None else self.parallel.share(made)
         return [requests[i] for i in indexes]
+
+    def made_by_another_version(
+        self, pipe: MotifVideoPipeline, requests: list[GenerationRequest], made_before: list[GenerationRequest]
+    ) -> list[str]:
+        """The notes on the videos of a batch named with -o whose files hold these settings but another motif-lite
+        version's: made again (`made_before` compares the stored version too), said so that a rerun after an upgrade
+        does not replace finished videos without a word."""
+        if len(requests) == 1 or self.args.output is None:
+            return []
+        notes = []
+        for video in requests:
+            if video in made_before or (stored := _stored_settings_of(video.output)) is None:
+                continue
+            wanted = pipe.stored_settings_for(video)
+            version = stored.get("version")
+            if version != wanted["version"] and {**stored, "version": wanted["version"]} == wanted:
+                notes.append(
+                    f"{video.output} was made with these settings by motif-lite {version}: this run, of "
+                    f"{wanted['version']}, makes it again (a stored version that differs is made again)"
+                )
+        return notes
 
     def sample(
         self,
