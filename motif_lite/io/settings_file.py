@@ -50,16 +50,12 @@ class StoredSettings:
     values: dict
 
     @property
-    def version(self) -> str:
-        return str(self.values.get("version", "unknown"))
-
-    @property
     def writer(self) -> str:
         """Who wrote the file, as messages name it: "motif-lite 0.1.0"; a file from before the version was stored
         (2026-12-02) names none, which "motif-lite unknown" told no one."""
         if "version" not in self.values:
             return "an older motif-lite, which stored no version"
-        return f"motif-lite {self.version}"
+        return f"motif-lite {self.values['version']}"
 
 
 def read_settings(path: str | Path) -> StoredSettings:
