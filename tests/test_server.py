@@ -1994,6 +1994,10 @@ def test_a_job_the_data_folder_cannot_hold_is_507_not_a_traceback(pipe, tmp_path
         code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
         assert code == 507 and "cannot store the job (No space left on device): its data" in error["error"]["message"]
         assert str(tmp_path) not in error["error"]["message"], error
+        # Not retried at once (x-should-retry: false): "try again later" alone read as a contradiction.
+        assert error["error"]["message"].endswith(
+            "; try again later, once space is freed, or ask the server's operator"
+        )
 
 
 def test_an_sdk_client_does_not_send_a_job_again_into_a_full_disk(pipe, tmp_path, monkeypatch):

@@ -125,7 +125,7 @@ class JobSubmitter:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             message = (
                 f"the server cannot store the job ({reason}): its data folder is full or cannot be written; try again "
-                "later, or ask the server's operator"
+                "later, once space is freed, or ask the server's operator"
             )
             raise ApiError(507, message, None, "storage_full", headers=NOT_RETRIED) from None
         except BaseException:
