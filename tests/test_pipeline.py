@@ -619,12 +619,13 @@ def test_an_output_open_in_a_player_on_windows_gets_the_video_beside_it(pipe, tm
     monkeypatch.setattr(os, "replace", replace)
     for file in tmp_path.iterdir():
         file.unlink()
-    (tmp_path / "f_000.png").write_bytes(b"locked")  # a PNG sequence has no fallback: the error goes on
+    (tmp_path / "f_000.png").write_bytes(b"locked")  # a PNG sequence has no fallback: the error names the frame
     monkeypatch.setattr(
         os, "replace", lambda s, t: locked(s, t) if Path(t).name != "f_000.png" else locked(s, "fox.mp4")
     )
-    with pytest.raises(PermissionError):
+    with pytest.raises(MotifLiteError, match=r"frame f_000\.png could not be put in place \(The process") as refused:
         pipe.generate(GenerationRequest(PROMPT, NEGATIVE, output=tmp_path / "f_%03d.png", **SIZE))
+    assert isinstance(refused.value.__cause__, PermissionError)
 
 
 def test_latents_that_stop_being_finite_stop_the_run_at_that_step(pipe, tmp_path, monkeypatch):
