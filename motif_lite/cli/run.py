@@ -595,10 +595,10 @@ class _Run:
         text_encoder = text_encoder_words(sources)
         ran_on = _ran_on(pipe, dtype, sources)
         gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
-        made_before = self.made_before(pipe, requests)
+        made_before, other_versions = self.made_before(pipe, requests)
         for video in made_before:
             self.say(f"skipped {video.output}: already made with these settings", file=sys.stderr)
-        for note in self.made_by_another_version(pipe, requests, made_before):
+        for note in other_versions:
             self.say(f"note: {note}", file=sys.stderr)
         to_make = [video for video in requests if video not in made_before]
         start = time.perf_counter()
@@ -620,44 +620,36 @@ class _Run:
             took = load_seconds + time.perf_counter() - start
             self.say(batch_done(requests, took, len(made_before)), file=sys.stderr)
 
-    def made_before(self, pipe: MotifVideoPipeline, requests: list[GenerationRequest]) -> list[GenerationRequest]:
+    def made_before(
+        self, pipe: MotifVideoPipeline, requests: list[GenerationRequest]
+    ) -> tuple[list[GenerationRequest], list[str]]:
         """The videos of a batch named with -o whose files are there with the settings this run would store in them
-        (an earlier run of the same command, stopped before its end, made them): not made again. Decided on the main
-        rank of a parallel run, so that every rank skips the same ones. None for a single video, which -o replaces."""
+        (an earlier run of the same command, stopped before its end, made them): not made again; and the notes on
+        those whose files hold these settings but another motif-lite version's, made again (the stored version is
+        compared too), said so that a rerun after an upgrade does not replace finished videos without a word. Each
+        file read once, on the main rank of a parallel run, so that every rank skips the same ones. Nothing for a
+        single video, which -o replaces."""
         if len(requests) == 1 or self.args.output is None:  # without -o a batch never writes over earlier files
-            return []
+            return [], []
 
-        def made() -> list[int]:
-            return [
-                i
-                for i, video in enumerate(requests)
-                if (stored := _stored_settings_of(video.output)) is not None
-                and stored == pipe.stored_settings_for(video)
-            ]
+        def judged() -> tuple[list[int], list[str]]:
+            made, notes = [], []
+            for i, video in enumerate(requests):
+                if (stored := _stored_settings_of(video.output)) is None:
+                    continue
+                wanted = pipe.stored_settings_for(video)
+                version = stored.get("version")
+                if stored == wanted:
+                    made.append(i)
+                elif version != wanted["version"] and {**stored, "version": wanted["version"]} == wanted:
+                    notes.append(
+                        f"{video.output} was made with these settings by motif-lite {version}: this run, of "
+                        f"{wanted['version']}, makes it again (a stored version that differs is made again)"
+                    )
+            return made, notes
 
-        indexes = made() if self.parallel is None else self.parallel.share(made)
-        return [requests[i] for i in indexes]
-
-    def made_by_another_version(
-        self, pipe: MotifVideoPipeline, requests: list[GenerationRequest], made_before: list[GenerationRequest]
-    ) -> list[str]:
-        """The notes on the videos of a batch named with -o whose files hold these settings but another motif-lite
-        version's: made again (`made_before` compares the stored version too), said so that a rerun after an upgrade
-        does not replace finished videos without a word."""
-        if len(requests) == 1 or self.args.output is None:
-            return []
-        notes = []
-        for video in requests:
-            if video in made_before or (stored := _stored_settings_of(video.output)) is None:
-                continue
-            wanted = pipe.stored_settings_for(video)
-            version = stored.get("version")
-            if version != wanted["version"] and {**stored, "version": wanted["version"]} == wanted:
-                notes.append(
-                    f"{video.output} was made with these settings by motif-lite {version}: this run, of "
-                    f"{wanted['version']}, makes it again (a stored version that differs is made again)"
-                )
-        return notes
+        made, notes = judged() if self.parallel is None else self.parallel.share(judged)
+        return [requests[i] for i in made], notes
 
     def sample(
         self,
