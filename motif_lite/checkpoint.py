@@ -597,16 +597,10 @@ def _layout_at_hand(root: Path) -> str | None:
     when they are not all at hand or cannot be read (a run names that problem; a dry run reads no weights). An
     integer or boolean tensor among them is refused, as the run refuses it."""
     from motif_lite.weights.keymap import to_model_names
-    from motif_lite.weights.safetensors_files import TensorRef, find_weight_files
-    from motif_lite.weights.safetensors_header import read_header
+    from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
 
     try:
-        files = find_weight_files(root / "transformer")
-        refs = {
-            name: TensorRef(file, name, t.shape, t.dtype)
-            for file in files
-            for name, t in read_header(file).tensors.items()
-        }
+        refs = read_tensor_refs(find_weight_files(root / "transformer"))
         layout = to_model_names({name: ref.shape for name, ref in refs.items()})[1]
     except CheckpointError:
         return None
