@@ -1778,6 +1778,24 @@ def a_job_stopped_after_step_3(pipe, tmp_path: Path, image: bool = False):
         store.close()
 
 
+def test_a_resumed_jobs_progress_starts_at_its_step_and_never_goes_back(pipe, tmp_path):
+    # It went back to 0-5% (its prompts encoded again) before it jumped to the step it resumed from.
+    from motif_lite.io.latents import read_latents
+    from motif_lite.server.worker import percent, resumed_percent
+
+    with a_job_stopped_after_step_3(pipe, tmp_path) as (store, worker, job, lines):
+        saved = read_latents(store.state_path(job.id))
+        reported, report = [], store.set_progress
+        store.set_progress = lambda job_id, progress: reported.append(progress) or report(job_id, progress)
+        run_stopping_at(worker, job.id, None)
+        assert store.get(job.id).status == COMPLETED
+        reached = percent("denoise", 3, 6)
+        assert reported[0] == reached and reported == sorted(reported) and reached < reported[-1], reported
+        # Stopped while it decoded: it starts where the decode starts.
+        assert resumed_percent(dataclasses.replace(saved, progress=None)) == percent("decode", 0, 1)
+        assert resumed_percent(None) == 0
+
+
 def test_a_saved_state_another_checkpoint_made_is_dropped_and_the_job_starts_over(pipe, tmp_path, monkeypatch):
     # The server came back with another scheduler shift: the job failed with a message whose one line named the
     # state's path, which the client was not shown, so it got "; submit the job again ..." and no cause.

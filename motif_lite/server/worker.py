@@ -75,6 +75,16 @@ def percent(stage: str, done: int, total: int) -> int | None:
     return start + (end - start) * min(done, total) // max(total, 1)
 
 
+def resumed_percent(saved: SavedLatents | None) -> int:
+    """Where a job going on from `saved` had got (0 for a fresh job). Its progress starts there and never goes
+    below it: the resumed run encodes its prompts again first, whose 0-5% would look like starting over."""
+    if saved is None:
+        return 0
+    if saved.denoised:  # stopped while it decoded
+        return STAGE_SPANS["decode"][0]
+    return percent("denoise", *saved.progress)
+
+
 class Worker:
     """Runs jobs from `store` with `pipe` (a `MotifVideoPipeline`, or anything with its `generate`)."""
 
@@ -197,12 +207,15 @@ class Worker:
             # video's file stores of the image, and for `generate`, which takes it as it is.
             resolved = request.resolve_with_inputs(clip)
             resume = self._saved_state(job.id, state, resolved.request, resolved.first_frame_sha256)
+            start = resumed_percent(resume)
+            if start and not self.store.set_progress(job.id, start):  # shown at once, before the LoRAs load
+                raise JobDeleted(job.id, "resume", 0, 0)
             self._use_loras(job)
             try:
                 # The cut prompts its notes say (logged above) are not logged again as they are encoded.
                 with warnings_not_logged(job.prompt_warnings):
                     result = self.pipe.generate(
-                        resolved.request, on_progress=self._progress(job.id), on_preview=preview, resume=resume,
+                        resolved.request, on_progress=self._progress(job.id, start), on_preview=preview, resume=resume,
                         latents_file=state, clip=clip, crf=job.crf, stored_clip=stored_clip(job),
                         stored_image=stored_image(job, resolved), resolved=resolved,
                     )  # fmt: skip
@@ -342,14 +355,16 @@ class Worker:
             return why if saved.file is None else why.replace(str(saved.file), "the state")
         return None
 
-    def _progress(self, job_id: str) -> Callable[[str, int, int], None]:
-        last = [0]
+    def _progress(self, job_id: str, start: int = 0) -> Callable[[str, int, int], None]:
+        """The job's `on_progress`: its percent to the store, never below `start` (`resumed_percent`)."""
+        last = [start]
 
         def report(stage: str, done: int, total: int) -> None:
             if self._stopping.is_set():
                 raise ShuttingDown(job_id, stage, done, total)
             value = percent(stage, done, total)
-            last[0] = last[0] if value is None else value  # a stage this worker does not know keeps the last value
+            # A stage this worker does not know keeps the last value; a resumed job's encode keeps its start.
+            last[0] = last[0] if value is None else max(value, start)
             if not self.store.set_progress(job_id, last[0]):
                 raise JobDeleted(job_id, stage, done, total)
 
