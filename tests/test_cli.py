@@ -878,6 +878,24 @@ def test_progress_in_a_log_says_where_a_stopped_stage_got(monkeypatch):
     assert [line.split("|")[0] for line in log.getvalue().splitlines()] == ["denoise:   0%", "denoise:  30%"]
 
 
+def test_a_resumed_runs_denoise_bar_starts_at_its_step_and_times_only_the_steps_it_samples(monkeypatch):
+    # `motif-lite run --resume` after step 30 of 40: the bar starts at 30/40, and its rate and time left come from
+    # the steps this run samples (1 s each here), not from 35 steps in 5 s.
+    from motif_lite import progress as progress_module
+
+    clock = [100.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setenv("TQDM_MININTERVAL", "0")
+    progress = ProgressBars(file=io.StringIO())
+    progress("encode", 2, 2)
+    for done in range(30, 36):
+        progress("denoise", done, 40)
+        clock[0] += 1.0
+    lines = progress.file.getvalue().splitlines()
+    assert lines[1].startswith("denoise:  75%|") and "| 30/40 [" in lines[1], lines
+    assert re.search(r"\| 35/40 \[00:05<00:05, +1\.00step/s\]$", lines[-1]), lines
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
