@@ -207,6 +207,15 @@ def refuse_blank_paths(model: object, gguf: object, text_encoder_gguf: object, w
         raise CheckpointError("\n".join(blanks))
 
 
+@dataclass(frozen=True)
+class GGUFFilesRead:
+    """What `check_gguf_files` read of --gguf and --text-encoder-gguf as serve started, handed to `locate_sources`
+    so that neither file is read again: the transformer GGUF's header, the text encoder GGUF checked alone."""
+
+    transformer: GGUFCheckpoint | None = None
+    text_encoder: TextEncoderGGUF | None = None
+
+
 def locate_sources(
     model: str | Path = MOTIF_REPO,
     gguf: str | Path | None = None,
@@ -216,7 +225,7 @@ def locate_sources(
     download: bool = True,
     require_weights: bool = True,
     before_download: Callable[[DownloadPlan], None] | None = None,
-    header_read: GGUFCheckpoint | None = None,
+    header_read: GGUFFilesRead | None = None,
 ) -> ModelSources:
     """Find and check everything a run reads, without reading any weights; one error lists every problem.
 
@@ -230,8 +239,8 @@ def locate_sources(
     download's plan (the checkpoint's, a GGUF variant's) just before it starts (`HubAccess`); what it raises is one
     of the problems, and that download does not start. No download starts while a problem has been found (the
     files the user gave are read first): `io.hub.DownloadHeld` then lists them. Raises `MissingFilesError` (with
-    the download commands) or `CheckpointError`. header_read: the --gguf file's header a caller read already
-    (`check_gguf_files`, for serve): not read again where it is the file found.
+    the download commands) or `CheckpointError`. header_read: the GGUF files a caller read already
+    (`check_gguf_files`, for serve): not read again where they are the files found.
     """
     refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
     refuse_file_beside_gguf(weights or {}, gguf, text_encoder_gguf)  # the CLI refuses the flags' pair alike
@@ -249,12 +258,14 @@ def locate_sources(
     # The files the user gave, read before the checkpoint is looked for: their problems hold its download.
     file_notes = _check_your_files(files, problems)
     gguf_path, gguf_header = None, None
+    transformer_read = None if header_read is None else header_read.transformer
+    text_read = None if header_read is None else header_read.text_encoder
     if gguf is not None and not is_gguf_variant(str(gguf)):
         gguf_path = problems.collect(lambda: find_gguf(str(gguf), hub, str(model)))
-        gguf_header = _transformer_gguf_header(gguf_path, str(model), problems, header_read)
+        gguf_header = _transformer_gguf_header(gguf_path, str(model), problems, transformer_read)
     text_gguf = None
     if text_encoder_gguf is not None:  # alone here; against the checkpoint's text encoder config once it is found
-        text_gguf = problems.collect(lambda: find_text_encoder_gguf(None, text_encoder_gguf, str(model)))
+        text_gguf = problems.collect(lambda: find_text_encoder_gguf(None, text_encoder_gguf, str(model), text_read))
     root = problems.collect(
         lambda: _config_fixed(
             lambda: _find_root(str(model), gguf_replaced, set(files), hub, require_weights, notes), str(model)
@@ -270,10 +281,10 @@ def locate_sources(
     # A variant is looked up (downloaded) only for a checkpoint that can run: after a wrong -m, its error alone.
     if gguf is not None and is_gguf_variant(str(gguf)) and not problems.found:
         gguf_path = problems.collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes, str(model)))
-        gguf_header = _transformer_gguf_header(gguf_path, str(model), problems, header_read)
-    if text_gguf is not None and root is not None:
-        te_file = text_gguf.path
-        text_gguf = problems.collect(lambda: find_text_encoder_gguf(root, te_file, str(model)))
+        gguf_header = _transformer_gguf_header(gguf_path, str(model), problems, transformer_read)
+    if text_gguf is not None and root is not None:  # the file read above, its config against the checkpoint's
+        checked = text_gguf
+        text_gguf = problems.collect(lambda: _text_encoder_gguf_against(checked, root))
     problems.stop()
     configs = problems.collect(lambda: _config_fixed(lambda: CheckpointConfigs.read(root), str(model)))
     problems.stop()
@@ -301,13 +312,14 @@ def locate_sources(
 
 def check_gguf_files(
     model: str | Path = MOTIF_REPO, gguf: str | Path | None = None, text_encoder_gguf: str | Path | None = None
-) -> GGUFCheckpoint | None:
+) -> GGUFFilesRead:
     """The checks `locate_sources` makes of --gguf and --text-encoder-gguf before anything else, on this machine
     alone (the Hub not asked, the checkpoint not read): a blank or wrong path, a web address, a quantizer's partial
     file, a damaged or another model's file, a variant that is no type's name or one motif-lite cannot run. For
     `serve`, which says where it listens before its model loads: such a mistake is its one-line error at once, not
-    after "serving". `model`: -m as given, which the fixes name. Returns the --gguf file's header it read (None for a
-    variant, not read here), for `locate_sources`' `header_read`."""
+    after "serving". `model`: -m as given, which the fixes name. Returns what it read, for `locate_sources`'
+    `header_read`: the --gguf file's header (None for a variant, not read here) and the --text-encoder-gguf file
+    checked alone."""
     refuse_blank_paths(model, gguf, text_encoder_gguf, None)
     hub = HubAccess(download=False)
     header = None
@@ -315,9 +327,10 @@ def check_gguf_files(
         check_gguf_variant(str(gguf), hub)
     elif gguf is not None:
         header = _read_transformer_gguf(find_gguf(str(gguf), hub, str(model)), str(model))
+    text_encoder = None
     if text_encoder_gguf is not None:  # alone: against the checkpoint's text encoder config once it is found
-        find_text_encoder_gguf(None, text_encoder_gguf, str(model))
-    return header
+        text_encoder = find_text_encoder_gguf(None, text_encoder_gguf, str(model))
+    return GGUFFilesRead(header, text_encoder)
 
 
 def _transformer_gguf_header(
@@ -467,10 +480,13 @@ def official_config_notes(root: Path, model: str) -> list[str]:
     return [f"{model} has no {rel}: {used}" for rel, used in OFFICIAL_WITHOUT.items() if not (root / rel).is_file()]
 
 
-def find_text_encoder_gguf(root: Path | None, value: str | Path, model: str | None = None) -> TextEncoderGGUF:
+def find_text_encoder_gguf(
+    root: Path | None, value: str | Path, model: str | None = None, read: TextEncoderGGUF | None = None
+) -> TextEncoderGGUF:
     """The text encoder GGUF file, its header, config and every tensor checked (against the checkpoint's
     text_encoder/config.json when there is one); no weights read. A missing or damaged file's error ends with
-    the quantizer's command that makes it (again) from `model` (-m as given)."""
+    the quantizer's command that makes it (again) from `model` (-m as given). `read`: this function's answer for
+    the file found, checked alone (root None) already: taken, not read again."""
     from motif_lite.encoders.text_gguf import read_text_encoder_gguf  # transformers: only when asked for
     from motif_lite.weights.gguf_file import DamagedGGUFError, ForeignGGUFError
 
@@ -486,12 +502,23 @@ def find_text_encoder_gguf(root: Path | None, value: str | Path, model: str | No
     if not path.is_file():
         fix = text_encoder_gguf_fix(path, model)
         raise TextEncoderGGUFError(f"no such text encoder GGUF file: {path} ({fix})", "no such file", fix)
+    if read is not None and read.path == path:
+        return read if root is None else _text_encoder_gguf_against(read, root)
     try:
         return read_text_encoder_gguf(path, root / TEXT_ENCODER_CONFIG if root is not None else None)
     except (DamagedGGUFError, ForeignGGUFError) as exc:
         foreign = isinstance(exc, ForeignGGUFError)
         fix = foreign_gguf_fix(path, model, "text_encoder") if foreign else text_encoder_gguf_fix(path, model)
         raise TextEncoderGGUFError(f"{exc}; {fix}", str(exc), fix) from None
+
+
+def _text_encoder_gguf_against(text_gguf: TextEncoderGGUF, root: Path) -> TextEncoderGGUF:
+    """`text_gguf` (read by `find_text_encoder_gguf` before the checkpoint was found), its config checked against
+    the checkpoint's at `root` as `find_text_encoder_gguf(root, ...)` checks it, without reading the file again."""
+    from motif_lite.encoders.text_gguf import check_against_checkpoint
+
+    check_against_checkpoint(text_gguf.path, text_gguf.config, root / TEXT_ENCODER_CONFIG)
+    return text_gguf
 
 
 class TextEncoderGGUFError(CheckpointError):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.checkpoint import ModelSources, check_your_shapes, float8_notes, locate_sources
+from motif_lite.checkpoint import GGUFFilesRead, ModelSources, check_your_shapes, float8_notes, locate_sources
 from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import (
@@ -57,7 +57,6 @@ from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.units import MiB, memory_size
-from motif_lite.weights.gguf_file import GGUFCheckpoint
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
 from motif_lite.weights.lora import (
@@ -87,7 +86,7 @@ def preflight(
     before_download: Callable[[DownloadPlan], None] | None = None,
     device_checks: Callable[[torch.device], None] | None = None,
     loras: Sequence[LoRASpec] = (),
-    header_read: GGUFCheckpoint | None = None,
+    header_read: GGUFFilesRead | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """Every check a run can make before reading weights: the device, the kernel backend, the checkpoint and GGUF
     files (found, fetched if missing, headers and architecture read, every transformer tensor against the config,
@@ -99,7 +98,7 @@ def preflight(
     `check_speed_on_device`), whose problem is collected with the device's; `loras`: the LoRA files, read before a
     download starts, as the user's VAE and transformer files' shapes are (`local_file_problems`; the caller
     checks the LoRAs against the checkpoint's own transformer once it is there, `check_loras`); `header_read`: the
-    --gguf file's header read already (`locate_sources`).
+    GGUF files read already (`locate_sources`).
 
     Raises one `MotifLiteError` listing every problem (a `MissingFilesError`, with the download commands, when files
     are missing; the problem's own error, e.g. a `DeviceError`, when there is one; else a `CheckpointError`); returns

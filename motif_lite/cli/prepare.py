@@ -17,14 +17,13 @@ if TYPE_CHECKING:
 
     import torch
 
-    from motif_lite.checkpoint import ModelSources
+    from motif_lite.checkpoint import GGUFFilesRead, ModelSources
     from motif_lite.io.hub import DownloadPlan
     from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.parallel import Parallel, ParallelLayout
     from motif_lite.runtime.planner import Plan
-    from motif_lite.weights.gguf_file import GGUFCheckpoint
     from motif_lite.weights.lora import LoRAEntry
 
 
@@ -33,13 +32,13 @@ def preflight_flags(
     device: str | torch.device,
     before_download: Callable[[DownloadPlan], None] | None = None,
     loras: Iterable[tuple[Path, float]] = (),
-    header_read: GGUFCheckpoint | None = None,
+    header_read: GGUFFilesRead | None = None,
 ) -> tuple[ModelSources, torch.device]:
     """`preflight` of the model the flags name: every check, and any download, before planning (so that the plan is
     made from the files that will load, not from the built-in sizes of a model not yet on disk); the speed flags
     with the device (`preflight.check_speed_on_device`) and the `loras` (--lora's files and strengths) before any
     download. `before_download`: called just before a download starts (`run` asks its CPU time question there).
-    `header_read`: the --gguf file's header read already (serve's `check_gguf_files`), not read again."""
+    `header_read`: the GGUF files read already (serve's `check_gguf_files`), not read again."""
     from motif_lite.io.gguf_source import refuse_variant_flag
     from motif_lite.preflight import preflight
     from motif_lite.weights.lora import LoRASpec

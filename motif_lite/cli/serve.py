@@ -43,13 +43,12 @@ from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     import torch
 
-    from motif_lite.checkpoint import ModelSources
+    from motif_lite.checkpoint import GGUFFilesRead, ModelSources
     from motif_lite.io.hub import DownloadPlan
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.server.app import ServerConfig
     from motif_lite.server.submission import TooLong
     from motif_lite.settings import Settings
-    from motif_lite.weights.gguf_file import GGUFCheckpoint
 
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
 MAX_PORT = 65535
@@ -288,8 +287,8 @@ def main(args: argparse.Namespace) -> int:
 
     # A wrong --gguf or --text-encoder-gguf file said now: the model loads after "serving", its errors after it.
     refuse_variant_flag(args.gguf)  # in serve's words: check_gguf_files says it in Python's
-    # The --gguf file's header, read once: the load pops it from this list, its only holder, so the memory-mapped
-    # file is not kept for the server's life.
+    # The --gguf file's header and the --text-encoder-gguf file, each read once: the load pops them from this list,
+    # their only holder, so the memory-mapped header is not kept for the server's life.
     handed = [check_gguf_files(args.model, args.gguf, args.text_encoder_gguf)]
     resolve_device(args.device)  # --device mps or cuda without CUDA: said now, not by the load after "serving"
     if not is_loopback(args.host) and api_key is None:
@@ -367,10 +366,10 @@ def _serve(
     store,
     api_key: str | None,
     loras: list[tuple[Path, float]],
-    handed: list[GGUFCheckpoint | None] | None = None,
+    handed: list[GGUFFilesRead | None] | None = None,
 ):
     """Answer on the port at once (/health: `loading`), load the model meanwhile, then run jobs until stopped.
-    `handed`: a one-item list of the --gguf file's header `check_gguf_files` read (or None), which the load pops
+    `handed`: a one-item list of the GGUF files `check_gguf_files` read (or None), which the load pops
     instead of reading the file again: the list is its only holder, so the header is freed once the model loaded."""
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
@@ -428,12 +427,12 @@ def _load_served_pipeline(
     args: argparse.Namespace,
     config: ServerConfig,
     loras: list[tuple[Path, float]],
-    header_read: GGUFCheckpoint | None = None,
+    header_read: GGUFFilesRead | None = None,
 ) -> tuple[MotifVideoPipeline, ServerConfig]:
     """Check, plan and load the model as run does, saying what it loads; -> (the pipeline, `config` with what the
     loaded model decides: the largest video a job may ask for, the planned size when there is a plan; whether it
-    takes images; on the CPU without --max-video, which jobs are too long). `header_read`: the --gguf file's header
-    read already (`check_gguf_files`): the file's header is read once, and not held once the model is loaded."""
+    takes images; on the CPU without --max-video, which jobs are too long). `header_read`: the GGUF files read
+    already (`check_gguf_files`): each file's header is read once, and the --gguf one not held once loaded."""
     from motif_lite.cli.common import print_notes
     from motif_lite.cli.kernel_cache import writable_kernel_cache
     from motif_lite.cli.prepare import (

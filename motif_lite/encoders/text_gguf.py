@@ -114,10 +114,18 @@ def read_text_encoder_gguf(path: str | Path, checkpoint_config: Path | None = No
         raise CheckpointError(f"{path} has no {CONFIG_KEY}; make it with python -m motif_lite.quantize --component "
                               "text_encoder")  # fmt: skip
     config = config_from_json(embedded, f"{path}: {CONFIG_KEY}")
-    if checkpoint_config is not None and checkpoint_config.is_file():
-        check_same_config(config, parse_text_encoder_config(checkpoint_config), path)
+    if checkpoint_config is not None:
+        check_against_checkpoint(path, config, checkpoint_config)
     recipe = ckpt.metadata.get(QUANTIZE_TYPE_KEY)
     return _checked(path, config, ckpt.tensors, recipe if isinstance(recipe, str) else None)
+
+
+def check_against_checkpoint(path: Path, config: T5Gemma2EncoderConfig, checkpoint_config: Path) -> None:
+    """The config embedded in the text encoder GGUF at `path` against the checkpoint's `text_encoder/config.json`
+    (`checkpoint_config`, when it exists): a file read before the checkpoint was found is checked so, not read
+    again. Raises `CheckpointError`."""
+    if checkpoint_config.is_file():
+        check_same_config(config, parse_text_encoder_config(checkpoint_config), path)
 
 
 def packed_text_encoder(
