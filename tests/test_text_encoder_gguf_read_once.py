@@ -54,3 +54,22 @@ def test_run_reads_the_text_encoder_gguf_header_once(text_gguf, header_reads, tm
             "--text-encoder-gguf", str(gguf)]  # fmt: skip
     assert cli.main(args) == 0
     assert header_reads == [gguf]
+
+
+def test_the_file_read_once_is_still_checked_against_the_checkpoints_config(text_gguf, tmp_path, capsys):
+    # Read once, before the checkpoint is found: its config is compared with the checkpoint's all the same.
+    import json
+    import shutil
+
+    root, gguf = text_gguf
+    changed = tmp_path / "changed"
+    shutil.copytree(root, changed)
+    config = changed / "text_encoder/config.json"
+    values = json.loads(config.read_text())
+    values["text_config"]["rms_norm_eps"] = 1e-5
+    config.write_text(json.dumps(values))
+    args = ["run", "-m", str(changed), "-p", "a cat", "-o", str(tmp_path / "a.gif"), "--text-encoder-gguf", str(gguf)]
+    assert cli.main([*args, "--device", "cpu", "--dry-run"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "another text encoder" in err and "text_config.rms_norm_eps 1e-06 in the file vs 1e-05" in err, err
+    assert "Traceback" not in err
