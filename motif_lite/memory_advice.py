@@ -6,6 +6,7 @@ that all three give the same ones."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.planner import Plan
+    from motif_lite.sizes import ModelSizes
 
 # Where a plan's budget came from when no --vram was given (the planner's margin on the free memory).
 FREE_MEMORY_BUDGET = f"the GPU's free memory at the start / {RESERVED_RATIO:g}"
@@ -46,6 +48,14 @@ class PlannedRun:
     text_encoder: bool = True
     first_step: int = 0
 
+    @functools.cached_property
+    def sizes(self) -> ModelSizes:
+        """The model's sizes the plans count with (`model_sizes`), counted once: building the transformer on the
+        meta device for them takes a fraction of a second, and a dry run prints them beside its plan."""
+        from motif_lite.sizes import model_sizes
+
+        return model_sizes(self.sources, self.dtype)
+
     def plan(self, vram_gib: float | None = None) -> Plan:
         """The memory plan (raises when nothing fits), with the budget `vram_gib` where it is not `self.vram_gib`."""
         from motif_lite.preflight import plan_generation
@@ -54,7 +64,7 @@ class PlannedRun:
             self.request, self.sources, dtype=self.dtype, device=self.device,
             vram_gib=self.vram_gib if vram_gib is None else vram_gib, kernels=self.kernels, attention=self.attention,
             sequence_parallel=self.sequence_parallel, ram_gib=self.ram_gib, batch_guidance=self.batch_guidance,
-            step_cache=self.step_cache, text_encoder=self.text_encoder, first_step=self.first_step,
+            step_cache=self.step_cache, text_encoder=self.text_encoder, first_step=self.first_step, sizes=self.sizes,
         )  # fmt: skip
 
     def with_sources(self, sources: ModelSources) -> PlannedRun:

@@ -55,7 +55,7 @@ from motif_lite.runtime.planner import (
 )
 from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
-from motif_lite.sizes import model_sizes
+from motif_lite.sizes import ModelSizes, model_sizes
 from motif_lite.units import MiB, memory_size
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
@@ -524,6 +524,7 @@ def plan_generation(
     quantize: str | None = None,
     text_encoder_quantize: str | None = None,
     first_step: int = 0,
+    sizes: ModelSizes | None = None,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -543,7 +544,8 @@ def plan_generation(
     text encoder is quantized to as it loads (its size is then our quantizer's for it). `dtype` None: what
     `load_pipeline` picks on that device (`settings.resolve_dtype`: float16 on a GPU before compute capability 8.0, else
     bfloat16). `first_step`: a resumed run's first step; one resumed past the guidance window plans one row per forward,
-    as it runs (`Settings.guided`).
+    as it runs (`Settings.guided`). `sizes`: `model_sizes` of these sources, dtype and text encoder dtype counted
+    already (`PlannedRun.sizes`), not counted again.
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -563,7 +565,7 @@ def plan_generation(
     budget = device_budget(target, vram_gib)
     inputs = _planner_inputs(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
-        text_encoder, first_step,
+        text_encoder, first_step, sizes,
     )  # fmt: skip
     plan = plan_memory(
         inputs, budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
@@ -584,12 +586,13 @@ def _planner_inputs(
     text_encoder_dtype: torch.dtype | None = None,
     text_encoder: bool = True,
     first_step: int = 0,
+    sizes: ModelSizes | None = None,
 ) -> PlannerInputs:
     """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about `request` on this model,
     dtype and device: the sizes from the files' headers, the rows per forward (from `first_step` on: a resumed
-    run's steps left), the kernels' savings and costs."""
+    run's steps left), the kernels' savings and costs. `sizes`: those sizes counted already."""
     here = is_here(target)
-    sizes = model_sizes(sources, dtype, text_encoder_dtype)
+    sizes = sizes or model_sizes(sources, dtype, text_encoder_dtype)
     config = sources.transformer.value
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
     guided = resolve_settings(request, sources.configs, sources.transformer, first_step=first_step).guided

@@ -394,15 +394,13 @@ def dry_run(
 ) -> int:
     """Print the effective settings, the sizes and the memory plan of the run the flags ask for (`_prepare`, as the
     run prepares it); reads no weights and never downloads."""
-    from motif_lite.sizes import model_sizes
-
     prepared = _prepare(args, requests, args.device, loras, layout=layout)
     sources, device, dtype, plan = prepared.sources, prepared.device, prepared.dtype, prepared.plan
     described = plan.describe() if layout is None else f"{layout.describe()}; per rank:\n{plan.describe()}"
     if layout is not None and plan.host is not None:
         others = planned_run(args, requests[0], sources, dtype, device, layout, text_encoder=False).plan()
         described += "\n" + _host_of_the_machine(plan.host.peak_bytes, others.host.peak_bytes, layout.world)
-    sizes = model_sizes(sources, dtype).lines()
+    sizes = prepared.planned.sizes.lines()  # the ones the plan counted with
     prompt = args.prompt if args.resume is None else requests[0].prompt  # a resumed run's is in its latents file
     image = planned_image_line(requests[0]) if args.resume is None else []  # a resumed run's is in its file
     lines = [prompt_line(prompt), *image, *prepared.settings.lines(), dry_run_speed(args, device), *sizes]
