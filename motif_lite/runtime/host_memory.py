@@ -25,6 +25,7 @@ from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.wsl import WSLCONFIG_FIX, is_wsl
+from motif_lite.runtime.memory_limit import MemoryLimit, memory_limit
 from motif_lite.units import memory_size
 
 GiB = 1024**3
@@ -169,9 +170,16 @@ def less_host_memory(needs: HostNeeds, estimate: HostEstimate) -> str:
     return advice
 
 
-def more_memory_fix() -> str:
-    """Under WSL2, where the memory comes from (the VM's share of Windows', a setting), to end the advice; else
+def more_memory_fix(limit: MemoryLimit | None = None) -> str:
+    """Where more memory comes from, to end the advice: under a cgroup memory limit (a container's, a Slurm job's;
+    `memory_limit()` when not given), that limit; under WSL2, the VM's share of Windows' (a setting); else
     nothing."""
+    limit = memory_limit() if limit is None else limit
+    if limit is not None:
+        return (
+            f"; or raise this container's or job's memory limit, now {memory_size(limit.limit_bytes)} (cgroup "
+            f"v{limit.version}; docker run --memory, Kubernetes resources.limits.memory, Slurm --mem)"
+        )
     return f"; {WSLCONFIG_FIX}" if is_wsl() else ""
 
 
@@ -185,9 +193,15 @@ def staging_bytes(layer_bytes: int) -> int:
     return 2 * pinned_size(layer_bytes)
 
 
-def available_ram() -> int | None:
-    """MemAvailable from /proc/meminfo (Linux), in bytes; None where it cannot be read."""
-    return _meminfo_bytes("MemAvailable")
+def available_ram(limit: MemoryLimit | None = None) -> int | None:
+    """The memory this process may still take, in bytes: MemAvailable from /proc/meminfo (Linux), or less where a
+    cgroup memory limit (a container's, a Slurm job's; `memory_limit()` when not given) leaves less, since
+    /proc/meminfo counts the whole machine also inside a container; None where neither can be read."""
+    free = _meminfo_bytes("MemAvailable")
+    limit = memory_limit() if limit is None else limit
+    if limit is None:
+        return free
+    return limit.available_bytes if free is None else min(free, limit.available_bytes)
 
 
 def total_ram() -> int | None:

@@ -1,0 +1,94 @@
+"""A container's (or a Slurm job's) cgroup memory limit, read from a fake cgroup tree: /proc/meminfo counts the
+whole machine, so a 16 GiB container on a 256 GiB host planned as if 256 GiB were there and was killed part way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from motif_lite.runtime.host_memory import HostNeeds, available_ram, more_memory_fix, plan_host
+from motif_lite.runtime.memory_limit import MemoryLimit, memory_limit
+from motif_lite.units import memory_size
+
+GiB = 1024**3
+
+
+def cgroup_tree(tmp_path: Path, proc_line: str, files: dict[str, str]) -> tuple[Path, Path]:
+    """A fake /sys/fs/cgroup (files by path under it) and /proc/self/cgroup (one line)."""
+    root = tmp_path / "cgroup"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text + "\n")
+    root.mkdir(exist_ok=True)
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text(proc_line + "\n")
+    return root, proc
+
+
+def test_a_cgroup_v2_containers_limit_less_its_usage_is_available(tmp_path):
+    # docker run --memory 16g: its own cgroup namespace, so /proc/self/cgroup says "0::/" and the mount is its own.
+    root, proc = cgroup_tree(tmp_path, "0::/", {
+        "memory.max": str(16 * GiB), "memory.current": str(3 * GiB), "memory.stat": f"anon 1\ninactive_file {GiB}",
+    })  # fmt: skip
+    limit = memory_limit(root, proc)
+    assert limit == MemoryLimit(limit_bytes=16 * GiB, used_bytes=2 * GiB, version=2)  # dropped cache is free
+    assert limit.available_bytes == 14 * GiB
+
+
+def test_cgroup_v2_takes_the_tightest_limit_of_the_cgroup_and_those_above_it(tmp_path):
+    # A Kubernetes pod's limit on the pod's cgroup, the container's below it without one; a systemd slice above.
+    root, proc = cgroup_tree(tmp_path, "0::/kubepods/pod1/ctr", {
+        "kubepods/memory.max": str(200 * GiB), "kubepods/memory.current": str(50 * GiB),
+        "kubepods/pod1/memory.max": str(8 * GiB), "kubepods/pod1/memory.current": str(GiB),
+        "kubepods/pod1/ctr/memory.max": "max", "kubepods/pod1/ctr/memory.current": str(GiB),
+    })  # fmt: skip
+    assert memory_limit(root, proc) == MemoryLimit(8 * GiB, GiB, version=2)
+
+
+def test_no_cgroup_limit_is_none(tmp_path):
+    v2 = cgroup_tree(tmp_path / "v2", "0::/user.slice", {
+        "user.slice/memory.max": "max", "user.slice/memory.current": "5",
+    })  # fmt: skip
+    v1 = cgroup_tree(tmp_path / "v1", "4:memory:/", {
+        "memory/memory.limit_in_bytes": "9223372036854771712", "memory/memory.usage_in_bytes": str(GiB),
+    })  # fmt: skip
+    assert memory_limit(*v2) is None and memory_limit(*v1) is None
+    assert memory_limit(tmp_path / "none", tmp_path / "no-proc-file") is None  # macOS, Windows
+
+
+def test_a_cgroup_v1_limit_is_the_hierarchical_one(tmp_path):
+    # Older hosts and many Slurm clusters: the job's folder has no limit of its own, the one above it has 12 GiB.
+    root, proc = cgroup_tree(tmp_path, "11:cpuset:/\n4:memory,foo:/slurm/job_7", {
+        "memory/slurm/job_7/memory.limit_in_bytes": "9223372036854771712",
+        "memory/slurm/job_7/memory.usage_in_bytes": str(5 * GiB),
+        "memory/slurm/job_7/memory.stat": f"cache 1\nhierarchical_memory_limit {12 * GiB}\ntotal_inactive_file {GiB}",
+    })  # fmt: skip
+    assert memory_limit(root, proc) == MemoryLimit(12 * GiB, 4 * GiB, version=1)
+
+
+def test_a_container_seeing_the_hosts_cgroup_path_reads_its_own_mount(tmp_path):
+    # Without a cgroup namespace the path is the host's, which is not mounted inside: the mount is the container's.
+    root, proc = cgroup_tree(tmp_path, "0::/system.slice/docker-abc.scope", {
+        "memory.max": str(4 * GiB), "memory.current": str(GiB),
+    })  # fmt: skip
+    assert memory_limit(root, proc) == MemoryLimit(4 * GiB, GiB, version=2)
+
+
+def test_the_planner_counts_the_container_limit_not_the_hosts_ram(tmp_path):
+    # The gap: a 16 GiB container on a 256 GiB host. /proc/meminfo says far more than the limit leaves.
+    limit = MemoryLimit(limit_bytes=16 * GiB, used_bytes=GiB, version=2)
+    available = available_ram(limit)
+    assert available is not None and available <= 15 * GiB
+    needs = HostNeeds(
+        cuda=True, text_bytes=16 * GiB, text_staging_bytes=0, transformer_bytes=4 * GiB, streamed_bytes=0,
+        streamed_pinned_bytes=0, block_staging_bytes=0, vae_bytes=0, video_bytes=0, activation_bytes=0,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="available now") as said:
+        plan_host(needs, None, available)
+    assert f"more than the {memory_size(available)} available now" in str(said[0].message)
+    # The advice ends with where more memory comes from: the limit, and the settings that raise it.
+    assert more_memory_fix(limit) == (
+        "; or raise this container's or job's memory limit, now 16.00 GiB (cgroup v2; docker run --memory, "
+        "Kubernetes resources.limits.memory, Slurm --mem)"
+    )
