@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import subprocess
+import tempfile
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -1156,6 +1157,29 @@ def test_an_empty_xdg_cache_home_is_taken_as_unset(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", "")
     monkeypatch.chdir(tmp_path)
     assert user_cache_folder() == tmp_path / "home" / ".cache" / "motif-lite"
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX user ids")
+def test_a_container_user_without_a_home_gets_a_cache_folder_in_the_temporary_directory(tmp_path, monkeypatch):
+    # `docker run -u 12345` with HOME unset and no /etc/passwd entry: pathlib's Path.home() raised a bare
+    # RuntimeError ("Could not determine home directory."), and every `motif-lite run` ended in that traceback.
+    import pwd
+
+    uid = next(u for u in range(54321, 60000) if not _has_passwd_entry(pwd, u))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    assert user_cache_folder({}, uid) == tmp_path / f"motif-lite-cache-{uid}"
+    assert user_cache_folder({"HOME": "/data"}, uid) == Path("/data/.cache/motif-lite")
+    assert user_cache_folder({"XDG_CACHE_HOME": "/cache"}, uid) == Path("/cache/motif-lite")
+    assert user_cache_folder({}, os.getuid()) == Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "motif-lite"
+
+
+def _has_passwd_entry(pwd, uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
 
 
 def test_every_frame_of_a_staged_png_sequence_is_moved_to_its_name(tmp_path):
