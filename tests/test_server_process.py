@@ -254,6 +254,31 @@ def test_other_hosts_without_a_key_warn(tmp_path, capsys, monkeypatch):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_loopback_inside_a_container_says_the_port_mapping_cannot_reach_it(tmp_path, capsys, monkeypatch):
+    # `docker run -p 8080:8080 ... motif-lite serve` listened on the container's 127.0.0.1: the mapping connects to
+    # its own address, so every request from outside failed ("connection reset") without a word in the log.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.container import own_network_container
+    from motif_lite.server import runner
+
+    def refuse(host, port):
+        raise MotifLiteError("stop here")
+
+    monkeypatch.setattr(runner, "bind", refuse)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # a pod's containers all have it
+    assert cli.main(["serve", "--data", str(tmp_path)]) == cli.EXIT_USER_ERROR
+    assert "note: in this Kubernetes container 127.0.0.1 is reachable from inside it only, not through a port " \
+        "mapping (docker run -p, a Service): give --host 0.0.0.0" in capsys.readouterr().err  # fmt: skip
+    assert cli.main(["serve", "--host", "0.0.0.0", "--api-key", "k", "--data", str(tmp_path)]) == 2
+    assert "note" not in capsys.readouterr().err
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    assert own_network_container({}, tmp_path) is None  # outside: nothing to say
+    (tmp_path / ".dockerenv").touch()
+    assert own_network_container({}, tmp_path) == "Docker"
+    assert own_network_container({"container": "podman"}, tmp_path / "none") == "Podman"
+    assert own_network_container({"APPTAINER_CONTAINER": "x.sif"}, tmp_path / "none") is None  # the host's network
+
+
 @pytest.mark.parametrize("flag, variable", [("", None), ("  ", "k"), (None, "")])
 def test_an_empty_api_key_is_refused_before_binding(flag, variable, tmp_path, capsys, monkeypatch):
     # `--api-key "$KEY"` with KEY unset (or MOTIF_LITE_API_KEY= ) served without any key, without a word on loopback.

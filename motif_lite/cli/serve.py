@@ -281,6 +281,7 @@ def main(args: argparse.Namespace) -> int:
     _check_server_extra()
     from motif_lite.checkpoint import check_gguf_files
     from motif_lite.devices import resolve_device
+    from motif_lite.io.container import own_network_container
     from motif_lite.io.gguf_source import refuse_variant_flag
     from motif_lite.server.jobs import JobStore
     from motif_lite.server.runner import bind, is_loopback
@@ -294,6 +295,10 @@ def main(args: argparse.Namespace) -> int:
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
               "the server", file=sys.stderr)  # fmt: skip
+    if is_loopback(args.host) and (container := own_network_container()) is not None:
+        print(f"note: in this {container} container {args.host} is reachable from inside it only, not through "
+              "a port mapping (docker run -p, a Service): give --host 0.0.0.0, with --api-key where others can "
+              "reach the port", file=sys.stderr)  # fmt: skip
     sock = bind(args.host, args.port)  # a busy port fails now, not after the model has loaded
     try:
         try:
