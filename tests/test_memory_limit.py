@@ -92,3 +92,19 @@ def test_the_planner_counts_the_container_limit_not_the_hosts_ram(tmp_path):
         "; or raise this container's or job's memory limit, now 16.00 GiB (cgroup v2; docker run --memory, "
         "Kubernetes resources.limits.memory, Slurm --mem)"
     )
+
+
+def test_check_says_the_containers_memory_limit_where_there_is_one():
+    # `free` and /proc/meminfo show the host's memory in a container: check names the limit the run must fit in.
+    from motif_lite.checkup.environment import _check_memory_limit
+    from motif_lite.checkup.report import Checkup
+
+    report = Checkup()
+    _check_memory_limit(report, MemoryLimit(limit_bytes=16 * GiB, used_bytes=GiB, version=2))
+    [finding] = report.findings
+    assert (finding.level, finding.subject) == ("ok", "memory limit")
+    assert finding.message.startswith("16.00 GiB of this machine's ")
+    assert "(cgroup v2: this container's or job's), 15.00 GiB of it available now" in finding.message
+    report = Checkup()
+    _check_memory_limit(report, None)
+    assert report.findings == []

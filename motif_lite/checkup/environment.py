@@ -24,12 +24,14 @@ from motif_lite.devices import (
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.wsl import is_wsl, wsl_driver_problem
 from motif_lite.runtime.host_memory import total_ram
+from motif_lite.runtime.memory_limit import MemoryLimit, memory_limit
 from motif_lite.units import memory_size
 
 
 def check_environment(report: Checkup) -> None:
     report.ok("torch", f"{torch.__version__} ({gpu_platform()})")
     _check_wsl(report)
+    _check_memory_limit(report, memory_limit())
     _check_gpu(report)
     _check_triton(report)
     _check_ffmpeg(report)
@@ -46,6 +48,20 @@ def _check_wsl(report: Checkup) -> None:
         f"Linux under Windows{memory} (by default half of the machine's; %UserProfile%\\.wslconfig sets it: "
         '[wsl2] memory=...); keep the weights under the Linux home, not on /mnt/c (docs/usage.md, "Under WSL2 '
         '(Windows)")',
+    )
+
+
+def _check_memory_limit(report: Checkup, limit: MemoryLimit | None) -> None:
+    """Under a cgroup memory limit (a container's, a Slurm job's): say it, since /proc/meminfo, `free` and `top`
+    show the whole machine's memory there, and a process past the limit is killed without a word."""
+    if limit is None:
+        return
+    total = total_ram()
+    machine = "" if total is None else f" of this machine's {memory_size(total)}"
+    report.ok(
+        "memory limit",
+        f"{memory_size(limit.limit_bytes)}{machine} (cgroup v{limit.version}: this container's or job's), "
+        f"{memory_size(limit.available_bytes)} of it available now: runs plan their host memory within it",
     )
 
 
