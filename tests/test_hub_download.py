@@ -142,6 +142,25 @@ def test_a_download_that_does_not_fit_is_refused_before_it_starts(fake_hub, monk
     assert fake_hub.downloads == [(MOTIF_REPO, WITH_GGUF)]
 
 
+def test_a_download_for_a_user_without_a_home_is_refused_before_it_writes_a_folder_named_tilde(
+    fake_hub, monkeypatch, tmp_path
+):
+    # `docker run -u 12345` with HOME unset: huggingface_hub's cache stayed "~/.cache/huggingface/hub", relative to
+    # the current folder, and 10 GB went into ./~ (or failed on a read-only root with a traceback about "~").
+    free_space(monkeypatch, 10**12)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", "~/.cache/huggingface/hub")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_checkpoint(MOTIF_REPO, download=WITH_GGUF)
+    assert not isinstance(error.value, MissingFilesError)
+    assert str(error.value).startswith(
+        "the Hugging Face cache would be ~/.cache/huggingface/hub in the current folder, a folder named '~': this "
+        "user has no home"
+    )
+    assert "set HF_HOME (or HF_HUB_CACHE) to a folder you can write" in str(error.value)
+    assert fake_hub.downloads == [] and not (tmp_path / "~").exists()
+
+
 def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts(fake_hub, monkeypatch, capsys):
     repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B"
     snapshot = repo / "snapshots" / ("0" * 40)

@@ -356,6 +356,12 @@ def start_download(plan: DownloadPlan, before: Callable[[DownloadPlan], None] | 
     if not plan.files:
         return
     cache = Path(constants.HF_HUB_CACHE)
+    if cache.parts[0] == "~":  # huggingface_hub's os.path.expanduser found no home: it would write under ./~
+        raise CheckpointError(
+            f"the Hugging Face cache would be {cache} in the current folder, a folder named '~': this user has no "
+            "home (HOME is unset and /etc/passwd has no entry for it, as in a container run with -u UID); set "
+            "HF_HOME (or HF_HUB_CACHE) to a folder you can write, e.g. a mounted volume, and run again"
+        )
     existing = next(folder for folder in [cache, *cache.parents] if folder.exists())
     free = shutil.disk_usage(existing).free
     if plan.needed > free:
