@@ -94,6 +94,16 @@ def test_an_empty_cache_variable_is_replaced_with_a_note(temp_dir):
     assert Path(environ["TRITON_CACHE_DIR"]).parent == temp_dir
 
 
+def test_a_user_without_a_home_gets_the_fallback_not_a_folder_named_tilde(tmp_path, temp_dir, monkeypatch):
+    # `docker run -u 12345` with HOME unset: os.path.expanduser("~") stays "~", so Triton (and our check, which
+    # made the folder to test it) put the kernels under ./~/.triton/cache, in whatever folder the run started in.
+    monkeypatch.chdir(tmp_path)
+    environ = {"TRITON_HOME": "~"}  # what the default is for a user without a home
+    note = writable_kernel_cache(environ, "auto", CUDA)
+    assert note.startswith("this user has no home, so Triton's kernel cache would be ~/.triton/cache under a ")
+    assert Path(environ["TRITON_CACHE_DIR"]).parent == temp_dir and not (tmp_path / "~").exists()
+
+
 def test_nothing_writable_says_so_and_changes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(blocked(tmp_path, "tmp")))
     environ = {"TRITON_CACHE_DIR": str(blocked(tmp_path, "home"))}

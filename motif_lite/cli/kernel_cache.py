@@ -49,6 +49,8 @@ def writable_kernel_cache(environ: MutableMapping[str, str], kernels: str, devic
     folder = triton_cache_dir(environ)
     if folder is None:
         told = "Triton has no kernel cache (TRITON_CACHE_DIR is set but empty)"
+    elif folder.parts[0] == "~":  # os.path.expanduser found no home: HOME unset and a UID /etc/passwd lacks
+        told = f"this user has no home, so Triton's kernel cache would be {folder} under a folder named '~' here"
     elif (problem := unwritable(folder)) is not None:
         told = f"Triton's kernel cache {folder} cannot be written ({problem})"
     else:
