@@ -157,8 +157,13 @@ def test_a_download_for_a_user_without_a_home_is_refused_before_it_writes_a_fold
         "the Hugging Face cache would be ~/.cache/huggingface/hub in the current folder, a folder named '~': this "
         "user has no home"
     )
-    assert "set HF_HOME (or HF_HUB_CACHE) to a folder you can write" in str(error.value)
+    assert "set HF_HOME (or HF_HUB_CACHE) to the cache, a folder you can write, e.g. a mounted vol" in str(error.value)
     assert fake_hub.downloads == [] and not (tmp_path / "~").exists()
+    # Offline (weights baked into the image, HF_HOME forgotten): the list of missing files says why the cache is '~'.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(MissingFilesError) as missing:
+        find_checkpoint(MOTIF_REPO, download=WITH_GGUF)
+    assert "\nNote: the Hugging Face cache would be ~/.cache/huggingface/hub in the current" in str(missing.value)
 
 
 def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts(fake_hub, monkeypatch, capsys):

@@ -349,6 +349,20 @@ def held_while(
     return before_download
 
 
+def homeless_cache() -> str | None:
+    """Where the user has no home (HOME unset and no /etc/passwd entry, as in a container run with -u UID),
+    huggingface_hub's os.path.expanduser leaves its cache `~/.cache/huggingface/hub`, a folder named '~' in the
+    current folder: that said, up to the fix (HF_HOME); None where the cache is a real path."""
+    cache = Path(constants.HF_HUB_CACHE)
+    if cache.parts[0] != "~":
+        return None
+    return (
+        f"the Hugging Face cache would be {cache} in the current folder, a folder named '~': this user has no home "
+        "(HOME is unset and /etc/passwd has no entry for it, as in a container run with -u UID); set HF_HOME (or "
+        "HF_HUB_CACHE) to the cache, a folder you can write"
+    )
+
+
 def start_download(plan: DownloadPlan, before: Callable[[DownloadPlan], None] | None = None) -> None:
     """Say what is about to be downloaded, and where, after checking that it fits on the cache's disk
     (`CheckpointError` otherwise: huggingface_hub would only log a warning and fail with the disk full) and calling
@@ -356,12 +370,8 @@ def start_download(plan: DownloadPlan, before: Callable[[DownloadPlan], None] | 
     if not plan.files:
         return
     cache = Path(constants.HF_HUB_CACHE)
-    if cache.parts[0] == "~":  # huggingface_hub's os.path.expanduser found no home: it would write under ./~
-        raise CheckpointError(
-            f"the Hugging Face cache would be {cache} in the current folder, a folder named '~': this user has no "
-            "home (HOME is unset and /etc/passwd has no entry for it, as in a container run with -u UID); set "
-            "HF_HOME (or HF_HUB_CACHE) to a folder you can write, e.g. a mounted volume, and run again"
-        )
+    if (homeless := homeless_cache()) is not None:
+        raise CheckpointError(f"{homeless}, e.g. a mounted volume, and run again")
     existing = next(folder for folder in [cache, *cache.parents] if folder.exists())
     free = shutil.disk_usage(existing).free
     if plan.needed > free:

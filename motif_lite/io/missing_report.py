@@ -15,7 +15,7 @@ from huggingface_hub import constants
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, both_spellings
-from motif_lite.io.hub import OFFLINE_SET
+from motif_lite.io.hub import OFFLINE_SET, homeless_cache
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,8 @@ class MissingFilesError(CheckpointError):
             if hub:
                 lines.append(f"missing files, not in the Hugging Face cache ({constants.HF_HUB_CACHE}):")
                 lines += [f"  {item.describe()}" for item in hub]
+                if (homeless := homeless_cache()) is not None:  # the weights may well be in a cache elsewhere
+                    lines.append(f"Note: {homeless}.")
             if any(item.reason == OFFLINE_SET for item in hub):  # e.g. set by a notebook, on a connected machine
                 lines.append("With a network here, unset HF_HUB_OFFLINE and run again: they then download themselves.")
             lines.append("Download them (on a machine with network access if this one has none):")
