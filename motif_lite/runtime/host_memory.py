@@ -175,12 +175,15 @@ def more_memory_fix(limit: MemoryLimit | None = None) -> str:
     `memory_limit()` when not given), that limit; under WSL2, the VM's share of Windows' (a setting); else
     nothing."""
     limit = memory_limit() if limit is None else limit
+    fixes = []
     if limit is not None:
-        return (
-            f"; or raise this container's or job's memory limit, now {memory_size(limit.limit_bytes)} (cgroup "
+        fixes.append(
+            f"or raise this container's or job's memory limit, now {memory_size(limit.limit_bytes)} (cgroup "
             f"v{limit.version}; docker run --memory, Kubernetes resources.limits.memory, Slurm --mem)"
         )
-    return f"; {WSLCONFIG_FIX}" if is_wsl() else ""
+    if is_wsl():
+        fixes.append(WSLCONFIG_FIX)
+    return "".join(f"; {fix}" for fix in fixes)
 
 
 def pinned_size(nbytes: int) -> int:
