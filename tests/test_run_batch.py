@@ -56,13 +56,13 @@ def test_a_batch_from_the_last_seed_goes_on_from_seed_0(tmp_path, monkeypatch):
     assert [r.seed for r in requests] == [4294967295, 0, 1]
 
 
-def _run_batch(root: Path, folder: Path) -> int:
-    """`run -b 4 -o fox.mp4` (seeds 2 to 5) of the tiny checkpoint into `folder`."""
+def _run_batch(root: Path, folder: Path, *flags: str) -> int:
+    """`run -b 4 -o fox.mp4` (seeds 2 to 5) of the tiny checkpoint into `folder`, with `flags`."""
     folder.mkdir(exist_ok=True)
     return cli.main([
         "run", "-m", str(root), "-p", "a red fox runs through snow", "-o", str(folder / "fox.mp4"),
         "-W", "48", "-H", "32", "--video-frames", "1", "--steps", "1", "-s", "2", "-b", "4",
-        "--dtype", "fp32", "--device", "cpu", "--kernels", "torch",
+        "--dtype", "fp32", "--device", "cpu", "--kernels", "torch", *flags,
     ])  # fmt: skip
 
 
@@ -138,3 +138,20 @@ def test_a_batch_run_again_after_an_upgrade_says_which_version_made_its_files(
         f"{VERSION}.post1, makes it again (a stored version that differs is made again)\n"
     ) in err, err
     assert err.count("was made with these settings by motif-lite") == 4 and "skipped" not in err
+
+
+def test_a_batch_whose_int8_attention_fell_back_is_skipped_when_run_again(shared_checkpoint, tmp_path, capsys):
+    # On the CPU --attention int8 falls back to exact attention: its files record "exact", and the same command
+    # again compared that with the "int8" it asked for and made every video anew. The skip compares what was asked.
+    from motif_lite.io.settings_file import read_settings
+
+    flags = ("--attention", "int8")
+    assert _run_batch(shared_checkpoint[0], tmp_path, *flags) == 0
+    model = read_settings(tmp_path / "fox-1.mp4").values["model"]
+    assert (model["attention"], model["attention_asked"]) == ("exact", "int8")  # the record says what ran
+    capsys.readouterr()
+    assert _run_batch(shared_checkpoint[0], tmp_path, *flags) == 0
+    err = capsys.readouterr().err
+    assert err.count("already made with these settings") == 4, err
+    assert _run_batch(shared_checkpoint[0], tmp_path) == 0  # exact attention asked: not the files' request
+    assert "already made with these settings" not in capsys.readouterr().err

@@ -834,9 +834,12 @@ class MotifVideoPipeline:
 
     def model_metadata(self) -> dict:
         """The model a video was made with, as its file stores it: `model_flags` with each file and folder by its
-        name (a Hub repo id as it is), so that a shared video tells nothing of the user's disk; and a lossy step
-        cache's threshold, which changes the video as much as the model does (`--settings-from` notes it)."""
+        name (a Hub repo id as it is), so that a shared video tells nothing of the user's disk; the attention asked
+        for where 8-bit attention fell back to exact (`attention` says what ran); and a lossy step cache's
+        threshold, which changes the video as much as the model does (`--settings-from` notes it)."""
         metadata = model_metadata_of(self.model_flags())
+        if self.attention_used().startswith("exact (int8 fell back"):  # what ran, and what was asked: a rerun of
+            metadata["attention_asked"] = "int8"  # the same command compares the request (`settings_as_asked`)
         if self.step_cache is not None and self.step_cache.threshold > 0:  # 0 gives exactly the plain run
             metadata["step_cache"] = self.step_cache.threshold
         return metadata

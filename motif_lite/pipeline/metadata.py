@@ -99,6 +99,17 @@ def model_metadata_of(flags: dict) -> dict:
     return {**described, "lora": [named(lora) for lora in flags["lora"]]}
 
 
+def settings_as_asked(stored: dict) -> dict:
+    """A video's stored settings with its model's attention as the run asked for it: 8-bit attention that fell back
+    to exact stores "exact" (what ran) and `attention_asked` "int8" (`MotifVideoPipeline.model_metadata`), and a
+    rerun of the same command, which asks for int8 again, compares the request (`run -b N`'s skip)."""
+    model = stored.get("model")
+    if not isinstance(model, dict) or "attention_asked" not in model:
+        return stored
+    asked = {key: value for key, value in model.items() if key != "attention_asked"}
+    return {**stored, "model": {**asked, "attention": model["attention_asked"]}}
+
+
 # What `stored_settings` writes beside the request's fields: who made the file, the effective settings, and the
 # checksums of an uploaded clip and first frame (the server's).
 _MADE_WITH_KEYS = ("software", "version", "model", "sampler", "flow_shift", "schedule", "guidance_config",
