@@ -130,6 +130,39 @@ def test_the_apis_fps_takes_ntsc_names_as_their_exact_rate(fps, rate):
     assert body.request_fields["fps"] == rate and type(body.request_fields["fps"]) is type(rate)
 
 
+@pytest.mark.parametrize("form", [False, True])
+@pytest.mark.parametrize(
+    ("fps", "rate"),
+    [("24000/1001", 24000 / 1001), (" 30000 / 1001 ", 30000 / 1001), ("ntsc-film", 24000 / 1001),
+     ("NTSC", 30000 / 1001), ("23.976", 24000 / 1001), ("25/2", 12.5), ("24", 24.0)],
+)  # fmt: skip
+def test_the_apis_fps_takes_the_texts_run_fps_takes(fps, rate, form):
+    # The server took 23.976 but refused "24000/1001", which --fps takes: JSON and form bodies now read it as --fps.
+    body = parse_create({"prompt": PROMPT, "fps": fps}, None, from_form=form)
+    assert body.request_fields["fps"] == rate and body.request_fields["fps"] == parse_rate(fps)
+
+
+@pytest.mark.parametrize("fps", ["1/0", "24/", "/1001", "24000/1001/2", "a/b"])
+def test_the_apis_wrong_fraction_is_a_400_with_runs_message(fps):
+    from motif_lite.server.schema import ApiError
+
+    with pytest.raises(ApiError) as error:
+        parse_create({"prompt": PROMPT, "fps": fps}, None, from_form=False)
+    said = f"fps must be a number or a fraction such as 24000/1001, got {fps!r}"
+    assert (error.value.status, error.value.param, error.value.code, error.value.message) == (
+        400, "fps", "invalid_value", said
+    )  # fmt: skip
+
+
+def test_the_apis_fps_text_that_is_no_rate_gets_the_range_message():
+    # Text that is no number at all is refused as before, by the request's check, with the rate's whole range.
+    from motif_lite.request import GenerationRequest, RequestError
+
+    fields = parse_create({"prompt": PROMPT, "fps": "fast"}, None, from_form=False).request_fields
+    with pytest.raises(RequestError, match=r"fps must be a number from 0.001 to 1000"):
+        GenerationRequest(**fields, output="o.mp4").resolve()
+
+
 def test_an_ntsc_clips_extension_is_summed_up_at_its_exact_rate(checkpoint, tmp_path, capsys):
     pixels = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
     clip = write_video(pixels, tmp_path / "clip.mp4", 30000 / 1001)

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from motif_lite.choices import lines_size, split_size
 from motif_lite.errors import MotifLiteError, shown
-from motif_lite.frame_rates import exact_rate, rate_said
+from motif_lite.frame_rates import exact_rate, parse_rate, rate_said
 from motif_lite.request import (
     API_FIELDS,
     MOST_FRAMES,
@@ -168,7 +168,9 @@ def parse_create(
         if name in given:
             request_fields[field] = _form_value(given[name], kind) if from_form else given[name]
     fps = request_fields.get("fps")
-    if isinstance(fps, float | int) and not isinstance(fps, bool):  # others are the request's checks to refuse
+    if isinstance(fps, str):  # "24000/1001", "ntsc-film", "23.976": run's --fps takes them, and so does the API
+        request_fields["fps"] = _api_rate(fps)
+    elif isinstance(fps, float | int) and not isinstance(fps, bool):  # others are the request's checks to refuse
         request_fields["fps"] = exact_rate(fps)  # 23.976 is NTSC's 24000/1001, as run's --fps takes it
     if "size" in given:
         request_fields["width"], request_fields["height"] = parse_size(given["size"])
@@ -188,6 +190,18 @@ def parse_create(
     crf = _form_value(given["crf"], int) if from_form and "crf" in given else given.get("crf")
     image_name = None if image is None else image_name
     return CreateBody(request_fields, image, loras, extend, seconds, crf, upload, image_name)
+
+
+def _api_rate(text: str) -> float | str:
+    """`fps` sent as text, as run's --fps reads it (`frame_rates.parse_rate`): a number, a fraction such as
+    24000/1001, or ffmpeg's ntsc-film and ntsc. A malformed fraction is a 400 here, with --fps's message; other
+    text that is no number stays text, for the request's check to refuse with the rate's whole range."""
+    try:
+        return parse_rate(text)
+    except ValueError as error:
+        if "/" in text:
+            raise ApiError(400, f"fps {error}", "fps", "invalid_value") from None
+    return text
 
 
 def is_upload(value: Any) -> bool:
