@@ -1123,7 +1123,9 @@ def test_orderly_stop_queues_the_running_job_again(pipe, tmp_path):
     store = JobStore(data)
     try:
         job = store.get(video["id"])
-        assert job.status == QUEUED and job.progress == 0 and job.started_at is None
+        assert job.status == QUEUED and job.started_at is None
+        # Stopped after a step, it keeps its state and the progress it had reached; before one, it starts over.
+        assert (job.progress > 0) == store.state_path(job.id).exists(), job.progress
         assert list(store.videos.iterdir()) == []  # the partial video was removed
     finally:
         store.close()
@@ -1794,6 +1796,27 @@ def test_a_resumed_jobs_progress_starts_at_its_step_and_never_goes_back(pipe, tm
         # Stopped while it decoded: it starts where the decode starts.
         assert resumed_percent(dataclasses.replace(saved, progress=None)) == percent("decode", 0, 1)
         assert resumed_percent(None) == 0
+
+
+def test_a_restarted_jobs_progress_never_shows_0_before_its_state_is_read(pipe, tmp_path):
+    # Queued again and claimed after a restart, a job showed progress 0 until its saved state had been read (its
+    # image hashed, its clip read): it keeps the percent it had reached, queued and claimed.
+    with a_job_stopped_after_step_3(pipe, tmp_path) as (store, worker, job, lines):
+        reached = store.get(job.id).progress
+        store.close()
+        store = worker.store = JobStore(tmp_path)  # the server starts again
+        try:
+            store.recover()
+            assert reached > 0 and store.get(job.id).progress == reached  # queued, as far as it had got
+            seen, read = [], worker._saved_state
+            worker._saved_state = lambda job_id, *a: seen.append(store.get(job_id).progress) or read(job_id, *a)
+            reported, report = [], store.set_progress
+            store.set_progress = lambda job_id, progress: reported.append(progress) or report(job_id, progress)
+            run_stopping_at(worker, job.id, None)
+            assert seen == [reached] and min(reported) >= reached, (seen, reported)
+            assert store.get(job.id).status == COMPLETED
+        finally:
+            store.close()
 
 
 def test_a_saved_state_another_checkpoint_made_is_dropped_and_the_job_starts_over(pipe, tmp_path, monkeypatch):

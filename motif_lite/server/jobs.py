@@ -451,14 +451,15 @@ class JobStore:
             return dict(self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
 
     def claim_next(self) -> Job | None:
-        """The oldest queued job, now marked in progress (None if the queue is empty)."""
+        """The oldest queued job, now marked in progress (None if the queue is empty). Its progress stays: 0 for a new
+        job, the percent it had reached for one queued again with its state (`requeue`, `recover`), which the worker
+        sets to where it goes on from once it has read that state."""
         with self._lock:
             row = self._db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1", (QUEUED,)).fetchone()
             if row is None:
                 return None
             self._db.execute(
-                "UPDATE jobs SET status = ?, started_at = ?, progress = 0 WHERE id = ?",
-                (IN_PROGRESS, time.time(), row[0]),
+                "UPDATE jobs SET status = ?, started_at = ? WHERE id = ?", (IN_PROGRESS, time.time(), row[0])
             )
             return self._get(row[0])
 
@@ -494,11 +495,14 @@ class JobStore:
                 self._db.execute("UPDATE jobs SET notes = ? WHERE id = ?", (json.dumps(notes), job_id))
 
     def requeue(self, job_id: str) -> None:
-        """Put a running job back at its place in the queue (the server is stopping in an orderly way)."""
+        """Put a running job back at its place in the queue (the server is stopping in an orderly way), with the
+        progress it had reached where it goes on from a saved state, else at 0 (it starts over)."""
+        kept = self.state_path(job_id).exists()
         with self._lock:
             self._db.execute(
-                "UPDATE jobs SET status = ?, progress = 0, started_at = NULL WHERE id = ? AND status = ?",
-                (QUEUED, job_id, IN_PROGRESS),
+                "UPDATE jobs SET status = ?, progress = CASE WHEN ? THEN progress ELSE 0 END, started_at = NULL "
+                "WHERE id = ? AND status = ?",
+                (QUEUED, kept, job_id, IN_PROGRESS),
             )
 
     def delete(self, job_id: str) -> Job | None:
@@ -540,8 +544,8 @@ class JobStore:
             retried = [job for job in running if self.state_path(job).exists() and not self.retried_path(job).exists()]
             for job in retried:
                 self.retried_path(job).touch()
-                self._db.execute(
-                    "UPDATE jobs SET status = ?, progress = 0, started_at = NULL WHERE id = ?", (QUEUED, job)
+                self._db.execute(  # with the progress it had reached: it goes on from its state
+                    "UPDATE jobs SET status = ?, started_at = NULL WHERE id = ?", (QUEUED, job)
                 )
             interrupted = [job for job in running if job not in retried]
             self._db.execute(

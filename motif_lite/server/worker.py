@@ -207,8 +207,10 @@ class Worker:
             # video's file stores of the image, and for `generate`, which takes it as it is.
             resolved = request.resolve_with_inputs(clip)
             resume = self._saved_state(job.id, state, resolved.request, resolved.first_frame_sha256)
-            start = resumed_percent(resume)
-            if start and not self.store.set_progress(job.id, start):  # shown at once, before the LoRAs load
+            # Never below the percent it had reached before a restart (kept as it was queued again and claimed),
+            # unless it starts over: its state was dropped.
+            start = 0 if resume is None else max(resumed_percent(resume), job.progress)
+            if start != job.progress and not self.store.set_progress(job.id, start):  # at once, before the LoRAs
                 raise JobDeleted(job.id, "resume", 0, 0)
             self._use_loras(job)
             try:
