@@ -14,7 +14,14 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.checkpoint import GGUFFilesRead, ModelSources, check_your_shapes, float8_notes, locate_sources
+from motif_lite.checkpoint import (
+    GGUFFilesRead,
+    ModelSources,
+    check_gguf_files,
+    check_your_shapes,
+    float8_notes,
+    locate_sources,
+)
 from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import (
@@ -125,9 +132,11 @@ def preflight(
         else:  # the device's problem holds any download: said now, not after the gigabytes
             held = held_while(problems, before_download)
             if loras or weights:  # checked against the configs at hand: a wrong one holds the download
+                # The --gguf file's header read once for both: the checks at hand and the ones that follow.
+                header_read = header_read or _gguf_header_read_first(model, gguf)
                 held = _local_files_read_first(
                     model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, loras=loras, problems=problems,
-                    then=held,
+                    then=held, header_read=header_read,
                 )  # fmt: skip
             sources = locate_sources(
                 model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, before_download=held,
@@ -157,23 +166,33 @@ def _local_files_read_first(
     loras: Sequence[LoRASpec],
     problems: list[MotifLiteError],
     then: Callable[[DownloadPlan], None],
+    header_read: GGUFFilesRead | None = None,
 ) -> Callable[[DownloadPlan], None]:
     """A `before_download` that checks the user's files against the configs at hand
     (`local_file_problems`) before the first download, their problems joining `problems`, then calls `then`
     (`held_while`'s, which those problems hold). Only where a download comes: without one, the checks after it
-    read the files once, against the configs found."""
+    read the files once, against the configs found. `header_read`: the GGUF files read already, not read again."""
     read = False
 
     def before_download(plan: DownloadPlan) -> None:
         nonlocal read
         if not read:
             read = True
-            problems.extend(
-                local_file_problems(model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, loras=loras)
-            )
+            problems.extend(local_file_problems(
+                model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, loras=loras, header_read=header_read
+            ))  # fmt: skip
         then(plan)
 
     return before_download
+
+
+def _gguf_header_read_first(model: str | Path, gguf: str | Path | None) -> GGUFFilesRead | None:
+    """The --gguf file's header (`check_gguf_files`), for the checks before a download and after it to share; None
+    where it has a problem, which those checks name as they read it."""
+    try:
+        return check_gguf_files(model, gguf)
+    except MotifLiteError:
+        return None
 
 
 def local_file_problems(
@@ -183,14 +202,16 @@ def local_file_problems(
     text_encoder_gguf: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
     loras: Sequence[LoRASpec] = (),
+    header_read: GGUFFilesRead | None = None,
 ) -> list[MotifLiteError]:
     """What is wrong with the user's files against the configs at hand, before the checkpoint downloads: the LoRA
     files (`check_loras_at_hand`) and the VAE, transformer and text encoder weight files
     (`checkpoint.check_your_shapes`; the text encoder's not beside a `text_encoder_gguf`, which replaces it), each
     against the checkpoint's config where the cache or a folder holds it, else, for the official model, the official
-    architecture bundled with motif-lite. The full checks, against the checkpoint's own configs, come after."""
+    architecture bundled with motif-lite. The full checks, against the checkpoint's own configs, come after.
+    `header_read`: the GGUF files read already (`locate_sources`)."""
     try:  # the user's weight files change no config: the checkpoint's and the GGUF's
-        at_hand = locate_sources(model, gguf, **AT_HAND)
+        at_hand = locate_sources(model, gguf, **AT_HAND, header_read=header_read)
     except MotifLiteError:  # a problem of the files at hand (a broken config, say): the checks name or fetch it
         at_hand = None
     official = str(model) == MOTIF_REPO

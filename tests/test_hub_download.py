@@ -1576,3 +1576,24 @@ def test_a_variant_motif_lite_cannot_run_is_refused_from_python_in_its_words(fak
     assert "--gguf TQ1_0 (in Python gguf='TQ1_0'): motif-lite cannot run a file of GGUF type TQ1_0: " \
         "--gguf Q2_K (in Python gguf='Q2_K') is the nearest variant it runs; it runs F32, " in said, said  # fmt: skip
     assert fake_hub.downloads == [] and GGUF_REPO not in fake_hub.listed
+
+
+def test_the_lora_check_before_the_download_reads_no_gguf_header_again(
+    empty_cache_run, fake_hub, shared_checkpoint_and_gguf, monkeypatch, tmp_path
+):
+    # With --lora, the check of the user's files before the download (`local_file_problems`) read the --gguf file's
+    # header once more: it takes the one read for the checks that follow, so --lora adds no read.
+    from motif_lite.weights import gguf_file
+
+    gguf = shared_checkpoint_and_gguf[1]
+    reads: list[Path] = []
+    read_header = gguf_file._validate_header  # every read of a header walks it first (`read_gguf`, `tensor_bytes`)
+    monkeypatch.setattr(gguf_file, "_validate_header", lambda path: reads.append(Path(path)) or read_header(path))
+    code, err = empty_cache_run("--gguf", str(gguf))
+    assert "downloading" in err, err
+    without = reads.count(gguf)
+    reads.clear()
+    lora = lora_file(tmp_path / "style.safetensors", lora_of((64, 64)))  # fits the GGUF's (tiny) transformer
+    code, err = empty_cache_run("--gguf", str(gguf), "--lora", str(lora))
+    assert "downloading" in err, err  # the check before the download ran, and found nothing wrong
+    assert without >= 1 and reads.count(gguf) == without, (without, reads)
