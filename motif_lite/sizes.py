@@ -14,6 +14,7 @@ from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError
+from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.units import memory_size
 from motif_lite.vae import WanVAEConfig
 from motif_lite.weights.float8 import FLOAT8_DTYPES, is_companion
@@ -38,6 +39,9 @@ class ModelSizes:
     origins: dict[str, str]  # "transformer", "text encoder", "vae" -> where the size came from
     # The text encoder's linears run on packed blocks (a GGUF or a recipe that quantizes them; not F32/F16/BF16 ones)
     text_encoder_quantized: bool = False
+    # The transformer's weights (values), where counting its size built it on the meta device (--quantize, or no
+    # GGUF): a quantizing time estimate takes them instead of building it again (`transformer_weights`).
+    transformer_values: int | None = None
 
     def lines(self) -> list[str]:
         sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
@@ -53,6 +57,7 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
     encoder counts as loaded (`stored_bytes`), in `text_encoder_dtype` (default: `devices.text_encoder_dtype`)."""
     config = sources.transformer.value
     origins = {}
+    values = None
     if sources.gguf is not None:
         # Packed bytes, from the header alone: as `locate_sources` counted them, else read now (sources made by hand)
         transformer_bytes = sources.gguf_bytes if sources.gguf_bytes is not None else tensor_bytes(sources.gguf)
@@ -67,10 +72,13 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
             f"estimated from our quantizer's {recipe} over this architecture; the official file may differ"
         )
     elif sources.quantize is not None:  # what quantize/on_load.py makes: the quantizer's file, byte for byte
-        transformer_bytes, recipe = estimated_gguf_bytes(config, sources.quantize)
+        model = build_model(config)  # once, for the recipe's bytes and the weights the quantizing time counts
+        transformer_bytes, recipe = estimated_gguf_bytes(config, sources.quantize, model)
+        values = _numel_of(model)
         origins["transformer"] = f"quantized to {recipe} as it loads: our quantizer's recipe over this architecture"
     else:
-        transformer_bytes = _numel(config) * dtype.itemsize
+        values = _numel(config)
+        transformer_bytes = values * dtype.itemsize
         origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
         kept = _float8_linear_numel(sources.root)
         if kept:  # ComfyUI's fp8 copy: its linear weights stay one byte each (weights/float8.py)
@@ -100,17 +108,20 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         origins["text encoder"] = "official T5Gemma2 size (built-in), weights not at hand"
     vae = sources.configs.vae
     origins["vae"] = "vae/config.json" if vae is not None else "official Wan2.1 config (built-in)"
-    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins, text_quantized)
+    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins, text_quantized, values)
 
 
-def estimated_gguf_bytes(config: TransformerConfig, variant: str) -> tuple[int, str]:
+def estimated_gguf_bytes(
+    config: TransformerConfig, variant: str, model: MotifVideoTransformer | None = None
+) -> tuple[int, str]:
     """Packed bytes of a GGUF file that `python -m motif_lite.quantize --type VARIANT` makes of this architecture,
-    counted tensor by tensor on the meta device (no weights); and the recipe's name. A type motif-lite runs that the
-    quantizer does not make (IQ4_XS) is counted with the nearest recipe (`size_stand_in`)."""
+    counted tensor by tensor on the meta device (no weights; `model`: that architecture built already); and the
+    recipe's name. A type motif-lite runs that the quantizer does not make (IQ4_XS) is counted with the nearest
+    recipe (`size_stand_in`)."""
     from motif_lite.quantize.recipes import packed_bytes, size_stand_in
 
     recipe, _ = size_stand_in(variant)
-    return packed_bytes(expected_shapes(build_model(config)), recipe), recipe.name
+    return packed_bytes(expected_shapes(model or build_model(config)), recipe), recipe.name
 
 
 def quantized_text_encoder_bytes(files: list[Path], recipe: str, dtype: torch.dtype) -> tuple[int, str]:
@@ -182,7 +193,11 @@ def _float8_linear_numel(root: Path | None) -> int:
 
 
 def _numel(config: TransformerConfig) -> int:
-    return sum(t.numel() for t in build_model(config).state_dict().values())
+    return _numel_of(build_model(config))
+
+
+def _numel_of(model: MotifVideoTransformer) -> int:
+    return sum(t.numel() for t in model.state_dict().values())
 
 
 def stored_bytes(files: list[Path], dtype: torch.dtype) -> int:

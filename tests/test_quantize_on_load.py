@@ -95,6 +95,22 @@ def test_a_dry_run_plans_the_recipes_size(checkpoint, capsys):
     assert "quantized to Q8_0 as it loads" in line
 
 
+def test_a_dry_runs_quantizing_estimate_builds_no_transformer_of_its_own(checkpoint, monkeypatch, capsys):
+    # The CPU time note's quantizing estimate built the meta transformer once more to count its weights: it counts
+    # with the sizes the plan counted, so --quantize builds no more than the dry run without it.
+    from motif_lite import sizes
+
+    builds, build = [], sizes.build_model
+    monkeypatch.setattr(sizes, "build_model", lambda config: builds.append(config) or build(config))
+    run = ["run", "-m", str(checkpoint), "--dry-run", "--device", "cpu", "-W", "48", "-H", "32", "--video-frames", "5"]
+    assert cli.main(run) == 0
+    without = len(builds)
+    builds.clear()
+    assert cli.main([*run, "--quantize", "Q8_0"]) == 0
+    assert "quantized to Q8_0 as it loads" in capsys.readouterr().out
+    assert without >= 1 and len(builds) == without, (without, len(builds))
+
+
 def test_a_resumed_run_quantizes_again(checkpoint, tmp_path, capsys, monkeypatch):
     # The stopped run's --quantize comes from its latents file: the resumed video is the uninterrupted one's (a
     # resumed run in the float weights would make other frames, as the plain run's differ above).

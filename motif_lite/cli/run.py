@@ -344,7 +344,8 @@ def _prepare(
     batch_guidance, note = planned_batch_guidance(wanted, device, plan, settings.guided)
     print_notes([note] if note else [], say)
     if args.dry_run:
-        print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, len(requests)))
+        values = planned.sizes.transformer_values  # counted for the plan: the quantizing estimate counts with them
+        print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, len(requests), values))
     elif parallel is None:
         _say_run_time(question, requests, settings, sources, dtype, device, say)
     return _Prepared(sources, device, dtype, settings, planned, plan, lora_files, batch_guidance, long_prompts)
@@ -466,16 +467,19 @@ def _dry_run_time_notes(
     dtype: torch.dtype,
     device: torch.device,
     videos: int,
+    transformer_values: int | None = None,
 ) -> list[str]:
     """What a run of `videos` videos would say about its time before it loads (a dry run asks nothing): measured on
-    this machine's CPU, or on its GPU when the plan is for one that is here."""
+    this machine's CPU, or on its GPU when the plan is for one that is here. `transformer_values`: the
+    transformer's weights as the plan counted them (`quantizing_seconds`)."""
     from motif_lite.devices import is_here
 
     if device.type == "cpu":
-        note = cpu_time_note(request, settings, sources.configs, dtype, videos, quantizing_seconds(sources))
+        quantizing = quantizing_seconds(sources, transformer_values=transformer_values)
+        note = cpu_time_note(request, settings, sources.configs, dtype, videos, quantizing)
         return [] if note is None else [f"{note}; a run asks before it starts (--yes starts it)"]
     if is_here(device):  # a GPU of this machine's
-        return _gpu_time_notes(request, settings, sources, dtype, device, videos)
+        return _gpu_time_notes(request, settings, sources, dtype, device, videos, transformer_values)
     return []
 
 
@@ -486,12 +490,12 @@ def _gpu_time_notes(
     dtype: torch.dtype,
     device: torch.device,
     videos: int,
+    transformer_values: int | None = None,
 ) -> list[str]:
     """The note before a long run of `videos` videos on this GPU (`gpu_time_note`, with the quantizing as it loads
-    that a GPU run still does on the CPU); none for a short one."""
-    note = gpu_time_note(
-        request, settings, sources.configs, dtype, device, videos, quantizing_seconds(sources, on_gpu=True)
-    )
+    that a GPU run still does on the CPU); none for a short one. `transformer_values`: as `quantizing_seconds`."""
+    quantizing = quantizing_seconds(sources, on_gpu=True, transformer_values=transformer_values)
+    note = gpu_time_note(request, settings, sources.configs, dtype, device, videos, quantizing)
     return [] if note is None else [note]
 
 

@@ -79,11 +79,15 @@ class CpuTimeQuestion:
             self.said = confirm_cpu_time(request, settings, configs, dtype, self.yes, videos, quantizing, download)
 
 
-def quantizing_seconds(sources: ModelSources, on_gpu: bool = False) -> dict[str, float]:
+def quantizing_seconds(
+    sources: ModelSources, on_gpu: bool = False, transformer_values: int | None = None
+) -> dict[str, float]:
     """About how long quantizing each component as it loads takes on a CPU (`quantize.on_load.cpu_seconds`), by
     what is quantized to what: {"the transformer to Q4_K_M": 204.0}; empty when nothing is. `on_gpu`: for a GPU
     run, which still rounds to nearest on the CPU (Q8_0: about a minute for the transformer) but searches the
-    K-quants on the GPU, whose time is not measured yet (docs/benchmarks.md): those recipes are left out."""
+    K-quants on the GPU, whose time is not measured yet (docs/benchmarks.md): those recipes are left out.
+    `transformer_values`: its weights as the plan's sizes counted them (`ModelSizes.transformer_values`), else
+    counted here (the transformer built on the meta device)."""
     from motif_lite.quantize.components import TEXT_ENCODER
     from motif_lite.quantize.on_load import cpu_seconds, is_slow_on_cpu
     from motif_lite.sizes import text_encoder_weights, transformer_weights
@@ -91,7 +95,7 @@ def quantizing_seconds(sources: ModelSources, on_gpu: bool = False) -> dict[str,
     seconds = {}
     transformer = sources.quantize
     if transformer is not None and not (on_gpu and is_slow_on_cpu(transformer)):
-        weights = transformer_weights(sources.transformer.value)
+        weights = transformer_values or transformer_weights(sources.transformer.value)
         seconds[f"the transformer to {transformer}"] = cpu_seconds(weights, transformer)
     text_encoder = sources.text_encoder_quantize
     if text_encoder is not None and not (on_gpu and is_slow_on_cpu(text_encoder, TEXT_ENCODER)):
