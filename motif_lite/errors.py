@@ -64,6 +64,11 @@ class DiskFullError(MotifLiteError, OSError):
         return self.message
 
 
+class MemoryBudgetError(MotifLiteError):
+    """No memory plan fits the budget (device or host memory): the request and the files are fine, this machine
+    (or the budget given) is too small for it. `motif-lite check` says it as a limit of the machine, not a fault."""
+
+
 class DeviceError(MotifLiteError):
     """The requested device does not exist or cannot be used on this machine."""
 

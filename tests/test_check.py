@@ -125,10 +125,24 @@ def _reshape_one_tensor(path: Path) -> None:
     save_file(tensors, path)
 
 
+def _one_tensor_as_int32(path: Path) -> None:
+    tensors = load_file(path)
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name].astype(np.int32)
+    save_file(tensors, path)
+
+
 DAMAGE = {
     "missing file": (lambda r: (r / "vae/diffusion_pytorch_model.safetensors").unlink(), "vae/", "missing"),
     "truncated safetensors": (lambda r: _truncate(r / TRANSFORMER), TRANSFORMER, "truncated"),
     "wrong tensor shape": (lambda r: _reshape_one_tensor(r / TRANSFORMER), TRANSFORMER, "proj_out.weight: file [8, 8]"),
+    # A run refuses it before loading (`check_floats`); check passed it, as names and shapes match.
+    "integer tensor": (lambda r: _one_tensor_as_int32(r / TRANSFORMER), TRANSFORMER, "1 transformer tensor not stored"),
+    "integer VAE tensor": (
+        lambda r: _one_tensor_as_int32(r / "vae/diffusion_pytorch_model.safetensors"),
+        "vae/diffusion_pytorch_model.safetensors",
+        "1 VAE tensor not stored as floats",
+    ),
     "corrupt config JSON": (
         lambda r: (r / "scheduler/scheduler_config.json").write_text('{"shift": 15.0,'),
         "scheduler/scheduler_config.json",
@@ -496,6 +510,37 @@ def test_optional_files_missing_are_warnings(copy):
     assert "official APG guidance" in warned["guider/guider_config.json"]
     assert "image-to-video (-i) is not possible" in warned["feature_extractor/preprocessor_config.json"]
     assert "flow shift defaults to 15" in warned["scheduler/scheduler_config.json"]
+
+
+def test_a_tensor_a_run_refuses_is_a_problem_and_never_said_not_to_fit(copy, capsys):
+    # An int32 tensor: names and shapes match, so check said "ok", then worded the planner's refusal of it as
+    # "the default ... does not fit here" (a warning, exit 0), while `run` stops on it.
+    _one_tensor_as_int32(copy / TRANSFORMER)
+    report = check_setup(copy)
+    assert not report.passed and [f.subject for f in report.problems] == [TRANSFORMER]
+    assert not [f.line() for f in report.findings if "does not fit" in f.message]
+    with pytest.raises(CheckpointError, match="not stored as floats"):
+        locate_sources(copy)  # the run's own check, from the headers
+    assert cli.main(["check", "-m", str(copy)]) == cli.EXIT_USER_ERROR
+
+
+def test_only_a_memory_refusal_of_the_default_plan_is_said_not_to_fit(tiny, monkeypatch):
+    # The planner's memory refusals have their own type; any other refusal of a default run is a problem.
+    from motif_lite import preflight
+    from motif_lite.errors import ConfigError, MemoryBudgetError
+    from motif_lite.request import GenerationRequest
+
+    with pytest.raises(MemoryBudgetError, match="needs at least"):  # the real planner, for a GPU of 10 MiB
+        preflight.plan_generation(GenerationRequest("a fox"), tiny[0], device="cuda", vram_gib=0.01)
+    for refusal, level in ((MemoryBudgetError("needs 9 GiB"), "warning"), (ConfigError("bad value"), "problem")):
+
+        def refuse(*args, refusal=refusal, **kwargs):
+            raise refusal
+
+        monkeypatch.setattr(preflight, "plan_generation", refuse)
+        found = [f for f in check_setup(tiny[0]).findings if f.subject == "memory plan"]
+        assert [f.level for f in found] == [level]
+        assert ("does not fit here" in found[0].message) == (level == "warning")
 
 
 def test_nothing_on_disk_exits_2_with_download_commands(tmp_path, capsys, monkeypatch):

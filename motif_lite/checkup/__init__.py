@@ -30,7 +30,7 @@ from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_te
 from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
-from motif_lite.errors import Audience, LFSPointerError, MotifLiteError
+from motif_lite.errors import Audience, LFSPointerError, MemoryBudgetError, MotifLiteError
 from motif_lite.io.checkpoint_source import find_checkpoint, refuse_lfs_pointers
 from motif_lite.io.gguf_source import (
     find_gguf,
@@ -289,7 +289,9 @@ def _variant_problem(variant: str) -> tuple[str, str] | None:
 
 
 def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_encoder_gguf: Path | None) -> None:
-    """The memory plan of a default `motif-lite run` (official size and settings) on this machine."""
+    """The memory plan of a default `motif-lite run` (official size and settings) on this machine. A plan that does
+    not fit the memory is a warning (a smaller video still runs); any other refusal is a problem: a run refuses it
+    whatever its size."""
     from motif_lite.preflight import plan_generation
     from motif_lite.request import GenerationRequest
 
@@ -297,8 +299,11 @@ def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_enc
     size = f"{request.width}x{request.height}x{request.frames}"
     try:
         plan = plan_generation(request, root, gguf=gguf, dtype=None, device="auto", text_encoder_gguf=text_encoder_gguf)
-    except MotifLiteError as exc:
+    except MemoryBudgetError as exc:
         report.warning("memory plan", f"the default {size} does not fit here: {first_line(exc)}")
+        return
+    except MotifLiteError as exc:  # not about memory: its message says what to change
+        report.problem("memory plan", f"a run is refused: {first_line(exc)}", "change what the refusal names")
         return
     report.plan = plan
     budget = "none on the CPU" if plan.budget_bytes is None else f"{memory_size(plan.budget_bytes)} free"

@@ -15,7 +15,7 @@ from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.paths import quoted, user_path
 from motif_lite.units import file_size
 from motif_lite.weights.float8 import is_companion, weight_scales
-from motif_lite.weights.safetensors_files import weight_files
+from motif_lite.weights.safetensors_files import TensorRef, check_floats, weight_files
 from motif_lite.weights.safetensors_header import SafetensorsHeader, read_header
 from motif_lite.weights.shapes import (
     Shapes,
@@ -281,10 +281,12 @@ def _report_weights(
     if prefix is not None:  # one line, not every tensor twice (missing, unexpected)
         report.problem(files, comfy_prefix_problem(prefix), strip_prefix_command(headers[0].path, prefix))
         return
+    official = f"replace it with the official file: {source.fetch(folder + '/*', again=True)}"
     try:  # ComfyUI's fp8 copies load (their scales beside the weights); its int8 and NVFP4 formats do not
         weight_scales({name: t.dtype for h in headers for name, t in h.tensors.items()}, files)
+        _check_floats(folder, headers, files)
     except MotifLiteError as exc:
-        report.problem(files, str(exc), f"replace it with the official file: {source.fetch(folder + '/*', again=True)}")
+        report.problem(files, str(exc), official)
         return
     if problems:
         fix = f"the weights and the config come from different models: {source.fetch(folder + '/*', again=True)}"
@@ -297,6 +299,23 @@ def _report_weights(
     count = sum(len(h.tensors) for h in headers)
     size = sum(h.data_bytes for h in headers)
     report.ok(files, f"complete, {count} tensors ({file_size(size)}), names and shapes match {config}")
+
+
+FLOATS_CHECKED = {"transformer": "transformer", "vae": "VAE"}  # the components whose loaders refuse other dtypes
+
+
+def _check_floats(folder: str, headers: list[SafetensorsHeader], files: str) -> None:
+    """The run's refusal of integer or boolean tensors in `files` (`check_floats`, as the transformer's and the
+    VAE's loaders call it, a scaled fp8 file's companions aside): a run refuses such a file before it loads."""
+    if folder not in FLOATS_CHECKED:
+        return
+    refs = {
+        name: TensorRef(h.path, name, t.shape, t.dtype)
+        for h in headers
+        for name, t in h.tensors.items()
+        if not is_companion(name)
+    }
+    check_floats(refs, files, FLOATS_CHECKED[folder])
 
 
 def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, model: str) -> Path | None:

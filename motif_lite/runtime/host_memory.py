@@ -2,7 +2,7 @@
 sizes as loaded and the memory plan. No weights are read.
 
     needs = HostNeeds(...)                    # built by the planner from file sizes and the device plan
-    estimate = plan_host(needs, ram_budget)   # page-locked block homes if they fit, else staging; or MotifLiteError
+    estimate = plan_host(needs, ram_budget)   # page-locked block homes if they fit, else staging; or MemoryBudgetError
 
 What lives in host memory (docs/memory.md):
 - after loading (a plan loads everything on the CPU first): every component's weights, once;
@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import MemoryBudgetError
 from motif_lite.io.wsl import WSLCONFIG_FIX, is_wsl
 from motif_lite.runtime.memory_limit import MemoryLimit, memory_limit
 from motif_lite.units import memory_size
@@ -97,7 +97,7 @@ def host_estimate(needs: HostNeeds, pinned_blocks: bool, budget_bytes: int | Non
 
 def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int | None = None) -> HostEstimate:
     """Page-locked block homes (the fastest copies) when they fit both the budget and the memory available now,
-    else staging (said in the estimate's line, with the limit they would pass); a `MotifLiteError` before anything
+    else staging (said in the estimate's line, with the limit they would pass); a `MemoryBudgetError` before anything
     loads when neither fits the budget. An estimate above the memory available now is a warning: the system would
     kill the process part way (a notebook's kernel restarts), and the estimate can be a little high
     (memory-mapped pages can be dropped)."""
@@ -110,7 +110,7 @@ def plan_host(needs: HostNeeds, budget_bytes: int | None, available_bytes: int |
         if needs.cuda and needs.streamed_bytes:
             chosen = replace(chosen, staged_because=refusal)
     if budget_bytes is not None and chosen.peak_bytes > budget_bytes:
-        raise MotifLiteError(
+        raise MemoryBudgetError(
             f"this run needs about {memory_size(chosen.peak_bytes)} of host memory, but --ram is "
             f"{memory_size(budget_bytes)} ({chosen.describe()}). {less_host_memory(needs, chosen)}; or give it "
             f"--ram {math.ceil(chosen.peak_bytes / GiB * 100) / 100:.2f} or more where this machine has that much "

@@ -45,7 +45,7 @@ from torch import nn
 
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import CPU_DEVICE, gpu_memory
-from motif_lite.errors import Audience, ConfigError, MotifLiteError, Spelling
+from motif_lite.errors import Audience, ConfigError, MemoryBudgetError, MotifLiteError, Spelling
 from motif_lite.kernels.tuning import dequant_matmul_tunes
 from motif_lite.runtime.activation_memory import (
     IMAGE_TOKENS,
@@ -554,7 +554,7 @@ def plan_memory(
 
     sequence_parallel: the ranks sharing the video tokens (runtime/parallel.py); the plan is for one of them.
     step_cache: a step cache (runtime/step_cache.py) holds its tensors through the denoise stage.
-    Raises MotifLiteError naming the smallest peak when no plan fits the device, or the host need when the host
+    Raises MemoryBudgetError naming the smallest peak when no plan fits the device, or the host need when the host
     memory does not fit.
     """
     cfg_batch = inputs.cfg_batch
@@ -626,7 +626,7 @@ class _Ladder:
                 yield plan, sizes, choice
 
 
-def _no_plan_fits(inputs: PlannerInputs, smallest: Plan, ladder: _Ladder) -> MotifLiteError:
+def _no_plan_fits(inputs: PlannerInputs, smallest: Plan, ladder: _Ladder) -> MemoryBudgetError:
     """The error for `inputs` when no plan of `ladder` fits its budget: the `smallest` plan's peak, the sizes that
     fit (`_what_fits`, trying the ladder at each) and how to get more memory."""
     budget_bytes = ladder.budget_bytes
@@ -662,11 +662,11 @@ def _batched_vram(ladder: Iterable[Plan], above: int) -> float | None:
     return least
 
 
-def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MotifLiteError:
+def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MemoryBudgetError:
     """The error for a video that no plan fits into the device budget: the smallest plan's peak and table, and
     `advice` (`_what_fits`)."""
     groups = "" if smallest.heads_per_call is None else f", {smallest.heads_per_call} heads per attention call"
-    return MotifLiteError(
+    return MemoryBudgetError(
         f"{smallest.width}x{smallest.height}x{smallest.frames} needs at least {memory_size(smallest.peak_bytes)} of "
         f"device memory (plan {smallest.ladder_index + 1}: everything streamed, "
         f"{_TEXT_PLACES[smallest.text_placement]}{groups}), but the budget is {memory_size(budget_bytes)}. {advice}\n"
@@ -738,7 +738,7 @@ def plan_decode(
 ) -> DecodePlan:
     """The fastest VAE setup whose decode fits `budget_bytes` (None: no limit) with nothing but the VAE on the
     device: `plan_memory`'s decode-stage estimate without the transformer, over the same VAE modes and tiles in the
-    same order. Raises MotifLiteError naming the smallest peak, then `advice` (None: `decode_advice`) and the --vram
+    same order. Raises MemoryBudgetError naming the smallest peak, then `advice` (None: `decode_advice`) and the --vram
     that holds it, settings in `audience`'s words, when none fits."""
     # No transformer or text encoder on the device: 0 bytes of theirs. The built-in transformer config only sets
     # the token count, which the decode stage does not read.
@@ -755,7 +755,7 @@ def plan_decode(
     smallest = min(plans, key=lambda p: p.stage.peak_bytes)
     more = more_budget(smallest.stage.peak_bytes, torch.device(device).type == "cuda", audience)  # the figure that fits
     advice = advice if advice is not None else decode_advice(audience)
-    raise MotifLiteError(
+    raise MemoryBudgetError(
         f"decoding {width}x{height}x{frames} needs at least {memory_size(smallest.stage.peak_bytes)} of device memory "
         f"({smallest.stage.chunks}), but the budget is {memory_size(budget_bytes)}: {advice}. {more}"
     )
