@@ -543,6 +543,21 @@ def test_only_a_memory_refusal_of_the_default_plan_is_said_not_to_fit(tiny, monk
         assert ("does not fit here" in found[0].message) == (level == "warning")
 
 
+def test_a_transformer_that_takes_no_image_is_text_to_video_only(copy):
+    # image_embed_dim: null (a text-to-video export, no image_embedder weights): a run refuses -i, so check must
+    # not say "image-to-video possible" because the feature extractor is there.
+    config_path = copy / "transformer/config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "image_embed_dim": None}))
+    tensors = load_file(copy / TRANSFORMER)
+    save_file({name: t for name, t in tensors.items() if not name.startswith("image_embedder.")}, copy / TRANSFORMER)
+    report = check_setup(copy)
+    assert report.passed, problems(report)
+    rel = "feature_extractor/preprocessor_config.json"
+    assert [f.level for f in report.findings if f.subject == rel] == ["warning"]
+    assert "takes no image" in next(f.message for f in report.warnings if f.subject == rel)
+    assert not [f for f in report.findings if "image-to-video possible" in f.message]
+
+
 def test_nothing_on_disk_exits_2_with_download_commands(tmp_path, capsys, monkeypatch):
     from huggingface_hub import constants
 

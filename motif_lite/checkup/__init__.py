@@ -26,7 +26,7 @@ from motif_lite.checkpoint import (
     required_files,
     weight_locations,
 )
-from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_text_encoder_gguf
+from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_image_input, check_text_encoder_gguf
 from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
@@ -109,10 +109,15 @@ def _check_setup(
         files = _with_weight_files(files, weights, report)
     gguf_path = _local_gguf(str(gguf), report, str(model)) if gguf is not None else None
     root = None if files is None else files.root
+    transformer = None  # the transformer's config a run would use
     if files is not None:
-        check_checkpoint(report, files, with_transformer=gguf is None, with_text_encoder=text_encoder_gguf is None)
+        transformer = check_checkpoint(
+            report, files, with_transformer=gguf is None, with_text_encoder=text_encoder_gguf is None
+        )
     if gguf_path is not None:
-        check_gguf(report, gguf_path, root, str(model))
+        transformer = check_gguf(report, gguf_path, root, str(model))
+    if files is not None:
+        check_image_input(report, files, transformer)
     text_path = None
     if text_encoder_gguf is not None:
         text_path = check_text_encoder_gguf(report, str(text_encoder_gguf), root, str(model))

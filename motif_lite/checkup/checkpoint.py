@@ -29,6 +29,7 @@ from motif_lite.weights.shapes import (
 )
 
 if TYPE_CHECKING:
+    from motif_lite.config import TransformerConfig
     from motif_lite.weights.gguf_file import GGUFCheckpoint, PackedTensor
 
 FAILED = object()  # what `_parsed` returns when the file could not be read (None can be a parsed value)
@@ -36,18 +37,19 @@ FAILED = object()  # what `_parsed` returns when the file could not be read (Non
 
 def check_checkpoint(
     report: Checkup, source: CheckpointFiles, with_transformer: bool = True, with_text_encoder: bool = True
-) -> None:
-    """Every file a run reads from the checkpoint folder, component by component; without the transformer's or
-    the text encoder's weights when a GGUF file replaces them (their configs are still read)."""
+) -> TransformerConfig | None:
+    """Every file a run reads from the checkpoint folder, component by component, but the feature extractor's
+    (`check_image_input`, once the transformer's config is known); without the transformer's or the text
+    encoder's weights when a GGUF file replaces them. Returns the transformer's config when it was checked here
+    and parses."""
     _check_model_index(report, source)
     _check_text_encoder(report, source, with_text_encoder)
     _check_tokenizer(report, source)
     _check_vae(report, source)
-    if with_transformer:
-        _check_transformer(report, source)
+    transformer = _check_transformer(report, source) if with_transformer else None
     _check_scheduler(report, source)
     _check_guider(report, source)
-    _check_feature_extractor(report, source)
+    return transformer
 
 
 def _json(report: Checkup, source: CheckpointFiles, rel: str, missing: str | None = None) -> dict | None:
@@ -163,11 +165,12 @@ def _check_vae(report: Checkup, source: CheckpointFiles) -> None:
     _check_component(report, source, "vae", WanVAEConfig.from_json, "a Wan2.1 VAE config", vae_mismatches)
 
 
-def _check_transformer(report: Checkup, source: CheckpointFiles) -> None:
+def _check_transformer(report: Checkup, source: CheckpointFiles) -> TransformerConfig | None:
     from motif_lite.config import TransformerConfig
 
     what = "a Motif-Video transformer config"
-    _check_component(report, source, "transformer", TransformerConfig.from_json, what, _transformer_mismatches)
+    config = _check_component(report, source, "transformer", TransformerConfig.from_json, what, _transformer_mismatches)
+    return config if isinstance(config, TransformerConfig) else None
 
 
 def _check_component(
@@ -177,17 +180,19 @@ def _check_component(
     load_config: Callable[[Path], object],
     what: str,
     mismatches: Callable[[object, Shapes], list[str]],
-) -> None:
-    """`folder`/config.json parses (as `what`) and its safetensors weights hold the tensors it implies."""
+) -> object:
+    """`folder`/config.json parses (as `what`) and its safetensors weights hold the tensors it implies. Returns the
+    parsed config, None when the file is absent or unreadable, or `FAILED`."""
     config_file = f"{folder}/config.json"
     if _json(report, source, config_file) is None:
-        return
+        return None
     config = _parsed(report, source, config_file, lambda: load_config(source.root / config_file), what)
     headers = _weights(report, source, folder, "diffusion_pytorch_model.safetensors")
     if config is FAILED or headers is None:
-        return
+        return config
     found = {name: t.shape for h in headers for name, t in h.tensors.items()}
     _report_weights(report, source, folder, headers, mismatches(config, found), config_file)
+    return config
 
 
 def _transformer_mismatches(config: object, found: Shapes) -> list[str]:
@@ -230,10 +235,18 @@ def _check_guider(report: Checkup, source: CheckpointFiles) -> None:
         report.warning(rel, "guidance disabled (enabled: false): one transformer call per step, no negative prompt")
 
 
-def _check_feature_extractor(report: Checkup, source: CheckpointFiles) -> None:
+def check_image_input(report: Checkup, source: CheckpointFiles, transformer: TransformerConfig | None) -> None:
+    """Whether a run can take a first-frame image (-i): it needs the feature extractor's config and a transformer
+    that takes an image (`image_embed_dim` not null: a run refuses -i otherwise). `transformer`: the config a run
+    would use (the checkpoint's, or the one chosen for a GGUF); None when none could be read (its problem is said)."""
     rel = "feature_extractor/preprocessor_config.json"
-    if _json(report, source, rel, "image-to-video (-i) is not possible with this checkpoint; text-to-video is"):
-        report.ok(rel, "image-to-video possible")
+    text_only = "image-to-video (-i) is not possible with this checkpoint; text-to-video is"
+    if _json(report, source, rel, text_only) is None:
+        return
+    if transformer is not None and transformer.image_embed_dim is None:  # a text-to-video export
+        report.warning(rel, f"present, but the transformer takes no image (image_embed_dim: null): {text_only}")
+        return
+    report.ok(rel, "image-to-video possible")
 
 
 # ------------------------------------------------------------------------------------------- weights
@@ -348,9 +361,9 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
     return found.path
 
 
-def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> None:
+def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> TransformerConfig | None:
     """A GGUF transformer: readable, complete, known quant types, and every tensor as its config says (`model`: -m
-    as given, which a fix that makes the file again names).
+    as given, which a fix that makes the file again names). Returns that config, or None when there is none.
 
     The config is chosen as `motif-lite run` chooses it (`choose_gguf_config`): the checkpoint's
     `transformer/config.json` when there is one, else the one our quantizer embeds, else a `config.json` beside the
@@ -365,13 +378,13 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
         checkpoint = read_gguf(path)
     except LFSPointerError as exc:
         report.problem(subject, exc.problem, exc.fix)
-        return
+        return None
     except MotifLiteError as exc:
         problem = first_line(exc).replace(f"{path}: ", "").replace(f"{path} ", "")
         fix = _other_kind_fix(exc, path) or _safetensors_fix(path, "--diffusion-model", "transformer")
         fix = fix or _foreign_fix(exc, path, model)
         report.problem(subject, problem, fix or gguf_file_fix(path, model))
-        return
+        return None
     report.ok(subject, gguf_summary(checkpoint))
     config_path = None if root is None else root / "transformer" / "config.json"
     try:  # the config `motif-lite run` would choose, with the same notes
@@ -381,7 +394,7 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
         choice, mismatch = check_gguf_config(checkpoint, ours)
     except MotifLiteError as exc:
         report.problem(subject, f"no usable transformer config: {first_line(exc)}", gguf_file_fix(path, model))
-        return
+        return None
     config, origin = choice.config, choice.origin
     if not origin.endswith("config.json"):  # "embedded in x.gguf (...)", "inferred from the GGUF tensor shapes"
         origin = f"the config {origin}"
@@ -397,6 +410,7 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> No
         )
     else:
         report.ok(subject, f"names and shapes match {origin}")
+    return config
 
 
 def gguf_summary(checkpoint: GGUFCheckpoint) -> str:
