@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from motif_lite.checkpoint import (
@@ -104,10 +105,18 @@ def _check_setup(
     replaced = {"transformer"} if gguf is not None else set()
     replaced |= {"text_encoder"} if text_encoder_gguf is not None else set()
     files = _local_checkpoint(str(model), report, linked=set(weights or {}), gguf=replaced)
+    gguf_path = _local_gguf(str(gguf), report, str(model)) if gguf is not None else None
+    downloads = [found for found in (files, gguf_path) if isinstance(found, NotInCache)]
+    if downloads:  # said together: the command to type after them points at every folder they fill
+        again = _check_command(downloads, model, gguf, text_encoder_gguf, weights)
+        for missing in downloads:
+            fix = "download it: " + "; ".join(item.command() for item in missing.error.missing)
+            report.problem(missing.subject, missing.problem, f"{fix}; then: {again}")
+    files = files if isinstance(files, CheckpointFiles) else None
+    gguf_path = gguf_path if isinstance(gguf_path, Path) else None
     found = None if files is None else files.root  # before your own weight files are linked in
     if files is not None and weights:
         files = _with_weight_files(files, weights, report)
-    gguf_path = _local_gguf(str(gguf), report, str(model)) if gguf is not None else None
     root = None if files is None else files.root
     transformer = None  # the transformer's config a run would use
     if files is not None:
@@ -128,6 +137,33 @@ def _check_setup(
     return report
 
 
+@dataclass(frozen=True)
+class NotInCache:
+    """A Hub repo's files that a check needs and the local cache lacks: said once every lookup is done, so that
+    the command its fix gives after the downloads points at the folders of all of them (`_check_command`)."""
+
+    subject: str  # as given: -m's or --gguf's value
+    problem: str
+    error: MissingFilesError
+
+
+def _check_command(
+    downloads: list[NotInCache],
+    model: str | Path,
+    gguf: str | Path | None,
+    text_encoder_gguf: str | Path | None,
+    weights: Mapping[str, str | Path] | None,
+) -> str:
+    """This check's command with -m / --gguf pointing at the folders the `downloads` fill (they download into a
+    folder, not into the cache a repo id is looked up in), as a run's error gives its own command afterwards."""
+    folders = {key: folder for missing in downloads for key, folder in missing.error.replacements.items()}
+    flags = [("-m", folders.get("model", model)), ("--gguf", folders.get("gguf", gguf))]
+    flags += [("--text-encoder-gguf", text_encoder_gguf)]
+    flags += [(FLAGS.get(component, component), file) for component, file in (weights or {}).items()]
+    given = [part for flag, value in flags if value is not None for part in (flag, shlex.quote(str(value)))]
+    return " ".join(["motif-lite check", *given])
+
+
 def _check_windows_drives(report: Checkup, paths: list[Path]) -> None:
     """Under WSL2, weights on a Windows drive (/mnt/c, ...): a run reads them many times slower (a warning)."""
     note = windows_drive_note(path for path in paths if path.exists())
@@ -135,10 +171,12 @@ def _check_windows_drives(report: Checkup, paths: list[Path]) -> None:
         report.warning("weights on a Windows drive", note)
 
 
-def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[str]) -> CheckpointFiles | None:
-    """The checkpoint folder, found as a run finds it but in the Hugging Face cache only; `linked`, `gguf`: the
-    components whose weights the user's own files or a GGUF replace (so a download it suggests leaves them out, as
-    a run's does: `download_patterns`)."""
+def _local_checkpoint(
+    model: str, report: Checkup, linked: set[str], gguf: set[str]
+) -> CheckpointFiles | NotInCache | None:
+    """The checkpoint folder, found as a run finds it but in the Hugging Face cache only (a repo id it lacks: the
+    download, for the caller to say); `linked`, `gguf`: the components whose weights the user's own files or a GGUF
+    replace (so a download it suggests leaves them out, as a run's does: `download_patterns`)."""
     path = user_path(model)
     # -m ./Motif-Video-2B/transformer, a folder of checkpoints or of GGUF files: one problem, not one per file
     gguf_fix = gguf_folder_fix(model)
@@ -178,9 +216,7 @@ def _local_checkpoint(model: str, report: Checkup, linked: set[str], gguf: set[s
         root = find_checkpoint(model, download=download_patterns(gguf, linked), hub=HubAccess(download=False))
         refuse_lfs_pointers(root, required_files(gguf, linked))
     except MissingFilesError as exc:  # a Hub repo id the cache lacks
-        fix = "download it: " + "; ".join(item.command() for item in exc.missing)
-        report.problem(model, "not in the local Hugging Face cache (check never downloads)", fix)
-        return None
+        return NotInCache(model, "not in the local Hugging Face cache (check never downloads)", exc)
     except LFSPointerError as exc:  # a clone made without git-lfs: every pointer in one problem
         report.problem(model, exc.problem, exc.fix)
         return None
@@ -259,14 +295,14 @@ def _one_shard_of_several(path: Path) -> bool:
     return shard is not None and int(shard[1]) > 1
 
 
-def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | None:
-    """The GGUF file, found as a run finds it (a file, a folder's one file, a variant) but in the cache only; `model`
-    (-m as given) is what the fix for a quantizer's partial file makes it again from."""
+def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | NotInCache | None:
+    """The GGUF file, found as a run finds it (a file, a folder's one file, a variant) but in the cache only (a
+    variant it lacks: the download `run` would suggest, for the caller to say); `model` (-m as given) is what the fix
+    for a quantizer's partial file makes it again from."""
     try:
         return find_gguf(gguf, HubAccess(download=False))
-    except MissingFilesError as exc:  # a variant the cache lacks: the download `run` would suggest
-        fix = "download it: " + "; ".join(item.command() for item in exc.missing)
-        report.problem(gguf, f"no single file of variant {gguf} in the local cache of {GGUF_REPO}", fix)
+    except MissingFilesError as exc:
+        return NotInCache(gguf, f"no single file of variant {gguf} in the local cache of {GGUF_REPO}", exc)
     except MotifLiteError:
         path = user_path(gguf)
         if (address := gguf_address_problem(gguf)) is not None:
