@@ -428,6 +428,49 @@ def test_a_queued_job_says_how_many_jobs_run_before_it(driver, tmp_path):
         assert driver.execute_script(script, [{"id": "video_q", "status": "queued"}]) == ["queued · next"]
 
 
+# A card outside the page's list (which each refresh redraws from the server's), held as `window.card`.
+CARD = "window.card = newCard({id: arguments[0], prompt: 'a fox', settings: {}});"
+
+
+def test_a_job_that_failed_or_went_back_to_the_queue_shows_no_preview(driver, tmp_path):
+    # A job that failed (or was queued again after a crash) kept its card's moving preview beside "failed: ...",
+    # which passed for the result. The preview goes, and its blob URL with it.
+    with InProcessServer(None, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        for later in ({"status": "failed", "error": {"message": "the server stopped"}}, {"status": "queued"}):
+            driver.execute_script(CARD, "video_x")
+            driver.execute_script("updateCard(card, {id: 'video_x', status: 'in_progress', progress: 45})")
+            assert driver.execute_script("return card.dataset.previewAt") == "45"
+            url = driver.execute_script(  # what showPreview puts in the card (this server has no such job)
+                "const image = Object.assign(document.createElement('img'), {className: 'preview',"
+                "  src: URL.createObjectURL(new Blob(['gif']))});"
+                "card.querySelector('.media').append(image); return image.src;"
+            )
+            driver.execute_script("updateCard(card, {id: 'video_x', progress: 45, ...arguments[0]})", later)
+            assert driver.execute_script("return card.querySelector('img.preview') === null"), later
+            assert driver.execute_script("return card.dataset.previewAt") is None
+            revoked = "fetch(arguments[0]).then(() => arguments[1](false), () => arguments[1](true));"
+            assert driver.execute_async_script(revoked, url), "the preview's blob URL is still held"
+
+
+def test_a_finished_video_that_could_not_be_loaded_is_loaded_at_the_next_refresh(driver, tmp_path):
+    # One failed download of a completed video (the server restarting just then) left "cannot load the video"
+    # on its card until the page was reloaded: the status was kept, so each refresh left the card alone.
+    with InProcessServer(None, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        driver.execute_script(CARD, "video_gone")  # not on this server: its download fails
+        driver.execute_script(  # counts the page's requests for the video
+            "window.asked = 0; const ask = api;"
+            "api = (path, ...rest) => { asked += path.includes('video_gone/content'); return ask(path, ...rest); };"
+        )
+        state = "return card.querySelector('.state').textContent"
+        for refresh in (1, 2):
+            driver.execute_script("updateCard(card, {id: 'video_gone', status: 'completed', progress: 100})")
+            wait_for(lambda: driver.execute_script(state).startswith("cannot load the video"), 30, "the failure")
+            assert driver.execute_script("return asked") == refresh  # each refresh asks for the video again
+            assert driver.execute_script("return card.querySelector('video') === null")  # no empty player
+
+
 def test_the_page_extends_a_video_file_and_says_what_is_wrong_with_one(driver, pipe, tmp_path):
     # The API extends an uploaded video; the page could only extend the server's own. Its errors: said before
     # anything is sent where the page can tell (an image, a file over the server's limit, which was uploaded whole

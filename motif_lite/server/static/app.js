@@ -547,7 +547,18 @@ function updateCard(li, video, ahead) {
     if (video.status === "failed") actions.append(button("Try again", () => tryAgain(video)));
   }
   if (video.status === "in_progress") showPreview(li, video);
+  else if (video.status !== "completed") dropPreview(li); // failed, or queued again after a crash: no result
   if (video.status === "completed") showVideo(li, video);
+}
+
+function dropPreview(li) {
+  // A preview beside "failed" or "queued" would pass for the result; the next run of the job draws its own.
+  const preview = li.querySelector("img.preview");
+  if (preview) {
+    URL.revokeObjectURL(preview.src);
+    preview.remove();
+  }
+  delete li.dataset.previewAt;
 }
 
 async function showPreview(li, video) {
@@ -560,6 +571,7 @@ async function showPreview(li, video) {
   } catch (_) {
     return; // none yet
   }
+  if (li.dataset.status !== "in_progress") return; // it failed or finished while the preview came
   let image = li.querySelector("img.preview");
   if (!image) {
     image = document.createElement("img");
@@ -601,6 +613,8 @@ async function showVideo(li, video) {
     li.querySelector(".actions").append(link);
   } catch (error) {
     li.querySelector(".state").textContent = "cannot load the video: " + error.message;
+    player.remove();
+    delete li.dataset.status; // the next refresh tries again (the server may have been restarting)
   }
 }
 
