@@ -110,7 +110,9 @@ class TransformerConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(k for k in values if not k.startswith("_") and k not in known)
         if unknown:
-            warnings.warn(f"{source}: ignoring unknown transformer config keys {unknown}", stacklevel=2)
+            # Said from this line, not the caller's: Python shows a warning once per message and line, and a run
+            # reads the config at two places (its checks, then the load), which said it twice.
+            warnings.warn(f"{source}: ignoring unknown transformer config keys {unknown}", stacklevel=1)
         merged = {**REFERENCE_DEFAULTS, **{k: v for k, v in values.items() if k in known}}
         for name in ("rope_axes_dim",):
             if not isinstance(merged[name], list | tuple):

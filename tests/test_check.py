@@ -558,6 +558,23 @@ def test_a_transformer_that_takes_no_image_is_text_to_video_only(copy):
     assert not [f for f in report.findings if "image-to-video possible" in f.message]
 
 
+def test_an_unknown_config_key_is_a_warning_finding_of_its_file_and_a_run_says_it_once(copy, capsys, tmp_path):
+    # A misspelt key (rope_dim for rope_axes_dim) is ignored and its setting keeps its default: check printed
+    # Python's warning above the report, counted nothing, and a run printed it twice (its checks, then the load).
+    config_path = copy / "transformer/config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "rope_dim": [8, 4, 4]}))
+    assert cli.main(["check", "-m", str(copy)]) == 0
+    captured = capsys.readouterr()
+    assert "rope_dim" not in captured.err, captured.err
+    said = "warning  transformer/config.json: ignoring unknown transformer config keys ['rope_dim']"
+    lines = captured.out.splitlines()
+    assert lines.count(said) == 1  # counted in the summary with the others
+    assert f"0 problem(s), {sum(line.startswith('warning ') for line in lines)} warning(s)" in captured.out
+    run = ["run", "-m", str(copy), "-p", "a fox", "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
+    assert cli.main([*run, "--device", "cpu", "-o", str(tmp_path / "fox.mp4")]) == 0
+    assert capsys.readouterr().err.count("ignoring unknown transformer config keys ['rope_dim']") == 1
+
+
 def test_nothing_on_disk_exits_2_with_download_commands(tmp_path, capsys, monkeypatch):
     from huggingface_hub import constants
 

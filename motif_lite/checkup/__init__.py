@@ -14,9 +14,12 @@ Findings have three levels: `ok`; `warning`, for what this machine or checkpoint
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -339,7 +342,10 @@ def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_enc
     request = GenerationRequest("check")
     size = f"{request.width}x{request.height}x{request.frames}"
     try:
-        plan = plan_generation(request, root, gguf=gguf, dtype=None, device="auto", text_encoder_gguf=text_encoder_gguf)
+        with _files_warned_once(root):
+            plan = plan_generation(
+                request, root, gguf=gguf, dtype=None, device="auto", text_encoder_gguf=text_encoder_gguf
+            )
     except MemoryBudgetError as exc:
         report.warning("memory plan", f"the default {size} does not fit here: {first_line(exc)}")
         return
@@ -352,3 +358,16 @@ def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_enc
         "memory plan",
         f"default {size}: {plan.rank}, estimated peak {memory_size(plan.peak_bytes)}, budget {budget}",
     )
+
+
+@contextlib.contextmanager
+def _files_warned_once(root: Path) -> Iterator[None]:
+    """Python's warnings inside, but those about the checkpoint's files (`root/...`: unknown config keys), which
+    the file checks reported as findings already, read again by the plan."""
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            yield
+        finally:
+            shown = [w for w in caught if not str(w.message).startswith(f"{root}{os.sep}")]
+    for warning in shown:  # outside the block: shown as they would have been
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

@@ -4,6 +4,7 @@ device), every config parsed the way a run parses it."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,13 +73,24 @@ def _json(report: Checkup, source: CheckpointFiles, rel: str, missing: str | Non
 
 
 def _parsed(report: Checkup, source: CheckpointFiles, rel: str, parse: Callable[[], object], what: str) -> object:
-    """`parse()` (reads `rel` as a run would), or `FAILED` after reporting its error as a problem naming `rel`."""
-    try:
-        value = parse()
-    except Exception as exc:  # MotifLiteError, or whatever transformers raises for a config it rejects
-        report.problem(rel, f"cannot be read as {what}: {first_line(exc)}", source.fetch(rel, again=True))
-        return FAILED
-    report.ok(rel, f"parses as {what}")
+    """`parse()` (reads `rel` as a run would), or `FAILED` after reporting its error as a problem naming `rel`. What
+    the parser warns about that file (unknown keys, which a run ignores) is a warning finding of its own, not a
+    stray Python warning above the report."""
+    path = f"{source.root / rel}: "  # how the parsers name the file in their warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value = parse()
+        except Exception as exc:  # MotifLiteError, or whatever transformers raises for a config it rejects
+            report.problem(rel, f"cannot be read as {what}: {first_line(exc)}", source.fetch(rel, again=True))
+            value = FAILED
+    if value is not FAILED:
+        report.ok(rel, f"parses as {what}")
+    for warning in caught:
+        if str(warning.message).startswith(path):
+            report.warning(rel, str(warning.message).removeprefix(path))
+        else:  # another library's, not about this file: as it would have been shown
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return value
 
 
