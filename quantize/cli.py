@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import torch
 
+from motif_lite.console import escape_what_stdout_cannot_encode
 from motif_lite.devices import checked_device
 from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
 from motif_lite.flag_spelling import ValueNamingParser, closest_flag, option_strings, spelled
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 def entry() -> NoReturn:
     """`python -m motif_lite.quantize`: `main`, then exit with its code, the stop signals ignored from then on: one
     landing while Python tears torch down turned a written file's exit status 0 into 143 (`stopping.exit_with`)."""
+    escape_what_stdout_cannot_encode()
     exit_with(main())
 
 

@@ -37,6 +37,7 @@ LAYERS = [
         "launcher_variables",
         "flag_spelling",
         "frame_rates",
+        "console",
     },
     {"model"},  # the transformer's math: never kernels, weights or runtime (kernels plug in through model.ops)
     {"weights", "encoders", "vae", "sampling", "runtime", "io", "kernels", "quantize"},  # the components

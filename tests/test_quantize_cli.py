@@ -1383,3 +1383,19 @@ def test_a_component_is_taken_with_a_dash_or_in_any_case(given, component):
     from motif_lite.quantize.cli import build_parser
 
     assert build_parser().parse_args(["ckpt", "-o", "out.gguf", "--component", given]).component == component
+
+
+def test_an_output_path_that_stdouts_encoding_lacks_is_printed_escaped(checkpoint, tmp_path):
+    # Windows' console (cp1252) or an ASCII locale: the summary naming "C:\Users\...\狐\t.gguf" failed after the file
+    # was written, with a traceback and exit code 1. The path is written as Python writes stderr: escaped.
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "\u72d0 caf\xe9" / "t.gguf"
+    out.parent.mkdir()
+    command = [sys.executable, "-m", "motif_lite.quantize", str(checkpoint), "-o", str(out), "--type", "Q8_0"]
+    environment = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    done = subprocess.run(command, capture_output=True, text=True, encoding="cp1252", env=environment, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "\\u72d0 caf\xe9" in done.stdout and out.is_file()

@@ -23,6 +23,7 @@ from typing import NoReturn, TextIO
 
 from motif_lite import __version__
 from motif_lite.cli import check, decode, run, run_flags, serve, unknown_flags, verify
+from motif_lite.console import escape_what_stdout_cannot_encode
 from motif_lite.errors import MotifLiteError
 from motif_lite.flag_spelling import ValueNamingParser
 from motif_lite.launcher_variables import job_ranks, launcher_number_or_none, rank_prefix
@@ -91,14 +92,6 @@ def _flushed(code: int) -> int:
         _stop_writing_to_closed_pipes()
         return EXIT_OUTPUT_CLOSED
     return code
-
-
-def escape_what_stdout_cannot_encode() -> None:
-    """Characters that stdout's encoding lacks (a prompt's "café" or "狐" under an ASCII or Latin-1 locale, or
-    Windows' cp1252) written as backslash escapes, as Python writes them on stderr: the summary comes after the
-    video is written, and failing on it would turn a finished run into a traceback and exit code 1."""
-    with contextlib.suppress(AttributeError, ValueError):  # a stream without `reconfigure`, or already closed
-        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def _help(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
