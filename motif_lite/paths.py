@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import ntpath
 import os
 import re
 import shlex
@@ -101,6 +102,31 @@ def windows_path_problem(text: str, platform: str = sys.platform) -> str | None:
         return f"{text} is the Windows path of a file in WSL, {read_as}: here it is {quoted(inside)}"
     if text.startswith("\\\\"):
         return f"{text} is a Windows network path, {read_as}: give the path where {here} mounts that share"
+    return None
+
+
+# The DOS device names Windows keeps from files: `nul.mp4` is the NUL device up to Windows 10 (Windows 11 still
+# keeps the bare name), so a video written there is lost. Microsoft's "Naming Files, Paths, and Namespaces".
+_WINDOWS_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(10)), *(f"LPT{n}" for n in range(10))}
+)
+_WINDOWS_FORBIDDEN = '<>:"|?*'  # and a colon names an NTFS stream: `fox_12:30.mp4` from cmd's %TIME%
+
+
+def windows_name_problem(given: str) -> str | None:
+    """Why Windows cannot make a file of the name `given` ends in (an output as typed), with a name it can; None for
+    a name it can. Checked on Windows only (the caller asks `sys.platform`): Linux and macOS take these names. The
+    file would fail to be written only after the whole run, with an error that names the syntax or a device."""
+    name = re.split(r"[\\/]", ntpath.splitdrive(given)[1])[-1]  # `D:fox.mp4` is fox.mp4 in drive D:'s folder
+    folder = given[: len(given) - len(name)]
+    if forbidden := [c for c in _WINDOWS_FORBIDDEN if c in name]:
+        fixed = "".join("-" if c in _WINDOWS_FORBIDDEN else c for c in name)
+        return (f"{name} has {' '.join(forbidden)}, which Windows does not allow in a file name: give another, "
+                f"e.g. -o {quoted(folder + fixed)}")  # fmt: skip
+    device = name.split(".")[0].rstrip(" ").upper()
+    if device in _WINDOWS_DEVICES:
+        return (f"{name} is the name of Windows' {device} device, not of a file: give another, e.g. -o "
+                f"{quoted(folder + 'video-' + name)}")  # fmt: skip
     return None
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -312,6 +313,7 @@ def test_another_tools_frame_number_is_told_ours(tmp_path, name, placeholder, ou
         ),
         ("file:///tmp/my%20fox.mp4", "output file:///tmp/my%20fox.mp4 is a URL: give its path, -o '/tmp/my fox.mp4'"),
         ("fox.mp4 ", "output 'fox.mp4 ' ends in a space (pasted with the name?): -o fox.mp4"),
+        ("fox.mp4.", "output fox.mp4. ends in a dot: -o fox.mp4"),  # was "no extension ... e.g. fox.mp4..mp4"
         (".mp4", "output .mp4 is only an extension: give the file a name too, e.g. output.mp4"),
     ],
 )
@@ -322,6 +324,44 @@ def test_an_output_as_typed_that_names_no_file_says_which_to_give(tmp_path, monk
     with pytest.raises(MotifLiteError) as error:
         check_output_path(typed)
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        (
+            "nul.mp4",
+            "output nul.mp4 is the name of Windows' NUL device, not of a file: give another, e.g. -o video-nul.mp4",
+        ),
+        (
+            "renders\\Com1 .webm",
+            "output Com1 .webm is the name of Windows' COM1 device, not of a file: give another, "
+            "e.g. -o 'renders\\video-Com1 .webm'",
+        ),
+        (
+            "fox_12:30:45.67.mp4",
+            "output fox_12:30:45.67.mp4 has :, which Windows does not allow in a file name: give "
+            "another, e.g. -o fox_12-30-45.67.mp4",
+        ),
+        (
+            'out\\"fox?".gif',
+            'output "fox?".gif has " ?, which Windows does not allow in a file name: give '
+            "another, e.g. -o 'out\\-fox--.gif'",
+        ),
+    ],
+)
+def test_an_output_name_windows_refuses_is_refused_there_before_the_run(monkeypatch, typed, message):
+    # On Windows `-o nul.mp4` wrote the video to the NUL device (Windows 10), and a colon (cmd's %TIME% in the name)
+    # failed only as the finished video was written, after the whole run.
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(typed)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("name", ["nul.mp4", "fox_12:30.mp4", "console.mp4"])
+def test_names_windows_refuses_are_files_elsewhere(tmp_path, name):
+    assert check_output_path(str(tmp_path / name))
 
 
 def test_a_file_where_the_output_folder_would_be_is_named_not_made_with_mkdir(tmp_path):

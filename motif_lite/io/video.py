@@ -19,6 +19,7 @@ import math
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -54,6 +55,7 @@ from motif_lite.paths import (
     is_url,
     quoted,
     user_path,
+    windows_name_problem,
     windows_path_problem,
 )
 
@@ -131,6 +133,8 @@ def check_output_path(
     if isinstance(path, str):  # as typed: Path would fold a URL's // and keep a pasted space as part of the suffix
         _check_typed_output(path)
     if (windows := windows_path_problem(str(path))) is not None:  # Path(r"C:\Users\...") too
+        raise MotifLiteError(f"output {windows}")
+    if sys.platform == "win32" and (windows := windows_name_problem(str(path))) is not None:
         raise MotifLiteError(f"output {windows}")
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
@@ -242,7 +246,7 @@ def _instead_of(path: Path) -> str:
 
 def _check_typed_output(given: str) -> None:
     """Refuse an output as typed that names no file to write: a URL (motif-lite writes a local file; a file:// URL is
-    told its path) and a name ending in a space (pasted with it), each with the -o to give."""
+    told its path) and a name ending in a space (pasted with it) or a dot, each with the -o to give."""
     if (local := file_url_path(given)) is not None:
         raise MotifLiteError(f"output {given} is a URL: give its path, -o {quoted(local)}")
     if is_url(given):
@@ -251,6 +255,9 @@ def _check_typed_output(given: str) -> None:
                              f"{quoted(name)}, and upload that file")  # fmt: skip
     if given.strip() and given != given.rstrip():
         raise MotifLiteError(f"output {given!r} ends in a space (pasted with the name?): -o {quoted(given.rstrip())}")
+    named = given.rstrip(".")  # `-o x.mp4.`: Path sees no suffix, Windows drops the dot; `.` and `..` are folders
+    if named != given and named and not named.endswith(("/", "\\")):
+        raise MotifLiteError(f"output {given} ends in a dot: -o {quoted(named)}")
 
 
 def _files_in(folder: Path) -> str:
