@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import warnings
 
 import pytest
@@ -467,3 +468,20 @@ def test_model_sparse_decoder_uses_the_pattern(tiny_model) -> None:
     torch.testing.assert_close(sparse, forward(model, x))
     model.ops = TORCH_OPS
     assert (sparse - tiny.reference_forward(ref, x)).abs().max() > 1e-3  # the decoder really went sparse
+
+
+def no_triton(name: str) -> None:
+    raise ModuleNotFoundError("No module named 'triton'", name="triton")
+
+
+@pytest.mark.parametrize("platform", ["win32", "linux"])
+def test_triton_missing_on_windows_names_the_windows_build(monkeypatch, platform) -> None:
+    # On Windows pip installs torch without Triton (PyPI has no Windows build): the reason said only "No module named
+    # 'triton'", and `pip install triton` there finds nothing to install.
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(rt, "importlib", SimpleNamespace(import_module=no_triton))
+    monkeypatch.setattr(sys, "platform", platform)
+    why = rt._triton_import_error()
+    assert why.startswith("ModuleNotFoundError: No module named 'triton'")
+    assert ("pip install triton-windows" in why) == (platform == "win32"), why

@@ -37,7 +37,7 @@ from motif_lite.kernels import int8_scheme, patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
 from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.runtime.activation_memory import context_tokens
-from motif_lite.runtime.triton_build import launcher_build_problem
+from motif_lite.runtime.triton_build import launcher_build_problem, windows_install_hint
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 
@@ -268,7 +268,8 @@ def _triton_import_error() -> str | None:
         for name in ("attention", "norm", "dequant_matmul"):
             importlib.import_module(f"motif_lite.kernels.{name}")
     except Exception as exc:  # ImportError, or a triton install that fails at import
-        return f"{type(exc).__name__}: {exc}{wsl_fix(exc)}"
+        windows = windows_install_hint(exc)
+        return f"{type(exc).__name__}: {exc}{wsl_fix(exc)}{f'; {windows}' if windows else ''}"
     return None
 
 

@@ -58,3 +58,15 @@ def launcher_build_problem(platform: str = sys.platform) -> str | None:
         f"{'them' if len(lacking) > 1 else 'it'} (Debian, Ubuntu: sudo apt install {' '.join(packages)}; Fedora: "
         f"sudo dnf install {' '.join(devel)})"
     )
+
+
+def windows_install_hint(error: BaseException) -> str | None:
+    """On Windows, where to get Triton when `error` says it is not installed: PyPI's triton has no Windows builds
+    (pip installs torch there without it), and the community's triton-windows package is the build ComfyUI's guides
+    name; else None."""
+    if sys.platform != "win32" or not isinstance(error, ModuleNotFoundError) or error.name != "triton":
+        return None
+    return (
+        "PyPI's triton has no Windows builds: the community's triton-windows does (pip install triton-windows, the "
+        "release its page pairs with your torch); without it the torch ops run, the same math, slower"
+    )
