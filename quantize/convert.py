@@ -20,6 +20,7 @@ from gguf import quants as gguf_quants
 from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.io.output_claims import unused_path
 from motif_lite.io.staging import free_bytes, out_of_space, output_folder_problem
 from motif_lite.paths import user_path
 from motif_lite.units import file_size
@@ -74,6 +75,7 @@ class Summary:
     errors: dict[str, _ErrorSums] = field(default_factory=dict)
     seconds: float = 0.0  # from the first tensor read to the file renamed into place
     from_gguf: bool = False  # the errors are then against the GGUF's values, whose own loss they do not count
+    not_replaced: str | None = None  # why the -o asked for could not be replaced, when `path` is a name beside it
 
     @property
     def bits_per_weight(self) -> float:
@@ -94,7 +96,7 @@ class Summary:
             self._error_heading(),
         ]
         out += [f"  {cls:<16} {sums.rel_rmse:.4f}" for cls, sums in sorted(self.errors.items())]
-        return out
+        return out if self.not_replaced is None else [f"note: {self.not_replaced}", *out]
 
 
 def duration(seconds: float) -> str:
@@ -184,7 +186,7 @@ def quantize_checkpoint(
         summary = _write_tensors(writer, out, source, plan, device, progress, component.tensor_class)
         with _writing(out):
             writer.close()
-            tmp.replace(out)
+            written, not_replaced = _put_in_place(tmp, out)
     except BaseException:
         if writer is not None:
             writer.close()
@@ -193,7 +195,7 @@ def quantize_checkpoint(
     finally:
         if claim is not None:
             os.close(claim)
-    summary.path = out
+    summary.path, summary.not_replaced = written, not_replaced
     summary.from_gguf = source.is_gguf
     summary.seconds = time.perf_counter() - started
     return summary
@@ -243,6 +245,22 @@ def _claim(tmp: Path, out: Path) -> int | None:
             "elsewhere (-o)"
         ) from None
     return claim
+
+
+def _put_in_place(tmp: Path, out: Path) -> tuple[Path, str | None]:
+    """Rename the finished `tmp` to `out`: (`out`, None). Where `out` cannot be replaced (Windows refuses to replace
+    a file another program has open, as a run or server reading that GGUF does), to the first free name beside it
+    (`model-2.gguf`): (that name, why), so that minutes of work are kept, as a run keeps its video."""
+    try:
+        tmp.replace(out)
+        return out, None
+    except PermissionError as exc:  # the "in use" of Windows; other errors are not the name's fault
+        beside = unused_path(out)
+        tmp.replace(beside)
+        return beside, (
+            f"{out} could not be replaced ({exc.strerror or exc}; on Windows a file another program has open cannot "
+            f"be): wrote {beside} instead"
+        )
 
 
 def _check_free_space(out: Path, needed: int) -> None:

@@ -240,6 +240,29 @@ def test_overwrite_refused_then_forced(tiny, tmp_path, capsys):
     assert len(GGUFReader(out).tensors) == len(tiny[2])
 
 
+def test_a_gguf_windows_will_not_replace_is_kept_beside_it(tiny, tmp_path, capsys, monkeypatch):
+    # Windows refuses to replace a file another program has open (a run or server reading that GGUF): --force then
+    # failed at the very end, "cannot write o.gguf: Permission denied", and removed the finished file with the work.
+    root, _, _ = tiny
+    out = tmp_path / "o.gguf"
+    out.write_bytes(b"open in another program")
+    replace = Path.replace
+
+    def in_use(self, target):
+        if Path(target) == out:
+            raise PermissionError(13, "Permission denied", str(out))
+        return replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", in_use)
+    assert main([str(root), "-o", str(out), "--type", "Q8_0", "--quiet", "--force"]) == 0
+    beside = tmp_path / "o-2.gguf"
+    said = capsys.readouterr().out
+    assert f"note: {out} could not be replaced (Permission denied; on Windows a file another program" in said
+    assert f"wrote {beside} instead" in said and f"wrote {beside} (" in said
+    assert out.read_bytes() == b"open in another program" and len(GGUFReader(beside).tensors) == len(tiny[2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o-2.gguf", "o.gguf"]  # no o.gguf.tmp left
+
+
 def test_an_existing_output_in_python_names_the_argument_that_replaces_it(tiny, tmp_path):
     # docs/quantize.md's Python example run twice: "--force" alone is no argument of quantize_checkpoint
     from motif_lite.errors import MotifLiteError
