@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -235,13 +236,21 @@ def checked_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+# On Windows `pip install torch` installs PyTorch's CPU build (on Linux its CUDA build): an NVIDIA GPU then goes
+# unused unless the CUDA build replaces it, from PyTorch's own index.
+WINDOWS_CPU_BUILD = (
+    " (on Windows pip installs PyTorch's CPU build; for an NVIDIA GPU: pip uninstall torch, then pip install torch "
+    "--index-url https://download.pytorch.org/whl/cu128)"
+)
+
+
 def no_gpu_reason() -> str:
     """Why torch sees no GPU, in words that fit this torch build (a ROCm build needs AMD's driver, not NVIDIA's); on
     a CUDA build, CUDA's own reason where it gives one (`cuda_start_failure`)."""
     if rocm_build():
         return "no AMD GPU or ROCm driver was found"
     if torch.version.cuda is None:
-        return "this torch build has no CUDA"
+        return "this torch build has no CUDA" + (WINDOWS_CPU_BUILD if sys.platform == "win32" else "")
     return cuda_start_failure() or "no NVIDIA driver or GPU was found"
 
 

@@ -5,6 +5,7 @@ gfx942 9.4, gfx1201 12.0)."""
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -371,3 +372,15 @@ def test_the_row_split_prune_keeps_every_config_on_an_amd_gpu(monkeypatch):
     q = SimpleNamespace(device=torch.device("cuda", 0))
     configs = attention_int8._CONFIGS
     assert launch.row_split_configs(configs, {"q_ptr": q}, BLOCK_D=128, BLOCK_N=attention_int8.K_BLOCK) == configs
+
+
+@pytest.mark.parametrize("platform", ["win32", "linux"])
+def test_a_cpu_torch_on_windows_names_the_cuda_build_to_install(monkeypatch, platform):
+    # On Windows `pip install torch` gives the CPU build: an RTX card went unused, and the reason, "this torch build
+    # has no CUDA", did not say where the CUDA build comes from.
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(sys, "platform", platform)
+    reason = devices.no_gpu_reason()
+    assert reason.startswith("this torch build has no CUDA")
+    assert ("--index-url https://download.pytorch.org/whl/cu128" in reason) == (platform == "win32"), reason
