@@ -59,8 +59,15 @@ def names_too_long_refused() -> Iterator[None]:
 
 def quoted(path: str | os.PathLike) -> str:
     """A path as a shell takes it (a folder with a space in its name), for the commands a message suggests: they are
-    pasted."""
-    return shlex.quote(str(path))
+    pasted. On Windows in double quotes, which cmd and PowerShell both take (cmd keeps single quotes as part of the
+    name: `'C:\\Users\\John Smith\\fox.mp4'` named no file there)."""
+    text = str(path)
+    if sys.platform != "win32":
+        return shlex.quote(text)
+    return text if text and _PLAIN_ON_WINDOWS.fullmatch(text) else '"' + text.replace('"', '\\"') + '"'
+
+
+_PLAIN_ON_WINDOWS = re.compile(r"[\w@%+=:,./\\-]+")  # what neither cmd nor PowerShell reads as more than a name
 
 
 def path_arg(text: str) -> str:

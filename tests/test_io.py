@@ -336,7 +336,7 @@ def test_an_output_as_typed_that_names_no_file_says_which_to_give(tmp_path, monk
         (
             "renders\\Com1 .webm",
             "output Com1 .webm is the name of Windows' COM1 device, not of a file: give another, "
-            "e.g. -o 'renders\\video-Com1 .webm'",
+            'e.g. -o "renders\\video-Com1 .webm"',
         ),
         (
             "fox_12:30:45.67.mp4",
@@ -346,7 +346,7 @@ def test_an_output_as_typed_that_names_no_file_says_which_to_give(tmp_path, monk
         (
             'out\\"fox?".gif',
             'output "fox?".gif has " ?, which Windows does not allow in a file name: give '
-            "another, e.g. -o 'out\\-fox--.gif'",
+            "another, e.g. -o out\\-fox--.gif",
         ),
     ],
 )

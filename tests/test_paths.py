@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,21 @@ def test_load_pipeline_refuses_a_windows_checkpoint_path():
 
     with pytest.raises(CheckpointError, match=r"^checkpoint folder C:\\models\\Motif-Video-2B is a Windows path"):
         load_pipeline("C:\\models\\Motif-Video-2B")
+
+
+@pytest.mark.parametrize(
+    ("platform", "path", "pasted"),
+    [
+        ("win32", "C:\\Users\\John Smith\\fox.mp4", '"C:\\Users\\John Smith\\fox.mp4"'),
+        ("win32", "C:\\renders\\fox-new.mp4", "C:\\renders\\fox-new.mp4"),
+        ("win32", "caf\xe9 \u72d0.mp4", '"caf\xe9 \u72d0.mp4"'),
+        ("linux", "/home/john smith/fox.mp4", "'/home/john smith/fox.mp4'"),
+    ],
+)
+def test_a_path_a_message_suggests_is_quoted_as_the_shell_there_takes_it(monkeypatch, platform, path, pasted):
+    # Windows' cmd keeps single quotes as part of the name: a suggested -o 'C:\Users\John Smith\fox.mp4', pasted
+    # there, named no file. Double quotes work in cmd and PowerShell alike.
+    from motif_lite.paths import quoted
+
+    monkeypatch.setattr(sys, "platform", platform)
+    assert quoted(path) == pasted
