@@ -137,6 +137,35 @@ def windows_name_problem(given: str) -> str | None:
     return None
 
 
+WINDOWS_MAX_PATH = 259  # characters of a whole path, without the terminating NUL of Windows' MAX_PATH (260)
+
+
+def windows_long_paths() -> bool:
+    """Whether Windows lets programs use paths longer than MAX_PATH: its LongPathsEnabled value, which the
+    python.org installer's "Disable path length limit" sets. False where it cannot be read (or not Windows)."""
+    try:
+        import winreg  # Windows only: imported here so that the package imports elsewhere
+
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SYSTEM\CurrentControlSet\Control\FileSystem") as key:
+            return winreg.QueryValueEx(key, "LongPathsEnabled")[0] == 1
+    except (ImportError, OSError):
+        return False
+
+
+def windows_long_path_problem(path: str | os.PathLike, extra: int = 0) -> str | None:
+    """Why Windows cannot write `path` (with `extra` more characters in the name: a staged file's prefix): longer
+    than MAX_PATH while long paths are off. Checked on Windows only (the caller asks `sys.platform`); None else."""
+    full = os.path.abspath(os.path.expanduser(path))
+    if len(full) + extra <= WINDOWS_MAX_PATH or windows_long_paths():
+        return None
+    first = f" ({extra} more for the name it is written under first)" if extra else ""
+    return (
+        f"{full} is {len(full)} characters long{first}, over Windows' limit of {WINDOWS_MAX_PATH + 1} for a path: "
+        "give a shorter folder or name, or turn on long paths (the python.org installer's \"Disable path length "
+        'limit", or the LongPathsEnabled registry value)'
+    )
+
+
 def blank_path_problem(value: object, what: str, instead: str) -> str | None:
     """Why `value`, a path given from Python as an empty or blank string (a notebook form's field left empty, an
     unset environment variable), names nothing, with what to give `instead`; None for any other value. Path('') is

@@ -1270,3 +1270,25 @@ def test_a_png_sequence_whose_move_fails_midway_keeps_no_frame_and_no_partial(tm
             staging.frame_file(staged.partial, i).write_bytes(b"png")
     assert "(the 2 moved before it were removed, the other 2 not moved)" in str(error.value)
     assert sorted(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("long_paths", [False, True])
+def test_an_output_path_over_windows_limit_is_refused_there_unless_long_paths_are_on(tmp_path, monkeypatch, long_paths):
+    # Windows writes no path over 260 characters unless long paths are turned on: the video's staged file failed to
+    # be created after the whole run.
+    from motif_lite import paths
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(paths, "windows_long_paths", lambda: long_paths)
+    folder = tmp_path / ("a" * 120) / ("b" * 120)
+    folder.mkdir(parents=True)
+    output = folder / "fox.webp"  # not .mp4: finding ffmpeg would take this machine for Windows too
+    if long_paths:
+        assert check_output_path(str(output))
+        return
+    with pytest.raises(MotifLiteError) as error:
+        check_output_path(str(output))
+    assert str(error.value).startswith(f"output {output} is {len(str(output))} characters long (")
+    said = str(error.value)
+    assert "over Windows' limit of 260 for a path" in said and "Disable path length limit" in said
+    assert check_output_path(str(tmp_path / "fox.webp"))  # a short one passes

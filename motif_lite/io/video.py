@@ -39,6 +39,7 @@ from motif_lite.io.ffmpeg import FfmpegFailed, ffmpeg_process, file_argument, fi
 from motif_lite.io.staging import (
     FRAME_PATTERN,
     FULL_DISK_BYTES,
+    PARTIAL_PREFIX,
     check_writable_folder,
     creating_fails,
     frame_file,
@@ -55,6 +56,7 @@ from motif_lite.paths import (
     is_url,
     quoted,
     user_path,
+    windows_long_path_problem,
     windows_name_problem,
     windows_path_problem,
 )
@@ -135,6 +137,9 @@ def check_output_path(
     if (windows := windows_path_problem(str(path))) is not None:  # Path(r"C:\Users\...") too
         raise MotifLiteError(f"output {windows}")
     if sys.platform == "win32" and (windows := windows_name_problem(str(path))) is not None:
+        raise MotifLiteError(f"output {windows}")
+    staged = len(f"{PARTIAL_PREFIX}{os.getpid()}-")  # the name the video is written under first (io.staging)
+    if sys.platform == "win32" and (windows := windows_long_path_problem(path, staged)) is not None:
         raise MotifLiteError(f"output {windows}")
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
