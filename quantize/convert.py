@@ -7,6 +7,7 @@ import math
 import os
 import shlex
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.output_claims import unused_path
 from motif_lite.io.staging import free_bytes, out_of_space, output_folder_problem
-from motif_lite.paths import user_path
+from motif_lite.paths import user_path, windows_name_problem
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
 
@@ -205,8 +206,11 @@ def check_output(
     source: SafetensorsSource | GGUFSource, out: str | Path, recipe: Recipe | TextRecipe, *, force: bool = False
 ) -> Path:
     """`out` as the file to write, expanded (`~`); a `ConfigError` for an output that cannot or must not be written:
-    a folder, not named .gguf, the source itself, an existing file without `force`, a missing folder. The CLI calls
-    it before its notes on the source, so that a refusal is not preceded by them; `quantize_checkpoint` again."""
+    a folder, not named .gguf, the source itself, an existing file without `force`, a missing folder, on Windows a
+    name it refuses (`paths.windows_name_problem`). The CLI calls it before its notes on the source, so that a
+    refusal is not preceded by them; `quantize_checkpoint` again."""
+    if sys.platform == "win32" and (windows := windows_name_problem(str(out))) is not None:  # `-o nul.gguf`
+        raise ConfigError(windows)
     folder_meant = str(out).endswith(("/", os.sep))  # `-o gguf/`: Path drops the slash, and the folder meant
     out = user_path(out)  # a quoted "~/x.gguf" reaches us unexpanded, as the source does
     example = out / f"model-{recipe.name}.gguf"

@@ -263,6 +263,19 @@ def test_a_gguf_windows_will_not_replace_is_kept_beside_it(tiny, tmp_path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o-2.gguf", "o.gguf"]  # no o.gguf.tmp left
 
 
+def test_a_gguf_name_windows_refuses_is_refused_there_before_quantizing(tiny, tmp_path, capsys, monkeypatch):
+    # `-o nul.gguf` on Windows quantized into the NUL device (its OUT.tmp, nul.gguf.tmp, is that device too up to
+    # Windows 10), then failed to rename it after minutes of work.
+    import sys
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    out = tmp_path / "nul.gguf"
+    assert main([str(tiny[0]), "-o", str(out), "--type", "Q8_0", "--quiet"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("error: nul.gguf is the name of Windows' NUL device, not of a file: give another, e.g. -o ")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_existing_output_in_python_names_the_argument_that_replaces_it(tiny, tmp_path):
     # docs/quantize.md's Python example run twice: "--force" alone is no argument of quantize_checkpoint
     from motif_lite.errors import MotifLiteError
