@@ -70,6 +70,12 @@ def quoted(path: str | os.PathLike) -> str:
 _PLAIN_ON_WINDOWS = re.compile(r"[\w@%+=:,./\\-]+")  # what neither cmd nor PowerShell reads as more than a name
 
 
+def make_folder_command(folder: str | os.PathLike) -> str:
+    """The command that makes `folder` and the folders above it, for a message to suggest: `mkdir -p` in a POSIX
+    shell; on Windows plain `mkdir`, which makes them in cmd and PowerShell alike (cmd's would make a folder `-p`)."""
+    return f"mkdir {quoted(folder)}" if sys.platform == "win32" else f"mkdir -p {quoted(folder)}"
+
+
 def path_arg(text: str) -> str:
     """argparse's type of every flag (and argument) that takes a path: an empty or blank value is refused as the
     flags are read. Path('') is the current folder, so `--lora-dir "$DIR"` with DIR unset served every file of the

@@ -5,7 +5,6 @@ import errno
 import json
 import math
 import os
-import shlex
 import shutil
 import sys
 import time
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.output_claims import unused_path
 from motif_lite.io.staging import free_bytes, out_of_space, output_folder_problem
-from motif_lite.paths import user_path, windows_name_problem
+from motif_lite.paths import make_folder_command, user_path, windows_name_problem
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
 
@@ -217,7 +216,7 @@ def check_output(
     if out.is_dir():  # checked first: --force cannot replace a folder, and would fail only after all the work
         raise ConfigError(f"{out} is a folder; name the .gguf file to write, e.g. {example}")
     if folder_meant:  # not "name it out.gguf": the name was the folder's
-        raise ConfigError(f"{out} is not a folder; create it first (mkdir -p {shlex.quote(str(out))}) and name the "
+        raise ConfigError(f"{out} is not a folder; create it first ({make_folder_command(out)}) and name the "
                           f".gguf file to write in it, e.g. {example}")  # fmt: skip
     if out.suffix.lower() != ".gguf":  # the loaders tell a GGUF by its name: any other would be read as safetensors
         raise ConfigError(f"{out}: the quantizer writes a GGUF file; name it .gguf, e.g. {out.with_suffix('.gguf')}")

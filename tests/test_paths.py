@@ -149,3 +149,14 @@ def test_a_path_a_message_suggests_is_quoted_as_the_shell_there_takes_it(monkeyp
 
     monkeypatch.setattr(sys, "platform", platform)
     assert quoted(path) == pasted
+
+
+@pytest.mark.parametrize(("platform", "command"), [("win32", 'mkdir "{}"'), ("linux", "mkdir -p '{}'")])
+def test_a_missing_output_folder_is_made_with_the_mkdir_of_the_shell_there(tmp_path, monkeypatch, platform, command):
+    # Windows' cmd read the suggested `mkdir -p FOLDER` as two folders to make, one of them named "-p".
+    from motif_lite.io.staging import output_folder_problem
+
+    folder = tmp_path / "my renders" / "fox"
+    monkeypatch.setattr(sys, "platform", platform)
+    said = output_folder_problem(folder, "output directory")
+    assert said == f"output directory {folder} does not exist; create it first ({command.format(folder)})"

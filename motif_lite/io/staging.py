@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.paths import file_in_the_way, quoted
+from motif_lite.paths import file_in_the_way, make_folder_command
 
 PARTIAL_PREFIX = ".partial-"  # + the writer's PID + "-" + the output's name
 FRAME_PATTERN = re.compile(r"%0?\d*d")  # the frame number in a PNG sequence's name: out_%03d.png
@@ -144,13 +144,13 @@ def output_of(path: Path) -> Path:
 
 def output_folder_problem(parent: Path, what: str) -> str | None:
     """Why `parent`, the folder an output goes in, is not there to write in: a file stands where it (or a folder
-    above it) would be, or it does not exist (with the `mkdir -p` that makes it); None when it is a folder. A
+    above it) would be, or it does not exist (with the `mkdir` that makes it); None when it is a folder. A
     string, so that each writer raises its own error. `what`: "output directory", "output folder", ... for the
     message."""
     if (blocker := file_in_the_way(parent)) is not None:
         return f"{what} {parent} cannot be made: {blocker} is a file, not a folder: write to another folder"
     if not parent.is_dir():
-        return f"{what} {parent} does not exist; create it first (mkdir -p {quoted(parent)})"
+        return f"{what} {parent} does not exist; create it first ({make_folder_command(parent)})"
     return None
 
 

@@ -54,6 +54,7 @@ from motif_lite.paths import (
     blank_path_problem,
     file_url_path,
     is_url,
+    make_folder_command,
     quoted,
     user_path,
     windows_long_path_problem,
@@ -148,7 +149,7 @@ def check_output_path(
     if folder:
         raise MotifLiteError(
             f"output {path}/ names a folder, and that folder does not exist; -o takes a file name: create the "
-            f"folder (mkdir -p {quoted(path)}) and give a file in it, e.g. {_files_in(path)}"
+            f"folder ({make_folder_command(path)}) and give a file in it, e.g. {_files_in(path)}"
         )
     suffix = path.suffix.lower()
     if path.name.lower() in VIDEO_EXTENSIONS:  # `-o .mp4`: a name that is only an extension (Path: no suffix)
