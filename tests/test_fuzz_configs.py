@@ -18,7 +18,13 @@ import torch
 from fuzz_checks import assert_read_as_edited, entries, read_or_refused_naming
 from tiny_config import TINY
 
-from motif_lite.config import TransformerConfig, assumed_values, config_from_weights
+from motif_lite.config import (
+    TransformerConfig,
+    assumed_values,
+    config_differences,
+    config_from_weights,
+    default_rope_axes,
+)
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.json_values import is_int
 from motif_lite.model.transformer import MotifVideoTransformer
@@ -90,6 +96,9 @@ def assert_built_as_configured(model: MotifVideoTransformer, config: Transformer
         ("image_embed_dim", 10**30, "image_embed_dim must be an integer from 1 to 65536 or null"),
         ("image_embed_dim", True, "image_embed_dim must be an integer"),
         ("mlp_ratio", math.inf, "mlp_ratio must be a number > 0 and at most 64"),
+        ("mlp_ratio", 0, "mlp_ratio must be a number > 0"),  # would build MLPs of no width, unsaid
+        # Odd axes sum to the head width, but their RoPE tables come out 130 columns wide for 128: a shape error.
+        ("rope_axes_dim", [15, 57, 56], r"rope_axes_dim must be 3 positive even integers, got \[15, 57, 56\]"),
         ("rope_theta", math.inf, "rope_theta must be a finite number > 0"),
         ("enable_text_cross_attention_dual", "12", "enable_text_cross_attention_dual must be true or false"),
         ("enable_text_cross_attention_single", None, "enable_text_cross_attention_single must be true or false"),
@@ -98,6 +107,25 @@ def assert_built_as_configured(model: MotifVideoTransformer, config: Transformer
 def test_values_that_crashed_are_refused_naming_the_file_and_key(key, value, message):
     with pytest.raises(ConfigError, match=f"^{SOURCE}: invalid transformer config: {message}"):
         TransformerConfig.from_dict(edited(key, value), source=SOURCE)
+
+
+@pytest.mark.parametrize("head_dim", range(6, 258, 2))
+def test_the_assumed_rope_axes_fit_every_even_head_width_from_6(head_dim):
+    # What config_from_weights assumes must pass the config's own check: 3 positive even axes summing to the head.
+    axes = default_rope_axes(head_dim)
+    config = TransformerConfig(num_attention_heads=1, attention_head_dim=head_dim, rope_axes_dim=axes)
+    assert sum(config.rope_axes_dim) == head_dim
+
+
+def test_the_official_head_gets_the_official_rope_axes():
+    assert default_rope_axes(128) == TransformerConfig().rope_axes_dim
+
+
+def test_the_cross_attention_layout_is_no_config_difference():
+    # The layout comes from the weights' key names, not config.json: two configs of one file never disagree on it.
+    config = TransformerConfig()
+    assert config_differences(config, config.replace(cross_attention_layout="original")) == {}
+    assert config_differences(config, config.replace(rope_theta=5.0)) == {"rope_theta": (config.rope_theta, 5.0)}
 
 
 def test_the_largest_sizes_taken_build_the_model():

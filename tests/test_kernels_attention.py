@@ -178,6 +178,13 @@ def test_patterns_reject_bad_arguments() -> None:
         patterns.local_temporal(3, 10, -1)
 
 
+def test_the_smallest_block_size_is_16() -> None:
+    # 8 is a power of two, but below the kernels' fixed 16-row tiles, which would straddle two mask blocks.
+    assert patterns.block_size_problem(8) == "block_size must be a power of two >= 16, got 8"
+    assert patterns.block_size_problem(16) is None
+    assert patterns.local_temporal(3, 10, 1, block_size=16).block_size == 16
+
+
 @pytest.mark.cuda
 def test_bf16_sparse_on_cuda(kernel) -> None:
     # Against float64 attention, the kernel's largest bf16 error is torch's own bf16 SDPA's (both round the

@@ -382,6 +382,20 @@ def test_chunking_and_streaming_compose():
         apply_token_chunking(model, 0)
 
 
+def test_chunking_refuses_no_head_count_and_a_second_application():
+    model = tiny_transformer()
+    # 0 heads per call would read as None (every head at once): refused, as 0 tokens per chunk is.
+    with pytest.raises(ConfigError, match=r"heads_per_call=0 must be a positive integer or None"):
+        apply_token_chunking(model, 5, heads_per_call=0)
+    handle = apply_token_chunking(model, 5)
+    # A second handle would wrap the wrappers, and its remove() would leave the first ones installed.
+    with pytest.raises(ConfigError, match="already applied to this model"):
+        apply_token_chunking(model, 7)
+    handle.remove()
+    assert not isinstance(model.transformer_blocks[0].ff, ChunkedFeedForward)
+    apply_token_chunking(model, 7).remove()  # once removed, it applies again
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("staging", [False, True])
 def test_cuda_streaming_matches_and_frees_memory(staging):
