@@ -61,6 +61,32 @@ def test_a_video_of_one_frame_known_is_refused_as_one_counted(tmp_path):
             read_clip(video, frames=frames)
 
 
+def test_a_clip_of_one_frame_gets_a_first_frame_that_i_takes(tmp_path, monkeypatch):
+    # -i reads images only: "use -i instead" for a one-frame video sent the user to -i's "it is a video" error. The
+    # video's refusal gives the ffmpeg command that takes its frame as a PNG, and a PNG sequence's names its file.
+    import shlex
+    import subprocess
+
+    from motif_lite.io.clip import ClipError, read_clip
+    from motif_lite.io.ffmpeg import find_ffmpeg
+    from motif_lite.io.image import load_image
+    from motif_lite.io.video import write_video
+
+    monkeypatch.chdir(tmp_path)
+    frame = np.full((1, 32, 48, 3), 200, dtype=np.uint8)
+    write_video(frame, tmp_path / "still.mp4", 12.0)
+    with pytest.raises(ClipError) as refused:
+        read_clip("still.mp4")
+    command = re.search(r"ffmpeg (.*), then -i (\S+)$", str(refused.value))
+    assert command is not None, refused.value
+    subprocess.run([find_ffmpeg(), "-v", "error", *shlex.split(command[1])], check=True)
+    assert load_image(command[2]).size == (48, 32)
+
+    write_video(frame, tmp_path / "f_%03d.png", 12.0)
+    with pytest.raises(ClipError, match=r"with -i f_000\.png instead$"):
+        read_clip("f_%03d.png")
+
+
 def test_the_clip_messages_say_what_to_do_in_run_words_by_default_and_in_api_words_for_the_server(tmp_path):
     # The server asks for the API's words (`audience=`): its client uploaded the file, and has no -i nor --extend.
     from motif_lite.errors import Audience
@@ -72,7 +98,8 @@ def test_the_clip_messages_say_what_to_do_in_run_words_by_default_and_in_api_wor
     still = write_video(np.zeros((1, 32, 48, 3), dtype=np.uint8), tmp_path / "still.mp4", 12.0)
     hdr = Clip(tmp_path / "phone.mov", 5, 48, 32, 30.0, hdr="HLG")
     run_words = ["fox.jpg is one image, not a clip: to start a video from it use -i", "start image-to-video from it "
-                 "with -i instead", ", and extend that"]  # fmt: skip
+                 f"with -i instead, as a PNG: ffmpeg -i {still} -frames:v 1 -y {tmp_path / 'still.png'}, then -i "
+                 f"{tmp_path / 'still.png'}", ", and extend that"]  # fmt: skip
     api_words = ["fox.jpg is one image, not a clip: to start a video from it, send it as input_reference",
                  "start image-to-video from such a frame with input_reference instead", ", and send that"]  # fmt: skip
     for audience, (one_image, one_frame, go_on) in [(None, run_words), (Audience.API, api_words)]:

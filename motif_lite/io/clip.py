@@ -14,6 +14,7 @@ import itertools
 import logging
 import math
 import re
+import shlex
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -392,7 +393,7 @@ def _read_png_sequence(pattern: Path, audience: Audience) -> Clip:
                         "where a sequence may start)")  # fmt: skip
     numbers = _frame_numbers(pattern, number)
     if len(numbers) < 2:
-        raise _one_frame(pattern, len(numbers), audience)
+        raise _one_frame(pattern, len(numbers), audience, first=number)
     first = frame_file(pattern, number)
     (width, height), fps = _png_header(first)
     # Every frame's header (no pixels: cheap): one of another size, or not an image, would fail the writing of the
@@ -432,9 +433,15 @@ def _png_header(file: Path) -> tuple[tuple[int, int], float]:
     return size, fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
 
 
-def _one_frame(path: Path, frames: int, audience: Audience) -> ClipError:
-    start = ("start image-to-video from such a frame with input_reference instead" if audience is Audience.API
-             else "start image-to-video from it with -i instead")  # fmt: skip
+def _one_frame(path: Path, frames: int, audience: Audience, *, first: int = 0) -> ClipError:
+    if audience is Audience.API:
+        start = "start image-to-video from such a frame with input_reference instead"
+    elif is_frame_sequence(path) and frames == 1:  # the frame is a PNG already: -i takes it as it is
+        start = f"start image-to-video from it with -i {shlex.quote(str(frame_file(path, first)))} instead"
+    else:  # -i reads images only: a video given to it is refused, so give the command that takes the frame out
+        still = shlex.quote(f"{path.with_suffix('')}.png")
+        start = (f"start image-to-video from it with -i instead, as a PNG: ffmpeg -i {shlex.quote(str(path))} "
+                 f"-frames:v 1 -y {still}, then -i {still}")  # fmt: skip
     return ClipError(f"{path.name} has {frames} frame{'s' if frames != 1 else ''}: there is nothing to go on from "
                      f"but an image; {start}")  # fmt: skip
 
