@@ -530,7 +530,7 @@ class GenerationRequest:
         from motif_lite.io.image import enlargement_notes
 
         image, clip = fields.image, fields.clip
-        notes = _beyond_training_notes(self.width, self.height, self.frames, audience)
+        notes = _beyond_training_notes(self.width, self.height, self.frames, audience, extending=clip is not None)
         notes += _extension_notes(clip, self.frames, self.fps, self.output, audience) if clip is not None else []
         for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
             notes += line_end_notes(text, label) + language_notes(text, label) + syntax_notes(text, label, audience)
@@ -645,6 +645,21 @@ def _clip_size_fix(clip: Clip, audience: Audience) -> str:
     )
 
 
+def _how_the_clip_is_kept(output: str | Path | None, audience: Audience) -> str:
+    """Whether the clip's frames stay exact in the longer video: a chain of extensions re-encodes the first part
+    once per link in a lossy format, while a PNG sequence keeps each frame as it decodes."""
+    from motif_lite.io.staging import is_frame_sequence
+
+    if output is not None and is_frame_sequence(Path(output)):
+        return "the clip's frames are written again losslessly (PNG), exactly as they decode"
+    kept = "the clip is decoded and encoded again with them, frame by frame"
+    if audience is Audience.API:  # the server writes .mp4 only: nothing to choose
+        return kept
+    frames = f"{Path(output).with_suffix('')}_%03d.png" if output is not None else "NAME_%03d.png"
+    exact = Spelling(f"-o {shlex.quote(frames)}", f"output={frames!r}", "")
+    return f"{kept}, one lossy pass more for them; to keep them exact, write a PNG sequence: {exact.to(audience)}"
+
+
 def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, audience: Audience) -> list[str]:
     """What an extended video holds and how it is written, and a note when its frame rate is not the clip's (the
     clip's frames then play faster or slower), one on its sound and one on HDR video, which the longer video lacks."""
@@ -654,8 +669,7 @@ def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, au
     length = f"{video_seconds(total, fps):g} s at {rate_said(fps)}"  # as the API's video object says it
     notes = [
         f"going on from {clip.describe()}: its last frame is the first frame; the video holds its {clip.frames} frames "
-        f"and {frames - 1} new ones, {total} in all ({length}); the clip is decoded and encoded again with them, frame "
-        "by frame"
+        f"and {frames - 1} new ones, {total} in all ({length}); {_how_the_clip_is_kept(output, audience)}"
     ]
     # Rates are exact now (a clip's NTSC rate is 24000/1001, not 23.98): 24 fps for it is another rate, 0.1% faster.
     if abs(fps - clip.fps) > 1e-9 * clip.fps:
@@ -679,14 +693,21 @@ TRAINED_FRAMES = 121
 TRAINED_PIXELS = 1280 * 736
 
 
-def _beyond_training_notes(width: int, height: int, frames: int, audience: Audience) -> list[str]:
-    """A note for a video longer or larger than any the model was trained on: it runs, but nobody knows how well."""
+def _beyond_training_notes(
+    width: int, height: int, frames: int, audience: Audience, *, extending: bool = False
+) -> list[str]:
+    """A note for a video longer or larger than any the model was trained on: it runs, but nobody knows how well.
+    `extending`: the frames are a new part after a clip, which is made shorter and extended again instead."""
     notes = []
     if frames > TRAINED_FRAMES:
+        instead = (
+            f"give this part {_frames_flag(TRAINED_FRAMES, audience)} at most, and extend the longer video again"
+            if extending  # the user chains already: --extend CLIP would be no news
+            else f"for a longer video, make {TRAINED_FRAMES} frames and go on from them: {GO_ON.to(audience)}"
+        )
         notes.append(
             f"{frames} frames is longer than the model was trained to make ({TRAINED_FRAMES}, 5 s at 24 fps): motion "
-            "often repeats or drifts past that; for a longer video, make 121 frames and go on from them: "
-            f"{GO_ON.to(audience)}"
+            f"often repeats or drifts past that; {instead}"
         )
     if width * height > TRAINED_PIXELS:
         notes.append(

@@ -367,6 +367,19 @@ def test_a_video_longer_or_larger_than_any_the_model_was_trained_on_is_noted(tmp
     assert beyond_training(tmp_path, frames=123)[0].startswith("125 frames is longer")
 
 
+def test_a_new_part_longer_than_the_model_makes_well_is_told_to_chain_again(tmp_path):
+    # A user extending already was told to "go on from them: motif-lite run --extend CLIP", which they were doing.
+    from motif_lite.io.clip import read_clip
+
+    clip = write_video(np.zeros((5, 32, 48, 3), dtype=np.uint8), tmp_path / "clip.mp4", 24.0)
+    request = GenerationRequest(prompt="a fox", extend=str(clip), width=48, height=32, frames=125,
+                                output=tmp_path / "longer.mp4")  # fmt: skip
+    notes = [note for note in request.resolve(read_clip(clip))[1] if "trained" in note]
+    assert len(notes) == 1 and notes[0].startswith("125 frames is longer than the model was trained to make (121")
+    assert notes[0].endswith("give this part --video-frames 121 (in Python frames=121) at most, and extend the longer "
+                             "video again"), notes  # fmt: skip
+
+
 def test_a_prompt_mostly_in_another_script_than_latin_is_noted(tmp_path):
     # The training captions were English only. Wan's workflows (trained on Chinese too) come with Chinese prompts
     # and a Chinese negative prompt: each is named with its language; Latin-script text is not told apart.

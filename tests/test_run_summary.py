@@ -54,6 +54,19 @@ def test_an_extension_says_the_clips_frames_the_new_ones_and_its_length(tmp_path
     assert "20 in all (2.38 s at 8 fps)" in note, note
 
 
+def test_an_extension_says_whether_the_clips_frames_stay_exact(tmp_path):
+    # Each link of a chain of .mp4 extensions re-encodes the first part once more; a PNG sequence keeps it exact.
+    clip = Clip(tmp_path / "clip.mp4", frames=12, width=32, height=16, fps=8)
+    video = tmp_path / "v.mp4"
+    lossy = _extension_notes(clip, 9, 8, video, Audience.FLAGS)[0]
+    assert lossy.endswith(f"one lossy pass more for them; to keep them exact, write a PNG sequence: -o {tmp_path}/v_"
+                          "%03d.png"), lossy  # fmt: skip
+    frames = _extension_notes(clip, 9, 8, tmp_path / "v_%03d.png", Audience.FLAGS)[0]
+    assert frames.endswith("the clip's frames are written again losslessly (PNG), exactly as they decode"), frames
+    served = _extension_notes(clip, 9, 8, video, Audience.API)[0]  # the server writes .mp4 only: no -o to give
+    assert served.endswith("the clip is decoded and encoded again with them, frame by frame"), served
+
+
 def test_the_optional_lines_come_before_the_output_line(tmp_path):
     loras = SimpleNamespace(describe=lambda: "style.safetensors x0.8")
     lines = summary(_result(tmp_path), 0.0, loras=loras, text_encoder="te.gguf", ran_on="cpu", with_settings=False)
