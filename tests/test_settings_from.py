@@ -319,24 +319,25 @@ def test_files_without_settings_are_refused(tmp_path, capsys, name, says):
     assert_user_error(code, err, says)
 
 
-def test_a_folder_or_a_png_sequence_pattern_is_told_to_give_one_file(tmp_path, capsys):
-    """`--settings-from frames/` or the pattern the run was given (`fox_%03d.png`): not "no such file"."""
+def test_a_folder_is_told_to_give_one_file(tmp_path, capsys):
+    """`--settings-from frames/`: not "no such file"."""
     code, _, err = run_cli(capsys, "--settings-from", str(tmp_path))
     assert_user_error(code, err, f"{tmp_path} is a folder (--settings-from takes", "of a PNG sequence, one frame")
-    (tmp_path / "fox_000.png").write_bytes(b"a frame")
-    code, _, err = run_cli(capsys, "--settings-from", str(tmp_path / "fox_%03d.png"))
-    assert_user_error(code, err, "names a PNG sequence", f"give one of its frames, e.g. {tmp_path / 'fox_000.png'}")
-    assert "no such file" not in err
+    code, _, err = run_cli(capsys, "--settings-from", str(tmp_path / "fox_%03d.png"))  # a sequence with no frames
+    assert_user_error(code, err, "no such file")
 
 
-@pytest.mark.parametrize("first", [1, FIRST_FRAME_NUMBERS[-1]])
-def test_a_png_sequence_numbered_from_one_is_told_its_first_frame(tmp_path, capsys, first):
-    # Other tools (and ffmpeg's image2 muxer) number frames from 1: the first frame there is, not "no such file",
-    # for every first number --extend reads a sequence from.
-    frame = tmp_path / f"fox_{first:03d}.png"
-    frame.write_bytes(b"a frame")
-    code, _, err = run_cli(capsys, "--settings-from", str(tmp_path / "fox_%03d.png"))
-    assert_user_error(code, err, "names a PNG sequence", f"give one of its frames, e.g. {frame}")
+@pytest.mark.parametrize("first", [0, 1, FIRST_FRAME_NUMBERS[-1]])
+def test_a_png_sequence_pattern_gives_its_first_frames_settings(tmp_path, first):
+    # A chain of extensions names each link by its pattern (--extend fox_%03d.png): --settings-from takes the same
+    # name (it asked for one of its frames), from the first frame there is, as --extend finds it: other tools (and
+    # ffmpeg's image2 muxer) number frames from 1.
+    written(tmp_path, {"software": "motif-lite", "prompt": "a fox", "seed": 5}, "made_%03d.png")
+    for index in (1, 0):  # the last first: renaming frame 0 to 1 would replace frame 1
+        (tmp_path / f"made_{index:03d}.png").rename(tmp_path / f"fox_{first + index:03d}.png")
+    stored = read_settings(tmp_path / "fox_%03d.png")
+    assert (stored.values["prompt"], stored.values["seed"]) == ("a fox", 5)
+    assert stored.file == tmp_path / f"fox_{first:03d}.png"
 
 
 def test_a_video_of_another_tool_is_refused(tmp_path, capsys):

@@ -73,9 +73,11 @@ def read_settings(path: str | Path) -> StoredSettings:
                                 "e.g. fox_000.png")  # fmt: skip
     if not path.is_file():
         frame = _first_frame(path)
-        if frame is not None:  # the pattern a run was given (-o fox_%03d.png): every frame keeps the settings
-            raise SettingsFileError(f"{path} names a PNG sequence ({_TAKES}): give one of its frames, e.g. {frame}")
-        raise SettingsFileError(f"no such file: {path} ({_TAKES})")
+        if frame is None:
+            raise SettingsFileError(f"no such file: {path} ({_TAKES})")
+        # The pattern a run was given (-o fox_%03d.png), as --extend takes it in a chain of extensions: every frame
+        # keeps the settings, so its first frame's are the sequence's.
+        path = frame
     suffix = path.suffix.lower()
     if suffix not in VIDEO_EXTENSIONS:
         raise SettingsFileError(f"{path}: {suffix or 'a file without extension'} is no format motif-lite writes "
