@@ -632,16 +632,28 @@ def _clip_size_fix(clip: Clip, audience: Audience) -> str:
         size = Spelling(f"-W {clip.width} -H {clip.height}", f"width={clip.width}, height={clip.height}",
                         f"size {clip.width}x{clip.height}")  # fmt: skip
         return f"give {size.to(audience)}, or leave them out"
-    width, height = (
-        max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (clip.width, clip.height)
-    )
+    width, height = _resized_clip_size(clip.width, clip.height)
+    larger = ", and at most 1280x736 pixels well" if clip.width * clip.height > TRAINED_PIXELS else ""
     resized = f"{clip.path.stem}-{width}x{height}{clip.path.suffix}"
     # A PNG sequence stays lossless, numbered from 0 as motif-lite writes them (ffmpeg's own numbering starts at 1).
     encoding = "-start_number 0" if is_frame_sequence(clip.path) else "-crf 18"
     return (
-        f"the model makes sides in multiples of {SIZE_MULTIPLE}: resize the clip first, e.g. ffmpeg -i "
+        f"the model makes sides in multiples of {SIZE_MULTIPLE}{larger}: resize the clip first, e.g. ffmpeg -i "
         f"{shlex.quote(str(clip.path))} -vf scale={width}:{height} {encoding} {shlex.quote(resized)}, "
         f"{go_on_from_it(audience)}"
+    )
+
+
+def _resized_clip_size(width: int, height: int) -> tuple[int, int]:
+    """The size to resize a clip to whose sides are not multiples of SIZE_MULTIPLE: the nearest multiples, or, for a
+    clip of more pixels than the model was trained at (a phone's 1920x1080), its shape at most at those pixels
+    (1280x720), which the model makes well: 1920x1088 would only meet the note that it makes it badly."""
+    scale = math.sqrt(TRAINED_PIXELS / (width * height))
+    if scale >= 1:
+        return tuple(max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (width, height))
+    # Down, and never past the trained pixels (rounding up could be).
+    return tuple(
+        max(SIZE_MULTIPLE, math.floor(side * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (width, height)
     )
 
 

@@ -303,6 +303,20 @@ def test_a_clip_whose_size_the_model_cannot_make_gets_a_resize_command_that_work
     assert code == 0 and "(7 frames, 32x32 at 24 fps)" in err, err
 
 
+def test_a_phones_clip_is_resized_to_a_size_the_model_makes_well(checkpoint, tmp_path, capsys, monkeypatch):
+    # 1920x1080 went to 1920x1088 (multiples of 16), whose run then noted it is more pixels than the model was
+    # trained at: one resize to the clip's shape within 1280x736 pixels does both.
+    monkeypatch.chdir(tmp_path)
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=1920x1080:rate=30", "-frames:v", "2", "phone.mp4")
+    code, _, err = dry_run(capsys, checkpoint, "--extend", "phone.mp4", "-o", "o.mp4")
+    command = "ffmpeg -i phone.mp4 -vf scale=1280:720 -crf 18 phone-1280x720.mp4"
+    said = "phone.mp4 is 1920x1080: the model makes sides in multiples of 16, and at most 1280x736 pixels well"
+    assert_user_error(code, err, f"{said}: resize the clip first, e.g. {command}, and extend that")
+    ffmpeg(*command.split()[1:])
+    code, _, err = dry_run(capsys, checkpoint, "--extend", "phone-1280x720.mp4", "-o", "o.mp4")
+    assert code == 0 and "(2 frames, 1280x720 at 30 fps)" in err and "more pixels than" not in err, err
+
+
 def test_a_png_sequence_numbered_from_1_goes_on_from_its_last_frame(pipe, tmp_path):
     # As ffmpeg, Blender and ComfyUI number the frames they write, and ffmpeg reads them: it was refused, and the
     # user had to write every frame again numbered from 0.
