@@ -530,7 +530,7 @@ class GenerationRequest:
         from motif_lite.io.image import enlargement_notes
 
         image, clip = fields.image, fields.clip
-        notes = _beyond_training_notes(self.width, self.height, self.frames, audience, extending=clip is not None)
+        notes = _beyond_training_notes(self.width, self.height, self.frames, audience, clip=clip)
         notes += _extension_notes(clip, self.frames, self.fps, self.output, audience) if clip is not None else []
         for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
             notes += line_end_notes(text, label) + language_notes(text, label) + syntax_notes(text, label, audience)
@@ -626,22 +626,27 @@ def _clip_size_fix(clip: Clip, audience: Audience) -> str:
     """What to do about a clip whose size differs from the request's: its size, when the model can make it, else
     the ffmpeg command that resizes the clip to the nearest size it can."""
     from motif_lite.io.clip import go_on_from_it
-    from motif_lite.io.staging import is_frame_sequence
 
     if clip.width % SIZE_MULTIPLE == 0 and clip.height % SIZE_MULTIPLE == 0:
         size = Spelling(f"-W {clip.width} -H {clip.height}", f"width={clip.width}, height={clip.height}",
                         f"size {clip.width}x{clip.height}")  # fmt: skip
         return f"give {size.to(audience)}, or leave them out"
-    width, height = _resized_clip_size(clip.width, clip.height)
     larger = ", and at most 1280x736 pixels well" if clip.width * clip.height > TRAINED_PIXELS else ""
+    return (
+        f"the model makes sides in multiples of {SIZE_MULTIPLE}{larger}: resize the clip first, e.g. "
+        f"{_clip_resize_command(clip)}, {go_on_from_it(audience)}"
+    )
+
+
+def _clip_resize_command(clip: Clip) -> str:
+    """The ffmpeg command that resizes the clip to a size the model makes well (`_resized_clip_size`)."""
+    from motif_lite.io.staging import is_frame_sequence
+
+    width, height = _resized_clip_size(clip.width, clip.height)
     resized = f"{clip.path.stem}-{width}x{height}{clip.path.suffix}"
     # A PNG sequence stays lossless, numbered from 0 as motif-lite writes them (ffmpeg's own numbering starts at 1).
     encoding = "-start_number 0" if is_frame_sequence(clip.path) else "-crf 18"
-    return (
-        f"the model makes sides in multiples of {SIZE_MULTIPLE}{larger}: resize the clip first, e.g. ffmpeg -i "
-        f"{shlex.quote(str(clip.path))} -vf scale={width}:{height} {encoding} {shlex.quote(resized)}, "
-        f"{go_on_from_it(audience)}"
-    )
+    return f"ffmpeg -i {shlex.quote(str(clip.path))} -vf scale={width}:{height} {encoding} {shlex.quote(resized)}"
 
 
 def _resized_clip_size(width: int, height: int) -> tuple[int, int]:
@@ -706,15 +711,18 @@ TRAINED_PIXELS = 1280 * 736
 
 
 def _beyond_training_notes(
-    width: int, height: int, frames: int, audience: Audience, *, extending: bool = False
+    width: int, height: int, frames: int, audience: Audience, *, clip: Clip | None = None
 ) -> list[str]:
     """A note for a video longer or larger than any the model was trained on: it runs, but nobody knows how well.
-    `extending`: the frames are a new part after a clip, which is made shorter and extended again instead."""
+    `clip`: the frames are a new part after it, at its size: a part is made shorter and extended again instead, and
+    the clip resized, as a run cannot be made at another size than its clip's."""
+    from motif_lite.io.clip import go_on_from_it
+
     notes = []
     if frames > TRAINED_FRAMES:
         instead = (
             f"give this part {_frames_flag(TRAINED_FRAMES, audience)} at most, and extend the longer video again"
-            if extending  # the user chains already: --extend CLIP would be no news
+            if clip is not None  # the user chains already: --extend CLIP would be no news
             else f"for a longer video, make {TRAINED_FRAMES} frames and go on from them: {GO_ON.to(audience)}"
         )
         notes.append(
@@ -722,9 +730,15 @@ def _beyond_training_notes(
             f"often repeats or drifts past that; {instead}"
         )
     if width * height > TRAINED_PIXELS:
+        instead = (
+            f"resize the clip first, e.g. {_clip_resize_command(clip)}, {go_on_from_it(audience)}"
+            # Its size is the video's: -W/-H cannot make it smaller. (A server's client has no path of its disk.)
+            if clip is not None and audience is not Audience.API
+            else "make it at 1280x736 (or its shape at that many pixels) and upscale the video"
+        )
         notes.append(
             f"{width}x{height} is more pixels than the model was trained at (1280x736): subjects may repeat or "
-            "distort; make it at 1280x736 (or its shape at that many pixels) and upscale the video"
+            f"distort; {instead}"
         )
     return notes
 

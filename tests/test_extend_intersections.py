@@ -317,6 +317,17 @@ def test_a_phones_clip_is_resized_to_a_size_the_model_makes_well(checkpoint, tmp
     assert code == 0 and "(2 frames, 1280x720 at 30 fps)" in err and "more pixels than" not in err, err
 
 
+def test_a_clip_larger_than_the_model_makes_well_is_told_to_be_resized(checkpoint, tmp_path, capsys, monkeypatch):
+    # A run sized by its clip cannot be "made at 1280x736" (another -W/-H than the clip's is refused): the note
+    # gives the command that resizes the clip to its shape within those pixels.
+    monkeypatch.chdir(tmp_path)
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=2560x1440:rate=30", "-frames:v", "2", "qhd.mp4")
+    code, _, err = dry_run(capsys, checkpoint, "--extend", "qhd.mp4", "-o", "o.mp4")
+    command = "ffmpeg -i qhd.mp4 -vf scale=1280:720 -crf 18 qhd-1280x720.mp4"
+    assert code == 0 and f"distort; resize the clip first, e.g. {command}, and extend that" in err, err
+    assert "make it at 1280x736" not in err, err
+
+
 def test_a_png_sequence_numbered_from_1_goes_on_from_its_last_frame(pipe, tmp_path):
     # As ffmpeg, Blender and ComfyUI number the frames they write, and ffmpeg reads them: it was refused, and the
     # user had to write every frame again numbered from 0.
