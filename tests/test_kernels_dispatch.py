@@ -485,3 +485,32 @@ def test_triton_missing_on_windows_names_the_windows_build(monkeypatch, platform
     why = rt._triton_import_error()
     assert why.startswith("ModuleNotFoundError: No module named 'triton'")
     assert ("pip install triton-windows" in why) == (platform == "win32"), why
+
+
+def q3k_linear() -> QuantizedLinear:
+    # Q3_K: a type the Triton dequant_matmul does not read, which our Q3_K_M and Q2_K recipes make.
+    from gguf import GGML_QUANT_SIZES
+
+    block_values, block_bytes = GGML_QUANT_SIZES[Q.Q3_K]
+    blocks = torch.randint(0, 256, (4, block_bytes), dtype=torch.uint8)
+    blocks[:, -2:] = torch.full((4, 1), 0.01, dtype=torch.float16).view(torch.uint8)  # d, the block's scale
+    return QuantizedLinear.from_packed(blocks, Q.Q3_K, block_values)
+
+
+@pytest.mark.parametrize("backend", ["auto", "triton"])
+def test_only_the_types_dequant_matmul_reads_get_it(pretend_cuda, backend: str) -> None:
+    # Before: the Q3_K layer got the kernel too, and its first forward stopped a `--kernels triton` run
+    # (KernelFailedError), or, under auto, warned of and listed a fallback at every call.
+    q8, q3k = q8_linear(), q3k_linear()
+    model = TinyModel(nn.ModuleList([q8, q3k]))
+    x = torch.randn(3, 256)
+    expected = F.linear(x, q3k.dequantized_weight())
+    rt.apply_kernels(model, backend)
+    assert isinstance(q8.kernel, rt.FallbackOp) and q3k.kernel is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.testing.assert_close(q3k(x), expected)
+    assert rt.fallbacks(model) == {}
+    text_encoder = nn.Sequential(q3k_linear(), q8_linear())  # the same rule for the text encoder
+    rt.apply_dequant_kernels(text_encoder, backend)
+    assert text_encoder[0].kernel is None and isinstance(text_encoder[1].kernel, rt.FallbackOp)

@@ -456,7 +456,8 @@ def apply_kernels(
     model computes on (default: the current one); returns `model`. `attention`: "exact" or "int8" (8-bit
     attention, see `select_ops`).
 
-    With Triton, quantized layers run `dequant_matmul` (unless `triton_dequant=False`): a one-pass Triton
+    With Triton, quantized layers of the types it reads (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; other types keep their
+    own torch dequantization, no fallback) run `dequant_matmul` (unless `triton_dequant=False`): a one-pass Triton
     dequantization of the packed blocks into a transient bf16 weight + cuBLAS from 256 tokens up (within 1.07x of
     the bf16 GEMM at 16k+ tokens on an H200), the fused dequant-GEMM kernel below. Without it, each layer's own
     torch dequantization runs (1.2-2x slower at video token counts, docs/benchmarks.md). `fallbacks(model)` says
@@ -471,18 +472,22 @@ def apply_kernels(
 
 def apply_dequant_kernels(model: nn.Module, backend: str = "auto", device: torch.device = CURRENT_GPU) -> nn.Module:
     """Set the `kernel` of every `QuantizedLinear` in any module (the transformer, the text encoder) for `backend` on
-    the GPU `device` it computes on: the Triton `dequant_matmul` (with its torch fallback) when Triton runs, else
-    none (each layer's own torch dequantization). Returns `model`."""
+    the GPU `device` it computes on: the Triton `dequant_matmul` (with its torch fallback) when Triton runs and the
+    layer's quant type is one it reads, else none (each layer's own torch dequantization). Returns `model`."""
     return _set_dequant_kernels(model, _resolve_triton(backend, device))
 
 
 def _set_dequant_kernels(model: nn.Module, choice: TritonChoice) -> nn.Module:
-    kernel = None
+    # The kernel goes only to layers of the quant types it reads. The others (Q3_K, Q2_K, Q4_1, ...: our own
+    # recipes make some) keep `kernel=None`, their own torch dequantization: their normal route, neither a
+    # fallback to warn of nor, under "triton", a failure that would stop the run at the first forward.
+    kernel, supported = None, ()
     if choice.on:
-        from motif_lite.kernels.dequant_matmul import dequant_matmul
+        from motif_lite.kernels.dequant_matmul import SUPPORTED_QTYPES, dequant_matmul
 
         kernel = FallbackOp("dequant_matmul", dequant_matmul, dequant_linear_torch, strict=choice.strict)
+        supported = SUPPORTED_QTYPES
     for module in model.modules():
         if isinstance(module, QuantizedLinear):
-            module.kernel = kernel
+            module.kernel = kernel if module.qtype in supported else None
     return model
