@@ -9,6 +9,7 @@ import json
 import sys
 import types
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -115,6 +116,24 @@ def test_the_trial_timer_waits_for_the_gpu_the_attention_ran_on(monkeypatch):
     out = types.SimpleNamespace(is_cuda=True, device=torch.device("cuda", 1))  # what the call returned
     attention_module.synchronized_timer("sdpa", lambda: out)
     assert synced == [torch.device("cuda", 1)]
+
+
+def test_the_trial_holds_one_candidate_output_at_a_time():
+    # Before: the timer kept the previous call's output bound while the next call made its own, two full
+    # [B, H, L, D] outputs next to q, k, v in the attention phase, where the planner counts one.
+    alive, most = [], 0
+
+    def tracked(q, k, v, mask):
+        nonlocal most
+        out = sdpa_attention(q, k, v, mask)
+        alive.append(weakref.ref(out))
+        most = max(most, sum(ref() is not None for ref in alive))
+        return out
+
+    auto = AutoAttention({"a": tracked, "b": tracked}, timer=attention_module.synchronized_timer)
+    q = torch.randn(1, 2, 600, 64)
+    auto(q, q, q, None)
+    assert len(alive) > 4 and most == 1
 
 
 def timings(**ms: float):

@@ -262,9 +262,12 @@ def _unknown_backend(name: str) -> ConfigError:
 def synchronized_timer(name: str, call: Callable[[], torch.Tensor], reps: int = 2) -> float:
     """Seconds per call, waiting for the GPU the calls ran on: the output's, which is not the current device in a run
     on `--device cuda:1`. The trial's checked call was the warm-up (which may compile or autotune), and its check
-    read the output back, so nothing queued before is timed."""
+    read the output back, so nothing queued before is timed.
+
+    Each call's output is let go before the next call: the planner counts one attention output, not two."""
     start = time.perf_counter()
     for _ in range(reps):
+        out = None  # free the previous output first (the caching allocator reuses it for this call's)
         out = call()
     if out.is_cuda:
         torch.cuda.synchronize(out.device)
