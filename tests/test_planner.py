@@ -913,3 +913,16 @@ def test_a_float32_text_encoder_on_the_cpu_holds_float32_activations_in_host_mem
     assert bf16.text_placement is fp32.text_placement is TextEncoderPlacement.CPU
     more = text_activation_bytes(1, act_bytes=4) - text_activation_bytes(1, act_bytes=2)
     assert fp32.host.run_bytes - bf16.host.run_bytes == more > 0
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_a_parallel_decode_plans_the_whole_clip_on_the_main_ranks_host(ranks):
+    # Parallel.decode_frames splits even a 1-band decode into bands across the ranks, and rank 0 assembles the whole
+    # clip on the host next to its own bands. Before: the host plan counted one 4-frame chunk, as a lone process's.
+    alone = plan(1280, 736, 121, None)
+    split = plan(1280, 736, 121, None, sequence_parallel=ranks)
+    assert alone.vae.bands == split.vae.bands == 1 and alone.vae.tile is split.vae.tile is None
+    frame = 3 * 1280 * 736 * 2  # RGB in the VAE's bfloat16
+    clip = 121 * frame
+    held = clip + -(-clip // ranks)  # the clip and this rank's bands of it
+    assert split.host.run_bytes - alone.host.run_bytes == held - VAE.temporal_factor * frame

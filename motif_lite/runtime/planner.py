@@ -461,7 +461,12 @@ def _vae_label(choice: _Choice) -> str:
 
 
 def _host_needs(
-    sizes: GenerationSizes, choice: _Choice, device: str, stages: tuple[StageEstimate, ...], text_quantized: bool
+    sizes: GenerationSizes,
+    choice: _Choice,
+    device: str,
+    stages: tuple[StageEstimate, ...],
+    text_quantized: bool,
+    sequence_parallel: int = 1,
 ) -> HostNeeds:
     cuda = torch.device(device).type == "cuda"
     streamed = [] if choice.resident_blocks is None else list(range(choice.resident_blocks, len(sizes.block_bytes)))
@@ -469,6 +474,13 @@ def _host_needs(
     text_staging = staging_bytes(text_layer) + staging_bytes(text_layer // 6)
     pixels_per_frame = 3 * sizes.vae_pixels * sizes.vae_element_bytes
     held_frames = sizes.frames if choice.vae.bands > 1 else sizes.vae_config.temporal_factor  # clip or one chunk
+    video_bytes = held_frames * pixels_per_frame
+    if sequence_parallel > 1 and choice.vae.tile is None:
+        # The ranks split the decode into bands (`Parallel.decode_frames`): each holds its bands of the whole clip
+        # on the host, and rank 0, whose plan this is (the others' is then an over-estimate), the clip it
+        # assembles from everyone's too.
+        clip = sizes.frames * pixels_per_frame
+        video_bytes = clip + math.ceil(clip / sequence_parallel)
     # On the CPU the stages' device memory is host memory: their peaks (margin and workspaces included, less the
     # weights, counted once below) are what generating adds, so the host peak holds the peak of the stages.
     host_acts = max(s.peak_bytes - s.weight_bytes for s in stages) if not cuda else 0
@@ -483,7 +495,7 @@ def _host_needs(
         streamed_pinned_bytes=sum(sizes.block_pinned_bytes[i] for i in streamed),
         block_staging_bytes=staging_bytes(max((sizes.block_bytes[i] for i in streamed), default=0)),
         vae_bytes=sizes.vae_bytes,
-        video_bytes=held_frames * pixels_per_frame,
+        video_bytes=video_bytes,
         activation_bytes=host_acts,
         transformer_quantized=sizes.quantized,
         text_quantized=text_quantized,
@@ -566,7 +578,7 @@ def plan_memory(
     plans = []
     for plan, sizes, choice in ladder.candidates(inputs):
         if budget_bytes is None or plan.peak_bytes <= budget_bytes:
-            needs = _host_needs(sizes, choice, device, plan.stages, inputs.text_encoder_quantized)
+            needs = _host_needs(sizes, choice, device, plan.stages, inputs.text_encoder_quantized, sequence_parallel)
             host = plan_host(needs, ram_budget_bytes, available_ram())
             if plan.cfg_batch < cfg_batch:
                 batched = _batched_vram((p for p, _, _ in ladder.candidates(inputs)), budget_bytes)
