@@ -22,6 +22,8 @@ from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.model.ops import TORCH_OPS
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.activation_memory import (
+    TEXT_LAYER_FRACTION,
+    TEXT_NON_LAYER_FRACTION,
     TEXT_TOKENS,
     TORCH_NORM_D,
     TextEncoderShape,
@@ -926,3 +928,15 @@ def test_a_parallel_decode_plans_the_whole_clip_on_the_main_ranks_host(ranks):
     clip = 121 * frame
     held = clip + -(-clip // ranks)  # the clip and this rank's bands of it
     assert split.host.run_bytes - alone.host.run_bytes == held - VAE.temporal_factor * frame
+
+
+@pytest.mark.parametrize("vram", [4, 6])
+def test_the_streamed_text_encoder_holds_its_running_and_prefetched_layers(vram):
+    # The streamed encoder keeps its embeddings and norms on the device and copies in the next layer while one
+    # runs: two layers at once. Only docs/memory.md's --dry-run table saw a plan that counted one.
+    p = plan(1280, 736, 121, vram)
+    assert p.text_placement is TextEncoderPlacement.STREAMED
+    encode, decode = (next(s for s in p.stages if s.name == name) for name in ("encode", "decode"))
+    layer, rest = TEXT_LAYER_FRACTION * T5GEMMA2, TEXT_NON_LAYER_FRACTION * T5GEMMA2
+    resident = decode.weight_bytes  # the transformer's resident weights, all the decode stage holds
+    assert encode.weight_bytes - resident == int(rest + 2 * layer)
