@@ -133,7 +133,7 @@ def preflight(
             held = held_while(problems, before_download)
             if loras or weights:  # checked against the configs at hand: a wrong one holds the download
                 # The --gguf file's header read once for both: the checks at hand and the ones that follow.
-                header_read = header_read or _gguf_header_read_first(model, gguf)
+                header_read = header_read or gguf_header_read_first(model, gguf)
                 held = _local_files_read_first(
                     model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, loras=loras, problems=problems,
                     then=held, header_read=header_read,
@@ -186,7 +186,7 @@ def _local_files_read_first(
     return before_download
 
 
-def _gguf_header_read_first(model: str | Path, gguf: str | Path | None) -> GGUFFilesRead | None:
+def gguf_header_read_first(model: str | Path, gguf: str | Path | None) -> GGUFFilesRead | None:
     """The --gguf file's header (`check_gguf_files`), for the checks before a download and after it to share; None
     where it has a problem, which those checks name as they read it."""
     try:

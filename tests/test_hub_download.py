@@ -1597,3 +1597,50 @@ def test_the_lora_check_before_the_download_reads_no_gguf_header_again(
     code, err = empty_cache_run("--gguf", str(gguf), "--lora", str(lora))
     assert "downloading" in err, err  # the check before the download ran, and found nothing wrong
     assert without >= 1 and reads.count(gguf) == without, (without, reads)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_a_run_reads_the_gguf_header_once_with_a_download(
+    empty_cache_run, fake_hub, shared_checkpoint_and_gguf, monkeypatch, tmp_path, lora
+):
+    # The check before the download (the memory plan's refusal, the prompts, the CPU time question: each through
+    # `sources_at_hand`) read the --gguf file's header twice more after preflight read it: it takes preflight's.
+    from motif_lite.weights import gguf_file
+
+    gguf = shared_checkpoint_and_gguf[1]
+    reads: list[Path] = []
+    read_header = gguf_file._validate_header  # every read of a header walks it first (`read_gguf`, `tensor_bytes`)
+    monkeypatch.setattr(gguf_file, "_validate_header", lambda path: reads.append(Path(path)) or read_header(path))
+    flags = ["--lora", str(lora_file(tmp_path / "style.safetensors", lora_of((64, 64))))] if lora else []
+    code, err = empty_cache_run("--gguf", str(gguf), *flags)
+    assert "downloading" in err, err  # the checks before the download ran
+    assert reads.count(gguf) == 1, reads
+
+
+def test_serve_reads_the_gguf_header_once_with_a_download(fake_hub, shared_checkpoint_and_gguf, monkeypatch, tmp_path):
+    # serve's check before the download (the memory plan's refusal, through `sources_at_hand`) read the --gguf
+    # file's header again after its early check had: it takes the one read.
+    import torch
+
+    from motif_lite.server.runner import VideoServer
+    from motif_lite.weights import gguf_file
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    free_space(monkeypatch, 10**12)
+    gguf = shared_checkpoint_and_gguf[1]
+    reads: list[Path] = []
+    read_header = gguf_file._validate_header  # every read of a header walks it first (`read_gguf`, `tensor_bytes`)
+    monkeypatch.setattr(gguf_file, "_validate_header", lambda path: reads.append(Path(path)) or read_header(path))
+    failed: list[BaseException] = []
+
+    def load_once(self, sock, load) -> None:  # load (the download fails: the test's Hub stops it), then stop
+        try:
+            load()
+        except Exception as exc:
+            failed.append(exc)
+
+    monkeypatch.setattr(VideoServer, "serve", load_once)
+    flags = ["--port", "0", "--vram", "4", "--data", str(tmp_path / "served")]
+    assert cli.main(["serve", "--gguf", str(gguf), *flags]) == 0
+    assert fake_hub.downloads and failed, (fake_hub.downloads, failed)  # the check before the download ran
+    assert reads.count(gguf) == 1, reads

@@ -18,7 +18,7 @@ from motif_lite.request import GenerationRequest
 if TYPE_CHECKING:
     import torch
 
-    from motif_lite.checkpoint import ModelSources
+    from motif_lite.checkpoint import GGUFFilesRead, ModelSources
     from motif_lite.encoders.text import PromptTruncation
     from motif_lite.io.hub import DownloadPlan
     from motif_lite.runtime.parallel import Parallel
@@ -69,17 +69,21 @@ def ask_before_download(
     device: str | torch.device,
     question: CpuTimeQuestion,
     said: dict[str, PromptTruncation],
+    header_read: GGUFFilesRead | None = None,
 ) -> Callable[[DownloadPlan], None]:
     """What the checks call just before a download starts (`HubAccess.before_download`): the prompts the text
     encoder will cut, with the tokenizer fetched first (`said` gets them: not said again before the load); on the
     CPU, the time question, from the configs at hand or the official ones as a dry run counts (the checkpoint's own
-    are not downloaded yet): not after hours of downloading for a run the user would not start."""
+    are not downloaded yet): not after hours of downloading for a run the user would not start. `header_read`: the
+    GGUF files the run read already (`preflight.gguf_header_read_first`, which its preflight takes too): each
+    check here takes it, not reading the --gguf file's header again."""
 
     def before_download(plan: DownloadPlan) -> None:
-        refuse_what_no_plan_fits(args, requests[0], device)  # before the time question: no question, no download
+        # Before the time question: no question, no download.
+        refuse_what_no_plan_fits(args, requests[0], device, header_read=header_read)
         if said and question.said:  # both said before an earlier download (the checkpoint's, then a GGUF variant's)
             return
-        at_hand = _at_hand(args, requests[0])  # read once, for the prompts and the time question
+        at_hand = _at_hand(args, requests[0], header_read)  # read once, for the prompts and the time question
         _say_long_prompts_first(args, requests[0], said, at_hand)
         if question.said:  # before the checkpoint's download, not again before the GGUF variant's
             return
@@ -97,15 +101,18 @@ def rank_refuses_before_download(
     device: str | torch.device,
     parallel: Parallel,
     said: dict[str, PromptTruncation],
+    header_read: GGUFFilesRead | None = None,
 ) -> Callable[[DownloadPlan], None]:
     """What a rank of a parallel run calls just before its download starts: its own plan's refusal, as a run on one
     process refuses (`prepare.refuse_what_no_plan_fits`), and on the main rank the prompts the text encoder will cut
-    (`said` gets them); the CPU time question is a one-process run's."""
+    (`said` gets them); the CPU time question is a one-process run's. `header_read`: as `ask_before_download`'s."""
 
     def before_download(plan: DownloadPlan) -> None:
-        refuse_what_no_plan_fits(args, request, device, parallel.layout, text_encoder=parallel.is_main)
+        refuse_what_no_plan_fits(
+            args, request, device, parallel.layout, text_encoder=parallel.is_main, header_read=header_read
+        )
         if parallel.is_main:  # the one that encodes, and prints
-            _say_long_prompts_first(args, request, said, _at_hand(args, request))
+            _say_long_prompts_first(args, request, said, _at_hand(args, request, header_read))
 
     return before_download
 
@@ -128,15 +135,18 @@ def _say_long_prompts_first(
         print(f"warning: {truncation.advice(label)}", file=sys.stderr)
 
 
-def _at_hand(args: argparse.Namespace, request: GenerationRequest) -> tuple[ModelSources, Settings] | None:
+def _at_hand(
+    args: argparse.Namespace, request: GenerationRequest, header_read: GGUFFilesRead | None
+) -> tuple[ModelSources, Settings] | None:
     """The sources and settings a run knows before a download: from the files at hand, else the official
-    architecture; None where the flags or files have a problem (the checks go on to name it)."""
+    architecture; None where the flags or files have a problem (the checks go on to name it). `header_read`: the
+    GGUF files read already, not read again."""
     from motif_lite.errors import MotifLiteError
     from motif_lite.settings import resolve_settings
 
     try:
         # No --text-encoder-gguf: it changes nothing here, and its problems are the checks' to name.
-        sources = sources_at_hand(args, text_encoder_gguf=False)
+        sources = sources_at_hand(args, text_encoder_gguf=False, header_read=header_read)
         return sources, resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args))
     except MotifLiteError:
         return None

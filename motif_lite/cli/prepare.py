@@ -38,7 +38,8 @@ def preflight_flags(
     made from the files that will load, not from the built-in sizes of a model not yet on disk); the speed flags
     with the device (`preflight.check_speed_on_device`) and the `loras` (--lora's files and strengths) before any
     download. `before_download`: called just before a download starts (`run` asks its CPU time question there).
-    `header_read`: the GGUF files read already (serve's `check_gguf_files`), not read again."""
+    `header_read`: the GGUF files read already (serve's `check_gguf_files`, run's `gguf_header_read_first`), not
+    read again."""
     from motif_lite.io.gguf_source import refuse_variant_flag
     from motif_lite.preflight import preflight
     from motif_lite.weights.lora import LoRASpec
@@ -67,19 +68,26 @@ def speed_checks(args: argparse.Namespace, dtype: torch.dtype | str | None) -> C
 
 
 def sources_at_hand(
-    args: argparse.Namespace, *, text_encoder_gguf: bool = True, quantized: bool = True
+    args: argparse.Namespace,
+    *,
+    text_encoder_gguf: bool = True,
+    quantized: bool = True,
+    header_read: GGUFFilesRead | None = None,
 ) -> ModelSources:
     """The model the flags name as far as it is at hand (a folder, the Hugging Face cache; no download): its files
     and configs, else the official configs bundled with motif-lite (`locate_sources` with `preflight.AT_HAND`).
     `text_encoder_gguf=False`: without --text-encoder-gguf, where it changes nothing and its problems are the later
-    checks' to name. `quantized`: with --quantize / --text-encoder-quantize applied (`quantized_as_asked`)."""
+    checks' to name. `quantized`: with --quantize / --text-encoder-quantize applied (`quantized_as_asked`).
+    `header_read`: the GGUF files read already (`preflight.gguf_header_read_first`), not read again."""
     from motif_lite.checkpoint import locate_sources
     from motif_lite.io.gguf_source import refuse_variant_flag
     from motif_lite.preflight import AT_HAND
 
     refuse_variant_flag(args.gguf)  # in run's words: `locate_sources` says it in Python's
     text_gguf = args.text_encoder_gguf if text_encoder_gguf else None
-    sources = locate_sources(args.model, args.gguf, text_encoder_gguf=text_gguf, weights=args.weights, **AT_HAND)
+    sources = locate_sources(
+        args.model, args.gguf, text_encoder_gguf=text_gguf, weights=args.weights, header_read=header_read, **AT_HAND
+    )
     return quantized_as_asked(sources, args) if quantized else sources
 
 
@@ -92,14 +100,15 @@ def quantized_as_asked(sources: ModelSources, args: argparse.Namespace) -> Model
     return with_quantize(sources, quantize, text_encoder_quantize)
 
 
-def sources_before_download(args: argparse.Namespace) -> ModelSources | None:
+def sources_before_download(args: argparse.Namespace, header_read: GGUFFilesRead | None = None) -> ModelSources | None:
     """What a memory plan made before the checkpoint downloads counts with (a run's refusal before its download, the
     launcher's plan of the ranks): the files and configs at hand (a folder, the cache), else, for the official model,
     its configs bundled with motif-lite; None for another model not at hand, whose sizes may differ from the
-    official ones: it is planned once its files are there. Raises what `locate_sources` finds wrong at hand."""
+    official ones: it is planned once its files are there. Raises what `locate_sources` finds wrong at hand.
+    `header_read`: the GGUF files read already, not read again."""
     from motif_lite.choices import MOTIF_REPO
 
-    sources = sources_at_hand(args, quantized=False)
+    sources = sources_at_hand(args, quantized=False, header_read=header_read)
     if sources.root is None and str(args.model) != MOTIF_REPO:
         return None
     return quantized_as_asked(sources, args)  # only now: a recipe's problem is not another model's to name
@@ -111,20 +120,22 @@ def refuse_what_no_plan_fits(
     device: str | torch.device,
     layout: ParallelLayout | None = None,
     text_encoder: bool = True,
+    header_read: GGUFFilesRead | None = None,
 ) -> None:
     """Before a download: the memory plan the run will make (`plan_if_budget`; in a parallel run this rank's, by
     its `layout` and whether it loads the `text_encoder`), from the configs at hand or the official ones
     (`sources_before_download`), raising its refusal when even the smallest plan does not fit the device budget or
     --ram: said now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or
     files is left to the checks, which name it. `request`: the request, or how it follows from those sources (the
-    server's: image-to-video where the checkpoint takes images)."""
+    server's: image-to-video where the checkpoint takes images). `header_read`: the GGUF files read already (the
+    run's, which its preflight takes too), not read again."""
     from motif_lite.devices import resolve_device
     from motif_lite.errors import MotifLiteError
     from motif_lite.settings import resolve_dtype
 
     try:
         target = resolve_device(device)
-        sources = sources_before_download(args)
+        sources = sources_before_download(args, header_read)
         dtype = resolve_dtype(args.dtype, target).value
     except MotifLiteError:
         return

@@ -298,6 +298,7 @@ def _prepare(
     after every refusal). `parallel`: this rank's part of a run on several processes; `layout`: a dry run's of
     several processes; `say`: print, or `_quiet` on ranks other than the main one."""
     from motif_lite.devices import is_here
+    from motif_lite.preflight import gguf_header_read_first
     from motif_lite.settings import Given, resolve_dtype, resolve_settings
 
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
@@ -308,11 +309,14 @@ def _prepare(
         sources, device = _checked_at_hand(args)
         kernel_cache = None  # a dry run compiles nothing
     else:  # on the CPU, a long run is asked about before any download
+        # The --gguf file's header, read once for preflight and every check before the download.
+        header_read = gguf_header_read_first(args.model, args.gguf)
         if parallel is None:
-            before_download = ask_before_download(args, requests, device, question, said)
+            before_download = ask_before_download(args, requests, device, question, said, header_read)
         else:
-            before_download = rank_refuses_before_download(args, request, device, parallel, said)
-        sources, device = preflight_flags(args, device, before_download, loras)  # the speed flags with the device
+            before_download = rank_refuses_before_download(args, request, device, parallel, said, header_read)
+        # The speed flags with the device.
+        sources, device = preflight_flags(args, device, before_download, loras, header_read)
         kernel_cache = writable_kernel_cache(os.environ, args.kernels, device)  # said before it compiles
     lora_files = _checked_loras(loras, sources)  # the files' headers against the transformer's layers
     # A run's device is the one preflight resolved; a dry run's may be another machine's GPU, whose default is unknown.

@@ -458,7 +458,9 @@ def _load_served_pipeline(
     planned_video = max_video or (REQUEST_DEFAULTS.width, REQUEST_DEFAULTS.height, REQUEST_DEFAULTS.frames)
 
     def before_download(download: DownloadPlan) -> None:  # what no plan fits, said before gigabytes, as run says it
-        refuse_what_no_plan_fits(args, lambda sources: largest_job(sources, planned_video), args.device)
+        refuse_what_no_plan_fits(
+            args, lambda sources: largest_job(sources, planned_video), args.device, header_read=header_read
+        )
 
     # Every check, and any download, before planning, as run: the --lora files before the download too.
     sources, device = preflight_flags(args, args.device, before_download, loras, header_read)
