@@ -558,6 +558,24 @@ def test_a_transformer_that_takes_no_image_is_text_to_video_only(copy):
     assert not [f for f in report.findings if "image-to-video possible" in f.message]
 
 
+@pytest.mark.parametrize("broken", ["the GGUF", "transformer/config.json"])
+def test_image_to_video_is_not_claimed_without_a_transformer_config(tiny, copy, tmp_path, broken):
+    # A --gguf file whose config could not be read at all (cut in its header) still got "image-to-video possible"
+    # because the feature extractor was there: with no transformer config known, whether it takes an image is not.
+    gguf = None
+    if broken == "the GGUF":
+        gguf = tmp_path / "cut.gguf"
+        gguf.write_bytes(tiny[1].read_bytes()[:300])
+    else:
+        (copy / broken).write_text("{not json")
+    report = check_setup(copy, gguf=gguf)
+    assert not report.passed  # the config's problem is said
+    rel = "feature_extractor/preprocessor_config.json"
+    (found,) = [f for f in report.findings if f.subject == rel]
+    assert (found.level, found.message) == ("ok", "present; image-to-video unknown: no transformer config was read")
+    assert not [f for f in report.findings if "image-to-video possible" in f.message]
+
+
 def test_an_unknown_config_key_is_a_warning_finding_of_its_file_and_a_run_says_it_once(copy, capsys, tmp_path):
     # A misspelt key (rope_dim for rope_axes_dim) is ignored and its setting keeps its default: check printed
     # Python's warning above the report, counted nothing, and a run printed it twice (its checks, then the load).

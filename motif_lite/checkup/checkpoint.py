@@ -250,12 +250,16 @@ def _check_guider(report: Checkup, source: CheckpointFiles) -> None:
 def check_image_input(report: Checkup, source: CheckpointFiles, transformer: TransformerConfig | None) -> None:
     """Whether a run can take a first-frame image (-i): it needs the feature extractor's config and a transformer
     that takes an image (`image_embed_dim` not null: a run refuses -i otherwise). `transformer`: the config a run
-    would use (the checkpoint's, or the one chosen for a GGUF); None when none could be read (its problem is said)."""
+    would use (the checkpoint's, or the one chosen for a GGUF); None when none could be read (its problem is said):
+    the row then says image-to-video is unknown, not possible."""
     rel = "feature_extractor/preprocessor_config.json"
     text_only = "image-to-video (-i) is not possible with this checkpoint; text-to-video is"
     if _json(report, source, rel, text_only) is None:
         return
-    if transformer is not None and transformer.image_embed_dim is None:  # a text-to-video export
+    if transformer is None:  # its config's problem is said: whether it takes an image is not known
+        report.ok(rel, "present; image-to-video unknown: no transformer config was read")
+        return
+    if transformer.image_embed_dim is None:  # a text-to-video export
         report.warning(rel, f"present, but the transformer takes no image (image_embed_dim: null): {text_only}")
         return
     report.ok(rel, "image-to-video possible")
