@@ -1644,3 +1644,36 @@ def test_serve_reads_the_gguf_header_once_with_a_download(fake_hub, shared_check
     assert cli.main(["serve", "--gguf", str(gguf), *flags]) == 0
     assert fake_hub.downloads and failed, (fake_hub.downloads, failed)  # the check before the download ran
     assert reads.count(gguf) == 1, reads
+
+
+def test_a_rank_checks_before_its_download_with_the_gguf_header_read(shared_checkpoint_and_gguf, monkeypatch):
+    # Each rank of a parallel run read the --gguf file's header twice more before its download (its plan's refusal,
+    # the main rank's prompts), after its run had read it for preflight: they take that read.
+    from types import SimpleNamespace
+
+    from motif_lite.cli import before_download, build_parser, run_request
+    from motif_lite.cli.run_flags import take_weight_flags
+    from motif_lite.io.hub import DownloadPlan
+    from motif_lite.memory_advice import PlannedRun
+    from motif_lite.preflight import gguf_header_read_first
+    from motif_lite.runtime.parallel import ParallelLayout
+    from motif_lite.weights import gguf_file
+
+    root, gguf = shared_checkpoint_and_gguf
+    planned = []
+    monkeypatch.setattr(PlannedRun, "plan", lambda run, vram_gib=None: planned.append(run.sources.gguf_header))
+    flags = ["run", "-m", str(root), "--gguf", str(gguf), "-p", "a fox", "--device", "cpu", "--vram", "8"]
+    args = build_parser().parse_args(flags)
+    args.weights = take_weight_flags(args)
+    request = run_request.request_from_args(args)
+    header_read = gguf_header_read_first(root, gguf)
+    reads: list[Path] = []
+    read_header = gguf_file._validate_header  # every read of a header walks it first (`read_gguf`, `tensor_bytes`)
+    monkeypatch.setattr(gguf_file, "_validate_header", lambda path: reads.append(Path(path)) or read_header(path))
+    for is_main in (True, False):
+        rank = SimpleNamespace(layout=ParallelLayout(2, 1), is_main=is_main)
+        before_download.rank_refuses_before_download(args, request, "cpu", rank, {}, header_read)(
+            DownloadPlan("someone/motif", {})
+        )
+    assert [header is header_read.transformer for header in planned] == [True, True]  # each rank's plan took it
+    assert reads == []
