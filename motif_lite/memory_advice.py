@@ -47,6 +47,7 @@ class PlannedRun:
     sequence_parallel: int = 1
     text_encoder: bool = True
     first_step: int = 0
+    attention_backend: str = "auto"
 
     @functools.cached_property
     def sizes(self) -> ModelSizes:
@@ -65,6 +66,7 @@ class PlannedRun:
             vram_gib=self.vram_gib if vram_gib is None else vram_gib, kernels=self.kernels, attention=self.attention,
             sequence_parallel=self.sequence_parallel, ram_gib=self.ram_gib, batch_guidance=self.batch_guidance,
             step_cache=self.step_cache, text_encoder=self.text_encoder, first_step=self.first_step, sizes=self.sizes,
+            attention_backend=self.attention_backend,
         )  # fmt: skip
 
     def with_sources(self, sources: ModelSources) -> PlannedRun:

@@ -546,6 +546,7 @@ def plan_generation(
     text_encoder_quantize: str | None = None,
     first_step: int = 0,
     sizes: ModelSizes | None = None,
+    attention_backend: str = "auto",
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -566,7 +567,8 @@ def plan_generation(
     `load_pipeline` picks on that device (`settings.resolve_dtype`: float16 on a GPU before compute capability 8.0, else
     bfloat16). `first_step`: a resumed run's first step; one resumed past the guidance window plans one row per forward,
     as it runs (`Settings.guided`). `sizes`: `model_sizes` of these sources, dtype and text encoder dtype counted
-    already (`PlannedRun.sizes`), not counted again.
+    already (`PlannedRun.sizes`), not counted again. `attention_backend`: `--attention-backend` (with `auto` and
+    `triton` the denoise stage counts Triton's tuning buffer for our attention kernel).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -586,7 +588,7 @@ def plan_generation(
     budget = device_budget(target, vram_gib)
     inputs = _planner_inputs(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
-        text_encoder, first_step, sizes,
+        text_encoder, first_step, sizes, attention_backend,
     )  # fmt: skip
     plan = plan_memory(
         inputs, budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
@@ -608,6 +610,7 @@ def _planner_inputs(
     text_encoder: bool = True,
     first_step: int = 0,
     sizes: ModelSizes | None = None,
+    attention_backend: str = "auto",
 ) -> PlannerInputs:
     """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about `request` on this model,
     dtype and device: the sizes from the files' headers, the rows per forward (from `first_step` on: a resumed
@@ -627,6 +630,7 @@ def _planner_inputs(
         text_encoder_dtype=text_encoder_dtype,  # None: the planner picks what load_pipeline does
         fused_norms=triton_on, autotune_bytes=autotune_buffer_bytes(triton_on),
         text_encoder_quantized=text_encoder and sizes.text_encoder_quantized,  # packed blocks, not F32/F16 tensors
+        triton_attention=triton_on and attention_backend in ("auto", "triton"),  # auto's trial times our kernel
         attention_workspace_bytes=functools.partial(
             attention_workspace_bytes, attention, config, tokens, image=request.conditions_on_image
         ),

@@ -152,6 +152,36 @@ def test_the_denoise_stage_counts_the_buffer_where_a_kernel_autotunes(size, weig
     assert added == (BUFFER if tunes else 0)
 
 
+@pytest.mark.parametrize("weights", [Q4_K_M, BF16])
+def test_the_denoise_stage_counts_the_buffer_where_the_exact_attention_can_be_our_triton_kernel(weights):
+    # Before: only 8-bit attention and the fused GEMM counted it, although auto's trial (the default backend on
+    # CUDA) autotunes our dense Triton attention in the attention phase, the denoise stage's peak.
+    def added(triton_attention: bool) -> int:
+        kw = dict(triton_attention=triton_attention)
+        return denoise_peak(1280, 736, 121, BUFFER, weights, **kw) - denoise_peak(1280, 736, 121, 0, weights, **kw)
+
+    assert added(True) == BUFFER and added(False) == 0
+
+
+def test_a_dry_run_counts_the_buffer_unless_the_attention_backend_is_one_of_pytorchs(no_network, no_weights, capsys):
+    # `--attention-backend` reaches the plan: `auto` (the default) times our dense Triton attention at the first
+    # step and `triton` runs it, so both count the buffer; `sdpa` never runs our kernel (docs/memory.md, "Triton's
+    # autotuning buffer"). At --vram 6 with Q4_K_M nothing else autotunes in the denoise stage, the peak.
+    from motif_lite import cli
+
+    def peak(*flags: str) -> float:
+        args = ["run", "--dry-run", "--device", "cuda", "--vram", "6", "--gguf", "Q4_K_M", "-p", "x", *flags]
+        assert cli.main(args) == 0
+        return float(re.search(r"device peak (\S+) GiB allocated", capsys.readouterr().out).group(1))
+
+    by_pytorch = peak("--attention-backend", "sdpa")
+    assert (
+        peak()
+        == peak("--attention-backend", "triton")
+        == pytest.approx(by_pytorch + autotune_buffer_bytes(True) / 2**30, abs=0.011)
+    )
+
+
 @pytest.mark.parametrize(
     ("quantized", "text_dtype", "tunes"),
     [

@@ -272,6 +272,28 @@ def test_an_unguided_request_plans_one_row_and_int8_attention_counts_the_rows(no
     assert inputs.attention_workspace_bytes(2) == two_rows < with_image
 
 
+@pytest.mark.parametrize(
+    ("device", "kernels", "backend", "triton_attention"),
+    [
+        ("cuda", "auto", "auto", True),  # auto's trial times our dense Triton kernel
+        ("cuda", "auto", "triton", True),
+        ("cuda", "auto", "sdpa", False),  # a fixed backend of PyTorch's: our kernel never runs
+        ("cuda", "torch", "auto", False),  # no Triton kernels at all
+        ("cpu", "auto", "auto", False),
+    ],
+)
+def test_the_plan_knows_when_the_exact_attention_can_be_our_triton_kernel(
+    no_network, device, kernels, backend, triton_attention
+):
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    target = torch.device(device)
+    inputs = _planner_inputs(
+        request, sources, torch.bfloat16, target, kernels, "exact", None, attention_backend=backend
+    )
+    assert inputs.triton_attention is triton_attention
+
+
 def test_int8_attention_counts_one_row_when_the_plan_falls_back_to_one_row(no_network):
     # A budget between the 1-row and 2-row plans: the guidance predictions run one after the other, and the 8-bit
     # attention's K/V copies are counted for one row (two would push the plan down the ladder or overstate it).
@@ -349,16 +371,16 @@ def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_ne
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --vram as given, on any machine
 
-    args = cli.build_parser().parse_args(["run", "-p", "x", "--gguf", "Q4_K_M", "--vram", "3.2", "--device", "cuda"])
+    args = cli.build_parser().parse_args(["run", "-p", "x", "--gguf", "Q4_K_M", "--vram", "3.5", "--device", "cuda"])
     args.weights = {}
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     sources = sources_before_download(args)  # the official configs: nothing is at hand
     cuda = torch.device("cuda")
     planned = planned_run(args, request, sources, torch.bfloat16, cuda)
-    plan = planned.plan()  # 3.16 GiB: the ladder's last plans
+    plan = planned.plan()  # 3.41 GiB: the ladder's last plans
     advice = out_of_memory_advice(planned, plan)
     assert advice.endswith(
-        "No plan of this video needs less: make a smaller video (--dry-run --vram 3.15 names the sizes that fit)"
+        "No plan of this video needs less: make a smaller video (--dry-run --vram 3.40 names the sizes that fit)"
     )
     # A peak under 0.01 GiB has no --vram figure under it: no "--vram 0.00" is named.
     small = [dataclasses.replace(stage, peak_bytes=5 * 2**20) for stage in plan.stages]

@@ -363,12 +363,16 @@ def _tunes_in_denoise(
     batch: int,
     sequence_parallel: int,
     attention_workspace: Callable[[int], int] | None,
+    triton_attention: bool = False,
 ) -> bool:
     """Whether a kernel of ours can meet a new tuning key inside a transformer forward, so that Triton's
-    autotuner holds its benchmark buffer there: 8-bit attention (the only attention with a workspace), whose first
-    call is in the attention phase, and the quantized linears' fused GEMM for a row count it tunes for
+    autotuner holds its benchmark buffer there: 8-bit attention (the only attention with a workspace) and the
+    exact attention where it can be our dense Triton kernel (`triton_attention`: auto's trial times it), both in
+    the attention phase, the peak; and the quantized linears' fused GEMM for a row count it tunes for
     (`linear_rows`: a stream, or a piece of one, of a few dozen to a few hundred tokens)."""
     if attention_workspace is not None and attention_workspace(batch) > 0:
+        return True
+    if triton_attention:
         return True
     if not sizes.quantized:
         return False
@@ -396,11 +400,13 @@ def _stage_estimates(
     step_cache: bool = False,
     autotune_bytes: int = 0,
     text_quantized: bool = False,
+    triton_attention: bool = False,
 ) -> tuple[StageEstimate, ...]:
     """The encode, denoise and decode stages' estimates for `choice`, with `batch` rows per transformer forward.
     `autotune_bytes` (Triton's benchmark buffer; 0 without our Triton kernels) is added to the stages where a
     kernel of ours can autotune: the encode stage of a text encoder with quantized linears (`text_quantized`) on
-    the device where `_text_encoder_tunes`, the denoise stage where `_tunes_in_denoise`."""
+    the device where `_text_encoder_tunes`, the denoise stage where `_tunes_in_denoise` (`triton_attention`: the
+    exact attention can be our Triton kernel)."""
     resident = _resident_weights(sizes, choice)
     # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
     # the text encoder has left the device.
@@ -424,7 +430,7 @@ def _stage_estimates(
         streamed_blocks += ", no prefetch"
     encode_chunks = f"vae encode: {choice.vae.bands} bands" if sizes.image and choice.vae.bands > 1 else "-"
     encode_tuning = autotune_bytes if on_device and text_quantized and _text_encoder_tunes(sizes.text_act_bytes) else 0
-    tunes = _tunes_in_denoise(sizes, choice, batch, sequence_parallel, attention_workspace)
+    tunes = _tunes_in_denoise(sizes, choice, batch, sequence_parallel, attention_workspace, triton_attention)
     denoise_tuning = autotune_bytes if tunes else 0
     # The VAE's measured terms already contain cuDNN's workspace: no workspace counted for the decode stage.
     stages = [
@@ -525,6 +531,8 @@ class PlannerInputs:
     autotune_bytes: the buffer Triton's autotuner holds on the device while it times a kernel at a new tuning key
     (`runtime.kernels.autotune_buffer_bytes`; 0: none of our Triton kernels run), counted in the stages where one of
     ours can autotune (`_stage_estimates`).
+    triton_attention: the exact attention can be our dense Triton kernel, which autotunes in the attention phase
+    (`--attention-backend triton`, or `auto` with Triton on CUDA: its trial times the kernel).
     """
 
     width: int
@@ -543,6 +551,7 @@ class PlannerInputs:
     text_encoder_dtype: torch.dtype | None = None
     autotune_bytes: int = 0
     text_encoder_quantized: bool = False
+    triton_attention: bool = False
 
     def sizes(self) -> GenerationSizes:
         """The sizes of this generation (`generation_sizes`)."""
@@ -611,7 +620,7 @@ class _Ladder:
             for batch in dict.fromkeys((case.cfg_batch, 1)):
                 stages = _stage_estimates(
                     sizes, choice, batch, case.fused_norms, self.sequence_parallel, case.attention_workspace_bytes,
-                    self.step_cache, case.autotune_bytes, case.text_encoder_quantized,
+                    self.step_cache, case.autotune_bytes, case.text_encoder_quantized, case.triton_attention,
                 )  # fmt: skip
                 plan = Plan(
                     width=case.width,
@@ -693,7 +702,7 @@ def unplanned_peak_bytes(inputs: PlannerInputs) -> int:
     stages = _stage_estimates(
         inputs.sizes(), unplanned, inputs.cfg_batch, inputs.fused_norms,
         attention_workspace=inputs.attention_workspace_bytes, autotune_bytes=inputs.autotune_bytes,
-        text_quantized=inputs.text_encoder_quantized,
+        text_quantized=inputs.text_encoder_quantized, triton_attention=inputs.triton_attention,
     )  # fmt: skip
     return max(stage.peak_bytes for stage in stages)
 
