@@ -335,7 +335,8 @@ def test_a_video_too_large_names_the_longest_and_the_largest_that_fit():
 @pytest.mark.parametrize("vram", [3.0, 3.1])
 def test_the_longest_video_named_is_the_longest_even_where_a_shorter_one_does_not_fit(vram):
     # Triton's tuning buffer comes with some token counts only (the last token piece of 1280x736x113 is 224 tokens,
-    # which the fused GEMM tunes for): at --vram 3.1 1280x736x117 fits and 113 does not, where a bisection of the
+    # which the fused GEMM tunes for; exact attention by PyTorch's, as `--attention-backend sdpa`, so that only the
+    # fused GEMM tunes): at --vram 3.1 1280x736x117 fits and 113 does not, where a bisection of the
     # lengths named 109; at --vram 3 113 fits only without the buffer. Every length the advice passes over must not
     # fit, and the one it names must.
     tuning = 256 * 2**20
