@@ -20,6 +20,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.quantize import get_recipe, plan_types
 from motif_lite.quantize.text_recipes import get_text_recipe, plan_text_types
+from motif_lite.runtime.kernels import autotune_buffer_bytes
 from motif_lite.runtime.planner import PlannerInputs, plan_memory
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
@@ -115,10 +116,11 @@ def _gib(nbytes: int) -> float:
 
 
 def _plan(width: int, height: int, frames: int, weight_bytes: int, text_bytes: int, budget: int | None):
-    """The planner's fastest plan within `budget` device bytes (None: everything resident) on CUDA."""
+    """The planner's fastest plan within `budget` device bytes (None: everything resident) on CUDA, as a default
+    run plans it: our Triton kernels, and `auto` attention, whose trial may autotune our Triton attention."""
     inputs = PlannerInputs(
         width, height, frames, TransformerConfig(), weight_bytes, text_bytes, WanVAEConfig(), cfg_batch=1,
-        vae_dtype=torch.bfloat16, fused_norms=True,
+        vae_dtype=torch.bfloat16, fused_norms=True, autotune_bytes=autotune_buffer_bytes(True), triton_attention=True,
     )  # fmt: skip
     return plan_memory(inputs, budget, device="cuda")
 

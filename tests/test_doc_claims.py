@@ -460,9 +460,10 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def _planned_peaks(width: int, height: int, frames: int, weight_bytes: int) -> tuple[float, float]:
     """The planner's estimated device peak (GiB) with everything resident and of its smallest plan, as
     bench/bench_sizes.py computes the README's table: CUDA, fused norms, the guidance predictions one after the other,
-    bf16 text encoder and VAE."""
+    bf16 text encoder and VAE, our Triton kernels and `auto` attention (its tuning buffer counted)."""
     from motif_lite.config import TransformerConfig
     from motif_lite.errors import MotifLiteError
+    from motif_lite.runtime.kernels import autotune_buffer_bytes
     from motif_lite.runtime.planner import PlannerInputs, plan_memory
     from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_PARAMS
     from motif_lite.vae.config import WanVAEConfig
@@ -471,6 +472,7 @@ def _planned_peaks(width: int, height: int, frames: int, weight_bytes: int) -> t
         inputs = PlannerInputs(
             width, height, frames, TransformerConfig(), weight_bytes, 2 * OFFICIAL_TEXT_ENCODER_PARAMS,
             WanVAEConfig(), cfg_batch=1, vae_dtype=torch.bfloat16, fused_norms=True,
+            autotune_bytes=autotune_buffer_bytes(True), triton_attention=True,
         )  # fmt: skip
         return plan_memory(inputs, budget, device="cuda")
 
