@@ -338,6 +338,10 @@ def test_an_output_as_typed_that_names_no_file_says_which_to_give(tmp_path, monk
             "output Com1 .webm is the name of Windows' COM1 device, not of a file: give another, "
             'e.g. -o "renders\\video-Com1 .webm"',
         ),
+        (  # Microsoft's list names COM0 and LPT0 too
+            "com0.mp4",
+            "output com0.mp4 is the name of Windows' COM0 device, not of a file: give another, e.g. -o video-com0.mp4",
+        ),
         (
             "fox_12:30:45.67.mp4",
             "output fox_12:30:45.67.mp4 has :, which Windows does not allow in a file name: give "
@@ -1292,3 +1296,15 @@ def test_an_output_path_over_windows_limit_is_refused_there_unless_long_paths_ar
     said = str(error.value)
     assert "over Windows' limit of 260 for a path" in said and "Disable path length limit" in said
     assert check_output_path(str(tmp_path / "fox.webp"))  # a short one passes
+
+
+def test_an_output_path_that_only_its_staged_name_takes_past_windows_limit_is_refused_there(tmp_path, monkeypatch):
+    # The video is first written under a longer name (.partial-PID-NAME): a path of 257 characters fits, that does not.
+    from motif_lite import paths
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(paths, "windows_long_paths", lambda: False)
+    output = tmp_path / ("f" * (paths.WINDOWS_MAX_PATH - 2 - len(str(tmp_path)) - len("/.webp")) + ".webp")
+    assert len(str(output)) == paths.WINDOWS_MAX_PATH - 2
+    with pytest.raises(MotifLiteError, match=r"more for the name it is written under first\), over Windows' limit"):
+        check_output_path(str(output))

@@ -75,6 +75,19 @@ def test_a_container_seeing_the_hosts_cgroup_path_reads_its_own_mount(tmp_path):
     assert memory_limit(root, proc) == MemoryLimit(4 * GiB, GiB, version=2)
 
 
+def test_a_cgroup_v1_container_seeing_the_hosts_path_reads_its_own_mount(tmp_path):
+    # v1 reads one folder only (its limit is already the hierarchy's), so the mount must stand in for the host's path.
+    root, proc = cgroup_tree(tmp_path, "9:memory:/docker/abc", {
+        "memory/memory.limit_in_bytes": str(6 * GiB), "memory/memory.usage_in_bytes": str(2 * GiB),
+    })  # fmt: skip
+    assert memory_limit(root, proc) == MemoryLimit(6 * GiB, 2 * GiB, version=1)
+
+
+def test_usage_past_the_limit_leaves_nothing_available_not_less(tmp_path):
+    # The usage can pass the limit a moment before the kernel reclaims: nothing is available, not a negative size.
+    assert MemoryLimit(limit_bytes=4 * GiB, used_bytes=5 * GiB, version=2).available_bytes == 0
+
+
 def test_the_planner_counts_the_container_limit_not_the_hosts_ram(tmp_path):
     # The gap: a 16 GiB container on a 256 GiB host. /proc/meminfo says far more than the limit leaves.
     limit = MemoryLimit(limit_bytes=16 * GiB, used_bytes=GiB, version=2)
@@ -92,6 +105,7 @@ def test_the_planner_counts_the_container_limit_not_the_hosts_ram(tmp_path):
         "; or raise this container's or job's memory limit, now 16.00 GiB (cgroup v2; docker run --memory, "
         "Kubernetes resources.limits.memory, Slurm --mem)"
     )
+    assert "(cgroup v1; " in more_memory_fix(MemoryLimit(limit_bytes=16 * GiB, used_bytes=GiB, version=1))
 
 
 def test_check_says_the_containers_memory_limit_where_there_is_one():
