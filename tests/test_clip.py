@@ -85,6 +85,9 @@ def test_a_clip_of_one_frame_gets_a_first_frame_that_i_takes(tmp_path, monkeypat
     write_video(frame, tmp_path / "f_%03d.png", 12.0)
     with pytest.raises(ClipError, match=r"with -i f_000\.png instead$"):
         read_clip("f_%03d.png")
+    (tmp_path / "f_000.png").rename(tmp_path / "g_001.png")  # numbered from 1, as ffmpeg's -start_number 1 writes
+    with pytest.raises(ClipError, match=r"with -i g_001\.png instead$"):
+        read_clip("g_%03d.png")
 
 
 def test_the_clip_messages_say_what_to_do_in_run_words_by_default_and_in_api_words_for_the_server(tmp_path):

@@ -485,6 +485,10 @@ def test_triton_missing_on_windows_names_the_windows_build(monkeypatch, platform
     why = rt._triton_import_error()
     assert why.startswith("ModuleNotFoundError: No module named 'triton'")
     assert ("pip install triton-windows" in why) == (platform == "win32"), why
+    # Another module missing (a kernel's own import, Triton installed) is no reason to install Triton.
+    from motif_lite.runtime.triton_build import windows_install_hint
+
+    assert windows_install_hint(ModuleNotFoundError("No module named 'ptxas'", name="ptxas")) is None
 
 
 def q3k_linear() -> QuantizedLinear:

@@ -1798,10 +1798,15 @@ def test_a_resumed_jobs_progress_starts_at_its_step_and_never_goes_back(pipe, tm
         assert resumed_percent(None) == 0
 
 
-def test_a_restarted_jobs_progress_never_shows_0_before_its_state_is_read(pipe, tmp_path):
+@pytest.mark.parametrize("shown", [None, 90])
+def test_a_restarted_jobs_progress_never_shows_0_before_its_state_is_read(pipe, tmp_path, shown):
     # Queued again and claimed after a restart, a job showed progress 0 until its saved state had been read (its
-    # image hashed, its clip read): it keeps the percent it had reached, queued and claimed.
+    # image hashed, its clip read): it keeps the percent it had reached, queued and claimed. `shown`: a percent
+    # shown past the state's step (steps run after the last periodic save); it does not fall back to the state's.
     with a_job_stopped_after_step_3(pipe, tmp_path) as (store, worker, job, lines):
+        if shown is not None:  # claimed, shown further on, then queued again with the state
+            assert store.claim_next().id == job.id and store.set_progress(job.id, shown)
+            store.requeue(job.id)
         reached = store.get(job.id).progress
         store.close()
         store = worker.store = JobStore(tmp_path)  # the server starts again
@@ -1827,9 +1832,12 @@ def test_a_saved_state_another_checkpoint_made_is_dropped_and_the_job_starts_ove
         monkeypatch.setattr(pipe, "sources", dataclasses.replace(pipe.sources, configs=configs))
         forward, calls = pipe.transformer.forward, []
         monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+        reached, reported, report = store.get(job.id).progress, [], store.set_progress
+        monkeypatch.setattr(store, "set_progress", lambda job_id, p: reported.append(p) or report(job_id, p))
         run_stopping_at(worker, job.id, None)
         done = store.get(job.id)
         assert (done.status, done.error_message) == (COMPLETED, None), done.error_message
+        assert reached > 0 and reported[0] < reached, reported  # it starts over: its progress too
         assert len(calls) == 6 * 2  # every step again: nothing of the other shift's state was used
         dropped = [line for line in lines if "its saved state does not fit this server" in line]
         assert len(dropped) == 1 and "flow_shift" in dropped[0] and dropped[0].endswith(": starting again"), lines
@@ -1980,17 +1988,35 @@ def test_a_finished_job_loses_what_it_was_given_and_keeps_the_state_it_made(tmp_
         store.close()
 
 
+def test_a_job_queued_again_at_a_stop_keeps_its_progress_only_with_a_saved_state(tmp_path):
+    """An orderly stop puts the running jobs back in the queue: one that goes on from its saved state shows the
+    percent it had reached; one without a state starts over, at 0 (not a percent it will fall back from)."""
+    store = JobStore(tmp_path)
+    try:
+        saved, unsaved = (store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10) for _ in range(2))
+        for job in (saved, unsaved):
+            assert store.claim_next().id == job.id and store.set_progress(job.id, 40)
+        store.state_path(saved.id).write_bytes(b"state")  # the last periodic save
+        for job in (saved, unsaved):
+            store.requeue(job.id)
+        assert (store.get(saved.id).status, store.get(saved.id).progress) == (QUEUED, 40)
+        assert (store.get(unsaved.id).status, store.get(unsaved.id).progress) == (QUEUED, 0)
+    finally:
+        store.close()
+
+
 def test_a_crashed_job_goes_back_to_the_queue_once_from_its_saved_state(tmp_path):
     """A job killed with the server (power, the OOM killer) after a periodic save goes on from it after the restart;
     a second crash fails it, so that a crash the job itself causes cannot loop."""
     store = JobStore(tmp_path)
     job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
-    assert store.claim_next().id == job.id
+    assert store.claim_next().id == job.id and store.set_progress(job.id, 30)
     store.state_path(job.id).write_bytes(b"state")  # the last periodic save
     store.close()  # the process dies
     store = JobStore(tmp_path)
     assert store.recover() == jobs.Recovered(failed=[], requeued=[job.id])
-    assert (store.get(job.id).status, store.get(job.id).progress) == (QUEUED, 0)
+    # Queued with the percent it had reached: it goes on from its state (claimed again, it keeps it too).
+    assert (store.get(job.id).status, store.get(job.id).progress) == (QUEUED, 30)
     assert store.state_path(job.id).exists() and store.retried_path(job.id).exists()
     assert store.claim_next().id == job.id  # and it dies again
     store.close()
