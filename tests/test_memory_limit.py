@@ -122,3 +122,17 @@ def test_check_says_the_containers_memory_limit_where_there_is_one():
     report = Checkup()
     _check_memory_limit(report, None)
     assert report.findings == []
+
+
+def test_cgroup_v1_counts_the_usage_of_the_folder_whose_limit_it_is(tmp_path):
+    # A Slurm job of 16 GiB with 15 GiB used by all its steps, 1 GiB of it by this step: 1 GiB is left, not 15.
+    job = "memory/slurm/uid_1/job_9"
+    root, proc = cgroup_tree(tmp_path, "4:memory:/slurm/uid_1/job_9/step_1", {
+        f"{job}/memory.limit_in_bytes": str(16 * GiB), f"{job}/memory.usage_in_bytes": str(15 * GiB),
+        f"{job}/step_1/memory.limit_in_bytes": "9223372036854771712",
+        f"{job}/step_1/memory.usage_in_bytes": str(GiB),
+        f"{job}/step_1/memory.stat": f"hierarchical_memory_limit {16 * GiB}\ntotal_inactive_file 0",
+    })  # fmt: skip
+    limit = memory_limit(root, proc)
+    assert limit == MemoryLimit(16 * GiB, 15 * GiB, version=1)
+    assert limit.available_bytes == GiB

@@ -9,8 +9,9 @@ is in the cgroup filesystem, in one of two layouts:
   /sys/fs/cgroup. Inside a container PATH is usually `/` (its own cgroup namespace), so the folder is the mount
   itself; where the host's PATH is not mounted, the mount is the container's own cgroup.
 - cgroup v1 (older hosts, many Slurm clusters): a line `N:...memory...:PATH`; `memory.limit_in_bytes` (a huge
-  number: none) and `memory.usage_in_bytes` under /sys/fs/cgroup/memory/PATH, and `hierarchical_memory_limit` in
-  its `memory.stat`, the smallest limit of the folder and those above it.
+  number: none) and `memory.usage_in_bytes` under /sys/fs/cgroup/memory/PATH and each folder above it; where
+  those above are not visible, `hierarchical_memory_limit` in its `memory.stat` (the smallest limit of the
+  folder and those above it) with the folder's own usage.
 
 The usage counts the page cache (files read, the weights' memory maps), which the kernel drops before it kills
 anything, so the inactive part of it (`inactive_file`) counts as free, as `kubectl top` and `docker stats` do.
@@ -59,26 +60,39 @@ def memory_limit(root: Path = CGROUP_ROOT, proc_self_cgroup: Path = PROC_SELF_CG
 
 def _v2_limit(root: Path, path: str) -> MemoryLimit | None:
     """The tightest `memory.max` of the process's folder and those above it, with that folder's usage."""
+    return _tightest(root, path, ("memory.max", "memory.current", "inactive_file"), version=2)
+
+
+def _v1_limit(root: Path, path: str) -> MemoryLimit | None:
+    """As `_v2_limit`, with v1's file names. Each limit is set against its own folder's usage, which counts the
+    siblings sharing it (the other steps and ranks of a Slurm job); the leaf's usage alone would miss them."""
+    tightest = _tightest(root, path, ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"), 1)
+    if tightest is not None:
+        return tightest
+    # Folders above not visible (a container's mount): the hierarchical limit is the best left, with our usage.
     folder = _own_folder(root, path)
+    limit = _stat(folder, "hierarchical_memory_limit")
+    used = _read_int(folder / "memory.usage_in_bytes")
+    if not limit or limit >= _NO_LIMIT or used is None:
+        return None
+    return MemoryLimit(limit, max(0, used - _stat(folder, "total_inactive_file")), version=1)
+
+
+def _tightest(root: Path, path: str, names: tuple[str, str, str], version: int) -> MemoryLimit | None:
+    """The limit of the process's folder or one above it that leaves the least available, each with its own
+    folder's usage less its inactive file pages; `names` are the limit file, usage file and memory.stat key."""
+    limit_file, usage_file, inactive_key = names
+    folder: Path | None = _own_folder(root, path)
     tightest: MemoryLimit | None = None
     while folder is not None:
-        limit = _read_int(folder / "memory.max")  # None: "max", or no such file (the root has none)
-        used = _read_int(folder / "memory.current")
+        limit = _read_int(folder / limit_file)  # None: "max", or no such file (the root has none)
+        used = _read_int(folder / usage_file)
         if limit is not None and limit < _NO_LIMIT and used is not None:
-            candidate = MemoryLimit(limit, max(0, used - _stat(folder, "inactive_file")), version=2)
+            candidate = MemoryLimit(limit, max(0, used - _stat(folder, inactive_key)), version=version)
             if tightest is None or candidate.available_bytes < tightest.available_bytes:
                 tightest = candidate
         folder = folder.parent if folder != root else None
     return tightest
-
-
-def _v1_limit(root: Path, path: str) -> MemoryLimit | None:
-    folder = _own_folder(root, path)
-    limit = _stat(folder, "hierarchical_memory_limit") or _read_int(folder / "memory.limit_in_bytes")
-    used = _read_int(folder / "memory.usage_in_bytes")
-    if limit is None or limit >= _NO_LIMIT or used is None:
-        return None
-    return MemoryLimit(limit, max(0, used - _stat(folder, "total_inactive_file")), version=1)
 
 
 def _own_folder(root: Path, path: str) -> Path:
