@@ -2151,3 +2151,51 @@ def test_a_data_disk_full_when_a_job_starts_stops_the_server_with_the_job_queued
         assert again.get(job.id).status == QUEUED
     finally:
         again.close()
+
+
+def test_a_job_queued_again_without_a_saved_state_starts_at_0_and_with_one_keeps_its_progress(tmp_path):
+    # An orderly stop before the job's first saved state: it starts over, so its progress shows 0 again.
+    store = JobStore(tmp_path)
+    try:
+        job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+        assert store.claim_next().id == job.id and store.set_progress(job.id, 40)
+        store.requeue(job.id)
+        assert (store.get(job.id).status, store.get(job.id).progress) == (QUEUED, 0)
+        assert store.claim_next().id == job.id and store.set_progress(job.id, 40)
+        store.state_path(job.id).write_bytes(b"state")  # now it goes on from a saved state
+        store.requeue(job.id)
+        assert (store.get(job.id).status, store.get(job.id).progress) == (QUEUED, 40)
+    finally:
+        store.close()
+
+
+def test_a_job_queued_again_after_a_crash_keeps_the_progress_it_had_reached(tmp_path):
+    # `recover()` after the process died: a running job with a saved state is queued with its progress, not 0.
+    store = JobStore(tmp_path)
+    job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+    assert store.claim_next().id == job.id and store.set_progress(job.id, 40)
+    store.state_path(job.id).write_bytes(b"state")
+    store.close()
+    store = JobStore(tmp_path)  # the server starts again
+    try:
+        assert store.recover().requeued == [job.id]
+        assert (store.get(job.id).status, store.get(job.id).progress) == (QUEUED, 40)
+    finally:
+        store.close()
+
+
+def test_a_resumed_job_never_reports_less_than_the_progress_it_had_stored(pipe, tmp_path):
+    # Its stored progress can be past its state's step (it stopped while it decoded, after its last save): the
+    # worker starts at the larger of the two, never going back to the state's percent.
+    from motif_lite.io.latents import read_latents
+    from motif_lite.server.worker import resumed_percent
+
+    with a_job_stopped_after_step_3(pipe, tmp_path) as (store, worker, job, lines):
+        stored = resumed_percent(read_latents(store.state_path(job.id))) + 7
+        assert store.claim_next().id == job.id and store.set_progress(job.id, stored)
+        store.requeue(job.id)  # its state is kept, so its progress is too
+        reported, report = [], store.set_progress
+        store.set_progress = lambda job_id, progress: reported.append(progress) or report(job_id, progress)
+        run_stopping_at(worker, job.id, None)
+        assert store.get(job.id).status == COMPLETED
+        assert reported and min(reported) >= stored, (stored, reported)
