@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -1213,7 +1214,7 @@ def test_a_container_user_without_a_home_gets_a_cache_folder_in_the_temporary_di
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
     assert user_cache_folder({}, uid) == tmp_path / f"motif-lite-cache-{uid}"
-    assert user_cache_folder({"HOME": "/data"}, uid) == Path("/data/.cache/motif-lite")
+    assert user_cache_folder({"HOME": str(tmp_path / "data")}, uid) == tmp_path / "data" / ".cache" / "motif-lite"
     assert user_cache_folder({"XDG_CACHE_HOME": "/cache"}, uid) == Path("/cache/motif-lite")
     assert user_cache_folder({}, os.getuid()) == Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "motif-lite"
 
@@ -1308,3 +1309,71 @@ def test_an_output_path_that_only_its_staged_name_takes_past_windows_limit_is_re
     assert len(str(output)) == paths.WINDOWS_MAX_PATH - 2
     with pytest.raises(MotifLiteError, match=r"more for the name it is written under first\), over Windows' limit"):
         check_output_path(str(output))
+
+
+def _as_another_user(compute):
+    """`compute()`'s repr as UID 65534 (nobody) where the tests run as root, whom no permission bits stop; as this
+    user otherwise. Run in a forked child that drops its user, so the test process keeps its own."""
+    if os.getuid() != 0:
+        return repr(compute())
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write, repr(compute()).encode())
+        except BaseException as exc:
+            os.write(write, repr(exc).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        said = answer.read()
+    os.waitpid(pid, 0)
+    return said
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX users")
+def test_a_home_this_user_cannot_write_counts_as_none_for_the_cache(monkeypatch):
+    # Docker and Kubernetes set HOME=/ for a UID /etc/passwd lacks: the cache was /.cache/motif-lite, which that
+    # user cannot write, so the links and kept states failed instead of going to the temporary directory.
+    # Not tmp_path: pytest's folder for root's tests is one only root may enter.
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        home = base / "home"
+        home.mkdir(mode=0o555)
+        temp = base / "temp"
+        temp.mkdir()
+        temp.chmod(0o777)
+        monkeypatch.setenv("TMPDIR", str(temp))
+        monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+        said = _as_another_user(lambda: user_cache_folder({"HOME": str(home)}, 54321))
+        assert said == repr(temp / "motif-lite-cache-54321"), said
+        said = _as_another_user(lambda: user_cache_folder({"HOME": "/"}, 54321))
+        assert said == repr(temp / "motif-lite-cache-54321"), said
+    finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX users")
+def test_the_temporary_cache_folder_is_private_and_refused_when_it_is_not_this_users(tmp_path, monkeypatch):
+    # Its name is predictable: another user of a shared /tmp could make it first (or a link by that name) and
+    # read or swap the links and states kept there.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.user_cache import private_temp_folder
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    folder = private_temp_folder("mine", "set X")
+    assert folder == tmp_path / "mine" and folder.stat().st_mode & 0o777 == 0o700
+    assert private_temp_folder("mine", "set X") == folder  # made before by this user: taken
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(MotifLiteError, match=r"linked is not a folder of this user .*: remove it, or set X$"):
+        private_temp_folder("linked", "set X")
+    (tmp_path / "theirs").mkdir()
+    os.chown(tmp_path / "theirs", 54321, 54321) if os.getuid() == 0 else pytest.skip("chown needs root")
+    with pytest.raises(MotifLiteError, match=r"theirs is not a folder of this user"):
+        private_temp_folder("theirs", "set X")

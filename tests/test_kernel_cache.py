@@ -202,3 +202,20 @@ def test_a_gpu_run_with_an_unwritable_cache_runs_its_kernels(checkpoint, tmp_pat
 def test_the_suite_compiles_into_a_temporary_triton_cache(tmp_path_factory):
     # tests/conftest.py's `private_caches`: test_kernels_compile.py's builds went to the contributor's ~/.triton/cache.
     assert triton_cache_dir(os.environ).is_relative_to(tmp_path_factory.getbasetemp())
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX users")
+def test_a_fallback_folder_that_is_not_this_users_is_refused_in_the_note(tmp_path, temp_dir):
+    # Its name is predictable: another user of a shared /tmp could make it first (or a link by that name) and swap
+    # the compiled kernels this run loads. It is made private (0o700), and one that is not this user's is refused.
+    environ = {"TRITON_CACHE_DIR": str(blocked(tmp_path, "home"))}
+    assert writable_kernel_cache(environ, "auto", CUDA) is not None
+    fallback = Path(environ["TRITON_CACHE_DIR"])
+    assert fallback.stat().st_mode & 0o777 == 0o700
+    fallback.rmdir()
+    fallback.symlink_to(tmp_path)
+    environ = {"TRITON_CACHE_DIR": str(blocked(tmp_path, "home2"))}
+    note = writable_kernel_cache(environ, "auto", CUDA)
+    assert environ["TRITON_CACHE_DIR"] == str(tmp_path / "home2" / "cache")  # left as it was
+    assert note.endswith(f"{fallback} is not a folder of this user (another user's, or a link): remove it, or set "
+                         "TRITON_CACHE_DIR to a folder you may write"), note  # fmt: skip

@@ -15,6 +15,9 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.user_cache import private_temp_folder
+
 if TYPE_CHECKING:
     import torch
 
@@ -56,7 +59,10 @@ def writable_kernel_cache(environ: MutableMapping[str, str], kernels: str, devic
     else:
         return None
     user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    fallback = Path(tempfile.gettempdir()) / f"motif-lite-triton-{user}"
+    try:
+        fallback = private_temp_folder(f"motif-lite-triton-{user}", "set TRITON_CACHE_DIR to a folder you may write")
+    except MotifLiteError as refused:
+        return f"{told}, and {refused}"
     if (other := unwritable(fallback)) is not None:
         return (
             f"{told}, nor {fallback} ({other}): each kernel will fail to compile; set TRITON_CACHE_DIR to a "

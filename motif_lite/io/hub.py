@@ -350,9 +350,10 @@ def held_while(
 
 
 def homeless_cache() -> str | None:
-    """Where the user has no home (HOME unset and no /etc/passwd entry, as in a container run with -u UID),
-    huggingface_hub's os.path.expanduser leaves its cache `~/.cache/huggingface/hub`, a folder named '~' in the
-    current folder: that said, up to the fix (HF_HOME); None where the cache is a real path."""
+    """Where the user has no home (HOME unset and no /etc/passwd entry: a container run with -u UID by a launcher
+    that leaves HOME unset; Docker and Kubernetes set HOME to `/` instead), huggingface_hub's os.path.expanduser
+    leaves its cache `~/.cache/huggingface/hub`, a folder named '~' in the current folder: that said, up to the
+    fix (HF_HOME); None where the cache is a real path."""
     cache = Path(constants.HF_HUB_CACHE)
     if cache.parts[0] != "~":
         return None

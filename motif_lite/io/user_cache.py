@@ -8,10 +8,12 @@ container: set XDG_CACHE_HOME to a mounted volume to keep it."""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from motif_lite.errors import MotifLiteError
 from motif_lite.paths import user_path
 
 
@@ -20,9 +22,34 @@ def user_cache_folder(environ: Mapping[str, str] = os.environ, uid: int | None =
     if environ.get("XDG_CACHE_HOME"):
         return user_path(environ["XDG_CACHE_HOME"]) / "motif-lite"
     uid = os.getuid() if uid is None and hasattr(os, "getuid") else uid
-    if (home := _home(environ, uid)) is not None:
+    home = _home(environ, uid)
+    if home is not None and _can_write(home / ".cache" / "motif-lite"):
         return home / ".cache" / "motif-lite"
-    return Path(tempfile.gettempdir()) / f"motif-lite-cache-{uid}"
+    return private_temp_folder(f"motif-lite-cache-{uid}", "set XDG_CACHE_HOME to a folder of yours")
+
+
+def private_temp_folder(name: str, fix: str) -> Path:
+    """The folder `name` in the temporary directory, made for this user alone (mode 0o700). The name is
+    predictable, so on a shared machine another user could make it first, or a link by that name, and read or
+    swap what is kept there: such a folder is refused (MotifLiteError, its message ending with `fix`). One that
+    cannot be made is returned as it is: its users say so as for any folder they cannot write."""
+    folder = Path(tempfile.gettempdir()) / name
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return folder
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        raise MotifLiteError(f"{folder} is not a folder of this user (another user's, or a link): remove it, or {fix}")
+    return folder
+
+
+def _can_write(folder: Path) -> bool:
+    """Whether this user could make `folder`: write to it, or to the nearest folder above it that exists."""
+    existing = next((f for f in (folder, *folder.parents) if f.exists()), None)
+    return existing is not None and os.access(existing, os.W_OK | os.X_OK)
 
 
 def _home(environ: Mapping[str, str], uid: int | None) -> Path | None:
