@@ -136,3 +136,26 @@ def test_cgroup_v1_counts_the_usage_of_the_folder_whose_limit_it_is(tmp_path):
     limit = memory_limit(root, proc)
     assert limit == MemoryLimit(16 * GiB, 15 * GiB, version=1)
     assert limit.available_bytes == GiB
+
+
+def test_check_warns_of_a_memory_limit_that_leaves_nearly_nothing(tmp_path, monkeypatch):
+    # A v2 limit of 4 GiB with 5 GiB charged to it leaves 0: check called that "ok". Through check_environment,
+    # which reads the limit itself.
+    from motif_lite.checkup import environment
+    from motif_lite.checkup.report import Checkup
+
+    def limit_findings(limit: int, used: int) -> list:
+        root, proc = cgroup_tree(tmp_path / f"{limit}-{used}", "0::/", {
+            "memory.max": str(limit), "memory.current": str(used),
+        })  # fmt: skip
+        monkeypatch.setattr(environment, "memory_limit", lambda: memory_limit(root, proc))
+        report = Checkup()
+        environment.check_environment(report)
+        return [finding for finding in report.findings if finding.subject == "memory limit"]
+
+    [finding] = limit_findings(4 * GiB, 5 * GiB)
+    assert finding.level == "warning", finding
+    said = "(cgroup v2: this container's or job's), 0 GiB of it available now: a run is likely killed"
+    assert said in finding.message, finding.message
+    [finding] = limit_findings(16 * GiB, GiB)
+    assert (finding.level, finding.message.endswith("runs plan their host memory within it")) == ("ok", True)

@@ -51,18 +51,31 @@ def _check_wsl(report: Checkup) -> None:
     )
 
 
+# Below this much left under a limit, even the smallest plan (a tiny size, every block streamed) is unlikely to
+# load: `check` warns. Each run's own plan then says exactly how much more it needs.
+_NEARLY_NOTHING = 2 * 1024**3
+
+
 def _check_memory_limit(report: Checkup, limit: MemoryLimit | None) -> None:
     """Under a cgroup memory limit (a container's, a Slurm job's): say it, since /proc/meminfo, `free` and `top`
-    show the whole machine's memory there, and a process past the limit is killed without a word."""
+    show the whole machine's memory there, and a process past the limit is killed without a word. A warning
+    where the limit leaves (nearly) nothing: its processes already use it."""
     if limit is None:
         return
     total = total_ram()
     machine = "" if total is None else f" of this machine's {memory_size(total)}"
-    report.ok(
-        "memory limit",
+    said = (
         f"{memory_size(limit.limit_bytes)}{machine} (cgroup v{limit.version}: this container's or job's), "
-        f"{memory_size(limit.available_bytes)} of it available now: runs plan their host memory within it",
+        f"{memory_size(limit.available_bytes)} of it available now"
     )
+    if limit.available_bytes < _NEARLY_NOTHING:
+        report.warning(
+            "memory limit",
+            f"{said}: a run is likely killed by the out-of-memory killer as it loads; stop other processes under "
+            "the limit or raise it (docker run --memory, Kubernetes resources.limits.memory, Slurm --mem)",
+        )
+    else:
+        report.ok("memory limit", f"{said}: runs plan their host memory within it")
 
 
 def _check_gpu(report: Checkup) -> None:
