@@ -296,9 +296,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
               "the server", file=sys.stderr)  # fmt: skip
     if is_loopback(args.host) and (container := own_network_container()) is not None:
-        print(f"note: in this {container} container {args.host} is reachable from inside it only, not through "
-              "a port mapping (docker run -p, a Service): give --host 0.0.0.0, with --api-key where others can "
-              "reach the port", file=sys.stderr)  # fmt: skip
+        print(f"note: in this {container} container {args.host} is reachable from inside it only, unless the "
+              "container uses the host's network: a port mapping (docker run -p, a Service) cannot reach it; give "
+              "--host 0.0.0.0, with --api-key where others can reach the port", file=sys.stderr)  # fmt: skip
     sock = bind(args.host, args.port)  # a busy port fails now, not after the model has loaded
     try:
         try:
