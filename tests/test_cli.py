@@ -1780,3 +1780,22 @@ def test_the_formats_ffmpeg_writes_are_those_with_an_encoder():
 
     assert sorted(video._FFMPEG) == sorted(FFMPEG_FORMATS)
     assert set(FFMPEG_FORMATS) < set(VIDEO_EXTENSIONS)
+
+
+def test_settings_from_a_file_whose_int8_attention_fell_back_is_no_other_model_for_int8(tmp_path):
+    # The file stores attention "exact" (what ran) and attention_asked "int8": rerunning with --attention int8 on
+    # CUDA said "made with --attention exact, this run has int8: its video differs", though it falls back alike.
+    import argparse
+
+    from motif_lite.cli.settings_from import Recalled, recalled_model_notes
+    from motif_lite.pipeline.metadata import model_flags_of, model_metadata_of
+
+    stored = model_metadata_of(model_flags_of(None, torch.bfloat16, "exact", None))
+    recalled = Recalled(tmp_path / "fox.mp4", frozenset(), {**stored, "attention_asked": "int8"}, ())
+    args = argparse.Namespace(attention="int8", lora=[], step_cache=None)
+    cuda = torch.device("cuda")  # no CUDA call is made: the device's type decides what runs
+    assert recalled_model_notes(recalled, args, None, torch.bfloat16, cuda) == []
+    # A run asking for exact attention does differ from what the file's run asked for.
+    args.attention = "exact"
+    [note] = recalled_model_notes(recalled, args, None, torch.bfloat16, cuda)
+    assert note.startswith("fox.mp4 was made with --attention int8, this run has ") and "differs" in note, note

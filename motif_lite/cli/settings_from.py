@@ -198,16 +198,19 @@ def recalled_model_notes(
     names: the file keeps no folders), saying the video will differ."""
     from motif_lite.cli.common import lora_args
     from motif_lite.io.model_stamps import MODEL_FLAG_GROUPS, model_flags_text  # the resume notes' flag wording
-    from motif_lite.pipeline.metadata import model_flags_of, model_metadata_of
+    from motif_lite.pipeline.metadata import model_flags_of, model_metadata_of, settings_as_asked
 
     if recalled.model is None:  # a file from before the model was stored
         return []
+    # The attention its run asked for: 8-bit attention that fell back stores "exact", and a run asking for int8
+    # again falls back the same way (as `run -b N`'s skip compares).
+    then = settings_as_asked({"model": recalled.model})["model"]
     attention = "int8" if args.attention == "int8" and device.type == "cuda" else "exact"  # the CPU runs exact
     now = model_metadata_of(model_flags_of(sources, dtype, attention, None))
     now["lora"] = [lora_flag(path.name, strength) for path, strength in lora_args(args.lora)]
     notes = []
     for group in MODEL_FLAG_GROUPS:
-        then_group = {dest: recalled.model.get(dest, [] if dest == "lora" else None) for dest in group}
+        then_group = {dest: then.get(dest, [] if dest == "lora" else None) for dest in group}
         now_group = {dest: now.get(dest, [] if dest == "lora" else None) for dest in group}
         if _names(then_group) != _names(now_group):
             notes.append(f"{recalled.file.name} was made with {model_flags_text(then_group)}, this run has "
