@@ -972,3 +972,32 @@ def test_a_quantizers_partial_text_encoder_file_is_named_as_one(tiny, tmp_path):
 def test_a_missing_file_named_like_a_partial_one_is_no_such_file(tiny, tmp_path):
     (found,) = problems(check_setup(tiny[0], gguf=tmp_path / "gone.gguf.tmp"))
     assert "no such GGUF file" in found and "partial" not in found, found
+
+
+def test_check_keeps_module_warning_filters_for_other_libraries_warnings(tmp_path, monkeypatch):
+    # check records the warnings a parser raises and re-emits those about no file of the checkpoint: without their
+    # module, `-W ignore:::transformers` (a module filter) stopped matching and they were shown all the same.
+    import sys
+    import types
+    import warnings
+
+    from motif_lite.checkup.checkpoint import _parsed
+    from motif_lite.checkup.report import Checkup
+
+    (tmp_path / "motif_fake_library.py").write_text(
+        "import warnings\n\ndef parse():\n    warnings.warn('a library speaks', UserWarning)\n    return 1\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import motif_fake_library
+
+    monkeypatch.setitem(sys.modules, "motif_fake_library", motif_fake_library)  # gone again after the test
+    source = types.SimpleNamespace(root=tmp_path / "checkpoint")
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", module="motif_fake_library")
+        assert _parsed(Checkup(), source, "config.json", motif_fake_library.parse, "a config") == 1
+    assert shown == []
+    with warnings.catch_warnings(record=True) as shown:  # unfiltered, still shown once, from where it was raised
+        warnings.simplefilter("always")
+        _parsed(Checkup(), source, "config.json", motif_fake_library.parse, "a config")
+    assert [(str(w.message), w.filename) for w in shown] == [("a library speaks", motif_fake_library.__file__)]

@@ -4,6 +4,7 @@ device), every config parsed the way a run parses it."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -90,8 +91,20 @@ def _parsed(report: Checkup, source: CheckpointFiles, rel: str, parse: Callable[
         if str(warning.message).startswith(path):
             report.warning(rel, str(warning.message).removeprefix(path))
         else:  # another library's, not about this file: as it would have been shown
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            _warn_again(warning)
     return value
+
+
+def _warn_again(warning: warnings.WarningMessage) -> None:
+    """Emit a recorded warning again as from where it was first raised: with its module's name, which module
+    filters (`-W ignore:::transformers`) match, and that module's registry, which shows a "default" warning once
+    per place."""
+    modules = list(sys.modules.items())
+    module = next((name for name, mod in modules if getattr(mod, "__file__", None) == warning.filename), None)
+    registry = None if module is None else vars(sys.modules[module]).setdefault("__warningregistry__", {})
+    warnings.warn_explicit(
+        warning.message, warning.category, warning.filename, warning.lineno, module=module, registry=registry
+    )
 
 
 def _check_model_index(report: Checkup, source: CheckpointFiles) -> None:
