@@ -815,3 +815,22 @@ def test_every_field_has_a_name_of_its_own_for_a_screen_reader(driver, pipe, che
             "strength of motion.safetensors is not a number: type a number, or empty the field for the server's default"
         )
         assert server.client().videos.list().data == []
+
+
+def test_a_preview_that_comes_after_the_job_failed_is_dropped(driver, tmp_path):
+    # The preview is asked for while the job runs; one that comes after the card said "failed" (or completed)
+    # must not be put beside it, where it would pass for the result.
+    with InProcessServer(None, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        driver.execute_script(CARD, "video_late")
+        driver.execute_script(  # the preview's answer waits until the test lets it go
+            "const ask = api; window.release = null;"
+            "api = (path, ...rest) => !path.includes('variant=preview') ? ask(path, ...rest) : new Promise("
+            "  (resolve) => { window.release = () => resolve(new Response(new Blob(['gif']))); });"
+        )
+        driver.execute_script("updateCard(card, {id: 'video_late', status: 'in_progress', progress: 45})")
+        wait_for(lambda: driver.execute_script("return window.release !== null"), 30, "the preview's request")
+        failed = "{id: 'video_late', status: 'failed', progress: 45, error: {message: 'out of memory'}}"
+        driver.execute_script(f"updateCard(card, {failed})")
+        late = "release(); setTimeout(() => arguments[0](card.querySelector('img.preview') === null), 200);"
+        assert driver.execute_async_script(late), "the late preview was put beside the failed job"
