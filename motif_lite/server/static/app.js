@@ -529,7 +529,9 @@ function stateText(video, ahead) {
 
 function updateCard(li, video, ahead) {
   const running = video.status === "queued" || video.status === "in_progress";
-  if (li.dataset.status === video.status && !running) return;
+  const retry = li.dataset.retryAt !== undefined && Date.now() >= Number(li.dataset.retryAt); // showVideo's
+  if (li.dataset.status === video.status && !running && !retry) return;
+  delete li.dataset.retryAt;
   li.dataset.status = video.status;
   const state = li.querySelector(".state");
   state.textContent = stateText(video, ahead);
@@ -611,10 +613,15 @@ async function showVideo(li, video) {
     link.download = video.id + ".mp4";
     link.textContent = "Download";
     li.querySelector(".actions").append(link);
+    delete li.dataset.loadFailures;
   } catch (error) {
     li.querySelector(".state").textContent = "cannot load the video: " + error.message;
     player.remove();
-    delete li.dataset.status; // the next refresh tries again (the server may have been restarting)
+    // A later refresh tries again (the server may have been restarting), after 2 s, then 4 s, ... up to a
+    // minute: a video that keeps failing is not downloaded again at every refresh, and its error stays said.
+    const failures = Number(li.dataset.loadFailures || 0) + 1;
+    li.dataset.loadFailures = String(failures);
+    li.dataset.retryAt = String(Date.now() + Math.min(60000, 1000 * 2 ** failures));
   }
 }
 
