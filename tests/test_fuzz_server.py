@@ -72,7 +72,7 @@ ACCEPTED = {
     "apg_momentum": [None, 10**30, -5, 0, 1.5, -1e308, MISSING],
     "flow_shift": [None, 1.5, MISSING],
     "sampling_method": [None, MISSING],
-    "fps": [None, 1.5, MISSING],
+    "fps": [None, 1.5, "12", MISSING],  # "12": the text `--fps` takes (24000/1001, ntsc-film, 12)
     "extend": [None, MISSING],
     "loras": [None, MISSING],
     "crf": [None, 0, MISSING],
