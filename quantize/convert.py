@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.output_claims import unused_path
-from motif_lite.io.staging import free_bytes, out_of_space, output_folder_problem
+from motif_lite.io.staging import free_bytes, out_of_space, output_folder_problem, replace_or_beside
 from motif_lite.paths import make_folder_command, user_path, windows_name_problem
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
@@ -186,7 +186,8 @@ def quantize_checkpoint(
         summary = _write_tensors(writer, out, source, plan, device, progress, component.tensor_class)
         with _writing(out):
             writer.close()
-            written, not_replaced = _put_in_place(tmp, out)
+            # as a run keeps its video: where `out` is held open (a run or server reading it), a name beside it
+            written, not_replaced = replace_or_beside(tmp, out, unused_path, "another program has open")
     except BaseException:
         if writer is not None:
             writer.close()
@@ -248,22 +249,6 @@ def _claim(tmp: Path, out: Path) -> int | None:
             "elsewhere (-o)"
         ) from None
     return claim
-
-
-def _put_in_place(tmp: Path, out: Path) -> tuple[Path, str | None]:
-    """Rename the finished `tmp` to `out`: (`out`, None). Where `out` cannot be replaced (Windows refuses to replace
-    a file another program has open, as a run or server reading that GGUF does), to the first free name beside it
-    (`model-2.gguf`): (that name, why), so that minutes of work are kept, as a run keeps its video."""
-    try:
-        tmp.replace(out)
-        return out, None
-    except PermissionError as exc:  # the "in use" of Windows; other errors are not the name's fault
-        beside = unused_path(out)
-        tmp.replace(beside)
-        return beside, (
-            f"{out} could not be replaced ({exc.strerror or exc}; on Windows a file another program has open cannot "
-            f"be): wrote {beside} instead"
-        )
 
 
 def _check_free_space(out: Path, needed: int) -> None:

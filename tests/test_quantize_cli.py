@@ -7,6 +7,7 @@ the file is wrong."""
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -246,14 +247,14 @@ def test_a_gguf_windows_will_not_replace_is_kept_beside_it(tiny, tmp_path, capsy
     root, _, _ = tiny
     out = tmp_path / "o.gguf"
     out.write_bytes(b"open in another program")
-    replace = Path.replace
+    replace = os.replace
 
-    def in_use(self, target):
+    def in_use(source, target):
         if Path(target) == out:
             raise PermissionError(13, "Permission denied", str(out))
-        return replace(self, target)
+        return replace(source, target)
 
-    monkeypatch.setattr(Path, "replace", in_use)
+    monkeypatch.setattr(os, "replace", in_use)
     assert main([str(root), "-o", str(out), "--type", "Q8_0", "--quiet", "--force"]) == 0
     beside = tmp_path / "o-2.gguf"
     said = capsys.readouterr().out

@@ -87,17 +87,28 @@ def staged_output(path: Path, frames: int, fallback: Callable[[Path], Path] | No
     if is_frame_sequence(path):
         _move_frames(pairs, path)
         return
+    if fallback is None:
+        os.replace(partial, path)
+        return
+    staged.written, note = replace_or_beside(partial, path, fallback, "open in a player")
+    if note is not None:
+        logger.warning("%s", note)
+
+
+def replace_or_beside(partial: Path, path: Path, beside: Callable[[Path], Path], held: str) -> tuple[Path, str | None]:
+    """Rename the finished `partial` to `path`: (`path`, None). Where `path` cannot be replaced (Windows refuses to
+    replace a file another program has open: `held` says which, "open in a player"), to `beside(path)` instead, so
+    that the work is kept: (that name, the note that says so)."""
     try:
-        os.replace(*pairs[0])
+        os.replace(partial, path)
+        return path, None
     except PermissionError as exc:  # the "in use" of Windows; other errors are not a name's fault
-        if fallback is None:
-            raise
-        staged.written = fallback(path)
-        os.replace(partial, staged.written)
-        logger.warning(
-            "%s could not be replaced (%s; on Windows a file open in a player cannot be): wrote %s instead",
-            path, exc.strerror or exc, staged.written,
-        )  # fmt: skip
+        written = beside(path)
+        os.replace(partial, written)
+        return written, (
+            f"{path} could not be replaced ({exc.strerror or exc}; on Windows a file {held} cannot be): wrote "
+            f"{written} instead"
+        )
 
 
 def _move_frames(pairs: list[tuple[Path, Path]], pattern: Path) -> None:

@@ -137,11 +137,10 @@ def check_output_path(
         _check_typed_output(path)
     if (windows := windows_path_problem(str(path))) is not None:  # Path(r"C:\Users\...") too
         raise MotifLiteError(f"output {windows}")
-    if sys.platform == "win32" and (windows := windows_name_problem(str(path))) is not None:
-        raise MotifLiteError(f"output {windows}")
-    staged = len(f"{PARTIAL_PREFIX}{os.getpid()}-")  # the name the video is written under first (io.staging)
-    if sys.platform == "win32" and (windows := windows_long_path_problem(path, staged)) is not None:
-        raise MotifLiteError(f"output {windows}")
+    if sys.platform == "win32":
+        staged = len(f"{PARTIAL_PREFIX}{os.getpid()}-")  # the name the video is written under first (io.staging)
+        if (windows := windows_name_problem(str(path)) or windows_long_path_problem(path, staged)) is not None:
+            raise MotifLiteError(f"output {windows}")
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
     if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
