@@ -6,6 +6,8 @@ official architecture's built-in configs stand in (12 attention heads)."""
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -723,6 +725,8 @@ def test_a_rank_whose_peer_went_away_says_so_in_one_line(capsys, monkeypatch, fa
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(parallel, "start", lambda device: parallel.Session(0, 2, torch.device("cpu")))
     monkeypatch.setattr(parallel, "stop", lambda: None)
+    waited = []  # the lost-contact error waits for the peer's end (below), a bug's traceback does not
+    monkeypatch.setattr(parallel, "wait_for_the_lost_peer", lambda: waited.append(True))
 
     def failing(args, session=None):
         if from_torch:
@@ -734,12 +738,28 @@ def test_a_rank_whose_peer_went_away_says_so_in_one_line(capsys, monkeypatch, fa
     if not one_line:
         with pytest.raises(RuntimeError, match=str(failure)):
             cli.main(argv)
-        assert f"[rank 0] failed: RuntimeError: {failure}" in capsys.readouterr().err
+        assert f"[rank 0] failed: RuntimeError: {failure}" in capsys.readouterr().err and not waited
         return
     assert cli.main(argv) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.startswith("[rank 0] error: lost contact with another rank (it stopped, or the connection broke; ")
     assert "Connection reset by peer" in err and "failed:" not in err and err.count("\n") == 1
+    assert waited == [True]
+
+
+def test_a_rank_that_lost_its_peer_waits_for_the_launcher_to_see_the_peer_end(monkeypatch):
+    # CI: rank 1 raised, rank 0 (its peer gone) ended in the same moment, and the launcher named rank 0 ("rank 0
+    # failed (exit code 2)"). Rank 0 now waits; the launcher's SIGTERM, once it has seen rank 1 end, ends the wait.
+    import threading
+
+    from motif_lite.stopping import signals_interrupt
+
+    monkeypatch.setattr(parallel, "LOST_PEER_WAIT_SECONDS", 60.0)
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    start = time.monotonic()
+    with signals_interrupt():
+        parallel.wait_for_the_lost_peer()
+    assert 0.4 < time.monotonic() - start < 30
 
 
 def test_a_rank_killed_outright_is_named_before_the_survivor_the_launcher_saw_fail_in_the_same_moment(

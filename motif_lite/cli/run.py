@@ -157,6 +157,7 @@ def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
         return _run(args, session)
     except Exception as exc:  # user errors print "[rank r] error: ..." in cli.main; anything else is logged here
         if (lost := parallel.lost_peer(exc)) is not None:  # another rank's failure: one line, no traceback
+            parallel.wait_for_the_lost_peer()
             raise lost from exc
         if not isinstance(exc, MotifLiteError):
             print(f"[rank {session.rank}] failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

@@ -22,6 +22,7 @@ rank 0 loads the text encoder. See docs/parallel.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -29,6 +30,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -222,6 +224,21 @@ def lost_peer(exc: BaseException) -> ParallelError | None:
         f"lost contact with another rank (it stopped, or the connection broke; its error, or the launcher's last "
         f"line, says why): {first}"
     )
+
+
+# How long a rank that lost contact waits before it ends (the launcher stops it sooner, as soon as it sees the rank
+# that failed end). A failed rank's process may take a moment to end after its connections closed; the launcher
+# names the first rank it sees end, and where both ended within one look (its times are whole seconds, its list
+# in rank order) it named the survivor: "rank 0 failed (exit code 2)" for rank 1's error.
+LOST_PEER_WAIT_SECONDS = 10.0
+
+
+def wait_for_the_lost_peer() -> None:
+    """Give the rank whose failure broke the connection the time to end first, so the launcher names it. The
+    launcher's stop (SIGTERM, or Ctrl-C passed on; `Terminated` and `KeyboardInterrupt` here) ends the wait: this
+    rank is failing anyway, with its lost-contact line."""
+    with contextlib.suppress(KeyboardInterrupt):
+        time.sleep(LOST_PEER_WAIT_SECONDS)
 
 
 def stop() -> None:
