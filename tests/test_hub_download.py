@@ -6,6 +6,8 @@ a mistake found on this machine (the device, a speed flag, a file the user gave)
 from __future__ import annotations
 
 import errno
+import functools
+import inspect
 import math
 import re
 import shutil
@@ -116,7 +118,7 @@ def test_the_download_is_announced_with_its_size_and_where_it_goes(fake_hub, mon
     total = selected(WITH_GGUF)
     text_encoder = sum(s for n, s in CHECKPOINT_FILES.items() if n.startswith("text_encoder/"))
     assert f"downloading {file_size(total)} of {MOTIF_REPO} (text_encoder/ {file_size(text_encoder)}, vae/ " in said
-    assert f"into the Hugging Face cache {constants.HF_HUB_CACHE}" in said and "goes on where it stopped" in said
+    assert f"into the Hugging Face cache {constants.HF_HUB_CACHE}" in said and hub.after_a_stop() in said
     assert "transformer/diffusion" not in said and file_size(total + 4_075_000_000) not in said  # a GGUF replaces it
     cache = Path(constants.HF_HUB_CACHE)
     assert asked == [cache.parent.parent]  # the nearest folder that exists on the cache's way, not the current one
@@ -166,7 +168,15 @@ def test_a_download_for_a_user_without_a_home_is_refused_before_it_writes_a_fold
     assert "\nNote: the Hugging Face cache would be ~/.cache/huggingface/hub in the current" in str(missing.value)
 
 
-def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts(fake_hub, monkeypatch, capsys):
+@pytest.fixture
+def resuming_hub(monkeypatch):
+    """huggingface_hub before 1.18: it goes on with a file cut off in an earlier run (`hub.RESUMES_CUT_FILES`)."""
+    monkeypatch.setattr(hub, "RESUMES_CUT_FILES", True)
+
+
+def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts(
+    fake_hub, resuming_hub, monkeypatch, capsys
+):
     repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B"
     snapshot = repo / "snapshots" / ("0" * 40)
     (snapshot / "vae").mkdir(parents=True)
@@ -184,6 +194,71 @@ def test_what_the_cache_holds_is_not_fetched_again_and_a_partial_download_counts
     said = capsys.readouterr().err
     assert f"downloading {file_size(total)} of" in said and "vae/" not in said
     assert f"{file_size(1000)} of it there from an interrupted download" in said
+
+
+def test_a_partial_file_huggingface_hub_does_not_go_on_from_is_not_counted_and_is_named(fake_hub, monkeypatch, capsys):
+    # huggingface_hub 1.18 and later starts a file cut off again: the partial file of a download killed outright
+    # (Ctrl-C's it removes) is never used again. It counted as there, so a disk short of room was let start, and
+    # the line said the run would go on where it stopped.
+    monkeypatch.setattr(hub, "RESUMES_CUT_FILES", False)
+    blobs = hub.blobs_folder(MOTIF_REPO)
+    blobs.mkdir(parents=True)
+    (blobs / "0123abcd.1a2b3c4d.incomplete").write_bytes(b"\0" * 1000)
+    total = selected(WITH_GGUF)
+    free_space(monkeypatch, total - 1000)
+    with pytest.raises(CheckpointError) as error:
+        find_checkpoint(MOTIF_REPO, download=WITH_GGUF)
+    assert f"it needs {file_size(total)} in the Hugging Face cache" in str(error.value)
+    assert f"; {file_size(1000)} of that disk is taken by partial files of stopped downloads, which no download " in (
+        str(error.value)
+    )
+    assert f"delete {blobs}/*.incomplete (while no download is running); free space there" in str(error.value)
+    free_space(monkeypatch, total)
+    with pytest.raises(MissingFilesError):
+        find_checkpoint(MOTIF_REPO, download=WITH_GGUF)
+    said = capsys.readouterr().err
+    assert "interrupted download" not in said and "goes on where it stopped" not in said
+    assert "if it stops, run again: the files downloaded whole stay in the cache and only the others are fetched " in (
+        said
+    )
+    assert "(a file cut off starts again)" in said
+
+
+def test_resuming_a_cut_off_file_is_said_as_the_installed_huggingface_hub_does_it(tmp_path, monkeypatch):
+    # `RESUMES_CUT_FILES` against the library itself: a first attempt writes part of a file and loses the link, a
+    # second one starts on the same incomplete file where 1.17 and older went on from it, on a new one after that.
+    from huggingface_hub import file_download
+
+    started_at = []
+
+    def http_get(url, temp_file, *, resume_size=0, **_):
+        started_at.append(temp_file.tell())
+        temp_file.write(b"x" * (4 - temp_file.tell()) if started_at[1:] else b"xx")
+        if not started_at[1:]:
+            raise ConnectionError("the link dropped")
+
+    monkeypatch.setattr(file_download, "http_get", http_get)
+    arguments = {
+        "incomplete_path": tmp_path / "etag.incomplete",
+        "destination_path": tmp_path / "blob",
+        "url_to_download": "https://example.invalid/file",
+        "proxies": None,
+        "headers": {},
+        "expected_size": None,
+        "filename": "file",
+        "force_download": False,
+        "etag": "etag",
+        "xet_file_data": None,
+    }
+    taken = inspect.signature(file_download._download_to_tmp_and_move).parameters
+    download = functools.partial(
+        file_download._download_to_tmp_and_move, **{k: v for k, v in arguments.items() if k in taken}
+    )
+    with pytest.raises(ConnectionError):
+        download()
+    download()
+    assert (tmp_path / "blob").read_bytes() == b"xxxx"
+    assert started_at == [0, 2 if hub.RESUMES_CUT_FILES else 0]
 
 
 def test_a_gguf_variant_is_announced_and_checked_for_space(fake_hub, monkeypatch, capsys):
@@ -218,6 +293,10 @@ class ConnectError(Exception):
     """httpx's connection error by its name: httpx's errors do not derive from Python's ConnectionError."""
 
 
+class RemoteProtocolError(Exception):
+    """httpx's error for a server that closed the connection in the middle of a file, by its name."""
+
+
 @pytest.mark.parametrize(
     ("error", "advice"),
     [
@@ -231,6 +310,10 @@ class ConnectError(Exception):
             "mirror HF_ENDPOINT names; run again to go on",
         ),
         (TimeoutError("read timed out"), "or HF_HUB_DOWNLOAD_TIMEOUT=60 for a slow link"),
+        # A link that dropped in the middle of a file, once huggingface_hub's own retries were spent: it was the
+        # error's own line alone, without the network's advice or that running again goes on.
+        (RemoteProtocolError("peer closed connection without sending complete message body"), "cannot reach"),
+        (OSError("Consistency check failed: file should be of size 9 but has size 4 (x)."), "run again to go on"),
         # The cause behind huggingface_hub's own error, and an HTTP client's error known by its name only.
         (raised_from(RuntimeError("download failed"), OSError(errno.ENOSPC, "No space")), "is full: free space"),
         (raised_from(RuntimeError("request failed"), ConnectError("[Errno 111]")), "cannot reach https://hf-mirror"),
@@ -601,6 +684,35 @@ def test_a_typo_in_the_gguf_variant_is_said_before_the_checkpoint_downloads(fake
     assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO, GGUF_REPO]
 
 
+def test_a_first_run_with_a_gguf_variant_counts_both_downloads_before_the_first(
+    fake_hub, monkeypatch, tmp_path, capsys
+):
+    # A disk with room for the checkpoint but not for the GGUF file after it: the checkpoint's 8.9 GB downloaded,
+    # over a slow link, and only then was the GGUF file refused for want of room.
+    from motif_lite.checkpoint import locate_sources
+
+    checkpoint, gguf = selected(WITH_GGUF), GGUF_FILES["motif-video-2b-Q4_K_M.gguf"]
+    free_space(monkeypatch, checkpoint + gguf - 1)
+    with pytest.raises(CheckpointError) as error:
+        locate_sources(MOTIF_REPO, gguf="Q4_K_M")
+    assert str(error.value).startswith(
+        f"not enough disk space to download {MOTIF_REPO} and then {GGUF_REPO}: they need "
+        f"{file_size(checkpoint + gguf)} ({file_size(checkpoint)} + {file_size(gguf)}) in the Hugging Face cache "
+        f"{constants.HF_HUB_CACHE}, whose disk has {file_size(checkpoint + gguf - 1)} free; free space there"
+    )
+    assert fake_hub.downloads == []
+    # Room for both: the first line says both, and the total.
+    free_space(monkeypatch, checkpoint + gguf)
+    fake_hub.snapshot = tmp_path  # a checkpoint "downloaded" without its files: the test stops there
+    with pytest.raises(MissingFilesError):
+        locate_sources(MOTIF_REPO, gguf="Q4_K_M")
+    assert [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO, GGUF_REPO]
+    said = capsys.readouterr().err
+    assert f"downloading {file_size(checkpoint)} of {MOTIF_REPO} (text_encoder/ " in said
+    assert f"), then {file_size(gguf)} of {GGUF_REPO} (motif-video-2b-Q4_K_M.gguf): " in said
+    assert f": {file_size(checkpoint + gguf)} in all, into the Hugging Face cache" in said
+
+
 @pytest.mark.parametrize(("typed", "closest"), [("Q4KM", "Q4_K_M"), ("4bit", "Q4_K_M"), ("Q4_K_N", "Q4_K_M")])
 def test_a_variant_that_is_no_types_name_is_said_before_the_hub_is_asked(fake_hub, monkeypatch, typed, closest):
     # Offline it was the `hf download --include '*Q4KM*.gguf'` command, which fetches nothing; without a connection
@@ -695,7 +807,7 @@ def test_the_variant_check_asks_the_hub_once_and_only_when_it_may(fake_hub, tmp_
     assert fake_hub.listed == []
 
 
-def test_the_partial_bytes_count_up_to_what_is_fetched(fake_hub, capsys):
+def test_the_partial_bytes_count_up_to_what_is_fetched(fake_hub, resuming_hub, capsys):
     # Interrupted downloads of other files (a transformer a GGUF now replaces) cannot make the bytes to fetch
     # negative or say more is there than is fetched; a plan with nothing to fetch says nothing.
     blobs = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B" / "blobs"
@@ -1677,3 +1789,18 @@ def test_a_rank_checks_before_its_download_with_the_gguf_header_read(shared_chec
         )
     assert [header is header_read.transformer for header in planned] == [True, True]  # each rank's plan took it
     assert reads == []
+
+
+def test_the_folder_route_docs_usage_gives_for_a_small_disk_is_the_commands_a_run_prints():
+    # docs/usage.md, "On a small disk or a slow link": `hf download` into /data, then check and run on the folders.
+    from motif_lite.checkpoint import download_patterns
+    from motif_lite.io.missing_report import MissingFiles
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
+    section = docs.split("\n## On a small disk or a slow link\n", 1)[1].split("\n## ", 1)[0]
+    commands = [line.strip() for line in section.split("```bash", 1)[1].split("```", 1)[0].splitlines() if line.strip()]
+    checkpoint = MissingFiles(MOTIF_REPO, (), tuple(download_patterns({"transformer"})), "/data/Motif-Video-2B", "")
+    gguf = MissingFiles(GGUF_REPO, (), ("*Q4_K_M*.gguf",), "/data/Motif-Video-2B-GGUF", "")
+    assert commands[:2] == [checkpoint.command(), gguf.command()]
+    folders = "-m /data/Motif-Video-2B --gguf /data/Motif-Video-2B-GGUF"
+    assert commands[2:] == [f"motif-lite check {folders}", f'motif-lite run {folders} -p "a red fox" -o /data/fox.mp4']

@@ -121,7 +121,8 @@ def find_checkpoint(
     if not hub.online:
         raise unavailable(hub.offline_reason or "downloads are off")
     try:
-        start_download(DownloadPlan.of(text, hub.file_sizes(text), include, cached), hub.before_download)
+        plan = DownloadPlan.of(text, hub.file_sizes(text), include, cached)
+        start_download(plan, hub.before_download, hub.later.values())
         with quiet_hub():
             root = Path(snapshot_download(text, allow_patterns=list(include) or None))
     except MotifLiteError:  # no room for it, or `before_download` stopped it: said as it is, not as a failed download

@@ -351,7 +351,8 @@ def check_gguf_variant(variant: str, hub: HubAccess) -> None:
     """A `--gguf` variant that no file of the official GGUF repo carries: its `CheckpointError` before anything
     else downloads, not after the checkpoint's gigabytes; a name that is no quantization type's (Q4KM, 4bit) without
     asking the Hub (`refuse_unknown_variant`), another one (Q6_K where the repo has none) with the variants there
-    are. Nothing when the cache has it or the Hub cannot be asked: `find_gguf` reports that."""
+    are. Nothing when the cache has it or the Hub cannot be asked: `find_gguf` reports that. The file found is
+    planned in `hub.later`: the checkpoint's download, which comes first, counts its room and says its size."""
     if not is_gguf_variant(variant):
         return
     variant = _file_spelling(variant)
@@ -361,10 +362,12 @@ def check_gguf_variant(variant: str, hub: HubAccess) -> None:
     if not hub.online:
         return
     try:
-        names = [name for name in hub.file_sizes(GGUF_REPO) if name.endswith(".gguf")]
+        sizes = {name: size for name, size in hub.file_sizes(GGUF_REPO).items() if name.endswith(".gguf")}
     except HUB_ERRORS:
         return
-    _pick_variant(names, variant)
+    name = _pick_variant(list(sizes), variant)
+    # Its room is counted with the checkpoint's download, which comes first.
+    hub.later[GGUF_REPO] = DownloadPlan.of(GGUF_REPO, sizes, [name], cached_snapshot(GGUF_REPO))
 
 
 def gguf_file_fix(path: Path, model: str) -> str:

@@ -18,10 +18,11 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import huggingface_hub
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.file_download import repo_folder_name
@@ -44,6 +45,25 @@ HUB_ERRORS = (Exception,)
 OFFLINE_SET = "HF_HUB_OFFLINE=1 is set"
 
 
+def _major_minor(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+
+
+# Whether a file cut off in one run is gone on with in the next. huggingface_hub before 1.18 wrote a file being
+# downloaded to `<etag>.incomplete` in the cache's blobs/ and went on from it; 1.18 and later write each attempt to
+# a file of its own, removed when the attempt fails (huggingface_hub's PR #4306), so the file starts again. Within
+# one run both retry a dropped HTTP connection from where it was; the files downloaded whole stay either way.
+RESUMES_CUT_FILES = _major_minor(huggingface_hub.__version__) < (1, 18)
+
+
+def after_a_stop() -> str:
+    """What running again fetches after a download stopped (Ctrl-C, a dropped link, a full disk), as the installed
+    huggingface_hub does it (`RESUMES_CUT_FILES`)."""
+    if RESUMES_CUT_FILES:
+        return "the download goes on where it stopped"
+    return "the files downloaded whole stay in the cache and only the others are fetched (a file cut off starts again)"
+
+
 class HubAccess:
     """How one request may use the Hub: downloads allowed (`download`) until a Hub call fails or when
     `HF_HUB_OFFLINE=1`; `offline_reason` then says why every later lookup stays in the cache. `before_download`, when
@@ -55,6 +75,9 @@ class HubAccess:
         self.download = download
         self.before_download = before_download
         self.offline_reason: str | None = OFFLINE_SET if constants.HF_HUB_OFFLINE else None
+        # The request's downloads planned ahead, by repo: a GGUF variant's, checked before the checkpoint downloads
+        # (`gguf_source.check_gguf_variant`), whose room is counted with the checkpoint's (`start_download`)
+        self.later: dict[str, DownloadPlan] = {}
         self._listings: dict[str, dict[str, int] | Exception] = {}
 
     def file_sizes(self, repo: str) -> dict[str, int]:
@@ -107,20 +130,19 @@ def failure_advice(exc: BaseException, repo: str) -> str | None:
         return (
             f"your disk quota in the Hugging Face cache ({constants.HF_HUB_CACHE}) is used up: free space within it, "
             "or move the cache where your quota has room (HF_HUB_CACHE=/other/disk/hf-cache, or HF_HOME), then run "
-            "again: the download goes on where it stopped"
+            f"again: {after_a_stop()}"
         )
     if said_out_of_space(exc):  # as every writer of ours counts it
         return (
             f"the disk of the Hugging Face cache ({constants.HF_HUB_CACHE}) is full: free space there, or move the "
-            "cache to a bigger disk (HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME), then run again: the download "
-            "goes on where it stopped"
+            f"cache to a bigger disk (HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME), then run again: {after_a_stop()}"
         )
     if _no_connection(exc):
         slow = ", or HF_HUB_DOWNLOAD_TIMEOUT=60 for a slow link" if _is_timeout(exc) else ""
         mirror = "check the mirror HF_ENDPOINT names" if "HF_ENDPOINT" in os.environ else "set HF_ENDPOINT to a mirror"
         return (
             f"cannot reach {constants.ENDPOINT}: check the network (and HTTPS_PROXY behind a proxy), or {mirror}"
-            f"{slow}; run again to go on: what was downloaded stays in the cache"
+            f"{slow}; run again to go on: {after_a_stop()}"
         )
     return None
 
@@ -146,11 +168,16 @@ def _is_timeout(exc: BaseException) -> bool:
 
 def _no_connection(exc: BaseException) -> bool:
     """A network failure: huggingface_hub's "cannot reach the Hub and nothing cached", or its HTTP client's
-    connection errors and timeouts (requests' and httpx's names differ, hence the names)."""
+    connection errors and timeouts (requests' and httpx's names differ, hence the names), or a link that dropped
+    in the middle of a file once huggingface_hub's retries were spent: the server's "peer closed connection"
+    (RemoteProtocolError), or a file that came out short ("Consistency check failed")."""
     kinds = (LocalEntryNotFoundError, ConnectionError, TimeoutError)
-    names = ("Connect", "Timeout", "NetworkError", "ProxyError")
+    names = ("Connect", "Timeout", "NetworkError", "ProxyError", "RemoteProtocolError")
     return any(
-        isinstance(e, kinds) or any(n in cls.__name__ for n in names for cls in type(e).__mro__) for e in _causes(exc)
+        isinstance(e, kinds)
+        or any(n in cls.__name__ for n in names for cls in type(e).__mro__)
+        or str(e).startswith("Consistency check failed")
+        for e in _causes(exc)
     )
 
 
@@ -293,14 +320,19 @@ class DownloadPlan:
     repo: str
     files: dict[str, int]
     partial: int = 0
+    # The bytes of partial files in the repo's blobs/ that no download goes on from (huggingface_hub 1.18 and later
+    # removes a failed attempt's file, but not one of a process killed outright): they take room on the disk.
+    leftovers: int = 0
 
     @classmethod
     def of(cls, repo: str, sizes: dict[str, int], patterns: Sequence[str], cached: Path | None) -> DownloadPlan:
         """The plan for the files of `sizes` (the repo's listing) that `patterns` select and `cached` lacks."""
         wanted = filter_repo_objects(list(sizes), allow_patterns=list(patterns) or None)
         files = {name: sizes[name] for name in wanted if cached is None or not (cached / name).is_file()}
-        blobs = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo, repo_type="model") / "blobs"
+        blobs = blobs_folder(repo)
         partial = sum(f.stat().st_size for f in blobs.glob("*.incomplete")) if blobs.is_dir() else 0
+        if not RESUMES_CUT_FILES:
+            return cls(repo, files, 0, partial)
         return cls(repo, files, min(partial, sum(files.values())))
 
     @property
@@ -308,7 +340,8 @@ class DownloadPlan:
         """The bytes still to be written to the cache's disk."""
         return sum(self.files.values()) - self.partial
 
-    def describe(self) -> str:
+    def describe(self, then: Sequence[DownloadPlan] = ()) -> str:
+        """The line said as it starts; `then`: the request's downloads after it (`start_download`), with the total."""
         by_folder: dict[str, int] = {}
         for name, size in self.files.items():
             folder = f"{name.split('/')[0]}/" if "/" in name else name
@@ -317,11 +350,29 @@ class DownloadPlan:
         small = [folder for folder, size in by_folder.items() if size < 10**8]
         parts = big + ([f"{len(small)} small {'file' if len(small) == 1 else 'files or folders'}"] if small else [])
         resumed = f", {file_size(self.partial)} of it there from an interrupted download" if self.partial else ""
+        later = "".join(f", then {file_size(sum(p.files.values()))} of {p.repo} ({', '.join(p.files)})" for p in then)
+        total = sum(sum(p.files.values()) for p in [self, *then])
+        in_all = f": {file_size(total)} in all," if then else ""
         return (
-            f"downloading {file_size(sum(self.files.values()))} of {self.repo} ({', '.join(parts)}{resumed}) into the "
-            f"Hugging Face cache {constants.HF_HUB_CACHE}; later runs read it from there, and a download that stops "
-            "goes on where it stopped when you run again"
+            f"downloading {file_size(sum(self.files.values()))} of {self.repo} ({', '.join(parts)}{resumed}){later}"
+            f"{in_all} into the Hugging Face cache {constants.HF_HUB_CACHE}; later runs read it from there; if it "
+            f"stops, run again: {after_a_stop()}"
         )
+
+    def leftovers_note(self) -> str:
+        """Where the disk is short: the partial files no download goes on from, to delete; "" where there are none."""
+        if not self.leftovers:
+            return ""
+        return (
+            f"; {file_size(self.leftovers)} of that disk is taken by partial files of stopped downloads, which no "
+            f"download goes on from: delete {blobs_folder(self.repo)}/*.incomplete (while no download is running)"
+        )
+
+
+def blobs_folder(repo: str) -> Path:
+    """The folder of the cache where huggingface_hub writes `repo`'s files (as `<etag>.incomplete` while they
+    download)."""
+    return Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo, repo_type="model") / "blobs"
 
 
 class DownloadHeld(CheckpointError):
@@ -364,23 +415,34 @@ def homeless_cache() -> str | None:
     )
 
 
-def start_download(plan: DownloadPlan, before: Callable[[DownloadPlan], None] | None = None) -> None:
+def start_download(
+    plan: DownloadPlan, before: Callable[[DownloadPlan], None] | None = None, later: Iterable[DownloadPlan] = ()
+) -> None:
     """Say what is about to be downloaded, and where, after checking that it fits on the cache's disk
     (`CheckpointError` otherwise: huggingface_hub would only log a warning and fail with the disk full) and calling
-    `before` (a request's `HubAccess.before_download`), which may stop it by raising."""
+    `before` (a request's `HubAccess.before_download`), which may stop it by raising. `later`: the request's
+    downloads after this one, known ahead (`HubAccess.later`: a GGUF variant's, after the checkpoint's), counted
+    and said with it: a disk with room for the checkpoint alone is refused before its gigabytes, not after them."""
     if not plan.files:
         return
+    then = [other for other in later if other.repo != plan.repo and other.files]
     cache = Path(constants.HF_HUB_CACHE)
     if (homeless := homeless_cache()) is not None:
         raise CheckpointError(f"{homeless}, e.g. a mounted volume, and run again")
     existing = next(folder for folder in [cache, *cache.parents] if folder.exists())
     free = shutil.disk_usage(existing).free
-    if plan.needed > free:
+    needed = sum(each.needed for each in [plan, *then])
+    if needed > free:
+        plans = [plan, *then]
+        what = " and then ".join(each.repo for each in plans)
+        parts = f" ({' + '.join(file_size(each.needed) for each in plans)})" if then else ""
+        leftovers = "".join(each.leftovers_note() for each in plans)
         raise CheckpointError(
-            f"not enough disk space to download {plan.repo}: it needs {file_size(plan.needed)} in the Hugging Face "
-            f"cache {cache}, whose disk has {file_size(free)} free; free space there, or put the cache on a bigger "
-            "disk (HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME=/big/disk/huggingface) and run again"
+            f"not enough disk space to download {what}: {'they need' if then else 'it needs'} {file_size(needed)}"
+            f"{parts} in the Hugging Face cache {cache}, whose disk has {file_size(free)} free{leftovers}; free space "
+            "there, or put the cache on a bigger disk (HF_HUB_CACHE=/big/disk/hf-cache, or "
+            "HF_HOME=/big/disk/huggingface) and run again"
         )
     if before is not None:
         before(plan)
-    print(plan.describe(), file=sys.stderr)
+    print(plan.describe(then), file=sys.stderr)
