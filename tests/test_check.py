@@ -1001,3 +1001,37 @@ def test_check_keeps_module_warning_filters_for_other_libraries_warnings(tmp_pat
         warnings.simplefilter("always")
         _parsed(Checkup(), source, "config.json", motif_fake_library.parse, "a config")
     assert [(str(w.message), w.filename) for w in shown] == [("a library speaks", motif_fake_library.__file__)]
+
+
+def test_files_missing_from_the_cache_come_with_the_free_space_where_they_would_go(
+    tiny, no_network, monkeypatch, tmp_path
+):
+    # A small / and a big /data: check named the missing files and the commands, not the room for them anywhere.
+    from collections import namedtuple
+
+    from huggingface_hub import constants
+
+    usage = namedtuple("usage", "total used free")
+    free = {no_network.parent: 31 * 10**9}  # the cache is not made yet: its parent's disk counts
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, free.get(Path(path), 7 * 10**9)))
+    monkeypatch.chdir(tmp_path)
+
+    def disk_lines(*args, **kwargs) -> list[str]:
+        return [finding.line() for finding in check_setup(*args, **kwargs).findings if finding.subject == "disk"]
+
+    (disk,) = disk_lines("Motif-Technologies/Motif-Video-2B", gguf="Q4_K_M")
+    assert disk.startswith(f"ok       disk: {file_size(31 * 10**9)} free on the disk of the Hugging Face cache ")
+    assert f"cache {constants.HF_HUB_CACHE}, where motif-lite run downloads what is missing (about 10 GB with a" in disk
+    assert "current folder" not in disk  # the same disk: said once
+    (disk,) = disk_lines("Motif-Technologies/Motif-Video-2B")
+    assert "(about 13 GB with the bf16 transformer for a first run; it says the size first, and refuses" in disk
+    assert disk_lines(str(tiny[0]), gguf=str(tiny[1])) == []  # everything at hand: nothing to download
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()  # the figures are the README's
+    assert "about 10 GB with a Q4_K_M GGUF" in readme and "about\n  13 GB with the bf16 transformer" in readme
+    # The current folder on another disk: its room too, for the `hf download` commands that fill folders there.
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no folder on another disk than the temporary one")
+    monkeypatch.chdir(other)
+    (disk,) = disk_lines("Motif-Technologies/Motif-Video-2B")
+    assert f"; {file_size(7 * 10**9)} free in the current folder, which the download commands above fill" in disk

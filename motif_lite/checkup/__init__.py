@@ -18,10 +18,13 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from huggingface_hub import constants
 
 from motif_lite.checkpoint import (
     download_patterns,
@@ -46,7 +49,7 @@ from motif_lite.io.gguf_source import (
     unknown_variant_problem,
     unrunnable_variant_problem,
 )
-from motif_lite.io.hub import HubAccess, model_address_problem, revision_problem
+from motif_lite.io.hub import HubAccess, cache_disk, homeless_cache, model_address_problem, revision_problem
 from motif_lite.io.linked import (
     FLAGS,
     WEIGHT_NAMES,
@@ -75,7 +78,7 @@ from motif_lite.io.path_fixes import (
 )
 from motif_lite.io.wsl import windows_drive_note
 from motif_lite.paths import names_too_long_refused, user_path
-from motif_lite.units import memory_size
+from motif_lite.units import file_size, memory_size
 
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
 
@@ -115,6 +118,7 @@ def _check_setup(
         for missing in downloads:
             fix = "download it: " + "; ".join(item.command() for item in missing.error.missing)
             report.problem(missing.subject, missing.problem, f"{fix}; then: {again}")
+        _download_room(report, gguf is not None)
     files = files if isinstance(files, CheckpointFiles) else None
     gguf_path = gguf_path if isinstance(gguf_path, Path) else None
     found = None if files is None else files.root  # before your own weight files are linked in
@@ -138,6 +142,27 @@ def _check_setup(
     if files is not None and not report.problems:
         _check_default_plan(report, files.root, gguf_path, text_path)
     return report
+
+
+def _download_room(report: Checkup, gguf: bool) -> None:
+    """Where files are missing: the free space of the disks they would go to, the Hugging Face cache's (a run's
+    download; `gguf`: with a GGUF transformer, README's "What you need" figure for it) and, where it is another disk,
+    the current folder's (the `hf download` commands of the fixes)."""
+    if homeless_cache() is not None:  # no real cache folder to measure: a run says why
+        return
+    cache, here = cache_disk(), Path.cwd()
+    first_run = "about 10 GB with a GGUF variant" if gguf else "about 13 GB with the bf16 transformer"
+    said = (
+        f"{file_size(shutil.disk_usage(cache).free)} free on the disk of the Hugging Face cache "
+        f"{constants.HF_HUB_CACHE}, where motif-lite run downloads what is missing ({first_run} for a first run; "
+        "it says the size first, and refuses downloads that do not fit)"
+    )
+    if cache.stat().st_dev != here.stat().st_dev:
+        said += (
+            f"; {file_size(shutil.disk_usage(here).free)} free in the current folder, which the download commands "
+            "above fill (for another disk: --local-dir /data/..., then -m and --gguf those folders)"
+        )
+    report.ok("disk", said)
 
 
 @dataclass(frozen=True)

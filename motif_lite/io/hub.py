@@ -415,6 +415,13 @@ def homeless_cache() -> str | None:
     )
 
 
+def cache_disk() -> Path:
+    """The folder whose disk the Hugging Face cache's files go to: the cache's own, or where it is not made yet the
+    nearest folder above it (HF_HUB_CACHE on a new disk; the cache itself may be a mount or a link)."""
+    cache = Path(constants.HF_HUB_CACHE)
+    return next(folder for folder in [cache, *cache.parents] if folder.exists())
+
+
 def start_download(
     plan: DownloadPlan, before: Callable[[DownloadPlan], None] | None = None, later: Iterable[DownloadPlan] = ()
 ) -> None:
@@ -429,8 +436,7 @@ def start_download(
     cache = Path(constants.HF_HUB_CACHE)
     if (homeless := homeless_cache()) is not None:
         raise CheckpointError(f"{homeless}, e.g. a mounted volume, and run again")
-    existing = next(folder for folder in [cache, *cache.parents] if folder.exists())
-    free = shutil.disk_usage(existing).free
+    free = shutil.disk_usage(cache_disk()).free
     needed = sum(each.needed for each in [plan, *then])
     if needed > free:
         plans = [plan, *then]
