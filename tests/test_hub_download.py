@@ -314,6 +314,9 @@ class RemoteProtocolError(Exception):
         # error's own line alone, without the network's advice or that running again goes on.
         (RemoteProtocolError("peer closed connection without sending complete message body"), "cannot reach"),
         (OSError("Consistency check failed: file should be of size 9 but has size 4 (x)."), "run again to go on"),
+        # hf_xet's, for the repos stored with Xet: a RuntimeError known by its words alone.
+        (RuntimeError("Data processing error: CAS service error : IO Error: Timer expired"), "cannot reach"),
+        (RuntimeError("CAS service error : Reqwest Error: error sending request for url"), "run again to go on"),
         # The cause behind huggingface_hub's own error, and an HTTP client's error known by its name only.
         (raised_from(RuntimeError("download failed"), OSError(errno.ENOSPC, "No space")), "is full: free space"),
         (raised_from(RuntimeError("request failed"), ConnectError("[Errno 111]")), "cannot reach https://hf-mirror"),

@@ -166,17 +166,24 @@ def _is_timeout(exc: BaseException) -> bool:
     return any("Timeout" in cls.__name__ for e in _causes(exc) for cls in type(e).__mro__)
 
 
+# hf_xet's words for a link that failed in the middle of a file (its errors are RuntimeErrors, without a type of
+# their own), as its issues quote them: "Data processing error: CAS service error : IO Error: Timer expired",
+# "... Reqwest(reqwest::Error { kind: Request, ... IncompleteMessage ...", "... UnexpectedEof, error: IncompleteBody".
+_XET_LINK_FAILURES = ("Timer expired", "IncompleteBody", "IncompleteMessage", "error sending request")
+
+
 def _no_connection(exc: BaseException) -> bool:
     """A network failure: huggingface_hub's "cannot reach the Hub and nothing cached", or its HTTP client's
     connection errors and timeouts (requests' and httpx's names differ, hence the names), or a link that dropped
     in the middle of a file once huggingface_hub's retries were spent: the server's "peer closed connection"
-    (RemoteProtocolError), or a file that came out short ("Consistency check failed")."""
+    (RemoteProtocolError), or a file that came out short ("Consistency check failed"); hf_xet's by their words."""
     kinds = (LocalEntryNotFoundError, ConnectionError, TimeoutError)
     names = ("Connect", "Timeout", "NetworkError", "ProxyError", "RemoteProtocolError")
     return any(
         isinstance(e, kinds)
         or any(n in cls.__name__ for n in names for cls in type(e).__mro__)
         or str(e).startswith("Consistency check failed")
+        or any(words in str(e) for words in _XET_LINK_FAILURES)
         for e in _causes(exc)
     )
 
