@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -475,6 +476,38 @@ def test_ffmpeg_stopping_on_a_full_disk_says_so(tmp_path):
     with pytest.raises(MotifLiteError) as error:
         write_video(_video(), tmp_path / ".partial-7-x.mp4", 24.0, META)
     assert str(error.value) == f"ffmpeg could not write {tmp_path / 'x.mp4'}: no space left on the disk of {tmp_path}"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a file on which every write fails")
+def test_a_full_temporary_folder_is_named_with_tmpdir_as_its_fix(tmp_path, monkeypatch):
+    # A small /tmp filled by something else: the video's metadata file (its only file there) could not be written.
+    # The folder's error was a bare OSError (a traceback, or the output disk's "no space left"), and the file's
+    # named a random folder: neither said that TMPDIR moves it.
+    import tempfile
+
+    full = tmp_path / "tmp-full"
+    full.mkdir()
+    (full / "comment.ffmetadata").symlink_to("/dev/full")  # every write fails: No space left on device
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *args, **kwargs: str(full))
+    expected = (
+        f"cannot write the video's metadata (a small file) to the temporary folder {tmp_path}: No space left on "
+        "device; free space there, or set TMPDIR to a folder with room (TMPDIR=/data/tmp)"
+    )
+    with pytest.raises(MotifLiteError) as error:
+        write_video(_video(), tmp_path / "x.mp4", 24.0, META)
+    assert str(error.value) == expected and not full.exists()  # its folder removed
+    monkeypatch.setattr(tempfile, "mkdtemp", _raises(OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(MotifLiteError) as error:
+        write_video(_video(), tmp_path / "x.mp4", 24.0, META)
+    assert str(error.value) == expected
+
+
+def _raises(error: Exception):
+    def raising(*args, **kwargs):
+        raise error
+
+    return raising
 
 
 @pytest.mark.skipif(os.name == "nt", reason="a shell script as ffmpeg")

@@ -449,16 +449,32 @@ def _write_ffmpeg(
     # over 128 KiB (a long prompt), and ffmpeg then stops before writing anything. The file is a temporary one, so
     # that a process killed outright leaves nothing beside the output but its partial file (which the next run
     # removes).
-    with tempfile.TemporaryDirectory(prefix="motif-lite-") as folder:
-        metadata = Path(folder) / "comment.ffmetadata"
-        try:
-            metadata.write_text(_ffmetadata(comment), encoding="utf-8")
-        except OSError as exc:
-            raise MotifLiteError(f"cannot write the video's metadata to {folder}: {exc.strerror or exc}") from None
+    with _metadata_file(comment) as metadata:
         failed = _pipe_to_ffmpeg(stream, shape, _ffmpeg_command(path, metadata, width, height, fps, crf))
     # A short video fits in the pipe: ffmpeg failing to open the file then breaks nothing; its exit code tells.
     if failed is not None or not path.is_file() or path.stat().st_size == 0:
         raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path, failed)}")
+
+
+@contextlib.contextmanager
+def _metadata_file(comment: str) -> Iterator[Path]:
+    """`comment` in ffmpeg's FFMETADATA file, in a temporary folder removed on leaving. A temporary folder that takes
+    no file (a small /tmp filled by something else) is a `MotifLiteError` naming it and TMPDIR, which moves it: the
+    folder's own OSError was said as the output disk's want of space, or as a traceback."""
+    folder = None
+    try:
+        folder = tempfile.TemporaryDirectory(prefix="motif-lite-")
+        metadata = Path(folder.name) / "comment.ffmetadata"
+        metadata.write_text(_ffmetadata(comment), encoding="utf-8")
+    except OSError as exc:
+        if folder is not None:
+            folder.cleanup()
+        raise MotifLiteError(
+            f"cannot write the video's metadata (a small file) to the temporary folder {tempfile.gettempdir()}: "
+            f"{exc.strerror or exc}; free space there, or set TMPDIR to a folder with room (TMPDIR=/data/tmp)"
+        ) from None
+    with folder:
+        yield metadata
 
 
 def _ffmetadata(comment: str) -> str:
