@@ -232,6 +232,25 @@ def test_guidance_from_guider_config_absent_disabled_and_invalid(tmp_path) -> No
             guidance_from_guider_config(path)
 
 
+@pytest.mark.parametrize(
+    ("config", "said"),
+    [
+        # diffusers would take the string "false" as enabled (a non-empty string is true): refused, not guessed
+        ({"_class_name": "ClassifierFreeGuidance", "enabled": "false"}, "enabled must be true or false, got 'false'"),
+        ({"_class_name": "ClassifierFreeGuidance", "enabled": 0}, "enabled must be true or false, got 0"),
+        # an empty list names no dimension to take the norm over
+        (
+            {"_class_name": "AdaptiveProjectedGuidance", "adaptive_projected_guidance_norm_dim": []},
+            r"APG norm_dims must be None or a list of ints, got \[\]",
+        ),
+    ],
+)
+def test_a_guider_config_value_of_another_kind_is_refused_by_its_name(tmp_path, config, said) -> None:
+    (tmp_path / "guider_config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=said):
+        guidance_from_guider_config(tmp_path)
+
+
 def test_bad_guidance_values_raise_user_errors() -> None:
     with pytest.raises(MotifLiteError, match="start"):
         CFGConfig(start=1.0)
@@ -239,4 +258,6 @@ def test_bad_guidance_values_raise_user_errors() -> None:
         APGConfig(eta=float("nan"))
     with pytest.raises(MotifLiteError, match="norm_dims"):
         APGConfig(norm_dims=["-1"])
+    with pytest.raises(MotifLiteError, match="norm_dims"):
+        APGConfig(norm_dims=())  # no dimension to take the norm over
     assert APGConfig(norm_dims=[-1, -2]).norm_dims == (-1, -2) and APGConfig(norm_dims=-1).norm_dims == (-1,)

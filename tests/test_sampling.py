@@ -133,6 +133,20 @@ def test_scheduler_keys_listed_in_use_default_values_are_read_as_the_class_defau
     assert shift_from_scheduler_config(tmp_path) is None  # not 3.0
 
 
+@pytest.mark.parametrize("class_name", ["DPMSolverMultistepScheduler", "UniPCMultistepScheduler"])
+def test_the_sigma_options_of_the_multistep_classes_are_not_read_as_flow_match_eulers(class_name):
+    # Their configs have keys of the same names, which settings.py judges for their own sampler (a sampler chosen
+    # over such a config samples its own schedule): a sampler chosen over a DPM config with beta sigmas was refused
+    # as the checkpoint loaded, and `--sampling-method euler` over a UniPC config took its shift_terminal.
+    from motif_lite.sampling.schedule import ScheduleOptions
+
+    config = {"_class_name": class_name, "num_train_timesteps": 500, "use_beta_sigmas": True}
+    assert schedule_options(config) == ScheduleOptions(500)
+    config = {"_class_name": class_name, "use_karras_sigmas": True, "shift_terminal": 0.1}
+    assert schedule_options(config) == ScheduleOptions()
+    assert torch.equal(schedule_for("euler", 4, 15.0, schedule_options(config)).sigmas, flow_schedule(4, 15.0).sigmas)
+
+
 def test_schedule_options_in_the_settings_table_words():
     from motif_lite.sampling.schedule import ScheduleOptions
 
