@@ -25,6 +25,7 @@ from motif_lite.pipeline.from_diffusers import (
     METHOD_ADVICE,
     RESULT_ADVICE,
     call_advice,
+    to_arguments,
 )
 from motif_lite.request import OTHER_FIELD_NAMES, GenerationRequest, RequestError
 
@@ -405,3 +406,12 @@ def test_the_vae_and_the_pipeline_answer_diffusers_memory_savers():
         pipe.enable_vae_slicing()
     with pytest.raises(AttributeError, match="plan=plan_generation"):
         pipe.enable_model_cpu_offload()
+
+
+def test_pipe_to_takes_the_warning_switch_of_diffusers_to():
+    # `pipe.to("cuda", silence_dtype_warnings=True)` is diffusers' own keyword (the others it reads, but the device
+    # and the dtype, are Intel Gaudi's): taken as the call without it, not refused as a keyword `to` lacks.
+    read = set(re.findall(r'kwargs\.(?:pop|get)\("(\w+)"', inspect.getsource(DiffusionPipeline.to)))
+    assert {"device", "dtype", "silence_dtype_warnings"} <= read
+    assert to_arguments(("cpu",), {"silence_dtype_warnings": True}) == (torch.device("cpu"), None)
+    assert to_arguments((), {"dtype": torch.float16, "silence_dtype_warnings": False}) == (None, torch.float16)

@@ -105,6 +105,15 @@ def test_settings_from_a_video_made_with_a_step_cache_notes_a_run_without_it(che
     assert code == 0 and "step-cache" not in err.split("speed:")[0], err
 
 
+def test_settings_from_a_video_made_with_a_step_cache_of_0_notes_nothing(checkpoint, tmp_path, capsys):
+    # A threshold of 0 reuses nothing: the video is the plain run's, which a run without --step-cache makes again.
+    exact = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", step_cache=0)
+    video = exact.generate(request(tmp_path, steps=2)).output
+    ran = ["--settings-from", str(video), "-m", str(checkpoint), "--dtype", "fp32", "--dry-run"]
+    code, _, err = run_cli(capsys, *ran)
+    assert code == 0 and "step-cache" not in err.split("speed:")[0], err
+
+
 def test_a_resumed_run_goes_on_with_the_stopped_runs_step_cache(checkpoint, tmp_path, capsys):
     cached = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", step_cache=0.05)
     cached.save_state_every = float("inf")

@@ -252,6 +252,17 @@ def test_encode_from_python_keeps_the_first_frame_without_its_checksum(pipe, tmp
     assert len(encodes) == 2  # f.png once, g.png once
 
 
+def test_image_to_video_encoding_counts_the_first_frame_as_a_part_of_it(pipe, tmp_path):
+    # The prompt, the negative prompt and the first frame: a bar of two parts was full before the first frame (its
+    # image encoder and the VAE) was encoded.
+    PIL.Image.fromarray(np.full((32, 48, 3), 90, dtype=np.uint8)).save(tmp_path / "first.png")
+    pipe.kept_encodings.clear()
+    request = GenerationRequest(prompt=PROMPT, image=tmp_path / "first.png", width=48, height=32, frames=5)
+    generator, stages = torch.Generator().manual_seed(0), []
+    pipe.encode(request, pipe.initial_noise(request, generator), generator, lambda *stage: stages.append(stage))
+    assert stages == [("encode", 0, 3), ("encode", 1, 3), ("encode", 2, 3), ("encode", 3, 3)]
+
+
 def _counting(method, calls: list) -> object:
     """`method`, appending to `calls` on each call."""
     return lambda *args, **kwargs: calls.append(1) or method(*args, **kwargs)

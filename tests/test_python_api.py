@@ -85,6 +85,12 @@ def test_the_pipeline_says_what_it_loaded(pipe, checkpoint):
     plan = plan_generation(request, checkpoint, dtype="fp32", device="cpu", vram_gib=64)
     planned = load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", plan=plan)
     assert repr(planned).endswith("attention='exact', plan='for 48x32x5 within 64.00 GiB')")
+    # A plan that streams says how many of the blocks it streams (here all: none resident).
+    from motif_lite.pipeline.generation import _plan_in_brief
+
+    streamed = dataclasses.replace(plan, resident_blocks=0)
+    blocks = f"{plan.num_blocks} of {plan.num_blocks} transformer blocks streamed"
+    assert plan.num_blocks > 0 and _plan_in_brief(streamed) == f"for 48x32x5 within 64.00 GiB, {blocks}"
 
 
 def test_a_diffusers_to_moves_nothing_or_says_the_load_pipeline_line(pipe, checkpoint):
