@@ -142,3 +142,97 @@ def test_progress_bars_show_each_stage_and_serve_the_next_call_after_a_stop(pipe
     assert "encode: 100%" in text and "decode: 100%" in text, text
     assert "denoise: 100%|" in text and f"{TINY['steps']}/{TINY['steps']}" in text, text
     assert bars.bar is None  # closed once the decode is done
+
+
+def test_after_the_stop_button_del_pipe_frees_the_pipeline_the_notebooks_traceback_held(checkpoint, tmp_path):
+    import gc
+    import weakref
+
+    pipe = load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch")
+    loaded = weakref.ref(pipe)
+
+    def stop(module, args, output):
+        raise KeyboardInterrupt
+
+    pipe.transformer.transformer_blocks[0].register_forward_hook(stop)
+    request = GenerationRequest("a red fox", output=str(tmp_path / "fox.mp4"), **TINY)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        pipe.generate(request)
+    kept = stopped.value.__traceback__  # what a notebook keeps as sys.last_traceback
+    del pipe
+    gc.collect()
+    # Held by the traceback, the pipeline's weights stayed in memory beside the next cell's load_pipeline.
+    assert loaded() is None
+    assert kept is not None
+
+
+class Cell(io.StringIO):
+    """Where tqdm's bars are drawn, as in a notebook's cell (`ProgressBars` draws tqdm's bars there too)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_stopped_run_closes_its_bars_before_the_note_on_what_it_kept(pipe, tmp_path, caplog):
+    import logging
+
+    from tqdm.auto import tqdm
+
+    from motif_lite.progress import ProgressBars
+
+    shown = Cell()
+    bars = ProgressBars(file=shown)
+    open_at_the_note, stopped_bar = [], []
+    forwards = []
+
+    def stop_in_the_second_step(module, args, output):
+        forwards.append(1)
+        if len(forwards) == 3:  # two forwards per guided step: the stop button in step 2
+            stopped_bar.append(bars.bar)
+            raise KeyboardInterrupt
+
+    class Watch(logging.Handler):
+        def emit(self, record):
+            if "saved" in record.getMessage():
+                open_at_the_note.append(bars.bar is not None)
+
+    watch = Watch()
+    logging.getLogger("motif_lite").addHandler(watch)
+    request = GenerationRequest("a red fox", output=str(tmp_path / "fox.mp4"), **TINY)
+    hook = pipe.transformer.transformer_blocks[0].register_forward_hook(stop_in_the_second_step)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipe.generate(request, on_progress=bars)
+    finally:
+        hook.remove()
+        logging.getLogger("motif_lite").removeHandler(watch)
+    assert open_at_the_note == [False]  # the note on the saved state starts a line of its own
+    # An open bar stays among tqdm's: the next one (the next cell's) is drawn under it with cursor-up escapes, which
+    # a notebook shows as one new line per update.
+    assert isinstance(stopped_bar[0], tqdm) and stopped_bar[0] not in tqdm._instances
+    last_drawn = shown.getvalue().split("\r")[-1]
+    assert last_drawn.startswith("denoise:") and last_drawn.endswith("]\n"), last_drawn  # its line ended
+
+
+def test_a_run_stopped_while_encoding_closes_its_bar(pipe, tmp_path):
+    from tqdm.auto import tqdm
+
+    from motif_lite.progress import ProgressBars
+
+    shown = Cell()
+    bars = ProgressBars(file=shown)
+    stopped_bar = []
+
+    def stop(module, args, output):
+        stopped_bar.append(bars.bar)
+        raise KeyboardInterrupt
+
+    request = GenerationRequest("a prompt no other test encodes", output=str(tmp_path / "fox.mp4"), **TINY)
+    hook = pipe.text_encoder.model.register_forward_hook(stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipe.generate(request, on_progress=bars)
+    finally:
+        hook.remove()
+    assert isinstance(stopped_bar[0], tqdm) and stopped_bar[0] not in tqdm._instances
+    assert shown.getvalue().split("\r")[-1].startswith(" encode:") and shown.getvalue().endswith("]\n")

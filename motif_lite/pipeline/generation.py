@@ -64,6 +64,7 @@ from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewF
 from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.pipeline.step_watch import StepWatch
 from motif_lite.preflight import check_loras
+from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest, RequestError, ResolvedRequest
 from motif_lite.request import first_frame_sha256 as checksum_of_first_frame
 from motif_lite.run_estimates import cpu_time_note
@@ -109,6 +110,8 @@ def _frees_memory_when_stopped(generate: Callable) -> Callable:
             return generate(*args, **kwargs)
         except (KeyboardInterrupt, torch.OutOfMemoryError) as exc:
             traceback.clear_frames(exc.__traceback__)  # the frames still running (this one) are left as they are
+            # This frame stays in the traceback too: without its arguments there, `del pipe` frees the pipeline.
+            del args, kwargs
             raise
 
     return stoppable
@@ -161,6 +164,15 @@ class _VideoRun:
     stored_inputs: Mapping[str, str] | None = None  # what the file's settings say of the clip and the first frame
     # The checksum of the file the first frame comes from (`ResolvedRequest.first_frame_sha256`), hashed once.
     first_frame_sha256: str | None = None
+
+    def end_progress(self) -> None:
+        """Close the bar of a `ProgressBars` given as `on_progress` when the run stops part way (a caller's own
+        callback is the caller's to end): before the note on the work kept, which ran on from the bar's line; and
+        an open tqdm bar stays among tqdm's, so every later bar in the process (the next cell's, transformers'
+        "Loading weights") was drawn one line below it with cursor-up escapes, which a notebook shows as a new line
+        per update."""
+        if isinstance(self.progress, ProgressBars):
+            self.progress.close()
 
 
 # The pipeline's properties read through its `LoadedTransformer` (its model as `transformer`, the rest by their
@@ -422,11 +434,15 @@ class MotifVideoPipeline:
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
         run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum)
-        with self._stage("encode", measures):
-            # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) must follow it.
-            noise, cond = self._inputs(run, generator, input_image)
-            del input_image  # a large photo's pixels are not held through the denoising
-            on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
+        try:
+            with self._stage("encode", measures):
+                # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) follows it.
+                noise, cond = self._inputs(run, generator, input_image)
+                del input_image  # a large photo's pixels are not held through the denoising
+                on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
+        except BaseException:
+            run.end_progress()  # the later stages end it themselves, before their notes
+            raise
         with self._stage("denoise", measures):
             latents, record = self._sample_keeping_state(run, noise, cond, on_denoised, start)
         with self._stage("decode", measures):
@@ -519,6 +535,7 @@ class MotifVideoPipeline:
         try:
             return self.sample(run.request, noise, cond, run.settings, run.progress, on_denoised, start, saver)
         except BaseException as exc:
+            run.end_progress()
             if saver is not None and not isinstance(exc, NonFiniteError):
                 _tell(exc, saver.save_on_failure())
             raise
@@ -786,6 +803,7 @@ class MotifVideoPipeline:
                 parallel=self.parallel, clip=run.clip, crf=run.crf,
             )  # fmt: skip
         except BaseException as exc:
+            run.end_progress()
             if run.keeper is not None:
                 _tell(exc, keep(run.keeper, self._saved_latents(run, latents)))
             raise
