@@ -236,3 +236,30 @@ def test_a_run_stopped_while_encoding_closes_its_bar(pipe, tmp_path):
         hook.remove()
     assert isinstance(stopped_bar[0], tqdm) and stopped_bar[0] not in tqdm._instances
     assert shown.getvalue().split("\r")[-1].startswith(" encode:") and shown.getvalue().endswith("]\n")
+
+
+def test_load_pipeline_stopped_part_way_lets_go_of_what_it_had_loaded(checkpoint, monkeypatch):
+    import gc
+    import weakref
+
+    from motif_lite.pipeline import loading
+
+    loaded = []
+    load_vae = loading.load_vae
+
+    def vae_watched(*args, **kwargs):
+        vae = load_vae(*args, **kwargs)
+        loaded.append(weakref.ref(vae))
+        return vae
+
+    def stop(*args, **kwargs):  # the stop button while the transformer loads, the longest part
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loading, "load_vae", vae_watched)
+    monkeypatch.setattr(loading, "load_transformer_stage", stop)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch")
+    kept = stopped.value.__traceback__  # what a notebook keeps: it held the text encoder and the VAE, loaded again
+    gc.collect()  # beside them when the cell ran again
+    assert loaded and loaded[0]() is None
+    assert kept is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import traceback
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -148,24 +149,33 @@ def load_pipeline(
                     warnings.warn(memory, stacklevel=2)
 
             # Then the weights: the text encoder, the VAE and the transformer.
-            text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target)
-            vae_device = target if plan is None else plan.device  # as the plan says
-            vae = load_vae(sources.root, dtype=dtype, device=vae_device)
-            load_device = "cpu" if plan is not None else target  # the plan moves what fits
-            # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
-            # The recipe and the pipeline keep the sources without the GGUF header, which this load alone uses.
-            recipe = TransformerRecipe(sources.without_header(), dtype, load_device, kernels, attention, plan, compile,
-                                       None if attention == "int8" else backend)  # fmt: skip
-            loaded = load_transformer_stage(recipe, lora_files, sources.gguf_header)
+            text_encoder = vae = loaded = pipe = None  # what a stop part way lets go of (below)
+            try:
+                text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target)
+                vae_device = target if plan is None else plan.device  # as the plan says
+                vae = load_vae(sources.root, dtype=dtype, device=vae_device)
+                load_device = "cpu" if plan is not None else target  # the plan moves what fits
+                # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
+                # The recipe and the pipeline keep the sources without the GGUF header, which this load alone uses.
+                exact_backend = None if attention == "int8" else backend
+                recipe = TransformerRecipe(sources.without_header(), dtype, load_device, kernels, attention, plan,
+                                           compile, exact_backend)  # fmt: skip
+                loaded = load_transformer_stage(recipe, lora_files, sources.gguf_header)
 
-            pipe = MotifVideoPipeline(loaded, text_encoder, vae, target, dtype, recipe.sources)
-            pipe.dtype_setting = dtype_setting
-            pipe._transformer_recipe = recipe
-            pipe.parallel = parallel
-            pipe.attention_backend = recipe.attention_backend
-            if plan is not None:
-                _follow_plan(pipe, plan)
-            install_speed(pipe, plan, batch_guidance, cache_config)
+                pipe = MotifVideoPipeline(loaded, text_encoder, vae, target, dtype, recipe.sources)
+                pipe.dtype_setting = dtype_setting
+                pipe._transformer_recipe = recipe
+                pipe.parallel = parallel
+                pipe.attention_backend = recipe.attention_backend
+                if plan is not None:
+                    _follow_plan(pipe, plan)
+                install_speed(pipe, plan, batch_guidance, cache_config)
+            except (KeyboardInterrupt, torch.OutOfMemoryError) as exc:
+                # A notebook keeps the traceback of its stop button, and with it every frame's locals: the weights
+                # loaded so far stayed in memory beside those of the cell run again.
+                traceback.clear_frames(exc.__traceback__)  # the loaders' frames, which have ended
+                text_encoder = vae = loaded = pipe = None  # this frame's: it is still running
+                raise
         return pipe
 
 
