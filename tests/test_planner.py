@@ -253,6 +253,18 @@ def test_no_budget_means_all_resident():
     assert default_budget("cpu") is None
 
 
+def test_the_budget_counts_what_this_process_let_go_of_as_free(monkeypatch):
+    from motif_lite.units import RESERVED_RATIO
+
+    # A notebook's `del pipe` leaves the pipeline's memory in the allocator's cache, which the driver counts as held:
+    # the cell planning again would plan for a GPU that much smaller, streaming what fitted before. The allocator
+    # gives those blocks to the next tensors (and frees them itself before it would run out).
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4 * GiB, 15 * GiB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 9 * GiB)  # of which 1 GiB still in use
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1 * GiB)
+    assert default_budget("cuda") == int((4 + 8) * GiB / RESERVED_RATIO)  # free, and cached but unused
+
+
 def test_480p_streams_the_text_encoder_first():
     p = plan(832, 480, 121, 8)  # the 8.6 GB text encoder is what does not fit; the transformer stays whole
     assert p.text_placement is TextEncoderPlacement.STREAMED and p.resident_blocks is None

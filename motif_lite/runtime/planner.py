@@ -256,13 +256,16 @@ def positive_budget(gib: object) -> bool:
 
 
 def default_budget(device: torch.device | str) -> int | None:
-    """The device memory a plan may allocate: the CUDA device's free memory (what other processes and this one
-    already hold is excluded) less the allocator's expected reserve on top; None on other devices ("no limit")."""
+    """The device memory a plan may allocate: the CUDA device's free memory (what other processes and this one's
+    tensors hold is excluded) less the allocator's expected reserve on top; None on other devices ("no limit")."""
     device = torch.device(device)
     if device.type != "cuda":
         return None
     free, _total = gpu_memory(device)
-    return int(free / RESERVED_RATIO)
+    # What this process's allocator keeps cached (a notebook's pipeline let go with `del pipe`) the driver counts
+    # as held, but the allocator gives it to the next tensors, and frees it itself before it would run out.
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return int((free + cached) / RESERVED_RATIO)
 
 
 @dataclass(frozen=True)
