@@ -263,3 +263,27 @@ def test_load_pipeline_stopped_part_way_lets_go_of_what_it_had_loaded(checkpoint
     gc.collect()  # beside them when the cell ran again
     assert loaded and loaded[0]() is None
     assert kept is not None
+
+
+def test_set_loras_stopped_part_way_lets_go_of_the_transformer_it_was_loading(checkpoint, monkeypatch):
+    import gc
+    import weakref
+
+    from motif_lite.pipeline import generation
+
+    pipe = load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch")
+    loaded = []
+    load_transformer_stage = generation.load_transformer_stage
+
+    def stopped_at_the_end(*args, **kwargs):  # the stop button as the new transformer finished loading
+        transformer = load_transformer_stage(*args, **kwargs)
+        loaded.append(weakref.ref(transformer))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generation, "load_transformer_stage", stopped_at_the_end)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        pipe.set_loras({})
+    kept = stopped.value.__traceback__  # what a notebook keeps: the next set_loras loaded beside what it held
+    gc.collect()
+    assert loaded and loaded[0]() is None
+    assert kept is not None

@@ -96,18 +96,19 @@ if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs ne
 logger = logging.getLogger(__name__)
 
 
-def _frees_memory_when_stopped(generate: Callable) -> Callable:
-    """`generate`, letting go of its tensors when it stops on Ctrl-C (a notebook's stop button) or out of memory.
+def _frees_memory_when_stopped(method: Callable) -> Callable:
+    """`method` (`generate`, `set_loras`), letting go of its tensors when it stops on Ctrl-C (a notebook's stop
+    button) or out of memory.
 
     The traceback of such a stop keeps every frame it passed through alive with its locals: a forward's activations,
-    gigabytes of GPU memory at 720p. A notebook keeps the last traceback (`sys.last_traceback`), so the next
-    `generate` would meet a GPU still holding them and run out of memory. These frames' locals are cleared (the
-    stopped run's state is saved before); other errors keep theirs, for a debugger."""
+    gigabytes of GPU memory at 720p, or the transformer `set_loras` was loading. A notebook keeps the last traceback
+    (`sys.last_traceback`), so the next call would meet a GPU still holding them and run out of memory. These
+    frames' locals are cleared (a stopped run's state is saved before); other errors keep theirs, for a debugger."""
 
-    @functools.wraps(generate)
+    @functools.wraps(method)
     def stoppable(*args, **kwargs):
         try:
-            return generate(*args, **kwargs)
+            return method(*args, **kwargs)
         except (KeyboardInterrupt, torch.OutOfMemoryError) as exc:
             traceback.clear_frames(exc.__traceback__)  # the frames still running (this one) are left as they are
             # This frame stays in the traceback too: without its arguments there, `del pipe` frees the pipeline.
@@ -303,6 +304,7 @@ class MotifVideoPipeline:
         configs, transformer = self.sources.configs, self.sources.transformer
         return resolve_settings(request, configs, transformer, self.dtype_setting, audience=audience)
 
+    @_frees_memory_when_stopped
     @_on_its_device
     def set_loras(self, loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> None:
         """Replace the transformer's LoRAs with `loras` (what `load_pipeline(loras=...)` takes; [] removes them all)
