@@ -747,6 +747,7 @@ def test_a_rank_whose_peer_went_away_says_so_in_one_line(capsys, monkeypatch, fa
     assert waited == [True]
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="no pthread_kill on Windows")
 def test_a_rank_that_lost_its_peer_waits_for_the_launcher_to_see_the_peer_end(monkeypatch):
     # CI: rank 1 raised, rank 0 (its peer gone) ended in the same moment, and the launcher named rank 0 ("rank 0
     # failed (exit code 2)"). Rank 0 now waits; the launcher's SIGTERM, once it has seen rank 1 end, ends the wait.
@@ -755,11 +756,18 @@ def test_a_rank_that_lost_its_peer_waits_for_the_launcher_to_see_the_peer_end(mo
     from motif_lite.stopping import signals_interrupt
 
     monkeypatch.setattr(parallel, "LOST_PEER_WAIT_SECONDS", 60.0)
-    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
-    start = time.monotonic()
+    # The signal only while the handler is there (a timer started before it let a stall of this process over 0.5 s
+    # end pytest itself by SIGTERM), and to the main thread, whose sleep it must end, as the launcher's ends a rank's.
+    sigterm = threading.Timer(0.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGTERM))
     with signals_interrupt():
-        parallel.wait_for_the_lost_peer()
-    assert 0.4 < time.monotonic() - start < 30
+        start = time.monotonic()
+        sigterm.start()
+        try:
+            parallel.wait_for_the_lost_peer()
+            waited = time.monotonic() - start
+        finally:
+            sigterm.cancel()  # a wait that ended early: no SIGTERM after the handler is gone
+    assert 0.4 < waited < 30
 
 
 def test_a_rank_killed_outright_is_named_before_the_survivor_the_launcher_saw_fail_in_the_same_moment(
