@@ -52,6 +52,10 @@ PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=80, height=32, frames=5, steps=2)  # latents 2 x 4 x 10 -> 20 video tokens
 LAYOUTS = {"cfg 2": (2, 1), "sp 2": (1, 2), "cfg 2 x sp 2": (2, 2), "sp 3": (1, 3)}
 PROCESS_TIMEOUT = 240  # seconds for any group of processes, start to end (a loaded 2-core machine)
+# Seconds from a rank's failure (or Ctrl-C) to the end of `--gpus 2`: every rank stopped at once, not left waiting
+# for its lost peer until the collective's timeout (parallel.DEFAULT_STEP_TIMEOUT_S, 600 s). A failure on rank 1 took
+# 22-28 s on a 2-core machine under a load of 10-16 (its injected slow end included), where the bound was 30 s.
+ENDS_PROMPTLY_SECONDS = 120
 
 
 # ------------------------------------------------------------------------------------------------ layout
@@ -718,7 +722,7 @@ def test_a_batch_run_again_on_two_processes_skips_the_videos_made_before(checkpo
 def test_a_failure_on_rank_1_ends_every_rank_with_its_message(checkpoint, tmp_path):
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="raise")
     assert code != 0 and "[rank 1] failed: RuntimeError: injected failure on rank 1" in err
-    assert "error: rank 1 failed" in err and seconds < 30
+    assert "error: rank 1 failed" in err and seconds < ENDS_PROMPTLY_SECONDS
     assert not list(tmp_path.glob("*out_*.png"))  # nothing written
 
 
@@ -726,7 +730,7 @@ def test_a_rank_killed_outright_is_named_and_every_rank_ends(checkpoint, tmp_pat
     # Rank 1 SIGKILLed mid-run (the out-of-memory killer): the launcher stops rank 0, whose peer vanished, and names
     # rank 1, by its signal, with the exit status a shell gives a process SIGKILL stopped.
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="kill")
-    assert code == 128 + signal.SIGKILL and seconds < 30, err
+    assert code == 128 + signal.SIGKILL and seconds < ENDS_PROMPTLY_SECONDS, err
     assert "error: rank 1 failed (stopped by SIGKILL), as the kernel's out-of-memory killer does" in err, err
     assert "error: rank 0 failed" not in err and "Traceback" not in err, err
     assert not list(tmp_path.glob("*out_*.png"))
@@ -735,12 +739,13 @@ def test_a_rank_killed_outright_is_named_and_every_rank_ends(checkpoint, tmp_pat
 def test_a_stalled_rank_times_out_and_every_rank_ends(checkpoint, tmp_path):
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", "--comm-timeout", "5", fault="hang")
     assert code != 0 and "[rank 0] failed:" in err
-    assert 5 <= seconds < 60
+    assert 5 <= seconds < ENDS_PROMPTLY_SECONDS
 
 
 def test_ctrl_c_stops_every_rank(checkpoint, tmp_path):
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="hang", interrupt=True)
-    assert code == -signal.SIGINT and seconds < 40  # ended by the SIGINT, as Python ends: a shell shows 130
+    # ended by the SIGINT, as Python ends: a shell shows 130
+    assert code == -signal.SIGINT and seconds < ENDS_PROMPTLY_SECONDS
     assert "death signal" not in err and err.count("interrupted") == 2  # torch's agent's log line is not shown
 
 
