@@ -580,6 +580,38 @@ def test_ffmpeg_is_tried_once_per_process(tmp_path, monkeypatch):
     assert calls.read_text() == "called\n"
 
 
+def test_an_ffmpeg_that_answered_late_once_is_asked_again(tmp_path, monkeypatch):
+    # A busy machine: the first `-version` took longer than the probe waits. The timeout was remembered for the
+    # process, so a server refused every later .mp4 submission (and a test session every later .mp4) until restart.
+    from motif_lite.io import ffmpeg
+
+    monkeypatch.setattr(ffmpeg, "PROBE_TIMEOUT_S", 0.5)
+    slow_once = tmp_path / "slow-once"
+    exe = _fake_ffmpeg(
+        tmp_path / "ffmpeg", f"[ -e {slow_once} ] || {{ touch {slow_once}; sleep 3; }}; echo 'ffmpeg version 7'"
+    )
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(exe))
+    with pytest.raises(MotifLiteError, match="no answer to -version within 0.5 s"):
+        check_output_path(tmp_path / "a.mp4")
+    assert check_output_path(tmp_path / "b.mp4")
+    assert ffmpeg.each_frame_once(str(exe)) == ["-fps_mode", "passthrough"]
+
+
+def test_each_frame_once_reads_the_answer_the_check_had(tmp_path, monkeypatch):
+    # One `-version` per process for both questions; one with no answer in time gives the recent option, not a
+    # traceback.
+    from motif_lite.io import ffmpeg
+
+    calls = tmp_path / "calls"
+    exe = _fake_ffmpeg(tmp_path / "ffmpeg", f"echo called >> {calls}; echo 'ffmpeg version 4.4.2'")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(exe))
+    assert check_output_path(tmp_path / "a.mp4")
+    assert ffmpeg.each_frame_once(str(exe)) == ["-vsync", "passthrough"] and calls.read_text() == "called\n"
+    monkeypatch.setattr(ffmpeg, "PROBE_TIMEOUT_S", 0.2)
+    hung = _fake_ffmpeg(tmp_path / "hung", "exec sleep 5")
+    assert ffmpeg.each_frame_once(str(hung)) == ["-fps_mode", "passthrough"]
+
+
 def test_a_run_to_mp4_without_ffmpeg_stops_before_loading(tmp_path, capsys, monkeypatch):
     from motif_lite import pipeline
 

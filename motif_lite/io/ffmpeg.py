@@ -54,11 +54,10 @@ def find_ffmpeg() -> str:
     return exe
 
 
-@functools.cache
 def _version_failure(exe: str) -> str | None:
     """Why `exe -version` failed (cannot start, no answer in time, a non-zero exit), or None when it ran."""
     try:
-        done = subprocess.run([exe, "-version"], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
+        done = _version_answer(exe)
     except subprocess.TimeoutExpired:
         return f"no answer to -version within {PROBE_TIMEOUT_S:g} s"
     except OSError as exc:
@@ -67,6 +66,14 @@ def _version_failure(exe: str) -> str | None:
         said = last_line(done.stderr)
         return f"-version exited with code {done.returncode}" + (f": {said}" if said else "")
     return None
+
+
+@functools.cache
+def _version_answer(exe: str) -> subprocess.CompletedProcess:
+    """What `exe -version` answered, asked once per process (a request is resolved for each run and each server
+    submission). A timeout or a failure to start raises and so is not remembered: one slow answer on a busy machine
+    must not fail every later video of a server, or of a test session, until it restarts."""
+    return subprocess.run([exe, "-version"], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
 
 
 def last_line(stderr: bytes) -> str:
@@ -120,13 +127,15 @@ def file_argument(path: str | os.PathLike) -> str:
     return f"file:{os.fspath(path)}"
 
 
-@functools.cache
 def each_frame_once(exe: str) -> list[str]:
     """The output option with which ffmpeg at `exe` passes a video's frames as they are stored, each once. By default
     a pipe of frames is made constant-rate, so that a variable-rate video (a screen or phone recording) comes out
     with frames repeated or dropped: more or fewer than the frames it counts. `-fps_mode` since ffmpeg 5.1, `-vsync`
     before it (9.0 no longer takes it); a build without a version number (from git) is taken to be recent."""
-    done = subprocess.run([exe, "-version"], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
-    version = re.search(r"version n?(\d+)\.(\d+)", done.stdout.decode(errors="replace"))
+    try:
+        said = _version_answer(exe).stdout.decode(errors="replace")
+    except (subprocess.TimeoutExpired, OSError):  # it answered `find_ffmpeg` moments ago: taken to be recent
+        said = ""
+    version = re.search(r"version n?(\d+)\.(\d+)", said)
     older = version is not None and (int(version[1]), int(version[2])) < (5, 1)
     return ["-vsync" if older else "-fps_mode", "passthrough"]
