@@ -528,6 +528,10 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["run", "-p", "x", "--sample_shift", "5"], "(--sample_shift: did you mean --flow-shift?)"),  # was no hint
         (["run", "-p", "x", "--sample_guide_scale", "5"], "(--sample_guide_scale: did you mean --cfg-scale?)"),
         (["run", "-p", "x", "--base_seed", "3"], "(--base_seed: did you mean --seed?)"),
+        # ComfyUI's Video Combine and KSamplerAdvanced widgets (were no hint)
+        (["run", "-p", "x", "--frame_rate", "16"], "(--frame_rate: did you mean --fps?)"),
+        (["run", "-p", "x", "--framerate", "16"], "(--framerate: did you mean --fps?)"),
+        (["run", "-p", "x", "--noise_seed", "3"], "(--noise_seed: did you mean --seed?)"),
         (["run", "-p", "x", "--frame_num", "81"], "(--frame_num: did you mean --video-frames?)"),
         (["run", "-p", "x", "--save_file", "x.mp4"], "(--save_file: did you mean --output?)"),
         (["run", "-p", "x", "--preview-path", "p.png"], "(--preview-path: did you mean --preview?)"),

@@ -38,6 +38,10 @@ OTHER_TOOLS_NAMES = {
     "--sampler": "--sampling-method",
     "--sampler-name": "--sampling-method",
     "--shift": "--flow-shift",
+    # ComfyUI's widget names: Video Combine's frame_rate, KSamplerAdvanced's noise_seed (ffmpeg's -framerate too)
+    "--frame-rate": "--fps",
+    "--framerate": "--fps",
+    "--noise-seed": "--seed",
     "--negative": "--negative-prompt",
     "--neg-prompt": "--negative-prompt",
     "--out": "--output",
