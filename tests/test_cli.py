@@ -1587,6 +1587,29 @@ def test_run_flags_without_the_command_say_the_command(capsys, argv):
     assert err == f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}\n"
 
 
+@pytest.mark.parametrize(
+    ("argv", "meant"),
+    [
+        (["-M", "vid_gen", "--diffusion-model", "m.gguf", "-p", "a fox"], "run --diffusion-model m.gguf -p 'a fox'"),
+        (["--mode=vid_gen", "-p", "a fox", "--cfg-scale", "5"], "run -p 'a fox' --cfg-scale 5"),
+        (["--mode", "img_gen"], "run"),
+    ],
+)
+def test_sd_cpps_mode_first_says_the_run_command(capsys, argv, meant):
+    # sd.cpp's `sd -M vid_gen ...` typed as motif-lite: argparse answered "invalid choice: 'vid_gen'".
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    said = "motif-lite: error: stable-diffusion.cpp's mode is the command here: did you mean motif-lite"
+    assert err == f"{said} {meant}\n"
+
+
+def test_sd_cpps_convert_mode_says_the_quantizer(capsys):
+    assert cli.main(["-M", "convert", "-m", "x.safetensors", "-o", "x.gguf", "--type", "q8_0"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("motif-lite: error: stable-diffusion.cpp's -M convert: the GGUF quantizer is a program of")
+    assert "python -m motif_lite.quantize SRC -o OUT.gguf" in err
+
+
 def test_top_level_flags_are_not_taken_for_run_flags(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--version"])

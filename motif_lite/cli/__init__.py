@@ -122,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown_flags.other_command(argv)
         or unknown_flags.prompt_as_command(argv)
         or unknown_flags.misspelled_command(argv, parser)
+        or unknown_flags.sd_cpp_mode(argv)
         or unknown_flags.missing_command(argv, parser)
     )
     if hint is not None:

@@ -339,6 +339,21 @@ def misspelled_command(argv: Sequence[str], parser: argparse.ArgumentParser, bef
     return f"motif-lite: error: there is no '{argv[0]}' command: did you mean motif-lite {meant}"
 
 
+def sd_cpp_mode(argv: Sequence[str]) -> str | None:
+    """The error line for a command line that starts with stable-diffusion.cpp's run mode (`-M vid_gen ...`, as
+    its `sd` takes it), with the command meant: `run` and the rest of the line, or the quantizer for its `convert`
+    mode; else None. argparse alone took the mode's value for the command: "invalid choice: 'vid_gen'"."""
+    if not argv or argv[0].split("=", 1)[0] not in ("-M", "--mode"):
+        return None
+    given, _, attached = argv[0].partition("=")
+    mode, rest = (attached, argv[1:]) if attached else (argv[1] if len(argv) > 1 else "", argv[2:])
+    said = f"{given} {mode}".strip()
+    if mode == "convert":
+        return f"motif-lite: error: stable-diffusion.cpp's {said}: {_QUANTIZER}"
+    line = shlex.join(["run", *rest])
+    return f"motif-lite: error: stable-diffusion.cpp's mode is the command here: did you mean motif-lite {line}"
+
+
 def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
     """The error line for a command line that starts with a flag of `run` that the top level does not take
     (stable-diffusion.cpp's `sd` takes its flags alone: `--gguf Q4_K_M -p "a fox"`), or None. `parser`: the
