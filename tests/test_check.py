@@ -224,6 +224,17 @@ def test_fixes_download_into_the_checked_folder(copy):
     ]
 
 
+def test_fixes_beside_your_weight_files_download_into_your_folder_not_the_links(copy, tmp_path):
+    # A ComfyUI user's --diffusion-model next to a folder of configs: check runs on a folder of links in the cache,
+    # and the missing VAE's fix gave `--local-dir ~/.cache/motif-lite/linked/<hash>` (rebuilt with each run).
+    mine = tmp_path / "motifvideo_2b.safetensors"
+    shutil.move(copy / TRANSFORMER, mine)
+    (copy / "vae/diffusion_pytorch_model.safetensors").unlink()
+    (found,) = problems(check_setup(copy, weights={"transformer": mine}))
+    command = "hf download Motif-Technologies/Motif-Video-2B --include"
+    assert found.endswith(f"; fix: download it: {command} 'vae/*.safetensors*' --local-dir {copy}"), found
+
+
 def test_a_damaged_file_in_the_hub_cache_is_downloaded_again_with_force(tiny, no_network):
     # Without --force-download, `hf download` keeps the file the cache holds: the fix changed nothing.
     repo = no_network / "models--Motif-Technologies--Motif-Video-2B"

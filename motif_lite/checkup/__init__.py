@@ -297,7 +297,7 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
     report.ok("weight files", "yours, checked below under their official names: " + ", ".join(
         f"{name} = {path}" for name, path in named.items()
     ))  # fmt: skip
-    return CheckpointFiles(root, files.repo, named)
+    return CheckpointFiles(root, files.repo, named, downloads_to=files.root)
 
 
 def _weight_file_fix(component: str, file: str | Path) -> str:

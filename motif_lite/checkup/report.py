@@ -64,6 +64,9 @@ class CheckpointFiles:
     repo: str | None = None  # the Hub repo when `root` is its snapshot in the Hugging Face cache
     # official name -> the user's own file that `root` links under that name (`io.linked`)
     linked: Mapping[str, Path] = field(default_factory=dict)
+    # where a missing file is downloaded to when `root` is such a folder of links: the checkpoint folder it links
+    # (its own files, rebuilt with each run, are not where a download belongs); None: `root` itself
+    downloads_to: Path | None = None
 
     def fetch(self, pattern: str, again: bool = False) -> str:
         """The fix for missing (or, `again`, damaged) files: the command that downloads them to where they belong;
@@ -71,7 +74,7 @@ class CheckpointFiles:
         users = [str(file) for name, file in self.linked.items() if fnmatchcase(name, pattern)]
         if users:
             return f"this is your file {', '.join(users)}: replace it with the official {pattern}"
-        command = download_command(pattern, self.repo, self.root, again)
+        command = download_command(pattern, self.repo, self.downloads_to or self.root, again)
         return f"download it again: {command}" if again else f"download it: {command}"
 
 
