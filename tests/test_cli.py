@@ -532,6 +532,13 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["run", "-p", "x", "--frame_rate", "16"], "(--frame_rate: did you mean --fps?)"),
         (["run", "-p", "x", "--framerate", "16"], "(--framerate: did you mean --fps?)"),
         (["run", "-p", "x", "--noise_seed", "3"], "(--noise_seed: did you mean --seed?)"),
+        # stable-diffusion.cpp's memory and device options (were no hint)
+        (["run", "-p", "x", "--max-vram", "6"], "(--max-vram: did you mean --vram?)"),
+        (["run", "-p", "x", "--stream-layers"], "(--stream-layers: memory is planned here, not switched"),
+        (["run", "-p", "x", "--auto-fit"], "(--auto-fit: memory is planned here, not switched"),
+        (["run", "-p", "x", "--params-backend", "cpu"], "(--params-backend: memory is planned here, not switched"),
+        (["run", "-p", "x", "--backend", "cuda0"], "(--backend: one GPU is --device cuda:N (cuda:0 the first)"),
+        (["run", "-p", "x", "--list-devices"], "(--list-devices: motif-lite check lists the GPUs (cuda:0, cuda:1"),
         (["run", "-p", "x", "--frame_num", "81"], "(--frame_num: did you mean --video-frames?)"),
         (["run", "-p", "x", "--save_file", "x.mp4"], "(--save_file: did you mean --output?)"),
         (["run", "-p", "x", "--preview-path", "p.png"], "(--preview-path: did you mean --preview?)"),

@@ -56,6 +56,7 @@ OTHER_TOOLS_NAMES = {
     # a memory budget in GiB, as other tools spell it (text-generation-webui's --gpu-memory)
     "--vram-budget": "--vram",
     "--gpu-memory": "--vram",
+    "--max-vram": "--vram",  # stable-diffusion.cpp's budget in GiB
     # stable-diffusion.cpp's component files; ComfyUI's loader nodes
     "--t5xxl": "--text-encoder",
     "--llm": "--text-encoder",
@@ -111,7 +112,8 @@ _OTHER_TOOLS_ADVICE = [
       "--reserve-vram", "--cpu-vae", "--offload-to-cpu", "--offload", "--cpu-offload", "--model-cpu-offload",
       "--sequential-offload", "--sequential-cpu-offload", "--vae-tiling", "--vae-tiled", "--tiled", "--clip-on-cpu",
       "--vae-on-cpu", "--profile", "--preload", "--vae-tile-size", "--vae-tile-overlap", "--vae-relative-tile-size",
-      "--attention-slicing", "--offload-model", "--t5-cpu"), "--vram",
+      "--attention-slicing", "--offload-model", "--t5-cpu", "--stream-layers", "--auto-fit", "--params-backend"),
+     "--vram",
      "memory is planned here, not switched: a run streams, offloads to the CPU and tiles what it must to fit the "
      "GPU's free memory (--dry-run prints the plan); --vram GiB plans for a smaller budget (what the run may use, "
      "not what it leaves free)"),
@@ -201,8 +203,13 @@ _OTHER_TOOLS_ADVICE = [
      "there is no switch per GPU kind: an AMD GPU is --device cuda under PyTorch's ROCm build (untested); a Mac's "
      "GPU, Intel GPUs and DirectML are not supported, and runs there use the CPU (docs/usage.md, 'Without an "
      "NVIDIA GPU (AMD, Apple silicon, Intel, CPU only)')"),
-    (("--gpu", "--gpu-id", "--device-id"), "--device",
+    # ... and stable-diffusion.cpp's --backend (the device of each component: "diffusion=cuda0"), which the plan
+    # decides here
+    (("--gpu", "--gpu-id", "--device-id", "--backend"), "--device",
      "one GPU is --device cuda:N (cuda:0 the first); several, --gpus N"),
+    (("--list-devices",), "--device",
+     "motif-lite check lists the GPUs (cuda:0, cuda:1, ...) with their free memory; a run takes one with --device "
+     "cuda:N"),
     (("--slg-scale", "--skip-layers", "--skip-layer-start", "--skip-layer-end"), "--guidance",
      "skip-layer guidance is not offered: the guidance here is --guidance apg or cfg, at --cfg-scale"),
     (("--guidance-rescale", "--cfg-rescale"), "--guidance",
