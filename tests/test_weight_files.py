@@ -325,6 +325,19 @@ def test_a_folder_given_as_a_file_lists_what_it_holds(checkpoints, tmp_path, cap
     assert any("is a folder" in line for line in report.lines())
 
 
+def test_a_folder_of_gguf_files_given_as_the_transformer_names_them(checkpoints, tmp_path, capsys):
+    # ComfyUI's models/unet/ holds GGUF files: "it holds no .safetensors file" sent its user looking for one.
+    _, b, _ = checkpoints
+    unet = tmp_path / "unet"
+    unet.mkdir()
+    (unet / "motif-video-2b-Q8_0.gguf").write_bytes(b"GGUF")
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--diffusion-model", str(unet)])
+    said = f"the transformer file {unet} is a folder (it holds motif-video-2b-Q8_0.gguf); pass the .safetensors or"
+    assert_user_error(capsys, code, said, ".gguf file itself")
+    [finding] = check_setup(b, weights={"transformer": unet}).problems
+    assert finding.message.endswith(f"; fix: --diffusion-model {unet / 'motif-video-2b-Q8_0.gguf'}"), finding
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_run_from_an_fp8_copy_makes_the_frames_of_its_values(checkpoints, tmp_path, capsys, kind):
     # ComfyUI's fp8 copies of the transformer, plain or scaled: the run keeps the linear weights in 8 bits and makes

@@ -52,6 +52,7 @@ from motif_lite.io.gguf_source import (
 from motif_lite.io.hub import HubAccess, cache_disk, homeless_cache, model_address_problem, revision_problem
 from motif_lite.io.linked import (
     FLAGS,
+    GGUF_SETTINGS,
     WEIGHT_NAMES,
     VAEFolderError,
     check_weight_file,
@@ -302,14 +303,15 @@ def _with_weight_files(files: CheckpointFiles, weights: Mapping[str, str | Path]
 
 def _weight_file_fix(component: str, file: str | Path) -> str:
     """The fix for a weight file `check_weight_file` refused (but a folder of VAE files, whose refusal has its own),
-    as concrete as the refusal: a folder's one .safetensors file, with its flag; -m for one shard of several (its
-    flag takes whole files only); else the file's path. A fixed "pass the path of the .safetensors file"
-    contradicted the refusal of a shard, which says to use -m."""
+    as concrete as the refusal: a folder's one .safetensors file (or .gguf file, for a flag that takes one), with its
+    flag; -m for one shard of several (its flag takes whole files only); else the file's path. A fixed "pass the path
+    of the .safetensors file" contradicted the refusal of a shard, which says to use -m."""
     flag = FLAGS.get(component)
     if flag is None:  # a component no flag takes (the Python API's `weights` keys): the refusal names the ones
         return f"name one of {', '.join(WEIGHT_NAMES)}"
     path = user_path(file)
-    inside = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+    suffixes = ("*.safetensors", "*.gguf") if component in GGUF_SETTINGS else ("*.safetensors",)
+    inside = sorted(p for suffix in suffixes for p in path.glob(suffix)) if path.is_dir() else []
     if len(inside) == 1 and not _one_shard_of_several(inside[0]):
         return f"{flag} {shlex.quote(str(inside[0]))}"
     if any(_one_shard_of_several(p) for p in [path, *inside]):

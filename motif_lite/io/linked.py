@@ -101,9 +101,12 @@ def check_weight_file(component: str, path: str | Path) -> Path:
         vae_fix = vae_folder_fix(str(path)) if component == "vae" else None
         if vae_fix is not None:  # it names each file: no list before it
             raise VAEFolderError(problem, vae_fix)
-        inside = sorted(p.name for p in file.glob("*.safetensors"))
-        holds = f" (it holds {', '.join(inside)})" if inside else " (it holds no .safetensors file)"
-        raise CheckpointError(f"{problem}{holds}; pass the .safetensors file itself")
+        # ComfyUI's models/unet/ holds GGUF files, which --diffusion-model and --text-encoder take too
+        suffixes = (".safetensors", ".gguf") if component in GGUF_SETTINGS else (".safetensors",)
+        inside = sorted(p.name for suffix in suffixes for p in file.glob(f"*{suffix}"))
+        kinds = " or ".join(suffixes)
+        holds = f" (it holds {', '.join(inside)})" if inside else f" (it holds no {kinds} file)"
+        raise CheckpointError(f"{problem}{holds}; pass the {kinds} file itself")
     if not file.is_file():
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} does not exist")
     if not has_extension(file, ".safetensors"):
