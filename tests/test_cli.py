@@ -532,6 +532,16 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["run", "-p", "x", "--frame_rate", "16"], "(--frame_rate: did you mean --fps?)"),
         (["run", "-p", "x", "--framerate", "16"], "(--framerate: did you mean --fps?)"),
         (["run", "-p", "x", "--noise_seed", "3"], "(--noise_seed: did you mean --seed?)"),
+        # ComfyUI's loader widgets (UNETLoader, VAELoader, CLIPLoader, LoraLoaderModelOnly) and others (were no hint)
+        (["run", "-p", "x", "--unet_name", "m.safetensors"], "(--unet_name: did you mean --diffusion-model?)"),
+        (["run", "-p", "x", "--vae_name", "v.safetensors"], "(--vae_name: did you mean --vae?)"),
+        (["run", "-p", "x", "--clip_name", "t.safetensors"], "(--clip_name: did you mean --text-encoder?)"),
+        (["run", "-p", "x", "--lora_name", "l.safetensors"], "(--lora_name: did you mean --lora?)"),
+        (["run", "-p", "x", "--start_image", "f.png"], "(--start_image: did you mean --image?)"),
+        (["run", "--positive", "a fox"], "(--positive: did you mean --prompt?)"),
+        (["run", "-p", "x", "--filename_prefix", "fox"], "(--filename_prefix: did you mean --output?)"),
+        (["run", "-p", "x", "--weight_dtype", "fp8_e4m3fn"], "(--weight_dtype: 8-bit weights come from a GGUF file"),
+        (["run", "-p", "x", "--ckpt_name", "m.safetensors"], "(--ckpt_name: a checkpoint folder in the official"),
         # stable-diffusion.cpp's memory and device options (were no hint)
         (["run", "-p", "x", "--max-vram", "6"], "(--max-vram: did you mean --vram?)"),
         (["run", "-p", "x", "--stream-layers"], "(--stream-layers: memory is planned here, not switched"),

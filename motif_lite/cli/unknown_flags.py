@@ -62,6 +62,14 @@ OTHER_TOOLS_NAMES = {
     "--llm": "--text-encoder",
     "--clip": "--text-encoder",
     "--unet": "--diffusion-model",
+    # ComfyUI's loader and sampler widgets typed as flags (UNETLoader's unet_name, VAELoader's vae_name, ...)
+    "--unet-name": "--diffusion-model",
+    "--vae-name": "--vae",
+    "--clip-name": "--text-encoder",
+    "--lora-name": "--lora",
+    "--start-image": "--image",
+    "--positive": "--prompt",
+    "--filename-prefix": "--output",
     "--model-path": "--model",
     # attention switches of stable-diffusion.cpp and ComfyUI (their memory switches: _OTHER_TOOLS_ADVICE below)
     "--use-sage-attention": "--attention",
@@ -118,7 +126,7 @@ _OTHER_TOOLS_ADVICE = [
      "GPU's free memory (--dry-run prints the plan); --vram GiB plans for a smaller budget (what the run may use, "
      "not what it leaves free)"),
     # Low-precision switches (--fp8, ComfyUI's --fp8_e4m3fn-unet, ...): here low precision is the weight file's.
-    (("--fp8", "--fp8-e4m3fn-unet"), "--gguf",
+    (("--fp8", "--fp8-e4m3fn-unet", "--weight-dtype"), "--gguf",
      "8-bit weights come from a GGUF file: --gguf Q8_0 (or Q4_K_M, ...), or from an fp8 copy of the transformer "
      "(--diffusion-model FILE, kept in 8 bits); 8-bit attention is --attention int8"),
     # stable-diffusion.cpp's --type (q8_0, q4_k, ...) quantizes the weights as it loads them: --quantize here.
@@ -230,7 +238,7 @@ _OTHER_TOOLS_ADVICE = [
     (("-v", "--verbose", "--debug", "--log-level", "-q", "--quiet"), "--help",
      "there are no log levels: warnings and notes go to stderr, the summary to stdout, and TQDM_DISABLE=1 hides the "
      "progress bars"),
-    (("--ckpt", "--checkpoint"), "--model",
+    (("--ckpt", "--checkpoint", "--ckpt-name"), "--model",
      "a checkpoint folder in the official layout is -m FOLDER; one transformer file is --diffusion-model FILE (or "
      "--gguf FILE)"),
     # ComfyUI's server flags given to serve: its output folder and its CORS switch (an origin, '*' without one).
