@@ -1234,3 +1234,47 @@ def test_the_out_of_memory_examples_give_the_plans_a_dry_run_makes(no_network, n
     assert float(vram) == round(float(peak) - 0.01, 2)  # "just under that peak"
     plan, allocated, _, streamed = planned(vram)
     assert (plan, allocated, streamed) == (second, second_peak, blocks)
+
+
+def _coming_from_rows() -> list[list[str]]:
+    """The rows of docs/usage.md's "Coming from ComfyUI or stable-diffusion.cpp" table, as their 4 cells."""
+    text = (Path(__file__).parents[1] / "docs/usage.md").read_text()
+    section = text.split("## Coming from ComfyUI or stable-diffusion.cpp", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row] for row in rows[1:]]  # the header row left out
+
+
+def _spans(cell: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def test_the_coming_from_comfyui_table_of_docs_usage_is_what_run_answers(capsys):
+    # docs/usage.md, "Coming from ComfyUI or stable-diffusion.cpp": each flag in our column is one of run's, and each
+    # of their names typed as a flag (a ComfyUI widget `cfg` as --cfg) is ours or refused with a hint that names one
+    # of the flags our column gives (any hint where it gives none).
+    from motif_lite.cli import build_parser
+    from motif_lite.cli.unknown_flags import _commands
+    from motif_lite.flag_spelling import option_strings, spelled
+
+    run = _commands(build_parser())["run"]
+    ours_all = set(option_strings(run))
+    dest = {flag: action.dest for flag, action in run._option_string_actions.items()}
+    rows = _coming_from_rows()
+    assert len(rows) >= 20, rows
+    for setting, comfyui, sd_cpp, ours in rows:
+        flags = [span.split()[0] for span in _spans(ours) if span.startswith("-")]
+        assert set(flags) <= ours_all, (setting, flags)
+        widgets = ["--" + span for span in _spans(comfyui) if re.fullmatch(r"[a-z][a-z0-9_]*", span)]
+        theirs = widgets + [span.split()[0] for span in _spans(comfyui) + _spans(sd_cpp) if span.startswith("-")]
+        assert theirs, setting
+        for flag in theirs:
+            if spelled(flag) in ours_all:
+                assert dest[spelled(flag)] in {dest[f] for f in flags}, (setting, flag)  # ours: the row gives it
+                continue
+            with pytest.raises(SystemExit):
+                cli.main(["run", "-p", "x", flag, "1"])
+            err = capsys.readouterr().err
+            hint = err.split(f"({flag}: ", 1)[1] if f"({flag}: " in err else None
+            assert hint is not None, (setting, flag, err)
+            named = [f for f in flags if re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", hint)]
+            assert named or not flags, (setting, flag, hint)
