@@ -596,6 +596,10 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["run", "-p", "x", "--tae", "t.safetensors"], "(--tae: no tiny autoencoder is used: the VAE decodes the"),
         (["run", "-p", "x", "--end-img", "e.png"], "(--end-img: only the first frame can be given (-i IMAGE)"),
         (["run", "-p", "x", "--strength", "0.5"], "(--strength: there is no strength: -i IMAGE is the video's first"),
+        # ComfyUI's denoise at its default, 1.0, is every run's: was "there is no strength"
+        (["run", "-p", "x", "--denoise", "1.0"], "(--denoise: 1.0 is a full denoise from pure noise, which every run"),
+        (["run", "-p", "x", "--denoise=1"], "(--denoise=1: 1 is a full denoise from pure noise, which every run does"),
+        (["run", "-p", "x", "--denoise", "0.6"], "(--denoise: there is no strength: -i IMAGE is the video's first"),
         (["run", "-p", "x", "--eta", "0"], "(--eta: the samplers here add no noise between steps, so they take no eta"),
         (["run", "-p", "x", "--rng", "cuda"], "(--rng: the noise is drawn on the CPU, so a seed gives the same noise"),
         (["run", "-p", "x", "--moe-boundary", "0.9"], "(--moe-boundary: Motif-Video has one transformer: Wan 2.2's"),

@@ -156,8 +156,6 @@ _OTHER_TOOLS_ADVICE = [
      "no tiny autoencoder is used: the VAE decodes the video, and --preview FILE keeps a preview of the sampling"),
     (("--end-img", "--end-image", "--last-frame", "--last-image"), "--image",
      "only the first frame can be given (-i IMAGE); a last frame is not offered"),
-    (("--strength", "--denoise", "--denoising-strength"), "--image",
-     "there is no strength: -i IMAGE is the video's first frame as it is, and --extend CLIP goes on from a clip"),
     (("--eta",), "--sampling-method",
      "the samplers here add no noise between steps, so they take no eta; APG guidance's eta is --apg-eta"),
     (("--rng", "--sampler-rng"), "--seed",
@@ -537,6 +535,20 @@ def _value_of(flag: str, following: list[str]) -> str | None:
     return following[0] if following and not following[0].startswith("-") else None
 
 
+NO_STRENGTH = ("there is no strength: -i IMAGE is the video's first frame as it is, and --extend CLIP goes on from a "
+               "clip")  # fmt: skip
+
+
+def _strength_hint(value: str | None) -> str:
+    """What a denoising strength is here (ComfyUI's denoise, img2img's strength): 1, a full denoise from noise, is
+    what every run does; no other value has a counterpart."""
+    try:
+        whole = float(value or "") == 1
+    except ValueError:
+        whole = False
+    return f"{value} is a full denoise from pure noise, which every run does: leave it out" if whole else NO_STRENGTH
+
+
 def _size_hint(value: str | None) -> str:
     """-W and -H for a size given as one value, WIDTHxHEIGHT (`split_size`'s forms)."""
     size = split_size(value or "")
@@ -583,6 +595,7 @@ def _devices_hint(value: str | None) -> str:
 VALUED_HINTS = {
     **dict.fromkeys(("--cuda-device", "--gpu-ids"), ("--device", _gpu_list_hint)),
     "--devices": ("--gpus", _devices_hint),
+    **dict.fromkeys(("--strength", "--denoise", "--denoising-strength"), ("--image", _strength_hint)),
     **dict.fromkeys(("--size", "--resolution", "--res"), ("--width", _size_hint)),
     **dict.fromkeys(("--prompt-file", "--prompts-file", "--from-file"), ("--prompt", _prompt_file_hint)),
     **dict.fromkeys(
