@@ -232,7 +232,11 @@ def test_fixes_beside_your_weight_files_download_into_your_folder_not_the_links(
     (copy / "vae/diffusion_pytorch_model.safetensors").unlink()
     (found,) = problems(check_setup(copy, weights={"transformer": mine}))
     command = "hf download Motif-Technologies/Motif-Video-2B --include"
-    assert found.endswith(f"; fix: download it: {command} 'vae/*.safetensors*' --local-dir {copy}"), found
+    said = f"; fix: download it: {command} 'vae/*.safetensors*' --local-dir {copy}; or give your own file: --vae FILE"
+    assert found.endswith(said), found
+    (copy / "vae/config.json").unlink()  # a config is no file of yours: only the download
+    found = [line for line in problems(check_setup(copy, weights={"transformer": mine})) if "vae/config.json" in line]
+    assert found and found[0].endswith(f"--local-dir {copy}"), found
 
 
 def test_a_damaged_file_in_the_hub_cache_is_downloaded_again_with_force(tiny, no_network):

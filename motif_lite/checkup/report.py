@@ -8,6 +8,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from motif_lite.io.linked import FLAGS
 from motif_lite.io.missing_report import download_command
 
 if TYPE_CHECKING:
@@ -75,7 +76,12 @@ class CheckpointFiles:
         if users:
             return f"this is your file {', '.join(users)}: replace it with the official {pattern}"
         command = download_command(pattern, self.repo, self.downloads_to or self.root, again)
-        return f"download it again: {command}" if again else f"download it: {command}"
+        if again:
+            return f"download it again: {command}"
+        # Beside your own weight files (ComfyUI's, say), a component's missing weights may be at hand too: its flag
+        weights = self.downloads_to is not None and ".safetensors" in pattern  # not its config.json
+        flag = FLAGS.get(pattern.split("/", 1)[0]) if weights else None
+        return f"download it: {command}" + (f"; or give your own file: {flag} FILE" if flag else "")
 
 
 def first_line(exc: BaseException) -> str:
