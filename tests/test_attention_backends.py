@@ -14,6 +14,7 @@ import weakref
 import pytest
 import torch
 import torch.nn.functional as F
+from attention_inputs import dit_like_qkv, trailing_padding
 from speed_helpers import tiny_transformer
 from tiny_config import inputs
 
@@ -258,6 +259,78 @@ def test_auto_drops_a_candidate_that_is_only_slightly_wrong():
     auto(*qkv(), trailing_mask([30, 5]))
     (trial,) = auto.trials.values()
     assert trial.best == "right" and "differs" in trial.dropped["close"]
+
+
+@pytest.fixture(scope="module")
+def dit_like_bf16_call() -> tuple[torch.Tensor, ...]:
+    """A bf16 joint-attention call at a Motif-like length: 4,246 keys with DiT-like q, k, v (attention peaks near
+    the diagonal; outlier channels), the last 120 keys of batch row 0 masked (a short prompt's padding)."""
+    q, k, v = dit_like_qkv(2, 1, 4246, 128, seed=0, dtype=torch.bfloat16)
+    mask = trailing_padding(2, 4246, 120)
+    mask[1] = True
+    return q, k, v, mask
+
+
+def bf16_bug_candidates() -> dict[str, object]:
+    def exact(q, k, v, mask):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    def ignores_the_mask(q, k, v, mask):
+        return F.scaled_dot_product_attention(q, k, v)
+
+    def scale_1_percent_off(q, k, v, mask):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.01 / q.shape[-1] ** 0.5)
+
+    return {"ignores_the_mask": ignores_the_mask, "scale_1_percent_off": scale_1_percent_off, "exact": exact}
+
+
+def test_auto_drops_bf16_candidates_that_are_wrong_by_more_than_bf16_rounding(dit_like_bf16_call):
+    # Before: a fixed tolerance (2e-2 of the output's largest value) kept both bugs in bf16 at Motif's lengths, and
+    # the faster one (ignoring the mask lets SDPA run flash) would have been chosen. Now each candidate is held to
+    # twice the row error of torch's own bf16 attention on the checked rows.
+    q, k, v, mask = dit_like_bf16_call
+    ms = {"ignores_the_mask": 0.1, "scale_1_percent_off": 0.2, "exact": 5.0}
+    auto = AutoAttention(bf16_bug_candidates(), lambda name, call: ms[name] / 1e3)
+    auto(q, k, v, mask)
+    (trial,) = auto.trials.values()
+    assert trial.best == "exact" and trial.dropped == {
+        "ignores_the_mask": "output differs from float32 attention",
+        "scale_1_percent_off": "output differs from float32 attention",
+    }
+
+
+def test_the_bf16_reference_goes_a_few_rows_at_a_time_and_equals_sdpa_on_all_rows(monkeypatch):
+    # The math kernel holds every score: the trial's reference keeps them to `elements` per call (tens of MB at
+    # Motif's lengths), one head and a few rows at a time, and gets the same answer.
+    q, k, v = (t.to(torch.bfloat16) for t in qkv(lq=40, lk=300))
+    mask = trailing_mask([300, 170], lk=300)
+    calls = []
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+        whole = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    sdpa = F.scaled_dot_product_attention
+
+    def counted(q, k, v, attn_mask):
+        calls.append(q.shape[1] * q.shape[2] * k.shape[2] * q.shape[0])
+        return sdpa(q, k, v, attn_mask=attn_mask)
+
+    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", counted)
+    chunked = attention_module.dtype_attention(q, k, v, mask, elements=2 * 300 * 7)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
+    assert max(calls) <= 2 * 300 * 7 and len(calls) == 2 * 6  # 2 heads, 40 rows by 7
+
+
+@pytest.mark.parametrize(
+    ("name", "taken"), [("ignores_the_mask", False), ("scale_1_percent_off", False), ("exact", True)]
+)
+def test_a_remembered_bf16_choice_is_taken_again_only_if_it_agrees(dit_like_bf16_call, name, taken, tmp_path):
+    # The check of an earlier run's choice is the trial's: a wrong kernel remembered (e.g. under an older check) is
+    # not taken again, an exact one is.
+    q, k, v, mask = dit_like_bf16_call
+    key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, tuple(mask.shape))
+    memory = RememberedChoices("env", tmp_path / "choices.json")
+    memory.put(_shape_text(key), name)
+    auto = AutoAttention(bf16_bug_candidates(), lambda name, call: 1e-3, memory)
+    assert (auto.remembered(key, q, k, v, mask) is not None) == taken
 
 
 def test_auto_with_the_real_cpu_kernels_runs_the_model_exactly():
