@@ -3,7 +3,11 @@
     pytest bench/bench_attention_int8.py -s     # on a CUDA machine (skipped without one); -m "not slow": no forward
 
 Targets on an H100/H200 (docs/benchmarks.md): int8 >= 1.8x SDPA and >= 1.0x sageattention at equal or better
-accuracy; one whole 1280x736x121 transformer forward with int8 <= 0.6x the exact one (`test_720p_forward`).
+accuracy; one whole 1280x736x121 transformer forward with int8 <= 0.6x the exact one (`test_720p_forward`). The
+speed targets are report-only (not met on an H200, 2026-11-30: docs/benchmarks.md). Asserted: each row of ours
+(int8, int8-pipelined, int8-16bit, the int8-ws experiment) and SDPA's meets the accuracy target on every checked
+query block, cosine >= 0.999 and relative L1 <= 0.03 against fp32 SDPA (tests/test_kernels_int8.py's; measured on
+the H200: >= 0.99996 and <= 0.0069); sageattention's row is recorded only (not ours to fix).
 
 Cases: the DDT decoder's self-attention over 2N tokens and the joint attention over video + text (the last 100
 text keys padding), at 1280x736x121 and 832x480x49; 12 heads of 128. Inputs are DiT-like (tests/attention_inputs).
@@ -40,6 +44,14 @@ CASES = {
 # (pipeline_pv=True), next to "int8", the default loop, in the same run.
 IMPLS = ["sdpa", "sageattention", "int8", "int8-pipelined", "int8-16bit"]
 RESULTS: dict[str, dict[str, float]] = {}  # case -> impl -> median seconds
+COSINE, REL_L1 = 0.999, 0.03  # the accuracy target (tests/test_kernels_int8.py), on each checked query block
+
+
+def assert_accurate(impl: str, row: dict) -> None:
+    """The accuracy target on the row's worst block (`cosine` and `rel_l1` are its min and max over them)."""
+    assert row["cosine"] >= COSINE and row["rel_l1"] <= REL_L1, (
+        f"{impl}: cosine {row['cosine']:.6f} (target >= {COSINE}), relative L1 {row['rel_l1']:.4f} (<= {REL_L1})"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +115,8 @@ def test_attention(bench_report, inputs, case: str, impl: str) -> None:
             row[f"speed_vs_{baseline}"] = RESULTS[case][baseline] / seconds
     bench_report.add(TABLE, **row)
     print(f"\n{row}")
+    if impl != "sageattention":
+        assert_accurate(impl, row)
 
 
 @pytest.mark.parametrize("ping_pong", [True, False], ids=["ping-pong", "no-ping-pong"])
@@ -131,6 +145,7 @@ def test_warp_specialized_experiment(bench_report, inputs, ping_pong: bool) -> N
             row[f"speed_vs_{baseline}"] = RESULTS[case][baseline] / seconds
     bench_report.add(TABLE, **row)
     print(f"\n{row}")
+    assert_accurate(impl, row)
 
 
 @pytest.mark.slow
@@ -161,6 +176,6 @@ def test_720p_forward(bench_report, attention: str) -> None:
     times[attention] = seconds
     row = dict(attention=attention, seconds=seconds)
     if attention == "int8" and "exact" in times:
-        row["int8_over_exact"] = seconds / times["exact"]  # target <= 0.6
+        row["int8_over_exact"] = seconds / times["exact"]  # target <= 0.6, report-only
     bench_report.add(FORWARD, **row)
     print(f"\n{row}")

@@ -5,7 +5,11 @@
 Random bf16 weights generated on the GPU, shared by both models; 128 text tokens, timestep 700; mean of 2 timed
 forwards after one warm-up. Rows of the report's table "Transformer on the GPU":
   1. bf16 forward at 832x480x49 (20,280 video tokens): diffusers vs ours (torch ops) vs ours (Triton ops), with
-     the relative difference to diffusers;
+     the relative difference to diffusers' bf16 output, and a row "accuracy": each path's relative error against
+     diffusers in float32 (a float32 copy of the same weights, one forward), asserted as tests/test_cuda.py does
+     at the mid size (tests/bf16_bounds.py: each path at most 1.5x diffusers-bf16's own error, the two paths apart
+     at most 3x), so the attention configs tuned at Motif's length (LQ_BUCKET 16384) are checked too. The speeds
+     are report-only;
   2. the same with random Q4_K packed block linears: torch dequantization vs the Triton dequant paths;
   3. one forward at 1280x736x121 (114,080 tokens) with Q4_K weights: all resident vs every block streamed + FF
      chunks of 16384 tokens, peak `torch.cuda.max_memory_allocated`.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from bf16_bounds import bf16_bound_failures, bf16_errors, rel
 from full_size import random_tensor, reference_on_meta, reference_sharing
 from gguf import GGMLQuantizationType
 from helpers import median_seconds, peak_gib, quantized_copy, rel_diff, reset_peak, swap
@@ -45,6 +50,19 @@ def forward(model, x: dict) -> torch.Tensor:
         return model(x["latents"], x["timestep"], x["text_embeds"])
 
 
+def reference_forward(reference, x: dict) -> torch.Tensor:
+    """diffusers' output tensor (its forward returns an output object)."""
+    with torch.no_grad():
+        return reference(x["latents"], x["timestep"], x["text_embeds"]).sample
+
+
+def accuracy(exact: torch.Tensor, reference_bf16: torch.Tensor, outputs: dict[str, torch.Tensor]) -> dict:
+    """The "accuracy" row: diffusers-bf16's own error against its float32 output `exact`, each of our paths'
+    (`outputs`: "torch", "triton") and theirs apart, and the bounds they break (tests/bf16_bounds.py; none: "")."""
+    errors = dict(reference_bf16=rel(reference_bf16, exact), **bf16_errors(exact, outputs["torch"], outputs["triton"]))
+    return dict(errors, failures="; ".join(bf16_bound_failures(errors, errors["reference_bf16"])))
+
+
 @pytest.fixture(scope="module")
 def models():
     """(ours, diffusers) holding the same random bf16 tensors on the GPU."""
@@ -67,16 +85,24 @@ def q4k_model(models):
 def test_bf16_forward_832x480x49(bench_report, models) -> None:
     ours, reference = models
     x = inputs(13, 60, 104)
-    ref_out = forward(reference, x)
-    seconds_ref = median_seconds(lambda: reference(x["latents"], x["timestep"], x["text_embeds"]).sample, reps=2)
+    ref_out = reference_forward(reference, x)
+    seconds_ref = median_seconds(lambda: reference_forward(reference, x), reps=2)
     bench_report.add(TABLE, case="bf16 832x480x49", impl="diffusers", seconds=seconds_ref, vs_diffusers=1.0)
+    outputs = {}
     for backend in ("torch", "triton"):
         apply_kernels(ours, backend)
         seconds = median_seconds(lambda: forward(ours, x), reps=2)
-        diff = rel_diff(forward(ours, x), ref_out)
+        outputs[backend] = forward(ours, x)
+        diff = rel_diff(outputs[backend], ref_out)
         bench_report.add(TABLE, case="bf16 832x480x49", impl=f"ours, {backend} ops", seconds=seconds,
                          vs_diffusers=seconds / seconds_ref, rel_diff_vs_diffusers=diff)  # fmt: skip
     ours.ops = TORCH_OPS
+    # diffusers in float32 on a float32 copy of the same weights (8 GB, let go after its one forward).
+    x32 = {name: t.float() for name, t in x.items()}
+    exact = reference_forward(reference_sharing({n: t.float() for n, t in reference.state_dict().items()}), x32)
+    row = accuracy(exact, ref_out, outputs)
+    bench_report.add(TABLE, case="bf16 832x480x49", impl="accuracy vs diffusers float32", **row)
+    assert row["failures"] == "", row
 
 
 def test_q4k_forward_832x480x49(bench_report, q4k_model) -> None:
