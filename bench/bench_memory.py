@@ -138,7 +138,9 @@ def child(case: str, options: list[str]) -> dict:
 def test_plan_case(bench_report, case: str) -> None:
     result = child(case, [])
     bench_report.add("Runtime plans at the full architecture (bf16, 64 video + 32 text tokens, one forward)", **result)
-    assert "error" not in result or case == "diffusers-group-offload", result["error"]  # fails on CPU (see docs)
+    # diffusers' group offload needs a GPU to offload to: on the CPU it fails (see docs), and only there is excused.
+    excused = case == "diffusers-group-offload" and not torch.cuda.is_available()
+    assert "error" not in result or excused, result["error"]
 
 
 def main() -> None:
