@@ -353,8 +353,9 @@ def dtype_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, elements: int = 2**22
 ) -> torch.Tensor:
     """torch's SDPA math kernel in q's dtype for a few query rows q [B, H, rows, D]: how far an exact kernel in that
-    dtype is from float32 attention (the fused kernels' error is within 2x of it). The math kernel holds every
-    score, so it runs one head and a few rows at a time: at most `elements` scores [B, 1, rows, Lk] (tens of MB)."""
+    dtype is from float32 attention (on the CPU in bf16 SDPA's flash kernel erred 1.0x as much; the GPU's fused
+    kernels are not yet measured against it). The math kernel holds every score, so it runs one head and a few rows
+    at a time: at most `elements` scores [B, 1, rows, Lk] (tens of MB)."""
     out = torch.empty_like(q)
     step = max(1, elements // (q.shape[0] * k.shape[2]))
     with sdpa_kernel(SDPBackend.MATH):
