@@ -19,20 +19,27 @@ the full 2.04B architecture with random values, bf16 on CUDA (fp32 on the CPU), 
 implementations; our Q4_K rows replace every block linear with random Q4_K blocks (about Q4_K_M's size).
 Attention: `auto`.
 
-Rows: diffusers resident | diffusers with group offload (its block streaming to the GPU, at 720p only) | ours
-resident | ours with int8 attention | ours compiled (compile time = the first step's extra time) | ours with the
-block linears as an fp8 copy with per-row scales (ComfyUI's fp8_scaled, each weight widened as its layer runs) |
-ours with the two predictions as separate calls | ours Q4_K resident | ours Q4_K in the 8 GiB plan | ours Q4_K with
-int8 attention | ours Q4_K with the step cache at a threshold that reuses every middle step (the time of a reused
-step: the floor the cache approaches; how often real weights allow a reuse is unmeasured) | ours Q4_K compiled.
-"ours" rows without Q4_K keep the weights in bf16, as diffusers does, so ours vs ours-int8 or ours-compile isolates
-one feature. Compiled rows also record Dynamo's graph count and why it broke graphs (the attention calls, which run
-eagerly between compiled pieces: runtime/compile.py).
+Rows: diffusers resident | diffusers in float32 (`diffusers-fp32`: the same bf16 weights and inputs, at 832x480x49
+only: the yardstick of the latents check below) | diffusers with group offload (its block streaming to the GPU, at
+720p only) | ours resident | ours with int8 attention | ours compiled (compile time = the first step's extra time) |
+ours with the block linears as an fp8 copy with per-row scales (ComfyUI's fp8_scaled, each weight widened as its
+layer runs) | ours with the two predictions as separate calls | ours Q4_K resident | ours Q4_K in the 8 GiB plan |
+ours Q4_K with int8 attention | ours Q4_K with the step cache at a threshold that reuses every middle step (the time
+of a reused step: the floor the cache approaches; how often real weights allow a reuse is unmeasured) | ours Q4_K
+compiled. "ours" rows without Q4_K keep the weights in bf16, as diffusers does, so ours vs ours-int8 or ours-compile
+isolates one feature. Compiled rows also record Dynamo's graph count and why it broke graphs (the attention calls,
+which run eagerly between compiled pieces: runtime/compile.py).
 
 Targets (issues #16 and #17, H100/H200), checked by `test_targets` from the rows measured in the run: ours exact
 at 720p <= 15.5 s/step; ours exact at 832x480x49 <= 0.7x diffusers' s/step (exact: the fastest of the rows with
 exact attention and sampling, bf16 or Q4_K weights, eager or compiled); a 720p step with int8 attention <= 0.6x
 the exact one (bf16 weights both); the 8 GiB plan within 15 % of resident (Q4_K both).
+
+Each row's process also saves its final latents, and `test_exact_rows_match_diffusers` checks that the exact rows
+compute the same video: `ours`, `ours-compile` and `ours-separate` against diffusers, `ours-q4k-compile` and
+`ours-q4k-8gb` against `ours-q4k` (the same quantized weights), each within three times diffusers' own bf16 error
+(diffusers against diffusers-fp32; two bf16 paths each within twice it). int8 attention, fp8 weights and the step
+cache are lossy and not checked yet.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ STEPS = int(os.environ.get("MOTIF_BENCH_STEPS", "4"))
 PROMPT_TOKENS, NEGATIVE_TOKENS, REFERENCE_TOKENS = 30, 150, 512  # the reference pads prompts to 512
 ROWS = (
     "diffusers",
+    "diffusers-fp32",
     "diffusers-offload",
     "ours",
     "ours-int8",
@@ -78,6 +86,11 @@ ROWS = (
 # Rows whose attention and sampling are exact (the weights bf16 or Q4_K): the targets for exact speed take the
 # fastest of these measured in the run; int8 attention and the step cache are lossy and have targets of their own.
 EXACT_ROWS = ("ours", "ours-compile", "ours-q4k", "ours-q4k-compile")
+# Whose final latents `test_exact_rows_match_diffusers` checks: our bf16-weight exact rows against diffusers (the
+# same weights and inputs), and the Q4_K ones against ours-q4k (the same quantized weights). int8 attention, fp8
+# weights and the step cache are lossy by design and have no bound yet.
+SAME_AS_DIFFUSERS = ("ours", "ours-compile", "ours-separate")
+SAME_AS_OURS_Q4K = ("ours-q4k-compile", "ours-q4k-8gb")
 GiB = 2**30
 
 
@@ -129,12 +142,13 @@ def ours_model(quantized: bool) -> torch.nn.Module:
     return model
 
 
-def reference_model(device: str) -> torch.nn.Module:
+def reference_model(device: str, dtype: torch.dtype = DTYPE) -> torch.nn.Module:
+    """diffusers' transformer with the rows' weights (in float32 for `diffusers-fp32`: the same bf16 values)."""
     from diffusers import MotifVideoTransformer3DModel
 
     with torch.device("meta"):
         model = MotifVideoTransformer3DModel(**official_config())
-    model.load_state_dict({k: v.to(device) for k, v in random_state().items()}, strict=True, assign=True)
+    model.load_state_dict({k: v.to(device, dtype) for k, v in random_state().items()}, strict=True, assign=True)
     return model.eval()
 
 
@@ -182,12 +196,16 @@ class LatentShapes(torch.nn.Module):
         return torch.device(DEVICE)
 
 
-def run_diffusers(size: tuple[int, int, int], steps: int, offload: bool) -> dict:
+def run_diffusers(
+    size: tuple[int, int, int], steps: int, offload: bool, dtype: torch.dtype = DTYPE
+) -> tuple[dict, torch.Tensor]:
+    """The reference pipeline's row, and its final latents. `dtype` float32: the yardstick `diffusers-fp32` (the
+    same bf16 weights and inputs, computed in float32)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, MotifVideoPipeline
     from tiny_pipeline import official_apg
 
     width, height, frames = size
-    reference = reference_model("cpu" if offload else DEVICE)
+    reference = reference_model("cpu" if offload else DEVICE, dtype)
     if offload:  # diffusers' own block streaming: one block group at a time, copies on a side stream
         reference.enable_group_offload(
             torch.device(DEVICE), offload_type="block_level", num_blocks_per_group=1, use_stream=CUDA
@@ -203,17 +221,20 @@ def run_diffusers(size: tuple[int, int, int], steps: int, offload: bool) -> dict
     pipe.set_progress_bar_config(disable=True)
     g = torch.Generator().manual_seed(0)
     width_text = official_config()["text_embed_dim"]
-    prompt = text_features(PROMPT_TOKENS, width_text, g, REFERENCE_TOKENS)
-    negative = text_features(NEGATIVE_TOKENS, width_text, g, REFERENCE_TOKENS)
-    latents = torch.randn(latent_shape(*size), generator=g).to(DEVICE, DTYPE)
+    (prompt, prompt_mask), (negative, negative_mask) = (
+        text_features(tokens, width_text, g, REFERENCE_TOKENS) for tokens in (PROMPT_TOKENS, NEGATIVE_TOKENS)
+    )
+    latents = torch.randn(latent_shape(*size), generator=g).to(DEVICE, DTYPE).to(dtype)
     clock = reset_peak()
     with torch.no_grad():
-        pipe(
-            prompt_embeds=prompt[0], prompt_attention_mask=prompt[1], negative_prompt_embeds=negative[0],
-            negative_prompt_attention_mask=negative[1], height=height, width=width, num_frames=frames,
-            num_inference_steps=steps, latents=latents, output_type="latent", callback_on_step_end=clock.tick,
+        (final,) = pipe(
+            prompt_embeds=prompt.to(dtype), prompt_attention_mask=prompt_mask,
+            negative_prompt_embeds=negative.to(dtype), negative_prompt_attention_mask=negative_mask, height=height,
+            width=width, num_frames=frames, num_inference_steps=steps, latents=latents, output_type="latent",
+            callback_on_step_end=clock.tick, return_dict=False,
         )  # fmt: skip
-    return measured(clock, notes="group offload, block level, CUDA stream" if offload else "resident")
+    notes = "group offload, block level, CUDA stream" if offload else "resident"
+    return measured(clock, notes=notes if dtype == DTYPE else f"{notes}, float32 (the latents' yardstick)"), final
 
 
 def reset_peak() -> StepClock:
@@ -301,11 +322,12 @@ def build_ours(row: str, size: tuple[int, int, int], steps: int) -> OursRun:
     return OursRun(model, pipe, request, noise, cond, settings, notes)
 
 
-def run_ours(row: str, size: tuple[int, int, int], steps: int) -> dict:
+def run_ours(row: str, size: tuple[int, int, int], steps: int) -> tuple[dict, torch.Tensor]:
+    """One of our rows, and its final latents."""
     run = build_ours(row, size, steps)
     model, notes = run.model, run.notes
     clock = reset_peak()
-    _, record = run.pipe.sample(run.request, run.noise, run.cond, run.settings, lambda *a: None)
+    final, record = run.pipe.sample(run.request, run.noise, run.cond, run.settings, lambda *a: None)
     clock.seconds = record.step_seconds
     extra = dict(guidance_batch=record.guidance_batch, attention=getattr(model.ops.attention, "describe", str)())
     if record.step_cache is not None:  # reused steps: 1 .. N-2
@@ -316,7 +338,7 @@ def run_ours(row: str, size: tuple[int, int, int], steps: int) -> dict:
 
         extra["graphs"] = counters["stats"]["unique_graphs"]
         extra["graph_breaks"] = {reason.splitlines()[0][:100]: n for reason, n in counters["graph_break"].items()}
-    return measured(clock, notes="; ".join(notes), **extra)
+    return measured(clock, notes="; ".join(notes), **extra), final
 
 
 def plan_8gib(model: torch.nn.Module, size: tuple[int, int, int]):
@@ -332,9 +354,11 @@ def plan_8gib(model: torch.nn.Module, size: tuple[int, int, int]):
     return plan_memory(inputs, 8 * GiB, device=DEVICE)
 
 
-def run_row(row: str, size: tuple[int, int, int], steps: int) -> dict:
+def run_row(row: str, size: tuple[int, int, int], steps: int) -> tuple[dict, torch.Tensor]:
+    """The row's measurements, and its final latents (model space, as sampling leaves them)."""
     if row.startswith("diffusers"):
-        return run_diffusers(size, steps, offload=row == "diffusers-offload")
+        dtype = torch.float32 if row == "diffusers-fp32" else DTYPE
+        return run_diffusers(size, steps, offload=row == "diffusers-offload", dtype=dtype)
     return run_ours(row, size, steps)
 
 
@@ -349,6 +373,8 @@ def skip_reason(row: str, size: str) -> str | None:
         return "not in MOTIF_BENCH_ROWS"
     if row == "diffusers-offload" and not (size.startswith("1280") or SMOKE):
         return "diffusers' offload is measured at 720p only"
+    if row == "diffusers-fp32" and size.startswith("1280"):
+        return "the float32 yardstick of the latents is measured at 832x480x49 only"
     if row.endswith("-compile") and SMOKE:
         return "compiling takes minutes on the CPU (tests/test_compile.py covers it there)"
     return None
@@ -367,15 +393,22 @@ def run_subprocess(*args: str, env: dict | None = None, script: str = __file__) 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="session")
+def latents_dir(tmp_path_factory) -> Path:
+    """Where each row's process leaves its final latents (`--latents`)."""
+    return tmp_path_factory.mktemp("speed-latents")
+
+
 @pytest.mark.cuda(smoke=True)
 @pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("row", ROWS)
-def test_row(row: str, size: str, bench_report) -> None:
+def test_row(row: str, size: str, bench_report, latents_dir) -> None:
     reason = skip_reason(row, size)
     if reason:
         pytest.skip(reason)
-    result = RESULTS[(size, row)] = run_subprocess(row, size, "--steps", str(STEPS))
+    latents = latents_dir / f"{size}-{row}.pt"
+    result = RESULTS[(size, row)] = run_subprocess(row, size, "--steps", str(STEPS), "--latents", str(latents))
     kept = ("reused", "calls", "full_step_s", "guidance_batch", "notes", "graphs", "graph_breaks")
     extra = {k: result[k] for k in kept if k in result}
     bench_report.add(
@@ -416,6 +449,40 @@ def test_targets(bench_report) -> None:
             "Per-step targets (issues #16, #17)", target=name, row=row, value=round(value, 3), limit=limit, met=met
         )
     assert all(value <= limit for _, value, limit, _ in checks), checks
+
+
+def latents_agreement(latents: dict[str, torch.Tensor]) -> list[dict]:
+    """For one size's final latents by row: each row of SAME_AS_DIFFUSERS against diffusers and each of
+    SAME_AS_OURS_Q4K against ours-q4k, where both ran; the relative L2 difference and its bound, twice diffusers'
+    own bf16 error against `diffusers-fp32` (the same weights and inputs in float32; at least 1e-3, the float32
+    smoke run's floor) plus that of the row compared with: two bf16 paths each within 2x of it."""
+    from helpers import rel_diff as rel
+
+    yardstick = rel(latents["diffusers"], latents["diffusers-fp32"])
+    bound = 3 * max(yardstick, 1e-3 / 3)
+    pairs = [(row, "diffusers") for row in SAME_AS_DIFFUSERS] + [(row, "ours-q4k") for row in SAME_AS_OURS_Q4K]
+    return [
+        dict(row=row, against=base, rel_diff=rel(latents[row], latents[base]), bound=bound)
+        for row, base in pairs
+        if row in latents and base in latents
+    ]
+
+
+@pytest.mark.cuda(smoke=True)
+@pytest.mark.slow
+@pytest.mark.parametrize("size", SIZES)
+def test_exact_rows_match_diffusers(size: str, latents_dir, bench_report) -> None:
+    """A fast but wrong step (one that skips the unconditional prediction, or an attention that ignores the key
+    mask) met the speed targets: the exact rows' final latents were never compared. Now they are, with diffusers'
+    from the same run (skips where the rows it needs did not run)."""
+    files = {row: latents_dir / f"{size}-{row}.pt" for row in ROWS}
+    found = {row: torch.load(path) for row, path in files.items() if path.exists()}
+    if not {"diffusers", "diffusers-fp32"} <= found.keys():
+        pytest.skip("diffusers and diffusers-fp32 did not both run at this size")
+    checks = latents_agreement(found)
+    for check in checks:
+        bench_report.add("Final latents vs diffusers (same weights and inputs)", size=size, **check)
+    assert all(check["rel_diff"] <= check["bound"] for check in checks), checks
 
 
 # (name, batch, query tokens, key tokens, valid keys of the last row or None for no mask) at Motif's shapes:
@@ -523,9 +590,15 @@ def main() -> None:
     parser.add_argument("row", choices=(*ROWS, "cpu-ratios"))
     parser.add_argument("size", help="WxHxF, e.g. 832x480x49")
     parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--latents", type=Path, help="save the row's final latents here (float32, on the CPU)")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
-    result = cpu_ratios(size) if args.row == "cpu-ratios" else run_row(args.row, size, args.steps)
+    if args.row == "cpu-ratios":
+        result = cpu_ratios(size)
+    else:
+        result, final = run_row(args.row, size, args.steps)
+        if args.latents is not None:
+            torch.save(final.float().cpu(), args.latents)
     print(json.dumps(result), flush=True)
 
 
