@@ -262,6 +262,27 @@ def test_decode_of_an_extension_joins_the_clip_again_or_says_it_cannot(pipe, tmp
     assert len(png_frames(tmp_path / "alone_%03d.png")) == 5
 
 
+@pytest.mark.parametrize("name", ["clip.mp4", "clip_%03d.png"])
+def test_a_clip_deleted_during_the_run_is_said_moved_or_deleted(pipe, tmp_path, name):
+    # Its frames are read again for the output after the sampling: a clip gone by then was said to be one ffmpeg
+    # "could not decode" ("give a video that plays"), which sent the user to look for damage in a file not there.
+    clip = make_clip(tmp_path / name, frames=6)
+
+    def delete(stage, done, total):
+        if stage == "denoise" and done == total:  # its frames are read again as the decode starts
+            for file in tmp_path.glob("clip*"):
+                file.unlink()
+
+    request = GenerationRequest(PROMPT, extend=clip, output=tmp_path / "longer.mp4", width=32, height=32, frames=5,
+                                steps=1, seed=2)  # fmt: skip
+    with pytest.raises(ClipError) as error:
+        pipe.generate(request, on_progress=delete)
+    said = str(error.value)
+    assert re.match(r".*clip(\.mp4|_000\.png) was moved or deleted since the run read it: put it back there\n", said)
+    assert "ffmpeg" not in said and "run_decode(prepare_decode(" in said, said  # how to finish it, the clip back
+    assert (tmp_path / "longer.latents.safetensors").is_file()
+
+
 def test_a_stopped_extension_resumes_to_the_same_video_and_refuses_a_changed_clip(pipe, tmp_path, capsys):
     """`run --resume` of a stopped extension goes on with the clip the file names and makes the uninterrupted video;
     a clip overwritten since (its last frame, the run's first, another) is refused, as a changed input image is."""

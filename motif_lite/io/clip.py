@@ -214,12 +214,20 @@ def go_on_from_it(audience: Audience) -> str:
 
 
 def clip_frames(clip: Clip) -> Iterator[np.ndarray]:
-    """The clip's frames in order, each a uint8 `[H, W, 3]` array, decoded one at a time."""
+    """The clip's frames in order, each a uint8 `[H, W, 3]` array, decoded one at a time. A clip that is no longer
+    there (read again after a run's sampling, minutes after `read_clip`) is said to be moved or deleted."""
     if is_frame_sequence(clip.path):
         for file in clip.files:
+            _check_still_there(file)
             yield _read_png(file)
         return
+    _check_still_there(clip.path)
     yield from _decoded_frames(clip)
+
+
+def _check_still_there(file: Path) -> None:
+    if not file.is_file():
+        raise ClipError(f"{file} was moved or deleted since the run read it: put it back there")
 
 
 def _decoded_frames(clip: Clip) -> Iterator[np.ndarray]:
@@ -239,6 +247,7 @@ def _decoded_frames(clip: Clip) -> Iterator[np.ndarray]:
                                 "or is damaged; give it again, or write it again")  # fmt: skip
             yield np.frombuffer(bytearray(frame), np.uint8).reshape(clip.height, clip.width, 3)  # writable
         if process.wait() != 0:
+            _check_still_there(clip.path)  # deleted as ffmpeg opened it: not a file that fails to play
             error = said()
             raise ClipError(f"ffmpeg could not decode {clip.path}" + (f": {error}" if error else "")
                             + "; give a video that plays, or write it again")  # fmt: skip
