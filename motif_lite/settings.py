@@ -22,12 +22,14 @@ The checkpoint decides (when the user does not):
 The compute dtype (`resolve_dtype`) is the user's, else the device's default: no checkpoint file chooses it.
 
 How guidance flags combine with the checkpoint's guider:
-- `cfg_scale` (`--cfg-scale S`): the guider's method and parameters at scale S; S = 1 switches guidance off;
+- `cfg_scale` (`--cfg-scale S`): the guider's method and parameters at scale S; a scale that changes nothing
+  switches guidance off (`is_neutral`: 0 under the original formulation cond + S·(cond − uncond), which the official
+  guider uses, 1 under the standard uncond + S·(cond − uncond)), as in diffusers;
 - `guidance` (`--guidance M`): method M; the guider's own parameters if it is the guider's method, else M's
   official ones (APG: norm threshold 12, momentum 0.1, per-frame norms, original formulation; CFG: classic
   uncond + s·(cond − uncond)), at the guider's scale;
 - `apg_eta`, `apg_norm_threshold`, `apg_momentum` (`--apg-eta` ...): that one APG parameter;
-- any of them turns a disabled guider back on (except a scale of 1).
+- any of them turns a disabled guider back on (except a scale that changes nothing).
 """
 
 from __future__ import annotations
@@ -373,6 +375,8 @@ def resolve_settings(
             ("steps",),
         ) from None
     guidance = resolve_guidance(request, configs.guider, audience)
+    if "cfg_scale" not in given.files or "cfg_scale" in given.flags:  # a file's scale 1 is not the user's choice
+        notes.extend(filter(None, [scale_one_note(request, guidance.value, audience)]))
     momentum = guidance.value.momentum if isinstance(guidance.value, APGConfig) else None
     if momentum is not None and abs(momentum) >= 1:  # allowed, as in diffusers, but rarely what was meant
         notes.append(
@@ -487,8 +491,6 @@ def resolve_guidance(
     given = _guidance_flags(request)
     if not given:
         return Setting(base if enabled else None, base_source, origin + ("" if enabled else " (enabled: false)"))
-    if request.cfg_scale is not None and math.isclose(request.cfg_scale, 1.0):
-        return Setting(None, FLAG, "--cfg-scale 1: no guidance")
     method = request.guidance or _method(base)
     if method != _method(base):
         official = RECOMMENDED_APG if method == "apg" else CFGConfig()
@@ -506,8 +508,27 @@ def resolve_guidance(
             tuple(sorted(given & set(APG_FIELDS))),
         )
     value = dataclasses.replace(base, **{k: float(v) for k, v in changes.items() if v is not None})
+    if is_neutral(value):  # 0 under the original formulation (cond + s·update), 1 under the standard one
+        return Setting(None, FLAG, f"--cfg-scale {value.scale:g}: no guidance")
     flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(given))
     return Setting(value, FLAG, f"{flags} over {origin}")
+
+
+def scale_one_note(request: GenerationRequest, guidance: Guidance | None, audience: Audience) -> str | None:
+    """The note for a scale of exactly 1 that still guides (the original formulation, whose no-op scale is 0): in
+    ComfyUI or stable-diffusion.cpp cfg 1 means no guidance, so a user who typed it for that is told it once."""
+    if request.cfg_scale is None or not math.isclose(request.cfg_scale, 1.0) or guidance is None:
+        return None
+    if not guidance.original_formulation:
+        return None
+    return (
+        f"{_cfg_scale(1).to(audience)} still guides: the guider's original formulation makes cond + 1 x (cond - "
+        f"uncond), as diffusers does; no guidance is {_cfg_scale(0).to(audience)}"
+    )
+
+
+def _cfg_scale(scale: float) -> Spelling:
+    return Spelling(f"--cfg-scale {scale:g}", f"cfg_scale={scale:g}", f"guidance_scale {scale:g}")
 
 
 def describe_guidance(guidance: Guidance | None, steps: int) -> str:

@@ -569,7 +569,7 @@ def test_a_tiny_model_with_many_steps_asks_first(checkpoint, tmp_path, monkeypat
     # Each video of a batch makes its calls, and an unguided run makes one per step.
     assert cli.main([*args, "--steps", "1000", "-b", "20000"]) == cli.EXIT_USER_ERROR
     assert "20000 videos) is 3.4e+15 FLOPs and 40,000,000 transformer calls" in capsys.readouterr().err
-    assert cli.main([*args, "--steps", "1000", "-b", "10000", "--cfg-scale", "1"]) == cli.EXIT_USER_ERROR
+    assert cli.main([*args, "--steps", "1000", "-b", "10000", "--cfg-scale", "0"]) == cli.EXIT_USER_ERROR
     assert " and 10,000,000 transformer calls" in capsys.readouterr().err
     monkeypatch.setattr(cost, "measure_call_seconds", lambda *a, **kw: pytest.fail("timed the calls of a short run"))
     with pytest.raises(Reached):  # 2 steps: short on any CPU, nothing is timed on the way

@@ -696,9 +696,9 @@ def _smallest_plans_per_rank() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("sp", "smallest"), _smallest_plans_per_rank())
 def test_the_smallest_plan_per_rank_docs_parallel_gives_is_the_dry_runs(no_network, no_weights, capsys, sp, smallest):
     # docs/parallel.md, "Memory per rank": the smallest plan of a rank at 1280x736x121 per sequence-parallel degree,
-    # as a too-small --vram names it in `motif-lite run --dry-run --device cuda --gguf Q4_K_M --cfg-scale 1 --gpus N`.
+    # as a too-small --vram names it in `motif-lite run --dry-run --device cuda --gguf Q4_K_M --cfg-scale 0 --gpus N`.
     gpus = [] if sp == "1" else ["--gpus", sp]
-    args = ["run", "--dry-run", "--device", "cuda", "--gguf", "Q4_K_M", "--cfg-scale", "1", "--vram", "1", "-p", "x"]
+    args = ["run", "--dry-run", "--device", "cuda", "--gguf", "Q4_K_M", "--cfg-scale", "0", "--vram", "1", "-p", "x"]
     assert cli.main([*args, *gpus]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert f"needs at least {smallest} GiB of device memory" in err, err

@@ -88,7 +88,7 @@ def test_default_layout_splits_guidance_then_tokens():
         (1, True, 2, "run it on 2 or 4 (cfg 2 x sp 2) processes (--gpus N, or torchrun --nproc-per-node N)"),
         (2, False, 3, "this run has 2: run it on 3 processes"),
         (4, True, 1, "makes 4 guidance groups, but at most 2"),
-        (4, False, 2, "guidance is off (cfg scale 1) or has no step left: use --sp 4"),
+        (4, False, 2, "guidance is off (a cfg scale that changes nothing) or has no step left: use --sp 4"),
     ],
 )
 def test_impossible_layouts_are_clear_errors(world, guided, sp, message):
@@ -378,7 +378,7 @@ def cli_args(checkpoint: Path, output: Path, *extra: str) -> list[str]:
 
 def test_impossible_layout_fails_before_any_process_starts(checkpoint, tmp_path, capsys):
     # Without guidance all 4 ranks share the tokens, but 4 does not divide the 6 heads.
-    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--cfg-scale", "1")) == 2
+    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--cfg-scale", "0")) == 2
     assert (
         "4 does not divide the transformer's 6 attention heads; possible counts (--gpus N, torchrun's processes): "
         "1, 2, 3, 6" in capsys.readouterr().err

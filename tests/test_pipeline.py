@@ -21,7 +21,7 @@ import PIL.Image
 import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
-from tiny_pipeline import cfg_guider, image_to_video
+from tiny_pipeline import cfg_guider, image_to_video, official_apg
 from video_frames import diffusers_frames, read_png_frames
 
 from motif_lite import load_pipeline
@@ -34,6 +34,7 @@ from motif_lite.preflight import plan_generation
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.runtime.kernels import FallbackOp
 from motif_lite.runtime.streaming import TextEncoderPlacement
+from motif_lite.sampling import CFGConfig, GuiderConfig
 from motif_lite.settings import CheckpointConfigs, resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.units import memory_size
@@ -87,18 +88,22 @@ def test_euler_apg_equals_reference(pipe, reference_apg, tmp_path):
     assert_same_video(ours(pipe, tmp_path), reference_apg)
 
 
-def test_a_diffusers_style_call_gives_the_line_that_makes_the_references_video(pipe, reference_apg, tmp_path):
-    """`pipe(...)` as a diffusers user calls it (reference_apg's call) is refused with a generate line: run as
-    written, with only the output changed, it makes the frames diffusers made for that call."""
+@pytest.mark.parametrize("num_frames", [SIZE["frames"], 12])
+def test_a_diffusers_style_call_gives_the_line_that_makes_the_references_video(pipe, checkpoint, tmp_path, num_frames):
+    """`pipe(...)` as a diffusers user calls it is refused with a generate line: run as written, with only the
+    output changed, it makes the frames diffusers made for that call. num_frames=12 is not 4k+1: diffusers floors it
+    to 9 frames (3 latent frames), where a request rounds to the nearest, 13 (another noise, another video)."""
     call = dict(prompt=PROMPT, negative_prompt=NEGATIVE, height=SIZE["height"], width=SIZE["width"],
-                num_frames=SIZE["frames"], num_inference_steps=SIZE["steps"], output_type="np",
+                num_frames=num_frames, num_inference_steps=SIZE["steps"], output_type="np",
                 generator=torch.Generator().manual_seed(0))  # fmt: skip
+    size = {**SIZE, "frames": num_frames}
+    expected = diffusers_frames(checkpoint[1], size, 0, prompt=PROMPT, negative_prompt=NEGATIVE)
     with pytest.raises(MotifLiteError) as error:
         pipe(**call)
     line = re.search(r"pipe\.generate\((GenerationRequest\(.*\))\), with GenerationRequest", str(error.value))
     request = eval(line.group(1), {"GenerationRequest": GenerationRequest})  # as the user would paste it
     pipe.generate(dataclasses.replace(request, output=tmp_path / "out_%03d.png"))
-    assert_same_video(read_png_frames(tmp_path), reference_apg)
+    assert_same_video(read_png_frames(tmp_path), expected)
 
 
 @pytest.mark.parametrize("change", [dict(cfg_scale=7.5), dict(flow_shift=12.0), dict(negative_prompt="")], ids=str)
@@ -196,6 +201,27 @@ def test_euler_cfg_equals_reference(pipe, checkpoint, tmp_path):
     reference.set_progress_bar_config(disable=True)
     frames = ours(pipe, tmp_path, guidance="cfg", cfg_scale=4.0, seed=3)
     assert_same_video(frames, reference_frames(reference, seed=3))
+
+
+def test_cfg_scale_one_on_the_official_guider_guides_as_diffusers_does(pipe, checkpoint, tmp_path):
+    # The official guider's original formulation makes cond + s·update: scale 1 still guides there (diffusers does),
+    # and 0 is the scale that changes nothing. 1 switched guidance off whatever the formulation.
+    reference = type(checkpoint[1])(**{**checkpoint[1].components, "guider": official_apg(guidance_scale=1.0)})
+    reference.set_progress_bar_config(disable=True)
+    expected = reference_frames(reference, seed=4)
+    assert_same_video(ours(pipe, subdir(tmp_path, "one"), cfg_scale=1.0, seed=4), expected)
+    unguided = ours(pipe, subdir(tmp_path, "zero"), cfg_scale=0.0, seed=4)
+    with pytest.raises(AssertionError):  # negative control: without guidance it is another video
+        assert_same_video(unguided, expected)
+    # A guider of the standard formulation (uncond + s·(cond - uncond)): there 1 is the no-op, and off.
+    standard = CheckpointConfigs(guider=GuiderConfig(CFGConfig(scale=4.0)))
+    assert resolve_settings(GenerationRequest("x", cfg_scale=1.0), standard).guidance.value is None
+    # A ComfyUI or stable-diffusion.cpp user means "no guidance" by cfg 1: told once where it still guides.
+    official = resolve_settings(GenerationRequest("x", cfg_scale=1.0), CheckpointConfigs.read(checkpoint[0]))
+    assert [note for note in official.notes if "still guides" in note] == [
+        "--cfg-scale 1 (in Python cfg_scale=1) still guides: the guider's original formulation makes cond + 1 x "
+        "(cond - uncond), as diffusers does; no guidance is --cfg-scale 0 (in Python cfg_scale=0)"
+    ]
 
 
 def test_image_to_video_equals_reference(pipe, checkpoint, tmp_path):
@@ -336,7 +362,7 @@ def test_a_seed_starts_from_the_noise_comfyui_draws_for_it(pipe, tmp_path, monke
     assert torch.equal(rounded, drawn.to(torch.bfloat16))
 
 
-def test_cfg_scale_one_skips_the_negative_prompt(pipe, tmp_path, monkeypatch):
+def test_cfg_scale_zero_on_the_official_guider_skips_the_negative_prompt(pipe, tmp_path, monkeypatch):
     prompts = []
     encode = pipe.text_encoder.encode
     monkeypatch.setattr(pipe.text_encoder, "encode", lambda p, **kw: prompts.append(p) or encode(p, **kw))
@@ -344,7 +370,7 @@ def test_cfg_scale_one_skips_the_negative_prompt(pipe, tmp_path, monkeypatch):
     forward = pipe.transformer.forward
     monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **kw: calls.append(len(a[0])) or forward(*a, **kw))
     pipe.encoded_texts.clear()  # every text encoded here, none kept from another test
-    ours(pipe, tmp_path, cfg_scale=1.0, steps=2, frames=5)
+    ours(pipe, tmp_path, cfg_scale=0.0, steps=2, frames=5)
     assert prompts == [[PROMPT]] and calls == [1, 1]
     prompts.clear(), calls.clear(), pipe.encoded_texts.clear()
     ours(pipe, subdir(tmp_path, "guided"), steps=2, frames=5)
@@ -369,7 +395,7 @@ def test_a_text_encoded_once_is_kept_for_the_next_videos(pipe, tmp_path, monkeyp
     ours(pipe, subdir(tmp_path, "other"), prompt="a blue bird", steps=1, frames=5)
     assert texts == [PROMPT, NEGATIVE, "a blue bird"]  # the negative prompt is known
     for n in range(TEXTS_KEPT + 1):
-        ours(pipe, subdir(tmp_path, str(n)), prompt=f"bird {n}", cfg_scale=1.0, steps=1, frames=1)
+        ours(pipe, subdir(tmp_path, str(n)), prompt=f"bird {n}", cfg_scale=0.0, steps=1, frames=1)
     assert len(pipe.encoded_texts) == TEXTS_KEPT and PROMPT not in pipe.encoded_texts
 
 
@@ -410,7 +436,7 @@ def test_a_negative_prompt_not_yet_kept_places_the_encoder(pipe, tmp_path, monke
     offload = pipe.text_encoder.offload
     monkeypatch.setattr(pipe.text_encoder, "offload", lambda: placements.append(1) or offload())
     pipe.encoded_texts.clear()
-    ours(pipe, subdir(tmp_path, "unguided"), prompt="a fox alone", cfg_scale=1.0, steps=1, frames=1)
+    ours(pipe, subdir(tmp_path, "unguided"), prompt="a fox alone", cfg_scale=0.0, steps=1, frames=1)
     assert len(placements) == 1
     ours(pipe, subdir(tmp_path, "guided"), prompt="a fox alone", negative_prompt="never seen", steps=1, frames=1)
     assert len(placements) == 2
@@ -726,7 +752,7 @@ def test_request_defaults_are_the_official_settings():
     assert apg.original_formulation and settings.flow_shift.value == 15.0 and settings.sampler.value == "euler"
     assert {settings.guidance.source, settings.flow_shift.source, settings.sampler.source} == {"default"}
     assert resolve_settings(GenerationRequest("x", image="a.png"), CheckpointConfigs()).flow_shift.value == 8.0
-    assert resolve_settings(GenerationRequest("x", cfg_scale=1), CheckpointConfigs()).guidance.value is None
+    assert resolve_settings(GenerationRequest("x", cfg_scale=0), CheckpointConfigs()).guidance.value is None
 
 
 @pytest.mark.parametrize(

@@ -255,7 +255,7 @@ def test_an_unguided_request_plans_one_row_and_int8_attention_counts_the_rows(no
     from motif_lite.runtime.kernels import attention_workspace_bytes
 
     sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
-    unguided, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9, cfg_scale=1.0).resolve()
+    unguided, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9, cfg_scale=0.0).resolve()
     for asked in (None, True):
         assert plan_generation(unguided, sources, device="cuda", vram_gib=64, batch_guidance=asked).cfg_batch == 1
     request, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9).resolve()

@@ -491,10 +491,10 @@ def test_null_is_the_default_and_the_memory_plan_caps_the_size(pipe, tmp_path):
         body = {"prompt": PROMPT, **LONG, "steps": None, "seed": None, "flow_shift": None}
         code, video, _ = server.request("POST", "/v1/videos", body)
         assert code == 200 and video["settings"]["steps"] == 50 and 0 <= video["settings"]["seed"] < 2**32
-        body = {"prompt": PROMPT, **LONG, "guidance_scale": 1, "flow_shift": 5, "sampling_method": "dpm++2m"}
+        body = {"prompt": PROMPT, **LONG, "guidance_scale": 0, "flow_shift": 5, "sampling_method": "dpm++2m"}
         code, given, _ = server.request("POST", "/v1/videos", body)  # given values win over the checkpoint's
         settings = given["settings"]
-        assert (settings["guidance_scale"], settings["guidance_method"], settings["apg_momentum"]) == (1, None, None)
+        assert (settings["guidance_scale"], settings["guidance_method"], settings["apg_momentum"]) == (0, None, None)
         assert (settings["flow_shift"], settings["sampling_method"]) == (5, "dpm++2m")
         assert server.request("DELETE", f"/v1/videos/{given['id']}")[0] == 200
         assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
@@ -591,8 +591,8 @@ def test_a_prompt_the_text_encoder_cuts_is_a_note_when_the_job_is_submitted(serv
     assert video["notes"] == [said + "runs a' and drops the last 114; shorten the prompt to keep them"], video
     assert server.store.get(video["id"]).prompt_warnings == ["prompt is 626 tokens; dropped the last 114 (limit 512)"]
     assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
-    # A negative prompt only where the guidance reads it (a scale of 1: no guidance).
-    for scale, notes in ((None, 1), (1, 0)):
+    # A negative prompt only where the guidance reads it (the official guider at scale 0: no guidance).
+    for scale, notes in ((None, 1), (0, 0)):
         body = {**LONG, "prompt": PROMPT, "negative_prompt": long, "guidance_scale": scale}
         code, video, _ = server.request("POST", "/v1/videos", body)
         assert code == 200 and len(video["notes"]) == notes, video
@@ -1606,7 +1606,7 @@ def test_a_state_that_could_not_be_kept_is_not_offered_to_the_client(tmp_path):
 
 
 def test_guidance_off_shows_as_scale_1(pipe):
-    request, _ = GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1, cfg_scale=1.0).resolve()
+    request, _ = GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1, cfg_scale=0.0).resolve()
     effective = effective_settings(pipe.settings_for(request))
     assert (effective["guidance_scale"], effective["guidance_method"], effective["apg_eta"]) == (1.0, None, None)
 

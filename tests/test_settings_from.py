@@ -20,7 +20,14 @@ from motif_lite.cli.settings_from import settings_from_args
 from motif_lite.io.settings_file import SettingsFileError, ffmetadata_value, read_settings
 from motif_lite.io.staging import FIRST_FRAME_NUMBERS
 from motif_lite.io.video import write_video
-from motif_lite.pipeline.metadata import request_fields_of, unknown_stored_choices, unknown_stored_keys
+from motif_lite.pipeline.metadata import (
+    guidance_config_of,
+    jsonable,
+    request_fields_of,
+    unknown_stored_choices,
+    unknown_stored_keys,
+)
+from motif_lite.settings import CheckpointConfigs, Given, resolve_settings
 from motif_lite.version import VERSION
 
 SIZE = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "2"]
@@ -152,10 +159,53 @@ def test_a_guidance_flag_guides_over_an_unguided_file(made, tmp_path):
     unguided = written(tmp_path, values)
     args = parsed("--settings-from", str(unguided))
     settings_from_args(args)
-    assert args.cfg_scale == 1.0
+    assert (args.guidance, args.cfg_scale) == ("cfg", 1.0)  # classic CFG at its no-op scale: unguided
     args = parsed("--settings-from", str(unguided), "--apg-eta", "0")
     settings_from_args(args)
-    assert args.cfg_scale is None and args.apg_eta == 0.0
+    assert args.guidance is None and args.cfg_scale is None and args.apg_eta == 0.0
+
+
+def resolved_from(checkpoint: Path, file: Path):
+    """The settings `run -m checkpoint --settings-from file` resolves, with the file as the source it is."""
+    args = parsed("--settings-from", str(file))
+    recalled = settings_from_args(args)
+    files = {field: file.name for field in recalled.taken}
+    return recalled, resolve_settings(request_from_args(args), CheckpointConfigs.read(checkpoint), given=Given(
+        files=files))  # fmt: skip
+
+
+@pytest.mark.parametrize("scale", [1.0, None], ids=["scale 1", "unguided"])
+def test_the_files_guidance_is_the_one_that_ran_on_the_official_guider(checkpoint, made, tmp_path, scale):
+    # The official guider's original formulation still guides at scale 1 (as diffusers does): a file made at 1 gave
+    # cfg_scale 1, which switched guidance off, so its video was made again unguided; an unguided file must stay so.
+    stored = read_settings(made).values
+    config = None if scale is None else {**stored["guidance_config"], "scale": scale}
+    file = written(tmp_path, {**stored, "guidance_config": config})
+    _, settings = resolved_from(checkpoint, file)
+    assert jsonable({"guidance": guidance_config_of(settings.guidance.value)}) == {"guidance": config}
+    assert not [note for note in settings.notes if "still guides" in note]  # the file's scale, not the user's 1
+
+
+def test_what_the_file_cannot_set_is_named_where_the_checkpoint_differs(checkpoint, made, tmp_path, capsys, no_weights):
+    # A request field carries the guidance method, scale and APG parameters: the guider's rescale, window and norm
+    # dims, and the sampler's sigma spacing, were the new checkpoint's while the table said "file" for both rows.
+    stored = read_settings(made).values
+    config = {**stored["guidance_config"], "guidance_rescale": 0.5, "start": 0.25, "norm_dims": None}
+    schedule = {"train_timesteps": 1000, "shift_terminal": None, "spacing": "karras"}
+    file = written(tmp_path, {**stored, "guidance_config": config, "schedule": schedule})
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(file), "--dry-run")
+    assert code == 0, err
+    assert (
+        "made.webp's settings differ from this checkpoint's where the file cannot set them (this run takes the "
+        "checkpoint's): guidance guidance_rescale 0.5 -> 0.0, norm_dims null -> [-1, -2, -4], start 0.25 -> 0.0; "
+        'sampler spacing "karras" -> null; its video differs from the file\'s'
+    ) in " ".join(err.split()), err
+    # The same file on its own settings, and a flag that replaces the file's guidance: nothing to say.
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(made), "--dry-run")
+    assert code == 0 and "cannot set them" not in err, err
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(file), "--cfg-scale", "5",
+                           "--sampling-method", "dpm++2m", "--dry-run")  # fmt: skip
+    assert code == 0 and "cannot set them" not in err, err
 
 
 def test_the_dry_run_shows_the_file_as_a_source(checkpoint, made, capsys, no_weights):

@@ -198,10 +198,10 @@ def test_batch_guidance_that_the_memory_plan_has_no_room_for_is_turned_off_with_
     )
     captured = capsys.readouterr()
     assert code == 0 and "2 rows per transformer forward" in captured.out and "note: --batch" not in captured.err
-    # Unguided (--cfg-scale 1): one prediction per step, nothing to batch or refuse; load_pipeline gets False, not
-    # the True it would warn about.
+    # Unguided (--cfg-scale 0 on the official guider): one prediction per step, nothing to batch or refuse;
+    # load_pipeline gets False, not the True it would warn about.
     unguided = [*run_args(checkpoint, tmp_path / "fox.gif", "--batch-guidance", "--vram", "0.15"), *size]
-    code = cli.main([*unguided, "--cfg-scale", "1"])
+    code = cli.main([*unguided, "--cfg-scale", "0"])
     err = capsys.readouterr().err
     assert code == cli.EXIT_INTERRUPTED and "1 row per transformer forward" in err and "note: --batch" not in err
     assert seen["batch_guidance"] is False

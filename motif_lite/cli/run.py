@@ -66,7 +66,7 @@ from motif_lite.cli.run_request import (
 )
 from motif_lite.cli.run_summary import gpu_memory_of, planned_image_line, prompt_line, summary
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
-from motif_lite.cli.settings_from import recalled_model_notes, settings_from_args
+from motif_lite.cli.settings_from import recalled_model_notes, recalled_settings_notes, settings_from_args
 from motif_lite.progress import ProgressBars
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.run_estimates import cpu_time_note, gpu_time_note
@@ -331,6 +331,7 @@ def _prepare(
     recalled = run_inputs(args).recalled
     notes = [kernel_cache] if kernel_cache else []
     notes += recalled_model_notes(recalled, args, sources, dtype, device) if recalled else []
+    notes += recalled_settings_notes(recalled, settings) if recalled else []
     notes += loading_notes(sources, device, args.device, settings.notes)
     notes += _dry_run_device_notes(args, device) if args.dry_run else []
     print_notes(notes, say)

@@ -216,8 +216,9 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="make a video again with the settings stored in FILE, a video or image motif-lite wrote (.mp4 .mkv .mov "
         ".webm .webp .gif .png): prompt, negative prompt, seed, size, frames, fps, steps, sampler, flow shift and "
-        "guidance; every flag given wins over them (-s -1: a new seed), and -p may be left out. The model comes "
-        "from this command's flags; an image-to-video file needs -i again",
+        "guidance method, scale and APG parameters (the rest of the guider and the sigma spacing are the "
+        "checkpoint's: a note names those that differ); every flag given wins over them (-s -1: a new seed), and -p "
+        "may be left out. The model comes from this command's flags; an image-to-video file needs -i again",
     )
 
 
@@ -362,7 +363,12 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
         "Default: the checkpoint's guider/guider_config.json (method and every parameter; enabled: false = none),\n"
         "else the official APG (scale 8, norm threshold 12, momentum 0.1). A flag changes only what it names.",
     )
-    g.add_argument("--cfg-scale", type=decimal, help="guidance scale (1 = no guidance; default: the guider's, else 8)")
+    g.add_argument(
+        "--cfg-scale",
+        type=decimal,
+        help="guidance scale, as diffusers' guider reads it (no guidance: 0 with the official guider, 1 with a "
+        "standard-formulation one; default: the guider's, else 8)",
+    )
     g.add_argument(
         "--guidance",
         type=_guidance,

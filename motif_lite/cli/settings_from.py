@@ -9,6 +9,7 @@ the names of its files only, and a note says where they differ.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,18 +22,22 @@ if TYPE_CHECKING:
 
     from motif_lite.checkpoint import ModelSources
     from motif_lite.io.settings_file import SettingsFileError, StoredSettings
+    from motif_lite.settings import Settings
 
 
 @dataclass(frozen=True)
 class Recalled:
     """What `--settings-from` took from its file: the request fields (`taken`), the file's `"model"` section (names
     only; None in a file without one) and the notes. Or what `--resume` took from its latents file
-    (`resumed_settings`): no model section, no notes. (Which flags replaced the file's values: `RunInputs.given`.)"""
+    (`resumed_settings`): no model section, no notes. (Which flags replaced the file's values: `RunInputs.given`.)
+    `effective`: the file's stored guidance_config and schedule where this run takes the guidance and the sampler
+    from it, to compare with what this checkpoint makes of them (`recalled_settings_notes`)."""
 
     file: Path
     taken: frozenset[str]
     model: dict | None
     notes: tuple[str, ...]
+    effective: dict = dataclasses.field(default_factory=dict)
 
 
 def settings_from_args(args: argparse.Namespace) -> Recalled:
@@ -40,7 +45,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     them, checked before anything loads (`RequestError`, `SettingsFileError` otherwise)."""
     from motif_lite.cli.run_flags import fill_unset, run_flags_given
     from motif_lite.io.settings_file import read_settings
-    from motif_lite.pipeline.metadata import request_fields_of, unknown_stored_keys
+    from motif_lite.pipeline.metadata import request_fields_of, stored_unguided, unknown_stored_keys
 
     if args.resume is not None:
         raise RequestError("--settings-from makes a new video with a file's settings, --resume goes on with a "
@@ -48,7 +53,8 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     stored = read_settings(args.settings_from)
     _, given = run_flags_given(args)
     _refuse_unknown_choices(stored, given)
-    fields = _without_replaced_guidance(request_fields_of(stored.values), given, args.guidance)
+    unguided = stored_unguided(stored.values)
+    fields = _without_replaced_guidance(request_fields_of(stored.values), given, args.guidance, unguided)
     # A first frame given either way (-i, --extend) stands for the file's, given either way: both are image-to-video.
     first_frame_given = bool({"image", "extend"} & given)
     image = fields.pop("image", None)  # by its file name only (a server's upload with its checksum too)
@@ -89,7 +95,39 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
         notes.append(f"{stored.file.name} was made by an older motif-lite that did not store its model: this run "
                      f"uses its own -m, --gguf, --lora and --dtype; give the ones that made {stored.file.name} to "
                      "make the same video")  # fmt: skip
-    return Recalled(stored.file, frozenset(taken), model if isinstance(model, dict) else None, tuple(notes))
+    # The guidance and sampler the file gives, as far as request fields carry them: the rest is the checkpoint's.
+    compared = {"guidance_config": "cfg_scale", "schedule": "sampler"}
+    effective = {key: stored.values[key] for key, by in compared.items() if key in stored.values and by in taken}
+    model = model if isinstance(model, dict) else None
+    return Recalled(stored.file, frozenset(taken), model, tuple(notes), effective)
+
+
+def recalled_settings_notes(recalled: Recalled, settings: Settings) -> list[str]:
+    """A note naming what of the file's guidance and sampler this run's checkpoint makes otherwise (a request field
+    carries the method, scale and APG parameters, not a guider's rescale, step window, norm dims and formulation, nor
+    the sampler's sigma spacing), saying the video will differ; none where they agree."""
+    from motif_lite.pipeline.metadata import effective_differences
+
+    differences = effective_differences(recalled.effective, settings, recalled.effective)
+    rows = {"guidance_config": "guidance", "schedule": "sampler"}
+    said = []
+    for key, changed in differences.items():
+        if "" in changed:  # unguided on one side
+            then, now = ("unguided" if value is None else "guided" for value in changed[""])
+            said.append(f"{rows[key]} {then} there, {now} here")
+            continue
+        pairs = ", ".join(f"{name} {_json(then)} -> {_json(now)}" for name, (then, now) in changed.items())
+        said.append(f"{rows[key]} {pairs}")
+    if not said:
+        return []
+    return [f"{recalled.file.name}'s settings differ from this checkpoint's where the file cannot set them (this "
+            f"run takes the checkpoint's): {'; '.join(said)}; its video differs from the file's"]  # fmt: skip
+
+
+def _json(value: object) -> str:
+    import json
+
+    return json.dumps(value)
 
 
 def refused_from_file(recalled: Recalled, refused: RequestError) -> SettingsFileError | None:
@@ -164,15 +202,15 @@ def _refuse_unknown_choices(stored: StoredSettings, given: frozenset[str]) -> No
             )
 
 
-def _without_replaced_guidance(fields: dict, given: frozenset[str], method: str | None) -> dict:
+def _without_replaced_guidance(fields: dict, given: frozenset[str], method: str | None, unguided: bool) -> dict:
     """The file's fields less the guidance ones that guidance flags replace: another `--guidance` method than the
     file's takes that method's own parameters (the file's APG ones would be an error with CFG), and any guidance flag
-    over an unguided file guides (its scale of 1 would switch guidance off again)."""
-    unguided = "guidance" not in fields  # the file's cfg_scale is 1 (or its method is one this version lacks)
+    over an `unguided` file guides as the checkpoint's guider (the file's CFG at its no-op scale 1 would switch
+    guidance off again)."""
+    if given & set(GUIDANCE_FIELDS) and unguided:
+        return {name: value for name, value in fields.items() if name not in ("guidance", "cfg_scale")}
     if "guidance" in given and method != fields.get("guidance"):
         fields = {name: value for name, value in fields.items() if name not in ("guidance", *APG_FIELDS)}
-    if given & set(GUIDANCE_FIELDS) and unguided:
-        fields.pop("cfg_scale", None)
     return fields
 
 

@@ -27,7 +27,7 @@ CALL_FIELDS = {
     "width": "width",
     "num_frames": "frames",
     "num_inference_steps": "steps",
-    "guidance_scale": "cfg_scale",
+    "guidance_scale": "cfg_scale",  # Wan's call takes it; Motif-Video's reads its guider's (`translated`)
     "image": "image",
 }
 _NOT_TAKEN = "not taken: motif-lite encodes the prompts and draws the noise itself"
@@ -172,6 +172,25 @@ NO_NEGATIVE_PROMPT = (
 )
 
 
+def translated(name: str, value: Any) -> tuple[Any, str | None]:
+    """A value of diffusers' call argument `name` as its field here makes the same video, and what to know of it
+    (None: nothing). diffusers floors num_frames to 4k+1 (it samples (n - 1) // 4 + 1 latent frames) where a request
+    rounds to the nearest; diffusers' MotifVideoPipeline takes no guidance_scale (its guider holds the scale)."""
+    if name == "num_frames" and isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        frames = 4 * ((value - 1) // 4) + 1
+        if frames != value:
+            return frames, (
+                f"num_frames: diffusers makes {frames} frames of num_frames={value} (it rounds down to 4k+1); "
+                f"frames={frames} makes them here (frames={value} would round to the nearest 4k+1)"
+            )
+    if name == "guidance_scale":
+        return value, (
+            "guidance_scale: diffusers' MotifVideoPipeline call takes none (a TypeError there): the scale is its "
+            "guider's (pipe.guider, guider/guider_config.json's guidance_scale); cfg_scale= sets it here"
+        )
+    return value, None
+
+
 def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """What to write instead of `pipe(*args, **kwargs)`, a diffusers pipeline's call: the `generate` line that makes
     the same video, then a line for each argument that has no field."""
@@ -188,7 +207,9 @@ def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
             fields["image"] = "first_frame.png"
             advice.append("image: the path of an image file is taken; save the image first (image.save(...))")
         elif name in CALL_FIELDS:  # a Path as a plain string: the line must run with only GenerationRequest
+            value, note = translated(name, value)
             fields[CALL_FIELDS[name]] = str(value) if isinstance(value, Path) else value
+            advice.extend(filter(None, [note]))
         elif name == "generator" and _cpu_generator(value):
             fields["seed"] = value.initial_seed()
         else:
@@ -220,11 +241,12 @@ def load_advice(keywords: Mapping[str, object], load_pipeline: Callable) -> str:
 def generate_advice(keywords: Mapping[str, object], generate: Callable) -> str:
     """As `load_advice`, for `generate`: a keyword of diffusers' pipeline call gets the request field that sets the
     same (`num_inference_steps=` -> `steps=`) or what to do instead (`generator=` -> `seed=`)."""
-    fields = {
-        name: f"a request field here: GenerationRequest(..., {field}={shown(keywords[name])})"
-        for name, field in CALL_FIELDS.items()
-        if name in keywords
-    }
+    fields = {}
+    for name, field in CALL_FIELDS.items():
+        if name in keywords:
+            value, note = translated(name, keywords[name])
+            said = f"a request field here: GenerationRequest(..., {field}={shown(value)})"
+            fields[name] = said + (f" ({note})" if note else "")
     generator = keywords.get("generator")
     if _cpu_generator(generator):  # its seed draws the same noise: the number to give
         fields["generator"] = f"a request field here: GenerationRequest(..., seed={generator.initial_seed()})"
@@ -238,12 +260,16 @@ def missing_request_advice(keywords: Mapping[str, object], generate: Callable) -
     own_fields = {field.name for field in dataclasses.fields(GenerationRequest)}
     fields: dict[str, object] = {}
     others: dict[str, object] = {}
+    notes: list[str] = []
     for name, value in keywords.items():
         field = name if name in own_fields else CALL_FIELDS.get(name)
         if field is None:
             others[name] = value
-        else:
+        elif field == name:
             fields[field] = value
+        else:  # diffusers' name: its value as diffusers reads it
+            fields[field], note = translated(name, value)
+            notes.extend(filter(None, [note]))
     prompt = fields.pop("prompt", "a red fox runs through snow")
     fields.setdefault("output", "fox.mp4")
     arguments = ", ".join([shown(prompt), *(f"{name}={shown(value)}" for name, value in fields.items())])
@@ -251,7 +277,7 @@ def missing_request_advice(keywords: Mapping[str, object], generate: Callable) -
         f"generate takes the video's settings in a GenerationRequest: pipe.generate(GenerationRequest({arguments})), "
         "with GenerationRequest from motif_lite"
     )
-    return "\n".join([line, generate_advice(others, generate)]) if others else line
+    return "\n".join([line, *notes, *([generate_advice(others, generate)] if others else [])])
 
 
 def _keyword_advice(function: Callable, keywords: Mapping[str, object], advice: Mapping[str, str], whose: str) -> str:

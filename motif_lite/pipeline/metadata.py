@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ from motif_lite.json_values import json_kind
 from motif_lite.paths import user_path
 from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, unknown_choices
 from motif_lite.sampling import ScheduleOptions
-from motif_lite.sampling.guidance import APGConfig, CFGConfig
+from motif_lite.sampling.guidance import APGConfig, CFGConfig, Guidance
 from motif_lite.settings import DTYPE_FLAG_NAMES, Settings
 from motif_lite.version import VERSION
 from motif_lite.weights.lora_apply import AppliedLoRAs
@@ -62,8 +63,7 @@ def stored_settings(
     effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift.value}
     if settings.schedule != ScheduleOptions():  # only then: a file saved before the key existed still resumes
         effective["schedule"] = dataclasses.asdict(settings.schedule)
-    guidance = settings.guidance.value
-    effective["guidance_config"] = None if guidance is None else {"method": type(guidance).__name__, **vars(guidance)}
+    effective["guidance_config"] = guidance_config_of(settings.guidance.value)
     made_with = {"version": VERSION} if model is None else {"version": VERSION, "model": model}
     return {"software": "motif-lite", **made_with, **values, **effective}
 
@@ -110,6 +110,38 @@ def settings_as_asked(stored: dict) -> dict:
     return {**stored, "model": {**asked, "attention": model["attention_asked"]}}
 
 
+def guidance_config_of(guidance: Guidance | None) -> dict | None:
+    """The guidance as a file stores it (`guidance_config`): its method's class name and every parameter; None
+    unguided."""
+    return None if guidance is None else {"method": type(guidance).__name__, **vars(guidance)}
+
+
+def effective_differences(stored: dict, settings: Settings, keys: Iterable[str]) -> dict[str, dict[str, tuple]]:
+    """What a file's stored `guidance_config` and `schedule` (those of `keys`) hold that `settings` do not, as
+    {key: {parameter: (the file's, the settings')}}: what `request_fields_of` cannot carry to another checkpoint (a
+    guider's rescale, step window, norm dims and formulation; the sigma spacing). A file from before a key was stored
+    is not compared on it."""
+    now = jsonable({"guidance_config": guidance_config_of(settings.guidance.value),
+                    "schedule": dataclasses.asdict(settings.schedule)})  # fmt: skip
+    then = {"schedule": dataclasses.asdict(ScheduleOptions()), **stored}
+    differences = {}
+    for key in keys:
+        if key not in then or (key == "guidance_config" and not (then[key] is None or isinstance(then[key], dict))):
+            continue
+        if then[key] is None or now[key] is None:  # unguided on one side
+            if then[key] != now[key]:
+                differences[key] = {"": (then[key], now[key])}
+            continue
+        names = dict.fromkeys([*then[key], *now[key]])
+        changed = {name: (then[key].get(name), now[key].get(name)) for name in names}
+        changed = {name: pair for name, pair in changed.items() if pair[0] != pair[1]}
+        if key == "guidance_config" and "method" in changed:  # another method: its parameters are another's
+            changed = {"method": changed["method"]}
+        if changed:
+            differences[key] = changed
+    return differences
+
+
 # What `stored_settings` writes beside the request's fields: who made the file, the effective settings, and the
 # checksums of an uploaded clip and first frame (the server's).
 _MADE_WITH_KEYS = ("software", "version", "model", "sampler", "flow_shift", "schedule", "guidance_config",
@@ -152,6 +184,15 @@ def damaged_stored_choices(stored: dict) -> dict[str, str]:
     return {}
 
 
+def stored_unguided(stored: dict) -> bool:
+    """Whether a file's stored settings describe an unguided video: its guidance_config is null, or, in a file from
+    before that key, its cfg_scale is 1, which then switched guidance off whatever the guider."""
+    if "guidance_config" in stored:
+        return stored["guidance_config"] is None
+    scale = stored.get("cfg_scale")
+    return isinstance(scale, int | float) and not isinstance(scale, bool) and math.isclose(scale, 1.0)
+
+
 def request_fields_of(stored: dict) -> dict:
     """The `GenerationRequest` fields that make the video a file's stored settings describe (what `stored_settings`
     wrote, read back): the request's own values, and the sampler, flow shift and guidance that ran, as the fields
@@ -159,12 +200,12 @@ def request_fields_of(stored: dict) -> dict:
     as None are left out."""
     fields = {name: stored[name] for name in _PLAIN_FIELDS if stored.get(name) is not None}
     fields.update({name: stored[name] for name in ("sampler", "flow_shift") if stored.get(name) is not None})
+    if stored_unguided(stored):  # classic CFG at 1, its no-op scale (the official APG's 0 is CFG's uncond alone)
+        return {**fields, "guidance": "cfg", "cfg_scale": 1.0}
     if "guidance_config" not in stored:  # not written by this version: the request's guidance fields, as given
         fields.update({name: stored[name] for name in GUIDANCE_FIELDS if stored.get(name) is not None})
         return fields
     guidance = stored["guidance_config"]
-    if guidance is None:  # unguided
-        return {**fields, "cfg_scale": 1.0}
     method = guidance.get("method") if isinstance(guidance, dict) else None
     method = _METHODS.get(method) if isinstance(method, str) else None  # a hand-edited file may hold any JSON
     if method is None:

@@ -98,11 +98,12 @@ def choose_layout(world: int, guided: bool, heads: int, sp: int | None = None) -
         raise ParallelError(f"--sp {sp} does not divide the {world} ranks; on {world}: {choices}")
     cfg = world // sp
     if cfg > 2 or (cfg == 2 and not guided):
-        # not guided: cfg scale 1, a guidance window with no step in it, or a run resumed past its window
+        # not guided: a cfg scale that changes nothing, a guidance window with no step in it, or a run resumed past
+        # its window
         why = (
             "at most 2 (conditional, unconditional) can work"
             if guided
-            else "guidance is off (cfg scale 1) or has no step left"
+            else "guidance is off (a cfg scale that changes nothing) or has no step left"
         )
         raise ParallelError(f"--sp {sp} on {world} ranks makes {cfg} guidance groups, but {why}: use --sp {default_sp}")
     if heads % sp:

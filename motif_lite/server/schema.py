@@ -380,7 +380,7 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
         "sampling_method": settings.sampler.value,
         "flow_shift": settings.flow_shift.value,
         "guidance_method": None if guidance is None else "apg" if apg else "cfg",
-        "guidance_scale": 1.0 if guidance is None else guidance.scale,  # 1: guidance off
+        "guidance_scale": 1.0 if guidance is None else guidance.scale,  # off: guidance_method null says so
         "apg_eta": None if apg is None else apg.eta,
         "apg_norm_threshold": None if apg is None else apg.norm_threshold,
         "apg_momentum": None if apg is None else apg.momentum,
