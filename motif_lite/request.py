@@ -335,8 +335,10 @@ class GenerationRequest:
     """One text-to-video (or image-to-video, with `image`) generation.
 
     None means "not given": the checkpoint's config decides, else the official value (motif_lite.settings).
-    guidance: "apg" or "cfg" (the method); cfg_scale: its scale, 1 switches guidance off (no negative-prompt
-    pass, half the transformer calls); apg_eta / apg_norm_threshold / apg_momentum: one APG parameter each.
+    guidance: "apg" or "cfg" (the method); cfg_scale: its scale, as diffusers' guider reads it; the scale that
+    changes nothing switches guidance off (no negative-prompt pass, half the transformer calls): 0 on the official
+    guider (original formulation), 1 on a standard one; apg_eta / apg_norm_threshold / apg_momentum: one APG
+    parameter each.
     flow_shift: the schedule's shift. sampler: "euler", "dpm++2m" or "unipc".
     seed: None or -1 = a random seed (chosen by `resolve()` and reported in the result).
     output: the file written (its extension says the format); a name given is replaced, and without one the video

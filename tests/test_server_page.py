@@ -610,8 +610,10 @@ def test_the_advanced_fields_show_the_defaults_of_the_servers_checkpoint(driver,
         driver.get(server.url + "/")
         scale = driver.find_element(By.ID, "guidance-scale")
         wait_for(lambda: scale.get_attribute("placeholder") == "5", 30, "the server's defaults in the fields")
-        assert scale.get_attribute("title") == ("0 to 100; 1 switches guidance off; empty: this server's default, 5 "
-                                                "(the official value is 8)")  # fmt: skip
+        assert scale.get_attribute("title") == (
+            "0 to 100; 0 switches the official guider off (1 a standard-formulation one); empty: this server's "
+            "default, 5 (the official value is 8)"
+        )
         shown = {
             field: driver.find_element(By.ID, field).get_attribute("placeholder")
             for field in ("apg-eta", "apg-norm-threshold", "flow-shift", "crf", "fps", "steps", "frames")
