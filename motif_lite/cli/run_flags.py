@@ -366,8 +366,8 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--cfg-scale",
         type=decimal,
-        help="guidance scale, as diffusers' guider reads it (no guidance: 0 with the official guider, 1 with a "
-        "standard-formulation one; default: the guider's, else 8)",
+        help="guidance scale, as diffusers' guider reads it (default: the guider's, else 8); no guidance: 0 with "
+        "the official guider, 1 with a standard-formulation one",
     )
     g.add_argument(
         "--guidance",
