@@ -1036,7 +1036,8 @@ def test_files_missing_from_the_cache_come_with_the_free_space_where_they_would_
 
     (disk,) = disk_lines("Motif-Technologies/Motif-Video-2B", gguf="Q4_K_M")
     assert disk.startswith(f"ok       disk: {file_size(31 * 10**9)} free on the disk of the Hugging Face cache ")
-    assert f"cache {constants.HF_HUB_CACHE}, where motif-lite run downloads what is missing (about 10 GB with a" in disk
+    assert f"cache {constants.HF_HUB_CACHE}, where motif-lite run downloads what is missing (about 10 GB with" in disk
+    assert "(about 10 GB with a Q4_K_M GGUF for a first run" in disk  # README's figure is that variant's
     assert "current folder" not in disk  # the same disk: said once
     (disk,) = disk_lines("Motif-Technologies/Motif-Video-2B")
     assert "(about 13 GB with the bf16 transformer for a first run; it says the size first, and refuses" in disk
@@ -1050,3 +1051,25 @@ def test_files_missing_from_the_cache_come_with_the_free_space_where_they_would_
     monkeypatch.chdir(other)
     (disk,) = disk_lines("Motif-Technologies/Motif-Video-2B")
     assert f"; {file_size(7 * 10**9)} free in the current folder, which the download commands above fill" in disk
+
+
+def test_a_disk_too_small_for_a_first_run_is_a_warning_not_ok(no_network, monkeypatch, tmp_path):
+    # 2 GB free and nothing cached: check said "ok disk", then run refused the download at once.
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    room = {"free": 2 * 10**9}
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, room["free"]))
+    monkeypatch.chdir(tmp_path)
+
+    def disk(**kwargs):
+        findings = check_setup("Motif-Technologies/Motif-Video-2B", **kwargs).findings
+        (found,) = [finding for finding in findings if finding.subject == "disk"]
+        return found
+
+    for gguf, first_run in ((None, 13 * 10**9), ("Q4_K_M", 10 * 10**9)):
+        room["free"] = first_run - 1
+        short = disk(gguf=gguf)
+        assert short.level == "warning" and short.message.endswith(": not enough for a first run")
+        room["free"] = first_run
+        assert disk(gguf=gguf).level == "ok"  # exactly the figure it quotes: no warning

@@ -145,6 +145,11 @@ def _check_setup(
     return report
 
 
+# README's "What you need" figures for a first run's download, as said and in bytes.
+FIRST_RUN_GGUF = ("about 10 GB with a Q4_K_M GGUF", 10 * 10**9)
+FIRST_RUN_BF16 = ("about 13 GB with the bf16 transformer", 13 * 10**9)
+
+
 def _download_room(report: Checkup, gguf: bool) -> None:
     """Where files are missing: the free space of the disks they would go to, the Hugging Face cache's (a run's
     download; `gguf`: with a GGUF transformer, README's "What you need" figure for it) and, where it is another disk,
@@ -152,9 +157,10 @@ def _download_room(report: Checkup, gguf: bool) -> None:
     if homeless_cache() is not None:  # no real cache folder to measure: a run says why
         return
     cache, here = cache_disk(), Path.cwd()
-    first_run = "about 10 GB with a GGUF variant" if gguf else "about 13 GB with the bf16 transformer"
+    first_run, needed = FIRST_RUN_GGUF if gguf else FIRST_RUN_BF16
+    free = shutil.disk_usage(cache).free
     said = (
-        f"{file_size(shutil.disk_usage(cache).free)} free on the disk of the Hugging Face cache "
+        f"{file_size(free)} free on the disk of the Hugging Face cache "
         f"{constants.HF_HUB_CACHE}, where motif-lite run downloads what is missing ({first_run} for a first run; "
         "it says the size first, and refuses downloads that do not fit)"
     )
@@ -163,7 +169,10 @@ def _download_room(report: Checkup, gguf: bool) -> None:
             f"; {file_size(shutil.disk_usage(here).free)} free in the current folder, which the download commands "
             "above fill (for another disk: --local-dir /data/..., then -m and --gguf those folders)"
         )
-    report.ok("disk", said)
+    if free < needed:  # a run would refuse the download at once: say so here, not a green line
+        report.warning("disk", f"{said}: not enough for a first run")
+    else:
+        report.ok("disk", said)
 
 
 @dataclass(frozen=True)
