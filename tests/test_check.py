@@ -1034,6 +1034,10 @@ def test_files_missing_from_the_cache_come_with_the_free_space_where_they_would_
     def disk_lines(*args, **kwargs) -> list[str]:
         return [finding.line() for finding in check_setup(*args, **kwargs).findings if finding.subject == "disk"]
 
+    (disk,) = disk_lines("Motif-Technologies/Motif-Video-2B")  # no_network's HF_HUB_OFFLINE=1: a run downloads nothing
+    assert f"cache {constants.HF_HUB_CACHE}, where downloads are off (HF_HUB_OFFLINE=1 is set; a first run" in disk
+    assert "run downloads" not in disk
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # online: the Hub calls stay failures (none is made)
     (disk,) = disk_lines("Motif-Technologies/Motif-Video-2B", gguf="Q4_K_M")
     assert disk.startswith(f"ok       disk: {file_size(31 * 10**9)} free on the disk of the Hugging Face cache ")
     assert f"cache {constants.HF_HUB_CACHE}, where motif-lite run downloads what is missing (about 10 GB with" in disk

@@ -49,7 +49,14 @@ from motif_lite.io.gguf_source import (
     unknown_variant_problem,
     unrunnable_variant_problem,
 )
-from motif_lite.io.hub import HubAccess, cache_disk, homeless_cache, model_address_problem, revision_problem
+from motif_lite.io.hub import (
+    OFFLINE_SET,
+    HubAccess,
+    cache_disk,
+    homeless_cache,
+    model_address_problem,
+    revision_problem,
+)
 from motif_lite.io.linked import (
     FLAGS,
     GGUF_SETTINGS,
@@ -159,11 +166,14 @@ def _download_room(report: Checkup, gguf: bool) -> None:
     cache, here = cache_disk(), Path.cwd()
     first_run, needed = FIRST_RUN_GGUF if gguf else FIRST_RUN_BF16
     free = shutil.disk_usage(cache).free
-    said = (
-        f"{file_size(free)} free on the disk of the Hugging Face cache "
-        f"{constants.HF_HUB_CACHE}, where motif-lite run downloads what is missing ({first_run} for a first run; "
-        "it says the size first, and refuses downloads that do not fit)"
-    )
+    said = f"{file_size(free)} free on the disk of the Hugging Face cache {constants.HF_HUB_CACHE}, where "
+    if constants.HF_HUB_OFFLINE:  # a run names the missing files and stops: it downloads nothing
+        said += f"downloads are off ({OFFLINE_SET}; a first run needs {first_run})"
+    else:
+        said += (
+            f"motif-lite run downloads what is missing ({first_run} for a first run; "
+            "it says the size first, and refuses downloads that do not fit)"
+        )
     if cache.stat().st_dev != here.stat().st_dev:
         said += (
             f"; {file_size(shutil.disk_usage(here).free)} free in the current folder, which the download commands "
