@@ -935,6 +935,12 @@ def test_the_cpu_time_question_is_asked_once_when_the_download_came_after_it(
     fake_hub.downloads = []
     cli.main([*run, "--gguf", "Q4_K_M"])  # the fake Hub's GGUF file is nowhere: the run stops there
     assert len(questions) == 1 and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO, GGUF_REPO]
+    # The question named the checkpoint's size alone, though the GGUF file follows: both, and the total.
+    checkpoint_size, gguf_size = selected(WITH_GGUF), GGUF_FILES["motif-video-2b-Q4_K_M.gguf"]
+    assert questions[0].endswith(
+        f"(downloading {file_size(checkpoint_size)} of {MOTIF_REPO}, then {file_size(gguf_size)} of {GGUF_REPO} "
+        f"first; {file_size(checkpoint_size + gguf_size)} in all)? [y/N] "
+    )
 
 
 def test_the_cpu_time_question_comes_before_a_gguf_variant_downloads(

@@ -31,10 +31,9 @@ def confirm_cpu_time(
 ) -> bool:
     """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (`cpu_time_note`): the CPU is for tests and
     tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused; end of input (Ctrl-D) answers
-    no. `download`: the download that a yes starts first, named in the question. Returns whether the estimate was
-    said (asked, or noted with `yes`); False for a short run."""
+    no. `download`: the download that a yes starts first, named in the question with the ones after it (a GGUF
+    variant's). Returns whether the estimate was said (asked, or noted with `yes`); False for a short run."""
     from motif_lite.errors import MotifLiteError
-    from motif_lite.units import file_size
 
     message = cpu_time_note(request, settings, configs, dtype, videos, quantizing)
     if message is None:
@@ -44,7 +43,7 @@ def confirm_cpu_time(
         return True
     if not can_ask():  # no terminal, or a background job's (`&`): an answer nobody could give
         raise MotifLiteError(f"{message}. Pass --yes to start it anyway.")
-    first = f" (downloading {file_size(download.needed)} of {download.repo} first)" if download is not None else ""
+    first = "" if download is None else f" (downloading {_downloads(download)})"
     try:
         answer = input(f"{message}.\nStart it anyway{first}? [y/N] ")
     except EOFError:  # Ctrl-D (end of input): no, as the default answer is
@@ -53,6 +52,17 @@ def confirm_cpu_time(
     if answer.strip().lower() not in ("y", "yes"):
         raise MotifLiteError("not started")
     return True
+
+
+def _downloads(download: DownloadPlan) -> str:
+    """`download` and the ones after it, as the question names them: "8.85 GB of A, then 1.35 GB of B first;
+    10.20 GB in all" (the line said as it starts counts the same)."""
+    from motif_lite.units import file_size
+
+    downloads = [download, *download.then]
+    what = ", then ".join(f"{file_size(each.needed)} of {each.repo}" for each in downloads)
+    in_all = f"; {file_size(sum(each.needed for each in downloads))} in all" if download.then else ""
+    return f"{what} first{in_all}"
 
 
 class CpuTimeQuestion:

@@ -19,7 +19,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import huggingface_hub
@@ -330,6 +330,9 @@ class DownloadPlan:
     # The bytes of partial files in the repo's blobs/ that no download goes on from (huggingface_hub 1.18 and later
     # removes a failed attempt's file, but not one of a process killed outright): they take room on the disk.
     leftovers: int = 0
+    # The request's downloads after this one (`start_download`'s `later`), as its `before` hook gets them: a question
+    # before the download names them too.
+    then: tuple[DownloadPlan, ...] = ()
 
     @classmethod
     def of(cls, repo: str, sizes: dict[str, int], patterns: Sequence[str], cached: Path | None) -> DownloadPlan:
@@ -457,5 +460,5 @@ def start_download(
             "HF_HOME=/big/disk/huggingface) and run again"
         )
     if before is not None:
-        before(plan)
+        before(replace(plan, then=tuple(then)))
     print(plan.describe(then), file=sys.stderr)
