@@ -287,3 +287,60 @@ def test_set_loras_stopped_part_way_lets_go_of_the_transformer_it_was_loading(ch
     gc.collect()
     assert loaded and loaded[0]() is None
     assert kept is not None
+
+
+def test_a_run_stopped_while_decoding_closes_its_bar_before_the_note_on_what_it_kept(pipe, tmp_path):
+    import logging
+
+    from tqdm.auto import tqdm
+
+    from motif_lite.progress import ProgressBars
+
+    shown = Cell()
+    bars = ProgressBars(file=shown)
+    open_at_the_note, stopped_bar = [], []
+
+    def stop(module, args, output):  # the stop button while the VAE decodes
+        stopped_bar.append(bars.bar)
+        raise KeyboardInterrupt
+
+    class Watch(logging.Handler):
+        def emit(self, record):
+            if "saved" in record.getMessage():
+                open_at_the_note.append(bars.bar is not None)
+
+    watch = Watch()
+    logging.getLogger("motif_lite").addHandler(watch)
+    request = GenerationRequest("a red fox", output=str(tmp_path / "fox.mp4"), **TINY)
+    hook = pipe.vae.decoder.register_forward_hook(stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipe.generate(request, on_progress=bars)
+    finally:
+        hook.remove()
+        logging.getLogger("motif_lite").removeHandler(watch)
+    assert open_at_the_note == [False]  # the note on the saved latents starts a line of its own
+    assert isinstance(stopped_bar[0], tqdm) and stopped_bar[0] not in tqdm._instances
+    assert shown.getvalue().split("\r")[-1].startswith(" decode:") and shown.getvalue().endswith("]\n")
+
+
+def test_load_pipeline_stopped_inside_a_loader_lets_go_of_what_that_loader_held(checkpoint, monkeypatch):
+    import gc
+    import weakref
+
+    from motif_lite.pipeline import loading
+
+    held = []
+
+    def stop_inside(*args, **kwargs):  # the stop button with the transformer half loaded in this frame's locals
+        half_loaded = torch.nn.Linear(256, 256)
+        held.append(weakref.ref(half_loaded))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loading, "load_transformer_stage", stop_inside)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch")
+    kept = stopped.value.__traceback__  # what a notebook keeps, with the loader's frame in it
+    gc.collect()
+    assert held and held[0]() is None
+    assert kept is not None
