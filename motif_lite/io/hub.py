@@ -442,7 +442,7 @@ def start_download(
     and said with it: a disk with room for the checkpoint alone is refused before its gigabytes, not after them."""
     if not plan.files:
         return
-    then = [other for other in later if other.repo != plan.repo and other.files]
+    then = [other for other in later if other.files]
     cache = Path(constants.HF_HUB_CACHE)
     if (homeless := homeless_cache()) is not None:
         raise CheckpointError(f"{homeless}, e.g. a mounted volume, and run again")
