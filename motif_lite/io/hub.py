@@ -350,8 +350,8 @@ class DownloadPlan:
         """The bytes still to be written to the cache's disk."""
         return sum(self.files.values()) - self.partial
 
-    def describe(self, then: Sequence[DownloadPlan] = ()) -> str:
-        """The line said as it starts; `then`: the request's downloads after it (`start_download`), with the total."""
+    def describe(self) -> str:
+        """The line said as it starts, with the request's downloads after it (`then`) and the total."""
         by_folder: dict[str, int] = {}
         for name, size in self.files.items():
             folder = f"{name.split('/')[0]}/" if "/" in name else name
@@ -360,9 +360,11 @@ class DownloadPlan:
         small = [folder for folder, size in by_folder.items() if size < 10**8]
         parts = big + ([f"{len(small)} small {'file' if len(small) == 1 else 'files or folders'}"] if small else [])
         resumed = f", {file_size(self.partial)} of it there from an interrupted download" if self.partial else ""
-        later = "".join(f", then {file_size(sum(p.files.values()))} of {p.repo} ({', '.join(p.files)})" for p in then)
-        total = sum(sum(p.files.values()) for p in [self, *then])
-        in_all = f": {file_size(total)} in all," if then else ""
+        later = "".join(
+            f", then {file_size(sum(p.files.values()))} of {p.repo} ({', '.join(p.files)})" for p in self.then
+        )
+        total = sum(sum(p.files.values()) for p in [self, *self.then])
+        in_all = f": {file_size(total)} in all," if self.then else ""
         return (
             f"downloading {file_size(sum(self.files.values()))} of {self.repo} ({', '.join(parts)}{resumed}){later}"
             f"{in_all} into the Hugging Face cache {constants.HF_HUB_CACHE}; later runs read it from there; if it "
@@ -459,6 +461,7 @@ def start_download(
             "there, or put the cache on a bigger disk (HF_HUB_CACHE=/big/disk/hf-cache, or "
             "HF_HOME=/big/disk/huggingface) and run again"
         )
+    plan = replace(plan, then=tuple(then))
     if before is not None:
-        before(replace(plan, then=tuple(then)))
-    print(plan.describe(then), file=sys.stderr)
+        before(plan)
+    print(plan.describe(), file=sys.stderr)
