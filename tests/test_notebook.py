@@ -173,21 +173,20 @@ class Cell(io.StringIO):
         return True
 
 
-def test_a_stopped_run_closes_its_bars_before_the_note_on_what_it_kept(pipe, tmp_path, caplog):
+def _stop_with_bars(pipe, tmp_path, module, stops_at: int = 1) -> tuple[list, list, Cell]:
+    """The stop button in `module`'s `stops_at`-th forward of a run drawing `ProgressBars` in a cell: whether the bar
+    was still open at each note on what the run kept, the bar it stopped in, and the cell."""
     import logging
-
-    from tqdm.auto import tqdm
 
     from motif_lite.progress import ProgressBars
 
     shown = Cell()
     bars = ProgressBars(file=shown)
-    open_at_the_note, stopped_bar = [], []
-    forwards = []
+    open_at_the_note, stopped_bar, forwards = [], [], []
 
-    def stop_in_the_second_step(module, args, output):
+    def stop(module, args, output):
         forwards.append(1)
-        if len(forwards) == 3:  # two forwards per guided step: the stop button in step 2
+        if len(forwards) == stops_at:
             stopped_bar.append(bars.bar)
             raise KeyboardInterrupt
 
@@ -199,13 +198,21 @@ def test_a_stopped_run_closes_its_bars_before_the_note_on_what_it_kept(pipe, tmp
     watch = Watch()
     logging.getLogger("motif_lite").addHandler(watch)
     request = GenerationRequest("a red fox", output=str(tmp_path / "fox.mp4"), **TINY)
-    hook = pipe.transformer.transformer_blocks[0].register_forward_hook(stop_in_the_second_step)
+    hook = module.register_forward_hook(stop)
     try:
         with pytest.raises(KeyboardInterrupt):
             pipe.generate(request, on_progress=bars)
     finally:
         hook.remove()
         logging.getLogger("motif_lite").removeHandler(watch)
+    return open_at_the_note, stopped_bar, shown
+
+
+def test_a_stopped_run_closes_its_bars_before_the_note_on_what_it_kept(pipe, tmp_path, caplog):
+    from tqdm.auto import tqdm
+
+    # two forwards per guided step: the stop button in step 2
+    open_at_the_note, stopped_bar, shown = _stop_with_bars(pipe, tmp_path, pipe.transformer.transformer_blocks[0], 3)
     assert open_at_the_note == [False]  # the note on the saved state starts a line of its own
     # An open bar stays among tqdm's: the next one (the next cell's) is drawn under it with cursor-up escapes, which
     # a notebook shows as one new line per update.
@@ -290,35 +297,9 @@ def test_set_loras_stopped_part_way_lets_go_of_the_transformer_it_was_loading(ch
 
 
 def test_a_run_stopped_while_decoding_closes_its_bar_before_the_note_on_what_it_kept(pipe, tmp_path):
-    import logging
-
     from tqdm.auto import tqdm
 
-    from motif_lite.progress import ProgressBars
-
-    shown = Cell()
-    bars = ProgressBars(file=shown)
-    open_at_the_note, stopped_bar = [], []
-
-    def stop(module, args, output):  # the stop button while the VAE decodes
-        stopped_bar.append(bars.bar)
-        raise KeyboardInterrupt
-
-    class Watch(logging.Handler):
-        def emit(self, record):
-            if "saved" in record.getMessage():
-                open_at_the_note.append(bars.bar is not None)
-
-    watch = Watch()
-    logging.getLogger("motif_lite").addHandler(watch)
-    request = GenerationRequest("a red fox", output=str(tmp_path / "fox.mp4"), **TINY)
-    hook = pipe.vae.decoder.register_forward_hook(stop)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            pipe.generate(request, on_progress=bars)
-    finally:
-        hook.remove()
-        logging.getLogger("motif_lite").removeHandler(watch)
+    open_at_the_note, stopped_bar, shown = _stop_with_bars(pipe, tmp_path, pipe.vae.decoder)  # while the VAE decodes
     assert open_at_the_note == [False]  # the note on the saved latents starts a line of its own
     assert isinstance(stopped_bar[0], tqdm) and stopped_bar[0] not in tqdm._instances
     assert shown.getvalue().split("\r")[-1].startswith(" decode:") and shown.getvalue().endswith("]\n")
