@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 
@@ -140,17 +141,52 @@ def test_five_dim_and_recorded_original_shapes(tmp_path: Path) -> None:
         read_gguf(write_test_gguf(tmp_path / "bad_shape.gguf", spec, extra_metadata=meta_bad))
 
 
-def test_recorded_shape_of_a_quantized_conv_is_restored_dequantized(tmp_path: Path) -> None:
-    # A conv weight stored flattened and quantized: its recorded shape ends in the kernel size (2), not a whole
-    # number of blocks, so the packed bytes cannot take that shape and the tensor is dequantized instead.
-    conv = np.random.default_rng(4).standard_normal((8, 3, 1, 2, 2)).astype(np.float32)
-    flat = conv.reshape(1, 96)
-    meta = {"comfy.gguf.orig_shape.conv.weight": list(conv.shape)}
-    path = write_test_gguf(tmp_path / "conv.gguf", {"conv.weight": (flat, Q.Q8_0, (1, 96))}, extra_metadata=meta)
+@pytest.mark.parametrize(
+    ("stored", "qtype", "recorded"),
+    [
+        ((1, 96), Q.Q8_0, [8, 3, 1, 2, 2]),  # a conv weight flattened: rows of 2 would split Q8_0's 32-blocks
+        ((3, 256), Q.Q4_K, [8, 96]),  # rows of 96 are whole Q8_0 blocks, but would split Q4_K's 256-blocks
+    ],
+)
+def test_a_recorded_shape_whose_rows_split_blocks_is_restored_dequantized(
+    tmp_path: Path, stored: tuple[int, int], qtype: GGMLQuantizationType, recorded: list[int]
+) -> None:
+    # The packed bytes cannot take the recorded shape, so the tensor is dequantized instead; the header's count
+    # of bytes counts it as loaded, in F32.
+    rng = np.random.default_rng(4)
+    packed = random_packed(qtype, stored, rng)
+    meta = {"comfy.gguf.orig_shape.conv.weight": recorded}
+    path = write_test_gguf(tmp_path / "conv.gguf", {"conv.weight": (packed, qtype, stored)}, extra_metadata=meta)
     restored = read_gguf(path).tensors["conv.weight"]
-    expected = gguf.quants.dequantize(gguf.quants.quantize(flat, Q.Q8_0), Q.Q8_0).reshape(conv.shape)
-    assert restored.shape == conv.shape and not restored.is_quantized
+    expected = gguf.quants.dequantize(packed, qtype).reshape(recorded)
+    assert restored.shape == tuple(recorded) and restored.qtype == Q.F32
     assert torch.equal(restored.dequantize(), torch.from_numpy(expected))
+    assert tensor_bytes(path) == read_gguf(path).nbytes() == 4 * math.prod(recorded)
+
+
+def test_a_recorded_shape_equal_to_the_stored_one_keeps_the_tensor_packed(tmp_path: Path) -> None:
+    # Some converters record every tensor's shape, unchanged: the linear must stay packed, not become F32.
+    weight = np.random.default_rng(5).standard_normal((4, 64)).astype(np.float32)
+    meta = {"comfy.gguf.orig_shape.lin.weight": [4, 64]}
+    path = write_test_gguf(tmp_path / "same.gguf", {"lin.weight": (weight, Q.Q8_0, (4, 64))}, extra_metadata=meta)
+    t = read_gguf(path).tensors["lin.weight"]
+    assert (t.qtype, t.shape, tuple(t.data.shape)) == (Q.Q8_0, (4, 64), (4, 2 * 34))
+    assert t.nbytes == tensor_bytes(path) == 4 * 2 * 34
+
+
+def test_a_recorded_shape_of_whole_blocks_keeps_the_packed_bytes(tmp_path: Path) -> None:
+    # ComfyUI-GGUF's shape fix stores rows of 256 values; a recorded [out, in] with `in` whole blocks (as the image
+    # embedder's [1536, 1152] in Q8_0: here [8, 96]) reads the same bytes as that shape, still packed.
+    weight = np.random.default_rng(6).standard_normal((8, 96)).astype(np.float32)
+    meta = {"comfy.gguf.orig_shape.lin.weight": [8, 96]}
+    spec = {"lin.weight": (weight.reshape(3, 256), Q.Q8_0, (3, 256))}
+    path = write_test_gguf(tmp_path / "rows.gguf", spec, extra_metadata=meta)
+    t = read_gguf(path).tensors["lin.weight"]
+    assert (t.qtype, t.shape, tuple(t.data.shape)) == (Q.Q8_0, (8, 96), (8, 3 * 34))
+    packed = gguf.quants.quantize(weight.reshape(3, 256), Q.Q8_0)
+    expected = gguf.quants.dequantize(packed, Q.Q8_0).reshape(8, 96)
+    assert torch.equal(t.dequantize(), torch.from_numpy(expected))
+    assert t.nbytes == tensor_bytes(path) == 3 * 8 * 34
 
 
 # --- error paths ----------------------------------------------------------------------------------------------
@@ -361,6 +397,26 @@ def test_shape_not_matching_type_names_tensor(tmp_path: Path) -> None:
     bad = _patched(path, dims_at, struct.pack("<Q", 48))  # row of 48 is not whole Q8_0 blocks
     with pytest.raises(CheckpointError, match=r"lin\.weight.*multiple of the block size 32"):
         read_gguf(bad)
+
+
+@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("alignment", [None, 8, 64, 4096])
+def test_gguf_writer_files_of_any_alignment_and_version_load(tmp_path: Path, alignment, version: int) -> None:
+    # Tensors of sizes that are no multiple of any alignment, so that each starts after padding.
+    rng = np.random.default_rng(8)
+    spec = {
+        "a.weight": (rng.standard_normal((3, 32)).astype(np.float32), Q.Q8_0, (3, 32)),  # 102 bytes
+        "b.bias": (rng.standard_normal(5).astype(np.float32), Q.F32, (5,)),  # 20 bytes
+        "c.weight": (rng.standard_normal((1, 7)).astype(np.float32), Q.F16, (1, 7)),  # 14 bytes
+        "d.weight": (rng.standard_normal((2, 64)).astype(np.float32), Q.Q4_0, (2, 64)),  # 72 bytes
+    }
+    path = write_test_gguf(tmp_path / "writer.gguf", spec, alignment=alignment)
+    path = _patched(path, 4, struct.pack("<I", version))  # versions 2 and 3 differ in nothing a writer writes
+    ckpt = read_gguf(path)
+    for name, (data, qtype, shape) in spec.items():
+        expected = torch.from_numpy(np.asarray(_expected(data, qtype, shape), dtype=np.float32)).reshape(shape)
+        assert torch.equal(ckpt.tensors[name].dequantize(), expected), name
+    assert tensor_bytes(path) == ckpt.nbytes() == 102 + 20 + 14 + 72
 
 
 def test_header_fuzz_only_raises_checkpoint_error(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import gguf
 import torch
 from gguf import GGUFValueType
+from gguf.quants import quant_shape_to_byte_shape
 
 from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer
 from motif_lite.weights.dequant import FLOAT_TYPES, check_supported, dequantize, packed_nbytes, qtype_name
@@ -209,20 +210,38 @@ def _packed_tensor(path: Path, t: Any) -> PackedTensor:
 
 
 def _restore_shape(path: Path, t: PackedTensor, metadata: dict[str, Any]) -> PackedTensor:
-    """Apply a recorded `comfy.gguf.orig_shape.<name>`; quantized ones are dequantized (they are tiny)."""
-    orig = metadata.get(ORIG_SHAPE_KEY + t.name)
-    if orig is None:
+    """Apply a recorded `comfy.gguf.orig_shape.<name>` (`_loaded_layout`): packed bytes keep their type when the
+    original rows are whole blocks; only a tensor whose rows would split blocks is dequantized."""
+    shape, qtype = _loaded_layout(path, t.name, t.qtype, t.shape, metadata.get(ORIG_SHAPE_KEY + t.name))
+    if shape == t.shape:
         return t
+    if qtype != t.qtype:
+        data = t.dequantize().reshape(shape)
+    elif t.is_quantized:  # [*stored[:-1], bytes_per_row] -> [*orig[:-1], bytes_per_orig_row]: the same bytes
+        data = t.data.reshape(quant_shape_to_byte_shape(shape, qtype))
+    else:
+        data = t.data.reshape(shape)
+    return PackedTensor(data=data, qtype=qtype, shape=shape, name=t.name)
+
+
+def _loaded_layout(
+    path: Path, name: str, qtype: gguf.GGMLQuantizationType, shape: tuple[int, ...], orig: object
+) -> tuple[tuple[int, ...], gguf.GGMLQuantizationType]:
+    """The shape and type `read_gguf` gives a tensor stored as `shape` in `qtype`, given the value of its
+    `comfy.gguf.orig_shape` entry (None: it has none). ComfyUI-GGUF's converter stores some tensors flattened
+    (rows of 256, or a conv weight as one row): when the original shape's last dim is whole blocks, every block
+    stays inside one original row, so the packed bytes read as that shape unchanged. Otherwise (a conv weight's
+    kernel size of 2) blocks would span rows, and the tensor is dequantized to F32 (such tensors are tiny)."""
+    if orig is None:
+        return shape, qtype
     # Sizes are positive integers (a bool is an int to Python; -2 x -4 matches 8 elements, then fails to reshape).
     is_shape = isinstance(orig, list) and all(type(d) is int and d > 0 for d in orig)
-    shape = tuple(orig) if is_shape else ()
-    if not shape or math.prod(shape) != math.prod(t.shape):
-        raise CheckpointError(f"{path}: {ORIG_SHAPE_KEY}{t.name} = {orig!r} does not fit the stored shape {t.shape}")
-    if t.is_quantized:
-        data, qtype = t.dequantize().reshape(shape), gguf.GGMLQuantizationType.F32
-    else:
-        data, qtype = t.data.reshape(shape), t.qtype
-    return PackedTensor(data=data, qtype=qtype, shape=shape, name=t.name)
+    restored = tuple(orig) if is_shape else ()
+    if not restored or math.prod(restored) != math.prod(shape):
+        raise CheckpointError(f"{path}: {ORIG_SHAPE_KEY}{name} = {orig!r} does not fit the stored shape {shape}")
+    if qtype in FLOAT_TYPES or restored[-1] % gguf.GGML_QUANT_SIZES[qtype][0] == 0:
+        return restored, qtype
+    return restored, gguf.GGMLQuantizationType.F32
 
 
 class _Cursor:
@@ -253,8 +272,29 @@ class _Cursor:
             raise CheckpointError(f"{self.path}: {what} is not valid UTF-8") from exc
 
 
-def _validate_header(path: Path) -> list[tuple[str, int, int]]:
-    """`_walk_header` of the file at `path`: its tensors as (name, data offset, byte size)."""
+@dataclass(frozen=True)
+class _TensorEntry:
+    """A tensor's entry in a GGUF header: where its data starts in the data section, its type and shape (PyTorch
+    order), and its bytes as stored."""
+
+    name: str
+    offset: int
+    qtype: gguf.GGMLQuantizationType
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What `_walk_header` found: the tensor entries, and each `comfy.gguf.orig_shape.<name>` entry that is an
+    array of integers, by the tensor name as stored."""
+
+    tensors: list[_TensorEntry]
+    orig_shapes: dict[str, list[int]]
+
+
+def _validate_header(path: Path) -> _Header:
+    """`_walk_header` of the file at `path`."""
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             return _walk_header(_Cursor(buf, path))
@@ -263,12 +303,18 @@ def _validate_header(path: Path) -> list[tuple[str, int, int]]:
 
 
 def tensor_bytes(path: str | Path) -> int:
-    """The bytes of a GGUF file's tensors as stored (packed blocks, float tensors as they are): what
-    `read_gguf(path).nbytes()` counts, from the header alone, checked as `read_gguf` checks it first. For memory
-    plans, which need no tensor: gguf-py's reader builds an array view of every tensor as it opens a file."""
+    """The bytes of a GGUF file's tensors as loaded (packed blocks, float tensors as they are, a recorded original
+    shape applied as `_restore_shape` applies it): what `read_gguf(path).nbytes()` counts, from the header alone,
+    checked as `read_gguf` checks it first. For memory plans, which need no tensor: gguf-py's reader builds an
+    array view of every tensor as it opens a file."""
     path = Path(path)
     _check_file(path)
-    return sum(nbytes for _, _, nbytes in _validate_header(path))
+    header = _validate_header(path)
+    total = 0
+    for t in header.tensors:
+        shape, qtype = _loaded_layout(path, t.name, t.qtype, t.shape, header.orig_shapes.get(t.name))
+        total += t.nbytes if qtype == t.qtype else packed_nbytes(qtype, shape, t.name)
+    return total
 
 
 # Where a GGUF file records the type it was made with: our quantizer's recipe name (quantize/convert.py writes it),
@@ -314,9 +360,9 @@ def _file_type_name(file_type: object) -> str | None:
     return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
-def _walk_header(cur: _Cursor) -> list[tuple[str, int, int]]:
+def _walk_header(cur: _Cursor) -> _Header:
     """Check magic, version, counts, every metadata entry and tensor entry, and that all data is present; return
-    the tensor entries as (name, data offset, byte size)."""
+    the tensor entries and the recorded original shapes."""
     buf, path = cur.buf, cur.path
     _check_magic_and_version(cur)
     n_tensors, n_kv = cur.u64("the tensor count"), cur.u64("the metadata count")
@@ -327,16 +373,16 @@ def _walk_header(cur: _Cursor) -> list[tuple[str, int, int]]:
             f"{path}: corrupt GGUF header ({n_kv} metadata entries and {n_tensors} tensors cannot fit "
             f"in {len(buf)} bytes)"
         )
-    alignment = _skip_metadata(cur, n_kv)
-    infos = [_tensor_info(cur) for _ in range(n_tensors)]
+    alignment, orig_shapes = _skip_metadata(cur, n_kv)
+    tensors = [_tensor_info(cur) for _ in range(n_tensors)]
     data_start = -(-cur.pos // alignment) * alignment
-    for name, offset, nbytes in infos:
-        if data_start + offset + nbytes > len(buf):
+    for t in tensors:
+        if data_start + t.offset + t.nbytes > len(buf):
             raise DamagedGGUFError(
-                f"{path}: file is truncated: tensor {name} needs bytes up to {data_start + offset + nbytes}, "
+                f"{path}: file is truncated: tensor {t.name} needs bytes up to {data_start + t.offset + t.nbytes}, "
                 f"but the file has {len(buf)} bytes"
             )
-    return infos
+    return _Header(tensors, orig_shapes)
 
 
 def _check_magic_and_version(cur: _Cursor) -> None:
@@ -360,15 +406,33 @@ def _check_magic_and_version(cur: _Cursor) -> None:
         raise CheckpointError(f"{cur.path} has GGUF version {version}; motif-lite reads versions 2 and 3")
 
 
-def _skip_metadata(cur: _Cursor, n_kv: int) -> int:
-    """Walk the key/value entries; return the data alignment (general.alignment, default 32)."""
+def _skip_metadata(cur: _Cursor, n_kv: int) -> tuple[int, dict[str, list[int]]]:
+    """Walk the key/value entries; return the data alignment (general.alignment, default 32) and the recorded
+    original shapes (`_Header.orig_shapes`)."""
     alignment = gguf.GGUF_DEFAULT_ALIGNMENT
+    orig_shapes = {}
     for key, vtype in _metadata_entries(cur, n_kv):
         if key == "general.alignment" and vtype == GGUFValueType.UINT32:
             alignment = struct.unpack_from("<I", cur.buf, cur.pos)[0] if cur.pos + 4 <= len(cur.buf) else 0
             if alignment == 0 or alignment & (alignment - 1):
                 raise CheckpointError(f"{cur.path}: general.alignment = {alignment} is not a power of two")
-    return alignment
+        elif key.startswith(ORIG_SHAPE_KEY) and vtype == GGUFValueType.ARRAY:
+            sizes = _integer_array(cur, key)
+            if sizes is not None:  # any other value: `read_gguf` refuses it, naming the key
+                orig_shapes[key.removeprefix(ORIG_SHAPE_KEY)] = sizes
+    return alignment, orig_shapes
+
+
+def _integer_array(cur: _Cursor, key: str) -> list[int] | None:
+    """The array value at the cursor as a list, when its items are integers (the cursor then after it); else None,
+    the cursor left where it was."""
+    start = cur.pos
+    item_type, count = cur.u32(key), cur.u64(key)
+    if item_type not in _INTEGER_FORMATS:
+        cur.pos = start
+        return None
+    raw = cur.buf[cur.take(count * _SCALAR_SIZES[item_type], key) : cur.pos]
+    return [value for (value,) in struct.iter_unpack(_INTEGER_FORMATS[item_type], raw)]
 
 
 def _metadata_entries(cur: _Cursor, n_kv: int) -> Iterator[tuple[str, int]]:
@@ -400,8 +464,8 @@ def _skip_value(cur: _Cursor, vtype: int, key: str, depth: int) -> None:
         raise CheckpointError(f"{cur.path}: metadata {key!r} has an unknown value type (id {vtype})")
 
 
-def _tensor_info(cur: _Cursor) -> tuple[str, int, int]:
-    """Read one tensor entry and check its type and shape; return (name, data offset, byte size)."""
+def _tensor_info(cur: _Cursor) -> _TensorEntry:
+    """Read one tensor entry and check its type and shape."""
     name = cur.string("a tensor name")
     n_dims = cur.u32(f"the header of tensor {name}")
     if not 1 <= n_dims <= _MAX_DIMS:
@@ -412,4 +476,5 @@ def _tensor_info(cur: _Cursor) -> tuple[str, int, int]:
     if qtype not in gguf.GGML_QUANT_SIZES:
         raise CheckpointError(f"{cur.path}: tensor {name} has {qtype_name(qtype)}, which no GGUF reader knows")
     shape = tuple(reversed(dims))  # GGUF lists the fastest-varying dim first
-    return name, offset, packed_nbytes(qtype, shape, f"{cur.path}: tensor {name}")
+    what = f"{cur.path}: tensor {name}"
+    return _TensorEntry(name, offset, check_supported(qtype, what), shape, packed_nbytes(qtype, shape, what))
