@@ -399,6 +399,40 @@ def test_shape_not_matching_type_names_tensor(tmp_path: Path) -> None:
         read_gguf(bad)
 
 
+def _offset_at(path: Path, name: str, n_dims: int = 1) -> int:
+    """Where the data offset of tensor `name` sits in `path`'s header."""
+    return path.read_bytes().index(name.encode()) + len(name) + 4 + 8 * n_dims + 4  # name, n_dims, dims, type
+
+
+@pytest.mark.parametrize(
+    ("moved", "said"),
+    [
+        (1, r"tensor lin\.bias has data offset 161, which is not a multiple of the file's alignment 32"),
+        (-32, r"tensor lin\.bias's data \(offset 128\) overlaps tensor lin\.weight's \(offset 0, 136 bytes\)"),
+    ],
+)
+def test_a_misaligned_or_overlapping_data_offset_is_called_damaged(tmp_path: Path, moved: int, said: str) -> None:
+    # One changed byte of an offset would otherwise load other bytes as the tensor's values, without a word.
+    path = _small_file(tmp_path)
+    at = _offset_at(path, "lin.bias")
+    (offset,) = struct.unpack_from("<Q", path.read_bytes(), at)
+    assert offset == 160  # lin.weight's 136 bytes, padded to 32
+    with pytest.raises(DamagedGGUFError, match=said):
+        read_gguf(_patched(path, at, struct.pack("<Q", offset + moved)))
+
+
+def test_tensor_data_in_another_order_than_the_entries_loads(tmp_path: Path) -> None:
+    # ggml wants the data in the entries' order; gguf-py reads any order, and so does motif-lite, as long as each
+    # offset is aligned and no data overlaps: here the two tensors' data swapped places.
+    spec = {name: (np.full(8, value, np.float32), Q.F32, (8,)) for name, value in (("a.bias", 1.0), ("b.bias", 2.0))}
+    path = write_test_gguf(tmp_path / "order.gguf", spec)
+    path = _patched(path, _offset_at(path, "a.bias"), struct.pack("<Q", 32))
+    path = _patched(path, _offset_at(path, "b.bias"), struct.pack("<Q", 0))
+    ckpt = read_gguf(path)
+    assert torch.equal(ckpt.tensors["a.bias"].dequantize(), torch.full((8,), 2.0))
+    assert torch.equal(ckpt.tensors["b.bias"].dequantize(), torch.full((8,), 1.0))
+
+
 @pytest.mark.parametrize("version", [2, 3])
 @pytest.mark.parametrize("alignment", [None, 8, 64, 4096])
 def test_gguf_writer_files_of_any_alignment_and_version_load(tmp_path: Path, alignment, version: int) -> None:
@@ -420,8 +454,11 @@ def test_gguf_writer_files_of_any_alignment_and_version_load(tmp_path: Path, ali
 
 
 def test_header_fuzz_only_raises_checkpoint_error(tmp_path: Path) -> None:
+    # Each mutated file either raises the project's error or loads the values the whole file holds: a file that
+    # loads other values (a changed data offset) would run as noise instead of being called damaged.
     path = _small_file(tmp_path, extra_metadata={"motif_video.note": "fuzz", "motif_video.layers": 3})
     valid = path.read_bytes()
+    expected = [t.dequantize() for t in read_gguf(path).tensors.values()]
     header_len = gguf.GGUFReader(path).data_offset  # everything before the tensor data
     rng = np.random.default_rng(1234)
     outcomes = {"ok": 0, "error": 0}
@@ -435,13 +472,15 @@ def test_header_fuzz_only_raises_checkpoint_error(tmp_path: Path) -> None:
         mutated = tmp_path / f"m{i}.gguf"
         mutated.write_bytes(bytes(data))
         try:
-            for t in read_gguf(mutated).tensors.values():
-                t.dequantize()
+            # A changed name is left to the model's check of names, which every load makes.
+            values = [t.dequantize() for t in read_gguf(mutated).tensors.values()]
+            assert len(values) == len(expected), i
+            assert all(torch.equal(v, e) for v, e in zip(values, expected, strict=True)), i
             outcomes["ok"] += 1
         except CheckpointError:
             outcomes["error"] += 1
         mutated.unlink()
-    assert outcomes["error"] > 50  # the mutations really hit the header
+    assert outcomes["error"] > 50 and outcomes["ok"] > 0  # the mutations really hit the header, and some loaded
 
 
 # --- loading a model through replace_linears ------------------------------------------------------------------

@@ -361,8 +361,8 @@ def _file_type_name(file_type: object) -> str | None:
 
 
 def _walk_header(cur: _Cursor) -> _Header:
-    """Check magic, version, counts, every metadata entry and tensor entry, and that all data is present; return
-    the tensor entries and the recorded original shapes."""
+    """Check magic, version, counts, every metadata entry and tensor entry, and that all data is present, aligned
+    and not overlapping; return the tensor entries and the recorded original shapes."""
     buf, path = cur.buf, cur.path
     _check_magic_and_version(cur)
     n_tensors, n_kv = cur.u64("the tensor count"), cur.u64("the metadata count")
@@ -382,7 +382,29 @@ def _walk_header(cur: _Cursor) -> _Header:
                 f"{path}: file is truncated: tensor {t.name} needs bytes up to {data_start + t.offset + t.nbytes}, "
                 f"but the file has {len(buf)} bytes"
             )
+    _check_data_layout(path, tensors, alignment)
     return _Header(tensors, orig_shapes)
+
+
+def _check_data_layout(path: Path, tensors: list[_TensorEntry], alignment: int) -> None:
+    """Refuse data offsets no writer makes: ggml's gguf.cpp wants each tensor's data right after the previous one's,
+    padded to the alignment. Here the order and gaps are left free (gguf-py reads them), but every offset must be
+    aligned and no tensor's data may overlap another's: a changed offset byte would otherwise load as wrong
+    weights, without a word."""
+    previous = None
+    for t in sorted(tensors, key=lambda t: (t.offset, t.nbytes)):  # an empty tensor first
+        if t.offset % alignment:
+            raise DamagedGGUFError(
+                f"{path}: corrupt GGUF header: tensor {t.name} has data offset {t.offset}, which is not a "
+                f"multiple of the file's alignment {alignment}"
+            )
+        if previous is not None and t.offset < previous.offset + previous.nbytes:
+            raise DamagedGGUFError(
+                f"{path}: corrupt GGUF header: tensor {t.name}'s data (offset {t.offset}) overlaps tensor "
+                f"{previous.name}'s (offset {previous.offset}, {previous.nbytes} bytes)"
+            )
+        if previous is None or t.offset + t.nbytes >= previous.offset + previous.nbytes:
+            previous = t  # the tensor whose data ends last so far
 
 
 def _check_magic_and_version(cur: _Cursor) -> None:
