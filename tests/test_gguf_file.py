@@ -601,6 +601,18 @@ def test_a_recorded_shape_of_negative_sizes_is_refused_naming_the_key(tmp_path: 
         read_gguf(path)
 
 
+def test_a_recorded_shape_of_more_dimensions_than_a_tensor_has_is_refused_naming_the_key(tmp_path: Path) -> None:
+    # Nine sizes of the right product: no tensor has that many dimensions. The header walk that counts the loaded
+    # bytes reads no array that long (a corrupt count would make a list of millions): it counts the tensor as
+    # stored, and the load refuses the file.
+    spec = {"flat.weight": (np.ones((8, 32), np.float32), Q.F16, (8, 32))}
+    recorded = {"comfy.gguf.orig_shape.flat.weight": [1] * 7 + [8, 32]}
+    path = write_test_gguf(tmp_path / "deep.gguf", spec, extra_metadata=recorded)
+    with pytest.raises(CheckpointError, match="orig_shape.flat.weight .* does not fit the stored shape"):
+        read_gguf(path)
+    assert tensor_bytes(path) == 8 * 32 * 2
+
+
 def test_a_quantized_bias_of_a_packed_linear_is_dequantized_not_taken_for_its_weight(tmp_path: Path) -> None:
     # Another tool may store a bias in blocks (64 values are two Q8_0 blocks): only `.weight` runs packed.
     rng = np.random.default_rng(3)

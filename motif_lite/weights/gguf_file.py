@@ -234,8 +234,9 @@ def _loaded_layout(
     kernel size of 2) blocks would span rows, and the tensor is dequantized to F32 (such tensors are tiny)."""
     if orig is None:
         return shape, qtype
-    # Sizes are positive integers (a bool is an int to Python; -2 x -4 matches 8 elements, then fails to reshape).
-    is_shape = isinstance(orig, list) and all(type(d) is int and d > 0 for d in orig)
+    # Sizes are positive integers (a bool is an int to Python; -2 x -4 matches 8 elements, then fails to reshape),
+    # as many as a tensor may have (the header walk reads no longer array).
+    is_shape = isinstance(orig, list) and len(orig) <= _MAX_DIMS and all(type(d) is int and d > 0 for d in orig)
     restored = tuple(orig) if is_shape else ()
     if not restored or math.prod(restored) != math.prod(shape):
         raise CheckpointError(f"{path}: {ORIG_SHAPE_KEY}{name} = {orig!r} does not fit the stored shape {shape}")
@@ -446,11 +447,11 @@ def _skip_metadata(cur: _Cursor, n_kv: int) -> tuple[int, dict[str, list[int]]]:
 
 
 def _integer_array(cur: _Cursor, key: str) -> list[int] | None:
-    """The array value at the cursor as a list, when its items are integers (the cursor then after it); else None,
-    the cursor left where it was."""
+    """The array value at the cursor as a list, when it holds a shape's worth of integers (the cursor then after
+    it); else None, the cursor left where it was (a corrupt count is not read into a list of millions)."""
     start = cur.pos
     item_type, count = cur.u32(key), cur.u64(key)
-    if item_type not in _INTEGER_FORMATS:
+    if item_type not in _INTEGER_FORMATS or count > _MAX_DIMS:
         cur.pos = start
         return None
     raw = cur.buf[cur.take(count * _SCALAR_SIZES[item_type], key) : cur.pos]
