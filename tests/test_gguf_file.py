@@ -187,6 +187,15 @@ def test_a_recorded_shape_of_whole_blocks_keeps_the_packed_bytes(tmp_path: Path)
     expected = gguf.quants.dequantize(packed, Q.Q8_0).reshape(8, 96)
     assert torch.equal(t.dequantize(), torch.from_numpy(expected))
     assert t.nbytes == tensor_bytes(path) == 3 * 8 * 34
+    # ... and runs packed, as the linear it is.
+    with torch.device("meta"):
+        model = nn.Sequential()
+        model.add_module("lin", nn.Linear(96, 8, bias=False))
+    replace_linears(model, {"lin.weight": t})
+    model.load_state_dict(quantized_state_dict(model, {"lin.weight": t}), strict=True, assign=True)
+    assert isinstance(model.lin, QuantizedLinear) and model.lin.packed.data_ptr() == t.data.data_ptr()
+    x = torch.randn(2, 96)
+    torch.testing.assert_close(model(x), torch.nn.functional.linear(x, torch.from_numpy(expected)))
 
 
 # --- error paths ----------------------------------------------------------------------------------------------
