@@ -601,9 +601,9 @@ def counted_hashes(monkeypatch) -> list[int]:
     return started
 
 
-def drop_run_key(path: Path, key: str) -> None:
-    """`path` as an older motif-lite wrote it: without `key` in what it keeps of the run (the input image's
-    checksum, the weight files' stamps)."""
+def edit_description(path: Path, edit) -> None:
+    """`path` with its description (the header's JSON) changed in place by `edit(info)`: as another motif-lite
+    wrote it."""
     import json
 
     from safetensors import safe_open
@@ -612,8 +612,40 @@ def drop_run_key(path: Path, key: str) -> None:
     with safe_open(str(path), "pt") as file:
         info = json.loads(file.metadata()["motif_lite_latents"])
         tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
-    del info["run"][key]
+    edit(info)
     save_file(tensors, str(path), metadata={"motif_lite_latents": json.dumps(info)})
+
+
+def drop_run_key(path: Path, key: str) -> None:
+    """`path` as an older motif-lite wrote it: without `key` in what it keeps of the run (the input image's
+    checksum, the weight files' stamps)."""
+    edit_description(path, lambda info: info["run"].pop(key))
+
+
+def as_stopped_at_cfg_scale_one(info: dict) -> None:
+    """An unguided run's description as a motif-lite before 9bc82a3 wrote it for `--cfg-scale 1`, which then
+    switched guidance off on any guider: cfg_scale 1 in its request and video settings, guidance_config null."""
+    assert info["video_metadata"]["guidance_config"] is None and info["request"]["guidance"] is None
+    info["request"]["cfg_scale"] = info["video_metadata"]["cfg_scale"] = 1.0
+    info["video_metadata"]["version"] = "0.1.0"
+
+
+def test_a_run_an_older_version_stopped_at_cfg_scale_one_goes_on_unguided(pipe, tmp_path, monkeypatch, capsys):
+    # cfg_scale 1 guides the official guider now (as diffusers' does); such a file was refused ("guidance_config:
+    # None then, {...} now"). Its partial latents were sampled unguided: the rest is too, to the unguided run's end.
+    whole = denoised(pipe, request(tmp_path, cfg_scale=0.0), monkeypatch)  # 0: off on the official guider
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, cfg_scale=0.0), on_progress=stop_at(2))
+    stopped = tmp_path / "fox.latents.safetensors"
+    edit_description(stopped, as_stopped_at_cfg_scale_one)
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    assert "guidance     file       off" in out, out
+    assert "still guides" not in err  # no note on a scale of 1 that guides: it does not here
+    saved = read_latents(stopped)
+    assert saved.request["cfg_scale"] == 1.0
+    resumed = denoised(pipe, GenerationRequest(**saved.request), monkeypatch, resume=saved)
+    assert torch.equal(resumed, whole)
 
 
 def test_a_moved_input_image_is_given_again_with_i(pipe, tmp_path, capsys, monkeypatch):

@@ -401,6 +401,21 @@ def writer_of(video_metadata: object) -> str:
     return f"motif-lite {version}" if isinstance(version, str) else "another motif-lite"
 
 
+def _request_as_sampled(request: object, video_metadata: object) -> object:
+    """A stopped run's request as it makes the video its state was sampled for. Before guidance went off exactly
+    where its scale changes nothing, motif-lite switched it off at cfg_scale 1 whatever the guider; the official
+    guider (original formulation) guides at 1 now, as diffusers' does. Such a run stored an unguided
+    `guidance_config` (null) with cfg_scale 1: it goes on unguided, as classic CFG at 1, its no-op scale (what
+    `--settings-from` makes of an unguided file), rather than be refused or guided from mid-run on."""
+    if not isinstance(request, dict) or not isinstance(video_metadata, dict):
+        return request  # what `_check_description` refuses
+    scale = request.get("cfg_scale")
+    unguided = "guidance_config" in video_metadata and video_metadata["guidance_config"] is None
+    if not unguided or request.get("guidance") == "cfg" or not (is_number(scale) and scale == 1):
+        return request
+    return {**request, "guidance": "cfg", "apg_eta": None, "apg_norm_threshold": None, "apg_momentum": None}
+
+
 def _saved(info: dict, latents: torch.Tensor, state: dict[str, torch.Tensor], not_latents: str) -> SavedLatents:
     try:
         progress = info.get("progress")
@@ -418,7 +433,7 @@ def _saved(info: dict, latents: torch.Tensor, state: dict[str, torch.Tensor], no
             clip=info.get("clip"),
             progress=None if progress is None else (int(progress[0]), int(progress[1])),
             state=state,
-            request=info.get("request"),
+            request=_request_as_sampled(info.get("request"), info.get("video_metadata")),
             run=info.get("run"),
             writer=info.get("writer") if isinstance(info.get("writer"), dict) else None,
         )

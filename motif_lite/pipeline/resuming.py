@@ -6,7 +6,7 @@ import torch
 
 from motif_lite.io.latents import SavedLatents
 from motif_lite.pipeline.metadata import jsonable, stored_settings
-from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, RequestError
 from motif_lite.sampling import SamplingState
 from motif_lite.settings import Settings
 
@@ -33,6 +33,10 @@ def resumed_state(
     saved_clip, now_clip = saved.get("extend") is not None, now.get("extend") is not None
     # The model may differ (`other_model_notes` says so), and so may the software's version.
     names = {"image", "image_sha256", "model", "version", "extend", "extend_sha256"}
+    if "guidance_config" in saved and saved["guidance_config"] is None and now["guidance_config"] is None:
+        # Unguided then and now, however the request says it: an older motif-lite's cfg_scale 1, or now's 0 or
+        # classic CFG at 1 (`read_latents` resumes the former as the latter).
+        names |= set(GUIDANCE_FIELDS)
     changed = [key for key in sorted({*saved, *now} - names) if saved.get(key) != now.get(key)]
     if saved_clip != now_clip:
         changed.insert(0, "extend")
