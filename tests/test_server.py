@@ -1605,10 +1605,12 @@ def test_a_state_that_could_not_be_kept_is_not_offered_to_the_client(tmp_path):
     assert for_the_client("this checkpoint has no image encoder", state) == "this checkpoint has no image encoder"
 
 
-def test_guidance_off_shows_as_scale_1(pipe):
+def test_guidance_off_shows_as_no_scale(pipe):
+    # It said 1.0, which guides the official guider (original formulation) since 1 stopped meaning "off": a client
+    # sending the default back would have guided. Off is null, as the method is.
     request, _ = GenerationRequest(PROMPT, width=48, height=32, frames=5, seed=1, cfg_scale=0.0).resolve()
     effective = effective_settings(pipe.settings_for(request))
-    assert (effective["guidance_scale"], effective["guidance_method"], effective["apg_eta"]) == (1.0, None, None)
+    assert (effective["guidance_scale"], effective["guidance_method"], effective["apg_eta"]) == (None, None, None)
 
 
 def test_a_cpu_server_refuses_jobs_run_would_ask_about(pipe, tmp_path, monkeypatch):
@@ -2115,6 +2117,20 @@ def test_the_info_defaults_of_a_first_frame_have_its_own_flow_shift(tmp_path):
     pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.float32, device="cpu", kernels="torch")
     defaults = job_defaults(pipe, ServerConfig(model_name="tiny"))
     assert (defaults["text_to_video"]["flow_shift"], defaults["image_to_video"]["flow_shift"]) == (15, 8)
+
+
+def test_the_info_defaults_of_a_disabled_guider_say_guidance_off_with_no_scale(tmp_path):
+    # The guider's `enabled: false`: off, whatever its scale of 8. GET /v1/info said guidance_scale 1.0, which
+    # guides the official guider: a client sending that default back would have guided.
+    from tiny_pipeline import make_tiny_checkpoint, official_apg
+
+    from motif_lite.server.app import ServerConfig, job_defaults
+
+    make_tiny_checkpoint(tmp_path / "ckpt", guider=official_apg(enabled=False))
+    pipe = load_pipeline(tmp_path / "ckpt", dtype=torch.float32, device="cpu", kernels="torch")
+    for kind, defaults in job_defaults(pipe, ServerConfig(model_name="tiny")).items():
+        guidance = (defaults["guidance_method"], defaults["guidance_scale"], defaults["apg_eta"])
+        assert guidance == (None, None, None), kind
 
 
 def _videos_disk_full(monkeypatch, videos: Path) -> None:

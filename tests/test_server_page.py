@@ -287,11 +287,11 @@ def test_without_a_lora_dir_there_is_no_picker_and_api_errors_stay_by_the_form(d
             "const done = arguments[0]; loadLoras().then(() => done(document.getElementById('loras').hidden));"
         )
         assert hidden is True and not driver.find_element(By.ID, "loras").is_displayed()
-        # A card names the settings that are not the official ones: guidance off once (its scale is then 1), and an
+        # A card names the settings that are not the official ones: guidance off once (its scale is then null), and an
         # image-to-video job's official shift 8 not at all.
         official = {"guidance_method": "apg", "guidance_scale": 8, "apg_eta": 1, "apg_norm_threshold": 12,
                     "apg_momentum": 0.1, "sampling_method": "euler", "flow_shift": 15, "fps": 24}  # fmt: skip
-        off = {**official, "guidance_method": None, "guidance_scale": 1, "apg_eta": None, "apg_norm_threshold": None,
+        off = {**official, "guidance_method": None, "guidance_scale": None, "apg_eta": None, "apg_norm_threshold": None,
                "apg_momentum": None, "fps": 12, "image_to_video": False}  # fmt: skip
         image = {**official, "flow_shift": 8, "image_to_video": True}
         named = driver.execute_script("return [...arguments].map((s) => unofficialSettings(s))", off, image)

@@ -380,7 +380,9 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
         "sampling_method": settings.sampler.value,
         "flow_shift": settings.flow_shift.value,
         "guidance_method": None if guidance is None else "apg" if apg else "cfg",
-        "guidance_scale": 1.0 if guidance is None else guidance.scale,  # off: guidance_method null says so
+        # Off: null, as the method. No one scale means "off" on every guider (0 on the official guider, 1 on a
+        # standard-formulation one), and a client that sent a number back would guide.
+        "guidance_scale": None if guidance is None else guidance.scale,
         "apg_eta": None if apg is None else apg.eta,
         "apg_norm_threshold": None if apg is None else apg.norm_threshold,
         "apg_momentum": None if apg is None else apg.momentum,

@@ -460,7 +460,7 @@ function unofficialSettings(settings) {
   const kind = settings.image_to_video ? "image_to_video" : "text_to_video";
   const official = { ...OFFICIAL, flow_shift: OFFICIAL_SHIFT[kind] };
   const parts = [];
-  if (settings.guidance_method === null) { // guidance off: its scale is then 1, which says the same
+  if (settings.guidance_method === null) { // guidance off: its scale, null or the one given, says the same
     parts.push("no guidance");
     delete official.guidance_scale;
   }
