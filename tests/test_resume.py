@@ -844,28 +844,38 @@ def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so
     assert f"a second Ctrl-C stopped the save: {kept} holds the state after step {held[0]} of 4" in caplog.text
 
 
-@pytest.mark.parametrize("made", ["by the killed run", "after its last save", "by a run that may still run", "a video"])
-def test_a_killed_runs_empty_output_file_is_where_its_resumed_run_writes(stopped, capsys, monkeypatch, made):
+@pytest.mark.parametrize(
+    "made",
+    ["by the killed run", "after its last save", "by a run that may still run", "a video", "a video after its save"],
+)
+def test_a_stopped_runs_output_file_from_before_its_last_save_is_where_its_resumed_run_writes(
+    stopped, capsys, monkeypatch, made
+):
     """A run killed outright (kill -9) leaves the empty fox.mp4 it took its name with: its resumed run wrote
-    fox-2.mp4 beside it and left it there. An empty file made after the run's last save is another run's claim, and
-    one of a run that may still be running is that run's."""
+    fox-2.mp4 beside it and left it there. Likewise the video a run's -o was to replace (its note said so as it
+    began): a resumed --extend link, say, wrote fox-2.mp4, not the file the chain goes on from. An empty file made
+    after the run's last save is another run's claim, one of a run that may still be running is that run's, and a
+    video written after it is one made since (the same command run again): each is kept, the video written beside."""
     output, other = stopped.with_name("fox.mp4"), stopped.with_name("fox-2.mp4")
     saved_at = time.time() - 600  # its last save, 10 minutes ago (its inode changed since: a copy, a chmod)
     os.utime(stopped, (saved_at, saved_at))
-    output.write_bytes(b"an earlier video" if made == "a video" else b"")  # a video: never a claim, however old
-    moment = saved_at + (60 if made == "after its last save" else -60)
+    earlier = b"an earlier video" if made.startswith("a video") else b""
+    output.write_bytes(earlier)
+    moment = saved_at + (60 if made in ("after its last save", "a video after its save") else -60)
     os.utime(output, (moment, moment))
     if made == "by a run that may still run":
         monkeypatch.setattr("motif_lite.io.latents_saving.still_running", lambda saved: 4321)
-    taken = made == "by the killed run"
+    taken = made in ("by the killed run", "a video")
+    replaced = f"{output} is there already, older than the stopped run's last save: this run replaces it when its"
     code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
     assert code == 0, err
     assert ("exists" not in err) if taken else (f"{output} exists: a run would write {other} instead" in err), err
+    assert (replaced in err) == (made == "a video"), err
     code, out, err = run_cli(capsys, "--resume", str(stopped))
     assert code == 0, err
     written = output if taken else other
     assert f"output: {written}" in out and written.stat().st_size > 1000
-    assert not other.exists() if taken else output.read_bytes() == (b"an earlier video" if made == "a video" else b"")
+    assert not other.exists() if taken else output.read_bytes() == earlier
 
 
 def test_resuming_a_run_that_still_runs_says_so(stopped, tmp_path, capsys):

@@ -302,22 +302,31 @@ def _image_given_again(saved: SavedLatents, image: str, image_state: str) -> tup
     return dataclasses.replace(saved, request={**saved.request, "image": str(new)}), note
 
 
-def claim_left_behind(saved: SavedLatents) -> Path | None:
-    """The stopped run's output when what is there is the empty file that run took the name with
-    (`io.output_claims.claim`) and left behind, killed outright (`kill -9`, the kernel's out-of-memory killer): the
-    resumed run writes its video there, as the stopped run would have. None otherwise: a video, nothing, or an empty
-    file made after the run's last save (another run's, which may be running) or while that run may still be running."""
+def output_left_to_replace(saved: SavedLatents) -> tuple[Path | None, str | None]:
+    """The stopped run's output, where the file there is the stopped run's to replace, and the note that says so:
+    the resumed run writes its video there, as the stopped run would have. That file was last written before the
+    run's last save, so it is no video made since the run stopped: the empty file the run took the name with
+    (`io.output_claims.claim`) and left behind, killed outright (`kill -9`, the kernel's out-of-memory killer; no
+    note), or the video its -o named to replace (the run said so as it began). (None, None) otherwise: nothing there
+    (the name is free), a file written after the run's last save (another run's video, or its claim: it may be
+    running), or any file while that run may still be running; the resumed run then writes beside it."""
     from motif_lite.io.latents_saving import still_running
-    from motif_lite.io.output_claims import claimed_before
+    from motif_lite.io.output_claims import written_before
 
     if saved.file is None or still_running(saved) is not None:
-        return None
+        return None, None
     try:
         last_saved = saved.file.stat().st_mtime
     except OSError:
-        return None
+        return None, None
     output = Path(saved.request["output"])
-    return output if claimed_before(output, last_saved) else None
+    size = written_before(output, last_saved)
+    if size is None:
+        return None, None
+    if size == 0:
+        return output, None
+    return output, (f"{output} is there already, older than the stopped run's last save: this run replaces it when "
+                    "its video is done, as that run was to (-o names another file)")  # fmt: skip
 
 
 def resumed_request(saved: SavedLatents, output: str | None) -> GenerationRequest:

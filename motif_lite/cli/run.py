@@ -47,11 +47,11 @@ from motif_lite.cli.prepare import (
     text_encoder_words,
 )
 from motif_lite.cli.resume import (
-    claim_left_behind,
     earlier_runs,
     goes_on_with_resume,
     kept_anywhere,
     kept_state,
+    output_left_to_replace,
     request_from_file,
     resume_args,
     resumed_request,
@@ -181,8 +181,13 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     torchrun_world = launcher_variables.torchrun_world()  # a dry run under torchrun joins no process group
     world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
-    # The empty file a stopped run being resumed left at its output (killed outright) is this run's to write.
-    left_behind = claim_left_behind(resume) if resume is not None and args.output is None else None
+    # The file at a stopped run's output that predates its last save (its claim, or the video its -o replaces) is
+    # this run's to replace, as it was the stopped run's.
+    if resume is not None and args.output is None:
+        left_behind, replacing = output_left_to_replace(resume)
+        resume_notes += [replacing] if replacing else []
+    else:
+        left_behind = None
     with request_from_file(resume, run_inputs(args).recalled):
         parallel, requests, notes = _resolve(args, unresolved, session, layout, clip, left_behind)
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks

@@ -92,7 +92,7 @@ def resolve_requests(
     them (`io.output_claims.release_claims`); names given with -o are claimed too, and refused where another run writes
     one (`io.output_claims.claim_named_output`; released with `io.output_claims.release_named_claims`). `clip`: the clip
     `--extend` names, as `take_clip_defaults` read it. `claimed`: a name this run holds already (the claim a stopped
-    run being resumed left: `claim_left_behind`)."""
+    run being resumed left, or the video it was to replace: `output_left_to_replace`)."""
     import dataclasses
 
     from motif_lite.io.output_claims import claim_named_outputs, release_claims, release_named_claims

@@ -52,11 +52,18 @@ def claim(path: Path) -> bool:
 def claimed_before(path: Path, moment: float) -> bool:
     """Whether the file at `path` is a claim (`claim`'s empty file: no video is empty) made no later than `moment`,
     a time as `os.stat` gives it."""
+    return written_before(path, moment) == 0
+
+
+def written_before(path: Path, moment: float) -> int | None:
+    """The size of the file at `path` (for a PNG sequence, its first frame) where it was last written no later than
+    `moment`, a time as `os.stat` gives it: 0 for a claim (`claim`'s empty file), more for a video. None where
+    nothing is there, or what is there was written later."""
     try:
         made = _first_file(path).stat()
     except OSError:  # nothing there, or a folder now unreachable
-        return False
-    return made.st_size == 0 and made.st_mtime <= moment
+        return None
+    return made.st_size if made.st_mtime <= moment else None
 
 
 def claim_unused_path(path: Path) -> Path:
