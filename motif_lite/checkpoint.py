@@ -625,9 +625,10 @@ def _layout_at_hand(root: Path) -> str | None:
     integer or boolean tensor among them is refused, as the run refuses it."""
     from motif_lite.weights.keymap import to_model_names
     from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
+    from motif_lite.weights.shapes import without_comfy_prefix
 
     try:
-        refs = read_tensor_refs(find_weight_files(root / "transformer"))
+        refs = without_comfy_prefix(read_tensor_refs(find_weight_files(root / "transformer")), str(root))
         layout = to_model_names({name: ref.shape for name, ref in refs.items()})[1]
     except CheckpointError:
         return None
@@ -673,10 +674,10 @@ def check_safetensors(
     (`yours`: the user's own weight files, which a damaged-file error says; `model`: -m as given, whose download
     command a damaged file's error gives). Returns the cross-attention layout the tensors are stored in, which the
     loaded model takes (`keymap.to_model_names`)."""
-    from motif_lite.weights.float8 import is_companion, weight_scales
+    from motif_lite.weights.float8 import weight_scales
     from motif_lite.weights.keymap import to_model_names
     from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
-    from motif_lite.weights.shapes import transformer_mismatch
+    from motif_lite.weights.shapes import transformer_mismatch, without_comfy_prefix
 
     files = find_weight_files(root / "transformer")
     for file in files:
@@ -686,7 +687,8 @@ def check_safetensors(
     other = other_component("transformer", refs) if any(file.resolve() in yours for file in files) else None
     if other is not None:  # a file of the user's given to the wrong flag: say what it is, not 200 tensor names
         raise CheckpointError(f"{files[0]} is not the transformer: it holds {other}")
-    _refuse_prefixed(files[0], [name for name in refs if not is_companion(name)])
+    # A file ComfyUI saved: read without its prefix (the user's file named, not its link in the linked folder).
+    refs = without_comfy_prefix(refs, str(files[0].resolve()))
     shapes = {name: ref.shape for name, ref in refs.items()}
     transformer_mismatch(config, shapes).raise_for(str(root / "transformer"))
     _check_floats(refs, str(root / "transformer"), "transformer")  # as the load does: a dry run says it too
@@ -834,10 +836,10 @@ def _check_dry_run_weights(
 
 def _check_your_header(component: str, file: Path, yours: Collection[Path]) -> None:
     """A weight file of the user's from its header: complete, not another component's (given to the wrong flag),
-    each error naming the file and the flag that takes it; a transformer's without ComfyUI's prefix on its names
-    (`_refuse_prefixed`)."""
-    from motif_lite.weights.float8 import is_companion
+    each error naming the file and the flag that takes it; a transformer's with ComfyUI's prefix on all its names
+    or none (`without_comfy_prefix`)."""
     from motif_lite.weights.safetensors_header import read_header
+    from motif_lite.weights.shapes import without_comfy_prefix
 
     _check_complete(file, yours)
     what = "VAE" if component == "vae" else component.replace("_", " ")
@@ -846,7 +848,7 @@ def _check_your_header(component: str, file: Path, yours: Collection[Path]) -> N
     if other is not None:
         raise CheckpointError(f"{file} is not the {what}: it holds {other}")
     if component == "transformer":
-        _refuse_prefixed(file, [name for name in tensors if not is_companion(name)])
+        without_comfy_prefix(tensors, str(file.resolve()))
 
 
 def float8_notes(component: str, file: Path) -> list[str]:
@@ -881,18 +883,6 @@ def float8_notes(component: str, file: Path) -> list[str]:
         f"your {what} file {file.name} holds {', '.join(float8)} weights: they are widened to the compute dtype "
         "when loaded, so they take the memory of a 16-bit file and keep the fp8 copy's rounding"
     ]
-
-
-def _refuse_prefixed(file: Path, names: list[str]) -> None:
-    """A transformer file whose every name carries ComfyUI's prefix: said in one line, with the command that strips
-    it, instead of every tensor listed as missing and again as unexpected."""
-    from motif_lite.weights.shapes import comfy_prefix, comfy_prefix_problem, strip_prefix_command
-
-    prefix = comfy_prefix(names)
-    if prefix is None:
-        return
-    file = file.resolve()  # a file of the user's, not the link standing for it in the linked folder
-    raise CheckpointError(f"{file}: {comfy_prefix_problem(prefix)}; {strip_prefix_command(file, prefix)}")
 
 
 def weight_locations(root: Path | None, replaced: Collection[str], files: Iterable[Path | None]) -> list[Path]:

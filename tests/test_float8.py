@@ -59,6 +59,22 @@ def float8_layers(model: nn.Module) -> dict[str, Float8Linear]:
     return {name: m for name, m in model.named_modules() if isinstance(m, Float8Linear)}
 
 
+@pytest.mark.parametrize("kind", ["scaled", "scaled_rows"])
+def test_an_fp8_copy_comfyui_saved_under_its_prefix_loads_as_the_copy_without_it(copies, kind):
+    # ComfyUI's own save puts "model.diffusion_model." before the weights' and scales' names, not before the older
+    # naming's "scaled_fp8" marker: read without the prefix, the same model, scales and all.
+    copy, _ = copies[kind]
+    prefixed = copy.with_name(f"comfyui_saved_{kind}.safetensors")
+    stored = load_file(copy)
+    save_file({(n if n == "scaled_fp8" else f"model.diffusion_model.{n}"): t for n, t in stored.items()}, prefixed)
+    ours = load_transformer(prefixed, dtype=torch.float32)
+    plain = load_transformer(copy, dtype=torch.float32)
+    assert float8_layers(ours).keys() == float8_layers(plain).keys() and float8_layers(ours)
+    theirs = plain.state_dict()
+    assert ours.state_dict().keys() == theirs.keys()
+    assert all(torch.equal(t.float(), theirs[name].float()) for name, t in ours.state_dict().items())
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_fp8_copy_stays_in_8_bits_and_computes_with_its_values(copies, kind, dtype):

@@ -186,8 +186,8 @@ def test_text_encoder_weights_without_their_config_are_refused_saying_so():
 
 
 def test_comfyui_s_prefix_is_said_only_when_every_tensor_name_carries_it():
-    # A file where some names carry it is no ComfyUI save: its names are listed as they are, not said to need the
-    # prefix stripped (stripping it would leave the others as wrong as before).
+    # A file where some names carry it is no ComfyUI save: it is not read without the prefix (stripping it would
+    # leave the others as wrong as before; `without_comfy_prefix` refuses it).
     from motif_lite.weights.shapes import comfy_prefix
 
     assert comfy_prefix(["model.diffusion_model.x_embedder.proj.weight"]) == "model.diffusion_model."

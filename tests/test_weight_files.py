@@ -404,26 +404,35 @@ def test_scaled_fp8_beyond_the_transformer_and_other_quantized_formats_are_refus
     assert "note: your VAE file vae_fp8.safetensors holds F8_E4M3 weights: they are widened" in err
 
 
-def test_a_transformer_file_saved_by_comfyui_gets_the_command_that_strips_its_prefix(
-    checkpoints, expected, tmp_path, capsys
-):
-    # ComfyUI's own saves put "model.diffusion_model." before every name: every tensor was listed as missing.
-    import subprocess
-    import sys
-
+@pytest.mark.parametrize("prefix", ["model.diffusion_model.", "diffusion_model."])
+def test_a_transformer_file_saved_by_comfyui_loads_as_it_is(checkpoints, expected, tmp_path, capsys, prefix):
+    # ComfyUI's own saves put its prefix before every name: the file was refused with a command that wrote an
+    # unprefixed copy. It is read as it is, as ComfyUI-GGUF and sd.cpp read it: the frames of the unprefixed file.
     _, b, files = checkpoints
     prefixed = tmp_path / "merged.safetensors"
-    save_file({f"model.diffusion_model.{k}": v for k, v in load_file(files["transformer"]).items()}, prefixed)
-    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--diffusion-model", str(prefixed)])
-    err = assert_user_error(capsys, code, f"{prefixed}: every tensor name starts with 'model.diffusion_model.'")
-    assert "missing" not in err
-    command = err.split('python -c "', 1)[1].rstrip().removesuffix('"')
-    subprocess.run([sys.executable, "-c", command], check=True)  # the command the error gives, as the user runs it
-    fixed = tmp_path / "merged-unprefixed.safetensors"
-    ours = run_frames(capsys, b, tmp_path / "all", *flags({**files, "transformer": fixed}, FLAGS))
+    save_file({f"{prefix}{k}": v for k, v in load_file(files["transformer"]).items()}, prefixed)
+    ours = run_frames(capsys, b, tmp_path / "all", *flags({**files, "transformer": prefixed}, FLAGS))
     assert np.array_equal(ours, expected)
     lines = check_setup(b, weights={"transformer": prefixed}).lines()
-    assert any("every tensor name starts with 'model.diffusion_model.'" in line for line in lines)
+    assert any(line.startswith("ok") and f"names (read without ComfyUI's prefix {prefix!r}) and shapes match" in line
+               for line in lines), lines  # fmt: skip
+
+
+def test_a_transformer_file_with_comfyuis_prefix_on_some_names_only_is_refused_in_one_line(
+    checkpoints, tmp_path, capsys
+):
+    # Neither layout: read as it is, its unprefixed weights were taken and the rest listed as unexpected.
+    _, b, files = checkpoints
+    weights = load_file(files["transformer"])
+    first = next(iter(weights))
+    mixed = tmp_path / "mixed.safetensors"
+    save_file({(f"model.diffusion_model.{k}" if k == first else k): v for k, v in weights.items()}, mixed)
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--diffusion-model", str(mixed)])
+    said = f"1 of its {len(weights)} weights' names start with 'model.diffusion_model.' (ComfyUI's prefix"
+    err = assert_user_error(capsys, code, f"{mixed}: {said}", "neither ComfyUI's layout nor diffusers'")
+    assert "missing" not in err and "unexpected" not in err
+    lines = check_setup(b, weights={"transformer": mixed}).lines()
+    assert any(line.startswith("problem") and said in line for line in lines), lines
 
 
 @pytest.mark.parametrize("component", ["transformer", "vae"])

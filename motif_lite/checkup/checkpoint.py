@@ -4,6 +4,7 @@ device), every config parsed the way a run parses it."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -22,12 +23,11 @@ from motif_lite.weights.safetensors_header import SafetensorsHeader, read_header
 from motif_lite.weights.shapes import (
     Shapes,
     comfy_prefix,
-    comfy_prefix_problem,
     named,
-    strip_prefix_command,
     text_encoder_mismatches,
     transformer_mismatch,
     vae_mismatches,
+    without_comfy_prefix,
 )
 
 if TYPE_CHECKING:
@@ -221,7 +221,10 @@ def _check_component(
 
 
 def _transformer_mismatches(config: object, found: Shapes) -> list[str]:
-    """Our loader's comparison: checkpoint names in our layout against the model built from `config`."""
+    """Our loader's comparison: checkpoint names in our layout (without ComfyUI's prefix) against the model built
+    from `config`. Names only some of which carry the prefix are compared as stored (`_report_weights` says why)."""
+    with contextlib.suppress(MotifLiteError):
+        found = without_comfy_prefix(found, "the transformer's files")
     try:
         return transformer_mismatch(config, found).lines()
     except MotifLiteError as exc:  # names that mix cross-attention layouts
@@ -319,11 +322,15 @@ def _report_weights(
 ) -> None:
     files = ", ".join(f"{folder}/{h.path.name}" for h in headers)
     names = [name for h in headers for name in h.tensors]
-    prefix = comfy_prefix([n for n in names if not is_companion(n)]) if folder == "transformer" else None
-    if prefix is not None:  # one line, not every tensor twice (missing, unexpected)
-        report.problem(files, comfy_prefix_problem(prefix), strip_prefix_command(headers[0].path, prefix))
-        return
     official = f"replace it with the official file: {source.fetch(folder + '/*', again=True)}"
+    prefix = comfy_prefix([n for n in names if not is_companion(n)]) if folder == "transformer" else None
+    # Some weights' names with ComfyUI's prefix, some without (and no other component's names): one line.
+    if folder == "transformer" and other_component(folder, names) is None:
+        try:
+            without_comfy_prefix(dict.fromkeys(names), files)
+        except MotifLiteError as exc:
+            report.problem(files, str(exc).removeprefix(f"{files}: "), official)
+            return
     try:  # ComfyUI's fp8 copies load (their scales beside the weights); its int8 and NVFP4 formats do not
         weight_scales({name: t.dtype for h in headers for name, t in h.tensors.items()}, files)
         _check_floats(folder, headers, files)
@@ -340,7 +347,8 @@ def _report_weights(
         return
     count = sum(len(h.tensors) for h in headers)
     size = sum(h.data_bytes for h in headers)
-    report.ok(files, f"complete, {count} tensors ({file_size(size)}), names and shapes match {config}")
+    read = "" if prefix is None else f" (read without ComfyUI's prefix {prefix!r})"
+    report.ok(files, f"complete, {count} tensors ({file_size(size)}), names{read} and shapes match {config}")
 
 
 FLOATS_CHECKED = {"transformer": "transformer", "vae": "VAE"}  # the components whose loaders refuse other dtypes

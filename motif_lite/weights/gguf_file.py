@@ -25,7 +25,7 @@ from gguf.quants import quant_shape_to_byte_shape
 
 from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer
 from motif_lite.weights.dequant import FLOAT_TYPES, check_supported, dequantize, packed_nbytes, qtype_name
-from motif_lite.weights.shapes import comfy_prefix
+from motif_lite.weights.shapes import comfy_prefix, without_comfy_prefix
 
 EXPECTED_ARCH = "motif_video"
 TEXT_ENCODER_ARCH = "t5gemma2_encoder"  # `python -m motif_lite.quantize --component text_encoder`
@@ -131,6 +131,8 @@ def read_gguf(path: str | Path, expected_arch: str = EXPECTED_ARCH) -> GGUFCheck
     # stripping renames nothing else.
     prefix = (comfy_prefix(names) or "") if expected_arch == EXPECTED_ARCH else ""
     _check_architecture(path, metadata, expected_arch, [name.removeprefix(prefix) for name in names])
+    if expected_arch == EXPECTED_ARCH:  # ours by its names or label: some names with the prefix is neither layout
+        without_comfy_prefix(dict.fromkeys(names), str(path))
     tensors = [_restore_shape(path, _packed_tensor(path, t), metadata) for t in reader.tensors]
     if prefix:  # after the shapes are restored: their metadata keys hold the names as stored
         tensors = [dataclasses.replace(t, name=t.name.removeprefix(prefix)) for t in tensors]

@@ -6,8 +6,7 @@ one comparison the loaders, `locate_sources` and `motif-lite check` make, and th
     compare_shapes(expected_shapes(model), shapes).lines()  # the same differences, one short line each
 
 Also the checks of a component's tensors that `locate_sources` and `check` share (`transformer_mismatch`,
-`vae_mismatches`, `text_encoder_mismatches`) and ComfyUI's name prefix, said in one line with the command that
-strips it (`comfy_prefix`).
+`vae_mismatches`, `text_encoder_mismatches`) and ComfyUI's name prefix, read without it (`without_comfy_prefix`).
 """
 
 from __future__ import annotations
@@ -16,16 +15,18 @@ import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.weights.float8 import is_companion
 from motif_lite.weights.keymap import to_model_names
 
 Shapes = Mapping[str, tuple[int, ...]]
+T = TypeVar("T")
 MAX_LISTED = 20  # tensors listed per kind in a loader's error
 MAX_NAMED = 3  # differences named in a one-line problem (`named`)
 
@@ -166,17 +167,22 @@ def comfy_prefix(names: Collection[str]) -> str | None:
     return next((p for p in _COMFY_PREFIXES if names and all(name.startswith(p) for name in names)), None)
 
 
-def comfy_prefix_problem(prefix: str) -> str:
-    """What is wrong with a file whose every tensor name carries ComfyUI's `prefix`, in one line (instead of every
-    tensor listed as missing and again as unexpected)."""
-    return f"every tensor name starts with {prefix!r} (a file ComfyUI saved), which motif-lite reads without it"
-
-
-def strip_prefix_command(file: Path, prefix: str) -> str:
-    """The one-line command that writes `file` without `prefix` in its tensor names, beside it."""
-    file = file.resolve()
-    fixed = file.with_name(f"{file.stem}-unprefixed.safetensors")
-    return (
-        'strip it once: python -c "from safetensors.torch import load_file, save_file; '
-        f"save_file({{k.removeprefix('{prefix}'): v for k, v in load_file('{file}').items()}}, '{fixed}')\""
-    )
+def without_comfy_prefix(tensors: Mapping[str, T], source: str) -> dict[str, T]:
+    """A transformer file's tensors (`tensors`, by name) under the names motif-lite reads: where every weight's name
+    carries ComfyUI's prefix (a file ComfyUI saved itself: a checkpoint save, a merge), that prefix is taken off
+    every name that has it, as ComfyUI-GGUF and stable-diffusion.cpp read such files (a scaled fp8 file's marker
+    may go without it). A file where only some weights carry it is neither layout: `CheckpointError`, naming
+    `source` (read as it is, its unprefixed weights would be taken and the rest listed as unexpected)."""
+    weights = [name for name in tensors if not is_companion(name)]
+    prefix = comfy_prefix(weights)
+    if prefix is not None:
+        return {name.removeprefix(prefix): tensor for name, tensor in tensors.items()}
+    for known in _COMFY_PREFIXES:
+        carried = sum(name.startswith(known) for name in weights)
+        if carried:
+            raise CheckpointError(
+                f"{source}: {carried} of its {len(weights)} weights' names start with {known!r} (ComfyUI's prefix, "
+                "which a file ComfyUI saves puts before every name) and the rest do not: it is neither ComfyUI's "
+                "layout nor diffusers'; give the transformer file as ComfyUI or diffusers saved it"
+            )
+    return dict(tensors)
