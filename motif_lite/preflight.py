@@ -597,6 +597,23 @@ def plan_generation(
     return dataclasses.replace(plan, attention=attention)
 
 
+# The smallest run the planner makes: one 64x64 frame, one unguided step, the transformer and the text encoder in
+# the smallest types motif-lite quantizes each to (`quantize.RECIPES`' Q2_K, `quantize.TEXT_RECIPES`' Q4_K_M).
+SMALLEST_RUN = GenerationRequest("a fox", width=64, height=64, frames=1, steps=1, seed=0, cfg_scale=0.0)
+SMALLEST_TYPES = {"quantize": "Q2_K", "text_encoder_quantize": "Q4_K_M"}
+
+
+def smallest_run_host_bytes(device: str) -> int:
+    """The host memory the smallest run (`SMALLEST_RUN`, `SMALLEST_TYPES`) needs as it loads on `device` ("cpu" or
+    "cuda"), by the planner's host estimate: below it no run loads (`check`'s floor under a memory limit). From the
+    configs at hand, else the official ones: no weights, no network. The device memory is not planned (a budget no
+    plan misses): only the host's is asked."""
+    with warnings.catch_warnings():  # the estimate against the memory available now: the caller says what it finds
+        warnings.simplefilter("ignore")
+        plan = plan_generation(SMALLEST_RUN, device=device, vram_gib=1e6, **SMALLEST_TYPES)
+    return plan.host.load_bytes
+
+
 def _planner_inputs(
     request: GenerationRequest,
     sources: ModelSources,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from motif_lite.runtime.host_memory import HostNeeds, available_ram, more_memory_fix, plan_host
 from motif_lite.runtime.memory_limit import MemoryLimit, memory_limit
@@ -157,5 +158,18 @@ def test_check_warns_of_a_memory_limit_that_leaves_nearly_nothing(tmp_path, monk
     assert finding.level == "warning", finding
     said = "(cgroup v2: this container's or job's), 0 GiB of it available now: a run is likely killed"
     assert said in finding.message, finding.message
+    # 3 GiB left was "ok" under a hand-set 2 GiB floor, yet the smallest run the planner makes needs more as it
+    # loads: the floor is the planner's own figure now, named in the warning.
+    from motif_lite.preflight import smallest_run_host_bytes
+
+    floor = smallest_run_host_bytes("cuda" if torch.cuda.is_available() else "cpu")
+    [finding] = limit_findings(8 * GiB, 5 * GiB)
+    assert finding.level == "warning" and f"needs about {memory_size(floor)})" in finding.message, finding
+    assert "one 64x64 frame with the transformer in Q2_K, the text encoder in Q4_K_M" in finding.message
+    # docs/usage.md's figures ("The memory limit"): about 4.5 GiB on the CPU, 6.5 GiB with a GPU.
+    assert (round(smallest_run_host_bytes("cpu") / GiB, 1), round(smallest_run_host_bytes("cuda") / GiB, 1)) == (
+        4.5,
+        6.5,
+    )
     [finding] = limit_findings(16 * GiB, GiB)
     assert (finding.level, finding.message.endswith("runs plan their host memory within it")) == ("ok", True)

@@ -51,15 +51,13 @@ def _check_wsl(report: Checkup) -> None:
     )
 
 
-# Below this much left under a limit, even the smallest plan (a tiny size, every block streamed) is unlikely to
-# load: `check` warns. Each run's own plan then says exactly how much more it needs.
-_NEARLY_NOTHING = 2 * 1024**3
-
-
 def _check_memory_limit(report: Checkup, limit: MemoryLimit | None) -> None:
     """Under a cgroup memory limit (a container's, a Slurm job's): say it, since /proc/meminfo, `free` and `top`
     show the whole machine's memory there, and a process past the limit is killed without a word. A warning
-    where the limit leaves (nearly) nothing: its processes already use it."""
+    where the limit leaves less than the smallest run needs as it loads (`smallest_run_host_bytes`, on the device
+    runs use here): no run fits. Each run's own plan then says exactly how much it needs."""
+    from motif_lite.preflight import SMALLEST_TYPES, smallest_run_host_bytes
+
     if limit is None:
         return
     total = total_ram()
@@ -68,11 +66,14 @@ def _check_memory_limit(report: Checkup, limit: MemoryLimit | None) -> None:
         f"{memory_size(limit.limit_bytes)}{machine} (cgroup v{limit.version}: this container's or job's), "
         f"{memory_size(limit.available_bytes)} of it available now"
     )
-    if limit.available_bytes < _NEARLY_NOTHING:
+    floor = smallest_run_host_bytes("cuda" if torch.cuda.is_available() else "cpu")
+    if limit.available_bytes < floor:
+        types = ", the text encoder in ".join(SMALLEST_TYPES.values())
         report.warning(
             "memory limit",
-            f"{said}: a run is likely killed by the out-of-memory killer as it loads; stop other processes under "
-            "the limit or raise it (docker run --memory, Kubernetes resources.limits.memory, Slurm --mem)",
+            f"{said}: a run is likely killed by the out-of-memory killer as it loads (the smallest, one 64x64 frame "
+            f"with the transformer in {types}, needs about {memory_size(floor)}); stop other processes under the "
+            "limit or raise it (docker run --memory, Kubernetes resources.limits.memory, Slurm --mem)",
         )
     else:
         report.ok("memory limit", f"{said}: runs plan their host memory within it")
