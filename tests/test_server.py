@@ -922,6 +922,28 @@ def test_no_cors_unless_asked(server, pipe, tmp_path):
         assert "access-control-allow-origin" not in allowing.request("OPTIONS", "/v1/videos", headers=other)[2]
 
 
+def test_cors_lets_an_sdk_call_from_another_origin_and_read_its_headers(pipe, tmp_path):
+    # OpenAI's SDKs send their own headers (X-Stainless-*, and OpenAI-Organization where set) with every call: a
+    # preflight naming them got 400 "Disallowed CORS headers", so a page using the SDK could call nothing. And the
+    # poll interval and retry hints were headers a page's script could not read.
+    from openai import OpenAI
+
+    sdk_headers = [name.lower() for name in OpenAI(api_key="k", base_url="http://x/v1").default_headers]
+    asked = ", ".join([*sdk_headers, "authorization", "openai-organization", "x-stainless-retry-count"])
+    preflight = {"Origin": "http://page.test", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": asked}  # fmt: skip
+    with InProcessServer(pipe, tmp_path / "cors", cors_origins=("http://page.test",), api_key="k") as server:
+        code, _, headers = server.request("OPTIONS", "/v1/videos", headers=preflight)
+        assert code == 200 and headers["access-control-allow-origin"] == "http://page.test"
+        allowed = {name.strip() for name in headers["access-control-allow-headers"].lower().split(",")}
+        assert {name.strip() for name in asked.split(",")} <= allowed
+        job = server.client(api_key="k").videos.create(prompt=PROMPT, size="64x64", seconds="1")
+        auth = {"Origin": "http://page.test", "Authorization": "Bearer k"}
+        code, _, headers = server.request("GET", f"/v1/videos/{job.id}", headers=auth)
+        exposed = {name.strip() for name in headers["access-control-expose-headers"].lower().split(",")}
+        assert code == 200 and {"openai-poll-after-ms", "retry-after", "x-should-retry"} <= exposed
+
+
 def test_oversized_bodies_and_images_are_413(pipe, tmp_path):
     limits = dict(max_upload_bytes=64 * 1024, max_image_pixels=200 * 200)
     with InProcessServer(pipe, tmp_path / "data", **limits) as server:

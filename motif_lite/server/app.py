@@ -155,11 +155,15 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
+        # Any request header: OpenAI's SDKs send their own (X-Stainless-*, OpenAI-Organization), and a preflight
+        # naming one not listed was refused, so a page using an SDK could call nothing. No cookies are allowed, so
+        # a header grants nothing the key does not. Exposed: the headers the SDKs' poll and retries read.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
+            allow_headers=["*"],
+            expose_headers=["openai-poll-after-ms", "retry-after", "x-should-retry"],
         )
     return app
 
