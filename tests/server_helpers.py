@@ -128,6 +128,76 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]) 
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
+class PrefixProxy:
+    """A reverse proxy in front of a server on `upstream_port`, as nginx and Caddy behave by default where it
+    matters to the server: it serves it under `prefix` with the prefix taken off (nginx's `location /motif/ {
+    proxy_pass http://127.0.0.1:8080/; }`, Caddy's `handle_path`; the prefix alone, without its slash, forwards
+    `/`, as `handle_path /motif*` does), answers a body over `max_body` bytes with its own HTML 413 (nginx's
+    `client_max_body_size`, 1 MB by default) and, while `down`, every request with an HTML 502 (nginx's answer
+    when nothing listens upstream)."""
+
+    HTML = "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center><hr><center>nginx</center>"
+
+    def __init__(self, upstream_port: int, prefix: str = "/motif", max_body: int = 1024 * 1024) -> None:
+        import http.server
+
+        self.down = False
+        proxy = self
+
+        class Forward(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                rest = self.path.removeprefix(prefix) if self.path.startswith(prefix) else None
+                if rest is None or rest[:1] not in ("", "/", "?"):
+                    return self._html(404, "404 Not Found")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if len(body) > max_body:
+                    return self._html(413, "413 Request Entity Too Large")
+                if proxy.down:
+                    return self._html(502, "502 Bad Gateway")
+                upstream = http.client.HTTPConnection(HOST, upstream_port, timeout=30)
+                hop = {"host", "connection", "keep-alive", "transfer-encoding"}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+                try:
+                    upstream.request(self.command, "/" + rest.lstrip("/"), body=body or None, headers=headers)
+                    answer = upstream.getresponse()
+                    data = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in hop | {"content-length", "server", "date"}:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_POST = do_DELETE = do_HEAD = do_GET
+
+            def _html(self, status: int, title: str) -> None:
+                data = proxy.HTML.format(title).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = http.server.ThreadingHTTPServer((HOST, 0), Forward)
+        self.url = f"http://{HOST}:{self.http.server_address[1]}"
+        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+
+    def __enter__(self) -> PrefixProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+        self.thread.join(timeout=30)
+
+
 class ProcessServer:
     """`motif-lite serve` as a user runs it, on a free port (it prints which); killed on exit if still running."""
 

@@ -17,7 +17,7 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 from missing_tools import skip_here_fail_on_ci  # noqa: E402
-from server_helpers import InProcessServer, wait_for  # noqa: E402
+from server_helpers import InProcessServer, PrefixProxy, wait_for  # noqa: E402
 from tiny_pipeline import make_tiny_checkpoint  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
@@ -154,6 +154,36 @@ def test_the_page_and_its_api_calls_stay_under_the_path_it_is_served_at(pipe, tm
     with InProcessServer(pipe, tmp_path / "data") as server:  # what the proxy forwards them to is served
         for url in assets + ["v1/videos", "v1/models", "v1/loras", "v1/info", "health"]:
             assert server.request("GET", "/" + urljoin(page, url).removeprefix(page))[0] == 200, url
+
+
+def test_the_page_behind_a_proxy_with_nginx_defaults_says_what_the_proxy_answered(driver, pipe, tmp_path):
+    # Behind a proxy the page met answers that are not the server's: opened without its final slash (Caddy's
+    # `handle_path /motif*`) it named its script and the API from the host's root and stayed empty; an upload over
+    # nginx's 1 MB default, under the server's limit, showed "413 " (HTTP/2 has no status text) with no hint of the
+    # proxy's limit; the server stopped, the proxy's 502 showed "502 Bad Gateway", not that the server is down.
+    from selenium.webdriver.common.by import By
+
+    with InProcessServer(pipe, tmp_path / "data") as server, PrefixProxy(server.port) as proxy:
+        driver.get(proxy.url + "/motif")
+        wait_for(lambda: driver.find_element(By.ID, "model").text, 30, "the model's name, read through the proxy")
+        assert urlsplit(driver.current_url).path == "/motif/"
+        image = tmp_path / "photo.png"
+        image.write_bytes(bytes(1536 * 1024))  # over the proxy's 1 MB, under the server's 20 MiB: the proxy refuses
+        driver.find_element(By.ID, "prompt").send_keys("a red fox runs through snow")
+        driver.find_element(By.ID, "image").send_keys(str(image))
+        driver.find_element(By.ID, "submit").click()
+        form_error = lambda: driver.find_element(By.ID, "form-error").text  # noqa: E731
+        assert wait_for(form_error, 30, "the proxy's 413 said") == (
+            "the request is larger than the proxy in front of the motif-lite server lets through (its answer was "
+            "413, not the server's): raise the proxy's limit, e.g. nginx's client_max_body_size, to the server's "
+            '(docs/server.md, "Behind a reverse proxy")'
+        )
+        assert server.request("GET", "/v1/videos")[1]["data"] == []
+        proxy.down = True
+        queue_error = lambda: driver.find_element(By.ID, "queue-error").text  # noqa: E731
+        assert wait_for(queue_error, 30, "the proxy's 502 said").startswith("cannot reach the motif-lite server: ")
+        proxy.down = False
+        wait_for(lambda: queue_error() == "", 30, "the page to go on once the proxy reaches the server again")
 
 
 def test_the_pages_copies_of_the_api_limits_and_official_settings_agree_with_the_server():

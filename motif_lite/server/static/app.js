@@ -24,6 +24,15 @@ const UNREACHABLE = "cannot reach the motif-lite server: it has stopped or is re
   "down). Start it again with motif-lite serve; this page tries again every few seconds, and queued jobs run " +
   "once it is back.";
 
+// What the answers of a reverse proxy in front of the server (nginx, Caddy) mean here, by status: its body over the
+// proxy's own limit (nginx's is 1 MB by default, the server's 20 MiB), or no server behind it (stopped, restarting).
+const PROXY_ANSWERS = {
+  413: "the request is larger than the proxy in front of the motif-lite server lets through (its answer was 413, " +
+       "not the server's): raise the proxy's limit, e.g. nginx's client_max_body_size, to the server's " +
+       "(docs/server.md, \"Behind a reverse proxy\")",
+  502: UNREACHABLE, 503: UNREACHABLE, 504: UNREACHABLE,
+};
+
 // The fields a reload of the page keeps, by id (a browser cannot fill a file input again; Extend and Remix belong
 // to one video, and the LoRA list is the server's folder).
 const FORM_KEY = "motif-lite-form";
@@ -51,7 +60,11 @@ async function api(path, options = {}) {
   if (!response.ok) {
     let message = response.status + " " + response.statusText;
     let param = null;
-    try { ({ message, param } = (await response.json()).error); } catch (_) { /* not JSON */ }
+    try {
+      ({ message, param } = (await response.json()).error);
+    } catch (_) { // not the server's JSON: a proxy's own answer (an HTML page; over HTTP/2 not even a status text)
+      message = PROXY_ANSWERS[response.status] || message;
+    }
     if (response.status === 401) message = keyMessage(); // the API's words ("send Authorization: ...") are a client's
     throw Object.assign(new Error(message), { param }); // param: the API field to fix, where one is at fault
   }
