@@ -922,6 +922,21 @@ def test_no_cors_unless_asked(server, pipe, tmp_path):
         assert "access-control-allow-origin" not in allowing.request("OPTIONS", "/v1/videos", headers=other)[2]
 
 
+def test_the_log_says_who_queued_each_job_also_behind_a_proxy(server):
+    # The log said when each job started and how long it waited and ran, never who asked for it: on a server that a
+    # team shares, the proxy's access log has each request but not the job it made. Behind a proxy on this machine
+    # the client is the one its X-Forwarded-For names (uvicorn takes it from 127.0.0.1 only).
+    asked = {"prompt": PROMPT, **TINY}
+    _, direct, _ = server.request("POST", "/v1/videos", asked)
+    _, proxied, _ = server.request("POST", "/v1/videos", asked, {"X-Forwarded-For": "203.0.113.7"})
+    remix_of = server.wait_status(direct["id"], ("completed",))
+    _, remixed, _ = server.request("POST", f"/v1/videos/{remix_of['id']}/remix", {"prompt": "a grey wolf"})
+    queued = [line for line in server.log if ": queued by " in line]
+    assert queued == [f"{direct['id']}: queued by 127.0.0.1", f"{proxied['id']}: queued by 203.0.113.7",
+                      f"{remixed['id']}: queued by 127.0.0.1"]  # fmt: skip
+    server.wait_status(remixed["id"], ("completed",))
+
+
 def test_cors_lets_an_sdk_call_from_another_origin_and_read_its_headers(pipe, tmp_path):
     # OpenAI's SDKs send their own headers (X-Stainless-*, and OpenAI-Organization where set) with every call: a
     # preflight naming them got 400 "Disallowed CORS headers", so a page using the SDK could call nothing. And the

@@ -181,6 +181,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     async def create_video(request: Request) -> dict[str, Any]:
         fields, (image, image_name), from_form = await read_create_body(request)
         job = await run_in_threadpool(submit, parse_create(fields, image, from_form, image_name))
+        _say_queued(state, job, request)
         return video_object(job)
 
     @api.post("/videos/extensions")
@@ -192,6 +193,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
             job = await run_in_threadpool(submit, parse_create(extension_fields(fields), image, from_form, image_name))
         except ApiError as exc:
             raise in_video_words(exc) from None
+        _say_queued(state, job, request)
         return video_object(job)
 
     @api.post("/videos/edits")
@@ -216,6 +218,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         fields, (image, image_name), from_form = await read_create_body(request)
         body = parse_create(remix_fields(source, fields, image), image, from_form, image_name)
         job = await run_in_threadpool(submit, body, source)
+        _say_queued(state, job, request)
         return video_object(job)
 
     @api.get("/videos")
@@ -290,6 +293,14 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
                 "per_job": folder is not None}  # fmt: skip
 
     return api
+
+
+def _say_queued(state: ServerState, job: Job, request: Request) -> None:
+    """The log's line for a job queued, naming who sent it: on a server a team shares, the proxy's access log has
+    each request but not the job it made. The client's address is, behind a proxy on this machine, the one its
+    X-Forwarded-For names (uvicorn takes that header from 127.0.0.1 only)."""
+    client = request.client.host if request.client is not None else "an unknown client"
+    state.worker.log(f"{job.id}: queued by {client}")
 
 
 def job_defaults(pipe: MotifVideoPipeline, config: ServerConfig) -> dict[str, dict[str, Any] | None]:
