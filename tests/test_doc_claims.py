@@ -237,6 +237,48 @@ def test_a_method_a_route_does_not_take_gets_405_with_the_documented_code(tmp_pa
     assert row and row.group(1) == "method_not_allowed"
 
 
+@pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
+def test_the_reverse_proxy_examples_fit_the_server(checkpoint, tmp_path):
+    # docs/server.md, "Behind a reverse proxy": nginx and Caddy serve the server's default port under one path, the
+    # path taken off; nginx's body limit is the largest body the server takes by default, and the prose's figures
+    # are the server's; an SDK at the base URL given works through such a proxy, and an image over nginx's default
+    # limit gets the proxy's 413 as the SDK's APIStatusError.
+    pytest.importorskip("fastapi")
+    import openai
+    from server_helpers import InProcessServer, PrefixProxy
+
+    from motif_lite import load_pipeline
+    from motif_lite.server.app import MiB, ServerConfig
+
+    section = SERVER.read_text().split("\n## Behind a reverse proxy\n")[1].split("\n## ")[0]
+    prose = " ".join(section.split())
+    nginx = re.search(r"```nginx\n(.*?)```", section, re.S)[1]
+    caddy = re.search(r"```caddy\n(.*?)```", section, re.S)[1]
+    defaults = cli.build_parser().parse_args(["serve"])
+    location = re.search(r"location (\S+) \{", nginx)[1]
+    prefix = location.rstrip("/")
+    assert location == prefix + "/" and f"proxy_pass http://127.0.0.1:{defaults.port}/;" in nginx
+    assert {f"redir {prefix} {prefix}/", f"handle_path {prefix}/* {{", f"reverse_proxy 127.0.0.1:{defaults.port}"} <= {
+        line.strip() for line in caddy.splitlines()
+    }
+    config = ServerConfig("tiny", max_upload_bytes=int(defaults.max_upload_mb * MiB),
+                          max_video_upload_bytes=int(defaults.max_video_upload_mb * MiB))  # fmt: skip
+    nginx_limit = int(re.search(r"client_max_body_size (\d+)m;", nginx)[1]) * MiB
+    assert nginx_limit - MiB < config.max_form_bytes <= nginx_limit
+    assert f"a base64 image: {config.max_body_bytes / MiB:.1f} MiB by default" in prose
+    assert f"({config.max_form_bytes / MiB:g} MiB by default)" in prose
+    base = re.search(r'OpenAI\(base_url="https://host\.example(/\S+)"', prose)[1]
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+    with InProcessServer(pipe, tmp_path / "data") as server, PrefixProxy(server.port, prefix) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + base, api_key="unused", max_retries=0, timeout=30)
+        assert [model.id for model in client.models.list()] == ["tiny"]
+        image = ("photo.png", bytes(1536 * 1024), "image/png")  # over nginx's default 1 MB, under the server's limit
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.videos.create(prompt="a red fox", input_reference=image)
+        assert refused.value.status_code == 413 and "<html>" in refused.value.body  # the proxy's page, not JSON
+        assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 NUMBER = r"(\d[\d,]*(?:\.\d+)?(?:e-?\d+)?)"  # 1.05, 16384, 1,350, 3e-3; not the full stop after one
 
 

@@ -925,7 +925,7 @@ def test_no_cors_unless_asked(server, pipe, tmp_path):
 def test_the_log_says_who_queued_each_job_also_behind_a_proxy(server):
     # The log said when each job started and how long it waited and ran, never who asked for it: on a server that a
     # team shares, the proxy's access log has each request but not the job it made. Behind a proxy on this machine
-    # the client is the one its X-Forwarded-For names (uvicorn takes it from 127.0.0.1 only).
+    # the client is the one its X-Forwarded-For names (uvicorn takes it from this machine only).
     asked = {"prompt": PROMPT, **TINY}
     _, direct, _ = server.request("POST", "/v1/videos", asked)
     _, proxied, _ = server.request("POST", "/v1/videos", asked, {"X-Forwarded-For": "203.0.113.7"})

@@ -298,7 +298,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
 def _say_queued(state: ServerState, job: Job, request: Request) -> None:
     """The log's line for a job queued, naming who sent it: on a server a team shares, the proxy's access log has
     each request but not the job it made. The client's address is, behind a proxy on this machine, the one its
-    X-Forwarded-For names (uvicorn takes that header from 127.0.0.1 only)."""
+    X-Forwarded-For names (uvicorn takes that header from this machine only)."""
     client = request.client.host if request.client is not None else "an unknown client"
     state.worker.log(f"{job.id}: queued by {client}")
 
