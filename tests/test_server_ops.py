@@ -869,6 +869,26 @@ def test_a_jobs_notes_and_the_log_say_which_kernels_fell_back(tmp_path):
         store.close()
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_the_start_line_of_a_server_on_every_address_names_one_to_open(host, tmp_path, capsys, monkeypatch):
+    # `--host 0.0.0.0` printed `serving ... on http://0.0.0.0:8080/`: where it listens, but no address to open from
+    # the colleagues' machines (and one browsers refuse): the line names this machine's.
+    import socket
+
+    from motif_lite.cli.serve import _say_serving
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "gpu-box")
+    sock = types.SimpleNamespace(getsockname=lambda: (host, 8080))
+    recovered = jobs.Recovered(failed=[], requeued=[])
+    _say_serving(types.SimpleNamespace(data=tmp_path), sock, types.SimpleNamespace(recovered=recovered), "", "tiny")
+    serving = capsys.readouterr().err.splitlines()[1]
+    listening, here = ("0.0.0.0", "127.0.0.1") if host == "0.0.0.0" else ("[::]", "[::1]")
+    assert serving.startswith(
+        f"serving tiny on http://{listening}:8080/, every address of this machine: open http://gpu-box:8080/ from "
+        f"another one, http://{here}:8080/ from this one (Ctrl-C to stop); "
+    )
+
+
 def test_the_start_line_says_a_crash_left_the_jobs_it_recovered_running(tmp_path, capsys):
     # It said "interrupted by the last stop", though an orderly stop (SIGTERM, Ctrl-C) queues its running job again:
     # only a crash (kill -9, the OOM killer, a power cut) leaves one running for the next start to find.

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import re
 import signal
+import socket
 import sqlite3
 import sys
 import urllib.parse
@@ -531,6 +532,10 @@ def _say_serving(args: argparse.Namespace, sock, server, counts: str, model_name
     on, while the model loads)."""
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    if host in ("0.0.0.0", "::"):  # where it listens, but no address to open (browsers refuse it): name this machine
+        here = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
+        url += (f", every address of this machine: open http://{socket.gethostname()}:{port}/ from another one, "
+                f"http://{here}:{port}/ from this one")  # fmt: skip
     failed, requeued = server.recovered.failed, server.recovered.requeued
     # Only a crash leaves a job running (an orderly stop queues it again): "the last stop" misled after a SIGTERM.
     interrupted = f"; {len(failed)} failed as interrupted by a crash" if failed else ""
