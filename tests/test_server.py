@@ -934,6 +934,8 @@ def test_the_log_says_who_queued_each_job_also_behind_a_proxy(server):
     queued = [line for line in server.log if ": queued by " in line]
     assert queued == [f"{direct['id']}: queued by 127.0.0.1", f"{proxied['id']}: queued by 203.0.113.7",
                       f"{remixed['id']}: queued by 127.0.0.1"]  # fmt: skip
+    said = [line for line in server.log if line.startswith(direct["id"])]
+    assert said[0] == f"{direct['id']}: queued by 127.0.0.1" and said[1].startswith(f"{direct['id']}: started")
     server.wait_status(remixed["id"], ("completed",))
 
 

@@ -180,8 +180,8 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     @api.post("/videos")
     async def create_video(request: Request) -> dict[str, Any]:
         fields, (image, image_name), from_form = await read_create_body(request)
-        job = await run_in_threadpool(submit, parse_create(fields, image, from_form, image_name))
-        _say_queued(state, job, request)
+        body = parse_create(fields, image, from_form, image_name)
+        job = await run_in_threadpool(submit, body, sender=_sender(request))
         return video_object(job)
 
     @api.post("/videos/extensions")
@@ -190,10 +190,10 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         part's length, as for `extend`."""
         fields, (image, image_name), from_form = await read_create_body(request)
         try:
-            job = await run_in_threadpool(submit, parse_create(extension_fields(fields), image, from_form, image_name))
+            body = parse_create(extension_fields(fields), image, from_form, image_name)
+            job = await run_in_threadpool(submit, body, sender=_sender(request))
         except ApiError as exc:
             raise in_video_words(exc) from None
-        _say_queued(state, job, request)
         return video_object(job)
 
     @api.post("/videos/edits")
@@ -217,8 +217,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         source = _job(store, video_id)
         fields, (image, image_name), from_form = await read_create_body(request)
         body = parse_create(remix_fields(source, fields, image), image, from_form, image_name)
-        job = await run_in_threadpool(submit, body, source)
-        _say_queued(state, job, request)
+        job = await run_in_threadpool(submit, body, source, sender=_sender(request))
         return video_object(job)
 
     @api.get("/videos")
@@ -295,12 +294,10 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     return api
 
 
-def _say_queued(state: ServerState, job: Job, request: Request) -> None:
-    """The log's line for a job queued, naming who sent it: on a server a team shares, the proxy's access log has
-    each request but not the job it made. The client's address is, behind a proxy on this machine, the one its
-    X-Forwarded-For names (uvicorn takes that header from this machine only)."""
-    client = request.client.host if request.client is not None else "an unknown client"
-    state.worker.log(f"{job.id}: queued by {client}")
+def _sender(request: Request) -> str:
+    """Who sent a job, for the log's `queued by` line: the client's address, behind a proxy on this machine the one
+    its X-Forwarded-For names (uvicorn takes that header from this machine only)."""
+    return request.client.host if request.client is not None else "an unknown client"
 
 
 def job_defaults(pipe: MotifVideoPipeline, config: ServerConfig) -> dict[str, dict[str, Any] | None]:

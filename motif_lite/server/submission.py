@@ -71,10 +71,11 @@ class JobSubmitter:
         self.state = state
         self.prompts_cut = _PromptsCut()
 
-    def __call__(self, body: CreateBody, remixed: Job | None = None) -> Job:
+    def __call__(self, body: CreateBody, remixed: Job | None = None, sender: str = "an unknown client") -> Job:
         """Validate like `motif-lite run`, store, queue (runs in a thread: decoding an image takes a while). Only
         called once the model has loaded (the API's `_loaded_checker`). `remixed`: the video whose settings the body
-        holds."""
+        holds; `sender`: the client's address, which the log names (on a server a team shares, the proxy's access
+        log has each request but not the job it made)."""
         store, worker, config = self.store, self.state.worker, self.state.config
         job_id = new_job_id()
         crf = job_crf(body.crf, config.crf, store.video_path(job_id))  # before any file is written for the job
@@ -131,6 +132,7 @@ class JobSubmitter:
         except BaseException:
             _remove(kept)
             raise
+        worker.log(f"{job.id}: queued by {sender}")  # before the worker is told: its `started` line comes after
         worker.notify()
         return job
 
