@@ -481,6 +481,22 @@ def dtype_note(device: torch.device, dtype: torch.dtype) -> str | None:
     )
 
 
+# Triton's compiler targets NVIDIA GPUs of compute capability 7.0 (Volta) and later: PyTorch's inductor refuses
+# older ones for that reason (torch._inductor.exc.GPUTooOldForTriton). Pascal (6.x: GTX 10xx, P100, P40) also gives a
+# block at most 48 KiB of shared memory, and our 16-bit attention's one tile that fits Turing asks for 64 KiB there
+# (compiled for sm_61). So such a GPU runs torch's ops, which are the same math.
+TRITON_CAPABILITY = (7, 0)
+
+
+def triton_gpu_blocker(capability: tuple[int, int]) -> str | None:
+    """Why Triton's kernels (and `torch.compile`'s, which are Triton's) cannot run on an NVIDIA GPU of compute
+    `capability`, or None where they can."""
+    if tuple(capability) >= TRITON_CAPABILITY:
+        return None
+    major, minor = capability
+    return f"Triton builds kernels for compute capability 7.0 (Volta) and later, and this GPU is {major}.{minor}"
+
+
 # 8-bit attention (`motif_lite.kernels.attention_int8`): INT8 QKᵀ needs INT8 tensor cores (NVIDIA compute
 # capability 8.0+), FP8 e4m3 P·V FP8 ones (8.9+: Ada, Hopper and later).
 INT8_CAPABILITY = (8, 0)

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from motif_lite.devices import is_here, rocm_build, triton_gpu_blocker
 from motif_lite.errors import MotifLiteError, both_spellings
 from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.runtime.triton_build import launcher_build_problem
@@ -91,6 +92,14 @@ class CompileHandle:
 WITHOUT_COMPILING = "run without compiling: " + both_spellings("no --compile", "compile=False")
 
 
+def _gpu_too_old_for_inductor(device: torch.device) -> str | None:
+    """Why CUDA GPU `device`, if this machine has it, is older than Triton builds for (inductor raises
+    GPUTooOldForTriton at the first compiled call, after every weight has loaded), else None."""
+    if not is_here(device) or rocm_build():
+        return None
+    return triton_gpu_blocker(torch.cuda.get_device_capability(device))
+
+
 def check_compile_possible(device: torch.device | str) -> None:
     """Raise CompileUnavailableError before any long work when inductor cannot build kernels for `device`."""
     device = torch.device(device)
@@ -99,7 +108,8 @@ def check_compile_possible(device: torch.device | str) -> None:
             import triton  # noqa: F401
         except ImportError as exc:
             raise CompileUnavailableError(f"--compile on CUDA needs triton ({exc}); {WITHOUT_COMPILING}") from exc
-        if (problem := launcher_build_problem()) is not None:  # inductor's kernels are Triton's
+        # inductor's kernels are Triton's: a GPU older than Triton's targets would fail at the first step
+        if (problem := _gpu_too_old_for_inductor(device) or launcher_build_problem()) is not None:
             raise CompileUnavailableError(f"--compile on CUDA builds Triton kernels: {problem}; or {WITHOUT_COMPILING}")
     elif not any(_runs(path) for path in filter(None, map(shutil.which, CXX_COMPILERS))):
         raise CompileUnavailableError(

@@ -30,7 +30,7 @@ from torch import nn
 
 from motif_lite.choices import ATTENTION_MODES, KERNEL_BACKENDS
 from motif_lite.config import TransformerConfig
-from motif_lite.devices import AMD_TRITON_REASON, CURRENT_GPU, on_device, rocm_build
+from motif_lite.devices import AMD_TRITON_REASON, CURRENT_GPU, on_device, rocm_build, triton_gpu_blocker
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.wsl import libcuda_fix
 from motif_lite.kernels import int8_scheme, patterns
@@ -288,11 +288,18 @@ def _triton_too_old(device: torch.device) -> str | None:
     return triton_too_old(triton.__version__, torch.cuda.get_device_capability(device))
 
 
+def _gpu_too_old(device: torch.device) -> str | None:
+    """Why NVIDIA GPU `device` is older than any GPU Triton builds for (`devices.triton_gpu_blocker`), or None."""
+    if device.type != "cuda" or rocm_build():  # an AMD GPU's capability is no NVIDIA one
+        return None
+    return triton_gpu_blocker(torch.cuda.get_device_capability(device))
+
+
 def triton_cannot_build(device: torch.device) -> str | None:
-    """Why Triton, importable, cannot build kernels for CUDA GPU `device` (too old for the GPU, whose compile would
-    abort the process; no C compiler or Python headers for its launcher, which would fail the first step), else
-    None."""
-    return _triton_too_old(device) or launcher_build_problem()
+    """Why Triton, importable, cannot build kernels for CUDA GPU `device` (a GPU before Triton's oldest target;
+    Triton too old for the GPU, whose compile would abort the process; no C compiler or Python headers for its
+    launcher, which would fail the first step), else None."""
+    return _gpu_too_old(device) or _triton_too_old(device) or launcher_build_problem()
 
 
 def _triton_problem(device: torch.device) -> str | None:

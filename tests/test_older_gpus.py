@@ -1,0 +1,101 @@
+"""NVIDIA GPUs older than Triton's targets (Pascal, compute capability 6.x: GTX 10xx, P100, P40), simulated: no GPU
+here, so `torch.cuda.is_available` and `get_device_capability` are faked. Triton builds for 7.0 and later (PyTorch's
+inductor refuses older GPUs with GPUTooOldForTriton), and compiled for sm_61 our 16-bit attention asks for 64 KiB of
+shared memory, more than Pascal's 48 KiB per block. So `--kernels auto` runs torch's ops there with one warning,
+`--kernels triton`, `--attention-backend triton` and `--compile` are refused before anything loads, and `check`
+says why on its Triton row. Turing (7.5, a T4) is the negative control: Triton runs there."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("triton")
+
+from motif_lite.checkup.environment import _check_triton  # noqa: E402
+from motif_lite.checkup.report import Checkup  # noqa: E402
+from motif_lite.errors import ConfigError  # noqa: E402
+from motif_lite.model.ops import TORCH_OPS  # noqa: E402
+from motif_lite.preflight import check_kernels, check_speed  # noqa: E402
+from motif_lite.runtime import compile as compile_module  # noqa: E402
+from motif_lite.runtime import kernels as rt  # noqa: E402
+
+PASCAL, TURING = (6, 1), (7, 5)  # a GTX 1080 Ti; a T4 or RTX 20xx
+TOO_OLD = "Triton builds kernels for compute capability 7.0 (Volta) and later, and this GPU is 6.1"
+
+
+class TinyModel(nn.Module):
+    """The one attribute `apply_kernels` needs of a transformer: `ops`."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops, self.body = TORCH_OPS, nn.Linear(4, 4)
+
+
+@pytest.fixture(params=[PASCAL, TURING], ids=["sm_61", "sm_75"])
+def gpu(request, monkeypatch) -> tuple[int, int]:
+    """A CUDA machine whose one GPU has the parameter's compute capability, and a C compiler for Triton's launcher."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: request.param)
+    monkeypatch.setattr(rt, "launcher_build_problem", lambda: None)
+    monkeypatch.setattr(compile_module, "launcher_build_problem", lambda: None)
+    return request.param
+
+
+def test_kernels_triton_is_refused_before_loading(gpu):
+    # Before: accepted on sm_61; the first step compiled kernels for a GPU Triton does not target.
+    if gpu == TURING:
+        assert rt.use_triton("triton")
+        return
+    with pytest.raises(rt.KernelBackendError, match=re.escape(f"not possible here: {TOO_OLD}")):
+        check_kernels("triton", torch.device("cuda"))
+
+
+def test_auto_runs_the_torch_ops_with_one_warning(gpu):
+    model = TinyModel()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rt.apply_kernels(model, "auto")
+    notes = [str(w.message) for w in caught if "Triton kernels unavailable" in str(w.message)]
+    if gpu == TURING:
+        assert notes == [] and rt.use_triton("auto")
+        return
+    assert len(notes) == 1 and TOO_OLD in notes[0]
+    assert model.ops.layer_norm_modulate is TORCH_OPS.layer_norm_modulate
+    assert TOO_OLD in rt.fallbacks(model)[rt.TRITON_KERNELS]
+
+
+def test_the_triton_attention_backend_is_refused_before_loading(gpu):
+    if gpu == TURING:
+        assert check_speed(torch.device("cuda"), "torch", "triton", None)[1].describe().startswith("triton")
+        return
+    for kernels in ("torch", "auto"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # auto's own note that the Triton ops are off
+            with pytest.raises(ConfigError, match=re.escape(f"triton is our Triton kernel: {TOO_OLD}")):
+                check_speed(torch.device("cuda"), kernels, "triton", None)
+
+
+def test_compile_is_refused_before_loading(gpu):
+    # Before: accepted; inductor raised GPUTooOldForTriton at the first compiled call, after every weight loaded.
+    if gpu == TURING:
+        compile_module.check_compile_possible("cuda")
+        return
+    with pytest.raises(compile_module.CompileUnavailableError, match=re.escape(f"builds Triton kernels: {TOO_OLD}")):
+        compile_module.check_compile_possible("cuda")
+
+
+def test_checks_triton_row_says_why(gpu):
+    report = Checkup()
+    _check_triton(report)
+    [finding] = report.findings
+    if gpu == TURING:
+        assert finding.level == "ok" and finding.message.startswith("kernels importable")
+        return
+    assert finding.level == "warning" and finding.message.startswith("kernels unavailable, the torch ops run instead")
+    assert TOO_OLD in finding.message
