@@ -497,8 +497,9 @@ def triton_gpu_blocker(capability: tuple[int, int]) -> str | None:
     return f"Triton builds kernels for compute capability 7.0 (Volta) and later, and this GPU is {major}.{minor}"
 
 
-# 8-bit attention (`motif_lite.kernels.attention_int8`): INT8 QKᵀ needs INT8 tensor cores (NVIDIA compute
-# capability 8.0+), FP8 e4m3 P·V FP8 ones (8.9+: Ada, Hopper and later).
+# 8-bit attention (`motif_lite.kernels.attention_int8`): INT8 QKᵀ needs INT8 tensor cores as Triton uses them
+# (NVIDIA compute capability 8.0+: Triton 3.9 cannot compile an INT8 `tl.dot` for sm_75, though Turing has INT8
+# tensor cores), FP8 e4m3 P·V FP8 ones (8.9+: Ada, Hopper and later).
 INT8_CAPABILITY = (8, 0)
 FP8_CAPABILITY = (8, 9)
 
@@ -512,7 +513,11 @@ def int8_attention_blocker(gpu: GpuFacts) -> str | None:
         return f"has not been checked on AMD GPUs ({gpu.name}, {gpu.describe()}), which run exact attention"
     if gpu.capability is None or gpu.capability < INT8_CAPABILITY:
         major, minor = gpu.capability or (0, 0)
-        return f"needs INT8 tensor cores (compute capability 8.0, Ampere, and later), but {gpu.name} is {major}.{minor}"
+        turing = " (Triton cannot compile an INT8 dot for Turing's)" if gpu.capability == (7, 5) else ""
+        return (
+            f"needs INT8 tensor cores as Triton uses them, from compute capability 8.0 (Ampere) on{turing}, but "
+            f"{gpu.name} is {major}.{minor}"
+        )
     return None
 
 

@@ -18,6 +18,7 @@ pytest.importorskip("triton")
 
 from motif_lite.checkup.environment import _check_triton  # noqa: E402
 from motif_lite.checkup.report import Checkup  # noqa: E402
+from motif_lite.devices import NVIDIA, GpuFacts, int8_attention_blocker  # noqa: E402
 from motif_lite.errors import ConfigError  # noqa: E402
 from motif_lite.model.ops import TORCH_OPS  # noqa: E402
 from motif_lite.preflight import check_kernels, check_speed  # noqa: E402
@@ -99,3 +100,15 @@ def test_checks_triton_row_says_why(gpu):
         return
     assert finding.level == "warning" and finding.message.startswith("kernels unavailable, the torch ops run instead")
     assert TOO_OLD in finding.message
+
+
+def test_int8_attention_on_turing_says_why_its_int8_tensor_cores_are_not_used():
+    # Before: "needs INT8 tensor cores (compute capability 8.0, Ampere, and later)", which a T4 user, whose GPU is
+    # sold for its INT8 tensor cores, reads as wrong. Triton 3.9 cannot compile an INT8 dot for sm_75 at all.
+    t4 = GpuFacts(NVIDIA, "Tesla T4", capability=TURING)
+    blocker = int8_attention_blocker(t4)
+    assert "as Triton uses them, from compute capability 8.0 (Ampere) on" in blocker and blocker.endswith("is 7.5")
+    assert "Triton cannot compile an INT8 dot for Turing's" in blocker
+    gtx_1080_ti = GpuFacts(NVIDIA, "NVIDIA GeForce GTX 1080 Ti", capability=PASCAL)  # no INT8 tensor cores at all
+    assert "Turing" not in int8_attention_blocker(gtx_1080_ti)
+    assert int8_attention_blocker(GpuFacts(NVIDIA, "NVIDIA A100", capability=(8, 0))) is None
