@@ -805,8 +805,8 @@ def test_one_shard_given_for_a_weight_file_gets_the_fix_its_refusal_gives(tiny, 
     [("Tesla T4", (7, 5), True), ("NVIDIA GeForce GTX 1080", (6, 1), True), ("NVIDIA GeForce RTX 3060", (8, 6), False)],
 )
 def test_a_gpu_without_bf16_tensor_cores_is_told_runs_use_fp16(monkeypatch, name, capability, advised):
-    """bf16 has tensor cores from compute capability 8.0 on; before that runs default to fp16, and `check` says so
-    on the GPU's own row, with what fp16 risks."""
+    """bf16 has tensor cores from compute capability 8.0 on; before that runs default to fp16 (fp32 before 7.0), and
+    `check` says so on the GPU's own row, with what fp16 risks."""
     import torch
 
     from motif_lite.checkup.environment import _check_gpu
@@ -829,8 +829,11 @@ def test_a_gpu_without_bf16_tensor_cores_is_told_runs_use_fp16(monkeypatch, name
         assert finding.level == "warning" and f"{name} (compute capability {capability[0]}.{capability[1]})" in (
             finding.message
         )
-        assert "no bfloat16 tensor cores: runs here use fp16 unless --dtype" in finding.message
-        assert "--dtype fp32 is safe" in finding.message
+        if capability < (7, 0):  # Pascal: fp32, as ComfyUI computes there (tests/test_older_gpus.py)
+            assert "runs here use fp32 unless --dtype" in finding.message and "fp16" in finding.message
+        else:
+            assert "no bfloat16 tensor cores: runs here use fp16 unless --dtype" in finding.message
+            assert "--dtype fp32 is safe" in finding.message
     else:
         assert finding.level == "ok" and finding.message == f"{name}, {memory}"
 

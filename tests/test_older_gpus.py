@@ -16,14 +16,15 @@ from torch import nn
 
 pytest.importorskip("triton")
 
-from motif_lite.checkup.environment import _check_triton  # noqa: E402
+from motif_lite.checkup.environment import _check_gpu, _check_triton  # noqa: E402
 from motif_lite.checkup.report import Checkup  # noqa: E402
-from motif_lite.devices import NVIDIA, GpuFacts, int8_attention_blocker  # noqa: E402
+from motif_lite.devices import NVIDIA, GpuFacts, dtype_note, int8_attention_blocker  # noqa: E402
 from motif_lite.errors import ConfigError  # noqa: E402
 from motif_lite.model.ops import TORCH_OPS  # noqa: E402
 from motif_lite.preflight import check_kernels, check_speed  # noqa: E402
 from motif_lite.runtime import compile as compile_module  # noqa: E402
 from motif_lite.runtime import kernels as rt  # noqa: E402
+from motif_lite.settings import DEFAULT, resolve_dtype  # noqa: E402
 
 PASCAL, TURING = (6, 1), (7, 5)  # a GTX 1080 Ti; a T4 or RTX 20xx
 TOO_OLD = "Triton builds kernels for compute capability 7.0 (Volta) and later, and this GPU is 6.1"
@@ -112,3 +113,41 @@ def test_int8_attention_on_turing_says_why_its_int8_tensor_cores_are_not_used():
     gtx_1080_ti = GpuFacts(NVIDIA, "NVIDIA GeForce GTX 1080 Ti", capability=PASCAL)  # no INT8 tensor cores at all
     assert "Turing" not in int8_attention_blocker(gtx_1080_ti)
     assert int8_attention_blocker(GpuFacts(NVIDIA, "NVIDIA A100", capability=(8, 0))) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "capability", "dtype"),
+    [("NVIDIA GeForce GTX 1660 SUPER", TURING, torch.float32), ("NVIDIA GeForce GTX 1650", TURING, torch.float32),
+     ("NVIDIA T1000", TURING, torch.float32), ("NVIDIA GeForce GTX 1080 Ti", PASCAL, torch.float32),
+     ("Tesla P100-PCIE-16GB", (6, 0), torch.float32), ("Tesla T4", TURING, torch.float16),
+     ("NVIDIA GeForce RTX 2060", TURING, torch.float16), ("Tesla V100-SXM2-16GB", (7, 0), torch.float16)],
+)  # fmt: skip
+def test_the_default_dtype_is_fp32_where_fp16_is_faulty_or_slow(monkeypatch, name, capability, dtype):
+    # Before: fp16 on every GPU before Ampere, the GTX 16xx too, where ComfyUI computes in fp32 ("FP16 is just
+    # broken on these cards") and Pascal, where ComfyUI finds fp32 faster. A T4, an RTX 20xx and a V100 keep fp16.
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    setting = resolve_dtype(None, torch.device("cuda"))
+    assert setting.value == dtype and setting.source == DEFAULT
+    if dtype == torch.float32:
+        assert setting.origin.startswith(f"{name} has no bf16 tensor cores and is ")
+        assert "ComfyUI computes in fp32 there" in setting.origin
+        assert setting.origin.endswith("--dtype fp16 to override")
+        assert "fp32, what a run here uses when no dtype is given" in dtype_note(torch.device("cuda"), torch.bfloat16)
+    else:
+        assert setting.origin.endswith("--dtype bf16 to override")
+        assert "fp16, what a run here uses when no dtype is given" in dtype_note(torch.device("cuda"), torch.bfloat16)
+
+
+@pytest.mark.parametrize(("name", "default"), [("NVIDIA GeForce GTX 1660 SUPER", "fp32"), ("Tesla T4", "fp16")])
+def test_checks_gpu_row_names_the_default_dtype(monkeypatch, name, default):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (14 * 1024**3, 15 * 1024**3))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: TURING)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: [])  # no build to check against
+    report = Checkup()
+    _check_gpu(report)
+    [finding] = report.findings
+    assert finding.level == "warning" and f"runs here use {default} unless --dtype says otherwise" in finding.message

@@ -11,6 +11,7 @@ from motif_lite.devices import (
     GpuFacts,
     amd_gpu_note,
     default_dtype,
+    fp16_problem,
     gpu_facts,
     gpu_platform,
     has_bf16_matrix_cores,
@@ -107,7 +108,12 @@ def _check_gpu(report: Checkup) -> None:
         notes = [amd_gpu_note(gpu)] if gpu.is_amd else []  # nothing has run on an AMD GPU: what a run does there
         if gpu.is_amd and (quadratic := _quadratic_attention_note(torch.device("cuda", index), gpu)) is not None:
             notes.append(quadratic)
-        if not has_bf16_matrix_cores(gpu):  # runs default to fp16 (`devices.default_dtype`), unchecked on real weights
+        if not has_bf16_matrix_cores(gpu) and (problem := fp16_problem(gpu)) is not None:  # fp32 by default
+            notes.append(
+                f"{name} ({gpu.describe()}) has no bfloat16 tensor cores and is {problem}: runs here use fp32 unless "
+                "--dtype says otherwise (twice fp16's activation memory; --dtype fp16 overrides)"
+            )
+        elif not has_bf16_matrix_cores(gpu):  # fp16 by default (`devices.default_dtype`), unchecked on real weights
             notes.append(
                 f"{name} ({gpu.describe()}) has no bfloat16 tensor cores: runs here use fp16 unless --dtype says "
                 "otherwise (bf16 would be several times slower, its attention memory growing with the square of the "
