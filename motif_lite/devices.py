@@ -3,7 +3,8 @@
 
 `parse_device` reads a name ("auto" included) for plans, which may be made for a device this machine lacks;
 `resolve_device` and `checked_device` also require that the device runs here. `default_dtype` is the compute dtype
-when the user names none (float16 on a GPU before compute capability 8.0, else bfloat16); `dtype_note` says when
+when the user names none (float16 on a GPU before compute capability 8.0, float32 on the GTX 16xx and before 7.0,
+else bfloat16); `dtype_note` says when
 a dtype the user named is a poor fit for a GPU (bfloat16 before compute capability 8.0). `gpu_facts` reads what the
 code decides on about a GPU (NVIDIA's compute capability, or on PyTorch's ROCm build the AMD architecture), and the
 pure functions after it decide from those facts (bf16, 8-bit attention, FP8, NVIDIA-only attention kernels).

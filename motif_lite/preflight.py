@@ -564,7 +564,7 @@ def plan_generation(
     (`locate_sources`); `text_encoder=False`: a process that never loads the text encoder (the ranks of a parallel run
     other than the main one), planned without it; `quantize` / `text_encoder_quantize`: the recipe the transformer / the
     text encoder is quantized to as it loads (its size is then our quantizer's for it). `dtype` None: what
-    `load_pipeline` picks on that device (`settings.resolve_dtype`: float16 on a GPU before compute capability 8.0, else
+    `load_pipeline` picks on that device (`settings.resolve_dtype`: fp16 (or fp32) before compute capability 8.0, else
     bfloat16). `first_step`: a resumed run's first step; one resumed past the guidance window plans one row per forward,
     as it runs (`Settings.guided`). `sizes`: `model_sizes` of these sources, dtype and text encoder dtype counted
     already (`PlannedRun.sizes`), not counted again. `attention_backend`: `--attention-backend` (with `auto` and

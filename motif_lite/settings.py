@@ -404,7 +404,8 @@ def resolve_settings(
 
 def resolve_dtype(given: torch.dtype | str | None, device: torch.device | None) -> Setting[torch.dtype]:
     """The compute dtype: `given` (a torch dtype or a --dtype name), else the default of `device` (float16 on a GPU
-    before compute capability 8.0, else bfloat16: `devices.default_dtype`; None: a GPU that is not here)."""
+    before compute capability 8.0, float32 where fp16 is faulty or slow too, else bfloat16: `devices.default_dtype`;
+    None: a GPU that is not here)."""
     if given is not None:
         return Setting(checked_dtype(given), FLAG, "--dtype")
     dtype, why = default_dtype(device)

@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from motif_lite.settings import Given
 
 DTYPE_HELP = (
-    "compute dtype (default bf16; fp16 on GPUs before compute capability 8.0, which lack bf16 tensor cores); bf16 "
-    "is the published one, and in fp16 the text encoder stays bf16"
+    "compute dtype (default bf16; fp16 before compute capability 8.0, which lacks bf16 tensor cores, fp32 on the GTX "
+    "16xx and before 7.0); bf16 is the published one, and in fp16 the text encoder stays bf16"
 )
 GGUF_HELP = (
     "quantized transformer (a .gguf file, a folder holding one, or a variant of the GGUF repo, e.g. Q4_K_M); the "

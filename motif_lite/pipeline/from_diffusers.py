@@ -115,7 +115,7 @@ _MEMORY_MAPPED = "not needed: the weights are memory-mapped and go straight into
 # `load_pipeline` takes for the same, or why it needs nothing.
 LOAD_ADVICE = {
     "torch_dtype": "give dtype=torch.bfloat16 (or torch.float16, torch.float32, or a name: 'bf16', 'fp16', 'fp32'); "
-    "without it bf16 (fp16 on a GPU before Ampere)",
+    "without it bf16 (fp16 on a GPU before Ampere, fp32 on the GTX 16xx and before Volta)",
     "variant": "not needed: the checkpoint's published bf16 files are read as they are; a smaller transformer is "
     "gguf='Q4_K_M' (a published GGUF) or quantize='Q8_0' (quantized as it loads)",
     "use_safetensors": "not needed: the checkpoint's .safetensors files are the weights read (a GGUF transformer: "

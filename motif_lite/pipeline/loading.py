@@ -76,8 +76,9 @@ def load_pipeline(
     before loading): load on the CPU, then stream / chunk / tile as the memory plan says instead of
     putting everything on `device` (without one, a warning when the official video would not fit the GPU by the
     planner's estimate). `dtype`: torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16",
-    "float32", ...); None: float16 on a GPU before compute capability 8.0 (no bfloat16 tensor cores), else
-    bfloat16, the published dtype (`pipe.dtype_setting` says which and why; a row of the settings table).
+    "float32", ...); None: float16 on a GPU before compute capability 8.0 (no bfloat16 tensor cores; float32 on the
+    GTX 16xx and before 7.0: `devices.fp16_problem`), else bfloat16, the published dtype (`pipe.dtype_setting`
+    says which and why; a row of the settings table).
     `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16: `devices.text_encoder_dtype`):
     e.g. bfloat16 (the checkpoint's own dtype) next to a float32 transformer on the CPU, halving the encoder's 17
     GB; its outputs are cast to `dtype`.

@@ -176,16 +176,16 @@ def start(device: str) -> Session:
 
 def check_same_dtype(dtype: torch.dtype) -> None:
     """Every rank of the job computes in the same dtype: without --dtype, ranks on GPUs of two generations would each
-    take their own default (fp16 before compute capability 8.0, else bf16) and exchange tensors of different types.
-    Called by every rank with its own; raises the same error on all of them."""
+    take their own default (fp16 or fp32 before compute capability 8.0, else bf16) and exchange tensors of different
+    types. Called by every rank with its own; raises the same error on all of them."""
     every: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(every, str(dtype).removeprefix("torch."))
     if len(set(every)) > 1:
         ranks = ", ".join(f"rank {rank} {name}" for rank, name in enumerate(every))
         raise ParallelError(
             f"the GPUs of this run default to different compute dtypes ({ranks}; a GPU before compute capability 8.0 "
-            "has no bf16 tensor cores and defaults to fp16): give --dtype fp16 to run all of them in fp16, or choose "
-            "GPUs of one generation with CUDA_VISIBLE_DEVICES"
+            "has no bf16 tensor cores and defaults to fp16 or fp32): give --dtype fp16 to run all of them in fp16 "
+            "(or --dtype fp32), or choose GPUs of one generation with CUDA_VISIBLE_DEVICES"
         )
 
 
