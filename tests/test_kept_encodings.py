@@ -5,7 +5,7 @@ import weakref
 
 import torch
 
-from motif_lite.pipeline.conditioning import TEXTS_KEPT, KeptEncodings, KeptImage
+from motif_lite.pipeline.conditioning import TEXTS_KEPT, FirstFrameKey, KeptEncodings, KeptImage
 from motif_lite.vae.posterior import DiagonalGaussian
 
 
@@ -17,7 +17,7 @@ def encoding(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.full((1, 2, 3), float(n)), torch.ones(1, 2, dtype=torch.bool)
 
 
-def first_frame(key: tuple[str | None, int, int]) -> KeptImage:
+def first_frame(key: FirstFrameKey) -> KeptImage:
     posterior = DiagonalGaussian(torch.zeros(1, 32, 1, 2, 2))
     return KeptImage(key, (40, 30), torch.ones(1, 4, 8), posterior)
 
@@ -47,11 +47,11 @@ def test_another_text_encoder_finds_nothing_and_the_kept_texts_do_not_hold_it():
 
 def test_a_first_frame_is_found_for_its_image_size_and_encoders_only():
     kept, text_encoder, vae = KeptEncodings(), Encoder(), Encoder()
-    key = ("sha", 48, 32)
+    key = ("sha", "image", 48, 32)
     kept.keep_image(first_frame(key), text_encoder, vae)
     assert kept.image(key, text_encoder, vae).size == (40, 30)
-    assert kept.image(("sha", 64, 32), text_encoder, vae) is None  # another size
-    assert kept.image(("other", 48, 32), text_encoder, vae) is None  # another file, or the file edited
+    assert kept.image(("sha", "image", 64, 32), text_encoder, vae) is None  # another size
+    assert kept.image(("other", "image", 48, 32), text_encoder, vae) is None  # another file, or the file edited
     assert kept.image(key, Encoder(), vae) is None and kept.image(key, text_encoder, Encoder()) is None
     kept.clear()
     assert kept.image(key, text_encoder, vae) is None
@@ -59,14 +59,14 @@ def test_a_first_frame_is_found_for_its_image_size_and_encoders_only():
 
 def test_a_first_frame_whose_file_could_not_be_read_is_not_kept():
     kept, text_encoder, vae = KeptEncodings(), Encoder(), Encoder()
-    kept.keep_image(first_frame((None, 48, 32)), text_encoder, vae)
-    assert kept.image((None, 48, 32), text_encoder, vae) is None
+    kept.keep_image(first_frame((None, "image", 48, 32)), text_encoder, vae)
+    assert kept.image((None, "image", 48, 32), text_encoder, vae) is None
 
 
 def test_a_kept_first_frame_does_not_hold_its_encoders():
     # A VAE or text encoder the user let go of (another checkpoint loaded) must not stay in memory for the frame.
     kept, text_encoder, vae = KeptEncodings(), Encoder(), Encoder()
-    kept.keep_image(first_frame(("sha", 48, 32)), text_encoder, vae)
+    kept.keep_image(first_frame(("sha", "image", 48, 32)), text_encoder, vae)
     let_go = weakref.ref(text_encoder), weakref.ref(vae)
     del text_encoder, vae
     gc.collect()

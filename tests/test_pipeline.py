@@ -273,9 +273,30 @@ def test_encode_from_python_keeps_the_first_frame_without_its_checksum(pipe, tmp
         generator = torch.Generator().manual_seed(seed)
         pipe.encode(request, pipe.initial_noise(request, generator), generator, lambda *a: None)
         # Kept under the file's own checksum: another image of the same size (g.png) must not take f.png's.
-        key = (image_sha256(tmp_path / name), 48, 32)
+        key = (image_sha256(tmp_path / name), "image", 48, 32)
         assert pipe.kept_encodings.image(key, pipe.text_encoder, pipe.vae) is not None
     assert len(encodes) == 2  # f.png once, g.png once
+
+
+def test_one_animated_file_as_image_then_as_clip_to_extend_is_encoded_again(pipe, tmp_path):
+    # `image=` starts from an animated file's first frame, `extend=` goes on from its last: both hash the same
+    # bytes, and the clip to extend took the kept encodings of the image's first frame (a jump at the join).
+    frames = [PIL.Image.new("RGB", (48, 32), (shade, 255 - shade, 90)) for shade in (20, 120, 230)]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=42, loop=0)
+
+    def conditioning(**first_frame) -> object:
+        request, _ = GenerationRequest(prompt=PROMPT, width=48, height=32, frames=5, **first_frame).resolve()
+        generator = torch.Generator().manual_seed(3)
+        return pipe.encode(request, pipe.initial_noise(request, generator), generator, lambda *a: None)
+
+    pipe.kept_encodings.clear()
+    extended_fresh = conditioning(extend=tmp_path / "clip.gif")
+    pipe.kept_encodings.clear()
+    from_image = conditioning(image=tmp_path / "clip.gif")
+    extended = conditioning(extend=tmp_path / "clip.gif")
+    torch.testing.assert_close(extended.image_embeds, extended_fresh.image_embeds, rtol=0, atol=0)
+    torch.testing.assert_close(extended.latents, extended_fresh.latents, rtol=0, atol=0)
+    assert (extended.latents - from_image.latents).abs().max() > 0.05  # the two frames do differ
 
 
 def test_image_to_video_encoding_counts_the_first_frame_as_a_part_of_it(pipe, tmp_path):

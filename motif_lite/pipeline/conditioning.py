@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs ne
 
 
 TEXTS_KEPT = 4  # encoded texts a pipeline keeps (`KeptEncodings`, `MotifVideoPipeline.encoded_texts`)
+# (the file's SHA-256, which of its frames, width, height): another file, the same one edited, or another frame of
+# it (an animated image's first frame for `image`, its last for `extend`) misses. `first_frame_key` makes it.
+FirstFrameKey = tuple[str | None, str, int, int]
 
 
 @dataclass
@@ -76,8 +79,7 @@ def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tupl
 class KeptImage:
     """An image-to-video first frame's encodings: what `KeptEncodings` keeps for the next video of the same image."""
 
-    # (the file's SHA-256, width, height): another file, or the same one edited, misses
-    key: tuple[str | None, int, int]
+    key: FirstFrameKey
     size: tuple[int, int]  # the image's (width, height), upright, before it was resized
     embeds: torch.Tensor  # the image encoder's embeddings of the first frame
     posterior: DiagonalGaussian  # the VAE's posterior of the first frame
@@ -123,7 +125,7 @@ class KeptEncodings:
         while len(texts) > TEXTS_KEPT:
             texts.popitem(last=False)
 
-    def image(self, key: tuple[str | None, int, int], text_encoder: TextEncoder, vae: WanVAE) -> KeptImage | None:
+    def image(self, key: FirstFrameKey, text_encoder: TextEncoder, vae: WanVAE) -> KeptImage | None:
         """The kept encodings of a first frame, if they are this image's at this size, by these encoders."""
         if self._image is None or self._image.key != key:
             return None
@@ -151,10 +153,13 @@ class KeptEncodings:
         return self.texts
 
 
-def first_frame_key(checksum: str | None, request: GenerationRequest) -> tuple[str | None, int, int]:
+def first_frame_key(checksum: str | None, request: GenerationRequest) -> FirstFrameKey:
     """What a first frame's encodings depend on: the bytes of the file it comes from, by their checksum
-    (`ResolvedRequest.first_frame_sha256`), and the video's size (`KeptImage`)."""
-    return checksum, request.width, request.height
+    (`ResolvedRequest.first_frame_sha256`), which frame of that file it is, and the video's size (`KeptImage`).
+    The frame matters: one animated GIF, WebP or PNG given as `image` starts from its first frame and as `extend`
+    goes on from its last, and both hash the same bytes."""
+    frame = "image" if request.extend is None else "last frame of the clip"
+    return checksum, frame, request.width, request.height
 
 
 @contextlib.contextmanager
