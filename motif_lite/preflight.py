@@ -40,6 +40,7 @@ from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.paths import quoted
 from motif_lite.request import GenerationRequest
+from motif_lite.runtime.activation_memory import ImageTowerShape
 from motif_lite.runtime.attention import AttentionBackend, check_backend_runs
 from motif_lite.runtime.attention import attention_backend as attention_backend_for
 from motif_lite.runtime.compile import CompileConfig, check_compile_possible
@@ -640,6 +641,8 @@ def _planner_inputs(
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
     batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
     triton_on = target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch")
+    tower = ImageTowerShape.of_checkpoint(sources.root)  # the first frame's tokens: the checkpoint's, not a constant
+    image_tokens = tower.tokens if request.conditions_on_image else 0
     return PlannerInputs(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,
         weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,
@@ -649,9 +652,10 @@ def _planner_inputs(
         text_encoder_quantized=text_encoder and sizes.text_encoder_quantized,  # packed blocks, not F32/F16 tensors
         triton_attention=triton_on and attention_backend in ("auto", "triton"),  # auto's trial times our kernel
         attention_workspace_bytes=functools.partial(
-            attention_workspace_bytes, attention, config, tokens, image=request.conditions_on_image
+            attention_workspace_bytes, attention, config, tokens, image_tokens=image_tokens
         ),
         image=request.conditions_on_image,  # the first frame goes through the VAE
+        image_tower=tower,
     )  # fmt: skip
 
 

@@ -110,7 +110,7 @@ def test_the_per_rank_memory_table_of_the_docs_is_the_planners():
     assert [int(sp) for sp, _, _ in rows] == [1, 2, 3, 4, 6, 12]
     for sp, activations, _ in rows:  # a text-to-video run: no image tokens in the context
         counted = transformer_activation_bytes(
-            114080, TransformerConfig(), 1, 16384, True, context_tokens(image=False), sequence_parallel=int(sp)
+            114080, TransformerConfig(), 1, 16384, True, context_tokens(0), sequence_parallel=int(sp)
         )
         assert f"{counted / 2**30:.2f}" == activations, sp
     assert float(rows[1][1]) > float(rows[0][1]) and float(rows[1][2]) > float(rows[0][2])

@@ -161,16 +161,14 @@ def test_a_forward_without_pieces_is_planned_within_two_percent(fused, layout):
 @pytest.mark.parametrize(("image", "chunk"), [(False, 64), (False, None), (True, 64)])
 def test_the_planned_forward_has_image_tokens_for_image_to_video_only(image, chunk):
     # The planner's denoise activations (less the sampler's latents) against a forward's live tensors with the
-    # longest prompt, and the first frame's 729 SigLIP tokens for image-to-video only: a text-to-video forward has
+    # longest prompt, and the first frame's SigLIP tokens for image-to-video only: a text-to-video forward has
     # none, and at 256 video tokens counting them anyway would overestimate it by far more than 10 %.
-    from motif_lite.runtime.activation_memory import IMAGE_TOKENS
     from motif_lite.runtime.planner import SAMPLER_LATENTS, _Choice, _denoise_activations
 
     torch.manual_seed(0)
     model = MotifVideoTransformer(NARROW).eval().requires_grad_(False).to(torch.bfloat16)
-    image_tokens = IMAGE_TOKENS if image else 0
-    _, live_peak = estimate_and_live_peak(model, chunk, "fused", (2, 16, 32), TEXT_TOKENS, image_tokens)
     sizes = generation_sizes(256, 128, 5, NARROW, GiB, 0, VAE, torch.bfloat16, image, torch.bfloat16)
+    _, live_peak = estimate_and_live_peak(model, chunk, "fused", (2, 16, 32), TEXT_TOKENS, sizes.image_tokens)
     choice = _Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=chunk)
     latents = SAMPLER_LATENTS * NARROW.out_channels * sizes.video_tokens * 4 * sizes.act_bytes
     estimate = _denoise_activations(sizes, choice, 1, True, 1, None, False) - latents

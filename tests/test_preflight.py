@@ -263,12 +263,12 @@ def test_an_unguided_request_plans_one_row_and_int8_attention_counts_the_rows(no
     assert plans["int8"].cfg_batch == plans["exact"].cfg_batch == 2
     denoise = {a: next(s for s in plan.stages if s.name == "denoise").peak_bytes for a, plan in plans.items()}
     config = sources.transformer.value
-    two_rows = attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 2, image=False)
-    assert two_rows > attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 1, image=False)
+    two_rows = attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 2, image_tokens=0)
+    assert two_rows > attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 1, image_tokens=0)
     assert denoise["int8"] - denoise["exact"] >= two_rows
     # A text-to-video forward's joint attention has no image tokens: its K/V copies are counted without them.
     inputs = _planner_inputs(request, sources, torch.bfloat16, torch.device("cuda"), "auto", "int8", None)
-    with_image = attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 2, image=True)
+    with_image = attention_workspace_bytes("int8", config, plans["int8"].video_tokens, 2, image_tokens=4096)
     assert inputs.attention_workspace_bytes(2) == two_rows < with_image
 
 
@@ -918,6 +918,31 @@ def test_only_an_image_that_conditions_is_planned_through_the_vae_encoder(no_net
 
     assert plan(1, tmp_path / "a.png") == plan(1, None)
     assert plan(9, tmp_path / "a.png") != plan(9, None)  # image-to-video: the first frame is encoded
+
+
+def test_an_image_to_video_plan_counts_the_tokens_the_checkpoints_image_tower_gives(checkpoint, no_network, tmp_path):
+    # The planner counted 729 SigLIP tokens (SigLIP at 384 px) whatever the checkpoint; the official tower takes
+    # 896 px in patches of 14: 4096. The plan's tokens are now the checkpoint's, as its encoder gives them, and they
+    # reach the context of the denoise estimate and 8-bit attention's workspace.
+    import PIL.Image
+
+    from motif_lite.encoders.text import load_text_encoder
+    from motif_lite.runtime.kernels import attention_workspace_bytes
+
+    PIL.Image.new("RGB", (64, 48), (200, 40, 90)).save(tmp_path / "a.png")
+    image_to_video, _ = GenerationRequest("x", image=tmp_path / "a.png", width=64, height=48, frames=9).resolve()
+    text_to_video, _ = GenerationRequest("x", width=64, height=48, frames=9).resolve()
+    encoded = load_text_encoder(checkpoint[0], torch.float32).encode_image(torch.zeros(1, 3, 48, 64))
+    assert plan_generation(image_to_video, checkpoint[0], device="cpu").image_tokens == encoded.shape[1] == 16
+    assert plan_generation(text_to_video, checkpoint[0], device="cpu").image_tokens == 0
+    sources = locate_sources(checkpoint[0], **AT_HAND)
+    inputs = _planner_inputs(image_to_video, sources, torch.bfloat16, torch.device("cuda"), "auto", "int8", None)
+    config, n = sources.transformer.value, inputs.sizes().video_tokens
+    assert inputs.attention_workspace_bytes(1) == attention_workspace_bytes("int8", config, n, image_tokens=16)
+    # The official checkpoint, whose config is not at hand: its tower's 896 // 14 = 64 patches a side.
+    official = locate_sources(gguf="Q4_K_M", **AT_HAND)
+    request, _ = GenerationRequest("x", image=tmp_path / "a.png", width=256, height=256, frames=9).resolve()
+    assert plan_generation(request, official, device="cuda", vram_gib=64).image_tokens == 4096
 
 
 def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):

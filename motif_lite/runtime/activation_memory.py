@@ -16,10 +16,6 @@ from motif_lite.errors import ConfigError
 from motif_lite.json_values import read_json_object
 
 ACT_BYTES = 2  # bytes per activation element of a bf16 run (the default; callers pass their dtype's)
-# Tokens of the context stream: the reference pads prompts to MAX_PROMPT_TOKENS text tokens; I2V adds 729 SigLIP
-# tokens.
-IMAGE_TOKENS = 729
-CONTEXT_TOKENS = MAX_PROMPT_TOKENS + IMAGE_TOKENS
 # Live activations of one transformer forward, in elements of the activation dtype, counted from the model code
 # (what is alive together at each phase of a block) and checked against a tensor-lifetime tracker, exactly, in
 # bench/bench_planner.py. L: the tokens a block attends over; c: the tokens of one piece (`token_chunk`; a whole
@@ -87,10 +83,10 @@ TEXT_LAYER_FRACTION = 0.022
 TEXT_TOKENS = MAX_PROMPT_TOKENS  # the text encoder's pass is planned for the longest prompt
 
 
-def context_tokens(image: bool) -> int:
-    """The context stream's tokens a forward is planned for: the longest prompt's, and for image-to-video
-    (`image`) the first frame's SigLIP tokens before them; a text-to-video forward has no image tokens."""
-    return TEXT_TOKENS + (IMAGE_TOKENS if image else 0)
+def context_tokens(image_tokens: int) -> int:
+    """The context stream's tokens a forward is planned for: the longest prompt's, and for image-to-video the
+    first frame's `image_tokens` SigLIP tokens (`ImageTowerShape.tokens`; 0 for text-to-video)."""
+    return TEXT_TOKENS + image_tokens
 
 
 # `TextEncoderShape`'s fields -> their keys in text_encoder/config.json's `text_config`.
@@ -135,6 +131,57 @@ class TextEncoderShape:
         """Weights of the attention (q, k, v, o) and gated MLP (gate, up, down) projections of all layers."""
         attention = self.hidden * self.head_dim * (2 * self.heads + 2 * self.kv_heads)
         return self.layers * (attention + 3 * self.hidden * self.intermediate)
+
+
+# `ImageTowerShape`'s fields -> their keys in text_encoder/config.json's `vision_config` (the SigLIP tower).
+_VISION_CONFIG_KEYS = {
+    "hidden": "hidden_size",
+    "intermediate": "intermediate_size",
+    "layers": "num_hidden_layers",
+    "heads": "num_attention_heads",
+    "image_size": "image_size",
+    "patch_size": "patch_size",
+}
+_OFFICIAL_VISION = OFFICIAL_TEXT_ENCODER_CONFIG["vision_config"]
+
+
+@dataclass(frozen=True)
+class ImageTowerShape:
+    """The SigLIP image tower inside the text encoder, which encodes image-to-video's first frame (defaults: the
+    official encoder's vision_config: 896 px in patches of 14)."""
+
+    hidden: int = _OFFICIAL_VISION["hidden_size"]
+    intermediate: int = _OFFICIAL_VISION["intermediate_size"]
+    layers: int = _OFFICIAL_VISION["num_hidden_layers"]
+    heads: int = _OFFICIAL_VISION["num_attention_heads"]
+    image_size: int = _OFFICIAL_VISION["image_size"]
+    patch_size: int = _OFFICIAL_VISION["patch_size"]
+
+    @classmethod
+    def of_checkpoint(cls, root: str | Path | None) -> ImageTowerShape:
+        """The tower of a checkpoint folder's `text_encoder/config.json` (its `vision_config`), else the official
+        one. A key the file lacks keeps the official value: transformers' default tower, which the encoder is then
+        built with, is smaller in every size, so the plan errs high. `ConfigError` naming the file for one whose
+        sizes the encoder cannot be built from."""
+        path = None if root is None else Path(root) / "text_encoder" / "config.json"
+        if path is None or not path.is_file():
+            return cls()
+        values = read_json_object(path, "text encoder config")
+        check_sizes(values, str(path))
+        vision = values.get("vision_config", {})
+        return cls(**{ours: vision[theirs] for ours, theirs in _VISION_CONFIG_KEYS.items() if theirs in vision})
+
+    @property
+    def tokens(self) -> int:
+        """The tokens of its last hidden state, which the transformer's context gets: one per patch of the square
+        input (SigLIP's embeddings; 4096 for the official tower)."""
+        return (self.image_size // self.patch_size) ** 2
+
+
+OFFICIAL_IMAGE_TOWER = ImageTowerShape()
+# The official image-to-video context: the longest prompt and the official tower's image tokens.
+OFFICIAL_IMAGE_TOKENS = OFFICIAL_IMAGE_TOWER.tokens
+CONTEXT_TOKENS = TEXT_TOKENS + OFFICIAL_IMAGE_TOKENS
 
 
 def transformer_activation_bytes(

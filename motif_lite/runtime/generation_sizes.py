@@ -18,6 +18,7 @@ from torch import nn
 from motif_lite import devices
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
+from motif_lite.runtime.activation_memory import OFFICIAL_IMAGE_TOWER, ImageTowerShape
 from motif_lite.runtime.host_memory import pinned_size
 from motif_lite.vae.config import WanVAEConfig
 
@@ -46,6 +47,12 @@ class GenerationSizes:
     image: bool  # image-to-video: the first frame is VAE-encoded in the encode stage
     act_bytes: int  # bytes per element of the transformer's activations
     text_act_bytes: int  # bytes per element of the text encoder's activations (it may run in another dtype)
+    image_tower: ImageTowerShape = OFFICIAL_IMAGE_TOWER  # the checkpoint's SigLIP tower (image-to-video)
+
+    @property
+    def image_tokens(self) -> int:
+        """The first frame's SigLIP tokens in the transformer's context: the tower's for image-to-video, else 0."""
+        return self.image_tower.tokens if self.image else 0
 
 
 def video_tokens(width: int, height: int, frames: int, config: TransformerConfig, vae_config: WanVAEConfig) -> int:
@@ -75,11 +82,13 @@ def generation_sizes(
     image: bool,
     activation_dtype: torch.dtype,
     text_activation_dtype: torch.dtype | None = None,
+    image_tower: ImageTowerShape = OFFICIAL_IMAGE_TOWER,
 ) -> GenerationSizes:
     """The sizes of a width x height x frames generation: the transformer's weights (`weight_bytes` as loaded)
     spread over its blocks by their element counts, the text encoder's and VAE's bytes, the VAE's frame shapes.
     `text_activation_dtype`: the dtype the text encoder runs in (None: what `load_pipeline` gives it next to a
-    transformer in `activation_dtype`, `devices.text_encoder_dtype`)."""
+    transformer in `activation_dtype`, `devices.text_encoder_dtype`). `image_tower`: the checkpoint's SigLIP tower
+    (`ImageTowerShape.of_checkpoint`), whose tokens an image-to-video context holds."""
     text_dtype = devices.text_encoder_dtype(activation_dtype, text_activation_dtype)
     block_numels, total, largest_linear = _transformer_numels(config)
     per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
@@ -107,6 +116,7 @@ def generation_sizes(
         image=image,
         act_bytes=activation_dtype.itemsize,
         text_act_bytes=text_dtype.itemsize,
+        image_tower=image_tower,
     )
 
 

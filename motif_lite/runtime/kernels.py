@@ -36,7 +36,7 @@ from motif_lite.io.wsl import libcuda_fix
 from motif_lite.kernels import int8_scheme, patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
 from motif_lite.model.ops import TORCH_OPS, Ops
-from motif_lite.runtime.activation_memory import context_tokens
+from motif_lite.runtime.activation_memory import OFFICIAL_IMAGE_TOKENS, context_tokens
 from motif_lite.runtime.triton_build import launcher_build_problem, windows_install_hint
 from motif_lite.weights.quant_linear import QuantizedLinear
 
@@ -400,16 +400,22 @@ def autotune_buffer_bytes(triton_on: bool) -> int:
 
 
 def attention_workspace_bytes(
-    attention: str, config: TransformerConfig, video_tokens: int, batch: int = 1, *, image: bool = True
+    attention: str,
+    config: TransformerConfig,
+    video_tokens: int,
+    batch: int = 1,
+    *,
+    image_tokens: int = OFFICIAL_IMAGE_TOKENS,
 ) -> int:
     """Device bytes the attention adds inside its largest call: 0 for exact; for int8 its quantized K/V copies,
     bounded by `int8_scheme.WORKSPACE_BYTES`, and its key mask. Heads go in groups that fit that bound, so the
     longest call (the DDT decoder's 2N tokens, unmasked) is not always the largest: the joint attention's N + text
-    (masked where the prompts are padded; with the image's tokens for image-to-video, `image`) can need more."""
+    (masked where the prompts are padded; with the first frame's `image_tokens` SigLIP tokens for image-to-video, 0
+    for text-to-video) can need more."""
     if attention != "int8":
         return 0
     heads, head_dim = config.num_attention_heads, config.attention_head_dim
-    joint = video_tokens + context_tokens(image)
+    joint = video_tokens + context_tokens(image_tokens)
     calls = [(joint, True)] + ([(2 * video_tokens, False)] if config.num_decoder_layers else [])
     return max(int8_scheme.workspace_bytes(batch, heads, length, head_dim, masked) for length, masked in calls)
 

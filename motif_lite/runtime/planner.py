@@ -48,10 +48,11 @@ from motif_lite.devices import CPU_DEVICE, gpu_memory
 from motif_lite.errors import Audience, ConfigError, MemoryBudgetError, MotifLiteError, Spelling
 from motif_lite.kernels.tuning import dequant_matmul_tunes
 from motif_lite.runtime.activation_memory import (
-    IMAGE_TOKENS,
+    OFFICIAL_IMAGE_TOWER,
     TEXT_LAYER_FRACTION,
     TEXT_NON_LAYER_FRACTION,
     TEXT_TOKENS,
+    ImageTowerShape,
     context_tokens,
     linear_rows,
     step_cache_bytes,
@@ -136,6 +137,7 @@ class Plan:
     cfg_batch_asked: int = 1  # the rows per forward the runner could use (`plan_memory`'s cfg_batch)
     batched_vram_gib: float | None = None  # where fewer rows fitted: the least larger --vram that plans them all
     image: bool = False  # image-to-video: the first frame goes through the VAE encoder (in `vae.bands` bands)
+    image_tokens: int = 0  # the first frame's SigLIP tokens the context was planned with (0: text-to-video)
     heads_per_call: int | None = None  # single-stream blocks attend this many heads at a time (None: all at once)
     streamed_bytes: int = 0  # the streamed transformer blocks' weights: copied to the device at every forward
     num_blocks: int = 0  # the transformer's streamable blocks
@@ -345,7 +347,7 @@ def _denoise_activations(
 ) -> int:
     """The denoise stage's activation bytes: one transformer forward of `batch` rows, the sampler's latent-sized
     tensors, and what the attention kernel and the step cache add."""
-    context = context_tokens(sizes.image)
+    context = context_tokens(sizes.image_tokens)
     activations = transformer_activation_bytes(
         sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, context, sizes.act_bytes,
         sequence_parallel=sequence_parallel, heads_per_call=choice.heads,
@@ -380,7 +382,7 @@ def _tunes_in_denoise(
     if not sizes.quantized:
         return False
     tokens = math.ceil(sizes.video_tokens / sequence_parallel)
-    rows = linear_rows(tokens, choice.token_chunk, batch, TEXT_TOKENS, IMAGE_TOKENS if sizes.image else 0)
+    rows = linear_rows(tokens, choice.token_chunk, batch, TEXT_TOKENS, sizes.image_tokens)
     return any(dequant_matmul_tunes(count, sizes.act_bytes) for count in rows)
 
 
@@ -522,7 +524,8 @@ class PlannerInputs:
     and unconditional predictions, 1 without guidance); each ladder candidate is tried with cfg_batch rows, then
     with 1, and `Plan.cfg_batch` says which fitted. vae_dtype: the dtype the VAE is loaded in (`load_vae`'s default
     float32 doubles the decode memory of bfloat16). fused_norms: the transformer runs the fused Triton norm
-    kernels (no float32 RoPE temporaries). image: image-to-video (the first frame is VAE-encoded).
+    kernels (no float32 RoPE temporaries). image: image-to-video (the first frame is VAE-encoded); image_tower: the
+    checkpoint's SigLIP tower (`ImageTowerShape.of_checkpoint`), whose tokens its context holds.
     activation_dtype: the transformer's compute dtype. text_encoder_dtype: the text encoder's (None: what
     `load_pipeline` gives it next to `activation_dtype`, `devices.text_encoder_dtype`).
     attention_workspace_bytes: rows per forward -> device memory the attention kernel adds inside each call
@@ -555,12 +558,14 @@ class PlannerInputs:
     autotune_bytes: int = 0
     text_encoder_quantized: bool = False
     triton_attention: bool = False
+    image_tower: ImageTowerShape = OFFICIAL_IMAGE_TOWER
 
     def sizes(self) -> GenerationSizes:
         """The sizes of this generation (`generation_sizes`)."""
         return generation_sizes(
             self.width, self.height, self.frames, self.transformer_config, self.weight_bytes, self.text_encoder_bytes,
             self.vae_config, self.vae_dtype, self.image, self.activation_dtype, self.text_encoder_dtype,
+            self.image_tower,
         )  # fmt: skip
 
 
@@ -643,6 +648,7 @@ class _Ladder:
                     cfg_batch=batch,
                     cfg_batch_asked=case.cfg_batch,
                     image=sizes.image,
+                    image_tokens=sizes.image_tokens,
                     heads_per_call=choice.heads,
                     streamed_bytes=_streamed_bytes(sizes, choice),
                     num_blocks=len(sizes.block_bytes),
