@@ -408,6 +408,33 @@ def test_the_text_encoder_pass_is_planned_for_one_prompt_whatever_the_rows_per_f
     assert two[1].activation_bytes > one[1].activation_bytes  # negative control: the transformer's rows count
 
 
+def test_the_encode_stage_of_image_to_video_counts_the_image_towers_pass():
+    # The SigLIP tower encodes the first frame while the text encoder is on the device, after the prompts: the
+    # encode stage holds the larger of the two passes (4096 tokens against the prompt's 512 at the official sizes).
+    # On the CPU it runs there, next to the text encoder: nothing on the device.
+    from motif_lite.runtime.activation_memory import ImageTowerShape, image_tower_activation_bytes
+    from motif_lite.runtime.planner import _Choice, _stage_estimates
+
+    def encode(image: bool, **kw) -> object:
+        return next(s for s in plan(832, 480, 49, None, image=image, **kw).stages if s.name == "encode")
+
+    tower, small = ImageTowerShape(), ImageTowerShape(hidden=24, intermediate=48, image_size=28, patch_size=7)
+    siglip = image_tower_activation_bytes(tower, act_bytes=2)
+    assert siglip > text_activation_bytes(1)
+    assert encode(True).activation_bytes - encode(False).activation_bytes == siglip - text_activation_bytes(1)
+    assert encode(True).weight_bytes == encode(False).weight_bytes
+    # Counted in the encoder's own dtype, and for the checkpoint's tower (a small one's pass is below the prompt's).
+    as_fp32 = encode(True, text_encoder_dtype=torch.float32).activation_bytes
+    assert as_fp32 == image_tower_activation_bytes(tower, act_bytes=4) == 2 * siglip
+    assert encode(True, image_tower=small).activation_bytes == text_activation_bytes(1)
+    on_cpu = _Choice(TextEncoderPlacement.CPU, resident_blocks=None, token_chunk=None)
+    sizes = [
+        PlannerInputs(832, 480, 49, FULL, Q4_K_M, T5GEMMA2, VAE, image=True, image_tower=t).sizes()
+        for t in (tower, small)
+    ]
+    assert len({_stage_estimates(each, on_cpu, 1, True)[0] for each in sizes}) == 1
+
+
 def test_a_float32_text_encoder_doubles_its_activations():
     # The hidden states take the encoder's dtype (4 bytes in float32, 2 in bf16); the eager attention's softmax
     # scores are float32 either way.

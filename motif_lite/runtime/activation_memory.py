@@ -400,3 +400,12 @@ def text_activation_bytes(batch: int, act_bytes: int = ACT_BYTES) -> int:
     shape = TextEncoderShape()
     per_token = 6 * shape.hidden + 3 * shape.intermediate
     return batch * (TEXT_TOKENS * per_token * act_bytes + shape.heads * TEXT_TOKENS**2 * 4)
+
+
+def image_tower_activation_bytes(tower: ImageTowerShape, act_bytes: int = ACT_BYTES) -> int:
+    """An estimate, not measured: the SigLIP tower's pass over one first frame, counted like the text encoder's
+    (`text_activation_bytes`), ~6 hidden-size tensors and 3 MLP-size ones per image token in the dtype the encoder
+    runs in. No scores term: transformers runs this tower's attention through SDPA, whose memory grows with the
+    tokens, not their square (an eager fallback would add heads x tokens^2 float32 scores, 1 GiB for the official
+    tower). ~0.15 GiB in bf16 for the official 4096 tokens."""
+    return tower.tokens * (6 * tower.hidden + 3 * tower.intermediate) * act_bytes

@@ -54,6 +54,7 @@ from motif_lite.runtime.activation_memory import (
     TEXT_TOKENS,
     ImageTowerShape,
     context_tokens,
+    image_tower_activation_bytes,
     linear_rows,
     step_cache_bytes,
     text_activation_bytes,
@@ -413,12 +414,15 @@ def _stage_estimates(
     the device where `_text_encoder_tunes`, the denoise stage where `_tunes_in_denoise` (`triton_attention`: the
     exact attention can be our Triton kernel)."""
     resident = _resident_weights(sizes, choice)
-    # Encode: the text encoder's pass; for image-to-video then the first frame through the VAE encoder, after
-    # the text encoder has left the device.
+    # Encode: the text encoder's pass; for image-to-video its SigLIP tower's pass over the first frame after it
+    # (the larger of the two: the prompts' activations are gone by then), then the first frame through the VAE
+    # encoder, after the text encoder has left the device.
     # No text encoder on this device: on the CPU, or in a process that never loads it (text_bytes 0). The pipeline
     # encodes one prompt per call, whatever the transformer's rows per forward.
     on_device = choice.text is not TextEncoderPlacement.CPU and sizes.text_bytes > 0
     text_acts = text_activation_bytes(1, sizes.text_act_bytes) if on_device else 0
+    if on_device and sizes.image:
+        text_acts = max(text_acts, image_tower_activation_bytes(sizes.image_tower, sizes.text_act_bytes))
     encode = (resident + _text_weights(sizes, choice), text_acts)
     if sizes.image:
         encode = max(encode, (resident, vae_encode_bytes(sizes, choice.vae.bands)), key=sum)
