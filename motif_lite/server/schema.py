@@ -299,6 +299,9 @@ def _api_number(value: Any) -> float:
         return math.inf if value > 0 else -math.inf
 
 
+_ASCII_WHITESPACE = re.compile(r"[\t\n\f\r ]+")  # what WHATWG's forgiving base64 drops from a data URL
+
+
 def image_from_reference(reference: Any) -> bytes:
     """A JSON `input_reference`: `{"image_url": "data:image/...;base64,..."}`. The server fetches no URLs."""
     url = reference.get("image_url") if isinstance(reference, Mapping) else None
@@ -310,13 +313,20 @@ def image_from_reference(reference: Any) -> bytes:
             "invalid_value",
         )
     header, _, data = url.partition(",")
+    header = header.lower()  # the scheme, the media type and the `base64` token are case-insensitive (RFC 2397)
     if not (header.startswith("data:image/") and header.endswith(";base64")):
         raise ApiError(400, "input_reference.image_url must be a base64 data URL; this server fetches no URLs",
                        "input_reference", "invalid_value")  # fmt: skip
+    # `base64 FILE`, `openssl base64` and Python's `base64.encodebytes` wrap at 76 columns, and the newlines stay
+    # in JSON made from them: ASCII whitespace is dropped, as browsers drop it (WHATWG's forgiving base64).
+    data = _ASCII_WHITESPACE.sub("", data)
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, f"input_reference: invalid base64 ({exc})", "input_reference", "invalid_value") from exc
+        why = f"({exc})"
+        if "-" in data or "_" in data:
+            why = "('-' and '_' are the URL-safe alphabet; a data URL takes the standard one, '+' and '/')"
+        raise ApiError(400, f"input_reference: invalid base64 {why}", "input_reference", "invalid_value") from exc
 
 
 def upload_limit(max_upload_bytes: int) -> str:
