@@ -234,6 +234,53 @@ def test_image_to_video_equals_reference(pipe, checkpoint, tmp_path):
     assert np.abs(expected.astype(int) - reference_frames(checkpoint[1], seed=5).astype(int)).max() > 10
 
 
+def test_bf16_image_to_video_conditioning_equals_the_references(checkpoint, tmp_path):
+    # The first frame's conditioning in bf16, no denoising: the initial noise, the pixels SigLIP sees, its embeddings,
+    # the first-frame latents (the VAE posterior's sample, drawn after the noise) and the mask, bit for bit against
+    # diffusers' `_prepare_first_frame_conditioning` (the end-to-end I2V parity tests run in float32 only).
+    from diffusers.utils import load_image
+
+    width, height, frames = 64, 48, 9
+    pixels = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # resized by both
+    PIL.Image.fromarray(pixels).save(tmp_path / "first.png")
+    reference = image_to_video(copy.deepcopy(checkpoint[1]).to(torch.bfloat16))
+    pipe = load_pipeline(checkpoint[0], dtype=torch.bfloat16, device="cpu", kernels="torch")
+    seen = {}
+
+    def record(name: str, tower: torch.nn.Module) -> object:
+        return tower.register_forward_pre_hook(
+            lambda module, args, kwargs: seen.__setitem__(name, kwargs.get("pixel_values", args[0] if args else None)),
+            with_kwargs=True,
+        )
+
+    video = reference.video_processor.preprocess_video([load_image(str(tmp_path / "first.png"))], height, width)
+    video = video.permute(0, 2, 1, 3, 4).to(torch.bfloat16)  # [B, C, F, H, W], as the reference's __call__
+    generator = torch.Generator().manual_seed(5)
+    noise = reference.prepare_latents(1, 16, height, width, frames, torch.bfloat16, "cpu", generator, None)
+    hook = record("reference", reference.text_encoder.vision_tower)
+    with torch.no_grad():
+        latents, mask, embeds = reference._prepare_first_frame_conditioning(video, noise, True, generator)
+    hook.remove()
+
+    request, _ = GenerationRequest(PROMPT, NEGATIVE, image=tmp_path / "first.png", width=width, height=height,
+                                   frames=frames).resolve()  # fmt: skip
+    generator = torch.Generator().manual_seed(5)
+    our_noise = pipe.initial_noise(request, generator)
+    hook = record("ours", pipe.text_encoder.model.vision_tower)
+    with torch.no_grad():
+        conditioning = pipe.encode(request, our_noise, generator, lambda *a: None)
+    hook.remove()
+    exactly = dict(rtol=0, atol=0)
+    assert our_noise.dtype == conditioning.latents.dtype == conditioning.image_embeds.dtype == torch.bfloat16
+    torch.testing.assert_close(our_noise, noise, **exactly)
+    torch.testing.assert_close(seen["ours"], seen["reference"], **exactly)
+    torch.testing.assert_close(conditioning.image_embeds, embeds, **exactly)
+    torch.testing.assert_close(conditioning.latents, latents, **exactly)
+    torch.testing.assert_close(conditioning.mask, mask, **exactly)
+    first, rest = conditioning.latents[:, :, :1], conditioning.latents[:, :, 1:]
+    assert first.abs().max() > 0 and not rest.any()  # the first frame's latents only
+
+
 def test_an_image_encoded_once_is_kept_for_the_next_videos(pipe, checkpoint, tmp_path, monkeypatch):
     # A batch of image-to-video (-b N): the first frame is read and encoded once (SigLIP, the VAE), the text encoder
     # not placed for it again, and each video still draws its own posterior sample: the reference's video per seed.
