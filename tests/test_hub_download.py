@@ -317,6 +317,8 @@ class RemoteProtocolError(Exception):
         # hf_xet's, for the repos stored with Xet: a RuntimeError known by its words alone.
         (RuntimeError("Data processing error: CAS service error : IO Error: Timer expired"), "cannot reach"),
         (RuntimeError("CAS service error : Reqwest Error: error sending request for url"), "run again to go on"),
+        (RuntimeError("Reqwest(reqwest::Error { kind: Request, source: hyper::Error(IncompleteMessage) })"), "cannot"),
+        (RuntimeError("IO Error: Custom { kind: UnexpectedEof, error: IncompleteBody }"), "run again to go on"),
         # The cause behind huggingface_hub's own error, and an HTTP client's error known by its name only.
         (raised_from(RuntimeError("download failed"), OSError(errno.ENOSPC, "No space")), "is full: free space"),
         (raised_from(RuntimeError("request failed"), ConnectError("[Errno 111]")), "cannot reach https://hf-mirror"),
@@ -340,6 +342,48 @@ def test_a_failed_hub_call_says_what_to_do(fake_hub, monkeypatch, error, advice)
         with pytest.raises(MissingFilesError) as failed:
             find("Q4_K_M") if find is find_gguf else find()
         assert advice.format(repo=repo, cache=constants.HF_HUB_CACHE) in str(failed.value)
+
+
+def test_the_gguf_downloads_partial_files_are_named_where_both_downloads_do_not_fit(fake_hub, monkeypatch):
+    # The GGUF repo's partial file of a download killed outright takes room too: the refusal of both downloads
+    # named only the checkpoint's, so the file to delete for room was left unsaid.
+    from motif_lite.checkpoint import locate_sources
+
+    monkeypatch.setattr(hub, "RESUMES_CUT_FILES", False)
+    blobs = hub.blobs_folder(GGUF_REPO)
+    blobs.mkdir(parents=True)
+    (blobs / "0123abcd.1a2b3c4d.incomplete").write_bytes(b"\0" * 1000)
+    free_space(monkeypatch, selected(WITH_GGUF))  # room for the checkpoint alone
+    with pytest.raises(CheckpointError) as error:
+        locate_sources(MOTIF_REPO, gguf="Q4_K_M")
+    assert f"not enough disk space to download {MOTIF_REPO} and then {GGUF_REPO}" in str(error.value)
+    assert f"; {file_size(1000)} of that disk is taken by partial files of stopped downloads, which no download " in (
+        str(error.value)
+    )
+    assert f"delete {blobs}/*.incomplete (while no download is running); free space there" in str(error.value)
+    assert fake_hub.downloads == []
+
+
+def test_a_later_download_with_nothing_to_fetch_is_not_said_or_counted(fake_hub, monkeypatch, capsys):
+    # `start_download` counts and names only the later downloads that have files to fetch: one whose files are all
+    # in the cache is no "then 0 B of ..." and no total "in all".
+    free_space(monkeypatch, 10**12)
+    plan = hub.DownloadPlan(MOTIF_REPO, {"vae/diffusion_pytorch_model.safetensors": 2_000})
+    asked = []
+    hub.start_download(plan, asked.append, [hub.DownloadPlan(GGUF_REPO, {})])
+    said = capsys.readouterr().err
+    assert said.startswith(f"downloading {file_size(2_000)} of {MOTIF_REPO} (1 small file) into the Hugging Face")
+    assert GGUF_REPO not in said and "in all" not in said
+    assert [given.then for given in asked] == [()]
+
+
+@pytest.mark.parametrize(
+    ("version", "resumes"),
+    [("0.36.0", True), ("1.17.9", True), ("1.18.0", False), ("1.18.0rc1", False), ("2.4.0", False)],
+)
+def test_huggingface_hub_goes_on_with_a_cut_file_before_1_18_only(version, resumes):
+    # 1.18 (its PR #4306) writes each attempt to a file of its own and removes it when the attempt fails.
+    assert hub.resumes_cut_files(version) is resumes
 
 
 def test_a_repo_the_hub_does_not_know_is_one_line_without_a_download_command(fake_hub, tmp_path, capsys):

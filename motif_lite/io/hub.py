@@ -45,15 +45,17 @@ HUB_ERRORS = (Exception,)
 OFFLINE_SET = "HF_HUB_OFFLINE=1 is set"
 
 
-def _major_minor(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+def resumes_cut_files(version: str) -> bool:
+    """Whether huggingface_hub `version` goes on, in one run, with a file cut off in an earlier one. Before 1.18 it
+    wrote a file being downloaded to `<etag>.incomplete` in the cache's blobs/ and went on from it; 1.18 and later
+    write each attempt to a file of its own, removed when the attempt fails (huggingface_hub's PR #4306), so the file
+    starts again. Within one run both retry a dropped HTTP connection from where it was; the files downloaded whole
+    stay either way."""
+    major_minor = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    return major_minor < (1, 18)
 
 
-# Whether a file cut off in one run is gone on with in the next. huggingface_hub before 1.18 wrote a file being
-# downloaded to `<etag>.incomplete` in the cache's blobs/ and went on from it; 1.18 and later write each attempt to
-# a file of its own, removed when the attempt fails (huggingface_hub's PR #4306), so the file starts again. Within
-# one run both retry a dropped HTTP connection from where it was; the files downloaded whole stay either way.
-RESUMES_CUT_FILES = _major_minor(huggingface_hub.__version__) < (1, 18)
+RESUMES_CUT_FILES = resumes_cut_files(huggingface_hub.__version__)  # the installed one's
 
 
 def after_a_stop() -> str:
