@@ -24,6 +24,7 @@ from motif_lite.pipeline.metadata import (
     guidance_config_of,
     jsonable,
     request_fields_of,
+    stored_unguided,
     unknown_stored_choices,
     unknown_stored_keys,
 )
@@ -206,6 +207,15 @@ def test_what_the_file_cannot_set_is_named_where_the_checkpoint_differs(checkpoi
     code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(file), "--cfg-scale", "5",
                            "--sampling-method", "dpm++2m", "--dry-run")  # fmt: skip
     assert code == 0 and "cannot set them" not in err, err
+    # Each by its own flag: a sampler flag leaves the file's guidance compared, a scale flag the file's sampler.
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(file),
+                           "--sampling-method", "dpm++2m", "--dry-run")  # fmt: skip
+    err = " ".join(err.split())
+    assert code == 0 and "guidance guidance_rescale 0.5 -> 0.0" in err and "sampler spacing" not in err, err
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(file), "--cfg-scale", "5",
+                           "--dry-run")  # fmt: skip
+    err = " ".join(err.split())
+    assert code == 0 and 'sampler spacing "karras" -> null' in err and "guidance_rescale" not in err, err
 
 
 def test_the_dry_run_shows_the_file_as_a_source(checkpoint, made, capsys, no_weights):
@@ -525,6 +535,16 @@ def test_apg_without_momentum_is_read_back_as_momentum_off(made):
     values = read_settings(made).values
     values = {**values, "guidance_config": {**values["guidance_config"], "momentum": None}}
     assert request_fields_of(values)["apg_momentum"] == 0.0
+
+
+def test_a_file_from_before_guidance_config_is_unguided_at_a_cfg_scale_of_1_only(made):
+    # Before `guidance_config` was stored, a cfg_scale of 1 switched guidance off; a hand-edited `true` is no scale
+    # (it equals 1 in Python): it stays the file's value, for the request's own refusal.
+    values = {k: v for k, v in read_settings(made).values.items() if k not in ("guidance_config", "guidance")}
+    assert stored_unguided({**values, "cfg_scale": 1}) and stored_unguided({**values, "cfg_scale": 1.0})
+    assert not stored_unguided({**values, "cfg_scale": True}) and not stored_unguided({**values, "cfg_scale": 5})
+    assert request_fields_of({**values, "cfg_scale": 1})["guidance"] == "cfg"
+    assert request_fields_of({**values, "cfg_scale": True})["cfg_scale"] is True
 
 
 def test_a_file_of_this_version_has_no_unknown_keys(made):

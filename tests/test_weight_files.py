@@ -338,6 +338,17 @@ def test_a_folder_of_gguf_files_given_as_the_transformer_names_them(checkpoints,
     assert finding.message.endswith(f"; fix: --diffusion-model {unet / 'motif-video-2b-Q8_0.gguf'}"), finding
 
 
+def test_a_vae_folder_of_one_gguf_file_is_not_given_that_file_as_its_fix(checkpoints, tmp_path):
+    # --vae takes no GGUF file: check's fix named the folder's one .gguf file with --vae, which its run refuses.
+    _, b, _ = checkpoints
+    vae = tmp_path / "vae"
+    vae.mkdir()
+    (vae / "wan_2.1_vae.gguf").write_bytes(b"GGUF")
+    [finding] = check_setup(b, weights={"vae": vae}).problems
+    assert "(it holds no .safetensors file)" in finding.message, finding
+    assert finding.message.endswith("; fix: pass the path of the .safetensors file to --vae"), finding
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_run_from_an_fp8_copy_makes_the_frames_of_its_values(checkpoints, tmp_path, capsys, kind):
     # ComfyUI's fp8 copies of the transformer, plain or scaled: the run keeps the linear weights in 8 bits and makes
