@@ -207,6 +207,11 @@ def test_what_the_file_cannot_set_is_named_where_the_checkpoint_differs(checkpoi
     code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(file), "--cfg-scale", "5",
                            "--sampling-method", "dpm++2m", "--dry-run")  # fmt: skip
     assert code == 0 and "cannot set them" not in err, err
+    # Another method than the file's, by its flag, is the user's guidance: it was said as the checkpoint's
+    # ('guidance method "APGConfig" -> "CFGConfig"'), as if the file could not set it.
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(made), "--guidance", "cfg",
+                           "--dry-run")  # fmt: skip
+    assert code == 0 and "cannot set them" not in err, err
     # Each by its own flag: a sampler flag leaves the file's guidance compared, a scale flag the file's sampler.
     code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(file),
                            "--sampling-method", "dpm++2m", "--dry-run")  # fmt: skip

@@ -54,7 +54,10 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     _, given = run_flags_given(args)
     _refuse_unknown_choices(stored, given)
     unguided = stored_unguided(stored.values)
-    fields = _without_replaced_guidance(request_fields_of(stored.values), given, args.guidance, unguided)
+    fields = request_fields_of(stored.values)
+    # A --guidance of another method than the file's is the user's guidance: none of the file's to compare (below)
+    files_method = "guidance" not in given or args.guidance == fields.get("guidance")
+    fields = _without_replaced_guidance(fields, given, args.guidance, unguided)
     # A first frame given either way (-i, --extend) stands for the file's, given either way: both are image-to-video.
     first_frame_given = bool({"image", "extend"} & given)
     image = fields.pop("image", None)  # by its file name only (a server's upload with its checksum too)
@@ -96,7 +99,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
                      f"uses its own -m, --gguf, --lora and --dtype; give the ones that made {stored.file.name} to "
                      "make the same video")  # fmt: skip
     # The guidance and sampler the file gives, as far as request fields carry them: the rest is the checkpoint's.
-    compared = {"guidance_config": "cfg_scale", "schedule": "sampler"}
+    compared = {"guidance_config": "cfg_scale", "schedule": "sampler"} if files_method else {"schedule": "sampler"}
     effective = {key: stored.values[key] for key, by in compared.items() if key in stored.values and by in taken}
     model = model if isinstance(model, dict) else None
     return Recalled(stored.file, frozenset(taken), model, tuple(notes), effective)
