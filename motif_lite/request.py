@@ -458,7 +458,7 @@ class GenerationRequest:
                 invalid.append(field)
                 return None
 
-        check("prompt", _check_text, self.prompt, "prompt", False, audience)
+        check("prompt", _check_prompt, self.prompt, self.starts_from_frame, audience)
         check("negative_prompt", _check_negative_prompt, self.negative_prompt, audience)
         size = (self.width, self.height)
         width_ok = check("width", _check_size, self.width, "width", size, audience) is not None
@@ -965,10 +965,22 @@ def _check_negative_prompt(value: object, audience: Audience) -> None:
             "negative_prompt=None is not taken: leave it out for the official negative prompt (the default here), or "
             'give negative_prompt="" for none, which is what diffusers\' None means'
         )
-    _check_text(value, setting_name("negative_prompt", audience), True, audience)
+    _check_text(value, setting_name("negative_prompt", audience), audience)
 
 
-def _check_text(value: object, name: str, allow_empty: bool, audience: Audience) -> None:
+def _check_prompt(value: object, starts_from_frame: bool, audience: Audience) -> None:
+    # An empty prompt is a trained condition (captions were dropped in training) that diffusers encodes as <bos>
+    # alone: with a first frame it animates the image with no text. Without one it would be a random scene, far
+    # more often a script's empty variable than a wish, so text-to-video refuses it (diffusers takes it).
+    if isinstance(value, str) and not value.strip() and not starts_from_frame:
+        raise RequestError(
+            f"prompt is empty: text-to-video needs what the video shows; an empty prompt is taken only with a first "
+            f"frame ({IMAGE_FLAG.to(audience)} or {EXTEND_FLAG.to(audience)}), which it then animates with no text"
+        )
+    _check_text(value, "prompt", audience)
+
+
+def _check_text(value: object, name: str, audience: Audience) -> None:
     if isinstance(value, list | tuple):  # diffusers takes a list of prompts, a video each
         # The output is Python's advice: a server's client names none.
         each = "" if audience is Audience.API else " (in Python each with its own output)"
@@ -976,8 +988,6 @@ def _check_text(value: object, name: str, allow_empty: bool, audience: Audience)
                            f"one request per prompt{each}")  # fmt: skip
     if not isinstance(value, str):
         raise RequestError(f"{name} must be a string, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
-        raise RequestError(f"{name} is empty")
     if not value.isascii() and not _is_unicode(value):
         raise RequestError(
             f"{name} holds bytes that are not UTF-8 text (from a terminal in another encoding, or a damaged or "

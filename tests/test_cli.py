@@ -118,7 +118,26 @@ def test_an_empty_prompt_is_told_what_p_takes(tmp_path, capsys, monkeypatch, pro
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad request"))
     code = cli.main(["run", "-m", str(tmp_path), "-p", prompt, "-o", str(tmp_path / "fox.mp4")])
     assert_user_error(capsys, code, 'error: the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the '
-                      'video shows, e.g. -p "a red fox runs through snow"')  # fmt: skip
+                      'video shows, e.g. -p "a red fox runs through snow"; an empty prompt is taken only with a '
+                      "first frame (-i or --extend), which it then animates with no text")  # fmt: skip
+
+
+def test_an_empty_prompt_with_a_first_frame_animates_it_and_says_so(checkpoint, tmp_path, capsys, monkeypatch):
+    # It was refused with -i too, where diffusers takes "" ("animate this image", a condition the model was trained
+    # on); taken, it is said, as an unset $PROMPT gives it too.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("--dry-run loaded the model"))
+    PIL.Image.new("RGB", (48, 32), "red").save(tmp_path / "first.png")
+    argv = ["run", "-m", str(checkpoint[0]), "-i", str(tmp_path / "first.png"), "-o", str(tmp_path / "fox.mp4"),
+            "-W", "48", "-H", "32", "--device", "cpu"]  # fmt: skip
+    code = cli.main([*argv, "-p", "", "--dry-run"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert 'note: the prompt is empty (-p "$PROMPT" with PROMPT unset?): the video animates the first frame with no ' \
+        "text" in err  # fmt: skip
+    assert out.startswith("prompt: '' (empty: the first frame moves with no text)\n"), out
+    # Without -p, the error says how to ask for no text.
+    assert_user_error(capsys, cli.main(argv), 'error: a prompt is required: -p "what the video shows" (only --dry-run '
+                      'and --settings-from run without one); -p "" animates the first frame with no text')  # fmt: skip
 
 
 @pytest.mark.parametrize("flag", ["--vram", "--ram"])

@@ -281,6 +281,18 @@ def test_bf16_image_to_video_conditioning_equals_the_references(checkpoint, tmp_
     assert first.abs().max() > 0 and not rest.any()  # the first frame's latents only
 
 
+def test_image_to_video_with_an_empty_prompt_equals_reference(pipe, checkpoint, tmp_path):
+    # "Animate this image": diffusers encodes "" as <bos> alone, a condition the model was trained on (captions were
+    # dropped); it was refused. Text-to-video still refuses it (test_bad_requests_fail_before_loading).
+    image = PIL.Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    image.save(tmp_path / "first.png")
+    expected = reference_frames(image_to_video(checkpoint[1]), seed=6, image=image, prompt="")
+    empty = ours(pipe, subdir(tmp_path, "empty"), prompt="", image=tmp_path / "first.png", seed=6)
+    assert_same_video(empty, expected)
+    with pytest.raises(AssertionError):  # negative control: the prompt matters, with it it is another video
+        assert_same_video(ours(pipe, subdir(tmp_path, "fox"), image=tmp_path / "first.png", seed=6), expected)
+
+
 def test_an_image_encoded_once_is_kept_for_the_next_videos(pipe, checkpoint, tmp_path, monkeypatch):
     # A batch of image-to-video (-b N): the first frame is read and encoded once (SigLIP, the VAE), the text encoder
     # not placed for it again, and each video still draws its own posterior sample: the reference's video per seed.
@@ -833,7 +845,12 @@ def test_request_defaults_are_the_official_settings():
         (dict(height=730), "-H/--height (in Python height) 730 is not a multiple of 16; nearest valid height: 736"),
         (dict(width=8), "nearest valid width: 16"),
         (dict(steps=0), "--steps must be an integer from 1 to 1000"),
-        (dict(prompt=" "), "prompt is empty"),
+        (
+            dict(prompt=" "),
+            "prompt is empty: text-to-video needs what the video shows; an empty prompt is taken only with a first "
+            "frame (-i (in Python image=) or --extend (in Python extend=)), which it then animates with no text",
+        ),
+        (dict(prompt=""), "prompt is empty: text-to-video needs what the video shows"),
         (dict(sampler="dpm"), "unknown --sampling-method (in Python sampler) 'dpm'"),
         (dict(guidance="pag"), "unknown --guidance 'pag'"),
         (dict(seed=2**40), "--seed must be"),

@@ -194,6 +194,25 @@ def test_image_to_video_upload_equals_the_pipeline(server, pipe, tmp_path):
     assert (stored["image"], stored["image_sha256"]) == ("input_reference", sha)
 
 
+def test_an_empty_prompt_is_taken_with_a_first_frame(server):
+    # "Animate this image": a JSON client's "" was refused as empty, and a form's (the SDK sends a create with a file
+    # as one) as missing. Text-to-video still refuses it, in a form as in JSON.
+    image = png()
+    data_url = "data:image/png;base64," + base64.b64encode(image).decode()
+    json_body = {"prompt": "", **TINY, "input_reference": {"image_url": data_url}}
+    code, sent, _ = server.request("POST", "/v1/videos", json_body)
+    assert code == 200 and sent["prompt"] == "" and sent["settings"]["image_to_video"] is True, sent
+    body, headers = multipart({"prompt": "", **{k: str(v) for k, v in TINY.items()}},
+                              {"input_reference": ("first.png", image, "image/png")})  # fmt: skip
+    code, form, _ = server.request("POST", "/v1/videos", body, headers)
+    assert code == 200 and form["prompt"] == "", form
+    for job in (form, sent):  # the queued one before the running one
+        assert server.request("DELETE", f"/v1/videos/{job['id']}")[0] == 200
+    body, headers = multipart({"prompt": ""}, {})
+    code, error, _ = server.request("POST", "/v1/videos", body, headers)
+    assert code == 400 and error["error"]["message"].startswith("prompt is empty: text-to-video needs"), error
+
+
 def test_head_gives_a_videos_size_and_the_health_without_a_body(server):
     # `curl -I` (or a download manager, a load balancer's HEAD probe) was 405 on both: FastAPI's routes take only
     # the methods they name.
@@ -323,7 +342,12 @@ BAD_BODIES = [
     ({"prompt": PROMPT, "flow_shift": 1e-300}, "flow_shift must be a number from 0.01 to 100", "flow_shift"),
     ({"prompt": PROMPT, "size": "1000000000x736"}, "transformer tokens, over the 1,048,576", "size"),
     ({"prompt": PROMPT, "size": "64x64", "num_frames": 10**7}, "transformer tokens, over the 1,048,576", "num_frames"),
-    ({"prompt": "  "}, "prompt is empty", "prompt"),
+    (
+        {"prompt": "  "},
+        "prompt is empty: text-to-video needs what the video shows; an empty prompt is taken only with a first frame "
+        "(input_reference or extend), which it then animates with no text",
+        "prompt",
+    ),
     (  # the CLI's message in the API's field names: it said "--apg-eta, ... not CFG (--guidance cfg); add --guidance"
         {"prompt": PROMPT, "guidance_method": "cfg", "apg_momentum": 0.2},
         "apg_eta, apg_norm_threshold and apg_momentum apply to APG guidance, not CFG (guidance_method cfg); add "

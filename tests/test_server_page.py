@@ -722,6 +722,22 @@ def test_a_failed_job_is_tried_again_with_its_settings_in_one_click(driver, pipe
         assert field_values(driver, "prompt", "frames") == ["it jumps", "5"]
 
 
+def test_a_first_frame_with_an_empty_prompt_is_queued(driver, pipe, tmp_path):
+    # "Animate this image" from the page: the form sends the empty prompt, which the server took for a missing one.
+    from selenium.webdriver.common.by import By
+    from test_server import png
+
+    (tmp_path / "first.png").write_bytes(png())
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        driver.get(server.url + "/")
+        tiny_job_in_the_form(driver, "")
+        type_into(driver, "prompt", "")  # whatever an earlier visit left in it
+        driver.find_element(By.ID, "image").send_keys(str(tmp_path / "first.png"))
+        driver.find_element(By.ID, "submit").click()
+        (video,) = wait_for(lambda: server.client().videos.list().data, 30, "the job")
+        assert video.prompt == "" and video.settings["image_to_video"] is True, video
+
+
 def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_run(driver, pipe, tmp_path):
     # The browser's own checks of the fields (min, step, required) stopped the form with a bubble in its words
     # ("Value must be greater than or equal to 1."), gone in seconds, naming no field or range; and the API's
@@ -744,7 +760,8 @@ def test_a_mistake_in_the_form_is_said_by_its_field_in_the_words_of_motif_lite_r
             ("width", "50"): "size 50x32: its width is not a multiple of 16; nearest valid width: 48",
             ("seed", "-5"): "seed must be a whole number from 0 to 4294967295, or -1 for a random seed, got -5",
             ("steps", "1e"): "steps is not a number: type a number, or empty the field for the server's default",
-            ("prompt", ""): "prompt is required",
+            ("prompt", ""): "prompt is empty: text-to-video needs what the video shows; an empty prompt is taken "
+            "only with a first frame (input_reference or extend), which it then animates with no text",
         }
         for (field, typed), message in mistakes.items():
             type_into(driver, field, typed)

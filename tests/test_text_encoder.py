@@ -83,6 +83,16 @@ def test_encode_matches_reference_padded_and_masked(ckpt, encoder, image2video):
         torch.testing.assert_close(embeds[row, :n], ref[row, :n], rtol=1e-5, atol=1e-5)
 
 
+def test_an_empty_prompt_is_bos_alone_as_in_the_reference(ckpt, encoder):
+    # Image-to-video takes an empty prompt (request._check_prompt): it must be the reference's condition.
+    pipe = _reference_pipeline(ckpt, image2video=True)
+    with torch.no_grad():
+        ref, _, ref_mask, _ = pipe.encode_prompt("", negative_prompt=None, device=torch.device("cpu"))
+    embeds, mask = encoder.encode([""])
+    assert int(ref_mask.sum()) == 1 and embeds.shape == (1, 1, TINY_TEXT_HIDDEN) and bool(mask.all())
+    torch.testing.assert_close(embeds[0], ref[0, :1], rtol=1e-5, atol=1e-5)
+
+
 def test_single_prompt_equals_its_row_in_a_batch(encoder):
     batch, mask = encoder.encode(PROMPTS)
     alone, alone_mask = encoder.encode(PROMPTS[1])

@@ -120,7 +120,7 @@ def resolve_requests(
             outputs, args.dry_run, seed_drawn=seed_was_drawn(args)
         )
         notes += [replaced] if replaced else []
-        notes += prompt_file_notes(args)
+        notes += empty_prompt_notes(args) + prompt_file_notes(args)
         notes += name_template_notes(args.output, outputs)
         notes += (sided := one_side_notes(args, request))
         if sided and request.image is not None:
@@ -293,6 +293,20 @@ def name_template_notes(output: str | None, outputs: list[Path]) -> list[str]:
     ]
 
 
+def empty_prompt_notes(args: argparse.Namespace) -> list[str]:
+    """The note for an empty -p that a first frame lets through (`check_flags`): the same as -p "$PROMPT" with
+    PROMPT unset, which the run should not take without a word. None for a prompt a file gave (--settings-from,
+    --resume): no -p was empty."""
+    from motif_lite.cli.run_flags import run_inputs
+
+    if args.prompt is None or args.prompt.strip() or args.resume is not None:
+        return []
+    recalled = run_inputs(args).recalled
+    if recalled is not None and "prompt" in recalled.taken:
+        return []
+    return ['the prompt is empty (-p "$PROMPT" with PROMPT unset?): the video animates the first frame with no text']
+
+
 def prompt_file_notes(args: argparse.Namespace) -> list[str]:
     """The note for a prompt (-p) or negative prompt (-n) that is, whole, the path of an existing file (`prompt.txt`,
     or `@prompt.txt` as curl writes "this file's contents"): it is the text, as typed; the note says how to read the
@@ -324,12 +338,16 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     from motif_lite.io.clip import is_clip_file
     from motif_lite.request import RequestError
 
+    starts_from_frame = args.image is not None or args.extend is not None
     if args.prompt is None and not args.dry_run and resume is None and args.settings_from is None:
+        none = '; -p "" animates the first frame with no text' if starts_from_frame else ""
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run and --settings-from '
-                           "run without one)")  # fmt: skip
-    if args.prompt is not None and not args.prompt.strip() and resume is None:  # the request says only "is empty"
+                           f"run without one){none}")  # fmt: skip
+    # An empty prompt is taken with a first frame (`request._check_prompt`), and said (`empty_prompt_notes`).
+    if args.prompt is not None and not args.prompt.strip() and resume is None and not starts_from_frame:
         raise RequestError('the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the video shows, '
-                           'e.g. -p "a red fox runs through snow"')  # fmt: skip
+                           'e.g. -p "a red fox runs through snow"; an empty prompt is taken only with a first frame '
+                           "(-i or --extend), which it then animates with no text")  # fmt: skip
     if args.quantize is not None and args.gguf is not None:  # before any download of either
         raise RequestError(f"--quantize {args.quantize} quantizes the transformer's safetensors as they load, and "
                            f"--gguf {args.gguf} gives weights quantized already: leave out one of them")  # fmt: skip

@@ -193,8 +193,10 @@ PROMPT_SHOWN = 100  # characters of the prompt shown: its start says which one i
 def prompt_line(prompt: str | None) -> str:
     """The prompt as a dry run and the summary show it (the settings table has no row for it): quoted, cut when
     long."""
-    if not prompt:
+    if prompt is None:
         return "prompt: none (a dry run needs none; a run takes it with -p)"
+    if not prompt.strip():  # taken with a first frame alone (`request._check_prompt`)
+        return f"prompt: {prompt!r} (empty: the first frame moves with no text)"
     if len(prompt) <= PROMPT_SHOWN:
         return f"prompt: {prompt!r}"
     return f"prompt: {prompt[: PROMPT_SHOWN - 3]!r}... ({len(prompt)} characters)"

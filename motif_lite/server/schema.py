@@ -156,8 +156,9 @@ def parse_create(
             hint = f"; {_size_field_hint(fields.get('width'), fields.get('height'))}"
         raise ApiError(400, f"unknown parameter {unknown[0]!r}{hint} (known: {', '.join(known)})", unknown[0],
                        "unknown_parameter")  # fmt: skip
-    # Absent, null, or in a form "" (the SDK's None): the request's default.
-    given = {k: v for k, v in fields.items() if v is not None and not (from_form and v == "")}
+    # Absent, null, or in a form "" (the SDK's None): the request's default. Not the prompt, which has none: a form's
+    # "" is the empty prompt, which a first frame takes (the SDK sends a create with a file as a form).
+    given = {k: v for k, v in fields.items() if v is not None and not (from_form and v == "" and k != "prompt")}
     prompt = given.get("prompt")
     if prompt is None:
         raise ApiError(400, "prompt is required", "prompt", "missing_required_parameter")
