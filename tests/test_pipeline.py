@@ -479,6 +479,33 @@ def test_a_text_encoded_once_is_kept_for_the_next_videos(pipe, tmp_path, monkeyp
     assert len(pipe.encoded_texts) == TEXTS_KEPT and PROMPT not in pipe.encoded_texts
 
 
+def test_a_kept_text_that_was_cut_is_said_cut_for_each_video(pipe, tmp_path, caplog):
+    # A Python loop of videos of one long prompt: `encode` logged the cut for the first video only, and the later
+    # ones, from the kept encoding, were cut without a word.
+    from motif_lite.encoders.text import warnings_not_logged
+
+    long = "a red fox runs through snow " * 25
+    tokens = len(pipe.text_encoder.tokenizer(long)["input_ids"])
+    assert tokens > 512  # else nothing is cut
+    cut = f"{tokens} tokens; dropped the last {tokens - 512} (limit 512)"
+
+    def said() -> list[str]:
+        messages = [r.getMessage() for r in caplog.records if r.name.startswith("motif_lite")]
+        return [message for message in messages if "dropped" in message]
+
+    pipe.encoded_texts.clear()
+    for n in range(2):
+        ours(pipe, subdir(tmp_path, str(n)), prompt=long, cfg_scale=0.0, steps=1, frames=1)
+    assert said() == [f"prompt is {cut}"] * 2
+    caplog.clear()  # the same kept text as the negative prompt is called so
+    ours(pipe, subdir(tmp_path, "negative"), prompt="a fox", negative_prompt=long, steps=1, frames=1)
+    assert said() == [f"negative prompt is {cut}"]
+    caplog.clear()  # run and the server said it before the weights loaded, in more words: not said again
+    with warnings_not_logged({f"prompt is {cut}"}):
+        ours(pipe, subdir(tmp_path, "said"), prompt=long, cfg_scale=0.0, steps=1, frames=1)
+    assert said() == []
+
+
 def test_kept_texts_are_dropped_least_recently_used_and_belong_to_their_encoder(pipe, monkeypatch):
     # A text used again is kept longer than one used once since; another text encoder encodes anew.
     from motif_lite.pipeline import TEXTS_KEPT
@@ -494,6 +521,9 @@ def test_kept_texts_are_dropped_least_recently_used_and_belong_to_their_encoder(
         def encode(self, prompts, **kw):
             encoded.append(prompts[0])
             return kept.encode(prompts, **kw)
+
+        def truncation(self, prompt):
+            return kept.truncation(prompt)
 
     other = Other()
     monkeypatch.setattr(pipe, "text_encoder", other)

@@ -125,6 +125,10 @@ class TextEncoder:
         embeds = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
         return embeds, mask.bool()
 
+    def truncation(self, prompt: str) -> PromptTruncation | None:
+        """How `encode` cuts `prompt` (`prompt_truncation`); None when it reads it whole."""
+        return prompt_truncation(self.tokenizer, prompt)
+
     @torch.no_grad()
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Encode first frames `[B, 3, H, W]` in [-1, 1] (as prepared for the VAE) to SigLIP tokens `[B, I, D_img]`.
@@ -279,6 +283,12 @@ class PromptTruncation:
     def warning(self, label: str) -> str:
         """The message `TextEncoder.encode` logs for it (`truncation_warning`)."""
         return truncation_warning(label, self.tokens, self.kept, self.max_length)
+
+    def log_warning(self, label: str) -> None:
+        """Log `warning(label)` as `TextEncoder.encode` does when it cuts: for an encoding of a cut prompt kept from
+        before (the pipeline's `KeptEncodings`), which `encode` does not see again. `warnings_not_logged` holds it
+        back alike."""
+        log.warning(self.warning(label))
 
     def advice(self, label: str) -> str:
         """What to tell a user before anything loads: how much is dropped, where the kept part ends, what to do."""

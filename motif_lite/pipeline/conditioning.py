@@ -18,7 +18,7 @@ from motif_lite.runtime.streaming import StreamingConfig, TextEncoderPlacement, 
 from motif_lite.vae.posterior import DiagonalGaussian
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
-    from motif_lite.encoders.text import TextEncoder
+    from motif_lite.encoders.text import PromptTruncation, TextEncoder
     from motif_lite.vae import WanVAE
 
 
@@ -75,6 +75,16 @@ def pad_prompts(prompts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> tupl
     return torch.cat(rows), torch.cat(masks)
 
 
+@dataclass(frozen=True)
+class KeptText:
+    """A text's encoding as `KeptEncodings` keeps it: host copies of the embeddings and mask, and how the text encoder
+    cut the text (None: read whole), said again for each video that uses it."""
+
+    embeds: torch.Tensor  # [1, T, D_text]
+    mask: torch.Tensor  # [1, T] bool
+    truncation: PromptTruncation | None
+
+
 @dataclass
 class KeptImage:
     """An image-to-video first frame's encodings: what `KeptEncodings` keeps for the next video of the same image."""
@@ -102,7 +112,7 @@ class KeptEncodings:
     """
 
     def __init__(self) -> None:
-        self.texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()  # the oldest first
+        self.texts: OrderedDict[str, KeptText] = OrderedDict()  # the oldest first
         self._texts_encoded_by: weakref.ref | None = None
         self._image: KeptImage | None = None
         self._image_encoded_by: tuple[weakref.ref, weakref.ref] | None = None  # the text encoder and the VAE
@@ -111,17 +121,25 @@ class KeptEncodings:
         """Whether `encoder`'s encoding of `text` is kept."""
         return text in self._texts_of(encoder)
 
-    def text(self, text: str, encoder: TextEncoder) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """`encoder`'s kept (embeddings, mask) of `text`, now the most recently used; None if not kept."""
+    def text(self, text: str, encoder: TextEncoder) -> KeptText | None:
+        """`encoder`'s kept encoding of `text`, now the most recently used; None if not kept."""
         texts = self._texts_of(encoder)
         if text in texts:
             texts.move_to_end(text)
         return texts.get(text)
 
-    def keep_text(self, text: str, encoder: TextEncoder, embeds: torch.Tensor, mask: torch.Tensor) -> None:
-        """Keep host copies of `encoder`'s encoding of `text`, dropping the least recently used beyond `TEXTS_KEPT`."""
+    def keep_text(
+        self,
+        text: str,
+        encoder: TextEncoder,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        truncation: PromptTruncation | None,
+    ) -> None:
+        """Keep host copies of `encoder`'s encoding of `text`, and how it cut the text (None: not cut), dropping the
+        least recently used beyond `TEXTS_KEPT`."""
         texts = self._texts_of(encoder)
-        texts[text] = embeds.cpu(), mask.cpu()
+        texts[text] = KeptText(embeds.cpu(), mask.cpu(), truncation)
         while len(texts) > TEXTS_KEPT:
             texts.popitem(last=False)
 
@@ -145,7 +163,7 @@ class KeptEncodings:
         self.texts.clear()
         self._image = None
 
-    def _texts_of(self, encoder: TextEncoder) -> OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def _texts_of(self, encoder: TextEncoder) -> OrderedDict[str, KeptText]:
         """The texts kept for `encoder`, emptied when they are another encoder's."""
         if self._texts_encoded_by is None or self._texts_encoded_by() is not encoder:
             self.texts.clear()

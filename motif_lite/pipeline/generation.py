@@ -40,6 +40,7 @@ from motif_lite.pipeline.conditioning import (
     Conditioning,
     KeptEncodings,
     KeptImage,
+    KeptText,
     first_frame_key,
     text_encoder_placed,
 )
@@ -286,8 +287,8 @@ class MotifVideoPipeline:
         return {} if self._loaded is None else self._loaded.file_stamps
 
     @property
-    def encoded_texts(self) -> OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """The last texts encoded, the most recently used last: host copies of (embeddings, mask) by text."""
+    def encoded_texts(self) -> OrderedDict[str, KeptText]:
+        """The last texts encoded, the most recently used last: host copies of their embeddings and masks by text."""
         return self.kept_encodings.texts
 
     @property
@@ -685,12 +686,15 @@ class MotifVideoPipeline:
     def _encode_prompt(self, prompt: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
         kept = self.kept_encodings.text(prompt, self.text_encoder)
         if kept is not None:
-            return tuple(t.to(self.device) for t in kept)
+            if kept.truncation is not None:  # `encode` said it the first time; each video of the text is cut alike
+                kept.truncation.log_warning(label)
+            return kept.embeds.to(self.device), kept.mask.to(self.device)
         # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
         embeds, mask = self.text_encoder.encode([prompt], labels=[label])
         embeds, mask = embeds.to(self.device, self.dtype), mask.to(self.device)
         check_finite(embeds, f"the text encoder's embeddings of the {label}")  # before any step is spent
-        self.kept_encodings.keep_text(prompt, self.text_encoder, embeds, mask)
+        truncation = self.text_encoder.truncation(prompt)
+        self.kept_encodings.keep_text(prompt, self.text_encoder, embeds, mask, truncation)
         return embeds, mask
 
     def _first_frame(
