@@ -213,6 +213,19 @@ def test_an_empty_prompt_is_taken_with_a_first_frame(server):
     assert code == 400 and error["error"]["message"].startswith("prompt is empty: text-to-video needs"), error
 
 
+def test_a_forms_empty_negative_prompt_is_the_official_one_and_a_json_one_is_none(server):
+    # The page's empty field (its placeholder says so), as the SDK's None; a JSON client asks for none with "".
+    from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
+
+    body, headers = multipart({"prompt": PROMPT, "negative_prompt": "", **{k: str(v) for k, v in TINY.items()}}, {})
+    code, form, _ = server.request("POST", "/v1/videos", body, headers)
+    code_json, sent, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "negative_prompt": "", **TINY})
+    assert (code, code_json) == (200, 200), (form, sent)
+    assert form["settings"]["negative_prompt"] == OFFICIAL_NEGATIVE_PROMPT and sent["settings"]["negative_prompt"] == ""
+    for job in (sent, form):
+        assert server.request("DELETE", f"/v1/videos/{job['id']}")[0] == 200
+
+
 def test_head_gives_a_videos_size_and_the_health_without_a_body(server):
     # `curl -I` (or a download manager, a load balancer's HEAD probe) was 405 on both: FastAPI's routes take only
     # the methods they name.
