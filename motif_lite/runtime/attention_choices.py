@@ -18,6 +18,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -94,8 +95,8 @@ class RememberedChoices:
         return name if isinstance(name, str) else None  # an edited or damaged entry: as if none
 
     def put(self, shape: str, name: str) -> None:
-        """Remember `name` for `shape`, rewriting the file whole (a parallel run's ranks may write at once: each
-        write is complete, the last one stays)."""
+        """Remember `name` for `shape`, rewriting the file whole (a parallel run's ranks, or a cluster's jobs
+        sharing the cache, may write at once: each write is complete, the last one stays)."""
         data, readable = self._load()
         if not readable:  # replaced below: said, since the file may be one the user edited
             logger.warning(
@@ -106,8 +107,11 @@ class RememberedChoices:
         data[self.environment] = {**(choices if isinstance(choices, dict) else {}), shape: name}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            partial.write_text(json.dumps(data, indent=1, sort_keys=True))
+            # A name no other writer has: a process ID alone is not one where jobs on several machines share the
+            # cache (the same ID on two nodes: one's write cut into the other's, or moved away before its rename).
+            handle, partial = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            with os.fdopen(handle, "w") as file:
+                file.write(json.dumps(data, indent=1, sort_keys=True))
             os.replace(partial, self.path)
         except OSError as error:  # a read-only cache: every run times again, and may choose another kernel
             if not self.warned:
