@@ -3,6 +3,10 @@ warning; a GPU the installed PyTorch has no code for is a problem (a run there, 
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import torch
 
 from motif_lite.checkup.report import Checkup, first_line
@@ -23,10 +27,11 @@ from motif_lite.devices import (
     unused_accelerator_note,
 )
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.cache_folders import cache_folders, nearest_existing
 from motif_lite.io.wsl import is_wsl, wsl_driver_problem
 from motif_lite.runtime.host_memory import total_ram
 from motif_lite.runtime.memory_limit import MemoryLimit, memory_limit
-from motif_lite.units import memory_size
+from motif_lite.units import file_size, memory_size
 
 
 def check_environment(report: Checkup) -> None:
@@ -36,6 +41,7 @@ def check_environment(report: Checkup) -> None:
     _check_gpu(report)
     _check_triton(report)
     _check_ffmpeg(report)
+    _check_caches(report)
 
 
 def _check_wsl(report: Checkup) -> None:
@@ -175,3 +181,28 @@ def _check_ffmpeg(report: Checkup) -> None:
         report.warning("ffmpeg", f".mp4, .mkv, .mov and .webm output are not possible: {first_line(exc)}")
         return
     report.ok("ffmpeg", f"{path} (.mp4, .mkv, .mov, .webm)")
+
+
+def _check_caches(report: Checkup) -> None:
+    """Where each cache a run writes goes, the free space of its disk and the variable that moves it: on a cluster
+    they land in a small home (or a job's temporary directory) unless moved. Free space is the disk's: a quota on
+    it (`quota -s`, `lfs quota`) may leave less. One that cannot be written is a warning, except a read-only
+    Hugging Face cache (a cluster's shared one), which runs read."""
+    home = Path(os.environ["HOME"]).resolve() if os.environ.get("HOME", "/") != "/" else None  # "/": no home
+    for cache in cache_folders():
+        said = f"{cache.holds}; {cache.variables} moves it"
+        if cache.folder is None:
+            report.warning(cache.name, f"none ({cache.refused}); {said}")
+            continue
+        disk = nearest_existing(cache.folder.absolute())
+        if disk is None or not disk.is_dir() or not os.access(disk, os.W_OK | os.X_OK):
+            if cache.read_only_ok:
+                read_only = f"read-only: runs read what it holds; a download needs a cache of your own ({said})"
+                report.ok(cache.name, f"{cache.folder}, {read_only}")
+            else:
+                report.warning(cache.name, f"{cache.folder} cannot be written; {said}")
+            continue
+        where = f"{cache.folder} ({file_size(shutil.disk_usage(disk).free)} free on its disk"
+        if home is not None and disk.resolve().is_relative_to(home):
+            where += ", in your home"
+        report.ok(cache.name, f"{where}): {said}")

@@ -16,18 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.cache_folders import triton_cache_dir
 from motif_lite.io.user_cache import private_temp_folder
 
 if TYPE_CHECKING:
     import torch
-
-
-def triton_cache_dir(environ: MutableMapping[str, str]) -> Path | None:
-    """The folder Triton compiles into under `environ`, as Triton finds it (a variable set but empty counts as set);
-    None for an empty TRITON_CACHE_DIR, where Triton finds no folder and every compile fails."""
-    if "TRITON_CACHE_DIR" in environ:
-        return Path(environ["TRITON_CACHE_DIR"]) if environ["TRITON_CACHE_DIR"] else None
-    return Path(environ.get("TRITON_HOME", os.path.expanduser("~"))) / ".triton" / "cache"
 
 
 def unwritable(folder: Path) -> str | None:
