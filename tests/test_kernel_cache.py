@@ -219,3 +219,23 @@ def test_a_fallback_folder_that_is_not_this_users_is_refused_in_the_note(tmp_pat
     assert environ["TRITON_CACHE_DIR"] == str(tmp_path / "home2" / "cache")  # left as it was
     assert note.endswith(f"{fallback} is not a folder of this user (another user's, or a link): remove it, or set "
                          "TRITON_CACHE_DIR to a folder you may write"), note  # fmt: skip
+
+
+def test_a_cache_on_a_disk_whose_quota_is_used_up_is_replaced(tmp_path):
+    # A home at its quota takes an empty file but no data: every kernel would fail as Triton writes it. The quota is
+    # played by a file size limit (the same refusal of data after the file is made), in a process of its own.
+    code = f"""
+import resource, signal, tempfile, torch
+from pathlib import Path
+from motif_lite.cli.kernel_cache import writable_kernel_cache
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+tempfile.tempdir = {str(tmp_path / "tmp")!r}
+Path(tempfile.tempdir).mkdir()
+print(writable_kernel_cache({{"TRITON_CACHE_DIR": {str(tmp_path / "home")!r}}}, "auto", torch.device("cuda")))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    why = os.strerror(errno.EFBIG)
+    assert done.stdout.startswith(f"Triton's kernel cache {tmp_path / 'home'} cannot be written ({why})"), done.stdout
+    assert not list((tmp_path / "home").iterdir())  # the probe removed

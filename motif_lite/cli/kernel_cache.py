@@ -1,10 +1,11 @@
 """Triton's kernel cache, made writable for a run before its first kernel compiles.
 
-Triton compiles each kernel into its cache folder (`TRITON_CACHE_DIR`, else `~/.triton/cache`, or under
-`TRITON_HOME`) and cannot compile at all where that folder cannot be written: a read-only home on a cluster's compute
-node, a container's read-only file system. Every kernel would then fail at its first call, each falling back to the
-torch ops with a warning (`--kernels auto`, much slower) or stopping the run (`--kernels triton`). Triton reads the
-variable at each compile, so pointing it at a folder of the temporary directory before loading is enough.
+Triton compiles each kernel into its cache folder (`TRITON_CACHE_DIR`, else `~/.triton/cache`, or under `TRITON_HOME`)
+and cannot compile at all where that folder cannot be written: a read-only home on a cluster's compute node, a home
+whose quota is used up, a container's read-only file system. Every kernel would then fail at its first call, each
+falling back to the torch ops with a warning (`--kernels auto`, much slower) or stopping the run (`--kernels triton`).
+Triton reads the variable at each compile, so pointing it at a folder of the temporary directory before loading is
+enough.
 """
 
 from __future__ import annotations
@@ -23,13 +24,23 @@ if TYPE_CHECKING:
     import torch
 
 
+# Written and flushed to the disk by the probe: a full quota (a cluster's 20 GB home) still lets an empty file be
+# made, and NFS reports the quota only as data is flushed. Compiled kernels take from kilobytes to a megabyte each.
+PROBE_BYTES = 1 << 20
+
+
 def unwritable(folder: Path) -> str | None:
-    """Why no file can be made in `folder` (made first if missing, as Triton does), in words; None if one can."""
+    """Why no kernel can be written in `folder` (made first if missing, as Triton does), in words; None if one can."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=folder, prefix=".motif-lite-")
-        os.close(handle)
-        os.unlink(name)
+        try:
+            with os.fdopen(handle, "wb") as probe:
+                probe.write(bytes(PROBE_BYTES))
+                probe.flush()
+                os.fsync(probe.fileno())
+        finally:
+            os.unlink(name)
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     return None
