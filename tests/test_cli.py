@@ -338,7 +338,7 @@ def test_a_length_in_seconds_is_counted_at_the_runs_fps_as_the_seconds_hint_coun
             cli.main(["run", "-p", "x", *given])
         answers.append(capsys.readouterr().err)
     assert "counts frames, not seconds: 5 s at 16 fps is --video-frames 81 (" in answers[0], answers[0]
-    assert "5 s at 16 fps = --video-frames 81)" in answers[1], answers[1]
+    assert "5 s at 16 fps is --video-frames 81 (" in answers[1], answers[1]
 
 
 @pytest.mark.parametrize("layer", ["--extend", "--settings-from"])
@@ -359,6 +359,20 @@ def test_a_length_in_seconds_is_not_counted_at_24_fps_where_a_clip_or_file_sets_
     with pytest.raises(SystemExit):
         cli.main(["run", "-p", "x", layer, str(clip), "--fps", "12", "--video-frames", "5s"])
     assert "5 s at 12 fps is --video-frames 61 (" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layer", ["--extend", "--settings-from"])
+@pytest.mark.parametrize("length", [["--video-frames", "5s"], ["--seconds", "5"], ["--duration=5"]])
+def test_every_length_in_seconds_waits_for_the_rate_a_clip_or_file_sets(capsys, tmp_path, layer, length):
+    # --video-frames 5s waited for the clip's or file's rate, while other tools' --seconds 5 and --duration 5 were
+    # counted at 24 fps ("--video-frames 121", wrong for a 30 fps clip): two copies of one rule.
+    source = tmp_path / "clip30fps.mp4"
+    source.write_bytes(b"")  # the name is all the answer reads: the rate is read after the flags
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "fox", layer, str(source), *length])
+    err = capsys.readouterr().err
+    assert "121" not in err and "24 fps" not in err, err
+    assert "the run plays at the rate of the " in err and "clip30fps.mp4, read later: give a number of frames" in err
 
 
 @pytest.mark.parametrize(
@@ -518,14 +532,15 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         # a length in seconds: the frames at the run's fps, 4k+1 (2 s at 24 fps is 48 frames, then 49)
         (
             ["run", "-p", "x", "--seconds", "2"],
-            "(--seconds: the length is --video-frames here: 2 s at 24 fps = --video-frames 49)",
+            "(--seconds: the length is --video-frames here: 2 s at 24 fps is --video-frames 49 (4k+1 frames; "
+            "--fps sets the rate))",
         ),  # fmt: skip
-        (["run", "-p", "x", "--fps", "16", "--duration=5"], "5 s at 16 fps = --video-frames 81)"),
-        (["run", "-p", "x", "--duration", "long"], "(--duration: the length is --video-frames here, a number of "),
-        (["run", "-p", "x", "--seconds", "3.1"], "3.1 s at 24 fps = --video-frames 77)"),  # 18.6 groups: 19
-        (["run", "-p", "x", "--seconds", "0"], "(--seconds: the length is --video-frames here, a number of "),
+        (["run", "-p", "x", "--fps", "16", "--duration=5"], "5 s at 16 fps is --video-frames 81 (4k+1 frames"),
+        (["run", "-p", "x", "--duration", "long"], "(--duration: the length is --video-frames here: a length is "),
+        (["run", "-p", "x", "--seconds", "3.1"], "3.1 s at 24 fps is --video-frames 77 ("),  # 18.6 groups: 19
+        (["run", "-p", "x", "--seconds", "0"], "(--seconds: the length is --video-frames here: a length is a number "),
         # a length past any video: no frame count the run would refuse in turn (was --video-frames 24000...993)
-        (["run", "-p", "x", "--seconds", "1e30"], "(--seconds: the length is --video-frames here, a number of "),
+        (["run", "-p", "x", "--seconds", "1e30"], "1e+30 s at 24 fps is more frames than a video may have ("),
         # one WIDTHxHEIGHT value (the server's size, Wan's 1280*720): the two flags for it
         (["run", "-p", "x", "--size", "1280x720"], "(--size: the size is two flags here: -W 1280 -H 720)"),
         (["run", "-p", "x", "--size=832*480"], "(--size=832*480: the size is two flags here: -W 832 -H 480)"),
@@ -824,7 +839,8 @@ def test_a_length_in_seconds_of_no_frame_count_gets_the_hint_without_one(capsys,
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     flag = argv[3]
-    hint = f"({flag}: the length is --video-frames here, a number of frames (4k+1) at --fps)"
+    counted = "inf s at 24 fps is more frames than a video may have" if "inf" in argv[-1] else "a length is a number"
+    hint = f"({flag}: the length is --video-frames here: {counted}"
     assert exit_info.value.code == 2 and hint in capsys.readouterr().err
 
 

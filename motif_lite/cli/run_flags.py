@@ -272,29 +272,34 @@ def frame_count(text: str) -> int | SecondsGiven:
 
 
 def refuse_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exit through `parser.error`, as for a bad value, where --video-frames was given a length in seconds: with the
-    frames it is at the --fps given (the default where not given or the command has none, as verify), the rate
-    --seconds' hint counts at too, so that both give one count."""
+    """Exit through `parser.error`, as for a bad value, where --video-frames was given a length in seconds."""
     given = getattr(args, "video_frames", None)
-    if not isinstance(given, SecondsGiven):
-        return
+    if isinstance(given, SecondsGiven):
+        parser.error(f"argument --video-frames: counts frames, not seconds: {seconds_in_frames(given.seconds, args)}")
+
+
+def seconds_in_frames(seconds: float | None, args: argparse.Namespace) -> str:
+    """What a length of `seconds` (None: not a number) is in --video-frames for this run: the frames at the --fps
+    given (the default where not given or the command has none, as verify). One rule for `refuse_seconds` and the
+    hint on other tools' --seconds/--duration, so that both give one count."""
     if (source := _rate_source(args)) is not None:  # the rate is read later, from that clip or file: no count yet
-        parser.error(
-            f"argument --video-frames: counts frames, not seconds: the run plays at the rate of {source}, read "
-            f"later: give a number of frames (4k+1), or add --fps R to have {given.seconds:g} s counted at R fps"
+        return (
+            f"the run plays at the rate of {source}, read later: give a number of frames (4k+1), or add --fps R "
+            f"to have {seconds:g} s counted at R fps"
+            if seconds is not None and seconds > 0
+            else f"the run plays at the rate of {source}, read later: give a number of frames (4k+1)"
         )
     fps = getattr(args, "fps", REQUEST_DEFAULTS.fps)
-    if not 0 < fps < float("inf"):  # no frame count (--fps itself is refused later)
-        counted = "a length is a number of frames (4k+1) at --fps"
-    elif (frames := countable_frames(given.seconds, fps)) is None:  # past any video (1e30s): no count to try, which
-        counted = (  # the run would refuse in turn
-            f"{given.seconds:g} s at {rate_said(fps)} is more frames than a video may have ({MOST_FRAMES:,} at most, "
+    # nan, 0 and a negative length have no frame count; a bad --fps none either (it is refused later)
+    if seconds is None or not seconds > 0 or not 0 < fps < float("inf"):
+        return "a length is a number of frames (4k+1) at --fps"
+    if (frames := countable_frames(seconds, fps)) is None:  # past any video (1e30s): no count to try, which the
+        return (  # run would refuse in turn
+            f"{seconds:g} s at {rate_said(fps)} is more frames than a video may have ({MOST_FRAMES:,} at most, "
             "at the smallest size)"
         )
-    else:
-        rate = "; --fps sets the rate" if hasattr(args, "fps") else ""  # verify has no --fps
-        counted = f"{given.seconds:g} s at {rate_said(fps)} is --video-frames {frames} (4k+1 frames{rate})"
-    parser.error(f"argument --video-frames: counts frames, not seconds: {counted}")
+    rate = "; --fps sets the rate" if hasattr(args, "fps") else ""  # verify has no --fps
+    return f"{seconds:g} s at {rate_said(fps)} is --video-frames {frames} (4k+1 frames{rate})"
 
 
 def _rate_source(args: argparse.Namespace) -> str | None:

@@ -21,9 +21,7 @@ from motif_lite.choices import (
     gpu_numbers,
     split_size,
 )
-from motif_lite.cli.run_flags import add_run_flags
-from motif_lite.frame_rates import rate_said
-from motif_lite.request import countable_frames
+from motif_lite.cli.run_flags import add_run_flags, seconds_in_frames
 
 # Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
 # ComfyUI's server flags).
@@ -432,7 +430,7 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
     name = flag.split("=", 1)[0]
     spelled = flag_spelling.spelled(name)
     if name in DURATION_FLAGS and "--video-frames" in known:
-        return _duration_hint(flag, following, getattr(args, "fps", None))
+        return _duration_hint(flag, following, args)
     needs, valued = VALUED_HINTS.get(spelled, (None, None))
     if needs in known:  # a hint that shows the flags for the value given (--size 1280x720: -W 1280 -H 720)
         return f"{flag}: {valued(_value_of(flag, following))}"
@@ -605,14 +603,10 @@ VALUED_HINTS = {
 }
 
 
-def _duration_hint(flag: str, following: list[str], fps: float | None) -> str:
-    """What a length in seconds is here: --video-frames, the frames at the run's fps (4k+1, as the model takes)."""
+def _duration_hint(flag: str, following: list[str], args: argparse.Namespace) -> str:
+    """What a length in seconds is here: --video-frames, counted as `seconds_in_frames` counts it."""
     try:
         seconds = float(_value_of(flag, following) or "")
     except ValueError:
         seconds = None
-    # nan and inf have no frame count, and a length past any video (1e30) none that the run would take
-    frames = countable_frames(seconds, fps) if fps is not None and seconds is not None and seconds > 0 else None
-    if frames is None:
-        return f"{flag}: the length is --video-frames here, a number of frames (4k+1) at --fps"
-    return f"{flag}: the length is --video-frames here: {seconds:g} s at {rate_said(fps)} = --video-frames {frames}"
+    return f"{flag}: the length is --video-frames here: {seconds_in_frames(seconds, args)}"
