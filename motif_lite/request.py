@@ -199,29 +199,47 @@ _SEED_OF_GENERATOR = (
     "a fresh CPU generator"
 )
 _NOT_TAKEN = "not taken: motif-lite encodes the prompts and draws the noise itself"
-# The names other tools give a request's settings (diffusers' pipeline call, ComfyUI's nodes, `motif-lite run`'s
-# flags, the server's fields) -> what to give `GenerationRequest` instead: a field's name, or advice.
+# The names other tools give a request's settings (diffusers' pipeline call, ComfyUI's nodes and widgets, Wan2.1's
+# generate.py, stable-diffusion.cpp's options, `motif-lite run`'s flags, the server's fields) -> the GenerationRequest
+# field they stand for. The one table of these names: the run flags' hints map the field with `run_flag`, the
+# server's with API_FIELDS, and each interface keeps its own advice for names that are no field here.
 OTHER_FIELD_NAMES = {
     "num_frames": "frames",
     "video_frames": "frames",
     "length": "frames",  # ComfyUI's latent video nodes
+    "frame_num": "frames",  # Wan2.1's generate.py
     "num_inference_steps": "steps",
     "sample_steps": "steps",
     "guidance_scale": "cfg_scale",
     "cfg": "cfg_scale",  # ComfyUI's KSampler
+    "sample_guide_scale": "cfg_scale",  # Wan2.1's
     "guidance_method": "guidance",
     "sampling_method": "sampler",
     "sampler_name": "sampler",  # ComfyUI's KSampler
+    "sample_solver": "sampler",  # Wan2.1's
     "shift": "flow_shift",  # ComfyUI's ModelSamplingSD3
+    "sample_shift": "flow_shift",  # Wan2.1's
+    "positive": "prompt",  # ComfyUI's KSampler input
     "negative": "negative_prompt",  # ComfyUI's KSampler input
+    "neg_prompt": "negative_prompt",
     "noise_seed": "seed",  # ComfyUI's KSamplerAdvanced
+    "base_seed": "seed",  # Wan2.1's
     "frame_rate": "fps",  # ComfyUI's Video Combine
+    "framerate": "fps",  # ffmpeg's -framerate
     "init_image": "image",
     "init_img": "image",
+    "input_image": "image",
     "start_image": "image",  # ComfyUI's WanImageToVideo
     "input_reference": "image",  # the server's (OpenAI's) field
+    "out": "output",
     "output_path": "output",
     "output_file": "output",
+    "save_file": "output",  # Wan2.1's
+    "save_path": "output",
+    "filename_prefix": "output",  # ComfyUI's Save nodes
+}
+# Other tools' names that no field stands for, with what to give a GenerationRequest instead (Python's own advice).
+PYTHON_FIELD_ADVICE = {
     "generator": "give seed=N in place of generator=torch.Generator().manual_seed(N): " + _SEED_OF_GENERATOR,
     "output_type": "give output='fox.mp4' (or .webm, .gif, .webp, PNG frames 'frames/fox_%03d.png'): the video is "
     "written to that file, no frames come back in memory",
@@ -251,6 +269,12 @@ OTHER_FIELD_NAMES = {
     "strength": "there is no denoising strength: an image= is the video's first frame as given, and extend= goes on "
     "from a clip's last frame",
 }
+
+
+def other_names_of_fields() -> dict[str, str]:
+    """Every name another tool or interface gives a request field -> the field: OTHER_FIELD_NAMES and the fields'
+    own names (each interface spells some otherwise: run's --video-frames for frames, the server's num_frames)."""
+    return {**{item.name: item.name for item in dataclasses.fields(GenerationRequest)}, **OTHER_FIELD_NAMES}
 
 
 # diffusers' positional order after the prompts (pipe("a fox", "", 480, 832, 121, 50)) -> our fields.
@@ -288,10 +312,11 @@ def unknown_field_advice(name: str, value: object) -> str:
     fields = [item.name for item in dataclasses.fields(GenerationRequest)]
     if name == "generator" and _is_generator(value):
         return f"GenerationRequest has no field generator: {_seed_of_generator(value)}"
-    meant = OTHER_FIELD_NAMES.get(name)
+    other_names = {**OTHER_FIELD_NAMES, **PYTHON_FIELD_ADVICE}
+    meant = other_names.get(name)
     if meant is None:
-        close = difflib.get_close_matches(name, [*fields, *OTHER_FIELD_NAMES], n=1)
-        meant = OTHER_FIELD_NAMES.get(close[0], close[0]) if close else None
+        close = difflib.get_close_matches(name, [*fields, *other_names], n=1)
+        meant = other_names.get(close[0], close[0]) if close else None
     if meant is None:
         return f"GenerationRequest has no field {name}; its fields are {', '.join(fields)}"
     if meant in fields:

@@ -206,6 +206,9 @@ def test_a_torch_generator_as_the_seed_says_how_to_give_its_seed(tmp_path):
         (dict(num_inference_steps=30), "GenerationRequest has no field num_inference_steps: give steps=30 instead"),
         (dict(guidance_scale=5.0), "GenerationRequest has no field guidance_scale: give cfg_scale=5.0 instead"),
         (dict(sampler_name="euler"), "GenerationRequest has no field sampler_name: give sampler='euler' instead"),
+        # Wan2.1's names, known to run's hints only: difflib said "give steps=5" for both
+        (dict(sample_shift=5), "GenerationRequest has no field sample_shift: give flow_shift=5 instead"),
+        (dict(sample_solver=5), "GenerationRequest has no field sample_solver: give sampler=5 instead"),
         (dict(frmaes=9), "GenerationRequest has no field frmaes: give frames=9 instead"),  # a typo: the closest
         (dict(num_frame=9), "GenerationRequest has no field num_frame: give frames=9 instead"),  # close to another's
         # closer to another tool's name than to any field: the field that name stands for (not guidance=)

@@ -456,6 +456,27 @@ def test_every_motif_field_is_the_api_field_the_checks_name():
     assert set(RUN_FLAGS) <= set(API_FIELDS)
 
 
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("frame_rate", "fps"),
+        ("noise_seed", "seed"),
+        ("init_image", "input_reference"),
+        ("input_image", "input_reference"),
+        ("frame_num", "num_frames"),
+        ("sample_shift", "flow_shift"),
+    ],
+)
+def test_other_tools_names_that_run_and_python_know_get_the_servers_field(name, meant):
+    # The server kept a table of its own that lacked these (run's hints and GenerationRequest named them): one
+    # table, request.OTHER_FIELD_NAMES, serves all three.
+    from motif_lite.server.schema import ApiError, parse_create
+
+    with pytest.raises(ApiError) as error:
+        parse_create({"prompt": PROMPT, name: 5}, None, from_form=False)
+    assert f"unknown parameter {name!r}; did you mean {meant!r}?" in str(error.value), str(error.value)
+
+
 def test_each_other_apis_field_name_points_at_a_field_of_ours():
     from motif_lite.server.schema import MOTIF_FIELDS, OPENAI_FIELDS, OTHER_API_FIELDS, SERVER_FIELDS
 

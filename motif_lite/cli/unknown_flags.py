@@ -22,28 +22,16 @@ from motif_lite.choices import (
     split_size,
 )
 from motif_lite.cli.run_flags import add_run_flags, seconds_in_frames
+from motif_lite.request import other_names_of_fields, run_flag
 
-# Names other tools give our settings (diffusers' call arguments, stable-diffusion.cpp's and ComfyUI's options,
-# ComfyUI's server flags).
+# Names other tools give our settings, as flags -> the flag of ours: the request fields' (request.OTHER_FIELD_NAMES,
+# the one table the server and Python read too, as run's flags: --num-frames and --frame_num are --video-frames)
+# and run's other flags' (ComfyUI's server flags, stable-diffusion.cpp's and ComfyUI's options).
+_FIELD_NAMES_AS_FLAGS = {
+    "--" + other.replace("_", "-"): run_flag(field) for other, field in other_names_of_fields().items()
+}
 OTHER_TOOLS_NAMES = {
-    "--frames": "--video-frames",
-    "--num-frames": "--video-frames",
-    "--length": "--video-frames",
-    "--guidance-scale": "--cfg-scale",
-    "--cfg": "--cfg-scale",
-    "--num-inference-steps": "--steps",
-    "--sample-steps": "--steps",
-    "--sampler": "--sampling-method",
-    "--sampler-name": "--sampling-method",
-    "--shift": "--flow-shift",
-    # ComfyUI's widget names: Video Combine's frame_rate, KSamplerAdvanced's noise_seed (ffmpeg's -framerate too)
-    "--frame-rate": "--fps",
-    "--framerate": "--fps",
-    "--noise-seed": "--seed",
-    "--negative": "--negative-prompt",
-    "--neg-prompt": "--negative-prompt",
-    "--out": "--output",
-    "--input-image": "--image",
+    **{other: ours for other, ours in _FIELD_NAMES_AS_FLAGS.items() if other != ours},
     "--num-gpus": "--gpus",
     "--num-videos": "--batch-count",
     "--num-videos-per-prompt": "--batch-count",
@@ -60,14 +48,11 @@ OTHER_TOOLS_NAMES = {
     "--llm": "--text-encoder",
     "--clip": "--text-encoder",
     "--unet": "--diffusion-model",
-    # ComfyUI's loader and sampler widgets typed as flags (UNETLoader's unet_name, VAELoader's vae_name, ...)
+    # ComfyUI's loader widgets typed as flags (UNETLoader's unet_name, VAELoader's vae_name, ...)
     "--unet-name": "--diffusion-model",
     "--vae-name": "--vae",
     "--clip-name": "--text-encoder",
     "--lora-name": "--lora",
-    "--start-image": "--image",
-    "--positive": "--prompt",
-    "--filename-prefix": "--output",
     "--model-path": "--model",
     # attention switches of stable-diffusion.cpp and ComfyUI (their memory switches: _OTHER_TOOLS_ADVICE below)
     "--use-sage-attention": "--attention",
@@ -80,15 +65,6 @@ OTHER_TOOLS_NAMES = {
     "--torch-compile": "--compile",
     "--fbcache": "--step-cache",
     "--cache-threshold": "--step-cache",
-    # Wan2.1's generate.py (spelled with underscores there: --frame_num, --sample_shift, ...)
-    "--frame-num": "--video-frames",
-    "--sample-shift": "--flow-shift",
-    "--sample-guide-scale": "--cfg-scale",
-    "--sample-solver": "--sampling-method",
-    "--base-seed": "--seed",
-    "--save-file": "--output",
-    "--output-path": "--output",
-    "--save-path": "--output",
     # stable-diffusion.cpp's previews
     "--preview-path": "--preview",
     "--preview-interval": "--preview-every",

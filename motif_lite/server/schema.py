@@ -35,6 +35,7 @@ from motif_lite.request import (
     GenerationRequest,
     RequestError,
     countable_frames,
+    other_names_of_fields,
     video_seconds,
 )
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
@@ -61,23 +62,13 @@ OPENAI_FIELDS = ("prompt", "model", "size", "seconds", "input_reference")
 # motif-lite serve's own: LoRA files of the operator's --lora-dir (server/loras.py), and the video encoder's
 # constant-rate factor (an encoding option of the job's file, not a GenerationRequest field: `run --crf`).
 SERVER_FIELDS = ("loras", "crf")
-# The names other video APIs and UIs give these fields (diffusers' call arguments, ComfyUI's and sd.cpp's options).
+# The names other video APIs and UIs give these fields: the request fields' (request.OTHER_FIELD_NAMES, the one table
+# run's hints and Python read too, and the fields' own names: frames is num_frames here), and the server's own.
+_FIELD_NAMES_AS_API = {
+    other: API_FIELDS[field] for other, field in other_names_of_fields().items() if field in API_FIELDS
+}
 OTHER_API_FIELDS = {
-    "num_inference_steps": "steps",
-    "sample_steps": "steps",
-    "frames": "num_frames",
-    "video_frames": "num_frames",
-    "length": "num_frames",
-    "cfg_scale": "guidance_scale",
-    "cfg": "guidance_scale",
-    "guidance": "guidance_method",
-    "sampler": "sampling_method",
-    "sampler_name": "sampling_method",
-    "shift": "flow_shift",
-    "negative": "negative_prompt",
-    "width": "size",
-    "height": "size",
-    "image": "input_reference",
+    **{other: ours for other, ours in _FIELD_NAMES_AS_API.items() if other not in API_FIELDS.values()},
     "duration": "seconds",
     "lora": "loras",
     "video": "extend",  # the extensions route's name for it
