@@ -659,6 +659,23 @@ def test_gpus_given_as_a_list_of_gpus_says_how_to_choose_them(capsys, value, mea
     assert meant in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("value", ["a,b", "0,x"])
+def test_gpus_given_a_list_that_names_no_gpus_gets_no_command_that_hides_them(capsys, value):
+    # `--gpus a,b` advised CUDA_VISIBLE_DEVICES=a,b, which hides every GPU: only GPU numbers make a list to choose.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", "--gpus", value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "CUDA_VISIBLE_DEVICES" not in err, err
+    assert f"--gpus: must be a number of GPUs, 1 or more, or all (every GPU this process sees), got {value}" in err
+
+
+@pytest.mark.parametrize("value", ["CUDA:0,CUDA:1", "cuda:0,cuda:1"])
+def test_gpus_given_device_names_in_capitals_counts_the_same_gpus(capsys, value):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "fox", "--gpus", value])
+    assert "CUDA_VISIBLE_DEVICES=0,1 motif-lite run --gpus 2" in capsys.readouterr().err
+
+
 def test_a_device_list_says_that_several_gpus_are_several_processes(capsys, no_launch):
     # Was "unknown device 'cuda:0,cuda:1' (use auto, cpu, cuda or cuda:N)": nothing said how to use both.
     assert cli.main(["run", "-p", "fox", "--device", "cuda:0,cuda:1"]) == cli.EXIT_USER_ERROR

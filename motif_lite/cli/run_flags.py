@@ -27,6 +27,7 @@ from motif_lite.choices import (
     choice_name,
     chosen_gpus_command,
     dtype_name,
+    gpu_numbers,
     lines_size,
     misspelled_guidance,
     sampler_hint,
@@ -784,9 +785,8 @@ def _gpu_count(text: str) -> int | str:
         value = int(text)
     except ValueError:
         value = 0
-    if "," in text:  # GPU indices, as accelerate's --gpu_ids and other tools' device lists take them
-        # CUDA_VISIBLE_DEVICES takes bare indices: "cuda:0" or an empty entry there hides every GPU from CUDA.
-        indices = [part.strip().removeprefix("cuda:") for part in text.split(",") if part.strip()]
+    # GPU numbers, as accelerate's --gpu_ids and other tools' device lists take them (a list of words is no count)
+    if "," in text and (indices := gpu_numbers(text)) is not None:
         raise argparse.ArgumentTypeError(
             f"must be a number of GPUs, got the list {text}: to run on those GPUs, choose them with "
             f"CUDA_VISIBLE_DEVICES and count them: {chosen_gpus_command(indices)}"
