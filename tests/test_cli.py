@@ -544,6 +544,9 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         # one WIDTHxHEIGHT value (the server's size, Wan's 1280*720): the two flags for it
         (["run", "-p", "x", "--size", "1280x720"], "(--size: the size is two flags here: -W 1280 -H 720)"),
         (["run", "-p", "x", "--size=832*480"], "(--size=832*480: the size is two flags here: -W 832 -H 480)"),
+        # a video's lines, as -H 720p reads them (was only the generic line)
+        (["run", "-p", "x", "--resolution", "720p"], "(--resolution: the size is two flags here: -W 1280 -H 720)"),
+        (["run", "-p", "x", "--size", "720p"], "(--size: the size is two flags here: -W 1280 -H 720)"),
         (["run", "-p", "x", "--resolution", "big"], "-W WIDTH -H HEIGHT (multiples of 16, e.g. -W 1280 -H 736))"),
         # a prompt kept in a file: there is no flag for it
         (

@@ -19,6 +19,7 @@ from motif_lite.choices import (
     VIDEO_EXTENSIONS,
     chosen_gpus_command,
     gpu_numbers,
+    lines_size,
     split_size,
 )
 from motif_lite.cli.run_flags import add_run_flags, seconds_in_frames
@@ -524,8 +525,9 @@ def _strength_hint(value: str | None) -> str:
 
 
 def _size_hint(value: str | None) -> str:
-    """-W and -H for a size given as one value, WIDTHxHEIGHT (`split_size`'s forms)."""
-    size = split_size(value or "")
+    """-W and -H for a size given as one value: WIDTHxHEIGHT (`split_size`'s forms) or lines (720p), as -W and -H
+    themselves read it (`size_side`)."""
+    size = split_size(value or "") or lines_size(value or "")
     if size is None:
         return "the size is two flags here, -W WIDTH -H HEIGHT (multiples of 16, e.g. -W 1280 -H 736)"
     return f"the size is two flags here: -W {size[0]} -H {size[1]}"
