@@ -1321,3 +1321,28 @@ def test_the_coming_from_comfyui_table_of_docs_usage_is_what_run_answers(capsys)
             assert hint is not None, (setting, flag, err)
             named = [f for f in flags if re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", hint)]
             assert named or not flags, (setting, flag, hint)
+
+
+def test_the_official_numbers_and_crf_defaults_run_help_gives_are_their_sources():
+    # `run --help` writes the official APG and shift values and the CRF defaults as literals (it may not import torch,
+    # which sampling.guidance and io.video do): they must stay the values a run takes.
+    import argparse
+
+    from motif_lite.io.video import default_crf
+    from motif_lite.request import I2V_SHIFT, T2V_SHIFT
+    from motif_lite.sampling.guidance import RECOMMENDED_APG as apg
+
+    commands = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    text = commands.choices["run"].format_help()
+    shifts = [T2V_SHIFT, I2V_SHIFT]
+    assert _numbers_in(text, rf"flow shift \(default: checkpoint's, else {NUMBER} T2V / {NUMBER} I2V\)") == shifts
+    said = _numbers_in(text, rf"official APG \(scale {NUMBER}, norm threshold {NUMBER}, momentum {NUMBER}\)")
+    assert said == [apg.scale, apg.norm_threshold, apg.momentum]
+    said = _numbers_in(text, rf"else Euler, shift {NUMBER} T2V / {NUMBER} I2V, APG scale {NUMBER} with norm threshold "
+                       rf"{NUMBER} and momentum {NUMBER}\)")  # fmt: skip
+    assert said == [*shifts, apg.scale, apg.norm_threshold, apg.momentum]
+    for flag, official in [("--cfg-scale", apg.scale), ("--apg-eta", apg.eta),
+                           ("--apg-norm-threshold", apg.norm_threshold), ("--apg-momentum", apg.momentum)]:  # fmt: skip
+        assert _numbers_in(text, rf"{flag} .*?default: the guider's, else {NUMBER}\b") == [official], flag
+    said = _numbers_in(text, rf"\(H.264\) 0-51, default {NUMBER}; .webm \(VP9\) 0-63, default {NUMBER}\.")
+    assert said == [default_crf("a.mp4"), default_crf("a.webm")]
