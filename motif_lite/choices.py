@@ -162,3 +162,13 @@ def gpu_numbers(text: str) -> list[str] | None:
 def chosen_gpus_command(numbers: list[str]) -> str:
     """The run on the GPUs `numbers` (`gpu_numbers`): one process each, CUDA_VISIBLE_DEVICES choosing them."""
     return f"CUDA_VISIBLE_DEVICES={','.join(numbers)} motif-lite run --gpus {len(numbers)} ..."
+
+
+def quantized_twice(prefix: str, quantize: str, gguf: str) -> str:
+    """The refusal of a component both quantized as it loads and given as a GGUF: `prefix` is "" for the transformer
+    (--quantize, --gguf), "text-encoder-" for the text encoder. One wording for run's early check and preflight's."""
+    component = "the text encoder" if prefix else "the transformer"
+    return (
+        f"--{prefix}quantize {quantize} quantizes {component}'s safetensors as they load, and --{prefix}gguf {gguf} "
+        "gives weights quantized already: leave out one of them"
+    )

@@ -22,7 +22,7 @@ from motif_lite.checkpoint import (
     float8_notes,
     locate_sources,
 )
-from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO
+from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO, quantized_twice
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import (
     checked_dtype,
@@ -331,10 +331,7 @@ def _transformer_recipe(quantize: str, gguf: str | None):
     except ConfigError as exc:  # it lists the recipes
         raise ConfigError(f"--quantize: {exc}") from None
     if gguf is not None:
-        raise ConfigError(
-            f"--quantize {quantize} quantizes the transformer's safetensors as they load, and --gguf "
-            f"{gguf} gives weights quantized already: leave out one of them"
-        )
+        raise ConfigError(quantized_twice("", quantize, gguf))
     return recipe
 
 
@@ -348,10 +345,7 @@ def _text_encoder_recipe(quantize: str, text_encoder_gguf: str | None):
     except ConfigError as exc:  # it lists the text encoder's recipes
         raise ConfigError(f"--text-encoder-quantize: {exc}") from None
     if text_encoder_gguf is not None:
-        raise ConfigError(
-            f"--text-encoder-quantize {quantize} quantizes the text encoder's safetensors as they load, and "
-            f"--text-encoder-gguf {text_encoder_gguf} gives weights quantized already: leave out one of them"
-        )
+        raise ConfigError(quantized_twice("text-encoder-", quantize, text_encoder_gguf))
     return recipe
 
 

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from motif_lite.choices import quantized_twice
 from motif_lite.cli.common import free_output
 from motif_lite.errors import counted
 from motif_lite.paths import user_path
@@ -349,12 +350,9 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
                            'e.g. -p "a red fox runs through snow"; an empty prompt is taken only with a first frame '
                            "(-i or --extend), which it then animates with no text")  # fmt: skip
     if args.quantize is not None and args.gguf is not None:  # before any download of either
-        raise RequestError(f"--quantize {args.quantize} quantizes the transformer's safetensors as they load, and "
-                           f"--gguf {args.gguf} gives weights quantized already: leave out one of them")  # fmt: skip
+        raise RequestError(quantized_twice("", args.quantize, args.gguf))
     if args.text_encoder_quantize is not None and args.text_encoder_gguf is not None:  # a .gguf --text-encoder too
-        raise RequestError(f"--text-encoder-quantize {args.text_encoder_quantize} quantizes the text encoder's "
-                           f"safetensors as they load, and --text-encoder-gguf {args.text_encoder_gguf} gives weights "
-                           "quantized already: leave out one of them")  # fmt: skip
+        raise RequestError(quantized_twice("text-encoder-", args.text_encoder_quantize, args.text_encoder_gguf))
     if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
         raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
     if args.preview and args.output and _same_file(args.preview, args.output):
