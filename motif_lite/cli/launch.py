@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import lora_specs_from_flags
-from motif_lite.cli.resume import request_from_file, resume_args, resumed_request
+from motif_lite.cli.resume import request_from_file
 from motif_lite.cli.run_flags import run_inputs
-from motif_lite.cli.run_request import batch_outputs, check_flags, request_from_args, take_clip_defaults
+from motif_lite.cli.run_request import batch_outputs, checked_request
 from motif_lite.launcher_variables import launcher_number_or_none
 from motif_lite.request import GenerationRequest
 
@@ -22,20 +22,14 @@ if TYPE_CHECKING:
 def launch_run(args: argparse.Namespace) -> int:
     """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
     from motif_lite.io.output_claims import named_claims
-    from motif_lite.io.video import check_crf
     from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
 
     check_device(args.device)
     if (copies := srun_copies()) is not None:
         raise ParallelError(copies)
-    resume = resume_args(args)[0] if args.resume is not None else None
-    check_flags(args, resume)
-    # As each rank's run will: the clip's size and frame rate where no flag gives them.
-    clip = take_clip_defaults(args) if args.extend is not None else None
-    unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
+    resume, _, clip, unresolved = checked_request(args)  # as each rank's run will check them
     with request_from_file(resume, run_inputs(args).recalled):
         request, _ = unresolved.resolve(clip)
-    check_crf(request.output, args.crf)  # as each rank will, before they start
     # -o is claimed here, before any process starts: a run writing it already refuses this one in one line, not
     # rank 0 once every process has started. Rank 0, started by this process, takes the claim as its own.
     named = batch_outputs(Path(request.output), args.batch_count) if args.output is not None else []

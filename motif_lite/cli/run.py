@@ -53,14 +53,10 @@ from motif_lite.cli.resume import (
     kept_state,
     output_left_to_replace,
     request_from_file,
-    resume_args,
-    resumed_request,
 )
 from motif_lite.cli.run_flags import add_run_flags, run_inputs, take_weight_flags
 from motif_lite.cli.run_request import (
-    check_flags,
-    read_run_clip,
-    request_from_args,
+    checked_request,
     resolve_requests,
     seed_was_drawn,
 )
@@ -169,15 +165,9 @@ def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.cli import use_expandable_segments
     from motif_lite.io.output_claims import release
-    from motif_lite.io.video import check_crf
 
     use_expandable_segments()  # before torch starts CUDA
-    resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
-    check_flags(args, resume)
-    # The clip's size and frame rate, where no flag and no --settings-from gives them; read once for the run.
-    clip = read_run_clip(args, resume)
-    unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
-    check_crf(unresolved.output, args.crf)  # the format is known now: -o's, or the resumed run's
+    resume, resume_notes, clip, unresolved = checked_request(args)
     torchrun_world = launcher_variables.torchrun_world()  # a dry run under torchrun joins no process group
     world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None

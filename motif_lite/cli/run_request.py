@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from motif_lite.choices import quantized_twice
 from motif_lite.cli.common import free_output
@@ -20,6 +20,30 @@ if TYPE_CHECKING:
     from motif_lite.io.latents import SavedLatents
 
 DRY_RUN_PROMPT = "(dry run)"  # a dry run needs no prompt: it encodes nothing
+
+
+class CheckedRequest(NamedTuple):
+    """What `checked_request` found: the resumed run's latents and notes, the clip and the request, unresolved."""
+
+    resume: SavedLatents | None
+    resume_notes: list[str]
+    clip: Clip | None
+    unresolved: GenerationRequest
+
+
+def checked_request(args: argparse.Namespace) -> CheckedRequest:
+    """The request the flags (or the resumed run) ask for, with the checks that need no model made: one prelude for
+    `run` and for `run --gpus N`'s launcher, which refuses before its processes start what each of them would."""
+    from motif_lite.cli.resume import resume_args, resumed_request
+    from motif_lite.io.video import check_crf
+
+    resume, resume_notes = resume_args(args) if args.resume is not None else (None, [])  # request and model flags
+    check_flags(args, resume)
+    # The clip's size and frame rate, where no flag and no --settings-from gives them; read once for the run.
+    clip = read_run_clip(args, resume)
+    unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
+    check_crf(unresolved.output, args.crf)  # the format is known now: -o's, or the resumed run's
+    return CheckedRequest(resume, resume_notes, clip, unresolved)
 
 
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
