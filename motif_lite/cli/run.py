@@ -198,7 +198,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         recalled_notes = list(recalled.notes) if recalled is not None else []
         print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
         if args.dry_run:
-            print_notes(_batch_videos_note(requests, drawn=unresolved.seed in (None, -1)), say)
+            print_notes(_batch_videos_note(requests, drawn=seed_was_drawn(args)), say)
             return dry_run(args, requests, loras, layout)
         device = args.device if session is None else session.device
         with download_hint_repeats(run_inputs(args).argv), tokenizer_notes_once():
