@@ -419,7 +419,7 @@ def resolve_flow_shift(request: GenerationRequest, scheduler_shift: float | None
     noisy backgrounds (a known pitfall of early wrappers), so it counts as absent and a note says so.
     """
     if request.flow_shift is not None:
-        return Setting(float(request.flow_shift), FLAG, "--flow-shift")
+        return Setting(float(request.flow_shift), FLAG, run_flag("flow_shift"))
     default = I2V_SHIFT if request.starts_from_frame else T2V_SHIFT
     what = "image-to-video" if request.starts_from_frame else "text-to-video"
     if scheduler_shift is None or scheduler_shift == UNSHIFTED:
@@ -440,7 +440,7 @@ def resolve_sampler(
     config unlike the model card's; a UniPCMultistep config with other than diffusers' defaults, such as bh1 or
     Karras sigmas) is a RequestError naming the settings, unless the request chooses the sampler."""
     if request.sampler is not None:
-        return Setting(request.sampler, FLAG, "--sampling-method")
+        return Setting(request.sampler, FLAG, run_flag("sampler"))
     if scheduler is None:
         return Setting("euler", DEFAULT, "FlowMatchEuler, as the diffusers pipeline")
     class_name = scheduler.get("_class_name", REFERENCE_SCHEDULER)
@@ -510,8 +510,8 @@ def resolve_guidance(
         )
     value = dataclasses.replace(base, **{k: float(v) for k, v in changes.items() if v is not None})
     if is_neutral(value):  # 0 under the original formulation (cond + s·update), 1 under the standard one
-        return Setting(None, FLAG, f"--cfg-scale {value.scale:g}: no guidance")
-    flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(given))
+        return Setting(None, FLAG, f"{run_flag('cfg_scale')} {value.scale:g}: no guidance")
+    flags = ", ".join(run_flag(name) for name in sorted(given))
     return Setting(value, FLAG, f"{flags} over {origin}")
 
 
