@@ -1296,10 +1296,10 @@ def test_the_coming_from_comfyui_table_of_docs_usage_is_what_run_answers(capsys)
     # of their names typed as a flag (a ComfyUI widget `cfg` as --cfg) is ours or refused with a hint that names one
     # of the flags our column gives (any hint where it gives none).
     from motif_lite.cli import build_parser
-    from motif_lite.cli.unknown_flags import _commands
+    from motif_lite.cli.unknown_flags import subcommands
     from motif_lite.flag_spelling import option_strings, spelled
 
-    run = _commands(build_parser())["run"]
+    run = subcommands(build_parser())["run"]
     ours_all = set(option_strings(run))
     dest = {flag: action.dest for flag, action in run._option_string_actions.items()}
     rows = _coming_from_rows()
@@ -1326,14 +1326,12 @@ def test_the_coming_from_comfyui_table_of_docs_usage_is_what_run_answers(capsys)
 def test_the_official_numbers_and_crf_defaults_run_help_gives_are_their_sources():
     # `run --help` writes the official APG and shift values and the CRF defaults as literals (it may not import torch,
     # which sampling.guidance and io.video do): they must stay the values a run takes.
-    import argparse
-
+    from motif_lite.cli.unknown_flags import subcommands
     from motif_lite.io.video import default_crf
     from motif_lite.request import I2V_SHIFT, T2V_SHIFT
     from motif_lite.sampling.guidance import RECOMMENDED_APG as apg
 
-    commands = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    text = commands.choices["run"].format_help()
+    text = subcommands(cli.build_parser())["run"].format_help()
     shifts = [T2V_SHIFT, I2V_SHIFT]
     assert _numbers_in(text, rf"flow shift \(default: checkpoint's, else {NUMBER} T2V / {NUMBER} I2V\)") == shifts
     said = _numbers_in(text, rf"official APG \(scale {NUMBER}, norm threshold {NUMBER}, momentum {NUMBER}\)")

@@ -97,16 +97,16 @@ def _flushed(code: int) -> int:
 def _help(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     """`motif-lite help [COMMAND]`, as pip, git and cargo take it: the command's --help, or the program's without
     one. A word that is no command gets the typo hint (`help rnu`: did you mean help run) or the list of commands."""
-    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    commands = unknown_flags.subcommands(parser)
     if not argv:
         parser.print_help()
         return 0
-    if argv[0] in commands.choices:
-        commands.choices[argv[0]].print_help()
+    if argv[0] in commands:
+        commands[argv[0]].print_help()
         return 0
     hint = unknown_flags.misspelled_command(argv[:1], parser, before=["help"])
     print(hint or f"motif-lite: error: there is no '{argv[0]}' command; the commands are "
-          f"{', '.join(commands.choices)}: motif-lite help COMMAND", file=sys.stderr)  # fmt: skip
+          f"{', '.join(commands)}: motif-lite help COMMAND", file=sys.stderr)  # fmt: skip
     return EXIT_USER_ERROR
 
 

@@ -921,9 +921,16 @@ def fill_unset(
     return filled
 
 
-def _parse_run_flags(argv: list[str]) -> tuple[Mapping[str, object], frozenset[str]]:
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # as the command parses it
+def run_only_parser() -> argparse.ArgumentParser:
+    """A parser of run's flags alone, as the command parses them (no abbreviations): a new one each time, for a
+    caller that changes its defaults."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     add_run_flags(parser)
+    return parser
+
+
+def _parse_run_flags(argv: list[str]) -> tuple[Mapping[str, object], frozenset[str]]:
+    parser = run_only_parser()
     defaults = vars(parser.parse_args([]))
     # None marks "not given": a flag on the command line never parses to None (each type returns a value), and an
     # `append` flag (--lora) needs None or a list as its default to append to (a sentinel object crashes argparse).

@@ -22,7 +22,7 @@ from motif_lite.choices import (
     lines_size,
     split_size,
 )
-from motif_lite.cli.run_flags import add_run_flags, seconds_in_frames
+from motif_lite.cli.run_flags import run_only_parser, seconds_in_frames
 from motif_lite.request import other_names_of_fields, run_flag
 
 # Names other tools give our settings, as flags -> the flag of ours: the request fields' (request.OTHER_FIELD_NAMES,
@@ -317,7 +317,7 @@ def misspelled_command(argv: Sequence[str], parser: argparse.ArgumentParser, bef
     own mistake among them."""
     if not argv or argv[0].startswith("-"):
         return None
-    commands = _commands(parser)
+    commands = subcommands(parser)
     if argv[0] in commands:
         return None
     close = difflib.get_close_matches(argv[0].lower(), list(commands), n=1, cutoff=0.6)
@@ -349,13 +349,13 @@ def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str
     if not argv or not argv[0].startswith("-"):
         return None
     flag = argv[0].split("=", 1)[0]
-    run_flags = flag_spelling.option_strings(_commands(parser)["run"])
+    run_flags = flag_spelling.option_strings(subcommands(parser)["run"])
     if flag in flag_spelling.option_strings(parser) or flag not in run_flags:
         return None
     return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
 
 
-def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """The `motif-lite` parser's commands, by name."""
     return next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction)).choices
 
@@ -430,9 +430,7 @@ def _left_to_run(flag: str, command: str, known: list[str]) -> bool:
 
 
 def _run_option_strings() -> list[str]:
-    run = argparse.ArgumentParser(add_help=False)
-    add_run_flags(run)
-    return flag_spelling.option_strings(run)
+    return flag_spelling.option_strings(run_only_parser())
 
 
 SERVER_ON_ONE_GPU = ("the server runs on one GPU; for several, start one server per GPU (motif-lite serve --device "
