@@ -685,7 +685,7 @@ class _Run:
                 resume=resume, latents_file=keeps, clip=self.clip, crf=self.args.crf, resolved=resolved,
             )  # fmt: skip
         except BaseException:
-            kept = keeps is not None and kept_anywhere(keeps, video.output)
+            kept = kept_anywhere(keeps, video.output)  # keeps is a path always: a free name or the resumed file
             lost = [video] if in_batch and not kept else []
             if progress is not None:  # its bar ends its line first: a note printed after it was glued to the bar
                 progress.close()
