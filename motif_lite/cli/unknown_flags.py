@@ -222,6 +222,8 @@ _OTHER_TOOLS_ADVICE = [
      "browser pages of other origins are allowed with --cors-origin ORIGIN (repeatable), e.g. --cors-origin "
      "http://localhost:3000, or --cors-origin '*' for any"),
     # Overwrite switches (ffmpeg's -y, the quantizer's --force): here the output named with -o is replaced as it is.
+    # Only for commands without a -y of their own: run's -y is --yes (start a long CPU run without asking), so
+    # this answers decode's -y, while decode's --yes gets the advice on run's flags that decode leaves to run.
     (("--overwrite", "-y", "--force"), "--output",
      "a file named with -o is replaced, no switch needed; without -o an existing video is kept and a free name "
      "beside it is written"),
