@@ -53,7 +53,7 @@ from motif_lite.cli import resume as resume_command
 from motif_lite.cli import run_request as run_command
 from motif_lite.cli import unknown_flags
 from motif_lite.cli import verify as verify_command
-from motif_lite.cli.run_flags import run_flags_given, take_weight_flags
+from motif_lite.cli.run_flags import run_inputs, take_weight_flags
 from motif_lite.errors import MotifLiteError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -380,7 +380,7 @@ def checks_before_loading(program: str, args: argparse.Namespace, tmp: Path) -> 
     if command == "run":
         run_command.check_flags(args, resume=object() if args.resume is not None else None)
         if args.resume is not None:  # the video's flags come from the file: run refuses them
-            _, given = run_flags_given(args)
+            given = run_inputs(args).typed
             clash = [dest for dest in resume_command.REQUEST_DESTS if dest in given]
             if clash:
                 raise MotifLiteError(f"--resume goes on with the video its file describes: {clash} given")

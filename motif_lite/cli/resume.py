@@ -32,7 +32,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     """`--resume FILE`: the stopped run it holds, checked, and its model flags put into `args` where the command
     line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
     it."""
-    from motif_lite.cli.run_flags import fill_unset, run_flags_given, run_inputs, take_weight_flags
+    from motif_lite.cli.run_flags import fill_unset, run_inputs, take_weight_flags
     from motif_lite.io.latents import LatentsFileError, read_latents
     from motif_lite.io.latents_saving import still_running
     from motif_lite.io.model_stamps import MODEL_FLAG_GROUPS, changed_file_notes, other_model_notes
@@ -45,7 +45,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
                                f"run: make the video from them with motif-lite decode {where}")  # fmt: skip
     if saved.request is None or saved.run is None:
         raise LatentsFileError(f"{saved.file} does not say which request and model its run had: it is damaged")
-    defaults, given = run_flags_given(args)
+    defaults, given = run_inputs(args).defaults, run_inputs(args).typed
     done, steps = saved.progress
     notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
     if (pid := still_running(saved)) is not None:

@@ -309,7 +309,7 @@ def _rate_source(args: argparse.Namespace) -> str | None:
     where --fps was typed or neither is given. Needs `args.argv`, which `cli.main` sets before `refuse_seconds`."""
     files = [(getattr(args, "settings_from", None), "the file"), (getattr(args, "extend", None), "the clip")]
     named = [f"{kind} {Path(path).name}" for path, kind in files if path is not None]
-    if not named or vars(args).get("argv") is None or "fps" in run_flags_given(args)[1]:
+    if not named or vars(args).get("argv") is None or "fps" in run_inputs(args).typed:
         return None
     return named[0]
 
@@ -858,14 +858,22 @@ class RunInputs:
     _flags: tuple[Mapping[str, object], frozenset[str]] | None = field(default=None, init=False, repr=False)
 
     @property
-    def flags(self) -> tuple[Mapping[str, object], frozenset[str]]:
-        """-> (every run flag's default, by dest; the dests the command line gave, also where it gave the default).
-        Parsed from `argv` once: --settings-from, --resume, --extend and the size notes each ask, and the command
-        line does not change. Refused without `argv`: an empty "given" would let a file's values replace every flag
-        typed."""
+    def typed(self) -> frozenset[str]:
+        """The dests of the run flags the command line gave, also where it gave the default."""
+        return self._parsed()[1]
+
+    @property
+    def defaults(self) -> Mapping[str, object]:
+        """Every run flag's default, by dest."""
+        return self._parsed()[0]
+
+    def _parsed(self) -> tuple[Mapping[str, object], frozenset[str]]:
+        """(defaults, typed), parsed from `argv` once: --settings-from, --resume, --extend and the size notes each
+        ask, and the command line does not change. Refused without `argv`: an empty "typed" would let a file's
+        values replace every flag typed."""
         if self._flags is None:
             if self.argv is None:
-                raise ValueError("run_flags_given needs args.argv, the command line as typed (cli.main keeps it)")
+                raise ValueError("RunInputs needs args.argv, the command line as typed (cli.main keeps it)")
             self._flags = _parse_run_flags(list(self.argv))
         return self._flags
 
@@ -887,7 +895,7 @@ class RunInputs:
         from motif_lite.settings import ROW_FIELDS, Given
 
         fields = {name: run_dest(name) for row in ROW_FIELDS.values() for name in row}  # field -> dest
-        typed = self.flags[1]
+        typed = self.typed
         return Given(
             flags=frozenset(name for name, dest in fields.items() if dest in typed),
             files={name: self.files[dest] for name, dest in fields.items() if dest in self.files},
@@ -901,11 +909,6 @@ def run_inputs(args: argparse.Namespace) -> RunInputs:
     if inputs is None:
         inputs = args.run_inputs = RunInputs(vars(args).get("argv"))
     return inputs
-
-
-def run_flags_given(args: argparse.Namespace) -> tuple[Mapping[str, object], frozenset[str]]:
-    """-> (every run flag's default, by dest; the dests the command line gave): `RunInputs.flags` of `args`."""
-    return run_inputs(args).flags
 
 
 def fill_unset(

@@ -93,7 +93,7 @@ def take_clip_defaults(args: argparse.Namespace) -> Clip:
 
     clip = read_clip(args.extend)  # a missing or unreadable clip: its error, before anything else
     inputs = run_inputs(args)
-    _, given = inputs.flags
+    given = inputs.typed
     taken = inputs.taken
     if {"width", "height"} & taken and (args.width, args.height) != clip.size:  # leaving -W/-H out cannot help
         file = inputs.recalled.file.name
@@ -177,7 +177,7 @@ def one_side_notes(args: argparse.Namespace, request: GenerationRequest) -> list
     # Flags parsed without their command line (`args.argv`: a test's) are known as given nowhere: no note. Only the
     # note is at stake here; where a file's values fill flags, `RunInputs.flags` refuses such flags.
     inputs = run_inputs(args)
-    given = (inputs.flags[1] if inputs.argv is not None else frozenset()) | inputs.taken
+    given = (inputs.typed if inputs.argv is not None else frozenset()) | inputs.taken
     if ("width" in given) == ("height" in given) or args.extend is not None or args.resume is not None:
         return []
     if request.image is not None:

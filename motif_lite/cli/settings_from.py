@@ -43,7 +43,7 @@ class Recalled:
 def settings_from_args(args: argparse.Namespace) -> Recalled:
     """`--settings-from FILE`: the settings FILE stores put into `args` wherever the command line gives no flag for
     them, checked before anything loads (`RequestError`, `SettingsFileError` otherwise)."""
-    from motif_lite.cli.run_flags import fill_unset, run_flags_given
+    from motif_lite.cli.run_flags import fill_unset, run_inputs
     from motif_lite.io.settings_file import read_settings
     from motif_lite.pipeline.metadata import request_fields_of, stored_unguided, unknown_stored_keys
 
@@ -51,7 +51,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
         raise RequestError("--settings-from makes a new video with a file's settings, --resume goes on with a "
                            "stopped run from its own: give one of them")  # fmt: skip
     stored = read_settings(args.settings_from)
-    _, given = run_flags_given(args)
+    given = run_inputs(args).typed
     _refuse_unknown_choices(stored, given)
     unguided = stored_unguided(stored.values)
     fields = request_fields_of(stored.values)
