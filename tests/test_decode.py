@@ -882,7 +882,7 @@ def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans
     saved, tmp_path, capsys, monkeypatch
 ):
     # It said "give a smaller budget (--vram GiB)" without a figure, as a run did.
-    from motif_lite.cli.decode import out_of_memory_advice  # before it is replaced below
+    from motif_lite.cli.decode import decode_out_of_memory_advice  # before it is replaced below
 
     monkeypatch.setattr("motif_lite.decoding.run_decode", out_of_memory)
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"), "--vram", "0.5")
@@ -892,7 +892,7 @@ def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in the advice")
 
-    monkeypatch.setattr("motif_lite.cli.decode.out_of_memory_advice", broken)  # the error is said all the same
+    monkeypatch.setattr("motif_lite.cli.decode.decode_out_of_memory_advice", broken)  # the error is said all the same
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"), "--vram", "0.5")
     assert code == cli.EXIT_OUT_OF_MEMORY and "give a smaller budget (--vram GiB)" in err and "latents stay" in err
     # A 720p video's decode (the tiny VAE's): the --vram under its peak, and what that plan does.
@@ -903,7 +903,7 @@ def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans
         assert decoding.replanned(job, 0.5) == job.plan
     job = dataclasses.replace(job, saved=dataclasses.replace(job.saved, width=1280, height=736, frames=121))
     job = dataclasses.replace(job, plan=decoding.replanned(job, 4))
-    advice = out_of_memory_advice(job, vram_given=True)
+    advice = decode_out_of_memory_advice(job, vram_given=True)
     lower = math.floor((job.plan.stage.peak_bytes - 1) / 2**30 * 100) / 100
     smaller = decoding.replanned(job, lower)
     said = (
@@ -918,12 +918,12 @@ def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans
         except MotifLiteError:
             break
         lower = math.floor((job.plan.stage.peak_bytes - 1) / 2**30 * 100) / 100
-    assert out_of_memory_advice(job, vram_given=True).endswith(
+    assert decode_out_of_memory_advice(job, vram_given=True).endswith(
         ". No plan of this decode needs less: decode on the CPU with --device cpu"  # as the planner's advice says it
     )
     # A peak no --vram is under: the CPU, in the same words.
     tiny = dataclasses.replace(job.plan, stage=dataclasses.replace(job.plan.stage, peak_bytes=2**20))
-    advice = out_of_memory_advice(dataclasses.replace(job, plan=tiny), vram_given=True)
+    advice = decode_out_of_memory_advice(dataclasses.replace(job, plan=tiny), vram_given=True)
     assert advice.endswith("or the estimate fell short; decode on the CPU with --device cpu"), advice
 
 

@@ -360,14 +360,14 @@ def test_out_of_memory_in_a_planned_run_names_the_budget_and_the_vram_of_the_nex
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in the advice")
 
-    monkeypatch.setattr(prepare, "out_of_memory_advice", broken)  # the error it was for is said all the same
+    monkeypatch.setattr(prepare, "run_out_of_memory_advice", broken)  # the error it was for is said all the same
     code, _, err = run(capsys, *flags, "--vram", "4")
     assert code == cli.EXIT_OUT_OF_MEMORY and "give a smaller budget (--vram GiB)" in err, err
 
 
 def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_network, monkeypatch):
     # No --vram plans less: the way to the sizes that fit is named instead.
-    from motif_lite.cli.prepare import out_of_memory_advice, planned_run, sources_before_download
+    from motif_lite.cli.prepare import planned_run, run_out_of_memory_advice, sources_before_download
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --vram as given, on any machine
 
@@ -378,14 +378,14 @@ def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_ne
     cuda = torch.device("cuda")
     planned = planned_run(args, request, sources, torch.bfloat16, cuda)
     plan = planned.plan()  # 3.41 GiB: the ladder's last plans
-    advice = out_of_memory_advice(planned, plan)
+    advice = run_out_of_memory_advice(planned, plan)
     assert advice.endswith(
         "No plan of this video needs less: make a smaller video (--dry-run --vram 3.40 names the sizes that fit)"
     )
     # A peak under 0.01 GiB has no --vram figure under it: no "--vram 0.00" is named.
     small = [dataclasses.replace(stage, peak_bytes=5 * 2**20) for stage in plan.stages]
     tiny = dataclasses.replace(plan, stages=tuple(small))
-    advice = out_of_memory_advice(planned, tiny)
+    advice = run_out_of_memory_advice(planned, tiny)
     assert advice.endswith(
         "for an est. peak of 5.0 MiB allocated (~5.4 MiB reserved): another program may have "
         "taken GPU memory since (close it), or the estimate fell short. Make a smaller video"
@@ -414,7 +414,7 @@ def simulated_gpu(monkeypatch, free_bytes: int, total_bytes: int = 8 * 2**30) ->
 
 
 def test_out_of_memory_without_a_vram_names_the_free_memory_as_the_plans_budget(no_network, monkeypatch):
-    from motif_lite.cli.prepare import out_of_memory_advice, planned_run, sources_before_download
+    from motif_lite.cli.prepare import planned_run, run_out_of_memory_advice, sources_before_download
 
     simulated_gpu(monkeypatch, 6 * 2**30)
     args = cli.build_parser().parse_args(["run", "-p", "x", "--gguf", "Q4_K_M", "--device", "cuda"])
@@ -422,7 +422,7 @@ def test_out_of_memory_without_a_vram_names_the_free_memory_as_the_plans_budget(
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     planned = planned_run(args, request, sources_before_download(args), torch.bfloat16, torch.device("cuda"))
     plan = planned.plan()
-    advice = out_of_memory_advice(planned, plan)
+    advice = run_out_of_memory_advice(planned, plan)
     said = f"had a budget of {memory_size(plan.budget_bytes)} (the GPU's free memory at the start / 1.08) for"
     assert said in advice and "(--vram)" not in advice, advice
 
@@ -432,7 +432,7 @@ def test_the_budgets_warnings_are_not_said_again_with_the_out_of_memory_advice(n
     import warnings
 
     from motif_lite import preflight
-    from motif_lite.cli.prepare import out_of_memory_advice, planned_run, sources_before_download
+    from motif_lite.cli.prepare import planned_run, run_out_of_memory_advice, sources_before_download
 
     simulated_gpu(monkeypatch, 2**30)  # Windows' driver spills any budget over the free memory: warned of
     monkeypatch.setattr(preflight, "windows_gpu_driver", lambda: True)
@@ -444,7 +444,7 @@ def test_the_budgets_warnings_are_not_said_again_with_the_out_of_memory_advice(n
         plan = planned.plan()
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
-        advice = out_of_memory_advice(planned, plan)
+        advice = run_out_of_memory_advice(planned, plan)
     assert "just under that peak) gives the next plan" in advice and not said, [str(w.message) for w in said]
 
 

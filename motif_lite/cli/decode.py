@@ -157,7 +157,7 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
         progress.close()  # its bar ends its line first: the note ran on from the bar's line
         if isinstance(exc, torch.OutOfMemoryError) and job.plan is not None:  # printed in place of the one without
             with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
-                exc.add_note(out_of_memory_advice(job, args.vram is not None))
+                exc.add_note(decode_out_of_memory_advice(job, args.vram is not None))
         with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
             print(f"note: the latents stay in {saved.file}: decode them again with motif-lite decode "
                   f"{shlex.quote(str(saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "
@@ -180,7 +180,7 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
     return 0
 
 
-def out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
+def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
     """What to do when a planned decode ran out of device memory, in a run's figures (`memory_advice`): its plan's
     budget (`vram_given`: --vram's, else the free memory's) and estimated peak, and the --vram just under that peak,
     which plans the decode in less memory (what it does then); where none does, the CPU."""

@@ -332,7 +332,7 @@ def figures_on_out_of_memory(
     planned: PlannedRun | None, plan: Plan | None, advice: Callable[[PlannedRun, Plan], str] | None = None
 ) -> Iterator[None]:
     """Torch's out-of-memory error raised inside, with a note of what to do in figures (`advice`, by default
-    `out_of_memory_advice`: run's words), which `motif-lite` prints in place of its advice without figures; nothing
+    `run_out_of_memory_advice`: run's words), which `motif-lite` prints in place of its advice without figures; nothing
     is added without a plan."""
     import torch
 
@@ -342,11 +342,11 @@ def figures_on_out_of_memory(
         if planned is None or plan is None:
             raise
         with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
-            exc.add_note((advice or out_of_memory_advice)(planned, plan))
+            exc.add_note((advice or run_out_of_memory_advice)(planned, plan))
         raise
 
 
-def out_of_memory_advice(planned: PlannedRun, plan: Plan) -> str:
+def run_out_of_memory_advice(planned: PlannedRun, plan: Plan) -> str:
     """What to do when a run made with `plan` ran out of device memory, with the figures the planner's refusals give
     (`memory_advice.out_of_memory_figures`): the plan's budget and estimated peak, and the --vram just under that
     peak, which gives the next plan down the ladder, said in words; where no plan fits under it, the way to the
