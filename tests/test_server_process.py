@@ -335,9 +335,13 @@ def test_the_suite_runs_torch_on_one_thread_and_so_do_the_servers_it_starts():
 def test_a_cors_origin_a_browser_never_sends_is_refused_before_binding(origin, needle, tmp_path, capsys, monkeypatch):
     from motif_lite.server import runner
 
+    # It was a bare "error: --cors-origin ..." from serve's main; now argparse's, with serve's usage, as --port's.
     monkeypatch.setattr(runner, "bind", lambda host, port: pytest.fail("bound the port"))
-    assert cli.main(["serve", "--cors-origin", origin, "--data", str(tmp_path)]) == cli.EXIT_USER_ERROR
-    assert "error: --cors-origin must be an origin as a browser sends it" in (err := capsys.readouterr().err)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", "--cors-origin", origin, "--data", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "usage: motif-lite serve" in err, err
+    assert "motif-lite serve: error: argument --cors-origin: must be an origin as a browser sends it" in err, err
     assert needle in err
 
 

@@ -119,7 +119,7 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
         help="H.264 constant-rate factor, 0-51, of the .mp4 of every job that gives no 'crf' of its own; lower = "
         "better and larger (default 18; 28: small files to share, 12: near-lossless ones to edit)",
     )
-    s.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+    s.add_argument("--cors-origin", action="append", type=cors_origin, metavar="ORIGIN",
                    help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")  # fmt: skip
     # run's -p, out of habit: refused with where prompts go (hidden; not --prompt, whose presence would make an
     # unknown word on this command line pass for an unquoted prompt in the unknown-argument message).
@@ -178,14 +178,15 @@ def _max_video_meant(text: str) -> str:
 
 
 def cors_origin(text: str) -> str:
-    """`*` or an origin as browsers send it (scheme://host[:port]), which the CORS check compares exactly: one copied
-    from the address bar with its trailing slash or path never matched, and every preflight got 400."""
+    """--cors-origin: `*` or an origin as browsers send it (scheme://host[:port]), which the CORS check compares
+    exactly: one copied from the address bar with its trailing slash or path never matched, and every preflight got
+    400. Refused as argparse refuses a bad --port, with serve's usage."""
     parts = urllib.parse.urlsplit(text)
     if text == "*" or (parts.scheme and parts.hostname and text == f"{parts.scheme}://{parts.netloc}"):
         return text
     meant = f" (did you mean {parts.scheme}://{parts.netloc}?)" if parts.scheme and parts.hostname else ""
-    raise MotifLiteError(
-        f"--cors-origin must be an origin as a browser sends it, scheme://host[:port] without a path or trailing "
+    raise argparse.ArgumentTypeError(
+        f"must be an origin as a browser sends it, scheme://host[:port] without a path or trailing "
         f"slash, e.g. https://app.example.com, or * for any; got {text!r}{meant}"
     )
 
@@ -275,7 +276,7 @@ def main(args: argparse.Namespace) -> int:
     # The flags' own checks first: a typo is said before the server's packages are imported.
     args.weights = take_weight_flags(args)
     api_key = api_key_from(args.api_key, os.environ)
-    args.cors_origins = tuple(cors_origin(origin) for origin in args.cors_origin or ())
+    args.cors_origins = tuple(args.cors_origin or ())  # each checked as it was parsed (`cors_origin`)
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
     args.lora_dir = lora_folder(args.lora_dir)
     check_server_crf(args.crf)
