@@ -38,10 +38,12 @@ from motif_lite.frame_rates import parse_rate, rate_said
 from motif_lite.io.linked import refuse_file_beside_gguf
 from motif_lite.paths import path_arg
 from motif_lite.request import (
+    I2V_SHIFT,
     MAX_SEED,
     MOST_FRAMES,
     REQUEST_DEFAULTS,
     SEED_RANGE,
+    T2V_SHIFT,
     countable_frames,
     run_dest,
 )
@@ -166,7 +168,10 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--steps", type=whole_number, default=d.steps, help=f"sampling steps (default {d.steps})")
     g.add_argument(
-        "--flow-shift", type=decimal, default=None, help="flow shift (default: checkpoint's, else 15 T2V / 8 I2V)"
+        "--flow-shift",
+        type=decimal,
+        default=None,
+        help=f"flow shift (default: checkpoint's, else {T2V_SHIFT:g} T2V / {I2V_SHIFT:g} I2V)",
     )
     g.add_argument(
         "--sampling-method",
