@@ -270,7 +270,7 @@ def sample_value(action: argparse.Action) -> str:
     raise AssertionError(f"no sample value for {action.option_strings}: add one to SAMPLE_VALUES")
 
 
-SAMPLE_VALUES = ("2", "1280x736x121", "Q8_0")  # numbers; --max-video's WxHxF; --quantize's type
+SAMPLE_VALUES = ("2", "1280x736x121", "Q8_0", "*")  # numbers; --max-video's WxHxF; --quantize's type; --cors-origin
 
 
 def fill_placeholders(example: Example, program: str, argv: list[str]) -> tuple[list[str], bool]:
