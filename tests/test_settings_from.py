@@ -155,6 +155,28 @@ def test_another_guidance_method_drops_the_files_apg_parameters(made):
     assert (request.guidance, request.cfg_scale, request.apg_eta, request.apg_momentum) == ("cfg", 4.0, None, None)
 
 
+def taken_and_replaced(note: str) -> tuple[list[str], str]:
+    """The settings a "settings from FILE" note names as the file's, and the flags it names as replacing them."""
+    taken, _, replaced = note.partition("; your flags instead of the file's: ")
+    return taken.split(": ", 1)[1].split(", "), replaced
+
+
+def test_another_guidance_method_is_named_as_the_flags_not_the_files(made):
+    # An APG file's method replaced by --guidance cfg: the file gives the scale only, and the note says so.
+    recalled = settings_from_args(parsed("--settings-from", str(made), "--guidance", "cfg"))
+    taken, replaced = taken_and_replaced(recalled.notes[0])
+    assert replaced == "--guidance"
+    assert "guidance scale" in taken and "guidance" not in taken and "APG parameters" not in taken
+    # Its own method given again: the file's scale and APG parameters still ran.
+    recalled = settings_from_args(parsed("--settings-from", str(made), "--guidance", "apg"))
+    taken, replaced = taken_and_replaced(recalled.notes[0])
+    assert replaced == "--guidance" and {"guidance scale", "APG parameters"} <= set(taken)
+    # The method from the file, the scale from a flag: the guidance row stays the file's (its method, APG's values).
+    recalled = settings_from_args(parsed("--settings-from", str(made), "--cfg-scale", "5"))
+    taken, replaced = taken_and_replaced(recalled.notes[0])
+    assert replaced == "--cfg-scale" and "guidance" in taken
+
+
 def test_a_guidance_flag_guides_over_an_unguided_file(made, tmp_path):
     values = {**read_settings(made).values, "guidance_config": None}
     unguided = written(tmp_path, values)

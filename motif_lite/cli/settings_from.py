@@ -57,7 +57,10 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     fields = request_fields_of(stored.values)
     # A --guidance of another method than the file's is the user's guidance: none of the file's to compare (below)
     files_method = "guidance" not in given or args.guidance == fields.get("guidance")
-    fields = _without_replaced_guidance(fields, given, args.guidance, unguided)
+    kept = _without_replaced_guidance(fields, given, args.guidance, unguided)
+    # The file's guidance fields a guidance flag replaced (the method) are the user's too, as for any flag given
+    replaced = {field for field in fields.keys() - kept.keys() if run_dest(field) in given}
+    fields = kept
     # A first frame given either way (-i, --extend) stands for the file's, given either way: both are image-to-video.
     first_frame_given = bool({"image", "extend"} & given)
     image = fields.pop("image", None)  # by its file name only (a server's upload with its checksum too)
@@ -84,7 +87,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     if args.prompt is None and not args.dry_run:  # else the video would be of the dry run's stand-in prompt
         raise RequestError(f"{stored.file.name} stores no prompt (the file was edited or damaged): give one with "
                            '-p "what the video shows"')  # fmt: skip
-    overridden = set(fields) - taken
+    overridden = (set(fields) - taken) | replaced
     notes = [_taken_note(stored.file, stored.writer, taken, overridden, fields.get("seed"))]
     if clip is not None and "extend" in given and (note := _other_input_note(stored, "extend", clip, args.extend)):
         notes.append(note)
@@ -224,6 +227,10 @@ def _taken_note(file: Path, writer: str, taken: set[str], overridden: set[str], 
 
     groups = {"prompt": ("prompt",), "seed": ("seed",), **ROW_FIELDS}
     names = [name for name, fields in groups.items() if taken & set(fields)]
+    if "guidance" in names and "guidance" not in taken:  # the method is a flag's: the file gave some parameters only
+        parts = {"guidance scale": ("cfg_scale",), "APG parameters": APG_FIELDS}
+        at = names.index("guidance")
+        names[at : at + 1] = [part for part, fields in parts.items() if taken & set(fields)]
     shown = {"seed": f"seed {seed}", "negative": "negative prompt"}
     names = [shown.get(name, name) for name in names]
     note = f"settings from {file.name} (made by {writer}): {', '.join(names) or 'none'}"
