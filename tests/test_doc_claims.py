@@ -210,7 +210,7 @@ def test_the_video_object_has_the_fields_docs_server_lists():
     job = Job(id="video_" + "0" * 32, seq=1, status="queued", progress=0, created_at=0.0, started_at=None,
               completed_at=None, model="tiny", settings=settings, effective={}, has_image=False, error_code=None,
               error_message=None, notes=[], loras=[])  # fmt: skip
-    video = video_object(job)
+    video = video_object(job, jobs_ahead=0)
     paragraph = SERVER.read_text().split("**The video object**")[1].split("\n\n")[0]
     named = {word for span in re.findall(r"`([^`]+)`", paragraph) for word in re.findall(r"\w+", span)}
     extras = set(video["settings"]) - set(MOTIF_FIELDS)

@@ -209,7 +209,7 @@ def test_a_job_keeps_its_crf_across_a_restart_and_goes_on_to_encode_with_it(pipe
         store.close()
         store = worker.store = JobStore(tmp_path)  # the server starts again
         store.recover()
-        assert store.get(job.id).crf == 33 and video_object(store.get(job.id))["settings"]["crf"] == 33
+        assert store.get(job.id).crf == 33 and video_object(store.get(job.id), None)["settings"]["crf"] == 33
         run_stopping_at(worker, job.id, None)
         assert f"{job.id}: goes on from step 2 of 4" in lines and store.get(job.id).status == COMPLETED
         assert encoding_of(encodes, job.id) == with_crf(33)

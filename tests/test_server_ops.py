@@ -129,6 +129,25 @@ def test_health_names_a_cancelled_job_until_the_worker_has_stopped_it(pipe, tmp_
         assert server.request("GET", "/health")[1]["stopping"] is None
 
 
+def test_a_queued_video_says_how_many_jobs_run_before_it(pipe, tmp_path):
+    # Only the page counted the jobs ahead of a queued one: an API client polling `videos.retrieve` could not tell
+    # how long its job would wait. The video object says it, through the SDK, in the list, and after a cancel.
+    slow = SlowStep(pipe)
+    with InProcessServer(slow, tmp_path / "data") as server, slow:
+        client = server.client()
+        jobs = [client.videos.create(prompt=PROMPT, extra_body=TINY) for _ in range(3)]
+        assert slow.in_step.wait(60)
+        assert [client.videos.retrieve(job.id).jobs_ahead for job in jobs] == [None, 1, 2]
+        listed = {video.id: video.jobs_ahead for video in client.videos.list(order="asc").data}
+        assert [listed[job.id] for job in jobs] == [None, 1, 2]
+        client.videos.delete(jobs[1].id)  # a queued job ahead goes: those after it move up
+        assert client.videos.retrieve(jobs[2].id).jobs_ahead == 1
+        client.videos.delete(jobs[0].id)  # the running one stops after its step only: until then it is ahead
+        assert client.videos.retrieve(jobs[2].id).jobs_ahead == 1
+        slow.end_step.set()
+        assert server.wait_status(jobs[2].id, ("completed",))["jobs_ahead"] is None
+
+
 def test_health_is_503_before_the_worker_runs_and_after_it_failed(pipe, tmp_path, monkeypatch):
     store = JobStore(tmp_path)
     try:
@@ -408,7 +427,7 @@ def test_a_data_folder_of_version_2_keeps_its_jobs_and_gains_loras(tmp_path):
 
     store = JobStore(tmp_path)
     try:
-        video = video_object(store.get(done))
+        video = video_object(store.get(done), None)
         assert video["timings"] == {"queued_at": "1970-01-01T00:16:40.000Z", "started_at": "1970-01-01T00:16:43.000Z",
                                     "finished_at": "1970-01-01T00:16:50.000Z", "waited_seconds": 3,
                                     "ran_seconds": 7}  # fmt: skip

@@ -449,13 +449,17 @@ def test_a_queued_job_says_how_many_jobs_run_before_it(driver, tmp_path):
     # A card said only "queued": in a queue of jobs minutes long each, a user could not tell when theirs would run.
     with InProcessServer(None, tmp_path / "data") as server:
         driver.get(server.url + "/")
-        newest_first = [{"id": "video_c", "status": "queued"}, {"id": "video_b", "status": "queued"},
-                        {"id": "video_x", "status": "completed"},
-                        {"id": "video_a", "status": "in_progress", "progress": 40}]  # fmt: skip
-        script = "const ahead = jobsAhead(arguments[0]); return arguments[0].map((v) => stateText(v, ahead.get(v.id)));"
+        # The server counts them (the video object's `jobs_ahead`, tests/test_server_ops.py): the page says it.
+        newest_first = [{"id": "video_c", "status": "queued", "jobs_ahead": 2},
+                        {"id": "video_b", "status": "queued", "jobs_ahead": 1},
+                        {"id": "video_x", "status": "completed", "jobs_ahead": None},
+                        {"id": "video_a", "status": "in_progress", "progress": 40, "jobs_ahead": None}]  # fmt: skip
+        script = "return arguments[0].map((video) => stateText(video));"
         states = driver.execute_script(script, newest_first)
         assert states == ["queued · 2 ahead of it", "queued · 1 ahead of it", "completed", "generating · 40%"]
-        assert driver.execute_script(script, [{"id": "video_q", "status": "queued"}]) == ["queued · next"]
+        assert driver.execute_script(script, [{"id": "video_q", "status": "queued", "jobs_ahead": 0}]) == [
+            "queued · next"
+        ]
 
 
 # A card outside the page's list (which each refresh redraws from the server's), held as `window.card`.

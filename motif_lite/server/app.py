@@ -182,7 +182,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         fields, (image, image_name), from_form = await read_create_body(request)
         body = parse_create(fields, image, from_form, image_name)
         job = await run_in_threadpool(submit, body, sender=_sender(request))
-        return video_object(job)
+        return _video_objects(store, state, [job])[0]
 
     @api.post("/videos/extensions")
     async def extend_video(request: Request) -> dict[str, Any]:
@@ -194,7 +194,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
             job = await run_in_threadpool(submit, body, sender=_sender(request))
         except ApiError as exc:
             raise in_video_words(exc) from None
-        return video_object(job)
+        return _video_objects(store, state, [job])[0]
 
     @api.post("/videos/edits")
     async def edit_video(request: Request) -> None:
@@ -218,7 +218,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         fields, (image, image_name), from_form = await read_create_body(request)
         body = parse_create(remix_fields(source, fields, image), image, from_form, image_name)
         job = await run_in_threadpool(submit, body, source, sender=_sender(request))
-        return video_object(job)
+        return _video_objects(store, state, [job])[0]
 
     @api.get("/videos")
     async def list_videos(request: Request) -> dict[str, Any]:
@@ -228,14 +228,14 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         if page is None:
             raise ApiError(400, f"after: no video {after!r}", "after", "invalid_value")
         jobs, has_more = page
-        data = [video_object(job) for job in jobs]
+        data = _video_objects(store, state, jobs)
         first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
         return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more}
 
     @api.get("/videos/{video_id}")
     async def retrieve_video(video_id: str, response: Response) -> dict[str, Any]:
         response.headers["openai-poll-after-ms"] = str(config.poll_after_ms)
-        return video_object(_job(store, video_id))
+        return _video_objects(store, state, [_job(store, video_id)])[0]
 
     @api.delete("/videos/{video_id}")
     async def delete_video(video_id: str) -> dict[str, Any]:
@@ -292,6 +292,15 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
                 "per_job": folder is not None}  # fmt: skip
 
     return api
+
+
+def _video_objects(store: JobStore, state: ServerState, jobs: list[Job]) -> list[dict[str, Any]]:
+    """The video objects of `jobs`, each queued one with the jobs that run before it: those queued before it and
+    the one the worker is on (also one deleted while it ran, which the worker stops only after its current step:
+    the queue waits for it)."""
+    ahead = store.queued_ahead(jobs)
+    running = int(state.worker is not None and state.worker.current is not None)
+    return [video_object(job, ahead[job.id] + running if job.id in ahead else None) for job in jobs]
 
 
 def _sender(request: Request) -> str:

@@ -450,6 +450,17 @@ class JobStore:
         with self._lock:
             return dict(self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
 
+    def queued_ahead(self, jobs: list[Job]) -> dict[str, int]:
+        """Id -> how many queued jobs the worker takes before it, for each queued one of `jobs` (the worker takes
+        them by `seq`): one read of the queue's index, at most `--max-queue` rows, none when none of `jobs` waits."""
+        waiting = [job.seq for job in jobs if job.status == QUEUED]
+        if not waiting:
+            return {}
+        with self._lock:
+            query = "SELECT id FROM jobs WHERE status = ? AND seq <= ? ORDER BY seq"
+            queue = [row[0] for row in self._db.execute(query, (QUEUED, max(waiting))).fetchall()]
+        return {job_id: place for place, job_id in enumerate(queue)}
+
     def claim_next(self) -> Job | None:
         """The oldest queued job, now marked in progress (None if the queue is empty). Its progress stays: 0 for a new
         job, the percent it had reached for one queued again with its state (`requeue`, `recover`), which the worker

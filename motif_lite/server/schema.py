@@ -391,9 +391,10 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-def video_object(job: Job) -> dict[str, Any]:
+def video_object(job: Job, jobs_ahead: int | None) -> dict[str, Any]:
     """A job as the OpenAI `Video` object, plus `settings`: every Motif setting in API names, as given or else as
-    the checkpoint (or the official default) decides it, and `notes`: what the checks found worth knowing."""
+    the checkpoint (or the official default) decides it, `notes`: what the checks found worth knowing, and
+    `jobs_ahead`: how many jobs run before it while it is queued (None once it started)."""
     from motif_lite.io.video import default_crf
 
     s = job.settings
@@ -419,6 +420,7 @@ def video_object(job: Job) -> dict[str, Any]:
         "seconds": f"{video_seconds(job.frames_in_file, s['fps']):g}",  # an extension's: the whole file's
         "frames": job.frames_in_file,  # exact: `seconds`, to the hundredth, cannot be counted back past 100 fps
         "remixed_from_video_id": job.remixed_from,
+        "jobs_ahead": jobs_ahead,
         "error": error,
         "settings": settings,
         "notes": job.notes,

@@ -520,34 +520,24 @@ function showNotes(list, notes) {
   list.hidden = notes.length === 0;
 }
 
-function jobsAhead(videos, stopping = null) {
-  // video id -> how many jobs run before that queued one: the worker takes them in the order they came, so those
-  // queued before it and the running one, or a cancelled one still finishing its step (`stopping`, its id).
-  // `videos`: newest first, as the page lists them.
-  const ahead = new Map();
-  let active = stopping ? 1 : 0;
-  for (const video of [...videos].reverse()) {
-    if (video.status === "queued") ahead.set(video.id, active);
-    if (video.status === "queued" || video.status === "in_progress") active += 1;
-  }
-  return ahead;
-}
-
-function stateText(video, ahead) {
+function stateText(video) {
+  // A queued job's `jobs_ahead`: the jobs the server runs before it (a cancelled one still finishing its step too).
   if (video.status === "failed") return "failed: " + video.error.message;
   if (video.status === "in_progress") return "generating · " + video.progress + "%";
-  if (video.status === "queued") return ahead ? "queued · " + ahead + " ahead of it" : "queued · next";
+  if (video.status === "queued") {
+    return video.jobs_ahead ? "queued · " + video.jobs_ahead + " ahead of it" : "queued · next";
+  }
   return video.status;
 }
 
-function updateCard(li, video, ahead) {
+function updateCard(li, video) {
   const running = video.status === "queued" || video.status === "in_progress";
   const retry = li.dataset.retryAt !== undefined && Date.now() >= Number(li.dataset.retryAt); // showVideo's
   if (li.dataset.status === video.status && !running && !retry) return;
   delete li.dataset.retryAt;
   li.dataset.status = video.status;
   const state = li.querySelector(".state");
-  state.textContent = stateText(video, ahead);
+  state.textContent = stateText(video);
   state.classList.toggle("error", video.status === "failed");
   const bar = li.querySelector("progress");
   bar.hidden = !running;
@@ -675,7 +665,6 @@ async function refresh() {
                                                 stoppingJob()]);
     showStopping(stopping);
     busy = stopping !== null;
-    const ahead = jobsAhead(page.data, stopping);
     const seen = new Set();
     page.data.forEach((video, index) => {
       seen.add(video.id);
@@ -683,7 +672,7 @@ async function refresh() {
       if (!li) { li = newCard(video); cards.set(video.id, li); }
       const list = $("queue");
       if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
-      updateCard(li, video, ahead.get(video.id));
+      updateCard(li, video);
       busy = busy || video.status === "queued" || video.status === "in_progress";
     });
     for (const [id, li] of cards) {
