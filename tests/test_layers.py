@@ -38,6 +38,7 @@ LAYERS = [
         "flag_spelling",
         "frame_rates",
         "console",
+        "shell_syntax",
     },
     {"model"},  # the transformer's math: never kernels, weights or runtime (kernels plug in through model.ops)
     {"weights", "encoders", "vae", "sampling", "runtime", "io", "kernels", "quantize"},  # the components

@@ -336,13 +336,13 @@ def prompt_file_notes(args: argparse.Namespace) -> list[str]:
     """The note for a prompt (-p) or negative prompt (-n) that is, whole, the path of an existing file (`prompt.txt`,
     or `@prompt.txt` as curl writes "this file's contents"): it is the text, as typed; the note says how to read the
     file instead."""
-    import shlex
+    from motif_lite.shell_syntax import file_text
 
     notes = []
     for flag, which, text in (("-p", "prompt", args.prompt), ("-n", "negative prompt", args.negative_prompt)):
         if text is not None and (file := _file_named(text)) is not None:
             notes.append(f"the {which} is the text {text!r}; to read a {which} from a file use {flag} "
-                         f'"$(cat {shlex.quote(file)})"')  # fmt: skip
+                         f"{file_text(file)}")  # fmt: skip
     return notes
 
 

@@ -535,10 +535,11 @@ def _size_hint(value: str | None) -> str:
 
 def _prompt_file_hint(value: str | None) -> str:
     """How to give a prompt kept in a file: there is no prompt-file flag, -p takes the text."""
-    file = shlex.quote(value) if value else "FILE"
+    from motif_lite.shell_syntax import file_text
+
     return (
-        f'-p takes the prompt\'s text: read it from the file with -p "$(cat {file})" (several prompts: one run each, '
-        'docs/usage.md, "Batches")'
+        f"-p takes the prompt's text: read it from the file with -p {file_text(value or 'FILE')} (several prompts: "
+        'one run each, docs/usage.md, "Batches")'
     )
 
 

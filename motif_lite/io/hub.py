@@ -32,6 +32,7 @@ from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError
 from motif_lite.io.staging import said_out_of_space, said_quota_used_up
 from motif_lite.paths import user_path
+from motif_lite.shell_syntax import variable_set
 from motif_lite.units import file_size
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -43,6 +44,10 @@ HUB_ERRORS = (Exception,)
 
 
 OFFLINE_SET = "HF_HUB_OFFLINE=1 is set"
+# Where the advice moves the cache to, as an example path (POSIX, Windows): `shell_syntax.variable_set`'s words.
+_BIG_CACHE = ("/big/disk/hf-cache", r"D:\hf-cache")
+_OTHER_CACHE = ("/other/disk/hf-cache", r"D:\hf-cache")
+_BIG_HOME = ("/big/disk/huggingface", r"D:\huggingface")
 
 
 def resumes_cut_files(version: str) -> bool:
@@ -131,13 +136,14 @@ def failure_advice(exc: BaseException, repo: str) -> str | None:
     if said_quota_used_up(exc):  # the disk may have room: the quota, not the disk, is what to look at
         return (
             f"your disk quota in the Hugging Face cache ({constants.HF_HUB_CACHE}) is used up: free space within it, "
-            "or move the cache where your quota has room (HF_HUB_CACHE=/other/disk/hf-cache, or HF_HOME), then run "
-            f"again: {after_a_stop()}"
+            f"or move the cache where your quota has room ({variable_set('HF_HUB_CACHE', *_OTHER_CACHE)}, or "
+            f"HF_HOME), then run again: {after_a_stop()}"
         )
     if said_out_of_space(exc):  # as every writer of ours counts it
         return (
             f"the disk of the Hugging Face cache ({constants.HF_HUB_CACHE}) is full: free space there, or move the "
-            f"cache to a bigger disk (HF_HUB_CACHE=/big/disk/hf-cache, or HF_HOME), then run again: {after_a_stop()}"
+            f"cache to a bigger disk ({variable_set('HF_HUB_CACHE', *_BIG_CACHE)}, or HF_HOME), then run again: "
+            f"{after_a_stop()}"
         )
     if _no_connection(exc):
         slow = ", or HF_HUB_DOWNLOAD_TIMEOUT=60 for a slow link" if _is_timeout(exc) else ""
@@ -460,8 +466,8 @@ def start_download(
         raise CheckpointError(
             f"not enough disk space to download {what}: {'they need' if then else 'it needs'} {file_size(needed)}"
             f"{parts} in the Hugging Face cache {cache}, whose disk has {file_size(free)} free{leftovers}; free space "
-            "there, or put the cache on a bigger disk (HF_HUB_CACHE=/big/disk/hf-cache, or "
-            "HF_HOME=/big/disk/huggingface) and run again"
+            f"there, or put the cache on a bigger disk ({variable_set('HF_HUB_CACHE', *_BIG_CACHE)}, or "
+            f"{variable_set('HF_HOME', *_BIG_HOME)}) and run again"
         )
     plan = replace(plan, then=tuple(then))
     if before is not None:

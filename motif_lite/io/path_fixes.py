@@ -19,6 +19,7 @@ from motif_lite.io.file_kinds import PICKLE_SUFFIXES, has_extension
 from motif_lite.io.gguf_source import gguf_files
 from motif_lite.io.linked import vae_folder_fix
 from motif_lite.paths import user_path
+from motif_lite.shell_syntax import variable_set
 
 
 def expanded_as(path: str) -> str:
@@ -118,7 +119,7 @@ def cache_repo_fix(model: str) -> str | None:
     ref = path / "refs" / "main"
     snapshot = path / "snapshots" / ref.read_text().strip() if ref.is_file() else None
     if snapshot is None or not snapshot.is_dir():
-        return f"give the repo id: -m {repo}, with HF_HUB_CACHE={shlex.quote(str(path.parent))}"
+        return f"give the repo id: -m {repo}, with {variable_set('HF_HUB_CACHE', str(path.parent))}"
     return f"give its snapshot folder: -m {shlex.quote(str(snapshot))} (or -m {repo}, HF_HUB_CACHE set to its cache)"
 
 
