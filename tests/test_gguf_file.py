@@ -626,6 +626,18 @@ def test_a_recorded_shape_of_more_dimensions_than_a_tensor_has_is_refused_naming
     assert tensor_bytes(path) == 8 * 32 * 2
 
 
+def test_a_recorded_shape_of_as_many_dimensions_as_a_tensor_may_have_is_restored_and_counted(tmp_path: Path) -> None:
+    # Eight sizes, the most a GGUF tensor has: restored, and the header walk reads them too. Its last size (16)
+    # splits Q8_0's blocks of 32, so the tensor loads as F32 (4 bytes a value), not as its 2 stored blocks.
+    packed = random_packed(Q.Q8_0, (2, 32), np.random.default_rng(7))
+    recorded = [1] * 6 + [4, 16]
+    meta = {"comfy.gguf.orig_shape.deep.weight": recorded}
+    path = write_test_gguf(tmp_path / "deep8.gguf", {"deep.weight": (packed, Q.Q8_0, (2, 32))}, extra_metadata=meta)
+    restored = read_gguf(path).tensors["deep.weight"]
+    assert restored.shape == tuple(recorded) and restored.qtype == Q.F32
+    assert tensor_bytes(path) == read_gguf(path).nbytes() == 4 * 64
+
+
 def test_a_quantized_bias_of_a_packed_linear_is_dequantized_not_taken_for_its_weight(tmp_path: Path) -> None:
     # Another tool may store a bias in blocks (64 values are two Q8_0 blocks): only `.weight` runs packed.
     rng = np.random.default_rng(3)

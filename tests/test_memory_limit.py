@@ -173,3 +173,16 @@ def test_check_warns_of_a_memory_limit_that_leaves_nearly_nothing(tmp_path, monk
     )
     [finding] = limit_findings(16 * GiB, GiB)
     assert (finding.level, finding.message.endswith("runs plan their host memory within it")) == ("ok", True)
+    # The floor is the runs' of this machine: with a GPU here, 6 GiB left is short of a GPU run's 6.5 (on the CPU
+    # it would do).
+    from motif_lite import preflight
+
+    floors = {device: smallest_run_host_bytes(device) for device in ("cpu", "cuda")}
+    with_gpu = floors["cuda"]
+    root, proc = cgroup_tree(tmp_path / "gpu", "0::/", {"memory.max": str(8 * GiB), "memory.current": str(2 * GiB)})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the planner's figures are those asked above
+    monkeypatch.setattr(preflight, "smallest_run_host_bytes", floors.__getitem__)
+    report = Checkup()
+    environment._check_memory_limit(report, memory_limit(root, proc))
+    [finding] = report.findings
+    assert finding.level == "warning" and f"needs about {memory_size(with_gpu)})" in finding.message, finding

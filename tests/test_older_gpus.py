@@ -18,7 +18,7 @@ pytest.importorskip("triton")
 
 from motif_lite.checkup.environment import _check_gpu, _check_triton  # noqa: E402
 from motif_lite.checkup.report import Checkup  # noqa: E402
-from motif_lite.devices import NVIDIA, GpuFacts, dtype_note, int8_attention_blocker  # noqa: E402
+from motif_lite.devices import NVIDIA, GpuFacts, dtype_note, int8_attention_blocker, triton_gpu_blocker  # noqa: E402
 from motif_lite.errors import ConfigError  # noqa: E402
 from motif_lite.model.ops import TORCH_OPS  # noqa: E402
 from motif_lite.preflight import check_kernels, check_speed  # noqa: E402
@@ -101,6 +101,17 @@ def test_checks_triton_row_says_why(gpu):
         return
     assert finding.level == "warning" and finding.message.startswith("kernels unavailable, the torch ops run instead")
     assert TOO_OLD in finding.message
+
+
+def test_volta_is_tritons_oldest_target_and_the_last_pascal_is_not(monkeypatch):
+    # The edge of the rule: a V100 (7.0) runs Triton's kernels and compiles; a Jetson TX2 (6.2) does not.
+    assert triton_gpu_blocker((7, 0)) is None
+    assert triton_gpu_blocker((6, 2)) == TOO_OLD.replace("6.1", "6.2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))
+    monkeypatch.setattr(compile_module, "launcher_build_problem", lambda: None)
+    compile_module.check_compile_possible("cuda")
 
 
 def test_int8_attention_on_turing_says_why_its_int8_tensor_cores_are_not_used():

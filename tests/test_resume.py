@@ -643,7 +643,11 @@ def test_a_run_an_older_version_stopped_at_cfg_scale_one_goes_on_unguided(pipe, 
     assert "guidance     file       off" in out, out
     assert "still guides" not in err  # no note on a scale of 1 that guides: it does not here
     saved = read_latents(stopped)
-    assert saved.request["cfg_scale"] == 1.0
+    assert saved.request["cfg_scale"] == 1.0 and saved.request["guidance"] == "cfg"
+    # Only a guidance_config recorded null says the run was unguided: a description without one is read as stored.
+    keyless = shutil.copy(stopped, tmp_path / "keyless.latents.safetensors")
+    edit_description(keyless, lambda info: info["video_metadata"].pop("guidance_config"))
+    assert read_latents(keyless).request["guidance"] is None
     resumed = denoised(pipe, GenerationRequest(**saved.request), monkeypatch, resume=saved)
     assert torch.equal(resumed, whole)
 

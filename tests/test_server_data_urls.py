@@ -48,6 +48,9 @@ def test_url_safe_base64_is_refused_naming_its_alphabet():
     assert "-" in url_safe or "_" in url_safe
     with pytest.raises(ApiError, match=r"'-' and '_' are the URL-safe alphabet; a data URL takes the standard one"):
         image_from_reference(_data_url(url_safe))
+    for char in "-_":  # either one alone names the alphabet
+        with pytest.raises(ApiError, match=r"'-' and '_' are the URL-safe alphabet"):
+            image_from_reference(_data_url(f"iVBO{char}w0K"))
     # Other bad base64 keeps the decoder's own reason.
     with pytest.raises(ApiError, match=r"^input_reference: invalid base64 \((?!.*URL-safe)"):
         image_from_reference(_data_url("abc*"))
