@@ -137,8 +137,6 @@ class TextEncoderShape:
 _VISION_CONFIG_KEYS = {
     "hidden": "hidden_size",
     "intermediate": "intermediate_size",
-    "layers": "num_hidden_layers",
-    "heads": "num_attention_heads",
     "image_size": "image_size",
     "patch_size": "patch_size",
 }
@@ -152,8 +150,6 @@ class ImageTowerShape:
 
     hidden: int = _OFFICIAL_VISION["hidden_size"]
     intermediate: int = _OFFICIAL_VISION["intermediate_size"]
-    layers: int = _OFFICIAL_VISION["num_hidden_layers"]
-    heads: int = _OFFICIAL_VISION["num_attention_heads"]
     image_size: int = _OFFICIAL_VISION["image_size"]
     patch_size: int = _OFFICIAL_VISION["patch_size"]
 
