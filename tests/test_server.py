@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import sys
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -995,6 +996,26 @@ def test_the_log_says_who_queued_each_job_also_behind_a_proxy(server):
     said = [line for line in server.log if line.startswith(direct["id"])]
     assert said[0] == f"{direct['id']}: queued by 127.0.0.1" and said[1].startswith(f"{direct['id']}: started")
     server.wait_status(remixed["id"], ("completed",))
+
+
+def test_a_jobs_queued_by_line_comes_before_its_started_line_at_an_idle_look_too(pipe, tmp_path, monkeypatch):
+    # The worker also looks at the queue every IDLE_WAIT_SECONDS without being woken: one look between the job's
+    # store and its `queued by` line started it first (test_the_log_says_who_queued_each_job_also_behind_a_proxy
+    # failed so under load). Here the looks come every 10 ms and the store pauses once it has added the job.
+    monkeypatch.setattr("motif_lite.server.worker.IDLE_WAIT_SECONDS", 0.01)
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        add = server.store.add
+
+        def add_then_pause(*args, **kwargs):
+            job = add(*args, **kwargs)
+            time.sleep(0.5)  # many idle looks of the worker before `queued by` is logged
+            return job
+
+        monkeypatch.setattr(server.store, "add", add_then_pause)
+        _, job, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})
+        server.wait_status(job["id"], ("completed",))
+    said = [line for line in server.log if line.startswith(job["id"])]
+    assert said[0] == f"{job['id']}: queued by 127.0.0.1" and said[1].startswith(f"{job['id']}: started"), said
 
 
 def test_cors_lets_an_sdk_call_from_another_origin_and_read_its_headers(pipe, tmp_path):

@@ -111,13 +111,16 @@ class JobSubmitter:
             settings = job_request_fields(resolved)
             if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
                 settings[IMAGE_NAME_KEY] = body.image_name
-            job = store.add(
-                job_id, config.model_name, settings, image_path is not None, config.max_queue,
-                effective=effective_settings(run_settings), notes=notes, loras=body.loras, extend=extended, crf=crf,
-                remixed_from=None if remixed is None else remixed.id, extend_file=uploaded,
-                clip_frames=None if uploaded is None else clip.frames,
-                prompt_warnings=[truncation.warning(label) for label, truncation in cut.items()],
-            )  # fmt: skip
+            with worker.queuing():  # its `queued by` line before the worker's `started`, even at an idle look
+                job = store.add(
+                    job_id, config.model_name, settings, image_path is not None, config.max_queue,
+                    effective=effective_settings(run_settings), notes=notes, loras=body.loras, extend=extended,
+                    crf=crf, remixed_from=None if remixed is None else remixed.id, extend_file=uploaded,
+                    clip_frames=None if uploaded is None else clip.frames,
+                    prompt_warnings=[truncation.warning(label) for label, truncation in cut.items()],
+                )  # fmt: skip
+                if job is not None:
+                    worker.log(f"{job.id}: queued by {sender}")
             if job is None:
                 raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
                                None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
@@ -132,7 +135,6 @@ class JobSubmitter:
         except BaseException:
             _remove(kept)
             raise
-        worker.log(f"{job.id}: queued by {sender}")  # before the worker is told: its `started` line comes after
         worker.notify()
         return job
 

@@ -18,7 +18,8 @@ import sqlite3
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,6 +106,10 @@ class Worker:
         # Called with the reason when the worker cannot go on (the store cannot be written): the server stops.
         self.on_failure = on_failure or (lambda reason: None)
         self._wake = threading.Event()
+        # Held while a job is stored and its `queued by` line logged (`queuing`), and while the worker claims one: its
+        # idle look at the queue (every IDLE_WAIT_SECONDS, unwoken) could otherwise claim a job just stored, and log
+        # `started` before `queued by`.
+        self._claiming = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="motif-lite-worker", daemon=True)
         self.current: str | None = None  # the id of the job running now
@@ -129,6 +134,12 @@ class Worker:
         `ready:` line: the thread runs by then, so /health is ready, and no job's `started` comes before it)."""
         self._first_line = first_line
         self._thread.start()
+
+    @contextmanager
+    def queuing(self) -> Iterator[None]:
+        """A job stored and logged inside is claimed by the worker only after: its `started` line comes after."""
+        with self._claiming:
+            yield
 
     def notify(self) -> None:
         """A job was queued: look now instead of at the next idle check."""
@@ -170,7 +181,8 @@ class Worker:
     def _run_queue(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()  # before looking, so that a job queued meanwhile is not missed
-            job = self.store.claim_next()
+            with self._claiming:
+                job = self.store.claim_next()
             if job is None:
                 self._wake.wait(IDLE_WAIT_SECONDS)
                 continue
