@@ -1001,7 +1001,7 @@ def test_the_log_says_who_queued_each_job_also_behind_a_proxy(server):
 def test_a_jobs_queued_by_line_comes_before_its_started_line_at_an_idle_look_too(pipe, tmp_path, monkeypatch):
     # The worker also looks at the queue every IDLE_WAIT_SECONDS without being woken: one look between the job's
     # store and its `queued by` line started it first (test_the_log_says_who_queued_each_job_also_behind_a_proxy
-    # failed so under load). Here the looks come every 10 ms and the store pauses once it has added the job.
+    # could fail so under load). Here the looks come every 10 ms and the store pauses once it has added the job.
     monkeypatch.setattr("motif_lite.server.worker.IDLE_WAIT_SECONDS", 0.01)
     with InProcessServer(pipe, tmp_path / "data") as server:
         add = server.store.add
