@@ -26,19 +26,19 @@ def test_texts_are_kept_least_recently_used_first_out():
     kept, encoder = KeptEncodings(), Encoder()
     texts = [f"text {n}" for n in range(TEXTS_KEPT)]
     for n, text in enumerate(texts):
-        kept.keep_text(text, encoder, *encoding(n))
-    assert torch.equal(kept.text(texts[0], encoder)[0], encoding(0)[0])  # used again: now the most recent
-    kept.keep_text("one more", encoder, *encoding(TEXTS_KEPT))
+        kept.keep_text(text, encoder, *encoding(n), None)
+    assert torch.equal(kept.text(texts[0], encoder).embeds, encoding(0)[0])  # used again: now the most recent
+    kept.keep_text("one more", encoder, *encoding(TEXTS_KEPT), None)
     assert list(kept.texts) == [*texts[2:], texts[0], "one more"]  # texts[1] went first
     assert kept.has_text(texts[0], encoder) and not kept.has_text(texts[1], encoder)
 
 
 def test_another_text_encoder_finds_nothing_and_the_kept_texts_do_not_hold_it():
     kept, first, other = KeptEncodings(), Encoder(), Encoder()
-    kept.keep_text("a fox", first, *encoding(1))
+    kept.keep_text("a fox", first, *encoding(1), None)
     assert kept.text("a fox", other) is None and list(kept.texts) == []
-    kept.keep_text("a fox", other, *encoding(2))
-    assert torch.equal(kept.text("a fox", other)[0], encoding(2)[0])  # the new encoder's own are kept
+    kept.keep_text("a fox", other, *encoding(2), None)
+    assert torch.equal(kept.text("a fox", other).embeds, encoding(2)[0])  # the new encoder's own are kept
     let_go = weakref.ref(other)
     del other
     gc.collect()
