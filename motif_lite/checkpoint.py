@@ -624,11 +624,11 @@ def _layout_at_hand(root: Path) -> str | None:
     when they are not all at hand or cannot be read (a run names that problem; a dry run reads no weights). An
     integer or boolean tensor among them is refused, as the run refuses it."""
     from motif_lite.weights.keymap import to_model_names
-    from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
-    from motif_lite.weights.shapes import without_comfy_prefix
+    from motif_lite.weights.safetensors_files import find_weight_files
+    from motif_lite.weights.shapes import read_transformer_refs
 
     try:
-        refs = without_comfy_prefix(read_tensor_refs(find_weight_files(root / "transformer")), str(root))
+        refs = read_transformer_refs(find_weight_files(root / "transformer"), str(root))
         layout = to_model_names({name: ref.shape for name, ref in refs.items()})[1]
     except CheckpointError:
         return None
@@ -677,18 +677,18 @@ def check_safetensors(
     from motif_lite.weights.float8 import weight_scales
     from motif_lite.weights.keymap import to_model_names
     from motif_lite.weights.safetensors_files import find_weight_files, read_tensor_refs
-    from motif_lite.weights.shapes import transformer_mismatch, without_comfy_prefix
+    from motif_lite.weights.shapes import read_transformer_refs, transformer_mismatch
 
     files = find_weight_files(root / "transformer")
     for file in files:
         _check_complete(file, yours, model)
-    refs = read_tensor_refs(files)
-    weight_scales({name: ref.dtype for name, ref in refs.items()}, str(root / "transformer"))  # fp8 or refused
-    other = other_component("transformer", refs) if any(file.resolve() in yours for file in files) else None
-    if other is not None:  # a file of the user's given to the wrong flag: say what it is, not 200 tensor names
-        raise CheckpointError(f"{files[0]} is not the transformer: it holds {other}")
+    if any(file.resolve() in yours for file in files):  # a file of the user's given to the wrong flag: say what it
+        other = other_component("transformer", read_tensor_refs(files))  # is (its names as stored), not 200 names
+        if other is not None:
+            raise CheckpointError(f"{files[0]} is not the transformer: it holds {other}")
     # A file ComfyUI saved: read without its prefix (the user's file named, not its link in the linked folder).
-    refs = without_comfy_prefix(refs, str(files[0].resolve()))
+    refs = read_transformer_refs(files, str(files[0].resolve()))
+    weight_scales({name: ref.dtype for name, ref in refs.items()}, str(root / "transformer"))  # fp8 or refused
     shapes = {name: ref.shape for name, ref in refs.items()}
     transformer_mismatch(config, shapes).raise_for(str(root / "transformer"))
     _check_floats(refs, str(root / "transformer"), "transformer")  # as the load does: a dry run says it too
@@ -734,10 +734,9 @@ def _check_your_text_encoder_at_hand(file: Path, root: Path | None, official: bo
 def _check_your_transformer(file: Path, config: TransformerConfig) -> None:
     """A transformer file of the user's, every tensor against `config`, from its header (as `check_safetensors`
     checks the checkpoint's transformer/ folder once it is there)."""
-    from motif_lite.weights.safetensors_files import read_tensor_refs
-    from motif_lite.weights.shapes import transformer_mismatch
+    from motif_lite.weights.shapes import read_transformer_refs, transformer_mismatch
 
-    refs = read_tensor_refs([file])
+    refs = read_transformer_refs([file], str(file.resolve()))
     transformer_mismatch(config, {name: ref.shape for name, ref in refs.items()}).raise_for(str(file))
     _check_floats(refs, str(file), "transformer")
 
@@ -839,7 +838,7 @@ def _check_your_header(component: str, file: Path, yours: Collection[Path]) -> N
     each error naming the file and the flag that takes it; a transformer's with ComfyUI's prefix on all its names
     or none (`without_comfy_prefix`)."""
     from motif_lite.weights.safetensors_header import read_header
-    from motif_lite.weights.shapes import without_comfy_prefix
+    from motif_lite.weights.shapes import read_transformer_refs
 
     _check_complete(file, yours)
     what = "VAE" if component == "vae" else component.replace("_", " ")
@@ -847,8 +846,8 @@ def _check_your_header(component: str, file: Path, yours: Collection[Path]) -> N
     other = other_component(component, tensors)
     if other is not None:
         raise CheckpointError(f"{file} is not the {what}: it holds {other}")
-    if component == "transformer":
-        without_comfy_prefix(tensors, str(file.resolve()))
+    if component == "transformer":  # names only some of which carry ComfyUI's prefix: refused here, in one line
+        read_transformer_refs([file], str(file.resolve()))
 
 
 def float8_notes(component: str, file: Path) -> list[str]:

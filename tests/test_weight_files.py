@@ -25,7 +25,7 @@ from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, pipeline
 from motif_lite import preflight as checks
-from motif_lite.checkpoint import download_patterns, locate_sources, required_files
+from motif_lite.checkpoint import check_your_shapes, download_patterns, locate_sources, required_files
 from motif_lite.checkup import check_setup
 from motif_lite.cli.run_flags import take_weight_flags
 from motif_lite.errors import CheckpointError, ConfigError
@@ -427,6 +427,10 @@ def test_a_transformer_file_saved_by_comfyui_loads_as_it_is(checkpoints, expecte
     lines = check_setup(b, weights={"transformer": prefixed}).lines()
     assert any(line.startswith("ok") and f"names (read without ComfyUI's prefix {prefix!r}) and shapes match" in line
                for line in lines), lines  # fmt: skip
+    # The checks before a run reads the file read it the loader's way too: the dry run's, and the one made before
+    # the checkpoint downloads (against the configs at hand), which compared the names as stored and refused it.
+    assert cli.main([*run_args(b, tmp_path / "dry.gif"), "--diffusion-model", str(prefixed), "--dry-run"]) == 0
+    check_your_shapes({"transformer": prefixed}, locate_sources(b).configs, official=False)
 
 
 def test_a_transformer_file_with_comfyuis_prefix_on_some_names_only_is_refused_in_one_line(

@@ -27,7 +27,6 @@ from motif_lite.weights.safetensors_files import (
     TensorRef,
     check_floats,
     find_weight_files,
-    read_tensor_refs,
     shard_files,
 )
 from motif_lite.weights.shapes import (  # also imported from here
@@ -36,7 +35,7 @@ from motif_lite.weights.shapes import (  # also imported from here
     build_model,
     check_tensors,
     other_model_in_config,
-    without_comfy_prefix,
+    read_transformer_refs,
 )
 
 
@@ -88,7 +87,7 @@ def _build_safetensors(
     config = None if config_path is None else read_json_object(config_path, "transformer config")
     if config is not None:  # another component's folder (vae/): say so, not the first field its config lacks
         _refuse_other_model(config, config_path)
-    stored = without_comfy_prefix(read_tensor_refs(files), str(path))  # a file ComfyUI saved: read as it is
+    stored = read_transformer_refs(files, str(path))  # a file ComfyUI saved: read as it is
     scales = weight_scales({name: ref.dtype for name, ref in stored.items()}, str(path))
     refs, layout = to_model_names(stored)
     shapes = {name: ref.shape for name, ref in refs.items()}

@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import torch
@@ -24,6 +25,7 @@ from motif_lite.errors import CheckpointError, listed
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.weights.float8 import is_companion
 from motif_lite.weights.keymap import to_model_names
+from motif_lite.weights.safetensors_files import TensorRef, read_tensor_refs
 
 Shapes = Mapping[str, tuple[int, ...]]
 T = TypeVar("T")
@@ -186,3 +188,11 @@ def without_comfy_prefix(tensors: Mapping[str, T], source: str) -> dict[str, T]:
                 "layout nor diffusers'; give the transformer file as ComfyUI or diffusers saved it"
             )
     return dict(tensors)
+
+
+def read_transformer_refs(files: list[Path], source: str) -> dict[str, TensorRef]:
+    """The transformer's tensor names as read, from the headers of its safetensors `files`: without ComfyUI's prefix
+    (`without_comfy_prefix`, naming `source`). Every reader of a transformer's safetensors names goes through this -
+    the loader and each check before it - so that none of them compares the names as stored and refuses a file
+    the loader takes."""
+    return without_comfy_prefix(read_tensor_refs(files), source)
