@@ -265,6 +265,7 @@ def verify(
     diffusers = _import_diffusers()
     sources, target = preflight(model, gguf, device, weights=weights)  # checked once, for both pipelines
     _require_reference_configs(sources.root, str(model))
+    _refuse_comfy_prefixed(sources.weight_files.get("transformer"))  # before our pipeline loads, not after
     if sources.gguf is not None:
         _require_accelerate()  # before our pipeline loads (minutes on the real weights), not after
     dtype = dtype or (torch.float32 if target.type == "cpu" else torch.bfloat16)
@@ -390,12 +391,35 @@ def _reference_pipeline(
     try:
         with _without_library_notices():  # loading the guider says its API is experimental
             reference = diffusers.MotifVideoPipeline.from_pretrained(root, dtype=dtype, **components)
+        # In the try: weights diffusers did not take stay on the meta device, and only the move says so.
+        reference.transformer.to(device)
+        reference.vae.to(device)
     except Exception as exc:  # diffusers raises many types for files it cannot use
         raise VerifyError(f"diffusers cannot load the checkpoint {root}: {type(exc).__name__}: {exc}") from exc
-    reference.transformer.to(device)
-    reference.vae.to(device)
     reference.set_progress_bar_config(disable=True)
     return reference
+
+
+def _refuse_comfy_prefixed(transformer: Path | None) -> None:
+    """A transformer safetensors file of the user's whose every name carries ComfyUI's prefix: motif-lite reads it,
+    but diffusers' `from_pretrained`, the reference, reads only its own names (it would leave every weight
+    unloaded). Said in one line with the command that writes an unprefixed copy, before either pipeline loads."""
+    from motif_lite.weights.float8 import is_companion
+    from motif_lite.weights.safetensors_files import read_tensor_refs
+    from motif_lite.weights.shapes import comfy_prefix
+
+    if transformer is None or transformer.suffix == ".gguf":
+        return
+    file = transformer.resolve()  # the user's file, not its link in the linked folder
+    prefix = comfy_prefix([name for name in read_tensor_refs([file]) if not is_companion(name)])
+    if prefix is None:
+        return
+    fixed = file.with_name(f"{file.stem}-unprefixed.safetensors")
+    raise VerifyError(
+        f"{file}: every tensor name starts with {prefix!r} (a file ComfyUI saved), which diffusers, the reference, "
+        'does not read; verify an unprefixed copy: python -c "from safetensors.torch import load_file, save_file; '
+        f"save_file({{k.removeprefix('{prefix}'): v for k, v in load_file('{file}').items()}}, '{fixed}')\""
+    )
 
 
 def _wan_named_vae(root: Path) -> Path | None:

@@ -551,3 +551,46 @@ def test_the_torchvision_fallback_notice_is_not_shown_and_other_messages_are(mon
     monkeypatch.setitem(sys.modules, "diffusers", _DiffusersImportingSiglip("diffusers"))
     _import_diffusers()
     assert passed_on.messages == ["something else transformers says"]
+
+
+def test_a_transformer_file_comfyui_saved_is_refused_before_anything_loads_with_the_command_that_strips_it(
+    tiny, tmp_path, capsys, monkeypatch
+):
+    # motif-lite reads such a file, diffusers' from_pretrained does not: our pipeline loaded (minutes on the real
+    # weights), then the reference's meta tensors ended it in a Traceback. The command's copy verifies.
+    import subprocess
+
+    from safetensors.torch import load_file, save_file
+
+    from motif_lite import pipeline
+
+    prefixed = tmp_path / "comfy.safetensors"
+    weights = load_file(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors")
+    save_file({f"model.diffusion_model.{k}": v for k, v in weights.items()}, prefixed)
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
+        assert cli.main(["verify", "-m", str(tiny[0]), "--diffusion-model", str(prefixed), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert f"{prefixed.resolve()}: every tensor name starts with 'model.diffusion_model.'" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    subprocess.run([sys.executable, "-c", err.split('python -c "', 1)[1].strip().removesuffix('"')], check=True)
+    code, lines = run_verify(
+        capsys, "-m", str(tiny[0]), "--diffusion-model", str(tmp_path / "comfy-unprefixed.safetensors")
+    )
+    assert code == 0, lines
+
+
+def test_a_reference_left_on_the_meta_device_is_a_verify_error_not_a_traceback(tiny, tmp_path, capsys, monkeypatch):
+    # Weights diffusers does not take stay on the meta device; moving them to the device raised outside the try.
+    from safetensors.torch import load_file, save_file
+
+    from motif_lite import verify
+
+    prefixed = tmp_path / "comfy.safetensors"
+    weights = load_file(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors")
+    save_file({f"model.diffusion_model.{k}": v for k, v in weights.items()}, prefixed)
+    monkeypatch.setattr(verify, "_refuse_comfy_prefixed", lambda transformer: None)  # reach diffusers' load
+    code = cli.main(["verify", "-m", str(tiny[0]), "--diffusion-model", str(prefixed), *SMALL])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert "error: diffusers cannot load the checkpoint" in err and "meta tensor" in err, err
