@@ -850,17 +850,31 @@ def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so
 
 @pytest.mark.parametrize(
     "made",
-    ["by the killed run", "after its last save", "by a run that may still run", "a video", "a video after its save"],
+    [
+        "by the killed run",
+        "after its last save",
+        "by a run that may still run",
+        "a video",
+        "a video after its save",
+        "a video, run without -o",
+    ],
 )
 def test_a_stopped_runs_output_file_from_before_its_last_save_is_where_its_resumed_run_writes(
-    stopped, capsys, monkeypatch, made
+    pipe, stopped, tmp_path, capsys, monkeypatch, made
 ):
     """A run killed outright (kill -9) leaves the empty fox.mp4 it took its name with: its resumed run wrote
-    fox-2.mp4 beside it and left it there. Likewise the video a run's -o was to replace (its note said so as it
-    began): a resumed --extend link, say, wrote fox-2.mp4, not the file the chain goes on from. An empty file made
+    fox-2.mp4 beside it and left it there. Likewise the video a run's -o was to replace (there as it began; its note
+    said so): a resumed --extend link, say, wrote fox-2.mp4, not the file the chain goes on from. An empty file made
     after the run's last save is another run's claim, one of a run that may still be running is that run's, and a
-    video written after it is one made since (the same command run again): each is kept, the video written beside."""
+    video written after it is one made since (the same command run again): each is kept, the video written beside.
+    So is a video older than the save that the run did not begin over: its name was free (its claim released on
+    Ctrl-C), another run wrote it, and its time came with it (cp -p, rsync -a) or the latents file is a copy."""
     output, other = stopped.with_name("fox.mp4"), stopped.with_name("fox-2.mp4")
+    if made == "a video":  # the stopped run began over the video (-o named it, as the pipeline's output)
+        output.write_bytes(b"an earlier video")
+        stopped.unlink()  # the fixture's run, stopped the same way, began with nothing there
+        with pytest.raises(KeyboardInterrupt):
+            pipe.generate(request(tmp_path), on_progress=stop_at(1))
     saved_at = time.time() - 600  # its last save, 10 minutes ago (its inode changed since: a copy, a chmod)
     os.utime(stopped, (saved_at, saved_at))
     earlier = b"an earlier video" if made.startswith("a video") else b""

@@ -307,9 +307,11 @@ def output_left_to_replace(saved: SavedLatents) -> tuple[Path | None, str | None
     the resumed run writes its video there, as the stopped run would have. That file was last written before the
     run's last save, so it is no video made since the run stopped: the empty file the run took the name with
     (`io.output_claims.claim`) and left behind, killed outright (`kill -9`, the kernel's out-of-memory killer; no
-    note), or the video its -o named to replace (the run said so as it began). (None, None) otherwise: nothing there
-    (the name is free), a file written after the run's last save (another run's video, or its claim: it may be
-    running), or any file while that run may still be running; the resumed run then writes beside it."""
+    note), or the video its -o named to replace (there as that run began, which its kept state says; the run said
+    so as it began). (None, None) otherwise: nothing there (the name is free), a file written after the run's last
+    save (another run's video, or its claim: it may be running), a video the run did not begin over (one written
+    there since the run's claim was released, its file's time kept by a copy; or a file of an older motif-lite,
+    which does not say), or any file while that run may still be running; the resumed run then writes beside it."""
     from motif_lite.io.latents_saving import still_running
     from motif_lite.io.output_claims import written_before
 
@@ -325,6 +327,8 @@ def output_left_to_replace(saved: SavedLatents) -> tuple[Path | None, str | None
         return None, None
     if size == 0:
         return output, None
+    if not (saved.run or {}).get("replaces_output"):  # a video the stopped run did not begin over: another's
+        return None, None
     return output, (f"{output} is there already, older than the stopped run's last save: this run replaces it when "
                     "its video is done, as that run was to (-o names another file)")  # fmt: skip
 

@@ -80,7 +80,8 @@ class SavedLatents:
     writer: dict | None = field(default=None, compare=False)
     # A run stopped while sampling: (steps done, steps), the sampling loop's other tensors (the solver's, APG's),
     # the request's fields (GenerationRequest, resolved) and the model flags of the run (`model_flags`), with its
-    # weight files' sizes and times ("file_stamps", `file_stamps`) and its image's checksum ("image_sha256").
+    # weight files' sizes and times ("file_stamps", `file_stamps`), its image's checksum ("image_sha256") and
+    # whether a video was at its output as it began, to be replaced ("replaces_output"; older files lack it: no).
     # progress None: the latents are denoised.
     progress: tuple[int, int] | None = None
     state: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -299,6 +300,10 @@ _RUN_TEXTS = ("model", "gguf", "diffusion_model", "quantize", "text_encoder_gguf
               "text_encoder_quantize", "vae", "dtype", "attention", "image_sha256", "clip_sha256")  # fmt: skip
 
 
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
 def _check_description(info: dict, path: Path) -> None:
     """Refuse a description whose entries are not of the kind motif-lite writes (a hand-edited or damaged file), in
     one line naming the first such entry, before anything reads them: `LatentsFileError`."""
@@ -340,6 +345,7 @@ def _description_problems(info: dict) -> list[tuple[str, object, str]]:
     if isinstance(run, dict):
         checks += [(f"run.{key}", run.get(key), _is_path_or_none, "text or null") for key in _RUN_TEXTS]
         checks += [("run.lora", run.get("lora", []), _is_paths, "a list of LoRA files")]
+        checks += [("run.replaces_output", run.get("replaces_output", False), _is_bool, "true or false")]
         checks += [(f"run.{key}", _MISSING, lambda value: False, "text or null (every run writes it)")
                    for key in _RUN_KEYS if key not in run]  # fmt: skip
     return [(where, value, wanted) for where, value, test, wanted in checks if not test(value)]

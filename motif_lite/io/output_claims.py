@@ -55,6 +55,15 @@ def claimed_before(path: Path, moment: float) -> bool:
     return written_before(path, moment) == 0
 
 
+def holds_video(path: Path) -> bool:
+    """Whether a written video is at `path` (for a PNG sequence, its first frame): a file with content, not the
+    empty file `claim` makes, nor nothing."""
+    try:
+        return _first_file(path).stat().st_size > 0
+    except OSError:  # nothing there, or a folder now unreachable
+        return False
+
+
 def written_before(path: Path, moment: float) -> int | None:
     """The size of the file at `path` (for a PNG sequence, its first frame) where it was last written no later than
     `moment`, a time as `os.stat` gives it: 0 for a claim (`claim`'s empty file), more for a video. None where

@@ -29,6 +29,7 @@ from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import SavedLatents
 from motif_lite.io.latents_saving import LatentsFile
 from motif_lite.io.model_stamps import changed_file_notes, other_model_notes
+from motif_lite.io.output_claims import holds_video
 from motif_lite.io.preview import preview_steps
 from motif_lite.io.video import check_crf
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
@@ -166,6 +167,9 @@ class _VideoRun:
     stored_inputs: Mapping[str, str] | None = None  # what the file's settings say of the clip and the first frame
     # The checksum of the file the first frame comes from (`ResolvedRequest.first_frame_sha256`), hashed once.
     first_frame_sha256: str | None = None
+    # A video was at the output as the run began (a file -o named): its video replaces that file, and so may this
+    # run's resume, which reads this from the kept state (`cli.resume.output_left_to_replace`).
+    replaces_output: bool = False
 
     def end_progress(self) -> None:
         """Close the bar of a `ProgressBars` given as `on_progress` when the run stops part way (a caller's own
@@ -436,7 +440,8 @@ class MotifVideoPipeline:
         begin = time.perf_counter()
         generator = torch.Generator().manual_seed(request.seed)
         keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
-        run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum)
+        replaces = request.output is not None and holds_video(user_path(request.output))  # before anything writes it
+        run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum, replaces)
         try:
             with self._stage("encode", measures):
                 # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) follows it.
@@ -839,11 +844,11 @@ class MotifVideoPipeline:
         # Beside the model flags, what a resume checks before it goes on: the image's checksum (given again, moved,
         # it must be the same image), the weight files' stamps (one changed in place), and an extended clip's
         # checksum of the file its last frame, this run's first, came from. Both hashed as the run began: the first
-        # frame it sampled from.
+        # frame it sampled from. And whether a video was at the output as it began, which a resume may replace.
         clip_checksum = None if request.extend is None else run.first_frame_sha256
         image_checksum = None if image is None else run.first_frame_sha256
         checked = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": image_checksum,
-                   "clip_sha256": clip_checksum}  # fmt: skip
+                   "clip_sha256": clip_checksum, "replaces_output": run.replaces_output}  # fmt: skip
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
                                    run=checked)  # fmt: skip
 
