@@ -406,8 +406,7 @@ def _check_data_layout(path: Path, tensors: list[_TensorEntry], alignment: int) 
                 f"{path}: corrupt GGUF header: tensor {t.name}'s data (offset {t.offset}) overlaps tensor "
                 f"{previous.name}'s (offset {previous.offset}, {previous.nbytes} bytes)"
             )
-        if previous is None or t.offset + t.nbytes >= previous.offset + previous.nbytes:
-            previous = t  # the tensor whose data ends last so far
+        previous = t  # sorted by offset and past the previous one's end: its data ends last so far
 
 
 def _check_magic_and_version(cur: _Cursor) -> None:
