@@ -54,14 +54,18 @@ def checked_dtype(dtype: torch.dtype | str, name: str = "dtype") -> torch.dtype:
     )
 
 
-def text_encoder_dtype(dtype: torch.dtype, given: torch.dtype | None = None) -> torch.dtype:
-    """The text encoder's dtype: `given`, else the run's `dtype`, except bfloat16 in a float16 run. The encoder is
-    T5Gemma2's, built from Gemma 3, whose activations are known to exceed float16's range (inf, then NaN); it
-    runs once per video, so its own bf16 costs little even where bf16 has no tensor cores. Its outputs are cast
-    to `dtype`."""
+def text_encoder_dtype(dtype: torch.dtype, given: torch.dtype | None = None, by_default: bool = False) -> torch.dtype:
+    """The text encoder's dtype: `given`, else the run's `dtype`, except bfloat16 in a float16 run and in a float32
+    run whose dtype is the GPU's default (`by_default`: no dtype asked for; the GTX 16xx and Pascal,
+    `default_dtype`), float32 only when asked for. The encoder is T5Gemma2's, built from Gemma 3, whose
+    activations are known to exceed float16's range (inf, then NaN); it runs once per video, so its own bf16 costs
+    little even where bf16 has no tensor cores, and in fp32 it would near double the host memory of such a run
+    (~12 GB more). Its outputs are cast to `dtype`."""
     if given is not None:
         return given
-    return torch.bfloat16 if dtype == torch.float16 else dtype
+    if dtype == torch.float16 or (dtype == torch.float32 and by_default):
+        return torch.bfloat16
+    return dtype
 
 
 SUPPORTED_TYPES = ("cpu", "cuda")  # CUDA includes ROCm builds, which name their GPUs "cuda" too

@@ -48,6 +48,14 @@ class PlannedRun:
     text_encoder: bool = True
     first_step: int = 0
     attention_backend: str = "auto"
+    dtype_by_default: bool = False  # no dtype asked for: a float32 default keeps the text encoder in bf16
+
+    @property
+    def text_encoder_dtype(self) -> torch.dtype:
+        """The dtype the text encoder loads in, as `load_pipeline` picks it (`devices.text_encoder_dtype`)."""
+        from motif_lite.devices import text_encoder_dtype
+
+        return text_encoder_dtype(self.dtype, by_default=self.dtype_by_default)
 
     @functools.cached_property
     def sizes(self) -> ModelSizes:
@@ -55,7 +63,7 @@ class PlannedRun:
         meta device for them takes a fraction of a second, and a dry run prints them beside its plan."""
         from motif_lite.sizes import model_sizes
 
-        return model_sizes(self.sources, self.dtype)
+        return model_sizes(self.sources, self.dtype, self.text_encoder_dtype)
 
     def plan(self, vram_gib: float | None = None) -> Plan:
         """The memory plan (raises when nothing fits), with the budget `vram_gib` where it is not `self.vram_gib`."""
@@ -66,7 +74,7 @@ class PlannedRun:
             vram_gib=self.vram_gib if vram_gib is None else vram_gib, kernels=self.kernels, attention=self.attention,
             sequence_parallel=self.sequence_parallel, ram_gib=self.ram_gib, batch_guidance=self.batch_guidance,
             step_cache=self.step_cache, text_encoder=self.text_encoder, first_step=self.first_step, sizes=self.sizes,
-            attention_backend=self.attention_backend,
+            attention_backend=self.attention_backend, text_encoder_dtype=self.text_encoder_dtype,
         )  # fmt: skip
 
     def with_sources(self, sources: ModelSources) -> PlannedRun:

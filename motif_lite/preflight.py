@@ -34,6 +34,7 @@ from motif_lite.devices import (
     resolve_device,
     vram_over_free_note,
 )
+from motif_lite.devices import text_encoder_dtype as text_encoder_dtype_of
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError, both_spellings
 from motif_lite.io.hub import DownloadHeld, DownloadPlan, held_while
 from motif_lite.io.missing_report import MissingFilesError
@@ -580,6 +581,7 @@ def plan_generation(
     target = parse_device(device)
     # What load_pipeline picks on that device; for a GPU this machine lacks (its capability unknown), without it.
     dtype = resolve_dtype(given, target if is_here(target) else None).value
+    text_encoder_dtype = text_encoder_dtype_of(dtype, text_encoder_dtype, by_default=given is None)
     budget = device_budget(target, vram_gib)
     inputs = _planner_inputs(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,

@@ -162,3 +162,29 @@ def test_checks_gpu_row_names_the_default_dtype(monkeypatch, name, default):
     _check_gpu(report)
     [finding] = report.findings
     assert finding.level == "warning" and f"runs here use {default} unless --dtype says otherwise" in finding.message
+
+
+def test_a_default_fp32_run_keeps_the_text_encoder_in_bf16_and_fp32_asked_for_does_not(monkeypatch):
+    # The fp32 default of the GTX 16xx and Pascal made the text encoder fp32 too: the planner's host memory for a
+    # 480p run went from 14.6 GiB (yesterday's fp16 default) to 26.6 GiB, past a 16 or 24 GB machine. It runs once
+    # per video: bf16, as in an fp16 run; fp32 only with --dtype fp32.
+    import warnings
+
+    from motif_lite.preflight import plan_generation
+    from motif_lite.request import GenerationRequest
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: PASCAL)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce GTX 1080 Ti")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 1024**3, 11 * 1024**3))
+    request = GenerationRequest("a fox", width=832, height=480, frames=49, steps=30, seed=0)
+
+    def host_gib(**dtypes) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return plan_generation(request, device="cuda", vram_gib=8, **dtypes).host.load_bytes / 2**30
+
+    default, asked, fp16 = host_gib(), host_gib(dtype="fp32"), host_gib(dtype="fp16")
+    assert default == host_gib(dtype="fp32", text_encoder_dtype="bf16") < asked, (default, asked)
+    assert default < fp16 + 5 < asked, (default, fp16, asked)  # the transformer's 2 bytes more per parameter only

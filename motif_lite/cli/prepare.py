@@ -316,6 +316,7 @@ def planned_run(
         attention=args.attention, batch_guidance=args.batch_guidance if layout is None else False,
         step_cache=bool(args.step_cache), sequence_parallel=layout.sp if layout is not None else 1,
         text_encoder=text_encoder, first_step=first_step(args), attention_backend=args.attention_backend,
+        dtype_by_default=args.dtype is None,
     )  # fmt: skip
 
 

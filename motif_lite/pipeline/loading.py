@@ -135,7 +135,7 @@ def load_pipeline(
                                     device_checks=device_checks, loras=[spec_of(s) for s in specs])  # fmt: skip
         dtype_setting = resolve_dtype(asked, target)
         dtype = dtype_setting.value
-        text_dtype = devices.text_encoder_dtype(dtype, given)
+        text_dtype = devices.text_encoder_dtype(dtype, given, by_default=asked is None)
         _warn_of_device_fit(device, target, dtype, asked)
         # The rest with the target as the current CUDA device: the attention trial and the kernels launch on it.
         with devices.on_device(target):
