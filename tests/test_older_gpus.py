@@ -188,3 +188,16 @@ def test_a_default_fp32_run_keeps_the_text_encoder_in_bf16_and_fp32_asked_for_do
     default, asked, fp16 = host_gib(), host_gib(dtype="fp32"), host_gib(dtype="fp16")
     assert default == host_gib(dtype="fp32", text_encoder_dtype="bf16") < asked, (default, asked)
     assert default < fp16 + 5 < asked, (default, fp16, asked)  # the transformer's 2 bytes more per parameter only
+
+
+def test_load_pipeline_keeps_the_text_encoder_in_bf16_under_an_fp32_default(shared_checkpoint, monkeypatch):
+    # As the planner counts it: the default fp32 of such a GPU (faked here as the CPU's default) loads the text
+    # encoder in bf16, and dtype="fp32" asked for loads it in fp32.
+    from motif_lite import settings
+    from motif_lite.pipeline import load_pipeline
+
+    monkeypatch.setattr(settings, "default_dtype", lambda device: (torch.float32, "a GTX 1080 Ti's default"))
+    for asked, text_dtype in ((None, torch.bfloat16), ("fp32", torch.float32)):
+        pipe = load_pipeline(shared_checkpoint[0], dtype=asked, device="cpu", kernels="torch")
+        assert next(pipe.transformer.parameters()).dtype == torch.float32, asked
+        assert next(pipe.text_encoder.model.parameters()).dtype == text_dtype, asked
