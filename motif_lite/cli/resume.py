@@ -45,7 +45,8 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
                                f"run: make the video from them with motif-lite decode {where}")  # fmt: skip
     if saved.request is None or saved.run is None:
         raise LatentsFileError(f"{saved.file} does not say which request and model its run had: it is damaged")
-    defaults, given = run_inputs(args).defaults, run_inputs(args).typed
+    inputs = run_inputs(args)
+    defaults, given = inputs.defaults, inputs.typed
     done, steps = saved.progress
     notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
     if (pid := still_running(saved)) is not None:
