@@ -5,7 +5,9 @@ node, writing at the same moment, keeps its own file whole. CPU, no GPU needed."
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 
 from motif_lite.runtime.attention_choices import RememberedChoices
 
@@ -27,3 +29,26 @@ def test_writers_one_after_another_keep_each_others_choices(tmp_path):
     RememberedChoices("GPU X", path).put("a", "flash")
     RememberedChoices("GPU Y", path).put("b", "sdpa")
     assert json.loads(path.read_text()) == {"GPU X": {"a": "flash"}, "GPU Y": {"b": "sdpa"}}
+
+
+def test_the_written_file_has_the_mode_a_plain_write_gives(tmp_path):
+    # Several users sharing the cache (a team's, a container run as another UID) must each be able to read it:
+    # mkstemp's 0600 would shut out all but the writer.
+    path = tmp_path / "attention-choices.json"
+    earlier = os.umask(0o002)
+    try:
+        RememberedChoices("GPU X", path).put("shape", "flash")
+    finally:
+        os.umask(earlier)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o664
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path, caplog):
+    path = tmp_path / "attention-choices.json"
+    path.mkdir()  # a folder where the file should be: the rename fails
+    choices = RememberedChoices("GPU X", path)
+    with caplog.at_level(logging.WARNING, logger="motif_lite.runtime.attention_choices"):
+        for shape in ("a", "b", "c"):
+            choices.put(shape, "flash")
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert caplog.text.count("could not be kept") == 1

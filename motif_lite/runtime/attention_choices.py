@@ -14,6 +14,7 @@ warning once per run that says where to keep it instead.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
@@ -110,14 +111,42 @@ class RememberedChoices:
             # A name no other writer has: a process ID alone is not one where jobs on several machines share the
             # cache (the same ID on two nodes: one's write cut into the other's, or moved away before its rename).
             handle, partial = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        except OSError as error:
+            self._warn_unwritable(error)
+            return
+        try:
             with os.fdopen(handle, "w") as file:
+                # mkstemp's file is 0600, and the rename keeps that: the mode a plain write gives instead, so users
+                # sharing the cache (a team's, a container's run as another UID) can still read it.
+                os.fchmod(file.fileno(), 0o666 & ~_umask())
                 file.write(json.dumps(data, indent=1, sort_keys=True))
             os.replace(partial, self.path)
-        except OSError as error:  # a read-only cache: every run times again, and may choose another kernel
-            if not self.warned:
-                self.warned = True
-                logger.warning(
-                    f"the attention kernels' choice could not be kept in {self.path} ({error.strerror or error}): "
-                    "every run times them again and may choose another, whose last bits differ; set XDG_CACHE_HOME "
-                    "to a folder you can write to keep it"
-                )
+        except OSError as error:
+            with contextlib.suppress(OSError):  # a failed write or rename leaves no partial file behind
+                os.unlink(partial)
+            self._warn_unwritable(error)
+
+    def _warn_unwritable(self, error: OSError) -> None:
+        """Say once per run that the cache cannot be written: every run times again, and may choose another kernel."""
+        if self.warned:
+            return
+        self.warned = True
+        logger.warning(
+            f"the attention kernels' choice could not be kept in {self.path} ({error.strerror or error}): "
+            "every run times them again and may choose another, whose last bits differ; set XDG_CACHE_HOME "
+            "to a folder you can write to keep it"
+        )
+
+
+def _umask() -> int:
+    """The process's umask, read from /proc where it can be (Linux), since os.umask can only read it by setting
+    it, and another thread creating a file in between would get the wrong mode."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
