@@ -394,6 +394,8 @@ def _reference_pipeline(
         # In the try: weights diffusers did not take stay on the meta device, and only the move says so.
         reference.transformer.to(device)
         reference.vae.to(device)
+    except torch.OutOfMemoryError:  # the files are fine: cli says "out of device memory", with its exit code
+        raise
     except Exception as exc:  # diffusers raises many types for files it cannot use
         raise VerifyError(f"diffusers cannot load the checkpoint {root}: {type(exc).__name__}: {exc}") from exc
     reference.set_progress_bar_config(disable=True)

@@ -594,3 +594,25 @@ def test_a_reference_left_on_the_meta_device_is_a_verify_error_not_a_traceback(t
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
     assert "error: diffusers cannot load the checkpoint" in err and "meta tensor" in err, err
+
+
+def test_running_out_of_device_memory_moving_the_reference_is_no_fault_of_the_checkpoint(tiny, capsys, monkeypatch):
+    # Verify holds both pipelines: on a small GPU the reference's move runs out of memory, and that must not read
+    # "diffusers cannot load the checkpoint" (the user would download good files again).
+    import diffusers
+
+    loaded = diffusers.MotifVideoPipeline.from_pretrained
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def reference_that_runs_out(*args, **kwargs):
+        reference = loaded(*args, **kwargs)
+        reference.transformer.to = out_of_memory
+        return reference
+
+    monkeypatch.setattr(diffusers.MotifVideoPipeline, "from_pretrained", reference_that_runs_out)
+    code = cli.main(["verify", "-m", str(tiny[0]), *SMALL])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_OUT_OF_MEMORY and "Traceback" not in err, err
+    assert "error: out of device memory: CUDA out of memory" in err and "cannot load the checkpoint" not in err, err
