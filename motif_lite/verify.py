@@ -46,6 +46,7 @@ from motif_lite.paths import user_path
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.sampling import APGState, guide, schedule_for
 from motif_lite.settings import describe_guidance
+from motif_lite.shell_syntax import quoted
 
 if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
@@ -417,10 +418,16 @@ def _refuse_comfy_prefixed(transformer: Path | None) -> None:
     if prefix is None:
         return
     fixed = file.with_name(f"{file.stem}-unprefixed.safetensors")
+    # The prefix and paths go in as arguments, each quoted for the shell alone: a path with a quote or a `$` in a
+    # Python literal inside the shell's quotes would break the command.
+    script = (
+        "import sys; from safetensors.torch import load_file, save_file; prefix, source, target = sys.argv[1:]; "
+        "save_file({k.removeprefix(prefix): v for k, v in load_file(source).items()}, target)"
+    )
+    command = " ".join(quoted(word) for word in ("python", "-c", script, prefix, str(file), str(fixed)))
     raise VerifyError(
         f"{file}: every tensor name starts with {prefix!r} (a file ComfyUI saved), which diffusers, the reference, "
-        'does not read; verify an unprefixed copy: python -c "from safetensors.torch import load_file, save_file; '
-        f"save_file({{k.removeprefix('{prefix}'): v for k, v in load_file('{file}').items()}}, '{fixed}')\""
+        f"does not read; verify an unprefixed copy: {command}"
     )
 
 

@@ -553,18 +553,20 @@ def test_the_torchvision_fallback_notice_is_not_shown_and_other_messages_are(mon
     assert passed_on.messages == ["something else transformers says"]
 
 
+@pytest.mark.parametrize("name", ["comfy", 'it\'s $HOME `x` "y"'])  # the command is one the shell reads as is
 def test_a_transformer_file_comfyui_saved_is_refused_before_anything_loads_with_the_command_that_strips_it(
-    tiny, tmp_path, capsys, monkeypatch
+    tiny, tmp_path, capsys, monkeypatch, name
 ):
     # motif-lite reads such a file, diffusers' from_pretrained does not: our pipeline loaded (minutes on the real
     # weights), then the reference's meta tensors ended it in a Traceback. The command's copy verifies.
+    import shlex
     import subprocess
 
     from safetensors.torch import load_file, save_file
 
     from motif_lite import pipeline
 
-    prefixed = tmp_path / "comfy.safetensors"
+    prefixed = tmp_path / f"{name}.safetensors"
     weights = load_file(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors")
     save_file({f"model.diffusion_model.{k}": v for k, v in weights.items()}, prefixed)
     with monkeypatch.context() as patched:
@@ -573,9 +575,11 @@ def test_a_transformer_file_comfyui_saved_is_refused_before_anything_loads_with_
     err = capsys.readouterr().err
     assert f"{prefixed.resolve()}: every tensor name starts with 'model.diffusion_model.'" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    subprocess.run([sys.executable, "-c", err.split('python -c "', 1)[1].strip().removesuffix('"')], check=True)
+    command = shlex.split(err.split("verify an unprefixed copy: ", 1)[1])
+    assert command[0] == "python", command
+    subprocess.run([sys.executable, *command[1:]], check=True)
     code, lines = run_verify(
-        capsys, "-m", str(tiny[0]), "--diffusion-model", str(tmp_path / "comfy-unprefixed.safetensors")
+        capsys, "-m", str(tiny[0]), "--diffusion-model", str(tmp_path / f"{name}-unprefixed.safetensors")
     )
     assert code == 0, lines
 
