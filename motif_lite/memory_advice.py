@@ -49,13 +49,15 @@ class PlannedRun:
     first_step: int = 0
     attention_backend: str = "auto"
     dtype_by_default: bool = False  # no dtype asked for: a float32 default keeps the text encoder in bf16
+    text_encoder_given: str | None = None  # the text encoder's dtype by name, given (a resumed run's, say)
 
     @property
     def text_encoder_dtype(self) -> torch.dtype:
         """The dtype the text encoder loads in, as `load_pipeline` picks it (`devices.text_encoder_dtype`)."""
-        from motif_lite.devices import text_encoder_dtype
+        from motif_lite.devices import COMPUTE_DTYPES, text_encoder_dtype
 
-        return text_encoder_dtype(self.dtype, by_default=self.dtype_by_default)
+        given = None if self.text_encoder_given is None else COMPUTE_DTYPES[self.text_encoder_given]
+        return text_encoder_dtype(self.dtype, given, by_default=self.dtype_by_default)
 
     @functools.cached_property
     def sizes(self) -> ModelSizes:

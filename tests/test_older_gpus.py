@@ -201,3 +201,45 @@ def test_load_pipeline_keeps_the_text_encoder_in_bf16_under_an_fp32_default(shar
         pipe = load_pipeline(shared_checkpoint[0], dtype=asked, device="cpu", kernels="torch")
         assert next(pipe.transformer.parameters()).dtype == torch.float32, asked
         assert next(pipe.text_encoder.model.parameters()).dtype == text_dtype, asked
+
+
+def test_a_resumed_default_fp32_run_keeps_the_text_encoder_in_bf16(shared_checkpoint, tmp_path, monkeypatch):
+    # The kept state holds the resolved dtype ("fp32"), which the resume fills in as if --dtype fp32 were given: its
+    # text encoder loaded and was planned in fp32 (~12 GB more host memory than the stopped run, which may no longer
+    # fit) and encoded the prompts in another dtype than the one the stopped run sampled with.
+    from motif_lite import cli, pipeline, settings
+    from motif_lite.io.latents import read_latents
+    from motif_lite.memory_advice import PlannedRun
+
+    monkeypatch.setattr(settings, "default_dtype", lambda device: (torch.float32, "a GTX 1080 Ti's default"))
+    pipes, planned = [], []
+    loading = pipeline.load_pipeline
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pipes.append(loading(*a, **kw)) or pipes[-1])
+    planning = PlannedRun.plan
+
+    def counted_plan(self, *args, **kwargs):
+        plan = planning(self, *args, **kwargs)
+        planned.append(plan.host.load_bytes)
+        return plan
+
+    monkeypatch.setattr(PlannedRun, "plan", counted_plan)
+
+    def stop(self, stage, done, total):
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    output = tmp_path / "f_%03d.png"
+    with monkeypatch.context() as patch:
+        patch.setattr("motif_lite.progress.ProgressBars.__call__", stop)
+        args = ["run", "-m", str(shared_checkpoint[0]), "-p", "a fox", "-W", "48", "-H", "32", "--video-frames", "5",
+                "--steps", "2", "-s", "7", "--device", "cpu", "--kernels", "torch", "--ram", "64",
+                "-o", str(output)]  # fmt: skip
+        assert cli.main(args) == cli.EXIT_INTERRUPTED
+    latents = tmp_path / "f.latents.safetensors"
+    assert read_latents(latents).run["dtype"] == "fp32"
+    assert cli.main(["run", "--resume", str(latents), "--kernels", "torch", "--ram", "64"]) == 0  # --ram: planned
+    assert len(pipes) == 2, pipes
+    for pipe in pipes:
+        assert next(pipe.transformer.parameters()).dtype == torch.float32
+        assert next(pipe.text_encoder.model.parameters()).dtype == torch.bfloat16
+    assert len(planned) == 2 and planned[0] == planned[1], planned  # the plan counts what loads

@@ -234,13 +234,14 @@ def load_from_flags(
     kernels, attention and speed settings, with the memory `plan`, the `loras` (--lora's (file, strength) pairs, or
     the `LoRAFile`s read from them already) and `batch_guidance` as the plan allows; `parallel`: this rank's part of
     a parallel run."""
+    from motif_lite.cli.run_flags import run_inputs
     from motif_lite.pipeline import load_pipeline
 
     return load_pipeline(
         sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
         attention=args.attention, parallel=parallel, batch_guidance=batch_guidance, compile=args.compile,
         attention_backend=args.attention_backend,  # unused with int8 attention (flag_notes says so)
-        step_cache=args.step_cache,
+        step_cache=args.step_cache, text_encoder_dtype=run_inputs(args).text_encoder_dtype,
     )  # fmt: skip
 
 
@@ -309,6 +310,7 @@ def planned_run(
     in a parallel run (`layout`) one rank's, which never batches the guidance branches (they run one call each, on
     their own ranks with cfg 2): one row per forward. So does a resumed run with no guided step left (`first_step`).
     Only the main rank loads the text encoder (`text_encoder`); the plans printed before a run are the main rank's."""
+    from motif_lite.cli.run_flags import run_inputs
     from motif_lite.memory_advice import PlannedRun
 
     return PlannedRun(
@@ -316,7 +318,7 @@ def planned_run(
         attention=args.attention, batch_guidance=args.batch_guidance if layout is None else False,
         step_cache=bool(args.step_cache), sequence_parallel=layout.sp if layout is not None else 1,
         text_encoder=text_encoder, first_step=first_step(args), attention_backend=args.attention_backend,
-        dtype_by_default=args.dtype is None,
+        dtype_by_default=args.dtype is None, text_encoder_given=run_inputs(args).text_encoder_dtype,
     )  # fmt: skip
 
 

@@ -85,7 +85,18 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     inputs.recalled = resumed_settings(saved, given)
     inputs.took_from(saved.file, map(run_dest, inputs.recalled.taken))  # the settings table's rows of the file
     inputs.resumed_at = done  # the first step sampled: the memory plan's guidance (`planned_run`)
+    if "dtype" in from_file:  # the stopped run's dtype, so its text encoder's too (not kept by files before it was)
+        inputs.text_encoder_dtype = _kept_text_encoder_dtype(saved)
     return saved, notes
+
+
+def _kept_text_encoder_dtype(saved: SavedLatents) -> str | None:
+    """The dtype the stopped run's text encoder ran in, as its file keeps it; None where it keeps none (an older
+    file) or one no --dtype names (an edited file): the dtype decides, as before."""
+    from motif_lite.devices import COMPUTE_DTYPES
+
+    kept = saved.run.get("text_encoder_dtype")
+    return kept if kept in COMPUTE_DTYPES else None
 
 
 def resumed_settings(saved: SavedLatents, given: frozenset[str]) -> Recalled:

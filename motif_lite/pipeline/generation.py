@@ -80,7 +80,7 @@ from motif_lite.runtime.planner import Plan, PlanHandle
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.sampling import SamplingState, Schedule, StepCallback, denoise, schedule_for
-from motif_lite.settings import FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
+from motif_lite.settings import DTYPE_FLAG_NAMES, FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
 from motif_lite.units import memory_size
 from motif_lite.vae import WanVAE
 from motif_lite.vae.posterior import DiagonalGaussian
@@ -238,6 +238,8 @@ class MotifVideoPipeline:
         self.device = torch.device(device)
         self.dtype = dtype  # the transformer's compute dtype; the initial noise is drawn in it, like the reference
         self.dtype_setting: Setting[torch.dtype] | None = None  # where `dtype` came from (load_pipeline sets it)
+        # The dtype load_pipeline gave the text encoder (None: not loaded by it): a resume loads it so again.
+        self.text_encoder_dtype: torch.dtype | None = None
         self.sources = sources
         # The VAE's tiles, frames at a time and exact bands (the decoder's, and the encoder's for the first frame);
         # a memory plan sets it.
@@ -849,6 +851,8 @@ class MotifVideoPipeline:
         image_checksum = None if image is None else run.first_frame_sha256
         checked = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": image_checksum,
                    "clip_sha256": clip_checksum, "replaces_output": run.replaces_output}  # fmt: skip
+        if self.text_encoder_dtype is not None:  # bf16 beside a default fp32 (`devices.text_encoder_dtype`), which
+            checked["text_encoder_dtype"] = DTYPE_FLAG_NAMES[self.text_encoder_dtype]  # the dtype alone cannot say
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
                                    run=checked)  # fmt: skip
 

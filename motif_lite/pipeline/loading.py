@@ -79,9 +79,10 @@ def load_pipeline(
     "float32", ...); None: float16 on a GPU before compute capability 8.0 (no bfloat16 tensor cores; float32 on the
     GTX 16xx and before 7.0: `devices.fp16_problem`), else bfloat16, the published dtype (`pipe.dtype_setting`
     says which and why; a row of the settings table).
-    `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16: `devices.text_encoder_dtype`):
-    e.g. bfloat16 (the checkpoint's own dtype) next to a float32 transformer on the CPU, halving the encoder's 17
-    GB; its outputs are cast to `dtype`.
+    `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16, or float32 by default rather than
+    asked for: `devices.text_encoder_dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32
+    transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`. `pipe.text_encoder_dtype`
+    says which it got (a stopped run keeps it, and `motif-lite run --resume` loads the encoder in it again).
     `loras`: files (strength 1) or (file, strength) pairs (or a {file: strength} dict), checked against the
     transformer before any weight is read, then merged into its float weights or kept beside packed GGUF weights
     (motif_lite/weights/lora.py, lora_apply.py); `MotifVideoPipeline.set_loras` switches them later. A `LoRAFile`
@@ -165,6 +166,7 @@ def load_pipeline(
 
                 pipe = MotifVideoPipeline(loaded, text_encoder, vae, target, dtype, recipe.sources)
                 pipe.dtype_setting = dtype_setting
+                pipe.text_encoder_dtype = None if text_encoder is None else text_dtype
                 pipe._transformer_recipe = recipe
                 pipe.parallel = parallel
                 pipe.attention_backend = recipe.attention_backend
