@@ -243,3 +243,14 @@ def test_a_resumed_default_fp32_run_keeps_the_text_encoder_in_bf16(shared_checkp
         assert next(pipe.transformer.parameters()).dtype == torch.float32
         assert next(pipe.text_encoder.model.parameters()).dtype == torch.bfloat16
     assert len(planned) == 2 and planned[0] == planned[1], planned  # the plan counts what loads
+
+
+@pytest.mark.parametrize(("run", "kept"), [({"dtype": "fp32"}, None), ({"text_encoder_dtype": "bf16"}, "bf16"),
+                                          ({"text_encoder_dtype": "int4"}, None)])  # fmt: skip
+def test_a_latents_file_without_the_text_encoders_dtype_resumes_as_before(run, kept):
+    # An older file (or an edited one) says nothing of it: the dtype decides, as it did before the file kept it.
+    from types import SimpleNamespace
+
+    from motif_lite.cli.resume import _kept_text_encoder_dtype
+
+    assert _kept_text_encoder_dtype(SimpleNamespace(run=run)) == kept
