@@ -257,19 +257,20 @@ def test_the_configs_model_index_lists_are_those_of_components_it_sets(tmp_path)
     assert listed_configs(tmp_path) == ["feature_extractor/preprocessor_config.json"]
 
 
-def test_a_prefixed_transformer_file_is_named_before_the_checkpoint_is_looked_for(tmp_path):
-    # Read from its header with the user's other files, so that its one-line fix comes with the checkpoint's
-    # problems (here: a folder that is not there), not after the checkpoint has downloaded.
+def test_a_partly_prefixed_transformer_file_is_named_before_the_checkpoint_is_looked_for(tmp_path):
+    # Read from its header with the user's other files, so that its one-line problem comes with the checkpoint's
+    # problems (here: a folder that is not there), not after the checkpoint has downloaded. (A file whose every name
+    # carries ComfyUI's prefix loads as it is: test_weight_files; one where only some do is neither layout.)
     from safetensors.torch import save_file
 
     from motif_lite.checkpoint import locate_sources
     from motif_lite.errors import CheckpointError
 
     prefixed = tmp_path / "merged.safetensors"
-    save_file({"model.diffusion_model.proj_out.weight": torch.zeros(2, 2)}, prefixed)
+    save_file({"model.diffusion_model.proj_out.weight": torch.zeros(2, 2), "proj_out.bias": torch.zeros(2)}, prefixed)
     with pytest.raises(CheckpointError) as error:
         locate_sources(tmp_path / "no-checkpoint", weights={"transformer": prefixed}, download=False)
-    assert f"{prefixed}: every tensor name starts with 'model.diffusion_model.'" in str(error.value)
+    assert f"{prefixed.resolve()}: 1 of its 2 weights' names start with 'model.diffusion_model.'" in str(error.value)
     assert "no-checkpoint" in str(error.value)
 
 
