@@ -464,3 +464,32 @@ def test_a_state_from_another_solver_or_past_the_end_is_refused() -> None:
         run_stopping_after(None, "euler", None, start=dataclasses.replace(states[-1], done=17, solver={}))
     done = dataclasses.replace(states[-1], done=16, solver={})  # after the last step: nothing left to do
     assert run_stopping_after(None, "euler", None, start=done)[0] is done.latents
+
+
+@pytest.mark.parametrize("spacing", ["use_karras_sigmas", "use_exponential_sigmas"])
+@pytest.mark.parametrize(
+    "ends", [dict(sigma_min=0.05), dict(sigma_max=0.9), dict(sigma_min=0.02, sigma_max=0.95)], ids=str
+)
+@pytest.mark.parametrize("steps", [1, 3, 12])
+def test_sigma_spacing_between_the_configs_sigma_min_and_max_equals_the_scheduler(spacing, ends, steps):
+    # diffusers warns that FlowMatchEuler ignores sigma_min / sigma_max, yet its Karras and exponential spacing read
+    # them from the config as the ends of the table: a checkpoint's config with them samples another schedule.
+    config = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 5.0, spacing: True, **ends}
+    ref = FlowMatchEulerDiscreteScheduler.from_config(config)
+    retrieve_timesteps(ref, steps, "cpu", None, sigmas=np.linspace(1.0, 1 / steps, steps), mu=0.7)
+    ours = schedule_for("euler", steps, 5.0, schedule_options(config))
+    assert torch.equal(ours.sigmas, ref.sigmas) and torch.equal(ours.timesteps, ref.timesteps)
+
+
+def test_sigma_min_and_max_without_a_spacing_change_nothing_and_bad_ones_are_refused():
+    from motif_lite.sampling.schedule import ScheduleOptions
+
+    # without Karras or exponential spacing diffusers reads neither
+    assert schedule_options({"shift": 5.0, "sigma_min": 0.05, "sigma_max": 0.9}) == ScheduleOptions()
+    assert schedule_options({"use_karras_sigmas": True, "sigma_max": 0.9}).describe() == [
+        "karras sigmas",
+        "sigma_max 0.9",
+    ]
+    for bad in (0, -0.1, "0.1", True, float("inf")):
+        with pytest.raises(ConfigError, match="sigma_min must be a positive number"):
+            schedule_options({"use_exponential_sigmas": True, "sigma_min": bad})

@@ -7,7 +7,8 @@ Three schedules exist because the reference schedulers build different tables:
   given the pipeline's `sigmas=linspace(1, 1/N, N)`.
 All shift once with `s·σ / (1 + (s−1)·σ)` and end in σ = 0. A checkpoint's scheduler config may change them
 further (`ScheduleOptions`, read by `schedule_options`): its `num_train_timesteps`, and FlowMatchEuler's
-`shift_terminal` and Karras or exponential sigma spacing, applied as diffusers applies them.
+`shift_terminal` and Karras or exponential sigma spacing (between the config's `sigma_max` and `sigma_min` when it
+names them), applied as diffusers applies them.
 """
 
 from __future__ import annotations
@@ -63,15 +64,20 @@ class ScheduleOptions:
     train_timesteps: `num_train_timesteps`; the transformer sees timestep σ·train_timesteps (both schedules).
     shift_terminal: FlowMatchEuler's stretch of the shifted sigmas so that the last one is this value (Euler only).
     spacing: FlowMatchEuler's "karras" or "exponential" sigmas between the shifted first and last (Euler only).
+    sigma_min, sigma_max: the ends of that spacing when the config names them (its `sigma_min` / `sigma_max`,
+    which diffusers' spacing reads although its constructor warns that it ignores them); None: the shifted ends.
     """
 
     train_timesteps: int = TRAIN_TIMESTEPS
     shift_terminal: float | None = None
     spacing: str | None = None
+    sigma_min: float | None = None
+    sigma_max: float | None = None
 
     def describe(self) -> list[str]:
         """The options that are set, in words (for the settings table)."""
         words = [f"{self.spacing} sigmas"] if self.spacing else []
+        words += [f"{name} {value:g}" for name in ("sigma_max", "sigma_min") if (value := getattr(self, name))]
         words += [f"shift_terminal {self.shift_terminal:g}"] if self.shift_terminal else []
         words += [f"{self.train_timesteps} training timesteps"] if self.train_timesteps != TRAIN_TIMESTEPS else []
         return words
@@ -101,7 +107,8 @@ def flow_sigmas(steps: int, shift: float, options: ScheduleOptions | None = None
         one_minus = 1 - sigmas
         sigmas = 1 - one_minus / (one_minus[-1] / (1 - options.shift_terminal))
     if options.spacing is not None:  # the scheduler's _convert_to_karras / _convert_to_exponential, in float64
-        first, last = sigmas[0].item(), sigmas[-1].item()
+        first = sigmas[0].item() if options.sigma_max is None else options.sigma_max
+        last = sigmas[-1].item() if options.sigma_min is None else options.sigma_min
         if options.spacing == "karras":
             rho = 7.0
             ramp = np.linspace(0, 1, steps)
@@ -215,7 +222,8 @@ def schedule_options(config: dict[str, Any] | None, source: str = "scheduler con
     """The `ScheduleOptions` of a checkpoint's scheduler config (a JSON object; None: the defaults).
 
     Every class reads `num_train_timesteps`; FlowMatchEulerDiscreteScheduler's `shift_terminal`,
-    `use_karras_sigmas` and `use_exponential_sigmas` are applied, its other sigma options refused (ConfigError).
+    `use_karras_sigmas` and `use_exponential_sigmas` are applied (with the `sigma_min` / `sigma_max` ends such a
+    config may name), its other sigma options refused (ConfigError).
     The options of the other classes are not read here (`motif_lite.settings` notes them)."""
     if config is None:
         return ScheduleOptions()
@@ -236,4 +244,18 @@ def schedule_options(config: dict[str, Any] | None, source: str = "scheduler con
         if isinstance(terminal, bool) or not isinstance(terminal, int | float) or not 0 < terminal < 1:
             raise ConfigError(f"{source}: shift_terminal must be a number between 0 and 1, got {terminal!r}")
         terminal = float(terminal)
-    return ScheduleOptions(train, terminal or None, spacings[0] if spacings else None)
+    if not spacings:
+        return ScheduleOptions(train, terminal or None)
+    ends = {name: _spacing_end(config, name, source) for name in ("sigma_min", "sigma_max")}
+    return ScheduleOptions(train, terminal or None, spacings[0], **ends)
+
+
+def _spacing_end(config: dict[str, Any], name: str, source: str) -> float | None:
+    """A FlowMatchEuler config's `sigma_min` or `sigma_max`: not a parameter of the class, yet its Karras and
+    exponential spacing take them as the ends of the table in place of the shifted sigmas' when present."""
+    value = config.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigError(f"{source}: {name} must be a positive number, got {value!r}")
+    return float(value)
