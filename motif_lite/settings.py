@@ -468,7 +468,12 @@ def _unlike_sampler(scheduler: dict[str, Any], sampler: str | None) -> list[str]
 
 def _as_read(sampler: str, key: str, value: Any) -> Any:
     """A scheduler config value as its class reads it: UniPC takes DPM's solver types for bh2 and applies a
-    shift_terminal only when it is truthy."""
+    shift_terminal only when it is truthy; DPMSolverMultistep takes UniPC's solver types for midpoint, and its
+    euler_at_final only makes the last step first order, which final_sigmas_type "zero" (required) does anyway."""
+    if sampler == "dpm++2m" and key == "solver_type" and value in ("bh1", "bh2", "logrho"):
+        return "midpoint"
+    if sampler == "dpm++2m" and key == "euler_at_final":
+        return False
     if sampler == "unipc" and key == "solver_type" and value in ("midpoint", "heun", "logrho"):
         return "bh2"
     if sampler == "unipc" and key == "shift_terminal" and not value:

@@ -493,3 +493,26 @@ def test_sigma_min_and_max_without_a_spacing_change_nothing_and_bad_ones_are_ref
     for bad in (0, -0.1, "0.1", True, float("inf")):
         with pytest.raises(ConfigError, match="sigma_min must be a positive number"):
             schedule_options({"use_exponential_sigmas": True, "sigma_min": bad})
+
+
+@pytest.mark.parametrize(
+    "option", [dict(euler_at_final=True), dict(solver_type="bh2"), dict(solver_type="logrho"), dict(solver_type="bh1")]
+)
+def test_a_dpm_config_that_diffusers_samples_as_the_model_cards_runs_as_dpmpp_2m(option: dict) -> None:
+    # DPMSolverMultistep reads UniPC's solver types as midpoint, and euler_at_final only makes the last step first
+    # order, which final_sigmas_type "zero" does already: diffusers samples these configs as dpm++2m samples.
+    from motif_lite.request import GenerationRequest
+    from motif_lite.settings import resolve_sampler
+
+    config = dict(algorithm_type="dpmsolver++", prediction_type="flow_prediction", use_flow_sigmas=True, **option)
+    gen = torch.Generator().manual_seed(4)
+    for steps in (1, 2, 3, 5):
+        ref, schedule, solver = reference_dpm_scheduler(steps, 15.0, **option), dpm_schedule(steps, 15.0), DPMpp2M()
+        x_ref = x_ours = torch.randn(1, 4, 2, 4, 4, generator=gen)
+        for i, t in enumerate(ref.timesteps):
+            v = torch.randn(x_ref.shape, generator=gen)
+            x_ref = ref.step(v, t, x_ref, return_dict=False)[0]
+            x_ours = solver.step(x_ours, v, schedule.sigmas[i], schedule.sigmas[i + 1])
+        torch.testing.assert_close(x_ours, x_ref, rtol=1e-6, atol=1e-6)
+    scheduler = {"_class_name": "DPMSolverMultistepScheduler", "flow_shift": 15.0, **config}
+    assert resolve_sampler(GenerationRequest("fox"), scheduler).value == "dpm++2m"

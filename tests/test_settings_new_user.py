@@ -220,7 +220,6 @@ def test_one_step_with_shift_terminal_is_refused_before_loading():
         ("use_lu_lambdas", True, "true"),
         ("thresholding", True, "true"),
         ("final_sigmas_type", "sigma_min", '"sigma_min"'),
-        ("euler_at_final", True, "true"),
         ("solver_type", "heun", '"heun"'),
     ],
 )
