@@ -1296,7 +1296,7 @@ def test_the_coming_from_comfyui_table_of_docs_usage_is_what_run_answers(capsys)
     # of their names typed as a flag (a ComfyUI widget `cfg` as --cfg) is ours or refused with a hint that names one
     # of the flags our column gives (any hint where it gives none).
     from motif_lite.cli import build_parser
-    from motif_lite.cli.unknown_flags import subcommands
+    from motif_lite.cli.command_hints import subcommands
     from motif_lite.flag_spelling import option_strings, spelled
 
     run = subcommands(build_parser())["run"]
@@ -1326,7 +1326,7 @@ def test_the_coming_from_comfyui_table_of_docs_usage_is_what_run_answers(capsys)
 def test_the_official_numbers_and_crf_defaults_run_help_gives_are_their_sources():
     # `run --help` writes the official APG and shift values and the CRF defaults as literals (it may not import torch,
     # which sampling.guidance and io.video do): they must stay the values a run takes.
-    from motif_lite.cli.unknown_flags import subcommands
+    from motif_lite.cli.command_hints import subcommands
     from motif_lite.io.video import default_crf
     from motif_lite.request import I2V_SHIFT, T2V_SHIFT
     from motif_lite.sampling.guidance import RECOMMENDED_APG as apg

@@ -49,11 +49,12 @@ from pathlib import Path
 import pytest
 
 from motif_lite import cli
+from motif_lite.cli import command_hints, unknown_flags
 from motif_lite.cli import resume as resume_command
 from motif_lite.cli import run_request as run_command
-from motif_lite.cli import unknown_flags
 from motif_lite.cli import verify as verify_command
-from motif_lite.cli.run_flags import run_inputs, take_weight_flags
+from motif_lite.cli.run_flags import take_weight_flags
+from motif_lite.cli.run_inputs import run_inputs
 from motif_lite.errors import MotifLiteError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,7 +315,7 @@ def parse_motif_lite(argv: list[str]) -> argparse.Namespace | None:
     if argv[:1] == ["help"]:  # `motif-lite help [COMMAND]` shows that command's --help
         return parse_motif_lite([*argv[1:2], "--help"])
     parser = motif_lite_parser()
-    hint = unknown_flags.other_command(argv)
+    hint = command_hints.other_command(argv)
     if hint is not None:
         raise ParseError(hint)
     with _argparse_errors():

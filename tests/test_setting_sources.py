@@ -15,7 +15,7 @@ from test_settings_from import SIZE, run_cli
 from motif_lite import cli, load_pipeline
 from motif_lite.checkpoint import locate_sources
 from motif_lite.cli.resume import resume_args
-from motif_lite.cli.run_flags import run_inputs
+from motif_lite.cli.run_inputs import run_inputs
 from motif_lite.cli.run_request import request_from_args, take_clip_defaults
 from motif_lite.cli.settings_from import settings_from_args
 from motif_lite.io.video import write_video

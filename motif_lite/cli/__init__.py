@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import NoReturn, TextIO
 
 from motif_lite import __version__
-from motif_lite.cli import check, decode, run, run_flags, serve, unknown_flags, verify
+from motif_lite.cli import check, command_hints, decode, run, run_inputs, serve, unknown_flags, verify
 from motif_lite.console import escape_what_stdout_cannot_encode
 from motif_lite.errors import MotifLiteError
 from motif_lite.flag_spelling import ValueNamingParser
@@ -97,14 +97,14 @@ def _flushed(code: int) -> int:
 def _help(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     """`motif-lite help [COMMAND]`, as pip, git and cargo take it: the command's --help, or the program's without
     one. A word that is no command gets the typo hint (`help rnu`: did you mean help run) or the list of commands."""
-    commands = unknown_flags.subcommands(parser)
+    commands = command_hints.subcommands(parser)
     if not argv:
         parser.print_help()
         return 0
     if argv[0] in commands:
         commands[argv[0]].print_help()
         return 0
-    hint = unknown_flags.misspelled_command(argv[:1], parser, before=["help"])
+    hint = command_hints.misspelled_command(argv[:1], parser, before=["help"])
     print(hint or f"motif-lite: error: there is no '{argv[0]}' command; the commands are "
           f"{', '.join(commands)}: motif-lite help COMMAND", file=sys.stderr)  # fmt: skip
     return EXIT_USER_ERROR
@@ -119,18 +119,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["help"]:
         return _help(parser, argv[1:])
     hint = (
-        unknown_flags.other_command(argv)
-        or unknown_flags.prompt_as_command(argv)
-        or unknown_flags.misspelled_command(argv, parser)
-        or unknown_flags.sd_cpp_mode(argv)
-        or unknown_flags.missing_command(argv, parser)
+        command_hints.other_command(argv)
+        or command_hints.prompt_as_command(argv)
+        or command_hints.misspelled_command(argv, parser)
+        or command_hints.sd_cpp_mode(argv)
+        or command_hints.missing_command(argv, parser)
     )
     if hint is not None:
         print(hint, file=sys.stderr)
         return EXIT_USER_ERROR
     args, extras = parser.parse_known_args(argv)
     args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
-    run_flags.refuse_seconds(getattr(args, "command_parser", parser), args)
+    run_inputs.refuse_seconds(getattr(args, "command_parser", parser), args)
     if extras:
         unknown_flags.reject(getattr(args, "command_parser", parser), extras, args)
     if args.command is None:

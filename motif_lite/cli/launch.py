@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import lora_specs_from_flags
 from motif_lite.cli.resume import request_from_file
-from motif_lite.cli.run_flags import run_inputs
+from motif_lite.cli.run_inputs import run_inputs
 from motif_lite.cli.run_request import batch_outputs, checked_request
 from motif_lite.launcher_variables import launcher_number_or_none
 from motif_lite.request import GenerationRequest

@@ -234,7 +234,7 @@ def load_from_flags(
     kernels, attention and speed settings, with the memory `plan`, the `loras` (--lora's (file, strength) pairs, or
     the `LoRAFile`s read from them already) and `batch_guidance` as the plan allows; `parallel`: this rank's part of
     a parallel run."""
-    from motif_lite.cli.run_flags import run_inputs
+    from motif_lite.cli.run_inputs import run_inputs
     from motif_lite.pipeline import load_pipeline
 
     return load_pipeline(
@@ -310,7 +310,7 @@ def planned_run(
     in a parallel run (`layout`) one rank's, which never batches the guidance branches (they run one call each, on
     their own ranks with cfg 2): one row per forward. So does a resumed run with no guided step left (`first_step`).
     Only the main rank loads the text encoder (`text_encoder`); the plans printed before a run are the main rank's."""
-    from motif_lite.cli.run_flags import run_inputs
+    from motif_lite.cli.run_inputs import run_inputs
     from motif_lite.memory_advice import PlannedRun
 
     return PlannedRun(
@@ -325,7 +325,7 @@ def planned_run(
 def first_step(args: argparse.Namespace) -> int:
     """The first step the run samples: a resumed run's (`--resume`) steps already done, else 0. What the settings
     (`resolve_settings(first_step=)`), the memory plan and the time estimate count from."""
-    from motif_lite.cli.run_flags import run_inputs
+    from motif_lite.cli.run_inputs import run_inputs
 
     return run_inputs(args).resumed_at  # set by resume_args; 0 for the commands that resume nothing
 

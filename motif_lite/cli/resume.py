@@ -32,7 +32,8 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     """`--resume FILE`: the stopped run it holds, checked, and its model flags put into `args` where the command
     line gives none (a given one wins: the notes say so). Flags that choose the video are an error: the file says
     it."""
-    from motif_lite.cli.run_flags import fill_unset, run_inputs, take_weight_flags
+    from motif_lite.cli.run_flags import take_weight_flags
+    from motif_lite.cli.run_inputs import fill_unset, run_inputs
     from motif_lite.io.latents import LatentsFileError, read_latents
     from motif_lite.io.latents_saving import still_running
     from motif_lite.io.model_stamps import MODEL_FLAG_GROUPS, changed_file_notes, other_model_notes
@@ -129,7 +130,7 @@ def request_from_file(saved: SavedLatents | None, recalled: Recalled | None = No
 def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: frozenset[str]) -> list[str]:
     """The stopped run's lossy step cache goes on in the resumed run unless --step-cache is given, as a model flag
     does (it changes the video as much); the note where a given one differs from it."""
-    from motif_lite.cli.run_flags import fill_unset
+    from motif_lite.cli.run_inputs import fill_unset
 
     then = saved.video_metadata.get("model", {}).get("step_cache")
     then = then if isinstance(then, float | int) and not isinstance(then, bool) else None  # kept only above 0

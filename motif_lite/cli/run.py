@@ -3,9 +3,10 @@
     motif-lite run --gguf Q4_K_M -p "a red fox runs through snow" -o fox.mp4
 
 A failed or interrupted run never leaves a half-written output file (see `motif_lite.io.staging.staged_output`).
-The command's parts live beside it: its flags (run_flags), the videos they ask for (run_request), `--resume`
-(resume), `--gpus N` (launch), the time estimates (run_time) and the summary (run_summary); what it shares with
-`serve` before loading is in prepare, and what several commands share in common.
+The command's parts live beside it: its flags (run_flags), what its command line gave (run_inputs), the videos
+they ask for (run_request), `--resume` (resume), `--gpus N` (launch), the time estimates (run_time) and the
+summary (run_summary); what it shares with `serve` before loading is in prepare, and what several commands share
+in common.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ from motif_lite.cli.resume import (
     output_left_to_replace,
     request_from_file,
 )
-from motif_lite.cli.run_flags import add_run_flags, run_inputs, take_weight_flags
+from motif_lite.cli.run_flags import add_run_flags, take_weight_flags
+from motif_lite.cli.run_inputs import run_inputs
 from motif_lite.cli.run_request import (
     checked_request,
     resolve_requests,

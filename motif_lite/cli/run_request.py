@@ -87,7 +87,7 @@ def take_clip_defaults(args: argparse.Namespace) -> Clip:
     """-W, -H and --fps from the clip `--extend` names, for those the command line and --settings-from's file leave
     out: the longer video keeps the clip's size (which the request then checks) and plays at its rate. Returns the
     clip, read once for the whole run (`resolve_requests` and the pipeline take it)."""
-    from motif_lite.cli.run_flags import fill_unset, run_inputs
+    from motif_lite.cli.run_inputs import fill_unset, run_inputs
     from motif_lite.io.clip import read_clip
     from motif_lite.request import RequestError
 
@@ -172,7 +172,7 @@ def one_side_notes(args: argparse.Namespace, request: GenerationRequest) -> list
     that keeps the shape, which other tools' "keep proportions" may have taught; it names that side, for the first
     frame's shape in image-to-video, else the official 1280x736's. Empty when both or neither side was given (from
     the command line, --settings-from's file or --extend's clip) or when the default keeps the shape already."""
-    from motif_lite.cli.run_flags import run_inputs
+    from motif_lite.cli.run_inputs import run_inputs
 
     # Flags parsed without their command line (`args.argv`: a test's) are known as given nowhere: no note. Only the
     # note is at stake here; where a file's values fill flags, `RunInputs.flags` refuses such flags.
@@ -322,7 +322,7 @@ def empty_prompt_notes(args: argparse.Namespace) -> list[str]:
     """The note for an empty -p that a first frame lets through (`check_flags`): the same as -p "$PROMPT" with
     PROMPT unset, which the run should not take without a word. None for a prompt a file gave (--settings-from,
     --resume): no -p was empty."""
-    from motif_lite.cli.run_flags import run_inputs
+    from motif_lite.cli.run_inputs import run_inputs
 
     if args.prompt is None or args.prompt.strip() or args.resume is not None:
         return []

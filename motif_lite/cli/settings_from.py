@@ -43,7 +43,7 @@ class Recalled:
 def settings_from_args(args: argparse.Namespace) -> Recalled:
     """`--settings-from FILE`: the settings FILE stores put into `args` wherever the command line gives no flag for
     them, checked before anything loads (`RequestError`, `SettingsFileError` otherwise)."""
-    from motif_lite.cli.run_flags import fill_unset, run_inputs
+    from motif_lite.cli.run_inputs import fill_unset, run_inputs
     from motif_lite.io.settings_file import read_settings
     from motif_lite.pipeline.metadata import request_fields_of, stored_unguided, unknown_stored_keys
 

@@ -7,10 +7,8 @@ with a typo; argparse alone answers "unrecognized arguments" with the top-level 
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import shlex
-from collections.abc import Sequence
 
 from motif_lite import flag_spelling
 from motif_lite.choices import (
@@ -22,7 +20,8 @@ from motif_lite.choices import (
     lines_size,
     split_size,
 )
-from motif_lite.cli.run_flags import run_only_parser, seconds_in_frames
+from motif_lite.cli.run_flags import run_only_parser
+from motif_lite.cli.run_inputs import seconds_in_frames
 from motif_lite.request import other_names_of_fields, run_flag
 
 # Names other tools give our settings, as flags -> the flag of ours: the request fields' (request.OTHER_FIELD_NAMES,
@@ -273,93 +272,6 @@ def _by_name(entries: list[tuple[tuple[str, ...], str, str]]) -> dict[str, tuple
 
 
 OTHER_TOOLS_SETTINGS = _by_name(_OTHER_TOOLS_ADVICE)
-
-
-# Commands people type that motif-lite names otherwise, or has as a program of its own (stable-diffusion.cpp's
-# `-M convert`, llama.cpp's llama-quantize): what to type instead.
-_QUANTIZER = ("the GGUF quantizer is a program of its own: python -m motif_lite.quantize SRC -o OUT.gguf --type "
-              "Q4_K_M (--help lists the types; docs/quantize.md)")  # fmt: skip
-OTHER_COMMAND_NAMES = {
-    "quantize": _QUANTIZER,
-    "convert": _QUANTIZER,
-    "generate": 'the command that makes a video is run: motif-lite run -p "..."',
-    "download": "a run downloads what it needs; motif-lite check -m FOLDER prints the hf download command for "
-    "whatever a local checkpoint lacks",
-    "version": "the version is a flag: motif-lite --version",  # a close match of "verify", which it is not
-    # AUTOMATIC1111's and other tools' modes: here one command makes both kinds of video
-    "txt2vid": 'the command that makes a video is run: motif-lite run -p "..."',
-    "t2v": 'the command that makes a video is run: motif-lite run -p "..."',
-    "img2vid": 'the command that makes a video is run, with the first frame: motif-lite run -i IMAGE -p "..."',
-    "i2v": 'the command that makes a video is run, with the first frame: motif-lite run -i IMAGE -p "..."',
-}
-
-
-def other_command(argv: Sequence[str]) -> str | None:
-    """The error line for a command that is not a `motif-lite` subcommand but a program of its own, or another
-    tool's name for one of ours; else None."""
-    if argv and argv[0] in OTHER_COMMAND_NAMES:
-        return f"motif-lite: error: there is no '{argv[0]}' command; {OTHER_COMMAND_NAMES[argv[0]]}"
-    return None
-
-
-def prompt_as_command(argv: Sequence[str]) -> str | None:
-    """The error line for a prompt given where the command goes (`motif-lite "a red fox"`, as a diffusers script or
-    an LLM CLI takes its prompt), with the `run` line that makes that video; None when the first word is no prompt
-    (no command has a space in its name)."""
-    if not argv or argv[0].startswith("-") or not any(c.isspace() for c in argv[0].strip()):
-        return None
-    meant = shlex.join(["run", "-p", argv[0], *argv[1:]])
-    return f"motif-lite: error: {argv[0]!r} is no command; a prompt goes to run, after -p: motif-lite {meant}"
-
-
-def misspelled_command(argv: Sequence[str], parser: argparse.ArgumentParser, before: Sequence[str] = ()) -> str | None:
-    """The error line for a command that is a typo of one of ours (`chek`, `verfiy`), with the command line it
-    most likely meant, or None. `parser`: the `motif-lite` parser; `before`: the words the line meant keeps before
-    the command (`help` of `motif-lite help rnu`). argparse alone lists the commands, leaving the user to find their
-    own mistake among them."""
-    if not argv or argv[0].startswith("-"):
-        return None
-    commands = subcommands(parser)
-    if argv[0] in commands:
-        return None
-    close = difflib.get_close_matches(argv[0].lower(), list(commands), n=1, cutoff=0.6)
-    if not close:
-        return None
-    meant = shlex.join([*before, close[0], *argv[1:]])
-    return f"motif-lite: error: there is no '{argv[0]}' command: did you mean motif-lite {meant}"
-
-
-def sd_cpp_mode(argv: Sequence[str]) -> str | None:
-    """The error line for a command line that starts with stable-diffusion.cpp's run mode (`-M vid_gen ...`, as
-    its `sd` takes it), with the command meant: `run` and the rest of the line, or the quantizer for its `convert`
-    mode; else None. argparse alone took the mode's value for the command: "invalid choice: 'vid_gen'"."""
-    if not argv or argv[0].split("=", 1)[0] not in ("-M", "--mode"):
-        return None
-    given, _, attached = argv[0].partition("=")
-    mode, rest = (attached, argv[1:]) if attached else (argv[1] if len(argv) > 1 else "", argv[2:])
-    said = f"{given} {mode}".strip()
-    if mode == "convert":
-        return f"motif-lite: error: stable-diffusion.cpp's {said}: {_QUANTIZER}"
-    line = shlex.join(["run", *rest])
-    return f"motif-lite: error: stable-diffusion.cpp's mode is the command here: did you mean motif-lite {line}"
-
-
-def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
-    """The error line for a command line that starts with a flag of `run` that the top level does not take
-    (stable-diffusion.cpp's `sd` takes its flags alone: `--gguf Q4_K_M -p "a fox"`), or None. `parser`: the
-    `motif-lite` parser. argparse alone would take the flag's value for the command: "invalid choice: 'Q4_K_M'"."""
-    if not argv or not argv[0].startswith("-"):
-        return None
-    flag = argv[0].split("=", 1)[0]
-    run_flags = flag_spelling.option_strings(subcommands(parser)["run"])
-    if flag in flag_spelling.option_strings(parser) or flag not in run_flags:
-        return None
-    return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
-
-
-def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    """The `motif-lite` parser's commands, by name."""
-    return next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction)).choices
 
 
 def suggestion(flag: str, known: list[str]) -> str | None:
