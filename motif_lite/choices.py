@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from motif_lite.errors import Audience
+from motif_lite.shell_syntax import with_variable
 
 T = TypeVar("T")
 
@@ -160,8 +161,9 @@ def gpu_numbers(text: str) -> list[str] | None:
 
 
 def chosen_gpus_command(numbers: list[str]) -> str:
-    """The run on the GPUs `numbers` (`gpu_numbers`): one process each, CUDA_VISIBLE_DEVICES choosing them."""
-    return f"CUDA_VISIBLE_DEVICES={','.join(numbers)} motif-lite run --gpus {len(numbers)} ..."
+    """The run on the GPUs `numbers` (`gpu_numbers`): one process each, CUDA_VISIBLE_DEVICES choosing them, in the
+    user's shell."""
+    return with_variable("CUDA_VISIBLE_DEVICES", ",".join(numbers), f"motif-lite run --gpus {len(numbers)} ...")
 
 
 def quantized_twice(prefix: str, quantize: str, gguf: str) -> str:

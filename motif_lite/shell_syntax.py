@@ -32,6 +32,30 @@ def variable_set(name: str, value: str, windows_value: str | None = None) -> str
     return f"$env:{name} = {_single_quoted(windows_value or value)}"
 
 
+def with_variable(name: str, value: str, command: str, windows_value: str | None = None) -> str:
+    """`command` run with the environment variable `name` set: bash's `NAME=value command`, which sets it for that
+    command alone, or PowerShell's `$env:NAME = 'value'; command`, which has no such form (it keeps the variable for
+    the window's later commands too)."""
+    if not on_windows():
+        return f"{variable_set(name, value)} {command}"
+    return f"{variable_set(name, value, windows_value)}; {command}"
+
+
+def variable_from_home_file(name: str, file_name: str, command: str) -> str:
+    """`command` run with the environment variable `name` set to the text of `file_name` in the home folder (a
+    secret kept out of the command line, where the process list shows it): `NAME="$(cat ~/FILE)" command`, or
+    PowerShell's `$env:NAME = (Get-Content -Raw ~\\FILE); command`."""
+    if not on_windows():
+        return f'{name}="$(cat ~/{shlex.quote(file_name)})" {command}'
+    return f"$env:{name} = (Get-Content -Raw ~\\{quoted(file_name)}); {command}"
+
+
+def variable_unset(name: str) -> str:
+    """Removing the environment variable `name` for the commands after it: `unset NAME`, or PowerShell's
+    `Remove-Item Env:NAME`."""
+    return f"Remove-Item Env:{name}" if on_windows() else f"unset {name}"
+
+
 def file_text(path: str) -> str:
     """An argument that is the whole text of the file `path`: `"$(cat FILE)"`, or PowerShell's
     `(Get-Content -Raw FILE)`."""

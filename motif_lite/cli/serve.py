@@ -40,6 +40,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg, user_path
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
+from motif_lite.shell_syntax import variable_from_home_file
 
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     import torch
@@ -54,11 +55,15 @@ if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
 MAX_PORT = 65535
 
-EPILOG = f"""\
+
+def epilog() -> str:
+    """The end of `serve --help`: examples, the key's one in the user's shell (`shell_syntax`)."""
+    key_from_file = variable_from_home_file(API_KEY_VARIABLE, ".motif-lite-key", "motif-lite serve --host 0.0.0.0")
+    return f"""\
 examples:
   motif-lite serve                                     (http://127.0.0.1:8080/: the page and the API)
   motif-lite serve --gguf Q4_K_M --data ~/motif-videos
-  MOTIF_LITE_API_KEY="$(cat ~/.motif-lite-key)" motif-lite serve --host 0.0.0.0   (a key that ps does not show)
+  {key_from_file}   (a key that ps does not show)
   motif-lite serve --gguf Q4_K_M --compile --attention int8      (faster jobs: compiled once per video size)
 
 API: POST/GET /v1/videos, GET/DELETE /v1/videos/ID, GET /v1/videos/ID/content, as the openai SDK's
@@ -73,7 +78,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="serve an OpenAI-compatible video API with a job queue and a web page",
         description="Serve Motif-Video 2B: the OpenAI Videos API, a persistent job queue and a web page.",
         usage="motif-lite serve [options]   (every option: motif-lite serve --help)",
-        epilog=EPILOG,
+        epilog=epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_server_flags(serve)

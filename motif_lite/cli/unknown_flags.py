@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+from collections.abc import Callable
 
 from motif_lite import flag_spelling
 from motif_lite.choices import (
@@ -23,6 +24,7 @@ from motif_lite.choices import (
 from motif_lite.cli.run_flags import run_only_parser
 from motif_lite.cli.run_inputs import seconds_in_frames
 from motif_lite.request import other_names_of_fields, run_flag
+from motif_lite.shell_syntax import variable_set
 
 # Names other tools give our settings, as flags -> the flag of ours: the request fields' (request.OTHER_FIELD_NAMES,
 # the one table the server and Python read too, as run's flags: --num-frames and --frame_num are --video-frames)
@@ -72,7 +74,9 @@ OTHER_TOOLS_NAMES = {
 
 
 # Settings of other tools with no flag of the same meaning here: (their names, the flag of ours that must exist for
-# the advice to apply, what to use instead).
+# the advice to apply, what to use instead). Advice naming an environment variable is a function: the variable is
+# set in the words of the user's shell (`shell_syntax`), known only when a hint is given.
+Advice = str | Callable[[], str]
 _LORA_FILE_STRENGTH = "each LoRA is given with its file and strength: --lora DIR/NAME.safetensors:0.8 (repeatable)"
 _OTHER_TOOLS_ADVICE = [
     # stable-diffusion.cpp's --scheduler/--schedule and ComfyUI's scheduler pick a sigma schedule (karras,
@@ -119,7 +123,8 @@ _OTHER_TOOLS_ADVICE = [
      ".mov: 0-51, default 18; .webm: 0-63, default 30)"),
     # stable-diffusion.cpp's CPU threads: torch's own setting here.
     (("--threads", "-t"), "--device",
-     "torch picks its CPU threads itself (one per core); OMP_NUM_THREADS=N before the command sets N"),
+     lambda: f"torch picks its CPU threads itself (one per core); {variable_set('OMP_NUM_THREADS', 'N')} before "
+     "the command sets N"),
     # Inputs and options of stable-diffusion.cpp's (and ComfyUI's) video models with no counterpart here: each says
     # what Motif-Video does instead, rather than a "did you mean" that would send them wrong (--tae is not --vae,
     # --eta is not --apg-eta).
@@ -208,8 +213,8 @@ _OTHER_TOOLS_ADVICE = [
      "no upscaler: make the video at the size wanted with -W and -H (multiples of 16), or upscale the file with "
      "another tool"),
     (("-v", "--verbose", "--debug", "--log-level", "-q", "--quiet"), "--help",
-     "there are no log levels: warnings and notes go to stderr, the summary to stdout, and TQDM_DISABLE=1 hides the "
-     "progress bars"),
+     lambda: "there are no log levels: warnings and notes go to stderr, the summary to stdout, and "
+     f"{variable_set('TQDM_DISABLE', '1')} hides the progress bars"),
     (("--ckpt", "--checkpoint", "--ckpt-name"), "--model",
      "a checkpoint folder in the official layout is -m FOLDER; one transformer file is --diffusion-model FILE (or "
      "--gguf FILE)"),
@@ -260,9 +265,9 @@ _OTHER_TOOLS_ADVICE = [
 ]  # fmt: skip
 
 
-def _by_name(entries: list[tuple[tuple[str, ...], str, str]]) -> dict[str, tuple[str, str]]:
+def _by_name(entries: list[tuple[tuple[str, ...], str, Advice]]) -> dict[str, tuple[str, Advice]]:
     """{name: (flag needed, advice)} for each entry's names; a name in two entries would lose one of them."""
-    table: dict[str, tuple[str, str]] = {}
+    table: dict[str, tuple[str, Advice]] = {}
     for names, needs, advice in entries:
         for name in names:
             if name in table:
@@ -334,7 +339,9 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
     if name in IMAGE_FLAGS and command == "verify":
         return f"{flag}: {VERIFY_WITHOUT_IMAGE}"
     needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(spelled, (None, None))
-    return f"{flag}: {advice}" if needs in known else None
+    if needs not in known:
+        return None
+    return f"{flag}: {advice() if callable(advice) else advice}"
 
 
 def _left_to_run(flag: str, command: str, known: list[str]) -> bool:

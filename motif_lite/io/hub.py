@@ -146,7 +146,7 @@ def failure_advice(exc: BaseException, repo: str) -> str | None:
             f"{after_a_stop()}"
         )
     if _no_connection(exc):
-        slow = ", or HF_HUB_DOWNLOAD_TIMEOUT=60 for a slow link" if _is_timeout(exc) else ""
+        slow = f", or {variable_set('HF_HUB_DOWNLOAD_TIMEOUT', '60')} for a slow link" if _is_timeout(exc) else ""
         mirror = "check the mirror HF_ENDPOINT names" if "HF_ENDPOINT" in os.environ else "set HF_ENDPOINT to a mirror"
         return (
             f"cannot reach {constants.ENDPOINT}: check the network (and HTTPS_PROXY behind a proxy), or {mirror}"

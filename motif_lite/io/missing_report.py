@@ -16,6 +16,7 @@ from huggingface_hub import constants
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, both_spellings
 from motif_lite.io.hub import OFFLINE_SET, homeless_cache
+from motif_lite.shell_syntax import variable_unset
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,10 @@ class MissingFilesError(CheckpointError):
                 if (homeless := homeless_cache()) is not None:  # the weights may well be in a cache elsewhere
                     lines.append(f"Note: {homeless}.")
             if any(item.reason == OFFLINE_SET for item in hub):  # e.g. set by a notebook, on a connected machine
-                lines.append("With a network here, unset HF_HUB_OFFLINE and run again: they then download themselves.")
+                lines.append(
+                    f"With a network here, {variable_unset('HF_HUB_OFFLINE')} and run again: they then download "
+                    "themselves."
+                )
             lines.append("Download them (on a machine with network access if this one has none):")
             lines += [f"  {item.command()}" for item in self.missing]
             lines.append("(older huggingface_hub: `huggingface-cli download` takes the same arguments), then run:")

@@ -61,6 +61,7 @@ from motif_lite.paths import (
     windows_name_problem,
     windows_path_problem,
 )
+from motif_lite.shell_syntax import variable_set
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
@@ -456,6 +457,10 @@ def _write_ffmpeg(
         raise MotifLiteError(f"ffmpeg could not write {output_of(path)}: {_write_failure(path, failed)}")
 
 
+# Where the advice moves the temporary folder to, as an example path (POSIX, Windows): `variable_set`'s words.
+_ROOMY_TEMP = ("/data/tmp", r"D:\tmp")
+
+
 @contextlib.contextmanager
 def _metadata_file(comment: str) -> Iterator[Path]:
     """`comment` in ffmpeg's FFMETADATA file, in a temporary folder removed on leaving. A temporary folder that takes
@@ -471,7 +476,8 @@ def _metadata_file(comment: str) -> Iterator[Path]:
             folder.cleanup()
         raise MotifLiteError(
             f"cannot write the video's metadata (a small file) to the temporary folder {tempfile.gettempdir()}: "
-            f"{exc.strerror or exc}; free space there, or set TMPDIR to a folder with room (TMPDIR=/data/tmp)"
+            f"{exc.strerror or exc}; free space there, or set TMPDIR to a folder with room "
+            f"({variable_set('TMPDIR', *_ROOMY_TEMP)})"
         ) from None
     with folder:
         yield metadata

@@ -41,6 +41,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from motif_lite.choices import chosen_gpus_command
 from motif_lite.errors import MotifLiteError
 from motif_lite.launcher_variables import launcher_number
 from motif_lite.model.ops import AttentionFn
@@ -194,7 +195,7 @@ def check_device(device: str) -> None:
     if device not in ("auto", "cuda", "cpu"):
         raise ParallelError(
             f"--device {device}: in a parallel run rank r uses cuda:LOCAL_RANK; use auto, cuda or cpu, and choose the "
-            "GPUs with CUDA_VISIBLE_DEVICES (CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2 ... runs on GPUs 2 and 3)"
+            f"GPUs with CUDA_VISIBLE_DEVICES ({chosen_gpus_command(['2', '3'])} runs on GPUs 2 and 3)"
         )
 
 
