@@ -47,7 +47,10 @@ def variable_from_home_file(name: str, file_name: str, command: str) -> str:
     PowerShell's `$env:NAME = (Get-Content -Raw ~\\FILE); command`."""
     if not on_windows():
         return f'{name}="$(cat ~/{shlex.quote(file_name)})" {command}'
-    return f"$env:{name} = (Get-Content -Raw ~\\{quoted(file_name)}); {command}"
+    # PowerShell's file system, not its parser, reads the ~: a path in quotes keeps it, so the whole path is quoted.
+    path = "~\\" + file_name
+    argument = path if _PLAIN.fullmatch(file_name) else _single_quoted(path)
+    return f"$env:{name} = (Get-Content -Raw {argument}); {command}"
 
 
 def variable_unset(name: str) -> str:

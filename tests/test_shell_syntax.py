@@ -73,14 +73,17 @@ def test_a_variable_for_one_command_and_an_unset_one_in_each_shell(monkeypatch):
             with_variable("CUDA_VISIBLE_DEVICES", "2,3", "motif-lite run --gpus 2 ..."),
             variable_from_home_file("KEY", ".motif-lite-key", "motif-lite serve"),
             variable_unset("HF_HUB_OFFLINE"),
+            variable_from_home_file("KEY", "my key", "motif-lite serve"),
         ]
 
     assert said() == ["CUDA_VISIBLE_DEVICES=2,3 motif-lite run --gpus 2 ...",
-                      'KEY="$(cat ~/.motif-lite-key)" motif-lite serve', "unset HF_HUB_OFFLINE"]  # fmt: skip
+                      'KEY="$(cat ~/.motif-lite-key)" motif-lite serve', "unset HF_HUB_OFFLINE",
+                      """KEY="$(cat ~/'my key')" motif-lite serve"""]  # fmt: skip
     # PowerShell has no "for this command alone": the variable is set first, for the window, then the command runs.
     assert on_windows(monkeypatch, said) == ["$env:CUDA_VISIBLE_DEVICES = '2,3'; motif-lite run --gpus 2 ...",
                                              r"$env:KEY = (Get-Content -Raw ~\.motif-lite-key); motif-lite serve",
-                                             "Remove-Item Env:HF_HUB_OFFLINE"]  # fmt: skip
+                                             "Remove-Item Env:HF_HUB_OFFLINE",
+                                             r"$env:KEY = (Get-Content -Raw '~\my key'); motif-lite serve"]  # fmt: skip
 
 
 def _refusal(make: Callable[[], object]) -> str:
