@@ -90,3 +90,22 @@ def test_the_compile_cache_is_where_torch_puts_it(monkeypatch):
     assert str(inductor_cache_dir(os.environ)) == default_cache_dir()
     assert str(inductor_cache_dir({"TORCHINDUCTOR_CACHE_DIR": "rel"})) == os.path.abspath("rel")
     assert inductor_cache_dir({}).parent == type(inductor_cache_dir({}))(tempfile.gettempdir())
+
+
+@pytest.mark.parametrize("user", ["CORP\\ann", 'a:b*c?"<>|/d'])
+def test_the_compile_cache_of_a_user_name_with_path_characters_is_where_torch_puts_it(monkeypatch, user):
+    # A Windows domain account (CORP\ann) or an odd LDAP name: torch replaces each character a path cannot hold.
+    import getpass
+
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setattr(getpass, "getuser", lambda: user)
+    assert str(inductor_cache_dir(os.environ)) == default_cache_dir()
+
+
+def test_a_home_of_slash_puts_no_cache_in_your_home(home, tmp_path, capsys, monkeypatch):
+    # HOME=/ (a service account's, a container's) is no home: "in your home" would be said of every folder.
+    monkeypatch.setenv("HOME", "/")
+    lines = check_lines(tmp_path, capsys)
+    assert not [line for line in lines.values() if "in your home" in line], lines

@@ -140,6 +140,20 @@ def test_an_empty_prompt_with_a_first_frame_animates_it_and_says_so(checkpoint, 
                       'and --settings-from run without one); -p "" animates the first frame with no text')  # fmt: skip
 
 
+def test_an_empty_prompt_with_a_clip_to_extend_is_taken_as_with_an_image(checkpoint, tmp_path, capsys, monkeypatch):
+    # --extend starts from a frame too (the clip's last): the run's early check must take "" there as -i does, not
+    # refuse it before the request, which takes it, is made.
+    from motif_lite.io.video import write_video
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("--dry-run loaded the model"))
+    clip = write_video(np.zeros((5, 32, 48, 3), np.uint8), tmp_path / "clip.mp4", 24)
+    code = cli.main(["run", "-m", str(checkpoint[0]), "--extend", str(clip), "-p", "", "-o", str(tmp_path / "on.mp4"),
+                     "--device", "cpu", "--dry-run"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert 'note: the prompt is empty (-p "$PROMPT" with PROMPT unset?): the video animates the first frame' in err
+
+
 @pytest.mark.parametrize("flag", ["--vram", "--ram"])
 @pytest.mark.parametrize(
     ("text", "value"),
@@ -1886,3 +1900,21 @@ def test_settings_from_a_file_whose_int8_attention_fell_back_is_no_other_model_f
     args.attention = "exact"
     [note] = recalled_model_notes(recalled, args, None, torch.bfloat16, cuda)
     assert note.startswith("fox.mp4 was made with --attention int8, this run has ") and "differs" in note, note
+
+
+@pytest.mark.parametrize("seconds", ["0", "-5"])
+def test_a_length_of_no_frame_count_where_a_clip_sets_the_rate_is_not_offered_fps(capsys, seconds):
+    # "add --fps R to have 0 s counted at R fps" offers a count that no rate gives: no count is there to have.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "x", "--extend", "clip30fps.mp4", f"--seconds={seconds}"])
+    err = capsys.readouterr().err
+    assert "the run plays at the rate of the clip clip30fps.mp4, read later: give a number of frames (4k+1))" in err
+    assert "--fps R" not in err, err
+
+
+def test_only_a_command_with_fps_says_that_fps_sets_the_rate(capsys):
+    # verify has no --fps: its count is at the default rate, and naming a flag it refuses would mislead.
+    for command, said in [("run", "(4k+1 frames; --fps sets the rate)"), ("verify", "(4k+1 frames)")]:
+        with pytest.raises(SystemExit):
+            cli.main([command, "--video-frames", "5s"])
+        assert f"5 s at 24 fps is --video-frames 121 {said}" in capsys.readouterr().err, command

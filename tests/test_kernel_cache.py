@@ -239,3 +239,15 @@ print(writable_kernel_cache({{"TRITON_CACHE_DIR": {str(tmp_path / "home")!r}}}, 
     why = os.strerror(errno.EFBIG)
     assert done.stdout.startswith(f"Triton's kernel cache {tmp_path / 'home'} cannot be written ({why})"), done.stdout
     assert not list((tmp_path / "home").iterdir())  # the probe removed
+
+
+def test_a_quota_said_only_as_the_probe_is_synced_counts_as_unwritable(tmp_path, monkeypatch):
+    # NFS reports a used-up quota only when the data reaches the server: at the sync, after every write succeeded.
+    from motif_lite.cli import kernel_cache
+
+    def quota_at_sync(handle: int) -> None:
+        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+
+    monkeypatch.setattr(kernel_cache.os, "fsync", quota_at_sync)
+    assert kernel_cache.unwritable(tmp_path / "home") == os.strerror(errno.EDQUOT)
+    assert not list((tmp_path / "home").iterdir())  # the probe removed

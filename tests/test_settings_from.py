@@ -654,3 +654,14 @@ def test_a_file_whose_model_section_is_no_object_says_the_run_uses_its_own(
     code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(damaged), "--dry-run")
     assert code == 0, err
     assert "this run uses its own -m, --gguf, --lora and --dtype" in err, err
+
+
+def test_an_empty_prompt_the_file_gives_is_not_said_as_an_empty_p(checkpoint, made, tmp_path, capsys, no_weights):
+    # An image-to-video made with no text stores prompt "": taken from the file, it is no -p "$PROMPT" left unset.
+    image = tmp_path / "cat.png"
+    PIL.Image.new("RGB", (32, 32), "orange").save(image)
+    i2v = written(tmp_path, {**read_settings(made).values, "image": "cat.png", "prompt": ""})
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), "--settings-from", str(i2v), "-i", str(image), "--dry-run")
+    assert code == 0, err
+    assert "prompt: '' (empty: the first frame moves with no text)" in out, out
+    assert "PROMPT unset" not in err, err

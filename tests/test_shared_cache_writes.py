@@ -9,6 +9,8 @@ import logging
 import os
 import stat
 
+import pytest
+
 from motif_lite.runtime.attention_choices import RememberedChoices
 
 
@@ -52,3 +54,15 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, caplog):
             choices.put(shape, "flash")
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     assert caplog.text.count("could not be kept") == 1
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o027, 0o640)])
+def test_the_written_file_follows_the_umask_as_a_plain_write_does(tmp_path, umask, mode):
+    # /proc gives the umask in octal ("0022"): read as a decimal, 0o022 would be 22 (0o026), the mode 0o640.
+    path = tmp_path / "attention-choices.json"
+    earlier = os.umask(umask)
+    try:
+        RememberedChoices("GPU X", path).put("shape", "flash")
+    finally:
+        os.umask(earlier)
+    assert stat.S_IMODE(path.stat().st_mode) == mode

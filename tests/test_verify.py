@@ -620,3 +620,23 @@ def test_running_out_of_device_memory_moving_the_reference_is_no_fault_of_the_ch
     err = capsys.readouterr().err
     assert code == cli.EXIT_OUT_OF_MEMORY and "Traceback" not in err, err
     assert "error: out of device memory: CUDA out of memory" in err and "cannot load the checkpoint" not in err, err
+
+
+def test_a_scaled_fp8_file_comfyui_saved_is_refused_though_its_marker_has_no_prefix(
+    tiny, tmp_path, capsys, monkeypatch
+):
+    # ComfyUI's scaled fp8 saves keep the older naming's `scaled_fp8` marker unprefixed: it is no weight, and with it
+    # counted the file read as unprefixed, went on to load our pipeline, and diffusers then left every weight unloaded.
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from motif_lite import pipeline
+
+    prefixed = tmp_path / "comfy_fp8.safetensors"
+    weights = load_file(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors")
+    marker = {"scaled_fp8": torch.empty(0, dtype=torch.float8_e4m3fn)}
+    save_file({**{f"model.diffusion_model.{k}": v for k, v in weights.items()}, **marker}, prefixed)
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before checking"))
+    assert cli.main(["verify", "-m", str(tiny[0]), "--diffusion-model", str(prefixed), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert f"{prefixed.resolve()}: every tensor name starts with 'model.diffusion_model.'" in err, err
