@@ -286,3 +286,40 @@ def test_checking_a_lora_file_reads_no_tensor(tmp_path, monkeypatch):
 
     monkeypatch.setattr(lora, "safe_open", NamesOnly)
     assert lora.check_lora_file(LoRASpec(path)) == "peft"
+
+
+def test_a_lora_for_another_model_with_more_blocks_is_said_to_be_one(tmp_path, targets):
+    # A real Flux or HunyuanVideo LoRA has more blocks than this model (19 or 20 dual ones): its deeper blocks match no
+    # layer, the first ones are named like ours at another width. It was refused listing the deeper blocks' names as
+    # layers the transformer lacks, not said to be a LoRA for another model.
+    blocks = sum(name.startswith("transformer_blocks.") and name.endswith(".attn.to_q") for name in targets)
+    flux = {}
+    for block in range(blocks + 2):
+        for layer in ("to_q", "to_k"):
+            flux |= _pair("transformer.", f"transformer_blocks.{block}.attn.{layer}", width=3072)
+    with pytest.raises(LoRAError, match=r"named like the Motif-Video transformer's, but their shapes fit none.*"
+                                        r"its 4 other layers are named like none.*Flux"):  # fmt: skip
+        read_loras([LoRASpec(_write(tmp_path / "flux.safetensors", flux))], targets)
+    # A file of this model's width with deeper blocks still lists those blocks (another version of the model).
+    deeper = {key.replace("3072", ""): torch.randn(2, 64) if ".lora_A." in key else torch.randn(64, 2) for key in flux}
+    with pytest.raises(LoRAError, match=rf"4 of its {2 * blocks + 4} layers match no linear layer"):
+        read_loras([LoRASpec(_write(tmp_path / "deeper.safetensors", deeper))], targets)
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("diffusion_model." + Q, "transformer." + Q),  # two prefixes (named in sorted order)
+        ("lora_unet_" + Q, "lora_unet_" + Q.replace(".", "_")),  # dotted and underscored
+        ("single_transformer_blocks.0.cross_attn.to_q", "single_transformer_blocks.0.cross_attn_query_proj"),
+    ],
+    ids=["prefixes", "underscores", "layouts"],
+)
+def test_a_layer_held_twice_under_two_names_is_refused_naming_both(tmp_path, targets, first, second):
+    # Each spelling maps to the same layer: the one read last replaced the other, unsaid, and the file applied in part
+    # (half of a merged pair of LoRAs, say) as if whole.
+    tensors = _pair("", first) | _pair("", second)
+    path = _write(tmp_path / "twice.safetensors", tensors)
+    said = rf"holds 1 layer of the transformer twice, under two names \(e.g. .*: {re.escape(first)}\.lora_A\.weight "
+    with pytest.raises(LoRAError, match=said + rf"and {re.escape(second)}\.lora_A\.weight\).*file of its own"):
+        read_loras([LoRASpec(path)], targets)

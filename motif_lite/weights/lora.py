@@ -299,6 +299,7 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
     module_names = _module_names(targets)
     pairs: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
     spelled: dict[str, str] = {}  # our module name -> the file's (what PEFT matched its alpha_pattern against)
+    keys: dict[tuple[str, str], list[str]] = defaultdict(list)  # (our module, part) -> the file's keys for it
     unmatched: set[str] = set()
     for key, (module, part) in parsed.items():
         ours = module_names.get(module)
@@ -307,7 +308,12 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
         else:
             pairs[ours][part] = tensors[key]
             spelled[ours] = module
+            keys[ours, part].append(key)
+    _check_one_key_per_part(spec.path, keys)
     if unmatched:
+        # Named like this model's layers but fitting none (a Flux or HunyuanVideo LoRA: more blocks than this model,
+        # the same names for the first ones): another model's, said so rather than listing its deeper blocks.
+        _check_some_shapes_fit(spec.path, pairs, targets, len(unmatched))
         raise LoRAError(_unmatched(spec.path, sorted(unmatched), len(unmatched) + len(pairs)))
     _check_some_shapes_fit(spec.path, pairs, targets)
     alphas = _peft_alphas(spec.path, metadata) if fmt == "peft" else None
@@ -318,20 +324,41 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
     return LoRAFile(spec, fmt, updates)
 
 
+def _check_one_key_per_part(path: Path, keys: Mapping[tuple[str, str], list[str]]) -> None:
+    """A file that holds a layer's down, up or alpha twice, under two spellings (`transformer.` and
+    `diffusion_model.` prefixes, dotted and underscored names, two cross-attention layouts): refused, naming both,
+    as one of them would otherwise replace the other unsaid and the LoRA apply in part."""
+    twice = sorted((module, sorted(found)) for (module, _), found in keys.items() if len(found) > 1)
+    if not twice:
+        return
+    module, found = twice[0]
+    layers = len({module for module, _ in twice})
+    raise LoRAError(
+        f"{path}: holds {counted(layers, 'layer')} of the transformer twice, under two names (e.g. {module}: "
+        f"{' and '.join(found)}), so one would replace the other; it joins two LoRAs, or two copies of one: pass "
+        "each LoRA as a file of its own, or export it again"
+    )
+
+
 def _check_some_shapes_fit(
-    path: Path, pairs: Mapping[str, Mapping[str, torch.Tensor]], targets: Mapping[str, tuple[int, int]]
+    path: Path,
+    pairs: Mapping[str, Mapping[str, torch.Tensor]],
+    targets: Mapping[str, tuple[int, int]],
+    unmatched: int = 0,
 ) -> None:
-    """A file whose layer names are all the transformer's but whose shapes fit none of them is a LoRA for another
+    """A file whose layer names are the transformer's but whose shapes fit none of them is a LoRA for another
     model that names its layers alike (diffusers' Flux and HunyuanVideo transformers have transformer_blocks.N.attn.
-    to_q too, 3072 wide): said so, where the first layer's shape mismatch alone would not tell. A file of one
-    layer keeps that layer's own message."""
+    to_q too, 3072 wide, and more blocks: `unmatched` layers of the file are named like none of this model's): said
+    so, where the first layer's shape mismatch alone would not tell. A file of one layer keeps that layer's own
+    message."""
     complete = {module: parts for module, parts in pairs.items() if "down" in parts and "up" in parts}
     if len(complete) < max(2, len(pairs)) or any(_fits(p, targets[m]) for m, p in complete.items()):
         return
     module, parts = next(iter(sorted(complete.items())))
+    others = f"; its {unmatched} other layers are named like none" if unmatched else ""
     raise LoRAError(
         f"{path}: its layers are named like the Motif-Video transformer's, but their shapes fit none of them "
-        f"({counted(len(complete), 'layer')}; e.g. {module}: down {list(parts['down'].shape)}, up "
+        f"({counted(len(complete), 'layer')}{others}; e.g. {module}: down {list(parts['down'].shape)}, up "
         f"{list(parts['up'].shape)}, the layer being [{targets[module][0]}, {targets[module][1]}]); is it a LoRA for "
         "another model with the same layer names (Flux, HunyuanVideo, ...)?"
     )
