@@ -559,10 +559,10 @@ def test_a_lora_named_without_its_extension_or_misspelled_gets_the_file_meant(tm
     from motif_lite.server.loras import lora_files
     from motif_lite.server.schema import ApiError
 
-    for name in ("style.safetensors", "motion_v2.safetensors", "other.bin"):
+    for name in ("style.safetensors", "motion_v2.safetensors", "other.SAFETENSORS"):
         (tmp_path / name).write_bytes(b"")
     meant = {"style": "style.safetensors", "stlye.safetensors": "style.safetensors",
-             "motion.safetensors": "motion_v2.safetensors", "other": "other.bin"}  # fmt: skip
+             "motion.safetensors": "motion_v2.safetensors", "other": "other.SAFETENSORS"}  # fmt: skip
     for name, file in meant.items():
         with pytest.raises(ApiError) as refused:
             lora_files([(name, 1.0)], tmp_path)
@@ -573,7 +573,7 @@ def test_a_lora_named_without_its_extension_or_misspelled_gets_the_file_meant(tm
         lora_files([("landscape.safetensors", 1.0)], tmp_path)
     assert refused.value.message == (
         "no LoRA file 'landscape.safetensors' in this server's LoRA folder (available: motion_v2.safetensors, "
-        "other.bin, style.safetensors)"
+        "other.SAFETENSORS, style.safetensors)"
     )
 
 

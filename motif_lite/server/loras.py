@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from motif_lite.io.file_kinds import has_extension
 from motif_lite.server.schema import ApiError
 
 if TYPE_CHECKING:
@@ -43,9 +44,15 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
 
 
 def available_loras(folder: Path) -> list[str]:
-    """The LoRA files a job may name: the regular files directly in `folder` that stay inside it."""
+    """The LoRA files a job may name: the .safetensors files directly in `folder` that stay inside it. Only those:
+    a LoRA folder shared with ComfyUI or a Civitai helper also holds previews (`style.preview.png`), notes and
+    `.civitai.info` files, which no job can apply (a pickle `.ckpt` neither: a job naming one is told to convert it)."""
     root = folder.resolve()
-    return sorted(p.name for p in root.iterdir() if p.resolve().parent == root and p.resolve().is_file())
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if has_extension(p, ".safetensors") and p.resolve().parent == root and p.resolve().is_file()
+    )
 
 
 def _meant(name: str, files: list[str]) -> str | None:

@@ -1,0 +1,38 @@
+"""The LoRA files a server's jobs may name (server/loras.py): what `GET /v1/loras`, the page's picker and the
+refusal of a missing name list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from safetensors.torch import save_file
+from torch import zeros
+
+from motif_lite.server.loras import available_loras, lora_files
+from motif_lite.server.schema import ApiError
+
+
+def _lora(path: Path) -> Path:
+    save_file({"transformer_blocks.0.attn.to_q.lora_A.weight": zeros(2, 8)}, path)
+    return path
+
+
+def test_only_safetensors_files_are_listed_as_loras(tmp_path):
+    # A LoRA folder shared with ComfyUI and a Civitai helper holds each LoRA's preview image, its .civitai.info and
+    # notes: they were listed as LoRAs a job may name (and shown in the page's picker), which no job can apply.
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    _lora(folder / "style.safetensors")
+    _lora(folder / "MOTION.SAFETENSORS")  # a Windows tool's capitals: still a .safetensors file
+    for other in ("style.preview.png", "style.civitai.info", "trigger words.txt", ".DS_Store", "old.ckpt"):
+        (folder / other).write_bytes(b"not a lora")
+    (folder / "sub.safetensors").mkdir()  # a folder, not a file
+    assert available_loras(folder) == ["MOTION.SAFETENSORS", "style.safetensors"]
+    said = r"'styel' in this server's LoRA folder; did you mean 'style\.safetensors'\? "
+    said += r"\(available: MOTION\.SAFETENSORS, "
+    with pytest.raises(ApiError, match=said + r"style\.safetensors\)"):
+        lora_files([("styel", 1.0)], folder)
+    # A file of the folder that is not listed may still be named: the job is refused when the file is read, with
+    # what it is (a pickle: the command that converts it), rather than as a file that is not there.
+    assert lora_files([("old.ckpt", 0.5)], folder) == [((folder / "old.ckpt").resolve(), 0.5)]
