@@ -19,6 +19,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.weights import lora
 from motif_lite.weights.loader import build_model
 from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, read_loras
+from motif_lite.weights.lora_apply import apply_loras
 
 RANK, ALPHA = 4, 16.0
 Q = "transformer_blocks.0.attn.to_q"
@@ -323,3 +324,38 @@ def test_a_layer_held_twice_under_two_names_is_refused_naming_both(tmp_path, tar
     said = rf"holds 1 layer of the transformer twice, under two names \(e.g. .*: {re.escape(first)}\.lora_A\.weight "
     with pytest.raises(LoRAError, match=said + rf"and {re.escape(second)}\.lora_A\.weight\).*file of its own"):
         read_loras([LoRASpec(path)], targets)
+
+
+@pytest.mark.parametrize("settings", [{}, {"use_rslora": True, "alpha_pattern": {"to_k": 3.0}}], ids=["plain", "rs"])
+def test_a_diffusers_pipeline_file_takes_alpha_from_its_transformer_settings(tmp_path, settings):
+    # diffusers' training scripts save with a pipeline's `save_lora_weights` (Motif has none: a script written for
+    # Wan calls Wan's), which writes the settings under the component's name, `transformer.lora_alpha`. They were
+    # not found: the LoRA applied at alpha = rank, 1/4 of its strength here, where diffusers (which strips the name)
+    # and PEFT apply alpha / rank.
+    from diffusers import WanPipeline
+    from peft.utils import get_peft_model_state_dict
+    from tiny_config import forward
+    from tiny_transformer import inputs, reference_forward
+
+    reference = make_reference()
+    config = LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=["to_q", "to_k", "proj_mlp"], init_lora_weights=False,
+                        **settings)  # fmt: skip
+    reference.add_adapter(config)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in reference.named_parameters():
+            if ".lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
+    saved = reference.peft_config["default"].to_dict()
+    layers = get_peft_model_state_dict(reference)
+    WanPipeline.save_lora_weights(tmp_path, transformer_lora_layers=layers, transformer_lora_adapter_metadata=saved)
+    x = inputs(image=3)
+    expected = reference_forward(reference, x)
+    reference.disable_adapters()
+    assert (expected - reference_forward(reference, x)).abs().max() > expected.std()  # the LoRA matters
+    ours = build_model(TransformerConfig(**TINY))
+    plain = {k.replace(".base_layer", ""): v for k, v in reference.state_dict().items() if ".lora_" not in k}
+    ours.load_state_dict(plain, strict=True, assign=True)
+    apply_loras(ours, read_loras([LoRASpec.parse(str(tmp_path))], linear_shapes(ours)), torch.float32)
+    got = forward(ours, x)
+    assert (got - expected).abs().max() <= 1e-5 * expected.std()

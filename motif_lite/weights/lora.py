@@ -10,7 +10,7 @@ scale is the strength alone).
 Formats (detected from the tensor names):
 - "peft" (diffusers/PEFT): `[transformer.]<module>.lora_A.weight` / `.lora_B.weight`; alpha from `.alpha`
   tensors or from the `lora_adapter_metadata` JSON that diffusers writes (`lora_alpha`, `alpha_pattern`,
-  `use_rslora`: scale alpha / sqrt(rank)).
+  `use_rslora`: scale alpha / sqrt(rank); a pipeline's file names them `transformer.lora_alpha`, ...).
 - "kohya" (kohya-ss, ComfyUI): `diffusion_model.<module>.lora_down.weight` / `.lora_up.weight` / `.alpha`, or the
   same under `lora_unet_<module with "_" for ".">` (OneTrainer: `lora_transformer_`, SimpleTuner: `lycoris_`).
 Any of these prefixes (or none) goes with either pair of part names, as trainers mix them; the format is named
@@ -78,6 +78,8 @@ _OTHER_ADAPTERS = [
 ]  # fmt: skip
 # What PEFT's `save_pretrained` writes: the adapter's tensors, and beside them its settings (lora_alpha among them).
 _PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
+# The transformer's name in a diffusers pipeline, before its tensors' and its settings' names in a pipeline's file.
+_PIPELINE_PREFIX = "transformer."
 # What to do about PEFT settings no PEFT version writes.
 _EDITED = "the file was edited or damaged; export the LoRA again"
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
@@ -614,6 +616,14 @@ class _Alphas:
         return self.alpha
 
 
+def _transformer_settings(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The transformer's PEFT settings: a pipeline's `save_lora_weights` (what diffusers' training scripts call)
+    writes each component's under its name, `transformer.lora_alpha`, as it writes its tensors, and diffusers reads
+    them back without it; the transformer's own `save_lora_adapter` and PEFT write `lora_alpha` alone."""
+    prefixed = {key.removeprefix(_PIPELINE_PREFIX): v for key, v in config.items() if key.startswith(_PIPELINE_PREFIX)}
+    return prefixed or config
+
+
 def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
     """PEFT's alpha settings: from the `lora_adapter_metadata` that diffusers writes into the file, else from the
     adapter_config.json that PEFT's `save_pretrained` writes beside its adapter_model.safetensors (whose tensors
@@ -628,6 +638,7 @@ def _peft_alphas(path: Path, metadata: Mapping[str, str]) -> _Alphas | None:
         config = parse_json_object(raw)
     except NotAJSONObject as exc:
         raise LoRAError(f"{path}: {source} is {exc}") from None
+    config = _transformer_settings(config)
     if config.get("use_dora"):
         raise LoRAError(f"{path}: DoRA adapters (use_dora in {source}) are not supported; {_MERGE_IT}")
     alpha, patterns = config.get("lora_alpha"), config.get("alpha_pattern") or {}
