@@ -321,9 +321,15 @@ def test_a_layer_held_twice_under_two_names_is_refused_naming_both(tmp_path, tar
     # (half of a merged pair of LoRAs, say) as if whole.
     tensors = _pair("", first) | _pair("", second)
     path = _write(tmp_path / "twice.safetensors", tensors)
-    said = rf"holds 1 layer of the transformer twice, under two names \(e.g. .*: {re.escape(first)}\.lora_A\.weight "
+    said = rf"twice, under two names and with other values \(e.g. .*: {re.escape(first)}\.lora_A\.weight "
     with pytest.raises(LoRAError, match=said + rf"and {re.escape(second)}\.lora_A\.weight\).*file of its own"):
         read_loras([LoRASpec(path)], targets)
+    # The same values under both names (a file written for two loaders) are one update, applied once.
+    same = _pair("", first)
+    same |= {key.replace(first, second): value.clone() for key, value in same.items()}
+    alone = read_loras([LoRASpec(_write(tmp_path / "alone.safetensors", _pair("", first)))], targets)[0]
+    (update,) = read_loras([LoRASpec(_write(tmp_path / "same.safetensors", same))], targets)[0].updates
+    assert update.module == alone.updates[0].module and torch.equal(update.down, same[f"{first}.lora_A.weight"])
 
 
 @pytest.mark.parametrize("settings", [{}, {"use_rslora": True, "alpha_pattern": {"to_k": 3.0}}], ids=["plain", "rs"])

@@ -311,7 +311,7 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
             pairs[ours][part] = tensors[key]
             spelled[ours] = module
             keys[ours, part].append(key)
-    _check_one_key_per_part(spec.path, keys)
+    _check_one_key_per_part(spec.path, keys, tensors)
     if unmatched:
         # Named like this model's layers but fitting none (a Flux or HunyuanVideo LoRA: more blocks than this model,
         # the same names for the first ones): another model's, said so rather than listing its deeper blocks.
@@ -326,20 +326,32 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
     return LoRAFile(spec, fmt, updates)
 
 
-def _check_one_key_per_part(path: Path, keys: Mapping[tuple[str, str], list[str]]) -> None:
+def _check_one_key_per_part(
+    path: Path, keys: Mapping[tuple[str, str], list[str]], tensors: Mapping[str, torch.Tensor]
+) -> None:
     """A file that holds a layer's down, up or alpha twice, under two spellings (`transformer.` and
-    `diffusion_model.` prefixes, dotted and underscored names, two cross-attention layouts): refused, naming both,
-    as one of them would otherwise replace the other unsaid and the LoRA apply in part."""
-    twice = sorted((module, sorted(found)) for (module, _), found in keys.items() if len(found) > 1)
+    `diffusion_model.` prefixes, dotted and underscored names, two cross-attention layouts) with other values:
+    refused, naming both, as one of them would otherwise replace the other unsaid and the LoRA apply in part. The
+    same values twice (a file written for two loaders' names) are one update."""
+    twice = sorted(
+        (module, sorted(found))
+        for (module, _), found in keys.items()
+        if any(not _same(tensors[found[0]], tensors[key]) for key in found[1:])
+    )
     if not twice:
         return
     module, found = twice[0]
     layers = len({module for module, _ in twice})
     raise LoRAError(
-        f"{path}: holds {counted(layers, 'layer')} of the transformer twice, under two names (e.g. {module}: "
-        f"{' and '.join(found)}), so one would replace the other; it joins two LoRAs, or two copies of one: pass "
-        "each LoRA as a file of its own, or export it again"
+        f"{path}: holds {counted(layers, 'layer')} of the transformer twice, under two names and with other values "
+        f"(e.g. {module}: {' and '.join(found)}), so one would replace the other; it joins two LoRAs: pass each "
+        "LoRA as a file of its own, or export it again"
     )
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors of a file hold the same values (in any float dtype)."""
+    return a.shape == b.shape and torch.equal(a.float(), b.float())
 
 
 def _check_some_shapes_fit(
