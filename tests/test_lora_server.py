@@ -25,7 +25,8 @@ def test_only_safetensors_files_are_listed_as_loras(tmp_path):
     folder.mkdir()
     _lora(folder / "style.safetensors")
     _lora(folder / "MOTION.SAFETENSORS")  # a Windows tool's capitals: still a .safetensors file
-    for other in ("style.preview.png", "style.civitai.info", "trigger words.txt", ".DS_Store", "old.ckpt"):
+    hidden = ("._style.safetensors", ".DS_Store")  # a Mac's metadata beside a copied file
+    for other in ("style.preview.png", "style.civitai.info", "trigger words.txt", "old.ckpt", *hidden):
         (folder / other).write_bytes(b"not a lora")
     (folder / "sub.safetensors").mkdir()  # a folder, not a file
     assert available_loras(folder) == ["MOTION.SAFETENSORS", "style.safetensors"]

@@ -44,14 +44,18 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
 
 
 def available_loras(folder: Path) -> list[str]:
-    """The LoRA files a job may name: the .safetensors files directly in `folder` that stay inside it. Only those:
-    a LoRA folder shared with ComfyUI or a Civitai helper also holds previews (`style.preview.png`), notes and
-    `.civitai.info` files, which no job can apply (a pickle `.ckpt` neither: a job naming one is told to convert it)."""
+    """The LoRA files a job may name: the .safetensors files directly in `folder` that stay inside it, hidden ones
+    left out. Only those: a LoRA folder shared with ComfyUI or a Civitai helper also holds previews
+    (`style.preview.png`), notes and `.civitai.info` files, and one copied from a Mac `._style.safetensors` (its
+    AppleDouble metadata), which no job can apply (a pickle `.ckpt` neither: a job naming one is told to convert it)."""
     root = folder.resolve()
     return sorted(
         p.name
         for p in root.iterdir()
-        if has_extension(p, ".safetensors") and p.resolve().parent == root and p.resolve().is_file()
+        if has_extension(p, ".safetensors")
+        and not p.name.startswith(".")
+        and p.resolve().parent == root
+        and p.resolve().is_file()
     )
 
 
