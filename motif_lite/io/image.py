@@ -39,6 +39,23 @@ def image_sha256(path: str | Path) -> str | None:
     return digest.hexdigest()
 
 
+def _how_to_save(image: object) -> str:
+    """The line that saves `image` as a PNG. A PIL image saves itself; an array or a tensor has no `.save` (which the
+    message once told every kind to call), so the line makes a PIL image of it first, as diffusers' pipelines read
+    them: channels last (a tensor's [3, H, W] moved there), floats from 0..1."""
+    if isinstance(image, torch.Tensor):
+        channels_first = image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3)
+        array = "image.detach().permute(1, 2, 0).cpu().numpy()" if channels_first else "image.detach().cpu().numpy()"
+        floats = image.is_floating_point()
+    elif isinstance(image, np.ndarray):
+        array, floats = "image", image.dtype.kind == "f"
+    else:
+        return "e.g. image.save('first.png')"
+    if floats:
+        array = f"({array} * 255).round().astype('uint8')"
+    return f"e.g. PIL.Image.fromarray({array}).save('first.png')"
+
+
 def load_image(path: str | Path) -> PIL.Image.Image:
     """Open an image file as an RGB `PIL.Image`, upright as its EXIF orientation says (alpha is dropped, palettes
     and grayscale are expanded, 16-bit grayscale scaled to 8 bits)."""
@@ -53,7 +70,7 @@ def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
         name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
         raise MotifLiteError(
             f"the input image must be the path of an image file (str or Path), got {name}; save it to a file "
-            "first (e.g. image.save('first.png')) and give that path"
+            f"first ({_how_to_save(path)}) and give that path"
         )
     if (blank := blank_path_problem(path, "the input image", NO_IMAGE)) is not None:
         raise MotifLiteError(blank)
