@@ -3,6 +3,10 @@ and sizes, a log of each run's settings, and first frames made in memory (an arr
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -35,3 +39,37 @@ def test_the_line_that_saves_an_image_made_in_memory_saves_it(image, tmp_path, m
     saved = np.asarray(PIL.Image.open(tmp_path / "first.png"))
     np.testing.assert_array_equal(saved, _PIXELS)
     GenerationRequest("a fox", **TINY, image=tmp_path / "first.png", output=tmp_path / "fox.mp4").resolve()
+
+
+def _sweep_example() -> str:
+    """docs/usage.md's sweep example, the one ```python block of its section."""
+    usage = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text(encoding="utf-8")
+    section = usage.split("### Many runs from one script: a sweep\n", 1)[1].split("\n#", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 1, "the sweep section has one Python example"
+    return blocks[0]
+
+
+def _on_the_tiny_checkpoint(example: str, checkpoint: Path) -> str:
+    """The example with the tiny checkpoint on the CPU and a tiny draft size, its loop and logging as written."""
+    load = re.compile(r"^pipe = load_pipeline\(.*$", re.MULTILINE)
+    draft = re.compile(r"^draft = dict\(.*$", re.MULTILINE)
+    assert len(load.findall(example)) == 1 and len(draft.findall(example)) == 1
+    tiny_load = f'pipe = load_pipeline({str(checkpoint)!r}, device="cpu", dtype="fp32", kernels="torch")'
+    return draft.sub("draft = dict(width=32, height=32, frames=5, steps=2)", load.sub(tiny_load, example))
+
+
+def test_the_docs_sweep_runs_and_its_log_remakes_each_video(shared_checkpoint, tmp_path, monkeypatch):
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.pipeline.metadata import request_fields_of
+
+    monkeypatch.chdir(tmp_path)
+    exec(_on_the_tiny_checkpoint(_sweep_example(), shared_checkpoint[0]), {})  # noqa: S102
+    rows = [json.loads(line) for line in (tmp_path / "sweep" / "runs.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and len({(row["prompt"], row["seed"], row["cfg_scale"]) for row in rows}) == 8
+    for row in rows:
+        fields = {name: value for name, value in row.items() if name != "seconds"}
+        request = GenerationRequest(**fields)  # the log's line is a request again, as the docs say
+        stored = request_fields_of(read_settings(tmp_path / request.output).values)  # what --settings-from takes
+        given = {name: value for name, value in fields.items() if value is not None and name != "output"}
+        assert {name: stored[name] for name in given} == given
