@@ -448,20 +448,23 @@ def test_the_6_8_gb_table_of_docs_memory_is_the_planners(no_network, no_weights,
 def test_the_example_that_reads_a_results_frames_back_closes_ffmpegs_pipes(tmp_path):
     # docs/usage.md, "Frames": the example read the file with imageio_ffmpeg.read_frames, which leaves the pipes of an
     # ffmpeg that finished (a short video) to the garbage collector: a ResourceWarning, an error under -W error.
+    # It is `result.read_frames()` now, which must close them too.
     import gc
-    import types
     import warnings
 
     import numpy as np
 
     from motif_lite.io.video import write_video
+    from motif_lite.pipeline import GenerationResult
+    from motif_lite.request import GenerationRequest
 
     (example,) = [block for block in re.findall(r"```python\n(.*?)```", USAGE.read_text(), re.S)
-                  if "result.output" in block and "[F, H, W, 3]" in block]  # fmt: skip
+                  if "read_frames()" in block and "[F, H, W, 3]" in block]  # fmt: skip
     written = np.random.default_rng(0).integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
     written[:] = written[:, :1, :1]  # a flat colour per frame: H.264 keeps it
     output = write_video(written, tmp_path / "fox.mp4", fps=24)
-    result = types.SimpleNamespace(output=output, request=types.SimpleNamespace(width=48, height=32))
+    request = GenerationRequest("a fox", width=48, height=32, frames=5, seed=1, output=output)
+    result = GenerationResult(output, request, 0.0, {}, None, None)
     scope = {"result": result}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import PIL.ImageSequence
 import pytest
 import torch
 
@@ -73,3 +74,44 @@ def test_the_docs_sweep_runs_and_its_log_remakes_each_video(shared_checkpoint, t
         stored = request_fields_of(read_settings(tmp_path / request.output).values)  # what --settings-from takes
         given = {name: value for name, value in fields.items() if value is not None and name != "output"}
         assert {name: stored[name] for name in given} == given
+
+
+@pytest.fixture(scope="module")
+def pipe(shared_checkpoint):
+    from motif_lite import load_pipeline
+
+    return load_pipeline(shared_checkpoint[0], dtype="fp32", device="cpu", kernels="torch")
+
+
+def _png_frames(files: list[Path]) -> np.ndarray:
+    return np.stack([np.asarray(PIL.Image.open(file).convert("RGB")) for file in files])
+
+
+def _ffmpeg_frames(video: Path, width: int, height: int) -> np.ndarray:
+    """docs/usage.md's "Frames" recipe: ffmpeg's RGB frames of a video."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(video)]
+    raw = subprocess.run([*ffmpeg, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+
+@pytest.mark.parametrize("frames", [5, 1])
+def test_a_result_reads_its_frames_back(pipe, tmp_path, frames):
+    # There was no way to get a run's frames but decoding its file by hand (docs/usage.md's ffmpeg recipe).
+    tiny = {**TINY, "frames": frames}
+    pngs = pipe.generate(GenerationRequest("a fox", **tiny, output=tmp_path / "fox_%03d.png"))
+    files = sorted(tmp_path.glob("fox_*.png"))
+    assert pngs.read_frames().dtype == np.uint8 and len(files) == frames
+    np.testing.assert_array_equal(pngs.read_frames(), _png_frames(files))  # the exact pixels
+    mp4 = pipe.generate(GenerationRequest("a fox", **tiny, output=tmp_path / "fox.mp4"))
+    np.testing.assert_array_equal(mp4.read_frames(), _ffmpeg_frames(mp4.output, TINY["width"], TINY["height"]))
+    gif = pipe.generate(GenerationRequest("a fox", **tiny, output=tmp_path / "fox.gif"))
+    with PIL.Image.open(gif.output) as opened:
+        pillows = [np.asarray(frame.convert("RGB")) for frame in PIL.ImageSequence.Iterator(opened)]
+    np.testing.assert_array_equal(gif.read_frames(), np.stack(pillows))
+    if frames == 1:  # one image, not a sequence
+        one = pipe.generate(GenerationRequest("a fox", **tiny, output=tmp_path / "fox.png"))
+        np.testing.assert_array_equal(one.read_frames(), _png_frames([one.output]))

@@ -36,7 +36,7 @@ CALL_ADVICE = {
     "generator": "give seed=N for torch.Generator().manual_seed(N): the noise is drawn from a CPU generator, as "
     "diffusers draws it from a CPU generator (a CUDA generator's noise differs)",
     "output_type": "the video is written to output= (.mp4, .webm, .gif or PNG frames), no frames come back in "
-    "memory: read the file, or show it with IPython.display.Video",
+    "memory: result.read_frames() reads them from the file, or show it with IPython.display.Video",
     "return_dict": "generate returns a GenerationResult: .output is the file, .settings what was used",
     "callback_on_step_end": "generate(request, on_progress=fn) calls fn(stage, done, total); on_preview= gets "
     "preview frames",
@@ -160,9 +160,8 @@ LOAD_ADVICE = {
 
 # The fields of diffusers' `MotifVideoPipelineOutput` (what its pipeline returns) -> where the same thing is here.
 RESULT_ADVICE = {
-    "frames": "generate writes the video to result.output and keeps no frames in memory: read them back from the "
-    "file (docs/usage.md, 'Errors, stopping a run, frames and output files'), or show it with "
-    "IPython.display.Video(str(result.output))",
+    "frames": "generate writes the video to result.output and keeps no frames in memory: result.read_frames() "
+    "reads them back from the file (uint8 [F, H, W, 3]), or show it with IPython.display.Video(str(result.output))",
 }
 
 

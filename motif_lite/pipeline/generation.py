@@ -361,9 +361,9 @@ class MotifVideoPipeline:
         resolved: ResolvedRequest | None = None,
         **other_keywords: object,
     ) -> GenerationResult:
-        """Generate one video and write it to `request.output` (always a file: no frames come back in memory; a file
-        there is replaced, and a request without `output` takes a free name: `result.output`); no partial video is
-        left behind if it fails.
+        """Generate one video and write it to `request.output` (always a file: no frames come back in memory,
+        `result.read_frames()` reads them from it; a file there is replaced, and a request without `output` takes a
+        free name: `result.output`); no partial video is left behind if it fails.
 
         `on_progress(stage, done, total)` may raise to stop the run (cancelling from code): that exception comes out
         of `generate` unchanged, after the work is kept as for any failure (below).

@@ -11,6 +11,7 @@ import numpy as np
 
 from motif_lite.errors import counted
 from motif_lite.frame_rates import rate_said
+from motif_lite.io.clip import Clip, clip_frames
 from motif_lite.pipeline.from_diffusers import RESULT_ADVICE
 from motif_lite.request import GenerationRequest, extended_frames
 from motif_lite.settings import Settings
@@ -36,7 +37,7 @@ INDEXED_RESULT = f"diffusers' output[0] is its frames; here {RESULT_ADVICE['fram
 class GenerationResult:
     """What `generate` produced: the file, the settings actually used, time per stage, peak memory."""
 
-    output: Path  # the video file written (`generate` gives no frames in memory: read the file back)
+    output: Path  # the video file written (`generate` gives no frames in memory: `read_frames()` reads them back)
     request: GenerationRequest  # resolved: normalized frames, the seed that was used
     shift: float
     timings: dict[str, float]  # seconds per stage ("encode", "denoise", "decode") and "total"
@@ -74,6 +75,15 @@ class GenerationResult:
             return None
         said = "; ".join(f"{op} ({reason})" for op, reason in self.kernel_fallbacks.items())
         return f"kernels: fell back to torch (slower, same math): {said}"
+
+    def read_frames(self) -> np.ndarray:
+        """The frames of the file written, read back: uint8 RGB `[F, H, W, 3]`, an extended clip's frames first, as
+        the file holds them. PNG frames (`output="fox_%03d.png"`) give the exact pixels the run made; a video gives
+        its codec's (H.264 at CRF 18 for .mp4: within a few levels). Reads the file each call."""
+        r = self.request
+        # The file as written, not `read_clip`'s check of a clip to go on from, which refuses a one-frame file.
+        written = Clip(Path(self.output), self.frames_written, r.width, r.height, r.fps)
+        return np.stack(list(clip_frames(written)))
 
     @property
     def frames_written(self) -> int:
