@@ -115,3 +115,35 @@ def test_a_result_reads_its_frames_back(pipe, tmp_path, frames):
     if frames == 1:  # one image, not a sequence
         one = pipe.generate(GenerationRequest("a fox", **tiny, output=tmp_path / "fox.png"))
         np.testing.assert_array_equal(one.read_frames(), _png_frames([one.output]))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_running_a_stopped_request_again_says_that_its_saved_state_is_there(pipe, tmp_path, caplog):
+    # A notebook's cell stopped part way, then run again, started over without a word (`motif-lite run` says it):
+    # the stopped run's state file stayed beside the output, unmentioned, after the new video was made.
+    import motif_lite
+
+    request = GenerationRequest("a fox", **{**TINY, "steps": 3}, output=tmp_path / "fox.mp4")
+
+    def stop(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        pipe.generate(request, on_progress=stop)
+    saved_path = tmp_path / "fox.latents.safetensors"
+    with caplog.at_level("WARNING"):
+        again = pipe.generate(request)
+    (note,) = [note for note in again.notes if str(saved_path) in note]
+    assert "stopped after step 2 of 3" in note and note in caplog.text
+    # The note's Python line goes on with the stopped run, and makes the video that run would have made (into the
+    # same file: the frames of the run made again are read first).
+    made_again = again.read_frames()
+    line = note.split("To go on with that one instead: ")[1]
+    scope = {"motif_lite": motif_lite, "pipe": pipe}
+    exec(line.replace("pipe.generate(", "resumed = pipe.generate("), scope)  # noqa: S102
+    assert scope["resumed"].resumed_at == 2
+    np.testing.assert_array_equal(scope["resumed"].read_frames(), made_again)

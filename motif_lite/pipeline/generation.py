@@ -63,7 +63,7 @@ from motif_lite.pipeline.metadata import (
 )
 from motif_lite.pipeline.recipe import LoadedTransformer, TransformerRecipe, load_transformer_stage
 from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewFn, ProgressFn, first_step_overhead
-from motif_lite.pipeline.resuming import resumed_state
+from motif_lite.pipeline.resuming import earlier_run_note, resumed_state
 from motif_lite.pipeline.step_watch import StepWatch
 from motif_lite.preflight import check_loras
 from motif_lite.progress import ProgressBars
@@ -437,6 +437,11 @@ class MotifVideoPipeline:
         notes = notes + self._run_notes(settings, resume)  # a new list: `resolved`'s is the caller's
         if (beyond := self._beyond_plan_note(request)) is not None:
             notes.append(beyond)
+        # A stopped run of this output (a cell stopped, then run again) is not gone on with unasked: say so before the
+        # work starts. `motif-lite run` and the server name their own latents file and say it themselves.
+        if resume is None and latents_file is None and keep_latents and (earlier := earlier_run_note(request.output)):
+            logger.warning(earlier)
+            notes.append(earlier)
         progress = on_progress or (lambda stage, done, total: None)
         measures = _StageMeasures()
         begin = time.perf_counter()

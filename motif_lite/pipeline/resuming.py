@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from motif_lite.io.latents import SavedLatents
+from motif_lite.io.latents import LatentsFileError, SavedLatents, latents_path, read_latents
 from motif_lite.pipeline.metadata import jsonable, stored_settings
 from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, RequestError
 from motif_lite.sampling import SamplingState
@@ -91,3 +93,25 @@ def _check_same_image(resume: SavedLatents, request: GenerationRequest, first_fr
     if first_frame_sha256 != expected:
         raise RequestError(f"{request.image} is not the image the run {resume.file or 'being resumed'} sampled from "
                            "(its content differs since): give the run's image")  # fmt: skip
+
+
+def earlier_run_note(output: str | Path) -> str | None:
+    """A note when a stopped run of `output` left its work beside it (a notebook's cell stopped with Ctrl-C, then run
+    again): this run starts over, and that file, which it does not touch, says how to use that work instead.
+    `motif-lite run` says the same with its flags (`cli.resume.earlier_runs`)."""
+    saved_path = latents_path(Path(output))
+    try:
+        saved = read_latents(saved_path) if saved_path.is_file() else None
+    except LatentsFileError:  # not a latents file of ours, or damaged: nothing to offer
+        return None
+    if saved is None or saved.output != Path(output).absolute():
+        return None
+    if saved.progress is None:
+        return (f"{saved_path} holds the denoised latents of an earlier run of {output} whose decode failed; this run "
+                "samples again. Without sampling: from motif_lite.decoding import prepare_decode, run_decode; "
+                f"run_decode(prepare_decode(motif_lite.read_latents({str(saved_path)!r})))")  # fmt: skip
+    done, steps = saved.progress
+    return (f"{saved_path} holds an earlier run of {output} that stopped after step {done} of {steps}; this run "
+            "starts again (its own state file gets another name). To go on with that one instead: saved = "
+            f"motif_lite.read_latents({str(saved_path)!r}); pipe.generate(motif_lite.GenerationRequest("
+            "**saved.request), resume=saved)")  # fmt: skip
