@@ -147,3 +147,25 @@ def test_running_a_stopped_request_again_says_that_its_saved_state_is_there(pipe
     exec(line.replace("pipe.generate(", "resumed = pipe.generate("), scope)  # noqa: S102
     assert scope["resumed"].resumed_at == 2
     np.testing.assert_array_equal(scope["resumed"].read_frames(), made_again)
+
+
+def test_running_a_request_whose_decode_stopped_again_says_its_denoised_latents_are_there(pipe, tmp_path, caplog):
+    import motif_lite
+
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox_%03d.png")
+
+    def stop(stage: str, done: int, total: int) -> None:
+        if stage == "decode" and done == 1:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        pipe.generate(request, on_progress=stop)
+    with caplog.at_level("WARNING"):
+        again = pipe.generate(request)
+    (note,) = [note for note in again.notes if "denoised latents" in note]
+    assert note in caplog.text
+    made_again = again.read_frames()
+    for frame in tmp_path.glob("fox_*.png"):
+        frame.unlink()
+    exec(note.split("Without sampling: ")[1].replace("; ", "\n"), {"motif_lite": motif_lite})  # noqa: S102
+    np.testing.assert_array_equal(again.read_frames(), made_again)  # the stopped run's latents, decoded
