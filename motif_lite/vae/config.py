@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -77,13 +78,19 @@ class WanVAEConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> WanVAEConfig:
-        """Build and validate a config; keys starting with '_' and unknown keys are ignored, as diffusers ignores
-        them (and the keys `_use_default_values` lists take their default, as in diffusers)."""
+        """Build and validate a config; keys starting with '_' are metadata, unknown keys are ignored with a warning
+        naming them, as diffusers ignores them with one (a misspelt `latents_std` would otherwise decode with the
+        default statistics, unsaid), and the keys `_use_default_values` lists take their default, as in diffusers."""
         raw = diffusers_values(raw)
         class_name = raw.get("_class_name", "AutoencoderKLWan")
         if class_name != "AutoencoderKLWan":
             raise ConfigError(f"{source}: _class_name is {class_name!r}, expected 'AutoencoderKLWan'")
         known = {f.name for f in fields(cls)}
+        unknown = sorted(k for k in raw if not k.startswith("_") and k not in known)
+        if unknown:
+            # Said from this line (as the transformer's config says its own): Python shows a warning once per message
+            # and line, and a run reads the VAE config at several places.
+            warnings.warn(f"{source}: ignoring unknown VAE config keys {unknown}", stacklevel=1)
         config = cls(**{k: v for k, v in raw.items() if k in known})
         config.validate(source)
         return config

@@ -79,6 +79,8 @@ class CausalConv3d(nn.Conv3d):
 
 
 FLOAT32_BAND_ELEMENTS = 1 << 24  # 64 MB of float32 per normalization band
+# The dtypes the reference (`WanRMS_norm`) normalizes in float32; any other it normalizes in its own.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 class RMSNorm(nn.Module):
@@ -91,7 +93,7 @@ class RMSNorm(nn.Module):
         self.scale = dim**0.5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32:
+        if x.dtype not in HALF_DTYPES:  # float32 and float64 normalize in their own precision, as the reference
             return F.normalize(x, dim=1).mul_(self.scale).mul_(self.gamma)
         # Half precision: the reference normalizes a float32 copy. Every pixel is normalized on its own, so the
         # same math runs on row bands, bounding the float32 temporary (0.36 GB per full 720p frame at 96
