@@ -148,6 +148,41 @@ def test_a_queued_video_says_how_many_jobs_run_before_it(pipe, tmp_path):
         assert server.wait_status(jobs[2].id, ("completed",))["jobs_ahead"] is None
 
 
+def test_a_job_the_worker_takes_at_once_is_not_answered_as_queued_with_no_place(pipe, tmp_path, monkeypatch):
+    # With the queue idle the worker claims a new job as soon as it is stored, before the create's answer is made
+    # from the job as stored: that answer said `queued` with `jobs_ahead` null, which the docs give only to a job
+    # that has started (a page showed a queued card with no place in the queue).
+    store = JobStore(tmp_path)
+    try:
+        worker = Worker(store, pipe, log=lambda line: None)
+        client = TestClient(create_app(store, ServerState(ServerConfig(model_name="tiny"), worker)))
+        add = store.add
+
+        def add_then_claim(*args, **kwargs):  # the worker's claim, at the moment it comes when idle
+            job = add(*args, **kwargs)
+            store.claim_next()
+            return job
+
+        monkeypatch.setattr(store, "add", add_then_claim)
+        video = client.post("/v1/videos", json={"prompt": PROMPT, **TINY}).json()
+        assert (video["status"], video["jobs_ahead"]) == ("in_progress", None)
+    finally:
+        store.close()
+
+
+def test_a_method_a_route_does_not_take_names_those_it_takes(tmp_path):
+    # The 405 in OpenAI's shape dropped Starlette's `Allow` header, which HTTP requires on a 405 and which says
+    # what to send instead (`curl -I /` on the page, `PUT` on the list).
+    store = JobStore(tmp_path)
+    try:
+        client = TestClient(create_app(store, ServerState(ServerConfig(model_name="tiny"))))
+        answer = client.put("/v1/videos", json={})
+        assert answer.status_code == 405 and answer.json()["error"]["code"] == "method_not_allowed"
+        assert set(answer.headers["allow"].split(", ")) == {"GET", "POST"}
+    finally:
+        store.close()
+
+
 def test_health_is_503_before_the_worker_runs_and_after_it_failed(pipe, tmp_path, monkeypatch):
     store = JobStore(tmp_path)
     try:

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from motif_lite.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")  # those a 405's `Allow` may name
 LOADING_RETRY_SECONDS = 10  # what a 503 `model_loading` tells a client to wait (the SDK retries after it)
 # The page while the model loads: it reloads itself, and so becomes the real page once the model is ready.
 LOADING_PAGE = f"""<!doctype html>
@@ -299,6 +300,9 @@ def _video_objects(store: JobStore, state: ServerState, jobs: list[Job]) -> list
     the one the worker is on (also one deleted while it ran, which the worker stops only after its current step:
     the queue waits for it)."""
     ahead = store.queued_ahead(jobs)
+    # A job queued when read but no longer in the queue has started since (the idle worker claims a new job at once,
+    # before its create is answered) or gone: read again, so that its status and `jobs_ahead` agree.
+    jobs = [store.get(job.id) or job if job.status == QUEUED and job.id not in ahead else job for job in jobs]
     running = int(state.worker is not None and state.worker.current is not None)
     return [video_object(job, ahead[job.id] + running if job.id in ahead else None) for job in jobs]
 
@@ -466,6 +470,17 @@ def _api_route(app: FastAPI, request: Request, path: str) -> bool:
     return any(route.matches(scope)[0] is not Match.NONE for route in app.routes)
 
 
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """The methods the routes at the request's path take, for a 405's `Allow` (which HTTP requires on it): each
+    method of a path is a route of its own, and Starlette's 405 names those of the first only."""
+    allowed = [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in app.routes)
+    ]
+    return ", ".join(allowed)
+
+
 def _route_hint(app: FastAPI, request: Request) -> str:
     """What a 404 for a path that is no route adds: the route meant, else where the API is. Clients of other tools
     arrive with their own routes (ComfyUI's /prompt, AUTOMATIC1111's /sdapi/v1/txt2img)."""
@@ -486,7 +501,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         message = f"{request.method} {request.url.path}: {exc.detail}"
         if exc.status_code == 404:
             message += _route_hint(app, request)
-        return api_error(request, ApiError(exc.status_code, message, None, code))
+        headers = exc.headers
+        if exc.status_code == 405 and (allowed := _allowed_methods(app, request)):
+            headers = {**(headers or {}), "Allow": allowed}
+        return api_error(request, ApiError(exc.status_code, message, None, code, headers))
 
     def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return api_error(request, ApiError(400, str(exc.errors()), None, "invalid_value"))
