@@ -6,6 +6,7 @@ loaded again only when a job's set differs from the last one, the server's own L
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -180,6 +181,34 @@ def test_a_method_a_route_does_not_take_names_those_it_takes(tmp_path):
         assert answer.status_code == 405 and answer.json()["error"]["code"] == "method_not_allowed"
         assert set(answer.headers["allow"].split(", ")) == {"GET", "POST"}
     finally:
+        store.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files in /proc")
+def test_a_refused_upload_lets_go_of_its_temporary_file(pipe, tmp_path):
+    # A form's files are spooled to a temporary file (deleted at once, open until closed): the server never closed
+    # the form, and a refused upload's stayed open until Python's cycle collector ran, holding its disk space (up
+    # to --max-video-upload-mb per request) though no folder shows it.
+    def deleted_files_open() -> int:
+        targets = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(FileNotFoundError):  # the listing's own, closed since
+                targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return sum(target.endswith("(deleted)") for target in targets)
+
+    store = JobStore(tmp_path)
+    gc.disable()  # what the cycle collector would free some time later is what this counts
+    try:
+        worker = Worker(store, pipe, log=lambda line: None)
+        client = TestClient(create_app(store, ServerState(ServerConfig(model_name="tiny"), worker)))
+        before = deleted_files_open()
+        not_a_video = os.urandom(3 * 2**20)  # over the 1 MiB a form keeps in memory
+        for route, field in (("/v1/videos/extensions", "video"), ("/v1/videos", "extend")):
+            answer = client.post(route, data={"prompt": PROMPT}, files={field: ("clip.mp4", not_a_video)})
+            assert answer.status_code == 400 and answer.json()["error"]["param"] == field
+        assert deleted_files_open() == before
+    finally:
+        gc.enable()
         store.close()
 
 

@@ -17,7 +17,7 @@ import dataclasses
 import hmac
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,7 +174,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     # request (FastAPI's way with plain functions) cost more than the work under load. Creating a job decodes an
     # image and so goes to a thread.
     config = state.config  # its HTTP side: the key and the poll interval, fixed at start
-    checks = [Depends(_key_checker(config.api_key)), Depends(_loaded_checker(state))]
+    checks = [Depends(_key_checker(config.api_key)), Depends(_loaded_checker(state)), Depends(_close_form)]
     api = APIRouter(prefix="/v1", dependencies=checks)
     submit = JobSubmitter(store, state)
 
@@ -443,6 +443,16 @@ def _loaded_checker(state: ServerState) -> Callable[[], Awaitable[None]]:
                            "once it is ready)", None, "model_loading", headers=_loading_headers())  # fmt: skip
 
     return check_loaded
+
+
+async def _close_form(request: Request) -> AsyncIterator[None]:
+    """Close the form a route read (`read_create_body`) once it has answered, refused or not: its files are spooled
+    to temporary files (up to --max-video-upload-mb each), which nothing else closes until Python's cycle collector
+    runs; FastAPI closes only the forms it parses itself."""
+    try:
+        yield
+    finally:
+        await request.close()
 
 
 def _loading_headers() -> dict[str, str]:
