@@ -22,6 +22,7 @@ pytest.importorskip("fastapi")
 from server_helpers import RUNTIME_FLAGS, TINY, process_server, request, wait_for  # noqa: E402
 
 from motif_lite import cli  # noqa: E402
+from motif_lite.errors import MotifLiteError  # noqa: E402
 from motif_lite.server.jobs import COMPLETED, FAILED, INTERRUPTED, QUEUED, JobStore  # noqa: E402
 
 PROMPT = "a red fox runs through snow"
@@ -305,6 +306,20 @@ def test_the_api_key_comes_from_the_flag_else_the_variable_without_surrounding_b
     assert api_key_from(None, variable) == "from-env"
     assert api_key_from(" sec ret\n", {}) == "sec ret"  # a request's token is compared stripped
     assert api_key_from(None, {}) is None
+
+
+@pytest.mark.parametrize("key", ["pässwort", "key\twith-a-tab", "ключ"])
+def test_a_key_no_client_can_send_is_refused_at_start(key):
+    # A key with a character outside printable ASCII was taken: the SDK (httpx) and browsers cannot put it in a
+    # header at all, and curl's UTF-8 bytes never matched it, so every request got 401 "incorrect API key".
+    from motif_lite.cli.serve import api_key_from
+
+    with pytest.raises(MotifLiteError, match="printable ASCII") as refused:
+        api_key_from(key, {})
+    assert "openssl rand -hex 32" in str(refused.value)
+    with pytest.raises(MotifLiteError, match=r"\$MOTIF_LITE_API_KEY .*printable ASCII"):
+        api_key_from(None, {"MOTIF_LITE_API_KEY": key})
+    assert api_key_from("a key, with spaces & punctuation!", {}) == "a key, with spaces & punctuation!"
 
 
 def test_the_suite_never_sees_the_contributors_api_key():

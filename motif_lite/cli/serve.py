@@ -353,6 +353,14 @@ def api_key_from(flag: str | None, environ: Mapping[str, str]) -> str | None:
                 f"{source} is empty (an unset shell variable?): give it a key, or leave it out (unset "
                 f"{API_KEY_VARIABLE}) to serve without one"
             )
+        # A client sends the key in a header: the SDK and browsers refuse any other character there, and curl's
+        # UTF-8 bytes would never match it (the server reads a header as Latin-1).
+        if not all(" " <= char <= "~" for char in value.strip()):
+            raise MotifLiteError(
+                f"{source} has a character other than printable ASCII (letters, digits, punctuation, spaces), which "
+                "no client can send in its Authorization header: give a key such as the output of "
+                "`openssl rand -hex 32`"
+            )
         return value.strip()
     return None
 
