@@ -539,6 +539,20 @@ def test_a_client_lists_the_loras_it_may_name(lora_pipe, tmp_path, lora_dir):
         assert server.request("GET", "/v1/loras")[1] == {"object": "list", "data": [], "per_job": False}
 
 
+def test_a_lora_folder_gone_since_start_is_no_full_data_folder(pipe, tmp_path):
+    # --lora-dir removed (or an unmounted share) while the server ran: a job naming a LoRA got 507 `storage_full`,
+    # "its data folder is full or cannot be written", and GET /v1/loras a 500 naming the folder's path.
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    with InProcessServer(pipe, tmp_path / "data", lora_dir=folder) as server:
+        folder.rmdir()
+        code, listed, _ = server.request("GET", "/v1/loras")
+        assert (code, listed) == (200, {"object": "list", "data": [], "per_job": True})
+        code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY, "loras": ["style"]})
+        assert code == 400 and error["error"]["param"] == "loras", error
+        assert "no LoRA file 'style'" in error["error"]["message"] and str(tmp_path) not in error["error"]["message"]
+
+
 def test_a_job_names_only_files_of_the_folder_with_a_sane_strength(lora_pipe, tmp_path, lora_dir):
     outside = write_lora(tmp_path / "outside.safetensors", {"no_such_layer": (8, 8)})
     link = lora_dir / "link.safetensors"

@@ -47,16 +47,21 @@ def available_loras(folder: Path) -> list[str]:
     """The LoRA files a job may name: the .safetensors files directly in `folder` that stay inside it, hidden ones
     left out. Only those: a LoRA folder shared with ComfyUI or a Civitai helper also holds previews
     (`style.preview.png`), notes and `.civitai.info` files, and one copied from a Mac `._style.safetensors` (its
-    AppleDouble metadata), which no job can apply (a pickle `.ckpt` neither: a job naming one is told to convert it)."""
+    AppleDouble metadata), which no job can apply (a pickle `.ckpt` neither: a job naming one is told to convert it).
+    None where the folder cannot be read now (removed, or a share gone since the server started): a client can name
+    none of them, and that is no failure of the server's own data folder."""
     root = folder.resolve()
-    return sorted(
-        p.name
-        for p in root.iterdir()
-        if has_extension(p, ".safetensors")
-        and not p.name.startswith(".")
-        and p.resolve().parent == root
-        and p.resolve().is_file()
-    )
+    try:
+        return sorted(
+            p.name
+            for p in root.iterdir()
+            if has_extension(p, ".safetensors")
+            and not p.name.startswith(".")
+            and p.resolve().parent == root
+            and p.resolve().is_file()
+        )
+    except OSError:
+        return []
 
 
 def _meant(name: str, files: list[str]) -> str | None:
