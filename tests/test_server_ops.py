@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -209,6 +210,25 @@ def test_a_refused_upload_lets_go_of_its_temporary_file(pipe, tmp_path):
         assert deleted_files_open() == before
     finally:
         gc.enable()
+        store.close()
+
+
+def test_a_job_cancelled_as_the_worker_takes_it_is_logged_as_deleted_not_failed(pipe, tmp_path):
+    # A DELETE between the worker's claim and its reading of the first frame removes the image under it: the job then
+    # failed reading it, and the log said `failed: ...` with the missing file, for a job its client had cancelled.
+    store = JobStore(tmp_path)
+    try:
+        log: list[str] = []
+        worker = Worker(store, pipe, log=log.append)
+        job_id = new_job_id()
+        PIL.Image.new("RGB", (48, 32)).save(store.input_path(job_id))
+        store.add(job_id, "tiny", SETTINGS, True, max_active=10)
+        job = store.claim_next()
+        store.delete(job.id)  # the client's cancel, at that moment
+        worker.run_job(job)
+        assert log[-1] == f"{job.id}: deleted, stopped", log
+        assert not any("failed" in line for line in log) and list(tmp_path.rglob(f"{job.id}*")) == []
+    finally:
         store.close()
 
 

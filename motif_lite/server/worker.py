@@ -251,10 +251,12 @@ class Worker:
                 to_client = to_client.replace(str(clip_file), job.extended_name)
             if image is not None:  # the first frame by the name it was sent under, as its video stores it
                 to_client = to_client.replace(str(image), stored_image_name(job))
-            if not self.store.finish(job.id, (code, to_client)):  # deleted as it failed: nothing of it is kept
+            if self.store.finish(job.id, (code, to_client)):
+                # All of the message: where the job's work is kept is for the operator.
+                self.log(f"{job.id}: failed{self._took(job.id)}: {message}")
+            else:  # deleted as it failed, or as it started (its first frame went with it): the client's cancel
                 self.store.remove_files(job.id)
-            # All of the message: where the job's work is kept is for the operator.
-            self.log(f"{job.id}: failed{self._took(job.id)}: {message}")
+                self.log(f"{job.id}: deleted, stopped")
             if code == "generation_failed":
                 traceback.print_exc(file=sys.stderr)
         else:
