@@ -153,7 +153,7 @@ def test_a_queued_video_says_how_many_jobs_run_before_it(pipe, tmp_path):
 def test_a_job_the_worker_takes_at_once_is_not_answered_as_queued_with_no_place(pipe, tmp_path, monkeypatch):
     # With the queue idle the worker claims a new job as soon as it is stored, before the create's answer is made
     # from the job as stored: that answer said `queued` with `jobs_ahead` null, which the docs give only to a job
-    # that has started (a page showed a queued card with no place in the queue).
+    # that has started. It is answered queued (as OpenAI's create answers) and next.
     store = JobStore(tmp_path)
     try:
         worker = Worker(store, pipe, log=lambda line: None)
@@ -167,7 +167,7 @@ def test_a_job_the_worker_takes_at_once_is_not_answered_as_queued_with_no_place(
 
         monkeypatch.setattr(store, "add", add_then_claim)
         video = client.post("/v1/videos", json={"prompt": PROMPT, **TINY}).json()
-        assert (video["status"], video["jobs_ahead"]) == ("in_progress", None)
+        assert (video["status"], video["jobs_ahead"]) == ("queued", 0)
     finally:
         store.close()
 

@@ -300,11 +300,16 @@ def _video_objects(store: JobStore, state: ServerState, jobs: list[Job]) -> list
     the one the worker is on (also one deleted while it ran, which the worker stops only after its current step:
     the queue waits for it)."""
     ahead = store.queued_ahead(jobs)
-    # A job queued when read but no longer in the queue has started since (the idle worker claims a new job at once,
-    # before its create is answered) or gone: read again, so that its status and `jobs_ahead` agree.
-    jobs = [store.get(job.id) or job if job.status == QUEUED and job.id not in ahead else job for job in jobs]
     running = int(state.worker is not None and state.worker.current is not None)
-    return [video_object(job, ahead[job.id] + running if job.id in ahead else None) for job in jobs]
+
+    def jobs_ahead(job: Job) -> int | None:
+        if job.status != QUEUED:
+            return None
+        # Queued as read, but gone from the queue since: the idle worker claims a new job at once, before its create
+        # is answered. It was next: null would say it had started, which its status does not.
+        return ahead[job.id] + running if job.id in ahead else 0
+
+    return [video_object(job, jobs_ahead(job)) for job in jobs]
 
 
 def _sender(request: Request) -> str:
