@@ -252,6 +252,9 @@ def test_head_gives_a_videos_size_and_the_health_without_a_body(server):
     assert (status, headers["content-type"], body) == (200, "image/webp", b"")
     assert head("/health")[0] == 200
     assert head(f"/v1/videos/video_{'0' * 32}/content")[0] == 404  # an unknown id as for GET
+    # The page too: an uptime monitor pointed at it sends HEAD (UptimeRobot's default), and saw the server down.
+    status, headers, body = head("/")
+    assert (status, headers["content-type"].split(";")[0], body) == (200, "text/html", b"")
 
 
 def test_image_to_video_notes_are_in_the_video_and_the_log_in_api_words(server, pipe, tmp_path):

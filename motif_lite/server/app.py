@@ -139,7 +139,8 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/health", _health_route(store, state), methods=["GET", "HEAD"], include_in_schema=False)
 
-    @app.get("/", include_in_schema=False)
+    # HEAD too: an uptime monitor pointed at the page sends it (FastAPI's routes take only the methods named).
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index() -> Response:
         if state.worker is None:
             return HTMLResponse(LOADING_PAGE, status_code=503, headers=_loading_headers())
