@@ -238,6 +238,7 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
         path = _cached_repo(given, component)  # as typed: a Path makes a web address's "//" one "/"
         notes.append(f"note: {given} is read from the Hugging Face cache: {path}")
     if path.is_dir():
+        _refuse_checkpoint_without(path, component)
         folder = path / component.folder if (path / component.folder).is_dir() else path
         files, note = _folder_files(folder, component)
         source = SafetensorsSource(files, folder / "config.json", component.tensor_name)
@@ -268,6 +269,23 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
         source.close()
         raise
     return source
+
+
+def _refuse_checkpoint_without(folder: Path, component: Component) -> None:
+    """A checkpoint folder (diffusers' `model_index.json` in it) that lacks the component's folder: an incomplete
+    download, said as such with the command that completes it, rather than as no weights found in the checkpoint
+    folder itself (where they never are)."""
+    from motif_lite.choices import MOTIF_REPO
+
+    if (folder / component.folder).is_dir() or not (folder / "model_index.json").is_file():
+        return
+    has = sorted(f"{child.name}/" for child in folder.iterdir() if child.is_dir())
+    holds = f" (it has {listed(has, 4)})" if has else ""
+    raise CheckpointError(
+        f"{folder} is a checkpoint folder without {component.folder}/{holds}: an incomplete download? Download it: "
+        f"hf download {MOTIF_REPO} --include '{component.folder}/*' --local-dir {shlex.quote(str(folder))}, then "
+        "quantize the folder again"
+    )
 
 
 def _folder_files(folder: Path, component: Component) -> tuple[list[Path], str | None]:

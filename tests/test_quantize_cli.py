@@ -543,6 +543,22 @@ def test_bad_sources_exit_2(tmp_path, capsys):
         assert message in capsys.readouterr().err, name
 
 
+@pytest.mark.parametrize(("component", "folder"), [("transformer", "transformer"), ("text_encoder", "text_encoder")])
+def test_a_checkpoint_folder_without_the_component_is_named_with_its_download(tmp_path, capsys, component, folder):
+    # An incomplete download: diffusers' model_index.json and the other components, but not the one to quantize.
+    # It was "no diffusion_pytorch_model.safetensors ... in CHECKPOINT", as if the weights belonged at its top.
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "MotifVideoPipeline"}))
+    for other in ("vae", "transformer", "text_encoder"):
+        if other != folder:
+            (tmp_path / other).mkdir()
+    out = tmp_path / "o.gguf"
+    assert main([str(tmp_path), "--component", component, "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is a checkpoint folder without {folder}/" in err, err
+    assert f"hf download Motif-Technologies/Motif-Video-2B --include '{folder}/*' --local-dir {tmp_path}" in err
+    assert "Traceback" not in err and not out.exists()
+
+
 def test_partial_or_truncated_gguf_source_is_refused(tiny, q4km, tmp_path, capsys):
     from gguf_helpers import write_test_gguf
 
