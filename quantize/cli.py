@@ -18,10 +18,11 @@ from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
 from motif_lite.flag_spelling import ValueNamingParser, closest_flag, option_strings, spelled
 from motif_lite.paths import path_arg
 from motif_lite.stopping import EXIT_INTERRUPTED, Terminated, exit_with, signals_interrupt
+from motif_lite.units import file_size
 
 from .components import COMPONENTS, Component
 from .convert import check_output, quantize_checkpoint
-from .recipes import Recipe, get_recipe, keep_fallbacks, parse_keep, recipe_names
+from .recipes import Recipe, get_recipe, keep_fallbacks, official_sizes, parse_keep, recipe_names
 from .sources import open_source
 from .text_recipes import TextRecipe, text_recipe_names
 
@@ -35,9 +36,27 @@ then: motif-lite run -m Motif-Video-2B --gguf motif-video-2b-Q4_K_M.gguf --text-
 """
 
 
+class _QuantizeParser(ValueNamingParser):
+    """The quantizer's parser, whose --help lists each recipe with the size of the file it makes, as llama.cpp's
+    `llama-quantize` lists its types: counted when the help is shown, not on every run."""
+
+    def format_help(self) -> str:
+        self.epilog = recipe_sizes() + EPILOG
+        return super().format_help()
+
+
+def recipe_sizes() -> str:
+    """The help's list of the transformer recipes with the size and bits per weight of the file each makes of the
+    official 2.04B transformer, three to a line."""
+    cells = [f"{name:<7}{file_size(size):>8} {bits:5.2f} bpw" for name, size, bits in official_sizes()]
+    lines = ["   ".join(cells[i : i + 3]) for i in range(0, len(cells), 3)]
+    heading = "transformer recipes: the file each makes of the 2.04B model, bits per weight (bpw):"
+    return "\n".join([heading, *(f"  {line}" for line in lines), ""]) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m motif_lite.quantize`."""
-    parser = ValueNamingParser(  # says what a flag given without its value takes
+    parser = _QuantizeParser(  # lists the recipes with their sizes; says what a flag given without its value takes
         prog="python -m motif_lite.quantize",
         usage="%(prog)s SRC -o OUT.gguf [--type TYPE] [--component text_encoder] [options]",
         description="Quantize a Motif-Video transformer or its T5Gemma2 text encoder to GGUF (K-quants included).",

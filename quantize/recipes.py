@@ -6,6 +6,7 @@ overrides. Types that need rows of 256 fall back to a 32-block type for tensors 
 multiple of 256; rows that are not a multiple of 32 stay F16. docs/quantize.md gives the rationale.
 """
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -320,6 +321,19 @@ def keep_fallbacks(
                 f"whole {qtype.name} blocks: stored as {got}"
             )
     return lines
+
+
+def official_sizes() -> list[tuple[str, int, float]]:
+    """(recipe, tensor data bytes, bits per weight) of the file each recipe makes of the official 2.04B transformer,
+    counted from its shapes on the meta device (no weights; a fraction of a second), for `--help`."""
+    from motif_lite.config import TransformerConfig
+    from motif_lite.weights.shapes import build_model, expected_shapes
+
+    shapes = expected_shapes(build_model(TransformerConfig()))
+    weights = sum(math.prod(shape) for shape in shapes.values())
+    return [
+        (name, size, 8 * size / weights) for name, recipe in RECIPES.items() if (size := packed_bytes(shapes, recipe))
+    ]
 
 
 def packed_bytes(shapes: dict[str, tuple[int, ...]], recipe: Recipe) -> int:

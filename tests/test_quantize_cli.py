@@ -743,6 +743,25 @@ def test_help_lists_the_recipes_and_aliases(capsys):
     assert "any letter case" in out and "recipe, one per run;" in out
 
 
+def test_help_lists_every_recipe_with_the_size_of_its_file(capsys, monkeypatch):
+    # llama-quantize's and sd.cpp's users pick a type by its size; --help named the recipes without one. Each is
+    # said with the size and bits per weight of the file it makes of the 2.04B transformer, as `motif-lite run
+    # --dry-run` counts it (the figures of docs/quantize.md's recipe table).
+    import re
+
+    from motif_lite.config import TransformerConfig
+    from motif_lite.quantize import RECIPES
+    from motif_lite.sizes import estimated_gguf_bytes, transformer_weights
+
+    text = help_text(capsys, monkeypatch, main)
+    listed = dict((name, (size, bits)) for name, size, bits in re.findall(r"\b(\w+) +([\d.]+) GB +([\d.]+) bpw", text))
+    assert set(listed) == set(RECIPES), listed
+    weights = transformer_weights(TransformerConfig())
+    for name in RECIPES:
+        packed, _ = estimated_gguf_bytes(TransformerConfig(), name)
+        assert listed[name] == (f"{packed / 1e9:.2f}", f"{8 * packed / weights:.2f}"), name
+
+
 def test_help_says_every_default():
     # --device said "e.g. cuda" and not that the search runs on the CPU unless told
     import argparse
