@@ -111,14 +111,15 @@ def duration(seconds: float) -> str:
 
 
 def _new_writer(
-    tmp: Path, source, recipe: Recipe | TextRecipe, keep_specs: list[str], name: str, component: Component
+    tmp: Path, source, recipe: Recipe | TextRecipe, keep_specs: list[str], component: Component
 ) -> GGUFWriter:
+    name, label = source_names(source, component)
     writer = GGUFWriter(tmp, component.arch)
     writer.add_name(name)
     if (ftype := file_type(recipe)) is not None:
         writer.add_file_type(ftype)
     writer.add_quantization_version(QUANT_VERSION)
-    writer.add_string("motif_lite.quantize.source", _source_label(source.path, component))
+    writer.add_string("motif_lite.quantize.source", label)
     writer.add_string(QUANTIZE_TYPE_KEY, recipe.name)
     writer.add_string("motif_lite.quantize.recipe", json.dumps(keep_specs))
     if source.config_json is not None:
@@ -126,10 +127,30 @@ def _new_writer(
     return writer
 
 
-def _source_label(path: Path, component: Component) -> str:
-    """What the file records of its source: the checkpoint's folder and component folder, or the file's name, not
-    the whole path (files are shared, and /home/alice/... says nothing a reader can use)."""
-    return f"{path.parent.name}/{path.name}" if path.name == component.folder else path.name
+def source_names(source: SafetensorsSource | GGUFSource, component: Component) -> tuple[str, str]:
+    """(`general.name`, `motif_lite.quantize.source`) of the file made of `source`: the model's name and what it was
+    made from, without the folders above (files get shared, and /home/alice/... says nothing a reader can use).
+    A checkpoint's component folder gives the checkpoint's name (`Motif-Video-2B`, `Motif-Video-2B/transformer`);
+    a single file its own (`motif_video_2b_bf16`, `motif_video_2b_bf16.safetensors`), not its folder's
+    (ComfyUI's `diffusion_models`); a GGUF keeps the name its metadata gives, as llama.cpp's requantizing does."""
+    if isinstance(source, GGUFSource):
+        return source.model_name or source.path.stem, source.path.name
+    folder = source.files[0].parent
+    if folder.name == component.folder:
+        checkpoint = checkpoint_name(folder.parent)
+        return checkpoint, f"{checkpoint}/{folder.name}"
+    if len(source.files) == 1:
+        return source.files[0].stem, source.files[0].name
+    return folder.name, folder.name
+
+
+def checkpoint_name(folder: Path) -> str:
+    """A checkpoint folder's name; for a snapshot in the Hugging Face cache (`models--ORG--NAME/snapshots/HASH`,
+    what a repo id as SRC reads), the repo's NAME rather than the commit hash the folder is named after."""
+    repo_folder = folder.parent.parent
+    if folder.parent.name == "snapshots" and repo_folder.name.startswith("models--"):
+        return repo_folder.name.rsplit("--", 1)[-1]  # repo ids hold no "--"
+    return folder.name
 
 
 def encode_checked(values: torch.Tensor, qtype: GGMLQuantizationType, name: str, device: str) -> np.ndarray:
@@ -176,12 +197,11 @@ def quantize_checkpoint(
     keep = list(keep or [])
     plan = component.plan(source.shapes, recipe, keep)
     tmp = out.with_name(out.name + ".tmp")
-    name = source.path.parent.name if source.path.name == component.folder else source.path.stem
     with _writing(out):  # a folder we may not write to fails here, before the work
         claim = _claim(tmp, out)
     writer, started = None, time.perf_counter()
     try:  # from the claim on, OUT.tmp is this run's: removed, and the claim let go, however the work ends
-        writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], name, component)
+        writer = _new_writer(tmp, source, recipe, [f"{p}={t.name}" for p, t in keep], component)
         _check_free_space(out, plan_bytes(source.shapes, plan) + HEADER_ALLOWANCE)
         summary = _write_tensors(writer, out, source, plan, device, progress, component.tensor_class)
         with _writing(out):

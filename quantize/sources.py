@@ -58,6 +58,7 @@ class SafetensorsSource:
 
     def __init__(self, files: list[Path], config_path: Path | None, rename: Callable[[str], str] = str):
         self.path = files[0].parent
+        self.files = list(files)
         self.notes: list[str] = []  # what reading the files left out, for the user (`open_source`)
         self.config_json = _config_text(config_path) if config_path and config_path.is_file() else None
         self._stack = ExitStack()
@@ -206,6 +207,8 @@ class GGUFSource:
         except CheckpointError as exc:
             raise CheckpointError(f"cannot read GGUF source: {exc}") from None
         self.config_json = self._checkpoint.metadata.get(component.config_key)
+        name = self._checkpoint.metadata.get("general.name")
+        self.model_name = name if isinstance(name, str) and name.strip() else None  # what a requantized file keeps
         self.shapes = {name: t.shape for name, t in self._checkpoint.tensors.items()}
 
     def read(self, name: str, rows: slice | None = None) -> torch.Tensor:

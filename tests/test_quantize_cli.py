@@ -1323,6 +1323,35 @@ def test_a_hub_repo_id_is_read_from_the_hugging_face_cache(tiny, tmp_path, capsy
     assert err.endswith("./other/motif-Q4_K_M.gguf\n"), err
 
 
+def test_the_file_is_named_after_the_model_not_a_folder_or_a_cache_hash(tiny, q4km, tmp_path, monkeypatch):
+    # general.name (what gguf-dump, ComfyUI-GGUF and llama.cpp's tools show as the model) was the commit hash of the
+    # Hugging Face cache's snapshot for a repo id, ComfyUI's "diffusion_models" for a file there, and the file name
+    # ("tiny-Q4_K_M") of a GGUF requantized, whose own general.name llama-quantize keeps.
+    from huggingface_hub import constants
+
+    def names(path: Path) -> tuple[str, str]:
+        fields = _fields(GGUFReader(path))
+        return fields["general.name"], fields["motif_lite.quantize.source"]
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "models--someone--tiny-motif"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0123abcd")
+    shutil.copytree(tiny[0] / "transformer", folder / "snapshots" / "0123abcd" / "transformer")
+    assert main(["someone/tiny-motif", "-o", str(tmp_path / "hub.gguf"), "--type", "Q8_0", "--quiet"]) == 0
+    assert names(tmp_path / "hub.gguf") == ("tiny-motif", "tiny-motif/transformer")
+
+    comfy = tmp_path / "models" / "diffusion_models" / "motif_video_2b_bf16.safetensors"
+    comfy.parent.mkdir(parents=True)
+    shutil.copy(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors", comfy)
+    assert main([str(comfy), "-o", str(tmp_path / "comfy.gguf"), "--type", "Q8_0", "--quiet"]) == 0
+    assert names(tmp_path / "comfy.gguf") == ("motif_video_2b_bf16", "motif_video_2b_bf16.safetensors")
+
+    assert main([str(q4km), "-o", str(tmp_path / "again.gguf"), "--type", "Q8_0", "--quiet"]) == 0
+    assert names(tmp_path / "again.gguf") == (tiny[0].name, q4km.name)
+    assert names(q4km) == (tiny[0].name, f"{tiny[0].name}/transformer")  # the checkpoint folder's name, as before
+
+
 @pytest.mark.parametrize("component", ["transformer", "text_encoder"])
 def test_another_models_file_is_named_with_the_official_source(tmp_path, capsys, component):
     """A Stable Diffusion checkpoint from ComfyUI's folder was refused as "tensor 'x_embedder.proj.weight' is
