@@ -129,13 +129,18 @@ def _nearest_said(upper: str, table: Mapping[str, object]) -> str:
 
 def nearest_recipe(name: str, table: Mapping[str, object] = RECIPES) -> str | None:
     """The recipe of `table` a name that is none most likely means: one spelled with other separators or none
-    (Q4KM, q4-k-s: Q4_K_M, Q4_K_S), else, for a name that says its bits per weight (q8, int8, fp8, 4bit, Q4_K_XL),
-    the table's recipe of those bits (`_RECIPE_OF_BITS`), else of the next larger ones it has (Q3 -> Q4_K_M for the
-    text encoder); None for others."""
+    (Q4KM, q4-k-s: Q4_K_M, Q4_K_S), else the longest that starts the name before a "_" (Q4_0_4_4: Q4_0), else,
+    for a name that says its bits per weight (q8, int8, fp8, 4bit, Q4_K_XL), the table's recipe of those bits
+    (`_RECIPE_OF_BITS`), else of the next larger ones it has (Q3 -> Q4_K_M for the text encoder); None for
+    others."""
     upper = name.strip().upper()
     unseparated = {re.sub(r"[\W_]", "", recipe): recipe for recipe in table}
     if (spelled := unseparated.get(re.sub(r"[\W_]", "", upper))) is not None:
         return spelled
+    # A recipe's name with a suffix of llama.cpp's (Q4_0_4_4, Q4_0_8_8: Q4_0 repacked for ARM) or of a model
+    # repo's (Q8_0_L, Q6_K_L: that type, its embeddings kept larger): that recipe, not the one of its bits.
+    if extended := [recipe for recipe in table if upper.startswith(recipe + "_")]:
+        return max(extended, key=len)
     bits = _bits_named(upper)
     if bits is None:
         return None

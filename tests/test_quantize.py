@@ -249,6 +249,9 @@ def test_keep_pattern_matching_nothing_and_unknown_recipe(arch_shapes):
         ("float16", "F16"),
         ("bfloat16", "BF16"),
         ("IQ4_XS", "Q4_K_M"),  # a llama.cpp type it does not make: said so, and the recipe of its bits
+        ("Q4_0_4_4", "Q4_0"),  # llama.cpp's ARM repack of Q4_0 (was Q4_K_M, the recipe of its bits)
+        ("q4_0_8_8", "Q4_0"),
+        ("Q5_0_L", "Q5_0"),  # a recipe's name with a model repo's suffix: that recipe (was Q5_K_M)
     ],
 )
 def test_a_type_that_says_its_bits_gets_the_nearest_recipe(typed, nearest):
