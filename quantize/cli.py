@@ -192,7 +192,8 @@ def _requantize_note(recipe: str) -> str:
         return "note: dequantizing a GGUF to F32 keeps its values exactly (no further loss; 4 bytes per weight)"
     return (  # a larger type (Q4_K_M -> Q8_0) makes a larger file of the same quality: said, as users try it
         "warning: requantizing an already quantized GGUF loses quality, and a larger type does not bring back what "
-        "the file lost; quantize from the original safetensors when you can"
+        "the file lost; quantize from the original safetensors when you can (tensors already of the type planned "
+        "for them are copied as they are)"
     )
 
 

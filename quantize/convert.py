@@ -321,19 +321,32 @@ def _write_tensors(writer: GGUFWriter, out: Path, source, plan, device: str, pro
     with tqdm(total=total, desc="quantizing", unit="weight", unit_scale=True, disable=not progress) as bar:
         for name, qtype in plan.items():
             shape = source.shapes[name]
-            packed = np.empty(byte_shape(shape, qtype), dtype=np.uint8)
             sums = summary.errors.setdefault(tensor_class(name, shape), _ErrorSums())
-            for rows in row_slices(shape):
-                values = source.read(name, rows)
-                packed[rows] = encode_checked(values, qtype, name, device)
-                sums.add(values.numpy(), gguf_quants.dequantize(packed[rows], qtype).reshape(values.shape))
-                bar.update(values.numel())
+            packed = source.blocks(name, qtype)
+            if packed is not None:  # a GGUF's tensor already of the planned type: its blocks as they are, no loss
+                values = source.read(name).numpy()
+                sums.add(values, values)
+                bar.update(values.size)
+            else:
+                packed = _encoded(source, name, qtype, device, sums, bar)
             with _writing(out):
                 writer.write_tensor_data(packed)
             summary.n_params += math.prod(shape)
             summary.data_bytes += packed.nbytes
             summary.types[qtype.name] += 1
     return summary
+
+
+def _encoded(source, name: str, qtype: GGMLQuantizationType, device: str, sums: _ErrorSums, bar: tqdm) -> np.ndarray:
+    """Tensor `name` of `source` quantized to `qtype`, a slice of rows at a time, its error added to `sums`."""
+    shape = source.shapes[name]
+    packed = np.empty(byte_shape(shape, qtype), dtype=np.uint8)
+    for rows in row_slices(shape):
+        values = source.read(name, rows)
+        packed[rows] = encode_checked(values, qtype, name, device)
+        sums.add(values.numpy(), gguf_quants.dequantize(packed[rows], qtype).reshape(values.shape))
+        bar.update(values.numel())
+    return packed
 
 
 def row_slices(shape: tuple[int, ...]) -> list[slice]:

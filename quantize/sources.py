@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+import numpy as np
 import torch
+from gguf import GGMLQuantizationType
 
 from motif_lite.errors import CheckpointError, LFSPointerError, listed
 from motif_lite.io.file_kinds import has_extension
@@ -34,6 +36,7 @@ from motif_lite.weights.safetensors_header import HeaderTensor, SafetensorsHeade
 from motif_lite.weights.shapes import comfy_prefix
 
 from .components import TRANSFORMER, Component
+from .tensor import byte_shape
 
 T = TypeVar("T")
 
@@ -101,6 +104,10 @@ class SafetensorsSource:
         self.shapes = _under(prefix, self.shapes)
         self._scales = {weight: scale.removeprefix(prefix) for weight, scale in _under(prefix, self._scales).items()}
         return dict(left_out)
+
+    def blocks(self, name: str, qtype: GGMLQuantizationType) -> np.ndarray | None:
+        """A tensor's stored blocks when they are already `qtype`'s: never, safetensors hold floats."""
+        return None
 
     def file_names(self) -> list[str]:
         """The tensor names as the files store them (before `rename`)."""
@@ -218,6 +225,16 @@ class GGUFSource:
             return t.dequantize(torch.float32)
         data = t.data[rows]  # packed rows are whole rows of blocks
         return dequantize(data, t.qtype, (data.shape[0], *t.shape[1:]), torch.float32, name=name)
+
+    def blocks(self, name: str, qtype: GGMLQuantizationType) -> np.ndarray | None:
+        """Tensor `name`'s packed blocks as the file stores them when they are `qtype`'s (its type, in the layout a
+        new file writes), else None: requantizing them to their own type would only round them again (Q3_K
+        blocks of a Q3_K file moved by 3 % of their values), so they are copied as they are."""
+        t = self._checkpoint.tensors[name]
+        if t.qtype != qtype or qtype in (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16):
+            return None  # float values are written again exactly anyway
+        data = t.data.numpy()
+        return data if data.shape == byte_shape(t.shape, qtype) else None
 
     def close(self) -> None:
         self._checkpoint = None

@@ -472,6 +472,24 @@ def test_requantize_gguf_warns_and_keeps_config(tiny, q4km, tmp_path, capsys):
     assert f"{heading} weights comes on top):" in said.out, said.out
 
 
+def test_requantizing_copies_the_tensors_already_of_their_planned_type(q4km, tmp_path, capsys):
+    # Requantizing a file to change a few tensors (--keep) rounded every other tensor again: a Q5_K or Q6_K block
+    # re-encoded from its own decoded values is not always the same block (llama.cpp's search is not idempotent),
+    # so the untouched tensors lost quality too. They are now copied, byte for byte.
+    out = tmp_path / "re.gguf"
+    assert (
+        main([str(q4km), "-o", str(out), "--type", "Q4_K_M", "--keep", "transformer_blocks.1.*=Q8_0", "--quiet"]) == 0
+    )
+    assert "are copied as they are" in capsys.readouterr().err
+    before = {t.name: t for t in GGUFReader(q4km).tensors}
+    after = {t.name: t for t in GGUFReader(out).tensors}
+    same_type = [name for name, t in after.items() if t.tensor_type == before[name].tensor_type]
+    assert {after[name].tensor_type for name in same_type} >= {Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.Q8_0}
+    for name in same_type:
+        assert np.array_equal(after[name].data, before[name].data), name
+    assert after["transformer_blocks.1.attn.to_q.weight"].tensor_type == Q.Q8_0  # the rule did change its tensors
+
+
 def test_an_output_refused_is_not_preceded_by_the_requantizing_warning(q4km, tmp_path, capsys):
     """The warning about quality came first, then the refusal: read as if the work had begun."""
     out = tmp_path / "taken.gguf"
