@@ -12,6 +12,7 @@ from speed_helpers import conditioning, pipeline, sample, sampling_request, tiny
 from motif_lite.errors import ConfigError
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig, relative_l1, threshold_note
 from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
+from motif_lite.sampling import RECOMMENDED_APG, APGConfig
 
 STEPS = 6
 
@@ -91,37 +92,86 @@ def test_a_reused_call_is_head_of_embedded_plus_cached_residual(model):
     assert torch.equal(cache.branches["cond"].probe, (x0 - s0.x)[:1])
 
 
-def test_threshold_between_the_branches_changes_recomputes_both(model):
-    # A batched call is reused only when every branch passes; a full call refreshes every branch.
+def test_threshold_between_the_branches_reuses_one_and_computes_the_other_alone(model):
+    # A batched call decides per branch, as separate calls do: the branch under the threshold is served from its
+    # cache, the other is computed again (its rows alone) and only its cache is refreshed.
     cache = StepCache(model, StepCacheConfig(1e9), steps=STEPS)
     first, second = stage_inputs(0), stage_inputs(1)
+    names = ("cond", "uncond")
     with torch.no_grad():
-        cache(0, *first[:3], None, None, ("cond", "uncond"))
-        s1 = model.embed(*second, None)
+        cache(0, *first[:3], None, None, names)
+        s0, s1 = model.embed(*first, None), model.embed(*second, None)
         x1, _ = model.run_encoder_blocks(s1.x, s1.context, s1.ctx, 0, 1)
-        probes = zip(("cond", "uncond"), (x1 - s1.x).chunk(2), strict=True)
-        changes = [relative_l1(probe, cache.branches[name].probe).item() for name, probe in probes]
+        new_probes = (x1 - s1.x).chunk(2)
+        pairs = zip(names, new_probes, strict=True)
+        changes = [relative_l1(probe, cache.branches[name].probe).item() for name, probe in pairs]
+        under = 0 if changes[0] < changes[1] else 1  # the branch whose probe changed less
+        kept = cache.branches[names[under]]
         cache.config = StepCacheConfig((changes[0] + changes[1]) / 2)  # one branch under, one over
-        out = cache(1, *second[:3], None, None, ("cond", "uncond"))
-        assert torch.equal(out, model(*second, None)) and cache.reused == 0
-        assert torch.equal(cache.branches["uncond"].probe, (x1 - s1.x)[1:])
+        out = cache(1, *second[:3], None, None, names)
+        plain = model(*second, None)
+        decoded = model.run_decoder(s0.x, model.run_encoder(s0.x, s0.context, s0.ctx), s0.decoder_ctx)
+        reused = model.head(s1.x + (decoded - s0.x), s1)
+    over = 1 - under
+    assert cache.reused == 1 and cache.calls == 4
+    assert_rounding_equal(out[under], reused[under])
+    assert_rounding_equal(out[over], plain[over])
+    assert (out[under] - plain[under]).abs().max() > 1e-3 * plain.abs().max()  # really served from the cache
+    assert cache.branches[names[under]] is kept  # not refreshed by the other branch's computation
+    assert_rounding_equal(cache.branches[names[over]].probe, new_probes[over])
+
+
+@pytest.mark.parametrize(
+    ("threshold", "guidance"),
+    [(1e9, APGConfig(scale=8.0, norm_threshold=12.0, momentum=0.1, start=0.2, stop=0.8)), (0.3, RECOMMENDED_APG)],
+    ids=["window-from-step-1", "between-the-branches"],
+)
+def test_batched_guidance_with_a_step_cache_equals_separate_calls(model, threshold, guidance):
+    # Before: a batched call was reused only when both branches passed, so turning batched guidance on (a GPU's
+    # default, or a plan with room for batch 2) changed which predictions were reused, and the video: with a
+    # guidance window from step 1 the cond branch, cached at step 0, was computed again at step 1 with the uncond
+    # branch's first call (5 of 9 reused against 6 of 9, latents 0.30 apart where the cache moved them 0.24).
+    results = {}
+    for batched in (True, False):
+        pipe = pipeline(model)
+        pipe.batch_guidance = batched
+        pipe.step_cache = StepCacheConfig(threshold)
+        results[batched] = sample(pipe, conditioning(negative_tokens=1), sampling_request(STEPS, guidance=guidance))
+    (batched, record), (separate, separate_record) = results[True], results[False]
+    assert record.guidance_batch == 2 and separate_record.guidance_batch == 1
+    assert record.step_cache == separate_record.step_cache and record.step_cache[0] > 0
+    assert (batched - separate).abs().max() <= 1e-5 * separate.abs().max()
+    pipe.step_cache = None
+    plain, _ = sample(pipe, conditioning(negative_tokens=1), sampling_request(STEPS, guidance=guidance))
+    assert (separate - plain).abs().max() > 1e-2 * plain.abs().max()  # reuse really moved the latents
 
 
 def test_a_realistic_threshold_reuses_where_the_measured_probe_change_says(model):
     # Sampling runs of this tiny random model change the probe by 16-50 % a step (the sampling tests above use
     # thresholds from 0.25), so the real 0.05-0.1 regime is driven here with inputs that drift slowly:
     # ~1.6 % of probe change a step. The probes are read from the first block itself and the expected pattern
-    # follows the documented rule (reuse when every branch is within THRESHOLD of its probe at the last full
-    # call; never the first or last step), so a cache that compared with the previous step, updated its probe on
-    # reuse or ignored a branch would reuse on other steps.
+    # follows the documented rule (each branch reused when within THRESHOLD of its own probe at its last full
+    # computation; never the first or last step), so a cache that compared with the previous step, updated its
+    # probe on reuse, or mixed up or joined the branches would compute other rows on other steps.
     threshold, steps = 0.05, 10
     g = torch.Generator().manual_seed(0)
     latents, drift = torch.randn(2, 2, 33, 3, 6, 10, generator=g)
+    latents[1] += 0.5 * drift[1]  # the branches drift at other rates
+    drift[1] *= 1.4
     text = torch.randn(2, 7, 24, generator=g)
-    probes, full_calls = [], []
+    first_outputs, probes, computed = [], [], []
+
+    def first_block(module, args, out):
+        first_outputs.append(out[0])
+        probes.append(out[0] - args[0])
+
+    def second_block(module, args, out):  # which branches' rows go on past the first block
+        rows = first_outputs[-1]
+        computed.append((len(probes) - 1, [i for i in range(2) if any(torch.equal(rows[i], r) for r in args[0])]))
+
     hooks = [
-        model.transformer_blocks[0].register_forward_hook(lambda m, args, out: probes.append(out[0] - args[0])),
-        model.transformer_blocks[1].register_forward_hook(lambda m, args, out: full_calls.append(len(probes) - 1)),
+        model.transformer_blocks[0].register_forward_hook(first_block),
+        model.transformer_blocks[1].register_forward_hook(second_block),
     ]
     cache = StepCache(model, StepCacheConfig(threshold), steps=steps)
     try:
@@ -132,15 +182,20 @@ def test_a_realistic_threshold_reuses_where_the_measured_probe_change_says(model
     finally:
         for hook in hooks:
             hook.remove()
-    expected_full, last_full = [], None
+    expected, last_full = [], [None, None]
     for step, probe in enumerate(probes):
-        changes = [] if last_full is None else [relative_l1_of(p, q) for p, q in zip(probe, last_full, strict=True)]
-        if step in (0, steps - 1) or max(changes) >= threshold:
-            expected_full.append(step)
-            last_full = probe
-    assert full_calls == expected_full
-    assert cache.reused == 2 * (steps - len(expected_full)) and cache.calls == 2 * steps
-    assert 3 <= len(expected_full) <= steps - 3  # some middle steps reused and some recomputed
+        rows = []
+        for i in range(2):
+            if step in (0, steps - 1) or relative_l1_of(probe[i], last_full[i]) >= threshold:
+                rows.append(i)
+                last_full[i] = probe[i]
+        if rows:
+            expected.append((step, rows))
+    assert computed == expected
+    computed_rows = sum(len(rows) for _, rows in expected)
+    assert cache.reused == 2 * steps - computed_rows and cache.calls == 2 * steps
+    assert 3 <= len(expected) <= steps - 3  # some middle steps reused and some recomputed
+    assert any(len(rows) == 1 for _, rows in expected)  # and some computed one branch alone
 
 
 def errors_of_drifting_calls(model, threshold: float, steps: int = 10) -> tuple[list[float], int]:

@@ -73,8 +73,9 @@ TORCH_NORM_D = {2: (8, 6), 4: (5, 2)}
 KV_PROJECTION_D_FUSED, QUERY_PIECE_D_FUSED = 3, 3  # with the torch ops: from TORCH_NORM_D, 8 and 9 in 16 bits
 # A step cache (runtime/step_cache.py) at the peak of a forward it computes in full: this call's probe (N D per
 # row) and the first blocks' output it started from (video and context: (N + T) D per row), and the stored probe and
-# residual (N D each) of the guidance branch not in the call, if any (a batch-1 call; the branches in the call let go
-# of theirs first). With two branches that is 4 N D + T D per row in a batch-2 call and in a batch-1 call alike.
+# residual (N D each) of the guidance branch not computed in the call, if any (a batch-1 call, or a batched call
+# whose other branch is served from its cache and computes one row; the branches computed let go of theirs first).
+# With two branches that is 4 N D + T D per row in a batch-2 call and in a batch-1 call alike.
 STEP_CACHE_VIDEO_TENSORS = 4
 # T5Gemma2 (Motif-Video's text encoder, ~4.3 B parameters, Gemma-3-4B-like; its shape: `TextEncoderShape` below):
 # the token embedding (262144 x 2560 = 0.67 B) is ~16 % of the parameters; one text layer ~94 M (~2.2 %).

@@ -20,15 +20,17 @@ encoder's residual would still run the decoder, about half of the work at 720p.)
 
 Rules: never reuse on the first or the last step; each branch ("cond", "uncond") keeps its own probe and
 residual, compared against its own last full computation (not the previous step, so slow drift adds up and
-forces a refresh); a batched call (both branches in one forward) is reused only when every branch passes, and
-a full computation refreshes every branch in it. Threshold 0 never reuses and stores nothing: the stages then
-run exactly as the plain forward (bit-equal).
+forces a refresh); a batched call (both branches in one forward) decides for each branch as separate calls
+would: a branch that passes is served from its cache, and when the other does not, that branch's rows alone go
+through the rest of the network (a batch-1 forward) and only its cache is refreshed, so that batched guidance
+gives the predictions of separate calls with a step cache too. Threshold 0 never reuses and stores nothing: the
+stages then run exactly as the plain forward (bit-equal).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -127,23 +129,54 @@ class StepCache:
             encoded = model.run_encoder(x, context, s.ctx, first=k)
             return model.head(model.run_decoder(s.x, encoded, s.decoder_ctx), s)
         probes = _per_branch_difference(x, s.x, len(branches))
-        if self._may_reuse(step, branches, probes):
-            self.reused += len(branches)
+        reusable = self._reusable(step, branches, probes)
+        self.reused += sum(reusable)
+        if all(reusable):
             residual = torch.cat([self.branches[name].residual for name in branches])
             return model.head(s.x + residual, s)
-        # The branches computed again let go of their last probe and residual before the forward, not after it:
-        # at its peak only the other branch's pair (a batch-1 call) and this call's probe and first-block output
-        # are held (`activation_memory.step_cache_bytes`).
-        for name in branches:
-            self.branches.pop(name, None)
-        decoded = model.run_decoder(s.x, model.run_encoder(x, context, s.ctx, first=k), s.decoder_ctx)
-        residuals = _per_branch_difference(decoded, s.x, len(branches))
-        for name, probe, residual in zip(branches, probes, residuals, strict=True):
-            self.branches[name] = _Branch(probe, residual)
+        # Only the branches that must be computed again go through the rest of the network: in a batched call where
+        # one branch may reuse and the other may not, the other's row alone (a batch-1 forward), so that each branch
+        # is decided and served exactly as in separate calls. The branches computed again let go of their last
+        # probe and residual before the forward, not after it: at its peak only a reused branch's pair and this
+        # call's probe and first-block output of the computed rows are held (`activation_memory.step_cache_bytes`).
+        computed = [i for i, reuse in enumerate(reusable) if not reuse]
+        for i in computed:
+            self.branches.pop(branches[i], None)
+        decoder_x, ctx, decoder_ctx = s.x, s.ctx, s.decoder_ctx
+        if len(computed) < len(branches):  # one of two branches: its rows of each per-row tensor
+            (i,) = computed
+            n = len(branches)
+            probes = [probes[i]]  # the reused branch's new probe is not kept
+            x, context = (t.chunk(n)[i].clone() for t in (x, context))  # the whole batch's storage let go
+            decoder_x = s.x.chunk(n)[i]  # a view: s.x is held anyway
+            temb = _row(ctx.silu_temb, i, n)
+            ctx = replace(ctx, silu_temb=temb, mask=_row(ctx.mask, i, n), text_mask=_row(ctx.text_mask, i, n))
+            decoder_ctx = replace(decoder_ctx, silu_temb=temb)
+        decoded = model.run_decoder(decoder_x, model.run_encoder(x, context, ctx, first=k), decoder_ctx)
+        del x, context
+        residuals = _per_branch_difference(decoded, decoder_x, len(computed))
+        for i, probe, residual in zip(computed, probes, residuals, strict=True):
+            self.branches[branches[i]] = _Branch(probe, residual)
+        if len(computed) < len(branches):  # the reused branch's rows as a reused call makes them
+            embedded = s.x.chunk(len(branches))
+            rows = [decoded if i in computed else embedded[i] + self.branches[name].residual
+                    for i, name in enumerate(branches)]  # fmt: skip
+            decoded = torch.cat(rows)
         return model.head(decoded, s)
 
-    def _may_reuse(self, step: int, branches: tuple[str, ...], probes: list[torch.Tensor]) -> bool:
-        if step == 0 or step >= self.steps - 1 or any(name not in self.branches for name in branches):
-            return False
-        changes = torch.stack([relative_l1(p, self.branches[n].probe) for n, p in zip(branches, probes, strict=True)])
-        return bool((changes < self.config.threshold).all())  # one host sync per call
+    def _reusable(self, step: int, branches: tuple[str, ...], probes: list[torch.Tensor]) -> list[bool]:
+        """Per branch in the call: whether its prediction may come from its own cache (its probe within the threshold
+        of its probe at its last full computation); never on the first or the last step."""
+        if step == 0 or step >= self.steps - 1:
+            return [False] * len(branches)
+        known = [(name, probe) for name, probe in zip(branches, probes, strict=True) if name in self.branches]
+        if not known:
+            return [False] * len(branches)
+        changes = torch.stack([relative_l1(probe, self.branches[name].probe) for name, probe in known])
+        below = iter((changes < self.config.threshold).tolist())  # one host sync per call
+        return [next(below) if name in self.branches else False for name in branches]
+
+
+def _row(t: torch.Tensor | None, i: int, branches: int) -> torch.Tensor | None:
+    """Branch `i`'s rows of a per-row tensor whose batch is `branches` equal chunks (None stays None)."""
+    return None if t is None else t.chunk(branches)[i]
