@@ -121,12 +121,15 @@ def test_threshold_between_the_branches_reuses_one_and_computes_the_other_alone(
     assert_rounding_equal(cache.branches[names[over]].probe, new_probes[over])
 
 
+WINDOW_FROM_STEP_1 = APGConfig(scale=8.0, norm_threshold=12.0, momentum=0.1, start=0.2, stop=0.8)
+
+
 @pytest.mark.parametrize(
-    ("threshold", "guidance"),
-    [(1e9, APGConfig(scale=8.0, norm_threshold=12.0, momentum=0.1, start=0.2, stop=0.8)), (0.3, RECOMMENDED_APG)],
-    ids=["window-from-step-1", "between-the-branches"],
+    ("threshold", "guidance", "i2v"),
+    [(1e9, WINDOW_FROM_STEP_1, False), (1e9, WINDOW_FROM_STEP_1, True), (0.3, RECOMMENDED_APG, False)],
+    ids=["window-from-step-1", "window-from-step-1-i2v", "between-the-branches"],
 )
-def test_batched_guidance_with_a_step_cache_equals_separate_calls(model, threshold, guidance):
+def test_batched_guidance_with_a_step_cache_equals_separate_calls(model, threshold, guidance, i2v):
     # Before: a batched call was reused only when both branches passed, so turning batched guidance on (a GPU's
     # default, or a plan with room for batch 2) changed which predictions were reused, and the video: with a
     # guidance window from step 1 the cond branch, cached at step 0, was computed again at step 1 with the uncond
@@ -136,13 +139,14 @@ def test_batched_guidance_with_a_step_cache_equals_separate_calls(model, thresho
         pipe = pipeline(model)
         pipe.batch_guidance = batched
         pipe.step_cache = StepCacheConfig(threshold)
-        results[batched] = sample(pipe, conditioning(negative_tokens=1), sampling_request(STEPS, guidance=guidance))
+        cond = conditioning(i2v=i2v, negative_tokens=1)  # an empty negative prompt's one token, padded to the prompt's
+        results[batched] = sample(pipe, cond, sampling_request(STEPS, guidance=guidance))
     (batched, record), (separate, separate_record) = results[True], results[False]
     assert record.guidance_batch == 2 and separate_record.guidance_batch == 1
     assert record.step_cache == separate_record.step_cache and record.step_cache[0] > 0
     assert (batched - separate).abs().max() <= 1e-5 * separate.abs().max()
     pipe.step_cache = None
-    plain, _ = sample(pipe, conditioning(negative_tokens=1), sampling_request(STEPS, guidance=guidance))
+    plain, _ = sample(pipe, conditioning(i2v=i2v, negative_tokens=1), sampling_request(STEPS, guidance=guidance))
     assert (separate - plain).abs().max() > 1e-2 * plain.abs().max()  # reuse really moved the latents
 
 
