@@ -44,11 +44,17 @@ def _how_to_save(image: object) -> str:
     message once told every kind to call), so the line makes a PIL image of it first, as diffusers' pipelines read
     them: channels last (a tensor's [3, H, W] moved there), floats from 0..1."""
     if isinstance(image, torch.Tensor):
-        channels_first = image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3)
-        array = "image.detach().permute(1, 2, 0).cpu().numpy()" if channels_first else "image.detach().cpu().numpy()"
+        batched = image.ndim == 4 and image.shape[0] == 1  # diffusers' [1, 3, H, W] ("pt" output)
+        shape = image.shape[1:] if batched else image.shape
+        channels_first = len(shape) == 3 and shape[0] in (1, 3) and shape[-1] not in (1, 3)
         floats = image.is_floating_point()
+        array = (
+            "image.detach()" + (".squeeze(0)" if batched else "") + (".float()" if floats else "")
+        )  # numpy has no bf16
+        array += (".permute(1, 2, 0)" if channels_first else "") + ".cpu().numpy()"
     elif isinstance(image, np.ndarray):
-        array, floats = "image", image.dtype.kind == "f"
+        batched = image.ndim == 4 and image.shape[0] == 1
+        array, floats = "image[0]" if batched else "image", image.dtype.kind == "f"
     else:
         return "e.g. image.save('first.png')"
     if floats:
