@@ -48,8 +48,8 @@ def available_loras(folder: Path) -> list[str]:
     left out. Only those: a LoRA folder shared with ComfyUI or a Civitai helper also holds previews
     (`style.preview.png`), notes and `.civitai.info` files, and one copied from a Mac `._style.safetensors` (its
     AppleDouble metadata), which no job can apply (a pickle `.ckpt` neither: a job naming one is told to convert it).
-    None where the folder cannot be read now (removed, or a share gone since the server started): a client can name
-    none of them, and that is no failure of the server's own data folder."""
+    An empty list where the folder cannot be read now (removed, or a share gone since the server started): a client
+    can name none of them, and that is no failure of the server's own data folder."""
     root = folder.resolve()
     try:
         return sorted(
