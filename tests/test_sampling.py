@@ -468,10 +468,14 @@ def test_a_state_from_another_solver_or_past_the_end_is_refused() -> None:
 
 @pytest.mark.parametrize("spacing", ["use_karras_sigmas", "use_exponential_sigmas"])
 @pytest.mark.parametrize(
-    "ends", [dict(sigma_min=0.05), dict(sigma_max=0.9), dict(sigma_min=0.02, sigma_max=0.95)], ids=str
+    "ends",
+    [dict(sigma_min=0.05), dict(sigma_max=0.9), dict(sigma_min=0.02, sigma_max=0.95), dict(sigma_min=0)],
+    ids=str,
 )
 @pytest.mark.parametrize("steps", [1, 3, 12])
 def test_sigma_spacing_between_the_configs_sigma_min_and_max_equals_the_scheduler(spacing, ends, steps):
+    if spacing == "use_exponential_sigmas" and ends.get("sigma_min") == 0:
+        pytest.skip("log(0): refused, as the next test shows")
     # diffusers warns that FlowMatchEuler ignores sigma_min / sigma_max, yet its Karras and exponential spacing read
     # them from the config as the ends of the table: a checkpoint's config with them samples another schedule.
     config = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 5.0, spacing: True, **ends}
@@ -491,8 +495,14 @@ def test_sigma_min_and_max_without_a_spacing_change_nothing_and_bad_ones_are_ref
         "sigma_max 0.9",
     ]
     for bad in (0, -0.1, "0.1", True, float("inf")):
-        with pytest.raises(ConfigError, match="sigma_min must be a positive number"):
+        with pytest.raises(ConfigError, match="sigma_min must be a positive number with exponential sigmas"):
             schedule_options({"use_exponential_sigmas": True, "sigma_min": bad})
+    for bad in (-0.1, "0.1", True, float("inf")):  # Karras spacing takes 0, as diffusers samples it
+        with pytest.raises(ConfigError, match="sigma_min must be a number of 0 or more with karras sigmas"):
+            schedule_options({"use_karras_sigmas": True, "sigma_min": bad})
+    with pytest.raises(ConfigError, match="sigma_max must be a positive number with karras sigmas"):
+        schedule_options({"use_karras_sigmas": True, "sigma_max": 0})
+    assert schedule_options({"use_karras_sigmas": True, "sigma_min": 0}).describe() == ["karras sigmas", "sigma_min 0"]
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,9 @@ class ScheduleOptions:
     def describe(self) -> list[str]:
         """The options that are set, in words (for the settings table)."""
         words = [f"{self.spacing} sigmas"] if self.spacing else []
-        words += [f"{name} {value:g}" for name in ("sigma_max", "sigma_min") if (value := getattr(self, name))]
+        words += [
+            f"{name} {value:g}" for name in ("sigma_max", "sigma_min") if (value := getattr(self, name)) is not None
+        ]
         words += [f"shift_terminal {self.shift_terminal:g}"] if self.shift_terminal else []
         words += [f"{self.train_timesteps} training timesteps"] if self.train_timesteps != TRAIN_TIMESTEPS else []
         return words
@@ -246,16 +248,20 @@ def schedule_options(config: dict[str, Any] | None, source: str = "scheduler con
         terminal = float(terminal)
     if not spacings:
         return ScheduleOptions(train, terminal or None)
-    ends = {name: _spacing_end(config, name, source) for name in ("sigma_min", "sigma_max")}
+    ends = {name: _spacing_end(config, name, spacings[0], source) for name in ("sigma_min", "sigma_max")}
     return ScheduleOptions(train, terminal or None, spacings[0], **ends)
 
 
-def _spacing_end(config: dict[str, Any], name: str, source: str) -> float | None:
+def _spacing_end(config: dict[str, Any], name: str, spacing: str, source: str) -> float | None:
     """A FlowMatchEuler config's `sigma_min` or `sigma_max`: not a parameter of the class, yet its Karras and
-    exponential spacing take them as the ends of the table in place of the shifted sigmas' when present."""
+    exponential spacing take them as the ends of the table in place of the shifted sigmas' when present. Karras
+    spacing takes a `sigma_min` of 0 (a table ending in zeros, as diffusers samples it); exponential spacing, through
+    log(sigma), cannot."""
     value = config.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ConfigError(f"{source}: {name} must be a positive number, got {value!r}")
+    lowest_ok = 0.0 if (name, spacing) == ("sigma_min", "karras") else math.ulp(0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lowest_ok <= value < math.inf:
+        needed = "a number of 0 or more" if lowest_ok == 0.0 else "a positive number"
+        raise ConfigError(f"{source}: {name} must be {needed} with {spacing} sigmas, got {value!r}")
     return float(value)
