@@ -815,3 +815,20 @@ def test_a_rank_killed_outright_is_named_before_the_survivor_the_launcher_saw_fa
     monkeypatch.setattr(torch_run, "run", both_in_one_look(2, 3))
     assert parallel.launch(2, ["run", "-p", "fox"]) == 2
     assert "error: rank 0 failed (exit code 2)" in capsys.readouterr().err
+
+
+def test_a_video_with_fewer_tokens_than_sequence_ranks_is_refused_before_anything_loads(
+    capsys, tmp_path, monkeypatch, no_launch
+):
+    # Before: refused by every rank in its first denoising step, after the loads and the text encoding.
+    monkeypatch.chdir(tmp_path)
+    tiny = ("-p", "fox", "-W", "16", "-H", "16", "--video-frames", "1", "--sp", "2")  # 1 latent frame x 1 x 1
+    code, err = run(capsys, "--gpus", "2", *tiny)
+    assert code == cli.EXIT_USER_ERROR and err.count("error:") == 1, err
+    assert "a 16x16 video of 1 frame has only 1 (latent frames x width / 16 x height / 16)" in err
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a rank under torchrun: its dry run refuses it as its run would
+    monkeypatch.setenv("RANK", "0")
+    code, err = run(capsys, *tiny, "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and "has only 1 (latent frames" in err, err
+    code, err = run(capsys, *tiny[:-2], "--dry-run")  # cfg 2 x sp 1: no tokens shared, nothing refused
+    assert code == 0, err

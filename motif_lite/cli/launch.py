@@ -16,6 +16,7 @@ from motif_lite.launcher_variables import launcher_number_or_none
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
+    from motif_lite.checkpoint import ModelSources
     from motif_lite.runtime.parallel import ParallelLayout
 
 
@@ -122,9 +123,35 @@ def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world:
     # its request), and only a resolved request makes `Settings`.
     guided = needs_uncond(resolve_guidance(request, sources.configs.guider).value, request.steps, first_step(args))
     layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
+    if (few := too_few_tokens(request, sources, layout)) is not None:  # else every rank refuses it in its first step
+        raise ParallelError(few)
     if args.step_cache is not None:  # else each process would refuse it as it loads
         raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")
     return layout
+
+
+def too_few_tokens(request: GenerationRequest, sources: ModelSources, layout: ParallelLayout) -> str | None:
+    """Why `layout` cannot share this video's tokens: fewer of them than its sequence-parallel ranks, each of which
+    must hold at least one; None when it can (or when the size is one the request's own checks refuse)."""
+    from motif_lite.errors import ConfigError
+    from motif_lite.runtime.generation_sizes import video_tokens
+    from motif_lite.vae.config import WanVAEConfig
+
+    if layout.sp == 1:
+        return None
+    vae = sources.configs.vae or WanVAEConfig()
+    try:  # an unresolved request (a rank's, before its checks) may hold a size that is no video's yet
+        tokens = video_tokens(request.width, request.height, request.frames, sources.transformer.value, vae)
+    except ConfigError:
+        return None
+    if tokens >= layout.sp:
+        return None
+    frames = f"{request.frames} frame{'s' if request.frames > 1 else ''}"
+    return (
+        f"{layout.describe()} shares the video tokens among {layout.sp} processes, but a {request.width}x"
+        f"{request.height} video of {frames} has only {tokens} (latent frames x width / 16 x height / 16), and each "
+        "process needs one at least: make the video larger or longer, or give a smaller --sp"
+    )
 
 
 def _check_loras_before_launch(args: argparse.Namespace) -> None:
