@@ -713,6 +713,35 @@ def test_a_batch_run_again_on_two_processes_skips_the_videos_made_before(checkpo
     assert (tmp_path / "fox-1.mp4").read_bytes() == first
 
 
+def test_a_run_stopped_with_a_step_cache_goes_on_on_two_processes_with_step_cache_0(checkpoint, tmp_path, capsys):
+    # Before: the stopped run's cache, which its file gives, was refused with "leave it out" (there was nothing to
+    # leave out), and --step-cache 0, the plain run, was refused too: such a run could not go on in parallel at all.
+    from motif_lite import load_pipeline
+    from motif_lite.request import GenerationRequest
+
+    cached = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch", step_cache=0.05)
+    cached.save_state_every = float("inf")
+
+    def stop(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        request = GenerationRequest(PROMPT, NEGATIVE, seed=0, output=tmp_path / "out_%03d.png", **SIZE)
+        cached.generate(request, on_progress=stop)
+    resume = ["run", "--resume", str(tmp_path / "out.latents.safetensors"), "--device", "cpu", "--gpus", "2"]
+    assert cli_main(resume) != 0
+    err = capsys.readouterr().err
+    assert "the run being resumed had --step-cache 0.05, which a parallel run (--gpus / torchrun) does not" in err
+    assert "add --step-cache 0 to sample the rest without it" in err
+    done = subprocess.run(
+        [sys.executable, "-m", "motif_lite", *resume[:-2], "--step-cache", "0", "--gpus", "2"],
+        capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert read_png_frames(tmp_path).shape == (SIZE["frames"], SIZE["height"], SIZE["width"], 3)
+
+
 def test_a_failure_on_rank_1_ends_every_rank_with_its_message(checkpoint, tmp_path):
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="raise")
     assert code != 0 and "[rank 1] failed: RuntimeError: injected failure on rank 1" in err

@@ -125,9 +125,22 @@ def parallel_layout(args: argparse.Namespace, request: GenerationRequest, world:
     layout = choose_layout(world, guided, sources.transformer.value.num_attention_heads, args.sp)
     if (few := too_few_tokens(request, sources, layout)) is not None:  # else every rank refuses it in its first step
         raise ParallelError(few)
-    if args.step_cache is not None:  # else each process would refuse it as it loads
-        raise ParallelError("--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out")
+    # Else each process would refuse it as it loads. A threshold of 0 reuses nothing: the plain run, which the ranks
+    # make without a cache (`prepare.load_from_flags`).
+    if args.step_cache:
+        raise ParallelError(_step_cache_refusal(args))
     return layout
+
+
+def _step_cache_refusal(args: argparse.Namespace) -> str:
+    """Why a parallel run refuses its step cache, and what to do: leave out the flag typed, or, for the cache of the
+    run being resumed (which its file gives where no --step-cache is typed), give --step-cache 0."""
+    if "step_cache" in run_inputs(args).typed:
+        return "--step-cache is not supported in a parallel run (--gpus / torchrun) yet: leave it out"
+    return (
+        f"the run being resumed had --step-cache {args.step_cache:g}, which a parallel run (--gpus / torchrun) does "
+        "not support yet: add --step-cache 0 to sample the rest without it, or resume it in one process"
+    )
 
 
 def too_few_tokens(request: GenerationRequest, sources: ModelSources, layout: ParallelLayout) -> str | None:

@@ -241,7 +241,9 @@ def load_from_flags(
         sources, dtype=args.dtype, device=device, kernels=args.kernels, plan=plan, loras=loras,
         attention=args.attention, parallel=parallel, batch_guidance=batch_guidance, compile=args.compile,
         attention_backend=args.attention_backend,  # unused with int8 attention (flag_notes says so)
-        step_cache=args.step_cache, text_encoder_dtype=run_inputs(args).text_encoder_dtype,
+        # A parallel run has no step cache: `launch.parallel_layout` refused any but 0, which reuses nothing.
+        step_cache=args.step_cache if parallel is None else None,
+        text_encoder_dtype=run_inputs(args).text_encoder_dtype,
     )  # fmt: skip
 
 
