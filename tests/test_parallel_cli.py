@@ -832,3 +832,30 @@ def test_a_video_with_fewer_tokens_than_sequence_ranks_is_refused_before_anythin
     assert code == cli.EXIT_USER_ERROR and "has only 1 (latent frames" in err, err
     code, err = run(capsys, *tiny[:-2], "--dry-run")  # cfg 2 x sp 1: no tokens shared, nothing refused
     assert code == 0, err
+
+
+@pytest.mark.parametrize(("rank", "world", "shown"), [("0", "2", True), ("1", "2", False), (None, None, True)])
+def test_only_rank_0_prints_the_warnings(monkeypatch, capsys, rank, world, shown):
+    # Before: every rank printed each warning (an unknown key of the transformer's config.json: 5 times on 2 ranks).
+    import logging
+    import warnings
+
+    from motif_lite.cli import run as run_cli
+
+    def warn(args):
+        warnings.warn("motif-lite: the Triton rms_norm falls back to torch", RuntimeWarning, stacklevel=1)
+        logging.getLogger("motif_lite.pipeline").warning("negative prompt is 606 tokens")
+        logging.getLogger("motif_lite.pipeline").error("an error every rank says")
+        return 0
+
+    for name, value in (("RANK", rank), ("WORLD_SIZE", world)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr(run_cli, "main", warn)
+    assert cli.main(["run", "-p", "fox"]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: the Triton rms_norm falls back to torch" in err) == shown, err
+    assert ("warning: negative prompt is 606 tokens" in err) == shown, err
+    assert "error: an error every rank says" in err

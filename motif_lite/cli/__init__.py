@@ -256,18 +256,26 @@ def _show_warning(
         _say_above_bars(f"warning: {category.__name__}: {text} ({filename}:{lineno})")
 
 
+def _no_warning(*args: object, **kwargs: object) -> None:
+    """Python's warnings on a rank other than 0 of a torchrun job: rank 0 shows them."""
+
+
 @contextlib.contextmanager
 def _warnings_to_stderr() -> Iterator[None]:
     """While a command runs, motif_lite's logged warnings (e.g. a truncated prompt) and Python's warnings as
-    `warning: ...` lines above the progress bars. Python's filters are unchanged (each warning still shows once
-    per place); the display is put back after."""
+    `warning: ...` lines above the progress bars, on one process or rank 0 of a torchrun job (its other ranks print
+    logged errors only). Python's filters are unchanged (each warning still shows once per place); the display is
+    put back after."""
     logger = logging.getLogger("motif_lite")
-    handler = _StderrHandler(logging.WARNING)
+    # The ranks other than 0 of a torchrun job print errors alone: they read the same files and run the same steps,
+    # so rank 0 says each warning once where N processes said it N times.
+    other_rank = job_ranks() > 1 and launcher_number_or_none("RANK") not in (0, None)
+    handler = _StderrHandler(logging.ERROR if other_rank else logging.WARNING)
     logger.addHandler(handler)
     propagate, logger.propagate = logger.propagate, False  # printed once, here
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _no_warning if other_rank else _show_warning
             yield
     finally:
         logger.removeHandler(handler)
