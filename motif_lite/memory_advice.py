@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.planner import Plan
     from motif_lite.sizes import ModelSizes
+    from motif_lite.weights.lora import LoRAFile
 
 # Where a plan's budget came from when no --vram was given (the planner's margin on the free memory).
 FREE_MEMORY_BUDGET = f"the GPU's free memory at the start / {RESERVED_RATIO:g}"
@@ -50,6 +51,7 @@ class PlannedRun:
     attention_backend: str = "auto"
     dtype_by_default: bool = False  # no dtype asked for: a float32 default keeps the text encoder in bf16
     text_encoder_given: str | None = None  # the text encoder's dtype by name, given (a resumed run's, say)
+    loras: tuple[LoRAFile, ...] = ()  # the checked --lora files: their adapters beside packed layers are planned
 
     @property
     def text_encoder_dtype(self) -> torch.dtype:
@@ -76,7 +78,7 @@ class PlannedRun:
             vram_gib=self.vram_gib if vram_gib is None else vram_gib, kernels=self.kernels, attention=self.attention,
             sequence_parallel=self.sequence_parallel, ram_gib=self.ram_gib, batch_guidance=self.batch_guidance,
             step_cache=self.step_cache, text_encoder=self.text_encoder, first_step=self.first_step, sizes=self.sizes,
-            attention_backend=self.attention_backend, text_encoder_dtype=self.text_encoder_dtype,
+            attention_backend=self.attention_backend, text_encoder_dtype=self.text_encoder_dtype, loras=self.loras,
         )  # fmt: skip
 
     def with_sources(self, sources: ModelSources) -> PlannedRun:

@@ -76,6 +76,7 @@ from motif_lite.weights.lora import (
     linear_shapes,
     read_loras,
 )
+from motif_lite.weights.lora_apply import side_adapter_bytes
 from motif_lite.weights.shapes import build_model
 
 # `locate_sources` for plans: what is on disk or in the cache, never a download, never an error for absent weights.
@@ -543,6 +544,7 @@ def plan_generation(
     first_step: int = 0,
     sizes: ModelSizes | None = None,
     attention_backend: str = "auto",
+    loras: Sequence[LoRAFile] = (),
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -564,7 +566,8 @@ def plan_generation(
     bfloat16). `first_step`: a resumed run's first step; one resumed past the guidance window plans one row per forward,
     as it runs (`Settings.guided`). `sizes`: `model_sizes` of these sources, dtype and text encoder dtype counted
     already (`PlannedRun.sizes`), not counted again. `attention_backend`: `--attention-backend` (with `auto` and
-    `triton` the denoise stage counts Triton's tuning buffer for our attention kernel).
+    `triton` the denoise stage counts Triton's tuning buffer for our attention kernel). `loras`: the checked LoRA
+    files the run applies (`check_loras`): on a packed transformer their adapters count with their blocks.
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -585,7 +588,7 @@ def plan_generation(
     budget = device_budget(target, vram_gib)
     inputs = _planner_inputs(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
-        text_encoder, first_step, sizes, attention_backend,
+        text_encoder, first_step, sizes, attention_backend, loras,
     )  # fmt: skip
     plan = plan_memory(
         inputs, budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
@@ -625,6 +628,7 @@ def _planner_inputs(
     first_step: int = 0,
     sizes: ModelSizes | None = None,
     attention_backend: str = "auto",
+    loras: Sequence[LoRAFile] = (),
 ) -> PlannerInputs:
     """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about `request` on this model,
     dtype and device: the sizes from the files' headers, the rows per forward (from `first_step` on: a resumed
@@ -639,6 +643,8 @@ def _planner_inputs(
     triton_on = target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch")
     tower = ImageTowerShape.of_checkpoint(sources.root)  # the first frame's tokens: the checkpoint's, not a constant
     image_tokens = tower.tokens if request.conditions_on_image else 0
+    # A LoRA on packed linears keeps its adapter beside each, in the run's dtype; on float ones it merges: no bytes.
+    adapters = side_adapter_bytes(list(loras), dtype) if loras and sizes.transformer_packed else None
     return PlannerInputs(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,
         weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,
@@ -651,7 +657,7 @@ def _planner_inputs(
             attention_workspace_bytes, attention, config, tokens, image_tokens=image_tokens
         ),
         image=request.conditions_on_image,  # the first frame goes through the VAE
-        image_tower=tower,
+        image_tower=tower, adapter_bytes=adapters,
     )  # fmt: skip
 
 

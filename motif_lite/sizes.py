@@ -42,6 +42,9 @@ class ModelSizes:
     # The transformer's weights (values), where counting its size built it on the meta device (--quantize, or no
     # GGUF): a quantizing time estimate takes them instead of building it again (`transformer_weights`).
     transformer_values: int | None = None
+    # The transformer's linears run on packed weights (a GGUF, --quantize, a ComfyUI fp8 file): a LoRA on them keeps
+    # its adapter beside the weight (weights/lora_apply.py), which the memory plan counts.
+    transformer_packed: bool = False
 
     def lines(self) -> list[str]:
         sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
@@ -58,6 +61,7 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
     config = sources.transformer.value
     origins = {}
     values = None
+    packed = sources.gguf is not None or sources.gguf_variant is not None or sources.quantize is not None
     if sources.gguf is not None:
         # Packed bytes, from the header alone: as `locate_sources` counted them, else read now (sources made by hand)
         transformer_bytes = sources.gguf_bytes if sources.gguf_bytes is not None else tensor_bytes(sources.gguf)
@@ -81,6 +85,7 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         transformer_bytes = values * dtype.itemsize
         origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
         kept = _float8_linear_numel(sources.root)
+        packed = kept > 0
         if kept:  # ComfyUI's fp8 copy: its linear weights stay one byte each (weights/float8.py)
             transformer_bytes -= kept * (dtype.itemsize - 1)
             origins["transformer"] += f"; its {kept / 1e9:.2f}B fp8 linear weights kept in 8 bits (file headers)"
@@ -108,7 +113,7 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         origins["text encoder"] = "official T5Gemma2 size (built-in), weights not at hand"
     vae = sources.configs.vae
     origins["vae"] = "vae/config.json" if vae is not None else "official Wan2.1 config (built-in)"
-    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins, text_quantized, values)
+    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins, text_quantized, values, packed)
 
 
 def estimated_gguf_bytes(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.parallel import Parallel, ParallelLayout
     from motif_lite.runtime.planner import Plan
-    from motif_lite.weights.lora import LoRAEntry
+    from motif_lite.weights.lora import LoRAEntry, LoRAFile
 
 
 def preflight_flags(
@@ -179,13 +179,14 @@ def plan_if_budget(
     layout: ParallelLayout | None = None,
     text_encoder: bool = True,
     say: Callable = print,
+    loras: Sequence[LoRAFile] = (),
 ) -> tuple[PlannedRun, Plan] | tuple[None, None]:
     """With a budget (--vram, --ram) or on CUDA: the memory plan of `request`, printed, with what it was made for
     (`planned_run`: the out-of-memory advice plans again from it); it raises if nothing fits, before anything loads.
     Else (None, None): a run that `plans_nothing`."""
     if plans_nothing(args, device):
         return None, None
-    planned = planned_run(args, request, sources, dtype, device, layout, text_encoder)
+    planned = planned_run(args, request, sources, dtype, device, layout, text_encoder, loras)
     plan = planned.plan()
     say(plan.describe(), file=sys.stderr)
     if (note := smaller_transformer_note(planned, plan)) is not None:
@@ -307,6 +308,7 @@ def planned_run(
     device: torch.device | str,
     layout: ParallelLayout | None = None,
     text_encoder: bool = True,
+    loras: Sequence[LoRAFile] = (),
 ) -> PlannedRun:
     """What the memory plan of the run the flags ask for is made for (its `plan()`, which raises when nothing fits);
     in a parallel run (`layout`) one rank's, which never batches the guidance branches (they run one call each, on
@@ -320,7 +322,7 @@ def planned_run(
         attention=args.attention, batch_guidance=args.batch_guidance if layout is None else False,
         step_cache=bool(args.step_cache), sequence_parallel=layout.sp if layout is not None else 1,
         text_encoder=text_encoder, first_step=first_step(args), attention_backend=args.attention_backend,
-        dtype_by_default=args.dtype is None, text_encoder_given=run_inputs(args).text_encoder_dtype,
+        dtype_by_default=args.dtype is None, text_encoder_given=run_inputs(args).text_encoder_dtype, loras=tuple(loras),
     )  # fmt: skip
 
 

@@ -337,11 +337,13 @@ def _prepare(
         if said.get(label) != truncation:
             say(f"warning: {truncation.advice(label)}", file=sys.stderr)
     if args.dry_run:  # plans every run, a CPU run without a budget too; its table prints the plan
-        planned = planned_run(args, request, sources, dtype, device, layout)
+        planned = planned_run(args, request, sources, dtype, device, layout, loras=lora_files)
         plan = planned.plan()
         print_notes(filter(None, [smaller_transformer_note(planned, plan)]))
     else:  # in a parallel run, the plan of one rank, which loads the text encoder only if it is the main one
-        planned, plan = plan_if_budget(args, request, sources, dtype, device, layout, text_encoder=main, say=say)
+        planned, plan = plan_if_budget(
+            args, request, sources, dtype, device, layout, text_encoder=main, say=say, loras=lora_files
+        )
     # A parallel run never batches them (cfg 2 puts them on processes of their own), and says so (flag_notes).
     wanted = False if layout is not None else args.batch_guidance
     batch_guidance, note = planned_batch_guidance(wanted, device, plan, settings.guided)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -83,24 +84,31 @@ def generation_sizes(
     activation_dtype: torch.dtype,
     text_activation_dtype: torch.dtype | None = None,
     image_tower: ImageTowerShape = OFFICIAL_IMAGE_TOWER,
+    adapter_bytes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> GenerationSizes:
     """The sizes of a width x height x frames generation: the transformer's weights (`weight_bytes` as loaded)
     spread over its blocks by their element counts, the text encoder's and VAE's bytes, the VAE's frame shapes.
     `text_activation_dtype`: the dtype the text encoder runs in (None: what `load_pipeline` gives it next to a
     transformer in `activation_dtype`, `devices.text_encoder_dtype`). `image_tower`: the checkpoint's SigLIP tower
-    (`ImageTowerShape.of_checkpoint`), whose tokens an image-to-video context holds."""
+    (`ImageTowerShape.of_checkpoint`), whose tokens an image-to-video context holds. `adapter_bytes`: the LoRA
+    adapters kept beside packed layers, module name -> each adapter tensor's bytes (`lora_apply.side_adapter_bytes`):
+    they are buffers of the layer's block, so they count with that block, resident or streamed."""
     text_dtype = devices.text_encoder_dtype(activation_dtype, text_activation_dtype)
     block_numels, total, largest_linear = _transformer_numels(config)
     per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
     block_bytes = tuple(math.ceil(sum(numels) * per_param) for numels in block_numels)
     pinned = tuple(sum(pinned_size(math.ceil(n * per_param)) for n in numels) for numels in block_numels)
+    non_block_bytes = max(0, weight_bytes - sum(block_bytes))
+    extra, extra_pinned, extra_other = _adapter_bytes_by_block(config, adapter_bytes or {})
+    block_bytes = tuple(b + e for b, e in zip(block_bytes, extra, strict=True))
+    pinned = tuple(p + e for p, e in zip(pinned, extra_pinned, strict=True))
     _, _, latent_frames, latent_h, latent_w = vae_config.latent_shape(width, height, frames)
     return GenerationSizes(
         video_tokens=video_tokens(width, height, frames, config, vae_config),
         config=config,
         block_bytes=block_bytes,
         block_pinned_bytes=pinned,
-        non_block_bytes=max(0, weight_bytes - sum(block_bytes)),
+        non_block_bytes=non_block_bytes + extra_other,
         largest_linear=largest_linear,
         quantized=per_param < 2,
         text_bytes=text_bytes,
@@ -118,6 +126,30 @@ def generation_sizes(
         text_act_bytes=text_dtype.itemsize,
         image_tower=image_tower,
     )
+
+
+def _adapter_bytes_by_block(
+    config: TransformerConfig, adapter_bytes: Mapping[str, tuple[int, ...]]
+) -> tuple[list[int], list[int], int]:
+    """(bytes per block in execution order, the same as pinned homes, bytes outside the blocks) of the adapters."""
+    blocks = config.num_layers + config.num_single_layers
+    extra, pinned, other = [0] * blocks, [0] * blocks, 0
+    for module, tensors in adapter_bytes.items():
+        index = _block_index(config, module)
+        if index is None:
+            other += sum(tensors)
+        else:
+            extra[index] += sum(tensors)
+            pinned[index] += sum(map(pinned_size, tensors))
+    return extra, pinned, other
+
+
+def _block_index(config: TransformerConfig, module: str) -> int | None:
+    """The execution-order index of the block `module` is in (dual-stream blocks first); None outside the blocks."""
+    for prefix, first in (("transformer_blocks.", 0), ("single_transformer_blocks.", config.num_layers)):
+        if module.startswith(prefix):
+            return first + int(module.removeprefix(prefix).split(".")[0])
+    return None
 
 
 @functools.lru_cache(maxsize=8)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -530,6 +530,8 @@ class PlannerInputs:
     float32 doubles the decode memory of bfloat16). fused_norms: the transformer runs the fused Triton norm
     kernels (no float32 RoPE temporaries). image: image-to-video (the first frame is VAE-encoded); image_tower: the
     checkpoint's SigLIP tower (`ImageTowerShape.of_checkpoint`), whose tokens its context holds.
+    adapter_bytes: the LoRA adapters kept beside packed (GGUF, fp8) layers, module name -> each adapter tensor's
+    bytes (`weights.lora_apply.side_adapter_bytes`; None: none): counted with their block, resident or streamed.
     activation_dtype: the transformer's compute dtype. text_encoder_dtype: the text encoder's (None: what
     `load_pipeline` gives it next to `activation_dtype`, `devices.text_encoder_dtype`).
     attention_workspace_bytes: rows per forward -> device memory the attention kernel adds inside each call
@@ -563,13 +565,14 @@ class PlannerInputs:
     text_encoder_quantized: bool = False
     triton_attention: bool = False
     image_tower: ImageTowerShape = OFFICIAL_IMAGE_TOWER
+    adapter_bytes: Mapping[str, tuple[int, ...]] | None = None
 
     def sizes(self) -> GenerationSizes:
         """The sizes of this generation (`generation_sizes`)."""
         return generation_sizes(
             self.width, self.height, self.frames, self.transformer_config, self.weight_bytes, self.text_encoder_bytes,
             self.vae_config, self.vae_dtype, self.image, self.activation_dtype, self.text_encoder_dtype,
-            self.image_tower,
+            self.image_tower, self.adapter_bytes,
         )  # fmt: skip
 
 

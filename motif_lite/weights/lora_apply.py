@@ -112,3 +112,17 @@ def _wrap(layer: QuantizedLinear | Float8Linear, updates: list[LoRAUpdate], dtyp
     down = torch.cat([u.down.float() for u in updates]).to(device, dtype)
     up = torch.cat([u.scale * u.up.float() for u in updates], dim=1).to(device, dtype)
     return LoRALinear(layer, down, up)
+
+
+def side_adapter_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, tuple[int, int]]:
+    """The bytes of the adapter `apply_loras` keeps beside each layer the files change, if that layer is packed:
+    module name -> (down, up) in `dtype`, the files on one layer summed into one adapter as `_wrap` builds it (a
+    float layer merges its updates and keeps nothing beside it: the memory plan asks only for packed transformers)."""
+    ranks: dict[str, int] = defaultdict(int)
+    shapes: dict[str, tuple[int, int]] = {}
+    for file in files:
+        for u in file.updates:
+            ranks[u.module] += u.down.shape[0]
+            shapes[u.module] = (u.up.shape[0], u.down.shape[1])  # (out, in)
+    size = dtype.itemsize
+    return {m: (ranks[m] * shapes[m][1] * size, shapes[m][0] * ranks[m] * size) for m in ranks}

@@ -1,0 +1,101 @@
+"""The memory plan counts the LoRA adapters kept beside packed (GGUF) linears, where they live: with their block,
+resident or streamed; a LoRA merged into float weights adds nothing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tiny_pipeline import make_tiny_checkpoint
+
+from motif_lite.config import TransformerConfig
+from motif_lite.preflight import check_loras, locate_sources, plan_generation
+from motif_lite.quantize.convert import quantize_checkpoint
+from motif_lite.quantize.recipes import get_recipe
+from motif_lite.quantize.sources import open_source
+from motif_lite.request import GenerationRequest
+from motif_lite.runtime.generation_sizes import generation_sizes
+from motif_lite.vae.config import WanVAEConfig
+from motif_lite.weights.lora import LoRASpec, linear_shapes
+from motif_lite.weights.lora_apply import side_adapter_bytes
+from motif_lite.weights.shapes import build_model
+
+RANK = 8
+REQUEST = GenerationRequest("a fox", width=48, height=32, frames=9, steps=2, seed=0)
+
+
+def write_lora(path, shapes: dict[str, tuple[int, int]], modules: list[str]) -> None:
+    """A kohya-style LoRA of rank RANK on `modules` (random, float32)."""
+    g = torch.Generator().manual_seed(0)
+    tensors = {}
+    for name in modules:
+        out_features, in_features = shapes[name]
+        tensors[f"diffusion_model.{name}.lora_down.weight"] = torch.randn(RANK, in_features, generator=g)
+        tensors[f"diffusion_model.{name}.lora_up.weight"] = torch.randn(out_features, RANK, generator=g)
+    save_file(tensors, path)
+
+
+def lora_bytes(path, dtype: torch.dtype, prefix: str = "") -> int:
+    """The adapter bytes in `dtype`, from the file's own tensors (those of modules under `prefix`)."""
+    with safe_open(str(path), "pt") as f:
+        names = [k for k in f.keys() if k.startswith(f"diffusion_model.{prefix}")]  # noqa: SIM118
+        return sum(f.get_slice(k).get_shape()[0] * f.get_slice(k).get_shape()[1] for k in names) * dtype.itemsize
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny checkpoint, its transformer as a Q8_0 GGUF, and a LoRA on block and non-block linears."""
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    gguf = tmp_path_factory.mktemp("gguf") / "tiny-Q8_0.gguf"
+    quantize_checkpoint(open_source(root / "transformer"), gguf, get_recipe("Q8_0"), progress=False)
+    config = locate_sources(root).transformer.value
+    shapes = linear_shapes(build_model(config))
+    modules = [n for n in shapes if n.startswith(("transformer_blocks.0.", "single_transformer_blocks.1."))]
+    modules += [n for n in shapes if not n.startswith(("transformer_blocks.", "single_transformer_blocks."))][:2]
+    lora = tmp_path_factory.mktemp("lora") / "style.safetensors"
+    write_lora(lora, shapes, modules)
+    return root, gguf, lora
+
+
+def resident_weights(plan) -> int:
+    return next(s.weight_bytes for s in plan.stages if s.name == "decode")
+
+
+def test_a_plan_on_gguf_weights_counts_the_adapters_bytes(checkpoint):
+    root, gguf, lora = checkpoint
+    sources = locate_sources(root, gguf)
+    loras = check_loras([LoRASpec(lora, 0.8)], sources)
+    dtype = torch.bfloat16
+    without = plan_generation(REQUEST, sources, dtype=dtype, device="cpu")
+    with_lora = plan_generation(REQUEST, sources, dtype=dtype, device="cpu", loras=loras)
+    assert with_lora.resident_blocks is None  # everything resident on the CPU without a budget
+    assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, dtype) > 0
+
+
+def test_a_lora_merged_into_float_weights_adds_nothing_to_the_plan(checkpoint):
+    root, _, lora = checkpoint
+    sources = locate_sources(root)
+    loras = check_loras([LoRASpec(lora, 0.8)], sources)
+    without = plan_generation(REQUEST, sources, dtype=torch.bfloat16, device="cpu")
+    with_lora = plan_generation(REQUEST, sources, dtype=torch.bfloat16, device="cpu", loras=loras)
+    assert resident_weights(with_lora) == resident_weights(without)
+
+
+def test_the_adapters_count_with_their_block(checkpoint):
+    # Streamed blocks carry their adapters (buffers of the block): each block's bytes grow by its own adapters'.
+    root, gguf, lora = checkpoint
+    sources = locate_sources(root, gguf)
+    config: TransformerConfig = sources.transformer.value
+    dtype = torch.bfloat16
+    adapters = side_adapter_bytes(check_loras([LoRASpec(lora, 1.0)], sources), dtype)
+    args = (48, 32, 9, config, 10**6, 0, WanVAEConfig(), dtype, False, dtype)
+    plain, with_lora = generation_sizes(*args), generation_sizes(*args, adapter_bytes=adapters)
+    grown = [b - a for a, b in zip(plain.block_bytes, with_lora.block_bytes, strict=True)]
+    assert grown[0] == lora_bytes(lora, dtype, "transformer_blocks.0.") > 0
+    assert grown[config.num_layers + 1] == lora_bytes(lora, dtype, "single_transformer_blocks.1.") > 0
+    assert sum(grown) == grown[0] + grown[config.num_layers + 1]
+    outside = lora_bytes(lora, dtype) - sum(grown)
+    assert with_lora.non_block_bytes - plain.non_block_bytes == outside > 0
+    assert all(b >= a for a, b in zip(plain.block_pinned_bytes, with_lora.block_pinned_bytes, strict=True))
