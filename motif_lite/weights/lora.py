@@ -82,6 +82,10 @@ _PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 _PIPELINE_PREFIX = "transformer."
 # What to do about PEFT settings no PEFT version writes.
 _EDITED = "the file was edited or damaged; export the LoRA again"
+# The transformer's convolutions (the patch embedder's Conv3d, model/layers.py), which a LoRA may target (PEFT adapts
+# a Conv3d too) but motif-lite does not adapt: named as such, under both spellings, rather than as unknown layers.
+_CONVOLUTIONS = {"x_embedder.proj": "the patch embedder's Conv3d x_embedder.proj"}
+_CONVOLUTION_SPELLINGS = {**_CONVOLUTIONS, **{k.replace(".", "_"): v for k, v in _CONVOLUTIONS.items()}}
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
 
@@ -312,6 +316,12 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
             spelled[ours] = module
             keys[ours, part].append(key)
     _check_one_key_per_part(spec.path, keys, tensors)
+    if convolutions := sorted({_CONVOLUTION_SPELLINGS[m] for m in unmatched if m in _CONVOLUTION_SPELLINGS}):
+        raise LoRAError(
+            f"{spec.path}: it adapts {', '.join(convolutions)}, a convolution: motif-lite applies LoRAs to the "
+            "transformer's linear layers only, and does not adapt convolutions yet (the rest alone would make "
+            f"another video than the LoRA was trained for); {_MERGE_IT}"
+        )
     if unmatched:
         # Named like this model's layers but fitting none (a Flux or HunyuanVideo LoRA: more blocks than this model,
         # the same names for the first ones): another model's, said so rather than listing its deeper blocks.
