@@ -73,6 +73,7 @@ from motif_lite.weights.lora import (
     LoRASpec,
     check_lora_file,
     check_read_loras,
+    diff_targets,
     linear_shapes,
     read_loras,
 )
@@ -248,7 +249,8 @@ def loras_for_config(specs: Sequence[LoRASpec], config: TransformerConfig) -> li
     """The LoRA files read and checked against the layers of a transformer of `config` (built on the meta device:
     file headers, the LoRAs' small tensors and the config, no model weights), each marked with `config` so that
     `check_loras` takes it as it is for a transformer of that config. Raises `LoRAError`."""
-    read = read_loras(specs, linear_shapes(build_model(config)))
+    model = build_model(config)
+    read = read_loras(specs, linear_shapes(model), diff_targets(model))
     return [dataclasses.replace(lora, checked_for=config) for lora in read]
 
 
@@ -451,7 +453,8 @@ def check_loras(loras: Sequence[LoRASpec | LoRAFile], sources: ModelSources) -> 
         model = meta_transformer(sources.root)
     targets = linear_shapes(model)
     check_read_loras([lora for lora in loras if isinstance(lora, LoRAFile)], targets)
-    read = iter(read_loras([lora for lora in loras if isinstance(lora, LoRASpec)], targets))
+    specs = [lora for lora in loras if isinstance(lora, LoRASpec)]
+    read = iter(read_loras(specs, targets, diff_targets(model)))
     return [next(read) if isinstance(lora, LoRASpec) else lora for lora in loras]
 
 

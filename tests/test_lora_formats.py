@@ -89,7 +89,6 @@ OTHER_ADAPTERS = {  # LyCORIS, DoRA and PEFT files as their tools save them: (te
     "peft-dora": ({**_pair("transformer.", Q), f"transformer.{Q}.lora_magnitude_vector": torch.ones(64)}, "DoRA"),
     "locon-tucker": ({**KOHYA_Q, f"{_kohya(Q)}.lora_mid.weight": torch.ones(2, 2)},
                      "LyCORIS LoCon with a Tucker middle"),
-    "diff": ({f"diffusion_model.{Q}.diff": torch.randn(64, 64)}, "full weight difference"),
     "lora-bias": ({**_pair("transformer.", Q), f"transformer.{Q}.lora_B.bias": torch.randn(64)}, "LoRA with biases"),
     "peft-state-dict": (_pair("transformer.", Q, ("lora_A.default", "lora_B.default")), "PEFT model's state dict"),
 }  # fmt: skip
@@ -247,13 +246,12 @@ def test_adapter_config_json_is_read_only_beside_peft_s_own_file_without_metadat
 
 def test_the_adapter_message_counts_and_names_that_kind_s_own_tensors(tmp_path, targets):
     # The count and the example are the tensors that make the file that kind, not the file's other unknown ones:
-    # a LoHa with a Tucker core (hada_t1), a weight difference with its bias (.diff_b), a LoKr's two factors.
+    # a LoHa with a Tucker core (hada_t1), a LoKr's two factors. (Full differences, .diff / .diff_b, are applied:
+    # tests/test_lora_diffs.py.)
     loha = {f"{_kohya(Q)}.hada_t1": torch.randn(2, 2, 1, 1), f"{_kohya(Q)}.hada_w1_a": torch.randn(64, 2)}
-    diff = {f"diffusion_model.{Q}.diff": torch.randn(64, 64), f"diffusion_model.{Q}.diff_b": torch.randn(64)}
     for kind, tensors, said in [
         ("loha", loha, f"(1 tensor like {_kohya(Q)}.hada_w1_a)"),
         ("lokr", OTHER_ADAPTERS["lokr"][0], f"(2 tensors like {_kohya(Q)}.lokr_w1)"),
-        ("diff", diff, f"(2 tensors like diffusion_model.{Q}.diff)"),
     ]:
         with pytest.raises(LoRAError, match=re.escape(said)):
             read_loras([LoRASpec(_write(tmp_path / f"{kind}.safetensors", tensors))], targets)

@@ -27,7 +27,7 @@ import numbers
 import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ from motif_lite.weights.shapes import listing, named
 _KEY = re.compile(
     r"^(?:transformer\.|base_model\.model\.|diffusion_model\.|lora_unet_|lora_transformer_|lycoris_)?"
     r"(?P<module>.+?)\."
-    r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha))$"
+    r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha)|(?P<diff>diff|diff_b))$"
 )
 _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
 # The text encoder's layers in a LoRA trained with it: diffusers' `text_encoder.`, kohya's `lora_te_` / `lora_te1_`.
@@ -71,7 +71,6 @@ _OTHER_ADAPTERS = [
     (re.compile(r"\.lokr_w"), "a LyCORIS LoKr", _MERGE_IT),
     (re.compile(r"\.(dora_scale|lora_magnitude_vector)"), "a DoRA", _MERGE_IT),
     (re.compile(r"\.lora_mid\."), "a LyCORIS LoCon with a Tucker middle (lora_mid)", _MERGE_IT),
-    (re.compile(r"\.diff(_b)?$"), "a full weight difference (.diff)", _MERGE_IT),
     (re.compile(r"\.lora_(B|up)\.bias$"), "a LoRA with biases (PEFT's lora_bias)", _MERGE_IT),
     (re.compile(r"\.lora_[AB]\.[^.]+\.weight$"), "a PEFT model's state dict (the adapter's name is in the keys)",
      "save the adapter with PEFT's save_pretrained or get_peft_model_state_dict, which leave the name out"),
@@ -225,6 +224,16 @@ class LoRAUpdate:
     scale: float  # strength x alpha / rank (or the strength alone)
 
 
+@dataclass(frozen=True)
+class WeightDiff:
+    """A full difference of one plain tensor (ComfyUI's `.diff` for a weight, `.diff_b` for a bias): the tensor
+    becomes `tensor + strength · diff`."""
+
+    tensor: str  # our parameter name, e.g. "transformer_blocks.0.norm1.linear.bias"
+    diff: torch.Tensor
+    strength: float
+
+
 @dataclass
 class LoRAFile:
     """A checked LoRA file: every update names a linear of the model with matching shapes."""
@@ -236,19 +245,23 @@ class LoRAFile:
     # of a transformer of that config takes it without building the model again; None: checked against a model's
     # layers alone, or not known to be (a Python caller's), and checked again by `preflight.check_loras`.
     checked_for: TransformerConfig | None = None
+    diffs: list[WeightDiff] = field(default_factory=list)  # full differences of plain tensors (norms, biases)
 
     def describe(self) -> str:
         # A LoRA saved before training changed anything (PEFT starts B at zero) makes the video it would make
         # without it: said, as the video alone would not tell why the LoRA shows no effect.
         zero = ", all zero: no effect; saved before training?" if self.is_zero() else ""
+        diffs = f", {counted(len(self.diffs), 'full difference')}" if self.diffs else ""
         return (
             f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(len(self.updates), 'layer')}"
-            f"{zero})"
+            f"{diffs}{zero})"
         )
 
     def is_zero(self) -> bool:
         """Whether every update of the file is zero (its up or its down weights all zero), at any strength."""
-        return all(not (u.up.any() and u.down.any()) for u in self.updates)
+        return all(not (u.up.any() and u.down.any()) for u in self.updates) and not any(
+            d.diff.any() for d in self.diffs
+        )
 
 
 # What `load_pipeline(loras=...)` takes per LoRA: a file (strength 1, as --lora FILE), a (file, strength) pair, or
@@ -266,10 +279,27 @@ def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
     }
 
 
-def read_loras(specs: Iterable[LoRASpec], targets: Mapping[str, tuple[int, int]]) -> list[LoRAFile]:
-    """Read and check LoRA files against the model's linears (`linear_shapes`); raises `LoRAError` naming every
-    key that matches no module, every shape mismatch, or an unknown format — before any model weight is read."""
-    return [_read_lora(spec, targets) for spec in specs]
+def read_loras(
+    specs: Iterable[LoRASpec],
+    targets: Mapping[str, tuple[int, int]],
+    tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None = None,
+) -> list[LoRAFile]:
+    """Read and check LoRA files against the model's linears (`linear_shapes`) and, for full differences (`.diff`,
+    `.diff_b`), its tensors (`diff_targets`; None: the differences are checked when applied); raises `LoRAError`
+    naming every key that matches no module, every shape mismatch, or an unknown format — before any model weight
+    is read."""
+    return [_read_lora(spec, targets, tensors) for spec in specs]
+
+
+def diff_targets(model: nn.Module) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """{tensor name: (shape, packed)} of the tensors a full difference may change: every parameter (plain), and the
+    weight of every packed linear (`QuantizedLinear`, `Float8Linear`), which cannot take one. Works on the meta
+    device."""
+    found = {name: (tuple(p.shape), False) for name, p in model.named_parameters()}
+    for name, module in model.named_modules():
+        if isinstance(module, QuantizedLinear | Float8Linear):
+            found[f"{name}.weight"] = ((module.out_features, module.in_features), True)
+    return found
 
 
 def check_read_loras(loras: Iterable[LoRAFile], targets: Mapping[str, tuple[int, int]]) -> None:
@@ -298,10 +328,17 @@ def check_lora_file(spec: LoRASpec) -> str:
     return fmt
 
 
-def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFile:
+def _read_lora(
+    spec: LoRASpec,
+    targets: Mapping[str, tuple[int, int]],
+    model_tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None = None,
+) -> LoRAFile:
     with _opened_lora(spec.path) as f:
         tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118
     fmt, parsed = _parse_keys(spec.path, tensors)
+    diff_keys = {k: v for k, v in parsed.items() if v[1] in ("diff", "diff_b")}
+    parsed = {k: v for k, v in parsed.items() if k not in diff_keys}
+    diffs = _diffs(spec, diff_keys, tensors, model_tensors)
     module_names = _module_names(targets)
     pairs: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
     spelled: dict[str, str] = {}  # our module name -> the file's (what PEFT matched its alpha_pattern against)
@@ -333,7 +370,48 @@ def _read_lora(spec: LoRASpec, targets: Mapping[str, tuple[int, int]]) -> LoRAFi
         _update(spec, module, parts, targets[module], alphas, spelled[module])
         for module, parts in sorted(pairs.items())
     ]
-    return LoRAFile(spec, fmt, updates)
+    return LoRAFile(spec, fmt, updates, diffs=diffs)
+
+
+def _diffs(
+    spec: LoRASpec,
+    keys: Mapping[str, tuple[str, str]],
+    tensors: Mapping[str, torch.Tensor],
+    model_tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None,
+) -> list[WeightDiff]:
+    """The full differences of a file (`.diff`: the module's weight, `.diff_b`: its bias), checked against the model's
+    tensors when known: a name it lacks, another shape, or a packed weight (which cannot take one) is refused."""
+    diffs = []
+    for key, (module, part) in sorted(keys.items()):
+        name = f"{module}.{'weight' if part == 'diff' else 'bias'}"
+        diff = tensors[key]
+        if not diff.is_floating_point():
+            raise LoRAError(f"{spec.path}: the full difference {key} is {diff.dtype}, not floats: {_EDITED}")
+        _check_finite(spec, name, {"full difference": diff})
+        if model_tensors is not None:
+            if name not in model_tensors:
+                raise LoRAError(f"{spec.path}: the full difference {key} is for {name}, which the Motif-Video "
+                                "transformer does not have (a LoRA for another model or version?)")  # fmt: skip
+            shape, packed = model_tensors[name]
+            check_diff_target(spec.path, key, name, tuple(diff.shape), shape, packed)
+        diffs.append(WeightDiff(name, diff, spec.strength))
+    return diffs
+
+
+def check_diff_target(
+    path: Path, key: str, name: str, shape: tuple[int, ...], target: tuple[int, ...], packed: bool
+) -> None:
+    """A full difference `key` of shape `shape` on the model's tensor `name` (`target`, packed or plain): refused
+    when that tensor is packed (quantized: it cannot absorb a difference) or shaped otherwise."""
+    if packed:
+        raise LoRAError(
+            f"{path}: its full difference {key} changes {name}, which this transformer holds quantized (GGUF, "
+            "--quantize or fp8): a full difference applies to plain tensors only; use the safetensors transformer "
+            "(bf16/fp16) with this LoRA, or a LoRA without full differences"
+        )
+    if shape != target:
+        raise LoRAError(f"{path}: the full difference {key} is shaped {list(shape)}, but {name} is {list(target)}: "
+                        "a LoRA for another model or version?")  # fmt: skip
 
 
 def _check_one_key_per_part(
@@ -492,8 +570,9 @@ def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tupl
     named after the part names ("peft": lora_A / lora_B, "kohya": lora_down / lora_up)."""
     matches = {k: _KEY.match(k) for k in names}
     if matches and all(matches.values()):
-        fmt = "kohya" if any(m["part"] in ("down", "up") for m in matches.values()) else "peft"
-        return fmt, {k: (m["module"], "alpha" if m["alpha"] else _PARTS[m["part"]]) for k, m in matches.items()}
+        # ComfyUI writes full differences (`.diff`, `.diff_b`) beside kohya's part names.
+        fmt = "kohya" if any(m["part"] in ("down", "up") or m["diff"] for m in matches.values()) else "peft"
+        return fmt, {k: (m["module"], _part(m)) for k, m in matches.items()}
     if not names:
         raise LoRAError(f"{path} holds no tensors: the file is empty (an export that failed?); export it again")
     if message := _other_adapter(path, [k for k, m in matches.items() if not m]):
@@ -513,6 +592,11 @@ def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tupl
         "(`transformer.<module>.lora_A.weight` / `lora_B.weight`) and kohya/ComfyUI "
         "(`diffusion_model.<module>.lora_down.weight` / `lora_up.weight` / `alpha`, or `lora_unet_...`)"
     )
+
+
+def _part(match: re.Match) -> str:
+    """A key's part: "down", "up", "alpha", "diff" (a weight's full difference) or "diff_b" (a bias's)."""
+    return "alpha" if match["alpha"] else match["diff"] or _PARTS[match["part"]]
 
 
 def _other_adapter(path: Path, keys: Sequence[str]) -> str | None:

@@ -20,7 +20,7 @@ from torch import nn
 from motif_lite.errors import counted
 from motif_lite.model.attention import project_rows
 from motif_lite.weights.float8 import Float8Linear
-from motif_lite.weights.lora import LoRAFile, LoRAUpdate
+from motif_lite.weights.lora import LoRAFile, LoRAUpdate, WeightDiff, check_diff_target
 from motif_lite.weights.modules import replace_module
 from motif_lite.weights.quant_linear import QuantizedLinear
 
@@ -80,6 +80,9 @@ class LoRALinear(nn.Module):
 def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | None = None) -> AppliedLoRAs:
     """Add the files' updates to `model` (after loading, before kernels and memory plans are applied): merged into
     float weights, `LoRALinear` around packed ones. `dtype`: the adapters' compute dtype (default: float32)."""
+    for file in files:  # before any layer is wrapped: the differences name the model's own tensors
+        for diff in file.diffs:
+            _add_diff(model, file, diff)
     per_module: dict[str, list[LoRAUpdate]] = defaultdict(list)
     for file in files:
         for update in file.updates:
@@ -94,6 +97,22 @@ def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | No
             replace_module(model, name, _wrap(layer, updates, dtype or torch.float32))
             applied.wrapped += 1
     return applied
+
+
+def _add_diff(model: nn.Module, file: LoRAFile, diff: WeightDiff) -> None:
+    """`tensor + strength · diff`, as ComfyUI applies a full difference, on a plain tensor; a packed weight (a GGUF
+    or fp8 layer, when the file was checked against a float model) is refused, as the read check refuses it."""
+    module_name, _, attribute = diff.tensor.rpartition(".")
+    module = model.get_submodule(module_name)
+    target = getattr(module, attribute, None)
+    packed = isinstance(module, QuantizedLinear | Float8Linear) and attribute == "weight"
+    shape = tuple(target.shape) if isinstance(target, torch.Tensor) else ()
+    key = f"{diff.tensor} ({'.diff' if attribute == 'weight' else '.diff_b'})"
+    check_diff_target(file.spec.path, key, diff.tensor, tuple(diff.diff.shape), shape, packed)
+    base = target.detach()
+    changed = base.float() + diff.strength * diff.diff.to(base.device, torch.float32)
+    # A new tensor rather than an in-place add: the loaded one may share memory with the checkpoint file.
+    setattr(module, attribute, nn.Parameter(changed.to(base.dtype), requires_grad=False))
 
 
 def _merge(layer: nn.Linear, updates: list[LoRAUpdate]) -> None:
