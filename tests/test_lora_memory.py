@@ -99,3 +99,15 @@ def test_the_adapters_count_with_their_block(checkpoint):
     outside = lora_bytes(lora, dtype) - sum(grown)
     assert with_lora.non_block_bytes - plain.non_block_bytes == outside > 0
     assert all(b >= a for a, b in zip(plain.block_pinned_bytes, with_lora.block_pinned_bytes, strict=True))
+
+
+def test_the_plan_a_run_keeps_for_its_advice_counts_the_adapters_too(checkpoint):
+    # PlannedRun plans again when a run runs out of memory: with the run's LoRAs, as its first plan.
+    from motif_lite.memory_advice import PlannedRun
+
+    root, gguf, lora = checkpoint
+    sources = locate_sources(root, gguf)
+    loras = tuple(check_loras([LoRASpec(lora, 0.8)], sources))
+    without = PlannedRun(REQUEST, sources, torch.bfloat16, "cpu").plan()
+    with_lora = PlannedRun(REQUEST, sources, torch.bfloat16, "cpu", loras=loras).plan()
+    assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, torch.bfloat16)
