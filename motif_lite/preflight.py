@@ -245,12 +245,15 @@ def _known_transformer_config(at_hand: ModelSources | None, official: bool) -> T
     return TransformerConfig() if official else None
 
 
-def loras_for_config(specs: Sequence[LoRASpec], config: TransformerConfig) -> list[LoRAFile]:
+def loras_for_config(
+    specs: Sequence[LoRASpec], config: TransformerConfig, packed_linears: bool = False
+) -> list[LoRAFile]:
     """The LoRA files read and checked against the layers of a transformer of `config` (built on the meta device:
     file headers, the LoRAs' small tensors and the config, no model weights), each marked with `config` so that
-    `check_loras` takes it as it is for a transformer of that config. Raises `LoRAError`."""
+    `check_loras` takes it as it is for a transformer of that config. `packed_linears`: the transformer's linear
+    weights will be packed (a GGUF, --quantize), so a full difference of one is refused now. Raises `LoRAError`."""
     model = build_model(config)
-    read = read_loras(specs, linear_shapes(model), diff_targets(model))
+    read = read_loras(specs, linear_shapes(model), diff_targets(model, packed_linears))
     return [dataclasses.replace(lora, checked_for=config) for lora in read]
 
 

@@ -93,3 +93,16 @@ def test_a_full_difference_of_another_shape_is_refused(tmp_path):
     save_file({f"diffusion_model.{LINEAR}.diff_b": torch.randn(7)}, path)
     with pytest.raises(LoRAError, match=r"is shaped \[7\], but transformer_blocks\.0\.attn\.to_q\.bias is"):
         read_loras([LoRASpec(path)], linear_shapes(model), diff_targets(model))
+
+
+def test_a_run_on_quantized_weights_refuses_a_weights_difference_before_loading(tmp_path):
+    # `run` checks its --lora files against a float model of the config: the linears a GGUF or --quantize packs
+    # must count as packed there, or the refusal waits for the load.
+    from motif_lite.preflight import loras_for_config
+
+    config = tiny_transformer().config
+    path = tmp_path / "weight.safetensors"
+    save_file({f"diffusion_model.{LINEAR}.diff": torch.randn(64, 64)}, path)
+    loras_for_config([LoRASpec(path)], config)  # float weights: applied
+    with pytest.raises(LoRAError, match="holds quantized"):
+        loras_for_config([LoRASpec(path)], config, packed_linears=True)

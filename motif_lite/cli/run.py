@@ -389,7 +389,9 @@ def _checked_loras(loras: list[tuple[Path, float]], sources: ModelSources) -> li
 
     if not loras:
         return []
-    return loras_for_config([LoRASpec(path, strength) for path, strength in loras], sources.transformer.value)
+    specs = [LoRASpec(path, strength) for path, strength in loras]
+    packed = sources.gguf is not None or sources.gguf_variant is not None or sources.quantize is not None
+    return loras_for_config(specs, sources.transformer.value, packed)
 
 
 def dry_run(
