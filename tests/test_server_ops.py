@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 import types
 from datetime import datetime
 from pathlib import Path
@@ -229,6 +230,36 @@ def test_a_job_cancelled_as_the_worker_takes_it_is_logged_as_deleted_not_failed(
         assert log[-1] == f"{job.id}: deleted, stopped", log
         assert not any("failed" in line for line in log) and list(tmp_path.rglob(f"{job.id}*")) == []
     finally:
+        store.close()
+
+
+def test_a_job_cancelled_as_the_worker_claims_it_is_logged_as_deleted_while_running(pipe, tmp_path, monkeypatch):
+    # The worker set `current` only after its claim: a DELETE in between found no job running and the log never said
+    # `deleted while running` of the job it had cancelled. The delay below holds the worker between the two.
+    store = JobStore(tmp_path)
+    log: list[str] = []
+    worker = Worker(store, pipe, log=log.append)
+    claimed = threading.Event()
+    claim_next = store.claim_next
+
+    def claim_then_pause():
+        job = claim_next()
+        if job is not None:
+            claimed.set()
+            time.sleep(0.5)  # the moment between the claim and `current`, long enough for the DELETE to come in
+        return job
+
+    monkeypatch.setattr(store, "claim_next", claim_then_pause)
+    try:
+        client = TestClient(create_app(store, ServerState(ServerConfig(model_name="tiny"), worker)))
+        job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+        worker.start()
+        assert claimed.wait(30)
+        assert client.delete(f"/v1/videos/{job.id}").status_code == 200
+        assert f"{job.id}: deleted while running: stops after its current step" in log, log
+        wait_for(lambda: f"{job.id}: deleted, stopped" in log, 60, "the worker to stop the job")
+    finally:
+        worker.stop(timeout=60)
         store.close()
 
 

@@ -108,7 +108,7 @@ class Worker:
         self._wake = threading.Event()
         # Held while a job is stored and its `queued by` line logged (`queuing`), and while the worker claims one: its
         # idle look at the queue (every IDLE_WAIT_SECONDS, unwoken) could otherwise claim a job just stored, and log
-        # `started` before `queued by`.
+        # `started` before `queued by`. A delete takes it too (`deleted`), to see the claimed job as `current`.
         self._claiming = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="motif-lite-worker", daemon=True)
@@ -159,7 +159,9 @@ class Worker:
     def deleted(self, job_id: str) -> None:
         """Log a job deleted while it runs at once: it stops only once its current step ends (minutes on a CPU),
         and until then the log would say nothing of why the next job does not start."""
-        if job_id == self.current:
+        with self._claiming:  # a claim under way has set `current` once this lock is free: see `_run_queue`
+            running = job_id == self.current
+        if running:
             self.log(f"{job_id}: deleted while running: stops after its current step")
 
     def _loop(self) -> None:
@@ -181,12 +183,14 @@ class Worker:
     def _run_queue(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()  # before looking, so that a job queued meanwhile is not missed
+            # The claim and `current` in one step under the lock: a delete between the two found `current` unset
+            # and logged nothing of the running job it cancelled (`deleted`).
             with self._claiming:
                 job = self.store.claim_next()
+                self.current = None if job is None else job.id
             if job is None:
                 self._wake.wait(IDLE_WAIT_SECONDS)
                 continue
-            self.current = job.id
             try:
                 self.run_job(job)
             finally:
