@@ -34,6 +34,7 @@ from starlette.routing import Match
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import GenerationRequest
 from motif_lite.server.body_limit import BodyLimit
+from motif_lite.server.downloads import download
 from motif_lite.server.extension import extension_fields, in_video_words
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import available_loras
@@ -266,11 +267,15 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
             raise _not_ready(job)
         media_type, suffix = MEDIA_TYPES[variant]
         path = store.video_path(job.id) if variant == "video" else store.thumbnail_path(job.id)
-        if not path.is_file():
-            raise ApiError(404, f"the {variant} of {video_id} is missing from the data folder", None, "not_found")
-        return FileResponse(
-            path, media_type=media_type, filename=f"{job.id}{suffix}", content_disposition_type="inline"
-        )
+        # Gone with its job since the lookup above (a DELETE at that moment): the job's own 404.
+        missing = f"the {variant} of {video_id} is missing from the data folder"
+        try:
+            return await download(path, request.headers, missing, media_type=media_type,
+                                  filename=f"{job.id}{suffix}", content_disposition_type="inline")  # fmt: skip
+        except ApiError as exc:
+            if exc.status == 404 and store.get(job.id) is None:
+                raise _not_found(video_id) from None
+            raise
 
     @api.get("/models")
     async def list_models() -> dict[str, Any]:
