@@ -227,8 +227,29 @@ def test_a_job_cancelled_as_the_worker_takes_it_is_logged_as_deleted_not_failed(
         job = store.claim_next()
         store.delete(job.id)  # the client's cancel, at that moment
         worker.run_job(job)
-        assert log[-1] == f"{job.id}: deleted, stopped", log
-        assert not any("failed" in line for line in log) and list(tmp_path.rglob(f"{job.id}*")) == []
+        assert log[-1].startswith(f"{job.id}: deleted, stopped"), log
+        assert not any(": failed" in line for line in log) and list(tmp_path.rglob(f"{job.id}*")) == []
+    finally:
+        store.close()
+
+
+def test_a_job_that_fails_as_it_is_deleted_keeps_its_error_in_the_log(pipe, tmp_path, monkeypatch):
+    # The deleted job's line once dropped the error: a real failure (here a CUDA fault) that raced a client's cancel
+    # left the operator no reason at all.
+    store = JobStore(tmp_path)
+    try:
+        log: list[str] = []
+        worker = Worker(store, pipe, log=log.append)
+        store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+        job = store.claim_next()
+
+        def failing_as_deleted(*args, **kwargs):
+            store.delete(job.id)
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+        monkeypatch.setattr(pipe, "generate", failing_as_deleted)
+        worker.run_job(job)
+        assert log[-1].startswith(f"{job.id}: deleted, stopped") and "illegal memory access" in log[-1], log
     finally:
         store.close()
 

@@ -260,7 +260,8 @@ class Worker:
                 self.log(f"{job.id}: failed{self._took(job.id)}: {message}")
             else:  # deleted as it failed, or as it started (its first frame went with it): the client's cancel
                 self.store.remove_files(job.id)
-                self.log(f"{job.id}: deleted, stopped")
+                # The error all the same: a real failure that raced the cancel is still the operator's to know of.
+                self.log(f"{job.id}: deleted, stopped (as it ended with: {message})")
             if code == "generation_failed":
                 traceback.print_exc(file=sys.stderr)
         else:
