@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import warnings
@@ -16,6 +17,7 @@ from live_memory import LiveTensors, estimate_and_live_peak
 from speed_helpers import tiny_transformer
 from test_streaming import TINY, inputs
 from tiny_config import forward
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError, MotifLiteError
@@ -659,6 +661,64 @@ def test_vae_band_estimate_follows_the_decoder_plan():
     assert len(shares) == 4 and all(0.5 < s < 0.65 for s in shares)
     assert shares[-1] < shares[0]  # the halo is a larger share of the coarse levels
     assert decoder_band_shares(VAE, (92, 160), 4)[-1] < 0.3
+
+
+class NativeConv3dBuffers(TorchDispatchMode):
+    """The im2col buffer of every 3-D convolution that PyTorch runs through its native kernel (Slow3d), which
+    unfolds C_in x taps elements per output pixel and frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes: list[int] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.convolution.default and args[0].dim() == 5:
+            x, weight, bias, stride, padding, dilation, transposed, output_padding, groups = args
+            backend = torch._C._select_conv_backend(
+                x, weight, bias, stride, padding, dilation, transposed, output_padding, groups, None
+            )
+            if backend == torch._C._ConvBackend.Slow3d:
+                out = [n + 2 * p - k + 1 for n, p, k in zip(x.shape[2:], padding, weight.shape[2:], strict=True)]
+                self.bytes.append(weight[0].numel() * math.prod(out) * x.element_size())
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize(("height", "width", "bands"), [(64, 64, 1), (64, 64, 2), (48, 96, 2)])
+def test_vae_cpu_conv_workspace_is_the_largest_native_im2col_buffer(height, width, bands):
+    # Independent count: decode for real (full Wan2.1, float32) and ask PyTorch which backend each 3-D conv takes;
+    # its native one (Slow3d) unfolds C_in x taps elements per output pixel and frame. 48x96 splits columns.
+    from motif_lite.runtime.vae_memory import vae_decode_cpu_workspace_bytes
+    from motif_lite.vae.model import WanVAE
+
+    torch.manual_seed(0)
+    vae = WanVAE(VAE).eval().requires_grad_(False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 1x1-across conv is native when single-threaded, as the estimate counts it
+    try:
+        with torch.no_grad(), NativeConv3dBuffers() as buffers:
+            vae.decode(torch.randn(1, 16, 2, height // 8, width // 8), bands=bands)
+    finally:
+        torch.set_num_threads(threads)
+    sizes = generation_sizes(width, height, 5, NARROW, GiB, 0, VAE, torch.float32, False, torch.float32)
+    assert vae_decode_cpu_workspace_bytes(sizes, VAEMode(bands=bands)) == max(buffers.bytes)
+
+
+def test_cpu_host_estimate_counts_the_vae_decodes_native_conv_buffer():
+    # At 128x128 in 2 bands the head's conv goes native and its 82 MiB im2col buffer was missing from the host
+    # estimate (review of 2026-12-06: estimate / peak RSS 0.63); cuDNN's workspace is in CUDA's measured term.
+    from motif_lite.runtime.planner import _Choice, _host_needs, _stage_estimates
+    from motif_lite.runtime.vae_memory import vae_decode_cpu_workspace_bytes
+
+    sizes = generation_sizes(128, 128, 5, NARROW, GiB, 0, VAE, torch.float32, False, torch.float32)
+    choice = _Choice(TextEncoderPlacement.CPU, None, None, VAEMode(bands=2))
+    stages = _stage_estimates(sizes, choice, 1, True)
+    decode = next(s for s in stages if s.name == "decode")
+    workspace = vae_decode_cpu_workspace_bytes(sizes, choice.vae)
+    assert workspace > 80 * 2**20
+    cpu = _host_needs(sizes, choice, "cpu", stages, False)
+    assert cpu.activation_bytes >= decode.peak_bytes - decode.weight_bytes + workspace
+    streamed = replace(choice, text=TextEncoderPlacement.STREAMED)  # no host activations on CUDA then
+    assert _host_needs(sizes, streamed, "cuda", stages, False).activation_bytes == 0
 
 
 # -- host memory --

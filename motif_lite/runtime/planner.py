@@ -75,7 +75,7 @@ from motif_lite.runtime.streaming import (
     TextEncoderPlacement,
     apply_block_streaming,
 )
-from motif_lite.runtime.vae_memory import vae_decode_bytes, vae_encode_bytes
+from motif_lite.runtime.vae_memory import vae_decode_bytes, vae_decode_cpu_workspace_bytes, vae_encode_bytes
 from motif_lite.units import RESERVED_RATIO, memory_size
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAEMode, VAETile
@@ -498,7 +498,10 @@ def _host_needs(
         video_bytes = clip + math.ceil(clip / sequence_parallel)
     # On the CPU the stages' device memory is host memory: their peaks (margin and workspaces included, less the
     # weights, counted once below) are what generating adds, so the host peak holds the peak of the stages.
-    host_acts = max(s.peak_bytes - s.weight_bytes for s in stages) if not cuda else 0
+    # The decode's convolutions on the CPU add PyTorch's native im2col buffer (vae_memory.py); cuDNN's workspace on
+    # CUDA is inside the VAE's measured working term.
+    conv_workspace = {"decode": vae_decode_cpu_workspace_bytes(sizes, choice.vae)} if not cuda else {}
+    host_acts = max(s.peak_bytes - s.weight_bytes + conv_workspace.get(s.name, 0) for s in stages) if not cuda else 0
     if cuda and choice.text is TextEncoderPlacement.CPU:
         host_acts = text_activation_bytes(1, sizes.text_act_bytes)
     return HostNeeds(

@@ -13,6 +13,7 @@ import functools
 import torch
 
 from motif_lite.runtime.generation_sizes import GenerationSizes
+from motif_lite.vae.bands import Band
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAEMode
 
@@ -66,6 +67,57 @@ def vae_decode_bytes(sizes: GenerationSizes, mode: VAEMode) -> int:
     return int(elems * sizes.vae_scale * sizes.vae_element_bytes)
 
 
+# On the CPU, PyTorch (2.13) runs a float32 3-D convolution through oneDNN unless its input's batch x channels x
+# frames x rows is at most 20,480 (aten's `use_mkldnn`: "for some case, native is faster") or its kernel is 1x1
+# across (a temporal upsampler's conv, when single-threaded); then its native kernel (Slow3d) unfolds the input
+# into C_in x taps elements per output pixel and frame (im2col), made inside the op: no tensor of ours, and not in
+# the working term measured on CUDA. With a band's rows or a small frame the full-resolution head's conv (96
+# channels) falls under the threshold, and its buffer is the largest thing the decode holds besides the caches
+# (82 MiB at 128x128 in 2 bands, float32). The same rule is applied to every dtype (bfloat16 takes oneDNN on an
+# AVX-512 CPU whatever the size: an over-count of one buffer there). The inputs' channels of the 3x3x3 convs per
+# level, Wan2.1 base_dim 96 (a level's first residual block takes the upsampler's halved channels):
+SLOW_CONV3D_MAX_INPUT = 20480
+VAE_LEVEL_CONV_CHANNELS = ((384,), (192, 384), (192,), (96,))  # up levels at 1/8, 1/4, 1/2, full resolution
+VAE_HEAD_CHANNELS = 96  # conv_out, at full resolution
+VAE_TIME_CONV_CHANNELS = (384, 384)  # the temporal upsamplers' 3x1x1 convs, after the levels at 1/8 and 1/4
+VAE_LOWER_CONV_CHANNELS = (16, 384)  # conv_in and the mid block, at 1/8 on whole frames
+
+
+def vae_decode_cpu_workspace_bytes(sizes: GenerationSizes, mode: VAEMode) -> int:
+    """The largest im2col buffer of PyTorch's native 3-D convolution (Slow3d) in one decode on the CPU, from the
+    decoder's own band plan: one conv runs at a time, so the largest counts, on top of `vae_decode_bytes`. CUDA's
+    convolutions (cuDNN) have their workspace in the measured working term instead."""
+    h, w = sizes.vae_latent_hw
+    if mode.tile is not None:
+        from motif_lite.vae.tiling import tile_spans
+
+        h, w = (spans[0][1] - spans[0][0] for spans in (tile_spans(h, mode.tile), tile_spans(w, mode.tile)))
+    chunk = 1 if mode.frame_by_frame else sizes.vae_config.temporal_factor
+    frames = (1, min(2, chunk), chunk, chunk, chunk)  # output frames at the up levels and the head
+    largest = 0
+
+    def conv(channels: int, taps: int, out_frames: int, rows: int, side: int, padded_height: int) -> None:
+        nonlocal largest
+        c = round(channels * sizes.vae_scale)
+        if taps == 3 or c * (out_frames + 2) * padded_height <= SLOW_CONV3D_MAX_INPUT:
+            largest = max(largest, c * taps * out_frames * rows * side)
+
+    for c in VAE_LOWER_CONV_CHANNELS:  # conv_in and the mid block: whole latent frames
+        conv(c, 27, 1, h, w, h + 2)
+    for band in decoder_bands(sizes.vae_config, (h, w), mode.bands):
+        for level, (a, b) in enumerate((*band.level_rows, band.head_rows)):
+            scale = 2 ** min(level, 3)
+            full_h, full_w = h * scale, w * scale
+            rows, side = b - a, (full_w if band.dim == -2 else full_h)
+            padded_height = rows + 2 if band.dim == -2 else full_h + 2
+            channels = VAE_LEVEL_CONV_CHANNELS[level] if level < 4 else (VAE_HEAD_CHANNELS,)
+            for c in channels:
+                conv(c, 27, frames[level], rows, side, padded_height)
+            if level < len(VAE_TIME_CONV_CHANNELS):  # a 1x1-across kernel: native whenever single-threaded
+                conv(VAE_TIME_CONV_CHANNELS[level], 3, frames[level], rows, side, padded_height - 2)
+    return largest * sizes.vae_element_bytes
+
+
 def vae_encode_bytes(sizes: GenerationSizes, bands: int = 1) -> int:
     """Image-to-video's first frame through the VAE encoder: its full-resolution working set times the largest
     band's share of the input rows (the lower levels are smaller and come after)."""
@@ -81,6 +133,15 @@ def _encoder_band_share(vae_config: WanVAEConfig, latent_hw: tuple[int, int], ba
 
     with torch.device("meta"):
         return Encoder(vae_config).band_share(latent_hw, bands)
+
+
+@functools.cache
+def decoder_bands(vae_config: WanVAEConfig, latent_hw: tuple[int, int], bands: int) -> tuple[Band, ...]:
+    """The decoder's own band plan (one band: the whole frame)."""
+    from motif_lite.vae.model import Decoder
+
+    with torch.device("meta"):
+        return tuple(Decoder(vae_config).plan_bands(latent_hw, bands))
 
 
 @functools.cache
