@@ -683,8 +683,11 @@ class NativeConv3dBuffers(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize(("height", "width", "bands"), [(64, 64, 1), (64, 64, 2), (48, 96, 2)])
-def test_vae_cpu_conv_workspace_is_the_largest_native_im2col_buffer(height, width, bands):
+@pytest.mark.parametrize(
+    ("height", "width", "bands", "frame_by_frame"),
+    [(64, 64, 1, True), (64, 64, 2, True), (48, 96, 2, True), (64, 64, 1, False)],
+)
+def test_vae_cpu_conv_workspace_is_the_largest_native_im2col_buffer(height, width, bands, frame_by_frame):
     # Independent count: decode for real (full Wan2.1, float32) and ask PyTorch which backend each 3-D conv takes;
     # its native one (Slow3d) unfolds C_in x taps elements per output pixel and frame. 48x96 splits columns.
     from motif_lite.runtime.vae_memory import vae_decode_cpu_workspace_bytes
@@ -696,11 +699,13 @@ def test_vae_cpu_conv_workspace_is_the_largest_native_im2col_buffer(height, widt
     torch.set_num_threads(1)  # a 1x1-across conv is native when single-threaded, as the estimate counts it
     try:
         with torch.no_grad(), NativeConv3dBuffers() as buffers:
-            vae.decode(torch.randn(1, 16, 2, height // 8, width // 8), bands=bands)
+            vae.decode(torch.randn(1, 16, 2, height // 8, width // 8), frame_by_frame=frame_by_frame, bands=bands)
     finally:
         torch.set_num_threads(threads)
     sizes = generation_sizes(width, height, 5, NARROW, GiB, 0, VAE, torch.float32, False, torch.float32)
-    assert vae_decode_cpu_workspace_bytes(sizes, VAEMode(bands=bands)) == max(buffers.bytes)
+    assert vae_decode_cpu_workspace_bytes(sizes, VAEMode(frame_by_frame=frame_by_frame, bands=bands)) == max(
+        buffers.bytes
+    )
 
 
 def test_cpu_host_estimate_counts_the_vae_decodes_native_conv_buffer():

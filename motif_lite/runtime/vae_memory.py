@@ -93,14 +93,17 @@ def vae_decode_cpu_workspace_bytes(sizes: GenerationSizes, mode: VAEMode) -> int
 
         h, w = (spans[0][1] - spans[0][0] for spans in (tile_spans(h, mode.tile), tile_spans(w, mode.tile)))
     chunk = 1 if mode.frame_by_frame else sizes.vae_config.temporal_factor
-    frames = (1, min(2, chunk), chunk, chunk, chunk)  # output frames at the up levels and the head
+    # Output frames at the up levels and the head: the first latent frame makes one frame, under the threshold
+    # where a chunk's frames are over it, so both count.
+    frames = (1, min(2, chunk), chunk, chunk, chunk)
     largest = 0
 
-    def conv(channels: int, taps: int, out_frames: int, rows: int, side: int, padded_height: int) -> None:
+    def conv(channels: int, taps: int, chunk_frames: int, rows: int, side: int, padded_height: int) -> None:
         nonlocal largest
         c = round(channels * sizes.vae_scale)
-        if taps == 3 or c * (out_frames + 2) * padded_height <= SLOW_CONV3D_MAX_INPUT:
-            largest = max(largest, c * taps * out_frames * rows * side)
+        for out_frames in {1, chunk_frames}:
+            if taps == 3 or c * (out_frames + 2) * padded_height <= SLOW_CONV3D_MAX_INPUT:
+                largest = max(largest, c * taps * out_frames * rows * side)
 
     for c in VAE_LOWER_CONV_CHANNELS:  # conv_in and the mid block: whole latent frames
         conv(c, 27, 1, h, w, h + 2)
