@@ -260,8 +260,10 @@ class Worker:
                 self.log(f"{job.id}: failed{self._took(job.id)}: {message}")
             else:  # deleted as it failed, or as it started (its first frame went with it): the client's cancel
                 self.store.remove_files(job.id)
-                # The error all the same: a real failure that raced the cancel is still the operator's to know of.
-                self.log(f"{job.id}: deleted, stopped (as it ended with: {message})")
+                # A real failure (out of memory, a fault) that raced the cancel is still the operator's to know of;
+                # a request's own error here is what the cancel caused (its inputs went with it).
+                ended = "" if code == "invalid_request" else f" (as it ended with: {message})"
+                self.log(f"{job.id}: deleted, stopped{ended}")
             if code == "generation_failed":
                 traceback.print_exc(file=sys.stderr)
         else:
