@@ -47,7 +47,9 @@ from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, line_end_notes, syntax_notes
 
 if TYPE_CHECKING:
+    import numpy as np
     import PIL.Image
+    import torch
 
     from motif_lite.io.clip import Clip
 
@@ -368,6 +370,10 @@ class GenerationRequest:
     seed: None or -1 = a random seed (chosen by `resolve()` and reported in the result).
     output: the file written (its extension says the format); a name given is replaced, and without one the video
     goes to output.mp4, or output-2.mp4, output-3.mp4, ... when that is there (`resolve()` picks it, with a note).
+    image: the first frame, as the path of an image file or made in memory as diffusers' pipelines take it (a PIL
+    image, a numpy array or a torch tensor, `io.image.image_from_memory`): one made in memory is written beside the
+    output as a PNG (`fox.mp4` -> `fox.first-frame.png`) when the request is resolved with its inputs (`generate`),
+    and the run names that file, as if it had been given.
     extend: a clip to go on from (a video file, or a PNG sequence's pattern): its last frame is the first frame, as
     `image` would be, and `output` holds the clip's frames followed by the new ones after that first frame. The
     clip's size must be the request's (`motif_lite.io.clip.read_clip` gives its size and frame rate).
@@ -391,7 +397,7 @@ class GenerationRequest:
     flow_shift: float | None = None
     sampler: str | None = None
     seed: int | None = None
-    image: str | Path | None = None
+    image: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor | None = None
     output: str | Path = DEFAULT_OUTPUT  # none given: output.mp4, or output-2.mp4, ... when it is there
     extend: str | Path | None = None
 
@@ -449,6 +455,8 @@ class GenerationRequest:
         it is hashed once (`ResolvedRequest.first_frame_sha256`). `checksum`: that file's checksum where the caller
         hashed it already (run --resume, checking the image is the one the run sampled from): not hashed again."""
         resolved, read, image, notes = _plain_numbers(self)._checked(clip, audience)
+        if resolved.image is not None and not isinstance(resolved.image, str | Path):
+            resolved = _with_first_frame_file(resolved, image)
         checksum = checksum if checksum is not None else first_frame_sha256(resolved)
         return ResolvedRequest(resolved, read, image, notes, checksum)
 
@@ -537,7 +545,8 @@ class GenerationRequest:
         from motif_lite.io.video import replaces_file
 
         output = fields.output
-        if fields.image is not None and replaces_file(output, fields.frames, self.image):  # read, then written over
+        from_file = isinstance(self.image, str | Path)  # one made in memory is written beside the output, not over it
+        if fields.image is not None and from_file and replaces_file(output, fields.frames, self.image):
             raise RequestError(
                 f"the output {output} would replace the input image {self.image} with the video; give the "
                 f"video another name with {OUTPUT_FLAG}",
@@ -601,6 +610,20 @@ def _output_to_write(output: object) -> tuple[object, list[str]]:
     if free == Path(output):
         return str(output), []
     return free, [f"{output} exists: writing {free} instead (output= names the file, and replaces a file there)"]
+
+
+def _with_first_frame_file(request: GenerationRequest, image: PIL.Image.Image) -> GenerationRequest:
+    """The resolved `request` with its first frame made in memory (read as `image`) written as a PNG beside its
+    output (`first_frame_file`) and named by it: the run then goes on as if that file had been given, so the video's
+    settings name it, and `--settings-from`, a resume and the kept first-frame encodings find it."""
+    from motif_lite.io.image import first_frame_file
+
+    path = first_frame_file(request.output)
+    try:
+        image.save(path, format="PNG")
+    except OSError as exc:  # the output's folder was found writable: a full disk, most likely
+        raise MotifLiteError(f"cannot write the first frame given in memory to {path}: {exc}") from exc
+    return dataclasses.replace(request, image=path)
 
 
 def _frames_flag(frames: int, audience: Audience) -> str:
@@ -834,8 +857,8 @@ def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
     changed = {}
     for item in dataclasses.fields(request):
         value = getattr(request, item.name)
-        if isinstance(value, bool | int | float | str | Path) or value is None:
-            continue
+        if isinstance(value, bool | int | float | str | Path) or value is None or item.name == "image":
+            continue  # an image made in memory is an image, even of one number (refused as one)
         if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):  # torch or numpy, 0-d
             value = value.item()
             if isinstance(value, bool):

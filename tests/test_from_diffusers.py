@@ -9,6 +9,7 @@ import inspect
 import re
 from unittest import mock
 
+import numpy as np
 import PIL.Image
 import pytest
 import torch
@@ -121,12 +122,16 @@ def test_a_call_without_a_negative_prompt_gets_the_empty_one_diffusers_runs_with
     assert generate_line(message).negative_prompt == "blurry" and "\nnegative_prompt:" not in message
 
 
-def test_an_image_to_video_call_with_a_pil_image_asks_for_a_file():
-    image = PIL.Image.new("RGB", (64, 64))
+@pytest.mark.parametrize(
+    "image", [PIL.Image.new("RGB", (64, 64)), np.zeros((64, 64, 3), np.uint8), torch.zeros(3, 64, 64)]
+)
+def test_an_image_to_video_call_with_an_image_in_memory_gives_it_as_it_is(image):
+    # The advice said to save any image first, with image.save(...), which an array or a tensor lacks.
     message = call_advice((image, "a fox"), {})
-    request = generate_line(message)
-    assert (request.prompt, request.image) == ("a fox", "first_frame.png")
-    assert "save the image first" in message
+    line = re.search(r"pipe\.generate\((GenerationRequest\(.*\))\), with GenerationRequest", message).group(1)
+    request = eval(line, {"GenerationRequest": GenerationRequest, "image": image})  # the user's `image` in scope
+    assert (request.prompt, request.image) == ("a fox", image)
+    assert "save the image first" not in message and "video.first-frame.png" in message
 
 
 def test_a_list_of_generators_and_of_prompts_are_said_not_translated():

@@ -318,20 +318,6 @@ def test_values_that_failed_late_fail_before_encoding(pipe, tmp_path, change, me
     assert stages == [] and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(
-    ("image", "kind"),
-    [
-        (PIL.Image.new("RGB", (48, 32)), "PIL.Image.Image"),
-        (np.zeros((32, 48, 3), np.uint8), "numpy.ndarray"),
-        (torch.zeros(3, 32, 48), "torch.Tensor"),
-    ],
-)
-def test_a_first_frame_that_is_not_a_path_says_to_save_it(image, kind, tmp_path):
-    request = GenerationRequest("a fox", **TINY, image=image, output=tmp_path / "fox.mp4")
-    with pytest.raises(RequestError, match=rf"must be the path of an image file \(str or Path\), got {kind}; save it"):
-        request.resolve()
-
-
 def test_two_videos_without_an_output_from_one_pipeline_keep_both_files(pipe, tmp_path, monkeypatch):
     # A notebook's second prompt without `output` replaced the first one's output.mp4 and both results named it;
     # motif-lite run never replaces its default name either.

@@ -21,7 +21,7 @@ from motif_lite.io.clip import last_frame_file
 from motif_lite.io.file_kinds import IMAGE_SUFFIXES, ftyp_kind, is_video, is_web_page, text_start
 from motif_lite.io.latents import latents_given_as
 from motif_lite.io.rgb import to_rgb8
-from motif_lite.io.staging import is_frame_sequence
+from motif_lite.io.staging import FRAME_PATTERN, is_frame_sequence
 from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
 
 
@@ -39,27 +39,85 @@ def image_sha256(path: str | Path) -> str | None:
     return digest.hexdigest()
 
 
-def _how_to_save(image: object) -> str:
-    """The line that saves `image` as a PNG. A PIL image saves itself; an array or a tensor has no `.save` (which the
-    message once told every kind to call), so the line makes a PIL image of it first, as diffusers' pipelines read
-    them: channels last (a tensor's [3, H, W] moved there), floats from 0..1."""
-    if isinstance(image, torch.Tensor):
-        batched = image.ndim == 4 and image.shape[0] == 1  # diffusers' [1, 3, H, W] ("pt" output)
-        shape = image.shape[1:] if batched else image.shape
-        channels_first = len(shape) == 3 and shape[0] in (1, 3) and shape[-1] not in (1, 3)
-        floats = image.is_floating_point()
-        array = (
-            "image.detach()" + (".squeeze(0)" if batched else "") + (".float()" if floats else "")
-        )  # numpy has no bf16
-        array += (".permute(1, 2, 0)" if channels_first else "") + ".cpu().numpy()"
-    elif isinstance(image, np.ndarray):
-        batched = image.ndim == 4 and image.shape[0] == 1
-        array, floats = "image[0]" if batched else "image", image.dtype.kind == "f"
-    else:
-        return "e.g. image.save('first.png')"
-    if floats:
-        array = f"({array} * 255).round().astype('uint8')"
-    return f"e.g. PIL.Image.fromarray({array}).save('first.png')"
+IN_MEMORY = "a PIL image, a numpy array or a torch tensor"
+
+
+def is_in_memory(image: object) -> bool:
+    """Whether `image` is a first frame made in memory (a PIL image, a numpy array, a torch tensor), as diffusers'
+    pipelines take them, rather than the path of a file."""
+    return isinstance(image, PIL.Image.Image | np.ndarray | torch.Tensor)
+
+
+def first_frame_file(output: str | Path) -> Path:
+    """Where a first frame given in memory is written, beside the video: `fox.mp4` -> `fox.first-frame.png`; a PNG
+    sequence's pattern (`out_%03d.png`) drops its frame number (`out.first-frame.png`), so that the file is not read
+    as one of its frames or as a pattern."""
+    output = Path(output)
+    stem = FRAME_PATTERN.sub("", output.stem).rstrip("_-. ") if is_frame_sequence(output) else output.stem
+    return output.with_name(f"{stem or 'output'}.first-frame.png")
+
+
+def image_from_memory(image: PIL.Image.Image | np.ndarray | torch.Tensor) -> tuple[PIL.Image.Image, list[str]]:
+    """A first frame made in memory as the RGB image written for it, with `read_image`'s notes, as diffusers' image
+    processors read one: a PIL image as it is (made RGB); an array or a tensor channels last ([H, W, 3]) or first
+    ([3, H, W]), or a grayscale one (1 channel, or none: [H, W]), batched as [1, ...] or not, uint8 (0..255) or
+    floats (0..1, bf16 included). What cannot be such an image is a `MotifLiteError` that says what it got."""
+    if isinstance(image, PIL.Image.Image):
+        return to_rgb8(image), _transparency_notes(image) + _print_colour_notes(image)
+    return PIL.Image.fromarray(_rgb8_pixels(image)).convert("RGB"), []
+
+
+def _rgb8_pixels(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """An array's or a tensor's pixels as uint8 [H, W] or [H, W, 3] (`image_from_memory`)."""
+    is_tensor = isinstance(image, torch.Tensor)
+    kind = "torch tensor" if is_tensor else "numpy array"
+    shape = tuple(image.shape)
+    given = f"the input image is a {kind} of shape {list(shape) if is_tensor else shape}"
+    if is_tensor:  # numpy has no bf16: floats as float32, which holds every bf16 and fp16 value
+        image = image.detach().cpu()
+        image = (image.float() if image.is_floating_point() else image).numpy()
+    if image.ndim == 4 and shape[0] != 1:
+        raise MotifLiteError(f"{given}: a batch of {shape[0]} images, and a video has one first frame; give one, "
+                             "e.g. image[0]")  # fmt: skip
+    pixels = image[0] if image.ndim == 4 else image
+    if pixels.ndim not in (2, 3):
+        raise MotifLiteError(f"{given}, which is no image: give one as [H, W, 3] or [3, H, W] (or [1, ...] of one)")
+    if pixels.ndim == 3:
+        pixels = _channels_last(pixels, is_tensor, given)
+    if 0 in pixels.shape:
+        raise MotifLiteError(f"{given}, which has no pixels")
+    return _as_uint8(pixels, given)
+
+
+def _channels_last(pixels: np.ndarray, is_tensor: bool, given: str) -> np.ndarray:
+    """[H, W, C] from [H, W, C] or [C, H, W] (1 or 3 channels; [H, W] for one); where both ends could be channels,
+    a tensor's are first and an array's last, as in diffusers."""
+    first, last = pixels.shape[0] in (1, 3), pixels.shape[-1] in (1, 3)
+    if not first and not last:
+        rgba = 4 in (pixels.shape[0], pixels.shape[-1])
+        alpha = " (RGBA? drop its alpha channel, e.g. image[..., :3] or image[:3])" if rgba else ""
+        raise MotifLiteError(f"{given}: neither its first nor its last axis holds 3 colour channels (RGB) or 1 "
+                             f"(grayscale){alpha}")  # fmt: skip
+    if first and (is_tensor or not last):
+        pixels = pixels.transpose(1, 2, 0)
+    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+
+
+def _as_uint8(pixels: np.ndarray, given: str) -> np.ndarray:
+    """uint8 pixels from uint8 ones, or from floats in 0..1 (rounded, as diffusers' `numpy_to_pil`)."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype.kind != "f":
+        raise MotifLiteError(f"{given} and dtype {pixels.dtype}: give uint8 (0..255) or floats (0..1), e.g. "
+                             "image.astype('uint8') for levels 0..255")  # fmt: skip
+    if not np.isfinite(pixels).all():
+        raise MotifLiteError(f"{given} that holds NaN or infinite values, which are no colours")
+    low, high = float(pixels.min()), float(pixels.max())
+    if low < 0 or high > 1:
+        hint = " (from -1..1, as a VAE's input? give (image + 1) / 2)" if low >= -1 and high <= 1 else ""
+        hint = hint or (" (levels 0..255? give image / 255)" if low >= 0 and high <= 255 else "")
+        raise MotifLiteError(f"{given} with values from {low:g} to {high:g}: floats are read as 0..1{hint}")
+    return (pixels * 255).round().astype(np.uint8)
 
 
 def load_image(path: str | Path) -> PIL.Image.Image:
@@ -68,16 +126,17 @@ def load_image(path: str | Path) -> PIL.Image.Image:
     return read_image(path)[0]
 
 
-def read_image(path: str | Path) -> tuple[PIL.Image.Image, list[str]]:
+def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -> tuple[PIL.Image.Image, list[str]]:
     """`load_image`, and notes on what it changed or dropped that the user would want to know (an EXIF rotation,
-    transparent pixels, the frames of an animation after the first)."""
-    if not isinstance(path, str | Path):  # a PIL image, array or tensor, as diffusers' pipelines take them
+    transparent pixels, the frames of an animation after the first). An image made in memory (`is_in_memory`) is
+    `image_from_memory`'s."""
+    if is_in_memory(path):  # as diffusers' pipelines take it (`GenerationRequest` writes it to a file)
+        return image_from_memory(path)
+    if not isinstance(path, str | Path):
         kind = type(path)
         name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-        raise MotifLiteError(
-            f"the input image must be the path of an image file (str or Path), got {name}; save it to a file "
-            f"first ({_how_to_save(path)}) and give that path"
-        )
+        raise MotifLiteError(f"the input image must be the path of an image file (str or Path) or {IN_MEMORY}, "
+                             f"got {name}")  # fmt: skip
     if (blank := blank_path_problem(path, "the input image", NO_IMAGE)) is not None:
         raise MotifLiteError(blank)
     _check_not_url(str(path))

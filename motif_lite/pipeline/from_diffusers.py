@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from motif_lite.errors import ConfigError, shown
+from motif_lite.io.image import IN_MEMORY, is_in_memory
 from motif_lite.request import GenerationRequest
 from motif_lite.vae.diffusers_habits import vae_method_advice
 
@@ -202,9 +203,13 @@ def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     fields: dict[str, Any] = {}
     advice: list[str] = []
     for name, value in given.items():
-        if name == "image" and not isinstance(value, str | Path):
+        if name == "image" and is_in_memory(value):  # taken as it is: the line names the user's variable
+            fields["image"] = _Variable("image")
+            advice.append(f"image: {IN_MEMORY} is taken as it is (and written beside the video as "
+                          "video.first-frame.png, which its settings name)")  # fmt: skip
+        elif name == "image" and not isinstance(value, str | Path):  # a list of images, a URL's response, ...
             fields["image"] = "first_frame.png"
-            advice.append("image: the path of an image file is taken; save the image first (image.save(...))")
+            advice.append(f"image: one first frame is taken, as the path of an image file or {IN_MEMORY}")
         elif name in CALL_FIELDS:  # a Path as a plain string: the line must run with only GenerationRequest
             value, note = translated(name, value)
             fields[CALL_FIELDS[name]] = str(value) if isinstance(value, Path) else value
@@ -228,6 +233,13 @@ def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         *advice,
     ]
     return "\n".join(lines)
+
+
+class _Variable(str):
+    """A name the advice's line writes as it is (`image=image`), where its other values are written as literals."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def load_advice(keywords: Mapping[str, object], load_pipeline: Callable) -> str:

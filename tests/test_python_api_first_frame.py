@@ -1,0 +1,129 @@
+"""A first frame made in memory (a PIL image, an array, a tensor), as diffusers' pipelines take one: written once as
+a PNG beside the video, then used as that file would be."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+
+from motif_lite.io.image import first_frame_file  # noqa: E402
+from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
+
+TINY = dict(width=48, height=32, frames=5, steps=2, seed=3)
+_PIXELS = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+
+# As diffusers' image processors read them: a PIL image; numpy channels last, uint8 or floats 0..1; torch channels
+# first, batched ([1, 3, H, W], its "pt" output) or not.
+MADE_IN_MEMORY = {
+    "PIL image": PIL.Image.fromarray(_PIXELS),
+    "uint8 array": _PIXELS,
+    "float CHW tensor": torch.from_numpy(_PIXELS / 255.0).permute(2, 0, 1).float(),
+    "batched tensor": torch.from_numpy(_PIXELS / 255.0).permute(2, 0, 1)[None].float(),
+}
+ALSO_READ = {
+    "float array": _PIXELS / 255.0,
+    "batched array": (_PIXELS / 255.0)[None],
+    "uint8 HWC tensor": torch.from_numpy(_PIXELS),
+    "float64 CHW tensor": torch.from_numpy(_PIXELS / 255.0).permute(2, 0, 1),
+}
+
+
+@pytest.fixture(scope="module")
+def pipe(shared_checkpoint):
+    from motif_lite import load_pipeline
+
+    return load_pipeline(shared_checkpoint[0], dtype="fp32", device="cpu", kernels="torch")
+
+
+@pytest.fixture(scope="module")
+def frames_from_a_file(pipe, tmp_path_factory) -> np.ndarray:
+    folder = tmp_path_factory.mktemp("from_file")
+    PIL.Image.fromarray(_PIXELS).save(folder / "first.png")
+    request = GenerationRequest("a fox", **TINY, image=folder / "first.png", output=folder / "fox_%03d.png")
+    return pipe.generate(request).read_frames()
+
+
+@pytest.mark.parametrize("kind", list(MADE_IN_MEMORY))
+def test_a_first_frame_in_memory_makes_the_video_its_file_makes(pipe, frames_from_a_file, kind, tmp_path):
+    from motif_lite.io.settings_file import read_settings
+
+    result = pipe.generate(
+        GenerationRequest("a fox", **TINY, image=MADE_IN_MEMORY[kind], output=tmp_path / "fox_%03d.png")
+    )
+    saved = tmp_path / "fox.first-frame.png"
+    assert result.request.image == saved  # the run names the file, as if it had been given
+    assert np.array_equal(np.asarray(PIL.Image.open(saved)), _PIXELS)
+    assert np.array_equal(result.read_frames(), frames_from_a_file)
+    assert (
+        read_settings(result.output).values["image"] == saved.name
+    )  # the video's settings name it for --settings-from
+
+
+@pytest.mark.parametrize("kind", [*MADE_IN_MEMORY, *ALSO_READ, "bf16 tensor"])
+def test_the_file_written_holds_the_image_given(kind, tmp_path):
+    image = {**MADE_IN_MEMORY, **ALSO_READ}.get(kind)
+    if kind == "bf16 tensor":  # a bf16 pipeline's tensor (numpy has no bf16)
+        image = torch.from_numpy(_PIXELS / 255.0).permute(2, 0, 1).bfloat16()
+    resolved = GenerationRequest("a fox", **TINY, image=image, output=tmp_path / "fox.mp4").resolve_with_inputs()
+    assert resolved.request.image == tmp_path / "fox.first-frame.png"
+    saved = np.asarray(PIL.Image.open(resolved.request.image)).astype(int)
+    off_by = 1 if kind == "bf16 tensor" else 0  # bf16 keeps 8 bits of 0..1: a pixel may round to its neighbour
+    assert np.abs(saved - _PIXELS).max() <= off_by
+    assert resolved.first_frame_sha256 is not None  # of that file: a resume and the kept encodings key on it
+
+
+def test_a_grayscale_image_in_memory_becomes_rgb(tmp_path):
+    gray = _PIXELS[..., 0]
+    for image in (gray, gray[..., None], torch.from_numpy(gray)[None]):  # [H, W], [H, W, 1], [1, H, W]
+        resolved = GenerationRequest("a fox", **TINY, image=image, output=tmp_path / "fox.mp4").resolve_with_inputs()
+        assert np.array_equal(np.asarray(PIL.Image.open(resolved.request.image)), np.stack([gray] * 3, axis=-1))
+
+
+def test_a_png_sequence_output_gets_a_first_frame_file_that_is_no_pattern():
+    assert first_frame_file(Path("renders/fox_%03d.png")) == Path("renders/fox.first-frame.png")
+    assert first_frame_file(Path("%04d.png")) == Path("output.first-frame.png")
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros(48, np.uint8), r"numpy array of shape \(48,\), which is no image"),
+        (torch.zeros(1, 1, 3, 32, 48), r"torch tensor of shape \[1, 1, 3, 32, 48\], which is no image"),
+        (torch.zeros(2, 3, 32, 48), r"a batch of 2 images, and a video has one first frame; give one, e.g. image\[0\]"),
+        (torch.full((3, 32, 48), 2.0), r"values from 2 to 2: floats are read as 0..1"),
+        (torch.full((3, 32, 48), -0.5), r"values from -0.5 to -0.5: floats are read as 0..1 \(from -1..1"),
+        (np.full((32, 48, 3), 200.0), r"floats are read as 0..1 \(levels 0..255\? give image / 255\)"),
+        (np.zeros((32, 48, 4), np.uint8), r"neither its first nor its last axis .* \(RGBA\? drop its alpha channel"),
+        (torch.zeros(2, 32, 48), r"neither its first nor its last axis holds 3 colour channels"),
+        (np.zeros((32, 48, 3), np.int64), r"dtype int64: give uint8 \(0..255\) or floats \(0..1\)"),
+        (np.full((32, 48, 3), np.nan), r"NaN or infinite values"),
+        (np.zeros((0, 48, 3), np.uint8), r"which has no pixels"),
+        (np.array(0.5), r"shape \(\), which is no image"),
+    ],
+    ids=[
+        "rank 1",
+        "rank 5",
+        "batch of 2",
+        "above 1",
+        "below 0",
+        "levels as floats",
+        "RGBA",
+        "2 channels",
+        "int64",
+        "NaN",
+        "empty",
+        "one number",
+    ],  # fmt: skip
+)
+def test_what_cannot_be_an_image_is_refused_before_any_work(pipe, image, message, tmp_path):
+    stages = []
+    request = GenerationRequest("a fox", **TINY, image=image, output=tmp_path / "fox.mp4")
+    with pytest.raises(RequestError, match=message):
+        pipe.generate(request, on_progress=lambda *stage: stages.append(stage))
+    assert stages == [] and list(tmp_path.iterdir()) == []
