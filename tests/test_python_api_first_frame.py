@@ -12,7 +12,6 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from motif_lite.io.image import first_frame_file  # noqa: E402
 from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
 
 TINY = dict(width=48, height=32, frames=5, steps=2, seed=3)
@@ -86,6 +85,8 @@ def test_a_grayscale_image_in_memory_becomes_rgb(tmp_path):
 
 
 def test_a_png_sequence_output_gets_a_first_frame_file_that_is_no_pattern():
+    from motif_lite.io.image import first_frame_file
+
     assert first_frame_file(Path("renders/fox_%03d.png")) == Path("renders/fox.first-frame.png")
     assert first_frame_file(Path("%04d.png")) == Path("output.first-frame.png")
 
