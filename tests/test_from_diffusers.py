@@ -94,9 +94,10 @@ def test_every_lora_method_of_diffusers_has_advice_or_is_left_out_with_a_reason(
     assert not set(LEFT_OUT_LORA_METHODS) & set(METHOD_ADVICE)
 
 
-def generate_line(message: str) -> GenerationRequest:
+def generate_line(message: str, image: object = None) -> GenerationRequest:
+    """The request of the advice's line, run as the user would paste it: with their `image` in scope, if any."""
     line = re.search(r"pipe\.generate\((GenerationRequest\(.*\))\), with GenerationRequest", message).group(1)
-    return eval(line, {"GenerationRequest": GenerationRequest})  # the line as the user would paste it
+    return eval(line, {"GenerationRequest": GenerationRequest, "image": image})
 
 
 def test_a_call_becomes_a_request_with_the_same_settings():
@@ -128,8 +129,7 @@ def test_a_call_without_a_negative_prompt_gets_the_empty_one_diffusers_runs_with
 def test_an_image_to_video_call_with_an_image_in_memory_gives_it_as_it_is(image):
     # The advice said to save any image first, with image.save(...), which an array or a tensor lacks.
     message = call_advice((image, "a fox"), {})
-    line = re.search(r"pipe\.generate\((GenerationRequest\(.*\))\), with GenerationRequest", message).group(1)
-    request = eval(line, {"GenerationRequest": GenerationRequest, "image": image})  # the user's `image` in scope
+    request = generate_line(message, image)
     assert (request.prompt, request.image) == ("a fox", image)
     assert "save the image first" not in message and "video.first-frame.png" in message
 
@@ -180,7 +180,7 @@ def test_positional_arguments_are_read_in_diffusers_order(pipeline):
     values = {"image": image, "prompt": "a fox", "negative_prompt": "blurry", "height": 480, "width": 832,
               "num_frames": 49}  # fmt: skip
     order = [name for name in call_parameters(pipeline) if name in values][: len(values)]
-    request = generate_line(call_advice(tuple(values[name] for name in order), {}))
+    request = generate_line(call_advice(tuple(values[name] for name in order), {}), image)
     for name in order:
         if name != "image":
             assert getattr(request, CALL_FIELDS[name]) == values[name], name
