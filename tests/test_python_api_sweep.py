@@ -1,5 +1,5 @@
 """The Python API as a researcher scripting many runs meets it: one pipeline for a sweep of prompts, seeds, scales
-and sizes, a log of each run's settings, and first frames made in memory (an array, a tensor)."""
+and sizes, and a log of each run's settings (first frames made in memory: test_python_api_first_frame.py)."""
 
 from __future__ import annotations
 
