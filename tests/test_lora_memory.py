@@ -111,3 +111,75 @@ def test_the_plan_a_run_keeps_for_its_advice_counts_the_adapters_too(checkpoint)
     without = PlannedRun(REQUEST, sources, torch.bfloat16, "cpu").plan()
     with_lora = PlannedRun(REQUEST, sources, torch.bfloat16, "cpu", loras=loras).plan()
     assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, torch.bfloat16)
+
+
+SERVE_FLAGS = ("--device", "cpu", "--dtype", "fp32", "--kernels", "torch", "--vram", "4")
+
+
+def command_args(*words: str):
+    """The parsed flags of a `motif-lite` command, with its weight flags taken as the CLI takes them."""
+    from motif_lite import cli
+    from motif_lite.cli.run_flags import take_weight_flags
+
+    args = cli.build_parser().parse_args(list(words))
+    args.weights = take_weight_flags(args)
+    return args
+
+
+def test_serve_plans_its_lora_files_at_start(checkpoint):
+    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.server.app import ServerConfig
+
+    root, gguf, lora = checkpoint
+    args = command_args("serve", "-m", str(root), "--gguf", str(gguf), *SERVE_FLAGS, "--max-video", "48x32x9")
+    config = ServerConfig("tiny", max_video=args.max_video)
+    _, without = _load_served_pipeline(args, config, [])
+    _, with_lora = _load_served_pipeline(args, config, [(lora, 0.8)])
+    grown = resident_weights(with_lora.plan) - resident_weights(without.plan)
+    assert grown == lora_bytes(lora, torch.float32) > 0
+
+
+def test_a_parallel_runs_plan_before_launch_counts_the_lora_files(checkpoint):
+    from motif_lite.cli.launch import _plan_before_launch
+    from motif_lite.runtime.parallel import ParallelLayout
+
+    root, gguf, lora = checkpoint
+    words = ("run", "-m", str(root), "--gguf", str(gguf), *SERVE_FLAGS, "-p", "a fox")
+    layout = ParallelLayout(cfg=1, sp=2)
+    [without] = _plan_before_launch(command_args(*words), REQUEST, layout)
+    [with_lora] = _plan_before_launch(command_args(*words, "--lora", f"{lora}:0.8"), REQUEST, layout)
+    assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, torch.float32) > 0
+
+
+def test_the_plan_before_a_download_counts_the_lora_files(checkpoint):
+    from motif_lite.cli.prepare import refuse_what_no_plan_fits
+
+    root, gguf, lora = checkpoint
+    words = ("run", "-m", str(root), "--gguf", str(gguf), *SERVE_FLAGS, "-p", "a fox")
+    without = refuse_what_no_plan_fits(command_args(*words), REQUEST, "cpu")
+    with_lora = refuse_what_no_plan_fits(command_args(*words, "--lora", str(lora)), REQUEST, "cpu")
+    assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, torch.float32) > 0
+
+
+def test_a_server_job_whose_loras_do_not_fit_the_loaded_plan_is_refused(checkpoint):
+    # The server loads once with one placement; a job's LoRAs load the transformer again with that same plan.
+    from motif_lite.memory_advice import PlannedRun
+    from motif_lite.server.loras import check_loras_fit_plan
+    from motif_lite.server.schema import ApiError
+
+    root, gguf, lora = checkpoint
+    sources = locate_sources(root, gguf)
+    files = check_loras([LoRASpec(lora, 0.8)], sources)
+    dtype = torch.float32
+    unplanned = PlannedRun(REQUEST, sources, dtype, "cpu", vram_gib=1e6).plan()
+    tight = unplanned.peak_bytes / 2**30  # the whole model resident, not a byte to spare
+    planned = PlannedRun(REQUEST, sources, dtype, "cpu", vram_gib=tight)
+    plan = planned.plan()
+    assert plan.ladder_index == unplanned.ladder_index
+    check_loras_fit_plan([], planned, plan)  # no LoRAs: the plan as loaded
+    with pytest.raises(ApiError) as refused:
+        check_loras_fit_plan(files, planned, plan)
+    assert refused.value.status == 400 and "no room" in refused.value.message, refused.value.message
+    with_files = PlannedRun(REQUEST, sources, dtype, "cpu", vram_gib=1e6, loras=tuple(files)).plan()
+    roomy = PlannedRun(REQUEST, sources, dtype, "cpu", vram_gib=with_files.peak_bytes / 2**30)
+    check_loras_fit_plan(files, roomy, roomy.plan())  # room for the adapters: the same placement, taken

@@ -18,6 +18,7 @@ from motif_lite.request import GenerationRequest
 if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
     from motif_lite.runtime.parallel import ParallelLayout
+    from motif_lite.runtime.planner import Plan
 
 
 def launch_run(args: argparse.Namespace) -> int:
@@ -188,32 +189,36 @@ def _check_loras_before_launch(args: argparse.Namespace) -> None:
 
 def _plan_before_launch(
     args: argparse.Namespace, request: GenerationRequest, layout: ParallelLayout, budgets: list[int] | None = None
-) -> None:
+) -> list[Plan]:
     """Plan here what the ranks will plan, so that a run that does not fit is refused once, before N processes start
     and each prints the refusal. With --vram every rank plans for the same budget, and the main rank, which also
     loads the text encoder, needs the most. Without it each rank plans for its own GPU's free memory (`budgets`,
     bytes, rank r on cuda:r): the main rank is planned with cuda:0's, the others with the smallest of theirs. From
     the files at hand, else the official configs for the official model, as a run plans before its download
-    (`sources_before_download`); another model not at hand is left to the ranks, which plan with its files."""
+    (`sources_before_download`); another model not at hand is left to the ranks, which plan with its files.
+    -> the plans made (the main rank's first; none for a model left to the ranks)."""
     import torch
 
-    from motif_lite.cli.prepare import planned_run, sources_before_download
+    from motif_lite.cli.common import lora_args
+    from motif_lite.cli.prepare import checked_lora_files, planned_run, sources_before_download
     from motif_lite.settings import resolve_dtype
 
     sources = sources_before_download(args)
     if sources is None:
-        return
+        return []
+    # Every rank applies the --lora files: their adapters beside packed layers count in each rank's plan.
+    loras = checked_lora_files(lora_args(args.lora), sources)
     device = "cpu" if args.device == "cpu" else "cuda"
     # The ranks resolve --dtype on their own GPUs as this does on cuda:0 (one machine's GPUs are alike here).
     dtype = resolve_dtype(args.dtype, torch.device("cpu" if device == "cpu" else "cuda:0")).value
-    main = planned_run(args, request, sources, dtype, device, layout)
+    main = planned_run(args, request, sources, dtype, device, layout, loras=loras)
     if budgets is None:
-        main.plan()
-        return
-    main.plan(vram_gib=budgets[0] / 2**30)
+        return [main.plan()]
+    plans = [main.plan(vram_gib=budgets[0] / 2**30)]
     if len(budgets) > 1:
-        others = planned_run(args, request, sources, dtype, device, layout, text_encoder=False)
-        others.plan(vram_gib=min(budgets[1:]) / 2**30)
+        others = planned_run(args, request, sources, dtype, device, layout, text_encoder=False, loras=loras)
+        plans.append(others.plan(vram_gib=min(budgets[1:]) / 2**30))
+    return plans
 
 
 def _visible_note() -> str:

@@ -121,14 +121,15 @@ def refuse_what_no_plan_fits(
     layout: ParallelLayout | None = None,
     text_encoder: bool = True,
     header_read: GGUFFilesRead | None = None,
-) -> None:
+) -> Plan | None:
     """Before a download: the memory plan the run will make (`plan_if_budget`; in a parallel run this rank's, by
     its `layout` and whether it loads the `text_encoder`), from the configs at hand or the official ones
     (`sources_before_download`), raising its refusal when even the smallest plan does not fit the device budget or
     --ram: said now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or
     files is left to the checks, which name it. `request`: the request, or how it follows from those sources (the
     server's: image-to-video where the checkpoint takes images). `header_read`: the GGUF files read already (the
-    run's, which its preflight takes too), not read again."""
+    run's, which its preflight takes too), not read again. -> the plan (None where none is made here)."""
+    from motif_lite.cli.common import lora_args
     from motif_lite.devices import resolve_device
     from motif_lite.errors import MotifLiteError
     from motif_lite.settings import resolve_dtype
@@ -137,16 +138,18 @@ def refuse_what_no_plan_fits(
         target = resolve_device(device)
         sources = sources_before_download(args, header_read)
         dtype = resolve_dtype(args.dtype, target).value
+        # The --lora files at hand: their adapters beside packed layers count, as in the plan after the download.
+        loras = [] if sources is None else checked_lora_files(lora_args(getattr(args, "lora", None) or []), sources)
     except MotifLiteError:
-        return
+        return None
     if sources is None:  # another model's sizes are not guessed
-        return
+        return None
     if plans_nothing(args, target):
-        return
+        return None
     with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
         warnings.simplefilter("ignore")
         planned = request(sources) if callable(request) else request
-        planned_run(args, planned, sources, dtype, target, layout, text_encoder).plan()
+        return planned_run(args, planned, sources, dtype, target, layout, text_encoder, loras).plan()
 
 
 def loading_notes(
@@ -162,6 +165,21 @@ def loading_notes(
 
     device_note = auto_cpu_note(asked_device, device)
     return [*([device_note] if device_note else []), *sources.notes, *settings_notes]
+
+
+def checked_lora_files(loras: Iterable[tuple[Path, float]], sources: ModelSources) -> list[LoRAFile]:
+    """The --lora files, read and checked against the transformer's layers (headers and the config: no weights),
+    before the plan, which counts their adapters: a LoRA of another model is refused in seconds, by a run as by its
+    dry run, a parallel run's launcher and serve (the check `preflight` makes of the files at hand before a
+    download, `check_loras_at_hand`)."""
+    from motif_lite.preflight import loras_for_config
+    from motif_lite.weights.lora import LoRASpec
+
+    specs = [LoRASpec(path, strength) for path, strength in loras]
+    if not specs:
+        return []
+    packed = sources.gguf is not None or sources.gguf_variant is not None or sources.quantize is not None
+    return loras_for_config(specs, sources.transformer.value, packed)
 
 
 def plans_nothing(args: argparse.Namespace, device: torch.device) -> bool:

@@ -35,6 +35,7 @@ from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.kernel_cache import writable_kernel_cache
 from motif_lite.cli.launch import all_gpus, launch_run, missing_gpus, parallel_layout, torchrun_notes
 from motif_lite.cli.prepare import (
+    checked_lora_files,
     figures_on_out_of_memory,
     first_step,
     load_from_flags,
@@ -316,7 +317,7 @@ def _prepare(
         # The speed flags with the device.
         sources, device = preflight_flags(args, device, before_download, loras, header_read)
         kernel_cache = writable_kernel_cache(os.environ, args.kernels, device)  # said before it compiles
-    lora_files = _checked_loras(loras, sources)  # the files' headers against the transformer's layers
+    lora_files = checked_lora_files(loras, sources)  # the files' headers against the transformer's layers
     # A run's device is the one preflight resolved; a dry run's may be another machine's GPU, whose default is unknown.
     dtype_setting = resolve_dtype(args.dtype, device if not args.dry_run or is_here(device) else None)
     dtype = dtype_setting.value
@@ -378,20 +379,6 @@ def _checked_at_hand(args: argparse.Namespace) -> tuple[ModelSources, torch.devi
         check_kernels(args.kernels, device)
         speed_checks(args, resolve_dtype(args.dtype, device).value)(device)
     return sources, device
-
-
-def _checked_loras(loras: list[tuple[Path, float]], sources: ModelSources) -> list[LoRAFile]:
-    """The --lora files, read and checked against the transformer's layers (headers and the config: no weights),
-    before the plan: a LoRA of another model is refused in seconds, by a run as by its dry run (the check
-    `preflight` makes of the files at hand before a download, `check_loras_at_hand`)."""
-    from motif_lite.preflight import loras_for_config
-    from motif_lite.weights.lora import LoRASpec
-
-    if not loras:
-        return []
-    specs = [LoRASpec(path, strength) for path, strength in loras]
-    packed = sources.gguf is not None or sources.gguf_variant is not None or sources.quantize is not None
-    return loras_for_config(specs, sources.transformer.value, packed)
 
 
 def dry_run(

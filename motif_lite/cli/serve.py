@@ -456,6 +456,7 @@ def _load_served_pipeline(
     from motif_lite.cli.common import print_notes
     from motif_lite.cli.kernel_cache import writable_kernel_cache
     from motif_lite.cli.prepare import (
+        checked_lora_files,
         figures_on_out_of_memory,
         load_from_flags,
         loading_notes,
@@ -483,7 +484,10 @@ def _load_served_pipeline(
     print_notes(filter(None, [writable_kernel_cache(os.environ, args.kernels, device)]))  # before it compiles
     dtype = resolve_dtype(args.dtype, device).value  # as load_pipeline resolves it: --dtype, else the GPU's default
     print_notes(loading_notes(sources, device, args.device))  # as run prints them
-    planned, plan = plan_if_budget(args, largest, sources, dtype, device)
+    # The --lora files' adapters beside packed layers count, as in run's plan (a job's own LoRAs are checked against
+    # this plan as it is submitted: `server.loras.check_loras_fit_plan`).
+    lora_files = checked_lora_files(loras, sources)
+    planned, plan = plan_if_budget(args, largest, sources, dtype, device, loras=lora_files)
     if plan is not None:
         max_video = planned_video
     # As run says it, with --vram's advice; a job may guide its steps (the official settings do).
@@ -494,7 +498,7 @@ def _load_served_pipeline(
           file=sys.stderr)  # fmt: skip
     # Out of memory while it loads: the operator's figures, as a job's out-of-memory error gives them.
     with figures_on_out_of_memory(planned, plan, operator_advice):
-        pipe = load_from_flags(args, sources, device, plan, loras, batch_guidance)
+        pipe = load_from_flags(args, sources, device, plan, lora_files, batch_guidance)
     _say_loaded(args, pipe, text_encoder_words(sources), max_video)
     pipe.warns_long_cpu_runs = False  # a long CPU job is refused (cpu_time_limit), or --max-video accepts it
     too_long = cpu_time_limit(pipe, dtype) if device.type == "cpu" and max_video is None else None

@@ -9,8 +9,10 @@ the folder's path on the server.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -18,7 +20,10 @@ from motif_lite.io.file_kinds import has_extension
 from motif_lite.server.schema import ApiError
 
 if TYPE_CHECKING:
+    from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import MotifVideoPipeline
+    from motif_lite.runtime.planner import Plan
+    from motif_lite.weights.lora import LoRAFile
 
 
 def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tuple[Path, float]]:
@@ -79,21 +84,67 @@ def _refuse(message: str) -> NoReturn:
     raise ApiError(400, message, "loras", "invalid_value")
 
 
-def check_loras_fit(pipe: MotifVideoPipeline, files: list[tuple[Path, float]], folder: Path | None) -> None:
+def check_loras_fit(pipe: MotifVideoPipeline, files: list[tuple[Path, float]], folder: Path | None) -> list[LoRAFile]:
     """400 when a LoRA does not fit the served transformer (read from file headers only, as `set_loras` checks them
     first), so that the job is refused now rather than failing in the queue; its message names the file as the
     client did, without the folder's path. The transformer's outline is built again from its file's header for each
     such job, not kept: on the 2B layout that took 0.1-0.2 s (measured on two busy CPU cores), in the submit thread,
-    next to a job of minutes."""
+    next to a job of minutes. -> the files read (none where there is nothing to check)."""
     from motif_lite.preflight import check_loras
     from motif_lite.weights.lora import LoRAError, lora_specs
 
     if not files or folder is None or getattr(pipe, "sources", None) is None:  # not from load_pipeline: no switch
-        return
+        return []
     try:
-        check_loras(lora_specs(files), pipe.sources)
+        return check_loras(lora_specs(files), pipe.sources)
     except LoRAError as exc:
         _refuse(without_folder(str(exc), folder))
+
+
+def check_loras_fit_plan(files: list[LoRAFile], planned: PlannedRun | None, plan: Plan | None) -> None:
+    """400 when the adapters a job's LoRAs keep beside packed (GGUF, fp8) layers do not fit the memory `plan` the
+    server loaded with (made for `planned`, with the server's own --lora files): the transformer is loaded again
+    for the job with that plan's placement, which the server does not change, as it refuses a job over the size
+    it planned for. The plan is made again for the same largest video and budget with the job's files in place of
+    the server's; it fits when the planner still picks that placement. No plan (None), or no files: nothing to
+    check; on float weights the LoRAs merge and the plan is the same."""
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.units import memory_size
+
+    if not files or planned is None or plan is None:
+        return
+    with_files = dataclasses.replace(planned, loras=tuple(files))
+    budget = None if plan.budget_bytes is None else plan.budget_bytes / 2**30  # not the memory free now
+    try:
+        with warnings.catch_warnings():  # the budget's and the host's warnings were the operator's, at start
+            warnings.simplefilter("ignore")
+            again: Plan | None = with_files.plan(vram_gib=budget)
+    except MotifLiteError:  # nothing fits that budget with them
+        again = None
+    if again is not None and _placement(again) == _placement(plan):
+        return
+    video = f"{plan.width}x{plan.height}x{plan.frames}"
+    _refuse(
+        f"these LoRAs keep {memory_size(_adapter_bytes(with_files))} of adapters beside the transformer's packed "
+        f"layers, which the memory plan this server loaded with (a budget of {memory_size(plan.budget_bytes or 0)} "
+        f"for a {video} video) has no room for; ask for fewer LoRAs or ones of lower rank, or restart the server "
+        "with a smaller --max-video or a larger --vram"
+    )
+
+
+def _placement(plan: Plan) -> tuple[object, ...]:
+    """What the loaded pipeline keeps of a plan: where the text encoder and the blocks are, in what pieces."""
+    return (
+        plan.ladder_index, plan.text_placement, plan.resident_blocks, plan.token_chunk, plan.vae, plan.prefetch,
+        plan.cfg_batch, plan.heads_per_call,
+    )  # fmt: skip
+
+
+def _adapter_bytes(planned: PlannedRun) -> int:
+    """The bytes the planner counts for `planned`'s LoRA adapters (in the run's dtype, packed layers only)."""
+    from motif_lite.weights.lora_apply import side_adapter_bytes
+
+    return sum(sum(pair) for pair in side_adapter_bytes(list(planned.loras), planned.dtype).values())
 
 
 def without_folder(message: str, folder: Path) -> str:

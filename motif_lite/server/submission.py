@@ -40,7 +40,7 @@ from motif_lite.server.extension import (
     with_clip_defaults,
 )
 from motif_lite.server.jobs import Job, JobStore, new_job_id
-from motif_lite.server.loras import check_loras_fit, lora_files
+from motif_lite.server.loras import check_loras_fit, check_loras_fit_plan, lora_files
 from motif_lite.server.remix import other_upload_note
 from motif_lite.server.schema import (
     IMAGE_NAME_KEY,
@@ -106,7 +106,8 @@ class JobSubmitter:
             resolved, notes, run_settings = _resolved_for_api(request, clip, body, worker.pipe, worded)
             cut = self.prompts_cut(worker.pipe, run_settings)  # said as `motif-lite run` says them before it loads
             notes = _job_notes([*capped, *notes, *run_settings.notes], cut, worded, remixed, uploaded)
-            check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
+            job_loras = check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
+            check_loras_fit_plan(job_loras, config.planned, config.plan)
             check_fits_server(resolved, run_settings, config, body.seconds)
             settings = job_request_fields(resolved)
             if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
