@@ -66,7 +66,8 @@ from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
 from motif_lite.sizes import ModelSizes, model_sizes
 from motif_lite.units import MiB, memory_size
-from motif_lite.weights.gguf_loader import meta_gguf_transformer
+from motif_lite.weights.gguf_file import read_gguf
+from motif_lite.weights.gguf_loader import meta_gguf_transformer, model_tensors
 from motif_lite.weights.loader import meta_transformer
 from motif_lite.weights.lora import (
     LoRAFile,
@@ -651,6 +652,8 @@ def _planner_inputs(
     image_tokens = tower.tokens if request.conditions_on_image else 0
     # A LoRA on packed linears keeps its adapter beside each, in the run's dtype; on float ones it merges: no bytes.
     adapters = side_adapter_bytes(list(loras), dtype) if loras and sizes.transformer_packed else None
+    if adapters and sources.gguf is not None:
+        adapters = _on_quantized_gguf_linears(adapters, sources)
     return PlannerInputs(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,
         weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,
@@ -665,6 +668,21 @@ def _planner_inputs(
         image=request.conditions_on_image,  # the first frame goes through the VAE
         image_tower=tower, adapter_bytes=adapters,
     )  # fmt: skip
+
+
+def _on_quantized_gguf_linears(
+    adapters: dict[str, tuple[int, int]], sources: ModelSources
+) -> dict[str, tuple[int, int]]:
+    """The `adapters` of the linears the transformer's GGUF keeps quantized: one it keeps in F16 or F32 (a small
+    layer whose rows the block size does not divide, say) loads as a float layer, which merges its LoRA and keeps
+    nothing beside it (`replace_linears` packs quantized weights only)."""
+    header = sources.gguf_header if sources.gguf_header is not None else read_gguf(sources.gguf)
+    tensors, _ = model_tensors(header)
+    return {
+        module: sizes
+        for module, sizes in adapters.items()
+        if (tensor := tensors.get(f"{module}.weight")) is None or tensor.is_quantized
+    }
 
 
 def unplanned_memory_warning(

@@ -183,3 +183,25 @@ def test_a_server_job_whose_loras_do_not_fit_the_loaded_plan_is_refused(checkpoi
     with_files = PlannedRun(REQUEST, sources, dtype, "cpu", vram_gib=1e6, loras=tuple(files)).plan()
     roomy = PlannedRun(REQUEST, sources, dtype, "cpu", vram_gib=with_files.peak_bytes / 2**30)
     check_loras_fit_plan(files, roomy, roomy.plan())  # room for the adapters: the same placement, taken
+
+
+def test_a_lora_on_a_linear_the_gguf_keeps_in_f16_merges_and_adds_nothing(checkpoint, tmp_path):
+    # The tiny Q8_0 file keeps the image embedder's linears in F16 (checked below from the file): they load as float
+    # layers, which merge the LoRA; only the block layer's adapter stays beside its packed weight.
+    from motif_lite.weights.gguf_file import read_gguf
+    from motif_lite.weights.gguf_loader import model_tensors
+
+    root, gguf, _ = checkpoint
+    sources = locate_sources(root, gguf)
+    tensors, _ = model_tensors(read_gguf(gguf))
+    shapes = linear_shapes(build_model(sources.transformer.value))
+    kept_float = [n for n in shapes if not tensors[f"{n}.weight"].is_quantized]
+    packed = [n for n in shapes if n.startswith("transformer_blocks.0.")][:1]
+    assert kept_float and tensors[f"{packed[0]}.weight"].is_quantized
+    lora = tmp_path / "mixed.safetensors"
+    write_lora(lora, shapes, packed + kept_float)
+    dtype = torch.bfloat16
+    loras = check_loras([LoRASpec(lora, 0.8)], sources)
+    without = plan_generation(REQUEST, sources, dtype=dtype, device="cpu")
+    with_lora = plan_generation(REQUEST, sources, dtype=dtype, device="cpu", loras=loras)
+    assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, dtype, packed[0]) > 0
