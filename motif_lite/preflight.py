@@ -9,7 +9,7 @@ import dataclasses
 import functools
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -64,10 +64,9 @@ from motif_lite.runtime.planner import (
 )
 from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
-from motif_lite.sizes import ModelSizes, model_sizes
+from motif_lite.sizes import ModelSizes, model_sizes, packed_weight_names
 from motif_lite.units import MiB, memory_size
-from motif_lite.weights.gguf_file import read_gguf
-from motif_lite.weights.gguf_loader import meta_gguf_transformer, model_tensors
+from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
 from motif_lite.weights.lora import (
     LoRAFile,
@@ -247,14 +246,15 @@ def _known_transformer_config(at_hand: ModelSources | None, official: bool) -> T
 
 
 def loras_for_config(
-    specs: Sequence[LoRASpec], config: TransformerConfig, packed_linears: bool = False
+    specs: Sequence[LoRASpec], config: TransformerConfig, packed_weights: Collection[str] = ()
 ) -> list[LoRAFile]:
     """The LoRA files read and checked against the layers of a transformer of `config` (built on the meta device:
     file headers, the LoRAs' small tensors and the config, no model weights), each marked with `config` so that
-    `check_loras` takes it as it is for a transformer of that config. `packed_linears`: the transformer's linear
-    weights will be packed (a GGUF, --quantize), so a full difference of one is refused now. Raises `LoRAError`."""
+    `check_loras` takes it as it is for a transformer of that config. `packed_weights`: the weights
+    that will load packed (`sizes.packed_weight_names`), so a full difference of one is refused now. Raises
+    `LoRAError`."""
     model = build_model(config)
-    read = read_loras(specs, linear_shapes(model), diff_targets(model, packed_linears))
+    read = read_loras(specs, linear_shapes(model), diff_targets(model, packed_weights))
     return [dataclasses.replace(lora, checked_for=config) for lora in read]
 
 
@@ -652,8 +652,9 @@ def _planner_inputs(
     image_tokens = tower.tokens if request.conditions_on_image else 0
     # A LoRA on packed linears keeps its adapter beside each, in the run's dtype; on float ones it merges: no bytes.
     adapters = side_adapter_bytes(list(loras), dtype) if loras and sizes.transformer_packed else None
-    if adapters and sources.gguf is not None:
-        adapters = _on_quantized_gguf_linears(adapters, sources)
+    if adapters:  # not the linears a GGUF keeps in F16 / a recipe leaves float: those load as float layers
+        packed = packed_weight_names(sources)
+        adapters = {module: n for module, n in adapters.items() if f"{module}.weight" in packed}
     return PlannerInputs(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,
         weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,
@@ -668,21 +669,6 @@ def _planner_inputs(
         image=request.conditions_on_image,  # the first frame goes through the VAE
         image_tower=tower, adapter_bytes=adapters,
     )  # fmt: skip
-
-
-def _on_quantized_gguf_linears(
-    adapters: dict[str, tuple[int, int]], sources: ModelSources
-) -> dict[str, tuple[int, int]]:
-    """The `adapters` of the linears the transformer's GGUF keeps quantized: one it keeps in F16 or F32 (a small
-    layer whose rows the block size does not divide, say) loads as a float layer, which merges its LoRA and keeps
-    nothing beside it (`replace_linears` packs quantized weights only)."""
-    header = sources.gguf_header if sources.gguf_header is not None else read_gguf(sources.gguf)
-    tensors, _ = model_tensors(header)
-    return {
-        module: sizes
-        for module, sizes in adapters.items()
-        if (tensor := tensors.get(f"{module}.weight")) is None or tensor.is_quantized
-    }
 
 
 def unplanned_memory_warning(

@@ -116,6 +116,30 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
     return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins, text_quantized, values, packed)
 
 
+def packed_weight_names(sources: ModelSources, model: MotifVideoTransformer | None = None) -> frozenset[str]:
+    """The transformer's weights that load packed, so that a LoRA on their linear keeps its adapter beside them and a
+    full difference cannot change them: a GGUF's quantized tensors (its header; one it keeps in F16 or F32 loads as
+    a float layer), the tensors a quantizer recipe quantizes (--quantize, an official variant not at hand: none for
+    F32/F16/BF16, and not the rows its blocks do not divide); none for safetensors. `model`: the architecture built
+    already (meta device)."""
+    if sources.gguf is not None:
+        from motif_lite.weights.gguf_file import read_gguf
+        from motif_lite.weights.gguf_loader import model_tensors
+
+        tensors, _ = model_tensors(sources.gguf_header if sources.gguf_header is not None else read_gguf(sources.gguf))
+        return frozenset(name for name, tensor in tensors.items() if tensor.is_quantized)
+    recipe_name = sources.quantize or sources.gguf_variant
+    if recipe_name is None:
+        return frozenset()
+    from gguf import GGMLQuantizationType as Q
+
+    from motif_lite.quantize.recipes import plan_types, size_stand_in
+
+    recipe, _ = size_stand_in(recipe_name)
+    types = plan_types(expected_shapes(model or build_model(sources.transformer.value)), recipe)
+    return frozenset(name for name, qtype in types.items() if qtype not in (Q.F32, Q.F16, Q.BF16))
+
+
 def estimated_gguf_bytes(
     config: TransformerConfig, variant: str, model: MotifVideoTransformer | None = None
 ) -> tuple[int, str]:

@@ -105,4 +105,4 @@ def test_a_run_on_quantized_weights_refuses_a_weights_difference_before_loading(
     save_file({f"diffusion_model.{LINEAR}.diff": torch.randn(64, 64)}, path)
     loras_for_config([LoRASpec(path)], config)  # float weights: applied
     with pytest.raises(LoRAError, match="holds quantized"):
-        loras_for_config([LoRASpec(path)], config, packed_linears=True)
+        loras_for_config([LoRASpec(path)], config, packed_weights={f"{LINEAR}.weight"})

@@ -205,3 +205,32 @@ def test_a_lora_on_a_linear_the_gguf_keeps_in_f16_merges_and_adds_nothing(checkp
     without = plan_generation(REQUEST, sources, dtype=dtype, device="cpu")
     with_lora = plan_generation(REQUEST, sources, dtype=dtype, device="cpu", loras=loras)
     assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, dtype, packed[0]) > 0
+
+
+def test_the_weights_that_load_packed_are_the_quantized_ones_of_the_file_or_recipe(checkpoint, tmp_path):
+    # `run` once took every linear of any GGUF or --quantize run as packed: a full difference (.diff) on an F16
+    # GGUF's plain layer was refused though load_pipeline applies it, and the plan counted adapters for LoRAs that
+    # merge. Which weights load packed is now the file's (its header) or the recipe's (what it would write).
+    from motif_lite.cli.prepare import checked_lora_files
+    from motif_lite.preflight import with_quantize
+    from motif_lite.sizes import packed_weight_names
+    from motif_lite.weights.lora import LoRAError
+
+    root, q8, _ = checkpoint
+    f16 = tmp_path / "tiny-F16.gguf"
+    quantize_checkpoint(open_source(root / "transformer"), f16, get_recipe("F16"), progress=False)
+    plain = locate_sources(root)
+    q8_names = packed_weight_names(locate_sources(root, q8))
+    assert q8_names and packed_weight_names(plain) == packed_weight_names(locate_sources(root, f16)) == frozenset()
+    assert packed_weight_names(with_quantize(plain, "F16")) == frozenset()
+    assert packed_weight_names(with_quantize(plain, "Q8_0")) == q8_names  # the recipe's plan is the file it writes
+
+    linear = next(n for n in sorted(q8_names) if n.startswith("transformer_blocks.0."))
+    shape = build_model(plain.transformer.value).get_parameter(linear).shape
+    diff = tmp_path / "diff.safetensors"
+    save_file({f"diffusion_model.{linear.removesuffix('.weight')}.diff": torch.randn(*shape)}, diff)
+    assert checked_lora_files([(diff, 1.0)], locate_sources(root, f16))  # a plain layer takes the difference
+    assert checked_lora_files([(diff, 1.0)], with_quantize(plain, "BF16"))
+    for packed in (locate_sources(root, q8), with_quantize(plain, "Q8_0")):
+        with pytest.raises(LoRAError, match="holds quantized"):
+            checked_lora_files([(diff, 1.0)], packed)

@@ -173,13 +173,13 @@ def checked_lora_files(loras: Iterable[tuple[Path, float]], sources: ModelSource
     dry run, a parallel run's launcher and serve (the check `preflight` makes of the files at hand before a
     download, `check_loras_at_hand`)."""
     from motif_lite.preflight import loras_for_config
+    from motif_lite.sizes import packed_weight_names
     from motif_lite.weights.lora import LoRASpec
 
     specs = [LoRASpec(path, strength) for path, strength in loras]
     if not specs:
         return []
-    packed = sources.gguf is not None or sources.gguf_variant is not None or sources.quantize is not None
-    return loras_for_config(specs, sources.transformer.value, packed)
+    return loras_for_config(specs, sources.transformer.value, packed_weight_names(sources))
 
 
 def plans_nothing(args: argparse.Namespace, device: torch.device) -> bool:

@@ -291,15 +291,18 @@ def read_loras(
     return [_read_lora(spec, targets, tensors) for spec in specs]
 
 
-def diff_targets(model: nn.Module, packed_linears: bool = False) -> dict[str, tuple[tuple[int, ...], bool]]:
+def diff_targets(model: nn.Module, packed_weights: Collection[str] = ()) -> dict[str, tuple[tuple[int, ...], bool]]:
     """{tensor name: (shape, packed)} of the tensors a full difference may change: every parameter (plain), and the
-    weight of every packed linear (`QuantizedLinear`, `Float8Linear`), which cannot take one; with `packed_linears`
-    (a float model standing for one whose linears load packed) every linear's weight counts as packed. Works on the
-    meta device."""
+    weight of every packed linear (`QuantizedLinear`, `Float8Linear`), which cannot take one; `packed_weights`: the
+    weights of a float model standing for one whose linears load packed (`sizes.packed_weight_names`), which count as
+    packed too. Works on the meta device."""
     found = {name: (tuple(p.shape), False) for name, p in model.named_parameters()}
     for name, module in model.named_modules():
-        if isinstance(module, QuantizedLinear | Float8Linear) or (packed_linears and isinstance(module, nn.Linear)):
-            found[f"{name}.weight"] = ((module.out_features, module.in_features), True)
+        weight = f"{name}.weight"
+        if isinstance(module, QuantizedLinear | Float8Linear) or (
+            isinstance(module, nn.Linear) and weight in packed_weights
+        ):
+            found[weight] = ((module.out_features, module.in_features), True)
     return found
 
 
