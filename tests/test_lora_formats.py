@@ -363,3 +363,14 @@ def test_a_diffusers_pipeline_file_takes_alpha_from_its_transformer_settings(tmp
     apply_loras(ours, read_loras([LoRASpec.parse(str(tmp_path))], linear_shapes(ours)), torch.float32)
     got = forward(ours, x)
     assert (got - expected).abs().max() <= 1e-5 * expected.std()
+
+
+def test_a_layer_held_twice_is_counted_once_whatever_parts_of_it_differ(tmp_path, targets):
+    # Its down and its up both differ: still one layer held twice, not two.
+    other = Q.replace("blocks.0.", "blocks.1.")
+    one = _pair("diffusion_model.", Q) | _pair("transformer.", Q)
+    with pytest.raises(LoRAError, match=r"holds 1 layer of the transformer twice"):
+        read_loras([LoRASpec(_write(tmp_path / "one.safetensors", one))], targets)
+    two = one | _pair("diffusion_model.", other) | _pair("transformer.", other)
+    with pytest.raises(LoRAError, match=r"holds 2 layers of the transformer twice"):
+        read_loras([LoRASpec(_write(tmp_path / "two.safetensors", two))], targets)

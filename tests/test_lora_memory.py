@@ -234,3 +234,17 @@ def test_the_weights_that_load_packed_are_the_quantized_ones_of_the_file_or_reci
     for packed in (locate_sources(root, q8), with_quantize(plain, "Q8_0")):
         with pytest.raises(LoRAError, match="holds quantized"):
             checked_lora_files([(diff, 1.0)], packed)
+
+
+def test_two_loras_on_one_packed_layer_count_as_one_adapter_of_their_summed_rank(checkpoint, tmp_path):
+    # apply_loras keeps one adapter per packed layer, its files' ranks concatenated: the plan counts both files'
+    # tensors, not the last file's alone.
+    root, gguf, lora = checkpoint
+    config = locate_sources(root).transformer.value
+    shapes = linear_shapes(build_model(config))
+    second = tmp_path / "detail.safetensors"
+    write_lora(second, shapes, [n for n in shapes if n.startswith("transformer_blocks.0.")])
+    files = check_loras([LoRASpec(lora, 1.0), LoRASpec(second, 0.5)], locate_sources(root, gguf))
+    dtype = torch.bfloat16
+    adapters = side_adapter_bytes(files, dtype)
+    assert sum(sum(pair) for pair in adapters.values()) == lora_bytes(lora, dtype) + lora_bytes(second, dtype)

@@ -834,6 +834,16 @@ def test_a_video_with_fewer_tokens_than_sequence_ranks_is_refused_before_anythin
     assert code == 0, err
 
 
+def test_a_video_with_as_many_tokens_as_sequence_ranks_is_taken(capsys, tmp_path, monkeypatch, no_launch):
+    # Each rank needs one token at least (SequenceParallel refuses fewer): exactly one each is enough.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    two = ("-p", "fox", "-W", "32", "-H", "16", "--video-frames", "1", "--sp", "2")  # 1 latent frame x 2 x 1
+    code, err = run(capsys, *two, "--dry-run")
+    assert code == 0 and "has only" not in err, err
+
+
 @pytest.mark.parametrize(("rank", "world", "shown"), [("0", "2", True), ("1", "2", False), (None, None, True)])
 def test_only_rank_0_prints_the_warnings(monkeypatch, capsys, rank, world, shown):
     # Before: every rank printed each warning (an unknown key of the transformer's config.json: 5 times on 2 ranks).

@@ -145,3 +145,19 @@ def test_running_a_request_whose_decode_stopped_again_says_its_denoised_latents_
         frame.unlink()
     exec(note.split("Without sampling: ")[1].replace("; ", "\n"), {"motif_lite": motif_lite})  # noqa: S102
     np.testing.assert_array_equal(again.read_frames(), made_again)  # the stopped run's latents, decoded
+
+
+def test_a_state_file_of_another_output_with_the_same_stem_is_not_said_to_be_this_runs(pipe, tmp_path):
+    # fox.mp4 and fox_%03d.png share fox.latents.safetensors: a stopped fox.mp4 is no earlier run of the frames.
+    from motif_lite.pipeline.resuming import earlier_run_note
+
+    request = GenerationRequest("a fox", **{**TINY, "steps": 3}, output=tmp_path / "fox.mp4")
+
+    def stop(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        pipe.generate(request, on_progress=stop)
+    assert "stopped after step 2 of 3" in earlier_run_note(tmp_path / "fox.mp4")
+    assert earlier_run_note(tmp_path / "fox_%03d.png") is None
