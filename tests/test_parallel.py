@@ -749,6 +749,42 @@ def test_a_failure_on_rank_1_ends_every_rank_with_its_message(checkpoint, tmp_pa
     assert not list(tmp_path.glob("*out_*.png"))  # nothing written
 
 
+def test_a_file_one_machine_lacks_stops_every_rank_before_loading_naming_the_rank(checkpoint, tmp_path):
+    # Two machines, as torchrun starts them: the same command, each rank in its own folder, and the clip given as a
+    # relative path exists in rank 0's folder only. Without the check rank 1 failed alone on reading it, and rank 0
+    # went on until it lost contact (on several machines: until --comm-timeout).
+    from PIL import Image
+
+    machines = [tmp_path / "machine0", tmp_path / "machine1"]
+    for folder in machines:
+        folder.mkdir()
+    for index in range(SIZE["frames"]):
+        Image.new("RGB", (SIZE["width"], SIZE["height"]), (90, 40 * index, 20)).save(machines[0] / f"c_{index:03d}.png")
+    port = str(_free_port())
+    command = [
+        sys.executable,
+        "-m",
+        "motif_lite",
+        *cli_args(checkpoint, tmp_path / "out.mp4", "--extend", "c_%03d.png"),
+    ]
+    ranks = []
+    for rank, folder in enumerate(machines):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}  # fmt: skip
+        ranks.append(subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))  # fmt: skip
+    try:
+        ended = [process.communicate(timeout=PROCESS_TIMEOUT) for process in ranks]
+    finally:
+        for process in ranks:
+            process.kill()
+    refusal = "rank 1 on {} cannot read --extend c_%03d.png: every process of a parallel run reads these files itself"
+    for rank, (process, (_, err)) in enumerate(zip(ranks, ended, strict=True)):
+        assert process.returncode == 2, err
+        assert f"[rank {rank}] error: " + refusal.format(socket.gethostname()) in err, err
+    assert "at a path every machine can read" in ended[0][1] and not (tmp_path / "out.mp4").exists()
+
+
 def test_a_rank_killed_outright_is_named_and_every_rank_ends(checkpoint, tmp_path):
     # Rank 1 SIGKILLed mid-run (the out-of-memory killer): the launcher stops rank 0, whose peer vanished, and names
     # rank 1, by its signal, with the exit status a shell gives a process SIGKILL stopped.

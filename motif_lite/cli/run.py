@@ -128,11 +128,9 @@ def main(args: argparse.Namespace) -> int:
         rank = launcher_variables.launcher_number("RANK")
         launcher_variables.launcher_number("LOCAL_WORLD_SIZE", torchrun_world, smallest=1)  # read by a dry run
     args.weights = take_weight_flags(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
-    # The file's settings become flags before anything reads them (also before --gpus N starts its processes).
-    if args.settings_from is not None:
-        run_inputs(args).recalled = settings_from_args(args)
     if rank is not None:  # under torchrun --gpus is ignored: torchrun started the ranks
         return _run_under_torchrun(args, rank)
+    _read_settings_from(args)
     if args.gpus == "all":
         args.gpus = all_gpus(args.device)
     if args.gpus is not None and args.gpus > 1 and not args.dry_run:
@@ -143,12 +141,17 @@ def main(args: argparse.Namespace) -> int:
 def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
     """One rank of a parallel run that torchrun (or `--gpus N`) started: it joins the process group and runs."""
     if args.dry_run:  # loads nothing and needs no other rank: the main rank prints the plan once, the others nothing
+        _read_settings_from(args)
         return _run(args) if rank == 0 else 0
     from motif_lite.errors import MotifLiteError
     from motif_lite.runtime import parallel
 
     session = parallel.start(args.device)
     try:
+        # Each rank reads these files itself: one that cannot (another machine's path) stops every rank here, not
+        # itself alone while the others wait for it.
+        parallel.check_every_rank_reads(_files_every_rank_reads(args))
+        _read_settings_from(args)
         if args.dtype is None:  # each rank's default is its own GPU's
             from motif_lite.settings import resolve_dtype
 
@@ -163,6 +166,29 @@ def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
         raise
     finally:
         parallel.stop()
+
+
+def _read_settings_from(args: argparse.Namespace) -> None:
+    """--settings-from: the file's settings become flags before anything reads them (also before --gpus N starts
+    its processes)."""
+    if args.settings_from is not None:
+        run_inputs(args).recalled = settings_from_args(args)
+
+
+def _files_every_rank_reads(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The input files of a parallel run that every rank reads itself, as (flag, path); -i is read by rank 0 alone
+    (it makes the conditioning) and -o and --preview are written by rank 0 alone."""
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.weights.lora import LoRASpec
+
+    files = [(flag, path) for flag, path in (("--resume", args.resume), ("--settings-from", args.settings_from),
+                                             ("--extend", args.extend)) if path is not None]  # fmt: skip
+    for value in args.lora:
+        try:
+            files.append(("--lora", str(LoRASpec.parse(value).path)))
+        except MotifLiteError:  # a strength that is no number, a folder with no LoRA: its own check says so
+            continue
+    return files
 
 
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:

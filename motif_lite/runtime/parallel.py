@@ -27,7 +27,9 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -188,6 +190,37 @@ def check_same_dtype(dtype: torch.dtype) -> None:
             "has no bf16 tensor cores and defaults to fp16 or fp32): give --dtype fp16 to run all of them in fp16 "
             "(or --dtype fp32), or choose GPUs of one generation with CUDA_VISIBLE_DEVICES"
         )
+
+
+def check_every_rank_reads(inputs: Sequence[tuple[str, str]]) -> None:
+    """Every rank can read the input files it reads itself (`inputs`: (flag, path) pairs). On several machines each
+    rank reads them on its own machine: a rank that could not would fail alone while the others waited for it until
+    a timeout. Called by every rank, after joining the job and before anything is read or loaded; raises the same
+    error, naming each rank, its machine and the files it lacks, on all of them."""
+    lacking = [f"{flag} {path}" for flag, path in inputs if not _readable(path)]
+    every: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(every, (socket.gethostname(), lacking))
+    refusals = [f"rank {rank} on {host} cannot read {', '.join(files)}" for rank, (host, files) in enumerate(every)
+                if files]  # fmt: skip
+    if refusals:
+        raise ParallelError(
+            f"{'; '.join(refusals)}: every process of a parallel run reads these files itself, so on several machines "
+            "each must be at a path every machine can read (a shared folder, or a copy at the same path on each "
+            'machine; docs/parallel.md, "Files on several machines")'
+        )
+
+
+def _readable(path: str) -> bool:
+    """Whether this process can read `path`: a file or folder, or, for a numbered PNG sequence (fox_%03d.png), one
+    frame of it at least (the sequence's own checks name a frame missing in the middle)."""
+    path = os.path.expanduser(path)  # as the files' readers take a leading ~
+    folder, name = os.path.split(path)
+    if "%" not in name:
+        return os.path.exists(path) and os.access(path, os.R_OK)
+    frame = re.compile(re.sub(r"%0?\d*d", r"\\d+", re.escape(name)))
+    with contextlib.suppress(OSError):
+        return any(frame.fullmatch(entry) for entry in os.listdir(folder or "."))
+    return False
 
 
 def check_device(device: str) -> None:
