@@ -869,3 +869,26 @@ def test_only_rank_0_prints_the_warnings(monkeypatch, capsys, rank, world, shown
     assert ("warning: the Triton rms_norm falls back to torch" in err) == shown, err
     assert ("warning: negative prompt is 606 tokens" in err) == shown, err
     assert "error: an error every rank says" in err
+
+
+def test_rank_0_prints_a_config_warning_once_though_a_quiet_pass_came_between_two_reads(monkeypatch, capsys):
+    # Rank 0 of `--gpus 2` printed the transformer config's unknown keys twice: the quiet planning passes
+    # (`catch_warnings` with a filter) make Python forget the warnings it showed, and the config is read again after.
+    import warnings
+
+    from motif_lite.cli import run as run_cli
+    from motif_lite.config import TransformerConfig
+
+    def read_twice(args):
+        TransformerConfig.from_dict({"a_key_of_another_model": 1}, source="transformer/config.json")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+        TransformerConfig.from_dict({"a_key_of_another_model": 1}, source="transformer/config.json")
+        return 0
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(run_cli, "main", read_twice)
+    assert cli.main(["run", "-p", "fox"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("ignoring unknown transformer config keys ['a_key_of_another_model']") == 1, err

@@ -237,23 +237,35 @@ class _StderrHandler(logging.Handler):
         _say_above_bars(f"{record.levelname.lower()}: {record.getMessage()}")
 
 
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
-    """Python's warnings as `warning: ...` lines: ours (a kernel falling back mid-run) as the message alone, as
-    the logged ones are; another library's with its category and place, which say where to look."""
-    text = str(message)
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ours = text.startswith("motif-lite: ") or os.path.abspath(filename).startswith(package + os.sep)
-    if ours:
-        _say_above_bars(f"warning: {text.removeprefix('motif-lite: ')}")
-    else:
-        _say_above_bars(f"warning: {category.__name__}: {text} ({filename}:{lineno})")
+class _WarningLines:
+    """Python's warnings as `warning: ...` lines, each line once per command: ours (a kernel falling back mid-run)
+    as the message alone, as the logged ones are; another library's with its category and place, which say where
+    to look. Python's own once-per-place registry forgets what it showed whenever a filter changes (every
+    `catch_warnings` with a `simplefilter`, as the quiet planning passes make), so a config read again after one
+    printed its warning again."""
+
+    def __init__(self) -> None:
+        self.said: set[str] = set()
+
+    def __call__(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        text = str(message)
+        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        ours = text.startswith("motif-lite: ") or os.path.abspath(filename).startswith(package + os.sep)
+        if ours:
+            said = f"warning: {text.removeprefix('motif-lite: ')}"
+        else:
+            said = f"warning: {category.__name__}: {text} ({filename}:{lineno})"
+        if said not in self.said:
+            self.said.add(said)
+            _say_above_bars(said)
 
 
 def _no_warning(*args: object, **kwargs: object) -> None:
@@ -275,7 +287,7 @@ def _warnings_to_stderr() -> Iterator[None]:
     propagate, logger.propagate = logger.propagate, False  # printed once, here
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _no_warning if other_rank else _show_warning
+            warnings.showwarning = _no_warning if other_rank else _WarningLines()
             yield
     finally:
         logger.removeHandler(handler)
