@@ -197,6 +197,8 @@ def check_every_rank_reads(inputs: Sequence[tuple[str, str]]) -> None:
     rank reads them on its own machine: a rank that could not would fail alone while the others waited for it until
     a timeout. Called by every rank, after joining the job and before anything is read or loaded; raises the same
     error, naming each rank, its machine and the files it lacks, on all of them."""
+    if not inputs:  # every rank runs the same command: none has any file to read, and none waits for an answer
+        return
     lacking = [f"{flag} {path}" for flag, path in inputs if not _readable(path)]
     every: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(every, (socket.gethostname(), lacking))
