@@ -72,9 +72,11 @@ from motif_lite.sampling.guidance import (
     read_guider_config,
 )
 from motif_lite.sampling.schedule import (
+    DynamicShift,
     SamplingSettingsError,
     ScheduleOptions,
     check_flow_options,
+    dynamic_shift,
     schedule_options,
     scheduler_shift,
 )
@@ -188,6 +190,7 @@ class CheckpointConfigs:
     scheduler: dict[str, Any] | None = None  # scheduler/scheduler_config.json as diffusers reads it
     scheduler_shift: float | None = None  # the shift its scheduler class applies (None: not set)
     schedule: ScheduleOptions = ScheduleOptions()  # what else the scheduler config changes in the schedule
+    dynamic: DynamicShift | None = None  # its use_dynamic_shifting: the shift follows the video's size
     guider: GuiderConfig | None = None
     vae: WanVAEConfig | None = None
     text_encoder: bool = False  # text_encoder/config.json is present
@@ -211,6 +214,7 @@ class CheckpointConfigs:
             scheduler=scheduler_config,
             scheduler_shift=None if scheduler_config is None else scheduler_shift(scheduler_config, str(scheduler)),
             schedule=schedule_options(scheduler_config, str(scheduler)),
+            dynamic=dynamic_shift(scheduler_config, str(scheduler)),
             guider=read_guider_config(root / "guider"),
             vae=WanVAEConfig.from_json(vae) if vae.is_file() else None,
             text_encoder=_text_encoder_config_parses(root / "text_encoder" / "config.json"),
@@ -310,7 +314,7 @@ class Settings:
             ("size", f"{r.width}x{r.height}, {counted(r.frames, 'frame')} at {rate_said(r.fps)}", self._plain("size")),
             ("steps", str(r.steps), self._plain("steps")),
             ("sampler", ", ".join([self.sampler.value, *self.schedule.describe()]), self.sampler),
-            ("flow shift", f"{self.flow_shift.value:g}", self.flow_shift),
+            ("flow shift", *self._shift_row()),
             ("guidance", describe_guidance(self.guidance.value, r.steps), self.guidance),
             ("negative", negative, self._plain("negative")),
             ("transformer", describe_transformer(self.transformer.value), self.transformer),
@@ -319,6 +323,13 @@ class Settings:
             rows.insert(-1, ("dtype", DTYPE_FLAG_NAMES[self.dtype.value], self.dtype))
         rows += [(name, setting.value, setting) for name, setting in self.components]
         return rows
+
+    def _shift_row(self) -> tuple[str, Setting]:
+        """The flow shift row: the shift, or the checkpoint's dynamic shifting (which ignores it) where that applied."""
+        if self.schedule.time_shift is None:
+            return f"{self.flow_shift.value:g}", self.flow_shift
+        words = f"dynamic ({self.schedule.time_shift}, mu {self.schedule.mu:.6g} for this size)"
+        return words, Setting(None, CHECKPOINT, "use_dynamic_shifting of scheduler/scheduler_config.json")
 
     def _plain(self, row: str) -> Setting:
         """A row the checkpoint never decides: judged by the value (a flag where it differs from the official
@@ -395,11 +406,43 @@ def resolve_settings(
             f"this transformer takes no image (image_embed_dim: null, {transformer.origin}): it makes text-to-video "
             "only; leave out the first-frame image"
         )
+    schedule = _dynamic_schedule(request, configs, sampler.value, transformer.value, schedule, notes)
     components = _components(configs)
     settings = Settings(
         request, sampler, shift, guidance, transformer, components, tuple(notes), schedule, dtype, first_step
     )
     return settings.with_given(given)
+
+
+def _dynamic_schedule(
+    request: GenerationRequest,
+    configs: CheckpointConfigs,
+    sampler: str,
+    transformer: TransformerConfig,
+    schedule: ScheduleOptions,
+    notes: list[str],
+) -> ScheduleOptions:
+    """`schedule` with the checkpoint's dynamic shifting where it applies: not under a flow shift the user gave (it
+    wins, as the order of precedence says; diffusers would ignore it), nor for DPM++ (whose dynamic shifting is not
+    implemented here). mu comes from the latent tokens as the pipeline counts them: latent frames, height and width,
+    each divided by the transformer's patch."""
+    if configs.dynamic is None:
+        return schedule
+    origin = "use_dynamic_shifting of scheduler/scheduler_config.json"
+    if request.flow_shift is not None:
+        notes.append(f"{run_flag('flow_shift')} turns off the {origin} (diffusers would ignore the flow shift)")
+        return schedule
+    if SAMPLERS[sampler] not in ("euler", "unipc"):
+        notes.append(f"the {origin} applies to the euler and unipc samplers; {sampler} samples a fixed shift")
+        return schedule
+    vae = configs.vae or WanVAEConfig()
+    frames = vae.latent_frames(request.frames) // transformer.patch_size_t
+    seq_len = frames * (request.height // vae.spatial_factor // transformer.patch_size)
+    seq_len *= request.width // vae.spatial_factor // transformer.patch_size
+    try:
+        return configs.dynamic.options(schedule, seq_len)
+    except SamplingSettingsError as exc:
+        raise RequestError(str(exc), ("flow_shift",)) from None
 
 
 def resolve_dtype(given: torch.dtype | str | None, device: torch.device | None) -> Setting[torch.dtype]:

@@ -74,6 +74,7 @@ CASES = {
     "scheduler.shift": Case(SCHEDULER, {"shift": 5.0}),
     "scheduler.num_train_timesteps": Case(SCHEDULER, {"num_train_timesteps": 500}),
     "scheduler.shift_terminal": Case(SCHEDULER, {"shift_terminal": 0.3}),
+    "scheduler.use_dynamic_shifting": Case(SCHEDULER, {"use_dynamic_shifting": True, "max_shift": 3.0}),
     "scheduler.use_karras_sigmas": Case(SCHEDULER, {"use_karras_sigmas": True}),
     "scheduler.use_exponential_sigmas": Case(SCHEDULER, {"use_exponential_sigmas": True}),
     "scheduler UniPC": Case(
@@ -219,7 +220,10 @@ def test_each_config_field_gives_the_reference_video(name, base, first_frame, re
 REFUSED = {
     "qk_norm": (Case(TRANSFORMER_CONFIG, {"qk_norm": "layer_norm"}), "qk_norm 'layer_norm' is not supported"),
     "norm_type": (Case(TRANSFORMER_CONFIG, {"norm_type": "fp32_layer_norm"}), "norm_type 'fp32_layer_norm' is not"),
-    "use_dynamic_shifting": (Case(SCHEDULER, {"use_dynamic_shifting": True}), "use_dynamic_shifting"),
+    "dpm use_dynamic_shifting": (
+        Case(SCHEDULER, {"_class_name": "DPMSolverMultistepScheduler", "use_dynamic_shifting": True}),
+        "use_dynamic_shifting=true is supported for",
+    ),
     "use_beta_sigmas": (Case(SCHEDULER, {"use_beta_sigmas": True}), "use_beta_sigmas: true"),
     "invert_sigmas": (Case(SCHEDULER, {"invert_sigmas": True}), "invert_sigmas: true"),
     "stochastic_sampling": (Case(SCHEDULER, {"stochastic_sampling": True}), "stochastic_sampling: true"),

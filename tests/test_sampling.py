@@ -220,7 +220,12 @@ def test_shift_from_scheduler_config_absent_and_invalid(tmp_path) -> None:
     path = tmp_path / "scheduler_config.json"
     path.write_text(json.dumps({"_class_name": "FlowMatchEulerDiscreteScheduler"}))
     assert shift_from_scheduler_config(path) is None
-    for bad in ["{", "[]", json.dumps({"shift": 3.0, "use_dynamic_shifting": True}), json.dumps({"shift": "x"})]:
+    for bad in [
+        "{",
+        "[]",
+        json.dumps({"_class_name": "DPMSolverMultistepScheduler", "use_dynamic_shifting": True}),
+        json.dumps({"shift": "x"}),
+    ]:
         path.write_text(bad)
         with pytest.raises(ConfigError):
             shift_from_scheduler_config(path)

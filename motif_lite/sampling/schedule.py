@@ -8,11 +8,13 @@ Three schedules exist because the reference schedulers build different tables:
 All shift once with `s·σ / (1 + (s−1)·σ)` and end in σ = 0. A checkpoint's scheduler config may change them
 further (`ScheduleOptions`, read by `schedule_options`): its `num_train_timesteps`, and FlowMatchEuler's
 `shift_terminal` and Karras or exponential sigma spacing (between the config's `sigma_max` and `sigma_min` when it
-names them), applied as diffusers applies them.
+names them), applied as diffusers applies them. Where the config sets `use_dynamic_shifting` (FlowMatchEuler or
+UniPC), the shift comes from the video's size instead (`DynamicShift`): the options then hold that size's `mu`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,10 +75,13 @@ class ScheduleOptions:
     spacing: str | None = None
     sigma_min: float | None = None
     sigma_max: float | None = None
+    time_shift: str | None = None  # dynamic shifting's "exponential" or "linear" shift (None: the fixed shift)
+    mu: float | None = None  # dynamic shifting's mu for this video's size (`DynamicShift.mu`), with time_shift
 
     def describe(self) -> list[str]:
         """The options that are set, in words (for the settings table)."""
         words = [f"{self.spacing} sigmas"] if self.spacing else []
+        words += [f"dynamic {self.time_shift} shift, mu {self.mu:.6g}"] if self.time_shift else []
         words += [
             f"{name} {value:g}" for name in ("sigma_max", "sigma_min") if (value := getattr(self, name)) is not None
         ]
@@ -94,6 +99,18 @@ def check_flow_options(steps: int, options: ScheduleOptions) -> None:
         raise SamplingSettingsError("with 1 step the shift_terminal of the scheduler config makes every sigma NaN")
 
 
+def _shifted(sigmas: np.ndarray, shift: float, options: ScheduleOptions) -> np.ndarray:
+    """The schedulers' shift of `sigmas`, in their dtype: the fixed `shift`, or with dynamic shifting the scheduler's
+    `time_shift(mu, 1.0, sigmas)` (which ignores `shift`), written as diffusers writes it to round alike."""
+    if options.time_shift is None:
+        return shift * sigmas / (1 + (shift - 1) * sigmas)
+    if options.mu is None:
+        raise SamplingSettingsError("dynamic shifting needs the mu of the video's size (DynamicShift.mu)")
+    if options.time_shift == "exponential":
+        return math.exp(options.mu) / (math.exp(options.mu) + (1 / sigmas - 1) ** 1.0)
+    return options.mu / (options.mu + (1 / sigmas - 1) ** 1.0)
+
+
 def flow_sigmas(steps: int, shift: float, options: ScheduleOptions | None = None) -> torch.Tensor:
     """Sigmas of the reference pipeline with FlowMatchEulerDiscreteScheduler: float32, length steps + 1, ends in 0.
     Options that would make them NaN are refused (`check_flow_options`)."""
@@ -104,7 +121,7 @@ def flow_sigmas(steps: int, shift: float, options: ScheduleOptions | None = None
     # float32 numpy. Doing the same ops in numpy keeps the table bit-identical.
     shift = float(shift)  # a numpy float64 scalar would promote the float32 table
     sigmas = np.linspace(1.0, 1 / steps, steps).astype(np.float32)
-    sigmas = shift * sigmas / (1 + (shift - 1) * sigmas)
+    sigmas = _shifted(sigmas, shift, options)
     if options.shift_terminal:  # the scheduler's stretch_shift_to_terminal, in float32
         one_minus = 1 - sigmas
         sigmas = 1 - one_minus / (one_minus[-1] / (1 - options.shift_terminal))
@@ -155,11 +172,10 @@ def unipc_schedule(steps: int, shift: float, options: ScheduleOptions | None = N
     """The UniPC schedule of the reference pipeline: the pipeline's sigmas `linspace(1, 1/N, N)` shifted in float64
     (not float32 as FlowMatchEuler does), the first moved from 1 to 1 − 1e-6, then 0 appended and the table cast to
     float32. Timesteps are int64, truncated from float64 σ·T (999 first). Of `options` only train_timesteps
-    applies."""
+    applies, and dynamic shifting (`time_shift`, `mu`) as UniPC applies it, in float64."""
     _check(steps, shift)
     shift = float(shift)
-    sigmas = np.linspace(1.0, 1 / steps, steps)
-    sigmas = shift * sigmas / (1 + (shift - 1) * sigmas)
+    sigmas = _shifted(np.linspace(1.0, 1 / steps, steps), shift, options or ScheduleOptions())
     if abs(sigmas[0] - 1) < UNIPC_EPS:
         sigmas[0] -= UNIPC_EPS
     timesteps = sigmas * (options or ScheduleOptions()).train_timesteps
@@ -182,6 +198,64 @@ _SHIFT_KEYS = {
 }
 
 
+# The scheduler classes whose dynamic shifting motif-lite samples (DPMSolverMultistep's is refused).
+_DYNAMIC_CLASSES = ("FlowMatchEulerDiscreteScheduler", "UniPCMultistepScheduler")
+# The pipeline's `scheduler.config.get(key, default)` reads of dynamic shifting's line from sequence length to mu.
+_DYNAMIC_DEFAULTS = {"base_image_seq_len": 256, "max_image_seq_len": 4096, "base_shift": 0.5, "max_shift": 1.15}
+
+
+@dataclass(frozen=True)
+class DynamicShift:
+    """A scheduler config's `use_dynamic_shifting`: the shift follows the video's size, as the Motif-Video pipelines
+    compute it. mu grows linearly with the latent tokens, from base_shift at base_seq_len to max_shift at
+    max_seq_len (diffusers' `calculate_shift`), and each sigma becomes exp(mu) / (exp(mu) + 1/σ − 1) (exponential)
+    or mu / (mu + 1/σ − 1) (linear)."""
+
+    time_shift: str = "exponential"
+    base_seq_len: float = 256
+    max_seq_len: float = 4096
+    base_shift: float = 0.5
+    max_shift: float = 1.15
+
+    def mu(self, seq_len: int) -> float:
+        """mu for a video of `seq_len` latent tokens (patched latent frames x height x width), in diffusers' order
+        of operations."""
+        m = (self.max_shift - self.base_shift) / (self.max_seq_len - self.base_seq_len)
+        b = self.base_shift - m * self.base_seq_len
+        return seq_len * m + b
+
+    def options(self, options: ScheduleOptions, seq_len: int) -> ScheduleOptions:
+        """`options` with this shift's type and mu for `seq_len` latent tokens; SamplingSettingsError where that mu
+        gives no schedule (math.exp overflows past 709; a linear shift divides by its mu)."""
+        mu = self.mu(seq_len)
+        if not (mu > 0 if self.time_shift == "linear" else mu < 709):
+            raise SamplingSettingsError(
+                f"the scheduler config's dynamic shifting gives mu {mu:g} for {seq_len} latent tokens, which makes no "
+                f"{self.time_shift} shift (give a flow shift instead)"
+            )
+        return dataclasses.replace(options, time_shift=self.time_shift, mu=mu)
+
+
+def dynamic_shift(config: Mapping[str, Any] | None, source: str = "scheduler config") -> DynamicShift | None:
+    """The `DynamicShift` of a scheduler config (as diffusers reads it) that sets `use_dynamic_shifting`, else None.
+    Values that would give no schedule (a zero-length line, a linear shift's mu of 0 or less) are refused."""
+    if config is None or not config.get("use_dynamic_shifting", False):
+        return None
+    scheduler_shift(config, source)  # the class check
+    kind = config.get("time_shift_type", "exponential")
+    if kind not in ("exponential", "linear"):
+        raise ConfigError(f"{source}: time_shift_type must be 'exponential' or 'linear', got {kind!r}")
+    values = {key: config.get(key, default) for key, default in _DYNAMIC_DEFAULTS.items()}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+    if values["max_image_seq_len"] == values["base_image_seq_len"]:
+        raise ConfigError(f"{source}: base_image_seq_len and max_image_seq_len must differ (mu is a line between)")
+    return DynamicShift(
+        kind, values["base_image_seq_len"], values["max_image_seq_len"], values["base_shift"], values["max_shift"]
+    )
+
+
 def shift_from_scheduler_config(path: str | Path) -> float | None:
     """The shift a checkpoint's scheduler config applies, or None if the file or the key is absent.
 
@@ -201,8 +275,10 @@ def scheduler_shift(config: Mapping[str, Any], source: str) -> float | None:
     class_name = config.get("_class_name", "FlowMatchEulerDiscreteScheduler")
     if class_name not in _SHIFT_KEYS:
         raise ConfigError(f"{source}: unsupported scheduler {class_name!r}; expected one of {sorted(_SHIFT_KEYS)}")
-    if config.get("use_dynamic_shifting", False):
-        raise ConfigError(f"{source}: use_dynamic_shifting=true (resolution-dependent shift) is not supported")
+    if config.get("use_dynamic_shifting", False) and class_name not in _DYNAMIC_CLASSES:
+        raise ConfigError(
+            f"{source}: use_dynamic_shifting=true is supported for {' and '.join(_DYNAMIC_CLASSES)}, not {class_name}"
+        )
     value = config.get(_SHIFT_KEYS[class_name])
     if value is None:
         return None

@@ -1,0 +1,133 @@
+"""A scheduler config's `use_dynamic_shifting`: the schedule follows the video's size, bit for bit as diffusers'
+Motif-Video pipeline samples it (its `calculate_shift` from the latent tokens, then `retrieve_timesteps(...,
+mu=mu)`), unless the user gives a flow shift; a resumed run rebuilds the same schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+from diffusers.pipelines.motif_video.pipeline_motif_video import calculate_shift, retrieve_timesteps
+
+from motif_lite.config import TransformerConfig
+from motif_lite.errors import ConfigError
+from motif_lite.pipeline.metadata import effective_differences, request_fields_of, stored_settings
+from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.sampling import ScheduleOptions, flow_schedule, schedule_for
+from motif_lite.sampling.schedule import dynamic_shift
+from motif_lite.settings import CheckpointConfigs, resolve_settings
+from motif_lite.vae.config import WanVAEConfig
+
+UNIPC = {"_class_name": "UniPCMultistepScheduler", "use_flow_sigmas": True, "prediction_type": "flow_prediction"}
+EULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 15.0}
+SIZES = [(1280, 736, 121), (640, 352, 49), (48, 32, 9)]  # width, height, frames
+
+
+def reference_tokens(width: int, height: int, frames: int) -> int:
+    """The pipeline's `video_sequence_length`, as its step 5 counts it (VAE 8x spatial, 4x temporal; patch 1x2x2)."""
+    latent_frames = (frames - 1) // 4 + 1
+    return (latent_frames // 1) * (height // 8 // 2) * (width // 8 // 2)
+
+
+def reference_schedule(config: dict, steps: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sigmas and timesteps of diffusers' scheduler built from `config`, set up as the pipeline sets it up."""
+    cls = (
+        UniPCMultistepScheduler
+        if config["_class_name"] == "UniPCMultistepScheduler"
+        else FlowMatchEulerDiscreteScheduler
+    )
+    scheduler = cls.from_config(config)
+    get = scheduler.config.get
+    mu = calculate_shift(
+        seq_len, get("base_image_seq_len", 256), get("max_image_seq_len", 4096), get("base_shift", 0.5),
+        get("max_shift", 1.15),
+    )  # fmt: skip
+    sigmas = np.linspace(1.0, 1 / steps, steps)
+    timesteps, _ = retrieve_timesteps(scheduler, steps, "cpu", None, sigmas=sigmas, mu=mu)
+    return scheduler.sigmas, timesteps
+
+
+def configs_of(scheduler: dict) -> CheckpointConfigs:
+    return CheckpointConfigs(scheduler=scheduler, dynamic=dynamic_shift(scheduler), vae=WanVAEConfig())
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("kind", ["exponential", "linear"])
+@pytest.mark.parametrize("base", [EULER, UNIPC], ids=["euler", "unipc"])
+def test_dynamic_schedule_equals_the_pipeline_scheduler(base: dict, kind: str, size: tuple[int, int, int]) -> None:
+    config = {**base, "use_dynamic_shifting": True, "time_shift_type": kind, "max_shift": 2.0, "base_shift": 0.7}
+    width, height, frames = size
+    request, _ = GenerationRequest("fox", width=width, height=height, frames=frames, steps=9).resolve()
+    settings = resolve_settings(request, configs_of(config))
+    assert settings.schedule.time_shift == kind
+    ours = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
+    sigmas, timesteps = reference_schedule(config, request.steps, reference_tokens(width, height, frames))
+    assert torch.equal(ours.sigmas, sigmas)
+    assert ours.timesteps.dtype == timesteps.dtype and torch.equal(ours.timesteps, timesteps)
+
+
+def test_dynamic_shift_counts_the_transformer_patch() -> None:
+    """A checkpoint with a temporal patch of 2 and a spatial one of 4 has 8 times fewer tokens: a smaller mu."""
+    config = {**EULER, "use_dynamic_shifting": True}
+    request, _ = GenerationRequest("fox", width=640, height=352, frames=49).resolve()
+    plain = resolve_settings(request, configs_of(config)).schedule.mu
+    coarse = TransformerConfig(patch_size=4, patch_size_t=2)
+    configs = dataclasses.replace(configs_of(config), transformer=coarse)
+    assert resolve_settings(request, configs).schedule.mu == dynamic_shift(config).mu(13 // 2 * 11 * 20)
+    assert plain == dynamic_shift(config).mu(13 * 22 * 40)
+
+
+def test_a_flow_shift_flag_wins_over_dynamic_shifting() -> None:
+    configs = configs_of({**EULER, "use_dynamic_shifting": True})
+    request, _ = GenerationRequest("fox", flow_shift=5.0, steps=4).resolve()
+    settings = resolve_settings(request, configs)
+    assert settings.schedule == ScheduleOptions()
+    assert any("turns off the use_dynamic_shifting" in note for note in settings.notes)
+    assert torch.equal(schedule_for("euler", 4, 5.0, settings.schedule).sigmas, flow_schedule(4, 5.0).sigmas)
+    row = dict((name, (value, s)) for name, value, s in settings.table())["flow shift"]
+    assert row[0] == "5" and row[1].source == "flag"
+    dynamic = resolve_settings(GenerationRequest("fox", steps=4).resolve()[0], configs)
+    row = dict((name, (value, s)) for name, value, s in dynamic.table())["flow shift"]
+    assert row[0].startswith("dynamic (exponential, mu ") and row[1].source == "checkpoint"
+
+
+def test_dpm_samples_its_fixed_shift_with_a_note() -> None:
+    configs = configs_of({**EULER, "use_dynamic_shifting": True})
+    request, _ = GenerationRequest("fox", sampler="dpm++2m", steps=4).resolve()
+    settings = resolve_settings(request, configs)
+    assert settings.schedule.time_shift is None
+    assert any("dpm++2m samples a fixed shift" in note for note in settings.notes)
+
+
+def test_unsupported_dynamic_shifting_is_refused() -> None:
+    dpm = {"_class_name": "DPMSolverMultistepScheduler", "use_dynamic_shifting": True}
+    with pytest.raises(ConfigError, match="use_dynamic_shifting=true is supported for"):
+        dynamic_shift(dpm)
+    with pytest.raises(ConfigError, match="time_shift_type"):
+        dynamic_shift({**EULER, "use_dynamic_shifting": True, "time_shift_type": "cosine"})
+    with pytest.raises(ConfigError, match="must differ"):
+        dynamic_shift({**EULER, "use_dynamic_shifting": True, "base_image_seq_len": 7, "max_image_seq_len": 7})
+    linear_below_zero = {**EULER, "use_dynamic_shifting": True, "time_shift_type": "linear", "base_shift": -5.0}
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9).resolve()
+    with pytest.raises(RequestError, match="give a flow shift"):
+        resolve_settings(request, configs_of(linear_below_zero))
+
+
+def test_a_resumed_run_rebuilds_the_same_dynamic_schedule() -> None:
+    """The file keeps no flow shift (which would come back as the user's and turn dynamic shifting off) and the
+    schedule that ran; reading it back on the same checkpoint gives the same schedule, at another size it differs."""
+    configs = configs_of({**EULER, "use_dynamic_shifting": True})
+    request, _ = GenerationRequest("fox", width=640, height=352, frames=49, steps=5).resolve()
+    settings = resolve_settings(request, configs)
+    stored = stored_settings(request, settings)
+    assert stored["flow_shift"] is None and stored["schedule"]["mu"] == settings.schedule.mu
+    fields = request_fields_of(stored)
+    assert "flow_shift" not in fields
+    again = resolve_settings(dataclasses.replace(request, **fields), configs)
+    assert again.schedule == settings.schedule
+    assert effective_differences(stored, again, ["schedule"]) == {}
+    other = resolve_settings(dataclasses.replace(request, width=1280, height=736), configs)
+    assert "mu" in effective_differences(stored, other, ["schedule"])["schedule"]
