@@ -517,6 +517,8 @@ def _request_for(ours: Any, reference: Any, request: GenerationRequest, result: 
     ours_settings = ours.settings_for(request)
     result.notes.extend(ours_settings.notes)
     shift = ours_settings.flow_shift
+    if config.get("use_dynamic_shifting", False) and ours_settings.schedule.time_shift:
+        return request  # both sides shift by the video's size; a flow shift given here would turn ours off
     if shift.value != reference_shift:
         result.notes.append(
             f"the reference's scheduler shifts by {reference_shift:g}, motif-lite by {shift.value:g} "

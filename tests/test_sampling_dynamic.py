@@ -5,6 +5,7 @@ mu=mu)`), unless the user gives a flow shift; a resumed run rebuilds the same sc
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from motif_lite.sampling import ScheduleOptions, flow_schedule, schedule_for
 from motif_lite.sampling.schedule import dynamic_shift
 from motif_lite.settings import CheckpointConfigs, resolve_settings
 from motif_lite.vae.config import WanVAEConfig
+from motif_lite.verify import VerifyResult, _request_for
 
 UNIPC = {"_class_name": "UniPCMultistepScheduler", "use_flow_sigmas": True, "prediction_type": "flow_prediction"}
 EULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 15.0}
@@ -131,3 +133,16 @@ def test_a_resumed_run_rebuilds_the_same_dynamic_schedule() -> None:
     assert effective_differences(stored, again, ["schedule"]) == {}
     other = resolve_settings(dataclasses.replace(request, width=1280, height=736), configs)
     assert "mu" in effective_differences(stored, other, ["schedule"])["schedule"]
+
+
+def test_verify_keeps_dynamic_shifting_on_both_sides() -> None:
+    """`verify` gives our side the reference's shift when they differ: under dynamic shifting that flow shift would
+    turn ours off while diffusers ignores it, so no shift is given then (here the reference's would be 1.0, its class
+    default, and ours the official 15)."""
+    config = {"_class_name": "FlowMatchEulerDiscreteScheduler", "use_dynamic_shifting": True}
+    configs = configs_of(config)
+    ours = SimpleNamespace(settings_for=lambda request: resolve_settings(request, configs))
+    reference = SimpleNamespace(scheduler=SimpleNamespace(config=config))
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=3).resolve()
+    given = _request_for(ours, reference, request, VerifyResult("verify"))
+    assert given.flow_shift is None and resolve_settings(given, configs).schedule.time_shift == "exponential"
