@@ -16,7 +16,8 @@ The checkpoint decides (when the user does not):
 - guidance: `guider/guider_config.json` (diffusers' APG or CFG guider, all its parameters; `enabled: false` is
   unguided, as in diffusers);
 - flow shift and sampler: `scheduler/scheduler_config.json` (its shift, 1.0 excepted; its scheduler class; its
-  num_train_timesteps, and FlowMatchEuler's shift_terminal and Karras or exponential sigmas: `ScheduleOptions`);
+  num_train_timesteps, and FlowMatchEuler's shift_terminal and Karras or exponential sigmas: `ScheduleOptions`;
+  its use_dynamic_shifting, which a flow shift flag turns off: `_dynamic_schedule`);
 - the transformer, VAE, text encoder and tokenizer: their config files (no flags exist for those).
 
 The compute dtype (`resolve_dtype`) is the user's, else the device's default: no checkpoint file chooses it.

@@ -3,9 +3,9 @@ weight loads. Each case writes one changed field into a copy of a tiny checkpoin
 reads the copy itself (`from_pretrained`) and so do we (`load_pipeline`): the frames must agree (fp32, at most 1/255
 apart), and the change must move the reference's frames far beyond that, or the case would prove nothing.
 
-The fields that cannot change a video (versions, training-only and dynamic-shifting-only keys, dropout in eval) and
-the ones transformers reads for us (text encoder, tokenizer, image processor: one case each shows we use the file)
-are listed in docs/usage.md, "What the checkpoint's config files decide"."""
+The fields that cannot change a video (versions, training-only keys, dynamic-shifting keys without it, dropout in
+eval) and the ones transformers reads for us (text encoder, tokenizer, image processor: one case each shows we use
+the file) are listed in docs/usage.md, "What the checkpoint's config files decide"."""
 
 from __future__ import annotations
 
