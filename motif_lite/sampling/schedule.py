@@ -79,9 +79,9 @@ class ScheduleOptions:
     mu: float | None = None  # dynamic shifting's mu for this video's size (`DynamicShift.mu`), with time_shift
 
     def describe(self) -> list[str]:
-        """The options that are set, in words (for the settings table)."""
+        """The options that are set, in words (for the settings table's sampler row; its flow shift row tells
+        dynamic shifting)."""
         words = [f"{self.spacing} sigmas"] if self.spacing else []
-        words += [f"dynamic {self.time_shift} shift, mu {self.mu:.6g}"] if self.time_shift else []
         words += [
             f"{name} {value:g}" for name in ("sigma_max", "sigma_min") if (value := getattr(self, name)) is not None
         ]
