@@ -5,6 +5,7 @@ mu=mu)`), unless the user gives a flow shift; a resumed run rebuilds the same sc
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +16,9 @@ from diffusers.pipelines.motif_video.pipeline_motif_video import calculate_shift
 
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
-from motif_lite.pipeline.metadata import effective_differences, request_fields_of, stored_settings
+from motif_lite.io.latents import SavedLatents
+from motif_lite.pipeline.metadata import effective_differences, jsonable, request_fields_of, stored_settings
+from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import ScheduleOptions, flow_schedule, schedule_for
 from motif_lite.sampling.schedule import dynamic_shift
@@ -146,3 +149,24 @@ def test_verify_keeps_dynamic_shifting_on_both_sides() -> None:
     request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=3).resolve()
     given = _request_for(ours, reference, request, VerifyResult("verify"))
     assert given.flow_shift is None and resolve_settings(given, configs).schedule.time_shift == "exponential"
+
+
+def test_resume_takes_the_dynamic_schedule_and_refuses_another() -> None:
+    """`resumed_state` compares what the stopped run stored, its schedule included: the same checkpoint goes on; one
+    whose scheduler config no longer shifts dynamically (or a flow shift given) samples another schedule: refused."""
+    dynamic = configs_of({**EULER, "use_dynamic_shifting": True})
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()
+    settings = resolve_settings(request, dynamic)
+    shape = (1, 16, 3, 4, 6)
+    saved = SavedLatents(
+        torch.zeros(shape), Path(request.output), 48, 32, 9, request.fps, "float32",
+        video_metadata=jsonable(stored_settings(request, settings)), progress=(2, 4),
+    )  # fmt: skip
+    state = resumed_state(saved, request, settings, shape, torch.device("cpu"), torch.float32, None)
+    assert state.done == 2
+    for other in (
+        resolve_settings(request, configs_of(EULER)),
+        resolve_settings(dataclasses.replace(request, flow_shift=15.0), dynamic),
+    ):
+        with pytest.raises(RequestError, match="schedule|flow_shift"):
+            resumed_state(saved, request, other, shape, torch.device("cpu"), torch.float32, None)
