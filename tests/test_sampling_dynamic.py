@@ -153,7 +153,8 @@ def test_verify_keeps_dynamic_shifting_on_both_sides() -> None:
 
 def test_resume_takes_the_dynamic_schedule_and_refuses_another() -> None:
     """`resumed_state` compares what the stopped run stored, its schedule included: the same checkpoint goes on; one
-    whose scheduler config no longer shifts dynamically (or a flow shift given) samples another schedule: refused."""
+    whose scheduler config no longer shifts dynamically, or along another line (or a flow shift given) samples
+    another schedule: refused."""
     dynamic = configs_of({**EULER, "use_dynamic_shifting": True})
     request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()
     settings = resolve_settings(request, dynamic)
@@ -167,6 +168,7 @@ def test_resume_takes_the_dynamic_schedule_and_refuses_another() -> None:
     for other in (
         resolve_settings(request, configs_of(EULER)),
         resolve_settings(dataclasses.replace(request, flow_shift=15.0), dynamic),
+        resolve_settings(request, configs_of({**EULER, "use_dynamic_shifting": True, "max_shift": 3.0})),  # mu
     ):
         with pytest.raises(RequestError, match="schedule|flow_shift"):
             resumed_state(saved, request, other, shape, torch.device("cpu"), torch.float32, None)
