@@ -148,6 +148,13 @@ DAMAGE = {
         "scheduler/scheduler_config.json",
         "not valid JSON",
     ),
+    "invalid dynamic shifting": (
+        lambda r: (r / "scheduler/scheduler_config.json").write_text(
+            json.dumps({"shift": 15.0, "use_dynamic_shifting": True, "time_shift_type": "cosine"})
+        ),
+        "scheduler/scheduler_config.json",
+        "time_shift_type must be",
+    ),
     "invalid config value": (
         lambda r: (r / "transformer/config.json").write_text(json.dumps({"qk_norm": "layer_norm"})),
         "transformer/config.json",
@@ -503,6 +510,16 @@ def test_settings_a_run_replaces_are_warnings(copy):
     warned = {f.subject: f.message for f in report.warnings}
     assert "runs use 15 (text-to-video) / 8 (image-to-video)" in warned["scheduler/scheduler_config.json"]
     assert "guidance disabled (enabled: false)" in warned["guider/guider_config.json"]
+
+
+def test_dynamic_shifting_without_a_shift_is_not_warned_about(copy):
+    # Under use_dynamic_shifting the run shifts by the video's size: a missing shift is no loss.
+    scheduler = copy / "scheduler/scheduler_config.json"
+    config = {k: v for k, v in json.loads(scheduler.read_text()).items() if k != "shift"}
+    scheduler.write_text(json.dumps({**config, "use_dynamic_shifting": True}))
+    report = check_setup(copy)
+    assert report.passed, problems(report)
+    assert "scheduler/scheduler_config.json" not in {f.subject for f in report.warnings}
 
 
 def test_gguf_against_another_config(tiny, copy):

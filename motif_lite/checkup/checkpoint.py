@@ -234,6 +234,7 @@ def _transformer_mismatches(config: object, found: Shapes) -> list[str]:
 def _check_scheduler(report: Checkup, source: CheckpointFiles) -> None:
     from motif_lite.config import diffusers_values
     from motif_lite.sampling import schedule_options, scheduler_shift
+    from motif_lite.sampling.schedule import dynamic_shift
 
     rel = "scheduler/scheduler_config.json"
     config = _json(report, source, rel, "the flow shift defaults to 15 (text-to-video) / 8 (image-to-video)")
@@ -242,10 +243,11 @@ def _check_scheduler(report: Checkup, source: CheckpointFiles) -> None:
 
     def parse() -> float | None:  # as a run reads it: its shift, and its other schedule options checked
         schedule_options(config, rel)
+        dynamic_shift(diffusers_values(config), rel)
         return scheduler_shift(diffusers_values(config), rel)  # the file read above, not read again
 
     shift = _parsed(report, source, rel, parse, "a scheduler config")
-    if shift is None or shift == 1.0:  # (FAILED was reported already)
+    if (shift is None or shift == 1.0) and not config.get("use_dynamic_shifting"):  # (FAILED was reported already)
         report.warning(rel, "no shift (or diffusers' default 1.0): runs use 15 (text-to-video) / 8 (image-to-video)")
 
 
