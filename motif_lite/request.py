@@ -970,10 +970,15 @@ def countable_frames(seconds: float, fps: float) -> int | None:
     return frames if frames <= MOST_FRAMES else None
 
 
+def nearest_video_frames(frames: int) -> int:
+    """The frame count a request of `frames` (a positive int) runs: the nearest 4k+1, a tie (e.g. 11: 9 or 13)
+    going up."""
+    return (frames - 1 + TEMPORAL_FACTOR // 2) // TEMPORAL_FACTOR * TEMPORAL_FACTOR + 1
+
+
 def _normalize_frames(frames: int, audience: Audience) -> tuple[int, list[str]]:
     _check_positive_int(frames, setting_name("frames", audience))
-    # Nearest 4k+1; a tie (e.g. 11: 9 or 13) goes up.
-    valid = (frames - 1 + TEMPORAL_FACTOR // 2) // TEMPORAL_FACTOR * TEMPORAL_FACTOR + 1
+    valid = nearest_video_frames(frames)
     if valid == frames:
         return frames, []
     # Named as the user gave it, as the checks name a setting ("--height (in Python height) 40 is not ...").

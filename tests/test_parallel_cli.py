@@ -834,6 +834,21 @@ def test_a_video_with_fewer_tokens_than_sequence_ranks_is_refused_before_anythin
     assert code == 0, err
 
 
+def test_a_frame_count_that_rounds_to_too_few_tokens_is_refused_in_a_dry_run_too(
+    capsys, tmp_path, monkeypatch, no_launch
+):
+    # A dry run (and a rank under torchrun) checks its request as given: 2 frames, no 4k+1, were not counted and let
+    # through, though the run makes 1 frame of them (1 token for 2 ranks; 3 frames make 5, 2 tokens: taken).
+    monkeypatch.chdir(tmp_path)
+    tiny = ("-p", "fox", "-W", "16", "-H", "16", "--video-frames", "2", "--sp", "2", "--dry-run")
+    code, err = run(capsys, "--gpus", "2", *tiny)
+    assert code == cli.EXIT_USER_ERROR and "a 16x16 video of 1 frame has only 1 (latent frames" in err, err
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    code, err = run(capsys, *tiny)
+    assert code == cli.EXIT_USER_ERROR and "has only 1 (latent frames" in err, err
+
+
 def test_a_video_with_as_many_tokens_as_sequence_ranks_is_taken(capsys, tmp_path, monkeypatch, no_launch):
     # Each rank needs one token at least (SequenceParallel refuses fewer): exactly one each is enough.
     monkeypatch.chdir(tmp_path)

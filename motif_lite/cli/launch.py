@@ -148,19 +148,25 @@ def too_few_tokens(request: GenerationRequest, sources: ModelSources, layout: Pa
     """Why `layout` cannot share this video's tokens: fewer of them than its sequence-parallel ranks, each of which
     must hold at least one; None when it can (or when the size is one the request's own checks refuse)."""
     from motif_lite.errors import ConfigError
+    from motif_lite.request import nearest_video_frames
     from motif_lite.runtime.generation_sizes import video_tokens
     from motif_lite.vae.config import WanVAEConfig
 
     if layout.sp == 1:
         return None
     vae = sources.configs.vae or WanVAEConfig()
-    try:  # an unresolved request (a rank's, before its checks) may hold a size that is no video's yet
-        tokens = video_tokens(request.width, request.height, request.frames, sources.transformer.value, vae)
+    # An unresolved request (a dry run's, a rank's, before its checks) holds the frames as given: count those the
+    # run will make (2 makes 1), and let its own checks refuse a size that is no video's.
+    if isinstance(request.frames, bool) or not isinstance(request.frames, int) or request.frames < 1:
+        return None
+    made = nearest_video_frames(request.frames)
+    try:
+        tokens = video_tokens(request.width, request.height, made, sources.transformer.value, vae)
     except ConfigError:
         return None
     if tokens >= layout.sp:
         return None
-    frames = f"{request.frames} frame{'s' if request.frames > 1 else ''}"
+    frames = f"{made} frame{'s' if made > 1 else ''}"
     return (
         f"{layout.describe()} shares the video tokens among {layout.sp} processes, but a {request.width}x"
         f"{request.height} video of {frames} has only {tokens} (latent frames x width / 16 x height / 16), and each "
