@@ -305,6 +305,15 @@ def test_torchrun_on_a_machine_without_gpus_asks_for_device_cpu_as_gpus_n_does(m
     assert parallel.start("cpu").device == torch.device("cpu")
 
 
+def _as_rank(monkeypatch, rank: str | None, world: str | None) -> None:
+    """This process as torchrun's rank `rank` of `world` (None: no torchrun variable)."""
+    for name, value in (("RANK", rank), ("WORLD_SIZE", world)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
 @pytest.mark.parametrize(("rank", "world", "whole"), [("0", "2", True), ("1", "2", False), (None, None, True)])
 def test_only_rank_0_prints_a_user_error_whole(monkeypatch, capsys, rank, world, whole):
     # Every rank of `--gpus N` plans alike: without this each printed the same refusal with its plan table.
@@ -314,11 +323,7 @@ def test_only_rank_0_prints_a_user_error_whole(monkeypatch, capsys, rank, world,
     def refuse(args):
         raise MotifLiteError("80x32x5 needs at least 1.00 GiB of device memory\nMemory plan for 80x32x5: ...")
 
-    for name, value in (("RANK", rank), ("WORLD_SIZE", world)):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
+    _as_rank(monkeypatch, rank, world)
     monkeypatch.setattr(run_cli, "main", refuse)
     assert cli.main(["run", "-p", "fox"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
@@ -873,11 +878,7 @@ def test_only_rank_0_prints_the_warnings(monkeypatch, capsys, rank, world, shown
         logging.getLogger("motif_lite.pipeline").error("an error every rank says")
         return 0
 
-    for name, value in (("RANK", rank), ("WORLD_SIZE", world)):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
+    _as_rank(monkeypatch, rank, world)
     monkeypatch.setattr(run_cli, "main", warn)
     assert cli.main(["run", "-p", "fox"]) == 0
     err = capsys.readouterr().err

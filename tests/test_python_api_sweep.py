@@ -97,12 +97,8 @@ class _Stop(Exception):
     pass
 
 
-def test_running_a_stopped_request_again_says_that_its_saved_state_is_there(pipe, tmp_path, caplog):
-    # A notebook's cell stopped part way, then run again, started over without a word (`motif-lite run` says it):
-    # the stopped run's state file stayed beside the output, unmentioned, after the new video was made.
-    import motif_lite
-
-    request = GenerationRequest("a fox", **{**TINY, "steps": 3}, output=tmp_path / "fox.mp4")
+def _stop_after_step_2(pipe, request: GenerationRequest) -> None:
+    """Run `request` and stop it (as Ctrl-C would) after its second denoising step."""
 
     def stop(stage: str, done: int, total: int) -> None:
         if stage == "denoise" and done == 2:
@@ -110,6 +106,16 @@ def test_running_a_stopped_request_again_says_that_its_saved_state_is_there(pipe
 
     with pytest.raises(_Stop):
         pipe.generate(request, on_progress=stop)
+
+
+def test_running_a_stopped_request_again_says_that_its_saved_state_is_there(pipe, tmp_path, caplog):
+    # A notebook's cell stopped part way, then run again, started over without a word (`motif-lite run` says it):
+    # the stopped run's state file stayed beside the output, unmentioned, after the new video was made.
+    import motif_lite
+
+    request = GenerationRequest("a fox", **{**TINY, "steps": 3}, output=tmp_path / "fox.mp4")
+
+    _stop_after_step_2(pipe, request)
     saved_path = tmp_path / "fox.latents.safetensors"
     with caplog.at_level("WARNING"):
         again = pipe.generate(request)
@@ -153,11 +159,6 @@ def test_a_state_file_of_another_output_with_the_same_stem_is_not_said_to_be_thi
 
     request = GenerationRequest("a fox", **{**TINY, "steps": 3}, output=tmp_path / "fox.mp4")
 
-    def stop(stage: str, done: int, total: int) -> None:
-        if stage == "denoise" and done == 2:
-            raise _Stop
-
-    with pytest.raises(_Stop):
-        pipe.generate(request, on_progress=stop)
+    _stop_after_step_2(pipe, request)
     assert "stopped after step 2 of 3" in earlier_run_note(tmp_path / "fox.mp4")
     assert earlier_run_note(tmp_path / "fox_%03d.png") is None
