@@ -185,6 +185,29 @@ def test_a_server_job_whose_loras_do_not_fit_the_loaded_plan_is_refused(checkpoi
     check_loras_fit_plan(files, roomy, roomy.plan())  # room for the adapters: the same placement, taken
 
 
+def test_a_server_job_with_smaller_adapters_than_the_servers_own_loras_is_taken(checkpoint, tmp_path):
+    # A plan made again with a job's smaller LoRA finds a faster placement than the one loaded for the server's
+    # larger --lora; the check once asked for the same placement and refused the job as if it had no room.
+    from motif_lite.memory_advice import PlannedRun
+    from motif_lite.server.loras import check_loras_fit_plan
+
+    root, gguf, _ = checkpoint
+    sources = locate_sources(root, gguf)
+    shapes = linear_shapes(build_model(sources.transformer.value))
+    blocks = [n for n in shapes if n.startswith(("transformer_blocks.", "single_transformer_blocks."))]
+    write_lora(tmp_path / "big.safetensors", shapes, blocks)  # the server's --lora: every block linear
+    write_lora(tmp_path / "small.safetensors", shapes, blocks[:1])  # the job's: one linear
+    big = check_loras([LoRASpec(tmp_path / "big.safetensors")], sources)
+    small = check_loras([LoRASpec(tmp_path / "small.safetensors")], sources)
+    fastest_small = PlannedRun(REQUEST, sources, torch.float32, "cpu", vram_gib=1e6, loras=tuple(small)).plan()
+    served = PlannedRun(
+        REQUEST, sources, torch.float32, "cpu", vram_gib=fastest_small.peak_bytes / 2**30, loras=tuple(big)
+    )
+    plan = served.plan()
+    assert plan.ladder_index > fastest_small.ladder_index  # the big LoRA's plan is a slower one
+    check_loras_fit_plan(small, served, plan)
+
+
 def test_a_lora_on_a_linear_the_gguf_keeps_in_f16_merges_and_adds_nothing(checkpoint, tmp_path):
     # The tiny Q8_0 file keeps the image embedder's linears in F16 (checked below from the file): they load as float
     # layers, which merge the LoRA; only the block layer's adapter stays beside its packed weight.

@@ -106,8 +106,8 @@ def check_loras_fit_plan(files: list[LoRAFile], planned: PlannedRun | None, plan
     server loaded with (made for `planned`, with the server's own --lora files): the transformer is loaded again
     for the job with that plan's placement, which the server does not change, as it refuses a job over the size
     it planned for. The plan is made again for the same largest video and budget with the job's files in place of
-    the server's; it fits when the planner still picks that placement. No plan (None), or no files: nothing to
-    check; on float weights the LoRAs merge and the plan is the same."""
+    the server's; it fits when the planner still picks that placement, or a faster one. No plan (None), or no
+    files: nothing to check; on float weights the LoRAs merge and the plan is the same."""
     from motif_lite.errors import MotifLiteError
     from motif_lite.units import memory_size
 
@@ -121,7 +121,9 @@ def check_loras_fit_plan(files: list[LoRAFile], planned: PlannedRun | None, plan
             again: Plan | None = with_files.plan(vram_gib=budget)
     except MotifLiteError:  # nothing fits that budget with them
         again = None
-    if again is not None and _placement(again) == _placement(plan):
+    # The planner picks the fastest placement that fits: the loaded one, or a faster one where the job's adapters
+    # are smaller than the server's own --lora ones (the loaded placement, which needs less, fits then too).
+    if again is not None and (again.ladder_index < plan.ladder_index or _placement(again) == _placement(plan)):
         return
     video = f"{plan.width}x{plan.height}x{plan.frames}"
     _refuse(
