@@ -289,6 +289,12 @@ class Settings:
         )
 
     @property
+    def flow_shift_used(self) -> float | None:
+        """The flow shift the schedule ran with; None under the checkpoint's dynamic shifting, whose shift comes from
+        `schedule.mu` (a number given back as a flow shift would turn dynamic shifting off)."""
+        return None if self.schedule.time_shift else self.flow_shift.value
+
+    @property
     def solver(self) -> str:
         """The `motif_lite.sampling` solver name of the sampler."""
         return SAMPLERS[self.sampler.value]

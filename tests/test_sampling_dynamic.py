@@ -172,3 +172,31 @@ def test_resume_takes_the_dynamic_schedule_and_refuses_another() -> None:
     ):
         with pytest.raises(RequestError, match="schedule|flow_shift"):
             resumed_state(saved, request, other, shape, torch.device("cpu"), torch.float32, None)
+
+
+def test_a_very_negative_exponential_mu_is_refused_not_sampled_as_nan() -> None:
+    # math.exp(mu) is 0 below about -745: sigma 1 shifted to 0/0, a NaN first sigma, once let through.
+    underflow = {**EULER, "use_dynamic_shifting": True, "base_shift": -800.0, "max_shift": -800.0}
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9).resolve()
+    with pytest.raises(RequestError, match="makes no exponential shift"):
+        resolve_settings(request, configs_of(underflow))
+
+
+def test_the_servers_settings_and_the_run_summary_give_no_flow_shift_under_dynamic_shifting(tmp_path) -> None:
+    # The server answered flow_shift 15 (which, sent back, turns dynamic shifting off) where a video stores null,
+    # and the run's summary said "shift 15" for a schedule that shifted dynamically.
+    from motif_lite.cli.run_summary import summary
+    from motif_lite.pipeline.result import GenerationResult
+    from motif_lite.server.schema import effective_settings
+
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=2, seed=1).resolve()
+    dynamic = resolve_settings(request, configs_of({**EULER, "use_dynamic_shifting": True}))
+    fixed = resolve_settings(request, configs_of(EULER))
+    assert effective_settings(dynamic)["flow_shift"] is None and effective_settings(fixed)["flow_shift"] == 15.0
+    assert dynamic.flow_shift_used is None and fixed.flow_shift_used == 15.0
+    result = GenerationResult(
+        output=tmp_path / "fox.mp4", request=request, shift=dynamic.flow_shift_used, timings=dict.fromkeys(
+            ("encode", "denoise", "decode", "total"), 0.0), peak_rss_bytes=None, peak_device_bytes=None,
+    )  # fmt: skip
+    done = next(line for line in summary(result, 0.0, with_settings=False).splitlines() if line.startswith("done: "))
+    assert done.endswith("shift dynamic"), done

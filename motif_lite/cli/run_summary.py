@@ -52,7 +52,7 @@ def summary(
         *([prompt_line(r.prompt)] if with_settings else []),
         *(_settings_lines(result, given) if with_settings else []),
         f"done: {r.width}x{r.height}, {counted(r.frames, 'frame')}, {counted(r.steps, 'step')}, seed {r.seed}, "
-        f"shift {result.shift:g}",
+        f"shift {'dynamic' if result.shift is None else f'{result.shift:g}'}",
         *([image_line(result)] if r.image is not None else []),
         *([_extended_line(result)] if result.clip_frames is not None else []),
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "

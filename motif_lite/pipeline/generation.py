@@ -508,7 +508,7 @@ class MotifVideoPipeline:
         return GenerationResult(
             output=output,
             request=run.request,
-            shift=settings.flow_shift.value,
+            shift=settings.flow_shift_used,
             timings=measures.seconds,
             peak_rss_bytes=peak_rss(),
             peak_device_bytes=max(measures.allocated.values(), default=None),

@@ -60,10 +60,9 @@ def stored_settings(
     if request.extend is not None:  # likewise the clip it goes on from (its frames come first in the file)
         values["extend"] = Path(request.extend).name
         values.update({key: value for key, value in stored_inputs.items() if key in STORED_CLIP_KEYS})
-    # Under the checkpoint's dynamic shifting the flow shift is not used: None, so that a resumed run does not take
-    # it as the user's (which would turn dynamic shifting off); the schedule below holds the shift that ran.
-    shift = None if settings.schedule.time_shift else settings.flow_shift.value
-    effective = {"sampler": settings.sampler.value, "flow_shift": shift}
+    # Under the checkpoint's dynamic shifting None, so that a resumed run does not take it as the user's (which would
+    # turn dynamic shifting off); the schedule below holds the shift that ran.
+    effective = {"sampler": settings.sampler.value, "flow_shift": settings.flow_shift_used}
     if settings.schedule != ScheduleOptions():  # only then: a file saved before the key existed still resumes
         effective["schedule"] = dataclasses.asdict(settings.schedule)
     effective["guidance_config"] = guidance_config_of(settings.guidance.value)

@@ -39,7 +39,7 @@ class GenerationResult:
 
     output: Path  # the video file written (`generate` gives no frames in memory: `read_frames()` reads them back)
     request: GenerationRequest  # resolved: normalized frames, the seed that was used
-    shift: float
+    shift: float | None  # the flow shift the schedule ran with; None under the checkpoint's dynamic shifting
     timings: dict[str, float]  # seconds per stage ("encode", "denoise", "decode") and "total"
     peak_rss_bytes: int | None  # peak resident memory of this process so far (None: the OS does not say)
     peak_device_bytes: int | None  # peak CUDA memory allocated during this generation (None on CPU)

@@ -226,9 +226,10 @@ class DynamicShift:
 
     def options(self, options: ScheduleOptions, seq_len: int) -> ScheduleOptions:
         """`options` with this shift's type and mu for `seq_len` latent tokens; SamplingSettingsError where that mu
-        gives no schedule (math.exp overflows past 709; a linear shift divides by its mu)."""
+        gives no schedule (math.exp overflows past 709 and is 0 below -745, where σ = 1 shifts to 0/0; a linear shift
+        divides by its mu)."""
         mu = self.mu(seq_len)
-        if not (mu > 0 if self.time_shift == "linear" else mu < 709):
+        if not (mu > 0 if self.time_shift == "linear" else -745 < mu < 709):
             raise SamplingSettingsError(
                 f"the scheduler config's dynamic shifting gives mu {mu:g} for {seq_len} latent tokens, which makes no "
                 f"{self.time_shift} shift (give a flow shift instead)"

@@ -380,7 +380,7 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
     apg = guidance if isinstance(guidance, APGConfig) else None
     return {
         "sampling_method": settings.sampler.value,
-        "flow_shift": settings.flow_shift.value,
+        "flow_shift": settings.flow_shift_used,  # null under dynamic shifting, as a video's stored settings say
         "guidance_method": None if guidance is None else "apg" if apg else "cfg",
         # Off: null, as the method. No one scale means "off" on every guider (0 on the official guider, 1 on a
         # standard-formulation one), and a client that sent a number back would guide.
