@@ -455,7 +455,9 @@ class GenerationRequest:
         it is hashed once (`ResolvedRequest.first_frame_sha256`). `checksum`: that file's checksum where the caller
         hashed it already (run --resume, checking the image is the one the run sampled from): not hashed again."""
         resolved, read, image, notes = _plain_numbers(self)._checked(clip, audience)
-        if resolved.image is not None and not isinstance(resolved.image, str | Path):
+        from motif_lite.io.image import is_in_memory
+
+        if is_in_memory(resolved.image):
             resolved = _with_first_frame_file(resolved, image)
         checksum = checksum if checksum is not None else first_frame_sha256(resolved)
         return ResolvedRequest(resolved, read, image, notes, checksum)
