@@ -651,9 +651,9 @@ def _planner_inputs(
     tower = ImageTowerShape.of_checkpoint(sources.root)  # the first frame's tokens: the checkpoint's, not a constant
     image_tokens = tower.tokens if request.conditions_on_image else 0
     # A LoRA on packed linears keeps its adapter beside each, in the run's dtype; on float ones it merges: no bytes.
-    adapters = side_adapter_bytes(list(loras), dtype) if loras and sizes.transformer_packed else None
-    if adapters:  # not the linears a GGUF keeps in F16 / a recipe leaves float: those load as float layers
-        packed = packed_weight_names(sources)
+    packed = packed_weight_names(sources) if loras else frozenset()
+    adapters = side_adapter_bytes(list(loras), dtype) if packed else None
+    if adapters:
         adapters = {module: n for module, n in adapters.items() if f"{module}.weight" in packed}
     return PlannerInputs(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,

@@ -21,7 +21,7 @@ from motif_lite.weights.float8 import FLOAT8_DTYPES, is_companion
 from motif_lite.weights.gguf_file import tensor_bytes
 from motif_lite.weights.safetensors_files import SAFETENSORS_DTYPES
 from motif_lite.weights.safetensors_header import read_header
-from motif_lite.weights.shapes import build_model, expected_shapes
+from motif_lite.weights.shapes import build_model, expected_shapes, without_comfy_prefix
 
 # The T5Gemma2 encoder of the official checkpoint (with its SigLIP tower), counted by building transformers'
 # T5Gemma2Encoder from the official text_encoder/config.json on the meta device; used only to plan a dry run
@@ -42,9 +42,6 @@ class ModelSizes:
     # The transformer's weights (values), where counting its size built it on the meta device (--quantize, or no
     # GGUF): a quantizing time estimate takes them instead of building it again (`transformer_weights`).
     transformer_values: int | None = None
-    # The transformer's linears run on packed weights (a GGUF, --quantize, a ComfyUI fp8 file): a LoRA on them keeps
-    # its adapter beside the weight (weights/lora_apply.py), which the memory plan counts.
-    transformer_packed: bool = False
 
     def lines(self) -> list[str]:
         sizes = {"transformer": self.transformer_bytes, "text encoder": self.text_encoder_bytes}
@@ -61,7 +58,6 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
     config = sources.transformer.value
     origins = {}
     values = None
-    packed = sources.gguf is not None or sources.gguf_variant is not None or sources.quantize is not None
     if sources.gguf is not None:
         # Packed bytes, from the header alone: as `locate_sources` counted them, else read now (sources made by hand)
         transformer_bytes = sources.gguf_bytes if sources.gguf_bytes is not None else tensor_bytes(sources.gguf)
@@ -85,7 +81,6 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         transformer_bytes = values * dtype.itemsize
         origins["transformer"] = f"transformer config, {str(dtype).removeprefix('torch.')}"
         kept = _float8_linear_numel(sources.root)
-        packed = kept > 0
         if kept:  # ComfyUI's fp8 copy: its linear weights stay one byte each (weights/float8.py)
             transformer_bytes -= kept * (dtype.itemsize - 1)
             origins["transformer"] += f"; its {kept / 1e9:.2f}B fp8 linear weights kept in 8 bits (file headers)"
@@ -113,15 +108,15 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         origins["text encoder"] = "official T5Gemma2 size (built-in), weights not at hand"
     vae = sources.configs.vae
     origins["vae"] = "vae/config.json" if vae is not None else "official Wan2.1 config (built-in)"
-    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins, text_quantized, values, packed)
+    return ModelSizes(transformer_bytes, text_bytes, vae or WanVAEConfig(), origins, text_quantized, values)
 
 
 def packed_weight_names(sources: ModelSources, model: MotifVideoTransformer | None = None) -> frozenset[str]:
     """The transformer's weights that load packed, so that a LoRA on their linear keeps its adapter beside them and a
     full difference cannot change them: a GGUF's quantized tensors (its header; one it keeps in F16 or F32 loads as
     a float layer), the tensors a quantizer recipe quantizes (--quantize, an official variant not at hand: none for
-    F32/F16/BF16, and not the rows its blocks do not divide); none for safetensors. `model`: the architecture built
-    already (meta device)."""
+    F32/F16/BF16, and not the rows its blocks do not divide), a ComfyUI fp8 file's linear weights (kept in 8 bits);
+    none for float safetensors. `model`: the architecture built already (meta device)."""
     if sources.gguf is not None:
         from motif_lite.weights.gguf_file import read_gguf
         from motif_lite.weights.gguf_loader import model_tensors
@@ -130,7 +125,7 @@ def packed_weight_names(sources: ModelSources, model: MotifVideoTransformer | No
         return frozenset(name for name, tensor in tensors.items() if tensor.is_quantized)
     recipe_name = sources.quantize or sources.gguf_variant
     if recipe_name is None:
-        return frozenset()
+        return frozenset(_float8_linear_weights(sources.root))
     from gguf import GGMLQuantizationType as Q
 
     from motif_lite.quantize.recipes import plan_types, size_stand_in
@@ -207,18 +202,25 @@ def text_encoder_weights(root: Path | None) -> int:
 def _float8_linear_numel(root: Path | None) -> int:
     """The elements of the fp8 linear weights of the checkpoint's `transformer/` safetensors (0 when none, or not
     at hand), which the loader keeps in 8 bits, from the headers."""
+    return sum(_float8_linear_weights(root).values())
+
+
+def _float8_linear_weights(root: Path | None) -> dict[str, int]:
+    """{name: elements} of the fp8 linear weights of the checkpoint's `transformer/` safetensors, under the names
+    motif-lite reads (a ComfyUI prefix taken off); none when there are none, or not at hand, or a file is damaged
+    (the checks before the run name it)."""
     files = sorted(root.glob("transformer/*.safetensors")) if root is not None else []
-    total = 0
+    found = {}
     for path in files:
         try:
-            tensors = read_header(path).tensors
+            tensors = without_comfy_prefix(read_header(path).tensors, str(path))
         except CheckpointError:
-            return 0  # the checks before the run name a damaged file
-        total += sum(
-            math.prod(t.shape) for name, t in tensors.items()
+            return {}
+        found.update(
+            (name, math.prod(t.shape)) for name, t in tensors.items()
             if t.dtype in FLOAT8_DTYPES and name.endswith(".weight") and len(t.shape) == 2
         )  # fmt: skip
-    return total
+    return found
 
 
 def _numel(config: TransformerConfig) -> int:

@@ -271,3 +271,31 @@ def test_two_loras_on_one_packed_layer_count_as_one_adapter_of_their_summed_rank
     dtype = torch.bfloat16
     adapters = side_adapter_bytes(files, dtype)
     assert sum(sum(pair) for pair in adapters.values()) == lora_bytes(lora, dtype) + lora_bytes(second, dtype)
+
+
+def test_a_plan_on_an_fp8_file_counts_the_adapters_beside_its_8_bit_linears(checkpoint, tmp_path):
+    # A ComfyUI fp8 file keeps its linear weights in 8 bits (Float8Linear): a LoRA's adapter stays beside each, as
+    # on a GGUF. The rule for which weights load packed once left fp8 files out, planning no adapter bytes there.
+    from fp8_files import fp8_copy
+
+    from motif_lite.sizes import packed_weight_names
+
+    root, _, lora = checkpoint
+    fp8, _ = fp8_copy(root / "transformer/diffusion_pytorch_model.safetensors", tmp_path, "e4m3")
+    sources = locate_sources(root, weights={"transformer": fp8}, download=False)
+    linears = linear_shapes(build_model(sources.transformer.value))
+    assert packed_weight_names(sources) == {f"{name}.weight" for name in linears}
+    dtype = torch.bfloat16
+    loras = check_loras([LoRASpec(lora, 0.8)], sources)
+    without = plan_generation(REQUEST, sources, dtype=dtype, device="cpu")
+    with_lora = plan_generation(REQUEST, sources, dtype=dtype, device="cpu", loras=loras)
+    assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, dtype) > 0
+    # and `run` refuses a full difference on one of them before loading, as on a GGUF's packed weight
+    from motif_lite.cli.prepare import checked_lora_files
+    from motif_lite.weights.lora import LoRAError
+
+    linear = next(iter(sorted(linears)))
+    diff = tmp_path / "diff.safetensors"
+    save_file({f"diffusion_model.{linear}.diff": torch.randn(*linears[linear])}, diff)
+    with pytest.raises(LoRAError, match="holds quantized"):
+        checked_lora_files([(diff, 1.0)], sources)
