@@ -447,7 +447,7 @@ def _dynamic_schedule(
     seq_len = frames * (request.height // vae.spatial_factor // transformer.patch_size)
     seq_len *= request.width // vae.spatial_factor // transformer.patch_size
     try:
-        return configs.dynamic.options(schedule, seq_len)
+        return configs.dynamic.options(schedule, seq_len, SAMPLERS[sampler])
     except SamplingSettingsError as exc:
         raise RequestError(str(exc), ("flow_shift",)) from None
 
