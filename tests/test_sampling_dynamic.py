@@ -266,3 +266,18 @@ def test_a_dynamic_mu_of_0_still_stores_no_flow_shift() -> None:
     settings = resolve_settings(request, configs_of(config))
     assert settings.schedule.mu == 0 and settings.flow_shift_used is None
     assert stored_settings(request, settings)["flow_shift"] is None
+
+
+def test_a_run_under_dynamic_shifting_gives_no_flow_shift_in_its_result(shared_checkpoint, tmp_path) -> None:
+    # GenerationResult.shift is what the summary says ("shift dynamic") and a script reads: not the unused 15
+    import json
+    import shutil
+
+    from motif_lite import load_pipeline
+
+    root = shutil.copytree(shared_checkpoint[0], tmp_path / "ckpt")
+    scheduler = root / "scheduler/scheduler_config.json"
+    scheduler.write_text(json.dumps({**json.loads(scheduler.read_text()), "use_dynamic_shifting": True}))
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch")
+    request = GenerationRequest("fox", width=32, height=32, frames=1, steps=1, output=tmp_path / "fox_%03d.png")
+    assert pipe.generate(request).shift is None
