@@ -116,6 +116,15 @@ def _checked_text_encoder_config(path: Path) -> dict:
     return values
 
 
+def _checkpoint_section(root: str | Path | None, section: str) -> dict:
+    """`section` of a checkpoint folder's `text_encoder/config.json`, checked (`_checked_text_encoder_config`); {}
+    without a folder or without that file, for the official shapes."""
+    path = None if root is None else Path(root) / "text_encoder" / "config.json"
+    if path is None or not path.is_file():
+        return {}
+    return _checked_text_encoder_config(path).get(section, {})
+
+
 _OFFICIAL_TEXT = OFFICIAL_TEXT_ENCODER_CONFIG["text_config"]
 
 
@@ -136,6 +145,11 @@ class TextEncoderShape:
         """From a checkpoint's `text_encoder/config.json` (its `text_config`); missing keys keep the defaults.
         `ConfigError` naming the file for one the run would refuse (`_checked_text_encoder_config`)."""
         return _read_shape(cls, _checked_text_encoder_config(Path(path)).get("text_config", {}))
+
+    @classmethod
+    def of_checkpoint(cls, root: str | Path | None) -> TextEncoderShape:
+        """The text stack of a checkpoint folder's `text_encoder/config.json`, else the official one (`from_json`)."""
+        return _read_shape(cls, _checkpoint_section(root, "text_config"))
 
     @property
     def layer_weights(self) -> int:
@@ -164,10 +178,7 @@ class ImageTowerShape:
         one. A key the file lacks keeps the official value: transformers' default tower, which the encoder is then
         built with, is smaller in every size, so the plan errs high. `ConfigError` naming the file for one the run
         would refuse (`_checked_text_encoder_config`)."""
-        path = None if root is None else Path(root) / "text_encoder" / "config.json"
-        if path is None or not path.is_file():
-            return cls()
-        return _read_shape(cls, _checked_text_encoder_config(path).get("vision_config", {}))
+        return _read_shape(cls, _checkpoint_section(root, "vision_config"))
 
     @property
     def tokens(self) -> int:
