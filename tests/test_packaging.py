@@ -16,6 +16,7 @@ import tarfile
 import zipfile
 from email.parser import Parser
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -89,8 +90,14 @@ def missing_from_wheel(wheel: Path, root: Path) -> list[str]:
     return sorted(wanted - names)
 
 
+class Builds(NamedTuple):
+    sdist: Path
+    unpacked: Path  # the sdist unpacked, as a packager's build and test run see it
+    wheel: Path
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[Path, Path]:
+def built(tmp_path_factory) -> Builds:
     """The sdist of a copy of the checkout, and the wheel built from that sdist (what conda-forge and `pip install
     motif-lite` from an sdist do)."""
     work = tmp_path_factory.mktemp("packaging")
@@ -100,7 +107,7 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         archive.extractall(work / "unpacked", **safe)
     (unpacked,) = (work / "unpacked").iterdir()
-    return sdist, _build_wheel(unpacked, work / "wheel")
+    return Builds(sdist, unpacked, _build_wheel(unpacked, work / "wheel"))
 
 
 def _wheel_metadata(wheel: Path) -> tuple[object, str]:
@@ -111,7 +118,7 @@ def _wheel_metadata(wheel: Path) -> tuple[object, str]:
 
 
 def test_the_wheel_holds_every_module_and_data_file(built):
-    _, wheel = built
+    wheel = built.wheel
     assert missing_from_wheel(wheel, ROOT) == []
     # One import namespace: nothing installs as a top-level kernels or quantize (or tests) package.
     top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
@@ -119,8 +126,7 @@ def test_the_wheel_holds_every_module_and_data_file(built):
 
 
 def test_the_sdist_holds_the_sources_the_tests_and_the_readme(built):
-    sdist, _ = built
-    with tarfile.open(sdist) as archive:
+    with tarfile.open(built.sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     wanted = set()
     for name in (*SOURCES, *SDIST_EXTRAS):
@@ -128,9 +134,17 @@ def test_the_sdist_holds_the_sources_the_tests_and_the_readme(built):
     assert sorted(wanted - names) == []
 
 
+def test_the_tests_that_list_the_repositorys_files_run_from_the_sdist(built):
+    """An sdist is no git clone: the docs test that reads every file of the repository reads the unpacked tree."""
+    plugins = ["-p", "no:randomly", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", "-q", *plugins, "tests/test_docs.py"]
+    done = subprocess.run(command, cwd=built.unpacked, capture_output=True, text=True, timeout=BUILD_SECONDS)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
 def test_the_wheel_metadata_is_pyprojects(built):
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    metadata, entry_points = _wheel_metadata(built[1])
+    metadata, entry_points = _wheel_metadata(built.wheel)
     assert metadata["Name"] == project["name"]
     assert metadata["Version"] == VERSION  # motif_lite/version.py, the one place the version is written
     assert metadata["License-Expression"] == project["license"]
@@ -154,7 +168,7 @@ def installed(built, tmp_path_factory) -> Path:
     own = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=venv).strip()
     Path(own, "dependencies.pth").write_text("\n".join(_site_packages()) + "\n")
     # pip from this environment, running under the new one: --ignore-installed, or it finds the editable install.
-    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(built[1])], cwd=venv)
+    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(built.wheel)], cwd=venv)
     return python
 
 
@@ -166,7 +180,7 @@ def _run_outside(command: list[str], tmp_path: Path) -> str:
 
 def test_the_installed_wheel_starts_from_outside_the_repository(built, installed, tmp_path):
     """Both ways to start the program give the wheel's version, from the installed copy."""
-    said = f"motif-lite {_wheel_metadata(built[1])[0]['Version']}"
+    said = f"motif-lite {_wheel_metadata(built.wheel)[0]['Version']}"
     assert _run_outside([str(installed), "-m", "motif_lite", "--version"], tmp_path) == said
     assert _run_outside([str(installed.parent / "motif-lite"), "--version"], tmp_path) == said
     own = _run_outside([str(installed), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], tmp_path)
