@@ -47,9 +47,13 @@ def _copy_of_the_sources(target: Path) -> Path:
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    return _finished(command, cwd, env).stdout
+
+
+def _finished(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=BUILD_SECONDS, env=env)
     assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
-    return done.stdout
+    return done
 
 
 def _build_sdist(source: Path, out: Path) -> Path:
@@ -61,12 +65,15 @@ def _build_sdist(source: Path, out: Path) -> Path:
     return out / name
 
 
-def _build_wheel(source: Path, out: Path) -> Path:
+def _build_wheel(source: Path, out: Path) -> tuple[Path, str]:
+    """The wheel, and what the build backend said (pip -v passes it on, on stderr)."""
     out.mkdir(parents=True, exist_ok=True)
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source), "-w", str(out)],
-         cwd=out)  # fmt: skip
+    done = _finished(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", str(source), "-w", str(out)],
+        cwd=out,
+    )
     (wheel,) = out.glob("*.whl")
-    return wheel
+    return wheel, done.stderr
 
 
 def _tree_files(root: Path, folder: str) -> set[str]:
@@ -94,6 +101,7 @@ class Builds(NamedTuple):
     sdist: Path
     unpacked: Path  # the sdist unpacked, as a packager's build and test run see it
     wheel: Path
+    wheel_log: str  # setuptools' warnings among it
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +115,7 @@ def built(tmp_path_factory) -> Builds:
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         archive.extractall(work / "unpacked", **safe)
     (unpacked,) = (work / "unpacked").iterdir()
-    return Builds(sdist, unpacked, _build_wheel(unpacked, work / "wheel"))
+    return Builds(sdist, unpacked, *_build_wheel(unpacked, work / "wheel"))
 
 
 def _wheel_metadata(wheel: Path) -> tuple[object, str]:
@@ -123,6 +131,13 @@ def test_the_wheel_holds_every_module_and_data_file(built):
     # One import namespace: nothing installs as a top-level kernels or quantize (or tests) package.
     top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert top_level == {"motif_lite", f"motif_lite-{VERSION}.dist-info"}
+
+
+def test_the_wheel_builds_without_setuptools_warning_of_an_ignored_package(built):
+    """A data folder Python could import (the server's static/) once drew setuptools' "Package would be ignored"
+    warning, which reads to a packager as a package missing from the wheel."""
+    assert "would be ignored" not in built.wheel_log
+    assert "running bdist_wheel" in built.wheel_log  # the backend's own output, where that warning would be
 
 
 def test_the_sdist_holds_the_sources_the_tests_and_the_readme(built):
@@ -214,6 +229,6 @@ def test_a_package_or_data_file_left_out_of_pyproject_is_caught(tmp_path):
         assert entry in pyproject
         pyproject = pyproject.replace(entry, "")
     (source / "pyproject.toml").write_text(pyproject)
-    missing = missing_from_wheel(_build_wheel(source, tmp_path / "wheel"), source)
+    missing = missing_from_wheel(_build_wheel(source, tmp_path / "wheel")[0], source)
     assert "motif_lite/pipeline/__init__.py" in missing
     assert "motif_lite/server/static/index.html" in missing
