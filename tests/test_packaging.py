@@ -169,7 +169,8 @@ def test_the_wheel_metadata_is_pyprojects(built):
 
 
 def _site_packages() -> list[str]:
-    return [path for path in sys.path if path.endswith("site-packages")]
+    """The folders this environment's dependencies import from (Debian's Python names them dist-packages)."""
+    return [path for path in sys.path if path.endswith(("site-packages", "dist-packages"))]
 
 
 @pytest.fixture(scope="module")
