@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # The source folders and where their files install (pyproject.toml's package-dir).
 SOURCES = {"motif_lite": "motif_lite", "kernels": "motif_lite/kernels", "quantize": "motif_lite/quantize"}
 # What the sdist must hold beside the sources: the tests and what they read (conda-forge runs them from the sdist).
-SDIST_EXTRAS = ("tests", "docs", "bench", "README.md", "pyproject.toml")
+SDIST_EXTRAS = ("tests", "docs", "bench", "README.md", "LICENSE", "pyproject.toml")
 # What the builds read. They run on a copy: a build in the checkout leaves build/ behind, and the next build packs
 # whatever an earlier one left in build/lib (a module since deleted included).
-BUILD_INPUTS = ("pyproject.toml", "README.md", "MANIFEST.in", *SOURCES, "tests", "docs", "bench")
+BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", *SOURCES, "tests", "docs", "bench")
 BUILD_SECONDS = 300
 
 
@@ -163,6 +163,9 @@ def test_the_wheel_metadata_is_pyprojects(built):
     assert metadata["Name"] == project["name"]
     assert metadata["Version"] == VERSION  # motif_lite/version.py, the one place the version is written
     assert metadata["License-Expression"] == project["license"]
+    assert metadata.get_all("License-File") == ["LICENSE"]  # the license's text travels with the wheel
+    with zipfile.ZipFile(built.wheel) as archive:
+        assert archive.read(f"motif_lite-{VERSION}.dist-info/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
     assert metadata["Requires-Python"] == project["requires-python"]
     assert sorted(metadata.get_all("Provides-Extra")) == sorted(project["optional-dependencies"])
     assert f"motif-lite = {project['scripts']['motif-lite']}" in entry_points.splitlines()
