@@ -1003,17 +1003,3 @@ def test_a_peft_alpha_pattern_matches_the_layer_as_the_file_names_it(tmp_path):
     save_file(lora, path, metadata={"lora_adapter_metadata": json.dumps(peft)})
     (file,) = read_loras([LoRASpec(path)], {"transformer_blocks.0.cross_attn.query_proj": (8, 8)})
     assert [(u.module, u.scale) for u in file.updates] == [("transformer_blocks.0.cross_attn.query_proj", 8 / 2)]
-
-
-def test_a_lora_on_the_patch_embedders_convolution_is_refused_as_one(tmp_path):
-    # PEFT adapts the Conv3d x_embedder.proj too; the layer exists, so "matches no linear layer" would mislead.
-    reference = make_reference()
-    config = LoraConfig(r=2, lora_alpha=2, target_modules=["x_embedder.proj", "to_q"], init_lora_weights=False)
-    reference.add_adapter(config)
-    reference.save_lora_adapter(tmp_path / "conv")
-    (path,) = (tmp_path / "conv").glob("*.safetensors")
-    with pytest.raises(LoRAError, match=r"x_embedder\.proj, a convolution: .* does not adapt convolutions yet"):
-        read_loras([LoRASpec(path)], linear_shapes(reference))
-    kohya = {f"lora_unet_x_embedder_proj.lora_{part}.weight": torch.zeros(2, 2) for part in ("down", "up")}
-    with pytest.raises(LoRAError, match=r"x_embedder\.proj, a convolution"):
-        read_loras([LoRASpec(_write(tmp_path / "kohya.safetensors", kohya))], linear_shapes(reference))

@@ -1,11 +1,14 @@
 """LoRA files for the transformer: read diffusers/PEFT and kohya/ComfyUI files and check them against the model's
-linear layers, before any model weight is read (weights/lora_apply.py then merges or attaches them).
+linear layers and its patch embedder's Conv3d, before any model weight is read (weights/lora_apply.py then merges
+or attaches them).
 
-    files = read_loras([LoRASpec.parse("style.safetensors:0.8")], linear_shapes(meta_model))  # checked, no weights
+    files = read_loras([LoRASpec.parse("style.safetensors:0.8")], lora_targets(meta_model))  # checked, no weights
 
 A LoRA adds `scale · B·A` to the weight W of a linear layer (A: `[rank, in]`, "lora_A" / "lora_down"; B:
 `[out, rank]`, "lora_B" / "lora_up"), with scale = strength × alpha / rank (alpha from the file; without one the
-scale is the strength alone).
+scale is the strength alone). On the Conv3d (W: `[out, in, kt, kh, kw]`) A is a convolution with the layer's kernel,
+`[rank, in, kt, kh, kw]`, and B a 1x1x1 one, `[out, rank, 1, 1, 1]`, as PEFT and kohya save them: the change is
+`scale · B·A` of the two flattened to matrices, shaped as W.
 
 Formats (detected from the tensor names):
 - "peft" (diffusers/PEFT): `[transformer.]<module>.lora_A.weight` / `.lora_B.weight`; alpha from `.alpha`
@@ -81,10 +84,6 @@ _PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 _PIPELINE_PREFIX = "transformer."
 # What to do about PEFT settings no PEFT version writes.
 _EDITED = "the file was edited or damaged; export the LoRA again"
-# The transformer's convolutions (the patch embedder's Conv3d, model/layers.py), which a LoRA may target (PEFT adapts
-# a Conv3d too) but motif-lite does not adapt: named as such, under both spellings, rather than as unknown layers.
-_CONVOLUTIONS = {"x_embedder.proj": "the patch embedder's Conv3d x_embedder.proj"}
-_CONVOLUTION_SPELLINGS = {**_CONVOLUTIONS, **{k.replace(".", "_"): v for k, v in _CONVOLUTIONS.items()}}
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
 
@@ -219,8 +218,8 @@ class LoRAUpdate:
     """One module's low-rank update from one file."""
 
     module: str  # our module name
-    down: torch.Tensor  # A: [rank, in]
-    up: torch.Tensor  # B: [out, rank]
+    down: torch.Tensor  # A: [rank, in] (a linear) or [rank, in, kt, kh, kw] (the Conv3d)
+    up: torch.Tensor  # B: [out, rank] or [out, rank, 1, 1, 1]
     scale: float  # strength x alpha / rank (or the strength alone)
 
 
@@ -236,7 +235,7 @@ class WeightDiff:
 
 @dataclass
 class LoRAFile:
-    """A checked LoRA file: every update names a linear of the model with matching shapes."""
+    """A checked LoRA file: every update names a linear (or the Conv3d) of the model with matching shapes."""
 
     spec: LoRASpec
     format: str
@@ -270,8 +269,8 @@ LoRAEntry = str | Path | tuple[str | Path, float] | LoRAFile
 
 
 def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
-    """{module name: (out_features, in_features)} of every linear layer (float or packed) — the LoRA targets.
-    Works on a model built on the meta device."""
+    """{module name: (out_features, in_features)} of every linear layer (float or packed). Works on a model built on
+    the meta device."""
     return {
         name: (module.out_features, module.in_features)
         for name, module in model.named_modules()
@@ -279,15 +278,27 @@ def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
     }
 
 
+def lora_targets(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """{module name: weight shape} of every layer a LoRA may adapt: each linear, (out, in) (`linear_shapes`), and
+    each Conv3d (the patch embedder), (out, in, kt, kh, kw). Works on a model built on the meta device."""
+    convolutions = {name: tuple(m.weight.shape) for name, m in model.named_modules() if isinstance(m, nn.Conv3d)}
+    return {**linear_shapes(model), **convolutions}
+
+
+def update_shape(update: LoRAUpdate) -> tuple[int, ...]:
+    """The weight shape of the layer `update` changes: (out, in) for a linear, (out, in, kt, kh, kw) for a Conv3d."""
+    return (update.up.shape[0], *update.down.shape[1:])
+
+
 def read_loras(
     specs: Iterable[LoRASpec],
-    targets: Mapping[str, tuple[int, int]],
+    targets: Mapping[str, tuple[int, ...]],
     tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None = None,
 ) -> list[LoRAFile]:
-    """Read and check LoRA files against the model's linears (`linear_shapes`) and, for full differences (`.diff`,
-    `.diff_b`), its tensors (`diff_targets`; None: the differences are checked when applied); raises `LoRAError`
-    naming every key that matches no module, every shape mismatch, or an unknown format — before any model weight
-    is read."""
+    """Read and check LoRA files against the model's linears and Conv3d (`lora_targets`) and, for full differences
+    (`.diff`, `.diff_b`), its tensors (`diff_targets`; None: the differences are checked when applied); raises
+    `LoRAError` naming every key that matches no module, every shape mismatch, or an unknown format — before any
+    model weight is read."""
     return [_read_lora(spec, targets, tensors) for spec in specs]
 
 
@@ -306,12 +317,12 @@ def diff_targets(model: nn.Module, packed_weights: Collection[str] = ()) -> dict
     return found
 
 
-def check_read_loras(loras: Iterable[LoRAFile], targets: Mapping[str, tuple[int, int]]) -> None:
-    """Check LoRA files read already (a Python caller's `LoRAFile`) against this model's linears (`linear_shapes`):
+def check_read_loras(loras: Iterable[LoRAFile], targets: Mapping[str, tuple[int, ...]]) -> None:
+    """Check LoRA files read already (a Python caller's `LoRAFile`) against this model's layers (`lora_targets`):
     one read against another model or checkpoint would fail mid-load, after the old transformer was let go.
     `LoRAError` naming the layers that the model lacks or that have another shape; no file is read."""
     for lora in loras:
-        misfits = [u.module for u in lora.updates if targets.get(u.module) != (u.up.shape[0], u.down.shape[1])]
+        misfits = [u.module for u in lora.updates if targets.get(u.module) != update_shape(u)]
         if misfits:
             raise LoRAError(
                 f"{lora.spec.path} was read for another model: {_share(len(misfits), len(lora.updates))} missing "
@@ -334,7 +345,7 @@ def check_lora_file(spec: LoRASpec) -> str:
 
 def _read_lora(
     spec: LoRASpec,
-    targets: Mapping[str, tuple[int, int]],
+    targets: Mapping[str, tuple[int, ...]],
     model_tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None = None,
 ) -> LoRAFile:
     with _opened_lora(spec.path) as f:
@@ -357,12 +368,6 @@ def _read_lora(
             spelled[ours] = module
             keys[ours, part].append(key)
     _check_one_key_per_part(spec.path, keys, tensors)
-    if convolutions := sorted({_CONVOLUTION_SPELLINGS[m] for m in unmatched if m in _CONVOLUTION_SPELLINGS}):
-        raise LoRAError(
-            f"{spec.path}: it adapts {', '.join(convolutions)}, a convolution: motif-lite applies LoRAs to the "
-            "transformer's linear layers only, and does not adapt convolutions yet (the rest alone would make "
-            f"another video than the LoRA was trained for); {_MERGE_IT}"
-        )
     if unmatched:
         # Named like this model's layers but fitting none (a Flux or HunyuanVideo LoRA: more blocks than this model,
         # the same names for the first ones): another model's, said so rather than listing its deeper blocks.
@@ -449,7 +454,7 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 def _check_some_shapes_fit(
     path: Path,
     pairs: Mapping[str, Mapping[str, torch.Tensor]],
-    targets: Mapping[str, tuple[int, int]],
+    targets: Mapping[str, tuple[int, ...]],
     unmatched: int = 0,
 ) -> None:
     """A file whose layer names are the transformer's but whose shapes fit none of them is a LoRA for another
@@ -465,7 +470,7 @@ def _check_some_shapes_fit(
     raise LoRAError(
         f"{path}: its layers are named like the Motif-Video transformer's, but their shapes fit none of them "
         f"({counted(len(complete), 'layer')}{others}; e.g. {module}: down {list(parts['down'].shape)}, up "
-        f"{list(parts['up'].shape)}, the layer being [{targets[module][0]}, {targets[module][1]}]); is it a LoRA for "
+        f"{list(parts['up'].shape)}, the layer being {list(targets[module])}); is it a LoRA for "
         "another model with the same layer names (Flux, HunyuanVideo, ...)?"
     )
 
@@ -613,7 +618,7 @@ def _other_adapter(path: Path, keys: Sequence[str]) -> str | None:
     return None
 
 
-def _module_names(targets: Mapping[str, tuple[int, int]]) -> dict[str, str]:
+def _module_names(targets: Mapping[str, tuple[int, ...]]) -> dict[str, str]:
     """Every spelling a LoRA file may use for our modules -> our name: the name under each cross-attention layout
     (weights/keymap.py), dotted and in kohya's underscored form. Built once, so matching a key is one lookup."""
     spellings = {name: _layout_spellings(name) for name in targets}
@@ -636,19 +641,28 @@ def _layout_spellings(name: str) -> set[str]:
     return {name}
 
 
-def _fits(parts: Mapping[str, torch.Tensor], shape: tuple[int, int]) -> bool:
-    """Whether a module's down [rank, in] and up [out, rank] fit a linear of `shape` (out, in)."""
+def _fits(parts: Mapping[str, torch.Tensor], shape: tuple[int, ...]) -> bool:
+    """Whether a module's down and up fit a layer of weight `shape`: [rank, in] and [out, rank] for a linear's
+    (out, in); [rank, in, kt, kh, kw] (the layer's kernel) and [out, rank, 1, 1, 1] for a Conv3d's."""
     down, up = parts.get("down"), parts.get("up")
-    if down is None or up is None or down.ndim != 2 or up.ndim != 2:
+    if down is None or up is None or down.ndim != len(shape) or up.ndim != len(shape):
         return False
-    return down.shape[1] == shape[1] and up.shape[0] == shape[0] and up.shape[1] == down.shape[0]
+    pointwise = all(size == 1 for size in up.shape[2:])  # B of a conv LoRA is a 1x1x1 convolution
+    return down.shape[1:] == shape[1:] and up.shape[0] == shape[0] and up.shape[1] == down.shape[0] and pointwise
+
+
+def _expected_parts(shape: tuple[int, ...]) -> str:
+    """What down and up must be for a layer of weight `shape`, in words for an error."""
+    kernel = "".join(f", {size}" for size in shape[2:])
+    ones = ", 1" * len(shape[2:])
+    return f"down must be [rank, {shape[1]}{kernel}], up [{shape[0]}, rank{ones}]"
 
 
 def _update(
     spec: LoRASpec,
     module: str,
     parts: dict[str, torch.Tensor],
-    shape: tuple[int, int],
+    shape: tuple[int, ...],
     alphas: _Alphas | None,
     spelled: str,
 ) -> LoRAUpdate:
@@ -657,12 +671,10 @@ def _update(
         missing = "down (lora_A)" if "down" not in parts else "up (lora_B)"
         raise LoRAError(f"{spec.path}: the LoRA of {module} has no {missing} weight")
     down, up = parts["down"], parts["up"]
-    out_features, in_features = shape
     if not _fits(parts, shape):
         raise LoRAError(
             f"{spec.path}: LoRA shapes for {module} do not fit: down {list(down.shape)}, up {list(up.shape)}; "
-            f"the layer is [{out_features}, {in_features}] (down must be [rank, {in_features}], "
-            f"up [{out_features}, rank])"
+            f"the layer is {list(shape)} ({_expected_parts(shape)})"
         )
     for name, tensor in (("down (lora_A)", down), ("up (lora_B)", up)):
         if not tensor.is_floating_point():  # integers or booleans: quantized or damaged, no LoRA's numbers
@@ -676,7 +688,8 @@ def _update(
     alpha = _alpha(spec, module, parts, alphas, spelled)
     _check_finite(spec, module, {"down (lora_A)": down, "up (lora_B)": up, "alpha": alpha})
     factor = 1.0 if alpha is None else alpha / (math.sqrt(rank) if alphas and alphas.rslora else rank)
-    # At most this in any element of the change: past the largest float, the merged weight is inf.
+    # At most this in any element of the change (a sum of `rank` products): past the largest float, the merged
+    # weight is inf.
     largest = abs(spec.strength * factor) * rank * float(up.float().abs().max()) * float(down.float().abs().max())
     if not largest < torch.finfo(torch.float32).max:
         raise LoRAError(f"{spec.path}: the alpha of {module}, {alpha:g} (lora_alpha, alpha_pattern or its .alpha "
