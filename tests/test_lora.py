@@ -612,7 +612,7 @@ def test_unknown_and_unsupported_formats(tmp_path, targets):
     with pytest.raises(LoRAError, match="unknown LoRA format.*supported: diffusers/PEFT.*kohya"):
         read_loras([LoRASpec(path)], targets)
     odd = {"diffusion_model.proj_out.weird": torch.zeros(2), "diffusion_model.proj_out.alpha": torch.tensor(1.0)}
-    with pytest.raises(LoRAError, match=r"1 tensor is not LoRA down/up/alpha weights \(LoHa"):
+    with pytest.raises(LoRAError, match=r"1 tensor is not LoRA down/up/alpha, LoHa or LoKr weights \(DoRA"):
         read_loras([LoRASpec(_write(tmp_path / "y.safetensors", odd))], targets)
     with pytest.raises(LoRAError, match="not a readable safetensors"):
         (tmp_path / "z.safetensors").write_bytes(bytes(range(255, 191, -1)))  # damaged: no kind of file its bytes tell

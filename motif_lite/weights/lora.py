@@ -58,7 +58,8 @@ from motif_lite.weights.shapes import listing, named
 _KEY = re.compile(
     r"^(?:transformer\.|base_model\.model\.|diffusion_model\.|lora_unet_|lora_transformer_|lycoris_)?"
     r"(?P<module>.+?)\."
-    r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha)|(?P<diff>diff|diff_b))$"
+    r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha)|(?P<diff>diff|diff_b)"
+    r"|(?P<lycoris>hada_w[12]_[ab]|lokr_w[12](?:_[ab])?))$"
 )
 _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
 # The text encoder's layers in a LoRA trained with it: diffusers' `text_encoder.`, kohya's `lora_te_` / `lora_te1_`.
@@ -70,8 +71,8 @@ _MERGE_IT = (
     "or use a plain LoRA (lora_A/lora_B or lora_down/lora_up)"
 )
 _OTHER_ADAPTERS = [
-    (re.compile(r"\.hada_w"), "a LyCORIS LoHa", _MERGE_IT),
-    (re.compile(r"\.lokr_w"), "a LyCORIS LoKr", _MERGE_IT),
+    (re.compile(r"\.(hada_t[12]|lokr_t[12])$"), "a LyCORIS LoHa or LoKr with a Tucker core (hada_t1, lokr_t2, ...)",
+     _MERGE_IT),
     (re.compile(r"\.(dora_scale|lora_magnitude_vector)"), "a DoRA", _MERGE_IT),
     (re.compile(r"\.lora_mid\."), "a LyCORIS LoCon with a Tucker middle (lora_mid)", _MERGE_IT),
     (re.compile(r"\.lora_(B|up)\.bias$"), "a LoRA with biases (PEFT's lora_bias)", _MERGE_IT),
@@ -234,6 +235,51 @@ class WeightDiff:
 
 
 @dataclass
+class ProductUpdate:
+    """One linear's LyCORIS change from one file: LoHa `(w1a·w1b) ⊙ (w2a·w2b)` or LoKr `w1 ⊗ w2` (each of w1, w2 a
+    matrix or the product of two, `_a`·`_b`), times `scale` (strength × alpha / rank). Full-rank: it merges into a
+    float weight, and cannot be kept beside a packed one as a LoRA's two factors are."""
+
+    module: str  # our module name
+    kind: str  # "LoHa" or "LoKr"
+    factors: dict[str, torch.Tensor]  # by LyCORIS' names: hada_w1_a, ..., lokr_w1 or lokr_w1_a and lokr_w1_b, ...
+    scale: float
+
+    def delta(self, device: torch.device | None = None) -> torch.Tensor:
+        """The change `[out, in]` before `scale`, in float32 on `device` (made when merged: a layer's worth of
+        memory, which the file's small factors do not hold)."""
+        f = {name: t.to(device, torch.float32) for name, t in self.factors.items()}
+        if self.kind == "LoHa":
+            return (f["hada_w1_a"] @ f["hada_w1_b"]) * (f["hada_w2_a"] @ f["hada_w2_b"])
+        return torch.kron(_lokr_factor(f, "lokr_w1"), _lokr_factor(f, "lokr_w2"))
+
+    def shape(self) -> tuple[int, int]:
+        """The weight shape (out, in) of the layer it changes."""
+        f = self.factors
+        if self.kind == "LoHa":
+            return (f["hada_w1_a"].shape[0], f["hada_w1_b"].shape[1])
+        rows, columns = zip(*(_lokr_factor_shape(f, name) for name in ("lokr_w1", "lokr_w2")), strict=True)
+        return (math.prod(rows), math.prod(columns))
+
+    def is_zero(self) -> bool:
+        """Whether the change is zero: one of its products' factors all zero (LyCORIS starts w2 or w2_b at zero)."""
+        groups = [("hada_w1_a", "hada_w1_b"), ("hada_w2_a", "hada_w2_b")] if self.kind == "LoHa" else [
+            ("lokr_w1", "lokr_w1_a", "lokr_w1_b"), ("lokr_w2", "lokr_w2_a", "lokr_w2_b")]  # fmt: skip
+        return any(any(not self.factors[n].any() for n in group if n in self.factors) for group in groups)
+
+
+def _lokr_factor(factors: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
+    """A LoKr's w1 or w2: stored whole, or as the product of its `_a` and `_b`."""
+    return factors[name] if name in factors else factors[f"{name}_a"] @ factors[f"{name}_b"]
+
+
+def _lokr_factor_shape(factors: Mapping[str, torch.Tensor], name: str) -> tuple[int, int]:
+    if name in factors:
+        return tuple(factors[name].shape)
+    return (factors[f"{name}_a"].shape[0], factors[f"{name}_b"].shape[1])
+
+
+@dataclass
 class LoRAFile:
     """A checked LoRA file: every update names a linear (or the Conv3d) of the model with matching shapes."""
 
@@ -245,21 +291,22 @@ class LoRAFile:
     # layers alone, or not known to be (a Python caller's), and checked again by `preflight.check_loras`.
     checked_for: TransformerConfig | None = None
     diffs: list[WeightDiff] = field(default_factory=list)  # full differences of plain tensors (norms, biases)
+    products: list[ProductUpdate] = field(default_factory=list)  # LyCORIS LoHa / LoKr changes of linears
 
     def describe(self) -> str:
         # A LoRA saved before training changed anything (PEFT starts B at zero) makes the video it would make
         # without it: said, as the video alone would not tell why the LoRA shows no effect.
         zero = ", all zero: no effect; saved before training?" if self.is_zero() else ""
         diffs = f", {counted(len(self.diffs), 'full difference')}" if self.diffs else ""
-        return (
-            f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(len(self.updates), 'layer')}"
-            f"{diffs}{zero})"
-        )
+        layers = len(self.updates) + len(self.products)
+        return f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(layers, 'layer')}{diffs}{zero})"
 
     def is_zero(self) -> bool:
         """Whether every update of the file is zero (its up or its down weights all zero), at any strength."""
-        return all(not (u.up.any() and u.down.any()) for u in self.updates) and not any(
-            d.diff.any() for d in self.diffs
+        return (
+            all(not (u.up.any() and u.down.any()) for u in self.updates)
+            and not any(d.diff.any() for d in self.diffs)
+            and all(p.is_zero() for p in self.products)
         )
 
 
@@ -323,6 +370,7 @@ def check_read_loras(loras: Iterable[LoRAFile], targets: Mapping[str, tuple[int,
     `LoRAError` naming the layers that the model lacks or that have another shape; no file is read."""
     for lora in loras:
         misfits = [u.module for u in lora.updates if targets.get(u.module) != update_shape(u)]
+        misfits += [p.module for p in lora.products if targets.get(p.module) != p.shape()]
         if misfits:
             raise LoRAError(
                 f"{lora.spec.path} was read for another model: {_share(len(misfits), len(lora.updates))} missing "
@@ -375,11 +423,16 @@ def _read_lora(
         raise LoRAError(_unmatched(spec.path, sorted(unmatched), len(unmatched) + len(pairs)))
     _check_some_shapes_fit(spec.path, pairs, targets)
     alphas = _peft_alphas(spec.path, metadata) if fmt == "peft" else None
+    lycoris = {module: parts for module, parts in pairs.items() if any(p.startswith(_LYCORIS) for p in parts)}
     updates = [
         _update(spec, module, parts, targets[module], alphas, spelled[module])
         for module, parts in sorted(pairs.items())
+        if module not in lycoris
     ]
-    return LoRAFile(spec, fmt, updates, diffs=diffs)
+    products = [_product(spec, module, parts, targets[module]) for module, parts in sorted(lycoris.items())]
+    for product in products:
+        check_product_target(spec.path, product, model_tensors)
+    return LoRAFile(spec, fmt, updates, diffs=diffs, products=products)
 
 
 def _diffs(
@@ -581,6 +634,8 @@ def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tupl
     if matches and all(matches.values()):
         # ComfyUI writes full differences (`.diff`, `.diff_b`) beside kohya's part names.
         fmt = "kohya" if any(m["part"] in ("down", "up") or m["diff"] for m in matches.values()) else "peft"
+        if any(m["lycoris"] for m in matches.values()):
+            fmt = "lycoris"
         return fmt, {k: (m["module"], _part(m)) for k, m in matches.items()}
     if not names:
         raise LoRAError(f"{path} holds no tensors: the file is empty (an export that failed?); export it again")
@@ -590,7 +645,7 @@ def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tupl
     if known:
         others = sorted(set(names) - set(known))
         are = "tensor is" if len(others) == 1 else "tensors are"
-        title = f"{are} not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
+        title = f"{are} not LoRA down/up/alpha, LoHa or LoKr weights (DoRA, LyCORIS' OFT, IA3, ... are not supported)"
         raise LoRAError(f"{path}: {listing(title, others)}")
     from motif_lite.io.linked import other_component  # only for this error
 
@@ -605,7 +660,7 @@ def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tupl
 
 def _part(match: re.Match) -> str:
     """A key's part: "down", "up", "alpha", "diff" (a weight's full difference) or "diff_b" (a bias's)."""
-    return "alpha" if match["alpha"] else match["diff"] or _PARTS[match["part"]]
+    return "alpha" if match["alpha"] else match["diff"] or match["lycoris"] or _PARTS[match["part"]]
 
 
 def _other_adapter(path: Path, keys: Sequence[str]) -> str | None:
@@ -695,6 +750,86 @@ def _update(
         raise LoRAError(f"{spec.path}: the alpha of {module}, {alpha:g} (lora_alpha, alpha_pattern or its .alpha "
                         f"tensor), scales its change past the largest float: {_EDITED}")  # fmt: skip
     return LoRAUpdate(module, down, up, spec.strength * factor)
+
+
+# The parts of a LyCORIS LoHa or LoKr (their names start so), and what each needs.
+_LYCORIS = ("hada_", "lokr_")
+_NEEDED = {
+    "LoHa": [("hada_w1_a",), ("hada_w1_b",), ("hada_w2_a",), ("hada_w2_b",)],
+    "LoKr": [("lokr_w1", "lokr_w1_a"), ("lokr_w1", "lokr_w1_b"), ("lokr_w2", "lokr_w2_a"), ("lokr_w2", "lokr_w2_b")],
+}
+
+
+def _product(spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], shape: tuple[int, ...]) -> ProductUpdate:
+    """The LoHa or LoKr change of our layer `module`, its scale as LyCORIS defines it: strength × alpha / rank, the
+    rank being the inner size of the products (LoHa: w1_b's rows; LoKr: w1_a's columns, else w2_a's); a LoKr of two
+    whole matrices has none, and LyCORIS gives it scale 1 whatever its alpha; so does a missing or zero alpha."""
+    kind = "LoHa" if any(p.startswith("hada_") for p in parts) else "LoKr"
+    others = sorted(p for p in parts if p != "alpha" and not p.startswith(_LYCORIS[kind == "LoKr"]))
+    if others:
+        raise LoRAError(f"{spec.path}: the {kind} of {module} has other parts beside it ({', '.join(others)}): "
+                        f"{_EDITED}")  # fmt: skip
+    missing = sorted({" or ".join(names) for names in _NEEDED[kind] if not any(n in parts for n in names)})
+    if missing:
+        raise LoRAError(f"{spec.path}: the {kind} of {module} has no {', '.join(missing)}: {_EDITED}")
+    factors = {name: t for name, t in parts.items() if name != "alpha"}
+    for name, tensor in factors.items():
+        if tensor.ndim != 2 or not tensor.is_floating_point():
+            what = f"{tensor.ndim}-D" if tensor.ndim != 2 else str(tensor.dtype)
+            raise LoRAError(
+                f"{spec.path}: the {kind} part {name} of {module} is {what}: motif-lite reads a {kind} of a linear "
+                f"layer (2-D float matrices; not one of a convolution); {_MERGE_IT}"
+            )
+    inner = _inner_sizes(kind, factors)
+    if inner is None:
+        sizes = ", ".join(f"{n} {list(t.shape)}" for n, t in sorted(factors.items()))
+        raise LoRAError(f"{spec.path}: the {kind} parts of {module} do not multiply ({sizes}): {_EDITED}")
+    product = ProductUpdate(module, kind, factors, spec.strength)
+    if product.shape() != tuple(shape):
+        raise LoRAError(f"{spec.path}: the {kind} of {module} makes a change of shape {list(product.shape())}, but "
+                        f"the layer is {list(shape)}: a LoRA for another model or version?")  # fmt: skip
+    alpha = _alpha(spec, module, parts, None, module)
+    _check_finite(spec, module, {**factors, "alpha": alpha})
+    rank = inner[0] if inner else None
+    if alpha and rank:
+        product.scale = spec.strength * alpha / rank
+    return product
+
+
+def _inner_sizes(kind: str, factors: Mapping[str, torch.Tensor]) -> list[int] | None:
+    """The inner sizes of a LoHa's or LoKr's matrix products, the first one its rank ([] for a LoKr of two whole
+    matrices); None when a pair does not multiply."""
+    pairs = [("hada_w1_a", "hada_w1_b"), ("hada_w2_a", "hada_w2_b")] if kind == "LoHa" else [
+        ("lokr_w1_a", "lokr_w1_b"), ("lokr_w2_a", "lokr_w2_b")]  # fmt: skip
+    inner = []
+    for a, b in pairs:
+        if a in factors:
+            if factors[a].shape[1] != factors[b].shape[0]:
+                return None
+            inner.append(factors[a].shape[1])
+    if kind == "LoHa" and factors["hada_w1_a"].shape[0] != factors["hada_w2_a"].shape[0]:
+        return None  # the two products must be the same shape to multiply element by element
+    if kind == "LoHa" and factors["hada_w1_b"].shape[1] != factors["hada_w2_b"].shape[1]:
+        return None
+    return inner
+
+
+def check_product_target(
+    path: Path, product: ProductUpdate, model_tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None
+) -> None:
+    """A LoHa or LoKr change of a linear the transformer holds packed (a GGUF, --quantize or fp8 linear; not known
+    when `model_tensors` is None): refused, as its full-rank change merges into a plain weight only."""
+    weight = f"{product.module}.weight"
+    if model_tensors is not None and model_tensors.get(weight, ((), False))[1]:
+        raise LoRAError(packed_product_message(path, product))
+
+
+def packed_product_message(path: Path, product: ProductUpdate) -> str:
+    return (
+        f"{path} is a LyCORIS {product.kind}, whose change of each layer is full-rank: it merges into plain weights "
+        f"only, and this transformer holds {product.module} quantized (GGUF, --quantize or fp8); use the "
+        f"safetensors transformer (bf16/fp16) with this file, or a plain LoRA"
+    )
 
 
 def _alpha(

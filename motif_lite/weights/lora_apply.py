@@ -21,7 +21,15 @@ from torch import nn
 from motif_lite.errors import counted
 from motif_lite.model.attention import project_rows
 from motif_lite.weights.float8 import Float8Linear
-from motif_lite.weights.lora import LoRAFile, LoRAUpdate, WeightDiff, check_diff_target
+from motif_lite.weights.lora import (
+    LoRAError,
+    LoRAFile,
+    LoRAUpdate,
+    ProductUpdate,
+    WeightDiff,
+    check_diff_target,
+    packed_product_message,
+)
 from motif_lite.weights.modules import replace_module
 from motif_lite.weights.quant_linear import QuantizedLinear
 
@@ -89,15 +97,33 @@ def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | No
         for update in file.updates:
             per_module[update.module].append(update)
     applied = AppliedLoRAs(files=list(files))
+    merged: set[str] = set()
     for name, updates in per_module.items():
         layer = model.get_submodule(name)
         if isinstance(layer, nn.Linear | nn.Conv3d):
             _merge(layer, updates)
-            applied.merged += 1
+            merged.add(name)
         else:
             replace_module(model, name, _wrap(layer, updates, dtype or torch.float32))
             applied.wrapped += 1
+    for file in files:
+        for product in file.products:
+            _merge_product(model, file, product)
+            merged.add(product.module)
+    applied.merged = len(merged)
     return applied
+
+
+def _merge_product(model: nn.Module, file: LoRAFile, product: ProductUpdate) -> None:
+    """A LoHa's or LoKr's change merged into its linear's float weight; a packed linear (the file read against a
+    float model) is refused, as the read check refuses it."""
+    layer = model.get_submodule(product.module)
+    if not isinstance(layer, nn.Linear):
+        raise LoRAError(packed_product_message(file.spec.path, product))
+    weight = layer.weight.detach().float()
+    weight = weight + product.scale * product.delta(weight.device)
+    # A new tensor rather than an in-place add: the loaded weight may share memory with the checkpoint file.
+    layer.weight = nn.Parameter(weight.to(layer.weight.dtype), requires_grad=False)
 
 
 def _add_diff(model: nn.Module, file: LoRAFile, diff: WeightDiff) -> None:
