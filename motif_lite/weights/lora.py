@@ -16,6 +16,8 @@ Formats (detected from the tensor names):
   `use_rslora`: scale alpha / sqrt(rank); a pipeline's file names them `transformer.lora_alpha`, ...).
 - "kohya" (kohya-ss, ComfyUI): `diffusion_model.<module>.lora_down.weight` / `.lora_up.weight` / `.alpha`, or the
   same under `lora_unet_<module with "_" for ".">` (OneTrainer: `lora_transformer_`, SimpleTuner: `lycoris_`).
+- "lycoris" (LyCORIS LoHa and LoKr, `ProductUpdate`): `<module>.hada_w1_a` ... `.hada_w2_b`, or `.lokr_w1` /
+  `.lokr_w2` (each whole or as `_a` and `_b`), with `.alpha`, under the same prefixes; linears on float weights only.
 Any of these prefixes (or none) goes with either pair of part names, as trainers mix them; the format is named
 after the part names.
 Module names may use any of the three text cross-attention layouts (weights/keymap.py); they are mapped to the
