@@ -13,7 +13,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 from speed_helpers import tiny_transformer
+from tiny_pipeline import make_tiny_checkpoint
 
+from motif_lite import cli
+from motif_lite.cli import main as cli_main
+from motif_lite.quantize.convert import quantize_checkpoint
+from motif_lite.quantize.recipes import get_recipe
+from motif_lite.quantize.sources import open_source
 from motif_lite.weights.lora import LoRAError, LoRASpec, diff_targets, lora_targets, read_loras
 from motif_lite.weights.lora_apply import apply_loras
 
@@ -140,3 +146,30 @@ def test_a_lokr_of_the_patch_embedders_conv_is_refused_as_not_read(tmp_path):
     save_file(tensors, tmp_path / "conv.safetensors")
     with pytest.raises(LoRAError, match=r"lokr_w2 of x_embedder\.proj is 5-D: motif-lite reads a LoKr of a linear"):
         read_loras([LoRASpec(tmp_path / "conv.safetensors")], lora_targets(model))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny checkpoint and its Q8_0 GGUF transformer."""
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    gguf = root / "tiny-Q8_0.gguf"
+    quantize_checkpoint(open_source(root / "transformer"), gguf, get_recipe("Q8_0"), progress=False)
+    return root, gguf
+
+
+def test_a_run_merges_a_lokr_and_refuses_one_on_gguf_weights_before_loading(checkpoint, tmp_path, capsys, monkeypatch):
+    root, gguf = checkpoint
+    lokr = _write(tmp_path / "lokr.safetensors", LOKR["both-products"][0])
+    base = ["run", "-m", str(root), "-p", "a fox", "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
+    base += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4")]
+    assert cli_main([*base, "--lora", f"{lokr}:0.7"]) == 0
+    assert "loras: lokr.safetensors x0.7 (lycoris, 1 layer); 1 layer merged" in capsys.readouterr().out
+    import motif_lite.encoders.text as text
+
+    monkeypatch.setattr(text, "load_text_encoder", lambda *a, **k: pytest.fail("loaded weights for a refused LoRA"))
+    for dry_run in ([], ["--dry-run"]):
+        assert cli_main([*base, "--gguf", str(gguf), "--lora", str(lokr), *dry_run]) == cli.EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert "is a LyCORIS LoKr, whose change of each layer is full-rank: it merges into plain weights only" in err
+        assert "Traceback" not in err and "Memory plan" not in err
