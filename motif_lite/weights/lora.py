@@ -381,7 +381,7 @@ def check_read_loras(loras: Iterable[LoRAFile], targets: Mapping[str, tuple[int,
 
 
 def check_lora_file(spec: LoRASpec) -> str:
-    """The format ("peft" or "kohya") of the LoRA file `spec` names, from the file alone, for a check with no
+    """The format ("peft", "kohya" or "lycoris") of the LoRA file `spec` names, from the file alone, for a check with no
     model at hand: `LoRAError` for a file that is no readable safetensors LoRA (a pickle, a GGUF, an empty file,
     another kind of adapter, a model's weights, unknown tensor names, PEFT settings that cannot be read). Its
     layers need the model: `read_loras`."""
@@ -631,7 +631,8 @@ def _unfinished(path: Path) -> str | None:
 
 def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tuple[str, str]]]:
     """(format, {key: (module, part)}) for a file's tensor `names`, with part "down", "up" or "alpha"; the format is
-    named after the part names ("peft": lora_A / lora_B, "kohya": lora_down / lora_up)."""
+    named after the part names ("peft": lora_A / lora_B, "kohya": lora_down / lora_up, "lycoris": any LoHa or LoKr
+    part)."""
     matches = {k: _KEY.match(k) for k in names}
     if matches and all(matches.values()):
         # ComfyUI writes full differences (`.diff`, `.diff_b`) beside kohya's part names.
