@@ -43,8 +43,10 @@ from motif_lite.weights.quant_linear import QuantizedLinear
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=2)
 RANK, ALPHA = 4, 8.0
-# Every kind of linear: joint and single attention, cross-attention, feed-forward, MLP branch, output projections.
-TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "to_add_out", "proj_mlp", "proj_out", "ff.net.2"]
+# Every kind of linear: joint and single attention, cross-attention, feed-forward, MLP branch, output projections;
+# and the patch embedder's Conv3d (PEFT's conv LoRA: lora_A with the layer's kernel, lora_B 1x1x1).
+TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "to_add_out", "proj_mlp", "proj_out", "ff.net.2",
+           "x_embedder.proj"]  # fmt: skip
 FORMATS = ("peft", "diffusers-pipeline", "kohya", "kohya-underscore")
 
 
