@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.io.clip import Clip
+    from motif_lite.io.image import WrittenFirstFrame
 
 # The negative prompt of the official ComfyUI workflows and the Replicate wrapper ("the model was trained against").
 OFFICIAL_NEGATIVE_PROMPT = (
@@ -355,6 +356,9 @@ class ResolvedRequest(NamedTuple):
     # The SHA-256 of the file the first frame comes from (`first_frame_sha256`), hashed once for the whole run: the
     # key of its kept encodings, the checksum its saved state keeps and a resume compares. None for text-to-video.
     first_frame_sha256: str | None
+    # The PNG written for a first frame made in memory (`_with_first_frame_file`): what a run refused before its work
+    # undoes. None where none was written (a file given, or these pixels there already).
+    first_frame_written: WrittenFirstFrame | None
 
 
 @dataclass(frozen=True)
@@ -457,10 +461,12 @@ class GenerationRequest:
         resolved, read, image, notes = _plain_numbers(self)._checked(clip, audience)
         from motif_lite.io.image import is_in_memory
 
+        written = None
         if is_in_memory(resolved.image):
-            resolved = _with_first_frame_file(resolved, image)
+            resolved, written, file_notes = _with_first_frame_file(resolved, image)
+            notes = notes + file_notes
         checksum = checksum if checksum is not None else first_frame_sha256(resolved)
-        return ResolvedRequest(resolved, read, image, notes, checksum)
+        return ResolvedRequest(resolved, read, image, notes, checksum, written)
 
     def _checked(
         self, read: Clip | None, audience: Audience
@@ -614,18 +620,21 @@ def _output_to_write(output: object) -> tuple[object, list[str]]:
     return free, [f"{output} exists: writing {free} instead (output= names the file, and replaces a file there)"]
 
 
-def _with_first_frame_file(request: GenerationRequest, image: PIL.Image.Image) -> GenerationRequest:
+def _with_first_frame_file(
+    request: GenerationRequest, image: PIL.Image.Image
+) -> tuple[GenerationRequest, WrittenFirstFrame | None, list[str]]:
     """The resolved `request` with its first frame made in memory (read as `image`) written as a PNG beside its
     output (`first_frame_file`) and named by it: the run then goes on as if that file had been given, so the video's
-    settings name it, and `--settings-from`, a resume and the kept first-frame encodings find it."""
-    from motif_lite.io.image import first_frame_file
+    settings name it, and `--settings-from`, a resume and the kept first-frame encodings find it. Also what was
+    written (`io.image.write_first_frame`: None where the file held these pixels already) and its note."""
+    from motif_lite.io.image import first_frame_file, write_first_frame
 
     path = first_frame_file(request.output)
     try:
-        image.save(path, format="PNG")
+        written, notes = write_first_frame(image, path)
     except OSError as exc:  # the output's folder was found writable: a full disk, most likely
         raise MotifLiteError(f"cannot write the first frame given in memory to {path}: {exc}") from exc
-    return dataclasses.replace(request, image=path)
+    return dataclasses.replace(request, image=path), written, notes
 
 
 def _frames_flag(frames: int, audience: Audience) -> str:

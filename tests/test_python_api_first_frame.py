@@ -147,3 +147,42 @@ def test_a_stopped_run_from_an_image_in_memory_resumes_from_its_file(pipe, frame
     assert saved.request["image"] == str((tmp_path / "fox.first-frame.png").absolute())  # motif-lite run --resume
     result = pipe.generate(request, resume=saved)  # the same request again: the file is written again, the same
     assert np.array_equal(result.read_frames(), frames_from_a_file)
+
+
+def test_a_file_there_with_other_pixels_is_replaced_with_a_note(tmp_path):
+    saved = tmp_path / "fox.first-frame.png"
+    PIL.Image.fromarray(255 - _PIXELS).save(saved)
+    request = GenerationRequest("a fox", **TINY, image=_PIXELS, output=tmp_path / "fox.mp4")
+    resolved = request.resolve_with_inputs()
+    assert np.array_equal(np.asarray(PIL.Image.open(saved)), _PIXELS)  # replaced, as output= replaces a video
+    assert [note for note in resolved.notes if str(saved) in note] == [
+        f"{saved} held another image: it now holds the first frame given in memory, which the video's settings name "
+        "(give output= another name to keep such a file)"
+    ]
+
+
+def test_a_file_there_with_the_same_pixels_is_kept_as_it_is_without_a_word(tmp_path):
+    # Other bytes of the same pixels (another encoder's): its checksum, which a stopped run keeps, must stay.
+    saved = tmp_path / "fox.first-frame.png"
+    PIL.Image.fromarray(_PIXELS).save(saved, compress_level=0)
+    before = saved.read_bytes()
+    request = GenerationRequest("a fox", **TINY, image=torch.from_numpy(_PIXELS), output=tmp_path / "fox.mp4")
+    resolved = request.resolve_with_inputs()
+    assert saved.read_bytes() == before
+    assert not any("first-frame" in note for note in resolved.notes)
+    assert resolved.first_frame_written is None
+
+
+def test_a_run_refused_after_its_first_frame_was_written_leaves_the_folder_as_it_was(pipe, tmp_path):
+    from motif_lite.errors import MotifLiteError
+
+    request = GenerationRequest("a fox", **TINY, image=_PIXELS, output=tmp_path / "fox.gif")
+    with pytest.raises(MotifLiteError, match="crf has no meaning for a .gif output"):  # checked after the resolve
+        pipe.generate(request, crf=20)
+    assert list(tmp_path.iterdir()) == []
+    earlier = tmp_path / "fox.first-frame.png"
+    PIL.Image.fromarray(255 - _PIXELS).save(earlier)
+    before = earlier.read_bytes()
+    with pytest.raises(MotifLiteError, match="crf has no meaning"):
+        pipe.generate(request, crf=20)
+    assert earlier.read_bytes() == before  # the file it replaced is back
