@@ -12,6 +12,8 @@ import torch
 
 pytest.importorskip("diffusers")
 
+from stopped_runs import stopped_run  # noqa: E402
+
 from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
 
 TINY = dict(width=48, height=32, frames=5, steps=2, seed=3)
@@ -131,18 +133,9 @@ def test_what_cannot_be_an_image_is_refused_before_any_work(pipe, image, message
 
 
 def test_a_stopped_run_from_an_image_in_memory_resumes_from_its_file(pipe, frames_from_a_file, tmp_path):
-    from motif_lite.io.latents import read_latents
-
     image = torch.from_numpy(_PIXELS / 255.0).permute(2, 0, 1).float()
     request = GenerationRequest("a fox", **TINY, image=image, output=tmp_path / "fox_%03d.png")
-
-    def stop(stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop)
-    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    saved = stopped_run(pipe, request)
     assert saved.video_metadata["image"] == "fox.first-frame.png"  # the state names the file written
     assert saved.request["image"] == str((tmp_path / "fox.first-frame.png").absolute())  # motif-lite run --resume
     result = pipe.generate(request, resume=saved)  # the same request again: the file is written again, the same
