@@ -179,3 +179,15 @@ def test_a_run_refused_after_its_first_frame_was_written_leaves_the_folder_as_it
     with pytest.raises(MotifLiteError, match="crf has no meaning"):
         pipe.generate(request, crf=20)
     assert earlier.read_bytes() == before  # the file it replaced is back
+
+
+def test_a_resume_refused_for_another_image_puts_the_stopped_runs_first_frame_back(pipe, tmp_path):
+    request = GenerationRequest("a fox", **TINY, image=_PIXELS, output=tmp_path / "fox.mp4")
+    saved = stopped_run(pipe, request)
+    first_frame = tmp_path / "fox.first-frame.png"
+    before = first_frame.read_bytes()
+    other = GenerationRequest("a fox", **TINY, image=255 - _PIXELS, output=tmp_path / "fox.mp4")
+    with pytest.raises(RequestError):
+        pipe.generate(other, resume=saved)
+    assert first_frame.read_bytes() == before  # the stopped run can still be resumed from its file
+    pipe.generate(request, resume=saved)
