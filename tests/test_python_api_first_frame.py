@@ -191,3 +191,15 @@ def test_a_resume_refused_for_another_image_puts_the_stopped_runs_first_frame_ba
         pipe.generate(other, resume=saved)
     assert first_frame.read_bytes() == before  # the stopped run can still be resumed from its file
     pipe.generate(request, resume=saved)
+
+
+def test_an_output_in_the_home_folder_gets_its_first_frame_file_there(tmp_path, monkeypatch):
+    # "~/fox.mp4" was refused: the PNG went to a folder "~" in the current one, which is not there.
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    resolved = GenerationRequest("a fox", **TINY, image=_PIXELS, output="~/fox.mp4").resolve_with_inputs()
+    assert resolved.request.image == home / "fox.first-frame.png"
+    assert np.array_equal(np.asarray(PIL.Image.open(home / "fox.first-frame.png")), _PIXELS)
+    assert list(elsewhere.iterdir()) == []

@@ -53,8 +53,8 @@ def is_in_memory(image: object) -> bool:
 def first_frame_file(output: str | Path) -> Path:
     """Where a first frame given in memory is written, beside the video: `fox.mp4` -> `fox.first-frame.png`; a PNG
     sequence's pattern (`out_%03d.png`) drops its frame number (`out.first-frame.png`), so that the file is not read
-    as one of its frames or as a pattern."""
-    output = Path(output)
+    as one of its frames or as a pattern. A leading ~ is expanded, as for the output itself."""
+    output = user_path(output)
     stem = FRAME_PATTERN.sub("", output.stem).rstrip("_-. ") if is_frame_sequence(output) else output.stem
     return output.with_name(f"{stem or 'output'}.first-frame.png")
 

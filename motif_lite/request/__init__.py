@@ -297,7 +297,9 @@ class GenerationRequest:
         `extend` names (None without one), and the input image (`io.image.read_image`: upright, RGB; None without
         one), so that a large photo is decoded once; and the checksum of the file the first frame comes from, so that
         it is hashed once (`ResolvedRequest.first_frame_sha256`). `checksum`: that file's checksum where the caller
-        hashed it already (run --resume, checking the image is the one the run sampled from): not hashed again."""
+        hashed it already (run --resume, checking the image is the one the run sampled from): not hashed again.
+        A first frame made in memory is written as its PNG here (`ResolvedRequest.first_frame_written`, which a run
+        refused before its work undoes), with a note where that replaced a file of other pixels."""
         resolved, read, image, notes = _plain_numbers(self)._checked(clip, audience)
         from motif_lite.io.image import is_in_memory
 
