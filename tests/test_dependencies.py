@@ -77,19 +77,6 @@ def test_declared_dependencies_match_the_imports():
     assert not unused, f"declared but never imported: {unused}"
 
 
-def test_every_package_folder_is_installed():
-    # pyproject.toml names the packages a wheel holds (setuptools finds none itself): one left out is not installed,
-    # so that `pip install .` lacked motif_lite.pipeline (load_pipeline) while the editable installs had it.
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    folders = {package: Path(folder) for package, folder in setuptools["package-dir"].items()}
-    listed = set(setuptools["packages"])
-    found = set()
-    for package, folder in folders.items():
-        for init in (ROOT / folder).rglob("__init__.py"):
-            found.add(".".join([package, *init.parent.relative_to(ROOT / folder).parts]))
-    assert sorted(found - listed) == [], "package folders that pyproject.toml's packages leave out"
-
-
 # Standard-library modules that exist on Linux and macOS but not on Windows.
 POSIX_ONLY = ("resource", "fcntl", "termios", "tty", "pty", "pwd", "grp", "syslog")
 _IMPORT_EVERY_MODULE = """
