@@ -1313,8 +1313,9 @@ def test_a_job_queued_before_a_restart_that_no_longer_fits_fails_as_it_starts(pi
         failed = server.wait_status(large["id"], ("failed",))
         assert failed["error"] == {
             "code": "invalid_request",
-            "message": "the server restarted with smaller limits since this job was queued: 48x32x9 is larger than "
-            "the 48x32x5 this server takes (its --max-video); ask for less, or restart it with a larger --max-video",
+            "message": "this job no longer fits the server, which changed since it was queued: 48x32x9 is larger "
+            "than the 48x32x5 this server takes (its --max-video); ask for less, or restart it with a larger "
+            "--max-video",
         }
         assert server.wait_status(small["id"], ("completed",))["size"] == "48x32"  # one that fits runs
         assert any(line.startswith(f"{large['id']}: failed") and "48x32x5" in line for line in server.log)
