@@ -1930,6 +1930,36 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         store.close()
 
 
+def test_a_job_deleted_in_the_step_the_shutdown_came_in_leaves_no_state_and_is_not_said_queued(pipe, tmp_path):
+    # A client's DELETE, then the server's stop, both while a step ran (minutes on a CPU): the shutdown stopped the
+    # job first, it saved its state, and the log said "queued again: it goes on from that step" for a job no longer
+    # there, whose state stayed in states/ until the next start.
+    from motif_lite.server.worker import Worker, percent
+
+    store = JobStore(tmp_path)
+    lines: list[str] = []
+    worker = Worker(store, pipe, lines.append)
+    report = store.set_progress
+    try:
+        job = store.add(new_job_id(), "tiny", {**SETTINGS, "steps": 6}, False, max_active=10)
+
+        def set_progress(job_id, progress):
+            recorded = report(job_id, progress)
+            if progress >= percent("denoise", 2, 6):  # during the next step: the client's cancel, then the stop
+                store.delete(job_id)
+                worker._stopping.set()  # what `stop()` sets
+            return recorded
+
+        store.set_progress = set_progress
+        worker.run_job(store.claim_next())
+        assert lines[-1] == f"{job.id}: deleted, stopped", lines
+        assert not any("queued again" in line for line in lines)
+        assert store.get(job.id) is None and list(tmp_path.rglob(f"*{job.id}*")) == []
+    finally:
+        store.set_progress = report
+        store.close()
+
+
 @contextlib.contextmanager
 def a_job_stopped_after_step_3(pipe, tmp_path: Path, image: bool = False):
     """-> (store, worker, job, log lines): a 6-step job (with an uploaded image: `image`) the server's shutdown

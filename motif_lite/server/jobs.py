@@ -505,16 +505,18 @@ class JobStore:
                 notes = [*json.loads(row[0]), note]
                 self._db.execute("UPDATE jobs SET notes = ? WHERE id = ?", (json.dumps(notes), job_id))
 
-    def requeue(self, job_id: str) -> None:
+    def requeue(self, job_id: str) -> bool:
         """Put a running job back at its place in the queue (the server is stopping in an orderly way), with the
-        progress it had reached where it goes on from a saved state, else at 0 (it starts over)."""
+        progress it had reached where it goes on from a saved state, else at 0 (it starts over); False when it is no
+        longer running here (deleted meanwhile)."""
         kept = self.state_path(job_id).exists()
         with self._lock:
-            self._db.execute(
+            cursor = self._db.execute(
                 "UPDATE jobs SET status = ?, progress = CASE WHEN ? THEN progress ELSE 0 END, started_at = NULL "
                 "WHERE id = ? AND status = ?",
                 (QUEUED, kept, job_id, IN_PROGRESS),
             )
+            return cursor.rowcount == 1
 
     def delete(self, job_id: str) -> Job | None:
         """Remove a job and its files; the worker notices a running one at its next progress report."""

@@ -248,8 +248,11 @@ class Worker:
             self.log(f"{job.id}: deleted, stopped")
             self.store.remove_files(job.id)
         except ShuttingDown as stop:
-            self.log(f"{job.id}: {stopped_by_shutdown(stop, self.store.state_path(job.id).exists())}")
-            self.store.requeue(job.id)
+            if self.store.requeue(job.id):
+                self.log(f"{job.id}: {stopped_by_shutdown(stop, self.store.state_path(job.id).exists())}")
+            else:  # deleted during the step the shutdown came in: the state it saved as it stopped is of no use
+                self.log(f"{job.id}: deleted, stopped")
+                self.store.remove_files(job.id)
         except DiskFullError:  # the data folder's disk, not this job: queued again, and the worker stops (`_loop`)
             self.store.requeue(job.id)
             raise
