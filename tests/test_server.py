@@ -1526,6 +1526,19 @@ def test_openais_spritesheet_variant_is_said_to_be_one_this_server_does_not_make
     assert error["message"] == "this server makes no sprite sheets (the thumbnail variant is the first frame)"
 
 
+def test_an_sdk_client_retrieves_the_model_it_lists(server):
+    # `client.models.retrieve` (GET /v1/models/{id}) was a 404 for the served model too, saying "this server speaks
+    # OpenAI's Videos API", though the route is one of that API's: a client checking its model found none.
+    client = server.client()
+    [listed] = client.models.list().data
+    assert client.models.retrieve(listed.id) == listed
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.models.retrieve("sora-2")
+    error = raised.value.body
+    assert (error["code"], error["param"]) == ("not_found", "model")
+    assert error["message"] == f"no model 'sora-2' on this server: it serves {listed.id!r} alone"
+
+
 def test_an_sdk_client_does_not_retry_the_content_of_a_failed_job(server, pipe, monkeypatch):
     # The SDK retried the 409 twice ("Retrying due to status code 409"): for a failed job no wait brings a video.
     video = a_failed_video(server, pipe, monkeypatch)

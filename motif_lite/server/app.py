@@ -277,10 +277,20 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
                 raise _not_found(video_id) from None
             raise
 
+    model = {"id": config.model_name, "object": "model", "created": 0, "owned_by": "motif-lite"}
+
     @api.get("/models")
     async def list_models() -> dict[str, Any]:
-        model = {"id": config.model_name, "object": "model", "created": 0, "owned_by": "motif-lite"}
         return {"object": "list", "data": [model]}
+
+    @api.get("/models/{model_id}")
+    async def retrieve_model(model_id: str) -> dict[str, Any]:
+        """The SDK's `models.retrieve`, as a client checks the model it means is served: the one model, else 404 (the
+        route's own, not "this server speaks OpenAI's Videos API", which it is a route of)."""
+        if model_id != config.model_name:
+            raise ApiError(404, f"no model {model_id!r} on this server: it serves {config.model_name!r} alone",
+                           "model", "not_found")  # fmt: skip
+        return model
 
     @api.get("/info")
     async def server_info() -> dict[str, Any]:
