@@ -1267,6 +1267,20 @@ def test_pagination_with_cursor_limit_and_order(server):
     assert client.videos.list().data == []
 
 
+def test_an_sdk_client_deletes_every_video_it_lists_page_by_page(server):
+    # The SDK asks each next page `after` the last video of the one before: a script deleting what it lists got a
+    # 400 "after: no video ..." at its second page, the video it names deleted, and the rest stayed.
+    client = server.client()
+    ids = [client.videos.create(prompt=f"{PROMPT} {i}", extra_body=LONG).id for i in range(5)]
+    for video in client.videos.list(limit=2):
+        client.videos.delete(video.id)
+    assert client.videos.list().data == []
+    assert server.request("GET", f"/v1/videos?after={ids[0]}")[1]["data"] == []  # the oldest's place: none after
+    never = "video_" + "0" * 32
+    code, error, _ = server.request("GET", f"/v1/videos?after={never}")
+    assert code == 400 and error["error"]["param"] == "after"  # a video this server never made is still refused
+
+
 def test_delete_stops_a_running_job_between_steps_and_a_queued_one_before_it_starts(server, caplog):
     running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
     queued = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
