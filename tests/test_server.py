@@ -1357,6 +1357,17 @@ def test_previews_while_denoising(server):
     assert list((server.store.root / "videos").iterdir()) == []
 
 
+def test_the_preview_of_a_finished_job_is_said_to_be_over_not_yet_to_come(server):
+    # It said "no preview of ... (yet)" for a completed job too, which would keep a client polling for one.
+    video = server.client().videos.create_and_poll(prompt=PROMPT, poll_interval_ms=100, extra_body=TINY)
+    code, error, _ = server.request("GET", f"/v1/videos/{video.id}/content?variant=preview")
+    assert code == 404 and error["error"]["code"] == "preview_not_ready"
+    assert error["error"]["message"] == (
+        f"no preview of {video.id}: it is completed, and a preview exists only while a job is denoising (its "
+        "video: variant=video)"
+    )
+
+
 def test_the_workers_preview_file_opens_at_the_first_preview_and_is_closed_once(tmp_path, monkeypatch):
     from motif_lite.server import worker
 
