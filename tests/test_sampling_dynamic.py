@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from diffusers.pipelines.motif_video.pipeline_motif_video import calculate_shift, retrieve_timesteps
 
 from motif_lite.config import TransformerConfig
@@ -20,7 +20,7 @@ from motif_lite.io.latents import SavedLatents
 from motif_lite.pipeline.metadata import effective_differences, jsonable, request_fields_of, stored_settings
 from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.sampling import ScheduleOptions, flow_schedule, schedule_for
+from motif_lite.sampling import ScheduleOptions, denoise, flow_schedule, schedule_for
 from motif_lite.sampling.schedule import dynamic_shift
 from motif_lite.settings import CheckpointConfigs, resolve_settings
 from motif_lite.vae.config import WanVAEConfig
@@ -28,6 +28,11 @@ from motif_lite.verify import VerifyResult, _request_for
 
 UNIPC = {"_class_name": "UniPCMultistepScheduler", "use_flow_sigmas": True, "prediction_type": "flow_prediction"}
 EULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 15.0}
+# The model card's DPMSolverMultistep config (the one `dpm++2m` samples).
+DPM = {
+    "_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "dpmsolver++", "solver_order": 2,
+    "use_flow_sigmas": True, "prediction_type": "flow_prediction", "flow_shift": 15.0,
+}  # fmt: skip
 SIZES = [(1280, 736, 121), (640, 352, 49), (48, 32, 9)]  # width, height, frames
 
 
@@ -37,22 +42,28 @@ def reference_tokens(width: int, height: int, frames: int) -> int:
     return (latent_frames // 1) * (height // 8 // 2) * (width // 8 // 2)
 
 
-def reference_schedule(config: dict, steps: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The sigmas and timesteps of diffusers' scheduler built from `config`, set up as the pipeline sets it up."""
-    cls = (
-        UniPCMultistepScheduler
-        if config["_class_name"] == "UniPCMultistepScheduler"
-        else FlowMatchEulerDiscreteScheduler
-    )
-    scheduler = cls.from_config(config)
+def reference_scheduler(config: dict, steps: int, seq_len: int):
+    """diffusers' scheduler built from `config`, set up as the pipeline sets it up: its `calculate_shift` of the
+    scheduler's config, then `retrieve_timesteps(..., sigmas=linspace, mu=mu)`. DPMSolverMultistep takes no
+    `sigmas=` (so the 0.42.1 pipeline cannot run it): it gets the same mu through `set_timesteps` directly."""
+    classes = {cls.__name__: cls for cls in (UniPCMultistepScheduler, DPMSolverMultistepScheduler)}
+    scheduler = classes.get(config["_class_name"], FlowMatchEulerDiscreteScheduler).from_config(config)
     get = scheduler.config.get
     mu = calculate_shift(
         seq_len, get("base_image_seq_len", 256), get("max_image_seq_len", 4096), get("base_shift", 0.5),
         get("max_shift", 1.15),
     )  # fmt: skip
-    sigmas = np.linspace(1.0, 1 / steps, steps)
-    timesteps, _ = retrieve_timesteps(scheduler, steps, "cpu", None, sigmas=sigmas, mu=mu)
-    return scheduler.sigmas, timesteps
+    if isinstance(scheduler, DPMSolverMultistepScheduler):
+        retrieve_timesteps(scheduler, steps, "cpu", None, mu=mu)
+    else:
+        retrieve_timesteps(scheduler, steps, "cpu", None, sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
+    return scheduler
+
+
+def reference_schedule(config: dict, steps: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sigmas and timesteps of `reference_scheduler`."""
+    scheduler = reference_scheduler(config, steps, seq_len)
+    return scheduler.sigmas, scheduler.timesteps
 
 
 def configs_of(scheduler: dict) -> CheckpointConfigs:
@@ -72,6 +83,71 @@ def test_dynamic_schedule_equals_the_pipeline_scheduler(base: dict, kind: str, s
     sigmas, timesteps = reference_schedule(config, request.steps, reference_tokens(width, height, frames))
     assert torch.equal(ours.sigmas, sigmas)
     assert ours.timesteps.dtype == timesteps.dtype and torch.equal(ours.timesteps, timesteps)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 9, 30])
+@pytest.mark.parametrize("size", SIZES)
+def test_dpm_dynamic_schedule_equals_the_dpm_scheduler(size: tuple[int, int, int], steps: int) -> None:
+    # DPMSolverMultistep's dynamic shifting was refused; diffusers sets its flow_shift to np.exp(mu) and builds its
+    # own flow-sigma grid with it (the config's flow_shift 15 ignored).
+    config = {**DPM, "use_dynamic_shifting": True, "max_shift": 2.0, "base_shift": 0.7}
+    width, height, frames = size
+    request, _ = GenerationRequest("fox", width=width, height=height, frames=frames, steps=steps).resolve()
+    settings = resolve_settings(request, configs_of(config))
+    assert (settings.sampler.value, settings.schedule.time_shift) == ("dpm++2m", "exponential")
+    ours = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
+    sigmas, timesteps = reference_schedule(config, request.steps, reference_tokens(width, height, frames))
+    assert torch.equal(ours.sigmas, sigmas)
+    assert ours.timesteps.dtype == timesteps.dtype and torch.equal(ours.timesteps, timesteps)
+
+
+def test_a_dpm_dynamic_loop_equals_the_dpm_schedulers_in_fp32() -> None:
+    """The whole loop: our `denoise` with dpm++2m on the resolved settings against diffusers' scheduler stepped on
+    the same velocities (the pipeline's loop replayed by hand, as it cannot run DPMSolver)."""
+    config = {**DPM, "use_dynamic_shifting": True}
+    steps, (width, height, frames) = 6, (64, 48, 9)
+    request, _ = GenerationRequest("fox", width=width, height=height, frames=frames, steps=steps).resolve()
+    settings = resolve_settings(request, configs_of(config))
+    schedule = schedule_for(settings.solver, steps, settings.flow_shift.value, settings.schedule)
+    scheduler = reference_scheduler(config, steps, reference_tokens(width, height, frames))
+    gen = torch.Generator().manual_seed(3)
+    latents, weight = torch.randn(1, 4, 3, 6, 8, generator=gen), torch.randn(4, 3, 6, 8, generator=gen)
+
+    def velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool = True) -> torch.Tensor:
+        return torch.tanh(x * weight) * (1 + t.float() / 1000) - 0.5 * x
+
+    expected = latents
+    for t in scheduler.timesteps:
+        expected = scheduler.step(velocity(expected, t), t, expected, return_dict=False)[0]
+    got = denoise(velocity, latents, schedule, settings.solver)
+    assert got.dtype == expected.dtype == torch.float32
+    assert torch.equal(got, expected)
+    fixed = denoise(velocity, latents, schedule_for(settings.solver, steps, 15.0), settings.solver)
+    assert not torch.allclose(fixed, expected, rtol=1e-3, atol=1e-3)  # the dynamic shift is not the config's 15
+
+
+def test_a_flow_shift_flag_turns_dpm_dynamic_shifting_off_and_resume_compares_its_mu() -> None:
+    dynamic = configs_of({**DPM, "use_dynamic_shifting": True})
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()
+    flagged = resolve_settings(dataclasses.replace(request, flow_shift=5.0), dynamic)
+    assert flagged.schedule.time_shift is None and any("turns off the use_dynamic_shifting" in n for n in flagged.notes)
+    assert torch.equal(schedule_for("dpmpp_2m", 4, 5.0, flagged.schedule).sigmas, reference_dpm_sigmas(4, 5.0))
+    settings = resolve_settings(request, dynamic)
+    shape = (1, 16, 3, 4, 6)
+    saved = SavedLatents(
+        torch.zeros(shape), Path(request.output), 48, 32, 9, request.fps, "float32",
+        video_metadata=jsonable(stored_settings(request, settings)), progress=(2, 4),
+    )  # fmt: skip
+    assert resumed_state(saved, request, settings, shape, torch.device("cpu"), torch.float32, None).done == 2
+    other_mu = resolve_settings(request, configs_of({**DPM, "use_dynamic_shifting": True, "max_shift": 3.0}))
+    with pytest.raises(RequestError, match="schedule"):
+        resumed_state(saved, request, other_mu, shape, torch.device("cpu"), torch.float32, None)
+
+
+def reference_dpm_sigmas(steps: int, shift: float) -> torch.Tensor:
+    scheduler = DPMSolverMultistepScheduler.from_config({**DPM, "flow_shift": shift})
+    scheduler.set_timesteps(steps)
+    return scheduler.sigmas
 
 
 def test_dynamic_shift_counts_the_transformer_patch() -> None:
@@ -99,18 +175,23 @@ def test_a_flow_shift_flag_wins_over_dynamic_shifting() -> None:
     assert row[0].startswith("dynamic (exponential, mu ") and row[1].source == "checkpoint"
 
 
-def test_dpm_samples_its_fixed_shift_with_a_note() -> None:
-    configs = configs_of({**EULER, "use_dynamic_shifting": True})
+def test_dpm_chosen_on_a_dynamic_config_shifts_by_exp_mu_unless_the_shift_is_linear() -> None:
+    """dpm++2m by its flag on a FlowMatchEuler config's dynamic shifting: an exponential one is DPMSolverMultistep's
+    (the flow shift exp(mu)); a linear one, which that scheduler cannot take, leaves the fixed shift, with a note."""
     request, _ = GenerationRequest("fox", sampler="dpm++2m", steps=4).resolve()
-    settings = resolve_settings(request, configs)
-    assert settings.schedule.time_shift is None
-    assert any("dpm++2m samples a fixed shift" in note for note in settings.notes)
+    exponential = resolve_settings(request, configs_of({**EULER, "use_dynamic_shifting": True}))
+    assert exponential.schedule.time_shift == "exponential" and not exponential.notes
+    linear = resolve_settings(request, configs_of({**EULER, "use_dynamic_shifting": True, "time_shift_type": "linear"}))
+    assert linear.schedule.time_shift is None
+    assert any("dpm++2m samples a fixed shift" in note for note in linear.notes)
 
 
 def test_unsupported_dynamic_shifting_is_refused() -> None:
-    dpm = {"_class_name": "DPMSolverMultistepScheduler", "use_dynamic_shifting": True}
-    with pytest.raises(ConfigError, match="use_dynamic_shifting=true is supported for"):
-        dynamic_shift(dpm)
+    linear_dpm = {**DPM, "use_dynamic_shifting": True, "time_shift_type": "linear"}
+    with pytest.raises(AssertionError):  # diffusers' own answer
+        reference_scheduler(linear_dpm, 4, 100)
+    with pytest.raises(ConfigError, match="exp\\(mu\\) only .* set time_shift_type to 'exponential'"):
+        dynamic_shift(linear_dpm)
     with pytest.raises(ConfigError, match="time_shift_type"):
         dynamic_shift({**EULER, "use_dynamic_shifting": True, "time_shift_type": "cosine"})
     with pytest.raises(ConfigError, match="must differ"):
