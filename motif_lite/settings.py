@@ -76,6 +76,7 @@ from motif_lite.sampling.schedule import (
     DynamicShift,
     SamplingSettingsError,
     ScheduleOptions,
+    check_dpm_dynamic_options,
     check_flow_options,
     dynamic_shift,
     schedule_options,
@@ -450,9 +451,12 @@ def _dynamic_schedule(
     seq_len = frames * (request.height // vae.spatial_factor // transformer.patch_size)
     seq_len *= request.width // vae.spatial_factor // transformer.patch_size
     try:
-        return configs.dynamic.options(schedule, seq_len)
+        options = configs.dynamic.options(schedule, seq_len)
+        if SAMPLERS[sampler] == "dpmpp_2m":
+            check_dpm_dynamic_options(request.steps, options)
     except SamplingSettingsError as exc:
         raise RequestError(str(exc), ("flow_shift",)) from None
+    return options
 
 
 def resolve_dtype(given: torch.dtype | str | None, device: torch.device | None) -> Setting[torch.dtype]:

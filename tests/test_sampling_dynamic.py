@@ -85,12 +85,13 @@ def test_dynamic_schedule_equals_the_pipeline_scheduler(base: dict, kind: str, s
     assert ours.timesteps.dtype == timesteps.dtype and torch.equal(ours.timesteps, timesteps)
 
 
-@pytest.mark.parametrize("steps", [1, 2, 9, 30])
+@pytest.mark.parametrize("steps", [1, 2, 9, 50])
 @pytest.mark.parametrize("size", SIZES)
 def test_dpm_dynamic_schedule_equals_the_dpm_scheduler(size: tuple[int, int, int], steps: int) -> None:
     # DPMSolverMultistep's dynamic shifting was refused; diffusers sets its flow_shift to np.exp(mu) and builds its
-    # own flow-sigma grid with it (the config's flow_shift 15 ignored).
-    config = {**DPM, "use_dynamic_shifting": True, "max_shift": 2.0, "base_shift": 0.7}
+    # own flow-sigma grid with it (the config's flow_shift 15 ignored). The line reaches the largest size (below:
+    # the default line's mu there is one that diffusers cannot step).
+    config = {**DPM, "use_dynamic_shifting": True, "max_image_seq_len": 120000, "max_shift": 2.0, "base_shift": 0.7}
     width, height, frames = size
     request, _ = GenerationRequest("fox", width=width, height=height, frames=frames, steps=steps).resolve()
     settings = resolve_settings(request, configs_of(config))
@@ -124,6 +125,35 @@ def test_a_dpm_dynamic_loop_equals_the_dpm_schedulers_in_fp32() -> None:
     assert torch.equal(got, expected)
     fixed = denoise(velocity, latents, schedule_for(settings.solver, steps, 15.0), settings.solver)
     assert not torch.allclose(fixed, expected, rtol=1e-3, atol=1e-3)  # the dynamic shift is not the config's 15
+
+
+@pytest.mark.parametrize(
+    ("line", "size", "steps"),
+    [
+        ({}, (1280, 736, 121), 50),
+        ({"max_shift": 2.0, "base_shift": 0.7}, (640, 352, 49), 50),
+        ({"base_shift": -200.0, "max_shift": -200.0}, SIZES[2], 1),
+    ],
+    ids=["official size", "large mu", "sigma 0"],
+)
+def test_a_dpm_dynamic_schedule_diffusers_cannot_step_is_refused(line: dict, size: tuple, steps: int) -> None:
+    # The default line's mu at the official size is 19.8: the first DPM++ timesteps are 999, 999, and diffusers'
+    # DPMSolverMultistep, which finds its first step by the timestep's value, starts at its second and fails on the
+    # last with an IndexError; a mu of -200 rounds every sigma to 0 (NaN). Refused before loading, not sampled.
+    config = {**DPM, "use_dynamic_shifting": True, **line}
+    width, height, frames = size
+    scheduler = reference_scheduler(config, steps, reference_tokens(width, height, frames))
+    x = torch.randn(1, 4, 3, 6, 8, generator=torch.Generator().manual_seed(0))
+    try:
+        for t in scheduler.timesteps:
+            x = scheduler.step(torch.tanh(x) - 0.5 * x, t, x, return_dict=False)[0]
+    except IndexError:
+        x = None
+    assert x is None or not torch.isfinite(x).all()  # diffusers' loop fails, or gives NaN
+    request, _ = GenerationRequest("fox", width=width, height=height, frames=frames, steps=steps).resolve()
+    with pytest.raises(RequestError, match="DPM\\+\\+ schedule .*give a flow shift"):
+        resolve_settings(request, configs_of(config))
+    assert resolve_settings(dataclasses.replace(request, flow_shift=15.0), configs_of(config)).schedule.mu is None
 
 
 def test_a_flow_shift_flag_turns_dpm_dynamic_shifting_off_and_resume_compares_its_mu() -> None:
@@ -178,7 +208,7 @@ def test_a_flow_shift_flag_wins_over_dynamic_shifting() -> None:
 def test_dpm_chosen_on_a_dynamic_config_shifts_by_exp_mu_unless_the_shift_is_linear() -> None:
     """dpm++2m by its flag on a FlowMatchEuler config's dynamic shifting: an exponential one is DPMSolverMultistep's
     (the flow shift exp(mu)); a linear one, which that scheduler cannot take, leaves the fixed shift, with a note."""
-    request, _ = GenerationRequest("fox", sampler="dpm++2m", steps=4).resolve()
+    request, _ = GenerationRequest("fox", width=640, height=352, frames=49, sampler="dpm++2m", steps=4).resolve()
     exponential = resolve_settings(request, configs_of({**EULER, "use_dynamic_shifting": True}))
     assert exponential.schedule.time_shift == "exponential" and not exponential.notes
     linear = resolve_settings(request, configs_of({**EULER, "use_dynamic_shifting": True, "time_shift_type": "linear"}))

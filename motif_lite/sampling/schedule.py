@@ -178,6 +178,27 @@ def dpm_dynamic_shift(options: ScheduleOptions) -> float:
     return float(np.exp(options.mu))
 
 
+def check_dpm_dynamic_options(steps: int, options: ScheduleOptions) -> None:
+    """Refuse a dynamic shift whose DPM++ table for `steps` diffusers cannot step (SamplingSettingsError): a first
+    timestep that repeats (a large mu puts the first sigmas within 1/T of 1, a very negative one rounds them to 0)
+    makes DPMSolverMultistepScheduler start at its second step and fail with an IndexError on its last; a first
+    sigma of 0 makes every step NaN. The run asks before loading."""
+    if options.time_shift is None:
+        return
+    table = dpm_schedule(steps, 1.0, options)
+    first = int(table.timesteps[0])
+    if table.sigmas[0] == 0:
+        why = "whose first sigma rounds to 0 (every step would be NaN)"
+    elif steps > 1 and first == int(table.timesteps[1]):
+        why = f"that starts at timestep {first} twice, which diffusers' DPMSolverMultistepScheduler cannot step"
+    else:
+        return
+    raise SamplingSettingsError(
+        f"the dynamic shift's mu {options.mu:g} gives a DPM++ schedule {why}: give a flow shift, or the euler or "
+        "unipc sampler"
+    )
+
+
 # UniPCMultistepScheduler moves a first sigma within this of 1 down by it: at σ = 1 the log-SNR is -inf.
 UNIPC_EPS = 1e-6
 
