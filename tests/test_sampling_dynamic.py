@@ -249,11 +249,12 @@ def test_a_resumed_run_rebuilds_the_same_dynamic_schedule() -> None:
     assert "mu" in effective_differences(stored, other, ["schedule"])["schedule"]
 
 
-def test_verify_keeps_dynamic_shifting_on_both_sides() -> None:
+@pytest.mark.parametrize("base", [{"_class_name": "FlowMatchEulerDiscreteScheduler"}, DPM], ids=["euler", "dpm"])
+def test_verify_keeps_dynamic_shifting_on_both_sides(base: dict) -> None:
     """`verify` gives our side the reference's shift when they differ: under dynamic shifting that flow shift would
     turn ours off while diffusers ignores it, so no shift is given then (here the reference's would be 1.0, its class
-    default, and ours the official 15)."""
-    config = {"_class_name": "FlowMatchEulerDiscreteScheduler", "use_dynamic_shifting": True}
+    default, or the DPM config's 15, and ours the official 15)."""
+    config = {**base, "use_dynamic_shifting": True}
     configs = configs_of(config)
     ours = SimpleNamespace(settings_for=lambda request: resolve_settings(request, configs))
     reference = SimpleNamespace(scheduler=SimpleNamespace(config=config))
