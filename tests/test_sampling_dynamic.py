@@ -20,7 +20,7 @@ from motif_lite.io.latents import SavedLatents
 from motif_lite.pipeline.metadata import effective_differences, jsonable, request_fields_of, stored_settings
 from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.sampling import ScheduleOptions, denoise, flow_schedule, schedule_for
+from motif_lite.sampling import SamplingSettingsError, ScheduleOptions, denoise, flow_schedule, schedule_for
 from motif_lite.sampling.schedule import dynamic_shift
 from motif_lite.settings import CheckpointConfigs, resolve_settings
 from motif_lite.vae.config import WanVAEConfig
@@ -154,6 +154,13 @@ def test_a_dpm_dynamic_schedule_diffusers_cannot_step_is_refused(line: dict, siz
     with pytest.raises(RequestError, match="DPM\\+\\+ schedule .*give a flow shift"):
         resolve_settings(request, configs_of(config))
     assert resolve_settings(dataclasses.replace(request, flow_shift=15.0), configs_of(config)).schedule.mu is None
+
+
+def test_dpm_schedule_refuses_a_dynamic_shift_its_scheduler_cannot_take() -> None:
+    # ScheduleOptions given directly (the Python API's schedule_for): a linear shift is no DPM++ schedule.
+    for options in (ScheduleOptions(time_shift="linear", mu=1.0), ScheduleOptions(time_shift="exponential")):
+        with pytest.raises(SamplingSettingsError, match="exp\\(mu\\) only"):
+            schedule_for("dpmpp_2m", 4, 15.0, options)
 
 
 def test_a_flow_shift_flag_turns_dpm_dynamic_shifting_off_and_resume_compares_its_mu() -> None:

@@ -173,7 +173,8 @@ def dpm_dynamic_shift(options: ScheduleOptions) -> float:
     may round otherwise than math.exp). Its dynamic shifting is exponential only (diffusers asserts so)."""
     if options.time_shift != "exponential" or options.mu is None:
         raise SamplingSettingsError(
-            f"DPM++ shifts dynamically by exp(mu) only: no {options.time_shift} shift (and a mu) for it"
+            f"DPM++ shifts dynamically by exp(mu) only: it takes time_shift 'exponential' with a mu, not "
+            f"{options.time_shift!r} with mu {options.mu!r}"
         )
     return float(np.exp(options.mu))
 
