@@ -433,7 +433,8 @@ def _dynamic_schedule(
     """`schedule` with the checkpoint's dynamic shifting where it applies: not under a flow shift the user gave (it
     wins, as the order of precedence says; diffusers would ignore it), nor a linear one for DPM++ (whose scheduler
     shifts dynamically by exp(mu) only). mu comes from the latent tokens as the pipeline counts them: latent frames,
-    height and width, each divided by the transformer's patch."""
+    height and width, each divided by the transformer's patch. A mu that gives no schedule, or a DPM++ one that
+    diffusers cannot step (`check_dpm_dynamic_options`), is a RequestError naming the flow shift."""
     if configs.dynamic is None:
         return schedule
     origin = "use_dynamic_shifting of scheduler/scheduler_config.json"
