@@ -187,6 +187,41 @@ def reference_dpm_sigmas(steps: int, shift: float) -> torch.Tensor:
     return scheduler.sigmas
 
 
+class MuDPMSolver(DPMSolverMultistepScheduler):
+    """DPMSolverMultistep minus 0.42.1's refusal of the pipeline's `sigmas=` (as tests/test_pipeline.py's
+    FlowDPMSolver): it builds its own flow-sigma grid, with the mu the pipeline computed."""
+
+    def set_timesteps(self, num_inference_steps=None, device=None, sigmas=None, mu=None, timesteps=None):
+        super().set_timesteps(len(sigmas), device=device, mu=mu)
+
+
+def test_a_dpm_dynamic_run_equals_the_pipeline_loop_with_its_mu() -> None:
+    """The real MotifVideoPipeline loop (its own latent token count and calculate_shift) with a DPM++ scheduler that
+    shifts dynamically, against our denoise on the settings resolved for the same size."""
+    from test_sampling import GUIDES, B, C, F, FakeTransformer, H, W, run_reference
+
+    guidance, make_guider = GUIDES["cfg"]
+    steps, gen = 5, torch.Generator().manual_seed(5)
+    latents = torch.randn(B, C, F, H, W, generator=gen)
+    pos, neg = torch.randn(B, 7, 8, generator=gen), torch.randn(B, 7, 8, generator=gen)
+    config = {**DPM, "use_dynamic_shifting": True, "base_image_seq_len": 2, "max_image_seq_len": 40}
+    scheduler = MuDPMSolver.from_config(config)
+    expected = run_reference(make_guider(), steps, 15.0, latents, (pos, neg), FakeTransformer(), scheduler)
+    request, _ = GenerationRequest("fox", width=W * 8, height=H * 8, frames=(F - 1) * 4 + 1, steps=steps).resolve()
+    settings = resolve_settings(request, configs_of(config))
+    schedule = schedule_for(settings.solver, steps, settings.flow_shift.value, settings.schedule)
+    model, condition = FakeTransformer(), torch.zeros(B, C + 1, F, H, W)
+
+    def velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
+        return model(torch.cat([x, condition], dim=1), t, pos if conditional else neg, None)[0]
+
+    got = denoise(velocity, latents, schedule, settings.solver, guidance)
+    assert torch.equal(got, expected)
+    assert torch.equal(scheduler.sigmas, schedule.sigmas)
+    fixed = denoise(velocity, latents, schedule_for(settings.solver, steps, 15.0), settings.solver, guidance)
+    assert not torch.allclose(fixed, expected, rtol=1e-3, atol=1e-3)  # the config's flow_shift is not what ran
+
+
 def test_dynamic_shift_counts_the_transformer_patch() -> None:
     """A checkpoint with a temporal patch of 2 and a spatial one of 4 has 8 times fewer tokens: a smaller mu."""
     config = {**EULER, "use_dynamic_shifting": True}
