@@ -74,7 +74,7 @@ from motif_lite.weights.lora import (
     check_lora_file,
     check_read_loras,
     diff_targets,
-    linear_shapes,
+    lora_targets,
     read_loras,
 )
 from motif_lite.weights.lora_apply import side_adapter_bytes
@@ -254,7 +254,7 @@ def loras_for_config(
     that will load packed (`sizes.packed_weight_names`), so a full difference of one is refused now. Raises
     `LoRAError`."""
     model = build_model(config)
-    read = read_loras(specs, linear_shapes(model), diff_targets(model, packed_weights))
+    read = read_loras(specs, lora_targets(model), diff_targets(model, packed_weights))
     return [dataclasses.replace(lora, checked_for=config) for lora in read]
 
 
@@ -455,7 +455,7 @@ def check_loras(loras: Sequence[LoRASpec | LoRAFile], sources: ModelSources) -> 
         model = meta_gguf_transformer(sources.gguf, sources.transformer.value, sources.gguf_header)
     else:
         model = meta_transformer(sources.root)
-    targets = linear_shapes(model)
+    targets = lora_targets(model)
     check_read_loras([lora for lora in loras if isinstance(lora, LoRAFile)], targets)
     specs = [lora for lora in loras if isinstance(lora, LoRASpec)]
     read = iter(read_loras(specs, targets, diff_targets(model)))

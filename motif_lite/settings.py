@@ -76,6 +76,7 @@ from motif_lite.sampling.schedule import (
     DynamicShift,
     SamplingSettingsError,
     ScheduleOptions,
+    check_dpm_dynamic_options,
     check_flow_options,
     dynamic_shift,
     schedule_options,
@@ -430,26 +431,33 @@ def _dynamic_schedule(
     notes: list[str],
 ) -> ScheduleOptions:
     """`schedule` with the checkpoint's dynamic shifting where it applies: not under a flow shift the user gave (it
-    wins, as the order of precedence says; diffusers would ignore it), nor for DPM++ (whose dynamic shifting is not
-    implemented here). mu comes from the latent tokens as the pipeline counts them: latent frames, height and width,
-    each divided by the transformer's patch."""
+    wins, as the order of precedence says; diffusers would ignore it), nor a linear one for DPM++ (whose scheduler
+    shifts dynamically by exp(mu) only). mu comes from the latent tokens as the pipeline counts them: latent frames,
+    height and width, each divided by the transformer's patch. A mu that gives no schedule, or a DPM++ one that
+    diffusers cannot step (`check_dpm_dynamic_options`), is a RequestError naming the flow shift."""
     if configs.dynamic is None:
         return schedule
     origin = "use_dynamic_shifting of scheduler/scheduler_config.json"
     if request.flow_shift is not None:
         notes.append(f"{run_flag('flow_shift')} turns off the {origin} (diffusers would ignore the flow shift)")
         return schedule
-    if SAMPLERS[sampler] not in ("euler", "unipc"):
-        notes.append(f"the {origin} applies to the euler and unipc samplers; {sampler} samples a fixed shift")
+    if SAMPLERS[sampler] == "dpmpp_2m" and configs.dynamic.time_shift != "exponential":
+        notes.append(
+            f"the {configs.dynamic.time_shift} {origin} applies to the euler and unipc samplers (DPMSolverMultistep "
+            f"shifts dynamically by exp(mu) only); {sampler} samples a fixed shift"
+        )
         return schedule
     vae = configs.vae or WanVAEConfig()
     frames = vae.latent_frames(request.frames) // transformer.patch_size_t
     seq_len = frames * (request.height // vae.spatial_factor // transformer.patch_size)
     seq_len *= request.width // vae.spatial_factor // transformer.patch_size
     try:
-        return configs.dynamic.options(schedule, seq_len, SAMPLERS[sampler])
+        options = configs.dynamic.options(schedule, seq_len, SAMPLERS[sampler])
+        if SAMPLERS[sampler] == "dpmpp_2m":
+            check_dpm_dynamic_options(request.steps, options)
     except SamplingSettingsError as exc:
         raise RequestError(str(exc), ("flow_shift",)) from None
+    return options
 
 
 def resolve_dtype(given: torch.dtype | str | None, device: torch.device | None) -> Setting[torch.dtype]:

@@ -522,6 +522,30 @@ def test_dynamic_shifting_without_a_shift_is_not_warned_about(copy):
     assert "scheduler/scheduler_config.json" not in {f.subject for f in report.warnings}
 
 
+def test_dpm_dynamic_shifting_is_read_as_a_run_reads_it(copy):
+    # A DPMSolverMultistep config with dynamic shifting runs (exp(mu) as its flow shift); the default line's mu at
+    # the default size, which diffusers' DPMSolverMultistep cannot step, and a linear time shift, on which it fails,
+    # are refused by the run before loading, and so by check.
+    index = copy / "model_index.json"
+    index.write_text(
+        json.dumps({**json.loads(index.read_text()), "scheduler": ["diffusers", "DPMSolverMultistepScheduler"]})
+    )
+    scheduler = copy / "scheduler/scheduler_config.json"
+    dpm = {"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "dpmsolver++", "use_flow_sigmas": True,
+           "prediction_type": "flow_prediction", "use_dynamic_shifting": True}  # fmt: skip
+    scheduler.write_text(json.dumps({**dpm, "max_image_seq_len": 120000}))  # mu 1.1 at the default size
+    report = check_setup(copy)
+    assert report.passed, problems(report)
+    assert "scheduler/scheduler_config.json" not in {f.subject for f in report.warnings}
+    scheduler.write_text(json.dumps(dpm))
+    found = problems(check_setup(copy))
+    assert len(found) == 1 and "DPM++ schedule that starts at timestep 999 twice" in found[0], found
+    scheduler.write_text(json.dumps({**dpm, "time_shift_type": "linear"}))
+    found = problems(check_setup(copy))
+    assert len(found) == 1 and found[0].startswith("problem  scheduler/scheduler_config.json"), found
+    assert "shifts dynamically by exp(mu) only" in found[0], found
+
+
 def test_gguf_against_another_config(tiny, copy):
     # The checkpoint's config (one more decoder block) decides; the GGUF's tensors do not fit it.
     config = json.loads((copy / "transformer/config.json").read_text())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import re
@@ -912,12 +913,17 @@ def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
         warnings.warn_explicit("an old flag", DeprecationWarning, "/site-packages/torch/x.py", 12)
         ours = str(Path(cli.__file__).parent.parent / "pipeline.py")  # our own warning, without the prefix
         warnings.warn_explicit("batch_guidance=True does not fit", UserWarning, ours, 700)
+        # A kernel's or the quantizer's warning is ours too, wherever its folder is (a checkout's editable install
+        # has them at the top level, beside motif_lite/).
+        kernel = str(Path(importlib.util.find_spec("motif_lite.kernels").origin).parent / "attention.py")
+        warnings.warn_explicit("int8 attention needs sm_80", UserWarning, kernel, 9)
         progress("denoise", 2, 4)
     progress.close()
     lines = re.split(r"[\r\n]", capsys.readouterr().err)
     assert "warning: Triton rms_norm falls back to torch: the kernel failed" in lines, lines
     assert "warning: DeprecationWarning: an old flag (/site-packages/torch/x.py:12)" in lines, lines
     assert "warning: batch_guidance=True does not fit" in lines, lines
+    assert "warning: int8 attention needs sm_80" in lines, lines
     assert not any("warnings.warn" in line for line in lines) and warnings.showwarning is shown  # put back
 
 

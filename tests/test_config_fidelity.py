@@ -220,9 +220,12 @@ def test_each_config_field_gives_the_reference_video(name, base, first_frame, re
 REFUSED = {
     "qk_norm": (Case(TRANSFORMER_CONFIG, {"qk_norm": "layer_norm"}), "qk_norm 'layer_norm' is not supported"),
     "norm_type": (Case(TRANSFORMER_CONFIG, {"norm_type": "fp32_layer_norm"}), "norm_type 'fp32_layer_norm' is not"),
-    "dpm use_dynamic_shifting": (
-        Case(SCHEDULER, {"_class_name": "DPMSolverMultistepScheduler", "use_dynamic_shifting": True}),
-        "use_dynamic_shifting=true is supported for",
+    "dpm linear use_dynamic_shifting": (
+        Case(
+            SCHEDULER,
+            {"_class_name": "DPMSolverMultistepScheduler", "use_dynamic_shifting": True, "time_shift_type": "linear"},
+        ),  # fmt: skip
+        "shifts dynamically by exp(mu) only",
     ),
     "use_beta_sigmas": (Case(SCHEDULER, {"use_beta_sigmas": True}), "use_beta_sigmas: true"),
     "invert_sigmas": (Case(SCHEDULER, {"invert_sigmas": True}), "invert_sigmas: true"),

@@ -14,6 +14,10 @@ OUTSIDE_NOTES = ["shared" + "/", "model" + "-facts", "style" + "-anchors", "fiel
 
 
 def tracked_files() -> list[Path]:
+    """The repository's files: git's list in a clone, every file in an unpacked sdist (no .git; tests/test_packaging.py
+    runs this file there), all of which are the release's."""
+    if not (ROOT / ".git").exists():
+        return sorted(path for path in ROOT.rglob("*") if path.is_file() and "__pycache__" not in path.parts)
     listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return [ROOT / name for name in listed.splitlines() if (ROOT / name).is_file()]
 

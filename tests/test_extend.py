@@ -13,6 +13,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from stopped_runs import stop_after_first_step, stopped_run
 
 from motif_lite import cli, pipeline
 from motif_lite.io.clip import ClipError, clip_frames, read_clip
@@ -290,14 +291,10 @@ def test_a_stopped_extension_resumes_to_the_same_video_and_refuses_a_changed_cli
     same = dict(width=32, height=32, frames=5, steps=2, seed=4)
     pipe.generate(GenerationRequest(PROMPT, extend=clip, output=tmp_path / "whole_%03d.png", **same))
 
-    def stop(stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
     for name in ("a", "b"):
         with pytest.raises(KeyboardInterrupt):
             pipe.generate(GenerationRequest(PROMPT, extend=clip, output=tmp_path / f"{name}_%03d.png", **same),
-                          on_progress=stop)  # fmt: skip
+                          on_progress=stop_after_first_step)  # fmt: skip
     argv = ["run", "--device", "cpu", "--kernels", "torch", "--resume"]
     assert cli.main([*argv, str(tmp_path / "a.latents.safetensors")]) == 0, capsys.readouterr().err
     np.testing.assert_array_equal(np.stack(png_frames(tmp_path / "a_%03d.png")),
@@ -319,13 +316,7 @@ def test_a_stopped_or_failed_extension_keeps_the_clip_as_its_user_knows_it(pipe,
     request = GenerationRequest(PROMPT, extend=clip, output=tmp_path / "fox.mp4", width=32, height=32, frames=5,
                                 steps=2, seed=4)  # fmt: skip
 
-    def stop(stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop, stored_clip=stored)
-    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    saved = stopped_run(pipe, request, stored_clip=stored)
     assert {key: saved.video_metadata[key] for key in stored} == stored
     pipe.generate(request, resume=saved, stored_clip=stored)  # the clip by another name: the same video
     assert {key: read_settings(tmp_path / "fox.mp4").values[key] for key in stored} == stored
@@ -343,20 +334,13 @@ def test_a_stopped_or_failed_extension_keeps_the_clip_as_its_user_knows_it(pipe,
 def test_a_stopped_extension_is_not_resumed_by_a_request_without_its_clip(pipe, tmp_path):
     # Whether there is a clip is compared (its name is not: the server stores its upload's); named first, as the
     # message shows four differences at most.
-    from motif_lite.io.latents import read_latents
     from motif_lite.request import RequestError
 
     clip = make_clip(tmp_path / "clip.mp4")
     request = GenerationRequest(PROMPT, extend=clip, output=tmp_path / "fox.mp4", width=32, height=32, frames=5,
                                 steps=2, seed=4)  # fmt: skip
 
-    def stop(stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop)
-    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    saved = stopped_run(pipe, request)
     without = dataclasses.replace(request, extend=None)
     with pytest.raises(RequestError, match=r"makes \(extend: 'clip.mp4' then, None now\): resume it"):
         pipe.generate(without, resume=saved)
@@ -380,14 +364,10 @@ def test_a_resumed_extension_reads_its_clip_once(pipe, tmp_path, capsys, monkeyp
     clip = make_clip(tmp_path / "clip_%03d.png", frames=6)
     monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pipe)  # loaded once for the module
 
-    def stop(stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
     request = GenerationRequest(PROMPT, extend=clip, output=tmp_path / "longer.mp4", width=32, height=32, frames=5,
                                 steps=2, seed=4)  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop)
+        pipe.generate(request, on_progress=stop_after_first_step)
     clip_reads.clear()
     argv = ["run", "--device", "cpu", "--kernels", "torch", "--resume", str(tmp_path / "longer.latents.safetensors")]
     assert cli.main(argv) == 0, capsys.readouterr().err

@@ -1312,12 +1312,12 @@ def test_a_wrong_lora_file_is_said_before_the_checkpoint_downloads(empty_cache_r
 
     (tmp_path / "notes.safetensors").write_text("not a safetensors file")
     vae = lora_file(tmp_path / "vae.safetensors", {"decoder.conv_in.weight": torch.ones(2, 2)})
-    loha = {"transformer.transformer_blocks.0.attn.to_q.hada_w1_a": torch.ones(2, 4)}
+    loha = {"transformer.transformer_blocks.0.attn.to_q.hada_t1": torch.ones(2, 2, 1, 1)}  # a Tucker LoHa: not read
     wrong = {
         tmp_path / "notes.safetensors": "is not a LoRA file: it is text, not weights",
         lora_file(tmp_path / "empty.safetensors", {}): "holds no tensors",
         vae: "is not a LoRA: it holds",
-        lora_file(tmp_path / "loha.safetensors", loha): "is a LyCORIS LoHa",
+        lora_file(tmp_path / "loha.safetensors", loha): "is a LyCORIS LoHa or LoKr with a Tucker core",
         lora_file(tmp_path / "sdxl.safetensors", lora_of((640, 640), "down_blocks.1.attentions.0.proj_in")): (
             "none of its layers (1) matches a linear layer of the Motif-Video transformer"
         ),

@@ -43,8 +43,10 @@ from motif_lite.weights.quant_linear import QuantizedLinear
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=2)
 RANK, ALPHA = 4, 8.0
-# Every kind of linear: joint and single attention, cross-attention, feed-forward, MLP branch, output projections.
-TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "to_add_out", "proj_mlp", "proj_out", "ff.net.2"]
+# Every kind of linear: joint and single attention, cross-attention, feed-forward, MLP branch, output projections;
+# and the patch embedder's Conv3d (PEFT's conv LoRA: lora_A with the layer's kernel, lora_B 1x1x1).
+TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "to_add_out", "proj_mlp", "proj_out", "ff.net.2",
+           "x_embedder.proj"]  # fmt: skip
 FORMATS = ("peft", "diffusers-pipeline", "kohya", "kohya-underscore")
 
 
@@ -612,7 +614,7 @@ def test_unknown_and_unsupported_formats(tmp_path, targets):
     with pytest.raises(LoRAError, match="unknown LoRA format.*supported: diffusers/PEFT.*kohya"):
         read_loras([LoRASpec(path)], targets)
     odd = {"diffusion_model.proj_out.weird": torch.zeros(2), "diffusion_model.proj_out.alpha": torch.tensor(1.0)}
-    with pytest.raises(LoRAError, match=r"1 tensor is not LoRA down/up/alpha weights \(LoHa"):
+    with pytest.raises(LoRAError, match=r"1 tensor is not LoRA down/up/alpha, LoHa or LoKr weights \(DoRA"):
         read_loras([LoRASpec(_write(tmp_path / "y.safetensors", odd))], targets)
     with pytest.raises(LoRAError, match="not a readable safetensors"):
         (tmp_path / "z.safetensors").write_bytes(bytes(range(255, 191, -1)))  # damaged: no kind of file its bytes tell
@@ -1003,17 +1005,3 @@ def test_a_peft_alpha_pattern_matches_the_layer_as_the_file_names_it(tmp_path):
     save_file(lora, path, metadata={"lora_adapter_metadata": json.dumps(peft)})
     (file,) = read_loras([LoRASpec(path)], {"transformer_blocks.0.cross_attn.query_proj": (8, 8)})
     assert [(u.module, u.scale) for u in file.updates] == [("transformer_blocks.0.cross_attn.query_proj", 8 / 2)]
-
-
-def test_a_lora_on_the_patch_embedders_convolution_is_refused_as_one(tmp_path):
-    # PEFT adapts the Conv3d x_embedder.proj too; the layer exists, so "matches no linear layer" would mislead.
-    reference = make_reference()
-    config = LoraConfig(r=2, lora_alpha=2, target_modules=["x_embedder.proj", "to_q"], init_lora_weights=False)
-    reference.add_adapter(config)
-    reference.save_lora_adapter(tmp_path / "conv")
-    (path,) = (tmp_path / "conv").glob("*.safetensors")
-    with pytest.raises(LoRAError, match=r"x_embedder\.proj, a convolution: .* does not adapt convolutions yet"):
-        read_loras([LoRASpec(path)], linear_shapes(reference))
-    kohya = {f"lora_unet_x_embedder_proj.lora_{part}.weight": torch.zeros(2, 2) for part in ("down", "up")}
-    with pytest.raises(LoRAError, match=r"x_embedder\.proj, a convolution"):
-        read_loras([LoRASpec(_write(tmp_path / "kohya.safetensors", kohya))], linear_shapes(reference))

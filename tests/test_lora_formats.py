@@ -82,8 +82,9 @@ KOHYA_Q = _pair(_kohya(Q), "", ("lora_down", "lora_up"))
 
 
 OTHER_ADAPTERS = {  # LyCORIS, DoRA and PEFT files as their tools save them: (tensors, what the error calls the file)
-    "loha": ({f"{_kohya(Q)}.hada_w1_a": torch.randn(64, 2), f"{_kohya(Q)}.alpha": torch.tensor(2.0)}, "LyCORIS LoHa"),
-    "lokr": ({f"{_kohya(Q)}.lokr_w1": torch.randn(8, 8), f"{_kohya(Q)}.lokr_w2": torch.randn(8, 8)}, "LyCORIS LoKr"),
+    # (LoHa and LoKr without a Tucker core are read: tests/test_lora_lycoris.py.)
+    "lokr-tucker": ({f"{_kohya(Q)}.lokr_w1": torch.randn(8, 8), f"{_kohya(Q)}.lokr_t2": torch.randn(2, 2, 1, 1)},
+                    "LyCORIS LoHa or LoKr with a Tucker core"),
     "kohya-dora": ({**KOHYA_Q, f"{_kohya(Q)}.dora_scale": torch.ones(1, 64)},
                    "DoRA"),
     "peft-dora": ({**_pair("transformer.", Q), f"transformer.{Q}.lora_magnitude_vector": torch.ones(64)}, "DoRA"),
@@ -246,12 +247,13 @@ def test_adapter_config_json_is_read_only_beside_peft_s_own_file_without_metadat
 
 def test_the_adapter_message_counts_and_names_that_kind_s_own_tensors(tmp_path, targets):
     # The count and the example are the tensors that make the file that kind, not the file's other unknown ones:
-    # a LoHa with a Tucker core (hada_t1), a LoKr's two factors. (Full differences, .diff / .diff_b, are applied:
+    # a LoHa's Tucker cores (hada_t1, hada_t2), not its factors. (Full differences, .diff / .diff_b, are applied:
     # tests/test_lora_diffs.py.)
-    loha = {f"{_kohya(Q)}.hada_t1": torch.randn(2, 2, 1, 1), f"{_kohya(Q)}.hada_w1_a": torch.randn(64, 2)}
+    loha = {f"{_kohya(Q)}.hada_t1": torch.randn(2, 2, 1, 1), f"{_kohya(Q)}.hada_t2": torch.randn(2, 2, 1, 1),
+            f"{_kohya(Q)}.hada_w1_a": torch.randn(64, 2)}  # fmt: skip
     for kind, tensors, said in [
-        ("loha", loha, f"(1 tensor like {_kohya(Q)}.hada_w1_a)"),
-        ("lokr", OTHER_ADAPTERS["lokr"][0], f"(2 tensors like {_kohya(Q)}.lokr_w1)"),
+        ("loha", loha, f"(2 tensors like {_kohya(Q)}.hada_t1)"),
+        ("dora", OTHER_ADAPTERS["kohya-dora"][0], f"(1 tensor like {_kohya(Q)}.dora_scale)"),
     ]:
         with pytest.raises(LoRAError, match=re.escape(said)):
             read_loras([LoRASpec(_write(tmp_path / f"{kind}.safetensors", tensors))], targets)

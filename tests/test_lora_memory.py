@@ -317,3 +317,43 @@ def test_a_plan_on_an_fp8_file_counts_the_adapters_beside_its_8_bit_linears(chec
     save_file({f"diffusion_model.{linear}.diff": torch.randn(*linears[linear])}, diff)
     with pytest.raises(LoRAError, match="holds quantized"):
         checked_lora_files([(diff, 1.0)], sources)
+
+
+def test_a_queued_job_whose_loras_a_restarted_servers_plan_has_no_room_for_fails_before_anything_loads(
+    checkpoint, tmp_path
+):
+    # A job's LoRAs were checked against the memory plan only at submission: restarted with a tighter plan, the
+    # server took the queued job and loaded the transformer again with adapters that plan has no room for.
+    from motif_lite import load_pipeline
+    from motif_lite.memory_advice import PlannedRun
+    from motif_lite.server.app import ServerConfig
+    from motif_lite.server.jobs import FAILED, JobStore, new_job_id
+    from motif_lite.server.loras import check_loras_fit_plan
+    from motif_lite.server.schema import ApiError, job_request_fields
+    from motif_lite.server.worker import NO_LONGER_FITS, Worker
+
+    root, gguf, lora = checkpoint
+    sources = locate_sources(root, gguf)
+    dtype = torch.float32
+    files = check_loras([LoRASpec(lora, 0.8)], sources)
+    tight = PlannedRun(REQUEST, sources, dtype, "cpu", vram_gib=1e6).plan().peak_bytes / 2**30  # no byte to spare
+    planned = PlannedRun(REQUEST, sources, dtype, "cpu", vram_gib=tight)
+    plan = planned.plan()
+    with pytest.raises(ApiError) as refused:  # what a submission to the restarted server is told
+        check_loras_fit_plan(files, planned, plan)
+    config = ServerConfig("tiny", lora_dir=lora.parent, planned=planned, plan=plan)
+    pipe = load_pipeline(root, gguf, dtype=dtype, device="cpu", kernels="torch")
+    store = JobStore(tmp_path / "data")
+    try:
+        log: list[str] = []
+        worker = Worker(store, pipe, log.append, lora_dir=lora.parent, planned=planned, plan=plan, limits=config)
+        settings = job_request_fields(REQUEST)
+        job = store.add(new_job_id(), "tiny", settings, False, 10, loras=[(lora.name, 0.8)])  # queued before
+        worker.run_job(store.claim_next())
+        failed = store.get(job.id)
+        assert (failed.status, failed.error_code) == (FAILED, "invalid_request")
+        assert failed.error_message == f"{NO_LONGER_FITS}: {refused.value.message}"
+        assert len(log) == 1 and log[0].startswith(f"{job.id}: failed"), log  # nothing loaded: one line
+        assert pipe.loras is None
+    finally:
+        store.close()

@@ -683,18 +683,24 @@ class NativeConv3dBuffers(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+# A VAE whose first level is twice Wan2.1's relative width: its decoder's full-resolution level and head have
+# 2 x base_dim channels where Wan2.1's have 1 x (the estimate once scaled Wan2.1's channels by base_dim / 96).
+WIDE_HEAD_VAE = WanVAEConfig(base_dim=16, dim_mult=(2, 2, 4, 4))
+
+
+@pytest.mark.parametrize("vae_config", [VAE, WIDE_HEAD_VAE], ids=["wan2.1", "wide-head"])
 @pytest.mark.parametrize(
     ("height", "width", "bands", "frame_by_frame"),
     [(64, 64, 1, True), (64, 64, 2, True), (48, 96, 2, True), (64, 64, 1, False)],
 )
-def test_vae_cpu_conv_workspace_is_the_largest_native_im2col_buffer(height, width, bands, frame_by_frame):
-    # Independent count: decode for real (full Wan2.1, float32) and ask PyTorch which backend each 3-D conv takes;
-    # its native one (Slow3d) unfolds C_in x taps elements per output pixel and frame. 48x96 splits columns.
+def test_vae_cpu_conv_workspace_is_the_largest_native_im2col_buffer(height, width, bands, frame_by_frame, vae_config):
+    # Independent count: decode for real (float32) and ask PyTorch which backend each 3-D conv takes; its native
+    # one (Slow3d) unfolds C_in x taps elements per output pixel and frame. 48x96 splits columns.
     from motif_lite.runtime.vae_memory import vae_decode_cpu_workspace_bytes
     from motif_lite.vae.model import WanVAE
 
     torch.manual_seed(0)
-    vae = WanVAE(VAE).eval().requires_grad_(False)
+    vae = WanVAE(vae_config).eval().requires_grad_(False)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 1x1-across conv is native when single-threaded, as the estimate counts it
     try:
@@ -702,10 +708,63 @@ def test_vae_cpu_conv_workspace_is_the_largest_native_im2col_buffer(height, widt
             vae.decode(torch.randn(1, 16, 2, height // 8, width // 8), frame_by_frame=frame_by_frame, bands=bands)
     finally:
         torch.set_num_threads(threads)
-    sizes = generation_sizes(width, height, 5, NARROW, GiB, 0, VAE, torch.float32, False, torch.float32)
+    sizes = generation_sizes(width, height, 5, NARROW, GiB, 0, vae_config, torch.float32, False, torch.float32)
     assert vae_decode_cpu_workspace_bytes(sizes, VAEMode(frame_by_frame=frame_by_frame, bands=bands)) == max(
         buffers.bytes
     )
+
+
+def wan21_constant_workspace_bytes(sizes, mode: VAEMode) -> int:
+    """The workspace estimate as it was before it read the decoder's layers: Wan2.1's conv channels as constants
+    (the inputs of the 3x3x3 convs per up level, the head, the temporal upsamplers' 3x1x1 convs, conv_in and the
+    mid block), the same threshold and band plan."""
+    from motif_lite.runtime.vae_memory import SLOW_CONV3D_MAX_INPUT, decoder_bands
+    from motif_lite.vae.tiling import tile_spans
+
+    level_channels = ((384,), (192, 384), (192,), (96,))  # up levels at 1/8, 1/4, 1/2, full resolution
+    head_channels = 96  # conv_out
+    time_channels = (384, 384)  # the temporal upsamplers after the levels at 1/8 and 1/4
+    lower_channels = (16, 384)  # conv_in and the mid block
+    h, w = sizes.vae_latent_hw
+    if mode.tile is not None:
+        h, w = (spans[0][1] - spans[0][0] for spans in (tile_spans(h, mode.tile), tile_spans(w, mode.tile)))
+    chunk = 1 if mode.frame_by_frame else sizes.vae_config.temporal_factor
+    frames = (1, min(2, chunk), chunk, chunk, chunk)
+    largest = 0
+
+    def conv(channels, taps, chunk_frames, rows, side, padded_height):
+        nonlocal largest
+        for out_frames in {1, chunk_frames}:
+            if taps == 3 or channels * (out_frames + 2) * padded_height <= SLOW_CONV3D_MAX_INPUT:
+                largest = max(largest, channels * taps * out_frames * rows * side)
+
+    for c in lower_channels:
+        conv(c, 27, 1, h, w, h + 2)
+    for band in decoder_bands(sizes.vae_config, (h, w), mode.bands):
+        for level, (a, b) in enumerate((*band.level_rows, band.head_rows)):
+            scale = 2 ** min(level, 3)
+            full_h, full_w = h * scale, w * scale
+            rows, side = b - a, (full_w if band.dim == -2 else full_h)
+            padded_height = rows + 2 if band.dim == -2 else full_h + 2
+            for c in level_channels[level] if level < 4 else (head_channels,):
+                conv(c, 27, frames[level], rows, side, padded_height)
+            if level < len(time_channels):
+                conv(time_channels[level], 3, frames[level], rows, side, padded_height - 2)
+    return largest * sizes.vae_element_bytes
+
+
+@pytest.mark.parametrize(("width", "height"), [(128, 128), (256, 128), (128, 256), (832, 480), (1280, 736)])
+@pytest.mark.parametrize("vae_dtype", [torch.float32, torch.bfloat16])
+def test_vae_cpu_conv_workspace_of_wan21_is_the_constant_channels_figure(width, height, vae_dtype):
+    # Read from the decoder's layers, Wan2.1's workspace is what its channels as constants gave, in every VAE mode.
+    from motif_lite.runtime.vae_memory import vae_decode_cpu_workspace_bytes
+    from motif_lite.vae.tiling import VAETile
+
+    sizes = generation_sizes(width, height, 17, NARROW, GiB, 0, VAE, vae_dtype, False, torch.float32)
+    modes = [VAEMode(frame_by_frame=f, bands=b) for f in (True, False) for b in (1, 2, 3, 4)]
+    modes += [VAEMode(tile=VAETile(16, 4), frame_by_frame=f) for f in (True, False)]
+    for mode in modes:
+        assert vae_decode_cpu_workspace_bytes(sizes, mode) == wan21_constant_workspace_bytes(sizes, mode), mode
 
 
 def test_cpu_host_estimate_counts_the_vae_decodes_native_conv_buffer():

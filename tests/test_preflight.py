@@ -892,7 +892,8 @@ def test_image_to_video_needs_an_image_and_more_than_one_latent_frame():
 
 
 def test_the_request_checks_the_shapes_of_the_official_configs():
-    # request.py checks sizes and frames before any model is loaded (without torch): the official configs' values.
+    # motif_lite.request checks sizes and frames before any model is loaded (without torch): the official configs'
+    # values.
     from motif_lite.request import SIZE_MULTIPLE, TEMPORAL_FACTOR
     from motif_lite.runtime.generation_sizes import size_multiple
     from motif_lite.vae.config import WanVAEConfig

@@ -15,6 +15,8 @@ import torch
 
 pytest.importorskip("diffusers")
 
+from stopped_runs import stop_after_first_step, stopped_run  # noqa: E402
+
 from motif_lite import load_pipeline, load_transformer  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.devices import (
@@ -244,7 +246,6 @@ def test_a_resolved_request_not_made_of_the_request_given_fails_before_encoding(
 def test_a_stopped_image_to_video_run_keeps_the_image_as_its_user_knows_it(pipe, tmp_path):
     """`stored_image` (the server's upload, by the name it was sent under and its checksum) is what the video's file
     and a stopped run's latents file say of the first frame; the run resumed under it goes on."""
-    from motif_lite.io.latents import read_latents
     from motif_lite.io.settings_file import read_settings
 
     image = tmp_path / "video_1.png"
@@ -252,13 +253,7 @@ def test_a_stopped_image_to_video_run_keeps_the_image_as_its_user_knows_it(pipe,
     stored = {"image": "cat.png", "image_sha256": "ab" * 32}
     request = GenerationRequest("a fox", **TINY, image=image, output=tmp_path / "fox.mp4")
 
-    def stop(stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop, stored_image=stored)
-    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    saved = stopped_run(pipe, request, stored_image=stored)
     assert {key: saved.video_metadata[key] for key in stored} == stored
     pipe.generate(request, resume=saved, stored_image=stored)
     assert {key: read_settings(tmp_path / "fox.mp4").values[key] for key in stored} == stored
@@ -266,21 +261,17 @@ def test_a_stopped_image_to_video_run_keeps_the_image_as_its_user_knows_it(pipe,
     values = read_settings(tmp_path / "fox.mp4").values
     assert values["image"] == "video_1.png" and "image_sha256" not in values
     # A job a server of the version before stopped (its state without the checksum) resumes under one that keeps it.
-    with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop)
-    pipe.generate(request, resume=read_latents(tmp_path / "fox.latents.safetensors"), stored_image=stored)
+    pipe.generate(request, resume=stopped_run(pipe, request), stored_image=stored)
     assert read_settings(tmp_path / "fox.mp4").values["image_sha256"] == "ab" * 32
 
 
 def test_a_latents_file_given_as_a_path_is_kept_there(pipe, tmp_path):
-    def stop(stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
     (tmp_path / "kept").mkdir()
     request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
     with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop, latents_file=tmp_path / "kept" / "fox.latents.safetensors")
+        pipe.generate(
+            request, on_progress=stop_after_first_step, latents_file=tmp_path / "kept" / "fox.latents.safetensors"
+        )
     assert [path.name for path in (tmp_path / "kept").iterdir()] == ["fox.latents.safetensors"]
 
 
@@ -291,13 +282,9 @@ def test_a_latents_file_in_the_home_folder_is_kept_there(pipe, tmp_path, monkeyp
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(elsewhere)
 
-    def stop(stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
     request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
     with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop, latents_file="~/kept.latents.safetensors")
+        pipe.generate(request, on_progress=stop_after_first_step, latents_file="~/kept.latents.safetensors")
     assert [path.name for path in home.iterdir()] == ["kept.latents.safetensors"]
     assert list(elsewhere.iterdir()) == []
 

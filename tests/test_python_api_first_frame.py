@@ -12,6 +12,8 @@ import torch
 
 pytest.importorskip("diffusers")
 
+from stopped_runs import stopped_run  # noqa: E402
+
 from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
 
 TINY = dict(width=48, height=32, frames=5, steps=2, seed=3)
@@ -131,19 +133,73 @@ def test_what_cannot_be_an_image_is_refused_before_any_work(pipe, image, message
 
 
 def test_a_stopped_run_from_an_image_in_memory_resumes_from_its_file(pipe, frames_from_a_file, tmp_path):
-    from motif_lite.io.latents import read_latents
-
     image = torch.from_numpy(_PIXELS / 255.0).permute(2, 0, 1).float()
     request = GenerationRequest("a fox", **TINY, image=image, output=tmp_path / "fox_%03d.png")
-
-    def stop(stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request, on_progress=stop)
-    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    saved = stopped_run(pipe, request)
     assert saved.video_metadata["image"] == "fox.first-frame.png"  # the state names the file written
     assert saved.request["image"] == str((tmp_path / "fox.first-frame.png").absolute())  # motif-lite run --resume
     result = pipe.generate(request, resume=saved)  # the same request again: the file is written again, the same
     assert np.array_equal(result.read_frames(), frames_from_a_file)
+
+
+def test_a_file_there_with_other_pixels_is_replaced_with_a_note(tmp_path):
+    saved = tmp_path / "fox.first-frame.png"
+    PIL.Image.fromarray(255 - _PIXELS).save(saved)
+    request = GenerationRequest("a fox", **TINY, image=_PIXELS, output=tmp_path / "fox.mp4")
+    resolved = request.resolve_with_inputs()
+    assert np.array_equal(np.asarray(PIL.Image.open(saved)), _PIXELS)  # replaced, as output= replaces a video
+    assert [note for note in resolved.notes if str(saved) in note] == [
+        f"{saved} held another image: it now holds the first frame given in memory, which the video's settings name "
+        "(give output= another name to keep such a file)"
+    ]
+
+
+def test_a_file_there_with_the_same_pixels_is_kept_as_it_is_without_a_word(tmp_path):
+    # Other bytes of the same pixels (another encoder's): its checksum, which a stopped run keeps, must stay.
+    saved = tmp_path / "fox.first-frame.png"
+    PIL.Image.fromarray(_PIXELS).save(saved, compress_level=0)
+    before = saved.read_bytes()
+    request = GenerationRequest("a fox", **TINY, image=torch.from_numpy(_PIXELS), output=tmp_path / "fox.mp4")
+    resolved = request.resolve_with_inputs()
+    assert saved.read_bytes() == before
+    assert not any("first-frame" in note for note in resolved.notes)
+    assert resolved.first_frame_written is None
+
+
+def test_a_run_refused_after_its_first_frame_was_written_leaves_the_folder_as_it_was(pipe, tmp_path):
+    from motif_lite.errors import MotifLiteError
+
+    request = GenerationRequest("a fox", **TINY, image=_PIXELS, output=tmp_path / "fox.gif")
+    with pytest.raises(MotifLiteError, match="crf has no meaning for a .gif output"):  # checked after the resolve
+        pipe.generate(request, crf=20)
+    assert list(tmp_path.iterdir()) == []
+    earlier = tmp_path / "fox.first-frame.png"
+    PIL.Image.fromarray(255 - _PIXELS).save(earlier)
+    before = earlier.read_bytes()
+    with pytest.raises(MotifLiteError, match="crf has no meaning"):
+        pipe.generate(request, crf=20)
+    assert earlier.read_bytes() == before  # the file it replaced is back
+
+
+def test_a_resume_refused_for_another_image_puts_the_stopped_runs_first_frame_back(pipe, tmp_path):
+    request = GenerationRequest("a fox", **TINY, image=_PIXELS, output=tmp_path / "fox.mp4")
+    saved = stopped_run(pipe, request)
+    first_frame = tmp_path / "fox.first-frame.png"
+    before = first_frame.read_bytes()
+    other = GenerationRequest("a fox", **TINY, image=255 - _PIXELS, output=tmp_path / "fox.mp4")
+    with pytest.raises(RequestError):
+        pipe.generate(other, resume=saved)
+    assert first_frame.read_bytes() == before  # the stopped run can still be resumed from its file
+    pipe.generate(request, resume=saved)
+
+
+def test_an_output_in_the_home_folder_gets_its_first_frame_file_there(tmp_path, monkeypatch):
+    # "~/fox.mp4" was refused: the PNG went to a folder "~" in the current one, which is not there.
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    resolved = GenerationRequest("a fox", **TINY, image=_PIXELS, output="~/fox.mp4").resolve_with_inputs()
+    assert resolved.request.image == home / "fox.first-frame.png"
+    assert np.array_equal(np.asarray(PIL.Image.open(home / "fox.first-frame.png")), _PIXELS)
+    assert list(elsewhere.iterdir()) == []

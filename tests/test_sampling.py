@@ -223,7 +223,9 @@ def test_shift_from_scheduler_config_absent_and_invalid(tmp_path) -> None:
     for bad in [
         "{",
         "[]",
-        json.dumps({"_class_name": "DPMSolverMultistepScheduler", "use_dynamic_shifting": True}),
+        json.dumps(
+            {"_class_name": "DPMSolverMultistepScheduler", "use_dynamic_shifting": True, "time_shift_type": "linear"}
+        ),  # fmt: skip
         json.dumps({"shift": "x"}),
     ]:
         path.write_text(bad)

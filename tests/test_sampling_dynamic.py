@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from diffusers.pipelines.motif_video.pipeline_motif_video import calculate_shift, retrieve_timesteps
 
 from motif_lite.config import TransformerConfig
@@ -20,7 +20,7 @@ from motif_lite.io.latents import SavedLatents
 from motif_lite.pipeline.metadata import effective_differences, jsonable, request_fields_of, stored_settings
 from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.sampling import ScheduleOptions, flow_schedule, schedule_for
+from motif_lite.sampling import SamplingSettingsError, ScheduleOptions, denoise, flow_schedule, schedule_for
 from motif_lite.sampling.schedule import dynamic_shift
 from motif_lite.settings import CheckpointConfigs, resolve_settings
 from motif_lite.vae.config import WanVAEConfig
@@ -28,6 +28,11 @@ from motif_lite.verify import VerifyResult, _request_for
 
 UNIPC = {"_class_name": "UniPCMultistepScheduler", "use_flow_sigmas": True, "prediction_type": "flow_prediction"}
 EULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 15.0}
+# The model card's DPMSolverMultistep config (the one `dpm++2m` samples).
+DPM = {
+    "_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "dpmsolver++", "solver_order": 2,
+    "use_flow_sigmas": True, "prediction_type": "flow_prediction", "flow_shift": 15.0,
+}  # fmt: skip
 SIZES = [(1280, 736, 121), (640, 352, 49), (48, 32, 9)]  # width, height, frames
 
 
@@ -37,22 +42,28 @@ def reference_tokens(width: int, height: int, frames: int) -> int:
     return (latent_frames // 1) * (height // 8 // 2) * (width // 8 // 2)
 
 
-def reference_schedule(config: dict, steps: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The sigmas and timesteps of diffusers' scheduler built from `config`, set up as the pipeline sets it up."""
-    cls = (
-        UniPCMultistepScheduler
-        if config["_class_name"] == "UniPCMultistepScheduler"
-        else FlowMatchEulerDiscreteScheduler
-    )
-    scheduler = cls.from_config(config)
+def reference_scheduler(config: dict, steps: int, seq_len: int):
+    """diffusers' scheduler built from `config`, set up as the pipeline sets it up: its `calculate_shift` of the
+    scheduler's config, then `retrieve_timesteps(..., sigmas=linspace, mu=mu)`. DPMSolverMultistep takes no
+    `sigmas=` (so the 0.42.1 pipeline cannot run it): it gets the same mu through `set_timesteps` directly."""
+    classes = {cls.__name__: cls for cls in (UniPCMultistepScheduler, DPMSolverMultistepScheduler)}
+    scheduler = classes.get(config["_class_name"], FlowMatchEulerDiscreteScheduler).from_config(config)
     get = scheduler.config.get
     mu = calculate_shift(
         seq_len, get("base_image_seq_len", 256), get("max_image_seq_len", 4096), get("base_shift", 0.5),
         get("max_shift", 1.15),
     )  # fmt: skip
-    sigmas = np.linspace(1.0, 1 / steps, steps)
-    timesteps, _ = retrieve_timesteps(scheduler, steps, "cpu", None, sigmas=sigmas, mu=mu)
-    return scheduler.sigmas, timesteps
+    if isinstance(scheduler, DPMSolverMultistepScheduler):
+        retrieve_timesteps(scheduler, steps, "cpu", None, mu=mu)
+    else:
+        retrieve_timesteps(scheduler, steps, "cpu", None, sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
+    return scheduler
+
+
+def reference_schedule(config: dict, steps: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sigmas and timesteps of `reference_scheduler`."""
+    scheduler = reference_scheduler(config, steps, seq_len)
+    return scheduler.sigmas, scheduler.timesteps
 
 
 def configs_of(scheduler: dict) -> CheckpointConfigs:
@@ -72,6 +83,143 @@ def test_dynamic_schedule_equals_the_pipeline_scheduler(base: dict, kind: str, s
     sigmas, timesteps = reference_schedule(config, request.steps, reference_tokens(width, height, frames))
     assert torch.equal(ours.sigmas, sigmas)
     assert ours.timesteps.dtype == timesteps.dtype and torch.equal(ours.timesteps, timesteps)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 9, 50])
+@pytest.mark.parametrize("size", SIZES)
+def test_dpm_dynamic_schedule_equals_the_dpm_scheduler(size: tuple[int, int, int], steps: int) -> None:
+    # DPMSolverMultistep's dynamic shifting was refused; diffusers sets its flow_shift to np.exp(mu) and builds its
+    # own flow-sigma grid with it (the config's flow_shift 15 ignored). The line reaches the largest size (below:
+    # the default line's mu there is one that diffusers cannot step).
+    config = {**DPM, "use_dynamic_shifting": True, "max_image_seq_len": 120000, "max_shift": 2.0, "base_shift": 0.7}
+    width, height, frames = size
+    request, _ = GenerationRequest("fox", width=width, height=height, frames=frames, steps=steps).resolve()
+    settings = resolve_settings(request, configs_of(config))
+    assert (settings.sampler.value, settings.schedule.time_shift) == ("dpm++2m", "exponential")
+    ours = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
+    sigmas, timesteps = reference_schedule(config, request.steps, reference_tokens(width, height, frames))
+    assert torch.equal(ours.sigmas, sigmas)
+    assert ours.timesteps.dtype == timesteps.dtype and torch.equal(ours.timesteps, timesteps)
+
+
+def test_a_dpm_dynamic_loop_equals_the_dpm_schedulers_in_fp32() -> None:
+    """The whole loop: our `denoise` with dpm++2m on the resolved settings against diffusers' scheduler stepped on
+    the same velocities (the pipeline's loop replayed by hand, as it cannot run DPMSolver)."""
+    config = {**DPM, "use_dynamic_shifting": True}
+    steps, (width, height, frames) = 6, (64, 48, 9)
+    request, _ = GenerationRequest("fox", width=width, height=height, frames=frames, steps=steps).resolve()
+    settings = resolve_settings(request, configs_of(config))
+    schedule = schedule_for(settings.solver, steps, settings.flow_shift.value, settings.schedule)
+    scheduler = reference_scheduler(config, steps, reference_tokens(width, height, frames))
+    gen = torch.Generator().manual_seed(3)
+    latents, weight = torch.randn(1, 4, 3, 6, 8, generator=gen), torch.randn(4, 3, 6, 8, generator=gen)
+
+    def velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool = True) -> torch.Tensor:
+        return torch.tanh(x * weight) * (1 + t.float() / 1000) - 0.5 * x
+
+    expected = latents
+    for t in scheduler.timesteps:
+        expected = scheduler.step(velocity(expected, t), t, expected, return_dict=False)[0]
+    got = denoise(velocity, latents, schedule, settings.solver)
+    assert got.dtype == expected.dtype == torch.float32
+    assert torch.equal(got, expected)
+    fixed = denoise(velocity, latents, schedule_for(settings.solver, steps, 15.0), settings.solver)
+    assert not torch.allclose(fixed, expected, rtol=1e-3, atol=1e-3)  # the dynamic shift is not the config's 15
+
+
+@pytest.mark.parametrize(
+    ("line", "size", "steps"),
+    [
+        ({}, (1280, 736, 121), 50),
+        ({"max_shift": 2.0, "base_shift": 0.7}, (640, 352, 49), 50),
+        ({"base_shift": -200.0, "max_shift": -200.0}, SIZES[2], 1),
+    ],
+    ids=["official size", "large mu", "sigma 0"],
+)
+def test_a_dpm_dynamic_schedule_diffusers_cannot_step_is_refused(line: dict, size: tuple, steps: int) -> None:
+    # The default line's mu at the official size is 19.8: the first DPM++ timesteps are 999, 999, and diffusers'
+    # DPMSolverMultistep, which finds its first step by the timestep's value, starts at its second and fails on the
+    # last with an IndexError; a mu of -200 rounds every sigma to 0 (NaN). Refused before loading, not sampled.
+    config = {**DPM, "use_dynamic_shifting": True, **line}
+    width, height, frames = size
+    scheduler = reference_scheduler(config, steps, reference_tokens(width, height, frames))
+    x = torch.randn(1, 4, 3, 6, 8, generator=torch.Generator().manual_seed(0))
+    try:
+        for t in scheduler.timesteps:
+            x = scheduler.step(torch.tanh(x) - 0.5 * x, t, x, return_dict=False)[0]
+    except IndexError:
+        x = None
+    assert x is None or not torch.isfinite(x).all()  # diffusers' loop fails, or gives NaN
+    request, _ = GenerationRequest("fox", width=width, height=height, frames=frames, steps=steps).resolve()
+    with pytest.raises(RequestError, match="DPM\\+\\+ schedule .*give a flow shift"):
+        resolve_settings(request, configs_of(config))
+    assert resolve_settings(dataclasses.replace(request, flow_shift=15.0), configs_of(config)).schedule.mu is None
+
+
+def test_dpm_schedule_refuses_a_dynamic_shift_its_scheduler_cannot_take() -> None:
+    # ScheduleOptions given directly (the Python API's schedule_for): a linear shift is no DPM++ schedule.
+    for options in (ScheduleOptions(time_shift="linear", mu=1.0), ScheduleOptions(time_shift="exponential")):
+        with pytest.raises(SamplingSettingsError, match="exp\\(mu\\) only"):
+            schedule_for("dpmpp_2m", 4, 15.0, options)
+
+
+def test_a_flow_shift_flag_turns_dpm_dynamic_shifting_off_and_resume_compares_its_mu() -> None:
+    dynamic = configs_of({**DPM, "use_dynamic_shifting": True})
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()
+    flagged = resolve_settings(dataclasses.replace(request, flow_shift=5.0), dynamic)
+    assert flagged.schedule.time_shift is None and any("turns off the use_dynamic_shifting" in n for n in flagged.notes)
+    assert torch.equal(schedule_for("dpmpp_2m", 4, 5.0, flagged.schedule).sigmas, reference_dpm_sigmas(4, 5.0))
+    settings = resolve_settings(request, dynamic)
+    shape = (1, 16, 3, 4, 6)
+    saved = SavedLatents(
+        torch.zeros(shape), Path(request.output), 48, 32, 9, request.fps, "float32",
+        video_metadata=jsonable(stored_settings(request, settings)), progress=(2, 4),
+    )  # fmt: skip
+    assert resumed_state(saved, request, settings, shape, torch.device("cpu"), torch.float32, None).done == 2
+    other_mu = resolve_settings(request, configs_of({**DPM, "use_dynamic_shifting": True, "max_shift": 3.0}))
+    with pytest.raises(RequestError, match="schedule"):
+        resumed_state(saved, request, other_mu, shape, torch.device("cpu"), torch.float32, None)
+
+
+def reference_dpm_sigmas(steps: int, shift: float) -> torch.Tensor:
+    scheduler = DPMSolverMultistepScheduler.from_config({**DPM, "flow_shift": shift})
+    scheduler.set_timesteps(steps)
+    return scheduler.sigmas
+
+
+class MuDPMSolver(DPMSolverMultistepScheduler):
+    """DPMSolverMultistep minus 0.42.1's refusal of the pipeline's `sigmas=` (as tests/test_pipeline.py's
+    FlowDPMSolver): it builds its own flow-sigma grid, with the mu the pipeline computed."""
+
+    def set_timesteps(self, num_inference_steps=None, device=None, sigmas=None, mu=None, timesteps=None):
+        super().set_timesteps(len(sigmas), device=device, mu=mu)
+
+
+def test_a_dpm_dynamic_run_equals_the_pipeline_loop_with_its_mu() -> None:
+    """The real MotifVideoPipeline loop (its own latent token count and calculate_shift) with a DPM++ scheduler that
+    shifts dynamically, against our denoise on the settings resolved for the same size."""
+    from test_sampling import GUIDES, B, C, F, FakeTransformer, H, W, run_reference
+
+    guidance, make_guider = GUIDES["cfg"]
+    steps, gen = 5, torch.Generator().manual_seed(5)
+    latents = torch.randn(B, C, F, H, W, generator=gen)
+    pos, neg = torch.randn(B, 7, 8, generator=gen), torch.randn(B, 7, 8, generator=gen)
+    config = {**DPM, "use_dynamic_shifting": True, "base_image_seq_len": 2, "max_image_seq_len": 40}
+    scheduler = MuDPMSolver.from_config(config)
+    expected = run_reference(make_guider(), steps, 15.0, latents, (pos, neg), FakeTransformer(), scheduler)
+    request, _ = GenerationRequest("fox", width=W * 8, height=H * 8, frames=(F - 1) * 4 + 1, steps=steps).resolve()
+    settings = resolve_settings(request, configs_of(config))
+    schedule = schedule_for(settings.solver, steps, settings.flow_shift.value, settings.schedule)
+    model, condition = FakeTransformer(), torch.zeros(B, C + 1, F, H, W)
+
+    def velocity(x: torch.Tensor, t: torch.Tensor, conditional: bool) -> torch.Tensor:
+        return model(torch.cat([x, condition], dim=1), t, pos if conditional else neg, None)[0]
+
+    got = denoise(velocity, latents, schedule, settings.solver, guidance)
+    assert torch.equal(got, expected)
+    assert torch.equal(scheduler.sigmas, schedule.sigmas)
+    fixed = denoise(velocity, latents, schedule_for(settings.solver, steps, 15.0), settings.solver, guidance)
+    assert not torch.allclose(fixed, expected, rtol=1e-3, atol=1e-3)  # the config's flow_shift is not what ran
 
 
 def test_dynamic_shift_counts_the_transformer_patch() -> None:
@@ -99,18 +247,23 @@ def test_a_flow_shift_flag_wins_over_dynamic_shifting() -> None:
     assert row[0].startswith("dynamic (exponential, mu ") and row[1].source == "checkpoint"
 
 
-def test_dpm_samples_its_fixed_shift_with_a_note() -> None:
-    configs = configs_of({**EULER, "use_dynamic_shifting": True})
-    request, _ = GenerationRequest("fox", sampler="dpm++2m", steps=4).resolve()
-    settings = resolve_settings(request, configs)
-    assert settings.schedule.time_shift is None
-    assert any("dpm++2m samples a fixed shift" in note for note in settings.notes)
+def test_dpm_chosen_on_a_dynamic_config_shifts_by_exp_mu_unless_the_shift_is_linear() -> None:
+    """dpm++2m by its flag on a FlowMatchEuler config's dynamic shifting: an exponential one is DPMSolverMultistep's
+    (the flow shift exp(mu)); a linear one, which that scheduler cannot take, leaves the fixed shift, with a note."""
+    request, _ = GenerationRequest("fox", width=640, height=352, frames=49, sampler="dpm++2m", steps=4).resolve()
+    exponential = resolve_settings(request, configs_of({**EULER, "use_dynamic_shifting": True}))
+    assert exponential.schedule.time_shift == "exponential" and not exponential.notes
+    linear = resolve_settings(request, configs_of({**EULER, "use_dynamic_shifting": True, "time_shift_type": "linear"}))
+    assert linear.schedule.time_shift is None
+    assert any("dpm++2m samples a fixed shift" in note for note in linear.notes)
 
 
 def test_unsupported_dynamic_shifting_is_refused() -> None:
-    dpm = {"_class_name": "DPMSolverMultistepScheduler", "use_dynamic_shifting": True}
-    with pytest.raises(ConfigError, match="use_dynamic_shifting=true is supported for"):
-        dynamic_shift(dpm)
+    linear_dpm = {**DPM, "use_dynamic_shifting": True, "time_shift_type": "linear"}
+    with pytest.raises(AssertionError):  # diffusers' own answer
+        reference_scheduler(linear_dpm, 4, 100)
+    with pytest.raises(ConfigError, match="exp\\(mu\\) only .* set time_shift_type to 'exponential'"):
+        dynamic_shift(linear_dpm)
     with pytest.raises(ConfigError, match="time_shift_type"):
         dynamic_shift({**EULER, "use_dynamic_shifting": True, "time_shift_type": "cosine"})
     with pytest.raises(ConfigError, match="must differ"):
@@ -138,11 +291,12 @@ def test_a_resumed_run_rebuilds_the_same_dynamic_schedule() -> None:
     assert "mu" in effective_differences(stored, other, ["schedule"])["schedule"]
 
 
-def test_verify_keeps_dynamic_shifting_on_both_sides() -> None:
+@pytest.mark.parametrize("base", [{"_class_name": "FlowMatchEulerDiscreteScheduler"}, DPM], ids=["euler", "dpm"])
+def test_verify_keeps_dynamic_shifting_on_both_sides(base: dict) -> None:
     """`verify` gives our side the reference's shift when they differ: under dynamic shifting that flow shift would
     turn ours off while diffusers ignores it, so no shift is given then (here the reference's would be 1.0, its class
-    default, and ours the official 15)."""
-    config = {"_class_name": "FlowMatchEulerDiscreteScheduler", "use_dynamic_shifting": True}
+    default, or the DPM config's 15, and ours the official 15)."""
+    config = {**base, "use_dynamic_shifting": True}
     configs = configs_of(config)
     ours = SimpleNamespace(settings_for=lambda request: resolve_settings(request, configs))
     reference = SimpleNamespace(scheduler=SimpleNamespace(config=config))

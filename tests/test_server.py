@@ -1267,6 +1267,20 @@ def test_pagination_with_cursor_limit_and_order(server):
     assert client.videos.list().data == []
 
 
+def test_an_sdk_client_deletes_every_video_it_lists_page_by_page(server):
+    # The SDK asks each next page `after` the last video of the one before: a script deleting what it lists got a
+    # 400 "after: no video ..." at its second page, the video it names deleted, and the rest stayed.
+    client = server.client()
+    ids = [client.videos.create(prompt=f"{PROMPT} {i}", extra_body=LONG).id for i in range(5)]
+    for video in client.videos.list(limit=2):
+        client.videos.delete(video.id)
+    assert client.videos.list().data == []
+    assert server.request("GET", f"/v1/videos?after={ids[0]}")[1]["data"] == []  # the oldest's place: none after
+    never = "video_" + "0" * 32
+    code, error, _ = server.request("GET", f"/v1/videos?after={never}")
+    assert code == 400 and error["error"]["param"] == "after"  # a video this server never made is still refused
+
+
 def test_delete_stops_a_running_job_between_steps_and_a_queued_one_before_it_starts(server, caplog):
     running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
     queued = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
@@ -1313,8 +1327,9 @@ def test_a_job_queued_before_a_restart_that_no_longer_fits_fails_as_it_starts(pi
         failed = server.wait_status(large["id"], ("failed",))
         assert failed["error"] == {
             "code": "invalid_request",
-            "message": "the server restarted with smaller limits since this job was queued: 48x32x9 is larger than "
-            "the 48x32x5 this server takes (its --max-video); ask for less, or restart it with a larger --max-video",
+            "message": "this job no longer fits the server, which changed since it was queued: 48x32x9 is larger "
+            "than the 48x32x5 this server takes (its --max-video); ask for less, or restart it with a larger "
+            "--max-video",
         }
         assert server.wait_status(small["id"], ("completed",))["size"] == "48x32"  # one that fits runs
         assert any(line.startswith(f"{large['id']}: failed") and "48x32x5" in line for line in server.log)
@@ -1340,6 +1355,17 @@ def test_previews_while_denoising(server):
     assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
     wait_for(lambda: f"{video['id']}: deleted, stopped" in server.log, 60, "the worker to stop the job")
     assert list((server.store.root / "videos").iterdir()) == []
+
+
+def test_the_preview_of_a_finished_job_is_said_to_be_over_not_yet_to_come(server):
+    # It said "no preview of ... (yet)" for a completed job too, which would keep a client polling for one.
+    video = server.client().videos.create_and_poll(prompt=PROMPT, poll_interval_ms=100, extra_body=TINY)
+    code, error, _ = server.request("GET", f"/v1/videos/{video.id}/content?variant=preview")
+    assert code == 404 and error["error"]["code"] == "preview_not_ready"
+    assert error["error"]["message"] == (
+        f"no preview of {video.id}: it is completed, and a preview exists only while a job is denoising (its "
+        "video: variant=video)"
+    )
 
 
 def test_the_workers_preview_file_opens_at_the_first_preview_and_is_closed_once(tmp_path, monkeypatch):
@@ -1523,6 +1549,19 @@ def test_openais_spritesheet_variant_is_said_to_be_one_this_server_does_not_make
     error = raised.value.body
     assert (error["code"], error["param"]) == ("unsupported", "variant")
     assert error["message"] == "this server makes no sprite sheets (the thumbnail variant is the first frame)"
+
+
+def test_an_sdk_client_retrieves_the_model_it_lists(server):
+    # `client.models.retrieve` (GET /v1/models/{id}) was a 404 for the served model too, saying "this server speaks
+    # OpenAI's Videos API", though the route is one of that API's: a client checking its model found none.
+    client = server.client()
+    [listed] = client.models.list().data
+    assert client.models.retrieve(listed.id) == listed
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.models.retrieve("sora-2")
+    error = raised.value.body
+    assert (error["code"], error["param"]) == ("not_found", "model")
+    assert error["message"] == f"no model 'sora-2' on this server: it serves {listed.id!r} alone"
 
 
 def test_an_sdk_client_does_not_retry_the_content_of_a_failed_job(server, pipe, monkeypatch):
@@ -1926,6 +1965,36 @@ def test_a_job_stopped_by_shutdown_goes_on_from_its_state_to_the_same_video(pipe
         assert store.video_path(decoding.id).read_bytes() == store.video_path(whole.id).read_bytes()
         assert_no_cli_advice(caplog)  # it said "motif-lite run --resume", "motif-lite decode" and "--preview-every"
     finally:
+        store.close()
+
+
+def test_a_job_deleted_in_the_step_the_shutdown_came_in_leaves_no_state_and_is_not_said_queued(pipe, tmp_path):
+    # A client's DELETE, then the server's stop, both while a step ran (minutes on a CPU): the shutdown stopped the
+    # job first, it saved its state, and the log said "queued again: it goes on from that step" for a job no longer
+    # there, whose state stayed in states/ until the next start.
+    from motif_lite.server.worker import Worker, percent
+
+    store = JobStore(tmp_path)
+    lines: list[str] = []
+    worker = Worker(store, pipe, lines.append)
+    report = store.set_progress
+    try:
+        job = store.add(new_job_id(), "tiny", {**SETTINGS, "steps": 6}, False, max_active=10)
+
+        def set_progress(job_id, progress):
+            recorded = report(job_id, progress)
+            if progress >= percent("denoise", 2, 6):  # during the next step: the client's cancel, then the stop
+                store.delete(job_id)
+                worker._stopping.set()  # what `stop()` sets
+            return recorded
+
+        store.set_progress = set_progress
+        worker.run_job(store.claim_next())
+        assert lines[-1] == f"{job.id}: deleted, stopped", lines
+        assert not any("queued again" in line for line in lines)
+        assert store.get(job.id) is None and list(tmp_path.rglob(f"*{job.id}*")) == []
+    finally:
+        store.set_progress = report
         store.close()
 
 

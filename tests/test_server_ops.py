@@ -37,7 +37,7 @@ from motif_lite.server.app import ServerConfig, ServerState, create_app  # noqa:
 from motif_lite.server.jobs import QUEUED, JobStore, new_job_id  # noqa: E402
 from motif_lite.server.runner import VideoServer, bind  # noqa: E402
 from motif_lite.server.schema import job_request_fields  # noqa: E402
-from motif_lite.server.worker import Worker  # noqa: E402
+from motif_lite.server.worker import NO_LONGER_FITS, Worker  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT = "a secret prompt about a red fox"
@@ -982,6 +982,46 @@ def test_a_jobs_lora_changes_its_video_and_the_next_job_gets_the_servers_own(lor
         assert any(line.endswith("LoRAs style.safetensors x1") for line in server.log), server.log
         assert lora_pipe.loras is None  # the server's own (none) again
     assert np.abs(videos[0].astype(int) - videos[1]).mean() > 1  # the LoRA made another video
+
+
+def test_queued_jobs_the_restarted_server_cannot_run_fail_as_its_submission_would_be_refused(
+    lora_pipe, tmp_path, lora_dir
+):
+    # Queued jobs were checked only at submission, against the server of then: restarted with another --lora-dir, a
+    # checkpoint without the image encoder or a smaller --max-video, the server loaded the transformer again for a
+    # LoRA that is gone, or ran a job past its memory plan. Each now fails before anything loads, with the reason the
+    # restarted server refuses the same body with, and one log line; a job that still fits runs.
+    import base64
+    import io
+
+    image = io.BytesIO()
+    PIL.Image.new("RGB", (48, 32), (200, 40, 40)).save(image, "PNG")
+    first_frame = {"image_url": "data:image/png;base64," + base64.b64encode(image.getvalue()).decode()}
+    bodies = {
+        "long": {"prompt": PROMPT, **LONG, "num_frames": 9},  # runs first, and is queued again by the stop
+        "lora": {"prompt": PROMPT, **TINY, "loras": ["style.safetensors"]},
+        "image": {"prompt": PROMPT, **TINY, "input_reference": first_frame},
+        "fits": {"prompt": PROMPT, **TINY},
+    }
+    data = tmp_path / "data"
+    with InProcessServer(lora_pipe, data, lora_dir=lora_dir) as server:
+        ids = {name: server.request("POST", "/v1/videos", body)[1]["id"] for name, body in bodies.items()}
+        server.wait_status(ids["long"], ("in_progress",))
+    other_folder = tmp_path / "other-loras"  # another --lora-dir, without the job's file
+    other_folder.mkdir()
+    restarted = dict(lora_dir=other_folder, image_to_video=False, max_video=(48, 32, 5))
+    with InProcessServer(lora_pipe, data, **restarted) as server:
+        for name in ("long", "lora", "image"):
+            failed = server.wait_status(ids[name], ("failed",))
+            code, refused, _ = server.request("POST", "/v1/videos", bodies[name])  # the same body, sent now
+            assert code == 400, refused
+            said = f"{NO_LONGER_FITS}: {refused['error']['message']}"
+            assert failed["error"] == {"code": "invalid_request", "message": said}, name
+            lines = [line for line in server.log if ids[name] in line]
+            assert len(lines) == 1 and lines[0].startswith(f"{ids[name]}: failed") and said in lines[0], lines
+        assert server.wait_status(ids["fits"], ("completed",))["size"] == "48x32"
+        assert not any("loading the transformer again" in line for line in server.log)  # nothing loaded for them
+        assert not (data / "inputs" / f"{ids['image']}.png").exists()  # its first frame went with the job
 
 
 def frames(video: bytes, path: Path) -> np.ndarray:

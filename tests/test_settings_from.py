@@ -28,6 +28,7 @@ from motif_lite.pipeline.metadata import (
     unknown_stored_choices,
     unknown_stored_keys,
 )
+from motif_lite.request import GenerationRequest
 from motif_lite.settings import CheckpointConfigs, Given, resolve_settings
 from motif_lite.version import VERSION
 
@@ -665,3 +666,43 @@ def test_an_empty_prompt_the_file_gives_is_not_said_as_an_empty_p(checkpoint, ma
     assert code == 0, err
     assert "prompt: '' (empty: the first frame moves with no text)" in out, out
     assert "PROMPT unset" not in err, err
+
+
+DYNAMIC = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 15.0, "use_dynamic_shifting": True}
+
+
+def dynamic_notes(file: Path, scheduler: dict, *flags: str) -> list[str]:
+    """The notes `run --settings-from file` gives about the file's settings on a checkpoint whose scheduler config is
+    `scheduler` (with dynamic shifting: its mu follows the size)."""
+    from motif_lite.cli.settings_from import recalled_settings_notes
+    from motif_lite.sampling.schedule import dynamic_shift
+    from motif_lite.vae.config import WanVAEConfig
+
+    args = parsed("--settings-from", str(file), *flags)
+    recalled = settings_from_args(args)
+    configs = CheckpointConfigs(scheduler=scheduler, dynamic=dynamic_shift(scheduler), vae=WanVAEConfig())
+    settings = resolve_settings(request_from_args(args), configs, given=Given(files=dict.fromkeys(recalled.taken, "f")))
+    return recalled_settings_notes(recalled, settings)
+
+
+def test_a_mu_that_follows_another_size_is_not_said_to_differ(tmp_path):
+    # Under dynamic shifting the file's schedule holds its size's mu: at another size (by -W, -H or --video-frames)
+    # the mu differs as it must, and the note blamed the checkpoint ("where the file cannot set them").
+    from motif_lite.pipeline.metadata import stored_settings
+    from motif_lite.sampling.schedule import dynamic_shift
+    from motif_lite.vae.config import WanVAEConfig
+
+    request, _ = GenerationRequest("fox", width=64, height=48, frames=9, steps=2, sampler="euler").resolve()
+    configs = CheckpointConfigs(scheduler=DYNAMIC, dynamic=dynamic_shift(DYNAMIC), vae=WanVAEConfig())
+    file = written(tmp_path, jsonable(stored_settings(request, resolve_settings(request, configs))))
+    assert dynamic_notes(file, DYNAMIC) == []
+    for flags in (["-W", "128"], ["-H", "96"], ["--video-frames", "17"]):
+        assert dynamic_notes(file, DYNAMIC, *flags) == [], flags
+    # At the file's own size (taken, or typed again) another mu is the checkpoint's line: said.
+    steeper = {**DYNAMIC, "max_shift": 3.0}
+    for flags in ([], ["-W", "64"]):
+        (note,) = dynamic_notes(file, steeper, *flags)
+        assert "cannot set them" in note and "sampler mu " in note, note
+    # Another size on a checkpoint that no longer shifts dynamically: still said, with the mu it had.
+    (note,) = dynamic_notes(file, {**DYNAMIC, "use_dynamic_shifting": False}, "-W", "128")
+    assert 'time_shift "exponential" -> null' in note and "mu " in note, note

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import importlib.util
 import logging
 import os
 import sys
@@ -257,8 +258,7 @@ class _WarningLines:
         line: str | None = None,
     ) -> None:
         text = str(message)
-        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        ours = text.startswith("motif-lite: ") or os.path.abspath(filename).startswith(package + os.sep)
+        ours = text.startswith("motif-lite: ") or os.path.abspath(filename).startswith(_own_folders())
         if ours:
             said = f"warning: {text.removeprefix('motif-lite: ')}"
         else:
@@ -266,6 +266,17 @@ class _WarningLines:
         if said not in self.said:
             self.said.add(said)
             _say_above_bars(said)
+
+
+def _own_folders() -> tuple[str, ...]:
+    """The folders motif-lite's code is read from, each ending in a separator: motif_lite/, and in a checkout's
+    editable install the top-level kernels/ and quantize/ folders that import as motif_lite.kernels and
+    motif_lite.quantize (a wheel has them inside motif_lite/). Found without importing them."""
+    folders = {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    for name in ("motif_lite.kernels", "motif_lite.quantize"):
+        spec = importlib.util.find_spec(name)
+        folders.update((spec.submodule_search_locations or ()) if spec else ())
+    return tuple(os.path.join(os.path.abspath(folder), "") for folder in folders)
 
 
 def _no_warning(*args: object, **kwargs: object) -> None:

@@ -31,13 +31,15 @@ class Recalled:
     only; None in a file without one) and the notes. Or what `--resume` took from its latents file
     (`resumed_settings`): no model section, no notes. (Which flags replaced the file's values: `RunInputs.given`.)
     `effective`: the file's stored guidance_config and schedule where this run takes the guidance and the sampler
-    from it, to compare with what this checkpoint makes of them (`recalled_settings_notes`)."""
+    from it, to compare with what this checkpoint makes of them (`recalled_settings_notes`); `size`: the file's
+    width, height and frames (whose latent tokens set a dynamic shift's mu)."""
 
     file: Path
     taken: frozenset[str]
     model: dict | None
     notes: tuple[str, ...]
     effective: dict = dataclasses.field(default_factory=dict)
+    size: tuple[object, ...] | None = None
 
 
 def settings_from_args(args: argparse.Namespace) -> Recalled:
@@ -105,16 +107,24 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     compared = {"guidance_config": "cfg_scale", "schedule": "sampler"} if files_method else {"schedule": "sampler"}
     effective = {key: stored.values[key] for key, by in compared.items() if key in stored.values and by in taken}
     model = model if isinstance(model, dict) else None
-    return Recalled(stored.file, frozenset(taken), model, tuple(notes), effective)
+    size = tuple(stored.values.get(name) for name in _SIZE_FIELDS)
+    return Recalled(stored.file, frozenset(taken), model, tuple(notes), effective, size)
 
 
 def recalled_settings_notes(recalled: Recalled, settings: Settings) -> list[str]:
     """A note naming what of the file's guidance and sampler this run's checkpoint makes otherwise (a request field
     carries the method, scale and APG parameters, not a guider's rescale, step window, norm dims and formulation, nor
-    the sampler's sigma spacing), saying the video will differ; none where they agree."""
+    the sampler's sigma spacing), saying the video will differ; none where they agree. A dynamic shift's mu that
+    differs at another size than the file's follows from the size, not from the checkpoint: not said."""
     from motif_lite.pipeline.metadata import effective_differences
 
     differences = effective_differences(recalled.effective, settings, recalled.effective)
+    schedule = differences.get("schedule", {})
+    other_size = recalled.size != tuple(getattr(settings.request, name) for name in _SIZE_FIELDS)
+    if other_size and None not in schedule.get("mu", (None,)):  # both sides shift dynamically, each by its size
+        del schedule["mu"]
+        if not schedule:
+            del differences["schedule"]
     rows = {"guidance_config": "guidance", "schedule": "sampler"}
     said = []
     for key, changed in differences.items():
@@ -128,6 +138,10 @@ def recalled_settings_notes(recalled: Recalled, settings: Settings) -> list[str]
         return []
     return [f"{recalled.file.name}'s settings differ from this checkpoint's where the file cannot set them (this "
             f"run takes the checkpoint's): {'; '.join(said)}; its video differs from the file's"]  # fmt: skip
+
+
+# The request fields whose latent tokens set a dynamic shift's mu.
+_SIZE_FIELDS = ("width", "height", "frames")
 
 
 def _json(value: object) -> str:

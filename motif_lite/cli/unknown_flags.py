@@ -26,9 +26,10 @@ from motif_lite.cli.run_inputs import seconds_in_frames
 from motif_lite.request import other_names_of_fields, run_flag
 from motif_lite.shell_syntax import variable_set
 
-# Names other tools give our settings, as flags -> the flag of ours: the request fields' (request.OTHER_FIELD_NAMES,
-# the one table the server and Python read too, as run's flags: --num-frames and --frame_num are --video-frames)
-# and run's other flags' (ComfyUI's server flags, stable-diffusion.cpp's and ComfyUI's options).
+# Names other tools give our settings, as flags -> the flag of ours: the request fields'
+# (request.advice.OTHER_FIELD_NAMES, the one table the server and Python read too, as run's flags: --num-frames and
+# --frame_num are --video-frames) and run's other flags' (ComfyUI's server flags, stable-diffusion.cpp's and
+# ComfyUI's options).
 _FIELD_NAMES_AS_FLAGS = {
     "--" + other.replace("_", "-"): run_flag(field) for other, field in other_names_of_fields().items()
 }

@@ -3,9 +3,11 @@ reads (also for the server's uploads: `open_image`, `not_an_image`), and the ref
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shlex
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -51,10 +53,57 @@ def is_in_memory(image: object) -> bool:
 def first_frame_file(output: str | Path) -> Path:
     """Where a first frame given in memory is written, beside the video: `fox.mp4` -> `fox.first-frame.png`; a PNG
     sequence's pattern (`out_%03d.png`) drops its frame number (`out.first-frame.png`), so that the file is not read
-    as one of its frames or as a pattern."""
-    output = Path(output)
+    as one of its frames or as a pattern. A leading ~ is expanded, as for the output itself."""
+    output = user_path(output)
     stem = FRAME_PATTERN.sub("", output.stem).rstrip("_-. ") if is_frame_sequence(output) else output.stem
     return output.with_name(f"{stem or 'output'}.first-frame.png")
+
+
+@dataclass(frozen=True)
+class WrittenFirstFrame:
+    """The PNG `write_first_frame` wrote for a first frame made in memory, and the bytes of the file it replaced
+    (None: none was there), so that a run refused before its work leaves the folder as it found it (`undo`)."""
+
+    path: Path
+    replaced: bytes | None
+
+    def undo(self) -> None:
+        """The file as it was before it was written: gone, or the file it replaced back."""
+        with contextlib.suppress(OSError):  # the refusal under way says more than a file that could not be undone
+            if self.replaced is None:
+                self.path.unlink(missing_ok=True)
+            else:
+                self.path.write_bytes(self.replaced)
+
+
+def write_first_frame(image: PIL.Image.Image, path: Path) -> tuple[WrittenFirstFrame | None, list[str]]:
+    """Write a first frame made in memory (`image`, RGB) as the PNG `path` (`first_frame_file`), and a note where a
+    file of other pixels was there: it is replaced, as `output=` replaces a video. A file of these very pixels is
+    left as it is, without a word (None): its checksum, which a stopped run of them keeps, stays. An `OSError` where
+    it cannot be written, with the file as it was."""
+    replaced = path.read_bytes() if path.is_file() else None
+    if replaced is not None and _holds_pixels(path, image):
+        return None, []
+    written = WrittenFirstFrame(path, replaced)
+    try:
+        image.save(path, format="PNG")
+    except OSError:
+        written.undo()  # no half-written PNG, nor a lost earlier one
+        raise
+    notes = [] if replaced is None else [
+        f"{path} held another image: it now holds the first frame given in memory, which the video's settings name "
+        "(give output= another name to keep such a file)"
+    ]  # fmt: skip
+    return written, notes
+
+
+def _holds_pixels(path: Path, image: PIL.Image.Image) -> bool:
+    """Whether the image file `path` holds the pixels of `image` (RGB), as a first frame read from it would."""
+    try:
+        with PIL.Image.open(path) as held:
+            return held.size == image.size and np.array_equal(np.asarray(held.convert("RGB")), np.asarray(image))
+    except (OSError, ValueError, PIL.Image.DecompressionBombError):  # no image Pillow reads: not these pixels
+        return False
 
 
 def image_from_memory(image: PIL.Image.Image | np.ndarray | torch.Tensor) -> tuple[PIL.Image.Image, list[str]]:

@@ -25,7 +25,7 @@ from motif_lite.decoding import decode_video
 from motif_lite.devices import on_device
 from motif_lite.errors import Audience, CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.clip import Clip, last_frame, read_clip
-from motif_lite.io.image import load_image, preprocess_image
+from motif_lite.io.image import WrittenFirstFrame, load_image, preprocess_image
 from motif_lite.io.latents import SavedLatents
 from motif_lite.io.latents_saving import LatentsFile
 from motif_lite.io.model_stamps import changed_file_notes, other_model_notes
@@ -186,6 +186,18 @@ class _VideoRun:
 _LOADED_PARTS = frozenset(
     "transformer" if field.name == "model" else field.name for field in dataclasses.fields(LoadedTransformer)
 )
+
+
+@contextlib.contextmanager
+def _undone_if_refused(written: WrittenFirstFrame | None) -> Iterator[None]:
+    """`written` (the PNG of a first frame made in memory) undone when the block raises: the run is refused before
+    its work, and leaves nothing behind (nor loses the file it replaced)."""
+    try:
+        yield
+    except BaseException:
+        if written is not None:
+            written.undo()
+        raise
 
 
 def _plan_in_brief(plan: Plan) -> str:
@@ -401,7 +413,10 @@ class MotifVideoPipeline:
         `resolved`: what `request.resolve_with_inputs(clip)` returned, for a caller that resolved the request first
         (the server's worker, to check a saved state against it), given as `generate(resolved.request,
         resolved=resolved)`: the request is not resolved again, nor its input image read again (its clip is the one
-        `resolve_with_inputs` was given; a `clip` beside it that is another one is a `RequestError`).
+        `resolve_with_inputs` was given; a `clip` beside it that is another one is a `RequestError`). A first frame
+        made in memory that `generate` resolves itself is written as its PNG and, where the run is refused before its
+        work, removed again (or the file it replaced put back); one that the caller's `resolved` wrote is the
+        caller's (`resolved.first_frame_written.undo()`).
 
         Any other keyword (diffusers' call's `num_inference_steps`, `generator`, ..., or a misspelled one of the
         above) is a `RequestError` saying what to give instead. `request` is needed: its default None is there only
@@ -421,34 +436,40 @@ class MotifVideoPipeline:
         if self.transformer is None:
             raise ConfigError("this pipeline has no transformer: its set_loras failed to load one; call it again")
         # The input image is read once: for the request's notes, and for the first frame here; and hashed once.
+        # A first frame made in memory that this call's resolve wrote as its PNG is undone if the run is refused
+        # before its work: nothing stays behind of a run that never started (a caller's `resolved` is the caller's).
+        resolved_here = resolved is None
         resolved = request.resolve_with_inputs(clip) if resolved is None else resolved
-        request, clip, input_image, notes, checksum = resolved
-        check_crf(request.output, crf)
-        check_preview_spacing(request.steps, preview_every)
-        settings = self.settings_for(request)
-        start = None if resume is None else self._resume_state(resume, request, settings, checksum)
-        if start is not None:  # the steps left to sample decide what is prepared for guidance (`Settings.guided`)
-            settings = dataclasses.replace(settings, first_step=start.done)
-        if self.warns_long_cpu_runs and self.device.type == "cpu":  # before hours of work start without a word
-            self._warn_long_cpu_run(request, settings)
-        # The record starts before the notes: a resumed run's notes then compare this run's attention, not the one
-        # the pipeline's last run fell back to.
-        self._begin_kernel_record()
-        notes = notes + self._run_notes(settings, resume)  # a new list: `resolved`'s is the caller's
-        if (beyond := self._beyond_plan_note(request)) is not None:
-            notes.append(beyond)
-        # A stopped run of this output (a cell stopped, then run again) is not gone on with unasked: say so before the
-        # work starts. `motif-lite run` and the server name their own latents file and say it themselves.
-        if resume is None and latents_file is None and keep_latents and (earlier := earlier_run_note(request.output)):
-            logger.warning(earlier)
-            notes.append(earlier)
-        progress = on_progress or (lambda stage, done, total: None)
-        measures = _StageMeasures()
-        begin = time.perf_counter()
-        generator = torch.Generator().manual_seed(request.seed)
-        keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
-        replaces = request.output is not None and holds_video(user_path(request.output))  # before anything writes it
-        run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum, replaces)
+        request, clip, input_image, notes, checksum, written = resolved
+        with _undone_if_refused(written if resolved_here else None):
+            check_crf(request.output, crf)
+            check_preview_spacing(request.steps, preview_every)
+            settings = self.settings_for(request)
+            start = None if resume is None else self._resume_state(resume, request, settings, checksum)
+            if start is not None:  # the steps left to sample decide what guidance prepares (`Settings.guided`)
+                settings = dataclasses.replace(settings, first_step=start.done)
+            if self.warns_long_cpu_runs and self.device.type == "cpu":  # before hours of work start without a word
+                self._warn_long_cpu_run(request, settings)
+            # The record starts before the notes: a resumed run's notes then compare this run's attention, not the
+            # one the pipeline's last run fell back to.
+            self._begin_kernel_record()
+            notes = notes + self._run_notes(settings, resume)  # a new list: `resolved`'s is the caller's
+            if (beyond := self._beyond_plan_note(request)) is not None:
+                notes.append(beyond)
+            # A stopped run of this output (a cell stopped, then run again) is not gone on with unasked: say so before
+            # the work starts. `motif-lite run` and the server name their own latents file and say it themselves.
+            asked = resume is None and latents_file is None and keep_latents
+            if asked and (earlier := earlier_run_note(request.output)):
+                logger.warning(earlier)
+                notes.append(earlier)
+            progress = on_progress or (lambda stage, done, total: None)
+            measures = _StageMeasures()
+            begin = time.perf_counter()
+            generator = torch.Generator().manual_seed(request.seed)
+            keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
+            # Before anything writes it.
+            replaces = request.output is not None and holds_video(user_path(request.output))
+            run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum, replaces)
         try:
             with self._stage("encode", measures):
                 # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) follows it.

@@ -7,8 +7,9 @@ tests/live_memory.py checks the transformer's against the tensors a forward real
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 from motif_lite.config import MAX_PROMPT_TOKENS, TransformerConfig
 from motif_lite.encoders.text_config import OFFICIAL_TEXT_ENCODER_CONFIG, check_sizes
@@ -90,42 +91,65 @@ def context_tokens(image_tokens: int) -> int:
     return TEXT_TOKENS + image_tokens
 
 
-# `TextEncoderShape`'s fields -> their keys in text_encoder/config.json's `text_config`.
-_TEXT_CONFIG_KEYS = {
-    "hidden": "hidden_size",
-    "intermediate": "intermediate_size",
-    "layers": "num_hidden_layers",
-    "heads": "num_attention_heads",
-    "kv_heads": "num_key_value_heads",
-    "head_dim": "head_dim",
-}
+def _config_size(official: dict, key: str) -> int:
+    """A shape's field read from `key` of a config.json section (`_read_shape`); its default is the official
+    encoder's value. Typed as its value, as `dataclasses.field` is."""
+    return field(default=official[key], metadata={"config_key": key})
+
+
+_Shape = TypeVar("_Shape")
+
+
+def _read_shape(shape: type[_Shape], section: dict) -> _Shape:
+    """`shape` from a config.json section, already checked: the fields whose keys it has; the others keep their
+    defaults."""
+    keys = {f.name: f.metadata["config_key"] for f in fields(shape)}
+    return shape(**{ours: section[theirs] for ours, theirs in keys.items() if theirs in section})
+
+
+def _checked_text_encoder_config(path: Path) -> dict:
+    """A checkpoint's `text_encoder/config.json`; `ConfigError` naming the file for one that is no JSON object, or
+    whose sizes the encoder cannot be built from (`text_config.check_sizes`, the check the run makes before it
+    loads the encoder)."""
+    values = read_json_object(path, "text encoder config")
+    check_sizes(values, str(path))
+    return values
+
+
+def _checkpoint_section(root: str | Path | None, section: str) -> dict:
+    """`section` of a checkpoint folder's `text_encoder/config.json`, checked (`_checked_text_encoder_config`); {}
+    without a folder or without that file, for the official shapes."""
+    path = None if root is None else Path(root) / "text_encoder" / "config.json"
+    if path is None or not path.is_file():
+        return {}
+    return _checked_text_encoder_config(path).get(section, {})
+
+
 _OFFICIAL_TEXT = OFFICIAL_TEXT_ENCODER_CONFIG["text_config"]
 
 
 @dataclass(frozen=True)
 class TextEncoderShape:
-    """The matmul sizes of the T5Gemma2 text stack (defaults: the official encoder's text_config)."""
+    """The matmul sizes of the T5Gemma2 text stack, each read from its key in text_encoder/config.json's
+    `text_config` (defaults: the official encoder's)."""
 
-    hidden: int = _OFFICIAL_TEXT["hidden_size"]
-    intermediate: int = _OFFICIAL_TEXT["intermediate_size"]
-    layers: int = _OFFICIAL_TEXT["num_hidden_layers"]
-    heads: int = _OFFICIAL_TEXT["num_attention_heads"]
-    kv_heads: int = _OFFICIAL_TEXT["num_key_value_heads"]
-    head_dim: int = _OFFICIAL_TEXT["head_dim"]
+    hidden: int = _config_size(_OFFICIAL_TEXT, "hidden_size")
+    intermediate: int = _config_size(_OFFICIAL_TEXT, "intermediate_size")
+    layers: int = _config_size(_OFFICIAL_TEXT, "num_hidden_layers")
+    heads: int = _config_size(_OFFICIAL_TEXT, "num_attention_heads")
+    kv_heads: int = _config_size(_OFFICIAL_TEXT, "num_key_value_heads")
+    head_dim: int = _config_size(_OFFICIAL_TEXT, "head_dim")
 
     @classmethod
     def from_json(cls, path: str | Path) -> TextEncoderShape:
         """From a checkpoint's `text_encoder/config.json` (its `text_config`); missing keys keep the defaults.
-        `ConfigError` naming the file for one that is no JSON object, or whose sizes the encoder cannot be built
-        from (`text_config.check_sizes`, the check the run makes before it loads the encoder)."""
-        values = read_json_object(Path(path), "text encoder config")
-        check_sizes(values, str(path))
-        return cls.from_values(values.get("text_config", {}))
+        `ConfigError` naming the file for one the run would refuse (`_checked_text_encoder_config`)."""
+        return _read_shape(cls, _checked_text_encoder_config(Path(path)).get("text_config", {}))
 
     @classmethod
-    def from_values(cls, text_config: dict) -> TextEncoderShape:
-        """From a config's `text_config` section, already checked; missing keys keep the defaults."""
-        return cls(**{ours: text_config[theirs] for ours, theirs in _TEXT_CONFIG_KEYS.items() if theirs in text_config})
+    def of_checkpoint(cls, root: str | Path | None) -> TextEncoderShape:
+        """The text stack of a checkpoint folder's `text_encoder/config.json`, else the official one (`from_json`)."""
+        return _read_shape(cls, _checkpoint_section(root, "text_config"))
 
     @property
     def layer_weights(self) -> int:
@@ -134,39 +158,27 @@ class TextEncoderShape:
         return self.layers * (attention + 3 * self.hidden * self.intermediate)
 
 
-# `ImageTowerShape`'s fields -> their keys in text_encoder/config.json's `vision_config` (the SigLIP tower).
-_VISION_CONFIG_KEYS = {
-    "hidden": "hidden_size",
-    "intermediate": "intermediate_size",
-    "image_size": "image_size",
-    "patch_size": "patch_size",
-}
 _OFFICIAL_VISION = OFFICIAL_TEXT_ENCODER_CONFIG["vision_config"]
 
 
 @dataclass(frozen=True)
 class ImageTowerShape:
-    """The SigLIP image tower inside the text encoder, which encodes image-to-video's first frame (defaults: the
-    official encoder's vision_config: 896 px in patches of 14)."""
+    """The SigLIP image tower inside the text encoder, which encodes image-to-video's first frame, each size read
+    from its key in text_encoder/config.json's `vision_config` (defaults: the official encoder's: 896 px in
+    patches of 14)."""
 
-    hidden: int = _OFFICIAL_VISION["hidden_size"]
-    intermediate: int = _OFFICIAL_VISION["intermediate_size"]
-    image_size: int = _OFFICIAL_VISION["image_size"]
-    patch_size: int = _OFFICIAL_VISION["patch_size"]
+    hidden: int = _config_size(_OFFICIAL_VISION, "hidden_size")
+    intermediate: int = _config_size(_OFFICIAL_VISION, "intermediate_size")
+    image_size: int = _config_size(_OFFICIAL_VISION, "image_size")
+    patch_size: int = _config_size(_OFFICIAL_VISION, "patch_size")
 
     @classmethod
     def of_checkpoint(cls, root: str | Path | None) -> ImageTowerShape:
         """The tower of a checkpoint folder's `text_encoder/config.json` (its `vision_config`), else the official
         one. A key the file lacks keeps the official value: transformers' default tower, which the encoder is then
-        built with, is smaller in every size, so the plan errs high. `ConfigError` naming the file for one whose
-        sizes the encoder cannot be built from."""
-        path = None if root is None else Path(root) / "text_encoder" / "config.json"
-        if path is None or not path.is_file():
-            return cls()
-        values = read_json_object(path, "text encoder config")
-        check_sizes(values, str(path))
-        vision = values.get("vision_config", {})
-        return cls(**{ours: vision[theirs] for ours, theirs in _VISION_CONFIG_KEYS.items() if theirs in vision})
+        built with, is smaller in every size, so the plan errs high. `ConfigError` naming the file for one the run
+        would refuse (`_checked_text_encoder_config`)."""
+        return _read_shape(cls, _checkpoint_section(root, "vision_config"))
 
     @property
     def tokens(self) -> int:

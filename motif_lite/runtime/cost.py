@@ -185,8 +185,7 @@ def generation_cost(
 
 def text_encoder_shape(root: str | Path | None) -> TextEncoderShape:
     """The text stack of a checkpoint folder's `text_encoder/config.json`, else the official one."""
-    path = None if root is None else Path(root) / "text_encoder" / "config.json"
-    return TextEncoderShape.from_json(path) if path is not None and path.is_file() else TextEncoderShape()
+    return TextEncoderShape.of_checkpoint(root)
 
 
 def slowest_call_seconds(config: TransformerConfig) -> float:

@@ -9,8 +9,11 @@ derives the formulas, and docs/vae.md describes the bands and tiles they follow.
 from __future__ import annotations
 
 import functools
+import math
+from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from motif_lite.runtime.generation_sizes import GenerationSizes
 from motif_lite.vae.bands import Band
@@ -72,21 +75,17 @@ def vae_decode_bytes(sizes: GenerationSizes, mode: VAEMode) -> int:
 # across (a temporal upsampler's conv, when single-threaded); then its native kernel (Slow3d) unfolds the input
 # into C_in x taps elements per output pixel and frame (im2col), made inside the op: no tensor of ours, and not in
 # the working term measured on CUDA. With a band's rows or a small frame the full-resolution head's conv (96
-# channels) falls under the threshold, and its buffer is the largest thing the decode holds besides the caches
-# (82 MiB at 128x128 in 2 bands, float32). The same rule is applied to every dtype (bfloat16 takes oneDNN on an
-# AVX-512 CPU whatever the size: an over-count of one buffer there). The inputs' channels of the 3x3x3 convs per
-# level, Wan2.1 base_dim 96 (a level's first residual block takes the upsampler's halved channels):
+# channels in Wan2.1) falls under the threshold, and its buffer is the largest thing the decode holds besides the
+# caches (82 MiB at 128x128 in 2 bands, float32). The same rule is applied to every dtype (bfloat16 takes oneDNN on
+# an AVX-512 CPU whatever the size: an over-count of one buffer there). The convs' input channels and kernels are
+# the decoder's own (`_decoder_convs`), so a VAE of other widths is counted with its layers.
 SLOW_CONV3D_MAX_INPUT = 20480
-VAE_LEVEL_CONV_CHANNELS = ((384,), (192, 384), (192,), (96,))  # up levels at 1/8, 1/4, 1/2, full resolution
-VAE_HEAD_CHANNELS = 96  # conv_out, at full resolution
-VAE_TIME_CONV_CHANNELS = (384, 384)  # the temporal upsamplers' 3x1x1 convs, after the levels at 1/8 and 1/4
-VAE_LOWER_CONV_CHANNELS = (16, 384)  # conv_in and the mid block, at 1/8 on whole frames
 
 
 def vae_decode_cpu_workspace_bytes(sizes: GenerationSizes, mode: VAEMode) -> int:
     """The largest im2col buffer of PyTorch's native 3-D convolution (Slow3d) in one decode on the CPU, from the
-    decoder's own band plan: one conv runs at a time, so the largest counts, on top of `vae_decode_bytes`. CUDA's
-    convolutions (cuDNN) have their workspace in the measured working term instead."""
+    decoder's own layers and band plan: one conv runs at a time, so the largest counts, on top of
+    `vae_decode_bytes`. CUDA's convolutions (cuDNN) have their workspace in the measured working term instead."""
     h, w = sizes.vae_latent_hw
     if mode.tile is not None:
         from motif_lite.vae.tiling import tile_spans
@@ -98,27 +97,66 @@ def vae_decode_cpu_workspace_bytes(sizes: GenerationSizes, mode: VAEMode) -> int
     frames = (1, min(2, chunk), chunk, chunk, chunk)
     largest = 0
 
-    def conv(channels: int, taps: int, chunk_frames: int, rows: int, side: int, padded_height: int) -> None:
+    def count(layer: _Conv, chunk_frames: int, rows: int, side: int, height: int) -> None:
         nonlocal largest
-        c = round(channels * sizes.vae_scale)
         for out_frames in {1, chunk_frames}:
-            if taps == 3 or c * (out_frames + 2) * padded_height <= SLOW_CONV3D_MAX_INPUT:
-                largest = max(largest, c * taps * out_frames * rows * side)
+            if layer.one_by_one_across or layer.padded_input(out_frames, height) <= SLOW_CONV3D_MAX_INPUT:
+                largest = max(largest, layer.channels * layer.taps * out_frames * rows * side)
 
-    for c in VAE_LOWER_CONV_CHANNELS:  # conv_in and the mid block: whole latent frames
-        conv(c, 27, 1, h, w, h + 2)
+    lower, *upper = _decoder_convs(sizes.vae_config)
+    for layer in lower:  # conv_in and the mid block: whole latent frames
+        count(layer, 1, h, w, h)
     for band in decoder_bands(sizes.vae_config, (h, w), mode.bands):
         for level, (a, b) in enumerate((*band.level_rows, band.head_rows)):
-            scale = 2 ** min(level, 3)
+            scale = 2 ** min(level, len(band.level_rows) - 1)  # the head runs at the last level's resolution
             full_h, full_w = h * scale, w * scale
             rows, side = b - a, (full_w if band.dim == -2 else full_h)
-            padded_height = rows + 2 if band.dim == -2 else full_h + 2
-            channels = VAE_LEVEL_CONV_CHANNELS[level] if level < 4 else (VAE_HEAD_CHANNELS,)
-            for c in channels:
-                conv(c, 27, frames[level], rows, side, padded_height)
-            if level < len(VAE_TIME_CONV_CHANNELS):  # a 1x1-across kernel: native whenever single-threaded
-                conv(VAE_TIME_CONV_CHANNELS[level], 3, frames[level], rows, side, padded_height - 2)
+            for layer in upper[level]:  # the rows a conv's input has: the band's, or all when it splits columns
+                count(layer, frames[level], rows, side, rows if band.dim == -2 else full_h)
     return largest * sizes.vae_element_bytes
+
+
+@dataclass(frozen=True)
+class _Conv:
+    """A decoder conv that unfolds its input on the CPU: its input channels and kernel (frames, rows, columns)."""
+
+    channels: int
+    kernel: tuple[int, int, int]
+
+    @property
+    def taps(self) -> int:
+        return math.prod(self.kernel)
+
+    def padded_input(self, out_frames: int, height: int) -> int:
+        """Channels x frames x rows of its zero-padded input (batch 1), what aten's threshold counts, for
+        `out_frames` output frames over `height` rows."""
+        return self.channels * (out_frames + self.kernel[0] - 1) * (height + self.kernel[1] - 1)
+
+    @property
+    def one_by_one_across(self) -> bool:
+        """A temporal upsampler's 3x1x1 kernel, which PyTorch runs natively whenever single-threaded."""
+        return self.kernel[1:] == (1, 1)
+
+
+@functools.cache
+def _decoder_convs(vae_config: WanVAEConfig) -> tuple[frozenset[_Conv], ...]:
+    """The decoder's 3-D convs that unfold their input, by where they run: conv_in and the mid block (whole latent
+    frames), each up level (its temporal upsampler included), and the head's conv_out. A 1x1x1 conv (a residual
+    shortcut) is a plain matrix product: no buffer."""
+    from motif_lite.vae.model import Decoder
+
+    with torch.device("meta"):
+        decoder = Decoder(vae_config)
+    parts = [(decoder.conv_in, decoder.mid_block), *((block,) for block in decoder.up_blocks), (decoder.conv_out,)]
+    return tuple(
+        frozenset(
+            _Conv(layer.in_channels, layer.kernel_size)
+            for module in modules
+            for layer in module.modules()
+            if isinstance(layer, nn.Conv3d) and math.prod(layer.kernel_size) > 1
+        )
+        for modules in parts
+    )
 
 
 def vae_encode_bytes(sizes: GenerationSizes, bands: int = 1) -> int:

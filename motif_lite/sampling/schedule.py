@@ -8,8 +8,8 @@ Three schedules exist because the reference schedulers build different tables:
 All shift once with `s·σ / (1 + (s−1)·σ)` and end in σ = 0. A checkpoint's scheduler config may change them
 further (`ScheduleOptions`, read by `schedule_options`): its `num_train_timesteps`, and FlowMatchEuler's
 `shift_terminal` and Karras or exponential sigma spacing (between the config's `sigma_max` and `sigma_min` when it
-names them), applied as diffusers applies them. Where the config sets `use_dynamic_shifting` (FlowMatchEuler or
-UniPC), the shift comes from the video's size instead (`DynamicShift`): the options then hold that size's `mu`.
+names them), applied as diffusers applies them. Where the config sets `use_dynamic_shifting`, the shift comes from
+the video's size instead (`DynamicShift`): the options then hold that size's `mu`.
 """
 
 from __future__ import annotations
@@ -155,12 +155,48 @@ def _dpm_table(steps: int, shift: float, train: int) -> tuple[np.ndarray, np.nda
 
 def dpm_schedule(steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
     """The DPM++ schedule; timesteps are int64, truncated from float64 σ·T like the scheduler's. Of `options`
-    only train_timesteps applies (the rest are FlowMatchEuler's)."""
+    train_timesteps applies, and an exponential dynamic shift (`time_shift`, `mu`), which DPMSolverMultistepScheduler
+    applies as the flow shift exp(mu) in place of `shift`; the rest are FlowMatchEuler's."""
+    options = options or ScheduleOptions()
     _check(steps, shift)
-    sigmas, timesteps = _dpm_table(steps, shift, (options or ScheduleOptions()).train_timesteps)
+    if options.time_shift is not None:
+        shift = dpm_dynamic_shift(options)
+    sigmas, timesteps = _dpm_table(steps, shift, options.train_timesteps)
     return Schedule(
         sigmas=torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32)),
         timesteps=torch.from_numpy(timesteps).to(torch.int64),
+    )
+
+
+def dpm_dynamic_shift(options: ScheduleOptions) -> float:
+    """The flow shift DPMSolverMultistepScheduler's `set_timesteps(mu=...)` sets: `np.exp(mu)` (numpy's exp, which
+    may round otherwise than math.exp). Its dynamic shifting is exponential only (diffusers asserts so)."""
+    if options.time_shift != "exponential" or options.mu is None:
+        raise SamplingSettingsError(
+            f"DPM++ shifts dynamically by exp(mu) only: it takes time_shift 'exponential' with a mu, not "
+            f"{options.time_shift!r} with mu {options.mu!r}"
+        )
+    return float(np.exp(options.mu))
+
+
+def check_dpm_dynamic_options(steps: int, options: ScheduleOptions) -> None:
+    """Refuse a dynamic shift whose DPM++ table for `steps` diffusers cannot step (SamplingSettingsError): a first
+    timestep that repeats (a large mu puts the first sigmas within 1/T of 1, a very negative one rounds them to 0)
+    makes DPMSolverMultistepScheduler start at its second step and fail with an IndexError on its last; a first
+    sigma of 0 makes every step NaN. The run asks before loading."""
+    if options.time_shift is None:
+        return
+    table = dpm_schedule(steps, 1.0, options)
+    first = int(table.timesteps[0])
+    if table.sigmas[0] == 0:
+        why = "whose first sigma rounds to 0 (every step would be NaN)"
+    elif steps > 1 and first == int(table.timesteps[1]):
+        why = f"that starts at timestep {first} twice, which diffusers' DPMSolverMultistepScheduler cannot step"
+    else:
+        return
+    raise SamplingSettingsError(
+        f"the dynamic shift's mu {options.mu:g} gives a DPM++ schedule {why}: give a flow shift, or the euler or "
+        "unipc sampler"
     )
 
 
@@ -197,9 +233,8 @@ _SHIFT_KEYS = {
     "UniPCMultistepScheduler": "flow_shift",
 }
 
-
-# The scheduler classes whose dynamic shifting motif-lite samples (DPMSolverMultistep's is refused).
-_DYNAMIC_CLASSES = ("FlowMatchEulerDiscreteScheduler", "UniPCMultistepScheduler")
+# The scheduler classes whose dynamic shifting takes only an exponential time shift (diffusers asserts it).
+_EXPONENTIAL_ONLY_CLASSES = ("DPMSolverMultistepScheduler",)
 # The pipeline's `scheduler.config.get(key, default)` reads of dynamic shifting's line from sequence length to mu.
 _DYNAMIC_DEFAULTS = {"base_image_seq_len": 256, "max_image_seq_len": 4096, "base_shift": 0.5, "max_shift": 1.15}
 
@@ -209,7 +244,7 @@ class DynamicShift:
     """A scheduler config's `use_dynamic_shifting`: the shift follows the video's size, as the Motif-Video pipelines
     compute it. mu grows linearly with the latent tokens, from base_shift at base_seq_len to max_shift at
     max_seq_len (diffusers' `calculate_shift`), and each sigma becomes exp(mu) / (exp(mu) + 1/σ − 1) (exponential)
-    or mu / (mu + 1/σ − 1) (linear)."""
+    or mu / (mu + 1/σ − 1) (linear); DPM++ takes exp(mu) as its flow shift (the same shift, on its own grid)."""
 
     time_shift: str = "exponential"
     base_seq_len: float = 256
@@ -256,7 +291,7 @@ def dynamic_shift(config: Mapping[str, Any] | None, source: str = "scheduler con
     Values that would give no schedule (a zero-length line, a linear shift's mu of 0 or less) are refused."""
     if config is None or not config.get("use_dynamic_shifting", False):
         return None
-    scheduler_shift(config, source)  # the class check
+    scheduler_shift(config, source)  # the class check, and the time shifts a class takes
     kind = config.get("time_shift_type", "exponential")
     if kind not in ("exponential", "linear"):
         raise ConfigError(f"{source}: time_shift_type must be 'exponential' or 'linear', got {kind!r}")
@@ -290,9 +325,11 @@ def scheduler_shift(config: Mapping[str, Any], source: str) -> float | None:
     class_name = config.get("_class_name", "FlowMatchEulerDiscreteScheduler")
     if class_name not in _SHIFT_KEYS:
         raise ConfigError(f"{source}: unsupported scheduler {class_name!r}; expected one of {sorted(_SHIFT_KEYS)}")
-    if config.get("use_dynamic_shifting", False) and class_name not in _DYNAMIC_CLASSES:
+    kind = config.get("time_shift_type", "exponential")
+    if config.get("use_dynamic_shifting", False) and kind != "exponential" and class_name in _EXPONENTIAL_ONLY_CLASSES:
         raise ConfigError(
-            f"{source}: use_dynamic_shifting=true is supported for {' and '.join(_DYNAMIC_CLASSES)}, not {class_name}"
+            f"{source}: {class_name} shifts dynamically by exp(mu) only (diffusers fails on time_shift_type {kind!r}): "
+            "set time_shift_type to 'exponential', or use_dynamic_shifting to false"
         )
     value = config.get(_SHIFT_KEYS[class_name])
     if value is None:

@@ -36,7 +36,7 @@ from motif_lite.request import GenerationRequest
 from motif_lite.server.body_limit import BodyLimit
 from motif_lite.server.downloads import download
 from motif_lite.server.extension import extension_fields, in_video_words
-from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, JOB_ID, QUEUED, VIDEO_SUFFIX, Job, JobStore
+from motif_lite.server.jobs import COMPLETED, FAILED, IN_PROGRESS, JOB_ID, QUEUED, VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import available_loras
 from motif_lite.server.remix import remix_fields
 from motif_lite.server.request_body import read_create_body
@@ -277,10 +277,20 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
                 raise _not_found(video_id) from None
             raise
 
+    model = {"id": config.model_name, "object": "model", "created": 0, "owned_by": "motif-lite"}
+
     @api.get("/models")
     async def list_models() -> dict[str, Any]:
-        model = {"id": config.model_name, "object": "model", "created": 0, "owned_by": "motif-lite"}
         return {"object": "list", "data": [model]}
+
+    @api.get("/models/{model_id}")
+    async def retrieve_model(model_id: str) -> dict[str, Any]:
+        """The SDK's `models.retrieve`, as a client checks the model it means is served: the one model, else 404 (the
+        route's own, not "this server speaks OpenAI's Videos API", which it is a route of)."""
+        if model_id != config.model_name:
+            raise ApiError(404, f"no model {model_id!r} on this server: it serves {config.model_name!r} alone",
+                           "model", "not_found")  # fmt: skip
+        return model
 
     @api.get("/info")
     async def server_info() -> dict[str, Any]:
@@ -398,8 +408,13 @@ def _preview(store: JobStore, job: Job) -> Response:
     except FileNotFoundError:
         data = None
     if data is None:
-        raise ApiError(404, f"no preview of {job.id} (yet): previews exist while a job is denoising", None,
-                       "preview_not_ready")  # fmt: skip
+        # A job that has ended will have none: "yet" would keep a client polling for one.
+        only = "a preview exists only while a job is denoising"
+        said = {
+            COMPLETED: f": it is completed, and {only} (its video: variant=video)",
+            FAILED: f": it failed, and {only}",
+        }.get(job.status, " yet: previews exist while a job is denoising")
+        raise ApiError(404, f"no preview of {job.id}{said}", None, "preview_not_ready")
     return Response(data, media_type="image/webp", headers={"Cache-Control": "no-store"})
 
 

@@ -15,6 +15,11 @@ from motif_lite.io.clip import Clip, ClipError, read_clip
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job, JobStore
 from motif_lite.server.schema import ApiError, CreateBody, api_frames
 
+# The refusal of an extension on a checkpoint without the image encoder, at submission and as a queued one starts.
+EXTENSION_NEEDS_IMAGE_ENCODER = (
+    "this checkpoint has no image encoder (feature_extractor/), which an extension needs: text-to-video only"
+)
+
 
 def extended_job(store: JobStore, body: CreateBody, image_to_video: bool) -> Job:
     """The completed job whose video `body` goes on from; 400 (`param` extend) for any other, or for a request that
@@ -42,8 +47,7 @@ def check_can_extend(body: CreateBody, image_to_video: bool) -> None:
         raise _extend_error("input_reference and extend would both give the first frame (an extension starts from the "
                             "last frame of the video it extends): send one of them")  # fmt: skip
     if not image_to_video:
-        raise _extend_error("this checkpoint has no image encoder (feature_extractor/), which an extension needs: "
-                            "text-to-video only")  # fmt: skip
+        raise _extend_error(EXTENSION_NEEDS_IMAGE_ENCODER)
 
 
 def with_clip_defaults(body: CreateBody, width: int, height: int, fps: float) -> dict[str, Any]:

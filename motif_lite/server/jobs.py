@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_message TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
+-- A deleted job's place in the list: a page `after` it (a client deleting what it lists) goes on from there. One
+-- short row per deleted job; a version that predates it ignores the table (its pages after a deleted job are 400s).
+CREATE TABLE IF NOT EXISTS deleted_jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 """
 # The columns added since the first version, in order, as `_SCHEMA` defines them. The jobs before each get its
 # default: no notes or LoRAs, no video extended, the codec's crf (as they were queued with), no remix, no prompt
@@ -430,13 +433,14 @@ class JobStore:
         return None if row is None else Job.from_row(row)
 
     def page(self, after: str | None, limit: int, descending: bool) -> tuple[list[Job], bool] | None:
-        """Up to `limit` jobs after the job `after` in submission order; (jobs, has_more), None if `after` is
-        unknown."""
+        """Up to `limit` jobs after the job `after` (one deleted since counts at its place) in submission order;
+        (jobs, has_more), None if `after` is unknown."""
         order, compare = ("DESC", "<") if descending else ("ASC", ">")
         with self._lock:
             bounds: tuple[int, ...] = ()
             if after is not None:
-                row = self._db.execute("SELECT seq FROM jobs WHERE id = ?", (after,)).fetchone()
+                query = "SELECT seq FROM jobs WHERE id = ? UNION ALL SELECT seq FROM deleted_jobs WHERE id = ?"
+                row = self._db.execute(query, (after, after)).fetchone()
                 if row is None:
                     return None
                 bounds = (row[0],)
@@ -505,16 +509,18 @@ class JobStore:
                 notes = [*json.loads(row[0]), note]
                 self._db.execute("UPDATE jobs SET notes = ? WHERE id = ?", (json.dumps(notes), job_id))
 
-    def requeue(self, job_id: str) -> None:
+    def requeue(self, job_id: str) -> bool:
         """Put a running job back at its place in the queue (the server is stopping in an orderly way), with the
-        progress it had reached where it goes on from a saved state, else at 0 (it starts over)."""
+        progress it had reached where it goes on from a saved state, else at 0 (it starts over); False when it is no
+        longer running here (deleted meanwhile)."""
         kept = self.state_path(job_id).exists()
         with self._lock:
-            self._db.execute(
+            cursor = self._db.execute(
                 "UPDATE jobs SET status = ?, progress = CASE WHEN ? THEN progress ELSE 0 END, started_at = NULL "
                 "WHERE id = ? AND status = ?",
                 (QUEUED, kept, job_id, IN_PROGRESS),
             )
+            return cursor.rowcount == 1
 
     def delete(self, job_id: str) -> Job | None:
         """Remove a job and its files; the worker notices a running one at its next progress report."""
@@ -522,6 +528,7 @@ class JobStore:
             job = self._get(job_id)
             if job is not None:
                 self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                self._db.execute("INSERT OR REPLACE INTO deleted_jobs (id, seq) VALUES (?, ?)", (job_id, job.seq))
         if job is not None:
             self.remove_files(job_id)
         return job

@@ -62,8 +62,9 @@ OPENAI_FIELDS = ("prompt", "model", "size", "seconds", "input_reference")
 # motif-lite serve's own: LoRA files of the operator's --lora-dir (server/loras.py), and the video encoder's
 # constant-rate factor (an encoding option of the job's file, not a GenerationRequest field: `run --crf`).
 SERVER_FIELDS = ("loras", "crf")
-# The names other video APIs and UIs give these fields: the request fields' (request.OTHER_FIELD_NAMES, the one table
-# run's hints and Python read too, and the fields' own names: frames is num_frames here), and the server's own.
+# The names other video APIs and UIs give these fields: the request fields' (request.advice.OTHER_FIELD_NAMES, the
+# one table run's hints and Python read too, and the fields' own names: frames is num_frames here), and the server's
+# own.
 _FIELD_NAMES_AS_API = {
     other: API_FIELDS[field] for other, field in other_names_of_fields().items() if field in API_FIELDS
 }

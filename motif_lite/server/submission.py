@@ -31,6 +31,7 @@ from motif_lite.server.clip_upload import (
     uploaded_record,
 )
 from motif_lite.server.extension import (
+    EXTENSION_NEEDS_IMAGE_ENCODER,
     check_can_extend,
     checked_clip,
     extended_job,
@@ -63,6 +64,10 @@ if TYPE_CHECKING:
     from motif_lite.settings import Settings
 
 
+# The refusal of a first frame on a checkpoint without the image encoder, at submission and as a queued job starts.
+NO_IMAGE_ENCODER = "this checkpoint has no image encoder (feature_extractor/): text-to-video only"
+
+
 class JobSubmitter:
     """The API's `submit(body, remixed=None)` of jobs to `store`, with the server's `state` (its config and worker)."""
 
@@ -86,8 +91,7 @@ class JobSubmitter:
         if body.image is not None:
             check_image(body.image, config.max_upload_bytes, config.max_image_pixels)
             if not config.image_to_video:
-                raise ApiError(400, "this checkpoint has no image encoder (feature_extractor/): text-to-video only",
-                               "input_reference", "invalid_value")  # fmt: skip
+                raise ApiError(400, NO_IMAGE_ENCODER, "input_reference", "invalid_value")
         image_path = None if body.image is None else store.input_path(job_id)
         kept = []  # the files this job has been given so far: removed again if it is not queued
         try:
@@ -269,6 +273,21 @@ def within_max_video(
         notes.append(f"no length given: {fields['frames']} frames, the most this server allows (its --max-video), "
                      f"instead of the official {official.frames}")  # fmt: skip
     return fields, notes
+
+
+def check_queued_job(job: Job, request: GenerationRequest, pipe: MotifVideoPipeline, config: ServerConfig) -> None:
+    """Refuse (the API's 400, as its submission would have been refused) a queued `job`, whose settings make
+    `request`, that this server cannot run: checked again as the worker takes it, before anything loads. A job
+    queued before a restart was checked against the server before, which may have had another checkpoint (one with
+    the image encoder), --lora-dir (its LoRA file since gone), memory plan (room for its LoRAs' adapters) or
+    --max-video; a LoRA file may also have left the folder while the job waited."""
+    if job.has_image and not config.image_to_video:
+        raise ApiError(400, NO_IMAGE_ENCODER, "input_reference", "invalid_value")
+    if job.extends and not config.image_to_video:
+        raise ApiError(400, EXTENSION_NEEDS_IMAGE_ENCODER, "extend", "invalid_value")
+    files = check_loras_fit(pipe, lora_files(job.loras, config.lora_dir), config.lora_dir)
+    check_loras_fit_plan(files, config.planned, config.plan)
+    check_fits_server(request, pipe.settings_for(request, audience=Audience.API), config)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest, RequestError,
 from motif_lite.server.jobs import VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import without_folder
 from motif_lite.server.schema import IMAGE_NAME_KEY, ApiError, timings
-from motif_lite.server.submission import check_fits_server
+from motif_lite.server.submission import check_queued_job
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 # Share of the progress bar per stage (percent at its start and end); "completed" is 100.
 STAGE_SPANS = {"encode": (0, 5), "denoise": (5, 90), "decode": (90, 99)}
+# What a queued job that the server can no longer run (restarted with other flags, a LoRA file gone) fails with,
+# before the reason its submission would have been refused with now.
+NO_LONGER_FITS = "this job no longer fits the server, which changed since it was queued"
 IDLE_WAIT_SECONDS = 5.0  # the worker also looks at the queue this often without being woken
 
 
@@ -120,8 +123,9 @@ class Worker:
         self._loras = self.server_loras  # what the pipeline has applied now; None: unknown (a switch failed)
         # The memory plan the model loaded with, and what it was made for (the largest video): None without one.
         self.planned, self.plan = planned, plan
-        # The server's limits (--max-video, the CPU's time limit), checked again as each job starts: one queued
-        # before a restart was checked against the limits of the server before it. None: no check.
+        # The server's config (its checkpoint's image encoder, --lora-dir, memory plan, --max-video, the CPU's time
+        # limit), checked again as each job starts: one queued before a restart was checked against the server before
+        # it. None: no check.
         self.limits = limits
 
     @property
@@ -205,14 +209,15 @@ class Worker:
         s = {name: value for name, value in job.settings.items() if name not in ("extend", IMAGE_NAME_KEY)}
         going_on = "" if not job.extends else f", going on from {job.extended_name}"
         quality = "" if job.crf is None else f", crf {job.crf}"
-        self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {counted(s.get('frames'), 'frame')}, "
-                 f"{counted(s.get('steps'), 'step')}{quality}{going_on})")  # fmt: skip
-        for note in job.notes:  # as `motif-lite run` prints them
-            self.log(f"{job.id}: note: {note}")
         try:
             # Inside the try: settings stored by another version of motif-lite fail this job, not the worker.
             request = GenerationRequest(**s, image=image, extend=clip_file, output=output)
-            self._check_still_fits(request)
+            # Before its `started` line: a job this server cannot run logs the one line of its failure.
+            self._check_still_fits(job, request)
+            self.log(f"{job.id}: started ({s.get('width')}x{s.get('height')}, {counted(s.get('frames'), 'frame')}, "
+                     f"{counted(s.get('steps'), 'step')}{quality}{going_on})")  # fmt: skip
+            for note in job.notes:  # as `motif-lite run` prints them
+                self.log(f"{job.id}: note: {note}")
             # Read once for the whole job, with the frames the server counted as it wrote that video: the pipeline
             # then decodes it only for its last frame and as the longer video is written.
             clip = None if clip_file is None else read_clip(clip_file, frames=job.clip_frames, audience=Audience.API)
@@ -243,8 +248,11 @@ class Worker:
             self.log(f"{job.id}: deleted, stopped")
             self.store.remove_files(job.id)
         except ShuttingDown as stop:
-            self.log(f"{job.id}: {stopped_by_shutdown(stop, self.store.state_path(job.id).exists())}")
-            self.store.requeue(job.id)
+            if self.store.requeue(job.id):
+                self.log(f"{job.id}: {stopped_by_shutdown(stop, self.store.state_path(job.id).exists())}")
+            else:  # deleted during the step the shutdown came in: the state it saved as it stopped is of no use
+                self.log(f"{job.id}: deleted, stopped")
+                self.store.remove_files(job.id)
         except DiskFullError:  # the data folder's disk, not this job: queued again, and the worker stops (`_loop`)
             self.store.requeue(job.id)
             raise
@@ -281,18 +289,17 @@ class Worker:
         finally:
             self.store.preview_path(job.id).unlink(missing_ok=True)
 
-    def _check_still_fits(self, request: GenerationRequest) -> None:
-        """Fail a job over this server's limits (`check_fits_server`, as its submission was checked): queued before
-        a restart, it was taken under the limits of the server before, and would run past this one's memory plan, or
-        for hours on its CPU."""
+    def _check_still_fits(self, job: Job, request: GenerationRequest) -> None:
+        """Fail a job this server cannot run (`check_queued_job`: the checks its submission made), before anything
+        loads for it: queued before a restart, it was checked against the server before, whose checkpoint, LoRA
+        folder, memory plan or --max-video may have differed, and could run past this one's memory plan, or for
+        hours on its CPU, or fail only once the transformer had been loaded again for its LoRAs."""
         if self.limits is None:
             return
         try:
-            check_fits_server(request, self.pipe.settings_for(request, audience=Audience.API), self.limits)
+            check_queued_job(job, request, self.pipe, self.limits)
         except ApiError as exc:
-            raise MotifLiteError(
-                f"the server restarted with smaller limits since this job was queued: {exc.message}"
-            ) from exc
+            raise MotifLiteError(f"{NO_LONGER_FITS}: {exc.message}") from exc
 
     def _use_loras(self, job: Job) -> None:
         """Apply the job's LoRAs (or, for a job that names none, the server's own) unless they are applied already.

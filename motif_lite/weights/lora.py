@@ -1,11 +1,14 @@
 """LoRA files for the transformer: read diffusers/PEFT and kohya/ComfyUI files and check them against the model's
-linear layers, before any model weight is read (weights/lora_apply.py then merges or attaches them).
+linear layers and its patch embedder's Conv3d, before any model weight is read (weights/lora_apply.py then merges
+or attaches them).
 
-    files = read_loras([LoRASpec.parse("style.safetensors:0.8")], linear_shapes(meta_model))  # checked, no weights
+    files = read_loras([LoRASpec.parse("style.safetensors:0.8")], lora_targets(meta_model))  # checked, no weights
 
 A LoRA adds `scale · B·A` to the weight W of a linear layer (A: `[rank, in]`, "lora_A" / "lora_down"; B:
 `[out, rank]`, "lora_B" / "lora_up"), with scale = strength × alpha / rank (alpha from the file; without one the
-scale is the strength alone).
+scale is the strength alone). On the Conv3d (W: `[out, in, kt, kh, kw]`) A is a convolution with the layer's kernel,
+`[rank, in, kt, kh, kw]`, and B a 1x1x1 one, `[out, rank, 1, 1, 1]`, as PEFT and kohya save them: the change is
+`scale · B·A` of the two flattened to matrices, shaped as W.
 
 Formats (detected from the tensor names):
 - "peft" (diffusers/PEFT): `[transformer.]<module>.lora_A.weight` / `.lora_B.weight`; alpha from `.alpha`
@@ -13,6 +16,8 @@ Formats (detected from the tensor names):
   `use_rslora`: scale alpha / sqrt(rank); a pipeline's file names them `transformer.lora_alpha`, ...).
 - "kohya" (kohya-ss, ComfyUI): `diffusion_model.<module>.lora_down.weight` / `.lora_up.weight` / `.alpha`, or the
   same under `lora_unet_<module with "_" for ".">` (OneTrainer: `lora_transformer_`, SimpleTuner: `lycoris_`).
+- "lycoris" (LyCORIS LoHa and LoKr, `ProductUpdate`): `<module>.hada_w1_a` ... `.hada_w2_b`, or `.lokr_w1` /
+  `.lokr_w2` (each whole or as `_a` and `_b`), with `.alpha`, under the same prefixes; linears on float weights only.
 Any of these prefixes (or none) goes with either pair of part names, as trainers mix them; the format is named
 after the part names.
 Module names may use any of the three text cross-attention layouts (weights/keymap.py); they are mapped to the
@@ -55,7 +60,8 @@ from motif_lite.weights.shapes import listing, named
 _KEY = re.compile(
     r"^(?:transformer\.|base_model\.model\.|diffusion_model\.|lora_unet_|lora_transformer_|lycoris_)?"
     r"(?P<module>.+?)\."
-    r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha)|(?P<diff>diff|diff_b))$"
+    r"(?:lora_(?P<part>A|B|down|up)\.weight|(?P<alpha>alpha)|(?P<diff>diff|diff_b)"
+    r"|(?P<lycoris>hada_w[12]_[ab]|lokr_w[12](?:_[ab])?))$"
 )
 _PARTS = {"A": "down", "B": "up", "down": "down", "up": "up"}
 # The text encoder's layers in a LoRA trained with it: diffusers' `text_encoder.`, kohya's `lora_te_` / `lora_te1_`.
@@ -67,8 +73,8 @@ _MERGE_IT = (
     "or use a plain LoRA (lora_A/lora_B or lora_down/lora_up)"
 )
 _OTHER_ADAPTERS = [
-    (re.compile(r"\.hada_w"), "a LyCORIS LoHa", _MERGE_IT),
-    (re.compile(r"\.lokr_w"), "a LyCORIS LoKr", _MERGE_IT),
+    (re.compile(r"\.(hada_t[12]|lokr_t[12])$"), "a LyCORIS LoHa or LoKr with a Tucker core (hada_t1, lokr_t2, ...)",
+     _MERGE_IT),
     (re.compile(r"\.(dora_scale|lora_magnitude_vector)"), "a DoRA", _MERGE_IT),
     (re.compile(r"\.lora_mid\."), "a LyCORIS LoCon with a Tucker middle (lora_mid)", _MERGE_IT),
     (re.compile(r"\.lora_(B|up)\.bias$"), "a LoRA with biases (PEFT's lora_bias)", _MERGE_IT),
@@ -81,10 +87,6 @@ _PEFT_FILE, _PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 _PIPELINE_PREFIX = "transformer."
 # What to do about PEFT settings no PEFT version writes.
 _EDITED = "the file was edited or damaged; export the LoRA again"
-# The transformer's convolutions (the patch embedder's Conv3d, model/layers.py), which a LoRA may target (PEFT adapts
-# a Conv3d too) but motif-lite does not adapt: named as such, under both spellings, rather than as unknown layers.
-_CONVOLUTIONS = {"x_embedder.proj": "the patch embedder's Conv3d x_embedder.proj"}
-_CONVOLUTION_SPELLINGS = {**_CONVOLUTIONS, **{k.replace(".", "_"): v for k, v in _CONVOLUTIONS.items()}}
 # The same cross-attention projection under the diffusers layout and under the two shared layouts.
 _CROSS_ALIASES = {"cross_attn.to_q": "cross_attn.query_proj", "cross_attn.to_out.0": "cross_attn.out_proj"}
 
@@ -219,8 +221,8 @@ class LoRAUpdate:
     """One module's low-rank update from one file."""
 
     module: str  # our module name
-    down: torch.Tensor  # A: [rank, in]
-    up: torch.Tensor  # B: [out, rank]
+    down: torch.Tensor  # A: [rank, in] (a linear) or [rank, in, kt, kh, kw] (the Conv3d)
+    up: torch.Tensor  # B: [out, rank] or [out, rank, 1, 1, 1]
     scale: float  # strength x alpha / rank (or the strength alone)
 
 
@@ -235,8 +237,53 @@ class WeightDiff:
 
 
 @dataclass
+class ProductUpdate:
+    """One linear's LyCORIS change from one file: LoHa `(w1a·w1b) ⊙ (w2a·w2b)` or LoKr `w1 ⊗ w2` (each of w1, w2 a
+    matrix or the product of two, `_a`·`_b`), times `scale` (strength × alpha / rank). Full-rank: it merges into a
+    float weight, and cannot be kept beside a packed one as a LoRA's two factors are."""
+
+    module: str  # our module name
+    kind: str  # "LoHa" or "LoKr"
+    factors: dict[str, torch.Tensor]  # by LyCORIS' names: hada_w1_a, ..., lokr_w1 or lokr_w1_a and lokr_w1_b, ...
+    scale: float
+
+    def delta(self, device: torch.device | None = None) -> torch.Tensor:
+        """The change `[out, in]` before `scale`, in float32 on `device` (made when merged: a layer's worth of
+        memory, which the file's small factors do not hold)."""
+        f = {name: t.to(device, torch.float32) for name, t in self.factors.items()}
+        if self.kind == "LoHa":
+            return (f["hada_w1_a"] @ f["hada_w1_b"]) * (f["hada_w2_a"] @ f["hada_w2_b"])
+        return torch.kron(_lokr_factor(f, "lokr_w1"), _lokr_factor(f, "lokr_w2"))
+
+    def shape(self) -> tuple[int, int]:
+        """The weight shape (out, in) of the layer it changes."""
+        f = self.factors
+        if self.kind == "LoHa":
+            return (f["hada_w1_a"].shape[0], f["hada_w1_b"].shape[1])
+        rows, columns = zip(*(_lokr_factor_shape(f, name) for name in ("lokr_w1", "lokr_w2")), strict=True)
+        return (math.prod(rows), math.prod(columns))
+
+    def is_zero(self) -> bool:
+        """Whether the change is zero: one of its products' factors all zero (LyCORIS starts w2 or w2_b at zero)."""
+        groups = [("hada_w1_a", "hada_w1_b"), ("hada_w2_a", "hada_w2_b")] if self.kind == "LoHa" else [
+            ("lokr_w1", "lokr_w1_a", "lokr_w1_b"), ("lokr_w2", "lokr_w2_a", "lokr_w2_b")]  # fmt: skip
+        return any(any(not self.factors[n].any() for n in group if n in self.factors) for group in groups)
+
+
+def _lokr_factor(factors: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
+    """A LoKr's w1 or w2: stored whole, or as the product of its `_a` and `_b`."""
+    return factors[name] if name in factors else factors[f"{name}_a"] @ factors[f"{name}_b"]
+
+
+def _lokr_factor_shape(factors: Mapping[str, torch.Tensor], name: str) -> tuple[int, int]:
+    if name in factors:
+        return tuple(factors[name].shape)
+    return (factors[f"{name}_a"].shape[0], factors[f"{name}_b"].shape[1])
+
+
+@dataclass
 class LoRAFile:
-    """A checked LoRA file: every update names a linear of the model with matching shapes."""
+    """A checked LoRA file: every update names a linear (or the Conv3d) of the model with matching shapes."""
 
     spec: LoRASpec
     format: str
@@ -246,21 +293,22 @@ class LoRAFile:
     # layers alone, or not known to be (a Python caller's), and checked again by `preflight.check_loras`.
     checked_for: TransformerConfig | None = None
     diffs: list[WeightDiff] = field(default_factory=list)  # full differences of plain tensors (norms, biases)
+    products: list[ProductUpdate] = field(default_factory=list)  # LyCORIS LoHa / LoKr changes of linears
 
     def describe(self) -> str:
         # A LoRA saved before training changed anything (PEFT starts B at zero) makes the video it would make
         # without it: said, as the video alone would not tell why the LoRA shows no effect.
         zero = ", all zero: no effect; saved before training?" if self.is_zero() else ""
         diffs = f", {counted(len(self.diffs), 'full difference')}" if self.diffs else ""
-        return (
-            f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(len(self.updates), 'layer')}"
-            f"{diffs}{zero})"
-        )
+        layers = len(self.updates) + len(self.products)
+        return f"{self.spec.path.name} x{self.spec.strength:g} ({self.format}, {counted(layers, 'layer')}{diffs}{zero})"
 
     def is_zero(self) -> bool:
         """Whether every update of the file is zero (its up or its down weights all zero), at any strength."""
-        return all(not (u.up.any() and u.down.any()) for u in self.updates) and not any(
-            d.diff.any() for d in self.diffs
+        return (
+            all(not (u.up.any() and u.down.any()) for u in self.updates)
+            and not any(d.diff.any() for d in self.diffs)
+            and all(p.is_zero() for p in self.products)
         )
 
 
@@ -270,8 +318,8 @@ LoRAEntry = str | Path | tuple[str | Path, float] | LoRAFile
 
 
 def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
-    """{module name: (out_features, in_features)} of every linear layer (float or packed) — the LoRA targets.
-    Works on a model built on the meta device."""
+    """{module name: (out_features, in_features)} of every linear layer (float or packed). Works on a model built on
+    the meta device."""
     return {
         name: (module.out_features, module.in_features)
         for name, module in model.named_modules()
@@ -279,15 +327,27 @@ def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
     }
 
 
+def lora_targets(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """{module name: weight shape} of every layer a LoRA may adapt: each linear, (out, in) (`linear_shapes`), and
+    each Conv3d (the patch embedder), (out, in, kt, kh, kw). Works on a model built on the meta device."""
+    convolutions = {name: tuple(m.weight.shape) for name, m in model.named_modules() if isinstance(m, nn.Conv3d)}
+    return {**linear_shapes(model), **convolutions}
+
+
+def update_shape(update: LoRAUpdate) -> tuple[int, ...]:
+    """The weight shape of the layer `update` changes: (out, in) for a linear, (out, in, kt, kh, kw) for a Conv3d."""
+    return (update.up.shape[0], *update.down.shape[1:])
+
+
 def read_loras(
     specs: Iterable[LoRASpec],
-    targets: Mapping[str, tuple[int, int]],
+    targets: Mapping[str, tuple[int, ...]],
     tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None = None,
 ) -> list[LoRAFile]:
-    """Read and check LoRA files against the model's linears (`linear_shapes`) and, for full differences (`.diff`,
-    `.diff_b`), its tensors (`diff_targets`; None: the differences are checked when applied); raises `LoRAError`
-    naming every key that matches no module, every shape mismatch, or an unknown format — before any model weight
-    is read."""
+    """Read and check LoRA files against the model's linears and Conv3d (`lora_targets`) and, for full differences
+    (`.diff`, `.diff_b`), its tensors (`diff_targets`; None: the differences are checked when applied); raises
+    `LoRAError` naming every key that matches no module, every shape mismatch, or an unknown format — before any
+    model weight is read."""
     return [_read_lora(spec, targets, tensors) for spec in specs]
 
 
@@ -306,12 +366,13 @@ def diff_targets(model: nn.Module, packed_weights: Collection[str] = ()) -> dict
     return found
 
 
-def check_read_loras(loras: Iterable[LoRAFile], targets: Mapping[str, tuple[int, int]]) -> None:
-    """Check LoRA files read already (a Python caller's `LoRAFile`) against this model's linears (`linear_shapes`):
+def check_read_loras(loras: Iterable[LoRAFile], targets: Mapping[str, tuple[int, ...]]) -> None:
+    """Check LoRA files read already (a Python caller's `LoRAFile`) against this model's layers (`lora_targets`):
     one read against another model or checkpoint would fail mid-load, after the old transformer was let go.
     `LoRAError` naming the layers that the model lacks or that have another shape; no file is read."""
     for lora in loras:
-        misfits = [u.module for u in lora.updates if targets.get(u.module) != (u.up.shape[0], u.down.shape[1])]
+        misfits = [u.module for u in lora.updates if targets.get(u.module) != update_shape(u)]
+        misfits += [p.module for p in lora.products if targets.get(p.module) != p.shape()]
         if misfits:
             raise LoRAError(
                 f"{lora.spec.path} was read for another model: {_share(len(misfits), len(lora.updates))} missing "
@@ -320,7 +381,7 @@ def check_read_loras(loras: Iterable[LoRAFile], targets: Mapping[str, tuple[int,
 
 
 def check_lora_file(spec: LoRASpec) -> str:
-    """The format ("peft" or "kohya") of the LoRA file `spec` names, from the file alone, for a check with no
+    """The format ("peft", "kohya" or "lycoris") of the LoRA file `spec` names, from the file alone, for a check with no
     model at hand: `LoRAError` for a file that is no readable safetensors LoRA (a pickle, a GGUF, an empty file,
     another kind of adapter, a model's weights, unknown tensor names, PEFT settings that cannot be read). Its
     layers need the model: `read_loras`."""
@@ -334,7 +395,7 @@ def check_lora_file(spec: LoRASpec) -> str:
 
 def _read_lora(
     spec: LoRASpec,
-    targets: Mapping[str, tuple[int, int]],
+    targets: Mapping[str, tuple[int, ...]],
     model_tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None = None,
 ) -> LoRAFile:
     with _opened_lora(spec.path) as f:
@@ -357,12 +418,6 @@ def _read_lora(
             spelled[ours] = module
             keys[ours, part].append(key)
     _check_one_key_per_part(spec.path, keys, tensors)
-    if convolutions := sorted({_CONVOLUTION_SPELLINGS[m] for m in unmatched if m in _CONVOLUTION_SPELLINGS}):
-        raise LoRAError(
-            f"{spec.path}: it adapts {', '.join(convolutions)}, a convolution: motif-lite applies LoRAs to the "
-            "transformer's linear layers only, and does not adapt convolutions yet (the rest alone would make "
-            f"another video than the LoRA was trained for); {_MERGE_IT}"
-        )
     if unmatched:
         # Named like this model's layers but fitting none (a Flux or HunyuanVideo LoRA: more blocks than this model,
         # the same names for the first ones): another model's, said so rather than listing its deeper blocks.
@@ -370,11 +425,16 @@ def _read_lora(
         raise LoRAError(_unmatched(spec.path, sorted(unmatched), len(unmatched) + len(pairs)))
     _check_some_shapes_fit(spec.path, pairs, targets)
     alphas = _peft_alphas(spec.path, metadata) if fmt == "peft" else None
+    lycoris = {module: parts for module, parts in pairs.items() if any(p.startswith(_LYCORIS) for p in parts)}
     updates = [
         _update(spec, module, parts, targets[module], alphas, spelled[module])
         for module, parts in sorted(pairs.items())
+        if module not in lycoris
     ]
-    return LoRAFile(spec, fmt, updates, diffs=diffs)
+    products = [_product(spec, module, parts, targets[module]) for module, parts in sorted(lycoris.items())]
+    for product in products:
+        check_product_target(spec.path, product, model_tensors)
+    return LoRAFile(spec, fmt, updates, diffs=diffs, products=products)
 
 
 def _diffs(
@@ -449,7 +509,7 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 def _check_some_shapes_fit(
     path: Path,
     pairs: Mapping[str, Mapping[str, torch.Tensor]],
-    targets: Mapping[str, tuple[int, int]],
+    targets: Mapping[str, tuple[int, ...]],
     unmatched: int = 0,
 ) -> None:
     """A file whose layer names are the transformer's but whose shapes fit none of them is a LoRA for another
@@ -465,7 +525,7 @@ def _check_some_shapes_fit(
     raise LoRAError(
         f"{path}: its layers are named like the Motif-Video transformer's, but their shapes fit none of them "
         f"({counted(len(complete), 'layer')}{others}; e.g. {module}: down {list(parts['down'].shape)}, up "
-        f"{list(parts['up'].shape)}, the layer being [{targets[module][0]}, {targets[module][1]}]); is it a LoRA for "
+        f"{list(parts['up'].shape)}, the layer being {list(targets[module])}); is it a LoRA for "
         "another model with the same layer names (Flux, HunyuanVideo, ...)?"
     )
 
@@ -571,11 +631,14 @@ def _unfinished(path: Path) -> str | None:
 
 def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tuple[str, str]]]:
     """(format, {key: (module, part)}) for a file's tensor `names`, with part "down", "up" or "alpha"; the format is
-    named after the part names ("peft": lora_A / lora_B, "kohya": lora_down / lora_up)."""
+    named after the part names ("peft": lora_A / lora_B, "kohya": lora_down / lora_up, "lycoris": any LoHa or LoKr
+    part)."""
     matches = {k: _KEY.match(k) for k in names}
     if matches and all(matches.values()):
         # ComfyUI writes full differences (`.diff`, `.diff_b`) beside kohya's part names.
         fmt = "kohya" if any(m["part"] in ("down", "up") or m["diff"] for m in matches.values()) else "peft"
+        if any(m["lycoris"] for m in matches.values()):
+            fmt = "lycoris"
         return fmt, {k: (m["module"], _part(m)) for k, m in matches.items()}
     if not names:
         raise LoRAError(f"{path} holds no tensors: the file is empty (an export that failed?); export it again")
@@ -585,7 +648,7 @@ def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tupl
     if known:
         others = sorted(set(names) - set(known))
         are = "tensor is" if len(others) == 1 else "tensors are"
-        title = f"{are} not LoRA down/up/alpha weights (LoHa, LoKr, DoRA, ... are not supported)"
+        title = f"{are} not LoRA down/up/alpha, LoHa or LoKr weights (DoRA, LyCORIS' OFT, IA3, ... are not supported)"
         raise LoRAError(f"{path}: {listing(title, others)}")
     from motif_lite.io.linked import other_component  # only for this error
 
@@ -600,7 +663,7 @@ def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tupl
 
 def _part(match: re.Match) -> str:
     """A key's part: "down", "up", "alpha", "diff" (a weight's full difference) or "diff_b" (a bias's)."""
-    return "alpha" if match["alpha"] else match["diff"] or _PARTS[match["part"]]
+    return "alpha" if match["alpha"] else match["diff"] or match["lycoris"] or _PARTS[match["part"]]
 
 
 def _other_adapter(path: Path, keys: Sequence[str]) -> str | None:
@@ -613,7 +676,7 @@ def _other_adapter(path: Path, keys: Sequence[str]) -> str | None:
     return None
 
 
-def _module_names(targets: Mapping[str, tuple[int, int]]) -> dict[str, str]:
+def _module_names(targets: Mapping[str, tuple[int, ...]]) -> dict[str, str]:
     """Every spelling a LoRA file may use for our modules -> our name: the name under each cross-attention layout
     (weights/keymap.py), dotted and in kohya's underscored form. Built once, so matching a key is one lookup."""
     spellings = {name: _layout_spellings(name) for name in targets}
@@ -636,19 +699,28 @@ def _layout_spellings(name: str) -> set[str]:
     return {name}
 
 
-def _fits(parts: Mapping[str, torch.Tensor], shape: tuple[int, int]) -> bool:
-    """Whether a module's down [rank, in] and up [out, rank] fit a linear of `shape` (out, in)."""
+def _fits(parts: Mapping[str, torch.Tensor], shape: tuple[int, ...]) -> bool:
+    """Whether a module's down and up fit a layer of weight `shape`: [rank, in] and [out, rank] for a linear's
+    (out, in); [rank, in, kt, kh, kw] (the layer's kernel) and [out, rank, 1, 1, 1] for a Conv3d's."""
     down, up = parts.get("down"), parts.get("up")
-    if down is None or up is None or down.ndim != 2 or up.ndim != 2:
+    if down is None or up is None or down.ndim != len(shape) or up.ndim != len(shape):
         return False
-    return down.shape[1] == shape[1] and up.shape[0] == shape[0] and up.shape[1] == down.shape[0]
+    pointwise = all(size == 1 for size in up.shape[2:])  # B of a conv LoRA is a 1x1x1 convolution
+    return down.shape[1:] == shape[1:] and up.shape[0] == shape[0] and up.shape[1] == down.shape[0] and pointwise
+
+
+def _expected_parts(shape: tuple[int, ...]) -> str:
+    """What down and up must be for a layer of weight `shape`, in words for an error."""
+    kernel = "".join(f", {size}" for size in shape[2:])
+    ones = ", 1" * len(shape[2:])
+    return f"down must be [rank, {shape[1]}{kernel}], up [{shape[0]}, rank{ones}]"
 
 
 def _update(
     spec: LoRASpec,
     module: str,
     parts: dict[str, torch.Tensor],
-    shape: tuple[int, int],
+    shape: tuple[int, ...],
     alphas: _Alphas | None,
     spelled: str,
 ) -> LoRAUpdate:
@@ -657,12 +729,10 @@ def _update(
         missing = "down (lora_A)" if "down" not in parts else "up (lora_B)"
         raise LoRAError(f"{spec.path}: the LoRA of {module} has no {missing} weight")
     down, up = parts["down"], parts["up"]
-    out_features, in_features = shape
     if not _fits(parts, shape):
         raise LoRAError(
             f"{spec.path}: LoRA shapes for {module} do not fit: down {list(down.shape)}, up {list(up.shape)}; "
-            f"the layer is [{out_features}, {in_features}] (down must be [rank, {in_features}], "
-            f"up [{out_features}, rank])"
+            f"the layer is {list(shape)} ({_expected_parts(shape)})"
         )
     for name, tensor in (("down (lora_A)", down), ("up (lora_B)", up)):
         if not tensor.is_floating_point():  # integers or booleans: quantized or damaged, no LoRA's numbers
@@ -676,12 +746,93 @@ def _update(
     alpha = _alpha(spec, module, parts, alphas, spelled)
     _check_finite(spec, module, {"down (lora_A)": down, "up (lora_B)": up, "alpha": alpha})
     factor = 1.0 if alpha is None else alpha / (math.sqrt(rank) if alphas and alphas.rslora else rank)
-    # At most this in any element of the change: past the largest float, the merged weight is inf.
+    # At most this in any element of the change (a sum of `rank` products): past the largest float, the merged
+    # weight is inf.
     largest = abs(spec.strength * factor) * rank * float(up.float().abs().max()) * float(down.float().abs().max())
     if not largest < torch.finfo(torch.float32).max:
         raise LoRAError(f"{spec.path}: the alpha of {module}, {alpha:g} (lora_alpha, alpha_pattern or its .alpha "
                         f"tensor), scales its change past the largest float: {_EDITED}")  # fmt: skip
     return LoRAUpdate(module, down, up, spec.strength * factor)
+
+
+# The parts of a LyCORIS LoHa or LoKr (their names start so), and what each needs.
+_LYCORIS = ("hada_", "lokr_")
+_NEEDED = {
+    "LoHa": [("hada_w1_a",), ("hada_w1_b",), ("hada_w2_a",), ("hada_w2_b",)],
+    "LoKr": [("lokr_w1", "lokr_w1_a"), ("lokr_w1", "lokr_w1_b"), ("lokr_w2", "lokr_w2_a"), ("lokr_w2", "lokr_w2_b")],
+}
+
+
+def _product(spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], shape: tuple[int, ...]) -> ProductUpdate:
+    """The LoHa or LoKr change of our layer `module`, its scale as LyCORIS defines it: strength × alpha / rank, the
+    rank being the inner size of the products (LoHa: w1_b's rows; LoKr: w1_a's columns, else w2_a's); a LoKr of two
+    whole matrices has none, and LyCORIS gives it scale 1 whatever its alpha; so does a missing or zero alpha."""
+    kind = "LoHa" if any(p.startswith("hada_") for p in parts) else "LoKr"
+    others = sorted(p for p in parts if p != "alpha" and not p.startswith(_LYCORIS[kind == "LoKr"]))
+    if others:
+        raise LoRAError(f"{spec.path}: the {kind} of {module} has other parts beside it ({', '.join(others)}): "
+                        f"{_EDITED}")  # fmt: skip
+    missing = sorted({" or ".join(names) for names in _NEEDED[kind] if not any(n in parts for n in names)})
+    if missing:
+        raise LoRAError(f"{spec.path}: the {kind} of {module} has no {', '.join(missing)}: {_EDITED}")
+    factors = {name: t for name, t in parts.items() if name != "alpha"}
+    for name, tensor in factors.items():
+        if tensor.ndim != 2 or not tensor.is_floating_point():
+            what = f"{tensor.ndim}-D" if tensor.ndim != 2 else str(tensor.dtype)
+            raise LoRAError(
+                f"{spec.path}: the {kind} part {name} of {module} is {what}: motif-lite reads a {kind} of a linear "
+                f"layer (2-D float matrices; not one of a convolution); {_MERGE_IT}"
+            )
+    inner = _inner_sizes(kind, factors)
+    if inner is None:
+        sizes = ", ".join(f"{n} {list(t.shape)}" for n, t in sorted(factors.items()))
+        raise LoRAError(f"{spec.path}: the {kind} parts of {module} do not multiply ({sizes}): {_EDITED}")
+    product = ProductUpdate(module, kind, factors, spec.strength)
+    if product.shape() != tuple(shape):
+        raise LoRAError(f"{spec.path}: the {kind} of {module} makes a change of shape {list(product.shape())}, but "
+                        f"the layer is {list(shape)}: a LoRA for another model or version?")  # fmt: skip
+    alpha = _alpha(spec, module, parts, None, module)
+    _check_finite(spec, module, {**factors, "alpha": alpha})
+    rank = inner[0] if inner else None
+    if alpha and rank:
+        product.scale = spec.strength * alpha / rank
+    return product
+
+
+def _inner_sizes(kind: str, factors: Mapping[str, torch.Tensor]) -> list[int] | None:
+    """The inner sizes of a LoHa's or LoKr's matrix products, the first one its rank ([] for a LoKr of two whole
+    matrices); None when a pair does not multiply."""
+    pairs = [("hada_w1_a", "hada_w1_b"), ("hada_w2_a", "hada_w2_b")] if kind == "LoHa" else [
+        ("lokr_w1_a", "lokr_w1_b"), ("lokr_w2_a", "lokr_w2_b")]  # fmt: skip
+    inner = []
+    for a, b in pairs:
+        if a in factors:
+            if factors[a].shape[1] != factors[b].shape[0]:
+                return None
+            inner.append(factors[a].shape[1])
+    if kind == "LoHa" and factors["hada_w1_a"].shape[0] != factors["hada_w2_a"].shape[0]:
+        return None  # the two products must be the same shape to multiply element by element
+    if kind == "LoHa" and factors["hada_w1_b"].shape[1] != factors["hada_w2_b"].shape[1]:
+        return None
+    return inner
+
+
+def check_product_target(
+    path: Path, product: ProductUpdate, model_tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None
+) -> None:
+    """A LoHa or LoKr change of a linear the transformer holds packed (a GGUF, --quantize or fp8 linear; not known
+    when `model_tensors` is None): refused, as its full-rank change merges into a plain weight only."""
+    weight = f"{product.module}.weight"
+    if model_tensors is not None and model_tensors.get(weight, ((), False))[1]:
+        raise LoRAError(packed_product_message(path, product))
+
+
+def packed_product_message(path: Path, product: ProductUpdate) -> str:
+    return (
+        f"{path} is a LyCORIS {product.kind}, whose change of each layer is full-rank: it merges into plain weights "
+        f"only, and this transformer holds {product.module} quantized (GGUF, --quantize or fp8); use the "
+        f"safetensors transformer (bf16/fp16) with this file, or a plain LoRA"
+    )
 
 
 def _alpha(

@@ -2,10 +2,11 @@
 
     applied = apply_loras(transformer, files, dtype=torch.bfloat16)
 
-A float layer gets each update merged into its weight (the forward stays one GEMM); a `QuantizedLinear` or
-`Float8Linear`, whose packed weight cannot absorb it, is wrapped in `LoRALinear`, which computes `W·x + B·(A·x)`
-with the scale folded into B. The adapter tensors are buffers of the layer's block, so block streaming moves them
-with the block.
+A float layer gets each update merged into its weight (the forward stays one GEMM); so does the patch embedder's
+Conv3d, which no load keeps packed (our GGUF files hold it in F32; a quantized one, from another tool, is dequantized
+as it loads: `quantized_state_dict`). A `QuantizedLinear` or `Float8Linear`, whose packed weight cannot absorb it, is
+wrapped in `LoRALinear`, which computes `W·x + B·(A·x)` with the scale folded into B. The adapter tensors are buffers
+of the layer's block, so block streaming moves them with the block.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from torch import nn
 from motif_lite.errors import counted
 from motif_lite.model.attention import project_rows
 from motif_lite.weights.float8 import Float8Linear
-from motif_lite.weights.lora import LoRAFile, LoRAUpdate, WeightDiff, check_diff_target
+from motif_lite.weights.lora import (
+    LoRAError,
+    LoRAFile,
+    LoRAUpdate,
+    ProductUpdate,
+    WeightDiff,
+    check_diff_target,
+    packed_product_message,
+)
 from motif_lite.weights.modules import replace_module
 from motif_lite.weights.quant_linear import QuantizedLinear
 
@@ -88,15 +97,33 @@ def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | No
         for update in file.updates:
             per_module[update.module].append(update)
     applied = AppliedLoRAs(files=list(files))
+    merged: set[str] = set()
     for name, updates in per_module.items():
         layer = model.get_submodule(name)
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, nn.Linear | nn.Conv3d):
             _merge(layer, updates)
-            applied.merged += 1
+            merged.add(name)
         else:
             replace_module(model, name, _wrap(layer, updates, dtype or torch.float32))
             applied.wrapped += 1
+    for file in files:
+        for product in file.products:
+            _merge_product(model, file, product)
+            merged.add(product.module)
+    applied.merged = len(merged)
     return applied
+
+
+def _merge_product(model: nn.Module, file: LoRAFile, product: ProductUpdate) -> None:
+    """A LoHa's or LoKr's change merged into its linear's float weight; a packed linear (the file read against a
+    float model) is refused, as the read check refuses it."""
+    layer = model.get_submodule(product.module)
+    if not isinstance(layer, nn.Linear):
+        raise LoRAError(packed_product_message(file.spec.path, product))
+    weight = layer.weight.detach().float()
+    weight = weight + product.scale * product.delta(weight.device)
+    # A new tensor rather than an in-place add: the loaded weight may share memory with the checkpoint file.
+    layer.weight = nn.Parameter(weight.to(layer.weight.dtype), requires_grad=False)
 
 
 def _add_diff(model: nn.Module, file: LoRAFile, diff: WeightDiff) -> None:
@@ -115,12 +142,14 @@ def _add_diff(model: nn.Module, file: LoRAFile, diff: WeightDiff) -> None:
     setattr(module, attribute, nn.Parameter(changed.to(base.dtype), requires_grad=False))
 
 
-def _merge(layer: nn.Linear, updates: list[LoRAUpdate]) -> None:
+def _merge(layer: nn.Linear | nn.Conv3d, updates: list[LoRAUpdate]) -> None:
     weight = layer.weight.detach().float()
     for u in updates:
         # The adapters are read onto the CPU; the weight may already be on the GPU (a load straight to the target).
         up, down = (t.to(weight.device, torch.float32) for t in (u.up, u.down))
-        weight = weight + u.scale * (up @ down)
+        # A conv's B [out, rank, 1, 1, 1] and A [rank, in, kt, kh, kw] as matrices, their product shaped as the
+        # kernel: PEFT's merge of a conv LoRA (a linear's are matrices already).
+        weight = weight + u.scale * (up.flatten(1) @ down.flatten(1)).reshape(weight.shape)
     # A new tensor rather than an in-place add: the loaded weight may share memory with the checkpoint file.
     layer.weight = nn.Parameter(weight.to(layer.weight.dtype), requires_grad=False)
 
@@ -141,6 +170,8 @@ def side_adapter_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, t
     shapes: dict[str, tuple[int, int]] = {}
     for file in files:
         for u in file.updates:
+            if u.down.ndim != 2:  # the Conv3d's: its weight is never packed, so its update always merges
+                continue
             ranks[u.module] += u.down.shape[0]
             shapes[u.module] = (u.up.shape[0], u.down.shape[1])  # (out, in)
     size = dtype.itemsize

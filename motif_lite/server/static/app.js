@@ -9,7 +9,7 @@ let refreshTimer = null;
 let queueUnread = false; // the last refresh failed: the server may come back restarted, with other settings
 let serverInfo = null; // GET v1/info: the defaults of this server's jobs and its upload limits (null until read)
 const MAX_JOB_LORAS = 8; // the API's limit on a job's LoRAs (motif_lite/server/schema.py)
-// The official values of the settings the advanced section sets (motif_lite/request.py, sampling/guidance.py; the
+// The official values of the settings the advanced section sets (motif_lite/request/, sampling/guidance.py; the
 // crf: H.264's default, motif_lite/io/video.py): a job's card names those it ran with otherwise. The flow shift's
 // depends on the kind of video.
 const OFFICIAL = {"guidance_method": "apg", "guidance_scale": 8, "apg_eta": 1, "apg_norm_threshold": 12,

@@ -5,17 +5,20 @@ Defaults are the official recommended settings (model card / diffusers pipeline)
 shift, sampler) default to None, "not given": `motif_lite.settings.resolve_settings` then takes the checkpoint's
 config, else the official value (APG scale 8, norm threshold 12, momentum 0.1; shift 15 T2V / 8 I2V; Euler).
 `resolve()` validates a request before any model is loaded and returns a normalized copy.
+
+Its parts: `terms` (its error, the model's shapes and a video's bounds, each interface's names of a setting),
+`advice` (what to give for a keyword it does not take), `size_checks` (the sides, the tokens, the notes on sizes
+beyond training and a stretched first frame) and `clip_checks` (the clip `extend` goes on from). The names imported
+from them `as` themselves are this module's too, as they were before it was split.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import math
 import numbers
 import secrets
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
@@ -26,25 +29,52 @@ from motif_lite.choices import (
     SAMPLER_ALIASES,
     SAMPLERS,
     choice_name,
-    lines_size,
     misspelled_guidance,
     sampler_hint,
-    split_size,
 )
 from motif_lite.config import MAX_PROMPT_TOKENS
-from motif_lite.errors import (
-    Audience,
-    DiskFullError,
-    MotifLiteError,
-    Spelling,
-    both_spellings,
-    counted,
-    shown,
-    whole_float_hint,
-)
-from motif_lite.frame_rates import rate_flag_value, rate_name, rate_said
+from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown, whole_float_hint
 from motif_lite.paths import user_path
 from motif_lite.prompt_notes import language_notes, line_end_notes, syntax_notes
+from motif_lite.request.advice import OTHER_FIELD_NAMES as OTHER_FIELD_NAMES
+from motif_lite.request.advice import PYTHON_FIELD_ADVICE as PYTHON_FIELD_ADVICE
+from motif_lite.request.advice import (
+    is_generator,
+    positional_fields_advice,
+    seed_of_generator,
+    unknown_field_advice,
+)
+from motif_lite.request.clip_checks import ClipSizeError, checked_clip
+from motif_lite.request.clip_checks import extension_notes as _extension_notes
+from motif_lite.request.size_checks import STRETCH_NOTED as STRETCH_NOTED
+from motif_lite.request.size_checks import (
+    beyond_training_notes,
+    check_size,
+    check_video_tokens,
+    oversized_field,
+    stretch_note,
+)
+from motif_lite.request.size_checks import stretch_words as stretch_words
+from motif_lite.request.terms import API_FIELDS as API_FIELDS
+from motif_lite.request.terms import (
+    EXTEND_FLAG,
+    IMAGE_FLAG,
+    MAX_VIDEO_TOKENS,
+    OFFICIAL_VIDEO,
+    OUTPUT_FLAG,
+    RUN_FLAGS,
+    TEMPORAL_FACTOR,
+    RequestError,
+    extended_frames,
+    frames_flag,
+    positive_int,
+    setting_name,
+)
+from motif_lite.request.terms import GO_ON as GO_ON
+from motif_lite.request.terms import SIZE_MULTIPLE as SIZE_MULTIPLE
+from motif_lite.request.terms import TRAINED_FRAMES as TRAINED_FRAMES
+from motif_lite.request.terms import TRAINED_PIXELS as TRAINED_PIXELS
+from motif_lite.request.terms import video_seconds as video_seconds
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,6 +82,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.io.clip import Clip
+    from motif_lite.io.image import WrittenFirstFrame
 
 # The negative prompt of the official ComfyUI workflows and the Replicate wrapper ("the model was trained against").
 OFFICIAL_NEGATIVE_PROMPT = (
@@ -64,11 +95,6 @@ OFFICIAL_NEGATIVE_PROMPT = (
 )
 T2V_SHIFT = 15.0  # model card / ComfyUI T2V workflow
 I2V_SHIFT = 8.0  # ComfyUI I2V README and workflow
-# The official model's shapes, which a request is checked against before any model is loaded (and without torch,
-# which importing motif_lite.vae brings): WanVAEConfig's spatial_factor x TransformerConfig's patch_size, and its
-# temporal_factor (tests/test_preflight.py checks that they agree). A loaded model's shapes come from its configs.
-SIZE_MULTIPLE = 16  # VAE downsampling 8 x transformer patch 2
-TEMPORAL_FACTOR = 4  # the VAE compresses 4 frames into one latent frame (plus the first)
 MAX_SEED = 2**32 - 1
 # What a seed may be, in the words every refusal uses (the command line's, the request's, the server's).
 SEED_RANGE = f"a whole number from 0 to {MAX_SEED}, or -1 for a random seed"
@@ -79,10 +105,6 @@ MAX_STEPS = 1000
 # 20,000 characters is ten times that, 39 per token; the rest is text the model never sees, and tokenizing a 20 MB
 # prompt took the server's worker minutes and gigabytes.
 MAX_PROMPT_CHARS = 20_000
-# The transformer's tokens (latent pixels / 4 x latent frames): 2**20 is 9 times the official 1280x736x121 video's
-# 114,080 (3840x2176 at 121 frames fits); its attention grows with their square. A size far over it (a typo's 10**9)
-# would otherwise fail to allocate its noise, a raw allocator error, before any check of the run's memory.
-MAX_VIDEO_TOKENS = 2**20
 # The most frames a video may have: MAX_VIDEO_TOKENS latent frames at the smallest size (16x16, a token each).
 MOST_FRAMES = (MAX_VIDEO_TOKENS - 1) * TEMPORAL_FACTOR + 1
 OFFICIAL_STEPS = 50  # the model card's
@@ -102,53 +124,6 @@ RANGES = {
                    "overflow to inf/NaN"),
 }  # fmt: skip
 T = TypeVar("T")
-# Settings named in messages as `motif-lite run`, the Python API and the server's API take them (all share these
-# checks). The output is the server's own (no field of the API's): a server's job never writes over its inputs.
-OUTPUT_FLAG = both_spellings("-o", "output=")
-IMAGE_FLAG = Spelling("-i", "image=", "input_reference")
-EXTEND_FLAG = Spelling("--extend", "extend=", "extend")
-GO_ON = Spelling("motif-lite run --extend CLIP -p 'what happens next'", "extend=CLIP",
-                 "a job with extend (that video's id) and a prompt of what happens next")  # fmt: skip
-# GenerationRequest field -> the `motif-lite run` flag that sets it. A wrong value is named as the user of each typed
-# it: '--video-frames (in Python frames) must be ...', but '--steps must be ...' where the flag is the field's name
-# (and to a server's client by its API field, API_FIELDS: 'num_frames must be ...').
-RUN_FLAGS = {
-    "width": "-W/--width",
-    "height": "-H/--height",
-    "negative_prompt": "--negative-prompt",
-    "frames": "--video-frames",
-    "fps": "--fps",
-    "steps": "--steps",
-    "guidance": "--guidance",
-    "cfg_scale": "--cfg-scale",
-    "apg_eta": "--apg-eta",
-    "apg_norm_threshold": "--apg-norm-threshold",
-    "apg_momentum": "--apg-momentum",
-    "flow_shift": "--flow-shift",
-    "sampler": "--sampling-method",
-    "seed": "--seed",
-}
-# GenerationRequest field -> the field of `motif-lite serve`'s API that sets it (docs/server.md): `size` holds both
-# sides, `input_reference` the first frame, `extend` the id of the video to go on from.
-API_FIELDS = {
-    "prompt": "prompt",
-    "negative_prompt": "negative_prompt",
-    "width": "size",
-    "height": "size",
-    "frames": "num_frames",
-    "fps": "fps",
-    "steps": "steps",
-    "guidance": "guidance_method",
-    "cfg_scale": "guidance_scale",
-    "apg_eta": "apg_eta",
-    "apg_norm_threshold": "apg_norm_threshold",
-    "apg_momentum": "apg_momentum",
-    "flow_shift": "flow_shift",
-    "sampler": "sampling_method",
-    "seed": "seed",
-    "image": "input_reference",
-    "extend": "extend",
-}
 
 
 # The guidance fields: the method, its scale, and APG's own parameters (which CFG refuses).
@@ -168,26 +143,6 @@ def run_dest(field: str) -> str:
     return run_flag(field).removeprefix("--").replace("-", "_")
 
 
-def setting_name(field: str, audience: Audience = Audience.RUN_OR_PYTHON) -> str:
-    """A request's setting as messages name it: its run flag and, where the field is named otherwise, the field:
-    '--video-frames (in Python frames)', but '--steps' and '--cfg-scale' (a Python user reads them as the keywords
-    `steps` and `cfg_scale`, which no keyword can spell with dashes); to a server's client, its API field."""
-    if audience is Audience.API:
-        return API_FIELDS[field]
-    flag = RUN_FLAGS[field]
-    return flag if flag == "--" + field.replace("_", "-") else both_spellings(flag, field)
-
-
-class RequestError(MotifLiteError, ValueError):
-    """A generation setting is invalid (reported before any model is loaded). `fields`: the `GenerationRequest`
-    fields found invalid, in the order of the message's lines (empty where no one field is at fault), so that the
-    server can name the parameter."""
-
-    def __init__(self, message: str, fields: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.fields = fields
-
-
 class UnknownFieldError(TypeError):
     """A keyword `GenerationRequest` has no field for (diffusers' `num_frames=`, a typo), or a field given by position
     after the negative prompt, saying the field to give.
@@ -195,106 +150,10 @@ class UnknownFieldError(TypeError):
     settings with a field of another version are a failed job (`server.worker.failure`), not the client's mistake."""
 
 
-# Why a seed stands for diffusers' generator: the same noise, where the generator is a fresh CPU one.
-_SEED_OF_GENERATOR = (
-    "the seed it was made with: the noise is drawn from a CPU generator seeded with it, as diffusers draws it from "
-    "a fresh CPU generator"
-)
-_NOT_TAKEN = "not taken: motif-lite encodes the prompts and draws the noise itself"
-# The names other tools give a request's settings (diffusers' pipeline call, ComfyUI's nodes and widgets, Wan2.1's
-# generate.py, stable-diffusion.cpp's options, `motif-lite run`'s flags, the server's fields) -> the GenerationRequest
-# field they stand for. The one table of these names: the run flags' hints map the field with `run_flag`, the
-# server's with API_FIELDS, and each interface keeps its own advice for names that are no field here.
-OTHER_FIELD_NAMES = {
-    "num_frames": "frames",
-    "video_frames": "frames",
-    "length": "frames",  # ComfyUI's latent video nodes
-    "frame_num": "frames",  # Wan2.1's generate.py
-    "num_inference_steps": "steps",
-    "sample_steps": "steps",
-    "guidance_scale": "cfg_scale",
-    "cfg": "cfg_scale",  # ComfyUI's KSampler
-    "sample_guide_scale": "cfg_scale",  # Wan2.1's
-    "guidance_method": "guidance",
-    "sampling_method": "sampler",
-    "sampler_name": "sampler",  # ComfyUI's KSampler
-    "sample_solver": "sampler",  # Wan2.1's
-    "shift": "flow_shift",  # ComfyUI's ModelSamplingSD3
-    "sample_shift": "flow_shift",  # Wan2.1's
-    "positive": "prompt",  # ComfyUI's KSampler input
-    "negative": "negative_prompt",  # ComfyUI's KSampler input
-    "neg_prompt": "negative_prompt",
-    "noise_seed": "seed",  # ComfyUI's KSamplerAdvanced
-    "base_seed": "seed",  # Wan2.1's
-    "frame_rate": "fps",  # ComfyUI's Video Combine
-    "framerate": "fps",  # ffmpeg's -framerate
-    "init_image": "image",
-    "init_img": "image",
-    "input_image": "image",
-    "start_image": "image",  # ComfyUI's WanImageToVideo
-    "input_reference": "image",  # the server's (OpenAI's) field
-    "out": "output",
-    "output_path": "output",
-    "output_file": "output",
-    "save_file": "output",  # Wan2.1's
-    "save_path": "output",
-    "filename_prefix": "output",  # ComfyUI's Save nodes
-}
-# Other tools' names that no field stands for, with what to give a GenerationRequest instead (Python's own advice).
-PYTHON_FIELD_ADVICE = {
-    "generator": "give seed=N in place of generator=torch.Generator().manual_seed(N): " + _SEED_OF_GENERATOR,
-    "output_type": "give output='fox.mp4' (or .webm, .gif, .webp, PNG frames 'frames/fox_%03d.png'): the video is "
-    "written to that file, no frames come back in memory",
-    "size": "give width= and height=, e.g. width=1280, height=736",
-    "seconds": "give frames=, 4k+1 of them: 121 frames are 5 s at fps=24",
-    "duration": "give frames=, 4k+1 of them: 121 frames are 5 s at fps=24",
-    "num_videos_per_prompt": "make one request per video, each with its own seed and output",
-    "batch_size": "make one request per video, each with its own seed and output",
-    "loras": "give load_pipeline(..., loras={'style.safetensors': 0.8}) or pipe.set_loras(...): LoRAs are the "
-    "pipeline's",
-    "crf": "give pipe.generate(request, crf=N): an encoding option of the file, not a setting of the video",
-    # diffusers' other call arguments, which no field stands for (a close spelling would mislead: latents, frames)
-    "max_sequence_length": "not needed: a prompt is cut at 512 tokens, diffusers' default, with a warning",
-    "timesteps": "the schedule comes from steps, flow_shift and sampler",
-    "latents": _NOT_TAKEN,
-    "prompt_embeds": _NOT_TAKEN,
-    "prompt_attention_mask": _NOT_TAKEN,
-    "negative_prompt_embeds": _NOT_TAKEN,
-    "negative_prompt_attention_mask": _NOT_TAKEN,
-    "return_dict": "pipe.generate(request) returns a GenerationResult: .output is the file, .settings what was used",
-    "callback_on_step_end": "give pipe.generate(request, on_progress=fn): it calls fn(stage, done, total)",
-    "callback_on_step_end_tensor_inputs": "give pipe.generate(request, on_progress=fn): it calls fn(stage, done, "
-    "total)",
-    "attention_kwargs": "LoRA strengths are set with pipe.set_loras({'style.safetensors': 0.8})",
-    "vae_batch_size": "the VAE decodes in bands that a memory plan sizes (load_pipeline(plan=...))",
-    # img2img's and video2video's denoising strength: ComfyUI's `length` is its closest spelling, frames a wrong guess
-    "strength": "there is no denoising strength: an image= is the video's first frame as given, and extend= goes on "
-    "from a clip's last frame",
-}
-
-
 def other_names_of_fields() -> dict[str, str]:
     """Every name another tool or interface gives a request field -> the field: OTHER_FIELD_NAMES and the fields'
     own names (each interface spells some otherwise: run's --video-frames for frames, the server's num_frames)."""
     return {**{item.name: item.name for item in dataclasses.fields(GenerationRequest)}, **OTHER_FIELD_NAMES}
-
-
-# diffusers' positional order after the prompts (pipe("a fox", "", 480, 832, 121, 50)) -> our fields.
-_DIFFUSERS_POSITIONS = ("height", "width", "frames", "steps")
-
-
-def positional_fields_advice(values: tuple[object, ...]) -> str:
-    """What to give `GenerationRequest` for the `values` given by position after the prompt and the negative prompt:
-    the fields by name, as diffusers' order means the values (height before width), in the order of our fields."""
-    named = dict(zip(_DIFFUSERS_POSITIONS, values, strict=False))
-    fields = [item.name for item in dataclasses.fields(GenerationRequest) if item.name in named]
-    given = ", ".join(f"{name}={shown(named[name])}" for name in fields)
-    rest = len(values) - len(named)
-    more = f" (and {counted(rest, 'more value')}, for which GenerationRequest has no field)" if rest else ""
-    return (
-        "GenerationRequest takes only the prompt and the negative prompt by position (diffusers' order puts height "
-        f"before width): give them by name: {given}{more}"
-    )
 
 
 def first_frame_sha256(request: GenerationRequest) -> str | None:
@@ -306,24 +165,6 @@ def first_frame_sha256(request: GenerationRequest) -> str | None:
     if request.extend is not None:
         return image_sha256(last_frame_file(request.extend))
     return None if request.image is None else image_sha256(user_path(request.image))
-
-
-def unknown_field_advice(name: str, value: object) -> str:
-    """What to give `GenerationRequest` for the keyword `name` (given `value`) it has no field for: the field another
-    tool's name stands for, else the field closest in spelling (a typo), else the list of fields."""
-    fields = [item.name for item in dataclasses.fields(GenerationRequest)]
-    if name == "generator" and _is_generator(value):
-        return f"GenerationRequest has no field generator: {_seed_of_generator(value)}"
-    other_names = {**OTHER_FIELD_NAMES, **PYTHON_FIELD_ADVICE}
-    meant = other_names.get(name)
-    if meant is None:
-        close = difflib.get_close_matches(name, [*fields, *other_names], n=1)
-        meant = other_names.get(close[0], close[0]) if close else None
-    if meant is None:
-        return f"GenerationRequest has no field {name}; its fields are {', '.join(fields)}"
-    if meant in fields:
-        return f"GenerationRequest has no field {name}: give {meant}={shown(value)} instead"
-    return f"GenerationRequest has no field {name}: {meant}"
 
 
 class _FieldsSignature:
@@ -355,6 +196,9 @@ class ResolvedRequest(NamedTuple):
     # The SHA-256 of the file the first frame comes from (`first_frame_sha256`), hashed once for the whole run: the
     # key of its kept encodings, the checksum its saved state keeps and a resume compares. None for text-to-video.
     first_frame_sha256: str | None
+    # The PNG written for a first frame made in memory (`_with_first_frame_file`): what a run refused before its work
+    # undoes. None where none was written (a file given, or these pixels there already).
+    first_frame_written: WrittenFirstFrame | None
 
 
 @dataclass(frozen=True)
@@ -384,9 +228,9 @@ class GenerationRequest:
     # The rest by name only: diffusers' order is (prompt, negative_prompt, height, width, ...), so a positional
     # GenerationRequest("a fox", "", 480, 832) would quietly make a portrait video.
     _: KW_ONLY
-    width: int = 1280
-    height: int = 736
-    frames: int = 121
+    width: int = OFFICIAL_VIDEO.width
+    height: int = OFFICIAL_VIDEO.height
+    frames: int = OFFICIAL_VIDEO.frames
     fps: float = 24.0
     steps: int = OFFICIAL_STEPS
     guidance: str | None = None
@@ -406,12 +250,12 @@ class GenerationRequest:
     def __new__(cls, *args: Any, **kwargs: Any) -> GenerationRequest:
         # A keyword with no field (diffusers' num_frames) gets the field to give, which Python's own TypeError,
         # raised by the dataclass's __init__ before any code of ours runs, would not say.
+        fields = [item.name for item in dataclasses.fields(cls)]
         if len(args) > 2:  # Python's own error would say "takes from 2 to 3 positional arguments" and no more
-            raise UnknownFieldError(positional_fields_advice(args[2:]))
-        fields = {item.name for item in dataclasses.fields(cls)}
+            raise UnknownFieldError(positional_fields_advice(args[2:], fields))
         unknown = [name for name in kwargs if name not in fields]
         if unknown:
-            raise UnknownFieldError("\n".join(unknown_field_advice(name, kwargs[name]) for name in unknown))
+            raise UnknownFieldError("\n".join(unknown_field_advice(name, kwargs[name], fields) for name in unknown))
         return super().__new__(cls)
 
     @property
@@ -453,14 +297,18 @@ class GenerationRequest:
         `extend` names (None without one), and the input image (`io.image.read_image`: upright, RGB; None without
         one), so that a large photo is decoded once; and the checksum of the file the first frame comes from, so that
         it is hashed once (`ResolvedRequest.first_frame_sha256`). `checksum`: that file's checksum where the caller
-        hashed it already (run --resume, checking the image is the one the run sampled from): not hashed again."""
+        hashed it already (run --resume, checking the image is the one the run sampled from): not hashed again.
+        A first frame made in memory is written as its PNG here (`ResolvedRequest.first_frame_written`, which a run
+        refused before its work undoes), with a note where that replaced a file of other pixels."""
         resolved, read, image, notes = _plain_numbers(self)._checked(clip, audience)
         from motif_lite.io.image import is_in_memory
 
+        written = None
         if is_in_memory(resolved.image):
-            resolved = _with_first_frame_file(resolved, image)
+            resolved, written, file_notes = _with_first_frame_file(resolved, image)
+            notes = notes + file_notes
         checksum = checksum if checksum is not None else first_frame_sha256(resolved)
-        return ResolvedRequest(resolved, read, image, notes, checksum)
+        return ResolvedRequest(resolved, read, image, notes, checksum, written)
 
     def _checked(
         self, read: Clip | None, audience: Audience
@@ -486,7 +334,7 @@ class GenerationRequest:
         def check(field: str, fn: Callable[..., T], *args: object) -> T | None:
             try:
                 return fn(*args)
-            except (_ClipSizeError, DiskFullError):  # the clip's: handled where it is checked; a full disk: not a
+            except (ClipSizeError, DiskFullError):  # the clip's: handled where it is checked; a full disk: not a
                 raise  # field's problem (a server's data folder: the operator's, `submission`)
             except MotifLiteError as exc:
                 problems.append(str(exc))
@@ -496,15 +344,15 @@ class GenerationRequest:
         check("prompt", _check_prompt, self.prompt, self.starts_from_frame, audience)
         check("negative_prompt", _check_negative_prompt, self.negative_prompt, audience)
         size = (self.width, self.height)
-        width_ok = check("width", _check_size, self.width, "width", size, audience) is not None
-        height_ok = check("height", _check_size, self.height, "height", size, audience) is not None
+        width_ok = check("width", check_size, self.width, "width", size, audience) is not None
+        height_ok = check("height", check_size, self.height, "height", size, audience) is not None
         normalized = check("frames", _normalize_frames, self.frames, audience)
         frames_known = normalized[0] if normalized is not None else None
         # Sides off the 16-pixel grid are measured too (their tokens round down): 99999x99999 is told it is too
         # large beside its nearest valid sides, rather than sent to try 100000x100000 first.
-        if _positive_int(self.width) and _positive_int(self.height) and frames_known is not None:
-            field = _oversized_field(self.width, self.height, frames_known)
-            check(field, _check_video_tokens, self.width, self.height, frames_known)
+        if positive_int(self.width) and positive_int(self.height) and frames_known is not None:
+            field = oversized_field(self.width, self.height, frames_known)
+            check(field, check_video_tokens, self.width, self.height, frames_known)
         check("steps", _check_steps, self.steps, audience)
         fps_ok = check("fps", _check_number, self.fps, "fps", audience) is not None
         for field in _OPTIONAL_NUMBERS:
@@ -519,11 +367,11 @@ class GenerationRequest:
         seed = check("seed", _resolve_seed, self.seed, audience)
         try:
             clip = (
-                check("extend", _checked_clip, self, frames_known, width_ok and height_ok, read, audience)
+                check("extend", checked_clip, self, frames_known, width_ok and height_ok, read, audience)
                 if self.extend is not None
                 else None
             )
-        except _ClipSizeError as exc:  # the size came from the clip: its line alone, not "nearest valid width: 96"
+        except ClipSizeError as exc:  # the size came from the clip: its line alone, not "nearest valid width: 96"
             kept = [(p, f) for p, f in zip(problems, invalid, strict=True) if f not in ("width", "height")]
             problems[:], invalid[:] = [p for p, _ in kept] + [str(exc)], [f for _, f in kept] + ["extend"]
             clip = None
@@ -568,18 +416,18 @@ class GenerationRequest:
         from motif_lite.io.image import enlargement_notes
 
         image, clip = fields.image, fields.clip
-        notes = _beyond_training_notes(self.width, self.height, self.frames, audience, clip=clip)
+        notes = beyond_training_notes(self.width, self.height, self.frames, audience, clip=clip)
         notes += _extension_notes(clip, self.frames, self.fps, self.output, audience) if clip is not None else []
         for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
             notes += line_end_notes(text, label) + language_notes(text, label) + syntax_notes(text, label, audience)
         if image is not None and not self.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
-                f"reference): the image is ignored; use {_frames_flag(TEMPORAL_FACTOR + 1, audience)} or more for "
+                f"reference): the image is ignored; use {frames_flag(TEMPORAL_FACTOR + 1, audience)} or more for "
                 "image-to-video"
             )
         elif image is not None:
-            notes += [*fields.image_notes, *_stretch_note(image.size, self.width, self.height, audience)]
+            notes += [*fields.image_notes, *stretch_note(image.size, self.width, self.height, audience)]
             notes += enlargement_notes(image.size, self.width, self.height)
         return notes
 
@@ -614,185 +462,21 @@ def _output_to_write(output: object) -> tuple[object, list[str]]:
     return free, [f"{output} exists: writing {free} instead (output= names the file, and replaces a file there)"]
 
 
-def _with_first_frame_file(request: GenerationRequest, image: PIL.Image.Image) -> GenerationRequest:
+def _with_first_frame_file(
+    request: GenerationRequest, image: PIL.Image.Image
+) -> tuple[GenerationRequest, WrittenFirstFrame | None, list[str]]:
     """The resolved `request` with its first frame made in memory (read as `image`) written as a PNG beside its
     output (`first_frame_file`) and named by it: the run then goes on as if that file had been given, so the video's
-    settings name it, and `--settings-from`, a resume and the kept first-frame encodings find it."""
-    from motif_lite.io.image import first_frame_file
+    settings name it, and `--settings-from`, a resume and the kept first-frame encodings find it. Also what was
+    written (`io.image.write_first_frame`: None where the file held these pixels already) and its note."""
+    from motif_lite.io.image import first_frame_file, write_first_frame
 
     path = first_frame_file(request.output)
     try:
-        image.save(path, format="PNG")
+        written, notes = write_first_frame(image, path)
     except OSError as exc:  # the output's folder was found writable: a full disk, most likely
         raise MotifLiteError(f"cannot write the first frame given in memory to {path}: {exc}") from exc
-    return dataclasses.replace(request, image=path)
-
-
-def _frames_flag(frames: int, audience: Audience) -> str:
-    """A frame count as `motif-lite run` (`--video-frames`), the Python API (`frames=`) and the server's API
-    (`num_frames`) are given it."""
-    return Spelling(f"--video-frames {frames}", f"frames={frames}", f"num_frames {frames}").to(audience)
-
-
-def _checked_clip(
-    request: GenerationRequest, frames: int | None, size_ok: bool, read: Clip | None, audience: Audience
-) -> Clip:
-    """The clip `request.extend` names, read (unless `read` is that clip already) and checked against the request:
-    one first frame (not `image` too), new frames to add, and the clip's size (the longer video has one size; the
-    clip is not resized, so as not to change the frames it already has)."""
-    from motif_lite.io.clip import read_clip
-
-    if not isinstance(request.extend, str | Path):
-        raise RequestError(
-            f"extend must be the path of a video file (str or Path), got {type(request.extend).__name__}"
-        )
-    if request.image is not None:
-        raise RequestError(
-            f"the image {request.image} and the clip {request.extend} would both be the first frame: "
-            f"give {IMAGE_FLAG.to(audience)} to start from an image, or {EXTEND_FLAG.to(audience)} to go on from a "
-            "clip's last frame, not both"
-        )
-    if frames is not None and frames <= TEMPORAL_FACTOR:
-        raise RequestError(f"going on from a clip needs {_frames_flag(TEMPORAL_FACTOR + 1, audience)} or more: with "
-                           f"{frames} the first frame conditions nothing and no new frame follows it")  # fmt: skip
-    if read is not None and read.path == user_path(request.extend):
-        clip = read
-    else:
-        clip = read_clip(request.extend, audience=audience)
-    if not size_ok and (clip.width, clip.height) == (request.width, request.height):  # the clip's own size is wrong
-        raise _ClipSizeError(f"{clip.path.name} is {clip.width}x{clip.height}: {_clip_size_fix(clip, audience)}")
-    if size_ok and (clip.width, clip.height) != (request.width, request.height):
-        raise RequestError(
-            f"{clip.path.name} is {clip.width}x{clip.height} and the new frames would be "
-            f"{request.width}x{request.height}: one video has one size; {_clip_size_fix(clip, audience)}"
-        )
-    return clip
-
-
-class _ClipSizeError(RequestError):
-    """The clip's own size is none the model makes: its message says what to do, which the width and height lines
-    (their nearest sizes, which the clip does not have) would only confuse."""
-
-
-def _clip_size_fix(clip: Clip, audience: Audience) -> str:
-    """What to do about a clip whose size differs from the request's: its size, when the model can make it, else
-    the ffmpeg command that resizes the clip to the nearest size it can."""
-    from motif_lite.io.clip import go_on_from_it
-
-    if clip.width % SIZE_MULTIPLE == 0 and clip.height % SIZE_MULTIPLE == 0:
-        size = Spelling(f"-W {clip.width} -H {clip.height}", f"width={clip.width}, height={clip.height}",
-                        f"size {clip.width}x{clip.height}")  # fmt: skip
-        return f"give {size.to(audience)}, or leave them out"
-    larger = ", and at most 1280x736 pixels well" if clip.width * clip.height > TRAINED_PIXELS else ""
-    return (
-        f"the model makes sides in multiples of {SIZE_MULTIPLE}{larger}: resize the clip first, e.g. "
-        f"{_clip_resize_command(clip)}, {go_on_from_it(audience)}"
-    )
-
-
-def _clip_resize_command(clip: Clip) -> str:
-    """The ffmpeg command that resizes the clip to a size the model makes well (`_resized_clip_size`)."""
-    from motif_lite.io.staging import is_frame_sequence
-
-    width, height = _resized_clip_size(clip.width, clip.height)
-    resized = f"{clip.path.stem}-{width}x{height}{clip.path.suffix}"
-    # A PNG sequence stays lossless, numbered from 0 as motif-lite writes them (ffmpeg's own numbering starts at 1).
-    encoding = "-start_number 0" if is_frame_sequence(clip.path) else "-crf 18"
-    return f"ffmpeg -i {shlex.quote(str(clip.path))} -vf scale={width}:{height} {encoding} {shlex.quote(resized)}"
-
-
-def _resized_clip_size(width: int, height: int) -> tuple[int, int]:
-    """The size to resize a clip to whose sides are not multiples of SIZE_MULTIPLE: the nearest multiples, or, for a
-    clip of more pixels than the model was trained at (a phone's 1920x1080), its shape at most at those pixels
-    (1280x720), which the model makes well: 1920x1088 would only meet the note that it makes it badly."""
-    scale = math.sqrt(TRAINED_PIXELS / (width * height))
-    if scale >= 1:
-        return tuple(max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (width, height))
-    # Down, and never past the trained pixels (rounding up could be).
-    return tuple(
-        max(SIZE_MULTIPLE, math.floor(side * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (width, height)
-    )
-
-
-def _how_the_clip_is_kept(output: str | Path | None, audience: Audience) -> str:
-    """Whether the clip's frames stay exact in the longer video: a chain of extensions re-encodes the first part
-    once per link in a lossy format, while a PNG sequence keeps each frame as it decodes."""
-    from motif_lite.io.staging import is_frame_sequence
-
-    if output is not None and is_frame_sequence(Path(output)):
-        return "the clip's frames are written again losslessly (PNG), exactly as they decode"
-    kept = "the clip is decoded and encoded again with them, frame by frame"
-    if audience is Audience.API:  # the server writes .mp4 only: nothing to choose
-        return kept
-    frames = f"{Path(output).with_suffix('')}_%03d.png" if output is not None else "NAME_%03d.png"
-    exact = Spelling(f"-o {shlex.quote(frames)}", f"output={frames!r}", "")
-    return f"{kept}, one lossy pass more for them; to keep them exact, write a PNG sequence: {exact.to(audience)}"
-
-
-def _extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, audience: Audience) -> list[str]:
-    """What an extended video holds and how it is written, and a note when its frame rate is not the clip's (the
-    clip's frames then play faster or slower), one on its sound and one on HDR video, which the longer video lacks."""
-    from motif_lite.io.clip import hdr_note
-
-    total = extended_frames(frames, clip.frames)
-    length = f"{video_seconds(total, fps):g} s at {rate_said(fps)}"  # as the API's video object says it
-    notes = [
-        f"going on from {clip.describe()}: its last frame is the first frame; the video holds its {clip.frames} frames "
-        f"and {frames - 1} new ones, {total} in all ({length}); {_how_the_clip_is_kept(output, audience)}"
-    ]
-    # Rates are exact now (a clip's NTSC rate is 24000/1001, not 23.98): 24 fps for it is another rate, 0.1% faster.
-    if abs(fps - clip.fps) > 1e-9 * clip.fps:
-        # The rate may come from --fps or from --settings-from's file: the fix is the flag either way.
-        # An NTSC rate as a fraction (24000/1001): the flag and Python both take it back exactly, 23.976 would not.
-        rate = rate_flag_value(clip.fps)
-        clip_fps = Spelling(f"--fps {rate}", f"fps={rate}", f"fps {rate_name(clip.fps)}")
-        notes.append(f"{rate_said(fps)} is not the clip's {rate_said(clip.fps)}: its frames play at {rate_said(fps)} "
-                     f"in the longer video too; {clip_fps.to(audience)} keeps the clip's rate")  # fmt: skip
-    if clip.has_sound:  # written frames carry no sound: say so rather than lose it without a word
-        notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
-                     f"only); put it back with ffmpeg -i {shlex.quote(str(output))} -i {shlex.quote(str(clip.path))} "
-                     "-map 0:v -map 1:a -c:v copy with-sound.mp4")  # fmt: skip
-    if (note := hdr_note(clip, audience=audience)) is not None:
-        notes.append(note)
-    return notes
-
-
-# The largest videos the model was trained on (its last stages: 1280x736, 121 frames); beyond them it extrapolates.
-TRAINED_FRAMES = 121
-TRAINED_PIXELS = 1280 * 736
-
-
-def _beyond_training_notes(
-    width: int, height: int, frames: int, audience: Audience, *, clip: Clip | None = None
-) -> list[str]:
-    """A note for a video longer or larger than any the model was trained on: it runs, but nobody knows how well.
-    `clip`: the frames are a new part after it, at its size: a part is made shorter and extended again instead, and
-    the clip resized, as a run cannot be made at another size than its clip's."""
-    from motif_lite.io.clip import go_on_from_it
-
-    notes = []
-    if frames > TRAINED_FRAMES:
-        instead = (
-            f"give this part {_frames_flag(TRAINED_FRAMES, audience)} at most, and extend the longer video again"
-            if clip is not None  # the user chains already: --extend CLIP would be no news
-            else f"for a longer video, make {TRAINED_FRAMES} frames and go on from them: {GO_ON.to(audience)}"
-        )
-        notes.append(
-            f"{frames} frames is longer than the model was trained to make ({TRAINED_FRAMES}, 5 s at 24 fps): motion "
-            f"often repeats or drifts past that; {instead}"
-        )
-    if width * height > TRAINED_PIXELS:
-        instead = (
-            f"resize the clip first, e.g. {_clip_resize_command(clip)}, {go_on_from_it(audience)}"
-            # Its size is the video's: -W/-H cannot make it smaller. (A server's client has no path of its disk.)
-            if clip is not None and audience is not Audience.API
-            else "make it at 1280x736 (or its shape at that many pixels) and upscale the video"
-        )
-        notes.append(
-            f"{width}x{height} is more pixels than the model was trained at (1280x736): subjects may repeat or "
-            f"distort; {instead}"
-        )
-    return notes
+    return dataclasses.replace(request, image=path), written, notes
 
 
 REQUEST_DEFAULTS = GenerationRequest(prompt="-")  # every default (the prompt has none): read them from its fields
@@ -807,49 +491,6 @@ def unknown_choices(fields: Mapping[str, object]) -> dict[str, str]:
         for field, (choices, aliases) in named.items()
         if isinstance(value := fields.get(field), str) and choice_name(value, choices, aliases) not in choices
     }
-
-
-STRETCH_NOTED = 0.05  # relative aspect-ratio difference between the image and the video worth a note
-
-
-def stretch_words(image_size: tuple[int, int], width: int, height: int) -> str:
-    """The stretch note's statement, without its size that keeps the image's shape (`_stretch_note`)."""
-    (image_w, image_h), video_aspect = image_size, width / height
-    return (
-        f"the image is {image_w}x{image_h} (aspect {image_w / image_h:.2f}) and is stretched to {width}x{height} "
-        f"(aspect {video_aspect:.2f}), as the reference pipeline does"
-    )
-
-
-def _stretch_note(image_size: tuple[int, int], width: int, height: int, audience: Audience) -> list[str]:
-    """A note when the first frame's shape differs from the video's: the reference pipeline (and so motif-lite)
-    resizes it to width x height without cropping, which stretches it. Suggests a size of the image's shape with
-    about as many pixels and no more, in multiples of 16: a larger one could be over what fitted (a server's
-    --max-video, a memory plan), and the user would be refused for following the note."""
-    image_w, image_h = image_size
-    image_aspect, video_aspect = image_w / image_h, width / height
-    if abs(image_aspect / video_aspect - 1) <= STRETCH_NOTED:
-        return []
-    pixels = width * height
-    fit_w = round((pixels * image_aspect) ** 0.5 / SIZE_MULTIPLE) * SIZE_MULTIPLE
-    fit_h = round((pixels / image_aspect) ** 0.5 / SIZE_MULTIPLE) * SIZE_MULTIPLE
-    # Rounded to multiples of 16 each side may land on a worse shape (at small sizes, on the video's own): of the
-    # sizes one step around that are no larger, the closest in shape, then in pixels.
-    steps = (-SIZE_MULTIPLE, 0, SIZE_MULTIPLE)
-    sizes = [
-        (w, h)
-        for w in (fit_w + d for d in steps)
-        for h in (fit_h + d for d in steps)
-        if min(w, h) >= SIZE_MULTIPLE and w * h <= pixels
-    ]
-    stretched = stretch_words(image_size, width, height)
-    if not sizes:  # a shape so far from the video's that no size near it is as small (a 1x100 image)
-        return [stretched]
-    fit_w, fit_h = min(sizes, key=lambda s: (abs(math.log(s[0] / s[1] / image_aspect)), abs(s[0] * s[1] - pixels)))
-    if (fit_w, fit_h) == (width, height):  # no size near this one keeps its shape better
-        return [stretched]
-    fitting = Spelling(f"-W {fit_w} -H {fit_h}", f"width={fit_w}, height={fit_h}", f"size {fit_w}x{fit_h}")
-    return [f"{stretched}; {fitting.to(audience)} keeps its shape"]
 
 
 def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
@@ -882,74 +523,6 @@ def _one_message(problems: list[str]) -> str:
     if len(problems) == 1:
         return problems[0]
     return f"{len(problems)} settings are invalid:\n" + "\n".join(f"  {problem}" for problem in problems)
-
-
-def _check_size(value: int, side: str, size: tuple[int, int], audience: Audience) -> bool:
-    """A side (`side` "width" or "height") of the video's `size` that is a positive multiple of 16, refused naming
-    its flag and keyword, or for the server's client its `size` field, which holds both sides: 'size 50x32: its width
-    is not a multiple of 16; ...'."""
-    if audience is Audience.API:  # the size, as sent, shows the side's value
-        name, given, got = f"size {size[0]}x{size[1]}: its {side}", "", ""
-    else:
-        name, given, got = setting_name(side), f" {value}", f", got {shown(value)}"
-    if isinstance(value, str) and (whole := split_size(value) or lines_size(value)) is not None:
-        # A whole size given to one side, as other tools write it (`1280x720`, `720p`): the two keywords for it.
-        raise RequestError(f"{name} takes one side in pixels, got {value!r}: that size is width={whole[0]}, "
-                           f"height={whole[1]}")  # fmt: skip
-    if not _positive_int(value):
-        raise RequestError(f"{name} must be a positive integer{got}")
-    if value % SIZE_MULTIPLE:
-        below = value // SIZE_MULTIPLE * SIZE_MULTIPLE
-        above = below + SIZE_MULTIPLE
-        if below == 0 or value - below > above - value:
-            nearest = f"{above}"
-        elif value - below < above - value:
-            nearest = f"{below}"
-        else:
-            nearest = f"{below} or {above}"
-        raise RequestError(f"{name}{given} is not a multiple of {SIZE_MULTIPLE}; nearest valid {side}: {nearest}")
-    return True
-
-
-def _video_tokens(width: int, height: int, frames: int) -> int:
-    """The transformer's tokens for valid sides and 4k+1 frames, with the official model's shapes."""
-    latent_frames = (frames - 1) // TEMPORAL_FACTOR + 1
-    return (width // SIZE_MULTIPLE) * (height // SIZE_MULTIPLE) * latent_frames
-
-
-def _oversized_field(width: int, height: int, frames: int) -> str:
-    """The field to name for a video with too many tokens: the frames where they are further over the official
-    video's than its pixels are, else the side further over the official one's (for the server: the size)."""
-    official = REQUEST_DEFAULTS
-    # frames / official frames > pixels / official pixels, in integers: a typo's side may be too large for a float
-    frames_over = frames * official.width * official.height > width * height * official.frames
-    height_over = height * official.width > width * official.height
-    return "frames" if frames_over else "height" if height_over else "width"
-
-
-def _check_video_tokens(width: int, height: int, frames: int) -> None:
-    tokens = _video_tokens(width, height, frames)
-    if tokens > MAX_VIDEO_TOKENS:
-        official = REQUEST_DEFAULTS
-        usual = _video_tokens(official.width, official.height, official.frames)
-        raise RequestError(
-            f"{width}x{height}x{frames} (width x height x frames) is {tokens:,} transformer tokens, over the "
-            f"{MAX_VIDEO_TOKENS:,} a video may have ({MAX_VIDEO_TOKENS / usual:.0f} times the official "
-            f"{official.width}x{official.height}x{official.frames}; the attention's work grows with their square): "
-            "make the video smaller or shorter"
-        )
-
-
-def extended_frames(frames: int, clip_frames: int | None) -> int:
-    """The frames of a video that goes on from a clip of `clip_frames` (None: from none) with `frames` of its own:
-    the clip's, then the new ones but their first, which is the clip's last frame."""
-    return frames if clip_frames is None else clip_frames + frames - 1
-
-
-def video_seconds(frames: int, fps: float) -> float:
-    """A video's length in seconds, to the hundredth, as the docs and the API's `seconds` count it: from its first
-    frame to its last, (frames - 1) / fps (121 frames at 24 fps are 5 s); `frames_for_seconds` counts back."""
-    return round((frames - 1) / fps, 2)
 
 
 def frames_for_seconds(seconds: float, fps: float) -> int:
@@ -992,26 +565,12 @@ def _resolve_seed(seed: int | None, audience: Audience) -> int:
         return secrets.randbelow(MAX_SEED + 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         # diffusers' pipelines take a torch.Generator: its seed is the number to give here.
-        if _is_generator(seed):
+        if is_generator(seed):
             # Only Python passes a generator: the line to give is Python's.
-            raise RequestError(f"seed takes a number, not a generator: {_seed_of_generator(seed)}")
+            raise RequestError(f"seed takes a number, not a generator: {seed_of_generator(seed)}")
         as_int = whole_float_hint(seed, lambda number: 0 <= number <= MAX_SEED)
         raise RequestError(f"{setting_name('seed', audience)} must be {SEED_RANGE}, got {shown(seed)}{as_int}")
     return seed
-
-
-def _is_generator(value: object) -> bool:
-    # Without importing torch, which requests do not need.
-    return hasattr(value, "initial_seed") and hasattr(value, "manual_seed")
-
-
-def _seed_of_generator(generator: Any) -> str:
-    """What to give for a generator passed as diffusers takes one: its seed, and, for a generator on a GPU (whose
-    draw diffusers makes there), that the noise is not the one diffusers drew with it."""
-    device = getattr(getattr(generator, "device", None), "type", "cpu")
-    other = (f" (this {device} generator's draw differs: the video will not be the one diffusers made with it)"
-             if device != "cpu" else "")  # fmt: skip
-    return f"give seed={generator.initial_seed()}, {_SEED_OF_GENERATOR}{other}"
 
 
 def _check_negative_prompt(value: object, audience: Audience) -> None:
@@ -1065,13 +624,9 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _positive_int(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
-
-
 def _check_positive_int(value: object, name: str) -> None:
-    if not _positive_int(value):
-        as_int = whole_float_hint(value, _positive_int)
+    if not positive_int(value):
+        as_int = whole_float_hint(value, positive_int)
         raise RequestError(f"{name} must be a positive integer, got {shown(value)}{as_int}")
 
 

@@ -1,0 +1,151 @@
+"""The clip a request goes on from (`extend`): its checks against the request (one first frame, new frames to add,
+one size) and the notes on what the longer video holds."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from motif_lite.errors import Audience, Spelling
+from motif_lite.frame_rates import rate_flag_value, rate_name, rate_said
+from motif_lite.paths import user_path
+from motif_lite.request.terms import (
+    EXTEND_FLAG,
+    IMAGE_FLAG,
+    SIZE_MULTIPLE,
+    TEMPORAL_FACTOR,
+    TRAINED_PIXELS,
+    RequestError,
+    extended_frames,
+    frames_flag,
+    video_seconds,
+)
+
+if TYPE_CHECKING:
+    from motif_lite.io.clip import Clip
+    from motif_lite.request import GenerationRequest
+
+
+def checked_clip(
+    request: GenerationRequest, frames: int | None, size_ok: bool, read: Clip | None, audience: Audience
+) -> Clip:
+    """The clip `request.extend` names, read (unless `read` is that clip already) and checked against the request:
+    one first frame (not `image` too), new frames to add, and the clip's size (the longer video has one size; the
+    clip is not resized, so as not to change the frames it already has)."""
+    from motif_lite.io.clip import read_clip
+
+    if not isinstance(request.extend, str | Path):
+        raise RequestError(
+            f"extend must be the path of a video file (str or Path), got {type(request.extend).__name__}"
+        )
+    if request.image is not None:
+        raise RequestError(
+            f"the image {request.image} and the clip {request.extend} would both be the first frame: "
+            f"give {IMAGE_FLAG.to(audience)} to start from an image, or {EXTEND_FLAG.to(audience)} to go on from a "
+            "clip's last frame, not both"
+        )
+    if frames is not None and frames <= TEMPORAL_FACTOR:
+        raise RequestError(f"going on from a clip needs {frames_flag(TEMPORAL_FACTOR + 1, audience)} or more: with "
+                           f"{frames} the first frame conditions nothing and no new frame follows it")  # fmt: skip
+    if read is not None and read.path == user_path(request.extend):
+        clip = read
+    else:
+        clip = read_clip(request.extend, audience=audience)
+    if not size_ok and (clip.width, clip.height) == (request.width, request.height):  # the clip's own size is wrong
+        raise ClipSizeError(f"{clip.path.name} is {clip.width}x{clip.height}: {_clip_size_fix(clip, audience)}")
+    if size_ok and (clip.width, clip.height) != (request.width, request.height):
+        raise RequestError(
+            f"{clip.path.name} is {clip.width}x{clip.height} and the new frames would be "
+            f"{request.width}x{request.height}: one video has one size; {_clip_size_fix(clip, audience)}"
+        )
+    return clip
+
+
+class ClipSizeError(RequestError):
+    """The clip's own size is none the model makes: its message says what to do, which the width and height lines
+    (their nearest sizes, which the clip does not have) would only confuse."""
+
+
+def _clip_size_fix(clip: Clip, audience: Audience) -> str:
+    """What to do about a clip whose size differs from the request's: its size, when the model can make it, else
+    the ffmpeg command that resizes the clip to the nearest size it can."""
+    from motif_lite.io.clip import go_on_from_it
+
+    if clip.width % SIZE_MULTIPLE == 0 and clip.height % SIZE_MULTIPLE == 0:
+        size = Spelling(f"-W {clip.width} -H {clip.height}", f"width={clip.width}, height={clip.height}",
+                        f"size {clip.width}x{clip.height}")  # fmt: skip
+        return f"give {size.to(audience)}, or leave them out"
+    larger = ", and at most 1280x736 pixels well" if clip.width * clip.height > TRAINED_PIXELS else ""
+    return (
+        f"the model makes sides in multiples of {SIZE_MULTIPLE}{larger}: resize the clip first, e.g. "
+        f"{clip_resize_command(clip)}, {go_on_from_it(audience)}"
+    )
+
+
+def clip_resize_command(clip: Clip) -> str:
+    """The ffmpeg command that resizes the clip to a size the model makes well (`_resized_clip_size`)."""
+    from motif_lite.io.staging import is_frame_sequence
+
+    width, height = _resized_clip_size(clip.width, clip.height)
+    resized = f"{clip.path.stem}-{width}x{height}{clip.path.suffix}"
+    # A PNG sequence stays lossless, numbered from 0 as motif-lite writes them (ffmpeg's own numbering starts at 1).
+    encoding = "-start_number 0" if is_frame_sequence(clip.path) else "-crf 18"
+    return f"ffmpeg -i {shlex.quote(str(clip.path))} -vf scale={width}:{height} {encoding} {shlex.quote(resized)}"
+
+
+def _resized_clip_size(width: int, height: int) -> tuple[int, int]:
+    """The size to resize a clip to whose sides are not multiples of SIZE_MULTIPLE: the nearest multiples, or, for a
+    clip of more pixels than the model was trained at (a phone's 1920x1080), its shape at most at those pixels
+    (1280x720), which the model makes well: 1920x1088 would only meet the note that it makes it badly."""
+    scale = math.sqrt(TRAINED_PIXELS / (width * height))
+    if scale >= 1:
+        return tuple(max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (width, height))
+    # Down, and never past the trained pixels (rounding up could be).
+    return tuple(
+        max(SIZE_MULTIPLE, math.floor(side * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (width, height)
+    )
+
+
+def _how_the_clip_is_kept(output: str | Path | None, audience: Audience) -> str:
+    """Whether the clip's frames stay exact in the longer video: a chain of extensions re-encodes the first part
+    once per link in a lossy format, while a PNG sequence keeps each frame as it decodes."""
+    from motif_lite.io.staging import is_frame_sequence
+
+    if output is not None and is_frame_sequence(Path(output)):
+        return "the clip's frames are written again losslessly (PNG), exactly as they decode"
+    kept = "the clip is decoded and encoded again with them, frame by frame"
+    if audience is Audience.API:  # the server writes .mp4 only: nothing to choose
+        return kept
+    frames = f"{Path(output).with_suffix('')}_%03d.png" if output is not None else "NAME_%03d.png"
+    exact = Spelling(f"-o {shlex.quote(frames)}", f"output={frames!r}", "")
+    return f"{kept}, one lossy pass more for them; to keep them exact, write a PNG sequence: {exact.to(audience)}"
+
+
+def extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, audience: Audience) -> list[str]:
+    """What an extended video holds and how it is written, and a note when its frame rate is not the clip's (the
+    clip's frames then play faster or slower), one on its sound and one on HDR video, which the longer video lacks."""
+    from motif_lite.io.clip import hdr_note
+
+    total = extended_frames(frames, clip.frames)
+    length = f"{video_seconds(total, fps):g} s at {rate_said(fps)}"  # as the API's video object says it
+    notes = [
+        f"going on from {clip.describe()}: its last frame is the first frame; the video holds its {clip.frames} frames "
+        f"and {frames - 1} new ones, {total} in all ({length}); {_how_the_clip_is_kept(output, audience)}"
+    ]
+    # Rates are exact now (a clip's NTSC rate is 24000/1001, not 23.98): 24 fps for it is another rate, 0.1% faster.
+    if abs(fps - clip.fps) > 1e-9 * clip.fps:
+        # The rate may come from --fps or from --settings-from's file: the fix is the flag either way.
+        # An NTSC rate as a fraction (24000/1001): the flag and Python both take it back exactly, 23.976 would not.
+        rate = rate_flag_value(clip.fps)
+        clip_fps = Spelling(f"--fps {rate}", f"fps={rate}", f"fps {rate_name(clip.fps)}")
+        notes.append(f"{rate_said(fps)} is not the clip's {rate_said(clip.fps)}: its frames play at {rate_said(fps)} "
+                     f"in the longer video too; {clip_fps.to(audience)} keeps the clip's rate")  # fmt: skip
+    if clip.has_sound:  # written frames carry no sound: say so rather than lose it without a word
+        notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
+                     f"only); put it back with ffmpeg -i {shlex.quote(str(output))} -i {shlex.quote(str(clip.path))} "
+                     "-map 0:v -map 1:a -c:v copy with-sound.mp4")  # fmt: skip
+    if (note := hdr_note(clip, audience=audience)) is not None:
+        notes.append(note)
+    return notes

@@ -1,0 +1,175 @@
+"""LyCORIS LoHa and LoKr files (kohya-style keys: `<module>.hada_w1_a`, `.lokr_w1`, ..., `.alpha`): merged into the
+linears' float weights as LyCORIS defines the change (LoHa `(w1a·w1b) ⊙ (w2a·w2b)`, LoKr `w1 ⊗ w2`, times
+strength × alpha / rank), checked here against that definition computed by hand; refused, before any weight is
+read, on a linear the transformer holds packed, and for the variants not read (Tucker cores, convolutions)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from speed_helpers import tiny_transformer
+from tiny_pipeline import make_tiny_checkpoint
+
+from motif_lite import cli
+from motif_lite.cli import main as cli_main
+from motif_lite.quantize.convert import quantize_checkpoint
+from motif_lite.quantize.recipes import get_recipe
+from motif_lite.quantize.sources import open_source
+from motif_lite.weights.lora import LoRAError, LoRASpec, diff_targets, lora_targets, read_loras
+from motif_lite.weights.lora_apply import apply_loras
+
+FF = "transformer_blocks.0.ff.net.0.proj"  # a [256, 64] linear
+KEY = "lora_unet_" + FF.replace(".", "_")  # as LyCORIS and kohya name it
+STRENGTH = 0.7
+
+
+def _write(path: Path, parts: dict[str, torch.Tensor], alpha: float | None = 6.0) -> Path:
+    tensors = {f"{KEY}.{name}": t for name, t in parts.items()}
+    if alpha is not None:
+        tensors[f"{KEY}.alpha"] = torch.tensor(alpha)
+    save_file(tensors, path)
+    return path
+
+
+def _kron_by_hand(w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    """The Kronecker product from its definition: block (i, j) of the result is w1[i, j] · w2."""
+    (a, c), (b, d) = w1.shape, w2.shape
+    out = torch.empty(a * b, c * d)
+    for i in range(a):
+        for j in range(c):
+            out[i * b : (i + 1) * b, j * d : (j + 1) * d] = w1[i, j] * w2
+    return out
+
+
+def _merged(path: Path) -> tuple[torch.Tensor, torch.Tensor, object]:
+    """(the weight of FF before, after merging the file at STRENGTH, the applied summary)."""
+    model = tiny_transformer()
+    before = copy.deepcopy(model.get_submodule(FF).weight.detach())
+    (read,) = read_loras([LoRASpec(path, STRENGTH)], lora_targets(model), diff_targets(model))
+    applied = apply_loras(model, [read])
+    return before, model.get_submodule(FF).weight.detach(), applied
+
+
+g = torch.Generator().manual_seed(0)
+W1, W1A, W1B = torch.randn(8, 2, generator=g), torch.randn(8, 3, generator=g), torch.randn(3, 2, generator=g)
+W2, W2A, W2B = torch.randn(32, 32, generator=g), torch.randn(32, 4, generator=g), torch.randn(4, 32, generator=g)
+# LoKr variants as LyCORIS saves them: (parts, w1, w2, LyCORIS' scale before the strength with alpha 6).
+LOKR = {
+    "w1-whole-w2-product": ({"lokr_w1": W1, "lokr_w2_a": W2A, "lokr_w2_b": W2B}, W1, W2A @ W2B, 6.0 / 4),
+    "both-products": ({"lokr_w1_a": W1A, "lokr_w1_b": W1B, "lokr_w2_a": W2A, "lokr_w2_b": W2B}, W1A @ W1B, W2A @ W2B,
+                      6.0 / 3),  # the rank is w1_a's
+    "both-whole": ({"lokr_w1": W1, "lokr_w2": W2}, W1, W2, 1.0),  # no rank: LyCORIS ignores alpha (scale 1)
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", list(LOKR))
+def test_a_lokr_merges_as_lycoris_defines_it(tmp_path, variant):
+    parts, w1, w2, scale = LOKR[variant]
+    before, after, applied = _merged(_write(tmp_path / "lokr.safetensors", parts))
+    expected = before + STRENGTH * scale * _kron_by_hand(w1, w2)
+    torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-5)
+    assert applied.merged == 1 and not applied.wrapped
+    assert applied.describe() == "lokr.safetensors x0.7 (lycoris, 1 layer); 1 layer merged, 0 unmerged (packed)"
+
+
+def test_a_loha_merges_as_lycoris_defines_it(tmp_path):
+    parts = {
+        "hada_w1_a": torch.randn(256, 2, generator=g),
+        "hada_w1_b": torch.randn(2, 64, generator=g),
+        "hada_w2_a": torch.randn(256, 2, generator=g),
+        "hada_w2_b": torch.randn(2, 64, generator=g),
+    }
+    before, after, _ = _merged(_write(tmp_path / "loha.safetensors", parts, alpha=1.0))
+    # Element (o, i) of the change: (Σ_r w1_a[o, r]·w1_b[r, i]) · (Σ_r w2_a[o, r]·w2_b[r, i]), times alpha / rank.
+    first = sum(parts["hada_w1_a"][:, r, None] * parts["hada_w1_b"][None, r, :] for r in range(2))
+    second = sum(parts["hada_w2_a"][:, r, None] * parts["hada_w2_b"][None, r, :] for r in range(2))
+    torch.testing.assert_close(after, before + STRENGTH * 1.0 / 2 * first * second, rtol=1e-5, atol=1e-5)
+
+
+def test_a_lycoris_file_without_alpha_has_scale_one_and_strength_zero_changes_nothing(tmp_path):
+    parts, w1, w2, _ = LOKR["w1-whole-w2-product"]
+    before, after, _ = _merged(_write(tmp_path / "lokr.safetensors", parts, alpha=None))
+    torch.testing.assert_close(after, before + STRENGTH * _kron_by_hand(w1, w2), rtol=1e-5, atol=1e-5)
+    model = tiny_transformer()
+    original = model.get_submodule(FF).weight.detach().clone()
+    (read,) = read_loras([LoRASpec(tmp_path / "lokr.safetensors", 0.0)], lora_targets(model))
+    apply_loras(model, [read])
+    assert torch.equal(model.get_submodule(FF).weight, original)
+
+
+def test_a_lokr_on_a_packed_linear_is_refused_before_any_weight_is_read(tmp_path):
+    # Its full-rank change cannot be kept beside packed blocks as a LoRA's two thin factors are.
+    path = _write(tmp_path / "lokr.safetensors", LOKR["both-whole"][0])
+    packed = tiny_transformer(quantized=True)  # its feed-forward linears hold Q8_0 blocks
+    said = "is a LyCORIS LoKr, whose change of each layer is full-rank: it merges into plain weights only, and this "
+    with pytest.raises(LoRAError, match=re.escape(said) + rf"transformer holds {re.escape(FF)} quantized"):
+        read_loras([LoRASpec(path)], lora_targets(packed), diff_targets(packed))
+    (read,) = read_loras([LoRASpec(path)], lora_targets(packed))  # read without the model's tensors: refused when
+    with pytest.raises(LoRAError, match=re.escape(said)):  # applied, before any layer is changed
+        apply_loras(packed, [read])
+
+
+def test_a_lycoris_file_saved_before_training_is_said_to_have_no_effect(tmp_path):
+    parts = {**LOKR["w1-whole-w2-product"][0], "lokr_w2_b": torch.zeros(4, 32)}  # LyCORIS starts w2_b at zero
+    (read,) = read_loras([LoRASpec(_write(tmp_path / "lokr.safetensors", parts))], lora_targets(tiny_transformer()))
+    assert read.is_zero() and "all zero: no effect" in read.describe()
+
+
+@pytest.mark.parametrize(
+    "parts, said",
+    [
+        ({"lokr_w1": W1, "lokr_w2_a": W2A}, "the LoKr of .* has no lokr_w2 or lokr_w2_b"),
+        ({"hada_w1_a": torch.randn(256, 2), "hada_w1_b": torch.randn(2, 64)}, "has no hada_w2_a, hada_w2_b"),
+        ({"lokr_w1": W1, "lokr_w2": torch.randn(16, 32)}, r"makes a change of shape \[128, 64\], but the layer is "
+                                                          r"\[256, 64\]"),
+        ({"lokr_w1": W1, "lokr_w2_a": W2A, "lokr_w2_b": torch.randn(3, 32)}, "parts of .* do not multiply"),
+        ({"lokr_w1": W1, "lokr_w2_a": W2A, "lokr_w2_b": W2B, "lokr_t2": torch.randn(4, 4)},
+         "is a LyCORIS LoHa or LoKr with a Tucker core"),
+    ],
+    ids=["lokr-missing", "loha-missing", "other-shape", "inner-sizes", "tucker"],
+)  # fmt: skip
+def test_a_lycoris_file_that_cannot_be_read_says_why(tmp_path, parts, said):
+    with pytest.raises(LoRAError, match=said):
+        read_loras([LoRASpec(_write(tmp_path / "bad.safetensors", parts))], lora_targets(tiny_transformer()))
+
+
+def test_a_lokr_of_the_patch_embedders_conv_is_refused_as_not_read(tmp_path):
+    model = tiny_transformer()
+    out, inp, *kernel = lora_targets(model)["x_embedder.proj"]
+    tensors = {"lora_unet_x_embedder_proj.lokr_w1": torch.randn(4, 3),
+               "lora_unet_x_embedder_proj.lokr_w2": torch.randn(out // 4, inp // 3, *kernel)}  # fmt: skip
+    save_file(tensors, tmp_path / "conv.safetensors")
+    with pytest.raises(LoRAError, match=r"lokr_w2 of x_embedder\.proj is 5-D: motif-lite reads a LoKr of a linear"):
+        read_loras([LoRASpec(tmp_path / "conv.safetensors")], lora_targets(model))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny checkpoint and its Q8_0 GGUF transformer."""
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoint(root)
+    gguf = root / "tiny-Q8_0.gguf"
+    quantize_checkpoint(open_source(root / "transformer"), gguf, get_recipe("Q8_0"), progress=False)
+    return root, gguf
+
+
+def test_a_run_merges_a_lokr_and_refuses_one_on_gguf_weights_before_loading(checkpoint, tmp_path, capsys, monkeypatch):
+    root, gguf = checkpoint
+    lokr = _write(tmp_path / "lokr.safetensors", LOKR["both-products"][0])
+    base = ["run", "-m", str(root), "-p", "a fox", "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
+    base += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4")]
+    assert cli_main([*base, "--lora", f"{lokr}:0.7"]) == 0
+    assert "loras: lokr.safetensors x0.7 (lycoris, 1 layer); 1 layer merged" in capsys.readouterr().out
+    import motif_lite.encoders.text as text
+
+    monkeypatch.setattr(text, "load_text_encoder", lambda *a, **k: pytest.fail("loaded weights for a refused LoRA"))
+    for dry_run in ([], ["--dry-run"]):
+        assert cli_main([*base, "--gguf", str(gguf), "--lora", str(lokr), *dry_run]) == cli.EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert "is a LyCORIS LoKr, whose change of each layer is full-rank: it merges into plain weights only" in err
+        assert "Traceback" not in err and "Memory plan" not in err
