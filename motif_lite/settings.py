@@ -452,7 +452,7 @@ def _dynamic_schedule(
     seq_len = frames * (request.height // vae.spatial_factor // transformer.patch_size)
     seq_len *= request.width // vae.spatial_factor // transformer.patch_size
     try:
-        options = configs.dynamic.options(schedule, seq_len)
+        options = configs.dynamic.options(schedule, seq_len, sampler)
         if SAMPLERS[sampler] == "dpmpp_2m":
             check_dpm_dynamic_options(request.steps, options)
     except SamplingSettingsError as exc:

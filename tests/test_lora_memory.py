@@ -3,6 +3,8 @@ resident or streamed; a LoRA merged into float weights adds nothing."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from safetensors import safe_open
@@ -228,6 +230,12 @@ def test_a_lora_on_a_linear_the_gguf_keeps_in_f16_merges_and_adds_nothing(checkp
     without = plan_generation(REQUEST, sources, dtype=dtype, device="cpu")
     with_lora = plan_generation(REQUEST, sources, dtype=dtype, device="cpu", loras=loras)
     assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, dtype, packed[0]) > 0
+    # and `run` takes a full difference of such a layer (load_pipeline applies it), not only of a file's every layer
+    from motif_lite.cli.prepare import checked_lora_files
+
+    diff = tmp_path / "diff.safetensors"
+    save_file({f"diffusion_model.{kept_float[0]}.diff": torch.randn(*shapes[kept_float[0]])}, diff)
+    assert checked_lora_files([(diff, 1.0)], sources)
 
 
 def test_the_weights_that_load_packed_are_the_quantized_ones_of_the_file_or_recipe(checkpoint, tmp_path):
@@ -247,6 +255,8 @@ def test_the_weights_that_load_packed_are_the_quantized_ones_of_the_file_or_reci
     assert q8_names and packed_weight_names(plain) == packed_weight_names(locate_sources(root, f16)) == frozenset()
     assert packed_weight_names(with_quantize(plain, "F16")) == frozenset()
     assert packed_weight_names(with_quantize(plain, "Q8_0")) == q8_names  # the recipe's plan is the file it writes
+    # an official variant not at hand yet (the plan before its download): the plan of its recipe
+    assert packed_weight_names(dataclasses.replace(plain, gguf_request="Q8_0")) == q8_names
 
     linear = next(n for n in sorted(q8_names) if n.startswith("transformer_blocks.0."))
     shape = build_model(plain.transformer.value).get_parameter(linear).shape
@@ -285,6 +295,14 @@ def test_a_plan_on_an_fp8_file_counts_the_adapters_beside_its_8_bit_linears(chec
     sources = locate_sources(root, weights={"transformer": fp8}, download=False)
     linears = linear_shapes(build_model(sources.transformer.value))
     assert packed_weight_names(sources) == {f"{name}.weight" for name in linears}
+    # the same file as ComfyUI saves it, under its "model.diffusion_model." prefix: the names motif-lite reads
+    folder = tmp_path / "prefixed"
+    folder.mkdir()
+    with safe_open(fp8, "pt") as stored:
+        prefixed = {f"model.diffusion_model.{name}": stored.get_tensor(name) for name in stored.keys()}  # noqa: SIM118
+    save_file(prefixed, folder / fp8.name)
+    in_comfy_names = locate_sources(root, weights={"transformer": folder / fp8.name}, download=False)
+    assert packed_weight_names(in_comfy_names) == packed_weight_names(sources)
     dtype = torch.bfloat16
     loras = check_loras([LoRASpec(lora, 0.8)], sources)
     without = plan_generation(REQUEST, sources, dtype=dtype, device="cpu")

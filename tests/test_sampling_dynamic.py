@@ -354,3 +354,84 @@ def test_the_servers_settings_and_the_run_summary_give_no_flow_shift_under_dynam
     )  # fmt: skip
     done = next(line for line in summary(result, 0.0, with_settings=False).splitlines() if line.startswith("done: "))
     assert done.endswith("shift dynamic"), done
+
+
+@pytest.mark.parametrize(
+    "line", [{}, {"base_shift": 0.5, "max_shift": 3.0}, {"base_image_seq_len": 1024, "max_image_seq_len": 9000}]
+)
+def test_mu_is_diffusers_calculate_shift_on_the_schedulers_line(line: dict) -> None:
+    # Bit for bit: where the config names no line, on FlowMatchEuler's own registered defaults (ours are copies of
+    # the pipeline's); on (0.5, 3.0) the intercept through the other end rounds otherwise.
+    config = {**EULER, "use_dynamic_shifting": True, **line}
+    values = FlowMatchEulerDiscreteScheduler.from_config(config).config
+    ends = (values.base_image_seq_len, values.max_image_seq_len, values.base_shift, values.max_shift)
+    for seq_len in (256, 300, 4096, 12000):
+        assert dynamic_shift(config).mu(seq_len) == calculate_shift(seq_len, *ends)
+
+
+def test_dynamic_shifting_values_that_are_no_numbers_are_refused() -> None:
+    for bad in (float("inf"), float("nan"), True):
+        with pytest.raises(ConfigError, match="max_shift must be a number"):
+            dynamic_shift({**EULER, "use_dynamic_shifting": True, "max_shift": bad})
+
+
+def test_a_use_dynamic_shifting_of_1_shifts_dynamically_as_diffusers_does() -> None:
+    # diffusers tests the flag's truth (`if self.config.use_dynamic_shifting`), not `is True`
+    config = {**EULER, "use_dynamic_shifting": 1}
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()
+    settings = resolve_settings(request, configs_of(config))
+    ours = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
+    sigmas, _ = reference_schedule(config, request.steps, reference_tokens(48, 32, 9))
+    assert settings.schedule.time_shift == "exponential" and torch.equal(ours.sigmas, sigmas)
+
+
+@pytest.mark.parametrize(
+    "kind, mu", [("exponential", 89.0), ("exponential", -104.0), ("exponential", 709.9), ("exponential", -745.5),
+                 ("linear", 0.0), ("exponential", 80.0)]
+)  # fmt: skip
+@pytest.mark.parametrize("base", [EULER, UNIPC], ids=["euler", "unipc"])
+def test_a_mu_is_refused_exactly_where_the_schedulers_table_holds_nan(base: dict, kind: str, mu: float) -> None:
+    # FlowMatchEuler shifts in float32, where exp(mu) overflows past about 88.7 and is 0 below about -103.3; UniPC
+    # in float64 (709.8, -745.1). The refusal once took float64's bounds for both: Euler sampled a NaN table at mu
+    # 89 or -104. A mu of 0 makes the linear shift's σ = 1 0/0 in both.
+    config = {**base, "use_dynamic_shifting": True, "time_shift_type": kind, "base_shift": mu, "max_shift": mu}
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()
+    try:
+        with np.errstate(all="ignore"):
+            sigmas, _ = reference_schedule(config, request.steps, reference_tokens(48, 32, 9))
+        nan = bool(sigmas.isnan().any())
+    except OverflowError:  # diffusers' math.exp(mu) past 709.8
+        nan = True
+    assert nan == (mu != 80.0 and (base is EULER or mu in (709.9, -745.5, 0.0)))
+    if not nan:
+        settings = resolve_settings(request, configs_of(config))
+        ours = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
+        assert torch.equal(ours.sigmas, sigmas)
+        return
+    with pytest.raises(RequestError, match=f"makes no {kind} shift") as refused:
+        resolve_settings(request, configs_of(config))
+    assert refused.value.fields == ("flow_shift",)  # the server names the parameter that mends it
+
+
+def test_a_dynamic_mu_of_0_still_stores_no_flow_shift() -> None:
+    # exp(0) shifts by 1; the stored settings must still hold no flow shift, or a resume turns dynamic shifting off
+    config = {**EULER, "use_dynamic_shifting": True, "base_shift": 0.0, "max_shift": 0.0}
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9).resolve()
+    settings = resolve_settings(request, configs_of(config))
+    assert settings.schedule.mu == 0 and settings.flow_shift_used is None
+    assert stored_settings(request, settings)["flow_shift"] is None
+
+
+def test_a_run_under_dynamic_shifting_gives_no_flow_shift_in_its_result(shared_checkpoint, tmp_path) -> None:
+    # GenerationResult.shift is what the summary says ("shift dynamic") and a script reads: not the unused 15
+    import json
+    import shutil
+
+    from motif_lite import load_pipeline
+
+    root = shutil.copytree(shared_checkpoint[0], tmp_path / "ckpt")
+    scheduler = root / "scheduler/scheduler_config.json"
+    scheduler.write_text(json.dumps({**json.loads(scheduler.read_text()), "use_dynamic_shifting": True}))
+    pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch")
+    request = GenerationRequest("fox", width=32, height=32, frames=1, steps=1, output=tmp_path / "fox_%03d.png")
+    assert pipe.generate(request).shift is None

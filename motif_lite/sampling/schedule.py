@@ -259,17 +259,31 @@ class DynamicShift:
         b = self.base_shift - m * self.base_seq_len
         return seq_len * m + b
 
-    def options(self, options: ScheduleOptions, seq_len: int) -> ScheduleOptions:
-        """`options` with this shift's type and mu for `seq_len` latent tokens; SamplingSettingsError where that mu
-        gives no schedule (math.exp overflows past 709 and is 0 below -745, where σ = 1 shifts to 0/0; a linear shift
-        divides by its mu)."""
+    def options(self, options: ScheduleOptions, seq_len: int, sampler: str) -> ScheduleOptions:
+        """`options` with this shift's type and mu for `seq_len` latent tokens, for the `sampler` (its user-facing
+        name); SamplingSettingsError where that mu gives no schedule: a linear shift divides by its mu, and σ = 1
+        shifts to NaN where exp(mu) (or a linear mu) is no finite positive number in the dtype the sampler shifts in
+        (`_shifts_one_to_a_number`)."""
         mu = self.mu(seq_len)
-        if not (mu > 0 if self.time_shift == "linear" else -745 < mu < 709):
+        shifted = dataclasses.replace(options, time_shift=self.time_shift, mu=mu)
+        if (self.time_shift == "linear" and not mu > 0) or not _shifts_one_to_a_number(shifted, sampler):
             raise SamplingSettingsError(
                 f"the scheduler config's dynamic shifting gives mu {mu:g} for {seq_len} latent tokens, which makes no "
-                f"{self.time_shift} shift (give a flow shift instead)"
+                f"{self.time_shift} shift for the {sampler} sampler (give a flow shift instead)"
             )
-        return dataclasses.replace(options, time_shift=self.time_shift, mu=mu)
+        return shifted
+
+
+def _shifts_one_to_a_number(options: ScheduleOptions, sampler: str) -> bool:
+    """Whether dynamic shifting's σ = 1 shifts to a number in the dtype `sampler` shifts in: FlowMatchEuler shifts in
+    float32, where exp(mu) overflows past about 88.7 and is 0 below about -103.3 (σ = 1 becomes inf/inf or 0/0, a NaN
+    in diffusers' table too), UniPC and DPM++ in float64 (past about 709.8 and below about -745.1)."""
+    dtype = np.float32 if sampler == "euler" else np.float64
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return bool(np.isfinite(_shifted(np.ones(1, dtype), 1.0, options)).all())
+    except OverflowError:  # math.exp(mu) past about 709.8
+        return False
 
 
 def dynamic_shift(config: Mapping[str, Any] | None, source: str = "scheduler config") -> DynamicShift | None:
