@@ -4,7 +4,10 @@ launcher, each running `run` under torchrun; and the layout (`parallel_layout`) 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,26 +32,44 @@ def launch_run(args: argparse.Namespace) -> int:
     check_device(args.device)
     if (copies := srun_copies()) is not None:
         raise ParallelError(copies)
-    resume, _, clip, unresolved = checked_request(args)  # as each rank's run will check them
-    with request_from_file(resume, run_inputs(args).recalled):
-        request, _ = unresolved.resolve(clip)
     # -o is claimed here, before any process starts: a run writing it already refuses this one in one line, not
     # rank 0 once every process has started. Rank 0, started by this process, takes the claim as its own.
-    named = batch_outputs(Path(request.output), args.batch_count) if args.output is not None else []
-    with named_claims(named):
-        layout = parallel_layout(args, request, args.gpus)
-        _check_loras_before_launch(args)
-        if args.preview:
-            from motif_lite.io.preview import check_preview_path
+    with contextlib.ExitStack() as claims:
+        with warnings_left_to_the_ranks():
+            resume, _, clip, unresolved = checked_request(args)  # as each rank's run will check them
+            with request_from_file(resume, run_inputs(args).recalled):
+                request, _ = unresolved.resolve(clip)
+            named = batch_outputs(Path(request.output), args.batch_count) if args.output is not None else []
+            claims.enter_context(named_claims(named))
+            layout = parallel_layout(args, request, args.gpus)
+            _check_loras_before_launch(args)
+            if args.preview:
+                from motif_lite.io.preview import check_preview_path
 
-            check_preview_path(args.preview)
-        if (missing := missing_gpus(args.gpus, args.device)) is not None:
-            raise ParallelError(missing)
-        if args.vram is not None:
-            _plan_before_launch(args, request, layout)
-        elif args.device != "cpu" and (budgets := gpu_budgets(args.gpus)) is not None:
-            _plan_before_launch(args, request, layout, budgets)
+                check_preview_path(args.preview)
+            if (missing := missing_gpus(args.gpus, args.device)) is not None:
+                raise ParallelError(missing)
+            if args.vram is not None:
+                _plan_before_launch(args, request, layout)
+            elif args.device != "cpu" and (budgets := gpu_budgets(args.gpus)) is not None:
+                _plan_before_launch(args, request, layout, budgets)
         return launch(args.gpus, args.argv)
+
+
+@contextlib.contextmanager
+def warnings_left_to_the_ranks() -> Iterator[None]:
+    """Python's warnings of the checks made before the processes start (a checkpoint config's unknown key, say) held
+    back: rank 0 reads the same files and makes the same checks, and says each warning in its own output, so that
+    the command says it once. Where a check refuses the run, no rank starts to say them: they are said here, before
+    the refusal."""
+    held: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as held:
+            yield
+    except Exception:
+        for warning in held:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+        raise
 
 
 def all_gpus(device: str) -> int:
