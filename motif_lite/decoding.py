@@ -77,13 +77,13 @@ def decode_video(
         torch.cuda.empty_cache()
 
     def chunks() -> Iterator[torch.Tensor]:
-        progress("decode", 0, total * mode.bands)
-
-        def on_step(done: int, steps: int) -> None:  # per latent frame, of every band (of this rank)
+        def on_step(done: int, steps: int) -> None:  # per latent frame, of every band
             progress("decode", done, steps)
 
-        # In a parallel run: exact bands split across the ranks, gathered on rank 0.
+        # In a parallel run: exact bands split across the ranks, gathered on rank 0, which counts the whole
+        # decode's steps (the bands of every rank), as it says when it starts.
         if parallel is None:
+            on_step(0, total * mode.bands)
             decoded = vae.decode_frames(z, mode.tile, mode.frame_by_frame, mode.bands, on_step)
         else:
             decoded = parallel.decode_frames(vae, z, mode, on_step)

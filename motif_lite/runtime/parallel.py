@@ -520,16 +520,27 @@ class Parallel:
         """The VAE decode split into exact bands across the ranks: on the main rank, the pixel chunks
         [B, 3, n, H, W] per latent frame as `vae.decode_frames` gives them; the other ranks decode and send their
         bands and get nothing. Each rank decodes `mode.bands` bands (its memory plan's count; the ranks use the
-        largest). When any rank's plan needs VAE tiles, rank 0 decodes alone, as its own plan says."""
+        largest). When any rank's plan needs VAE tiles, rank 0 decodes alone, as its own plan says.
+        `on_step(done, total)`, called on the main rank alone (with done = 0 first), counts the whole decode's
+        steps, each a latent frame of one band: the main rank's bands as it decodes them, then every other rank's
+        band as it arrives. One bar then shows the whole decode, not the main rank's share of it."""
+        frames = z.shape[2]
+        report = on_step if self.is_main else None
         agreed = torch.tensor([int(mode.tile is not None), mode.bands], device=self._comm_device)
         dist.all_reduce(agreed, op=dist.ReduceOp.MAX, group=self.group)
         if agreed[0]:
-            decoded = vae.decode_frames(z, mode.tile, mode.frame_by_frame, mode.bands, on_step)
+            if report is not None:
+                report(0, frames * mode.bands)  # `vae.decode_frames`' steps: every band through every latent frame
+            decoded = vae.decode_frames(z, mode.tile, mode.frame_by_frame, mode.bands, report)
             return decoded if self.is_main else iter(())
         world = self.layout.world
         plan = vae.decoder.plan_bands(tuple(z.shape[3:]), min(world * int(agreed[1]), max(z.shape[3:])))
+        steps = len(plan) * frames
+        if report is not None:
+            report(0, steps)
         mine = list(range(self.rank, len(plan), world))
-        pixels = vae.decode_bands(z, [plan[k] for k in mine], mode.frame_by_frame, on_step)
+        own = None if report is None else lambda done, _: report(done, steps)  # out of the whole decode's steps
+        pixels = vae.decode_bands(z, [plan[k] for k in mine], mode.frame_by_frame, own)
         if not self.is_main:
             for band_pixels in pixels:
                 dist.send(band_pixels.to(self._comm_device), self.members[0], group=self.group)
@@ -537,6 +548,7 @@ class Parallel:
         shape = list(pixels[0].shape)
         shape[plan[0].dim] = plan[-1].out_rows[1]
         video = torch.empty(shape, dtype=pixels[0].dtype)
+        done = len(mine) * frames  # the main rank's own bands, decoded by now
         for k, band in enumerate(plan):
             place = crop_rows(video, (0, shape[band.dim]), band.out_rows, band.dim)
             if k % world == 0:
@@ -545,6 +557,9 @@ class Parallel:
             received = torch.empty(place.shape, dtype=video.dtype, device=self._comm_device)
             dist.recv(received, self.members[k % world], group=self.group)
             place.copy_(received)
+            done += frames
+            if report is not None:
+                report(done, steps)
         return iter(video.split([1] + [vae.config.temporal_factor] * (z.shape[2] - 1), dim=2))
 
     @property
