@@ -212,6 +212,32 @@ def test_the_launcher_leaves_saying_which_rank_failed_to_the_command(monkeypatch
 
 
 @pytest.mark.parametrize(
+    ("nproc", "exit_codes", "said"),
+    [
+        # A broken weights file every rank reads: each rank failed on its own and said so; none was stopped.
+        (2, {0: 2, 1: 2}, "error: rank 0 failed (exit code 2); rank 1 failed too\n"),
+        (4, {0: 2, 1: 2, 3: 2}, "error: rank 0 failed (exit code 2); ranks 1 and 3 failed too, the other ranks were"),
+        (4, {0: 2, 2: 2, 1: -15, 3: -15}, "error: rank 0 failed (exit code 2); rank 2 failed too, the other ranks"),
+        (2, {0: 2, 1: -15}, "error: rank 0 failed (exit code 2); the other ranks were stopped\n"),  # by the launcher
+    ],
+)
+def test_the_launcher_says_which_other_ranks_failed_and_which_it_stopped(monkeypatch, capsys, nproc, exit_codes, said):
+    # Was "rank 0 failed (exit code 2); the other ranks were stopped" under every rank's own error.
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def failing(config):
+        failures = {
+            r: ProcessFailure(local_rank=r, pid=1, exitcode=code, error_file="") for r, code in exit_codes.items()
+        }
+        raise ChildFailedError("motif_lite", failures)
+
+    monkeypatch.setattr(torchrun, "run", failing)
+    assert parallel.launch(nproc, ["run", "-p", "fox"]) == 2
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("exitcode", "status", "said"), [(-2, 130, "stopped by SIGINT"), (-9, 137, "stopped by SIGKILL")]
 )
 def test_a_rank_a_signal_stopped_gives_the_status_a_shell_reports(monkeypatch, capsys, exitcode, status, said):

@@ -338,7 +338,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode
         how = f"exit code {failure.exitcode}" if failure.exitcode > 0 else _signal_name(-failure.exitcode)
         said = f"rank {rank} failed ({how}){_killed_note(failure.exitcode)}"
-        print(f"error: {said}; the other ranks were stopped", file=sys.stderr)
+        print(f"error: {said}; {_the_others(exc, rank, nproc)}", file=sys.stderr)
         return code
     except SignalException as exc:  # passed on to the ranks, which kept their work: exit as one process does
         return 128 + exc.sigval
@@ -369,6 +369,18 @@ def _first_failure(exc: ChildFailedError) -> tuple[int, ProcessFailure]:
         return item[1].timestamp, cause
 
     return min(exc.failures.items(), key=order)
+
+
+def _the_others(exc: ChildFailedError, first: int, nproc: int) -> str:
+    """What became of the ranks other than the one that failed `first`: those that failed as well (a broken weights
+    file every rank reads, which each of them has said), and those the launcher stopped (its SIGTERM, or still
+    running when it looked). "The other ranks were stopped" alone said of ranks that had each failed on their own."""
+    too = sorted(r for r, failure in exc.failures.items() if r != first and failure.exitcode != -signal.SIGTERM)
+    if not too:
+        return "the other ranks were stopped"
+    named = f"rank {too[0]}" if len(too) == 1 else f"ranks {', '.join(map(str, too[:-1]))} and {too[-1]}"
+    stopped = nproc - 1 - len(too)
+    return f"{named} failed too" + (", the other ranks were stopped" if stopped > 0 else "")
 
 
 def _killed_note(exit_code: int) -> str:
