@@ -1,5 +1,6 @@
-"""What `motif-lite run --gpus 2 --device cpu` (gloo) shows its user: each warning once for the whole command, and
-one decode bar that counts the whole decode, every rank's bands, not rank 0's share of it.
+"""What `motif-lite run --gpus 2 --device cpu` (gloo) shows its user: each warning once for the whole command, one
+decode bar that counts the whole decode, every rank's bands, not rank 0's share of it, and a summary whose peak
+memory says it is rank 0's.
 
 One launched run (about 10-30 s on a loaded 2-core machine) on a tiny checkpoint whose VAE config has a key the
 runtime does not know, which every process that reads it warns about."""
@@ -81,3 +82,10 @@ def test_rank_0s_decode_bar_counts_the_bands_of_every_rank(launched, checkpoint)
     assert counts, launched.stderr
     assert {int(total) for _, total in counts} == {2 * latent_frames}, launched.stderr
     assert int(counts[-1][0]) == 2 * latent_frames  # and it ends full
+
+
+def test_the_summarys_peak_memory_is_said_to_be_rank_0s(launched):
+    # Rank 0 prints the summary with its own process's peak: under 2 processes "peak memory: RSS 0.47 GiB" read as
+    # the run's, which held about twice that on this machine.
+    memory = [line for line in launched.stdout.splitlines() if line.startswith("peak memory")]
+    assert len(memory) == 1 and memory[0].startswith("peak memory of rank 0: RSS "), launched.stdout

@@ -58,7 +58,8 @@ def summary(
         f"time: load {load_seconds:.1f}s | encode {t['encode']:.1f}s | denoise {t['denoise']:.1f}s "
         f"({t['denoise'] / max(1, r.steps - (result.resumed_at or 0)):.2f} s/step) | decode {t['decode']:.1f}s | "
         f"total {load_seconds + t['total']:.1f}s",
-        "peak memory: RSS "
+        # A parallel run's summary is rank 0's, whose memory is not the other processes': said, not summed.
+        f"peak memory{'' if result.parallel is None else ' of rank 0'}: RSS "
         + ("n/a" if result.peak_rss_bytes is None else memory_size(result.peak_rss_bytes))
         + ("" if plan is None or plan.host is None else f" (planned {memory_size(plan.host.peak_bytes)})")
         + _device_peak(result),
