@@ -805,7 +805,8 @@ def test_ctrl_c_stops_every_rank(checkpoint, tmp_path):
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="hang", interrupt=True)
     # ended by the SIGINT, as Python ends: a shell shows 130
     assert code == -signal.SIGINT and seconds < ENDS_PROMPTLY_SECONDS
-    assert "death signal" not in err and err.count("interrupted") == 2  # torch's agent's log line is not shown
+    # torch's agent's log line is not shown, and rank 0 alone says it: "[rank 1] interrupted" said it twice
+    assert "death signal" not in err and err.count("interrupted") == 1, err
 
 
 def test_ctrl_c_after_some_steps_says_to_resume_on_as_many_processes(checkpoint, tmp_path):

@@ -18,6 +18,7 @@ from motif_lite import cli
 from motif_lite.errors import MotifLiteError
 from motif_lite.runtime import parallel
 from motif_lite.runtime.parallel import ParallelError
+from motif_lite.stopping import Terminated
 
 
 @pytest.fixture
@@ -356,6 +357,26 @@ def test_only_rank_0_prints_a_user_error_whole(monkeypatch, capsys, rank, world,
     prefix = "" if rank is None else f"[rank {rank}] "
     assert err.startswith(f"{prefix}error: 80x32x5 needs at least 1.00 GiB of device memory\n")
     assert ("Memory plan for 80x32x5" in err) == whole
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), Terminated(signal.SIGTERM)])
+@pytest.mark.parametrize(("rank", "world", "said"), [("0", "2", True), ("1", "2", False), (None, None, True)])
+def test_only_rank_0_says_that_the_job_was_stopped(monkeypatch, capsys, rank, world, said, stop):
+    # Ctrl-C (or a scheduler's SIGTERM) reaches every rank of `--gpus N`: each said "[rank r] interrupted".
+    from motif_lite.cli import run as run_cli
+
+    def stopped(args):
+        raise stop
+
+    _as_rank(monkeypatch, rank, world)
+    monkeypatch.setattr(run_cli, "main", stopped)
+    code = cli.main(["run", "-p", "fox"])
+    terminated = isinstance(stop, Terminated)
+    assert code == (128 + signal.SIGTERM if terminated else cli.EXIT_INTERRUPTED)
+    err = capsys.readouterr().err
+    prefix = "" if rank is None else f"[rank {rank}] "
+    word = "terminated" if terminated else "interrupted"
+    assert (f"\n{prefix}{word}" in err) == said and (err == "") != said
 
 
 def test_a_user_error_without_a_message_is_printed_by_every_rank(monkeypatch, capsys):

@@ -145,10 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"{rank_prefix()}error: {_as_this_rank_says(str(exc))}")
         return EXIT_USER_ERROR
     except Terminated as exc:
-        _say(f"\n{rank_prefix()}terminated ({exc})")
+        if not _other_rank():  # a stop reaches every rank of a job: rank 0 says it for all
+            _say(f"\n{rank_prefix()}terminated ({exc})")
         return 128 + exc.signum
     except KeyboardInterrupt:
-        _say(f"\n{rank_prefix()}interrupted")
+        if not _other_rank():  # (one rank stopped alone is named by the launcher: "rank 1 failed (stopped by ...)")
+            _say(f"\n{rank_prefix()}interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader of stdout or stderr went away: nothing more can be said
         _stop_writing_to_closed_pipes()
@@ -292,7 +294,7 @@ def _warnings_to_stderr() -> Iterator[None]:
     logger = logging.getLogger("motif_lite")
     # The ranks other than 0 of a torchrun job print errors alone: they read the same files and run the same steps,
     # so rank 0 says each warning once where N processes said it N times.
-    other_rank = job_ranks() > 1 and launcher_number_or_none("RANK") not in (0, None)
+    other_rank = _other_rank()
     handler = _StderrHandler(logging.ERROR if other_rank else logging.WARNING)
     logger.addHandler(handler)
     propagate, logger.propagate = logger.propagate, False  # printed once, here
@@ -327,6 +329,11 @@ def _environment_kept(*names: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _other_rank() -> bool:
+    """Whether this process is a rank other than 0 of a torchrun job (`run --gpus N` starts one)."""
+    return job_ranks() > 1 and launcher_number_or_none("RANK") not in (0, None)
 
 
 def _as_this_rank_says(message: str) -> str:
