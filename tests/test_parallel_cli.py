@@ -217,6 +217,7 @@ def test_the_launcher_leaves_saying_which_rank_failed_to_the_command(monkeypatch
     [
         # A broken weights file every rank reads: each rank failed on its own and said so; none was stopped.
         (2, {0: 2, 1: 2}, "error: rank 0 failed (exit code 2); rank 1 failed too\n"),
+        (2, {1: 2, 0: 2}, "error: rank 0 failed (exit code 2); rank 1 failed too\n"),  # as the launcher lists them
         (4, {0: 2, 1: 2, 3: 2}, "error: rank 0 failed (exit code 2); ranks 1 and 3 failed too, the other ranks were"),
         (4, {0: 2, 2: 2, 1: -15, 3: -15}, "error: rank 0 failed (exit code 2); rank 2 failed too, the other ranks"),
         (2, {0: 2, 1: -15}, "error: rank 0 failed (exit code 2); the other ranks were stopped\n"),  # by the launcher
@@ -231,6 +232,8 @@ def test_the_launcher_says_which_other_ranks_failed_and_which_it_stopped(monkeyp
         failures = {
             r: ProcessFailure(local_rank=r, pid=1, exitcode=code, error_file="") for r, code in exit_codes.items()
         }
+        for failure in failures.values():  # seen by the launcher in the same second
+            failure.timestamp = 1765000000
         raise ChildFailedError("motif_lite", failures)
 
     monkeypatch.setattr(torchrun, "run", failing)

@@ -360,13 +360,15 @@ def _first_failure(exc: ChildFailedError) -> tuple[int, ProcessFailure]:
     """The rank whose failure ended the run: the earliest the launcher saw (torch's `get_first_failure`), and within
     that time (whole seconds) a rank a signal stopped before a rank that ended by itself, and that before one the
     launcher's own SIGTERM stopped: a rank killed outright (SIGKILL) leaves its peers to fail with a lost-contact
-    error at once, and where the launcher sees both in one look it lists the survivor first."""
+    error at once, and where the launcher sees both in one look it lists the survivor first. Among ranks alike in
+    both, the lowest: ranks that all failed on their own (a damaged file each reads) said the same error, and rank 0
+    said it whole."""
 
-    def order(item: tuple[int, ProcessFailure]) -> tuple[int, int]:
+    def order(item: tuple[int, ProcessFailure]) -> tuple[int, int, int]:
         code = item[1].exitcode
         stopped_by = -code if code < 0 else None
         cause = 2 if stopped_by == signal.SIGTERM else 0 if stopped_by is not None else 1
-        return item[1].timestamp, cause
+        return item[1].timestamp, cause, item[0]
 
     return min(exc.failures.items(), key=order)
 
