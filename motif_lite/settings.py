@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -447,17 +448,29 @@ def _dynamic_schedule(
             f"shifts dynamically by exp(mu) only); {sampler} samples a fixed shift"
         )
         return schedule
-    vae = configs.vae or WanVAEConfig()
-    frames = vae.latent_frames(request.frames) // transformer.patch_size_t
-    seq_len = frames * (request.height // vae.spatial_factor // transformer.patch_size)
-    seq_len *= request.width // vae.spatial_factor // transformer.patch_size
     try:
-        options = configs.dynamic.options(schedule, seq_len, sampler)
-        if SAMPLERS[sampler] == "dpmpp_2m":
-            check_dpm_dynamic_options(request.steps, options)
+        options = configs.dynamic.options(schedule, latent_tokens(request, configs, transformer), sampler)
+        # A steps value that is no count (numpy's int64 is one) is the request's own checks' to report, not the
+        # flow shift's.
+        if SAMPLERS[sampler] == "dpmpp_2m" and _a_count(request.steps):
+            check_dpm_dynamic_options(int(request.steps), options)
     except SamplingSettingsError as exc:
         raise RequestError(str(exc), ("flow_shift",)) from None
     return options
+
+
+def _a_count(value: object) -> bool:
+    """Whether `value` is a whole number of 1 or more of any integer type (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def latent_tokens(request: GenerationRequest, configs: CheckpointConfigs, transformer: TransformerConfig) -> int:
+    """The latent tokens of the request's video as the pipeline counts them for dynamic shifting's mu: latent
+    frames, height and width, each divided by the transformer's patch."""
+    vae = configs.vae or WanVAEConfig()
+    frames = vae.latent_frames(request.frames) // transformer.patch_size_t
+    tokens = frames * (request.height // vae.spatial_factor // transformer.patch_size)
+    return tokens * (request.width // vae.spatial_factor // transformer.patch_size)
 
 
 def resolve_dtype(given: torch.dtype | str | None, device: torch.device | None) -> Setting[torch.dtype]:

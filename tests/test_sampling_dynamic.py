@@ -156,6 +156,23 @@ def test_a_dpm_dynamic_schedule_diffusers_cannot_step_is_refused(line: dict, siz
     assert resolve_settings(dataclasses.replace(request, flow_shift=15.0), configs_of(config)).schedule.mu is None
 
 
+def test_a_dpm_dynamic_check_takes_numpys_step_counts_and_leaves_bad_ones_to_the_request() -> None:
+    # Its check builds the DPM++ table, whose own steps check once made np.int64(4) (which a run without dynamic
+    # shifting takes) a refusal blamed on the flow shift.
+    dynamic = configs_of({**DPM, "use_dynamic_shifting": True})
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()
+    counted = resolve_settings(dataclasses.replace(request, steps=np.int64(4)), dynamic)
+    assert counted.schedule == resolve_settings(request, dynamic).schedule
+    official, _ = GenerationRequest("fox", steps=4).resolve()  # the default line's mu 19.8: still refused
+    with pytest.raises(RequestError, match="timestep 999 twice"):
+        resolve_settings(dataclasses.replace(official, steps=np.int64(4)), dynamic)
+    for steps in (0, True, 2.5):
+        try:
+            resolve_settings(dataclasses.replace(request, steps=steps), dynamic)
+        except RequestError as exc:
+            assert exc.fields != ("flow_shift",), (steps, exc)
+
+
 def test_dpm_schedule_refuses_a_dynamic_shift_its_scheduler_cannot_take() -> None:
     # ScheduleOptions given directly (the Python API's schedule_for): a linear shift is no DPM++ schedule.
     for options in (ScheduleOptions(time_shift="linear", mu=1.0), ScheduleOptions(time_shift="exponential")):

@@ -682,7 +682,7 @@ def dynamic_notes(file: Path, scheduler: dict, *flags: str) -> list[str]:
     recalled = settings_from_args(args)
     configs = CheckpointConfigs(scheduler=scheduler, dynamic=dynamic_shift(scheduler), vae=WanVAEConfig())
     settings = resolve_settings(request_from_args(args), configs, given=Given(files=dict.fromkeys(recalled.taken, "f")))
-    return recalled_settings_notes(recalled, settings)
+    return recalled_settings_notes(recalled, settings, configs)
 
 
 def test_a_mu_that_follows_another_size_is_not_said_to_differ(tmp_path):
@@ -690,6 +690,7 @@ def test_a_mu_that_follows_another_size_is_not_said_to_differ(tmp_path):
     # the mu differs as it must, and the note blamed the checkpoint ("where the file cannot set them").
     from motif_lite.pipeline.metadata import stored_settings
     from motif_lite.sampling.schedule import dynamic_shift
+    from motif_lite.settings import latent_tokens
     from motif_lite.vae.config import WanVAEConfig
 
     request, _ = GenerationRequest("fox", width=64, height=48, frames=9, steps=2, sampler="euler").resolve()
@@ -703,6 +704,12 @@ def test_a_mu_that_follows_another_size_is_not_said_to_differ(tmp_path):
     for flags in ([], ["-W", "64"]):
         (note,) = dynamic_notes(file, steeper, *flags)
         assert "cannot set them" in note and "sampler mu " in note, note
+    # Another size on a checkpoint whose line changed: said, with the mu this checkpoint gives at the file's size.
+    tokens = latent_tokens(request, configs, resolve_settings(request, configs).transformer.value)
+    said = f"mu {configs.dynamic.mu(tokens)!r} -> {dynamic_shift(steeper).mu(tokens)!r}"
+    for flags in (["-W", "128"], ["--video-frames", "17"]):
+        (note,) = dynamic_notes(file, steeper, *flags)
+        assert said in note.replace('"', ""), note
     # Another size on a checkpoint that no longer shifts dynamically: still said, with the mu it had.
     (note,) = dynamic_notes(file, {**DYNAMIC, "use_dynamic_shifting": False}, "-W", "128")
     assert 'time_shift "exponential" -> null' in note and "mu " in note, note

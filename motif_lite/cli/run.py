@@ -355,7 +355,7 @@ def _prepare(
     recalled = run_inputs(args).recalled
     notes = [kernel_cache] if kernel_cache else []
     notes += recalled_model_notes(recalled, args, sources, dtype, device) if recalled else []
-    notes += recalled_settings_notes(recalled, settings) if recalled else []
+    notes += recalled_settings_notes(recalled, settings, sources.configs) if recalled else []
     notes += loading_notes(sources, device, args.device, settings.notes)
     notes += _dry_run_device_notes(args, device) if args.dry_run else []
     print_notes(notes, say)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from motif_lite.checkpoint import ModelSources
     from motif_lite.io.settings_file import SettingsFileError, StoredSettings
-    from motif_lite.settings import Settings
+    from motif_lite.settings import CheckpointConfigs, Settings
 
 
 @dataclass(frozen=True)
@@ -111,18 +111,24 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     return Recalled(stored.file, frozenset(taken), model, tuple(notes), effective, size)
 
 
-def recalled_settings_notes(recalled: Recalled, settings: Settings) -> list[str]:
+def recalled_settings_notes(recalled: Recalled, settings: Settings, configs: CheckpointConfigs) -> list[str]:
     """A note naming what of the file's guidance and sampler this run's checkpoint makes otherwise (a request field
     carries the method, scale and APG parameters, not a guider's rescale, step window, norm dims and formulation, nor
-    the sampler's sigma spacing), saying the video will differ; none where they agree. A dynamic shift's mu that
-    differs at another size than the file's follows from the size, not from the checkpoint: not said."""
+    the sampler's sigma spacing), saying the video will differ; none where they agree. Under dynamic shifting at
+    another size than the file's, mu follows the size: the file's mu is compared with what this checkpoint's
+    `configs` give at the file's size, which differs only where the checkpoint's line does."""
     from motif_lite.pipeline.metadata import effective_differences
 
     differences = effective_differences(recalled.effective, settings, recalled.effective)
     schedule = differences.get("schedule", {})
-    other_size = recalled.size != tuple(getattr(settings.request, name) for name in _SIZE_FIELDS)
-    if other_size and None not in schedule.get("mu", (None,)):  # both sides shift dynamically, each by its size
-        del schedule["mu"]
+    if None not in schedule.get("mu", (None,)) and configs.dynamic is not None:  # both sides shift dynamically
+        then, now = schedule["mu"]
+        if (at_the_files_size := _mu_at_the_files_size(recalled, settings, configs)) is not None:
+            now = at_the_files_size
+        if now == then:
+            del schedule["mu"]
+        else:
+            schedule["mu"] = (then, now)
         if not schedule:
             del differences["schedule"]
     rows = {"guidance_config": "guidance", "schedule": "sampler"}
@@ -142,6 +148,17 @@ def recalled_settings_notes(recalled: Recalled, settings: Settings) -> list[str]
 
 # The request fields whose latent tokens set a dynamic shift's mu.
 _SIZE_FIELDS = ("width", "height", "frames")
+
+
+def _mu_at_the_files_size(recalled: Recalled, settings: Settings, configs: CheckpointConfigs) -> float | None:
+    """The mu this checkpoint's dynamic shifting gives at the file's size (None where the file names no size)."""
+    from motif_lite.settings import latent_tokens
+
+    size = dict(zip(_SIZE_FIELDS, recalled.size or (), strict=False))
+    if len(size) < len(_SIZE_FIELDS) or not all(isinstance(value, int) for value in size.values()):
+        return None
+    at_the_files_size = dataclasses.replace(settings.request, **size)
+    return configs.dynamic.mu(latent_tokens(at_the_files_size, configs, settings.transformer.value))
 
 
 def _json(value: object) -> str:
