@@ -166,6 +166,20 @@ def test_a_file_there_with_the_same_pixels_is_kept_as_it_is_without_a_word(tmp_p
     assert resolved.first_frame_written is None
 
 
+def test_a_file_of_the_same_raw_pixels_that_reads_turned_is_replaced(tmp_path):
+    # Its EXIF orientation turns it when read: kept, the video's settings would name a first frame that is not it.
+    from motif_lite.io.image import read_image
+
+    saved = tmp_path / "fox.first-frame.png"
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6  # turned 90 degrees when read
+    PIL.Image.fromarray(_PIXELS).save(saved, exif=exif)
+    request = GenerationRequest("a fox", **TINY, image=torch.from_numpy(_PIXELS), output=tmp_path / "fox.mp4")
+    resolved = request.resolve_with_inputs()
+    assert any("held another image" in note for note in resolved.notes), resolved.notes
+    assert np.array_equal(np.asarray(read_image(saved)[0]), _PIXELS)
+
+
 def test_a_run_refused_after_its_first_frame_was_written_leaves_the_folder_as_it_was(pipe, tmp_path):
     from motif_lite.errors import MotifLiteError
 

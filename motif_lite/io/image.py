@@ -98,12 +98,13 @@ def write_first_frame(image: PIL.Image.Image, path: Path) -> tuple[WrittenFirstF
 
 
 def _holds_pixels(path: Path, image: PIL.Image.Image) -> bool:
-    """Whether the image file `path` holds the pixels of `image` (RGB), as a first frame read from it would."""
+    """Whether the image file `path` holds the pixels of `image` (RGB) as a first frame read from it (`read_image`,
+    which turns it by its EXIF orientation, makes print colours RGB, ...) would: its raw pixels are not enough."""
     try:
-        with PIL.Image.open(path) as held:
-            return held.size == image.size and np.array_equal(np.asarray(held.convert("RGB")), np.asarray(image))
-    except (OSError, ValueError, PIL.Image.DecompressionBombError):  # no image Pillow reads: not these pixels
+        held, _ = read_image(path)
+    except (MotifLiteError, OSError, ValueError, PIL.Image.DecompressionBombError):  # no image read: not these pixels
         return False
+    return held.size == image.size and np.array_equal(np.asarray(held), np.asarray(image))
 
 
 def image_from_memory(image: PIL.Image.Image | np.ndarray | torch.Tensor) -> tuple[PIL.Image.Image, list[str]]:
