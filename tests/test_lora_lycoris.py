@@ -6,9 +6,12 @@ read, on a linear the transformer holds packed, and for the variants not read (T
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -20,7 +23,7 @@ from motif_lite.cli import main as cli_main
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
-from motif_lite.weights.lora import LoRAError, LoRASpec, diff_targets, lora_targets, read_loras
+from motif_lite.weights.lora import LoRAError, LoRASpec, check_read_loras, diff_targets, lora_targets, read_loras
 from motif_lite.weights.lora_apply import apply_loras
 
 FF = "transformer_blocks.0.ff.net.0.proj"  # a [256, 64] linear
@@ -56,13 +59,14 @@ def _merged(path: Path) -> tuple[torch.Tensor, torch.Tensor, object]:
 
 
 g = torch.Generator().manual_seed(0)
-W1, W1A, W1B = torch.randn(8, 2, generator=g), torch.randn(8, 3, generator=g), torch.randn(3, 2, generator=g)
+W1, W1A, W1B = torch.randn(8, 2, generator=g), torch.randn(8, 4, generator=g), torch.randn(4, 2, generator=g)
 W2, W2A, W2B = torch.randn(32, 32, generator=g), torch.randn(32, 4, generator=g), torch.randn(4, 32, generator=g)
-# LoKr variants as LyCORIS saves them: (parts, w1, w2, LyCORIS' scale before the strength with alpha 6).
+# LoKr variants as LyCORIS saves them (one rank for both products): (parts, w1, w2, LyCORIS' scale before the
+# strength with alpha 6).
 LOKR = {
     "w1-whole-w2-product": ({"lokr_w1": W1, "lokr_w2_a": W2A, "lokr_w2_b": W2B}, W1, W2A @ W2B, 6.0 / 4),
     "both-products": ({"lokr_w1_a": W1A, "lokr_w1_b": W1B, "lokr_w2_a": W2A, "lokr_w2_b": W2B}, W1A @ W1B, W2A @ W2B,
-                      6.0 / 3),  # the rank is w1_a's
+                      6.0 / 4),
     "both-whole": ({"lokr_w1": W1, "lokr_w2": W2}, W1, W2, 1.0),  # no rank: LyCORIS ignores alpha (scale 1)
 }  # fmt: skip
 
@@ -130,12 +134,24 @@ def test_a_lycoris_file_saved_before_training_is_said_to_have_no_effect(tmp_path
         ({"lokr_w1": W1, "lokr_w2_a": W2A, "lokr_w2_b": torch.randn(3, 32)}, "parts of .* do not multiply"),
         ({"lokr_w1": W1, "lokr_w2_a": W2A, "lokr_w2_b": W2B, "lokr_t2": torch.randn(4, 4)},
          "is a LyCORIS LoHa or LoKr with a Tucker core"),
+        ({"lokr_w1_a": torch.randn(8, 3), "lokr_w1_b": torch.randn(3, 2), "lokr_w2_a": W2A, "lokr_w2_b": W2B},
+         "has rank 3 in lokr_w1_a and 4 in lokr_w2_a; LyCORIS writes one rank for both: the file was edited"),
+        ({"lokr_w1": W1, "lokr_w1_a": W1A, "lokr_w1_b": W1B, "lokr_w2_a": W2A, "lokr_w2_b": W2B},
+         "holds lokr_w1 and lokr_w1_a, lokr_w1_b, which LyCORIS never writes together: the file was edited"),
+        ({"lokr_w1": torch.full((8, 2), 1e30), "lokr_w2": torch.full((32, 32), 1e30)},
+         r"lokr\.safetensors: the LoKr of .* makes a change past the largest float: the file was edited"),
+        ({"lokr_w1": W1, "lokr_w2_a": torch.full((32, 4), 1e20), "lokr_w2_b": torch.full((4, 32), 1e20)},
+         "the LoKr of .* makes a change past the largest float"),  # each element fits; their sum of 4 does not
+        ({n: torch.full(s, 1e10) for n, s in [("hada_w1_a", (256, 2)), ("hada_w1_b", (2, 64)), ("hada_w2_a", (256, 2)),
+                                              ("hada_w2_b", (2, 64))]},
+         "the LoHa of .* makes a change past the largest float"),
     ],
-    ids=["lokr-missing", "loha-missing", "other-shape", "inner-sizes", "tucker"],
+    ids=["lokr-missing", "loha-missing", "other-shape", "inner-sizes", "tucker", "unequal-ranks", "w1-twice",
+         "lokr-overflow", "lokr-product-overflow", "loha-overflow"],
 )  # fmt: skip
 def test_a_lycoris_file_that_cannot_be_read_says_why(tmp_path, parts, said):
     with pytest.raises(LoRAError, match=said):
-        read_loras([LoRASpec(_write(tmp_path / "bad.safetensors", parts))], lora_targets(tiny_transformer()))
+        read_loras([LoRASpec(_write(tmp_path / "lokr.safetensors", parts))], lora_targets(tiny_transformer()))
 
 
 def test_a_lokr_of_the_patch_embedders_conv_is_refused_as_not_read(tmp_path):
@@ -144,8 +160,17 @@ def test_a_lokr_of_the_patch_embedders_conv_is_refused_as_not_read(tmp_path):
     tensors = {"lora_unet_x_embedder_proj.lokr_w1": torch.randn(4, 3),
                "lora_unet_x_embedder_proj.lokr_w2": torch.randn(out // 4, inp // 3, *kernel)}  # fmt: skip
     save_file(tensors, tmp_path / "conv.safetensors")
-    with pytest.raises(LoRAError, match=r"lokr_w2 of x_embedder\.proj is 5-D: motif-lite reads a LoKr of a linear"):
+    said = r"the {} of x_embedder\.proj changes a convolution: motif-lite reads LoHa/LoKr on linear layers only"
+    with pytest.raises(LoRAError, match=said.format("LoKr")):
         read_loras([LoRASpec(tmp_path / "conv.safetensors")], lora_targets(model))
+    # LyCORIS (and ComfyUI) store a conv's LoHa as 2-D factors, the kernel flattened into w1_b's and w2_b's columns.
+    flat = inp * math.prod(kernel)
+    loha = {"hada_w1_a": (out, 2), "hada_w1_b": (2, flat), "hada_w2_a": (out, 2), "hada_w2_b": (2, flat)}
+    save_file(
+        {f"lora_unet_x_embedder_proj.{n}": torch.randn(s) for n, s in loha.items()}, tmp_path / "loha.safetensors"
+    )
+    with pytest.raises(LoRAError, match=said.format("LoHa")):
+        read_loras([LoRASpec(tmp_path / "loha.safetensors")], lora_targets(model))
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +198,58 @@ def test_a_run_merges_a_lokr_and_refuses_one_on_gguf_weights_before_loading(chec
         err = capsys.readouterr().err
         assert "is a LyCORIS LoKr, whose change of each layer is full-rank: it merges into plain weights only" in err
         assert "Traceback" not in err and "Memory plan" not in err
+
+
+def test_a_peft_file_with_lycoris_modules_keeps_peft_alpha_for_its_lora_modules(tmp_path):
+    model = tiny_transformer()
+    query = next(name for name in lora_targets(model) if name.endswith("attn.to_q"))
+    out_features, in_features = lora_targets(model)[query]
+    peft = {f"transformer.{query}.lora_A.weight": torch.randn(2, in_features, generator=g),
+            f"transformer.{query}.lora_B.weight": torch.randn(out_features, 2, generator=g)}  # fmt: skip
+    lokr = {f"transformer.{FF}.lokr_w1": W1, f"transformer.{FF}.lokr_w2": W2}
+    metadata = {"lora_adapter_metadata": json.dumps({"r": 2, "lora_alpha": 8})}
+    save_file({**peft, **lokr}, tmp_path / "mixed.safetensors", metadata=metadata)
+    (read,) = read_loras([LoRASpec(tmp_path / "mixed.safetensors", STRENGTH)], lora_targets(model))
+    assert read.format == "lycoris" and len(read.products) == 1
+    (update,) = read.updates
+    assert update.module == query and update.scale == pytest.approx(STRENGTH * 8 / 2)  # PEFT's lora_alpha / r
+
+
+def test_a_lokr_or_diff_on_a_quantize_pipeline_is_refused_before_the_transformer_is_let_go(checkpoint, tmp_path):
+    from test_lora import frames
+
+    from motif_lite import load_pipeline
+    from motif_lite.server.loras import check_loras_fit
+    from motif_lite.server.schema import ApiError
+
+    root, _ = checkpoint
+    lokr = _write(tmp_path / "lokr.safetensors", LOKR["both-whole"][0])
+    diff = tmp_path / "diff.safetensors"
+    save_file({f"diffusion_model.{FF}.diff": torch.zeros(256, 64)}, diff)
+    float_model = tiny_transformer()
+    (read_on_float,) = read_loras([LoRASpec(lokr)], lora_targets(float_model), diff_targets(float_model))
+    pipe = load_pipeline(root, quantize="Q8_0", dtype=torch.float32, device="cpu", kernels="torch")
+    (tmp_path / "before").mkdir()
+    transformer, before = pipe.transformer, frames(pipe, tmp_path / "before")
+    packed = "whose change of each layer is full-rank: it merges into plain weights only"
+    for mistake, said in [
+        ([lokr], packed),
+        ([read_on_float], packed),
+        ([diff], "which this transformer holds quantized"),
+    ]:
+        with pytest.raises(LoRAError, match=said):
+            pipe.set_loras(mistake)
+        assert pipe.transformer is transformer
+    with pytest.raises(ApiError, match=packed) as refused:  # the server refuses such a job when it is sent
+        check_loras_fit(pipe, [(lokr, 1.0)], tmp_path)
+    assert refused.value.status == 400
+    (tmp_path / "after").mkdir()
+    assert np.array_equal(frames(pipe, tmp_path / "after"), before)
+
+
+def test_a_lycoris_file_read_for_another_model_counts_its_layers(tmp_path):
+    parts, *_ = LOKR["w1-whole-w2-product"]
+    (read,) = read_loras([LoRASpec(_write(tmp_path / "lokr.safetensors", parts))], lora_targets(tiny_transformer()))
+    other = {name: shape for name, shape in lora_targets(tiny_transformer()).items() if name != FF}  # lacks FF
+    with pytest.raises(LoRAError, match=r"read for another model: its one layer is missing from this transformer"):
+        check_read_loras([read], other)

@@ -366,18 +366,35 @@ def diff_targets(model: nn.Module, packed_weights: Collection[str] = ()) -> dict
     return found
 
 
-def check_read_loras(loras: Iterable[LoRAFile], targets: Mapping[str, tuple[int, ...]]) -> None:
+def check_read_loras(
+    loras: Iterable[LoRAFile],
+    targets: Mapping[str, tuple[int, ...]],
+    model_tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None = None,
+) -> None:
     """Check LoRA files read already (a Python caller's `LoRAFile`) against this model's layers (`lora_targets`):
     one read against another model or checkpoint would fail mid-load, after the old transformer was let go.
-    `LoRAError` naming the layers that the model lacks or that have another shape; no file is read."""
+    `LoRAError` naming the layers that the model lacks or that have another shape; with the model's tensors
+    (`diff_targets`), a LoHa, LoKr or full difference of a tensor that will load packed too (the file may have been
+    read against the float model); no file is read."""
     for lora in loras:
         misfits = [u.module for u in lora.updates if targets.get(u.module) != update_shape(u)]
         misfits += [p.module for p in lora.products if targets.get(p.module) != p.shape()]
         if misfits:
+            layers = len(lora.updates) + len(lora.products)
             raise LoRAError(
-                f"{lora.spec.path} was read for another model: {_share(len(misfits), len(lora.updates))} missing "
+                f"{lora.spec.path} was read for another model: {_share(len(misfits), layers)} missing "
                 f"from this transformer or shaped otherwise ({named(misfits)}); pass the file itself"
             )
+        if model_tensors is None:
+            continue
+        for product in lora.products:
+            check_product_target(lora.spec.path, product, model_tensors)
+        for diff in lora.diffs:
+            if diff.tensor not in model_tensors:
+                raise LoRAError(f"{lora.spec.path} was read for another model: this transformer has no {diff.tensor}, "
+                                "which its full difference changes; pass the file itself")  # fmt: skip
+            shape, packed = model_tensors[diff.tensor]
+            check_diff_target(lora.spec.path, diff.tensor, diff.tensor, tuple(diff.diff.shape), shape, packed)
 
 
 def check_lora_file(spec: LoRASpec) -> str:
@@ -387,10 +404,10 @@ def check_lora_file(spec: LoRASpec) -> str:
     layers need the model: `read_loras`."""
     with _opened_lora(spec.path) as f:  # the names and metadata only: no tensor is read
         names, metadata = f.keys(), f.metadata() or {}
-    fmt, _ = _parse_keys(spec.path, names)
+    fmt, parsed = _parse_keys(spec.path, names)
     if fmt == "peft":
         _peft_alphas(spec.path, metadata)
-    return fmt
+    return _format_name(fmt, parsed)
 
 
 def _read_lora(
@@ -424,6 +441,7 @@ def _read_lora(
         _check_some_shapes_fit(spec.path, pairs, targets, len(unmatched))
         raise LoRAError(_unmatched(spec.path, sorted(unmatched), len(unmatched) + len(pairs)))
     _check_some_shapes_fit(spec.path, pairs, targets)
+    # PEFT's alpha rule for its lora_A/lora_B modules, LyCORIS parts beside them or not.
     alphas = _peft_alphas(spec.path, metadata) if fmt == "peft" else None
     lycoris = {module: parts for module, parts in pairs.items() if any(p.startswith(_LYCORIS) for p in parts)}
     updates = [
@@ -434,7 +452,7 @@ def _read_lora(
     products = [_product(spec, module, parts, targets[module]) for module, parts in sorted(lycoris.items())]
     for product in products:
         check_product_target(spec.path, product, model_tensors)
-    return LoRAFile(spec, fmt, updates, diffs=diffs, products=products)
+    return LoRAFile(spec, _format_name(fmt, parsed), updates, diffs=diffs, products=products)
 
 
 def _diffs(
@@ -630,16 +648,17 @@ def _unfinished(path: Path) -> str | None:
 
 
 def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tuple[str, str]]]:
-    """(format, {key: (module, part)}) for a file's tensor `names`, with part "down", "up" or "alpha"; the format is
-    named after the part names ("peft": lora_A / lora_B, "kohya": lora_down / lora_up, "lycoris": any LoHa or LoKr
-    part)."""
+    """(format, {key: (module, part)}) for a file's tensor `names`, with part "down", "up" or "alpha"; the format,
+    whose alpha rule its LoRA modules follow, is named after the part names ("peft": lora_A / lora_B, "kohya":
+    lora_down / lora_up, full differences, or LyCORIS parts alone; `_format_name` names a file with LyCORIS parts
+    "lycoris")."""
     matches = {k: _KEY.match(k) for k in names}
     if matches and all(matches.values()):
         # ComfyUI writes full differences (`.diff`, `.diff_b`) beside kohya's part names.
-        fmt = "kohya" if any(m["part"] in ("down", "up") or m["diff"] for m in matches.values()) else "peft"
-        if any(m["lycoris"] for m in matches.values()):
-            fmt = "lycoris"
-        return fmt, {k: (m["module"], _part(m)) for k, m in matches.items()}
+        kohya = any(m["part"] in ("down", "up") or m["diff"] for m in matches.values())
+        lycoris = any(m["lycoris"] for m in matches.values())
+        peft = not kohya and (not lycoris or any(m["part"] in ("A", "B") for m in matches.values()))
+        return "peft" if peft else "kohya", {k: (m["module"], _part(m)) for k, m in matches.items()}
     if not names:
         raise LoRAError(f"{path} holds no tensors: the file is empty (an export that failed?); export it again")
     if message := _other_adapter(path, [k for k, m in matches.items() if not m]):
@@ -659,6 +678,11 @@ def _parse_keys(path: Path, names: Collection[str]) -> tuple[str, dict[str, tupl
         "(`transformer.<module>.lora_A.weight` / `lora_B.weight`) and kohya/ComfyUI "
         "(`diffusion_model.<module>.lora_down.weight` / `lora_up.weight` / `alpha`, or `lora_unet_...`)"
     )
+
+
+def _format_name(fmt: str, parsed: Mapping[str, tuple[str, str]]) -> str:
+    """The format a file is reported as: "lycoris" when it holds any LoHa or LoKr part, else `fmt`."""
+    return "lycoris" if any(part.startswith(_LYCORIS) for _, part in parsed.values()) else fmt
 
 
 def _part(match: re.Match) -> str:
@@ -768,6 +792,9 @@ def _product(spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], shape:
     rank being the inner size of the products (LoHa: w1_b's rows; LoKr: w1_a's columns, else w2_a's); a LoKr of two
     whole matrices has none, and LyCORIS gives it scale 1 whatever its alpha; so does a missing or zero alpha."""
     kind = "LoHa" if any(p.startswith("hada_") for p in parts) else "LoKr"
+    if len(shape) != 2:  # LyCORIS stores a conv's LoHa as 2-D factors too: said before their sizes are compared
+        raise LoRAError(f"{spec.path}: the {kind} of {module} changes a convolution: motif-lite reads LoHa/LoKr on "
+                        f"linear layers only; {_MERGE_IT}")  # fmt: skip
     others = sorted(p for p in parts if p != "alpha" and not p.startswith(_LYCORIS[kind == "LoKr"]))
     if others:
         raise LoRAError(f"{spec.path}: the {kind} of {module} has other parts beside it ({', '.join(others)}): "
@@ -780,9 +807,10 @@ def _product(spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], shape:
         if tensor.ndim != 2 or not tensor.is_floating_point():
             what = f"{tensor.ndim}-D" if tensor.ndim != 2 else str(tensor.dtype)
             raise LoRAError(
-                f"{spec.path}: the {kind} part {name} of {module} is {what}: motif-lite reads a {kind} of a linear "
-                f"layer (2-D float matrices; not one of a convolution); {_MERGE_IT}"
+                f"{spec.path}: the {kind} part {name} of {module} is {what}: motif-lite reads LoHa/LoKr on linear "
+                f"layers only (2-D float matrices); {_MERGE_IT}"
             )
+    _check_lokr_parts(spec, module, factors)
     inner = _inner_sizes(kind, factors)
     if inner is None:
         sizes = ", ".join(f"{n} {list(t.shape)}" for n, t in sorted(factors.items()))
@@ -796,7 +824,44 @@ def _product(spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], shape:
     rank = inner[0] if inner else None
     if alpha and rank:
         product.scale = spec.strength * alpha / rank
+    # At most this in any element of each side (w1, w2: a matrix, or `inner` products summed) and of the change, made
+    # unscaled in float32 and then scaled: past the largest float, the merged weight is inf.
+    sides = [_largest_element(factors, side) for side in ("1", "2")]
+    largest = max(sides + [sides[0] * sides[1] * max(1.0, abs(product.scale))])
+    if not largest < torch.finfo(torch.float32).max:
+        raise LoRAError(f"{spec.path}: the {kind} of {module} (scale {product.scale:g}) makes a change past the "
+                        f"largest float: {_EDITED}")  # fmt: skip
     return product
+
+
+def _largest_element(factors: Mapping[str, torch.Tensor], side: str) -> float:
+    """A bound on the elements of a LoHa's or LoKr's side `side` ("1" or "2"): its whole matrix's largest, or for a
+    product of `_a` and `_b`, inner size × their largest."""
+
+    def largest(tensor: torch.Tensor) -> float:
+        return float(tensor.float().abs().max()) if tensor.numel() else 0.0  # an empty one (rank 0) has no max
+
+    whole = factors.get(f"lokr_w{side}")
+    if whole is not None:
+        return largest(whole)
+    prefix = "hada" if f"hada_w{side}_a" in factors else "lokr"
+    a, b = factors[f"{prefix}_w{side}_a"], factors[f"{prefix}_w{side}_b"]
+    return a.shape[1] * largest(a) * largest(b)
+
+
+def _check_lokr_parts(spec: LoRASpec, module: str, factors: Mapping[str, torch.Tensor]) -> None:
+    """A LoKr as LyCORIS writes it: each of w1, w2 whole or as `_a` and `_b`, not both (which would be read is not
+    said), and one rank for both products (its module has one; loaders differ on which to take for an edited file)."""
+    for side in ("lokr_w1", "lokr_w2"):
+        split = sorted(name for name in factors if name.startswith(f"{side}_"))
+        if side in factors and split:
+            raise LoRAError(f"{spec.path}: the LoKr of {module} holds {side} and {', '.join(split)}, which LyCORIS "
+                            f"never writes together: {_EDITED}")  # fmt: skip
+    if "lokr_w1_a" in factors and "lokr_w2_a" in factors:
+        ranks = factors["lokr_w1_a"].shape[1], factors["lokr_w2_a"].shape[1]
+        if ranks[0] != ranks[1]:
+            raise LoRAError(f"{spec.path}: the LoKr of {module} has rank {ranks[0]} in lokr_w1_a and {ranks[1]} in "
+                            f"lokr_w2_a; LyCORIS writes one rank for both: {_EDITED}")  # fmt: skip
 
 
 def _inner_sizes(kind: str, factors: Mapping[str, torch.Tensor]) -> list[int] | None:
