@@ -227,15 +227,16 @@ def test_a_lokr_or_diff_on_a_quantize_pipeline_is_refused_before_the_transformer
     diff = tmp_path / "diff.safetensors"
     save_file({f"diffusion_model.{FF}.diff": torch.zeros(256, 64)}, diff)
     float_model = tiny_transformer()
-    (read_on_float,) = read_loras([LoRASpec(lokr)], lora_targets(float_model), diff_targets(float_model))
+    on_float = read_loras([LoRASpec(lokr), LoRASpec(diff)], lora_targets(float_model), diff_targets(float_model))
     pipe = load_pipeline(root, quantize="Q8_0", dtype=torch.float32, device="cpu", kernels="torch")
     (tmp_path / "before").mkdir()
     transformer, before = pipe.transformer, frames(pipe, tmp_path / "before")
     packed = "whose change of each layer is full-rank: it merges into plain weights only"
     for mistake, said in [
         ([lokr], packed),
-        ([read_on_float], packed),
+        ([on_float[0]], packed),  # read as run reads them, against the float transformer
         ([diff], "which this transformer holds quantized"),
+        ([on_float[1]], "which this transformer holds quantized"),
     ]:
         with pytest.raises(LoRAError, match=said):
             pipe.set_loras(mistake)
