@@ -53,9 +53,10 @@ def test_dequant_matmul_compiles(qtype) -> None:
 
 
 @pytest.mark.parametrize("qtype", dequant_matmul.SUPPORTED_QTYPES, ids=lambda q: q.name)
-def test_dequantize_compiles_without_fma(qtype) -> None:
+def test_dequantize_compiles_without_fma_and_rounds_to_nearest_even(qtype) -> None:
     """With `dequantize`'s launch options (fp fusion off) no mul + sub is contracted to an FMA, which would break
-    its bit-exactness against the torch dequantizer (Q4_K / Q5_K compute d·sc·q - dmin·m)."""
+    its bit-exactness against the torch dequantizer (Q4_K / Q5_K compute d·sc·q - dmin·m), and the bf16 output is
+    rounded to nearest even."""
     block_n, block_k = dequant_matmul._dequantize_blocks(1536)  # Motif's K = 1536 (and 6144: the same tile)
     constexprs = dict(QTYPE=int(qtype), BLOCK_N=block_n, BLOCK_K=block_k, BF16_BY_BITS=False)
     for out in ("*bf16", "*fp32"):
@@ -64,6 +65,10 @@ def test_dequantize_compiles_without_fma(qtype) -> None:
             dequant_matmul._dequantize_kernel, pointers, constexprs, **dequant_matmul.DEQUANTIZE_OPTIONS
         )
         assert "fma." not in asm["ptx"]
+        # The compiled branch's bf16 cast rounds to nearest even, as the interpreter's `BF16_BY_BITS` branch does
+        # (the CPU tests' check) and torch's cast: the GPU's rounding is the one the CPU tests prove.
+        to_bf16 = set(re.findall(r"cvt\.[\w.]*bf16[\w.]*\.f32", asm["ptx"]))
+        assert (to_bf16 != set()) == (out == "*bf16") and to_bf16 <= {"cvt.rn.bf16.f32", "cvt.rn.bf16x2.f32"}, to_bf16
 
 
 # How `dequantize` reads each type's quant bits at K = 1536 (loads per thread per 4096-value tile). Q4_K / Q5_K

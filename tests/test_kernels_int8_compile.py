@@ -1,5 +1,6 @@
-"""The 8-bit attention kernels compile to sm_90 (H100/H200), sm_89 (Ada), sm_120 (RTX 50xx) and sm_80 (A100) cubins
-on the tensor-core instructions they are for (the interpreter tests prove the math, not the compiled path)."""
+"""The 8-bit attention kernels compile to sm_90 (H100/H200), sm_89 (Ada), sm_120 (RTX 50xx), sm_86 (RTX 30xx) and
+sm_80 (A100) cubins on the tensor-core instructions they are for (the interpreter tests prove the math, not the
+compiled path)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ PIPELINED = {"PIPELINE_PV": True}
 
 
 # P·V's operand type in the PTX: e4m3 for FP8 P·V, else the input's type (fp32 inputs on the TF32 tensor cores).
-PV_PTX_TYPE = {"bf16": "bf16", "fp32": "tf32"}
+PV_PTX_TYPE = {"bf16": "bf16", "fp16": "f16", "fp32": "tf32"}
 
 
 @pytest.mark.parametrize("pipeline_pv", [False, True], ids=["plain-loop", "pipelined-loop"])
@@ -31,6 +32,7 @@ PV_PTX_TYPE = {"bf16": "bf16", "fp32": "tf32"}
         (89, True, False, "bf16"),
         (89, False, False, "fp32"),
         (120, True, False, "bf16"),
+        (86, False, False, "fp16"),
         (80, False, True, "bf16"),
     ],
     ids=[
@@ -41,6 +43,7 @@ PV_PTX_TYPE = {"bf16": "bf16", "fp32": "tf32"}
         "sm89-fp8-dense",
         "sm89-fp32-dense",
         "sm120-fp8-dense",
+        "sm86-fp16-dense",
         "sm80-bf16-sparse",
     ],
 )
@@ -121,18 +124,20 @@ def test_pipelined_loop_computes_pv_during_the_softmax(pipeline_pv: bool) -> Non
     assert not compiled.mma_in_loop(body, "IGMMA").runs_during_exp2
 
 
-@pytest.mark.parametrize("capability", [90, 89])
-def test_prepass_kernels_compile(capability: int) -> None:
+@pytest.mark.parametrize(("capability", "fp8"), [(90, True), (89, True), (86, False)])
+def test_prepass_kernels_compile(capability: int, fp8: bool) -> None:
+    """The prepasses as `_quantize_kv` launches them: with FP8 P·V (sm_89+) V's statistics and e4m3 Vᵀ too; with
+    16-bit P·V (sm_80-86, which have no e4m3 type: Triton refuses one there) K only, the V buffer the INT8 K's."""
     pointers = dict(k_ptr="*bf16", v_ptr="*bf16", kmask_ptr="*u8", stats_ptr="*fp32")
-    constexprs = dict(HAS_KEY_MASK=True, SMOOTH=True, V_STATS=True, ROWS=1024, BLOCK_N=64, BLOCK_D=128)
+    constexprs = dict(HAS_KEY_MASK=True, SMOOTH=True, V_STATS=fp8, ROWS=1024, BLOCK_N=64, BLOCK_D=128)
     compile_or_skip(attention_int8._kv_stats_kernel, capability, pointers, constexprs, num_warps=4)
     pointers = dict(k_ptr="*bf16", v_ptr="*bf16", kmean_ptr="*fp32", vmean_ptr="*fp32", vinv_ptr="*fp32")
-    pointers.update(kmask_ptr="*u8", k8_ptr="*i8", kscale_ptr="*fp32", v8_ptr="*fp8e4nv")
-    constexprs = dict(HAS_KEY_MASK=True, QUANT_V=True, BLOCK_N=64, BLOCK_D=128, INTERPRETED=False)
+    pointers.update(kmask_ptr="*u8", k8_ptr="*i8", kscale_ptr="*fp32", v8_ptr="*fp8e4nv" if fp8 else "*i8")
+    constexprs = dict(HAS_KEY_MASK=True, QUANT_V=fp8, BLOCK_N=64, BLOCK_D=128, INTERPRETED=False)
     ptx = compile_or_skip(attention_int8._quantize_kv_kernel, capability, pointers, constexprs, num_warps=4)["ptx"]
     # Hardware e4m3 rounding, no interpreter workaround. Triton 3.6 rounds through f16 on sm_89 (3.9 converts f32
     # directly): the two differ only where the f16 value lands exactly halfway between two e4m3 values.
-    assert re.search(r"cvt\.rn\.satfinite\.e4m3x2\.(f32|f16x2)", ptx)
+    assert bool(re.search(r"cvt\.rn\.satfinite\.e4m3x2\.(f32|f16x2)", ptx)) == fp8
 
 
 # The prepasses as the model calls them (int8_attention -> _quantize_kv), one group of 12 heads of 128: K is the
@@ -237,3 +242,32 @@ def test_one_autotuner_offers_each_key_loop_its_configs(monkeypatch, pipeline_pv
     flags = dict(BLOCK_N=attention_int8.K_BLOCK, BLOCK_D=128, PIPELINE_PV=pipeline_pv)
     offered = {(c.kwargs["BLOCK_M"], c.num_warps) for c in tuner.early_config_prune(tuner.configs, args, **flags)}
     assert offered == ({(64, 4)} if pipeline_pv else {(64, 4), (128, 8)})
+
+
+def lop3(lut: int, a: torch.Tensor, b: int, c: int) -> torch.Tensor:
+    """PTX `lop3.b32 d, a, b, c, lut` on int64 tensors holding 32-bit patterns: bit i of d is bit
+    (a_i << 2 | b_i << 1 | c_i) of `lut` (PTX ISA: lut = F(0xF0, 0xCC, 0xAA) for the function F)."""
+    ones = 0xFFFFFFFF
+    d = torch.zeros_like(a)
+    for index in range(8):
+        if lut >> index & 1:
+            d |= (a if index & 4 else ~a & ones) & (b if index & 2 else ~b & ones) & (c if index & 1 else ~c & ones)
+    return d
+
+
+def test_compiled_score_conversion_equals_the_interpreters() -> None:
+    """The pipelined loop turns its int32 scores into fp32 by one inline-PTX LOP3 when compiled and by an AND and an
+    XOR under the interpreter (which cannot run PTX), so the CPU tests run the second. The LOP3 as compiled, applied
+    to every kind of int32 score (the largest |q8·k8| at head dim 256 is 127² x 256), gives the interpreter's bits,
+    and those minus MAGIC are the score exactly."""
+    ptx = int8_attention_or_skip(90, pipeline_pv=True)["ptx"]  # as test_attention_compiles[sm90-fp8-dense-pipelined]
+    operands = set(re.findall(r"lop3\.b32 %r\d+, %r\d+, (\d+), (\d+), (0x[0-9A-Fa-f]+);", ptx))
+    assert len(operands) == 1, operands  # one conversion, the same everywhere in the kernel
+    b, c, lut = operands.pop()
+    largest = 127 * 127 * 256
+    scores = torch.cat([torch.randint(-largest, largest + 1, (4096,)), torch.tensor([0, 1, -1, largest, -largest])])
+    bits = lop3(int(lut, 16), scores & 0xFFFFFFFF, int(b), int(c))
+    interpreted = (scores & 0x7FFFFF) ^ attention_int8.MAGIC_BITS.value
+    assert torch.equal(bits, interpreted)
+    as_float = bits.to(torch.int32).view(torch.float32).double() - attention_int8.MAGIC.value
+    assert torch.equal(as_float, scores.double())
