@@ -32,9 +32,10 @@ H100 (1,979 dense INT8/FP8 TOPS; 16 exp2 per clock per SM). So the per-score ins
 ones that issue at the exp2 unit's rate most of all. Per score: an integer add and a float add turn the int32
 into fp32 (instead of a conversion, which issues at that rate, see MAGIC_BITS), one FMA (scales, running max and
 FP8's factor 448 folded into it), a max, one exp2, an add to the row sum and half an e4m3 pack. Needs INT8 tensor
-cores (sm_80+; not run on AMD GPUs: `devices.int8_attention_blocker`); FP8 P·V needs sm_89+ (`pv="auto"` picks
-it there). Under TRITON_INTERPRET=1 the e4m3 casts round in fp32 first: the CPU interpreter's fp8 cast drops the
-carry of a rounded-up mantissa (1.94 -> 1.0); compiled code casts directly.
+cores (sm_80+; not run on AMD GPUs: `devices.int8_attention_blocker`); FP8 P·V needs sm_89+ and key tiles of 32+
+keys, its MMA's depth (`pv="auto"` picks it there; a block_size of 16 keeps 16-bit P·V). Under TRITON_INTERPRET=1
+the e4m3 casts round in fp32 first: the CPU interpreter's fp8 cast drops the carry of a rounded-up mantissa
+(1.94 -> 1.0); compiled code casts directly.
 """
 
 from __future__ import annotations
@@ -490,14 +491,28 @@ def _gpu(device: torch.device) -> GpuFacts | None:
     return gpu
 
 
-def _use_fp8(pv: str, device: torch.device) -> bool:
+# The fewest keys an FP8 P·V tile may have: the K of the FP8 tensor-core MMA, below which Triton refuses the dot
+# ("K >= 32"). A block mask of 16-key blocks makes 16-key tiles (no tile may straddle two blocks).
+FP8_MIN_KEY_TILE = 32
+
+
+def _use_fp8(pv: str, device: torch.device, key_tile: int = K_BLOCK) -> bool:
+    """Whether P·V runs in FP8 for `pv` on `device` with key tiles of `key_tile` keys: "auto" takes FP8 on GPUs that
+    have it (compute capability 8.9+) where the tile is wide enough for its MMA, else 16-bit P·V."""
     if pv not in ("auto", *PV_FORMATS):
         raise KernelInputError(f"int8 attention: pv must be auto, {' or '.join(PV_FORMATS)}; got {pv!r}")
     gpu = _gpu(device)
     fp8_ok = gpu is None or has_fp8_pv(gpu)
     if pv == "fp8" and not fp8_ok:
         raise KernelInputError(f"int8 attention: FP8 P·V needs compute capability 8.9+, this GPU is {gpu.describe()}")
-    return pv == "fp8" or (pv == "auto" and gpu is not None and fp8_ok)
+    wide_enough = key_tile >= FP8_MIN_KEY_TILE
+    if pv == "fp8" and not wide_enough:
+        raise KernelInputError(
+            f"int8 attention: FP8 P·V needs key tiles of at least {FP8_MIN_KEY_TILE} keys (its tensor-core MMA's "
+            f"depth), and block_size {key_tile} gives {key_tile}-key tiles; use pv='auto' or '16bit', or a larger "
+            "block_size"
+        )
+    return pv == "fp8" or (pv == "auto" and gpu is not None and fp8_ok and wide_enough)
 
 
 @dataclass
@@ -582,18 +597,18 @@ def int8_attention(
 ) -> torch.Tensor:
     """Softmax attention with INT8 QKᵀ, like `attention.block_sparse_attention` (same arguments, layouts, masks
     and zeros for rows that see no key). q: [B, H, Lq, D], k/v: [B, H, Lk, D], any strides, fp32/fp16/bf16.
-    pv: "fp8" (sm_89+), "16bit" (P·V in the input's type; TF32 for fp32 inputs: fp32's range), or "auto" (fp8
-    where the GPU has it). smooth_k=False skips the K smoothing (for comparison only: much less accurate on DiT
-    keys). workspace_bytes: the most the quantized K/V copies may take (heads are processed in groups that fit;
-    at least one head). pipeline_pv: with FP8 P·V, run the unmasked
-    key tiles in the software-pipelined loop (`_pipelined_tiles_fp8`; same results up to rounding), for measuring
-    it against the default loop (16-bit P·V keeps the default loop). Returns contiguous [B, H, Lq, D] in q.dtype."""
+    pv: "fp8" (sm_89+, block_size >= 32), "16bit" (P·V in the input's type; TF32 for fp32 inputs: fp32's range),
+    or "auto" (fp8 where the GPU has it and block_size is at least 32). smooth_k=False skips the K smoothing (for
+    comparison only: much less accurate on DiT keys). workspace_bytes: the most the quantized K/V copies may take
+    (heads are processed in groups that fit; at least one head). pipeline_pv: with FP8 P·V, run the unmasked key
+    tiles in the software-pipelined loop (`_pipelined_tiles_fp8`; same results up to rounding), for measuring it
+    against the default loop (16-bit P·V keeps the default loop). Returns contiguous [B, H, Lq, D] in q.dtype."""
     _check_inputs(q, k, v)
     bsz, heads, lq, dim = q.shape
     lk = k.shape[2]
-    fp8 = _use_fp8(pv, q.device)
-    pipeline_pv = pipeline_pv and fp8  # 16-bit P·V keeps the default loop: its kernel and autotuner key too
     block_m, block_n = _tile_sizes(block_size)
+    fp8 = _use_fp8(pv, q.device, block_n)
+    pipeline_pv = pipeline_pv and fp8  # 16-bit P·V keeps the default loop: its kernel and autotuner key too
     km, skm_b = _key_mask_arg(key_mask, bsz, lk, q.device)
     nq, nk = triton.cdiv(lq, block_size), triton.cdiv(lk, block_size)
     table, table_strides = _block_table(block_mask, (bsz, heads, nq, nk), lk, block_size, q.device)

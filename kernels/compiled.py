@@ -153,17 +153,20 @@ def int8_attention_asm(
     keys: int = 228_160,
     pipeline_pv: bool = False,
     dtype: str = "bf16",
+    mask_block: int = 128,
     **options: int,
 ) -> dict[str, object]:
     """The 8-bit attention kernel as a call compiles it: `keys` queries and keys (default 228,160, the DDT
     decoder's 2N tokens at 1280x736x121), head dim `dim`, contiguous q and output of 12 heads in `dtype` ("bf16",
     "fp16", "fp32"), V as e4m3 Vᵀ (keys contiguous) or the input V in `dtype`. pipeline_pv: the
-    software-pipelined key loop (`PIPELINE_PV`). options: num_warps, num_stages, ..."""
+    software-pipelined key loop (`PIPELINE_PV`). mask_block: the block mask's block size (key tiles of at most
+    that many keys, as `int8_attention`'s `block_size` gives them). options: num_warps, num_stages, ..."""
     block_d = attention_int8.head_block(dim)
     pointers = dict(q_ptr=f"*{dtype}", k8_ptr="*i8", kscale_ptr="*fp32", v_ptr="*fp8e4nv" if fp8 else f"*{dtype}",
                     vscale_ptr="*fp32", vmean_ptr="*fp32", o_ptr=f"*{dtype}", kmask_ptr="*u8", bmask_ptr="*i32",
                     sm_scale_log2="fp32")  # fmt: skip
-    constexprs = dict(HAS_BLOCK_MASK=block_mask, MASK_BLOCK=128, BLOCK_M=block_m, BLOCK_N=attention_int8.K_BLOCK,
+    block_n = min(mask_block, attention_int8.K_BLOCK)
+    constexprs = dict(HAS_BLOCK_MASK=block_mask, MASK_BLOCK=mask_block, BLOCK_M=block_m, BLOCK_N=block_n,
                       BLOCK_D=block_d, HAS_KEY_MASK=key_mask, PV_FP8=fp8, EVEN_D=block_d == dim,
                       INTERPRETED=False, PIPELINE_PV=pipeline_pv)  # fmt: skip
     head, rows = keys * dim, 12 * keys * dim  # q, output and input V: [B, 12, L, D]; e4m3 Vᵀ: [B, 2, BLOCK_D, L]

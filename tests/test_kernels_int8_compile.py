@@ -13,6 +13,7 @@ from cubins import compile_or_skip, int8_attention_or_skip, sass_or_skip, skip_w
 from test_kernels_compile import assert_fits
 
 from motif_lite.kernels import attention_int8, compiled, launch
+from motif_lite.kernels.errors import KernelInputError
 
 PIPELINED = {"PIPELINE_PV": True}
 
@@ -271,3 +272,23 @@ def test_compiled_score_conversion_equals_the_interpreters() -> None:
     assert torch.equal(bits, interpreted)
     as_float = bits.to(torch.int32).view(torch.float32).double() - attention_int8.MAGIC.value
     assert torch.equal(as_float, scores.double())
+
+
+@pytest.mark.parametrize("block_size", [16, 32])
+def test_small_mask_blocks_build_with_the_pv_they_get(monkeypatch, block_size: int) -> None:
+    """A block mask of 16-key blocks makes 16-key tiles (no tile straddles two blocks), narrower than the FP8 MMA's
+    depth of 32: on an RTX 4090 or H100 their FP8 P·V did not compile (Triton: "K >= 32"), so the call failed, and
+    under `--kernels auto` fell back to exact attention. Such calls take 16-bit P·V and `pv="fp8"` is refused with
+    the reason; 32-key blocks keep FP8. Compiled for sm_89 as the call chooses."""
+    monkeypatch.setattr(attention_int8, "_INTERPRET", False)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    cuda = torch.device("cuda")
+    block_m, block_n = attention_int8._tile_sizes(block_size)
+    fp8 = attention_int8._use_fp8("auto", cuda, block_n)
+    assert fp8 == (block_size >= 32)
+    if not fp8:
+        with pytest.raises(KernelInputError, match="FP8 P·V needs key tiles of at least 32 keys"):
+            attention_int8._use_fp8("fp8", cuda, block_n)
+    int8_attention_or_skip(89, fp8=fp8, block_mask=True, mask_block=block_size, block_m=block_m, num_warps=4)
