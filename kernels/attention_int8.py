@@ -674,11 +674,15 @@ def _launch(q, kv: _QuantizedKV, out, km, skm_b, table, table_strides, lk, *, ha
         _int8_attention_autotuned[lambda meta: (triton.cdiv(lq, meta["BLOCK_M"]), bsz * heads)](*args, **flags)
     else:
         grid = (triton.cdiv(lq, block_m), bsz * heads)
-        _int8_attention_kernel[grid](*args, **flags, BLOCK_M=block_m, num_stages=fixed_launch_stages(kv.v.dtype))
+        stages = fixed_launch_stages(kv.v.dtype, block_d)
+        _int8_attention_kernel[grid](*args, **flags, BLOCK_M=block_m, num_stages=stages)
 
 
-def fixed_launch_stages(v_dtype: torch.dtype) -> int:
-    """Pipeline stages of the fixed (not autotuned) launch: Triton's default 3, or 2 for fp32 V (fp32 inputs with
-    16-bit P·V), whose tiles take twice a 16-bit one's bytes: with 3, a 64-row tile asks for 104 KiB of shared
-    memory, more than sm_86's and sm_89's 99 KiB (tests/test_kernels_int8_compile.py)."""
-    return 2 if v_dtype == torch.float32 else 3
+def fixed_launch_stages(v_dtype: torch.dtype, block_d: int) -> int:
+    """Pipeline stages of the fixed (not autotuned) launch, by the bytes of a V tile's row (`block_d` values of
+    `v_dtype`): Triton's default 3 up to 256 bytes (16-bit V at head dims up to 128, e4m3 up to 256), 2 up to 512
+    (fp32 V, from fp32 inputs with 16-bit P·V, up to 128; 16-bit V up to 256), else 1. With more, a 64-row tile asks
+    for more shared memory than sm_86's and sm_89's 99 KiB (fp32 at head dim 128 and 3 stages: 104 KiB; bf16 at 256
+    and 3 stages: 120 KiB, which failed to launch on an RTX 30xx; tests/test_kernels_int8_compile.py)."""
+    row_bytes = torch.empty(0, dtype=v_dtype).element_size() * block_d
+    return 3 if row_bytes <= 256 else 2 if row_bytes <= 512 else 1

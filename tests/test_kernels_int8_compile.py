@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import torch
 from cubins import compile_or_skip, int8_attention_or_skip, sass_or_skip, skip_without_cuda_tools
-from test_kernels_compile import assert_fits
+from test_kernels_compile import TORCH_DTYPES, assert_fits
 
 from motif_lite.kernels import attention_int8, compiled, launch
 from motif_lite.kernels.errors import KernelInputError
@@ -75,13 +75,20 @@ def test_attention_compiles(capability: int, fp8: bool, block_mask: bool, dtype:
     assert "cvt.rn.f32.s32" not in ptx and "cvt.f32.s32" not in ptx
 
 
-@pytest.mark.parametrize("capability", [86, 89])
-def test_fixed_launch_of_fp32_inputs_fits_the_99_kib_gpus(capability: int) -> None:
-    """Calls the autotuner does not cover (block masks of 64 keys) take 64-row tiles on 4 warps; with fp32 inputs and
-    16-bit P·V (TF32) their fp32 V tiles fit the 99 KiB of shared memory of sm_86 and sm_89 only with 2 stages."""
-    stages = attention_int8.fixed_launch_stages(torch.float32)
+@pytest.mark.parametrize(
+    ("capability", "dtype", "dim"),
+    [(86, "fp32", 128), (89, "fp32", 128), (86, "bf16", 256), (86, "fp32", 256)],
+    ids=["sm86-fp32", "sm89-fp32", "sm86-bf16-d256", "sm86-fp32-d256"],
+)
+def test_fixed_launch_of_16bit_pv_fits_the_99_kib_gpus(capability: int, dtype: str, dim: int) -> None:
+    """Calls the autotuner does not cover (block masks of 64 keys, head dims over 128) take 64-row tiles on 4 warps;
+    with 16-bit P·V their V tiles (fp32 inputs: TF32) fit the 99 KiB of shared memory of sm_86 and sm_89 only with
+    fewer stages: 2 for fp32 at head dim 128 and bf16 at 256, 1 for fp32 at 256 (bf16 at 256 with Triton's default
+    3 asked for 120 KiB: the launch failed on an RTX 30xx)."""
+    block_d = attention_int8.head_block(dim)
+    stages = attention_int8.fixed_launch_stages(TORCH_DTYPES["*" + dtype], block_d)
     asm = int8_attention_or_skip(
-        capability, fp8=False, dtype="fp32", block_mask=True, block_m=64, num_warps=4, num_stages=stages
+        capability, fp8=False, dtype=dtype, dim=dim, block_mask=True, block_m=64, num_warps=4, num_stages=stages
     )
     assert_fits(asm, capability)
 
