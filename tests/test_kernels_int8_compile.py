@@ -84,7 +84,7 @@ def test_fixed_launch_of_16bit_pv_fits_the_99_kib_gpus(capability: int, dtype: s
     """Calls the autotuner does not cover (block masks of 64 keys, head dims over 128) take 64-row tiles on 4 warps;
     with 16-bit P·V their V tiles (fp32 inputs: TF32) fit the 99 KiB of shared memory of sm_86 and sm_89 only with
     fewer stages: 2 for fp32 at head dim 128 and bf16 at 256, 1 for fp32 at 256 (bf16 at 256 with Triton's default
-    3 asked for 120 KiB: the launch failed on an RTX 30xx)."""
+    3 asks for 120 KiB, so its launch would fail on an RTX 30xx)."""
     block_d = attention_int8.head_block(dim)
     stages = attention_int8.fixed_launch_stages(TORCH_DTYPES["*" + dtype], block_d)
     asm = int8_attention_or_skip(
