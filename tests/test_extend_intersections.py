@@ -13,6 +13,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from stopped_runs import stopped_run
 from test_extend import PROMPT, make_clip
 from test_resume import assert_user_error, run_cli
 
@@ -99,14 +100,8 @@ def test_a_resumed_extension_refuses_its_clip_as_preview_says_to_put_a_moved_cli
     pipe, tmp_path, capsys
 ):
     clip = make_clip(tmp_path / "clip.webp")
-
-    def stop(stage, done, total):
-        if stage == "denoise" and done == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        pipe.generate(GenerationRequest(PROMPT, extend=clip, output=tmp_path / "longer.mp4", seed=1,
-                                        **{**NEW_PART, "steps": 2}), on_progress=stop)  # fmt: skip
+    stopped_run(pipe, GenerationRequest(PROMPT, extend=clip, output=tmp_path / "longer.mp4", seed=1,
+                                        **{**NEW_PART, "steps": 2}))  # fmt: skip
     stopped = str(tmp_path / "longer.latents.safetensors")
     code, _, err = run_cli(capsys, "--resume", stopped, "--preview", str(clip), "--dry-run")
     assert_user_error(code, err, f"is the clip {clip} the run goes on from")
