@@ -454,6 +454,8 @@ def _dynamic_schedule(
         # flow shift's.
         if SAMPLERS[sampler] == "dpmpp_2m" and _a_count(request.steps):
             check_dpm_dynamic_options(int(request.steps), options)
+        if SAMPLERS[sampler] == "euler" and _a_count(request.steps):  # shift_terminal's stretch with this mu
+            check_flow_options(int(request.steps), options)
     except SamplingSettingsError as exc:
         raise RequestError(str(exc), ("flow_shift",)) from None
     return options

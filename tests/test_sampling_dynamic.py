@@ -21,7 +21,7 @@ from motif_lite.pipeline.metadata import effective_differences, jsonable, reques
 from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import SamplingSettingsError, ScheduleOptions, denoise, flow_schedule, schedule_for
-from motif_lite.sampling.schedule import dynamic_shift
+from motif_lite.sampling.schedule import dynamic_shift, schedule_options
 from motif_lite.settings import CheckpointConfigs, resolve_settings
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.verify import VerifyResult, _request_for
@@ -428,6 +428,28 @@ def test_a_mu_is_refused_exactly_where_the_schedulers_table_holds_nan(base: dict
     with pytest.raises(RequestError, match=f"makes no {kind} shift") as refused:
         resolve_settings(request, configs_of(config))
     assert refused.value.fields == ("flow_shift",)  # the server names the parameter that mends it
+
+
+@pytest.mark.parametrize("mu", [5.0, 15.0, 16.5, 17.5, 20.0, 60.0])
+def test_a_dynamic_mu_that_shifts_the_last_sigma_to_1_under_shift_terminal_is_refused_where_diffusers_is_nan(
+    mu: float,
+) -> None:
+    # shift_terminal stretches by 1 − σ_last: a mu that puts σ_last (1/steps) at 1 in float32 divides by 0, every
+    # sigma NaN in diffusers' table too; the run once sampled it and stopped after step 1 blaming the weights.
+    config = {**EULER, "use_dynamic_shifting": True, "shift_terminal": 0.1, "base_shift": mu, "max_shift": mu}
+    configs = dataclasses.replace(configs_of(config), schedule=schedule_options(config))  # as CheckpointConfigs.read
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()
+    with np.errstate(all="ignore"):
+        sigmas, _ = reference_schedule(config, request.steps, reference_tokens(48, 32, 9))
+    if not sigmas.isnan().any():
+        settings = resolve_settings(request, configs)
+        ours = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
+        assert torch.equal(ours.sigmas, sigmas)
+        return
+    assert mu >= 18.5  # exp(mu) past about 3 x 2^25: 1/steps shifts to 1 in float32 (16.5 and 17.5 do not)
+    with pytest.raises(RequestError, match="shifts the last of 4 sigmas to 1") as refused:
+        resolve_settings(request, configs)
+    assert refused.value.fields == ("flow_shift",)
 
 
 def test_a_dynamic_mu_of_0_still_stores_no_flow_shift() -> None:

@@ -94,9 +94,18 @@ def check_flow_options(steps: int, options: ScheduleOptions) -> None:
     """Refuse `options` whose FlowMatchEuler table for `steps` would hold no number (SamplingSettingsError).
 
     With one step the shifted sigmas end at σ = 1, and shift_terminal's stretch divides by 1 − σ_last = 0: every
-    sigma is NaN (diffusers gives the same table). The run refuses it before loading with this check."""
+    sigma is NaN (diffusers gives the same table). So does a dynamic shift whose mu is large enough that the last
+    sigma, 1/steps, shifts to 1 in float32. The run refuses both before loading with this check."""
     if options.shift_terminal and steps < 2:
         raise SamplingSettingsError("with 1 step the shift_terminal of the scheduler config makes every sigma NaN")
+    if options.shift_terminal and options.time_shift is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            last = _shifted(np.array([1 / steps], np.float32), 1.0, options)
+        if not last[0] < 1:
+            raise SamplingSettingsError(
+                f"the dynamic shift's mu {options.mu:g} shifts the last of {steps} sigmas to 1, where the "
+                "shift_terminal of the scheduler config divides by 0 (every sigma NaN): give a flow shift"
+            )
 
 
 def _shifted(sigmas: np.ndarray, shift: float, options: ScheduleOptions) -> np.ndarray:
