@@ -709,7 +709,12 @@ def test_a_mu_that_follows_another_size_is_not_said_to_differ(tmp_path):
     said = f"mu {configs.dynamic.mu(tokens)!r} -> {dynamic_shift(steeper).mu(tokens)!r}"
     for flags in (["-W", "128"], ["--video-frames", "17"]):
         (note,) = dynamic_notes(file, steeper, *flags)
-        assert said in note.replace('"', ""), note
+        assert said.replace("mu", "mu at the file's size") in note.replace('"', ""), note
+    # A file without its size (or not as whole numbers) has no size to compare at: another size says nothing.
+    for edit in ({"frames": None}, {"width": 64.0}):
+        stored = {**jsonable(stored_settings(request, resolve_settings(request, configs))), **edit}
+        edited = written(tmp_path, {k: v for k, v in stored.items() if v is not None}, "edited.webp")
+        assert dynamic_notes(edited, DYNAMIC, "-W", "128") == [], edit
     # Another size on a checkpoint that no longer shifts dynamically: still said, with the mu it had.
     (note,) = dynamic_notes(file, {**DYNAMIC, "use_dynamic_shifting": False}, "-W", "128")
     assert 'time_shift "exponential" -> null' in note and "mu " in note, note

@@ -122,13 +122,14 @@ def recalled_settings_notes(recalled: Recalled, settings: Settings, configs: Che
     differences = effective_differences(recalled.effective, settings, recalled.effective)
     schedule = differences.get("schedule", {})
     if None not in schedule.get("mu", (None,)) and configs.dynamic is not None:  # both sides shift dynamically
-        then, now = schedule["mu"]
-        if (at_the_files_size := _mu_at_the_files_size(recalled, settings, configs)) is not None:
-            now = at_the_files_size
-        if now == then:
+        then, _ = schedule["mu"]
+        other_size = recalled.size != tuple(getattr(settings.request, name) for name in _SIZE_FIELDS)
+        at_the_files_size = _mu_at_the_files_size(recalled, settings, configs)
+        if at_the_files_size == then or (at_the_files_size is None and other_size):  # what the size makes, or
+            del schedule["mu"]  # a file without a size to compare at: not said
+        elif other_size:  # this run's own mu follows its size: the settings table shows it
             del schedule["mu"]
-        else:
-            schedule["mu"] = (then, now)
+            schedule["mu at the file's size"] = (then, at_the_files_size)
         if not schedule:
             del differences["schedule"]
     rows = {"guidance_config": "guidance", "schedule": "sampler"}
