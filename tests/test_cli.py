@@ -444,6 +444,13 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         # memory switches (ComfyUI's, sd.cpp's, Wan2GP's): the plan is automatic; --vram takes a number of GiB
         (["run", "-p", "x", "--offload-to-cpu"], "(--offload-to-cpu: memory is planned here, not switched: a run"),
         (["run", "-p", "x", "--novram"], "(--novram: memory is planned here"),  # was "did you mean --vram?"
+        # sd.cpp's three memory switches, typed together, got the same sentence three times: one line names them all
+        (
+            ["run", "-p", "x", "--offload-to-cpu", "--vae-tiling", "--clip-on-cpu"],
+            "(--offload-to-cpu, --vae-tiling, --clip-on-cpu: memory is planned here, not switched: a run",
+        ),
+        (["run", "-p", "x", "--t5xxl", "t5.gguf", "--clip", "c"], "(--t5xxl, --clip: did you mean --text-encoder?)"),
+        (["run", "-p", "x", "--color"], "(--color: nothing is colored here: notes, warnings and errors are plain"),
         (["run", "-p", "x", "--low_vram"], "(--low_vram: memory is planned here"),
         # AUTOMATIC1111's and Forge's --medvram was "did you mean --vram?", which takes a number of GiB
         (["run", "-p", "x", "--medvram"], "(--medvram: memory is planned here"),

@@ -216,6 +216,10 @@ _OTHER_TOOLS_ADVICE = [
     (("-v", "--verbose", "--debug", "--log-level", "-q", "--quiet"), "--help",
      lambda: "there are no log levels: warnings and notes go to stderr, the summary to stdout, and "
      f"{variable_set('TQDM_DISABLE', '1')} hides the progress bars"),
+    # stable-diffusion.cpp's --color colors its log lines by level: nothing is colored here.
+    (("--color", "--colour", "--no-color"), "--help",
+     "nothing is colored here: notes, warnings and errors are plain text on stderr, marked note:, warning: or "
+     "error:"),
     (("--ckpt", "--checkpoint", "--ckpt-name"), "--model",
      "a checkpoint folder in the official layout is -m FOLDER; one transformer file is --diffusion-model FILE (or "
      "--gguf FILE)"),
@@ -301,14 +305,18 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     an unquoted prompt, or the rest of one (`args`: what was parsed, the prompt's first word included)."""
     known = flag_spelling.option_strings(parser)
     command = parser.prog.split()[-1]  # "motif-lite run" -> "run"; "motif-lite" itself without a command
-    hints, runs = [], []
+    flags_by_advice: dict[str, list[str]] = {}  # advice -> the flags given it, in the order typed
+    runs = []
     for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-")):
         if hint := _flag_hint(flag, command, known, extras[index + 1 : index + 2], args):
-            hints.append(hint)
+            flags_by_advice.setdefault(hint.removeprefix(f"{flag}: "), []).append(flag)
         elif _left_to_run(flag, command, known):
             runs.append(flag)  # one hint for them all, after the loop
         elif meant := suggestion(flag, known):
-            hints.append(f"{flag}: did you mean {meant}?")
+            flags_by_advice.setdefault(f"did you mean {meant}?", []).append(flag)
+    # One line per advice: stable-diffusion.cpp's --offload-to-cpu --vae-tiling --clip-on-cpu got the same
+    # sentence three times over.
+    hints = [f"{', '.join(flags)}: {advice}" for advice, flags in flags_by_advice.items()]
     if runs:
         hints.append(f"{', '.join(runs)}: {_LEFT_TO_RUN[command]}")
     if not any(word.startswith("-") for word in extras):  # words alone: a path without its flag, or a prompt
