@@ -744,6 +744,18 @@ def test_every_flags_help_leads_with_a_clause_that_names_its_value():
     assert not unclear, unclear
 
 
+def test_the_size_and_kernel_flags_help_says_the_unit_and_what_auto_does():
+    # -H said "height, multiple of 16" beside -W's "width in pixels", verify's -W/-H only "width (default 256)", and
+    # --kernels "kernel backend (default auto)" without what auto picks.
+    helps = {(command, flag): text for command, flag, text in _every_flag_with_a_value()}
+    for command in ("motif-lite run", "motif-lite verify"):
+        for flag in ("--width", "--height"):
+            assert "in pixels, multiple of 16" in helps[command, flag], (command, flag, helps[command, flag])
+    for command in ("motif-lite run", "motif-lite serve"):
+        kernels = helps[command, "--kernels"]
+        assert "auto runs our Triton kernels on an NVIDIA GPU" in kernels, kernels
+
+
 def test_the_first_clause_ends_at_the_first_semicolon_or_colon_outside_parentheses():
     from motif_lite.flag_spelling import first_clause
 

@@ -142,7 +142,11 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         "-W", "--width", type=size_side, default=d.width, help=f"width in pixels, multiple of 16 (default {d.width})"
     )
     g.add_argument(
-        "-H", "--height", type=size_side, default=d.height, help=f"height, multiple of 16 (default {d.height})"
+        "-H",
+        "--height",
+        type=size_side,
+        default=d.height,
+        help=f"height in pixels, multiple of 16 (default {d.height})",
     )
     g.add_argument(
         "--video-frames",
@@ -452,7 +456,12 @@ def add_device_flags(group: argparse._ArgumentGroup, *, device_help: str, vram_h
     group.add_argument("--dtype", type=dtype_name, choices=DTYPE_NAMES, help=DTYPE_HELP)  # None: the device's default
     group.add_argument("--device", default="auto", help=device_help)
     group.add_argument(
-        "--kernels", type=kernel_backend, choices=KERNEL_BACKENDS, default="auto", help="kernel backend (default auto)"
+        "--kernels",
+        type=kernel_backend,
+        choices=KERNEL_BACKENDS,
+        default="auto",
+        help="kernel backend (default auto): auto runs our Triton kernels on an NVIDIA GPU where Triton imports, else "
+        "torch's ops (the same math)",
     )
     group.add_argument("--vram", type=vram_gib, metavar="GiB", help=vram_help)
     group.add_argument(

@@ -71,8 +71,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--dtype", type=dtype_name, choices=DTYPE_NAMES, help="compute dtype (default fp32 on the CPU, bf16 on a GPU)"
     )
-    verify.add_argument("-W", "--width", type=size_side, default=256, help="width (default 256)")
-    verify.add_argument("-H", "--height", type=size_side, default=256, help="height (default 256)")
+    verify.add_argument(
+        "-W", "--width", type=size_side, default=256, help="width in pixels, multiple of 16 (default 256)"
+    )
+    verify.add_argument(
+        "-H", "--height", type=size_side, default=256, help="height in pixels, multiple of 16 (default 256)"
+    )
     verify.add_argument("--video-frames", type=frame_count, default=9, help="frames (default 9)")
     verify.add_argument("--steps", type=whole_number, default=2, help="sampling steps (default 2)")
     verify.add_argument(
