@@ -451,6 +451,8 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         ),
         (["run", "-p", "x", "--t5xxl", "t5.gguf", "--clip", "c"], "(--t5xxl, --clip: did you mean --text-encoder?)"),
         (["run", "-p", "x", "--color"], "(--color: nothing is colored here: notes, warnings and errors are plain"),
+        (["run", "-p", "x", "--lora-apply-mode", "auto"], "(--lora-apply-mode: there is no switch: a LoRA is merged"),
+        (["run", "-p", "x", "--prediction", "flow"], "(--prediction: the prediction type is the model's own: "),
         (["run", "-p", "x", "--low_vram"], "(--low_vram: memory is planned here"),
         # AUTOMATIC1111's and Forge's --medvram was "did you mean --vram?", which takes a number of GiB
         (["run", "-p", "x", "--medvram"], "(--medvram: memory is planned here"),

@@ -155,6 +155,10 @@ _OTHER_TOOLS_ADVICE = [
     (("--vace-strength",), "--image",
      "Wan's VACE (a video guided by control frames) has no counterpart: a video starts from the prompt, a first "
      "frame (-i IMAGE) or a clip it goes on from (--extend CLIP)"),
+    # stable-diffusion.cpp's --prediction (eps, v, sd3_flow, ...) overrides a model's prediction type.
+    (("--prediction", "--prediction-type"), "--flow-shift",
+     "the prediction type is the model's own: Motif-Video predicts a flow-matching velocity, with nothing to "
+     "override; the schedule is shaped by --flow-shift"),
     (("--sigmas",), "--flow-shift",
      "custom sigmas are not taken: the schedule is flow matching's over --steps steps, shaped by --flow-shift"),
     (("--img-cfg-scale",), "--cfg-scale",
@@ -240,6 +244,11 @@ _OTHER_TOOLS_ADVICE = [
     # tags are looked up in), diffusers' lora_scale, ComfyUI's strength_model; and the server's --lora-dir given to
     # run.
     (("--lora-model-dir",), "--lora", f"{_LORA_FILE_STRENGTH}; a <lora:NAME:0.8> tag in the prompt is read as text"),
+    # stable-diffusion.cpp's --lora-apply-mode (auto, immediately, at_runtime): here the weights' kind decides, as
+    # its auto does.
+    (("--lora-apply-mode",), "--lora",
+     "there is no switch: a LoRA is merged into float (safetensors) weights as they load, and computed beside "
+     "quantized ones (GGUF, --quantize, fp8), which cannot absorb it (docs/usage.md, 'LoRA adapters')"),
     (("--lora-dir",), "--lora",
      f"{_LORA_FILE_STRENGTH}; --lora-dir is the server's folder of LoRAs jobs may name (motif-lite serve)"),
     (("--lora-scale", "--lora-strength", "--lora-weight", "--strength-model", "--lora-alpha"), "--lora",
