@@ -227,7 +227,9 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         recalled_notes = list(recalled.notes) if recalled is not None else []
         print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
         if args.dry_run:
-            print_notes(_batch_videos_note(requests, drawn=seed_was_drawn(args)), say)
+            # A dry run before running a stopped run's command again says, as the run would, that --resume goes on.
+            earlier = earlier_runs(requests) if resume is None else []
+            print_notes([*earlier, *_batch_videos_note(requests, drawn=seed_was_drawn(args))], say)
             return dry_run(args, requests, loras, layout)
         device = args.device if session is None else session.device
         with download_hint_repeats(run_inputs(args).argv), tokenizer_notes_once():

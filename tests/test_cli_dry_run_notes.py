@@ -1,0 +1,29 @@
+"""What `motif-lite run --dry-run` says about the files an earlier run of the same output left."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from stopped_runs import stopped_run
+
+from motif_lite import cli, load_pipeline
+from motif_lite.request import GenerationRequest
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint):
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+def test_a_dry_run_of_a_stopped_runs_output_says_how_to_resume_it(checkpoint, tmp_path, capsys):
+    # After Ctrl-C, the same command with --dry-run said nothing of the saved state, which the real run names.
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+    output = tmp_path / "fox.mp4"
+    request = GenerationRequest("a red fox", width=48, height=32, frames=9, steps=3, seed=1, output=str(output))
+    saved = stopped_run(pipe, request)
+    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "3", "-s", "1"]
+    code = cli.main(["run", "-m", str(checkpoint), "-p", "a red fox", *size, "-o", str(output), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"holds an earlier run of {output} that stopped after step 1 of 3" in err, err
+    assert f"motif-lite run --resume {saved.file}" in err, err
