@@ -27,7 +27,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
 from fastapi.testclient import TestClient  # noqa: E402
-from server_helpers import TINY, InProcessServer, SlowStep, wait_for  # noqa: E402
+from server_helpers import TINY, InProcessServer, SlowStep, multipart, wait_for  # noqa: E402
 
 from motif_lite import __version__, cli, load_pipeline  # noqa: E402
 from motif_lite.errors import MotifLiteError  # noqa: E402
@@ -1022,6 +1022,83 @@ def test_queued_jobs_the_restarted_server_cannot_run_fail_as_its_submission_woul
         assert server.wait_status(ids["fits"], ("completed",))["size"] == "48x32"
         assert not any("loading the transformer again" in line for line in server.log)  # nothing loaded for them
         assert not (data / "inputs" / f"{ids['image']}.png").exists()  # its first frame went with the job
+
+
+def test_queued_jobs_over_the_restarted_servers_upload_limits_fail_as_their_submission_would_be_refused(pipe, tmp_path):
+    # A queued job's first frame and uploaded video were checked against --max-upload-mb, --max-video-upload-mb and
+    # --max-image-pixels only at submission: restarted with smaller ones, the server ran them anyway. Each now fails
+    # before anything loads, with the message the same body gets now.
+    import base64
+    import io
+
+    import imageio_ffmpeg
+
+    def data_url(pixels: np.ndarray) -> dict[str, str]:
+        image = io.BytesIO()
+        PIL.Image.fromarray(pixels).save(image, "PNG")
+        return {"image_url": "data:image/png;base64," + base64.b64encode(image.getvalue()).decode()}
+
+    def clip(name: str, pixels: np.ndarray) -> bytes:  # 48x32, one frame per image of `pixels`
+        path = tmp_path / name
+        writer = imageio_ffmpeg.write_frames(str(path), (48, 32), fps=24, macro_block_size=1)
+        writer.send(None)
+        for frame in pixels:
+            writer.send(frame.tobytes())
+        writer.close()
+        return path.read_bytes()
+
+    noise = np.random.default_rng(0).integers(0, 256, (9, 32, 48, 3), np.uint8)
+    flat = np.full((32, 48, 3), 90, np.uint8)
+    images = {"noisy image": data_url(noise[0]), "flat image": data_url(flat)}
+    clips = {"noisy.mp4": clip("noisy.mp4", noise), "flat.mp4": clip("flat.mp4", np.stack([flat] * 9))}
+
+    def submit(server: InProcessServer, name: str) -> tuple[int, dict]:  # the job `name`: a first frame or an upload
+        if name in images:
+            return server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY, "input_reference": images[name]})[:2]
+        body, headers = multipart({"prompt": PROMPT, "steps": "2"}, {"extend": (name, clips[name], "video/mp4")})
+        return server.request("POST", "/v1/videos", body, headers)[:2]
+
+    data = tmp_path / "data"
+    with InProcessServer(pipe, data) as server:
+        long = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "num_frames": 9})[1]
+        server.wait_status(long["id"], ("in_progress",))
+        ids = {}
+        for name in (*images, *clips):
+            code, queued = submit(server, name)
+            assert code == 200, queued
+            ids[name] = queued["id"]
+    # The noisy files are over the new byte limits, the flat ones under them and over the new pixel limit.
+    image_bytes = len(base64.b64decode(images["flat image"]["image_url"].split(",")[1]))
+    restarted = dict(max_video=(48, 32, 5), max_upload_bytes=image_bytes + 1, max_image_pixels=48 * 32 - 1,
+                     max_video_upload_bytes=len(clips["flat.mp4"]) + 1)  # fmt: skip
+    assert len(clips["noisy.mp4"]) > restarted["max_video_upload_bytes"]
+    with InProcessServer(pipe, data, **restarted) as server:
+        server.wait_status(long["id"], ("failed",))  # over the smaller --max-video: the others are not behind it
+        for name in ids:
+            failed = server.wait_status(ids[name], ("failed", "completed"))
+            code, refused = submit(server, name)  # the same body, sent now
+            assert code in (400, 413), refused
+            said = f"{NO_LONGER_FITS}: {refused['error']['message']}"
+            assert failed["error"] == {"code": "invalid_request", "message": said}, name
+            assert ("pixels" in said) == name.startswith("flat") and ("larger" in said) == name.startswith("noisy")
+            lines = [line for line in server.log if ids[name] in line]
+            assert len(lines) == 1 and lines[0].startswith(f"{ids[name]}: failed") and said in lines[0], lines
+        assert not any((data / "inputs").iterdir()) and not any((data / "states").iterdir())
+
+
+def test_a_queued_job_the_restarted_server_cannot_run_leaves_no_sampling_state_behind(pipe, tmp_path):
+    # Its state from before the restart stayed in states/ until the next start, named by no log line.
+    store = JobStore(tmp_path / "data")
+    try:
+        worker = Worker(store, pipe, log=lambda line: None, limits=ServerConfig("tiny", max_video=(48, 32, 1)))
+        job = store.add(new_job_id(), "tiny", SETTINGS, False, 10)
+        store.state_path(job.id).write_bytes(b"the state its orderly stop saved")
+        worker.run_job(store.claim_next())
+        failed = store.get(job.id)
+        assert failed.status == "failed" and failed.error_message.startswith(NO_LONGER_FITS), failed
+        assert not store.state_path(job.id).exists()
+    finally:
+        store.close()
 
 
 def frames(video: bytes, path: Path) -> np.ndarray:

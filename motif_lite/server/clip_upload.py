@@ -57,13 +57,18 @@ def save_upload(upload: UploadedClip, target: Path, max_bytes: int) -> str:
         while piece := upload.file.read(CHUNK):
             written += len(piece)
             if written > max_bytes:
-                raise ApiError(413, f"extend: {upload.name} is larger than this server's limit "
-                               f"({video_upload_limit(max_bytes)})", "extend", "video_too_large")  # fmt: skip
+                raise upload_too_large(upload.name, max_bytes)
             digest.update(piece)
             out.write(piece)
     if written == 0:
         raise upload_error(f"extend: {upload.name} is empty (0 bytes): send the video file's contents")
     return digest.hexdigest()
+
+
+def upload_too_large(name: str, max_bytes: int) -> ApiError:
+    """The 413 for the uploaded video `name`, over `max_bytes` (--max-video-upload-mb)."""
+    return ApiError(413, f"extend: {name} is larger than this server's limit ({video_upload_limit(max_bytes)})",
+                    "extend", "video_too_large")  # fmt: skip
 
 
 def read_upload(path: Path, upload: UploadedClip, max_pixels: int, names: dict[str, str]) -> Clip:
@@ -72,15 +77,35 @@ def read_upload(path: Path, upload: UploadedClip, max_pixels: int, names: dict[s
     header first and refused over `max_pixels` (no frame of it is decoded then); only then are its frames counted, which
     decodes it once (a second or two for 5 s at 720p). 400 with `param` extend, the message in the API's
     words and the client's `names`."""
+    check_frame_size(path, upload.name, max_pixels, names)
     try:
-        # The container's sizes and ffmpeg's header: frames not counted yet.
-        header = read_clip(path, frames=2, audience=Audience.API)
-        if header.width * header.height > max_pixels:
-            raise upload_error(f"extend: {upload.name} is {header.width}x{header.height}, more than the "
-                               f"{max_pixels:,} pixels a frame this server takes")  # fmt: skip
         return read_clip(path, audience=Audience.API)
     except ClipError as exc:
         raise upload_error(f"extend: {renamed(str(exc), names)}") from None
+
+
+def check_frame_size(path: Path, name: str, max_pixels: int, names: dict[str, str]) -> None:
+    """Refuse the uploaded video `name` at `path` whose frames have more than `max_pixels` (--max-image-pixels),
+    from the container's sizes and ffmpeg's header alone (its frames are not counted); 400 with `param` extend, as
+    `read_upload` words it, also for a file ffmpeg cannot read."""
+    try:
+        header = read_clip(path, frames=2, audience=Audience.API)
+    except ClipError as exc:
+        raise upload_error(f"extend: {renamed(str(exc), names)}") from None
+    if header.width * header.height > max_pixels:
+        raise upload_error(f"extend: {name} is {header.width}x{header.height}, more than the {max_pixels:,} pixels "
+                           "a frame this server takes")  # fmt: skip
+
+
+def check_kept_upload(path: Path, name: str, max_bytes: int, max_pixels: int) -> None:
+    """A queued job's copy of the video uploaded as `name`, checked again against this server's limits as
+    `save_upload` and `read_upload` checked it at submission (the server may have restarted with smaller ones),
+    with their messages. A file gone from `path` is left to the job's own read of it, which says so."""
+    if not path.is_file():
+        return
+    if path.stat().st_size > max_bytes:
+        raise upload_too_large(name, max_bytes)
+    check_frame_size(path, name, max_pixels, {str(path): name, path.name: name})
 
 
 def upload_names(clip: Path, upload: UploadedClip, output: Path) -> dict[str, str]:

@@ -25,6 +25,7 @@ from motif_lite.request import (
 )
 from motif_lite.server.clip_upload import (
     UploadedClip,
+    check_kept_upload,
     read_upload,
     save_upload,
     upload_names,
@@ -280,11 +281,18 @@ def check_queued_job(job: Job, request: GenerationRequest, pipe: MotifVideoPipel
     `request`, that this server cannot run: checked again as the worker takes it, before anything loads. A job
     queued before a restart was checked against the server before, which may have had another checkpoint (one with
     the image encoder), --lora-dir (its LoRA file since gone), memory plan (room for its LoRAs' adapters) or
-    --max-video; a LoRA file may also have left the folder while the job waited."""
-    if job.has_image and not config.image_to_video:
-        raise ApiError(400, NO_IMAGE_ENCODER, "input_reference", "invalid_value")
+    --max-video, --max-upload-mb, --max-video-upload-mb or --max-image-pixels (checked on the job's stored first
+    frame and uploaded video); a LoRA file may also have left the folder while the job waited. In the order of
+    `JobSubmitter`'s checks: the first that fails is the one the same submission is refused with now."""
     if job.extends and not config.image_to_video:
         raise ApiError(400, EXTENSION_NEEDS_IMAGE_ENCODER, "extend", "invalid_value")
+    if request.image is not None and request.image.is_file():  # a file gone is left to the job's read, which says so
+        check_image(request.image.read_bytes(), config.max_upload_bytes, config.max_image_pixels)
+    if job.has_image and not config.image_to_video:
+        raise ApiError(400, NO_IMAGE_ENCODER, "input_reference", "invalid_value")
+    if job.extend_file is not None and request.extend is not None:  # an uploaded video, not one of this server's
+        check_kept_upload(request.extend, job.extend_file["name"], config.max_video_upload_bytes,
+                          config.max_image_pixels)  # fmt: skip
     files = check_loras_fit(pipe, lora_files(job.loras, config.lora_dir), config.lora_dir)
     check_loras_fit_plan(files, config.planned, config.plan)
     check_fits_server(request, pipe.settings_for(request, audience=Audience.API), config)

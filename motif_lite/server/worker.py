@@ -293,12 +293,15 @@ class Worker:
         """Fail a job this server cannot run (`check_queued_job`: the checks its submission made), before anything
         loads for it: queued before a restart, it was checked against the server before, whose checkpoint, LoRA
         folder, memory plan or --max-video may have differed, and could run past this one's memory plan, or for
-        hours on its CPU, or fail only once the transformer had been loaded again for its LoRAs."""
+        hours on its CPU, or fail only once the transformer had been loaded again for its LoRAs. The sampling state
+        it kept from before the restart goes with it (its inputs go as any failed job's): this server cannot go on
+        from it, and its one log line does not name it, so nothing would ever use it."""
         if self.limits is None:
             return
         try:
             check_queued_job(job, request, self.pipe, self.limits)
         except ApiError as exc:
+            self.store.state_path(job.id).unlink(missing_ok=True)
             raise MotifLiteError(f"{NO_LONGER_FITS}: {exc.message}") from exc
 
     def _use_loras(self, job: Job) -> None:
