@@ -744,8 +744,10 @@ def test_a_run_stopped_with_a_step_cache_goes_on_on_two_processes_with_step_cach
 
 def test_a_failure_on_rank_1_ends_every_rank_with_its_message(checkpoint, tmp_path):
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="raise")
-    assert code != 0 and "[rank 1] failed: RuntimeError: injected failure on rank 1" in err
-    assert "error: rank 1 failed" in err and seconds < ENDS_PROMPTLY_SECONDS
+    assert code == 1 and "[rank 1] failed: RuntimeError: injected failure on rank 1" in err
+    # Rank 0, stopped by the launcher (or ended on its lost peer first), was said to have "failed too".
+    assert err.endswith("\nerror: rank 1 failed (exit code 1); the other ranks were stopped\n"), err
+    assert seconds < ENDS_PROMPTLY_SECONDS
     assert not list(tmp_path.glob("*out_*.png"))  # nothing written
 
 
@@ -791,6 +793,7 @@ def test_a_rank_killed_outright_is_named_and_every_rank_ends(checkpoint, tmp_pat
     code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="kill")
     assert code == 128 + signal.SIGKILL and seconds < ENDS_PROMPTLY_SECONDS, err
     assert "error: rank 1 failed (stopped by SIGKILL), as the kernel's out-of-memory killer does" in err, err
+    assert err.endswith("(dmesg says; a dry run adds up what they need); the other ranks were stopped\n"), err
     assert "error: rank 0 failed" not in err and "Traceback" not in err, err
     assert not list(tmp_path.glob("*out_*.png"))
 

@@ -241,6 +241,47 @@ def test_the_launcher_says_which_other_ranks_failed_and_which_it_stopped(monkeyp
     assert said in capsys.readouterr().err
 
 
+# How torch's launcher reports a rank it stopped itself, in the order it saw them: killed by its SIGTERM (-15),
+# exited with 143 after handling it (`Terminated`), or ended on the lost-contact error (`EXIT_LOST_CONTACT`).
+STOPPED = (-15, 143, parallel.EXIT_LOST_CONTACT)
+
+
+@pytest.mark.parametrize(
+    ("nproc", "exit_codes", "status", "said"),
+    [
+        # One rank raised (or was killed) and the launcher stopped the other: the other was said to have "failed too".
+        *[(2, {1: 1, 0: stopped}, 1, "error: rank 1 failed (exit code 1); the other ranks were stopped\n")
+          for stopped in STOPPED],
+        (2, {1: -9, 0: parallel.EXIT_LOST_CONTACT}, 137, "the host memory (dmesg says; a dry run adds up what they "
+         "need); the other ranks were stopped\n"),
+        (4, {2: 2, 0: 2, 1: 143, 3: parallel.EXIT_LOST_CONTACT}, 2,
+         "error: rank 0 failed (exit code 2); rank 2 failed too, the other ranks were stopped\n"),
+        # A rank stopped alone by a signal it handled (`kill` of rank 1's pid): the launcher names the signal, as
+        # the rank (which says nothing, rank 0 speaks for a stopped job) does not. It was "exit code 143".
+        (2, {1: 143, 0: parallel.EXIT_LOST_CONTACT}, 143,
+         "error: rank 1 failed (stopped by SIGTERM); the other ranks were stopped\n"),
+        (2, {1: 129, 0: 143}, 129, "error: rank 1 failed (stopped by SIGHUP); the other ranks were stopped\n"),
+    ],
+)  # fmt: skip
+def test_the_ranks_the_launcher_stopped_are_said_to_be_stopped_not_failed(
+    monkeypatch, capsys, nproc, exit_codes, status, said
+):
+    # All seen in the same second, listed as torch lists them: the rank that failed first, the ones it stopped after.
+    # The tie went to the lowest rank: "rank 0 failed (exit code 143); rank 1 failed too", and the command exited 143.
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def failing(config):
+        failures = {r: ProcessFailure(local_rank=r, pid=1, exitcode=c, error_file="") for r, c in exit_codes.items()}
+        for failure in failures.values():
+            failure.timestamp = 1765000000
+        raise ChildFailedError("motif_lite", failures)
+
+    monkeypatch.setattr(torchrun, "run", failing)
+    assert parallel.launch(nproc, ["run", "-p", "fox"]) == status
+    assert capsys.readouterr().err.endswith(said)
+
+
 @pytest.mark.parametrize(
     ("exitcode", "status", "said"), [(-2, 130, "stopped by SIGINT"), (-9, 137, "stopped by SIGKILL")]
 )
@@ -812,7 +853,8 @@ def test_a_rank_whose_peer_went_away_says_so_in_one_line(capsys, monkeypatch, fa
             cli.main(argv)
         assert f"[rank 0] failed: RuntimeError: {failure}" in capsys.readouterr().err and not waited
         return
-    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    # its own exit status: the launcher counts it among the ranks it stopped, not among those that failed too
+    assert cli.main(argv) == parallel.EXIT_LOST_CONTACT
     err = capsys.readouterr().err
     assert err.startswith("[rank 0] error: lost contact with another rank (it stopped, or the connection broke; ")
     assert "Connection reset by peer" in err and "failed:" not in err and err.count("\n") == 1
@@ -864,10 +906,10 @@ def test_a_rank_killed_outright_is_named_before_the_survivor_the_launcher_saw_fa
     assert parallel.launch(2, ["run", "-p", "fox"]) == 137
     assert "error: rank 1 failed (stopped by SIGKILL), as the kernel's" in capsys.readouterr().err
     # The launcher's own SIGTERM to a survivor is no cause; two ranks that ended by themselves keep torch's order.
-    monkeypatch.setattr(torch_run, "run", both_in_one_look(-15, 3))
-    assert parallel.launch(2, ["run", "-p", "fox"]) == 3
-    assert "error: rank 1 failed (exit code 3)" in capsys.readouterr().err
-    monkeypatch.setattr(torch_run, "run", both_in_one_look(2, 3))
+    monkeypatch.setattr(torch_run, "run", both_in_one_look(-15, 1))
+    assert parallel.launch(2, ["run", "-p", "fox"]) == 1
+    assert "error: rank 1 failed (exit code 1)" in capsys.readouterr().err
+    monkeypatch.setattr(torch_run, "run", both_in_one_look(2, 1))
     assert parallel.launch(2, ["run", "-p", "fox"]) == 2
     assert "error: rank 0 failed (exit code 2)" in capsys.readouterr().err
 

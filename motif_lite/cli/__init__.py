@@ -2,8 +2,9 @@
 
 Each subcommand module adds its parser with `register(commands)` and imports torch and the pipeline only inside its
 handler, so that `motif-lite --help` answers at once. User mistakes (`MotifLiteError`) print `error: ...` and exit
-with code 2, Ctrl-C ends it by SIGINT (a shell shows 130; `main` returns 130), running out of device memory prints
-`error: out of device memory: ...` and exits with code 1; none prints a traceback. While `run` or `decode` works,
+with code 2 (a parallel run's rank that lost contact with another: 3), Ctrl-C ends it by SIGINT (a shell shows
+130; `main` returns 130), running out of device memory prints `error: out of device memory: ...` and exits with
+code 1; none prints a traceback. While `run` or `decode` works,
 SIGTERM and SIGHUP (`kill`, a batch scheduler's preemption, a closed terminal) and SIGUSR1 and SIGUSR2 (a batch
 scheduler's warning before its time limit, as Slurm's `--signal`) stop it as Ctrl-C does, so that it keeps its work
 (docs/usage.md, "When a run stops"), and it exits with 128 + the signal's number.
@@ -143,7 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.handler(args)
     except MotifLiteError as exc:
         _say(f"{rank_prefix()}error: {_as_this_rank_says(str(exc))}")
-        return EXIT_USER_ERROR
+        # A rank that lost contact with another has its own status (`parallel.EXIT_LOST_CONTACT`): the launcher
+        # counts it among the ranks stopped by another's failure.
+        return getattr(exc, "exit_status", EXIT_USER_ERROR)
     except Terminated as exc:
         if not _other_rank():  # a stop reaches every rank of a job: rank 0 says it for all
             _say(f"\n{rank_prefix()}terminated ({exc})")

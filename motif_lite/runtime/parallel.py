@@ -48,6 +48,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.launcher_variables import launcher_number
 from motif_lite.model.ops import AttentionFn
 from motif_lite.model.transformer import Embedded
+from motif_lite.stopping import STOP_SIGNALS
 from motif_lite.vae.bands import crop_rows
 from motif_lite.vae.tiling import VAEMode
 
@@ -62,6 +63,17 @@ DEFAULT_STEP_TIMEOUT_S = 600.0  # torch's own NCCL default; a rank waiting longe
 
 class ParallelError(MotifLiteError):
     """A parallel layout that cannot work, or a failure reported by another rank."""
+
+
+# The exit status of a rank that lost contact with another: not a user error of its own (2), so that the launcher
+# counts it among the ranks stopped by another's failure, not among those that "failed too".
+EXIT_LOST_CONTACT = 3
+
+
+class LostContactError(ParallelError):
+    """A collective that failed because another rank went away; `exit_status` is the command's exit status."""
+
+    exit_status = EXIT_LOST_CONTACT
 
 
 # ------------------------------------------------------------------------------------------------ layout
@@ -247,7 +259,7 @@ def _from_torch_distributed(exc: BaseException) -> bool:
     return bool(frames) and "/torch/distributed/" in frames[-1].filename.replace("\\", "/")
 
 
-def lost_peer(exc: BaseException) -> ParallelError | None:
+def lost_peer(exc: BaseException) -> LostContactError | None:
     """The one-line error for a collective that failed because another rank went away, None for any other error
     (a RuntimeError with the same words from elsewhere, a download's, keeps its traceback). That rank's failure, if
     it stopped, is the cause (the launcher names it); this one's traceback would only point at the collective it was
@@ -257,7 +269,7 @@ def lost_peer(exc: BaseException) -> ParallelError | None:
     if not _from_torch_distributed(exc):
         return None
     first = str(exc).strip().splitlines()[0]
-    return ParallelError(
+    return LostContactError(
         f"lost contact with another rank (it stopped, or the connection broke; its error, or the launcher's last "
         f"line, says why): {first}"
     )
@@ -336,8 +348,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
         # A rank killed by signal N (the launcher's exit code -N; a rank ends itself by SIGINT on Ctrl-C): the
         # 128 + N a shell reports for a process that signal stopped.
         code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode
-        how = f"exit code {failure.exitcode}" if failure.exitcode > 0 else _signal_name(-failure.exitcode)
-        said = f"rank {rank} failed ({how}){_killed_note(failure.exitcode)}"
+        said = f"rank {rank} failed ({_how_it_ended(failure.exitcode)}){_killed_note(failure.exitcode)}"
         print(f"error: {said}; {_the_others(exc, rank, nproc)}", file=sys.stderr)
         return code
     except SignalException as exc:  # passed on to the ranks, which kept their work: exit as one process does
@@ -356,28 +367,52 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     return 0
 
 
+# The exit statuses of a rank that handled a signal and ended with 128 + its number (`Terminated`; Ctrl-C where a
+# process cannot end by SIGINT itself): its signal, which the launcher's line names.
+_HANDLED_SIGNALS = {128 + signum: signum for signum in (signal.SIGINT, *STOP_SIGNALS)}
+# How a rank that the launcher stopped after another's failure ends: killed by its SIGTERM, exited with 143 after
+# handling it (`Terminated`), or ended on the lost-contact error as its peer vanished. None had an error of its own.
+_STOPPED_BY_THE_LAUNCHER = (-signal.SIGTERM, 128 + signal.SIGTERM, EXIT_LOST_CONTACT)
+
+
+def _how_it_ended(exit_code: int) -> str:
+    """A rank's exit code as the launcher's line says it: 'exit code 2', or the signal that stopped it (killed by
+    it, the launcher's -N, or handled, 128 + N): 'stopped by SIGTERM'."""
+    if exit_code < 0:
+        return _signal_name(-exit_code)
+    if exit_code in _HANDLED_SIGNALS:
+        return _signal_name(_HANDLED_SIGNALS[exit_code])
+    return f"exit code {exit_code}"
+
+
 def _first_failure(exc: ChildFailedError) -> tuple[int, ProcessFailure]:
     """The rank whose failure ended the run: the earliest the launcher saw (torch's `get_first_failure`), and within
-    that time (whole seconds) a rank a signal stopped before a rank that ended by itself, and that before one the
-    launcher's own SIGTERM stopped: a rank killed outright (SIGKILL) leaves its peers to fail with a lost-contact
-    error at once, and where the launcher sees both in one look it lists the survivor first. Among ranks alike in
-    both, the lowest: ranks that all failed on their own (a damaged file each reads) said the same error, and rank 0
-    said it whole."""
+    that time (whole seconds) a rank a signal killed before a rank that ended by itself, and that before one the
+    launcher stopped (`_STOPPED_BY_THE_LAUNCHER`): a rank killed outright (SIGKILL) leaves its peers to fail with a
+    lost-contact error at once, and where the launcher sees both in one look it lists the survivor first. Ties then
+    go to the rank the launcher saw first (its failures are in the order it saw them: the stopped ranks after the
+    one that failed), and among those tied that ended with the same exit code to the lowest: ranks that all failed
+    on their own (a damaged file each reads) said the same error, and rank 0 said it whole."""
 
-    def order(item: tuple[int, ProcessFailure]) -> tuple[int, int, int]:
-        code = item[1].exitcode
-        stopped_by = -code if code < 0 else None
-        cause = 2 if stopped_by == signal.SIGTERM else 0 if stopped_by is not None else 1
-        return item[1].timestamp, cause, item[0]
+    def order(failure: ProcessFailure) -> tuple[int, int]:
+        code = failure.exitcode
+        cause = 2 if code in _STOPPED_BY_THE_LAUNCHER else 0 if code < 0 else 1
+        return failure.timestamp, cause
 
-    return min(exc.failures.items(), key=order)
+    earliest = min(order(failure) for failure in exc.failures.values())
+    tied = [(rank, failure) for rank, failure in exc.failures.items() if order(failure) == earliest]
+    seen_first = tied[0][1].exitcode
+    return min((item for item in tied if item[1].exitcode == seen_first), key=lambda item: item[0])
 
 
 def _the_others(exc: ChildFailedError, first: int, nproc: int) -> str:
     """What became of the ranks other than the one that failed `first`: those that failed as well (a broken weights
-    file every rank reads, which each of them has said), and those the launcher stopped (its SIGTERM, or still
-    running when it looked). "The other ranks were stopped" alone said of ranks that had each failed on their own."""
-    too = sorted(r for r, failure in exc.failures.items() if r != first and failure.exitcode != -signal.SIGTERM)
+    file every rank reads, which each of them has said), and those the launcher stopped (`_STOPPED_BY_THE_LAUNCHER`,
+    or still running when it looked). "The other ranks were stopped" alone said of ranks that had each failed on
+    their own."""
+    too = sorted(
+        r for r, failure in exc.failures.items() if r != first and failure.exitcode not in _STOPPED_BY_THE_LAUNCHER
+    )
     if not too:
         return "the other ranks were stopped"
     named = f"rank {too[0]}" if len(too) == 1 else f"ranks {', '.join(map(str, too[:-1]))} and {too[-1]}"
