@@ -117,7 +117,8 @@ def test_peft_settings_of_every_json_type_are_applied_or_refused(tmp_path, setti
         # read before: "false" and [1] as true (another strength), 1e308 made the weight inf, NaN was unnamed
         ({"use_rslora": "false"}, "use_rslora in its lora_adapter_metadata is 'false', not true or false"),
         ({"use_rslora": 1}, "use_rslora in its lora_adapter_metadata is 1, not true or false"),
-        ({"lora_alpha": 1e308}, "to_q, 1e+308 (lora_alpha, alpha_pattern or its .alpha tensor), scales its change"),
+        # alpha 1e308 / rank 4:
+        ({"lora_alpha": 1e308}, "(scale 2.5e+307, alpha 1e+308 (lora_alpha, alpha_pattern or its .alpha tensor))"),
         ({"lora_alpha": float("nan")}, "lora_alpha in its lora_adapter_metadata is nan, not a number"),
         ({"alpha_pattern": {"to_q": 10**400}}, "not an object of layer name patterns and numbers"),
     ],

@@ -140,10 +140,12 @@ def test_a_lycoris_file_saved_before_training_is_said_to_have_no_effect(tmp_path
          "holds lokr_w1 and lokr_w1_a, lokr_w1_b, which LyCORIS never writes together: the file was edited"),
         ({"lokr_w1": torch.full((8, 2), 1e30), "lokr_w2": torch.full((32, 32), 1e30)},
          r"lokr\.safetensors: the LoKr of .* makes a change past the largest float: the file was edited"),
-        ({"lokr_w1": W1, "lokr_w2_a": torch.full((32, 4), 1e20), "lokr_w2_b": torch.full((4, 32), 1e20)},
-         "the LoKr of .* makes a change past the largest float"),  # each element fits; their sum of 4 does not
-        ({n: torch.full(s, 1e10) for n, s in [("hada_w1_a", (256, 2)), ("hada_w1_b", (2, 64)), ("hada_w2_a", (256, 2)),
-                                              ("hada_w2_b", (2, 64))]},
+        # Each product of w2's elements (1e38) fits, as does w2 times w1 and the scale 1.5; their sum of 4 does not.
+        ({"lokr_w1": torch.ones(8, 2), "lokr_w2_a": torch.full((32, 4), 1e19), "lokr_w2_b": torch.full((4, 32), 1e19)},
+         "the LoKr of .* makes a change past the largest float"),
+        # Each element of w2_a·w2_b's sum (1e38) times w1's (1) and the scale 6/2 fits; the sums of 2 do not.
+        ({"hada_w1_a": torch.ones(256, 2), "hada_w1_b": torch.ones(2, 64), "hada_w2_a": torch.full((256, 2), 1e19),
+          "hada_w2_b": torch.full((2, 64), 1e19)},
          "the LoHa of .* makes a change past the largest float"),
     ],
     ids=["lokr-missing", "loha-missing", "other-shape", "inner-sizes", "tucker", "unequal-ranks", "w1-twice",
@@ -152,6 +154,41 @@ def test_a_lycoris_file_saved_before_training_is_said_to_have_no_effect(tmp_path
 def test_a_lycoris_file_that_cannot_be_read_says_why(tmp_path, parts, said):
     with pytest.raises(LoRAError, match=said):
         read_loras([LoRASpec(_write(tmp_path / "lokr.safetensors", parts))], lora_targets(tiny_transformer()))
+
+
+# A LoKr whose w2 (sums of 4 products of 1e18: 4e36) and its change fit at scale 1: past the largest float only
+# once scaled by its alpha or the strength.
+SCALED_ONLY = {
+    "lokr_w1": torch.ones(8, 2),
+    "lokr_w2_a": torch.full((32, 4), 1e18),
+    "lokr_w2_b": torch.full((4, 32), 1e18),
+}
+
+
+def test_a_lycoris_change_past_the_largest_float_only_through_its_alpha_is_refused(tmp_path):
+    path = _write(tmp_path / "lokr.safetensors", SCALED_ONLY, alpha=400.0)  # scale 100: 4e38 in each element
+    with pytest.raises(
+        LoRAError, match=r"the LoKr of .* \(scale 100\) makes a change past the largest float: the file"
+    ):
+        read_loras([LoRASpec(path)], lora_targets(tiny_transformer()))
+
+
+def test_a_lycoris_change_past_the_largest_float_only_through_the_strength_names_the_strength(
+    checkpoint, tmp_path, capsys
+):
+    path = _write(tmp_path / "lokr.safetensors", SCALED_ONLY)  # alpha 6, rank 4: scale 1.5 at strength 1
+    below = torch.finfo(torch.float32).max / (4 * 1e18 * 1e18 * 1.5)  # about 56.7
+    said = rf"lokr\.safetensors: strength 57 scales the change of {re.escape(FF)} past the largest float \(the "
+    with pytest.raises(LoRAError, match=said + rf"file's change fits at strengths below about {below:.3g}\)"):
+        read_loras([LoRASpec(path, 57.0)], lora_targets(tiny_transformer()))
+    model = tiny_transformer()  # just below, read and merged as numbers
+    apply_loras(model, read_loras([LoRASpec(path, 56.0)], lora_targets(model)))
+    assert torch.isfinite(model.get_submodule(FF).weight).all()
+    root, _ = checkpoint
+    args = ["run", "-m", str(root), "-p", "a fox", "-W", "48", "-H", "32", "--video-frames", "5", "--device", "cpu"]
+    assert cli_main([*args, "--lora", f"{path}:57", "--dry-run"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert re.search(said, err) and "Traceback" not in err and "edited" not in err, err
 
 
 def test_a_lokr_of_the_patch_embedders_conv_is_refused_as_not_read(tmp_path):
@@ -198,6 +235,38 @@ def test_a_run_merges_a_lokr_and_refuses_one_on_gguf_weights_before_loading(chec
         err = capsys.readouterr().err
         assert "is a LyCORIS LoKr, whose change of each layer is full-rank: it merges into plain weights only" in err
         assert "Traceback" not in err and "Memory plan" not in err
+
+
+@pytest.mark.parametrize(
+    "values, alpha, strength, said",
+    [
+        # No alpha (a kohya or PEFT file without one): was a TypeError formatting it.
+        (1e20, None, "", r"the LoRA of {} \(scale 1\) makes a change past the largest float: the file was edited"),
+        # up·down (4e38) is made in float32 before its scale 1/4: inf, though the scaled change would fit.
+        (1e19, 1.0, "", r"the LoRA of {} \(scale 0\.25, alpha 1 \(lora_alpha, alpha_pattern or its \.alpha tensor\)\) "
+                        r"makes a change past the largest float: the file was edited"),
+        # The file's change (4e36) fits; the user's strength takes it past.
+        (1e18, None, ":1e42", r"strength 1e\+42 scales the change of {} past the largest float \(the file's change "
+                              r"fits at strengths below about 85\.1\); use a smaller strength"),
+    ],
+    ids=["no-alpha", "unscaled-product", "strength"],
+)  # fmt: skip
+def test_a_plain_lora_change_past_the_largest_float_is_refused_in_one_line(
+    checkpoint, tmp_path, capsys, values, alpha, strength, said
+):
+    root, _ = checkpoint
+    tensors = {
+        f"{KEY}.lora_down.weight": torch.full((4, 64), values),
+        f"{KEY}.lora_up.weight": torch.full((256, 4), values),
+    }
+    if alpha is not None:
+        tensors[f"{KEY}.alpha"] = torch.tensor(alpha)
+    save_file(tensors, tmp_path / "plain.safetensors")
+    args = ["run", "-m", str(root), "-p", "a fox", "-W", "48", "-H", "32", "--video-frames", "5", "--device", "cpu"]
+    code = cli_main([*args, "--lora", f"{tmp_path / 'plain.safetensors'}{strength}", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert re.search(r"plain\.safetensors: " + said.format(re.escape(FF)), err), err
 
 
 def test_a_peft_file_with_lycoris_modules_keeps_peft_alpha_for_its_lora_modules(tmp_path):

@@ -770,12 +770,12 @@ def _update(
     alpha = _alpha(spec, module, parts, alphas, spelled)
     _check_finite(spec, module, {"down (lora_A)": down, "up (lora_B)": up, "alpha": alpha})
     factor = 1.0 if alpha is None else alpha / (math.sqrt(rank) if alphas and alphas.rslora else rank)
-    # At most this in any element of the change (a sum of `rank` products): past the largest float, the merged
-    # weight is inf.
-    largest = abs(spec.strength * factor) * rank * float(up.float().abs().max()) * float(down.float().abs().max())
-    if not largest < torch.finfo(torch.float32).max:
-        raise LoRAError(f"{spec.path}: the alpha of {module}, {alpha:g} (lora_alpha, alpha_pattern or its .alpha "
-                        f"tensor), scales its change past the largest float: {_EDITED}")  # fmt: skip
+    # At most this in any element of up·down (a sum of `rank` products), made in float32 and then scaled: past the
+    # largest float, the merged weight is inf.
+    unscaled = rank * float(up.float().abs().max()) * float(down.float().abs().max())
+    alpha_said = "" if alpha is None else f", alpha {alpha:g} (lora_alpha, alpha_pattern or its .alpha tensor)"
+    what = f"the LoRA of {module} (scale {spec.strength * factor:g}{alpha_said})"
+    _check_scaled_change(spec, module, what, [unscaled], factor)
     return LoRAUpdate(module, down, up, spec.strength * factor)
 
 
@@ -824,14 +824,32 @@ def _product(spec: LoRASpec, module: str, parts: dict[str, torch.Tensor], shape:
     rank = inner[0] if inner else None
     if alpha and rank:
         product.scale = spec.strength * alpha / rank
-    # At most this in any element of each side (w1, w2: a matrix, or `inner` products summed) and of the change, made
-    # unscaled in float32 and then scaled: past the largest float, the merged weight is inf.
+    # At most this in any element of each side (w1, w2: a matrix, or `inner` products summed) and of their change,
+    # made unscaled in float32 and then scaled: past the largest float, the merged weight is inf.
     sides = [_largest_element(factors, side) for side in ("1", "2")]
-    largest = max(sides + [sides[0] * sides[1] * max(1.0, abs(product.scale))])
-    if not largest < torch.finfo(torch.float32).max:
-        raise LoRAError(f"{spec.path}: the {kind} of {module} (scale {product.scale:g}) makes a change past the "
-                        f"largest float: {_EDITED}")  # fmt: skip
+    unit_scale = alpha / rank if alpha and rank else 1.0  # the scale at strength 1
+    what = f"the {kind} of {module} (scale {product.scale:g})"
+    _check_scaled_change(spec, module, what, [*sides, sides[0] * sides[1]], unit_scale)
     return product
+
+
+def _check_scaled_change(spec: LoRASpec, module: str, what: str, unscaled: list[float], unit_scale: float) -> None:
+    """Refuses a change whose merge passes float32's largest: `unscaled` bounds the elements of what is made before
+    scaling (the last, the change itself, is then scaled by strength × `unit_scale`). Blamed on the strength when
+    the change fits at strength 1 (the user's number, not the file's), else on the file."""
+    biggest = torch.finfo(torch.float32).max
+
+    def largest(scale: float) -> float:
+        return max(unscaled[:-1] + [unscaled[-1] * max(1.0, abs(scale))])
+
+    if largest(spec.strength * unit_scale) < biggest:
+        return
+    if largest(unit_scale) < biggest:  # so |strength × unit_scale| > 1 and the change is not zero
+        below = biggest / (unscaled[-1] * abs(unit_scale))
+        raise LoRAError(f"{spec.path}: strength {spec.strength:g} scales the change of {module} past the largest "
+                        f"float (the file's change fits at strengths below about {below:.3g}); use a smaller "
+                        "strength")  # fmt: skip
+    raise LoRAError(f"{spec.path}: {what} makes a change past the largest float: {_EDITED}")
 
 
 def _largest_element(factors: Mapping[str, torch.Tensor], side: str) -> float:
