@@ -19,6 +19,8 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from gguf import GGMLQuantizationType as Q
+from gguf_helpers import write_test_gguf
 from help_text import examples, help_text, wide_lines
 from video_frames import diffusers_frames
 
@@ -781,6 +783,32 @@ def test_a_checkpoint_folder_without_its_flag_is_told_to_go_after_m(tmp_path, ca
     err = capsys.readouterr().err
     assert f"({root}: a checkpoint folder goes after -m: -m {root})" in err, err
     assert "a prompt goes after -p" not in err  # what run and verify said: -p "/path/to/checkpoint"
+
+
+@pytest.mark.parametrize("model", ["nope.gguf", "models/motif-Q4_K_M.GGUF"])
+def test_a_gguf_path_given_to_m_is_told_to_go_after_gguf(tmp_path, capsys, monkeypatch, model):
+    # stable-diffusion.cpp's `-m model.gguf`: a mistyped or missing one said only "no such checkpoint directory".
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", "-m", model, "-p", PROMPT, "--dry-run"])
+    assert_user_error(capsys, code, f"a .gguf file goes after --gguf, not -m: pass it as --gguf {model}")
+
+
+@pytest.mark.parametrize("output", ["out.jpg", "out.bmp"])
+def test_a_still_image_output_names_the_png_sequence_once(tmp_path, capsys, monkeypatch, output):
+    # "use PNG: out_%03d.png; or ..., or out_%03d.png for a PNG per frame": the same name twice in one sentence.
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", "-m", str(tmp_path), "-p", PROMPT, "-o", output])
+    err = assert_user_error(capsys, code, "use PNG, lossless: out_%03d.png (out.png for a one-frame video); or a video")
+    assert err.count("out_%03d.png") == 1, err
+
+
+def test_another_models_gguf_given_as_diffusion_model_names_that_flag(checkpoint, tmp_path, capsys, monkeypatch):
+    # It was told what motif-lite expects "for --gguf", a flag this user never typed.
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("loaded a model for a bad file"))
+    rows = np.zeros((2, 64), np.float32)
+    llama = write_test_gguf(tmp_path / "llama-Q8_0.gguf", {"token_embd.weight": (rows, Q.F32, rows.shape)}, "llama")
+    code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--diffusion-model", str(llama)])
+    assert_user_error(capsys, code, "(the Motif-Video transformer, for --gguf or --diffusion-model)")
 
 
 def test_a_prompts_word_that_names_a_folder_here_stays_part_of_the_prompt(tmp_path, capsys, monkeypatch):

@@ -264,8 +264,8 @@ def test_a_frame_rate_that_is_no_finite_number_is_refused_before_writing(tmp_pat
         ("out.avi", "unsupported output format"),
         # stable-diffusion.cpp's outputs: its MJPEG .avi for a video, JPEG frames; the same output here, named
         ("fox.avi", r"'\.avi' for .*fox\.avi; use .*fox\.mp4 \(or \.mkv\): H\.264, smaller than stable-diffusion"),
-        ("fox_%03d.jpg", r"'\.jpg' for .*; for a file per frame use PNG, lossless: .*fox_%03d\.png; or \.mp4, "),
-        ("fox.JPEG", r"'\.jpeg' for .*; for a file per frame use PNG, lossless: .*fox_%03d\.png; or \.mp4, "),
+        ("fox_%03d.jpg", r"'\.jpg' for .*; for a file per frame use PNG, lossless: .*fox_%03d\.png; or a video: "),
+        ("fox.JPEG", r"'\.jpeg' for .* use PNG, lossless: .*fox_%03d\.png \(.*fox\.png for a one-frame video\); or a"),
         ("out", r"output .*out has no extension to say its format: e\.g\. .*out\.mp4 \(\.mp4, \.mkv, \.mov, "),
         ("out_%d_%d.png", "one frame-number pattern and no other %"),
         ("50%_%d.png", "one frame-number pattern and no other %"),

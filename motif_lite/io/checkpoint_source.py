@@ -42,6 +42,7 @@ from motif_lite.io.path_fixes import (
     GGUF_REPO_AS_MODEL,
     close_checkpoint,
     expanded_as,
+    file_fix,
     file_hint,
     refuse_non_checkpoint_folder,
 )
@@ -100,6 +101,11 @@ def find_checkpoint(
         raise CheckpointError(f"{text}: a GGUF file on the Hub, not a checkpoint; it goes to --gguf: {gguf[1]}")
     if (windows := windows_path_problem(text)) is not None:
         raise CheckpointError(f"checkpoint folder {windows}")
+    if path.suffix.lower() == ".gguf":  # stable-diffusion.cpp's `-m model.gguf` (one that is there: a file, above)
+        raise CheckpointError(
+            f"no such checkpoint directory: {text}{expanded_as(text)}; a .gguf file goes after --gguf, not -m: "
+            f"{file_fix(text)}"
+        )
     if not is_repo_id(text):
         meant = close_checkpoint(text)
         typo = f"; did you mean -m {meant}?" if meant else ""

@@ -66,7 +66,9 @@ from motif_lite.shell_syntax import variable_set
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]
 
+_VIDEO_FORMATS = ".mp4, .mkv, .mov, .webm, .webp or .gif"
 _FORMATS = ".mp4, .mkv, .mov, .webm, .webp, .gif, or out_%03d.png for a PNG per frame (out.png: one frame)"
+_STILL_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # a frame format: a PNG per frame instead
 EXIF_IMAGE_DESCRIPTION = 0x010E  # the EXIF tag a WebP keeps the settings in (io.settings_file reads it)
 
 
@@ -244,9 +246,12 @@ def _instead_of(path: Path) -> str:
     if suffix == ".avi":
         return (f"use {quoted(path.with_suffix('.mp4'))} (or .mkv): H.264, smaller than stable-diffusion.cpp's "
                 f"MJPEG AVI, plays where an AVI does; or {_FORMATS}")  # fmt: skip
-    if suffix in (".jpg", ".jpeg"):
-        stem = path.stem if FRAME_PATTERN.search(path.stem) else f"{path.stem}_%03d"
-        return f"for a file per frame use PNG, lossless: {quoted(path.with_name(f'{stem}.png'))}; or {_FORMATS}"
+    if suffix in _STILL_IMAGE_EXTENSIONS:  # the PNG sequence named once, as the name to give: not _FORMATS' too
+        numbered = FRAME_PATTERN.search(path.stem) is not None
+        stem = path.stem if numbered else f"{path.stem}_%03d"
+        one = "" if numbered else f" ({quoted(path.with_suffix('.png'))} for a one-frame video)"
+        return (f"for a file per frame use PNG, lossless: {quoted(path.with_name(f'{stem}.png'))}{one}; "
+                f"or a video: {_VIDEO_FORMATS}")  # fmt: skip
     return f"use {_FORMATS}"
 
 
