@@ -416,6 +416,11 @@ def resolve_settings(
             "only; leave out the first-frame image"
         )
     schedule = _dynamic_schedule(request, configs, sampler.value, transformer.value, schedule, notes)
+    if schedule.time_shift is None and _a_count(request.steps):  # a fixed shift under shift_terminal's stretch
+        try:
+            check_flow_options(int(request.steps), schedule, shift.value)
+        except SamplingSettingsError as exc:
+            raise RequestError(str(exc), ("flow_shift",)) from None
     components = _components(configs)
     settings = Settings(
         request, sampler, shift, guidance, transformer, components, tuple(notes), schedule, dtype, first_step

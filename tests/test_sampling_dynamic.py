@@ -452,6 +452,29 @@ def test_a_dynamic_mu_that_shifts_the_last_sigma_to_1_under_shift_terminal_is_re
     assert refused.value.fields == ("flow_shift",)
 
 
+@pytest.mark.parametrize("shift", [15.0, 1e6, 1e8])
+def test_a_fixed_shift_that_shifts_the_last_sigma_to_1_under_shift_terminal_is_refused_where_diffusers_is_nan(
+    shift: float,
+) -> None:
+    # The same stretch by 1 − σ_last with a checkpoint's fixed shift, which has no upper bound: 1e8 at 4 steps puts
+    # σ_last at 1 in float32.
+    config = {**EULER, "shift": shift, "shift_terminal": 0.1}
+    configs = dataclasses.replace(configs_of(config), schedule=schedule_options(config), scheduler_shift=shift)
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()
+    scheduler = FlowMatchEulerDiscreteScheduler.from_config(config)
+    with np.errstate(all="ignore"):
+        retrieve_timesteps(scheduler, 4, "cpu", sigmas=np.linspace(1.0, 1 / 4, 4))
+    if not scheduler.sigmas.isnan().any():
+        settings = resolve_settings(request, configs)
+        ours = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
+        assert torch.equal(ours.sigmas, scheduler.sigmas)
+        return
+    assert shift == 1e8
+    with pytest.raises(RequestError, match=r"flow shift 1e\+08 shifts the last of 4 sigmas to 1") as refused:
+        resolve_settings(request, configs)
+    assert refused.value.fields == ("flow_shift",)
+
+
 def test_a_dynamic_mu_of_0_still_stores_no_flow_shift() -> None:
     # exp(0) shifts by 1; the stored settings must still hold no flow shift, or a resume turns dynamic shifting off
     config = {**EULER, "use_dynamic_shifting": True, "base_shift": 0.0, "max_shift": 0.0}

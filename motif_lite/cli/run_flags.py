@@ -460,8 +460,8 @@ def add_device_flags(group: argparse._ArgumentGroup, *, device_help: str, vram_h
         type=kernel_backend,
         choices=KERNEL_BACKENDS,
         default="auto",
-        help="kernel backend (default auto): auto runs our Triton kernels on an NVIDIA GPU where Triton imports, else "
-        "torch's ops (the same math)",
+        help="kernel backend (default auto): auto runs our Triton kernels on an NVIDIA GPU Triton can build for, else "
+        "torch's ops (the same math); a kernel that fails mid-run falls back to torch with a warning",
     )
     group.add_argument("--vram", type=vram_gib, metavar="GiB", help=vram_help)
     group.add_argument(

@@ -90,21 +90,23 @@ class ScheduleOptions:
         return words
 
 
-def check_flow_options(steps: int, options: ScheduleOptions) -> None:
+def check_flow_options(steps: int, options: ScheduleOptions, shift: float = 1.0) -> None:
     """Refuse `options` whose FlowMatchEuler table for `steps` would hold no number (SamplingSettingsError).
 
     With one step the shifted sigmas end at σ = 1, and shift_terminal's stretch divides by 1 − σ_last = 0: every
-    sigma is NaN (diffusers gives the same table). So does a dynamic shift whose mu is large enough that the last
-    sigma, 1/steps, shifts to 1 in float32. The run refuses both before loading with this check."""
+    sigma is NaN (diffusers gives the same table). So does a `shift` (or a dynamic shift's mu) large enough that the
+    last sigma, 1/steps, shifts to 1 in float32. The run refuses both before loading with this check."""
     if options.shift_terminal and steps < 2:
         raise SamplingSettingsError("with 1 step the shift_terminal of the scheduler config makes every sigma NaN")
-    if options.shift_terminal and options.time_shift is not None:
+    if options.shift_terminal:
         with np.errstate(over="ignore", invalid="ignore"):
-            last = _shifted(np.array([1 / steps], np.float32), 1.0, options)
+            last = _shifted(np.array([1 / steps], np.float32), float(shift), options)
         if not last[0] < 1:
+            fixed = options.time_shift is None
+            what = f"the flow shift {shift:g}" if fixed else f"the dynamic shift's mu {options.mu:g}"
             raise SamplingSettingsError(
-                f"the dynamic shift's mu {options.mu:g} shifts the last of {steps} sigmas to 1, where the "
-                "shift_terminal of the scheduler config divides by 0 (every sigma NaN): give a flow shift"
+                f"{what} shifts the last of {steps} sigmas to 1, where the shift_terminal of the scheduler config "
+                f"divides by 0 (every sigma NaN): give {'a smaller' if fixed else 'a'} flow shift"
             )
 
 
@@ -125,7 +127,7 @@ def flow_sigmas(steps: int, shift: float, options: ScheduleOptions | None = None
     Options that would make them NaN are refused (`check_flow_options`)."""
     _check(steps, shift)
     options = options or ScheduleOptions()
-    check_flow_options(steps, options)
+    check_flow_options(steps, options, shift)
     # The pipeline builds float64 linspace; the scheduler casts it to float32 *before* shifting and shifts in
     # float32 numpy. Doing the same ops in numpy keeps the table bit-identical.
     shift = float(shift)  # a numpy float64 scalar would promote the float32 table
