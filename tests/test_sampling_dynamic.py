@@ -66,6 +66,16 @@ def reference_schedule(config: dict, steps: int, seq_len: int) -> tuple[torch.Te
     return scheduler.sigmas, scheduler.timesteps
 
 
+def _stopped_at_step_2(request: GenerationRequest, settings) -> tuple[tuple[int, ...], SavedLatents]:
+    """The latent shape of a 48x32x9 request and the state a run of it with `settings` keeps after step 2 of 4."""
+    shape = (1, 16, 3, 4, 6)
+    saved = SavedLatents(
+        torch.zeros(shape), Path(request.output), 48, 32, 9, request.fps, "float32",
+        video_metadata=jsonable(stored_settings(request, settings)), progress=(2, 4),
+    )  # fmt: skip
+    return shape, saved
+
+
 def configs_of(scheduler: dict) -> CheckpointConfigs:
     return CheckpointConfigs(scheduler=scheduler, dynamic=dynamic_shift(scheduler), vae=WanVAEConfig())
 
@@ -187,11 +197,7 @@ def test_a_flow_shift_flag_turns_dpm_dynamic_shifting_off_and_resume_compares_it
     assert flagged.schedule.time_shift is None and any("turns off the use_dynamic_shifting" in n for n in flagged.notes)
     assert torch.equal(schedule_for("dpmpp_2m", 4, 5.0, flagged.schedule).sigmas, reference_dpm_sigmas(4, 5.0))
     settings = resolve_settings(request, dynamic)
-    shape = (1, 16, 3, 4, 6)
-    saved = SavedLatents(
-        torch.zeros(shape), Path(request.output), 48, 32, 9, request.fps, "float32",
-        video_metadata=jsonable(stored_settings(request, settings)), progress=(2, 4),
-    )  # fmt: skip
+    shape, saved = _stopped_at_step_2(request, settings)
     assert resumed_state(saved, request, settings, shape, torch.device("cpu"), torch.float32, None).done == 2
     other_mu = resolve_settings(request, configs_of({**DPM, "use_dynamic_shifting": True, "max_shift": 3.0}))
     with pytest.raises(RequestError, match="schedule"):
@@ -329,11 +335,7 @@ def test_resume_takes_the_dynamic_schedule_and_refuses_another() -> None:
     dynamic = configs_of({**EULER, "use_dynamic_shifting": True})
     request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()
     settings = resolve_settings(request, dynamic)
-    shape = (1, 16, 3, 4, 6)
-    saved = SavedLatents(
-        torch.zeros(shape), Path(request.output), 48, 32, 9, request.fps, "float32",
-        video_metadata=jsonable(stored_settings(request, settings)), progress=(2, 4),
-    )  # fmt: skip
+    shape, saved = _stopped_at_step_2(request, settings)
     state = resumed_state(saved, request, settings, shape, torch.device("cpu"), torch.float32, None)
     assert state.done == 2
     for other in (
