@@ -976,6 +976,23 @@ def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
     assert not any("warnings.warn" in line for line in lines) and warnings.showwarning is shown  # put back
 
 
+def test_a_warning_from_a_package_named_like_ours_is_not_taken_for_ours(capsys):
+    # Our folders are matched whole: a plugin installed beside us as motif_lite_extras/ (or kernels_old/ beside a
+    # checkout's kernels/) starts with the same letters, and its warning must keep its category and place.
+    from motif_lite.cli import _warnings_to_stderr
+
+    package = Path(cli.__file__).parent.parent
+    kernels = Path(importlib.util.find_spec("motif_lite.kernels").origin).parent
+    plugin = str(package.with_name(package.name + "_extras") / "hooks.py")
+    old_kernels = str(kernels.with_name(kernels.name + "_old") / "attention.py")
+    with _warnings_to_stderr():
+        warnings.warn_explicit("a plugin's own", UserWarning, plugin, 3)
+        warnings.warn_explicit("an old kernel's own", UserWarning, old_kernels, 4)
+    lines = capsys.readouterr().err.splitlines()
+    assert f"warning: UserWarning: a plugin's own ({plugin}:3)" in lines, lines
+    assert f"warning: UserWarning: an old kernel's own ({old_kernels}:4)" in lines, lines
+
+
 def show_a_run(progress: ProgressBars, steps: int = 50) -> None:
     progress("encode", 2, 2)
     for done in range(steps + 1):

@@ -26,6 +26,7 @@ from motif_lite.errors import ConfigError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime import cost
+from motif_lite.runtime.activation_memory import ImageTowerShape, TextEncoderShape
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.model import WanVAE
 
@@ -150,6 +151,17 @@ def test_text_encoder_shape_refuses_the_sizes_the_run_refuses(tmp_path, text_con
     (tmp_path / "config.json").write_text(json.dumps({"text_config": text_config}))
     with pytest.raises(ConfigError, match=rf"config\.json: {said}$"):
         cost.TextEncoderShape.from_json(tmp_path / "config.json")
+
+
+@pytest.mark.parametrize("shape", [TextEncoderShape, ImageTowerShape])
+def test_a_checkpoint_folders_encoder_shape_refuses_the_sizes_the_run_refuses(tmp_path, shape):
+    # The planner reads a checkpoint folder's text_encoder/config.json through of_checkpoint: checked there as
+    # from_json checks it, or a string size reached the plan's arithmetic (a TypeError, or a repeated string).
+    (tmp_path / "text_encoder").mkdir()
+    config = {"text_config": {"hidden_size": "64"}, "vision_config": {"hidden_size": "64"}}
+    (tmp_path / "text_encoder" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"config\.json: text_config\.hidden_size must be an integer"):
+        shape.of_checkpoint(tmp_path)
 
 
 def test_the_matmul_probe_counts_two_flops_per_multiply_accumulate(monkeypatch):

@@ -694,6 +694,16 @@ WIDE_HEAD_VAE = WanVAEConfig(base_dim=16, dim_mult=(2, 2, 4, 4))
     [(64, 64, 1, True), (64, 64, 2, True), (48, 96, 2, True), (64, 64, 1, False)],
 )
 def test_vae_cpu_conv_workspace_is_the_largest_native_im2col_buffer(height, width, bands, frame_by_frame, vae_config):
+    vae_cpu_conv_workspace_is_measured(height, width, bands, frame_by_frame, vae_config)
+
+
+def test_vae_cpu_conv_workspace_in_many_bands_is_the_mid_blocks_that_unfold_alone():
+    # In 8 bands the mid block's convs, over whole latent frames, unfold the largest buffer: left out, an up
+    # level's band would be counted as the largest.
+    vae_cpu_conv_workspace_is_measured(80, 304, 8, True, VAE)
+
+
+def vae_cpu_conv_workspace_is_measured(height, width, bands, frame_by_frame, vae_config):
     # Independent count: decode for real (float32) and ask PyTorch which backend each 3-D conv takes; its native
     # one (Slow3d) unfolds C_in x taps elements per output pixel and frame. 48x96 splits columns.
     from motif_lite.runtime.vae_memory import vae_decode_cpu_workspace_bytes

@@ -217,3 +217,22 @@ def test_an_output_in_the_home_folder_gets_its_first_frame_file_there(tmp_path, 
     assert resolved.request.image == home / "fox.first-frame.png"
     assert np.array_equal(np.asarray(PIL.Image.open(home / "fox.first-frame.png")), _PIXELS)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_first_frame_that_cannot_be_written_whole_leaves_the_file_it_would_replace(tmp_path, monkeypatch):
+    # A full disk mid-write: the PNG there (a stopped run's first frame, say) must not be left half overwritten.
+    from motif_lite.errors import MotifLiteError
+
+    earlier = tmp_path / "fox.first-frame.png"
+    PIL.Image.fromarray(255 - _PIXELS).save(earlier)
+    before = earlier.read_bytes()
+
+    def save_part_then_fail(image: PIL.Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        Path(fp).write_bytes(b"\x89PNG\r\n")  # what a disk that filled up mid-write leaves
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(PIL.Image.Image, "save", save_part_then_fail)
+    request = GenerationRequest("a fox", **TINY, image=_PIXELS, output=tmp_path / "fox.mp4")
+    with pytest.raises(MotifLiteError, match="cannot write the first frame given in memory"):
+        request.resolve_with_inputs()
+    assert earlier.read_bytes() == before

@@ -190,6 +190,24 @@ def test_dpm_schedule_refuses_a_dynamic_shift_its_scheduler_cannot_take() -> Non
             schedule_for("dpmpp_2m", 4, 15.0, options)
 
 
+@pytest.mark.parametrize("steps", [2, 3])
+def test_a_dpm_dynamic_shift_is_refused_for_few_steps_where_diffusers_repeats_the_first_timestep(steps: int) -> None:
+    # At 2 steps too: a large mu puts the second sigma within 1/T of 1, as diffusers' own table shows.
+    from motif_lite.sampling.schedule import check_dpm_dynamic_options
+
+    for mu in (2.0, 8.0):
+        scheduler = DPMSolverMultistepScheduler.from_config({**DPM, "use_dynamic_shifting": True})
+        scheduler.set_timesteps(steps, mu=mu)
+        repeats = int(scheduler.timesteps[0]) == int(scheduler.timesteps[1])
+        options = ScheduleOptions(time_shift="exponential", mu=mu)
+        if repeats:
+            with pytest.raises(SamplingSettingsError, match="starts at timestep 999 twice"):
+                check_dpm_dynamic_options(steps, options)
+        else:
+            check_dpm_dynamic_options(steps, options)
+        assert repeats == (mu == 8.0), (steps, mu)
+
+
 def test_a_flow_shift_flag_turns_dpm_dynamic_shifting_off_and_resume_compares_its_mu() -> None:
     dynamic = configs_of({**DPM, "use_dynamic_shifting": True})
     request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=4).resolve()

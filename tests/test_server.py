@@ -1551,6 +1551,16 @@ def test_openais_spritesheet_variant_is_said_to_be_one_this_server_does_not_make
     assert error["message"] == "this server makes no sprite sheets (the thumbnail variant is the first frame)"
 
 
+def test_the_preview_of_a_failed_job_is_said_to_be_over_not_yet_to_come(server, pipe, monkeypatch):
+    # A failed job will have no preview either: "yet" would keep a client polling for one.
+    video = a_failed_video(server, pipe, monkeypatch)
+    code, error, _ = server.request("GET", f"/v1/videos/{video.id}/content?variant=preview")
+    assert code == 404 and error["error"]["code"] == "preview_not_ready"
+    assert error["error"]["message"] == (
+        f"no preview of {video.id}: it failed, and a preview exists only while a job is denoising"
+    )
+
+
 def test_an_sdk_client_retrieves_the_model_it_lists(server):
     # `client.models.retrieve` (GET /v1/models/{id}) was a 404 for the served model too, saying "this server speaks
     # OpenAI's Videos API", though the route is one of that API's: a client checking its model found none.
