@@ -4,9 +4,9 @@ Each subcommand module adds its parser with `register(commands)` and imports tor
 handler, so that `motif-lite --help` answers at once. User mistakes (`MotifLiteError`) print `error: ...` and exit
 with code 2 (a parallel run's rank that lost contact with another: 3), Ctrl-C ends it by SIGINT (a shell shows
 130; `main` returns 130), running out of device memory prints `error: out of device memory: ...` and exits with
-code 1; none prints a traceback. While `run` or `decode` works,
-SIGTERM and SIGHUP (`kill`, a batch scheduler's preemption, a closed terminal) and SIGUSR1 and SIGUSR2 (a batch
-scheduler's warning before its time limit, as Slurm's `--signal`) stop it as Ctrl-C does, so that it keeps its work
+code 1; none prints a traceback. While `run` or `decode` works, SIGTERM and SIGHUP (`kill`, a batch scheduler's
+preemption, a closed terminal) and SIGUSR1 and SIGUSR2 (a batch scheduler's warning before its time limit, as
+Slurm's `--signal`) stop it as Ctrl-C does, so that it keeps its work
 (docs/usage.md, "When a run stops"), and it exits with 128 + the signal's number.
 """
 
