@@ -990,9 +990,12 @@ def test_queued_jobs_the_restarted_server_cannot_run_fail_as_its_submission_woul
     # Queued jobs were checked only at submission, against the server of then: restarted with another --lora-dir, a
     # checkpoint without the image encoder or a smaller --max-video, the server loaded the transformer again for a
     # LoRA that is gone, or ran a job past its memory plan. Each now fails before anything loads, with the reason the
-    # restarted server refuses the same body with, and one log line; a job that still fits runs.
+    # restarted server refuses the same body with, and one log line; a job that still fits runs. An extension (of an
+    # uploaded clip) needs the image encoder too, and says so first.
     import base64
     import io
+
+    import imageio_ffmpeg
 
     image = io.BytesIO()
     PIL.Image.new("RGB", (48, 32), (200, 40, 40)).save(image, "PNG")
@@ -1003,22 +1006,35 @@ def test_queued_jobs_the_restarted_server_cannot_run_fail_as_its_submission_woul
         "image": {"prompt": PROMPT, **TINY, "input_reference": first_frame},
         "fits": {"prompt": PROMPT, **TINY},
     }
+    clip = tmp_path / "clip.mp4"  # 48x32, 9 frames: an uploaded video to go on from
+    writer = imageio_ffmpeg.write_frames(str(clip), (48, 32), fps=24, macro_block_size=1)
+    writer.send(None)
+    for index in range(9):
+        writer.send(np.full((32, 48, 3), 40 + 20 * index, np.uint8).tobytes())
+    writer.close()
+    extension = multipart({"prompt": PROMPT, "steps": "1"}, {"extend": ("clip.mp4", clip.read_bytes(), "video/mp4")})
+
+    def submit(server: InProcessServer, name: str) -> tuple[int, dict]:
+        body, headers = extension if name == "extension" else (bodies[name], None)
+        return server.request("POST", "/v1/videos", body, headers)[:2]
+
     data = tmp_path / "data"
     with InProcessServer(lora_pipe, data, lora_dir=lora_dir) as server:
-        ids = {name: server.request("POST", "/v1/videos", body)[1]["id"] for name, body in bodies.items()}
+        ids = {name: submit(server, name)[1]["id"] for name in (*bodies, "extension")}
         server.wait_status(ids["long"], ("in_progress",))
     other_folder = tmp_path / "other-loras"  # another --lora-dir, without the job's file
     other_folder.mkdir()
     restarted = dict(lora_dir=other_folder, image_to_video=False, max_video=(48, 32, 5))
     with InProcessServer(lora_pipe, data, **restarted) as server:
-        for name in ("long", "lora", "image"):
+        for name in ("long", "lora", "image", "extension"):
             failed = server.wait_status(ids[name], ("failed",))
-            code, refused, _ = server.request("POST", "/v1/videos", bodies[name])  # the same body, sent now
+            code, refused = submit(server, name)  # the same body, sent now
             assert code == 400, refused
             said = f"{NO_LONGER_FITS}: {refused['error']['message']}"
             assert failed["error"] == {"code": "invalid_request", "message": said}, name
             lines = [line for line in server.log if ids[name] in line]
             assert len(lines) == 1 and lines[0].startswith(f"{ids[name]}: failed") and said in lines[0], lines
+        assert "which an extension needs" in failed["error"]["message"]  # not a later check's reason
         assert server.wait_status(ids["fits"], ("completed",))["size"] == "48x32"
         assert not any("loading the transformer again" in line for line in server.log)  # nothing loaded for them
         assert not (data / "inputs" / f"{ids['image']}.png").exists()  # its first frame went with the job
