@@ -179,7 +179,8 @@ def test_a_lycoris_change_past_the_largest_float_only_through_the_strength_names
     path = _write(tmp_path / "lokr.safetensors", SCALED_ONLY)  # alpha 6, rank 4: scale 1.5 at strength 1
     below = torch.finfo(torch.float32).max / (4 * 1e18 * 1e18 * 1.5)  # about 56.7
     said = rf"lokr\.safetensors: strength 57 scales the change of {re.escape(FF)} past the largest float \(the "
-    with pytest.raises(LoRAError, match=said + rf"file's change fits at strengths below about {below:.3g}\)"):
+    said += rf"file's change fits at strengths between about {-below:.3g} and {below:.3g}\)"
+    with pytest.raises(LoRAError, match=said):
         read_loras([LoRASpec(path, 57.0)], lora_targets(tiny_transformer()))
     model = tiny_transformer()  # just below, read and merged as numbers
     apply_loras(model, read_loras([LoRASpec(path, 56.0)], lora_targets(model)))
@@ -247,7 +248,7 @@ def test_a_run_merges_a_lokr_and_refuses_one_on_gguf_weights_before_loading(chec
                         r"makes a change past the largest float: the file was edited"),
         # The file's change (4e36) fits; the user's strength takes it past.
         (1e18, None, ":1e42", r"strength 1e\+42 scales the change of {} past the largest float \(the file's change "
-                              r"fits at strengths below about 85\.1\); use a smaller strength"),
+                              r"fits at strengths between about -85\.1 and 85\.1\); use a smaller strength"),
     ],
     ids=["no-alpha", "unscaled-product", "strength"],
 )  # fmt: skip

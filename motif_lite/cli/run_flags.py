@@ -461,7 +461,8 @@ def add_device_flags(group: argparse._ArgumentGroup, *, device_help: str, vram_h
         choices=KERNEL_BACKENDS,
         default="auto",
         help="kernel backend (default auto): auto runs our Triton kernels on an NVIDIA GPU Triton can build for, else "
-        "torch's ops (the same math); a kernel that fails mid-run falls back to torch with a warning",
+        "torch's ops (the same math), and a kernel that fails mid-run falls back to torch with a warning; triton "
+        "stops with the kernel's error instead",
     )
     group.add_argument("--vram", type=vram_gib, metavar="GiB", help=vram_help)
     group.add_argument(

@@ -30,7 +30,8 @@ from motif_lite.weights.shapes import comfy_prefix, without_comfy_prefix
 EXPECTED_ARCH = "motif_video"
 TEXT_ENCODER_ARCH = "t5gemma2_encoder"  # `python -m motif_lite.quantize --component text_encoder`
 # The GGUF files motif-lite reads, by architecture, and where each one goes.
-# Both flags that take each one (--diffusion-model moves a .gguf to --gguf): the message names the one typed.
+# Both flags that take each one are named: --diffusion-model moves a .gguf to --gguf, so which one was typed is not
+# known here.
 GGUF_KINDS = {
     EXPECTED_ARCH: "the Motif-Video transformer, for --gguf or --diffusion-model",
     TEXT_ENCODER_ARCH: "the T5Gemma2 text encoder, for --text-encoder-gguf or --text-encoder",

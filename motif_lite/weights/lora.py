@@ -847,8 +847,8 @@ def _check_scaled_change(spec: LoRASpec, module: str, what: str, unscaled: list[
     if largest(unit_scale) < biggest:  # so |strength × unit_scale| > 1 and the change is not zero
         below = biggest / (unscaled[-1] * abs(unit_scale))
         raise LoRAError(f"{spec.path}: strength {spec.strength:g} scales the change of {module} past the largest "
-                        f"float (the file's change fits at strengths below about {below:.3g}); use a smaller "
-                        "strength")  # fmt: skip
+                        f"float (the file's change fits at strengths between about {-below:.3g} and {below:.3g}); "
+                        "use a smaller strength")  # fmt: skip
     raise LoRAError(f"{spec.path}: {what} makes a change past the largest float: {_EDITED}")
 
 
