@@ -416,7 +416,7 @@ def resolve_settings(
             "only; leave out the first-frame image"
         )
     schedule = _dynamic_schedule(request, configs, sampler.value, transformer.value, schedule, notes)
-    if schedule.time_shift is None and _a_count(request.steps):  # a fixed shift under shift_terminal's stretch
+    if _a_count(request.steps):  # shift_terminal's stretch of the fixed shift's table, or of this size's mu's
         try:
             check_flow_options(int(request.steps), schedule, shift.value)
         except SamplingSettingsError as exc:
@@ -459,8 +459,6 @@ def _dynamic_schedule(
         # flow shift's.
         if SAMPLERS[sampler] == "dpmpp_2m" and _a_count(request.steps):
             check_dpm_dynamic_options(int(request.steps), options)
-        if SAMPLERS[sampler] == "euler" and _a_count(request.steps):  # shift_terminal's stretch with this mu
-            check_flow_options(int(request.steps), options)
     except SamplingSettingsError as exc:
         raise RequestError(str(exc), ("flow_shift",)) from None
     return options
