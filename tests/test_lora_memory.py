@@ -39,10 +39,14 @@ def write_lora(path, shapes: dict[str, tuple[int, int]], modules: list[str]) -> 
 
 
 def lora_bytes(path, dtype: torch.dtype, prefix: str = "") -> int:
-    """The adapter bytes in `dtype`, from the file's own tensors (those of modules under `prefix`)."""
+    """The adapter bytes, from the file's own tensors (those of modules under `prefix`): down and up in `dtype`, and
+    a float32 scale per rank (each down's rows)."""
     with safe_open(str(path), "pt") as f:
         names = [k for k in f.keys() if k.startswith(f"diffusion_model.{prefix}")]  # noqa: SIM118
-        return sum(f.get_slice(k).get_shape()[0] * f.get_slice(k).get_shape()[1] for k in names) * dtype.itemsize
+        shapes = {k: f.get_slice(k).get_shape() for k in names}
+    weights = sum(rows * columns for rows, columns in shapes.values()) * dtype.itemsize
+    scales = sum(shape[0] for k, shape in shapes.items() if k.endswith("lora_down.weight")) * 4
+    return weights + scales
 
 
 @pytest.fixture(scope="module")
