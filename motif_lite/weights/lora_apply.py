@@ -106,8 +106,8 @@ class LoKrLinear(nn.Module):
     [out, in] Kronecker product: with w1 [a, c] and w2 [b, d], x [..., c·d] read as X [..., c, d] gives
     `w1 · X · w2ᵀ` [..., a, b], which read as [..., a·b] is the product's rows applied to x.
 
-    `w1` and `w2` (in the compute dtype) are buffers, moved with the layer's block; `scale` is a float, applied in
-    the compute's own precision (a Python number is not rounded to a 16-bit dtype as a tensor would be)."""
+    `w1` and `w2` (in the compute dtype) are buffers, moved with the layer's block; `scale` stays a Python float,
+    folded into neither (a 16-bit w1 or w2 times a large scale could hold inf where the update is a number)."""
 
     def __init__(self, base: nn.Module, w1: torch.Tensor, w2: torch.Tensor, scale: float) -> None:
         super().__init__()
