@@ -125,8 +125,14 @@ def test_a_lycoris_file_saved_before_training_is_said_to_have_no_effect(tmp_path
          "is a LyCORIS LoHa or LoKr with a Tucker core"),
         ({"lokr_w1_a": torch.randn(8, 3), "lokr_w1_b": torch.randn(3, 2), "lokr_w2_a": W2A, "lokr_w2_b": W2B},
          "has rank 3 in lokr_w1_a and 4 in lokr_w2_a; LyCORIS writes one rank for both: the file was edited"),
+        # The larger rank first: each order is refused, not only the one LyCORIS' lokr_w1_a would win.
+        ({"lokr_w1_a": torch.randn(8, 5), "lokr_w1_b": torch.randn(5, 2), "lokr_w2_a": W2A, "lokr_w2_b": W2B},
+         "has rank 5 in lokr_w1_a and 4 in lokr_w2_a; LyCORIS writes one rank for both: the file was edited"),
         ({"lokr_w1": W1, "lokr_w1_a": W1A, "lokr_w1_b": W1B, "lokr_w2_a": W2A, "lokr_w2_b": W2B},
          "holds lokr_w1 and lokr_w1_a, lokr_w1_b, which LyCORIS never writes together: the file was edited"),
+        # One half of a product beside the whole matrix: without the check, a KeyError for the missing lokr_w1_b.
+        ({"lokr_w1": W1, "lokr_w1_a": W1A, "lokr_w2_a": W2A, "lokr_w2_b": W2B},
+         "holds lokr_w1 and lokr_w1_a, which LyCORIS never writes together: the file was edited"),
         ({"lokr_w1": torch.full((8, 2), 1e30), "lokr_w2": torch.full((32, 32), 1e30)},
          r"lokr\.safetensors: the LoKr of .* makes a change past the largest float: the file was edited"),
         # Each product of w2's elements (1e38) fits, as does w2 times w1 and the scale 1.5; their sum of 4 does not.
@@ -136,9 +142,15 @@ def test_a_lycoris_file_saved_before_training_is_said_to_have_no_effect(tmp_path
         ({"hada_w1_a": torch.ones(256, 2), "hada_w1_b": torch.ones(2, 64), "hada_w2_a": torch.full((256, 2), 1e19),
           "hada_w2_b": torch.full((2, 64), 1e19)},
          "the LoHa of .* makes a change past the largest float"),
+        # w2 alone (sums of 4 products of 1e38) is past the largest float, so the merged weight would be inf, though
+        # its product with the tiny w1 (about 4e28) fits: each side is bounded, not only the change.
+        ({"lokr_w1": torch.full((8, 2), 1e-10), "lokr_w2_a": torch.full((32, 4), 1e19),
+          "lokr_w2_b": torch.full((4, 32), 1e19)},
+         "the LoKr of .* makes a change past the largest float"),
     ],
-    ids=["lokr-missing", "loha-missing", "other-shape", "inner-sizes", "tucker", "unequal-ranks", "w1-twice",
-         "lokr-overflow", "lokr-product-overflow", "loha-overflow"],
+    ids=["lokr-missing", "loha-missing", "other-shape", "inner-sizes", "tucker", "unequal-ranks",
+         "unequal-ranks-larger-first", "w1-twice", "w1-beside-half-a-product", "lokr-overflow",
+         "lokr-product-overflow", "loha-overflow", "lokr-side-overflow"],
 )  # fmt: skip
 def test_a_lycoris_file_that_cannot_be_read_says_why(tmp_path, parts, said):
     with pytest.raises(LoRAError, match=said):
