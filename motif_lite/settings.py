@@ -424,7 +424,8 @@ def resolve_settings(
     # A steps value that is no count (numpy's int64 is one) is the request's own checks' to report, not the shift's.
     if SAMPLERS[sampler.value] == "dpmpp_2m" and _a_count(request.steps):  # the fixed shift's table, or the mu's
         try:
-            check_dpm_options(int(request.steps), schedule, shift.value, shift.origin)
+            named = _shift_named(given.sourced(shift, ("flow_shift",)), audience)
+            check_dpm_options(int(request.steps), schedule, shift.value, named)
         except SamplingSettingsError as exc:
             raise RequestError(str(exc), ("flow_shift",)) from None
     components = _components(configs)
@@ -464,6 +465,17 @@ def _dynamic_schedule(
         return configs.dynamic.options(schedule, latent_tokens(request, configs, transformer), sampler)
     except SamplingSettingsError as exc:
         raise RequestError(str(exc), ("flow_shift",)) from None
+
+
+def _shift_named(shift: Setting[float], audience: Audience) -> str:
+    """The flow shift and where it came from, in `audience`'s words: "--flow-shift 30", "the flow shift 200 of
+    scheduler/scheduler_config.json" (or of a `--settings-from` file), "the official text-to-video shift 15"."""
+    value = f"{shift.value:g}"
+    if shift.source == FLAG:
+        return Spelling(f"--flow-shift {value}", f"flow_shift={value}", f"flow_shift {value}").to(audience)
+    if shift.source in (CHECKPOINT, FILE):
+        return f"the flow shift {value} of {shift.origin}"
+    return f"the {shift.origin} {value}"
 
 
 def _a_count(value: object) -> bool:

@@ -6,6 +6,7 @@ its second step and fails with an IndexError on its last. The edge is found by r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -13,9 +14,10 @@ import torch
 from diffusers import DPMSolverMultistepScheduler
 
 from motif_lite import cli
+from motif_lite.errors import Audience
 from motif_lite.request import OFFICIAL_STEPS, GenerationRequest, RequestError
 from motif_lite.sampling.schedule import schedule_options
-from motif_lite.settings import CheckpointConfigs, resolve_settings
+from motif_lite.settings import CheckpointConfigs, Given, resolve_settings
 
 # The model card's DPMSolverMultistep config (the one `dpm++2m` samples), less its flow shift.
 DPM = {
@@ -64,9 +66,10 @@ def accepts(steps: int, shift: float) -> bool:
     return True
 
 
-@pytest.mark.parametrize("steps", [OFFICIAL_STEPS, 25, 10, 3, 2])
+@pytest.mark.parametrize("steps", [100, OFFICIAL_STEPS, 25, 10, 3, 2])
 def test_a_large_fixed_shift_is_refused_exactly_where_diffusers_fails(steps: int) -> None:
-    good, bad = diffusers_edge(steps, 15.0, 1e4)
+    # At 100 steps the edge (about 11.1) is below the official shift 15: diffusers fails there too.
+    good, bad = diffusers_edge(steps, 1.0, 1e4)
     assert accepts(steps, good) and not accepts(steps, bad), (steps, good, bad)
 
 
@@ -92,11 +95,24 @@ def test_the_refusal_names_the_flag_or_the_config_and_comes_before_loading(check
     base = ["run", "-m", str(checkpoint), "-p", "fox", "-o", str(output), "-W", "48", "-H", "32"]
     base += ["--device", "cpu", "--steps", str(OFFICIAL_STEPS)]
     for extra, named in (
-        (["--flow-shift", "30"], "the flow shift 30 (--flow-shift)"),
-        ([], "the flow shift 200 (scheduler/scheduler_config.json)"),
+        (["--flow-shift", "30"], "error: --flow-shift 30 "),
+        ([], "error: the flow shift 200 of scheduler/scheduler_config.json gives"),
     ):
         code = cli.main([*base, *extra])
         err = capsys.readouterr().err
         assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
         assert named in err and "starts at timestep 999 twice" in err, err
     assert not output.exists()
+
+
+def test_the_refusal_names_an_official_shift_and_a_settings_files() -> None:
+    # At 100 steps diffusers cannot step the official text-to-video shift 15 either.
+    assert not diffusers_steps(100, 15.0)
+    request, _ = GenerationRequest("fox", steps=100, sampler="dpm++2m").resolve()
+    with pytest.raises(RequestError, match="^the official text-to-video shift 15 gives a DPM\\+\\+ schedule of 100"):
+        resolve_settings(request, CheckpointConfigs())
+    from_file = dataclasses.replace(request, flow_shift=30.0)
+    with pytest.raises(RequestError, match="^the flow shift 30 of fox.mp4 gives"):
+        resolve_settings(from_file, CheckpointConfigs(), given=Given(files={"flow_shift": "fox.mp4"}))
+    with pytest.raises(RequestError, match="^flow_shift 30 gives .*or the euler or unipc sampler$"):
+        resolve_settings(from_file, CheckpointConfigs(), audience=Audience.API)

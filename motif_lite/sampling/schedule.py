@@ -190,9 +190,10 @@ def dpm_dynamic_shift(options: ScheduleOptions) -> float:
     return float(np.exp(options.mu))
 
 
-def check_dpm_options(steps: int, options: ScheduleOptions, shift: float = 1.0, origin: str = "") -> None:
+def check_dpm_options(steps: int, options: ScheduleOptions, shift: float = 1.0, named: str = "") -> None:
     """Refuse a shift whose DPM++ table for `steps` diffusers cannot step (SamplingSettingsError): the fixed `shift`
-    (`origin` names where it came from), or the dynamic shift's mu of `options` where they hold one. A first
+    (`named`: how the refusal names it and where it came from), or the dynamic shift's mu of `options` where they
+    hold one. A first
     timestep that repeats (a large shift puts the first sigmas within 1/T of 1; a tiny shift, or a very negative mu,
     rounds them to timestep 0) makes DPMSolverMultistepScheduler, which finds its first step by the timestep's value,
     start at its second step and fail with an IndexError on its last; a first sigma of 0 makes every step NaN. The
@@ -210,7 +211,7 @@ def check_dpm_options(steps: int, options: ScheduleOptions, shift: float = 1.0, 
             f"the dynamic shift's mu {options.mu:g} gives a DPM++ schedule {why}: give a flow shift, or the euler or "
             "unipc sampler"
         )
-    named = f"the flow shift {shift:g}" + (f" ({origin})" if origin else "")
+    named = named or f"the flow shift {shift:g}"
     remedy = "a smaller flow shift or fewer steps" if shift > 1 else "a larger flow shift"
     raise SamplingSettingsError(
         f"{named} gives a DPM++ schedule of {steps} steps {why}: give {remedy}, or the euler or unipc sampler"
