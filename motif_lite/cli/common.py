@@ -138,3 +138,19 @@ def library_bars_kept_out_of_logs(stream: TextIO | None = None) -> Iterator[None
         enable_progress_bars()
         if (loaded := sys.modules.get("transformers.utils.logging")) is not None:
             loaded.enable_progress_bar()
+
+
+def text_from_argv(value: str) -> str:
+    """argparse's type of the prompts: an argument as the UTF-8 text its bytes spell. Under a locale without UTF-8
+    (`LC_ALL=C` with PYTHONUTF8=0, an ASCII one) Python keeps each byte of a UTF-8 character of the command line as
+    a lone surrogate, and a prompt read with "$(cat prompt.txt)" from a UTF-8 file was refused as not UTF-8. Text
+    that is already whole, or bytes that are not UTF-8 either, stay as they came."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:  # lone surrogates: bytes the locale's encoding could not read
+        pass
+    try:
+        return os.fsencode(value).decode("utf-8")
+    except UnicodeError:
+        return value

@@ -30,6 +30,7 @@ from motif_lite.choices import (
     sampler_hint,
     split_size,
 )
+from motif_lite.cli.common import text_from_argv
 from motif_lite.errors import Audience, ConfigError
 from motif_lite.frame_rates import parse_rate
 from motif_lite.io.linked import refuse_file_beside_gguf
@@ -110,12 +111,14 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         "-p",
         "--prompt",
         action=StoreOnce,
+        type=text_from_argv,
         help="what the video shows (required, except with --dry-run, --resume and --settings-from)",
     )
     g.add_argument(
         "-n",
         "--negative-prompt",
         action=StoreOnce,
+        type=text_from_argv,
         default=d.negative_prompt,
         help="what to avoid (default: the official negative prompt)",
     )
