@@ -1297,6 +1297,17 @@ def test_full_queue_is_429(pipe, tmp_path):
             assert server.request("DELETE", f"/v1/videos/{video_id}")[0] == 200
 
 
+def test_a_queue_of_one_says_so_in_words(pipe, tmp_path):
+    # `--max-queue 1` answered "the queue is full (1 jobs queued or running)".
+    with InProcessServer(pipe, tmp_path / "data", max_queue=1) as server:
+        running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+        code, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 429 and error["error"]["message"] == (
+            "the queue is full (1 job queued or running); try again later"
+        ), error
+        assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
+
+
 def test_pagination_with_cursor_limit_and_order(server):
     client = server.client()
     ids = [client.videos.create(prompt=f"{PROMPT} {i}", extra_body=LONG).id for i in range(5)]

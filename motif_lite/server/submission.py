@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from motif_lite.encoders.text import PromptTruncation, load_tokenizer, long_prompts
-from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown
+from motif_lite.errors import Audience, DiskFullError, MotifLiteError, counted, shown
 from motif_lite.frame_rates import rate_said
 from motif_lite.request import (
     API_FIELDS,
@@ -129,8 +129,8 @@ class JobSubmitter:
                 if job is not None:
                     worker.log(f"{job.id}: queued by {sender}")
             if job is None:
-                raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
-                               None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
+                full = f"the queue is full ({counted(config.max_queue, 'job')} queued or running); try again later"
+                raise ApiError(429, full, None, "queue_full", headers={"Retry-After": "30"})
         except (OSError, sqlite3.Error) as exc:  # the data folder: a full disk, a read-only mount
             _remove(kept)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
