@@ -49,7 +49,7 @@ def load_vae(
     check_floats(refs, str(folder), "VAE")
     wanted = [name for name in expected if encoder or not name.startswith(ENCODER_PREFIXES)]
     with TensorFiles() as files:
-        state = {name: files.load(refs[stored_as[name]]).to(device=device, dtype=dtype) for name in wanted}
+        state = {name: files.load(refs[stored_as[name]], dtype).to(device=device, dtype=dtype) for name in wanted}
     if not encoder:
         model.drop_encoder()
     model.load_state_dict(state, strict=True, assign=True)

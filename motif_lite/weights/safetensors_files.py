@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 
 from motif_lite.errors import CheckpointError, listed, shown
 from motif_lite.json_values import read_json_object
+from motif_lite.weights.safetensors_header import SafetensorsHeader, read_header
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 # safetensors' names of the dtypes torch has (weights/safetensors_header.py's DTYPE_BYTES also sizes those it may
@@ -26,6 +27,9 @@ SAFETENSORS_DTYPES = {
 # Those that hold a float weight: fp8 too (weights/float8.py keeps or widens them). Integers and booleans are an
 # int8 export without its scales, or a damaged file: cast to floats they would load without a word and make noise.
 FLOAT_DTYPES = {name: dtype for name, dtype in SAFETENSORS_DTYPES.items() if dtype.is_floating_point}
+# The stored dtypes `TensorFiles.load` casts as it reads; fp8 ones come back as stored (weights/float8.py keeps them,
+# or widens them with their scales).
+CAST_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,13 @@ class TensorRef:
 class TensorFiles:
     """Reads `TensorRef`s, opening each file once, on its first tensor, and closing them all as the `with` block
     ends. Opening a file reads and parses its header again: once per tensor, 1,500 tensors took 4 s on a 2-core
-    CPU (0.05 s opened once). An open file costs no memory: each tensor is read into a tensor of its own."""
+    CPU (0.05 s opened once). A tensor read as stored is a view of the memory-mapped file: its pages count in the
+    process's resident memory once touched, and stay while the file is open or the tensor lives."""
 
     def __init__(self) -> None:
         self._stack = ExitStack()
         self._opened: dict[Path, Any] = {}  # safe_open's handle by file
+        self._headers: dict[Path, SafetensorsHeader] = {}
 
     def __enter__(self) -> TensorFiles:
         return self
@@ -53,14 +59,38 @@ class TensorFiles:
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
 
-    def load(self, ref: TensorRef) -> torch.Tensor:
-        """The tensor `ref` names, read from its file; `CheckpointError` when it cannot be read."""
+    def load(self, ref: TensorRef, cast_to: torch.dtype | None = None) -> torch.Tensor:
+        """The tensor `ref` names, read from its file; `CheckpointError` when it cannot be read. `cast_to`: a 16- or
+        32-bit float tensor stored in another dtype comes back in this one (any other tensor as stored), read with
+        a plain read and cast: cast from the mapping, the file pages it was read from would stay in the process's
+        resident memory until the files close (a bf16 transformer loaded in float32 peaked at its float32 size plus
+        its whole bf16 file)."""
+        stored = SAFETENSORS_DTYPES.get(ref.dtype)
+        if cast_to is not None and stored != cast_to and stored in CAST_DTYPES:
+            return self._read(ref, stored).to(cast_to)
         try:
             if ref.file not in self._opened:
                 self._opened[ref.file] = self._stack.enter_context(safe_open(ref.file, framework="pt"))
             return self._opened[ref.file].get_tensor(ref.name)
         except (SafetensorError, OSError, RuntimeError) as exc:
             raise CheckpointError(f"cannot read tensor {ref.name!r} from {ref.file}: {exc}") from None
+
+    def _read(self, ref: TensorRef, dtype: torch.dtype) -> torch.Tensor:
+        """The tensor `ref` names, as stored (`dtype`), in memory of its own: read from the file, not mapped."""
+        if ref.file not in self._headers:
+            self._headers[ref.file] = read_header(ref.file)
+        entry = self._headers[ref.file].tensors[ref.name]
+        data = bytearray(entry.nbytes)
+        try:
+            with open(ref.file, "rb") as f:
+                f.seek(entry.offset)
+                if f.readinto(data) != entry.nbytes:
+                    raise OSError("the file ended before the tensor")
+        except OSError as exc:
+            raise CheckpointError(f"cannot read tensor {ref.name!r} from {ref.file}: {exc}") from None
+        if not data:  # torch.frombuffer refuses an empty buffer
+            return torch.empty(ref.shape, dtype=dtype)
+        return torch.frombuffer(data, dtype=dtype).reshape(ref.shape)
 
 
 def weight_files(

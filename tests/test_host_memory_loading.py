@@ -1,0 +1,80 @@
+"""Host memory of loading weights stored in another dtype (a bf16 checkpoint loaded in float32, the CPU VAE's
+default): the peak resident memory of a fresh process, against the size of what it loaded.
+
+Cast from the memory-mapped file, each tensor's source pages stayed mapped (and counted in the process's resident
+memory) until every tensor was read: the peak was the float32 weights plus the whole bf16 file, 1.5 times what
+was loaded. Read with plain reads and cast one at a time, the peak is the loaded weights and one tensor more.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import AutoencoderKLWan
+from tiny_transformer import make_reference
+
+MiB = 2**20
+# Above the loaded weights: one tensor read and not yet freed, the allocator's leftovers and the loaders' own
+# code. The copy this guards against is half the weights (a bf16 file under float32 weights): 60 MiB and more here.
+SLACK_BYTES = 24 * MiB
+
+CHILD = """
+import json, sys
+from pathlib import Path
+import torch
+
+def status(field):
+    return int(Path("/proc/self/status").read_text().split(field + ":")[1].split()[0]) * 1024
+
+from motif_lite.vae.loader import load_vae
+from motif_lite.weights.loader import load_transformer
+
+what, folder = sys.argv[1:]
+before = status("VmRSS")
+if what == "transformer":
+    model = load_transformer(folder, dtype=torch.float32)
+else:
+    model = load_vae(folder, dtype=torch.float32)
+loaded = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+print(json.dumps({"peak_above_start": status("VmHWM") - before, "loaded": loaded}))
+"""
+
+
+def peak_of_loading(what: str, folder: Path) -> dict[str, int]:
+    """Load `what` from `folder` in float32 in a fresh process: its peak RSS above the RSS before the load, and
+    the bytes of the loaded model's tensors."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, what, str(folder)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def bf16_checkpoint(tmp_path_factory) -> Path:
+    """A 768-wide transformer (~125 MiB in float32) and a small Wan2.1 VAE, both stored in bf16 as the official
+    checkpoint is."""
+    root = tmp_path_factory.mktemp("bf16")
+    transformer = make_reference(
+        0, num_attention_heads=6, attention_head_dim=128, num_layers=1, num_single_layers=1, num_decoder_layers=1,
+        rope_axes_dim=(16, 56, 56),
+    )  # fmt: skip
+    transformer.to(torch.bfloat16).save_pretrained(root / "transformer")
+    torch.manual_seed(0)
+    AutoencoderKLWan(base_dim=48, z_dim=16).to(torch.bfloat16).save_pretrained(root / "vae")
+    return root
+
+
+@pytest.mark.parametrize("what", ["transformer", "vae"])
+def test_float32_load_of_a_bf16_file_holds_the_weights_once(bf16_checkpoint, what):
+    measured = peak_of_loading(what, bf16_checkpoint)
+    assert measured["loaded"] > 100 * MiB  # big enough that the bf16 file's pages (half of it) would show
+    assert measured["peak_above_start"] <= measured["loaded"] + SLACK_BYTES, (
+        f"loading {measured['loaded'] / MiB:.0f} MiB of float32 weights peaked "
+        f"{measured['peak_above_start'] / MiB:.0f} MiB above the start"
+    )
