@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -59,9 +58,13 @@ def load_transformer(
     check_floats(refs, str(path), "transformer")
     kept = use_float8_linears(model, refs, scales, str(path))  # ComfyUI's fp8 copies stay in 8 bits
     with TensorFiles() as files:
-        # Read in `dtype` (a cast as each tensor is read: the bf16 file's pages do not stay resident under the
-        # float32 weights); fp8 tensors as stored, kept or widened with their scales.
-        read = partial(files.load, cast_to=dtype)
+        # Weights read in `dtype` (cast as each is read: the bf16 file's pages do not stay resident under float32
+        # weights); fp8 ones as stored, kept or widened with their scales, which are read as stored (float32).
+        scale_refs = set(scales.values())
+
+        def read(ref: TensorRef) -> torch.Tensor:
+            return files.load(ref, cast_to=None if ref in scale_refs else dtype)
+
         state = float8_state(
             refs, scales, kept, read, lambda t: t.to(device=device, dtype=dtype), lambda t: t.to(device)
         )
