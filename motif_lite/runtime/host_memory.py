@@ -12,7 +12,9 @@ What lives in host memory (docs/memory.md):
   decoded clip when the VAE decodes in bands (it collects on the host), and everything when the device is the CPU;
 - the process itself: Python, torch and the libraries, and with CUDA the context and the kernels' host side.
 Weights read from GGUF files are memory-mapped: they count as resident once touched, but the kernel can drop
-them again (they are file pages, not anonymous memory).
+them again (they are file pages, not anonymous memory). So are safetensors weights loaded in their stored dtype:
+pages never read (a text-to-video's SigLIP tower, most of the text embedding table) never count, so a CPU run's
+peak measures below this estimate.
 """
 
 from __future__ import annotations
