@@ -18,6 +18,8 @@ import torch
 from diffusers import AutoencoderKLWan
 from tiny_transformer import make_reference
 
+from motif_lite.weights.loader import load_transformer
+
 MiB = 2**20
 # Above the loaded weights: one tensor read and not yet freed, the allocator's leftovers and the loaders' own
 # code. The copy this guards against is half the weights (a bf16 file under float32 weights): 60 MiB and more here.
@@ -78,3 +80,15 @@ def test_float32_load_of_a_bf16_file_holds_the_weights_once(bf16_checkpoint, wha
         f"loading {measured['loaded'] / MiB:.0f} MiB of float32 weights peaked "
         f"{measured['peak_above_start'] / MiB:.0f} MiB above the start"
     )
+
+
+def test_a_tensor_read_and_cast_equals_the_mapped_one_cast(tmp_path):
+    # Shards of a few KB: many tensors at offsets other than the data's start, in several files.
+    reference = make_reference(0).to(torch.bfloat16)
+    reference.save_pretrained(tmp_path / "transformer", max_shard_size="40KB")
+    assert len(list((tmp_path / "transformer").glob("*.safetensors"))) > 2
+    read = load_transformer(tmp_path, dtype=torch.float32).state_dict()  # read with plain reads, then cast
+    mapped = load_transformer(tmp_path, dtype=torch.bfloat16).state_dict()  # views of the mapped files
+    assert read.keys() == mapped.keys()
+    for name, tensor in read.items():
+        assert tensor.dtype == torch.float32 and torch.equal(tensor, mapped[name].float()), name
