@@ -146,7 +146,6 @@ def resolve_requests(
         )
         notes += [replaced] if replaced else []
         notes += empty_prompt_notes(args) + prompt_file_notes(args)
-        notes += name_template_notes(args.output, outputs)
         notes += (sided := one_side_notes(args, request))
         if sided and request.image is not None:
             notes = _without_stretch_size(notes, request)
@@ -304,18 +303,20 @@ def _check_preview_is_no_frame(preview: str, outputs: list[Path], frames: int) -
 _NAME_PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
 
 
-def name_template_notes(output: str | None, outputs: list[Path]) -> list[str]:
-    """The note for an -o that holds a placeholder other tools fill in (`fox_{seed}.mp4`): here the name is taken as
-    written, so every run of such a command writes the same file (the next replacing the last); the note says how
-    a batch's files are numbered and how a script puts the seed in the name itself."""
+def check_no_name_placeholder(output: str | None) -> None:
+    """Refuse an -o that holds a placeholder other tools fill in (`fox_{seed}.mp4`): motif-lite takes a name as
+    written, so the file would be named with the braces and every run of a loop would replace the last one's video.
+    The error says how a script puts the seed in the name itself."""
+    from motif_lite.request import RequestError
+
     if output is None or (placeholder := _NAME_PLACEHOLDER.search(output)) is None:
-        return []
-    files = str(outputs[0]) if len(outputs) == 1 else f"{outputs[0]} ... {outputs[-1]}"
-    return [
-        f"-o {output} has {placeholder[0]}, which motif-lite does not fill in: it writes {files}, and a loop of such "
-        "runs writes the same names over and over; -b N numbers a batch's files -1, -2, ... and each file keeps its "
-        'seed in its metadata; a script names the files itself (-s "$seed" -o "fox_$seed.mp4")'
-    ]
+        return
+    raise RequestError(
+        f"-o {output} has {placeholder[0]}, which motif-lite does not fill in: the file would be named with the "
+        "braces, and each run of a loop would replace the last one's video; name the file in the script instead "
+        '(-s "$seed" -o "fox_$seed.mp4"); -b N numbers a batch\'s files -1, -2, ..., and each file keeps its seed '
+        "in its metadata"
+    )
 
 
 def empty_prompt_notes(args: argparse.Namespace) -> list[str]:
@@ -373,6 +374,7 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
         raise RequestError('the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the video shows, '
                            'e.g. -p "a red fox runs through snow"; an empty prompt is taken only with a first frame '
                            "(-i or --extend), which it then animates with no text")  # fmt: skip
+    check_no_name_placeholder(args.output)
     if args.quantize is not None and args.gguf is not None:  # before any download of either
         raise RequestError(quantized_twice("", args.quantize, args.gguf))
     if args.text_encoder_quantize is not None and args.text_encoder_gguf is not None:  # a .gguf --text-encoder too
