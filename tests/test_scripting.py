@@ -36,3 +36,29 @@ def test_braces_without_a_name_in_them_are_no_placeholder(checkpoint, tmp_path, 
     for plain in ("fox {1}.png", "fox {}.png"):
         assert cli.main([*run_args(checkpoint[0], "-p", "fox", "--dry-run", "-o", str(tmp_path / plain))]) == 0
         assert "does not fill in" not in capsys.readouterr().err, plain
+
+
+@pytest.mark.parametrize("flag", ["-p", "-n"])
+def test_a_value_that_starts_with_a_dash_gets_the_way_to_give_it(checkpoint, capsys, flag):
+    # A line of a prompts file such as "-fox" after -p is taken by argparse for a flag: the error said only that -p
+    # wants a value, which the script had given.
+    extra = ["-p", "fox"] if flag == "-n" else []
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([*run_args(checkpoint[0], *extra, flag, "-fox")])
+    err = capsys.readouterr().err
+    assert stopped.value.code == cli.EXIT_USER_ERROR, err
+    long = {"-p": "--prompt", "-n": "--negative-prompt"}[flag]
+    assert f"a value that starts with a dash is given after '=', as one word: {long}=-fox" in err, err
+    # ... and that way runs it, with the dash kept
+    capsys.readouterr()
+    assert cli.main([*run_args(checkpoint[0], *extra, f"{long}=-fox", "--dry-run")]) == 0
+    assert ("prompt: '-fox'" in capsys.readouterr().out) == (flag == "-p")
+
+
+def test_a_flag_left_without_its_value_gets_no_dash_hint(checkpoint, capsys):
+    # -p followed by another of our flags: the prompt was left out, not one that starts with a dash
+    with pytest.raises(SystemExit):
+        cli.main([*run_args(checkpoint[0], "-p", "--dry-run")])
+    err = capsys.readouterr().err
+    assert "expected one argument" in err, err
+    assert "starts with a dash" not in err, err
