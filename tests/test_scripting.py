@@ -62,3 +62,21 @@ def test_a_flag_left_without_its_value_gets_no_dash_hint(checkpoint, capsys):
     err = capsys.readouterr().err
     assert "expected one argument" in err, err
     assert "starts with a dash" not in err, err
+
+
+@pytest.mark.parametrize(
+    "name, said",
+    [
+        ("clip\r.png", "holds a carriage return (\\r: a Windows line end"),  # `-o "$name.png"`, name from a CRLF file
+        ("two\nlines.png", "holds a control character ('\\n')"),  # a multi-line prompt put in the name
+    ],
+)
+def test_an_output_name_with_a_control_character_is_refused(checkpoint, tmp_path, capsys, name, said):
+    # The file was written as named, the \r out of sight in a listing, and a line break split the `output:` line
+    # that a script reads the file's path from.
+    code = cli.main([*run_args(checkpoint[0], "-p", "fox", "-o", str(tmp_path / name))])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err
+    assert f"error: -o {str(tmp_path / name)!r} {said}" in err, err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -301,6 +301,26 @@ def _check_preview_is_no_frame(preview: str, outputs: list[Path], frames: int) -
 
 # A placeholder other tools fill in an output name: `{seed}`, `{prompt}`, `{date}`, ...
 _NAME_PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
+# C0 control characters and DEL: none belongs in a file name a script prints and reads back.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_no_control_character(output: str | None) -> None:
+    """Refuse an -o whose name holds a control character: a carriage return from a name read out of a CRLF file
+    (`-o "$name.mp4"`), a line break from a multi-line prompt put in the name. The file would be named with it, out
+    of sight in a listing, and a line break would split the `output:` line a script reads from stdout."""
+    from motif_lite.request import RequestError
+
+    if output is None or (control := _CONTROL_CHARACTER.search(output)) is None:
+        return
+    if control[0] == "\r":
+        what = "a carriage return (\\r: a Windows line end, CRLF, of a name read line by line from a file)"
+        fix = "remove it (tr -d '\\r' < names.txt, or name=${name%$'\\r'} in a shell loop)"
+    else:
+        what = f"a control character ({control[0]!r})"
+        fix = "give a name without it"
+    raise RequestError(f"-o {output!r} holds {what}, which would end up in the file's name (and in the output: line "
+                       f"a script reads); {fix}")  # fmt: skip
 
 
 def check_no_name_placeholder(output: str | None) -> None:
@@ -374,6 +394,7 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
         raise RequestError('the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the video shows, '
                            'e.g. -p "a red fox runs through snow"; an empty prompt is taken only with a first frame '
                            "(-i or --extend), which it then animates with no text")  # fmt: skip
+    check_no_control_character(args.output)
     check_no_name_placeholder(args.output)
     if args.quantize is not None and args.gguf is not None:  # before any download of either
         raise RequestError(quantized_twice("", args.quantize, args.gguf))
