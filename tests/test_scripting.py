@@ -3,9 +3,11 @@ What such a script gives by mistake is refused at once with a one-line error (ex
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from motif_lite import cli
 
@@ -80,3 +82,21 @@ def test_an_output_name_with_a_control_character_is_refused(checkpoint, tmp_path
     assert f"error: -o {str(tmp_path / name)!r} {said}" in err, err
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_seed_over_32_bits_is_told_the_seed_that_draws_the_same_noise(checkpoint, capsys):
+    # A seed of ComfyUI's (drawn up to 2**64 - 1) or a diffusers script's torch.Generator().manual_seed(N) was
+    # refused with the range alone, though torch's CPU generator reads only its low 32 bits: its noise is drawable.
+    big = 123456789012
+    code = cli.main(run_args(checkpoint[0], "-p", "fox", "--dry-run", "-s", str(big)))  # the last -s counts
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err
+    (hinted,) = re.findall(r"reads only a seed's low 32 bits: give (\d+) for the same noise", err)
+    shape = (1, 16, 3, 4, 6)  # a latent's noise, as diffusers draws it with the generator it is given
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(big))
+    assert torch.equal(noise, torch.randn(shape, generator=torch.Generator().manual_seed(int(hinted))))
+    assert cli.main(run_args(checkpoint[0], "-p", "fox", "--dry-run", "-s", hinted)) == 0
+    capsys.readouterr()
+    # past 2**64 - 1 torch takes no seed (diffusers fails too): the range alone
+    assert cli.main(run_args(checkpoint[0], "-p", "fox", "--dry-run", "-s", str(2**64))) == cli.EXIT_USER_ERROR
+    assert "low 32 bits" not in capsys.readouterr().err
