@@ -100,3 +100,14 @@ def test_a_seed_over_32_bits_is_told_the_seed_that_draws_the_same_noise(checkpoi
     # past 2**64 - 1 torch takes no seed (diffusers fails too): the range alone
     assert cli.main(run_args(checkpoint[0], "-p", "fox", "--dry-run", "-s", str(2**64))) == cli.EXIT_USER_ERROR
     assert "low 32 bits" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["-p", "-n"])
+def test_a_dash_for_standard_input_is_refused(checkpoint, tmp_path, capsys, flag):
+    # `echo "a fox" | motif-lite run -p -`: a dash, many tools' standard input, made a video of the text "-".
+    extra = ["-p", "fox"] if flag == "-n" else []
+    code = cli.main(run_args(checkpoint[0], *extra, flag, "-", "-o", str(tmp_path / "fox.png")))
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err
+    assert f"error: {flag} - would make the" in err and f'{flag} "$(cat)" reads standard input' in err, err
+    assert list(tmp_path.iterdir()) == []

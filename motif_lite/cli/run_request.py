@@ -305,6 +305,19 @@ _NAME_PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def check_no_stdin_dash(args: argparse.Namespace) -> None:
+    """Refuse a prompt (-p) or negative prompt (-n) that is a single dash, many tools' name for standard input
+    (`echo "a fox" | motif-lite run -p -`): nothing reads standard input, so the video would show the text '-'."""
+    from motif_lite.request import RequestError
+
+    texts = (("-p", "prompt", args.prompt, "prompt.txt"), ("-n", "negative prompt", args.negative_prompt, "neg.txt"))
+    for flag, which, text, file in texts:
+        if text == "-":
+            raise RequestError(f'{flag} - would make the {which} the text "-": motif-lite reads no {which} from '
+                               f'standard input; give the text itself ({flag} "$(cat)" reads standard input, '
+                               f'{flag} "$(cat {file})" a file)')  # fmt: skip
+
+
 def check_no_control_character(output: str | None) -> None:
     """Refuse an -o whose name holds a control character: a carriage return from a name read out of a CRLF file
     (`-o "$name.mp4"`), a line break from a multi-line prompt put in the name. The file would be named with it, out
@@ -394,6 +407,7 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
         raise RequestError('the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the video shows, '
                            'e.g. -p "a red fox runs through snow"; an empty prompt is taken only with a first frame '
                            "(-i or --extend), which it then animates with no text")  # fmt: skip
+    check_no_stdin_dash(args)
     check_no_control_character(args.output)
     check_no_name_placeholder(args.output)
     if args.quantize is not None and args.gguf is not None:  # before any download of either
