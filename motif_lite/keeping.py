@@ -10,7 +10,6 @@ when sampling stops early or runs long, the denoised latents when the decode fai
 from __future__ import annotations
 
 import logging
-import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from motif_lite.io.latents import SavedLatents, latents_path
 from motif_lite.io.latents_saving import LatentsFile, LatentsSaveError
 from motif_lite.sampling import SamplingState
+from motif_lite.shell_syntax import posix_quoted
 from motif_lite.stopping import Terminated
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def keep(keeper: LatentsFile, saved: SavedLatents) -> str:
 def _left(keeper: LatentsFile) -> str:
     """What a save stopped halfway leaves: the file as an earlier save of this run wrote it, or as it was."""
     path, saved = keeper.path, keeper.kept
-    quoted = shlex.quote(str(path))
+    quoted = posix_quoted(str(path))
     if saved is not None and saved.denoised:
         return f"{path} holds the denoised latents an earlier save kept: motif-lite decode {quoted} ({PYTHON_DECODE})"
     if saved is not None:
@@ -118,7 +118,7 @@ def _left(keeper: LatentsFile) -> str:
 def _kept(path: Path, saved: SavedLatents, moved: str | None = None) -> str:
     """What to tell the user of latents saved in `path`: how to make the video, or to go on sampling; `moved`: why
     they are not beside the output (`LatentsFile.moved`)."""
-    quoted = shlex.quote(str(path))
+    quoted = posix_quoted(str(path))
     where = f"{path} ({moved})" if moved else str(path)
     # Said to `motif-lite run` and to Python's generate alike (a warning, or the error's message): both ways.
     if saved.denoised:

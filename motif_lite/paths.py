@@ -8,13 +8,13 @@ import errno
 import ntpath
 import os
 import re
-import shlex
 import sys
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.shell_syntax import posix_quoted
 
 
 def user_path(value: str | os.PathLike) -> Path:
@@ -63,7 +63,7 @@ def quoted(path: str | os.PathLike) -> str:
     name: `'C:\\Users\\John Smith\\fox.mp4'` named no file there)."""
     text = str(path)
     if sys.platform != "win32":
-        return shlex.quote(text)
+        return posix_quoted(text)
     return text if text and _PLAIN_ON_WINDOWS.fullmatch(text) else '"' + text.replace('"', '\\"') + '"'
 
 
@@ -203,9 +203,9 @@ def url_fix(given: str, flag: str, default_name: str) -> str | None:
     if not is_url(given):
         return None
     if (local := file_url_path(given)) is not None:
-        return f"give its path, {flag} {shlex.quote(local)}"
-    name = shlex.quote(Path(given.split("?")[0].rstrip("/")).name or default_name)
-    return f"download it first, e.g. curl -L -o {name} {shlex.quote(given)}, then give {flag} {name}"
+        return f"give its path, {flag} {posix_quoted(local)}"
+    name = posix_quoted(Path(given.split("?")[0].rstrip("/")).name or default_name)
+    return f"download it first, e.g. curl -L -o {name} {posix_quoted(given)}, then give {flag} {name}"
 
 
 def file_in_the_way(folder: Path) -> Path | None:

@@ -35,7 +35,7 @@ class ProgressBars:
             self.stage = stage
             unit = self.UNITS.get(stage, "it")
             stream = self.file if self.file is not None else sys.stderr
-            bar = tqdm if _in_a_notebook() or _is_terminal(stream) else LogLines
+            bar = tqdm if shows_bars_in_place(stream) else LogLines
             # `initial`: a resumed run's bar starts at the steps already done.
             self.bar = bar(total=total, initial=done, desc=f"{stage:>7}", unit=unit, file=self.file)
         self.bar.update(done - self.bar.n)
@@ -81,6 +81,11 @@ class LogLines:
         text = tqdm.format_meter(self.n, self.total, now - self.start, prefix=self.desc, unit=self.unit,
                                  initial=self.initial, ascii=not _writes_unicode(stream))  # fmt: skip
         print(text, file=stream, flush=True)
+
+
+def shows_bars_in_place(stream: TextIO) -> bool:
+    """Whether text written to `stream` shows a bar redrawn in place: a terminal, or a notebook's cell."""
+    return _in_a_notebook() or _is_terminal(stream)
 
 
 def _in_a_notebook() -> bool:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import unicodedata
 
 from motif_lite.errors import Audience
+from motif_lite.shell_syntax import posix_quoted
 
 # Languages by the script of their letters (the first word of the letters' Unicode names): kana is Japanese also where
 # kanji ("CJK", Chinese characters) outnumber it; other scripts are named as scripts (Cyrillic, Arabic, ...).
@@ -93,7 +93,7 @@ def _lora_tags_note(tags: list[re.Match], label: str, audience: Audience) -> str
         fix = f'loras {json.dumps(entries)} (docs/server.md, "Per-job LoRAs")'
     else:
         flags = " ".join(
-            f"--lora {shlex.quote(file + (f':{strength}' if strength else ''))}" for file, strength in files
+            f"--lora {posix_quoted(file + (f':{strength}' if strength else ''))}" for file, strength in files
         )
         fix = f'{flags} (docs/usage.md, "LoRA adapters")'
     return (

@@ -77,7 +77,7 @@ from motif_lite.sampling.schedule import (
     DynamicShift,
     SamplingSettingsError,
     ScheduleOptions,
-    check_dpm_dynamic_options,
+    check_dpm_options,
     check_flow_options,
     dynamic_shift,
     schedule_options,
@@ -421,6 +421,13 @@ def resolve_settings(
             check_flow_options(int(request.steps), schedule, shift.value)
         except SamplingSettingsError as exc:
             raise RequestError(str(exc), ("flow_shift",)) from None
+    # A steps value that is no count (numpy's int64 is one) is the request's own checks' to report, not the shift's.
+    if SAMPLERS[sampler.value] == "dpmpp_2m" and _a_count(request.steps):  # the fixed shift's table, or the mu's
+        try:
+            named = _shift_named(given.sourced(shift, ("flow_shift",)), audience)
+            check_dpm_options(int(request.steps), schedule, shift.value, named)
+        except SamplingSettingsError as exc:
+            raise RequestError(str(exc), ("flow_shift",)) from None
     components = _components(configs)
     settings = Settings(
         request, sampler, shift, guidance, transformer, components, tuple(notes), schedule, dtype, first_step
@@ -440,7 +447,8 @@ def _dynamic_schedule(
     wins, as the order of precedence says; diffusers would ignore it), nor a linear one for DPM++ (whose scheduler
     shifts dynamically by exp(mu) only). mu comes from the latent tokens as the pipeline counts them: latent frames,
     height and width, each divided by the transformer's patch. A mu that gives no schedule, or a DPM++ one that
-    diffusers cannot step (`check_dpm_dynamic_options`), is a RequestError naming the flow shift."""
+    diffusers cannot step (`check_dpm_options`, which `resolve_settings` asks), is a RequestError naming the flow
+    shift."""
     if configs.dynamic is None:
         return schedule
     origin = "use_dynamic_shifting of scheduler/scheduler_config.json"
@@ -454,14 +462,20 @@ def _dynamic_schedule(
         )
         return schedule
     try:
-        options = configs.dynamic.options(schedule, latent_tokens(request, configs, transformer), sampler)
-        # A steps value that is no count (numpy's int64 is one) is the request's own checks' to report, not the
-        # flow shift's.
-        if SAMPLERS[sampler] == "dpmpp_2m" and _a_count(request.steps):
-            check_dpm_dynamic_options(int(request.steps), options)
+        return configs.dynamic.options(schedule, latent_tokens(request, configs, transformer), sampler)
     except SamplingSettingsError as exc:
         raise RequestError(str(exc), ("flow_shift",)) from None
-    return options
+
+
+def _shift_named(shift: Setting[float], audience: Audience) -> str:
+    """The flow shift and where it came from, in `audience`'s words: "--flow-shift 30", "the flow shift 200 of
+    scheduler/scheduler_config.json" (or of a `--settings-from` file), "the official text-to-video shift 15"."""
+    value = f"{shift.value:g}"
+    if shift.source == FLAG:
+        return Spelling(f"--flow-shift {value}", f"flow_shift={value}", f"flow_shift {value}").to(audience)
+    if shift.source in (CHECKPOINT, FILE):
+        return f"the flow shift {value} of {shift.origin}"
+    return f"the {shift.origin} {value}"
 
 
 def _a_count(value: object) -> bool:

@@ -17,10 +17,22 @@ def on_windows() -> bool:
     return os.name == "nt"
 
 
+def posix_quoted(text: str) -> str:
+    """`text` as one argument of a POSIX shell, as shlex quotes it, except that a leading `~/` (or a lone `~`) stays
+    outside the quotes: a shell expands `~` only unquoted, so `'~/x.gguf'` named a folder `~` in the current one."""
+    if text == "~":
+        return text
+    if text.startswith("~/"):
+        rest = text[2:]
+        return "~/" + (shlex.quote(rest) if rest else "")
+    return shlex.quote(text)
+
+
 def quoted(text: str) -> str:
-    """`text` as one argument: as shlex quotes it, or in PowerShell's single quotes (a quote inside doubled)."""
+    """`text` as one argument: as `posix_quoted` quotes it, or in PowerShell's single quotes (a quote inside
+    doubled)."""
     if not on_windows():
-        return shlex.quote(text)
+        return posix_quoted(text)
     return text if _PLAIN.fullmatch(text) else _single_quoted(text)
 
 
@@ -28,7 +40,7 @@ def variable_set(name: str, value: str, windows_value: str | None = None) -> str
     """Setting the environment variable `name` for the commands after it: `NAME=value`, or PowerShell's
     `$env:NAME = 'value'` with `windows_value` where a POSIX example path (`/big/disk/...`) would mislead."""
     if not on_windows():
-        return f"{name}={shlex.quote(value)}"
+        return f"{name}={posix_quoted(value)}"
     return f"$env:{name} = {_single_quoted(windows_value or value)}"
 
 
@@ -63,7 +75,7 @@ def file_text(path: str) -> str:
     """An argument that is the whole text of the file `path`: `"$(cat FILE)"`, or PowerShell's
     `(Get-Content -Raw FILE)`."""
     if not on_windows():
-        return f'"$(cat {shlex.quote(path)})"'
+        return f'"$(cat {posix_quoted(path)})"'
     return f"(Get-Content -Raw {quoted(path)})"
 
 

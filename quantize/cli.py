@@ -17,6 +17,7 @@ from motif_lite.devices import checked_device
 from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
 from motif_lite.flag_spelling import ValueNamingParser, closest_flag, option_strings, spelled
 from motif_lite.paths import path_arg
+from motif_lite.shell_syntax import posix_quoted
 from motif_lite.stopping import EXIT_INTERRUPTED, Terminated, exit_with, signals_interrupt
 from motif_lite.units import file_size
 
@@ -220,7 +221,7 @@ def next_steps(src: Path, out: Path, component: Component) -> str:
     else:  # a single file or a GGUF: where the checkpoint is, we cannot tell
         checkpoint = "CHECKPOINT"
     flag = "--gguf" if component.name == "transformer" else "--text-encoder-gguf"
-    use = f"-m {shlex.quote(checkpoint)} {flag} {shlex.quote(str(out))}"
+    use = f"-m {posix_quoted(checkpoint)} {flag} {posix_quoted(str(out))}"
     return f'next: motif-lite check {use}, then motif-lite run {use} -p "..."'
 
 

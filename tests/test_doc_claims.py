@@ -324,8 +324,8 @@ MEMORY_CLAIMS = {
     "VAE_TILES": rf"VAE tiles {NUMBER}/{NUMBER}, {NUMBER}/{NUMBER} →",
     "VAE_BANDS": rf"then {NUMBER}, {NUMBER}, {NUMBER} exact bands",
     "DEQUANT_BYTES_PER_WEIGHT": rf"largest linear \(7680 x 1536\) x {NUMBER} bytes",
-    "VAE_CACHE_ELEMS_PER_PIXEL": rf"causal caches {NUMBER}",
-    "VAE_CACHE_CHANNELS": rf"2 · \({NUMBER}/64 \+ {NUMBER}/16 \+ {NUMBER}/4 \+ {NUMBER}\)",
+    "decoder_caches of Wan2.1 per pixel": rf"causal caches {NUMBER}",
+    "decoder_caches of Wan2.1 in channels": rf"2 · \({NUMBER}/64 \+ {NUMBER}/16 \+ {NUMBER}/4 \+ {NUMBER}\)",
     "VAE_WORK_ELEMS_PER_PIXEL": rf"frame by frame \({NUMBER} counted\)",
     "VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK": rf"with 4 frames at once \({NUMBER}\)",
     "VAE_ENCODE_ELEMS_PER_PIXEL": rf"~{NUMBER} elements per input pixel",
@@ -335,7 +335,9 @@ MEMORY_CLAIMS = {
 
 def _planner_constants() -> dict[str, list[float]]:
     from motif_lite.runtime import activation_memory, planner, vae_memory
+    from motif_lite.vae.config import WanVAEConfig
 
+    wan21_caches = vae_memory.decoder_caches(WanVAEConfig())
     return {
         "ESTIMATE_MARGIN": [planner.ESTIMATE_MARGIN],
         "WORKSPACE_BYTES": [planner.WORKSPACE_BYTES / planner.MiB],
@@ -346,8 +348,11 @@ def _planner_constants() -> dict[str, list[float]]:
         "VAE_TILES": [n for tile in planner.VAE_TILES for n in (tile.size, tile.overlap)],
         "VAE_BANDS": list(planner.VAE_BANDS),
         "DEQUANT_BYTES_PER_WEIGHT": [planner.DEQUANT_BYTES_PER_WEIGHT],
-        "VAE_CACHE_ELEMS_PER_PIXEL": [vae_memory.VAE_CACHE_ELEMS_PER_PIXEL],
-        "VAE_CACHE_CHANNELS": list(vae_memory.VAE_CACHE_CHANNELS),
+        "decoder_caches of Wan2.1 per pixel": [wan21_caches.elems_per_pixel()],
+        # Channels per resolution: the caches read from the decoder keep 2 past frames of each.
+        "decoder_caches of Wan2.1 in channels": [
+            n / 2 for n in (wan21_caches.lower + wan21_caches.levels[0], *wan21_caches.levels[1:])
+        ],
         "VAE_WORK_ELEMS_PER_PIXEL": [vae_memory.VAE_WORK_ELEMS_PER_PIXEL],
         "VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK": [vae_memory.VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK],
         "VAE_ENCODE_ELEMS_PER_PIXEL": [vae_memory.VAE_ENCODE_ELEMS_PER_PIXEL],

@@ -273,7 +273,10 @@ def test_a_wrapped_layers_adapter_computes_in_the_dtype_asked_for():
         applied = apply_loras(model, [LoRAFile(LoRASpec(Path("style.safetensors")), "peft", [update])], dtype)
         assert applied.wrapped == 1 and isinstance(model[0], LoRALinear)
         assert model[0].down.dtype == model[0].up.dtype == expected
-        assert torch.equal(model[0].up.float(), torch.full((4, 2), 0.5))  # the scale folded into B
+        # The scale kept in float32 beside B rather than folded into it (a 16-bit B times a large scale is inf).
+        assert torch.equal(model[0].up.float(), torch.ones(4, 2)) and model[0].scale.dtype == torch.float32
+        x = torch.ones(1, 8, dtype=expected)
+        assert torch.equal(model[0](x).float(), torch.full((1, 4), 0.5 * 2 * 8))
 
 
 def test_a_lora_is_checked_against_the_gguf_where_the_checkpoint_has_no_transformer_weights(

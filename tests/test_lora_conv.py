@@ -146,8 +146,8 @@ def test_the_memory_plan_counts_no_adapter_bytes_for_the_merged_conv(setup):
     (read,) = loras_for_config([LoRASpec(files["peft"])], config)
     assert CONV in {u.module for u in read.updates}  # read before any weight, by the run's check
     linears = [u for u in read.updates if u.module != CONV]
-    assert side_adapter_bytes([read], torch.bfloat16) == {
-        u.module: (RANK * u.down.shape[1] * 2, u.up.shape[0] * RANK * 2) for u in linears
+    assert side_adapter_bytes([read], torch.bfloat16) == {  # down and up in bf16, a float32 scale per rank
+        u.module: (RANK * u.down.shape[1] * 2, u.up.shape[0] * RANK * 2, RANK * 4) for u in linears
     }
 
 

@@ -1,7 +1,8 @@
 """LyCORIS LoHa and LoKr files (kohya-style keys: `<module>.hada_w1_a`, `.lokr_w1`, ..., `.alpha`): merged into the
 linears' float weights as LyCORIS defines the change (LoHa `(w1a·w1b) ⊙ (w2a·w2b)`, LoKr `w1 ⊗ w2`, times
 strength × alpha / rank), checked here against that definition computed by hand; refused, before any weight is
-read, on a linear the transformer holds packed, and for the variants not read (Tucker cores, convolutions)."""
+read, for the variants not read (Tucker cores, convolutions). On packed linears they are kept beside the weight:
+tests/test_lora_packed.py."""
 
 from __future__ import annotations
 
@@ -106,18 +107,6 @@ def test_a_lycoris_file_without_alpha_has_scale_one_and_strength_zero_changes_no
     assert torch.equal(model.get_submodule(FF).weight, original)
 
 
-def test_a_lokr_on_a_packed_linear_is_refused_before_any_weight_is_read(tmp_path):
-    # Its full-rank change cannot be kept beside packed blocks as a LoRA's two thin factors are.
-    path = _write(tmp_path / "lokr.safetensors", LOKR["both-whole"][0])
-    packed = tiny_transformer(quantized=True)  # its feed-forward linears hold Q8_0 blocks
-    said = "is a LyCORIS LoKr, whose change of each layer is full-rank: it merges into plain weights only, and this "
-    with pytest.raises(LoRAError, match=re.escape(said) + rf"transformer holds {re.escape(FF)} quantized"):
-        read_loras([LoRASpec(path)], lora_targets(packed), diff_targets(packed))
-    (read,) = read_loras([LoRASpec(path)], lora_targets(packed))  # read without the model's tensors: refused when
-    with pytest.raises(LoRAError, match=re.escape(said)):  # applied, before any layer is changed
-        apply_loras(packed, [read])
-
-
 def test_a_lycoris_file_saved_before_training_is_said_to_have_no_effect(tmp_path):
     parts = {**LOKR["w1-whole-w2-product"][0], "lokr_w2_b": torch.zeros(4, 32)}  # LyCORIS starts w2_b at zero
     (read,) = read_loras([LoRASpec(_write(tmp_path / "lokr.safetensors", parts))], lora_targets(tiny_transformer()))
@@ -136,8 +125,14 @@ def test_a_lycoris_file_saved_before_training_is_said_to_have_no_effect(tmp_path
          "is a LyCORIS LoHa or LoKr with a Tucker core"),
         ({"lokr_w1_a": torch.randn(8, 3), "lokr_w1_b": torch.randn(3, 2), "lokr_w2_a": W2A, "lokr_w2_b": W2B},
          "has rank 3 in lokr_w1_a and 4 in lokr_w2_a; LyCORIS writes one rank for both: the file was edited"),
+        # The larger rank first: each order is refused, not only the one LyCORIS' lokr_w1_a would win.
+        ({"lokr_w1_a": torch.randn(8, 5), "lokr_w1_b": torch.randn(5, 2), "lokr_w2_a": W2A, "lokr_w2_b": W2B},
+         "has rank 5 in lokr_w1_a and 4 in lokr_w2_a; LyCORIS writes one rank for both: the file was edited"),
         ({"lokr_w1": W1, "lokr_w1_a": W1A, "lokr_w1_b": W1B, "lokr_w2_a": W2A, "lokr_w2_b": W2B},
          "holds lokr_w1 and lokr_w1_a, lokr_w1_b, which LyCORIS never writes together: the file was edited"),
+        # One half of a product beside the whole matrix: without the check, a KeyError for the missing lokr_w1_b.
+        ({"lokr_w1": W1, "lokr_w1_a": W1A, "lokr_w2_a": W2A, "lokr_w2_b": W2B},
+         "holds lokr_w1 and lokr_w1_a, which LyCORIS never writes together: the file was edited"),
         ({"lokr_w1": torch.full((8, 2), 1e30), "lokr_w2": torch.full((32, 32), 1e30)},
          r"lokr\.safetensors: the LoKr of .* makes a change past the largest float: the file was edited"),
         # Each product of w2's elements (1e38) fits, as does w2 times w1 and the scale 1.5; their sum of 4 does not.
@@ -147,9 +142,15 @@ def test_a_lycoris_file_saved_before_training_is_said_to_have_no_effect(tmp_path
         ({"hada_w1_a": torch.ones(256, 2), "hada_w1_b": torch.ones(2, 64), "hada_w2_a": torch.full((256, 2), 1e19),
           "hada_w2_b": torch.full((2, 64), 1e19)},
          "the LoHa of .* makes a change past the largest float"),
+        # w2 alone (sums of 4 products of 1e38) is past the largest float, so the merged weight would be inf, though
+        # its product with the tiny w1 (about 4e28) fits: each side is bounded, not only the change.
+        ({"lokr_w1": torch.full((8, 2), 1e-10), "lokr_w2_a": torch.full((32, 4), 1e19),
+          "lokr_w2_b": torch.full((4, 32), 1e19)},
+         "the LoKr of .* makes a change past the largest float"),
     ],
-    ids=["lokr-missing", "loha-missing", "other-shape", "inner-sizes", "tucker", "unequal-ranks", "w1-twice",
-         "lokr-overflow", "lokr-product-overflow", "loha-overflow"],
+    ids=["lokr-missing", "loha-missing", "other-shape", "inner-sizes", "tucker", "unequal-ranks",
+         "unequal-ranks-larger-first", "w1-twice", "w1-beside-half-a-product", "lokr-overflow",
+         "lokr-product-overflow", "loha-overflow", "lokr-side-overflow"],
 )  # fmt: skip
 def test_a_lycoris_file_that_cannot_be_read_says_why(tmp_path, parts, said):
     with pytest.raises(LoRAError, match=said):
@@ -221,21 +222,17 @@ def checkpoint(tmp_path_factory):
     return root, gguf
 
 
-def test_a_run_merges_a_lokr_and_refuses_one_on_gguf_weights_before_loading(checkpoint, tmp_path, capsys, monkeypatch):
+def test_a_run_merges_a_lokr_into_float_weights_and_keeps_it_beside_gguf_ones(checkpoint, tmp_path, capsys):
     root, gguf = checkpoint
     lokr = _write(tmp_path / "lokr.safetensors", LOKR["both-products"][0])
     base = ["run", "-m", str(root), "-p", "a fox", "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
-    base += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4")]
-    assert cli_main([*base, "--lora", f"{lokr}:0.7"]) == 0
-    assert "loras: lokr.safetensors x0.7 (lycoris, 1 layer); 1 layer merged" in capsys.readouterr().out
-    import motif_lite.encoders.text as text
-
-    monkeypatch.setattr(text, "load_text_encoder", lambda *a, **k: pytest.fail("loaded weights for a refused LoRA"))
-    for dry_run in ([], ["--dry-run"]):
-        assert cli_main([*base, "--gguf", str(gguf), "--lora", str(lokr), *dry_run]) == cli.EXIT_USER_ERROR
-        err = capsys.readouterr().err
-        assert "is a LyCORIS LoKr, whose change of each layer is full-rank: it merges into plain weights only" in err
-        assert "Traceback" not in err and "Memory plan" not in err
+    base += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "--lora", f"{lokr}:0.7"]
+    assert cli_main([*base, "-o", str(tmp_path / "float.mp4")]) == 0
+    assert "loras: lokr.safetensors x0.7 (lycoris, 1 layer); 1 layer merged, 0 unmerged" in capsys.readouterr().out
+    # Was refused on GGUF weights, the full-rank change being made only to merge it.
+    assert cli_main([*base, "--gguf", str(gguf), "-o", str(tmp_path / "gguf.mp4")]) == 0
+    out = capsys.readouterr().out
+    assert "loras: lokr.safetensors x0.7 (lycoris, 1 layer); 0 layers merged, 1 unmerged (packed)" in out, out
 
 
 @pytest.mark.parametrize(
@@ -285,7 +282,7 @@ def test_a_peft_file_with_lycoris_modules_keeps_peft_alpha_for_its_lora_modules(
     assert update.module == query and update.scale == pytest.approx(STRENGTH * 8 / 2)  # PEFT's lora_alpha / r
 
 
-def test_a_lokr_or_diff_on_a_quantize_pipeline_is_refused_before_the_transformer_is_let_go(checkpoint, tmp_path):
+def test_a_diff_on_a_quantize_pipeline_is_refused_before_the_transformer_is_let_go(checkpoint, tmp_path):
     from test_lora import frames
 
     from motif_lite import load_pipeline
@@ -293,26 +290,20 @@ def test_a_lokr_or_diff_on_a_quantize_pipeline_is_refused_before_the_transformer
     from motif_lite.server.schema import ApiError
 
     root, _ = checkpoint
-    lokr = _write(tmp_path / "lokr.safetensors", LOKR["both-whole"][0])
     diff = tmp_path / "diff.safetensors"
     save_file({f"diffusion_model.{FF}.diff": torch.zeros(256, 64)}, diff)
     float_model = tiny_transformer()
-    on_float = read_loras([LoRASpec(lokr), LoRASpec(diff)], lora_targets(float_model), diff_targets(float_model))
+    (on_float,) = read_loras([LoRASpec(diff)], lora_targets(float_model), diff_targets(float_model))
     pipe = load_pipeline(root, quantize="Q8_0", dtype=torch.float32, device="cpu", kernels="torch")
     (tmp_path / "before").mkdir()
     transformer, before = pipe.transformer, frames(pipe, tmp_path / "before")
-    packed = "whose change of each layer is full-rank: it merges into plain weights only"
-    for mistake, said in [
-        ([lokr], packed),
-        ([on_float[0]], packed),  # read as run reads them, against the float transformer
-        ([diff], "which this transformer holds quantized"),
-        ([on_float[1]], "which this transformer holds quantized"),
-    ]:
-        with pytest.raises(LoRAError, match=said):
+    packed = "which this transformer holds quantized"
+    for mistake in ([diff], [on_float]):  # the file, and as run reads it, against the float transformer
+        with pytest.raises(LoRAError, match=packed):
             pipe.set_loras(mistake)
         assert pipe.transformer is transformer
     with pytest.raises(ApiError, match=packed) as refused:  # the server refuses such a job when it is sent
-        check_loras_fit(pipe, [(lokr, 1.0)], tmp_path)
+        check_loras_fit(pipe, [(diff, 1.0)], tmp_path)
     assert refused.value.status == 400
     (tmp_path / "after").mkdir()
     assert np.array_equal(frames(pipe, tmp_path / "after"), before)

@@ -1,5 +1,5 @@
 """The memory plan counts the LoRA adapters kept beside packed (GGUF) linears, where they live: with their block,
-resident or streamed; a LoRA merged into float weights adds nothing."""
+resident or streamed; a LoRA merged into float weights adds nothing; LoHa and LoKr factors count as kept."""
 
 from __future__ import annotations
 
@@ -39,10 +39,14 @@ def write_lora(path, shapes: dict[str, tuple[int, int]], modules: list[str]) -> 
 
 
 def lora_bytes(path, dtype: torch.dtype, prefix: str = "") -> int:
-    """The adapter bytes in `dtype`, from the file's own tensors (those of modules under `prefix`)."""
+    """The adapter bytes, from the file's own tensors (those of modules under `prefix`): down and up in `dtype`, and
+    a float32 scale per rank (each down's rows)."""
     with safe_open(str(path), "pt") as f:
         names = [k for k in f.keys() if k.startswith(f"diffusion_model.{prefix}")]  # noqa: SIM118
-        return sum(f.get_slice(k).get_shape()[0] * f.get_slice(k).get_shape()[1] for k in names) * dtype.itemsize
+        shapes = {k: f.get_slice(k).get_shape() for k in names}
+    weights = sum(rows * columns for rows, columns in shapes.values()) * dtype.itemsize
+    scales = sum(shape[0] for k, shape in shapes.items() if k.endswith("lora_down.weight")) * 4
+    return weights + scales
 
 
 @pytest.fixture(scope="module")
@@ -357,3 +361,28 @@ def test_a_queued_job_whose_loras_a_restarted_servers_plan_has_no_room_for_fails
         assert pipe.loras is None
     finally:
         store.close()
+
+
+def test_a_plan_on_gguf_weights_counts_a_lokrs_and_a_lohas_factors(checkpoint, tmp_path):
+    # LoHa and LoKr files were refused on packed layers; kept beside them now, their tensors count as a LoRA's do:
+    # the LoKr's w1 and w2 in the run's dtype, the LoHa as a LoRA of rank r1·r2 (down, up and a float32 scale).
+    root, gguf, _ = checkpoint
+    sources = locate_sources(root, gguf)
+    ff = "transformer_blocks.0.ff.net.0.proj"
+    out_features, in_features = linear_shapes(build_model(sources.transformer.value))[ff]
+    g = torch.Generator().manual_seed(0)
+    lokr, loha = tmp_path / "lokr.safetensors", tmp_path / "loha.safetensors"
+    w1, w2 = torch.randn(8, 2, generator=g), torch.randn(out_features // 8, in_features // 2, generator=g)
+    save_file({f"lora_unet_{ff.replace('.', '_')}.lokr_w1": w1, f"lora_unet_{ff.replace('.', '_')}.lokr_w2": w2}, lokr)
+    hada = {"hada_w1_a": (out_features, 2), "hada_w1_b": (2, in_features), "hada_w2_a": (out_features, 3),
+            "hada_w2_b": (3, in_features)}  # fmt: skip
+    save_file({f"lora_unet_{ff.replace('.', '_')}.{n}": torch.randn(*s, generator=g) for n, s in hada.items()}, loha)
+    dtype = torch.bfloat16
+    without = resident_weights(plan_generation(REQUEST, sources, dtype=dtype, device="cpu"))
+    for path, expected in [
+        (lokr, (w1.numel() + w2.numel()) * 2),
+        (loha, 6 * (in_features + out_features) * 2 + 6 * 4),
+    ]:
+        loras = check_loras([LoRASpec(path, 0.8)], sources)
+        with_file = resident_weights(plan_generation(REQUEST, sources, dtype=dtype, device="cpu", loras=loras))
+        assert with_file - without == expected, path.name

@@ -193,7 +193,7 @@ def test_dpm_schedule_refuses_a_dynamic_shift_its_scheduler_cannot_take() -> Non
 @pytest.mark.parametrize("steps", [2, 3])
 def test_a_dpm_dynamic_shift_is_refused_for_few_steps_where_diffusers_repeats_the_first_timestep(steps: int) -> None:
     # At 2 steps too: a large mu puts the second sigma within 1/T of 1, as diffusers' own table shows.
-    from motif_lite.sampling.schedule import check_dpm_dynamic_options
+    from motif_lite.sampling.schedule import check_dpm_options
 
     for mu in (2.0, 8.0):
         scheduler = DPMSolverMultistepScheduler.from_config({**DPM, "use_dynamic_shifting": True})
@@ -202,9 +202,9 @@ def test_a_dpm_dynamic_shift_is_refused_for_few_steps_where_diffusers_repeats_th
         options = ScheduleOptions(time_shift="exponential", mu=mu)
         if repeats:
             with pytest.raises(SamplingSettingsError, match="starts at timestep 999 twice"):
-                check_dpm_dynamic_options(steps, options)
+                check_dpm_options(steps, options)
         else:
-            check_dpm_dynamic_options(steps, options)
+            check_dpm_options(steps, options)
         assert repeats == (mu == 8.0), (steps, mu)
 
 

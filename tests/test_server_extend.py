@@ -214,6 +214,41 @@ def test_a_queued_extension_survives_a_restart(pipe, tmp_path):
         assert done["seconds"] == "0.33"
 
 
+def test_an_extension_of_a_server_video_is_held_to_the_upload_limits_when_queued_and_after_a_restart(pipe, tmp_path):
+    # An extension reads the video it goes on from whole and writes it again whole with its new frames, so extensions
+    # of extensions grow it: an uploaded video was held to --max-video-upload-mb and --max-image-pixels, one of this
+    # server's to no limit, at submission and again as a queued one started after a restart.
+    from motif_lite.server.worker import NO_LONGER_FITS
+
+    data = tmp_path / "data"
+    with InProcessServer(pipe, data) as server:
+        clip = finished(server)
+        running = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
+        body = {"prompt": NEXT, "extend": clip["id"], **NEW_PART}
+        queued = server.request("POST", "/v1/videos", body)[1]
+        server.wait_status(running["id"], ("in_progress",))
+    size = (data / "videos" / f"{clip['id']}.mp4").stat().st_size
+
+    def refused_now(server: InProcessServer, code: str) -> str:  # the same body, sent now; on the extensions route
+        status, error, _ = server.request("POST", "/v1/videos", body)
+        assert status == 400 and (error["error"]["param"], error["error"]["code"]) == ("extend", code), error
+        assert clip["id"] in error["error"]["message"] and str(data) not in error["error"]["message"], error
+        routed = {"prompt": NEXT, "video": {"id": clip["id"]}}
+        status, in_video, _ = server.request("POST", "/v1/videos/extensions", routed)
+        assert status == 400 and (in_video["error"]["param"], in_video["error"]["code"]) == ("video", code), in_video
+        return error["error"]["message"]
+
+    with InProcessServer(pipe, data, max_video_upload_bytes=size - 1) as server:
+        assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
+        said = refused_now(server, "video_too_large")
+        assert "--max-video-upload-mb" in said, said
+        failed = server.wait_status(queued["id"], ("failed", "completed"))  # it fails before it starts, as refused
+        assert failed["error"] == {"code": "invalid_request", "message": f"{NO_LONGER_FITS}: {said}"}, failed
+    with InProcessServer(pipe, data, max_image_pixels=48 * 32 - 1) as server:
+        assert "48x32, more than the 1,535 pixels" in refused_now(server, "invalid_value")
+        assert list((data / "inputs").iterdir()) == []  # nothing was queued, nor kept
+
+
 def test_an_older_data_folder_opens_and_its_videos_can_be_extended(pipe, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(OLD_FOLDER, data)

@@ -1106,13 +1106,52 @@ def test_a_queued_job_the_restarted_server_cannot_run_leaves_no_sampling_state_b
     # Its state from before the restart stayed in states/ until the next start, named by no log line.
     store = JobStore(tmp_path / "data")
     try:
+        job = store.add(new_job_id(), "tiny", SETTINGS, False, 10)  # before the worker: by the server before
         worker = Worker(store, pipe, log=lambda line: None, limits=ServerConfig("tiny", max_video=(48, 32, 1)))
-        job = store.add(new_job_id(), "tiny", SETTINGS, False, 10)
         store.state_path(job.id).write_bytes(b"the state its orderly stop saved")
         worker.run_job(store.claim_next())
         failed = store.get(job.id)
         assert failed.status == "failed" and failed.error_message.startswith(NO_LONGER_FITS), failed
         assert not store.state_path(job.id).exists()
+    finally:
+        store.close()
+
+
+def test_only_a_job_queued_before_a_restart_has_its_submissions_checks_made_again(
+    lora_pipe, tmp_path, lora_dir, monkeypatch
+):
+    # The worker made every check of a submission again for every job it took (`check_queued_job`), though only a job
+    # queued before a restart was checked against another server: for one queued since, it read the job's first frame
+    # and the video it goes on from again (about a second for a 720p video on a busy CPU) and found what its
+    # submission had. Such a job is checked for its LoRA files alone, which may leave the folder while it waits.
+    import shutil
+
+    from motif_lite.server import worker as worker_module
+
+    checked = []
+    check = worker_module.check_queued_job
+    monkeypatch.setattr(
+        worker_module, "check_queued_job", lambda job, *rest: checked.append(job.id) or check(job, *rest)
+    )
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    shutil.copy(lora_dir / "style.safetensors", folder)
+    settings = job_request_fields(GenerationRequest(PROMPT, width=48, height=32, frames=5, steps=1, seed=1))
+    store = JobStore(tmp_path / "data")
+    try:
+        before = store.add(new_job_id(), "tiny", settings, False, 10)  # by the server before the restart
+        config = ServerConfig("tiny", lora_dir=folder)
+        worker = Worker(store, lora_pipe, log=lambda line: None, lora_dir=folder, limits=config)
+        since = store.add(new_job_id(), "tiny", settings, False, 10)
+        lora = store.add(new_job_id(), "tiny", settings, False, 10, loras=[("style.safetensors", 1.0)])
+        (folder / "style.safetensors").unlink()  # gone from the folder while its job waits
+        for _ in range(3):
+            worker.run_job(store.claim_next())
+        assert checked == [before.id]
+        assert [store.get(job.id).status for job in (before, since)] == ["completed", "completed"]
+        failed = store.get(lora.id)
+        assert failed.status == "failed" and failed.error_message.startswith(NO_LONGER_FITS), failed
+        assert "style.safetensors" in failed.error_message and str(folder) not in failed.error_message, failed
     finally:
         store.close()
 

@@ -699,14 +699,15 @@ def test_a_mu_that_follows_another_size_is_not_said_to_differ(tmp_path):
     assert dynamic_notes(file, DYNAMIC) == []
     for flags in (["-W", "128"], ["-H", "96"], ["--video-frames", "17"]):
         assert dynamic_notes(file, DYNAMIC, *flags) == [], flags
-    # At the file's own size (taken, or typed again) another mu is the checkpoint's line: said.
+    # At the file's own size (taken, or typed again) another mu is the checkpoint's line: said as this run's mu,
+    # not as one "at the file's size", which names another size than the run's.
     steeper = {**DYNAMIC, "max_shift": 3.0}
-    for flags in ([], ["-W", "64"]):
-        (note,) = dynamic_notes(file, steeper, *flags)
-        assert "cannot set them" in note and "sampler mu " in note, note
-    # Another size on a checkpoint whose line changed: said, with the mu this checkpoint gives at the file's size.
     tokens = latent_tokens(request, configs, resolve_settings(request, configs).transformer.value)
     said = f"mu {configs.dynamic.mu(tokens)!r} -> {dynamic_shift(steeper).mu(tokens)!r}"
+    for flags in ([], ["-W", "64"]):
+        (note,) = dynamic_notes(file, steeper, *flags)
+        assert "cannot set them" in note and f"sampler {said}" in note.replace('"', ""), note
+    # Another size on a checkpoint whose line changed: said, with the mu this checkpoint gives at the file's size.
     for flags in (["-W", "128"], ["--video-frames", "17"]):
         (note,) = dynamic_notes(file, steeper, *flags)
         assert said.replace("mu", "mu at the file's size") in note.replace('"', ""), note

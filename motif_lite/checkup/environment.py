@@ -194,13 +194,18 @@ def _check_caches(report: Checkup) -> None:
         if cache.folder is None:
             report.warning(cache.name, f"none ({cache.refused}); {said}")
             continue
+        instead = f"; {cache.instead}" if cache.instead else ""
+        if cache.folder.parts[0] == "~":  # os.path.expanduser found no home: HOME unset and a UID /etc/passwd lacks
+            report.warning(cache.name, f"none: this user has no home, so it would be {cache.folder} under a folder "
+                                       f"named '~' here{instead}; {said}")  # fmt: skip
+            continue
         disk = nearest_existing(cache.folder.absolute())
         if disk is None or not disk.is_dir() or not os.access(disk, os.W_OK | os.X_OK):
             if cache.read_only_ok:
                 read_only = f"read-only: runs read what it holds; a download needs a cache of your own ({said})"
                 report.ok(cache.name, f"{cache.folder}, {read_only}")
             else:
-                report.warning(cache.name, f"{cache.folder} cannot be written; {said}")
+                report.warning(cache.name, f"{cache.folder} cannot be written{instead}; {said}")
             continue
         where = f"{cache.folder} ({file_size(shutil.disk_usage(disk).free)} free on its disk"
         if home is not None and disk.resolve().is_relative_to(home):

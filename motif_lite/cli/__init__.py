@@ -25,6 +25,7 @@ from typing import NoReturn, TextIO
 
 from motif_lite import __version__
 from motif_lite.cli import check, command_hints, decode, run, run_inputs, serve, unknown_flags, verify
+from motif_lite.cli.common import library_bars_kept_out_of_logs
 from motif_lite.console import escape_what_stdout_cannot_encode
 from motif_lite.errors import MotifLiteError
 from motif_lite.flag_spelling import ValueNamingParser
@@ -140,7 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     stops = STOP_SIGNALS if args.command in KEEPING_COMMANDS else ()
     try:
-        with _warnings_to_stderr(), signals_interrupt(stops), _environment_kept(ALLOCATOR_CONFIG, "TRITON_CACHE_DIR"):
+        with (
+            _warnings_to_stderr(),
+            signals_interrupt(stops),
+            _environment_kept(ALLOCATOR_CONFIG, "TRITON_CACHE_DIR"),
+            library_bars_kept_out_of_logs(),
+        ):
             return args.handler(args)
     except MotifLiteError as exc:
         _say(f"{rank_prefix()}error: {_as_this_rank_says(str(exc))}")

@@ -9,7 +9,7 @@ import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     import argparse
@@ -107,3 +107,50 @@ def lora_specs_from_flags(args: argparse.Namespace) -> list[LoRASpec]:
     from motif_lite.weights.lora import LoRASpec
 
     return [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
+
+
+@contextlib.contextmanager
+def library_bars_kept_out_of_logs(stream: TextIO | None = None) -> Iterator[None]:
+    """Hugging Face's download bars and transformers' "Loading weights" bar off for the command where its stderr
+    (`stream`) is no terminal: redrawn with carriage returns, each is one long line in a log (`docker logs`, a
+    batch job's file, journald), thousands of redraws long over a download. Our own stages write whole lines there
+    (`progress.LogLines`) and a download is said in one line as it starts. HF_HUB_DISABLE_PROGRESS_BARS, where set
+    (0 too), decides instead; a notebook keeps its bars."""
+    from motif_lite.progress import shows_bars_in_place
+
+    stream = sys.stderr if stream is None else stream
+    if "HF_HUB_DISABLE_PROGRESS_BARS" in os.environ or shows_bars_in_place(stream):
+        yield
+        return
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    if are_progress_bars_disabled():  # turned off already by the program that called us
+        yield
+        return
+    # transformers reads huggingface_hub's setting as it is imported; where it is imported already it is told too.
+    loaded = sys.modules.get("transformers.utils.logging")
+    disable_progress_bars()
+    if loaded is not None:
+        loaded.disable_progress_bar()
+    try:
+        yield
+    finally:
+        enable_progress_bars()
+        if (loaded := sys.modules.get("transformers.utils.logging")) is not None:
+            loaded.enable_progress_bar()
+
+
+def text_from_argv(value: str) -> str:
+    """argparse's type of the prompts: an argument as the UTF-8 text its bytes spell. Under a locale without UTF-8
+    (`LC_ALL=C` with PYTHONUTF8=0, an ASCII one) Python keeps each byte of a UTF-8 character of the command line as
+    a lone surrogate, and a prompt read with "$(cat prompt.txt)" from a UTF-8 file was refused as not UTF-8. Text
+    that is already whole, or bytes that are not UTF-8 either, stay as they came."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:  # lone surrogates: bytes the locale's encoding could not read
+        pass
+    try:
+        return os.fsencode(value).decode("utf-8")
+    except UnicodeError:
+        return value

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.cache_folders import triton_cache_dir
+from motif_lite.io.cache_folders import triton_cache_dir, triton_fallback_dir
 from motif_lite.io.user_cache import private_temp_folder
 
 if TYPE_CHECKING:
@@ -62,9 +62,8 @@ def writable_kernel_cache(environ: MutableMapping[str, str], kernels: str, devic
         told = f"Triton's kernel cache {folder} cannot be written ({problem})"
     else:
         return None
-    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
     try:
-        fallback = private_temp_folder(f"motif-lite-triton-{user}", "set TRITON_CACHE_DIR to a folder you may write")
+        fallback = private_temp_folder(triton_fallback_dir().name, "set TRITON_CACHE_DIR to a folder you may write")
     except MotifLiteError as refused:
         return f"{told}, and {refused}"
     if (other := unwritable(fallback)) is not None:

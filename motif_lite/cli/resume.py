@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.settings_from import Recalled
 from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest, run_dest
+from motif_lite.shell_syntax import posix_quoted
 from motif_lite.weights.lora_values import split_strength
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     from motif_lite.request import RequestError
 
     saved = read_latents(args.resume, command="resume")
-    where = shlex.quote(str(saved.file))
+    where = posix_quoted(str(saved.file))
     if saved.denoised:
         raise LatentsFileError(f"{saved.file} holds a run's denoised latents (its progress is null), not a stopped "
                                f"run: make the video from them with motif-lite decode {where}")  # fmt: skip
@@ -183,7 +183,7 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
         if saved is None:
             continue
         path = saved.file
-        quoted = shlex.quote(str(path))
+        quoted = posix_quoted(str(path))
         if saved.denoised:
             notes.append(f"{path} holds the denoised latents of an earlier run of {request.output} whose decode "
                          f"failed: motif-lite decode {quoted} makes that video without sampling")  # fmt: skip

@@ -30,6 +30,7 @@ from motif_lite.choices import (
     sampler_hint,
     split_size,
 )
+from motif_lite.cli.common import text_from_argv
 from motif_lite.errors import Audience, ConfigError
 from motif_lite.frame_rates import parse_rate
 from motif_lite.io.linked import refuse_file_beside_gguf
@@ -110,12 +111,14 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         "-p",
         "--prompt",
         action=StoreOnce,
+        type=text_from_argv,
         help="what the video shows (required, except with --dry-run, --resume and --settings-from)",
     )
     g.add_argument(
         "-n",
         "--negative-prompt",
         action=StoreOnce,
+        type=text_from_argv,
         default=d.negative_prompt,
         help="what to avoid (default: the official negative prompt)",
     )
@@ -707,7 +710,7 @@ def add_attention_flags(run: argparse.ArgumentParser) -> None:
         type=_attention,
         choices=ATTENTION_MODES,
         default="exact",
-        help="exact (default) or int8: 8-bit attention (INT8 QK; FP8 P·V on RTX 40xx/H100 and newer) for GPUs "
+        help="exact (default) or int8: 8-bit attention (INT8 QK; FP8 PV on RTX 40xx/H100 and newer) for GPUs "
         "with INT8 tensor cores (RTX 30xx/A100 and newer); slightly lossy, and its speed-up is not yet measured "
         "(the first version was no faster on an H200). Elsewhere (CPU, --kernels "
         "torch, older GPUs) exact attention with one warning. See docs/kernels.md",

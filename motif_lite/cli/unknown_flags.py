@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 from collections.abc import Callable
 
 from motif_lite import flag_spelling
@@ -24,7 +23,7 @@ from motif_lite.choices import (
 from motif_lite.cli.run_flags import run_only_parser
 from motif_lite.cli.run_inputs import seconds_in_frames
 from motif_lite.request import other_names_of_fields, run_flag
-from motif_lite.shell_syntax import variable_set
+from motif_lite.shell_syntax import posix_quoted, variable_set
 
 # Names other tools give our settings, as flags -> the flag of ours: the request fields'
 # (request.advice.OTHER_FIELD_NAMES, the one table the server and Python read too, as run's flags: --num-frames and
@@ -425,7 +424,7 @@ def path_hint(word: str, known: list[str]) -> str | None:
     `from_pretrained(path)`, the quantizer and sd.cpp's `-m` make a checkpoint folder the first thing people type,
     and `run -p "a fox" fox.mp4` names the output without -o. Without this, the path was taken for part of a
     prompt."""
-    lower, quoted = word.lower(), shlex.quote(word)
+    lower, quoted = word.lower(), posix_quoted(word)
     if lower.endswith(LATENTS_SUFFIX) and "--resume" in known:
         return f"{word}: a stopped run's latents go after --resume: --resume {quoted}"
     if lower.endswith(".gguf") and "--gguf" in known:
@@ -482,7 +481,7 @@ def _prompt_file_hint(value: str | None) -> str:
 
 def _output_folder_hint(value: str | None) -> str:
     """-o with a file in the folder another tool's output-folder flag names."""
-    example = shlex.quote(os.path.join(value, "fox.mp4")) if value else "DIR/fox.mp4"
+    example = posix_quoted(os.path.join(value, "fox.mp4")) if value else "DIR/fox.mp4"
     return f"-o names the video's file, its folder included: -o {example} (the folder must exist)"
 
 

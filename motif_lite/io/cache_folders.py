@@ -27,6 +27,7 @@ class CacheFolder:
     variables: str  # the variable(s) that move it
     folder: Path | None  # None where there is none (a variable set but empty)
     refused: str | None = None  # why there is no folder, in one line
+    instead: str | None = None  # what a run does where the folder cannot be written, in words
     read_only_ok: bool = False  # a shared read-only one still serves runs
 
 
@@ -36,6 +37,14 @@ def triton_cache_dir(environ: Mapping[str, str]) -> Path | None:
     if "TRITON_CACHE_DIR" in environ:
         return Path(environ["TRITON_CACHE_DIR"]) if environ["TRITON_CACHE_DIR"] else None
     return Path(environ.get("TRITON_HOME", os.path.expanduser("~"))) / ".triton" / "cache"
+
+
+def triton_fallback_dir() -> Path:
+    """Where a run compiles Triton's kernels when their cache cannot be written or there is no home
+    (`cli/kernel_cache.py`): a folder of this user in the temporary directory, gone with a container or a job's
+    node-local /tmp."""
+    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"motif-lite-triton-{user}"
 
 
 def inductor_cache_dir(environ: Mapping[str, str]) -> Path:
@@ -78,6 +87,8 @@ def cache_folders(environ: Mapping[str, str] = os.environ) -> list[CacheFolder]:
             "TRITON_CACHE_DIR",
             triton,
             None if triton is not None else "TRITON_CACHE_DIR is set but empty",
+            instead=f"a run on a GPU compiles its kernels into {triton_fallback_dir()} instead (again in each new "
+            "container)",
         ),
         CacheFolder(
             "torch.compile cache", "--compile's kernels", "TORCHINDUCTOR_CACHE_DIR", inductor_cache_dir(environ)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import shlex
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from motif_lite.io.latents import latents_given_as
 from motif_lite.io.rgb import to_rgb8
 from motif_lite.io.staging import FRAME_PATTERN, is_frame_sequence
 from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
+from motif_lite.shell_syntax import posix_quoted
 
 
 def image_sha256(path: str | Path) -> str | None:
@@ -288,13 +288,13 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     if container == "HEIF":
         return (
             "it is a HEIF (HEIC) photo, the format phones save, which Pillow does not read: save it as JPEG or PNG "
-            f"first (on a Mac: sips -s format png {name} --out {shlex.quote(stem + '.png')})"
+            f"first (on a Mac: sips -s format png {name} --out {posix_quoted(stem + '.png')})"
         )
     if container == "AVIF":  # with Pillow's AVIF support, a damaged one: Pillow's own message is better
         readable = PIL.features.check("avif")
         return None if readable else "it is an AVIF image, which this Pillow does not read: save it as PNG or JPEG"
     if is_video(head) or head[8:12] == b"AVI ":
-        last = shlex.quote(f"{stem}-last.png")
+        last = posix_quoted(f"{stem}-last.png")
         extend = (  # an upload is the server's: its field for a clip to go on from is `extend`
             "to go on from the clip, send it as extend instead of input_reference; or "
             if path is None

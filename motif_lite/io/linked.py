@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shlex
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -33,6 +32,7 @@ from motif_lite.errors import Audience, CheckpointError, ConfigError
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES, has_extension
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.paths import user_path
+from motif_lite.shell_syntax import posix_quoted
 
 # Where each component's weights go in the official layout, and which of the checkpoint's files they replace.
 WEIGHT_NAMES = {
@@ -453,7 +453,7 @@ def _vae_flag(folder: str, held: Mapping[str, str]) -> str | None:
     if ours is None:
         return None
     why = f" ({MOTIF_VAE})" if held[ours] == MOTIF_VAE else ""
-    return f"--vae {shlex.quote(str(Path(folder) / ours))}{why}"
+    return f"--vae {posix_quoted(str(Path(folder) / ours))}{why}"
 
 
 def _none_is_motif_vae(held: Mapping[str, str]) -> str:

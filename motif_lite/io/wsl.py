@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+
+from motif_lite.shell_syntax import posix_quoted
 
 OSRELEASE = Path("/proc/sys/kernel/osrelease")  # e.g. "5.15.167.4-microsoft-standard-WSL2"
 MOUNTS = Path("/proc/mounts")
@@ -97,11 +98,11 @@ def copy_command(path: Path) -> str:
     """The command that copies a weight file, or a checkpoint folder (links followed: a Hugging Face cache's
     snapshot holds links to its blobs), into ~/models/."""
     if not path.is_dir():
-        return f"cp {shlex.quote(str(path))} ~/models/"
+        return f"cp {posix_quoted(str(path))} ~/models/"
     name = path.name
     if path.parent.name == "snapshots":  # .../models--Motif-Technologies--Motif-Video-2B/snapshots/<commit>
         name = path.parent.parent.name.rpartition("--")[2] or name
-    return f"cp -rL {shlex.quote(str(path))} ~/models/{shlex.quote(name)}"
+    return f"cp -rL {posix_quoted(str(path))} ~/models/{posix_quoted(name)}"
 
 
 def windows_drive_note(paths: Iterable[Path], mounts: str | None = None) -> str | None:

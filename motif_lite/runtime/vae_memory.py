@@ -20,24 +20,20 @@ from motif_lite.vae.bands import Band
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAEMode
 
-# Wan2.1 VAE decode (base_dim 96), per output pixel of one frame, in elements of the VAE dtype:
-# - causal caches: every 3-tap temporal conv keeps its last 2 input frames; summed over the decoder's convs at their
-#   resolutions (1/8: 4240 channels, 1/4: 2496, 1/2: 1152, full: 672) -> 2 * (4240/64 + 2496/16 + 1152/4 + 672) =
-#   2364.5, rounded to 2364 (halves to even). With tiles, every tile keeps its own caches (tiling.py), so this term
-#   covers the whole frame (times the tiles' overlap) whatever the tile size; with bands (bands.py) only one band's
-#   caches exist, each level's term times the largest band's share of that level's rows (halo included). The 1/8
-#   term is mostly the up path's first level (conv_in and the mid block, 1552 channels, run on whole frames before
-#   the bands and are freed); the bands keep the mid block's output of every latent frame instead (384 channels at
-#   1/8);
+# VAE decode, per output pixel of one frame, in elements of the VAE dtype:
+# - causal caches: every temporal conv keeps its last input frames (2 for a 3-tap one); summed over the decoder's
+#   own convs at their resolutions (`decoder_caches`; Wan2.1's, base_dim 96: 1/8: 4240 channels, 1/4: 2496,
+#   1/2: 1152, full: 672 -> 2 * (4240/64 + 2496/16 + 1152/4 + 672) = 2364.5, rounded to 2364, halves to even). With
+#   tiles, every tile keeps its own caches (tiling.py), so this term covers the whole frame (times the tiles'
+#   overlap) whatever the tile size; with bands (bands.py) only one band's caches exist, each level's term times the
+#   largest band's share of that level's rows (halo included). The lowest level's term is mostly conv_in and the mid
+#   block (1552 channels in Wan2.1), run on whole frames before the bands and freed; the bands keep the mid block's
+#   output of every latent frame instead (384 channels at 1/8 in Wan2.1);
 # - working tensors (input, float32 norm band, padded conv input, new cache, output, cuDNN's workspace), measured
 #   on an H200 at 1280x736x121 in bf16 (bench/bench_vae_gpu.py, `decode_frames` into CPU memory) as peak - weights
 #   - caches: 6.59 GiB -> 1311 when the 4 frames of a latent frame go through the upper levels one at a time
 #   (`frame_by_frame`, the default), 10.39 GiB -> 3480 when they go together (the reference's chunking, 5-20 %
-#   faster). With tiles, per tile pixel.
-VAE_CACHE_CHANNELS = (4240, 2496, 1152, 672)  # at 1/8, 1/4, 1/2 and full resolution
-VAE_CACHE_ELEMS_PER_PIXEL = round(2 * sum(c / 4 ** (3 - i) for i, c in enumerate(VAE_CACHE_CHANNELS)))  # 2364
-VAE_LOWER_CACHE_CHANNELS = 1552  # conv_in (16) and the mid block (4 x 384): whole frames, before the bands
-VAE_MID_CHANNELS = 384
+#   faster). With tiles, per tile pixel; for a VAE of other widths, times its width over Wan2.1's 96.
 VAE_WORK_ELEMS_PER_PIXEL = 1350
 VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK = 3500
 # Wan2.1 VAE encode of one frame (image-to-video), per input pixel, in elements of the VAE dtype: conv_in and the
@@ -47,27 +43,92 @@ VAE_ENCODE_ELEMS_PER_PIXEL = 1000
 
 
 def vae_decode_bytes(sizes: GenerationSizes, mode: VAEMode) -> int:
-    """Causal caches over the whole frame (times the tiles' overlap) or one band, plus one tile's or band's
-    working tensors."""
-    tile, bands = mode.tile, mode.bands
+    """Causal caches over the whole frame (times the tiles' overlap) or one band (`vae_decode_cache_bytes`), plus
+    one tile's or band's working tensors."""
     h, w = sizes.vae_latent_hw
-    coverage, tile_pixels = 1.0, sizes.vae_pixels
-    if tile is not None:
+    work = VAE_WORK_ELEMS_PER_PIXEL if mode.frame_by_frame else VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK
+    if mode.bands > 1:
+        work_pixels = decoder_band_shares(sizes.vae_config, sizes.vae_latent_hw, mode.bands)[-1] * sizes.vae_pixels
+    elif mode.tile is not None:
         from motif_lite.vae.tiling import tile_spans
 
-        spans_h, spans_w = tile_spans(h, tile), tile_spans(w, tile)
-        coverage = sum(b - a for a, b in spans_h) * sum(b - a for a, b in spans_w) / (h * w)
-        tile_pixels = (spans_h[0][1] - spans_h[0][0]) * (spans_w[0][1] - spans_w[0][0]) * sizes.vae_spatial**2
-    work = VAE_WORK_ELEMS_PER_PIXEL if mode.frame_by_frame else VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK
-    if bands > 1:
-        shares = decoder_band_shares(sizes.vae_config, sizes.vae_latent_hw, bands)
-        channels = (VAE_CACHE_CHANNELS[0] - VAE_LOWER_CACHE_CHANNELS, *VAE_CACHE_CHANNELS[1:])
-        caches = 2 * sum(c / 4 ** (3 - i) * share for i, (c, share) in enumerate(zip(channels, shares, strict=True)))
-        mids = VAE_MID_CHANNELS / 64 * sizes.vae_latent_frames
-        elems = (caches + mids + work * shares[-1]) * sizes.vae_pixels
+        spans_h, spans_w = tile_spans(h, mode.tile), tile_spans(w, mode.tile)
+        work_pixels = (spans_h[0][1] - spans_h[0][0]) * (spans_w[0][1] - spans_w[0][0]) * sizes.vae_spatial**2
     else:
-        elems = VAE_CACHE_ELEMS_PER_PIXEL * sizes.vae_pixels * coverage + work * tile_pixels
-    return int(elems * sizes.vae_scale * sizes.vae_element_bytes)
+        work_pixels = sizes.vae_pixels
+    work_bytes = int(work * sizes.vae_scale * work_pixels * sizes.vae_element_bytes)
+    return vae_decode_cache_bytes(sizes, mode) + work_bytes
+
+
+def vae_decode_cache_bytes(sizes: GenerationSizes, mode: VAEMode) -> int:
+    """The causal caches a decode keeps, from the decoder's own layers (`decoder_caches`): over the whole frame
+    (times the tiles' overlap, each tile keeping its own), or one band's plus the mid block's output of every latent
+    frame."""
+    caches = decoder_caches(sizes.vae_config)
+    if mode.bands > 1:
+        shares = decoder_band_shares(sizes.vae_config, sizes.vae_latent_hw, mode.bands)
+        elems = caches.band_elems_per_pixel(shares, sizes.vae_latent_frames) * sizes.vae_pixels
+    else:
+        coverage = 1.0
+        if mode.tile is not None:
+            from motif_lite.vae.tiling import tile_spans
+
+            h, w = sizes.vae_latent_hw
+            spans_h, spans_w = tile_spans(h, mode.tile), tile_spans(w, mode.tile)
+            coverage = sum(b - a for a, b in spans_h) * sum(b - a for a, b in spans_w) / (h * w)
+        elems = caches.elems_per_pixel() * sizes.vae_pixels * coverage
+    return int(elems * sizes.vae_element_bytes)
+
+
+@dataclass(frozen=True)
+class DecoderCaches:
+    """What the decoder's causal convs keep between latent frames, read from its layers: input channels times the
+    past frames each conv keeps, summed per place, and the pixel share of each place's resolution.
+
+    lower: conv_in and the mid block (whole latent frames); levels: each up level (the head's conv_out in the
+    last); level_pixels: each level's pixels per output pixel; mid_channels: the mid block's output channels."""
+
+    lower: int
+    levels: tuple[int, ...]
+    level_pixels: tuple[float, ...]
+    mid_channels: int
+
+    def elems_per_pixel(self) -> int:
+        """The whole frame's caches per output pixel, rounded (halves to even)."""
+        levels = sum(c * p for c, p in zip(self.levels, self.level_pixels, strict=True))
+        return round(self.lower * self.level_pixels[0] + levels)
+
+    def band_elems_per_pixel(self, shares: tuple[float, ...], latent_frames: int) -> float:
+        """One band's caches per output pixel of the whole frame, each level's times the largest band's share of its
+        rows (`shares`), plus the mid block's output of every latent frame, which the bands keep."""
+        kept = sum(c * p * share for c, p, share in zip(self.levels, self.level_pixels, shares, strict=True))
+        return kept + self.mid_channels * self.level_pixels[0] * latent_frames
+
+
+@functools.cache
+def decoder_caches(vae_config: WanVAEConfig) -> DecoderCaches:
+    """The `DecoderCaches` of the decoder `vae_config` builds (on the meta device: no memory)."""
+    from motif_lite.vae.layers import CausalConv3d
+    from motif_lite.vae.model import Decoder
+
+    with torch.device("meta"):
+        decoder = Decoder(vae_config)
+
+    def kept(*modules: nn.Module) -> int:
+        layers = (layer for module in modules for layer in module.modules() if isinstance(layer, CausalConv3d))
+        return sum(layer.in_channels * layer.past_frames for layer in layers)
+
+    blocks = list(decoder.up_blocks)
+    levels = [kept(block) for block in blocks]
+    levels[-1] += kept(decoder.conv_out)  # the head runs at the last level's resolution
+    # Every upsampler after a level doubles both sides of the frame.
+    doublings = [sum(block.upsamplers is not None for block in blocks[i:]) for i in range(len(blocks))]
+    return DecoderCaches(
+        lower=kept(decoder.conv_in, decoder.mid_block),
+        levels=tuple(levels),
+        level_pixels=tuple(4.0**-d for d in doublings),
+        mid_channels=decoder.conv_in.out_channels,
+    )
 
 
 # On the CPU, PyTorch (2.13) runs a float32 3-D convolution through oneDNN unless its input's batch x channels x
@@ -142,7 +203,8 @@ class _Conv:
 def _decoder_convs(vae_config: WanVAEConfig) -> tuple[frozenset[_Conv], ...]:
     """The decoder's 3-D convs that unfold their input, by where they run: conv_in and the mid block (whole latent
     frames), each up level (its temporal upsampler included), and the head's conv_out. A 1x1x1 conv (a residual
-    shortcut) is a plain matrix product: no buffer."""
+    shortcut: stride 1, no padding, one group) is left out: PyTorch's native kernel takes its input as the columns
+    (a view, nothing allocated, as its profiler shows), where any other kernel is unfolded."""
     from motif_lite.vae.model import Decoder
 
     with torch.device("meta"):
@@ -153,7 +215,7 @@ def _decoder_convs(vae_config: WanVAEConfig) -> tuple[frozenset[_Conv], ...]:
             _Conv(layer.in_channels, layer.kernel_size)
             for module in modules
             for layer in module.modules()
-            if isinstance(layer, nn.Conv3d) and math.prod(layer.kernel_size) > 1
+            if isinstance(layer, nn.Conv3d) and layer.kernel_size != (1, 1, 1)
         )
         for modules in parts
     )

@@ -190,24 +190,31 @@ def dpm_dynamic_shift(options: ScheduleOptions) -> float:
     return float(np.exp(options.mu))
 
 
-def check_dpm_dynamic_options(steps: int, options: ScheduleOptions) -> None:
-    """Refuse a dynamic shift whose DPM++ table for `steps` diffusers cannot step (SamplingSettingsError): a first
-    timestep that repeats (a large mu puts the first sigmas within 1/T of 1, a very negative one rounds them to 0)
-    makes DPMSolverMultistepScheduler start at its second step and fail with an IndexError on its last; a first
-    sigma of 0 makes every step NaN. The run asks before loading."""
-    if options.time_shift is None:
-        return
-    table = dpm_schedule(steps, 1.0, options)
+def check_dpm_options(steps: int, options: ScheduleOptions, shift: float = 1.0, named: str = "") -> None:
+    """Refuse a shift whose DPM++ table for `steps` diffusers cannot step (SamplingSettingsError): the fixed `shift`
+    (`named`: how the refusal names it and where it came from), or the dynamic shift's mu of `options` where they
+    hold one. A first
+    timestep that repeats (a large shift puts the first sigmas within 1/T of 1; a tiny shift, or a very negative mu,
+    rounds them to timestep 0) makes DPMSolverMultistepScheduler, which finds its first step by the timestep's value,
+    start at its second step and fail with an IndexError on its last; a first sigma of 0 makes every step NaN. The
+    run asks before loading."""
+    table = dpm_schedule(steps, shift, options)
     first = int(table.timesteps[0])
     if table.sigmas[0] == 0:
         why = "whose first sigma rounds to 0 (every step would be NaN)"
-    elif steps > 1 and first == int(table.timesteps[1]):
+    elif steps > 1 and first == int(table.timesteps[1]):  # timesteps never rise: a repeat is the next one
         why = f"that starts at timestep {first} twice, which diffusers' DPMSolverMultistepScheduler cannot step"
     else:
         return
+    if options.time_shift is not None:
+        raise SamplingSettingsError(
+            f"the dynamic shift's mu {options.mu:g} gives a DPM++ schedule {why}: give a flow shift, or the euler or "
+            "unipc sampler"
+        )
+    named = named or f"the flow shift {shift:g}"
+    remedy = "a smaller flow shift or fewer steps" if shift > 1 else "a larger flow shift"
     raise SamplingSettingsError(
-        f"the dynamic shift's mu {options.mu:g} gives a DPM++ schedule {why}: give a flow shift, or the euler or "
-        "unipc sampler"
+        f"{named} gives a DPM++ schedule of {steps} steps {why}: give {remedy}, or the euler or unipc sampler"
     )
 
 

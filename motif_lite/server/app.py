@@ -36,6 +36,7 @@ from motif_lite.request import GenerationRequest
 from motif_lite.server.body_limit import BodyLimit
 from motif_lite.server.downloads import download
 from motif_lite.server.extension import extension_fields, in_video_words
+from motif_lite.server.internal_errors import InternalErrors
 from motif_lite.server.jobs import COMPLETED, FAILED, IN_PROGRESS, JOB_ID, QUEUED, VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import available_loras
 from motif_lite.server.remix import remix_fields
@@ -60,7 +61,13 @@ if TYPE_CHECKING:
     from motif_lite.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
+SCHEMA_PATHS = ("/openapi.json", "/docs", "/redoc")  # where FastAPI serves its OpenAPI schema and its pages
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")  # those a 405's `Allow` may name
+# The response headers a page of another origin may read (`--cors-origin`): those the SDKs' poll and retries read,
+# and a download's that a script reads: the file's size in a 206's Content-Range, its name, and the ETag with which
+# an If-Range resumes it.
+SDK_HEADERS = ("openai-poll-after-ms", "retry-after", "x-should-retry")
+DOWNLOAD_HEADERS = ("content-range", "accept-ranges", "content-disposition", "etag")
 LOADING_RETRY_SECONDS = 10  # what a 503 `model_loading` tells a client to wait (the SDK retries after it)
 # The page while the model loads: it reloads itself, and so becomes the real page once the model is ready.
 LOADING_PAGE = f"""<!doctype html>
@@ -155,18 +162,20 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
         max_form_bytes=config.max_form_bytes,
         max_video_upload_bytes=config.max_video_upload_bytes,
     )
+    app.add_middleware(InternalErrors)  # inside CORS: a page of another origin reads a bug's 500 too
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         # Any request header: OpenAI's SDKs send their own (X-Stainless-*, OpenAI-Organization), and a preflight
         # naming one not listed was refused, so a page using an SDK could call nothing. No cookies are allowed, so
-        # a header grants nothing the key does not. Exposed: the headers the SDKs' poll and retries read.
+        # a header grants nothing the key does not. A browser shows a script few response headers of its own
+        # choosing: the others it reads are exposed (the SDKs' poll and retry hints, a download's).
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
             allow_methods=["GET", "HEAD", "POST", "DELETE"],
             allow_headers=["*"],
-            expose_headers=["openai-poll-after-ms", "retry-after", "x-should-retry"],
+            expose_headers=[*SDK_HEADERS, *DOWNLOAD_HEADERS],
         )
     return app
 
@@ -521,6 +530,8 @@ def _route_hint(app: FastAPI, request: Request) -> str:
     """What a 404 for a path that is no route adds: the route meant, else where the API is. Clients of other tools
     arrive with their own routes (ComfyUI's /prompt, AUTOMATIC1111's /sdapi/v1/txt2img)."""
     path, method = request.url.path, request.method
+    if path in SCHEMA_PATHS:  # FastAPI's own, switched off: a schema made from these routes would name no field
+        return "; this server serves no OpenAPI schema: its API is OpenAI's Videos API, its fields in docs/server.md"
     if _api_route(app, request, "/v1" + path):  # a client without the /v1 base
         return f"; the API is under /v1: {method} /v1{path}"
     if len(path) > 1 and path.endswith("/") and _api_route(app, request, path.rstrip("/")):
@@ -545,16 +556,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return api_error(request, ApiError(400, str(exc.errors()), None, "invalid_value"))
 
-    def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        return api_error(request, ApiError(500, f"internal error: {type(exc).__name__}: {exc}", None, "server_error"))
-
     def client_gone(_request: Request, _exc: ClientDisconnect) -> Response:
         # A client that closed its connection before its body had arrived (a cancelled upload, a timeout) is no
-        # server error: without this it reached `internal_error`, whose 500 Starlette logs with a traceback.
+        # server error: without this it reached a bug's 500 (`InternalErrors`), logged with a traceback.
         return Response(status_code=400)  # nobody reads it: the connection is gone
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, internal_error)

@@ -92,8 +92,13 @@ def check_frame_size(path: Path, name: str, max_pixels: int, names: dict[str, st
         header = read_clip(path, frames=2, audience=Audience.API)
     except ClipError as exc:
         raise upload_error(f"extend: {renamed(str(exc), names)}") from None
-    if header.width * header.height > max_pixels:
-        raise upload_error(f"extend: {name} is {header.width}x{header.height}, more than the {max_pixels:,} pixels "
+    check_pixels(name, header, max_pixels)
+
+
+def check_pixels(name: str, clip: Clip, max_pixels: int) -> None:
+    """Refuse the video `name`, read as `clip` (its header at least), whose frames have more than `max_pixels`."""
+    if clip.width * clip.height > max_pixels:
+        raise upload_error(f"extend: {name} is {clip.width}x{clip.height}, more than the {max_pixels:,} pixels "
                            "a frame this server takes")  # fmt: skip
 
 
@@ -106,6 +111,24 @@ def check_kept_upload(path: Path, name: str, max_bytes: int, max_pixels: int) ->
     if path.stat().st_size > max_bytes:
         raise upload_too_large(name, max_bytes)
     check_frame_size(path, name, max_pixels, {str(path): name, path.name: name})
+
+
+def check_server_video(path: Path, video_id: str, max_bytes: int, max_pixels: int, clip: Clip | None = None) -> None:
+    """A job's own hold (`path`) on the video of this server `video_id` that it goes on from, held to the limits an
+    uploaded one is (`save_upload`, `read_upload`): the job reads that file whole and writes it again whole with its
+    new frames, so extensions of extensions would otherwise grow it past anything a client may upload. 400 with
+    `param` extend, not an upload's 413: the client sent an id, not the file. `clip`: the file as read already (its
+    frame size is taken from it), else its header is read here. A file gone from `path` is left to the caller's own
+    read of it, which says so."""
+    if not path.is_file():
+        return
+    if (size := path.stat().st_size) > max_bytes:
+        raise ApiError(400, f"extend: {video_id} is {size:,} bytes, larger than this server's limit "
+                       f"({video_upload_limit(max_bytes)})", "extend", "video_too_large")  # fmt: skip
+    if clip is None:
+        check_frame_size(path, video_id, max_pixels, {str(path): video_id, path.name: video_id})
+    else:
+        check_pixels(video_id, clip, max_pixels)
 
 
 def upload_names(clip: Path, upload: UploadedClip, output: Path) -> dict[str, str]:

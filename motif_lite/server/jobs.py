@@ -454,6 +454,11 @@ class JobStore:
         with self._lock:
             return dict(self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
 
+    def queued_ids(self) -> set[str]:
+        """The ids of the jobs queued now."""
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT id FROM jobs WHERE status = ?", (QUEUED,))}
+
     def queued_ahead(self, jobs: list[Job]) -> dict[str, int]:
         """Id -> how many queued jobs the worker takes before it, for each queued one of `jobs` (the worker takes
         them by `seq`): one read of the queue's index, at most `--max-queue` rows, none when none of `jobs` waits."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from motif_lite.encoders.text import PromptTruncation, load_tokenizer, long_prompts
-from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown
+from motif_lite.errors import Audience, DiskFullError, MotifLiteError, counted, shown
 from motif_lite.frame_rates import rate_said
 from motif_lite.request import (
     API_FIELDS,
@@ -26,6 +26,7 @@ from motif_lite.request import (
 from motif_lite.server.clip_upload import (
     UploadedClip,
     check_kept_upload,
+    check_server_video,
     read_upload,
     save_upload,
     upload_names,
@@ -128,8 +129,8 @@ class JobSubmitter:
                 if job is not None:
                     worker.log(f"{job.id}: queued by {sender}")
             if job is None:
-                raise ApiError(429, f"the queue is full ({config.max_queue} jobs queued or running); try again later",
-                               None, "queue_full", headers={"Retry-After": "30"})  # fmt: skip
+                full = f"the queue is full ({counted(config.max_queue, 'job')} queued or running); try again later"
+                raise ApiError(429, full, None, "queue_full", headers={"Retry-After": "30"})
         except (OSError, sqlite3.Error) as exc:  # the data folder: a full disk, a read-only mount
             _remove(kept)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -210,6 +211,7 @@ def _take_source_video(
         kept.append(path)
         names = server_names(path, extended.id, output)
         clip = checked_clip(path, extended, names)
+        check_server_video(path, extended.id, config.max_video_upload_bytes, config.max_image_pixels, clip)
         made = extended.settings
         return _SourceVideo(
             path, clip, names, None, with_clip_defaults(body, made["width"], made["height"], made["fps"])
@@ -282,20 +284,31 @@ def check_queued_job(job: Job, request: GenerationRequest, pipe: MotifVideoPipel
     queued before a restart was checked against the server before, which may have had another checkpoint (one with
     the image encoder), --lora-dir (its LoRA file since gone), memory plan (room for its LoRAs' adapters) or
     --max-video, --max-upload-mb, --max-video-upload-mb or --max-image-pixels (checked on the job's stored first
-    frame and uploaded video); a LoRA file may also have left the folder while the job waited. In the order of
-    `JobSubmitter`'s checks: the first that fails is the one the same submission is refused with now."""
+    frame and the video it goes on from, uploaded or this server's); a LoRA file may also have left the folder while
+    the job waited. In the order of `JobSubmitter`'s checks: the first that fails is the one the same submission is
+    refused with now."""
     if job.extends and not config.image_to_video:
         raise ApiError(400, EXTENSION_NEEDS_IMAGE_ENCODER, "extend", "invalid_value")
     if request.image is not None and request.image.is_file():  # a file gone is left to the job's read, which says so
         check_image(request.image.read_bytes(), config.max_upload_bytes, config.max_image_pixels)
     if job.has_image and not config.image_to_video:
         raise ApiError(400, NO_IMAGE_ENCODER, "input_reference", "invalid_value")
-    if job.extend_file is not None and request.extend is not None:  # an uploaded video, not one of this server's
+    if job.extend_file is not None and request.extend is not None:  # an uploaded video
         check_kept_upload(request.extend, job.extend_file["name"], config.max_video_upload_bytes,
                           config.max_image_pixels)  # fmt: skip
+    elif job.extend is not None and request.extend is not None:  # a video of this server
+        check_server_video(request.extend, job.extend, config.max_video_upload_bytes, config.max_image_pixels)
+    check_job_loras(job, pipe, config)
+    check_fits_server(request, pipe.settings_for(request, audience=Audience.API), config)
+
+
+def check_job_loras(job: Job, pipe: MotifVideoPipeline, config: ServerConfig) -> None:
+    """Refuse (the API's 400) a queued `job` whose LoRAs no longer fit: a file gone from --lora-dir, or another one
+    put in its place, while it waited. The one check of `check_queued_job` that a job queued since this server
+    started can fail: the others concern the server's flags and checkpoint, and the job's own files in the data
+    folder, which have not changed since its submission was checked against them."""
     files = check_loras_fit(pipe, lora_files(job.loras, config.lora_dir), config.lora_dir)
     check_loras_fit_plan(files, config.planned, config.plan)
-    check_fits_server(request, pipe.settings_for(request, audience=Audience.API), config)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest, RequestError,
 from motif_lite.server.jobs import VIDEO_SUFFIX, Job, JobStore
 from motif_lite.server.loras import without_folder
 from motif_lite.server.schema import IMAGE_NAME_KEY, ApiError, timings
-from motif_lite.server.submission import check_queued_job
+from motif_lite.server.submission import check_job_loras, check_queued_job
 
 if TYPE_CHECKING:
     import numpy as np
@@ -127,6 +127,10 @@ class Worker:
         # limit), checked again as each job starts: one queued before a restart was checked against the server before
         # it. None: no check.
         self.limits = limits
+        # The jobs queued before a restart: the API queues nothing until the worker is handed to it (`ServerState.
+        # ready`), so these were checked against another server. A job queued since was checked against this one,
+        # and is checked again for its LoRA files alone (`_check_still_fits`).
+        self._queued_before = store.queued_ids() if limits is not None else set()
 
     @property
     def running(self) -> bool:
@@ -295,11 +299,17 @@ class Worker:
         folder, memory plan or --max-video may have differed, and could run past this one's memory plan, or for
         hours on its CPU, or fail only once the transformer had been loaded again for its LoRAs. The sampling state
         it kept from before the restart goes with it (its inputs go as any failed job's): this server cannot go on
-        from it, and its one log line does not name it, so nothing would ever use it."""
+        from it, and its one log line does not name it, so nothing would ever use it. A job queued since the server
+        started is checked for its LoRA files alone, which may have left the folder while it waited: the rest was
+        checked against this server at submission, and checking it again read its first frame and the video it goes
+        on from once more (about a second for a 720p video, on a busy CPU)."""
         if self.limits is None:
             return
         try:
-            check_queued_job(job, request, self.pipe, self.limits)
+            if job.id in self._queued_before:
+                check_queued_job(job, request, self.pipe, self.limits)
+            else:
+                check_job_loras(job, self.pipe, self.limits)
         except ApiError as exc:
             self.store.state_path(job.id).unlink(missing_ok=True)
             raise MotifLiteError(f"{NO_LONGER_FITS}: {exc.message}") from exc

@@ -17,7 +17,8 @@ Formats (detected from the tensor names):
 - "kohya" (kohya-ss, ComfyUI): `diffusion_model.<module>.lora_down.weight` / `.lora_up.weight` / `.alpha`, or the
   same under `lora_unet_<module with "_" for ".">` (OneTrainer: `lora_transformer_`, SimpleTuner: `lycoris_`).
 - "lycoris" (LyCORIS LoHa and LoKr, `ProductUpdate`): `<module>.hada_w1_a` ... `.hada_w2_b`, or `.lokr_w1` /
-  `.lokr_w2` (each whole or as `_a` and `_b`), with `.alpha`, under the same prefixes; linears on float weights only.
+  `.lokr_w2` (each whole or as `_a` and `_b`), with `.alpha`, under the same prefixes; linears only (merged into
+  float weights, kept beside packed ones: weights/lora_apply.py).
 Any of these prefixes (or none) goes with either pair of part names, as trainers mix them; the format is named
 after the part names.
 Module names may use any of the three text cross-attention layouts (weights/keymap.py); they are mapped to the
@@ -239,8 +240,9 @@ class WeightDiff:
 @dataclass
 class ProductUpdate:
     """One linear's LyCORIS change from one file: LoHa `(w1a·w1b) ⊙ (w2a·w2b)` or LoKr `w1 ⊗ w2` (each of w1, w2 a
-    matrix or the product of two, `_a`·`_b`), times `scale` (strength × alpha / rank). Full-rank: it merges into a
-    float weight, and cannot be kept beside a packed one as a LoRA's two factors are."""
+    matrix or the product of two, `_a`·`_b`), times `scale` (strength × alpha / rank). It merges into a float
+    weight; beside a packed one a LoHa runs as a LoRA of rank r1·r2 (`low_rank`), a LoKr as its two Kronecker
+    factors (`kron_factors`), neither made into an [out, in] matrix."""
 
     module: str  # our module name
     kind: str  # "LoHa" or "LoKr"
@@ -255,12 +257,35 @@ class ProductUpdate:
             return (f["hada_w1_a"] @ f["hada_w1_b"]) * (f["hada_w2_a"] @ f["hada_w2_b"])
         return torch.kron(_lokr_factor(f, "lokr_w1"), _lokr_factor(f, "lokr_w2"))
 
+    def low_rank(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A LoHa's change before `scale` as a LoRA's (down [r1·r2, in], up [out, r1·r2]) in float32, exactly:
+        `(w1a·w1b)[i, j] · (w2a·w2b)[i, j]` is the sum over (k, l) of `w1a[i, k]·w2a[i, l]` (up's row i, column
+        (k, l)) times `w1b[k, j]·w2b[l, j]` (down's row (k, l), column j)."""
+        f = {name: t.float() for name, t in self.factors.items()}
+        up = (f["hada_w1_a"][:, :, None] * f["hada_w2_a"][:, None, :]).flatten(1)
+        down = (f["hada_w1_b"][:, None, :] * f["hada_w2_b"][None, :, :]).flatten(0, 1)
+        return down, up
+
+    def kron_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A LoKr's w1 [a, c] and w2 [b, d] in float32 (each stored whole or made from its `_a` and `_b`): its change
+        before `scale` is `kron(w1, w2)`, [a·b, c·d]."""
+        f = {name: t.float() for name, t in self.factors.items()}
+        return _lokr_factor(f, "lokr_w1"), _lokr_factor(f, "lokr_w2")
+
+    def low_rank_size(self) -> int:
+        """A LoHa's rank as a LoRA (`low_rank`): r1·r2."""
+        return self.factors["hada_w1_b"].shape[0] * self.factors["hada_w2_b"].shape[0]
+
+    def kron_shapes(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The shapes of a LoKr's w1 and w2 (`kron_factors`)."""
+        return _lokr_factor_shape(self.factors, "lokr_w1"), _lokr_factor_shape(self.factors, "lokr_w2")
+
     def shape(self) -> tuple[int, int]:
         """The weight shape (out, in) of the layer it changes."""
         f = self.factors
         if self.kind == "LoHa":
             return (f["hada_w1_a"].shape[0], f["hada_w1_b"].shape[1])
-        rows, columns = zip(*(_lokr_factor_shape(f, name) for name in ("lokr_w1", "lokr_w2")), strict=True)
+        rows, columns = zip(*self.kron_shapes(), strict=True)
         return (math.prod(rows), math.prod(columns))
 
     def is_zero(self) -> bool:
@@ -374,8 +399,8 @@ def check_read_loras(
     """Check LoRA files read already (a Python caller's `LoRAFile`) against this model's layers (`lora_targets`):
     one read against another model or checkpoint would fail mid-load, after the old transformer was let go.
     `LoRAError` naming the layers that the model lacks or that have another shape; with the model's tensors
-    (`diff_targets`), a LoHa, LoKr or full difference of a tensor that will load packed too (the file may have been
-    read against the float model); no file is read."""
+    (`diff_targets`), a full difference of a tensor that will load packed too (the file may have been read against
+    the float model); no file is read."""
     for lora in loras:
         misfits = [u.module for u in lora.updates if targets.get(u.module) != update_shape(u)]
         misfits += [p.module for p in lora.products if targets.get(p.module) != p.shape()]
@@ -387,8 +412,6 @@ def check_read_loras(
             )
         if model_tensors is None:
             continue
-        for product in lora.products:
-            check_product_target(lora.spec.path, product, model_tensors)
         for diff in lora.diffs:
             if diff.tensor not in model_tensors:
                 raise LoRAError(f"{lora.spec.path} was read for another model: this transformer has no {diff.tensor}, "
@@ -450,8 +473,6 @@ def _read_lora(
         if module not in lycoris
     ]
     products = [_product(spec, module, parts, targets[module]) for module, parts in sorted(lycoris.items())]
-    for product in products:
-        check_product_target(spec.path, product, model_tensors)
     return LoRAFile(spec, _format_name(fmt, parsed), updates, diffs=diffs, products=products)
 
 
@@ -898,24 +919,6 @@ def _inner_sizes(kind: str, factors: Mapping[str, torch.Tensor]) -> list[int] | 
     if kind == "LoHa" and factors["hada_w1_b"].shape[1] != factors["hada_w2_b"].shape[1]:
         return None
     return inner
-
-
-def check_product_target(
-    path: Path, product: ProductUpdate, model_tensors: Mapping[str, tuple[tuple[int, ...], bool]] | None
-) -> None:
-    """A LoHa or LoKr change of a linear the transformer holds packed (a GGUF, --quantize or fp8 linear; not known
-    when `model_tensors` is None): refused, as its full-rank change merges into a plain weight only."""
-    weight = f"{product.module}.weight"
-    if model_tensors is not None and model_tensors.get(weight, ((), False))[1]:
-        raise LoRAError(packed_product_message(path, product))
-
-
-def packed_product_message(path: Path, product: ProductUpdate) -> str:
-    return (
-        f"{path} is a LyCORIS {product.kind}, whose change of each layer is full-rank: it merges into plain weights "
-        f"only, and this transformer holds {product.module} quantized (GGUF, --quantize or fp8); use the "
-        f"safetensors transformer (bf16/fp16) with this file, or a plain LoRA"
-    )
 
 
 def _alpha(

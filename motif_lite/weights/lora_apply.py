@@ -4,13 +4,17 @@
 
 A float layer gets each update merged into its weight (the forward stays one GEMM); so does the patch embedder's
 Conv3d, which no load keeps packed (our GGUF files hold it in F32; a quantized one, from another tool, is dequantized
-as it loads: `quantized_state_dict`). A `QuantizedLinear` or `Float8Linear`, whose packed weight cannot absorb it, is
-wrapped in `LoRALinear`, which computes `W·x + B·(A·x)` with the scale folded into B. The adapter tensors are buffers
-of the layer's block, so block streaming moves them with the block.
+as it loads: `quantized_state_dict`), and so does a LyCORIS LoHa's or LoKr's change. A `QuantizedLinear` or
+`Float8Linear`, whose packed weight cannot absorb it, is wrapped in `LoRALinear`, which computes `W·x + B·(s·(A·x))`
+(a LoHa as a LoRA of rank r1·r2: `ProductUpdate.low_rank`), and for each LoKr in `LoKrLinear`, which computes
+`W·x + s·(w1 ⊗ w2)·x` without making the Kronecker product. The scales s stay in float32, out of the adapter tensors,
+which a 16-bit compute dtype would turn to inf for a large scale. The adapter tensors are buffers of the layer's
+block, so block streaming moves them with the block.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -22,13 +26,11 @@ from motif_lite.errors import counted
 from motif_lite.model.attention import project_rows
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.lora import (
-    LoRAError,
     LoRAFile,
     LoRAUpdate,
     ProductUpdate,
     WeightDiff,
     check_diff_target,
-    packed_product_message,
 )
 from motif_lite.weights.modules import replace_module
 from motif_lite.weights.quant_linear import QuantizedLinear
@@ -63,67 +65,99 @@ class AppliedLoRAs:
 
 
 class LoRALinear(nn.Module):
-    """`base(x) + up·(down·x)`: a low-rank update beside a layer whose weight cannot absorb it (packed blocks).
+    """`base(x) + up·(scale ⊙ (down·x))`: a low-rank update beside a layer whose weight cannot absorb it (packed
+    blocks).
 
-    `down` [rank, in] and `up` [out, rank] (the scales folded into `up`) are buffers of this module, so they move
-    wherever the layer's block is placed or streamed."""
+    `down` [rank, in] and `up` [out, rank] in the compute dtype, and `scale` [rank] in float32 (each file's scale
+    for its ranks), are buffers of this module, so they move wherever the layer's block is placed or streamed. The
+    scale multiplies the rank-sized `down·x` in float32 rather than being folded into `up`: a 16-bit `up` times a
+    large scale (a strong LoRA, a high alpha) would store inf where the update itself is a finite number."""
 
-    def __init__(self, base: nn.Module, down: torch.Tensor, up: torch.Tensor) -> None:
+    def __init__(
+        self, base: nn.Module, down: torch.Tensor, up: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> None:
+        """`scale`: [rank] (None: 1 for each)."""
         super().__init__()
         self.base = base
         self.register_buffer("down", down)
         self.register_buffer("up", up)
+        if scale is None:
+            scale = torch.ones(down.shape[0], device=down.device)
+        self.register_buffer("scale", scale.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + F.linear(F.linear(x, self.down.to(x.dtype)), self.up.to(x.dtype))
+        return self.base(x) + self.update(x, slice(None))
 
     def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
         """`self(x)[..., rows]`: the base layer's rows and the update's."""
-        update = F.linear(F.linear(x, self.down.to(x.dtype)), self.up[rows].to(x.dtype))
-        return project_rows(self.base, x, rows) + update
+        return project_rows(self.base, x, rows) + self.update(x, rows)
+
+    def update(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """`(up·(scale ⊙ (down·x)))[..., rows]`."""
+        scaled = (F.linear(x, self.down.to(x.dtype)).float() * self.scale).to(x.dtype)
+        return F.linear(scaled, self.up[rows].to(x.dtype))
 
     def extra_repr(self) -> str:
         return f"rank={self.down.shape[0]}"
 
 
+class LoKrLinear(nn.Module):
+    """`base(x) + scale · kron(w1, w2)·x`: a LyCORIS LoKr beside a layer whose weight cannot absorb it, without the
+    [out, in] Kronecker product: with w1 [a, c] and w2 [b, d], x [..., c·d] read as X [..., c, d] gives
+    `w1 · X · w2ᵀ` [..., a, b], which read as [..., a·b] is the product's rows applied to x.
+
+    `w1` and `w2` (in the compute dtype) are buffers, moved with the layer's block; `scale` stays a Python float,
+    folded into neither (a 16-bit w1 or w2 times a large scale could hold inf where the update is a number)."""
+
+    def __init__(self, base: nn.Module, w1: torch.Tensor, w2: torch.Tensor, scale: float) -> None:
+        super().__init__()
+        self.base = base
+        self.register_buffer("w1", w1)
+        self.register_buffer("w2", w2)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.update(x)
+
+    def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """`self(x)[..., rows]`: the base layer's rows and those of the update (made whole: it is cheap)."""
+        return project_rows(self.base, x, rows) + self.update(x)[..., rows]
+
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        """`scale · kron(w1, w2)·x`, [..., a·b]."""
+        columns, inner = self.w1.shape[1], self.w2.shape[1]
+        right = F.linear(x.unflatten(-1, (columns, inner)), self.w2.to(x.dtype)) * self.scale  # X·w2ᵀ [..., c, b]
+        both = F.linear(right.transpose(-1, -2), self.w1.to(x.dtype))  # (w1·X·w2ᵀ)ᵀ [..., b, a]
+        return both.transpose(-1, -2).flatten(-2)
+
+    def extra_repr(self) -> str:
+        return f"w1={list(self.w1.shape)}, w2={list(self.w2.shape)}, scale={self.scale:g}"
+
+
 def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | None = None) -> AppliedLoRAs:
     """Add the files' updates to `model` (after loading, before kernels and memory plans are applied): merged into
-    float weights, `LoRALinear` around packed ones. `dtype`: the adapters' compute dtype (default: float32)."""
+    float weights, `LoRALinear` and `LoKrLinear` around packed ones. `dtype`: the adapters' compute dtype (default:
+    float32)."""
     for file in files:  # before any layer is wrapped: the differences name the model's own tensors
         for diff in file.diffs:
             _add_diff(model, file, diff)
     per_module: dict[str, list[LoRAUpdate]] = defaultdict(list)
+    products: dict[str, list[ProductUpdate]] = defaultdict(list)
     for file in files:
         for update in file.updates:
             per_module[update.module].append(update)
+        for product in file.products:
+            products[product.module].append(product)
     applied = AppliedLoRAs(files=list(files))
-    merged: set[str] = set()
-    for name, updates in per_module.items():
+    for name in [*per_module, *(m for m in products if m not in per_module)]:
         layer = model.get_submodule(name)
         if isinstance(layer, nn.Linear | nn.Conv3d):
-            _merge(layer, updates)
-            merged.add(name)
+            _merge(layer, per_module[name], products[name])
+            applied.merged += 1
         else:
-            replace_module(model, name, _wrap(layer, updates, dtype or torch.float32))
+            replace_module(model, name, _wrap(layer, per_module[name], products[name], dtype or torch.float32))
             applied.wrapped += 1
-    for file in files:
-        for product in file.products:
-            _merge_product(model, file, product)
-            merged.add(product.module)
-    applied.merged = len(merged)
     return applied
-
-
-def _merge_product(model: nn.Module, file: LoRAFile, product: ProductUpdate) -> None:
-    """A LoHa's or LoKr's change merged into its linear's float weight; a packed linear (the file read against a
-    float model) is refused, as the read check refuses it."""
-    layer = model.get_submodule(product.module)
-    if not isinstance(layer, nn.Linear):
-        raise LoRAError(packed_product_message(file.spec.path, product))
-    weight = layer.weight.detach().float()
-    weight = weight + product.scale * product.delta(weight.device)
-    # A new tensor rather than an in-place add: the loaded weight may share memory with the checkpoint file.
-    layer.weight = nn.Parameter(weight.to(layer.weight.dtype), requires_grad=False)
 
 
 def _add_diff(model: nn.Module, file: LoRAFile, diff: WeightDiff) -> None:
@@ -142,7 +176,7 @@ def _add_diff(model: nn.Module, file: LoRAFile, diff: WeightDiff) -> None:
     setattr(module, attribute, nn.Parameter(changed.to(base.dtype), requires_grad=False))
 
 
-def _merge(layer: nn.Linear | nn.Conv3d, updates: list[LoRAUpdate]) -> None:
+def _merge(layer: nn.Linear | nn.Conv3d, updates: list[LoRAUpdate], products: list[ProductUpdate]) -> None:
     weight = layer.weight.detach().float()
     for u in updates:
         # The adapters are read onto the CPU; the weight may already be on the GPU (a load straight to the target).
@@ -150,29 +184,53 @@ def _merge(layer: nn.Linear | nn.Conv3d, updates: list[LoRAUpdate]) -> None:
         # A conv's B [out, rank, 1, 1, 1] and A [rank, in, kt, kh, kw] as matrices, their product shaped as the
         # kernel: PEFT's merge of a conv LoRA (a linear's are matrices already).
         weight = weight + u.scale * (up.flatten(1) @ down.flatten(1)).reshape(weight.shape)
+    for product in products:  # a LoHa's or LoKr's change: made once here, a layer's worth of memory
+        weight = weight + product.scale * product.delta(weight.device)
     # A new tensor rather than an in-place add: the loaded weight may share memory with the checkpoint file.
     layer.weight = nn.Parameter(weight.to(layer.weight.dtype), requires_grad=False)
 
 
-def _wrap(layer: QuantizedLinear | Float8Linear, updates: list[LoRAUpdate], dtype: torch.dtype) -> LoRALinear:
-    # Several files on one layer: one adapter of the summed rank, [A1; A2] and [s1·B1, s2·B2].
+def _wrap(
+    layer: QuantizedLinear | Float8Linear, updates: list[LoRAUpdate], products: list[ProductUpdate], dtype: torch.dtype
+) -> nn.Module:
+    """`layer` with the updates beside it: the LoRAs and LoHas as one `LoRALinear` of their summed rank ([A1; A2],
+    [B1, B2] and each file's scale for its ranks), each LoKr as a `LoKrLinear` around that."""
     device = next(layer.buffers()).device  # the packed weight's
-    down = torch.cat([u.down.float() for u in updates]).to(device, dtype)
-    up = torch.cat([u.scale * u.up.float() for u in updates], dim=1).to(device, dtype)
-    return LoRALinear(layer, down, up)
+    low_rank = [(u.down.float(), u.up.float(), u.scale) for u in updates]
+    low_rank += [(*p.low_rank(), p.scale) for p in products if p.kind == "LoHa"]
+    wrapped: nn.Module = layer
+    if low_rank:
+        down = torch.cat([d for d, _, _ in low_rank]).to(device, dtype)
+        up = torch.cat([u for _, u, _ in low_rank], dim=1).to(device, dtype)
+        scale = torch.cat([torch.full((d.shape[0],), s) for d, _, s in low_rank]).to(device, torch.float32)
+        wrapped = LoRALinear(layer, down, up, scale)
+    for product in products:
+        if product.kind == "LoKr":
+            w1, w2 = (w.to(device, dtype) for w in product.kron_factors())
+            wrapped = LoKrLinear(wrapped, w1, w2, product.scale)
+    return wrapped
 
 
-def side_adapter_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, tuple[int, int]]:
-    """The bytes of the adapter `apply_loras` keeps beside each layer the files change, if that layer is packed:
-    module name -> (down, up) in `dtype`, the files on one layer summed into one adapter as `_wrap` builds it (a
-    float layer merges its updates and keeps nothing beside it: the memory plan asks only for packed transformers)."""
+def side_adapter_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, tuple[int, ...]]:
+    """The bytes of the adapters `apply_loras` keeps beside each layer the files change, if that layer is packed:
+    module name -> each tensor's bytes as `_wrap` builds them (a `LoRALinear`'s down and up in `dtype` and its
+    float32 scale, for the LoRAs and LoHas of the layer summed into one; each LoKr's w1 and w2 in `dtype`). A float
+    layer merges its updates and keeps nothing beside it: the memory plan asks only for packed transformers."""
     ranks: dict[str, int] = defaultdict(int)
     shapes: dict[str, tuple[int, int]] = {}
+    kron: dict[str, list[int]] = defaultdict(list)
     for file in files:
         for u in file.updates:
             if u.down.ndim != 2:  # the Conv3d's: its weight is never packed, so its update always merges
                 continue
             ranks[u.module] += u.down.shape[0]
             shapes[u.module] = (u.up.shape[0], u.down.shape[1])  # (out, in)
-    size = dtype.itemsize
-    return {m: (ranks[m] * shapes[m][1] * size, shapes[m][0] * ranks[m] * size) for m in ranks}
+        for p in file.products:
+            if p.kind == "LoHa":
+                ranks[p.module] += p.low_rank_size()
+                shapes[p.module] = p.shape()
+            else:
+                kron[p.module] += [math.prod(shape) * dtype.itemsize for shape in p.kron_shapes()]
+    size, fp32 = dtype.itemsize, torch.float32.itemsize
+    found = {m: (r * shapes[m][1] * size, shapes[m][0] * r * size, r * fp32) for m, r in ranks.items()}
+    return {m: found.get(m, ()) + tuple(kron.get(m, ())) for m in {*found, *kron}}

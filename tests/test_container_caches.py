@@ -1,0 +1,60 @@
+"""`motif-lite check` in a container whose home cannot be written or is not there (`docker run -u 12345`): the
+Triton cache's line says where a run compiles its kernels instead, the folder a run then uses
+(motif_lite/cli/kernel_cache.py), not only that the home's cannot be written.
+
+A folder that cannot be written is made as a path under a regular file: the tests run as root in CI, where
+permission bits stop nothing."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from motif_lite import cli
+from motif_lite.cli.kernel_cache import writable_kernel_cache
+
+
+@pytest.fixture
+def temp_dir(tmp_path, monkeypatch) -> Path:
+    """tempfile's temporary directory, in this test's own folder."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def triton_line(tmp_path, capsys) -> str:
+    cli.main(["check", "-m", str(tmp_path / "no-model")])
+    return next(line for line in capsys.readouterr().out.splitlines() if " Triton cache: " in line)
+
+
+def test_an_unwritable_triton_cache_is_said_with_the_folder_a_run_compiles_into(
+    tmp_path, temp_dir, capsys, monkeypatch
+):
+    (tmp_path / "home").write_text("a file where the home should be")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for variable in ("TRITON_CACHE_DIR", "TRITON_HOME"):
+        monkeypatch.delenv(variable, raising=False)
+    line = triton_line(tmp_path, capsys)
+    environ = {"HOME": str(tmp_path / "home")}
+    assert writable_kernel_cache(environ, "auto", torch.device("cuda")) is not None  # what a GPU run does
+    assert line.startswith("warning ") and "cannot be written" in line, line
+    assert f"compiles its kernels into {environ['TRITON_CACHE_DIR']} instead" in line, line
+
+
+def test_a_user_without_a_home_is_told_so_not_that_a_folder_named_tilde_is_fine(
+    tmp_path, temp_dir, capsys, monkeypatch
+):
+    # HOME unset and a UID /etc/passwd lacks: os.path.expanduser("~") stays "~". The current folder can be written,
+    # so the line said "ok ~/.triton/cache", a folder that a run never uses.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRITON_HOME", "~")  # what the default is for a user without a home
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    line = triton_line(tmp_path, capsys)
+    assert line.startswith("warning ") and "this user has no home" in line, line
+    assert f"into {Path(tempfile.gettempdir()) / f'motif-lite-triton-{os.getuid()}'} instead" in line, line
+    assert not (tmp_path / "~").exists()

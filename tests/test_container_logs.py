@@ -1,0 +1,37 @@
+"""A container's output goes to a log (`docker run` without `-t`, `kubectl logs`): no bar there is redrawn with
+carriage returns, which make one long line of every redraw. transformers' "Loading weights" bar (the bf16 text
+encoder) and Hugging Face's download bars are the libraries' own; our stages write whole lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from huggingface_hub.utils import are_progress_bars_disabled
+
+from motif_lite import cli
+
+
+@pytest.fixture
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]
+
+
+def tiny_run(checkpoint: Path, output: Path) -> int:
+    return cli.main(["run", "-m", str(checkpoint), "-p", "a fox", "-W", "32", "-H", "32", "--video-frames", "5",
+                     "--steps", "2", "-o", str(output)])  # fmt: skip
+
+
+def test_a_run_logged_to_a_file_writes_no_carriage_returns(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    assert tiny_run(checkpoint, tmp_path / "fox.webp") == 0
+    err = capsys.readouterr().err
+    assert "denoise: 100%" in err  # our own stage lines are there
+    assert "\r" not in err, err
+    assert not are_progress_bars_disabled()  # as it was before: a program calling main keeps its bars
+
+
+def test_hf_hub_disable_progress_bars_set_to_0_keeps_the_libraries_bars(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
+    assert tiny_run(checkpoint, tmp_path / "fox.webp") == 0
+    assert "\rLoading weights" in capsys.readouterr().err

@@ -1,0 +1,53 @@
+"""The commands a message suggests are pasted into a shell: a path that starts at the home folder (`~/x.gguf`, typed
+in quotes, in a settings file or an entry script) must keep its `~` where the shell expands it. Bash is the oracle:
+each suggested word is given to it, and what it hands a program is compared with the path meant.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from motif_lite import cli
+from motif_lite.paths import quoted
+from motif_lite.shell_syntax import posix_quoted
+
+BASH = shutil.which("bash")
+needs_bash = pytest.mark.skipif(BASH is None, reason="needs bash")
+
+
+def as_bash_reads(words: str, home: Path) -> list[str]:
+    """The arguments bash gives a program for the command-line text `words`, with HOME at `home`."""
+    script = f'for word in {words}; do printf "%s\\0" "$word"; done'
+    done = subprocess.run([BASH, "-c", script], env={"HOME": str(home)}, capture_output=True, check=True)
+    return done.stdout.decode().split("\0")[:-1]
+
+
+@needs_bash
+@pytest.mark.parametrize("path", ["~/x.gguf", "~/models/a b.gguf", "~/it's.gguf", "~/$HOME.gguf", "~/", "~"])
+def test_a_path_under_the_home_folder_is_quoted_so_that_the_shell_still_expands_its_tilde(path, tmp_path):
+    expected = str(tmp_path) + path[1:]
+    assert as_bash_reads(posix_quoted(path), tmp_path) == [expected]
+    assert as_bash_reads(quoted(path), tmp_path) == [expected]
+
+
+@needs_bash
+@pytest.mark.parametrize("text", ["a b", "x ~/y", "~user/x", "it's", "$HOME", "plain.gguf", ""])
+def test_other_words_are_quoted_as_shlex_quotes_them(text, tmp_path):
+    assert as_bash_reads(posix_quoted(text), tmp_path) == [text]
+
+
+@needs_bash
+def test_a_gguf_given_to_m_from_the_home_folder_is_suggested_to_gguf_as_a_path_the_shell_expands(
+    tmp_path, capsys, monkeypatch, no_network
+):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x.gguf").write_bytes(b"GGUF")
+    code = cli.main(["run", "-m", "~/x.gguf", "-p", "fox", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    suggested = err.split("pass it as --gguf ", 1)[1].split(";", 1)[0]
+    assert as_bash_reads(suggested, tmp_path) == [str(tmp_path / "x.gguf")], err

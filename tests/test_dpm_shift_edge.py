@@ -1,0 +1,118 @@
+"""A fixed DPM++ flow shift that diffusers' DPMSolverMultistepScheduler cannot step is refused before loading.
+
+A large shift puts the first two sigmas of its table within 1/T of 1 (a tiny one rounds them to timestep 0): the
+table starts at one timestep twice, the scheduler (which finds its first step by the timestep's value) starts at
+its second step and fails with an IndexError on its last. The edge is found by running diffusers itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from diffusers import DPMSolverMultistepScheduler
+
+from motif_lite import cli
+from motif_lite.errors import Audience
+from motif_lite.request import OFFICIAL_STEPS, GenerationRequest, RequestError
+from motif_lite.sampling.schedule import schedule_options
+from motif_lite.settings import CheckpointConfigs, Given, resolve_settings
+
+# The model card's DPMSolverMultistep config (the one `dpm++2m` samples), less its flow shift.
+DPM = {
+    "_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "dpmsolver++", "solver_order": 2,
+    "use_flow_sigmas": True, "prediction_type": "flow_prediction",
+}  # fmt: skip
+
+
+def diffusers_steps(steps: int, shift: float) -> bool:
+    """Whether diffusers' scheduler with flow shift `shift` runs a whole loop of `steps` to finite latents."""
+    scheduler = DPMSolverMultistepScheduler.from_config({**DPM, "flow_shift": shift})
+    scheduler.set_timesteps(steps)
+    x = torch.linspace(-1, 1, 8)
+    try:
+        for t in scheduler.timesteps:
+            x = scheduler.step(torch.tanh(x) - 0.5 * x, t, x, return_dict=False)[0]
+    except IndexError:
+        return False
+    return bool(torch.isfinite(x).all())
+
+
+def diffusers_edge(steps: int, good: float, bad: float) -> tuple[float, float]:
+    """Neighbouring shifts (to float rounding of a bisection) between which diffusers stops stepping `steps`."""
+    assert diffusers_steps(steps, good) and not diffusers_steps(steps, bad)
+    for _ in range(80):
+        middle = (good * bad) ** 0.5
+        if middle in (good, bad):
+            break
+        good, bad = (middle, bad) if diffusers_steps(steps, middle) else (good, middle)
+    return good, bad
+
+
+def configs_with_shift(shift: float) -> CheckpointConfigs:
+    """The configs of a checkpoint whose scheduler config is DPM with `flow_shift` `shift` (no limit there)."""
+    config = {**DPM, "flow_shift": shift}
+    return CheckpointConfigs(scheduler=config, scheduler_shift=shift, schedule=schedule_options(config))
+
+
+def accepts(steps: int, shift: float) -> bool:
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=steps).resolve()
+    try:
+        resolve_settings(request, configs_with_shift(shift))
+    except RequestError as exc:
+        assert exc.fields == ("flow_shift",) and "scheduler/scheduler_config.json" in str(exc), exc
+        return False
+    return True
+
+
+@pytest.mark.parametrize("steps", [100, OFFICIAL_STEPS, 25, 10, 3, 2])
+def test_a_large_fixed_shift_is_refused_exactly_where_diffusers_fails(steps: int) -> None:
+    # At 100 steps the edge (about 11.1) is below the official shift 15: diffusers fails there too.
+    good, bad = diffusers_edge(steps, 1.0, 1e4)
+    assert accepts(steps, good) and not accepts(steps, bad), (steps, good, bad)
+
+
+@pytest.mark.parametrize("steps", [OFFICIAL_STEPS, 4])
+def test_a_tiny_fixed_shift_is_refused_exactly_where_diffusers_fails(steps: int) -> None:
+    good, bad = diffusers_edge(steps, 0.01, 1e-12)
+    assert accepts(steps, good) and not accepts(steps, bad), (steps, good, bad)
+
+
+def test_one_step_takes_any_shift_as_diffusers_does() -> None:
+    assert diffusers_steps(1, 1e6) and accepts(1, 1e6)
+
+
+def test_the_refusal_names_the_flag_or_the_config_and_comes_before_loading(checkpoint, no_weights, capsys) -> None:
+    # 30 is within --flow-shift's range, and past diffusers' edge at the official 50 steps.
+    assert not diffusers_steps(OFFICIAL_STEPS, 30.0)
+    index = checkpoint / "model_index.json"
+    index.write_text(
+        json.dumps({**json.loads(index.read_text()), "scheduler": ["diffusers", "DPMSolverMultistepScheduler"]})
+    )
+    (checkpoint / "scheduler/scheduler_config.json").write_text(json.dumps({**DPM, "flow_shift": 200.0}))
+    output = checkpoint.parent / "fox.mp4"
+    base = ["run", "-m", str(checkpoint), "-p", "fox", "-o", str(output), "-W", "48", "-H", "32"]
+    base += ["--device", "cpu", "--steps", str(OFFICIAL_STEPS)]
+    for extra, named in (
+        (["--flow-shift", "30"], "error: --flow-shift 30 "),
+        ([], "error: the flow shift 200 of scheduler/scheduler_config.json gives"),
+    ):
+        code = cli.main([*base, *extra])
+        err = capsys.readouterr().err
+        assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+        assert named in err and "starts at timestep 999 twice" in err, err
+    assert not output.exists()
+
+
+def test_the_refusal_names_an_official_shift_and_a_settings_files() -> None:
+    # At 100 steps diffusers cannot step the official text-to-video shift 15 either.
+    assert not diffusers_steps(100, 15.0)
+    request, _ = GenerationRequest("fox", steps=100, sampler="dpm++2m").resolve()
+    with pytest.raises(RequestError, match="^the official text-to-video shift 15 gives a DPM\\+\\+ schedule of 100"):
+        resolve_settings(request, CheckpointConfigs())
+    from_file = dataclasses.replace(request, flow_shift=30.0)
+    with pytest.raises(RequestError, match="^the flow shift 30 of fox.mp4 gives"):
+        resolve_settings(from_file, CheckpointConfigs(), given=Given(files={"flow_shift": "fox.mp4"}))
+    with pytest.raises(RequestError, match="^flow_shift 30 gives .*or the euler or unipc sampler$"):
+        resolve_settings(from_file, CheckpointConfigs(), audience=Audience.API)
