@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import shlex
+import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -32,6 +34,14 @@ class ValueNamingParser(argparse.ArgumentParser):
     "argument --preview: expected one argument" leaves a user who typed --preview as an on/off switch guessing.
     Its subparsers are of this class too (argparse makes them of the parser's class)."""
 
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # The words as given (argparse hands a subcommand's parser its own): `_dash_value_hint` reads the word
+        # that followed a flag argparse found without its value.
+        self._words = list(sys.argv[1:] if args is None else args)  # argparse's own default
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         super().error(message + self._value_wanted(message))
 
@@ -47,7 +57,19 @@ class ValueNamingParser(argparse.ArgumentParser):
         flag = flags[-1]  # the long spelling, which says the most
         hint = f": {flag} {value_name(action)}"
         clause = first_clause(self._expanded_help(action))
-        return f"{hint} ({clause})" if clause else hint
+        return (f"{hint} ({clause})" if clause else hint) + self._dash_value_hint(flags)
+
+    def _dash_value_hint(self, flags: list[str]) -> str:
+        """How to give a value that starts with a dash (`-p "-fox"`, a line of a prompts file): argparse takes such
+        a word for a flag and finds the flag before it without its value. '' where the word is one of our flags
+        (the value was left out) or there is none."""
+        words = getattr(self, "_words", [])
+        after = [words[i + 1] for i, word in enumerate(words[:-1]) if word in flags]
+        if not after or after[0] == "--" or after[0] in self._option_string_actions:
+            return ""
+        given = shlex.quote(f"{flags[-1]}={after[0]}")
+        script = f'{flags[-1]}="$VALUE"'
+        return f"; a value that starts with a dash is given after '=', as one word: {given} (in a script: {script})"
 
     def _expanded_help(self, action: argparse.Action) -> str | None:
         """The flag's help as --help prints it: `%(default)s` filled in, `%%` a single `%`."""

@@ -1643,20 +1643,6 @@ def test_batch_count_makes_videos_with_consecutive_seeds_from_one_load(checkpoin
     assert not np.array_equal(batch[0], batch[1])  # another seed, another video
 
 
-def test_an_output_name_with_another_tools_placeholder_gets_a_note(checkpoint, tmp_path, capsys):
-    # -o "fox_{seed}.mp4" (a placeholder other tools fill in) was written as it is, without a word: every run of a
-    # loop over prompts or seeds then replaced the last one's video.
-    args = ["run", "-m", str(checkpoint[0]), "--dry-run", "--device", "cpu", "-W", "48", "-H", "32", "-p", "fox"]
-    assert cli.main([*args, "-b", "2", "-o", str(tmp_path / "fox_{seed}.mp4")]) == 0
-    (note,) = [line for line in capsys.readouterr().err.splitlines() if "does not fill in" in line]
-    first, last = tmp_path / "fox_{seed}-1.mp4", tmp_path / "fox_{seed}-2.mp4"
-    assert note.startswith(f"note: -o {tmp_path / 'fox_{seed}.mp4'} has {{seed}}, which motif-lite does not fill in: "
-                           f"it writes {first} ... {last}, and a loop of such runs writes the same names")  # fmt: skip
-    for plain in ("fox.mp4", "fox {1}.mp4", "fox_%03d.png"):  # braces without a name in them are no placeholder
-        assert cli.main([*args, "-o", str(tmp_path / plain)]) == 0
-        assert "does not fill in" not in capsys.readouterr().err, plain
-
-
 @pytest.mark.parametrize("prompt", ["prompt.txt", "@prompt.txt"])
 def test_a_prompt_that_names_a_file_gets_a_note(checkpoint, tmp_path, capsys, monkeypatch, prompt):
     # -p prompt.txt and -p @prompt.txt were taken as the text without a word: a note says how to read the file.

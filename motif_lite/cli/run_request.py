@@ -146,7 +146,6 @@ def resolve_requests(
         )
         notes += [replaced] if replaced else []
         notes += empty_prompt_notes(args) + prompt_file_notes(args)
-        notes += name_template_notes(args.output, outputs)
         notes += (sided := one_side_notes(args, request))
         if sided and request.image is not None:
             notes = _without_stretch_size(notes, request)
@@ -302,20 +301,55 @@ def _check_preview_is_no_frame(preview: str, outputs: list[Path], frames: int) -
 
 # A placeholder other tools fill in an output name: `{seed}`, `{prompt}`, `{date}`, ...
 _NAME_PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
+# C0 control characters and DEL: none belongs in a file name a script prints and reads back.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def name_template_notes(output: str | None, outputs: list[Path]) -> list[str]:
-    """The note for an -o that holds a placeholder other tools fill in (`fox_{seed}.mp4`): here the name is taken as
-    written, so every run of such a command writes the same file (the next replacing the last); the note says how
-    a batch's files are numbered and how a script puts the seed in the name itself."""
+def check_no_stdin_dash(args: argparse.Namespace) -> None:
+    """Refuse a prompt (-p) or negative prompt (-n) that is a single dash, many tools' name for standard input
+    (`echo "a fox" | motif-lite run -p -`): nothing reads standard input, so the video would show the text '-'."""
+    from motif_lite.request import RequestError
+
+    texts = (("-p", "prompt", args.prompt, "prompt.txt"), ("-n", "negative prompt", args.negative_prompt, "neg.txt"))
+    for flag, which, text, file in texts:
+        if text == "-":
+            raise RequestError(f'{flag} - would make the {which} the text "-": motif-lite reads no {which} from '
+                               f'standard input; give the text itself ({flag} "$(cat)" reads standard input, '
+                               f'{flag} "$(cat {file})" a file)')  # fmt: skip
+
+
+def check_no_control_character(output: str | None) -> None:
+    """Refuse an -o whose name holds a control character: a carriage return from a name read out of a CRLF file
+    (`-o "$name.mp4"`), a line break from a multi-line prompt put in the name. The file would be named with it, out
+    of sight in a listing, and a line break would split the `output:` line a script reads from stdout."""
+    from motif_lite.request import RequestError
+
+    if output is None or (control := _CONTROL_CHARACTER.search(output)) is None:
+        return
+    if control[0] == "\r":
+        what = "a carriage return (\\r: a Windows line end, CRLF, of a name read line by line from a file)"
+        fix = "remove it (tr -d '\\r' < names.txt, or name=${name%$'\\r'} in a shell loop)"
+    else:
+        what = f"a control character ({control[0]!r})"
+        fix = "give a name without it"
+    raise RequestError(f"-o {output!r} holds {what}, which would end up in the file's name (and in the output: line "
+                       f"a script reads); {fix}")  # fmt: skip
+
+
+def check_no_name_placeholder(output: str | None) -> None:
+    """Refuse an -o that holds a placeholder other tools fill in (`fox_{seed}.mp4`): motif-lite takes a name as
+    written, so the file would be named with the braces and every run of a loop would replace the last one's video.
+    The error says how a script puts the seed in the name itself."""
+    from motif_lite.request import RequestError
+
     if output is None or (placeholder := _NAME_PLACEHOLDER.search(output)) is None:
-        return []
-    files = str(outputs[0]) if len(outputs) == 1 else f"{outputs[0]} ... {outputs[-1]}"
-    return [
-        f"-o {output} has {placeholder[0]}, which motif-lite does not fill in: it writes {files}, and a loop of such "
-        "runs writes the same names over and over; -b N numbers a batch's files -1, -2, ... and each file keeps its "
-        'seed in its metadata; a script names the files itself (-s "$seed" -o "fox_$seed.mp4")'
-    ]
+        return
+    raise RequestError(
+        f"-o {output} has {placeholder[0]}, which motif-lite does not fill in: the file would be named with the "
+        "braces, and each run of a loop would replace the last one's video; name the file in the script instead "
+        '(-s "$seed" -o "fox_$seed.mp4"); -b N numbers a batch\'s files -1, -2, ..., and each file keeps its seed '
+        "in its metadata"
+    )
 
 
 def empty_prompt_notes(args: argparse.Namespace) -> list[str]:
@@ -373,6 +407,9 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
         raise RequestError('the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the video shows, '
                            'e.g. -p "a red fox runs through snow"; an empty prompt is taken only with a first frame '
                            "(-i or --extend), which it then animates with no text")  # fmt: skip
+    check_no_stdin_dash(args)
+    check_no_control_character(args.output)
+    check_no_name_placeholder(args.output)
     if args.quantize is not None and args.gguf is not None:  # before any download of either
         raise RequestError(quantized_twice("", args.quantize, args.gguf))
     if args.text_encoder_quantize is not None and args.text_encoder_gguf is not None:  # a .gguf --text-encoder too

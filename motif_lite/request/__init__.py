@@ -568,9 +568,23 @@ def _resolve_seed(seed: int | None, audience: Audience) -> int:
         if is_generator(seed):
             # Only Python passes a generator: the line to give is Python's.
             raise RequestError(f"seed takes a number, not a generator: {seed_of_generator(seed)}")
-        as_int = whole_float_hint(seed, lambda number: 0 <= number <= MAX_SEED)
+        as_int = whole_float_hint(seed, lambda number: 0 <= number <= MAX_SEED) or _low_bits_hint(seed)
         raise RequestError(f"{setting_name('seed', audience)} must be {SEED_RANGE}, got {shown(seed)}{as_int}")
     return seed
+
+
+def _low_bits_hint(seed: object) -> str:
+    """' (...: give 3197704724 for the same noise)' for a seed over 32 bits that torch's generator takes (up to
+    2**64 - 1, ComfyUI's range): its CPU generator (a Mersenne twister) is seeded with the low 32 bits only, so
+    `torch.Generator().manual_seed(seed)`, as diffusers' pipelines and ComfyUI's KSampler draw their noise, draws
+    what this seed's low 32 bits draw here. '' for any other value."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not MAX_SEED < seed < 2**64:
+        return ""
+    return (
+        f" (torch's CPU generator, which draws the starting noise here as in diffusers' "
+        f"torch.Generator().manual_seed(N) and ComfyUI, reads only a seed's low 32 bits: give {seed % 2**32} "
+        "for the same noise)"
+    )
 
 
 def _check_negative_prompt(value: object, audience: Audience) -> None:

@@ -1,0 +1,113 @@
+"""`motif-lite run` driven by a script: a loop over a prompts file, names made from seeds, exit codes checked.
+What such a script gives by mistake is refused at once with a one-line error (exit code 2, no traceback, no file)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from motif_lite import cli
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> tuple[Path, object]:
+    return shared_checkpoint  # read only
+
+
+def run_args(root: Path, *extra: str) -> list[str]:
+    return ["run", "-m", str(root), "-W", "48", "-H", "32", "--video-frames", "1", "--steps", "1", "-s", "3", *extra]
+
+
+def test_an_output_name_with_another_tools_placeholder_is_refused(checkpoint, tmp_path, capsys):
+    # -o "fox_{seed}.mp4" (a placeholder ComfyUI-like tools fill in) was written as it is, braces and all, after a
+    # note: every run of a loop over prompts or seeds then replaced the last one's video.
+    output = tmp_path / "fox_{seed}.png"
+    code = cli.main([*run_args(checkpoint[0], "-p", "fox", "-o", str(output))])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err
+    assert f"error: -o {output} has {{seed}}, which motif-lite does not fill in" in err, err
+    assert '-s "$seed" -o "fox_$seed.mp4"' in err, err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # refused before any work: no file of that name, nor a claim of it
+
+
+def test_braces_without_a_name_in_them_are_no_placeholder(checkpoint, tmp_path, capsys):
+    for plain in ("fox {1}.png", "fox {}.png"):
+        assert cli.main([*run_args(checkpoint[0], "-p", "fox", "--dry-run", "-o", str(tmp_path / plain))]) == 0
+        assert "does not fill in" not in capsys.readouterr().err, plain
+
+
+@pytest.mark.parametrize("flag", ["-p", "-n"])
+def test_a_value_that_starts_with_a_dash_gets_the_way_to_give_it(checkpoint, capsys, flag):
+    # A line of a prompts file such as "-fox" after -p is taken by argparse for a flag: the error said only that -p
+    # wants a value, which the script had given.
+    extra = ["-p", "fox"] if flag == "-n" else []
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([*run_args(checkpoint[0], *extra, flag, "-fox")])
+    err = capsys.readouterr().err
+    assert stopped.value.code == cli.EXIT_USER_ERROR, err
+    long = {"-p": "--prompt", "-n": "--negative-prompt"}[flag]
+    assert f"a value that starts with a dash is given after '=', as one word: {long}=-fox" in err, err
+    # ... and that way runs it, with the dash kept
+    capsys.readouterr()
+    assert cli.main([*run_args(checkpoint[0], *extra, f"{long}=-fox", "--dry-run")]) == 0
+    assert ("prompt: '-fox'" in capsys.readouterr().out) == (flag == "-p")
+
+
+def test_a_flag_left_without_its_value_gets_no_dash_hint(checkpoint, capsys):
+    # -p followed by another of our flags: the prompt was left out, not one that starts with a dash
+    with pytest.raises(SystemExit):
+        cli.main([*run_args(checkpoint[0], "-p", "--dry-run")])
+    err = capsys.readouterr().err
+    assert "expected one argument" in err, err
+    assert "starts with a dash" not in err, err
+
+
+@pytest.mark.parametrize(
+    "name, said",
+    [
+        ("clip\r.png", "holds a carriage return (\\r: a Windows line end"),  # `-o "$name.png"`, name from a CRLF file
+        ("two\nlines.png", "holds a control character ('\\n')"),  # a multi-line prompt put in the name
+    ],
+)
+def test_an_output_name_with_a_control_character_is_refused(checkpoint, tmp_path, capsys, name, said):
+    # The file was written as named, the \r out of sight in a listing, and a line break split the `output:` line
+    # that a script reads the file's path from.
+    code = cli.main([*run_args(checkpoint[0], "-p", "fox", "-o", str(tmp_path / name))])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err
+    assert f"error: -o {str(tmp_path / name)!r} {said}" in err, err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_seed_over_32_bits_is_told_the_seed_that_draws_the_same_noise(checkpoint, capsys):
+    # A seed of ComfyUI's (drawn up to 2**64 - 1) or a diffusers script's torch.Generator().manual_seed(N) was
+    # refused with the range alone, though torch's CPU generator reads only its low 32 bits: its noise is drawable.
+    big = 123456789012
+    code = cli.main(run_args(checkpoint[0], "-p", "fox", "--dry-run", "-s", str(big)))  # the last -s counts
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err
+    (hinted,) = re.findall(r"reads only a seed's low 32 bits: give (\d+) for the same noise", err)
+    shape = (1, 16, 3, 4, 6)  # a latent's noise, as diffusers draws it with the generator it is given
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(big))
+    assert torch.equal(noise, torch.randn(shape, generator=torch.Generator().manual_seed(int(hinted))))
+    assert cli.main(run_args(checkpoint[0], "-p", "fox", "--dry-run", "-s", hinted)) == 0
+    capsys.readouterr()
+    # past 2**64 - 1 torch takes no seed (diffusers fails too): the range alone
+    assert cli.main(run_args(checkpoint[0], "-p", "fox", "--dry-run", "-s", str(2**64))) == cli.EXIT_USER_ERROR
+    assert "low 32 bits" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["-p", "-n"])
+def test_a_dash_for_standard_input_is_refused(checkpoint, tmp_path, capsys, flag):
+    # `echo "a fox" | motif-lite run -p -`: a dash, many tools' standard input, made a video of the text "-".
+    extra = ["-p", "fox"] if flag == "-n" else []
+    code = cli.main(run_args(checkpoint[0], *extra, flag, "-", "-o", str(tmp_path / "fox.png")))
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err
+    assert f"error: {flag} - would make the" in err and f'{flag} "$(cat)" reads standard input' in err, err
+    assert list(tmp_path.iterdir()) == []
