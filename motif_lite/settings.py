@@ -475,7 +475,8 @@ def _shift_named(shift: Setting[float], audience: Audience) -> str:
         return Spelling(f"--flow-shift {value}", f"flow_shift={value}", f"flow_shift {value}").to(audience)
     if shift.source in (CHECKPOINT, FILE):
         return f"the flow shift {value} of {shift.origin}"
-    return f"the {shift.origin} {value}"
+    # The value follows the name, not a note the origin adds after a comma ("official text-to-video shift, not 1.0").
+    return f"the {shift.origin.split(',')[0]} {value}"
 
 
 def _a_count(value: object) -> bool:

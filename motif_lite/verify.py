@@ -45,7 +45,7 @@ from motif_lite.numerics import FLOAT16_ADVICE, NonFiniteError
 from motif_lite.paths import user_path
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.sampling import APGState, guide, schedule_for
-from motif_lite.settings import describe_guidance
+from motif_lite.settings import describe_guidance, resolve_settings
 from motif_lite.shell_syntax import quoted
 
 if TYPE_CHECKING:
@@ -273,6 +273,8 @@ def verify(
     if target.type == "cpu" and (note := _over_available_ram(sources, dtype)) is not None:
         logger.warning(note)  # before the loads (minutes on the real weights), which the system may kill
     root = sources.root
+    # What our pipeline refuses in these settings (a DPM++ table diffusers cannot step, say), before the loads.
+    resolve_settings(request, sources.configs, sources.transformer)
     if on_loading is not None:
         on_loading()
     ours = load_pipeline(sources, dtype=dtype, device=target)

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from motif_lite import cli
 from motif_lite.errors import Audience
+from motif_lite.pipeline import load_pipeline
 from motif_lite.request import OFFICIAL_STEPS, GenerationRequest, RequestError
+from motif_lite.sampling import SamplingSettingsError, schedule_for
 from motif_lite.sampling.schedule import schedule_options
 from motif_lite.settings import CheckpointConfigs, Given, resolve_settings
 
@@ -116,3 +122,106 @@ def test_the_refusal_names_an_official_shift_and_a_settings_files() -> None:
         resolve_settings(from_file, CheckpointConfigs(), given=Given(files={"flow_shift": "fox.mp4"}))
     with pytest.raises(RequestError, match="^flow_shift 30 gives .*or the euler or unipc sampler$"):
         resolve_settings(from_file, CheckpointConfigs(), audience=Audience.API)
+
+
+def test_the_official_shift_in_place_of_a_config_shift_of_one_is_named_plainly() -> None:
+    # A config shift of 1.0 is diffusers' "no shift" and counts as unset: the official 15 runs, and is named so.
+    assert not diffusers_steps(100, 15.0)
+    request, _ = GenerationRequest("fox", steps=100, sampler="dpm++2m").resolve()
+    with pytest.raises(RequestError) as refused:
+        resolve_settings(request, configs_with_shift(1.0))
+    assert str(refused.value) == (
+        "the official text-to-video shift 15 gives a DPM++ schedule of 100 steps that starts at timestep 999 twice, "
+        "which diffusers' DPMSolverMultistepScheduler cannot step: give a smaller flow shift or fewer steps, or the "
+        "euler or unipc sampler"
+    )
+
+
+def test_schedule_for_refuses_the_dpm_tables_diffusers_cannot_step() -> None:
+    good, bad = diffusers_edge(OFFICIAL_STEPS, 1.0, 1e4)
+    assert schedule_for("dpmpp_2m", OFFICIAL_STEPS, good).steps == OFFICIAL_STEPS
+    with pytest.raises(SamplingSettingsError, match=f"^flow_shift={bad:g} gives a DPM\\+\\+ schedule of 50 steps"):
+        schedule_for("dpmpp_2m", OFFICIAL_STEPS, bad)
+    assert schedule_for("euler", OFFICIAL_STEPS, bad).steps == OFFICIAL_STEPS  # the rule is DPM++'s only
+
+
+# A tiny run at 32x32, 5 frames: its settings file and its stopped state.
+TINY = ["--device", "cpu", "--kernels", "torch", "--yes", "--dtype", "fp32"]
+
+
+@pytest.fixture(scope="module")
+def made_at_shift_30(shared_checkpoint, tmp_path_factory) -> Path:
+    """A video made with DPM++ at flow shift 30 in 2 steps (which diffusers steps), to take the settings of."""
+    output = tmp_path_factory.mktemp("s30") / "s30.mp4"
+    flags = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "2"]
+    flags += ["--sampling-method", "dpm++2m", "--flow-shift", "30"]
+    code = cli.main(["run", "-m", str(shared_checkpoint[0]), "-p", "fox", "-o", str(output), *flags, *TINY])
+    assert code == 0 and output.exists()
+    return output
+
+
+@pytest.fixture(scope="module")
+def stopped_at_shift_30(shared_checkpoint, tmp_path_factory) -> Path:
+    """The latents file of a DPM++ run of 50 steps stopped after its first, whose flow shift reads 30: as a version
+    that did not refuse that table (which diffusers cannot step) left it. Run at 15, which it can, then edited."""
+    pipe = load_pipeline(shared_checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch")
+    output = tmp_path_factory.mktemp("stopped") / "fox.mp4"
+    request = GenerationRequest("fox", output=output, width=32, height=32, frames=5, sampler="dpm++2m", flow_shift=15)
+
+    def stop_after_one(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(dataclasses.replace(request, steps=OFFICIAL_STEPS), on_progress=stop_after_one)
+    path = output.with_name("fox.latents.safetensors")
+    with safe_open(str(path), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    info["request"]["flow_shift"] = 30.0
+    save_file(tensors, str(path), metadata={"motif_lite_latents": json.dumps(info)})
+    return path
+
+
+def refusals(capsys, *args: str) -> list[str]:
+    """The errors of `run *args` and of its dry run, each refused as a user error."""
+    errors = []
+    for dry_run in (["--dry-run"], []):
+        code = cli.main(["run", *args, *TINY, *dry_run])
+        err = capsys.readouterr().err
+        assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+        errors.append(next(line for line in err.splitlines() if line.startswith("error: ")))
+    return errors
+
+
+def test_a_run_names_the_settings_file_its_shift_came_from_as_its_dry_run_does(
+    made_at_shift_30, shared_checkpoint, no_weights, capsys
+) -> None:
+    assert not diffusers_steps(OFFICIAL_STEPS, 30.0)
+    args = ["-m", str(shared_checkpoint[0]), "-p", "fox", "--settings-from", str(made_at_shift_30), "--steps", "50"]
+    dry_run, run = refusals(capsys, *args)
+    assert run == dry_run and run.startswith("error: the flow shift 30 of s30.mp4 gives a DPM++ schedule of 50 steps")
+
+
+def test_a_resumed_run_whose_shift_is_refused_says_to_start_a_new_one(stopped_at_shift_30, no_weights, capsys) -> None:
+    dry_run, run = refusals(capsys, "--resume", str(stopped_at_shift_30))
+    assert run == dry_run and run.startswith("error: the flow shift 30 of fox.latents.safetensors gives"), run
+    # Its advice names flags --resume refuses: the way left is a new run.
+    assert run.endswith("so this run cannot go on: start a new one without --resume, with that change"), run
+    code = cli.main(["run", "--resume", str(stopped_at_shift_30), "--flow-shift", "10", *TINY])
+    assert code == cli.EXIT_USER_ERROR and "leave out --flow-shift" in capsys.readouterr().err
+
+
+def test_verify_refuses_before_loading(shared_checkpoint, tmp_path, no_weights, capsys) -> None:
+    checkpoint = shutil.copytree(shared_checkpoint[0], tmp_path / "dpm30")
+    index = checkpoint / "model_index.json"
+    index.write_text(
+        json.dumps({**json.loads(index.read_text()), "scheduler": ["diffusers", "DPMSolverMultistepScheduler"]})
+    )
+    (checkpoint / "scheduler/scheduler_config.json").write_text(json.dumps({**DPM, "flow_shift": 30.0}))
+    size = ["-W", "32", "-H", "32", "--video-frames", "5", "--device", "cpu"]
+    code = cli.main(["verify", "-m", str(checkpoint), "--steps", str(OFFICIAL_STEPS), *size])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert "loading both pipelines" not in err, err
+    assert "error: the flow shift 30 of scheduler/scheduler_config.json gives" in err, err

@@ -127,6 +127,26 @@ def request_from_file(saved: SavedLatents | None, recalled: Recalled | None = No
         raise
 
 
+@contextmanager
+def refused_settings_of_resumed(args: argparse.Namespace) -> Iterator[None]:
+    """Around resolving the settings of a run: a flow shift refused for a `--resume`d run (a DPM++ table diffusers
+    cannot step, say) is advice --resume cannot follow, as it refuses the flags that choose the video; the message
+    says to start a new run instead."""
+    from motif_lite.request import RequestError
+
+    try:
+        yield
+    except RequestError as exc:
+        if vars(args).get("resume") is None or "flow_shift" not in exc.fields:
+            raise
+        file = Path(args.resume).name
+        raise RequestError(
+            f"{exc}; --resume takes no --flow-shift, --steps or --sampling-method (it goes on with the settings "
+            f"{file} holds), so this run cannot go on: start a new one without --resume, with that change",
+            exc.fields,
+        ) from None
+
+
 def _step_cache_resumed(saved: SavedLatents, args: argparse.Namespace, given: frozenset[str]) -> list[str]:
     """The stopped run's lossy step cache goes on in the resumed run unless --step-cache is given, as a model flag
     does (it changes the video as much); the note where a given one differs from it."""

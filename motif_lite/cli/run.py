@@ -53,6 +53,7 @@ from motif_lite.cli.resume import (
     kept_anywhere,
     kept_state,
     output_left_to_replace,
+    refused_settings_of_resumed,
     request_from_file,
 )
 from motif_lite.cli.run_flags import add_run_flags, take_weight_flags
@@ -326,7 +327,7 @@ def _prepare(
     several processes; `say`: print, or `_quiet` on ranks other than the main one."""
     from motif_lite.devices import is_here
     from motif_lite.preflight import gguf_header_read_first
-    from motif_lite.settings import Given, resolve_dtype, resolve_settings
+    from motif_lite.settings import resolve_dtype, resolve_settings
 
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
     layout, main = (layout, True) if parallel is None else (parallel.layout, parallel.is_main)
@@ -349,11 +350,13 @@ def _prepare(
     # A run's device is the one preflight resolved; a dry run's may be another machine's GPU, whose default is unknown.
     dtype_setting = resolve_dtype(args.dtype, device if not args.dry_run or is_here(device) else None)
     dtype = dtype_setting.value
-    # The flags typed and the files under them: the sources in a dry run's table (a run's summary reads its own).
-    given = run_inputs(args).given() if args.dry_run else Given()
-    settings = resolve_settings(
-        request, sources.configs, sources.transformer, dtype_setting, first_step(args), given=given
-    )
+    # The flags typed and the files under them: the sources a refusal, the notes and a dry run's table name, the same
+    # in a run and its dry run.
+    given = run_inputs(args).given()
+    with refused_settings_of_resumed(args):
+        settings = resolve_settings(
+            request, sources.configs, sources.transformer, dtype_setting, first_step(args), given=given
+        )
     recalled = run_inputs(args).recalled
     notes = [kernel_cache] if kernel_cache else []
     notes += recalled_model_notes(recalled, args, sources, dtype, device) if recalled else []

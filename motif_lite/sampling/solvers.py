@@ -22,6 +22,7 @@ from motif_lite.sampling.schedule import (
     SamplingSettingsError,
     Schedule,
     ScheduleOptions,
+    check_dpm_options,
     dpm_schedule,
     flow_schedule,
     unipc_schedule,
@@ -220,5 +221,9 @@ def make_solver(name: str) -> Solver:
 
 def schedule_for(name: str, steps: int, shift: float, options: ScheduleOptions | None = None) -> Schedule:
     """The schedule the named solver's reference scheduler uses: flow_schedule (euler), dpm_schedule or
-    unipc_schedule, with the checkpoint's scheduler `options` (`schedule.schedule_options`)."""
-    return _lookup(name)[1](steps, shift, options)
+    unipc_schedule, with the checkpoint's scheduler `options` (`schedule.schedule_options`). A DPM++ table that
+    diffusers' scheduler cannot step is refused, as a run refuses it (`check_dpm_options`)."""
+    make_schedule = _lookup(name)[1]
+    if name == "dpmpp_2m":
+        check_dpm_options(steps, options or ScheduleOptions(), shift, f"flow_shift={shift:g}")
+    return make_schedule(steps, shift, options)
