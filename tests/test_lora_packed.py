@@ -1,15 +1,15 @@
 """LoRA, LoHa and LoKr files on packed linears (GGUF blocks, fp8): kept beside the packed weight, never made into an
 [out, in] matrix, and computing exactly what the float path's merged weight computes (LyCORIS' definition, which
-tests/test_lora_lycoris.py checks the merge against); the memory plan counts the tensors kept; a large scale in a
-16-bit compute dtype stays a number."""
+tests/test_lora_lycoris.py checks the merge against), a slice of their rows too; a LoHa whose rank r1·r2 takes more
+bytes than its change is kept whole; the memory plan counts the tensors kept; a large scale in a 16-bit compute
+dtype stays a number, whichever factor is large, and small factors keep their digits."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import save_file
 from speed_helpers import tiny_transformer
-from test_lora_lycoris import FF, KEY, LOKR, _write
+from test_lora_lycoris import FF, LOKR, _write
 
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.lora import LoRASpec, diff_targets, lora_targets, read_loras
@@ -113,24 +113,162 @@ def test_the_memory_count_of_adapters_beside_a_packed_linear_is_the_tensors_kept
     assert len(kept) == 7  # down, up and scale of the LoRA and LoHa together; w1 and w2 of each LoKr
 
 
-def test_a_large_lora_scale_on_a_packed_linear_in_float16_stays_a_number(tmp_path):
-    # up [256, 4] up to ~400 at scale 1000 (alpha 4000, rank 4): folded into a float16 up, 4e5 is past float16's
-    # 65504 (inf), though float32's bound, which the read check tests, is far off, and the update itself, with a
-    # small down, is a few thousand.
-    parts = {
-        "lora_down.weight": 1e-3 * torch.randn(4, 64, generator=g),
-        "lora_up.weight": 100 * torch.randn(256, 4, generator=g),
-    }
-    tensors = {f"{KEY}.{name}": t for name, t in parts.items()} | {f"{KEY}.alpha": torch.tensor(4000.0)}
-    save_file(tensors, tmp_path / "strong.safetensors")
-    x = torch.randn(3, 64, generator=g)
+def _outputs_by_dtype(path, dtypes: tuple, x: torch.Tensor, model=lambda: tiny_transformer(quantized=True)) -> dict:
+    """FF's output for `x` with the file at `path` applied in each compute dtype, as float32."""
     outputs = {}
-    for dtype in (torch.float16, torch.float32):
-        model = tiny_transformer(quantized=True)
-        read = read_loras([LoRASpec(tmp_path / "strong.safetensors")], lora_targets(model))
-        apply_loras(model, read, dtype)
-        outputs[dtype] = model.get_submodule(FF)(x.to(dtype)).float()
+    for dtype in dtypes:
+        packed = model()
+        apply_loras(packed, read_loras([LoRASpec(path)], lora_targets(packed)), dtype)
+        outputs[dtype] = packed.get_submodule(FF)(x.to(dtype)).float()
+    return outputs
+
+
+# (down, up) magnitudes, both ways round: scale 1000 (alpha 4000, rank 4) times a large up is past float16's 65504
+# (inf) if folded into up; the scaled down·x with a large down is past it too if cast to float16 before up, though
+# in either case the update itself, a few thousand, fits float16.
+LARGE_SCALE_LORAS = {"small-down-large-up": (1e-3, 100.0), "large-down-small-up": (100.0, 1e-3)}
+
+
+@pytest.mark.parametrize("magnitudes", list(LARGE_SCALE_LORAS))
+def test_a_large_lora_scale_on_a_packed_linear_in_float16_stays_a_number(tmp_path, magnitudes):
+    down_size, up_size = LARGE_SCALE_LORAS[magnitudes]
+    parts = {
+        "lora_down.weight": down_size * torch.randn(4, 64, generator=g),
+        "lora_up.weight": up_size * torch.randn(256, 4, generator=g),
+    }
+    path = _write(tmp_path / "strong.safetensors", parts, alpha=4000.0)
+    outputs = _outputs_by_dtype(path, (torch.float16, torch.float32), torch.randn(3, 64, generator=g))
     reference = outputs[torch.float32]
-    assert reference.abs().max() < 6e4  # the update fits float16
+    assert 1e3 < reference.abs().max() < 6e4  # the update is large and fits float16
     assert torch.isfinite(outputs[torch.float16]).all()
     torch.testing.assert_close(outputs[torch.float16], reference, rtol=1e-2, atol=reference.abs().max() * 2e-3)
+
+
+# w1 whole, w2 = w2_a·w2_b (rank 4, alpha 4000 or 40000: scale 1000 or 10000), one of them large and the other
+# small, both ways round: the scale times the large factor's 16-bit product is past float16's 65504, the update
+# itself a few thousand.
+LARGE_SCALE_LOKRS = {
+    "small-w1-large-w2": (1e-3, 10.0, 4000.0),  # w1·X·w2ᵀ·scale overflowed at X·w2ᵀ·scale
+    "large-w1-small-w2": (1e4, 1e-3, 4e4),  # w2 about 2e-6: below float16's normal numbers (few digits) unless rescaled
+}
+
+
+@pytest.mark.parametrize("magnitudes", list(LARGE_SCALE_LOKRS))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_large_lokr_scale_on_a_packed_linear_in_16_bits_gives_the_float_paths_output(tmp_path, magnitudes, dtype):
+    w1_size, w2_size, alpha = LARGE_SCALE_LOKRS[magnitudes]
+    parts = {
+        "lokr_w1": w1_size * torch.randn(8, 2, generator=g),
+        "lokr_w2_a": w2_size * torch.randn(32, 4, generator=g),
+        "lokr_w2_b": w2_size * torch.randn(4, 32, generator=g),
+    }
+    path = _write(tmp_path / "strong.safetensors", parts, alpha=alpha)
+    x = torch.randn(3, 64, generator=g)
+    twin = float_twin(tiny_transformer(quantized=True).get_submodule(FF))
+    apply_loras(twin, read_loras([LoRASpec(path)], lora_targets(twin)))  # merged: the float path, float32
+    reference = twin.get_submodule(FF)(x.to(dtype).float())
+    assert 1e3 < reference.abs().max() < 6e4  # the update is large and fits float16
+    output = _outputs_by_dtype(path, (dtype,), x)[dtype]
+    assert torch.isfinite(output).all()
+    tolerance = 1e-2 if dtype == torch.bfloat16 else 2e-3
+    torch.testing.assert_close(output, reference, rtol=tolerance, atol=reference.abs().max() * tolerance)
+
+
+# Row slices of a LoKr with w2 [32, 32] (rows i·32 + j): on w2's row boundaries, off them, inside one w1 row, the
+# last rows, all rows.
+LOKR_ROWS = [slice(32, 96), slice(40, 170), slice(33, 50), slice(250, 256), slice(0, 256)]
+
+
+@pytest.mark.parametrize("rows", LOKR_ROWS, ids=lambda r: f"{r.start}-{r.stop}")
+def test_some_rows_of_a_lokr_beside_a_packed_linear_are_those_rows_of_its_output(tmp_path, rows):
+    path = _write(tmp_path / "lokr.safetensors", LOKR["both-products"][0])
+    packed = tiny_transformer(quantized=True)
+    applied(packed, [path])
+    layer = packed.get_submodule(FF)
+    x = torch.randn(2, 5, 64, generator=g)
+    torch.testing.assert_close(layer.forward_rows(x, rows), layer(x)[..., rows], rtol=1e-5, atol=1e-5)
+
+
+def test_a_lokr_computes_only_the_rows_asked_of_it():
+    # A head group's rows (runtime/chunking.py, heads_per_call) from a LoKr: the update for those rows, not the
+    # whole update per group. w1 [8, 8], w2 [16, 16]: rows 40 to 72 need w1's rows 2 to 4, 3 of 8.
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from motif_lite.model.attention import project_rows
+    from motif_lite.weights.lora_apply import LoKrLinear
+
+    base = torch.nn.Linear(128, 128)
+    layer = LoKrLinear(base, torch.randn(8, 8, generator=g), torch.randn(16, 16, generator=g), 0.5)
+    x = torch.randn(4, 128, generator=g)
+    rows = slice(40, 72)
+
+    def flops(compute) -> int:
+        with FlopCounterMode(display=False) as counter:
+            compute()
+        return counter.get_total_flops()
+
+    in_rows = flops(lambda: layer.forward_rows(x, rows)) - flops(lambda: project_rows(base, x, rows))
+    whole = flops(lambda: layer(x)) - flops(lambda: base(x))
+    assert 0 < in_rows <= whole * 3 / 8 + 1
+    torch.testing.assert_close(layer.forward_rows(x, rows), layer(x)[..., rows], rtol=1e-5, atol=1e-5)
+
+
+def _loha(rank: int) -> dict[str, torch.Tensor]:
+    return {
+        "hada_w1_a": torch.randn(256, rank, generator=g),
+        "hada_w1_b": torch.randn(rank, 64, generator=g),
+        "hada_w2_a": torch.randn(256, rank, generator=g),
+        "hada_w2_b": torch.randn(rank, 64, generator=g),
+    }
+
+
+@pytest.mark.parametrize("packing", list(PACKED))
+def test_a_loha_whose_rank_r1_r2_takes_more_bytes_than_its_change_keeps_the_change(tmp_path, packing):
+    # Rank 8·8 = 64 as a LoRA: 64·(64 + 256) values and 64 float32 scales, more than the 256·64 of the change.
+    path = _write(tmp_path / "loha.safetensors", _loha(8))
+    packed = PACKED[packing]()
+    plain = packed.get_submodule(FF)
+    twin = float_twin(plain)
+    own = {id(b) for b in plain.buffers()}
+    _, files = applied(packed, [path])
+    applied(twin, [path])
+    layer = packed.get_submodule(FF)
+    kept = sorted(b.nbytes for b in layer.buffers() if id(b) not in own)
+    assert kept == [256 * 64 * 4] == sorted(side_adapter_bytes(files, torch.float32)[FF])
+    x = torch.randn(2, 5, 64, generator=g)
+    merged = twin.get_submodule(FF)
+    torch.testing.assert_close(layer(x), merged(x), rtol=1e-5, atol=1e-4)
+    rows = slice(40, 170)
+    torch.testing.assert_close(layer.forward_rows(x, rows), merged(x)[..., rows], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_memory_count_of_a_loha_kept_whole_or_as_a_lora_is_the_smaller(tmp_path, dtype):
+    # 2 bytes a value: a LoRA of rank r1·r2 takes r·(320·2 + 4) bytes against 256·64·2 for the change, which is
+    # smaller from rank 51 on. A LoHa of rank 7·7 stays a LoRA, one of 8·8 (or two of 6·6 on one layer) does not.
+    whole, per_rank = 256 * 64 * dtype.itemsize, (64 + 256) * dtype.itemsize + 4
+    cases = {(7,): (49 * 64 * dtype.itemsize, 256 * 49 * dtype.itemsize, 49 * 4), (8,): (whole,), (6, 6): (whole,)}
+    for ranks, expected in cases.items():
+        paths = [_write(tmp_path / f"loha{i}.safetensors", _loha(rank)) for i, rank in enumerate(ranks)]
+        packed = tiny_transformer(quantized=True)
+        own = {id(b) for b in packed.get_submodule(FF).buffers()}
+        _, files = applied(packed, paths, dtype)
+        kept = sorted(b.nbytes for b in packed.get_submodule(FF).buffers() if id(b) not in own)
+        assert sorted(side_adapter_bytes(files, dtype)[FF]) == kept == sorted(expected)
+        assert sum(kept) <= min(whole, sum(r * r for r in ranks) * per_rank)
+
+
+def test_a_loha_of_small_factors_in_float16_keeps_its_digits(tmp_path):
+    # Factors about 1e-3: the products up = w1_a ⊙ w2_a and down = w1_b ⊙ w2_b, about 1e-6, are below float16's
+    # normal numbers (6.1e-5), where a cast keeps few of their digits (or none); rescaled by a power of two first,
+    # into the float32 scale, they keep float16's. A scale of 1e8 brings the update to a float16 number.
+    path = _write(tmp_path / "loha.safetensors", {name: 1e-3 * t for name, t in _loha(2).items()}, alpha=2e8)
+    x = torch.randn(3, 64, generator=g)
+    updates = {}
+    for dtype in (torch.float16, torch.float32):
+        packed = tiny_transformer(quantized=True)
+        apply_loras(packed, read_loras([LoRASpec(path)], lora_targets(packed)), dtype)
+        updates[dtype] = packed.get_submodule(FF).update(x.to(dtype), slice(None)).float()
+    reference = updates[torch.float32]
+    assert reference.abs().max() > 1e-4  # a normal float16 number
+    torch.testing.assert_close(updates[torch.float16], reference, rtol=1e-2, atol=reference.abs().max() * 2e-3)

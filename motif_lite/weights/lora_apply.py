@@ -93,7 +93,9 @@ class LoRALinear(nn.Module):
         return project_rows(self.base, x, rows) + self.update(x, rows)
 
     def update(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
-        """`(up·(scale ⊙ (down·x)))[..., rows]`."""
+        """`(up·(scale ⊙ (down·x)))[..., rows]`. Both products run in the compute dtype: `_wrap` keeps each rank's
+        down row and up column at most 1, their magnitudes in `scale`, so neither a large down nor a large up takes
+        a 16-bit step past the update's own size."""
         scaled = (F.linear(x, self.down.to(x.dtype)).float() * self.scale).to(x.dtype)
         return F.linear(scaled, self.up[rows].to(x.dtype))
 
@@ -107,7 +109,10 @@ class LoKrLinear(nn.Module):
     `w1 · X · w2ᵀ` [..., a, b], which read as [..., a·b] is the product's rows applied to x.
 
     `w1` and `w2` (in the compute dtype) are buffers, moved with the layer's block; `scale` stays a Python float,
-    folded into neither (a 16-bit w1 or w2 times a large scale could hold inf where the update is a number)."""
+    folded into neither (a 16-bit w1 or w2 times a large scale could hold inf where the update is a number) and
+    applied last, in float32, rounded once. `_wrap` keeps each factor's largest value at most 1 (a power of two
+    moved into `scale`), so the 16-bit w1·X·w2ᵀ stays as large as the layer's own input sums, whichever factor is
+    the large one."""
 
     def __init__(self, base: nn.Module, w1: torch.Tensor, w2: torch.Tensor, scale: float) -> None:
         super().__init__()
@@ -117,21 +122,65 @@ class LoKrLinear(nn.Module):
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + self.update(x)
+        return self.base(x) + self.update(x, slice(None))
 
     def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
-        """`self(x)[..., rows]`: the base layer's rows and those of the update (made whole: it is cheap)."""
-        return project_rows(self.base, x, rows) + self.update(x)[..., rows]
+        """`self(x)[..., rows]`: the base layer's rows and those of the update."""
+        return project_rows(self.base, x, rows) + self.update(x, rows)
 
-    def update(self, x: torch.Tensor) -> torch.Tensor:
-        """`scale · kron(w1, w2)·x`, [..., a·b]."""
-        columns, inner = self.w1.shape[1], self.w2.shape[1]
-        right = F.linear(x.unflatten(-1, (columns, inner)), self.w2.to(x.dtype)) * self.scale  # X·w2ᵀ [..., c, b]
-        both = F.linear(right.transpose(-1, -2), self.w1.to(x.dtype))  # (w1·X·w2ᵀ)ᵀ [..., b, a]
-        return both.transpose(-1, -2).flatten(-2)
+    def update(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """`(scale · kron(w1, w2)·x)[..., rows]`. Row i·b + j of the product is w1's row i with w2's row j, so a
+        slice of rows needs only w1's rows from start // b to the one holding its last row, n of them: those are
+        computed (a head group's rows, not the whole update per group), the ends cut to the slice. The cheaper order
+        runs: w1's rows first (n·d·(c + b) multiply-adds per token) or w2 first (c·b·(d + n))."""
+        outer, inner = self.w1.shape[0], self.w2.shape[0]
+        start, stop, step = rows.indices(outer * inner)
+        if step != 1:
+            raise ValueError(f"rows of a LoKr update are a contiguous slice, not every {step}th row")
+        first, last = start // inner, max(-(-stop // inner), start // inner)  # w1's rows [first, last)
+        columns, width = self.w1.shape[1], self.w2.shape[1]
+        w1, picked = self.w1[first:last], last - first
+        X = x.unflatten(-1, (columns, width))
+        w2 = self.w2.to(x.dtype)
+        if picked * width * (columns + inner) <= columns * inner * (width + picked):
+            both = F.linear(torch.matmul(w1.to(x.dtype), X), w2)  # (w1[first:last]·X)·w2ᵀ [..., n, b]
+        else:
+            both = torch.matmul(w1.to(x.dtype), F.linear(X, w2))  # w1[first:last]·(X·w2ᵀ) [..., n, b]
+        offset = first * inner
+        # A Python float times a 16-bit tensor is computed in float32 and rounded once: inf only past the dtype.
+        return both.flatten(-2)[..., start - offset : stop - offset] * self.scale
 
     def extra_repr(self) -> str:
         return f"w1={list(self.w1.shape)}, w2={list(self.w2.shape)}, scale={self.scale:g}"
+
+
+class DeltaLinear(nn.Module):
+    """`base(x) + scale · delta·x`: a change kept whole, [out, in], beside a layer whose weight cannot absorb it,
+    where that takes fewer bytes than its low-rank form (LoHas of rank r1·r2 with r1·r2·(in + out) past in·out).
+
+    `delta` (in the compute dtype, its largest value at most 1: `_wrap` moves a power of two into `scale`) is a
+    buffer, moved with the layer's block; `scale` is a Python float, applied to the 16-bit product in float32 and
+    rounded once, so a large scale gives inf only where the update itself is past the dtype's largest number."""
+
+    def __init__(self, base: nn.Module, delta: torch.Tensor, scale: float) -> None:
+        super().__init__()
+        self.base = base
+        self.register_buffer("delta", delta)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.update(x, slice(None))
+
+    def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """`self(x)[..., rows]`: the base layer's rows and the change's."""
+        return project_rows(self.base, x, rows) + self.update(x, rows)
+
+    def update(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """`(scale · delta·x)[..., rows]`."""
+        return F.linear(x, self.delta[rows].to(x.dtype)) * self.scale
+
+    def extra_repr(self) -> str:
+        return f"delta={list(self.delta.shape)}, scale={self.scale:g}"
 
 
 def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | None = None) -> AppliedLoRAs:
@@ -194,29 +243,59 @@ def _wrap(
     layer: QuantizedLinear | Float8Linear, updates: list[LoRAUpdate], products: list[ProductUpdate], dtype: torch.dtype
 ) -> nn.Module:
     """`layer` with the updates beside it: the LoRAs and LoHas as one `LoRALinear` of their summed rank ([A1; A2],
-    [B1, B2] and each file's scale for its ranks), each LoKr as a `LoKrLinear` around that."""
+    [B1, B2] and each file's scale for its ranks), or the LoHas summed into one `DeltaLinear` where their rank r1·r2
+    takes more bytes than the whole change (`_loha_kept_whole`), then each LoKr as a `LoKrLinear` around that."""
     device = next(layer.buffers()).device  # the packed weight's
+    lohas = [p for p in products if p.kind == "LoHa"]
+    whole = bool(lohas) and _loha_kept_whole(sum(p.low_rank_size() for p in lohas), lohas[0].shape(), dtype)
     low_rank = [(u.down.float(), u.up.float(), u.scale) for u in updates]
-    low_rank += [(*p.low_rank(), p.scale) for p in products if p.kind == "LoHa"]
+    if not whole:
+        low_rank += [(*p.low_rank(), p.scale) for p in lohas]
     wrapped: nn.Module = layer
     if low_rank:
-        down = torch.cat([d for d, _, _ in low_rank]).to(device, dtype)
-        up = torch.cat([u for _, u, _ in low_rank], dim=1).to(device, dtype)
-        scale = torch.cat([torch.full((d.shape[0],), s) for d, _, s in low_rank]).to(device, torch.float32)
-        wrapped = LoRALinear(layer, down, up, scale)
+        # Each rank's down row and up column at most 1, their magnitudes in its float32 scale.
+        down, down_factor = _at_most_one(torch.cat([d for d, _, _ in low_rank]), dim=1)
+        up, up_factor = _at_most_one(torch.cat([u for _, u, _ in low_rank], dim=1), dim=0)
+        scale = torch.cat([torch.full((d.shape[0],), s) for d, _, s in low_rank])
+        scale = scale * down_factor.flatten() * up_factor.flatten()
+        wrapped = LoRALinear(layer, down.to(device, dtype), up.to(device, dtype), scale.to(device))
+    if whole:
+        delta, factor = _at_most_one(sum(p.scale * p.delta(device) for p in lohas))
+        wrapped = DeltaLinear(wrapped, delta.to(dtype), float(factor))
     for product in products:
         if product.kind == "LoKr":
-            w1, w2 = (w.to(device, dtype) for w in product.kron_factors())
-            wrapped = LoKrLinear(wrapped, w1, w2, product.scale)
+            (w1, w1_factor), (w2, w2_factor) = (_at_most_one(w) for w in product.kron_factors())
+            scale = product.scale * float(w1_factor) * float(w2_factor)
+            wrapped = LoKrLinear(wrapped, w1.to(device, dtype), w2.to(device, dtype), scale)
     return wrapped
+
+
+def _at_most_one(tensor: torch.Tensor, dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`tensor / f` and `f`: the powers of two (exact to divide by) that bring its largest magnitude (along `dim`
+    for each other index; None: of all) to at most 1. Kept in 16 bits that way, an adapter tensor neither
+    overflows nor loses a small one's digits below the dtype's normal numbers, and a 16-bit product with it stays
+    as large as the layer's own input sums; the magnitudes go to a float32 scale."""
+    peak = tensor.abs().amax() if dim is None else tensor.abs().amax(dim=dim, keepdim=True)
+    factor = torch.where(peak > 0, torch.exp2(torch.ceil(torch.log2(peak))), torch.ones_like(peak))
+    return tensor / factor, factor
+
+
+def _loha_kept_whole(rank: int, shape: tuple[int, int], dtype: torch.dtype) -> bool:
+    """Whether a layer's LoHas, of summed rank r1·r2, are kept as their whole [out, in] change rather than as a
+    LoRA of that rank (down, up and a float32 scale per rank): whichever takes fewer bytes, and fewer multiply-adds
+    per token with them."""
+    out, inp = shape
+    return out * inp * dtype.itemsize < rank * ((inp + out) * dtype.itemsize + torch.float32.itemsize)
 
 
 def side_adapter_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, tuple[int, ...]]:
     """The bytes of the adapters `apply_loras` keeps beside each layer the files change, if that layer is packed:
     module name -> each tensor's bytes as `_wrap` builds them (a `LoRALinear`'s down and up in `dtype` and its
-    float32 scale, for the LoRAs and LoHas of the layer summed into one; each LoKr's w1 and w2 in `dtype`). A float
-    layer merges its updates and keeps nothing beside it: the memory plan asks only for packed transformers."""
+    float32 scale, for the LoRAs and LoHas of the layer summed into one; the LoHas' whole [out, in] change in `dtype`
+    instead where that is smaller; each LoKr's w1 and w2 in `dtype`). A float layer merges its updates and keeps
+    nothing beside it: the memory plan asks only for packed transformers."""
     ranks: dict[str, int] = defaultdict(int)
+    loha_ranks: dict[str, int] = defaultdict(int)
     shapes: dict[str, tuple[int, int]] = {}
     kron: dict[str, list[int]] = defaultdict(list)
     for file in files:
@@ -227,10 +306,17 @@ def side_adapter_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, t
             shapes[u.module] = (u.up.shape[0], u.down.shape[1])  # (out, in)
         for p in file.products:
             if p.kind == "LoHa":
-                ranks[p.module] += p.low_rank_size()
+                loha_ranks[p.module] += p.low_rank_size()
                 shapes[p.module] = p.shape()
             else:
                 kron[p.module] += [math.prod(shape) * dtype.itemsize for shape in p.kron_shapes()]
     size, fp32 = dtype.itemsize, torch.float32.itemsize
+    whole: dict[str, tuple[int, ...]] = {}
+    for module, rank in loha_ranks.items():
+        if _loha_kept_whole(rank, shapes[module], dtype):
+            whole[module] = (math.prod(shapes[module]) * size,)
+        else:
+            ranks[module] += rank
     found = {m: (r * shapes[m][1] * size, shapes[m][0] * r * size, r * fp32) for m, r in ranks.items()}
-    return {m: found.get(m, ()) + tuple(kron.get(m, ())) for m in {*found, *kron}}
+    modules = {*found, *whole, *kron}
+    return {m: found.get(m, ()) + whole.get(m, ()) + tuple(kron.get(m, ())) for m in modules}
