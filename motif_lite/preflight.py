@@ -456,8 +456,8 @@ def check_loras(loras: Sequence[LoRASpec | LoRAFile], sources: ModelSources) -> 
     else:
         model = meta_transformer(sources.root)
     targets = lora_targets(model)
-    # The tensors that will load packed (`quantize=` packs a float checkpoint's): a LoHa, LoKr or full difference of
-    # one is refused here, before the old transformer is let go.
+    # The tensors that will load packed (`quantize=` packs a float checkpoint's): a full difference of one is refused
+    # here, before the old transformer is let go.
     tensors = diff_targets(model, packed_weight_names(sources, model))
     check_read_loras([lora for lora in loras if isinstance(lora, LoRAFile)], targets, tensors)
     specs = [lora for lora in loras if isinstance(lora, LoRASpec)]

@@ -241,8 +241,9 @@ class WeightDiff:
 class ProductUpdate:
     """One linear's LyCORIS change from one file: LoHa `(w1a·w1b) ⊙ (w2a·w2b)` or LoKr `w1 ⊗ w2` (each of w1, w2 a
     matrix or the product of two, `_a`·`_b`), times `scale` (strength × alpha / rank). It merges into a float
-    weight; beside a packed one a LoHa runs as a LoRA of rank r1·r2 (`low_rank`), a LoKr as its two Kronecker
-    factors (`kron_factors`), neither made into an [out, in] matrix."""
+    weight; beside a packed one a LoHa runs as a LoRA of rank r1·r2 (`low_rank`), or as its whole change where that
+    takes fewer bytes (`delta`), a LoKr as its two Kronecker factors (`kron_factors`), never made into an [out, in]
+    matrix."""
 
     module: str  # our module name
     kind: str  # "LoHa" or "LoKr"

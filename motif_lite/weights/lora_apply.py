@@ -6,10 +6,12 @@ A float layer gets each update merged into its weight (the forward stays one GEM
 Conv3d, which no load keeps packed (our GGUF files hold it in F32; a quantized one, from another tool, is dequantized
 as it loads: `quantized_state_dict`), and so does a LyCORIS LoHa's or LoKr's change. A `QuantizedLinear` or
 `Float8Linear`, whose packed weight cannot absorb it, is wrapped in `LoRALinear`, which computes `W·x + B·(s·(A·x))`
-(a LoHa as a LoRA of rank r1·r2: `ProductUpdate.low_rank`), and for each LoKr in `LoKrLinear`, which computes
-`W·x + s·(w1 ⊗ w2)·x` without making the Kronecker product. The scales s stay in float32, out of the adapter tensors,
-which a 16-bit compute dtype would turn to inf for a large scale. The adapter tensors are buffers of the layer's
-block, so block streaming moves them with the block.
+(a LoHa as a LoRA of rank r1·r2: `ProductUpdate.low_rank`, or in `DeltaLinear`, its whole [out, in] change, where
+that takes fewer bytes), and for each LoKr in `LoKrLinear`, which computes `W·x + s·(w1 ⊗ w2)·x` without making the
+Kronecker product. The scales s stay in float32, out of the adapter tensors, which a 16-bit compute dtype would turn
+to inf for a large scale; each adapter tensor (each rank's A row and B column) is kept at most 1, a power of two
+moved into s, so no 16-bit step of the update outgrows the update itself and small factors keep their digits. The
+adapter tensors are buffers of the layer's block, so block streaming moves them with the block.
 """
 
 from __future__ import annotations
