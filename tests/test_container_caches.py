@@ -52,9 +52,42 @@ def test_a_user_without_a_home_is_told_so_not_that_a_folder_named_tilde_is_fine(
     # HOME unset and a UID /etc/passwd lacks: os.path.expanduser("~") stays "~". The current folder can be written,
     # so the line said "ok ~/.triton/cache", a folder that a run never uses.
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TRITON_HOME", "~")  # what the default is for a user without a home
-    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)  # what it does for a user without a home
+    for variable in ("TRITON_CACHE_DIR", "TRITON_HOME"):
+        monkeypatch.delenv(variable, raising=False)
     line = triton_line(tmp_path, capsys)
     assert line.startswith("warning ") and "this user has no home" in line, line
     assert f"into {Path(tempfile.gettempdir()) / f'motif-lite-triton-{os.getuid()}'} instead" in line, line
     assert not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize("variable", ["TRITON_CACHE_DIR", "TRITON_HOME"])
+def test_a_tilde_left_in_a_triton_variable_is_named_not_a_missing_home(
+    tmp_path, temp_dir, capsys, monkeypatch, variable
+):
+    # A Dockerfile's `ENV TRITON_CACHE_DIR=~/tc` keeps the ~ (so does Triton): the folder is one named '~' in the
+    # working folder, while the user has a home. The line said "this user has no home".
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for other in ("TRITON_CACHE_DIR", "TRITON_HOME"):
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(variable, "~/tc")
+    line = triton_line(tmp_path, capsys)
+    assert line.startswith("warning ") and f"{variable} starts with a ~ that nothing expanded" in line, line
+    assert "no home" not in line, line
+    note = writable_kernel_cache({"HOME": str(tmp_path), variable: "~/tc"}, "auto", torch.device("cuda"))
+    assert note is not None and f"{variable} starts with a ~" in note and "no home" not in note, note
+
+
+def test_a_user_without_a_home_is_told_so_by_a_gpu_run(tmp_path, temp_dir, monkeypatch):
+    # No HOME and a UID /etc/passwd lacks: os.path.expanduser leaves "~", the default folder Triton then takes.
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)
+    note = writable_kernel_cache({}, "auto", torch.device("cuda"))
+    assert note is not None and note.startswith("this user has no home"), note
+
+
+def test_an_empty_triton_cache_dir_says_where_a_run_compiles_instead(tmp_path, temp_dir, capsys, monkeypatch):
+    monkeypatch.setenv("TRITON_CACHE_DIR", "")
+    line = triton_line(tmp_path, capsys)
+    assert "TRITON_CACHE_DIR is set but empty" in line, line
+    assert f"into {Path(tempfile.gettempdir()) / f'motif-lite-triton-{os.getuid()}'} instead" in line, line

@@ -98,7 +98,8 @@ def test_a_user_without_a_home_gets_the_fallback_not_a_folder_named_tilde(tmp_pa
     # `docker run -u 12345` with HOME unset: os.path.expanduser("~") stays "~", so Triton (and our check, which
     # made the folder to test it) put the kernels under ./~/.triton/cache, in whatever folder the run started in.
     monkeypatch.chdir(tmp_path)
-    environ = {"TRITON_HOME": "~"}  # what the default is for a user without a home
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)  # what it does for a user without a home
+    environ: dict[str, str] = {}
     note = writable_kernel_cache(environ, "auto", CUDA)
     assert note.startswith("this user has no home, so Triton's kernel cache would be ~/.triton/cache under a ")
     assert Path(environ["TRITON_CACHE_DIR"]).parent == temp_dir and not (tmp_path / "~").exists()

@@ -27,7 +27,7 @@ from motif_lite.devices import (
     unused_accelerator_note,
 )
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.cache_folders import cache_folders, nearest_existing
+from motif_lite.io.cache_folders import cache_folders, nearest_existing, triton_tilde
 from motif_lite.io.wsl import is_wsl, wsl_driver_problem
 from motif_lite.runtime.host_memory import total_ram
 from motif_lite.runtime.memory_limit import MemoryLimit, memory_limit
@@ -191,13 +191,14 @@ def _check_caches(report: Checkup) -> None:
     home = Path(os.environ["HOME"]).resolve() if os.environ.get("HOME", "/") != "/" else None  # "/": no home
     for cache in cache_folders():
         said = f"{cache.holds}; {cache.variables} moves it"
-        if cache.folder is None:
-            report.warning(cache.name, f"none ({cache.refused}); {said}")
-            continue
         instead = f"; {cache.instead}" if cache.instead else ""
-        if cache.folder.parts[0] == "~":  # os.path.expanduser found no home: HOME unset and a UID /etc/passwd lacks
-            report.warning(cache.name, f"none: this user has no home, so it would be {cache.folder} under a folder "
-                                       f"named '~' here{instead}; {said}")  # fmt: skip
+        if cache.folder is None:
+            report.warning(cache.name, f"none ({cache.refused}){instead}; {said}")
+            continue
+        if cache.folder.parts[0] == "~":
+            tilde = triton_tilde(os.environ) if cache.name == "Triton cache" else None
+            report.warning(cache.name, f"none: {tilde or 'this user has no home'}, so it would be {cache.folder} "
+                                       f"under a folder named '~' here{instead}; {said}")  # fmt: skip
             continue
         disk = nearest_existing(cache.folder.absolute())
         if disk is None or not disk.is_dir() or not os.access(disk, os.W_OK | os.X_OK):

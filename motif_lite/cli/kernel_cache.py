@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.cache_folders import triton_cache_dir, triton_fallback_dir
+from motif_lite.io.cache_folders import triton_cache_dir, triton_fallback_dir, triton_tilde
 from motif_lite.io.user_cache import private_temp_folder
 
 if TYPE_CHECKING:
@@ -56,8 +56,8 @@ def writable_kernel_cache(environ: MutableMapping[str, str], kernels: str, devic
     folder = triton_cache_dir(environ)
     if folder is None:
         told = "Triton has no kernel cache (TRITON_CACHE_DIR is set but empty)"
-    elif folder.parts[0] == "~":  # os.path.expanduser found no home: HOME unset and a UID /etc/passwd lacks
-        told = f"this user has no home, so Triton's kernel cache would be {folder} under a folder named '~' here"
+    elif (tilde := triton_tilde(environ)) is not None:
+        told = f"{tilde}, so Triton's kernel cache would be {folder} under a folder named '~' here"
     elif (problem := unwritable(folder)) is not None:
         told = f"Triton's kernel cache {folder} cannot be written ({problem})"
     else:

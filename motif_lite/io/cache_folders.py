@@ -39,6 +39,20 @@ def triton_cache_dir(environ: Mapping[str, str]) -> Path | None:
     return Path(environ.get("TRITON_HOME", os.path.expanduser("~"))) / ".triton" / "cache"
 
 
+def triton_tilde(environ: Mapping[str, str]) -> str | None:
+    """Why Triton's cache folder under `environ` starts with a literal `~` (a folder of that name in the working
+    folder), or None where it does not: a TRITON_CACHE_DIR or TRITON_HOME given with a `~` that nothing expanded
+    (a Dockerfile's ENV, a quoted value; Triton does not expand it either), else a user without a home
+    (`os.path.expanduser` finds none: HOME unset and a UID /etc/passwd lacks)."""
+    folder = triton_cache_dir(environ)
+    if folder is None or not folder.parts or folder.parts[0] != "~":
+        return None
+    given = next((variable for variable in ("TRITON_CACHE_DIR", "TRITON_HOME") if variable in environ), None)
+    if given is None:
+        return "this user has no home"
+    return f"{given} starts with a ~ that nothing expanded (Triton does not; give an absolute path)"
+
+
 def triton_fallback_dir() -> Path:
     """Where a run compiles Triton's kernels when their cache cannot be written or there is no home
     (`cli/kernel_cache.py`): a folder of this user in the temporary directory, gone with a container or a job's
