@@ -8,6 +8,7 @@ import errno
 import ntpath
 import os
 import re
+import shlex
 import sys
 import urllib.parse
 from collections.abc import Iterator
@@ -204,7 +205,8 @@ def url_fix(given: str, flag: str, default_name: str) -> str | None:
         return None
     if (local := file_url_path(given)) is not None:
         return f"give its path, {flag} {posix_quoted(local)}"
-    name = posix_quoted(Path(given.split("?")[0].rstrip("/")).name or default_name)
+    # The name is made from the URL, not a path the user gave: a URL's last part `~` is a file name, never a home.
+    name = shlex.quote(Path(given.split("?")[0].rstrip("/")).name or default_name)
     return f"download it first, e.g. curl -L -o {name} {posix_quoted(given)}, then give {flag} {name}"
 
 

@@ -51,3 +51,13 @@ def test_a_gguf_given_to_m_from_the_home_folder_is_suggested_to_gguf_as_a_path_t
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
     suggested = err.split("pass it as --gguf ", 1)[1].split(";", 1)[0]
     assert as_bash_reads(suggested, tmp_path) == [str(tmp_path / "x.gguf")], err
+
+
+def test_a_file_name_made_from_a_url_ending_in_a_tilde_stays_quoted():
+    # posix_quoted keeps a lone ~ bare for a path the user typed; a name taken from a URL is a file name, and a bare
+    # ~ in `curl -o ~` is the home folder.
+    from motif_lite.paths import url_fix
+
+    assert url_fix("https://example.com/~", "-i", "image.png") == (
+        "download it first, e.g. curl -L -o '~' 'https://example.com/~', then give -i '~'"
+    )
