@@ -35,3 +35,21 @@ def test_hf_hub_disable_progress_bars_set_to_0_keeps_the_libraries_bars(checkpoi
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
     assert tiny_run(checkpoint, tmp_path / "fox.webp") == 0
     assert "\rLoading weights" in capsys.readouterr().err
+
+
+def test_a_callers_own_group_of_hub_bars_turned_off_stays_off():
+    # Turning the bars back on at the end cleared every group's setting, so a program that had turned off one
+    # group of the Hub's bars (a download's) before calling motif-lite's main found them on again.
+    import io
+
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    from motif_lite.cli.common import library_bars_kept_out_of_logs
+
+    disable_progress_bars("huggingface_hub.http_get")
+    try:
+        with library_bars_kept_out_of_logs(io.StringIO()):
+            pass
+        assert are_progress_bars_disabled("huggingface_hub.http_get")
+    finally:
+        enable_progress_bars()

@@ -122,9 +122,12 @@ def library_bars_kept_out_of_logs(stream: TextIO | None = None) -> Iterator[None
     if "HF_HUB_DISABLE_PROGRESS_BARS" in os.environ or shows_bars_in_place(stream):
         yield
         return
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils.tqdm import progress_bar_states
 
-    if are_progress_bars_disabled():  # turned off already by the program that called us
+    # Turned off already, all or some (one group's), by the program that called us: its settings stay as they are
+    # (turning them back on at the end clears every group's).
+    if False in progress_bar_states.values():
         yield
         return
     # transformers reads huggingface_hub's setting as it is imported; where it is imported already it is told too.
