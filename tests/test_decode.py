@@ -326,6 +326,26 @@ def test_a_decode_given_the_o_another_decode_or_a_run_writes_is_refused_before_a
     assert not (tmp_path / f"{WRITING_PREFIX}fox.gif").exists()
 
 
+@pytest.mark.parametrize(
+    "name, said",
+    [
+        ("fox_{seed}.gif", "has {seed}, which motif-lite does not fill in"),  # another tool's placeholder
+        ("fox\r.gif", "holds a carriage return (\\r: a Windows line end"),  # -o "$name.gif", name from a CRLF file
+        ("two\nlines.gif", "holds a control character ('\\n')"),  # a line break splits the output: line
+    ],
+)
+def test_a_decode_refuses_the_output_names_a_run_refuses_before_any_work(
+    saved, tmp_path, capsys, monkeypatch, name, said
+):
+    # As `run -o` refuses them (tests/test_scripting.py): a decode wrote the file as named, braces, \r and all.
+    monkeypatch.setattr(decoding, "load_vae", lambda *args, **kwargs: pytest.fail("loaded the VAE"))
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / name))
+    assert_user_error(code, err, said)
+    if "{" in name:  # the way to name it in a script, with decode's flags (it has no -s)
+        assert '(-o "$name.mp4")' in err and "-s " not in err, err
+    assert list(tmp_path.iterdir()) == []  # no video, nor a claim of its name
+
+
 @pytest.mark.parametrize("failure", ["before loading", "while decoding"])
 def test_a_decode_that_fails_frees_its_default_name(saved, tmp_path, capsys, monkeypatch, failure):
     # The claim (an empty fox.gif) must not outlive a decode that wrote no video: the next one would take fox-2.gif.

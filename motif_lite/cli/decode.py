@@ -94,7 +94,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     """The `decode` handler: read and check the file, find the VAE, plan, decode, say where the video is."""
     from motif_lite.cli import use_expandable_segments
+    from motif_lite.cli.run_request import check_no_control_character, check_no_name_placeholder
 
+    # The -o a script builds is held to run's rules, before any work: a CRLF name's \r or a line break in the file's
+    # name, another tool's {seed} left in it.
+    check_no_control_character(args.output)
+    check_no_name_placeholder(args.output, naming='(-o "$name.mp4"); each file keeps its seed in its metadata')
     use_expandable_segments()  # before torch starts CUDA, as for run: the decode's memory plan assumes it
     from motif_lite.io.latents import LatentsFileError, read_latents
     from motif_lite.io.output_claims import named_claims, release_claims

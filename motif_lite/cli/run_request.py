@@ -336,19 +336,25 @@ def check_no_control_character(output: str | None) -> None:
                        f"a script reads); {fix}")  # fmt: skip
 
 
-def check_no_name_placeholder(output: str | None) -> None:
+# How a script names a run's files itself, in place of a placeholder.
+RUN_NAMING = (
+    '(-s "$seed" -o "fox_$seed.mp4"); -b N numbers a batch\'s files -1, -2, ..., and each file keeps its seed in its '
+    "metadata"
+)
+
+
+def check_no_name_placeholder(output: str | None, naming: str = RUN_NAMING) -> None:
     """Refuse an -o that holds a placeholder other tools fill in (`fox_{seed}.mp4`): motif-lite takes a name as
     written, so the file would be named with the braces and every run of a loop would replace the last one's video.
-    The error says how a script puts the seed in the name itself."""
+    The error says how a script names the file itself (`naming`: with the command's own flags)."""
     from motif_lite.request import RequestError
 
     if output is None or (placeholder := _NAME_PLACEHOLDER.search(output)) is None:
         return
     raise RequestError(
         f"-o {output} has {placeholder[0]}, which motif-lite does not fill in: the file would be named with the "
-        "braces, and each run of a loop would replace the last one's video; name the file in the script instead "
-        '(-s "$seed" -o "fox_$seed.mp4"); -b N numbers a batch\'s files -1, -2, ..., and each file keeps its seed '
-        "in its metadata"
+        f"braces, and each run of a loop would replace the last one's video; name the file in the script instead "
+        f"{naming}"
     )
 
 
