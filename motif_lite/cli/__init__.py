@@ -4,10 +4,10 @@ Each subcommand module adds its parser with `register(commands)` and imports tor
 handler, so that `motif-lite --help` answers at once. User mistakes (`MotifLiteError`) print `error: ...` and exit
 with code 2 (a parallel run's rank that lost contact with another: 3), Ctrl-C ends it by SIGINT (a shell shows
 130; `main` returns 130), running out of device memory prints `error: out of device memory: ...` and exits with
-code 1; none prints a traceback. While `run` or `decode` works, SIGTERM and SIGHUP (`kill`, a batch scheduler's
-preemption, a closed terminal) and SIGUSR1 and SIGUSR2 (a batch scheduler's warning before its time limit, as
-Slurm's `--signal`) stop it as Ctrl-C does, so that it keeps its work
-(docs/usage.md, "When a run stops"), and it exits with 128 + the signal's number.
+code 1; none prints a traceback. While `run`, `decode`, `check` or `verify` works, SIGTERM and SIGHUP (`kill`,
+`docker stop`, a batch scheduler's preemption, a closed terminal) and SIGUSR1 and SIGUSR2 (a batch scheduler's
+warning before its time limit, as Slurm's `--signal`) stop it as Ctrl-C does, so that `run` and `decode` keep
+their work (docs/usage.md, "When a run stops"), and it exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ OUT_OF_MEMORY_ADVICE = (
     "Close it, or give a smaller budget (--vram GiB) so that the plan leaves room; --dry-run shows the plan"
 )
 SUBCOMMANDS = (run, decode, check, verify, serve)
-# Commands that keep their work when stopped: termination signals stop them as Ctrl-C does. (`serve` has its own.)
-KEEPING_COMMANDS = ("run", "decode")
+# Commands that termination signals stop as Ctrl-C does: `run` and `decode` keep their work, `check` and `verify`
+# have none to keep but must stop all the same. Without a handler, a container's first process (PID 1) ignores
+# `docker stop`'s SIGTERM until SIGKILL comes 10 s later. (`serve` has its own.)
+STOPPED_LIKE_CTRL_C = ("run", "decode", "check", "verify")
 ALLOCATOR_CONFIG = "PYTORCH_CUDA_ALLOC_CONF"  # torch's CUDA caching allocator's settings, read as CUDA starts
 
 EPILOG = """\
@@ -139,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    stops = STOP_SIGNALS if args.command in KEEPING_COMMANDS else ()
+    stops = STOP_SIGNALS if args.command in STOPPED_LIKE_CTRL_C else ()
     try:
         with (
             _warnings_to_stderr(),
