@@ -250,12 +250,15 @@ def verify(
     on_stage: Callable[[StageResult], None] | None = None,
     weights: Mapping[str, str | Path] | None = None,
     on_loading: Callable[[], None] | None = None,
+    library_bars: bool = True,
 ) -> VerifyResult:
     """Run both pipelines on the checkpoint `model` (and `gguf`) and compare them stage by stage.
 
     dtype: float32 on the CPU, bfloat16 on a GPU unless given. `on_stage` sees each result as it is ready;
     `on_loading` is called once the flags and files are checked, as the loads (minutes on the real weights) begin.
-    `weights`: the user's own weight files for some components (`locate_sources`); both pipelines read them."""
+    `weights`: the user's own weight files for some components (`locate_sources`); both pipelines read them.
+    `library_bars`: False turns diffusers' own bars off while its pipeline loads (a log's reader: each is redrawn
+    with carriage returns)."""
     from motif_lite.pipeline import load_pipeline
     from motif_lite.preflight import preflight
 
@@ -278,7 +281,8 @@ def verify(
     if on_loading is not None:
         on_loading()
     ours = load_pipeline(sources, dtype=dtype, device=target)
-    reference = _reference_pipeline(diffusers, root, ours, sources.gguf, dtype, target)
+    with contextlib.nullcontext() if library_bars else _diffusers_bars_off(diffusers):
+        reference = _reference_pipeline(diffusers, root, ours, sources.gguf, dtype, target)
     _apply_forced(ours, forced)
     tolerances = dict(TOLERANCES.get(dtype, TOLERANCES[torch.bfloat16]))
     if gguf is not None:
@@ -370,6 +374,21 @@ def _import_diffusers() -> Any:
             f"{INSTALL_HINT}"
         ) from None
     return diffusers
+
+
+@contextlib.contextmanager
+def _diffusers_bars_off(diffusers: Any) -> Iterator[None]:
+    """diffusers' progress bars ("Loading pipeline components...", a checkpoint's shards) off while inside, then as
+    they were: a switch of diffusers' own, which huggingface_hub's setting does not reach."""
+    switch = diffusers.utils.logging
+    if not switch.is_progress_bar_enabled():  # turned off already by the program that called us
+        yield
+        return
+    switch.disable_progress_bar()
+    try:
+        yield
+    finally:
+        switch.enable_progress_bar()
 
 
 def _require_accelerate() -> None:

@@ -53,3 +53,26 @@ def test_a_callers_own_group_of_hub_bars_turned_off_stays_off():
         assert are_progress_bars_disabled("huggingface_hub.http_get")
     finally:
         enable_progress_bars()
+
+
+def tiny_verify(checkpoint: Path) -> int:
+    return cli.main(["verify", "-m", str(checkpoint), "-W", "32", "-H", "32", "--video-frames", "1", "--device", "cpu"])
+
+
+def test_verify_logged_to_a_file_writes_no_carriage_returns(checkpoint, capsys, monkeypatch):
+    # diffusers' "Loading pipeline components..." bar (the reference pipeline) has its own switch, which the Hub's
+    # setting does not reach: it was one carriage-return line in the log.
+    from diffusers.utils.logging import is_progress_bar_enabled
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    assert tiny_verify(checkpoint) == 0
+    err = capsys.readouterr().err
+    assert "verify: stage 5/5 frames: match" in err  # our own lines are there
+    assert "\r" not in err and "Loading pipeline components" not in err, err
+    assert is_progress_bar_enabled()  # as it was before: a program calling main keeps its bars
+
+
+def test_hf_hub_disable_progress_bars_set_to_0_keeps_diffusers_bars(checkpoint, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
+    assert tiny_verify(checkpoint) == 0
+    assert "\rLoading pipeline components" in capsys.readouterr().err

@@ -116,10 +116,7 @@ def library_bars_kept_out_of_logs(stream: TextIO | None = None) -> Iterator[None
     batch job's file, journald), thousands of redraws long over a download. Our own stages write whole lines there
     (`progress.LogLines`) and a download is said in one line as it starts. HF_HUB_DISABLE_PROGRESS_BARS, where set
     (0 too), decides instead; a notebook keeps its bars."""
-    from motif_lite.progress import shows_bars_in_place
-
-    stream = sys.stderr if stream is None else stream
-    if "HF_HUB_DISABLE_PROGRESS_BARS" in os.environ or shows_bars_in_place(stream):
+    if not library_bars_kept_out(stream):
         yield
         return
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
@@ -141,6 +138,15 @@ def library_bars_kept_out_of_logs(stream: TextIO | None = None) -> Iterator[None
         enable_progress_bars()
         if (loaded := sys.modules.get("transformers.utils.logging")) is not None:
             loaded.enable_progress_bar()
+
+
+def library_bars_kept_out(stream: TextIO | None = None) -> bool:
+    """Whether the libraries' bars are to be off (`library_bars_kept_out_of_logs`; diffusers' in `verify`): `stream`
+    (stderr) is no terminal, and HF_HUB_DISABLE_PROGRESS_BARS (0 too) does not decide instead."""
+    from motif_lite.progress import shows_bars_in_place
+
+    stream = sys.stderr if stream is None else stream
+    return "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ and not shows_bars_in_place(stream)
 
 
 def text_from_argv(value: str) -> str:
