@@ -46,3 +46,12 @@ def test_bytes_that_are_not_utf8_are_still_refused(shared_checkpoint, tmp_path, 
     code = cli.main(["run", "-m", str(shared_checkpoint[0]), "-p", latin1, "-o", str(tmp_path / "fox.png")])
     assert code == cli.EXIT_USER_ERROR
     assert "prompt holds bytes that are not UTF-8 text" in capsys.readouterr().err
+
+
+def test_verify_reads_a_utf8_prompt_under_an_ascii_locale_as_run_does():
+    # verify's -p/-n took the locale's surrogates as they came, and refused the prompt run accepts.
+    prompt, negative = "un renard roux, café ☕ 狐", "flou, déformé"
+    args = cli.build_parser().parse_args(
+        ["verify", "-p", as_an_ascii_locale_decodes(prompt), "-n", as_an_ascii_locale_decodes(negative)]
+    )
+    assert (args.prompt, args.negative_prompt) == (prompt, negative)

@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, dtype_name
+from motif_lite.cli.common import text_from_argv
 from motif_lite.cli.run_flags import (
     add_checkpoint_flags,
     add_weight_file_flags,
@@ -82,8 +83,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "-s", "--seed", type=seed_value, default=0, help=f"seed, 0 to {MAX_SEED}; -1 = random, printed (default 0)"
     )
-    verify.add_argument("-p", "--prompt", help="prompt (default: a short fixed one)")
-    verify.add_argument("-n", "--negative-prompt", help="negative prompt (default: the official one)")
+    verify.add_argument("-p", "--prompt", type=text_from_argv, help="prompt (default: a short fixed one)")
+    verify.add_argument(
+        "-n", "--negative-prompt", type=text_from_argv, help="negative prompt (default: the official one)"
+    )
     verify.add_argument(
         "--force", action="append", default=[], metavar="NAME=VALUE", help="set one of ours wrong (see below)"
     )
