@@ -4,12 +4,17 @@ encoder) and Hugging Face's download bars are the libraries' own; our stages wri
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from huggingface_hub.utils import are_progress_bars_disabled
+from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
 from motif_lite import cli
+from motif_lite.cli.common import library_bars_kept_out_of_logs
 
 
 @pytest.fixture
@@ -40,17 +45,33 @@ def test_hf_hub_disable_progress_bars_set_to_0_keeps_the_libraries_bars(checkpoi
 def test_a_callers_own_group_of_hub_bars_turned_off_stays_off():
     # Turning the bars back on at the end cleared every group's setting, so a program that had turned off one
     # group of the Hub's bars (a download's) before calling motif-lite's main found them on again.
-    import io
-
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-
-    from motif_lite.cli.common import library_bars_kept_out_of_logs
-
     disable_progress_bars("huggingface_hub.http_get")
     try:
         with library_bars_kept_out_of_logs(io.StringIO()):
             pass
         assert are_progress_bars_disabled("huggingface_hub.http_get")
+    finally:
+        enable_progress_bars()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_keeps_the_libraries_bars(monkeypatch):
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    with library_bars_kept_out_of_logs(_Terminal()):
+        assert not are_progress_bars_disabled()
+
+
+def test_bars_a_calling_program_turned_off_stay_off_after_a_command(monkeypatch):
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    disable_progress_bars()
+    try:
+        with library_bars_kept_out_of_logs(io.StringIO()):
+            pass
+        assert are_progress_bars_disabled()  # not turned on by a command it ran
     finally:
         enable_progress_bars()
 
@@ -76,3 +97,18 @@ def test_hf_hub_disable_progress_bars_set_to_0_keeps_diffusers_bars(checkpoint, 
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
     assert tiny_verify(checkpoint) == 0
     assert "\rLoading pipeline components" in capsys.readouterr().err
+
+
+def test_the_hubs_bars_come_back_after_a_command_that_never_imported_transformers():
+    # transformers' enable_progress_bar turns the hub's back on too: only a process without it shows the hub's own.
+    script = (
+        "import io, sys\n"
+        "from huggingface_hub.utils import are_progress_bars_disabled\n"
+        "from motif_lite.cli.common import library_bars_kept_out_of_logs\n"
+        "with library_bars_kept_out_of_logs(io.StringIO()):\n"
+        "    inside = are_progress_bars_disabled()\n"
+        "print(inside, are_progress_bars_disabled(), 'transformers' in sys.modules)\n"
+    )
+    environ = {key: value for key, value in os.environ.items() if key != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    done = subprocess.run([sys.executable, "-c", script], env=environ, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False", "False"], done.stderr

@@ -13,7 +13,7 @@ import pytest
 
 from motif_lite import cli
 from motif_lite.paths import quoted
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import file_text, posix_quoted, variable_set
 
 BASH = shutil.which("bash")
 needs_bash = pytest.mark.skipif(BASH is None, reason="needs bash")
@@ -61,3 +61,20 @@ def test_a_file_name_made_from_a_url_ending_in_a_tilde_stays_quoted():
     assert url_fix("https://example.com/~", "-i", "image.png") == (
         "download it first, e.g. curl -L -o '~' 'https://example.com/~', then give -i '~'"
     )
+
+
+@needs_bash
+def test_a_variable_set_to_a_path_under_the_home_folder_gets_the_expanded_path(tmp_path):
+    # bash expands a tilde after an assignment's `=` only unquoted: NAME='~/big cache' set a folder named ~.
+    script = f'{variable_set("HF_HOME", "~/big cache")}; printf "%s" "$HF_HOME"'
+    done = subprocess.run([BASH, "-c", script], env={"HOME": str(tmp_path)}, capture_output=True, check=True)
+    assert done.stdout.decode() == str(tmp_path / "big cache")
+
+
+@needs_bash
+def test_the_text_of_a_file_under_the_home_folder_is_read_from_the_home_folder(tmp_path):
+    # "$(cat '~/prompt.txt')" looked for a folder named ~ in the current one.
+    (tmp_path / "my prompt.txt").write_text("a fox")
+    script = f'printf "%s" {file_text("~/my prompt.txt")}'
+    done = subprocess.run([BASH, "-c", script], env={"HOME": str(tmp_path)}, capture_output=True, check=True)
+    assert done.stdout.decode() == "a fox"

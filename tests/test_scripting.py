@@ -4,6 +4,8 @@ What such a script gives by mistake is refused at once with a one-line error (ex
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,7 @@ def test_a_flag_left_without_its_value_gets_no_dash_hint(checkpoint, capsys):
     [
         ("clip\r.png", "holds a carriage return (\\r: a Windows line end"),  # `-o "$name.png"`, name from a CRLF file
         ("two\nlines.png", "holds a control character ('\\n')"),  # a multi-line prompt put in the name
+        ("del\x7f.png", "holds a control character ('\\x7f')"),  # DEL, a terminal's backspace pasted in
     ],
 )
 def test_an_output_name_with_a_control_character_is_refused(checkpoint, tmp_path, capsys, name, said):
@@ -111,3 +114,23 @@ def test_a_dash_for_standard_input_is_refused(checkpoint, tmp_path, capsys, flag
     assert code == cli.EXIT_USER_ERROR, err
     assert f"error: {flag} - would make the" in err and f'{flag} "$(cat)" reads standard input' in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["fox_{Seed}.png", "fox_{SEED}.png"])
+def test_a_placeholder_in_capitals_is_refused_too(checkpoint, tmp_path, capsys, name):
+    # Tools spell their placeholders in either case (a template's {Seed}, {SEED}); the file got the braces all the same.
+    code = cli.main([*run_args(checkpoint[0], "-p", "fox", "-o", str(tmp_path / name))])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "which motif-lite does not fill in" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_dash_hint_gives_a_value_with_a_quote_as_one_word_the_shell_reads_back(checkpoint, capsys):
+    # A prompt line such as -fox's den: pasted unquoted, the quote opened a string the shell waited to see closed.
+    with pytest.raises(SystemExit):
+        cli.main([*run_args(checkpoint[0], "-p", "-fox's")])
+    err = capsys.readouterr().err
+    given = err.split("as one word: ", 1)[1].split(" (in a script", 1)[0]
+    done = subprocess.run(["bash", "-c", f'printf "%s\\0" {given}'], capture_output=True, check=True)
+    assert done.stdout.decode().split("\0")[:-1] == ["--prompt=-fox's"], err

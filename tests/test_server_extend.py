@@ -599,3 +599,21 @@ def test_a_one_frame_video_of_the_server_is_refused_in_the_apis_words(tmp_path):
         checked_clip(clip, SimpleNamespace(frames_in_file=1), {str(clip): "video_abc"})
     assert refused.value.param == "extend" and "input_reference" in refused.value.message, refused.value.message
     assert " -i " not in refused.value.message
+
+
+def test_a_server_video_exactly_at_the_limits_may_be_extended(tmp_path):
+    # The upload limits are inclusive (an upload of --max-video-upload-mb bytes is taken): a server video of that
+    # size, or of frames of exactly --max-image-pixels, is no larger than an upload the server takes.
+    from types import SimpleNamespace
+
+    from motif_lite.server.clip_upload import check_server_video
+    from motif_lite.server.schema import ApiError
+
+    video = tmp_path / "video_1.mp4"
+    video.write_bytes(b"\0" * 1000)
+    clip = SimpleNamespace(width=48, height=32)  # the frame size a job read from the file already
+    check_server_video(video, "video_1", max_bytes=1000, max_pixels=48 * 32, clip=clip)
+    for limits in ({"max_bytes": 999, "max_pixels": 48 * 32}, {"max_bytes": 1000, "max_pixels": 48 * 32 - 1}):
+        with pytest.raises(ApiError) as refused:
+            check_server_video(video, "video_1", clip=clip, **limits)
+        assert refused.value.param == "extend" and "video_1" in refused.value.message
