@@ -420,3 +420,26 @@ def test_pipe_to_takes_the_warning_switch_of_diffusers_to():
     assert {"device", "dtype", "silence_dtype_warnings"} <= read
     assert to_arguments(("cpu",), {"silence_dtype_warnings": True}) == (torch.device("cpu"), None)
     assert to_arguments((), {"dtype": torch.float16, "silence_dtype_warnings": False}) == (None, torch.float16)
+
+
+@pytest.mark.parametrize("seed", [2**40, -1, 2**64 - 1])
+def test_a_generator_seeded_past_32_bits_is_told_a_seed_that_runs_and_draws_its_noise(tmp_path, seed):
+    """`initial_seed()` gives the seed as set, up to 2**64 - 1 (`manual_seed(-1)` is stored so), which a request
+    refuses: the advice gave it all the same. torch's CPU generator reads only the low 32 bits, which are the seed."""
+    from motif_lite.pipeline.from_diffusers import generate_advice
+    from motif_lite.request.advice import seed_of_generator
+
+    def generator() -> torch.Generator:
+        return torch.Generator().manual_seed(seed)
+
+    told = [
+        generate_line(call_advice(("a fox",), dict(generator=generator()))).seed,
+        int(re.search(r"seed=(\d+)\)", generate_advice(dict(generator=generator()), OurPipeline.generate))[1]),
+        int(re.search(r"give seed=(\d+),", seed_of_generator(generator()))[1]),
+    ]
+    shape = (1, 16, 3, 4, 6)  # a latent's noise, drawn as diffusers draws it with the generator it is given
+    for advised in told:
+        request = GenerationRequest("a fox", seed=advised, output=tmp_path / "fox.mp4", width=64, height=64, frames=9)
+        assert request.resolve()[0].seed == advised  # taken
+        drawn = torch.randn(shape, generator=torch.Generator().manual_seed(advised))
+        assert torch.equal(drawn, torch.randn(shape, generator=generator()))

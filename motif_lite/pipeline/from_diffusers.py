@@ -18,6 +18,7 @@ import torch
 from motif_lite.errors import ConfigError, shown
 from motif_lite.io.image import IN_MEMORY, is_in_memory
 from motif_lite.request import GenerationRequest
+from motif_lite.request.advice import seed_drawing_as
 from motif_lite.vae.diffusers_habits import vae_method_advice
 
 # diffusers' `MotifVideoPipeline.__call__` argument -> the `GenerationRequest` field that sets the same thing.
@@ -215,7 +216,7 @@ def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
             fields[CALL_FIELDS[name]] = str(value) if isinstance(value, Path) else value
             advice.extend(filter(None, [note]))
         elif name == "generator" and _cpu_generator(value):
-            fields["seed"] = value.initial_seed()
+            fields["seed"] = seed_drawing_as(value)
         else:
             advice.append(f"{name}: {CALL_ADVICE.get(name, 'not an argument of diffusers MotifVideoPipeline')}")
     if fields.get("negative_prompt") is None:  # diffusers' pipeline runs without a negative prompt, None or absent
@@ -260,7 +261,7 @@ def generate_advice(keywords: Mapping[str, object], generate: Callable) -> str:
             fields[name] = said + (f" ({note})" if note else "")
     generator = keywords.get("generator")
     if _cpu_generator(generator):  # its seed draws the same noise: the number to give
-        fields["generator"] = f"a request field here: GenerationRequest(..., seed={generator.initial_seed()})"
+        fields["generator"] = f"a request field here: GenerationRequest(..., seed={seed_drawing_as(generator)})"
     return _keyword_advice(generate, keywords, {**CALL_ADVICE, **fields}, "diffusers' pipeline call does")
 
 

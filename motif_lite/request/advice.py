@@ -138,4 +138,11 @@ def seed_of_generator(generator: Any) -> str:
     device = getattr(getattr(generator, "device", None), "type", "cpu")
     other = (f" (this {device} generator's draw differs: the video will not be the one diffusers made with it)"
              if device != "cpu" else "")  # fmt: skip
-    return f"give seed={generator.initial_seed()}, {_SEED_OF_GENERATOR}{other}"
+    return f"give seed={seed_drawing_as(generator)}, {_SEED_OF_GENERATOR}{other}"
+
+
+def seed_drawing_as(generator: Any) -> int:
+    """The seed (0 to 2**32 - 1, the range a request takes) that draws the noise `generator` draws: torch's CPU
+    generator is seeded with the low 32 bits of its seed only, and `initial_seed()` gives the seed as set, up to
+    2**64 - 1 (`manual_seed(2**40)`, or `manual_seed(-1)`, which torch stores as 2**64 - 1)."""
+    return generator.initial_seed() % 2**32
