@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from motif_lite import cli
+from motif_lite.request import GenerationRequest, RequestError
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,20 @@ def test_an_output_name_with_a_control_character_is_refused(checkpoint, tmp_path
     assert code == cli.EXIT_USER_ERROR, err
     assert f"error: -o {str(tmp_path / name)!r} {said}" in err, err
     assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["clip\r.png", "two\nlines.png", "tab\t.png"])
+@pytest.mark.parametrize("as_path", [False, True])
+def test_the_python_api_refuses_an_output_name_with_a_control_character(tmp_path, name, as_path):
+    # Only run's flag checks refused it: GenerationRequest(output="a\nb.png") (and decode, which checks its -o
+    # the same way) wrote the file so named. One check of the output's name covers them all, a Path too.
+    output = tmp_path / name
+    request = GenerationRequest("a fox", output=output if as_path else str(output), width=64, height=64, frames=1)
+    with pytest.raises(RequestError, match="holds a (carriage return|control character)") as refused:
+        request.resolve()
+    assert refused.value.fields == ("output",)
+    assert f"output {str(output)!r} holds" in str(refused.value)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from motif_lite.choices import quantized_twice
 from motif_lite.cli.common import free_output
-from motif_lite.errors import counted
+from motif_lite.errors import MotifLiteError, counted
 from motif_lite.paths import user_path
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
 
@@ -301,8 +301,6 @@ def _check_preview_is_no_frame(preview: str, outputs: list[Path], frames: int) -
 
 # A placeholder other tools fill in an output name: `{seed}`, `{prompt}`, `{date}`, ...
 _NAME_PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
-# C0 control characters and DEL: none belongs in a file name a script prints and reads back.
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_no_stdin_dash(args: argparse.Namespace) -> None:
@@ -319,21 +317,17 @@ def check_no_stdin_dash(args: argparse.Namespace) -> None:
 
 
 def check_no_control_character(output: str | None) -> None:
-    """Refuse an -o whose name holds a control character: a carriage return from a name read out of a CRLF file
-    (`-o "$name.mp4"`), a line break from a multi-line prompt put in the name. The file would be named with it, out
-    of sight in a listing, and a line break would split the `output:` line a script reads from stdout."""
+    """Refuse an -o whose name holds a control character, named as the flag (`io.video.check_no_control_character`,
+    which `check_output_path` runs for run, decode and Python alike): here before `--gpus N` starts its processes."""
+    from motif_lite.io.video import check_no_control_character as check
     from motif_lite.request import RequestError
 
-    if output is None or (control := _CONTROL_CHARACTER.search(output)) is None:
+    if output is None:
         return
-    if control[0] == "\r":
-        what = "a carriage return (\\r: a Windows line end, CRLF, of a name read line by line from a file)"
-        fix = "remove it (tr -d '\\r' < names.txt, or name=${name%$'\\r'} in a shell loop)"
-    else:
-        what = f"a control character ({control[0]!r})"
-        fix = "give a name without it"
-    raise RequestError(f"-o {output!r} holds {what}, which would end up in the file's name (and in the output: line "
-                       f"a script reads); {fix}")  # fmt: skip
+    try:
+        check(output, named="-o")
+    except MotifLiteError as exc:
+        raise RequestError(str(exc)) from None
 
 
 # How a script names a run's files itself, in place of a placeholder.

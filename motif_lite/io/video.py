@@ -136,6 +136,7 @@ def check_output_path(
             "output - (standard output) is not supported: the video is written to a file (under a temporary name, "
             "renamed when it is complete); give a file name, e.g. fox.mp4"
         )
+    check_no_control_character(path)  # before "ends in a space": a trailing \r is a CRLF line end
     if isinstance(path, str):  # as typed: Path would fold a URL's // and keep a pasted space as part of the suffix
         _check_typed_output(path)
     if (windows := windows_path_problem(str(path))) is not None:  # Path(r"C:\Users\...") too
@@ -253,6 +254,27 @@ def _instead_of(path: Path) -> str:
         return (f"for a file per frame use PNG, lossless: {quoted(path.with_name(f'{stem}.png'))}{one}; "
                 f"or a video: {_VIDEO_FORMATS}")  # fmt: skip
     return f"use {_FORMATS}"
+
+
+# C0 control characters and DEL: none belongs in a file name a script prints and reads back.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_no_control_character(output: str | Path, named: str = "output") -> None:
+    """Refuse an output whose name holds a control character: a carriage return from a name read out of a CRLF file
+    (`-o "$name.mp4"`), a line break from a multi-line prompt put in the name. The file would be named with it, out
+    of sight in a listing, and a line break would split the `output:` line a script reads from stdout. `named`: how
+    the message names the output (run's flag check: `-o`). One rule for run, decode and Python (`check_output_path`)."""
+    if (control := _CONTROL_CHARACTER.search(str(output))) is None:
+        return
+    if control[0] == "\r":
+        what = "a carriage return (\\r: a Windows line end, CRLF, of a name read line by line from a file)"
+        fix = "remove it (tr -d '\\r' < names.txt, or name=${name%$'\\r'} in a shell loop)"
+    else:
+        what = f"a control character ({control[0]!r})"
+        fix = "give a name without it"
+    raise MotifLiteError(f"{named} {str(output)!r} holds {what}, which would end up in the file's name (and in the "
+                         f"output: line a script reads); {fix}")  # fmt: skip
 
 
 def _check_typed_output(given: str) -> None:
