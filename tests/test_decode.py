@@ -342,7 +342,7 @@ def test_a_decode_refuses_the_output_names_a_run_refuses_before_any_work(
     code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / name))
     assert_user_error(code, err, said)
     if "{" in name:  # the way to name it in a script, with decode's flags (it has no -s)
-        assert '(-o "$name.mp4")' in err and "-s " not in err, err
+        assert 'instead: -o "$name.mp4"' in err and "-s " not in err, err
     assert list(tmp_path.iterdir()) == []  # no video, nor a claim of its name
 
 

@@ -38,9 +38,52 @@ def test_an_output_name_with_another_tools_placeholder_is_refused(checkpoint, tm
 
 
 def test_braces_without_a_name_in_them_are_no_placeholder(checkpoint, tmp_path, capsys):
-    for plain in ("fox {1}.png", "fox {}.png"):
+    for plain in ("fox {1}.png", "fox {}.png", "fox.mp4", "fox_%03d.png"):
         assert cli.main([*run_args(checkpoint[0], "-p", "fox", "--dry-run", "-o", str(tmp_path / plain))]) == 0
         assert "does not fill in" not in capsys.readouterr().err, plain
+
+
+@pytest.mark.parametrize(
+    "name, advice",
+    [
+        ("fox_{prompt}.mp4", '(n=$((n + 1)); -o "clip$n.mp4"), and each file keeps its prompt in its metadata'),
+        ("fox_{n}.mp4", "-b N numbers a batch's files -1, -2, ... itself"),
+        ("fox_{date}.mp4", '-o "fox_$(date +%Y%m%d-%H%M%S).mp4" puts the time in the name'),
+        ("fox_{frame}.mp4", "a video file holds all its frames; for a PNG per frame give -o "),
+    ],
+)
+def test_each_placeholder_is_told_how_a_script_fills_it(checkpoint, tmp_path, capsys, name, advice):
+    # Every placeholder was told to put the seed in the name (-o "fox_$seed.mp4"), a prompt's and a date's too.
+    output = tmp_path / name
+    assert cli.main([*run_args(checkpoint[0], "-p", "fox", "-o", str(output))]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert advice in err, err
+    assert "fox_$seed.mp4" not in err, err
+    if "{frame}" in name:
+        assert str(tmp_path / "fox_%03d.png") in err, err
+
+
+def test_braces_of_another_kind_and_in_a_folder_name_are_part_of_the_name(checkpoint, tmp_path, capsys):
+    # The whole path was searched, any word in braces refused: an existing folder `{v2}` got "the file would be
+    # named with the braces", and a file `fox_{v2}.png` could never be written.
+    (tmp_path / "{v2}").mkdir()
+    for name in ("{v2}/fox.png", "fox_{v2}.png", "{seed}/fox.png"):
+        if name.startswith("{seed}"):
+            (tmp_path / "{seed}").mkdir()
+        code = cli.main([*run_args(checkpoint[0], "-p", "fox", "-o", str(tmp_path / name))])
+        assert code == 0, capsys.readouterr().err
+        assert (tmp_path / name).is_file()
+        assert "does not fill in" not in capsys.readouterr().err, name
+
+
+def test_a_frame_number_placeholder_in_a_png_name_is_told_the_frame_pattern(checkpoint, tmp_path, capsys):
+    # `out_{frame}.png` for a 5-frame video got the seed advice (-o "fox_$seed.mp4"): it is a PNG sequence's name.
+    output = str(tmp_path / "out_{frame}.png")
+    code = cli.main([*run_args(checkpoint[0], "-p", "fox", "--video-frames", "5", "-o", output)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err
+    assert f"motif-lite's PNG sequences write it as printf's %03d: -o {tmp_path / 'out_%03d.png'}" in err, err
+    assert "$seed" not in err, err
 
 
 @pytest.mark.parametrize("flag", ["-p", "-n"])

@@ -99,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
     # The -o a script builds is held to run's rules, before any work: a CRLF name's \r or a line break in the file's
     # name, another tool's {seed} left in it.
     check_no_control_character(args.output)
-    check_no_name_placeholder(args.output, naming='(-o "$name.mp4"); each file keeps its seed in its metadata')
+    check_no_name_placeholder(args.output, naming='-o "$name.mp4"; each file keeps its seed in its metadata')
     use_expandable_segments()  # before torch starts CUDA, as for run: the decode's memory plan assumes it
     from motif_lite.io.latents import LatentsFileError, read_latents
     from motif_lite.io.output_claims import named_claims, release_claims

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from motif_lite.choices import quantized_twice
 from motif_lite.cli.common import free_output
 from motif_lite.errors import MotifLiteError, counted
-from motif_lite.paths import user_path
+from motif_lite.paths import quoted, user_path
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
 
 if TYPE_CHECKING:
@@ -299,8 +299,30 @@ def _check_preview_is_no_frame(preview: str, outputs: list[Path], frames: int) -
                                "replace the preview at the end; give the preview its own file")  # fmt: skip
 
 
-# A placeholder other tools fill in an output name: `{seed}`, `{prompt}`, `{date}`, ...
-_NAME_PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
+# The placeholders that other tools' output names, and scripts' forgotten f-strings (`"fox_{seed}.mp4"` without
+# the f), hold, and what a script writes instead of each. Other braces (`fox_{v2}.mp4`) are part of a name. A frame
+# number (`out_{frame}.png`) is another tool's PNG-sequence pattern, told ours by `check_output_path`.
+_SEED_NAME = '-s "$seed" -o "fox_$seed.mp4"; each file keeps its seed in its metadata'
+_COUNTER_NAME = (
+    "-b N numbers a batch's files -1, -2, ... itself, and a loop names each run's file "
+    '(n=$((n + 1)); -o "clip$n.mp4")'
+)
+_PROMPT_NAME = (
+    'a loop names each prompt\'s file (n=$((n + 1)); -o "clip$n.mp4"), and each file keeps its prompt in its '
+    "metadata (--settings-from reads it)"
+)
+_DATE_NAME = '-o "fox_$(date +%Y%m%d-%H%M%S).mp4" puts the time in the name'
+_PLACEHOLDER_ADVICE = {
+    "seed": _SEED_NAME,
+    **dict.fromkeys(
+        ("n", "i", "idx", "index", "count", "counter", "num", "number", "batch", "batch_num"), _COUNTER_NAME
+    ),
+    "prompt": _PROMPT_NAME,
+    **dict.fromkeys(("date", "time", "datetime", "timestamp", "now"), _DATE_NAME),
+}
+_NAME_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+# A frame number's placeholder, in a video file's name: a video holds all its frames.
+_FRAME_PLACEHOLDER = re.compile(r"\{frame(?:_?(?:number|num|index|idx))?\}", re.IGNORECASE)
 
 
 def check_no_stdin_dash(args: argparse.Namespace) -> None:
@@ -330,26 +352,28 @@ def check_no_control_character(output: str | None) -> None:
         raise RequestError(str(exc)) from None
 
 
-# How a script names a run's files itself, in place of a placeholder.
-RUN_NAMING = (
-    '(-s "$seed" -o "fox_$seed.mp4"); -b N numbers a batch\'s files -1, -2, ..., and each file keeps its seed in its '
-    "metadata"
-)
-
-
-def check_no_name_placeholder(output: str | None, naming: str = RUN_NAMING) -> None:
-    """Refuse an -o that holds a placeholder other tools fill in (`fox_{seed}.mp4`): motif-lite takes a name as
-    written, so the file would be named with the braces and every run of a loop would replace the last one's video.
-    The error says how a script names the file itself (`naming`: with the command's own flags)."""
+def check_no_name_placeholder(output: str | None, naming: str | None = None) -> None:
+    """Refuse an -o whose file name holds a placeholder other tools fill in (`fox_{seed}.mp4`): motif-lite takes a
+    name as written, so the file would be named with the braces and every run of a loop would replace the last one's
+    video. The error says how a script puts that value in the name itself. Only the file's name is read: a folder
+    named `{v2}` is there already. `naming`: how a command whose flags are not run's names its file (in place of
+    each placeholder's advice)."""
     from motif_lite.request import RequestError
 
-    if output is None or (placeholder := _NAME_PLACEHOLDER.search(output)) is None:
+    if output is None:
         return
-    raise RequestError(
-        f"-o {output} has {placeholder[0]}, which motif-lite does not fill in: the file would be named with the "
-        f"braces, and each run of a loop would replace the last one's video; name the file in the script instead "
-        f"{naming}"
-    )
+    name = Path(output).name
+    known = [found for found in _NAME_PLACEHOLDER.finditer(name) if found[1].lower() in _PLACEHOLDER_ADVICE]
+    if known:
+        placeholder, advice = known[0][0], naming or _PLACEHOLDER_ADVICE[known[0][1].lower()]
+        raise RequestError(f"-o {output} has {placeholder}, which motif-lite does not fill in: the file would be named "
+                           "with the braces, and each run of a loop would replace the last one's video; name the "
+                           f"file in the script instead: {advice}")  # fmt: skip
+    frame = _FRAME_PLACEHOLDER.search(name)
+    if frame is not None and Path(name).suffix.lower() != ".png":  # a .png's: `check_output_path` gives ours
+        frames = Path(output).with_name(Path(name).stem.replace(frame[0], "%03d") + ".png")
+        raise RequestError(f"-o {output} has {frame[0]}, which motif-lite does not fill in: a video file holds all "
+                           f"its frames; for a PNG per frame give -o {quoted(frames)}")  # fmt: skip
 
 
 def empty_prompt_notes(args: argparse.Namespace) -> list[str]:

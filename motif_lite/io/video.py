@@ -222,8 +222,11 @@ def _check_not_full(parent: Path, audience: Audience) -> None:
 
 
 # Other tools' frame-number placeholders: Blender's, Nuke's and Houdini's `####` (one digit per #), Python's
-# `{:04d}` or `{}`, C's `%04i`, and a shell glob's `*` (how a folder of frames is listed, not named).
-_FOREIGN_FRAME_NUMBER = re.compile(r"#+|\{(?::0?(\d*)d?)?\}|%(0?\d*)[iu]|\*")
+# `{:04d}` or `{}`, a script's `{frame}` (or `{frame_number}`, ...: a format string's field), C's `%04i`, and a shell
+# glob's `*` (how a folder of frames is listed, not named).
+_FOREIGN_FRAME_NUMBER = re.compile(
+    r"#+|\{(?:frame(?:_?(?:number|num|index|idx))?|(?::0?(\d*)d?)?)\}|%(0?\d*)[iu]|\*", re.IGNORECASE
+)
 
 
 def _foreign_frame_number(name: str) -> tuple[str, str] | None:
