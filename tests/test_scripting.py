@@ -100,7 +100,9 @@ def test_a_value_that_starts_with_a_dash_gets_the_way_to_give_it(checkpoint, cap
     # ... and that way runs it, with the dash kept
     capsys.readouterr()
     assert cli.main([*run_args(checkpoint[0], *extra, f"{long}=-fox", "--dry-run")]) == 0
-    assert ("prompt: '-fox'" in capsys.readouterr().out) == (flag == "-p")
+    out = capsys.readouterr().out
+    assert ("prompt: '-fox'" in out) == (flag == "-p")
+    assert (re.search(r"^  negative +flag +'-fox'$", out, re.MULTILINE) is not None) == (flag == "-n"), out
 
 
 def test_a_flag_left_without_its_value_gets_no_dash_hint(checkpoint, capsys):
@@ -192,3 +194,21 @@ def test_the_dash_hint_gives_a_value_with_a_quote_as_one_word_the_shell_reads_ba
     given = err.split("as one word: ", 1)[1].split(" (in a script", 1)[0]
     done = subprocess.run(["bash", "-c", f'printf "%s\\0" {given}'], capture_output=True, check=True)
     assert done.stdout.decode().split("\0")[:-1] == ["--prompt=-fox's"], err
+
+
+def test_a_dash_given_as_one_word_or_by_a_file_is_the_prompt(checkpoint, tmp_path, capsys):
+    # The docs' loop gives each line as --prompt="$prompt", said to take any line, but a line "-" was refused; and
+    # a file made with the prompt "-" could not be made again: --settings-from's prompt was refused as "-p -", a
+    # flag never typed.
+    made = tmp_path / "dash.png"
+    assert cli.main(run_args(checkpoint[0], "--prompt=-", "--negative-prompt=-", "-o", str(made))) == 0, (
+        capsys.readouterr().err
+    )
+    assert "prompt: '-'" in capsys.readouterr().out
+    again = ["run", "-m", str(checkpoint[0]), "--settings-from", str(made), "-o", str(tmp_path / "again.png")]
+    code = cli.main(again)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "prompt: '-'" in out, out
+    assert re.search(r"^  negative +\S+ +'-'", out, re.MULTILINE), out
+    assert (tmp_path / "again.png").is_file()

@@ -5,6 +5,7 @@ it goes on from, read once (`read_run_clip`), the flag checks that need no model
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -326,16 +327,24 @@ _FRAME_PLACEHOLDER = re.compile(r"\{frame(?:_?(?:number|num|index|idx))?\}", re.
 
 
 def check_no_stdin_dash(args: argparse.Namespace) -> None:
-    """Refuse a prompt (-p) or negative prompt (-n) that is a single dash, many tools' name for standard input
-    (`echo "a fox" | motif-lite run -p -`): nothing reads standard input, so the video would show the text '-'."""
+    """Refuse a prompt (-p) or negative prompt (-n) typed as a single dash, many tools' name for standard input
+    (`echo "a fox" | motif-lite run -p -`): nothing reads standard input, so the video would show the text '-'. Only
+    a dash typed as its own word after the flag: `--prompt=-` (a script's `--prompt="$prompt"`) is that text on
+    purpose, and a prompt --settings-from or --resume took from a file was made so."""
     from motif_lite.request import RequestError
 
-    texts = (("-p", "prompt", args.prompt, "prompt.txt"), ("-n", "negative prompt", args.negative_prompt, "neg.txt"))
-    for flag, which, text, file in texts:
-        if text == "-":
-            raise RequestError(f'{flag} - would make the {which} the text "-": motif-lite reads no {which} from '
-                               f'standard input; give the text itself ({flag} "$(cat)" reads standard input, '
-                               f'{flag} "$(cat {file})" a file)')  # fmt: skip
+    words = vars(args).get("argv")
+    texts = ((("-p", "--prompt"), "prompt", "prompt", "prompt.txt"),
+             (("-n", "--negative-prompt"), "negative_prompt", "negative prompt", "neg.txt"))  # fmt: skip
+    for flags, dest, which, file in texts:
+        if words is None:  # no command line (a Namespace made in code): the value is all there is to go by
+            typed = flags[0] if getattr(args, dest) == "-" else None
+        else:
+            typed = next((word for word, then in itertools.pairwise(words) if word in flags and then == "-"), None)
+        if typed is not None:
+            raise RequestError(f'{typed} - would make the {which} the text "-": motif-lite reads no {which} from '
+                               f'standard input; give the text itself ({typed} "$(cat)" reads standard input, '
+                               f'{typed} "$(cat {file})" a file; {flags[1]}=- is the text "-")')  # fmt: skip
 
 
 def check_no_control_character(output: str | None) -> None:
