@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import itertools
 import shlex
 import sys
 from collections.abc import Sequence
@@ -61,15 +62,31 @@ class ValueNamingParser(argparse.ArgumentParser):
 
     def _dash_value_hint(self, flags: list[str]) -> str:
         """How to give a value that starts with a dash (`-p "-fox"`, a line of a prompts file): argparse takes such
-        a word for a flag and finds the flag before it without its value. '' where the word is one of our flags
-        (the value was left out) or there is none."""
+        a word for a flag and finds the flag before it without its value. The word is the one after the occurrence
+        of the flag that argparse stopped at (`-p fox -p -fox`: the second). '' where there is none, or where the
+        word is one of our flags, a typo or shortening of one (`--dry`), or one given with its value (`-W48`,
+        `--steps=4`): then the value was left out."""
         words = getattr(self, "_words", [])
-        after = [words[i + 1] for i, word in enumerate(words[:-1]) if word in flags]
-        if not after or after[0] == "--" or after[0] in self._option_string_actions:
+        words = words[: words.index("--")] if "--" in words else words  # after it: no flag, nor a missing value
+        after = next((then for word, then in itertools.pairwise(words) if word in flags and then[:1] == "-"), None)
+        if after is None or after == "-" or self._names_our_flag(after):
             return ""
-        given = shlex.quote(f"{flags[-1]}={after[0]}")
+        given = shlex.quote(f"{flags[-1]}={after}")
         script = f'{flags[-1]}="$VALUE"'
         return f"; a value that starts with a dash is given after '=', as one word: {given} (in a script: {script})"
+
+    def _names_our_flag(self, word: str) -> bool:
+        """Whether `word` is one of this parser's flags as typed, misspelled or cut short (`--dry` for --dry-run), or
+        one given with its value attached (`-W48`, `--steps=4`)."""
+        ours = self._option_string_actions
+        name, equals, _ = word.partition("=")
+        if word in ours or (equals and name in ours):
+            return True
+        if word.startswith("--"):
+            longs = [option for option in ours if option.startswith("--")]
+            return closest_flag(spelled(name), longs) is not None or any(o.startswith(spelled(name)) for o in longs)
+        short = ours.get(word[:2])
+        return short is not None and short.nargs != 0 and _is_number(word[2:])  # `-W48`, `-s42`; `-ocean` is text
 
     def _expanded_help(self, action: argparse.Action) -> str | None:
         """The flag's help as --help prints it: `%(default)s` filled in, `%%` a single `%`."""
@@ -77,6 +94,14 @@ class ValueNamingParser(argparse.ArgumentParser):
             return action.help % dict(vars(action), prog=self.prog) if action.help else action.help
         except (KeyError, TypeError, ValueError):  # a help that argparse would not format either
             return action.help
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def value_name(action: argparse.Action) -> str:

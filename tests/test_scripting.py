@@ -114,6 +114,25 @@ def test_a_flag_left_without_its_value_gets_no_dash_hint(checkpoint, capsys):
     assert "starts with a dash" not in err, err
 
 
+def test_the_dash_hint_reads_the_word_after_the_flag_argparse_stopped_at(checkpoint, capsys):
+    # A wrapper's `-p default "$@"` with the user's -p -fox: the hint gave the first -p's value (--prompt=fox).
+    with pytest.raises(SystemExit):
+        cli.main([*run_args(checkpoint[0], "-p", "fox", "-p", "-fox")])
+    err = capsys.readouterr().err
+    assert "as one word: --prompt=-fox (in a script" in err, err
+
+
+@pytest.mark.parametrize("word", ["--dry", "--dyr-run", "-W48", "--steps=4"])
+def test_a_flag_of_ours_after_a_flag_gets_no_dash_hint(checkpoint, capsys, word):
+    # A shortened or misspelled flag of ours (--dry for --dry-run), or one given with its value, after -p: the
+    # prompt was left out, and --prompt=--dry would make a video of the flag's name.
+    with pytest.raises(SystemExit):
+        cli.main([*run_args(checkpoint[0], "-p", word)])
+    err = capsys.readouterr().err
+    assert "expected one argument" in err, err
+    assert "starts with a dash" not in err, err
+
+
 @pytest.mark.parametrize(
     "name, said",
     [
