@@ -9,6 +9,8 @@ was loaded. Read with plain reads and cast one at a time, the peak is the loaded
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +18,12 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import AutoencoderKLWan
+from safetensors.torch import save_file
 from tiny_transformer import make_reference
 
+from motif_lite.errors import CheckpointError
 from motif_lite.weights.loader import load_transformer
+from motif_lite.weights.safetensors_files import TensorFiles, read_tensor_refs
 
 MiB = 2**20
 # Above the loaded weights: one tensor read and not yet freed, the allocator's leftovers and the loaders' own
@@ -92,3 +97,53 @@ def test_a_tensor_read_and_cast_equals_the_mapped_one_cast(tmp_path):
     assert read.keys() == mapped.keys()
     for name, tensor in read.items():
         assert tensor.dtype == torch.float32 and torch.equal(tensor, mapped[name].float()), name
+
+
+def replace_file(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Writes `tensors` beside `path` and renames them into place, as a re-download does: a new file under the name."""
+    new = path.with_suffix(".new")
+    save_file(tensors, new)
+    os.replace(new, path)
+
+
+@pytest.mark.parametrize("cast_to", [None, torch.float32], ids=["mapped", "read-and-cast"])
+def test_a_file_replaced_during_a_load_gives_the_weights_of_one_version(tmp_path, cast_to):
+    path = tmp_path / "w.safetensors"
+    save_file({"a": torch.zeros(4, dtype=torch.bfloat16), "b": torch.zeros(4, dtype=torch.bfloat16)}, path)
+    refs = read_tensor_refs([path])
+    with TensorFiles() as files:
+        a = files.load(refs["a"], cast_to)
+        replace_file(path, {"a": torch.ones(4, dtype=torch.bfloat16), "b": torch.ones(4, dtype=torch.bfloat16)})
+        b = files.load(refs["b"], cast_to)
+    assert a.tolist() == b.tolist() == [0.0] * 4  # both from the file first opened
+
+
+@pytest.mark.parametrize(
+    "new_tensors",
+    [
+        {"w": torch.ones(4, 4)},
+        {"w": torch.ones(2, 8, dtype=torch.bfloat16)},
+        {"v": torch.ones(4, 4, dtype=torch.bfloat16)},
+    ],
+    ids=["another-dtype", "another-shape", "tensor-gone"],
+)
+def test_a_file_changed_after_its_header_was_read_is_a_clear_error(tmp_path, new_tensors):
+    path = tmp_path / "w.safetensors"
+    save_file({"w": torch.ones(4, 4, dtype=torch.bfloat16)}, path)
+    refs = read_tensor_refs([path])  # the loader's look at the headers
+    save_file(new_tensors, path)  # re-exported before the weights are read
+    changed = re.escape(f"{path}: the file changed while it was read")
+    with TensorFiles() as files, pytest.raises(CheckpointError, match=changed):
+        files.load(refs["w"], torch.float32)
+
+
+def test_a_file_replaced_between_a_mapped_and_a_read_tensor_is_refused(tmp_path):
+    # Loaded in float32, the F32 norm is mapped and the BF16 weight read and cast: two opens of one file.
+    path = tmp_path / "w.safetensors"
+    save_file({"norm": torch.zeros(4), "weight": torch.zeros(4, dtype=torch.bfloat16)}, path)
+    refs = read_tensor_refs([path])
+    with TensorFiles() as files:
+        files.load(refs["norm"], torch.float32)
+        replace_file(path, {"norm": torch.ones(4), "weight": torch.ones(4, dtype=torch.bfloat16)})
+        with pytest.raises(CheckpointError, match="changed while it was read"):
+            files.load(refs["weight"], torch.float32)

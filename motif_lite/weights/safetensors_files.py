@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors import SafetensorError, safe_open
 
 from motif_lite.errors import CheckpointError, listed, shown
 from motif_lite.json_values import read_json_object
-from motif_lite.weights.safetensors_header import SafetensorsHeader, read_header
+from motif_lite.weights.safetensors_header import SafetensorsHeader, read_open_header
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 # safetensors' names of the dtypes torch has (weights/safetensors_header.py's DTYPE_BYTES also sizes those it may
@@ -46,12 +47,17 @@ class TensorFiles:
     """Reads `TensorRef`s, opening each file once, on its first tensor, and closing them all as the `with` block
     ends. Opening a file reads and parses its header again: once per tensor, 1,500 tensors took 4 s on a 2-core
     CPU (0.05 s opened once). A tensor read as stored is a view of the memory-mapped file: its pages count in the
-    process's resident memory once touched, and stay while the file is open or the tensor lives."""
+    process's resident memory once touched, and stay while the file is open or the tensor lives. A tensor read and
+    cast comes from the file opened once too, checked against the header read from it; a file replaced or rewritten
+    during the load is a `CheckpointError`, never a mix of two versions."""
 
     def __init__(self) -> None:
         self._stack = ExitStack()
         self._opened: dict[Path, Any] = {}  # safe_open's handle by file
-        self._headers: dict[Path, SafetensorsHeader] = {}
+        self._read_from: dict[Path, tuple[BinaryIO, SafetensorsHeader]] = {}  # `_read`'s handle and its header
+        # Each file's identity as first opened, by either path: a file replaced during a load (a re-download renamed
+        # into place) is refused, not read half from each version.
+        self._identities: dict[Path, tuple[int, ...]] = {}
 
     def __enter__(self) -> TensorFiles:
         return self
@@ -70,27 +76,60 @@ class TensorFiles:
             return self._read(ref, stored).to(cast_to)
         try:
             if ref.file not in self._opened:
+                identity = _identity(os.stat(ref.file))
                 self._opened[ref.file] = self._stack.enter_context(safe_open(ref.file, framework="pt"))
+                self._check_same(ref.file, identity)
             return self._opened[ref.file].get_tensor(ref.name)
         except (SafetensorError, OSError, RuntimeError) as exc:
             raise CheckpointError(f"cannot read tensor {ref.name!r} from {ref.file}: {exc}") from None
 
     def _read(self, ref: TensorRef, dtype: torch.dtype) -> torch.Tensor:
         """The tensor `ref` names, as stored (`dtype`), in memory of its own: read from the file, not mapped."""
-        if ref.file not in self._headers:
-            self._headers[ref.file] = read_header(ref.file)
-        entry = self._headers[ref.file].tensors[ref.name]
+        f, header = self._file_to_read(ref.file)
+        entry = header.tensors.get(ref.name)
+        if entry is None or (entry.dtype, entry.shape) != (ref.dtype, ref.shape):
+            now = "no such tensor" if entry is None else f"{entry.dtype} {list(entry.shape)}"
+            raise CheckpointError(
+                f"cannot read tensor {ref.name!r} from {ref.file}: the file changed while it was read (it was "
+                f"{ref.dtype} {list(ref.shape)}, now {now}); load again once the file is complete"
+            )
         data = bytearray(entry.nbytes)
         try:
-            with open(ref.file, "rb") as f:
-                f.seek(entry.offset)
-                if f.readinto(data) != entry.nbytes:
-                    raise OSError("the file ended before the tensor")
+            f.seek(entry.offset)
+            if f.readinto(data) != entry.nbytes:
+                raise OSError("the file ended before the tensor")
         except OSError as exc:
             raise CheckpointError(f"cannot read tensor {ref.name!r} from {ref.file}: {exc}") from None
         if not data:  # torch.frombuffer refuses an empty buffer
             return torch.empty(ref.shape, dtype=dtype)
         return torch.frombuffer(data, dtype=dtype).reshape(ref.shape)
+
+    def _file_to_read(self, file: Path) -> tuple[BinaryIO, SafetensorsHeader]:
+        """`file` opened for `_read` (once: every tensor comes from the same version of it) and its header."""
+        if file not in self._read_from:
+            try:
+                f = self._stack.enter_context(open(file, "rb"))  # noqa: SIM115 - the stack closes it
+                identity = _identity(os.fstat(f.fileno()))
+            except OSError as exc:
+                raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
+            self._check_same(file, identity)
+            self._read_from[file] = f, read_open_header(file, f)
+        return self._read_from[file]
+
+    def _check_same(self, file: Path, identity: tuple[int, ...]) -> None:
+        """Refuses `file` when it is not the file that was first opened under its name during this load."""
+        first = self._identities.setdefault(file, identity)
+        if identity != first:
+            raise CheckpointError(
+                f"{file} changed while it was read (replaced or rewritten during the load); load again once the "
+                "file is complete"
+            )
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    """What tells one version of a file from another: a file renamed into place has another inode, a file rewritten
+    in place another size or modification time."""
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def weight_files(

@@ -9,9 +9,11 @@ padded download is caught from its first few kilobytes.
 from __future__ import annotations
 
 import math
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer
 from motif_lite.json_values import NotAJSONObject, parse_json_object
@@ -53,27 +55,37 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     """The tensors listed in `path`'s header; a `CheckpointError` naming the file if it is corrupt or truncated."""
     path = Path(path)
     try:
-        size = path.stat().st_size
         with open(path, "rb") as f:
-            head = f.read(len(LFS_POINTER_START))  # read once: the length, then what else the file may be
-            if is_lfs_pointer(head):  # a clone made without git-lfs
-                raise LFSPointerError.file(path, size)
-            prefix = head[:8]
-            if len(prefix) < 8:
-                raise CheckpointError(f"{path}: {size} bytes, too short for a safetensors file (truncated?)")
-            (length,) = struct.unpack("<Q", prefix)
-            if length > min(MAX_HEADER_BYTES, size - 8):
-                what = "not a safetensors file, or truncated"
-                message = f"{path}: the header claims {length:,} bytes, the file has {size:,} ({what})"
-                if length > MAX_HEADER_BYTES:
-                    from motif_lite.io.file_kinds import HEAD_BYTES, other_kind  # only for this error
+            return read_open_header(path, f)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
 
-                    # a failed download's page, an image: told from the bytes read so far and the rest of HEAD_BYTES
-                    kind = other_kind(head + f.read(max(HEAD_BYTES - len(head), 0)))
-                    raise CheckpointError(f"{path} is not a safetensors file: it is {kind}" if kind else message)
-                raise TruncatedError(message, size, 8 + length)  # or cut inside its header
-            f.seek(8)
-            raw = f.read(length)
+
+def read_open_header(path: Path, f: BinaryIO) -> SafetensorsHeader:
+    """`read_header` of `f`, the file `path` opened for reading: the header of the very file a caller goes on
+    reading from, even if `path` is replaced meanwhile (a re-download renamed into place)."""
+    try:
+        size = os.fstat(f.fileno()).st_size
+        f.seek(0)
+        head = f.read(len(LFS_POINTER_START))  # read once: the length, then what else the file may be
+        if is_lfs_pointer(head):  # a clone made without git-lfs
+            raise LFSPointerError.file(path, size)
+        prefix = head[:8]
+        if len(prefix) < 8:
+            raise CheckpointError(f"{path}: {size} bytes, too short for a safetensors file (truncated?)")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > min(MAX_HEADER_BYTES, size - 8):
+            what = "not a safetensors file, or truncated"
+            message = f"{path}: the header claims {length:,} bytes, the file has {size:,} ({what})"
+            if length > MAX_HEADER_BYTES:
+                from motif_lite.io.file_kinds import HEAD_BYTES, other_kind  # only for this error
+
+                # a failed download's page, an image: told from the bytes read so far and the rest of HEAD_BYTES
+                kind = other_kind(head + f.read(max(HEAD_BYTES - len(head), 0)))
+                raise CheckpointError(f"{path} is not a safetensors file: it is {kind}" if kind else message)
+            raise TruncatedError(message, size, 8 + length)  # or cut inside its header
+        f.seek(8)
+        raw = f.read(length)
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
