@@ -242,6 +242,8 @@ def test_an_extension_of_a_server_video_is_held_to_the_upload_limits_when_queued
         assert server.request("DELETE", f"/v1/videos/{running['id']}")[0] == 200
         said = refused_now(server, "video_too_large")
         assert "--max-video-upload-mb" in said, said
+        # The refused submissions kept no copy of the clip: at most the queued job's own, until it fails below.
+        assert {path.name for path in (data / "inputs").iterdir()} <= {f"{queued['id']}.mp4"}
         failed = server.wait_status(queued["id"], ("failed", "completed"))  # it fails before it starts, as refused
         assert failed["error"] == {"code": "invalid_request", "message": f"{NO_LONGER_FITS}: {said}"}, failed
     with InProcessServer(pipe, data, max_image_pixels=48 * 32 - 1) as server:
