@@ -161,6 +161,23 @@ def test_every_flag_of_serve_has_a_row_in_the_flags_table_of_docs_server():
     assert sorted(flags - documented_flags(SERVER, "## Flags")) == []
 
 
+def test_every_flag_docs_server_names_is_one_of_motif_lites():
+    # docs/server.md named --max-image-pixels, which no command takes (the image size limit is fixed: 40 megapixels).
+    import argparse
+
+    def flags_of(parser: argparse.ArgumentParser) -> set[str]:
+        found = set()
+        for action in parser._actions:
+            found |= set(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                found = found.union(*(flags_of(command) for command in action.choices.values()))
+        return found
+
+    named = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", SERVER.read_text()))
+    others = {"--env-file"}  # docker run's
+    assert sorted(named - others - flags_of(cli.build_parser())) == []
+
+
 def test_what_the_image_to_video_plan_of_a_server_adds_is_what_docs_server_says(monkeypatch):
     # docs/server.md, "Flags", --max-video: a server that takes images plans its largest job as image-to-video.
     from motif_lite.cli.prepare import planned_run, sources_before_download

@@ -216,7 +216,7 @@ def test_a_queued_extension_survives_a_restart(pipe, tmp_path):
 
 def test_an_extension_of_a_server_video_is_held_to_the_upload_limits_when_queued_and_after_a_restart(pipe, tmp_path):
     # An extension reads the video it goes on from whole and writes it again whole with its new frames, so extensions
-    # of extensions grow it: an uploaded video was held to --max-video-upload-mb and --max-image-pixels, one of this
+    # of extensions grow it: an uploaded video was held to --max-video-upload-mb and 40 megapixels, one of this
     # server's to no limit, at submission and again as a queued one started after a restart.
     from motif_lite.server.worker import NO_LONGER_FITS
 

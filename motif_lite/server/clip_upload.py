@@ -85,7 +85,7 @@ def read_upload(path: Path, upload: UploadedClip, max_pixels: int, names: dict[s
 
 
 def check_frame_size(path: Path, name: str, max_pixels: int, names: dict[str, str]) -> None:
-    """Refuse the uploaded video `name` at `path` whose frames have more than `max_pixels` (--max-image-pixels),
+    """Refuse the uploaded video `name` at `path` whose frames have more than `max_pixels` (40 megapixels, no flag),
     from the container's sizes and ffmpeg's header alone (its frames are not counted); 400 with `param` extend, as
     `read_upload` words it, also for a file ffmpeg cannot read."""
     try:

@@ -283,10 +283,10 @@ def check_queued_job(job: Job, request: GenerationRequest, pipe: MotifVideoPipel
     `request`, that this server cannot run: checked again as the worker takes it, before anything loads. A job
     queued before a restart was checked against the server before, which may have had another checkpoint (one with
     the image encoder), --lora-dir (its LoRA file since gone), memory plan (room for its LoRAs' adapters) or
-    --max-video, --max-upload-mb, --max-video-upload-mb or --max-image-pixels (checked on the job's stored first
-    frame and the video it goes on from, uploaded or this server's); a LoRA file may also have left the folder while
-    the job waited. In the order of `JobSubmitter`'s checks: the first that fails is the one the same submission is
-    refused with now."""
+    --max-video, --max-upload-mb, --max-video-upload-mb or image size limit (`ServerConfig.max_image_pixels`, 40
+    megapixels: checked on the job's stored first frame and the video it goes on from, uploaded or this server's); a
+    LoRA file may also have left the folder while the job waited. In the order of `JobSubmitter`'s checks: the first
+    that fails is the one the same submission is refused with now."""
     if job.extends and not config.image_to_video:
         raise ApiError(400, EXTENSION_NEEDS_IMAGE_ENCODER, "extend", "invalid_value")
     if request.image is not None and request.image.is_file():  # a file gone is left to the job's read, which says so
