@@ -23,7 +23,7 @@ from motif_lite.vae.tiling import VAEMode
 # VAE decode, per output pixel of one frame, in elements of the VAE dtype:
 # - causal caches: every temporal conv keeps its last input frames (2 for a 3-tap one); summed over the decoder's
 #   own convs at their resolutions (`decoder_caches`; Wan2.1's, base_dim 96: 1/8: 4240 channels, 1/4: 2496,
-#   1/2: 1152, full: 672 -> 2 * (4240/64 + 2496/16 + 1152/4 + 672) = 2364.5, rounded to 2364, halves to even). With
+#   1/2: 1152, full: 672 -> 2 * (4240/64 + 2496/16 + 1152/4 + 672) = 2364.5, not rounded). With
 #   tiles, every tile keeps its own caches (tiling.py), so this term covers the whole frame (times the tiles'
 #   overlap) whatever the tile size; with bands (bands.py) only one band's caches exist, each level's term times the
 #   largest band's share of that level's rows (halo included). The lowest level's term is mostly conv_in and the mid
@@ -77,7 +77,7 @@ def vae_decode_cache_bytes(sizes: GenerationSizes, mode: VAEMode) -> int:
             spans_h, spans_w = tile_spans(h, mode.tile), tile_spans(w, mode.tile)
             coverage = sum(b - a for a, b in spans_h) * sum(b - a for a, b in spans_w) / (h * w)
         elems = caches.elems_per_pixel() * sizes.vae_pixels * coverage
-    return int(elems * sizes.vae_element_bytes)
+    return math.ceil(elems * sizes.vae_element_bytes)  # never under: the caches are what the decode keeps
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,11 @@ class DecoderCaches:
     level_pixels: tuple[float, ...]
     mid_channels: int
 
-    def elems_per_pixel(self) -> int:
-        """The whole frame's caches per output pixel, rounded (halves to even)."""
+    def elems_per_pixel(self) -> float:
+        """The whole frame's caches per output pixel, unrounded: rounding 2364.5 down would put the estimate
+        under the caches a decode keeps (by half an element per pixel, times the tiles' overlap)."""
         levels = sum(c * p for c, p in zip(self.levels, self.level_pixels, strict=True))
-        return round(self.lower * self.level_pixels[0] + levels)
+        return self.lower * self.level_pixels[0] + levels
 
     def band_elems_per_pixel(self, shares: tuple[float, ...], latent_frames: int) -> float:
         """One band's caches per output pixel of the whole frame, each level's times the largest band's share of its
