@@ -10,10 +10,18 @@ import pytest
 import torch
 from speed_helpers import tiny_transformer
 from test_lora_lycoris import FF, LOKR, _write
+from tiny_config import TINY, inputs
+from torch.utils.flop_counter import FlopCounterMode
 
+from motif_lite.config import TransformerConfig
+from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.runtime import cost
+from motif_lite.runtime.activation_memory import TextEncoderShape
+from motif_lite.runtime.generation_sizes import video_tokens
+from motif_lite.vae.config import WanVAEConfig
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.lora import LoRASpec, diff_targets, lora_targets, read_loras
-from motif_lite.weights.lora_apply import apply_loras, side_adapter_bytes
+from motif_lite.weights.lora_apply import apply_loras, side_adapter_bytes, side_adapter_macs
 
 g = torch.Generator().manual_seed(1)
 LOHA = {
@@ -272,3 +280,80 @@ def test_a_loha_of_small_factors_in_float16_keeps_its_digits(tmp_path):
     reference = updates[torch.float32]
     assert reference.abs().max() > 1e-4  # a normal float16 number
     torch.testing.assert_close(updates[torch.float16], reference, rtol=1e-2, atol=reference.abs().max() * 2e-3)
+
+
+def _counted_flops(fn) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+ADAPTERS = {
+    "lora": {"lora_down.weight": torch.randn(4, 64, generator=g), "lora_up.weight": torch.randn(256, 4, generator=g)},
+    "loha-as-a-lora": LOHA,
+    "loha-kept-whole": _loha(8),
+    **{f"lokr-{name}": parts for name, (parts, *_) in LOKR.items()},
+    # w1 [2, 8] and w2 [128, 8]: the other order of LoKrLinear's two products is the cheaper one
+    "lokr-w1-first": {"lokr_w1": torch.randn(2, 8, generator=g), "lokr_w2": torch.randn(128, 8, generator=g)},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("adapter", list(ADAPTERS))
+def test_the_flops_of_adapters_beside_a_packed_linear_are_what_torch_counts(tmp_path, adapter, dtype):
+    # The time estimate's count of an adapter's work, against torch's FLOP counter on the layer's forward with it
+    # and without it (a LoHa kept whole doubles the layer's GEMM).
+    packed = tiny_transformer(quantized=True)
+    x = torch.randn(3, 5, 64, generator=g).to(dtype)
+    base = _counted_flops(lambda: packed.get_submodule(FF)(x))
+    _, files = applied(packed, [_write(tmp_path / "adapter.safetensors", ADAPTERS[adapter])], dtype)
+    with_adapter = _counted_flops(lambda: packed.get_submodule(FF)(x))
+    assert with_adapter - base == 2 * 15 * side_adapter_macs(files, dtype)[FF] > 0
+
+
+def test_the_adapters_beside_a_merged_float_layer_cost_nothing(tmp_path):
+    files = read_loras([LoRASpec(_write(tmp_path / "lora.safetensors", LOHA), 1.0)], lora_targets(tiny_transformer()))
+    model = tiny_transformer()
+    x = torch.randn(3, 64, generator=g)
+    base = _counted_flops(lambda: model.get_submodule(FF)(x))
+    apply_loras(model, files)
+    assert _counted_flops(lambda: model.get_submodule(FF)(x)) == base  # merged: nothing beside the layer
+    assert side_adapter_macs(files, torch.float32)[FF] > 0  # what it would cost beside a packed one
+
+
+@pytest.mark.parametrize(("cross_dual", "decoder_layers"), [(False, 1), (True, 2), (False, 0)])
+def test_the_time_estimate_counts_each_adapter_at_the_tokens_its_layer_projects(cross_dual, decoder_layers):
+    # An adapter of one multiply-add per token on each block linear costs 2 FLOPs per token the layer projects:
+    # torch's counter of a real forward says how many that is (the layer's FLOPs over its weights, 2 each).
+    config = {**TINY, "enable_text_cross_attention_dual": cross_dual, "num_decoder_layers": decoder_layers}
+    config = TransformerConfig.from_dict(config)
+    model = MotifVideoTransformer(config).eval()
+    x = inputs(batch=1, frames=3, height=16, width=16, text=7, masked=False)  # N = 192 video tokens, T = 7
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x["latents"], x["timestep"], x["text_embeds"])
+    counts = counter.get_flop_counts()
+    linears = {
+        name: layer
+        for name, layer in model.named_modules()
+        if isinstance(layer, torch.nn.Linear) and name.startswith(("transformer_blocks.", "single_transformer"))
+        and ".norm" not in name  # the per-sample modulation, which the estimate leaves out as it does its layer
+    }  # fmt: skip
+    for name, layer in linears.items():
+        counted = sum(counts[f"MotifVideoTransformer.{name}"].values())
+        tokens = counted // (2 * layer.in_features * layer.out_features)
+        assert cost.adapter_flops(config, {name: 1}, video_tokens=192, text_tokens=7) == 2 * tokens, name
+    assert cost.adapter_flops(config, {"proj_out": 5, "transformer_blocks.0.norm1.linear": 5}, 192, 7) == 0
+
+
+def test_a_generations_cost_adds_its_adapters_flops_to_every_transformer_call():
+    config, vae_config = TransformerConfig.from_dict(TINY), WanVAEConfig()
+    shape, size = TextEncoderShape(), (64, 64, 9, 3)
+    prompts = ("a cat on a mat", "blurry")
+    macs = {"transformer_blocks.0.ff.net.0.proj": 1000, "single_transformer_blocks.0.proj_mlp": 7}
+    plain = cost.generation_cost(config, vae_config, shape, *size, prompts, guided_steps=2)
+    with_adapters = cost.generation_cost(config, vae_config, shape, *size, prompts, 2, adapter_macs=macs)
+    n = video_tokens(*size[:3], config, vae_config)
+    calls = [(3, cost.prompt_tokens(prompts[0])), (2, cost.prompt_tokens(prompts[1]))]
+    added = sum(count * cost.adapter_flops(config, macs, n, t) for count, t in calls)
+    assert with_adapters.denoise == plain.denoise + added > plain.denoise
+    assert (with_adapters.text, with_adapters.decode) == (plain.text, plain.decode)

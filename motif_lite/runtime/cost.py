@@ -32,7 +32,7 @@ past the top, ~1.55 T).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +99,37 @@ def transformer_flop_parts(config: TransformerConfig, video_tokens: int, text_to
 def transformer_flops(config: TransformerConfig, video_tokens: int, text_tokens: int) -> float:
     """FLOPs of one transformer call over `video_tokens` (N) and `text_tokens` (T)."""
     return transformer_flop_parts(config, video_tokens, text_tokens).total
+
+
+def adapter_flops(
+    config: TransformerConfig, macs_per_token: Mapping[str, int], video_tokens: int, text_tokens: int
+) -> float:
+    """FLOPs of one transformer call's LoRA adapters kept beside packed layers (`lora_apply.side_adapter_macs`:
+    module name -> multiply-adds per token; a merged update adds none): each module's per token, times the tokens
+    its layer projects, counted as `transformer_flop_parts` counts that layer. Adapters outside the blocks and on
+    the per-sample modulation are left out, as those layers are."""
+    return 2.0 * sum(macs * _layer_tokens(config, m, video_tokens, text_tokens) for m, macs in macs_per_token.items())
+
+
+def _layer_tokens(config: TransformerConfig, module: str, video_tokens: int, text_tokens: int) -> int:
+    """The tokens linear `module` of the transformer projects in one call over N video and T text tokens: a
+    dual-stream block's video layers N and its context layers (add_*, to_add_out, ff_context) T; an encoder
+    single-stream block's N + T; a DDT decoder block's 2N (its last block's MLP and output N); the text
+    cross-attention's query and output N, its key and value T; 0 for the modulation and outside the blocks."""
+    n, t = video_tokens, text_tokens
+    block, _, layer = module.partition(".")
+    index, _, layer = layer.partition(".")
+    if block not in ("transformer_blocks", "single_transformer_blocks") or ".norm" in f".{layer}":
+        return 0
+    if layer.startswith("cross_attn."):
+        return t if layer.split(".")[1] in ("to_k", "to_v") else n
+    if block == "transformer_blocks":
+        return t if layer.startswith(("attn.add_", "attn.to_add_out", "ff_context.")) else n
+    decoder_index = int(index) - config.num_encoder_single_layers
+    if decoder_index < 0:
+        return n + t
+    last = decoder_index == config.num_decoder_layers - 1
+    return n if last and layer.startswith(("proj_mlp", "proj_out")) else 2 * n
 
 
 def text_encoder_flops(shape: TextEncoderShape, tokens: int) -> float:
@@ -169,16 +200,22 @@ def generation_cost(
     steps: int,
     prompts: tuple[str, ...],
     guided_steps: int | None = None,
+    adapter_macs: Mapping[str, int] | None = None,
 ) -> GenerationCost:
     """FLOPs of a text-to-video generation; `prompts` are the prompt and, when guided, the negative prompt: every
     step calls the transformer for the prompt, and `guided_steps` of them (None: every step) for the negative one
-    too (a guidance window may cover part of the steps)."""
+    too (a guidance window may cover part of the steps). `adapter_macs`: the LoRA adapters kept beside packed
+    layers (`lora_apply.side_adapter_macs`; None: none), counted in every call (`adapter_flops`)."""
     n = video_tokens(width, height, frames, config, vae_config)
     tokens = [prompt_tokens(p) for p in prompts]
     calls = [steps] + [steps if guided_steps is None else guided_steps] * (len(tokens) - 1)
+
+    def call_flops(t: int) -> float:
+        return transformer_flops(config, n, t) + adapter_flops(config, adapter_macs or {}, n, t)
+
     return GenerationCost(
         text=sum(text_encoder_flops(text_shape, t) for t in tokens),
-        denoise=sum(count * transformer_flops(config, n, t) for count, t in zip(calls, tokens, strict=True)),
+        denoise=sum(count * call_flops(t) for count, t in zip(calls, tokens, strict=True)),
         decode=vae_decode_flops(vae_config, width, height, frames),
     )
 

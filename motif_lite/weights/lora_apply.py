@@ -290,16 +290,43 @@ def _loha_kept_whole(rank: int, shape: tuple[int, int], dtype: torch.dtype) -> b
     return out * inp * dtype.itemsize < rank * ((inp + out) * dtype.itemsize + torch.float32.itemsize)
 
 
-def side_adapter_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, tuple[int, ...]]:
-    """The bytes of the adapters `apply_loras` keeps beside each layer the files change, if that layer is packed:
-    module name -> each tensor's bytes as `_wrap` builds them (a `LoRALinear`'s down and up in `dtype` and its
-    float32 scale, for the LoRAs and LoHas of the layer summed into one; the LoHas' whole [out, in] change in `dtype`
-    instead where that is smaller; each LoKr's w1 and w2 in `dtype`). A float layer merges its updates and keeps
-    nothing beside it: the memory plan asks only for packed transformers."""
+@dataclass(frozen=True)
+class SideAdapters:
+    """What `apply_loras` keeps beside one packed layer, [out, in] = `shape`: a `LoRALinear` of `rank` (the LoRAs
+    and LoHas of the layer summed into one; 0: none), the LoHas' whole change (`DeltaLinear`) where that is smaller,
+    and one `LoKrLinear` per LoKr, each as its factors' shapes (w1 [a, c], w2 [b, d])."""
+
+    shape: tuple[int, int]
+    rank: int = 0
+    whole: bool = False
+    kron: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = ()
+
+    def tensor_bytes(self, dtype: torch.dtype) -> tuple[int, ...]:
+        """Each kept tensor's bytes: the LoRA's down and up in `dtype` and its float32 scale, the whole change in
+        `dtype`, each LoKr's w1 and w2 in `dtype`."""
+        (out, inp), size = self.shape, dtype.itemsize
+        lora = (self.rank * inp * size, out * self.rank * size, self.rank * torch.float32.itemsize)
+        kron = tuple(math.prod(shape) * size for pair in self.kron for shape in pair)
+        return (lora if self.rank else ()) + ((out * inp * size,) if self.whole else ()) + kron
+
+    def macs_per_token(self) -> int:
+        """Multiply-adds per token of the adapters' forward over the layer's whole output (the base layer's are
+        not counted): the LoRA's down and up, the whole change's [out, in] product, and each LoKr's two products in
+        the cheaper order `LoKrLinear.update` runs."""
+        out, inp = self.shape
+        macs = self.rank * (inp + out) + (out * inp if self.whole else 0)
+        for (a, c), (b, d) in self.kron:
+            macs += min(a * d * (c + b), c * b * (d + a))
+        return macs
+
+
+def side_adapters(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, SideAdapters]:
+    """The adapters `apply_loras` keeps beside each layer the files change, if that layer is packed (a float layer
+    merges its updates and keeps nothing beside it), as `_wrap` builds them for a `dtype` compute dtype."""
     ranks: dict[str, int] = defaultdict(int)
     loha_ranks: dict[str, int] = defaultdict(int)
     shapes: dict[str, tuple[int, int]] = {}
-    kron: dict[str, list[int]] = defaultdict(list)
+    kron: dict[str, list[tuple[tuple[int, int], tuple[int, int]]]] = defaultdict(list)
     for file in files:
         for u in file.updates:
             if u.down.ndim != 2:  # the Conv3d's: its weight is never packed, so its update always merges
@@ -307,18 +334,29 @@ def side_adapter_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, t
             ranks[u.module] += u.down.shape[0]
             shapes[u.module] = (u.up.shape[0], u.down.shape[1])  # (out, in)
         for p in file.products:
+            shapes[p.module] = p.shape()
             if p.kind == "LoHa":
                 loha_ranks[p.module] += p.low_rank_size()
-                shapes[p.module] = p.shape()
             else:
-                kron[p.module] += [math.prod(shape) * dtype.itemsize for shape in p.kron_shapes()]
-    size, fp32 = dtype.itemsize, torch.float32.itemsize
-    whole: dict[str, tuple[int, ...]] = {}
+                kron[p.module].append(p.kron_shapes())
+    whole = set()
     for module, rank in loha_ranks.items():
         if _loha_kept_whole(rank, shapes[module], dtype):
-            whole[module] = (math.prod(shapes[module]) * size,)
+            whole.add(module)
         else:
             ranks[module] += rank
-    found = {m: (r * shapes[m][1] * size, shapes[m][0] * r * size, r * fp32) for m, r in ranks.items()}
-    modules = {*found, *whole, *kron}
-    return {m: found.get(m, ()) + whole.get(m, ()) + tuple(kron.get(m, ())) for m in modules}
+    modules = {*ranks, *whole, *kron}
+    return {m: SideAdapters(shapes[m], ranks.get(m, 0), m in whole, tuple(kron.get(m, ()))) for m in sorted(modules)}
+
+
+def side_adapter_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, tuple[int, ...]]:
+    """The bytes of the adapters `apply_loras` keeps beside each layer the files change, if that layer is packed:
+    module name -> each tensor's bytes as `_wrap` builds them (`SideAdapters.tensor_bytes`). A float layer merges
+    its updates and keeps nothing beside it: the memory plan asks only for packed transformers."""
+    return {m: adapters.tensor_bytes(dtype) for m, adapters in side_adapters(files, dtype).items()}
+
+
+def side_adapter_macs(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, int]:
+    """Multiply-adds per token of the adapters `apply_loras` keeps beside each packed layer the files change
+    (`SideAdapters.macs_per_token`): work a merged update does not add, which the time estimate counts."""
+    return {m: adapters.macs_per_token() for m, adapters in side_adapters(files, dtype).items()}
