@@ -77,7 +77,7 @@ from motif_lite.weights.lora import (
     lora_targets,
     read_loras,
 )
-from motif_lite.weights.lora_apply import side_adapter_bytes
+from motif_lite.weights.lora_apply import side_adapter_bytes, side_adapter_macs
 from motif_lite.weights.shapes import build_model
 
 # `locate_sources` for plans: what is on disk or in the cache, never a download, never an error for absent weights.
@@ -706,3 +706,12 @@ def unplanned_memory_warning(
         "load_pipeline's model and files), then load_pipeline(..., plan=plan), which streams and splits what does "
         'not fit (docs/usage.md, "In a notebook")'
     )
+
+
+def packed_adapter_macs(sources: ModelSources, loras: Sequence[LoRAFile], dtype: torch.dtype) -> dict[str, int]:
+    """Multiply-adds per token of the LoRA adapters kept beside the transformer's packed layers
+    (`lora_apply.side_adapter_macs`), for the time estimate: a LoRA on a float layer merges and costs nothing."""
+    packed = packed_weight_names(sources) if loras else frozenset()
+    if not packed:
+        return {}
+    return {m: macs for m, macs in side_adapter_macs(list(loras), dtype).items() if f"{m}.weight" in packed}

@@ -5,6 +5,7 @@ the server (its refusal of a long CPU job) and the Python API (its warning befor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import counted
@@ -27,17 +28,19 @@ def cpu_time_note(
     videos: int = 1,
     quantizing: dict[str, float] | None = None,
     in_python: bool = False,
+    adapter_macs: Mapping[str, int] | None = None,
 ) -> str | None:
     """How long `videos` videos of `request` would take on this CPU, in words, with the way out, when that is over
     LONG_CPU_RUN_SECONDS (see motif_lite.runtime.cost); None when it is not. Counts with the checkpoint's configs
     (`settings`, `configs`), the official architecture standing in for a missing one; `quantizing`: the seconds of
     quantizing as it loads (`quantizing_seconds`), once before the videos. `in_python`: the way out in the Python
-    API's keywords instead of the flags, for `generate`'s warning."""
+    API's keywords instead of the flags, for `generate`'s warning. `adapter_macs`: the LoRA adapters kept beside packed
+    layers (`preflight.packed_adapter_macs`; None: none)."""
     import torch
 
     from motif_lite.runtime import cost
 
-    total = run_flops(request, settings, configs) * videos
+    total = run_flops(request, settings, configs, adapter_macs) * videos
     calls = transformer_calls(request, settings) * videos
     config = settings.transformer.value
     slowest_fixed = calls * cost.slowest_call_seconds(config)
@@ -146,8 +149,14 @@ def transformer_calls(request: GenerationRequest, settings: Settings) -> int:
     return _sampled_steps(request, settings) + _guided_steps(request, settings)
 
 
-def run_flops(request: GenerationRequest, settings: Settings, configs: CheckpointConfigs) -> float:
-    """FLOPs of one video of `request` (motif_lite.runtime.cost), with the checkpoint's configs or the official."""
+def run_flops(
+    request: GenerationRequest,
+    settings: Settings,
+    configs: CheckpointConfigs,
+    adapter_macs: Mapping[str, int] | None = None,
+) -> float:
+    """FLOPs of one video of `request` (motif_lite.runtime.cost), with the checkpoint's configs or the official;
+    `adapter_macs`: the LoRA adapters kept beside packed layers (`preflight.packed_adapter_macs`; None: none)."""
     from motif_lite.runtime import cost
     from motif_lite.vae.config import WanVAEConfig
 
@@ -156,7 +165,8 @@ def run_flops(request: GenerationRequest, settings: Settings, configs: Checkpoin
     text_shape = cost.text_encoder_shape(configs.root)
     vae_config = configs.vae or WanVAEConfig()
     guided = _guided_steps(request, settings)
-    return cost.generation_cost(settings.transformer.value, vae_config, text_shape, *size, prompts, guided).total
+    config = settings.transformer.value
+    return cost.generation_cost(config, vae_config, text_shape, *size, prompts, guided, adapter_macs).total
 
 
 def gpu_time_note(
@@ -167,14 +177,15 @@ def gpu_time_note(
     device: torch.device,
     videos: int = 1,
     quantizing: dict[str, float] | None = None,
+    adapter_macs: Mapping[str, int] | None = None,
 ) -> str | None:
     """Before a long GPU run, what it will take: its FLOPs over this GPU's measured matrix-multiply rate, as a range
     (motif_lite.runtime.cost says why "T to 1.5 T"), and the quantizing as it loads that runs on the CPU
     (`quantizing_seconds(sources, on_gpu=True)`), once before the videos; None for a run estimated under
-    LONG_GPU_RUN_SECONDS."""
+    LONG_GPU_RUN_SECONDS. `adapter_macs`: as `cpu_time_note`'s."""
     from motif_lite.runtime import cost
 
-    total = run_flops(request, settings, configs) * videos
+    total = run_flops(request, settings, configs, adapter_macs) * videos
     quantizing_total = sum((quantizing or {}).values())
     if total / cost.SLOWEST_GPU_FLOPS + quantizing_total < LONG_GPU_RUN_SECONDS:
         return None  # short on any GPU: no probe on the way to the run

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite.config import TransformerConfig
-from motif_lite.preflight import check_loras, locate_sources, plan_generation
+from motif_lite.preflight import check_loras, locate_sources, packed_adapter_macs, plan_generation
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
@@ -386,3 +386,28 @@ def test_a_plan_on_gguf_weights_counts_a_lokrs_and_a_lohas_factors(checkpoint, t
         loras = check_loras([LoRASpec(path, 0.8)], sources)
         with_file = resident_weights(plan_generation(REQUEST, sources, dtype=dtype, device="cpu", loras=loras))
         assert with_file - without == expected, path.name
+
+
+def lora_macs(path) -> dict[str, int]:
+    """Multiply-adds per token of each module's adapter, from the file's own tensors: down·x and up·(down·x)."""
+    with safe_open(str(path), "pt") as f:
+        shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118
+    macs: dict[str, int] = {}
+    for key, (rows, columns) in shapes.items():
+        module = key.removeprefix("diffusion_model.").rsplit(".", 2)[0]
+        macs[module] = macs.get(module, 0) + rows * columns
+    return macs
+
+
+def test_the_time_estimate_counts_the_work_of_the_adapters_beside_gguf_linears(checkpoint):
+    from motif_lite.run_estimates import run_flops
+    from motif_lite.settings import resolve_settings
+
+    root, gguf, lora = checkpoint
+    dtype = torch.bfloat16
+    packed, plain = locate_sources(root, gguf), locate_sources(root)
+    macs = packed_adapter_macs(packed, check_loras([LoRASpec(lora, 0.8)], packed), dtype)
+    assert macs == lora_macs(lora)
+    assert packed_adapter_macs(plain, check_loras([LoRASpec(lora, 0.8)], plain), dtype) == {}  # merged: free
+    settings = resolve_settings(REQUEST, packed.configs, packed.transformer)
+    assert run_flops(REQUEST, settings, packed.configs, macs) > run_flops(REQUEST, settings, packed.configs)

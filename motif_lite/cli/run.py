@@ -17,7 +17,7 @@ import datetime
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -326,7 +326,7 @@ def _prepare(
     after every refusal). `parallel`: this rank's part of a run on several processes; `layout`: a dry run's of
     several processes; `say`: print, or `_quiet` on ranks other than the main one."""
     from motif_lite.devices import is_here
-    from motif_lite.preflight import gguf_header_read_first
+    from motif_lite.preflight import gguf_header_read_first, packed_adapter_macs
     from motif_lite.settings import resolve_dtype, resolve_settings
 
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks
@@ -380,11 +380,13 @@ def _prepare(
     wanted = False if layout is not None else args.batch_guidance
     batch_guidance, note = planned_batch_guidance(wanted, device, plan, settings.guided)
     print_notes([note] if note else [], say)
+    adapter_macs = packed_adapter_macs(sources, lora_files, dtype)  # the time estimate counts their work
     if args.dry_run:
         values = planned.sizes.transformer_values  # counted for the plan: the quantizing estimate counts with them
-        print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, len(requests), values))
+        videos = len(requests)
+        print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos, values, adapter_macs))
     elif parallel is None:
-        _say_run_time(question, requests, settings, sources, dtype, device, say)
+        _say_run_time(question, requests, settings, sources, dtype, device, say, adapter_macs)
     return _Prepared(sources, device, dtype, settings, planned, plan, lora_files, batch_guidance, long_prompts)
 
 
@@ -493,6 +495,7 @@ def _dry_run_time_notes(
     device: torch.device,
     videos: int,
     transformer_values: int | None = None,
+    adapter_macs: Mapping[str, int] | None = None,
 ) -> list[str]:
     """What a run of `videos` videos would say about its time before it loads (a dry run asks nothing): measured on
     this machine's CPU, or on its GPU when the plan is for one that is here. `transformer_values`: the
@@ -501,10 +504,10 @@ def _dry_run_time_notes(
 
     if device.type == "cpu":
         quantizing = quantizing_seconds(sources, transformer_values=transformer_values)
-        note = cpu_time_note(request, settings, sources.configs, dtype, videos, quantizing)
+        note = cpu_time_note(request, settings, sources.configs, dtype, videos, quantizing, adapter_macs=adapter_macs)
         return [] if note is None else [f"{note}; a run asks before it starts (--yes starts it)"]
     if is_here(device):  # a GPU of this machine's
-        return _gpu_time_notes(request, settings, sources, dtype, device, videos, transformer_values)
+        return _gpu_time_notes(request, settings, sources, dtype, device, videos, transformer_values, adapter_macs)
     return []
 
 
@@ -516,11 +519,12 @@ def _gpu_time_notes(
     device: torch.device,
     videos: int,
     transformer_values: int | None = None,
+    adapter_macs: Mapping[str, int] | None = None,
 ) -> list[str]:
     """The note before a long run of `videos` videos on this GPU (`gpu_time_note`, with the quantizing as it loads
     that a GPU run still does on the CPU); none for a short one. `transformer_values`: as `quantizing_seconds`."""
     quantizing = quantizing_seconds(sources, on_gpu=True, transformer_values=transformer_values)
-    note = gpu_time_note(request, settings, sources.configs, dtype, device, videos, quantizing)
+    note = gpu_time_note(request, settings, sources.configs, dtype, device, videos, quantizing, adapter_macs)
     return [] if note is None else [note]
 
 
@@ -760,14 +764,17 @@ def _say_run_time(
     dtype: torch.dtype,
     device: torch.device,
     say: Callable,
+    adapter_macs: Mapping[str, int] | None = None,
 ) -> None:
     """How long a run on one process will take, before it loads: the question before a long CPU run (--yes answers
-    it; not asked again when it came before a download), the note before a long GPU run."""
+    it; not asked again when it came before a download), the note before a long GPU run. `adapter_macs`: the LoRA
+    adapters beside packed layers (`preflight.packed_adapter_macs`), whose work the estimate counts."""
     if device.type == "cpu":
         quantizing = quantizing_seconds(sources)
-        question.ask(requests[0], settings, sources.configs, dtype, len(requests), quantizing)
+        question.ask(requests[0], settings, sources.configs, dtype, len(requests), quantizing, None, adapter_macs)
     elif device.type == "cuda":
-        print_notes(_gpu_time_notes(requests[0], settings, sources, dtype, device, len(requests)), say)
+        notes = _gpu_time_notes(requests[0], settings, sources, dtype, device, len(requests), None, adapter_macs)
+        print_notes(notes, say)
 
 
 def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources) -> str:

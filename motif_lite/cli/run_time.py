@@ -5,6 +5,7 @@ motif_lite.run_estimates, which the Python API shares) and the seconds of quanti
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.common import can_ask
@@ -28,14 +29,16 @@ def confirm_cpu_time(
     videos: int = 1,
     quantizing: dict[str, float] | None = None,
     download: DownloadPlan | None = None,
+    adapter_macs: Mapping[str, int] | None = None,
 ) -> bool:
     """Ask before a CPU run estimated at more than LONG_CPU_RUN_SECONDS (`cpu_time_note`): the CPU is for tests and
     tiny sizes. `yes` starts it anyway; without a terminal to ask on, it is refused; end of input (Ctrl-D) answers
     no. `download`: the download that a yes starts first, named in the question with the ones after it (a GGUF
-    variant's). Returns whether the estimate was said (asked, or noted with `yes`); False for a short run."""
+    variant's). `adapter_macs`: the LoRA adapters beside packed layers (`cpu_time_note`'s). Returns whether the
+    estimate was said (asked, or noted with `yes`); False for a short run."""
     from motif_lite.errors import MotifLiteError
 
-    message = cpu_time_note(request, settings, configs, dtype, videos, quantizing)
+    message = cpu_time_note(request, settings, configs, dtype, videos, quantizing, adapter_macs=adapter_macs)
     if message is None:
         return False
     if yes:
@@ -83,10 +86,14 @@ class CpuTimeQuestion:
         videos: int = 1,
         quantizing: dict[str, float] | None = None,
         download: DownloadPlan | None = None,
+        adapter_macs: Mapping[str, int] | None = None,
     ) -> None:
         """`confirm_cpu_time` of this run, unless the estimate was said already."""
         if not self.said:
-            self.said = confirm_cpu_time(request, settings, configs, dtype, self.yes, videos, quantizing, download)
+            yes = self.yes
+            self.said = confirm_cpu_time(
+                request, settings, configs, dtype, yes, videos, quantizing, download, adapter_macs
+            )
 
 
 def quantizing_seconds(
