@@ -5,7 +5,8 @@ FLOPs are counted from the architecture, 2 per multiply-accumulate (MAC):
 - transformer, per call: every token through every block's linear layers (dual-stream blocks: the video and the
   text stream through their own weights; encoder single-stream blocks: both through shared weights; DDT decoder
   blocks: 2N tokens), attention (QK^T and PV: 2 L_q L_k hidden MACs) and the text cross-attention. Embedders, the
-  per-sample modulation and the head are left out (well under 1 % at video token counts).
+  per-sample modulation and the head are left out (well under 1 % at video token counts). The LoRA adapters kept
+  beside packed layers add their own multiply-adds at each layer's tokens (`adapter_flops`; a merged one adds none).
 - text encoder: each weight of its layers once per token (the embedding table is a lookup) and the attention.
 - VAE decode: every convolution's MACs (weights x output pixels x output frames, at its level's size) plus the mid
   block's attention.
