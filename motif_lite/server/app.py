@@ -50,7 +50,7 @@ from motif_lite.server.schema import (
     parse_create,
     video_object,
 )
-from motif_lite.server.submission import JobSubmitter, TooLong, within_max_video
+from motif_lite.server.submission import JobSubmitter, TooLong, queue_full, within_max_video
 from motif_lite.server.worker import Worker
 from motif_lite.version import VERSION
 
@@ -191,6 +191,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
 
     @api.post("/videos")
     async def create_video(request: Request) -> dict[str, Any]:
+        _refuse_if_full(store, state)
         fields, (image, image_name), from_form = await read_create_body(request)
         body = parse_create(fields, image, from_form, image_name)
         job = await run_in_threadpool(submit, body, sender=_sender(request))
@@ -200,6 +201,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     async def extend_video(request: Request) -> dict[str, Any]:
         """The SDK's `client.videos.extend`: a create with `extend` = the id in `video`; `seconds` is the new
         part's length, as for `extend`."""
+        _refuse_if_full(store, state)
         fields, (image, image_name), from_form = await read_create_body(request)
         try:
             body = parse_create(extension_fields(fields), image, from_form, image_name)
@@ -227,6 +229,7 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
     async def remix_video(video_id: str, request: Request) -> dict[str, Any]:
         """The SDK's `client.videos.remix`: the completed video's settings and seed with a new prompt."""
         source = _job(store, video_id)
+        _refuse_if_full(store, state)
         fields, (image, image_name), from_form = await read_create_body(request)
         body = parse_create(remix_fields(source, fields, image), image, from_form, image_name)
         job = await run_in_threadpool(submit, body, source, sender=_sender(request))
@@ -335,6 +338,15 @@ def _video_objects(store: JobStore, state: ServerState, jobs: list[Job]) -> list
         return ahead[job.id] + running if job.id in ahead else 0
 
     return [video_object(job, jobs_ahead(job)) for job in jobs]
+
+
+def _refuse_if_full(store: JobStore, state: ServerState) -> None:
+    """The 429 of a full queue before a create's body is read: an upload of up to --max-video-upload-mb would
+    otherwise arrive, be stored and be checked only to be refused. The queue may still fill while the body is read,
+    which `JobSubmitter` checks again as it queues."""
+    counts = store.counts()
+    if counts.get(QUEUED, 0) + counts.get(IN_PROGRESS, 0) >= state.config.max_queue:
+        raise queue_full(state.config.max_queue)
 
 
 def _sender(request: Request) -> str:

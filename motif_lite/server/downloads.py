@@ -5,6 +5,10 @@ past the end) with a plain-text error, not the API's JSON. RFC 9110 (section 14.
 in a unit it does not know, and MAY ignore an invalid one: both get the whole file here, as nginx answers them. A
 range set none of whose ranges is in the file is the API's 416 with the file's size, as the RFC's 416 says. The file
 is looked up (`os.stat`) before the answer starts: a file deleted since the job was read is the API's 404.
+
+A request whose `If-None-Match` names the file's ETag (or is `*`) gets 304 Not Modified and no body: the copy the
+client holds is this file. Starlette's `FileResponse` sends the ETag but ignores the header. As RFC 9110 (13.2.2)
+orders the preconditions, it is evaluated before Range: a matching tag is a 304 even where the range would be 416.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from motif_lite.server.schema import ApiError
@@ -60,6 +64,15 @@ def ranges_to_send(header: str | None, size: int, if_range: bool = False) -> str
     return "bytes=" + ",".join(satisfiable)
 
 
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match header names `etag`: `*`, or a tag of its list equal to it by RFC 9110's weak
+    comparison (a `W/` prefix on either side does not count)."""
+    if if_none_match.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))
+
+
 class Download(FileResponse):
     """A `FileResponse` that answers `range` (from `ranges_to_send`) instead of the request's own Range header."""
 
@@ -74,14 +87,20 @@ class Download(FileResponse):
         await super().__call__({**scope, "headers": headers}, receive, send)
 
 
-async def download(path: Path, headers: Headers, missing: str, **options: str) -> Download:
-    """The download of `path` for a request with `headers`, or the API's 404 saying `missing` (not the path) where
-    the file is gone: deleted with its job since the job was read."""
+async def download(path: Path, headers: Headers, missing: str, **options: str) -> Response:
+    """The download of `path` for a request with `headers` (304 where its If-None-Match names the file), or the API's
+    404 saying `missing` (not the path) where the file is gone: deleted with its job since the job was read."""
     try:
         stat_result = await run_in_threadpool(os.stat, path)
     except FileNotFoundError:
         raise ApiError(404, missing, None, "not_found") from None
     if not stat.S_ISREG(stat_result.st_mode):
         raise ApiError(404, missing, None, "not_found")
-    ranges = ranges_to_send(headers.get("range"), stat_result.st_size, "if-range" in headers)
-    return Download(path, ranges, stat_result, **options)
+    response = Download(path, None, stat_result, **options)
+    etag = response.headers["etag"]
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None and etag_matches(if_none_match, etag):
+        # A 304 carries the ETag and no representation headers (RFC 9110 15.4.5); a download sends no Cache-Control.
+        return Response(status_code=304, headers={"ETag": etag})
+    response.range_header = ranges_to_send(headers.get("range"), stat_result.st_size, "if-range" in headers)
+    return response

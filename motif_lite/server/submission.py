@@ -128,9 +128,8 @@ class JobSubmitter:
                 )  # fmt: skip
                 if job is not None:
                     worker.log(f"{job.id}: queued by {sender}")
-            if job is None:
-                full = f"the queue is full ({counted(config.max_queue, 'job')} queued or running); try again later"
-                raise ApiError(429, full, None, "queue_full", headers={"Retry-After": "30"})
+            if job is None:  # filled while the body was read and checked
+                raise queue_full(config.max_queue)
         except (OSError, sqlite3.Error) as exc:  # the data folder: a full disk, a read-only mount
             _remove(kept)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -365,3 +364,9 @@ def _check_planned_size(
             "size" if too_many_pixels else length,  # the field that is over (the size first, as in the message)
             "invalid_value",
         )
+
+
+def queue_full(max_queue: int) -> ApiError:
+    """The 429 for a create that finds `max_queue` jobs queued or running."""
+    full = f"the queue is full ({counted(max_queue, 'job')} queued or running); try again later"
+    return ApiError(429, full, None, "queue_full", headers={"Retry-After": "30"})

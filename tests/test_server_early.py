@@ -1,0 +1,136 @@
+"""Answers the server gives before the work a request would cost: a full queue's 429 before an upload is read, and a
+download's 304 where the client already holds the file (If-None-Match)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("fastapi")
+from server_helpers import HOST, TINY, InProcessServer, multipart  # noqa: E402
+
+from motif_lite import load_pipeline  # noqa: E402
+
+PROMPT = "a red fox runs through snow"
+LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1)  # minutes of work: deleted again by the test
+
+
+@pytest.fixture(scope="module")
+def pipe(shared_checkpoint):
+    return load_pipeline(shared_checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch")
+
+
+def start_upload(port: int, path: str, declared: int, first_part: bytes, expect: str = "") -> socket.socket:
+    """A multipart POST that declares `declared` bytes of body and sends only `first_part` of them."""
+    sock = socket.create_connection((HOST, port), timeout=15)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: multipart/form-data; boundary=motiflitetestboundary"
+        f"\r\nContent-Length: {declared}\r\n{expect}\r\n"
+    )
+    sock.sendall(head.encode() + first_part)
+    return sock
+
+
+def response_of(sock: socket.socket) -> tuple[int, bytes, dict[str, str]]:
+    """The response the server sends on `sock` (a read past its 15 s timeout raises)."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, response.read(), {k.lower(): v for k, v in response.getheaders()}
+
+
+def test_a_full_queue_is_429_before_an_upload_is_read(pipe, tmp_path):
+    # The server read (and spooled to disk) a whole upload of up to --max-video-upload-mb, then checked it, and
+    # only then said the queue was full. The body here never ends: its answer can only come before it is read.
+    with InProcessServer(pipe, tmp_path / "data", max_queue=1) as server:
+        code, long_job, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 200, long_job
+        code, full, headers = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})  # the JSON path's 429
+        assert (code, full["error"]["code"], headers["retry-after"]) == (429, "queue_full", "30")
+        first_part, _ = multipart({"prompt": PROMPT}, {})
+        routes = ("/v1/videos", "/v1/videos/extensions", f"/v1/videos/{long_job['id']}/remix")
+        for route in routes:
+            sock = start_upload(server.port, route, 50 * 1024 * 1024, first_part[:-40])
+            try:
+                status, body, headers = response_of(sock)
+            finally:
+                sock.close()
+            assert (status, headers["retry-after"]) == (429, "30"), (route, body)
+            assert json.loads(body) == full, route  # the same message and code as after a read
+        # curl sends a large form with `Expect: 100-continue` and waits: the 429 comes instead of the go-ahead.
+        sock = start_upload(server.port, "/v1/videos", 50 * 1024 * 1024, b"", "Expect: 100-continue\r\n")
+        try:
+            assert sock.makefile("rb").readline().split()[1] == b"429"  # http.client would skip a `100 Continue`
+        finally:
+            sock.close()
+        assert server.request("DELETE", f"/v1/videos/{long_job['id']}")[0] == 200
+        # With a free place the same kind of upload is read and queued as before.
+        body, headers = multipart({"prompt": PROMPT, **{key: str(value) for key, value in TINY.items()}}, {})
+        code, video, _ = server.request("POST", "/v1/videos", body, headers)
+        assert (code, video["status"] in ("queued", "in_progress", "completed")) == (200, True), video
+        assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+
+
+@pytest.fixture(scope="module")
+def completed(pipe, tmp_path_factory) -> Iterator[tuple[InProcessServer, str, bytes, str]]:
+    """A server with one completed video: (server, its content path, its bytes, its ETag)."""
+    with InProcessServer(pipe, Path(tmp_path_factory.mktemp("early")) / "data") as server:
+        code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})
+        assert code == 200, video
+        server.wait_status(video["id"], ("completed",))
+        content = f"/v1/videos/{video['id']}/content"
+        code, whole, headers = server.request("GET", content)
+        assert code == 200
+        yield server, content, whole, headers["etag"]
+
+
+def head(server: InProcessServer, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+    connection = http.client.HTTPConnection(HOST, server.port, timeout=30)
+    try:
+        connection.request("HEAD", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read(), {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("form", ["{tag}", "W/{tag}", '"other", {tag}', '"other",{tag} , "more"', "*", " * "])
+def test_if_none_match_naming_the_downloads_etag_is_304_without_a_body(completed, form):
+    # The ETag was sent, but If-None-Match was ignored: a client that held the file downloaded it again (200).
+    server, content, _, _ = completed
+    for variant in ("", "?variant=thumbnail"):
+        tag = server.request("GET", content + variant)[2]["etag"]
+        if_none_match = form.format(tag=tag)
+        code, data, headers = server.request("GET", content + variant, headers={"If-None-Match": if_none_match})
+        assert (code, data, headers["etag"]) == (304, b"", tag), (variant, if_none_match)
+        assert "content-length" not in headers and "content-range" not in headers
+        code, data, headers = head(server, content + variant, {"If-None-Match": if_none_match})
+        assert (code, data, headers["etag"]) == (304, b"", tag)
+
+
+@pytest.mark.parametrize("form", ['"other"', '"other", W/"more"', '"{bare}"x', "{tag}-and-more"])
+def test_if_none_match_naming_other_tags_is_the_whole_file(completed, form):
+    server, content, whole, etag = completed
+    if_none_match = form.format(tag=etag, bare=etag.strip('"'))
+    code, data, headers = server.request("GET", content, headers={"If-None-Match": if_none_match})
+    assert (code, data == whole, headers["etag"]) == (200, True, etag)  # not the bytes: pytest's diff of a video
+
+
+def test_if_none_match_is_evaluated_before_range(completed):
+    # RFC 9110 13.2.2: If-None-Match before Range; a matching tag is a 304 even for a range outside the file.
+    server, content, whole, etag = completed
+    for ranged in ("bytes=0-9", f"bytes={len(whole)}-"):
+        code, data, headers = server.request("GET", content, headers={"If-None-Match": etag, "Range": ranged})
+        assert (code, data, headers["etag"]) == (304, b"", etag), ranged
+        assert "content-range" not in headers
+    code, data, headers = server.request("GET", content, headers={"If-None-Match": '"other"', "Range": "bytes=0-9"})
+    assert (code, data, headers["content-range"]) == (206, whole[:10], f"bytes 0-9/{len(whole)}")
+    past_the_end = {"If-None-Match": '"other"', "Range": f"bytes={len(whole)}-"}
+    code, error, _ = server.request("GET", content, headers=past_the_end)
+    assert (code, error["error"]["code"]) == (416, "range_not_satisfiable")
