@@ -134,3 +134,25 @@ def test_if_none_match_is_evaluated_before_range(completed):
     past_the_end = {"If-None-Match": '"other"', "Range": f"bytes={len(whole)}-"}
     code, error, _ = server.request("GET", content, headers=past_the_end)
     assert (code, error["error"]["code"]) == (416, "range_not_satisfiable")
+
+
+def test_a_queue_that_fills_while_a_body_is_read_is_still_429(pipe, tmp_path):
+    # The check before the body is read does not replace the one as the job is queued. `Expect: 100-continue`
+    # makes the moment exact: the server says `100 Continue` only once the route has begun to read the body.
+    with InProcessServer(pipe, tmp_path / "data", max_queue=1) as server:
+        body, _ = multipart({"prompt": PROMPT, **{key: str(value) for key, value in TINY.items()}}, {})
+        sock = start_upload(server.port, "/v1/videos", len(body), b"", "Expect: 100-continue\r\n")
+        try:
+            reader = sock.makefile("rb")
+            assert reader.readline().split()[1] == b"100" and reader.readline() == b"\r\n"
+            code, long_job, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})  # the last place
+            assert code == 200, long_job
+            sock.sendall(body)
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            error = json.loads(response.read())
+            assert (response.status, error["error"]["code"], response.getheader("retry-after")) == (429, "queue_full",
+                                                                                                     "30")  # fmt: skip
+        finally:
+            sock.close()
+        assert server.request("DELETE", f"/v1/videos/{long_job['id']}")[0] == 200
