@@ -86,7 +86,7 @@ class ValueNamingParser(argparse.ArgumentParser):
             longs = [option for option in ours if option.startswith("--")]
             return closest_flag(spelled(name), longs) is not None or any(o.startswith(spelled(name)) for o in longs)
         short = ours.get(word[:2])
-        return short is not None and short.nargs != 0 and _is_number(word[2:])  # `-W48`, `-s42`; `-ocean` is text
+        return short is not None and short.nargs != 0 and is_number(word[2:])  # `-W48`, `-s42`; `-ocean` is text
 
     def _expanded_help(self, action: argparse.Action) -> str | None:
         """The flag's help as --help prints it: `%(default)s` filled in, `%%` a single `%`."""
@@ -96,7 +96,8 @@ class ValueNamingParser(argparse.ArgumentParser):
             return action.help
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether `text` reads as a number (`48`, `-0.5`, `1e3`)."""
     try:
         float(text)
     except ValueError:

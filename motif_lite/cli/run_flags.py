@@ -32,6 +32,7 @@ from motif_lite.choices import (
 )
 from motif_lite.cli.common import text_from_argv
 from motif_lite.errors import Audience, ConfigError
+from motif_lite.flag_spelling import is_number
 from motif_lite.frame_rates import parse_rate
 from motif_lite.io.linked import refuse_file_beside_gguf
 from motif_lite.paths import path_arg
@@ -510,18 +511,10 @@ def vram_gib(text: str) -> float:
     value = gib(text)
     if value >= MOST_VRAM_GIB:
         number = text.strip()
-        mib_meant = _is_number(number) and value / 1024 < MOST_VRAM_GIB
+        mib_meant = is_number(number) and value / 1024 < MOST_VRAM_GIB
         as_mib = f"; for {number} MiB give --vram {number}MB ({value / 1024:.2f} GiB)" if mib_meant else ""
         raise argparse.ArgumentTypeError(f"is in GiB, and {value:g} GiB is more than any GPU holds{as_mib}")
     return value
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def step_cache_threshold(text: str) -> float:

@@ -66,7 +66,27 @@ class AppliedLoRAs:
         )
 
 
-class LoRALinear(nn.Module):
+class BesideLinear(nn.Module):
+    """A packed layer with an update computed beside it: `base(x) + update(x)`. Each kind of adapter
+    (`LoRALinear`, `LoKrLinear`, `DeltaLinear`) says how its update is made, for all rows or a slice of them."""
+
+    def __init__(self, base: nn.Module) -> None:
+        super().__init__()
+        self.base = base
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.update(x, slice(None))
+
+    def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """`self(x)[..., rows]`: the base layer's rows and the update's."""
+        return project_rows(self.base, x, rows) + self.update(x, rows)
+
+    def update(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """The update's `rows` for input `x`."""
+        raise NotImplementedError
+
+
+class LoRALinear(BesideLinear):
     """`base(x) + up·(scale ⊙ (down·x))`: a low-rank update beside a layer whose weight cannot absorb it (packed
     blocks).
 
@@ -79,20 +99,12 @@ class LoRALinear(nn.Module):
         self, base: nn.Module, down: torch.Tensor, up: torch.Tensor, scale: torch.Tensor | None = None
     ) -> None:
         """`scale`: [rank] (None: 1 for each)."""
-        super().__init__()
-        self.base = base
+        super().__init__(base)
         self.register_buffer("down", down)
         self.register_buffer("up", up)
         if scale is None:
             scale = torch.ones(down.shape[0], device=down.device)
         self.register_buffer("scale", scale.float())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + self.update(x, slice(None))
-
-    def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
-        """`self(x)[..., rows]`: the base layer's rows and the update's."""
-        return project_rows(self.base, x, rows) + self.update(x, rows)
 
     def update(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
         """`(up·(scale ⊙ (down·x)))[..., rows]`. Both products run in the compute dtype: `_wrap` keeps each rank's
@@ -105,7 +117,7 @@ class LoRALinear(nn.Module):
         return f"rank={self.down.shape[0]}"
 
 
-class LoKrLinear(nn.Module):
+class LoKrLinear(BesideLinear):
     """`base(x) + scale · kron(w1, w2)·x`: a LyCORIS LoKr beside a layer whose weight cannot absorb it, without the
     [out, in] Kronecker product: with w1 [a, c] and w2 [b, d], x [..., c·d] read as X [..., c, d] gives
     `w1 · X · w2ᵀ` [..., a, b], which read as [..., a·b] is the product's rows applied to x.
@@ -117,18 +129,10 @@ class LoKrLinear(nn.Module):
     the large one."""
 
     def __init__(self, base: nn.Module, w1: torch.Tensor, w2: torch.Tensor, scale: float) -> None:
-        super().__init__()
-        self.base = base
+        super().__init__(base)
         self.register_buffer("w1", w1)
         self.register_buffer("w2", w2)
         self.scale = scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + self.update(x, slice(None))
-
-    def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
-        """`self(x)[..., rows]`: the base layer's rows and those of the update."""
-        return project_rows(self.base, x, rows) + self.update(x, rows)
 
     def update(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
         """`(scale · kron(w1, w2)·x)[..., rows]`. Row i·b + j of the product is w1's row i with w2's row j, so a
@@ -156,7 +160,7 @@ class LoKrLinear(nn.Module):
         return f"w1={list(self.w1.shape)}, w2={list(self.w2.shape)}, scale={self.scale:g}"
 
 
-class DeltaLinear(nn.Module):
+class DeltaLinear(BesideLinear):
     """`base(x) + scale · delta·x`: a change kept whole, [out, in], beside a layer whose weight cannot absorb it,
     where that takes fewer bytes than its low-rank form (LoHas of rank r1·r2 with r1·r2·(in + out) past in·out).
 
@@ -165,17 +169,9 @@ class DeltaLinear(nn.Module):
     rounded once, so a large scale gives inf only where the update itself is past the dtype's largest number."""
 
     def __init__(self, base: nn.Module, delta: torch.Tensor, scale: float) -> None:
-        super().__init__()
-        self.base = base
+        super().__init__(base)
         self.register_buffer("delta", delta)
         self.scale = scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + self.update(x, slice(None))
-
-    def forward_rows(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
-        """`self(x)[..., rows]`: the base layer's rows and the change's."""
-        return project_rows(self.base, x, rows) + self.update(x, rows)
 
     def update(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
         """`(scale · delta·x)[..., rows]`."""
