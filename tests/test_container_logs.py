@@ -42,16 +42,38 @@ def test_hf_hub_disable_progress_bars_set_to_0_keeps_the_libraries_bars(checkpoi
     assert "\rLoading weights" in capsys.readouterr().err
 
 
-def test_a_callers_own_group_of_hub_bars_turned_off_stays_off():
+def test_a_callers_own_group_of_hub_bars_turned_off_stays_off_and_the_other_bars_go_off_inside(monkeypatch):
     # Turning the bars back on at the end cleared every group's setting, so a program that had turned off one
-    # group of the Hub's bars (a download's) before calling motif-lite's main found them on again.
+    # group of the Hub's bars (a download's) before calling motif-lite's main found them on again; and skipping the
+    # whole switch for such a program left the Hub's other bars and transformers' on in a log.
+    import transformers.utils.logging as transformers_logging
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
     disable_progress_bars("huggingface_hub.http_get")
     try:
         with library_bars_kept_out_of_logs(io.StringIO()):
-            pass
+            assert are_progress_bars_disabled()  # every group, not only the caller's
+            assert not transformers_logging.is_progress_bar_enabled()
         assert are_progress_bars_disabled("huggingface_hub.http_get")
+        assert not are_progress_bars_disabled()  # the others on again, as the caller had them
+        assert transformers_logging.is_progress_bar_enabled()
     finally:
         enable_progress_bars()
+
+
+def test_transformers_bars_a_caller_turned_off_stay_off(monkeypatch):
+    import transformers.utils.logging as transformers_logging
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    transformers_logging.disable_progress_bar()
+    enable_progress_bars()  # transformers' switch turned the Hub's off too: only transformers' stay off
+    try:
+        with library_bars_kept_out_of_logs(io.StringIO()):
+            pass
+        assert not transformers_logging.is_progress_bar_enabled()
+        assert not are_progress_bars_disabled()
+    finally:
+        transformers_logging.enable_progress_bar()
 
 
 class _Terminal(io.StringIO):
@@ -97,6 +119,18 @@ def test_hf_hub_disable_progress_bars_set_to_0_keeps_diffusers_bars(checkpoint, 
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
     assert tiny_verify(checkpoint) == 0
     assert "\rLoading pipeline components" in capsys.readouterr().err
+
+
+def test_hf_hub_disable_progress_bars_set_to_1_turns_diffusers_bars_off_too(checkpoint):
+    # diffusers reads no such variable: the one that asks for no bars brought its "Loading pipeline components"
+    # bar into the log. The Hub reads it as it is imported, so the command runs in a process of its own.
+    environ = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    command = [sys.executable, "-m", "motif_lite", "verify", "-m", str(checkpoint), "-W", "32", "-H", "32",
+               "--video-frames", "1", "--device", "cpu"]  # fmt: skip
+    done = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "verify: stage 5/5 frames: match" in done.stderr
+    assert "\r" not in done.stderr and "Loading pipeline components" not in done.stderr, done.stderr
 
 
 def test_the_hubs_bars_come_back_after_a_command_that_never_imported_transformers():

@@ -119,25 +119,35 @@ def library_bars_kept_out_of_logs(stream: TextIO | None = None) -> Iterator[None
     if not library_bars_kept_out(stream):
         yield
         return
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import disable_progress_bars
     from huggingface_hub.utils.tqdm import progress_bar_states
 
-    # Turned off already, all or some (one group's), by the program that called us: its settings stay as they are
-    # (turning them back on at the end clears every group's).
-    if False in progress_bar_states.values():
-        yield
-        return
+    # The calling program's own settings (one group of the Hub's bars off, transformers' off) are put back as they
+    # were at the end, not turned all on: turning them on would undo what it chose.
+    saved_groups = dict(progress_bar_states)
     # transformers reads huggingface_hub's setting as it is imported; where it is imported already it is told too.
     loaded = sys.modules.get("transformers.utils.logging")
+    # One imported inside reads the Hub's setting then (off): it gets the one it would have read before.
+    transformers_bars_were_on = loaded.is_progress_bar_enabled() if loaded else saved_groups.get("_global", True)
     disable_progress_bars()
     if loaded is not None:
         loaded.disable_progress_bar()
     try:
         yield
     finally:
-        enable_progress_bars()
-        if (loaded := sys.modules.get("transformers.utils.logging")) is not None:
-            loaded.enable_progress_bar()
+        if transformers_bars_were_on and (now := sys.modules.get("transformers.utils.logging")) is not None:
+            now.enable_progress_bar()  # it also clears the Hub's groups: they are put back after it
+        progress_bar_states.clear()
+        progress_bar_states.update(saved_groups)
+
+
+def hub_bars_on() -> bool:
+    """Whether huggingface_hub's bars are on now: diffusers' bars (`verify`) follow them, since diffusers reads
+    neither HF_HUB_DISABLE_PROGRESS_BARS nor the Hub's switch. Off by that variable (=1), by the program that
+    called us, or by `library_bars_kept_out_of_logs` in a log."""
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    return not are_progress_bars_disabled()
 
 
 def library_bars_kept_out(stream: TextIO | None = None) -> bool:

@@ -100,7 +100,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from motif_lite.cli.common import download_hint_repeats, library_bars_kept_out, print_notes
+    from motif_lite.cli.common import download_hint_repeats, hub_bars_on, print_notes
     from motif_lite.cli.kernel_cache import writable_kernel_cache
     from motif_lite.devices import parse_device, torch_dtype
     from motif_lite.verify import VerifySettings, resolve_verify_settings, verify
@@ -123,7 +123,7 @@ def main(args: argparse.Namespace) -> int:
             on_stage=_say_stage_done,
             weights=weights,
             on_loading=say_loading,
-            library_bars=not library_bars_kept_out(),  # diffusers' bars, as the Hub's: none in a log
+            library_bars=hub_bars_on(),  # diffusers' bars, as the Hub's: none in a log
         )
     print("\n".join(result.lines()))
     return 0 if result.mismatch is None else EXIT_MISMATCH
