@@ -22,8 +22,11 @@ def user_path(value: str | os.PathLike) -> Path:
     """`value` as a path with a leading `~` or `~user` expanded, as a shell would have (a quoted path, a config file
     or a notebook reach us unexpanded). A `~name` for which this machine has no home (`~Downloads/model`, a slash
     left out) is a `MotifLiteError` saying so, where pathlib raises a bare RuntimeError."""
+    text = os.fspath(value)
+    if not text.startswith("~"):  # `./~` names a file called ~ here: pathlib drops the `./` and would expand it
+        return Path(text)
     try:
-        return Path(value).expanduser()
+        return Path(text).expanduser()
     except RuntimeError:
         user = Path(value).parts[0]
         raise MotifLiteError(
@@ -206,7 +209,9 @@ def url_fix(given: str, flag: str, default_name: str) -> str | None:
     if (local := file_url_path(given)) is not None:
         return f"give its path, {flag} {posix_quoted(local)}"
     # The name is made from the URL, not a path the user gave: a URL's last part `~` is a file name, never a home.
-    name = shlex.quote(Path(given.split("?")[0].rstrip("/")).name or default_name)
+    name = Path(given.split("?")[0].rstrip("/")).name or default_name
+    # Quoted, a `~` is still expanded by motif-lite itself (`user_path`): `./` in front keeps it a file here.
+    name = shlex.quote(f"./{name}" if name.startswith("~") else name)
     return f"download it first, e.g. curl -L -o {name} {posix_quoted(given)}, then give {flag} {name}"
 
 

@@ -53,14 +53,29 @@ def test_a_gguf_given_to_m_from_the_home_folder_is_suggested_to_gguf_as_a_path_t
     assert as_bash_reads(suggested, tmp_path) == [str(tmp_path / "x.gguf")], err
 
 
-def test_a_file_name_made_from_a_url_ending_in_a_tilde_stays_quoted():
-    # posix_quoted keeps a lone ~ bare for a path the user typed; a name taken from a URL is a file name, and a bare
-    # ~ in `curl -o ~` is the home folder.
-    from motif_lite.paths import url_fix
+@needs_bash
+@pytest.mark.parametrize("name", ["~", "~x.png"])
+def test_a_file_named_from_a_url_starting_with_a_tilde_is_read_as_that_file(tmp_path, monkeypatch, name):
+    # A quoted `~` (or `~x`, read as a user's home) reaches motif-lite unexpanded and motif-lite expands it itself,
+    # so the advised `curl -o '~'` wrote the file and `-i '~'` then read the home folder.
+    from PIL import Image
 
-    assert url_fix("https://example.com/~", "-i", "image.png") == (
-        "download it first, e.g. curl -L -o '~' 'https://example.com/~', then give -i '~'"
-    )
+    from motif_lite.io.image import read_image
+    from motif_lite.paths import url_fix, user_path
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    advice = url_fix(f"https://example.com/{name}", "-i", "image.png")
+    curl, given = advice.split("download it first, e.g. ", 1)[1].split(", then give ", 1)
+    written = as_bash_reads(curl, home)[3]  # curl -L -o NAME URL: the file curl writes, relative to here
+    Image.new("RGB", (8, 8)).save(tmp_path / written, format="PNG")
+    flag, image_arg = as_bash_reads(given, home)
+    assert flag == "-i"
+    assert user_path(image_arg).absolute() == tmp_path / name  # --extend's reading too
+    image, _ = read_image(image_arg)
+    assert image.size == (8, 8)
 
 
 @needs_bash
