@@ -91,3 +91,22 @@ def test_an_empty_triton_cache_dir_says_where_a_run_compiles_instead(tmp_path, t
     line = triton_line(tmp_path, capsys)
     assert "TRITON_CACHE_DIR is set but empty" in line, line
     assert f"into {Path(tempfile.gettempdir()) / f'motif-lite-triton-{os.getuid()}'} instead" in line, line
+
+
+@pytest.mark.parametrize(
+    ("variable", "cache"), [("TRITON_CACHE_DIR", "Triton cache"), ("HF_HUB_CACHE", "Hugging Face cache")]
+)
+def test_a_cache_set_to_the_current_folder_is_checked_not_a_traceback(
+    tmp_path, temp_dir, capsys, monkeypatch, variable, cache
+):
+    # Path(".") has no parts: the test for a leading `~` indexed its first part and `check` ended in an IndexError.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, ".")
+    if variable == "HF_HUB_CACHE":  # read by huggingface_hub as it is imported, as conftest's private_caches sets it
+        from huggingface_hub import constants
+
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", ".")
+    assert cli.main(["check", "-m", str(tmp_path / "no-model")]) is not None
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if f" {cache}: " in line)
+    assert line.split()[0] == "ok" and f"{cache}: . (" in line, line

@@ -195,7 +195,7 @@ def _check_caches(report: Checkup) -> None:
         if cache.folder is None:
             report.warning(cache.name, f"none ({cache.refused}){instead}; {said}")
             continue
-        if cache.folder.parts[0] == "~":
+        if cache.folder.parts[:1] == ("~",):  # Path(".") (a variable set to ".") has no parts
             tilde = triton_tilde(os.environ) if cache.name == "Triton cache" else None
             report.warning(cache.name, f"none: {tilde or 'this user has no home'}, so it would be {cache.folder} "
                                        f"under a folder named '~' here{instead}; {said}")  # fmt: skip
