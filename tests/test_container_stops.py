@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,3 +47,28 @@ def test_sigterm_stops_check_and_verify_as_it_stops_run(shared_checkpoint, comma
         process.kill()  # no-op once it ended
     assert process.returncode == 128 + signal.SIGTERM, f"{out}\n{err}"
     assert "terminated (SIGTERM)" in err and "Traceback" not in err, err
+
+
+def test_sigterm_while_verify_loads_the_pipelines_stops_it(shared_checkpoint):
+    # The test above signals before any work; this one once verify says it is loading (torch and diffusers
+    # importing, the pipelines reading their weights): a stop in the middle of the work, not only before it.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, "-m", "motif_lite", "verify", "-W", "32", "-H", "32", "--video-frames", "1",
+            "-m", str(shared_checkpoint[0])]  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    watchdog = threading.Timer(WAIT_S, process.kill)  # a readline that never returns cannot hold the test
+    watchdog.start()
+    try:
+        said = []
+        while not (line := process.stderr.readline()).startswith("verify: loading both pipelines"):
+            if not line:
+                pytest.fail("verify ended without saying it was loading:\n" + "".join(said))
+            said.append(line)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=WAIT_S)
+    finally:
+        watchdog.cancel()
+        process.kill()  # no-op once it ended
+    assert process.returncode == 128 + signal.SIGTERM, f"{out}\n{err}"
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err, err
+    assert "verdict" not in out, out  # stopped during the work, not after it
