@@ -18,7 +18,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from motif_lite import cli
+from motif_lite.choices import MOTIF_REPO
+from motif_lite.cli import run as run_command
 from motif_lite.errors import Audience
+from motif_lite.io.hub import DownloadPlan
 from motif_lite.pipeline import load_pipeline
 from motif_lite.request import OFFICIAL_STEPS, GenerationRequest, RequestError
 from motif_lite.sampling import SamplingSettingsError, schedule_for
@@ -210,6 +213,73 @@ def test_a_resumed_run_whose_shift_is_refused_says_to_start_a_new_one(stopped_at
     assert run.endswith("so this run cannot go on: start a new one without --resume, with that change"), run
     code = cli.main(["run", "--resume", str(stopped_at_shift_30), "--flow-shift", "10", *TINY])
     assert code == cli.EXIT_USER_ERROR and "leave out --flow-shift" in capsys.readouterr().err
+
+
+def pretend_a_download(monkeypatch) -> None:
+    """Make a run's checks call what they call just before a download (a Hub model not cached yet), as they do
+    before fetching the checkpoint: the memory plan and its refusals come then, not after the download."""
+    checks = run_command.preflight_flags
+
+    def with_a_download(args, device, before_download, *rest):
+        if before_download is not None:
+            before_download(DownloadPlan(MOTIF_REPO, {}))
+        return checks(args, device, before_download, *rest)
+
+    monkeypatch.setattr(run_command, "preflight_flags", with_a_download)
+
+
+@pytest.mark.parametrize("source", ["settings-from", "resume"])
+def test_a_run_that_downloads_first_names_the_file_its_shift_came_from(
+    source, made_at_shift_30, stopped_at_shift_30, shared_checkpoint, no_weights, capsys, monkeypatch
+) -> None:
+    if source == "settings-from":
+        args = ["-m", str(shared_checkpoint[0]), "-p", "fox", "-W", "32", "-H", "32", "--video-frames", "5"]
+        args += ["--settings-from", str(made_at_shift_30), "--steps", "50"]
+    else:
+        args = ["--resume", str(stopped_at_shift_30)]
+    args += ["--ram", "100G"]  # a budget: the run plans its memory before the download
+    dry_run, _ = refusals(capsys, *args)
+    pretend_a_download(monkeypatch)
+    code = cli.main(["run", *args, *TINY])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [dry_run], err
+    assert "--flow-shift 30" not in dry_run, dry_run
+
+
+def dpm_checkpoint(checkpoint: Path, folder: Path, shift: float) -> Path:
+    """A copy of `checkpoint` whose scheduler is DPM++ with flow shift `shift`."""
+    copy = shutil.copytree(checkpoint, folder)
+    index = copy / "model_index.json"
+    index.write_text(
+        json.dumps({**json.loads(index.read_text()), "scheduler": ["diffusers", "DPMSolverMultistepScheduler"]})
+    )
+    (copy / "scheduler/scheduler_config.json").write_text(json.dumps({**DPM, "flow_shift": shift}))
+    return copy
+
+
+def test_a_resumed_run_on_another_checkpoint_whose_shift_is_refused_says_to_leave_out_m(
+    stopped_at_shift_30, shared_checkpoint, tmp_path, no_weights, capsys
+) -> None:
+    # A stopped run that left the shift and sampler to its checkpoint takes them from the one -m gives now.
+    with safe_open(str(stopped_at_shift_30), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    info["request"].update(flow_shift=None, sampler=None)
+    plain = tmp_path / "plain.latents.safetensors"
+    save_file(tensors, str(plain), metadata={"motif_lite_latents": json.dumps(info)})
+    dpm30 = dpm_checkpoint(shared_checkpoint[0], tmp_path / "dpm30", 30.0)
+    dry_run, run = refusals(capsys, "--resume", str(plain), "-m", str(dpm30))
+    assert run == dry_run and run.startswith("error: the flow shift 30 of scheduler/scheduler_config.json"), run
+    assert run.endswith("leave out -m to go on with the model plain.latents.safetensors names, and its settings"), run
+    assert "start a new one" not in run, run
+    # As it says: without -m, the stopped run's model and settings go on.
+    assert cli.main(["run", "--resume", str(plain), *TINY, "--dry-run"]) == 0
+    capsys.readouterr()
+    # A shift the file holds stays the file's to refuse, -m given or not: the way left is a new run.
+    dry_run, run = refusals(capsys, "--resume", str(stopped_at_shift_30), "-m", str(dpm30))
+    assert run.startswith("error: the flow shift 30 of fox.latents.safetensors gives"), run
+    assert run.endswith("so this run cannot go on: start a new one without --resume, with that change"), run
 
 
 def test_verify_refuses_before_loading(shared_checkpoint, tmp_path, no_weights, capsys) -> None:

@@ -132,6 +132,7 @@ def refused_settings_of_resumed(args: argparse.Namespace) -> Iterator[None]:
     """Around resolving the settings of a run: a flow shift refused for a `--resume`d run (a DPM++ table diffusers
     cannot step, say) is advice --resume cannot follow, as it refuses the flags that choose the video; the message
     says to start a new run instead."""
+    from motif_lite.cli.run_inputs import run_inputs
     from motif_lite.request import RequestError
 
     try:
@@ -139,10 +140,19 @@ def refused_settings_of_resumed(args: argparse.Namespace) -> Iterator[None]:
     except RequestError as exc:
         if vars(args).get("resume") is None or "flow_shift" not in exc.fields:
             raise
+        inputs = run_inputs(args)
         file = Path(args.resume).name
+        takes_none = "--resume takes no --flow-shift, --steps or --sampling-method"
+        # A file that left the shift or sampler to the checkpoint takes them from the one -m gives now: without -m,
+        # the stopped run's model, whose settings it ran with.
+        if "model" in inputs.typed and not {"flow_shift", "sampler"} <= inputs.given().files.keys():
+            raise RequestError(
+                f"{exc}; {takes_none}: leave out -m to go on with the model {file} names, and its settings",
+                exc.fields,
+            ) from None
         raise RequestError(
-            f"{exc}; --resume takes no --flow-shift, --steps or --sampling-method (it goes on with the settings "
-            f"{file} holds), so this run cannot go on: start a new one without --resume, with that change",
+            f"{exc}; {takes_none} (it goes on with the settings {file} holds), so this run cannot go on: start a new "
+            "one without --resume, with that change",
             exc.fields,
         ) from None
 
