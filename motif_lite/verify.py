@@ -45,11 +45,13 @@ from motif_lite.numerics import FLOAT16_ADVICE, NonFiniteError
 from motif_lite.paths import user_path
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.sampling import APGState, guide, schedule_for
-from motif_lite.settings import describe_guidance, resolve_settings
+from motif_lite.settings import describe_guidance, resolve_flow_shift, resolve_settings
 from motif_lite.shell_syntax import quoted
 
 if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.config import TransformerConfig
+    from motif_lite.settings import CheckpointConfigs, Setting
 
 logger = logging.getLogger(__name__)
 INSTALL_HINT = 'pip install -e ".[verify]" (diffusers, and accelerate for GGUF files)'
@@ -276,8 +278,9 @@ def verify(
     if target.type == "cpu" and (note := _over_available_ram(sources, dtype)) is not None:
         logger.warning(note)  # before the loads (minutes on the real weights), which the system may kill
     root = sources.root
-    # What our pipeline refuses in these settings (a DPM++ table diffusers cannot step, say), before the loads.
-    resolve_settings(request, sources.configs, sources.transformer)
+    # What our pipeline refuses in the settings both sides will sample (a DPM++ table diffusers cannot step, say),
+    # before the loads.
+    _refuse_settings_verify_runs(request, sources)
     if on_loading is not None:
         on_loading()
     ours = load_pipeline(sources, dtype=dtype, device=target)
@@ -519,6 +522,43 @@ def _require_reference_configs(root: Path, model: str) -> None:
         raise MissingFilesError([MissingFiles(MOTIF_REPO, tuple(missing), include, folder, "", True)], [problem])
 
 
+def _refuse_settings_verify_runs(request: GenerationRequest, sources: ModelSources) -> None:
+    """Refuse, before the loads, the settings our pipeline refuses at the flow shift both sides will sample
+    (`_request_for`'s: the reference scheduler's where it differs from ours), a DPM++ table diffusers cannot step
+    say; verify takes no flow shift or sampler, so its advice names --steps alone."""
+    from motif_lite.request import RequestError
+
+    configs, transformer = sources.configs, sources.transformer
+    try:
+        resolve_settings(_at_the_shift_verify_runs(request, configs, transformer), configs, transformer)
+    except RequestError as exc:
+        if "flow_shift" not in exc.fields:
+            raise
+        # The refusal ends with the run's advice (": give a smaller flow shift ..."), flags verify does not have.
+        refusal = str(exc).rsplit(": give ", 1)[0]
+        raise RequestError(
+            f"{refusal}: verify samples the checkpoint's scheduler config on both sides; give fewer --steps",
+            exc.fields,
+        ) from None
+
+
+def _at_the_shift_verify_runs(
+    request: GenerationRequest, configs: CheckpointConfigs, transformer: Setting[TransformerConfig] | None
+) -> GenerationRequest:
+    """`request` at the flow shift `_request_for` will sample on both sides: the reference scheduler's (its config's
+    shift, 1.0 where it gives none, as diffusers reads it), unless both shift by the video's size."""
+    config = configs.scheduler or {}
+    reference_shift = float(config.get("shift", config.get("flow_shift", 1.0)))
+    if resolve_flow_shift(request, configs.scheduler_shift, []).value == reference_shift:
+        return request  # ours as it is, its refusal naming where the shift came from
+    if (
+        config.get("use_dynamic_shifting", False)
+        and resolve_settings(request, configs, transformer).schedule.time_shift
+    ):
+        return request
+    return dataclasses.replace(request, flow_shift=reference_shift)
+
+
 def _request(settings: VerifySettings, apg_eta: float | None = None) -> GenerationRequest:
     """The chosen size and seed as a request, to be checked as `run` checks them (`resolve()`: a user error names the
     bad value); the frames stage writes into a folder of its own."""
@@ -535,17 +575,23 @@ def _request_for(ours: Any, reference: Any, request: GenerationRequest, result: 
     a different default is a choice, not a bug, and a note says so)."""
     config = reference.scheduler.config
     reference_shift = float(config.get("shift", config.get("flow_shift", 1.0)))
-    ours_settings = ours.settings_for(request)
-    result.notes.extend(ours_settings.notes)
-    shift = ours_settings.flow_shift
-    if config.get("use_dynamic_shifting", False) and ours_settings.schedule.time_shift:
-        return request  # both sides shift by the video's size; a flow shift given here would turn ours off
+    if config.get("use_dynamic_shifting", False):
+        dynamic = ours.settings_for(request)
+        if dynamic.schedule.time_shift:
+            result.notes.extend(dynamic.notes)
+            return request  # both sides shift by the video's size; a flow shift given here would turn ours off
+    # Our shift alone, not our settings at it: those may be a DPM++ table diffusers cannot step where the reference's
+    # shift gives one it can (a config shift of 1.0, diffusers' default, in place of which ours is 15).
+    shift_notes: list[str] = []
+    shift = resolve_flow_shift(request, ours.sources.configs.scheduler_shift, shift_notes)
+    if shift.value != reference_shift:
+        request = dataclasses.replace(request, flow_shift=reference_shift)
+    result.notes.extend([*shift_notes, *ours.settings_for(request).notes])
     if shift.value != reference_shift:
         result.notes.append(
             f"the reference's scheduler shifts by {reference_shift:g}, motif-lite by {shift.value:g} "
             f"({shift.origin or shift.source}): both sides use {reference_shift:g}"
         )
-        request = dataclasses.replace(request, flow_shift=reference_shift)
     return request
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -27,6 +28,7 @@ from motif_lite.request import OFFICIAL_STEPS, GenerationRequest, RequestError
 from motif_lite.sampling import SamplingSettingsError, schedule_for
 from motif_lite.sampling.schedule import schedule_options
 from motif_lite.settings import CheckpointConfigs, Given, resolve_settings
+from motif_lite.verify import VerifyResult, _refuse_settings_verify_runs, _request_for
 
 # The model card's DPMSolverMultistep config (the one `dpm++2m` samples), less its flow shift.
 DPM = {
@@ -295,3 +297,21 @@ def test_verify_refuses_before_loading(shared_checkpoint, tmp_path, no_weights, 
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
     assert "loading both pipelines" not in err, err
     assert "error: the flow shift 30 of scheduler/scheduler_config.json gives" in err, err
+    # Verify takes no flow shift or sampler: its advice names --steps alone.
+    assert err.rstrip().endswith("give fewer --steps") and "--flow-shift" not in err and "unipc" not in err, err
+
+
+def test_verify_checks_the_shift_both_sides_sample() -> None:
+    # A DPM config shift of 1.0, diffusers' no-shift default: ours alone would take the official 15 in its place,
+    # whose 80-step table diffusers cannot step; verify samples 1.0 on both sides, which it can.
+    assert diffusers_steps(80, 1.0) and not diffusers_steps(80, 15.0)
+    configs = configs_with_shift(1.0)
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=80).resolve()
+    _refuse_settings_verify_runs(request, SimpleNamespace(configs=configs, transformer=None))
+    ours = SimpleNamespace(
+        sources=SimpleNamespace(configs=configs), settings_for=lambda request: resolve_settings(request, configs)
+    )
+    reference = SimpleNamespace(scheduler=SimpleNamespace(config=configs.scheduler))
+    result = VerifyResult("verify")
+    assert _request_for(ours, reference, request, result).flow_shift == 1.0
+    assert any("both sides use 1" in note for note in result.notes), result.notes
