@@ -11,7 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.prepare import first_step, refuse_what_no_plan_fits, sources_at_hand, sources_before_download
+from motif_lite.cli.prepare import (
+    first_step,
+    plans_nothing,
+    refuse_what_no_plan_fits,
+    sources_at_hand,
+    sources_before_download,
+)
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
 from motif_lite.request import GenerationRequest
 
@@ -80,7 +86,7 @@ def ask_before_download(
 
     def before_download(plan: DownloadPlan) -> None:
         # Before the time question: no question, no download.
-        refuse_settings_first(args, requests[0], header_read)
+        refuse_settings_first(args, requests[0], device, header_read)
         refuse_what_no_plan_fits(args, requests[0], device, header_read=header_read)
         if said and question.said:  # both said before an earlier download (the checkpoint's, then a GGUF variant's)
             return
@@ -97,27 +103,34 @@ def ask_before_download(
 
 
 def refuse_settings_first(
-    args: argparse.Namespace, request: GenerationRequest, header_read: GGUFFilesRead | None = None
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    device: str | torch.device,
+    header_read: GGUFFilesRead | None = None,
 ) -> None:
     """Before a download: the settings' refusal (a DPM++ table diffusers cannot step, say) from the configs at hand,
     as the run resolves them after it (`run._prepare`): with the sources the command gave (a --settings-from or
     --resume file's name, not a flag the user did not type), so the run and its dry run name the same one. A
-    problem with the files is left to the checks, which name it."""
+    problem with the files is left to the checks, which name it. Only where the memory plan comes next (whose
+    settings would refuse it, naming no source): without one, the run's own resolve says it after the checks."""
     from motif_lite.cli.resume import refused_settings_of_resumed
     from motif_lite.cli.run_inputs import run_inputs
+    from motif_lite.devices import resolve_device
     from motif_lite.errors import MotifLiteError
-    from motif_lite.settings import resolve_settings
+    from motif_lite.settings import Given, resolve_settings
 
     try:
+        if plans_nothing(args, resolve_device(device)):
+            return
         sources = sources_before_download(args, header_read)
     except MotifLiteError:
         return
     if sources is None:  # another model not at hand: its configs decide, after the download
         return
+    # A Namespace no command line made (a caller's own, not cli.main's) gave no files: nothing to name but its values.
+    given = run_inputs(args).given() if vars(args).get("argv") is not None else Given()
     with refused_settings_of_resumed(args):
-        resolve_settings(
-            request, sources.configs, sources.transformer, first_step=first_step(args), given=run_inputs(args).given()
-        )
+        resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args), given=given)
 
 
 def rank_refuses_before_download(
@@ -133,7 +146,7 @@ def rank_refuses_before_download(
     (`said` gets them); the CPU time question is a one-process run's. `header_read`: as `ask_before_download`'s."""
 
     def before_download(plan: DownloadPlan) -> None:
-        refuse_settings_first(args, request, header_read)
+        refuse_settings_first(args, request, device, header_read)
         refuse_what_no_plan_fits(
             args, request, device, parallel.layout, text_encoder=parallel.is_main, header_read=header_read
         )
