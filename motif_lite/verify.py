@@ -281,6 +281,7 @@ def verify(
     # What our pipeline refuses in the settings both sides will sample (a DPM++ table diffusers cannot step, say),
     # before the loads.
     _refuse_settings_verify_runs(request, sources)
+    _refuse_a_scheduler_the_reference_cannot_sample(diffusers, root)
     if on_loading is not None:
         on_loading()
     ours = load_pipeline(sources, dtype=dtype, device=target)
@@ -520,6 +521,30 @@ def _require_reference_configs(root: Path, model: str) -> None:
         )
         folder = model if user_path(model).is_dir() else str(root)
         raise MissingFilesError([MissingFiles(MOTIF_REPO, tuple(missing), include, folder, "", True)], [problem])
+
+
+def _refuse_a_scheduler_the_reference_cannot_sample(diffusers: Any, root: Path) -> None:
+    """Refuse, before the loads, a scheduler config diffusers' MotifVideoPipeline cannot sample with: the pipeline
+    hands its scheduler's `set_timesteps` a sigma table, which DPMSolverMultistepScheduler takes none of (diffusers
+    0.42), so its whole run fails at the frames stage, the last, after minutes of loading and comparing. Read from
+    the scheduler class's own signature, so a diffusers that learns to take them is let through."""
+    import inspect
+    import json
+
+    config = root / "scheduler" / "scheduler_config.json"
+    try:
+        name = json.loads(config.read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):  # the reference's own load says what is wrong with the file
+        return
+    scheduler = getattr(diffusers, name, None) if isinstance(name, str) else None
+    if scheduler is None or "sigmas" in inspect.signature(scheduler.set_timesteps).parameters:
+        return
+    raise VerifyError(
+        f"diffusers' MotifVideoPipeline cannot sample with this checkpoint's {name} (scheduler/scheduler_config.json): "
+        f"it gives the scheduler a sigma table, which {name}.set_timesteps does not take, so verify would have no "
+        "reference video to compare with; verify a copy of the checkpoint whose scheduler is "
+        "FlowMatchEulerDiscreteScheduler (the official one) or UniPCMultistepScheduler"
+    )
 
 
 def _refuse_settings_verify_runs(request: GenerationRequest, sources: ModelSources) -> None:

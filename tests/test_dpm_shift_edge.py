@@ -315,3 +315,28 @@ def test_verify_checks_the_shift_both_sides_sample() -> None:
     result = VerifyResult("verify")
     assert _request_for(ours, reference, request, result).flow_shift == 1.0
     assert any("both sides use 1" in note for note in result.notes), result.notes
+
+
+def test_verify_refuses_a_scheduler_diffusers_pipeline_cannot_sample_before_loading(
+    shared_checkpoint, tmp_path, no_weights, capsys
+) -> None:
+    # A DPM++ table diffusers can step, but its MotifVideoPipeline hands set_timesteps sigmas, which
+    # DPMSolverMultistepScheduler does not take: verify loaded both pipelines and compared four stages, then the
+    # frames stage ended in diffusers' ValueError traceback.
+    import inspect
+
+    import diffusers
+
+    assert "sigmas" not in inspect.signature(diffusers.DPMSolverMultistepScheduler.set_timesteps).parameters
+    checkpoint = shutil.copytree(shared_checkpoint[0], tmp_path / "dpm")
+    index = checkpoint / "model_index.json"
+    index.write_text(
+        json.dumps({**json.loads(index.read_text()), "scheduler": ["diffusers", "DPMSolverMultistepScheduler"]})
+    )
+    (checkpoint / "scheduler/scheduler_config.json").write_text(json.dumps(DPM))
+    size = ["-W", "32", "-H", "32", "--video-frames", "5", "--device", "cpu"]
+    code = cli.main(["verify", "-m", str(checkpoint), "--steps", "10", *size])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert "loading both pipelines" not in err, err
+    assert "cannot sample with this checkpoint's DPMSolverMultistepScheduler" in err, err
