@@ -280,8 +280,8 @@ def verify(
     root = sources.root
     # What our pipeline refuses in the settings both sides will sample (a DPM++ table diffusers cannot step, say),
     # before the loads.
+    _refuse_a_scheduler_the_reference_cannot_sample(diffusers, root)  # first: no other settings would let it run
     _refuse_settings_verify_runs(request, sources)
-    _refuse_a_scheduler_the_reference_cannot_sample(diffusers, root)
     if on_loading is not None:
         on_loading()
     ours = load_pipeline(sources, dtype=dtype, device=target)
@@ -549,8 +549,8 @@ def _refuse_a_scheduler_the_reference_cannot_sample(diffusers: Any, root: Path) 
 
 def _refuse_settings_verify_runs(request: GenerationRequest, sources: ModelSources) -> None:
     """Refuse, before the loads, the settings our pipeline refuses at the flow shift both sides will sample
-    (`_request_for`'s: the reference scheduler's where it differs from ours), a DPM++ table diffusers cannot step
-    say; verify takes no flow shift or sampler, so its advice names --steps alone."""
+    (`_request_for`'s: the reference scheduler's where it differs from ours), a sigma table whose stretch divides
+    by 0 say; verify takes no flow shift or sampler, so its advice names none (fewer steps would not help there)."""
     from motif_lite.request import RequestError
 
     configs, transformer = sources.configs, sources.transformer
@@ -562,7 +562,8 @@ def _refuse_settings_verify_runs(request: GenerationRequest, sources: ModelSourc
         # The refusal ends with the run's advice (": give a smaller flow shift ..."), flags verify does not have.
         refusal = str(exc).rsplit(": give ", 1)[0]
         raise RequestError(
-            f"{refusal}: verify samples the checkpoint's scheduler config on both sides; give fewer --steps",
+            f"{refusal}: verify samples the checkpoint's scheduler config on both sides and takes no flow shift or "
+            "sampler, so it cannot compare at this config's shift",
             exc.fields,
         ) from None
 

@@ -296,9 +296,10 @@ def test_verify_refuses_before_loading(shared_checkpoint, tmp_path, no_weights, 
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
     assert "loading both pipelines" not in err, err
-    assert "error: the flow shift 30 of scheduler/scheduler_config.json gives" in err, err
-    # Verify takes no flow shift or sampler: its advice names --steps alone.
-    assert err.rstrip().endswith("give fewer --steps") and "--flow-shift" not in err and "unipc" not in err, err
+    # Its whole pipeline cannot sample a DPM++ config at any steps (below): that refusal comes first, not advice to
+    # give fewer --steps that would only lead to it.
+    assert "cannot sample with this checkpoint's DPMSolverMultistepScheduler" in err, err
+    assert "--flow-shift" not in err and "fewer --steps" not in err, err
 
 
 def test_verify_checks_the_shift_both_sides_sample() -> None:
@@ -340,3 +341,17 @@ def test_verify_refuses_a_scheduler_diffusers_pipeline_cannot_sample_before_load
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
     assert "loading both pipelines" not in err, err
     assert "cannot sample with this checkpoint's DPMSolverMultistepScheduler" in err, err
+
+
+def test_verify_gives_no_steps_advice_where_fewer_steps_would_not_help() -> None:
+    # A shift_terminal whose stretch divides by 0 (the last sigma at 1 in float32) is refused at any steps: verify
+    # said "give fewer --steps" there too.
+    config = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1e9, "shift_terminal": 0.1}
+    configs = CheckpointConfigs(scheduler=config, scheduler_shift=1e9, schedule=schedule_options(config))
+    for steps in (2, 4):
+        request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=steps).resolve()
+        with pytest.raises(RequestError) as refused:
+            _refuse_settings_verify_runs(request, SimpleNamespace(configs=configs, transformer=None))
+        message = str(refused.value)
+        assert "steps" not in message.rsplit(": verify", 1)[1] and "--flow-shift" not in message, message
+        assert message.endswith("so it cannot compare at this config's shift"), message
