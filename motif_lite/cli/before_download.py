@@ -114,10 +114,10 @@ def refuse_settings_first(
     problem with the files is left to the checks, which name it. Only where the memory plan comes next (whose
     settings would refuse it, naming no source): without one, the run's own resolve says it after the checks."""
     from motif_lite.cli.resume import refused_settings_of_resumed
-    from motif_lite.cli.run_inputs import run_inputs
+    from motif_lite.cli.run_inputs import given_sources
     from motif_lite.devices import resolve_device
     from motif_lite.errors import MotifLiteError
-    from motif_lite.settings import Given, resolve_settings
+    from motif_lite.settings import resolve_settings
 
     try:
         if plans_nothing(args, resolve_device(device)):
@@ -127,8 +127,7 @@ def refuse_settings_first(
         return
     if sources is None:  # another model not at hand: its configs decide, after the download
         return
-    # A Namespace no command line made (a caller's own, not cli.main's) gave no files: nothing to name but its values.
-    given = run_inputs(args).given() if vars(args).get("argv") is not None else Given()
+    given = given_sources(args)
     with refused_settings_of_resumed(args):
         resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args), given=given)
 

@@ -57,7 +57,7 @@ from motif_lite.cli.resume import (
     request_from_file,
 )
 from motif_lite.cli.run_flags import add_run_flags, take_weight_flags
-from motif_lite.cli.run_inputs import run_inputs
+from motif_lite.cli.run_inputs import given_sources, run_inputs
 from motif_lite.cli.run_request import (
     checked_request,
     resolve_requests,
@@ -352,7 +352,7 @@ def _prepare(
     dtype = dtype_setting.value
     # The flags typed and the files under them: the sources a refusal, the notes and a dry run's table name, the same
     # in a run and its dry run.
-    given = run_inputs(args).given()
+    given = given_sources(args)
     with refused_settings_of_resumed(args):
         settings = resolve_settings(
             request, sources.configs, sources.transformer, dtype_setting, first_step(args), given=given

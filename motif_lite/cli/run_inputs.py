@@ -91,6 +91,14 @@ def run_inputs(args: argparse.Namespace) -> RunInputs:
     return inputs
 
 
+def given_sources(args: argparse.Namespace) -> Given:
+    """Where `args`' settings came from (`RunInputs.given`), for a refusal, the notes and the table to name; a
+    Namespace no command line made (a caller's own, not `cli.main`'s) gave no flags or files: nothing to name."""
+    from motif_lite.settings import Given
+
+    return run_inputs(args).given() if vars(args).get("argv") is not None else Given()
+
+
 def fill_unset(
     args: argparse.Namespace, values: Mapping[str, object], given: frozenset[str], file: str | Path
 ) -> frozenset[str]:
