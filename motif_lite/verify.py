@@ -278,9 +278,9 @@ def verify(
     if target.type == "cpu" and (note := _over_available_ram(sources, dtype)) is not None:
         logger.warning(note)  # before the loads (minutes on the real weights), which the system may kill
     root = sources.root
-    # What our pipeline refuses in the settings both sides will sample (a DPM++ table diffusers cannot step, say),
-    # before the loads.
-    _refuse_a_scheduler_the_reference_cannot_sample(diffusers, root)  # first: no other settings would let it run
+    # Before the loads: a scheduler the reference cannot sample with (first: no other settings would let it run),
+    # then what our pipeline refuses in the settings both sides will sample.
+    _refuse_a_scheduler_the_reference_cannot_sample(diffusers, sources.configs.scheduler)
     _refuse_settings_verify_runs(request, sources)
     if on_loading is not None:
         on_loading()
@@ -523,19 +523,14 @@ def _require_reference_configs(root: Path, model: str) -> None:
         raise MissingFilesError([MissingFiles(MOTIF_REPO, tuple(missing), include, folder, "", True)], [problem])
 
 
-def _refuse_a_scheduler_the_reference_cannot_sample(diffusers: Any, root: Path) -> None:
+def _refuse_a_scheduler_the_reference_cannot_sample(diffusers: Any, config: Mapping[str, Any] | None) -> None:
     """Refuse, before the loads, a scheduler config diffusers' MotifVideoPipeline cannot sample with: the pipeline
     hands its scheduler's `set_timesteps` a sigma table, which DPMSolverMultistepScheduler takes none of (diffusers
     0.42), so its whole run fails at the frames stage, the last, after minutes of loading and comparing. Read from
     the scheduler class's own signature, so a diffusers that learns to take them is let through."""
     import inspect
-    import json
 
-    config = root / "scheduler" / "scheduler_config.json"
-    try:
-        name = json.loads(config.read_text()).get("_class_name")
-    except (OSError, ValueError, AttributeError):  # the reference's own load says what is wrong with the file
-        return
+    name = (config or {}).get("_class_name")  # the checkpoint's scheduler config, as `CheckpointConfigs` read it
     scheduler = getattr(diffusers, name, None) if isinstance(name, str) else None
     if scheduler is None or "sigmas" in inspect.signature(scheduler.set_timesteps).parameters:
         return

@@ -10,6 +10,7 @@ Torch runs on one thread, in the test process and the processes it starts (`one_
 
 import hashlib
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +214,12 @@ def allocator_config_seen(monkeypatch) -> list[str | None]:
 
     monkeypatch.setattr(cli, "use_expandable_segments", seeing)
     return seen
+
+
+@pytest.fixture
+def temp_dir(tmp_path, monkeypatch) -> Path:
+    """tempfile's temporary directory, in this test's own folder."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder

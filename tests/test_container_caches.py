@@ -18,15 +18,6 @@ from motif_lite import cli
 from motif_lite.cli.kernel_cache import writable_kernel_cache
 
 
-@pytest.fixture
-def temp_dir(tmp_path, monkeypatch) -> Path:
-    """tempfile's temporary directory, in this test's own folder."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
 def triton_line(tmp_path, capsys) -> str:
     cli.main(["check", "-m", str(tmp_path / "no-model")])
     return next(line for line in capsys.readouterr().out.splitlines() if " Triton cache: " in line)

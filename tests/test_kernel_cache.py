@@ -33,15 +33,6 @@ def blocked(tmp_path: Path, name: str) -> Path:
     return tmp_path / name / "cache"
 
 
-@pytest.fixture
-def temp_dir(tmp_path, monkeypatch) -> Path:
-    """tempfile's temporary directory, in this test's own folder."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
 def test_the_cache_is_found_where_triton_looks(tmp_path):
     assert triton_cache_dir({"TRITON_CACHE_DIR": "/x/c", "TRITON_HOME": "/h"}) == Path("/x/c")
     assert triton_cache_dir({"TRITON_HOME": "/h"}) == Path("/h/.triton/cache")

@@ -116,7 +116,10 @@ def library_bars_kept_out_of_logs(stream: TextIO | None = None) -> Iterator[None
     batch job's file, journald), thousands of redraws long over a download. Our own stages write whole lines there
     (`progress.LogLines`) and a download is said in one line as it starts. HF_HUB_DISABLE_PROGRESS_BARS, where set
     (0 too), decides instead; a notebook keeps its bars."""
-    if not library_bars_kept_out(stream):
+    from motif_lite.progress import shows_bars_in_place
+
+    stream = sys.stderr if stream is None else stream
+    if "HF_HUB_DISABLE_PROGRESS_BARS" in os.environ or shows_bars_in_place(stream):
         yield
         return
     from huggingface_hub.utils import disable_progress_bars
@@ -148,15 +151,6 @@ def hub_bars_on() -> bool:
     from huggingface_hub.utils import are_progress_bars_disabled
 
     return not are_progress_bars_disabled()
-
-
-def library_bars_kept_out(stream: TextIO | None = None) -> bool:
-    """Whether the libraries' bars are to be off (`library_bars_kept_out_of_logs`; diffusers' in `verify`): `stream`
-    (stderr) is no terminal, and HF_HUB_DISABLE_PROGRESS_BARS (0 too) does not decide instead."""
-    from motif_lite.progress import shows_bars_in_place
-
-    stream = sys.stderr if stream is None else stream
-    return "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ and not shows_bars_in_place(stream)
 
 
 def text_from_argv(value: str) -> str:
