@@ -45,7 +45,7 @@ from motif_lite.numerics import FLOAT16_ADVICE, NonFiniteError
 from motif_lite.paths import user_path
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.sampling import APGState, guide, schedule_for
-from motif_lite.settings import describe_guidance, resolve_flow_shift, resolve_settings
+from motif_lite.settings import TWO_STEPS, describe_guidance, resolve_flow_shift, resolve_settings
 from motif_lite.shell_syntax import quoted
 
 if TYPE_CHECKING:
@@ -545,20 +545,27 @@ def _refuse_a_scheduler_the_reference_cannot_sample(diffusers: Any, config: Mapp
 def _refuse_settings_verify_runs(request: GenerationRequest, sources: ModelSources) -> None:
     """Refuse, before the loads, the settings our pipeline refuses at the flow shift both sides will sample
     (`_request_for`'s: the reference scheduler's where it differs from ours), a sigma table whose stretch divides
-    by 0 say; verify takes no flow shift or sampler, so its advice names none (fewer steps would not help there)."""
+    by 0 say; verify takes no flow shift or sampler, so its advice names none (fewer steps would not help there).
+    One step with the config's shift_terminal (NaN sigmas, the reference's too) is told --steps 2 alone, not run's
+    other way out, a sampler other than euler."""
     from motif_lite.request import RequestError
 
     configs, transformer = sources.configs, sources.transformer
     try:
         resolve_settings(_at_the_shift_verify_runs(request, configs, transformer), configs, transformer)
     except RequestError as exc:
-        if "flow_shift" not in exc.fields:
+        if "flow_shift" not in exc.fields and "steps" not in exc.fields:
             raise
-        # The refusal ends with the run's advice (": give a smaller flow shift ..."), flags verify does not have.
+        # The refusal ends with the run's advice (": give a smaller flow shift ...", "... or --sampling-method
+        # dpm++2m"), flags verify does not have.
         refusal = str(exc).rsplit(": give ", 1)[0]
+        samples = "verify samples the checkpoint's scheduler config on both sides and takes no flow shift or sampler"
+        if "flow_shift" in exc.fields:
+            advice = f"{samples}, so it cannot compare at this config's shift"
+        else:  # one step with shift_terminal: NaN sigmas in the reference too; more steps are the one way out
+            advice = f"give {TWO_STEPS.flag} or more ({samples})"
         raise RequestError(
-            f"{refusal}: verify samples the checkpoint's scheduler config on both sides and takes no flow shift or "
-            "sampler, so it cannot compare at this config's shift",
+            f"{refusal}: {advice}",
             exc.fields,
         ) from None
 

@@ -4,8 +4,10 @@ diffusers the command says how to install it."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -640,3 +642,27 @@ def test_a_scaled_fp8_file_comfyui_saved_is_refused_though_its_marker_has_no_pre
     assert cli.main(["verify", "-m", str(tiny[0]), "--diffusion-model", str(prefixed), *SMALL]) == 2
     err = capsys.readouterr().err
     assert f"{prefixed.resolve()}: every tensor name starts with 'model.diffusion_model.'" in err, err
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide")  # diffusers, on its NaN sigmas
+def test_one_step_with_shift_terminal_is_told_the_steps_verify_takes(checkpoint, tmp_path, capsys, monkeypatch):
+    # One step with the scheduler config's shift_terminal: every sigma NaN, diffusers' too. The refusal ended with
+    # run's advice, "or --sampling-method dpm++2m", a flag verify does not have (it samples the config's scheduler).
+    checkpoint = shutil.copytree(checkpoint, tmp_path / "terminal")
+    config = checkpoint / "scheduler/scheduler_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "shift_terminal": 0.1}))
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    reference = FlowMatchEulerDiscreteScheduler.from_pretrained(checkpoint / "scheduler")
+    reference.set_timesteps(sigmas=[1.0])  # the pipeline's sigma table for one step
+    assert torch.isnan(reference.sigmas[0])
+    from motif_lite import pipeline
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before refusing"))
+        code = cli.main(["verify", "-m", str(checkpoint), *SMALL, "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+    assert "shift_terminal" in err and "give --steps 2 or more" in err and "--sampling-method" not in err, err
+    code, lines = run_verify(capsys, "-m", str(checkpoint))  # SMALL's --steps 2, the advice
+    assert code == 0 and lines[-1] == "verdict: match", lines
