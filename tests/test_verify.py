@@ -666,3 +666,9 @@ def test_one_step_with_shift_terminal_is_told_the_steps_verify_takes(checkpoint,
     assert "shift_terminal" in err and "give --steps 2 or more" in err and "--sampling-method" not in err, err
     code, lines = run_verify(capsys, "-m", str(checkpoint))  # SMALL's --steps 2, the advice
     assert code == 0 and lines[-1] == "verdict: match", lines
+
+
+def test_help_says_the_frame_count_is_4k_plus_1_and_rounded(capsys, monkeypatch):
+    # It said "frames (default 9)", where run's says 4k+1: a user learnt of the rounding only from the note.
+    out = " ".join(help_text(capsys, monkeypatch, cli.main, ["verify"]).split())
+    assert "--video-frames VIDEO_FRAMES frames, 4k+1 (others are rounded as by run; default 9)" in out, out

@@ -78,7 +78,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "-H", "--height", type=size_side, default=256, help="height in pixels, multiple of 16 (default 256)"
     )
-    verify.add_argument("--video-frames", type=frame_count, default=9, help="frames (default 9)")
+    verify.add_argument(
+        "--video-frames", type=frame_count, default=9, help="frames, 4k+1 (others are rounded as by run; default 9)"
+    )
     verify.add_argument("--steps", type=whole_number, default=2, help="sampling steps (default 2)")
     verify.add_argument(
         "-s", "--seed", type=seed_value, default=0, help=f"seed, 0 to {MAX_SEED}; -1 = random, printed (default 0)"
