@@ -44,7 +44,9 @@ VAE_ENCODE_ELEMS_PER_PIXEL = 1000
 
 def vae_decode_bytes(sizes: GenerationSizes, mode: VAEMode) -> int:
     """Causal caches over the whole frame (times the tiles' overlap) or one band (`vae_decode_cache_bytes`), plus
-    one tile's or band's working tensors."""
+    one tile's or band's working tensors: what `WanVAE.decode_frames`, the pipeline's streamed decode, keeps. Not
+    an estimate of `WanVAE.decode` or diffusers' tiled decode in tiles: those decode one tile through the whole clip
+    at a time and free its caches before the next (a fraction of these bytes, plus the whole video they return)."""
     h, w = sizes.vae_latent_hw
     work = VAE_WORK_ELEMS_PER_PIXEL if mode.frame_by_frame else VAE_WORK_ELEMS_PER_PIXEL_WHOLE_CHUNK
     if mode.bands > 1:
