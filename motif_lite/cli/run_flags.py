@@ -704,8 +704,8 @@ def add_attention_flags(run: argparse.ArgumentParser) -> None:
         choices=ATTENTION_MODES,
         default="exact",
         help="exact (default) or int8: 8-bit attention (INT8 QK; FP8 PV on RTX 40xx/H100 and newer) for GPUs "
-        "with INT8 tensor cores (RTX 30xx/A100 and newer); slightly lossy, and its speed-up is not yet measured "
-        "(the first version was no faster on an H200). Elsewhere (CPU, --kernels "
+        "with INT8 tensor cores (RTX 30xx/A100 and newer); slightly lossy, and a whole step with it is not yet "
+        "timed (the first version was no faster on an H200). Elsewhere (CPU, --kernels "
         "torch, older GPUs) exact attention with one warning. See docs/kernels.md",
     )
 

@@ -98,13 +98,14 @@ def _add_server_flags(serve: argparse.ArgumentParser) -> None:
     s.add_argument("--port", type=port_number, default=8080, help="port (0 = any free port, printed; default 8080)")
     s.add_argument(
         "--api-key",
+        metavar="KEY",
         help=f"the key clients must send on the API ('Authorization: Bearer KEY'; default: ${API_KEY_VARIABLE})",
     )
-    s.add_argument("--data", type=path_arg, default="motif-lite-data",
+    s.add_argument("--data", type=path_arg, default="motif-lite-data", metavar="DIR",
                    help="folder for the job database and the videos (default ./motif-lite-data)")  # fmt: skip
-    s.add_argument("--max-queue", type=positive_int, default=100,
+    s.add_argument("--max-queue", type=positive_int, default=100, metavar="N",
                    help="jobs queued or running before 429 (default 100)")  # fmt: skip
-    s.add_argument("--max-upload-mb", type=positive_mib, default=20,
+    s.add_argument("--max-upload-mb", type=positive_mib, default=20, metavar="MB",
                    help="largest first-frame image in MiB (default 20)")  # fmt: skip
     s.add_argument("--max-video-upload-mb", type=video_upload_mib, default=100, metavar="MB",
                    help=f"largest uploaded video to extend in MiB, {MIN_VIDEO_UPLOAD_MB}-{MAX_VIDEO_UPLOAD_MB} "
@@ -148,7 +149,7 @@ def _add_model_flags(serve: argparse.ArgumentParser) -> None:
     add_device_flags(
         m,
         device_help="auto, cpu, cuda or cuda:N (default auto)",
-        vram_help="device memory budget (default: the GPU's free memory)",
+        vram_help="device memory budget (default: the GPU's free memory; CPU: no limit)",
     )
     m.add_argument("--lora", type=lora_value, action="append", default=[], metavar="FILE[:STRENGTH]",
                    help="a LoRA applied to the transformer for every job, as for run (repeatable)")  # fmt: skip

@@ -1,0 +1,168 @@
+"""Every command's --help against itself and against the docs' flag tables: the drifts the other help and docs
+tests do not see. tests/test_cli.py checks that each help lists its flags and fits the docs' width;
+tests/test_doc_claims.py that the flag tables have a row per flag and give the parsers' defaults;
+tests/test_docs_examples.py that the flags the docs name exist. Here: a default a help states is the parser's,
+one flag shows one value name and one list of choices in every command, and a flag table shows a flag's value as
+its help does."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from motif_lite import cli
+from motif_lite.cli.command_hints import subcommands
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A help's stated default: "default 600", "default: 1", "(default auto)", or "exact (default) or int8".
+_DEFAULT_AFTER = re.compile(r"\bdefault:? (\S+)")
+_DEFAULT_BEFORE = re.compile(r"(\S+) \(default\)")
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """Each command's parser by the command line that starts it, the quantizer's included."""
+    from motif_lite.quantize.cli import build_parser as quantizer_parser
+
+    commands = {f"motif-lite {name}": parser for name, parser in subcommands(cli.build_parser()).items()}
+    return {**commands, "python -m motif_lite.quantize": quantizer_parser()}
+
+
+def _shown(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The flags --help shows (not hidden, not -h)."""
+    return [
+        action
+        for action in parser._actions
+        if action.option_strings
+        and action.help not in (None, argparse.SUPPRESS)
+        and not isinstance(action, argparse._HelpAction | argparse._VersionAction)
+    ]
+
+
+def _value_name(action: argparse.Action) -> str:
+    """The value's name --help shows after the flag: its metavar, else argparse's (the choices, else DEST)."""
+    if action.metavar is not None:
+        return str(action.metavar)
+    return "|".join(action.choices) if action.choices else action.dest.upper()
+
+
+def stated_default(help_text: str) -> str | None:
+    """The default a help states, as written ("600", "auto", "./motif-lite-data"), without the punctuation after it;
+    None when it states none."""
+    found = _DEFAULT_AFTER.search(help_text) or _DEFAULT_BEFORE.search(help_text)
+    return None if found is None else found[1].strip("(").rstrip(".,;:)")
+
+
+def test_stated_default_reads_each_way_a_help_writes_one():
+    assert stated_default("port (0 = any free port, printed; default 8080)") == "8080"
+    assert stated_default("address to listen on (default 127.0.0.1: this machine only)") == "127.0.0.1"
+    assert stated_default("exact (default) or int8: 8-bit attention") == "exact"
+    assert stated_default("the key (default: $MOTIF_LITE_API_KEY)") == "$MOTIF_LITE_API_KEY"
+    assert stated_default("sampling steps") is None
+
+
+def default_problems(parsers: dict[str, argparse.ArgumentParser]) -> list[str]:
+    """A flag whose parser starts from a number or a short word must say it in its help, and say that one: the help
+    is where a new user reads it (verify's and serve's helps write theirs as literals, which nothing kept equal)."""
+    problems = []
+    for command, parser in parsers.items():
+        for action in _shown(parser):
+            default = action.default
+            if isinstance(default, bool) or not isinstance(default, int | float | str) or len(str(default)) > 40:
+                continue  # None, a switch, a list, or a text too long to repeat (the official negative prompt)
+            expected = f"{default:g}" if isinstance(default, float) else str(default)
+            said = stated_default(parser._get_formatter()._expand_help(action))
+            if said is None:
+                problems.append(f"{command} {action.option_strings[-1]}: the help states no default ({expected})")
+            elif said.removeprefix("./") != expected.removeprefix("./"):
+                problems.append(f"{command} {action.option_strings[-1]}: the help says {said}, the parser {expected}")
+    return problems
+
+
+def test_the_default_each_flags_help_states_is_the_parsers():
+    assert default_problems(_parsers()) == []
+
+
+def test_a_help_whose_default_drifted_from_its_parser_is_caught():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=8081, help="port (default 8080)")
+    parser.add_argument("--steps", type=int, default=2, help="sampling steps")
+    assert default_problems({"x": parser}) == [
+        "x --port: the help says 8080, the parser 8081",
+        "x --steps: the help states no default (2)",
+    ]
+
+
+def test_a_flag_several_commands_take_shows_the_same_value_name_and_choices():
+    # The same flag, -m or --vram, read in run --help and in serve --help, names its value and lists its choices the
+    # same way: a user moving between commands reads one flag.
+    seen: dict[str, dict[tuple[tuple[str, ...], str], list[str]]] = {}
+    for command, parser in _parsers().items():
+        for action in _shown(parser):
+            if action.nargs == 0:
+                continue
+            for flag in action.option_strings:
+                shape = (tuple(action.option_strings), _value_name(action))
+                seen.setdefault(flag, {}).setdefault(shape, []).append(command)
+    differing = {flag: shapes for flag, shapes in seen.items() if len(shapes) > 1}
+    assert not differing, differing
+
+
+# The flag tables of the docs: (page, heading of the section) -> the command whose flags they list.
+FLAG_TABLES = {
+    ("docs/usage.md", "## Flags of `motif-lite run`"): "motif-lite run",
+    ("docs/server.md", "## Flags"): "motif-lite serve",
+}
+
+
+def table_value_problems(text: str, heading: str, parser: argparse.ArgumentParser) -> list[str]:
+    """In the table under `heading`, a value a flag's cell shows after the flag (`--crf N`, `--dtype bf16|fp16|fp32`)
+    is the value name its --help shows, or all of its choices."""
+    section = text.split(heading + "\n")[1].split("\n## ")[0]
+    problems = []
+    for row in (line for line in section.splitlines() if line.startswith("| `")):
+        cell = re.split(r"(?<!\\)\|", row)[1].replace("\\|", "|")
+        for span in re.findall(r"`([^`]*)`", cell):
+            for part in re.split(r",\s+(?=-)", span):  # `-p, --prompt`: the value, if any, is after the last
+                flag, _, value = part.partition(" ")
+                action = parser._option_string_actions.get(flag)
+                if action is None or not value:
+                    continue  # a flag the command lacks is test_docs_examples.py's to find
+                if value != _value_name(action):
+                    problems.append(f"{heading}: `{part}`, where --help shows {flag} {_value_name(action)}")
+    return problems
+
+
+@pytest.mark.parametrize(("page", "heading"), list(FLAG_TABLES))
+def test_a_flag_tables_value_names_are_the_helps(page, heading):
+    parser = _parsers()[FLAG_TABLES[page, heading]]
+    assert table_value_problems((ROOT / page).read_text(), heading, parser) == []
+
+
+def test_a_flag_table_that_names_a_value_otherwise_is_caught():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", metavar="DIR")
+    parser.add_argument("--dtype", choices=["bf16", "fp16", "fp32"])
+    table = "## Flags\n\n| flag | default |\n|---|---|\n| `--data FOLDER` | x |\n| `--dtype bf16\\|fp16` | bf16 |\n"
+    assert table_value_problems(table, "## Flags", parser) == [
+        "## Flags: `--data FOLDER`, where --help shows --data DIR",
+        "## Flags: `--dtype bf16|fp16`, where --help shows --dtype bf16|fp16|fp32",
+    ]
+
+
+def test_every_frames_flag_that_rounds_to_4k_plus_1_says_so():
+    # verify rounds its --video-frames as run does (with run's note), but its help said only "frames (default 9)".
+    from motif_lite.cli.run_flags import frame_count
+
+    rounding = {
+        f"{command} {action.option_strings[-1]}": parser._get_formatter()._expand_help(action)
+        for command, parser in _parsers().items()
+        for action in _shown(parser)
+        if action.type is frame_count
+    }
+    assert {"motif-lite run --video-frames", "motif-lite verify --video-frames"} <= set(rounding)
+    silent = {flag: text for flag, text in rounding.items() if "4k+1 (others are rounded" not in text}
+    assert not silent, silent
