@@ -166,3 +166,14 @@ def test_every_frames_flag_that_rounds_to_4k_plus_1_says_so():
     assert {"motif-lite run --video-frames", "motif-lite verify --video-frames"} <= set(rounding)
     silent = {flag: text for flag, text in rounding.items() if "4k+1 (others are rounded" not in text}
     assert not silent, silent
+
+
+def test_resumes_help_says_what_may_be_given_anew_as_the_flag_table_does():
+    # `--resume` takes a model flag (-m of a moved checkpoint, with a note: tests/test_resume.py), but its help said
+    # only "-o and the device, memory and speed flags may be given anew", so the model seemed fixed by the file.
+    action = _parsers()["motif-lite run"]._option_string_actions["--resume"]
+    words = " ".join(action.help.split())
+    row = next(line for line in (ROOT / "docs/usage.md").read_text().splitlines() if line.startswith("| `--resume"))
+    for anew in ("-o", "a model flag", "the device, memory and speed flags"):
+        assert anew in row.split("may be given anew")[0], anew  # the table's, to keep the two saying the same
+        assert anew in words.split("may be given anew")[0], anew
