@@ -177,3 +177,38 @@ def test_resumes_help_says_what_may_be_given_anew_as_the_flag_table_does():
     for anew in ("-o", "a model flag", "the device, memory and speed flags"):
         assert anew in row.split("may be given anew")[0], anew  # the table's, to keep the two saying the same
         assert anew in words.split("may be given anew")[0], anew
+
+
+def _usage_row(flag: str) -> str:
+    """The row of docs/usage.md's run flag table whose flag cell names `flag`."""
+    section = (ROOT / "docs/usage.md").read_text().split("## Flags of `motif-lite run`\n")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    (row,) = [line for line in rows if re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", line.split(" | ")[0])]
+    return row
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_the_ranges_the_run_flag_table_gives_are_the_codes():
+    # docs/usage.md, "Flags of `motif-lite run`": each range a row states is the one the command refuses outside of.
+    from motif_lite.cli.run_flags import MAX_BATCH_COUNT, MAX_COMM_TIMEOUT_SECONDS
+    from motif_lite.request import MAX_SEED, RANGES
+
+    stated = {  # flag: (where the row states its range, the code's lowest and highest)
+        "--fps": (r"; ([\d.,]+) to ([\d.,]+), a frame every millisecond", RANGES["fps"][:2]),
+        "--steps": (r"two with guidance; ([\d,]+) to ([\d,]+)", RANGES["steps"][:2]),
+        "--cfg-scale": (r"([\d.,]+) to ([\d.,]+), ComfyUI's range", RANGES["cfg_scale"][:2]),
+        "--flow-shift": (r"([\d.,]+) to ([\d.,]+), ComfyUI's range", RANGES["flow_shift"][:2]),
+        "--seed": (r"\| ([\d,]+) to ([\d,]+) \(32 bits", (0, MAX_SEED)),
+        "--batch-count": (r"N videos \(up to ([\d,]+)\)", (MAX_BATCH_COUNT,)),
+        "--comm-timeout": (r"at most a week \(([\d,]+)\)", (MAX_COMM_TIMEOUT_SECONDS,)),
+    }
+    wrong = {}
+    for flag, (pattern, expected) in stated.items():
+        found = re.search(pattern, _usage_row(flag))
+        assert found, f"{flag}: the row no longer states its range as {pattern!r}"
+        if tuple(_number(value) for value in found.groups()) != tuple(float(value) for value in expected):
+            wrong[flag] = (found.groups(), expected)
+    assert not wrong, wrong
