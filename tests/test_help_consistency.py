@@ -212,3 +212,42 @@ def test_the_ranges_the_run_flag_table_gives_are_the_codes():
         if tuple(_number(value) for value in found.groups()) != tuple(float(value) for value in expected):
             wrong[flag] = (found.groups(), expected)
     assert not wrong, wrong
+
+
+def _settings_table_row(setting: str) -> list[str]:
+    """The cells of the row for `setting` in docs/usage.md's "Where each setting comes from" table."""
+    section = (ROOT / "docs/usage.md").read_text().split("## Where each setting comes from\n")[1].split("\n## ")[0]
+    (row,) = [line for line in section.splitlines() if line.startswith(f"| {setting} |")]
+    return [cell.strip() for cell in row.strip().strip("|").split(" | ")]
+
+
+def test_the_official_values_run_help_and_the_settings_table_give_are_the_defaults():
+    # The end of `run --help` ("Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 steps") and
+    # docs/usage.md's "Where each setting comes from" table write the official values as literals: they must stay
+    # what a request with no flags and no checkpoint configs resolves to.
+    from motif_lite.request import GenerationRequest
+    from motif_lite.settings import CheckpointConfigs, resolve_settings
+
+    request = GenerationRequest("x")
+    settings = resolve_settings(request, CheckpointConfigs())
+    image_shift = resolve_settings(GenerationRequest("x", image="a.png"), CheckpointConfigs()).flow_shift.value
+    apg = settings.guidance.value
+    size = (request.width, request.height, request.frames, request.fps, request.steps)
+
+    run_help = " ".join(_parsers()["motif-lite run"].format_help().split())
+    said = re.search(r"Defaults are the official settings: (\d+)x(\d+), (\d+) frames at ([\d.]+) fps, (\d+) steps",
+                     run_help)  # fmt: skip
+    assert said and tuple(_number(value) for value in said.groups()) == size, said
+
+    official = _settings_table_row("size, frames, fps, steps, negative prompt, seed")[-1]
+    said = re.fullmatch(r"(\d+)x(\d+), (\d+), ([\d.]+), (\d+), the official negative prompt, random", official)
+    assert said and tuple(_number(value) for value in said.groups()) == size, official
+    assert request.seed in (None, -1)  # "random": a request's seed that resolve() draws
+    shifts = _settings_table_row("flow shift")[-1]
+    assert re.findall(r"([\d.]+) \(", shifts) == [f"{settings.flow_shift.value:g}", f"{image_shift:g}"], shifts
+    assert _settings_table_row("sampler")[-1] == f"`{settings.sampler.value}`"
+    guidance = _settings_table_row("guidance: method, scale and every parameter")[-1]
+    said = re.match(r"APG scale ([\d.]+), norm threshold ([\d.]+), momentum ([\d.]+), eta ([\d.]+)", guidance)
+    assert said and [_number(value) for value in said.groups()] == [
+        apg.scale, apg.norm_threshold, apg.momentum, apg.eta
+    ], guidance  # fmt: skip
