@@ -251,3 +251,18 @@ def test_the_official_values_run_help_and_the_settings_table_give_are_the_defaul
     assert said and [_number(value) for value in said.groups()] == [
         apg.scale, apg.norm_threshold, apg.momentum, apg.eta
     ], guidance  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["resume", "fox.latents.safetensors"], "motif-lite run --resume fox.latents.safetensors"),
+        (["resume"], "motif-lite run --resume FILE.latents.safetensors"),
+    ],
+)
+def test_resume_typed_as_a_command_gets_the_run_line(capsys, argv, line):
+    # The docs and --help say `motif-lite run --resume FILE`; `motif-lite resume FILE` got argparse's list of the
+    # commands, none of which names it.
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.strip() == f"motif-lite: error: there is no 'resume' command; a stopped run goes on with run: {line}"

@@ -36,6 +36,9 @@ def other_command(argv: Sequence[str]) -> str | None:
     tool's name for one of ours; else None."""
     if argv and argv[0] in OTHER_COMMAND_NAMES:
         return f"motif-lite: error: there is no '{argv[0]}' command; {OTHER_COMMAND_NAMES[argv[0]]}"
+    if argv and argv[0] == "resume":  # `run --resume FILE` typed as a command: the line, with the file given
+        line = shlex.join(["run", "--resume", *argv[1:]]) if len(argv) > 1 else "run --resume FILE.latents.safetensors"
+        return f"motif-lite: error: there is no 'resume' command; a stopped run goes on with run: motif-lite {line}"
     return None
 
 
