@@ -312,8 +312,44 @@ def prompt_truncation(
     [full], [kept] = _token_ids(tokenizer, [prompt], max_length)
     if len(full) == len(kept):
         return None
-    words = tokenizer.decode(kept, skip_special_tokens=True).split()
-    return PromptTruncation(len(full), len(kept), max_length, " ".join(words[-8:]))
+    return PromptTruncation(len(full), len(kept), max_length, _ending(_kept_text(tokenizer, prompt, len(kept))))
+
+
+# The end of the kept part that the advice quotes: its last words, fewer where they are long, and of one long word its
+# last characters (Japanese and Chinese are written without spaces: the "last 8 words" of such a prompt were all 500
+# tokens of it).
+_ENDING_WORDS = 8
+_ENDING_CHARACTERS = 60
+_ENDING_OF_A_WORD = 30
+
+
+def _ending(text: str) -> str:
+    """The last `_ENDING_WORDS` words of `text`, fewer where they are over `_ENDING_CHARACTERS` characters, and of
+    a last word longer than that its last `_ENDING_OF_A_WORD` characters."""
+    words = text.split()[-_ENDING_WORDS:]
+    while len(words) > 1 and len(" ".join(words)) > _ENDING_CHARACTERS:
+        words.pop(0)
+    ending = " ".join(words)
+    return ending if len(ending) <= _ENDING_CHARACTERS else ending[-_ENDING_OF_A_WORD:]
+
+
+def _kept_text(tokenizer: PreTrainedTokenizerBase, prompt: str, kept: int) -> str:
+    """The part of `prompt` that its first `kept` tokens (special ones included) spell, cut from the prompt itself
+    where the first dropped token starts. Decoding the kept tokens instead turned a character cut between its
+    byte-fallback tokens (a Hangul syllable or kanji the vocabulary lacks is 3 byte tokens) into U+FFFD, and the
+    tokenizer's decoder turns the whole run of byte tokens around it into U+FFFDs with it."""
+    encoded = tokenizer(
+        prompt,
+        padding=False,
+        truncation=False,
+        add_special_tokens=True,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    starts = [start for (start, _), special in zip(encoded["offset_mapping"], encoded["special_tokens_mask"],
+                                                   strict=True) if not special]  # fmt: skip
+    kept_words = kept - tokenizer.num_special_tokens_to_add()  # the prompt's own tokens among the kept
+    return prompt[: starts[kept_words]] if kept_words < len(starts) else prompt
 
 
 def long_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Mapping[str, str]) -> dict[str, PromptTruncation]:
