@@ -1,7 +1,7 @@
 """Notes on a prompt the text encoder may not read as the user means it: one mostly in another script than Latin
-(the training captions were English only), a line of a text file with its byte-order mark or Windows line end, and
-other tools' syntax that is read as plain text here (ComfyUI's and A1111's weights, A1111's LoRA tags). Notes only:
-the prompt is never rewritten."""
+(the training captions were English only), one with decomposed (NFD) characters, a line of a text file with its
+byte-order mark or Windows line end, and other tools' syntax that is read as plain text here (ComfyUI's and A1111's
+weights, A1111's LoRA tags). Notes only: the prompt is never rewritten."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ import unicodedata
 from motif_lite.errors import Audience
 from motif_lite.shell_syntax import posix_quoted
 
-# Languages by the script of their letters (the first word of the letters' Unicode names): kana is Japanese also where
-# kanji ("CJK", Chinese characters) outnumber it; other scripts are named as scripts (Cyrillic, Arabic, ...).
-_JAPANESE = {"HIRAGANA", "KATAKANA"}
-_LANGUAGES = {"CJK": "Chinese", "HANGUL": "Korean"}
+# Languages by the script of their letters (the first word of the letters' Unicode names, after HALFWIDTH or
+# FULLWIDTH): kanji and hanja ("CJK", Chinese characters) count as Japanese where there is kana, as Korean where
+# there is Hangul (a Korean prompt with a word in hanja and kana, "붉은 여우 きつね", is still Korean by most letters);
+# other scripts are named as scripts (Cyrillic, Arabic, ...).
+_LANGUAGES = {"HIRAGANA": "Japanese", "KATAKANA": "Japanese", "HANGUL": "Korean", "CJK": "Chinese"}
+
+
+def _script(letter: str) -> str:
+    """The first word of `letter`'s Unicode name that names a script: "ｱ" (HALFWIDTH KATAKANA LETTER A) is KATAKANA."""
+    words = unicodedata.name(letter, "?").split()
+    return words[1] if words[0] in ("HALFWIDTH", "FULLWIDTH") and len(words) > 1 else words[0]
 
 
 def language_notes(text: str, label: str) -> list[str]:
@@ -23,14 +30,16 @@ def language_notes(text: str, label: str) -> list[str]:
     training captions were English only, so such a prompt may be followed loosely, and a user coming from models
     trained on Chinese too (Wan) would otherwise blame the runtime. Latin-script languages are not told apart from
     English: they get no note."""
-    scripts = [
-        unicodedata.name(c, "?").split()[0] for c in text if c.isalpha() and "LATIN" not in unicodedata.name(c, "")
-    ]
+    scripts = [_script(c) for c in text if c.isalpha() and _script(c) != "LATIN"]
     letters = sum(c.isalpha() for c in text)
     if not scripts or len(scripts) * 2 <= letters:
         return []
-    main = max(set(scripts), key=scripts.count)
-    language = "Japanese" if _JAPANESE & set(scripts) else _LANGUAGES.get(main, f"{main.title()} script")
+    languages = [_LANGUAGES.get(script, f"{script.title()} script") for script in scripts]
+    if "Chinese" in languages:  # Chinese characters belong to the Japanese or Korean around them
+        around = max(("Japanese", "Korean"), key=languages.count)
+        if around in languages:
+            languages = [around if language == "Chinese" else language for language in languages]
+    language = max(dict.fromkeys(languages), key=languages.count)
     return [
         f"the {label} is mostly in {language}: the model was trained on English captions only, so it may follow "
         f"this {label} loosely; an English translation is what it knows best"
@@ -56,6 +65,23 @@ def line_end_notes(text: str, label: str) -> list[str]:
             "(tr -d '\\r' < prompts.txt, or prompt=${prompt%$'\\r'} in a shell loop)"
         )
     return notes
+
+
+def composition_notes(text: str, label: str) -> list[str]:
+    """A note when `text` holds decomposed characters that Unicode's composed form (NFC) writes as one: Hangul typed
+    as its letters (여 as ᄋ + ᅧ) or an accent as a mark of its own, as macOS file names, text copied from them and
+    some input methods give. The tokenizer does not compose them (nor does diffusers' pipeline), so the text encoder
+    reads other tokens than for the same words typed composed, and the video differs. The prompt is not rewritten:
+    the note says how. Compatibility characters that NFC maps one for one (a hanja's compatibility ideograph) are
+    not told: no shorter form, no note."""
+    if len(unicodedata.normalize("NFC", text)) == len(text):
+        return []
+    return [
+        f"the {label} has decomposed characters (Unicode NFD, as macOS file names give: Hangul as separate letters, "
+        f"an accent as a mark of its own), which the text encoder reads as other tokens than the same {label} "
+        f"typed composed (NFC): the video differs from that {label}'s; to match it, convert the {label} to NFC "
+        "(uconv -x any-nfc, or Python's unicodedata.normalize('NFC', text))"
+    ]
 
 
 # Other tools' prompt syntax, which the text encoder reads as plain text here (as in diffusers' pipeline):

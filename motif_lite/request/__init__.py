@@ -35,7 +35,7 @@ from motif_lite.choices import (
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown, whole_float_hint
 from motif_lite.paths import user_path
-from motif_lite.prompt_notes import language_notes, line_end_notes, syntax_notes
+from motif_lite.prompt_notes import composition_notes, language_notes, line_end_notes, syntax_notes
 from motif_lite.request.advice import OTHER_FIELD_NAMES as OTHER_FIELD_NAMES
 from motif_lite.request.advice import PYTHON_FIELD_ADVICE as PYTHON_FIELD_ADVICE
 from motif_lite.request.advice import (
@@ -419,7 +419,8 @@ class GenerationRequest:
         notes = beyond_training_notes(self.width, self.height, self.frames, audience, clip=clip)
         notes += _extension_notes(clip, self.frames, self.fps, self.output, audience) if clip is not None else []
         for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
-            notes += line_end_notes(text, label) + language_notes(text, label) + syntax_notes(text, label, audience)
+            notes += line_end_notes(text, label) + composition_notes(text, label) + language_notes(text, label)
+            notes += syntax_notes(text, label, audience)
         if image is not None and not self.conditions_on_image:  # frames are 4k+1 here: 1 frame
             notes.append(
                 "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
