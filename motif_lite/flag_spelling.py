@@ -8,6 +8,7 @@ import difflib
 import itertools
 import shlex
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -28,6 +29,38 @@ def closest_flag(name: str, candidates: Sequence[str]) -> str | None:
     """The flag of `candidates` that `name` (already `spelled`) most likely misspells, or None."""
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=TYPO_CUTOFF)
     return close[0] if close else None
+
+
+# What a Korean, Japanese or Chinese input method in full-width mode, or a word processor's autocorrect, types where a
+# flag wants ASCII: dashes that look like '-' (-- becomes an en or em dash), and the ideographic space U+3000, at which
+# the shell does not split words.
+_DASHES = "\uff0d\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63"
+_WIDE_SPACE = "\u3000"
+
+
+def lookalike_hint(word: str, known: Sequence[str]) -> str | None:
+    """For a `word` that is one of the flags `known` (or a typo of one) once its leading look-alike dashes are typed
+    as '-' and a wide space as a space (`－－steps`, `–steps`, `--steps　4`): what it holds in their place and the
+    flag as typed in ASCII. None for any other word: a prompt may hold such characters."""
+    name = word.lstrip(_DASHES + "-")
+    dashes = word[: len(word) - len(name)]
+    name, space, value = name.partition(_WIDE_SPACE)
+    name, equals, attached = name.partition("=")
+    odd = [char for char in dict.fromkeys(dashes + space) if char in _DASHES + _WIDE_SPACE]
+    if not dashes or not odd:
+        return None
+    tries = [spelled("-" * len(dashes) + name), spelled("--" + name)]  # autocorrect makes "--" one dash
+    flag = next((flag for flag in tries if flag in known), None)
+    flag = flag or closest_flag(tries[-1], [option for option in known if option.startswith("--")])
+    if flag is None:
+        return None
+    wants = " and ".join(what for what, there in (("a plain '-'", set(dashes) - {"-"}), ("a space", space)) if there)
+    typed = flag + equals + attached + (" " + value.replace(_WIDE_SPACE, " ") if space else "")
+    named = ", ".join(f"U+{ord(char):04X} ({unicodedata.name(char).lower()})" for char in odd)
+    return (
+        f"{word}: it holds {named} where {flag} wants {wants} (an input method in full-width mode, or autocorrect): "
+        f"type {typed}"
+    )
 
 
 class ValueNamingParser(argparse.ArgumentParser):

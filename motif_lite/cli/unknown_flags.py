@@ -315,7 +315,10 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     command = parser.prog.split()[-1]  # "motif-lite run" -> "run"; "motif-lite" itself without a command
     flags_by_advice: dict[str, list[str]] = {}  # advice -> the flags given it, in the order typed
     runs = []
-    for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-")):
+    # A flag typed with full-width or typographic dashes (a Korean or Japanese input method on): said as such, not
+    # taken for words of the prompt.
+    lookalikes = {word: hint for word in extras if (hint := flag_spelling.lookalike_hint(word, known))}
+    for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-") and word not in lookalikes):
         if hint := _flag_hint(flag, command, known, extras[index + 1 : index + 2], args):
             flags_by_advice.setdefault(hint.removeprefix(f"{flag}: "), []).append(flag)
         elif _left_to_run(flag, command, known):
@@ -324,10 +327,11 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
             flags_by_advice.setdefault(f"did you mean {meant}?", []).append(flag)
     # One line per advice: stable-diffusion.cpp's --offload-to-cpu --vae-tiling --clip-on-cpu got the same
     # sentence three times over.
-    hints = [f"{', '.join(flags)}: {advice}" for advice, flags in flags_by_advice.items()]
+    hints = [*lookalikes.values(), *(f"{', '.join(flags)}: {advice}" for advice, flags in flags_by_advice.items())]
     if runs:
         hints.append(f"{', '.join(runs)}: {_LEFT_TO_RUN[command]}")
-    if not any(word.startswith("-") for word in extras):  # words alone: a path without its flag, or a prompt
+    # Words alone: a path without its flag, or a prompt.
+    if not lookalikes and not any(word.startswith("-") for word in extras):
         placed = {word: hint for word in extras if (hint := path_hint(word, known)) is not None}
         hints.extend(placed.values())
         loose = [word for word in extras if word not in placed]
