@@ -1,0 +1,114 @@
+"""A user who writes in Korean or Japanese: prompts in Hangul, kana and kanji, typed with an input method that gives
+full-width dashes and spaces, or copied from macOS in decomposed form (NFD)."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from tiny_text import make_tiny_text_encoder
+
+from motif_lite import cli
+from motif_lite.config import MAX_PROMPT_TOKENS
+from motif_lite.encoders.text import load_tokenizer, prompt_truncation
+from motif_lite.request import GenerationRequest
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_text")
+    make_tiny_text_encoder(root)
+    return load_tokenizer(root)
+
+
+def reference_tokens(tokenizer, prompt: str) -> list[int]:
+    """The tokens diffusers' Motif-Video pipeline gives the text encoder for `prompt` (its tokenizer call), pads
+    left out."""
+    encoded = tokenizer(
+        prompt, padding="max_length", max_length=MAX_PROMPT_TOKENS, truncation=True, add_special_tokens=True
+    )
+    return [token for token, kept in zip(encoded["input_ids"], encoded["attention_mask"], strict=True) if kept]
+
+
+# Long prompts the tiny vocabulary spells byte by byte (3 tokens a character, as the official one spells a syllable
+# or kanji it lacks): Japanese and Chinese have no spaces between words.
+_JAPANESE = "".join(chr(0x4E00 + 37 * i) + "のきつね"[i % 4] for i in range(120))  # kanji and kana, all distinct pairs
+_KOREAN = " ".join(chr(0xAC00 + 90 * i) + chr(0xAC00 + 90 * i + 5) for i in range(120))
+
+
+@pytest.mark.parametrize("prompt", [_JAPANESE, _KOREAN], ids=["japanese", "korean"])
+def test_a_cut_prompt_is_quoted_up_to_where_the_reference_cuts_it(tokenizer, prompt):
+    # The advice quoted the decoded kept tokens' last 8 "words": for Japanese all 500 tokens of it, and the cut
+    # character's byte tokens turned the whole run around it into U+FFFD.
+    cut = prompt_truncation(tokenizer, prompt)
+    assert cut is not None and cut.tokens > MAX_PROMPT_TOKENS
+    ending = cut.kept_ending
+    assert "\ufffd" not in ending and 0 < len(ending) <= 30, ending
+    assert prompt.count(ending) == 1
+    kept_text = prompt[: prompt.index(ending) + len(ending)]
+    ours, reference = tokenizer(kept_text)["input_ids"], reference_tokens(tokenizer, prompt)
+    # The quoted text ends where the reference's tokens do, but for the bytes of the one character cut between them.
+    assert reference[: len(ours)] == ours and len(reference) - len(ours) < 3
+
+
+@pytest.mark.parametrize(
+    "prompt, language",
+    [
+        ("붉은 여우 きつね 狐", "Korean"),  # Hangul most, a Japanese word: was "Japanese" for any kana
+        ("한국 韓國 大韓民國", "Korean"),  # hanja beside Hangul: was "Chinese" by the most letters
+        ("ｷﾂﾈ ﾄ ｲﾇ", "Japanese"),  # half-width katakana: was "Halfwidth script"
+        ("赤い狐が雪原を走る", "Japanese"),
+        ("一只红狐狸在雪地里奔跑", "Chinese"),
+    ],
+)
+def test_the_language_note_names_the_language_of_most_letters(tmp_path, prompt, language):
+    request = GenerationRequest(prompt=prompt, output=tmp_path / "fox.mp4")
+    notes = [note for note in request.resolve()[1] if "English captions" in note]
+    assert len(notes) == 1 and notes[0].startswith(f"the prompt is mostly in {language}:"), notes
+
+
+def test_a_decomposed_prompt_is_noted_as_read_otherwise_than_typed(tmp_path, tokenizer):
+    # macOS file names and some input methods give Hangul as its letters (NFD). Neither the tokenizer nor diffusers
+    # composes them: other tokens than for the same words typed composed, which the note says (never rewritten).
+    def composition_notes(prompt: str) -> list[str]:
+        request = GenerationRequest(prompt=prompt, output=tmp_path / "fox.mp4")
+        resolved, notes = request.resolve()
+        assert resolved.prompt == prompt
+        return [note for note in notes if "NFD" in note]
+
+    composed = "눈 속을 달리는 붉은 여우, café"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert reference_tokens(tokenizer, decomposed) != reference_tokens(tokenizer, composed)
+    (note,) = composition_notes(decomposed)
+    assert note.startswith("the prompt has decomposed characters (Unicode NFD") and "to NFC" in note
+    assert composition_notes(composed) == []
+    assert composition_notes("\uf900 a fox") == []  # a compatibility ideograph: NFC maps it one for one
+
+
+@pytest.mark.parametrize(
+    "typed, hint",
+    [
+        (["－－steps", "4"], "(－－steps: it holds U+FF0D (fullwidth hyphen-minus) where --steps wants a plain '-'"),
+        (["−−seed", "3"], "(−−seed: it holds U+2212 (minus sign) where --seed wants a plain '-'"),
+        (["–steps", "4"], "(–steps: it holds U+2013 (en dash) where --steps wants a plain '-'"),  # autocorrect
+        (["—steps=4"], "type --steps=4)"),
+        (["－W", "64"], "(－W: it holds U+FF0D (fullwidth hyphen-minus) where -W wants a plain '-'"),
+        (["－－Stepz", "4"], "type --steps)"),  # a typo as well
+        (["--steps\u30004"], "it holds U+3000 (ideographic space) where --steps wants a space ("),
+    ],
+)
+def test_a_flag_typed_with_an_input_method_on_is_named(capsys, typed, hint):
+    # Was taken for the rest of an unquoted prompt: 'a prompt goes after -p, in quotes: -p "fox －－steps 4"'.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", *typed])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and hint in err and "a prompt goes after -p" not in err, err
+    assert "Traceback" not in err
+
+
+def test_a_prompt_word_with_a_dash_is_still_taken_for_the_prompt(capsys):
+    # Words that name no flag once typed in ASCII keep the unquoted-prompt hint.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "붉은", "－－", "여우"])
+    err = capsys.readouterr().err
+    assert 'a prompt goes after -p, in quotes: -p "붉은 －－ 여우"' in err and "U+FF0D" not in err, err
