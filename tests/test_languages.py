@@ -6,19 +6,55 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+import torch
 from tiny_text import make_tiny_text_encoder
 
 from motif_lite import cli
 from motif_lite.config import MAX_PROMPT_TOKENS
-from motif_lite.encoders.text import load_tokenizer, prompt_truncation
+from motif_lite.encoders.text import load_text_encoder, load_tokenizer, prompt_truncation
 from motif_lite.request import GenerationRequest
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
+def ckpt(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_text")
     make_tiny_text_encoder(root)
-    return load_tokenizer(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tokenizer(ckpt):
+    return load_tokenizer(ckpt)
+
+
+# Prompts as such a user types them: Hangul, kana and kanji, mixed with English, full-width punctuation and the
+# ideographic space U+3000, emoji, a combining mark, the same Korean decomposed (NFD) as macOS gives it.
+PROMPTS = [
+    "눈 덮인 숲을 달리는 붉은 여우, 황금빛 석양",
+    "雪の森を走る赤いきつね。夕焼け",
+    "a red fox 붉은 여우 🦊 きつね\u3000（狐）！",
+    "e\u0301te\u0301 a\u0300 Séoul",
+    unicodedata.normalize("NFD", "눈 덮인 숲을 달리는 붉은 여우"),
+]
+
+
+def test_such_prompts_are_encoded_as_diffusers_encodes_them(ckpt):
+    # No normalization, stripping or cleaning of our own: the tokens and embeddings of diffusers' Motif-Video
+    # pipeline (its `_get_prompt_embeds`, which uses no state of the pipeline when given a device and dtype).
+    from diffusers import MotifVideoPipeline
+    from transformers import AutoTokenizer, T5Gemma2Encoder
+
+    reference_encoder = T5Gemma2Encoder.from_pretrained(ckpt / "text_encoder", dtype=torch.float32).eval()
+    reference_tokenizer = AutoTokenizer.from_pretrained(ckpt / "tokenizer")
+    with torch.no_grad():
+        ref, ref_mask = MotifVideoPipeline._get_prompt_embeds(
+            None, reference_encoder, reference_tokenizer, PROMPTS, device=torch.device("cpu"), dtype=torch.float32
+        )
+    embeds, mask = load_text_encoder(ckpt, dtype=torch.float32, device="cpu").encode(PROMPTS)
+    lengths = mask.sum(1).tolist()
+    assert lengths == ref_mask.sum(1).tolist()
+    for row, n in enumerate(lengths):
+        torch.testing.assert_close(embeds[row, :n], ref[row, :n], rtol=1e-5, atol=1e-5)
 
 
 def reference_tokens(tokenizer, prompt: str) -> list[int]:
