@@ -42,7 +42,11 @@ def name_too_long(exc: OSError) -> str:
     longest = max(path.split(os.sep), key=lambda part: len(os.fsencode(part)), default="")
     if not longest:
         return f"a file name is too long for this file system ({exc.strerror}): give shorter names"
-    shown = longest if len(longest) <= 60 else f"{longest[:40]}...{longest[-12:]}"
+    # Cut short, it keeps its extensions whole: a run's `-o` of 80 Hangul syllables (240 bytes) is refused for the
+    # latents file kept beside it, and `.latents.safetensors` says which file that is.
+    tail = longest[-24:]
+    extensions = tail[tail.index(".") :] if "." in tail else ""
+    shown = longest if len(longest) <= 60 else f"{longest[:40]}...{max(longest[-12:], extensions, key=len)}"
     return (
         f"a file name is too long for this file system: {path.replace(longest, shown)} (that name is "
         f"{len(os.fsencode(longest))} bytes; most file systems allow 255 per file or folder name): give a shorter one"

@@ -148,3 +148,16 @@ def test_a_prompt_word_with_a_dash_is_still_taken_for_the_prompt(capsys):
         cli.main(["run", "-p", "붉은", "－－", "여우"])
     err = capsys.readouterr().err
     assert 'a prompt goes after -p, in quotes: -p "붉은 －－ 여우"' in err and "U+FF0D" not in err, err
+
+
+def test_a_hangul_output_name_too_long_for_its_latents_file_names_that_file(checkpoint, tmp_path, capsys):
+    # 80 syllables are 240 bytes of UTF-8: the video's name fits the file system's 255, the latents file kept beside
+    # it (for --resume) does not. The message cut the name to its last 12 characters, '....safetensors', which
+    # named no file the user gave.
+    name = "여" * 80
+    args = ["run", "-m", str(checkpoint), "-p", "a fox", "-W", "64", "-H", "64", "--video-frames", "5"]
+    code = cli.main([*args, "--steps", "1", "-o", str(tmp_path / f"{name}.mp4")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
+    assert ".latents.safetensors (that name is 260 bytes;" in err, err
+    assert list(tmp_path.iterdir()) == []
