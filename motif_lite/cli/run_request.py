@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -15,6 +14,14 @@ from motif_lite.cli.common import free_output
 from motif_lite.errors import MotifLiteError, counted
 from motif_lite.paths import quoted, user_path
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
+from motif_lite.request.output_names import (
+    COUNTER_PLACEHOLDERS,
+    DATE_PLACEHOLDERS,
+    PROMPT_PLACEHOLDERS,
+    SEED_PLACEHOLDERS,
+    name_placeholder,
+    video_frame_placeholder,
+)
 
 if TYPE_CHECKING:
     from motif_lite.io.clip import Clip
@@ -314,16 +321,11 @@ _PROMPT_NAME = (
 )
 _DATE_NAME = '-o "fox_$(date +%Y%m%d-%H%M%S).mp4" puts the time in the name'
 _PLACEHOLDER_ADVICE = {
-    "seed": _SEED_NAME,
-    **dict.fromkeys(
-        ("n", "i", "idx", "index", "count", "counter", "num", "number", "batch", "batch_num"), _COUNTER_NAME
-    ),
-    "prompt": _PROMPT_NAME,
-    **dict.fromkeys(("date", "time", "datetime", "timestamp", "now"), _DATE_NAME),
+    **dict.fromkeys(SEED_PLACEHOLDERS, _SEED_NAME),
+    **dict.fromkeys(COUNTER_PLACEHOLDERS, _COUNTER_NAME),
+    **dict.fromkeys(PROMPT_PLACEHOLDERS, _PROMPT_NAME),
+    **dict.fromkeys(DATE_PLACEHOLDERS, _DATE_NAME),
 }
-_NAME_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
-# A frame number's placeholder, in a video file's name: a video holds all its frames.
-_FRAME_PLACEHOLDER = re.compile(r"\{frame(?:_?(?:number|num|index|idx))?\}", re.IGNORECASE)
 
 
 def check_no_stdin_dash(args: argparse.Namespace) -> None:
@@ -371,16 +373,13 @@ def check_no_name_placeholder(output: str | None, naming: str | None = None) -> 
 
     if output is None:
         return
-    name = Path(output).name
-    known = [found for found in _NAME_PLACEHOLDER.finditer(name) if found[1].lower() in _PLACEHOLDER_ADVICE]
-    if known:
-        placeholder, advice = known[0][0], naming or _PLACEHOLDER_ADVICE[known[0][1].lower()]
+    if (known := name_placeholder(output)) is not None:
+        placeholder, advice = known[0], naming or _PLACEHOLDER_ADVICE[known[1].lower()]
         raise RequestError(f"-o {output} has {placeholder}, which motif-lite does not fill in: the file would be named "
                            "with the braces, and each run of a loop would replace the last one's video; name the "
                            f"file in the script instead: {advice}")  # fmt: skip
-    frame = _FRAME_PLACEHOLDER.search(name)
-    if frame is not None and Path(name).suffix.lower() != ".png":  # a .png's: `check_output_path` gives ours
-        frames = Path(output).with_name(Path(name).stem.replace(frame[0], "%03d") + ".png")
+    if (frame := video_frame_placeholder(output)) is not None:
+        frames = Path(output).with_name(Path(output).stem.replace(frame[0], "%03d") + ".png")
         raise RequestError(f"-o {output} has {frame[0]}, which motif-lite does not fill in: a video file holds all "
                            f"its frames; for a PNG per frame give -o {quoted(frames)}")  # fmt: skip
 

@@ -9,6 +9,7 @@ import gc
 import inspect
 import logging
 import os
+import threading
 import time
 import traceback
 import weakref
@@ -118,6 +119,20 @@ def _frees_memory_when_stopped(method: Callable) -> Callable:
             raise
 
     return stoppable
+
+
+def _one_call_at_a_time(method: Callable) -> Callable:
+    """`method` (`generate`, `set_loras`) run by one thread at a time on a pipeline: a host application's threads
+    (a UI's workers, a web app's requests) calling it at once wait for the call before them. Two runs at once would
+    need twice the memory the pipeline was planned for, and `set_loras` would take the transformer away from a run
+    part way. Reentrant: a callback of a run may call the pipeline from that run's own thread."""
+
+    @functools.wraps(method)
+    def one_at_a_time(self, *args, **kwargs):
+        with self._calls:
+            return method(self, *args, **kwargs)
+
+    return one_at_a_time
 
 
 def _on_its_device(method: Callable) -> Callable:
@@ -278,6 +293,7 @@ class MotifVideoPipeline:
         # The last texts and first frame encoded, kept for the next videos (a batch, a server's repeated prompts).
         self.kept_encodings = KeptEncodings()
         self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
+        self._calls = threading.RLock()  # held by the `generate` or `set_loras` that runs (`_one_call_at_a_time`)
 
     @property
     def transformer(self) -> MotifVideoTransformer | None:
@@ -324,6 +340,7 @@ class MotifVideoPipeline:
         return resolve_settings(request, configs, transformer, self.dtype_setting, audience=audience)
 
     @_frees_memory_when_stopped
+    @_one_call_at_a_time
     @_on_its_device
     def set_loras(self, loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> None:
         """Replace the transformer's LoRAs with `loras` (what `load_pipeline(loras=...)` takes; [] removes them all)
@@ -355,6 +372,7 @@ class MotifVideoPipeline:
         gc.collect()
 
     @_frees_memory_when_stopped
+    @_one_call_at_a_time
     @_on_its_device
     def generate(
         self,

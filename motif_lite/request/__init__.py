@@ -46,6 +46,7 @@ from motif_lite.request.advice import (
 )
 from motif_lite.request.clip_checks import ClipSizeError, checked_clip
 from motif_lite.request.clip_checks import extension_notes as _extension_notes
+from motif_lite.request.output_names import check_no_placeholder
 from motif_lite.request.size_checks import STRETCH_NOTED as STRETCH_NOTED
 from motif_lite.request.size_checks import (
     beyond_training_notes,
@@ -378,7 +379,9 @@ class GenerationRequest:
         clip_frames = clip.frames if clip is not None else None
         written = None if frames_known is None else extended_frames(frames_known, clip_frames)
         output, output_notes = _output_to_write(self.output)
-        if check("output", check_output_path, output, written) is not None and fps_ok:
+        named = check("output", check_no_placeholder, output)  # first: a name with braces passes the path checks
+        output_ok = named and check("output", check_output_path, output, written)
+        if output_ok and fps_ok:
             check("fps", lambda: check_output_fps(output, self.fps, frames=written))  # a WebP's length too
         read = check("image", read_image, self.image) if self.image is not None else None  # names an unreadable file
         image, image_notes = read if read is not None else (None, [])

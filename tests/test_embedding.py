@@ -1,0 +1,137 @@
+"""motif-lite's Python API inside a host application that lives for days (a ComfyUI node, a Gradio app, a Jupyter
+kernel): one pipeline loaded once, `generate` called from the host's worker threads, requests built by its code."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+import pytest
+import torch
+
+from motif_lite import GenerationRequest, RequestError, load_pipeline
+
+TINY = dict(width=48, height=32, frames=5, steps=3, seed=3)
+WAIT_S = 3.0  # how long a run part way waits for a call from another thread to start (it must not)
+
+
+@pytest.fixture(scope="module")
+def pipe(shared_checkpoint):
+    return load_pipeline(shared_checkpoint[0], dtype="fp32", device="cpu", kernels="torch")
+
+
+@pytest.mark.parametrize(
+    "name, advice",
+    [
+        ("fox_{seed}.mp4", "output=f'{folder}/fox_{{seed}}.mp4' (give seed=seed too"),
+        ("clip{n}.mp4", "output=f'{folder}/clip{{n}}.mp4'"),
+        ("fox_{date}.webm", "output=f'{folder}/fox_{{date}}.webm'"),
+        ("fox_{frame}.mp4", "for a PNG per frame give output='{folder}/fox_%03d.png'"),
+    ],
+)
+def test_an_output_with_a_placeholder_is_refused_with_pythons_way_to_fill_it(pipe, tmp_path, name, advice):
+    # `output="fox_{seed}.mp4"` (an f-string's missing f, or another tool's placeholder) was written as named, braces
+    # and all, where `motif-lite run -o` refuses it: each call of a node's loop replaced the last one's video.
+    with pytest.raises(RequestError, match="which motif-lite does not fill in") as refused:
+        pipe.generate(GenerationRequest("a fox", **TINY, output=str(tmp_path / name)))
+    assert advice.format(folder=tmp_path) in str(refused.value)
+    assert refused.value.fields == ("output",)
+    assert list(tmp_path.iterdir()) == []  # refused before any work
+
+
+def test_braces_that_are_no_placeholder_stay_part_of_the_name(tmp_path):
+    for plain in ("fox_{v2}.mp4", "fox {}.mp4", "{seed}/fox.mp4"):
+        output = tmp_path / plain
+        output.parent.mkdir(exist_ok=True)
+        assert GenerationRequest("a fox", **TINY, output=output).resolve()[0].output == output
+
+
+def test_calls_from_two_threads_at_once_run_one_after_the_other(pipe, tmp_path):
+    # Two threads of a host (a Gradio app's requests) ran two videos at once on one pipeline: twice the memory it
+    # was planned for on a GPU, and `set_loras` could take the transformer from a run part way.
+    events: list[tuple[str, str, int]] = []
+    first_inside, second_started = threading.Event(), threading.Event()
+
+    def first_progress(stage: str, done: int, total: int) -> None:
+        events.append(("first", stage, done))
+        if stage == "denoise" and done == 1:
+            first_inside.set()
+            second_started.wait(WAIT_S)  # the second call, were it let in, starts now
+
+    def second_progress(stage: str, done: int, total: int) -> None:
+        second_started.set()
+        events.append(("second", stage, done))
+
+    results = {}
+
+    def call(name: str, on_progress) -> None:
+        request = GenerationRequest("a fox", **TINY, output=tmp_path / f"{name}.mp4")
+        results[name] = pipe.generate(request, on_progress=on_progress)
+
+    first = threading.Thread(target=call, args=("first", first_progress))
+    first.start()
+    assert first_inside.wait(60)
+    second = threading.Thread(target=call, args=("second", second_progress))
+    second.start()
+    first.join(120)
+    second.join(120)
+    assert sorted(results) == ["first", "second"]
+    callers = [caller for caller, _, _ in events]
+    assert callers == sorted(callers), events  # every report of the first run before the second's first one
+
+
+def test_set_loras_from_another_thread_waits_for_the_run(pipe, tmp_path):
+    run_inside, loras_set = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            run_inside.set()
+            loras_set.wait(WAIT_S)  # set_loras, were it let in, replaces the transformer now
+
+    def set_loras() -> None:
+        pipe.set_loras([])
+        order.append("set_loras")
+        loras_set.set()
+
+    switch = threading.Thread(target=set_loras)
+    run = threading.Thread(target=lambda: (pipe.generate(request, on_progress=on_progress), order.append("run")))
+    request = GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")
+    run.start()
+    assert run_inside.wait(60)
+    switch.start()
+    run.join(120)
+    switch.join(120)
+    assert order == ["run", "set_loras"]
+    assert pipe.transformer is not None
+
+
+def _host_state() -> dict:
+    """What a host application owns and a library must leave as it found it."""
+    root = logging.getLogger()
+    return {
+        "root logger": (root.level, list(root.handlers), logging.root.manager.disable),
+        "torch threads": (torch.get_num_threads(), torch.get_num_interop_threads()),
+        "torch defaults": (torch.get_default_dtype(), torch.get_float32_matmul_precision(), torch.is_grad_enabled()),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "signal handlers": {signum: signal.getsignal(signum) for signum in signal.valid_signals() if signum < 32},
+        "exception hooks": (sys.excepthook, threading.excepthook),
+        "folder": os.getcwd(),
+        "streams": (sys.stdout, sys.stderr),
+        "environment": dict(os.environ),
+    }
+
+
+def test_generate_from_a_worker_thread_leaves_the_hosts_state_as_it_was(pipe, tmp_path):
+    before = _host_state()
+    worker = threading.Thread(
+        target=lambda: pipe.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4"))
+    )
+    worker.start()
+    worker.join(120)
+    assert (tmp_path / "fox.mp4").is_file()  # it ran: no signal handler to install outside the main thread
+    after = _host_state()
+    assert {key: value for key, value in after.items() if value != before[key]} == {}
