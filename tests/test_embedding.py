@@ -3,11 +3,14 @@ kernel): one pipeline loaded once, `generate` called from the host's worker thre
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
+import warnings
 
 import pytest
 import torch
@@ -122,6 +125,7 @@ def _host_state() -> dict:
         "folder": os.getcwd(),
         "streams": (sys.stdout, sys.stderr),
         "environment": dict(os.environ),
+        "warnings filters": list(warnings.filters),
     }
 
 
@@ -135,3 +139,38 @@ def test_generate_from_a_worker_thread_leaves_the_hosts_state_as_it_was(pipe, tm
     assert (tmp_path / "fox.mp4").is_file()  # it ran: no signal handler to install outside the main thread
     after = _host_state()
     assert {key: value for key, value in after.items() if value != before[key]} == {}
+
+
+# A host's process: the libraries motif-lite uses are imported first (their own loggers, warnings filters and
+# environment are theirs), then motif_lite is, and a pipeline loaded. Warnings filters are left out: transformers
+# adds its own as it imports its parts on first use.
+HOST = """
+import json, logging, os, signal, sys, threading
+import huggingface_hub, numpy, PIL.Image, safetensors, torch, tqdm, transformers
+
+def state():
+    root = logging.getLogger()
+    return repr({
+        "root logger": (root.level, root.handlers, logging.root.manager.disable),
+        "torch": (torch.get_num_threads(), torch.get_default_dtype(), torch.get_float32_matmul_precision(),
+                  torch.is_grad_enabled(), torch.are_deterministic_algorithms_enabled()),
+        "signal handlers": {s: signal.getsignal(s) for s in signal.valid_signals() if s < 32},
+        "exception hooks": (sys.excepthook, threading.excepthook),
+        "folder": os.getcwd(),
+        "environment": sorted(os.environ.items()),
+    })
+
+before = state()
+from motif_lite import load_pipeline
+load_pipeline(sys.argv[1], dtype="fp32", device="cpu", kernels="torch")
+print(json.dumps([before, state()]))
+"""
+
+
+def test_importing_motif_lite_and_loading_leave_the_hosts_state_as_it_was(shared_checkpoint):
+    done = subprocess.run(
+        [sys.executable, "-c", HOST, str(shared_checkpoint[0])], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    before, after = json.loads(done.stdout.splitlines()[-1])
+    assert after == before
