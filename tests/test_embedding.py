@@ -3,6 +3,7 @@ kernel): one pipeline loaded once, `generate` called from the host's worker thre
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -174,3 +176,29 @@ def test_importing_motif_lite_and_loading_leave_the_hosts_state_as_it_was(shared
     assert done.returncode == 0, done.stderr
     before, after = json.loads(done.stdout.splitlines()[-1])
     assert after == before
+
+
+class Cancelled(Exception):
+    """A host's own cancel, raised from `on_progress`."""
+
+
+def test_a_pipeline_let_go_of_is_freed_without_a_collection_after_a_run_and_a_cancel(shared_checkpoint, tmp_path):
+    # A host that drops its pipeline (another checkpoint picked in its UI) gets its memory back at once: nothing of
+    # the pipeline waits in a reference cycle for the garbage collector, which may not run for a long time.
+    def cancel(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            raise Cancelled
+
+    pipe = load_pipeline(shared_checkpoint[0], dtype="fp32", device="cpu", kernels="torch")
+    parts = [weakref.ref(part) for part in (pipe, pipe.transformer, pipe.vae, pipe.text_encoder)]
+    pipe.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4"))
+    with pytest.raises(Cancelled):
+        pipe.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "cat.mp4"), on_progress=cancel)
+    gc.disable()
+    try:
+        del pipe
+        assert [part() is None for part in parts] == [True] * 4
+    finally:
+        gc.enable()
+    again = load_pipeline(shared_checkpoint[0], dtype="fp32", device="cpu", kernels="torch")
+    assert again.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")).output.is_file()
