@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from motif_lite import GenerationRequest, RequestError, load_pipeline
+from motif_lite.errors import ConfigError
 
 TINY = dict(width=48, height=32, frames=5, steps=3, seed=3)
 WAIT_S = 3.0  # how long a run part way waits for a call from another thread to start (it must not)
@@ -202,3 +203,24 @@ def test_a_pipeline_let_go_of_is_freed_without_a_collection_after_a_run_and_a_ca
         gc.enable()
     again = load_pipeline(shared_checkpoint[0], dtype="fp32", device="cpu", kernels="torch")
     assert again.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")).output.is_file()
+
+
+def test_a_callback_that_calls_its_own_pipeline_is_refused_rather_than_hanging(pipe, tmp_path):
+    # The second call would wait for the first, which waits for its callback: the host's thread would hang for good.
+    def generate_again(stage: str, done: int, total: int) -> None:
+        pipe.generate(GenerationRequest("a cat", **TINY, output=tmp_path / "cat.mp4"))
+
+    raised = []
+
+    def call() -> None:
+        try:
+            pipe.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4"), on_progress=generate_again)
+        except ConfigError as exc:
+            raised.append(str(exc))
+
+    worker = threading.Thread(target=call, daemon=True)  # a daemon: a hung one does not keep pytest from ending
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the callback's call hung"
+    assert len(raised) == 1 and "while this pipeline's generate runs, from its own thread" in raised[0], raised
+    assert pipe.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")).output.is_file()

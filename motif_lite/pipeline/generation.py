@@ -125,12 +125,23 @@ def _one_call_at_a_time(method: Callable) -> Callable:
     """`method` (`generate`, `set_loras`) run by one thread at a time on a pipeline: a host application's threads
     (a UI's workers, a web app's requests) calling it at once wait for the call before them. Two runs at once would
     need twice the memory the pipeline was planned for, and `set_loras` would take the transformer away from a run
-    part way. Reentrant: a callback of a run may call the pipeline from that run's own thread."""
+    part way. Called from inside a call (a callback of `generate`, on its thread), it is refused: waiting there
+    would hang the thread for good."""
 
     @functools.wraps(method)
     def one_at_a_time(self, *args, **kwargs):
+        if self._calling_thread == threading.get_ident():
+            raise ConfigError(
+                f"pipe.{method.__name__} was called while this pipeline's {self._calling_method} runs, from its "
+                "own thread (a callback such as on_progress): a pipeline runs one call at a time; call it after "
+                f"{self._calling_method} returns"
+            )
         with self._calls:
-            return method(self, *args, **kwargs)
+            self._calling_thread, self._calling_method = threading.get_ident(), method.__name__
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._calling_thread, self._calling_method = None, None
 
     return one_at_a_time
 
@@ -293,7 +304,10 @@ class MotifVideoPipeline:
         # The last texts and first frame encoded, kept for the next videos (a batch, a server's repeated prompts).
         self.kept_encodings = KeptEncodings()
         self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
-        self._calls = threading.RLock()  # held by the `generate` or `set_loras` that runs (`_one_call_at_a_time`)
+        # Held by the `generate` or `set_loras` that runs, with its thread and name (`_one_call_at_a_time`).
+        self._calls = threading.Lock()
+        self._calling_thread: int | None = None
+        self._calling_method: str | None = None
 
     @property
     def transformer(self) -> MotifVideoTransformer | None:
