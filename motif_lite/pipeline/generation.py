@@ -130,13 +130,16 @@ def _one_call_at_a_time(method: Callable) -> Callable:
 
     @functools.wraps(method)
     def one_at_a_time(self, *args, **kwargs):
+        calls = getattr(self, "_calls", None)
+        if calls is None:  # a pipeline not made by __init__ holds no model to share: its calls check arguments
+            return method(self, *args, **kwargs)
         if self._calling_thread == threading.get_ident():
             raise ConfigError(
                 f"pipe.{method.__name__} was called while this pipeline's {self._calling_method} runs, from its "
                 "own thread (a callback such as on_progress): a pipeline runs one call at a time; call it after "
                 f"{self._calling_method} returns"
             )
-        with self._calls:
+        with calls:
             self._calling_thread, self._calling_method = threading.get_ident(), method.__name__
             try:
                 return method(self, *args, **kwargs)
