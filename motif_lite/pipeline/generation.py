@@ -415,6 +415,9 @@ class MotifVideoPipeline:
         `on_progress(stage, done, total)` may raise to stop the run (cancelling from code): that exception comes out
         of `generate` unchanged, after the work is kept as for any failure (below).
 
+        One call at a time: called from several threads at once, each call waits for the one before it to return
+        (`set_loras` too); called from a callback of this pipeline's own run, it is a `ConfigError`.
+
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
         steps (default: a quarter of the steps, rounded up: up to 3 previews), not after the last step.
 
