@@ -28,8 +28,10 @@ from video_frames import diffusers_frames, read_png_frames
 
 from motif_lite import load_pipeline, load_transformer
 from motif_lite.cli import main as cli_main
+from motif_lite.cli.common import lora_args
 from motif_lite.config import TransformerConfig
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.paths import user_path
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
@@ -581,6 +583,27 @@ def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, monkeypatch):
     # The same typo after a `~` path: the check that the file before the colon exists reads `~` as the file does.
     with pytest.raises(LoRAError, match="the strength 'abc' is not a number; use FILE:STRENGTH, e.g. ~/peft:0.8"):
         LoRASpec.parse("~/peft:abc")
+
+
+def test_a_lora_named_tilde_here_is_not_the_home_folder(tmp_path, monkeypatch):
+    # `./~` names a file called ~ in the working folder; only a path that starts with `~` is the home folder, as a
+    # shell reads it. pathlib drops the `./`, so the `~` left over was read as the home folder (its one LoRA).
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir(), home.mkdir()
+    (work / "~").write_bytes(b"a LoRA file named ~")
+    (home / "x.safetensors").write_bytes(b"a LoRA file in the home folder")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(home))
+    here = (work / "~").resolve()
+    assert LoRASpec.parse("./~").path.resolve() == here
+    assert LoRASpec.parse("./~:0.5").path.resolve() == here and LoRASpec.parse("./~:0.5").strength == 0.5
+    assert [spec.path.resolve() for spec in lora_specs(["./~", ("./~", 0.3)])] == [here, here]
+    assert user_path(LoRASpec.parse("./~").path).resolve() == here  # as the server reads the path again
+    assert lora_args(["./~:0.5"]) == [(LoRASpec.parse("./~").path, 0.5)]
+    # A leading `~` is still the home folder: a folder holding one LoRA stands for it.
+    assert LoRASpec.parse("~") == LoRASpec(home / "x.safetensors")
+    assert LoRASpec.parse("~/x.safetensors:0.8") == LoRASpec(home / "x.safetensors", 0.8)
+    assert lora_specs([("~/x.safetensors", 0.5)]) == [LoRASpec(home / "x.safetensors", 0.5)]
 
 
 def test_shape_mismatch_names_the_module(tmp_path, targets):

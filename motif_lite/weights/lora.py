@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import os
 import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -111,7 +112,7 @@ class LoRASpec:
         that colon exists too."""
         path, sep, tail = text.rpartition(":")
         if sep and user_path(text).exists() and not user_path(path).exists():
-            return cls(_lora_file(Path(text)))
+            return cls(_lora_file(text))
         # `style.safetensors:0.8:extra`: a file, then more than one strength (was "LoRA file not found")
         missing = sep and not user_path(text).exists() and not user_path(path).exists()
         if missing and (found := _file_before_a_colon(text)) is not None:
@@ -125,11 +126,11 @@ class LoRASpec:
                     raise LoRAError(
                         f"--lora {text}: the strength {tail!r} is not a number; use FILE:STRENGTH, e.g. {path}:0.8"
                     ) from None
-                return cls(_lora_file(Path(text)))  # a path with a colon in it
+                return cls(_lora_file(text))  # a path with a colon in it
             if not math.isfinite(strength):
                 raise LoRAError(f"LoRA strength must be a finite number, got {tail!r} in {text!r}")
-            return cls(_lora_file(Path(path)), strength)
-        return cls(_lora_file(Path(text)))
+            return cls(_lora_file(path), strength)
+        return cls(_lora_file(text))
 
 
 def _file_before_a_colon(text: str) -> tuple[str, str] | None:
@@ -169,7 +170,7 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
             specs.append(entry)
             continue
         if isinstance(entry, str | Path):
-            specs.append(LoRASpec(_lora_file(Path(entry))))
+            specs.append(LoRASpec(_lora_file(entry)))
             continue
         path, strength = entry if isinstance(entry, tuple | list) and len(entry) == 2 else (None, None)
         number = isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength)
@@ -178,7 +179,7 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
                 f"each LoRA is a file or a (file, strength) pair with a finite number as strength, e.g. "
                 f"('style.safetensors', 0.8); got {entry!r}"
             )
-        specs.append(LoRASpec(_lora_file(Path(path)), float(strength)))
+        specs.append(LoRASpec(_lora_file(path), float(strength)))
     for spec in specs:
         if isinstance(spec, LoRASpec) and not spec.path.is_file():
             raise LoRAError(_not_found(spec.path))
@@ -603,10 +604,14 @@ def _share(part: int, layers: int) -> str:
     return f"{part} of its {layers} layers {'is' if part == 1 else 'are'}"
 
 
-def _lora_file(path: Path) -> Path:
-    """The LoRA file `path` names: a folder holding one .safetensors file (as diffusers' `save_lora_weights` and
-    `hf download` leave one) stands for that file. `~` is the home folder, as in a shell (the Python API's paths)."""
-    path = user_path(path)
+def _lora_file(given: str | os.PathLike) -> Path:
+    """The LoRA file `given` names: a folder holding one .safetensors file (as diffusers' `save_lora_weights` and
+    `hf download` leave one) stands for that file. A leading `~` is the home folder, as in a shell (the Python API's
+    paths); `./~` is a file or folder named `~` here, kept absolute: pathlib drops the `./`, and a later reader of
+    the path (`user_path`) would take what is left for the home folder."""
+    path = user_path(given)
+    if not os.fspath(given).startswith("~") and str(path).startswith("~"):
+        path = path.absolute()
     if not path.is_dir():
         return path
     files = sorted(f for f in path.iterdir() if has_extension(f, ".safetensors") and f.is_file())
