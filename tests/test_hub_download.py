@@ -1010,6 +1010,31 @@ def test_the_cpu_time_question_comes_before_a_gguf_variant_downloads(
     assert "downloading" not in err and fake_hub.downloads == fake_hub.listed == []
 
 
+def test_the_cpu_time_question_before_a_download_counts_the_lora_adapters_work(
+    checkpoint, fake_hub, slow_cpu, monkeypatch, tmp_path
+):
+    # The checkpoint in the cache, the GGUF variant not: its packed layers keep a LoRA's adapters beside them, whose
+    # work the run's estimate counts after the download. The question before it counted the transformer alone.
+    from test_lora_estimates import write_heavy_lora
+
+    from motif_lite.preflight import locate_sources
+
+    repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B"
+    shutil.copytree(checkpoint, repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    lora = write_heavy_lora(tmp_path / "heavy.safetensors", locate_sources(checkpoint).transformer.value)
+    questions = answering(monkeypatch, "n")
+    # A small video of many steps: the tiny transformer's linears, which the adapters sit beside, are most of its work.
+    args = ["run", "--gguf", "Q4_K_M", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cpu"]
+    args += ["-W", "128", "-H", "128", "--video-frames", "17", "--steps", "1000"]
+    assert cli.main(args) == cli.main([*args, "--lora", f"{lora}:0.5"]) == cli.EXIT_USER_ERROR
+    assert len(questions) == 2 and all("(downloading " in question for question in questions), questions
+    without, with_lora = (float(re.search(r" is (\S+) FLOPs", question)[1]) for question in questions)
+    assert with_lora > 1.5 * without
+    assert fake_hub.downloads == []
+
+
 def test_local_mistakes_are_said_before_the_cpu_time_question_and_the_download(
     fake_hub, slow_cpu, monkeypatch, tmp_path, capsys
 ):

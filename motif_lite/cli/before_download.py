@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.prepare import (
+    checked_lora_files,
     first_step,
     plans_nothing,
     refuse_what_no_plan_fits,
@@ -96,8 +97,8 @@ def ask_before_download(
             return
         estimate = _estimate_at_hand(args, device, at_hand)
         if estimate is not None:
-            settings, configs, dtype, quantizing = estimate
-            question.ask(requests[0], settings, configs, dtype, len(requests), quantizing, download=plan)
+            settings, configs, dtype, quantizing, adapter_macs = estimate
+            question.ask(requests[0], settings, configs, dtype, len(requests), quantizing, plan, adapter_macs)
 
     return before_download
 
@@ -192,22 +193,26 @@ def _at_hand(
 
 def _estimate_at_hand(
     args: argparse.Namespace, device: str | torch.device, at_hand: tuple[ModelSources, Settings] | None
-) -> tuple[Settings, CheckpointConfigs, torch.dtype, dict[str, float]] | None:
-    """What the CPU time estimate counts with before a download (`cpu_time_note`'s settings, configs, dtype and
-    quantizing), from the sources and settings `at_hand`; None on a device other than the CPU, and where the flags or
-    files have a problem (nothing at hand, a device or dtype refused), which the checks go on to name."""
+) -> tuple[Settings, CheckpointConfigs, torch.dtype, dict[str, float], dict[str, int]] | None:
+    """What the CPU time estimate counts with before a download (`cpu_time_note`'s settings, configs, dtype,
+    quantizing and the work of the --lora adapters beside packed layers, as the run counts them after it), from the
+    sources and settings `at_hand`; None on a device other than the CPU, and where the flags or files have a problem
+    (nothing at hand, a device or dtype refused, a LoRA that does not fit), which the checks go on to name."""
+    from motif_lite.cli.common import lora_args
     from motif_lite.devices import resolve_device
     from motif_lite.errors import MotifLiteError
+    from motif_lite.preflight import packed_adapter_macs
     from motif_lite.settings import resolve_dtype
 
     if at_hand is None:
         return None
+    sources, settings = at_hand
     try:
         target = resolve_device(device)
         if target.type != "cpu":
             return None
         dtype = resolve_dtype(args.dtype, target).value
+        loras = checked_lora_files(lora_args(getattr(args, "lora", None) or []), sources)
     except MotifLiteError:
         return None
-    sources, settings = at_hand
-    return settings, sources.configs, dtype, quantizing_seconds(sources)
+    return settings, sources.configs, dtype, quantizing_seconds(sources), packed_adapter_macs(sources, loras, dtype)

@@ -18,7 +18,7 @@ import socket
 import sqlite3
 import sys
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     from motif_lite.server.app import ServerConfig
     from motif_lite.server.submission import TooLong
     from motif_lite.settings import Settings
+    from motif_lite.weights.lora import LoRAFile
 
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
 MAX_PORT = 65535
@@ -579,11 +580,13 @@ SMALL_CPU_VIDEO = {"width": 256, "height": 256, "frames": 9, "steps": 2}
 
 def cpu_time_limit(
     pipe: MotifVideoPipeline, dtype: torch.dtype
-) -> Callable[[GenerationRequest, Settings], TooLong | None]:
+) -> Callable[[GenerationRequest, Settings, Sequence[LoRAFile]], TooLong | None]:
     """For a server on the CPU without --max-video: a job that `motif-lite run` would ask about (estimated over
     ~10 minutes at this CPU's matrix-multiply rate and fixed cost per transformer call, measured once now) is
     refused with the estimate and the fields that make it that long, so that a default-size request cannot hold
-    the queue for months."""
+    the queue for months. The work of the LoRA adapters beside packed layers counts, as `run` counts it: the job's
+    LoRA files (the limit's third argument), or where it names none the server's own (--lora)."""
+    from motif_lite.preflight import packed_adapter_macs
     from motif_lite.run_estimates import long_cpu_run, run_flops, transformer_calls
     from motif_lite.runtime import cost
     from motif_lite.server.submission import TooLong
@@ -591,10 +594,14 @@ def cpu_time_limit(
     throughput = cost.measure_matmul_flops(dtype)
     call_seconds = cost.measure_call_seconds(pipe.sources.transformer.value, dtype)
     configs = pipe.sources.configs
+    own_loras = pipe.loras.files if pipe.loras is not None else []
+    own_macs = packed_adapter_macs(pipe.sources, own_loras, dtype)
 
-    def too_long(request: GenerationRequest, settings: Settings) -> TooLong | None:
+    def too_long(request: GenerationRequest, settings: Settings, loras: Sequence[LoRAFile] = ()) -> TooLong | None:
+        macs = packed_adapter_macs(pipe.sources, loras, dtype) if loras else own_macs
+
         def estimate(asked: GenerationRequest) -> str | None:
-            flops, calls = run_flops(asked, settings, configs), transformer_calls(asked, settings)
+            flops, calls = run_flops(asked, settings, configs, macs), transformer_calls(asked, settings)
             return long_cpu_run(asked, flops, dtype, throughput, calls=calls, call_seconds=call_seconds)
 
         said = estimate(request)

@@ -66,7 +66,7 @@ from motif_lite.pipeline.recipe import LoadedTransformer, TransformerRecipe, loa
 from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewFn, ProgressFn, first_step_overhead
 from motif_lite.pipeline.resuming import earlier_run_note, resumed_state
 from motif_lite.pipeline.step_watch import StepWatch
-from motif_lite.preflight import check_loras
+from motif_lite.preflight import check_loras, packed_adapter_macs
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest, RequestError, ResolvedRequest
 from motif_lite.request import first_frame_sha256 as checksum_of_first_frame
@@ -546,9 +546,12 @@ class MotifVideoPipeline:
 
     def _warn_long_cpu_run(self, request: GenerationRequest, settings: Settings) -> None:
         """Log the estimate `motif-lite run` would ask about (`cpu_time_note`), in the Python API's keywords, when
-        this CPU run is estimated at over LONG_CPU_RUN_SECONDS; a short run costs no measuring."""
+        this CPU run is estimated at over LONG_CPU_RUN_SECONDS; a short run costs no measuring. The LoRA adapters
+        kept beside packed layers count, as the command line counts them (`packed_adapter_macs`)."""
         configs = self.sources.configs if self.sources is not None else CheckpointConfigs()
-        note = cpu_time_note(request, settings, configs, self.dtype, in_python=True)
+        loras = self.loras.files if self.loras is not None and self.sources is not None else []
+        macs = packed_adapter_macs(self.sources, loras, self.dtype) if loras else None
+        note = cpu_time_note(request, settings, configs, self.dtype, in_python=True, adapter_macs=macs)
         if note is not None:
             logger.warning("%s; starting it anyway (a library call does not ask)", note)
 

@@ -17,7 +17,7 @@ import dataclasses
 import hmac
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.runtime.planner import Plan
     from motif_lite.settings import Settings
+    from motif_lite.weights.lora import LoRAFile
 
 STATIC = Path(__file__).parent / "static"
 SCHEMA_PATHS = ("/openapi.json", "/docs", "/redoc")  # where FastAPI serves its OpenAPI schema and its pages
@@ -101,8 +102,9 @@ class ServerConfig:
     max_video: tuple[int, int, int] | None = None
     image_to_video: bool = True  # the checkpoint has the image encoder
     # A server on the CPU without --max-video: why a job is too long to run there (`motif-lite run` would ask
-    # first) and which of its fields make it so, or None when it is not; None: no such check.
-    too_long: Callable[[GenerationRequest, Settings], TooLong | None] | None = None
+    # first) and which of its fields make it so, or None when it is not; None: no such check. Its third argument:
+    # the job's LoRA files, whose adapters beside packed layers add work (empty: the server's own LoRAs run).
+    too_long: Callable[[GenerationRequest, Settings, Sequence[LoRAFile]], TooLong | None] | None = None
     cors_origins: tuple[str, ...] = ()
     poll_after_ms: int = 1000  # the SDK's `poll` waits this long between retrieves
     lora_dir: Path | None = None  # --lora-dir: the folder of LoRA files a job may name (None: jobs may name none)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.server.app import ServerConfig, ServerState
     from motif_lite.settings import Settings
+    from motif_lite.weights.lora import LoRAFile
 
 
 # The refusal of a first frame on a checkpoint without the image encoder, at submission and as a queued job starts.
@@ -114,7 +115,7 @@ class JobSubmitter:
             notes = _job_notes([*capped, *notes, *run_settings.notes], cut, worded, remixed, uploaded)
             job_loras = check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
             check_loras_fit_plan(job_loras, config.planned, config.plan)
-            check_fits_server(resolved, run_settings, config, body.seconds)
+            check_fits_server(resolved, run_settings, config, body.seconds, job_loras)
             settings = job_request_fields(resolved)
             if body.image is not None and body.image_name is not None:  # its video's file names it so (`stored_image`)
                 settings[IMAGE_NAME_KEY] = body.image_name
@@ -297,17 +298,19 @@ def check_queued_job(job: Job, request: GenerationRequest, pipe: MotifVideoPipel
                           config.max_image_pixels)  # fmt: skip
     elif job.extend is not None and request.extend is not None:  # a video of this server
         check_server_video(request.extend, job.extend, config.max_video_upload_bytes, config.max_image_pixels)
-    check_job_loras(job, pipe, config)
-    check_fits_server(request, pipe.settings_for(request, audience=Audience.API), config)
+    job_loras = check_job_loras(job, pipe, config)
+    check_fits_server(request, pipe.settings_for(request, audience=Audience.API), config, loras=job_loras)
 
 
-def check_job_loras(job: Job, pipe: MotifVideoPipeline, config: ServerConfig) -> None:
+def check_job_loras(job: Job, pipe: MotifVideoPipeline, config: ServerConfig) -> list[LoRAFile]:
     """Refuse (the API's 400) a queued `job` whose LoRAs no longer fit: a file gone from --lora-dir, or another one
     put in its place, while it waited. The one check of `check_queued_job` that a job queued since this server
     started can fail: the others concern the server's flags and checkpoint, and the job's own files in the data
-    folder, which have not changed since its submission was checked against them."""
+    folder, which have not changed since its submission was checked against them. -> the job's files, read (none
+    where it names none)."""
     files = check_loras_fit(pipe, lora_files(job.loras, config.lora_dir), config.lora_dir)
     check_loras_fit_plan(files, config.planned, config.plan)
+    return files
 
 
 @dataclass(frozen=True)
@@ -328,14 +331,19 @@ def _too_long_error(long: TooLong, seconds: Any) -> ApiError:
 
 
 def check_fits_server(
-    request: GenerationRequest, settings: Settings, config: ServerConfig, seconds: Any = None
+    request: GenerationRequest,
+    settings: Settings,
+    config: ServerConfig,
+    seconds: Any = None,
+    loras: Sequence[LoRAFile] = (),
 ) -> None:
     """Refuse (the API's 400) a resolved `request`, to run with `settings`, that is over this server's limits: its
-    --max-video, or on the CPU without one, too long to run there (`config.too_long`). `seconds`: the body's, where
-    it decided the frames (the message names the field the client sent). Checked at submission, and again as a
-    queued job starts: a restart may have brought smaller limits (`Worker`)."""
+    --max-video, or on the CPU without one, too long to run there (`config.too_long`, with the job's `loras`, read:
+    none where it names none). `seconds`: the body's, where it decided the frames (the message names the field the
+    client sent). Checked at submission, and again as a queued job starts: a restart may have brought smaller limits
+    (`Worker`)."""
     _check_planned_size(request, config.max_video, seconds, config.plan is not None)
-    if config.too_long is not None and (long := config.too_long(request, settings)) is not None:
+    if config.too_long is not None and (long := config.too_long(request, settings, loras)) is not None:
         raise _too_long_error(long, seconds)
 
 
