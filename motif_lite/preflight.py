@@ -77,7 +77,7 @@ from motif_lite.weights.lora import (
     lora_targets,
     read_loras,
 )
-from motif_lite.weights.lora_apply import side_adapter_bytes, side_adapter_macs
+from motif_lite.weights.lora_apply import side_adapter_bytes, side_adapter_macs, side_adapter_temporary_bytes
 from motif_lite.weights.shapes import build_model
 
 # `locate_sources` for plans: what is on disk or in the cache, never a download, never an error for absent weights.
@@ -658,6 +658,8 @@ def _planner_inputs(
     adapters = side_adapter_bytes(list(loras), dtype) if packed else None
     if adapters:
         adapters = {module: n for module, n in adapters.items() if f"{module}.weight" in packed}
+    temporaries = side_adapter_temporary_bytes(list(loras), dtype) if adapters else {}
+    token_bytes = max((n for module, n in temporaries.items() if f"{module}.weight" in packed), default=0)
     return PlannerInputs(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,
         weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,
@@ -670,7 +672,7 @@ def _planner_inputs(
             attention_workspace_bytes, attention, config, tokens, image_tokens=image_tokens
         ),
         image=request.conditions_on_image,  # the first frame goes through the VAE
-        image_tower=tower, adapter_bytes=adapters,
+        image_tower=tower, adapter_bytes=adapters, adapter_token_bytes=token_bytes,
     )  # fmt: skip
 
 

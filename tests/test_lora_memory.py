@@ -17,10 +17,11 @@ from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.request import GenerationRequest
+from motif_lite.runtime.activation_memory import adapter_temporary_bytes
 from motif_lite.runtime.generation_sizes import generation_sizes
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.weights.lora import LoRASpec, linear_shapes
-from motif_lite.weights.lora_apply import side_adapter_bytes
+from motif_lite.weights.lora_apply import side_adapter_bytes, side_adapter_temporary_bytes
 from motif_lite.weights.shapes import build_model
 
 RANK = 8
@@ -78,6 +79,22 @@ def test_a_plan_on_gguf_weights_counts_the_adapters_bytes(checkpoint):
     with_lora = plan_generation(REQUEST, sources, dtype=dtype, device="cpu", loras=loras)
     assert with_lora.resident_blocks is None  # everything resident on the CPU without a budget
     assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, dtype) > 0
+
+
+def test_the_plans_denoise_activations_count_the_temporaries_of_the_adapters_beside_gguf_linears(checkpoint):
+    # An adapter's update and the sum it is added into live beside its layer's output (measured against a real
+    # forward in tests/test_lora_packed.py): the denoise stage's activations count one layer's at the most rows a
+    # linear call takes, with the rows the plan runs per forward.
+    root, gguf, lora = checkpoint
+    sources = locate_sources(root, gguf)
+    loras = check_loras([LoRASpec(lora, 0.8)], sources)
+    dtype = torch.bfloat16
+    plans = [plan_generation(REQUEST, sources, dtype=dtype, device="cpu", loras=files) for files in ([], loras)]
+    without, with_lora = (next(s.activation_bytes for s in plan.stages if s.name == "denoise") for plan in plans)
+    token_bytes = max(side_adapter_temporary_bytes(loras, dtype).values())  # every adapted linear is packed here
+    tokens = plans[1].video_tokens
+    counted = adapter_temporary_bytes(token_bytes, tokens, plans[1].token_chunk, plans[1].cfg_batch)
+    assert with_lora - without == counted > 0
 
 
 def test_a_lora_merged_into_float_weights_adds_nothing_to_the_plan(checkpoint):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from live_memory import LiveTensors, estimate_and_live_peak
 from speed_helpers import tiny_transformer
+from test_lora_estimates import write_heavy_lora
 from test_lora_lycoris import FF, LOKR, _write
 from tiny_config import TINY, inputs
 from torch.utils.flop_counter import FlopCounterMode
@@ -16,12 +18,17 @@ from torch.utils.flop_counter import FlopCounterMode
 from motif_lite.config import TransformerConfig
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime import cost
-from motif_lite.runtime.activation_memory import TextEncoderShape
+from motif_lite.runtime.activation_memory import TEXT_TOKENS, TextEncoderShape, adapter_temporary_bytes
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.lora import LoRASpec, diff_targets, lora_targets, read_loras
-from motif_lite.weights.lora_apply import apply_loras, side_adapter_bytes, side_adapter_macs
+from motif_lite.weights.lora_apply import (
+    apply_loras,
+    side_adapter_bytes,
+    side_adapter_macs,
+    side_adapter_temporary_bytes,
+)
 
 g = torch.Generator().manual_seed(1)
 LOHA = {
@@ -309,6 +316,52 @@ def test_the_flops_of_adapters_beside_a_packed_linear_are_what_torch_counts(tmp_
     _, files = applied(packed, [_write(tmp_path / "adapter.safetensors", ADAPTERS[adapter])], dtype)
     with_adapter = _counted_flops(lambda: packed.get_submodule(FF)(x))
     assert with_adapter - base == 2 * 15 * side_adapter_macs(files, dtype)[FF] > 0
+
+
+TEMPORARIES = {
+    **ADAPTERS,
+    # A rank above the layer's width: the float32 [rank] tensors, not the [out] update, are the most kept alive.
+    "lora-rank-above-out": {
+        "lora_down.weight": torch.randn(300, 64, generator=g),
+        "lora_up.weight": torch.randn(256, 300, generator=g),
+    },
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("adapter", list(TEMPORARIES))
+def test_the_temporaries_of_adapters_beside_a_packed_linear_are_what_their_forward_keeps_alive(
+    tmp_path, adapter, dtype
+):
+    # The memory plan's count of what an adapter keeps alive beside its layer's output (the layer's forward is
+    # `base(x) + update(x)`: the base's output is the plain layer's), against the tensors the update and the sum
+    # really keep alive together, counted exactly on the CPU.
+    packed = tiny_transformer(quantized=True)
+    _, files = applied(packed, [_write(tmp_path / "adapter.safetensors", TEMPORARIES[adapter])], dtype)
+    layer = packed.get_submodule(FF)
+    x = torch.randn(3, 5, 64, generator=g).to(dtype)
+    with torch.no_grad():
+        base_output = layer.base(x)
+        with LiveTensors() as live:
+            output = base_output + layer.update(x, slice(None))
+    torch.testing.assert_close(output, layer(x))  # what the layer's forward computes, the same way
+    assert live.peak_bytes == 15 * side_adapter_temporary_bytes(files, dtype)[FF] > 0
+
+
+def test_the_plans_activations_count_what_adapters_add_to_a_forwards_peak(tmp_path):
+    # Beside each packed linear an adapter's update and the sum it is added into live next to the layer's output:
+    # the plan left them out. One layer runs at a time, so what they add to a forward's peak is at most one layer's
+    # (`adapter_temporary_bytes`), not the sum over layers; a real forward's peak grows, by no more than that.
+    packed = tiny_transformer(quantized=True)
+    latent, text = (3, 8, 12), 7
+    _, without = estimate_and_live_peak(packed, None, "torch", latent, text)
+    _, files = applied(packed, [write_heavy_lora(tmp_path / "heavy.safetensors", packed.config, rank=4)])
+    _, with_adapters = estimate_and_live_peak(packed, None, "torch", latent, text)
+    token_bytes = max(side_adapter_temporary_bytes(files, torch.float32).values())
+    tokens = latent[0] * latent[1] * latent[2] // 4
+    counted = adapter_temporary_bytes(token_bytes, tokens, None, 1)
+    assert 0 < with_adapters - without <= counted
+    assert counted == token_bytes * (tokens + TEXT_TOKENS)  # the most rows of a call: a single-stream block's
 
 
 def test_the_adapters_beside_a_merged_float_layer_cost_nothing(tmp_path):

@@ -394,6 +394,19 @@ def linear_rows(
     return {batch * count for count in tokens if count}
 
 
+def adapter_temporary_bytes(
+    token_bytes: int, video_tokens: int, token_chunk: int | None, batch: int, image_tokens: int = 0
+) -> int:
+    """What the LoRA adapters beside packed layers add to a forward's peak: `token_bytes`, the most one layer's
+    adapters keep alive per token beside its output (their update's temporaries, then the update next to the sum:
+    `lora_apply.SideAdapters.temporary_bytes_per_token`), over the most rows a linear call takes (`linear_rows`).
+    One layer runs at a time and its temporaries are gone when it returns, so one layer's count, not the sum over
+    layers; counted on top of the forward's peak, as if the largest call fell at it (an upper bound)."""
+    if not token_bytes:
+        return 0
+    return token_bytes * max(linear_rows(video_tokens, token_chunk, batch, TEXT_TOKENS, image_tokens))
+
+
 def step_cache_bytes(
     video_tokens: int, hidden: int, batch: int, act_bytes: int = ACT_BYTES, context_tokens: int = CONTEXT_TOKENS
 ) -> int:

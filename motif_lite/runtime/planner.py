@@ -53,6 +53,7 @@ from motif_lite.runtime.activation_memory import (
     TEXT_NON_LAYER_FRACTION,
     TEXT_TOKENS,
     ImageTowerShape,
+    adapter_temporary_bytes,
     context_tokens,
     image_tower_activation_bytes,
     linear_rows,
@@ -347,7 +348,7 @@ def _denoise_activations(
     step_cache: bool,
 ) -> int:
     """The denoise stage's activation bytes: one transformer forward of `batch` rows, the sampler's latent-sized
-    tensors, and what the attention kernel and the step cache add."""
+    tensors, and what the attention kernel, the step cache and the LoRA adapters beside packed layers add."""
     context = context_tokens(sizes.image_tokens)
     activations = transformer_activation_bytes(
         sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, context, sizes.act_bytes,
@@ -357,10 +358,11 @@ def _denoise_activations(
     activations += batch * SAMPLER_LATENTS * latent_elements * sizes.act_bytes
     if attention_workspace is not None:
         activations += attention_workspace(batch)
+    tokens = math.ceil(sizes.video_tokens / sequence_parallel)
     if step_cache:
-        tokens = math.ceil(sizes.video_tokens / sequence_parallel)
         activations += step_cache_bytes(tokens, sizes.config.hidden_size, batch, sizes.act_bytes, context)
-    return activations
+    token_bytes, image_tokens = sizes.adapter_token_bytes, sizes.image_tokens
+    return activations + adapter_temporary_bytes(token_bytes, tokens, choice.token_chunk, batch, image_tokens)
 
 
 def _tunes_in_denoise(
@@ -535,6 +537,9 @@ class PlannerInputs:
     checkpoint's SigLIP tower (`ImageTowerShape.of_checkpoint`), whose tokens its context holds.
     adapter_bytes: the LoRA adapters kept beside packed (GGUF, fp8) layers, module name -> each adapter tensor's
     bytes (`weights.lora_apply.side_adapter_bytes`; None: none): counted with their block, resident or streamed.
+    adapter_token_bytes: the most bytes per token one packed layer's adapters keep alive at once beside its output
+    (the largest of `weights.lora_apply.side_adapter_temporary_bytes`; 0: none), counted in the denoise stage's
+    activations for one layer call at a time (`activation_memory.adapter_temporary_bytes`).
     activation_dtype: the transformer's compute dtype. text_encoder_dtype: the text encoder's (None: what
     `load_pipeline` gives it next to `activation_dtype`, `devices.text_encoder_dtype`).
     attention_workspace_bytes: rows per forward -> device memory the attention kernel adds inside each call
@@ -569,13 +574,14 @@ class PlannerInputs:
     triton_attention: bool = False
     image_tower: ImageTowerShape = OFFICIAL_IMAGE_TOWER
     adapter_bytes: Mapping[str, tuple[int, ...]] | None = None
+    adapter_token_bytes: int = 0
 
     def sizes(self) -> GenerationSizes:
         """The sizes of this generation (`generation_sizes`)."""
         return generation_sizes(
             self.width, self.height, self.frames, self.transformer_config, self.weight_bytes, self.text_encoder_bytes,
             self.vae_config, self.vae_dtype, self.image, self.activation_dtype, self.text_encoder_dtype,
-            self.image_tower, self.adapter_bytes,
+            self.image_tower, self.adapter_bytes, self.adapter_token_bytes,
         )  # fmt: skip
 
 

@@ -305,6 +305,24 @@ class SideAdapters:
         kron = tuple(math.prod(shape) * size for pair in self.kron for shape in pair)
         return (lora if self.rank else ()) + ((out * inp * size,) if self.whole else ()) + kron
 
+    def temporary_bytes_per_token(self, dtype: torch.dtype) -> int:
+        """The most bytes per token the adapters' updates keep alive at once beside the output of the layer they
+        wrap, in a `dtype` run: the update's own temporaries, then the update next to the sum it is added into
+        (both [tokens, out]: the layer's output alone is what a plain layer keeps). The adapters nest (`_wrap`),
+        each update running once the layer inside it has returned its output, so one update's peak is the layer's:
+        the largest of them. A LoRA: down·x [rank], its float32 copy scaled in float32 (two [rank] float32 tensors
+        at once), back in `dtype`, then up·(...) [out] next to it; the whole change: its product and that product
+        scaled; a LoKr: its first product ([a, d] or [c, b] per token, the order `LoKrLinear.update` runs) next to
+        the second [out]."""
+        out, size = self.shape[0], dtype.itemsize
+        peaks = [2 * out * size]  # the update and the sum, or the whole change's product and that product scaled
+        if self.rank:
+            peaks += [2 * self.rank * torch.float32.itemsize, (self.rank + out) * size]
+        for (a, c), (b, d) in self.kron:
+            first = a * d if a * d * (c + b) <= c * b * (d + a) else c * b
+            peaks.append((first + out) * size)
+        return max(peaks) if self.rank or self.whole or self.kron else 0
+
     def macs_per_token(self) -> int:
         """Multiply-adds per token of the adapters' forward over the layer's whole output (the base layer's are
         not counted): the LoRA's down and up, the whole change's [out, in] product, and each LoKr's two products in
@@ -350,6 +368,12 @@ def side_adapter_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, t
     module name -> each tensor's bytes as `_wrap` builds them (`SideAdapters.tensor_bytes`). A float layer merges
     its updates and keeps nothing beside it: the memory plan asks only for packed transformers."""
     return {m: adapters.tensor_bytes(dtype) for m, adapters in side_adapters(files, dtype).items()}
+
+
+def side_adapter_temporary_bytes(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, int]:
+    """The most bytes per token that the adapters `apply_loras` keeps beside each packed layer the files change keep
+    alive at once in a forward (`SideAdapters.temporary_bytes_per_token`), for the memory plan's activations."""
+    return {m: adapters.temporary_bytes_per_token(dtype) for m, adapters in side_adapters(files, dtype).items()}
 
 
 def side_adapter_macs(files: list[LoRAFile], dtype: torch.dtype) -> dict[str, int]:
