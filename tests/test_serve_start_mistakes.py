@@ -145,7 +145,8 @@ def test_a_signal_the_server_was_started_ignoring_stays_ignored():
     server = Server()
     before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        with _stop_in_order_on_signals(server):
+        with _stop_in_order_on_signals() as stops:
+            stops.serving(server)
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
             handler = signal.getsignal(signal.SIGTERM)
             assert callable(handler)

@@ -274,7 +274,20 @@ def _check_server_extra() -> None:
 
 def main(args: argparse.Namespace) -> int:
     """The `serve` handler: check the flags and the port, open the data folder, serve at once while the model
-    loads (once), then run the jobs."""
+    loads (once), then run the jobs. The stop signals stop it in order from its first line to its last
+    (`_stop_in_order_on_signals`): `docker stop` during the checks before the port is bound, which take seconds
+    (torch is imported), killed it, and a container's first process ignored it until the SIGKILL."""
+    from motif_lite.stopping import Terminated
+
+    with _stop_in_order_on_signals() as stops:
+        try:
+            return _checked_and_served(args, stops)
+        except Terminated:  # before the server ran a job: no job to put back, an orderly stop all the same
+            print("stopped", file=sys.stderr)
+            return 0
+
+
+def _checked_and_served(args: argparse.Namespace, stops: ServerStops) -> int:
     from motif_lite.cli import use_expandable_segments
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
@@ -315,7 +328,7 @@ def main(args: argparse.Namespace) -> int:
         except (OSError, sqlite3.Error) as exc:
             raise MotifLiteError(data_folder_problem(args.data, exc)) from exc
         with download_hint_repeats(getattr(args, "argv", None)):
-            _serve(args, sock, store, api_key, loras, handed)
+            _serve(args, sock, store, api_key, loras, stops, handed)
     finally:
         sock.close()
     return 0
@@ -388,6 +401,7 @@ def _serve(
     store,
     api_key: str | None,
     loras: list[tuple[Path, float]],
+    stops: ServerStops,
     handed: list[GGUFFilesRead | None] | None = None,
 ):
     """Answer on the port at once (/health: `loading`), load the model meanwhile, then run jobs until stopped.
@@ -395,7 +409,6 @@ def _serve(
     instead of reading the file again: the list is its only holder, so the header is freed once the model loaded."""
     from motif_lite.server.app import MiB, ServerConfig
     from motif_lite.server.runner import VideoServer, served_model_name
-    from motif_lite.stopping import Terminated
 
     config = ServerConfig(  # what the flags decide; the loaded model decides the rest (_load_served_pipeline)
         model_name=served_model_name(args.model, args.gguf),
@@ -412,34 +425,62 @@ def _serve(
     counts = ", ".join(f"{n} {status}" for status, n in sorted(store.counts().items())) or "no jobs"
     sock.listen(128)  # from here on a connection waits for uvicorn instead of being refused
     _say_serving(args, sock, server, counts, config.model_name)
-    try:
-        with _stop_in_order_on_signals(server):
-            # Taken out as the load starts: the header (the file memory-mapped) is not held for the server's life.
-            handed = handed or [None]
-            server.serve(sock, lambda: _load_served_pipeline(args, config, loras, handed.pop()))
-    except Terminated:  # SIGTERM or SIGHUP while the model loads: no job ran yet, an orderly stop all the same
-        pass
+    stops.serving(server)
+    # Taken out as the load starts: the header (the file memory-mapped) is not held for the server's life.
+    handed = handed or [None]
+    server.serve(sock, lambda: _load_served_pipeline(args, config, loras, handed.pop()))
     print("stopped", file=sys.stderr)
 
 
-@contextlib.contextmanager
-def _stop_in_order_on_signals(server) -> Iterator[None]:
-    """SIGTERM (`systemctl stop`, `docker stop`) and SIGHUP (the terminal closed) stop the server as Ctrl-C does, the
-    HTTP side first, then the running job after its current step, and the process exits with 0: with 130 (Ctrl-C's
-    code) systemd marked every stop as a failure, and SIGHUP's default killed the server like a crash. While the
-    model loads they raise `Terminated` where the main thread is, as Ctrl-C interrupts the load. A signal the server
-    was started ignoring stays ignored (`nohup motif-lite serve`: the SSH session's end must not stop it). The
-    handlers before are put back after."""
-    from motif_lite.stopping import STOP_SIGNALS, Terminated, not_ignored
+class ServerStops:
+    """The handler of the stop signals for the whole of `serve`. Before the model has loaded a signal raises
+    `Terminated` where the main thread is, as Ctrl-C interrupts the checks or the load; once the server exists it
+    also stops its HTTP side (`VideoServer.stop`), and once the model has loaded that is all it does: the running job
+    stops after its current step. Only the first signal raises: a second one asks for the same orderly stop, and
+    must not interrupt the server's own stopping."""
 
-    def stop(signum: int, _frame: object) -> None:
-        server.stop(signum)
-        if not server.loaded:
+    def __init__(self) -> None:
+        self.server = None
+        self.received: int | None = None  # the first stop signal
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        from motif_lite.stopping import Terminated
+
+        first = self.received is None
+        self.received = self.received or signum
+        if self.server is not None:
+            self.server.stop(signum)
+        if first and (self.server is None or not self.server.loaded):
             raise Terminated(signum)
 
-    before = {signum: signal.signal(signum, stop) for signum in not_ignored(STOP_SIGNALS)}
+    def serving(self, server) -> None:
+        """From now on a signal stops `server` too. A signal received before whose `Terminated` was lost (raised in
+        a callback of the garbage collector, which prints and drops it) stops the server now, before it serves."""
+        from motif_lite.stopping import Terminated
+
+        self.server = server
+        if self.received is not None:
+            server.stop(self.received)
+            raise Terminated(self.received)
+
+
+@contextlib.contextmanager
+def _stop_in_order_on_signals() -> Iterator[ServerStops]:
+    """SIGTERM (`systemctl stop`, `docker stop`), SIGHUP (the terminal closed), SIGUSR1 and SIGUSR2 (a scheduler's
+    warning) stop the server as Ctrl-C does, the HTTP side first, then the running job after its current step, and
+    the process exits with 0: with 130 (Ctrl-C's code) systemd marked every stop as a failure, and SIGHUP's default
+    killed the server like a crash (`ServerStops` says how, before and after the load). A signal the server was
+    started ignoring stays ignored (`nohup motif-lite serve`: the SSH session's end must not stop it). Only the main
+    thread can set handlers: elsewhere nothing changes. The handlers before are put back after."""
+    from motif_lite.stopping import STOP_SIGNALS, not_ignored
+
+    stops = ServerStops()
+    before = {}
+    with contextlib.suppress(ValueError):  # not the main thread
+        for signum in not_ignored(STOP_SIGNALS):
+            before[signum] = signal.signal(signum, stops)
     try:
-        yield
+        yield stops
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
