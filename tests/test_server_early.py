@@ -3,9 +3,13 @@ download's 304 where the client already holds the file (If-None-Match)."""
 
 from __future__ import annotations
 
+import calendar
+import datetime
+import email.utils
 import http.client
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +160,59 @@ def test_a_queue_that_fills_while_a_body_is_read_is_still_429(pipe, tmp_path):
         finally:
             sock.close()
         assert server.request("DELETE", f"/v1/videos/{long_job['id']}")[0] == 200
+
+
+def http_dates(seconds: int) -> list[str]:
+    """`seconds` as each form of RFC 9110's HTTP-date: IMF-fixdate, RFC 850 and asctime."""
+    moment = time.gmtime(seconds)
+    return [time.strftime(form, moment) for form in ("%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                                     "%a %b %e %H:%M:%S %Y")]  # fmt: skip
+
+
+def test_if_modified_since_its_last_modified_or_later_is_304(completed):
+    # Downloads sent Last-Modified, but If-Modified-Since (a browser's cache, curl -z) was ignored: 200 and the file.
+    server, content, _, etag = completed
+    for variant in ("", "?variant=thumbnail"):
+        tag, last_modified = (server.request("GET", content + variant)[2][name] for name in ("etag", "last-modified"))
+        seconds = calendar.timegm(email.utils.parsedate(last_modified))
+        # The header as sent (the file's time has fractions of a second, which it leaves out), in each form, later.
+        for since in (last_modified, *http_dates(seconds), *http_dates(seconds + 86400)):
+            code, data, headers = server.request("GET", content + variant, headers={"If-Modified-Since": since})
+            assert (code, data, headers["etag"]) == (304, b"", tag), (variant, since)
+            code, data, _ = head(server, content + variant, {"If-Modified-Since": since})
+            assert (code, data) == (304, b""), (variant, since)
+    code, data, _ = server.request("GET", content, headers={"If-Modified-Since": last_modified, "Range": "bytes=0-9"})
+    assert (code, data) == (304, b"")  # evaluated before Range, as If-None-Match is
+
+
+@pytest.mark.parametrize("since", ["earlier", "yesterday", "not a date", "{date}, {date}", "{date_without_zone}"])
+def test_if_modified_since_earlier_or_not_a_date_is_the_whole_file(completed, since):
+    server, content, whole, _ = completed
+    last_modified = server.request("GET", content)[2]["last-modified"]
+    seconds = calendar.timegm(email.utils.parsedate(last_modified))
+    value = http_dates(seconds - 1)[0] if since == "earlier" else since
+    value = value.format(date=last_modified, date_without_zone=last_modified.removesuffix(" GMT"))
+    code, data, _ = server.request("GET", content, headers={"If-Modified-Since": value})
+    assert (code, data == whole) == (200, True), value
+
+
+def test_if_none_match_takes_precedence_over_if_modified_since(completed):
+    # RFC 9110 13.1.3: with an If-None-Match, If-Modified-Since is ignored; a tag that does not match is the file.
+    server, content, whole, etag = completed
+    last_modified = server.request("GET", content)[2]["last-modified"]
+    both = {"If-None-Match": '"other"', "If-Modified-Since": last_modified}
+    code, data, _ = server.request("GET", content, headers=both)
+    assert (code, data == whole) == (200, True)
+    earlier = http_dates(calendar.timegm(email.utils.parsedate(last_modified)) - 60)[0]
+    code, data, _ = server.request("GET", content, headers={"If-None-Match": etag, "If-Modified-Since": earlier})
+    assert (code, data) == (304, b"")
+
+
+def test_an_rfc_850_dates_two_digit_year_is_at_most_50_years_ahead():
+    from motif_lite.server.downloads import http_date_seconds
+
+    now = datetime.datetime(2026, 12, 6, tzinfo=datetime.timezone.utc)
+    year_of = {
+        yy: time.gmtime(http_date_seconds(f"Monday, 01-Jan-{yy} 00:00:00 GMT", now)).tm_year for yy in ("76", "77")
+    }
+    assert year_of == {"76": 2076, "77": 1977}

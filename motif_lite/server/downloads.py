@@ -9,10 +9,15 @@ is looked up (`os.stat`) before the answer starts: a file deleted since the job 
 A request whose `If-None-Match` names the file's ETag (or is `*`) gets 304 Not Modified and no body: the copy the
 client holds is this file. Starlette's `FileResponse` sends the ETag but ignores the header. As RFC 9110 (13.2.2)
 orders the preconditions, it is evaluated before Range: a matching tag is a 304 even where the range would be 416.
+Without an If-None-Match (which takes precedence), an If-Modified-Since no earlier than the file's Last-Modified, in
+whole seconds as that header gives it, is a 304 too (13.1.3), as a browser's cache and `curl -z` ask; a value that
+is not an HTTP-date is ignored.
 """
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import os
 import re
 import stat
@@ -64,6 +69,36 @@ def ranges_to_send(header: str | None, size: int, if_range: bool = False) -> str
     return "bytes=" + ",".join(satisfiable)
 
 
+# RFC 9110's HTTP-date (5.6.7): the IMF-fixdate servers send, and the obsolete RFC 850 and asctime forms, which a
+# recipient must take too.
+IMF_FIXDATE = "%a, %d %b %Y %H:%M:%S GMT"
+RFC_850_DATE = "%A, %d-%b-%y %H:%M:%S GMT"
+ASCTIME_DATE = "%a %b %d %H:%M:%S %Y"
+
+
+def http_date_seconds(text: str, now: datetime.datetime | None = None) -> int | None:
+    """The seconds since the epoch of an HTTP-date, None for any other text. An RFC 850 date's two-digit year is the
+    latest year ending in those digits that is at most 50 years after `now` (RFC 9110 5.6.7)."""
+    for form in (IMF_FIXDATE, RFC_850_DATE, ASCTIME_DATE):
+        try:
+            parsed = datetime.datetime.strptime(text.strip(), form)
+        except ValueError:
+            continue
+        if form == RFC_850_DATE:
+            this_year = (now or datetime.datetime.now(datetime.timezone.utc)).year
+            year = this_year - this_year % 100 + parsed.year % 100
+            parsed = parsed.replace(year=year - 100 if year > this_year + 50 else year)
+        return calendar.timegm(parsed.timetuple())
+    return None
+
+
+def not_modified_since(if_modified_since: str, modified: float) -> bool:
+    """Whether a file last modified at `modified` (seconds since the epoch) is unchanged since an If-Modified-Since
+    header's date: compared in whole seconds, as its Last-Modified says it; False for a value that is no date."""
+    since = http_date_seconds(if_modified_since)
+    return since is not None and int(modified) <= since
+
+
 def etag_matches(if_none_match: str, etag: str) -> bool:
     """Whether an If-None-Match header names `etag`: `*`, or a tag of its list equal to it by RFC 9110's weak
     comparison (a `W/` prefix on either side does not count)."""
@@ -88,8 +123,9 @@ class Download(FileResponse):
 
 
 async def download(path: Path, headers: Headers, missing: str, **options: str) -> Response:
-    """The download of `path` for a request with `headers` (304 where its If-None-Match names the file), or the API's
-    404 saying `missing` (not the path) where the file is gone: deleted with its job since the job was read."""
+    """The download of `path` for a request with `headers` (304 where its If-None-Match names the file, or, without
+    one, where its If-Modified-Since is no earlier than the file's Last-Modified), or the API's 404 saying `missing`
+    (not the path) where the file is gone: deleted with its job since the job was read."""
     try:
         stat_result = await run_in_threadpool(os.stat, path)
     except FileNotFoundError:
@@ -98,8 +134,12 @@ async def download(path: Path, headers: Headers, missing: str, **options: str) -
         raise ApiError(404, missing, None, "not_found")
     response = Download(path, None, stat_result, **options)
     etag = response.headers["etag"]
-    if_none_match = headers.get("if-none-match")
-    if if_none_match is not None and etag_matches(if_none_match, etag):
+    if_none_match, if_modified_since = headers.get("if-none-match"), headers.get("if-modified-since")
+    if if_none_match is not None:
+        not_modified = etag_matches(if_none_match, etag)
+    else:
+        not_modified = if_modified_since is not None and not_modified_since(if_modified_since, stat_result.st_mtime)
+    if not_modified:
         # A 304 carries the ETag and no representation headers (RFC 9110 15.4.5); a download sends no Cache-Control.
         return Response(status_code=304, headers={"ETag": etag})
     response.range_header = ranges_to_send(headers.get("range"), stat_result.st_size, "if-range" in headers)
