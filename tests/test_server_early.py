@@ -216,3 +216,81 @@ def test_an_rfc_850_dates_two_digit_year_is_at_most_50_years_ahead():
         yy: time.gmtime(http_date_seconds(f"Monday, 01-Jan-{yy} 00:00:00 GMT", now)).tm_year for yy in ("76", "77")
     }
     assert year_of == {"76": 2076, "77": 1977}
+
+
+def closed_after_answer(sock: socket.socket) -> bool:
+    """Whether the server ends the connection after its answer: the next read finds the end (or a reset) within 5 s,
+    rather than nothing."""
+    sock.settimeout(5)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_an_answer_before_a_long_upload_says_connection_close_and_closes_it(pipe, tmp_path):
+    # The early 429 kept the connection: the server went on reading (and dropping) the whole upload it had refused,
+    # and after `Expect: 100-continue` the client's next request on the connection was taken as the body (no answer).
+    with InProcessServer(pipe, tmp_path / "data", max_queue=1) as server:
+        code, long_job, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 200, long_job
+        first_part, _ = multipart({"prompt": PROMPT}, {})
+        early = [  # (route, expect header, the answer's status)
+            ("/v1/videos", "", 429),
+            ("/v1/videos/extensions", "", 429),
+            ("/v1/videos/video_0123456789abcdef0123456789abcdef/remix", "", 404),  # no such source
+            ("/v1/no-such-route", "", 404),
+        ]
+        for route, expect, status in [*early, ("/v1/videos", "Expect: 100-continue\r\n", 429)]:
+            sock = start_upload(server.port, route, 50 * 1024 * 1024, first_part[:-40] if not expect else b"", expect)
+            try:
+                reader = sock.makefile("rb")
+                status_line = reader.readline()
+                headers = {}
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                assert int(status_line.split()[1]) == status, (route, status_line)
+                assert headers.get("connection") == "close", (route, headers)
+                reader.read(int(headers["content-length"]))
+                if expect:  # a next request on the same connection: the server must not take it as the body
+                    sock.sendall(f"GET /health HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+                assert closed_after_answer(sock), route
+            finally:
+                sock.close()
+        assert server.request("DELETE", f"/v1/videos/{long_job['id']}")[0] == 200
+
+
+def test_an_answer_before_a_short_body_keeps_the_connection_for_the_next_request(pipe, tmp_path):
+    # The rest of a short body is read and dropped: a client's next request on the connection is answered.
+    with InProcessServer(pipe, tmp_path / "data", max_queue=1) as server:
+        code, long_job, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 200, long_job
+        connection = http.client.HTTPConnection(HOST, server.port, timeout=30)
+        try:
+            body = json.dumps({"prompt": PROMPT, **LONG}).encode()
+            connection.request("POST", "/v1/videos", body=body, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            assert (response.status, response.getheader("connection")) == (429, None)
+            response.read()
+            connection.request("GET", "/health")  # on the same connection
+            health = connection.getresponse()
+            assert health.status == 200 and json.loads(health.read())["status"] == "ready"
+        finally:
+            connection.close()
+        assert server.request("DELETE", f"/v1/videos/{long_job['id']}")[0] == 200
+
+
+def test_a_wrong_keys_401_before_a_long_upload_closes_the_connection(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data", api_key="the-key") as server:
+        first_part, _ = multipart({"prompt": PROMPT}, {})
+        sock = start_upload(server.port, "/v1/videos", 50 * 1024 * 1024, first_part[:-40])
+        try:
+            reader = sock.makefile("rb")
+            assert reader.readline().split()[1] == b"401"
+            headers = [line.lower() for line in iter(reader.readline, b"\r\n")]
+            assert b"connection: close\r\n" in headers, headers
+        finally:
+            sock.close()

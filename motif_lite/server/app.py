@@ -51,6 +51,7 @@ from motif_lite.server.schema import (
     video_object,
 )
 from motif_lite.server.submission import JobSubmitter, TooLong, queue_full, within_max_video
+from motif_lite.server.unread_body import CloseAfterUnreadBody
 from motif_lite.server.worker import Worker
 from motif_lite.version import VERSION
 
@@ -165,6 +166,7 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
         max_video_upload_bytes=config.max_video_upload_bytes,
     )
     app.add_middleware(InternalErrors)  # inside CORS: a page of another origin reads a bug's 500 too
+    app.add_middleware(CloseAfterUnreadBody)  # outside every answer given before the body was read
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
