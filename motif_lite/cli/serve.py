@@ -41,6 +41,7 @@ from motif_lite.paths import path_arg, user_path
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
 from motif_lite.shell_syntax import variable_from_home_file
+from motif_lite.stopping import STOP_SIGNALS, Terminated, not_ignored
 
 if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     import torch
@@ -277,8 +278,6 @@ def main(args: argparse.Namespace) -> int:
     loads (once), then run the jobs. The stop signals stop it in order from its first line to its last
     (`_stop_in_order_on_signals`): `docker stop` during the checks before the port is bound, which take seconds
     (torch is imported), killed it, and a container's first process ignored it until the SIGKILL."""
-    from motif_lite.stopping import Terminated
-
     with _stop_in_order_on_signals() as stops:
         try:
             return _checked_and_served(args, stops)
@@ -444,8 +443,6 @@ class ServerStops:
         self.received: int | None = None  # the first stop signal
 
     def __call__(self, signum: int, _frame: object) -> None:
-        from motif_lite.stopping import Terminated
-
         first = self.received is None
         self.received = self.received or signum
         if self.server is not None:
@@ -456,8 +453,6 @@ class ServerStops:
     def serving(self, server) -> None:
         """From now on a signal stops `server` too. A signal received before whose `Terminated` was lost (raised in
         a callback of the garbage collector, which prints and drops it) stops the server now, before it serves."""
-        from motif_lite.stopping import Terminated
-
         self.server = server
         if self.received is not None:
             server.stop(self.received)
@@ -472,8 +467,6 @@ def _stop_in_order_on_signals() -> Iterator[ServerStops]:
     killed the server like a crash (`ServerStops` says how, before and after the load). A signal the server was
     started ignoring stays ignored (`nohup motif-lite serve`: the SSH session's end must not stop it). Only the main
     thread can set handlers: elsewhere nothing changes. The handlers before are put back after."""
-    from motif_lite.stopping import STOP_SIGNALS, not_ignored
-
     stops = ServerStops()
     before = {}
     with contextlib.suppress(ValueError):  # not the main thread
