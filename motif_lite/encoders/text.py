@@ -27,6 +27,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.encoders.text_config import parse_text_encoder_config
 from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
+from motif_lite.encoders.text_weights import weights_cast_to
 from motif_lite.encoders.tokenizer_config import (
     check_padding,
     check_tokenizer_config,
@@ -422,9 +423,13 @@ def load_text_encoder(
     tokenizer = load_tokenizer(root)
     if gguf is None:
         try:
+            # Stored in another dtype: read and cast here, one tensor at a time (motif_lite/encoders/text_weights.py).
+            cast = weights_cast_to(root / "text_encoder", dtype)
             model, loading = T5Gemma2Encoder.from_pretrained(
-                root / "text_encoder", config=config, dtype=dtype, output_loading_info=True
-            )
+                None if cast is not None else root / "text_encoder",
+                config=config, state_dict=cast, dtype=dtype, output_loading_info=True,
+            )  # fmt: skip
+            del cast  # the model holds the tensors now
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise CheckpointError(f"cannot load the text encoder from {root}: {exc}") from exc
         _check_loaded(model, sorted(loading["missing_keys"]), sorted(loading["unexpected_keys"]), root)
