@@ -15,11 +15,13 @@ from motif_lite.cli.prepare import (
     checked_lora_files,
     first_step,
     plans_nothing,
+    quantized_as_asked,
     refuse_what_no_plan_fits,
     sources_at_hand,
     sources_before_download,
 )
 from motif_lite.cli.run_time import CpuTimeQuestion, quantizing_seconds
+from motif_lite.errors import MotifLiteError
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -37,7 +39,6 @@ def prompts_cut(model: str, root: Path | None, prompts: dict[str, str]) -> dict[
     any weights load: `root`'s, else `model`'s tokenizer files alone, from the cache or downloaded (a few MB) where a
     prompt of the user's may be over the limit. Empty where there is no tokenizer to read (the encode says it)."""
     from motif_lite.encoders.text import fits_without_tokenizer, load_tokenizer, long_prompts, tokenizer_root
-    from motif_lite.errors import MotifLiteError
     from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
 
     prompts = {label: prompt for label, prompt in prompts.items() if not fits_without_tokenizer(prompt)}
@@ -86,12 +87,13 @@ def ask_before_download(
     check here takes it, not reading the --gguf file's header again."""
 
     def before_download(plan: DownloadPlan) -> None:
+        located = LocatedOnce(args, header_read)  # this download's: an earlier one changed what is at hand
         # Before the time question: no question, no download.
-        refuse_settings_first(args, requests[0], device, header_read)
-        refuse_what_no_plan_fits(args, requests[0], device, header_read=header_read)
+        refuse_settings_first(args, requests[0], device, header_read, located.sources)
+        refuse_what_no_plan_fits(args, requests[0], device, header_read=header_read, located=located.sources)
         if said and question.said:  # both said before an earlier download (the checkpoint's, then a GGUF variant's)
             return
-        at_hand = _at_hand(args, requests[0], header_read)  # read once, for the prompts and the time question
+        at_hand = _at_hand(args, requests[0], located)  # resolved once, for the prompts and the time question
         _say_long_prompts_first(args, requests[0], said, at_hand)
         if question.said:  # before the checkpoint's download, not again before the GGUF variant's
             return
@@ -108,22 +110,23 @@ def refuse_settings_first(
     request: GenerationRequest,
     device: str | torch.device,
     header_read: GGUFFilesRead | None = None,
+    located: Callable[[], ModelSources] | None = None,
 ) -> None:
     """Before a download: the settings' refusal (a DPM++ table diffusers cannot step, say) from the configs at hand,
     as the run resolves them after it (`run._prepare`): with the sources the command gave (a --settings-from or
     --resume file's name, not a flag the user did not type), so the run and its dry run name the same one. A
     problem with the files is left to the checks, which name it. Only where the memory plan comes next (whose
-    settings would refuse it, naming no source): without one, the run's own resolve says it after the checks."""
+    settings would refuse it, naming no source): without one, the run's own resolve says it after the checks.
+    `located`: the files at hand located once already (`LocatedOnce.sources`), not located again."""
     from motif_lite.cli.resume import refused_settings_of_resumed
     from motif_lite.cli.run_inputs import given_sources
     from motif_lite.devices import resolve_device
-    from motif_lite.errors import MotifLiteError
     from motif_lite.settings import resolve_settings
 
     try:
         if plans_nothing(args, resolve_device(device)):
             return
-        sources = sources_before_download(args, header_read)
+        sources = sources_before_download(args, header_read, located)
     except MotifLiteError:
         return
     if sources is None:  # another model not at hand: its configs decide, after the download
@@ -146,12 +149,14 @@ def rank_refuses_before_download(
     (`said` gets them); the CPU time question is a one-process run's. `header_read`: as `ask_before_download`'s."""
 
     def before_download(plan: DownloadPlan) -> None:
-        refuse_settings_first(args, request, device, header_read)
+        located = LocatedOnce(args, header_read)
+        refuse_settings_first(args, request, device, header_read, located.sources)
         refuse_what_no_plan_fits(
-            args, request, device, parallel.layout, text_encoder=parallel.is_main, header_read=header_read
-        )
+            args, request, device, parallel.layout, text_encoder=parallel.is_main, header_read=header_read,
+            located=located.sources,
+        )  # fmt: skip
         if parallel.is_main:  # the one that encodes, and prints
-            _say_long_prompts_first(args, request, said, _at_hand(args, request, header_read))
+            _say_long_prompts_first(args, request, said, _at_hand(args, request, located))
 
     return before_download
 
@@ -175,17 +180,16 @@ def _say_long_prompts_first(
 
 
 def _at_hand(
-    args: argparse.Namespace, request: GenerationRequest, header_read: GGUFFilesRead | None
+    args: argparse.Namespace, request: GenerationRequest, located: LocatedOnce
 ) -> tuple[ModelSources, Settings] | None:
     """The sources and settings a run knows before a download: from the files at hand, else the official
-    architecture; None where the flags or files have a problem (the checks go on to name it). `header_read`: the
-    GGUF files read already, not read again."""
-    from motif_lite.errors import MotifLiteError
+    architecture; None where the flags or files have a problem (the checks go on to name it). `located`: the files
+    at hand, located once for every check before this download."""
     from motif_lite.settings import resolve_settings
 
     try:
         # No --text-encoder-gguf: it changes nothing here, and its problems are the checks' to name.
-        sources = sources_at_hand(args, text_encoder_gguf=False, header_read=header_read)
+        sources = quantized_as_asked(located.sources(text_encoder_gguf=False), args)
         return sources, resolve_settings(request, sources.configs, sources.transformer, first_step=first_step(args))
     except MotifLiteError:
         return None
@@ -200,7 +204,6 @@ def _estimate_at_hand(
     (nothing at hand, a device or dtype refused, a LoRA that does not fit), which the checks go on to name."""
     from motif_lite.cli.common import lora_args
     from motif_lite.devices import resolve_device
-    from motif_lite.errors import MotifLiteError
     from motif_lite.preflight import packed_adapter_macs
     from motif_lite.settings import resolve_dtype
 
@@ -216,3 +219,30 @@ def _estimate_at_hand(
     except MotifLiteError:
         return None
     return settings, sources.configs, dtype, quantizing_seconds(sources), packed_adapter_macs(sources, loras, dtype)
+
+
+class LocatedOnce:
+    """The files at hand, located once for every check before one download: the settings' and the plan's refusals,
+    the prompts the text encoder cuts and the time question each located them, reading every config file again.
+    What `sources_at_hand(args, quantized=False)` gives, with --text-encoder-gguf or without it (located apart only
+    where it was given); what locating raised is raised again to each check, which handles it as before."""
+
+    def __init__(self, args: argparse.Namespace, header_read: GGUFFilesRead | None) -> None:
+        self._args = args
+        self._header_read = header_read
+        self._found: dict[bool, ModelSources | MotifLiteError] = {}
+
+    def sources(self, text_encoder_gguf: bool = True) -> ModelSources:
+        """The unquantized sources at hand; `text_encoder_gguf=False`: without --text-encoder-gguf."""
+        with_gguf = text_encoder_gguf and self._args.text_encoder_gguf is not None  # without it, one and the same
+        if with_gguf not in self._found:
+            try:
+                self._found[with_gguf] = sources_at_hand(
+                    self._args, text_encoder_gguf=with_gguf, quantized=False, header_read=self._header_read
+                )
+            except MotifLiteError as exc:
+                self._found[with_gguf] = exc
+        found = self._found[with_gguf]
+        if isinstance(found, MotifLiteError):
+            raise found
+        return found

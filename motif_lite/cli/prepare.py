@@ -100,15 +100,20 @@ def quantized_as_asked(sources: ModelSources, args: argparse.Namespace) -> Model
     return with_quantize(sources, quantize, text_encoder_quantize)
 
 
-def sources_before_download(args: argparse.Namespace, header_read: GGUFFilesRead | None = None) -> ModelSources | None:
+def sources_before_download(
+    args: argparse.Namespace,
+    header_read: GGUFFilesRead | None = None,
+    located: Callable[[], ModelSources] | None = None,
+) -> ModelSources | None:
     """What a memory plan made before the checkpoint downloads counts with (a run's refusal before its download, the
     launcher's plan of the ranks): the files and configs at hand (a folder, the cache), else, for the official model,
     its configs bundled with motif-lite; None for another model not at hand, whose sizes may differ from the
     official ones: it is planned once its files are there. Raises what `locate_sources` finds wrong at hand.
-    `header_read`: the GGUF files read already, not read again."""
+    `header_read`: the GGUF files read already, not read again. `located`: what gives `sources_at_hand(args,
+    quantized=False)` located once already (the checks before a download share one), not located again."""
     from motif_lite.choices import MOTIF_REPO
 
-    sources = sources_at_hand(args, quantized=False, header_read=header_read)
+    sources = located() if located is not None else sources_at_hand(args, quantized=False, header_read=header_read)
     if sources.root is None and str(args.model) != MOTIF_REPO:
         return None
     return quantized_as_asked(sources, args)  # only now: a recipe's problem is not another model's to name
@@ -121,6 +126,7 @@ def refuse_what_no_plan_fits(
     layout: ParallelLayout | None = None,
     text_encoder: bool = True,
     header_read: GGUFFilesRead | None = None,
+    located: Callable[[], ModelSources] | None = None,
 ) -> Plan | None:
     """Before a download: the memory plan the run will make (`plan_if_budget`; in a parallel run this rank's, by
     its `layout` and whether it loads the `text_encoder`), from the configs at hand or the official ones
@@ -128,7 +134,8 @@ def refuse_what_no_plan_fits(
     --ram: said now, not after gigabytes of downloading for a run that is then refused. A problem with the flags or
     files is left to the checks, which name it. `request`: the request, or how it follows from those sources (the
     server's: image-to-video where the checkpoint takes images). `header_read`: the GGUF files read already (the
-    run's, which its preflight takes too), not read again. -> the plan (None where none is made here)."""
+    run's, which its preflight takes too), not read again. `located`: as `sources_before_download`'s. -> the plan
+    (None where none is made here)."""
     from motif_lite.cli.common import lora_args
     from motif_lite.devices import resolve_device
     from motif_lite.errors import MotifLiteError
@@ -136,7 +143,7 @@ def refuse_what_no_plan_fits(
 
     try:
         target = resolve_device(device)
-        sources = sources_before_download(args, header_read)
+        sources = sources_before_download(args, header_read, located)
         dtype = resolve_dtype(args.dtype, target).value
         # The --lora files at hand: their adapters beside packed layers count, as in the plan after the download.
         loras = [] if sources is None else checked_lora_files(lora_args(getattr(args, "lora", None) or []), sources)

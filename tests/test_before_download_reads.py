@@ -1,0 +1,95 @@
+"""The checks a run makes just before a download (the settings' and the memory plan's refusals, the prompts the text
+encoder cuts, the CPU time question) locate the files at hand once: each located them again, reading every config
+file of the checkpoint two or three times before one download."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+from motif_lite import cli  # noqa: E402
+from motif_lite.choices import MOTIF_REPO  # noqa: E402
+from motif_lite.cli import before_download, run_request  # noqa: E402
+from motif_lite.cli.prepare import sources_at_hand  # noqa: E402
+from motif_lite.cli.run_time import CpuTimeQuestion  # noqa: E402
+from motif_lite.io.hub import DownloadPlan  # noqa: E402
+from motif_lite.runtime.parallel import ParallelLayout  # noqa: E402
+
+
+@pytest.fixture
+def configs_cached(shared_checkpoint, no_network) -> Path:
+    """The official repo in the (offline) Hub cache with every file but the weights: a download stopped part way,
+    which the next run's download completes."""
+    snapshot = no_network / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
+    shutil.copytree(shared_checkpoint[0], snapshot, ignore=lambda _, names: [n for n in names if "safetensors" in n])
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    return snapshot
+
+
+@pytest.fixture
+def json_reads(monkeypatch) -> Counter[str]:
+    """How many times each .json file is opened (pathlib's reads and `open` both go through `io.open`)."""
+    reads: Counter[str] = Counter()
+    uncounted = io.open
+
+    def counted(file, *args, **kwargs):
+        if str(file).endswith(".json"):
+            reads[str(file)] += 1
+        return uncounted(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", counted)
+    monkeypatch.setattr("builtins.open", counted)
+    return reads
+
+
+def run_args(*flags: str):
+    args = cli.build_parser().parse_args(["run", "-p", "a fox", "--device", "cpu", "--yes", "--steps", "2", *flags])
+    args.weights = {}
+    return args
+
+
+def one_locate(args, json_reads: Counter[str]) -> Counter[str]:
+    """The files one look at what is at hand reads, and how often (some are read twice by the configs' own checks)."""
+    sources_at_hand(args, quantized=False)
+    once = Counter(json_reads)
+    json_reads.clear()
+    return once
+
+
+# The time question and the memory plan (with a budget) read the text encoder's config again for their own counts
+# (runtime/activation_memory.py): left out here.
+COUNTED_APART = "text_encoder/config.json"
+
+
+def located_configs(reads: Counter[str]) -> dict[str, int]:
+    return {file: n for file, n in reads.items() if not file.endswith(COUNTED_APART)}
+
+
+@pytest.mark.parametrize("flags", [(), ("--vram", "8")], ids=["cpu", "cpu-with-budget"])
+def test_a_run_reads_the_configs_at_hand_once_before_its_download(configs_cached, json_reads, flags, capsys):
+    args = run_args(*flags)
+    once = one_locate(args, json_reads)
+    assert str(configs_cached / "transformer/config.json") in once
+    question = CpuTimeQuestion(yes=True)
+    before = before_download.ask_before_download(args, [run_request.request_from_args(args)], "cpu", question, {})
+    before(DownloadPlan(MOTIF_REPO, {}))
+    assert question.said, capsys.readouterr().err  # every check ran: the last one asked
+    assert located_configs(json_reads) == located_configs(once)
+
+
+@pytest.mark.parametrize("main", [True, False])
+def test_a_rank_reads_the_configs_at_hand_once_before_its_download(configs_cached, json_reads, main):
+    args = run_args("--vram", "8")  # with a budget: the settings' refusal and the plan's both look
+    once = one_locate(args, json_reads)
+    rank = SimpleNamespace(is_main=main, layout=ParallelLayout(2, 1))
+    request = run_request.request_from_args(args)
+    before_download.rank_refuses_before_download(args, request, "cpu", rank, {})(DownloadPlan(MOTIF_REPO, {}))
+    assert located_configs(json_reads) == located_configs(once)
