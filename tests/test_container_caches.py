@@ -16,6 +16,7 @@ import torch
 
 from motif_lite import cli
 from motif_lite.cli.kernel_cache import writable_kernel_cache
+from motif_lite.io.cache_folders import triton_tilde
 
 
 def triton_line(tmp_path, capsys) -> str:
@@ -101,3 +102,10 @@ def test_a_cache_set_to_the_current_folder_is_checked_not_a_traceback(
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if f" {cache}: " in line)
     assert line.split()[0] == "ok" and f"{cache}: . (" in line, line
+
+
+def test_a_tilde_in_triton_cache_dir_is_blamed_on_it_not_on_a_triton_home_beside_it(tmp_path):
+    # TRITON_CACHE_DIR decides the folder where both are set: its ~ is the cause, not TRITON_HOME's absolute path.
+    why = triton_tilde({"TRITON_CACHE_DIR": "~/tc", "TRITON_HOME": str(tmp_path), "HOME": str(tmp_path)})
+    assert why is not None and why.startswith("TRITON_CACHE_DIR starts with a ~"), why
+    assert triton_tilde({"TRITON_CACHE_DIR": str(tmp_path), "TRITON_HOME": "~", "HOME": str(tmp_path)}) is None

@@ -24,6 +24,7 @@ from motif_lite.vae.config import WanVAEConfig
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.lora import LoRASpec, diff_targets, lora_targets, read_loras
 from motif_lite.weights.lora_apply import (
+    LoRALinear,
     apply_loras,
     side_adapter_bytes,
     side_adapter_macs,
@@ -159,6 +160,43 @@ def test_a_large_lora_scale_on_a_packed_linear_in_float16_stays_a_number(tmp_pat
     torch.testing.assert_close(outputs[torch.float16], reference, rtol=1e-2, atol=reference.abs().max() * 2e-3)
 
 
+def test_a_lora_whose_scale_with_its_factors_is_past_float16_stays_a_number(tmp_path):
+    # down and up about 10 (each rank rescaled by 32 or so into its scale), alpha 4000 at rank 4: a float32 scale of
+    # about 1e6 per rank, past float16's 65504, for a small input's update of a few hundred, which float16 holds.
+    # The scale multiplies down·x in float32: in float16 it was inf.
+    parts = {
+        "lora_down.weight": 10 * torch.randn(4, 64, generator=g),
+        "lora_up.weight": 10 * torch.randn(256, 4, generator=g),
+    }
+    path = _write(tmp_path / "strong.safetensors", parts, alpha=4000.0)
+    outputs = _outputs_by_dtype(path, (torch.float16, torch.float32), 1e-3 * torch.randn(3, 64, generator=g))
+    reference = outputs[torch.float32]
+    assert 1e2 < reference.abs().max() < 6e4
+    assert torch.isfinite(outputs[torch.float16]).all()
+    torch.testing.assert_close(outputs[torch.float16], reference, rtol=1e-2, atol=reference.abs().max() * 2e-3)
+
+
+def test_each_rank_of_a_lora_beside_a_packed_linear_is_rescaled_on_its_own_to_at_most_1(tmp_path):
+    # Ranks of very unequal sizes (1e-6, 1, 20) and one trained to zero: each rank's down row and up column is
+    # brought to a largest magnitude in (1/2, 1] by its own power of two (a zero one stays zero, not 0/0), so a
+    # tiny rank keeps float16's digits beside a large one and none is past 1.
+    sizes = torch.tensor([1e-6, 1.0, 20.0, 0.0])
+    parts = {
+        "lora_down.weight": sizes[:, None] * torch.randn(4, 64, generator=g),
+        "lora_up.weight": sizes[None, :] * torch.randn(256, 4, generator=g),
+    }
+    path = _write(tmp_path / "ranks.safetensors", parts)
+    packed = tiny_transformer(quantized=True)
+    apply_loras(packed, read_loras([LoRASpec(path)], lora_targets(packed)), torch.float16)
+    layer = packed.get_submodule(FF)
+    assert isinstance(layer, LoRALinear)
+    for peaks in (layer.down.float().abs().amax(dim=1), layer.up.float().abs().amax(dim=0)):
+        assert peaks[3] == 0 and ((peaks[:3] > 0.5) & (peaks[:3] <= 1)).all(), peaks
+    assert torch.isfinite(layer.scale).all()
+    outputs = _outputs_by_dtype(path, (torch.float16,), torch.randn(3, 64, generator=g))
+    assert torch.isfinite(outputs[torch.float16]).all()
+
+
 # w1 whole, w2 = w2_a·w2_b (rank 4, alpha 4000 or 40000: scale 1000 or 10000), one of them large and the other
 # small, both ways round: the scale times the large factor's 16-bit product is past float16's 65504, the update
 # itself a few thousand.
@@ -271,6 +309,24 @@ def test_the_memory_count_of_a_loha_kept_whole_or_as_a_lora_is_the_smaller(tmp_p
         kept = sorted(b.nbytes for b in packed.get_submodule(FF).buffers() if id(b) not in own)
         assert sorted(side_adapter_bytes(files, dtype)[FF]) == kept == sorted(expected)
         assert sum(kept) <= min(whole, sum(r * r for r in ranks) * per_rank)
+
+
+def test_a_loha_at_the_edge_counts_the_float32_scales_in_its_low_rank_bytes(tmp_path):
+    # Rank 3·17 = 51 on FF [256, 64] in float16: 51 ranks of 320 values (2 bytes each) take 32,640 bytes, under the
+    # change's 32,768, but with each rank's 4-byte float32 scale 32,844, over it: the change is kept whole.
+    parts = {
+        "hada_w1_a": torch.randn(256, 3, generator=g),
+        "hada_w1_b": torch.randn(3, 64, generator=g),
+        "hada_w2_a": torch.randn(256, 17, generator=g),
+        "hada_w2_b": torch.randn(17, 64, generator=g),
+    }
+    path = _write(tmp_path / "loha.safetensors", parts)
+    packed = tiny_transformer(quantized=True)
+    own = {id(b) for b in packed.get_submodule(FF).buffers()}
+    _, files = applied(packed, [path], torch.float16)
+    kept = sorted(b.nbytes for b in packed.get_submodule(FF).buffers() if id(b) not in own)
+    whole, low_rank = 256 * 64 * 2, 51 * ((256 + 64) * 2 + 4)
+    assert sum(kept) == min(whole, low_rank) and sorted(side_adapter_bytes(files, torch.float16)[FF]) == kept
 
 
 def test_a_loha_of_small_factors_in_float16_keeps_its_digits(tmp_path):

@@ -155,3 +155,26 @@ def test_the_cpu_workspace_counts_exactly_the_convs_torch_unfolds() -> None:
         assert (_Conv(conv.in_channels, conv.kernel_size) in counted) == (extra > 0), (conv, extra)
         kernels.add(conv.kernel_size)
     assert kernels == {(3, 3, 3), (3, 1, 1), (1, 1, 1)}
+
+
+def test_the_band_estimate_grows_by_the_mid_outputs_a_longer_decode_keeps() -> None:
+    # The bands keep the mid block's output of every latent frame: 12 latent frames keep 9 more than 3, which the
+    # estimate must add in full (the band test's 10 % slack over 3 frames hid a mid term of one frame).
+    config = OTHER_VAES["three-levels"]
+    mids, estimates = [], []
+    for latent_frames in (3, 12):
+        torch.manual_seed(0)
+        vae = WanVAE(config).eval().requires_grad_(False)
+        outputs: list[torch.Tensor] = []
+        vae.decoder.mid_block.register_forward_hook(lambda module, args, out, kept=outputs: kept.append(out))
+        for _ in vae.decode_frames(torch.randn(1, config.z_dim, latent_frames, LATENT_H, LATENT_W), bands=2):
+            pass
+        mids.append(tensor_bytes(outputs))
+        s = config.spatial_factor
+        sizes = generation_sizes(
+            LATENT_W * s, LATENT_H * s, config.video_frames(latent_frames), TransformerConfig(), 1 << 30, 0, config,
+            torch.float32, False, torch.float32,
+        )  # fmt: skip
+        estimates.append(vae_decode_cache_bytes(sizes, VAEMode(bands=2)))
+    assert mids[1] > mids[0] > 0
+    assert abs((estimates[1] - estimates[0]) - (mids[1] - mids[0])) <= 1, (estimates, mids)  # each rounded up
