@@ -355,3 +355,28 @@ def test_verify_gives_no_steps_advice_where_fewer_steps_would_not_help() -> None
         message = str(refused.value)
         assert "steps" not in message.rsplit(": verify", 1)[1] and "--flow-shift" not in message, message
         assert message.endswith("so it cannot compare at this config's shift"), message
+
+
+def test_the_advice_names_fewer_steps_only_where_diffusers_then_steps_the_shift() -> None:
+    # A large shift's table steps with fewer steps (its edge rises as the steps fall); a tiny shift's does not
+    # (its first sigmas round to timestep 0 at any count): only a larger shift helps there.
+    request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=OFFICIAL_STEPS).resolve()
+    for _, bad in (diffusers_edge(OFFICIAL_STEPS, 1.0, 1e4), diffusers_edge(OFFICIAL_STEPS, 0.01, 1e-12)):
+        fewer_help = any(diffusers_steps(steps, bad) for steps in range(2, OFFICIAL_STEPS))
+        with pytest.raises(RequestError) as refused:
+            resolve_settings(request, configs_with_shift(bad))
+        assert ("fewer steps" in str(refused.value)) == fewer_help, (bad, str(refused.value))
+        assert ("a smaller flow shift" if bad > 1 else "a larger flow shift") in str(refused.value), refused.value
+
+
+def test_verify_reads_the_scheduler_config_as_the_configs_hold_it_even_none() -> None:
+    # CheckpointConfigs holds None for a checkpoint without a scheduler config: nothing for this check to refuse (the
+    # listed configs are checked before it), not an AttributeError traceback.
+    import diffusers
+
+    from motif_lite.verify import VerifyError, _refuse_a_scheduler_the_reference_cannot_sample
+
+    _refuse_a_scheduler_the_reference_cannot_sample(diffusers, None)
+    _refuse_a_scheduler_the_reference_cannot_sample(diffusers, {"_class_name": "FlowMatchEulerDiscreteScheduler"})
+    with pytest.raises(VerifyError, match="cannot sample with this checkpoint's DPMSolverMultistepScheduler"):
+        _refuse_a_scheduler_the_reference_cannot_sample(diffusers, DPM)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import AutoencoderKLWan
-from safetensors.torch import save_file
+from safetensors.torch import save, save_file
 from tiny_transformer import make_reference
 
 from motif_lite.errors import CheckpointError
@@ -145,5 +145,24 @@ def test_a_file_replaced_between_a_mapped_and_a_read_tensor_is_refused(tmp_path)
     with TensorFiles() as files:
         files.load(refs["norm"], torch.float32)
         replace_file(path, {"norm": torch.ones(4), "weight": torch.ones(4, dtype=torch.bfloat16)})
+        with pytest.raises(CheckpointError, match="changed while it was read"):
+            files.load(refs["weight"], torch.float32)
+
+
+def test_a_file_rewritten_in_place_between_a_mapped_and_a_read_tensor_is_refused(tmp_path):
+    # Rewritten in place (the same inode and size: an export writing over its own file), the file is told from the
+    # one first opened by its modification time.
+    path = tmp_path / "w.safetensors"
+    save_file({"norm": torch.zeros(4), "weight": torch.zeros(4, dtype=torch.bfloat16)}, path)
+    refs = read_tensor_refs([path])
+    with TensorFiles() as files:
+        files.load(refs["norm"], torch.float32)
+        before = os.stat(path)
+        data = save({"norm": torch.ones(4), "weight": torch.ones(4, dtype=torch.bfloat16)})
+        assert len(data) == before.st_size
+        with open(path, "r+b") as f:
+            f.write(data)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        assert os.stat(path).st_ino == before.st_ino
         with pytest.raises(CheckpointError, match="changed while it was read"):
             files.load(refs["weight"], torch.float32)

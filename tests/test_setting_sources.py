@@ -5,6 +5,7 @@ sources) reads it there. Tiny checkpoint, CPU."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from test_settings_from import SIZE, run_cli
 from motif_lite import cli, load_pipeline
 from motif_lite.checkpoint import locate_sources
 from motif_lite.cli.resume import resume_args
-from motif_lite.cli.run_inputs import run_inputs
+from motif_lite.cli.run_inputs import given_sources, run_inputs
 from motif_lite.cli.run_request import request_from_args, take_clip_defaults
 from motif_lite.cli.settings_from import settings_from_args
 from motif_lite.io.video import write_video
@@ -230,3 +231,11 @@ def test_a_dtype_typed_again_on_resume_is_the_flags(stopped):
     resume_args(args)
     given = run_inputs(args).given()
     assert "dtype" in given.flags and "dtype" not in given.files
+
+
+def test_a_namespace_no_command_line_made_names_no_sources():
+    # A caller's own Namespace (no argv: cli.main never saw it) typed no flags and named no files; asked for its
+    # sources, RunInputs (which needs the command line to tell what was typed) raised a ValueError.
+    assert given_sources(argparse.Namespace(flow_shift=30.0, steps=20)) == Given()
+    typed = argparse.Namespace(flow_shift=30.0, steps=20, argv=["run", "--flow-shift", "30", "-p", "fox"])
+    assert "flow_shift" in given_sources(typed).flags
