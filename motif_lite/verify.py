@@ -14,6 +14,13 @@ the same inputs on both sides, so a difference points at one part:
 - vae: the decode of the same latents, each side denormalizing them with its own latent statistics;
 - frames: both whole pipelines at the same seed and settings, as uint8 frames.
 
+With a first frame (`VerifySettings.image`), the reference is `MotifVideoImage2VideoPipeline` over the same
+components, and two stages follow the text stage: image, the SigLIP embeddings of the first frame (each side reads,
+resizes and normalizes the file itself), and conditioning, the first frame's latents and mask as each side puts them
+into the transformer's 33 input channels (the VAE posterior's sample, drawn after the noise from the same seed). The
+transformer, guidance and vae stages get the same inputs as without an image; the frames stage runs both
+image-to-video pipelines.
+
 The difference of a stage is relative: ||ours - reference|| / ||reference||, against a tolerance that depends on
 the dtype. A stage whose output holds inf or NaN says on which side; on both, the reference read the same
 files, so the verdict points at the weights, not at our code. The text encoder module is shared by both pipelines
@@ -59,21 +66,40 @@ INSTALL_HINT = 'pip install -e ".[verify]" (diffusers, and accelerate for GGUF f
 DIFFUSERS_MIN = "0.42.1"
 STAGES = {
     "text": "prompt and negative prompt embeddings (valid tokens)",
+    "image": "SigLIP embeddings of the first frame, each side reading the file",
+    "conditioning": "first frame's latents and mask in the 33 input channels",
     "transformer": "one forward: same noise, timestep and text embeddings",
     "guidance": "guided velocity of step 0 from the same two predictions",
     "vae": "decode of the same latents, each side denormalizing them",
     "frames": "both pipelines end to end, uint8 frames",
 }
+IMAGE_STAGES = ("image", "conditioning")  # with a first frame only, right after the text stage
 # Relative differences allowed. float32: summation order only (tests measure ~1e-7 per stage; frames round to
 # uint8, where a value near a rounding edge flips one level). bfloat16: 8 mantissa bits, ~0.4 % per rounding, and
 # GPU kernels differ in summation order (a 2B transformer forward differs ~1 % between implementations).
 TOLERANCES = {
-    torch.float32: {"text": 1e-4, "transformer": 1e-4, "guidance": 1e-4, "vae": 1e-4, "frames": 5e-3},
-    torch.bfloat16: {"text": 2e-2, "transformer": 3e-2, "guidance": 3e-2, "vae": 2e-2, "frames": 5e-2},
+    torch.float32: {
+        "text": 1e-4,
+        "image": 1e-4,
+        "conditioning": 1e-4,
+        "transformer": 1e-4,
+        "guidance": 1e-4,
+        "vae": 1e-4,
+        "frames": 5e-3,
+    },
+    torch.bfloat16: {
+        "text": 2e-2,
+        "image": 2e-2,
+        "conditioning": 2e-2,
+        "transformer": 3e-2,
+        "guidance": 3e-2,
+        "vae": 2e-2,
+        "frames": 5e-2,
+    },  # fmt: skip
 }
 # Notices of the reference's libraries that say nothing to a verify user, by logger (a run never prints them: it
 # does not import diffusers, and picks the Pillow image processor itself, encoders/text.py): transformers falling
-# back to that processor without torchvision (ours uses the same one; verify encodes no image), and diffusers'
+# back to that processor without torchvision (ours uses the same one, for -i), and diffusers'
 # guider API being experimental (verify only calls it).
 LIBRARY_NOTICES = {
     "transformers.utils.import_utils": "`SiglipImageProcessor` requires torchvision (not installed)",
@@ -86,7 +112,10 @@ NOT_FINITE = {
     "both": "inf/NaN on both sides",
 }
 # Whose weights a stage that gives inf/NaN on both sides (from the same files) points at.
-STAGE_WEIGHTS = {"text": "the text encoder's", "transformer": "the transformer's", "vae": "the VAE's"}
+STAGE_WEIGHTS = {
+    "text": "the text encoder's", "image": "the text encoder's (its SigLIP tower)", "conditioning": "the VAE's",
+    "transformer": "the transformer's", "vae": "the VAE's",
+}  # fmt: skip
 # diffusers' GGUF layers dequantize in float16 before casting to the compute dtype (ggml uses float32): at float32
 # the two transformers then differ by ~5e-4, which says nothing about the layout.
 GGUF_TRANSFORMER_TOLERANCE = 3e-3
@@ -107,6 +136,7 @@ class VerifySettings:
     seed: int = 0
     prompt: str = "a red fox runs through snow, cinematic lighting"
     negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
+    image: Path | None = None  # the first frame: image-to-video on both sides (run's -i)
 
 
 @dataclass(frozen=True)
@@ -117,6 +147,7 @@ class ForcedSettings:
     apg_eta: float | None = None  # our APG's eta (as --apg-eta would set it: guidance stage and frames)
     latents_mean_shift: float | None = None  # added to our VAE's latents_mean (every channel)
     max_prompt_tokens: int | None = None  # our text encoder's token limit (text stage)
+    image_mean_shift: float | None = None  # added to our SigLIP preprocessor's image_mean (image stage; needs -i)
 
     @classmethod
     def parse(cls, items: list[str]) -> ForcedSettings:
@@ -138,6 +169,12 @@ class ForcedSettings:
                 raise VerifyError(f"--force {item!r}: {name} must be > 0")
             values[name] = value
         return cls(**values)
+
+
+def stage_names(image: bool) -> list[str]:
+    """The stages verify runs, in order: with a first frame (`image`), the image stages follow the text stage."""
+    names = [name for name in STAGES if name not in IMAGE_STAGES]
+    return [names[0], *IMAGE_STAGES, *names[1:]] if image else names
 
 
 @dataclass(frozen=True)
@@ -268,9 +305,13 @@ def verify(
     # is a random seed, the one both pipelines then use.
     request, size_notes = _request(settings, forced.apg_eta).resolve()
     settings = dataclasses.replace(settings, frames=request.frames, seed=request.seed)
-    diffusers = _import_diffusers()
+    if forced.image_mean_shift is not None and settings.image is None:
+        raise VerifyError("--force image_mean_shift changes how our side reads a first frame: give one with -i FILE")
+    diffusers = _import_diffusers(image=settings.image is not None)
     sources, target = preflight(model, gguf, device, weights=weights)  # checked once, for both pipelines
     _require_reference_configs(sources.root, str(model))
+    if settings.image is not None:
+        _require_image_preprocessor(sources.root)
     _refuse_comfy_prefixed(sources.weight_files.get("transformer"))  # before our pipeline loads, not after
     if sources.gguf is not None:
         _require_accelerate()  # before our pipeline loads (minutes on the real weights), not after
@@ -287,6 +328,12 @@ def verify(
     ours = load_pipeline(sources, dtype=dtype, device=target)
     with contextlib.nullcontext() if library_bars else _diffusers_bars_off(diffusers):
         reference = _reference_pipeline(diffusers, root, ours, sources.gguf, dtype, target)
+    # The image-to-video reference over the same components (diffusers' own way to switch: no second load).
+    reference_i2v = None
+    if settings.image is not None:
+        with _without_library_notices():
+            reference_i2v = diffusers.MotifVideoImage2VideoPipeline(**reference.components)
+        reference_i2v.set_progress_bar_config(disable=True)
     _apply_forced(ours, forced)
     tolerances = dict(TOLERANCES.get(dtype, TOLERANCES[torch.bfloat16]))
     if gguf is not None:
@@ -294,14 +341,17 @@ def verify(
     files = {**sources.weight_files, **({"transformer": gguf} if gguf is not None else {})}
     where = model if sources.weight_files else root  # the linked folder means nothing to the user
     source = f"{where}" + "".join(f" with {component.replace('_', ' ')} {file}" for component, file in files.items())
+    pipeline = "MotifVideoPipeline" if settings.image is None else "MotifVideoImage2VideoPipeline"
+    first_frame = "" if settings.image is None else f", first frame {settings.image}"
     result = VerifyResult(
-        f"verify: motif-lite vs diffusers MotifVideoPipeline on {source}; {target}, {str(dtype).split('.')[-1]}, "
-        f"{settings.width}x{settings.height}x{settings.frames}, {settings.steps} steps, seed {settings.seed}",
+        f"verify: motif-lite vs diffusers {pipeline} on {source}; {target}, {str(dtype).split('.')[-1]}, "
+        f"{settings.width}x{settings.height}x{settings.frames}, {settings.steps} steps, seed {settings.seed}"
+        f"{first_frame}",
         notes=size_notes,
         dtype=dtype,
     )
     request = _request_for(ours, reference, request, result)
-    comparison = _Comparison(ours, reference, request, forced, target, tolerances)
+    comparison = _Comparison(ours, reference, request, forced, target, tolerances, reference_i2v)
 
     def record(stage: StageResult) -> None:
         result.stages.append(stage)
@@ -311,9 +361,8 @@ def verify(
     # The text and frames stages both encode the prompts: a truncation warning is said once, not twice.
     # On cuda:N, the stages' forwards run our kernels outside `generate`: its GPU is made current here as there.
     with torch.no_grad(), on_device(target), _each_warning_once(logging.getLogger("motif_lite.encoders.text")):
-        for run_stage in (comparison.text, comparison.transformer, comparison.guidance, comparison.vae):
-            record(run_stage())
-        record(comparison.frames())
+        for name in stage_names(settings.image is not None):
+            record(getattr(comparison, name)())
     return result
 
 
@@ -354,7 +403,7 @@ def _without_library_notices() -> Iterator[None]:
         yield
 
 
-def _import_diffusers() -> Any:
+def _import_diffusers(image: bool = False) -> Any:
     try:
         import diffusers
     except ImportError:
@@ -363,12 +412,14 @@ def _import_diffusers() -> Any:
     # own dependencies do not fit fails only when the pipeline is imported: both used to be found after our pipeline
     # had loaded (minutes on the real weights), the second as a traceback.
     version = getattr(diffusers, "__version__", "of unknown version")
+    name = "MotifVideoImage2VideoPipeline" if image else "MotifVideoPipeline"  # with a first frame: both
     try:
         with _without_library_notices():  # the pipeline's module imports transformers' SiglipImageProcessor
             diffusers.MotifVideoPipeline  # noqa: B018 (diffusers imports its pipelines on first access)
+            getattr(diffusers, name)
     except AttributeError:
         raise VerifyError(
-            f"the installed diffusers {version} has no MotifVideoPipeline; verify needs diffusers >= {DIFFUSERS_MIN}: "
+            f"the installed diffusers {version} has no {name}; verify needs diffusers >= {DIFFUSERS_MIN}: "
             f'pip install -U "diffusers>={DIFFUSERS_MIN}"'
         ) from None
     except (ImportError, RuntimeError) as exc:  # diffusers wraps a failed lazy import in a RuntimeError
@@ -523,6 +574,16 @@ def _require_reference_configs(root: Path, model: str) -> None:
         raise MissingFilesError([MissingFiles(MOTIF_REPO, tuple(missing), include, folder, "", True)], [problem])
 
 
+def _require_image_preprocessor(root: Path) -> None:
+    """Image-to-video reads the first frame with the checkpoint's SigLIP preprocessor config, on both sides: without
+    it a run refuses the image (after loading), and the reference has no `feature_extractor`. Said before the loads."""
+    if not (root / "feature_extractor" / "preprocessor_config.json").is_file():
+        raise VerifyError(
+            f"{root} has no feature_extractor/preprocessor_config.json, which image-to-video reads the first frame "
+            "with (on both sides): download the checkpoint's feature_extractor/ folder, or verify without -i"
+        )
+
+
 def _refuse_a_scheduler_the_reference_cannot_sample(diffusers: Any, config: Mapping[str, Any] | None) -> None:
     """Refuse, before the loads, a scheduler config diffusers' MotifVideoPipeline cannot sample with: the pipeline
     hands its scheduler's `set_timesteps` a sigma table, which DPMSolverMultistepScheduler takes none of (diffusers
@@ -593,7 +654,7 @@ def _request(settings: VerifySettings, apg_eta: float | None = None) -> Generati
     s = settings
     return GenerationRequest(
         s.prompt, s.negative_prompt, width=s.width, height=s.height, frames=s.frames, steps=s.steps, seed=s.seed,
-        apg_eta=apg_eta, output=Path(tempfile.gettempdir()) / "verify_%03d.png",
+        image=s.image, apg_eta=apg_eta, output=Path(tempfile.gettempdir()) / "verify_%03d.png",
     )  # fmt: skip
 
 
@@ -629,11 +690,19 @@ def _apply_forced(ours: Any, forced: ForcedSettings) -> None:
     if forced.latents_mean_shift is not None:
         mean = [m + forced.latents_mean_shift for m in ours.vae.config.latents_mean]
         ours.vae.config = dataclasses.replace(ours.vae.config, latents_mean=mean)
+    if forced.image_mean_shift is not None:
+        from motif_lite.encoders.text import _siglip_processor_class  # the class our encoder loads on first use
+
+        encoder = ours.text_encoder
+        processor = encoder.image_processor or _siglip_processor_class().from_pretrained(encoder.feature_extractor_dir)
+        processor.image_mean = [m + forced.image_mean_shift for m in processor.image_mean]
+        encoder.image_processor = processor
 
 
 @dataclass
 class _Comparison:
-    """The five stage comparisons; each stage reuses what the earlier ones computed (embeddings, predictions)."""
+    """The stage comparisons; each stage reuses what the earlier ones computed (embeddings, predictions).
+    `reference_i2v`: the image-to-video reference, with a first frame (`request.image`); None without."""
 
     ours: Any
     reference: Any
@@ -641,6 +710,7 @@ class _Comparison:
     forced: ForcedSettings
     device: torch.device
     tolerances: dict[str, float]
+    reference_i2v: Any = None
     embeds: dict[str, torch.Tensor] = field(default_factory=dict)
     timestep: torch.Tensor | None = None
     cond: torch.Tensor | None = None
@@ -670,6 +740,49 @@ class _Comparison:
             note = "token counts " + ", ".join(f"{a} vs {b}" for a, b in counts)
             return StageResult("text", math.inf, self.tolerances["text"], note)
         return self.stage("text", torch.cat(ours), torch.cat(reference).to(ours[0].dtype))
+
+    def image(self) -> StageResult:
+        """Our SigLIP embeddings of the first frame (read, resized and normalized as a run does) against the
+        reference's (its own reading and preprocessing of the same file)."""
+        from motif_lite.io.image import load_image, preprocess_image
+
+        s, encoder, reference = self.request, self.ours.text_encoder, self.reference_i2v
+        pixels = preprocess_image(load_image(s.image), s.height, s.width).to(self.device, self.ours.dtype)
+        first_frame = ((self._reference_video()[:, 0] + 1) / 2).clamp(0, 1)  # as the reference's conditioning does
+        encoder.to(self.device)  # one module on both sides: its SigLIP tower is the reference's vision_tower
+        try:
+            ours = encoder.encode_image(pixels)
+            tower, processor = reference.text_encoder.vision_tower, reference.feature_extractor
+            expected = reference._get_image_embeds(tower, processor, first_frame, self.device)
+        finally:
+            encoder.offload()
+        return self.stage("image", ours, expected.to(ours.dtype))
+
+    def conditioning(self) -> StageResult:
+        """The first frame's latents and mask (16 + 1 of the 33 input channels) as each pipeline builds them: its
+        VAE encodes its own pixels, and the posterior's sample is drawn after the noise from the same seed."""
+        s, reference = self.request, self.reference_i2v
+        generator = torch.Generator().manual_seed(s.seed)
+        noise = self.ours.initial_noise(s, generator)
+        ours = self.ours.encode(s, noise, generator, lambda *_: None)
+        generator = torch.Generator().manual_seed(s.seed)
+        dtype = reference.transformer.dtype
+        z_dim = reference.vae.config.z_dim
+        latents = reference.prepare_latents(1, z_dim, s.height, s.width, s.frames, dtype, self.device, generator)
+        expected, mask, _ = reference._prepare_first_frame_conditioning(
+            self._reference_video(), latents, True, generator
+        )
+        return self.stage(
+            "conditioning", torch.cat([ours.latents, ours.mask], dim=1), torch.cat([expected, mask], dim=1)
+        )
+
+    def _reference_video(self) -> torch.Tensor:
+        """The first frame as the reference's `__call__` prepares it: [1, 1, 3, H, W] in [-1, 1], its dtype."""
+        from diffusers.utils import load_image
+
+        s, reference = self.request, self.reference_i2v
+        video = reference.video_processor.preprocess_video([load_image(str(s.image))], height=s.height, width=s.width)
+        return video.permute(0, 2, 1, 3, 4).to(self.device, reference.transformer.dtype)
 
     def transformer(self) -> StageResult:
         request = self.request
@@ -717,8 +830,14 @@ class _Comparison:
     def frames(self) -> StageResult:
         e, s = self.embeds, self.request
         # As floats, which still show inf/NaN; then to uint8 frames as the reference's "pil" output makes them.
-        video = self.reference(
-            prompt_embeds=e["pe"], negative_prompt_embeds=e["npe"], prompt_attention_mask=e["pm"],
+        first_frame = {}
+        if self.reference_i2v is not None:  # its `prompt` has no default: the embeddings stand for it, as above
+            from diffusers.utils import load_image
+
+            first_frame = {"image": load_image(str(s.image)), "prompt": None}
+        pipeline = self.reference if self.reference_i2v is None else self.reference_i2v
+        video = pipeline(
+            **first_frame, prompt_embeds=e["pe"], negative_prompt_embeds=e["npe"], prompt_attention_mask=e["pm"],
             negative_prompt_attention_mask=e["npm"], height=s.height, width=s.width, num_frames=s.frames,
             num_inference_steps=s.steps, generator=torch.Generator().manual_seed(s.seed), output_type="np",
         ).frames[0]  # fmt: skip

@@ -127,15 +127,6 @@ def test_a_resumed_run_goes_on_with_the_stopped_runs_step_cache(checkpoint, tmp_
     assert "the run being resumed had --step-cache 0.05: the rest of the video is sampled with what this" in err
 
 
-@pytest.mark.parametrize("flag", ["-i", "--image", "--init-img"])
-def test_verify_given_an_image_says_it_compares_text_to_video_only(capsys, flag):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["verify", flag, "first.png"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "Traceback" not in err
-    assert f"({flag}: verify compares a text-to-video run only (it encodes no image): leave it out)" in err
-
-
 def test_decode_of_a_png_sequence_run_writes_beside_frames_already_there(pipe, tmp_path, capsys, monkeypatch):
     # A failed decode's latents decoded twice: the second decode must not write over the first one's frames.
     def out_of_memory(*args, **kwargs):

@@ -357,8 +357,6 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
         return f"{flag}: {_COMMAND_ADVICE[command, spelled]}"
     if spelled == "--lora" and "--lora" not in known:  # check, decode, verify
         return f"{flag}: {LORA_CHECKED_BY_DRY_RUN}"
-    if name in IMAGE_FLAGS and command == "verify":
-        return f"{flag}: {VERIFY_WITHOUT_IMAGE}"
     needs, advice = OTHER_TOOLS_SETTINGS.get(name) or OTHER_TOOLS_SETTINGS.get(spelled, (None, None))
     if needs not in known:
         return None
@@ -401,12 +399,10 @@ CHECK_PLANS_A_DEFAULT_RUN = (
     "and plans the official default run; your run's settings, files and memory plan, without loading anything: "
     "motif-lite run with the same flags and --dry-run"
 )
-IMAGE_FLAGS = ("-i", "--image", "--init-img")  # run's image-to-video input
 VERIFY_DRY_RUN = ("verify has no dry run: motif-lite check with the same -m and files checks them and this "
                   "machine without loading anything")  # fmt: skip
 CHECK_IS_A_DRY_RUN = ("check is one already: it reads no weights and downloads nothing; a run's own settings and "
                       "memory plan: motif-lite run with the same flags and --dry-run")  # fmt: skip
-VERIFY_WITHOUT_IMAGE = "verify compares a text-to-video run only (it encodes no image): leave it out"
 DURATION_FLAGS = ("--seconds", "--duration")  # a clip's length in seconds, as other tools take it
 # A command's own advice on a flag it lacks (and run takes), by (command, flag).
 _COMMAND_ADVICE = {

@@ -39,6 +39,7 @@ examples:
   motif-lite verify -m ./Motif-Video-2B             (fp32 on the CPU, bf16 on a GPU)
   motif-lite verify -m ./Motif-Video-2B --gguf ./motif-video-2b-Q4_K_M.gguf --device cuda
   motif-lite verify -m tiny -W 64 -H 64             (docs/usage.md's tiny random checkpoint: seconds on a CPU)
+  motif-lite verify -m ./Motif-Video-2B -i first.png (image-to-video)
 
 Exit code 0: every stage matches; 1: a mismatch (the verdict names its stage); 2: a mistake, or diffusers missing.
 Memory: both pipelines are loaded (the text encoder once): on the real weights about 18 GB of GPU memory in bf16
@@ -47,11 +48,13 @@ Memory: both pipelines are loaded (the text encoder once): on the real weights a
 stages: text (prompt embeddings), transformer (one forward), guidance (the guided velocity of step 0), vae
 (one decode), frames (both pipelines end to end). Each stage gets the same inputs on both sides, so the first
 mismatch names the part that differs. On real weights this settles the checkpoint's rope_theta, guidance
-settings and VAE statistics, and a GGUF file's tensor layout.
+settings and VAE statistics, and a GGUF file's tensor layout. With -i, diffusers' image-to-video pipeline is the
+reference and two stages follow text: image (the first frame's SigLIP embeddings) and conditioning (its VAE latents
+and mask in the transformer's input); frames then runs both image-to-video pipelines.
 
 --force NAME=VALUE sets one of ours deliberately wrong (a negative control: verify must name its stage):
   rope_theta=1 (transformer), apg_eta=0 (guidance, as --apg-eta 0), latents_mean_shift=0.5 (vae),
-  max_prompt_tokens=4 (text)
+  max_prompt_tokens=4 (text), image_mean_shift=0.5 (image, with -i)
 """
 
 
@@ -90,6 +93,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         "-n", "--negative-prompt", type=text_from_argv, help="negative prompt (default: the official one)"
     )
     verify.add_argument(
+        "-i",
+        "--image",
+        "--init-img",
+        type=path_arg,
+        metavar="FILE",
+        help="first frame: compare image-to-video (read and refused as run reads and refuses it)",
+    )
+    verify.add_argument(
         "--force", action="append", default=[], metavar="NAME=VALUE", help="set one of ours wrong (see below)"
     )
     # Not offered (diffusers cannot read the file), but known: `main` says why, where argparse would suggest
@@ -101,14 +112,15 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import dataclasses
+    import functools
 
     from motif_lite.cli.common import download_hint_repeats, hub_bars_on, print_notes
     from motif_lite.cli.kernel_cache import writable_kernel_cache
     from motif_lite.devices import parse_device, torch_dtype
-    from motif_lite.verify import VerifySettings, resolve_verify_settings, verify
+    from motif_lite.verify import VerifySettings, resolve_verify_settings, stage_names, verify
 
     forced, weights = check_flags(args)
-    settings = VerifySettings(args.width, args.height, args.video_frames, args.steps, args.seed)
+    settings = VerifySettings(args.width, args.height, args.video_frames, args.steps, args.seed, image=args.image)
     texts = {"prompt": args.prompt, "negative_prompt": args.negative_prompt}
     settings = dataclasses.replace(settings, **{k: v for k, v in texts.items() if v is not None})
     settings, notes = resolve_verify_settings(settings)  # as `run` resolves them: frames rounded to 4k+1, a note
@@ -122,7 +134,7 @@ def main(args: argparse.Namespace) -> int:
     with download_hint_repeats(getattr(args, "argv", None)):
         result = verify(
             *(args.model, args.gguf, args.device, dtype, settings, forced),
-            on_stage=_say_stage_done,
+            on_stage=functools.partial(_say_stage_done, stage_names(args.image is not None)),
             weights=weights,
             on_loading=say_loading,
             library_bars=hub_bars_on(),  # diffusers' bars, as the Hub's: none in a log
@@ -143,11 +155,9 @@ def check_flags(args: argparse.Namespace) -> tuple[ForcedSettings, dict[str, str
     return forced, weights
 
 
-def _say_stage_done(stage: StageResult) -> None:
-    """Progress on stderr as each stage ends: on the real weights the stages take minutes, the table comes last."""
-    from motif_lite.verify import STAGES
-
-    names = list(STAGES)
+def _say_stage_done(names: list[str], stage: StageResult) -> None:
+    """Progress on stderr as each stage ends (`names`: the stages this verify runs, in order): on the real weights
+    the stages take minutes, the table comes last."""
     done = names.index(stage.stage) + 1
     following = f"; next: {names[done]}" if done < len(names) else ""
     print(f"verify: stage {done}/{len(names)} {stage.stage}: {stage.outcome}{following}", file=sys.stderr, flush=True)

@@ -1,0 +1,104 @@
+"""`motif-lite verify -i IMAGE` on the tiny checkpoint in float32: both image-to-video pipelines match at every stage
+(the first frame's SigLIP embeddings and conditioning latents included); a setting of ours forced wrong on the image
+path is named at its stage; an image run would refuse is refused the same way, before anything loads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+pytest.importorskip("diffusers")
+from motif_lite import cli  # noqa: E402
+
+SMALL = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2", "-n", "blurry, static", "--device", "cpu"]
+STAGES = ("text", "image", "conditioning", "transformer", "guidance", "vae", "frames")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shared_checkpoint) -> Path:
+    return shared_checkpoint[0]  # read only, as conftest's shared_checkpoint says
+
+
+@pytest.fixture(scope="module")
+def first_frame(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("first") / "first.png"
+    pixels = np.random.default_rng(4).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # resized by both sides
+    PIL.Image.fromarray(pixels).save(path)
+    return path
+
+
+def run_verify(capsys, *args: str) -> tuple[int, list[str], str]:
+    code = cli.main(["verify", *args, *SMALL])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out.splitlines(), captured.err
+
+
+def stage_lines(lines: list[str]) -> dict[str, str]:
+    return {line.split()[0]: line for line in lines if line.split() and line.split()[0] in STAGES}
+
+
+def test_image_to_video_matches_at_every_stage(checkpoint, first_frame, capsys):
+    code, lines, err = run_verify(capsys, "-m", str(checkpoint), "-i", str(first_frame))
+    stages = stage_lines(lines)
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    assert "MotifVideoImage2VideoPipeline" in lines[0] and f"first frame {first_frame}" in lines[0]
+    assert list(stages) == list(STAGES) and all(" match " in line for line in stages.values())
+    progress = [line for line in err.splitlines() if line.startswith("verify: stage")]
+    assert progress[:3] == [
+        "verify: stage 1/7 text: match; next: image",
+        "verify: stage 2/7 image: match; next: conditioning",
+        "verify: stage 3/7 conditioning: match; next: transformer",
+    ], progress
+
+
+@pytest.mark.parametrize(
+    ("force", "stage"),
+    [
+        ("image_mean_shift=0.5", "image"),  # SigLIP's normalization: the embeddings differ, the latents do not
+        ("latents_mean_shift=0.5", "conditioning"),  # the first frame's latents are normalized with it
+    ],
+)
+def test_a_setting_forced_wrong_on_the_image_path_is_named_at_its_stage(checkpoint, first_frame, capsys, force, stage):
+    code, lines, _ = run_verify(capsys, "-m", str(checkpoint), "-i", str(first_frame), "--force", force)
+    stages = stage_lines(lines)
+    assert code == 1 and lines[-1] == f"verdict: mismatch at {stage}", lines
+    assert "MISMATCH" in stages[stage] and "MISMATCH" in stages["frames"]
+    assert all(" match " in stages[earlier] for earlier in STAGES[: STAGES.index(stage)])
+
+
+def refusal(capsys, command: list[str]) -> str:
+    assert cli.main(command) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "loading" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("flag", ["-i", "--image", "--init-img"])
+def test_an_image_run_refuses_is_refused_the_same_way_before_anything_loads(checkpoint, tmp_path, capsys, flag):
+    (tmp_path / "notes.png").write_text("not an image")
+    for image in (tmp_path / "nothere.png", tmp_path / "notes.png"):
+        run = refusal(capsys, ["run", "-m", str(checkpoint), "-p", "a fox", "-i", str(image), "--dry-run", *SMALL])
+        assert refusal(capsys, ["verify", "-m", str(checkpoint), flag, str(image), *SMALL]) == run
+
+
+def test_forcing_the_image_path_without_an_image_is_refused_before_anything_loads(checkpoint, capsys):
+    err = refusal(capsys, ["verify", "-m", str(checkpoint), "--force", "image_mean_shift=0.5", *SMALL])
+    assert "give one with -i FILE" in err
+
+
+def test_a_checkpoint_without_the_image_preprocessor_is_refused_before_anything_loads(
+    checkpoint, first_frame, tmp_path, capsys
+):
+    root = shutil.copytree(checkpoint, tmp_path / "ckpt")
+    shutil.rmtree(root / "feature_extractor")
+    index = json.loads((root / "model_index.json").read_text())
+    index.pop("feature_extractor", None)
+    (root / "model_index.json").write_text(json.dumps(index))
+    err = refusal(capsys, ["verify", "-m", str(root), "-i", str(first_frame), *SMALL])
+    assert "no feature_extractor/preprocessor_config.json" in err and "verify without -i" in err
