@@ -351,7 +351,7 @@ def verify(
         dtype=dtype,
     )
     request = _request_for(ours, reference, request, result)
-    comparison = _Comparison(ours, reference, request, forced, target, tolerances, reference_i2v)
+    comparison = _Comparison(ours, reference, request, forced, target, tolerances, reference_i2v=reference_i2v)
 
     def record(stage: StageResult) -> None:
         result.stages.append(stage)
@@ -412,11 +412,12 @@ def _import_diffusers(image: bool = False) -> Any:
     # own dependencies do not fit fails only when the pipeline is imported: both used to be found after our pipeline
     # had loaded (minutes on the real weights), the second as a traceback.
     version = getattr(diffusers, "__version__", "of unknown version")
-    name = "MotifVideoImage2VideoPipeline" if image else "MotifVideoPipeline"  # with a first frame: both
+    name = "MotifVideoPipeline" + (" or no MotifVideoImage2VideoPipeline" if image else "")  # with -i: both
     try:
         with _without_library_notices():  # the pipeline's module imports transformers' SiglipImageProcessor
             diffusers.MotifVideoPipeline  # noqa: B018 (diffusers imports its pipelines on first access)
-            getattr(diffusers, name)
+            if image:
+                diffusers.MotifVideoImage2VideoPipeline  # noqa: B018
     except AttributeError:
         raise VerifyError(
             f"the installed diffusers {version} has no {name}; verify needs diffusers >= {DIFFUSERS_MIN}: "
@@ -710,11 +711,11 @@ class _Comparison:
     forced: ForcedSettings
     device: torch.device
     tolerances: dict[str, float]
-    reference_i2v: Any = None
     embeds: dict[str, torch.Tensor] = field(default_factory=dict)
     timestep: torch.Tensor | None = None
     cond: torch.Tensor | None = None
     uncond: torch.Tensor | None = None
+    reference_i2v: Any = None
 
     def stage(self, name: str, ours: torch.Tensor, reference: torch.Tensor, note: str = "") -> StageResult:
         sides = _not_finite(not bool(torch.isfinite(ours).all()), not bool(torch.isfinite(reference).all()))
