@@ -39,7 +39,7 @@ examples:
   motif-lite verify -m ./Motif-Video-2B             (fp32 on the CPU, bf16 on a GPU)
   motif-lite verify -m ./Motif-Video-2B --gguf ./motif-video-2b-Q4_K_M.gguf --device cuda
   motif-lite verify -m tiny -W 64 -H 64             (docs/usage.md's tiny random checkpoint: seconds on a CPU)
-  motif-lite verify -m ./Motif-Video-2B -i first.png (image-to-video)
+  motif-lite verify -m ./Motif-Video-2B -i first.png  (image-to-video)
 
 Exit code 0: every stage matches; 1: a mismatch (the verdict names its stage); 2: a mistake, or diffusers missing.
 Memory: both pipelines are loaded (the text encoder once): on the real weights about 18 GB of GPU memory in bf16
@@ -98,7 +98,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--init-img",
         type=path_arg,
         metavar="FILE",
-        help="first frame: compare image-to-video (read and refused as run reads and refuses it)",
+        help="first frame for image-to-video: compare both image-to-video pipelines (read and refused as by run)",
     )
     verify.add_argument(
         "--force", action="append", default=[], metavar="NAME=VALUE", help="set one of ours wrong (see below)"
