@@ -764,18 +764,22 @@ class _Comparison:
         VAE encodes its own pixels, and the posterior's sample is drawn after the noise from the same seed."""
         s, reference = self.request, self.reference_i2v
         generator = torch.Generator().manual_seed(s.seed)
-        noise = self.ours.initial_noise(s, generator)
-        ours = self.ours.encode(s, noise, generator, lambda *_: None)
-        generator = torch.Generator().manual_seed(s.seed)
         dtype = reference.transformer.dtype
         z_dim = reference.vae.config.z_dim
         latents = reference.prepare_latents(1, z_dim, s.height, s.width, s.frames, dtype, self.device, generator)
         expected, mask, _ = reference._prepare_first_frame_conditioning(
             self._reference_video(), latents, True, generator
         )
-        return self.stage(
-            "conditioning", torch.cat([ours.latents, ours.mask], dim=1), torch.cat([expected, mask], dim=1)
-        )
+        expected = torch.cat([expected, mask], dim=1)
+        generator = torch.Generator().manual_seed(s.seed)
+        noise = self.ours.initial_noise(s, generator)
+        try:
+            ours = self.ours.encode(s, noise, generator, lambda *_: None)
+        except NonFiniteError as exc:  # our pipeline stops there, as a run would: the result of this stage
+            sides = _not_finite(True, not bool(torch.isfinite(expected).all()))
+            note = f"ours: {exc.what} hold inf or NaN"
+            return StageResult("conditioning", math.nan, self.tolerances["conditioning"], note, sides)
+        return self.stage("conditioning", torch.cat([ours.latents, ours.mask], dim=1), expected)
 
     def _reference_video(self) -> torch.Tensor:
         """The first frame as the reference's `__call__` prepares it: [1, 1, 3, H, W] in [-1, 1], its dtype."""

@@ -5,12 +5,14 @@ path is named at its stage; an image run would refuse is refused the same way, b
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 pytest.importorskip("diffusers")
 from motif_lite import cli  # noqa: E402
@@ -102,3 +104,25 @@ def test_a_checkpoint_without_the_image_preprocessor_is_refused_before_anything_
     (root / "model_index.json").write_text(json.dumps(index))
     err = refusal(capsys, ["verify", "-m", str(root), "-i", str(first_frame), *SMALL])
     assert "no feature_extractor/preprocessor_config.json" in err and "verify without -i" in err
+
+
+def test_a_damaged_vae_encoder_gives_a_verdict_at_conditioning_that_blames_the_file(first_frame, tmp_path, capsys):
+    # Our pipeline stops at the first frame's latents (NaN); the stage says so beside the reference's, not a
+    # traceback: both read the same damaged file.
+    from safetensors.torch import load_file, save_file
+    from tiny_pipeline import make_tiny_checkpoint
+
+    make_tiny_checkpoint(tmp_path)
+    (file,) = (tmp_path / "vae").glob("*.safetensors")
+    weights = load_file(file)
+    weights["encoder.conv_in.bias"] = torch.full_like(weights["encoder.conv_in.bias"], math.nan)
+    save_file(weights, file, metadata={"format": "pt"})
+    code, lines, _ = run_verify(capsys, "-m", str(tmp_path), "-i", str(first_frame))
+    stages = stage_lines(lines)
+    assert code == 1 and list(stages) == list(STAGES), lines
+    assert lines[-1] == (
+        "verdict: inf/NaN at conditioning, in the reference too: both sides read the same files, so the VAE's weight "
+        "file is likely damaged (not motif-lite): download it again"
+    ), lines[-1]
+    assert "ours: the VAE's latents of the first frame hold inf or NaN" in stages["conditioning"]
+    assert all(" match " in stages[name] for name in ("text", "image", "transformer", "guidance", "vae"))
