@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -258,11 +259,25 @@ def test_the_official_values_run_help_and_the_settings_table_give_are_the_defaul
     [
         (["resume", "fox.latents.safetensors"], "motif-lite run --resume fox.latents.safetensors"),
         (["resume"], "motif-lite run --resume FILE.latents.safetensors"),
+        (["resume", "--help"], "motif-lite run --help"),
+        (["resume", "fox.latents.safetensors", "-h"], "motif-lite run --help"),
+        (["resume", "--vram", "8"], "motif-lite run --resume FILE.latents.safetensors --vram 8"),
+        (["resume", "-o", "out.mp4", "fox.latents.safetensors"],
+         "motif-lite run --resume fox.latents.safetensors -o out.mp4"),
+        (["help", "resume"], "motif-lite run --resume FILE.latents.safetensors"),
     ],
-)
-def test_resume_typed_as_a_command_gets_the_run_line(capsys, argv, line):
+)  # fmt: skip
+def test_resume_typed_as_a_command_gets_a_run_line_that_parses(capsys, argv, line):
     # The docs and --help say `motif-lite run --resume FILE`; `motif-lite resume FILE` got argparse's list of the
-    # commands, none of which names it.
+    # commands, none of which names it. The line given must parse: with the words copied in order, `resume --help`
+    # and `resume -o out.mp4 FILE` were told `run --resume --help` and `run --resume -o ...`, which --resume takes
+    # as its file or refuses ("expected one argument").
     assert cli.main(argv) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.strip() == f"motif-lite: error: there is no 'resume' command; a stopped run goes on with run: {line}"
+    try:
+        args = cli.build_parser().parse_args(shlex.split(line)[1:])
+    except SystemExit as exc:  # --help's exit 0; argparse's error is 2
+        assert exc.code == 0, capsys.readouterr().err
+    else:
+        assert not args.resume.startswith("-"), args.resume

@@ -109,7 +109,8 @@ def _help(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     if argv[0] in commands:
         commands[argv[0]].print_help()
         return 0
-    hint = command_hints.misspelled_command(argv[:1], parser, before=["help"])
+    # `help resume`, `help quantize`: what to type instead, as `motif-lite resume` is told
+    hint = command_hints.other_command(argv[:1]) or command_hints.misspelled_command(argv[:1], parser, before=["help"])
     print(hint or f"motif-lite: error: there is no '{argv[0]}' command; the commands are "
           f"{', '.join(commands)}: motif-lite help COMMAND", file=sys.stderr)  # fmt: skip
     return EXIT_USER_ERROR

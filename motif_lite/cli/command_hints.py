@@ -37,9 +37,23 @@ def other_command(argv: Sequence[str]) -> str | None:
     if argv and argv[0] in OTHER_COMMAND_NAMES:
         return f"motif-lite: error: there is no '{argv[0]}' command; {OTHER_COMMAND_NAMES[argv[0]]}"
     if argv and argv[0] == "resume":  # `run --resume FILE` typed as a command: the line, with the file given
-        line = shlex.join(["run", "--resume", *argv[1:]]) if len(argv) > 1 else "run --resume FILE.latents.safetensors"
+        line = shlex.join(resume_line(argv[1:]))
         return f"motif-lite: error: there is no 'resume' command; a stopped run goes on with run: motif-lite {line}"
     return None
+
+
+def resume_line(words: Sequence[str]) -> list[str]:
+    """The `run` line that `resume WORDS` meant: --resume with the latents file among `words` (a placeholder where
+    none is given) and the other words after it; `run --help` for a -h/--help, which `--resume` would take for its
+    file. Copied in order, a flag first (`resume -o out.mp4 FILE`) became --resume's value: argparse's error."""
+    if "-h" in words or "--help" in words:
+        return ["run", "--help"]
+    named = [word for word in words if word.endswith(".safetensors") and not word.startswith("-")]
+    file = named[0] if named else words[0] if words and not words[0].startswith("-") else None
+    rest = list(words)
+    if file is not None:
+        rest.remove(file)
+    return ["run", "--resume", file or "FILE.latents.safetensors", *rest]
 
 
 def prompt_as_command(argv: Sequence[str]) -> str | None:
