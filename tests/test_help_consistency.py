@@ -281,3 +281,11 @@ def test_resume_typed_as_a_command_gets_a_run_line_that_parses(capsys, argv, lin
         assert exc.code == 0, capsys.readouterr().err
     else:
         assert not args.resume.startswith("-"), args.resume
+
+
+def test_help_of_a_program_of_its_own_says_how_to_start_it(capsys):
+    # `motif-lite help quantize` listed the commands, as `motif-lite quantize` no longer does.
+    from motif_lite.cli.command_hints import OTHER_COMMAND_NAMES
+
+    assert cli.main(["help", "quantize"]) == cli.EXIT_USER_ERROR
+    assert OTHER_COMMAND_NAMES["quantize"] in capsys.readouterr().err
