@@ -65,35 +65,74 @@ def test_stated_default_reads_each_way_a_help_writes_one():
     assert stated_default("sampling steps") is None
 
 
-def default_problems(parsers: dict[str, argparse.ArgumentParser]) -> list[str]:
+def resolved_defaults() -> dict[tuple[str, str], str]:
+    """The default of each flag whose parser starts from None and whose help states a value, as the code resolves
+    it: (command, flag) -> the value, written as a help writes it. The other None flags' helps state a word, not a
+    value (the checkpoint's, the guider's, the run's, none, off) or one the code writes inline (verify's fp32 on the
+    CPU, verify.py)."""
+    from motif_lite.devices import COMPUTE_DTYPES, default_dtype
+    from motif_lite.io.video import default_crf
+    from motif_lite.quantize.components import TRANSFORMER
+    from motif_lite.request import DEFAULT_OUTPUT
+    from motif_lite.runtime.parallel import DEFAULT_STEP_TIMEOUT_S
+
+    dtype = next(name for name, value in COMPUTE_DTYPES.items() if value == default_dtype(None)[0])
+    crf = str(default_crf(DEFAULT_OUTPUT))  # H.264's, stated first (VP9's is test_doc_claims.py's)
+    return {
+        ("motif-lite run", "--comm-timeout"): f"{DEFAULT_STEP_TIMEOUT_S:g}",  # cli/run.py, when none is given
+        ("motif-lite run", "--output"): str(DEFAULT_OUTPUT),
+        ("motif-lite run", "--crf"): crf,
+        ("motif-lite decode", "--crf"): crf,
+        ("motif-lite serve", "--crf"): crf,
+        ("motif-lite run", "--dtype"): dtype,  # a GPU with bf16 tensor cores' (the help says what others get)
+        ("motif-lite serve", "--dtype"): dtype,
+        ("python -m motif_lite.quantize", "--type"): TRANSFORMER.default_recipe,  # --component's default
+    }
+
+
+def default_problems(
+    parsers: dict[str, argparse.ArgumentParser], resolved: dict[tuple[str, str], str] | None = None
+) -> list[str]:
     """A flag whose parser starts from a number or a short word must say it in its help, and say that one: the help
-    is where a new user reads it (verify's and serve's helps write theirs as literals, which nothing kept equal)."""
+    is where a new user reads it (verify's and serve's helps write theirs as literals, which nothing kept equal).
+    A flag that starts from None and is resolved later says the value `resolved` gives (command, flag) -> value;
+    one whose help states a number that `resolved` lacks is a problem too, as nothing would compare it."""
     problems = []
     for command, parser in parsers.items():
         for action in _shown(parser):
-            default = action.default
+            flag, default = action.option_strings[-1], action.default
+            said = stated_default(parser._get_formatter()._expand_help(action))
+            source = "the parser"
+            if default is None and (command, flag) in (resolved or {}):
+                default, source = resolved[command, flag], "the code"
+            elif default is None and said is not None and said[0].isdigit():
+                problems.append(f"{command} {flag}: the help says {said}, which no resolved default gives")
+                continue
             if isinstance(default, bool) or not isinstance(default, int | float | str) or len(str(default)) > 40:
                 continue  # None, a switch, a list, or a text too long to repeat (the official negative prompt)
             expected = f"{default:g}" if isinstance(default, float) else str(default)
-            said = stated_default(parser._get_formatter()._expand_help(action))
             if said is None:
-                problems.append(f"{command} {action.option_strings[-1]}: the help states no default ({expected})")
+                problems.append(f"{command} {flag}: the help states no default ({expected})")
             elif said.removeprefix("./") != expected.removeprefix("./"):
-                problems.append(f"{command} {action.option_strings[-1]}: the help says {said}, the parser {expected}")
+                problems.append(f"{command} {flag}: the help says {said}, {source} {expected}")
     return problems
 
 
 def test_the_default_each_flags_help_states_is_the_parsers():
-    assert default_problems(_parsers()) == []
+    assert default_problems(_parsers(), resolved_defaults()) == []
 
 
 def test_a_help_whose_default_drifted_from_its_parser_is_caught():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8081, help="port (default 8080)")
     parser.add_argument("--steps", type=int, default=2, help="sampling steps")
-    assert default_problems({"x": parser}) == [
+    parser.add_argument("--comm-timeout", help="seconds a rank waits (default 600)")
+    parser.add_argument("--wait", help="seconds to wait (default 5)")
+    assert default_problems({"x": parser}, {("x", "--comm-timeout"): "900"}) == [
         "x --port: the help says 8080, the parser 8081",
         "x --steps: the help states no default (2)",
+        "x --comm-timeout: the help says 600, the code 900",
+        "x --wait: the help says 5, which no resolved default gives",
     ]
 
 
