@@ -155,6 +155,7 @@ def test_a_flag_several_commands_take_shows_the_same_value_name_and_choices():
 FLAG_TABLES = {
     ("docs/usage.md", "## Flags of `motif-lite run`"): "motif-lite run",
     ("docs/server.md", "## Flags"): "motif-lite serve",
+    ("docs/parallel.md", "## Launching"): "motif-lite run",
 }
 
 
@@ -167,7 +168,8 @@ def table_value_problems(text: str, heading: str, parser: argparse.ArgumentParse
         cell = re.split(r"(?<!\\)\|", row)[1].replace("\\|", "|")
         for span in re.findall(r"`([^`]*)`", cell):
             for part in re.split(r",\s+(?=-)", span):  # `-p, --prompt`: the value, if any, is after the last
-                flag, _, value = part.partition(" ")
+                # the value after a space or, `--data=FOLDER`, an equals sign (`--lora FILE=0.5` keeps its own)
+                flag, value = re.fullmatch(r"([^\s=]*)[\s=]?(.*)", part, re.S).groups()
                 action = parser._option_string_actions.get(flag)
                 if action is None or not value:
                     continue  # a flag the command lacks is test_docs_examples.py's to find
@@ -186,10 +188,12 @@ def test_a_flag_table_that_names_a_value_otherwise_is_caught():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", metavar="DIR")
     parser.add_argument("--dtype", choices=["bf16", "fp16", "fp32"])
-    table = "## Flags\n\n| flag | default |\n|---|---|\n| `--data FOLDER` | x |\n| `--dtype bf16\\|fp16` | bf16 |\n"
+    table = ("## Flags\n\n| flag | default |\n|---|---|\n| `--data FOLDER` | x |\n| `--dtype bf16\\|fp16` | bf16 |\n"
+             "| `--data=FOLDER` | x |\n")  # fmt: skip
     assert table_value_problems(table, "## Flags", parser) == [
         "## Flags: `--data FOLDER`, where --help shows --data DIR",
         "## Flags: `--dtype bf16|fp16`, where --help shows --dtype bf16|fp16|fp32",
+        "## Flags: `--data=FOLDER`, where --help shows --data DIR",
     ]
 
 
