@@ -197,6 +197,52 @@ def test_a_flag_table_that_names_a_value_otherwise_is_caught():
     ]
 
 
+def table_default_problems(text: str, heading: str, resolved: dict[str, str]) -> list[str]:
+    """In the table under `heading`, the default a row gives a flag of `resolved` (flag -> the value the code
+    resolves it to; its parser starts from None, which test_doc_claims.py's default check skips) is that value (or
+    "as `run`", that test's to check): in the "default" column (one value per flag where the cell names several,
+    ` / ` between them), else as the meaning's "default X"."""
+    section = text.split(heading + "\n")[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in re.split(r"(?<!\\)\|", lines[0])[1:-1]]
+    problems = []
+    for row in (line for line in lines if line.startswith("| `")):
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]]
+        flag_parts = cells[0].split(" / ")
+        default_cell = cells[header.index("default")] if "default" in header else None
+        default_parts = default_cell.split(" / ") if default_cell is not None else []
+        for index, part in enumerate(flag_parts):
+            for flag in set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", part)) & set(resolved):
+                if default_cell is None:
+                    said = stated_default(cells[-1])
+                else:
+                    said = default_parts[index] if len(default_parts) == len(flag_parts) else default_cell
+                value = re.escape(resolved[flag])
+                if said not in (None, "as `run`") and not re.search(rf"(?<![\w.-]){value}(?![\w-])", said):
+                    problems.append(f"{heading}: {flag}'s default is given as {said!r}, the code's is {resolved[flag]}")
+    return problems
+
+
+@pytest.mark.parametrize(("page", "heading"), list(FLAG_TABLES))
+def test_a_flag_tables_defaults_of_flags_resolved_later_are_the_codes(page, heading):
+    command = FLAG_TABLES[page, heading]
+    resolved = {flag: value for (where, flag), value in resolved_defaults().items() if where == command}
+    assert table_default_problems((ROOT / page).read_text(), heading, resolved) == []
+
+
+def test_a_flag_table_whose_resolved_default_drifted_is_caught():
+    table = ("## Flags\n\n| flag | default | meaning |\n|---|---|---|\n"
+             "| `--gpus N` / `--comm-timeout S` | 1 / 600 | x |\n\n## Launching\n\n| flag | meaning |\n|---|---|\n"
+             "| `--comm-timeout S` | waits (default 600, at most) |\n")  # fmt: skip
+    resolved = {"--comm-timeout": "900"}
+    assert table_default_problems(table, "## Flags", resolved) == [
+        "## Flags: --comm-timeout's default is given as '600', the code's is 900"
+    ]
+    assert table_default_problems(table, "## Launching", resolved) == [
+        "## Launching: --comm-timeout's default is given as '600', the code's is 900"
+    ]
+
+
 def test_every_frames_flag_that_rounds_to_4k_plus_1_says_so():
     # verify rounds its --video-frames as run does (with run's note), but its help said only "frames (default 9)".
     from motif_lite.cli.run_flags import frame_count
