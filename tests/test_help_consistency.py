@@ -258,15 +258,48 @@ def test_every_frames_flag_that_rounds_to_4k_plus_1_says_so():
     assert not silent, silent
 
 
+# What `run --resume FILE` takes anew, as its help and docs/usage.md's table list it (parenthetical notes left out).
+RESUME_TAKES_ANEW = "-o, --crf, -i for a moved image, a model flag and the device, memory and speed flags"
+
+
+def given_anew(text: str) -> str:
+    """The list a `--resume` text gives before "may be given anew" (after the "; " or ", while" that starts it), without
+    backticks, parenthetical notes and line breaks."""
+    clause = re.split(r"; |, while ", " ".join(text.split()).split(" may be given anew")[0])[-1]
+    return re.sub(r" \([^()]*\)", "", clause.replace("`", ""))
+
+
 def test_resumes_help_says_what_may_be_given_anew_as_the_flag_table_does():
-    # `--resume` takes a model flag (-m of a moved checkpoint, with a note: tests/test_resume.py), but its help said
-    # only "-o and the device, memory and speed flags may be given anew", so the model seemed fixed by the file.
+    # `--resume` takes a model flag (-m of a moved checkpoint, with a note), --crf and -i of a moved image
+    # (tests/test_resume.py), but its help said only "-o and the device, memory and speed flags may be given anew",
+    # then left out --crf and -i. The whole list is compared, so "never a model flag" is no longer read as listing it.
     action = _parsers()["motif-lite run"]._option_string_actions["--resume"]
-    words = " ".join(action.help.split())
     row = next(line for line in (ROOT / "docs/usage.md").read_text().splitlines() if line.startswith("| `--resume"))
-    for anew in ("-o", "a model flag", "the device, memory and speed flags"):
-        assert anew in row.split("may be given anew")[0], anew  # the table's, to keep the two saying the same
-        assert anew in words.split("may be given anew")[0], anew
+    assert given_anew(action.help) == RESUME_TAKES_ANEW
+    assert given_anew(row) == RESUME_TAKES_ANEW
+
+
+def test_what_resume_is_said_to_take_anew_is_what_the_code_takes():
+    # The list's flags against resume_args: -o, --crf and the model flags are no request field it refuses; -i is one,
+    # taken only where the file's image moved or changed (else refused as a flag that chooses the video).
+    from motif_lite.cli.resume import REQUEST_DESTS
+    from motif_lite.io.model_stamps import MODEL_FLAG_GROUPS
+
+    parser = _parsers()["motif-lite run"]
+    dest = {flag: parser._option_string_actions[flag].dest for flag in ("-o", "--crf", "-i", "-m")}
+    assert {dest["-o"], dest["--crf"]}.isdisjoint(REQUEST_DESTS)
+    assert dest["-i"] in REQUEST_DESTS and "-i for a moved image" in RESUME_TAKES_ANEW
+    assert (dest["-m"],) in MODEL_FLAG_GROUPS
+    assert not {d for group in MODEL_FLAG_GROUPS for d in group} & set(REQUEST_DESTS)
+
+
+def test_given_anew_reads_the_list_not_its_words():
+    assert given_anew("FILE; -o, a model flag (-m: a note) and the device flags may be given anew") == (
+        "-o, a model flag and the device flags"
+    )
+    assert (
+        given_anew("FILE; -o (never a model flag) and the device flags may be given anew") == "-o and the device flags"
+    )
 
 
 def _usage_row(flag: str) -> str:

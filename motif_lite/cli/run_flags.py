@@ -211,8 +211,8 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
         help="go on with a run that stopped while sampling (Ctrl-C, out of memory, a crash): FILE is the "
         ".latents.safetensors it kept beside its output (or, when that disk was full, in "
         "$XDG_CACHE_HOME/motif-lite/latents, else ~/.cache/motif-lite/latents; its message said where). "
-        "The video's settings and the model come from FILE; -o, a model flag (-m for a moved checkpoint: a note "
-        "says what changed) and the device, memory and speed flags may be given anew",
+        "The video's settings and the model come from FILE; -o, --crf, -i for a moved image, a model flag (-m for a "
+        "moved checkpoint: a note says what changed) and the device, memory and speed flags may be given anew",
     )
     g.add_argument(
         "--settings-from",
