@@ -36,6 +36,7 @@ def closest_flag(name: str, candidates: Sequence[str]) -> str | None:
 # the shell does not split words.
 _DASHES = "\uff0d\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63"
 _WIDE_SPACE = "\u3000"
+_WIDE_DASH = "\uff0d"  # a full-width input method's '-': two of them are a flag, not a dash of prose
 
 
 def lookalike_hint(word: str, known: Sequence[str]) -> str | None:
@@ -51,7 +52,10 @@ def lookalike_hint(word: str, known: Sequence[str]) -> str | None:
         return None
     tries = [spelled("-" * len(dashes) + name), spelled("--" + name)]  # autocorrect makes "--" one dash
     flag = next((flag for flag in tries if flag in known), None)
-    flag = flag or closest_flag(tries[-1], [option for option in known if option.startswith("--")])
+    if flag is None and dashes in ("--", _WIDE_DASH * 2):
+        # A typo is looked for only behind two dashes of one kind: an en or em dash stuck to a word is prose as
+        # often as a flag (`-p a fox —come closer`), and a typo's match (--compile) would hide the prompt advice.
+        flag = closest_flag(tries[-1], [option for option in known if option.startswith("--")])
     if flag is None:
         return None
     wants = " and ".join(what for what, there in (("a plain '-'", set(dashes) - {"-"}), ("a space", space)) if there)

@@ -3,6 +3,7 @@ full-width dashes and spaces, or copied from macOS in decomposed form (NFD)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
@@ -161,3 +162,42 @@ def test_a_hangul_output_name_too_long_for_its_latents_file_names_that_file(chec
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
     assert ".latents.safetensors (that name is 260 bytes;" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        ["run", "-p", "a", "fox", "—come", "closer"],
+        ["run", "-p", "a", "fox", "—complete"],
+        ["run", "-p", "a", "fox", "—age"],
+        ["verify", "-p", "a", "fox", "—for", "a", "moment"],
+    ],
+)
+def test_a_prose_word_after_a_dash_keeps_the_prompt_hint(capsys, typed):
+    # An em dash stuck to a word of an unquoted prompt was matched to a flag by typo (`—come`: "type --compile"),
+    # and that look-alike hint turned the prompt advice off.
+    with pytest.raises(SystemExit):
+        cli.main(typed)
+    err = capsys.readouterr().err
+    assert "a prompt goes after -p, in quotes" in err and "U+2014" not in err, err
+
+
+def test_no_word_of_the_docs_after_a_typographic_dash_is_taken_for_a_flag_it_is_not():
+    # Only a word that is exactly a flag's name (`—steps`) is named as a look-alike flag; a typo is looked for only
+    # behind two full-width dashes (`－－Stepz`).
+    from pathlib import Path
+
+    from motif_lite.cli import build_parser
+    from motif_lite.cli.command_hints import subcommands
+    from motif_lite.flag_spelling import lookalike_hint, option_strings, spelled
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    words = {word for page in docs.glob("*.md") for word in re.findall(r"[A-Za-z][A-Za-z_-]*", page.read_text())}
+    parsers = subcommands(build_parser())
+    for command in ("run", "verify", "serve"):
+        known = option_strings(parsers[command])
+        for word in sorted(words):
+            exact = {spelled("--" + word), spelled("-" + word)} & set(known)
+            for dash in ("\u2014", "\u2013", "\u2212", "\u2010"):
+                hint = lookalike_hint(dash + word, known)
+                assert hint is None or exact, (command, dash + word, hint)
