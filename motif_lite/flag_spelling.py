@@ -40,9 +40,10 @@ _WIDE_DASH = "\uff0d"  # a full-width input method's '-': two of them are a flag
 
 
 def lookalike_hint(word: str, known: Sequence[str]) -> str | None:
-    """For a `word` that is one of the flags `known` (or a typo of one) once its leading look-alike dashes are typed
-    as '-' and a wide space as a space (`－－steps`, `–steps`, `--steps　4`): what it holds in their place and the
-    flag as typed in ASCII. None for any other word: a prompt may hold such characters."""
+    """For a `word` that is one of the flags `known` once its leading look-alike dashes are typed as '-' and a wide
+    space as a space (`－－steps`, `–steps`, `--steps　4`; a typo of one only behind two full-width or ASCII dashes):
+    what it holds in their place and the flag as typed in ASCII. None for any other word: a prompt may hold such
+    characters."""
     name = word.lstrip(_DASHES + "-")
     dashes = word[: len(word) - len(name)]
     name, space, value = name.partition(_WIDE_SPACE)
@@ -78,7 +79,19 @@ class ValueNamingParser(argparse.ArgumentParser):
         # The words as given (argparse hands a subcommand's parser its own): `_dash_value_hint` reads the word
         # that followed a flag argparse found without its value.
         self._words = list(sys.argv[1:] if args is None else args)  # argparse's own default
+        self._refuse_wide_space_after_short_flag()
         return super().parse_known_args(args, namespace)
+
+    def _refuse_wide_space_after_short_flag(self) -> None:
+        """Exit naming the ideographic space in a short flag's word (`-o　x.mp4`, one word to the shell): argparse
+        takes the rest of the word for the value, so the video was written to a file named '　x.mp4' and `-p　fox`
+        gave the prompt '\u3000fox'. A value that starts with U+3000 on purpose is a word of its own (`-p "　fox"`)."""
+        words = self._words[: self._words.index("--")] if "--" in self._words else self._words
+        known = option_strings(self)
+        for word in words:
+            short = word[:1] == "-" and word[1:2] not in ("-", "") and word[2:3] == _WIDE_SPACE
+            if short and (hint := lookalike_hint(word, known)):
+                self.error(hint)
 
     def error(self, message: str) -> NoReturn:
         super().error(message + self._value_wanted(message))

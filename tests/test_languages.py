@@ -201,3 +201,22 @@ def test_no_word_of_the_docs_after_a_typographic_dash_is_taken_for_a_flag_it_is_
             for dash in ("\u2014", "\u2013", "\u2212", "\u2010"):
                 hint = lookalike_hint(dash + word, known)
                 assert hint is None or exact, (command, dash + word, hint)
+
+
+@pytest.mark.parametrize(
+    "typed, flag",
+    [(["-p", "fox", "-o\u3000x.mp4"], "-o"), (["-p\u3000fox"], "-p"), (["-p", "fox", "-i\u3000a.png"], "-i")],
+)
+def test_a_short_flag_glued_to_its_value_by_a_wide_space_is_named(capsys, tmp_path, monkeypatch, typed, flag):
+    # argparse took the rest of the word for the value: `-o　x.mp4` wrote '　x.mp4', `-p　fox` the prompt '\u3000fox'.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", *typed, "--dry-run"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"U+3000 (ideographic space) where {flag} wants a space" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_value_that_starts_with_a_wide_space_as_a_word_of_its_own_is_kept():
+    args, _ = cli.build_parser().parse_known_args(["run", "-p", "\u3000fox"])
+    assert args.prompt == "\u3000fox"
