@@ -220,3 +220,60 @@ def test_a_short_flag_glued_to_its_value_by_a_wide_space_is_named(capsys, tmp_pa
 def test_a_value_that_starts_with_a_wide_space_as_a_word_of_its_own_is_kept():
     args, _ = cli.build_parser().parse_known_args(["run", "-p", "\u3000fox"])
     assert args.prompt == "\u3000fox"
+
+
+@pytest.fixture(scope="module")
+def left_cut_ckpt(ckpt, tmp_path_factory):
+    # The tiny checkpoint with a tokenizer configured to cut a long prompt's start (truncation_side "left").
+    import json
+    import shutil
+
+    root = tmp_path_factory.mktemp("left_cut")
+    for folder in ("text_encoder", "tokenizer", "feature_extractor"):
+        shutil.copytree(ckpt / folder, root / folder)
+    config_path = root / "tokenizer" / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "truncation_side": "left"}))
+    return root
+
+
+_LONG = " ".join(f"w{i}" for i in range(200)) + " THE END"  # 1 token a character: 600 over 512
+
+
+def test_a_left_cutting_tokenizer_is_encoded_and_quoted_as_diffusers_cuts(left_cut_ckpt, caplog):
+    # diffusers' pipeline uses the tokenizer as configured: it keeps the prompt's end. The advice quoted the start
+    # and said "drops the last".
+    from diffusers import MotifVideoPipeline
+    from transformers import AutoTokenizer, T5Gemma2Encoder
+
+    reference_encoder = T5Gemma2Encoder.from_pretrained(left_cut_ckpt / "text_encoder", dtype=torch.float32).eval()
+    reference_tokenizer = AutoTokenizer.from_pretrained(left_cut_ckpt / "tokenizer")
+    assert reference_tokenizer.truncation_side == "left"
+    with torch.no_grad():
+        ref, ref_mask = MotifVideoPipeline._get_prompt_embeds(
+            None, reference_encoder, reference_tokenizer, [_LONG], device=torch.device("cpu"), dtype=torch.float32
+        )
+    encoder = load_text_encoder(left_cut_ckpt, dtype=torch.float32, device="cpu")
+    embeds, mask = encoder.encode([_LONG])
+    n = int(mask.sum())
+    assert n == int(ref_mask.sum()) == MAX_PROMPT_TOKENS
+    torch.testing.assert_close(embeds[0, :n], ref[0, :n], rtol=1e-5, atol=1e-5)
+
+    assert f"prompt is {len(_LONG) + 1} tokens; dropped the first" in caplog.text
+    cut = encoder.truncation(_LONG)
+    advice = cut.advice("prompt")
+    dropped = cut.tokens - cut.kept
+    start = cut.kept_ending
+    assert f"drops the first {dropped}" in advice and f"it reads from '{start} ...'" in advice, advice
+    # The quoted start is where the tokens the reference keeps begin: those of the text from there on.
+    kept_text = _LONG[_LONG.index(" " + start) + 1 :]
+    reference_ids = reference_tokenizer(_LONG, truncation=True, max_length=MAX_PROMPT_TOKENS)["input_ids"]
+    ours = reference_tokenizer(kept_text)["input_ids"]
+    assert reference_ids[-(len(ours) - 1) :] == ours[1:] and len(reference_ids) - len(ours) < 3
+
+
+def test_a_kept_part_of_only_spaces_is_said_so(tokenizer):
+    # Was quoted as "it reads up to '... '".
+    cut = prompt_truncation(tokenizer, " " * 600 + "fox")
+    advice = cut.advice("prompt")
+    assert "it reads none of its words (the part kept holds only spaces)" in advice and "'... '" not in advice
