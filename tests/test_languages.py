@@ -277,3 +277,22 @@ def test_a_kept_part_of_only_spaces_is_said_so(tokenizer):
     cut = prompt_truncation(tokenizer, " " * 600 + "fox")
     advice = cut.advice("prompt")
     assert "it reads none of its words (the part kept holds only spaces)" in advice and "'... '" not in advice
+
+
+@pytest.mark.parametrize(
+    "typed, hint",
+    [
+        (["decode", "－－output", "x.mp4"], "－－output: it holds U+FF0D (fullwidth hyphen-minus) where --output"),
+        (["decode", "－－output"], "－－output: it holds U+FF0D (fullwidth hyphen-minus) where --output"),
+        (["－－help"], "－－help: it holds U+FF0D (fullwidth hyphen-minus) where --help"),
+    ],
+)
+def test_a_lookalike_flag_taken_for_a_positional_or_the_command_is_named(capsys, typed, hint):
+    # Was "x.mp4: the output goes after -o" (the look-alike became the latents file), "no such latents file:
+    # －－output", and argparse's "invalid choice".
+    try:
+        code = cli.main(typed)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2 and hint in err and "no such latents file" not in err and "Traceback" not in err, err

@@ -130,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or command_hints.misspelled_command(argv, parser)
         or command_hints.sd_cpp_mode(argv)
         or command_hints.missing_command(argv, parser)
+        or unknown_flags.lookalike_command(argv, parser)
     )
     if hint is not None:
         print(hint, file=sys.stderr)
@@ -137,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extras = parser.parse_known_args(argv)
     args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     run_inputs.refuse_seconds(getattr(args, "command_parser", parser), args)
+    unknown_flags.refuse_lookalike_positionals(getattr(args, "command_parser", parser), args)
     if extras:
         unknown_flags.reject(getattr(args, "command_parser", parser), extras, args)
     if args.command is None:
