@@ -9,7 +9,7 @@ import itertools
 import shlex
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 TYPO_CUTOFF = 0.8  # difflib's ratio: one or two letters off in a flag's name, not another flag
@@ -66,6 +66,27 @@ def lookalike_hint(word: str, known: Sequence[str]) -> str | None:
         f"{word}: it holds {named} where {flag} wants {wants} (an input method in full-width mode, or autocorrect): "
         f"type {typed}"
     )
+
+
+# What such an input method types in a number: a look-alike minus sign, and the full-width full stop for its point
+# (full-width digits need nothing: Python reads them as digits).
+_NUMBER_LOOKALIKES = {**dict.fromkeys(_DASHES, "-"), "\uff0e": "."}
+
+
+def lookalike_number_note(text: str, read: Callable[[str], object] = float) -> str:
+    """For a number's `text` that `read` (int: a whole number) takes once its look-alike signs and points are typed
+    in ASCII (`−1`, `７．５`): `; it holds U+2212 (minus sign) where a number has '-' (...): type -1`; else ''."""
+    odd = [char for char in dict.fromkeys(text) if char in _NUMBER_LOOKALIKES]
+    typed = unicodedata.normalize("NFKC", "".join(_NUMBER_LOOKALIKES.get(char, char) for char in text)).strip()
+    try:
+        read(typed)
+    except ValueError:
+        return ""
+    if not odd:
+        return ""
+    named = ", ".join(f"U+{ord(char):04X} ({unicodedata.name(char).lower()})" for char in odd)
+    wants = " and ".join(dict.fromkeys(f"'{_NUMBER_LOOKALIKES[char]}'" for char in odd))
+    return f"; it holds {named} where a number has {wants} (an input method in full-width mode): type {typed}"
 
 
 class ValueNamingParser(argparse.ArgumentParser):

@@ -296,3 +296,31 @@ def test_a_lookalike_flag_taken_for_a_positional_or_the_command_is_named(capsys,
         code = exit_info.code
     err = capsys.readouterr().err
     assert code == 2 and hint in err and "no such latents file" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "typed, said",
+    [
+        (["--seed", "\u22121"], "got '\u22121'; it holds U+2212 (minus sign) where a number has '-'"),
+        (["--cfg-scale", "７．５"], "got '７．５'; it holds U+FF0E (fullwidth full stop) where a number has '.'"),
+        (["--steps", "－３"], "got '－３'; it holds U+FF0D (fullwidth hyphen-minus) where a number has '-'"),
+    ],
+)
+def test_a_number_typed_with_lookalike_signs_names_them(capsys, typed, said):
+    # Was "must be ... or -1 for a random seed, got '−1'": a value that looks like the valid one.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", *typed])
+    err = capsys.readouterr().err
+    typed_in_ascii = {"\u22121": "type -1", "７．５": "type 7.5", "－３": "type -3"}[typed[1]]
+    assert exit_info.value.code == 2 and said in err and typed_in_ascii in err, err
+
+
+def test_a_long_name_cut_short_keeps_the_batch_counter_before_its_extensions():
+    # A batch's second video's latents file: shown as '여…(40)....latents.safetensors', its `_1` cut.
+    import errno
+
+    from motif_lite.paths import name_too_long
+
+    name = "여" * 82 + "_1.latents.safetensors"
+    said = name_too_long(OSError(errno.ENAMETOOLONG, "File name too long", f"/tmp/{name}"))
+    assert f"/tmp/{'여' * 40}..." in said and "_1.latents.safetensors (that name is" in said, said
