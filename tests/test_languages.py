@@ -324,3 +324,16 @@ def test_a_long_name_cut_short_keeps_the_batch_counter_before_its_extensions():
     name = "여" * 82 + "_1.latents.safetensors"
     said = name_too_long(OSError(errno.ENAMETOOLONG, "File name too long", f"/tmp/{name}"))
     assert f"/tmp/{'여' * 40}..." in said and "_1.latents.safetensors (that name is" in said, said
+
+
+def test_a_truncation_side_transformers_cannot_read_is_named_by_its_file_and_key(tmp_path):
+    # Was transformers' "Truncation side should be selected between 'right' and 'left'", naming neither.
+    import json
+
+    from motif_lite.encoders.tokenizer_config import check_tokenizer_config
+    from motif_lite.errors import CheckpointError
+
+    path = tmp_path / "tokenizer_config.json"
+    path.write_text(json.dumps({"truncation_side": "middle"}))
+    with pytest.raises(CheckpointError, match=r"tokenizer_config.json: truncation_side must be 'right' or 'left'"):
+        check_tokenizer_config(path)
