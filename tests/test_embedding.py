@@ -81,6 +81,22 @@ def test_a_counter_in_a_png_name_is_also_told_the_frame_pattern(tmp_path):
     assert GenerationRequest("a fox", **TINY, output=pattern).resolve()[0].output == pattern  # and it is taken
 
 
+@pytest.mark.parametrize("name, ours", [("fox_{frame}.png", "fox_%03d.png"), ("fox_####.png", "fox_%04d.png")])
+def test_another_tools_frame_number_in_a_png_name_is_told_ours_in_each_callers_words(
+    shared_checkpoint, tmp_path, capsys, name, ours
+):
+    # A Python caller was told `-o ...`, run's flag, for output='fox_{frame}.png'; run's own message stays as it was.
+    told = f"{name} writes its frame number as another tool does"
+    with pytest.raises(RequestError, match=re.escape(told)) as refused:
+        GenerationRequest("a fox", **TINY, output=str(tmp_path / name)).resolve()
+    assert str(refused.value).endswith(f": output='{tmp_path / ours}'") and ": -o " not in str(refused.value)
+    size = ["-W", "48", "-H", "32", "--video-frames", "5", "--steps", "2", "--device", "cpu", "--yes"]
+    code = cli.main(["run", "-m", str(shared_checkpoint[0]), "-p", "a fox", *size, "-o", str(tmp_path / name)])
+    assert code == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err.strip().endswith(f"{told} ({name[4:-4]}); motif-lite's PNG sequences write it "
+                                                    f"as printf's {ours[4:-4]}: -o {tmp_path / ours}")  # fmt: skip
+
+
 def test_braces_that_are_no_placeholder_stay_part_of_the_name(tmp_path):
     for plain in ("fox_{v2}.mp4", "fox {}.mp4", "{seed}/fox.mp4"):
         output = tmp_path / plain

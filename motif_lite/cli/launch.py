@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.common import lora_specs_from_flags
 from motif_lite.cli.resume import request_from_file
 from motif_lite.cli.run_inputs import run_inputs
-from motif_lite.cli.run_request import batch_outputs, checked_request, resumed_output
+from motif_lite.cli.run_request import batch_outputs, checked_request
 from motif_lite.launcher_variables import launcher_number_or_none
 from motif_lite.request import GenerationRequest
 
@@ -38,7 +38,7 @@ def launch_run(args: argparse.Namespace) -> int:
         with warnings_left_to_the_ranks():
             resume, _, clip, unresolved = checked_request(args)  # as each rank's run will check them
             with request_from_file(resume, run_inputs(args).recalled):
-                request, _ = unresolved.resolve(clip, resumed_output=resumed_output(args, unresolved))
+                request, _ = unresolved.resolve(clip, taken_output=unresolved.output)  # as run_request's
             named = batch_outputs(Path(request.output), args.batch_count) if args.output is not None else []
             claims.enter_context(named_claims(named))
             layout = parallel_layout(args, request, args.gpus)

@@ -132,7 +132,9 @@ def resolve_requests(
     from motif_lite.io.preview import check_previews_come
     from motif_lite.io.video import stale_frames_note
 
-    request, notes = unresolved.resolve(clip, resumed_output=resumed_output(args, unresolved))
+    # -o is checked in run's words (`check_no_name_placeholder`); a resumed run's own output may hold braces (an
+    # older motif-lite wrote `fox_{seed}.mp4` as named): `resolve` takes either as named.
+    request, notes = unresolved.resolve(clip, taken_output=unresolved.output)
     path, count = Path(request.output), args.batch_count
     outputs = batch_outputs(path, count)
     if args.output is None and count == 1:
@@ -164,12 +166,6 @@ def resolve_requests(
         raise
     seeds = [(request.seed + i) % 2**32 for i in range(count)]
     return [dataclasses.replace(request, seed=s, output=o) for s, o in zip(seeds, outputs, strict=True)], notes
-
-
-def resumed_output(args: argparse.Namespace, unresolved: GenerationRequest) -> str | Path | None:
-    """The output a --resume run takes from its file (no -o), which `resolve` takes as named: an older motif-lite
-    wrote `fox_{seed}.mp4` as named; None for any other run."""
-    return unresolved.output if args.resume is not None and args.output is None else None
 
 
 def batch_outputs(output: Path, count: int) -> list[Path]:

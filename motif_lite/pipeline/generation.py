@@ -430,7 +430,9 @@ class MotifVideoPipeline:
         of `generate` unchanged, after the work is kept as for any failure (below).
 
         One call at a time: called from several threads at once, each call waits for the one before it to return
-        (`set_loras` too); called from a callback of this pipeline's own run, it is a `ConfigError`.
+        (`set_loras` too); called from a callback of this pipeline's own run, on its thread, it is a `ConfigError`,
+        which stops that run as a callback's exception does (a call the callback hands to another thread and waits
+        for still hangs).
 
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
         steps (default: a quarter of the steps, rounded up: up to 3 previews), not after the last step.
@@ -492,8 +494,8 @@ class MotifVideoPipeline:
         # before its work: nothing stays behind of a run that never started (a caller's `resolved` is the caller's).
         resolved_here = resolved is None
         # A resumed run's own output keeps its name: an older version wrote `fox_{seed}.mp4` as named.
-        resumed_output = None if resume is None else resume.output
-        resolved = request.resolve_with_inputs(clip, resumed_output=resumed_output) if resolved is None else resolved
+        taken_output = None if resume is None else resume.output
+        resolved = request.resolve_with_inputs(clip, taken_output=taken_output) if resolved is None else resolved
         request, clip, input_image, notes, checksum, written = resolved
         with _undone_if_refused(written if resolved_here else None):
             check_crf(request.output, crf)

@@ -1,6 +1,8 @@
 """Placeholders in an output's file name (`fox_{seed}.mp4`): other tools fill them in, and a script's forgotten
 f-string leaves them, but motif-lite takes a name as written. `motif-lite run -o` refuses them with the shell's way
-to put the value in the name (cli/run_request.py), a request's `output=` with Python's (here)."""
+to put the value in the name (cli/run_request.py), a request's `output=` with Python's (here), which also says
+another tool's frame number in a .png name (`fox_{frame}.png`) in Python's words, as `check_output_path` says it to
+run -o."""
 
 from __future__ import annotations
 
@@ -37,15 +39,17 @@ def video_frame_placeholder(output: str | Path) -> re.Match | None:
     return frame if frame is not None and Path(name).suffix.lower() != ".png" else None
 
 
-def check_no_placeholder(output: object, resumed_output: str | Path | None = None) -> bool:
+def check_no_placeholder(output: object, taken_output: str | Path | None = None, frames: int | None = None) -> bool:
     """True, or a `RequestError` for a request's `output` that holds a placeholder (`output="fox_{seed}.mp4"`, an
     f-string's missing f): the file would be named with the braces, and each call of a loop would replace the last
-    one's video. Says how to put the value in the name in Python. `resumed_output`: the output of the stopped run
-    the request goes on from; that file passes as named, as going on finishes its one video (an older motif-lite's
-    Python API took `output="fox_{seed}.mp4"` as named, and its stopped run's state file is named so)."""
+    one's video; or another tool's frame number in a .png name of a video of `frames` frames (`fox_{frame}.png`).
+    Says how to put the value in the name in Python. `taken_output`: an output the caller takes as named
+    (`GenerationRequest.resolve`'s), which passes."""
+    from motif_lite.io.video import foreign_frame_number_problem  # torch and Pillow: once a request is resolved
+
     if not isinstance(output, str | Path):  # `check_output_path` names what output takes
         return True
-    if resumed_output is not None and _same_path(output, resumed_output):
+    if taken_output is not None and _same_path(output, taken_output):
         return True
     text = str(output)
     if (found := name_placeholder(text)) is not None:
@@ -61,11 +65,13 @@ def check_no_placeholder(output: object, resumed_output: str | Path | None = Non
             f"an f-string: output={_as_f_string(text)}{seed}{_frame_pattern_advice(text, found)}",
             ("output",),
         )
+    if (foreign := foreign_frame_number_problem(user_path(text), frames, _in_python)) is not None:
+        raise RequestError(foreign, ("output",))  # as check_output_path says it to run -o, in Python's words
     if (frame := video_frame_placeholder(text)) is not None:
-        frames = Path(text).with_name(Path(text).stem.replace(frame[0], "%03d") + ".png")
+        pattern = Path(text).with_name(Path(text).stem.replace(frame[0], "%03d") + ".png")
         raise RequestError(
             f"output {text!r} has {frame[0]}, which motif-lite does not fill in: a video file holds all its "
-            f"frames; for a PNG per frame give output={str(frames)!r}",
+            f"frames; for a PNG per frame give output={str(pattern)!r}",
             ("output",),
         )
     return True
@@ -104,3 +110,7 @@ def _frame_pattern_advice(text: str, found: re.Match) -> str:
         f" (one image per call: a 1-frame video, frames=1); for a PNG per frame give output={str(frames)!r} "
         "(motif-lite fills in the frame number)"
     )
+
+
+def _in_python(output: Path) -> str:
+    return f"output={str(output)!r}"
