@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import traceback
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder, T5Gemma2EncoderConfig
 
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.encoders.text_config import parse_text_encoder_config
@@ -458,14 +459,10 @@ def load_text_encoder(
     tokenizer = load_tokenizer(root)
     if gguf is None:
         try:
-            # Stored in another dtype: read and cast here, one tensor at a time (motif_lite/encoders/text_weights.py).
-            cast = weights_cast_to(root / "text_encoder", dtype)
-            model, loading = T5Gemma2Encoder.from_pretrained(
-                None if cast is not None else root / "text_encoder",
-                config=config, state_dict=cast, dtype=dtype, output_loading_info=True,
-            )  # fmt: skip
-            del cast  # the model holds the tensors now
+            model, loading = _load_weights(root / "text_encoder", config, dtype)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            # The error's frames would keep the cast weights alive for as long as a caller holds the error.
+            traceback.clear_frames(exc.__traceback__)
             raise CheckpointError(f"cannot load the text encoder from {root}: {exc}") from exc
         _check_loaded(model, sorted(loading["missing_keys"]), sorted(loading["unexpected_keys"]), root)
     else:
@@ -473,6 +470,16 @@ def load_text_encoder(
     processor_dir = root / "feature_extractor"
     has_processor = (processor_dir / "preprocessor_config.json").is_file()
     return TextEncoder(model.to(device), tokenizer, feature_extractor_dir=processor_dir if has_processor else None)
+
+
+def _load_weights(folder: Path, config: T5Gemma2EncoderConfig, dtype: torch.dtype) -> tuple[T5Gemma2Encoder, dict]:
+    """The encoder of `folder`'s safetensors and transformers' loading info. Stored in another dtype, the weights are
+    read and cast here, one tensor at a time (motif_lite/encoders/text_weights.py). transformers' load report then
+    says "from: None": a `state_dict` cannot be passed with the folder's name (our own messages name the folder)."""
+    cast = weights_cast_to(folder, dtype, config)
+    return T5Gemma2Encoder.from_pretrained(
+        None if cast is not None else folder, config=config, state_dict=cast, dtype=dtype, output_loading_info=True
+    )
 
 
 def _check_loaded(model: T5Gemma2Encoder, missing: list[str], unexpected: list[str], root: Path) -> None:
