@@ -10,7 +10,9 @@ import shlex
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
+
+from motif_lite.shell_syntax import posix_quoted
 
 TYPO_CUTOFF = 0.8  # difflib's ratio: one or two letters off in a flag's name, not another flag
 
@@ -44,6 +46,20 @@ def lookalike_hint(word: str, known: Sequence[str]) -> str | None:
     space as a space (`－－steps`, `–steps`, `--steps　4`; a typo of one only behind two full-width or ASCII dashes):
     what it holds in their place and the flag as typed in ASCII. None for any other word: a prompt may hold such
     characters."""
+    found = lookalike_flag(word, known)
+    return f"{found.said}: type {found.typed}" if found else None
+
+
+class Lookalike(NamedTuple):
+    """A flag typed with look-alike characters: `said` names them, `typed` is the flag (and its value) as a POSIX
+    shell takes it in ASCII."""
+
+    said: str
+    typed: str
+
+
+def lookalike_flag(word: str, known: Sequence[str]) -> Lookalike | None:
+    """`lookalike_hint`'s parts: what `word` holds in place of ASCII, and what to type instead; None as there."""
     name = word.lstrip(_DASHES + "-")
     dashes = word[: len(word) - len(name)]
     name, space, value = name.partition(_WIDE_SPACE)
@@ -60,12 +76,12 @@ def lookalike_hint(word: str, known: Sequence[str]) -> str | None:
     if flag is None:
         return None
     wants = " and ".join(what for what, there in (("a plain '-'", set(dashes) - {"-"}), ("a space", space)) if there)
-    typed = flag + equals + attached + (" " + value.replace(_WIDE_SPACE, " ") if space else "")
+    # The value as typed after the wide space, quoted: its own wide spaces are part of it (`-p　赤い　狐`), and a
+    # space or quote in it (`-o　my video.mp4`) would split it or leave the line unbalanced.
+    typed = posix_quoted(flag + equals + attached) + (" " + posix_quoted(value) if space else "")
     named = ", ".join(f"U+{ord(char):04X} ({unicodedata.name(char).lower()})" for char in odd)
-    return (
-        f"{word}: it holds {named} where {flag} wants {wants} (an input method in full-width mode, or autocorrect): "
-        f"type {typed}"
-    )
+    said = f"{word}: it holds {named} where {flag} wants {wants} (an input method in full-width mode, or autocorrect)"
+    return Lookalike(said, typed)
 
 
 # What such an input method types in a number: a look-alike minus sign, and the full-width full stop for its point

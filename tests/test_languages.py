@@ -217,6 +217,26 @@ def test_a_short_flag_glued_to_its_value_by_a_wide_space_is_named(capsys, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "word, dest, value",
+    [
+        ("-p\u3000赤い\u3000狐が\u3000走る", "prompt", "赤い\u3000狐が\u3000走る"),
+        ("-o\u3000my video.mp4", "output", "my video.mp4"),
+        ("-p\u3000a fox's den", "prompt", "a fox's den"),
+    ],
+)
+def test_the_line_advised_for_a_wide_space_after_a_short_flag_gives_the_value_as_typed(capsys, word, dest, value):
+    # The advice was `type -p 赤い 狐が 走る`: three words to the shell (an unquoted prompt), the prompt's own wide
+    # spaces turned into spaces; `-o　my video.mp4` two words, `a fox's den` an unbalanced quote.
+    import shlex
+
+    with pytest.raises(SystemExit):
+        cli.main(["run", word])
+    advised = re.search(r": type (.*)$", capsys.readouterr().err.strip()).group(1)
+    args, extras = cli.build_parser().parse_known_args(["run", *shlex.split(advised)])
+    assert getattr(args, dest) == value and extras == [], advised
+
+
 def test_a_value_that_starts_with_a_wide_space_as_a_word_of_its_own_is_kept():
     args, _ = cli.build_parser().parse_known_args(["run", "-p", "\u3000fox"])
     assert args.prompt == "\u3000fox"
