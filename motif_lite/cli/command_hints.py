@@ -11,6 +11,8 @@ import shlex
 from collections.abc import Sequence
 
 from motif_lite import flag_spelling
+from motif_lite.choices import LATENTS_SUFFIX
+from motif_lite.cli.run_flags import run_only_parser
 
 # Commands people type that motif-lite names otherwise, or has as a program of its own (stable-diffusion.cpp's
 # `-M convert`, llama.cpp's llama-quantize): what to type instead.
@@ -48,11 +50,15 @@ def resume_line(words: Sequence[str]) -> list[str]:
     file. Copied in order, a flag first (`resume -o out.mp4 FILE`) became --resume's value: argparse's error."""
     if "-h" in words or "--help" in words:
         return ["run", "--help"]
-    named = [word for word in words if word.endswith(".safetensors") and not word.startswith("-")]
-    file = named[0] if named else words[0] if words and not words[0].startswith("-") else None
-    rest = list(words)
-    if file is not None:
-        rest.remove(file)
+    # The file is a word that ends as a latents file does, else the first that is neither a flag nor a flag's value:
+    # `--lora style.safetensors` and `-o out.mp4` are another flag's files.
+    run_flags = run_only_parser()._option_string_actions  # argparse keeps no public table
+    values = {i + 1 for i, word in enumerate(words) if word in run_flags and run_flags[word].nargs != 0}
+    loose = [i for i, word in enumerate(words) if not word.startswith("-") and i not in values]
+    named = [i for i in loose if words[i].endswith(LATENTS_SUFFIX)]
+    at = (named or loose or [None])[0]
+    file = None if at is None else words[at]
+    rest = [word for i, word in enumerate(words) if i != at]
     return ["run", "--resume", file or "FILE.latents.safetensors", *rest]
 
 
