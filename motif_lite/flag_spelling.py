@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import itertools
+import os
 import shlex
 import sys
 import unicodedata
@@ -82,6 +83,18 @@ def lookalike_flag(word: str, known: Sequence[str]) -> Lookalike | None:
     named = ", ".join(f"U+{ord(char):04X} ({unicodedata.name(char).lower()})" for char in odd)
     said = f"{word}: it holds {named} where {flag} wants {wants} (an input method in full-width mode, or autocorrect)"
     return Lookalike(said, typed)
+
+
+def refuse_lookalike_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit (`parser.error`) naming a flag typed with look-alike dashes that argparse took for a positional argument
+    (`decode －－output x.mp4`: the latents file; the quantizer's `－－type Q4_K_M SRC`: SRC), as the unknown
+    arguments' hints name one: it was answered "x.mp4: the output goes after -o", or "no such latents file:
+    －－output". A file or folder of that name is what was meant: it is kept."""
+    known = option_strings(parser)
+    for action in parser._actions:  # argparse keeps no public list
+        value = None if action.option_strings else getattr(args, action.dest, None)
+        if isinstance(value, str) and (hint := lookalike_hint(value, known)) and not os.path.lexists(value):
+            parser.error(hint)
 
 
 # What such an input method types in a number: a look-alike minus sign, and the full-width full stop for its point

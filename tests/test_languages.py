@@ -318,6 +318,16 @@ def test_a_lookalike_flag_taken_for_a_positional_or_the_command_is_named(capsys,
     assert code == 2 and hint in err and "no such latents file" not in err and "Traceback" not in err, err
 
 
+def test_a_latents_file_named_like_a_lookalike_flag_is_read_not_refused(capsys, tmp_path, monkeypatch):
+    # `decode –output` was refused as a look-alike of --output even where a file of that name exists: a real file
+    # wins, and is read (this one is empty: refused as no latents file, by its name).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "\u2013output").write_bytes(b"")
+    assert cli.main(["decode", "\u2013output"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "\u2013output is not a latents file" in err and "U+2013" not in err, err
+
+
 @pytest.mark.parametrize(
     "typed, said",
     [

@@ -341,17 +341,6 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
 
 
-def refuse_lookalike_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exit (`parser.error`) naming a flag typed with look-alike dashes that argparse took for a positional argument
-    (`decode －－output x.mp4`: the latents file), as `reject` names one among the unknown arguments: it was answered
-    "x.mp4: the output goes after -o", or "no such latents file: －－output"."""
-    known = flag_spelling.option_strings(parser)
-    for action in parser._actions:  # argparse keeps no public list
-        value = None if action.option_strings else getattr(args, action.dest, None)
-        if isinstance(value, str) and (hint := flag_spelling.lookalike_hint(value, known)):
-            parser.error(hint)
-
-
 def lookalike_command(argv: list[str], parser: argparse.ArgumentParser) -> str | None:
     """The error line for a flag of `motif-lite` itself typed with look-alike dashes where the command goes
     (`motif-lite －－help`), which argparse answers "invalid choice"; else None."""
