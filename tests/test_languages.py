@@ -318,6 +318,26 @@ def test_a_lookalike_flag_taken_for_a_positional_or_the_command_is_named(capsys,
     assert code == 2 and hint in err and "no such latents file" not in err and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize(
+    "typed, hint",
+    [
+        (["SRC", "-o", "x.gguf", "--type\u3000Q4_K_M"], "U+3000 (ideographic space) where --type wants a space"),
+        (["SRC", "-o", "x.gguf", "－－type", "Q4_K_M"], "it holds U+FF0D (fullwidth hyphen-minus) where --type wants"),
+        (["－－type", "Q4_K_M", "SRC", "-o", "x.gguf"], "it holds U+FF0D (fullwidth hyphen-minus) where --type wants"),
+    ],
+)
+def test_the_quantizer_names_a_lookalike_flag_as_motif_lite_does(capsys, typed, hint):
+    # `--type　Q4_K_M` got only "unrecognized arguments", `－－type Q4_K_M` "the type goes after --type", and with
+    # SRC after it "unrecognized arguments: Q4_K_M SRC" (SRC took the look-alike flag).
+    from motif_lite.quantize.cli import main as quantize
+
+    with pytest.raises(SystemExit) as exit_info:
+        quantize(typed)
+    quantizer_said = capsys.readouterr().err
+    assert exit_info.value.code == 2 and hint in quantizer_said and "type --type" in quantizer_said, quantizer_said
+    assert "goes after --type" not in quantizer_said and "Q4_K_M SRC" not in quantizer_said, quantizer_said
+
+
 def test_a_latents_file_named_like_a_lookalike_flag_is_read_not_refused(capsys, tmp_path, monkeypatch):
     # `decode –output` was refused as a look-alike of --output even where a file of that name exists: a real file
     # wins, and is read (this one is empty: refused as no latents file, by its name).
