@@ -338,6 +338,19 @@ def test_the_quantizer_names_a_lookalike_flag_as_motif_lite_does(capsys, typed, 
     assert "goes after --type" not in quantizer_said and "Q4_K_M SRC" not in quantizer_said, quantizer_said
 
 
+@pytest.mark.parametrize("typed", [["－－steps", "4", "-p", "fox"], ["\u2014steps=4", "-p", "fox"]])
+def test_a_lookalike_run_flag_where_the_command_goes_gets_the_run_line(capsys, typed):
+    # `--steps 4 -p fox` was told the command comes first; `－－steps 4 -p fox` got argparse's "invalid choice".
+    import shlex
+
+    assert cli.main(typed) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "the command comes first" in err and "U+" in err and "invalid choice" not in err, err
+    line = err.strip().split("did you mean motif-lite ", 1)[1]
+    args = cli.build_parser().parse_args(shlex.split(line))
+    assert args.command == "run" and args.steps == 4 and args.prompt == "fox", line
+
+
 def test_a_latents_file_named_like_a_lookalike_flag_is_read_not_refused(capsys, tmp_path, monkeypatch):
     # `decode –output` was refused as a look-alike of --output even where a file of that name exists: a real file
     # wins, and is read (this one is empty: refused as no latents file, by its name).

@@ -107,14 +107,22 @@ def sd_cpp_mode(argv: Sequence[str]) -> str | None:
 def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
     """The error line for a command line that starts with a flag of `run` that the top level does not take
     (stable-diffusion.cpp's `sd` takes its flags alone: `--gguf Q4_K_M -p "a fox"`), or None. `parser`: the
-    `motif-lite` parser. argparse alone would take the flag's value for the command: "invalid choice: 'Q4_K_M'"."""
-    if not argv or not argv[0].startswith("-"):
+    `motif-lite` parser. argparse alone would take the flag's value for the command: "invalid choice: 'Q4_K_M'".
+    A flag typed with look-alike dashes (`－－steps 4`) gets the line with it typed in ASCII."""
+    if not argv:
         return None
     flag = argv[0].split("=", 1)[0]
+    ours = flag_spelling.option_strings(parser)
     run_flags = flag_spelling.option_strings(subcommands(parser)["run"])
-    if flag in flag_spelling.option_strings(parser) or flag not in run_flags:
+    if flag in ours or flag_spelling.lookalike_flag(argv[0], ours):  # `－－help`: lookalike_command's
         return None
-    return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
+    if flag in run_flags:
+        return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
+    lookalike = flag_spelling.lookalike_flag(argv[0], run_flags)
+    if lookalike is None:
+        return None
+    line = " ".join(["run", lookalike.typed, *([shlex.join(argv[1:])] if argv[1:] else [])])
+    return f"motif-lite: error: the command comes first, and {lookalike.said}: did you mean motif-lite {line}"
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
