@@ -62,6 +62,8 @@ def test_an_output_with_a_placeholder_is_refused_with_pythons_way_to_fill_it(pip
         ("{v2}/fox_{seed}.mp4", "{v2}/fox_7.mp4"),
         ("{seed}/fox_{seed}.mp4", "{seed}/fox_7.mp4"),  # a folder's braces are its name, not the f-string's
         ("clip{n}_}.webm", "clip7_}.webm"),
+        ("fox_{seed:04d}.mp4", "fox_0007.mp4"),  # a format spec: the f-string's own
+        ("fox_{seed!s}.mp4", "fox_7.mp4"),
     ],
 )
 def test_the_f_string_advised_for_a_placeholder_is_valid_python_that_keeps_the_other_braces(tmp_path, name, written):
@@ -98,7 +100,8 @@ def test_another_tools_frame_number_in_a_png_name_is_told_ours_in_each_callers_w
 
 
 def test_braces_that_are_no_placeholder_stay_part_of_the_name(tmp_path):
-    for plain in ("fox_{v2}.mp4", "fox {}.mp4", "{seed}/fox.mp4"):
+    # str.format's positional fields too: no f-string leaves one, and nothing says what value was meant.
+    for plain in ("fox_{v2}.mp4", "fox {}.mp4", "fox_{0}.mp4", "fox_{0:04d}.mp4", "{seed}/fox.mp4"):
         output = tmp_path / plain
         output.parent.mkdir(exist_ok=True)
         assert GenerationRequest("a fox", **TINY, output=output).resolve()[0].output == output
@@ -349,3 +352,20 @@ def test_a_run_an_older_version_stopped_with_braces_in_its_output_goes_on_with_r
     code = cli.main(["run", "--resume", str(state), "--device", "cpu", "--kernels", "torch", "--yes"])
     assert code == 0, capsys.readouterr().err
     assert output.is_file() and not state.exists()
+
+
+def test_run_resume_given_the_stopped_runs_own_braced_name_as_o_goes_on(pipe, tmp_path, capsys, monkeypatch):
+    # The same resume without -o went on, and so did Python's; with -o naming that run's own output (as the resume
+    # line a script kept says it), the braces were refused.
+    state, output = _state_an_older_version_wrote(pipe, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    resume = ["run", "--resume", str(state), "--device", "cpu", "--kernels", "torch", "--yes", "-o", output.name]
+    assert cli.main(resume) == 0, capsys.readouterr().err
+    assert output.is_file() and not state.exists()
+
+
+def test_run_resume_with_a_new_braced_name_as_o_is_still_refused(pipe, tmp_path, capsys):
+    state, _ = _state_an_older_version_wrote(pipe, tmp_path)
+    new = tmp_path / "new_{seed}.mp4"
+    assert cli.main(["run", "--resume", str(state), "--device", "cpu", "-o", str(new)]) == cli.EXIT_USER_ERROR
+    assert f"-o {new} has {{seed}}, which motif-lite does not fill in" in capsys.readouterr().err

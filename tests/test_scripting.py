@@ -38,7 +38,7 @@ def test_an_output_name_with_another_tools_placeholder_is_refused(checkpoint, tm
 
 
 def test_braces_without_a_name_in_them_are_no_placeholder(checkpoint, tmp_path, capsys):
-    for plain in ("fox {1}.png", "fox {}.png", "fox.mp4", "fox_%03d.png"):
+    for plain in ("fox {1}.png", "fox {}.png", "fox_{0}.png", "fox_{:04d}.png", "fox.mp4", "fox_%03d.png"):
         assert cli.main([*run_args(checkpoint[0], "-p", "fox", "--dry-run", "-o", str(tmp_path / plain))]) == 0
         assert "does not fill in" not in capsys.readouterr().err, plain
 
@@ -48,6 +48,8 @@ def test_braces_without_a_name_in_them_are_no_placeholder(checkpoint, tmp_path, 
     [
         ("fox_{prompt}.mp4", '(n=$((n + 1)); -o "clip$n.mp4"), and each file keeps its prompt in its metadata'),
         ("fox_{n}.mp4", "-b N numbers a batch's files -1, -2, ... itself"),
+        ("fox_{seed:04d}.mp4", '-s "$seed" -o "fox_$seed.mp4"'),  # a format spec, as an f-string's
+        ("fox_{Date!s}.mp4", '-o "fox_$(date +%Y%m%d-%H%M%S).mp4" puts the time in the name'),
         ("fox_{date}.mp4", '-o "fox_$(date +%Y%m%d-%H%M%S).mp4" puts the time in the name'),
         ("fox_{frame}.mp4", "a video file holds all its frames; for a PNG per frame give -o "),
     ],
@@ -58,7 +60,7 @@ def test_each_placeholder_is_told_how_a_script_fills_it(checkpoint, tmp_path, ca
     assert cli.main([*run_args(checkpoint[0], "-p", "fox", "-o", str(output))]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert advice in err, err
-    assert "fox_$seed.mp4" not in err, err
+    assert "seed" in name or "fox_$seed.mp4" not in err, err
     if "{frame}" in name:
         assert str(tmp_path / "fox_%03d.png") in err, err
 

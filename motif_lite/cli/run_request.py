@@ -20,6 +20,7 @@ from motif_lite.request.output_names import (
     PROMPT_PLACEHOLDERS,
     SEED_PLACEHOLDERS,
     name_placeholder,
+    same_output,
     video_frame_placeholder,
 )
 
@@ -443,7 +444,10 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
                            "(-i or --extend), which it then animates with no text")  # fmt: skip
     check_no_stdin_dash(args)
     check_no_control_character(args.output)
-    check_no_name_placeholder(args.output)
+    # A resumed run's own name (-o given as it is) keeps the braces an older version wrote, as without -o.
+    resumed_output = resume.request.get("output") if resume is not None and args.output is not None else None
+    if resumed_output is None or not same_output(args.output, resumed_output):
+        check_no_name_placeholder(args.output)
     if args.quantize is not None and args.gguf is not None:  # before any download of either
         raise RequestError(quantized_twice("", args.quantize, args.gguf))
     if args.text_encoder_quantize is not None and args.text_encoder_gguf is not None:  # a .gguf --text-encoder too

@@ -13,13 +13,15 @@ from motif_lite.paths import user_path
 from motif_lite.request.terms import RequestError
 
 # The placeholders that other tools' output names, and scripts' forgotten f-strings, hold, by what they stand for.
-# Other braces (`fox_{v2}.mp4`) are part of a name.
+# Other braces (`fox_{v2}.mp4`) are part of a name, and so are str.format's positional fields (`{}`, `{0}`): no
+# f-string leaves one (f"{}" does not compile), and without a name nothing says what value was meant.
 SEED_PLACEHOLDERS = ("seed",)
 COUNTER_PLACEHOLDERS = ("n", "i", "idx", "index", "count", "counter", "num", "number", "batch", "batch_num")
 PROMPT_PLACEHOLDERS = ("prompt",)
 DATE_PLACEHOLDERS = ("date", "time", "datetime", "timestamp", "now")
 KNOWN_PLACEHOLDERS = frozenset(SEED_PLACEHOLDERS + COUNTER_PLACEHOLDERS + PROMPT_PLACEHOLDERS + DATE_PLACEHOLDERS)
-_NAME_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+# A field may convert (`{seed!r}`) and format (`{seed:04d}`) its value, as an f-string's.
+_NAME_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)(?:![rsa])?(?::[^{}]*)?\}")
 # A frame number's placeholder, in a video file's name: a video holds all its frames.
 _FRAME_PLACEHOLDER = re.compile(r"\{frame(?:_?(?:number|num|index|idx))?\}", re.IGNORECASE)
 
@@ -49,7 +51,7 @@ def check_no_placeholder(output: object, taken_output: str | Path | None = None,
 
     if not isinstance(output, str | Path):  # `check_output_path` names what output takes
         return True
-    if taken_output is not None and _same_path(output, taken_output):
+    if taken_output is not None and same_output(output, taken_output):
         return True
     text = str(output)
     if (found := name_placeholder(text)) is not None:
@@ -77,7 +79,8 @@ def check_no_placeholder(output: object, taken_output: str | Path | None = None,
     return True
 
 
-def _same_path(a: str | Path, b: str | Path) -> bool:
+def same_output(a: str | Path, b: str | Path) -> bool:
+    """Whether two spellings of an output name one file (`./fox.mp4`, a relative and an absolute path)."""
     return user_path(a).absolute() == user_path(b).absolute()
 
 
