@@ -42,6 +42,8 @@ def pipe(shared_checkpoint):
         ("clip{n}.mp4", "output=f'{folder}/clip{{n}}.mp4'"),
         ("fox_{date}.webm", "output=f'{folder}/fox_{{date}}.webm'"),
         ("fox_{frame}.mp4", "for a PNG per frame give output='{folder}/fox_%03d.png'"),
+        ("fox_{seed:04d}.mp4", "output=f'{folder}/fox_{{seed:04d}}.mp4' (give seed=seed too"),  # a format spec
+        ("fox_{frame:04d}.mp4", "for a PNG per frame give output='{folder}/fox_%03d.png'"),
     ],
 )
 def test_an_output_with_a_placeholder_is_refused_with_pythons_way_to_fill_it(pipe, tmp_path, name, advice):

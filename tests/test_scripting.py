@@ -52,6 +52,7 @@ def test_braces_without_a_name_in_them_are_no_placeholder(checkpoint, tmp_path, 
         ("fox_{Date!s}.mp4", '-o "fox_$(date +%Y%m%d-%H%M%S).mp4" puts the time in the name'),
         ("fox_{date}.mp4", '-o "fox_$(date +%Y%m%d-%H%M%S).mp4" puts the time in the name'),
         ("fox_{frame}.mp4", "a video file holds all its frames; for a PNG per frame give -o "),
+        ("fox_{frame:04d}.mp4", "a video file holds all its frames; for a PNG per frame give -o "),
     ],
 )
 def test_each_placeholder_is_told_how_a_script_fills_it(checkpoint, tmp_path, capsys, name, advice):
@@ -61,7 +62,7 @@ def test_each_placeholder_is_told_how_a_script_fills_it(checkpoint, tmp_path, ca
     err = capsys.readouterr().err
     assert advice in err, err
     assert "seed" in name or "fox_$seed.mp4" not in err, err
-    if "{frame}" in name:
+    if "{frame" in name:
         assert str(tmp_path / "fox_%03d.png") in err, err
 
 

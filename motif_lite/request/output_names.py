@@ -23,7 +23,7 @@ KNOWN_PLACEHOLDERS = frozenset(SEED_PLACEHOLDERS + COUNTER_PLACEHOLDERS + PROMPT
 # A field may convert (`{seed!r}`) and format (`{seed:04d}`) its value, as an f-string's.
 _NAME_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)(?:![rsa])?(?::[^{}]*)?\}")
 # A frame number's placeholder, in a video file's name: a video holds all its frames.
-_FRAME_PLACEHOLDER = re.compile(r"\{frame(?:_?(?:number|num|index|idx))?\}", re.IGNORECASE)
+_FRAME_PLACEHOLDER = re.compile(r"\{frame(?:_?(?:number|num|index|idx))?(?::[^{}]*)?\}", re.IGNORECASE)
 
 
 def name_placeholder(output: str | Path) -> re.Match | None:
