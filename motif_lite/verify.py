@@ -9,7 +9,8 @@ the same inputs on both sides, so a difference points at one part:
 
 - text: the prompt and negative prompt embeddings (our unpadded encoding vs the reference's 512-token padding,
   compared on the valid tokens);
-- transformer: one forward on the same noise, timestep and (reference) text embeddings;
+- transformer: one forward on the same noise, timestep and (reference) text embeddings, with a first frame also
+  the reference's first-frame latents, mask and image embeddings;
 - guidance: the guided velocity of step 0 from the same two predictions (our guidance vs the checkpoint's guider);
 - vae: the decode of the same latents, each side denormalizing them with its own latent statistics;
 - frames: both whole pipelines at the same seed and settings, as uint8 frames.
@@ -18,8 +19,9 @@ With a first frame (`VerifySettings.image`), the reference is `MotifVideoImage2V
 components, and two stages follow the text stage: image, the SigLIP embeddings of the first frame (each side reads,
 resizes and normalizes the file itself), and conditioning, the first frame's latents and mask as each side puts them
 into the transformer's 33 input channels (the VAE posterior's sample, drawn after the noise from the same seed). The
-transformer, guidance and vae stages get the same inputs as without an image; the frames stage runs both
-image-to-video pipelines.
+transformer stage then gives both transformers the reference's first-frame latents, mask and image embeddings (so
+our image projection is compared there); guidance follows from its predictions, vae is as without an image; the
+frames stage runs both image-to-video pipelines.
 
 The difference of a stage is relative: ||ours - reference|| / ||reference||, against a tolerance that depends on
 the dtype. A stage whose output holds inf or NaN says on which side; on both, the reference read the same
@@ -68,7 +70,7 @@ STAGES = {
     "text": "prompt and negative prompt embeddings (valid tokens)",
     "image": "SigLIP embeddings of the first frame, each side reading the file",
     "conditioning": "first frame's latents and mask in the 33 input channels",
-    "transformer": "one forward: same noise, timestep and text embeddings",
+    "transformer": "one forward: same noise, timestep, text (and first-frame) inputs",
     "guidance": "guided velocity of step 0 from the same two predictions",
     "vae": "decode of the same latents, each side denormalizing them",
     "frames": "both pipelines end to end, uint8 frames",
@@ -716,6 +718,9 @@ class _Comparison:
     cond: torch.Tensor | None = None
     uncond: torch.Tensor | None = None
     reference_i2v: Any = None
+    # The reference's first-frame inputs to its transformer (conditioning stage): (latents, mask, image embeddings
+    # in the transformer's dtype or None); both transformers get them at the transformer stage. None without -i.
+    first_frame: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
 
     def stage(self, name: str, ours: torch.Tensor, reference: torch.Tensor, note: str = "") -> StageResult:
         sides = _not_finite(not bool(torch.isfinite(ours).all()), not bool(torch.isfinite(reference).all()))
@@ -767,9 +772,11 @@ class _Comparison:
         dtype = reference.transformer.dtype
         z_dim = reference.vae.config.z_dim
         latents = reference.prepare_latents(1, z_dim, s.height, s.width, s.frames, dtype, self.device, generator)
-        expected, mask, _ = reference._prepare_first_frame_conditioning(
-            self._reference_video(), latents, True, generator
-        )
+        with _encoder_on(self.ours.text_encoder, self.device):  # the reference runs its SigLIP tower here
+            expected, mask, embeds = reference._prepare_first_frame_conditioning(
+                self._reference_video(), latents, True, generator
+            )
+        self.first_frame = (expected, mask, None if embeds is None else embeds.to(dtype))
         expected = torch.cat([expected, mask], dim=1)
         generator = torch.Generator().manual_seed(s.seed)
         noise = self.ours.initial_noise(s, generator)
@@ -792,7 +799,11 @@ class _Comparison:
     def transformer(self) -> StageResult:
         request = self.request
         noise = self.ours.initial_noise(request, torch.Generator().manual_seed(request.seed))
-        hidden = torch.cat([noise, torch.zeros_like(noise), torch.zeros_like(noise[:, :1])], dim=1)
+        # With a first frame, the reference's latents, mask and image embeddings to both: a mismatch here is then
+        # our transformer's image path too (its image projection), not only the frames stage's.
+        without_image = (torch.zeros_like(noise), torch.zeros_like(noise[:, :1]), None)
+        latents, mask, image_embeds = self.first_frame or without_image
+        hidden = torch.cat([noise, latents, mask], dim=1)
         settings = self.ours.settings_for(request)
         schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
         self.timestep = schedule.timesteps[:1].to(self.device)
@@ -800,10 +811,11 @@ class _Comparison:
 
         def reference(text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             kwargs = dict(encoder_hidden_states=text, encoder_attention_mask=mask, return_dict=False)
-            return self.reference.transformer(hidden_states=hidden, timestep=self.timestep, **kwargs)[0]
+            transformer = self.reference.transformer
+            return transformer(hidden_states=hidden, timestep=self.timestep, image_embeds=image_embeds, **kwargs)[0]
 
         self.cond, self.uncond = reference(e["pe"], e["pm"]), reference(e["npe"], e["npm"])
-        ours = self.ours.transformer(hidden, self.timestep, e["pe"], e["pm"], None)
+        ours = self.ours.transformer(hidden, self.timestep, e["pe"], e["pm"], image_embeds)
         return self.stage("transformer", ours, self.cond, f"t = {float(self.timestep[0]):.1f}")
 
     def guidance(self) -> StageResult:
@@ -841,11 +853,16 @@ class _Comparison:
 
             first_frame = {"image": load_image(str(s.image)), "prompt": None}
         pipeline = self.reference if self.reference_i2v is None else self.reference_i2v
-        video = pipeline(
-            **first_frame, prompt_embeds=e["pe"], negative_prompt_embeds=e["npe"], prompt_attention_mask=e["pm"],
-            negative_prompt_attention_mask=e["npm"], height=s.height, width=s.width, num_frames=s.frames,
-            num_inference_steps=s.steps, generator=torch.Generator().manual_seed(s.seed), output_type="np",
-        ).frames[0]  # fmt: skip
+        # The I2V reference runs the SigLIP tower (our text encoder's, on the CPU between uses) on its device.
+        placed = (
+            contextlib.nullcontext() if self.reference_i2v is None else _encoder_on(self.ours.text_encoder, self.device)
+        )
+        with placed, _image_embeds_in_dtype(pipeline.transformer):
+            video = pipeline(
+                **first_frame, prompt_embeds=e["pe"], negative_prompt_embeds=e["npe"], prompt_attention_mask=e["pm"],
+                negative_prompt_attention_mask=e["npm"], height=s.height, width=s.width, num_frames=s.frames,
+                num_inference_steps=s.steps, generator=torch.Generator().manual_seed(s.seed), output_type="np",
+            ).frames[0]  # fmt: skip
         reference_finite, tolerance = bool(np.isfinite(video).all()), self.tolerances["frames"]
         try:
             ours = self._our_frames()
@@ -866,6 +883,38 @@ class _Comparison:
             files = sorted(Path(folder).glob("frame_*.png"))
             frames = np.stack([np.asarray(PIL.Image.open(f).convert("RGB")) for f in files])
         return torch.from_numpy(frames).double()
+
+
+@contextlib.contextmanager
+def _encoder_on(encoder: Any, device: torch.device) -> Iterator[None]:
+    """Our text encoder on `device` while inside, back on the CPU after (`offload`, also on an error): its SigLIP
+    tower is the reference's `text_encoder.vision_tower`, which the reference runs on the device its pixels are on,
+    while our pipeline keeps the encoder on the CPU between uses."""
+    encoder.to(device)
+    try:
+        yield
+    finally:
+        encoder.offload()
+
+
+@contextlib.contextmanager
+def _image_embeds_in_dtype(transformer: torch.nn.Module) -> Iterator[None]:
+    """While inside, `transformer` gets its `image_embeds` in its own dtype. The reference borrows our text encoder,
+    which keeps its own dtype (bfloat16 in a float16 run, `devices.text_encoder_dtype`), and passes the SigLIP
+    embeddings on uncast, where diffusers loaded alone in float16 would hand over float16 ones: its image projection
+    refuses the mix. Our pipeline casts them the same way."""
+
+    def cast(module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        embeds = kwargs.get("image_embeds")
+        if embeds is not None:
+            kwargs = {**kwargs, "image_embeds": embeds.to(transformer.dtype)}
+        return args, kwargs
+
+    handle = transformer.register_forward_pre_hook(cast, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _not_finite(ours: bool, reference: bool) -> str:

@@ -125,4 +125,72 @@ def test_a_damaged_vae_encoder_gives_a_verdict_at_conditioning_that_blames_the_f
         "file is likely damaged (not motif-lite): download it again"
     ), lines[-1]
     assert "ours: the VAE's latents of the first frame hold inf or NaN" in stages["conditioning"]
-    assert all(" match " in stages[name] for name in ("text", "image", "transformer", "guidance", "vae"))
+    assert all(" match " in stages[name] for name in ("text", "image", "vae")), lines
+    # the reference's NaN latents are both transformers' input: inf/NaN on both sides there, after the verdict's stage
+    assert all("inf/NaN on both sides" in stages[name] for name in ("transformer", "guidance")), lines
+
+
+def test_the_reference_runs_the_shared_siglip_tower_with_our_encoder_on_the_device(
+    checkpoint, first_frame, capsys, monkeypatch
+):
+    # On a GPU the reference hands the tower pixels on cuda, while our pipeline keeps the encoder (which holds the
+    # tower) on the CPU between uses: each of the reference's calls must find it placed. On the CPU the placement is
+    # seen through the encoder's own `to` / `offload`; our side's calls (encode_image) place it their own way.
+    from transformers import SiglipVisionModel
+
+    from motif_lite.encoders.text import TextEncoder
+
+    state = {"placed": False, "ours": False}
+    to, offload, encode_image = TextEncoder.to, TextEncoder.offload, TextEncoder.encode_image
+
+    def placing(self, device):
+        state["placed"] = True
+        return to(self, device)
+
+    def offloading(self):
+        state["placed"] = False
+        return offload(self)
+
+    def ours_encoding(self, images):
+        state["ours"] = True
+        try:
+            return encode_image(self, images)
+        finally:
+            state["ours"] = False
+
+    monkeypatch.setattr(TextEncoder, "to", placing)
+    monkeypatch.setattr(TextEncoder, "offload", offloading)
+    monkeypatch.setattr(TextEncoder, "encode_image", ours_encoding)
+    reference_calls = []
+
+    def record(module, args):
+        if isinstance(module, SiglipVisionModel) and not state["ours"]:
+            reference_calls.append(state["placed"])
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        code, lines, _ = run_verify(capsys, "-m", str(checkpoint), "-i", str(first_frame))
+    finally:
+        handle.remove()
+    assert code == 0, lines
+    # image, conditioning, frames: the tower runs once in each, always on the device
+    assert len(reference_calls) >= 3 and all(reference_calls), reference_calls
+    assert not state["placed"]  # and the encoder is back on the CPU after
+
+
+def test_a_broken_image_projection_of_ours_is_named_at_the_transformer_stage(checkpoint, first_frame, capsys):
+    # Both transformers get the reference's first-frame latents, mask and image embeddings there: our image
+    # projection's output doubled (a bug on our image path alone) differs at that stage, not only at frames.
+    from motif_lite.model.layers import ImageProjection
+
+    def doubled(module, args, output):
+        return output * 2 if isinstance(module, ImageProjection) else None
+
+    handle = torch.nn.modules.module.register_module_forward_hook(doubled)
+    try:
+        code, lines, _ = run_verify(capsys, "-m", str(checkpoint), "-i", str(first_frame))
+    finally:
+        handle.remove()
+    stages = stage_lines(lines)
+    assert code == 1 and lines[-1] == "verdict: mismatch at transformer", lines
+    assert all(" match " in stages[name] for name in ("text", "image", "conditioning")), lines
