@@ -303,6 +303,7 @@ def verify(
     from motif_lite.pipeline import load_pipeline
     from motif_lite.preflight import preflight
 
+    settings = _with_home_expanded(settings)  # both sides then read the file `run` would read
     # A bad size or step count fails here, as in `run`; the frames are rounded to 4k+1 with run's note, and seed -1
     # is a random seed, the one both pipelines then use.
     request, size_notes = _request(settings, forced.apg_eta).resolve()
@@ -554,8 +555,15 @@ def resolve_verify_settings(settings: VerifySettings) -> tuple[VerifySettings, l
     a frame count that is not 4k+1 rounded to the nearest one, with the note `run` prints; seed -1 a random seed
     (the result's first line names it); a size or seed `run` refuses refused with its error. Returns (the settings
     both pipelines run, the notes)."""
+    settings = _with_home_expanded(settings)
     resolved, notes = _request(settings).resolve()
     return dataclasses.replace(settings, frames=resolved.frames, seed=resolved.seed), notes
+
+
+def _with_home_expanded(settings: VerifySettings) -> VerifySettings:
+    """The settings with a first frame's leading `~` expanded, as `run` expands it (a quoted path, or one from
+    Python): diffusers' `load_image`, the reference's reader, takes `~/x.png` for a URL and fails."""
+    return settings if settings.image is None else dataclasses.replace(settings, image=user_path(settings.image))
 
 
 def _require_reference_configs(root: Path, model: str) -> None:

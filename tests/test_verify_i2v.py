@@ -194,3 +194,21 @@ def test_a_broken_image_projection_of_ours_is_named_at_the_transformer_stage(che
     stages = stage_lines(lines)
     assert code == 1 and lines[-1] == "verdict: mismatch at transformer", lines
     assert all(" match " in stages[name] for name in ("text", "image", "conditioning")), lines
+
+
+def test_a_first_frame_under_the_home_folder_given_with_a_tilde_is_read_by_both_sides(
+    checkpoint, first_frame, capsys, monkeypatch
+):
+    # A quoted `~/x.png` reaches us unexpanded: run reads it, and diffusers' load_image would take it for a URL.
+    monkeypatch.setenv("HOME", str(first_frame.parent))
+    code, lines, _ = run_verify(capsys, "-m", str(checkpoint), "-i", f"~/{first_frame.name}")
+    assert code == 0 and lines[-1] == "verdict: match", lines
+    assert f"first frame {first_frame}" in lines[0]
+
+
+def test_image_to_video_in_float16_compares_instead_of_failing(checkpoint, first_frame, capsys):
+    # The borrowed text encoder keeps bfloat16 in a float16 run; diffusers alone would give its float16 transformer
+    # float16 image embeddings, as our pipeline casts them: the reference's image projection gets them so too.
+    code, lines, _ = run_verify(capsys, "-m", str(checkpoint), "-i", str(first_frame), "--dtype", "fp16")
+    assert list(stage_lines(lines)) == list(STAGES), lines
+    assert code == 0 and lines[-1] == "verdict: match", lines
