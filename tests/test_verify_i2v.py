@@ -212,3 +212,14 @@ def test_image_to_video_in_float16_compares_instead_of_failing(checkpoint, first
     code, lines, _ = run_verify(capsys, "-m", str(checkpoint), "-i", str(first_frame), "--dtype", "fp16")
     assert list(stage_lines(lines)) == list(STAGES), lines
     assert code == 0 and lines[-1] == "verdict: match", lines
+
+
+def test_a_16_bit_image_that_the_two_sides_read_differently_is_said_to_be_expected(checkpoint, tmp_path, capsys):
+    # Mid-gray in 16 bits: motif-lite scales it to 8 bits, diffusers' load_image (Pillow's convert) clips it to white.
+    path = tmp_path / "gray16.png"
+    levels = np.random.default_rng(5).integers(20000, 40000, (32, 48), dtype=np.uint16)
+    PIL.Image.fromarray(levels).save(path)
+    assert PIL.Image.open(path).mode.startswith("I")
+    code, lines, _ = run_verify(capsys, "-m", str(checkpoint), "-i", str(path))
+    assert code == 1 and lines[-1] == "verdict: mismatch at image", lines
+    assert "diffusers' load_image clips it at 255" in stage_lines(lines)["image"], lines
