@@ -587,11 +587,25 @@ def _require_reference_configs(root: Path, model: str) -> None:
 
 def _require_image_preprocessor(root: Path) -> None:
     """Image-to-video reads the first frame with the checkpoint's SigLIP preprocessor config, on both sides: without
-    it a run refuses the image (after loading), and the reference has no `feature_extractor`. Said before the loads."""
+    it a run refuses the image (after loading), and the reference has no `feature_extractor`. Said before the loads,
+    as is a model_index.json that does not list it: diffusers then loads none, and its image stage cannot run."""
+    import json
+
     if not (root / "feature_extractor" / "preprocessor_config.json").is_file():
         raise VerifyError(
             f"{root} has no feature_extractor/preprocessor_config.json, which image-to-video reads the first frame "
             "with (on both sides): download the checkpoint's feature_extractor/ folder, or verify without -i"
+        )
+    index = root / "model_index.json"
+    try:
+        listed = "feature_extractor" in json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # _require_reference_configs and diffusers' own load say what is wrong with the file
+    if not listed:
+        raise VerifyError(
+            f"{index} does not list feature_extractor, so diffusers' MotifVideoImage2VideoPipeline (the reference) "
+            'loads no SigLIP preprocessor for the first frame: add "feature_extractor": ["transformers", '
+            '"SiglipImageProcessor"] to it (as the official model_index.json has), or verify without -i'
         )
 
 

@@ -223,3 +223,24 @@ def test_a_16_bit_image_that_the_two_sides_read_differently_is_said_to_be_expect
     code, lines, _ = run_verify(capsys, "-m", str(checkpoint), "-i", str(path))
     assert code == 1 and lines[-1] == "verdict: mismatch at image", lines
     assert "diffusers' load_image clips it at 255" in stage_lines(lines)["image"], lines
+
+
+def test_a_model_index_that_does_not_list_the_image_preprocessor_is_refused_before_anything_loads(
+    checkpoint, first_frame, tmp_path, capsys
+):
+    # The folder is there (a run reads it), but diffusers loads only what model_index.json lists.
+    root = shutil.copytree(checkpoint, tmp_path / "ckpt")
+    index = json.loads((root / "model_index.json").read_text())
+    del index["feature_extractor"]
+    (root / "model_index.json").write_text(json.dumps(index))
+    err = refusal(capsys, ["verify", "-m", str(root), "-i", str(first_frame), *SMALL])
+    assert "does not list feature_extractor" in err and "verify without -i" in err
+
+
+def test_a_second_first_frame_is_refused_as_run_refuses_it(checkpoint, first_frame, tmp_path, capsys):
+    other = shutil.copy(first_frame, tmp_path / "other.png")
+    with pytest.raises(SystemExit) as exit_:  # argparse's refusal, as for run
+        cli.main(["verify", "-m", str(checkpoint), "-i", str(first_frame), "-i", str(other), *SMALL])
+    err = capsys.readouterr().err
+    assert exit_.value.code == cli.EXIT_USER_ERROR and "Traceback" not in err and "loading" not in err
+    assert "given twice" in err and "give it once (one verify compares image-to-video from one image" in err, err

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from motif_lite.choices import DTYPE_NAMES, dtype_name
 from motif_lite.cli.common import text_from_argv
 from motif_lite.cli.run_flags import (
+    StoreOnce,
     add_checkpoint_flags,
     add_weight_file_flags,
     frame_count,
@@ -88,14 +89,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "-s", "--seed", type=seed_value, default=0, help=f"seed, 0 to {MAX_SEED}; -1 = random, printed (default 0)"
     )
-    verify.add_argument("-p", "--prompt", type=text_from_argv, help="prompt (default: a short fixed one)")
+    # A second, different prompt or first frame is refused as by run (`StoreOnce`), not silently taken for the first.
     verify.add_argument(
-        "-n", "--negative-prompt", type=text_from_argv, help="negative prompt (default: the official one)"
+        "-p", "--prompt", action=StoreOnce, type=text_from_argv, help="prompt (default: a short fixed one)"
+    )
+    verify.add_argument(
+        "-n",
+        "--negative-prompt",
+        action=StoreOnce,
+        type=text_from_argv,
+        help="negative prompt (default: the official one)",
     )
     verify.add_argument(
         "-i",
         "--image",
         "--init-img",
+        action=StoreOnce,
+        why="one verify compares image-to-video from one image, its first frame",
         type=path_arg,
         metavar="IMAGE",
         help="first frame for image-to-video: compare both image-to-video pipelines (read and refused as by run)",
