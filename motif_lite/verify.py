@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -306,7 +307,7 @@ def verify(
     settings = _with_home_expanded(settings)  # both sides then read the file `run` would read
     # A bad size or step count fails here, as in `run`; the frames are rounded to 4k+1 with run's note, and seed -1
     # is a random seed, the one both pipelines then use.
-    request, size_notes = _request(settings, forced.apg_eta).resolve()
+    request, size_notes = _resolved(settings, forced.apg_eta)
     settings = dataclasses.replace(settings, frames=request.frames, seed=request.seed)
     if forced.image_mean_shift is not None and settings.image is None:
         raise VerifyError("--force image_mean_shift changes how our side reads a first frame: give one with -i FILE")
@@ -556,7 +557,7 @@ def resolve_verify_settings(settings: VerifySettings) -> tuple[VerifySettings, l
     (the result's first line names it); a size or seed `run` refuses refused with its error. Returns (the settings
     both pipelines run, the notes)."""
     settings = _with_home_expanded(settings)
-    resolved, notes = _request(settings).resolve()
+    resolved, notes = _resolved(settings)
     return dataclasses.replace(settings, frames=resolved.frames, seed=resolved.seed), notes
 
 
@@ -671,6 +672,28 @@ def _at_the_shift_verify_runs(
     ):
         return request
     return dataclasses.replace(request, flow_shift=reference_shift)
+
+
+# run's advice to go on from a clip or PNG sequence given to -i with --extend, a flag verify does not have.
+_EXTEND_ADVICE = (
+    re.compile(r", or go on from the sequence with --extend .*? in place of -i$"),
+    re.compile(r"to go on from the clip, give --extend .*? instead of -i; or "),
+)
+
+
+def _resolved(settings: VerifySettings, apg_eta: float | None = None) -> tuple[GenerationRequest, list[str]]:
+    """`_request(settings, apg_eta).resolve()`: refused as `run` refuses it, less run's advice to use --extend."""
+    from motif_lite.request import RequestError
+
+    try:
+        return _request(settings, apg_eta).resolve()
+    except RequestError as exc:
+        message = str(exc)
+        for advice in _EXTEND_ADVICE:
+            message = advice.sub("", message)
+        if message == str(exc):
+            raise
+        raise RequestError(message, exc.fields) from None
 
 
 def _request(settings: VerifySettings, apg_eta: float | None = None) -> GenerationRequest:

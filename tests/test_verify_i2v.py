@@ -244,3 +244,15 @@ def test_a_second_first_frame_is_refused_as_run_refuses_it(checkpoint, first_fra
     err = capsys.readouterr().err
     assert exit_.value.code == cli.EXIT_USER_ERROR and "Traceback" not in err and "loading" not in err
     assert "given twice" in err and "give it once (one verify compares image-to-video from one image" in err, err
+
+
+def test_a_clip_or_sequence_given_to_i_is_refused_without_advice_to_use_a_flag_verify_lacks(
+    checkpoint, tmp_path, capsys
+):
+    # run's refusals advise --extend, which verify does not have; the rest of their advice stands.
+    for i in range(2):
+        PIL.Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(tmp_path / f"seq_{i:03d}.png")
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(64))
+    for image, kept in (("seq_%03d.png", "give one frame, e.g. its last"), ("clip.mp4", "ffmpeg -sseof -1")):
+        err = refusal(capsys, ["verify", "-m", str(checkpoint), "-i", str(tmp_path / image), *SMALL])
+        assert kept in err and "--extend" not in err, err
