@@ -739,12 +739,8 @@ def _apply_forced(ours: Any, forced: ForcedSettings) -> None:
         mean = [m + forced.latents_mean_shift for m in ours.vae.config.latents_mean]
         ours.vae.config = dataclasses.replace(ours.vae.config, latents_mean=mean)
     if forced.image_mean_shift is not None:
-        from motif_lite.encoders.text import _siglip_processor_class  # the class our encoder loads on first use
-
-        encoder = ours.text_encoder
-        processor = encoder.image_processor or _siglip_processor_class().from_pretrained(encoder.feature_extractor_dir)
+        processor = ours.text_encoder.loaded_image_processor()  # kept by the encoder: its encode_image uses it
         processor.image_mean = [m + forced.image_mean_shift for m in processor.image_mean]
-        encoder.image_processor = processor
 
 
 @dataclass

@@ -342,3 +342,21 @@ def test_weights_under_other_names_are_refused_not_loaded_random(ckpt, tmp_path,
     with caplog.at_level(logging.WARNING, "motif_lite"):
         load_text_encoder(ckpt, dtype=torch.float32)
     assert "lacks" not in caplog.text
+
+
+def test_the_image_processor_is_loaded_once_and_is_the_one_encode_image_uses(ckpt):
+    from transformers import SiglipImageProcessor
+
+    encoder = load_text_encoder(ckpt, dtype=torch.float32, device="cpu")
+    processor = encoder.loaded_image_processor()
+    assert processor is encoder.loaded_image_processor()
+    # A change to it (verify's image_mean_shift) reaches encode_image: it equals the reference's preprocessing at
+    # the same changed mean.
+    processor.image_mean = [m + 0.5 for m in processor.image_mean]
+    shifted = SiglipImageProcessor.from_pretrained(ckpt / "feature_extractor", image_mean=processor.image_mean)
+    frames = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    pixels = shifted.preprocess(images=((frames + 1) / 2), do_rescale=False, return_tensors="pt")["pixel_values"]
+    expected = encoder.model.vision_tower(pixel_values=pixels).last_hidden_state
+    torch.testing.assert_close(encoder.encode_image(frames), expected)
+    with pytest.raises(CheckpointError, match="feature_extractor"):
+        TextEncoder(encoder.model, encoder.tokenizer).loaded_image_processor()

@@ -131,6 +131,15 @@ class TextEncoder:
         """How `encode` cuts `prompt` (`prompt_truncation`); None when it reads it whole."""
         return prompt_truncation(self.tokenizer, prompt)
 
+    def loaded_image_processor(self) -> SiglipImageProcessor:
+        """The checkpoint's SigLIP preprocessor (`image_processor`), loaded from `feature_extractor_dir` on first use
+        and kept; a `CheckpointError` when the checkpoint has none."""
+        if self.image_processor is None and self.feature_extractor_dir is not None:
+            self.image_processor = _siglip_processor_class().from_pretrained(self.feature_extractor_dir)
+        if self.image_processor is None:
+            raise CheckpointError("image conditioning needs feature_extractor/preprocessor_config.json")
+        return self.image_processor
+
     @torch.no_grad()
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Encode first frames `[B, 3, H, W]` in [-1, 1] (as prepared for the VAE) to SigLIP tokens `[B, I, D_img]`.
@@ -139,16 +148,13 @@ class TextEncoder:
         normalized by the checkpoint's `SiglipImageProcessor`, then the last hidden state of the vision tower (no
         projector).
         """
-        if self.image_processor is None and self.feature_extractor_dir is not None:
-            self.image_processor = _siglip_processor_class().from_pretrained(self.feature_extractor_dir)
-        if self.image_processor is None:
-            raise CheckpointError("image conditioning needs feature_extractor/preprocessor_config.json")
+        processor = self.loaded_image_processor()
         if images.ndim != 4 or images.shape[1] != 3:
             raise ConfigError(f"images must be [B, 3, H, W], got shape {tuple(images.shape)}")
         # Arithmetic in the frames' own dtype, then float, as the reference: in bf16 `x + 1` rounds, and doing it
         # in float32 would hand SigLIP other pixels than the reference's.
         pixels = ((images + 1) / 2).clamp(0, 1).float()
-        batch = self.image_processor.preprocess(
+        batch = processor.preprocess(
             images=pixels.cpu(),
             do_resize=True,
             do_rescale=False,  # already in [0, 1]
