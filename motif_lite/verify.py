@@ -894,11 +894,11 @@ class _Comparison:
 
             first_frame = {"image": load_image(str(s.image)), "prompt": None}
         pipeline = self.reference if self.reference_i2v is None else self.reference_i2v
-        # The I2V reference runs the SigLIP tower (our text encoder's, on the CPU between uses) on its device.
-        placed = (
-            contextlib.nullcontext() if self.reference_i2v is None else _encoder_on(self.ours.text_encoder, self.device)
-        )
-        with placed, _image_embeds_in_dtype(pipeline.transformer):
+        image_path = contextlib.ExitStack()
+        if self.reference_i2v is not None:  # it runs the SigLIP tower (our text encoder's) on its device
+            image_path.enter_context(_encoder_on(self.ours.text_encoder, self.device))
+            image_path.enter_context(_image_embeds_in_dtype(pipeline.transformer))
+        with image_path:
             video = pipeline(
                 **first_frame, prompt_embeds=e["pe"], negative_prompt_embeds=e["npe"], prompt_attention_mask=e["pm"],
                 negative_prompt_attention_mask=e["npm"], height=s.height, width=s.width, num_frames=s.frames,
