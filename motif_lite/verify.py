@@ -114,6 +114,9 @@ NOT_FINITE = {
     "reference": "inf/NaN in the reference's output only",
     "both": "inf/NaN on both sides",
 }
+# What our pipeline's NonFiniteError calls the first frame's latents (pipeline/generation.py), the conditioning
+# stage's own output; any other inf/NaN it stops at comes from an earlier stage's.
+FIRST_FRAME_LATENTS = "the VAE's latents of the first frame"
 # Whose weights a stage that gives inf/NaN on both sides (from the same files) points at.
 STAGE_WEIGHTS = {
     "text": "the text encoder's", "image": "the text encoder's (its SigLIP tower)", "conditioning": "the VAE's",
@@ -826,6 +829,8 @@ class _Comparison:
         except NonFiniteError as exc:  # our pipeline stops there, as a run would: the result of this stage
             sides = _not_finite(True, not bool(torch.isfinite(expected).all()))
             note = f"ours: {exc.what} hold inf or NaN"
+            if exc.what != FIRST_FRAME_LATENTS:  # our encode stops at the text or SigLIP embeddings, before the VAE
+                note += " (an earlier stage's output, not this stage's)"
             return StageResult("conditioning", math.nan, self.tolerances["conditioning"], note, sides)
         return self.stage("conditioning", torch.cat([ours.latents, ours.mask], dim=1), expected)
 

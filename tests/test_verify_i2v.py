@@ -256,3 +256,21 @@ def test_a_clip_or_sequence_given_to_i_is_refused_without_advice_to_use_a_flag_v
     for image, kept in (("seq_%03d.png", "give one frame, e.g. its last"), ("clip.mp4", "ffmpeg -sseof -1")):
         err = refusal(capsys, ["verify", "-m", str(checkpoint), "-i", str(tmp_path / image), *SMALL])
         assert kept in err and "--extend" not in err, err
+
+
+def test_a_damaged_vision_tower_is_not_blamed_on_the_conditioning_stage(first_frame, tmp_path, capsys):
+    # Our encode stops at the NaN SigLIP embeddings, before the VAE: the conditioning stage says it is an earlier
+    # stage's, and the verdict names the image stage.
+    from safetensors.torch import load_file, save_file
+    from tiny_pipeline import make_tiny_checkpoint
+
+    make_tiny_checkpoint(tmp_path)
+    (file,) = (tmp_path / "text_encoder").glob("*.safetensors")
+    weights = load_file(file)
+    weights["vision_tower.post_layernorm.bias"] = torch.full_like(weights["vision_tower.post_layernorm.bias"], math.nan)
+    save_file(weights, file, metadata={"format": "pt"})
+    code, lines, _ = run_verify(capsys, "-m", str(tmp_path), "-i", str(first_frame))
+    stages = stage_lines(lines)
+    assert code == 1 and lines[-1].startswith("verdict: inf/NaN at image, in the reference too"), lines
+    assert "ours: the image encoder's embeddings of the first frame hold inf or NaN" in stages["conditioning"]
+    assert "(an earlier stage's output, not this stage's)" in stages["conditioning"], stages["conditioning"]
