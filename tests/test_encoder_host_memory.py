@@ -16,10 +16,12 @@ from shutil import copytree
 
 import pytest
 import torch
+from safetensors.torch import save_file
 from tiny_text import make_tiny_text_encoder
 from transformers import T5Gemma2Encoder, T5Gemma2EncoderConfig
 
 from motif_lite.encoders.text import load_text_encoder
+from motif_lite.encoders.text_weights import weights_cast_to
 
 MiB = 2**20
 # Above the loaded weights: one tensor read and not yet freed, the tokenizer, the allocator's leftovers. The copy
@@ -30,6 +32,7 @@ CHILD = """
 import json, sys
 from pathlib import Path
 import torch
+from safetensors.torch import save_file
 
 def status(field):
     return int(Path("/proc/self/status").read_text().split(field + ":")[1].split()[0]) * 1024
@@ -78,6 +81,8 @@ def test_weights_and_buffers_equal_what_transformers_loads(tiny, tmp_path, store
     folder = stored_as(tiny, tmp_path / "checkpoint", stored, shards)
     if shards:
         assert len(list((folder / "text_encoder").glob("*.safetensors"))) > 2
+    # Read and cast where a float tensor is stored in another dtype (shards too); else transformers' mapped load.
+    assert (weights_cast_to(folder / "text_encoder", loaded) is None) == (stored == loaded)
     ours = load_text_encoder(folder, dtype=loaded).model
     theirs = T5Gemma2Encoder.from_pretrained(folder / "text_encoder", dtype=loaded)
     ours_tensors = dict(ours.named_buffers()) | ours.state_dict()  # non-persistent buffers too
@@ -86,6 +91,20 @@ def test_weights_and_buffers_equal_what_transformers_loads(tiny, tmp_path, store
     for name, tensor in ours_tensors.items():
         other = theirs_tensors[name]
         assert tensor.dtype == other.dtype and torch.equal(tensor, other), name
+
+
+def test_one_float_tensor_in_another_dtype_is_enough_to_read_and_cast_the_file(tmp_path):
+    # A norm kept in float32 beside bf16 weights, loaded in bf16: transformers would cast it from the mapped file
+    # too. Tensors that are no float (token ids) stay as stored; a folder without the file is left to transformers.
+    weights = {"weight": torch.ones(4, dtype=torch.bfloat16), "ids": torch.arange(3)}
+    save_file(weights, tmp_path / "model.safetensors")
+    assert weights_cast_to(tmp_path, torch.bfloat16) is None
+    save_file({**weights, "norm": torch.ones(2)}, tmp_path / "model.safetensors")
+    cast = weights_cast_to(tmp_path, torch.bfloat16)
+    assert {name: tensor.dtype for name, tensor in cast.items()} == {
+        "weight": torch.bfloat16, "norm": torch.bfloat16, "ids": torch.int64
+    }  # fmt: skip
+    assert weights_cast_to(tmp_path / "elsewhere", torch.bfloat16) is None
 
 
 def test_a_float32_load_of_a_bf16_file_holds_the_weights_once(tiny, tmp_path):
