@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import itertools
+import os
 import shlex
 import sys
 import unicodedata
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, NoReturn
+
+from motif_lite.shell_syntax import posix_quoted
 
 TYPO_CUTOFF = 0.8  # difflib's ratio: one or two letters off in a flag's name, not another flag
 
@@ -36,12 +39,28 @@ def closest_flag(name: str, candidates: Sequence[str]) -> str | None:
 # the shell does not split words.
 _DASHES = "\uff0d\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63"
 _WIDE_SPACE = "\u3000"
+_WIDE_DASH = "\uff0d"  # a full-width input method's '-': two of them are a flag, not a dash of prose
 
 
 def lookalike_hint(word: str, known: Sequence[str]) -> str | None:
-    """For a `word` that is one of the flags `known` (or a typo of one) once its leading look-alike dashes are typed
-    as '-' and a wide space as a space (`－－steps`, `–steps`, `--steps　4`): what it holds in their place and the
-    flag as typed in ASCII. None for any other word: a prompt may hold such characters."""
+    """For a `word` that is one of the flags `known` once its leading look-alike dashes are typed as '-' and a wide
+    space as a space (`－－steps`, `–steps`, `--steps　4`; a typo of one only behind two full-width or ASCII dashes):
+    what it holds in their place and the flag as typed in ASCII. None for any other word: a prompt may hold such
+    characters."""
+    found = lookalike_flag(word, known)
+    return f"{found.said}: type {found.typed}" if found else None
+
+
+class Lookalike(NamedTuple):
+    """A flag typed with look-alike characters: `said` names them, `typed` is the flag (and its value) as a POSIX
+    shell takes it in ASCII."""
+
+    said: str
+    typed: str
+
+
+def lookalike_flag(word: str, known: Sequence[str]) -> Lookalike | None:
+    """`lookalike_hint`'s parts: what `word` holds in place of ASCII, and what to type instead; None as there."""
     name = word.lstrip(_DASHES + "-")
     dashes = word[: len(word) - len(name)]
     name, space, value = name.partition(_WIDE_SPACE)
@@ -51,16 +70,52 @@ def lookalike_hint(word: str, known: Sequence[str]) -> str | None:
         return None
     tries = [spelled("-" * len(dashes) + name), spelled("--" + name)]  # autocorrect makes "--" one dash
     flag = next((flag for flag in tries if flag in known), None)
-    flag = flag or closest_flag(tries[-1], [option for option in known if option.startswith("--")])
+    if flag is None and dashes in ("--", _WIDE_DASH * 2):
+        # A typo is looked for only behind two dashes of one kind: an en or em dash stuck to a word is prose as
+        # often as a flag (`-p a fox —come closer`), and a typo's match (--compile) would hide the prompt advice.
+        flag = closest_flag(tries[-1], [option for option in known if option.startswith("--")])
     if flag is None:
         return None
     wants = " and ".join(what for what, there in (("a plain '-'", set(dashes) - {"-"}), ("a space", space)) if there)
-    typed = flag + equals + attached + (" " + value.replace(_WIDE_SPACE, " ") if space else "")
+    # The value as typed after the wide space, quoted: its own wide spaces are part of it (`-p　赤い　狐`), and a
+    # space or quote in it (`-o　my video.mp4`) would split it or leave the line unbalanced.
+    typed = posix_quoted(flag + equals + attached) + (" " + posix_quoted(value) if space else "")
     named = ", ".join(f"U+{ord(char):04X} ({unicodedata.name(char).lower()})" for char in odd)
-    return (
-        f"{word}: it holds {named} where {flag} wants {wants} (an input method in full-width mode, or autocorrect): "
-        f"type {typed}"
-    )
+    said = f"{word}: it holds {named} where {flag} wants {wants} (an input method in full-width mode, or autocorrect)"
+    return Lookalike(said, typed)
+
+
+def refuse_lookalike_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit (`parser.error`) naming a flag typed with look-alike dashes that argparse took for a positional argument
+    (`decode －－output x.mp4`: the latents file; the quantizer's `－－type Q4_K_M SRC`: SRC), as the unknown
+    arguments' hints name one: it was answered "x.mp4: the output goes after -o", or "no such latents file:
+    －－output". A file or folder of that name is what was meant: it is kept."""
+    known = option_strings(parser)
+    for action in parser._actions:  # argparse keeps no public list
+        value = None if action.option_strings else getattr(args, action.dest, None)
+        if isinstance(value, str) and (hint := lookalike_hint(value, known)) and not os.path.lexists(value):
+            parser.error(hint)
+
+
+# What such an input method types in a number: a look-alike minus sign, and the full-width full stop for its point
+# (full-width digits need nothing: Python reads them as digits).
+_NUMBER_LOOKALIKES = {**dict.fromkeys(_DASHES, "-"), "\uff0e": "."}
+
+
+def lookalike_number_note(text: str, read: Callable[[str], object] = float) -> str:
+    """For a number's `text` that `read` (int: a whole number) takes once its look-alike signs and points are typed
+    in ASCII (`−1`, `７．５`): `; it holds U+2212 (minus sign) where a number has '-' (...): type -1`; else ''."""
+    odd = [char for char in dict.fromkeys(text) if char in _NUMBER_LOOKALIKES]
+    typed = unicodedata.normalize("NFKC", "".join(_NUMBER_LOOKALIKES.get(char, char) for char in text)).strip()
+    try:
+        read(typed)
+    except ValueError:
+        return ""
+    if not odd:
+        return ""
+    named = ", ".join(f"U+{ord(char):04X} ({unicodedata.name(char).lower()})" for char in odd)
+    wants = " and ".join(dict.fromkeys(f"'{_NUMBER_LOOKALIKES[char]}'" for char in odd))
+    return f"; it holds {named} where a number has {wants} (an input method in full-width mode): type {typed}"
 
 
 class ValueNamingParser(argparse.ArgumentParser):
@@ -74,7 +129,19 @@ class ValueNamingParser(argparse.ArgumentParser):
         # The words as given (argparse hands a subcommand's parser its own): `_dash_value_hint` reads the word
         # that followed a flag argparse found without its value.
         self._words = list(sys.argv[1:] if args is None else args)  # argparse's own default
+        self._refuse_wide_space_after_short_flag()
         return super().parse_known_args(args, namespace)
+
+    def _refuse_wide_space_after_short_flag(self) -> None:
+        """Exit naming the ideographic space in a short flag's word (`-o　x.mp4`, one word to the shell): argparse
+        takes the rest of the word for the value, so the video was written to a file named '　x.mp4' and `-p　fox`
+        gave the prompt '\u3000fox'. A value that starts with U+3000 on purpose is a word of its own (`-p "　fox"`)."""
+        words = self._words[: self._words.index("--")] if "--" in self._words else self._words
+        known = option_strings(self)
+        for word in words:
+            short = word[:1] == "-" and word[1:2] not in ("-", "") and word[2:3] == _WIDE_SPACE
+            if short and (hint := lookalike_hint(word, known)):
+                self.error(hint)
 
     def error(self, message: str) -> NoReturn:
         super().error(message + self._value_wanted(message))

@@ -46,7 +46,9 @@ def name_too_long(exc: OSError) -> str:
     # latents file kept beside it, and `.latents.safetensors` says which file that is.
     tail = longest[-24:]
     extensions = tail[tail.index(".") :] if "." in tail else ""
-    shown = longest if len(longest) <= 60 else f"{longest[:40]}...{max(longest[-12:], extensions, key=len)}"
+    # With a few characters before the extensions: a batch's `_1` tells its files apart.
+    end = longest[-max(12, len(extensions) + 8) :]
+    shown = longest if len(longest) <= max(60, 40 + len(end)) else f"{longest[:40]}...{end}"
     return (
         f"a file name is too long for this file system: {path.replace(longest, shown)} (that name is "
         f"{len(os.fsencode(longest))} bytes; most file systems allow 255 per file or folder name): give a shorter one"

@@ -659,7 +659,7 @@ def _planner_inputs(
     if adapters:
         adapters = {module: n for module, n in adapters.items() if f"{module}.weight" in packed}
     temporaries = side_adapter_temporary_bytes(list(loras), dtype) if adapters else {}
-    token_bytes = max((n for module, n in temporaries.items() if f"{module}.weight" in packed), default=0)
+    token_bytes = {module: n for module, n in temporaries.items() if f"{module}.weight" in packed} or None
     return PlannerInputs(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,
         weight_bytes=sizes.transformer_bytes, text_encoder_bytes=sizes.text_encoder_bytes if text_encoder else 0,

@@ -15,7 +15,14 @@ import torch
 from motif_lite.console import escape_what_stdout_cannot_encode
 from motif_lite.devices import checked_device
 from motif_lite.errors import ConfigError, DeviceError, MotifLiteError
-from motif_lite.flag_spelling import ValueNamingParser, closest_flag, option_strings, spelled
+from motif_lite.flag_spelling import (
+    ValueNamingParser,
+    closest_flag,
+    lookalike_hint,
+    option_strings,
+    refuse_lookalike_positionals,
+    spelled,
+)
 from motif_lite.paths import path_arg
 from motif_lite.shell_syntax import posix_quoted
 from motif_lite.stopping import EXIT_INTERRUPTED, Terminated, exit_with, signals_interrupt
@@ -271,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     SIGINT: a shell shows 130), SIGTERM and SIGHUP 128 + their number."""
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
+    refuse_lookalike_positionals(parser, args)  # `－－type Q4_K_M SRC`: SRC took the look-alike flag
     if extras:
         hint = _hint(extras, typed=bool(args.type), known=option_strings(parser))
         parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
@@ -313,7 +321,11 @@ def _hint(extras: list[str], typed: bool = False, known: Sequence[str] = ()) -> 
     hints = []
     for previous, word in zip([None, *extras[:-1]], extras, strict=True):
         meant = OTHER_TOOLS_FLAGS.get(word.split("=", 1)[0])
-        if meant is not None:
+        if (lookalike := lookalike_hint(word, known)) is not None:  # `--type　Q4_K_M`, as motif-lite names it
+            hints.append(lookalike)
+        elif previous and lookalike_hint(previous, known) and not {"=", "\u3000"} & set(previous):
+            continue  # the value of the look-alike flag before it (`－－type Q4_K_M`)
+        elif meant is not None:
             hints.append(f"{word}: {meant}")
         elif previous in OTHER_TOOLS_FLAGS and previous not in FLAGS_WITHOUT_VALUE:  # the value of a flag above
             continue

@@ -3,22 +3,28 @@ kernel): one pipeline loaded once, `generate` called from the host's worker thre
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import gc
 import json
 import logging
 import os
+import pickle
+import re
 import signal
 import subprocess
 import sys
 import threading
 import warnings
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
 
-from motif_lite import GenerationRequest, RequestError, load_pipeline
+from motif_lite import GenerationRequest, RequestError, cli, load_pipeline
 from motif_lite.errors import ConfigError
+from motif_lite.io.latents import latents_path, read_latents, save_latents
 
 TINY = dict(width=48, height=32, frames=5, steps=3, seed=3)
 WAIT_S = 3.0  # how long a run part way waits for a call from another thread to start (it must not)
@@ -46,6 +52,49 @@ def test_an_output_with_a_placeholder_is_refused_with_pythons_way_to_fill_it(pip
     assert advice.format(folder=tmp_path) in str(refused.value)
     assert refused.value.fields == ("output",)
     assert list(tmp_path.iterdir()) == []  # refused before any work
+
+
+@pytest.mark.parametrize(
+    "name, written",
+    [
+        ("fox_{v2}_{seed}.mp4", "fox_{v2}_7.mp4"),
+        ("fox {}_{seed}.mp4", "fox {}_7.mp4"),
+        ("{v2}/fox_{seed}.mp4", "{v2}/fox_7.mp4"),
+        ("{seed}/fox_{seed}.mp4", "{seed}/fox_7.mp4"),  # a folder's braces are its name, not the f-string's
+        ("clip{n}_}.webm", "clip7_}.webm"),
+    ],
+)
+def test_the_f_string_advised_for_a_placeholder_is_valid_python_that_keeps_the_other_braces(tmp_path, name, written):
+    # The advice printed the name in an f-string as it was: `{v2}` became a NameError, `{}` a SyntaxError.
+    with pytest.raises(RequestError, match="which motif-lite does not fill in") as refused:
+        GenerationRequest("a fox", **TINY, output=str(tmp_path / name)).resolve()
+    advised = re.search(r"output=(f'[^']*')", str(refused.value))[1]
+    assert eval(advised, {}, {"seed": 7, "n": 7}) == str(tmp_path / written)
+
+
+def test_a_counter_in_a_png_name_is_also_told_the_frame_pattern(tmp_path):
+    # `frame_{i}.png` most likely means the frame number: an f-string's name is one image, refused for 5 frames.
+    with pytest.raises(RequestError) as refused:
+        GenerationRequest("a fox", **TINY, output=str(tmp_path / "frame_{i}.png")).resolve()
+    pattern = re.search(r"for a PNG per frame give output='([^']*)'", str(refused.value))[1]
+    assert pattern == str(tmp_path / "frame_%03d.png")
+    assert GenerationRequest("a fox", **TINY, output=pattern).resolve()[0].output == pattern  # and it is taken
+
+
+@pytest.mark.parametrize("name, ours", [("fox_{frame}.png", "fox_%03d.png"), ("fox_####.png", "fox_%04d.png")])
+def test_another_tools_frame_number_in_a_png_name_is_told_ours_in_each_callers_words(
+    shared_checkpoint, tmp_path, capsys, name, ours
+):
+    # A Python caller was told `-o ...`, run's flag, for output='fox_{frame}.png'; run's own message stays as it was.
+    told = f"{name} writes its frame number as another tool does"
+    with pytest.raises(RequestError, match=re.escape(told)) as refused:
+        GenerationRequest("a fox", **TINY, output=str(tmp_path / name)).resolve()
+    assert str(refused.value).endswith(f": output='{tmp_path / ours}'") and ": -o " not in str(refused.value)
+    size = ["-W", "48", "-H", "32", "--video-frames", "5", "--steps", "2", "--device", "cpu", "--yes"]
+    code = cli.main(["run", "-m", str(shared_checkpoint[0]), "-p", "a fox", *size, "-o", str(tmp_path / name)])
+    assert code == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err.strip().endswith(f"{told} ({name[4:-4]}); motif-lite's PNG sequences write it "
+                                                    f"as printf's {ours[4:-4]}: -o {tmp_path / ours}")  # fmt: skip
 
 
 def test_braces_that_are_no_placeholder_stay_part_of_the_name(tmp_path):
@@ -231,3 +280,79 @@ def test_a_placeholder_in_a_path_or_in_capitals_is_refused_as_in_a_string(tmp_pa
     for output in (tmp_path / "fox_{seed}.mp4", str(tmp_path / "fox_{Seed}.mp4")):
         with pytest.raises(RequestError, match="give seed=seed too"):
             GenerationRequest("a fox", **TINY, output=output).resolve()
+
+
+def _refused_from_its_own_callback(pipe, caller, tmp_path) -> list[str]:
+    """The ConfigErrors of a run of `pipe` whose on_progress calls `caller.generate`, on a thread of its own that
+    must end (a daemon: a hung one does not keep pytest from ending)."""
+
+    def generate_again(stage: str, done: int, total: int) -> None:
+        caller.generate(GenerationRequest("a cat", **TINY, output=tmp_path / "cat.mp4"))
+
+    raised = []
+
+    def call() -> None:
+        try:
+            pipe.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4"), on_progress=generate_again)
+        except ConfigError as exc:
+            raised.append(str(exc))
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the callback's call hung"
+    return raised
+
+
+def test_a_deep_copy_and_a_pickled_pipeline_run_with_a_lock_of_their_own(pipe, shared_checkpoint, tmp_path):
+    # Gradio's gr.State deep-copies the value it holds: the pipeline's lock made deepcopy and pickle a TypeError.
+    # Pickled as loaded: after a run, its kept encodings hold a weak reference, which pickle takes no more than it
+    # did before the lock.
+    loaded = load_pipeline(shared_checkpoint[0], dtype="fp32", device="cpu", kernels="torch")
+    for name, twin in (("deep", copy.deepcopy(pipe)), ("pickled", pickle.loads(pickle.dumps(loaded)))):
+        assert twin.generate(GenerationRequest("a fox", **TINY, output=tmp_path / f"{name}.mp4")).output.is_file()
+        # A copy is a pipeline of its own: called from the original's callback, it runs.
+        assert _refused_from_its_own_callback(pipe, twin, tmp_path) == []
+
+
+def test_a_shallow_copy_called_from_its_originals_callback_is_refused_rather_than_hanging(pipe, tmp_path):
+    # copy.copy shares the weights and the lock: its call from the original's run would wait for that run for good.
+    raised = _refused_from_its_own_callback(pipe, copy.copy(pipe), tmp_path)
+    assert len(raised) == 1 and "while this pipeline's generate runs, from its own thread" in raised[0], raised
+
+
+def _state_an_older_version_wrote(pipe, folder) -> tuple[Path, Path]:
+    """(the state file of a run stopped part way, as a version whose Python API took output="fox_{seed}.mp4" as
+    named wrote it; that output): a run stopped under a plain name, its file's output renamed so."""
+
+    def cancel(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        pipe.generate(GenerationRequest("a fox", **TINY, output=folder / "fox_seed.mp4"), on_progress=cancel)
+    plain = folder / "fox_seed.latents.safetensors"
+    saved, output = read_latents(plain), folder / "fox_{seed}.mp4"
+    plain.unlink()
+    older = dataclasses.replace(saved, output=output, request={**saved.request, "output": str(output)})
+    return save_latents(older, latents_path(output)), output
+
+
+def test_a_run_an_older_version_stopped_with_braces_in_its_output_goes_on_in_python(pipe, tmp_path):
+    # The resume line the library prints (`generate(GenerationRequest(**saved.request), resume=saved)`) was refused
+    # for the braces of the stopped run's own name; a new output with braces still is.
+    state, output = _state_an_older_version_wrote(pipe, tmp_path)
+    saved = read_latents(state)
+    renamed = GenerationRequest(**{**saved.request, "output": str(tmp_path / "new_{seed}.mp4")})
+    with pytest.raises(RequestError, match="which motif-lite does not fill in"):
+        pipe.generate(renamed, resume=saved)
+    result = pipe.generate(GenerationRequest(**saved.request), resume=saved)
+    assert result.output == output and output.is_file() and not state.exists()
+
+
+def test_a_run_an_older_version_stopped_with_braces_in_its_output_goes_on_with_run_resume(pipe, tmp_path, capsys):
+    # `run --resume` called the file "edited or damaged", with Python's advice; `decode` took the same file.
+    state, output = _state_an_older_version_wrote(pipe, tmp_path)
+    code = cli.main(["run", "--resume", str(state), "--device", "cpu", "--kernels", "torch", "--yes"])
+    assert code == 0, capsys.readouterr().err
+    assert output.is_file() and not state.exists()

@@ -387,6 +387,12 @@ def test_the_official_values_run_help_and_the_settings_table_give_are_the_defaul
         (["resume", "-o", "out.mp4", "fox.latents.safetensors"],
          "motif-lite run --resume fox.latents.safetensors -o out.mp4"),
         (["help", "resume"], "motif-lite run --resume FILE.latents.safetensors"),
+        (["resume", "--lora", "style.safetensors", "x.latents.safetensors"],
+         "motif-lite run --resume x.latents.safetensors --lora style.safetensors"),
+        (["resume", "-m", "model.safetensors", "x.latents.safetensors"],
+         "motif-lite run --resume x.latents.safetensors -m model.safetensors"),
+        (["resume", "-o", "out.mp4", "x.latents"], "motif-lite run --resume x.latents -o out.mp4"),
+        (["resume", "--dry-run", "x.latents"], "motif-lite run --resume x.latents --dry-run"),
     ],
 )  # fmt: skip
 def test_resume_typed_as_a_command_gets_a_run_line_that_parses(capsys, argv, line):
@@ -402,7 +408,10 @@ def test_resume_typed_as_a_command_gets_a_run_line_that_parses(capsys, argv, lin
     except SystemExit as exc:  # --help's exit 0; argparse's error is 2
         assert exc.code == 0, capsys.readouterr().err
     else:
-        assert not args.resume.startswith("-"), args.resume
+        # --resume gets the latents file typed (the word that ends as one, else the word no flag takes), not a
+        # value of another flag: `--lora style.safetensors x.latents.safetensors` resumed from the LoRA.
+        typed = [word for word in argv[1:] if word.endswith(".latents.safetensors") or word.endswith(".latents")]
+        assert args.resume == (typed[0] if typed else "FILE.latents.safetensors"), args.resume
 
 
 def test_help_of_a_program_of_its_own_says_how_to_start_it(capsys):

@@ -1035,6 +1035,28 @@ def test_the_cpu_time_question_before_a_download_counts_the_lora_adapters_work(
     assert fake_hub.downloads == []
 
 
+def test_a_lora_the_gguf_refuses_still_gets_the_cpu_time_question_before_the_download(
+    checkpoint, fake_hub, slow_cpu, monkeypatch, tmp_path
+):
+    # A .diff of a weight the GGUF will pack passes the LoRA check of the files at hand (which reads LoRAs without
+    # the packed names) and is refused when the time question counts the adapters' work: that question was skipped
+    # then, and the download started without asking. It is asked without the LoRA's work; the run names the LoRA.
+    import torch
+
+    repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B"
+    shutil.copytree(checkpoint, repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    diff = lora_file(tmp_path / "diff.safetensors", {"transformer_blocks.0.attn.to_q.diff": torch.randn(64, 64)})
+    questions = answering(monkeypatch, "n")
+    args = ["run", "--gguf", "Q4_K_M", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cpu"]
+    args += ["-W", "128", "-H", "128", "--video-frames", "17", "--steps", "1000"]
+    assert cli.main(args) == cli.main([*args, "--lora", str(diff)]) == cli.EXIT_USER_ERROR
+    assert len(questions) == 2 and all("(downloading " in question for question in questions), questions
+    assert questions[0] == questions[1]  # without the refused LoRA's work
+    assert fake_hub.downloads == []
+
+
 def test_local_mistakes_are_said_before_the_cpu_time_question_and_the_download(
     fake_hub, slow_cpu, monkeypatch, tmp_path, capsys
 ):

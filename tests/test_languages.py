@@ -3,6 +3,7 @@ full-width dashes and spaces, or copied from macOS in decomposed form (NFD)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
@@ -161,3 +162,241 @@ def test_a_hangul_output_name_too_long_for_its_latents_file_names_that_file(chec
     assert code == cli.EXIT_USER_ERROR and "Traceback" not in err
     assert ".latents.safetensors (that name is 260 bytes;" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        ["run", "-p", "a", "fox", "—come", "closer"],
+        ["run", "-p", "a", "fox", "—complete"],
+        ["run", "-p", "a", "fox", "—age"],
+        ["verify", "-p", "a", "fox", "—for", "a", "moment"],
+    ],
+)
+def test_a_prose_word_after_a_dash_keeps_the_prompt_hint(capsys, typed):
+    # An em dash stuck to a word of an unquoted prompt was matched to a flag by typo (`—come`: "type --compile"),
+    # and that look-alike hint turned the prompt advice off.
+    with pytest.raises(SystemExit):
+        cli.main(typed)
+    err = capsys.readouterr().err
+    assert "a prompt goes after -p, in quotes" in err and "U+2014" not in err, err
+
+
+def test_no_word_of_the_docs_after_a_typographic_dash_is_taken_for_a_flag_it_is_not():
+    # Only a word that is exactly a flag's name (`—steps`) is named as a look-alike flag; a typo is looked for only
+    # behind two full-width dashes (`－－Stepz`).
+    from pathlib import Path
+
+    from motif_lite.cli import build_parser
+    from motif_lite.cli.command_hints import subcommands
+    from motif_lite.flag_spelling import lookalike_hint, option_strings, spelled
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    words = {word for page in docs.glob("*.md") for word in re.findall(r"[A-Za-z][A-Za-z_-]*", page.read_text())}
+    parsers = subcommands(build_parser())
+    for command in ("run", "verify", "serve"):
+        known = option_strings(parsers[command])
+        for word in sorted(words):
+            exact = {spelled("--" + word), spelled("-" + word)} & set(known)
+            for dash in ("\u2014", "\u2013", "\u2212", "\u2010"):
+                hint = lookalike_hint(dash + word, known)
+                assert hint is None or exact, (command, dash + word, hint)
+
+
+@pytest.mark.parametrize(
+    "typed, flag",
+    [(["-p", "fox", "-o\u3000x.mp4"], "-o"), (["-p\u3000fox"], "-p"), (["-p", "fox", "-i\u3000a.png"], "-i")],
+)
+def test_a_short_flag_glued_to_its_value_by_a_wide_space_is_named(capsys, tmp_path, monkeypatch, typed, flag):
+    # argparse took the rest of the word for the value: `-o　x.mp4` wrote '　x.mp4', `-p　fox` the prompt '\u3000fox'.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", *typed, "--dry-run"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"U+3000 (ideographic space) where {flag} wants a space" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "word, dest, value",
+    [
+        ("-p\u3000赤い\u3000狐が\u3000走る", "prompt", "赤い\u3000狐が\u3000走る"),
+        ("-o\u3000my video.mp4", "output", "my video.mp4"),
+        ("-p\u3000a fox's den", "prompt", "a fox's den"),
+    ],
+)
+def test_the_line_advised_for_a_wide_space_after_a_short_flag_gives_the_value_as_typed(capsys, word, dest, value):
+    # The advice was `type -p 赤い 狐が 走る`: three words to the shell (an unquoted prompt), the prompt's own wide
+    # spaces turned into spaces; `-o　my video.mp4` two words, `a fox's den` an unbalanced quote.
+    import shlex
+
+    with pytest.raises(SystemExit):
+        cli.main(["run", word])
+    advised = re.search(r": type (.*)$", capsys.readouterr().err.strip()).group(1)
+    args, extras = cli.build_parser().parse_known_args(["run", *shlex.split(advised)])
+    assert getattr(args, dest) == value and extras == [], advised
+
+
+def test_a_value_that_starts_with_a_wide_space_as_a_word_of_its_own_is_kept():
+    args, _ = cli.build_parser().parse_known_args(["run", "-p", "\u3000fox"])
+    assert args.prompt == "\u3000fox"
+
+
+@pytest.fixture(scope="module")
+def left_cut_ckpt(ckpt, tmp_path_factory):
+    # The tiny checkpoint with a tokenizer configured to cut a long prompt's start (truncation_side "left").
+    import json
+    import shutil
+
+    root = tmp_path_factory.mktemp("left_cut")
+    for folder in ("text_encoder", "tokenizer", "feature_extractor"):
+        shutil.copytree(ckpt / folder, root / folder)
+    config_path = root / "tokenizer" / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "truncation_side": "left"}))
+    return root
+
+
+_LONG = " ".join(f"w{i}" for i in range(200)) + " THE END"  # 1 token a character: 600 over 512
+
+
+def test_a_left_cutting_tokenizer_is_encoded_and_quoted_as_diffusers_cuts(left_cut_ckpt, caplog):
+    # diffusers' pipeline uses the tokenizer as configured: it keeps the prompt's end. The advice quoted the start
+    # and said "drops the last".
+    from diffusers import MotifVideoPipeline
+    from transformers import AutoTokenizer, T5Gemma2Encoder
+
+    reference_encoder = T5Gemma2Encoder.from_pretrained(left_cut_ckpt / "text_encoder", dtype=torch.float32).eval()
+    reference_tokenizer = AutoTokenizer.from_pretrained(left_cut_ckpt / "tokenizer")
+    assert reference_tokenizer.truncation_side == "left"
+    with torch.no_grad():
+        ref, ref_mask = MotifVideoPipeline._get_prompt_embeds(
+            None, reference_encoder, reference_tokenizer, [_LONG], device=torch.device("cpu"), dtype=torch.float32
+        )
+    encoder = load_text_encoder(left_cut_ckpt, dtype=torch.float32, device="cpu")
+    embeds, mask = encoder.encode([_LONG])
+    n = int(mask.sum())
+    assert n == int(ref_mask.sum()) == MAX_PROMPT_TOKENS
+    torch.testing.assert_close(embeds[0, :n], ref[0, :n], rtol=1e-5, atol=1e-5)
+
+    assert f"prompt is {len(_LONG) + 1} tokens; dropped the first" in caplog.text
+    cut = encoder.truncation(_LONG)
+    advice = cut.advice("prompt")
+    dropped = cut.tokens - cut.kept
+    start = cut.kept_ending
+    assert f"drops the first {dropped}" in advice and f"it reads from '{start} ...'" in advice, advice
+    # The quoted start is where the tokens the reference keeps begin: those of the text from there on.
+    kept_text = _LONG[_LONG.index(" " + start) + 1 :]
+    reference_ids = reference_tokenizer(_LONG, truncation=True, max_length=MAX_PROMPT_TOKENS)["input_ids"]
+    ours = reference_tokenizer(kept_text)["input_ids"]
+    assert reference_ids[-(len(ours) - 1) :] == ours[1:] and len(reference_ids) - len(ours) < 3
+
+
+def test_a_kept_part_of_only_spaces_is_said_so(tokenizer):
+    # Was quoted as "it reads up to '... '".
+    cut = prompt_truncation(tokenizer, " " * 600 + "fox")
+    advice = cut.advice("prompt")
+    assert "it reads none of its words (the part kept holds only spaces)" in advice and "'... '" not in advice
+
+
+@pytest.mark.parametrize(
+    "typed, hint",
+    [
+        (["decode", "－－output", "x.mp4"], "－－output: it holds U+FF0D (fullwidth hyphen-minus) where --output"),
+        (["decode", "－－output"], "－－output: it holds U+FF0D (fullwidth hyphen-minus) where --output"),
+        (["－－help"], "－－help: it holds U+FF0D (fullwidth hyphen-minus) where --help"),
+    ],
+)
+def test_a_lookalike_flag_taken_for_a_positional_or_the_command_is_named(capsys, typed, hint):
+    # Was "x.mp4: the output goes after -o" (the look-alike became the latents file), "no such latents file:
+    # －－output", and argparse's "invalid choice".
+    try:
+        code = cli.main(typed)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2 and hint in err and "no such latents file" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "typed, hint",
+    [
+        (["SRC", "-o", "x.gguf", "--type\u3000Q4_K_M"], "U+3000 (ideographic space) where --type wants a space"),
+        (["SRC", "-o", "x.gguf", "－－type", "Q4_K_M"], "it holds U+FF0D (fullwidth hyphen-minus) where --type wants"),
+        (["－－type", "Q4_K_M", "SRC", "-o", "x.gguf"], "it holds U+FF0D (fullwidth hyphen-minus) where --type wants"),
+    ],
+)
+def test_the_quantizer_names_a_lookalike_flag_as_motif_lite_does(capsys, typed, hint):
+    # `--type　Q4_K_M` got only "unrecognized arguments", `－－type Q4_K_M` "the type goes after --type", and with
+    # SRC after it "unrecognized arguments: Q4_K_M SRC" (SRC took the look-alike flag).
+    from motif_lite.quantize.cli import main as quantize
+
+    with pytest.raises(SystemExit) as exit_info:
+        quantize(typed)
+    quantizer_said = capsys.readouterr().err
+    assert exit_info.value.code == 2 and hint in quantizer_said and "type --type" in quantizer_said, quantizer_said
+    assert "goes after --type" not in quantizer_said and "Q4_K_M SRC" not in quantizer_said, quantizer_said
+
+
+@pytest.mark.parametrize("typed", [["－－steps", "4", "-p", "fox"], ["\u2014steps=4", "-p", "fox"]])
+def test_a_lookalike_run_flag_where_the_command_goes_gets_the_run_line(capsys, typed):
+    # `--steps 4 -p fox` was told the command comes first; `－－steps 4 -p fox` got argparse's "invalid choice".
+    import shlex
+
+    assert cli.main(typed) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "the command comes first" in err and "U+" in err and "invalid choice" not in err, err
+    line = err.strip().split("did you mean motif-lite ", 1)[1]
+    args = cli.build_parser().parse_args(shlex.split(line))
+    assert args.command == "run" and args.steps == 4 and args.prompt == "fox", line
+
+
+def test_a_latents_file_named_like_a_lookalike_flag_is_read_not_refused(capsys, tmp_path, monkeypatch):
+    # `decode –output` was refused as a look-alike of --output even where a file of that name exists: a real file
+    # wins, and is read (this one is empty: refused as no latents file, by its name).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "\u2013output").write_bytes(b"")
+    assert cli.main(["decode", "\u2013output"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "\u2013output is not a latents file" in err and "U+2013" not in err, err
+
+
+@pytest.mark.parametrize(
+    "typed, said",
+    [
+        (["--seed", "\u22121"], "got '\u22121'; it holds U+2212 (minus sign) where a number has '-'"),
+        (["--cfg-scale", "７．５"], "got '７．５'; it holds U+FF0E (fullwidth full stop) where a number has '.'"),
+        (["--steps", "－３"], "got '－３'; it holds U+FF0D (fullwidth hyphen-minus) where a number has '-'"),
+    ],
+)
+def test_a_number_typed_with_lookalike_signs_names_them(capsys, typed, said):
+    # Was "must be ... or -1 for a random seed, got '−1'": a value that looks like the valid one.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", *typed])
+    err = capsys.readouterr().err
+    typed_in_ascii = {"\u22121": "type -1", "７．５": "type 7.5", "－３": "type -3"}[typed[1]]
+    assert exit_info.value.code == 2 and said in err and typed_in_ascii in err, err
+
+
+def test_a_long_name_cut_short_keeps_the_batch_counter_before_its_extensions():
+    # A batch's second video's latents file: shown as '여…(40)....latents.safetensors', its `_1` cut.
+    import errno
+
+    from motif_lite.paths import name_too_long
+
+    name = "여" * 82 + "_1.latents.safetensors"
+    said = name_too_long(OSError(errno.ENAMETOOLONG, "File name too long", f"/tmp/{name}"))
+    assert f"/tmp/{'여' * 40}..." in said and "_1.latents.safetensors (that name is" in said, said
+
+
+def test_a_truncation_side_transformers_cannot_read_is_named_by_its_file_and_key(tmp_path):
+    # Was transformers' "Truncation side should be selected between 'right' and 'left'", naming neither.
+    import json
+
+    from motif_lite.encoders.tokenizer_config import check_tokenizer_config
+    from motif_lite.errors import CheckpointError
+
+    path = tmp_path / "tokenizer_config.json"
+    path.write_text(json.dumps({"truncation_side": "middle"}))
+    with pytest.raises(CheckpointError, match=r"tokenizer_config.json: truncation_side must be 'right' or 'left'"):
+        check_tokenizer_config(path)

@@ -606,6 +606,21 @@ def test_a_lora_named_tilde_here_is_not_the_home_folder(tmp_path, monkeypatch):
     assert lora_specs([("~/x.safetensors", 0.5)]) == [LoRASpec(home / "x.safetensors", 0.5)]
 
 
+def test_a_lora_folder_named_tilde_here_is_not_the_home_folder(tmp_path, monkeypatch):
+    # serve --lora-dir ./~: pathlib drops the `./` and kept Path("~"), which its start line printed as "from ~" and
+    # a later reader of the path (`user_path`) would take for the home folder; it is kept absolute, as a LoRA file.
+    from motif_lite.cli.serve import lora_folder
+
+    work, home = tmp_path / "work", tmp_path / "home"
+    (work / "~").mkdir(parents=True), home.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(home))
+    folder = lora_folder("./~")
+    assert folder == work / "~" and folder.is_absolute()
+    assert user_path(folder) == folder  # as every later reader takes it
+    assert lora_folder("~") == home  # a leading `~` is still the home folder
+
+
 def test_shape_mismatch_names_the_module(tmp_path, targets):
     path = _write(
         tmp_path / "x.safetensors",

@@ -10,18 +10,21 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from tiny_pipeline import make_tiny_checkpoint
+from torch import nn
 
 from motif_lite.config import TransformerConfig
+from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.preflight import check_loras, locate_sources, packed_adapter_macs, plan_generation
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.request import GenerationRequest
-from motif_lite.runtime.activation_memory import adapter_temporary_bytes
+from motif_lite.runtime.activation_memory import TEXT_TOKENS, adapter_temporary_bytes
 from motif_lite.runtime.generation_sizes import generation_sizes
+from motif_lite.runtime.planner import GiB, PlannerInputs, plan_memory
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.weights.lora import LoRASpec, linear_shapes
-from motif_lite.weights.lora_apply import side_adapter_bytes, side_adapter_temporary_bytes
+from motif_lite.weights.lora_apply import SideAdapters, side_adapter_bytes, side_adapter_temporary_bytes
 from motif_lite.weights.shapes import build_model
 
 RANK = 8
@@ -83,18 +86,88 @@ def test_a_plan_on_gguf_weights_counts_the_adapters_bytes(checkpoint):
 
 def test_the_plans_denoise_activations_count_the_temporaries_of_the_adapters_beside_gguf_linears(checkpoint):
     # An adapter's update and the sum it is added into live beside its layer's output (measured against a real
-    # forward in tests/test_lora_packed.py): the denoise stage's activations count one layer's at the most rows a
-    # linear call takes, with the rows the plan runs per forward.
+    # forward in tests/test_lora_packed.py): the denoise stage's activations count the largest layer's, at the rows
+    # that layer's calls take, with the rows the plan runs per forward.
     root, gguf, lora = checkpoint
     sources = locate_sources(root, gguf)
     loras = check_loras([LoRASpec(lora, 0.8)], sources)
     dtype = torch.bfloat16
     plans = [plan_generation(REQUEST, sources, dtype=dtype, device="cpu", loras=files) for files in ([], loras)]
     without, with_lora = (next(s.activation_bytes for s in plan.stages if s.name == "denoise") for plan in plans)
-    token_bytes = max(side_adapter_temporary_bytes(loras, dtype).values())  # every adapted linear is packed here
+    token_bytes = side_adapter_temporary_bytes(loras, dtype)  # every adapted linear is packed here
     tokens = plans[1].video_tokens
     counted = adapter_temporary_bytes(token_bytes, tokens, plans[1].token_chunk, plans[1].cfg_batch)
     assert with_lora - without == counted > 0
+
+
+OFFICIAL = TransformerConfig()
+Q4_K_M = int(1.13e9)  # the official transformer as a Q4_K_M GGUF
+TEXT_ENCODER = int(8.6e9)  # the official text encoder in bf16
+
+
+def rank_8_on_every_block_linear(dtype: torch.dtype) -> dict[str, SideAdapters]:
+    """What a rank-8 LoRA on every linear of the official transformer's blocks keeps beside each (all packed), from
+    a meta-device build: the planner needs no weights."""
+    with torch.device("meta"):
+        model = MotifVideoTransformer(OFFICIAL)
+    return {
+        name: SideAdapters((layer.out_features, layer.in_features), rank=8)
+        for name, layer in model.named_modules()
+        if isinstance(layer, nn.Linear) and name.startswith(("transformer_blocks.", "single_transformer_blocks."))
+    }
+
+
+def official_plan(adapters: dict[str, SideAdapters] | None, budget_gib: float | None, cfg_batch: int = 1, **options):
+    dtype = torch.bfloat16
+    inputs = PlannerInputs(
+        1280, 704, 121, OFFICIAL, Q4_K_M, TEXT_ENCODER, WanVAEConfig(), cfg_batch, vae_dtype=dtype, fused_norms=True,
+        adapter_bytes={m: a.tensor_bytes(dtype) for m, a in adapters.items()} if adapters else None,
+        adapter_token_bytes={m: a.temporary_bytes_per_token(dtype) for m, a in adapters.items()} if adapters else None,
+    )  # fmt: skip
+    return plan_memory(inputs, None if budget_gib is None else int(budget_gib * GiB), **options)
+
+
+def denoise_activations(plan) -> int:
+    return next(s.activation_bytes for s in plan.stages if s.name == "denoise")
+
+
+def test_the_adapters_temporaries_count_each_layer_at_the_rows_it_runs_on():
+    # The widest adapted layers, the modulations (out 9216), run on one row per sample; in token pieces the MLPs
+    # run on a piece, and only the narrow output projections on a whole stream. Counting the widest layer at the
+    # most rows any call takes made an 8 GiB plan of the official video stream every block for a rank-8 LoRA.
+    adapters = rank_8_on_every_block_linear(torch.bfloat16)
+    without, with_lora = official_plan(None, 8), official_plan(adapters, 8)
+    assert without.resident_blocks is None and without.token_chunk  # every block resident, in token pieces
+    assert with_lora.token_chunk == without.token_chunk
+    chunk, tokens, context = with_lora.token_chunk, with_lora.video_tokens, TEXT_TOKENS
+
+    def rows(module: str) -> int:  # from the model code: blocks.py, attention.py, runtime/chunking.py
+        layer = module.split(".", 2)[2]
+        if layer.startswith("norm"):
+            return 1
+        if layer.startswith(("attn.to_out.", "attn.to_add_out")) and module.startswith("transformer_blocks."):
+            return max(tokens, context)
+        return max(min(chunk, tokens), TEXT_TOKENS)
+
+    largest = max(a.temporary_bytes_per_token(torch.bfloat16) * rows(m) for m, a in adapters.items())
+    grown = denoise_activations(with_lora) - denoise_activations(without)
+    assert largest <= grown <= 2 * largest
+    assert with_lora.resident_blocks is None  # the few MiB of adapters and their temporaries fit beside them
+
+
+def test_the_adapters_temporaries_grow_with_the_rows_per_forward_and_shrink_with_sequence_parallel_ranks():
+    adapters = rank_8_on_every_block_linear(torch.bfloat16)
+
+    def grown(**options) -> tuple[int, int | None]:
+        plans = [official_plan(files, None, **options) for files in (None, adapters)]
+        assert plans[0].token_chunk == plans[1].token_chunk
+        return denoise_activations(plans[1]) - denoise_activations(plans[0]), plans[1].token_chunk
+
+    one_row, chunk = grown()
+    assert one_row > 0
+    assert grown(cfg_batch=2) == (2 * one_row, chunk)  # the guidance predictions batched: twice the rows per call
+    # Two ranks share the video tokens: each runs half of every video and single-stream call (N even here).
+    assert grown(sequence_parallel=2) == (one_row // 2, chunk)
 
 
 def test_a_lora_merged_into_float_weights_adds_nothing_to_the_plan(checkpoint):

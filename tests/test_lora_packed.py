@@ -18,7 +18,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from motif_lite.config import TransformerConfig
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime import cost
-from motif_lite.runtime.activation_memory import TEXT_TOKENS, TextEncoderShape, adapter_temporary_bytes
+from motif_lite.runtime.activation_memory import (
+    TextEncoderShape,
+    adapter_layer_tokens,
+    adapter_temporary_bytes,
+)
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.weights.float8 import Float8Linear
@@ -407,17 +411,48 @@ def test_the_temporaries_of_adapters_beside_a_packed_linear_are_what_their_forwa
 def test_the_plans_activations_count_what_adapters_add_to_a_forwards_peak(tmp_path):
     # Beside each packed linear an adapter's update and the sum it is added into live next to the layer's output:
     # the plan left them out. One layer runs at a time, so what they add to a forward's peak is at most one layer's
-    # (`adapter_temporary_bytes`), not the sum over layers; a real forward's peak grows, by no more than that.
+    # (`adapter_temporary_bytes`: each layer at the rows it runs on), not the sum over layers; a real forward's
+    # peak grows, by no more than that.
     packed = tiny_transformer(quantized=True)
     latent, text = (3, 8, 12), 7
     _, without = estimate_and_live_peak(packed, None, "torch", latent, text)
     _, files = applied(packed, [write_heavy_lora(tmp_path / "heavy.safetensors", packed.config, rank=4)])
     _, with_adapters = estimate_and_live_peak(packed, None, "torch", latent, text)
-    token_bytes = max(side_adapter_temporary_bytes(files, torch.float32).values())
+    token_bytes = side_adapter_temporary_bytes(files, torch.float32)
     tokens = latent[0] * latent[1] * latent[2] // 4
-    counted = adapter_temporary_bytes(token_bytes, tokens, None, 1)
+    counted = adapter_temporary_bytes(token_bytes, tokens, None, 1, text_tokens=text)
     assert 0 < with_adapters - without <= counted
-    assert counted == token_bytes * (tokens + TEXT_TOKENS)  # the most rows of a call: a single-stream block's
+
+
+@pytest.mark.parametrize("chunk", [None, 16])
+def test_the_adapters_temporaries_count_each_layer_at_no_fewer_rows_than_its_calls_take(tmp_path, chunk):
+    # Each adapted layer's temporaries are counted at the rows its calls take (`adapter_layer_tokens`): never fewer
+    # than a real forward gives it, whole or in token pieces; the modulations (the widest layers) one row.
+    packed = tiny_transformer(quantized=True)
+    _, files = applied(packed, [write_heavy_lora(tmp_path / "heavy.safetensors", packed.config, rank=4)])
+    latent, text = (3, 8, 12), 7
+    rows: dict[str, int] = {}
+
+    def record(name: str):
+        def hook(_module, args) -> None:
+            rows[name] = max(rows.get(name, 0), args[0].numel() // args[0].shape[-1])
+
+        return hook
+
+    adapted = side_adapter_temporary_bytes(files, torch.float32)
+    handles = [packed.get_submodule(name).register_forward_pre_hook(record(name)) for name in adapted]
+    try:
+        estimate_and_live_peak(packed, chunk, "torch", latent, text)
+    finally:
+        for handle in handles:
+            handle.remove()
+    tokens = latent[0] * latent[1] * latent[2] // 4
+    assert rows.keys() == adapted.keys()
+    for name, taken in rows.items():
+        assert adapter_layer_tokens(name, tokens, chunk, text) >= taken, name
+    modulations = [name for name in rows if name.split(".")[2].startswith("norm")]
+    assert modulations
+    assert all(adapter_layer_tokens(name, tokens, chunk, text) == rows[name] == 1 for name in modulations)
 
 
 def test_the_adapters_beside_a_merged_float_layer_cost_nothing(tmp_path):

@@ -294,3 +294,80 @@ def test_a_wrong_keys_401_before_a_long_upload_closes_the_connection(pipe, tmp_p
             assert b"connection: close\r\n" in headers, headers
         finally:
             sock.close()
+
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def keyed(pipe, tmp_path_factory) -> Iterator[InProcessServer]:
+    """A server with an API key: a request without it gets its 401 before its body is read."""
+    with InProcessServer(pipe, Path(tmp_path_factory.mktemp("keyed")) / "data", api_key="the-key") as server:
+        yield server
+
+
+def post_whole(port: int, body: bytes, headers: dict[str, str]) -> int:
+    """The status of a POST /v1/videos sent as http.client (and urllib) send one: the whole body, then the read."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        connection.request("POST", "/v1/videos", body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_a_client_that_sends_its_whole_upload_before_reading_gets_the_early_answer(pipe, keyed, tmp_path):
+    # The early answer closed the connection with the upload unread in the server's socket: the kernel reset it,
+    # and http.client, still sending, raised ConnectionResetError instead of reading the 429 or 401.
+    body, headers = multipart({"prompt": PROMPT}, {"input_reference": ("first.png", bytes(20 * MiB), "image/png")})
+    assert post_whole(keyed.port, body, headers) == 401
+    with InProcessServer(pipe, tmp_path / "data", max_queue=1) as server:
+        code, long_job, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})
+        assert code == 200, long_job
+        assert post_whole(server.port, body, headers) == 429
+        assert server.request("DELETE", f"/v1/videos/{long_job['id']}")[0] == 200
+
+
+def test_a_short_body_that_stalls_part_way_gets_its_answer_and_the_connection_ends(keyed):
+    # The rest of a short body was awaited without a limit: a client that stalled got no answer at all.
+    sock = start_upload(keyed.port, "/v1/videos", 1000, b"x" * 500)
+    try:
+        began = time.monotonic()
+        status, _, headers = response_of(sock)
+        assert (status, headers.get("connection")) == (401, "close")
+        assert time.monotonic() - began < 5
+        assert closed_after_answer(sock)
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("size, keeps", [(MiB, True), (MiB + 1, False)])
+def test_an_early_answer_keeps_the_connection_after_a_body_of_up_to_1_mib(keyed, size, keeps):
+    sock = start_upload(keyed.port, "/v1/videos", size, b"x" * size)
+    try:
+        status, _, headers = response_of(sock)
+        assert (status, headers.get("connection")) == (401, None if keeps else "close")
+        if keeps:  # the next request on the same connection is answered
+            sock.sendall(f"GET /health HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+            assert response_of(sock)[0] == 200
+        else:
+            assert closed_after_answer(sock)
+    finally:
+        sock.close()
+
+
+def test_an_early_answer_before_a_long_chunked_body_closes_the_connection(keyed):
+    # A chunked body declares no length: over 1 MiB of it is not read to its end either.
+    sock = socket.create_connection((HOST, keyed.port), timeout=15)
+    try:
+        head = f"POST /v1/videos HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+        sock.sendall(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+        chunk = b"%x\r\n" % (64 * 1024) + b"x" * (64 * 1024) + b"\r\n"
+        sock.sendall(chunk * 80 + b"0\r\n\r\n")  # 5 MiB
+        status, _, headers = response_of(sock)
+        assert (status, headers.get("connection")) == (401, "close")
+        assert closed_after_answer(sock)
+    finally:
+        sock.close()

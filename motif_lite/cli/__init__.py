@@ -28,7 +28,7 @@ from motif_lite.cli import check, command_hints, decode, run, run_inputs, serve,
 from motif_lite.cli.common import library_bars_kept_out_of_logs
 from motif_lite.console import escape_what_stdout_cannot_encode
 from motif_lite.errors import MotifLiteError
-from motif_lite.flag_spelling import ValueNamingParser
+from motif_lite.flag_spelling import ValueNamingParser, refuse_lookalike_positionals
 from motif_lite.launcher_variables import job_ranks, launcher_number_or_none, rank_prefix
 from motif_lite.paths import name_too_long
 from motif_lite.stopping import EXIT_INTERRUPTED, STOP_SIGNALS, Terminated, exit_with, signals_interrupt
@@ -130,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or command_hints.misspelled_command(argv, parser)
         or command_hints.sd_cpp_mode(argv)
         or command_hints.missing_command(argv, parser)
+        or unknown_flags.lookalike_command(argv, parser)
     )
     if hint is not None:
         print(hint, file=sys.stderr)
@@ -137,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extras = parser.parse_known_args(argv)
     args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     run_inputs.refuse_seconds(getattr(args, "command_parser", parser), args)
+    refuse_lookalike_positionals(getattr(args, "command_parser", parser), args)
     if extras:
         unknown_flags.reject(getattr(args, "command_parser", parser), extras, args)
     if args.command is None:

@@ -197,11 +197,13 @@ def _at_hand(
 
 def _estimate_at_hand(
     args: argparse.Namespace, device: str | torch.device, at_hand: tuple[ModelSources, Settings] | None
-) -> tuple[Settings, CheckpointConfigs, torch.dtype, dict[str, float], dict[str, int]] | None:
+) -> tuple[Settings, CheckpointConfigs, torch.dtype, dict[str, float], dict[str, int] | None] | None:
     """What the CPU time estimate counts with before a download (`cpu_time_note`'s settings, configs, dtype,
     quantizing and the work of the --lora adapters beside packed layers, as the run counts them after it), from the
     sources and settings `at_hand`; None on a device other than the CPU, and where the flags or files have a problem
-    (nothing at hand, a device or dtype refused, a LoRA that does not fit), which the checks go on to name."""
+    (nothing at hand, a device or dtype refused), which the checks go on to name. A --lora the LoRA check refuses
+    (a .diff of a weight the GGUF packs: the check before the download reads LoRAs without the packed names) still
+    gets the question, without the adapters' work (None): the run names the LoRA's problem, as before."""
     from motif_lite.cli.common import lora_args
     from motif_lite.devices import resolve_device
     from motif_lite.preflight import packed_adapter_macs
@@ -215,10 +217,14 @@ def _estimate_at_hand(
         if target.type != "cpu":
             return None
         dtype = resolve_dtype(args.dtype, target).value
-        loras = checked_lora_files(lora_args(getattr(args, "lora", None) or []), sources)
     except MotifLiteError:
         return None
-    return settings, sources.configs, dtype, quantizing_seconds(sources), packed_adapter_macs(sources, loras, dtype)
+    try:
+        loras = checked_lora_files(lora_args(getattr(args, "lora", None) or []), sources)
+        adapter_macs = packed_adapter_macs(sources, loras, dtype)
+    except MotifLiteError:
+        adapter_macs = None  # asked without the LoRA's work, rather than downloading without asking
+    return settings, sources.configs, dtype, quantizing_seconds(sources), adapter_macs
 
 
 class LocatedOnce:

@@ -11,6 +11,8 @@ import shlex
 from collections.abc import Sequence
 
 from motif_lite import flag_spelling
+from motif_lite.choices import LATENTS_SUFFIX
+from motif_lite.cli.run_flags import run_only_parser
 
 # Commands people type that motif-lite names otherwise, or has as a program of its own (stable-diffusion.cpp's
 # `-M convert`, llama.cpp's llama-quantize): what to type instead.
@@ -48,11 +50,15 @@ def resume_line(words: Sequence[str]) -> list[str]:
     file. Copied in order, a flag first (`resume -o out.mp4 FILE`) became --resume's value: argparse's error."""
     if "-h" in words or "--help" in words:
         return ["run", "--help"]
-    named = [word for word in words if word.endswith(".safetensors") and not word.startswith("-")]
-    file = named[0] if named else words[0] if words and not words[0].startswith("-") else None
-    rest = list(words)
-    if file is not None:
-        rest.remove(file)
+    # The file is a word that ends as a latents file does, else the first that is neither a flag nor a flag's value:
+    # `--lora style.safetensors` and `-o out.mp4` are another flag's files.
+    run_flags = run_only_parser()._option_string_actions  # argparse keeps no public table
+    values = {i + 1 for i, word in enumerate(words) if word in run_flags and run_flags[word].nargs != 0}
+    loose = [i for i, word in enumerate(words) if not word.startswith("-") and i not in values]
+    named = [i for i in loose if words[i].endswith(LATENTS_SUFFIX)]
+    at = (named or loose or [None])[0]
+    file = None if at is None else words[at]
+    rest = [word for i, word in enumerate(words) if i != at]
     return ["run", "--resume", file or "FILE.latents.safetensors", *rest]
 
 
@@ -101,14 +107,22 @@ def sd_cpp_mode(argv: Sequence[str]) -> str | None:
 def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
     """The error line for a command line that starts with a flag of `run` that the top level does not take
     (stable-diffusion.cpp's `sd` takes its flags alone: `--gguf Q4_K_M -p "a fox"`), or None. `parser`: the
-    `motif-lite` parser. argparse alone would take the flag's value for the command: "invalid choice: 'Q4_K_M'"."""
-    if not argv or not argv[0].startswith("-"):
+    `motif-lite` parser. argparse alone would take the flag's value for the command: "invalid choice: 'Q4_K_M'".
+    A flag typed with look-alike dashes (`－－steps 4`) gets the line with it typed in ASCII."""
+    if not argv:
         return None
     flag = argv[0].split("=", 1)[0]
+    ours = flag_spelling.option_strings(parser)
     run_flags = flag_spelling.option_strings(subcommands(parser)["run"])
-    if flag in flag_spelling.option_strings(parser) or flag not in run_flags:
+    if flag in ours or flag_spelling.lookalike_flag(argv[0], ours):  # `－－help`: lookalike_command's
         return None
-    return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
+    if flag in run_flags:
+        return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
+    lookalike = flag_spelling.lookalike_flag(argv[0], run_flags)
+    if lookalike is None:
+        return None
+    line = " ".join(["run", lookalike.typed, *([shlex.join(argv[1:])] if argv[1:] else [])])
+    return f"motif-lite: error: the command comes first, and {lookalike.said}: did you mean motif-lite {line}"
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

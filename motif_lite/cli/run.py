@@ -707,7 +707,12 @@ class _Run:
         # its checksum is the one the file keeps, not hashed again.
         checked = None if resume is None else resume.run.get("image_sha256")
         try:
-            resolved = None if checked is None else video.resolve_with_inputs(self.clip, checksum=checked)
+            # The output is -o, checked in run's words, or the stopped run's own (or a free name beside it).
+            resolved = (
+                None
+                if resume is None
+                else video.resolve_with_inputs(self.clip, checksum=checked, taken_output=video.output)
+            )
             result = pipe.generate(
                 video if resolved is None else resolved.request, progress, self.on_preview, self.args.preview_every,
                 resume=resume, latents_file=keeps, clip=self.clip, crf=self.args.crf, resolved=resolved,

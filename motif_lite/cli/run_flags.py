@@ -32,7 +32,7 @@ from motif_lite.choices import (
 )
 from motif_lite.cli.common import text_from_argv
 from motif_lite.errors import Audience, ConfigError
-from motif_lite.flag_spelling import is_number
+from motif_lite.flag_spelling import is_number, lookalike_number_note
 from motif_lite.frame_rates import parse_rate
 from motif_lite.io.linked import refuse_file_beside_gguf
 from motif_lite.paths import path_arg
@@ -244,7 +244,9 @@ def whole_number(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number, got {text!r}{lookalike_number_note(text, int)}"
+        ) from None
 
 
 def size_side(text: str) -> int:
@@ -284,7 +286,7 @@ def decimal(text: str) -> float:
         pass
     if re.fullmatch(r"\s*-?\d+,\d+\s*", text):
         raise argparse.ArgumentTypeError(f"takes a decimal point, not a comma: {text.strip().replace(',', '.')}")
-    raise argparse.ArgumentTypeError(f"must be a number, got {text!r}")
+    raise argparse.ArgumentTypeError(f"must be a number, got {text!r}{lookalike_number_note(text)}")
 
 
 def frame_rate(text: str) -> float:
@@ -304,7 +306,9 @@ def seed_value(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {SEED_RANGE}, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be {SEED_RANGE}, got {text!r}{lookalike_number_note(text, int)}"
+        ) from None
 
 
 def crf_value(text: str) -> int:

@@ -132,7 +132,9 @@ def resolve_requests(
     from motif_lite.io.preview import check_previews_come
     from motif_lite.io.video import stale_frames_note
 
-    request, notes = unresolved.resolve(clip)
+    # -o is checked in run's words (`check_no_name_placeholder`); a resumed run's own output may hold braces (an
+    # older motif-lite wrote `fox_{seed}.mp4` as named): `resolve` takes either as named.
+    request, notes = unresolved.resolve(clip, taken_output=unresolved.output)
     path, count = Path(request.output), args.batch_count
     outputs = batch_outputs(path, count)
     if args.output is None and count == 1:

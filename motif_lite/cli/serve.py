@@ -334,10 +334,13 @@ def _checked_and_served(args: argparse.Namespace, stops: ServerStops) -> int:
 
 
 def lora_folder(value: str | None) -> Path | None:
-    """`--lora-dir`, checked to be a folder before anything loads."""
+    """`--lora-dir`, checked to be a folder before anything loads. `./~` is a folder named `~` here, kept absolute:
+    pathlib drops the `./`, and what is left would print as the home folder and be read again as it (`user_path`)."""
     if value is None:
         return None
     folder = user_path(value)
+    if not value.startswith("~") and str(folder).startswith("~"):
+        folder = folder.absolute()
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         raise MotifLiteError(f"--lora-dir {value} {what}: give it the folder of the LoRA files jobs may name")

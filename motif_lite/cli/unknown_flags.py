@@ -341,6 +341,13 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
 
 
+def lookalike_command(argv: list[str], parser: argparse.ArgumentParser) -> str | None:
+    """The error line for a flag of `motif-lite` itself typed with look-alike dashes where the command goes
+    (`motif-lite －－help`), which argparse answers "invalid choice"; else None."""
+    hint = flag_spelling.lookalike_hint(argv[0], flag_spelling.option_strings(parser)) if argv else None
+    return f"{parser.prog}: error: {hint}" if hint else None
+
+
 def _flag_hint(flag: str, command: str, known: list[str], following: list[str], args: argparse.Namespace) -> str | None:
     """The advice on one unknown `flag` of `command` (whose option strings are `known`; `following`: the word after
     it), or None. The first that applies wins: the command's own advice before another tool's names."""

@@ -97,7 +97,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--image",
         "--init-img",
         type=path_arg,
-        metavar="FILE",
+        metavar="IMAGE",
         help="first frame for image-to-video: compare both image-to-video pipelines (read and refused as by run)",
     )
     verify.add_argument(

@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import traceback
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder, T5Gemma2EncoderConfig
 
 from motif_lite.config import MAX_PROMPT_TOKENS
 from motif_lite.encoders.text_config import parse_text_encoder_config
@@ -212,13 +213,17 @@ def _tokenize(
     full, kept = _token_ids(tokenizer, prompts, max_length)
     for label, before, after in zip(labels, full, kept, strict=True):
         if len(before) > len(after):
-            log.warning(truncation_warning(label, len(before), len(after), max_length))
+            log.warning(truncation_warning(label, len(before), len(after), max_length, tokenizer.truncation_side))
     return kept
 
 
-def truncation_warning(label: str, tokens: int, kept: int, max_length: int) -> str:
-    """What `TextEncoder.encode` logs for a prompt (called `label`) of `tokens` tokens cut to `kept`."""
-    return f"{label} is {tokens} tokens; dropped the last {tokens - kept} (limit {max_length})"
+def truncation_warning(label: str, tokens: int, kept: int, max_length: int, side: str = "right") -> str:
+    """What `TextEncoder.encode` logs for a prompt (called `label`) of `tokens` tokens cut to `kept`; `side`: the
+    tokenizer's truncation_side, "left" where it drops the prompt's start."""
+    return f"{label} is {tokens} tokens; dropped the {_DROPPED[side]} {tokens - kept} (limit {max_length})"
+
+
+_DROPPED = {"right": "last", "left": "first"}  # by the tokenizer's truncation_side
 
 
 @contextlib.contextmanager
@@ -274,16 +279,19 @@ _SURELY_SHORT_BYTES = MAX_PROMPT_TOKENS - 8
 
 @dataclass(frozen=True)
 class PromptTruncation:
-    """A prompt over the text encoder's limit: its length in tokens, the tokens kept, and the last words kept."""
+    """A prompt over the text encoder's limit: its length in tokens, the tokens kept, and the last words kept; where
+    the tokenizer is configured to cut the start (`side` "left", as diffusers' pipeline then cuts it too), the first
+    words kept instead."""
 
     tokens: int
     kept: int
     max_length: int
     kept_ending: str
+    side: str = "right"
 
     def warning(self, label: str) -> str:
         """The message `TextEncoder.encode` logs for it (`truncation_warning`)."""
-        return truncation_warning(label, self.tokens, self.kept, self.max_length)
+        return truncation_warning(label, self.tokens, self.kept, self.max_length, self.side)
 
     def log_warning(self, label: str) -> None:
         """Log `warning(label)` as `TextEncoder.encode` does when it cuts: for an encoding of a cut prompt kept from
@@ -293,9 +301,15 @@ class PromptTruncation:
 
     def advice(self, label: str) -> str:
         """What to tell a user before anything loads: how much is dropped, where the kept part ends, what to do."""
+        if not self.kept_ending:  # the part kept is only spaces: "'... '" quoted nothing
+            reads = "it reads none of its words (the part kept holds only spaces)"
+        elif self.side == "left":
+            reads = f"it reads from '{self.kept_ending} ...'"
+        else:
+            reads = f"it reads up to '... {self.kept_ending}'"
         return (
-            f"{label} is {self.tokens} tokens, over the text encoder's limit of {self.max_length}: it reads up to "
-            f"'... {self.kept_ending}' and drops the last {self.tokens - self.kept}; shorten the {label} to keep them"
+            f"{label} is {self.tokens} tokens, over the text encoder's limit of {self.max_length}: {reads} and drops "
+            f"the {_DROPPED[self.side]} {self.tokens - self.kept}; shorten the {label} to keep them"
         )
 
 
@@ -313,6 +327,9 @@ def prompt_truncation(
     [full], [kept] = _token_ids(tokenizer, [prompt], max_length)
     if len(full) == len(kept):
         return None
+    if tokenizer.truncation_side == "left":
+        quoted = _beginning(_kept_end(tokenizer, prompt, len(kept)))
+        return PromptTruncation(len(full), len(kept), max_length, quoted, "left")
     return PromptTruncation(len(full), len(kept), max_length, _ending(_kept_text(tokenizer, prompt, len(kept))))
 
 
@@ -332,6 +349,25 @@ def _ending(text: str) -> str:
         words.pop(0)
     ending = " ".join(words)
     return ending if len(ending) <= _ENDING_CHARACTERS else ending[-_ENDING_OF_A_WORD:]
+
+
+def _beginning(text: str) -> str:
+    """`_ending`'s counterpart for a prompt whose start is cut: the first words of `text`, as many and as long."""
+    words = text.split()[:_ENDING_WORDS]
+    while len(words) > 1 and len(" ".join(words)) > _ENDING_CHARACTERS:
+        words.pop()
+    beginning = " ".join(words)
+    return beginning if len(beginning) <= _ENDING_CHARACTERS else beginning[:_ENDING_OF_A_WORD]
+
+
+def _kept_end(tokenizer: PreTrainedTokenizerBase, prompt: str, kept: int) -> str:
+    """The part of `prompt` that a tokenizer cutting the start keeps of its `kept` tokens (special ones included):
+    from where the last dropped token ends (a character cut between its byte tokens is left out, as `_kept_text`
+    leaves it out)."""
+    encoded = tokenizer(prompt, padding=False, truncation=False, add_special_tokens=False, return_offsets_mapping=True)
+    kept_words = kept - tokenizer.num_special_tokens_to_add()  # the prompt's own tokens among the kept
+    dropped = len(encoded["offset_mapping"]) - kept_words
+    return prompt[encoded["offset_mapping"][dropped - 1][1] :] if dropped > 0 else prompt
 
 
 def _kept_text(tokenizer: PreTrainedTokenizerBase, prompt: str, kept: int) -> str:
@@ -423,14 +459,10 @@ def load_text_encoder(
     tokenizer = load_tokenizer(root)
     if gguf is None:
         try:
-            # Stored in another dtype: read and cast here, one tensor at a time (motif_lite/encoders/text_weights.py).
-            cast = weights_cast_to(root / "text_encoder", dtype)
-            model, loading = T5Gemma2Encoder.from_pretrained(
-                None if cast is not None else root / "text_encoder",
-                config=config, state_dict=cast, dtype=dtype, output_loading_info=True,
-            )  # fmt: skip
-            del cast  # the model holds the tensors now
+            model, loading = _load_weights(root / "text_encoder", config, dtype)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            # The error's frames would keep the cast weights alive for as long as a caller holds the error.
+            traceback.clear_frames(exc.__traceback__)
             raise CheckpointError(f"cannot load the text encoder from {root}: {exc}") from exc
         _check_loaded(model, sorted(loading["missing_keys"]), sorted(loading["unexpected_keys"]), root)
     else:
@@ -438,6 +470,16 @@ def load_text_encoder(
     processor_dir = root / "feature_extractor"
     has_processor = (processor_dir / "preprocessor_config.json").is_file()
     return TextEncoder(model.to(device), tokenizer, feature_extractor_dir=processor_dir if has_processor else None)
+
+
+def _load_weights(folder: Path, config: T5Gemma2EncoderConfig, dtype: torch.dtype) -> tuple[T5Gemma2Encoder, dict]:
+    """The encoder of `folder`'s safetensors and transformers' loading info. Stored in another dtype, the weights are
+    read and cast here, one tensor at a time (motif_lite/encoders/text_weights.py). transformers' load report then
+    says "from: None": a `state_dict` cannot be passed with the folder's name (our own messages name the folder)."""
+    cast = weights_cast_to(folder, dtype, config)
+    return T5Gemma2Encoder.from_pretrained(
+        None if cast is not None else folder, config=config, state_dict=cast, dtype=dtype, output_loading_info=True
+    )
 
 
 def _check_loaded(model: T5Gemma2Encoder, missing: list[str], unexpected: list[str], root: Path) -> None:

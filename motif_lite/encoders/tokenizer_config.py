@@ -33,8 +33,9 @@ def check_tokenizer_config(path: Path) -> None:
             raise refuse(key, "a token (a string) or null")
     if values.get("model_max_length") is not None and not is_number(values["model_max_length"]):
         raise refuse("model_max_length", "a number or null")
-    if "padding_side" in values and values["padding_side"] not in PADDING_SIDES:
-        raise refuse("padding_side", " or ".join(repr(side) for side in PADDING_SIDES))
+    for key in ("padding_side", "truncation_side"):  # a long prompt's cut end: diffusers' too (either is read)
+        if key in values and values[key] not in PADDING_SIDES:
+            raise refuse(key, " or ".join(repr(side) for side in PADDING_SIDES))
     if values.get("tokenizer_class") is not None and not isinstance(values["tokenizer_class"], str):
         raise refuse("tokenizer_class", "the name of a tokenizer class or null")
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -179,13 +179,8 @@ def _check_frame_pattern(path: Path, frames: int | None, frames_chosen: bool) ->
     no pattern in any other format's name."""
     suffix = path.suffix.lower()
     patterns = FRAME_PATTERN.findall(path.name)
-    foreign = _foreign_frame_number(path.name) if suffix == ".png" and not patterns else None
-    if foreign is not None and ((frames or 1) > 1 or "%" in path.name):  # one frame: `f_#.png` may be a plain name
-        placeholder, ours = foreign
-        raise MotifLiteError(
-            f"{path.name} writes its frame number as another tool does ({placeholder}); motif-lite's PNG sequences "
-            f"write it as printf's {ours}: -o {quoted(path.with_name(path.name.replace(placeholder, ours, 1)))}"
-        )
+    if (foreign := foreign_frame_number_problem(path, frames, lambda ours: f"-o {quoted(ours)}")) is not None:
+        raise MotifLiteError(foreign)
     if suffix == ".png" and (len(patterns) > 1 or path.name.count("%") != len(patterns)):
         raise MotifLiteError(
             f"a PNG sequence's name holds one frame-number pattern and no other %, got {path.name!r}; e.g. out_%03d.png"
@@ -227,6 +222,23 @@ def _check_not_full(parent: Path, audience: Audience) -> None:
 _FOREIGN_FRAME_NUMBER = re.compile(
     r"#+|\{(?:frame(?:_?(?:number|num|index|idx))?|(?::0?(\d*)d?)?)\}|%(0?\d*)[iu]|\*", re.IGNORECASE
 )
+
+
+def foreign_frame_number_problem(path: Path, frames: int | None, spelled: Callable[[Path], str]) -> str | None:
+    """The refusal of a .png output that writes its frame number as another tool does (`fox_{frame}.png`,
+    `fox_####.png`), with ours in its place, given as `spelled` says an output (`-o 'fox_%03d.png'`, or in Python
+    `output='fox_%03d.png'`); None for a name without one, and for one frame's, where `f_#.png` may be a plain name
+    (`frames`: the video's, when known)."""
+    if path.suffix.lower() != ".png" or FRAME_PATTERN.search(path.name) is not None:
+        return None
+    foreign = _foreign_frame_number(path.name)
+    if foreign is None or ((frames or 1) <= 1 and "%" not in path.name):
+        return None
+    placeholder, ours = foreign
+    return (
+        f"{path.name} writes its frame number as another tool does ({placeholder}); motif-lite's PNG sequences "
+        f"write it as printf's {ours}: {spelled(path.with_name(path.name.replace(placeholder, ours, 1)))}"
+    )
 
 
 def _foreign_frame_number(name: str) -> tuple[str, str] | None:

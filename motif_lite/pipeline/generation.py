@@ -121,6 +121,22 @@ def _frees_memory_when_stopped(method: Callable) -> Callable:
     return stoppable
 
 
+class _CallGuard:
+    """The lock that the running `generate` or `set_loras` holds, with its thread and name: one object, so that a
+    shallow copy of the pipeline (`copy.copy`), which shares its weights, shares the lock and who holds it too, and
+    its call from a run's callback is refused as the pipeline's own would be. A deep copy or an unpickled pipeline
+    gets a fresh one (a lock cannot be copied, and the copy runs nothing yet): a host's state (Gradio's gr.State)
+    deep-copies what it holds."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.thread: int | None = None
+        self.method: str | None = None
+
+    def __reduce__(self) -> tuple:  # copy.deepcopy and pickle: a fresh guard, held by no thread
+        return (_CallGuard, ())
+
+
 def _one_call_at_a_time(method: Callable) -> Callable:
     """`method` (`generate`, `set_loras`) run by one thread at a time on a pipeline: a host application's threads
     (a UI's workers, a web app's requests) calling it at once wait for the call before them. Two runs at once would
@@ -130,21 +146,21 @@ def _one_call_at_a_time(method: Callable) -> Callable:
 
     @functools.wraps(method)
     def one_at_a_time(self, *args, **kwargs):
-        calls = getattr(self, "_calls", None)
-        if calls is None:  # a pipeline not made by __init__ holds no model to share: its calls check arguments
+        guard = getattr(self, "_calls", None)
+        if guard is None:  # a pipeline not made by __init__ holds no model to share: its calls check arguments
             return method(self, *args, **kwargs)
-        if self._calling_thread == threading.get_ident():
+        if guard.thread == threading.get_ident():
             raise ConfigError(
-                f"pipe.{method.__name__} was called while this pipeline's {self._calling_method} runs, from its "
+                f"pipe.{method.__name__} was called while this pipeline's {guard.method} runs, from its "
                 "own thread (a callback such as on_progress): a pipeline runs one call at a time; call it after "
-                f"{self._calling_method} returns"
+                f"{guard.method} returns"
             )
-        with calls:
-            self._calling_thread, self._calling_method = threading.get_ident(), method.__name__
+        with guard.lock:
+            guard.thread, guard.method = threading.get_ident(), method.__name__
             try:
                 return method(self, *args, **kwargs)
             finally:
-                self._calling_thread, self._calling_method = None, None
+                guard.thread, guard.method = None, None
 
     return one_at_a_time
 
@@ -307,10 +323,8 @@ class MotifVideoPipeline:
         # The last texts and first frame encoded, kept for the next videos (a batch, a server's repeated prompts).
         self.kept_encodings = KeptEncodings()
         self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
-        # Held by the `generate` or `set_loras` that runs, with its thread and name (`_one_call_at_a_time`).
-        self._calls = threading.Lock()
-        self._calling_thread: int | None = None
-        self._calling_method: str | None = None
+        # Held by the `generate` or `set_loras` that runs (`_one_call_at_a_time`).
+        self._calls = _CallGuard()
 
     @property
     def transformer(self) -> MotifVideoTransformer | None:
@@ -416,7 +430,9 @@ class MotifVideoPipeline:
         of `generate` unchanged, after the work is kept as for any failure (below).
 
         One call at a time: called from several threads at once, each call waits for the one before it to return
-        (`set_loras` too); called from a callback of this pipeline's own run, it is a `ConfigError`.
+        (`set_loras` too); called from a callback of this pipeline's own run, on its thread, it is a `ConfigError`,
+        which stops that run as a callback's exception does (a call the callback hands to another thread and waits
+        for still hangs).
 
         `on_preview(done, steps, frames)` gets a cheap preview of the clip (vae/preview.py) every `preview_every`
         steps (default: a quarter of the steps, rounded up: up to 3 previews), not after the last step.
@@ -477,7 +493,9 @@ class MotifVideoPipeline:
         # A first frame made in memory that this call's resolve wrote as its PNG is undone if the run is refused
         # before its work: nothing stays behind of a run that never started (a caller's `resolved` is the caller's).
         resolved_here = resolved is None
-        resolved = request.resolve_with_inputs(clip) if resolved is None else resolved
+        # A resumed run's own output keeps its name: an older version wrote `fox_{seed}.mp4` as named.
+        taken_output = None if resume is None else resume.output
+        resolved = request.resolve_with_inputs(clip, taken_output=taken_output) if resolved is None else resolved
         request, clip, input_image, notes, checksum, written = resolved
         with _undone_if_refused(written if resolved_here else None):
             check_crf(request.output, crf)

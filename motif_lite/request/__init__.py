@@ -276,7 +276,11 @@ class GenerationRequest:
         return self.starts_from_frame and self.latent_frames > 1
 
     def resolve(
-        self, clip: Clip | None = None, *, audience: Audience = Audience.RUN_OR_PYTHON
+        self,
+        clip: Clip | None = None,
+        *,
+        audience: Audience = Audience.RUN_OR_PYTHON,
+        taken_output: str | Path | None = None,
     ) -> tuple[GenerationRequest, list[str]]:
         """Validate every setting and return (normalized copy, notes on what was changed).
 
@@ -286,13 +290,22 @@ class GenerationRequest:
         `np.int64` seed) count as the Python numbers they hold. `clip`: the clip `extend` names as the caller read it
         already (`read_clip`), checked here but not read again: reading a clip costs a decode of a video file, or
         every header of a PNG sequence. `audience`: who the messages and notes speak to (the server: its client, in
-        the API's fields).
+        the API's fields). `taken_output`: an output the caller takes as named, braces and
+        all, which is then not checked for placeholders: a resumed run's own (`SavedLatents.output`; an older
+        motif-lite wrote `fox_{seed}.mp4` as named, and going on finishes that run's one video), or `motif-lite run
+        -o`'s, which run checks in its own words first (`cli.run_request.check_no_name_placeholder`).
         """
-        resolved, _, _, notes = _plain_numbers(self)._checked(clip, audience)  # no checksum: nothing uses one
+        # No checksum: nothing uses one.
+        resolved, _, _, notes = _plain_numbers(self)._checked(clip, audience, taken_output)
         return resolved, notes
 
     def resolve_with_inputs(
-        self, clip: Clip | None = None, *, audience: Audience = Audience.RUN_OR_PYTHON, checksum: str | None = None
+        self,
+        clip: Clip | None = None,
+        *,
+        audience: Audience = Audience.RUN_OR_PYTHON,
+        checksum: str | None = None,
+        taken_output: str | Path | None = None,
     ) -> ResolvedRequest:
         """`resolve(clip)`, also handing on what the checks read, for a caller that goes on to use it: the clip
         `extend` names (None without one), and the input image (`io.image.read_image`: upright, RGB; None without
@@ -300,8 +313,9 @@ class GenerationRequest:
         it is hashed once (`ResolvedRequest.first_frame_sha256`). `checksum`: that file's checksum where the caller
         hashed it already (run --resume, checking the image is the one the run sampled from): not hashed again.
         A first frame made in memory is written as its PNG here (`ResolvedRequest.first_frame_written`, which a run
-        refused before its work undoes), with a note where that replaced a file of other pixels."""
-        resolved, read, image, notes = _plain_numbers(self)._checked(clip, audience)
+        refused before its work undoes), with a note where that replaced a file of other pixels. `taken_output`: as
+        `resolve` takes it."""
+        resolved, read, image, notes = _plain_numbers(self)._checked(clip, audience, taken_output)
         from motif_lite.io.image import is_in_memory
 
         written = None
@@ -312,9 +326,9 @@ class GenerationRequest:
         return ResolvedRequest(resolved, read, image, notes, checksum, written)
 
     def _checked(
-        self, read: Clip | None, audience: Audience
+        self, read: Clip | None, audience: Audience, taken_output: str | Path | None
     ) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
-        fields = self._checked_fields(read, audience)
+        fields = self._checked_fields(read, audience, taken_output)
         self._refuse_inputs_overwritten(fields)
         resolved = dataclasses.replace(
             self, frames=fields.frames, seed=fields.seed, guidance=fields.guidance, sampler=fields.sampler,
@@ -323,7 +337,7 @@ class GenerationRequest:
         notes = fields.notes + resolved._resolved_notes(fields, audience)
         return resolved, fields.clip, fields.image, notes
 
-    def _checked_fields(self, read: Clip | None, audience: Audience) -> _CheckedFields:
+    def _checked_fields(self, read: Clip | None, audience: Audience, taken_output: str | Path | None) -> _CheckedFields:
         """Every field checked, read (the clip `extend` names, unless `read` is it already; the image) and
         normalized; one `RequestError` names every field's problem."""
         from motif_lite.io.image import read_image  # torch and Pillow: once a request is resolved
@@ -379,7 +393,8 @@ class GenerationRequest:
         clip_frames = clip.frames if clip is not None else None
         written = None if frames_known is None else extended_frames(frames_known, clip_frames)
         output, output_notes = _output_to_write(self.output)
-        named = check("output", check_no_placeholder, output)  # first: a name with braces passes the path checks
+        # First: a name with braces passes the path checks.
+        named = check("output", check_no_placeholder, output, taken_output, written)
         output_ok = named and check("output", check_output_path, output, written)
         if output_ok and fps_ok:
             check("fps", lambda: check_output_fps(output, self.fps, frames=written))  # a WebP's length too

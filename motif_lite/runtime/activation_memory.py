@@ -7,6 +7,7 @@ tests/live_memory.py checks the transformer's against the tensors a forward real
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
@@ -394,17 +395,48 @@ def linear_rows(
     return {batch * count for count in tokens if count}
 
 
-def adapter_temporary_bytes(
-    token_bytes: int, video_tokens: int, token_chunk: int | None, batch: int, image_tokens: int = 0
+def adapter_layer_tokens(
+    module: str, video_tokens: int, token_chunk: int | None, text_tokens: int = TEXT_TOKENS, image_tokens: int = 0
 ) -> int:
-    """What the LoRA adapters beside packed layers add to a forward's peak: `token_bytes`, the most one layer's
-    adapters keep alive per token beside its output (their update's temporaries, then the update next to the sum:
-    `lora_apply.SideAdapters.temporary_bytes_per_token`), over the most rows a linear call takes (`linear_rows`).
-    One layer runs at a time and its temporaries are gone when it returns, so one layer's count, not the sum over
-    layers; counted on top of the forward's peak, as if the largest call fell at it (an upper bound)."""
-    if not token_bytes:
-        return 0
-    return token_bytes * max(linear_rows(video_tokens, token_chunk, batch, TEXT_TOKENS, image_tokens))
+    """The most tokens per sample one call of the transformer's linear `module` takes, from the model code: 1 for a
+    block's modulation (`norm*.linear`, one row per sample); without token pieces, a dual-stream block's stream (the
+    video or the context) and a single-stream block's [video; context] or a DDT decoder block's 2N; with pieces of
+    `token_chunk`, the dual-stream blocks' output projections (`attn.to_out`, `attn.to_add_out`) still take their
+    whole stream, every other layer a piece (or the text, whose K/V are projected whole for the cross-attention);
+    outside the blocks, the most any linear call takes (`linear_rows`)."""
+    block, _, rest = module.partition(".")
+    layer = rest.partition(".")[2]
+    context = text_tokens + image_tokens
+    if block not in ("transformer_blocks", "single_transformer_blocks"):
+        return max(linear_rows(video_tokens, token_chunk, 1, text_tokens, image_tokens))
+    if layer.startswith("norm"):
+        return 1
+    dual = block == "transformer_blocks"
+    whole = max(video_tokens, context) if dual else max(video_tokens + context, 2 * video_tokens)
+    if token_chunk is None or dual and layer.startswith(("attn.to_out.", "attn.to_add_out")):
+        return whole
+    return max(min(token_chunk, max(video_tokens, context)), text_tokens)
+
+
+def adapter_temporary_bytes(
+    token_bytes: Mapping[str, int] | None,
+    video_tokens: int,
+    token_chunk: int | None,
+    batch: int,
+    image_tokens: int = 0,
+    text_tokens: int = TEXT_TOKENS,
+) -> int:
+    """What the LoRA adapters beside packed layers add to a forward's peak: `token_bytes`, module -> the most bytes
+    per token its adapters keep alive beside its output (their update's temporaries, then the update next to the
+    sum: `lora_apply.SideAdapters.temporary_bytes_per_token`), times the rows that layer's calls take
+    (`adapter_layer_tokens` of `batch` samples): the widest layers, the modulations, run on one row per sample.
+    One layer runs at a time and its temporaries are gone when it returns, so the largest layer's count, not the
+    sum over layers; counted on top of the forward's peak, as if that call fell at it (an upper bound)."""
+    counts = (
+        n * adapter_layer_tokens(module, video_tokens, token_chunk, text_tokens, image_tokens)
+        for module, n in (token_bytes or {}).items()
+    )
+    return batch * max(counts, default=0)
 
 
 def step_cache_bytes(

@@ -49,9 +49,9 @@ class GenerationSizes:
     act_bytes: int  # bytes per element of the transformer's activations
     text_act_bytes: int  # bytes per element of the text encoder's activations (it may run in another dtype)
     image_tower: ImageTowerShape = OFFICIAL_IMAGE_TOWER  # the checkpoint's SigLIP tower (image-to-video)
-    # The most bytes per token one packed layer's LoRA adapters keep alive at once beside its output in a forward
-    # (`lora_apply.SideAdapters.temporary_bytes_per_token`; 0: no adapters).
-    adapter_token_bytes: int = 0
+    # Packed layer -> the most bytes per token its LoRA adapters keep alive at once beside its output in a forward
+    # (`lora_apply.SideAdapters.temporary_bytes_per_token`; None: no adapters).
+    adapter_token_bytes: Mapping[str, int] | None = None
 
     @property
     def image_tokens(self) -> int:
@@ -88,7 +88,7 @@ def generation_sizes(
     text_activation_dtype: torch.dtype | None = None,
     image_tower: ImageTowerShape = OFFICIAL_IMAGE_TOWER,
     adapter_bytes: Mapping[str, tuple[int, ...]] | None = None,
-    adapter_token_bytes: int = 0,
+    adapter_token_bytes: Mapping[str, int] | None = None,
 ) -> GenerationSizes:
     """The sizes of a width x height x frames generation: the transformer's weights (`weight_bytes` as loaded)
     spread over its blocks by their element counts, the text encoder's and VAE's bytes, the VAE's frame shapes.
@@ -97,7 +97,7 @@ def generation_sizes(
     (`ImageTowerShape.of_checkpoint`), whose tokens an image-to-video context holds. `adapter_bytes`: the LoRA
     adapters kept beside packed layers, module name -> each adapter tensor's bytes (`lora_apply.side_adapter_bytes`):
     they are buffers of the layer's block, so they count with that block, resident or streamed.
-    `adapter_token_bytes`: what the most costly of those adapters keeps alive per token in a forward."""
+    `adapter_token_bytes`: packed layer -> what its adapters keep alive per token in a forward."""
     text_dtype = devices.text_encoder_dtype(activation_dtype, text_activation_dtype)
     block_numels, total, largest_linear = _transformer_numels(config)
     per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)

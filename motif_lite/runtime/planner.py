@@ -537,9 +537,9 @@ class PlannerInputs:
     checkpoint's SigLIP tower (`ImageTowerShape.of_checkpoint`), whose tokens its context holds.
     adapter_bytes: the LoRA adapters kept beside packed (GGUF, fp8) layers, module name -> each adapter tensor's
     bytes (`weights.lora_apply.side_adapter_bytes`; None: none): counted with their block, resident or streamed.
-    adapter_token_bytes: the most bytes per token one packed layer's adapters keep alive at once beside its output
-    (the largest of `weights.lora_apply.side_adapter_temporary_bytes`; 0: none), counted in the denoise stage's
-    activations for one layer call at a time (`activation_memory.adapter_temporary_bytes`).
+    adapter_token_bytes: packed layer -> the most bytes per token its adapters keep alive at once beside its output
+    (`weights.lora_apply.side_adapter_temporary_bytes`; None: none), counted in the denoise stage's activations for
+    the largest layer call, at the rows that layer runs on (`activation_memory.adapter_temporary_bytes`).
     activation_dtype: the transformer's compute dtype. text_encoder_dtype: the text encoder's (None: what
     `load_pipeline` gives it next to `activation_dtype`, `devices.text_encoder_dtype`).
     attention_workspace_bytes: rows per forward -> device memory the attention kernel adds inside each call
@@ -574,7 +574,7 @@ class PlannerInputs:
     triton_attention: bool = False
     image_tower: ImageTowerShape = OFFICIAL_IMAGE_TOWER
     adapter_bytes: Mapping[str, tuple[int, ...]] | None = None
-    adapter_token_bytes: int = 0
+    adapter_token_bytes: Mapping[str, int] | None = None
 
     def sizes(self) -> GenerationSizes:
         """The sizes of this generation (`generation_sizes`)."""

@@ -1,16 +1,21 @@
 """Answers given before the request's body was read: a full queue's 429, a wrong key's 401, a loading server's 503,
-an unknown route's 404, a missing remix source's 404, a bug's 500.
+an unknown route's 404, a missing remix source's 404.
 
 Such an answer on a kept-alive connection left the client's upload unread: the server then read and dropped all of
 it (up to --max-video-upload-mb, which the early answer was meant to spare), and a client that had sent
 `Expect: 100-continue` and then no body saw its next request on the connection taken as that body, unanswered. A
-short rest of the body is read and dropped first, so that the connection stays open for the client's next request;
-a longer one, or one the client waits to send (`Expect: 100-continue`), is not: the answer says `Connection: close`,
-and the connection ends after it, as the 413 of `BodyLimit` does.
+short rest of the body that arrives within a second is read and dropped first, so that the connection stays open for
+the client's next request. A longer one, a slower one, or one the client waits to send (`Expect: 100-continue`) is
+not: the answer says `Connection: close`, and the connection ends after it, as after the 413 of `BodyLimit`. Before
+it ends, what the client goes on sending is read and dropped for up to two seconds (a lingering close): a client
+that sends its whole upload before it reads (Python's http.client) would otherwise find the connection reset, its
+answer lost, as the server closed with its upload unread. (A bug's 500 ends the connection anyway.)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 Receive = Callable[[], Awaitable[dict]]
@@ -18,9 +23,14 @@ Receive = Callable[[], Awaitable[dict]]
 
 class CloseAfterUnreadBody:
     """ASGI middleware: a response that starts before its request's body has arrived whole reads up to `DRAIN_BYTES`
-    more of it; where the body is longer (or awaits a `100 Continue`) the response gets `Connection: close`."""
+    more of it, for up to `DRAIN_SECONDS`; where the body is longer or slower (or awaits a `100 Continue`) the
+    response gets `Connection: close`, and, but after a `100 Continue` withheld, its end waits while the rest of the
+    body is read and dropped, up to `LINGER_SECONDS` and `LINGER_BYTES`."""
 
     DRAIN_BYTES = 1024 * 1024  # a JSON create with its prompt and settings; an image upload is more
+    DRAIN_SECONDS = 1.0  # a client that stalls part way through a short body gets its answer after this
+    LINGER_SECONDS = 2.0  # enough for an upload on a fast network; a slow one still finds the connection reset
+    LINGER_BYTES = 128 * 1024 * 1024  # more than the largest body `BodyLimit` lets through by default
 
     def __init__(self, app) -> None:
         self.app = app
@@ -31,7 +41,7 @@ class CloseAfterUnreadBody:
         if scope["type"] != "http" or (declared in (b"", b"0") and b"transfer-encoding" not in headers):
             await self.app(scope, receive, send)  # no body to leave unread
             return
-        received, ended = 0, False
+        received, ended, linger = 0, False, False
 
         async def noting_receive() -> dict:
             nonlocal received, ended
@@ -40,29 +50,43 @@ class CloseAfterUnreadBody:
             ended = ended or message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
+        async def read_rest(max_bytes: int) -> None:
+            """Reads and drops the body until its end or until more than `max_bytes` of it were read."""
+            start = received
+            while not ended and received - start <= max_bytes:
+                await noting_receive()
+
         async def closing_send(message: dict) -> None:
+            nonlocal linger
             # An answer that says already what becomes of the connection (the 413 of `BodyLimit`) is left as it is.
             early = message["type"] == "http.response.start" and not ended and not says_connection(message)
-            if early and not await self._drained(noting_receive, headers, declared, received):
+            if early and not waits_for_continue(headers, received):
+                too_long = declared.isdigit() and int(declared) - received > self.DRAIN_BYTES
+                if not too_long:
+                    await within(read_rest(self.DRAIN_BYTES), self.DRAIN_SECONDS)
+                linger = not ended
+            if early and not ended:
                 message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+            if linger and message["type"] == "http.response.body" and not message.get("more_body", False):
+                # The answer goes out whole now; the connection's end (the last, empty part) waits for the upload.
+                await send({**message, "more_body": True})
+                await within(read_rest(self.LINGER_BYTES), self.LINGER_SECONDS)
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         await self.app(scope, noting_receive, closing_send)
 
-    async def _drained(self, receive: Receive, headers: dict, declared: bytes, received: int) -> bool:
-        """Whether the rest of the body was read (and dropped), as it is when it is at most `DRAIN_BYTES`."""
-        waits_for_continue = headers.get(b"expect", b"").strip().lower() == b"100-continue" and received == 0
-        if waits_for_continue:  # reading would send the `100 Continue` the early answer is there to withhold
-            return False
-        if declared.isdigit() and int(declared) - received > self.DRAIN_BYTES:
-            return False
-        drained = 0
-        while drained <= self.DRAIN_BYTES:
-            message = await receive()
-            drained += len(message.get("body", b""))
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                return True
-        return False
+
+async def within(reading: Awaitable[None], seconds: float) -> None:
+    """Awaits `reading` for up to `seconds`, then gives it up."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(reading, seconds)
+
+
+def waits_for_continue(headers: dict, received: int) -> bool:
+    """Whether the client waits for a `100 Continue` before it sends the body: reading the body would send the go-ahead
+    the early answer is there to withhold."""
+    return headers.get(b"expect", b"").strip().lower() == b"100-continue" and received == 0
 
 
 def says_connection(start: dict) -> bool:
