@@ -280,6 +280,13 @@ def test_a_callback_that_calls_its_own_pipeline_is_refused_rather_than_hanging(p
     assert pipe.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4")).output.is_file()
 
 
+def test_a_placeholder_in_a_path_or_in_capitals_is_refused_as_in_a_string(tmp_path):
+    # output= takes a Path as a str, and {Seed} is the seed's placeholder as {seed} is (run -o refuses both).
+    for output in (tmp_path / "fox_{seed}.mp4", str(tmp_path / "fox_{Seed}.mp4")):
+        with pytest.raises(RequestError, match="give seed=seed too"):
+            GenerationRequest("a fox", **TINY, output=output).resolve()
+
+
 def _refused_from_its_own_callback(pipe, caller, tmp_path) -> list[str]:
     """The ConfigErrors of a run of `pipe` whose on_progress calls `caller.generate`, on a thread of its own that
     must end (a daemon: a hung one does not keep pytest from ending)."""

@@ -22,6 +22,7 @@ from tiny_text import make_tiny_text_encoder
 from transformers import T5Gemma2Encoder, T5Gemma2EncoderConfig
 
 from motif_lite.encoders.text import load_text_encoder
+from motif_lite.encoders.text_weights import weights_cast_to
 from motif_lite.errors import CheckpointError
 
 MiB = 2**20
@@ -95,6 +96,9 @@ def test_weights_and_buffers_equal_what_transformers_loads(tiny, tmp_path, store
     folder = stored_as(tiny, tmp_path / "checkpoint", stored, shards)
     if shards:
         assert len(list((folder / "text_encoder").glob("*.safetensors"))) > 2
+    # Read and cast where a float tensor is stored in another dtype (shards too); else transformers' mapped load.
+    config = T5Gemma2EncoderConfig.from_pretrained(folder / "text_encoder")
+    assert (weights_cast_to(folder / "text_encoder", loaded, config) is None) == (stored == loaded)
     ours = load_text_encoder(folder, dtype=loaded).model
     theirs = T5Gemma2Encoder.from_pretrained(folder / "text_encoder", dtype=loaded)
     ours_tensors = dict(ours.named_buffers()) | ours.state_dict()  # non-persistent buffers too
@@ -103,6 +107,26 @@ def test_weights_and_buffers_equal_what_transformers_loads(tiny, tmp_path, store
     for name, tensor in ours_tensors.items():
         other = theirs_tensors[name]
         assert tensor.dtype == other.dtype and torch.equal(tensor, other), name
+
+
+def test_one_float_tensor_in_another_dtype_is_enough_to_read_and_cast_the_file(tiny, tmp_path):
+    # A norm kept in float32 beside bf16 weights, loaded in bf16: transformers would cast it from the mapped file
+    # too. A tensor the encoder does not take (token ids) stays unread, as stored; a folder without the file is
+    # left to transformers.
+    encoder = stored_as(tiny, tmp_path / "checkpoint", torch.bfloat16, None) / "text_encoder"
+    config = T5Gemma2EncoderConfig.from_pretrained(encoder)
+    file = encoder / "model.safetensors"
+    weights = load_file(file) | {"ids": torch.arange(3)}
+    save_file(weights, file, metadata={"format": "pt"})
+    assert weights_cast_to(encoder, torch.bfloat16, config) is None
+    norm = next(name for name in weights if name.endswith("norm.weight"))
+    save_file(weights | {norm: weights[norm].float()}, file, metadata={"format": "pt"})
+    cast = weights_cast_to(encoder, torch.bfloat16, config)
+    assert cast is not None and cast.keys() == weights.keys()
+    assert cast[norm].dtype == torch.bfloat16 and torch.equal(cast[norm], weights[norm])
+    assert all(cast[name].dtype == torch.bfloat16 for name in weights if name != "ids")
+    assert cast["ids"].dtype == torch.int64 and cast["ids"].is_meta
+    assert weights_cast_to(tmp_path / "elsewhere", torch.bfloat16, config) is None
 
 
 def test_a_float32_load_of_a_bf16_file_holds_the_weights_once(tiny, tmp_path):

@@ -118,3 +118,34 @@ def test_only_the_first_signal_interrupts_and_one_whose_interruption_was_lost_st
     stops.serving(loaded)
     stops(signal.SIGTERM, None)  # loaded: the server stops in order, nothing is raised
     assert loaded.stops == [signal.SIGTERM]
+
+
+def test_a_second_signal_before_the_server_exists_leaves_the_stop_the_first_ones():
+    # SIGHUP (the terminal closed), then SIGTERM, during the checks: the server is stopped for the first, as
+    # `VideoServer.stop` keeps the first signal that asked.
+    from motif_lite.cli.serve import ServerStops
+    from motif_lite.stopping import Terminated
+
+    stops = ServerStops()
+    with pytest.raises(Terminated):
+        stops(signal.SIGHUP, None)
+    stops(signal.SIGTERM, None)  # not the first: nothing raised
+    loading = StubbornServer(loaded=False)
+    with pytest.raises(Terminated) as raised:
+        stops.serving(loading)
+    assert (loading.stops, raised.value.signum) == ([signal.SIGHUP], signal.SIGHUP)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="needs SIGHUP")
+def test_a_stop_signal_the_server_was_started_ignoring_stays_ignored():
+    # `nohup motif-lite serve`: the end of the SSH session (SIGHUP) must not stop it; SIGTERM still stops in order.
+    from motif_lite.cli.serve import ServerStops, _stop_in_order_on_signals
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with _stop_in_order_on_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert isinstance(signal.getsignal(signal.SIGTERM), ServerStops)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
