@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -71,7 +72,7 @@ STAGES = {
     "text": "prompt and negative prompt embeddings (valid tokens)",
     "image": "SigLIP embeddings of the first frame, each side reading the file",
     "conditioning": "first frame's latents and mask in the 33 input channels",
-    "transformer": "one forward: same noise, timestep, text (and first-frame) inputs",
+    "transformer": "one forward: same noise, timestep and inputs (text; with -i, the first frame's)",
     "guidance": "guided velocity of step 0 from the same two predictions",
     "vae": "decode of the same latents, each side denormalizing them",
     "frames": "both pipelines end to end, uint8 frames",
@@ -567,7 +568,9 @@ def resolve_verify_settings(settings: VerifySettings) -> tuple[VerifySettings, l
 def _with_home_expanded(settings: VerifySettings) -> VerifySettings:
     """The settings with a first frame's leading `~` expanded, as `run` expands it (a quoted path, or one from
     Python): diffusers' `load_image`, the reference's reader, takes `~/x.png` for a URL and fails."""
-    return settings if settings.image is None else dataclasses.replace(settings, image=user_path(settings.image))
+    if settings.image is None or not os.fspath(settings.image).startswith("~"):
+        return settings  # `./~/x.png` is the folder named ~ here, as `run` reads it: a Path would drop the `./`
+    return dataclasses.replace(settings, image=user_path(settings.image))
 
 
 def _require_reference_configs(root: Path, model: str) -> None:
@@ -602,8 +605,10 @@ def _require_image_preprocessor(root: Path) -> None:
         )
     index = root / "model_index.json"
     try:
-        listed = "feature_extractor" in json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        entry = json.loads(index.read_text(encoding="utf-8")).get("feature_extractor")
+        # `[null, null]` is listed but loads nothing: the reference's first-frame reader would be None.
+        listed = isinstance(entry, list) and bool(entry) and entry[0] is not None
+    except (OSError, ValueError, AttributeError):
         return  # _require_reference_configs and diffusers' own load say what is wrong with the file
     if not listed:
         raise VerifyError(
@@ -899,11 +904,10 @@ class _Comparison:
 
             first_frame = {"image": load_image(str(s.image)), "prompt": None}
         pipeline = self.reference if self.reference_i2v is None else self.reference_i2v
-        image_path = contextlib.ExitStack()
-        if self.reference_i2v is not None:  # it runs the SigLIP tower (our text encoder's) on its device
-            image_path.enter_context(_encoder_on(self.ours.text_encoder, self.device))
-            image_path.enter_context(_image_embeds_in_dtype(pipeline.transformer))
-        with image_path:
+        with contextlib.ExitStack() as image_path:  # entered first: a context that fails to enter undoes the others
+            if self.reference_i2v is not None:  # it runs the SigLIP tower (our text encoder's) on its device
+                image_path.enter_context(_encoder_on(self.ours.text_encoder, self.device))
+                image_path.enter_context(_image_embeds_in_dtype(pipeline.transformer))
             video = pipeline(
                 **first_frame, prompt_embeds=e["pe"], negative_prompt_embeds=e["npe"], prompt_attention_mask=e["pm"],
                 negative_prompt_attention_mask=e["npm"], height=s.height, width=s.width, num_frames=s.frames,

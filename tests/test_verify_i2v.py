@@ -206,6 +206,19 @@ def test_a_first_frame_under_the_home_folder_given_with_a_tilde_is_read_by_both_
     assert f"first frame {first_frame}" in lines[0]
 
 
+def test_a_first_frame_in_a_folder_named_tilde_here_is_that_file_not_one_in_the_home_folder(
+    checkpoint, first_frame, tmp_path, capsys, monkeypatch
+):
+    # `./~/x.png` is what run reads: the folder named ~ in the working folder; a Path of it drops the `./`.
+    here = tmp_path / "here"
+    (here / "~").mkdir(parents=True)
+    shutil.copy(first_frame, here / "~" / first_frame.name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no such file there
+    monkeypatch.chdir(here)
+    code, lines, err = run_verify(capsys, "-m", str(checkpoint), "-i", f"./~/{first_frame.name}")
+    assert code == 0 and lines[-1] == "verdict: match", (lines, err)
+
+
 def test_image_to_video_in_float16_compares_instead_of_failing(checkpoint, first_frame, capsys):
     # The borrowed text encoder keeps bfloat16 in a float16 run; diffusers alone would give its float16 transformer
     # float16 image embeddings, as our pipeline casts them: the reference's image projection gets them so too.
@@ -232,6 +245,18 @@ def test_a_model_index_that_does_not_list_the_image_preprocessor_is_refused_befo
     root = shutil.copytree(checkpoint, tmp_path / "ckpt")
     index = json.loads((root / "model_index.json").read_text())
     del index["feature_extractor"]
+    (root / "model_index.json").write_text(json.dumps(index))
+    err = refusal(capsys, ["verify", "-m", str(root), "-i", str(first_frame), *SMALL])
+    assert "does not list feature_extractor" in err and "verify without -i" in err
+
+
+def test_a_model_index_that_lists_the_image_preprocessor_as_null_is_refused_before_anything_loads(
+    checkpoint, first_frame, tmp_path, capsys
+):
+    # `[null, null]`: listed, but diffusers then loads no preprocessor, and its first-frame reader would be None.
+    root = shutil.copytree(checkpoint, tmp_path / "ckpt")
+    index = json.loads((root / "model_index.json").read_text())
+    index["feature_extractor"] = [None, None]
     (root / "model_index.json").write_text(json.dumps(index))
     err = refusal(capsys, ["verify", "-m", str(root), "-i", str(first_frame), *SMALL])
     assert "does not list feature_extractor" in err and "verify without -i" in err
