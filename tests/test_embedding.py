@@ -85,7 +85,10 @@ def test_a_counter_in_a_png_name_is_also_told_the_frame_pattern(tmp_path):
     assert GenerationRequest("a fox", **TINY, output=pattern).resolve()[0].output == pattern  # and it is taken
 
 
-@pytest.mark.parametrize("name, ours", [("fox_{frame}.png", "fox_%03d.png"), ("fox_####.png", "fox_%04d.png")])
+@pytest.mark.parametrize(
+    "name, ours",
+    [("fox_{frame}.png", "fox_%03d.png"), ("fox_{frame:04d}.png", "fox_%04d.png"), ("fox_####.png", "fox_%04d.png")],
+)
 def test_another_tools_frame_number_in_a_png_name_is_told_ours_in_each_callers_words(
     shared_checkpoint, tmp_path, capsys, name, ours
 ):

@@ -217,10 +217,10 @@ def _check_not_full(parent: Path, audience: Audience) -> None:
 
 
 # Other tools' frame-number placeholders: Blender's, Nuke's and Houdini's `####` (one digit per #), Python's
-# `{:04d}` or `{}`, a script's `{frame}` (or `{frame_number}`, ...: a format string's field), C's `%04i`, and a shell
-# glob's `*` (how a folder of frames is listed, not named).
+# `{:04d}` or `{}`, a script's `{frame}` (or `{frame_number}`, `{frame:04d}`, ...: a format string's field), C's
+# `%04i`, and a shell glob's `*` (how a folder of frames is listed, not named).
 _FOREIGN_FRAME_NUMBER = re.compile(
-    r"#+|\{(?:frame(?:_?(?:number|num|index|idx))?|(?::0?(\d*)d?)?)\}|%(0?\d*)[iu]|\*", re.IGNORECASE
+    r"#+|\{(?:frame(?:_?(?:number|num|index|idx))?)?(?::0?(\d*)d?)?\}|%(0?\d*)[iu]|\*", re.IGNORECASE
 )
 
 
