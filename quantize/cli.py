@@ -323,8 +323,13 @@ def _hint(extras: list[str], typed: bool = False, known: Sequence[str] = ()) -> 
         meant = OTHER_TOOLS_FLAGS.get(word.split("=", 1)[0])
         if (lookalike := lookalike_hint(word, known)) is not None:  # `--type　Q4_K_M`, as motif-lite names it
             hints.append(lookalike)
-        elif previous and lookalike_hint(previous, known) and not {"=", "\u3000"} & set(previous):
-            continue  # the value of the look-alike flag before it (`－－type Q4_K_M`)
+        elif (
+            previous
+            and not word.startswith("-")
+            and lookalike_hint(previous, known)
+            and not {"=", "\u3000"} & set(previous)
+        ):
+            continue  # the value of the look-alike flag before it (`－－type Q4_K_M`); a flag after it is a flag
         elif meant is not None:
             hints.append(f"{word}: {meant}")
         elif previous in OTHER_TOOLS_FLAGS and previous not in FLAGS_WITHOUT_VALUE:  # the value of a flag above

@@ -338,6 +338,16 @@ def test_the_quantizer_names_a_lookalike_flag_as_motif_lite_does(capsys, typed, 
     assert "goes after --type" not in quantizer_said and "Q4_K_M SRC" not in quantizer_said, quantizer_said
 
 
+def test_a_flag_after_a_lookalike_flag_is_not_taken_for_its_value_by_the_quantizer(capsys):
+    # `－－force --outtype f16`: --outtype (llama.cpp's) lost its "here --type" hint, skipped as －－force's value.
+    from motif_lite.quantize.cli import main as quantize
+
+    with pytest.raises(SystemExit):
+        quantize(["SRC", "-o", "x.gguf", "－－force", "--outtype", "f16"])
+    quantizer_said = capsys.readouterr().err
+    assert "type --force" in quantizer_said and "--outtype:" in quantizer_said, quantizer_said
+
+
 @pytest.mark.parametrize("typed", [["－－steps", "4", "-p", "fox"], ["\u2014steps=4", "-p", "fox"]])
 def test_a_lookalike_run_flag_where_the_command_goes_gets_the_run_line(capsys, typed):
     # `--steps 4 -p fox` was told the command comes first; `－－steps 4 -p fox` got argparse's "invalid choice".
