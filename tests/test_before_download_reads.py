@@ -74,7 +74,14 @@ def located_configs(reads: Counter[str]) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("flags", [(), ("--vram", "8")], ids=["cpu", "cpu-with-budget"])
-def test_a_run_reads_the_configs_at_hand_once_before_its_download(configs_cached, json_reads, flags, capsys):
+def test_a_run_reads_the_configs_at_hand_once_before_its_download(
+    configs_cached, json_reads, flags, capsys, monkeypatch
+):
+    from motif_lite.runtime import cost
+
+    # A slow CPU, whatever this one measures: the tiny checkpoint's run is then long, and the question is asked
+    # (measured here, an idle machine found it short and asked nothing).
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype, *args, **kwargs: 1e6)
     args = run_args(*flags)
     once = one_locate(args, json_reads)
     assert str(configs_cached / "transformer/config.json") in once
