@@ -86,6 +86,16 @@ def make_folder_command(folder: str | os.PathLike) -> str:
     return f"mkdir {quoted(folder)}" if sys.platform == "win32" else f"mkdir -p {quoted(folder)}"
 
 
+def user_path_kept_here(value: str | os.PathLike) -> Path:
+    """`user_path`, with a path that pathlib would leave starting with `~` though `value` did not (`./~`, a file or
+    folder named ~ here: pathlib drops the `./`) made absolute, so that a later reader of it (`user_path` again)
+    does not take it for the home folder."""
+    path = user_path(value)
+    if not os.fspath(value).startswith("~") and str(path).startswith("~"):
+        return path.absolute()
+    return path
+
+
 def path_arg(text: str) -> str:
     """argparse's type of every flag (and argument) that takes a path: an empty or blank value is refused as the
     flags are read. Path('') is the current folder, so `--lora-dir "$DIR"` with DIR unset served every file of the

@@ -37,7 +37,7 @@ from motif_lite.cli.run_flags import (
     take_weight_flags,
 )
 from motif_lite.errors import MotifLiteError
-from motif_lite.paths import path_arg, user_path
+from motif_lite.paths import path_arg, user_path, user_path_kept_here
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
 from motif_lite.shell_syntax import variable_from_home_file
@@ -338,9 +338,7 @@ def lora_folder(value: str | None) -> Path | None:
     pathlib drops the `./`, and what is left would print as the home folder and be read again as it (`user_path`)."""
     if value is None:
         return None
-    folder = user_path(value)
-    if not value.startswith("~") and str(folder).startswith("~"):
-        folder = folder.absolute()
+    folder = user_path_kept_here(value)
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         raise MotifLiteError(f"--lora-dir {value} {what}: give it the folder of the LoRA files jobs may name")

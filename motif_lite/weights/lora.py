@@ -46,7 +46,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.errors import MotifLiteError, counted, shown
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES, file_kind, has_extension, starts_as_gguf
 from motif_lite.json_values import NotAJSONObject, is_finite_number, parse_json_object
-from motif_lite.paths import user_path
+from motif_lite.paths import user_path, user_path_kept_here
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.lora_values import split_strength
@@ -609,9 +609,7 @@ def _lora_file(given: str | os.PathLike) -> Path:
     `hf download` leave one) stands for that file. A leading `~` is the home folder, as in a shell (the Python API's
     paths); `./~` is a file or folder named `~` here, kept absolute: pathlib drops the `./`, and a later reader of
     the path (`user_path`) would take what is left for the home folder."""
-    path = user_path(given)
-    if not os.fspath(given).startswith("~") and str(path).startswith("~"):
-        path = path.absolute()
+    path = user_path_kept_here(given)
     if not path.is_dir():
         return path
     files = sorted(f for f in path.iterdir() if has_extension(f, ".safetensors") and f.is_file())
