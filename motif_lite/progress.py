@@ -83,6 +83,18 @@ class LogLines:
         print(text, file=stream, flush=True)
 
 
+def make_write_lock() -> None:
+    """Make tqdm's write lock now, before a stop can be raised where the program is (Ctrl-C's KeyboardInterrupt,
+    `Terminated` for a launcher's SIGTERM). tqdm makes it as its first bar starts or its first `tqdm.write` says a
+    line above the bars; where text goes to a log no tqdm bar starts (`LogLines`), and the first line said that way
+    is a warning, often the one said as a rank whose peer was killed stops ("nothing to save"), just as the launcher
+    stops it. A stop raised while tqdm made the lock left `tqdm.write`'s cleanup releasing a lock that was never set:
+    "AttributeError: type object 'tqdm' has no attribute '_lock'", a traceback in place of the quiet stop."""
+    from tqdm.std import tqdm  # the class tqdm.auto's bars and `tqdm.write` callers share the lock of
+
+    tqdm.get_lock()
+
+
 def shows_bars_in_place(stream: TextIO) -> bool:
     """Whether text written to `stream` shows a bar redrawn in place: a terminal, or a notebook's cell."""
     return _in_a_notebook() or _is_terminal(stream)

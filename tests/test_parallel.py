@@ -627,12 +627,25 @@ def test_a_gguf_variant_not_at_hand_is_planned_before_launch_at_its_estimated_si
 
 # What the tests below inject into the processes of a run (never into the package): each rank records its pid;
 # rank 1's all-to-all raises, hangs, or kills its process outright (SIGKILL, as the out-of-memory killer does).
+# With MOTIF_LITE_TEST_SLOW_LOCK, rank 0 makes tqdm's write lock slowly once rank 1's fault is injected: the
+# launcher's stop then lands while tqdm makes it, as it did by chance where making it took a moment on a busy machine.
 INJECT = """
 import os, signal, time
 rank, folder = os.environ.get("RANK"), os.environ.get("MOTIF_LITE_TEST_DIR")
 if rank is not None and folder:
     with open(os.path.join(folder, f"pid{rank}"), "w") as f:
         f.write(str(os.getpid()))
+    if rank == "0" and os.environ.get("MOTIF_LITE_TEST_SLOW_LOCK"):
+        from tqdm.std import TqdmDefaultWriteLock
+
+        make_lock = TqdmDefaultWriteLock.create_mp_lock
+
+        def slow_lock():
+            if os.path.exists(os.path.join(folder, "injected")):
+                time.sleep(60)  # until the launcher's stop (its SIGTERM) ends the sleep
+            make_lock()
+
+        TqdmDefaultWriteLock.create_mp_lock = staticmethod(slow_lock)
     if rank == "1" and os.environ.get("MOTIF_LITE_TEST_FAULT"):
         import torch.distributed as dist
 
@@ -655,14 +668,17 @@ if rank is not None and folder:
 
 
 def run_two_processes(
-    checkpoint: Path, tmp_path: Path, *extra: str, fault: str = "", interrupt: bool = False
+    checkpoint: Path, tmp_path: Path, *extra: str, fault: str = "", interrupt: bool = False, slow_lock: bool = False
 ) -> tuple[int, str, str, float]:
     """`motif-lite run --gpus 2 ...` in its own process group: (exit code, stdout, stderr, seconds from the
-    injected fault to the end). With `interrupt`, Ctrl-C (SIGINT to the group) once the fault is reached."""
+    injected fault to the end). With `interrupt`, Ctrl-C (SIGINT to the group) once the fault is reached; with
+    `slow_lock`, rank 0 makes tqdm's lock slowly after it (INJECT)."""
     (tmp_path / "inject").mkdir()
     (tmp_path / "inject" / "sitecustomize.py").write_text(INJECT)
     path = os.pathsep.join([str(tmp_path / "inject"), *filter(None, [os.environ.get("PYTHONPATH")])])
     env = {**os.environ, "PYTHONPATH": path, "MOTIF_LITE_TEST_DIR": str(tmp_path), "MOTIF_LITE_TEST_FAULT": fault}
+    if slow_lock:
+        env["MOTIF_LITE_TEST_SLOW_LOCK"] = "1"
     command = [sys.executable, "-m", "motif_lite", *cli_args(checkpoint, tmp_path / "out_%03d.png", "--gpus", "2")]
     process = subprocess.Popen(
         [*command, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -787,10 +803,13 @@ def test_a_file_one_machine_lacks_stops_every_rank_before_loading_naming_the_ran
     assert "at a path every machine can read" in ended[0][1] and not (tmp_path / "out.mp4").exists()
 
 
-def test_a_rank_killed_outright_is_named_and_every_rank_ends(checkpoint, tmp_path):
+@pytest.mark.parametrize("slow_lock", [False, True], ids=["as-it-comes", "stopped-as-tqdm-makes-its-lock"])
+def test_a_rank_killed_outright_is_named_and_every_rank_ends(checkpoint, tmp_path, slow_lock):
     # Rank 1 SIGKILLed mid-run (the out-of-memory killer): the launcher stops rank 0, whose peer vanished, and names
-    # rank 1, by its signal, with the exit status a shell gives a process SIGKILL stopped.
-    code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="kill")
+    # rank 1, by its signal, with the exit status a shell gives a process SIGKILL stopped. Rank 0's first warning
+    # line ("nothing to save") made tqdm's write lock; the launcher's SIGTERM landing as tqdm made it turned the
+    # stop into tqdm's "AttributeError: type object 'tqdm' has no attribute '_lock'": a traceback, "rank 0 failed".
+    code, _, err, seconds = run_two_processes(checkpoint, tmp_path, "--sp", "2", fault="kill", slow_lock=slow_lock)
     assert code == 128 + signal.SIGKILL and seconds < ENDS_PROMPTLY_SECONDS, err
     assert "error: rank 1 failed (stopped by SIGKILL), as the kernel's out-of-memory killer does" in err, err
     assert err.endswith("(dmesg says; a dry run adds up what they need); the other ranks were stopped\n"), err

@@ -31,6 +31,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.flag_spelling import ValueNamingParser, refuse_lookalike_positionals
 from motif_lite.launcher_variables import job_ranks, launcher_number_or_none, rank_prefix
 from motif_lite.paths import name_too_long
+from motif_lite.progress import make_write_lock
 from motif_lite.stopping import EXIT_INTERRUPTED, STOP_SIGNALS, Terminated, exit_with, signals_interrupt
 
 EXIT_USER_ERROR = 2
@@ -305,6 +306,7 @@ def _warnings_to_stderr() -> Iterator[None]:
     `warning: ...` lines above the progress bars, on one process or rank 0 of a torchrun job (its other ranks print
     logged errors only). Python's filters are unchanged (each warning still shows once per place); the display is
     put back after."""
+    make_write_lock()  # here, before `signals_interrupt`: a stop raised as tqdm makes it hid the stop (progress.py)
     logger = logging.getLogger("motif_lite")
     # The ranks other than 0 of a torchrun job print errors alone: they read the same files and run the same steps,
     # so rank 0 says each warning once where N processes said it N times.
