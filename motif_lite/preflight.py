@@ -223,7 +223,9 @@ def local_file_problems(
     root = at_hand.root if at_hand is not None else None
     problems: list[MotifLiteError] = []
     checks = [
-        lambda: check_loras_at_hand(loras, _known_transformer_config(at_hand, official)),
+        lambda: check_loras_at_hand(
+            loras, _known_transformer_config(at_hand, official), _packed_at_hand(at_hand, loras)
+        ),
         lambda: check_your_shapes(
             weights or {}, configs, official, gguf is not None, root, text_encoder_gguf is not None
         ),
@@ -234,6 +236,13 @@ def local_file_problems(
         except MotifLiteError as exc:
             problems.append(exc)
     return problems
+
+
+def _packed_at_hand(at_hand: ModelSources | None, loras: Sequence[LoRASpec]) -> frozenset[str]:
+    """The transformer weights known before a download to load packed (`sizes.packed_weight_names`): a GGUF file's
+    quantized tensors from its header, an official variant's from its recipe; none where nothing is at hand (or no
+    LoRA asks: a variant's are counted on a model built for it)."""
+    return frozenset() if at_hand is None or not loras else packed_weight_names(at_hand)
 
 
 def _known_transformer_config(at_hand: ModelSources | None, official: bool) -> TransformerConfig | None:
@@ -258,13 +267,16 @@ def loras_for_config(
     return [dataclasses.replace(lora, checked_for=config) for lora in read]
 
 
-def check_loras_at_hand(specs: Sequence[LoRASpec], config: TransformerConfig | None) -> None:
+def check_loras_at_hand(
+    specs: Sequence[LoRASpec], config: TransformerConfig | None, packed_weights: Collection[str] = ()
+) -> None:
     """The LoRA files read before the checkpoint is there (file headers and the LoRAs' small tensors): against the
     transformer `config` at hand (`local_file_problems`), or, where there is none (another model's config, not
     downloaded yet), the files alone (a readable safetensors LoRA, not another kind of adapter): their layers once
-    that config is there (`check_loras`). Raises `LoRAError`."""
+    that config is there (`check_loras`). `packed_weights`: the weights known to load packed (`_packed_at_hand`),
+    whose full difference is refused now. Raises `LoRAError`."""
     if config is not None:
-        loras_for_config(specs, config)
+        loras_for_config(specs, config, packed_weights)
         return
     for spec in specs:
         check_lora_file(spec)

@@ -1035,12 +1035,12 @@ def test_the_cpu_time_question_before_a_download_counts_the_lora_adapters_work(
     assert fake_hub.downloads == []
 
 
-def test_a_lora_the_gguf_refuses_still_gets_the_cpu_time_question_before_the_download(
-    checkpoint, fake_hub, slow_cpu, monkeypatch, tmp_path
+def test_a_lora_the_gguf_refuses_is_said_before_the_cpu_time_question_and_the_download(
+    checkpoint, fake_hub, slow_cpu, monkeypatch, tmp_path, capsys
 ):
-    # A .diff of a weight the GGUF will pack passes the LoRA check of the files at hand (which reads LoRAs without
-    # the packed names) and is refused when the time question counts the adapters' work: that question was skipped
-    # then, and the download started without asking. It is asked without the LoRA's work; the run names the LoRA.
+    # A .diff of a weight the GGUF will pack once passed the LoRA check of the files at hand (which read LoRAs
+    # without the packed names) and was refused when the time question counted the adapters' work: that question
+    # was skipped then, and the download started without asking. The check at hand knows the packed names now.
     import torch
 
     repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B"
@@ -1051,9 +1051,10 @@ def test_a_lora_the_gguf_refuses_still_gets_the_cpu_time_question_before_the_dow
     questions = answering(monkeypatch, "n")
     args = ["run", "--gguf", "Q4_K_M", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cpu"]
     args += ["-W", "128", "-H", "128", "--video-frames", "17", "--steps", "1000"]
-    assert cli.main(args) == cli.main([*args, "--lora", str(diff)]) == cli.EXIT_USER_ERROR
-    assert len(questions) == 2 and all("(downloading " in question for question in questions), questions
-    assert questions[0] == questions[1]  # without the refused LoRA's work
+    assert cli.main([*args, "--lora", str(diff)]) == cli.EXIT_USER_ERROR
+    assert questions == [] and "which this transformer holds quantized" in capsys.readouterr().err
+    assert cli.main(args) == cli.EXIT_USER_ERROR  # without it, the question (answered no)
+    assert len(questions) == 1 and "(downloading " in questions[0], questions
     assert fake_hub.downloads == []
 
 
@@ -1381,6 +1382,23 @@ def test_a_wrong_lora_file_is_said_before_the_checkpoint_downloads(empty_cache_r
     fits = lora_file(tmp_path / "style.safetensors", lora_of((1536, 1536)))
     code, err = empty_cache_run("--lora", str(fits))
     assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
+
+
+def test_a_full_difference_of_a_weight_the_gguf_packs_is_refused_before_the_download(
+    empty_cache_run, fake_hub, tmp_path
+):
+    # The LoRA check before a download read the files against a float model of the config, so a `.diff` of a
+    # weight the Q4_K_M file holds quantized passed it: the refusal came after the download, as the run loaded.
+    # The recipe's (or a GGUF file's) tensor table says which weights load packed without a byte of them.
+    import torch
+
+    layer = "diffusion_model.transformer_blocks.0.attn.to_q"
+    diff = lora_file(tmp_path / "diff.safetensors", {f"{layer}.diff": torch.zeros(1536, 1536, dtype=torch.float16)})
+    code, err = empty_cache_run("--gguf", "Q4_K_M", "--lora", str(diff))
+    assert code == cli.EXIT_USER_ERROR and "which this transformer holds quantized" in err, err
+    assert "downloading" not in err and fake_hub.downloads == []
+    code, err = empty_cache_run("--lora", str(diff))  # bf16 weights take it: the download starts
+    assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO], err
 
 
 def test_serves_wrong_lora_file_is_said_before_the_checkpoint_downloads(fake_hub, monkeypatch, tmp_path):
