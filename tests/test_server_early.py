@@ -4,11 +4,13 @@ download's 304 where the client already holds the file (If-None-Match)."""
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime
 import email.utils
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -371,3 +373,35 @@ def test_an_early_answer_before_a_long_chunked_body_closes_the_connection(keyed)
         assert closed_after_answer(sock)
     finally:
         sock.close()
+
+
+def test_a_stop_ends_the_lingering_close_after_an_early_answer_at_once(pipe, tmp_path):
+    # After an early answer the server reads and drops what the client goes on sending, for up to 2 s, before the
+    # connection ends (`CloseAfterUnreadBody.LINGER_SECONDS`): a stop (SIGTERM, Ctrl-C) waited for that, 2-3 s in
+    # all, before the process could exit. The connection ends anyway: a stop ends the lingering at once.
+    server = InProcessServer(pipe, tmp_path / "data", api_key="the-key")
+    with server:
+        first_part, _ = multipart({"prompt": PROMPT}, {})
+        sock = start_upload(server.port, "/v1/videos", 50 * MiB, first_part[:-40])
+        sending = threading.Event()
+
+        def keep_sending() -> None:  # well under the 128 MiB a lingering close reads: it would go on for 2 s
+            with contextlib.suppress(OSError):
+                while sending.is_set():
+                    sock.sendall(b"x" * 16 * 1024)
+                    time.sleep(0.01)
+
+        sender = threading.Thread(target=keep_sending, daemon=True)
+        try:
+            assert response_of(sock)[0] == 401  # the answer is out whole; its connection's end lingers
+            sending.set()
+            sender.start()
+            began = time.monotonic()
+            server.server.stop()
+            server.thread.join(timeout=30)
+            took = time.monotonic() - began
+        finally:
+            sending.clear()
+            sender.join(timeout=30)
+            sock.close()
+    assert took < 1.0, f"the stop took {took:.2f} s"

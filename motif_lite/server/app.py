@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -135,6 +136,7 @@ class ServerState:
     def __init__(self, config: ServerConfig, worker: Worker | None = None) -> None:
         self.config = config
         self.worker = worker
+        self.stopping = threading.Event()  # set when the server stops (`VideoServer.stop`, from any thread)
 
     def ready(self, worker: Worker, config: ServerConfig) -> None:
         self.config = config  # first: a request that sees the worker sees the config that goes with it
@@ -166,7 +168,8 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
         max_video_upload_bytes=config.max_video_upload_bytes,
     )
     app.add_middleware(InternalErrors)  # inside CORS: a page of another origin reads a bug's 500 too
-    app.add_middleware(CloseAfterUnreadBody)  # outside every answer given before the body was read
+    # Outside every answer given before the body was read; a stop ends its reading of the rest at once.
+    app.add_middleware(CloseAfterUnreadBody, stopping=state.stopping)
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

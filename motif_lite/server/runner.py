@@ -127,6 +127,7 @@ class VideoServer:
         """Stop the HTTP side, then the worker; `signum`: the stop signal that asked for it, if one did."""
         if signum is not None and self.stop_signal is None:
             self.stop_signal = signum
+        self.state.stopping.set()  # first: a connection's lingering close ends at once, not up to 2 s later
         self.http.should_exit = True
 
     def _run_http(self, sock: socket.socket, ended: threading.Event) -> None:

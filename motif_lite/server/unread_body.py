@@ -9,13 +9,14 @@ the client's next request. A longer one, a slower one, or one the client waits t
 not: the answer says `Connection: close`, and the connection ends after it, as after the 413 of `BodyLimit`. Before
 it ends, what the client goes on sending is read and dropped for up to two seconds (a lingering close): a client
 that sends its whole upload before it reads (Python's http.client) would otherwise find the connection reset, its
-answer lost, as the server closed with its upload unread. (A bug's 500 ends the connection anyway.)
+answer lost, as the server closed with its upload unread. (A bug's 500 ends the connection anyway.) A stop of the
+server (SIGTERM, Ctrl-C) ends that reading at once: the connection ends anyway, and the stop waited for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 from collections.abc import Awaitable, Callable
 
 Receive = Callable[[], Awaitable[dict]]
@@ -25,15 +26,17 @@ class CloseAfterUnreadBody:
     """ASGI middleware: a response that starts before its request's body has arrived whole reads up to `DRAIN_BYTES`
     more of it, for up to `DRAIN_SECONDS`; where the body is longer or slower (or awaits a `100 Continue`) the
     response gets `Connection: close`, and, but after a `100 Continue` withheld, its end waits while the rest of the
-    body is read and dropped, up to `LINGER_SECONDS` and `LINGER_BYTES`."""
+    body is read and dropped, up to `LINGER_SECONDS` and `LINGER_BYTES`. Both readings end at once once `stopping`
+    is set (the server stops: `VideoServer.stop`, from another thread)."""
 
     DRAIN_BYTES = 1024 * 1024  # a JSON create with its prompt and settings; an image upload is more
     DRAIN_SECONDS = 1.0  # a client that stalls part way through a short body gets its answer after this
     LINGER_SECONDS = 2.0  # enough for an upload on a fast network; a slow one still finds the connection reset
     LINGER_BYTES = 128 * 1024 * 1024  # more than the largest body `BodyLimit` lets through by default
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, stopping: threading.Event | None = None) -> None:
         self.app = app
+        self.stopping = threading.Event() if stopping is None else stopping  # None: never set
 
     async def __call__(self, scope: dict, receive: Receive, send) -> None:
         headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
@@ -63,24 +66,40 @@ class CloseAfterUnreadBody:
             if early and not waits_for_continue(headers, received):
                 too_long = declared.isdigit() and int(declared) - received > self.DRAIN_BYTES
                 if not too_long:
-                    await within(read_rest(self.DRAIN_BYTES), self.DRAIN_SECONDS)
+                    await within(read_rest(self.DRAIN_BYTES), self.DRAIN_SECONDS, self.stopping)
                 linger = not ended
             if early and not ended:
                 message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
             if linger and message["type"] == "http.response.body" and not message.get("more_body", False):
                 # The answer goes out whole now; the connection's end (the last, empty part) waits for the upload.
                 await send({**message, "more_body": True})
-                await within(read_rest(self.LINGER_BYTES), self.LINGER_SECONDS)
+                await within(read_rest(self.LINGER_BYTES), self.LINGER_SECONDS, self.stopping)
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         await self.app(scope, noting_receive, closing_send)
 
 
-async def within(reading: Awaitable[None], seconds: float) -> None:
-    """Awaits `reading` for up to `seconds`, then gives it up."""
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(reading, seconds)
+STOP_SEEN_WITHIN = 0.05  # seconds: how soon a reading sees a stop asked for by another thread
+
+
+async def within(reading: Awaitable[None], seconds: float, stopping: threading.Event) -> None:
+    """Awaits `reading` for up to `seconds`, then gives it up; gives it up at once where `stopping` is set. The event
+    is set by another thread (a signal's handler, not uvicorn's loop): it is looked at every `STOP_SEEN_WITHIN`."""
+    task = asyncio.ensure_future(reading)
+    deadline = asyncio.get_running_loop().time() + seconds
+    try:
+        while not task.done() and not stopping.is_set():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            await asyncio.wait({task}, timeout=min(left, STOP_SEEN_WITHIN))
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # its cancellation, not an error
+    if not task.cancelled():
+        task.result()  # what went wrong in the reading, raised here as `asyncio.wait_for` raised it
 
 
 def waits_for_continue(headers: dict, received: int) -> bool:
