@@ -501,3 +501,53 @@ def test_the_time_estimate_counts_the_work_of_the_adapters_beside_gguf_linears(c
     assert packed_adapter_macs(plain, check_loras([LoRASpec(lora, 0.8)], plain), dtype) == {}  # merged: free
     settings = resolve_settings(REQUEST, packed.configs, packed.transformer)
     assert run_flops(REQUEST, settings, packed.configs, macs) > run_flops(REQUEST, settings, packed.configs)
+
+
+def test_a_server_jobs_refusal_names_whether_the_adapters_weights_or_their_temporaries_do_not_fit(checkpoint):
+    # The refusal blamed the adapters' weights, and advised a lower rank, also where it was their temporaries (the
+    # update beside a layer's output, for every token of a call: as large at rank 1 as at rank 64) that had no room.
+    # A LoRA on the context's MLP, which takes every text token at once: its temporaries outweigh its weights.
+    from motif_lite.memory_advice import PlannedRun
+    from motif_lite.server.loras import check_loras_fit_plan
+    from motif_lite.server.schema import ApiError
+    from motif_lite.units import memory_size
+
+    root, gguf, _ = checkpoint
+    sources = locate_sources(root, gguf)
+    layer = "transformer_blocks.0.ff_context.net.0.proj"
+    lora = root.parent / "context-mlp.safetensors"
+    write_lora(lora, linear_shapes(build_model(sources.transformer.value)), [layer])
+    files = tuple(check_loras([LoRASpec(lora)], sources))
+    dtype = torch.float32
+
+    def run(budget: int, loras: tuple = ()) -> PlannedRun:
+        return PlannedRun(REQUEST, sources, dtype, "cpu", vram_gib=budget / GiB, loras=loras)
+
+    def denoise_peak(plan) -> int:
+        return next(s.peak_bytes for s in plan.stages if s.name == "denoise")
+
+    # A placement whose peak is its denoise stage (the text encoder off the device), which the adapters add to.
+    placement = run(denoise_peak(run(10**12, files).plan()), files).plan()
+    assert max(placement.stages, key=lambda s: s.peak_bytes).name == "denoise"
+    temporaries = adapter_temporary_bytes(
+        side_adapter_temporary_bytes(list(files), dtype), placement.video_tokens, placement.token_chunk, 1
+    )
+    weights = lora_bytes(lora, dtype)
+    assert temporaries > 10 * weights > 0
+
+    def refusal(budget: int) -> str:
+        planned = run(budget)
+        plan = planned.plan()
+        assert plan.ladder_index == placement.ladder_index
+        with pytest.raises(ApiError) as refused:
+            check_loras_fit_plan(list(files), planned, plan)
+        return refused.value.message
+
+    # A byte short of that placement with the LoRA: its weights fit, its temporaries do not.
+    said = refusal(denoise_peak(placement) - 1)
+    assert "the weights fit" in said and "the temporaries do not" in said and "a smaller --max-video" in said, said
+    assert f"{memory_size(weights)} of adapter weights" in said and f"{memory_size(temporaries)} of temp" in said
+    # Not a byte to spare without the LoRA: its weights do not fit, whatever room its temporaries had.
+    without = run(denoise_peak(placement) - 1).plan()
+    said = refusal(denoise_peak(without))
+    assert "no room for the adapter weights" in said and "fewer LoRAs or ones of lower rank" in said, said

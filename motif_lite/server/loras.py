@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import warnings
 from pathlib import Path
@@ -109,7 +110,6 @@ def check_loras_fit_plan(files: list[LoRAFile], planned: PlannedRun | None, plan
     the server's; it fits when the planner still picks that placement, or a faster one. No plan (None), or no
     files: nothing to check; on float weights the LoRAs merge and the plan is the same."""
     from motif_lite.errors import MotifLiteError
-    from motif_lite.units import memory_size
 
     if not files or planned is None or plan is None:
         return
@@ -125,13 +125,61 @@ def check_loras_fit_plan(files: list[LoRAFile], planned: PlannedRun | None, plan
     # are smaller than the server's own --lora ones (the loaded placement, which needs less, fits then too).
     if again is not None and (again.ladder_index < plan.ladder_index or _placement(again) == _placement(plan)):
         return
+    _refuse(_no_room(with_files, plan))
+
+
+def _no_room(with_files: PlannedRun, plan: Plan) -> str:
+    """Why the loaded `plan` has no room for the LoRAs of `with_files`, naming what does not fit with the advice that
+    helps it: their adapters' weights, kept beside the packed layers for the whole run (fewer LoRAs or a lower rank
+    makes them smaller), or the temporaries their updates keep beside a layer's output as it runs, which grow with
+    the tokens a layer takes at once, not with the rank (a smaller video, or a plan in smaller token pieces, makes
+    them smaller). The temporaries are to blame where a plan made again with room for just them (the budget raised
+    by what the plan counts for them) keeps the loaded placement, or a faster one."""
+    from motif_lite.runtime.planner import TOKEN_CHUNKS
+    from motif_lite.units import memory_size
+
+    weights, temporaries = _adapter_bytes(with_files), _temporary_bytes(with_files, plan)
     video = f"{plan.width}x{plan.height}x{plan.frames}"
-    _refuse(
-        f"these LoRAs keep {memory_size(_adapter_bytes(with_files))} of adapters beside the transformer's packed "
-        f"layers, which the memory plan this server loaded with (a budget of {memory_size(plan.budget_bytes or 0)} "
-        f"for a {video} video) has no room for; ask for fewer LoRAs or ones of lower rank, or restart the server "
-        "with a smaller --max-video or a larger --vram"
+    budget = memory_size(plan.budget_bytes or 0)
+    loaded = f"the memory plan this server loaded with (a budget of {budget} for a {video} video)"
+    figures = (
+        f"these LoRAs keep {memory_size(weights)} of adapter weights beside the transformer's packed layers, and "
+        f"their updates need {memory_size(temporaries)} of temporaries as the largest layer runs"
     )
+    if not _fits_without_temporaries(with_files, plan, temporaries):
+        return (
+            f"{figures}; {loaded} has no room for the adapter weights: ask for fewer LoRAs or ones of lower rank, or "
+            "restart the server with a larger --vram or a smaller --max-video"
+        )
+    pieces = "" if plan.token_chunk is not None and plan.token_chunk <= min(TOKEN_CHUNKS) else (
+        ", or a smaller --vram, whose plan runs the tokens in smaller pieces"
+    )  # fmt: skip
+    return (
+        f"{figures}; the weights fit {loaded}, the temporaries do not: they grow with the tokens a layer takes at "
+        "once, not with the rank, so fewer LoRAs or a lower rank frees little of them; restart the server with a "
+        f"smaller --max-video{pieces}"
+    )
+
+
+def _fits_without_temporaries(with_files: PlannedRun, plan: Plan, temporaries: int) -> bool:
+    """Whether the adapters' weights alone fit `plan`'s budget at its placement: planned again with the budget raised
+    by what the planner counts for the `temporaries` (in the denoise stage only), the loaded placement (with as many
+    rows per forward) or a faster one is picked, and the stages without them (encode, decode) fit the budget as it
+    is."""
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.runtime.planner import ESTIMATE_MARGIN
+
+    budget = plan.budget_bytes or 0
+    room = math.ceil(temporaries * ESTIMATE_MARGIN)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            roomier = with_files.plan(vram_gib=(budget + room) / 2**30)
+    except MotifLiteError:
+        return False
+    others = (stage.peak_bytes for stage in roomier.stages if stage.name != "denoise")
+    same = roomier.ladder_index == plan.ladder_index and roomier.cfg_batch >= plan.cfg_batch
+    return (roomier.ladder_index < plan.ladder_index or same) and all(peak <= budget for peak in others)
 
 
 def _placement(plan: Plan) -> tuple[object, ...]:
@@ -146,7 +194,29 @@ def _adapter_bytes(planned: PlannedRun) -> int:
     """The bytes the planner counts for `planned`'s LoRA adapters (in the run's dtype, packed layers only)."""
     from motif_lite.weights.lora_apply import side_adapter_bytes
 
-    return sum(sum(pair) for pair in side_adapter_bytes(list(planned.loras), planned.dtype).values())
+    packed = _packed_modules(planned)
+    adapters = side_adapter_bytes(list(planned.loras), planned.dtype)
+    return sum(sum(tensors) for module, tensors in adapters.items() if module in packed)
+
+
+def _temporary_bytes(planned: PlannedRun, plan: Plan) -> int:
+    """The bytes the planner counts for the temporaries of `planned`'s LoRA adapters beside packed layers at `plan`'s
+    placement: the largest layer's, at the rows its calls take (`activation_memory.adapter_temporary_bytes`)."""
+    from motif_lite.runtime.activation_memory import adapter_temporary_bytes
+    from motif_lite.weights.lora_apply import side_adapter_temporary_bytes
+
+    packed = _packed_modules(planned)
+    per_token = side_adapter_temporary_bytes(list(planned.loras), planned.dtype)
+    token_bytes = {module: n for module, n in per_token.items() if module in packed}
+    tokens = math.ceil(plan.video_tokens / planned.sequence_parallel)  # one rank's share, as the planner counts
+    return adapter_temporary_bytes(token_bytes, tokens, plan.token_chunk, plan.cfg_batch, plan.image_tokens)
+
+
+def _packed_modules(planned: PlannedRun) -> set[str]:
+    """The transformer's linears whose weights load packed (a LoRA on a float one merges: nothing beside it)."""
+    from motif_lite.sizes import packed_weight_names
+
+    return {name.removesuffix(".weight") for name in packed_weight_names(planned.sources)}
 
 
 def without_folder(message: str, folder: Path) -> str:
