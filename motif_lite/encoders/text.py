@@ -70,6 +70,22 @@ class TextEncoder:
         # copy, and `offload` drops that copy instead of copying the weights back into fresh host memory.
         self._homes = _cpu_homes(self.model)
 
+    def __getstate__(self) -> dict:
+        """What copy.deepcopy and pickle copy: the weights once. Outside a visit to a device each home is the
+        parameter's or buffer's own memory, but a copy copies them apart (a Parameter is copied with its data
+        cloned; pickle writes each tensor's memory on its own): the copy would hold every weight twice until its
+        first `offload`, and that would put back the weights as they were copied. Such homes are taken again from
+        the copy's own tensors (`__setstate__`)."""
+        state = dict(self.__dict__)
+        if self._homes is not None and all(_is_in_place(home) for home in self._homes):
+            state["_homes"] = _HOMES_IN_PLACE
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if isinstance(self._homes, str):  # `_HOMES_IN_PLACE`
+            self._homes = _cpu_homes(self.model)
+
     @property
     def can_encode_images(self) -> bool:
         return self.image_processor is not None or self.feature_extractor_dir is not None
@@ -177,6 +193,24 @@ def _cpu_homes(model: torch.nn.Module) -> list[_Home] | None:
         homes += [(module, name, True, t.data) for name, t in module.named_parameters(recurse=False)]
         homes += [(module, name, False, t.data) for name, t in module.named_buffers(recurse=False)]
     return homes if all(home.device.type == "cpu" for *_, home in homes) else None
+
+
+# A copy's homes are its tensors' own memory (`TextEncoder.__getstate__`).
+_HOMES_IN_PLACE = "each parameter's and buffer's own tensor"
+
+
+def _is_in_place(home: _Home) -> bool:
+    """Whether the home is the tensor its module holds now (the same memory, shape and strides)."""
+    module, name, _, loaded = home
+    now = getattr(module, name)
+    return (
+        now is not None
+        and now.device == loaded.device
+        and now.dtype == loaded.dtype
+        and now.data_ptr() == loaded.data_ptr()
+        and now.shape == loaded.shape
+        and now.stride() == loaded.stride()
+    )
 
 
 def _restore_homes(homes: list[_Home]) -> None:

@@ -117,6 +117,12 @@ class KeptEncodings:
         self._image: KeptImage | None = None
         self._image_encoded_by: tuple[weakref.ref, weakref.ref] | None = None  # the text encoder and the VAE
 
+    def __reduce__(self) -> tuple:
+        """copy.deepcopy and pickle: an empty `KeptEncodings`. What is kept is a cache of encodings by the encoders
+        that made them, known by weak reference (which pickle cannot write); the copy's encoders are other objects
+        (copies), so nothing kept here could be told to be theirs, and the copy encodes again: the same bits."""
+        return (KeptEncodings, ())
+
     def has_text(self, text: str, encoder: TextEncoder) -> bool:
         """Whether `encoder`'s encoding of `text` is kept."""
         return text in self._texts_of(encoder)

@@ -326,6 +326,18 @@ class MotifVideoPipeline:
         # Held by the `generate` or `set_loras` that runs (`_one_call_at_a_time`).
         self._calls = _CallGuard()
 
+    def __getstate__(self) -> dict:
+        """What copy.deepcopy and pickle copy (a host's state: Gradio's gr.State, multiprocessing's spawn, Ray,
+        joblib): everything but the caches a run leaves, which the copy builds again on its next run, to the same
+        bits. The preview's latent -> RGB fit is dropped with the weak reference to the VAE it was fitted to (which
+        pickle cannot write, and the copy's VAE is another object); the kept encodings empty themselves
+        (`KeptEncodings.__reduce__`), and the call guard comes fresh (`_CallGuard.__reduce__`). The pipeline itself
+        is left as it was. A shallow copy (copy.copy) shares the rest, the kept encodings and the guard included,
+        and fits its own preview again."""
+        state = dict(self.__dict__)
+        state["preview_projection"], state["_preview_fitted_to"] = None, None
+        return state
+
     @property
     def transformer(self) -> MotifVideoTransformer | None:
         """The transformer; None after a failed `set_loras`, until one succeeds."""
