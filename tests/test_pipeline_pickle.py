@@ -126,3 +126,13 @@ def test_a_copy_holds_its_text_encoders_weights_once_and_runs_them_as_they_are(p
     assert not torch.equal(mine, theirs)
     assert torch.equal(mine, twin.text_encoder.encode(["a fox"])[0].to(mine.dtype))
     assert torch.equal(theirs, pipe.text_encoder.encode(["a fox"])[0].to(theirs.dtype))
+
+
+def test_a_pipeline_with_int8_attention_where_it_falls_back_is_pickled(shared_checkpoint, tmp_path):
+    # Where the 8-bit kernel cannot run (the torch kernels, the CPU), its stand-in was a closure, which pickle cannot
+    # write: a pipeline loaded with attention="int8" was a pickling error, before or after its runs.
+    pipe = load_pipeline(shared_checkpoint[0], dtype="bf16", device="cpu", kernels="torch", attention="int8")
+    _run(pipe, tmp_path, "text", None)
+    twin = _pickled(pipe)
+    assert twin.attention_used() == pipe.attention_used() != "int8"  # it fell back, and the copy says so too
+    assert torch.equal(_run(twin, tmp_path, "twin", None)[0], _run(pipe, tmp_path, "again", None)[0])

@@ -367,11 +367,15 @@ def triton_ops(strict: bool = False) -> Ops:
     )
 
 
-def _int8_unavailable(reason: str) -> Callable[..., torch.Tensor]:
-    def kernel(*args, **kwargs) -> torch.Tensor:
-        raise KernelBackendError(reason)
+@dataclass(frozen=True)
+class _Int8Unavailable:
+    """The int8 kernel where it cannot run: each call raises `reason`, for `FallbackOp` to fall back on. A class
+    rather than a closure: a pipeline holding it is pickled (multiprocessing's spawn, Ray, joblib)."""
 
-    return kernel
+    reason: str
+
+    def __call__(self, *args: object, **kwargs: object) -> torch.Tensor:
+        raise KernelBackendError(self.reason)
 
 
 def int8_attention_op(
@@ -381,7 +385,7 @@ def int8_attention_op(
     with exact attention as its reference: one op, so a fallback (CPU tensors, the torch backend, a GPU below
     compute capability 8.0) warns once for the whole model. `why_not`: why Triton is off, when `triton_on` is
     False."""
-    kernel = _int8_unavailable(f"int8 attention is a Triton kernel and {why_not}")
+    kernel = _Int8Unavailable(f"int8 attention is a Triton kernel and {why_not}")
     if triton_on:
         from motif_lite.kernels.attention_int8 import int8_attention as kernel
     return FallbackOp(INT8_ATTENTION, kernel, block_sparse_attention_torch, strict=strict)
