@@ -132,7 +132,8 @@ def test_a_pipeline_with_int8_attention_where_it_falls_back_is_pickled(shared_ch
     # Where the 8-bit kernel cannot run (the torch kernels, the CPU), its stand-in was a closure, which pickle cannot
     # write: a pipeline loaded with attention="int8" was a pickling error, before or after its runs.
     pipe = load_pipeline(shared_checkpoint[0], dtype="bf16", device="cpu", kernels="torch", attention="int8")
-    _run(pipe, tmp_path, "text", None)
+    with pytest.warns(RuntimeWarning, match="int8 attention falls back"):
+        _run(pipe, tmp_path, "text", None)
     twin = _pickled(pipe)
     assert twin.attention_used() == pipe.attention_used() != "int8"  # it fell back, and the copy says so too
     assert torch.equal(_run(twin, tmp_path, "twin", None)[0], _run(pipe, tmp_path, "again", None)[0])
