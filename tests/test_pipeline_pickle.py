@@ -128,6 +128,7 @@ def test_a_copy_holds_its_text_encoders_weights_once_and_runs_them_as_they_are(p
     assert torch.equal(theirs, pipe.text_encoder.encode(["a fox"])[0].to(theirs.dtype))
 
 
+@pytest.mark.filterwarnings("ignore:motif-lite. Triton int8 attention falls back:RuntimeWarning")  # each run's
 def test_a_pipeline_with_int8_attention_where_it_falls_back_is_pickled(shared_checkpoint, tmp_path):
     # Where the 8-bit kernel cannot run (the torch kernels, the CPU), its stand-in was a closure, which pickle cannot
     # write: a pipeline loaded with attention="int8" was a pickling error, before or after its runs.
