@@ -237,6 +237,46 @@ def test_the_line_advised_for_a_wide_space_after_a_short_flag_gives_the_value_as
     assert getattr(args, dest) == value and extras == [], advised
 
 
+@pytest.mark.parametrize(
+    "typed, dest, value",
+    [
+        (["-p\u3000", "a fox's den"], "prompt", "a fox's den"),
+        (["-p", "fox", "--output\u3000", "my video.mp4"], "output", "my video.mp4"),
+        (["-p", "fox", "--seed\u3000", "-3"], "seed", -3),
+        (["-p", "fox", "--dry-run\u3000"], "dry_run", True),
+    ],
+)
+def test_a_flag_that_ends_at_a_wide_space_is_advised_with_the_next_word_for_its_value(capsys, typed, dest, value):
+    # `-p　 "fox"` (the input method's U+3000, then a space): the shell gives `-p　` and `fox`, and the advice was
+    # `type -p ''`, an empty prompt; a switch was advised `--dry-run ''`.
+    import shlex
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", *typed])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "U+3000 (ideographic space)" in err, err
+    advised = re.search(r": type (.*)$", err).group(1)
+    words = [word for word in typed if "\u3000" not in word and word not in shlex.split(advised)]
+    args, extras = cli.build_parser().parse_known_args(["run", *words, *shlex.split(advised)])
+    assert getattr(args, dest) == value and extras == [], advised
+
+
+def test_a_flag_that_ends_at_a_wide_space_with_no_value_after_it_is_advised_with_the_value_s_name(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p\u3000"])
+    assert capsys.readouterr().err.strip().endswith(": type -p PROMPT")
+
+
+def test_a_wide_space_ended_flag_before_the_command_is_advised_with_its_value(capsys):
+    # `motif-lite -p　 "a fox" --steps 4`: was "did you mean motif-lite run -p '' 'a fox' --steps 4".
+    import shlex
+
+    assert cli.main(["-p\u3000", "a fox", "--steps", "4"]) == cli.EXIT_USER_ERROR
+    advised = re.search(r"did you mean motif-lite (.*)$", capsys.readouterr().err.strip()).group(1)
+    args, extras = cli.build_parser().parse_known_args(shlex.split(advised))
+    assert (args.prompt, args.steps, extras) == ("a fox", 4, []), advised
+
+
 def test_a_value_that_starts_with_a_wide_space_as_a_word_of_its_own_is_kept():
     args, _ = cli.build_parser().parse_known_args(["run", "-p", "\u3000fox"])
     assert args.prompt == "\u3000fox"

@@ -136,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hint is not None:
         print(hint, file=sys.stderr)
         return EXIT_USER_ERROR
+    if wide := command_hints.wide_space_before_value(argv, parser):  # before argparse's own look-alike advice
+        command_hints.subcommands(parser)[argv[0]].error(wide)
     args, extras = parser.parse_known_args(argv)
     args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     run_inputs.refuse_seconds(getattr(args, "command_parser", parser), args)

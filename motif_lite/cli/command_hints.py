@@ -13,6 +13,11 @@ from collections.abc import Sequence
 from motif_lite import flag_spelling
 from motif_lite.choices import LATENTS_SUFFIX
 from motif_lite.cli.run_flags import run_only_parser
+from motif_lite.shell_syntax import posix_quoted
+
+# The ideographic space, which a Japanese, Chinese or Korean input method in full-width mode types for the space bar:
+# the shell does not split words at it.
+IDEOGRAPHIC_SPACE = "\u3000"
 
 # Commands people type that motif-lite names otherwise, or has as a program of its own (stable-diffusion.cpp's
 # `-M convert`, llama.cpp's llama-quantize): what to type instead.
@@ -118,11 +123,50 @@ def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str
         return None
     if flag in run_flags:
         return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
-    lookalike = flag_spelling.lookalike_flag(argv[0], run_flags)
-    if lookalike is None:
+    found = lookalike_with_value(argv, 0, subcommands(parser)["run"])
+    if found is None:
         return None
-    line = " ".join(["run", lookalike.typed, *([shlex.join(argv[1:])] if argv[1:] else [])])
+    lookalike, used = found
+    line = " ".join(["run", lookalike.typed, *([shlex.join(argv[used:])] if argv[used:] else [])])
     return f"motif-lite: error: the command comes first, and {lookalike.said}: did you mean motif-lite {line}"
+
+
+def wide_space_before_value(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
+    """The error line's message for the first flag of a subcommand's words (`run -p　 fox`) that ends at an
+    ideographic space, as `lookalike_with_value` advises it; else None. Only the words before `--` are flags."""
+    commands = subcommands(parser)
+    if not argv or argv[0] not in commands:
+        return None
+    words = list(argv[1 : argv.index("--")] if "--" in argv else argv[1:])
+    for index, word in enumerate(words):
+        if word.endswith(IDEOGRAPHIC_SPACE) and (found := lookalike_with_value(words, index, commands[argv[0]])):
+            return f"{found[0].said}: type {found[0].typed}"
+    return None
+
+
+def lookalike_with_value(
+    words: Sequence[str], index: int, parser: argparse.ArgumentParser
+) -> tuple[flag_spelling.Lookalike, int] | None:
+    """`flag_spelling.lookalike_flag` for `words[index]` (a flag of `parser`), and the index of the first word its
+    advice leaves out. A word that ends at its ideographic space (`-p　`, then `fox`: the input method typed U+3000
+    where the space goes, and the user a space after it) has its value in the next word, which lookalike_flag does
+    not see: it advised `-p ''`. Here the advice takes that word for the value, as the flag typed in ASCII would;
+    a switch takes none (`--dry-run`, not `--dry-run ''`), and a flag followed by no value is shown with the
+    value's name (`-p PROMPT`)."""
+    found = flag_spelling.lookalike_flag(words[index], flag_spelling.option_strings(parser))
+    if found is None:
+        return None
+    typed = shlex.split(found.typed)  # what lookalike_flag advises: the flag, and the value it found in the word
+    if typed[1:] != [""]:  # a value in the word (`-p　fox`), or no wide space at all (`－－steps`)
+        return found, index + 1
+    flag = typed[0]
+    action = parser._option_string_actions.get(flag.partition("=")[0])  # argparse keeps no public map
+    following = words[index + 1] if index + 1 < len(words) else None
+    if action is None or action.nargs == 0:
+        return found._replace(typed=posix_quoted(flag)), index + 1
+    if following is None or (following.startswith("-") and not flag_spelling.is_number(following)):
+        return found._replace(typed=f"{posix_quoted(flag)} {flag_spelling.value_name(action)}"), index + 1
+    return found._replace(typed=f"{posix_quoted(flag)} {posix_quoted(following)}"), index + 2
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
