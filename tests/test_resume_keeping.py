@@ -104,6 +104,33 @@ def test_the_state_of_another_output_in_the_cache_is_kept_and_this_runs_is_found
     assert earlier_runs([SimpleNamespace(output=third)]) == []
 
 
+def test_the_state_in_the_cache_is_found_for_another_spelling_of_its_output(out, cache, tmp_path, monkeypatch):
+    # The file stores the output resolved to an absolute path; a run given it through a symlinked folder, or with
+    # `..` in it, was told of no earlier run: the two were compared made absolute, not resolved.
+    cache.mkdir(parents=True)
+    save_latents(stopped_state(out / "fox.mp4", done=3), cache / "fox.latents.safetensors")
+    (tmp_path / "link").symlink_to(out, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    for spelled in (tmp_path / "link" / "fox.mp4", Path("videos/../videos/fox.mp4"), Path("link/../videos/fox.mp4")):
+        assert kept_anywhere(spelled.with_name("fox.latents.safetensors"), spelled), spelled
+    # `..` after a link goes up from the link's target, as the file system takes it: here that is another file.
+    (out / "deeper").mkdir()
+    (tmp_path / "down").symlink_to(out / "deeper", target_is_directory=True)
+    elsewhere = Path("down/../../fox.mp4")  # out/deeper/../../fox.mp4: tmp_path/fox.mp4
+    assert not kept_anywhere(elsewhere.with_name("fox.latents.safetensors"), elsewhere)
+
+
+def test_two_spellings_of_one_output_are_the_same_output(tmp_path, monkeypatch):
+    from motif_lite.request.output_names import same_output
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    assert same_output("link/fox_{seed}.mp4", tmp_path / "real" / "fox_{seed}.mp4")  # neither written yet
+    assert same_output("fox.mp4", "a/../fox.mp4") and same_output("./fox.mp4", tmp_path / "fox.mp4")
+    assert not same_output("link/../fox.mp4", "real/fox.mp4") and not same_output("fox.mp4", "real/fox.mp4")
+
+
 def test_a_batchs_notes_list_the_fallback_folder_once(out, cache, monkeypatch):
     # `run -b 10000` searched the fallback folder with a glob per output before its first question (seconds before
     # the CPU run's refusal): the folder is listed once for the whole batch, and each output's state is still found

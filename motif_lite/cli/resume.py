@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from motif_lite.cli.settings_from import Recalled
 from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest, run_dest
+from motif_lite.request.output_names import same_output
 from motif_lite.shell_syntax import posix_quoted
 from motif_lite.weights.lora_values import split_strength
 
@@ -289,7 +290,7 @@ def _earlier_run(path: Path, output: Path | None = None) -> SavedLatents | None:
         saved = read_latents(path) if path.is_file() else None
     except LatentsFileError:
         return None
-    if saved is None or (output is not None and saved.output != output.absolute()):
+    if saved is None or (output is not None and not same_output(saved.output, output)):
         return None
     return saved
 

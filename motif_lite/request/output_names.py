@@ -80,8 +80,11 @@ def check_no_placeholder(output: object, taken_output: str | Path | None = None,
 
 
 def same_output(a: str | Path, b: str | Path) -> bool:
-    """Whether two spellings of an output name one file (`./fox.mp4`, a relative and an absolute path)."""
-    return user_path(a).absolute() == user_path(b).absolute()
+    """Whether two spellings of an output name one file: `./fox.mp4` and its absolute path, `a/../fox.mp4`, a
+    path through a symlinked folder. Resolved, not only made absolute: `resolve` follows the links of the part of
+    the path that exists and reads each `..` after them as the file system does, so a file not written yet
+    compares right too (`link/../fox.mp4` is beside the link's target, not beside the link)."""
+    return user_path(a).resolve() == user_path(b).resolve()
 
 
 def _as_f_string(text: str) -> str:
