@@ -73,8 +73,9 @@ def composition_notes(text: str, label: str) -> list[str]:
     some input methods give. The tokenizer does not compose them (nor does diffusers' pipeline), so the text encoder
     reads other tokens than for the same words typed composed, and the video differs. The prompt is not rewritten:
     the note says how. Compatibility characters that NFC maps one for one (a hanja's compatibility ideograph) are
-    not told: no shorter form, no note."""
-    if len(unicodedata.normalize("NFC", text)) == len(text):
+    not told: they are typed as one character, and are nothing decomposed. One note for the whole text, however
+    many such characters it holds."""
+    if not _has_decomposed_characters(text):
         return []
     return [
         f"the {label} has decomposed characters (Unicode NFD, as macOS file names give: Hangul as separate letters, "
@@ -82,6 +83,17 @@ def composition_notes(text: str, label: str) -> list[str]:
         f"typed composed (NFC): the video differs from that {label}'s; to match it, convert the {label} to NFC "
         "(uconv -x any-nfc, or Python's unicodedata.normalize('NFC', text))"
     ]
+
+
+def _has_decomposed_characters(text: str) -> bool:
+    """Whether NFC composes or reorders characters of `text` across character boundaries: a letter and the marks
+    after it (`e` + U+0301), Hangul's letters, marks out of their canonical order. Comparing lengths missed a text
+    whose NFC form is as long (one of its characters NFC writes as two, U+0344), and `is_normalized` alone also
+    holds a compatibility ideograph, which NFC maps by itself: each character normalized alone keeps those maps,
+    and differs from the whole text normalized only where characters combine."""
+    if unicodedata.is_normalized("NFC", text):
+        return False
+    return unicodedata.normalize("NFC", text) != "".join(unicodedata.normalize("NFC", char) for char in text)
 
 
 # Other tools' prompt syntax, which the text encoder reads as plain text here (as in diffusers' pipeline):

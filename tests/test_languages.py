@@ -123,6 +123,33 @@ def test_a_decomposed_prompt_is_noted_as_read_otherwise_than_typed(tmp_path, tok
 
 
 @pytest.mark.parametrize(
+    "prompt",
+    [
+        "cafe\u0301 \ufb2a",  # an accent as a mark, and a Hebrew letter NFC writes as two: NFC is as long
+        "q\u0307\u0323 fox",  # marks out of their canonical order: NFC reorders them, as long again
+        "붉은 " + unicodedata.normalize("NFD", "여우") + " \uf900 \ufb2a",  # composed and decomposed Hangul
+    ],
+)
+def test_a_decomposed_prompt_whose_composed_form_is_as_long_is_noted_once(tmp_path, tokenizer, prompt):
+    # The note was decided by comparing the lengths of the prompt and its NFC form: these were not told.
+    composed = unicodedata.normalize("NFC", prompt)
+    assert reference_tokens(tokenizer, prompt) != reference_tokens(tokenizer, composed)  # what the note says
+    notes = GenerationRequest(prompt=prompt, output=tmp_path / "fox.mp4").resolve()[1]
+    assert len([note for note in notes if "decomposed characters" in note]) == 1, notes
+    assert not [note for note in GenerationRequest(prompt=composed, output=tmp_path / "fox.mp4").resolve()[1]
+                if "decomposed characters" in note]  # fmt: skip
+
+
+def test_characters_nfc_maps_one_for_one_are_not_noted_as_decomposed(tmp_path):
+    # A compatibility ideograph and a Hebrew presentation form are one character as typed: NFC writes them otherwise
+    # (so the text is not NFC), but nothing in them is decomposed.
+    for prompt in ("\uf900 a fox", "\ufb2a a fox"):
+        assert not unicodedata.is_normalized("NFC", prompt)
+        notes = GenerationRequest(prompt=prompt, output=tmp_path / "fox.mp4").resolve()[1]
+        assert not [note for note in notes if "decomposed characters" in note], notes
+
+
+@pytest.mark.parametrize(
     "typed, hint",
     [
         (["－－steps", "4"], "(－－steps: it holds U+FF0D (fullwidth hyphen-minus) where --steps wants a plain '-'"),
