@@ -305,6 +305,25 @@ def test_another_tools_frame_number_is_told_ours(tmp_path, name, placeholder, ou
         assert check_output_path(tmp_path / name, 1)
 
 
+@pytest.mark.parametrize("pattern", ["%5d", "%3d", "%12d"])
+def test_a_space_padded_frame_number_is_refused_with_ffmpegs_meaning_of_it(tmp_path, pattern):
+    # `-o f_%5d.png` wrote 'f_    0.png', ...: Python's % pads with spaces, ffmpeg's image names with zeros, so
+    # `ffmpeg -i f_%5d.png` read none of them. The name advised is the one ffmpeg gives the same pattern.
+    with pytest.raises(MotifLiteError) as refused:
+        check_output_path(tmp_path / f"f_{pattern}.png", 9)
+    advised = Path(re.search(r"for zeros give -o (\S+)", str(refused.value)).group(1))
+    assert f"pads the frame number with spaces ({pattern}:" in str(refused.value) and not list(tmp_path.iterdir())
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=red:s=16x16"]
+    subprocess.run([*ffmpeg, "-frames:v", "3", "-start_number", "0", str(tmp_path / f"f_{pattern}.png")], check=True)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [advised.name % i for i in range(3)]
+    assert check_output_path(advised, 9)
+
+
+@pytest.mark.parametrize("name", ["f_%d.png", "f_%1d.png", "f_%05d.png"])
+def test_a_frame_number_of_no_padding_or_zeros_is_taken(tmp_path, name):
+    assert check_output_path(tmp_path / name, 9)
+
+
 @pytest.mark.parametrize(
     ("typed", "message"),
     [

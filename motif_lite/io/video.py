@@ -167,6 +167,7 @@ def check_output_path(
     if suffix not in VIDEO_EXTENSIONS:
         raise MotifLiteError(f"unsupported output format {suffix!r} for {path}; {_instead_of(path)}")
     _check_frame_pattern(path, frames, frames_chosen)
+    _check_no_space_padding(path, audience)
     _check_output_folder(path.parent, audience)
     if suffix in _FFMPEG:  # else a missing ffmpeg shows only once the video is made
         find_ffmpeg()
@@ -193,6 +194,22 @@ def _check_frame_pattern(path: Path, frames: int | None, frames_chosen: bool) ->
         )
     if suffix != ".png" and patterns:
         raise MotifLiteError(f"frame-number patterns are only for .png sequences, got {path.name!r}")
+
+
+def _check_no_space_padding(path: Path, audience: Audience) -> None:
+    """Refuse a PNG sequence's pattern that pads with spaces (`fox_%5d.png`, printf's and Python's `%5d`:
+    `fox_    7.png`), naming the zero-padded one. ffmpeg reads `%5d` as `%05d`, so `ffmpeg -i fox_%5d.png` would
+    find none of the frames written, and a name with spaces splits in an unquoted shell loop. Not taken as %05d
+    either: the name would then mean one file here and another in the user's own `name % i` or glob."""
+    found = FRAME_PATTERN.search(path.name) if path.suffix.lower() == ".png" else None
+    if found is None or found[0].startswith("%0") or int(found[0][1:-1] or 0) < 2:  # `%d`, `%1d`: no padding
+        return
+    zeros = path.with_name(path.name.replace(found[0], "%0" + found[0][1:], 1))
+    spelled = Spelling(f"-o {quoted(zeros)}", f"output={str(zeros)!r}", f"output {zeros}").to(audience)
+    raise MotifLiteError(
+        f"{path.name} pads the frame number with spaces ({found[0]}: {path.name % 7!r}), where ffmpeg's "
+        f"{found[0]} pads with zeros and reads none of those frames back; for zeros give {spelled}"
+    )
 
 
 def _check_output_folder(parent: Path, audience: Audience) -> None:
