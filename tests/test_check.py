@@ -660,16 +660,17 @@ def test_nothing_on_disk_exits_2_with_download_commands(tmp_path, capsys, monkey
     # weights, which the GGUF replaces, and the GGUF into a folder of its own.
     include = "--include 'text_encoder/*' --include 'tokenizer/*' --include 'vae/*' --include transformer/config.json"
     assert f"hf download Motif-Technologies/Motif-Video-2B {include} --include model_index.json" in out
-    assert "--include 'feature_extractor/*' --local-dir ./Motif-Video-2B" in out and "'transformer/*'" not in out
+    model, gguf_folder = Path.cwd() / "Motif-Video-2B", Path.cwd() / "Motif-Video-2B-GGUF"  # absolute: from anywhere
+    assert f"--include 'feature_extractor/*' --local-dir {model}" in out and "'transformer/*'" not in out
     gguf = "hf download Motif-Technologies/Motif-Video-2B-GGUF --include '*Q4_K_M*.gguf'"
-    assert f"{gguf} --local-dir ./Motif-Video-2B-GGUF" in out
+    assert f"{gguf} --local-dir {gguf_folder}" in out
     # They fill folders, not the cache a repo id is looked up in: each fix says how to check those folders, as a
     # run's error gives the run's command pointed at them.
-    again = "; then: motif-lite check -m ./Motif-Video-2B --gguf ./Motif-Video-2B-GGUF"
+    again = f"; then: motif-lite check -m {model} --gguf {gguf_folder}"
     found = [line for line in out.splitlines() if line.startswith("problem")]
     assert len(found) == 2 and all(line.endswith(again) for line in found), found
     assert cli.main(["check"]) == cli.EXIT_USER_ERROR  # the default repo: the folder is -m's, as given nowhere
-    assert capsys.readouterr().out.count("; then: motif-lite check -m ./Motif-Video-2B\n") == 1
+    assert capsys.readouterr().out.count(f"; then: motif-lite check -m {model}\n") == 1
     assert cli.main(["check", "-m", str(tmp_path / "nowhere")]) == cli.EXIT_USER_ERROR
     assert "no such checkpoint folder" in capsys.readouterr().out
 

@@ -487,7 +487,8 @@ def test_the_extraction_finds_every_kind_of_example():
          '--rdzv-id fox -m motif_lite run -p "..." -o fox.mp4'),
         ("docs/quantize.md", "python -m motif_lite.quantize Motif-Video-2B -o mv-Q4_K_M-hq.gguf --type Q4_K_M "
          "--keep 'transformer_blocks.0.*=Q8_0' --keep '*.norm1.linear.weight=Q6_K'"),
-        ("docs/io.md", "motif-lite run -m ./Motif-Video-2B --gguf ./Motif-Video-2B-GGUF -p 'a red fox' -o fox.mp4"),
+        ("docs/io.md", "motif-lite run -m /root/videos/Motif-Video-2B --gguf /root/videos/Motif-Video-2B-GGUF "
+         "-p 'a red fox' -o fox.mp4"),
     ]  # fmt: skip
     assert not [item for item in expected if item not in texts]
     blocks = [e for e in EXAMPLES if not e.inline]

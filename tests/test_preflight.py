@@ -526,7 +526,8 @@ def test_missing_files_are_listed_exactly_with_the_commands(no_network, monkeypa
     assert "Motif-Technologies/Motif-Video-2B: vae/*, transformer/config.json, model_index.json" in text
     assert "text_encoder/*," not in text.split("Download")[0] and "*Q4_K_M*.gguf (HF_HUB_OFFLINE=1 is set)" in text
     assert "--include 'text_encoder/*' --include 'tokenizer/*' --include 'vae/*'" in text
-    assert "motif-lite run -m ./Motif-Video-2B --gguf ./Motif-Video-2B-GGUF" in text
+    here = Path.cwd()
+    assert f"motif-lite run -m {here / 'Motif-Video-2B'} --gguf {here / 'Motif-Video-2B-GGUF'}" in text
 
 
 def test_missing_files_from_python_end_with_the_python_call_too(no_network):
@@ -536,10 +537,29 @@ def test_missing_files_from_python_end_with_the_python_call_too(no_network):
 
     with pytest.raises(MissingFilesError) as err:
         load_pipeline(gguf="Q4_K_M")
+    model, gguf = Path.cwd() / "Motif-Video-2B", Path.cwd() / "Motif-Video-2B-GGUF"
     assert str(err.value).splitlines()[-1] == (
-        """  motif-lite run -m ./Motif-Video-2B --gguf ./Motif-Video-2B-GGUF -p "..." (in Python """
-        "load_pipeline('./Motif-Video-2B', gguf='./Motif-Video-2B-GGUF', ...))"
+        f"""  motif-lite run -m {model} --gguf {gguf} -p "..." (in Python """
+        f"load_pipeline({str(model)!r}, gguf={str(gguf)!r}, ...))"
     )
+
+
+def test_the_download_commands_name_the_folders_they_fill_from_any_folder(no_network, tmp_path, monkeypatch):
+    # Offline, the hint gave `--local-dir ./Motif-Video-2B`, then `motif-lite run -m ./Motif-Video-2B`: typed in
+    # another terminal, or after a download on another machine, they named other folders than the run's.
+    import shlex
+
+    started = tmp_path / "my videos"
+    started.mkdir()
+    monkeypatch.chdir(started)
+    with pytest.raises(MissingFilesError) as err:
+        locate_sources(gguf="Q4_K_M")
+    lines = str(err.value).splitlines()
+    downloads = [shlex.split(line) for line in lines if line.startswith("  hf download ")]
+    filled = [words[words.index("--local-dir") + 1] for words in downloads]
+    assert filled == [str(started / "Motif-Video-2B"), str(started / "Motif-Video-2B-GGUF")], lines
+    rerun = shlex.split(lines[-1].split(" (in Python ")[0])
+    assert [rerun[rerun.index(flag) + 1] for flag in ("-m", "--gguf")] == filled, lines
 
 
 def test_gguf_folder_holding_one_file(tmp_path):
@@ -579,12 +599,10 @@ def test_one_download_hint_without_retries(tmp_path, network):
     assert f"Motif-Technologies/Motif-Video-2B: {CHECKPOINT_PATTERNS}" in err
     assert "Motif-Technologies/Motif-Video-2B-GGUF: *Q4_K_M*.gguf" in err
     assert "hf download Motif-Technologies/Motif-Video-2B --include 'text_encoder/*'" in err
-    assert "--include 'feature_extractor/*' --local-dir ./Motif-Video-2B" in err
-    assert (
-        "hf download Motif-Technologies/Motif-Video-2B-GGUF --include '*Q4_K_M*.gguf' --local-dir ./Motif-Video-2B-GGUF"
-        in err
-    )
-    rerun = f"motif-lite run -m ./Motif-Video-2B --gguf ./Motif-Video-2B-GGUF -p 'a red fox' -o {tmp_path / 'fox.mp4'}"
+    model, gguf = tmp_path / "Motif-Video-2B", tmp_path / "Motif-Video-2B-GGUF"  # in the folder it ran in
+    assert f"--include 'feature_extractor/*' --local-dir {model}" in err
+    assert f"hf download Motif-Technologies/Motif-Video-2B-GGUF --include '*Q4_K_M*.gguf' --local-dir {gguf}" in err
+    rerun = f"motif-lite run -m {model} --gguf {gguf} -p 'a red fox' -o {tmp_path / 'fox.mp4'}"
     assert rerun in err
     assert "Retry" not in err and "retry" not in err and err.count("error:") == 1  # nothing else from the Hub
     elapsed = float(err.rsplit("elapsed ", 1)[1])

@@ -7,6 +7,7 @@ commands to fetch it on a connected machine, and the `motif-lite run` command to
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,17 @@ class MissingFiles:
 
     def command(self) -> str:
         includes = [f"--include {posix_quoted(p)}" for p in self.include]
-        return " ".join(["hf download", self.repo, *includes, "--local-dir", posix_quoted(self.local_dir)])
+        return " ".join(["hf download", self.repo, *includes, "--local-dir", posix_quoted(self.folder())])
+
+    def folder(self) -> str:
+        """`local_dir` as an absolute path (a leading `~` expanded): the download may be typed in another terminal
+        or on another machine, the folder copied here, and the run's command after it from any folder. A relative
+        `./Motif-Video-2B` named the folder the failed run started in, and only from there. The current folder
+        removed under the process: `local_dir` as it is, there being no absolute path to give."""
+        try:
+            return os.path.abspath(os.path.expanduser(self.local_dir))
+        except FileNotFoundError:
+            return self.local_dir
 
 
 @dataclass(eq=False)
@@ -66,7 +77,7 @@ class MissingFilesError(CheckpointError):
         """{"model": local folder, "gguf": local folder} for the repos whose files are missing."""
         out = {}
         for item in self.missing:
-            out["gguf" if item.repo == GGUF_REPO else "model"] = item.local_dir
+            out["gguf" if item.repo == GGUF_REPO else "model"] = item.folder()
         return out
 
     def default_run_command(self) -> str:
