@@ -288,6 +288,14 @@ def test_a_flag_that_ends_at_a_wide_space_is_advised_with_the_next_word_for_its_
     assert getattr(args, dest) == value and extras == [], advised
 
 
+def test_a_flags_value_that_ends_at_a_wide_space_is_no_flag(capsys):
+    # `-p "—steps　"`: the prompt, not a look-alike --steps; the unknown flag after it gets its own advice.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "\u2014steps\u3000", "--stepz", "4"])
+    err = capsys.readouterr().err
+    assert "U+3000" not in err and "did you mean --steps?" in err, err
+
+
 def test_a_flag_that_ends_at_a_wide_space_with_no_value_after_it_is_advised_with_the_value_s_name(capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "-p\u3000"])

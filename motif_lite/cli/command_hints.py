@@ -137,9 +137,13 @@ def wide_space_before_value(argv: Sequence[str], parser: argparse.ArgumentParser
     commands = subcommands(parser)
     if not argv or argv[0] not in commands:
         return None
+    command = commands[argv[0]]
     words = list(argv[1 : argv.index("--")] if "--" in argv else argv[1:])
     for index, word in enumerate(words):
-        if word.endswith(IDEOGRAPHIC_SPACE) and (found := lookalike_with_value(words, index, commands[argv[0]])):
+        before = command._option_string_actions.get(words[index - 1]) if index else None  # no public map
+        if before is not None and before.nargs != 0:  # a value (`-p "—steps　"`): a prompt may hold such words
+            continue
+        if word.endswith(IDEOGRAPHIC_SPACE) and (found := lookalike_with_value(words, index, command)):
             return f"{found[0].said}: type {found[0].typed}"
     return None
 
