@@ -329,8 +329,12 @@ def held_gpu_fix() -> str:
     """What to do about a GPU that CUDA cannot open (another process holds it in exclusive mode, or it is full),
     with the tool that lists its processes: NVIDIA's nvidia-smi, or on PyTorch's ROCm build AMD's amd-smi (rocm-smi
     before ROCm 6), since an AMD machine has no nvidia-smi."""
-    tool = "amd-smi (rocm-smi on older ROCm)" if rocm_build() else "nvidia-smi"
-    return f"{tool} lists the processes that hold it: stop them, or run elsewhere (--device cuda:N, cpu)"
+    return f"{gpu_process_tool()} lists the processes that hold it: stop them, or run elsewhere (--device cuda:N, cpu)"
+
+
+def gpu_process_tool() -> str:
+    """The tool that lists the processes holding GPU memory: NVIDIA's nvidia-smi, or on PyTorch's ROCm build AMD's."""
+    return "amd-smi (rocm-smi on older ROCm)" if rocm_build() else "nvidia-smi"
 
 
 def gpu_memory(device: torch.device | int) -> tuple[int, int]:
@@ -342,6 +346,40 @@ def gpu_memory(device: torch.device | int) -> tuple[int, int]:
         index = device if isinstance(device, int) else torch.device(device).index or 0
         reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         raise DeviceError(f"GPU cuda:{index} cannot be opened ({reason}); {held_gpu_fix()}") from exc
+
+
+@dataclass(frozen=True)
+class GpuUse:
+    """Who holds a CUDA device's memory now: `free_bytes` of its `total_bytes` are free, and `this_process_bytes`
+    are reserved by this process's PyTorch allocator (its tensors and its cache). The rest is other processes' (a
+    desktop, a browser, another job), with every CUDA context's, this process's too: what nvidia-smi lists."""
+
+    total_bytes: int
+    free_bytes: int
+    this_process_bytes: int
+
+    @property
+    def others_bytes(self) -> int:
+        return max(0, self.total_bytes - self.free_bytes - self.this_process_bytes)
+
+    @property
+    def room_bytes(self) -> int:
+        """What a run can have of the GPU while the other processes keep theirs: the free memory and this
+        process's own (a new run has it back, and its own CUDA context takes about what this one's does)."""
+        return self.free_bytes + self.this_process_bytes
+
+    def describe(self) -> str:
+        """'5.40 GiB free of 8.00 GiB; other processes hold 2.60 GiB (nvidia-smi lists them; ...)'."""
+        return (
+            f"{memory_size(self.free_bytes)} free of {memory_size(self.total_bytes)}; other processes hold "
+            f"{memory_size(self.others_bytes)} ({gpu_process_tool()} lists them; CUDA's own state counts there too)"
+        )
+
+
+def gpu_use(device: torch.device) -> GpuUse:
+    """The CUDA `device`'s memory now, by who holds it (`GpuUse`); a `DeviceError` where it cannot be opened."""
+    free, total = gpu_memory(device)
+    return GpuUse(total, free, torch.cuda.memory_reserved(device))
 
 
 # The current CUDA device, as torch.cuda's functions read a device without an index: what a question about "the GPU"

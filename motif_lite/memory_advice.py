@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.devices import GpuUse
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.planner import Plan
     from motif_lite.sizes import ModelSizes
@@ -100,12 +101,13 @@ def budget_source(vram_given: bool) -> str:
 @dataclass(frozen=True)
 class OutOfMemoryFigures:
     """What a planned run that ran out of device memory can be told. `said`: the plan's budget and estimated peak,
-    and why a run may run out all the same; `lower_gib`: the --vram just under that peak (None: no such figure);
-    `next_plan`: what that budget plans (None where nothing fits under the peak)."""
+    and why a run may run out all the same; `lower_gib`: the --vram that plans for less (None: no such figure),
+    `lower_why`: why that figure, in words; `next_plan`: what that budget plans (None where nothing fits under it)."""
 
     said: str
     lower_gib: float | None
     next_plan: Plan | None
+    lower_why: str = "just under that peak"
 
     def next_plan_words(self) -> str:
         """`the next plan, 2: ...` (what it moves where, in words); empty without a next plan."""
@@ -117,20 +119,49 @@ class OutOfMemoryFigures:
 
 def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memory plan") -> OutOfMemoryFigures:
     """The figures of `plan` (made for `planned`; `what`: how the plan is named in `said`) for a run that ran out of
-    device memory with it, and the next plan down the ladder."""
+    device memory with it, and the next plan down the ladder. Where other processes hold so much of the GPU now
+    that the plan's reserve cannot fit beside them (one started since the plan was made, or a --vram above the free
+    memory), that is said, and the --vram named is what the GPU has left for a run (`GpuUse.room_bytes`), not just
+    under the peak, which would run out again."""
     said = (
         f"{what} ({plan.ladder_index + 1} of {plan.ladder_size}) had a budget of {memory_size(plan.budget_bytes)} "
         f"({budget_source(planned.vram_gib is not None)}) for an est. peak of {memory_size(plan.peak_bytes)} "
-        f"allocated (~{memory_size(plan.reserved_bytes)} reserved): another program may have taken GPU memory since "
-        "(close it), or the estimate fell short"
+        f"allocated (~{memory_size(plan.reserved_bytes)} reserved)"
     )
-    lower = vram_just_under(plan.peak_bytes)
+    lower, why = vram_just_under(plan.peak_bytes), "just under that peak"
+    use = _gpu_use_now(planned.device)
+    if use is not None and use.room_bytes < plan.reserved_bytes:
+        said += (
+            f", but the GPU has {use.describe()}, which leaves a run {memory_size(use.room_bytes)}: close what holds "
+            "it, or plan for what is left"
+        )
+        left = math.floor(use.room_bytes / RESERVED_RATIO / GiB * 100) / 100
+        if lower is not None and left < lower:
+            lower, why = (left if left > 0 else None), f"what the GPU has left now / {RESERVED_RATIO:g}"
+    else:
+        said += ": another program may have taken GPU memory since (close it), or the estimate fell short"
     if lower is None:
-        return OutOfMemoryFigures(said, None, None)
+        return OutOfMemoryFigures(said, None, None, why)
     try:
         with warnings.catch_warnings():  # the budget's warnings were given with the plan
             warnings.simplefilter("ignore")
             smaller = planned.plan(vram_gib=lower)
     except MotifLiteError:  # nothing fits under this plan's peak
         smaller = None
-    return OutOfMemoryFigures(said, lower, smaller)
+    return OutOfMemoryFigures(said, lower, smaller, why)
+
+
+def _gpu_use_now(device: torch.device | str) -> GpuUse | None:
+    """Who holds the CUDA `device`'s memory now; None for another device, or where it cannot be read (the advice
+    is then given without it)."""
+    import torch
+
+    from motif_lite.devices import gpu_use, is_here
+
+    device = torch.device(device)
+    if device.type != "cuda" or not is_here(device):
+        return None
+    try:
+        return gpu_use(device)
+    except (MotifLiteError, RuntimeError):
+        return None

@@ -434,7 +434,9 @@ def test_the_budgets_warnings_are_not_said_again_with_the_out_of_memory_advice(n
     from motif_lite import preflight
     from motif_lite.cli.prepare import planned_run, run_out_of_memory_advice, sources_before_download
 
-    simulated_gpu(monkeypatch, 2**30)  # Windows' driver spills any budget over the free memory: warned of
+    # Windows' driver spills any budget over the free memory: warned of. The plan's reserve (6.14 GiB) still fits
+    # the 6.5 GiB free, so the advice names the --vram just under its peak.
+    simulated_gpu(monkeypatch, int(6.5 * 2**30))
     monkeypatch.setattr(preflight, "windows_gpu_driver", lambda: True)
     args = cli.build_parser().parse_args(["run", "-p", "x", "--gguf", "Q4_K_M", "--vram", "7", "--device", "cuda"])
     args.weights = {}
@@ -446,6 +448,40 @@ def test_the_budgets_warnings_are_not_said_again_with_the_out_of_memory_advice(n
         warnings.simplefilter("always")
         advice = run_out_of_memory_advice(planned, plan)
     assert "just under that peak) gives the next plan" in advice and not said, [str(w.message) for w in said]
+
+
+def test_out_of_memory_after_another_process_took_gpu_memory_names_it_and_a_vram_that_fits_beside_it(
+    no_network, monkeypatch
+):
+    # A shared 8 GiB GPU: 6 GiB free when the plan is made, then another process takes 1.5 GiB while this one holds
+    # the loaded model. The --vram just under the plan's peak would run out again; the advice names what is left.
+    from motif_lite.cli.prepare import planned_run, run_out_of_memory_advice, sources_before_download
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    simulated_gpu(monkeypatch, 6 * 2**30)
+    args = cli.build_parser().parse_args(["run", "-p", "x", "--gguf", "Q4_K_M", "--device", "cuda"])
+    args.weights = {}
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    planned = planned_run(args, request, sources_before_download(args), torch.bfloat16, torch.device("cuda"))
+    plan = planned.plan()
+    held = 2 * 2**30  # this process's tensors: the model loaded for the plan
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: held)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: held)
+    free_now = 6 * 2**30 - held - int(1.5 * 2**30)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free_now, 8 * 2**30))
+    advice = run_out_of_memory_advice(planned, plan)
+    room = free_now + held  # what a run has beside the other processes
+    assert f"other processes hold {memory_size(int(3.5 * 2**30))}" in advice, advice
+    assert f"which leaves a run {memory_size(room)}" in advice, advice
+    named = float(advice.split("--vram ")[1].split(" ")[0])
+    assert named * 2**30 * RESERVED_RATIO <= room < (named + 0.01) * 2**30 * RESERVED_RATIO, advice
+    assert "(what the GPU has left now / 1.08) gives the next plan" in advice, advice
+    # The plan it names fits what is left, reserve included.
+    assert planned.plan(vram_gib=named).reserved_bytes <= room
+    # Nothing taken since: the advice is as before, the --vram just under the peak.
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30 - held, 8 * 2**30))
+    advice = run_out_of_memory_advice(planned, plan)
+    assert "other processes hold" not in advice and "(just under that peak) gives" in advice, advice
 
 
 # --------------------------------------------------------------------------------- checks before any weights

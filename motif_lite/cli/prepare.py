@@ -395,6 +395,6 @@ def run_out_of_memory_advice(planned: PlannedRun, plan: Plan) -> str:
             "names the sizes that fit)"
         )
     return (
-        f"{figures.said}. --vram {lower:.2f} (just under that peak) gives {figures.next_plan_words()} (--dry-run "
+        f"{figures.said}. --vram {lower:.2f} ({figures.lower_why}) gives {figures.next_plan_words()} (--dry-run "
         f"--vram {lower:.2f} shows it)"
     )

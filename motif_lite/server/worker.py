@@ -528,7 +528,7 @@ def operator_advice(planned: PlannedRun, plan: Plan) -> str:
     if figures.next_plan is None:
         return f"{figures.said}. Restart the server with a smaller --max-video"
     return (
-        f"{figures.said}. Restart the server with --vram {figures.lower_gib:.2f} (just under that peak), which gives "
+        f"{figures.said}. Restart the server with --vram {figures.lower_gib:.2f} ({figures.lower_why}), which gives "
         f"{figures.next_plan_words()}; or with a smaller --max-video"
     )
 
