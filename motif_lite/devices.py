@@ -16,6 +16,7 @@ NVIDIA driver, an invalid device ordinal); the loaders call `checked_device` fir
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import sys
@@ -25,7 +26,7 @@ import torch
 
 from motif_lite.choices import chosen_gpus_command, gpu_numbers
 from motif_lite.errors import Audience, ConfigError, DeviceError, Spelling, both_spellings
-from motif_lite.units import memory_size
+from motif_lite.units import RESERVED_RATIO, GiB, memory_size
 
 # The CPU as the device setting names it; no field of the server's API picks a device: a server's is its operator's
 # `serve --device`.
@@ -350,28 +351,38 @@ def gpu_memory(device: torch.device | int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class GpuUse:
-    """Who holds a CUDA device's memory now: `free_bytes` of its `total_bytes` are free, and `this_process_bytes`
-    are reserved by this process's PyTorch allocator (its tensors and its cache). The rest is other processes' (a
-    desktop, a browser, another job), with every CUDA context's, this process's too: what nvidia-smi lists."""
+    """Who holds a CUDA device's memory now: `free_bytes` of its `total_bytes` are free, and this process's PyTorch
+    allocator reserves `reserved_bytes`, of which its tensors hold `allocated_bytes` (the rest is its cache, which it
+    hands to the next tensors). The rest is other processes' (a desktop, a browser, another job), with every CUDA
+    context's, this process's too: what nvidia-smi lists."""
 
     total_bytes: int
     free_bytes: int
-    this_process_bytes: int
+    reserved_bytes: int = 0
+    allocated_bytes: int = 0
 
     @property
     def others_bytes(self) -> int:
-        return max(0, self.total_bytes - self.free_bytes - self.this_process_bytes)
+        return max(0, self.total_bytes - self.free_bytes - self.reserved_bytes)
 
     @property
     def room_bytes(self) -> int:
-        """What a run can have of the GPU while the other processes keep theirs: the free memory and this
-        process's own (a new run has it back, and its own CUDA context takes about what this one's does)."""
-        return self.free_bytes + self.this_process_bytes
+        """What a run in a new process can have while the other processes keep theirs: the free memory and this
+        process's (its own CUDA context takes about what this one's does)."""
+        return self.free_bytes + self.reserved_bytes
+
+    @property
+    def room_here_bytes(self) -> int:
+        """What a run in this process can have now: the free memory and its allocator's cache. Its tensors (a
+        model a notebook loaded earlier) keep theirs."""
+        return self.free_bytes + max(0, self.reserved_bytes - self.allocated_bytes)
 
     def describe(self) -> str:
-        """'5.40 GiB free of 8.00 GiB; other processes hold 2.60 GiB (nvidia-smi lists them; ...)'."""
+        """'5.40 GiB free of 8.00 GiB; other processes hold 2.60 GiB (nvidia-smi lists them; ...)', with what this
+        process's tensors hold where they hold any."""
+        ours = f"; this process's tensors hold {memory_size(self.allocated_bytes)}" if self.allocated_bytes else ""
         return (
-            f"{memory_size(self.free_bytes)} free of {memory_size(self.total_bytes)}; other processes hold "
+            f"{memory_size(self.free_bytes)} free of {memory_size(self.total_bytes)}{ours}; other processes hold "
             f"{memory_size(self.others_bytes)} ({gpu_process_tool()} lists them; CUDA's own state counts there too)"
         )
 
@@ -379,7 +390,7 @@ class GpuUse:
 def gpu_use(device: torch.device) -> GpuUse:
     """The CUDA `device`'s memory now, by who holds it (`GpuUse`); a `DeviceError` where it cannot be opened."""
     free, total = gpu_memory(device)
-    return GpuUse(total, free, torch.cuda.memory_reserved(device))
+    return GpuUse(total, free, torch.cuda.memory_reserved(device), torch.cuda.memory_allocated(device))
 
 
 # The current CUDA device, as torch.cuda's functions read a device without an index: what a question about "the GPU"
@@ -689,4 +700,21 @@ def vram_over_free_note(vram_bytes: int, free_budget_bytes: int, windows_driver:
         "not fit spills into system memory, many times slower, instead of failing. Leave --vram out (the plan then "
         f"fits the free memory) or close what holds GPU memory; or {SYSMEM_FALLBACK_SETTING}, so that a run that "
         "does not fit stops with out-of-memory instead"
+    )
+
+
+def plan_over_room_note(vram_gib: float, reserved_bytes: int, use: GpuUse, windows_driver: bool) -> str | None:
+    """A plan for `--vram` whose expected reserve (`reserved_bytes`) is more than the GPU has for a run here now
+    (`use.room_here_bytes`: other processes, or a model this one loaded earlier, hold the rest): with Linux's driver
+    the run would load, then run out of memory at its peak unless they let go first, so it is said before anything
+    loads, with the --vram that fits. None where it fits, and with Windows' driver, whose note
+    (`vram_over_free_note`) says that the excess spills into system memory instead."""
+    if windows_driver or reserved_bytes <= use.room_here_bytes:
+        return None
+    fits = math.floor(use.room_here_bytes / RESERVED_RATIO / GiB * 100) / 100  # rounded down: its plan fits
+    return (
+        f"--vram {vram_gib:g} plans a run that needs ~{memory_size(reserved_bytes)} of GPU memory at its peak, but "
+        f"the GPU has {use.describe()}, which leaves a run {memory_size(use.room_here_bytes)}: unless they free "
+        f"theirs first, the run loads, then runs out of memory at its peak. Leave --vram out (the plan then fits "
+        f"what is free now) or give --vram {fits:.2f} or less; or close what holds GPU memory"
     )

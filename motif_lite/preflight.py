@@ -28,9 +28,11 @@ from motif_lite.devices import (
     checked_dtype,
     gpu_facts,
     gpu_memory,
+    gpu_use,
     int8_attention_blocker,
     is_here,
     parse_device,
+    plan_over_room_note,
     resolve_device,
     vram_over_free_note,
 )
@@ -616,6 +618,10 @@ def plan_generation(
         inputs, budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30),
     )  # fmt: skip
+    if vram_gib is not None and target.type == "cuda" and is_here(target):  # the free memory's budget fits it
+        use = gpu_use(target)
+        if (over := plan_over_room_note(vram_gib, plan.reserved_bytes, use, windows_gpu_driver())) is not None:
+            warnings.warn(over, stacklevel=2)
     return dataclasses.replace(plan, attention=attention)
 
 
