@@ -1,7 +1,8 @@
 """What a run that ran out of device memory with a memory plan is told, in the planner's figures: the plan's budget
 and estimated peak, and the --vram just under that peak, which gives the next plan down the ladder (slower, in less
-memory). `motif-lite run`, `motif-lite serve` and `motif-lite decode` word these figures for their own users, so
-that all three give the same ones."""
+memory); on a GPU whose other processes now hold too much for the plan beside them, what they hold and the --vram
+that fits what they left. `motif-lite run`, `motif-lite serve` and `motif-lite decode` word these figures for their
+own users, so that all three give the same ones. Also what a dry run says of a GPU's memory (`gpu_memory_note`)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,10 @@ def budget_source(vram_given: bool) -> str:
     return "--vram" if vram_given else FREE_MEMORY_BUDGET
 
 
+# Why the --vram an out-of-memory error names is that figure: the usual reason, the next plan down the ladder.
+JUST_UNDER_THE_PEAK = "just under that peak"
+
+
 @dataclass(frozen=True)
 class OutOfMemoryFigures:
     """What a planned run that ran out of device memory can be told. `said`: the plan's budget and estimated peak,
@@ -107,14 +112,16 @@ class OutOfMemoryFigures:
     said: str
     lower_gib: float | None
     next_plan: Plan | None
-    lower_why: str = "just under that peak"
+    lower_why: str = JUST_UNDER_THE_PEAK
 
     def next_plan_words(self) -> str:
-        """`the next plan, 2: ...` (what it moves where, in words); empty without a next plan."""
+        """`the next plan, 2: ...` (what it moves where, in words; `plan 9: ...` where the figure is what the GPU
+        has left, which may skip several); empty without a next plan."""
         if self.next_plan is None:
             return ""
         moves = self.next_plan.in_words().removeprefix("In short: ")
-        return f"the next plan, {self.next_plan.ladder_index + 1}: {moves}"
+        which = "the next plan," if self.lower_why == JUST_UNDER_THE_PEAK else "plan"
+        return f"{which} {self.next_plan.ladder_index + 1}: {moves}"
 
 
 def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memory plan") -> OutOfMemoryFigures:
@@ -128,7 +135,7 @@ def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memo
         f"({budget_source(planned.vram_gib is not None)}) for an est. peak of {memory_size(plan.peak_bytes)} "
         f"allocated (~{memory_size(plan.reserved_bytes)} reserved)"
     )
-    lower, why = vram_just_under(plan.peak_bytes), "just under that peak"
+    lower, why = vram_just_under(plan.peak_bytes), JUST_UNDER_THE_PEAK
     use = _gpu_use_now(planned.device)
     if use is not None and use.room_bytes < plan.reserved_bytes:
         said += (
@@ -165,3 +172,18 @@ def _gpu_use_now(device: torch.device | str) -> GpuUse | None:
         return gpu_use(device)
     except (MotifLiteError, RuntimeError):
         return None
+
+
+def gpu_memory_note(device: torch.device, vram_given: bool) -> str | None:
+    """What a dry run says of a CUDA GPU here: its memory now, by who holds it (what nvidia-smi shows), and without
+    --vram (`vram_given` False) the budget a run takes from it; None for another device or one not here."""
+    import torch
+
+    from motif_lite.runtime.planner import default_budget
+
+    if (use := _gpu_use_now(device)) is None:
+        return None
+    said = f"{torch.cuda.get_device_name(device)} ({device}) has {use.describe()}"
+    if vram_given:
+        return f"{said}: the plan is made for --vram's budget"
+    return f"{said}: a run plans for {FREE_MEMORY_BUDGET}, a budget of {memory_size(default_budget(device))}"

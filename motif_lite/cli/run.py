@@ -543,6 +543,7 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
     """What a dry run says about planning for a device this machine lacks (a Mac's unused GPU is `loading_notes`'
     note, as a run says it)."""
     from motif_lite.devices import is_here, torch_build_gpu_problem
+    from motif_lite.memory_advice import gpu_memory_note
 
     notes = []
     if not is_here(device) and args.vram is None:  # `dry_run` refused a GPU number beyond this machine's: no CUDA
@@ -552,6 +553,8 @@ def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> lis
         notes.append(f"a run of this command would be refused here: {lacking}")
     if str(args.device) == "auto" and device.type == "cpu":
         notes.append("no CUDA device on this machine: planned for the CPU; --device cuda plans for a GPU")
+    if (memory := gpu_memory_note(device, args.vram is not None)) is not None:  # what nvidia-smi shows, in its words
+        notes.append(memory)
     if launcher_variables.torchrun_world() == 1 and (missing := missing_gpus(args.gpus, args.device)) is not None:
         notes.append(f"a run of this command would be refused here: {missing}")  # the plan may be for other GPUs
     return notes
