@@ -215,10 +215,7 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
         why = not_an_image(head, path) or _cut_short(head)
         raise MotifLiteError(f"cannot read image {path}: {why or exc}") from exc
     except OSError as exc:
-        # Pillow's decoding errors ("image file is truncated", "Truncated File Read") are OSErrors without an errno;
-        # the system's (permission denied, ...) have one and say enough.
-        damaged = f"; {DAMAGED}" if exc.errno is None else ""
-        raise MotifLiteError(f"cannot read image {path}: {exc}{damaged}") from exc
+        raise MotifLiteError(f"cannot read image {path}: {_undecoded(exc, path)}") from exc
     except ValueError as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
 
@@ -226,6 +223,36 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
 DAMAGED = (
     "the file is damaged or cut short (an interrupted download or copy?): save or copy the image again, then give it"
 )
+# Pillow's errors for a drawing it identifies but draws only with a program or system part this machine lacks: no
+# sign of a damaged file, nor something copying it again would mend.
+NEEDS_MORE_THAN_PILLOW = {
+    "Unable to locate Ghostscript": (
+        "it is an EPS (PostScript) drawing, which Pillow draws only with Ghostscript's gs command, not found here: "
+        "install Ghostscript (e.g. apt install ghostscript, brew install ghostscript), or export it as PNG at the "
+        "video's size first"
+    ),
+    "cannot find loader for this WMF file": (
+        "it is a Windows metafile (WMF/EMF) drawing, which Pillow draws only on Windows: export it as PNG at the "
+        "video's size first"
+    ),
+}
+
+
+def _undecoded(exc: OSError, path: Path) -> str:
+    """Why Pillow opened the image file `path` but could not read its pixels (`exc`), with what to do. Pillow's
+    decoding errors ("image file is truncated", "Truncated File Read") are OSErrors without an errno: a damaged
+    file, unless Pillow says it lacks a helper, or the file is a camera's RAW photo (a CR2 opens as a TIFF); the
+    system's errors (permission denied, ...) have an errno and say enough."""
+    if exc.errno is not None:
+        return str(exc)
+    if (lacking := next((why for said, why in NEEDS_MORE_THAN_PILLOW.items() if said in str(exc)), None)) is not None:
+        return lacking
+    with contextlib.suppress(OSError), path.open("rb") as file:
+        if (raw := _camera_raw(file.read(64))) is not None:
+            return raw
+    return f"{exc}; {DAMAGED}"
+
+
 # The first bytes of the formats a first frame usually comes in: a file that starts as one of them but that Pillow
 # cannot identify is that format cut short, not some other kind of file.
 IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF"}
@@ -293,6 +320,8 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     if container == "AVIF":  # with Pillow's AVIF support, a damaged one: Pillow's own message is better
         readable = PIL.features.check("avif")
         return None if readable else "it is an AVIF image, which this Pillow does not read: save it as PNG or JPEG"
+    if (unread := _camera_raw(head) or _jpeg_xl(head)) is not None:  # a CR3 is an ISO media file, as MP4 is
+        return unread
     if is_video(head) or head[8:12] == b"AVI ":
         last = posix_quoted(f"{stem}-last.png")
         extend = (  # an upload is the server's: its field for a clip to go on from is `extend`
@@ -320,6 +349,31 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     if not text.startswith(b"<") and (words := text_start(head)) is not None:  # markup other than HTML: unknown
         return f"it holds text, not an image (it begins {words!r}): {picture} the first frame as a PNG, JPEG or WebP"
     return None
+
+
+# The first bytes of camera RAW photos (Canon's CR2, a TIFF with "CR" at byte 8, and CR3, an ISO media file of
+# brand "crx "; Fujifilm's RAF; Olympus's ORF; Panasonic's RW2), which Pillow does not develop.
+CAMERA_RAW = {"CR2": (0, b"II*\x00\x10\x00\x00\x00CR"), "CR3": (4, b"ftypcrx "), "RAF": (0, b"FUJIFILMCCD-RAW"),
+              "ORF": (0, (b"IIRO", b"IIRS", b"MMOR")), "RW2": (0, b"IIU\x00")}  # fmt: skip
+JPEG_XL = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")  # a bare codestream, or the ISO container
+
+
+def _camera_raw(head: bytes) -> str | None:
+    """Why a camera's RAW photo is not read, from its first bytes, or None for another file."""
+    kind = next((kind for kind, (at, magic) in CAMERA_RAW.items() if head[at:].startswith(magic)), None)
+    if kind is None:
+        return None
+    return (
+        f"it is a camera RAW photo ({kind}), which Pillow does not develop: export it as JPEG or PNG first (from the "
+        "camera's software, darktable or Lightroom)"
+    )
+
+
+def _jpeg_xl(head: bytes) -> str | None:
+    """Why a JPEG XL image is not read, from its first bytes, or None for another file."""
+    if not head.startswith(JPEG_XL):
+        return None
+    return "it is a JPEG XL image, which Pillow does not read: save it as PNG or JPEG first (libjxl's djxl does)"
 
 
 def _model_file_kind(head: bytes) -> str | None:

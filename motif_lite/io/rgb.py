@@ -18,4 +18,10 @@ def to_rgb8(image: PIL.Image.Image) -> PIL.Image.Image:
     if image.mode == "F" and image.getextrema()[1] <= 1.0:
         levels = np.nan_to_num(np.asarray(image, dtype=np.float64)).clip(0, 1) * 255.0
         return PIL.Image.fromarray(levels.round().astype(np.uint8), "L").convert("RGB")
+    if image.mode == "P" and isinstance(image.info.get("transparency"), bytes):
+        # A palette with an alpha per colour (a PNG's tRNS chunk): Pillow's convert("RGB") warns "Palette images with
+        # Transparency expressed in bytes should be converted to RGBA images", advice to a programmer that a run
+        # printed to its user, beside its own note on the dropped transparency. Through RGBA, as the warning says:
+        # the same colours as the reference's convert("RGB") gives, alpha dropped all the same.
+        return image.convert("RGBA").convert("RGB")
     return image if image.mode == "RGB" else image.convert("RGB")  # Pillow's convert would copy an RGB image

@@ -1,0 +1,218 @@
+"""The image files an image-to-video user gives `-i`, against the reference: for each format Pillow reads, the first
+frame's tensor must be the one diffusers' MotifVideoImage2VideoPipeline makes of the same file loaded the way its
+docs load it (`diffusers.utils.load_image`: EXIF turn, then RGB; then its `VideoProcessor`), bit for bit. The one
+deliberate difference, 16-bit grayscale, is `test_io.py`'s (`test_a_16_bit_grayscale_image_keeps_its_levels`).
+Files Pillow cannot read are named as what they are, with what to do, rather than called damaged."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import warnings
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import PIL.features
+import PIL.Image
+import pytest
+import torch
+from diffusers.utils import load_image as reference_load_image
+from diffusers.video_processor import VideoProcessor
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.io.image import DAMAGED, preprocess_image, read_image
+
+PIXELS = np.random.default_rng(7).integers(0, 256, (36, 52, 3), dtype=np.uint8)
+ALPHA = np.random.default_rng(8).integers(0, 256, (36, 52), dtype=np.uint8)  # every level, 0 (clear) included
+
+
+def _rgb() -> PIL.Image.Image:
+    return PIL.Image.fromarray(PIXELS)
+
+
+def _rgba() -> PIL.Image.Image:
+    image = _rgb()
+    image.putalpha(PIL.Image.fromarray(ALPHA))
+    return image
+
+
+def _turned(orientation: int) -> bytes:
+    exif = PIL.Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def _png16(path: Path, channels: int) -> None:
+    """A 16-bit RGB (or RGBA) PNG, which Pillow cannot write: its chunks by hand."""
+    levels = np.random.default_rng(9).integers(0, 65536, (*PIXELS.shape[:2], channels)).astype(">u2")
+    rows = b"".join(b"\x00" + row.tobytes() for row in levels)  # filter type 0 on each row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", levels.shape[1], levels.shape[0], 16, {3: 2, 4: 6}[channels], 0, 0, 0)
+    signature = b"\x89PNG\r\n\x1a\n"
+    path.write_bytes(signature + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def _phone_photo(orientation: int) -> Callable[[Path], None]:
+    """A JPEG stored as phones store one, with an EXIF tag saying how to turn (or mirror) it to show it."""
+    return lambda path: _rgb().save(path, exif=_turned(orientation))
+
+
+def _animation(path: Path) -> None:
+    second = PIL.Image.fromarray(255 - PIXELS)
+    _rgb().save(path, save_all=True, append_images=[second])
+
+
+# Each file a user may give, and how it is made. The reference's pixels are whatever Pillow makes of it through
+# `load_image`: alpha dropped (not composited onto black or white), palette transparency dropped with it, the
+# first frame of an animation, CMYK by Pillow's plain formula, 16-bit RGB by its high byte.
+FILES: dict[str, Callable[[Path], None]] = {
+    "rgba.png": lambda path: _rgba().save(path),
+    "la.png": lambda path: PIL.Image.merge("LA", (_rgb().convert("L"), PIL.Image.fromarray(ALPHA))).save(path),
+    "palette-transparent.png": lambda path: _rgb().quantize(16).save(path, transparency=3),
+    "palette-rgba.png": lambda path: _rgba().quantize(16).save(path),
+    "gray.png": lambda path: _rgb().convert("L").save(path),
+    "bilevel.png": lambda path: _rgb().convert("1").save(path),
+    "rgb16.png": lambda path: _png16(path, 3),
+    "rgba16.png": lambda path: _png16(path, 4),
+    "one-pixel.png": lambda path: PIL.Image.new("RGB", (1, 1), (10, 200, 30)).save(path),
+    "turned-png.png": lambda path: _rgb().save(path, exif=_turned(6)),
+    "progressive.jpg": lambda path: _rgb().save(path, progressive=True),
+    "cmyk.jpg": lambda path: _rgb().convert("CMYK").save(path),
+    "jpeg-named.png": lambda path: _rgb().save(path, format="JPEG"),  # the wrong extension: read by its bytes
+    "lossy.webp": lambda path: _rgb().save(path, quality=60),
+    "lossless.webp": lambda path: _rgb().save(path, lossless=True),
+    "cutout.webp": lambda path: _rgba().save(path, lossless=True),
+    "turned.webp": lambda path: _rgb().save(path, exif=_turned(8)),
+    "animated.webp": _animation,
+    "animated.gif": _animation,
+    "animated.png": _animation,  # APNG
+    "transparent.gif": lambda path: _rgb().quantize(16).save(path, transparency=3),
+    "rgb.tiff": lambda path: _rgb().save(path),
+    "cmyk.tiff": lambda path: _rgb().convert("CMYK").save(path),
+    "rgba.tiff": lambda path: _rgba().save(path),
+    "pages.tiff": _animation,
+    "lab.tiff": lambda path: _rgb().convert("LAB").save(path),
+    "bitmap.bmp": lambda path: _rgb().save(path),
+    **{f"phone-{turn}.jpg": _phone_photo(turn) for turn in range(1, 9)},  # each EXIF orientation
+}  # fmt: skip
+
+
+def _made(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    FILES[name](path)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_the_first_frame_is_the_references_for_each_image_format(tmp_path, name):
+    path = _made(tmp_path, name)
+    image, _ = read_image(path)
+    reference = reference_load_image(str(path))
+    assert (image.mode, image.size) == (reference.mode, reference.size)
+    assert np.array_equal(np.asarray(image), np.asarray(reference))
+    # The tensor the VAE encodes, as the reference pipeline's `video_processor` makes it (its default config).
+    height, width = 48, 64
+    expected = VideoProcessor(vae_scale_factor=8).preprocess_video(reference, height=height, width=width)
+    assert torch.equal(preprocess_image(image, height, width), expected[:, :, 0])
+
+
+@pytest.mark.skipif(not PIL.features.check("avif"), reason="this Pillow reads no AVIF")
+def test_an_avif_image_is_the_references_too(tmp_path):
+    _rgb().save(tmp_path / "photo.avif")
+    image, reference = read_image(tmp_path / "photo.avif")[0], reference_load_image(str(tmp_path / "photo.avif"))
+    assert np.array_equal(np.asarray(image), np.asarray(reference))
+
+
+@pytest.mark.parametrize(("name", "said"), [("rgba.png", "transparent pixels"), ("animated.gif", "has 2 frames"),
+                                            ("phone-6.jpg", "EXIF orientation (6)"), ("cmyk.jpg", "CMYK")])  # fmt: skip
+def test_what_differs_from_the_file_as_viewers_show_it_is_noted(tmp_path, name, said):
+    assert any(said in note for note in read_image(_made(tmp_path, name))[1])
+
+
+def _eps(path: Path) -> None:
+    _rgb().save(path, format="EPS")
+
+
+def _wmf(path: Path) -> None:
+    """A placeable Windows metafile's header (its checksum: the XOR of its first ten 16-bit words), then a record."""
+    words = struct.pack("<IHhhhhHI", 0x9AC6CDD7, 0, 0, 0, 100, 100, 1440, 0)
+    checksum = 0
+    for (word,) in struct.iter_unpack("<H", words):
+        checksum ^= word
+    path.write_bytes(words + struct.pack("<H", checksum) + b"\x01\x00\x09\x00\x00\x03" + bytes(40))
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (_eps, "it is an EPS (PostScript) drawing, which Pillow draws only with Ghostscript's gs command"),
+        (_wmf, "it is a Windows metafile (WMF/EMF) drawing, which Pillow draws only on Windows"),
+    ],
+)
+def test_a_drawing_pillow_needs_a_helper_for_is_not_called_damaged(tmp_path, make, said):
+    # Pillow opens an EPS or WMF file, then fails to draw it without Ghostscript (or off Windows): an OSError without
+    # an errno, which was reported as a damaged file to save or copy again.
+    if make is _eps and shutil.which("gs") is not None:
+        pytest.skip("Ghostscript is installed: Pillow draws the EPS")
+    make(tmp_path / "drawing")
+    with pytest.raises(MotifLiteError, match=re.escape(said)) as raised:
+        read_image(tmp_path / "drawing")
+    assert DAMAGED not in str(raised.value)
+
+
+CANON_CR2 = b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(500)
+
+
+def _cr2_pillow_opens() -> bytes:
+    """A CR2's start that Pillow opens as the TIFF it is (an 8x8 gray image at IFD 16), whose pixels are not there:
+    Pillow's "image file is truncated", which is no damage here but a RAW photo's data Pillow does not develop."""
+    entries = [(256, 3, 1, 8), (257, 3, 1, 8), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, 1, 200),
+               (277, 3, 1, 1), (278, 3, 1, 8), (279, 4, 1, 64)]  # fmt: skip
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *entry) for entry in entries) + bytes(4)
+    return b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(4) + ifd
+
+
+CANON_CR3 = b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom" + bytes(500)
+FUJIFILM_RAF = b"FUJIFILMCCD-RAW 0201FF383501" + bytes(500)
+JPEG_XL_CODESTREAM = b"\xff\x0a\xfa\x7f\x01\x90\x08" + bytes(500)
+JPEG_XL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n\x00\x00\x00\x14ftypjxl " + bytes(500)
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (CANON_CR2, "it is a camera RAW photo (CR2), which Pillow does not develop: export it as JPEG or PNG"),
+        (_cr2_pillow_opens(), "it is a camera RAW photo (CR2)"),  # was "damaged or cut short"
+        (CANON_CR3, "it is a camera RAW photo (CR3)"),  # an ISO media file, as an MP4 is: was "it is a video"
+        (FUJIFILM_RAF, "it is a camera RAW photo (RAF)"),
+        (b"IIRO\x08\x00\x00\x00" + bytes(500), "it is a camera RAW photo (ORF)"),
+        (b"IIU\x00\x18\x00\x00\x00" + bytes(500), "it is a camera RAW photo (RW2)"),
+        (JPEG_XL_CODESTREAM, "it is a JPEG XL image, which Pillow does not read: save it as PNG or JPEG first"),
+        (JPEG_XL_CONTAINER, "it is a JPEG XL image"),
+    ],
+)
+def test_a_photo_format_pillow_does_not_read_is_named(tmp_path, data, said):
+    # Was Pillow's "cannot identify image file", and a Canon CR3 was taken for a video to go on from with --extend.
+    (tmp_path / "photo").write_bytes(data)
+    with pytest.raises(MotifLiteError, match=re.escape(said)) as raised:
+        read_image(tmp_path / "photo")
+    assert "video" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["palette-rgba.png", "palette-transparent.png", "transparent.gif"])
+def test_a_palette_with_transparency_is_read_without_pillows_warning(tmp_path, name):
+    # Pillow's convert("RGB") warned "Palette images with Transparency expressed in bytes should be converted to RGBA
+    # images", which a run printed as a warning its user could do nothing about; the pixels stay the reference's
+    # (`test_the_first_frame_is_the_references_for_each_image_format`).
+    path = _made(tmp_path, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image, notes = read_image(path)
+    assert any("transparent pixels" in note for note in notes)
+    assert np.array_equal(np.asarray(image), np.asarray(reference_load_image(str(path))))
