@@ -23,7 +23,7 @@ from diffusers.utils import load_image as reference_load_image
 from diffusers.video_processor import VideoProcessor
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.image import DAMAGED, preprocess_image, read_image
+from motif_lite.io.image import DAMAGED, DAMAGED_EXIF, preprocess_image, read_image, upright_size
 
 PIXELS = np.random.default_rng(7).integers(0, 256, (36, 52, 3), dtype=np.uint8)
 ALPHA = np.random.default_rng(8).integers(0, 256, (36, 52), dtype=np.uint8)  # every level, 0 (clear) included
@@ -216,3 +216,45 @@ def test_a_palette_with_transparency_is_read_without_pillows_warning(tmp_path, n
         image, notes = read_image(path)
     assert any("transparent pixels" in note for note in notes)
     assert np.array_equal(np.asarray(image), np.asarray(reference_load_image(str(path))))
+
+
+CUT_SHORT_EXIF = b"II*\x00\xff\xff\x00\x00"  # a TIFF header whose first directory lies past the end
+NOT_EXIF = b"\x13\x37" * 20  # no TIFF header at all
+
+
+def _with_exif(path: Path, exif: bytes) -> None:
+    """A photo whose EXIF block (APP1 in a JPEG) holds `exif`, as an editor or a transfer that cut it leaves it."""
+    if path.suffix == ".jpg":
+        _rgb().save(path)
+        data, payload = path.read_bytes(), b"Exif\x00\x00" + exif
+        path.write_bytes(data[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + data[2:])
+    else:
+        _rgb().save(path, exif=exif)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+def test_damaged_exif_data_is_a_note_not_pillows_warning(tmp_path, suffix):
+    # Pillow warned "Corrupt EXIF data. Expecting to read 2 bytes but only got 0.", which a run printed as a warning
+    # pointing into Pillow's code; the image is used as stored, as the reference uses it.
+    path = tmp_path / f"photo{suffix}"
+    _with_exif(path, CUT_SHORT_EXIF)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image, notes = read_image(path)
+        assert upright_size(path) == image.size
+    assert DAMAGED_EXIF in notes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reference's own warning
+        assert np.array_equal(np.asarray(image), np.asarray(reference_load_image(str(path))))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+def test_exif_data_that_is_no_exif_leaves_the_image_as_stored(tmp_path, suffix):
+    # A PNG's or WebP's was Pillow's SyntaxError "not a TIFF file" out of a run, a traceback (the reference fails
+    # there too); a JPEG's Pillow skips, and the reference uses that image as stored: so are all three.
+    path = tmp_path / f"photo{suffix}"
+    _with_exif(path, NOT_EXIF)
+    image, notes = read_image(path)
+    assert DAMAGED_EXIF in notes and upright_size(path) == image.size == PIXELS.shape[1::-1]
+    with PIL.Image.open(path) as stored:
+        assert np.array_equal(np.asarray(image), np.asarray(stored.convert("RGB")))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,9 +207,10 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
                 notes.append(f"the image has {image.n_frames} frames: the first one is the video's first frame")
             image.load()  # every pixel, before the file is closed
             # Pillow's exif_transpose copies an image it does not turn: a 95-megapixel photo's 300 MB once more.
-            orientation = _orientation(image)
+            orientation, exif_damaged = _orientation(image)
             upright = PIL.ImageOps.exif_transpose(image) if orientation in TURNS else image
             notes += _orientation_notes(orientation, image.size, upright.size)
+            notes += [DAMAGED_EXIF] if exif_damaged else []
             return to_rgb8(upright), notes
     except PIL.UnidentifiedImageError as exc:
         with path.open("rb") as file:
@@ -272,7 +275,7 @@ def upright_size(path: str | Path) -> tuple[int, int]:
     quarter), from its header alone: `read_image` decodes every pixel, which a huge photo makes slow."""
     with open_image(user_path(path), f"input image {path}") as image:
         width, height = image.size
-        quarter_turn = _orientation(image) in range(5, 9)
+        quarter_turn = _orientation(image)[0] in range(5, 9)
     return (height, width) if quarter_turn else (width, height)
 
 
@@ -416,6 +419,7 @@ def open_image(source: Path | BinaryIO, name: str) -> PIL.Image.Image:
         raise PIL.UnidentifiedImageError(f"cannot identify image file {name}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", CORRUPT_EXIF.pattern, UserWarning)  # a JPEG's, read for its DPI: a note
         try:
             return PIL.Image.open(source)
         except PIL.Image.DecompressionBombError:
@@ -435,9 +439,30 @@ def _too_large_message(name: str) -> str:
 TURNS = range(2, 9)  # EXIF orientations Pillow turns an image by: 1 is stored upright, anything else no turn
 
 
-def _orientation(image: PIL.Image.Image) -> int:
-    """The image's EXIF orientation tag (1, upright, where it has none)."""
-    return image.getexif().get(PIL.ExifTags.Base.Orientation, 1)
+def _orientation(image: PIL.Image.Image) -> tuple[int, bool]:
+    """The image's EXIF orientation tag (1, upright, where it has none), and whether its EXIF data is damaged (cut
+    short by an editor or a transfer): Pillow then reads what it can, as it does for the reference, and warns
+    "Corrupt EXIF data. Expecting to read 2 bytes but only got 0.", which a run printed as a warning pointing into
+    Pillow's code (`open_image` keeps it quiet); `DAMAGED_EXIF` says it in the user's terms instead. EXIF data that
+    is no EXIF at all makes Pillow raise SyntaxError for a PNG or WebP (the reference fails there; a JPEG's it
+    skips): the image is used as stored, as for a JPEG, rather than the run failing over its camera notes."""
+    # The filter list is the process's, as in `open_image`: another thread's warnings meanwhile may be caught too.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            orientation = image.getexif().get(PIL.ExifTags.Base.Orientation, 1)
+            if (stored := image.info.get("exif")) is not None:  # again: a JPEG's was parsed, quietly, on opening
+                PIL.Image.Exif().load(stored)
+        except (SyntaxError, ValueError, struct.error):  # Pillow's "not a TIFF file", a bad offset or size
+            return 1, True
+    return orientation, any(CORRUPT_EXIF.match(str(warning.message)) for warning in caught)
+
+
+CORRUPT_EXIF = re.compile(r"(possibly )?corrupt exif", re.IGNORECASE)  # Pillow's warnings for damaged EXIF data
+DAMAGED_EXIF = (
+    "the image's EXIF data (the camera's notes stored in it) is damaged: no orientation is read from it, so the "
+    "image is used as stored, as the reference pipeline does; if a photo viewer shows it turned, save a turned copy"
+)
 
 
 def _orientation_notes(orientation: int, stored: tuple[int, int], upright: tuple[int, int]) -> list[str]:
