@@ -884,8 +884,9 @@ def test_a_phone_photo_a_drawing_and_unknown_bytes_are_named(tmp_path, monkeypat
         load_image(tmp_path / "cat.avif")
     assert "it is a" not in str(error.value)
     monkeypatch.setattr(PIL.features, "check", lambda feature: feature != "avif")  # a Pillow built without it
-    with pytest.raises(MotifLiteError, match="it is an AVIF image, which this Pillow does not read"):
+    with pytest.raises(MotifLiteError, match="it is an AVIF image, which this Pillow does not read") as error:
         load_image(tmp_path / "cat.avif")
+    assert "a Pillow that does (its wheels from 11.3 on: pip install -U pillow)" in str(error.value)  # what adds it
 
 
 def test_a_model_file_given_as_the_image_is_named_a_model_file(tmp_path):

@@ -320,9 +320,13 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
             "it is a HEIF (HEIC) photo, the format phones save, which Pillow does not read: save it as JPEG or PNG "
             f"first (on a Mac: sips -s format png {name} --out {posix_quoted(stem + '.png')})"
         )
-    if container == "AVIF":  # with Pillow's AVIF support, a damaged one: Pillow's own message is better
-        readable = PIL.features.check("avif")
-        return None if readable else "it is an AVIF image, which this Pillow does not read: save it as PNG or JPEG"
+    if container == "AVIF" and not PIL.features.check("avif"):  # with it, a damaged one: Pillow's words say more
+        return (  # Pillow's wheels bring libavif from 11.3 on; a Pillow built by a distribution may lack it still
+            "it is an AVIF image, which this Pillow does not read: save it as PNG or JPEG, or install a Pillow that "
+            "does (its wheels from 11.3 on: pip install -U pillow)"
+        )
+    if container == "AVIF":
+        return None
     if (unread := _camera_raw(head) or _jpeg_xl(head)) is not None:  # a CR3 is an ISO media file, as MP4 is
         return unread
     if is_video(head) or head[8:12] == b"AVI ":
