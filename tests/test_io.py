@@ -815,7 +815,8 @@ def test_load_image_errors(tmp_path):
 
 
 @pytest.mark.parametrize(("suffix", "kept"), [(".jpg", 0.5), (".jpg", 0.05), (".png", 0.5), (".png", 0.001),
-                                             (".webp", 0.5), (".gif", 0.01)])  # fmt: skip
+                                             (".webp", 0.5), (".gif", 0.01), (".tiff", 0.5),
+                                             (".tiff", 0.001)])  # fmt: skip
 def test_an_image_cut_short_is_said_to_be_damaged_with_what_to_do(tmp_path, suffix, kept):
     # An interrupted download or copy: Pillow's "image file is truncated", "Truncated File Read", "could not create
     # decoder object" or "cannot identify image file" said nothing of the cause nor what to do.

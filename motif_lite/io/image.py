@@ -258,11 +258,12 @@ def _undecoded(exc: OSError, path: Path) -> str:
 
 # The first bytes of the formats a first frame usually comes in: a file that starts as one of them but that Pillow
 # cannot identify is that format cut short, not some other kind of file.
-IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF"}
+IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"II*\x00": "TIFF",
+                    b"MM\x00*": "TIFF"}  # fmt: skip
 
 
 def _cut_short(head: bytes) -> str | None:
-    """Why a file that begins as a PNG, JPEG, GIF or WebP is not read (Pillow said only "cannot identify image
+    """Why a file that begins as a PNG, JPEG, GIF, TIFF or WebP is not read (Pillow said only "cannot identify image
     file"), or None."""
     kind = next((kind for magic, kind in IMAGE_SIGNATURES.items() if head.startswith(magic)), None)
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
