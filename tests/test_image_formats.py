@@ -258,3 +258,28 @@ def test_exif_data_that_is_no_exif_leaves_the_image_as_stored(tmp_path, suffix):
     assert DAMAGED_EXIF in notes and upright_size(path) == image.size == PIXELS.shape[1::-1]
     with PIL.Image.open(path) as stored:
         assert np.array_equal(np.asarray(image), np.asarray(stored.convert("RGB")))
+
+
+def _second_page_without_a_width(path: Path) -> None:
+    """A two-page TIFF whose second page lost its width tag (256), as a damaged scan leaves it: its first page,
+    which the reference reads, is whole."""
+    _animation(path)  # two pages
+    data = bytearray(path.read_bytes())
+    first = struct.unpack_from("<I", data, 4)[0]
+    count = struct.unpack_from("<H", data, first)[0]
+    second = struct.unpack_from("<I", data, first + 2 + 12 * count)[0]
+    for entry in range(struct.unpack_from("<H", data, second)[0]):
+        at = second + 2 + 12 * entry
+        if struct.unpack_from("<H", data, at)[0] == 256:
+            struct.pack_into("<H", data, at, 65000)  # a tag no reader knows
+    path.write_bytes(bytes(data))
+
+
+def test_a_broken_later_page_leaves_the_first_the_references(tmp_path):
+    # Counting the pages for the note seeks through them: Pillow's TypeError "Missing dimensions" for the second came
+    # out of a run as a traceback, where the reference, which never counts, reads the first page.
+    path = tmp_path / "scan.tiff"
+    _second_page_without_a_width(path)
+    image, notes = read_image(path)
+    assert notes == [] and upright_size(path) == image.size
+    assert np.array_equal(np.asarray(image), np.asarray(reference_load_image(str(path))))

@@ -203,8 +203,8 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
     try:
         with open_image(path, f"input image {path}") as image:
             notes = _transparency_notes(image) + _print_colour_notes(image)
-            if getattr(image, "n_frames", 1) > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF
-                notes.append(f"the image has {image.n_frames} frames: the first one is the video's first frame")
+            if (frames := _frame_count(image)) > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF
+                notes.append(f"the image has {frames} frames: the first one is the video's first frame")
             image.load()  # every pixel, before the file is closed
             # Pillow's exif_transpose copies an image it does not turn: a 95-megapixel photo's 300 MB once more.
             orientation, exif_damaged = _orientation(image)
@@ -439,6 +439,18 @@ def _too_large_message(name: str) -> str:
         f"{name} has more than {limit:.0f} megapixels, more than Pillow reads (its guard against decompression "
         "bombs); save a smaller copy first (a few thousand pixels a side is plenty for a video frame) and use that"
     )
+
+
+def _frame_count(image: PIL.Image.Image) -> int:
+    """How many frames an image file holds (an animation's, a multi-page TIFF's), for a note; 1 where Pillow cannot
+    count them for a damaged frame after the first: it seeks through them to count, and a TIFF whose second page is
+    broken raised TypeError "Missing dimensions" out of a run, where the reference, which never counts, reads the
+    first page. The image is back at its first frame either way."""
+    try:
+        return getattr(image, "n_frames", 1)
+    except (OSError, ValueError, TypeError, KeyError, EOFError, SyntaxError, struct.error):
+        image.seek(0)  # counting left it at the broken frame
+        return 1
 
 
 TURNS = range(2, 9)  # EXIF orientations Pillow turns an image by: 1 is stored upright, anything else no turn
