@@ -444,11 +444,12 @@ def _too_large_message(name: str) -> str:
 def _frame_count(image: PIL.Image.Image) -> int:
     """How many frames an image file holds (an animation's, a multi-page TIFF's), for a note; 1 where Pillow cannot
     count them for a damaged frame after the first: it seeks through them to count, and a TIFF whose second page is
-    broken raised TypeError "Missing dimensions" out of a run, where the reference, which never counts, reads the
-    first page. The image is back at its first frame either way."""
+    broken raised TypeError "Missing dimensions" out of a run (an animated GIF cut short in a later frame, an
+    IndexError), where the reference, which never counts, reads the first frame. The image is back at its first frame
+    either way."""
     try:
         return getattr(image, "n_frames", 1)
-    except (OSError, ValueError, TypeError, KeyError, EOFError, SyntaxError, struct.error):
+    except (OSError, ValueError, TypeError, KeyError, IndexError, EOFError, SyntaxError, struct.error):
         image.seek(0)  # counting left it at the broken frame
         return 1
 
