@@ -297,3 +297,16 @@ def test_an_animated_gif_cut_short_in_a_later_frame_gives_its_first_as_the_refer
     image, _ = read_image(path)
     assert np.array_equal(np.asarray(image), np.asarray(reference_load_image(str(path))))
     assert np.array_equal(np.asarray(image), np.asarray(read_image(whole)[0]))
+
+
+def test_a_jpeg_of_several_pictures_is_noted_as_a_photo_not_an_animation(tmp_path):
+    # A camera's or phone's MPO (a JPEG with a second picture: the other eye, a depth map) was noted as "the image has
+    # 2 frames", as if it were an animation; its first picture is the photo, as the reference reads it.
+    path = tmp_path / "DSCF0001.JPG"
+    _rgb().save(path, "MPO", save_all=True, append_images=[PIL.Image.fromarray(255 - PIXELS)])
+    image, notes = read_image(path)
+    assert notes == [
+        "the photo is an MPO, a JPEG holding 2 pictures (a stereo pair, or a depth map or preview): the first, the "
+        "photo itself, is the video's first frame"
+    ]
+    assert np.array_equal(np.asarray(image), np.asarray(reference_load_image(str(path))))

@@ -203,8 +203,8 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
     try:
         with open_image(path, f"input image {path}") as image:
             notes = _transparency_notes(image) + _print_colour_notes(image)
-            if (frames := _frame_count(image)) > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF
-                notes.append(f"the image has {frames} frames: the first one is the video's first frame")
+            if (frames := _frame_count(image)) > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF, an MPO
+                notes.append(_frames_note(image.format, frames))
             image.load()  # every pixel, before the file is closed
             # Pillow's exif_transpose copies an image it does not turn: a 95-megapixel photo's 300 MB once more.
             orientation, exif_damaged = _orientation(image)
@@ -439,6 +439,18 @@ def _too_large_message(name: str) -> str:
         f"{name} has more than {limit:.0f} megapixels, more than Pillow reads (its guard against decompression "
         "bombs); save a smaller copy first (a few thousand pixels a side is plenty for a video frame) and use that"
     )
+
+
+def _frames_note(image_format: str | None, frames: int) -> str:
+    """The note for an image file of several frames, of which the first is used, as the reference uses it. A JPEG
+    that holds more than one picture (an MPO: a camera's stereo pair, or a phone photo with its depth map or a
+    preview) is a photo, not an animation: its frames are named as pictures, the first the photo itself."""
+    if image_format == "MPO":
+        return (
+            f"the photo is an MPO, a JPEG holding {frames} pictures (a stereo pair, or a depth map or preview): the "
+            "first, the photo itself, is the video's first frame"
+        )
+    return f"the image has {frames} frames: the first one is the video's first frame"
 
 
 def _frame_count(image: PIL.Image.Image) -> int:
