@@ -310,3 +310,42 @@ def test_a_jpeg_of_several_pictures_is_noted_as_a_photo_not_an_animation(tmp_pat
         "photo itself, is the video's first frame"
     ]
     assert np.array_equal(np.asarray(image), np.asarray(reference_load_image(str(path))))
+
+
+def _orientation_past_the_end(path: Path) -> None:
+    """A JPEG whose EXIF orientation entry claims 1000 values, which would lie past the end of its EXIF block."""
+    exif = bytearray(_turned(6))  # big-endian ("MM"): the entry is tag 0x0112, type 3 (SHORT), then its count
+    struct.pack_into(">I", exif, exif.index(b"\x01\x12\x00\x03") + 4, 1000)
+    _rgb().save(path, exif=bytes(exif))
+
+
+def _malformed_mpo(path: Path) -> None:
+    """An MPO whose picture index (its APP2 "MPF" block) has no valid byte order: Pillow reads it as a plain JPEG."""
+    _rgb().save(path, "MPO", save_all=True, append_images=[PIL.Image.fromarray(255 - PIXELS)])
+    data = path.read_bytes()
+    at = data.index(b"MPF\x00") + 4
+    path.write_bytes(data[:at] + b"XX" + data[at + 2 :])
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (_orientation_past_the_end, DAMAGED_EXIF),
+        (_malformed_mpo, "Pillow says of the image file: Image appears to be a malformed MPO file, it will be "
+                         "interpreted as a base JPEG file; it is used as Pillow reads it, as the reference pipeline "
+                         "uses it"),
+    ],
+)  # fmt: skip
+def test_pillows_warnings_on_reading_a_file_are_notes(tmp_path, make, said):
+    # Pillow's "Tag data larger than file. Skipping tag 274" and "Image appears to be a malformed MPO file" were
+    # printed as warnings pointing into Pillow's code; the image is the reference's all the same.
+    path = tmp_path / "photo.jpg"
+    make(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image, notes = read_image(path)
+        assert upright_size(path) == image.size
+    assert said in notes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reference's own warnings
+        assert np.array_equal(np.asarray(image), np.asarray(reference_load_image(str(path))))

@@ -201,17 +201,21 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
     if path.stat().st_size == 0:  # Pillow would say only "cannot identify image file"
         raise MotifLiteError(f"input image {path} is empty (0 bytes): save or copy the image again, then give it")
     try:
-        with open_image(path, f"input image {path}") as image:
-            notes = _transparency_notes(image) + _print_colour_notes(image)
-            if (frames := _frame_count(image)) > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF, an MPO
-                notes.append(_frames_note(image.format, frames))
-            image.load()  # every pixel, before the file is closed
-            # Pillow's exif_transpose copies an image it does not turn: a 95-megapixel photo's 300 MB once more.
-            orientation, exif_damaged = _orientation(image)
-            upright = PIL.ImageOps.exif_transpose(image) if orientation in TURNS else image
-            notes += _orientation_notes(orientation, image.size, upright.size)
-            notes += [DAMAGED_EXIF] if exif_damaged else []
-            return to_rgb8(upright), notes
+        # The filter list is the process's, as in `open_image`: another thread's warnings meanwhile may be caught too.
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")  # before opening: a JPEG's EXIF data is read then
+            with open_image(path, f"input image {path}") as image:
+                notes = _transparency_notes(image) + _print_colour_notes(image)
+                if (frames := _frame_count(image)) > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF, an MPO
+                    notes.append(_frames_note(image.format, frames))
+                image.load()  # every pixel, before the file is closed
+                # Pillow's exif_transpose copies an image it does not turn: a 95-megapixel photo's 300 MB once more.
+                orientation, exif_damaged = _orientation(image)
+                upright = PIL.ImageOps.exif_transpose(image) if orientation in TURNS else image
+                notes += _orientation_notes(orientation, image.size, upright.size)
+                notes += [DAMAGED_EXIF] if exif_damaged else []
+                rgb = to_rgb8(upright)
+        return rgb, list(dict.fromkeys(notes + _pillow_notes(said)))  # once each, in order
     except PIL.UnidentifiedImageError as exc:
         with path.open("rb") as file:
             head = file.read(1024)
@@ -274,10 +278,39 @@ def _cut_short(head: bytes) -> str | None:
 def upright_size(path: str | Path) -> tuple[int, int]:
     """The (width, height) a readable image is used at, upright as its EXIF orientation says (5 to 8 turn it a
     quarter), from its header alone: `read_image` decodes every pixel, which a huge photo makes slow."""
-    with open_image(user_path(path), f"input image {path}") as image:
-        width, height = image.size
-        quarter_turn = _orientation(image)[0] in range(5, 9)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=PILLOW_MODULES)  # `read_image` notes them
+        with open_image(user_path(path), f"input image {path}") as image:
+            width, height = image.size
+            quarter_turn = _orientation(image)[0] in range(5, 9)
     return (height, width) if quarter_turn else (width, height)
+
+
+PILLOW_MODULES = r"PIL\."
+# Pillow's warnings about an image file's metadata (its EXIF data, a TIFF's tags), not its pixels.
+METADATA_WARNING = re.compile(r"exif|tag|metadata", re.IGNORECASE)
+
+
+def _pillow_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Notes for the warnings Pillow gave while reading an image file ("Image appears to be a malformed MPO file",
+    "Tag data larger than file. Skipping tag 274"), which a run printed as warnings pointing into Pillow's code: the
+    image is used as Pillow reads it, as the reference uses it. Other code's warnings go on as they would have."""
+    notes = []
+    for warning in caught:
+        if not (warning.category is UserWarning and re.match(PILLOW_MODULES, _module_of(warning.filename))):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        elif METADATA_WARNING.search(str(warning.message)):
+            notes.append(DAMAGED_EXIF)
+        else:
+            notes.append(f"Pillow says of the image file: {str(warning.message).strip()}; it is used as Pillow reads "
+                         "it, as the reference pipeline uses it")  # fmt: skip
+    return notes
+
+
+def _module_of(filename: str) -> str:
+    """The dotted module a warning's file is ("PIL.JpegImagePlugin"), from its path, for Pillow's warnings."""
+    parts = Path(filename).with_suffix("").parts
+    return ".".join(parts[parts.index("PIL") :]) if "PIL" in parts else ""
 
 
 NO_IMAGE = "give the path of an image file, or leave image out (None) for a video from the prompt alone"
