@@ -279,14 +279,13 @@ def upright_size(path: str | Path) -> tuple[int, int]:
     """The (width, height) a readable image is used at, upright as its EXIF orientation says (5 to 8 turn it a
     quarter), from its header alone: `read_image` decodes every pixel, which a huge photo makes slow."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module=PILLOW_MODULES)  # `read_image` notes them
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")  # `read_image` notes Pillow's
         with open_image(user_path(path), f"input image {path}") as image:
             width, height = image.size
             quarter_turn = _orientation(image)[0] in range(5, 9)
     return (height, width) if quarter_turn else (width, height)
 
 
-PILLOW_MODULES = r"PIL\."
 # Pillow's warnings about an image file's metadata (its EXIF data, a TIFF's tags), not its pixels.
 METADATA_WARNING = re.compile(r"exif|tag|metadata", re.IGNORECASE)
 
@@ -297,7 +296,7 @@ def _pillow_notes(caught: list[warnings.WarningMessage]) -> list[str]:
     image is used as Pillow reads it, as the reference uses it. Other code's warnings go on as they would have."""
     notes = []
     for warning in caught:
-        if not (warning.category is UserWarning and re.match(PILLOW_MODULES, _module_of(warning.filename))):
+        if not (warning.category is UserWarning and "PIL" in Path(warning.filename).parts):  # not Pillow's
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         elif METADATA_WARNING.search(str(warning.message)):
             notes.append(DAMAGED_EXIF)
@@ -305,12 +304,6 @@ def _pillow_notes(caught: list[warnings.WarningMessage]) -> list[str]:
             notes.append(f"Pillow says of the image file: {str(warning.message).strip()}; it is used as Pillow reads "
                          "it, as the reference pipeline uses it")  # fmt: skip
     return notes
-
-
-def _module_of(filename: str) -> str:
-    """The dotted module a warning's file is ("PIL.JpegImagePlugin"), from its path, for Pillow's warnings."""
-    parts = Path(filename).with_suffix("").parts
-    return ".".join(parts[parts.index("PIL") :]) if "PIL" in parts else ""
 
 
 NO_IMAGE = "give the path of an image file, or leave image out (None) for a video from the prompt alone"
