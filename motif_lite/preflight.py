@@ -669,7 +669,8 @@ def _planner_inputs(
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
     batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
     triton_on = target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch")
-    tower = ImageTowerShape.of_checkpoint(sources.root)  # the first frame's tokens: the checkpoint's, not a constant
+    # The first frame's tokens: the checkpoint's (from its configs as read), not a constant.
+    tower = ImageTowerShape.of_config(sources.configs.text_encoder_config)
     image_tokens = tower.tokens if request.conditions_on_image else 0
     # A LoRA on packed linears keeps its adapter beside each, in the run's dtype; on float ones it merges: no bytes.
     packed = packed_weight_names(sources) if loras else frozenset()

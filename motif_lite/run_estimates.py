@@ -158,11 +158,12 @@ def run_flops(
     """FLOPs of one video of `request` (motif_lite.runtime.cost), with the checkpoint's configs or the official;
     `adapter_macs`: the LoRA adapters kept beside packed layers (`preflight.packed_adapter_macs`; None: none)."""
     from motif_lite.runtime import cost
+    from motif_lite.runtime.activation_memory import TextEncoderShape
     from motif_lite.vae.config import WanVAEConfig
 
     prompts = tuple(settings.encoded_prompts.values())  # the negative prompt only where a step left is guided
     size = (request.width, request.height, request.frames, _sampled_steps(request, settings))
-    text_shape = cost.text_encoder_shape(configs.root)
+    text_shape = TextEncoderShape.of_config(configs.text_encoder_config)  # as read with the configs
     vae_config = configs.vae or WanVAEConfig()
     guided = _guided_steps(request, settings)
     config = settings.transformer.value

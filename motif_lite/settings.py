@@ -69,9 +69,10 @@ from motif_lite.sampling.guidance import (
     CFGConfig,
     Guidance,
     GuiderConfig,
+    guider_config_file,
+    guider_from_values,
     is_neutral,
     needs_uncond,
-    read_guider_config,
 )
 from motif_lite.sampling.schedule import (
     DynamicShift,
@@ -196,21 +197,33 @@ class CheckpointConfigs:
     dynamic: DynamicShift | None = None  # its use_dynamic_shifting: the shift follows the video's size
     guider: GuiderConfig | None = None
     vae: WanVAEConfig | None = None
-    text_encoder: bool = False  # text_encoder/config.json is present
+    # text_encoder/config.json's values, checked (`check_text_encoder_config`); the planner and the time estimate
+    # count the encoder's sizes from them rather than reading the file again
+    text_encoder_config: dict[str, Any] | None = None
+
+    @property
+    def text_encoder(self) -> bool:
+        """Whether text_encoder/config.json is present."""
+        return self.text_encoder_config is not None
 
     @classmethod
     def read(cls, root: str | Path | None) -> CheckpointConfigs:
-        """Read the configs under a checkpoint folder (the official layout); an empty result for None."""
+        """Read the configs under a checkpoint folder (the official layout); an empty result for None. Each file is
+        read once: a file read twice could change between the reads (an edit under way), and each read of a Hub
+        file may be a network round trip."""
         if root is None:
             return cls()
         root = Path(root)
         transformer = root / "transformer" / "config.json"
         scheduler = root / "scheduler" / "scheduler_config.json"
         vae = root / "vae" / "config.json"
-        _check_listed_classes(root)
-        scheduler_config = (
-            diffusers_values(read_json_object(scheduler, "scheduler config")) if scheduler.is_file() else None
-        )
+        index = root / "model_index.json"
+        listed = read_json_object(index, "model index") if index.is_file() else {}
+        scheduler_values = read_json_object(scheduler, "scheduler config") if scheduler.is_file() else None
+        guider = guider_config_file(root / "guider")
+        guider_values = read_json_object(guider, "guider config") if guider.is_file() else None
+        _check_listed_classes(index, listed, {"scheduler": scheduler_values, "guider": guider_values})
+        scheduler_config = None if scheduler_values is None else diffusers_values(scheduler_values)
         configs = cls(
             root=root,
             transformer=TransformerConfig.from_json(transformer) if transformer.is_file() else None,
@@ -218,29 +231,28 @@ class CheckpointConfigs:
             scheduler_shift=None if scheduler_config is None else scheduler_shift(scheduler_config, str(scheduler)),
             schedule=schedule_options(scheduler_config, str(scheduler)),
             dynamic=dynamic_shift(scheduler_config, str(scheduler)),
-            guider=read_guider_config(root / "guider"),
+            guider=None if guider_values is None else guider_from_values(guider_values, guider),
             vae=WanVAEConfig.from_json(vae) if vae.is_file() else None,
-            text_encoder=_text_encoder_config_parses(root / "text_encoder" / "config.json"),
+            text_encoder_config=_text_encoder_values(root / "text_encoder" / "config.json"),
         )
         _check_json(root / "tokenizer" / "tokenizer_config.json", "tokenizer config")
         _check_json(root / "feature_extractor" / "preprocessor_config.json", "image processor config")
         return configs
 
 
-def _check_listed_classes(root: Path) -> None:
-    """The scheduler and guider class model_index.json lists against the one their config file names: diffusers
-    would build the listed class with the file's values (e.g. APG with a CFG file's scale), motif-lite the file's."""
-    index = root / "model_index.json"
-    listed = read_json_object(index, "model index") if index.is_file() else {}
+def _check_listed_classes(index: Path, listed: dict[str, Any], read: Mapping[str, dict[str, Any] | None]) -> None:
+    """The scheduler and guider class model_index.json (`index`, whose object is `listed`) lists against the one
+    their config file names (`read`: each component's file as read, None where absent): diffusers would build the
+    listed class with the file's values (e.g. APG with a CFG file's scale), motif-lite the file's."""
     for component, (file, default) in _CLASS_NAMED.items():
-        entry, path = listed.get(component), root / file
+        entry, values, path = listed.get(component), read[component], index.parent / file
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str) and path.is_file()):
             continue
-        named = read_json_object(path, f"{component} config").get("_class_name", default)
+        named = values.get("_class_name", default)
         if named is not None and named != entry[1]:
             raise ConfigError(
-                f"{index} lists the {component} as {entry[1]}, but {path} is a {named} config: diffusers would "
-                f"build {entry[1]} from it; make the two agree"
+                f"{index} lists the {component} as {entry[1]}, but {path} is a {named} config: diffusers "
+                f"would build {entry[1]} from it; make the two agree"
             )
 
 
@@ -251,15 +263,12 @@ def _check_json(path: Path, what: str) -> None:
         read_json_object(path, what)
 
 
-def _text_encoder_config_parses(path: Path) -> bool:
-    """Whether `path` is there; read as `_check_json` reads a file, with the sizes the text encoder is built from
-    checked (a wrong one crashed the cost estimate)."""
+def _text_encoder_values(path: Path) -> dict[str, Any] | None:
+    """`path`'s values, None where it is not there; read as `_check_json` reads a file, with the sizes the text
+    encoder is built from checked (a wrong one crashed the cost estimate)."""
     from motif_lite.encoders.text_config import check_text_encoder_config
 
-    if not path.is_file():
-        return False
-    check_text_encoder_config(path)
-    return True
+    return check_text_encoder_config(path) if path.is_file() else None
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,11 @@ def _checkpoint_section(root: str | Path | None, section: str) -> dict:
     return _checked_text_encoder_config(path).get(section, {})
 
 
+def _section(values: Mapping[str, object] | None, section: str) -> dict:
+    """`section` of text_encoder/config.json's values, checked already; {} without them, for the official shapes."""
+    return {} if values is None else values.get(section, {})
+
+
 _OFFICIAL_TEXT = OFFICIAL_TEXT_ENCODER_CONFIG["text_config"]
 
 
@@ -151,6 +156,12 @@ class TextEncoderShape:
     def of_checkpoint(cls, root: str | Path | None) -> TextEncoderShape:
         """The text stack of a checkpoint folder's `text_encoder/config.json`, else the official one (`from_json`)."""
         return _read_shape(cls, _checkpoint_section(root, "text_config"))
+
+    @classmethod
+    def of_config(cls, values: Mapping[str, object] | None) -> TextEncoderShape:
+        """The text stack of text_encoder/config.json's values as a caller read and checked them already (the
+        checkpoint's configs keep them), else the official one: the file is not read again."""
+        return _read_shape(cls, _section(values, "text_config"))
 
     @property
     def layer_weights(self) -> int:
@@ -180,6 +191,12 @@ class ImageTowerShape:
         built with, is smaller in every size, so the plan errs high. `ConfigError` naming the file for one the run
         would refuse (`_checked_text_encoder_config`)."""
         return _read_shape(cls, _checkpoint_section(root, "vision_config"))
+
+    @classmethod
+    def of_config(cls, values: Mapping[str, object] | None) -> ImageTowerShape:
+        """The tower of text_encoder/config.json's values as a caller read and checked them already, else the
+        official one (`of_checkpoint`, without reading the file again)."""
+        return _read_shape(cls, _section(values, "vision_config"))
 
     @property
     def tokens(self) -> int:

@@ -229,12 +229,22 @@ def read_guider_config(path: str | Path) -> GuiderConfig | None:
 
     Missing keys take diffusers' class defaults; an unknown class or key, or a bad value, is a `ConfigError`.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "guider_config.json"
+    path = guider_config_file(path)
     if not path.is_file():
         return None
-    config = diffusers_values(read_json_object(path, "guider config"))
+    return guider_from_values(read_json_object(path, "guider config"), path)
+
+
+def guider_config_file(path: str | Path) -> Path:
+    """The guider config file `path` names: a `guider/` folder's guider_config.json, else `path` itself."""
+    path = Path(path)
+    return path / "guider_config.json" if path.is_dir() else path
+
+
+def guider_from_values(values: dict, path: Path) -> GuiderConfig:
+    """The guider of a guider_config.json's JSON object `values`, as read from `path` (which messages name): a
+    caller that read the file for something else too builds it from that one read (`read_guider_config`)."""
+    config = diffusers_values(values)
     class_name = config.get("_class_name")
     if class_name not in _GUIDER_KEYS:
         raise ConfigError(f"{path}: unsupported guider {class_name!r}; expected one of {sorted(_GUIDER_KEYS)}")
