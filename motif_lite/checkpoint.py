@@ -226,6 +226,7 @@ def locate_sources(
     require_weights: bool = True,
     before_download: Callable[[DownloadPlan], None] | None = None,
     header_read: GGUFFilesRead | None = None,
+    configs_read: CheckpointConfigs | None = None,
 ) -> ModelSources:
     """Find and check everything a run reads, without reading any weights; one error lists every problem.
 
@@ -240,7 +241,9 @@ def locate_sources(
     of the problems, and that download does not start. No download starts while a problem has been found (the
     files the user gave are read first): `io.hub.DownloadHeld` then lists them. Raises `MissingFilesError` (with
     the download commands) or `CheckpointError`. header_read: the GGUF files a caller read already
-    (`check_gguf_files`, for serve): not read again where they are the files found.
+    (`check_gguf_files`, for serve): not read again where they are the files found. configs_read: the configs an
+    earlier look at the same files read (the checks before one download locate with and without
+    --text-encoder-gguf): not read again where their folder is the one found.
     """
     refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
     refuse_file_beside_gguf(weights or {}, gguf, text_encoder_gguf)  # the CLI refuses the flags' pair alike
@@ -286,7 +289,7 @@ def locate_sources(
         checked = text_gguf
         text_gguf = problems.collect(lambda: _text_encoder_gguf_against(checked, root))
     problems.stop()
-    configs = problems.collect(lambda: _config_fixed(lambda: CheckpointConfigs.read(root), str(model)))
+    configs = problems.collect(lambda: _config_fixed(lambda: _configs_at(root, configs_read), str(model)))
     problems.stop()
     notes.extend(file_notes)
     yours = {file.resolve() for file in linked.values()}
@@ -510,6 +513,11 @@ def find_text_encoder_gguf(
         foreign = isinstance(exc, ForeignGGUFError)
         fix = foreign_gguf_fix(path, model, "text_encoder") if foreign else text_encoder_gguf_fix(path, model)
         raise TextEncoderGGUFError(f"{exc}; {fix}", str(exc), fix) from None
+
+
+def _configs_at(root: Path | None, read: CheckpointConfigs | None) -> CheckpointConfigs:
+    """The configs of the checkpoint at `root`: `read` where they were read at that folder already, else read now."""
+    return read if read is not None and read.root == root else CheckpointConfigs.read(root)
 
 
 def _text_encoder_gguf_against(text_gguf: TextEncoderGGUF, root: Path) -> TextEncoderGGUF:

@@ -34,6 +34,17 @@ def configs_cached(shared_checkpoint, no_network) -> Path:
     return snapshot
 
 
+@pytest.fixture(scope="module")
+def text_encoder_gguf(shared_checkpoint, tmp_path_factory) -> Path:
+    """A Q8_0 text encoder GGUF of the tiny checkpoint, made by our quantizer."""
+    from motif_lite.quantize.cli import main as quantize
+
+    out = tmp_path_factory.mktemp("text_gguf") / "te-Q8_0.gguf"
+    root = str(shared_checkpoint[0])
+    assert quantize([root, "--component", "text_encoder", "-o", str(out), "--type", "Q8_0", "--quiet"]) == 0
+    return out
+
+
 @pytest.fixture
 def json_reads(monkeypatch) -> Counter[str]:
     """How many times each .json file is opened (pathlib's reads and `open` both go through `io.open`)."""
@@ -89,6 +100,24 @@ def test_a_run_reads_the_configs_at_hand_once_before_its_download(
     before(DownloadPlan(MOTIF_REPO, {}))
     assert question.said, capsys.readouterr().err  # every check ran: the last one asked
     assert json_reads == once  # the text encoder's config too: the planner and the time estimate read it again
+
+
+def test_a_run_with_a_text_encoder_gguf_reads_the_configs_at_hand_once_before_its_download(
+    configs_cached, json_reads, text_encoder_gguf, capsys, monkeypatch
+):
+    # The checks look at the files with the --text-encoder-gguf and, for the prompts and the time question, without
+    # it: the second look read every config again.
+    from motif_lite.runtime import cost
+
+    monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype, *args, **kwargs: 1e6)  # as above: it asks
+    args = run_args("--vram", "8", "--text-encoder-gguf", str(text_encoder_gguf))
+    once = one_locate(args, json_reads)
+    assert str(configs_cached / "scheduler/scheduler_config.json") in once
+    question = CpuTimeQuestion(yes=True)
+    before = before_download.ask_before_download(args, [run_request.request_from_args(args)], "cpu", question, {})
+    before(DownloadPlan(MOTIF_REPO, {}))
+    assert question.said, capsys.readouterr().err  # every check ran, with the GGUF and without it
+    assert json_reads == once
 
 
 @pytest.mark.parametrize("main", [True, False])

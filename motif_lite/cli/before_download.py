@@ -231,7 +231,8 @@ class LocatedOnce:
     """The files at hand, located once for every check before one download: the settings' and the plan's refusals,
     the prompts the text encoder cuts and the time question each located them, reading every config file again.
     What `sources_at_hand(args, quantized=False)` gives, with --text-encoder-gguf or without it (located apart only
-    where it was given); what locating raised is raised again to each check, which handles it as before."""
+    where it was given, with the configs the other look read: not read twice); what locating raised is raised again
+    to each check, which handles it as before."""
 
     def __init__(self, args: argparse.Namespace, header_read: GGUFFilesRead | None) -> None:
         self._args = args
@@ -242,10 +243,12 @@ class LocatedOnce:
         """The unquantized sources at hand; `text_encoder_gguf=False`: without --text-encoder-gguf."""
         with_gguf = text_encoder_gguf and self._args.text_encoder_gguf is not None  # without it, one and the same
         if with_gguf not in self._found:
+            read = next((found.configs for found in self._found.values() if not isinstance(found, Exception)), None)
             try:
                 self._found[with_gguf] = sources_at_hand(
-                    self._args, text_encoder_gguf=with_gguf, quantized=False, header_read=self._header_read
-                )
+                    self._args, text_encoder_gguf=with_gguf, quantized=False, header_read=self._header_read,
+                    configs_read=read,
+                )  # fmt: skip
             except MotifLiteError as exc:
                 self._found[with_gguf] = exc
         found = self._found[with_gguf]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.parallel import Parallel, ParallelLayout
     from motif_lite.runtime.planner import Plan
+    from motif_lite.settings import CheckpointConfigs
     from motif_lite.weights.lora import LoRAEntry, LoRAFile
 
 
@@ -73,12 +74,14 @@ def sources_at_hand(
     text_encoder_gguf: bool = True,
     quantized: bool = True,
     header_read: GGUFFilesRead | None = None,
+    configs_read: CheckpointConfigs | None = None,
 ) -> ModelSources:
     """The model the flags name as far as it is at hand (a folder, the Hugging Face cache; no download): its files
     and configs, else the official configs bundled with motif-lite (`locate_sources` with `preflight.AT_HAND`).
     `text_encoder_gguf=False`: without --text-encoder-gguf, where it changes nothing and its problems are the later
     checks' to name. `quantized`: with --quantize / --text-encoder-quantize applied (`quantized_as_asked`).
-    `header_read`: the GGUF files read already (`preflight.gguf_header_read_first`), not read again."""
+    `header_read`: the GGUF files read already (`preflight.gguf_header_read_first`), not read again. `configs_read`:
+    the configs an earlier look at the same files read, not read again (`locate_sources`)."""
     from motif_lite.checkpoint import locate_sources
     from motif_lite.io.gguf_source import refuse_variant_flag
     from motif_lite.preflight import AT_HAND
@@ -86,8 +89,9 @@ def sources_at_hand(
     refuse_variant_flag(args.gguf)  # in run's words: `locate_sources` says it in Python's
     text_gguf = args.text_encoder_gguf if text_encoder_gguf else None
     sources = locate_sources(
-        args.model, args.gguf, text_encoder_gguf=text_gguf, weights=args.weights, header_read=header_read, **AT_HAND
-    )
+        args.model, args.gguf, text_encoder_gguf=text_gguf, weights=args.weights, header_read=header_read,
+        configs_read=configs_read, **AT_HAND,
+    )  # fmt: skip
     return quantized_as_asked(sources, args) if quantized else sources
 
 
