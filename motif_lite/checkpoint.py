@@ -285,11 +285,15 @@ def locate_sources(
     if gguf is not None and is_gguf_variant(str(gguf)) and not problems.found:
         gguf_path = problems.collect(lambda: _find_gguf(str(gguf), hub, require_weights, notes, str(model)))
         gguf_header = _transformer_gguf_header(gguf_path, str(model), problems, transformer_read)
+    text_encoder_read = None  # the checkpoint's text_encoder/config.json as the check against the GGUF read it
     if text_gguf is not None and root is not None:  # the file read above, its config against the checkpoint's
         checked = text_gguf
-        text_gguf = problems.collect(lambda: _text_encoder_gguf_against(checked, root))
+        against = problems.collect(lambda: _text_encoder_gguf_against(checked, root))
+        text_gguf, text_encoder_read = against or (None, None)
     problems.stop()
-    configs = problems.collect(lambda: _config_fixed(lambda: _configs_at(root, configs_read), str(model)))
+    configs = problems.collect(
+        lambda: _config_fixed(lambda: _configs_at(root, configs_read, text_encoder_read), str(model))
+    )
     problems.stop()
     notes.extend(file_notes)
     yours = {file.resolve() for file in linked.values()}
@@ -506,7 +510,7 @@ def find_text_encoder_gguf(
         fix = text_encoder_gguf_fix(path, model)
         raise TextEncoderGGUFError(f"no such text encoder GGUF file: {path} ({fix})", "no such file", fix)
     if read is not None and read.path == path:
-        return read if root is None else _text_encoder_gguf_against(read, root)
+        return read if root is None else _text_encoder_gguf_against(read, root)[0]
     try:
         return read_text_encoder_gguf(path, root / TEXT_ENCODER_CONFIG if root is not None else None)
     except (DamagedGGUFError, ForeignGGUFError) as exc:
@@ -515,18 +519,23 @@ def find_text_encoder_gguf(
         raise TextEncoderGGUFError(f"{exc}; {fix}", str(exc), fix) from None
 
 
-def _configs_at(root: Path | None, read: CheckpointConfigs | None) -> CheckpointConfigs:
-    """The configs of the checkpoint at `root`: `read` where they were read at that folder already, else read now."""
-    return read if read is not None and read.root == root else CheckpointConfigs.read(root)
+def _configs_at(
+    root: Path | None, read: CheckpointConfigs | None, text_encoder_read: dict | None = None
+) -> CheckpointConfigs:
+    """The configs of the checkpoint at `root`: `read` where they were read at that folder already, else read now
+    (with its text_encoder/config.json as `text_encoder_read` holds it, where the GGUF's check read it)."""
+    if read is not None and read.root == root:
+        return read
+    return CheckpointConfigs.read(root, text_encoder_read=text_encoder_read)
 
 
-def _text_encoder_gguf_against(text_gguf: TextEncoderGGUF, root: Path) -> TextEncoderGGUF:
+def _text_encoder_gguf_against(text_gguf: TextEncoderGGUF, root: Path) -> tuple[TextEncoderGGUF, dict | None]:
     """`text_gguf` (read by `find_text_encoder_gguf` before the checkpoint was found), its config checked against
-    the checkpoint's at `root` as `find_text_encoder_gguf(root, ...)` checks it, without reading the file again."""
+    the checkpoint's at `root` as `find_text_encoder_gguf(root, ...)` checks it, without reading the file again;
+    with the checkpoint's text_encoder/config.json as read (None without one)."""
     from motif_lite.encoders.text_gguf import check_against_checkpoint
 
-    check_against_checkpoint(text_gguf.path, text_gguf.config, root / TEXT_ENCODER_CONFIG)
-    return text_gguf
+    return text_gguf, check_against_checkpoint(text_gguf.path, text_gguf.config, root / TEXT_ENCODER_CONFIG)
 
 
 class TextEncoderGGUFError(CheckpointError):

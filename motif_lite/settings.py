@@ -207,10 +207,11 @@ class CheckpointConfigs:
         return self.text_encoder_config is not None
 
     @classmethod
-    def read(cls, root: str | Path | None) -> CheckpointConfigs:
+    def read(cls, root: str | Path | None, *, text_encoder_read: dict[str, Any] | None = None) -> CheckpointConfigs:
         """Read the configs under a checkpoint folder (the official layout); an empty result for None. Each file is
         read once: a file read twice could change between the reads (an edit under way), and each read of a Hub
-        file may be a network round trip."""
+        file may be a network round trip. `text_encoder_read`: text_encoder/config.json's values where a caller
+        read the file already (the check of a --text-encoder-gguf against it), checked here as the file would be."""
         if root is None:
             return cls()
         root = Path(root)
@@ -233,7 +234,7 @@ class CheckpointConfigs:
             dynamic=dynamic_shift(scheduler_config, str(scheduler)),
             guider=None if guider_values is None else guider_from_values(guider_values, guider),
             vae=WanVAEConfig.from_json(vae) if vae.is_file() else None,
-            text_encoder_config=_text_encoder_values(root / "text_encoder" / "config.json"),
+            text_encoder_config=_text_encoder_values(root / "text_encoder" / "config.json", text_encoder_read),
         )
         _check_json(root / "tokenizer" / "tokenizer_config.json", "tokenizer config")
         _check_json(root / "feature_extractor" / "preprocessor_config.json", "image processor config")
@@ -263,12 +264,14 @@ def _check_json(path: Path, what: str) -> None:
         read_json_object(path, what)
 
 
-def _text_encoder_values(path: Path) -> dict[str, Any] | None:
-    """`path`'s values, None where it is not there; read as `_check_json` reads a file, with the sizes the text
-    encoder is built from checked (a wrong one crashed the cost estimate)."""
-    from motif_lite.encoders.text_config import check_text_encoder_config
+def _text_encoder_values(path: Path, read: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`path`'s values (`read`: as a caller read them already), None where it is not there; read as `_check_json`
+    reads a file, with the sizes the text encoder is built from checked (a wrong one crashed the cost estimate)."""
+    from motif_lite.encoders.text_config import check_text_encoder_config, checked_text_encoder_values
 
-    return check_text_encoder_config(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    return check_text_encoder_config(path) if read is None else checked_text_encoder_values(read, str(path))
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,13 @@ def one_locate(args, json_reads: Counter[str]) -> Counter[str]:
     return once
 
 
-def test_locating_the_files_at_hand_reads_each_config_once(configs_cached, json_reads):
+@pytest.mark.parametrize("text_gguf", [False, True], ids=["checkpoint", "text-encoder-gguf"])
+def test_locating_the_files_at_hand_reads_each_config_once(configs_cached, json_reads, text_gguf, request):
     """The checkpoint's configs are read once each (`CheckpointConfigs.read`): the scheduler's and the guider's were
-    read again to check the class model_index.json lists."""
-    once = one_locate(run_args(), json_reads)
+    read again to check the class model_index.json lists, and with a --text-encoder-gguf the text encoder's config
+    again after the GGUF's config was checked against it."""
+    flags = ("--text-encoder-gguf", str(request.getfixturevalue("text_encoder_gguf"))) if text_gguf else ()
+    once = one_locate(run_args(*flags), json_reads)
     configs = [str(path) for path in configs_cached.rglob("*.json") if path.name != "tokenizer.json"]
     assert {path: once[path] for path in configs} == dict.fromkeys(configs, 1)
 

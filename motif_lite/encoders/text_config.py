@@ -80,12 +80,16 @@ def model_key(name: str) -> str:
 
 
 def check_text_encoder_config(path: Path) -> dict:
-    """The file's values, checked where motif-lite or the model build reads them (`check_sizes`,
+    """The file's values, checked where motif-lite or the model build reads them (`checked_text_encoder_values`)."""
+    return checked_text_encoder_values(read_json_object(path, "text encoder config"), str(path))
+
+
+def checked_text_encoder_values(values: dict, origin: str) -> dict:
+    """`values` (read from `origin`), checked where motif-lite or the model build reads them (`check_sizes`,
     `check_build_values`; not yet the activations, which need transformers: `config_from_values` checks those)."""
-    values = read_json_object(path, "text encoder config")
-    check_model_type(values, str(path))
-    check_sizes(values, str(path))
-    check_build_values(values, str(path))
+    check_model_type(values, origin)
+    check_sizes(values, origin)
+    check_build_values(values, origin)
     return values
 
 

@@ -16,6 +16,7 @@ blocks (memory-mapped on the CPU, copied when the encoder visits a device).
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from collections.abc import Mapping
@@ -26,8 +27,14 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, T5Gemma2Encoder, T5Gemma2EncoderConfig
 
-from motif_lite.encoders.text_config import config_from_json, meta_encoder, parse_text_encoder_config
+from motif_lite.encoders.text_config import (
+    config_from_json,
+    config_from_values,
+    meta_encoder,
+    parse_text_encoder_config,
+)
 from motif_lite.errors import CheckpointError, listed
+from motif_lite.json_values import read_json_object
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, TEXT_ENCODER_ARCH, PackedTensor, read_gguf
 from motif_lite.weights.quant_embedding import QuantizedEmbedding
@@ -120,12 +127,17 @@ def read_text_encoder_gguf(path: str | Path, checkpoint_config: Path | None = No
     return _checked(path, config, ckpt.tensors, recipe if isinstance(recipe, str) else None)
 
 
-def check_against_checkpoint(path: Path, config: T5Gemma2EncoderConfig, checkpoint_config: Path) -> None:
+def check_against_checkpoint(path: Path, config: T5Gemma2EncoderConfig, checkpoint_config: Path) -> dict | None:
     """The config embedded in the text encoder GGUF at `path` against the checkpoint's `text_encoder/config.json`
     (`checkpoint_config`, when it exists): a file read before the checkpoint was found is checked so, not read
-    again. Raises `CheckpointError`."""
-    if checkpoint_config.is_file():
-        check_same_config(config, parse_text_encoder_config(checkpoint_config), path)
+    again. Raises `CheckpointError`. Returns the checkpoint file's values as read (None without it), for a caller
+    that reads the checkpoint's configs next (`CheckpointConfigs.read`): not read twice."""
+    if not checkpoint_config.is_file():
+        return None
+    values = read_json_object(checkpoint_config, "text encoder config")
+    # A copy to transformers, which may change what it is given: the values go on as the file holds them.
+    check_same_config(config, config_from_values(copy.deepcopy(values), str(checkpoint_config)), path)
+    return values
 
 
 def packed_text_encoder(
