@@ -14,6 +14,7 @@ only to its longest prompt). This is exact, not an approximation:
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import logging
 import traceback
@@ -26,7 +27,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Gemma2Encoder, T5Gemma2EncoderConfig
 
 from motif_lite.config import MAX_PROMPT_TOKENS
-from motif_lite.encoders.text_config import parse_text_encoder_config
+from motif_lite.encoders.text_config import config_from_values, parse_text_encoder_config
 from motif_lite.encoders.text_gguf import TextEncoderGGUF, load_text_encoder_gguf, read_text_encoder_gguf
 from motif_lite.encoders.text_weights import weights_cast_to
 from motif_lite.encoders.tokenizer_config import (
@@ -474,11 +475,20 @@ def _pad_right(token_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, t
     return input_ids, mask
 
 
+def _text_encoder_config(path: Path, values: dict | None) -> T5Gemma2EncoderConfig:
+    """transformers' config of the text encoder: from `values` where a caller read `path` already (a copy, which
+    transformers may change), else read from `path`."""
+    if values is None:
+        return parse_text_encoder_config(path)
+    return config_from_values(copy.deepcopy(values), str(path))
+
+
 def load_text_encoder(
     source: str | Path,
     dtype: torch.dtype = torch.bfloat16,
     device: torch.device | str = "cpu",
     gguf: str | Path | TextEncoderGGUF | None = None,
+    config_values: dict | None = None,
 ) -> TextEncoder:
     """Load `text_encoder/`, `tokenizer/` and (if present) `feature_extractor/` from a checkpoint.
 
@@ -486,7 +496,8 @@ def load_text_encoder(
     the local cache, see `motif_lite.io.checkpoint_source.find_checkpoint`). `gguf`: a text encoder GGUF
     (`python -m motif_lite.quantize --component text_encoder`, or what `read_text_encoder_gguf` returned) replaces
     `text_encoder/`'s weights; it is checked against `text_encoder/config.json` when the checkpoint has one, and
-    its quantized layers stay packed (motif_lite/encoders/text_gguf.py).
+    its quantized layers stay packed (motif_lite/encoders/text_gguf.py). `config_values`: `text_encoder/config.json`
+    as a caller read it already (`CheckpointConfigs.text_encoder_config`), not read again.
     """
     patterns = ["text_encoder/config.json" if gguf is not None else "text_encoder/*", "tokenizer/*"]
     # What a cached snapshot must hold to be used as is: `tokenizer_root` leaves one with the tokenizer alone.
@@ -495,7 +506,7 @@ def load_text_encoder(
     _check_layout(root, weights=gguf is None)
     if gguf is not None and not isinstance(gguf, TextEncoderGGUF):
         gguf = read_text_encoder_gguf(gguf, root / "text_encoder/config.json")  # every check before any weight
-    config = parse_text_encoder_config(root / "text_encoder" / "config.json") if gguf is None else None
+    config = None if gguf is not None else _text_encoder_config(root / "text_encoder" / "config.json", config_values)
     tokenizer = load_tokenizer(root)
     if gguf is None:
         try:

@@ -155,7 +155,7 @@ def load_pipeline(
             try:
                 text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target)
                 vae_device = target if plan is None else plan.device  # as the plan says
-                vae = load_vae(sources.root, dtype=dtype, device=vae_device)
+                vae = load_vae(sources.root, dtype=dtype, device=vae_device, config=sources.configs.vae)  # as read
                 load_device = "cpu" if plan is not None else target  # the plan moves what fits
                 # int8 attention keeps the op `apply_kernels` chose: no exact kernel goes in its place.
                 # The recipe and the pipeline keep the sources without the GGUF header, which this load alone uses.
@@ -303,7 +303,8 @@ def _load_text_encoder(
         packed = quantize_text_encoder_tensors(sources.root, sources.text_encoder_quantize, device=search)
         folder = sources.root / "text_encoder"
         gguf = packed_text_encoder(packed, folder / "config.json", sources.text_encoder_quantize, folder)
-    text_encoder = load_text_encoder(sources.root, dtype=dtype, device="cpu", gguf=gguf)
+    config = sources.configs.text_encoder_config  # as the configs read it: not read again
+    text_encoder = load_text_encoder(sources.root, dtype=dtype, device="cpu", gguf=gguf, config_values=config)
     if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
         apply_dequant_kernels(text_encoder.model, kernels, target)
     return text_encoder

@@ -29,17 +29,19 @@ def load_vae(
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
     encoder: bool = True,
+    config: WanVAEConfig | None = None,
 ) -> WanVAE:
     """Load the VAE from a checkpoint dir (uses its `vae/` subfolder) or from the `vae/` folder itself.
 
     The model is built on the meta device and its tensors are read from memory-mapped safetensors, cast to
     `dtype` and placed on `device`. Missing, unexpected or wrongly shaped tensors raise one `CheckpointError`.
     `encoder=False` (text-to-video needs no encoder) still checks the encoder tensors but never reads them,
-    saving ~40% of the VAE weights' memory; `encode` then raises.
+    saving ~40% of the VAE weights' memory; `encode` then raises. `config`: the folder's config.json as a caller
+    read it already (`CheckpointConfigs.vae`), not read again.
     """
     device = checked_device(device)
     folder = _vae_folder(Path(source))
-    config = WanVAEConfig.from_json(folder / "config.json")
+    config = config or WanVAEConfig.from_json(folder / "config.json")
     with torch.device("meta"):
         model = WanVAE(config)
     refs = read_tensor_refs(find_weight_files(folder))  # the headers: every tensor checked before any is read

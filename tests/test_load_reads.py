@@ -1,0 +1,38 @@
+"""Loading a pipeline reads each component's config once: `locate_sources` reads them (`CheckpointConfigs.read`)
+and the loaders take what it read. The VAE's and the text encoder's config.json were read again as their weights
+loaded: a file edited in between would have given the plan one config and the model another."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+
+@pytest.fixture
+def json_reads(monkeypatch) -> Counter[str]:
+    """How many times each .json file is read whole (`read_json_object` reads a file with `Path.read_bytes`; the
+    check for Git LFS pointers, which opens each file for its first bytes, is no read of a config)."""
+    reads: Counter[str] = Counter()
+    uncounted = Path.read_bytes
+
+    def counted(path: Path) -> bytes:
+        if path.name.endswith(".json"):
+            reads[str(path)] += 1
+        return uncounted(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    return reads
+
+
+def test_loading_reads_the_vae_and_text_encoder_configs_once(shared_checkpoint, json_reads):
+    from motif_lite import load_pipeline
+
+    root = shared_checkpoint[0]
+    pipe = load_pipeline(root, device="cpu", dtype="fp32")
+    assert pipe.vae is not None and pipe.text_encoder is not None
+    configs = [str(root / "vae" / "config.json"), str(root / "text_encoder" / "config.json")]
+    assert {path: json_reads[path] for path in configs} == dict.fromkeys(configs, 1)
