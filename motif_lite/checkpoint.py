@@ -269,11 +269,12 @@ def locate_sources(
     text_gguf = None
     if text_encoder_gguf is not None:  # alone here; against the checkpoint's text encoder config once it is found
         text_gguf = problems.collect(lambda: find_text_encoder_gguf(None, text_encoder_gguf, str(model), text_read))
-    root = problems.collect(
+    found_root = problems.collect(
         lambda: _config_fixed(
             lambda: _find_root(str(model), gguf_replaced, set(files), hub, require_weights, notes), str(model)
         )
     )
+    root, index_read = found_root or (None, None)  # and model_index.json as finding the root read it
     linked = {component: file for component, file in files.items() if file is not None}
     found = root
     if root is not None and linked and not problems.found:
@@ -292,7 +293,7 @@ def locate_sources(
         text_gguf, text_encoder_read = against or (None, None)
     problems.stop()
     configs = problems.collect(
-        lambda: _config_fixed(lambda: _configs_at(root, configs_read, text_encoder_read), str(model))
+        lambda: _config_fixed(lambda: _configs_at(root, configs_read, text_encoder_read, index_read), str(model))
     )
     problems.stop()
     notes.extend(file_notes)
@@ -420,40 +421,43 @@ def _listed(files: Mapping[str, Path]) -> str:
 
 def _find_root(
     model: str, gguf: set[str], linked: set[str], hub: HubAccess, require_weights: bool, notes: list[str]
-) -> Path | None:
-    """The checkpoint folder; `gguf`, `linked`: the components whose weights a GGUF / a file of the user's
-    replaces (`required_files`). A local folder is refused as a run refuses it, dry run or not; one that lacks the
-    scheduler's or the guider's config takes the official values, as `motif-lite check` says (a Hub repo's are
-    fetched when its `model_index.json` lists them)."""
+) -> tuple[Path | None, dict | None]:
+    """The checkpoint folder, and its model_index.json's object where finding it read the file (None where it did
+    not, or there is none: `CheckpointConfigs.read` takes it, not reading the file again); `gguf`, `linked`: the
+    components whose weights a GGUF / a file of the user's replaces (`required_files`). A local folder is refused
+    as a run refuses it, dry run or not; one that lacks the scheduler's or the guider's config takes the official
+    values, as `motif-lite check` says (a Hub repo's are fetched when its `model_index.json` lists them)."""
     required = required_files(gguf, linked)
     download = download_patterns(gguf, linked)
     folder = user_path(model)
     if folder.is_dir():
         # The configs model_index.json lists (the feature extractor's) are required as a run requires them: a dry
         # run's note names them too, with the command that fetches them.
-        listed = [file for file in listed_configs(folder) if file not in OFFICIAL_WITHOUT]
+        index = _model_index(folder)
+        listed = [file for file in _missing_listed(folder, index) if file not in OFFICIAL_WITHOUT]
         if require_weights:
             root = find_checkpoint(model, required + listed, download, hub)
         else:
             root = _dry_run_folder(model, required + listed, download, hub, notes)
         notes.extend(official_config_notes(root, model))
-        return root
+        return root, index
     if not require_weights:
         try:
-            return find_checkpoint(model, hub=hub)
+            return find_checkpoint(model, hub=hub), None
         except MissingFilesError:
             notes.append(
                 f"the checkpoint {model} is not at hand (not in the Hugging Face cache; a dry run downloads no "
                 "weights): planned with the official architecture's built-in values"
             )
-            return None
+            return None, None
     # A Hub repo has both: fetch them if an older run's cache lacks them.
     required += ["model_index.json", TRANSFORMER_CONFIG] if "transformer" in gguf | linked else ["model_index.json"]
     root = find_checkpoint(model, required, download, hub)
-    listed = listed_configs(root)
+    index = _model_index(root)
+    listed = _missing_listed(root, index)
     if listed:  # model_index.json names a component whose config is not here: fetch it, or report it
         root = find_checkpoint(model, required + listed, download, hub)
-    return root
+    return root, index
 
 
 def _dry_run_folder(model: str, required: list[str], download: list[str], hub: HubAccess, notes: list[str]) -> Path:
@@ -520,13 +524,13 @@ def find_text_encoder_gguf(
 
 
 def _configs_at(
-    root: Path | None, read: CheckpointConfigs | None, text_encoder_read: dict | None = None
+    root: Path | None, read: CheckpointConfigs | None, text_encoder_read: dict | None, index_read: dict | None
 ) -> CheckpointConfigs:
     """The configs of the checkpoint at `root`: `read` where they were read at that folder already, else read now
-    (with its text_encoder/config.json as `text_encoder_read` holds it, where the GGUF's check read it)."""
+    (with its text_encoder/config.json and model_index.json as read already, where they were)."""
     if read is not None and read.root == root:
         return read
-    return CheckpointConfigs.read(root, text_encoder_read=text_encoder_read)
+    return CheckpointConfigs.read(root, text_encoder_read=text_encoder_read, index_read=index_read)
 
 
 def _text_encoder_gguf_against(text_gguf: TextEncoderGGUF, root: Path) -> tuple[TextEncoderGGUF, dict | None]:
@@ -581,10 +585,20 @@ def damaged_config_fix(problem: str, model: str) -> str | None:
 
 def listed_configs(root: Path) -> list[str]:
     """The config files of the components `model_index.json` lists that are missing under `root`."""
+    return _missing_listed(root, _model_index(root))
+
+
+def _model_index(root: Path) -> dict | None:
+    """`root`'s model_index.json object; None without the file."""
     index = root / "model_index.json"
-    if not index.is_file():
+    return read_json_object(index, "model index", CheckpointError) if index.is_file() else None
+
+
+def _missing_listed(root: Path, components: dict | None) -> list[str]:
+    """The config files of the components `components` (model_index.json's object, None without one) lists that
+    are missing under `root`."""
+    if components is None:
         return []
-    components = read_json_object(index, "model index", CheckpointError)
     listed = [
         file
         for name, file in LISTED_CONFIGS.items()

@@ -207,11 +207,18 @@ class CheckpointConfigs:
         return self.text_encoder_config is not None
 
     @classmethod
-    def read(cls, root: str | Path | None, *, text_encoder_read: dict[str, Any] | None = None) -> CheckpointConfigs:
+    def read(
+        cls,
+        root: str | Path | None,
+        *,
+        text_encoder_read: dict[str, Any] | None = None,
+        index_read: dict[str, Any] | None = None,
+    ) -> CheckpointConfigs:
         """Read the configs under a checkpoint folder (the official layout); an empty result for None. Each file is
         read once: a file read twice could change between the reads (an edit under way), and each read of a Hub
         file may be a network round trip. `text_encoder_read`: text_encoder/config.json's values where a caller
-        read the file already (the check of a --text-encoder-gguf against it), checked here as the file would be."""
+        read the file already (the check of a --text-encoder-gguf against it), checked here as the file would be;
+        `index_read`: model_index.json's object where a caller read it already (finding the checkpoint)."""
         if root is None:
             return cls()
         root = Path(root)
@@ -219,7 +226,7 @@ class CheckpointConfigs:
         scheduler = root / "scheduler" / "scheduler_config.json"
         vae = root / "vae" / "config.json"
         index = root / "model_index.json"
-        listed = read_json_object(index, "model index") if index.is_file() else {}
+        listed = index_read if index_read is not None else _read_if_there(index, "model index")
         scheduler_values = read_json_object(scheduler, "scheduler config") if scheduler.is_file() else None
         guider = guider_config_file(root / "guider")
         guider_values = read_json_object(guider, "guider config") if guider.is_file() else None
@@ -255,6 +262,11 @@ def _check_listed_classes(index: Path, listed: dict[str, Any], read: Mapping[str
                 f"{index} lists the {component} as {entry[1]}, but {path} is a {named} config: diffusers "
                 f"would build {entry[1]} from it; make the two agree"
             )
+
+
+def _read_if_there(path: Path, what: str) -> dict[str, Any]:
+    """`path`'s JSON object ({} without the file)."""
+    return read_json_object(path, what) if path.is_file() else {}
 
 
 def _check_json(path: Path, what: str) -> None:

@@ -86,6 +86,14 @@ def test_locating_the_files_at_hand_reads_each_config_once(configs_cached, json_
     assert {path: once[path] for path in configs} == dict.fromkeys(configs, 1)
 
 
+def test_locating_a_local_folder_reads_each_config_once(shared_checkpoint, json_reads):
+    """A -m folder's model_index.json was read to find the configs it lists, then again with the configs."""
+    root = shared_checkpoint[0]
+    once = one_locate(run_args("-m", str(root)), json_reads)
+    configs = [str(path) for path in root.rglob("*.json") if path.name != "tokenizer.json"]
+    assert {path: once[path] for path in configs} == dict.fromkeys(configs, 1)
+
+
 @pytest.mark.parametrize("flags", [(), ("--vram", "8")], ids=["cpu", "cpu-with-budget"])
 def test_a_run_reads_the_configs_at_hand_once_before_its_download(
     configs_cached, json_reads, flags, capsys, monkeypatch
