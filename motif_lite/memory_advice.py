@@ -71,8 +71,9 @@ class PlannedRun:
 
         return model_sizes(self.sources, self.dtype, self.text_encoder_dtype)
 
-    def plan(self, vram_gib: float | None = None) -> Plan:
-        """The memory plan (raises when nothing fits), with the budget `vram_gib` where it is not `self.vram_gib`."""
+    def plan(self, vram_gib: float | None = None, adapter_temporaries: bool = True) -> Plan:
+        """The memory plan (raises when nothing fits), with the budget `vram_gib` where it is not `self.vram_gib`;
+        `adapter_temporaries=False`: without the LoRA adapters' temporaries (`plan_generation`)."""
         from motif_lite.preflight import plan_generation
 
         return plan_generation(
@@ -81,6 +82,7 @@ class PlannedRun:
             sequence_parallel=self.sequence_parallel, ram_gib=self.ram_gib, batch_guidance=self.batch_guidance,
             step_cache=self.step_cache, text_encoder=self.text_encoder, first_step=self.first_step, sizes=self.sizes,
             attention_backend=self.attention_backend, text_encoder_dtype=self.text_encoder_dtype, loras=self.loras,
+            adapter_temporaries=adapter_temporaries,
         )  # fmt: skip
 
     def with_sources(self, sources: ModelSources) -> PlannedRun:

@@ -569,6 +569,7 @@ def plan_generation(
     sizes: ModelSizes | None = None,
     attention_backend: str = "auto",
     loras: Sequence[LoRAFile] = (),
+    adapter_temporaries: bool = True,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -592,6 +593,8 @@ def plan_generation(
     already (`PlannedRun.sizes`), not counted again. `attention_backend`: `--attention-backend` (with `auto` and
     `triton` the denoise stage counts Triton's tuning buffer for our attention kernel). `loras`: the checked LoRA
     files the run applies (`check_loras`): on a packed transformer their adapters count with their blocks.
+    `adapter_temporaries=False`: those adapters' weights are counted, not the temporaries their updates keep as a
+    layer runs (a server's refusal asks which of the two a loaded plan has no room for).
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -612,7 +615,7 @@ def plan_generation(
     budget = device_budget(target, vram_gib)
     inputs = _planner_inputs(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
-        text_encoder, first_step, sizes, attention_backend, loras,
+        text_encoder, first_step, sizes, attention_backend, loras, adapter_temporaries,
     )  # fmt: skip
     plan = plan_memory(
         inputs, budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
@@ -657,6 +660,7 @@ def _planner_inputs(
     sizes: ModelSizes | None = None,
     attention_backend: str = "auto",
     loras: Sequence[LoRAFile] = (),
+    adapter_temporaries: bool = True,
 ) -> PlannerInputs:
     """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about `request` on this model,
     dtype and device: the sizes from the files' headers, the rows per forward (from `first_step` on: a resumed
@@ -677,7 +681,7 @@ def _planner_inputs(
     adapters = side_adapter_bytes(list(loras), dtype) if packed else None
     if adapters:
         adapters = {module: n for module, n in adapters.items() if f"{module}.weight" in packed}
-    temporaries = side_adapter_temporary_bytes(list(loras), dtype) if adapters else {}
+    temporaries = side_adapter_temporary_bytes(list(loras), dtype) if adapters and adapter_temporaries else {}
     token_bytes = {module: n for module, n in temporaries.items() if f"{module}.weight" in packed} or None
     return PlannerInputs(
         width=request.width, height=request.height, frames=request.frames, transformer_config=config,

@@ -551,3 +551,41 @@ def test_a_server_jobs_refusal_names_whether_the_adapters_weights_or_their_tempo
     without = run(denoise_peak(placement) - 1).plan()
     said = refusal(denoise_peak(without))
     assert "no room for the adapter weights" in said and "fewer LoRAs or ones of lower rank" in said, said
+
+
+def test_a_refusal_names_the_temporaries_where_the_plan_one_vae_mode_faster_decodes_over_the_budget(checkpoint):
+    # The refusal once asked whether the weights fit by planning again with the budget raised by the temporaries.
+    # There the planner could pick a faster VAE mode whose decode stage is over the loaded budget: the weights took
+    # the blame, with the advice to lower the rank, though they fit the loaded placement and the temporaries did not.
+    from motif_lite.memory_advice import PlannedRun
+    from motif_lite.server.loras import check_loras_fit_plan
+    from motif_lite.server.schema import ApiError
+
+    root, gguf, _ = checkpoint
+    sources = locate_sources(root, gguf)
+    lora = root.parent / "context-mlp-vae.safetensors"  # its temporaries outweigh its weights (the test above)
+    write_lora(
+        lora, linear_shapes(build_model(sources.transformer.value)), ["transformer_blocks.0.ff_context.net.0.proj"]
+    )
+    files = tuple(check_loras([LoRASpec(lora)], sources))
+    dtype = torch.float32
+    request = GenerationRequest("a fox", width=192, height=256, frames=33, steps=2, seed=0)
+
+    def run(budget: int, loras: tuple = ()) -> PlannedRun:
+        # Without the text encoder (as a parallel run's other ranks plan), whose encode stage would set the tiny
+        # model's peak at every rung with it on the device: here the decode and denoise stages do.
+        return PlannedRun(request, sources, dtype, "cpu", vram_gib=budget / GiB, loras=loras, text_encoder=False)
+
+    fastest = run(10**12).plan()
+    decode = next(s.peak_bytes for s in fastest.stages if s.name == "decode")
+    planned = run(decode - 1)  # a byte short of the fastest plan's decode: the next VAE mode down is loaded
+    plan = planned.plan()
+    assert plan.ladder_index == fastest.ladder_index + 1 and plan.vae != fastest.vae
+    assert plan.text_placement == fastest.text_placement and plan.resident_blocks == fastest.resident_blocks
+    # The adapter weights stay on the device through every stage: with them each stage still fits the budget.
+    assert max(s.peak_bytes for s in plan.stages) + lora_bytes(lora, dtype) <= plan.budget_bytes
+    with pytest.raises(ApiError) as refused:
+        check_loras_fit_plan(list(files), planned, plan)
+    said = refused.value.message
+    assert "the weights fit" in said and "the temporaries do not" in said, said
+    assert "no room for the adapter weights" not in said, said

@@ -114,7 +114,7 @@ def check_loras_fit_plan(files: list[LoRAFile], planned: PlannedRun | None, plan
     if not files or planned is None or plan is None:
         return
     with_files = dataclasses.replace(planned, loras=tuple(files))
-    budget = None if plan.budget_bytes is None else plan.budget_bytes / 2**30  # not the memory free now
+    budget = _loaded_budget_gib(plan)  # not the memory free now
     try:
         with warnings.catch_warnings():  # the budget's and the host's warnings were the operator's, at start
             warnings.simplefilter("ignore")
@@ -133,12 +133,12 @@ def _no_room(with_files: PlannedRun, plan: Plan) -> str:
     helps it: their adapters' weights, kept beside the packed layers for the whole run (fewer LoRAs or a lower rank
     makes them smaller), or the temporaries their updates keep beside a layer's output as it runs, which grow with
     the tokens a layer takes at once, not with the rank (a smaller video, or a plan in smaller token pieces, makes
-    them smaller). The temporaries are to blame where a plan made again with room for just them (the budget raised
-    by what the plan counts for them) keeps the loaded placement, or a faster one."""
+    them smaller). The temporaries are to blame where the weights alone fit (`_weights_alone_fit`)."""
     from motif_lite.runtime.planner import TOKEN_CHUNKS
     from motif_lite.units import memory_size
 
-    weights, temporaries = _adapter_bytes(with_files), _temporary_bytes(with_files, plan)
+    packed = _packed_modules(with_files)  # read once: from a GGUF's header, or a recipe's model built on meta
+    weights, temporaries = _adapter_bytes(with_files, packed), _temporary_bytes(with_files, plan, packed)
     video = f"{plan.width}x{plan.height}x{plan.frames}"
     budget = memory_size(plan.budget_bytes or 0)
     loaded = f"the memory plan this server loaded with (a budget of {budget} for a {video} video)"
@@ -146,7 +146,7 @@ def _no_room(with_files: PlannedRun, plan: Plan) -> str:
         f"these LoRAs keep {memory_size(weights)} of adapter weights beside the transformer's packed layers, and "
         f"their updates need {memory_size(temporaries)} of temporaries as the largest layer runs"
     )
-    if not _fits_without_temporaries(with_files, plan, temporaries):
+    if not _weights_alone_fit(with_files, plan):
         return (
             f"{figures}; {loaded} has no room for the adapter weights: ask for fewer LoRAs or ones of lower rank, or "
             "restart the server with a larger --vram or a smaller --max-video"
@@ -161,25 +161,25 @@ def _no_room(with_files: PlannedRun, plan: Plan) -> str:
     )
 
 
-def _fits_without_temporaries(with_files: PlannedRun, plan: Plan, temporaries: int) -> bool:
-    """Whether the adapters' weights alone fit `plan`'s budget at its placement: planned again with the budget raised
-    by what the planner counts for the `temporaries` (in the denoise stage only), the loaded placement (with as many
-    rows per forward) or a faster one is picked, and the stages without them (encode, decode) fit the budget as it
-    is."""
+def _weights_alone_fit(with_files: PlannedRun, plan: Plan) -> bool:
+    """Whether the adapters' weights alone fit the loaded `plan`: planned again at its own budget with the weights
+    counted and their temporaries left out, the planner keeps its placement or picks a faster one (the test
+    `check_loras_fit_plan` makes with both). The budget stays as it is: one raised by the temporaries could let a
+    faster placement in whose encode or decode stage is over the loaded budget, and the weights took the blame."""
     from motif_lite.errors import MotifLiteError
-    from motif_lite.runtime.planner import ESTIMATE_MARGIN
 
-    budget = plan.budget_bytes or 0
-    room = math.ceil(temporaries * ESTIMATE_MARGIN)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            roomier = with_files.plan(vram_gib=(budget + room) / 2**30)
+            alone = with_files.plan(vram_gib=_loaded_budget_gib(plan), adapter_temporaries=False)
     except MotifLiteError:
         return False
-    others = (stage.peak_bytes for stage in roomier.stages if stage.name != "denoise")
-    same = roomier.ladder_index == plan.ladder_index and roomier.cfg_batch >= plan.cfg_batch
-    return (roomier.ladder_index < plan.ladder_index or same) and all(peak <= budget for peak in others)
+    return alone.ladder_index < plan.ladder_index or _placement(alone) == _placement(plan)
+
+
+def _loaded_budget_gib(plan: Plan) -> float | None:
+    """The budget `plan` was made for, in GiB (None: the planned run's own, not the memory free now)."""
+    return None if plan.budget_bytes is None else plan.budget_bytes / 2**30
 
 
 def _placement(plan: Plan) -> tuple[object, ...]:
@@ -190,22 +190,21 @@ def _placement(plan: Plan) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def _adapter_bytes(planned: PlannedRun) -> int:
-    """The bytes the planner counts for `planned`'s LoRA adapters (in the run's dtype, packed layers only)."""
+def _adapter_bytes(planned: PlannedRun, packed: set[str]) -> int:
+    """The bytes the planner counts for `planned`'s LoRA adapters (in the run's dtype, on the `packed` layers)."""
     from motif_lite.weights.lora_apply import side_adapter_bytes
 
-    packed = _packed_modules(planned)
     adapters = side_adapter_bytes(list(planned.loras), planned.dtype)
     return sum(sum(tensors) for module, tensors in adapters.items() if module in packed)
 
 
-def _temporary_bytes(planned: PlannedRun, plan: Plan) -> int:
-    """The bytes the planner counts for the temporaries of `planned`'s LoRA adapters beside packed layers at `plan`'s
-    placement: the largest layer's, at the rows its calls take (`activation_memory.adapter_temporary_bytes`)."""
+def _temporary_bytes(planned: PlannedRun, plan: Plan, packed: set[str]) -> int:
+    """The bytes the planner counts for the temporaries of `planned`'s LoRA adapters beside the `packed` layers at
+    `plan`'s placement: the largest layer's, at the rows its calls take
+    (`activation_memory.adapter_temporary_bytes`)."""
     from motif_lite.runtime.activation_memory import adapter_temporary_bytes
     from motif_lite.weights.lora_apply import side_adapter_temporary_bytes
 
-    packed = _packed_modules(planned)
     per_token = side_adapter_temporary_bytes(list(planned.loras), planned.dtype)
     token_bytes = {module: n for module, n in per_token.items() if module in packed}
     tokens = math.ceil(plan.video_tokens / planned.sequence_parallel)  # one rank's share, as the planner counts
