@@ -4,8 +4,10 @@ quick."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -84,15 +86,58 @@ class LogLines:
 
 
 def make_write_lock() -> None:
-    """Make tqdm's write lock now, before a stop can be raised where the program is (Ctrl-C's KeyboardInterrupt,
-    `Terminated` for a launcher's SIGTERM). tqdm makes it as its first bar starts or its first `tqdm.write` says a
-    line above the bars; where text goes to a log no tqdm bar starts (`LogLines`), and the first line said that way
-    is a warning, often the one said as a rank whose peer was killed stops ("nothing to save"), just as the launcher
-    stops it. A stop raised while tqdm made the lock left `tqdm.write`'s cleanup releasing a lock that was never set:
-    "AttributeError: type object 'tqdm' has no attribute '_lock'", a traceback in place of the quiet stop."""
+    """Give tqdm its write lock now (`StopSafeWriteLock`), before a stop can be raised where the program is (Ctrl-C's
+    KeyboardInterrupt, `Terminated` for a launcher's SIGTERM). tqdm makes its own as its first bar starts or its
+    first `tqdm.write` says a line above the bars; where text goes to a log no tqdm bar starts (`LogLines`), and the
+    first line said that way is a warning, often the one said as a rank whose peer was killed stops ("nothing to
+    save"), just as the launcher stops it. A stop raised while tqdm made its lock left `tqdm.write`'s cleanup
+    releasing a lock that was never set: "AttributeError: type object 'tqdm' has no attribute '_lock'", a traceback
+    in place of the quiet stop. A lock tqdm has already (bars a Python caller showed before) is kept: bars of other
+    threads may hold it."""
     from tqdm.std import tqdm  # the class tqdm.auto's bars and `tqdm.write` callers share the lock of
 
-    tqdm.get_lock()
+    if getattr(tqdm, "_lock", None) is None:  # how tqdm's own `ensure_lock` asks whether it has one
+        tqdm.set_lock(StopSafeWriteLock())
+
+
+class StopSafeWriteLock:
+    """tqdm's write lock (`tqdm.set_lock`), which a stop raised in it leaves as it found it. tqdm's own takes a
+    multiprocessing lock, then a thread lock, and `tqdm.write` releases both in a `finally`: a stop raised between the
+    two, or while the thread waited for a lock a bar of another thread held (tqdm's monitor, a download's bar, a
+    thread logging a warning), became "RuntimeError: cannot release un-acquired lock", a traceback in place of the
+    stop, and left the first lock held, so the other threads' bars waited for ever.
+
+    One thread lock, not a multiprocessing one: making that fixes the multiprocessing start method of the process
+    (a Python caller of `cli.main` could not then ask for "spawn"), and it keeps bars of processes forked after it
+    from writing over each other, which motif-lite has none of: its ranks are processes of their own, started by
+    torchrun, and never shared tqdm's lock. huggingface_hub gives its bars a thread lock for the same reasons."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        try:
+            return self._lock.acquire(blocking, timeout)
+        except BaseException:
+            # A stop raised as the lock was taken (Python runs a signal's handler as the call returns): give it
+            # back. A stop raised while the thread waited took nothing; this thread held no level then (it would
+            # not have waited), so `_release_if_held` releases nothing.
+            self._release_if_held()
+            raise
+
+    def release(self) -> None:
+        self._release_if_held()
+
+    def _release_if_held(self) -> None:
+        # Not held by this thread (RuntimeError): a stop cut its acquire short, and tqdm.write releases anyway.
+        with contextlib.suppress(RuntimeError):
+            self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def shows_bars_in_place(stream: TextIO) -> bool:
