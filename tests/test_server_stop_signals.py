@@ -149,3 +149,49 @@ def test_a_stop_signal_the_server_was_started_ignoring_stays_ignored():
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+# The reviewer's case: Slurm and the launcher can deliver a stop signal twice, moments apart. The second lands while
+# the first one's handler is inside `VideoServer.stop`; where that held a lock (a threading.Event's, as the stop's
+# flag once was), the handler run again on the same thread waits for it: the server's main thread hangs. The second
+# signal is sent at the moment the flag's lock is held, if it has one, else as the first handler sets it.
+SECOND_SIGNAL_INSIDE_STOP = """
+import os, signal, threading, types
+from motif_lite.cli.serve import ServerStops
+from motif_lite.server.app import ServerConfig, ServerState
+from motif_lite.server.runner import VideoServer
+
+state = ServerState(ServerConfig(model_name="motif"))
+http = types.SimpleNamespace(should_exit=False)
+server = types.SimpleNamespace(stop_signal=None, state=state, http=http, loaded=True)
+server.stop = types.MethodType(VideoServer.stop, server)
+stops = ServerStops()
+stops.server = server
+signal.signal(signal.SIGTERM, stops)
+sent = []
+
+def second_signal():
+    if not sent:
+        sent.append(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(1000))  # a few bytecodes: the handler runs here
+
+if isinstance(state.stopping, threading.Event):
+    condition, notify_all = state.stopping._cond, state.stopping._cond.notify_all
+    condition.notify_all = lambda: (second_signal(), notify_all())  # runs with the Event's lock held
+threading.Timer(10, lambda: (print("hung", flush=True), os._exit(1))).start()
+os.kill(os.getpid(), signal.SIGTERM)
+sum(range(1000))
+second_signal()
+sum(range(1000))
+print("stopped by", signal.Signals(server.stop_signal).name, "exit asked:", server.http.should_exit, flush=True)
+os._exit(0)
+"""
+
+
+def test_a_second_stop_signal_inside_the_first_ones_stop_does_not_hang_the_server():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SECOND_SIGNAL_INSIDE_STOP], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "stopped by SIGTERM exit asked: True\n", (done.stdout, done.stderr)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -136,7 +135,9 @@ class ServerState:
     def __init__(self, config: ServerConfig, worker: Worker | None = None) -> None:
         self.config = config
         self.worker = worker
-        self.stopping = threading.Event()  # set when the server stops (`VideoServer.stop`, from any thread)
+        # True once the server stops (`VideoServer.stop`). A plain flag, not a threading.Event: a stop signal's
+        # handler sets it, and one run again inside Event.set() (a second signal) would wait for its own lock.
+        self.stopping = False
 
     def ready(self, worker: Worker, config: ServerConfig) -> None:
         self.config = config  # first: a request that sees the worker sees the config that goes with it
@@ -169,7 +170,7 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
     )
     app.add_middleware(InternalErrors)  # inside CORS: a page of another origin reads a bug's 500 too
     # Outside every answer given before the body was read; a stop ends its reading of the rest at once.
-    app.add_middleware(CloseAfterUnreadBody, stopping=state.stopping)
+    app.add_middleware(CloseAfterUnreadBody, stopping=lambda: state.stopping)
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

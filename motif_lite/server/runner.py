@@ -127,7 +127,9 @@ class VideoServer:
         """Stop the HTTP side, then the worker; `signum`: the stop signal that asked for it, if one did."""
         if signum is not None and self.stop_signal is None:
             self.stop_signal = signum
-        self.state.stopping.set()  # first: a connection's lingering close ends at once, not up to 2 s later
+        # First: a connection's lingering close ends at once, not up to 2 s later. A plain assignment: this runs in
+        # a signal's handler, where taking a lock (Event.set) hangs if a second signal runs it again meanwhile.
+        self.state.stopping = True
         self.http.should_exit = True
 
     def _run_http(self, sock: socket.socket, ended: threading.Event) -> None:

@@ -10,13 +10,12 @@ not: the answer says `Connection: close`, and the connection ends after it, as a
 it ends, what the client goes on sending is read and dropped for up to two seconds (a lingering close): a client
 that sends its whole upload before it reads (Python's http.client) would otherwise find the connection reset, its
 answer lost, as the server closed with its upload unread. (A bug's 500 ends the connection anyway.) A stop of the
-server (SIGTERM, Ctrl-C) ends that reading at once: the connection ends anyway, and the stop waited for it.
+server (SIGTERM, Ctrl-C) ends that reading at once: the connection ends anyway, and the stop need not wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Awaitable, Callable
 
 Receive = Callable[[], Awaitable[dict]]
@@ -26,17 +25,17 @@ class CloseAfterUnreadBody:
     """ASGI middleware: a response that starts before its request's body has arrived whole reads up to `DRAIN_BYTES`
     more of it, for up to `DRAIN_SECONDS`; where the body is longer or slower (or awaits a `100 Continue`) the
     response gets `Connection: close`, and, but after a `100 Continue` withheld, its end waits while the rest of the
-    body is read and dropped, up to `LINGER_SECONDS` and `LINGER_BYTES`. Both readings end at once once `stopping`
-    is set (the server stops: `VideoServer.stop`, from another thread)."""
+    body is read and dropped, up to `LINGER_SECONDS` and `LINGER_BYTES`. Both readings end at once once `stopping()`
+    says so (the server stops: `VideoServer.stop`, from another thread)."""
 
     DRAIN_BYTES = 1024 * 1024  # a JSON create with its prompt and settings; an image upload is more
     DRAIN_SECONDS = 1.0  # a client that stalls part way through a short body gets its answer after this
     LINGER_SECONDS = 2.0  # enough for an upload on a fast network; a slow one still finds the connection reset
     LINGER_BYTES = 128 * 1024 * 1024  # more than the largest body `BodyLimit` lets through by default
 
-    def __init__(self, app, stopping: threading.Event | None = None) -> None:
+    def __init__(self, app, stopping: Callable[[], bool] = lambda: False) -> None:
         self.app = app
-        self.stopping = threading.Event() if stopping is None else stopping  # None: never set
+        self.stopping = stopping  # whether the server stops: read, never waited on
 
     async def __call__(self, scope: dict, receive: Receive, send) -> None:
         headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
@@ -83,13 +82,14 @@ class CloseAfterUnreadBody:
 STOP_SEEN_WITHIN = 0.05  # seconds: how soon a reading sees a stop asked for by another thread
 
 
-async def within(reading: Awaitable[None], seconds: float, stopping: threading.Event) -> None:
-    """Awaits `reading` for up to `seconds`, then gives it up; gives it up at once where `stopping` is set. The event
-    is set by another thread (a signal's handler, not uvicorn's loop): it is looked at every `STOP_SEEN_WITHIN`."""
+async def within(reading: Awaitable[None], seconds: float, stopping: Callable[[], bool]) -> None:
+    """Awaits `reading` for up to `seconds`, then gives it up; gives it up at once where `stopping()` says the server
+    stops. That is set by another thread (a signal's handler, not uvicorn's loop): it is asked every
+    `STOP_SEEN_WITHIN`."""
     task = asyncio.ensure_future(reading)
     deadline = asyncio.get_running_loop().time() + seconds
     try:
-        while not task.done() and not stopping.is_set():
+        while not task.done() and not stopping():
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 break
