@@ -589,3 +589,26 @@ def test_a_refusal_names_the_temporaries_where_the_plan_one_vae_mode_faster_deco
     said = refused.value.message
     assert "the weights fit" in said and "the temporaries do not" in said, said
     assert "no room for the adapter weights" not in said, said
+
+
+def test_a_cpu_servers_refusal_names_its_ram_budget_not_a_vram_one(checkpoint):
+    # A CPU server has no device budget: its --ram refused the job. The refusal said "a budget of 0 B" and advised
+    # a larger --vram, which a CPU run has no use for.
+    from motif_lite.memory_advice import PlannedRun
+    from motif_lite.server.loras import check_loras_fit_plan
+    from motif_lite.server.schema import ApiError
+    from motif_lite.units import memory_size
+
+    root, gguf, lora = checkpoint
+    sources = locate_sources(root, gguf)
+    files = check_loras([LoRASpec(lora)], sources)
+    dtype = torch.float32
+    host_peak = PlannedRun(REQUEST, sources, dtype, "cpu").plan().host.peak_bytes
+    planned = PlannedRun(REQUEST, sources, dtype, "cpu", ram_gib=host_peak / GiB)  # not a byte to spare
+    plan = planned.plan()
+    assert plan.budget_bytes is None
+    with pytest.raises(ApiError) as refused:
+        check_loras_fit_plan(files, planned, plan)
+    said = refused.value.message
+    assert f"a host memory budget (--ram) of {memory_size(host_peak)}" in said and "a larger --ram" in said, said
+    assert "--vram" not in said and "a budget of 0" not in said, said

@@ -140,8 +140,12 @@ def _no_room(with_files: PlannedRun, plan: Plan) -> str:
     packed = _packed_modules(with_files)  # read once: from a GGUF's header, or a recipe's model built on meta
     weights, temporaries = _adapter_bytes(with_files, packed), _temporary_bytes(with_files, plan, packed)
     video = f"{plan.width}x{plan.height}x{plan.frames}"
-    budget = memory_size(plan.budget_bytes or 0)
-    loaded = f"the memory plan this server loaded with (a budget of {budget} for a {video} video)"
+    if plan.budget_bytes is not None:
+        budget, flag = f"a budget of {memory_size(plan.budget_bytes)}", "--vram"
+    else:  # no device budget (a CPU server): what has no room is its host memory, --ram
+        ram = "" if with_files.ram_gib is None else f" of {memory_size(round(with_files.ram_gib * 2**30))}"
+        budget, flag = f"a host memory budget (--ram){ram}", "--ram"
+    loaded = f"the memory plan this server loaded with ({budget} for a {video} video)"
     figures = (
         f"these LoRAs keep {memory_size(weights)} of adapter weights beside the transformer's packed layers, and "
         f"their updates need {memory_size(temporaries)} of temporaries as the largest layer runs"
@@ -149,9 +153,11 @@ def _no_room(with_files: PlannedRun, plan: Plan) -> str:
     if not _weights_alone_fit(with_files, plan):
         return (
             f"{figures}; {loaded} has no room for the adapter weights: ask for fewer LoRAs or ones of lower rank, or "
-            "restart the server with a larger --vram or a smaller --max-video"
+            f"restart the server with a larger {flag} or a smaller --max-video"
         )
-    pieces = "" if plan.token_chunk is not None and plan.token_chunk <= min(TOKEN_CHUNKS) else (
+    # A smaller --vram plans the tokens in smaller pieces; --ram does not change the pieces.
+    smallest = plan.token_chunk is not None and plan.token_chunk <= min(TOKEN_CHUNKS)
+    pieces = "" if smallest or flag == "--ram" else (
         ", or a smaller --vram, whose plan runs the tokens in smaller pieces"
     )  # fmt: skip
     return (
