@@ -612,3 +612,27 @@ def test_a_cpu_servers_refusal_names_its_ram_budget_not_a_vram_one(checkpoint):
     said = refused.value.message
     assert f"a host memory budget (--ram) of {memory_size(host_peak)}" in said and "a larger --ram" in said, said
     assert "--vram" not in said and "a budget of 0" not in said, said
+
+
+def test_a_refused_server_job_reads_the_gguf_header_once(checkpoint, monkeypatch):
+    # The server keeps its sources without the GGUF header: each look at which weights load packed read it again,
+    # three or four times per refused job, in the threadpool, holding the GIL.
+    from motif_lite.memory_advice import PlannedRun
+    from motif_lite.server.loras import check_loras_fit_plan
+    from motif_lite.server.schema import ApiError
+    from motif_lite.weights import gguf_file
+
+    root, gguf, lora = checkpoint
+    sources = locate_sources(root, gguf)
+    files = check_loras([LoRASpec(lora)], sources)
+    unplanned = PlannedRun(REQUEST, sources, torch.float32, "cpu", vram_gib=1e6).plan()
+    planned = PlannedRun(REQUEST, sources.without_header(), torch.float32, "cpu", vram_gib=unplanned.peak_bytes / GiB)
+    plan = planned.plan()
+    reads = []
+    read_gguf = gguf_file.read_gguf
+    monkeypatch.setattr(
+        gguf_file, "read_gguf", lambda *args, **kwargs: reads.append(args) or read_gguf(*args, **kwargs)
+    )
+    with pytest.raises(ApiError):
+        check_loras_fit_plan(files, planned, plan)
+    assert len(reads) == 1, reads

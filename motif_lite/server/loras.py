@@ -21,6 +21,7 @@ from motif_lite.io.file_kinds import has_extension
 from motif_lite.server.schema import ApiError
 
 if TYPE_CHECKING:
+    from motif_lite.checkpoint import ModelSources
     from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.runtime.planner import Plan
@@ -113,7 +114,7 @@ def check_loras_fit_plan(files: list[LoRAFile], planned: PlannedRun | None, plan
 
     if not files or planned is None or plan is None:
         return
-    with_files = dataclasses.replace(planned, loras=tuple(files))
+    with_files = dataclasses.replace(planned, loras=tuple(files), sources=_with_header(planned.sources))
     budget = _loaded_budget_gib(plan)  # not the memory free now
     try:
         with warnings.catch_warnings():  # the budget's and the host's warnings were the operator's, at start
@@ -186,6 +187,17 @@ def _weights_alone_fit(with_files: PlannedRun, plan: Plan) -> bool:
 def _loaded_budget_gib(plan: Plan) -> float | None:
     """The budget `plan` was made for, in GiB (None: the planned run's own, not the memory free now)."""
     return None if plan.budget_bytes is None else plan.budget_bytes / 2**30
+
+
+def _with_header(sources: ModelSources) -> ModelSources:
+    """`sources` with their GGUF's header read once for this job's check: the plans and a refusal's figures each ask
+    which weights load packed, and without it each read the header again. Dropped with the check: the server keeps
+    its sources without it, not to map the file for its life (`ModelSources.without_header`)."""
+    if sources.gguf is None or sources.gguf_header is not None:
+        return sources
+    from motif_lite.weights.gguf_file import read_gguf
+
+    return dataclasses.replace(sources, gguf_header=read_gguf(sources.gguf))
 
 
 def _placement(plan: Plan) -> tuple[object, ...]:
