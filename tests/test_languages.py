@@ -485,3 +485,61 @@ def test_a_truncation_side_transformers_cannot_read_is_named_by_its_file_and_key
     path.write_text(json.dumps({"truncation_side": "middle"}))
     with pytest.raises(CheckpointError, match=r"tokenizer_config.json: truncation_side must be 'right' or 'left'"):
         check_tokenizer_config(path)
+
+
+@pytest.mark.parametrize("word, flag", [("-o=\u3000x.mp4", "-o"), ("--output=\u3000x.mp4", "--output")])
+def test_a_wide_space_after_a_flags_equals_sign_is_named_with_the_line(capsys, tmp_path, monkeypatch, word, flag):
+    # argparse takes what follows '=' for the value: `-o=　x.mp4` wrote '　x.mp4' as `-o　x.mp4` did.
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", word, "--dry-run"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "U+3000 (ideographic space)" in err and flag in err, err
+    advised = re.search(r": type (.*)$", err.strip()).group(1)
+    args, extras = cli.build_parser().parse_known_args(["run", "-p", "fox", *shlex.split(advised)])
+    assert args.output == "x.mp4" and extras == [], advised
+    assert list(tmp_path.iterdir()) == []
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return cli.main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+def test_a_word_without_a_dash_is_no_lookalike_flag_though_a_flags_name_leads_it(capsys):
+    # A prompt left unquoted may hold a word such as `seed　of` (a flag's name, then U+3000): it is told as the
+    # rest of a prompt, not as --seed typed with a wide space.
+    assert _exit_code(["run", "-p", "a", "fox", "seed\u3000of", "life", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "U+3000" not in err and "type --seed" not in err, err
+
+
+def test_a_lookalike_long_flag_is_matched_to_long_flags_only_as_its_ascii_spelling_is(capsys):
+    # `－－o` is two dashes and a letter: in ASCII, `--o` is no flag and is not told it means -o; nor is the look-alike.
+    told = {}
+    for dashes in ("--", "\uff0d\uff0d"):
+        assert _exit_code(["run", "-p", "fox", f"{dashes}o", "x.mp4", "--dry-run"]) == 2
+        told[dashes] = capsys.readouterr().err
+    assert all("where -o wants" not in err and "type -o" not in err for err in told.values()), told
+
+
+def test_a_dangling_link_named_like_a_lookalike_flag_is_read_not_refused(capsys, tmp_path, monkeypatch):
+    # A link whose file is gone is still a name the user made there: it is told as the link it is.
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    os.symlink(tmp_path / "gone.latents.safetensors", "\u2013output")
+    assert cli.main(["decode", "\u2013output"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "U+2013" not in err and "\u2013output" in err, err
+
+
+def test_a_wide_space_inside_a_value_glued_to_its_flag_is_part_of_it():
+    # Only a wide space where the value starts is the typo: one in a file's name (`-o=my　video.mp4`) is kept.
+    for word in ("-o=my\u3000video.mp4", "--output=my\u3000video.mp4", "-omy\u3000video.mp4"):
+        args, _ = cli.build_parser().parse_known_args(["run", "-p", "fox", word])
+        assert args.output == "my\u3000video.mp4", word
