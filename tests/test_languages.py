@@ -3,6 +3,7 @@ full-width dashes and spaces, or copied from macOS in decomposed form (NFD)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 
@@ -294,6 +295,51 @@ def test_a_flags_value_that_ends_at_a_wide_space_is_no_flag(capsys):
         cli.main(["run", "-p", "\u2014steps\u3000", "--stepz", "4"])
     err = capsys.readouterr().err
     assert "U+3000" not in err and "did you mean --steps?" in err, err
+
+
+@pytest.mark.parametrize(
+    "typed, dest",
+    [
+        (["--prompt=\u8d64\u3044\u72d0\u3000"], "prompt"),
+        (["-p=\u8d64\u3044\u72d0\u3000"], "prompt"),
+        (["-p", "fox", "--negative-prompt=\u4f4e\u54c1\u8cea\u3000"], "negative_prompt"),
+        (["-p", "fox", "-o=\u72d0.mp4\u3000"], "output"),
+    ],
+)
+def test_a_value_given_after_equals_may_end_at_a_wide_space(capsys, typed, dest):
+    # `--prompt=赤い狐　`: an input method types U+3000 for the space bar, and after '=' it is the value's, which
+    # argparse passes on. The wide-space check took the word for a look-alike --prompt and refused the line.
+    with pytest.raises(SystemExit):
+        cli.main(["run", *typed, "--stepz", "4"])  # the unknown flag's error shows how far the line got
+    err = capsys.readouterr().err
+    assert "U+3000" not in err and "did you mean --steps?" in err, err
+    args, _ = cli.build_parser().parse_known_args(["run", *typed])
+    assert getattr(args, dest) == typed[-1].partition("=")[2]
+
+
+@pytest.mark.parametrize("command", [["run"], []])
+def test_a_lookalike_flag_with_its_value_after_equals_is_advised_without_another_value(capsys, command):
+    # `－－steps=4　 -p fox` was advised `--steps=4 STEPS -p fox` (`-p` is no value), and without the command the
+    # same: the value is the one after '='.
+    import shlex
+
+    with pytest.raises(SystemExit) if command else contextlib.nullcontext():
+        assert cli.main([*command, "\uff0d\uff0dsteps=4\u3000", "-p", "fox"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip()
+    advised = re.search(r"(?:: type|did you mean motif-lite) (.*)$", err).group(1)
+    words = shlex.split(advised) if not command else ["run", *shlex.split(advised), "-p", "fox"]
+    args, extras = cli.build_parser().parse_known_args(words)
+    assert (args.steps, args.prompt, extras) == (4, "fox", []), advised
+
+
+def test_a_lookalike_flag_before_a_value_that_ends_at_a_wide_space_is_named(capsys):
+    # `－－prompt "—steps　"`: the second word is the prompt of the look-alike --prompt. The wide-space check took it
+    # for a look-alike --steps and named it alone, advising `--steps STEPS`: the first mistake was not named.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "\uff0d\uff0dprompt", "\u2014steps\u3000", "--dry-run"])
+    err = capsys.readouterr().err
+    assert "\uff0d\uff0dprompt: it holds U+FF0D (fullwidth hyphen-minus) where --prompt wants" in err, err
+    assert "type --steps STEPS" not in err, err
 
 
 def test_a_flag_that_ends_at_a_wide_space_with_no_value_after_it_is_advised_with_the_value_s_name(capsys):
