@@ -22,6 +22,7 @@ from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.checkup import check_setup  # noqa: E402
 from motif_lite.checkup.checkpoint import types_and_sizes  # noqa: E402
 from motif_lite.errors import CheckpointError  # noqa: E402
+from motif_lite.shell_syntax import posix_quoted  # noqa: E402
 from motif_lite.units import file_size, memory_size  # noqa: E402
 
 TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
@@ -660,7 +661,8 @@ def test_nothing_on_disk_exits_2_with_download_commands(tmp_path, capsys, monkey
     # weights, which the GGUF replaces, and the GGUF into a folder of its own.
     include = "--include 'text_encoder/*' --include 'tokenizer/*' --include 'vae/*' --include transformer/config.json"
     assert f"hf download Motif-Technologies/Motif-Video-2B {include} --include model_index.json" in out
-    model, gguf_folder = Path.cwd() / "Motif-Video-2B", Path.cwd() / "Motif-Video-2B-GGUF"  # absolute: from anywhere
+    # Absolute, to work from anywhere; quoted as a shell takes them, for a cwd with a space in its path.
+    model, gguf_folder = (posix_quoted(str(Path.cwd() / name)) for name in ("Motif-Video-2B", "Motif-Video-2B-GGUF"))
     assert f"--include 'feature_extractor/*' --local-dir {model}" in out and "'transformer/*'" not in out
     gguf = "hf download Motif-Technologies/Motif-Video-2B-GGUF --include '*Q4_K_M*.gguf'"
     assert f"{gguf} --local-dir {gguf_folder}" in out

@@ -31,6 +31,7 @@ from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.pipeline import loading
 from motif_lite.preflight import AT_HAND, _planner_inputs, plan_generation
 from motif_lite.request import GenerationRequest
+from motif_lite.shell_syntax import posix_quoted
 from motif_lite.sizes import estimated_gguf_bytes
 from motif_lite.units import memory_size
 from motif_lite.weights.gguf_file import read_gguf
@@ -624,8 +625,8 @@ def test_missing_files_are_listed_exactly_with_the_commands(no_network, monkeypa
     assert "Motif-Technologies/Motif-Video-2B: vae/*, transformer/config.json, model_index.json" in text
     assert "text_encoder/*," not in text.split("Download")[0] and "*Q4_K_M*.gguf (HF_HUB_OFFLINE=1 is set)" in text
     assert "--include 'text_encoder/*' --include 'tokenizer/*' --include 'vae/*'" in text
-    here = Path.cwd()
-    assert f"motif-lite run -m {here / 'Motif-Video-2B'} --gguf {here / 'Motif-Video-2B-GGUF'}" in text
+    model, gguf = (posix_quoted(str(Path.cwd() / name)) for name in ("Motif-Video-2B", "Motif-Video-2B-GGUF"))
+    assert f"motif-lite run -m {model} --gguf {gguf}" in text  # quoted as a shell takes them: a cwd may hold a space
 
 
 def test_missing_files_from_python_end_with_the_python_call_too(no_network):
@@ -637,7 +638,7 @@ def test_missing_files_from_python_end_with_the_python_call_too(no_network):
         load_pipeline(gguf="Q4_K_M")
     model, gguf = Path.cwd() / "Motif-Video-2B", Path.cwd() / "Motif-Video-2B-GGUF"
     assert str(err.value).splitlines()[-1] == (
-        f"""  motif-lite run -m {model} --gguf {gguf} -p "..." (in Python """
+        f"""  motif-lite run -m {posix_quoted(str(model))} --gguf {posix_quoted(str(gguf))} -p "..." (in Python """
         f"load_pipeline({str(model)!r}, gguf={str(gguf)!r}, ...))"
     )
 
