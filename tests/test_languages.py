@@ -136,9 +136,9 @@ def test_a_decomposed_prompt_whose_composed_form_is_as_long_is_noted_once(tmp_pa
     composed = unicodedata.normalize("NFC", prompt)
     assert reference_tokens(tokenizer, prompt) != reference_tokens(tokenizer, composed)  # what the note says
     notes = GenerationRequest(prompt=prompt, output=tmp_path / "fox.mp4").resolve()[1]
-    assert len([note for note in notes if "decomposed characters" in note]) == 1, notes
+    assert len([note for note in notes if "convert the prompt to NFC" in note]) == 1, notes
     assert not [note for note in GenerationRequest(prompt=composed, output=tmp_path / "fox.mp4").resolve()[1]
-                if "decomposed characters" in note]  # fmt: skip
+                if "convert the prompt to NFC" in note]  # fmt: skip
 
 
 def test_characters_nfc_maps_one_for_one_are_not_noted_as_decomposed(tmp_path):
@@ -147,7 +147,28 @@ def test_characters_nfc_maps_one_for_one_are_not_noted_as_decomposed(tmp_path):
     for prompt in ("\uf900 a fox", "\ufb2a a fox"):
         assert not unicodedata.is_normalized("NFC", prompt)
         notes = GenerationRequest(prompt=prompt, output=tmp_path / "fox.mp4").resolve()[1]
-        assert not [note for note in notes if "decomposed characters" in note], notes
+        assert not [note for note in notes if "convert the prompt to NFC" in note], notes
+
+
+@pytest.mark.parametrize(
+    "prompt, composes",
+    [
+        ("\u0915\u094d\u093c fox", False),  # Devanagari ka, virama, nukta: NFC puts the nukta first, composes none
+        ("q\u0307\u0323 fox", False),  # two marks out of their canonical order
+        ("\u1100\u1161\u11eb fox", True),  # Old Hangul: NFC composes ga, the old final letter stays apart
+        ("cafe\u0301 q\u0307\u0323", True),  # both: a decomposed letter is in it
+    ],
+)
+def test_the_composition_note_says_decomposed_only_where_nfc_composes(tmp_path, tokenizer, prompt, composes):
+    # The note said "decomposed characters (Unicode NFD, as macOS file names give" where NFC only reorders marks:
+    # nothing there is decomposed, and no file name made it so.
+    composed = unicodedata.normalize("NFC", prompt)
+    assert reference_tokens(tokenizer, prompt) != reference_tokens(tokenizer, composed)  # what either note says
+    assert (len(composed) < len(prompt)) is composes  # as the case is meant
+    notes = GenerationRequest(prompt=prompt, output=tmp_path / "fox.mp4").resolve()[1]
+    (note,) = [note for note in notes if "convert the prompt to NFC" in note]
+    assert ("decomposed characters" in note) is composes, note
+    assert ("marks out of Unicode's canonical order" in note) is not composes, note
 
 
 @pytest.mark.parametrize(
