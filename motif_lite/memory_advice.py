@@ -136,15 +136,10 @@ def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memo
         f"allocated (~{memory_size(plan.reserved_bytes)} reserved)"
     )
     lower, why = vram_just_under(plan.peak_bytes), JUST_UNDER_THE_PEAK
-    use = _gpu_use_now(planned.device)
-    if use is not None and use.room_bytes < plan.reserved_bytes:
-        said += (
-            f", but the GPU has {use.describe()}, which leaves a run {memory_size(use.room_bytes)}: close what holds "
-            "it, or plan for what is left"
-        )
-        left = math.floor(use.room_bytes / RESERVED_RATIO / GiB * 100) / 100
-        if lower is not None and left < lower:
-            lower, why = (left if left > 0 else None), f"what the GPU has left now / {RESERVED_RATIO:g}"
+    if (crowded := crowded_gpu(planned.device, plan.reserved_bytes, "a run")) is not None:
+        said += f", {crowded.said}"
+        if lower is not None and (crowded.vram_gib is None or crowded.vram_gib < lower):
+            lower, why = crowded.vram_gib, WHAT_IS_LEFT
     else:
         said += ": another program may have taken GPU memory since (close it), or the estimate fell short"
     if lower is None:
@@ -156,6 +151,36 @@ def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memo
     except MotifLiteError:  # nothing fits under this plan's peak
         smaller = None
     return OutOfMemoryFigures(said, lower, smaller, why)
+
+
+# Why the --vram an out-of-memory error names is that figure where other processes crowd the GPU (`crowded_gpu`).
+WHAT_IS_LEFT = f"what the GPU has left now / {RESERVED_RATIO:g}"
+
+
+@dataclass(frozen=True)
+class CrowdedGpu:
+    """What is said of a GPU whose other processes now hold so much that a plan's reserve cannot fit beside them:
+    `said`, what they hold and what that leaves; `vram_gib`, the --vram that fits what is left (what is left /
+    RESERVED_RATIO, rounded down; None where nothing is left)."""
+
+    said: str
+    vram_gib: float | None
+
+
+def crowded_gpu(device: torch.device | str, reserved_bytes: int, who: str) -> CrowdedGpu | None:
+    """`CrowdedGpu` for the CUDA `device` now, where a reserve of `reserved_bytes` cannot fit beside what other
+    processes hold (`GpuUse.room_bytes`: what `who`, "a run" or "a decode", started again would have); None where
+    it fits, for another device, or where the GPU cannot be read. The --vram just under the plan's peak would run
+    out of memory again there: the one that fits what is left is named instead."""
+    use = _gpu_use_now(device)
+    if use is None or use.room_bytes >= reserved_bytes:
+        return None
+    said = (
+        f"but the GPU has {use.describe()}, which leaves {who} {memory_size(use.room_bytes)}: close what holds it, or "
+        "plan for what is left"
+    )
+    left = math.floor(use.room_bytes / RESERVED_RATIO / GiB * 100) / 100
+    return CrowdedGpu(said, left if left > 0 else None)
 
 
 def _gpu_use_now(device: torch.device | str) -> GpuUse | None:
