@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
-    from motif_lite.devices import GpuUse
+    from motif_lite.devices import GpuReading, GpuUse
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.planner import Plan
     from motif_lite.sizes import ModelSizes
@@ -54,6 +54,7 @@ class PlannedRun:
     dtype_by_default: bool = False  # no dtype asked for: a float32 default keeps the text encoder in bf16
     text_encoder_given: str | None = None  # the text encoder's dtype by name, given (a resumed run's, say)
     loras: tuple[LoRAFile, ...] = ()  # the checked --lora files: their adapters beside packed layers are planned
+    gpu: GpuReading | None = None  # the GPU as another process read it: planned from its figures (`plan_generation`)
 
     @property
     def text_encoder_dtype(self) -> torch.dtype:
@@ -81,6 +82,7 @@ class PlannedRun:
             sequence_parallel=self.sequence_parallel, ram_gib=self.ram_gib, batch_guidance=self.batch_guidance,
             step_cache=self.step_cache, text_encoder=self.text_encoder, first_step=self.first_step, sizes=self.sizes,
             attention_backend=self.attention_backend, text_encoder_dtype=self.text_encoder_dtype, loras=self.loras,
+            gpu=self.gpu,
         )  # fmt: skip
 
     def with_sources(self, sources: ModelSources) -> PlannedRun:
