@@ -25,6 +25,7 @@ from motif_lite.checkpoint import (
 from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO, quantized_twice
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import (
+    GpuFacts,
     GpuReading,
     checked_dtype,
     default_dtype_of,
@@ -688,18 +689,15 @@ def _planner_inputs(
     run's steps left), the kernels' savings and costs. `sizes`: those sizes counted already; `gpu`: the GPU as
     another process read it (`plan_generation`)."""
     here = is_here(target) and gpu is None
+    if gpu is not None and kernels == "auto" and not _triton_runs_on(gpu.facts):
+        kernels = "torch"  # as `use_triton` decides on the GPU at hand: torch's ops on AMD and before Volta
     sizes = sizes or model_sizes(sources, dtype, text_encoder_dtype)
     config = sources.transformer.value
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
     guided = resolve_settings(request, sources.configs, sources.transformer, first_step=first_step).guided
     # A parallel run computes the two guidance predictions in separate calls (on separate ranks when it can).
     batched = guided and batched_guidance(batch_guidance, target)[0] and sequence_parallel == 1
-    if gpu is not None:  # as `use_triton` decides on it: "auto" runs torch's ops on AMD and before Volta
-        facts = gpu.facts
-        runs = not facts.is_amd and facts.capability is not None and triton_gpu_blocker(facts.capability) is None
-        triton_on = kernels == "triton" or (kernels == "auto" and runs)
-    else:
-        triton_on = target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch")
+    triton_on = target.type == "cuda" and (use_triton(kernels, target) if here else kernels != "torch")
     # The first frame's tokens: the checkpoint's (from its configs as read), not a constant.
     tower = ImageTowerShape.of_config(sources.configs.text_encoder_config)
     image_tokens = tower.tokens if request.conditions_on_image else 0
@@ -724,6 +722,11 @@ def _planner_inputs(
         image=request.conditions_on_image,  # the first frame goes through the VAE
         image_tower=tower, adapter_bytes=adapters, adapter_token_bytes=token_bytes,
     )  # fmt: skip
+
+
+def _triton_runs_on(gpu: GpuFacts) -> bool:
+    """Whether `--kernels auto` runs Triton's kernels on `gpu`, read by another process (`use_triton`'s rule)."""
+    return not gpu.is_amd and gpu.capability is not None and triton_gpu_blocker(gpu.capability) is None
 
 
 def unplanned_memory_warning(
