@@ -387,6 +387,46 @@ class GpuUse:
         )
 
 
+@dataclass(frozen=True)
+class GpuReading:
+    """One CUDA device as another process read it (`read_gpus`): what it is (`facts`) and its memory then (`use`:
+    that process's own allocator held nothing, so all but the free memory is other processes', CUDA contexts'
+    included). `motif-lite run --gpus N` reads its GPUs this way, in a short child process: a CUDA context in the
+    launcher would hold memory on them for the whole run, taking it from the ranks."""
+
+    facts: GpuFacts
+    use: GpuUse
+
+    @property
+    def free_budget_bytes(self) -> int:
+        """The budget a rank on this device plans for without --vram, as `planner.default_budget` measures it in a
+        process of its own (no cache of its allocator yet): the free memory / RESERVED_RATIO."""
+        return int(self.use.free_bytes / RESERVED_RATIO)
+
+    def to_json(self) -> dict:
+        facts = self.facts
+        return {"vendor": facts.vendor, "name": facts.name, "capability": facts.capability, "arch": facts.arch,
+                "free": self.use.free_bytes, "total": self.use.total_bytes}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict) -> GpuReading:
+        """The reading `to_json` wrote; `ConfigError` for anything else (a child that printed something else)."""
+        try:
+            capability = None if data["capability"] is None else tuple(data["capability"])
+            facts = GpuFacts(data["vendor"], data["name"], capability, data["arch"])
+            free, total = data["free"], data["total"]
+            if not (isinstance(free, int) and isinstance(total, int) and isinstance(facts.name, str)):
+                raise TypeError("free, total and name must be integers and text")
+            return cls(facts, GpuUse(total, free))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"not a GPU reading: {data!r} ({exc})") from exc
+
+
+def read_gpus(count: int) -> list[GpuReading]:
+    """The first `count` CUDA devices as this process reads them (it starts CUDA on each: for a child process)."""
+    return [GpuReading(gpu_facts(index), GpuUse(*reversed(gpu_memory(index)))) for index in range(count)]
+
+
 def gpu_use(device: torch.device) -> GpuUse:
     """The CUDA `device`'s memory now, by who holds it (`GpuUse`); a `DeviceError` where it cannot be opened."""
     free, total = gpu_memory(device)
@@ -531,7 +571,11 @@ def default_dtype(device: torch.device | None) -> tuple[torch.dtype, str]:
         return torch.bfloat16, "the published dtype; a GPU before compute capability 8.0 gets fp16 (not known here)"
     if device.type != "cuda":
         return torch.bfloat16, "the published dtype"
-    gpu = gpu_facts(device)
+    return default_dtype_of(gpu_facts(device))
+
+
+def default_dtype_of(gpu: GpuFacts) -> tuple[torch.dtype, str]:
+    """`default_dtype` of a GPU by its facts (read here, or by another process: `GpuReading`)."""
     if has_bf16_matrix_cores(gpu):
         return torch.bfloat16, "the published dtype"
     if (problem := fp16_problem(gpu)) is not None:

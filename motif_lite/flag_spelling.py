@@ -65,6 +65,8 @@ def lookalike_flag(word: str, known: Sequence[str]) -> Lookalike | None:
     dashes = word[: len(word) - len(name)]
     name, space, value = name.partition(_WIDE_SPACE)
     name, equals, attached = name.partition("=")
+    if space and equals and not attached:  # `-o=　x.mp4`: the value follows the '=', the wide space is the typo
+        equals = ""
     odd = [char for char in dict.fromkeys(dashes + space) if char in _DASHES + _WIDE_SPACE]
     if not dashes or not odd:
         return None
@@ -129,18 +131,21 @@ class ValueNamingParser(argparse.ArgumentParser):
         # The words as given (argparse hands a subcommand's parser its own): `_dash_value_hint` reads the word
         # that followed a flag argparse found without its value.
         self._words = list(sys.argv[1:] if args is None else args)  # argparse's own default
-        self._refuse_wide_space_after_short_flag()
+        self._refuse_wide_space_glued_to_a_flag()
         return super().parse_known_args(args, namespace)
 
-    def _refuse_wide_space_after_short_flag(self) -> None:
-        """Exit naming the ideographic space in a short flag's word (`-o　x.mp4`, one word to the shell): argparse
-        takes the rest of the word for the value, so the video was written to a file named '　x.mp4' and `-p　fox`
-        gave the prompt '\u3000fox'. A value that starts with U+3000 on purpose is a word of its own (`-p "　fox"`)."""
+    def _refuse_wide_space_glued_to_a_flag(self) -> None:
+        """Exit naming the ideographic space in a short flag's word (`-o　x.mp4`, one word to the shell) or after a
+        flag's '=' (`-o=　x.mp4`, `--output=　x.mp4`): argparse takes the rest of the word for the value, so the
+        video was written to a file named '　x.mp4' and `-p　fox` gave the prompt '\u3000fox'. A value that starts
+        with U+3000 on purpose is a word of its own (`-p "　fox"`)."""
         words = self._words[: self._words.index("--")] if "--" in self._words else self._words
         known = option_strings(self)
         for word in words:
             short = word[:1] == "-" and word[1:2] not in ("-", "") and word[2:3] == _WIDE_SPACE
-            if short and (hint := lookalike_hint(word, known)):
+            flag, equals, value = word.partition("=")
+            after_equals = equals and flag in known and value[:1] == _WIDE_SPACE
+            if (short or after_equals) and (hint := lookalike_hint(word, known)):
                 self.error(hint)
 
     def error(self, message: str) -> NoReturn:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
-    from motif_lite.devices import GpuUse
+    from motif_lite.devices import GpuReading, GpuUse
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.planner import Plan
     from motif_lite.sizes import ModelSizes
@@ -54,6 +54,7 @@ class PlannedRun:
     dtype_by_default: bool = False  # no dtype asked for: a float32 default keeps the text encoder in bf16
     text_encoder_given: str | None = None  # the text encoder's dtype by name, given (a resumed run's, say)
     loras: tuple[LoRAFile, ...] = ()  # the checked --lora files: their adapters beside packed layers are planned
+    gpu: GpuReading | None = None  # the GPU as another process read it: planned from its figures (`plan_generation`)
 
     @property
     def text_encoder_dtype(self) -> torch.dtype:
@@ -83,6 +84,7 @@ class PlannedRun:
             step_cache=self.step_cache, text_encoder=self.text_encoder, first_step=self.first_step, sizes=self.sizes,
             attention_backend=self.attention_backend, text_encoder_dtype=self.text_encoder_dtype, loras=self.loras,
             adapter_temporaries=adapter_temporaries,
+            gpu=self.gpu,
         )  # fmt: skip
 
     def with_sources(self, sources: ModelSources) -> PlannedRun:
@@ -138,15 +140,10 @@ def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memo
         f"allocated (~{memory_size(plan.reserved_bytes)} reserved)"
     )
     lower, why = vram_just_under(plan.peak_bytes), JUST_UNDER_THE_PEAK
-    use = _gpu_use_now(planned.device)
-    if use is not None and use.room_bytes < plan.reserved_bytes:
-        said += (
-            f", but the GPU has {use.describe()}, which leaves a run {memory_size(use.room_bytes)}: close what holds "
-            "it, or plan for what is left"
-        )
-        left = math.floor(use.room_bytes / RESERVED_RATIO / GiB * 100) / 100
-        if lower is not None and left < lower:
-            lower, why = (left if left > 0 else None), f"what the GPU has left now / {RESERVED_RATIO:g}"
+    if (crowded := crowded_gpu(planned.device, plan.reserved_bytes, "a run")) is not None:
+        said += f", {crowded.said}"
+        if lower is not None and (crowded.vram_gib is None or crowded.vram_gib < lower):
+            lower, why = crowded.vram_gib, WHAT_IS_LEFT
     else:
         said += ": another program may have taken GPU memory since (close it), or the estimate fell short"
     if lower is None:
@@ -158,6 +155,36 @@ def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memo
     except MotifLiteError:  # nothing fits under this plan's peak
         smaller = None
     return OutOfMemoryFigures(said, lower, smaller, why)
+
+
+# Why the --vram an out-of-memory error names is that figure where other processes crowd the GPU (`crowded_gpu`).
+WHAT_IS_LEFT = f"what the GPU has left now / {RESERVED_RATIO:g}"
+
+
+@dataclass(frozen=True)
+class CrowdedGpu:
+    """What is said of a GPU whose other processes now hold so much that a plan's reserve cannot fit beside them:
+    `said`, what they hold and what that leaves; `vram_gib`, the --vram that fits what is left (what is left /
+    RESERVED_RATIO, rounded down; None where nothing is left)."""
+
+    said: str
+    vram_gib: float | None
+
+
+def crowded_gpu(device: torch.device | str, reserved_bytes: int, who: str) -> CrowdedGpu | None:
+    """`CrowdedGpu` for the CUDA `device` now, where a reserve of `reserved_bytes` cannot fit beside what other
+    processes hold (`GpuUse.room_bytes`: what `who`, "a run" or "a decode", started again would have); None where
+    it fits, for another device, or where the GPU cannot be read. The --vram just under the plan's peak would run
+    out of memory again there: the one that fits what is left is named instead."""
+    use = _gpu_use_now(device)
+    if use is None or use.room_bytes >= reserved_bytes:
+        return None
+    said = (
+        f"but the GPU has {use.describe()}, which leaves {who} {memory_size(use.room_bytes)}: close what holds it, or "
+        "plan for what is left"
+    )
+    left = math.floor(use.room_bytes / RESERVED_RATIO / GiB * 100) / 100
+    return CrowdedGpu(said, left if left > 0 else None)
 
 
 def _gpu_use_now(device: torch.device | str) -> GpuUse | None:

@@ -25,7 +25,10 @@ from motif_lite.checkpoint import (
 from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO, quantized_twice
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import (
+    GpuFacts,
+    GpuReading,
     checked_dtype,
+    default_dtype_of,
     gpu_facts,
     gpu_memory,
     gpu_use,
@@ -34,6 +37,7 @@ from motif_lite.devices import (
     parse_device,
     plan_over_room_note,
     resolve_device,
+    triton_gpu_blocker,
     vram_over_free_note,
 )
 from motif_lite.devices import text_encoder_dtype as text_encoder_dtype_of
@@ -509,7 +513,7 @@ def _gpu_budget(gpu: torch.device, vram_gib: float | None) -> int:
     total = gpu_memory(gpu)[1]
     budget = int(vram_gib * 2**30)
     if budget > total:
-        return _free_budget_for_a_slip(gpu, vram_gib, budget, total)
+        return _free_budget_for_a_slip(default_budget(gpu), vram_gib, budget, total)
     if budget > (most := int(total / RESERVED_RATIO)):  # the allocated peak would fit, what is reserved would not
         warnings.warn(_reserve_over_total_note(vram_gib, budget, total, most), stacklevel=4)
         budget = most
@@ -519,11 +523,25 @@ def _gpu_budget(gpu: torch.device, vram_gib: float | None) -> int:
     return budget
 
 
-def _free_budget_for_a_slip(gpu: torch.device, vram_gib: float, budget: int, total: int) -> int:
+def _read_gpu_budget(gpu: GpuReading, vram_gib: float | None) -> int:
+    """`_gpu_budget` of a GPU another process read (`GpuReading`), from its figures: nothing asks CUDA here."""
+    if vram_gib is None:
+        return gpu.free_budget_bytes
+    total, budget = gpu.use.total_bytes, int(vram_gib * 2**30)
+    if budget > total:
+        return _free_budget_for_a_slip(gpu.free_budget_bytes, vram_gib, budget, total)
+    if budget > (most := int(total / RESERVED_RATIO)):
+        warnings.warn(_reserve_over_total_note(vram_gib, budget, total, most), stacklevel=4)
+        budget = most
+    if (spills := vram_over_free_note(budget, gpu.free_budget_bytes, windows_gpu_driver())) is not None:
+        warnings.warn(spills, stacklevel=4)
+    return budget
+
+
+def _free_budget_for_a_slip(free_budget: int, vram_gib: float, budget: int, total: int) -> int:
     """The free memory's budget for a `--vram` above the GPU's whole memory, with the warning that says so."""
     # In MiB, as nvidia-smi shows it: an "8 GB" card has 8188 MiB, which memory_size would round to "8.00 GiB",
     # the very figure it is more than.
-    free_budget = default_budget(gpu)
     warnings.warn(
         f"--vram {vram_gib:g} GiB ({budget // MiB} MiB) is more than this GPU's whole memory, {total // MiB} MiB "
         "(--vram is in GiB; 8000MB is also understood): planned for its free memory instead, a budget of "
@@ -570,6 +588,7 @@ def plan_generation(
     attention_backend: str = "auto",
     loras: Sequence[LoRAFile] = (),
     adapter_temporaries: bool = True,
+    gpu: GpuReading | None = None,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -594,7 +613,9 @@ def plan_generation(
     `triton` the denoise stage counts Triton's tuning buffer for our attention kernel). `loras`: the checked LoRA
     files the run applies (`check_loras`): on a packed transformer their adapters count with their blocks.
     `adapter_temporaries=False`: those adapters' weights are counted, not the temporaries their updates keep as a
-    layer runs (a server's refusal asks which of the two a loaded plan has no room for).
+    layer runs (a server's refusal asks which of the two a loaded plan has no room for). `gpu`: the CUDA GPU as
+    another process read it (`devices.GpuReading`; `motif-lite run --gpus N` reads its GPUs in a child process):
+    planned from its figures, without starting CUDA in this process.
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -609,20 +630,24 @@ def plan_generation(
         sources = locate_sources(model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, **AT_HAND)
     sources = with_quantize(sources, quantize, text_encoder_quantize)
     target = parse_device(device)
+    here = is_here(target) and gpu is None  # a GPU read elsewhere is planned from its figures: CUDA is not started
     # What load_pipeline picks on that device; for a GPU this machine lacks (its capability unknown), without it.
-    dtype = resolve_dtype(given, target if is_here(target) else None).value
+    if gpu is not None and given is None:
+        dtype = default_dtype_of(gpu.facts)[0]
+    else:
+        dtype = resolve_dtype(given, target if here else None).value
     text_encoder_dtype = text_encoder_dtype_of(dtype, text_encoder_dtype, by_default=given is None)
-    budget = device_budget(target, vram_gib)
+    budget = device_budget(target, vram_gib) if gpu is None else _read_gpu_budget(gpu, vram_gib)
     inputs = _planner_inputs(
         request, sources, dtype, target, kernels, attention, batch_guidance, sequence_parallel, text_encoder_dtype,
-        text_encoder, first_step, sizes, attention_backend, loras, adapter_temporaries,
+        text_encoder, first_step, sizes, attention_backend, loras, adapter_temporaries, gpu,
     )  # fmt: skip
     plan = plan_memory(
         inputs, budget, device=str(target), step_cache=step_cache, sequence_parallel=sequence_parallel,
         ram_budget_bytes=None if ram_gib is None else int(ram_gib * 2**30),
     )  # fmt: skip
-    if vram_gib is not None and target.type == "cuda" and is_here(target):  # the free memory's budget fits it
-        use = gpu_use(target)
+    if vram_gib is not None and target.type == "cuda" and (gpu is not None or here):  # the free memory's fits it
+        use = gpu_use(target) if gpu is None else gpu.use
         if (over := plan_over_room_note(vram_gib, plan.reserved_bytes, use, windows_gpu_driver())) is not None:
             warnings.warn(over, stacklevel=2)
     return dataclasses.replace(plan, attention=attention)
@@ -661,11 +686,15 @@ def _planner_inputs(
     attention_backend: str = "auto",
     loras: Sequence[LoRAFile] = (),
     adapter_temporaries: bool = True,
+    gpu: GpuReading | None = None,
 ) -> PlannerInputs:
     """What the planner's estimates (`plan_memory`, `unplanned_peak_bytes`) take about `request` on this model,
     dtype and device: the sizes from the files' headers, the rows per forward (from `first_step` on: a resumed
-    run's steps left), the kernels' savings and costs. `sizes`: those sizes counted already."""
-    here = is_here(target)
+    run's steps left), the kernels' savings and costs. `sizes`: those sizes counted already; `gpu`: the GPU as
+    another process read it (`plan_generation`)."""
+    here = is_here(target) and gpu is None
+    if gpu is not None and kernels == "auto" and not _triton_runs_on(gpu.facts):
+        kernels = "torch"  # as `use_triton` decides on the GPU at hand: torch's ops on AMD and before Volta
     sizes = sizes or model_sizes(sources, dtype, text_encoder_dtype)
     config = sources.transformer.value
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
@@ -697,6 +726,11 @@ def _planner_inputs(
         image=request.conditions_on_image,  # the first frame goes through the VAE
         image_tower=tower, adapter_bytes=adapters, adapter_token_bytes=token_bytes,
     )  # fmt: skip
+
+
+def _triton_runs_on(gpu: GpuFacts) -> bool:
+    """Whether `--kernels auto` runs Triton's kernels on `gpu`, read by another process (`use_triton`'s rule)."""
+    return not gpu.is_amd and gpu.capability is not None and triton_gpu_blocker(gpu.capability) is None
 
 
 def unplanned_memory_warning(

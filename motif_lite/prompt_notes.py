@@ -1,7 +1,7 @@
 """Notes on a prompt the text encoder may not read as the user means it: one mostly in another script than Latin
-(the training captions were English only), one with decomposed (NFD) characters, a line of a text file with its
-byte-order mark or Windows line end, and other tools' syntax that is read as plain text here (ComfyUI's and A1111's
-weights, A1111's LoRA tags). Notes only: the prompt is never rewritten."""
+(the training captions were English only), one with decomposed (NFD) characters or marks out of order, a line of a
+text file with its byte-order mark or Windows line end, and other tools' syntax that is read as plain text here
+(ComfyUI's and A1111's weights, A1111's LoRA tags). Notes only: the prompt is never rewritten."""
 
 from __future__ import annotations
 
@@ -74,14 +74,21 @@ def composition_notes(text: str, label: str) -> list[str]:
     reads other tokens than for the same words typed composed, and the video differs. The prompt is not rewritten:
     the note says how. Compatibility characters that NFC maps one for one (a hanja's compatibility ideograph) are
     not told: they are typed as one character, and are nothing decomposed. One note for the whole text, however
-    many such characters it holds."""
+    many such characters it holds. Where NFC only puts marks in their canonical order (a Devanagari virama typed
+    before a nukta), nothing is decomposed: the note says the marks are out of order instead."""
     if not _has_decomposed_characters(text):
         return []
+    composed = unicodedata.normalize("NFC", text)
+    if sorted(composed) == sorted(text):  # the same characters: NFC composed none, it only reordered marks
+        found = (f"the {label} has combining marks out of Unicode's canonical order, which the text encoder reads as "
+                 f"other tokens than the same {label} with them in order (NFC)")  # fmt: skip
+    else:
+        found = (f"the {label} has decomposed characters (Unicode NFD: Hangul as separate letters, an accent as a "
+                 "mark of its own, as macOS file names and some input methods give), which the text encoder reads as "
+                 f"other tokens than the same {label} typed composed (NFC)")  # fmt: skip
     return [
-        f"the {label} has decomposed characters (Unicode NFD, as macOS file names give: Hangul as separate letters, "
-        f"an accent as a mark of its own), which the text encoder reads as other tokens than the same {label} "
-        f"typed composed (NFC): the video differs from that {label}'s; to match it, convert the {label} to NFC "
-        "(uconv -x any-nfc, or Python's unicodedata.normalize('NFC', text))"
+        f"{found}: the video differs from that {label}'s; to match it, convert the {label} to NFC (uconv -x any-nfc, "
+        "or Python's unicodedata.normalize('NFC', text))"
     ]
 
 

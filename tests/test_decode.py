@@ -947,6 +947,37 @@ def test_a_planned_decode_out_of_memory_names_its_budget_and_the_vram_that_plans
     assert advice.endswith("or the estimate fell short; decode on the CPU with --device cpu"), advice
 
 
+def test_a_decode_out_of_memory_on_a_shared_gpu_names_what_others_hold_and_a_vram_that_fits_beside_them(
+    saved, tmp_path, monkeypatch
+):
+    # It said "another program may have taken GPU memory since" and named the --vram just under the peak, which runs
+    # out again where other processes now hold more than that leaves; run's advice names what they hold.
+    from motif_lite.cli.decode import decode_out_of_memory_advice
+
+    job = decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.mp4", vram_gib=0.5, download=False)
+    job = dataclasses.replace(job, saved=dataclasses.replace(job.saved, width=1280, height=736, frames=121))
+    job = dataclasses.replace(job, plan=decoding.replanned(job, 4), device=torch.device("cuda"))
+    # An 8 GiB GPU: 1 GiB free; this process's allocator reserves 0.5 GiB of which its tensors hold 0.25 GiB.
+    free_now, ours = 2**30, 2**29
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free_now, 8 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: ours)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: ours // 2)
+    room = free_now + ours  # what a decode started again has beside the other processes
+    assert job.plan.stage.peak_bytes * 1.08 > room  # the plan's reserve no longer fits beside them
+    advice = decode_out_of_memory_advice(job, vram_given=True)
+    assert f"other processes hold {memory_size(8 * 2**30 - free_now - ours)} (nvidia-smi lists them" in advice, advice
+    assert f"which leaves a decode {memory_size(room)}: close what holds it" in advice, advice
+    named = float(advice.split("--vram ")[1].split(" ")[0])
+    assert named * 2**30 * 1.08 <= room < (named + 0.01) * 2**30 * 1.08, advice
+    assert f"--vram {named:.2f} (what the GPU has left now / 1.08) plans it in less" in advice, advice
+    assert "another program may have taken" not in advice, advice
+    # Room enough beside them: the advice is as before, the --vram just under the peak.
+    free_now = 7 * 2**30
+    advice = decode_out_of_memory_advice(job, vram_given=True)
+    assert "other processes hold" not in advice and "(just under that peak) plans it in less" in advice, advice
+
+
 def test_the_note_of_a_stopped_decode_comes_after_its_progress_bar_is_closed(saved, tmp_path, capsys, monkeypatch):
     # It was printed while the bar was open, then the bar closed: on a terminal it ran on from the bar's line.
     from motif_lite.progress import ProgressBars

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 import weakref
 from pathlib import Path
@@ -379,3 +380,72 @@ def test_run_resume_with_a_new_braced_name_as_o_is_still_refused(pipe, tmp_path,
     new = tmp_path / "new_{seed}.mp4"
     assert cli.main(["run", "--resume", str(state), "--device", "cpu", "-o", str(new)]) == cli.EXIT_USER_ERROR
     assert f"-o {new} has {{seed}}, which motif-lite does not fill in" in capsys.readouterr().err
+
+
+def test_a_counter_in_a_png_name_that_has_the_frame_pattern_already_is_not_told_a_second_one(tmp_path):
+    # `fox_%03d_{i}.png` numbers its frames already: a second %03d in place of {i} would make a name ffmpeg's image
+    # writer cannot fill in; only the f-string is advised.
+    with pytest.raises(RequestError, match="which motif-lite does not fill in") as refused:
+        GenerationRequest("a fox", **TINY, output=str(tmp_path / "fox_%03d_{i}.png")).resolve()
+    assert "for a PNG per frame" not in str(refused.value) and "%03d_%03d" not in str(refused.value), refused.value
+
+
+def test_a_call_waiting_on_another_thread_leaves_the_runs_own_callback_refused(pipe, tmp_path):
+    # A call that waits for the running one must not take its place as the holder before it has the lock: the
+    # run's callback calling its own pipeline then waited for the lock its own thread holds, for good.
+    inside, second_started = threading.Event(), threading.Event()
+    raised = []
+
+    def generate_again(stage: str, done: int, total: int) -> None:
+        if stage == "denoise" and done == 1:
+            inside.set()
+            second_started.wait(60)
+            time.sleep(0.5)  # the second call is at the lock by now
+            pipe.generate(GenerationRequest("a cat", **TINY, output=tmp_path / "cat.mp4"))
+
+    def first() -> None:
+        try:
+            pipe.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4"), on_progress=generate_again)
+        except ConfigError as exc:
+            raised.append(str(exc))
+
+    def second() -> None:
+        second_started.set()
+        pipe.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "second.mp4"))
+
+    running = threading.Thread(target=first, daemon=True)  # daemons: hung ones do not keep pytest from ending
+    running.start()
+    assert inside.wait(60)
+    waiting = threading.Thread(target=second, daemon=True)
+    waiting.start()
+    running.join(60)
+    waiting.join(120)
+    assert not running.is_alive() and not waiting.is_alive(), "a call hung"
+    assert len(raised) == 1 and "while this pipeline's generate runs, from its own thread" in raised[0], raised
+    assert (tmp_path / "second.mp4").is_file()
+
+
+def test_set_loras_from_a_runs_callback_is_refused_naming_both_calls(pipe, tmp_path):
+    raised = []
+
+    def set_loras(stage: str, done: int, total: int) -> None:
+        pipe.set_loras([])
+
+    def call() -> None:
+        try:
+            pipe.generate(GenerationRequest("a fox", **TINY, output=tmp_path / "fox.mp4"), on_progress=set_loras)
+        except ConfigError as exc:
+            raised.append(str(exc))
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the callback's call hung"
+    assert len(raised) == 1 and "pipe.set_loras was called while this pipeline's generate runs" in raised[0], raised
+
+
+@pytest.mark.parametrize("name", ["fox_{seed!a}.mp4", "fox_{seed!r}.mp4", "fox_{n!a:>8}.mp4"])
+def test_a_placeholder_with_any_of_pythons_conversions_is_refused(tmp_path, name):
+    # An f-string's field converts with !s, !r or !a: each is the placeholder as written without it.
+    with pytest.raises(RequestError, match="which motif-lite does not fill in"):
+        GenerationRequest("a fox", **TINY, output=str(tmp_path / name)).resolve()

@@ -32,6 +32,7 @@ from motif_lite.io import checkpoint_source, gguf_source, hub
 from motif_lite.io.checkpoint_source import find_checkpoint
 from motif_lite.io.gguf_source import check_gguf_variant, find_gguf
 from motif_lite.io.missing_report import MissingFilesError
+from motif_lite.shell_syntax import posix_quoted
 from motif_lite.units import file_size
 
 # The official repos' files as the Hub lists them (sizes in bytes).
@@ -661,7 +662,7 @@ def test_a_repo_id_in_other_letter_case_reads_the_cached_repo(no_network, tmp_pa
     assert find_checkpoint("motif-technologies/motif-video-2b", ["vae/config.json"]) == repo / "snapshots" / "abc"
     with pytest.raises(MissingFilesError) as error:  # what the cache lacks is fetched under the cached spelling
         find_checkpoint("motif-technologies/motif-video-2b", ["vae/config.json", "tokenizer/*"])
-    local = Path.cwd() / "Motif-Video-2B"
+    local = posix_quoted(str(Path.cwd() / "Motif-Video-2B"))  # quoted as the hint does: a cwd may hold a space
     assert f"hf download {MOTIF_REPO} --include" in str(error.value) and f"--local-dir {local}" in str(error.value)
 
 

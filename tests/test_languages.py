@@ -3,6 +3,7 @@ full-width dashes and spaces, or copied from macOS in decomposed form (NFD)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 
@@ -135,9 +136,9 @@ def test_a_decomposed_prompt_whose_composed_form_is_as_long_is_noted_once(tmp_pa
     composed = unicodedata.normalize("NFC", prompt)
     assert reference_tokens(tokenizer, prompt) != reference_tokens(tokenizer, composed)  # what the note says
     notes = GenerationRequest(prompt=prompt, output=tmp_path / "fox.mp4").resolve()[1]
-    assert len([note for note in notes if "decomposed characters" in note]) == 1, notes
+    assert len([note for note in notes if "convert the prompt to NFC" in note]) == 1, notes
     assert not [note for note in GenerationRequest(prompt=composed, output=tmp_path / "fox.mp4").resolve()[1]
-                if "decomposed characters" in note]  # fmt: skip
+                if "convert the prompt to NFC" in note]  # fmt: skip
 
 
 def test_characters_nfc_maps_one_for_one_are_not_noted_as_decomposed(tmp_path):
@@ -146,7 +147,28 @@ def test_characters_nfc_maps_one_for_one_are_not_noted_as_decomposed(tmp_path):
     for prompt in ("\uf900 a fox", "\ufb2a a fox"):
         assert not unicodedata.is_normalized("NFC", prompt)
         notes = GenerationRequest(prompt=prompt, output=tmp_path / "fox.mp4").resolve()[1]
-        assert not [note for note in notes if "decomposed characters" in note], notes
+        assert not [note for note in notes if "convert the prompt to NFC" in note], notes
+
+
+@pytest.mark.parametrize(
+    "prompt, composes",
+    [
+        ("\u0915\u094d\u093c fox", False),  # Devanagari ka, virama, nukta: NFC puts the nukta first, composes none
+        ("q\u0307\u0323 fox", False),  # two marks out of their canonical order
+        ("\u1100\u1161\u11eb fox", True),  # Old Hangul: NFC composes ga, the old final letter stays apart
+        ("cafe\u0301 q\u0307\u0323", True),  # both: a decomposed letter is in it
+    ],
+)
+def test_the_composition_note_says_decomposed_only_where_nfc_composes(tmp_path, tokenizer, prompt, composes):
+    # The note said "decomposed characters (Unicode NFD, as macOS file names give" where NFC only reorders marks:
+    # nothing there is decomposed, and no file name made it so.
+    composed = unicodedata.normalize("NFC", prompt)
+    assert reference_tokens(tokenizer, prompt) != reference_tokens(tokenizer, composed)  # what either note says
+    assert (len(composed) < len(prompt)) is composes  # as the case is meant
+    notes = GenerationRequest(prompt=prompt, output=tmp_path / "fox.mp4").resolve()[1]
+    (note,) = [note for note in notes if "convert the prompt to NFC" in note]
+    assert ("decomposed characters" in note) is composes, note
+    assert ("marks out of Unicode's canonical order" in note) is not composes, note
 
 
 @pytest.mark.parametrize(
@@ -294,6 +316,51 @@ def test_a_flags_value_that_ends_at_a_wide_space_is_no_flag(capsys):
         cli.main(["run", "-p", "\u2014steps\u3000", "--stepz", "4"])
     err = capsys.readouterr().err
     assert "U+3000" not in err and "did you mean --steps?" in err, err
+
+
+@pytest.mark.parametrize(
+    "typed, dest",
+    [
+        (["--prompt=\u8d64\u3044\u72d0\u3000"], "prompt"),
+        (["-p=\u8d64\u3044\u72d0\u3000"], "prompt"),
+        (["-p", "fox", "--negative-prompt=\u4f4e\u54c1\u8cea\u3000"], "negative_prompt"),
+        (["-p", "fox", "-o=\u72d0.mp4\u3000"], "output"),
+    ],
+)
+def test_a_value_given_after_equals_may_end_at_a_wide_space(capsys, typed, dest):
+    # `--prompt=赤い狐　`: an input method types U+3000 for the space bar, and after '=' it is the value's, which
+    # argparse passes on. The wide-space check took the word for a look-alike --prompt and refused the line.
+    with pytest.raises(SystemExit):
+        cli.main(["run", *typed, "--stepz", "4"])  # the unknown flag's error shows how far the line got
+    err = capsys.readouterr().err
+    assert "U+3000" not in err and "did you mean --steps?" in err, err
+    args, _ = cli.build_parser().parse_known_args(["run", *typed])
+    assert getattr(args, dest) == typed[-1].partition("=")[2]
+
+
+@pytest.mark.parametrize("command", [["run"], []])
+def test_a_lookalike_flag_with_its_value_after_equals_is_advised_without_another_value(capsys, command):
+    # `－－steps=4　 -p fox` was advised `--steps=4 STEPS -p fox` (`-p` is no value), and without the command the
+    # same: the value is the one after '='.
+    import shlex
+
+    with pytest.raises(SystemExit) if command else contextlib.nullcontext():
+        assert cli.main([*command, "\uff0d\uff0dsteps=4\u3000", "-p", "fox"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip()
+    advised = re.search(r"(?:: type|did you mean motif-lite) (.*)$", err).group(1)
+    words = shlex.split(advised) if not command else ["run", *shlex.split(advised), "-p", "fox"]
+    args, extras = cli.build_parser().parse_known_args(words)
+    assert (args.steps, args.prompt, extras) == (4, "fox", []), advised
+
+
+def test_a_lookalike_flag_before_a_value_that_ends_at_a_wide_space_is_named(capsys):
+    # `－－prompt "—steps　"`: the second word is the prompt of the look-alike --prompt. The wide-space check took it
+    # for a look-alike --steps and named it alone, advising `--steps STEPS`: the first mistake was not named.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "\uff0d\uff0dprompt", "\u2014steps\u3000", "--dry-run"])
+    err = capsys.readouterr().err
+    assert "\uff0d\uff0dprompt: it holds U+FF0D (fullwidth hyphen-minus) where --prompt wants" in err, err
+    assert "type --steps STEPS" not in err, err
 
 
 def test_a_flag_that_ends_at_a_wide_space_with_no_value_after_it_is_advised_with_the_value_s_name(capsys):
@@ -485,3 +552,61 @@ def test_a_truncation_side_transformers_cannot_read_is_named_by_its_file_and_key
     path.write_text(json.dumps({"truncation_side": "middle"}))
     with pytest.raises(CheckpointError, match=r"tokenizer_config.json: truncation_side must be 'right' or 'left'"):
         check_tokenizer_config(path)
+
+
+@pytest.mark.parametrize("word, flag", [("-o=\u3000x.mp4", "-o"), ("--output=\u3000x.mp4", "--output")])
+def test_a_wide_space_after_a_flags_equals_sign_is_named_with_the_line(capsys, tmp_path, monkeypatch, word, flag):
+    # argparse takes what follows '=' for the value: `-o=　x.mp4` wrote '　x.mp4' as `-o　x.mp4` did.
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", word, "--dry-run"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "U+3000 (ideographic space)" in err and flag in err, err
+    advised = re.search(r": type (.*)$", err.strip()).group(1)
+    args, extras = cli.build_parser().parse_known_args(["run", "-p", "fox", *shlex.split(advised)])
+    assert args.output == "x.mp4" and extras == [], advised
+    assert list(tmp_path.iterdir()) == []
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return cli.main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+def test_a_word_without_a_dash_is_no_lookalike_flag_though_a_flags_name_leads_it(capsys):
+    # A prompt left unquoted may hold a word such as `seed　of` (a flag's name, then U+3000): it is told as the
+    # rest of a prompt, not as --seed typed with a wide space.
+    assert _exit_code(["run", "-p", "a", "fox", "seed\u3000of", "life", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "U+3000" not in err and "type --seed" not in err, err
+
+
+def test_a_lookalike_long_flag_is_matched_to_long_flags_only_as_its_ascii_spelling_is(capsys):
+    # `－－o` is two dashes and a letter: in ASCII, `--o` is no flag and is not told it means -o; nor is the look-alike.
+    told = {}
+    for dashes in ("--", "\uff0d\uff0d"):
+        assert _exit_code(["run", "-p", "fox", f"{dashes}o", "x.mp4", "--dry-run"]) == 2
+        told[dashes] = capsys.readouterr().err
+    assert all("where -o wants" not in err and "type -o" not in err for err in told.values()), told
+
+
+def test_a_dangling_link_named_like_a_lookalike_flag_is_read_not_refused(capsys, tmp_path, monkeypatch):
+    # A link whose file is gone is still a name the user made there: it is told as the link it is.
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    os.symlink(tmp_path / "gone.latents.safetensors", "\u2013output")
+    assert cli.main(["decode", "\u2013output"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "U+2013" not in err and "\u2013output" in err, err
+
+
+def test_a_wide_space_inside_a_value_glued_to_its_flag_is_part_of_it():
+    # Only a wide space where the value starts is the typo: one in a file's name (`-o=my　video.mp4`) is kept.
+    for word in ("-o=my\u3000video.mp4", "--output=my\u3000video.mp4", "-omy\u3000video.mp4"):
+        args, _ = cli.build_parser().parse_known_args(["run", "-p", "fox", word])
+        assert args.output == "my\u3000video.mp4", word

@@ -501,3 +501,52 @@ def test_a_generations_cost_adds_its_adapters_flops_to_every_transformer_call():
     added = sum(count * cost.adapter_flops(config, macs, n, t) for count, t in calls)
     assert with_adapters.denoise == plain.denoise + added > plain.denoise
     assert (with_adapters.text, with_adapters.decode) == (plain.text, plain.decode)
+
+
+def blocks_packed_whole() -> MotifVideoTransformer:
+    """The tiny transformer with every linear of its blocks packed (random Q8_0 bytes): a LoRA stays beside each,
+    the output projections and the text's K/V projections too."""
+    import numpy as np
+    from gguf import GGMLQuantizationType
+    from gguf_helpers import random_packed
+
+    from motif_lite.weights.quant_linear import QuantizedLinear
+
+    model = tiny_transformer()
+    rng = np.random.default_rng(0)
+    for name, module in list(model.named_modules()):
+        in_blocks = name.startswith(("transformer_blocks.", "single_transformer_blocks."))
+        if in_blocks and isinstance(module, torch.nn.Linear):
+            packed = torch.from_numpy(random_packed(GGMLQuantizationType.Q8_0, module.weight.shape, rng))
+            layer = QuantizedLinear.from_packed(packed, GGMLQuantizationType.Q8_0, module.in_features, module.bias.data)
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, layer)
+    return model
+
+
+@pytest.mark.parametrize("chunk", [None, 4])
+def test_the_adapters_rows_count_the_image_tokens_of_a_context_longer_than_the_video(tmp_path, chunk):
+    # With a first frame the context is the text and the image tokens: the dual-stream blocks' context stream (and,
+    # in token pieces, its output projection `attn.to_add_out`, which takes the stream whole) runs on all of them.
+    packed = blocks_packed_whole()
+    _, files = applied(packed, [write_heavy_lora(tmp_path / "heavy.safetensors", packed.config, rank=4)])
+    latent, text, image = (1, 4, 4), 7, 9
+    rows: dict[str, int] = {}
+
+    def record(name: str):
+        def hook(_module, args) -> None:
+            rows[name] = max(rows.get(name, 0), args[0].numel() // args[0].shape[-1])
+
+        return hook
+
+    adapted = side_adapter_temporary_bytes(files, torch.float32)
+    handles = [packed.get_submodule(name).register_forward_pre_hook(record(name)) for name in adapted]
+    try:
+        estimate_and_live_peak(packed, chunk, "torch", latent, text, image_tokens=image)
+    finally:
+        for handle in handles:
+            handle.remove()
+    tokens = latent[0] * latent[1] * latent[2] // 4
+    assert max(rows.values()) >= text + image > tokens  # the context stream is the longest call
+    for name, taken in rows.items():
+        assert adapter_layer_tokens(name, tokens, chunk, text, image) >= taken, name

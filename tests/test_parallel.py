@@ -10,6 +10,7 @@ one `torch.multiprocessing` run of 4 processes covers every layout; the launcher
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -32,6 +33,7 @@ from video_frames import read_png_frames
 
 from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
+from motif_lite.devices import NVIDIA, GpuFacts, GpuReading, GpuUse
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.memory_advice import PlannedRun
 from motif_lite.model.transformer import MotifVideoTransformer
@@ -46,6 +48,7 @@ from motif_lite.runtime.parallel import (
     choose_layout,
     split_tokens,
 )
+from motif_lite.units import RESERVED_RATIO, memory_size
 
 SIX_HEADS = {**TINY, "num_attention_heads": 6, "attention_head_dim": 16, "rope_axes_dim": (4, 6, 6)}
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
@@ -440,80 +443,129 @@ def test_the_lora_and_the_plan_are_checked_before_launch_with_the_checkpoint_not
 
 @pytest.fixture
 def planned(monkeypatch) -> list[tuple[bool, float | None]]:
-    """(text_encoder, vram_gib) of each plan the launcher makes before starting the processes (made as before)."""
+    """(text_encoder, budget in GiB) of each plan the launcher makes before starting the processes (made as before):
+    --vram's, else the free memory's of the GPU reading it is planned on."""
     planned, plan = [], PlannedRun.plan
 
     def recorded(run: PlannedRun, vram_gib: float | None = None):
-        planned.append((run.text_encoder, vram_gib))
+        budget = vram_gib or run.vram_gib
+        planned.append((run.text_encoder, budget if budget or run.gpu is None else run.gpu.free_budget_bytes / 2**30))
         return plan(run, vram_gib)
 
     monkeypatch.setattr(PlannedRun, "plan", recorded)
     return planned
 
 
+def gpu_readings(*free: int, total: int = 80 * 2**30) -> list[GpuReading]:
+    """GPUs as the launcher's child process reads them: H100s with `free` bytes free each."""
+    return [GpuReading(GpuFacts(NVIDIA, "NVIDIA H100 80GB HBM3", (9, 0)), GpuUse(total, n)) for n in free]
+
+
+@pytest.fixture
+def gpu_machine(monkeypatch) -> None:
+    """A machine whose CUDA says it has GPUs, and that fails a test that starts CUDA in this process: its memory or
+    facts asked of torch (each starts a CUDA context, which on a real GPU holds memory for the whole run)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for started in ("mem_get_info", "get_device_properties", "get_device_name", "get_device_capability", "init"):
+        monkeypatch.setattr(torch.cuda, started, lambda *a, _name=started, **kw: pytest.fail(f"torch.cuda.{_name}"))
+
+
 @pytest.mark.parametrize("short", [0, 1], ids=["main-rank", "other-rank"])
 def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_start(
-    checkpoint, tmp_path, capsys, monkeypatch, short, planned
+    checkpoint, tmp_path, capsys, monkeypatch, short, planned, gpu_machine
 ):
     # Before: without --vram each rank planned its own GPU's free memory, and N of them printed the same refusal.
     # The launcher plans what the ranks will plan: the main rank (with the text encoder) on cuda:0's budget, the
     # others on the smallest of theirs.
     plenty, none = 64 * 2**30, 2**20
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(parallel, "gpu_budgets", lambda n: [none if i == short else plenty for i in range(n)])
+    short_gpu = gpu_readings(plenty, none if short else plenty) if short else gpu_readings(none, plenty)
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: short_gpu)
     monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 2
     err = capsys.readouterr().err
-    assert err.count("error: 80x32x5 needs at least") == 1 and "but the budget is 1.0 MiB" in err, err
-    tried = [(True, plenty / 2**30), (False, none / 2**30)] if short else [(True, none / 2**30)]
+    budget = memory_size(int(none / RESERVED_RATIO))  # the free memory / 1.08, as a rank plans it
+    assert err.count("error: 80x32x5 needs at least") == 1 and f"but the budget is {budget}" in err, err
+    budgets = [gpu.free_budget_bytes / 2**30 for gpu in short_gpu]
+    tried = [(True, budgets[0]), (False, budgets[1])] if short else [(True, budgets[0])]
     assert planned == tried  # rank 0 with the text encoder on cuda:0's budget, then the others on theirs
     launched = []
-    monkeypatch.setattr(parallel, "gpu_budgets", lambda n: [plenty] * n)
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: gpu_readings(*[plenty] * n))
     monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 0
-    monkeypatch.setattr(parallel, "gpu_budgets", lambda n: None)  # not measured (no CUDA): the ranks plan
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)  # not read (the child failed): the ranks plan
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 0
     assert launched == [2, 2]
-    # CPU processes: no GPU is measured (a child that starts CUDA for nothing, and budgets no rank plans with)
-    monkeypatch.setattr(parallel, "gpu_budgets", lambda n: pytest.fail("measured the GPUs of a CPU run"))
+    # CPU processes: no GPU is read (a child that starts CUDA for nothing, and budgets no rank plans with)
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: pytest.fail("read the GPUs of a CPU run"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cpu")) == 0
     assert launched == [2, 2, 2]
+    assert not torch.cuda.is_initialized()
 
 
 def test_the_other_ranks_are_planned_with_the_smallest_of_their_gpus_budgets(
-    checkpoint, tmp_path, capsys, monkeypatch, planned
+    checkpoint, tmp_path, capsys, monkeypatch, planned, gpu_machine
 ):
     # cfg 2 x sp 2 on 4 GPUs: cuda:2 has the least free memory of the ranks other than the main one.
     plenty, none = 64 * 2**30, 2**20
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
-    monkeypatch.setattr(parallel, "gpu_budgets", lambda n: [plenty, plenty, none, plenty])
+    read = gpu_readings(plenty, plenty, none, plenty)
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: read)
     monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--device", "cuda")) == 2
-    assert "but the budget is 1.0 MiB" in capsys.readouterr().err
-    assert planned == [(True, plenty / 2**30), (False, none / 2**30)]
+    assert f"but the budget is {memory_size(read[2].free_budget_bytes)}" in capsys.readouterr().err
+    assert planned == [(True, read[0].free_budget_bytes / 2**30), (False, read[2].free_budget_bytes / 2**30)]
 
 
-def test_the_gpu_budgets_are_read_from_a_child_process(monkeypatch):
+def test_the_launcher_never_starts_cuda_and_plans_each_rank_with_its_own_gpus_reading(
+    checkpoint, tmp_path, capsys, monkeypatch, planned, gpu_machine
+):
+    # It planned in its own process, asking torch for cuda:0's memory (~6 times) and facts: on a real GPU that starts
+    # a CUDA context, a few hundred MiB of cuda:0 held for the whole run while docs/parallel.md said the launcher
+    # holds none, and rank 0 then had less than planned. The GPUs are read once, in a child process (mocked here at
+    # that seam: `gpu_readings`), and each rank is planned with its own GPU's figures.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    reads = []
+    h100, small = gpu_readings(70 * 2**30), gpu_readings(2**20, total=2 * 2**20)  # cuda:1: 1 MiB free of 2 MiB
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: reads.append(n) or [*h100, *small])
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    # --vram 8 is more than cuda:1's whole memory: rank 1 plans for its free memory instead, which nothing fits.
+    args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda", "--vram", "8")
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert "--vram 8 GiB (8192 MiB) is more than this GPU's whole memory, 2 MiB" in err, err
+    assert err.count("error: 80x32x5 needs at least") == 1, err
+    assert reads == [2] and planned == [(True, 8), (False, 8)] and not torch.cuda.is_initialized()
+    # The same --vram on two GPUs that hold it: planned, read once, started.
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: reads.append(n) or [*h100, *h100])
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
+    assert cli_main(args) == 0
+    assert reads == [2, 2] and planned[2:] == [(True, 8), (False, 8)] and not torch.cuda.is_initialized()
+
+
+def test_the_gpus_are_read_in_a_child_process(monkeypatch):
     # The launcher never starts CUDA itself (a context would hold memory on the ranks' GPUs for the whole run).
     if not torch.cuda.is_available():
-        assert parallel.gpu_budgets(2) is None  # the child fails: no CUDA here
-    outputs = {"[1, 2]\n": [1, 2], "[1]\n": None, "oops\n": None, "": None, '["1", 2]\n': None}
+        assert parallel.gpu_readings(2) is None  # the child fails: no CUDA here
+    two = json.dumps([gpu.to_json() for gpu in gpu_readings(1, 2)])
+    outputs = {f"{two}\n": gpu_readings(1, 2), "[1, 2]\n": None, f"{two[:-1]}]\n": gpu_readings(1, 2), "oops\n": None,
+               "": None, '[{"free": 1}]\n': None}  # fmt: skip
     for stdout, expected in outputs.items():
         done = subprocess.CompletedProcess([], 0, stdout=stdout, stderr="")
         monkeypatch.setattr(subprocess, "run", lambda *a, done=done, **kw: done)
-        assert parallel.gpu_budgets(2) == expected, stdout
-    monkeypatch.setattr(subprocess, "run", lambda *a, **kw: subprocess.CompletedProcess([], 1, stdout="[1, 2]"))
-    assert parallel.gpu_budgets(2) is None  # a failed child
+        assert parallel.gpu_readings(2) == expected, stdout
+    monkeypatch.setattr(subprocess, "run", lambda *a, **kw: subprocess.CompletedProcess([], 1, stdout=two))
+    assert parallel.gpu_readings(2) is None  # a failed child
 
 
-def test_the_child_process_reads_the_budget_of_each_gpu_a_rank_runs_on(monkeypatch):
-    # The child's program run here, with the planner's budget of a device faked: one budget per device cuda:0 ..
-    # cuda:N-1, from the last line of its output (CUDA may print warnings first).
+def test_the_child_process_reads_each_gpu_a_rank_runs_on(monkeypatch):
+    # The child's program run here, with the GPUs faked: one reading per device cuda:0 .. cuda:N-1, from the last
+    # line of its output (CUDA may print warnings first).
     import io
 
-    from motif_lite.runtime import planner
-
-    monkeypatch.setattr(planner, "default_budget", lambda device: 100 + torch.device(device).index)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (100 + index, 1000))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: f"GPU {index}")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (8, index))
 
     def child(argv, **kwargs):
         assert argv[:2] == [sys.executable, "-c"]
@@ -525,8 +577,11 @@ def test_the_child_process_reads_the_budget_of_each_gpu_a_rank_runs_on(monkeypat
         return subprocess.CompletedProcess(argv, 0, stdout=out.getvalue(), stderr="")
 
     monkeypatch.setattr(subprocess, "run", child)
-    assert parallel.gpu_budgets(3) == [100, 101, 102]
-    assert parallel.gpu_budgets(1) == [100]
+    read = parallel.gpu_readings(3)
+    assert [(gpu.facts.name, gpu.facts.capability, gpu.use.free_bytes) for gpu in read] == [
+        ("GPU 0", (8, 0), 100), ("GPU 1", (8, 1), 101), ("GPU 2", (8, 2), 102)
+    ]  # fmt: skip
+    assert read[1].use.total_bytes == 1000 and len(parallel.gpu_readings(1)) == 1
 
 
 def test_the_refusal_before_the_processes_start_is_the_plan_of_one_rank(checkpoint, tmp_path, capsys, monkeypatch):

@@ -470,7 +470,7 @@ def launched(monkeypatch) -> list[int]:
     """The process counts the launcher is asked to start (none started); no GPU memory is read."""
     counts: list[int] = []
     monkeypatch.setattr(parallel, "launch", lambda nproc, argv: counts.append(nproc) or 0)
-    monkeypatch.setattr(parallel, "gpu_budgets", lambda count: None)
+    monkeypatch.setattr(parallel, "gpu_readings", lambda count: None)
     return counts
 
 

@@ -31,6 +31,7 @@ from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.pipeline import loading
 from motif_lite.preflight import AT_HAND, _planner_inputs, plan_generation
 from motif_lite.request import GenerationRequest
+from motif_lite.shell_syntax import posix_quoted
 from motif_lite.sizes import estimated_gguf_bytes
 from motif_lite.units import memory_size
 from motif_lite.weights.gguf_file import read_gguf
@@ -473,6 +474,43 @@ def simulated_gpu(monkeypatch, free_bytes: int, total_bytes: int = 8 * 2**30) ->
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
 
 
+@pytest.mark.parametrize("capability", [(8, 9), (6, 1)], ids=["ada", "pascal"])  # Triton's kernels; none before Volta
+@pytest.mark.parametrize("vram_gib", [None, 4.5, 7, 7.9, 64])
+def test_a_gpu_read_by_another_process_is_planned_as_the_gpu_read_here(no_network, monkeypatch, vram_gib, capability):
+    # run --gpus N plans each rank in the launcher from its GPU's reading (a child process read it: a CUDA context in
+    # the launcher would hold memory of cuda:0 for the whole run). The plan and its warnings are the ones the rank
+    # makes with the GPU at hand: the free memory's budget, --vram lowered to what the card holds, the slip beyond it
+    # and the reserve that cannot fit beside the other processes.
+    import warnings
+
+    from motif_lite.devices import NVIDIA, GpuFacts, GpuReading, GpuUse
+
+    free, total = 6 * 2**30, 8188 * 2**20
+    # Pascal's default dtype is fp32 (`devices.default_dtype`): a smaller video, which its plans fit.
+    size = {} if capability >= (7, 0) else {"width": 832, "height": 480, "frames": 33}
+    request, _ = GenerationRequest("x", output="a.mp4", **size).resolve()
+    sources = locate_sources(**AT_HAND)
+
+    def planned(**kwargs):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            plan = plan_generation(request, sources, device="cuda", vram_gib=vram_gib, **kwargs)
+        # Where "auto" runs torch's ops the GPU at hand also warns that Triton's are unavailable: the rank says it.
+        said = [str(w.message) for w in said if not str(w.message).startswith("motif-lite: Triton kernels unavail")]
+        return plan.budget_bytes, plan.peak_bytes, sorted(said)
+
+    with monkeypatch.context() as here:
+        simulated_gpu(here, free, total)
+        here.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+        at_hand = planned()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for asked in ("mem_get_info", "get_device_name", "get_device_capability", "get_device_properties"):
+        monkeypatch.setattr(torch.cuda, asked, lambda *a, _asked=asked, **kw: pytest.fail(f"torch.cuda.{_asked}"))
+    reading = GpuReading(GpuFacts(NVIDIA, "NVIDIA GeForce RTX 4090", capability), GpuUse(total, free))
+    assert planned(gpu=reading) == at_hand
+    assert not torch.cuda.is_initialized()
+
+
 def test_out_of_memory_without_a_vram_names_the_free_memory_as_the_plans_budget(no_network, monkeypatch):
     from motif_lite.cli.prepare import planned_run, run_out_of_memory_advice, sources_before_download
 
@@ -624,8 +662,8 @@ def test_missing_files_are_listed_exactly_with_the_commands(no_network, monkeypa
     assert "Motif-Technologies/Motif-Video-2B: vae/*, transformer/config.json, model_index.json" in text
     assert "text_encoder/*," not in text.split("Download")[0] and "*Q4_K_M*.gguf (HF_HUB_OFFLINE=1 is set)" in text
     assert "--include 'text_encoder/*' --include 'tokenizer/*' --include 'vae/*'" in text
-    here = Path.cwd()
-    assert f"motif-lite run -m {here / 'Motif-Video-2B'} --gguf {here / 'Motif-Video-2B-GGUF'}" in text
+    model, gguf = (posix_quoted(str(Path.cwd() / name)) for name in ("Motif-Video-2B", "Motif-Video-2B-GGUF"))
+    assert f"motif-lite run -m {model} --gguf {gguf}" in text  # quoted as a shell takes them: a cwd may hold a space
 
 
 def test_missing_files_from_python_end_with_the_python_call_too(no_network):
@@ -637,7 +675,7 @@ def test_missing_files_from_python_end_with_the_python_call_too(no_network):
         load_pipeline(gguf="Q4_K_M")
     model, gguf = Path.cwd() / "Motif-Video-2B", Path.cwd() / "Motif-Video-2B-GGUF"
     assert str(err.value).splitlines()[-1] == (
-        f"""  motif-lite run -m {model} --gguf {gguf} -p "..." (in Python """
+        f"""  motif-lite run -m {posix_quoted(str(model))} --gguf {posix_quoted(str(gguf))} -p "..." (in Python """
         f"load_pipeline({str(model)!r}, gguf={str(gguf)!r}, ...))"
     )
 

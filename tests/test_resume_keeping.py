@@ -131,6 +131,20 @@ def test_two_spellings_of_one_output_are_the_same_output(tmp_path, monkeypatch):
     assert not same_output("link/../fox.mp4", "real/fox.mp4") and not same_output("fox.mp4", "real/fox.mp4")
 
 
+def test_an_output_folder_in_a_symlink_loop_is_named_missing_without_a_traceback(tmp_path, monkeypatch, capsys):
+    # `loopa` -> `loopb` -> `loopa`: Path.resolve raises RuntimeError on such a loop (Python 3.11), and every run
+    # compares its output with same_output before the output's folder is checked: `run -o loopa/fox.mp4` ended in
+    # a traceback. The folder is one that cannot be written into, as the check says of a missing one.
+    from motif_lite import cli
+
+    (tmp_path / "loopb").symlink_to("loopa")
+    (tmp_path / "loopa").symlink_to("loopb")
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["run", "-m", str(tmp_path / "no-model"), "-p", "fox", "-o", "loopa/fox.mp4"])
+    err = capsys.readouterr().err
+    assert status == cli.EXIT_USER_ERROR and "output directory loopa does not exist" in err, err
+
+
 def test_a_batchs_notes_list_the_fallback_folder_once(out, cache, monkeypatch):
     # `run -b 10000` searched the fallback folder with a glob per output before its first question (seconds before
     # the CPU run's refusal): the folder is listed once for the whole batch, and each output's state is still found
@@ -318,3 +332,24 @@ def test_the_parallel_note_follows_only_a_resume_command_this_run_gave(out):
     # What the run reads back: the file beside the output.
     save_latents(denoised, out / "fox.latents.safetensors")
     assert kept_state(out / "fox.latents.safetensors", output).denoised
+
+
+@pytest.mark.parametrize("preview_or_input", ["preview", "input"])
+def test_a_preview_in_a_symlink_loop_is_named_missing_without_a_traceback(
+    tmp_path, monkeypatch, capsys, preview_or_input
+):
+    # The same loop under --preview: its comparisons with -o and -i (and the video's frames with the preview)
+    # resolved both paths and raised RuntimeError, a traceback in place of the missing folder's error.
+    from motif_lite import cli
+
+    (tmp_path / "loopb").symlink_to("loopa")
+    (tmp_path / "loopa").symlink_to("loopb")
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "-m", str(tmp_path / "no-model"), "-p", "fox", "-o", "fox.mp4", "--preview", "loopa/p.png"]
+    if preview_or_input == "input":
+        args = ["run", "-m", str(tmp_path / "no-model"), "-p", "fox", "-o", "fox.mp4", "-i", "loopa/i.png",
+                "--preview", "p.png"]  # fmt: skip
+    status = cli.main(args)
+    err = capsys.readouterr().err
+    assert status == cli.EXIT_USER_ERROR and "Traceback" not in err and "RuntimeError" not in err, err
+    assert "loopa" in err, err

@@ -234,3 +234,21 @@ def test_a_dash_given_as_one_word_or_by_a_file_is_the_prompt(checkpoint, tmp_pat
     assert "prompt: '-'" in out, out
     assert re.search(r"^  negative +\S+ +'-'", out, re.MULTILINE), out
     assert (tmp_path / "again.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["out_{frame}.PNG", "out_{FRAME}.png"])
+def test_a_frame_number_placeholder_in_capitals_is_told_as_in_lower_case(checkpoint, tmp_path, capsys, name):
+    # A .PNG name is a PNG sequence's as a .png one is: it gets the frame pattern, not the video name's refusal.
+    code = cli.main([*run_args(checkpoint[0], "-p", "fox", "--video-frames", "5", "-o", str(tmp_path / name))])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR, err
+    ours = name.replace(name[4:-4], "%03d")
+    assert f"motif-lite's PNG sequences write it as printf's %03d: -o {tmp_path / ours}" in err, err
+    assert "a video file holds all its frames" not in err, err
+
+
+def test_a_frame_number_placeholder_in_capitals_in_a_video_name_is_refused(checkpoint, tmp_path, capsys):
+    code = cli.main([*run_args(checkpoint[0], "-p", "fox", "-o", str(tmp_path / "fox_{Frame}.mp4"))])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "a video file holds all its frames" in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -405,3 +405,62 @@ def test_a_stop_ends_the_lingering_close_after_an_early_answer_at_once(pipe, tmp
             sender.join(timeout=30)
             sock.close()
     assert took < 1.0, f"the stop took {took:.2f} s"
+
+
+def answered_early(headers: dict[bytes, bytes], parts: list[bytes], read_first: int = 0) -> list[tuple[dict, int]]:
+    """The messages `CloseAfterUnreadBody` sends for an app that answers 401 after reading `read_first` of the parts
+    of a request's body, which arrives as `parts` (at once, each a message), each with the count of parts not read
+    yet when it was sent. After the parts the client sends nothing more."""
+    import asyncio
+
+    from motif_lite.server.unread_body import CloseAfterUnreadBody
+
+    unread = [
+        {"type": "http.request", "body": part, "more_body": index < len(parts) - 1} for index, part in enumerate(parts)
+    ]
+    sent = []
+
+    async def receive() -> dict:
+        await asyncio.sleep(0)  # as a server's receive: the event loop runs between messages
+        if unread:
+            return unread.pop(0)
+        await asyncio.sleep(3600)
+        raise AssertionError("the client sends nothing more")
+
+    async def send(message: dict) -> None:
+        sent.append((message, len(unread)))
+
+    async def app(scope: dict, receive, send) -> None:
+        for _ in range(read_first):
+            await receive()
+        await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"no key"})
+
+    scope = {"type": "http", "headers": list(headers.items())}
+    asyncio.run(CloseAfterUnreadBody(app)(scope, receive, send))
+    return sent
+
+
+def connection_header(sent: list[tuple[dict, int]]) -> bytes | None:
+    start = next(message for message, _ in sent if message["type"] == "http.response.start")
+    return dict(start["headers"]).get(b"connection")
+
+
+def test_an_empty_body_declared_is_no_unread_body():
+    # `Content-Length: 0` with `Expect: 100-continue`: there is no body to withhold the go-ahead for, and the
+    # connection is kept.
+    sent = answered_early({b"content-length": b"0", b"expect": b"100-continue"}, [b""])
+    assert connection_header(sent) is None and sent[0][1] == 1, sent  # nothing read: the app's own answer as it is
+
+
+def test_a_chunked_body_of_exactly_1_mib_is_read_to_its_end_and_the_connection_kept():
+    # A chunked body says its end in a last, empty part: 1 MiB is read whole, so that part is read too.
+    sent = answered_early({b"transfer-encoding": b"chunked"}, [bytes(64 * 1024)] * 16 + [b""])
+    assert connection_header(sent) is None and sent[0][1] == 0, sent
+
+
+def test_an_answer_after_part_of_a_body_sent_on_100_continue_reads_the_rest_and_keeps_the_connection():
+    # Once the app has read part of the body, the go-ahead is sent and the client sends the rest: it is no client
+    # still waiting for a `100 Continue`, and its short rest is read as any other's.
+    sent = answered_early({b"content-length": b"1000", b"expect": b"100-continue"}, [b"x" * 500] * 2, read_first=1)
+    assert connection_header(sent) is None and sent[0][1] == 0, sent

@@ -13,6 +13,7 @@ from motif_lite.checkup.report import Checkup, first_line
 from motif_lite.devices import (
     AMD_TRITON_REASON,
     GpuFacts,
+    GpuUse,
     amd_gpu_note,
     default_dtype,
     fp16_problem,
@@ -106,7 +107,10 @@ def _check_gpu(report: Checkup) -> None:
             report.problem(f"GPU cuda:{index}", f"cannot be opened ({first_line(exc)})", held_gpu_fix())
             continue
         name = torch.cuda.get_device_name(index)
-        memory = f"{memory_size(free)} free of {memory_size(total)}"
+        # What nvidia-smi shows too: how much other processes (a desktop, another job) hold, so that a user who sees
+        # little free can tell why, and what closing them would give.
+        use = GpuUse(total, free, torch.cuda.memory_reserved(index), torch.cuda.memory_allocated(index))
+        memory = use.describe()
         if (lacking := torch_build_gpu_problem(torch.device("cuda", index))) is not None:  # every run there fails
             report.problem(f"GPU cuda:{index}", f"{memory}; {lacking}", "install the PyTorch build named above")
             continue

@@ -140,12 +140,29 @@ def wide_space_before_value(argv: Sequence[str], parser: argparse.ArgumentParser
     command = commands[argv[0]]
     words = list(argv[1 : argv.index("--")] if "--" in argv else argv[1:])
     for index, word in enumerate(words):
-        before = command._option_string_actions.get(words[index - 1]) if index else None  # no public map
-        if before is not None and before.nargs != 0:  # a value (`-p "—steps　"`): a prompt may hold such words
+        if index and _value_goes_next(words[index - 1], command):  # `-p "—steps　"`: a prompt may hold such words
+            continue
+        if _takes_value(word.partition("=")[0], command):  # `--prompt=赤い狐　`: the wide space is the value's
             continue
         if word.endswith(IDEOGRAPHIC_SPACE) and (found := lookalike_with_value(words, index, command)):
             return f"{found[0].said}: type {found[0].typed}"
     return None
+
+
+def _value_goes_next(word: str, parser: argparse.ArgumentParser) -> bool:
+    """Whether the word after `word` is a flag's value: `word` is a flag of `parser` that takes one, typed in ASCII
+    or with look-alike dashes (`－－prompt`, which argparse does not know but the advice types as --prompt), and
+    given without its value (`－－prompt=fox` and `－－prompt　fox` hold theirs)."""
+    if _takes_value(word, parser):
+        return True
+    found = flag_spelling.lookalike_flag(word, flag_spelling.option_strings(parser))
+    return found is not None and _takes_value(found.typed, parser)
+
+
+def _takes_value(word: str, parser: argparse.ArgumentParser) -> bool:
+    """Whether `word` is one of `parser`'s flags that take a value."""
+    action = parser._option_string_actions.get(word)  # argparse keeps no public map
+    return action is not None and action.nargs != 0
 
 
 def lookalike_with_value(
@@ -166,7 +183,7 @@ def lookalike_with_value(
     flag = typed[0]
     action = parser._option_string_actions.get(flag.partition("=")[0])  # argparse keeps no public map
     following = words[index + 1] if index + 1 < len(words) else None
-    if action is None or action.nargs == 0:
+    if action is None or action.nargs == 0 or "=" in flag:  # a switch, or a value given after '=' (`－－steps=4　`)
         return found._replace(typed=posix_quoted(flag)), index + 1
     if following is None or (following.startswith("-") and not flag_spelling.is_number(following)):
         return found._replace(typed=f"{posix_quoted(flag)} {flag_spelling.value_name(action)}"), index + 1

@@ -188,23 +188,32 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
 def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
     """What to do when a planned decode ran out of device memory, in a run's figures (`memory_advice`): its plan's
     budget (`vram_given`: --vram's, else the free memory's) and estimated peak, and the --vram just under that peak,
-    which plans the decode in less memory (what it does then); where none does, the CPU."""
+    which plans the decode in less memory (what it does then); where none does, the CPU. Where other processes now
+    hold so much of the GPU that the plan's reserve cannot fit beside them, what they hold, and the --vram that fits
+    what they left (`memory_advice.crowded_gpu`), as a run's advice says it."""
     import warnings
 
     from motif_lite.decoding import replanned
     from motif_lite.errors import Audience, MotifLiteError
-    from motif_lite.memory_advice import budget_source, vram_just_under
+    from motif_lite.memory_advice import JUST_UNDER_THE_PEAK, WHAT_IS_LEFT, budget_source, crowded_gpu, vram_just_under
     from motif_lite.runtime.planner import decode_on_the_cpu
-    from motif_lite.units import memory_size
+    from motif_lite.units import RESERVED_RATIO, memory_size
 
     plan = job.plan
     said = (
         f"the decode's memory plan had a budget of {memory_size(plan.budget_bytes)} ({budget_source(vram_given)}) "
-        f"for an est. peak of {memory_size(plan.stage.peak_bytes)}: another program may have taken GPU memory since "
-        "(close it), or the estimate fell short"
+        f"for an est. peak of {memory_size(plan.stage.peak_bytes)}"
     )
+    lower, why = vram_just_under(plan.stage.peak_bytes), JUST_UNDER_THE_PEAK
+    # As a run's advice: where other processes now hold too much for the plan beside them, what they hold, and the
+    # --vram that fits what they left (the one just under the peak would run out again).
+    if (crowded := crowded_gpu(job.device, int(plan.stage.peak_bytes * RESERVED_RATIO), "a decode")) is not None:
+        said += f", {crowded.said}"
+        if lower is not None and (crowded.vram_gib is None or crowded.vram_gib < lower):
+            lower, why = crowded.vram_gib, WHAT_IS_LEFT
+    else:
+        said += ": another program may have taken GPU memory since (close it), or the estimate fell short"
     cpu = decode_on_the_cpu(Audience.FLAGS)  # the planner's words for it: "decode on the CPU with --device cpu"
-    lower = vram_just_under(plan.stage.peak_bytes)
     if lower is None:
         return f"{said}; {cpu}"
     try:
@@ -214,7 +223,7 @@ def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
     except MotifLiteError:  # nothing fits under this plan's peak
         return f"{said}. No plan of this decode needs less: {cpu}"
     return (
-        f"{said}. --vram {lower:.2f} (just under that peak) plans it in less: est. peak "
+        f"{said}. --vram {lower:.2f} ({why}) plans it in less: est. peak "
         f"{memory_size(smaller.stage.peak_bytes)}, {smaller.stage.chunks}"
     )
 

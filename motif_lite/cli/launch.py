@@ -15,19 +15,24 @@ from motif_lite.cli.common import lora_specs_from_flags
 from motif_lite.cli.resume import request_from_file
 from motif_lite.cli.run_inputs import run_inputs
 from motif_lite.cli.run_request import batch_outputs, checked_request
+from motif_lite.devices import default_dtype_of
 from motif_lite.launcher_variables import launcher_number_or_none
 from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.devices import GpuReading
     from motif_lite.runtime.parallel import ParallelLayout
     from motif_lite.runtime.planner import Plan
 
 
 def launch_run(args: argparse.Namespace) -> int:
-    """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher."""
+    """Check the settings and the GPUs, then start `args.gpus` processes with torch's elastic launcher. This process
+    never starts CUDA: a context would hold memory on cuda:0 for the whole run, taking it from rank 0."""
+    import torch
+
     from motif_lite.io.output_claims import named_claims
-    from motif_lite.runtime.parallel import ParallelError, check_device, gpu_budgets, launch
+    from motif_lite.runtime.parallel import ParallelError, check_device, gpu_readings, launch
 
     check_device(args.device)
     if (copies := srun_copies()) is not None:
@@ -49,10 +54,13 @@ def launch_run(args: argparse.Namespace) -> int:
                 check_preview_path(args.preview)
             if (missing := missing_gpus(args.gpus, args.device)) is not None:
                 raise ParallelError(missing)
-            if args.vram is not None:
-                _plan_before_launch(args, request, layout)
-            elif args.device != "cpu" and (budgets := gpu_budgets(args.gpus)) is not None:
-                _plan_before_launch(args, request, layout, budgets)
+            # Each GPU read once, in a child process: CUDA is never started in this one (docs/parallel.md).
+            # Without them (the CPU, no GPU here), --vram's budget alone is planned, as for a GPU not here; a GPU here
+            # that could not be read is left to the ranks, which plan with their own.
+            gpus_here = args.device != "cpu" and torch.cuda.is_available()
+            readings = gpu_readings(args.gpus) if gpus_here else None
+            if readings is not None or (args.vram is not None and not gpus_here):
+                _plan_before_launch(args, request, layout, readings)
         return launch(args.gpus, args.argv)
 
 
@@ -215,15 +223,21 @@ def _check_loras_before_launch(args: argparse.Namespace) -> None:
 
 
 def _plan_before_launch(
-    args: argparse.Namespace, request: GenerationRequest, layout: ParallelLayout, budgets: list[int] | None = None
+    args: argparse.Namespace,
+    request: GenerationRequest,
+    layout: ParallelLayout,
+    readings: list[GpuReading] | None = None,
 ) -> list[Plan]:
     """Plan here what the ranks will plan, so that a run that does not fit is refused once, before N processes start
-    and each prints the refusal. With --vram every rank plans for the same budget, and the main rank, which also
-    loads the text encoder, needs the most. Without it each rank plans for its own GPU's free memory (`budgets`,
-    bytes, rank r on cuda:r): the main rank is planned with cuda:0's, the others with the smallest of theirs. From
-    the files at hand, else the official configs for the official model, as a run plans before its download
-    (`sources_before_download`); another model not at hand is left to the ranks, which plan with its files.
+    and each prints the refusal. Each rank plans for its own GPU (`readings`, rank r on cuda:r, read in a child
+    process: nothing here starts CUDA): with --vram that budget, without it its free memory. The main rank, which
+    also loads the text encoder, is planned on cuda:0; the others on the busiest of theirs (the least free memory).
+    Without readings (the CPU, or no GPU here) one plan, as for a GPU not here. From the files at hand, else the
+    official configs for the official model, as a run plans before its download (`sources_before_download`); another
+    model not at hand is left to the ranks, which plan with its files.
     -> the plans made (the main rank's first; none for a model left to the ranks)."""
+    import dataclasses
+
     import torch
 
     from motif_lite.cli.common import lora_args
@@ -236,15 +250,20 @@ def _plan_before_launch(
     # Every rank applies the --lora files: their adapters beside packed layers count in each rank's plan.
     loras = checked_lora_files(lora_args(args.lora), sources)
     device = "cpu" if args.device == "cpu" else "cuda"
-    # The ranks resolve --dtype on their own GPUs as this does on cuda:0 (one machine's GPUs are alike here).
-    dtype = resolve_dtype(args.dtype, torch.device("cpu" if device == "cpu" else "cuda:0")).value
+    # The ranks resolve --dtype on their own GPUs as `plan_generation` does on cuda:0's reading (one machine's GPUs
+    # are alike here); without a reading, as for a GPU not here.
+    if readings is not None and args.dtype is None:
+        dtype = default_dtype_of(readings[0].facts)[0]
+    else:
+        dtype = resolve_dtype(args.dtype, torch.device("cpu") if device == "cpu" else None).value
     main = planned_run(args, request, sources, dtype, device, layout, loras=loras)
-    if budgets is None:
+    if readings is None:
         return [main.plan()]
-    plans = [main.plan(vram_gib=budgets[0] / 2**30)]
-    if len(budgets) > 1:
+    plans = [dataclasses.replace(main, gpu=readings[0]).plan()]
+    if len(readings) > 1:
         others = planned_run(args, request, sources, dtype, device, layout, text_encoder=False, loras=loras)
-        plans.append(others.plan(vram_gib=min(budgets[1:]) / 2**30))
+        busiest = min(readings[1:], key=lambda gpu: gpu.use.free_bytes)
+        plans.append(dataclasses.replace(others, gpu=busiest).plan())
     return plans
 
 

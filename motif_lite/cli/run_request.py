@@ -454,14 +454,14 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
         raise RequestError(quantized_twice("text-encoder-", args.text_encoder_quantize, args.text_encoder_gguf))
     if args.preview_every is not None and not args.preview:  # alone it would do nothing, without a word
         raise RequestError("--preview-every says how often the --preview file is rewritten: add --preview FILE")
-    if args.preview and args.output and _same_file(args.preview, args.output):
+    if args.preview and args.output and same_output(args.preview, args.output):
         raise RequestError(f"--preview and -o both name {args.output}: the video would replace the preview at the end; "
                            "give the preview its own file")  # fmt: skip
-    if args.preview and args.image and _same_file(args.preview, args.image):
+    if args.preview and args.image and same_output(args.preview, args.image):
         raise RequestError(f"--preview and -i both name {args.image}: the previews would replace your image; give the "
                            "preview its own file")  # fmt: skip
     resumed_image = resume.request.get("image") if resume is not None and args.preview else None  # --resume: no -i
-    if resumed_image and _same_file(args.preview, resumed_image):
+    if resumed_image and same_output(args.preview, resumed_image):
         raise RequestError(f"--preview {args.preview} is the input image of the run being resumed: the previews would "
                            "replace your image; give the preview its own file")  # fmt: skip
     resumed_clip = resume.request.get("extend") if resume is not None and args.preview else None  # no --extend
@@ -469,10 +469,6 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
     if args.preview and clip and is_clip_file(clip, args.preview):
         raise RequestError(f"--preview {args.preview} is the clip {clip} the run goes on from (or one of its frames): "
                            "the previews would replace it; give the preview its own file")  # fmt: skip
-
-
-def _same_file(a: str | Path, b: str | Path) -> bool:
-    return user_path(a).resolve() == user_path(b).resolve()
 
 
 def _none_exist(paths: list[Path]) -> bool:

@@ -337,8 +337,10 @@ def replaces_file(output: str | Path, frames: int, file: str | Path) -> bool:
     path = user_path(output)
     try:
         names = [path.name % i for i in range(frames)] if "%" in path.name else [path.name]
-        target = user_path(file).resolve()
-        return any((path.parent / name).resolve() == target for name in names)
+        # realpath, not Path.resolve: a symlink loop raises RuntimeError there (Python 3.11), a traceback in place
+        # of the missing folder's error the output check gives
+        target = os.path.realpath(user_path(file))
+        return any(os.path.realpath(path.parent / name) == target for name in names)
     except (OSError, TypeError, ValueError):  # an odd pattern: check_output_path has said so
         return False
 

@@ -6,6 +6,7 @@ run -o."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -83,8 +84,10 @@ def same_output(a: str | Path, b: str | Path) -> bool:
     """Whether two spellings of an output name one file: `./fox.mp4` and its absolute path, `a/../fox.mp4`, a
     path through a symlinked folder. Resolved, not only made absolute: `resolve` follows the links of the part of
     the path that exists and reads each `..` after them as the file system does, so a file not written yet
-    compares right too (`link/../fox.mp4` is beside the link's target, not beside the link)."""
-    return user_path(a).resolve() == user_path(b).resolve()
+    compares right too (`link/../fox.mp4` is beside the link's target, not beside the link). `os.path.realpath`,
+    not `Path.resolve`: on a symlink loop (`loopa` -> `loopb` -> `loopa`) resolve raises RuntimeError on Python
+    3.11, where realpath leaves the loop's link unresolved, and the output check then says the folder is missing."""
+    return Path(os.path.realpath(user_path(a))) == Path(os.path.realpath(user_path(b)))
 
 
 def _as_f_string(text: str) -> str:

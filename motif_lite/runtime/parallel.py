@@ -55,6 +55,8 @@ from motif_lite.vae.tiling import VAEMode
 if TYPE_CHECKING:  # the launcher's classes, imported as it starts (`launch`)
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
+    from motif_lite.devices import GpuReading
+
 T = TypeVar("T")
 # Waits outside the denoising loop: the other ranks wait while rank 0 loads and runs the text encoder.
 SETUP_TIMEOUT = timedelta(minutes=30)
@@ -433,28 +435,37 @@ def _killed_note(exit_code: int) -> str:
     )
 
 
-# Run in a child process by `gpu_budgets`: what each device gives a plan, as a rank measures it (planner.py).
-_BUDGETS = (
+# Run in a child process by `gpu_readings`: each device's facts and memory, as a rank would read them (devices.py).
+_READ_GPUS = (
     "import json, sys\n"
-    "from motif_lite.runtime.planner import default_budget\n"
-    "print(json.dumps([default_budget(f'cuda:{i}') for i in range(int(sys.argv[1]))]))"
+    "from motif_lite.devices import read_gpus\n"
+    "print(json.dumps([gpu.to_json() for gpu in read_gpus(int(sys.argv[1]))]))"
 )
 
 
-def gpu_budgets(count: int) -> list[int] | None:
-    """The device memory budget of each of the first `count` CUDA devices, as the rank on it will plan with it (its
-    free memory less the allocator's reserve, `planner.default_budget`); None where it cannot be measured (no CUDA).
-    Measured in a short child process: a CUDA context in the launcher would hold memory on those GPUs for the whole
-    run, taking it from the ranks."""
+def gpu_readings(count: int) -> list[GpuReading] | None:
+    """The first `count` CUDA devices, each read once (`devices.GpuReading`: what the GPU is, its free and total
+    memory), for the launcher to plan each rank's run on its own GPU; None where they cannot be read (no CUDA).
+
+    Read in a short child process, which exits before the ranks start: CUDA's context in the launcher would hold a
+    few hundred MiB of cuda:0 for the whole run, taking it from rank 0. torch's own NVML queries of the memory need
+    the pynvml package, not one of its dependencies, and NVML numbers the GPUs otherwise than CUDA does
+    (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES); the child reads them as the ranks will. It costs the child's start,
+    importing torch and starting CUDA: a few seconds."""
+    from motif_lite.devices import GpuReading
+    from motif_lite.errors import ConfigError
+
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _BUDGETS, str(count)], capture_output=True, text=True, timeout=300, check=False
+            [sys.executable, "-c", _READ_GPUS, str(count)], capture_output=True, text=True, timeout=300, check=False
         )
-        budgets = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        if done.returncode != 0:
+            return None
+        read = json.loads(done.stdout.strip().splitlines()[-1])  # the last line: CUDA may print warnings first
+        readings = [GpuReading.from_json(gpu) for gpu in read] if isinstance(read, list) else []
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, TypeError, ConfigError):
         return None
-    valid = isinstance(budgets, list) and len(budgets) == count and all(isinstance(b, int) for b in budgets)
-    return budgets if valid else None
+    return readings if len(readings) == count else None
 
 
 def _cpus() -> int:
