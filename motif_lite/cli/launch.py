@@ -15,7 +15,6 @@ from motif_lite.cli.common import lora_specs_from_flags
 from motif_lite.cli.resume import request_from_file
 from motif_lite.cli.run_inputs import run_inputs
 from motif_lite.cli.run_request import batch_outputs, checked_request
-from motif_lite.devices import default_dtype_of
 from motif_lite.launcher_variables import launcher_number_or_none
 from motif_lite.request import GenerationRequest
 
@@ -242,6 +241,7 @@ def _plan_before_launch(
 
     from motif_lite.cli.common import lora_args
     from motif_lite.cli.prepare import checked_lora_files, planned_run, sources_before_download
+    from motif_lite.devices import default_dtype_of  # here: devices imports torch, which --help must not wait for
     from motif_lite.settings import resolve_dtype
 
     sources = sources_before_download(args)
