@@ -7,7 +7,9 @@ import contextlib
 import hashlib
 import re
 import struct
+import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -201,20 +203,18 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
     if path.stat().st_size == 0:  # Pillow would say only "cannot identify image file"
         raise MotifLiteError(f"input image {path} is empty (0 bytes): save or copy the image again, then give it")
     try:
-        # The filter list is the process's, as in `open_image`: another thread's warnings meanwhile may be caught too.
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always")  # before opening: a JPEG's EXIF data is read then
-            with open_image(path, f"input image {path}") as image:
-                notes = _transparency_notes(image) + _print_colour_notes(image)
-                if (frames := _frame_count(image)) > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF, an MPO
-                    notes.append(_frames_note(image.format, frames))
-                image.load()  # every pixel, before the file is closed
-                # Pillow's exif_transpose copies an image it does not turn: a 95-megapixel photo's 300 MB once more.
-                orientation, exif_damaged = _orientation(image)
-                upright = PIL.ImageOps.exif_transpose(image) if orientation in TURNS else image
-                notes += _orientation_notes(orientation, image.size, upright.size)
-                notes += [DAMAGED_EXIF] if exif_damaged else []
-                rgb = to_rgb8(upright)
+        # Pillow's warnings recorded from before opening: a JPEG's EXIF data is read then.
+        with _pillows_warnings() as said, open_image(path, f"input image {path}") as image:
+            notes = _transparency_notes(image) + _print_colour_notes(image)
+            if (frames := _frame_count(image)) > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF, an MPO
+                notes.append(_frames_note(image.format, frames))
+            image.load()  # every pixel, before the file is closed
+            # Pillow's exif_transpose copies an image it does not turn: a 95-megapixel photo's 300 MB once more.
+            orientation, exif_damaged = _orientation(image)
+            upright = PIL.ImageOps.exif_transpose(image) if orientation in TURNS else image
+            notes += _orientation_notes(orientation, image.size, upright.size)
+            notes += [DAMAGED_EXIF] if exif_damaged else []
+            rgb = to_rgb8(upright)
         return rgb, list(dict.fromkeys(notes + _pillow_notes(said)))  # once each, in order
     except PIL.UnidentifiedImageError as exc:
         with path.open("rb") as file:
@@ -278,12 +278,44 @@ def _cut_short(head: bytes) -> str | None:
 def upright_size(path: str | Path) -> tuple[int, int]:
     """The (width, height) a readable image is used at, upright as its EXIF orientation says (5 to 8 turn it a
     quarter), from its header alone: `read_image` decodes every pixel, which a huge photo makes slow."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")  # `read_image` notes Pillow's
+    with _WARNINGS_STATE, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=PILLOW)  # `read_image` notes Pillow's
         with open_image(user_path(path), f"input image {path}") as image:
             width, height = image.size
             quarter_turn = _orientation(image)[0] in range(5, 9)
     return (height, width) if quarter_turn else (width, height)
+
+
+# Every block here that changes the process's warnings state (`catch_warnings`) holds this lock. Python 3.11 has
+# one filter list and one `showwarning` for the whole process, and `catch_warnings` puts back on exit what it found
+# on entry: two blocks overlapping in two threads (the server checks an upload while its worker reads a job's image)
+# left the one that exits last putting back the other's "always" and recorder, which then swallowed every later
+# warning of the process. Pillow's warnings can only be caught through that state, so the blocks take turns.
+_WARNINGS_STATE = threading.RLock()
+PILLOW = r"PIL\."  # the modules of Pillow's warnings, for a filter
+
+
+@contextlib.contextmanager
+def _pillows_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Pillow's UserWarnings given inside (about the image file read), recorded in the list it yields, whatever the
+    host's filters say of them. Other warnings are left to the host's filters (only Pillow's are let through here),
+    and those that pass are shown once the block ends, as they would have been: not recorded for good."""
+    with _WARNINGS_STATE:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.filterwarnings("always", category=UserWarning, module=PILLOW)
+                yield caught
+        finally:  # also when reading failed: the others are not lost
+            others = [warning for warning in caught if not _is_pillows(warning)]
+            caught[:] = [warning for warning in caught if _is_pillows(warning)]
+            for warning in others:
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno,
+                                     warning.file, warning.line)  # fmt: skip
+
+
+def _is_pillows(warning: warnings.WarningMessage) -> bool:
+    """Whether a recorded warning is one of Pillow's UserWarnings (given by Pillow's code)."""
+    return issubclass(warning.category, UserWarning) and "PIL" in Path(warning.filename).parts
 
 
 # Pillow's warnings about an image file's metadata (its EXIF data, a TIFF's tags), not its pixels.
@@ -293,12 +325,10 @@ METADATA_WARNING = re.compile(r"exif|tag|metadata", re.IGNORECASE)
 def _pillow_notes(caught: list[warnings.WarningMessage]) -> list[str]:
     """Notes for the warnings Pillow gave while reading an image file ("Image appears to be a malformed MPO file",
     "Tag data larger than file. Skipping tag 274"), which a run printed as warnings pointing into Pillow's code: the
-    image is used as Pillow reads it, as the reference uses it. Other code's warnings go on as they would have."""
+    image is used as Pillow reads it, as the reference uses it (`_pillows_warnings` records Pillow's only)."""
     notes = []
     for warning in caught:
-        if not (warning.category is UserWarning and "PIL" in Path(warning.filename).parts):  # not Pillow's
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        elif METADATA_WARNING.search(str(warning.message)):
+        if METADATA_WARNING.search(str(warning.message)):
             notes.append(DAMAGED_EXIF)
         else:
             notes.append(f"Pillow says of the image file: {str(warning.message).strip()}; it is used as Pillow reads "
@@ -438,8 +468,6 @@ def open_image(source: Path | BinaryIO, name: str) -> PIL.Image.Image:
     DecompressionBombWarning: above 89 megapixels Pillow warns of a "decompression bomb DOS attack", which reads as an
     alarm about a large photo the user chose (108-megapixel phone cameras exist); the image is read as given. Above
     179 megapixels Pillow refuses it: `ImageTooLarge`, with what to do, naming the image as `name`."""
-    # The filter list is the process's: two threads opening images at once (the server's uploads and its worker)
-    # can leave this one filter in place after both, which silences only this warning, as intended anyway.
     if not hasattr(source, "read"):
         with open(source, "rb") as file:
             head = file.read(16)
@@ -448,7 +476,7 @@ def open_image(source: Path | BinaryIO, name: str) -> PIL.Image.Image:
         source.seek(-len(head), 1)
     if _model_file_kind(head) is not None:  # Pillow may take one for a BMP of a wrong depth: `not_an_image` names it
         raise PIL.UnidentifiedImageError(f"cannot identify image file {name}")
-    with warnings.catch_warnings():
+    with _WARNINGS_STATE, warnings.catch_warnings():
         warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
         warnings.filterwarnings("ignore", CORRUPT_EXIF.pattern, UserWarning)  # a JPEG's, read for its DPI: a note
         try:
@@ -502,9 +530,7 @@ def _orientation(image: PIL.Image.Image) -> tuple[int, bool]:
     Pillow's code (`open_image` keeps it quiet); `DAMAGED_EXIF` says it in the user's terms instead. EXIF data that
     is no EXIF at all makes Pillow raise SyntaxError for a PNG or WebP (the reference fails there; a JPEG's it
     skips): the image is used as stored, as for a JPEG, rather than the run failing over its camera notes."""
-    # The filter list is the process's, as in `open_image`: another thread's warnings meanwhile may be caught too.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _pillows_warnings() as caught:
         try:
             orientation = image.getexif().get(PIL.ExifTags.Base.Orientation, 1)
             if (stored := image.info.get("exif")) is not None:  # again: a JPEG's was parsed, quietly, on opening
