@@ -420,3 +420,64 @@ def test_other_codes_warnings_during_a_read_follow_the_hosts_filters(tmp_path, m
         read_image(path)
     assert [str(warning.message) for warning in shown] == ["not Pillow's"]
     assert shown[0].filename == __file__  # where it was given, not inside io/image.py
+
+
+def test_exif_damaged_after_its_orientation_turns_the_photo_and_says_so(tmp_path):
+    # Orientation 6, then a tag whose data lies past the file's end (Pillow: "Tag data larger than file. Skipping tag
+    # 270"). The photo was turned, as the reference turns it, yet noted "no orientation is read from it, so the image
+    # is used as stored".
+    entries = struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">HHII", 0x010E, 2, 1000, 5000)
+    exif = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 2) + entries + struct.pack(">I", 0)
+    path = tmp_path / "photo.jpg"
+    _rgb().save(path, exif=b"Exif\x00\x00" + exif)
+    image, notes = read_image(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reference's own warning
+        reference = reference_load_image(str(path))
+    assert image.size == reference.size == upright_size(path) == PIXELS.shape[:2]  # turned a quarter
+    assert np.array_equal(np.asarray(image), np.asarray(reference))
+    assert DAMAGED_EXIF not in notes, notes
+    assert any("damaged in part: its orientation (6) was read" in note and "used upright" in note for note in notes)
+
+
+def _float_tiff(path: Path, pixels: np.ndarray) -> None:
+    """A whole little-endian TIFF of float samples (`pixels` [H, W] or [H, W, 3], float32 or float64), as numpy-based
+    tools and renderers write one: one strip, the directory before it."""
+    height, width = pixels.shape[:2]
+    samples = 1 if pixels.ndim == 2 else pixels.shape[2]
+    bits, data = pixels.dtype.itemsize * 8, pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+    tags = [(256, width), (257, height), (258, bits), (259, 1), (262, 2 if samples == 3 else 1), (273, 0),
+            (277, samples), (278, height), (279, len(data)), (284, 1), (339, 3)]  # fmt: skip
+    extra_at = 8 + 2 + 12 * len(tags) + 4  # per-sample values (3 SHORTs do not fit in an entry) after the directory
+    data_at = extra_at + 4 * samples
+    entries = b""
+    for tag, value in tags:
+        if tag in (258, 339) and samples > 2:
+            entries += struct.pack("<HHII", tag, 3, samples, extra_at + (0 if tag == 258 else 2 * samples))
+        else:
+            entries += struct.pack("<HHIHH", tag, 3, 1, data_at if tag == 273 else value, 0)
+    per_sample = struct.pack(f"<{samples}H", *[bits] * samples) + struct.pack(f"<{samples}H", *[3] * samples)
+    head = b"II*\x00" + struct.pack("<IH", 8, len(tags)) + entries + b"\x00" * 4
+    path.write_bytes(head + (per_sample if samples > 2 else b"\x00" * 4 * samples) + data)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape", "said"),
+    [(np.float32, (8, 8, 3), "32-bit float RGB"), (np.float64, (8, 8), "64-bit float grayscale")],
+)
+def test_a_whole_float_tiff_pillow_does_not_read_is_named_not_called_damaged(tmp_path, dtype, shape, said):
+    # Since TIFF joined the formats a cut-short file is told by, these whole files were "damaged or cut short: save
+    # or copy the image again", which cannot help.
+    path = tmp_path / "render.tif"
+    _float_tiff(path, np.random.default_rng(0).random(shape).astype(dtype))
+    with pytest.raises(PIL.UnidentifiedImageError):
+        reference_load_image(str(path))  # the reference fails on it too
+    with pytest.raises(
+        MotifLiteError, match=re.escape(f"it is a TIFF of {said} samples, a layout Pillow does not read")
+    ) as raised:
+        read_image(path)
+    assert "damaged" not in str(raised.value) and "-depth 16 render.png" in str(raised.value)
+    # The same file cut inside its first directory is cut short.
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(MotifLiteError, match=re.escape(DAMAGED)):
+        read_image(path)

@@ -213,13 +213,14 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
             orientation, exif_damaged = _orientation(image)
             upright = PIL.ImageOps.exif_transpose(image) if orientation in TURNS else image
             notes += _orientation_notes(orientation, image.size, upright.size)
-            notes += [DAMAGED_EXIF] if exif_damaged else []
+            exif_note = _damaged_exif_note(orientation)
+            notes += [exif_note] if exif_damaged else []
             rgb = to_rgb8(upright)
-        return rgb, list(dict.fromkeys(notes + _pillow_notes(said)))  # once each, in order
+        return rgb, list(dict.fromkeys(notes + _pillow_notes(said, exif_note)))  # once each, in order
     except PIL.UnidentifiedImageError as exc:
         with path.open("rb") as file:
             head = file.read(1024)
-        why = not_an_image(head, path) or _cut_short(head)
+        why = not_an_image(head, path) or _cut_short(head, path)
         raise MotifLiteError(f"cannot read image {path}: {why or exc}") from exc
     except OSError as exc:
         raise MotifLiteError(f"cannot read image {path}: {_undecoded(exc, path)}") from exc
@@ -266,13 +267,67 @@ IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8
                     b"MM\x00*": "TIFF"}  # fmt: skip
 
 
-def _cut_short(head: bytes) -> str | None:
+def _cut_short(head: bytes, path: Path) -> str | None:
     """Why a file that begins as a PNG, JPEG, GIF, TIFF or WebP is not read (Pillow said only "cannot identify image
-    file"), or None."""
+    file"), or None. A whole TIFF may hold samples Pillow does not read (`_tiff_layout_unread`): not damage."""
     kind = next((kind for magic, kind in IMAGE_SIGNATURES.items() if head.startswith(magic)), None)
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         kind = "WebP"
+    if kind == "TIFF" and (layout := _tiff_layout_unread(path)) is not None:
+        return layout
     return f"it begins as a {kind} image, but {DAMAGED}" if kind else None
+
+
+TIFF_SAMPLE_FORMATS = {1: "integer", 2: "signed integer", 3: "float"}  # tag 339's values
+TIFF_CHANNELS = {1: "grayscale", 2: "grayscale and alpha", 3: "RGB", 4: "RGBA or CMYK"}  # by samples per pixel
+
+
+def _tiff_layout_unread(path: Path) -> str | None:
+    """Why a TIFF whose first directory (IFD) is whole is not read, from its tags: Pillow does not read some sample
+    layouts (32-bit float RGB, as renderers and HDR exports write it; 64-bit floats), and neither does the reference.
+    None where the directory lies past the file's end, or cannot be read: the file is cut short."""
+    try:
+        with path.open("rb") as file:
+            tags = _tiff_first_directory(file, (258, 277, 339))  # bits per sample, samples per pixel, sample format
+    except (OSError, struct.error):  # a directory past the end, or cut inside
+        return None
+    bits, samples, sample_format = tags.get(258, 1), tags.get(277, 1), tags.get(339, 1)
+    kind = TIFF_SAMPLE_FORMATS.get(sample_format, f"format-{sample_format}")
+    channels = TIFF_CHANNELS.get(samples, f"{samples}-channel")
+    if sample_format in (1, 2) and bits in (1, 2, 4, 8, 16):  # samples Pillow reads: stored in a way it does not
+        return (
+            f"it is a TIFF of {bits}-bit {channels} samples stored in a way Pillow does not read (a compression or "
+            "layout it lacks): save it again as PNG, or as an uncompressed TIFF, first"
+        )
+    return (
+        f"it is a TIFF of {bits}-bit {kind} {channels} samples, a layout Pillow does not read (nor the reference "
+        f"pipeline): save it as an 8- or 16-bit PNG or TIFF first (ImageMagick: magick {quoted(path)} -depth 16 "
+        f"{posix_quoted(path.stem + '.png')})"
+    )
+
+
+def _tiff_first_directory(file: BinaryIO, wanted: tuple[int, ...]) -> dict[int, int]:
+    """The first value of each `wanted` tag (SHORT or LONG) of a TIFF's first directory. `struct.error` where the
+    directory, or a value it points to, lies past the file's end."""
+    header = file.read(8)
+    order = "<" if header[:2] == b"II" else ">"
+    (directory_at,) = struct.unpack(order + "I", header[4:8])
+    file.seek(directory_at)
+    (count,) = struct.unpack(order + "H", file.read(2))
+    entries = file.read(12 * count + 4)  # and the next directory's offset, which ends it
+    if len(entries) < 12 * count + 4:
+        raise struct.error("the first directory is cut short")
+    values = {}
+    for at in range(0, 12 * count, 12):
+        tag, kind, number, value = struct.unpack(order + "HHI4s", entries[at : at + 12])
+        if tag not in wanted or kind not in (3, 4):
+            continue
+        size = 2 if kind == 3 else 4
+        if size * number > 4:  # the values lie elsewhere, at the offset given
+            file.seek(struct.unpack(order + "I", value)[0])
+            value = file.read(size)
+        values[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value[:size])[0]
+    return values
 
 
 def upright_size(path: str | Path) -> tuple[int, int]:
@@ -322,14 +377,14 @@ def _is_pillows(warning: warnings.WarningMessage) -> bool:
 METADATA_WARNING = re.compile(r"exif|tag|metadata", re.IGNORECASE)
 
 
-def _pillow_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+def _pillow_notes(caught: list[warnings.WarningMessage], exif_note: str) -> list[str]:
     """Notes for the warnings Pillow gave while reading an image file ("Image appears to be a malformed MPO file",
     "Tag data larger than file. Skipping tag 274"), which a run printed as warnings pointing into Pillow's code: the
     image is used as Pillow reads it, as the reference uses it (`_pillows_warnings` records Pillow's only)."""
     notes = []
     for warning in caught:
         if METADATA_WARNING.search(str(warning.message)):
-            notes.append(DAMAGED_EXIF)
+            notes.append(exif_note)
         else:
             notes.append(f"Pillow says of the image file: {str(warning.message).strip()}; it is used as Pillow reads "
                          "it, as the reference pipeline uses it")  # fmt: skip
@@ -523,8 +578,8 @@ def _frame_count(image: PIL.Image.Image) -> int:
 TURNS = range(2, 9)  # EXIF orientations Pillow turns an image by: 1 is stored upright, anything else no turn
 
 
-def _orientation(image: PIL.Image.Image) -> tuple[int, bool]:
-    """The image's EXIF orientation tag (1, upright, where it has none), and whether its EXIF data is damaged (cut
+def _orientation(image: PIL.Image.Image) -> tuple[int | None, bool]:
+    """The image's EXIF orientation tag (None where none is read), and whether its EXIF data is damaged (cut
     short by an editor or a transfer): Pillow then reads what it can, as it does for the reference, and warns
     "Corrupt EXIF data. Expecting to read 2 bytes but only got 0.", which a run printed as a warning pointing into
     Pillow's code (`open_image` keeps it quiet); `DAMAGED_EXIF` says it in the user's terms instead. EXIF data that
@@ -532,11 +587,11 @@ def _orientation(image: PIL.Image.Image) -> tuple[int, bool]:
     skips): the image is used as stored, as for a JPEG, rather than the run failing over its camera notes."""
     with _pillows_warnings() as caught:
         try:
-            orientation = image.getexif().get(PIL.ExifTags.Base.Orientation, 1)
+            orientation = image.getexif().get(PIL.ExifTags.Base.Orientation)
             if (stored := image.info.get("exif")) is not None:  # again: a JPEG's was parsed, quietly, on opening
                 PIL.Image.Exif().load(stored)
         except (SyntaxError, ValueError, struct.error):  # Pillow's "not a TIFF file", a bad offset or size
-            return 1, True
+            return None, True
     return orientation, any(CORRUPT_EXIF.match(str(warning.message)) for warning in caught)
 
 
@@ -547,7 +602,20 @@ DAMAGED_EXIF = (
 )
 
 
-def _orientation_notes(orientation: int, stored: tuple[int, int], upright: tuple[int, int]) -> list[str]:
+def _damaged_exif_note(orientation: int | None) -> str:
+    """The note for damaged EXIF data whose orientation tag read `orientation` (None: none was read). Damage after
+    the tag (Pillow skips a tag that points past the file's end) leaves the tag read and used, as the reference uses
+    it: the image is then not "used as stored"."""
+    if orientation is None:
+        return DAMAGED_EXIF
+    used = "used upright" if orientation in TURNS else "used as stored"
+    return (
+        f"the image's EXIF data (the camera's notes stored in it) is damaged in part: its orientation ({orientation}) "
+        f"was read all the same, so the image is {used}, as the reference pipeline does; the damaged notes are skipped"
+    )
+
+
+def _orientation_notes(orientation: int | None, stored: tuple[int, int], upright: tuple[int, int]) -> list[str]:
     """A note when the EXIF `orientation` turned the image (`stored` size -> `upright` size): phone photos are stored
     sideways or upside down with a tag that says how to show them. Like the reference (diffusers' `load_image`:
     `exif_transpose`, then RGB) the image is used as viewers show it, which may not be how an editor that ignores the
