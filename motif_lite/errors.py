@@ -66,7 +66,13 @@ class DiskFullError(MotifLiteError, OSError):
 
 class MemoryBudgetError(MotifLiteError):
     """No memory plan fits the budget (device or host memory): the request and the files are fine, this machine
-    (or the budget given) is too small for it. `motif-lite check` says it as a limit of the machine, not a fault."""
+    (or the budget given) is too small for it. `motif-lite check` says it as a limit of the machine, not a fault.
+    `smallest_vram_gib`: where no plan fits the device, the --vram that holds the smallest (the advice after running
+    out of memory names it); None otherwise."""
+
+    def __init__(self, message: str, smallest_vram_gib: float | None = None) -> None:
+        super().__init__(message)
+        self.smallest_vram_gib = smallest_vram_gib
 
 
 class DeviceError(MotifLiteError):

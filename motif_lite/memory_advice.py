@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import MemoryBudgetError, MotifLiteError
 from motif_lite.units import RESERVED_RATIO, GiB, memory_size
 
 if TYPE_CHECKING:
@@ -111,12 +111,30 @@ JUST_UNDER_THE_PEAK = "just under that peak"
 class OutOfMemoryFigures:
     """What a planned run that ran out of device memory can be told. `said`: the plan's budget and estimated peak,
     and why a run may run out all the same; `lower_gib`: the --vram that plans for less (None: no such figure),
-    `lower_why`: why that figure, in words; `next_plan`: what that budget plans (None where nothing fits under it)."""
+    `lower_why`: why that figure, in words; `next_plan`: what that budget plans (None where nothing fits under it);
+    `room_bytes`: what the GPU leaves a run now, where other processes hold too much for the plan beside them;
+    `smallest_vram_gib`: the --vram of this video's smallest plan, where no plan fits what is left."""
 
     said: str
     lower_gib: float | None
     next_plan: Plan | None
     lower_why: str = JUST_UNDER_THE_PEAK
+    room_bytes: int | None = None
+    smallest_vram_gib: float | None = None
+
+    def under_the_smallest_plan(self) -> str | None:
+        """`What the GPU leaves a run now (0.50 GiB) is under this video's smallest plan, --vram 3.41, which needs
+        3.69 GiB free`, where other processes left less than that plan needs; None otherwise. Not "no plan needs
+        less": smaller plans than the one that ran out may well exist, only none fits beside the other processes."""
+        from motif_lite.runtime.planner import free_for
+
+        if self.room_bytes is None or self.next_plan is not None or self.smallest_vram_gib is None:
+            return None
+        least = self.smallest_vram_gib
+        return (
+            f"What the GPU leaves a run now ({memory_size(self.room_bytes)}) is under this video's smallest plan, "
+            f"--vram {least:.2f}, which needs {free_for(least):.2f} GiB free"
+        )
 
     def next_plan_words(self) -> str:
         """`the next plan, 2: ...` (what it moves where, in words; `plan 9: ...` where the figure is what the GPU
@@ -139,22 +157,34 @@ def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memo
         f"({budget_source(planned.vram_gib is not None)}) for an est. peak of {memory_size(plan.peak_bytes)} "
         f"allocated (~{memory_size(plan.reserved_bytes)} reserved)"
     )
-    lower, why = vram_just_under(plan.peak_bytes), JUST_UNDER_THE_PEAK
+    lower, why, room = vram_just_under(plan.peak_bytes), JUST_UNDER_THE_PEAK, None
     if (crowded := crowded_gpu(planned.device, plan.reserved_bytes, "a run")) is not None:
-        said += f", {crowded.said}"
+        said += f", {crowded.held}"
+        advice = crowded.advice
         if lower is not None and (crowded.vram_gib is None or crowded.vram_gib < lower):
-            lower, why = crowded.vram_gib, WHAT_IS_LEFT
+            lower, why, room = crowded.vram_gib, WHAT_IS_LEFT, crowded.room_bytes
     else:
-        said += ": another program may have taken GPU memory since (close it), or the estimate fell short"
-    if lower is None:
-        return OutOfMemoryFigures(said, None, None, why)
+        advice = ": another program may have taken GPU memory since (close it), or the estimate fell short"
+    if lower is None and room is None:
+        return OutOfMemoryFigures(said + advice, None, None, why)
+    smallest = None
     try:
         with warnings.catch_warnings():  # the budget's warnings were given with the plan
             warnings.simplefilter("ignore")
-            smaller = planned.plan(vram_gib=lower)
-    except MotifLiteError:  # nothing fits under this plan's peak
+            smaller = planned.plan(vram_gib=LEAST_VRAM if lower is None else lower)
+    except MemoryBudgetError as exc:  # nothing fits under it: the smallest plan's --vram, for what is left
+        smaller, smallest = None, exc.smallest_vram_gib
+    except MotifLiteError:
         smaller = None
-    return OutOfMemoryFigures(said, lower, smaller, why)
+    if lower is None:  # planned only for the smallest plan's figure
+        smaller = None
+    figures = OutOfMemoryFigures(said + advice, lower, smaller, why, room, smallest)
+    if figures.under_the_smallest_plan() is not None:  # nothing fits what is left: not "plan for what is left"
+        return dataclasses.replace(figures, said=said)
+    return figures
+
+
+LEAST_VRAM = 0.01  # GiB: the least --vram figure, which no plan fits, planned for the smallest plan's figure
 
 
 # Why the --vram an out-of-memory error names is that figure where other processes crowd the GPU (`crowded_gpu`).
@@ -164,11 +194,17 @@ WHAT_IS_LEFT = f"what the GPU has left now / {RESERVED_RATIO:g}"
 @dataclass(frozen=True)
 class CrowdedGpu:
     """What is said of a GPU whose other processes now hold so much that a plan's reserve cannot fit beside them:
-    `said`, what they hold and what that leaves; `vram_gib`, the --vram that fits what is left (what is left /
-    RESERVED_RATIO, rounded down; None where nothing is left)."""
+    `held`, what they hold and what that leaves (`room_bytes`); `vram_gib`, the --vram that fits what is left (what
+    is left / RESERVED_RATIO, rounded down; None where nothing is left)."""
 
-    said: str
+    held: str
+    room_bytes: int
     vram_gib: float | None
+    advice: str = ": close what holds it, or plan for what is left"
+
+    @property
+    def said(self) -> str:
+        return self.held + self.advice
 
 
 def crowded_gpu(device: torch.device | str, reserved_bytes: int, who: str) -> CrowdedGpu | None:
@@ -179,12 +215,9 @@ def crowded_gpu(device: torch.device | str, reserved_bytes: int, who: str) -> Cr
     use = _gpu_use_now(device)
     if use is None or use.room_bytes >= reserved_bytes:
         return None
-    said = (
-        f"but the GPU has {use.describe()}, which leaves {who} {memory_size(use.room_bytes)}: close what holds it, or "
-        "plan for what is left"
-    )
+    held = f"but the GPU has {use.describe()}, which leaves {who} {memory_size(use.room_bytes)}"
     left = math.floor(use.room_bytes / RESERVED_RATIO / GiB * 100) / 100
-    return CrowdedGpu(said, left if left > 0 else None)
+    return CrowdedGpu(held, use.room_bytes, left if left > 0 else None)
 
 
 def _gpu_use_now(device: torch.device | str) -> GpuUse | None:

@@ -443,6 +443,7 @@ def test_out_of_memory_with_the_smallest_plan_says_to_make_a_smaller_video(no_ne
     assert advice.endswith(
         "No plan of this video needs less: make a smaller video (--dry-run --vram 3.40 names the sizes that fit)"
     )
+    assert "or the estimate fell short. No plan" in advice, advice  # its own smallest plan: no GPU held by others
     # A peak under 0.01 GiB has no --vram figure under it: no "--vram 0.00" is named.
     small = [dataclasses.replace(stage, peak_bytes=5 * 2**20) for stage in plan.stages]
     tiny = dataclasses.replace(plan, stages=tuple(small))
@@ -582,6 +583,43 @@ def test_out_of_memory_after_another_process_took_gpu_memory_names_it_and_a_vram
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30 - held, 8 * 2**30))
     advice = run_out_of_memory_advice(planned, plan)
     assert "other processes hold" not in advice and "(just under that peak) gives" in advice, advice
+
+
+@pytest.mark.parametrize("free_now", [int(0.3 * 2**30), 0])
+def test_out_of_memory_when_other_processes_left_less_than_the_smallest_plan_says_both_ways_out(
+    no_network, monkeypatch, free_now
+):
+    # 6 GiB free when the plan is made, then another process leaves this run 0.5 GiB (or only what it holds). The
+    # advice said "No plan of this video needs less: make a smaller video (--dry-run --vram 0.46 ...)", where plans
+    # needing less exist (the smallest needs 3.41 GiB) and that dry run fits nothing of that shape; with nothing
+    # left, only "Make a smaller video". The server's operator was told only of a smaller --max-video.
+    from motif_lite.cli.prepare import planned_run, run_out_of_memory_advice, sources_before_download
+    from motif_lite.errors import MemoryBudgetError
+    from motif_lite.runtime.planner import free_for
+    from motif_lite.server.worker import operator_advice
+
+    simulated_gpu(monkeypatch, 6 * 2**30)
+    args = cli.build_parser().parse_args(["run", "-p", "x", "--gguf", "Q4_K_M", "--device", "cuda"])
+    args.weights = {}
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    planned = planned_run(args, request, sources_before_download(args), torch.bfloat16, torch.device("cuda"))
+    plan = planned.plan()
+    with pytest.raises(MemoryBudgetError, match="needs at least") as refused:  # the planner's own figure
+        planned.plan(vram_gib=0.01)
+    least = refused.value.smallest_vram_gib
+    held = int(0.2 * 2**30)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: held)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: held)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free_now, 8 * 2**30))
+    left = memory_size(free_now + held)
+    under = (
+        f"What the GPU leaves a run now ({left}) is under this video's smallest plan, --vram {least:.2f}, which "
+        f"needs {free_for(least):.2f} GiB free: close what holds GPU memory, or "
+    )
+    advice = run_out_of_memory_advice(planned, plan)
+    assert advice.endswith(f"which leaves a run {left}. " + under + "make a smaller video"), advice
+    assert "No plan of this video needs less" not in advice and 3 < least < plan.peak_bytes / 2**30, advice
+    assert operator_advice(planned, plan).endswith(under + "restart the server with a smaller --max-video")
 
 
 # --------------------------------------------------------------------------------- checks before any weights

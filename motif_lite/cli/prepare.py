@@ -391,6 +391,8 @@ def run_out_of_memory_advice(planned: PlannedRun, plan: Plan) -> str:
 
     figures = out_of_memory_figures(planned, plan)
     lower = figures.lower_gib
+    if (under := figures.under_the_smallest_plan()) is not None:  # other processes hold what a smaller plan needs
+        return f"{figures.said}. {under}: close what holds GPU memory, or make a smaller video"
     if lower is None:
         return f"{figures.said}. Make a smaller video"
     if figures.next_plan is None:

@@ -716,7 +716,8 @@ def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MemoryBudgetEr
         f"{smallest.width}x{smallest.height}x{smallest.frames} needs at least {memory_size(smallest.peak_bytes)} of "
         f"device memory (plan {smallest.ladder_index + 1}: everything streamed, "
         f"{_TEXT_PLACES[smallest.text_placement]}{groups}), but the budget is {memory_size(budget_bytes)}. {advice}\n"
-        + smallest.describe()
+        + smallest.describe(),
+        smallest_vram_gib=vram_for(smallest.peak_bytes),
     )
 
 

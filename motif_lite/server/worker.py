@@ -525,6 +525,8 @@ def operator_advice(planned: PlannedRun, plan: Plan) -> str:
     largest = planned.request
     what = f"the server's memory plan for videos up to {largest.width}x{largest.height}x{largest.frames}"
     figures = out_of_memory_figures(planned, plan, what)
+    if (under := figures.under_the_smallest_plan()) is not None:  # other processes hold what a smaller plan needs
+        return f"{figures.said}. {under}: close what holds GPU memory, or restart the server with a smaller --max-video"
     if figures.next_plan is None:
         return f"{figures.said}. Restart the server with a smaller --max-video"
     return (
