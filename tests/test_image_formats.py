@@ -481,3 +481,22 @@ def test_a_whole_float_tiff_pillow_does_not_read_is_named_not_called_damaged(tmp
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(MotifLiteError, match=re.escape(DAMAGED)):
         read_image(path)
+
+
+@pytest.mark.parametrize("make", [_eps, _wmf, lambda path: path.write_bytes(_cr2_pillow_opens())])
+def test_the_servers_upload_check_names_a_file_pillow_opens_but_cannot_draw_as_run_does(tmp_path, make):
+    # The server gave Pillow's own words ("Unable to locate Ghostscript on paths", "cannot find loader for this WMF
+    # file", "image file is truncated") where `run -i` names the kind of file and what to do.
+    from motif_lite.server.schema import ApiError, check_image
+
+    path = tmp_path / "drawing"
+    make(path)
+    if path.read_bytes().startswith(b"%!PS") and shutil.which("gs") is not None:
+        pytest.skip("Ghostscript is installed: Pillow draws the EPS")
+    with pytest.raises(MotifLiteError) as by_run:
+        read_image(path)
+    why = str(by_run.value).split(f"cannot read image {path}: ", 1)[1]
+    with pytest.raises(ApiError) as by_server:
+        check_image(path.read_bytes(), 2**20, 10**6)
+    assert f"input_reference is not a readable image ({why})" in str(by_server.value), str(by_server.value)
+    assert DAMAGED not in why and "Pillow" in why

@@ -223,7 +223,10 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
         why = not_an_image(head, path) or _cut_short(head, path)
         raise MotifLiteError(f"cannot read image {path}: {why or exc}") from exc
     except OSError as exc:
-        raise MotifLiteError(f"cannot read image {path}: {_undecoded(exc, path)}") from exc
+        head = b""
+        with contextlib.suppress(OSError), path.open("rb") as file:
+            head = file.read(64)
+        raise MotifLiteError(f"cannot read image {path}: {undecoded(exc, head)}") from exc
     except ValueError as exc:
         raise MotifLiteError(f"cannot read image {path}: {exc}") from exc
 
@@ -246,18 +249,18 @@ NEEDS_MORE_THAN_PILLOW = {
 }
 
 
-def _undecoded(exc: OSError, path: Path) -> str:
-    """Why Pillow opened the image file `path` but could not read its pixels (`exc`), with what to do. Pillow's
-    decoding errors ("image file is truncated", "Truncated File Read") are OSErrors without an errno: a damaged
-    file, unless Pillow says it lacks a helper, or the file is a camera's RAW photo (a CR2 opens as a TIFF); the
-    system's errors (permission denied, ...) have an errno and say enough."""
+def undecoded(exc: OSError, head: bytes) -> str:
+    """Why Pillow opened an image file (an input image, or a server's upload) but could not read its pixels
+    (`exc`), with what to do; `head`: the file's first bytes. Pillow's decoding errors ("image file is truncated",
+    "Truncated File Read") are OSErrors without an errno: a damaged file, unless Pillow says it lacks a helper (an
+    EPS, a WMF), or the file is a camera's RAW photo (a CR2 opens as a TIFF); the system's errors (permission
+    denied, ...) have an errno and say enough."""
     if exc.errno is not None:
         return str(exc)
     if (lacking := next((why for said, why in NEEDS_MORE_THAN_PILLOW.items() if said in str(exc)), None)) is not None:
         return lacking
-    with contextlib.suppress(OSError), path.open("rb") as file:
-        if (raw := _camera_raw(file.read(64))) is not None:
-            return raw
+    if (raw := _camera_raw(head)) is not None:
+        return raw
     return f"{exc}; {DAMAGED}"
 
 

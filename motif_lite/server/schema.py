@@ -335,7 +335,7 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
     large photo raises no "decompression bomb" warning in the log, and one Pillow refuses gets a 413 saying so."""
     import PIL.Image
 
-    from motif_lite.io.image import ImageTooLarge, not_an_image, open_image
+    from motif_lite.io.image import ImageTooLarge, not_an_image, open_image, undecoded
 
     if len(data) > max_bytes:
         raise ApiError(413, f"input_reference is {len(data):,} bytes, larger than this server's limit "
@@ -356,8 +356,9 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
         why = not_an_image(data[:1024], None) or "not a format Pillow reads: PNG, JPEG, WebP, ..."
         raise ApiError(400, f"input_reference is not a readable image ({why})", "input_reference",
                        "invalid_image") from exc  # fmt: skip
-    except (OSError, ValueError) as exc:
-        raise ApiError(400, f"input_reference is not a readable image ({exc})", "input_reference",
+    except (OSError, ValueError) as exc:  # an EPS, a WMF or a camera's RAW photo named as `run -i` names them
+        why = undecoded(exc, data[:64]) if isinstance(exc, OSError) else str(exc)
+        raise ApiError(400, f"input_reference is not a readable image ({why})", "input_reference",
                        "invalid_image") from exc  # fmt: skip
 
 
