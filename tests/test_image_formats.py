@@ -500,3 +500,19 @@ def test_the_servers_upload_check_names_a_file_pillow_opens_but_cannot_draw_as_r
         check_image(path.read_bytes(), 2**20, 10**6)
     assert f"input_reference is not a readable image ({why})" in str(by_server.value), str(by_server.value)
     assert DAMAGED not in why and "Pillow" in why
+
+
+def test_a_whole_tiff_of_a_compression_pillow_lacks_is_not_called_damaged(tmp_path):
+    # 8-bit RGB samples, compressed as JPEG 2000 (34712), which Pillow's TIFF reader does not decode: it cannot
+    # identify the file, which was "damaged or cut short: save or copy the image again".
+    path = tmp_path / "scan.tif"
+    _rgb().save(path)
+    data = bytearray(path.read_bytes())
+    (directory_at,) = struct.unpack("<I", data[4:8])
+    (count,) = struct.unpack("<H", data[directory_at : directory_at + 2])
+    for entry in range(directory_at + 2, directory_at + 2 + 12 * count, 12):
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 259:  # Compression, a SHORT held in the entry
+            data[entry + 8 : entry + 10] = struct.pack("<H", 34712)
+    path.write_bytes(bytes(data))
+    with pytest.raises(MotifLiteError, match="it is a TIFF of 8-bit RGB samples stored in a way Pillow does not read"):
+        read_image(path)
