@@ -422,11 +422,11 @@ def _listed(files: Mapping[str, Path]) -> str:
 def _find_root(
     model: str, gguf: set[str], linked: set[str], hub: HubAccess, require_weights: bool, notes: list[str]
 ) -> tuple[Path | None, dict | None]:
-    """The checkpoint folder, and its model_index.json's object where finding it read the file (None where it did
-    not, or there is none: `CheckpointConfigs.read` takes it, not reading the file again); `gguf`, `linked`: the
-    components whose weights a GGUF / a file of the user's replaces (`required_files`). A local folder is refused
-    as a run refuses it, dry run or not; one that lacks the scheduler's or the guider's config takes the official
-    values, as `motif-lite check` says (a Hub repo's are fetched when its `model_index.json` lists them)."""
+    """The checkpoint folder, and its model_index.json's object where finding it read that folder's file (None
+    where it did not, or there is none: `CheckpointConfigs.read` takes it, not reading the file again); `gguf`,
+    `linked`: the components whose weights a GGUF / a file of the user's replaces (`required_files`). A local folder
+    is refused as a run refuses it, dry run or not; one that lacks the scheduler's or the guider's config takes the
+    official values, as `motif-lite check` says (a Hub repo's are fetched when its `model_index.json` lists them)."""
     required = required_files(gguf, linked)
     download = download_patterns(gguf, linked)
     folder = user_path(model)
@@ -456,7 +456,10 @@ def _find_root(
     index = _model_index(root)
     listed = _missing_listed(root, index)
     if listed:  # model_index.json names a component whose config is not here: fetch it, or report it
-        root = find_checkpoint(model, required + listed, download, hub)
+        fetched = find_checkpoint(model, required + listed, download, hub)
+        # The Hub's main may have moved since the cached snapshot: the download is then a new snapshot folder,
+        # whose own model_index.json is the one to check its configs against (read again, with them).
+        return fetched, index if fetched == root else None
     return root, index
 
 

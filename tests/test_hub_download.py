@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import functools
 import inspect
+import json
 import math
 import re
 import shutil
@@ -702,6 +703,30 @@ def test_a_cached_file_whose_blob_a_clean_up_removed_is_missing(no_network):
     # Named, also offline: the cache holds part of `vae/*`, so the pattern alone would name nothing.
     assert f"{MOTIF_REPO}: vae/diffusion_pytorch_model.safetensors* (HF_HUB_OFFLINE=1 is set)" in str(error.value)
     assert f"hf download {MOTIF_REPO} --include" in str(error.value)
+
+
+def test_a_fetch_into_a_new_snapshot_checks_its_configs_against_its_own_model_index(fake_hub, checkpoint, monkeypatch):
+    # The cached snapshot (an older revision) lists a CFG guider whose config it lacks, so the guider is fetched;
+    # the Hub's main has moved on since, and the download is a new snapshot folder that lists and holds an APG
+    # guider. The old folder's model_index.json was checked against the new folder's guider config: a valid
+    # checkpoint refused, with a message naming a model_index.json that does not say what it quoted.
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.settings import CheckpointConfigs
+
+    free_space(monkeypatch, 10**14)
+    repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B"
+    old, new = repo / "snapshots" / ("a" * 40), repo / "snapshots" / ("b" * 40)
+    shutil.copytree(checkpoint, old, ignore=lambda folder, names: ["guider"] if Path(folder) == checkpoint else [])
+    index = json.loads((old / "model_index.json").read_text())
+    index["guider"] = ["diffusers", "ClassifierFreeGuidance"]
+    (old / "model_index.json").write_text(json.dumps(index))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    fake_hub.snapshot = shutil.copytree(checkpoint, new)
+    sources = locate_sources(MOTIF_REPO)
+    assert [patterns for _, patterns in fake_hub.downloads if "guider/*" in patterns]  # the guider was fetched
+    assert sources.root == new
+    assert sources.configs == CheckpointConfigs.read(new)  # the new folder's configs, as read on their own
 
 
 def test_hf_hub_offline_is_named_as_what_stops_the_download(no_network):
