@@ -46,13 +46,18 @@ def quantize_transformer_tensors(
 
 
 def quantize_text_encoder_tensors(
-    source: str | Path, recipe: str | TextRecipe, device: str | torch.device = "cpu", progress: bool = True
+    source: str | Path,
+    recipe: str | TextRecipe,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    config_values: dict | None = None,
 ) -> dict[str, PackedTensor]:
     """Every tensor of the T5Gemma2 text encoder at `source` (a checkpoint folder, its `text_encoder/` folder, a
     `.safetensors` file with a `config.json` beside it) as the text-encoder recipe `recipe` plans it, packed in
     memory under the `T5Gemma2Encoder` names, as `python -m motif_lite.quantize --component text_encoder` would write
-    it (`encoders.text_gguf.packed_text_encoder` makes the encoder's file of them)."""
-    return quantize_tensors(source, recipe, TEXT_ENCODER, device, progress)
+    it (`encoders.text_gguf.packed_text_encoder` makes the encoder's file of them). `config_values`: that
+    config.json as the caller read it already (`CheckpointConfigs.text_encoder_config`), not read again."""
+    return quantize_tensors(source, recipe, TEXT_ENCODER, device, progress, config_values)
 
 
 def quantize_tensors(
@@ -61,11 +66,13 @@ def quantize_tensors(
     component: Component = TRANSFORMER,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    config_values: dict | None = None,
 ) -> dict[str, PackedTensor]:
     """Every tensor of `component` at `source` as its recipe `recipe` plans it (`convert.quantize_checkpoint`'s
-    plan and encoding, slice by slice), packed in memory under the names its GGUF file would give them."""
+    plan and encoding, slice by slice), packed in memory under the names its GGUF file would give them.
+    `config_values`: the component's config.json as the caller read it already (`open_source`)."""
     recipe = component.get_recipe(recipe) if isinstance(recipe, str) else recipe
-    with contextlib.closing(open_source(source, component)) as tensors_source:
+    with contextlib.closing(open_source(source, component, config_values)) as tensors_source:
         plan = component.plan(tensors_source.shapes, recipe, [])
         total = sum(math.prod(tensors_source.shapes[name]) for name in plan)
         packed = {}

@@ -4,6 +4,7 @@ Every source exposes the tensor names and shapes up front (from headers only) an
 its rows) at a time as float32, so peak memory stays near the size of the largest slice.
 """
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -59,11 +60,20 @@ class SafetensorsSource:
 
     is_gguf = False
 
-    def __init__(self, files: list[Path], config_path: Path | None, rename: Callable[[str], str] = str):
+    def __init__(
+        self,
+        files: list[Path],
+        config_path: Path | None,
+        rename: Callable[[str], str] = str,
+        config_values: dict | None = None,
+    ):
         self.path = files[0].parent
         self.files = list(files)
         self.notes: list[str] = []  # what reading the files left out, for the user (`open_source`)
-        self.config_json = _config_text(config_path) if config_path and config_path.is_file() else None
+        if config_values is not None:  # read by the caller already: a second read could find the file edited
+            self.config_json: str | None = json.dumps(config_values)
+        else:
+            self.config_json = _config_text(config_path) if config_path and config_path.is_file() else None
         self._stack = ExitStack()
         self._stored: dict[str, _StoredTensor] = {}  # our name -> where its bytes are
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -247,10 +257,14 @@ def _component_fix(error: OtherGGUFKindError, component: Component) -> str:
     return f"to requantize a transformer GGUF, leave out --component {component.name}"
 
 
-def open_source(path: str | Path, component: Component = TRANSFORMER) -> SafetensorsSource | GGUFSource:
+def open_source(
+    path: str | Path, component: Component = TRANSFORMER, config_values: dict | None = None
+) -> SafetensorsSource | GGUFSource:
     """Open SRC: a checkpoint folder (uses the component's folder, e.g. `transformer/`), a folder of safetensors, a
     `.safetensors` file, a sharded `.safetensors.index.json`, or a `.gguf` file of the component. Raises
     `CheckpointError` otherwise; the component's `check` runs on the names and shapes before any tensor is read.
+    `config_values`: the config.json beside the safetensors as the caller read it already (a run's loading, whose
+    configs were read as the checkpoint was found), not read again.
     """
     given, path = str(path), user_path(path)  # a quoted "~/..." reaches us unexpanded
     notes = []
@@ -261,17 +275,17 @@ def open_source(path: str | Path, component: Component = TRANSFORMER) -> Safeten
         _refuse_checkpoint_without(path, component)
         folder = path / component.folder if (path / component.folder).is_dir() else path
         files, note = _folder_files(folder, component)
-        source = SafetensorsSource(files, folder / "config.json", component.tensor_name)
+        source = SafetensorsSource(files, folder / "config.json", component.tensor_name, config_values)
         notes += [note] if note else []
     elif has_extension(path, ".gguf"):
         source = GGUFSource(path, component)
     elif has_extension(path, ".index.json"):
-        source = SafetensorsSource(shard_files(path), path.parent / "config.json", component.tensor_name)
+        source = SafetensorsSource(shard_files(path), path.parent / "config.json", component.tensor_name, config_values)
     elif (saved := latents_given_as(path, "weights to quantize")) is not None:
         raise CheckpointError(f"source {path}: {saved}")
     elif has_extension(path, ".safetensors"):
         _refuse_one_shard(path)
-        source = SafetensorsSource([path], path.parent / "config.json", component.tensor_name)
+        source = SafetensorsSource([path], path.parent / "config.json", component.tensor_name, config_values)
     elif has_extension(path, ".gguf.tmp"):
         raise CheckpointError(_partial_output(path))
     else:

@@ -14,25 +14,32 @@ pytest.importorskip("diffusers")
 
 @pytest.fixture
 def json_reads(monkeypatch) -> Counter[str]:
-    """How many times each .json file is read whole (`read_json_object` reads a file with `Path.read_bytes`; the
-    check for Git LFS pointers, which opens each file for its first bytes, is no read of a config)."""
+    """How many times each .json file is read whole (`read_json_object` reads a file with `Path.read_bytes`, the
+    quantizer's copy of a config to embed with `Path.read_text`; the check for Git LFS pointers, which opens each
+    file for its first bytes, is no read of a config)."""
     reads: Counter[str] = Counter()
-    uncounted = Path.read_bytes
 
-    def counted(path: Path) -> bytes:
-        if path.name.endswith(".json"):
-            reads[str(path)] += 1
-        return uncounted(path)
+    def counting(read):
+        def counted(path: Path, *args, **kwargs):
+            if path.name.endswith(".json"):
+                reads[str(path)] += 1
+            return read(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", counted)
+        return counted
+
+    monkeypatch.setattr(Path, "read_bytes", counting(Path.read_bytes))
+    monkeypatch.setattr(Path, "read_text", counting(Path.read_text))
     return reads
 
 
-def test_loading_reads_the_vae_and_text_encoder_configs_once(shared_checkpoint, json_reads):
+# --text-encoder-quantize read the text encoder's config twice more: as its weights were quantized, and as the
+# packed tensors were checked against it.
+@pytest.mark.parametrize("text_encoder_quantize", [None, "Q8_0"])
+def test_loading_reads_the_vae_and_text_encoder_configs_once(shared_checkpoint, json_reads, text_encoder_quantize):
     from motif_lite import load_pipeline
 
     root = shared_checkpoint[0]
-    pipe = load_pipeline(root, device="cpu", dtype="fp32")
+    pipe = load_pipeline(root, device="cpu", dtype="fp32", text_encoder_quantize=text_encoder_quantize)
     assert pipe.vae is not None and pipe.text_encoder is not None
     configs = [str(root / "vae" / "config.json"), str(root / "text_encoder" / "config.json")]
     assert {path: json_reads[path] for path in configs} == dict.fromkeys(configs, 1)

@@ -289,7 +289,7 @@ def test_the_search_runs_on_the_runs_gpu(checkpoint, monkeypatch, device):
 
     asked = []
 
-    def quantize(source, recipe, device):
+    def quantize(source, recipe, device, config_values):
         asked.append(device)
         raise InterruptedError
 

@@ -141,13 +141,22 @@ def check_against_checkpoint(path: Path, config: T5Gemma2EncoderConfig, checkpoi
 
 
 def packed_text_encoder(
-    tensors: Mapping[str, PackedTensor], config_path: Path, recipe: str, source: Path
+    tensors: Mapping[str, PackedTensor],
+    config_path: Path,
+    recipe: str,
+    source: Path,
+    config_values: dict | None = None,
 ) -> TextEncoderGGUF:
     """Packed tensors already in memory under the `T5Gemma2Encoder` names (what a text encoder GGUF holds:
     `quantize/on_load.py` makes them as the checkpoint loads), with the checkpoint's `text_encoder/config.json` at
     `config_path`, checked as `read_text_encoder_gguf` checks a file's; `load_text_encoder_gguf` loads it as a file.
-    `source`: the folder (or file) they were quantized from, which errors and the summary name."""
-    return _checked(source, parse_text_encoder_config(config_path), tensors, recipe)
+    `source`: the folder (or file) they were quantized from, which errors and the summary name. `config_values`:
+    that config.json as the caller read it already (`CheckpointConfigs.text_encoder_config`), not read again."""
+    if config_values is None:
+        config = parse_text_encoder_config(config_path)
+    else:  # a copy to transformers, which may change what it is given
+        config = config_from_values(copy.deepcopy(config_values), str(config_path))
+    return _checked(source, config, tensors, recipe)
 
 
 def _checked(

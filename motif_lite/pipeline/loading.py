@@ -298,12 +298,13 @@ def _load_text_encoder(
     if parallel is not None and not parallel.is_main:
         return None
     gguf = sources.text_encoder_gguf
+    config = sources.configs.text_encoder_config  # as the configs read it: not read again, so all three agree
     if sources.text_encoder_quantize is not None:
         search = quantize_search_device(target)
-        packed = quantize_text_encoder_tensors(sources.root, sources.text_encoder_quantize, device=search)
+        recipe = sources.text_encoder_quantize
+        packed = quantize_text_encoder_tensors(sources.root, recipe, device=search, config_values=config)
         folder = sources.root / "text_encoder"
-        gguf = packed_text_encoder(packed, folder / "config.json", sources.text_encoder_quantize, folder)
-    config = sources.configs.text_encoder_config  # as the configs read it: not read again
+        gguf = packed_text_encoder(packed, folder / "config.json", recipe, folder, config_values=config)
     text_encoder = load_text_encoder(sources.root, dtype=dtype, device="cpu", gguf=gguf, config_values=config)
     if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
         apply_dequant_kernels(text_encoder.model, kernels, target)
