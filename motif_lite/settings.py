@@ -138,10 +138,7 @@ _SAMPLER_SETTINGS = {"dpm++2m": (_DPM_SETTINGS, _DPM_DEFAULTS), "unipc": (_UNIPC
 REFERENCE_SCHEDULER = "FlowMatchEulerDiscreteScheduler"
 # Components whose config file names its class (`_class_name`), and the class when it does not. diffusers builds
 # the class model_index.json lists and hands it the file's values, so the two must agree.
-_CLASS_NAMED = {
-    "scheduler": ("scheduler/scheduler_config.json", REFERENCE_SCHEDULER),
-    "guider": ("guider/guider_config.json", None),
-}
+_CLASS_NAMED = {"scheduler": REFERENCE_SCHEDULER, "guider": None}
 
 
 @dataclass(frozen=True)
@@ -230,7 +227,8 @@ class CheckpointConfigs:
         scheduler_values = read_json_object(scheduler, "scheduler config") if scheduler.is_file() else None
         guider = guider_config_file(root / "guider")
         guider_values = read_json_object(guider, "guider config") if guider.is_file() else None
-        _check_listed_classes(index, listed, {"scheduler": scheduler_values, "guider": guider_values})
+        read = {"scheduler": (scheduler, scheduler_values), "guider": (guider, guider_values)}
+        _check_listed_classes(index, listed, read)
         scheduler_config = None if scheduler_values is None else diffusers_values(scheduler_values)
         configs = cls(
             root=root,
@@ -248,13 +246,16 @@ class CheckpointConfigs:
         return configs
 
 
-def _check_listed_classes(index: Path, listed: dict[str, Any], read: Mapping[str, dict[str, Any] | None]) -> None:
+def _check_listed_classes(
+    index: Path, listed: dict[str, Any], read: Mapping[str, tuple[Path, dict[str, Any] | None]]
+) -> None:
     """The scheduler and guider class model_index.json (`index`, whose object is `listed`) lists against the one
-    their config file names (`read`: each component's file as read, None where absent): diffusers would build the
-    listed class with the file's values (e.g. APG with a CFG file's scale), motif-lite the file's."""
-    for component, (file, default) in _CLASS_NAMED.items():
-        entry, values, path = listed.get(component), read[component], index.parent / file
-        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str) and path.is_file()):
+    their config file names (`read`: each component's file and its values as read, None where absent): diffusers
+    would build the listed class with the file's values (e.g. APG with a CFG file's scale), motif-lite the file's."""
+    for component, default in _CLASS_NAMED.items():
+        entry, (path, values) = listed.get(component), read[component]
+        # The values as read, not whether the file is there now: one made since was not read (values None).
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str) and values is not None):
             continue
         named = values.get("_class_name", default)
         if named is not None and named != entry[1]:

@@ -314,6 +314,26 @@ def test_settings_table_gives_each_setting_its_own_source(tmp_path):
     assert setting_line("\n".join(lines), "guidance").split()[:3] == ["guidance", DEFAULT, "APG"]
 
 
+def test_a_scheduler_config_made_while_the_configs_are_read_is_not_a_traceback(tmp_path, monkeypatch):
+    # The check of the class model_index.json lists asked whether the file was there again, after it was read: one
+    # made in between (an `hf download` under way) was taken as read, and its values (None) gave an AttributeError.
+    from motif_lite import settings
+
+    index = {"scheduler": ["diffusers", "UniPCMultistepScheduler"], "guider": ["diffusers", "ClassifierFreeGuidance"]}
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    scheduler = tmp_path / "scheduler" / "scheduler_config.json"
+    guider_config_file = settings.guider_config_file
+
+    def made_meanwhile(path):  # called between the scheduler's read and the check of the classes
+        scheduler.parent.mkdir()
+        scheduler.write_text(json.dumps({"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 8.0}))
+        return guider_config_file(path)
+
+    monkeypatch.setattr(settings, "guider_config_file", made_meanwhile)
+    configs = CheckpointConfigs.read(tmp_path)
+    assert scheduler.is_file() and (configs.scheduler, configs.guider) == (None, None)  # as they were read
+
+
 def test_scheduler_config_sets_sampler_and_shift_unless_a_flag_does(tmp_path):
     from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
