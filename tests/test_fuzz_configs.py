@@ -234,7 +234,9 @@ def test_every_wrong_text_encoder_value_parses_and_builds_or_is_refused(tmp_path
     from transformers import T5Gemma2Encoder, T5Gemma2EncoderConfig
 
     from motif_lite.encoders.text_config import parse_text_encoder_config
-    from motif_lite.runtime.cost import text_encoder_flops, text_encoder_shape
+    from motif_lite.runtime.activation_memory import TextEncoderShape
+    from motif_lite.runtime.cost import text_encoder_flops
+    from motif_lite.settings import CheckpointConfigs
 
     path = tmp_path / "text_encoder" / "config.json"
     path.parent.mkdir()
@@ -249,7 +251,8 @@ def test_every_wrong_text_encoder_value_parses_and_builds_or_is_refused(tmp_path
             config = parse_text_encoder_config(path)
             expected = ANY if key.endswith("_config") else defaults[key] if value is MISSING else value
             assert_read_as_edited(config.to_dict(), unedited, key, expected)
-            text_encoder_flops(text_encoder_shape(tmp_path), 16)  # as run's time estimate reads the file
+            # As run's time estimate counts it: from the values the checkpoint's configs read and checked.
+            text_encoder_flops(TextEncoderShape.of_config(CheckpointConfigs.read(tmp_path).text_encoder_config), 16)
             with torch.device("meta"):
                 T5Gemma2Encoder(config)
 
