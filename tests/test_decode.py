@@ -978,6 +978,43 @@ def test_a_decode_out_of_memory_on_a_shared_gpu_names_what_others_hold_and_a_vra
     assert "other processes hold" not in advice and "(just under that peak) plans it in less" in advice, advice
 
 
+@pytest.mark.parametrize("left", ["some", "none"])
+def test_a_decode_out_of_memory_where_others_left_less_than_its_smallest_plan_says_both_ways_out(
+    saved, tmp_path, monkeypatch, left
+):
+    # It said "close what holds it, or plan for what is left. No plan of this decode needs less: decode on the CPU"
+    # where smaller plans exist but none fits what the other processes left, and with nothing left only the CPU; a
+    # run's advice says what the smallest plan needs and both ways out.
+    from motif_lite.cli.decode import decode_out_of_memory_advice
+    from motif_lite.errors import MemoryBudgetError
+    from motif_lite.runtime.planner import free_for
+
+    job = decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.mp4", vram_gib=0.5, download=False)
+    job = dataclasses.replace(job, saved=dataclasses.replace(job.saved, width=1280, height=736, frames=121))
+    job = dataclasses.replace(job, plan=decoding.replanned(job, 4), device=torch.device("cpu"))
+    with pytest.raises(MemoryBudgetError, match="needs at least") as refused:  # the planner's own figure
+        decoding.replanned(job, 0.01)
+    least = refused.value.smallest_vram_gib
+    smallest_reserve = int(free_for(least) * 2**30)
+    assert least is not None and smallest_reserve < job.plan.stage.peak_bytes  # smaller plans than this one exist
+    job = dataclasses.replace(job, device=torch.device("cuda"))
+    # An 8 GiB GPU whose other processes left this decode half of what its smallest plan needs, or nothing.
+    ours = 0 if left == "none" else smallest_reserve // 4
+    free_now = 0 if left == "none" else smallest_reserve // 4
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free_now, 8 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: ours)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: ours // 2)
+    room = memory_size(free_now + ours)
+    advice = decode_out_of_memory_advice(job, vram_given=True)
+    assert advice.endswith(
+        f"which leaves a decode {room}. What the GPU leaves a decode now ({room}) is under this decode's smallest "
+        f"plan, --vram {least:.2f}, which needs {free_for(least):.2f} GiB free: close what holds GPU memory, or "
+        "decode on the CPU with --device cpu"
+    ), advice
+    assert "No plan of this decode needs less" not in advice and "plan for what is left" not in advice, advice
+
+
 def test_the_note_of_a_stopped_decode_comes_after_its_progress_bar_is_closed(saved, tmp_path, capsys, monkeypatch):
     # It was printed while the bar was open, then the bar closed: on a terminal it ran on from the bar's line.
     from motif_lite.progress import ProgressBars

@@ -190,13 +190,21 @@ def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
     budget (`vram_given`: --vram's, else the free memory's) and estimated peak, and the --vram just under that peak,
     which plans the decode in less memory (what it does then); where none does, the CPU. Where other processes now
     hold so much of the GPU that the plan's reserve cannot fit beside them, what they hold, and the --vram that fits
-    what they left (`memory_advice.crowded_gpu`), as a run's advice says it."""
+    what they left (`memory_advice.crowded_gpu`), as a run's advice says it; where what they left is under even the
+    decode's smallest plan, what that plan needs and both ways out (close what holds GPU memory, or the CPU)."""
     import warnings
 
     from motif_lite.decoding import replanned
-    from motif_lite.errors import Audience, MotifLiteError
-    from motif_lite.memory_advice import JUST_UNDER_THE_PEAK, WHAT_IS_LEFT, budget_source, crowded_gpu, vram_just_under
-    from motif_lite.runtime.planner import decode_on_the_cpu
+    from motif_lite.errors import Audience, MemoryBudgetError, MotifLiteError
+    from motif_lite.memory_advice import (
+        JUST_UNDER_THE_PEAK,
+        LEAST_VRAM,
+        WHAT_IS_LEFT,
+        budget_source,
+        crowded_gpu,
+        vram_just_under,
+    )
+    from motif_lite.runtime.planner import decode_on_the_cpu, free_for
     from motif_lite.units import RESERVED_RATIO, memory_size
 
     plan = job.plan
@@ -204,24 +212,37 @@ def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
         f"the decode's memory plan had a budget of {memory_size(plan.budget_bytes)} ({budget_source(vram_given)}) "
         f"for an est. peak of {memory_size(plan.stage.peak_bytes)}"
     )
-    lower, why = vram_just_under(plan.stage.peak_bytes), JUST_UNDER_THE_PEAK
+    lower, why, room = vram_just_under(plan.stage.peak_bytes), JUST_UNDER_THE_PEAK, None
     # As a run's advice: where other processes now hold too much for the plan beside them, what they hold, and the
     # --vram that fits what they left (the one just under the peak would run out again).
     if (crowded := crowded_gpu(job.device, int(plan.stage.peak_bytes * RESERVED_RATIO), "a decode")) is not None:
-        said += f", {crowded.said}"
+        held, said = f"{said}, {crowded.held}", f"{said}, {crowded.said}"
         if lower is not None and (crowded.vram_gib is None or crowded.vram_gib < lower):
-            lower, why = crowded.vram_gib, WHAT_IS_LEFT
+            lower, why, room = crowded.vram_gib, WHAT_IS_LEFT, crowded.room_bytes
     else:
         said += ": another program may have taken GPU memory since (close it), or the estimate fell short"
     cpu = decode_on_the_cpu(Audience.FLAGS)  # the planner's words for it: "decode on the CPU with --device cpu"
-    if lower is None:
+    if lower is None and room is None:
         return f"{said}; {cpu}"
     try:
         with warnings.catch_warnings():  # the budget's warnings were given with the plan
             warnings.simplefilter("ignore")
-            smaller = replanned(job, lower)
+            smaller = replanned(job, LEAST_VRAM if lower is None else lower)  # LEAST_VRAM: for the smallest's figure
+    except MemoryBudgetError as exc:  # nothing fits under it
+        if room is not None and exc.smallest_vram_gib is not None:
+            # Other processes left less than even the smallest plan needs: smaller plans than the one that ran out
+            # may exist, so not "no plan needs less", and not "plan for what is left", which nothing fits.
+            least = exc.smallest_vram_gib
+            return (
+                f"{held}. What the GPU leaves a decode now ({memory_size(room)}) is under this decode's smallest "
+                f"plan, --vram {least:.2f}, which needs {free_for(least):.2f} GiB free: close what holds GPU memory, "
+                f"or {cpu}"
+            )
+        return f"{said}. No plan of this decode needs less: {cpu}"
     except MotifLiteError:  # nothing fits under this plan's peak
         return f"{said}. No plan of this decode needs less: {cpu}"
+    if lower is None:  # planned only for the smallest plan's figure
+        return f"{said}; {cpu}"
     return (
         f"{said}. --vram {lower:.2f} ({why}) plans it in less: est. peak "
         f"{memory_size(smaller.stage.peak_bytes)}, {smaller.stage.chunks}"

@@ -804,7 +804,8 @@ def plan_decode(
     advice = advice if advice is not None else decode_advice(audience)
     raise MemoryBudgetError(
         f"decoding {width}x{height}x{frames} needs at least {memory_size(smallest.stage.peak_bytes)} of device memory "
-        f"({smallest.stage.chunks}), but the budget is {memory_size(budget_bytes)}: {advice}. {more}"
+        f"({smallest.stage.chunks}), but the budget is {memory_size(budget_bytes)}: {advice}. {more}",
+        smallest_vram_gib=vram_for(smallest.stage.peak_bytes),
     )
 
 
