@@ -995,6 +995,7 @@ def test_a_decode_out_of_memory_where_others_left_less_than_its_smallest_plan_sa
     with pytest.raises(MemoryBudgetError, match="needs at least") as refused:  # the planner's own figure
         decoding.replanned(job, 0.01)
     least = refused.value.smallest_vram_gib
+    assert least is not None and f"--vram {least:.2f} (in Python vram_gib={least:.2f}) or more" in str(refused.value)
     smallest_reserve = int(free_for(least) * 2**30)
     assert least is not None and smallest_reserve < job.plan.stage.peak_bytes  # smaller plans than this one exist
     job = dataclasses.replace(job, device=torch.device("cuda"))
