@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from motif_lite.errors import MemoryBudgetError, MotifLiteError
+from motif_lite.log_filters import quiet_warnings
 from motif_lite.units import RESERVED_RATIO, GiB, memory_size
 
 if TYPE_CHECKING:
@@ -169,8 +169,7 @@ def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memo
         return OutOfMemoryFigures(said + advice, None, None, why)
     smallest = None
     try:
-        with warnings.catch_warnings():  # the budget's warnings were given with the plan
-            warnings.simplefilter("ignore")
+        with quiet_warnings():  # the budget's warnings were given with the plan
             smaller = planned.plan(vram_gib=LEAST_VRAM if lower is None else lower)
     except MemoryBudgetError as exc:  # nothing fits under it: the smallest plan's --vram, for what is left
         smaller, smallest = None, exc.smallest_vram_gib

@@ -45,6 +45,7 @@ from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError, both
 from motif_lite.io.hub import DownloadHeld, DownloadPlan, held_while
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
+from motif_lite.log_filters import quiet_warnings
 from motif_lite.paths import quoted
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.activation_memory import ImageTowerShape
@@ -664,8 +665,7 @@ def smallest_run_host_bytes(device: str) -> int:
     "cuda"), by the planner's host estimate: below it no run loads (`check`'s floor under a memory limit). From the
     configs at hand, else the official ones: no weights, no network. The device memory is not planned (a budget no
     plan misses): only the host's is asked."""
-    with warnings.catch_warnings():  # the estimate against the memory available now: the caller says what it finds
-        warnings.simplefilter("ignore")
+    with quiet_warnings():  # the estimate against the memory available now: the caller says what it finds
         plan = plan_generation(SMALLEST_RUN, device=device, vram_gib=1e6, **SMALLEST_TYPES)
     return plan.host.load_bytes
 

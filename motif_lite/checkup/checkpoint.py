@@ -15,6 +15,7 @@ from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
 from motif_lite.errors import CheckpointError, LFSPointerError, MotifLiteError
 from motif_lite.io.linked import other_component
 from motif_lite.json_values import NotAJSONObject, parse_json_object
+from motif_lite.log_filters import WARNINGS_STATE
 from motif_lite.paths import quoted, user_path
 from motif_lite.units import file_size
 from motif_lite.weights.float8 import is_companion, weight_scales
@@ -78,7 +79,7 @@ def _parsed(report: Checkup, source: CheckpointFiles, rel: str, parse: Callable[
     the parser warns about that file (unknown keys, which a run ignores) is a warning finding of its own, not a
     stray Python warning above the report."""
     path = f"{source.root / rel}: "  # how the parsers name the file in their warnings
-    with warnings.catch_warnings(record=True) as caught:
+    with WARNINGS_STATE, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             value = parse()

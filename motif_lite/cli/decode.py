@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO, dtype_name
 from motif_lite.cli.run_flags import add_crf_flag, vram_gib
 from motif_lite.frame_rates import rate_said
+from motif_lite.log_filters import quiet_warnings
 from motif_lite.paths import path_arg
 from motif_lite.shell_syntax import posix_quoted
 
@@ -192,7 +193,6 @@ def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
     hold so much of the GPU that the plan's reserve cannot fit beside them, what they hold, and the --vram that fits
     what they left (`memory_advice.crowded_gpu`), as a run's advice says it; where what they left is under even the
     decode's smallest plan, what that plan needs and both ways out (close what holds GPU memory, or the CPU)."""
-    import warnings
 
     from motif_lite.decoding import replanned
     from motif_lite.errors import Audience, MemoryBudgetError, MotifLiteError
@@ -225,8 +225,7 @@ def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
     if lower is None and room is None:
         return f"{said}; {cpu}"
     try:
-        with warnings.catch_warnings():  # the budget's warnings were given with the plan
-            warnings.simplefilter("ignore")
+        with quiet_warnings():  # the budget's warnings were given with the plan
             smaller = replanned(job, LEAST_VRAM if lower is None else lower)  # LEAST_VRAM: for the smallest's figure
     except MemoryBudgetError as exc:  # nothing fits under it
         if room is not None and exc.smallest_vram_gib is not None:

@@ -8,9 +8,10 @@ import argparse
 import contextlib
 import functools
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
+
+from motif_lite.log_filters import quiet_warnings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -157,8 +158,7 @@ def refuse_what_no_plan_fits(
         return None
     if plans_nothing(args, target):
         return None
-    with warnings.catch_warnings():  # the plan's warnings come with the plan the run prints after the download
-        warnings.simplefilter("ignore")
+    with quiet_warnings():  # the plan's warnings come with the plan the run prints after the download
         planned = request(sources) if callable(request) else request
         return planned_run(args, planned, sources, dtype, target, layout, text_encoder, loras).plan()
 
@@ -306,8 +306,7 @@ def smaller_transformer_note(planned: PlannedRun, plan: Plan) -> str | None:
         return None
     try:
         smaller = with_quantize(sources, SMALLER_TRANSFORMER)  # our recipe's size: the official file's
-        with warnings.catch_warnings():  # the budget's and the host's warnings were given for `plan`
-            warnings.simplefilter("ignore")
+        with quiet_warnings():  # the budget's and the host's warnings were given for `plan`
             other = planned.with_sources(smaller).plan()
     except MotifLiteError:  # nothing fits with it either, or a model the recipe does not take
         return None

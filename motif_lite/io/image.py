@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import re
 import struct
-import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from motif_lite.io.file_kinds import IMAGE_SUFFIXES, ftyp_kind, is_video, is_web
 from motif_lite.io.latents import latents_given_as
 from motif_lite.io.rgb import to_rgb8
 from motif_lite.io.staging import FRAME_PATTERN, is_frame_sequence
+from motif_lite.log_filters import WARNINGS_STATE
 from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
 from motif_lite.shell_syntax import posix_quoted
 
@@ -336,7 +336,7 @@ def _tiff_first_directory(file: BinaryIO, wanted: tuple[int, ...]) -> dict[int, 
 def upright_size(path: str | Path) -> tuple[int, int]:
     """The (width, height) a readable image is used at, upright as its EXIF orientation says (5 to 8 turn it a
     quarter), from its header alone: `read_image` decodes every pixel, which a huge photo makes slow."""
-    with _WARNINGS_STATE, warnings.catch_warnings():
+    with WARNINGS_STATE, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module=PILLOW)  # `read_image` notes Pillow's
         with open_image(user_path(path), f"input image {path}") as image:
             width, height = image.size
@@ -344,12 +344,8 @@ def upright_size(path: str | Path) -> tuple[int, int]:
     return (height, width) if quarter_turn else (width, height)
 
 
-# Every block here that changes the process's warnings state (`catch_warnings`) holds this lock. Python 3.11 has
-# one filter list and one `showwarning` for the whole process, and `catch_warnings` puts back on exit what it found
-# on entry: two blocks overlapping in two threads (the server checks an upload while its worker reads a job's image)
-# left the one that exits last putting back the other's "always" and recorder, which then swallowed every later
-# warning of the process. Pillow's warnings can only be caught through that state, so the blocks take turns.
-_WARNINGS_STATE = threading.RLock()
+# Pillow's warnings can only be caught through the process's warnings state: every block here that changes it
+# holds log_filters.WARNINGS_STATE, as the other modules' blocks do, so that blocks of two threads take turns.
 PILLOW = r"PIL\."  # the modules of Pillow's warnings, for a filter
 
 
@@ -358,7 +354,7 @@ def _pillows_warnings() -> Iterator[list[warnings.WarningMessage]]:
     """Pillow's UserWarnings given inside (about the image file read), recorded in the list it yields, whatever the
     host's filters say of them. Other warnings are left to the host's filters (only Pillow's are let through here),
     and those that pass are shown once the block ends, as they would have been: not recorded for good."""
-    with _WARNINGS_STATE:
+    with WARNINGS_STATE:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.filterwarnings("always", category=UserWarning, module=PILLOW)
@@ -534,7 +530,7 @@ def open_image(source: Path | BinaryIO, name: str) -> PIL.Image.Image:
         source.seek(-len(head), 1)
     if _model_file_kind(head) is not None:  # Pillow may take one for a BMP of a wrong depth: `not_an_image` names it
         raise PIL.UnidentifiedImageError(f"cannot identify image file {name}")
-    with _WARNINGS_STATE, warnings.catch_warnings():
+    with WARNINGS_STATE, warnings.catch_warnings():
         warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
         warnings.filterwarnings("ignore", CORRUPT_EXIF.pattern, UserWarning)  # a JPEG's, read for its DPI: a note
         try:

@@ -50,6 +50,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from motif_lite.choices import ATTENTION_BACKENDS
 from motif_lite.devices import CURRENT_GPU, GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
 from motif_lite.errors import ConfigError
+from motif_lite.log_filters import WARNINGS_STATE
 from motif_lite.model.kept import LastFewByTensor
 from motif_lite.model.ops import AttentionFn, MaskForm, end_run_of, mask_form_of, sdpa_attention
 from motif_lite.runtime.attention_choices import FA3_MODULE, RememberedChoices, environment
@@ -74,7 +75,7 @@ def linear_memory_attention_missing(
     TORCH_ROCM_AOTRITON_ENABLE_EXPERIMENTAL=1 in some PyTorch releases), so this cannot be decided from the name."""
     q = torch.zeros(1, 1, 64, 64, device=device, dtype=dtype)  # [batch, heads, tokens, head dim]
     try:
-        with warnings.catch_warnings(), sdpa_kernel(list(kernels)):
+        with WARNINGS_STATE, warnings.catch_warnings(), sdpa_kernel(list(kernels)):
             warnings.simplefilter("ignore")  # torch says why each kernel was not used, as warnings
             F.scaled_dot_product_attention(q, q, q)
     except RuntimeError:  # "No available kernel" / "No viable backend"
@@ -637,7 +638,7 @@ def check_backend_runs(name: str, device: torch.device | str, dtype: torch.dtype
     attend = candidate(name)
     q = torch.zeros(2, 1, 16, PROBE_HEAD_DIM, dtype=dtype, device=device)
     mask = (torch.arange(16, device=device) < torch.tensor([[16], [9]], device=device))[:, None, None]
-    with warnings.catch_warnings(record=True) as caught:  # PyTorch warns why each kernel was not usable
+    with WARNINGS_STATE, warnings.catch_warnings(record=True) as caught:  # PyTorch: why each kernel was not usable
         warnings.simplefilter("always")
         try:
             attend(q, q, q, None)

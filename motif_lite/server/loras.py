@@ -13,11 +13,11 @@ import dataclasses
 import difflib
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from motif_lite.io.file_kinds import has_extension
+from motif_lite.log_filters import quiet_warnings
 from motif_lite.server.schema import ApiError
 
 if TYPE_CHECKING:
@@ -117,8 +117,7 @@ def check_loras_fit_plan(files: list[LoRAFile], planned: PlannedRun | None, plan
     with_files = dataclasses.replace(planned, loras=tuple(files), sources=_with_header(planned.sources))
     budget = _loaded_budget_gib(plan)  # not the memory free now
     try:
-        with warnings.catch_warnings():  # the budget's and the host's warnings were the operator's, at start
-            warnings.simplefilter("ignore")
+        with quiet_warnings():  # the budget's and the host's warnings were the operator's, at start
             again: Plan | None = with_files.plan(vram_gib=budget)
     except MotifLiteError:  # nothing fits that budget with them
         again = None
@@ -176,8 +175,7 @@ def _weights_alone_fit(with_files: PlannedRun, plan: Plan) -> bool:
     from motif_lite.errors import MotifLiteError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_warnings():
             alone = with_files.plan(vram_gib=_loaded_budget_gib(plan), adapter_temporaries=False)
     except MotifLiteError:
         return False
