@@ -37,7 +37,6 @@ from motif_lite.devices import (
     parse_device,
     plan_over_room_note,
     resolve_device,
-    triton_gpu_blocker,
     vram_over_free_note,
 )
 from motif_lite.devices import text_encoder_dtype as text_encoder_dtype_of
@@ -57,6 +56,7 @@ from motif_lite.runtime.kernels import (
     KernelBackendError,
     attention_workspace_bytes,
     autotune_buffer_bytes,
+    triton_problem_of,
     use_triton,
 )
 from motif_lite.runtime.parallel import Parallel
@@ -693,8 +693,8 @@ def _planner_inputs(
     run's steps left), the kernels' savings and costs. `sizes`: those sizes counted already; `gpu`: the GPU as
     another process read it (`plan_generation`)."""
     here = is_here(target) and gpu is None
-    if gpu is not None and kernels == "auto" and not _triton_runs_on(gpu.facts):
-        kernels = "torch"  # as `use_triton` decides on the GPU at hand: torch's ops on AMD and before Volta
+    if gpu is not None:
+        kernels = _kernels_on(kernels, gpu.facts)  # as `use_triton` decides on the GPU at hand
     sizes = sizes or model_sizes(sources, dtype, text_encoder_dtype)
     config = sources.transformer.value
     tokens = video_tokens(request.width, request.height, request.frames, config, sizes.vae_config)
@@ -728,9 +728,18 @@ def _planner_inputs(
     )  # fmt: skip
 
 
-def _triton_runs_on(gpu: GpuFacts) -> bool:
-    """Whether `--kernels auto` runs Triton's kernels on `gpu`, read by another process (`use_triton`'s rule)."""
-    return not gpu.is_amd and gpu.capability is not None and triton_gpu_blocker(gpu.capability) is None
+def _kernels_on(kernels: str, gpu: GpuFacts) -> str:
+    """`kernels` as `use_triton` resolves it on `gpu`, read by another process: "auto" runs torch's ops on AMD and
+    where Triton's cannot run; "triton" there is refused (`KernelBackendError`, in `use_triton`'s words), once,
+    before the ranks start and each refuses it."""
+    if kernels == "torch":
+        return kernels
+    problem = triton_problem_of(gpu)
+    if kernels == "triton" and problem is not None:
+        raise KernelBackendError(f"kernel backend 'triton' is not possible here: {problem}")
+    if kernels == "auto" and (gpu.is_amd or problem is not None):
+        return "torch"
+    return kernels
 
 
 def unplanned_memory_warning(

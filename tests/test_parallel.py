@@ -517,6 +517,22 @@ def test_the_other_ranks_are_planned_with_the_smallest_of_their_gpus_budgets(
     assert planned == [(True, read[0].free_budget_bytes / 2**30), (False, read[2].free_budget_bytes / 2**30)]
 
 
+def test_kernels_triton_on_gpus_triton_cannot_use_is_refused_once_before_launch(
+    checkpoint, tmp_path, capsys, monkeypatch, gpu_machine
+):
+    # Planned from the GPUs' readings, "triton" was not checked against them: on two GTX 1080s both ranks started
+    # and each refused it. The launcher refuses it once, as `use_triton` would on the GPU, and starts nothing.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    pascal = GpuReading(GpuFacts(NVIDIA, "NVIDIA GeForce GTX 1080", (6, 1)), GpuUse(8 * 2**30, 7 * 2**30))
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: [pascal] * n)
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a refused run"))
+    for vram in ([], ["--vram", "6"]):
+        args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda", "--kernels", "triton")
+        assert cli_main([*args, *vram]) == 2
+        err = capsys.readouterr().err
+        assert err.count("error: kernel backend 'triton' is not possible here: Triton builds kernels for") == 1, err
+
+
 def test_the_launcher_never_starts_cuda_and_plans_each_rank_with_its_own_gpus_reading(
     checkpoint, tmp_path, capsys, monkeypatch, planned, gpu_machine
 ):

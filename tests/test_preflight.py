@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,6 +32,7 @@ from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.pipeline import loading
 from motif_lite.preflight import AT_HAND, _planner_inputs, plan_generation
 from motif_lite.request import GenerationRequest
+from motif_lite.runtime.kernels import KernelBackendError
 from motif_lite.shell_syntax import posix_quoted
 from motif_lite.sizes import estimated_gguf_bytes
 from motif_lite.units import memory_size
@@ -510,6 +512,54 @@ def test_a_gpu_read_by_another_process_is_planned_as_the_gpu_read_here(no_networ
     reading = GpuReading(GpuFacts(NVIDIA, "NVIDIA GeForce RTX 4090", capability), GpuUse(total, free))
     assert planned(gpu=reading) == at_hand
     assert not torch.cuda.is_initialized()
+
+
+TRITON_PROBLEMS = {
+    "pascal": {"capability": (6, 1)},
+    "old-triton-on-blackwell": {"capability": (10, 0), "version": "3.2.0"},
+    "no-triton": {"import_error": "ImportError: No module named 'triton'"},
+    "no-c-compiler": {"build_problem": "no C compiler found for Triton's launcher"},
+    "none": {},
+}
+
+
+@pytest.mark.parametrize("problem", list(TRITON_PROBLEMS))
+@pytest.mark.parametrize("kernels", ["auto", "triton"])
+def test_a_gpu_read_by_another_process_gets_use_tritons_kernel_decision(no_network, monkeypatch, kernels, problem):
+    # run --gpus N plans each rank from its GPU's reading. It checked only the capability for "auto", and "triton"
+    # not at all: on GPUs Triton cannot use, N ranks started and each refused "triton"; without triton, the launcher
+    # planned Triton's kernels where the ranks run torch's ops. The reading's decision is the one made here.
+    import triton
+
+    from motif_lite.devices import NVIDIA, GpuFacts, GpuReading, GpuUse
+    from motif_lite.runtime import kernels as kernel_choice
+
+    case = TRITON_PROBLEMS[problem]
+    capability = case.get("capability", (8, 9))
+    monkeypatch.setattr(triton, "__version__", case.get("version", triton.__version__))
+    monkeypatch.setattr(kernel_choice, "_triton_import_error", lambda: case.get("import_error"))
+    monkeypatch.setattr(kernel_choice, "launcher_build_problem", lambda: case.get("build_problem"))
+    # Pascal's default dtype is fp32 (`devices.default_dtype`): a smaller video, which its plans fit.
+    request, _ = GenerationRequest("x", output="a.mp4", width=832, height=480, frames=33).resolve()
+    sources = locate_sources(**AT_HAND)
+
+    def outcome(**kwargs) -> tuple:
+        try:
+            plan = plan_generation(request, sources, device="cuda", vram_gib=3.5, kernels=kernels, **kwargs)
+        except KernelBackendError as refused:
+            return ("refused", str(refused))
+        return plan.peak_bytes, plan.budget_bytes, plan.stages
+
+    with monkeypatch.context() as here, pytest.warns() if kernels == "auto" and problem != "none" else nullcontext():
+        simulated_gpu(here, 7 * 2**30)
+        here.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+        at_hand = outcome()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for asked in ("mem_get_info", "get_device_name", "get_device_capability", "get_device_properties"):
+        monkeypatch.setattr(torch.cuda, asked, lambda *a, _asked=asked, **kw: pytest.fail(f"torch.cuda.{_asked}"))
+    reading = GpuReading(GpuFacts(NVIDIA, "NVIDIA GeForce RTX 4090", capability), GpuUse(8 * 2**30, 7 * 2**30))
+    assert outcome(gpu=reading) == at_hand
+    assert (at_hand[0] == "refused") == (kernels == "triton" and problem != "none")
 
 
 def test_out_of_memory_without_a_vram_names_the_free_memory_as_the_plans_budget(no_network, monkeypatch):

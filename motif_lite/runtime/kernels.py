@@ -30,7 +30,7 @@ from torch import nn
 
 from motif_lite.choices import ATTENTION_MODES, KERNEL_BACKENDS
 from motif_lite.config import TransformerConfig
-from motif_lite.devices import AMD_TRITON_REASON, CURRENT_GPU, on_device, rocm_build, triton_gpu_blocker
+from motif_lite.devices import AMD_TRITON_REASON, CURRENT_GPU, GpuFacts, on_device, rocm_build, triton_gpu_blocker
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.wsl import libcuda_fix
 from motif_lite.kernels import int8_scheme, patterns
@@ -307,6 +307,21 @@ def _triton_problem(device: torch.device) -> str | None:
     for it), or None when they can."""
     error = _triton_import_error()
     return triton_cannot_build(device) if error is None else f"triton cannot be imported ({error})"
+
+
+def triton_problem_of(gpu: GpuFacts) -> str | None:
+    """`_triton_problem`'s answer for `gpu` as another process read it, from its figures: nothing here starts CUDA
+    (the `--gpus N` launcher, whose CUDA context would hold memory on a rank's GPU for the whole run)."""
+    if (error := _triton_import_error()) is not None:
+        return f"triton cannot be imported ({error})"
+    if not gpu.is_amd and gpu.capability is not None:  # an AMD GPU's capability is no NVIDIA one
+        import triton
+
+        from motif_lite.kernels.launch import triton_too_old
+
+        if too_old := triton_gpu_blocker(gpu.capability) or triton_too_old(triton.__version__, gpu.capability):
+            return too_old
+    return launcher_build_problem()
 
 
 @dataclass(frozen=True)
