@@ -539,6 +539,15 @@ def _read_gpu_budget(gpu: GpuReading, vram_gib: float | None) -> int:
     return budget
 
 
+def smallest_budget_gpu(readings: Sequence[GpuReading], vram_gib: float | None) -> GpuReading:
+    """The GPU of `readings` whose rank plans for the smallest budget: the least free memory without --vram; with
+    it, --vram or, on a card smaller than --vram, its free memory (`_read_gpu_budget`), so not always the busiest
+    card. Its warnings are not said here: the plan made on the GPU chosen says its own."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return min(readings, key=lambda gpu: _read_gpu_budget(gpu, vram_gib))
+
+
 def _free_budget_for_a_slip(free_budget: int, vram_gib: float, budget: int, total: int) -> int:
     """The free memory's budget for a `--vram` above the GPU's whole memory, with the warning that says so."""
     # In MiB, as nvidia-smi shows it: an "8 GB" card has 8188 MiB, which memory_size would round to "8.00 GiB",

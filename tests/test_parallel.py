@@ -533,6 +533,26 @@ def test_kernels_triton_on_gpus_triton_cannot_use_is_refused_once_before_launch(
         assert err.count("error: kernel backend 'triton' is not possible here: Triton builds kernels for") == 1, err
 
 
+def test_under_vram_the_other_ranks_are_planned_on_the_gpu_with_the_smallest_budget_not_the_busiest(
+    checkpoint, tmp_path, capsys, monkeypatch, planned, gpu_machine
+):
+    # cuda:1 has the least free memory but holds --vram 8 (its rank plans 8 GiB); cuda:2, a 40 MiB card, is smaller
+    # than --vram, so its rank plans for its free memory, which nothing fits. Planned on the busiest card (cuda:1),
+    # the run started 4 processes and rank 2 refused it.
+    plenty = 64 * 2**30
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    tiny = gpu_readings(39 * 2**20, total=40 * 2**20)
+    read = [*gpu_readings(plenty, 20 * 2**20), *tiny, *gpu_readings(plenty)]
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: read)
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--device", "cuda", "--vram", "8")
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert "is more than this GPU's whole memory, 40 MiB" in err and err.count("error: 80x32x5 needs at least") == 1
+    assert planned == [(True, 8), (False, 8)]  # rank 2's plan: --vram asked, its free memory planned
+    assert f"but the budget is {memory_size(tiny[0].free_budget_bytes)}" in err, err
+
+
 def test_the_launcher_never_starts_cuda_and_plans_each_rank_with_its_own_gpus_reading(
     checkpoint, tmp_path, capsys, monkeypatch, planned, gpu_machine
 ):

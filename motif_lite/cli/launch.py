@@ -230,7 +230,7 @@ def _plan_before_launch(
     """Plan here what the ranks will plan, so that a run that does not fit is refused once, before N processes start
     and each prints the refusal. Each rank plans for its own GPU (`readings`, rank r on cuda:r, read in a child
     process: nothing here starts CUDA): with --vram that budget, without it its free memory. The main rank, which
-    also loads the text encoder, is planned on cuda:0; the others on the busiest of theirs (the least free memory).
+    also loads the text encoder, is planned on cuda:0; the others on the one of theirs with the smallest budget.
     Without readings (the CPU, or no GPU here) one plan, as for a GPU not here. From the files at hand, else the
     official configs for the official model, as a run plans before its download (`sources_before_download`); another
     model not at hand is left to the ranks, which plan with its files.
@@ -242,6 +242,7 @@ def _plan_before_launch(
     from motif_lite.cli.common import lora_args
     from motif_lite.cli.prepare import checked_lora_files, planned_run, sources_before_download
     from motif_lite.devices import default_dtype_of  # here: devices imports torch, which --help must not wait for
+    from motif_lite.preflight import smallest_budget_gpu
     from motif_lite.settings import resolve_dtype
 
     sources = sources_before_download(args)
@@ -262,8 +263,8 @@ def _plan_before_launch(
     plans = [dataclasses.replace(main, gpu=readings[0]).plan()]
     if len(readings) > 1:
         others = planned_run(args, request, sources, dtype, device, layout, text_encoder=False, loras=loras)
-        busiest = min(readings[1:], key=lambda gpu: gpu.use.free_bytes)
-        plans.append(dataclasses.replace(others, gpu=busiest).plan())
+        smallest = smallest_budget_gpu(readings[1:], args.vram)
+        plans.append(dataclasses.replace(others, gpu=smallest).plan())
     return plans
 
 
