@@ -494,12 +494,15 @@ def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_star
     monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 0
     monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)  # not read (the child failed): the ranks plan
-    assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 0
-    assert launched == [2, 2]
+    capsys.readouterr()
+    for vram in ([], ["--vram", "0.01"]):  # --vram's plan too: the launcher says so, it does not check in silence
+        assert cli_main([*cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda"), *vram]) == 0
+        assert "note: the GPUs could not be read before the processes start" in capsys.readouterr().err
+    assert launched == [2, 2, 2]
     # CPU processes: no GPU is read (a child that starts CUDA for nothing, and budgets no rank plans with)
     monkeypatch.setattr(parallel, "gpu_readings", lambda n: pytest.fail("read the GPUs of a CPU run"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cpu")) == 0
-    assert launched == [2, 2, 2]
+    assert launched == [2, 2, 2, 2] and "note: the GPUs" not in capsys.readouterr().err
     assert not torch.cuda.is_initialized()
 
 
@@ -584,14 +587,21 @@ def test_the_gpus_are_read_in_a_child_process(monkeypatch):
     if not torch.cuda.is_available():
         assert parallel.gpu_readings(2) is None  # the child fails: no CUDA here
     two = json.dumps([gpu.to_json() for gpu in gpu_readings(1, 2)])
-    outputs = {f"{two}\n": gpu_readings(1, 2), "[1, 2]\n": None, f"{two[:-1]}]\n": gpu_readings(1, 2), "oops\n": None,
-               "": None, '[{"free": 1}]\n': None}  # fmt: skip
+    outputs = {f"{two}\n": gpu_readings(1, 2), "[1, 2]\n": None, f"CUDA warning\n{two}\n": gpu_readings(1, 2),
+               "oops\n": None, "": None, '[{"free": 1}]\n': None}  # fmt: skip
     for stdout, expected in outputs.items():
         done = subprocess.CompletedProcess([], 0, stdout=stdout, stderr="")
         monkeypatch.setattr(subprocess, "run", lambda *a, done=done, **kw: done)
         assert parallel.gpu_readings(2) == expected, stdout
     monkeypatch.setattr(subprocess, "run", lambda *a, **kw: subprocess.CompletedProcess([], 1, stdout=two))
     assert parallel.gpu_readings(2) is None  # a failed child
+
+    def hung(*args, timeout: float, **kwargs):  # a child that hangs (a driver stuck at its start)
+        assert timeout <= 60  # a few seconds' work: the command does not wait minutes in silence
+        raise subprocess.TimeoutExpired(args[0], timeout)
+
+    monkeypatch.setattr(subprocess, "run", hung)
+    assert parallel.gpu_readings(2) is None
 
 
 def test_the_child_process_reads_each_gpu_a_rank_runs_on(monkeypatch):

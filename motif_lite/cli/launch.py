@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,9 +59,18 @@ def launch_run(args: argparse.Namespace) -> int:
             # that could not be read is left to the ranks, which plan with their own.
             gpus_here = args.device != "cpu" and torch.cuda.is_available()
             readings = gpu_readings(args.gpus) if gpus_here else None
+            if gpus_here and readings is None:
+                print(f"note: {UNREAD_GPUS_NOTE}", file=sys.stderr)
             if readings is not None or (args.vram is not None and not gpus_here):
                 _plan_before_launch(args, request, layout, readings)
         return launch(args.gpus, args.argv)
+
+
+UNREAD_GPUS_NOTE = (
+    "the GPUs could not be read before the processes start (a GPU in exclusive mode, or a child process that failed "
+    "or took over a minute): the memory plan, --vram's included, is left to each rank, which refuses a run that does "
+    "not fit its GPU"
+)
 
 
 @contextlib.contextmanager

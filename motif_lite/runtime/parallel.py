@@ -443,6 +443,11 @@ _READ_GPUS = (
 )
 
 
+# How long the launcher waits for the child that reads the GPUs (it takes a few seconds): a hung driver would
+# otherwise hold the command without a word. Past it, the ranks plan for themselves, and the launcher says so.
+READ_GPUS_TIMEOUT_S = 60
+
+
 def gpu_readings(count: int) -> list[GpuReading] | None:
     """The first `count` CUDA devices, each read once (`devices.GpuReading`: what the GPU is, its free and total
     memory), for the launcher to plan each rank's run on its own GPU; None where they cannot be read (no CUDA).
@@ -457,7 +462,11 @@ def gpu_readings(count: int) -> list[GpuReading] | None:
 
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _READ_GPUS, str(count)], capture_output=True, text=True, timeout=300, check=False
+            [sys.executable, "-c", _READ_GPUS, str(count)],
+            capture_output=True,
+            text=True,
+            timeout=READ_GPUS_TIMEOUT_S,
+            check=False,
         )
         if done.returncode != 0:
             return None
