@@ -464,9 +464,13 @@ def gpu_readings(*free: int, total: int = 80 * 2**30) -> list[GpuReading]:
 @pytest.fixture
 def gpu_machine(monkeypatch) -> None:
     """A machine whose CUDA says it has GPUs, and that fails a test that starts CUDA in this process: its memory or
-    facts asked of torch (each starts a CUDA context, which on a real GPU holds memory for the whole run)."""
+    facts asked of torch (each starts a CUDA context, which on a real GPU holds memory for the whole run). The trap
+    is at the seam, torch.cuda's calls (`_lazy_init` is where every one of them starts CUDA): on a CPU-only build
+    `torch.cuda.is_initialized()` stays False whatever the code asks."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    for started in ("mem_get_info", "get_device_properties", "get_device_name", "get_device_capability", "init"):
+    started_cuda = ("mem_get_info", "get_device_properties", "get_device_name", "get_device_capability", "init",
+                    "_lazy_init", "current_device", "set_device", "is_bf16_supported", "synchronize")  # fmt: skip
+    for started in started_cuda:
         monkeypatch.setattr(torch.cuda, started, lambda *a, _name=started, **kw: pytest.fail(f"torch.cuda.{_name}"))
 
 
