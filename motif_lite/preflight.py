@@ -543,8 +543,7 @@ def smallest_budget_gpu(readings: Sequence[GpuReading], vram_gib: float | None) 
     """The GPU of `readings` whose rank plans for the smallest budget: the least free memory without --vram; with
     it, --vram or, on a card smaller than --vram, its free memory (`_read_gpu_budget`), so not always the busiest
     card. Its warnings are not said here: the plan made on the GPU chosen says its own."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_warnings():
         return min(readings, key=lambda gpu: _read_gpu_budget(gpu, vram_gib))
 
 

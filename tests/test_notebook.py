@@ -82,7 +82,7 @@ def tesla_t4(checkpoint, monkeypatch):
     monkeypatch.setattr(text, "load_text_encoder", lambda *a, **kw: SimpleNamespace(model=None))
     monkeypatch.setattr(loading, "apply_dequant_kernels", lambda *a, **kw: None)
 
-    def load_vae(root, dtype, device):
+    def load_vae(root, dtype, device, config=None):
         raise Loading(dtype)
 
     monkeypatch.setattr(loading, "load_vae", load_vae)
