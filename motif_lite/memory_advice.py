@@ -157,14 +157,9 @@ def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memo
         f"({budget_source(planned.vram_gib is not None)}) for an est. peak of {memory_size(plan.peak_bytes)} "
         f"allocated (~{memory_size(plan.reserved_bytes)} reserved)"
     )
-    lower, why, room = vram_just_under(plan.peak_bytes), JUST_UNDER_THE_PEAK, None
-    if (crowded := crowded_gpu(planned.device, plan.reserved_bytes, "a run")) is not None:
-        said += f", {crowded.held}"
-        advice = crowded.advice
-        if lower is not None and (crowded.vram_gib is None or crowded.vram_gib < lower):
-            lower, why, room = crowded.vram_gib, WHAT_IS_LEFT, crowded.room_bytes
-    else:
-        advice = ": another program may have taken GPU memory since (close it), or the estimate fell short"
+    budget = lower_budget(planned.device, plan.peak_bytes, plan.reserved_bytes, "a run")
+    said, advice = said + budget.held, budget.advice
+    lower, why, room = budget.vram_gib, budget.why, budget.room_bytes
     if lower is None and room is None:
         return OutOfMemoryFigures(said + advice, None, None, why)
     smallest = None
@@ -184,6 +179,33 @@ def out_of_memory_figures(planned: PlannedRun, plan: Plan, what: str = "the memo
 
 
 LEAST_VRAM = 0.01  # GiB: the least --vram figure, which no plan fits, planned for the smallest plan's figure
+
+
+@dataclass(frozen=True)
+class LowerBudget:
+    """The --vram an out-of-memory error names (`vram_gib`, None: no such figure) and why (`why`), for a plan that
+    ran out: just under its peak, or, where other processes now crowd the GPU (`crowded_gpu`), what they left
+    (`room_bytes`, set only then). `held`: what they hold (", but the GPU has ...", empty where they do not crowd
+    it); `advice`: what to do about it, said after `held`."""
+
+    vram_gib: float | None
+    why: str
+    room_bytes: int | None
+    held: str
+    advice: str
+
+
+def lower_budget(device: torch.device | str, peak_bytes: int, reserved_bytes: int, who: str) -> LowerBudget:
+    """`LowerBudget` for a plan of `peak_bytes` (`reserved_bytes` reserved) that ran out on `device`; `who`: "a run"
+    or "a decode", as `crowded_gpu` says it. Run's and decode's advice both start from it."""
+    lower = vram_just_under(peak_bytes)
+    if (crowded := crowded_gpu(device, reserved_bytes, who)) is None:
+        advice = ": another program may have taken GPU memory since (close it), or the estimate fell short"
+        return LowerBudget(lower, JUST_UNDER_THE_PEAK, None, "", advice)
+    held = f", {crowded.held}"
+    if lower is not None and (crowded.vram_gib is None or crowded.vram_gib < lower):
+        return LowerBudget(crowded.vram_gib, WHAT_IS_LEFT, crowded.room_bytes, held, crowded.advice)
+    return LowerBudget(lower, JUST_UNDER_THE_PEAK, None, held, crowded.advice)
 
 
 # Why the --vram an out-of-memory error names is that figure where other processes crowd the GPU (`crowded_gpu`).

@@ -191,19 +191,12 @@ def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
     budget (`vram_given`: --vram's, else the free memory's) and estimated peak, and the --vram just under that peak,
     which plans the decode in less memory (what it does then); where none does, the CPU. Where other processes now
     hold so much of the GPU that the plan's reserve cannot fit beside them, what they hold, and the --vram that fits
-    what they left (`memory_advice.crowded_gpu`), as a run's advice says it; where what they left is under even the
+    what they left (`memory_advice.lower_budget`), as a run's advice says it; where what they left is under even the
     decode's smallest plan, what that plan needs and both ways out (close what holds GPU memory, or the CPU)."""
 
     from motif_lite.decoding import replanned
     from motif_lite.errors import Audience, MemoryBudgetError, MotifLiteError
-    from motif_lite.memory_advice import (
-        JUST_UNDER_THE_PEAK,
-        LEAST_VRAM,
-        WHAT_IS_LEFT,
-        budget_source,
-        crowded_gpu,
-        vram_just_under,
-    )
+    from motif_lite.memory_advice import LEAST_VRAM, budget_source, lower_budget
     from motif_lite.runtime.planner import decode_on_the_cpu, free_for
     from motif_lite.units import RESERVED_RATIO, memory_size
 
@@ -212,15 +205,12 @@ def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
         f"the decode's memory plan had a budget of {memory_size(plan.budget_bytes)} ({budget_source(vram_given)}) "
         f"for an est. peak of {memory_size(plan.stage.peak_bytes)}"
     )
-    lower, why, room = vram_just_under(plan.stage.peak_bytes), JUST_UNDER_THE_PEAK, None
     # As a run's advice: where other processes now hold too much for the plan beside them, what they hold, and the
     # --vram that fits what they left (the one just under the peak would run out again).
-    if (crowded := crowded_gpu(job.device, int(plan.stage.peak_bytes * RESERVED_RATIO), "a decode")) is not None:
-        held, said = f"{said}, {crowded.held}", f"{said}, {crowded.said}"
-        if lower is not None and (crowded.vram_gib is None or crowded.vram_gib < lower):
-            lower, why, room = crowded.vram_gib, WHAT_IS_LEFT, crowded.room_bytes
-    else:
-        said += ": another program may have taken GPU memory since (close it), or the estimate fell short"
+    peak = plan.stage.peak_bytes
+    budget = lower_budget(job.device, peak, int(peak * RESERVED_RATIO), "a decode")
+    held, said = said + budget.held, said + budget.held + budget.advice
+    lower, why, room = budget.vram_gib, budget.why, budget.room_bytes
     cpu = decode_on_the_cpu(Audience.FLAGS)  # the planner's words for it: "decode on the CPU with --device cpu"
     if lower is None and room is None:
         return f"{said}; {cpu}"
