@@ -866,6 +866,64 @@ def test_the_exact_attention_speed_docs_kernels_sets_against_fa3_is_the_latest_t
     assert decoder == fastest["DDT decoder 720p, batch 1"]
 
 
+class _ShapeOnly:
+    """A safetensors slice whose shape and dtype may be read, not its values."""
+
+    def __init__(self, stored) -> None:
+        self._stored = stored
+
+    def get_shape(self):
+        return self._stored.get_shape()
+
+    def get_dtype(self):
+        return self._stored.get_dtype()
+
+    def __getitem__(self, index):
+        pytest.fail("a tensor's values were read")
+
+
+class _HeaderOnly:
+    """safe_open's handle with the header readable and every tensor's values refused."""
+
+    def __init__(self, path, **kwargs) -> None:
+        from safetensors import safe_open
+
+        self._handle = safe_open(path, **kwargs)
+
+    def __enter__(self):
+        self._handle.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._handle.__exit__(*exc)
+
+    def keys(self):
+        return self._handle.keys()
+
+    def metadata(self):
+        return self._handle.metadata()
+
+    def get_slice(self, name):
+        return _ShapeOnly(self._handle.get_slice(name))
+
+    def get_tensor(self, name):
+        pytest.fail(f"{name} was read")
+
+
+def test_check_reads_no_weights(shared_checkpoint_and_gguf, no_weights, monkeypatch, capsys):
+    # README, "Use": "`motif-lite check` reads no weights": its checks of names, shapes and completeness come from
+    # the files' headers. A tensor read through safetensors, a GGUF tensor dequantized or a component loaded fails.
+    from motif_lite.weights import gguf_file, safetensors_files
+
+    monkeypatch.setattr(safetensors_files, "safe_open", _HeaderOnly)
+    monkeypatch.setattr(gguf_file.PackedTensor, "dequantize", lambda *a, **k: pytest.fail("a GGUF tensor was read"))
+    root, gguf = shared_checkpoint_and_gguf
+    for flags in ([], ["--gguf", str(gguf)]):
+        assert cli.main(["check", "-m", str(root), *flags]) == 0, capsys.readouterr()
+        out = capsys.readouterr().out
+        assert "check: 0 problem(s)" in out and "names and shapes match" in out, out
+
+
 def test_the_readmes_test_suite_time_is_the_latest_clean_clone_run():
     # README.md, "Set-up": the test command's time on 2 cores spans the latest `bash .ci/run` of a clean clone that
     # docs/benchmarks.md, "The test suite itself", records (the README said ~10 min when runs took 15-18 min).
