@@ -924,6 +924,52 @@ def test_check_reads_no_weights(shared_checkpoint_and_gguf, no_weights, monkeypa
         assert "check: 0 problem(s)" in out and "names and shapes match" in out, out
 
 
+TRANSFORMER_DOC = Path(__file__).resolve().parent.parent / "docs/transformer.md"
+
+
+@pytest.fixture(scope="module")
+def full_models_on_meta():
+    """diffusers' MotifVideoTransformer3DModel and ours at the official architecture, on the meta device (no
+    memory: only the FLOPs of their forwards are counted)."""
+    from full_size import reference_on_meta
+
+    from motif_lite.config import TransformerConfig
+    from motif_lite.model.transformer import MotifVideoTransformer
+
+    with torch.device("meta"):
+        ours = MotifVideoTransformer(TransformerConfig()).eval()
+    return reference_on_meta().eval(), ours
+
+
+@pytest.mark.slow  # two full-size forwards of each model on the meta device: ~10 s each
+@pytest.mark.parametrize(("size", "latent"), [("1280x736x121", (31, 92, 160)), ("832x480x49", (13, 60, 104))])
+def test_the_flops_the_last_decoder_block_saves_are_what_docs_transformer_says(full_models_on_meta, size, latent):
+    # docs/transformer.md, "One thing computed less than the reference": "It saves 3.2 % of a forward's FLOPs at
+    # 1280x736x121 and 2.8 % at 832x480x49 (..., 512 text tokens ...)", and docs/benchmarks.md ("CPU time") the
+    # FLOPs before and after. Counted by torch's FLOP counter on both models, not by our cost model.
+    from torch.utils.flop_counter import FlopCounterMode
+
+    reference, ours = full_models_on_meta
+    with torch.device("meta"):
+        latents, timestep, text = torch.randn(1, 33, *latent), torch.ones(1), torch.randn(1, 512, 2560)
+    flops = []
+    for forward in (lambda: reference(latents, timestep, text).sample, lambda: ours(latents, timestep, text)):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            forward()
+        flops.append(counter.get_total_flops())
+    page = " ".join(TRANSFORMER_DOC.read_text().split())
+    saved = re.search(r"It saves ([\d.]+) % of a forward's FLOPs at 1280x736x121 and ([\d.]+) % at 832x480x49", page)
+    assert saved, "docs/transformer.md no longer gives the saving in the words this test reads"
+    said = float(saved.group(1 if size == "1280x736x121" else 2))
+    assert round(100 * (1 - flops[1] / flops[0]), 1) == said, flops
+    before, after = (f"{n:.2e}".replace("e+", "e") for n in flops)
+    assert f"{before} -> {after}" in _benchmarks_section("CPU time") or (
+        size == "1280x736x121"
+        and f"{before} FLOPs; it now computes the decoder's N only, {after}"
+        in " ".join(_benchmarks_section("CPU time").split())
+    ), (before, after)
+
+
 def test_the_readmes_test_suite_time_is_the_latest_clean_clone_run():
     # README.md, "Set-up": the test command's time on 2 cores spans the latest `bash .ci/run` of a clean clone that
     # docs/benchmarks.md, "The test suite itself", records (the README said ~10 min when runs took 15-18 min).
