@@ -866,6 +866,24 @@ def test_the_exact_attention_speed_docs_kernels_sets_against_fa3_is_the_latest_t
     assert decoder == fastest["DDT decoder 720p, batch 1"]
 
 
+def test_the_int8_kernels_tolerance_docs_kernels_gives_is_the_tests():
+    # docs/kernels.md, "Accuracy": the interpreted 8-bit kernel equals its float64 emulation "within 2e-4 plus 1e-3
+    # of the value", and a GPU "allows 1e-3 plus 1e-3 of the value": test_kernels_int8's atol and rtol (the page
+    # gave the atol alone, "≤ 2e-4", a bound 5x tighter than the test's on values near 1).
+    from test_kernels_int8 import EMULATION, EMULATION_FP8_GPU
+
+    page = " ".join(KERNELS.read_text().split())
+    said = re.search(
+        rf"to rounding: within {NUMBER} plus {NUMBER} of the value; .* so the GPU allows {NUMBER} plus {NUMBER} of the "
+        "value there",
+        page,
+    )
+    assert said, "docs/kernels.md no longer gives the 8-bit kernel's tolerance in the words this test reads"
+    cpu_atol, cpu_rtol, gpu_atol, gpu_rtol = (float(n) for n in said.groups())
+    assert (cpu_atol, cpu_rtol) == (EMULATION["atol"], EMULATION["rtol"])
+    assert (gpu_atol, gpu_rtol) == (EMULATION_FP8_GPU["atol"], EMULATION_FP8_GPU["rtol"])
+
+
 class _ShapeOnly:
     """A safetensors slice whose shape and dtype may be read, not its values."""
 
