@@ -866,6 +866,32 @@ def test_the_exact_attention_speed_docs_kernels_sets_against_fa3_is_the_latest_t
     assert decoder == fastest["DDT decoder 720p, batch 1"]
 
 
+def test_the_fused_gemms_tflops_docs_kernels_gives_are_the_dequant_tables():
+    # docs/kernels.md, "Dequant-matmul: two paths": "the fused GEMM reached A-B TFLOP/s (C-Dx the bf16 GEMM's
+    # time": the rates the H200 table of docs/benchmarks.md ("Kernels, second versions") gives as bf16 GEMM time x
+    # ratio, over every shape and type the fused GEMM ran (the page said 130-250 where the table reaches 235).
+    section = _benchmarks_section("Kernels, second versions")
+    table = section.split("| M x N x K | bf16 GEMM |", 1)[1].split("\n\n")[0]
+    ratios, rates = [], []
+    for row in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if cells[3] == "—":
+            continue
+        m, n, k = (int(size) for size in cells[0].split(" x "))
+        seconds = float(cells[1].removesuffix(" ms")) * 1e-3
+        for ratio in (float(r) for r in re.findall(r"\d+(?:\.\d+)?", cells[3])):
+            ratios.append(ratio)
+            rates.append(2 * m * n * k / (ratio * seconds) / 1e12)
+    assert len(rates) == 12, table
+    page = " ".join(KERNELS.read_text().split())
+    words = rf"the fused GEMM reached {NUMBER}-{NUMBER} TFLOP/s \({NUMBER}-{NUMBER}x the bf16 GEMM's time"
+    said = re.search(words, page)
+    assert said, "docs/kernels.md no longer gives the fused GEMM's speed in the words this test reads"
+    low, high, fastest, slowest = (float(n) for n in said.groups())
+    assert (low, high) == (round(min(rates)), round(max(rates))), rates
+    assert (fastest, slowest) == (min(ratios), max(ratios))
+
+
 def test_the_int8_kernels_tolerance_docs_kernels_gives_is_the_tests():
     # docs/kernels.md, "Accuracy": the interpreted 8-bit kernel equals its float64 emulation "within 2e-4 plus 1e-3
     # of the value", and a GPU "allows 1e-3 plus 1e-3 of the value": test_kernels_int8's atol and rtol (the page
