@@ -43,3 +43,14 @@ def test_loading_reads_the_vae_and_text_encoder_configs_once(shared_checkpoint, 
     assert pipe.vae is not None and pipe.text_encoder is not None
     configs = [str(root / "vae" / "config.json"), str(root / "text_encoder" / "config.json")]
     assert {path: json_reads[path] for path in configs} == dict.fromkeys(configs, 1)
+
+
+def test_loading_reads_the_transformer_config_once(shared_checkpoint, json_reads):
+    """`locate_sources` reads transformer/config.json and checks every tensor against it; the loader read it again
+    to build the model."""
+    from motif_lite import load_pipeline
+
+    root = shared_checkpoint[0]
+    pipe = load_pipeline(root, device="cpu", dtype="fp32")
+    assert pipe.transformer is not None
+    assert json_reads[str(root / "transformer" / "config.json")] == 1

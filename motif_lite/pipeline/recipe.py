@@ -78,7 +78,10 @@ def load_transformer_stage(
         config = sources.transformer.value
         transformer = load_packed_transformer(packed, config, dtype, device, f"{sources.root} quantized on load")
     else:
-        transformer = load_transformer(sources.root, dtype=dtype, device=device)
+        # The config.json `locate_sources` read and checked every tensor against, not read again (none there: the
+        # loader infers the config from the weights, as before).
+        read = sources.transformer.value if sources.configs.transformer is not None else None
+        transformer = load_transformer(sources.root, dtype=dtype, device=device, config=read)
     applied_loras = apply_loras(transformer, lora_files, dtype) if lora_files else None
     # The kernels for the GPU it runs on, which `set_loras` need not have made the current one.
     apply_kernels(transformer, recipe.kernels, attention=recipe.attention, device=recipe.run_device)

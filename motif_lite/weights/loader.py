@@ -40,12 +40,18 @@ from motif_lite.weights.shapes import (  # also imported from here
 
 
 def load_transformer(
-    source: str | Path, dtype: torch.dtype | str = torch.bfloat16, device: torch.device | str = "cpu"
+    source: str | Path,
+    dtype: torch.dtype | str = torch.bfloat16,
+    device: torch.device | str = "cpu",
+    *,
+    config: TransformerConfig | None = None,
 ) -> MotifVideoTransformer:
     """Load the transformer from a checkpoint directory (uses `transformer/`), a `transformer/` folder, one
     `.safetensors` file, a sharded set's `.index.json`, or a `.gguf` file (weights stay packed; so do the fp8
     linear weights of ComfyUI's fp8 copies, `weights/float8.py`). `dtype`:
-    torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16", "float32", ...)."""
+    torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16", "float32", ...). `config`: the safetensors'
+    config.json as a caller read it already (`CheckpointConfigs.transformer`), not read again: a file edited in
+    between would have given the checks one config and the model another."""
     path = user_path(source)  # "~/..." from a config file or a notebook, where no shell expanded it
     device = checked_device(device)  # before any file is read
     dtype = checked_dtype(dtype)
@@ -53,7 +59,7 @@ def load_transformer(
         from motif_lite.weights.gguf_loader import load_gguf_transformer
 
         return load_gguf_transformer(path, dtype=dtype, device=device)
-    model, refs, scales = _build_safetensors(path)
+    model, refs, scales = _build_safetensors(path, config)
     check_tensors(model, {name: ref.shape for name, ref in refs.items()}, str(path))
     check_floats(refs, str(path), "transformer")
     kept = use_float8_linears(model, refs, scales, str(path))  # ComfyUI's fp8 copies stay in 8 bits
@@ -85,21 +91,25 @@ def meta_transformer(source: str | Path) -> MotifVideoTransformer:
 
 
 def _build_safetensors(
-    path: Path,
+    path: Path, read: TransformerConfig | None = None
 ) -> tuple[MotifVideoTransformer, dict[str, TensorRef], dict[str, TensorRef]]:
     """The meta model for a safetensors source, its tensors under our names and the scales of its scaled fp8
     weights under the weights' names (headers only, nothing read). Not yet checked against each other:
-    `load_transformer` does that, `meta_transformer` leaves it to the load."""
+    `load_transformer` does that, `meta_transformer` leaves it to the load. `read`: the config as a caller read
+    it (its config.json not read again)."""
     files, config_path = locate_safetensors(path)
-    config = None if config_path is None else read_json_object(config_path, "transformer config")
+    config = None if config_path is None or read is not None else read_json_object(config_path, "transformer config")
     if config is not None:  # another component's folder (vae/): say so, not the first field its config lacks
         _refuse_other_model(config, config_path)
     stored = read_transformer_refs(files, str(path))  # a file ComfyUI saved: read as it is
     scales = weight_scales({name: ref.dtype for name, ref in stored.items()}, str(path))
     refs, layout = to_model_names(stored)
     shapes = {name: ref.shape for name, ref in refs.items()}
-    # stacklevel 4: the warning points at the caller of load_transformer / meta_transformer.
-    model = build_model(resolve_config(shapes, layout, config, config_path, stacklevel=4))
+    if read is not None:
+        resolved = read.replace(cross_attention_layout=layout)
+    else:  # stacklevel 4: the warning points at the caller of load_transformer / meta_transformer.
+        resolved = resolve_config(shapes, layout, config, config_path, stacklevel=4)
+    model = build_model(resolved)
     return model, refs, {to_model_name(weight, layout): stored[scale] for weight, scale in scales.items()}
 
 
