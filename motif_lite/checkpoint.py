@@ -271,7 +271,8 @@ def locate_sources(
         text_gguf = problems.collect(lambda: find_text_encoder_gguf(None, text_encoder_gguf, str(model), text_read))
     found_root = problems.collect(
         lambda: _config_fixed(
-            lambda: _find_root(str(model), gguf_replaced, set(files), hub, require_weights, notes), str(model)
+            lambda: _find_root(str(model), gguf_replaced, set(files), hub, require_weights, notes, configs_read),
+            str(model),
         )
     )
     root, index_read = found_root or (None, None)  # and model_index.json as finding the root read it
@@ -420,7 +421,13 @@ def _listed(files: Mapping[str, Path]) -> str:
 
 
 def _find_root(
-    model: str, gguf: set[str], linked: set[str], hub: HubAccess, require_weights: bool, notes: list[str]
+    model: str,
+    gguf: set[str],
+    linked: set[str],
+    hub: HubAccess,
+    require_weights: bool,
+    notes: list[str],
+    configs_read: CheckpointConfigs | None = None,
 ) -> tuple[Path | None, dict | None]:
     """The checkpoint folder, and its model_index.json's object where finding it read that folder's file (None
     where it did not, or there is none: `CheckpointConfigs.read` takes it, not reading the file again); `gguf`,
@@ -433,7 +440,9 @@ def _find_root(
     if folder.is_dir():
         # The configs model_index.json lists (the feature extractor's) are required as a run requires them: a dry
         # run's note names them too, with the command that fetches them.
-        index = _model_index(folder)
+        # model_index.json as an earlier look at this folder read it (`configs_read`), else read now
+        known = configs_read.index if configs_read is not None and configs_read.root == folder else None
+        index = known if known is not None else _model_index(folder)
         listed = [file for file in _missing_listed(folder, index) if file not in OFFICIAL_WITHOUT]
         if require_weights:
             root = find_checkpoint(model, required + listed, download, hub)

@@ -598,6 +598,7 @@ def plan_generation(
     loras: Sequence[LoRAFile] = (),
     adapter_temporaries: bool = True,
     gpu: GpuReading | None = None,
+    configs_read: CheckpointConfigs | None = None,
 ) -> Plan:
     """The memory plan for a (resolved) request, from configs and file headers only: no weights, no network.
 
@@ -624,7 +625,9 @@ def plan_generation(
     `adapter_temporaries=False`: those adapters' weights are counted, not the temporaries their updates keep as a
     layer runs (a server's refusal asks which of the two a loaded plan has no room for). `gpu`: the CUDA GPU as
     another process read it (`devices.GpuReading`; `motif-lite run --gpus N` reads its GPUs in a child process):
-    planned from its figures, without starting CUDA in this process.
+    planned from its figures, without starting CUDA in this process. `configs_read`: the checkpoint's configs as a
+    caller read them already (`motif-lite check`, `CheckpointConfigs.read`), not read again where their folder is the
+    one found.
     """
     for name, gib in (("vram", vram_gib), ("ram", ram_gib)):
         if gib is not None and not positive_budget(gib):
@@ -636,7 +639,9 @@ def plan_generation(
     if isinstance(model, ModelSources):
         sources = model
     else:
-        sources = locate_sources(model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, **AT_HAND)
+        sources = locate_sources(
+            model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, configs_read=configs_read, **AT_HAND
+        )
     sources = with_quantize(sources, quantize, text_encoder_quantize)
     target = parse_device(device)
     here = is_here(target) and gpu is None  # a GPU read elsewhere is planned from its figures: CUDA is not started

@@ -49,7 +49,7 @@ import torch
 from motif_lite.choices import SAMPLERS, SCHEDULER_CLASS_SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
 from motif_lite.devices import COMPUTE_DTYPES, checked_dtype, default_dtype
-from motif_lite.errors import Audience, ConfigError, Spelling, counted
+from motif_lite.errors import Audience, CheckpointError, ConfigError, MotifLiteError, Spelling, counted
 from motif_lite.frame_rates import rate_said
 from motif_lite.json_values import read_json_object
 from motif_lite.request import (
@@ -197,6 +197,8 @@ class CheckpointConfigs:
     # text_encoder/config.json's values, checked (`check_text_encoder_config`); the planner and the time estimate
     # count the encoder's sizes from them rather than reading the file again
     text_encoder_config: dict[str, Any] | None = None
+    # model_index.json's object as read (None: absent, or not read), which finding the folder again need not read
+    index: dict[str, Any] | None = None
 
     @property
     def text_encoder(self) -> bool:
@@ -210,39 +212,61 @@ class CheckpointConfigs:
         *,
         text_encoder_read: dict[str, Any] | None = None,
         index_read: dict[str, Any] | None = None,
+        files_read: Mapping[str, dict[str, Any] | None] | None = None,
     ) -> CheckpointConfigs:
         """Read the configs under a checkpoint folder (the official layout); an empty result for None. Each file is
         read once: a file read twice could change between the reads (an edit under way), and each read of a Hub
         file may be a network round trip. `text_encoder_read`: text_encoder/config.json's values where a caller
         read the file already (the check of a --text-encoder-gguf against it), checked here as the file would be;
-        `index_read`: model_index.json's object where a caller read it already (finding the checkpoint)."""
+        `index_read`: model_index.json's object where a caller read it already (finding the checkpoint);
+        `files_read`: the JSON objects of files a caller read already, by their path under `root`
+        ("vae/config.json"; None: the file was absent), checked here as the files would be (`motif-lite check`
+        reads each file for its own findings first)."""
         if root is None:
             return cls()
         root = Path(root)
+        known = {} if files_read is None else files_read
+
+        def values(rel: str, what: str, error: type[MotifLiteError] = ConfigError) -> dict[str, Any] | None:
+            if rel in known:
+                return known[rel]
+            path = root / rel
+            return read_json_object(path, what, error) if path.is_file() else None
+
         transformer = root / "transformer" / "config.json"
         scheduler = root / "scheduler" / "scheduler_config.json"
         vae = root / "vae" / "config.json"
         index = root / "model_index.json"
-        listed = index_read if index_read is not None else _read_if_there(index, "model index")
-        scheduler_values = read_json_object(scheduler, "scheduler config") if scheduler.is_file() else None
+        index_values = index_read if index_read is not None else values("model_index.json", "model index")
+        listed = index_values or {}
+        scheduler_values = values("scheduler/scheduler_config.json", "scheduler config")
         guider = guider_config_file(root / "guider")
-        guider_values = read_json_object(guider, "guider config") if guider.is_file() else None
+        guider_values = values(guider.relative_to(root).as_posix(), "guider config")
         read = {"scheduler": (scheduler, scheduler_values), "guider": (guider, guider_values)}
         _check_listed_classes(index, listed, read)
         scheduler_config = None if scheduler_values is None else diffusers_values(scheduler_values)
+        transformer_values = values("transformer/config.json", "transformer config")
+        vae_values = values("vae/config.json", "VAE config", CheckpointError)
+        text_encoder = root / "text_encoder" / "config.json"
+        text_encoder_seen = "text_encoder/config.json" in known
+        if text_encoder_read is None and text_encoder_seen:
+            text_encoder_read = known["text_encoder/config.json"]
         configs = cls(
             root=root,
-            transformer=TransformerConfig.from_json(transformer) if transformer.is_file() else None,
+            transformer=None
+            if transformer_values is None
+            else TransformerConfig.from_dict(transformer_values, source=str(transformer)),
             scheduler=scheduler_config,
             scheduler_shift=None if scheduler_config is None else scheduler_shift(scheduler_config, str(scheduler)),
             schedule=schedule_options(scheduler_config, str(scheduler)),
             dynamic=dynamic_shift(scheduler_config, str(scheduler)),
             guider=None if guider_values is None else guider_from_values(guider_values, guider),
-            vae=WanVAEConfig.from_json(vae) if vae.is_file() else None,
-            text_encoder_config=_text_encoder_values(root / "text_encoder" / "config.json", text_encoder_read),
+            vae=None if vae_values is None else WanVAEConfig.from_dict(vae_values, source=str(vae)),
+            text_encoder_config=_text_encoder_values(text_encoder, text_encoder_read, text_encoder_seen),
+            index=index_values,
         )
-        _check_json(root / "tokenizer" / "tokenizer_config.json", "tokenizer config")
-        _check_json(root / "feature_extractor" / "preprocessor_config.json", "image processor config")
+        values("tokenizer/tokenizer_config.json", "tokenizer config")  # a broken file: named now, not by transformers
+        values("feature_extractor/preprocessor_config.json", "image processor config")
         return configs
 
 
@@ -265,24 +289,13 @@ def _check_listed_classes(
             )
 
 
-def _read_if_there(path: Path, what: str) -> dict[str, Any]:
-    """`path`'s JSON object ({} without the file)."""
-    return read_json_object(path, what) if path.is_file() else {}
-
-
-def _check_json(path: Path, what: str) -> None:
-    """Read `path` when it is there, so that a broken file is a ConfigError naming it now rather than a traceback
-    from whatever reads it later (the CPU time estimate, transformers, the image encoder)."""
-    if path.is_file():
-        read_json_object(path, what)
-
-
-def _text_encoder_values(path: Path, read: dict[str, Any] | None) -> dict[str, Any] | None:
-    """`path`'s values (`read`: as a caller read them already), None where it is not there; read as `_check_json`
-    reads a file, with the sizes the text encoder is built from checked (a wrong one crashed the cost estimate)."""
+def _text_encoder_values(path: Path, read: dict[str, Any] | None, was_read: bool = False) -> dict[str, Any] | None:
+    """`path`'s values (`read`: as a caller read them already; `was_read`: a caller looked, and `read` None means
+    the file was absent), None where it is not there, with the sizes the text encoder is built from checked (a wrong
+    one crashed the cost estimate)."""
     from motif_lite.encoders.text_config import check_text_encoder_config, checked_text_encoder_values
 
-    if not path.is_file():
+    if read is None and (was_read or not path.is_file()):
         return None
     return check_text_encoder_config(path) if read is None else checked_text_encoder_values(read, str(path))
 

@@ -54,3 +54,16 @@ def test_loading_reads_the_transformer_config_once(shared_checkpoint, json_reads
     pipe = load_pipeline(root, device="cpu", dtype="fp32")
     assert pipe.transformer is not None
     assert json_reads[str(root / "transformer" / "config.json")] == 1
+
+
+def test_check_reads_each_config_once(shared_checkpoint, json_reads):
+    """`motif-lite check` read most configs two to four times: for its line on the file, again to parse it, and
+    again for the memory plan (transformers' own reads of the tokenizer's files, with `open`, are not counted)."""
+    from motif_lite.checkup import check_setup
+
+    root = shared_checkpoint[0]
+    report = check_setup(root)
+    assert report.plan is not None and not report.problems, report.lines()
+    configs = [str(path) for path in root.rglob("*.json")]
+    assert len(configs) > 5
+    assert {path: json_reads[path] for path in configs} == dict.fromkeys(configs, 1)

@@ -148,7 +148,7 @@ def _check_setup(
     separate = [gguf_path, text_path, *(user_path(file) for file in (weights or {}).values())]
     _check_windows_drives(report, weight_locations(found, replaced | set(weights or {}), separate))
     if files is not None and not report.problems:
-        _check_default_plan(report, files.root, gguf_path, text_path)
+        _check_default_plan(report, files, gguf_path, text_path)
     return report
 
 
@@ -378,19 +378,30 @@ def _variant_problem(variant: str) -> tuple[str, str] | None:
     return unknown_variant_problem(variant, audience=flags) or unrunnable_variant_problem(variant, audience=flags)
 
 
-def _check_default_plan(report: Checkup, root: Path, gguf: Path | None, text_encoder_gguf: Path | None) -> None:
-    """The memory plan of a default `motif-lite run` (official size and settings) on this machine. A plan that does
-    not fit the memory is a warning (a smaller video still runs); any other refusal is a problem: a run refuses it
-    whatever its size."""
+def _check_default_plan(
+    report: Checkup, files: CheckpointFiles, gguf: Path | None, text_encoder_gguf: Path | None
+) -> None:
+    """The memory plan of a default `motif-lite run` (official size and settings) on this machine, from the configs
+    as the file checks read them (`files.configs_read`: each file read once). A plan that does not fit the memory is
+    a warning (a smaller video still runs); any other refusal is a problem: a run refuses it whatever its size."""
     from motif_lite.preflight import plan_generation
     from motif_lite.request import GenerationRequest
+    from motif_lite.settings import CheckpointConfigs
 
+    root = files.root
     request = GenerationRequest("check")
     size = f"{request.width}x{request.height}x{request.frames}"
     try:
         with _files_warned_once(root):
+            configs = CheckpointConfigs.read(root, files_read=files.configs_read)
             plan = plan_generation(
-                request, root, gguf=gguf, dtype=None, device="auto", text_encoder_gguf=text_encoder_gguf
+                request,
+                root,
+                gguf=gguf,
+                dtype=None,
+                device="auto",
+                text_encoder_gguf=text_encoder_gguf,
+                configs_read=configs,
             )
     except MemoryBudgetError as exc:
         report.warning("memory plan", f"the default {size} does not fit here: {first_line(exc)}")

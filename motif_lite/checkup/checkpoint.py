@@ -5,6 +5,7 @@ device), every config parsed the way a run parses it."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -57,16 +58,19 @@ def check_checkpoint(
 
 def _json(report: Checkup, source: CheckpointFiles, rel: str, missing: str | None = None) -> dict | None:
     """The JSON object in `rel`; a problem if it is unreadable, and if it is absent: a problem, or with
-    `missing` (what its absence limits) a warning."""
+    `missing` (what its absence limits) a warning. What it read is kept in `source.configs_read`: the file's
+    parsers and the memory plan take it, not reading the file again."""
     path = source.root / rel
     if not path.is_file():
         if missing is None:
             report.problem(rel, "missing", source.fetch(rel))
         else:
             report.warning(rel, f"absent: {missing}")
+            source.configs_read[rel] = None
         return None
     try:
-        return parse_json_object(path.read_bytes())
+        source.configs_read[rel] = parse_json_object(path.read_bytes())
+        return source.configs_read[rel]
     except OSError as exc:
         report.problem(rel, f"cannot be read ({exc.strerror or exc})", source.fetch(rel, again=True))
     except NotAJSONObject as exc:  # the line names the file already: what is wrong with it, alone
@@ -121,13 +125,14 @@ def _check_text_encoder(report: Checkup, source: CheckpointFiles, with_weights: 
         # this one is there): its absence is no problem.
         report.ok(rel, "absent: not needed, the text encoder GGUF embeds its config")
         return
-    if _json(report, source, rel) is None:
+    values = _json(report, source, rel)
+    if values is None:
         return
 
     def parse() -> object:
-        from motif_lite.encoders.text_config import parse_text_encoder_config
+        from motif_lite.encoders.text_config import config_from_values
 
-        config = parse_text_encoder_config(source.root / rel)
+        config = config_from_values(copy.deepcopy(values), str(source.root / rel))  # a copy: transformers changes it
         if config.model_type != "t5gemma2_encoder":
             raise MotifLiteError(f"model_type {config.model_type!r}, expected 't5gemma2_encoder'")
         return config
@@ -161,11 +166,14 @@ def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
     vocabulary = _json(report, source, "tokenizer/tokenizer.json")
     if config is None or vocabulary is None:
         return
-    from motif_lite.encoders.tokenizer_config import check_tokenizer_config
+    from motif_lite.encoders.tokenizer_config import check_tokenizer_values
 
     # Its values first, on its own line: a wrong one is this file's problem, not tokenizer.json's.
     rel = "tokenizer/tokenizer_config.json"
-    if _parsed(report, source, rel, lambda: check_tokenizer_config(source.root / rel), "a tokenizer config") is FAILED:
+    if (
+        _parsed(report, source, rel, lambda: check_tokenizer_values(config, source.root / rel), "a tokenizer config")
+        is FAILED
+    ):
         return
 
     notes: list[str] = []
@@ -175,7 +183,7 @@ def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
 
         try:
             with tokenizer_notes_taken(notes):
-                return load_tokenizer(source.root)  # as a run loads it
+                return load_tokenizer(source.root, config)  # as a run loads it
         except CheckpointError as exc:  # transformers' own words: the report's line names the file already
             raise exc.__cause__ or exc from None
 
@@ -188,14 +196,14 @@ def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
 def _check_vae(report: Checkup, source: CheckpointFiles) -> None:
     from motif_lite.vae.config import WanVAEConfig
 
-    _check_component(report, source, "vae", WanVAEConfig.from_json, "a Wan2.1 VAE config", vae_mismatches)
+    _check_component(report, source, "vae", WanVAEConfig.from_dict, "a Wan2.1 VAE config", vae_mismatches)
 
 
 def _check_transformer(report: Checkup, source: CheckpointFiles) -> TransformerConfig | None:
     from motif_lite.config import TransformerConfig
 
     what = "a Motif-Video transformer config"
-    config = _check_component(report, source, "transformer", TransformerConfig.from_json, what, _transformer_mismatches)
+    config = _check_component(report, source, "transformer", TransformerConfig.from_dict, what, _transformer_mismatches)
     return config if isinstance(config, TransformerConfig) else None
 
 
@@ -203,16 +211,17 @@ def _check_component(
     report: Checkup,
     source: CheckpointFiles,
     folder: str,
-    load_config: Callable[[Path], object],
+    load_config: Callable[[dict, str], object],
     what: str,
     mismatches: Callable[[object, Shapes], list[str]],
 ) -> object:
-    """`folder`/config.json parses (as `what`) and its safetensors weights hold the tensors it implies. Returns the
-    parsed config, None when the file is absent or unreadable, or `FAILED`."""
+    """`folder`/config.json parses (as `what`, by `load_config(values, source)`) and its safetensors weights hold the
+    tensors it implies. Returns the parsed config, None when the file is absent or unreadable, or `FAILED`."""
     config_file = f"{folder}/config.json"
-    if _json(report, source, config_file) is None:
+    values = _json(report, source, config_file)
+    if values is None:
         return None
-    config = _parsed(report, source, config_file, lambda: load_config(source.root / config_file), what)
+    config = _parsed(report, source, config_file, lambda: load_config(values, str(source.root / config_file)), what)
     headers = _weights(report, source, folder, "diffusion_pytorch_model.safetensors")
     if config is FAILED or headers is None:
         return config
@@ -253,15 +262,18 @@ def _check_scheduler(report: Checkup, source: CheckpointFiles) -> None:
 
 
 def _check_guider(report: Checkup, source: CheckpointFiles) -> None:
-    from motif_lite.sampling import guidance_from_guider_config
+    from motif_lite.sampling.guidance import guider_from_values
 
     rel = "guider/guider_config.json"
-    if (
-        _json(report, source, rel, "the official APG guidance (scale 8, norm threshold 12, momentum 0.1) is used")
-        is None
-    ):
+    values = _json(report, source, rel, "the official APG guidance (scale 8, norm threshold 12, momentum 0.1) is used")
+    if values is None:
         return
-    guidance = _parsed(report, source, rel, lambda: guidance_from_guider_config(source.root / rel), "a guider config")
+
+    def parse() -> object:  # as `guidance_from_guider_config` reads the file: None where the guider is disabled
+        guider = guider_from_values(values, source.root / rel)
+        return guider.guidance if guider.enabled else None
+
+    guidance = _parsed(report, source, rel, parse, "a guider config")
     if guidance is None:
         report.warning(rel, "guidance disabled (enabled: false): one transformer call per step, no negative prompt")
 

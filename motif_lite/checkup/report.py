@@ -68,6 +68,9 @@ class CheckpointFiles:
     # where a missing file is downloaded to when `root` is such a folder of links: the checkpoint folder it links
     # (its own files, rebuilt with each run, are not where a download belongs); None: `root` itself
     downloads_to: Path | None = None
+    # The config files as `check` read them (path under `root` -> JSON object; None: absent), each read once: the
+    # memory plan takes them rather than reading the files again (a file edited in between would differ)
+    configs_read: dict[str, dict | None] = field(default_factory=dict)
 
     def fetch(self, pattern: str, again: bool = False) -> str:
         """The fix for missing (or, `again`, damaged) files: the command that downloads them to where they belong;

@@ -34,6 +34,7 @@ from motif_lite.encoders.tokenizer_config import (
     check_padding,
     check_tokenizer_config,
     check_tokenizer_file,
+    check_tokenizer_values,
     check_vocabulary,
     special_tokens_note,
 )
@@ -443,12 +444,17 @@ def tokenizer_root(source: str | Path) -> Path:
     return find_checkpoint(str(source), required=TOKENIZER_FILES, download=["tokenizer/*"])
 
 
-def load_tokenizer(root: Path) -> PreTrainedTokenizerBase:
+def load_tokenizer(root: Path, config_values: dict | None = None) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer alone (`root`/tokenizer, a few MB, seconds to load): to measure prompts before
-    the text encoder's weights load."""
+    the text encoder's weights load. `config_values`: tokenizer_config.json's object where a caller read the file
+    already (`motif-lite check`), checked here as the file would be."""
     folder = root / "tokenizer"
     config = folder / "tokenizer_config.json"
-    check_tokenizer_config(config)  # its wrong values named by their keys, not in transformers' words
+    # its wrong values named by their keys, not in transformers' words
+    if config_values is None:
+        check_tokenizer_config(config)
+    else:
+        check_tokenizer_values(config_values, config)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except Exception as exc:  # transformers' errors for a damaged file are of many classes (a TypeError for a list)

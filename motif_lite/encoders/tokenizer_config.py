@@ -23,7 +23,11 @@ def check_tokenizer_config(path: Path) -> None:
     is transformers' to miss (its files are checked as the checkpoint is found)."""
     if not path.is_file():
         return
-    values = read_json_object(path, "tokenizer file", CheckpointError)
+    check_tokenizer_values(read_json_object(path, "tokenizer file", CheckpointError), path)
+
+
+def check_tokenizer_values(values: dict, path: Path) -> None:
+    """`check_tokenizer_config` of the file `path` as a caller read it already (`values`, its JSON object)."""
 
     def refuse(key: str, must: str) -> CheckpointError:
         return CheckpointError(f"{path}: {key} must be {must}, got {shown(values[key])}")
