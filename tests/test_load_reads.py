@@ -67,3 +67,24 @@ def test_check_reads_each_config_once(shared_checkpoint, json_reads):
     configs = [str(path) for path in root.rglob("*.json")]
     assert len(configs) > 5
     assert {path: json_reads[path] for path in configs} == dict.fromkeys(configs, 1)
+
+
+def test_a_run_loads_the_tokenizer_once(shared_checkpoint, tmp_path, monkeypatch):
+    """A run measures its prompts with the tokenizer before the weights load (the official negative prompt is long
+    enough to be measured in every guided run), and the text encoder loaded the same folder's tokenizer again."""
+    from motif_lite import cli
+    from motif_lite.encoders import text
+
+    loads: list[Path] = []
+    load_tokenizer = text.load_tokenizer
+
+    def recorded(root: Path, *args, **kwargs):
+        loads.append(root)
+        return load_tokenizer(root, *args, **kwargs)
+
+    monkeypatch.setattr(text, "load_tokenizer", recorded)
+    root, output = shared_checkpoint[0], tmp_path / "fox.mp4"
+    argv = ["run", "-m", str(root), "-p", "a red fox runs through the snow " * 10, "-o", str(output)]
+    argv += ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2", "--dtype", "fp32", "--device", "cpu"]
+    assert cli.main(argv) == 0 and output.is_file()
+    assert len(loads) == 1, loads

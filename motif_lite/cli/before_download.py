@@ -26,6 +26,7 @@ from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedTokenizerBase
 
     from motif_lite.checkpoint import GGUFFilesRead, ModelSources
     from motif_lite.encoders.text import PromptTruncation
@@ -38,21 +39,30 @@ def prompts_cut(model: str, root: Path | None, prompts: dict[str, str]) -> dict[
     """The `prompts` (label -> text) the text encoder will cut, measured with the checkpoint's tokenizer alone before
     any weights load: `root`'s, else `model`'s tokenizer files alone, from the cache or downloaded (a few MB) where a
     prompt of the user's may be over the limit. Empty where there is no tokenizer to read (the encode says it)."""
+    return prompts_measured(model, root, prompts)[0]
+
+
+def prompts_measured(
+    model: str, root: Path | None, prompts: dict[str, str]
+) -> tuple[dict[str, PromptTruncation], PreTrainedTokenizerBase | None]:
+    """`prompts_cut`, with the tokenizer it loaded from `root` (None where it loaded none, or another folder's): the
+    text encoder of the same folder takes it rather than loading it again."""
     from motif_lite.encoders.text import fits_without_tokenizer, load_tokenizer, long_prompts, tokenizer_root
     from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
 
     prompts = {label: prompt for label, prompt in prompts.items() if not fits_without_tokenizer(prompt)}
     if not prompts:
-        return {}
+        return {}, None
     try:
         if root is None or not (root / "tokenizer").is_dir():
             # The official negative prompt is some 150 tokens to the official tokenizer: no reason to download one.
             if all(prompt == OFFICIAL_NEGATIVE_PROMPT for prompt in prompts.values()):
-                return {}
-            root = tokenizer_root(model)
-        return long_prompts(load_tokenizer(root), prompts)
+                return {}, None
+            return long_prompts(load_tokenizer(tokenizer_root(model)), prompts), None
+        tokenizer = load_tokenizer(root)
+        return long_prompts(tokenizer, prompts), tokenizer
     except MotifLiteError:
-        return {}
+        return {}, None
 
 
 def not_said_again(long_prompts: dict[str, PromptTruncation]) -> contextlib.AbstractContextManager:

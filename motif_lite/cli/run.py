@@ -26,7 +26,7 @@ from motif_lite import launcher_variables
 from motif_lite.cli.before_download import (
     ask_before_download,
     not_said_again,
-    prompts_cut,
+    prompts_measured,
     rank_refuses_before_download,
     tokenizer_notes_once,
 )
@@ -74,6 +74,7 @@ from motif_lite.units import RESERVED_RATIO
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedTokenizerBase
 
     from motif_lite.checkpoint import ModelSources
     from motif_lite.encoders.text import PromptTruncation
@@ -307,6 +308,7 @@ class _Prepared:
     lora_files: list[LoRAFile]
     batch_guidance: bool
     long_prompts: dict[str, PromptTruncation]
+    tokenizer: PreTrainedTokenizerBase | None = None  # loaded to measure them: the text encoder takes it
 
 
 def _prepare(
@@ -364,7 +366,8 @@ def _prepare(
     notes += loading_notes(sources, device, args.device, settings.notes)
     notes += _dry_run_device_notes(args, device) if args.dry_run else []
     print_notes(notes, say)
-    long_prompts = prompts_cut(args.model, sources.root, settings.encoded_prompts) if main else {}
+    measured = prompts_measured(args.model, sources.root, settings.encoded_prompts) if main else ({}, None)
+    long_prompts, tokenizer = measured
     for label, truncation in long_prompts.items():  # before the plan and the time question, and minutes before the load
         if said.get(label) != truncation:
             say(f"warning: {truncation.advice(label)}", file=sys.stderr)
@@ -387,7 +390,9 @@ def _prepare(
         print_notes(_dry_run_time_notes(request, settings, sources, dtype, device, videos, values, adapter_macs))
     elif parallel is None:
         _say_run_time(question, requests, settings, sources, dtype, device, say, adapter_macs)
-    return _Prepared(sources, device, dtype, settings, planned, plan, lora_files, batch_guidance, long_prompts)
+    return _Prepared(
+        sources, device, dtype, settings, planned, plan, lora_files, batch_guidance, long_prompts, tokenizer
+    )
 
 
 def _checked_at_hand(args: argparse.Namespace) -> tuple[ModelSources, torch.device]:
@@ -608,7 +613,7 @@ class _Run:
             start = time.perf_counter()
             # The --lora files as `_prepare` read and checked them: not read again as the model loads.
             pipe = load_from_flags(args, sources, prepared.device, plan, prepared.lora_files, prepared.batch_guidance,
-                                   parallel)  # fmt: skip
+                                   parallel, tokenizer=prepared.tokenizer)  # fmt: skip
             pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
             pipe.warns_long_cpu_runs = False  # its time was asked about (or said with --yes) before it loaded
             load_seconds = time.perf_counter() - start

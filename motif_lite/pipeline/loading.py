@@ -40,6 +40,8 @@ from motif_lite.vae import load_vae
 from motif_lite.weights.lora import LoRAEntry, lora_specs, spec_of
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
+    from transformers import PreTrainedTokenizerBase
+
     from motif_lite.encoders.text import TextEncoder
 
 
@@ -63,6 +65,7 @@ def load_pipeline(
     weights: Mapping[str, str | Path] | None = None,
     quantize: str | None = None,
     text_encoder_quantize: str | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
     **other_keywords: object,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
@@ -100,7 +103,9 @@ def load_pipeline(
     "Q4_K_M") its safetensors are quantized to as they load: the encoder the `text_encoder_gguf` file of that type
     would give (not with `text_encoder_gguf`).
     `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
-    encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
+    encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself. `tokenizer`: the
+    checkpoint's tokenizer as the caller loaded it from the same folder already (`encoders.text.load_tokenizer`:
+    `motif-lite run` measures its prompts with it first), not loaded again with the text encoder.
 
     Speed (docs/usage.md, "Going faster"): `batch_guidance` runs a guided step's two predictions as one batch-2
     forward (None: on CUDA when the memory plan has room; the same numbers either way; never in a parallel
@@ -153,7 +158,7 @@ def load_pipeline(
             # Then the weights: the text encoder, the VAE and the transformer.
             text_encoder = vae = loaded = pipe = None  # what a stop part way lets go of (below)
             try:
-                text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target)
+                text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target, tokenizer)
                 vae_device = target if plan is None else plan.device  # as the plan says
                 vae = load_vae(sources.root, dtype=dtype, device=vae_device, config=sources.configs.vae)  # as read
                 load_device = "cpu" if plan is not None else target  # the plan moves what fits
@@ -287,6 +292,7 @@ def _load_text_encoder(
     plan: Plan | None,
     parallel: Parallel | None,
     target: torch.device,
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> TextEncoder | None:
     """The text encoder, on the CPU (it visits the device only while prompts are encoded); None on a parallel run's
     other ranks, which never encode. Quantized as it loads with `sources.text_encoder_quantize` (the K-quants'
@@ -305,7 +311,9 @@ def _load_text_encoder(
         packed = quantize_text_encoder_tensors(sources.root, recipe, device=search, config_values=config)
         folder = sources.root / "text_encoder"
         gguf = packed_text_encoder(packed, folder / "config.json", recipe, folder, config_values=config)
-    text_encoder = load_text_encoder(sources.root, dtype=dtype, device="cpu", gguf=gguf, config_values=config)
+    text_encoder = load_text_encoder(
+        sources.root, dtype=dtype, device="cpu", gguf=gguf, config_values=config, tokenizer=tokenizer
+    )
     if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
         apply_dequant_kernels(text_encoder.model, kernels, target)
     return text_encoder
