@@ -377,13 +377,18 @@ class GpuUse:
         model a notebook loaded earlier) keep theirs."""
         return self.free_bytes + max(0, self.reserved_bytes - self.allocated_bytes)
 
-    def describe(self) -> str:
+    def describe(self, reader: str | None = None) -> str:
         """'5.40 GiB free of 8.00 GiB; other processes hold 2.60 GiB (nvidia-smi lists them; ...)', with what this
-        process's tensors hold where they hold any."""
+        process's tensors hold where they hold any. `reader`: what this process is, in words ("this check"), where
+        it holds no tensors: its own CUDA context, which no reading of the memory can leave out (reading it starts
+        one), is then named as counted with the other processes'."""
         ours = f"; this process's tensors hold {memory_size(self.allocated_bytes)}" if self.allocated_bytes else ""
+        state = "CUDA's own state counts there too"
+        if reader is not None:
+            state = f"{reader}'s own CUDA context counts there too, as a run's would"
         return (
             f"{memory_size(self.free_bytes)} free of {memory_size(self.total_bytes)}{ours}; other processes hold "
-            f"{memory_size(self.others_bytes)} ({gpu_process_tool()} lists them; CUDA's own state counts there too)"
+            f"{memory_size(self.others_bytes)} ({gpu_process_tool()} lists them; {state})"
         )
 
 

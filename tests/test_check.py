@@ -882,6 +882,27 @@ def test_a_gpu_without_bf16_tensor_cores_is_told_runs_use_fp16(monkeypatch, name
         assert finding.level == "ok" and finding.message.startswith(f"{name}, {memory} (nvidia-smi lists them")
 
 
+def test_the_gpu_row_counts_the_checks_own_cuda_context_with_the_other_processes(monkeypatch):
+    """Reading a GPU's memory starts CUDA in the reading process, whose context (a few hundred MiB) is then among what
+    "other processes hold": the row said only that "CUDA's own state" counts there, as if the check held nothing."""
+    import torch
+
+    from motif_lite.checkup.environment import _check_gpu
+    from motif_lite.checkup.report import Checkup
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (70 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_80", "sm_90"])
+    report = Checkup()
+    _check_gpu(report)
+    [finding] = report.findings
+    held = f"other processes hold {memory_size(10 * 2**30)} (nvidia-smi lists them; this check's own CUDA context"
+    assert finding.level == "ok" and held in finding.message, finding.message
+
+
 def test_a_gpu_that_cannot_be_opened_is_a_problem_not_a_traceback(monkeypatch):
     """A GPU another process holds in exclusive mode, or one full to the last MiB, fails as CUDA opens it: `check`
     said nothing of it but a traceback."""

@@ -107,7 +107,8 @@ def test_check_names_it_a_problem(build_without_the_gpu, monkeypatch):
     gpu = [line for line in report.lines() if "cuda:0" in line]
     held = "30.00 GiB free of 32.00 GiB; other processes hold 2.00 GiB"  # what nvidia-smi would say
     assert gpu and gpu[0].startswith(f"problem  GPU cuda:0: {held}"), gpu
-    assert "(nvidia-smi lists them; CUDA's own state counts there too); NVIDIA GeForce RTX 5090" in gpu[0], gpu
+    own = "this check's own CUDA context counts there too, as a run's would"
+    assert f"(nvidia-smi lists them; {own}); NVIDIA GeForce RTX 5090" in gpu[0], gpu
     assert "has no code in this PyTorch build" in gpu[0] and "cu128" in gpu[0] and not report.passed
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: CU128)  # negative control: a build that has it
     report = Checkup()

@@ -108,9 +108,11 @@ def _check_gpu(report: Checkup) -> None:
             continue
         name = torch.cuda.get_device_name(index)
         # What nvidia-smi shows too: how much other processes (a desktop, another job) hold, so that a user who sees
-        # little free can tell why, and what closing them would give.
+        # little free can tell why, and what closing them would give. Reading the memory started CUDA in this process:
+        # its context (a few hundred MiB) is among that, said so. Read in a child process instead (as the launcher
+        # reads its GPUs), the child's own context would be counted in its place.
         use = GpuUse(total, free, torch.cuda.memory_reserved(index), torch.cuda.memory_allocated(index))
-        memory = use.describe()
+        memory = use.describe("this check")
         if (lacking := torch_build_gpu_problem(torch.device("cuda", index))) is not None:  # every run there fails
             report.problem(f"GPU cuda:{index}", f"{memory}; {lacking}", "install the PyTorch build named above")
             continue
