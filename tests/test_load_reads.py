@@ -88,3 +88,19 @@ def test_a_run_loads_the_tokenizer_once(shared_checkpoint, tmp_path, monkeypatch
     argv += ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "2", "--dtype", "fp32", "--device", "cpu"]
     assert cli.main(argv) == 0 and output.is_file()
     assert len(loads) == 1, loads
+
+
+def test_the_text_encoder_takes_only_its_own_folders_tokenizer(shared_checkpoint, tmp_path, monkeypatch):
+    """A tokenizer loaded from another folder (a copy, which may differ) is not used in place of the checkpoint's."""
+    import shutil
+
+    from motif_lite.encoders import text
+
+    root = shared_checkpoint[0]
+    shutil.copytree(root / "tokenizer", tmp_path / "tokenizer")
+    other, own = text.load_tokenizer(tmp_path), text.load_tokenizer(root)
+    loads: list[Path] = []
+    load_tokenizer = text.load_tokenizer
+    monkeypatch.setattr(text, "load_tokenizer", lambda folder: loads.append(folder) or load_tokenizer(folder))
+    assert text.load_text_encoder(root, tokenizer=own).tokenizer is own and loads == []
+    assert text.load_text_encoder(root, tokenizer=other).tokenizer is not other and loads == [root]

@@ -261,12 +261,12 @@ def load_from_flags(
     batch_guidance: bool | None,
     parallel: Parallel | None = None,
     *,
-    tokenizer: PreTrainedTokenizerBase | None = None,
+    prompt_tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> MotifVideoPipeline:
     """`load_pipeline` of the checked `sources` (`preflight_flags`) as run and serve load it: the flags' dtype,
     kernels, attention and speed settings, with the memory `plan`, the `loras` (--lora's (file, strength) pairs, or
     the `LoRAFile`s read from them already) and `batch_guidance` as the plan allows; `parallel`: this rank's part of
-    a parallel run; `tokenizer`: the checkpoint's, loaded already to measure the prompts (not loaded again)."""
+    a parallel run; `prompt_tokenizer`: the checkpoint's, loaded already to measure the prompts (not loaded again)."""
     from motif_lite.cli.run_inputs import run_inputs
     from motif_lite.pipeline import load_pipeline
 
@@ -276,7 +276,7 @@ def load_from_flags(
         attention_backend=args.attention_backend,  # unused with int8 attention (flag_notes says so)
         # A parallel run has no step cache: `launch.parallel_layout` refused any but 0, which reuses nothing.
         step_cache=args.step_cache if parallel is None else None,
-        text_encoder_dtype=run_inputs(args).text_encoder_dtype, tokenizer=tokenizer,
+        text_encoder_dtype=run_inputs(args).text_encoder_dtype, prompt_tokenizer=prompt_tokenizer,
     )  # fmt: skip
 
 

@@ -613,7 +613,7 @@ class _Run:
             start = time.perf_counter()
             # The --lora files as `_prepare` read and checked them: not read again as the model loads.
             pipe = load_from_flags(args, sources, prepared.device, plan, prepared.lora_files, prepared.batch_guidance,
-                                   parallel, tokenizer=prepared.tokenizer)  # fmt: skip
+                                   parallel, prompt_tokenizer=prepared.tokenizer)  # fmt: skip
             pipe.latents_fallback = fallback_folder()  # a full output disk must not lose hours of sampling
             pipe.warns_long_cpu_runs = False  # its time was asked about (or said with --yes) before it loaded
             load_seconds = time.perf_counter() - start

@@ -505,7 +505,8 @@ def load_text_encoder(
     `text_encoder/`'s weights; it is checked against `text_encoder/config.json` when the checkpoint has one, and
     its quantized layers stay packed (motif_lite/encoders/text_gguf.py). `config_values`: `text_encoder/config.json`
     as a caller read it already (`CheckpointConfigs.text_encoder_config`), not read again. `tokenizer`: the
-    checkpoint's tokenizer as a caller loaded it already (`load_tokenizer` of the same folder), not loaded again.
+    checkpoint's tokenizer as a caller loaded it already (`load_tokenizer` of the same folder), not loaded again; one
+    of another folder is not used.
     """
     patterns = ["text_encoder/config.json" if gguf is not None else "text_encoder/*", "tokenizer/*"]
     # What a cached snapshot must hold to be used as is: `tokenizer_root` leaves one with the tokenizer alone.
@@ -515,7 +516,8 @@ def load_text_encoder(
     if gguf is not None and not isinstance(gguf, TextEncoderGGUF):
         gguf = read_text_encoder_gguf(gguf, root / "text_encoder/config.json")  # every check before any weight
     config = None if gguf is not None else _text_encoder_config(root / "text_encoder" / "config.json", config_values)
-    tokenizer = load_tokenizer(root) if tokenizer is None else tokenizer
+    if tokenizer is None or Path(tokenizer.name_or_path) != root / "tokenizer":
+        tokenizer = load_tokenizer(root)
     if gguf is None:
         try:
             model, loading = _load_weights(root / "text_encoder", config, dtype)

@@ -65,7 +65,7 @@ def load_pipeline(
     weights: Mapping[str, str | Path] | None = None,
     quantize: str | None = None,
     text_encoder_quantize: str | None = None,
-    tokenizer: PreTrainedTokenizerBase | None = None,
+    prompt_tokenizer: PreTrainedTokenizerBase | None = None,
     **other_keywords: object,
 ) -> MotifVideoPipeline:
     """Load Motif-Video from a local checkpoint folder (official layout) or a Hub repo id (cache first).
@@ -103,9 +103,10 @@ def load_pipeline(
     "Q4_K_M") its safetensors are quantized to as they load: the encoder the `text_encoder_gguf` file of that type
     would give (not with `text_encoder_gguf`).
     `parallel`: this process's part of a parallel run (`runtime.parallel`): only its main rank loads the text
-    encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself. `tokenizer`: the
-    checkpoint's tokenizer as the caller loaded it from the same folder already (`encoders.text.load_tokenizer`:
-    `motif-lite run` measures its prompts with it first), not loaded again with the text encoder.
+    encoder; every rank loads the transformer and the VAE from the (memory-mapped) files itself.
+    `prompt_tokenizer`: the checkpoint's tokenizer as the caller loaded it from the same folder already
+    (`encoders.text.load_tokenizer`: `motif-lite run` measures its prompts with it first), not loaded again with the
+    text encoder (one of another folder is not used). diffusers' `tokenizer=` (a tokenizer of your own) is not taken.
 
     Speed (docs/usage.md, "Going faster"): `batch_guidance` runs a guided step's two predictions as one batch-2
     forward (None: on CUDA when the memory plan has room; the same numbers either way; never in a parallel
@@ -158,7 +159,9 @@ def load_pipeline(
             # Then the weights: the text encoder, the VAE and the transformer.
             text_encoder = vae = loaded = pipe = None  # what a stop part way lets go of (below)
             try:
-                text_encoder = _load_text_encoder(sources, text_dtype, kernels, plan, parallel, target, tokenizer)
+                text_encoder = _load_text_encoder(
+                    sources, text_dtype, kernels, plan, parallel, target, prompt_tokenizer
+                )
                 vae_device = target if plan is None else plan.device  # as the plan says
                 vae = load_vae(sources.root, dtype=dtype, device=vae_device, config=sources.configs.vae)  # as read
                 load_device = "cpu" if plan is not None else target  # the plan moves what fits
