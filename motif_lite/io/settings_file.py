@@ -7,6 +7,8 @@ PNG, the GIF comment and the EXIF ImageDescription of a WebP (read with Pillow).
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import subprocess
 from dataclasses import dataclass
@@ -127,7 +129,32 @@ def _motif_lite_settings(comment: str | None) -> dict | None:
         values = parse_json_object(comment) if comment else None
     except NotAJSONObject:  # another tool's comment
         return None
-    return values if isinstance(values, dict) and values.get("software") == "motif-lite" else None
+    if not isinstance(values, dict) or values.get("software") != "motif-lite":
+        return None
+    return _with_guidance_object(values)
+
+
+# The files of motif-lite's first days (up to 2026-11-30, cc3f50b; they store no version) hold the guidance as its
+# dataclass's repr, "APGConfig(scale=8.0, norm_threshold=12.0, ...)" (json.dumps' default=str), where later ones hold
+# the object {"method": "APGConfig", "scale": 8.0, ...}: the same class and parameter names, so read as that object.
+_GUIDANCE_REPR = re.compile(r"(APGConfig|CFGConfig)\((.{0,1000})\)", re.DOTALL)
+
+
+def _with_guidance_object(values: dict) -> dict:
+    """`values` with an older file's guidance repr as the object this version stores; other values as they are (a
+    string that is no such repr is then named as an edit or damage, as any other)."""
+    text = values.get("guidance_config")
+    if "version" in values or not isinstance(text, str) or not (match := _GUIDANCE_REPR.fullmatch(text)):
+        return values
+    try:
+        call = ast.parse(f"_({match.group(2)})", mode="eval").body
+        parameters = {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+        return values
+    if call.args or None in parameters:
+        return values
+    stored = json.loads(json.dumps({"method": match.group(1), **parameters}))  # the tuples as the JSON lists stored now
+    return {**values, "guidance_config": stored}
 
 
 def _ffmpeg_comment(path: Path) -> str | None:
