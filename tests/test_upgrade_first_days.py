@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from motif_lite import cli
 from motif_lite.cli.resume import request_from_file
@@ -18,7 +19,8 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.io.settings_file import read_settings
 from motif_lite.io.video import write_video
 
-FIRST_DAY_VIDEO = Path(__file__).parent / "data" / "old_formats" / "83bd741" / "fox.mp4"
+FIRST_DAY = Path(__file__).parent / "data" / "old_formats" / "83bd741"
+FIRST_DAY_VIDEO = FIRST_DAY / "fox.mp4"
 
 
 def test_a_first_days_video_gives_its_guidance_back():
@@ -35,6 +37,19 @@ def test_run_settings_from_a_first_days_video_plans_its_guidance(shared_checkpoi
     assert cli.main([*command, "-o", str(tmp_path / "again.webp"), "--device", "cpu", "--dry-run"]) == 0
     out = capsys.readouterr()
     assert "guidance     file       APG scale 8, eta 1, norm threshold 12, momentum 0.1" in out.out, out.out
+
+
+def test_a_first_days_video_is_made_again_as_that_version_made_it(shared_checkpoint, tmp_path):
+    """Its PNG frames (the same run as its fox.mp4), made again from the first frame's settings on the same tiny
+    checkpoint: the frames that version wrote, up to a level of another CPU's float32 rounding."""
+    command = ["run", "--settings-from", str(FIRST_DAY / "frames" / "f_000.png"), "-m", str(shared_checkpoint[0])]
+    again = tmp_path / "f_%03d.png"
+    assert cli.main([*command, "--dtype", "fp32", "--device", "cpu", "-o", str(again)]) == 0
+    older = sorted((FIRST_DAY / "frames").glob("f_*.png"))
+    assert [path.name for path in older] == [path.name for path in sorted(tmp_path.glob("f_*.png"))]
+    for path in older:
+        then, now = (np.asarray(Image.open(folder / path.name), np.int16) for folder in (path.parent, tmp_path))
+        assert np.abs(then - now).max() <= 1, path.name
 
 
 # What a file of those days stores beside its guidance (no version, no model): the request's fields as they were.
