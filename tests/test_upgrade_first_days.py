@@ -98,6 +98,8 @@ def test_the_stored_repr_chooses_the_guidance(tmp_path, stored, expected):
         {**FIRST_DAYS_STORED, "guidance_config": "apg"},  # no repr at all
         {**FIRST_DAYS_STORED, "guidance_config": "APGConfig(scale=__import__('os'))"},  # no literal
         {**FIRST_DAYS_STORED, "guidance_config": "APGConfig(8.0)"},  # not the dataclass's repr
+        {**FIRST_DAYS_STORED, "guidance_config": "APGConfig(scale=8.0)+_(eta=1.0)"},  # no call
+        {**FIRST_DAYS_STORED, "guidance_config": "APGConfig(**{'scale': 8.0})"},
         {**FIRST_DAYS_STORED, "version": "0.1.0", "guidance_config": "APGConfig(scale=8.0)"},  # a later file's
     ],
 )

@@ -148,10 +148,12 @@ def _with_guidance_object(values: dict) -> dict:
         return values
     try:
         call = ast.parse(f"_({match.group(2)})", mode="eval").body
+        if not isinstance(call, ast.Call) or call.args:  # "scale=1)+_(eta=2": no repr, nor a value by position
+            return values
         parameters = {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
     except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
         return values
-    if call.args or None in parameters:
+    if None in parameters:  # **mapping
         return values
     stored = json.loads(json.dumps({"method": match.group(1), **parameters}))  # the tuples as the JSON lists stored now
     return {**values, "guidance_config": stored}
