@@ -888,6 +888,20 @@ def test_a_video_to_extend_sent_as_a_file_and_as_a_field_is_said_twice(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_a_json_key_sent_twice_is_refused_as_a_form_field_sent_twice_is(server):
+    # A form's field sent twice was a 400, but JSON's parser kept the last value without a word: a client that
+    # builds its body by hand (a JavaScript or Go string, a shell script) got 3 steps where it may have meant 2.
+    json_headers = {"Content-Type": "application/json"}
+    body = b'{"prompt": "a fox", "size": "64x64", "num_frames": 5, "steps": 2, "steps": 3}'
+    code, error, _ = server.request("POST", "/v1/videos", body, json_headers)
+    assert code == 400 and error["error"]["param"] == "steps" and error["error"]["code"] == "invalid_value", error
+    assert error["error"]["message"].startswith("steps was sent twice"), error
+    nested = b'{"prompt": "a fox", "input_reference": {"image_url": "data:,a", "image_url": "data:,b"}}'
+    code, error, _ = server.request("POST", "/v1/videos", nested, json_headers)
+    assert code == 400 and error["error"]["message"].startswith("'image_url' was sent twice"), error
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_a_second_image_file_is_one_too_many(server):
     # Starlette's words alone ("Too many files. Maximum number of files is 1.") named no field.
     image = ("x.png", png(), "image/png")

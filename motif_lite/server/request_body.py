@@ -6,6 +6,7 @@ code, as the JSON's are.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -35,8 +36,9 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
     if not raw.strip():  # curl -X POST without -d: json's "Expecting value: line 1 column 1" says nothing useful
         raise ApiError(400, 'the body is empty: send a JSON object, e.g. {"prompt": "a cat surfing"} (curl: -H '
                        "'Content-Type: application/json' -d '{...}')", None, "invalid_value")  # fmt: skip
+    repeated: list[list[str]] = []  # per JSON object, inner ones first: the keys it names more than once
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, object_pairs_hook=functools.partial(_object_noting_repeats, repeated))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", None, "invalid_value") from exc
     except (ValueError, RecursionError) as exc:  # valid JSON that Python's parser refuses (not the client's bug)
@@ -44,7 +46,27 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
                        "invalid_value") from exc  # fmt: skip
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object", None, "invalid_value")
+    _refuse_repeated_keys(repeated)
     return body, (None, None), False
+
+
+def _object_noting_repeats(repeated: list[list[str]], pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: the object, its keys named more than once noted in `repeated`."""
+    keys = [key for key, _ in pairs]
+    repeated.append(sorted({key for key in keys if keys.count(key) > 1}) if len(set(keys)) < len(keys) else [])
+    return dict(pairs)
+
+
+def _refuse_repeated_keys(repeated: list[list[str]]) -> None:
+    """A key twice in one JSON object is a 400, as a form field sent twice is: Python's parser (and Go's, and a
+    browser's) kept the last value without a word, so which one the client meant was a guess. The body's own object
+    is the last one parsed; a repeat inside a field's value (`input_reference`, a LoRA entry) names no field."""
+    if repeated[-1]:
+        key = repeated[-1][0]
+        raise ApiError(400, f"{key} was sent twice (the JSON object names it twice)", key, "invalid_value")
+    if nested := next((keys for keys in repeated if keys), None):
+        raise ApiError(400, f"{nested[0]!r} was sent twice in one of the body's JSON objects", None,
+                       "invalid_value")  # fmt: skip
 
 
 async def _form_fields(form: FormData) -> tuple[dict[str, Any], tuple[bytes | None, str | None]]:
