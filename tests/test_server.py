@@ -1057,6 +1057,30 @@ def test_no_cors_unless_asked(server, pipe, tmp_path):
         assert "access-control-allow-origin" not in allowing.request("OPTIONS", "/v1/videos", headers=other)[2]
 
 
+def test_a_refused_preflight_is_an_error_object_saying_which_flag_allows_it(server, pipe, tmp_path):
+    # Starlette refused a preflight in plain text ("Disallowed CORS origin"), the one answer not in the API's shape,
+    # and a server without --cors-origin said "Method Not Allowed": neither said that the flag exists.
+    preflight = {"Origin": "http://page.test", "Access-Control-Request-Method": "POST"}
+    code, error, headers = server.request("OPTIONS", "/v1/videos", headers=preflight)
+    assert code == 405 and "access-control-allow-origin" not in headers, headers
+    assert "--cors-origin ORIGIN" in error["error"]["message"], error
+    assert "--cors-origin" not in server.request("OPTIONS", "/v1/videos")[1]["error"]["message"]  # no preflight
+    with InProcessServer(pipe, tmp_path / "cors", cors_origins=("http://page.test",)) as allowing:
+        other = {**preflight, "Origin": "http://elsewhere.test"}
+        code, error, headers = allowing.request("OPTIONS", "/v1/videos", headers=other)
+        assert code == 400 and headers["content-type"] == "application/json", headers
+        assert "access-control-allow-origin" not in headers and headers["vary"].startswith("Origin"), headers
+        assert error["error"]["code"] == "cors_not_allowed" and error["error"]["param"] is None, error
+        message = error["error"]["message"]
+        assert "pages of http://elsewhere.test may not call" in message and "http://page.test only" in message
+        assert "--cors-origin http://elsewhere.test" in message, message
+        code, error, _ = allowing.request(
+            "OPTIONS", "/v1/videos", headers={**preflight, "Access-Control-Request-Method": "PUT"}
+        )
+        assert code == 400 and "PUT is no method of this API" in error["error"]["message"], error
+        assert allowing.request("OPTIONS", "/v1/videos", headers=preflight)[0] == 200  # as before
+
+
 def test_the_log_says_who_queued_each_job_also_behind_a_proxy(server):
     # The log said when each job started and how long it waited and ran, never who asked for it: on a server that a
     # team shares, the proxy's access log has each request but not the job it made. Behind a proxy on this machine

@@ -34,6 +34,7 @@ from starlette.routing import Match
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import GenerationRequest
 from motif_lite.server.body_limit import BodyLimit
+from motif_lite.server.cors import ApiCors
 from motif_lite.server.downloads import download
 from motif_lite.server.extension import extension_fields, in_video_words
 from motif_lite.server.internal_errors import InternalErrors
@@ -70,6 +71,10 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")  # those a 405'
 # an If-Range resumes it.
 SDK_HEADERS = ("openai-poll-after-ms", "retry-after", "x-should-retry")
 DOWNLOAD_HEADERS = ("content-range", "accept-ranges", "content-disposition", "etag")
+CORS_OFF = (
+    "; a browser's CORS preflight: this server takes no calls from pages of other origins unless started with "
+    "--cors-origin ORIGIN (or serve the page and the API from one origin, behind one proxy: docs/server.md)"
+)
 LOADING_RETRY_SECONDS = 10  # what a 503 `model_loading` tells a client to wait (the SDK retries after it)
 # The page while the model loads: it reloads itself, and so becomes the real page once the model is ready.
 LOADING_PAGE = f"""<!doctype html>
@@ -172,14 +177,12 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
     # Outside every answer given before the body was read; a stop ends its reading of the rest at once.
     app.add_middleware(CloseAfterUnreadBody, stopping=lambda: state.stopping)
     if config.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         # Any request header: OpenAI's SDKs send their own (X-Stainless-*, OpenAI-Organization), and a preflight
         # naming one not listed was refused, so a page using an SDK could call nothing. No cookies are allowed, so
         # a header grants nothing the key does not. A browser shows a script few response headers of its own
         # choosing: the others it reads are exposed (the SDKs' poll and retry hints, a download's).
         app.add_middleware(
-            CORSMiddleware,
+            ApiCors,
             allow_origins=list(config.cors_origins),
             allow_methods=["GET", "HEAD", "POST", "DELETE"],
             allow_headers=["*"],
@@ -568,6 +571,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         message = f"{request.method} {request.url.path}: {exc.detail}"
         if exc.status_code == 404:
             message += _route_hint(app, request)
+        if (
+            exc.status_code == 405
+            and request.method == "OPTIONS"
+            and "access-control-request-method" in request.headers
+        ):
+            message += CORS_OFF  # a browser's preflight: only `ApiCors` answers one, and it is off
         headers = exc.headers
         if exc.status_code == 405 and (allowed := _allowed_methods(app, request)):
             headers = {**(headers or {}), "Allow": allowed}

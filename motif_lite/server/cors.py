@@ -1,0 +1,48 @@
+"""CORS for `--cors-origin`: Starlette's middleware, with a refused preflight answered in the API's JSON shape.
+
+Starlette refused a preflight with a plain-text 400 ("Disallowed CORS origin"): the one answer of the server that
+was not an error object, and it named neither the origin the server takes nor the flag that adds one. A browser
+shows its script no preflight's body either way; the message is for whoever reads it with curl or the browser's
+network panel.
+"""
+
+from __future__ import annotations
+
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+
+from motif_lite.server.schema import ApiError
+
+
+class ApiCors(CORSMiddleware):
+    """`CORSMiddleware` whose refused preflight is a 400 `cors_not_allowed` saying what was refused and why."""
+
+    def __init__(self, app, allow_origins: list[str], **options) -> None:
+        super().__init__(app, allow_origins=allow_origins, **options)
+        self.origins_named = tuple(allow_origins)  # as the operator gave them, for the message
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        error = ApiError(400, self._refusal(request_headers), None, "cors_not_allowed")
+        kept = ("access-control-", "vary")  # Starlette's CORS headers, without its plain text's length and type
+        headers = {name: value for name, value in response.headers.items() if name.startswith(kept)}
+        return JSONResponse(error.body(), status_code=400, headers=headers)
+
+    def _refusal(self, request_headers: Headers) -> str:
+        origin = request_headers["origin"]
+        method = request_headers["access-control-request-method"]
+        reasons = []
+        if not self.is_allowed_origin(origin=origin):
+            reasons.append(
+                f"pages of {origin} may not call this server, which takes calls from pages of "
+                f"{', '.join(self.origins_named)} only (start it with --cors-origin {origin} to add that origin)"
+            )
+        if method not in self.allow_methods:
+            reasons.append(f"{method} is no method of this API (it takes {', '.join(self.allow_methods)})")
+        if not reasons:  # any header is allowed: what is left is Starlette's private-network check
+            reasons.append("the page asks to reach a private network (Access-Control-Request-Private-Network), "
+                           "which this server does not grant")  # fmt: skip
+        return "CORS preflight refused: " + "; ".join(reasons)
