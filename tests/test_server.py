@@ -1029,6 +1029,22 @@ def test_unknown_ids_are_404_and_bad_queries_400(server):
     assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
 
 
+def test_a_query_parameter_given_twice_is_refused(server):
+    # `?limit=1&limit=2` (a JavaScript URLSearchParams appended to twice) took the last value without a word.
+    content = f"/v1/videos/video_{'0' * 32}/content"
+    for path, param in [
+        ("/v1/videos?limit=1&limit=2", "limit"),
+        ("/v1/videos?order=asc&order=desc", "order"),
+        (f"{content}?variant=video&variant=thumbnail", "variant"),
+    ]:
+        code, error, _ = server.request("GET", path)
+        assert code == 400 and error["error"]["code"] == "invalid_value", (path, error)
+        assert error["error"]["param"] == param and error["error"]["message"] == (
+            f"query parameter {param!r} was given twice"
+        )
+    assert server.request("GET", "/v1/videos?limit=1&order=asc")[0] == 200
+
+
 def test_api_key_is_required_on_every_api_route(pipe, tmp_path):
     with InProcessServer(pipe, tmp_path / "data", api_key="s3cret") as server:
         routes = [("GET", "/v1/videos"), ("POST", "/v1/videos"), ("GET", "/v1/videos/x"), ("DELETE", "/v1/videos/x"),

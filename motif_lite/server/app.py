@@ -459,6 +459,9 @@ def _only_known_query(request: Request, known: tuple[str, ...]) -> None:
         hint = f"; did you mean {meant!r}?" if meant else ""
         raise ApiError(400, f"unknown query parameter {unknown[0]!r}{hint} (known: {', '.join(known)})", unknown[0],
                        "unknown_parameter")  # fmt: skip
+    # One given twice (`limit=10&limit=20`, URLSearchParams.append called twice) had its last value taken silently.
+    if repeated := [name for name in known if len(request.query_params.getlist(name)) > 1]:
+        raise ApiError(400, f"query parameter {repeated[0]!r} was given twice", repeated[0], "invalid_value")
 
 
 def _page_params(query) -> tuple[str | None, int, bool]:
