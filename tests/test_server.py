@@ -870,6 +870,18 @@ def test_json_sent_as_a_form_says_to_send_its_content_type(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_json_that_fetch_sent_as_text_says_to_send_its_content_type(server):
+    # fetch(url, {method: "POST", body: JSON.stringify(job)}) labels the body text/plain;charset=UTF-8: the answer
+    # said "not text/plain" alone, nothing on the header the client must add.
+    text = {"Content-Type": "text/plain;charset=UTF-8"}
+    code, error, _ = server.request("POST", "/v1/videos", json.dumps({"prompt": PROMPT, **TINY}).encode(), text)
+    assert code == 400 and error["error"]["code"] == "invalid_value", error
+    assert error["error"]["message"].startswith("the body looks like JSON: send it with Content-Type: application/json")
+    code, error, _ = server.request("POST", "/v1/videos", b"a red fox", text)  # no JSON: as before
+    assert code == 400 and error["error"]["message"] == "send application/json or multipart/form-data, not text/plain"
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_json_sent_without_a_content_type_is_read_as_json(server):
     # A client that sets no Content-Type at all (Python's http.client with bytes, a bare fetch) sends JSON.
     body = json.dumps({"prompt": PROMPT, "stepz": 2}).encode()

@@ -29,6 +29,11 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
                            "'Content-Type: application/json')", None, "invalid_value")  # fmt: skip
         fields, image = await _form_fields(form)
         return fields, image, True
+    if content_type == "text/plain" and (await request.body()).lstrip().startswith(b"{"):
+        # A browser's fetch() labels a string body text/plain unless told: JSON.stringify's output arrives so.
+        raise ApiError(400, "the body looks like JSON: send it with Content-Type: application/json (fetch sends a "
+                       "string body as text/plain unless its headers say otherwise)", None,
+                       "invalid_value")  # fmt: skip
     if content_type not in ("application/json", ""):
         raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}", None,
                        "invalid_value")  # fmt: skip
