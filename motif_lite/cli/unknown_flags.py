@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable
 
 from motif_lite import flag_spelling
@@ -79,18 +80,15 @@ OTHER_TOOLS_NAMES = {
 Advice = str | Callable[[], str]
 _LORA_FILE_STRENGTH = "each LoRA is given with its file and strength: --lora DIR/NAME.safetensors:0.8 (repeatable)"
 _OTHER_TOOLS_ADVICE = [
-    # stable-diffusion.cpp's --scheduler/--schedule and ComfyUI's scheduler pick a sigma schedule (karras,
-    # exponential, ...): not the sampler.
-    (("--scheduler", "--schedule"), "--flow-shift",
-     "sigma schedules such as karras are not offered: Motif samples on the flow-matching schedule, which "
-     "--flow-shift shapes; the sampler is --sampling-method"),
     # TeaCache / MagCache (Wan2GP, ComfyUI): a step cache too, but their thresholds measure something else.
-    (("--teacache", "--tea-cache", "--magcache"), "--step-cache",
+    (("--teacache", "--tea-cache", "--magcache", "--rel-l1-thresh", "--teacache-thresh", "--magcache-thresh"),
+     "--step-cache",
      "the step cache here is --step-cache THRESHOLD (First-Block-Cache style): TeaCache's and MagCache's thresholds "
      "measure other quantities, don't carry them over; start around 0.05 (docs/usage.md, 'Going faster')"),
-    # Memory switches: ComfyUI's modes (--lowvram, --novram, ...) and --reserve-vram, AUTOMATIC1111's and Forge's
-    # --medvram, stable-diffusion.cpp's --offload-to-cpu, --vae-tiling and --clip-on-cpu, diffusers' offload and VAE
-    # methods (enable_model_cpu_offload, ...), Wan2GP's --profile. Here no switch: the plan fits the free memory by
+    # Memory switches: ComfyUI's modes (--lowvram, --novram, ...), --reserve-vram and --disable-smart-memory,
+    # WanVideoWrapper's blocks_to_swap, AUTOMATIC1111's and Forge's --medvram, stable-diffusion.cpp's
+    # --offload-to-cpu, --vae-tiling and --clip-on-cpu, diffusers' offload and VAE methods (enable_model_cpu_offload,
+    # ...), Wan2GP's --profile and --vae-config (its VAE tiling). Here no switch: the plan fits the free memory by
     # itself, so "did you mean --vram?" (a number of GiB) would send them wrong.
     (("--lowvram", "--low-vram", "--novram", "--no-vram", "--highvram", "--normalvram", "--gpu-only",
       "--medvram", "--med-vram", "--medvram-sdxl", "--enable-model-cpu-offload", "--enable-sequential-cpu-offload",
@@ -98,15 +96,20 @@ _OTHER_TOOLS_ADVICE = [
       "--reserve-vram", "--cpu-vae", "--offload-to-cpu", "--offload", "--cpu-offload", "--model-cpu-offload",
       "--sequential-offload", "--sequential-cpu-offload", "--vae-tiling", "--vae-tiled", "--tiled", "--clip-on-cpu",
       "--vae-on-cpu", "--profile", "--preload", "--vae-tile-size", "--vae-tile-overlap", "--vae-relative-tile-size",
-      "--attention-slicing", "--offload-model", "--t5-cpu", "--stream-layers", "--auto-fit", "--params-backend"),
+      "--attention-slicing", "--offload-model", "--t5-cpu", "--stream-layers", "--auto-fit", "--params-backend",
+      "--disable-smart-memory", "--async-offload", "--blocks-to-swap", "--vae-config"),
      "--vram",
      "memory is planned here, not switched: a run streams, offloads to the CPU and tiles what it must to fit the "
      "GPU's free memory (--dry-run prints the plan); --vram GiB plans for a smaller budget (what the run may use, "
      "not what it leaves free)"),
     # Low-precision switches (--fp8, ComfyUI's --fp8_e4m3fn-unet, ...): here low precision is the weight file's.
-    (("--fp8", "--fp8-e4m3fn-unet", "--weight-dtype"), "--gguf",
+    (("--fp8", "--fp8-e4m3fn-unet", "--fp8-e5m2-unet", "--fp8-e8m0fnu-unet", "--weight-dtype"), "--gguf",
      "8-bit weights come from a GGUF file: --gguf Q8_0 (or Q4_K_M, ...), or from an fp8 copy of the transformer "
      "(--diffusion-model FILE, kept in 8 bits); 8-bit attention is --attention int8"),
+    # ComfyUI's 8-bit text encoder switches: the text encoder's own quantization here.
+    (("--fp8-e4m3fn-text-enc", "--fp8-e5m2-text-enc"), "--text-encoder-quantize",
+     "an 8-bit text encoder is --text-encoder-quantize Q8_0 (quantized as it loads) or --text-encoder-gguf FILE "
+     "(made once by python -m motif_lite.quantize --component text_encoder)"),
     # stable-diffusion.cpp's --type (q8_0, q4_k, ...) quantizes the weights as it loads them: --quantize here.
     (("--type",), "--quantize",
      "the transformer is quantized as it loads with --quantize Q8_0 (or Q4_K_M, ...); --gguf Q4_K_M downloads the "
@@ -184,6 +187,35 @@ _OTHER_TOOLS_ADVICE = [
     # --cfg-scale?", "--gpu: did you mean --gpus?"), and ones that no spelling tells: what each is here.
     (("--fp16", "--bf16", "--fp32", "--half", "--no-half", "--full-precision", "--force-fp16", "--force-fp32"),
      "--dtype", "the compute type is --dtype bf16, fp16 or fp32 (default bf16, fp16 on GPUs before Ampere)"),
+    # ComfyUI's per-model types: one type for the run here.
+    (("--bf16-unet", "--fp16-unet", "--fp32-unet", "--bf16-vae", "--fp16-vae", "--fp32-vae", "--bf16-text-enc",
+      "--fp16-text-enc", "--fp32-text-enc"), "--dtype",
+     "the compute type is one flag for the whole run, --dtype bf16, fp16 or fp32 (in fp16 the text encoder stays "
+     "bf16)"),
+    # ComfyUI's attention implementations: here the exact kernel is picked by --attention-backend.
+    (("--use-pytorch-cross-attention", "--use-split-cross-attention", "--use-quad-cross-attention"),
+     "--attention-backend",
+     f"the exact attention kernel is --attention-backend ({'|'.join(ATTENTION_BACKENDS)}; sdpa is PyTorch's, and "
+     "auto, the default, times the kernels and keeps the fastest); 8-bit attention is --attention int8"),
+    # ComfyUI's --fast (fp16 accumulation, fp8 matrix multiplication, cuBLAS ops, autotuning): no one switch here.
+    (("--fast",), "--compile",
+     "there is no one speed switch: --compile is exact, --attention int8 and --step-cache THRESHOLD trade some "
+     "quality, and fewer --steps or a smaller size are the rest (docs/usage.md, 'Going faster')"),
+    # ComfyUI's --preview-method (auto, latent2rgb, taesd): "did you mean --preview?" left the value to guess.
+    (("--preview-method",), "--preview",
+     "a preview is --preview FILE, rewritten while sampling: .png (middle frame) or .webp (every latent frame), "
+     "its colours read straight from the latents as latent2rgb does; there is no method to pick"),
+    # ComfyUI's seed widget: what becomes of the seed after each run (fixed, increment, decrement, randomize).
+    (("--control-after-generate",), "--seed",
+     "a seed is never changed for the next run: -s SEED draws the same noise each time (fixed); -s -1, the "
+     "default, draws a new seed per run and prints it (randomize); -b N makes N videos with seeds SEED, SEED+1, "
+     "... (increment)"),
+    # Video Combine's (VideoHelperSuite) output settings: the file's kind is the extension of -o here.
+    (("--format",), "--output",
+     "the format is the extension of -o: .mp4, .mkv or .mov (H.264), .webm (VP9), .webp, .gif, or PNG frames "
+     "out_%03d.png; the quality is --crf"),
+    (("--pingpong",), "--output", "no ping-pong: the file holds the frames once, forward"),
+    (("--loop-count",), "--output", "a .gif or .webp loops forever (a loop count of 0); no other count is offered"),
     (("--cpu",), "--device", "the CPU is --device cpu"),
     # Other GPUs' switches (ComfyUI's --directml and Intel's IPEX ones, and the names users guess): "--mps: did you
     # mean --fps?" sent Mac users to the frame rate.
@@ -318,6 +350,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     # A flag typed with full-width or typographic dashes (a Korean or Japanese input method on): said as such, not
     # taken for words of the prompt.
     lookalikes = {word: hint for word in extras if (hint := flag_spelling.lookalike_hint(word, known))}
+    # A setting typed without its dashes (`seed=42`, `length=81`, as a ComfyUI widget or a config file writes it): as
+    # the flag, not as words of the prompt, where the prompt hint would have put it.
+    settings = {word: hint for word in extras if (hint := _setting_hint(word, command, known, args))}
     for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-") and word not in lookalikes):
         if hint := _flag_hint(flag, command, known, extras[index + 1 : index + 2], args):
             flags_by_advice.setdefault(hint.removeprefix(f"{flag}: "), []).append(flag)
@@ -327,14 +362,18 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
             flags_by_advice.setdefault(f"did you mean {meant}?", []).append(flag)
     # One line per advice: stable-diffusion.cpp's --offload-to-cpu --vae-tiling --clip-on-cpu got the same
     # sentence three times over.
-    hints = [*lookalikes.values(), *(f"{', '.join(flags)}: {advice}" for advice, flags in flags_by_advice.items())]
+    hints = [
+        *lookalikes.values(),
+        *settings.values(),
+        *(f"{', '.join(flags)}: {advice}" for advice, flags in flags_by_advice.items()),
+    ]
     if runs:
         hints.append(f"{', '.join(runs)}: {_LEFT_TO_RUN[command]}")
     # Words alone: a path without its flag, or a prompt.
     if not lookalikes and not any(word.startswith("-") for word in extras):
-        placed = {word: hint for word in extras if (hint := path_hint(word, known)) is not None}
+        placed = {word: hint for word in extras if word not in settings and (hint := path_hint(word, known))}
         hints.extend(placed.values())
-        loose = [word for word in extras if word not in placed]
+        loose = [word for word in extras if word not in placed and word not in settings]
         if "--prompt" in known and loose:
             words = [*([args.prompt] if getattr(args, "prompt", None) else []), *loose]
             hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
@@ -368,6 +407,22 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
     if needs not in known:
         return None
     return f"{flag}: {advice() if callable(advice) else advice}"
+
+
+def _setting_hint(word: str, command: str, known: list[str], args: argparse.Namespace) -> str | None:
+    """The hint for `word` when it is NAME=VALUE and --NAME is a flag of ours or another tool's name with a hint
+    (`seed=42`: --seed 42; `length=81`: --video-frames 81); else None. Only exact names count: a close spelling is
+    more likely a word of an unquoted prompt."""
+    name, equals, value = word.partition("=")
+    if not equals or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+        return None
+    flag = flag_spelling.spelled("--" + name)
+    ours = flag if flag in known else OTHER_TOOLS_NAMES.get(flag)
+    if ours in known:
+        return f"{word}: settings are flags here: {ours} {posix_quoted(value)}"
+    typed = f"{flag}={value}"
+    advice = _flag_hint(typed, command, known, [], args)
+    return f"{word}: {advice.removeprefix(f'{typed}: ')}" if advice else None
 
 
 def _left_to_run(flag: str, command: str, known: list[str]) -> bool:
@@ -453,6 +508,33 @@ def _value_of(flag: str, following: list[str]) -> str | None:
     return following[0] if following and not following[0].startswith("-") else None
 
 
+# ComfyUI's schedules that step evenly through flow time: `simple` picks the very sigmas of the flow-matching schedule
+# here (at a step count that divides 1000), `normal` and `sgm_uniform` step from other ends. "Not offered" sent a
+# user of `simple` looking for a schedule they had.
+NEAR_SCHEDULES = ("normal", "sgm-uniform")
+
+
+def _schedule_hint(value: str | None) -> str:
+    """What a sigma schedule (stable-diffusion.cpp's --scheduler, ComfyUI's scheduler) is here: the flow-matching
+    schedule, shaped by --flow-shift, which is ComfyUI's simple; any other is not offered."""
+    spelled = (value or "").lower().replace("_", "-")
+    if spelled == "simple":
+        return (
+            f"{value} is the schedule here (even steps through flow time, shaped by --flow-shift, "
+            "ModelSamplingSD3's shift): leave it out"
+        )
+    if spelled in NEAR_SCHEDULES:
+        return (
+            f"{value} is not offered: the schedule here is ComfyUI's simple (even steps through flow time, "
+            "shaped by --flow-shift), which ends its steps a little differently"
+        )
+    named = f"a {value} schedule is" if value else "sigma schedules such as karras are"
+    return (
+        f"{named} not offered: Motif samples on the flow-matching schedule, which --flow-shift shapes; the sampler "
+        "is --sampling-method"
+    )
+
+
 NO_STRENGTH = ("there is no strength: -i IMAGE is the video's first frame as it is, and --extend CLIP goes on from a "
                "clip")  # fmt: skip
 
@@ -517,6 +599,7 @@ VALUED_HINTS = {
     "--devices": ("--gpus", _devices_hint),
     **dict.fromkeys(("--strength", "--denoise", "--denoising-strength"), ("--image", _strength_hint)),
     **dict.fromkeys(("--size", "--resolution", "--res"), ("--width", _size_hint)),
+    **dict.fromkeys(("--scheduler", "--schedule"), ("--flow-shift", _schedule_hint)),
     **dict.fromkeys(("--prompt-file", "--prompts-file", "--from-file"), ("--prompt", _prompt_file_hint)),
     **dict.fromkeys(
         ("--output-dir", "--outdir", "--out-dir", "--output-folder", "--save-dir", "--output-directory"),

@@ -1,0 +1,136 @@
+"""A ComfyUI or Wan2GP user's names for their settings, typed to `motif-lite run`: each is ours, or refused with a
+line that names what to type here (and says so truly), never taken for words of the prompt."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import numpy as np
+import pytest
+
+from motif_lite import cli
+from motif_lite.cli.command_hints import subcommands
+from motif_lite.sampling.schedule import flow_sigmas
+
+
+def _refusal(capsys, argv: list[str]) -> str:
+    """The error line `motif-lite run -p x ARGV` exits with (code 2, no traceback)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "x", *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err, err
+    return err
+
+
+def _hint(err: str, word: str) -> str:
+    """The hint the error line gives `word` (an unknown argument as typed)."""
+    assert f"({word}: " in err or f"; {word}: " in err, err
+    return re.split(rf"[(;] {re.escape(word)}: |\({re.escape(word)}: ", err, maxsplit=1)[1]
+
+
+def _run_flags() -> set[str]:
+    run = subcommands(cli.build_parser())["run"]
+    return set(run._option_string_actions)  # argparse keeps no public map
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        # ComfyUI's seed widget: fixed is a given seed, randomize the default -1, increment a batch's seeds
+        (["--control_after_generate", "fixed"], ["-s", "-b"]),
+        (["--control-after-generate=randomize"], ["-s"]),
+        # Video Combine's settings: the format is -o's extension, the quality --crf
+        (["--format", "video/h264-mp4"], ["-o", "--crf"]),
+        (["--pingpong"], []),
+        (["--loop_count", "0"], []),
+        # ComfyUI's launch flags
+        (["--fast"], ["--compile", "--attention", "--step-cache", "--steps"]),
+        (["--preview-method", "auto"], ["--preview"]),  # was "did you mean --preview?", which takes a file
+        (["--disable-smart-memory"], ["--vram"]),
+        (["--fp8_e5m2-unet"], ["--gguf", "--diffusion-model"]),
+        (["--fp8_e4m3fn-text-enc"], ["--text-encoder-quantize", "--text-encoder-gguf"]),
+        (["--bf16-vae"], ["--dtype"]),
+        (["--use-pytorch-cross-attention"], ["--attention-backend"]),
+        # TeaCache's and MagCache's thresholds, WanVideoWrapper's block swap, Wan2GP's VAE tiling
+        (["--rel_l1_thresh", "0.2"], ["--step-cache"]),
+        (["--magcache_thresh", "0.1"], ["--step-cache"]),  # was "did you mean --step-cache?": not the same threshold
+        (["--blocks_to_swap", "20"], ["--vram"]),
+        (["--vae-config", "1"], ["--vram"]),
+    ],
+)
+def test_comfyui_and_wan2gp_settings_without_a_flag_here_are_told_what_to_use(capsys, argv, named):
+    err = _refusal(capsys, argv)
+    hint = _hint(err, argv[0])
+    assert "did you mean" not in hint, hint
+    for flag in named:
+        assert flag in _run_flags(), flag
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", hint), (flag, hint)
+
+
+@pytest.mark.parametrize(
+    ("word", "flag", "value"),
+    [
+        ("seed=42", "--seed", "42"),
+        ("length=81", "--video-frames", "81"),  # EmptyHunyuanLatentVideo's length: the frame count
+        ("cfg=6", "--cfg-scale", "6"),
+        ("shift=8", "--flow-shift", "8"),  # ModelSamplingSD3's
+        ("sampler_name=dpmpp_2m", "--sampling-method", "dpmpp_2m"),
+        ("batch_size=2", "--batch-count", "2"),
+        ("Steps=20", "--steps", "20"),
+    ],
+)
+def test_a_setting_typed_as_name_equals_value_gets_the_flag_not_the_prompt(capsys, word, flag, value):
+    # `run -p "a fox" seed=42` said: a prompt goes after -p, in quotes: -p "a fox seed=42" (the setting as text)
+    err = _refusal(capsys, [word])
+    assert "a prompt goes after -p" not in err, err
+    hint = _hint(err, word)
+    assert f"{flag} {value}" in hint, hint
+    # ... and the line it gives parses as the flag with that value does
+    given = shlex.split(hint.split("settings are flags here: ", 1)[1].rsplit(")", 1)[0])
+    run = subcommands(cli.build_parser())["run"]
+    assert vars(run.parse_args(["-p", "x", *given])) == vars(run.parse_args(["-p", "x", flag, value]))
+
+
+def test_an_unquoted_prompt_beside_a_setting_gets_both_hints_and_the_setting_stays_out_of_the_prompt(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "a", "fox", "steps=20"])
+    err = capsys.readouterr().err
+    assert "steps=20: settings are flags here: --steps 20" in err and '-p "a fox")' in err, err
+
+
+def test_a_word_with_an_equals_sign_that_names_no_setting_is_still_part_of_the_prompt(capsys):
+    err = _refusal(capsys, ["mood=calm"])
+    assert 'a prompt goes after -p, in quotes: -p "x mood=calm"' in err, err
+
+
+def _comfyui_simple(steps: int, shift: float) -> np.ndarray:
+    """ComfyUI's `simple_scheduler` over ModelSamplingSD3's table (ModelSamplingDiscreteFlow, multiplier 1000):
+    sigmas[i] = shift·t / (1 + (shift − 1)·t), t = (i + 1) / 1000; the steps pick evenly spaced entries from the
+    end, then 0."""
+    t = np.arange(1, 1001, dtype=np.float64) / 1000
+    table = shift * t / (1 + (shift - 1) * t)
+    picked = [table[-(1 + int(x * len(table) / steps))] for x in range(steps)]
+    return np.array([*picked, 0.0])
+
+
+@pytest.mark.parametrize(("steps", "shift"), [(50, 15.0), (20, 8.0), (8, 5.0)])
+def test_comfyuis_simple_schedule_is_the_one_a_run_samples_on(steps, shift):
+    # what the --scheduler simple hint says ("the schedule here"): the same sigmas at ModelSamplingSD3's shift
+    ours = flow_sigmas(steps, shift).double().numpy()
+    np.testing.assert_allclose(ours, _comfyui_simple(steps, shift), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "offered"),
+    [("simple", True), ("normal", False), ("sgm_uniform", False), ("karras", False), ("beta", False)],
+)
+def test_a_comfyui_scheduler_is_said_to_be_the_schedule_here_only_when_it_is(capsys, schedule, offered):
+    # --scheduler simple was "sigma schedules such as karras are not offered", of the schedule every run uses
+    for argv, word in (
+        (["--scheduler", schedule], "--scheduler"),
+        ([f"scheduler={schedule}"], f"scheduler={schedule}"),
+    ):
+        hint = _hint(_refusal(capsys, argv), word)
+        assert ("not offered" not in hint) == offered, hint
+        assert "--flow-shift" in hint, hint
