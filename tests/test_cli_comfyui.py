@@ -134,3 +134,9 @@ def test_a_comfyui_scheduler_is_said_to_be_the_schedule_here_only_when_it_is(cap
         hint = _hint(_refusal(capsys, argv), word)
         assert ("not offered" not in hint) == offered, hint
         assert "--flow-shift" in hint, hint
+
+
+def test_a_scheduler_value_that_names_no_schedule_gets_the_general_line(capsys):
+    # `--scheduler 2` said "a 2 schedule is not offered"
+    hint = _hint(_refusal(capsys, ["--scheduler", "2"]), "--scheduler")
+    assert "2 schedule" not in hint and "--flow-shift" in hint, hint

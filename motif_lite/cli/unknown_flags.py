@@ -528,7 +528,11 @@ def _schedule_hint(value: str | None) -> str:
             f"{value} is not offered: the schedule here is ComfyUI's simple (even steps through flow time, "
             "shaped by --flow-shift), which ends its steps a little differently"
         )
-    named = f"a {value} schedule is" if value else "sigma schedules such as karras are"
+    named = (
+        f"a {value} schedule is"
+        if re.fullmatch(r"[A-Za-z][\w-]*", value or "")
+        else "sigma schedules such as karras are"
+    )
     return (
         f"{named} not offered: Motif samples on the flow-matching schedule, which --flow-shift shapes; the sampler "
         "is --sampling-method"
