@@ -68,23 +68,29 @@ def test_comfyui_and_wan2gp_settings_without_a_flag_here_are_told_what_to_use(ca
         assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", hint), (flag, hint)
 
 
+_BARE_SETTINGS = [
+    ("seed=42", "--seed", "42"),
+    ("length=81", "--video-frames", "81"),  # EmptyHunyuanLatentVideo's length: the frame count
+    ("cfg=6", "--cfg-scale", "6"),
+    ("shift=8", "--flow-shift", "8"),  # ModelSamplingSD3's
+    ("sampler_name=dpmpp_2m", "--sampling-method", "dpmpp_2m"),
+    ("batch_size=2", "--batch-count", "2"),
+    ("Steps=20", "--steps", "20"),
+]
+
+
 @pytest.mark.parametrize(
-    ("word", "flag", "value"),
-    [
-        ("seed=42", "--seed", "42"),
-        ("length=81", "--video-frames", "81"),  # EmptyHunyuanLatentVideo's length: the frame count
-        ("cfg=6", "--cfg-scale", "6"),
-        ("shift=8", "--flow-shift", "8"),  # ModelSamplingSD3's
-        ("sampler_name=dpmpp_2m", "--sampling-method", "dpmpp_2m"),
-        ("batch_size=2", "--batch-count", "2"),
-        ("Steps=20", "--steps", "20"),
-    ],
+    ("typed", "flag", "value"),
+    [([word], flag, value) for word, flag, value in _BARE_SETTINGS]
+    # NAME and a number as two words (`length 81`); a word after a name is the prompt's (`steps up`, below)
+    + [(word.split("="), flag, value) for word, flag, value in _BARE_SETTINGS if value.isdigit()],
 )
-def test_a_setting_typed_as_name_equals_value_gets_the_flag_not_the_prompt(capsys, word, flag, value):
-    # `run -p "a fox" seed=42` said: a prompt goes after -p, in quotes: -p "a fox seed=42" (the setting as text)
-    err = _refusal(capsys, [word])
+def test_a_setting_typed_without_dashes_gets_the_flag_not_the_prompt(capsys, typed, flag, value):
+    # `run -p "a fox" seed=42` (or `length 81`) said: a prompt goes after -p, in quotes: -p "a fox seed=42", the
+    # setting as text of the prompt
+    err = _refusal(capsys, typed)
     assert "a prompt goes after -p" not in err, err
-    hint = _hint(err, word)
+    hint = _hint(err, " ".join(typed))
     assert f"{flag} {value}" in hint, hint
     # ... and the line it gives parses as the flag with that value does
     given = shlex.split(hint.split("settings are flags here: ", 1)[1].rsplit(")", 1)[0])
@@ -94,14 +100,16 @@ def test_a_setting_typed_as_name_equals_value_gets_the_flag_not_the_prompt(capsy
 
 def test_an_unquoted_prompt_beside_a_setting_gets_both_hints_and_the_setting_stays_out_of_the_prompt(capsys):
     with pytest.raises(SystemExit):
-        cli.main(["run", "a", "fox", "steps=20"])
+        cli.main(["run", "a", "fox", "steps=20", "length", "81"])
     err = capsys.readouterr().err
     assert "steps=20: settings are flags here: --steps 20" in err and '-p "a fox")' in err, err
+    assert "length 81: settings are flags here: --video-frames 81" in err, err
 
 
-def test_a_word_with_an_equals_sign_that_names_no_setting_is_still_part_of_the_prompt(capsys):
-    err = _refusal(capsys, ["mood=calm"])
-    assert 'a prompt goes after -p, in quotes: -p "x mood=calm"' in err, err
+@pytest.mark.parametrize("words", [["mood=calm"], ["runs", "3", "laps"], ["steps", "up"]])
+def test_words_that_name_no_setting_are_still_part_of_the_prompt(capsys, words):
+    err = _refusal(capsys, words)
+    assert f'a prompt goes after -p, in quotes: -p "x {" ".join(words)}")' in err, err
 
 
 def _comfyui_simple(steps: int, shift: float) -> np.ndarray:

@@ -350,9 +350,9 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     # A flag typed with full-width or typographic dashes (a Korean or Japanese input method on): said as such, not
     # taken for words of the prompt.
     lookalikes = {word: hint for word in extras if (hint := flag_spelling.lookalike_hint(word, known))}
-    # A setting typed without its dashes (`seed=42`, `length=81`, as a ComfyUI widget or a config file writes it): as
-    # the flag, not as words of the prompt, where the prompt hint would have put it.
-    settings = {word: hint for word in extras if (hint := _setting_hint(word, command, known, args))}
+    # Settings typed without their dashes (`seed=42`, `length 81`): as flags, not words of the prompt, where the
+    # prompt hint would have put them.
+    settings, taken = _bare_settings(extras, command, known, args)
     for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-") and word not in lookalikes):
         if hint := _flag_hint(flag, command, known, extras[index + 1 : index + 2], args):
             flags_by_advice.setdefault(hint.removeprefix(f"{flag}: "), []).append(flag)
@@ -364,16 +364,17 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     # sentence three times over.
     hints = [
         *lookalikes.values(),
-        *settings.values(),
+        *settings,
         *(f"{', '.join(flags)}: {advice}" for advice, flags in flags_by_advice.items()),
     ]
     if runs:
         hints.append(f"{', '.join(runs)}: {_LEFT_TO_RUN[command]}")
     # Words alone: a path without its flag, or a prompt.
     if not lookalikes and not any(word.startswith("-") for word in extras):
-        placed = {word: hint for word in extras if word not in settings and (hint := path_hint(word, known))}
+        rest = [word for index, word in enumerate(extras) if index not in taken]
+        placed = {word: hint for word in rest if (hint := path_hint(word, known)) is not None}
         hints.extend(placed.values())
-        loose = [word for word in extras if word not in placed and word not in settings]
+        loose = [word for word in rest if word not in placed]
         if "--prompt" in known and loose:
             words = [*([args.prompt] if getattr(args, "prompt", None) else []), *loose]
             hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
@@ -409,20 +410,44 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
     return f"{flag}: {advice() if callable(advice) else advice}"
 
 
-def _setting_hint(word: str, command: str, known: list[str], args: argparse.Namespace) -> str | None:
-    """The hint for `word` when it is NAME=VALUE and --NAME is a flag of ours or another tool's name with a hint
-    (`seed=42`: --seed 42; `length=81`: --video-frames 81); else None. Only exact names count: a close spelling is
-    more likely a word of an unquoted prompt."""
-    name, equals, value = word.partition("=")
-    if not equals or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+def _bare_settings(
+    extras: list[str], command: str, known: list[str], args: argparse.Namespace
+) -> tuple[list[str], set[int]]:
+    """The hints for settings among `extras` typed without their dashes, as NAME=VALUE (`seed=42`, as a ComfyUI
+    widget or a config file writes it) or as NAME and a number (`length 81`), and the indices of the words they
+    take. Only a NAME that --NAME answers counts (`_setting_hint`)."""
+    hints: list[str] = []
+    taken: set[int] = set()
+    for index, word in enumerate(extras):
+        following = extras[index + 1] if index + 1 < len(extras) else ""
+        if index in taken or word.startswith("-"):
+            continue
+        if "=" in word:
+            name, _, value = word.partition("=")
+            said, used = word, {index}
+        elif flag_spelling.is_number(following):
+            name, value, said, used = word, following, f"{word} {following}", {index, index + 1}
+        else:
+            continue
+        if hint := _setting_hint(name, value, command, known, args):
+            hints.append(f"{said}: {hint}")
+            taken |= used
+    return hints, taken
+
+
+def _setting_hint(name: str, value: str, command: str, known: list[str], args: argparse.Namespace) -> str | None:
+    """What --NAME VALUE is here, when --NAME is a flag of ours or another tool's name with a hint (`seed`, 42:
+    --seed 42; `length`, 81: --video-frames 81); else None. Only exact names count: a close spelling is more likely a
+    word of an unquoted prompt."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
         return None
     flag = flag_spelling.spelled("--" + name)
     ours = flag if flag in known else OTHER_TOOLS_NAMES.get(flag)
     if ours in known:
-        return f"{word}: settings are flags here: {ours} {posix_quoted(value)}"
+        return f"settings are flags here: {ours} {posix_quoted(value)}"
     typed = f"{flag}={value}"
     advice = _flag_hint(typed, command, known, [], args)
-    return f"{word}: {advice.removeprefix(f'{typed}: ')}" if advice else None
+    return advice.removeprefix(f"{typed}: ") if advice else None
 
 
 def _left_to_run(flag: str, command: str, known: list[str]) -> bool:
