@@ -3,6 +3,7 @@ line that names what to type here (and says so truly), never taken for words of 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 
@@ -148,3 +149,44 @@ def test_a_scheduler_value_that_names_no_schedule_gets_the_general_line(capsys):
     # `--scheduler 2` said "a 2 schedule is not offered"
     hint = _hint(_refusal(capsys, ["--scheduler", "2"]), "--scheduler")
     assert "2 schedule" not in hint and "--flow-shift" in hint, hint
+
+
+@pytest.mark.parametrize(
+    ("typed", "word"),
+    [
+        (["--cfg", "1"], "--cfg"),
+        (["--cfg=1.0"], "--cfg=1.0"),
+        (["--guidance_scale", "1"], "--guidance_scale"),
+        (["cfg=1"], "cfg=1"),
+        (["cfg", "1"], "cfg 1"),
+    ],
+)
+def test_their_cfg_of_one_is_told_that_no_guidance_is_a_scale_of_zero_here(capsys, typed, word):
+    # `--cfg 1` (ComfyUI's no guidance) said only "did you mean --cfg-scale?": --cfg-scale 1 guides on the official
+    # guider, a run at twice the cost of the unguided one they meant
+    assert "--cfg-scale 0" in _hint(_refusal(capsys, typed), word)
+
+
+def test_a_cfg_scale_other_than_one_is_sent_to_cfg_scale_alone(capsys):
+    hint = _hint(_refusal(capsys, ["--cfg", "6"]), "--cfg")
+    assert hint.startswith("did you mean --cfg-scale?") and "--cfg-scale 0" not in hint, hint
+
+
+@pytest.mark.parametrize(("scale", "guides"), [(0.0, False), (1.0, True)])
+def test_on_the_official_guider_a_scale_of_zero_is_no_guidance_and_one_still_guides_as_in_diffusers(scale, guides):
+    # what the cfg-1 hint says, with diffusers' guider as the oracle: the official APG (original formulation)
+    import torch
+    from diffusers.guiders import AdaptiveProjectedGuidance
+
+    from motif_lite.sampling.guidance import RECOMMENDED_APG, is_neutral
+
+    guider = AdaptiveProjectedGuidance(
+        guidance_scale=scale,
+        adaptive_projected_guidance_rescale=RECOMMENDED_APG.norm_threshold,
+        adaptive_projected_guidance_momentum=RECOMMENDED_APG.momentum,
+        use_original_formulation=RECOMMENDED_APG.original_formulation,
+    )
+    guider.set_state(step=0, num_inference_steps=4, timestep=torch.tensor(999))
+    cond, uncond = torch.randn(2, 1, 4, 2, 3, 3, generator=torch.Generator().manual_seed(0))
+    assert (not torch.allclose(guider.forward(cond, uncond).pred, cond)) == guides
+    assert is_neutral(dataclasses.replace(RECOMMENDED_APG, scale=scale)) == (not guides)

@@ -398,6 +398,9 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
     needs, valued = VALUED_HINTS.get(spelled, (None, None))
     if needs in known:  # a hint that shows the flags for the value given (--size 1280x720: -W 1280 -H 720)
         return f"{flag}: {valued(_value_of(flag, following))}"
+    meant = OTHER_TOOLS_NAMES.get(spelled)
+    if meant == "--cfg-scale" and meant in known and _is_one(_value_of(flag, following)):
+        return f"{flag}: {CFG_ONE}"
     if spelled == "--version":  # a flag of motif-lite itself, not of its commands
         return f"{flag}: the version is motif-lite --version"
     if (command, spelled) in _COMMAND_ADVICE:
@@ -442,12 +445,11 @@ def _setting_hint(name: str, value: str, command: str, known: list[str], args: a
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
         return None
     flag = flag_spelling.spelled("--" + name)
-    ours = flag if flag in known else OTHER_TOOLS_NAMES.get(flag)
-    if ours in known:
-        return f"settings are flags here: {ours} {posix_quoted(value)}"
     typed = f"{flag}={value}"
-    advice = _flag_hint(typed, command, known, [], args)
-    return advice.removeprefix(f"{typed}: ") if advice else None
+    if flag not in known and (advice := _flag_hint(typed, command, known, [], args)):
+        return advice.removeprefix(f"{typed}: ")
+    ours = flag if flag in known else OTHER_TOOLS_NAMES.get(flag)
+    return f"settings are flags here: {ours} {posix_quoted(value)}" if ours in known else None
 
 
 def _left_to_run(flag: str, command: str, known: list[str]) -> bool:
@@ -562,6 +564,17 @@ def _schedule_hint(value: str | None) -> str:
         f"{named} not offered: Motif samples on the flow-matching schedule, which --flow-shift shapes; the sampler "
         "is --sampling-method"
     )
+
+
+# ComfyUI's and stable-diffusion.cpp's cfg 1 is no guidance; the official guider's formulation (cond + s·update) still
+# guides at 1, so "did you mean --cfg-scale?" sent them to a guided run at twice the cost.
+CFG_ONE = ("did you mean --cfg-scale? No guidance (their cfg 1) is --cfg-scale 0 with the official guider, where 1 "
+           "still guides")  # fmt: skip
+
+
+def _is_one(value: str | None) -> bool:
+    """Whether `value` reads as the number 1."""
+    return flag_spelling.is_number(value or "") and float(value or "") == 1
 
 
 NO_STRENGTH = ("there is no strength: -i IMAGE is the video's first frame as it is, and --extend CLIP goes on from a "
