@@ -190,3 +190,19 @@ def test_on_the_official_guider_a_scale_of_zero_is_no_guidance_and_one_still_gui
     cond, uncond = torch.randn(2, 1, 4, 2, 3, 3, generator=torch.Generator().manual_seed(0))
     assert (not torch.allclose(guider.forward(cond, uncond).pred, cond)) == guides
     assert is_neutral(dataclasses.replace(RECOMMENDED_APG, scale=scale)) == (not guides)
+
+
+def test_run_help_points_a_comfyui_user_to_their_names_and_its_examples_are_answered(capsys):
+    # `run --help` named none of ComfyUI's settings: its pointer gives examples, each refused with a hint naming ours,
+    # and the docs section it names
+    from pathlib import Path
+
+    text = " ".join(subcommands(cli.build_parser())["run"].format_help().split())
+    found = re.search(r"type their setting as they name it \(([^)]*)\) and the error names ours; docs/usage.md, "
+                      r'"([^"]+)", has the table', text)  # fmt: skip
+    assert found, text
+    examples, section = found.groups()
+    assert f"\n## {section}\n" in (Path(__file__).parents[1] / "docs/usage.md").read_text()
+    for example in examples.split(", "):
+        err = _refusal(capsys, shlex.split(example))
+        assert f"({example.split()[0]}: " in err or f"({example}: " in err, (example, err)

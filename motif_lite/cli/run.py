@@ -103,6 +103,9 @@ Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 steps and
 prompt; sampler, flow shift and guidance come from the checkpoint's scheduler and guider configs (else Euler,
 shift 15 T2V / 8 I2V, APG scale 8 with norm threshold 12 and momentum 0.1). A flag always wins; --dry-run and
 the final summary list every setting with its source. See docs/usage.md.
+
+Coming from ComfyUI, Wan2GP or stable-diffusion.cpp: type their setting as they name it (--cfg 6, length=81,
+--lowvram) and the error names ours; docs/usage.md, "Coming from ComfyUI or stable-diffusion.cpp", has the table.
 """
 
 
