@@ -206,3 +206,21 @@ def test_run_help_points_a_comfyui_user_to_their_names_and_its_examples_are_answ
     for example in examples.split(", "):
         err = _refusal(capsys, shlex.split(example))
         assert f"({example.split()[0]}: " in err or f"({example}: " in err, (example, err)
+
+
+@pytest.mark.parametrize(
+    ("typed", "word", "ours"),
+    [
+        (["--sampler_name", "euler_ancestral"], "--sampler_name", "euler"),
+        (["--sampler=dpmpp_2m_sde"], "--sampler=dpmpp_2m_sde", "dpm++2m"),
+        (["sampler_name=euler_ancestral"], "sampler_name=euler_ancestral", "euler"),
+    ],
+)
+def test_their_sampler_that_is_not_here_gets_the_one_to_type_with_the_flag(capsys, typed, word, ours):
+    # `--sampler_name euler_ancestral` said "did you mean --sampling-method?", and --sampling-method euler_ancestral
+    # then was refused with the closest sampler: two tries for one answer. The hint now names both, as the
+    # refusal of --sampling-method itself does.
+    value = (typed[1] if len(typed) > 1 else typed[0].split("=", 1)[1]).strip()
+    hint = _hint(_refusal(capsys, typed), word)
+    refusal = _refusal(capsys, ["--sampling-method", value]).strip().split(": ", 2)[-1]
+    assert "--sampling-method" in hint and f"here: {ours}" in hint and f"here: {ours}" in refusal, (hint, refusal)

@@ -15,10 +15,14 @@ from motif_lite import flag_spelling
 from motif_lite.choices import (
     ATTENTION_BACKENDS,
     LATENTS_SUFFIX,
+    SAMPLER_ALIASES,
+    SAMPLERS,
     VIDEO_EXTENSIONS,
+    choice_name,
     chosen_gpus_command,
     gpu_numbers,
     lines_size,
+    sampler_hint,
     split_size,
 )
 from motif_lite.cli.run_flags import run_only_parser
@@ -401,6 +405,8 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
     meant = OTHER_TOOLS_NAMES.get(spelled)
     if meant == "--cfg-scale" and meant in known and _is_one(_value_of(flag, following)):
         return f"{flag}: {CFG_ONE}"
+    if meant == "--sampling-method" and meant in known and (other := _other_sampler(_value_of(flag, following))):
+        return f"{flag}: the sampler is --sampling-method {'|'.join(SAMPLERS)}{other}"
     if spelled == "--version":  # a flag of motif-lite itself, not of its commands
         return f"{flag}: the version is motif-lite --version"
     if (command, spelled) in _COMMAND_ADVICE:
@@ -570,6 +576,15 @@ def _schedule_hint(value: str | None) -> str:
 # guides at 1, so "did you mean --cfg-scale?" sent them to a guided run at twice the cost.
 CFG_ONE = ("did you mean --cfg-scale? No guidance (their cfg 1) is --cfg-scale 0 with the official guider, where 1 "
            "still guides")  # fmt: skip
+
+
+def _other_sampler(value: str | None) -> str | None:
+    """For a sampler given to another tool's sampler flag (ComfyUI's `sampler_name euler_ancestral`) that
+    --sampling-method would refuse, what its refusal adds (ours closest to it, or the one it misspells), so that the
+    hint gives the value to type too; None for a sampler --sampling-method takes, no value, or one it names none for."""
+    if value is None or choice_name(value, tuple(SAMPLERS), SAMPLER_ALIASES) in SAMPLERS:
+        return None
+    return sampler_hint(value)
 
 
 def _is_one(value: str | None) -> bool:
