@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -223,11 +224,13 @@ def remove_stale_partials(path: Path) -> list[Path]:
 
 
 def process_running(pid: int) -> bool:
-    """Whether process `pid` runs on this machine (or may: where signals cannot ask, as on Windows)."""
+    """Whether process `pid` runs on this machine (or may: where neither signals nor Windows can say)."""
     if pid == os.getpid() or pid <= 0:  # (0 and below would ask about process groups)
         return True
+    if sys.platform == "win32":  # os.kill(pid, 0) would send it a Ctrl-C there (CTRL_C_EVENT is 0)
+        return _windows_process_running(pid)
     if os.name != "posix":
-        return True  # os.kill(pid, 0) would stop the process there: keep the file
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -235,6 +238,35 @@ def process_running(pid: int) -> bool:
     except OSError:  # e.g. PermissionError: another user's process, running
         return True
     return True
+
+
+# Windows' answers that `_windows_process_running` reads (Microsoft's OpenProcess and GetExitCodeProcess pages).
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000  # the least access that reads an exit code; any user's own processes
+_STILL_ACTIVE = 259  # GetExitCodeProcess's code for a process that has not ended
+_ERROR_INVALID_PARAMETER = 87  # OpenProcess's error for a process ID that names no process
+
+
+def _windows_process_running(pid: int) -> bool:
+    """Whether process `pid` runs, asked of Windows itself: a run killed outright (its console window closed, Task
+    Manager's End task) left its claim on -o and its partial file for good when every process counted as running,
+    and the next run with the same -o was refused. A process Windows will not open (another user's, a protected
+    one) counts as running, as one that ended with the code 259 does: the file is kept."""
+    import ctypes  # Windows' kernel32 only: imported here, as the call is made there alone
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        return ctypes.get_last_error() != _ERROR_INVALID_PARAMETER
+    try:
+        code = wintypes.DWORD()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def free_bytes(folder: Path) -> int | None:

@@ -1,0 +1,107 @@
+"""What differs on Windows and macOS, shown on Linux by telling the code it runs there (sys.platform) and
+by standing in for the Windows calls it makes (kernel32), since no Windows machine runs these tests."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from motif_lite.io import staging
+from motif_lite.io.output_claims import WRITING_PREFIX, claim_named_output
+from motif_lite.io.staging import PARTIAL_PREFIX, process_running, stale_partials
+
+ACCESS_DENIED = 5  # Windows' ERROR_ACCESS_DENIED
+INVALID_PARAMETER = 87  # Windows' ERROR_INVALID_PARAMETER: OpenProcess's answer for an ID of no process
+STILL_ACTIVE = 259
+
+
+class WinFunction:
+    """A kernel32 function as ctypes gives it: callable, with the restype and argtypes the caller sets."""
+
+    def __init__(self, call: Callable) -> None:
+        self.call, self.restype, self.argtypes = call, None, None
+
+    def __call__(self, *args: object) -> object:
+        return self.call(*args)
+
+
+class FakeKernel32:
+    """Windows' OpenProcess, GetExitCodeProcess and CloseHandle as their documentation describes them, for the
+    processes in `processes`: ID -> its exit code (STILL_ACTIVE while it runs), or ("error", the error OpenProcess
+    fails with). Records the handles opened and closed."""
+
+    def __init__(self, processes: dict[int, int | tuple[str, int]]) -> None:
+        self.processes = processes
+        self.last_error = 0
+        self.opened: list[int] = []
+        self.closed: list[int] = []
+        self.OpenProcess = WinFunction(self._open_process)
+        self.GetExitCodeProcess = WinFunction(self._exit_code)
+        self.CloseHandle = WinFunction(self.closed.append)
+
+    def _open_process(self, access: int, inherit: bool, pid: int) -> int | None:
+        answer = self.processes.get(pid, ("error", INVALID_PARAMETER))
+        if isinstance(answer, tuple):
+            self.last_error = answer[1]
+            return None  # a NULL handle
+        self.opened.append(pid)
+        return pid  # the handle: the process's ID, to look it up again
+
+    def _exit_code(self, handle: int, code: object) -> int:
+        code._obj.value = self.processes[handle]  # ctypes.byref's target
+        return 1
+
+
+@pytest.fixture
+def on_windows(monkeypatch: pytest.MonkeyPatch):
+    """sys.platform "win32" and a kernel32 of no process; os.kill must not be called (it would send a Ctrl-C there)."""
+
+    def no_kill(pid: int, signum: int) -> None:
+        raise AssertionError(f"os.kill({pid}, {signum}) on Windows sends process {pid} a Ctrl-C")
+
+    kernel32 = FakeKernel32({})
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name, use_last_error=False: kernel32, raising=False)
+    monkeypatch.setattr(ctypes, "get_last_error", lambda: kernel32.last_error, raising=False)
+    monkeypatch.setattr(os, "kill", no_kill)
+    monkeypatch.setattr(sys, "platform", "win32")
+    return kernel32
+
+
+def test_windows_asks_the_kernel_whether_a_process_runs(on_windows: FakeKernel32) -> None:
+    on_windows.processes.update({101: STILL_ACTIVE, 102: 0, 103: ("error", ACCESS_DENIED)})
+    assert process_running(101)
+    assert not process_running(102)  # ended, its handle still held by someone
+    assert not process_running(104)  # no such process: killed outright, no handle left
+    assert process_running(103)  # another user's, or protected: it may run, its files are kept
+    assert on_windows.opened == on_windows.closed == [101, 102]
+
+
+def test_on_windows_a_run_killed_outright_leaves_no_claim_that_refuses_the_next(
+    on_windows: FakeKernel32, tmp_path: Path
+) -> None:
+    # Closing the console window ends the run without its clean-up; the same command again must not be refused on
+    # its claim of -o, nor keep its partial file for ever.
+    output = tmp_path / "fox.mp4"
+    marker = tmp_path / f"{WRITING_PREFIX}{output.name}"
+    marker.write_text(f"4242 {socket.gethostname()}\n")
+    partial = tmp_path / f"{PARTIAL_PREFIX}4242-{output.name}"
+    partial.write_bytes(b"half a video")
+    assert stale_partials(output) == [partial]
+    claim_named_output(output)
+    assert marker.read_text().split() == [str(os.getpid()), socket.gethostname()]
+
+
+def test_on_windows_a_running_writer_keeps_its_claim(on_windows: FakeKernel32, tmp_path: Path) -> None:
+    on_windows.processes[4242] = STILL_ACTIVE
+    output = tmp_path / "fox.mp4"
+    (tmp_path / f"{PARTIAL_PREFIX}4242-{output.name}").write_bytes(b"half a video")
+    assert stale_partials(output) == []
+    (tmp_path / f"{WRITING_PREFIX}{output.name}").write_text(f"4242 {socket.gethostname()}\n")
+    with pytest.raises(staging.MotifLiteError, match="process 4242"):
+        claim_named_output(output)
