@@ -146,19 +146,20 @@ _WINDOWS_DEVICES = frozenset(
 _WINDOWS_FORBIDDEN = '<>:"|?*'  # and a colon names an NTFS stream: `fox_12:30.mp4` from cmd's %TIME%
 
 
-def windows_name_problem(given: str) -> str | None:
-    """Why Windows cannot make a file of the name `given` ends in (an output as typed), with a name it can; None for
-    a name it can. Checked on Windows only (the caller asks `sys.platform`): Linux and macOS take these names. The
-    file would fail to be written only after the whole run, with an error that names the syntax or a device."""
+def windows_name_problem(given: str, flag: str = "-o") -> str | None:
+    """Why Windows cannot make a file of the name `given` ends in (an output as typed), with a name it can, given to
+    `flag`; None for a name it can. Checked on Windows only (the caller asks `sys.platform`): Linux and macOS take
+    these names. The file would fail to be written only after the whole run, with an error that names the syntax
+    or a device."""
     name = re.split(r"[\\/]", ntpath.splitdrive(given)[1])[-1]  # `D:fox.mp4` is fox.mp4 in drive D:'s folder
     folder = given[: len(given) - len(name)]
     if forbidden := [c for c in _WINDOWS_FORBIDDEN if c in name]:
         fixed = "".join("-" if c in _WINDOWS_FORBIDDEN else c for c in name)
         return (f"{name} has {' '.join(forbidden)}, which Windows does not allow in a file name: give another, "
-                f"e.g. -o {quoted(folder + fixed)}")  # fmt: skip
+                f"e.g. {flag} {quoted(folder + fixed)}")  # fmt: skip
     device = name.split(".")[0].rstrip(" ").upper()
     if device in _WINDOWS_DEVICES:
-        return (f"{name} is the name of Windows' {device} device, not of a file: give another, e.g. -o "
+        return (f"{name} is the name of Windows' {device} device, not of a file: give another, e.g. {flag} "
                 f"{quoted(folder + 'video-' + name)}")  # fmt: skip
     return None
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from motif_lite.io import staging
+from motif_lite.errors import MotifLiteError
 from motif_lite.io.output_claims import WRITING_PREFIX, claim_named_output
+from motif_lite.io.preview import check_preview_path
 from motif_lite.io.staging import PARTIAL_PREFIX, process_running, stale_partials
 
 ACCESS_DENIED = 5  # Windows' ERROR_ACCESS_DENIED
@@ -103,5 +104,35 @@ def test_on_windows_a_running_writer_keeps_its_claim(on_windows: FakeKernel32, t
     (tmp_path / f"{PARTIAL_PREFIX}4242-{output.name}").write_bytes(b"half a video")
     assert stale_partials(output) == []
     (tmp_path / f"{WRITING_PREFIX}{output.name}").write_text(f"4242 {socket.gethostname()}\n")
-    with pytest.raises(staging.MotifLiteError, match="process 4242"):
+    with pytest.raises(MotifLiteError, match="process 4242"):
         claim_named_output(output)
+
+
+@pytest.mark.parametrize(
+    ("name", "refusal"),
+    [
+        ("nul.png", "preview nul.png is the name of Windows' NUL device, not of a file: give another, e.g. --preview"),
+        (
+            "step:1.webp",
+            "preview step:1.webp has :, which Windows does not allow in a file name: give another, e.g. --preview",
+        ),  # fmt: skip
+    ],
+)
+def test_on_windows_a_preview_name_it_refuses_is_refused_before_the_run(tmp_path, monkeypatch, name, refusal) -> None:
+    # Each preview's write failed during the run instead, a warning at a time, and no preview ever came.
+    typed = str(tmp_path / name)
+    assert check_preview_path(typed) == Path(typed)  # Linux and macOS take these names
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(MotifLiteError) as error:
+        check_preview_path(typed)
+    assert str(error.value).startswith(refusal), error.value
+
+
+def test_on_windows_a_preview_path_past_its_limit_is_refused_before_the_run(tmp_path, monkeypatch) -> None:
+    # With long paths off (motif_lite.paths.windows_long_paths: no registry here), counting the name it is
+    # written under first (.NAME.partial): the path alone fits.
+    name = "p" * (259 - len(str(tmp_path)) - 1 - len(".webp")) + ".webp"
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(MotifLiteError, match=r"\(9 more for the name it is written under first\), over Windows' limit"):
+        check_preview_path(str(tmp_path / name))
+    assert check_preview_path(str(tmp_path / name[9:])) == tmp_path / name[9:]

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import PIL.Image
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.staging import check_writable_folder
-from motif_lite.paths import file_in_the_way, user_path
+from motif_lite.paths import file_in_the_way, user_path, windows_long_path_problem, windows_name_problem
 
 PREVIEW_EXTENSIONS = (".png", ".webp")
 SD_CPP_PREVIEW_METHODS = ("none", "proj", "tae", "vae")  # what stable-diffusion.cpp's --preview takes
@@ -75,7 +76,12 @@ def check_previews_come(steps: int, every: int | None) -> None:
 
 def check_preview_path(path: str | Path) -> Path:
     """The preview path, after checking its format and folder, one in which a file can be created (a
-    `MotifLiteError` otherwise)."""
+    `MotifLiteError` otherwise). On Windows, a name it refuses is refused here, as -o's is: each preview's write
+    would fail during the run, a warning at a time."""
+    if sys.platform == "win32":
+        partial = len(partial_preview(Path(path)).name) - len(Path(path).name)
+        if windows := windows_name_problem(str(path), "--preview") or windows_long_path_problem(path, partial):
+            raise MotifLiteError(f"preview {windows}")
     path = user_path(path)
     if path.suffix.lower() not in PREVIEW_EXTENSIONS:
         method = ""  # stable-diffusion.cpp's --preview takes a method; its file is --preview-path
@@ -94,9 +100,14 @@ def check_preview_path(path: str | Path) -> Path:
     return path
 
 
+def partial_preview(path: Path) -> Path:
+    """The name a preview is written under first, then renamed to `path`: no viewer reads half of one."""
+    return path.with_name(f".{path.name}.partial")
+
+
 def write_preview(frames: np.ndarray, path: Path, fps: float) -> None:
     """frames: uint8 [F, H, W, 3]. PNG gets the middle frame; WebP all frames at `fps` (fast, lossy settings)."""
-    partial = path.with_name(f".{path.name}.partial")
+    partial = partial_preview(path)
     images = [PIL.Image.fromarray(frame) for frame in frames]
     try:
         if path.suffix.lower() == ".png":
