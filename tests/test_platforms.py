@@ -16,6 +16,8 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.io.output_claims import WRITING_PREFIX, claim_named_output
 from motif_lite.io.preview import check_preview_path
 from motif_lite.io.staging import PARTIAL_PREFIX, process_running, stale_partials
+from motif_lite.runtime import host_memory
+from motif_lite.runtime.host_memory import GiB, HostNeeds, available_ram, plan_host, total_ram
 
 ACCESS_DENIED = 5  # Windows' ERROR_ACCESS_DENIED
 INVALID_PARAMETER = 87  # Windows' ERROR_INVALID_PARAMETER: OpenProcess's answer for an ID of no process
@@ -136,3 +138,45 @@ def test_on_windows_a_preview_path_past_its_limit_is_refused_before_the_run(tmp_
     with pytest.raises(MotifLiteError, match=r"\(9 more for the name it is written under first\), over Windows' limit"):
         check_preview_path(str(tmp_path / name))
     assert check_preview_path(str(tmp_path / name[9:])) == tmp_path / name[9:]
+
+
+class FakeMemoryKernel32:
+    """Windows' GlobalMemoryStatusEx as documented: it fills a MEMORYSTATUSEX whose dwLength is set to its size,
+    and fails (0) for one whose is not."""
+
+    def __init__(self, total: int, available: int) -> None:
+        self.total, self.available = total, available
+
+    def GlobalMemoryStatusEx(self, status: object) -> int:  # noqa: N802 (Windows' name)
+        status = status._obj  # ctypes.byref's target
+        if status.dwLength != ctypes.sizeof(status) or ctypes.sizeof(status) != 64:
+            return 0
+        status.ullTotalPhys, status.ullAvailPhys = self.total, self.available
+        return 1
+
+
+def test_on_windows_the_memory_available_is_read_and_keeps_page_locked_homes_within_it(monkeypatch) -> None:
+    # Windows has no /proc/meminfo: page-locked block homes were chosen whatever memory was free (pinning more than
+    # is free fails or starves the desktop), and a run too large for the machine was not warned of.
+    kernel32 = FakeMemoryKernel32(total=16 * GiB, available=6 * GiB)
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name, use_last_error=False: kernel32, raising=False)
+    monkeypatch.setattr(host_memory, "memory_limit", lambda: None)  # no cgroups there
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert (total_ram(), available_ram()) == (16 * GiB, 6 * GiB)
+    needs = HostNeeds(
+        cuda=True, text_bytes=2 * GiB, text_staging_bytes=0, transformer_bytes=4 * GiB, streamed_bytes=3 * GiB,
+        streamed_pinned_bytes=4 * GiB, block_staging_bytes=GiB // 2, vae_bytes=0, video_bytes=0, activation_bytes=0,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="available now"):  # even staged it needs more than the 6 GiB free
+        chosen = plan_host(needs, None, available_ram())
+    assert chosen.pinned_blocks is False
+    assert chosen.staged_because is not None and "more than the 6.00 GiB available now" in chosen.staged_because
+
+
+def test_on_windows_a_failed_memory_call_gives_no_reading_rather_than_a_wrong_one(monkeypatch) -> None:
+    # A reading of /proc/meminfo (there is none on Windows) or of a structure the call did not fill would be made up.
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name, use_last_error=False: FakeMemoryKernel32(0, 0), raising=False)
+    monkeypatch.setattr(FakeMemoryKernel32, "GlobalMemoryStatusEx", lambda self, status: 0)
+    monkeypatch.setattr(host_memory, "memory_limit", lambda: None)
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert (total_ram(), available_ram()) == (None, None)

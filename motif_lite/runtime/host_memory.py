@@ -199,10 +199,11 @@ def staging_bytes(layer_bytes: int) -> int:
 
 
 def available_ram(limit: MemoryLimit | None = None) -> int | None:
-    """The memory this process may still take, in bytes: MemAvailable from /proc/meminfo (Linux), or less where a
-    cgroup memory limit (a container's, a Slurm job's; `memory_limit()` when not given) leaves less, since
-    /proc/meminfo counts the whole machine also inside a container; None where neither can be read."""
-    free = _meminfo_bytes("MemAvailable")
+    """The memory this process may still take, in bytes: MemAvailable from /proc/meminfo (Linux; on Windows what
+    the OS counts as available), or less where a cgroup memory limit (a container's, a Slurm job's; `memory_limit()`
+    when not given) leaves less, since /proc/meminfo counts the whole machine also inside a container; None where
+    neither can be read (macOS)."""
+    free = _windows_memory_status("ullAvailPhys") if sys.platform == "win32" else _meminfo_bytes("MemAvailable")
     limit = memory_limit() if limit is None else limit
     if limit is None:
         return free
@@ -210,9 +211,9 @@ def available_ram(limit: MemoryLimit | None = None) -> int | None:
 
 
 def total_ram() -> int | None:
-    """MemTotal from /proc/meminfo (Linux; under WSL2 the VM's share of the machine), in bytes; None where it cannot
-    be read."""
-    return _meminfo_bytes("MemTotal")
+    """MemTotal from /proc/meminfo (Linux; under WSL2 the VM's share of the machine; on Windows the machine's
+    memory), in bytes; None where it cannot be read (macOS)."""
+    return _windows_memory_status("ullTotalPhys") if sys.platform == "win32" else _meminfo_bytes("MemTotal")
 
 
 def _meminfo_bytes(name: str) -> int | None:
@@ -223,6 +224,30 @@ def _meminfo_bytes(name: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _windows_memory_status(field: str) -> int | None:
+    """A field of Windows' GlobalMemoryStatusEx, in bytes (ullAvailPhys: the memory available now, ullTotalPhys:
+    all of it); None where the call fails. Windows has no /proc/meminfo: without this a run there never learnt that
+    page-locked block homes would take more than is free, nor warned of a run that would swap."""
+    import ctypes  # Windows' kernel32 only: imported here, as the call is made there alone
+
+    class MemoryStatusEx(ctypes.Structure):  # MEMORYSTATUSEX
+        _fields_ = [
+            ("dwLength", ctypes.c_uint32),
+            ("dwMemoryLoad", ctypes.c_uint32),
+            *((name, ctypes.c_uint64) for name in ("ullTotalPhys", "ullAvailPhys", "ullTotalPageFile")),
+            *((name, ctypes.c_uint64) for name in ("ullAvailPageFile", "ullTotalVirtual", "ullAvailVirtual")),
+            ("ullAvailExtendedVirtual", ctypes.c_uint64),
+        ]
+
+    status = MemoryStatusEx(dwLength=ctypes.sizeof(MemoryStatusEx))  # the call fails unless told its size
+    try:
+        if not ctypes.WinDLL("kernel32").GlobalMemoryStatusEx(ctypes.byref(status)):
+            return None
+    except (AttributeError, OSError):  # no kernel32 to call
+        return None
+    return int(getattr(status, field))
 
 
 def peak_rss() -> int | None:
