@@ -139,9 +139,11 @@ def windows_path_problem(text: str, platform: str = sys.platform) -> str | None:
 
 
 # The DOS device names Windows keeps from files: `nul.mp4` is the NUL device up to Windows 10 (Windows 11 still
-# keeps the bare name), so a video written there is lost. Microsoft's "Naming Files, Paths, and Namespaces".
+# keeps the bare name), so a video written there is lost. Microsoft's "Naming Files, Paths, and Namespaces", which
+# names the ports with a superscript 1, 2 or 3 (COM¹) too.
+_PORT_NUMBERS = [*"0123456789", "\u00b9", "\u00b2", "\u00b3"]
 _WINDOWS_DEVICES = frozenset(
-    {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(10)), *(f"LPT{n}" for n in range(10))}
+    {"CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in _PORT_NUMBERS)}
 )
 _WINDOWS_FORBIDDEN = '<>:"|?*'  # and a colon names an NTFS stream: `fox_12:30.mp4` from cmd's %TIME%
 

@@ -16,6 +16,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.io.output_claims import WRITING_PREFIX, claim_named_output
 from motif_lite.io.preview import check_preview_path
 from motif_lite.io.staging import PARTIAL_PREFIX, process_running, stale_partials
+from motif_lite.io.video import check_output_path
 from motif_lite.runtime import host_memory
 from motif_lite.runtime.host_memory import GiB, HostNeeds, available_ram, plan_host, total_ram
 
@@ -180,3 +181,13 @@ def test_on_windows_a_failed_memory_call_gives_no_reading_rather_than_a_wrong_on
     monkeypatch.setattr(host_memory, "memory_limit", lambda: None)
     monkeypatch.setattr(sys, "platform", "win32")
     assert (total_ram(), available_ram()) == (None, None)
+
+
+@pytest.mark.parametrize("name", ["COM\u00b9.webp", "lpt\u00b3.gif"])
+def test_on_windows_a_port_with_a_superscript_number_is_a_device_too(tmp_path, monkeypatch, name) -> None:
+    # Microsoft's naming rules reserve COM¹-COM³ and LPT¹-LPT³ beside COM1-COM9: the video went to the port.
+    typed = str(tmp_path / name)
+    assert check_output_path(typed)  # a file elsewhere
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(MotifLiteError, match=f"output {name} is the name of Windows' {name[:4].upper()} device"):
+        check_output_path(typed)
