@@ -18,6 +18,7 @@ from motif_lite.io.preview import check_preview_path
 from motif_lite.io.staging import PARTIAL_PREFIX, process_running, stale_partials
 from motif_lite.io.video import check_output_path
 from motif_lite.runtime import host_memory
+from motif_lite.runtime.attention_choices import RememberedChoices
 from motif_lite.runtime.host_memory import GiB, HostNeeds, available_ram, plan_host, total_ram
 
 ACCESS_DENIED = 5  # Windows' ERROR_ACCESS_DENIED
@@ -191,3 +192,13 @@ def test_on_windows_a_port_with_a_superscript_number_is_a_device_too(tmp_path, m
     monkeypatch.setattr(sys, "platform", "win32")
     with pytest.raises(MotifLiteError, match=f"output {name} is the name of Windows' {name[:4].upper()} device"):
         check_output_path(typed)
+
+
+def test_the_attention_choice_is_kept_where_os_has_no_fchmod(tmp_path, monkeypatch) -> None:
+    # Windows before Python 3.13: os.fchmod is missing, and keeping a GPU run's attention timings raised
+    # AttributeError (no OSError: not caught), a traceback at the end of the timing, and left the partial file.
+    monkeypatch.delattr(os, "fchmod")
+    path = tmp_path / "attention.json"
+    RememberedChoices("GPU X", path).put("shape", "flash")
+    assert RememberedChoices("GPU X", path).get("shape") == "flash"
+    assert [file.name for file in tmp_path.iterdir()] == ["attention.json"]

@@ -117,8 +117,11 @@ class RememberedChoices:
         try:
             with os.fdopen(handle, "w") as file:
                 # mkstemp's file is 0600, and the rename keeps that: the mode a plain write gives instead, so users
-                # sharing the cache (a team's, a container's run as another UID) can still read it.
-                os.fchmod(file.fileno(), 0o666 & ~_umask())
+                # sharing the cache (a team's, a container's run as another UID) can still read it. Windows has no
+                # os.fchmod before Python 3.13 (and no such modes): the call failed there, a traceback after a run's
+                # attention timings.
+                if hasattr(os, "fchmod"):
+                    os.fchmod(file.fileno(), 0o666 & ~_umask())
                 file.write(json.dumps(data, indent=1, sort_keys=True))
             os.replace(partial, self.path)
         except OSError as error:
