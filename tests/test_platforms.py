@@ -84,6 +84,7 @@ def test_windows_asks_the_kernel_whether_a_process_runs(on_windows: FakeKernel32
     assert not process_running(102)  # ended, its handle still held by someone
     assert not process_running(104)  # no such process: killed outright, no handle left
     assert process_running(103)  # another user's, or protected: it may run, its files are kept
+    assert not process_running(2**40)  # no DWORD: a damaged claim file's number, which ctypes would refuse
     assert on_windows.opened == on_windows.closed == [101, 102]
 
 

@@ -254,9 +254,13 @@ def _windows_process_running(pid: int) -> bool:
     import ctypes  # Windows' kernel32 only: imported here, as the call is made there alone
     from ctypes import wintypes
 
+    if pid > 0xFFFFFFFF:  # a process ID is a DWORD there: a damaged claim file's number names no process
+        return False
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
     kernel32.OpenProcess.restype = wintypes.HANDLE
     kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))  # a whole 64-bit handle
+    kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
     handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
     if not handle:
         return ctypes.get_last_error() != _ERROR_INVALID_PARAMETER
