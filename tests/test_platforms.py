@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from motif_lite.io.staging import PARTIAL_PREFIX, process_running, stale_partial
 from motif_lite.io.video import check_output_path
 from motif_lite.runtime import host_memory
 from motif_lite.runtime.attention_choices import RememberedChoices
+from motif_lite.runtime.compile import CompileUnavailableError, check_compile_possible
 from motif_lite.runtime.host_memory import GiB, HostNeeds, available_ram, plan_host, total_ram
 
 ACCESS_DENIED = 5  # Windows' ERROR_ACCESS_DENIED
@@ -203,3 +205,16 @@ def test_the_attention_choice_is_kept_where_os_has_no_fchmod(tmp_path, monkeypat
     RememberedChoices("GPU X", path).put("shape", "flash")
     assert RememberedChoices("GPU X", path).get("shape") == "flash"
     assert [file.name for file in tmp_path.iterdir()] == ["attention.json"]
+
+
+def test_on_windows_compiling_on_the_cpu_asks_for_msvc_not_gcc(tmp_path, monkeypatch) -> None:
+    # Inductor builds its CPU kernels with MSVC's cl.exe on Windows: a Developer PowerShell with cl on PATH was
+    # refused for want of g++, and the refusal named g++, clang++ and Xcode.
+    cl = tmp_path / "cl.exe"
+    cl.write_bytes(b"")
+    monkeypatch.setattr(shutil, "which", lambda name: str(cl) if name == "cl" else None)
+    monkeypatch.setattr(sys, "platform", "win32")
+    check_compile_possible("cpu")  # cl on PATH: inductor's compiler is there
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(CompileUnavailableError, match=r"needs MSVC's C\+\+ compiler, cl.exe, on PATH: install Visual"):
+        check_compile_possible("cpu")

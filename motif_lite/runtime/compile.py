@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -111,6 +112,13 @@ def check_compile_possible(device: torch.device | str) -> None:
         # inductor's kernels are Triton's: a GPU older than Triton's targets would fail at the first step
         if (problem := _gpu_too_old_for_inductor(device) or launcher_build_problem()) is not None:
             raise CompileUnavailableError(f"--compile on CUDA builds Triton kernels: {problem}; or {WITHOUT_COMPILING}")
+    elif sys.platform == "win32":  # inductor builds with MSVC there: a working cl.exe was refused for want of g++
+        if shutil.which("cl") is None:
+            raise CompileUnavailableError(
+                "--compile on the CPU needs MSVC's C++ compiler, cl.exe, on PATH: install Visual Studio's Build Tools "
+                "(Desktop development with C++) and run from its Developer PowerShell (or after its vcvars64.bat), "
+                f"or {WITHOUT_COMPILING}"
+            )
     elif not any(_runs(path) for path in filter(None, map(shutil.which, CXX_COMPILERS))):
         raise CompileUnavailableError(
             f"--compile on the CPU needs a C++ compiler (g++ or clang++); none found that runs (on a Mac: "
