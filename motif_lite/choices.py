@@ -128,6 +128,8 @@ def closest_sampler(name: str, audience: Audience = Audience.RUN_OR_PYTHON) -> s
         sampler = spelled.removesuffix(_spelling(schedule))
         if sampler != spelled and (ours := samplers.get(sampler)):
             shift = "flow_shift" if audience is Audience.API else "--flow-shift"
+            if schedule == "simple":  # ComfyUI's simple schedule over the shifted flow sigmas is this one
+                return f"; {name} here is {ours}: its schedule, the flow-matching one that {shift} shapes, is simple"
             return (
                 f"; closest to {name} here: {ours}, on the flow-matching schedule that {shift} shapes (no "
                 f"{schedule} schedule here)"

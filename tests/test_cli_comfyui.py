@@ -224,3 +224,15 @@ def test_their_sampler_that_is_not_here_gets_the_one_to_type_with_the_flag(capsy
     hint = _hint(_refusal(capsys, typed), word)
     refusal = _refusal(capsys, ["--sampling-method", value]).strip().split(": ", 2)[-1]
     assert "--sampling-method" in hint and f"here: {ours}" in hint and f"here: {ours}" in refusal, (hint, refusal)
+
+
+@pytest.mark.parametrize(
+    ("typed", "simple"), [("euler_simple", True), ("dpmpp_2m_simple", True), ("euler_karras", False)]
+)
+def test_a_sampler_named_with_comfyuis_simple_schedule_is_not_told_simple_is_missing(capsys, typed, simple):
+    # --sampling-method euler_simple ended "(no simple schedule here)", of the schedule every run samples on
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "a fox", "--sampling-method", typed, "--dry-run"])
+    error = capsys.readouterr().err
+    assert ("no simple schedule" not in error) and (("is simple" in error) == simple), error
+    assert "--flow-shift" in error, error
