@@ -107,7 +107,6 @@ def test_another_tools_sampler_is_refused_with_ours_closest_to_it(given, closest
         ("DPM++ 2M Karras", "dpm++2m", "karras"),  # AUTOMATIC1111's and Forge's names
         ("DPM++ 2M SDE Karras", "dpm++2m", "karras"),
         ("dpmpp_2m_sgm_uniform", "dpm++2m", "sgm_uniform"),
-        ("euler_simple", "euler", "simple"),  # ComfyUI's sampler and scheduler written as one
         ("Euler a Exponential", "euler", "exponential"),
     ],
 )
