@@ -71,13 +71,14 @@ from motif_lite.runtime.planner import (
 )
 from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
-from motif_lite.sizes import ModelSizes, model_sizes, packed_weight_names
+from motif_lite.sizes import ModelSizes, model_sizes, packed_by, packed_weight_names
 from motif_lite.units import MiB, memory_size
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
 from motif_lite.weights.lora import (
     LoRAFile,
     LoRASpec,
+    PackedDiffError,
     check_lora_file,
     check_read_loras,
     diff_targets,
@@ -147,7 +148,7 @@ def preflight(
                 header_read = header_read or gguf_header_read_first(model, gguf)
                 held = _local_files_read_first(
                     model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, loras=loras, problems=problems,
-                    then=held, header_read=header_read,
+                    then=held, header_read=header_read, quantize=quantize,
                 )  # fmt: skip
             sources = locate_sources(
                 model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, before_download=held,
@@ -178,11 +179,13 @@ def _local_files_read_first(
     problems: list[MotifLiteError],
     then: Callable[[DownloadPlan], None],
     header_read: GGUFFilesRead | None = None,
+    quantize: str | None = None,
 ) -> Callable[[DownloadPlan], None]:
     """A `before_download` that checks the user's files against the configs at hand
     (`local_file_problems`) before the first download, their problems joining `problems`, then calls `then`
     (`held_while`'s, which those problems hold). Only where a download comes: without one, the checks after it
-    read the files once, against the configs found. `header_read`: the GGUF files read already, not read again."""
+    read the files once, against the configs found. `header_read`: the GGUF files read already, not read again.
+    `quantize`: the --quantize recipe, whose packed weights a LoRA's full difference cannot change."""
     read = False
 
     def before_download(plan: DownloadPlan) -> None:
@@ -190,7 +193,8 @@ def _local_files_read_first(
         if not read:
             read = True
             problems.extend(local_file_problems(
-                model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, loras=loras, header_read=header_read
+                model, gguf, text_encoder_gguf=text_encoder_gguf, weights=weights, loras=loras, header_read=header_read,
+                quantize=quantize,
             ))  # fmt: skip
         then(plan)
 
@@ -214,25 +218,32 @@ def local_file_problems(
     weights: Mapping[str, str | Path] | None = None,
     loras: Sequence[LoRASpec] = (),
     header_read: GGUFFilesRead | None = None,
+    quantize: str | None = None,
 ) -> list[MotifLiteError]:
     """What is wrong with the user's files against the configs at hand, before the checkpoint downloads: the LoRA
     files (`check_loras_at_hand`) and the VAE, transformer and text encoder weight files
     (`checkpoint.check_your_shapes`; the text encoder's not beside a `text_encoder_gguf`, which replaces it), each
     against the checkpoint's config where the cache or a folder holds it, else, for the official model, the official
     architecture bundled with motif-lite. The full checks, against the checkpoint's own configs, come after.
-    `header_read`: the GGUF files read already (`locate_sources`)."""
+    `header_read`: the GGUF files read already (`locate_sources`). `quantize`: the --quantize recipe (checked
+    already), whose packed weights a LoRA's full difference is refused on, as a GGUF variant's are."""
     try:  # the user's weight files change no config: the checkpoint's and the GGUF's
         at_hand = locate_sources(model, gguf, **AT_HAND, header_read=header_read)
     except MotifLiteError:  # a problem of the files at hand (a broken config, say): the checks name or fetch it
         at_hand = None
+    # The weights --quantize packs as they load: a LoRA's full difference of one is refused now, as a GGUF's is.
+    quantized = None if at_hand is None else with_quantize(at_hand, quantize)
     official = str(model) == MOTIF_REPO
     configs = at_hand.configs if at_hand is not None else CheckpointConfigs()
     root = at_hand.root if at_hand is not None else None
     problems: list[MotifLiteError] = []
     checks = [
         lambda: check_loras_at_hand(
-            loras, _known_transformer_config(at_hand, official), _packed_at_hand(at_hand, loras)
-        ),
+            loras,
+            _known_transformer_config(at_hand, official),
+            _packed_at_hand(quantized, loras),
+            None if quantized is None else packed_by(quantized),
+        ),  # fmt: skip
         lambda: check_your_shapes(
             weights or {}, configs, official, gguf is not None, root, text_encoder_gguf is not None
         ),
@@ -247,8 +258,8 @@ def local_file_problems(
 
 def _packed_at_hand(at_hand: ModelSources | None, loras: Sequence[LoRASpec]) -> frozenset[str]:
     """The transformer weights known before a download to load packed (`sizes.packed_weight_names`): a GGUF file's
-    quantized tensors from its header, an official variant's from its recipe; none where nothing is at hand (or no
-    LoRA asks: a variant's are counted on a model built for it)."""
+    quantized tensors from its header, an official variant's or --quantize's from the recipe; none where nothing is
+    at hand (or no LoRA asks: a variant's are counted on a model built for it)."""
     return frozenset() if at_hand is None or not loras else packed_weight_names(at_hand)
 
 
@@ -262,28 +273,39 @@ def _known_transformer_config(at_hand: ModelSources | None, official: bool) -> T
 
 
 def loras_for_config(
-    specs: Sequence[LoRASpec], config: TransformerConfig, packed_weights: Collection[str] = ()
+    specs: Sequence[LoRASpec],
+    config: TransformerConfig,
+    packed_weights: Collection[str] = (),
+    packed_words: tuple[str, str] | None = None,
 ) -> list[LoRAFile]:
     """The LoRA files read and checked against the layers of a transformer of `config` (built on the meta device:
     file headers, the LoRAs' small tensors and the config, no model weights), each marked with `config` so that
     `check_loras` takes it as it is for a transformer of that config. `packed_weights`: the weights
-    that will load packed (`sizes.packed_weight_names`), so a full difference of one is refused now. Raises
-    `LoRAError`."""
+    that will load packed (`sizes.packed_weight_names`), so a full difference of one is refused now, in
+    `packed_words` (`sizes.packed_by`: what packs them and what to do) where given. Raises `LoRAError`."""
     model = build_model(config)
-    read = read_loras(specs, lora_targets(model), diff_targets(model, packed_weights))
+    try:
+        read = read_loras(specs, lora_targets(model), diff_targets(model, packed_weights))
+    except PackedDiffError as exc:
+        if packed_words is None:
+            raise
+        raise exc.packed_by(*packed_words) from None
     return [dataclasses.replace(lora, checked_for=config) for lora in read]
 
 
 def check_loras_at_hand(
-    specs: Sequence[LoRASpec], config: TransformerConfig | None, packed_weights: Collection[str] = ()
+    specs: Sequence[LoRASpec],
+    config: TransformerConfig | None,
+    packed_weights: Collection[str] = (),
+    packed_words: tuple[str, str] | None = None,
 ) -> None:
     """The LoRA files read before the checkpoint is there (file headers and the LoRAs' small tensors): against the
     transformer `config` at hand (`local_file_problems`), or, where there is none (another model's config, not
     downloaded yet), the files alone (a readable safetensors LoRA, not another kind of adapter): their layers once
     that config is there (`check_loras`). `packed_weights`: the weights known to load packed (`_packed_at_hand`),
-    whose full difference is refused now. Raises `LoRAError`."""
+    whose full difference is refused now, in `packed_words` where given (`loras_for_config`). Raises `LoRAError`."""
     if config is not None:
-        loras_for_config(specs, config, packed_weights)
+        loras_for_config(specs, config, packed_weights, packed_words)
         return
     for spec in specs:
         check_lora_file(spec)
@@ -478,9 +500,12 @@ def check_loras(loras: Sequence[LoRASpec | LoRAFile], sources: ModelSources) -> 
     # The tensors that will load packed (`quantize=` packs a float checkpoint's): a full difference of one is refused
     # here, before the old transformer is let go.
     tensors = diff_targets(model, packed_weight_names(sources, model))
-    check_read_loras([lora for lora in loras if isinstance(lora, LoRAFile)], targets, tensors)
     specs = [lora for lora in loras if isinstance(lora, LoRASpec)]
-    read = iter(read_loras(specs, targets, tensors))
+    try:
+        check_read_loras([lora for lora in loras if isinstance(lora, LoRAFile)], targets, tensors)
+        read = iter(read_loras(specs, targets, tensors))
+    except PackedDiffError as exc:
+        raise exc.packed_by(*packed_by(sources)) from None
     return [next(read) if isinstance(lora, LoRASpec) else lora for lora in loras]
 
 

@@ -135,6 +135,27 @@ def packed_weight_names(sources: ModelSources, model: MotifVideoTransformer | No
     return frozenset(name for name, qtype in types.items() if qtype not in (Q.F32, Q.F16, Q.BF16))
 
 
+def packed_by(sources: ModelSources) -> tuple[str, str]:
+    """What packs the weights `packed_weight_names` names, as a clause ("which ...") true of these `sources`, and
+    what to do for a LoRA's full difference of one (`PackedDiffError.packed_by`). An official variant not at hand
+    is told by our quantizer's recipe for it: its file's own tensor table is not here to read."""
+    bf16 = "the bf16 safetensors transformer takes it"
+    if sources.gguf is not None:
+        return f"which the GGUF file {sources.gguf.name} holds quantized", f"leave out --gguf ({bf16})"
+    if sources.quantize is not None:
+        return f"which --quantize {sources.quantize} packs as it loads", f"leave out --quantize ({bf16})"
+    if sources.gguf_variant is not None:
+        from motif_lite.quantize.recipes import size_stand_in
+
+        recipe, _ = size_stand_in(sources.gguf_variant)
+        return (
+            f"which a {sources.gguf_variant} GGUF holds quantized: our quantizer's {recipe.name} recipe packs it "
+            "(the official file is not downloaded yet: judged by that recipe)",
+            f"leave out --gguf ({bf16})",
+        )
+    return "which the fp8 transformer file keeps in 8 bits", "use a bf16 or fp16 transformer file"
+
+
 def estimated_gguf_bytes(
     config: TransformerConfig, variant: str, model: MotifVideoTransformer | None = None
 ) -> tuple[int, str]:

@@ -1077,7 +1077,7 @@ def test_a_lora_the_gguf_refuses_is_said_before_the_cpu_time_question_and_the_do
     args = ["run", "--gguf", "Q4_K_M", "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), "--device", "cpu"]
     args += ["-W", "128", "-H", "128", "--video-frames", "17", "--steps", "1000"]
     assert cli.main([*args, "--lora", str(diff)]) == cli.EXIT_USER_ERROR
-    assert questions == [] and "which this transformer holds quantized" in capsys.readouterr().err
+    assert questions == [] and "which a Q4_K_M GGUF holds quantized: our quantizer's" in capsys.readouterr().err
     assert cli.main(args) == cli.EXIT_USER_ERROR  # without it, the question (answered no)
     assert len(questions) == 1 and "(downloading " in questions[0], questions
     assert fake_hub.downloads == []
@@ -1420,10 +1420,28 @@ def test_a_full_difference_of_a_weight_the_gguf_packs_is_refused_before_the_down
     layer = "diffusion_model.transformer_blocks.0.attn.to_q"
     diff = lora_file(tmp_path / "diff.safetensors", {f"{layer}.diff": torch.zeros(1536, 1536, dtype=torch.float16)})
     code, err = empty_cache_run("--gguf", "Q4_K_M", "--lora", str(diff))
-    assert code == cli.EXIT_USER_ERROR and "which this transformer holds quantized" in err, err
+    # judged by our quantizer's recipe for the variant, and said so: the official file is not here to read
+    said = "which a Q4_K_M GGUF holds quantized: our quantizer's Q4_K_M recipe packs it (the official file is not"
+    assert code == cli.EXIT_USER_ERROR and said in err and "leave out --gguf" in err, err
     assert "downloading" not in err and fake_hub.downloads == []
     code, err = empty_cache_run("--lora", str(diff))  # bf16 weights take it: the download starts
     assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO], err
+
+
+def test_a_full_difference_of_a_weight_quantize_packs_is_refused_before_the_download(
+    empty_cache_run, fake_hub, tmp_path
+):
+    # --quantize packs the weights as its recipe says, as a GGUF variant not at hand does: the check at hand knew the
+    # variant's packed names but read the LoRA against float weights for --quantize, so the refusal of a `.diff` of
+    # a packed weight came once the checkpoint had downloaded.
+    import torch
+
+    layer = "diffusion_model.transformer_blocks.0.attn.to_q"
+    diff = lora_file(tmp_path / "diff.safetensors", {f"{layer}.diff": torch.zeros(1536, 1536, dtype=torch.float16)})
+    code, err = empty_cache_run("--quantize", "Q4_K", "--lora", str(diff))
+    said = "which --quantize Q4_K_M packs as it loads: a full difference applies to plain tensors only; leave out"
+    assert code == cli.EXIT_USER_ERROR and said + " --quantize" in err, err
+    assert "downloading" not in err and fake_hub.downloads == []
 
 
 def test_serves_wrong_lora_file_is_said_before_the_checkpoint_downloads(fake_hub, monkeypatch, tmp_path):

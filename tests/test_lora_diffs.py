@@ -79,7 +79,7 @@ def test_a_full_difference_of_a_quantized_weight_is_refused_and_of_its_bias_appl
     path = tmp_path / "weight.safetensors"
     save_file({f"diffusion_model.{LINEAR}.diff": torch.randn(layer.out_features, layer.in_features)}, path)
     with pytest.raises(
-        LoRAError, match=r"changes transformer_blocks\.0\.attn\.to_q\.weight, which this transformer holds quantized"
+        LoRAError, match=r"changes transformer_blocks\.0\.attn\.to_q\.weight, which this run holds quantized"
     ):
         read_loras([LoRASpec(path)], linear_shapes(model), diff_targets(model))
     (unchecked,) = read_loras([LoRASpec(path)], linear_shapes(model))  # read without the tensors: refused when applied

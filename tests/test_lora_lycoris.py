@@ -297,7 +297,7 @@ def test_a_diff_on_a_quantize_pipeline_is_refused_before_the_transformer_is_let_
     pipe = load_pipeline(root, quantize="Q8_0", dtype=torch.float32, device="cpu", kernels="torch")
     (tmp_path / "before").mkdir()
     transformer, before = pipe.transformer, frames(pipe, tmp_path / "before")
-    packed = "which this transformer holds quantized"
+    packed = "which --quantize Q8_0 packs as it loads: .*; leave out --quantize"
     for mistake in ([diff], [on_float]):  # the file, and as run reads it, against the float transformer
         with pytest.raises(LoRAError, match=packed):
             pipe.set_loras(mistake)

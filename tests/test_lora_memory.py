@@ -358,8 +358,14 @@ def test_the_weights_that_load_packed_are_the_quantized_ones_of_the_file_or_reci
     save_file({f"diffusion_model.{linear.removesuffix('.weight')}.diff": torch.randn(*shape)}, diff)
     assert checked_lora_files([(diff, 1.0)], locate_sources(root, f16))  # a plain layer takes the difference
     assert checked_lora_files([(diff, 1.0)], with_quantize(plain, "BF16"))
-    for packed in (locate_sources(root, q8), with_quantize(plain, "Q8_0")):
-        with pytest.raises(LoRAError, match="holds quantized"):
+    # each refusal names what packs the weight, and its own way out
+    refusals = [
+        (locate_sources(root, q8), f"which the GGUF file {q8.name} holds quantized: .*; leave out --gguf"),
+        (with_quantize(plain, "Q8_0"), "which --quantize Q8_0 packs as it loads: .*; leave out --quantize"),
+        (dataclasses.replace(plain, gguf_request="Q8_0"), "which a Q8_0 GGUF holds quantized: our quantizer's Q8_0"),
+    ]
+    for packed, said in refusals:
+        with pytest.raises(LoRAError, match=said):
             checked_lora_files([(diff, 1.0)], packed)
 
 
@@ -409,7 +415,7 @@ def test_a_plan_on_an_fp8_file_counts_the_adapters_beside_its_8_bit_linears(chec
     linear = next(iter(sorted(linears)))
     diff = tmp_path / "diff.safetensors"
     save_file({f"diffusion_model.{linear}.diff": torch.randn(*linears[linear])}, diff)
-    with pytest.raises(LoRAError, match="holds quantized"):
+    with pytest.raises(LoRAError, match="which the fp8 transformer file keeps in 8 bits: .*; use a bf16 or fp16"):
         checked_lora_files([(diff, 1.0)], sources)
 
 

@@ -185,13 +185,13 @@ def checked_lora_files(loras: Iterable[tuple[Path, float]], sources: ModelSource
     dry run, a parallel run's launcher and serve (the check `preflight` makes of the files at hand before a
     download, `check_loras_at_hand`)."""
     from motif_lite.preflight import loras_for_config
-    from motif_lite.sizes import packed_weight_names
+    from motif_lite.sizes import packed_by, packed_weight_names
     from motif_lite.weights.lora import LoRASpec
 
     specs = [LoRASpec(path, strength) for path, strength in loras]
     if not specs:
         return []
-    return loras_for_config(specs, sources.transformer.value, packed_weight_names(sources))
+    return loras_for_config(specs, sources.transformer.value, packed_weight_names(sources), packed_by(sources))
 
 
 def plans_nothing(args: argparse.Namespace, device: torch.device) -> bool:

@@ -97,6 +97,28 @@ class LoRAError(MotifLiteError, ValueError):
     """A LoRA file cannot be read or does not fit the transformer."""
 
 
+class PackedDiffError(LoRAError):
+    """A full difference (`key` of file `path`) of a tensor (`name`) the run holds quantized; said in words true of
+    every way a tensor is packed, until `packed_by` names the one at hand."""
+
+    def __init__(self, path: Path, key: str, name: str) -> None:
+        self.path, self.key, self.name = path, key, name
+        super().__init__(self._said(
+            "which this run holds quantized (a GGUF's packed tensor, a --quantize recipe's, or an fp8 file's)",
+            "run it on the bf16/fp16 safetensors transformer (no GGUF, no --quantize, not an fp8 file)",
+        ))  # fmt: skip
+
+    def packed_by(self, what: str, advice: str) -> LoRAError:
+        """This refusal naming `what` packs the tensor (a clause: "which ...") and the `advice` for it."""
+        return LoRAError(self._said(what, advice))
+
+    def _said(self, what: str, advice: str) -> str:
+        return (
+            f"{self.path}: its full difference {self.key} changes {self.name}, {what}: a full difference applies to "
+            f"plain tensors only; {advice}, or use a LoRA without full differences"
+        )
+
+
 @dataclass(frozen=True)
 class LoRASpec:
     """A LoRA file and its strength (1.0 = as trained; 0 = no effect; negative inverts it)."""
@@ -509,11 +531,7 @@ def check_diff_target(
     """A full difference `key` of shape `shape` on the model's tensor `name` (`target`, packed or plain): refused
     when that tensor is packed (quantized: it cannot absorb a difference) or shaped otherwise."""
     if packed:
-        raise LoRAError(
-            f"{path}: its full difference {key} changes {name}, which this transformer holds quantized (GGUF, "
-            "--quantize or fp8): a full difference applies to plain tensors only; use the safetensors transformer "
-            "(bf16/fp16) with this LoRA, or a LoRA without full differences"
-        )
+        raise PackedDiffError(path, key, name)
     if shape != target:
         raise LoRAError(f"{path}: the full difference {key} is shaped {list(shape)}, but {name} is {list(target)}: "
                         "a LoRA for another model or version?")  # fmt: skip
