@@ -403,10 +403,44 @@ def test_a_repo_the_hub_does_not_know_is_one_line_without_a_download_command(fak
     assert "no such model repo" in err and "Traceback" not in err and "hf download" not in err
 
 
-def test_a_repo_at_a_revision_says_how_to_use_that_revision(no_network, tmp_path, capsys):
+@pytest.fixture
+def in_folder(monkeypatch, tmp_path):
+    """The current folder a new one; returns what turns a hint's `./NAME` into the absolute folder it names."""
+    here = tmp_path / "videos"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    return lambda text: text.replace(" ./", f" {here}/")
+
+
+def test_a_web_address_hint_names_the_absolute_folder_it_fills(no_network, tmp_path, monkeypatch):
+    # The hints for a web address said `--local-dir ./NAME`, then `-m ./NAME` or `--gguf ./NAME/...`: typed in
+    # another terminal or folder, they named another folder than the one the download filled. They name it in full
+    # now, quoted where the path has a space, as the offline hints do.
+    import shlex
+
+    started = tmp_path / "my videos"
+    started.mkdir()
+    monkeypatch.chdir(started)
+    given = {
+        ("-m", "https://huggingface.co/Org/Name/tree/v2/"): (started / "Name", started / "Name"),
+        ("--gguf", "https://huggingface.co/Org/Name/tree/main/vae"): (started / "Name", started / "Name" / "vae"),
+        ("--gguf", "https://huggingface.co/Org/Name/blob/main/x-Q8_0.gguf"): (
+            started / "Name", started / "Name" / "x-Q8_0.gguf"
+        ),
+        ("--gguf", "https://huggingface.co/Org/Name/"): (started / "Name", started / "Name"),
+    }  # fmt: skip
+    for (flag, address), (filled, then) in given.items():
+        with pytest.raises(CheckpointError) as error:
+            (find_checkpoint if flag == "-m" else find_gguf)(address)
+        words = shlex.split(str(error.value).split("hf download ", 1)[1].replace(",", ""))
+        assert words[words.index("--local-dir") + 1] == str(filled), error.value
+        assert words[words.index(flag) + 1] == str(then), error.value
+
+
+def test_a_repo_at_a_revision_says_how_to_use_that_revision(no_network, in_folder, capsys):
     # `-m Org/Name@v2` (as some tools write a revision): -m takes a repo's main revision; the fix downloads the
     # revision into a folder, in a run and in check alike (not "no such checkpoint directory").
-    fix = "hf download Org/Name --revision v2 --local-dir ./Name, then -m ./Name"
+    fix = in_folder("hf download Org/Name --revision v2 --local-dir ./Name, then -m ./Name")
     with pytest.raises(CheckpointError, match="-m takes a Hub repo's main revision only") as error:
         find_checkpoint("Org/Name@v2")
     assert str(error.value).endswith(fix)
@@ -474,11 +508,12 @@ GGUF_ADDRESSES = {
 
 
 @pytest.mark.parametrize("address", GGUF_ADDRESSES)
-def test_a_hub_address_given_to_gguf_says_what_to_give_instead(address, no_network, capsys):
+def test_a_hub_address_given_to_gguf_says_what_to_give_instead(address, no_network, in_folder, capsys):
     # It used to be "no such GGUF file: https:/huggingface.co/..." (the path's // made one), with no fix.
     with pytest.raises(CheckpointError) as error:
         find_gguf(address)
-    assert str(error.value).startswith(f"{address}: --gguf ") and str(error.value).endswith(GGUF_ADDRESSES[address])
+    fix = in_folder(GGUF_ADDRESSES[address])
+    assert str(error.value).startswith(f"{address}: --gguf ") and str(error.value).endswith(fix)
     assert cli.main(["check", "--gguf", address]) == 2
     assert f"problem  {address}: --gguf " in capsys.readouterr().out
 
@@ -535,10 +570,11 @@ def test_the_checkpoints_repo_folder_given_to_text_encoder_gguf_says_how_to_make
     )
 
 
-def test_a_hub_folder_given_to_gguf_gets_its_folders_download_in_a_dry_run(empty_cache_run, fake_hub):
+def test_a_hub_folder_given_to_gguf_gets_its_folders_download_in_a_dry_run(empty_cache_run, fake_hub, in_folder):
     address = "https://huggingface.co/someone/gguf/tree/main/vae"
     code, err = empty_cache_run("--dry-run", "--gguf", address)
-    assert code == cli.EXIT_USER_ERROR and "--include 'vae/*.gguf' --local-dir ./gguf, then --gguf ./gguf/vae" in err
+    fix = in_folder("--include 'vae/*.gguf' --local-dir ./gguf, then --gguf ./gguf/vae")
+    assert code == cli.EXIT_USER_ERROR and fix in err, err
     assert "'*vae*.gguf'" not in err and fake_hub.downloads == []
 
 
@@ -550,17 +586,21 @@ TEXT_ENCODER_ADDRESSES = {
 }
 
 
-def test_another_revision_of_the_checkpoints_repo_given_to_gguf_keeps_it(checkpoint, no_network):
+def test_another_revision_of_the_checkpoints_repo_given_to_gguf_keeps_it(checkpoint, no_network, in_folder):
     # The fix said -m Motif-Technologies/Motif-Video-2B, which runs main, not the dev the address named: it gives
     # the download of that revision into a folder, as -m's own check of the same address does.
     address = f"https://huggingface.co/{MOTIF_REPO}/tree/dev"
-    download = f"download 'dev' into a folder: hf download {MOTIF_REPO} --revision dev --local-dir ./Motif-Video-2B"
+    download = in_folder(
+        f"download 'dev' into a folder: hf download {MOTIF_REPO} --revision dev --local-dir ./Motif-Video-2B"
+    )
     with pytest.raises(CheckpointError) as error:
         find_gguf(address)
-    assert f"holds none; {download}, then -m ./Motif-Video-2B runs its safetensors as they are" in str(error.value)
+    runs = in_folder(" -m ./Motif-Video-2B runs its safetensors as they are")
+    assert f"holds none; {download}, then{runs}" in str(error.value)
     with pytest.raises(CheckpointError) as error:
         find_text_encoder_gguf(checkpoint, address, str(checkpoint))
-    assert download in str(error.value) and "motif_lite.quantize ./Motif-Video-2B --component" in str(error.value)
+    quantize = in_folder("motif_lite.quantize ./Motif-Video-2B --component")
+    assert download in str(error.value) and quantize in str(error.value)
 
 
 def test_the_gguf_repo_given_to_text_encoder_gguf_says_how_to_make_one(checkpoint, no_network):
@@ -577,15 +617,17 @@ def test_the_gguf_repo_given_to_text_encoder_gguf_says_how_to_make_one(checkpoin
 
 
 @pytest.mark.parametrize("address", TEXT_ENCODER_ADDRESSES)
-def test_a_hub_address_given_to_text_encoder_gguf_says_what_to_give_instead(address, checkpoint, no_network, capsys):
+def test_a_hub_address_given_to_text_encoder_gguf_says_what_to_give_instead(
+    address, checkpoint, no_network, in_folder, capsys
+):
     # It was "no such text encoder GGUF file: https:/huggingface.co/..." with the quantizer's command writing into
     # that "path" as the fix.
     with pytest.raises(CheckpointError) as error:
         find_text_encoder_gguf(checkpoint, address, str(checkpoint))
-    assert (
-        str(error.value)
-        == f"{address}: --text-encoder-gguf reads a file on this machine, not a web address; "
-        + (TEXT_ENCODER_ADDRESSES[address])
+    assert str(
+        error.value
+    ) == f"{address}: --text-encoder-gguf reads a file on this machine, not a web address; " + in_folder(
+        TEXT_ENCODER_ADDRESSES[address]
     )
     assert cli.main(["check", "-m", str(checkpoint), "--text-encoder-gguf", address]) == 2
     assert f"problem  {address}: --text-encoder-gguf reads a file" in capsys.readouterr().out
@@ -608,12 +650,13 @@ MODEL_ADDRESSES = {
 
 
 @pytest.mark.parametrize("address", MODEL_ADDRESSES)
-def test_a_hub_address_given_to_m_says_what_to_give_instead(address, no_network, capsys):
+def test_a_hub_address_given_to_m_says_what_to_give_instead(address, no_network, in_folder, capsys):
+    fix = in_folder(MODEL_ADDRESSES[address])
     with pytest.raises(CheckpointError) as error:
         find_checkpoint(address)
-    assert str(error.value).endswith(MODEL_ADDRESSES[address]) and "no such" not in str(error.value)
+    assert str(error.value).endswith(fix) and "no such" not in str(error.value)
     assert cli.main(["check", "-m", address]) == 2
-    assert f"problem  {address}: " in (out := capsys.readouterr().out) and MODEL_ADDRESSES[address] in out
+    assert f"problem  {address}: " in (out := capsys.readouterr().out) and fix in out
 
 
 def test_a_gguf_file_that_is_not_there_says_what_gguf_takes(no_network, tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ from motif_lite.io.hub import (
     cached_snapshot,
     hub_address,
     local_dir_for,
+    local_folder_for,
     quiet_hub,
     refuse_unknown_repo,
     revision_problem,
@@ -218,15 +219,17 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
         return "--gguf takes the variant a file of the official repo carries", f"--gguf {variant}"
     if official and not (tag or "").lower().endswith(".gguf"):  # the repo alone, or a tag that names no type
         return "--gguf takes a variant of the official repo", "e.g. --gguf Q4_K_M"
-    folder = local_dir_for(address.repo)
+    folder = local_folder_for(address.repo)
     revision = f" --revision {posix_quoted(address.revision)}" if address.revision != "main" else ""
     if tag and tag.lower().endswith(".gguf"):
-        command = f"hf download {address.repo} {posix_quoted(tag)}{revision} --local-dir {folder}"
+        command = f"hf download {address.repo} {posix_quoted(tag)}{revision} --local-dir {posix_quoted(folder)}"
         then = f"{flag} {posix_quoted(f'{folder}/{tag}')}"
     else:  # a tag (Q4_K_M), or the repo alone: the file of that tag, or one the user picks
         pattern = f"*{_in_file_names(tag)}*.gguf" if tag else "FILE.gguf"
-        command = f"hf download {address.repo} --include {posix_quoted(pattern)}{revision} --local-dir {folder}"
-        then = f"{flag} {folder}"
+        command = (
+            f"hf download {address.repo} --include {posix_quoted(pattern)}{revision} --local-dir {posix_quoted(folder)}"
+        )
+        then = f"{flag} {posix_quoted(folder)}"
     return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
 
 
@@ -243,7 +246,7 @@ def _checkpoint_repo_problem(address: HubAddress, flag: str) -> tuple[str, str]:
     problem = f"{flag} takes a GGUF file, and {where} holds none{holds}"
     # Another revision (.../tree/dev) runs from a folder it is downloaded into, as -m's own check of it says.
     revision = revision_problem(f"{MOTIF_REPO}@{address.revision}") if address.revision != "main" else None
-    run, checkpoint = (revision[1], local_dir_for(MOTIF_REPO)) if revision else (f"-m {MOTIF_REPO}", MOTIF_REPO)
+    run, checkpoint = (revision[1], local_folder_for(MOTIF_REPO)) if revision else (f"-m {MOTIF_REPO}", MOTIF_REPO)
     leave_out = f"{run} runs its safetensors as they are (leave out {flag})"
     if flag != "--gguf":
         make = make_text_encoder_gguf(flag, checkpoint)
@@ -256,7 +259,9 @@ def _checkpoint_repo_problem(address: HubAddress, flag: str) -> tuple[str, str]:
 def make_text_encoder_gguf(flag: str, checkpoint: str) -> str:
     """The quantizer's command that makes a text encoder GGUF from `checkpoint` (a repo id or folder), and `flag`
     given it: no text encoder GGUF is published."""
-    quantize = f"python -m motif_lite.quantize {checkpoint} --component text_encoder --type Q8_0 -o te-Q8_0.gguf"
+    quantize = (
+        f"python -m motif_lite.quantize {posix_quoted(checkpoint)} --component text_encoder --type Q8_0 -o te-Q8_0.gguf"
+    )
     return f"{quantize}, then {flag} te-Q8_0.gguf"
 
 
@@ -285,10 +290,12 @@ def _folder_address_problem(address: HubAddress, flag: str) -> tuple[str, str]:
     give, which `single_gguf` reads. Its name is no tag: `--include '*vae*.gguf'` fetched nothing of vae/x.gguf."""
     path = PurePosixPath(address.path or "")
     folder = path.parent if path.suffix else path  # a file's name has an extension, a folder's (vae) none
-    local = local_dir_for(address.repo)
+    local = local_folder_for(address.repo)
     revision = f" --revision {posix_quoted(address.revision)}" if address.revision != "main" else ""
     pattern = "*.gguf" if folder == PurePosixPath(".") else f"{folder}/*.gguf"
-    command = f"hf download {address.repo} --include {posix_quoted(pattern)}{revision} --local-dir {local}"
+    command = (
+        f"hf download {address.repo} --include {posix_quoted(pattern)}{revision} --local-dir {posix_quoted(local)}"
+    )
     then = f"{flag} {posix_quoted(local if pattern == '*.gguf' else f'{local}/{folder}')}"
     return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
 

@@ -225,7 +225,7 @@ def revision_problem(text: str) -> tuple[str, str] | None:
     repo, at, revision = text.partition("@")
     if not at or not revision or not is_repo_id(repo) or user_path(text).exists():
         return None
-    local = local_dir_for(repo)
+    local = posix_quoted(local_folder_for(repo))
     command = f"hf download {repo} --revision {posix_quoted(revision)} --local-dir {local}"
     fix = f"download {revision!r} into a folder: {command}, then -m {local}"
     return "-m takes a Hub repo's main revision only", fix
@@ -324,6 +324,18 @@ def cached_spelling(repo_id: str) -> str:
 
 def local_dir_for(repo_id: str) -> str:
     return f"./{repo_id.split('/')[-1]}"
+
+
+def local_folder_for(repo_id: str) -> str:
+    """The folder a suggested `hf download REPO --local-dir` fills (`local_dir_for`), as an absolute path: the
+    download and the flag that reads it after may be typed in another terminal or folder, where `./NAME` names
+    another folder (as `MissingFiles.folder` says it). The current folder removed under the process: `./NAME`,
+    there being no absolute path to give."""
+    local = local_dir_for(repo_id)
+    try:
+        return os.path.abspath(local)
+    except FileNotFoundError:
+        return local
 
 
 @dataclass(frozen=True)
