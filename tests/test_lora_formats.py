@@ -193,6 +193,30 @@ def test_a_file_followed_by_more_than_one_strength_is_said_so(tmp_path, monkeypa
         LoRASpec.parse(f"style.safetensors:{tail}")
 
 
+@pytest.mark.parametrize("tail, meant", [("1,5", "1.5"), ("0,8", "0.8"), ("-0,25", "-0.25"), (",5", ".5")])
+def test_a_strength_with_a_decimal_comma_is_given_with_a_point(tmp_path, monkeypatch, tail, meant):
+    # As many locales write it: it was "the strength '1,5' is not a number" with an example of 0.8, not the 1.5 meant.
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "style.safetensors", _pair("transformer.", Q))
+    with pytest.raises(
+        LoRAError, match=rf"a decimal point, not a comma: --lora style\.safetensors:{re.escape(meant)}$"
+    ):
+        LoRASpec.parse(f"style.safetensors:{tail}")
+
+
+@pytest.mark.parametrize("given", ["a.safetensors,b.safetensors", "a.safetensors:0.5,b.safetensors:0.7"])
+def test_files_joined_by_a_comma_are_given_one_per_lora_flag(tmp_path, monkeypatch, given):
+    # As some tools take a list: it was "LoRA file not found: a.safetensors,b.safetensors".
+    monkeypatch.chdir(tmp_path)
+    for name in ("a", "b"):
+        _write(tmp_path / f"{name}.safetensors", _pair("transformer.", Q))
+    first, second = given.split(",")
+    with pytest.raises(LoRAError, match=rf"one LoRA per --lora: --lora {re.escape(first)} --lora {re.escape(second)}$"):
+        LoRASpec.parse(given)
+    _write(tmp_path / given, _pair("transformer.", Q))  # a file so named is that file
+    assert LoRASpec.parse(given).path.name == given
+
+
 def test_a_folder_holding_one_pickle_gets_the_conversion(tmp_path, targets):
     # Older PEFT versions save adapter_model.bin: the folder was said to hold "no .safetensors file", without the
     # conversion command a pickle file gets.

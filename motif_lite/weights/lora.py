@@ -135,6 +135,8 @@ class LoRASpec:
         path, sep, tail = text.rpartition(":")
         if sep and user_path(text).exists() and not user_path(path).exists():
             return cls(_lora_file(text))
+        if (joined := _files_joined_by_commas(text)) is not None:
+            raise LoRAError(f"--lora {text}: one LoRA per --lora: {' '.join(f'--lora {f}' for f in joined)}")
         # `style.safetensors:0.8:extra`: a file, then more than one strength (was "LoRA file not found")
         missing = sep and not user_path(text).exists() and not user_path(path).exists()
         if missing and (found := _file_before_a_colon(text)) is not None:
@@ -144,6 +146,9 @@ class LoRASpec:
             try:
                 strength = float(tail)
             except ValueError:
+                if user_path(path).exists() and re.fullmatch(r"[+-]?\d*,\d+", tail):  # a locale's decimal comma
+                    raise LoRAError(f"--lora {text}: the strength takes a decimal point, not a comma: --lora "
+                                    f"{path}:{tail.replace(',', '.')}") from None  # fmt: skip
                 if user_path(path).exists() and not user_path(text).exists():  # `style.safetensors:strong`: a typo
                     raise LoRAError(
                         f"--lora {text}: the strength {tail!r} is not a number; use FILE:STRENGTH, e.g. {path}:0.8"
@@ -153,6 +158,16 @@ class LoRASpec:
                 raise LoRAError(f"LoRA strength must be a finite number, got {tail!r} in {text!r}")
             return cls(_lora_file(path), strength)
         return cls(_lora_file(text))
+
+
+def _files_joined_by_commas(text: str) -> list[str] | None:
+    """The `FILE[:STRENGTH]` parts of `text` where it is two or more LoRAs joined by commas (as some tools take a
+    list) and each part names a file; None for anything else, a file so named included."""
+    parts = text.split(",")
+    if len(parts) < 2 or user_path(text).exists():
+        return None
+    files = [split_strength(part)[0] for part in parts]
+    return parts if all(file and user_path(file).is_file() for file in files) else None
 
 
 def _file_before_a_colon(text: str) -> tuple[str, str] | None:
