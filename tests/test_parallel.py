@@ -418,6 +418,26 @@ def test_a_lora_of_another_model_is_refused_once_before_any_process_starts(check
     assert "[rank" not in err
 
 
+def test_a_full_difference_of_a_weight_quantize_packs_is_refused_once_before_any_process_starts(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    # The launcher read the LoRA against the checkpoint's float weights, leaving out --quantize: a `.diff` of a weight
+    # it packs passed, and each rank refused it once started.
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    layer = "transformer_blocks.0.attn.to_q"
+    with safe_open(str(checkpoint / "transformer" / "diffusion_pytorch_model.safetensors"), "pt") as weights:
+        shape = weights.get_slice(f"{layer}.weight").get_shape()
+    diff = tmp_path / "diff.safetensors"
+    save_file({f"diffusion_model.{layer}.diff": torch.zeros(*shape)}, diff)
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
+    args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--lora", str(diff), "--quantize", "Q8_0")
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("which --quantize Q8_0 packs as it loads") == 1 and "[rank" not in err, err
+
+
 def test_the_lora_and_the_plan_are_checked_before_launch_with_the_checkpoint_not_downloaded_yet(
     tmp_path, capsys, monkeypatch, no_network
 ):

@@ -217,7 +217,7 @@ def _check_loras_before_launch(args: argparse.Namespace) -> None:
     loading), so that a LoRA of another model is refused once, before N processes start and each prints the
     refusal: against the checkpoint at hand, else as a run checks them before its download (the official configs
     bundled with motif-lite; another model's LoRA as a file alone, its layers once the ranks have its files)."""
-    from motif_lite.cli.prepare import sources_at_hand
+    from motif_lite.cli.prepare import quantized_as_asked, sources_at_hand
     from motif_lite.preflight import check_loras, local_file_problems
 
     specs = lora_specs_from_flags(args)
@@ -225,9 +225,10 @@ def _check_loras_before_launch(args: argparse.Namespace) -> None:
         return
     sources = sources_at_hand(args, text_encoder_gguf=False, quantized=False)
     if sources.root is not None and (args.gguf is None or sources.gguf is not None):
-        check_loras(specs, sources)
+        check_loras(specs, quantized_as_asked(sources, args))  # a .diff of a weight --quantize packs: refused
         return
-    for problem in local_file_problems(args.model, args.gguf, loras=specs):  # the LoRAs' alone: one at most
+    quantize = getattr(args, "quantize", None)
+    for problem in local_file_problems(args.model, args.gguf, loras=specs, quantize=quantize):  # the LoRAs': one
         raise problem
 
 
