@@ -452,7 +452,7 @@ def _cached_repo(name: str, component: Component) -> Path:
     quantizer never downloads), or of the folder or file of it that a web address copied from the browser names
     (.../tree/main/transformer, .../blob/main/transformer/x.safetensors); a `CheckpointError` saying how to get the
     files otherwise."""
-    from motif_lite.io.hub import cached_snapshot, hub_address, is_repo_id, local_dir_for
+    from motif_lite.io.hub import cached_snapshot, hub_address, is_repo_id, local_folder_for
 
     address = hub_address(name)  # the repo's web address (or a file's in it), copied from the browser
     repo = address.repo if address is not None and not address.names_gguf else name
@@ -461,7 +461,7 @@ def _cached_repo(name: str, component: Component) -> Path:
         repo = address.repo
     if not is_repo_id(repo):
         raise CheckpointError(f"source {name} does not exist")
-    local = local_dir_for(repo)
+    local = posix_quoted(local_folder_for(repo))  # absolute: the download may be typed in another folder
     if address is not None and address.revision != "main":  # the cache's refs/main is all it can tell
         raise CheckpointError(
             f"source {name} is on the {address.revision!r} revision of {repo}, and the quantizer reads the Hugging "

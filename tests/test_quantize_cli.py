@@ -1335,7 +1335,8 @@ def test_a_hub_repo_id_is_read_from_the_hugging_face_cache(tiny, tmp_path, capsy
     assert main([repo, "-o", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "is not in the Hugging Face cache (the quantizer does not download): hf download someone/tiny-motif " in err
-    assert "--include 'transformer/*' --local-dir ./tiny-motif, then quantize ./tiny-motif" in err, err
+    here = os.path.abspath("tiny-motif")  # absolute: the download may be typed in another folder
+    assert f"--include 'transformer/*' --local-dir {here}, then quantize {here}" in err, err
 
     folder = tmp_path / "cache" / "models--someone--tiny-motif"
     (folder / "refs").mkdir(parents=True)
@@ -1359,8 +1360,9 @@ def test_a_hub_repo_id_is_read_from_the_hugging_face_cache(tiny, tmp_path, capsy
     assert main([f"{missing}/blob/main/motif-Q4_K_M.gguf", "-o", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: source {missing}/blob/main/motif-Q4_K_M.gguf is neither a local file"), err
-    assert "hf download someone/other --include 'motif-Q4_K_M.gguf' --local-dir ./other, then quantize " in err, err
-    assert err.endswith("./other/motif-Q4_K_M.gguf\n"), err
+    other = os.path.abspath("other")
+    assert f"hf download someone/other --include 'motif-Q4_K_M.gguf' --local-dir {other}, then quantize " in err, err
+    assert err.endswith(f"{other}/motif-Q4_K_M.gguf\n"), err
 
 
 def test_the_file_is_named_after_the_model_not_a_folder_or_a_cache_hash(tiny, q4km, tmp_path, monkeypatch):
@@ -1433,18 +1435,19 @@ def test_web_addresses_of_a_folder_or_file_of_a_cached_repo_read_it(tiny, tmp_pa
     for address, path in read.items():
         assert main([address, "-o", str(out), "--type", "Q8_0", "--quiet", "--force"]) == 0, address
         assert f"note: {address} is read from the Hugging Face cache: {path}\n" in capsys.readouterr().err
+    motif, gguf = os.path.abspath("tiny-motif"), os.path.abspath("gguf")  # absolute: typed in another folder too
     absent = {
         f"{web}/tree/main/text_encoder": "has no text_encoder/ in the cache (the quantizer does not download): hf "
-        "download someone/tiny-motif --include 'text_encoder/*' --local-dir ./tiny-motif, then quantize "
-        "./tiny-motif/text_encoder\n",
+        f"download someone/tiny-motif --include 'text_encoder/*' --local-dir {motif}, then quantize "
+        f"{motif}/text_encoder\n",
         # a weights file in a folder: the folder's download, its config.json with it
         f"{web}/blob/main/text_encoder/model.safetensors": "hf download someone/tiny-motif --include "
-        "'text_encoder/*' --local-dir ./tiny-motif, then quantize ./tiny-motif/text_encoder/model.safetensors\n",
+        f"'text_encoder/*' --local-dir {motif}, then quantize {motif}/text_encoder/model.safetensors\n",
         "https://huggingface.co/someone/gguf/blob/main/x-Q8_0.gguf": "hf download someone/gguf --include "
-        "'x-Q8_0.gguf' --local-dir ./gguf, then quantize ./gguf/x-Q8_0.gguf\n",
+        f"'x-Q8_0.gguf' --local-dir {gguf}, then quantize {gguf}/x-Q8_0.gguf\n",
         f"{web}/blob/dev/transformer/config.json": "is on the 'dev' revision of someone/tiny-motif, and the quantizer "
         "reads the Hugging Face cache's main revision only: hf download someone/tiny-motif --revision dev "
-        "--local-dir ./tiny-motif, then quantize ./tiny-motif/transformer\n",
+        f"--local-dir {motif}, then quantize {motif}/transformer\n",
     }
     for address, said in absent.items():
         assert main([address, "-o", str(out), "--quiet", "--force"]) == 2, address
