@@ -24,7 +24,8 @@ from motif_lite.io.output_claims import unused_path
 from motif_lite.io.staging import free_bytes, out_of_space, output_folder_problem, replace_or_beside
 from motif_lite.paths import make_folder_command, user_path, windows_name_problem
 from motif_lite.units import file_size
-from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY
+from motif_lite.version import VERSION
+from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, QUANTIZER_VERSION_KEY
 
 from .components import TRANSFORMER, Component
 from .recipes import Recipe, file_type, plan_bytes
@@ -122,6 +123,7 @@ def _new_writer(
     writer.add_string("motif_lite.quantize.source", label)
     writer.add_string(QUANTIZE_TYPE_KEY, recipe.name)
     writer.add_string("motif_lite.quantize.recipe", json.dumps(keep_specs))
+    writer.add_string(QUANTIZER_VERSION_KEY, VERSION)  # which build wrote the file, as a video's settings say
     if source.config_json is not None:
         writer.add_string(component.config_key, source.config_json)
     return writer

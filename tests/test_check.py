@@ -17,7 +17,7 @@ pytest.importorskip("diffusers")
 from gguf_helpers import write_test_gguf  # noqa: E402
 from help_text import examples, help_text  # noqa: E402
 
-from motif_lite import cli  # noqa: E402
+from motif_lite import __version__, cli  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
 from motif_lite.checkup import check_setup  # noqa: E402
 from motif_lite.checkup.checkpoint import types_and_sizes  # noqa: E402
@@ -284,6 +284,26 @@ def _gguf_with(tmp_path: Path, root: Path, qtype: Q, arch: str = "motif_video") 
     return write_test_gguf(tmp_path / f"{qtype.name}.gguf", tensors, arch=arch)
 
 
+@pytest.mark.parametrize(
+    ("metadata", "made"),
+    [({"motif_lite.quantize.type": "Q8_0"}, " (Q8_0)"),  # ours, from before the version was recorded
+     ({"general.file_type": 7}, " (Q8_0)"),  # llama.cpp's MOSTLY_Q8_0, as another tool writes it
+     ({"motif_lite.quantize.version": 3}, ""),  # not a version string: not one to name
+     ({}, "")],
+)  # fmt: skip
+def test_a_gguf_that_does_not_record_the_version_that_made_it_is_no_problem(tiny, tmp_path, metadata, made):
+    from motif_lite.weights.gguf_file import read_gguf
+
+    root = tiny[0]
+    tensors = {name: (array, Q.F32, array.shape) for name, array in load_file(root / TRANSFORMER).items()}
+    path = write_test_gguf(tmp_path / "older.gguf", tensors, extra_metadata=metadata)
+    report = check_setup(root, gguf=path)
+    assert report.passed, problems(report)
+    line = next(f.message for f in report.findings if f.subject == str(path))
+    tensors = read_gguf(path).tensors
+    assert line == f"complete GGUF{made}, {len(tensors)} tensors: {types_and_sizes(tensors)}", line
+
+
 def test_gguf_problems(tiny, tmp_path):
     root, gguf = tiny
     cut = tmp_path / "cut.gguf"
@@ -363,7 +383,8 @@ def test_the_gguf_line_says_its_type_and_the_size_of_each_tensor_type(tiny, tmp_
     root, gguf = tiny
     (line, _) = [f.message for f in check_setup(root, gguf=gguf).findings if f.subject == str(gguf)]
     ckpt = read_gguf(gguf)
-    assert line == f"complete GGUF (Q8_0), {len(ckpt.tensors)} tensors: {types_and_sizes(ckpt.tensors)}", line
+    made = f"Q8_0, made by motif-lite {__version__}"  # the version that wrote it, for a report about the file
+    assert line == f"complete GGUF ({made}), {len(ckpt.tensors)} tensors: {types_and_sizes(ckpt.tensors)}", line
     listed = types_and_sizes(ckpt.tensors).split(", ")
     assert len(listed) == len({t.qtype for t in ckpt.tensors.values()}) > 1
     shares = [sum(t.nbytes for t in ckpt.tensors.values() if t.qtype.name == item.split()[0]) for item in listed]
@@ -762,7 +783,8 @@ def test_a_text_encoder_gguf_stands_in_for_the_text_encoder_weights(tiny, tmp_pa
     assert report.passed, problems(report)
     lines = [f.message for f in report.findings if f.subject == str(te)]
     found = read_text_encoder_gguf(te)
-    summary = f"text encoder GGUF (Q8_0), {len(found.tensors)} tensors: {types_and_sizes(found.tensors)}"
+    made = f"Q8_0, made by motif-lite {__version__}"
+    summary = f"text encoder GGUF ({made}), {len(found.tensors)} tensors: {types_and_sizes(found.tensors)}"
     assert lines == [summary + "; its config matches text_encoder/config.json"]
     assert report.plan is not None
 

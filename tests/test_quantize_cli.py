@@ -102,6 +102,24 @@ def q4km(tiny, tmp_path_factory):
     return out
 
 
+def _printed_version(capsys, entry) -> str:
+    """What `entry(["--version"])` prints on stdout; it exits 0, as argparse's --version does."""
+    with pytest.raises(SystemExit) as exited:
+        entry(["--version"])
+    printed = capsys.readouterr()
+    assert exited.value.code == 0 and printed.err == "", printed.err
+    return printed.out
+
+
+def test_the_file_records_the_motif_lite_version_that_wrote_it(q4km, capsys):
+    # A bug report about a file could not say which build wrote it (a video's settings already say theirs): the
+    # version is stored as `motif-lite --version` says it.
+    from motif_lite import cli
+
+    fields = _fields(GGUFReader(q4km))
+    assert f"motif-lite {fields['motif_lite.quantize.version']}\n" == _printed_version(capsys, cli.main)
+
+
 def test_k_quant_file_structure(tiny, q4km):
     root, _, state = tiny
     reader = GGUFReader(q4km)

@@ -405,7 +405,7 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
             problem = problem.removeprefix(prefix)
         report.problem(value, problem, fix)
         return None
-    recipe = f" ({found.recipe})" if found.recipe else ""
+    recipe = made_as_and_by(found.recipe, found.path)
     compared = root is not None and (root / "text_encoder" / "config.json").is_file()  # as a run compares them
     against = "; its config matches text_encoder/config.json" if compared else ""
     summary = f"text encoder GGUF{recipe}, {len(found.tensors)} tensors: {types_and_sizes(found.tensors)}{against}"
@@ -470,14 +470,26 @@ def gguf_summary(checkpoint: GGUFCheckpoint) -> str:
     (what `gguf-dump` would list tensor by tensor), and an architecture label that another tool gave it."""
     from motif_lite.weights.gguf_file import EXPECTED_ARCH, recorded_type
 
-    made_as = recorded_type(checkpoint.metadata)
+    made = made_as_and_by(recorded_type(checkpoint.metadata), checkpoint.path)
     tensors = checkpoint.tensors
-    line = f"complete GGUF{f' ({made_as})' if made_as else ''}, {len(tensors)} tensors: {types_and_sizes(tensors)}"
+    line = f"complete GGUF{made}, {len(tensors)} tensors: {types_and_sizes(tensors)}"
     arch = checkpoint.metadata.get("general.architecture")
     if arch != EXPECTED_ARCH:  # accepted for its tensor names (gguf_file.MOTIF_VIDEO_NAMES)
         label = "no general.architecture" if arch is None else f"general.architecture {arch!r}"
         line += f"; {label}, read as {EXPECTED_ARCH} from its tensor names"
     return line
+
+
+def made_as_and_by(made_as: str | None, path: Path) -> str:
+    """What a GGUF line says of how the file was made: " (Q4_K_M, made by motif-lite 0.1.0)", its type and the
+    motif-lite version whose quantizer wrote it, for a bug report about the file; each left out where the file does
+    not record it (an older file, another tool's), and "" when it records neither."""
+    from motif_lite.weights.gguf_file import quantizer_version
+
+    version = quantizer_version(path)
+    said = [made_as] if made_as else []
+    said += [f"made by motif-lite {version}"] if version else []
+    return f" ({', '.join(said)})" if said else ""
 
 
 def types_and_sizes(tensors: Mapping[str, PackedTensor]) -> str:

@@ -326,6 +326,9 @@ def tensor_bytes(path: str | Path) -> int:
 # llama.cpp's file type.
 QUANTIZE_TYPE_KEY = "motif_lite.quantize.type"
 FILE_TYPE_KEY = "general.file_type"
+# The motif-lite version whose quantizer wrote the file, for a report about the file; older files and other tools'
+# lack it.
+QUANTIZER_VERSION_KEY = "motif_lite.quantize.version"
 
 
 def quantization_type(path: Path) -> str | None:
@@ -349,6 +352,23 @@ def _recorded_type(cur: _Cursor) -> str | None:
         if key == FILE_TYPE_KEY and vtype in _INTEGER_FORMATS:  # any width, as gguf-py's reading of the file
             file_type = struct.unpack_from(_INTEGER_FORMATS[vtype], cur.buf, cur.take(_SCALAR_SIZES[vtype], key))[0]
     return _file_type_name(file_type)
+
+
+def quantizer_version(path: Path) -> str | None:
+    """The motif-lite version whose quantizer made a GGUF file (`QUANTIZER_VERSION_KEY`), from its metadata alone;
+    None for a file that does not record it (made before it was recorded, or by another tool) and for metadata that
+    cannot be read, whose problem the file's own check names."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            cur = _Cursor(buf, path)
+            _check_magic_and_version(cur)
+            cur.u64("the tensor count")
+            for key, vtype in _metadata_entries(cur, cur.u64("the metadata count")):
+                if key == QUANTIZER_VERSION_KEY and vtype == GGUFValueType.STRING:
+                    return cur.string(key)
+    except (OSError, ValueError, CheckpointError):  # ValueError: mmap of an empty file
+        return None
+    return None
 
 
 def recorded_type(metadata: dict[str, Any]) -> str | None:
