@@ -27,6 +27,7 @@ from motif_lite.paths import path_arg
 from motif_lite.shell_syntax import posix_quoted
 from motif_lite.stopping import EXIT_INTERRUPTED, Terminated, exit_with, signals_interrupt
 from motif_lite.units import file_size
+from motif_lite.version import VERSION
 
 from .components import COMPONENTS, Component
 from .convert import check_output, quantize_checkpoint
@@ -113,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         "slow the K-quant search down many times",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # Before SRC is asked for, as `motif-lite --version`: the version a file made now records (docs/quantize.md).
+    parser.add_argument("--version", action="version", version=f"motif-lite {VERSION}")
     return parser
 
 

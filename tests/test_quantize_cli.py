@@ -120,6 +120,13 @@ def test_the_file_records_the_motif_lite_version_that_wrote_it(q4km, capsys):
     assert f"motif-lite {fields['motif_lite.quantize.version']}\n" == _printed_version(capsys, cli.main)
 
 
+def test_version_is_printed_as_motif_lite_prints_it(capsys):
+    # `python -m motif_lite.quantize --version` asked for SRC ("the following arguments are required") and exited 2.
+    from motif_lite import cli
+
+    assert _printed_version(capsys, main) == _printed_version(capsys, cli.main)
+
+
 def test_k_quant_file_structure(tiny, q4km):
     root, _, state = tiny
     reader = GGUFReader(q4km)
