@@ -289,6 +289,7 @@ def _gguf_with(tmp_path: Path, root: Path, qtype: Q, arch: str = "motif_video") 
     [({"motif_lite.quantize.type": "Q8_0"}, " (Q8_0)"),  # ours, from before the version was recorded
      ({"general.file_type": 7}, " (Q8_0)"),  # llama.cpp's MOSTLY_Q8_0, as another tool writes it
      ({"motif_lite.quantize.version": 3}, ""),  # not a version string: not one to name
+     ({"motif_lite.quantize.version": "1\nok       x: fine"}, ""),  # a line break would make a line of its own
      ({}, "")],
 )  # fmt: skip
 def test_a_gguf_that_does_not_record_the_version_that_made_it_is_no_problem(tiny, tmp_path, metadata, made):

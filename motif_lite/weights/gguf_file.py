@@ -365,7 +365,8 @@ def quantizer_version(path: Path) -> str | None:
             cur.u64("the tensor count")
             for key, vtype in _metadata_entries(cur, cur.u64("the metadata count")):
                 if key == QUANTIZER_VERSION_KEY and vtype == GGUFValueType.STRING:
-                    return cur.string(key)
+                    version = cur.string(key)
+                    return version if version.isprintable() else None  # a line break would forge check's lines
     except (OSError, ValueError, CheckpointError):  # ValueError: mmap of an empty file
         return None
     return None
