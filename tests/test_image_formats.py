@@ -440,24 +440,31 @@ def test_exif_damaged_after_its_orientation_turns_the_photo_and_says_so(tmp_path
     assert any("damaged in part: its orientation (6) was read" in note and "used upright" in note for note in notes)
 
 
-def _float_tiff(path: Path, pixels: np.ndarray) -> None:
-    """A whole little-endian TIFF of float samples (`pixels` [H, W] or [H, W, 3], float32 or float64), as numpy-based
-    tools and renderers write one: one strip, the directory before it."""
+def _float_tiff(path: Path, pixels: np.ndarray, order: str = "<", compression: int = 1) -> None:
+    """A whole TIFF of `pixels`' samples ([H, W], [H, W, 2] or [H, W, 3]; float as numpy-based tools and renderers
+    write them, or integer), little-endian ("<") or big-endian (">"), as `compression` says its one strip is
+    stored: the directory before it."""
     height, width = pixels.shape[:2]
     samples = 1 if pixels.ndim == 2 else pixels.shape[2]
-    bits, data = pixels.dtype.itemsize * 8, pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
-    tags = [(256, width), (257, height), (258, bits), (259, 1), (262, 2 if samples == 3 else 1), (273, 0),
-            (277, samples), (278, height), (279, len(data)), (284, 1), (339, 3)]  # fmt: skip
+    bits, data = pixels.dtype.itemsize * 8, pixels.astype(pixels.dtype.newbyteorder(order)).tobytes()
+    sample_format = {"u": 1, "i": 2, "f": 3}[pixels.dtype.kind]
+    tags = [(256, width), (257, height), (258, bits), (259, compression), (262, 2 if samples == 3 else 1), (273, 0),
+            (277, samples), (278, height), (279, len(data)), (284, 1), (339, sample_format)]  # fmt: skip
     extra_at = 8 + 2 + 12 * len(tags) + 4  # per-sample values (3 SHORTs do not fit in an entry) after the directory
     data_at = extra_at + 4 * samples
     entries = b""
     for tag, value in tags:
         if tag in (258, 339) and samples > 2:
-            entries += struct.pack("<HHII", tag, 3, samples, extra_at + (0 if tag == 258 else 2 * samples))
+            entries += struct.pack(order + "HHII", tag, 3, samples, extra_at + (0 if tag == 258 else 2 * samples))
+        elif tag in (258, 339) and samples == 2:  # two SHORTs fill the entry's 4 bytes: held there
+            entries += struct.pack(order + "HHIHH", tag, 3, 2, value, value)
         else:
-            entries += struct.pack("<HHIHH", tag, 3, 1, data_at if tag == 273 else value, 0)
-    per_sample = struct.pack(f"<{samples}H", *[bits] * samples) + struct.pack(f"<{samples}H", *[3] * samples)
-    head = b"II*\x00" + struct.pack("<IH", 8, len(tags)) + entries + b"\x00" * 4
+            entries += struct.pack(order + "HHIHH", tag, 3, 1, data_at if tag == 273 else value, 0)
+    per_sample = struct.pack(f"{order}{samples}H", *[bits] * samples) + struct.pack(
+        f"{order}{samples}H", *[sample_format] * samples
+    )
+    magic = b"II*\x00" if order == "<" else b"MM\x00*"
+    head = magic + struct.pack(order + "IH", 8, len(tags)) + entries + b"\x00" * 4
     path.write_bytes(head + (per_sample if samples > 2 else b"\x00" * 4 * samples) + data)
 
 
@@ -515,4 +522,42 @@ def test_a_whole_tiff_of_a_compression_pillow_lacks_is_not_called_damaged(tmp_pa
             data[entry + 8 : entry + 10] = struct.pack("<H", 34712)
     path.write_bytes(bytes(data))
     with pytest.raises(MotifLiteError, match="it is a TIFF of 8-bit RGB samples stored in a way Pillow does not read"):
+        read_image(path)
+
+
+def test_a_tiff_cut_short_whose_directory_follows_its_header_is_not_called_a_raw_photo(tmp_path):
+    # A CR2 is a TIFF whose first directory is at byte 16, with "CR" at byte 8; a plain TIFF may put its directory
+    # there too. Cut short, it is damaged, not a RAW photo to export.
+    path = tmp_path / "scan.tif"
+    path.write_bytes(_cr2_pillow_opens().replace(b"CR\x02\x00", bytes(4), 1))
+    with pytest.raises(MotifLiteError, match=re.escape(DAMAGED)) as raised:
+        read_image(path)
+    assert "RAW" not in str(raised.value) and "image file is truncated" in str(raised.value)  # Pillow's words too
+
+
+@pytest.mark.parametrize(
+    ("order", "shape", "said"),
+    [(">", (8, 8, 3), "32-bit float RGB"), ("<", (8, 8, 2), "32-bit float grayscale and alpha")],
+)
+def test_a_whole_float_tiff_is_named_from_its_own_byte_order_and_values_held_in_its_entries(
+    tmp_path, order, shape, said
+):
+    # A big-endian ("MM") TIFF's directory read as little-endian lies past the end: it was called cut short. Two
+    # samples' SHORTs fit in their directory entry (4 bytes), not at an offset elsewhere.
+    path = tmp_path / "render.tif"
+    _float_tiff(path, np.random.default_rng(0).random(shape).astype(np.float32), order)
+    with pytest.raises(
+        MotifLiteError, match=re.escape(f"it is a TIFF of {said} samples, a layout Pillow does not read")
+    ):
+        read_image(path)
+
+
+def test_a_whole_tiff_of_signed_samples_pillow_reads_but_not_so_compressed_is_not_told_to_change_its_depth(tmp_path):
+    # 16-bit signed integers Pillow reads (I;16S): only the compression (JPEG 2000) is what it lacks, so the advice
+    # is to save it uncompressed, not to give it another bit depth.
+    path = tmp_path / "scan.tif"
+    _float_tiff(path, np.arange(64, dtype=np.int16).reshape(8, 8), compression=34712)
+    with pytest.raises(
+        MotifLiteError, match="it is a TIFF of 16-bit grayscale samples stored in a way Pillow does not"
+    ):
         read_image(path)

@@ -654,6 +654,51 @@ def test_the_child_process_reads_each_gpu_a_rank_runs_on(monkeypatch):
     assert read[1].use.total_bytes == 1000 and len(parallel.gpu_readings(1)) == 1
 
 
+def test_a_child_that_read_fewer_gpus_than_asked_or_no_gpu_reading_gives_no_readings(monkeypatch):
+    # Fewer readings than ranks (a GPU the child could not see, CUDA_VISIBLE_DEVICES narrower than --gpus) would
+    # plan the ranks without theirs; a reading whose name is not text is no reading.
+    one = json.dumps([gpu.to_json() for gpu in gpu_readings(1)])
+    nameless = json.dumps([{**gpu.to_json(), "name": 7} for gpu in gpu_readings(1, 2)])
+    for stdout in (one, nameless):
+        done = subprocess.CompletedProcess([], 0, stdout=stdout + "\n", stderr="")
+        monkeypatch.setattr(subprocess, "run", lambda *a, done=done, **kw: done)
+        assert parallel.gpu_readings(2) is None, stdout
+
+
+def test_choosing_the_gpu_with_the_smallest_budget_says_no_warning_of_its_own():
+    # The plan made on the GPU chosen says its warnings (a --vram over a card's whole memory); choosing it said them
+    # first, once more for each card looked at.
+    import warnings
+
+    from motif_lite.preflight import smallest_budget_gpu
+
+    tiny = gpu_readings(39 * 2**20, total=40 * 2**20)
+    read = [*gpu_readings(64 * 2**30), *tiny]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert smallest_budget_gpu(read, 8) is tiny[0]
+    assert not said, [str(w.message) for w in said]
+
+
+def test_the_kernels_decided_for_a_read_gpu_follow_use_triton(monkeypatch):
+    # As `use_triton` decides: on an AMD GPU "auto" runs torch's ops (not checked on AMD GPUs) though Triton has
+    # nothing against it; an NVIDIA GPU Triton builds for keeps "auto".
+    from motif_lite import preflight
+    from motif_lite.devices import AMD
+    from motif_lite.runtime.kernels import KernelBackendError
+
+    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: None)
+    mi300 = GpuFacts(AMD, "AMD Instinct MI300X", arch="gfx942")
+    assert preflight._kernels_on("auto", mi300) == "torch"
+    h100 = GpuFacts(NVIDIA, "NVIDIA H100 80GB HBM3", (9, 0))
+    assert preflight._kernels_on("auto", h100) == "auto"
+    # Where Triton cannot run, "auto" runs torch's ops, and only "triton" is refused.
+    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: "triton cannot be imported (no module)")
+    assert preflight._kernels_on("auto", h100) == "torch"
+    with pytest.raises(KernelBackendError, match="triton cannot be imported"):
+        preflight._kernels_on("triton", h100)
+
+
 def test_the_refusal_before_the_processes_start_is_the_plan_of_one_rank(checkpoint, tmp_path, capsys, monkeypatch):
     # cfg 2 x sp 2: each rank runs one guidance branch on half its tokens, one row per forward even when
     # --batch-guidance asks for two. The plan made before the launch is the one a dry run prints for a rank.

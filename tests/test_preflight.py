@@ -672,6 +672,63 @@ def test_out_of_memory_when_other_processes_left_less_than_the_smallest_plan_say
     assert operator_advice(planned, plan).endswith(under + "restart the server with a smaller --max-video")
 
 
+def _gpu_now(monkeypatch, room: int) -> None:
+    """The CUDA device as `memory_advice` reads it after running out: `room` bytes left a run (all free, none of
+    this process's), of 8 GiB."""
+    from motif_lite import memory_advice
+    from motif_lite.devices import GpuUse
+
+    monkeypatch.setattr(memory_advice, "_gpu_use_now", lambda device: GpuUse(8 * 2**30, room))
+
+
+def test_a_gpu_whose_room_is_just_the_plans_reserve_is_not_crowded(monkeypatch):
+    # The reserve fits beside the other processes: the plan's own figures are the advice, not what is left.
+    from motif_lite.memory_advice import crowded_gpu
+
+    room = 3 * 2**30
+    _gpu_now(monkeypatch, room)
+    assert crowded_gpu("cuda", room, "a run") is None
+    assert crowded_gpu("cuda", room + 1, "a run").room_bytes == room
+
+
+def test_a_crowded_gpu_whose_room_plans_more_than_just_under_the_peak_names_that_figure_and_what_others_hold(
+    monkeypatch,
+):
+    # 4 GiB peak, 4.5 GiB reserved, 4.4 GiB left: what is left plans for 4.07, more than the 3.99 just under the
+    # peak, which is named; the processes that took the rest are still said.
+    from motif_lite.memory_advice import JUST_UNDER_THE_PEAK, lower_budget, vram_just_under
+
+    _gpu_now(monkeypatch, int(4.4 * 2**30))
+    budget = lower_budget("cuda", 4 * 2**30, int(4.5 * 2**30), "a run")
+    assert (budget.vram_gib, budget.why, budget.room_bytes) == (vram_just_under(4 * 2**30), JUST_UNDER_THE_PEAK, None)
+    assert budget.held.startswith(", but the GPU has ") and "which leaves a run 4.40 GiB" in budget.held, budget
+
+
+def test_a_gpu_with_almost_nothing_left_names_no_vram_but_what_is_left(monkeypatch):
+    # 5 MiB left: no --vram figure fits it (it would be 0.00). Not the --vram just under the peak either, which
+    # would run out again: no figure, and what is left, which the advice compares with the smallest plan.
+    from motif_lite.memory_advice import WHAT_IS_LEFT, lower_budget
+
+    _gpu_now(monkeypatch, 5 * 2**20)
+    budget = lower_budget("cuda", 4 * 2**30, int(4.5 * 2**30), "a run")
+    assert (budget.vram_gib, budget.why, budget.room_bytes) == (None, WHAT_IS_LEFT, 5 * 2**20), budget
+
+
+def test_a_gpu_that_cannot_be_read_after_running_out_leaves_the_advice_without_it(monkeypatch):
+    # After an out-of-memory error CUDA may fail the query itself (torch raises a RuntimeError, "CUDA error: ..."):
+    # the advice is given without what others hold, not replaced by that traceback.
+    from motif_lite import devices
+    from motif_lite.memory_advice import JUST_UNDER_THE_PEAK, lower_budget, vram_just_under
+
+    def failing(device):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(devices, "is_here", lambda device: True)
+    monkeypatch.setattr(devices, "gpu_use", failing)
+    budget = lower_budget("cuda", 4 * 2**30, int(4.5 * 2**30), "a run")
+    assert (budget.vram_gib, budget.why, budget.held) == (vram_just_under(4 * 2**30), JUST_UNDER_THE_PEAK, "")
+
+
 # --------------------------------------------------------------------------------- checks before any weights
 
 

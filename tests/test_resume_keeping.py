@@ -353,3 +353,13 @@ def test_a_preview_in_a_symlink_loop_is_named_missing_without_a_traceback(
     err = capsys.readouterr().err
     assert status == cli.EXIT_USER_ERROR and "Traceback" not in err and "RuntimeError" not in err, err
     assert "loopa" in err, err
+
+
+def test_an_output_spelled_with_a_tilde_is_the_output_at_its_home(tmp_path, monkeypatch):
+    # A path quoted in the shell, a config file's or a notebook's reaches us with its `~`: it names the file the
+    # shell would have named, as every other output check reads it.
+    from motif_lite.request.output_names import same_output
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert same_output("~/fox.mp4", tmp_path / "fox.mp4") and same_output("fox.mp4", "~/fox.mp4")

@@ -101,3 +101,45 @@ def test_a_stop_raised_as_the_lock_is_taken_gives_it_back():
     other.join()
     assert taken == [True]
     lock.release()  # tqdm.write's cleanup releases all the same: not this thread's lock, and nothing is said
+
+
+def test_a_write_lock_tqdm_has_already_is_kept(monkeypatch):
+    # A Python caller's bars, shown before `cli.main`, share tqdm's lock with their threads (tqdm's monitor, a bar
+    # being refreshed): a new lock put in its place would let those threads and our lines write at once. Without
+    # one, tqdm is given the lock a stop leaves as it found it.
+    from tqdm.std import tqdm
+
+    from motif_lite.progress import make_write_lock
+
+    callers = threading.RLock()
+    monkeypatch.setattr(tqdm, "_lock", callers, raising=False)
+    make_write_lock()
+    assert tqdm.get_lock() is callers
+    monkeypatch.delattr(tqdm, "_lock")
+    make_write_lock()
+    assert isinstance(tqdm.get_lock(), StopSafeWriteLock)
+
+
+def test_a_release_by_a_thread_that_holds_nothing_leaves_another_threads_hold():
+    # tqdm.write releases in its cleanup whether or not its acquire took the lock: after a stop cut the wait short,
+    # that release must not free the lock a bar of another thread still holds (a lock without an owner would, and
+    # two threads would then write at once).
+    lock = StopSafeWriteLock()
+    held, let_go = threading.Event(), threading.Event()
+
+    def bar_thread():
+        with lock:
+            held.set()
+            let_go.wait(10)
+
+    other = threading.Thread(target=bar_thread)
+    other.start()
+    held.wait(10)
+    lock.release()  # this thread's cleanup, its acquire cut short
+    try:
+        assert not lock.acquire(blocking=False)  # still the other thread's
+    finally:
+        let_go.set()
+        other.join(10)
+    assert lock.acquire(blocking=False)
+    lock.release()
