@@ -48,14 +48,17 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
 class InProcessServer:
     """A `VideoServer` on a free loopback port, run by a thread of the test process."""
 
-    def __init__(self, pipe, data: Path, load: Callable[[], Any] | None = None, port: int = 0, **config: Any) -> None:
+    def __init__(
+        self, pipe, data: Path, load: Callable[[], Any] | None = None, port: int = 0, host: str = HOST, **config: Any
+    ) -> None:
         """`load`: what the server calls to load the model (default: hand over `pipe` at once); `port`: 0, a free
-        one, or that of a server stopped before (the same server started again, as a page sees it)."""
+        one, or that of a server stopped before (the same server started again, as a page sees it); `host`: the
+        address it listens on (requests go to 127.0.0.1 all the same)."""
         self.log: list[str] = []
         self.store = JobStore(data)
         server_config = ServerConfig(model_name="tiny", **config)
         self.server = VideoServer(self.store, server_config, self.log.append)
-        self.sock = bind(HOST, port)
+        self.sock = bind(host, port)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{HOST}:{self.port}"
         self.loads_at_once = load is None

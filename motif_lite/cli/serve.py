@@ -304,8 +304,9 @@ def _checked_and_served(args: argparse.Namespace, stops: ServerStops) -> int:
     from motif_lite.devices import resolve_device
     from motif_lite.io.container import own_network_container
     from motif_lite.io.gguf_source import refuse_variant_flag
+    from motif_lite.server.cross_site import is_loopback
     from motif_lite.server.jobs import JobStore
-    from motif_lite.server.runner import bind, is_loopback
+    from motif_lite.server.runner import bind
 
     # A wrong --gguf or --text-encoder-gguf file said now: the model loads after "serving", its errors after it.
     refuse_variant_flag(args.gguf)  # in serve's words: check_gguf_files says it in Python's

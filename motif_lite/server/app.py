@@ -35,6 +35,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.request import GenerationRequest
 from motif_lite.server.body_limit import BodyLimit
 from motif_lite.server.cors import ApiCors
+from motif_lite.server.cross_site import CrossSiteGuard
 from motif_lite.server.downloads import download
 from motif_lite.server.extension import extension_fields, in_video_words
 from motif_lite.server.internal_errors import InternalErrors
@@ -143,6 +144,7 @@ class ServerState:
         # True once the server stops (`VideoServer.stop`). A plain flag, not a threading.Event: a stop signal's
         # handler sets it, and one run again inside Event.set() (a second signal) would wait for its own lock.
         self.stopping = False
+        self.listening_on: str | None = None  # the address the socket is bound to, once `VideoServer.serve` has it
 
     def ready(self, worker: Worker, config: ServerConfig) -> None:
         self.config = config  # first: a request that sees the worker sees the config that goes with it
@@ -173,6 +175,10 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
         max_form_bytes=config.max_form_bytes,
         max_video_upload_bytes=config.max_video_upload_bytes,
     )
+    # Before the body is read: a refused page's upload is not stored first. Inside CORS: a page of an origin that
+    # --cors-origin allows is never refused, and so needs none of its headers on a refusal.
+    app.add_middleware(CrossSiteGuard, has_key=config.api_key is not None, cors_origins=config.cors_origins,
+                       listening_on=lambda: state.listening_on)  # fmt: skip
     app.add_middleware(InternalErrors)  # inside CORS: a page of another origin reads a bug's 500 too
     # Outside every answer given before the body was read; a stop ends its reading of the rest at once.
     app.add_middleware(CloseAfterUnreadBody, stopping=lambda: state.stopping)

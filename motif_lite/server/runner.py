@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import signal
 import socket
@@ -68,6 +67,7 @@ class VideoServer:
             self._serve(sock, load)
 
     def _serve(self, sock: socket.socket, load: Callable[[], tuple[MotifVideoPipeline, ServerConfig]]) -> None:
+        self.state.listening_on = sock.getsockname()[0]  # a loopback one answers loopback names only (`CrossSiteGuard`)
         http_ended = threading.Event()
         http = threading.Thread(target=self._run_http, args=(sock, http_ended), name="motif-lite-http", daemon=True)
         http.start()
@@ -170,15 +170,6 @@ def _why_not_bound(error: OSError, host: str, port: int) -> str:
         every = "give --host 127.0.0.1 (this machine only) or 0.0.0.0 (every address)"
         return f"{reason}: {host} is no address of this machine; {every}"
     return reason
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def served_model_name(model: str | Path, gguf: str | Path | None) -> str:

@@ -1,0 +1,125 @@
+"""What a web page of another site can make a server without a key do: nothing.
+
+A browser lets any page send a form or a plain-text body to any address, this machine's included, without asking the
+server first (a CORS "simple request"): the page cannot read the answer, but a job is queued all the same. And a
+page whose own name is made to resolve to 127.0.0.1 (DNS rebinding) becomes, to the browser, of the same origin as
+a server on loopback, and reads every answer. A key stops both: such a page cannot send it. Without one, this
+middleware refuses, before the body is read:
+
+- a request that changes something (POST, PUT, PATCH, DELETE) from a page of another origin than the server's own
+  (scheme://host:port as the request reached it) or those of `--cors-origin` (its `Origin` header; where a browser
+  sends none, `Sec-Fetch-Site: cross-site`). curl, the SDKs and other programs send neither, and are answered as
+  ever;
+- on a server that listens on a loopback address, a request addressed to a name that is not a loopback one (its
+  `Host` header), as a rebinding page's is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+from collections.abc import Awaitable, Callable
+
+from fastapi.responses import JSONResponse
+
+from motif_lite.server.schema import ApiError
+
+CHANGING_METHODS = (b"POST", b"PUT", b"PATCH", b"DELETE")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+LOOPBACK_NAMES = ("localhost",)  # besides loopback addresses (127.0.0.0/8, ::1)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, IPv6 without brackets) is one of this machine's loopback ones."""
+    if host.lower().rstrip(".") in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class CrossSiteGuard:
+    """ASGI middleware: the refusals above, each a 403 in the API's error shape. `has_key`: whether the server asks
+    for a key (then it refuses nothing here); `listening_on()`: the address the server listens on, None where unknown
+    (then the address the connection reached is taken); `cors_origins`: those of `--cors-origin` (`*`: any)."""
+
+    def __init__(
+        self, app, has_key: bool, cors_origins: tuple[str, ...], listening_on: Callable[[], str | None]
+    ) -> None:
+        self.app = app
+        self.has_key = has_key
+        self.cors_origins = cors_origins
+        self.listening_on = listening_on
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send) -> None:
+        if scope["type"] != "http" or self.has_key:
+            await self.app(scope, receive, send)
+            return
+        error = self._refusal(scope)
+        if error is None:
+            await self.app(scope, receive, send)
+            return
+        await JSONResponse(error.body(), status_code=error.status)(scope, receive, send)
+
+    def _refusal(self, scope: dict) -> ApiError | None:
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        host = headers.get("host")
+        listening = self.listening_on() or (scope.get("server") or ("",))[0]
+        if host is not None and is_loopback(listening) and not is_loopback(_host_name(host)):
+            return ApiError(
+                403,
+                f"this server listens on {listening} without an API key, and so answers only requests addressed to "
+                f"this machine by a loopback name (localhost, 127.0.0.1, [::1]); this one was addressed to {host!r}, "
+                "as a web page that points its own name at this machine (DNS rebinding) would send. To reach the "
+                "server by another name, start it with --api-key (a server with a key answers any name), or have the "
+                "proxy in front of it send Host: 127.0.0.1 (nginx does by default)",
+                None,
+                "host_not_allowed",
+            )
+        if scope["method"].encode() not in CHANGING_METHODS:
+            return None
+        origin = headers.get("origin")
+        if origin is None:
+            if headers.get("sec-fetch-site", "").strip().lower() == "cross-site":
+                return _cross_origin("a page of another site (Sec-Fetch-Site: cross-site)")
+            return None  # curl, an SDK, a program: not a browser's page
+        if "*" in self.cors_origins or origin in self.cors_origins or _same_origin(origin, scope["scheme"], host):
+            return None
+        return _cross_origin(f"a page of {origin}")
+
+
+def _cross_origin(sender: str) -> ApiError:
+    return ApiError(
+        403,
+        f"{sender} may not start work or change anything on this server, which has no API key: a page of any site "
+        "can send a form to it. Start the server with --cors-origin ORIGIN to let pages of ORIGIN call it (behind a "
+        "reverse proxy that sends its own Host, the origin the page is served from), or with --api-key, which such a "
+        "page cannot send; curl and the SDKs send no Origin and are not refused",
+        None,
+        "cross_origin_refused",
+    )
+
+
+def _same_origin(origin: str, scheme: str, host: str | None) -> bool:
+    """Whether `origin` (as a browser sends it) is the server's own as the request reached it: `scheme` and the
+    `Host` header, a default port left out or not."""
+    if host is None:
+        return False
+    try:
+        page = urllib.parse.urlsplit(origin)
+        server = urllib.parse.urlsplit(f"//{host}")
+        page_port, server_port = page.port, server.port  # ValueError for a port that is not one
+    except ValueError:
+        return False
+    if page.scheme.lower() != scheme or page.hostname is None or page.hostname != server.hostname:
+        return False
+    return (page_port or DEFAULT_PORTS.get(scheme)) == (server_port or DEFAULT_PORTS.get(scheme))
+
+
+def _host_name(host: str) -> str:
+    """The name or address of a `Host` header, without its port or an IPv6 address's brackets."""
+    try:
+        return urllib.parse.urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        return ""

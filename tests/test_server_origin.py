@@ -1,0 +1,150 @@
+"""A server without a key and web pages of other sites: a page could queue jobs on it by sending a form to
+127.0.0.1 (a CORS "simple request", sent without asking the server first), and, by pointing its own name at this
+machine (DNS rebinding), read every answer. Such requests are refused; the server's own page, the origins of
+--cors-origin, curl and the SDKs (which send no Origin) are answered as before."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("fastapi")
+from server_helpers import TINY, InProcessServer, multipart  # noqa: E402
+
+from motif_lite import load_pipeline  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
+PROMPT = "a red fox runs through snow"
+EVIL = "http://evil.example"
+
+
+@pytest.fixture(scope="module")
+def pipe(shared_checkpoint):
+    return load_pipeline(shared_checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch")
+
+
+@pytest.fixture
+def server(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "data") as running:
+        yield running
+
+
+def jobs(server) -> list[str]:
+    return [video["id"] for video in server.request("GET", "/v1/videos")[1]["data"]]
+
+
+def assert_refused(answer, code: str = "cross_origin_refused") -> str:
+    status, error, headers = answer
+    assert status == 403 and headers["content-type"] == "application/json", (status, error)
+    assert error["error"]["code"] == code and error["error"]["type"] == "invalid_request_error", error
+    return error["error"]["message"]
+
+
+def test_a_form_from_a_page_of_another_site_queues_nothing(server):
+    # The three bodies a page may send anywhere without a preflight: a multipart form, an urlencoded one and plain
+    # text; each was taken as a job (the form two ways) or read before it was refused.
+    form, form_headers = multipart({"prompt": PROMPT, **{k: str(v) for k, v in TINY.items()}}, {})
+    bodies = [
+        (form, form_headers),
+        (urllib.parse.urlencode({"prompt": PROMPT}).encode(), {"Content-Type": "application/x-www-form-urlencoded"}),
+        (b'{"prompt": "a red fox"}', {"Content-Type": "text/plain"}),
+    ]
+    for body, headers in bodies:
+        message = assert_refused(server.request("POST", "/v1/videos", body, {**headers, "Origin": EVIL}))
+        assert f"a page of {EVIL} may not" in message and "--cors-origin ORIGIN" in message, message
+    # A page in a sandboxed frame or a file sends `Origin: null`; a browser that sends no Origin says where from.
+    assert_refused(server.request("POST", "/v1/videos", form, {**form_headers, "Origin": "null"}))
+    message = assert_refused(
+        server.request("POST", "/v1/videos", form, {**form_headers, "Sec-Fetch-Site": "cross-site"})
+    )
+    assert "Sec-Fetch-Site: cross-site" in message, message
+    # Another port of this machine is another origin (a dev server's page on :3000), as is https for http.
+    own = urllib.parse.urlsplit(server.url)
+    for origin in (f"http://127.0.0.1:{own.port + 1}", f"https://127.0.0.1:{own.port}", "http://127.0.0.1"):
+        assert_refused(server.request("POST", "/v1/videos", form, {**form_headers, "Origin": origin}))
+    assert jobs(server) == []
+    # Nor may such a page delete a job.
+    _, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})
+    assert_refused(server.request("DELETE", f"/v1/videos/{video['id']}", headers={"Origin": EVIL}))
+    assert jobs(server) == [video["id"]]
+
+
+def test_the_served_page_curl_and_the_sdk_are_answered_as_before(server):
+    own = urllib.parse.urlsplit(server.url)
+    asked = {"prompt": PROMPT, **TINY}
+    # The page's own calls: its origin is the address it was opened at, by a loopback name or address.
+    for host in (f"127.0.0.1:{own.port}", f"localhost:{own.port}", f"LocalHost:{own.port}"):
+        headers = {"Host": host, "Origin": f"http://{host.lower()}", "Sec-Fetch-Site": "same-origin"}
+        status, video, _ = server.request("POST", "/v1/videos", asked, headers)
+        assert status == 200 and video["status"] in ("queued", "in_progress"), video
+        assert server.request("DELETE", f"/v1/videos/{video['id']}", headers=headers)[0] == 200
+    # curl and programs send no Origin; a browser's address bar sends `Sec-Fetch-Site: none`.
+    status, video, _ = server.request("POST", "/v1/videos", asked)
+    assert status == 200, video
+    assert server.request("POST", "/v1/videos", asked, {"Sec-Fetch-Site": "none"})[0] == 200
+    created = server.client().videos.create(prompt=PROMPT, size="48x32", seconds="1")
+    assert created.status in ("queued", "in_progress")
+    server.client().videos.delete(created.id)
+
+
+def test_the_origins_of_cors_origin_may_post(pipe, tmp_path):
+    with InProcessServer(pipe, tmp_path / "cors", cors_origins=("http://page.test",)) as server:
+        status, video, headers = server.request(
+            "POST", "/v1/videos", {"prompt": PROMPT, **TINY}, {"Origin": "http://page.test"}
+        )
+        assert status == 200 and headers["access-control-allow-origin"] == "http://page.test", video
+        assert_refused(server.request("POST", "/v1/videos", {"prompt": PROMPT}, {"Origin": EVIL}))
+    with InProcessServer(pipe, tmp_path / "any", cors_origins=("*",)) as server:
+        assert server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY}, {"Origin": EVIL})[0] == 200
+
+
+def test_a_server_with_a_key_answers_any_origin_and_name_that_sends_it(pipe, tmp_path):
+    # A page of another site cannot send the key (an Authorization header asks the server first, which refuses
+    # without --cors-origin): the key alone decides, as before.
+    with InProcessServer(pipe, tmp_path / "key", api_key="k") as server:
+        key = {"Authorization": "Bearer k"}
+        assert server.request("POST", "/v1/videos", {"prompt": PROMPT}, {"Origin": EVIL})[0] == 401
+        status, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY}, {**key, "Origin": EVIL})
+        assert status == 200, video
+        assert server.request("GET", "/v1/videos", headers={**key, "Host": "motif.example"})[0] == 200
+
+
+def test_a_name_pointed_at_this_machine_is_refused_by_a_loopback_server(server):
+    # DNS rebinding: a page of evil.example whose name then resolves to 127.0.0.1 is, to the browser, of the same
+    # origin as the server: its requests say `Host: evil.example:PORT`, and it reads every answer.
+    port = urllib.parse.urlsplit(server.url).port
+    for path in ("/v1/videos", "/", "/health", "/v1/info"):
+        message = assert_refused(
+            server.request("GET", path, headers={"Host": f"evil.example:{port}"}), "host_not_allowed"
+        )
+        assert "'evil.example:" in message and "--api-key" in message and "DNS rebinding" in message, message
+    same = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+    assert_refused(server.request("POST", "/v1/videos", {"prompt": PROMPT}, same), "host_not_allowed")
+    assert_refused(server.request("GET", "/v1/videos", headers={"Host": "127.0.0.1.evil.example"}), "host_not_allowed")
+    for host in (f"localhost:{port}", "localhost", f"127.0.0.1:{port}", "127.0.0.1", f"127.0.0.2:{port}",
+                 f"[::1]:{port}", "[::1]"):  # fmt: skip
+        assert server.request("GET", "/v1/videos", headers={"Host": host})[0] == 200, host
+    assert jobs(server) == []
+
+
+def test_a_server_on_every_address_answers_any_name(pipe, tmp_path):
+    # --host 0.0.0.0 is reached by this machine's names and addresses on the network (the `serving` line names
+    # http://HOSTNAME:PORT/), also through 127.0.0.1: the name check is for a server on loopback alone.
+    with InProcessServer(pipe, tmp_path / "every", host="0.0.0.0") as server:
+        port = urllib.parse.urlsplit(server.url).port
+        assert server.request("GET", "/v1/videos", headers={"Host": f"gpu-box.lan:{port}"})[0] == 200
+        assert_refused(server.request("POST", "/v1/videos", {"prompt": PROMPT}, {"Origin": EVIL}))
+
+
+def test_a_page_of_another_site_still_shows_a_video_it_cannot_read(server):
+    # GETs change nothing: a page may still show a finished video (`<video src>`), as before; without CORS headers
+    # its script reads none of it.
+    _, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})
+    server.wait_status(video["id"], ("completed",))
+    cross = {"Origin": EVIL, "Sec-Fetch-Site": "cross-site"}
+    status, data, headers = server.request("GET", f"/v1/videos/{video['id']}/content", headers=cross)
+    assert status == 200 and data[4:8] == b"ftyp" and "access-control-allow-origin" not in headers
+    assert server.request("GET", f"/v1/videos/{video['id']}", headers=cross)[0] == 200
