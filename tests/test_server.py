@@ -1223,7 +1223,7 @@ def test_oversized_bodies_and_images_are_413(pipe, tmp_path):
         code, error, _ = server.request("POST", "/v1/videos", body, headers)
         assert code == 413 and "is 400x120; the limit is 40,000 pixels" in error["error"]["message"]
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:  # a declared 1 GB: refused
-            raw.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
+            raw.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000\r\n\r\n")
             assert raw.recv(4096).startswith(b"HTTP/1.1 413")
         assert server.request("GET", "/v1/videos")[1]["data"] == []
 

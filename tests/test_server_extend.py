@@ -537,7 +537,7 @@ def test_an_uploaded_video_that_cannot_be_extended_is_refused_before_it_is_queue
         assert (code, error["error"]["code"], error["error"]["param"]) == (413, "video_too_large", "extend"), error
         assert "--max-video-upload-mb 0.190735: videos to extend up to 0.190735 MiB" in error["error"]["message"]
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:  # a declared 1 GB: refused
-            raw.sendall(b"POST /v1/videos/extensions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+            raw.sendall(b"POST /v1/videos/extensions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
                         b"boundary=b\r\nContent-Length: 1000000000\r\n\r\n")  # fmt: skip
             assert raw.recv(4096).startswith(b"HTTP/1.1 413")
         assert server.request("GET", "/v1/videos")[1]["data"] == []  # nothing was queued

@@ -418,7 +418,7 @@ def test_ctrl_c_while_the_server_runs_returns_only_once_the_http_side_has_ended(
 
     def interrupt_while_serve_waits() -> None:
         wait_for(lambda: server.loaded, 60, "the model to load")
-        half_sent.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        half_sent.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                           b"Content-Length: 100\r\n\r\n{")  # fmt: skip
         wait_for(lambda: server.http.server_state.tasks, 60, "the request to reach the app")
         http_thread.append(next(t.ident for t in threading.enumerate() if t.name == "motif-lite-http"))
