@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -67,7 +68,10 @@ class VideoServer:
             self._serve(sock, load)
 
     def _serve(self, sock: socket.socket, load: Callable[[], tuple[MotifVideoPipeline, ServerConfig]]) -> None:
-        self.state.listening_on = sock.getsockname()[0]  # a loopback one answers loopback names only (`CrossSiteGuard`)
+        # A loopback address answers loopback names only (`CrossSiteGuard`). A socket closed already has none: uvicorn
+        # then fails on it, and says why.
+        with contextlib.suppress(OSError):
+            self.state.listening_on = sock.getsockname()[0]
         http_ended = threading.Event()
         http = threading.Thread(target=self._run_http, args=(sock, http_ended), name="motif-lite-http", daemon=True)
         http.start()
