@@ -8,7 +8,9 @@ Every /v1 route asks for `Authorization: Bearer KEY` when the server has a key (
 page and its files are public: they hold no data, and a browser cannot send a bearer header when it opens a page;
 the page asks for the key and sends it with each API call. /health is public too, for load balancers: it says how
 the server is doing and nothing of any job but the running one's id and progress. Bodies over the limit get 413
-before they are parsed to the end, a full queue 429, and every error has OpenAI's JSON shape.
+before they are parsed to the end, a full queue 429, and every error has OpenAI's JSON shape. Without a key, web
+pages of other sites are refused what changes anything, and a loopback server answers loopback names only
+(`CrossSiteGuard`).
 """
 
 from __future__ import annotations
