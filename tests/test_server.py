@@ -914,6 +914,45 @@ def test_a_json_key_sent_twice_is_refused_as_a_form_field_sent_twice_is(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_a_json_objects_repeated_keys_are_found_looking_at_each_key_once():
+    # Each key was counted in the object's list of keys, n looks per key: an object of 20k keys and one repeat (a
+    # 209 KB body) took 10 s, on the event loop, so GET /health waited as long. Keys that count how often they are
+    # compared or hashed show the work per key of the hook json calls for every object.
+    from motif_lite.server.schema import _object_noting_repeats
+
+    looks = 0
+
+    class CountedKey(str):
+        def __eq__(self, other):
+            nonlocal looks
+            looks += 1
+            return str.__eq__(self, other)
+
+        def __hash__(self):
+            nonlocal looks
+            looks += 1
+            return str.__hash__(self)
+
+    pairs = [(CountedKey(f"k{i}"), i) for i in range(2000)] + [(CountedKey("k7"), "again")]
+    repeated: list[list[str]] = []
+    assert _object_noting_repeats(repeated, pairs)["k7"] == "again" and repeated == [["k7"]]
+    assert looks <= 4 * len(pairs), looks  # a set and the dict hash each key once; a count per key is 2000 times
+
+
+def test_a_key_twice_in_a_forms_loras_json_is_refused_as_in_a_json_body(server):
+    # A JSON body's {"loras": [{"name": "a", "name": "b"}]} was refused, but the same text in a form's loras field
+    # was read by a plain json.loads, which quietly took b.
+    twice = '[{"name": "a.safetensors", "name": "b.safetensors"}]'
+    body, headers = multipart({"prompt": PROMPT, "loras": twice}, {})
+    code, error, _ = server.request("POST", "/v1/videos", body, headers)
+    assert code == 400 and error["error"]["param"] == "loras" and error["error"]["code"] == "invalid_value", error
+    assert error["error"]["message"] == "'name' was sent twice in one of loras' JSON objects", error
+    as_json = f'{{"prompt": "{PROMPT}", "loras": {twice}}}'.encode()
+    code, error, _ = server.request("POST", "/v1/videos", as_json, {"Content-Type": "application/json"})
+    assert code == 400 and error["error"]["message"].startswith("'name' was sent twice"), error
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_a_second_image_file_is_one_too_many(server):
     # Starlette's words alone ("Too many files. Maximum number of files is 1.") named no field.
     image = ("x.png", png(), "image/png")

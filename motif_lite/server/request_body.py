@@ -6,7 +6,6 @@ code, as the JSON's are.
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
@@ -15,7 +14,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from motif_lite.server.clip_upload import UNNAMED, UploadedClip, plain_name
-from motif_lite.server.schema import FORM_LORA_KEYS, ApiError, MiB, form_loras
+from motif_lite.server.schema import FORM_LORA_KEYS, ApiError, MiB, form_loras, json_noting_repeats
 
 
 async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[bytes | None, str | None], bool]:
@@ -41,9 +40,8 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
     if not raw.strip():  # curl -X POST without -d: json's "Expecting value: line 1 column 1" says nothing useful
         raise ApiError(400, 'the body is empty: send a JSON object, e.g. {"prompt": "a cat surfing"} (curl: -H '
                        "'Content-Type: application/json' -d '{...}')", None, "invalid_value")  # fmt: skip
-    repeated: list[list[str]] = []  # per JSON object, inner ones first: the keys it names more than once
     try:
-        body = json.loads(raw, object_pairs_hook=functools.partial(_object_noting_repeats, repeated))
+        body, repeated = json_noting_repeats(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", None, "invalid_value") from exc
     except (ValueError, RecursionError) as exc:  # valid JSON that Python's parser refuses (not the client's bug)
@@ -53,13 +51,6 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
         raise ApiError(400, "the body must be a JSON object", None, "invalid_value")
     _refuse_repeated_keys(repeated)
     return body, (None, None), False
-
-
-def _object_noting_repeats(repeated: list[list[str]], pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """json's object hook: the object, its keys named more than once noted in `repeated`."""
-    keys = [key for key, _ in pairs]
-    repeated.append(sorted({key for key in keys if keys.count(key) > 1}) if len(set(keys)) < len(keys) else [])
-    return dict(pairs)
 
 
 def _refuse_repeated_keys(repeated: list[list[str]]) -> None:

@@ -14,12 +14,13 @@ import base64
 import binascii
 import dataclasses
 import difflib
+import functools
 import io
 import json
 import math
 import numbers
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -464,18 +465,43 @@ def parse_loras(value: Any, from_form: bool) -> list[tuple[str, float]]:
     """The `loras` field as (file name, strength) pairs; `ApiError` (400) for anything else."""
     if from_form and isinstance(value, str):
         try:
-            value = json.loads(value)
+            value, repeated = json_noting_repeats(value)
         except (ValueError, RecursionError):  # not JSON, or an integer of over 4300 digits, or nested too deeply
             _refuse_loras('in a form, loras is JSON text, e.g. \'[{"name": "style.safetensors", "strength": 0.8}]\'')
+        if twice := next((keys for keys in repeated if keys), None):  # as in a JSON body (`read_create_body`)
+            _refuse_loras(f"{twice[0]!r} was sent twice in one of loras' JSON objects")
     if not isinstance(value, list):
         _refuse_loras(f"loras must be a list of LoRA file names or {{name, strength}} objects, got {value!r}")
     if len(value) > MAX_JOB_LORAS:
         _refuse_loras(f"a job may name at most {MAX_JOB_LORAS} LoRAs, got {len(value)}")
     pairs = [_lora_entry(item) for item in value]
     names = [name for name, _ in pairs]
-    if len(set(names)) < len(names):
-        _refuse_loras(f"loras names a file twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    if twice := repeated_names(names):
+        _refuse_loras(f"loras names a file twice: {', '.join(twice)}")
     return pairs
+
+
+def json_noting_repeats(text: str | bytes) -> tuple[Any, list[list[str]]]:
+    """`json.loads(text)`, and per JSON object in it (inner ones first, the outermost last) the keys it names more
+    than once: Python's parser keeps a repeated key's last value without a word, so its caller refuses them."""
+    repeated: list[list[str]] = []
+    return json.loads(text, object_pairs_hook=functools.partial(_object_noting_repeats, repeated)), repeated
+
+
+def _object_noting_repeats(repeated: list[list[str]], pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    repeated.append(repeated_names(key for key, _ in pairs) if len(value) < len(pairs) else [])  # most have none
+    return value
+
+
+def repeated_names(names: Iterable[str]) -> list[str]:
+    """The names given more than once, sorted. Each name is looked at once: a body's object may have many keys, and
+    it is read on the server's event loop (a count per key took 10 s for 20k keys, and stalled every request)."""
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for name in names:
+        (twice if name in seen else seen).add(name)
+    return sorted(twice)
 
 
 # How the openai SDK sends `extra_body={"loras": [...]}` in a multipart body (its form encoding of a list, which it
