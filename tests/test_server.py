@@ -1148,6 +1148,40 @@ def test_a_refused_preflight_is_an_error_object_saying_which_flag_allows_it(serv
         assert allowing.request("OPTIONS", "/v1/videos", headers=preflight)[0] == 200  # as before
 
 
+def test_a_preflight_without_an_origin_to_a_server_with_cors_origins_is_told_it_needs_one(pipe, tmp_path):
+    # Starlette's CORS passes on an OPTIONS without an Origin (curl's test of a preflight, unless told -H Origin),
+    # and its 405 said the server takes no calls from other origins "unless started with --cors-origin": it was.
+    asked = {"Access-Control-Request-Method": "POST"}
+    with InProcessServer(pipe, tmp_path / "cors", cors_origins=("http://page.test",)) as allowing:
+        code, error, _ = allowing.request("OPTIONS", "/v1/videos", headers=asked)
+        message = error["error"]["message"]
+        assert code == 405 and "a CORS preflight needs an Origin header" in message, error
+        assert "unless started with" not in message, message
+        assert allowing.request("OPTIONS", "/v1/videos", headers={**asked, "Origin": "http://page.test"})[0] == 200
+
+
+def test_a_refused_preflight_names_private_network_only_when_the_page_asks_for_it():
+    # Any refusal not of the origin or the method was called a private-network one: true only while every header is
+    # allowed. A server taking some headers only names the headers it refused; one asking for a private network is
+    # told that, whatever else it asks.
+    from starlette.datastructures import Headers
+
+    from motif_lite.server.cors import ApiCors
+
+    cors = ApiCors(None, allow_origins=["http://page.test"], allow_methods=["POST"], allow_headers=["x-known"])
+    preflight = {"origin": "http://page.test", "access-control-request-method": "POST"}
+
+    def refusal(**asked: str) -> str:
+        response = cors.preflight_response(Headers({**preflight, **asked}))
+        assert response.status_code == 400, response.body
+        return json.loads(response.body)["error"]["message"]
+
+    message = refusal(**{"access-control-request-headers": "X-Known, X-Other"})
+    assert "private network" not in message and "'x-other'" in message and "x-known" not in message, message
+    message = refusal(**{"access-control-request-private-network": "true"})
+    assert "private network" in message and "headers" not in message, message
+
+
 def test_the_log_says_who_queued_each_job_also_behind_a_proxy(server):
     # The log said when each job started and how long it waited and ran, never who asked for it: on a server that a
     # team shares, the proxy's access log has each request but not the job it made. Behind a proxy on this machine

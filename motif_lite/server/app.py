@@ -169,7 +169,7 @@ def create_app(store: JobStore, state: ServerState) -> FastAPI:
             return HTMLResponse(LOADING_PAGE, status_code=503, headers=_loading_headers())
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    _add_error_handlers(app)
+    _add_error_handlers(app, cors_on=bool(config.cors_origins))
     app.add_middleware(
         BodyLimit,
         max_bytes=config.max_body_bytes,
@@ -573,7 +573,7 @@ def _route_hint(app: FastAPI, request: Request) -> str:
     return "; this server speaks OpenAI's Videos API: POST /v1/videos makes a video, GET /v1/videos/ID follows it"
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, cors_on: bool) -> None:
     def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
@@ -587,7 +587,13 @@ def _add_error_handlers(app: FastAPI) -> None:
             and request.method == "OPTIONS"
             and "access-control-request-method" in request.headers
         ):
-            message += CORS_OFF  # a browser's preflight: only `ApiCors` answers one, and it is off
+            # A preflight: `ApiCors` answers one that has an Origin, so either it is off or the Origin is missing.
+            message += (
+                "; a CORS preflight needs an Origin header naming the page's origin (a browser sends it; with curl, "
+                "add -H 'Origin: https://page.example')"
+                if cors_on
+                else CORS_OFF
+            )
         headers = exc.headers
         if exc.status_code == 405 and (allowed := _allowed_methods(app, request)):
             headers = {**(headers or {}), "Allow": allowed}

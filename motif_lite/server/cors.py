@@ -42,7 +42,12 @@ class ApiCors(CORSMiddleware):
             )
         if method not in self.allow_methods:
             reasons.append(f"{method} is no method of this API (it takes {', '.join(self.allow_methods)})")
-        if not reasons:  # any header is allowed: what is left is Starlette's private-network check
+        asked = request_headers.get("access-control-request-headers")
+        names = [] if asked is None or self.allow_all_headers else [name.strip() for name in asked.lower().split(",")]
+        if refused := [name for name in names if name not in self.allow_headers]:  # Starlette's check, as it makes it
+            reasons.append("the page asks to send headers this server does not take (Access-Control-Request-Headers): "
+                           f"{', '.join(map(repr, refused))}")  # fmt: skip
+        if "access-control-request-private-network" in request_headers and not self.allow_private_network:
             reasons.append("the page asks to reach a private network (Access-Control-Request-Private-Network), "
                            "which this server does not grant")  # fmt: skip
         return "CORS preflight refused: " + "; ".join(reasons)
