@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import socket
 import sys
@@ -133,6 +134,20 @@ def test_on_windows_a_preview_name_it_refuses_is_refused_before_the_run(tmp_path
     with pytest.raises(MotifLiteError) as error:
         check_preview_path(typed)
     assert str(error.value).startswith(refusal), error.value
+
+
+@pytest.mark.parametrize("typed", [".", "/", "nul", "nul.png", "step:1.webp"])
+def test_on_windows_a_refused_preview_is_told_in_a_message_whose_name_passes(tmp_path, monkeypatch, typed) -> None:
+    # `--preview .` (or `/`, `C:\`) ended in a ValueError traceback (the Windows name check ran before the checks
+    # that refuse a path with no file name), and `--preview nul` was told "e.g. --preview video-nul", which was then
+    # refused for having no extension.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(MotifLiteError) as error:
+        check_preview_path(typed)
+    suggested = re.search(r"e\.g\. --preview (\S+)", str(error.value))
+    assert suggested is not None, error.value
+    check_preview_path(suggested[1])  # the name given to use instead is taken
 
 
 def test_on_windows_a_preview_path_past_its_limit_is_refused_before_the_run(tmp_path, monkeypatch) -> None:

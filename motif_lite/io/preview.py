@@ -78,11 +78,7 @@ def check_preview_path(path: str | Path) -> Path:
     """The preview path, after checking its format and folder, one in which a file can be created (a
     `MotifLiteError` otherwise). On Windows, a name it refuses is refused here, as -o's is: each preview's write
     would fail during the run, a warning at a time."""
-    if sys.platform == "win32":
-        partial = len(partial_preview(Path(path)).name) - len(Path(path).name)
-        if windows := windows_name_problem(str(path), "--preview") or windows_long_path_problem(path, partial):
-            raise MotifLiteError(f"preview {windows}")
-    path = user_path(path)
+    given, path = str(path), user_path(path)
     if path.suffix.lower() not in PREVIEW_EXTENSIONS:
         method = ""  # stable-diffusion.cpp's --preview takes a method; its file is --preview-path
         if str(path).lower() in SD_CPP_PREVIEW_METHODS:
@@ -92,6 +88,12 @@ def check_preview_path(path: str | Path) -> Path:
                              f"--preview names the file to write, e.g. --preview preview.webp{method}")  # fmt: skip
     if path.is_dir():
         raise MotifLiteError(f"preview {path} is a folder; name a file in it, e.g. {path / 'preview.webp'}")
+    # After the checks above, which refuse a path with no file name (`.`, `C:\`), and with it a device's bare
+    # name (`nul`): the name Windows' refusal suggests in its place then passes them all.
+    if sys.platform == "win32":
+        partial = len(partial_preview(path).name) - len(path.name)
+        if windows := windows_name_problem(given, "--preview") or windows_long_path_problem(given, partial):
+            raise MotifLiteError(f"preview {windows}")
     if (blocker := file_in_the_way(path.parent)) is not None:
         raise MotifLiteError(f"preview {path}: {blocker} is a file, not a folder: write the preview to another folder")
     if not path.parent.is_dir():  # as for -o: the run does not create folders
