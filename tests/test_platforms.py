@@ -228,8 +228,32 @@ def test_on_windows_compiling_on_the_cpu_asks_for_msvc_not_gcc(tmp_path, monkeyp
     cl = tmp_path / "cl.exe"
     cl.write_bytes(b"")
     monkeypatch.setattr(shutil, "which", lambda name: str(cl) if name == "cl" else None)
+    monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(sys, "platform", "win32")
     check_compile_possible("cpu")  # cl on PATH: inductor's compiler is there
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(CompileUnavailableError, match=r"needs MSVC's C\+\+ compiler, cl.exe, on PATH: install Visual"):
+    with pytest.raises(CompileUnavailableError, match=r"needs MSVC's C\+\+ compiler, cl.exe, on PATH \(Visual"):
+        check_compile_possible("cpu")
+
+
+@pytest.mark.parametrize("cxx", ["clang-cl", "icx-cl", r"C:\Program Files\LLVM\bin\clang-cl.exe"])
+def test_on_windows_compiling_on_the_cpu_takes_the_compiler_cxx_names(tmp_path, monkeypatch, cxx) -> None:
+    # Inductor compiles with $CXX there, else cl (torch/_inductor/cpp_builder.py's get_cpp_compiler), and takes
+    # LLVM's clang-cl and Intel's icx-cl: CXX=clang-cl without cl on PATH was refused as wanting cl.exe.
+    monkeypatch.setattr(shutil, "which", lambda name: str(tmp_path / "found.exe") if name == cxx else None)
+    monkeypatch.setenv("CXX", cxx)
+    monkeypatch.setattr(sys, "platform", "win32")
+    check_compile_possible("cpu")
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # CXX names a compiler that is not there
+    with pytest.raises(CompileUnavailableError, match=f"builds with the compiler CXX names, {re.escape(cxx)}, which"):
+        check_compile_possible("cpu")
+
+
+@pytest.mark.parametrize(("cxx", "instead"), [("clang++", "clang-cl"), ("icx.exe", "icx-cl")])
+def test_on_windows_a_cxx_with_gnu_flags_is_refused_before_loading(tmp_path, monkeypatch, cxx, instead) -> None:
+    # Inductor passes MSVC's flags on Windows and refuses these drivers at the first step, after every weight loaded.
+    monkeypatch.setattr(shutil, "which", lambda name: str(tmp_path / name))
+    monkeypatch.setenv("CXX", cxx)
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(CompileUnavailableError, match=f"inductor does not take on Windows .*set CXX to {instead}"):
         check_compile_possible("cpu")

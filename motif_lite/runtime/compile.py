@@ -31,6 +31,8 @@ which matters only for a long-lived process serving many sizes.
 from __future__ import annotations
 
 import dataclasses
+import ntpath
+import os
 import shutil
 import subprocess
 import sys
@@ -112,13 +114,9 @@ def check_compile_possible(device: torch.device | str) -> None:
         # inductor's kernels are Triton's: a GPU older than Triton's targets would fail at the first step
         if (problem := _gpu_too_old_for_inductor(device) or launcher_build_problem()) is not None:
             raise CompileUnavailableError(f"--compile on CUDA builds Triton kernels: {problem}; or {WITHOUT_COMPILING}")
-    elif sys.platform == "win32":  # inductor builds with MSVC there: a working cl.exe was refused for want of g++
-        if shutil.which("cl") is None:
-            raise CompileUnavailableError(
-                "--compile on the CPU needs MSVC's C++ compiler, cl.exe, on PATH: install Visual Studio's Build Tools "
-                "(Desktop development with C++) and run from its Developer PowerShell (or after its vcvars64.bat), "
-                f"or {WITHOUT_COMPILING}"
-            )
+    elif sys.platform == "win32":  # a working cl.exe was refused for want of g++
+        if (problem := windows_compiler_problem(os.environ.get("CXX"))) is not None:
+            raise CompileUnavailableError(f"--compile on the CPU {problem}, or {WITHOUT_COMPILING}")
     elif not any(_runs(path) for path in filter(None, map(shutil.which, CXX_COMPILERS))):
         raise CompileUnavailableError(
             f"--compile on the CPU needs a C++ compiler (g++ or clang++); none found that runs (on a Mac: "
@@ -127,6 +125,32 @@ def check_compile_possible(device: torch.device | str) -> None:
 
 
 CXX_COMPILERS = ("g++", "c++", "clang++")
+# The drivers with GCC's flags of the compilers inductor builds with on Windows: it passes MSVC's flags there and
+# refuses these at the first step, asking for their MSVC-like drivers (torch/_inductor/cpp_builder.py).
+MSVC_LIKE_DRIVERS = {"clang": "clang-cl", "clang++": "clang-cl", "icx": "icx-cl", "icx-cc": "icx-cl"}
+
+
+def windows_compiler_problem(cxx: str | None) -> str | None:
+    """Why inductor cannot build CPU kernels on Windows with `cxx` (the CXX environment variable, None when unset),
+    or None. There inductor compiles with CXX, else cl (`get_cpp_compiler` in torch/_inductor/cpp_builder.py), and
+    takes MSVC's cl, LLVM's clang-cl and Intel's icx-cl: a Developer PowerShell's cl, or CXX=clang-cl."""
+    if cxx is None:
+        if shutil.which("cl") is not None:
+            return None
+        return (
+            "needs MSVC's C++ compiler, cl.exe, on PATH (Visual Studio's Build Tools, Desktop development with C++: "
+            "run from its Developer PowerShell or after its vcvars64.bat), or the environment variable CXX set to "
+            "clang-cl or icx-cl, which inductor builds with too"
+        )
+    name = ntpath.basename(cxx).lower().removesuffix(".exe")
+    if name in MSVC_LIKE_DRIVERS:
+        return (
+            f"builds with the compiler CXX names, {cxx}, which inductor does not take on Windows (it passes MSVC's "
+            f"flags): set CXX to {MSVC_LIKE_DRIVERS[name]}, or unset it to build with cl"
+        )
+    if shutil.which(cxx) is None:
+        return f"builds with the compiler CXX names, {cxx}, which is not found: set CXX to its full path, or unset it"
+    return None
 
 
 def _runs(compiler: str) -> bool:
