@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 from collections.abc import Callable
+from ctypes import wintypes
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,8 @@ STILL_ACTIVE = 259
 
 
 class WinFunction:
-    """A kernel32 function as ctypes gives it: callable, with the restype and argtypes the caller sets."""
+    """A kernel32 function as ctypes gives it: callable, with the restype and argtypes the caller sets (unset,
+    ctypes passes and returns a C int: a 64-bit Windows' handle would be cut to its low 32 bits)."""
 
     def __init__(self, call: Callable) -> None:
         self.call, self.restype, self.argtypes = call, None, None
@@ -54,6 +56,11 @@ class FakeKernel32:
         self.CloseHandle = WinFunction(self.closed.append)
 
     def _open_process(self, access: int, inherit: bool, pid: int) -> int | None:
+        assert self.OpenProcess.restype is wintypes.HANDLE, "the handle would come back cut to a C int"
+        assert self.OpenProcess.argtypes == (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+        assert self.GetExitCodeProcess.argtypes[0] is self.CloseHandle.argtypes[0] is wintypes.HANDLE, (
+            "the handle would be passed as a C int"
+        )
         answer = self.processes.get(pid, ("error", INVALID_PARAMETER))
         if isinstance(answer, tuple):
             self.last_error = answer[1]
@@ -168,10 +175,13 @@ class FakeMemoryKernel32:
         self.total, self.available = total, available
 
     def GlobalMemoryStatusEx(self, status: object) -> int:  # noqa: N802 (Windows' name)
-        status = status._obj  # ctypes.byref's target
-        if status.dwLength != ctypes.sizeof(status) or ctypes.sizeof(status) != 64:
+        # Windows knows the structure by its layout, not by the names the caller gave its fields: a DWORD dwLength
+        # at 0, then dwMemoryLoad, and the DWORDLONGs ullTotalPhys at 8 and ullAvailPhys at 16, of 64 bytes in all.
+        address = ctypes.addressof(status._obj)  # ctypes.byref's target
+        if ctypes.c_uint32.from_address(address).value != 64 or ctypes.sizeof(status._obj) < 64:
             return 0
-        status.ullTotalPhys, status.ullAvailPhys = self.total, self.available
+        ctypes.c_uint64.from_address(address + 8).value = self.total
+        ctypes.c_uint64.from_address(address + 16).value = self.available
         return 1
 
 
