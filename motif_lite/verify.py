@@ -38,6 +38,7 @@ import logging
 import math
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -259,7 +260,7 @@ class VerifyResult:
 
 def _over_available_ram(sources: ModelSources, dtype: torch.dtype) -> str | None:
     """What to say when both pipelines' weights on the CPU (the text encoder once, the transformer twice) exceed the
-    RAM available now: the system then kills the process part-way through loading, with no message of ours (35 GB
+    RAM available now: Linux then kills the process part-way through loading, with no message of ours (35 GB
     in float32 on the real weights; a laptop has 16). None when they fit, or the RAM cannot be read."""
     from motif_lite.runtime.host_memory import available_ram
     from motif_lite.sizes import model_sizes
@@ -271,10 +272,15 @@ def _over_available_ram(sources: ModelSources, dtype: torch.dtype) -> str | None
     if available is None or needed <= available:
         return None
     less = "--dtype bf16 about halves it; " if dtype == torch.float32 else ""
+    # Windows kills no process for memory: it moves pages to the page file, then refuses allocations past its limit.
+    if sys.platform == "win32":
+        then = "Windows may move it to the page file, where it crawls, or stop it part-way for want of memory"
+    else:
+        then = "the system may stop it part-way without a word"
     return (
         f"verify holds both pipelines in RAM on the CPU: about {memory_size(needed)} of weights in "
         f"{str(dtype).removeprefix('torch.')} (the text encoder once, the transformer twice), more than the "
-        f"{memory_size(available)} available now, so the system may stop it part-way without a word: {less}"
+        f"{memory_size(available)} available now, so {then}: {less}"
         "close other programs, or verify on a GPU (--device cuda)"
     )
 

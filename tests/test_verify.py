@@ -279,6 +279,20 @@ def test_ram_short_of_both_pipelines_on_the_cpu_is_said_before_they_load(tiny, c
     assert all(part in err for part in said) == warned, err
 
 
+def test_on_windows_the_ram_note_says_what_windows_does_when_memory_runs_out(tiny, monkeypatch):
+    # Windows reads the memory available too (GlobalMemoryStatusEx) and kills no process for want of it: it pages
+    # to disk and then refuses allocations, so "the system may stop it part-way without a word" was Linux' story.
+    from motif_lite import verify
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.runtime import host_memory
+
+    monkeypatch.setattr(host_memory, "available_ram", lambda: 1 << 20)
+    monkeypatch.setattr(sys, "platform", "win32")
+    note = verify._over_available_ram(locate_sources(tiny[0]), torch.float32)
+    assert "so Windows may move it to the page file, where it crawls, or stop it part-way for want of memory" in note
+    assert "without a word" not in note
+
+
 def test_the_ram_note_counts_the_transformer_twice_in_the_dtype_asked_for_on_the_cpu_only(tiny, capsys, monkeypatch):
     # Just below the text encoder and two transformers in fp32: said, with their size. In bf16 (any spelling --dtype
     # takes) no advice to use bf16. On a GPU the weights are not held in RAM: nothing said.
