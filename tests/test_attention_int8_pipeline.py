@@ -27,7 +27,7 @@ SIZE = dict(width=48, height=32, frames=9, steps=2)
 # 8-bit levels the kernel's frames may be from its emulation's: float32 against float64 rounding (2 measured in the
 # interpreter on the CPUs of earlier sessions, 3 on an AMD EPYC, whose BLAS rounds the model's float32 products
 # otherwise; the interpreter's exp2 is the emulation's; a compiled kernel's hardware exp2 moves a few FP8 roundings
-# of P, tests/test_kernels_int8.py's EMULATION_FP8_GPU). A softmax scale 5 % off or an output 3 % low: 28 and 20
+# of P, tests/test_kernels_int8.py's EMULATION_FP8). A softmax scale 5 % off or an output 3 % low: 28 and 20
 # levels.
 LEVELS = 4 if torch.cuda.is_available() else 3
 

@@ -892,22 +892,59 @@ def test_the_fused_gemms_tflops_docs_kernels_gives_are_the_dequant_tables():
     assert (fastest, slowest) == (min(ratios), max(ratios))
 
 
-def test_the_int8_kernels_tolerance_docs_kernels_gives_is_the_tests():
-    # docs/kernels.md, "Accuracy": the interpreted 8-bit kernel equals its float64 emulation "within 2e-4 plus 1e-3
-    # of the value", and a GPU "allows 1e-3 plus 1e-3 of the value": test_kernels_int8's atol and rtol (the page
-    # gave the atol alone, "≤ 2e-4", a bound 5x tighter than the test's on values near 1).
-    from test_kernels_int8 import EMULATION, EMULATION_FP8_GPU
+TESTING = Path(__file__).resolve().parent.parent / "docs/testing.md"
+
+
+def test_the_int8_kernels_tolerance_the_docs_give_per_case_is_the_tests(monkeypatch):
+    # docs/kernels.md, "Accuracy", and docs/testing.md's kernels row give the 8-bit kernel's bound to its emulation
+    # per case: the interpreter with 16-bit P·V (and FP8 P·V on 70 keys), the interpreter's FP8 key-loop cases, and
+    # FP8 P·V compiled on a GPU. Each is compared with what test_kernels_int8's `emulation_tolerance` returns for
+    # that case, the bound its tests apply (the pages gave the interpreter's FP8 key-loop cases the 16-bit bound).
+    import ast
+    import inspect
+
+    import test_kernels_int8 as int8_tests
+
+    def bound(pv: str, device: str, **case: bool) -> tuple[float, float]:
+        monkeypatch.setattr(int8_tests, "DEVICE", device)
+        tolerance = int8_tests.emulation_tolerance(pv, **case)
+        return tolerance["atol"], tolerance["rtol"]
+
+    interpreter = bound("16bit", "cpu")
+    assert bound("fp8", "cpu") == interpreter  # the FP8 cases on 70 keys
+    key_loops, gpu = bound("fp8", "cpu", key_loops=True), bound("fp8", "cuda")
+    # The key-loop test applies the key-loop case's bound, and the tests take FP8's wider bound from nowhere else.
+    assert "emulation_tolerance(pv, key_loops=True)" in inspect.getsource(int8_tests.test_key_loops_match_emulation)
+    module = ast.parse(inspect.getsource(int8_tests))
+    readers = [
+        node.name
+        for node in module.body
+        if isinstance(node, ast.FunctionDef)
+        and any(isinstance(n, ast.Name) and n.id == "EMULATION_FP8" for n in ast.walk(node))
+    ]
+    assert readers == ["emulation_tolerance"], readers
 
     page = " ".join(KERNELS.read_text().split())
     said = re.search(
-        rf"to rounding: within {NUMBER} plus {NUMBER} of the value; .* so the GPU allows {NUMBER} plus {NUMBER} of the "
-        "value there",
+        rf"to rounding: within {NUMBER} plus {NUMBER} of the value with 16-bit P·V, and with FP8 P·V on 70 keys\. "
+        rf".* in the interpreter's key-loop cases \(150-320 keys, FP8 P·V\) .* so those cases allow {NUMBER} plus "
+        rf"{NUMBER} of the value; .* so the GPU allows {NUMBER} plus {NUMBER} of the value in every FP8 P·V case",
         page,
     )
-    assert said, "docs/kernels.md no longer gives the 8-bit kernel's tolerance in the words this test reads"
-    cpu_atol, cpu_rtol, gpu_atol, gpu_rtol = (float(n) for n in said.groups())
-    assert (cpu_atol, cpu_rtol) == (EMULATION["atol"], EMULATION["rtol"])
-    assert (gpu_atol, gpu_rtol) == (EMULATION_FP8_GPU["atol"], EMULATION_FP8_GPU["rtol"])
+    assert said, "docs/kernels.md no longer gives the 8-bit kernel's tolerances in the words this test reads"
+    numbers = [float(n) for n in said.groups()]
+    assert (tuple(numbers[0:2]), tuple(numbers[2:4]), tuple(numbers[4:6])) == (interpreter, key_loops, gpu)
+
+    row = " ".join(TESTING.read_text().split())
+    said = re.search(
+        rf"8-bit: emulation within {NUMBER} abs / {NUMBER} rel \(FP8 P·V: {NUMBER} abs in the interpreter's "
+        rf"key-loop cases of 150-320 keys and in every case compiled on a GPU\)",
+        row,
+    )
+    assert said, "docs/testing.md no longer gives the 8-bit kernel's tolerances in the words this test reads"
+    atol, rtol, fp8_atol = (float(n) for n in said.groups())
+    assert (atol, rtol) == interpreter
+    assert fp8_atol == key_loops[0] == gpu[0] and key_loops[1] == gpu[1] == rtol
 
 
 class _ShapeOnly:

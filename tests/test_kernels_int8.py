@@ -22,10 +22,11 @@ from motif_lite.kernels.int8_scheme import emulate_int8_attention, head_workspac
 
 COSINE, REL_L1 = 0.999, 0.03  # the accuracy target
 EMULATION = {"atol": 2e-4, "rtol": 1e-3}  # kernel (fp32 arithmetic) vs emulation (float64): rounding flips only
-# Compiled FP8 P·V on a GPU: the hardware exp2 (MUFU.EX2, within ~2 ulp) puts a few P values on the other side of an
-# e4m3 rounding midpoint than the emulation's float64 exp2, and one e4m3 step is 1/16-1/8 of P. On an H200
-# (2026-12-04) 3 of 8,960 outputs moved by up to 4.5e-4 so; the interpreter computes exp2 as the emulation does.
-EMULATION_FP8_GPU = {"atol": 1e-3, "rtol": 1e-3}
+# FP8 P·V: one e4m3 step is 1/16-1/8 of P, so a P value the kernel and the emulation round to neighbouring e4m3 values
+# moves an output by more than EMULATION. Compiled on a GPU the hardware exp2 (MUFU.EX2, within ~2 ulp) does so: on
+# an H200 (2026-12-04) 3 of 8,960 outputs moved by up to 4.5e-4. In the interpreter the key-loop cases (150-320
+# keys) do so too, from fp32 rounding alone: a few of their 6,144 outputs go past EMULATION in every case.
+EMULATION_FP8 = {"atol": 1e-3, "rtol": 1e-3}
 PV = ["16bit", "fp8"]
 DIT_SEED = 3  # one draw of dit_like_qkv; test_smoothing_over_draws covers ten
 
@@ -35,8 +36,11 @@ def kernel() -> Iterator[KernelCall]:
     yield from kernel_runner()
 
 
-def emulation_tolerance(pv: str) -> dict[str, float]:
-    return EMULATION_FP8_GPU if pv == "fp8" and DEVICE == "cuda" else EMULATION
+def emulation_tolerance(pv: str, *, key_loops: bool = False) -> dict[str, float]:
+    """The kernel's bound to its emulation: EMULATION_FP8 for FP8 P·V compiled on a GPU, and in the interpreter for
+    the key-loop cases (`key_loops`); EMULATION otherwise. docs/kernels.md and docs/testing.md give these per case
+    (tests/test_doc_claims.py compares them)."""
+    return EMULATION_FP8 if pv == "fp8" and (DEVICE == "cuda" or key_loops) else EMULATION
 
 
 def qkv(bsz: int, heads: int, lq: int, lk: int, dim: int, dtype=torch.float32) -> tuple[torch.Tensor, ...]:
@@ -104,9 +108,9 @@ def test_key_loops_match_emulation(kernel, pv: str, case: str, pipeline_pv: bool
     q, k, v = qkv(2, 2, 48, lk, 32)
     mask = key_padding(2, lk, valid) if valid else None
     out = kernel("attention_int8.int8_attention", q, k, v, mask, pv=pv, pipeline_pv=pipeline_pv)
-    # Up to 320 keys: a few P values round to the neighbouring e4m3 value in one and not the other (the default
-    # loop too), so FP8 gets the tolerance of the compiled kernel's rounding flips.
-    tolerance = EMULATION_FP8_GPU if pv == "fp8" else EMULATION
+    # 150-320 keys: a few P values round to the neighbouring e4m3 value in one and not the other (the default loop
+    # too), in the interpreter as well as compiled.
+    tolerance = emulation_tolerance(pv, key_loops=True)
     torch.testing.assert_close(out, emulate_int8_attention(q, k, v, mask, pv=pv), **tolerance)
 
 
