@@ -3,11 +3,15 @@ tests. Each test names the doc line it backs."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import os
 import re
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open as _REAL_SAFE_OPEN  # the real one while _WeightReads replaces every import
 
 from motif_lite import cli
 
@@ -974,9 +978,7 @@ class _HeaderOnly:
     """safe_open's handle with the header readable and every tensor's values refused."""
 
     def __init__(self, path, **kwargs) -> None:
-        from safetensors import safe_open
-
-        self._handle = safe_open(path, **kwargs)
+        self._handle = _REAL_SAFE_OPEN(path, **kwargs)
 
     def __enter__(self):
         self._handle.__enter__()
@@ -997,15 +999,140 @@ class _HeaderOnly:
     def get_tensor(self, name):
         pytest.fail(f"{name} was read")
 
+    def __getattr__(self, name):  # what else safe_open's handle offers reads tensors (get_tensors, ...)
+        pytest.fail(f"safe_open's {name} was used")
+
+
+_REAL_OPEN = open  # the real one while _WeightReads replaces it
+
+
+class _HeaderBytesOnly(io.RawIOBase):
+    """A safetensors file opened for reading whose header bytes may be read and whose tensor bytes may not."""
+
+    def __init__(self, path: Path, data_start: int) -> None:
+        self._file, self._data_start = _REAL_OPEN(path, "rb", buffering=0), data_start
+        self.name = str(path)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def readinto(self, buffer) -> int:
+        # A read that reaches into the tensor bytes gets the header's bytes only (buffered readers ask for more than
+        # their caller wants); one that starts there fails.
+        start = self._file.tell()
+        if start >= self._data_start and len(buffer) > 0:
+            pytest.fail(f"the tensor bytes of {self.name} were read (from byte {start})")
+        return self._file.readinto(memoryview(buffer)[: self._data_start - start])
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class _WeightReads:
+    """Every way this process reads a safetensors file's tensor bytes, refused for `files` (their headers stay
+    readable): safetensors' own reader wherever a module imported it, Python's open (np.memmap and
+    safetensors.torch.load's bytes go through it), mmap, os.read and numpy's and torch's readers of a path."""
+
+    def __init__(self, files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+        import mmap
+        import sys
+
+        import numpy as np
+
+        self._data_start = {}
+        for file in files:
+            with _REAL_OPEN(file, "rb") as f:
+                self._data_start[os.path.realpath(file)] = 8 + int.from_bytes(f.read(8), "little")
+        for module in list(sys.modules.values()):
+            if getattr(module, "safe_open", None) is _REAL_SAFE_OPEN:
+                monkeypatch.setattr(module, "safe_open", _HeaderOnly)
+        monkeypatch.setattr("builtins.open", self._open)
+        guarded = self
+
+        class HeaderOnlyMmap(mmap.mmap):  # a subclass: numpy and gguf-py check isinstance(..., mmap.mmap)
+            def __new__(cls, fileno, *args, **kwargs):
+                guarded._refuse_fd(fileno, "mapped")
+                return super().__new__(cls, fileno, *args, **kwargs)
+
+        monkeypatch.setattr(mmap, "mmap", HeaderOnlyMmap)
+        for module, name in ((os, "read"), (os, "pread"), (os, "preadv"), (os, "readv")):
+            monkeypatch.setattr(module, name, self._fd_reader(getattr(module, name)))
+        for module, name in ((np, "fromfile"), (torch, "from_file")):
+            monkeypatch.setattr(module, name, self._path_reader(getattr(module, name)))
+
+    def _guarded(self, path) -> int | None:
+        try:
+            return self._data_start.get(os.path.realpath(os.fspath(path)))
+        except TypeError:  # not a path: a file object
+            return None
+
+    def _refuse_fd(self, fd: int, how: str) -> None:  # the whole file: read_header reads through open
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # no such descriptor (-1: an anonymous map): the call itself reports it
+            return
+        if self._guarded(path) is not None:
+            pytest.fail(f"the tensor bytes of a safetensors file were {how}")
+
+    def _open(self, file, mode="r", *args, **kwargs):
+        data_start = self._guarded(file) if isinstance(file, (str, os.PathLike)) else None
+        if data_start is None:
+            return _REAL_OPEN(file, mode, *args, **kwargs)
+        if not set(mode) <= set("rb"):
+            pytest.fail(f"{file} was opened to write ({mode!r})")
+        raw = _HeaderBytesOnly(Path(file), data_start)
+        return io.BufferedReader(raw) if "b" in mode else io.TextIOWrapper(io.BufferedReader(raw))
+
+    def _fd_reader(self, read):
+        def guarded_read(fd, *args, **kwargs):
+            self._refuse_fd(fd, "read")
+            return read(fd, *args, **kwargs)
+
+        return guarded_read
+
+    def _path_reader(self, read):
+        def guarded_read(file, *args, **kwargs):
+            if self._guarded(file) is not None:
+                pytest.fail(f"the tensor bytes of {file} were read")
+            return read(file, *args, **kwargs)
+
+        return guarded_read
+
+
+def _meta_packed_tensor(packed_tensor):
+    """gguf_file._packed_tensor with the tensor's bytes on the meta device: its size, type and shape stay, any read
+    of its values fails."""
+
+    def on_meta(path, t):
+        packed = packed_tensor(path, t)
+        return dataclasses.replace(packed, data=packed.data.to("meta"))
+
+    return on_meta
+
 
 def test_check_reads_no_weights(shared_checkpoint_and_gguf, no_weights, monkeypatch, capsys):
     # README, "Use": "`motif-lite check` reads no weights": its checks of names, shapes and completeness come from
-    # the files' headers. A tensor read through safetensors, a GGUF tensor dequantized or a component loaded fails.
-    from motif_lite.weights import gguf_file, safetensors_files
+    # the files' headers. The checkpoint's tensor bytes are refused however they are read (`_WeightReads`), the
+    # GGUF's tensors have no values (the meta device), and a component loaded fails (`no_weights`).
+    from motif_lite.weights import gguf_file
 
-    monkeypatch.setattr(safetensors_files, "safe_open", _HeaderOnly)
-    monkeypatch.setattr(gguf_file.PackedTensor, "dequantize", lambda *a, **k: pytest.fail("a GGUF tensor was read"))
     root, gguf = shared_checkpoint_and_gguf
+    _WeightReads(sorted(root.rglob("*.safetensors")), monkeypatch)
+    monkeypatch.setattr(gguf_file, "_packed_tensor", _meta_packed_tensor(gguf_file._packed_tensor))
+    monkeypatch.setattr(gguf_file.PackedTensor, "dequantize", lambda *a, **k: pytest.fail("a GGUF tensor was read"))
     for flags in ([], ["--gguf", str(gguf)]):
         assert cli.main(["check", "-m", str(root), *flags]) == 0, capsys.readouterr()
         out = capsys.readouterr().out
