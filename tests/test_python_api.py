@@ -490,6 +490,9 @@ def test_a_step_cache_threshold_that_is_not_a_number_fails_at_load(threshold, ch
         (dict(weights={"vae": None}), r"weights\['vae'\] must be the path of a .safetensors file.*got NoneType"),
         (dict(quantize=8), r"quantize must be a quantization type such as 'Q4_K_M'.*got int 8"),
         (dict(text_encoder_quantize=8), r"text_encoder_quantize must be a quantization type .*got int 8"),
+        # A tokenizer's folder (diffusers takes folders) was an AttributeError after the checks and any download.
+        (dict(prompt_tokenizer="ck/tokenizer"), r"prompt_tokenizer must be the checkpoint's tokenizer .*got str"),
+        (dict(prompt_tokenizer=42), r"prompt_tokenizer must be the checkpoint's tokenizer .*got int 42"),
         # diffusers' habit of a dtype after the model: load_pipeline's second argument is gguf ("no such GGUF file").
         (
             dict(gguf=torch.bfloat16),

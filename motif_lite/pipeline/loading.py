@@ -128,6 +128,7 @@ def load_pipeline(
         _check_model(model)
         _check_gguf(gguf)
         _check_argument_types(plan, parallel, compile, batch_guidance, weights, quantize, text_encoder_quantize)
+        _check_prompt_tokenizer(prompt_tokenizer)
         asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
         given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
         specs = lora_specs(loras)  # the argument's shape before any check that may download
@@ -239,6 +240,22 @@ def _check_argument_types(
             none = "" if name == "compile" else " (or None)"
             raise ConfigError(f"{name} must be {wanted}{none}, got {type(value).__name__} {value!r}")
     refuse_wrong_weights(weights)  # as locate_sources and check_setup refuse it
+
+
+def _check_prompt_tokenizer(prompt_tokenizer: object) -> None:
+    """Raise `ConfigError` for a `prompt_tokenizer` that is no transformers tokenizer: a path (diffusers takes
+    folders) was an AttributeError once the checks were done, after the download of a Hub id."""
+    if prompt_tokenizer is None:
+        return
+    # Imported only here: transformers takes seconds to import, and a tokenizer given means it was imported already.
+    from transformers import PreTrainedTokenizerBase
+
+    if not isinstance(prompt_tokenizer, PreTrainedTokenizerBase):
+        raise ConfigError(
+            "prompt_tokenizer must be the checkpoint's tokenizer as motif_lite.encoders.text.load_tokenizer(root) "
+            f"returns it (or None, to load it with the text encoder), got {type(prompt_tokenizer).__name__} "
+            f"{prompt_tokenizer!r}"
+        )
 
 
 def _check_plan_matches(
