@@ -221,6 +221,27 @@ def test_the_official_tokenizer_is_no_warning(checkpoint):
     assert [f.level for f in found] == ["ok"]
 
 
+def test_check_keeps_the_configs_it_read_but_not_the_parsed_tokenizer_json(checkpoint, monkeypatch):
+    """`check` parses tokenizer.json (one that is no JSON object is its problem) and loads the tokenizer from it, but
+    keeps the parsed file nowhere: nothing takes it from `configs_read` (transformers reads the file itself), and
+    the official file's ~33 MB stayed parsed there for the whole check."""
+    from motif_lite import checkup
+
+    checked = []
+    check_checkpoint = checkup.check_checkpoint
+
+    def recorded(report, files, **kwargs):
+        checked.append(files)
+        return check_checkpoint(report, files, **kwargs)
+
+    monkeypatch.setattr(checkup, "check_checkpoint", recorded)
+    report = check_setup(checkpoint)
+    assert report.plan is not None and not problems(report)
+    [files] = checked
+    assert {"tokenizer/tokenizer_config.json", "transformer/config.json"} <= set(files.configs_read)
+    assert "tokenizer/tokenizer.json" not in files.configs_read
+
+
 def test_fixes_download_into_the_checked_folder(copy):
     (copy / "vae/diffusion_pytorch_model.safetensors").unlink()
     _truncate(copy / TRANSFORMER)

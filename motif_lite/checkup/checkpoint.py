@@ -56,10 +56,14 @@ def check_checkpoint(
     return transformer
 
 
-def _json(report: Checkup, source: CheckpointFiles, rel: str, missing: str | None = None) -> dict | None:
+def _json(
+    report: Checkup, source: CheckpointFiles, rel: str, missing: str | None = None, keep: bool = True
+) -> dict | None:
     """The JSON object in `rel`; a problem if it is unreadable, and if it is absent: a problem, or with
     `missing` (what its absence limits) a warning. What it read is kept in `source.configs_read`: the file's
-    parsers and the memory plan take it, not reading the file again."""
+    parsers and the memory plan take it, not reading the file again. `keep` False: not kept, for a file that
+    nothing takes from there (tokenizer.json, which transformers reads itself: the official file's ~33 MB stayed
+    parsed there for the whole check)."""
     path = source.root / rel
     if not path.is_file():
         if missing is None:
@@ -69,8 +73,10 @@ def _json(report: Checkup, source: CheckpointFiles, rel: str, missing: str | Non
             source.configs_read[rel] = None
         return None
     try:
-        source.configs_read[rel] = parse_json_object(path.read_bytes())
-        return source.configs_read[rel]
+        values = parse_json_object(path.read_bytes())
+        if keep:
+            source.configs_read[rel] = values
+        return values
     except OSError as exc:
         report.problem(rel, f"cannot be read ({exc.strerror or exc})", source.fetch(rel, again=True))
     except NotAJSONObject as exc:  # the line names the file already: what is wrong with it, alone
@@ -163,8 +169,9 @@ def _text_encoder_index_missing(report: Checkup, source: CheckpointFiles, header
 
 def _check_tokenizer(report: Checkup, source: CheckpointFiles) -> None:
     config = _json(report, source, "tokenizer/tokenizer_config.json")
-    vocabulary = _json(report, source, "tokenizer/tokenizer.json")
-    if config is None or vocabulary is None:
+    # Only whether it reads as a JSON object: the parsed file is not held while the tokenizer loads it again.
+    vocabulary_read = _json(report, source, "tokenizer/tokenizer.json", keep=False) is not None
+    if config is None or not vocabulary_read:
         return
     from motif_lite.encoders.tokenizer_config import check_tokenizer_values
 
