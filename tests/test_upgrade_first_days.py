@@ -100,6 +100,9 @@ def test_the_stored_repr_chooses_the_guidance(tmp_path, stored, expected):
         {**FIRST_DAYS_STORED, "guidance_config": "APGConfig(8.0)"},  # not the dataclass's repr
         {**FIRST_DAYS_STORED, "guidance_config": "APGConfig(scale=8.0)+_(eta=1.0)"},  # no call
         {**FIRST_DAYS_STORED, "guidance_config": "APGConfig(**{'scale': 8.0})"},
+        # literals JSON cannot hold: a TypeError traceback
+        *({**FIRST_DAYS_STORED, "guidance_config": f"APGConfig(scale={value})"} for value in ("1j", "{8.0}", "b'8'")),
+        {**FIRST_DAYS_STORED, "guidance_config": "APGConfig(norm_dims={(1, 2): 3})"},
         {**FIRST_DAYS_STORED, "version": "0.1.0", "guidance_config": "APGConfig(scale=8.0)"},  # a later file's
     ],
 )

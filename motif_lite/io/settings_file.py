@@ -151,11 +151,13 @@ def _with_guidance_object(values: dict) -> dict:
         if not isinstance(call, ast.Call) or call.args:  # "scale=1)+_(eta=2": no repr, nor a value by position
             return values
         parameters = {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
+        if None in parameters:  # **mapping
+            return values
+        # The tuples as the JSON lists stored now; a literal JSON cannot hold (1j, a set, bytes) is no repr any
+        # version wrote, so damage as well.
+        stored = json.loads(json.dumps({"method": match.group(1), **parameters}))
     except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
         return values
-    if None in parameters:  # **mapping
-        return values
-    stored = json.loads(json.dumps({"method": match.group(1), **parameters}))  # the tuples as the JSON lists stored now
     return {**values, "guidance_config": stored}
 
 
