@@ -167,6 +167,32 @@ def test_their_cfg_of_one_is_told_that_no_guidance_is_a_scale_of_zero_here(capsy
     assert "--cfg-scale 0" in _hint(_refusal(capsys, typed), word)
 
 
+@pytest.mark.parametrize(
+    ("typed", "word"), [(["--cfg", "1"], "--cfg"), (["cfg=1"], "cfg=1"), (["--guidance_scale=1"], "--guidance_scale=1")]
+)
+def test_with_classic_cfg_their_cfg_of_one_is_told_that_one_is_no_guidance_here_too(capsys, typed, word):
+    # `--guidance cfg --cfg 1` was told "--cfg-scale 0": on classic CFG that is the negative prompt's prediction alone
+    hint = _hint(_refusal(capsys, ["--guidance", "cfg", *typed]), word)
+    assert "--cfg-scale 1 is no guidance" in hint and "--cfg-scale 0 " not in hint, hint
+
+
+@pytest.mark.parametrize(("scale", "kept"), [(1.0, "cond"), (0.0, "uncond")])
+def test_on_classic_cfg_a_scale_of_one_is_no_guidance_and_zero_keeps_the_negative_prediction_as_in_diffusers(
+    scale, kept
+):
+    # what the classic-CFG hint says, with diffusers' CFG guider as the oracle
+    import torch
+    from diffusers.guiders import ClassifierFreeGuidance
+
+    from motif_lite.sampling.guidance import CFGConfig, is_neutral
+
+    guider = ClassifierFreeGuidance(guidance_scale=scale, use_original_formulation=CFGConfig().original_formulation)
+    guider.set_state(step=0, num_inference_steps=4, timestep=torch.tensor(999))
+    cond, uncond = torch.randn(2, 1, 4, 2, 3, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(guider.forward(cond, uncond).pred, {"cond": cond, "uncond": uncond}[kept])
+    assert is_neutral(CFGConfig(scale=scale)) == (kept == "cond")
+
+
 def test_a_cfg_scale_other_than_one_is_sent_to_cfg_scale_alone(capsys):
     hint = _hint(_refusal(capsys, ["--cfg", "6"]), "--cfg")
     assert hint.startswith("did you mean --cfg-scale?") and "--cfg-scale 0" not in hint, hint

@@ -404,7 +404,7 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
         return f"{flag}: {valued(_value_of(flag, following))}"
     meant = OTHER_TOOLS_NAMES.get(spelled)
     if meant == "--cfg-scale" and meant in known and _is_one(_value_of(flag, following)):
-        return f"{flag}: {CFG_ONE}"
+        return f"{flag}: {CLASSIC_CFG_ONE if getattr(args, 'guidance', None) == 'cfg' else CFG_ONE}"
     if meant == "--sampling-method" and meant in known and (other := _other_sampler(_value_of(flag, following))):
         return f"{flag}: the sampler is --sampling-method {'|'.join(SAMPLERS)}{other}"
     if spelled == "--version":  # a flag of motif-lite itself, not of its commands
@@ -576,6 +576,10 @@ def _schedule_hint(value: str | None) -> str:
 # guides at 1, so "did you mean --cfg-scale?" sent them to a guided run at twice the cost.
 CFG_ONE = ("did you mean --cfg-scale? No guidance (their cfg 1) is --cfg-scale 0 with the official guider, where 1 "
            "still guides")  # fmt: skip
+# Classic CFG (--guidance cfg) reads the scale as they do (uncond + s·(cond − uncond)): 1 is no guidance there, and 0
+# keeps the negative prompt's prediction alone, so the official guider's advice would send them to that.
+CLASSIC_CFG_ONE = ("did you mean --cfg-scale? With --guidance cfg, --cfg-scale 1 is no guidance, as their cfg 1 is "
+                   "(0 keeps only the negative prompt's prediction)")  # fmt: skip
 
 
 def _other_sampler(value: str | None) -> str | None:
