@@ -83,11 +83,12 @@ _BARE_SETTINGS = [
 @pytest.mark.parametrize(
     ("typed", "flag", "value"),
     [([word], flag, value) for word, flag, value in _BARE_SETTINGS]
-    # NAME and a number as two words (`length 81`); a word after a name is the prompt's (`steps up`, below)
-    + [(word.split("="), flag, value) for word, flag, value in _BARE_SETTINGS if value.isdigit()],
+    # NAME and a number as two words where NAME is no word of prose (`cfg 6`, `batch_size 2`); `steps 20` is the
+    # prompt's (below)
+    + [(word.split("="), flag, value) for word, flag, value in _BARE_SETTINGS if word.startswith(("cfg", "batch_"))],
 )
 def test_a_setting_typed_without_dashes_gets_the_flag_not_the_prompt(capsys, typed, flag, value):
-    # `run -p "a fox" seed=42` (or `length 81`) said: a prompt goes after -p, in quotes: -p "a fox seed=42", the
+    # `run -p "a fox" seed=42` (or `cfg 6`) said: a prompt goes after -p, in quotes: -p "a fox seed=42", the
     # setting as text of the prompt
     err = _refusal(capsys, typed)
     assert "a prompt goes after -p" not in err, err
@@ -101,13 +102,31 @@ def test_a_setting_typed_without_dashes_gets_the_flag_not_the_prompt(capsys, typ
 
 def test_an_unquoted_prompt_beside_a_setting_gets_both_hints_and_the_setting_stays_out_of_the_prompt(capsys):
     with pytest.raises(SystemExit):
-        cli.main(["run", "a", "fox", "steps=20", "length", "81"])
+        cli.main(["run", "a", "fox", "steps=20", "cfg", "6"])
     err = capsys.readouterr().err
     assert "steps=20: settings are flags here: --steps 20" in err and '-p "a fox")' in err, err
-    assert "length 81: settings are flags here: --video-frames 81" in err, err
+    assert "cfg 6: settings are flags here: --cfg-scale 6" in err, err
 
 
-@pytest.mark.parametrize("words", [["mood=calm"], ["runs", "3", "laps"], ["steps", "up"]])
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["mood=calm"],
+        ["runs", "3", "laps"],
+        ["steps", "up"],
+        # a word that names a flag, then a number, is prose too: "model 3" was cut out as --model 3
+        ["a", "tesla", "model", "3", "driving"],
+        ["a", "red", "tesla", "model", "3"],
+        ["a", "type", "2", "diabetes", "patient"],
+        ["a", "cat", "steps", "3", "times"],
+        ["call", "for", "help", "911", "now"],
+        ["a", "rope", "of", "length", "81"],
+        ["the", "seed", "42", "sprouts"],
+        ["ein", "Tesla", "Model", "3", "auf", "der", "Autobahn"],
+        ["une", "image", "2", "fois", "plus", "belle"],
+        ["un", "coche", "model", "3", "rojo"],
+    ],
+)
 def test_words_that_name_no_setting_are_still_part_of_the_prompt(capsys, words):
     err = _refusal(capsys, words)
     assert f'a prompt goes after -p, in quotes: -p "x {" ".join(words)}")' in err, err

@@ -354,7 +354,7 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     # A flag typed with full-width or typographic dashes (a Korean or Japanese input method on): said as such, not
     # taken for words of the prompt.
     lookalikes = {word: hint for word in extras if (hint := flag_spelling.lookalike_hint(word, known))}
-    # Settings typed without their dashes (`seed=42`, `length 81`): as flags, not words of the prompt, where the
+    # Settings typed without their dashes (`seed=42`, `cfg 6`): as flags, not words of the prompt, where the
     # prompt hint would have put them.
     settings, taken = _bare_settings(extras, command, known, args)
     for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-") and word not in lookalikes):
@@ -423,8 +423,9 @@ def _bare_settings(
     extras: list[str], command: str, known: list[str], args: argparse.Namespace
 ) -> tuple[list[str], set[int]]:
     """The hints for settings among `extras` typed without their dashes, as NAME=VALUE (`seed=42`, as a ComfyUI
-    widget or a config file writes it) or as NAME and a number (`length 81`), and the indices of the words they
-    take. Only a NAME that --NAME answers counts (`_setting_hint`)."""
+    widget or a config file writes it) or as NAME and a number where NAME is spelled as no word of a prompt is
+    (`batch_size 2`, `cfg 6`: `_setting_name`), and the indices of the words they take. Only a NAME that --NAME
+    answers counts (`_setting_hint`)."""
     hints: list[str] = []
     taken: set[int] = set()
     for index, word in enumerate(extras):
@@ -434,7 +435,7 @@ def _bare_settings(
         if "=" in word:
             name, _, value = word.partition("=")
             said, used = word, {index}
-        elif flag_spelling.is_number(following):
+        elif flag_spelling.is_number(following) and _setting_name(word):
             name, value, said, used = word, following, f"{word} {following}", {index, index + 1}
         else:
             continue
@@ -442,6 +443,13 @@ def _bare_settings(
             hints.append(f"{said}: {hint}")
             taken |= used
     return hints, taken
+
+
+def _setting_name(word: str) -> bool:
+    """Whether `word`, before a number, is a setting's name rather than a word of an unquoted prompt: one joined with
+    an underscore (ComfyUI's `batch_size`) or without a vowel (`cfg`, `fps`, `crf`). Plain words that name flags
+    (model, type, steps, seed, length, image) are prose too: `-p a tesla model 3 driving` lost "model 3"."""
+    return "_" in word or not re.search(r"[aeiouy]", word, re.IGNORECASE)
 
 
 def _setting_hint(name: str, value: str, command: str, known: list[str], args: argparse.Namespace) -> str | None:
