@@ -132,6 +132,32 @@ def test_words_that_name_no_setting_are_still_part_of_the_prompt(capsys, words):
     assert f'a prompt goes after -p, in quotes: -p "x {" ".join(words)}")' in err, err
 
 
+@pytest.mark.parametrize(
+    ("typed", "flag"),
+    [("compile=1", "--compile"), ("yes=1", "--yes"), ("dry_run=true", "--dry-run"), ("torch_compile=1", "--compile")],
+)
+def test_a_switch_typed_as_a_setting_is_named_alone(capsys, typed, flag):
+    # `compile=1` was told `--compile 1`, which is refused again: its 1 is taken for a word of the prompt
+    hint = _hint(_refusal(capsys, [typed]), typed)
+    assert hint.rstrip(")\n").endswith(f"take no value: {flag}"), hint
+    given = shlex.split(hint.split("take no value: ", 1)[1].rsplit(")", 1)[0])
+    run = subcommands(cli.build_parser())["run"]
+    assert vars(run.parse_args(["-p", "x", *given])) == vars(run.parse_args(["-p", "x", flag]))
+
+
+@pytest.mark.parametrize(
+    ("typed", "flag"), [("compile=0", "--compile"), ("compile=false", "--compile"), ("yes=off", "--yes")]
+)
+def test_a_switch_given_an_off_value_is_told_to_leave_it_out(capsys, typed, flag):
+    hint = _hint(_refusal(capsys, [typed]), typed)
+    assert hint.startswith(f"{flag} is a switch that takes no value, and off unless given: leave it out"), hint
+
+
+def test_help_typed_as_a_setting_is_named_alone(capsys):
+    hint = _hint(_refusal(capsys, ["help=1"]), "help=1")
+    assert "--help 1" not in hint and "take no value: --help" in hint, hint
+
+
 def _comfyui_simple(steps: int, shift: float) -> np.ndarray:
     """ComfyUI's `simple_scheduler` over ModelSamplingSD3's table (ModelSamplingDiscreteFlow, multiplier 1000):
     sigmas[i] = shift·t / (1 + (shift − 1)·t), t = (i + 1) / 1000; the steps pick evenly spaced entries from the

@@ -356,7 +356,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     lookalikes = {word: hint for word in extras if (hint := flag_spelling.lookalike_hint(word, known))}
     # Settings typed without their dashes (`seed=42`, `cfg 6`): as flags, not words of the prompt, where the
     # prompt hint would have put them.
-    settings, taken = _bare_settings(extras, command, known, args)
+    switches = {option for action in parser._actions if action.nargs == 0 for option in action.option_strings}
+    settings, taken = _bare_settings(extras, command, known, switches, args)
     for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-") and word not in lookalikes):
         if hint := _flag_hint(flag, command, known, extras[index + 1 : index + 2], args):
             flags_by_advice.setdefault(hint.removeprefix(f"{flag}: "), []).append(flag)
@@ -420,12 +421,12 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
 
 
 def _bare_settings(
-    extras: list[str], command: str, known: list[str], args: argparse.Namespace
+    extras: list[str], command: str, known: list[str], switches: set[str], args: argparse.Namespace
 ) -> tuple[list[str], set[int]]:
     """The hints for settings among `extras` typed without their dashes, as NAME=VALUE (`seed=42`, as a ComfyUI
     widget or a config file writes it) or as NAME and a number where NAME is spelled as no word of a prompt is
     (`batch_size 2`, `cfg 6`: `_setting_name`), and the indices of the words they take. Only a NAME that --NAME
-    answers counts (`_setting_hint`)."""
+    answers counts (`_setting_hint`; `switches`: the option strings that take no value)."""
     hints: list[str] = []
     taken: set[int] = set()
     for index, word in enumerate(extras):
@@ -439,7 +440,7 @@ def _bare_settings(
             name, value, said, used = word, following, f"{word} {following}", {index, index + 1}
         else:
             continue
-        if hint := _setting_hint(name, value, command, known, args):
+        if hint := _setting_hint(name, value, command, known, switches, args):
             hints.append(f"{said}: {hint}")
             taken |= used
     return hints, taken
@@ -452,10 +453,17 @@ def _setting_name(word: str) -> bool:
     return "_" in word or not re.search(r"[aeiouy]", word, re.IGNORECASE)
 
 
-def _setting_hint(name: str, value: str, command: str, known: list[str], args: argparse.Namespace) -> str | None:
+# A switch given one of these (`compile=0`) was meant off, which is what leaving the switch out gives.
+_OFF_VALUES = ("0", "false", "no", "off", "none", "disable", "disabled")
+
+
+def _setting_hint(
+    name: str, value: str, command: str, known: list[str], switches: set[str], args: argparse.Namespace
+) -> str | None:
     """What --NAME VALUE is here, when --NAME is a flag of ours or another tool's name with a hint (`seed`, 42:
-    --seed 42; `length`, 81: --video-frames 81); else None. Only exact names count: a close spelling is more likely a
-    word of an unquoted prompt."""
+    --seed 42; `length`, 81: --video-frames 81); for a switch (`switches`: `compile`), the switch alone, which
+    takes no value; else None. Only exact names count: a close spelling is more likely a word of an unquoted
+    prompt."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
         return None
     flag = flag_spelling.spelled("--" + name)
@@ -463,7 +471,13 @@ def _setting_hint(name: str, value: str, command: str, known: list[str], args: a
     if flag not in known and (advice := _flag_hint(typed, command, known, [], args)):
         return advice.removeprefix(f"{typed}: ")
     ours = flag if flag in known else OTHER_TOOLS_NAMES.get(flag)
-    return f"settings are flags here: {ours} {posix_quoted(value)}" if ours in known else None
+    if ours not in known:
+        return None
+    if ours in switches:  # `--compile 1` is refused again, its 1 taken for a word of the prompt
+        if value.strip().lower() in _OFF_VALUES:
+            return f"{ours} is a switch that takes no value, and off unless given: leave it out"
+        return f"switches are flags here, and take no value: {ours}"
+    return f"settings are flags here: {ours} {posix_quoted(value)}"
 
 
 def _left_to_run(flag: str, command: str, known: list[str]) -> bool:
