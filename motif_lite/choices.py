@@ -117,23 +117,26 @@ def misspelled_choice(name: str, choices: Iterable[str]) -> str | None:
 def closest_sampler(name: str, audience: Audience = Audience.RUN_OR_PYTHON) -> str | None:
     """For another tool's sampler that is not here (stable-diffusion.cpp's `euler_a`, ComfyUI's `dpmpp_2m_sde`), the
     words that name ours closest to it ("; closest to euler_a here: euler"); for a sampler named with a sigma
-    schedule (AUTOMATIC1111's "DPM++ 2M Karras"), the sampler it names, on the schedule there is here (which the
-    flow shift shapes, named as `audience` sets it); None for any other name."""
+    schedule (AUTOMATIC1111's "DPM++ 2M Karras"), the sampler it names (ours closest to it where that is another
+    tool's: `euler_ancestral_simple`), on the schedule there is here (which the flow shift shapes, named as
+    `audience` sets it); None for any other name."""
     spelled = _spelling(name)
     closest = {_spelling(other): ours for other, ours in OTHER_SAMPLERS.items()}
     if ours := closest.get(spelled):
         return f"; closest to {name} here: {ours}"
-    samplers = {**closest, **{_spelling(ours): ours for ours in SAMPLERS}}
+    exact = {_spelling(ours): ours for ours in SAMPLERS}
     for schedule in OTHER_SCHEDULES:
         sampler = spelled.removesuffix(_spelling(schedule))
-        if sampler != spelled and (ours := samplers.get(sampler)):
-            shift = "flow_shift" if audience is Audience.API else "--flow-shift"
-            if schedule == "simple":  # ComfyUI's simple schedule over the shifted flow sigmas is this one
-                return f"; {name} here is {ours}: its schedule, the flow-matching one that {shift} shapes, is simple"
-            return (
-                f"; closest to {name} here: {ours}, on the flow-matching schedule that {shift} shapes (no "
-                f"{schedule} schedule here)"
-            )
+        if sampler == spelled or not (ours := exact.get(sampler) or closest.get(sampler)):
+            continue
+        shift = "flow_shift" if audience is Audience.API else "--flow-shift"
+        if schedule == "simple" and sampler in exact:  # ComfyUI's simple schedule over the shifted flow sigmas
+            return f"; {name} here is {ours}: its schedule, the flow-matching one that {shift} shapes, is simple"
+        # Another tool's sampler (euler_ancestral_simple) is not ours even on the schedule there is here.
+        on = f"on the flow-matching schedule that {shift} shapes"
+        return f"; closest to {name} here: {ours}, " + (
+            f"{on}, which is simple" if schedule == "simple" else f"{on} (no {schedule} schedule here)"
+        )
     return None
 
 

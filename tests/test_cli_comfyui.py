@@ -307,3 +307,20 @@ def test_a_sampler_named_with_comfyuis_simple_schedule_is_not_told_simple_is_mis
     error = capsys.readouterr().err
     assert ("no simple schedule" not in error) and (("is simple" in error) == simple), error
     assert "--flow-shift" in error, error
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("euler_simple", "euler_simple here is euler: its schedule"),
+        ("euler_ancestral_simple", "closest to euler_ancestral_simple here: euler, on the flow-matching schedule"),
+        ("dpmpp_2m_sde_simple", "closest to dpmpp_2m_sde_simple here: dpm++2m, on the flow-matching schedule"),
+    ],
+)
+def test_another_tools_sampler_on_comfyuis_simple_schedule_is_the_closest_not_ours(capsys, typed, said):
+    # --sampling-method euler_ancestral_simple was told "euler_ancestral_simple here is euler": an ancestral sampler
+    # adds fresh noise at each step, which euler does not, so euler is only the closest (as for euler_ancestral)
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "a fox", "--sampling-method", typed, "--dry-run"])
+    error = capsys.readouterr().err
+    assert said in error and "--flow-shift" in error, error
