@@ -55,6 +55,13 @@ OTHER_SAMPLERS = {
 # here the schedule is the flow-matching one, shaped by --flow-shift, whatever the sampler.
 OTHER_SCHEDULES = ("karras", "exponential", "sgm_uniform", "simple", "normal", "beta", "ddim_uniform", "kl_optimal",
                    "linear_quadratic", "polyexponential", "align_your_steps", "ays")  # fmt: skip
+# How the schedule here compares with ComfyUI's `simple`, which picks sigmas from ModelSamplingSD3's table of 1000
+# shifted ones: at a step count that does not divide 1000 its picks round to a table entry, up to 1/1000 higher in
+# flow time (before the shift; after a shift of 1 or more, up to 0.001 times the shift in sigma). DPM++'s table
+# starts a training step below sigma 1 whatever the count. tests/test_cli_comfyui.py computes both.
+SIMPLE_SIGMAS = ("simple's where the step count divides 1000, else within 1/1000 of them in flow time (up to 0.015 "
+                 "in sigma at shift 15)")  # fmt: skip
+DPM_SIMPLE_SIGMAS = "within 1/500 of simple's in flow time (it starts a training step below sigma 1)"
 # The exact attention kernel (`--attention-backend`): auto = a timed trial on the GPU (docs/kernels.md).
 ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton", "fa3")
 # --crf: the constant-rate factors each video encoder takes (lower = better and larger), as ffmpeg checks them.
@@ -130,12 +137,13 @@ def closest_sampler(name: str, audience: Audience = Audience.RUN_OR_PYTHON) -> s
         if sampler == spelled or not (ours := exact.get(sampler) or closest.get(sampler)):
             continue
         shift = "flow_shift" if audience is Audience.API else "--flow-shift"
+        as_simple = f"its sigmas are {DPM_SIMPLE_SIGMAS if ours == 'dpm++2m' else SIMPLE_SIGMAS}"
         if schedule == "simple" and sampler in exact:  # ComfyUI's simple schedule over the shifted flow sigmas
-            return f"; {name} here is {ours}: its schedule, the flow-matching one that {shift} shapes, is simple"
+            return f"; {name} here is {ours}, on the flow-matching schedule that {shift} shapes: {as_simple}"
         # Another tool's sampler (euler_ancestral_simple) is not ours even on the schedule there is here.
         on = f"on the flow-matching schedule that {shift} shapes"
         return f"; closest to {name} here: {ours}, " + (
-            f"{on}, which is simple" if schedule == "simple" else f"{on} (no {schedule} schedule here)"
+            f"{on}: {as_simple}" if schedule == "simple" else f"{on} (no {schedule} schedule here)"
         )
     return None
 

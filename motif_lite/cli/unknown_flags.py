@@ -17,6 +17,7 @@ from motif_lite.choices import (
     LATENTS_SUFFIX,
     SAMPLER_ALIASES,
     SAMPLERS,
+    SIMPLE_SIGMAS,
     VIDEO_EXTENSIONS,
     choice_name,
     chosen_gpus_command,
@@ -564,24 +565,26 @@ def _value_of(flag: str, following: list[str]) -> str | None:
 
 
 # ComfyUI's schedules that step evenly through flow time: `simple` picks the very sigmas of the flow-matching schedule
-# here (at a step count that divides 1000), `normal` and `sgm_uniform` step from other ends. "Not offered" sent a
-# user of `simple` looking for a schedule they had.
+# here at a step count that divides 1000, and rounds them to its table's at others (`SIMPLE_SIGMAS`); `normal` and
+# `sgm_uniform` step from other ends. "Not offered" sent a user of `simple` looking for a schedule they had.
 NEAR_SCHEDULES = ("normal", "sgm-uniform")
 
 
 def _schedule_hint(value: str | None) -> str:
     """What a sigma schedule (stable-diffusion.cpp's --scheduler, ComfyUI's scheduler) is here: the flow-matching
-    schedule, shaped by --flow-shift, which is ComfyUI's simple; any other is not offered."""
+    schedule, shaped by --flow-shift, which steps through flow time as ComfyUI's simple does; any other is not
+    offered."""
     spelled = (value or "").lower().replace("_", "-")
     if spelled == "simple":
         return (
-            f"{value} is the schedule here (even steps through flow time, shaped by --flow-shift, "
-            "ModelSamplingSD3's shift): leave it out"
+            f"{value} needs no flag: the schedule here takes even steps through flow time as it does, shaped by "
+            f"--flow-shift (ModelSamplingSD3's shift); with euler or unipc its sigmas are {SIMPLE_SIGMAS}: leave "
+            "it out"
         )
     if spelled in NEAR_SCHEDULES:
         return (
-            f"{value} is not offered: the schedule here is ComfyUI's simple (even steps through flow time, "
-            "shaped by --flow-shift), which ends its steps a little differently"
+            f"{value} is not offered: it ends its steps a little differently from the schedule here, which takes "
+            "even steps through flow time as ComfyUI's simple does (shaped by --flow-shift)"
         )
     named = (
         f"a {value} schedule is"
