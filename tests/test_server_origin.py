@@ -5,6 +5,7 @@ machine (DNS rebinding), read every answer. Such requests are refused; the serve
 
 from __future__ import annotations
 
+import argparse
 import urllib.parse
 
 import pytest
@@ -15,6 +16,7 @@ pytest.importorskip("fastapi")
 from server_helpers import TINY, InProcessServer, multipart  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
+from motif_lite.cli.serve import cors_origin  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT = "a red fox runs through snow"
@@ -70,6 +72,23 @@ def test_a_form_from_a_page_of_another_site_queues_nothing(server):
     _, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})
     assert_refused(server.request("DELETE", f"/v1/videos/{video['id']}", headers={"Origin": EVIL}))
     assert jobs(server) == [video["id"]]
+
+
+def test_a_page_of_origin_null_is_told_flags_that_let_it_in(server, pipe, tmp_path):
+    # A file opened in the browser, or a sandboxed frame, sends `Origin: null`. Its refusal said to start the server
+    # with --cors-origin ORIGIN, and serve refuses `--cors-origin null`: any site can make a frame that sends it.
+    with pytest.raises(argparse.ArgumentTypeError):
+        cors_origin("null")
+    message = assert_refused(server.request("POST", "/v1/videos", {"prompt": PROMPT}, {"Origin": "null"}))
+    assert "--cors-origin ORIGIN" not in message and "--api-key and --cors-origin '*'" in message, message
+    # What it names instead lets such a page in: the key, which it sends after a preflight that any origin passes.
+    with InProcessServer(pipe, tmp_path / "keyed", api_key="k", cors_origins=(cors_origin("*"),)) as keyed:
+        asks = {"Origin": "null", "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type"}  # fmt: skip
+        assert keyed.request("OPTIONS", "/v1/videos", headers=asks)[0] == 200
+        sent = {"Origin": "null", "Authorization": "Bearer k"}
+        status, video, headers = keyed.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY}, sent)
+        assert status == 200 and headers["access-control-allow-origin"] == "*", video
 
 
 def test_the_served_page_curl_and_the_sdk_are_answered_as_before(server):

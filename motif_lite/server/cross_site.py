@@ -86,6 +86,8 @@ class CrossSiteGuard:
             return None  # curl, an SDK, a program: not a browser's page
         if "*" in self.cors_origins or origin in self.cors_origins or _same_origin(origin, scope["scheme"], host):
             return None
+        if origin == "null":
+            return _no_origin()
         return _cross_origin(f"a page of {origin}")
 
 
@@ -96,6 +98,21 @@ def _cross_origin(sender: str) -> ApiError:
         "can send a form to it. Start the server with --cors-origin ORIGIN to let pages of ORIGIN call it (behind a "
         "reverse proxy that sends its own Host, the origin the page is served from), or with --api-key, which such a "
         "page cannot send; curl and the SDKs send no Origin and are not refused",
+        None,
+        "cross_origin_refused",
+    )
+
+
+def _no_origin() -> ApiError:
+    """The refusal of a page of origin `null`, whose own advice differs: serve refuses `--cors-origin null` (any site
+    can make a sandboxed frame that sends it), and so the other refusal's flag would not let such a page in."""
+    return ApiError(
+        403,
+        "a page without an origin of its own (Origin: null: a file opened in the browser, or a sandboxed frame, which "
+        "any site can make) may not start work or change anything on this server, which has no API key. Serve the "
+        "page from a web server and start this one with --cors-origin and that server's origin (e.g. --cors-origin "
+        "http://localhost:3000), or start it with --api-key and --cors-origin '*' (the page then sends the key); curl "
+        "and the SDKs send no Origin and are not refused",
         None,
         "cross_origin_refused",
     )
