@@ -149,6 +149,17 @@ def test_a_name_pointed_at_this_machine_is_refused_by_a_loopback_server(server):
     assert jobs(server) == []
 
 
+def test_a_loopback_server_answers_the_addresses_that_reach_it(server):
+    # `curl http://0.0.0.0:PORT/` reaches a server on 127.0.0.1 (a connection to the unspecified address goes to
+    # loopback) and was refused as a DNS-rebinding page; no page's name resolves to an address, so none can send it.
+    port = urllib.parse.urlsplit(server.url).port
+    for host in (f"0.0.0.0:{port}", "0.0.0.0", f"[::]:{port}", f"127.0.0.1.:{port}", f"0.0.0.0.:{port}"):
+        assert server.request("GET", "/v1/videos", headers={"Host": host})[0] == 200, host
+    # Names ending so are names still: refused.
+    for host in (f"0.0.0.0.evil.example:{port}", f"127.0.0.1.evil.example.:{port}"):
+        assert_refused(server.request("GET", "/v1/videos", headers={"Host": host}), "host_not_allowed")
+
+
 def test_a_server_on_every_address_answers_any_name(pipe, tmp_path):
     # --host 0.0.0.0 is reached by this machine's names and addresses on the network (the `serving` line names
     # http://HOSTNAME:PORT/), also through 127.0.0.1: the name check is for a server on loopback alone.

@@ -11,7 +11,7 @@ middleware refuses, before the body is read:
   sends none, `Sec-Fetch-Site: cross-site`). curl, the SDKs and other programs send neither, and are answered as
   ever;
 - on a server that listens on a loopback address, a request addressed to a name that is not a loopback one (its
-  `Host` header), as a rebinding page's is.
+  `Host` header), as a rebinding page's is; an address that reaches loopback (0.0.0.0) is one.
 """
 
 from __future__ import annotations
@@ -66,14 +66,14 @@ class CrossSiteGuard:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         host = headers.get("host")
         listening = self.listening_on() or (scope.get("server") or ("",))[0]
-        if host is not None and is_loopback(listening) and not is_loopback(_host_name(host)):
+        if host is not None and is_loopback(listening) and not _names_this_machine(_host_name(host)):
             return ApiError(
                 403,
                 f"this server listens on {listening} without an API key, and so answers only requests addressed to "
-                f"this machine by a loopback name (localhost, 127.0.0.1, [::1]); this one was addressed to {host!r}, "
-                "as a web page that points its own name at this machine (DNS rebinding) would send. To reach the "
-                "server by another name, start it with --api-key (a server with a key answers any name), or have the "
-                "proxy in front of it send Host: 127.0.0.1 (nginx does by default)",
+                "this machine by a loopback name (localhost, 127.0.0.1, [::1], 0.0.0.0); this one was addressed to "
+                f"{host!r}, as a web page that points its own name at this machine (DNS rebinding) would send. To "
+                "reach the server by another name, start it with --api-key (a server with a key answers any name), or "
+                "have the proxy in front of it send Host: 127.0.0.1 (nginx does by default)",
                 None,
                 "host_not_allowed",
             )
@@ -132,6 +132,17 @@ def _same_origin(origin: str, scheme: str, host: str | None) -> bool:
     if page.scheme.lower() != scheme or page.hostname is None or page.hostname != server.hostname:
         return False
     return (page_port or DEFAULT_PORTS.get(scheme)) == (server_port or DEFAULT_PORTS.get(scheme))
+
+
+def _names_this_machine(name: str) -> bool:
+    """Whether `name` (a `Host` header's, without its port) reaches this machine alone, and so is no rebinding
+    page's: a loopback name or address, or the unspecified address (0.0.0.0, ::), a connection to which goes to
+    loopback (`curl http://0.0.0.0:8080/`), with or without a trailing dot."""
+    name = name.rstrip(".")
+    try:
+        return is_loopback(name) or ipaddress.ip_address(name).is_unspecified
+    except ValueError:
+        return False
 
 
 def _host_name(host: str) -> str:
