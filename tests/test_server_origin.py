@@ -167,6 +167,11 @@ def test_a_server_on_every_address_answers_any_name(pipe, tmp_path):
         port = urllib.parse.urlsplit(server.url).port
         assert server.request("GET", "/v1/videos", headers={"Host": f"gpu-box.lan:{port}"})[0] == 200
         assert_refused(server.request("POST", "/v1/videos", {"prompt": PROMPT}, {"Origin": EVIL}))
+        # And so a rebinding page's, of the server's own origin then: past the guard to the body's checks (a 400
+        # for the unknown field, where a job would be queued). docs/server.md, "Security": only a key stops it.
+        rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        status, error, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, "no_such_field": 1}, rebound)
+        assert status == 400 and error["error"]["code"] == "unknown_parameter", error
 
 
 def test_a_page_of_another_site_still_shows_a_video_it_cannot_read(server):

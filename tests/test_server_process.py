@@ -246,7 +246,10 @@ def test_other_hosts_without_a_key_warn(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(runner, "bind", refuse)
     monkeypatch.delenv("MOTIF_LITE_API_KEY", raising=False)
     assert cli.main(["serve", "--host", "0.0.0.0", "--data", str(tmp_path)]) == cli.EXIT_USER_ERROR
-    assert "warning: listening on 0.0.0.0 without --api-key" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0 without --api-key" in err, err
+    # Not only the network: a page any of its users opens may point its name at the address (DNS rebinding).
+    assert "a web page that one of them opens" in err and "give --api-key KEY" in err, err
     assert cli.main(["serve", "--host", "0.0.0.0", "--api-key", "k", "--data", str(tmp_path)]) == 2
     assert "warning" not in capsys.readouterr().err
     assert cli.main(["serve", "--data", str(tmp_path)]) == 2  # loopback: no warning

@@ -316,7 +316,8 @@ def _checked_and_served(args: argparse.Namespace, stops: ServerStops) -> int:
     resolve_device(args.device)  # --device mps or cuda without CUDA: said now, not by the load after "serving"
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use "
-              "the server", file=sys.stderr)  # fmt: skip
+              "the server, and so can a web page that one of them opens (by pointing its name at the address); "
+              "give --api-key KEY", file=sys.stderr)  # fmt: skip
     if is_loopback(args.host) and (container := own_network_container()) is not None:
         print(f"note: in this {container} container {args.host} is reachable from inside it only, unless the "
               "container uses the host's network: a port mapping (docker run -p, a Service) cannot reach it; give "

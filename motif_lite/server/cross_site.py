@@ -1,4 +1,4 @@
-"""What a web page of another site can make a server without a key do: nothing.
+"""What a web page of another site can make a server without a key do: nothing, where the server is on loopback.
 
 A browser lets any page send a form or a plain-text body to any address, this machine's included, without asking the
 server first (a CORS "simple request"): the page cannot read the answer, but a job is queued all the same. And a
@@ -12,6 +12,9 @@ middleware refuses, before the body is read:
   ever;
 - on a server that listens on a loopback address, a request addressed to a name that is not a loopback one (its
   `Host` header), as a rebinding page's is; an address that reaches loopback (0.0.0.0) is one.
+
+A server on another address (`--host 0.0.0.0`) answers every name, as its users on the network need, and so a
+rebinding page's too, which is then of the server's own origin: there only a key keeps such a page out.
 """
 
 from __future__ import annotations
