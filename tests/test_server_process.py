@@ -348,6 +348,13 @@ def test_the_suite_runs_torch_on_one_thread_and_so_do_the_servers_it_starts():
         ("http://app.example/", "got 'http://app.example/' (did you mean http://app.example?)"),
         ("https://app.example:8443/ui", "(did you mean https://app.example:8443?)"),
         ("app.example", "without a path or trailing slash, e.g. https://app.example.com, or * for any"),
+        # Taken, yet never sent so: a browser's origin has its name in lower case and no default port.
+        ("http://LocalHost:3000", "(did you mean http://localhost:3000?)"),
+        ("https://app.example:443", "(did you mean https://app.example?)"),
+        ("http://[::1]:80", "(did you mean http://[::1]?)"),
+        ("http://app.example:http", "got 'http://app.example:http'"),  # was taken, a port that is none
+        # A file's or a sandboxed frame's, which any site can send: what lets such a page in instead.
+        ("null", "give * with --api-key, and the page the key"),
     ],
 )
 def test_a_cors_origin_a_browser_never_sends_is_refused_before_binding(origin, needle, tmp_path, capsys, monkeypatch):

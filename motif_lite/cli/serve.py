@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
 
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
 MAX_PORT = 65535
+DEFAULT_PORTS = {"http": 80, "https": 443}  # those a browser leaves out of an origin
 
 
 def epilog() -> str:
@@ -188,15 +189,36 @@ def _max_video_meant(text: str) -> str:
 def cors_origin(text: str) -> str:
     """--cors-origin: `*` or an origin as browsers send it (scheme://host[:port]), which the CORS check compares
     exactly: one copied from the address bar with its trailing slash or path never matched, and every preflight got
-    400. Refused as argparse refuses a bad --port, with serve's usage."""
-    parts = urllib.parse.urlsplit(text)
-    if text == "*" or (parts.scheme and parts.hostname and text == f"{parts.scheme}://{parts.netloc}"):
+    400, as one with an upper-case name or its scheme's own port did (a browser sends neither). Refused as argparse
+    refuses a bad --port, with serve's usage."""
+    if text == "*":
         return text
-    meant = f" (did you mean {parts.scheme}://{parts.netloc}?)" if parts.scheme and parts.hostname else ""
+    as_sent = _origin_as_sent(text)
+    if text == as_sent:
+        return text
+    meant = f" (did you mean {as_sent}?)" if as_sent else ""
+    if text.strip().lower() == "null":  # what a page opened from a file or in a sandboxed frame sends
+        meant = (" (null is the origin of a file opened in the browser, and of a sandboxed frame, which any site can "
+                 "make: to let such a page call the server, give * with --api-key, and the page the key)")  # fmt: skip
     raise argparse.ArgumentTypeError(
         f"must be an origin as a browser sends it, scheme://host[:port] without a path or trailing "
         f"slash, e.g. https://app.example.com, or * for any; got {text!r}{meant}"
     )
+
+
+def _origin_as_sent(text: str) -> str | None:
+    """The origin a browser sends for the address `text` (its name in lower case, no default port, no path), or
+    None where `text` names no host, or a port or an IPv6 address that is not one."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    shown_port = "" if port is None or port == DEFAULT_PORTS.get(parts.scheme) else f":{port}"
+    return f"{parts.scheme}://{host}{shown_port}"
 
 
 def host_name(text: str) -> str:
