@@ -369,6 +369,34 @@ def test_the_weights_that_load_packed_are_the_quantized_ones_of_the_file_or_reci
             checked_lora_files([(diff, 1.0)], packed)
 
 
+def test_a_server_jobs_full_difference_of_a_packed_weight_is_refused_in_the_clients_words(checkpoint, tmp_path):
+    # The refusal's way out was the flags the server was started with ("leave out --gguf"), which a client sending
+    # a job cannot change: a client is told to send another LoRA, and what packs the weight, without the folder.
+    from types import SimpleNamespace
+
+    from motif_lite.preflight import with_quantize
+    from motif_lite.server.loras import check_loras_fit
+    from motif_lite.server.schema import ApiError
+    from motif_lite.sizes import packed_weight_names
+
+    root, q8, _ = checkpoint
+    linear = next(n for n in sorted(packed_weight_names(locate_sources(root, q8))) if n.startswith("transformer_"))
+    shape = build_model(locate_sources(root).transformer.value).get_parameter(linear).shape
+    diff = tmp_path / "diff.safetensors"
+    save_file({f"diffusion_model.{linear.removesuffix('.weight')}.diff": torch.randn(*shape)}, diff)
+    served = {
+        f"which the GGUF file {q8.name} holds quantized": locate_sources(root, q8),
+        "which --quantize Q8_0 packs as it loads": with_quantize(locate_sources(root), "Q8_0"),
+    }
+    for what, sources in served.items():
+        with pytest.raises(ApiError) as refused:
+            check_loras_fit(SimpleNamespace(sources=sources), [(diff, 1.0)], tmp_path)
+        said = refused.value.message
+        assert refused.value.status == 400 and said.startswith("diff.safetensors: its full difference "), said
+        assert f"{what}: a full difference applies to plain tensors only; send a LoRA without full" in said, said
+        assert "leave out" not in said, said
+
+
 def test_two_loras_on_one_packed_layer_count_as_one_adapter_of_their_summed_rank(checkpoint, tmp_path):
     # apply_loras keeps one adapter per packed layer, its files' ranks concatenated: the plan counts both files'
     # tensors, not the last file's alone.

@@ -93,12 +93,14 @@ def check_loras_fit(pipe: MotifVideoPipeline, files: list[tuple[Path, float]], f
     such job, not kept: on the 2B layout that took 0.1-0.2 s (measured on two busy CPU cores), in the submit thread,
     next to a job of minutes. -> the files read (none where there is nothing to check)."""
     from motif_lite.preflight import check_loras
-    from motif_lite.weights.lora import LoRAError, lora_specs
+    from motif_lite.weights.lora import LoRAError, PackedDiffError, lora_specs
 
     if not files or folder is None or getattr(pipe, "sources", None) is None:  # not from load_pipeline: no switch
         return []
     try:
         return check_loras(lora_specs(files), pipe.sources)
+    except PackedDiffError as exc:  # its advice (leave out --gguf) is the operator's flags, not the client's
+        _refuse(without_folder(exc.for_a_client(), folder))
     except LoRAError as exc:
         _refuse(without_folder(str(exc), folder))
 

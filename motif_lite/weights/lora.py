@@ -97,25 +97,40 @@ class LoRAError(MotifLiteError, ValueError):
     """A LoRA file cannot be read or does not fit the transformer."""
 
 
+# What a `PackedDiffError` says before the caller that knows how the run packs its weights names it.
+_ANY_PACKING = "which this run holds quantized (a GGUF's packed tensor, a --quantize recipe's, or an fp8 file's)"
+_ANY_PACKING_ADVICE = "run it on the bf16/fp16 safetensors transformer (no GGUF, no --quantize, not an fp8 file)"
+
+
 class PackedDiffError(LoRAError):
     """A full difference (`key` of file `path`) of a tensor (`name`) the run holds quantized; said in words true of
-    every way a tensor is packed, until `packed_by` names the one at hand."""
+    every way a tensor is packed, until `packed_by` names the one at hand (`what`) and the way out of whoever
+    loaded the model (`advice`)."""
 
-    def __init__(self, path: Path, key: str, name: str) -> None:
-        self.path, self.key, self.name = path, key, name
-        super().__init__(self._said(
-            "which this run holds quantized (a GGUF's packed tensor, a --quantize recipe's, or an fp8 file's)",
-            "run it on the bf16/fp16 safetensors transformer (no GGUF, no --quantize, not an fp8 file)",
-        ))  # fmt: skip
+    def __init__(
+        self,
+        path: Path,
+        key: str,
+        name: str,
+        what: str = _ANY_PACKING,
+        advice: str = _ANY_PACKING_ADVICE,
+    ) -> None:
+        self.path, self.key, self.name, self.what = path, key, name, what
+        super().__init__(self._said(f"{advice}, or use a LoRA without full differences"))
 
-    def packed_by(self, what: str, advice: str) -> LoRAError:
+    def packed_by(self, what: str, advice: str) -> PackedDiffError:
         """This refusal naming `what` packs the tensor (a clause: "which ...") and the `advice` for it."""
-        return LoRAError(self._said(what, advice))
+        return PackedDiffError(self.path, self.key, self.name, what, advice)
 
-    def _said(self, what: str, advice: str) -> str:
+    def for_a_client(self) -> str:
+        """This refusal as a server's client reads it: the way out that is the client's to take (another LoRA), not
+        the flags the server was started with, which only its operator sets."""
+        return self._said("send a LoRA without full differences (this server's transformer cannot take them)")
+
+    def _said(self, ways_out: str) -> str:
         return (
-            f"{self.path}: its full difference {self.key} changes {self.name}, {what}: a full difference applies to "
-            f"plain tensors only; {advice}, or use a LoRA without full differences"
+            f"{self.path}: its full difference {self.key} changes {self.name}, {self.what}: a full difference "
+            f"applies to plain tensors only; {ways_out}"
         )
 
 
