@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,6 +217,27 @@ def test_files_joined_by_a_comma_are_given_one_per_lora_flag(tmp_path, monkeypat
         LoRASpec.parse(given)
     _write(tmp_path / given, _pair("transformer.", Q))  # a file so named is that file
     assert LoRASpec.parse(given).path.name == given
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the hints are checked as a POSIX shell splits them")
+@pytest.mark.parametrize(
+    "given, meant",
+    [("my loras/a b.safetensors:1,5", [("my loras/a b.safetensors", 1.5)]),  # a decimal comma
+     ("my loras/a b.safetensors,c.safetensors:0.5", [("my loras/a b.safetensors", 1.0), ("c.safetensors", 0.5)]),
+     ("my loras/a b.safetensors:strong", [("my loras/a b.safetensors", 0.8)]),  # a typo: the example
+     ("my loras/a b.safetensors:0.8:extra", [("my loras/a b.safetensors", 0.8)])],
+)  # fmt: skip
+def test_a_lora_hint_for_a_path_with_a_space_is_one_word_in_a_shell(tmp_path, monkeypatch, given, meant):
+    # The hints said `--lora my loras/a b.safetensors:1.5`: pasted, the shell made three words of it.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my loras").mkdir()
+    for file, _ in meant:
+        _write(tmp_path / file, _pair("transformer.", Q))
+    with pytest.raises(LoRAError) as refused:
+        LoRASpec.parse(given)
+    hint = re.split(r"(?:a comma|per --lora): |e\.g\. ", str(refused.value))[-1]
+    values = [word for word in shlex.split(hint) if word != "--lora"]
+    assert [LoRASpec.parse(value) for value in values] == [LoRASpec(Path(f), s) for f, s in meant], hint
 
 
 def test_a_folder_holding_one_pickle_gets_the_conversion(tmp_path, targets):

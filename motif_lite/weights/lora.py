@@ -46,7 +46,7 @@ from motif_lite.config import TransformerConfig
 from motif_lite.errors import MotifLiteError, counted, shown
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES, file_kind, has_extension, starts_as_gguf
 from motif_lite.json_values import NotAJSONObject, is_finite_number, parse_json_object
-from motif_lite.paths import user_path, user_path_kept_here
+from motif_lite.paths import quoted, user_path, user_path_kept_here
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.lora_values import split_strength
@@ -151,22 +151,28 @@ class LoRASpec:
         if sep and user_path(text).exists() and not user_path(path).exists():
             return cls(_lora_file(text))
         if (joined := _files_joined_by_commas(text)) is not None:
-            raise LoRAError(f"--lora {text}: one LoRA per --lora: {' '.join(f'--lora {f}' for f in joined)}")
+            # quoted: pasted, a path with a space in it would be two words
+            raise LoRAError(f"--lora {text}: one LoRA per --lora: {' '.join(f'--lora {quoted(f)}' for f in joined)}")
         # `style.safetensors:0.8:extra`: a file, then more than one strength (was "LoRA file not found")
         missing = sep and not user_path(text).exists() and not user_path(path).exists()
         if missing and (found := _file_before_a_colon(text)) is not None:
             file, rest = found
-            raise LoRAError(f"--lora {text}: the strength {rest!r} is not a number; use FILE:STRENGTH, e.g. {file}:0.8")
+            raise LoRAError(
+                f"--lora {text}: the strength {rest!r} is not a number; use FILE:STRENGTH, e.g. {quoted(f'{file}:0.8')}"
+            )
         if sep:
             try:
                 strength = float(tail)
             except ValueError:
                 if user_path(path).exists() and re.fullmatch(r"[+-]?\d*,\d+", tail):  # a locale's decimal comma
-                    raise LoRAError(f"--lora {text}: the strength takes a decimal point, not a comma: --lora "
-                                    f"{path}:{tail.replace(',', '.')}") from None  # fmt: skip
+                    meant = f"{path}:{tail.replace(',', '.')}"
+                    raise LoRAError(
+                        f"--lora {text}: the strength takes a decimal point, not a comma: --lora {quoted(meant)}"
+                    ) from None
                 if user_path(path).exists() and not user_path(text).exists():  # `style.safetensors:strong`: a typo
                     raise LoRAError(
-                        f"--lora {text}: the strength {tail!r} is not a number; use FILE:STRENGTH, e.g. {path}:0.8"
+                        f"--lora {text}: the strength {tail!r} is not a number; use FILE:STRENGTH, e.g. "
+                        f"{quoted(f'{path}:0.8')}"
                     ) from None
                 return cls(_lora_file(text))  # a path with a colon in it
             if not math.isfinite(strength):
