@@ -311,6 +311,9 @@ def _gguf_with(tmp_path: Path, root: Path, qtype: Q, arch: str = "motif_video") 
      ({"general.file_type": 7}, " (Q8_0)"),  # llama.cpp's MOSTLY_Q8_0, as another tool writes it
      ({"motif_lite.quantize.version": 3}, ""),  # not a version string: not one to name
      ({"motif_lite.quantize.version": "1\nok       x: fine"}, ""),  # a line break would make a line of its own
+     ({"motif_lite.quantize.version": "9" * 100_000}, ""),  # a hundred thousand characters in one line
+     ({"motif_lite.quantize.version": "1), 0 tensors: (x"}, ""),  # text that rewrites the line after it
+     ({"motif_lite.quantize.version": "0.2.0.dev1+g1a2b"}, " (made by motif-lite 0.2.0.dev1+g1a2b)"),  # a build's
      ({}, "")],
 )  # fmt: skip
 def test_a_gguf_that_does_not_record_the_version_that_made_it_is_no_problem(tiny, tmp_path, metadata, made):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import mmap
+import re
 import struct
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -329,6 +330,9 @@ FILE_TYPE_KEY = "general.file_type"
 # The motif-lite version whose quantizer wrote the file, for a report about the file; older files and other tools'
 # lack it.
 QUANTIZER_VERSION_KEY = "motif_lite.quantize.version"
+# What check names as that version: a version's letters (PEP 440's, a local part's included), at most 64 of them. A
+# file may hold any text there: a megabyte of it, or a ")" and a forged tensor count, would be printed in check's line.
+_VERSION_SHAPE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}")
 
 
 def quantization_type(path: Path) -> str | None:
@@ -366,7 +370,7 @@ def quantizer_version(path: Path) -> str | None:
             for key, vtype in _metadata_entries(cur, cur.u64("the metadata count")):
                 if key == QUANTIZER_VERSION_KEY and vtype == GGUFValueType.STRING:
                     version = cur.string(key)
-                    return version if version.isprintable() else None  # a line break would forge check's lines
+                    return version if _VERSION_SHAPE.fullmatch(version) else None  # not text to print as it is
     except (OSError, ValueError, CheckpointError):  # ValueError: mmap of an empty file
         return None
     return None
