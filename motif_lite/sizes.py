@@ -13,7 +13,7 @@ import torch
 from motif_lite import devices
 from motif_lite.checkpoint import ModelSources
 from motif_lite.config import TransformerConfig
-from motif_lite.errors import CheckpointError
+from motif_lite.errors import CheckpointError, both_spellings
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.units import memory_size
 from motif_lite.vae import WanVAEConfig
@@ -138,12 +138,17 @@ def packed_weight_names(sources: ModelSources, model: MotifVideoTransformer | No
 def packed_by(sources: ModelSources) -> tuple[str, str]:
     """What packs the weights `packed_weight_names` names, as a clause ("which ...") true of these `sources`, and
     what to do for a LoRA's full difference of one (`PackedDiffError.packed_by`). An official variant not at hand
-    is told by our quantizer's recipe for it: its file's own tensor table is not here to read."""
+    is told by our quantizer's recipe for it: its file's own tensor table is not here to read. The way out is named
+    as `run` and the Python API each give it (`pipe.set_loras` and `load_pipeline` refuse it too)."""
     bf16 = "the bf16 safetensors transformer takes it"
+    without_gguf = f"leave out {both_spellings('--gguf', 'gguf=None')}: {bf16}"
     if sources.gguf is not None:
-        return f"which the GGUF file {sources.gguf.name} holds quantized", f"leave out --gguf ({bf16})"
+        return f"which the GGUF file {sources.gguf.name} holds quantized", without_gguf
     if sources.quantize is not None:
-        return f"which --quantize {sources.quantize} packs as it loads", f"leave out --quantize ({bf16})"
+        return (
+            f"which --quantize {sources.quantize} packs as it loads",
+            f"leave out {both_spellings('--quantize', 'quantize=None')}: {bf16}",
+        )
     if sources.gguf_variant is not None:
         from motif_lite.quantize.recipes import size_stand_in
 
@@ -151,7 +156,7 @@ def packed_by(sources: ModelSources) -> tuple[str, str]:
         return (
             f"which a {sources.gguf_variant} GGUF holds quantized: our quantizer's {recipe.name} recipe packs it "
             "(the official file is not downloaded yet: judged by that recipe)",
-            f"leave out --gguf ({bf16})",
+            without_gguf,
         )
     return "which the fp8 transformer file keeps in 8 bits", "use a bf16 or fp16 transformer file"
 

@@ -358,11 +358,15 @@ def test_the_weights_that_load_packed_are_the_quantized_ones_of_the_file_or_reci
     save_file({f"diffusion_model.{linear.removesuffix('.weight')}.diff": torch.randn(*shape)}, diff)
     assert checked_lora_files([(diff, 1.0)], locate_sources(root, f16))  # a plain layer takes the difference
     assert checked_lora_files([(diff, 1.0)], with_quantize(plain, "BF16"))
-    # each refusal names what packs the weight, and its own way out
+    # each refusal names what packs the weight, and its own way out, as `run` and Python each give it
+    without_gguf = r"leave out --gguf \(in Python gguf=None\)"
     refusals = [
-        (locate_sources(root, q8), f"which the GGUF file {q8.name} holds quantized: .*; leave out --gguf"),
-        (with_quantize(plain, "Q8_0"), "which --quantize Q8_0 packs as it loads: .*; leave out --quantize"),
-        (dataclasses.replace(plain, gguf_request="Q8_0"), "which a Q8_0 GGUF holds quantized: our quantizer's Q8_0"),
+        (locate_sources(root, q8), f"which the GGUF file {q8.name} holds quantized: .*; {without_gguf}"),
+        (
+            with_quantize(plain, "Q8_0"),
+            r"which --quantize Q8_0 packs .*; leave out --quantize \(in Python quantize=None",
+        ),
+        (dataclasses.replace(plain, gguf_request="Q8_0"), f"which a Q8_0 GGUF holds quantized: our .*; {without_gguf}"),
     ]
     for packed, said in refusals:
         with pytest.raises(LoRAError, match=said):
