@@ -206,13 +206,19 @@ def test_a_strength_with_a_decimal_comma_is_given_with_a_point(tmp_path, monkeyp
         LoRASpec.parse(f"style.safetensors:{tail}")
 
 
-@pytest.mark.parametrize("given", ["a.safetensors,b.safetensors", "a.safetensors:0.5,b.safetensors:0.7"])
-def test_files_joined_by_a_comma_are_given_one_per_lora_flag(tmp_path, monkeypatch, given):
+@pytest.mark.parametrize(
+    "given, first, second",
+    [("a.safetensors,b.safetensors", "a.safetensors", "b.safetensors"),
+     ("a.safetensors:0.5,b.safetensors:0.7", "a.safetensors:0.5", "b.safetensors:0.7"),
+     # and with a decimal comma besides: it was "the strength '0,5,b.safetensors:0,7' is not a number"
+     ("a.safetensors:0,5,b.safetensors:0,7", "a.safetensors:0.5", "b.safetensors:0.7"),
+     ("a.safetensors:1,25,b.safetensors", "a.safetensors:1.25", "b.safetensors")],
+)  # fmt: skip
+def test_files_joined_by_a_comma_are_given_one_per_lora_flag(tmp_path, monkeypatch, given, first, second):
     # As some tools take a list: it was "LoRA file not found: a.safetensors,b.safetensors".
     monkeypatch.chdir(tmp_path)
     for name in ("a", "b"):
         _write(tmp_path / f"{name}.safetensors", _pair("transformer.", Q))
-    first, second = given.split(",")
     with pytest.raises(LoRAError, match=rf"one LoRA per --lora: --lora {re.escape(first)} --lora {re.escape(second)}$"):
         LoRASpec.parse(given)
     _write(tmp_path / given, _pair("transformer.", Q))  # a file so named is that file

@@ -183,12 +183,28 @@ class LoRASpec:
 
 def _files_joined_by_commas(text: str) -> list[str] | None:
     """The `FILE[:STRENGTH]` parts of `text` where it is two or more LoRAs joined by commas (as some tools take a
-    list) and each part names a file; None for anything else, a file so named included."""
+    list) and each part names a file, a strength written with a decimal comma given its point (`a:0,5,b`); None
+    for anything else, a file so named included."""
     parts = text.split(",")
     if len(parts) < 2 or user_path(text).exists():
         return None
-    files = [split_strength(part)[0] for part in parts]
-    return parts if all(file and user_path(file).is_file() for file in files) else None
+    for joined in (parts, _decimal_commas_mended(parts)):
+        files = [split_strength(part)[0] for part in joined]
+        if len(joined) > 1 and all(file and user_path(file).is_file() for file in files):
+            return joined
+    return None
+
+
+def _decimal_commas_mended(parts: list[str]) -> list[str]:
+    """`parts` with each part of digits alone put back after the strength before it, with a point:
+    ["a.safetensors:0", "5", "b.safetensors"] -> ["a.safetensors:0.5", "b.safetensors"]."""
+    mended: list[str] = []
+    for part in parts:
+        if mended and re.fullmatch(r"\d+", part) and re.search(r":[+-]?\d*$", mended[-1]):
+            mended[-1] += f".{part}"
+        else:
+            mended.append(part)
+    return mended
 
 
 def _file_before_a_colon(text: str) -> tuple[str, str] | None:
