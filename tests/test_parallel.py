@@ -461,6 +461,27 @@ def test_the_lora_and_the_plan_are_checked_before_launch_with_the_checkpoint_not
     assert err.count("error: 80x32x5 needs at least") == 1 and "[rank" not in err, err
 
 
+def test_a_full_difference_of_a_weight_quantize_packs_is_refused_before_launch_and_before_the_download(
+    tmp_path, capsys, monkeypatch, no_network
+):
+    # The launcher's other branch: the official checkpoint not here yet, the LoRA read against its bundled configs
+    # with --quantize's packed weights, refused once before any process starts (each rank would download, then
+    # refuse it).
+    from safetensors.torch import save_file
+
+    from motif_lite.choices import MOTIF_REPO
+
+    diff = tmp_path / "diff.safetensors"
+    save_file(
+        {"diffusion_model.transformer_blocks.0.attn.to_q.diff": torch.zeros(1536, 1536, dtype=torch.float16)}, diff
+    )
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
+    args = cli_args(MOTIF_REPO, tmp_path / "a.mp4", "--gpus", "2", "--lora", str(diff), "--quantize", "Q8_0")
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("which --quantize Q8_0 packs as it loads") == 1 and "[rank" not in err, err
+
+
 @pytest.fixture
 def planned(monkeypatch) -> list[tuple[bool, float | None]]:
     """(text_encoder, budget in GiB) of each plan the launcher makes before starting the processes (made as before):
