@@ -267,3 +267,101 @@ def test_on_windows_a_cxx_with_gnu_flags_is_refused_before_loading(tmp_path, mon
     monkeypatch.setattr(sys, "platform", "win32")
     with pytest.raises(CompileUnavailableError, match=f"inductor does not take on Windows .*set CXX to {instead}"):
         check_compile_possible("cpu")
+
+
+class StrictKernel32(FakeKernel32):
+    """`FakeKernel32` where ctypes' conversions and Windows' access rights matter: a process ID past a DWORD is
+    ctypes' ArgumentError (a DWORD is 32 bits there), the last error is kept only for a DLL loaded with
+    use_last_error=True (else ctypes.get_last_error() says 0), a process of `limited` opens only for
+    PROCESS_QUERY_LIMITED_INFORMATION (an elevated or another user's process), and GetExitCodeProcess fails (0)
+    for a handle of `no_exit_code`."""
+
+    def __init__(self, processes: dict[int, int | tuple[str, int]]) -> None:
+        super().__init__(processes)
+        self.limited: set[int] = set()
+        self.no_exit_code: set[int] = set()
+        self.keeps_last_error = False
+
+    def _open_process(self, access: int, inherit: bool, pid: int) -> int | None:
+        if pid > 0xFFFFFFFF:
+            raise ctypes.ArgumentError("argument 3: OverflowError: int too long to convert")
+        if pid in self.limited and access & ~0x1000:  # PROCESS_QUERY_LIMITED_INFORMATION alone is granted
+            self.last_error = ACCESS_DENIED
+            return None
+        return super()._open_process(access, inherit, pid)
+
+    def _exit_code(self, handle: int, code: object) -> int:
+        return 0 if handle in self.no_exit_code else super()._exit_code(handle, code)
+
+
+@pytest.fixture
+def on_strict_windows(on_windows: FakeKernel32, monkeypatch: pytest.MonkeyPatch) -> StrictKernel32:
+    """`on_windows` with a `StrictKernel32` of no process in place of its kernel32."""
+    kernel32 = StrictKernel32({})
+
+    def win_dll(name: str, use_last_error: bool = False) -> StrictKernel32:
+        kernel32.keeps_last_error = use_last_error
+        return kernel32
+
+    monkeypatch.setattr(ctypes, "WinDLL", win_dll, raising=False)
+    monkeypatch.setattr(
+        ctypes, "get_last_error", lambda: kernel32.last_error * kernel32.keeps_last_error, raising=False
+    )
+    return kernel32
+
+
+def test_on_windows_a_process_id_past_a_dword_is_asked_of_no_one(on_strict_windows: StrictKernel32) -> None:
+    # ctypes refuses it for OpenProcess's DWORD argument (ArgumentError, a traceback); it names no process there.
+    assert not process_running(0xFFFFFFFF + 4)
+    assert on_strict_windows.opened == []
+
+
+def test_on_windows_a_process_that_is_gone_is_told_by_the_error_ctypes_kept(on_strict_windows: StrictKernel32) -> None:
+    # Without use_last_error=True ctypes.get_last_error() says 0 whatever OpenProcess failed with: a process that
+    # is gone (killed outright) counted as running, and its claim on -o refused the next run for good.
+    assert not process_running(104)
+
+
+def test_on_windows_an_elevated_process_is_asked_with_the_least_access(on_strict_windows: StrictKernel32) -> None:
+    # A process of an elevated or another user's run opens only for PROCESS_QUERY_LIMITED_INFORMATION: asked for
+    # more, Windows refuses and it counts as running, though it ended, its files kept for good.
+    on_strict_windows.processes.update({105: 0, 106: STILL_ACTIVE})
+    on_strict_windows.limited |= {105, 106}
+    assert not process_running(105)
+    assert process_running(106)
+
+
+def test_on_windows_a_process_whose_exit_code_cannot_be_read_counts_as_running(
+    on_strict_windows: StrictKernel32,
+) -> None:
+    # Its partial file and claim on -o are kept: a process that may run must not lose the file it writes.
+    on_strict_windows.processes[107] = 0
+    on_strict_windows.no_exit_code.add(107)
+    assert process_running(107)
+    assert on_strict_windows.closed == [107]  # the handle is closed all the same
+
+
+def test_on_windows_process_zero_is_asked_of_no_one(on_windows: FakeKernel32) -> None:
+    # 0 is the System Idle Process there, whose OpenProcess fails with ERROR_INVALID_PARAMETER: asked, a claim file
+    # holding 0 (written by hand, or damaged) would count as a writer that stopped, and its file be removed.
+    assert process_running(0)
+    assert on_windows.opened == []
+
+
+def test_on_windows_without_kernel32_the_memory_is_not_known(monkeypatch) -> None:
+    # GlobalMemoryStatusEx cannot be called where ctypes has no WinDLL: no reading, not an AttributeError.
+    monkeypatch.delattr(ctypes, "WinDLL", raising=False)
+    monkeypatch.setattr(host_memory, "memory_limit", lambda: None)
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert (total_ram(), available_ram()) == (None, None)
+
+
+@pytest.mark.parametrize("cxx", [r"C:\Program Files\LLVM\bin\Clang++.EXE", r"C:\Intel\oneAPI\bin\ICX.exe"])
+def test_on_windows_a_cxx_path_with_gnu_flags_is_refused_whatever_its_case(monkeypatch, cxx) -> None:
+    # CXX set to the compiler's full Windows path (backslashes), in the case its installer wrote: Windows' names
+    # ignore case, and inductor refuses these drivers there as it does clang++ and icx.
+    monkeypatch.setattr(shutil, "which", lambda name: name)
+    monkeypatch.setenv("CXX", cxx)
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(CompileUnavailableError, match=f"names, {re.escape(cxx)}, which inductor does not take"):
+        check_compile_possible("cpu")

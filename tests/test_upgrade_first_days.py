@@ -109,3 +109,23 @@ def test_the_stored_repr_chooses_the_guidance(tmp_path, stored, expected):
 def test_a_string_no_first_days_file_wrote_is_still_damage(tmp_path, stored):
     with pytest.raises(MotifLiteError, match="guidance_config holds a string, not an object of guidance settings"):
         request_of(tmp_path, stored)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "PAGConfig(scale=8.0)",  # a class of no guidance motif-lite has had
+        "APGConfig(scale=8.0) edited",  # a repr with more after it
+    ],
+)
+def test_only_a_whole_repr_of_a_guidance_class_is_read_as_one(tmp_path, stored):
+    with pytest.raises(MotifLiteError, match="guidance_config holds a string, not an object of guidance settings"):
+        request_of(tmp_path, {**FIRST_DAYS_STORED, "guidance_config": stored})
+
+
+def test_a_guidance_object_in_a_file_without_a_version_is_read_as_stored(tmp_path):
+    """A file that stores the object but no version (its version cut out by hand, or another writer's copy) is no
+    first-days file: its object is taken as it is, not matched as a repr (a TypeError traceback)."""
+    stored = {**FIRST_DAYS_STORED, "guidance_config": {"method": "CFGConfig", "scale": 5.0}}
+    request = request_of(tmp_path, stored)
+    assert (request.guidance, request.cfg_scale) == ("cfg", 5.0)
