@@ -1192,3 +1192,38 @@ def test_a_disk_too_small_for_a_first_run_is_a_warning_not_ok(no_network, monkey
         assert short.level == "warning" and short.message.endswith(": not enough for a first run")
         room["free"] = first_run
         assert disk(gguf=gguf).level == "ok"  # exactly the figure it quotes: no warning
+
+
+def test_a_version_that_is_no_string_or_a_file_that_cannot_be_mapped_names_no_version(tmp_path):
+    # A number where the version goes was read as a string: its value taken for the string's length, and the next
+    # entry's bytes for the version (here the next key's length, 65: "A"). An empty file cannot be mapped (mmap's
+    # ValueError), and names none either.
+    from motif_lite.weights.gguf_file import QUANTIZER_VERSION_KEY, quantizer_version
+
+    named = write_test_gguf(tmp_path / "named.gguf", {}, extra_metadata={QUANTIZER_VERSION_KEY: "1.2.0"})
+    assert quantizer_version(named) == "1.2.0"
+    number = {QUANTIZER_VERSION_KEY: np.uint64(1), "k" * 65: "next"}
+    assert quantizer_version(write_test_gguf(tmp_path / "number.gguf", {}, extra_metadata=number)) is None
+    empty = tmp_path / "empty.gguf"
+    empty.write_bytes(b"")
+    assert quantizer_version(empty) is None
+
+
+def test_check_plans_with_the_files_its_lines_describe(copy, monkeypatch):
+    """A config that was absent when check looked (its line says so) is planned as absent, though made before the
+    plan: the report tells of one checkpoint, and the plan reads no file the file checks did not."""
+    from motif_lite import checkup
+
+    scheduler = copy / "scheduler" / "scheduler_config.json"
+    scheduler.unlink()
+    check_checkpoint = checkup.check_checkpoint
+
+    def made_after_the_look(report, files, **kwargs):
+        checked = check_checkpoint(report, files, **kwargs)
+        scheduler.write_text("{not json")  # read now, the plan would be refused
+        return checked
+
+    monkeypatch.setattr(checkup, "check_checkpoint", made_after_the_look)
+    report = check_setup(copy)
+    assert report.plan is not None and not problems(report), problems(report)
+    assert any(f.subject == "scheduler/scheduler_config.json" and "absent" in f.message for f in report.findings)

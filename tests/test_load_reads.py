@@ -104,3 +104,15 @@ def test_the_text_encoder_takes_only_its_own_folders_tokenizer(shared_checkpoint
     monkeypatch.setattr(text, "load_tokenizer", lambda folder: loads.append(folder) or load_tokenizer(folder))
     assert text.load_text_encoder(root, tokenizer=own).tokenizer is own and loads == []
     assert text.load_text_encoder(root, tokenizer=other).tokenizer is not other and loads == [root]
+
+
+def test_configs_a_caller_saw_absent_are_absent_though_there_now(shared_checkpoint):
+    """`files_read`'s None (the file was absent when the caller looked) stands, as its values would: the check's
+    lines and its memory plan describe the same checkpoint."""
+    from motif_lite.settings import CheckpointConfigs
+
+    root = shared_checkpoint[0]
+    assert CheckpointConfigs.read(root).text_encoder_config is not None  # the files are there
+    seen = {"scheduler/scheduler_config.json": None, "text_encoder/config.json": None}
+    configs = CheckpointConfigs.read(root, files_read=seen)
+    assert configs.scheduler is None and configs.text_encoder_config is None

@@ -2656,3 +2656,23 @@ def test_a_resumed_job_never_reports_less_than_the_progress_it_had_stored(pipe, 
         run_stopping_at(worker, job.id, None)
         assert store.get(job.id).status == COMPLETED
         assert reported and min(reported) >= stored, (stored, reported)
+
+
+def test_repeated_names_are_named_each_once_and_sorted():
+    # The refusal names them in one order whatever the order of Python's set of them (its hash seed).
+    from motif_lite.server.schema import repeated_names
+
+    names = [f"name{i:02d}" for i in range(40)]
+    assert repeated_names([*reversed(names), "once", *names, names[0]]) == names
+
+
+def test_a_forms_loras_json_text_is_refused_for_a_repeat_in_any_object_or_nesting_past_pythons_stack():
+    # A repeat in the first of two objects was found only in the last one parsed, and a text nested deeper than
+    # Python's stack was a RecursionError (a 500), where the same in a JSON body is a 400.
+    from motif_lite.server.schema import ApiError, parse_loras
+
+    twice = '[{"name": "a.safetensors", "name": "b.safetensors"}, {"name": "c.safetensors"}]'
+    with pytest.raises(ApiError, match="'name' was sent twice in one of loras' JSON objects"):
+        parse_loras(twice, from_form=True)
+    with pytest.raises(ApiError, match="in a form, loras is JSON text"):
+        parse_loras("[" * 100_000 + "]" * 100_000, from_form=True)
