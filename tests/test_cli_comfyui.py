@@ -154,6 +154,20 @@ def test_a_switch_given_an_off_value_is_told_to_leave_it_out(capsys, typed, flag
     assert hint.startswith(f"{flag} is a switch that takes no value, and off unless given: leave it out"), hint
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("batch_guidance=0", False), ("batch_guidance=off", False), ("no_batch_guidance=0", True)],
+)
+def test_a_switch_with_a_no_form_given_an_off_value_is_told_the_flag_that_turns_it(capsys, typed, meant):
+    # --batch-guidance is on by default where the memory plan allows: `batch_guidance=0` was told to leave it out,
+    # which left it on. The flag named sets what the value meant.
+    hint = _hint(_refusal(capsys, [typed]), typed)
+    assert "leave it out" not in hint, hint
+    given = shlex.split(hint.split("take no value: ", 1)[1].rsplit(")", 1)[0])
+    run = subcommands(cli.build_parser())["run"]
+    assert run.parse_args(["-p", "x", *given]).batch_guidance is meant, hint
+
+
 def test_help_typed_as_a_setting_is_named_alone(capsys):
     hint = _hint(_refusal(capsys, ["help=1"]), "help=1")
     assert "--help 1" not in hint and "take no value: --help" in hint, hint

@@ -357,8 +357,7 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     lookalikes = {word: hint for word in extras if (hint := flag_spelling.lookalike_hint(word, known))}
     # Settings typed without their dashes (`seed=42`, `cfg 6`): as flags, not words of the prompt, where the
     # prompt hint would have put them.
-    switches = {option for action in parser._actions if action.nargs == 0 for option in action.option_strings}
-    settings, taken = _bare_settings(extras, command, known, switches, args)
+    settings, taken = _bare_settings(extras, command, known, _switches(parser), args)
     for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-") and word not in lookalikes):
         if hint := _flag_hint(flag, command, known, extras[index + 1 : index + 2], args):
             flags_by_advice.setdefault(hint.removeprefix(f"{flag}: "), []).append(flag)
@@ -421,13 +420,24 @@ def _flag_hint(flag: str, command: str, known: list[str], following: list[str], 
     return f"{flag}: {advice() if callable(advice) else advice}"
 
 
+def _switches(parser: argparse.ArgumentParser) -> dict[str, str | None]:
+    """The option strings of `parser` that take no value, each with the one that turns it the other way where
+    there is one (a BooleanOptionalAction's `--batch-guidance` and `--no-batch-guidance`), else None."""
+    switches: dict[str, str | None] = {}
+    for action in (action for action in parser._actions if action.nargs == 0):
+        for option in action.option_strings:
+            other = "--" + option[5:] if option.startswith("--no-") else "--no-" + option.removeprefix("--")
+            switches[option] = other if isinstance(action, argparse.BooleanOptionalAction) else None
+    return switches
+
+
 def _bare_settings(
-    extras: list[str], command: str, known: list[str], switches: set[str], args: argparse.Namespace
+    extras: list[str], command: str, known: list[str], switches: dict[str, str | None], args: argparse.Namespace
 ) -> tuple[list[str], set[int]]:
     """The hints for settings among `extras` typed without their dashes, as NAME=VALUE (`seed=42`, as a ComfyUI
     widget or a config file writes it) or as NAME and a number where NAME is spelled as no word of a prompt is
     (`batch_size 2`, `cfg 6`: `_setting_name`), and the indices of the words they take. Only a NAME that --NAME
-    answers counts (`_setting_hint`; `switches`: the option strings that take no value)."""
+    answers counts (`_setting_hint`; `switches`: the option strings that take no value, `_switches`)."""
     hints: list[str] = []
     taken: set[int] = set()
     for index, word in enumerate(extras):
@@ -459,12 +469,12 @@ _OFF_VALUES = ("0", "false", "no", "off", "none", "disable", "disabled")
 
 
 def _setting_hint(
-    name: str, value: str, command: str, known: list[str], switches: set[str], args: argparse.Namespace
+    name: str, value: str, command: str, known: list[str], switches: dict[str, str | None], args: argparse.Namespace
 ) -> str | None:
     """What --NAME VALUE is here, when --NAME is a flag of ours or another tool's name with a hint (`seed`, 42:
     --seed 42; `length`, 81: --video-frames 81); for a switch (`switches`: `compile`), the switch alone, which
-    takes no value; else None. Only exact names count: a close spelling is more likely a word of an unquoted
-    prompt."""
+    takes no value, or for an off value the switch that turns it off (`batch_guidance=0`: --no-batch-guidance), or
+    none; else None. Only exact names count: a close spelling is more likely a word of an unquoted prompt."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
         return None
     flag = flag_spelling.spelled("--" + name)
@@ -475,9 +485,12 @@ def _setting_hint(
     if ours not in known:
         return None
     if ours in switches:  # `--compile 1` is refused again, its 1 taken for a word of the prompt
-        if value.strip().lower() in _OFF_VALUES:
-            return f"{ours} is a switch that takes no value, and off unless given: leave it out"
-        return f"switches are flags here, and take no value: {ours}"
+        if value.strip().lower() not in _OFF_VALUES:
+            return f"switches are flags here, and take no value: {ours}"
+        # --batch-guidance is on by default where the memory plan allows: leaving it out does not turn it off.
+        if (other := switches[ours]) is not None:
+            return f"switches are flags here, and take no value: {other}"
+        return f"{ours} is a switch that takes no value, and off unless given: leave it out"
     return f"settings are flags here: {ours} {posix_quoted(value)}"
 
 
