@@ -365,3 +365,29 @@ def test_on_windows_a_cxx_path_with_gnu_flags_is_refused_whatever_its_case(monke
     monkeypatch.setattr(sys, "platform", "win32")
     with pytest.raises(CompileUnavailableError, match=f"names, {re.escape(cxx)}, which inductor does not take"):
         check_compile_possible("cpu")
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+@pytest.mark.parametrize("path", [r"C:\Program Files\LLVM\bin\clang-cl.exe", r"C:\Users\O'Neil\LLVM\bin\clang-cl.exe"])
+def test_on_windows_a_cxx_in_quotes_is_told_the_value_without_them(monkeypatch, quote, path) -> None:
+    # cmd's `set CXX="C:\Program Files\...\clang-cl.exe"` keeps the quotes, which inductor runs as part of the name:
+    # it was told "which is not found: set CXX to its full path", the path it had given.
+    monkeypatch.setattr(shutil, "which", lambda name: name if name == path else None)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("CXX", f"{quote}{path}{quote}")
+    with pytest.raises(CompileUnavailableError, match="whose quotes inductor takes for part of the name") as refusal:
+        check_compile_possible("cpu")
+    message = str(refusal.value)
+    powershell = re.search(r"\$env:CXX = '((?:[^']|'')*)'", message).group(1).replace("''", "'")
+    cmd = re.search(r"in cmd, set CXX=(.*?)\)", message).group(1)
+    for value in (powershell, cmd):
+        monkeypatch.setenv("CXX", value)
+        check_compile_possible("cpu")  # the value the advice gives is taken
+
+
+def test_on_windows_a_cxx_with_gnu_flags_in_quotes_is_refused_as_such(monkeypatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: name)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("CXX", r'"C:\LLVM\bin\clang++.exe"')
+    with pytest.raises(CompileUnavailableError, match="set CXX to clang-cl, or unset it .*without the quotes"):
+        check_compile_possible("cpu")

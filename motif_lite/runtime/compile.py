@@ -142,14 +142,27 @@ def windows_compiler_problem(cxx: str | None) -> str | None:
             "run from its Developer PowerShell or after its vcvars64.bat), or the environment variable CXX set to "
             "clang-cl or icx-cl, which inductor builds with too"
         )
-    name = ntpath.basename(cxx).lower().removesuffix(".exe")
+    # cmd's `set CXX="C:\Program Files\...\clang-cl.exe"` keeps the quotes in the value, and inductor runs the value
+    # as it is, quotes and all: "set CXX to its full path" sent them back to the path they had given.
+    unquoted = cxx.strip("\"'") or cxx
+    quotes = "; without the quotes it holds, which inductor takes for part of the name" if unquoted != cxx else ""
+    name = ntpath.basename(unquoted).lower().removesuffix(".exe")
     if name in MSVC_LIKE_DRIVERS:
         return (
             f"builds with the compiler CXX names, {cxx}, which inductor does not take on Windows (it passes MSVC's "
-            f"flags): set CXX to {MSVC_LIKE_DRIVERS[name]}, or unset it to build with cl"
+            f"flags): set CXX to {MSVC_LIKE_DRIVERS[name]}, or unset it to build with cl{quotes}"
         )
-    if shutil.which(cxx) is None:
-        return f"builds with the compiler CXX names, {cxx}, which is not found: set CXX to its full path, or unset it"
+    if shutil.which(unquoted) is None:
+        return (
+            f"builds with the compiler CXX names, {cxx}, which is not found: set CXX to its full path, or unset it"
+            + quotes
+        )
+    if quotes:
+        powershell = unquoted.replace("'", "''")  # a single-quoted PowerShell string doubles its quotes
+        return (
+            f"builds with the compiler CXX names, {cxx}, whose quotes inductor takes for part of the name: set CXX "
+            f"without them ($env:CXX = '{powershell}'; in cmd, set CXX={unquoted})"
+        )
     return None
 
 
