@@ -126,6 +126,10 @@ def test_an_unquoted_prompt_beside_a_setting_gets_both_hints_and_the_setting_sta
         ["ein", "Tesla", "Model", "3", "auf", "der", "Autobahn"],
         ["une", "image", "2", "fois", "plus", "belle"],
         ["un", "coche", "model", "3", "rojo"],
+        # an acronym in capitals is prose, though its letters name a flag: "LLM 3" was cut out as --text-encoder 3
+        ["a", "LLM", "3", "robot"],
+        ["an", "FPS", "2", "game"],
+        ["a", "sign", "that", "says", "SP", "3"],
     ],
 )
 def test_words_that_name_no_setting_are_still_part_of_the_prompt(capsys, words):

@@ -458,10 +458,12 @@ def _bare_settings(
 
 
 def _setting_name(word: str) -> bool:
-    """Whether `word`, before a number, is a setting's name rather than a word of an unquoted prompt: one joined with
-    an underscore (ComfyUI's `batch_size`) or without a vowel (`cfg`, `fps`, `crf`). Plain words that name flags
-    (model, type, steps, seed, length, image) are prose too: `-p a tesla model 3 driving` lost "model 3"."""
-    return "_" in word or not re.search(r"[aeiouy]", word, re.IGNORECASE)
+    """Whether `word`, before a number, is a setting's name rather than a word of an unquoted prompt: one in lower
+    case, as flags and ComfyUI's widgets are spelled, joined with an underscore (`batch_size`) or without a vowel
+    (`cfg`, `fps`, `crf`). Plain words that name flags (model, type, steps, seed, length, image) are prose too:
+    `-p a tesla model 3 driving` lost "model 3"; and so are acronyms in capitals: `a LLM 3 robot` lost "LLM 3" to
+    --text-encoder 3, `an FPS 2 game` its "FPS 2" to --fps 2."""
+    return word.islower() and ("_" in word or not re.search(r"[aeiouy]", word))
 
 
 # A switch given one of these (`compile=0`) was meant off, which is what leaving the switch out gives.
