@@ -391,3 +391,15 @@ def test_on_windows_a_cxx_with_gnu_flags_in_quotes_is_refused_as_such(monkeypatc
     monkeypatch.setenv("CXX", r'"C:\LLVM\bin\clang++.exe"')
     with pytest.raises(CompileUnavailableError, match="set CXX to clang-cl, or unset it .*without the quotes"):
         check_compile_possible("cpu")
+
+
+@pytest.mark.parametrize("cxx", ["g++", "gcc.exe", r"C:\msys64\mingw64\bin\g++.exe", "x86_64-w64-mingw32-g++"])
+def test_on_windows_a_cxx_naming_gcc_is_refused_before_loading(monkeypatch, cxx) -> None:
+    # MinGW's g++ (MSYS2's, on PATH): inductor passes it MSVC's flags there and the build failed at the first step.
+    monkeypatch.setattr(shutil, "which", lambda name: name)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("CXX", cxx)
+    with pytest.raises(CompileUnavailableError, match="inductor does not take on Windows .*set CXX to clang-cl"):
+        check_compile_possible("cpu")
+    monkeypatch.setenv("CXX", "clang-cl")  # the compiler the advice names is taken
+    check_compile_possible("cpu")

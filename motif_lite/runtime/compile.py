@@ -128,6 +128,9 @@ CXX_COMPILERS = ("g++", "c++", "clang++")
 # The drivers with GCC's flags of the compilers inductor builds with on Windows: it passes MSVC's flags there and
 # refuses these at the first step, asking for their MSVC-like drivers (torch/_inductor/cpp_builder.py).
 MSVC_LIKE_DRIVERS = {"clang": "clang-cl", "clang++": "clang-cl", "icx": "icx-cl", "icx-cc": "icx-cl"}
+# GCC's drivers (MinGW's, which MSYS2 puts on PATH): inductor gives them MSVC's flags on Windows as well (/Fe, /c
+# /Fo, std:c++20) without refusing them by name, so the build failed at the first step, after every weight loaded.
+GCC_DRIVERS = ("gcc", "g++", "c++", "cc")
 
 
 def windows_compiler_problem(cxx: str | None) -> str | None:
@@ -151,6 +154,11 @@ def windows_compiler_problem(cxx: str | None) -> str | None:
         return (
             f"builds with the compiler CXX names, {cxx}, which inductor does not take on Windows (it passes MSVC's "
             f"flags): set CXX to {MSVC_LIKE_DRIVERS[name]}, or unset it to build with cl{quotes}"
+        )
+    if name in GCC_DRIVERS or name.endswith(("-gcc", "-g++")):  # x86_64-w64-mingw32-g++
+        return (
+            f"builds with the compiler CXX names, {cxx}, which inductor does not take on Windows (it passes MSVC's "
+            f"flags): unset it to build with cl, or set CXX to clang-cl{quotes}"
         )
     if shutil.which(unquoted) is None:
         return (
