@@ -1043,8 +1043,9 @@ class _HeaderBytesOnly(io.RawIOBase):
 
 class _WeightReads:
     """Every way this process reads a safetensors file's tensor bytes, refused for `files` (their headers stay
-    readable): safetensors' own reader wherever a module imported it, Python's open (np.memmap and
-    safetensors.torch.load's bytes go through it), mmap, os.read and numpy's and torch's readers of a path."""
+    readable): safetensors' own reader wherever a module imported it, Python's open and io.open (np.memmap and
+    safetensors.torch.load's bytes go through the one, Path.open and Path.read_bytes through the other), io.FileIO,
+    mmap, os.read and numpy's and torch's readers of a path."""
 
     def __init__(self, files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
         import mmap
@@ -1060,7 +1061,15 @@ class _WeightReads:
             if getattr(module, "safe_open", None) is _REAL_SAFE_OPEN:
                 monkeypatch.setattr(module, "safe_open", _HeaderOnly)
         monkeypatch.setattr("builtins.open", self._open)
+        monkeypatch.setattr(io, "open", self._open)  # a name of its own: pathlib's Path.open calls io.open
         guarded = self
+
+        class WholeFileRefused(io.FileIO):  # a file opened as a FileIO reads past the header unchecked
+            def __init__(self, file, *args, **kwargs):
+                super().__init__(file, *args, **kwargs)
+                guarded._refuse_fd(self.fileno(), "opened as a FileIO")
+
+        monkeypatch.setattr(io, "FileIO", WholeFileRefused)
 
         class HeaderOnlyMmap(mmap.mmap):  # a subclass: numpy and gguf-py check isinstance(..., mmap.mmap)
             def __new__(cls, fileno, *args, **kwargs):
@@ -1088,6 +1097,8 @@ class _WeightReads:
             pytest.fail(f"the tensor bytes of a safetensors file were {how}")
 
     def _open(self, file, mode="r", *args, **kwargs):
+        if isinstance(file, int):  # a descriptor os.open gave: its reads are FileIO's, past the header unchecked
+            self._refuse_fd(file, "opened by descriptor")
         data_start = self._guarded(file) if isinstance(file, (str, os.PathLike)) else None
         if data_start is None:
             return _REAL_OPEN(file, mode, *args, **kwargs)
