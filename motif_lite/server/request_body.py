@@ -28,13 +28,14 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
                            "'Content-Type: application/json')", None, "invalid_value")  # fmt: skip
         fields, image = await _form_fields(form)
         return fields, image, True
+    # A Content-Type the server does not read is HTTP's 415 Unsupported Media Type (it was a 400), with what to send.
     if content_type == "text/plain" and (await request.body()).lstrip().startswith(b"{"):
         # A browser's fetch() labels a string body text/plain unless told: JSON.stringify's output arrives so.
-        raise ApiError(400, "the body looks like JSON: send it with Content-Type: application/json (fetch sends a "
+        raise ApiError(415, "the body looks like JSON: send it with Content-Type: application/json (fetch sends a "
                        "string body as text/plain unless its headers say otherwise)", None,
                        "invalid_value")  # fmt: skip
     if content_type not in ("application/json", ""):
-        raise ApiError(400, f"send application/json or multipart/form-data, not {content_type}", None,
+        raise ApiError(415, f"send application/json or multipart/form-data, not {content_type}", None,
                        "invalid_value")  # fmt: skip
     raw = await request.body()
     if not raw.strip():  # curl -X POST without -d: json's "Expecting value: line 1 column 1" says nothing useful
