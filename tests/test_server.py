@@ -229,20 +229,23 @@ def test_a_forms_empty_negative_prompt_is_the_official_one_and_a_json_one_is_non
         assert server.request("DELETE", f"/v1/videos/{job['id']}")[0] == 200
 
 
+def head_of(server: InProcessServer, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    """(status, headers, body) of a HEAD request, whose answer has headers alone (`server.request` reads JSON)."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request("HEAD", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
 def test_head_gives_a_videos_size_and_the_health_without_a_body(server):
     # `curl -I` (or a download manager, a load balancer's HEAD probe) was 405 on both: FastAPI's routes take only
     # the methods they name.
-    import http.client
-
-    def head(path: str) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        try:
-            connection.request("HEAD", path)
-            response = connection.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            connection.close()
-
+    head = functools.partial(head_of, server)
     code, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})
     assert code == 200, video
     server.wait_status(video["id"], ("completed",))
@@ -257,6 +260,25 @@ def test_head_gives_a_videos_size_and_the_health_without_a_body(server):
     # The page too: an uptime monitor pointed at it sends HEAD (UptimeRobot's default), and saw the server down.
     status, headers, body = head("/")
     assert (status, headers["content-type"].split(";")[0], body) == (200, "text/html", b"")
+
+
+def test_head_of_every_get_route_answers_as_its_get_without_a_body(server):
+    # HEAD /v1/videos/ID (an HTTP client's probe of a URL, `curl -I`) was a 405: FastAPI's routes take only the
+    # methods they name, and only the download and the health named HEAD.
+    _, video, _ = server.request("POST", "/v1/videos", {"prompt": PROMPT, **TINY})
+    server.wait_status(video["id"], ("completed",))
+    routes = [f"/v1/videos/{video['id']}", "/v1/videos", "/v1/videos?limit=1", "/v1/models", "/v1/models/tiny",
+              "/v1/info", "/v1/loras", f"/v1/videos/{video['id']}/content"]  # fmt: skip
+    for path in routes:
+        code, _, got = server.request("GET", path)
+        status, headers, body = head_of(server, path)
+        assert (status, body) == (code, b""), (path, status, body)
+        assert headers["content-type"] == got["content-type"], path
+        assert headers.get("openai-poll-after-ms") == got.get("openai-poll-after-ms"), path
+    # Its refusals are the GET's too: an unknown id, a query the route does not take, a name that is not loopback.
+    assert head_of(server, f"/v1/videos/video_{'0' * 32}")[0] == 404
+    assert head_of(server, "/v1/videos?limt=1")[0] == 400
+    assert head_of(server, f"/v1/videos/{video['id']}", {"Host": "evil.example"})[0] == 403
 
 
 def test_a_range_the_download_cannot_use_gets_the_whole_file_or_the_apis_416(server):
@@ -1116,6 +1138,8 @@ def test_api_key_is_required_on_every_api_route(pipe, tmp_path):
             for method, path in routes:
                 code, error, _ = server.request(method, path, {"prompt": PROMPT} if method == "POST" else None, headers)
                 assert code == 401 and error["error"]["code"] == "invalid_api_key", (method, path, headers)
+            for path in ("/v1/videos/x", "/v1/videos/x/content", "/v1/videos"):  # HEAD as GET
+                assert head_of(server, path, headers)[0] == 401, (path, headers)
         with pytest.raises(openai.AuthenticationError):
             server.client(api_key="wrong").videos.list()
         assert [v.id for v in server.client(api_key="s3cret").videos.list()] == []

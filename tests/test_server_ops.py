@@ -181,7 +181,7 @@ def test_a_method_a_route_does_not_take_names_those_it_takes(tmp_path):
         client = TestClient(create_app(store, ServerState(ServerConfig(model_name="tiny"))))
         answer = client.put("/v1/videos", json={})
         assert answer.status_code == 405 and answer.json()["error"]["code"] == "method_not_allowed"
-        assert set(answer.headers["allow"].split(", ")) == {"GET", "POST"}
+        assert set(answer.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
     finally:
         store.close()
 

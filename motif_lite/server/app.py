@@ -280,9 +280,8 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
             state.worker.deleted(job.id)
         return {"id": job.id, "object": "video.deleted", "deleted": True}
 
-    # HEAD too (`curl -I`, download managers): the file's size and type without its bytes; FastAPI's routes take
-    # only the methods named (a 405), where Starlette's own add HEAD to a GET.
-    @api.api_route("/videos/{video_id}/content", methods=["GET", "HEAD"])
+    # HEAD too, as on every GET route (`curl -I`, download managers): the file's size and type without its bytes.
+    @api.get("/videos/{video_id}/content")
     async def download_video(video_id: str, request: Request, variant: str = "video") -> Response:
         _only_known_query(request, ("variant",))  # `?varient=thumbnail` would send the MP4 without a word
         if variant == "spritesheet":  # OpenAI's, in the SDK: not a typo, so not "must be one of"
@@ -339,6 +338,12 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         return {"object": "list", "data": [{"id": name, "object": "lora"} for name in names],
                 "per_job": folder is not None}  # fmt: skip
 
+    # HEAD as GET on every GET route (`curl -I`, an HTTP client probing a URL): FastAPI's routes take only the methods
+    # they name, and a HEAD of a video's status was a 405. The key and cross-site checks are the GET's; uvicorn sends
+    # the answer's headers without its body.
+    for route in api.routes:
+        if "GET" in route.methods:
+            route.methods.add("HEAD")
     return api
 
 
