@@ -1196,10 +1196,10 @@ def test_a_preflight_without_an_origin_to_a_server_with_cors_origins_is_told_it_
         assert allowing.request("OPTIONS", "/v1/videos", headers={**asked, "Origin": "http://page.test"})[0] == 200
 
 
-def test_a_refused_preflight_names_private_network_only_when_the_page_asks_for_it():
+def test_a_refused_preflight_names_the_headers_it_refused_and_no_private_network():
     # Any refusal not of the origin or the method was called a private-network one: true only while every header is
-    # allowed. A server taking some headers only names the headers it refused; one asking for a private network is
-    # told that, whatever else it asks.
+    # allowed. A server taking some headers only names the headers it refused, also to a page that asks for a
+    # private network, which the origins it allows are granted.
     from starlette.datastructures import Headers
 
     from motif_lite.server.cors import ApiCors
@@ -1214,8 +1214,37 @@ def test_a_refused_preflight_names_private_network_only_when_the_page_asks_for_i
 
     message = refusal(**{"access-control-request-headers": "X-Known, X-Other"})
     assert "private network" not in message and "'x-other'" in message and "x-known" not in message, message
-    message = refusal(**{"access-control-request-private-network": "true"})
-    assert "private network" in message and "headers" not in message, message
+    message = refusal(**{"access-control-request-headers": "X-Other", "access-control-request-private-network": "true"})
+    assert "private network" not in message and "'x-other'" in message, message
+
+
+def test_a_preflight_asking_for_a_private_network_is_granted_to_the_origins_of_cors_origin(tmp_path):
+    # Chrome's Private Network Access: a public page calling a server on this machine or the local network asks so
+    # in its preflight (Access-Control-Request-Private-Network: true) and calls only if the answer allows it. The
+    # server refused every such preflight with no way out (it "does not grant" it), even to an origin of
+    # --cors-origin; a page of another origin is still refused, told the flag that lets it in.
+    from fastapi.testclient import TestClient
+
+    from motif_lite.server.app import ServerConfig, ServerState, create_app
+
+    store = JobStore(tmp_path)
+    try:
+        app = create_app(store, ServerState(ServerConfig(model_name="tiny", cors_origins=("https://page.example",))))
+        client = TestClient(app)
+        asks = {"Origin": "https://page.example", "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Private-Network": "true"}  # fmt: skip
+        answer = client.options("/v1/videos", headers=asks)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["access-control-allow-origin"] == "https://page.example"
+        assert answer.headers["access-control-allow-private-network"] == "true"
+        not_asked = {name: value for name, value in asks.items() if "Private" not in name}
+        assert "access-control-allow-private-network" not in client.options("/v1/videos", headers=not_asked).headers
+        answer = client.options("/v1/videos", headers={**asks, "Origin": "https://evil.example"})
+        assert answer.status_code == 400 and "access-control-allow-private-network" not in answer.headers
+        message = answer.json()["error"]["message"]
+        assert "--cors-origin https://evil.example" in message and "private network" not in message, message
+    finally:
+        store.close()
 
 
 def test_the_log_says_who_queued_each_job_also_behind_a_proxy(server):

@@ -4,6 +4,12 @@ Starlette refused a preflight with a plain-text 400 ("Disallowed CORS origin"): 
 was not an error object, and it named neither the origin the server takes nor the flag that adds one. A browser
 shows its script no preflight's body either way; the message is for whoever reads it with curl or the browser's
 network panel.
+
+A page of an origin the server allows may also reach it on a private address: Chrome's Private Network Access asks
+so in the preflight (`Access-Control-Request-Private-Network: true`) when a public page calls a server on this
+machine or the local network, and sends the call only if the answer says `Access-Control-Allow-Private-Network:
+true`. Such a preflight was refused, with no way out but to serve the page from a private address; the operator who
+names an origin with `--cors-origin` means its pages to call the server, wherever it is.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from motif_lite.server.schema import ApiError
 
 
 class ApiCors(CORSMiddleware):
-    """`CORSMiddleware` whose refused preflight is a 400 `cors_not_allowed` saying what was refused and why."""
+    """`CORSMiddleware` whose refused preflight is a 400 `cors_not_allowed` saying what was refused and why, and
+    which grants the origins it allows private-network access."""
 
     def __init__(self, app, allow_origins: list[str], **options) -> None:
-        super().__init__(app, allow_origins=allow_origins, **options)
+        super().__init__(app, allow_origins=allow_origins, allow_private_network=True, **options)
         self.origins_named = tuple(allow_origins)  # as the operator gave them, for the message
 
     def preflight_response(self, request_headers: Headers) -> Response:
@@ -27,8 +34,11 @@ class ApiCors(CORSMiddleware):
         if response.status_code < 400:
             return response
         error = ApiError(400, self._refusal(request_headers), None, "cors_not_allowed")
-        kept = ("access-control-", "vary")  # Starlette's CORS headers, without its plain text's length and type
-        headers = {name: value for name, value in response.headers.items() if name.startswith(kept)}
+        # Starlette's CORS headers, without its plain text's length and type, nor the private-network grant it makes
+        # whatever the origin (a refused preflight grants nothing).
+        kept = ("access-control-", "vary")
+        headers = {name: value for name, value in response.headers.items()
+                   if name.startswith(kept) and name != "access-control-allow-private-network"}  # fmt: skip
         return JSONResponse(error.body(), status_code=400, headers=headers)
 
     def _refusal(self, request_headers: Headers) -> str:
@@ -47,7 +57,4 @@ class ApiCors(CORSMiddleware):
         if refused := [name for name in names if name not in self.allow_headers]:  # Starlette's check, as it makes it
             reasons.append("the page asks to send headers this server does not take (Access-Control-Request-Headers): "
                            f"{', '.join(map(repr, refused))}")  # fmt: skip
-        if "access-control-request-private-network" in request_headers and not self.allow_private_network:
-            reasons.append("the page asks to reach a private network (Access-Control-Request-Private-Network), "
-                           "which this server does not grant")  # fmt: skip
         return "CORS preflight refused: " + "; ".join(reasons)
