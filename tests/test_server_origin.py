@@ -160,6 +160,24 @@ def test_a_loopback_server_answers_the_addresses_that_reach_it(server):
         assert_refused(server.request("GET", "/v1/videos", headers={"Host": host}), "host_not_allowed")
 
 
+def test_a_loopback_server_answers_loopback_names_and_addresses_in_their_other_forms(server):
+    # Each reaches this machine alone, and none is a name a rebinding page's owner can point at 127.0.0.1, yet all
+    # but `localhost.` (the name with its root dot) were refused: names under `localhost` (RFC 6761: browsers resolve
+    # them to loopback without asking DNS, and no public zone holds them), 127.0.0.1 inside an IPv6 address, and in
+    # inet_aton's short forms (a browser sends those as 127.0.0.1; a program sends them as typed).
+    port = urllib.parse.urlsplit(server.url).port
+    for host in (f"localhost.:{port}", f"app.localhost:{port}", "App.LocalHost.", f"a.b.localhost:{port}",
+                 f"[::ffff:127.0.0.1]:{port}", "[::ffff:7f00:1]", f"127.1:{port}", "0x7f.1", "2130706433"):  # fmt: skip
+        assert server.request("GET", "/v1/videos", headers={"Host": host})[0] == 200, host
+    # Names that only start or end so, and addresses elsewhere in any form, are refused as before.
+    for host in (f"localhost.evil.example:{port}", "app.localhost.evil.example", "localhost-evil.example",
+                 "evil-localhost", f"127.1.evil.example:{port}", "evil.127", "1.2.3.4.5",
+                 f"[::ffff:10.0.0.1]:{port}", "10.1", "4294967296"):  # fmt: skip
+        message = assert_refused(server.request("GET", "/v1/videos", headers={"Host": host}), "host_not_allowed")
+        assert "localhost or a name under it" in message, message
+    assert jobs(server) == []
+
+
 def test_a_server_on_every_address_answers_any_name(pipe, tmp_path):
     # --host 0.0.0.0 is reached by this machine's names and addresses on the network (the `serving` line names
     # http://HOSTNAME:PORT/), also through 127.0.0.1: the name check is for a server on loopback alone.

@@ -11,7 +11,8 @@ middleware refuses, before the body is read:
   sends none, `Sec-Fetch-Site: cross-site`). curl, the SDKs and other programs send neither, and are answered as
   ever;
 - on a server that listens on a loopback address, a request addressed to a name that is not a loopback one (its
-  `Host` header), as a rebinding page's is; an address that reaches loopback (0.0.0.0) is one.
+  `Host` header), as a rebinding page's is; a name under localhost (`app.localhost`) and an address that reaches
+  loopback (0.0.0.0, ::ffff:127.0.0.1, 127.1) are ones.
 
 A server on another address (`--host 0.0.0.0`) answers every name, as its users on the network need, and so a
 rebinding page's too, which is then of the server's own origin: there only a key keeps such a page out.
@@ -20,6 +21,8 @@ rebinding page's too, which is then of the server's own origin: there only a key
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 import urllib.parse
 from collections.abc import Awaitable, Callable
 
@@ -30,6 +33,9 @@ from motif_lite.server.schema import ApiError
 CHANGING_METHODS = (b"POST", b"PUT", b"PATCH", b"DELETE")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 LOOPBACK_NAMES = ("localhost",)  # besides loopback addresses (127.0.0.0/8, ::1)
+LOOPBACK_DOMAIN = ".localhost"  # the names under it (RFC 6761), which browsers resolve to loopback themselves
+# An IPv4 address as C's inet_aton reads it: 1 to 4 parts, each decimal, octal (a leading 0) or hex (0x).
+SHORT_IPV4 = re.compile(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}")
 
 
 def is_loopback(host: str) -> bool:
@@ -73,10 +79,10 @@ class CrossSiteGuard:
             return ApiError(
                 403,
                 f"this server listens on {listening} without an API key, and so answers only requests addressed to "
-                "this machine by a loopback name (localhost, 127.0.0.1, [::1], 0.0.0.0); this one was addressed to "
-                f"{host!r}, as a web page that points its own name at this machine (DNS rebinding) would send. To "
-                "reach the server by another name, start it with --api-key (a server with a key answers any name), or "
-                "have the proxy in front of it send Host: 127.0.0.1 (nginx does by default)",
+                "this machine by a loopback name (localhost or a name under it, 127.0.0.1, [::1], 0.0.0.0); this one "
+                f"was addressed to {host!r}, as a web page that points its own name at this machine (DNS rebinding) "
+                "would send. To reach the server by another name, start it with --api-key (a server with a key "
+                "answers any name), or have the proxy in front of it send Host: 127.0.0.1 (nginx does by default)",
                 None,
                 "host_not_allowed",
             )
@@ -139,13 +145,36 @@ def _same_origin(origin: str, scheme: str, host: str | None) -> bool:
 
 def _names_this_machine(name: str) -> bool:
     """Whether `name` (a `Host` header's, without its port) reaches this machine alone, and so is no rebinding
-    page's: a loopback name or address, or the unspecified address (0.0.0.0, ::), a connection to which goes to
-    loopback (`curl http://0.0.0.0:8080/`), with or without a trailing dot."""
-    name = name.rstrip(".")
+    page's, which needs a name its owner can point at 127.0.0.1. With or without a trailing dot:
+
+    - a loopback name or address, or a name under `localhost` (`app.localhost`): RFC 6761 keeps those for loopback,
+      browsers resolve them so without asking DNS, and no public DNS zone holds them;
+    - the unspecified address (0.0.0.0, ::), a connection to which goes to loopback (`curl http://0.0.0.0:8080/`);
+    - such an IPv4 address inside an IPv6 one (`::ffff:127.0.0.1`), or written short as C's inet_aton reads it
+      (`127.1`, `0x7f.1`): a browser sends these as 127.0.0.1, and never asks DNS for a name whose last label is a
+      number, so only a program sends them, as typed.
+    """
+    name = name.rstrip(".").lower()
+    if is_loopback(name) or name.endswith(LOOPBACK_DOMAIN):
+        return True
+    address = _address(name)
+    return address is not None and (address.is_loopback or address.is_unspecified)
+
+
+def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address `name` writes (an IPv4 one inside IPv6 as the IPv4 one), None where it writes none."""
     try:
-        return is_loopback(name) or ipaddress.ip_address(name).is_unspecified
+        address = ipaddress.ip_address(name)
     except ValueError:
-        return False
+        if not SHORT_IPV4.fullmatch(name):  # inet_aton alone takes text after a space in some C libraries
+            return None
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:  # a part too large, or an octal one with an 8 or 9
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def _host_name(host: str) -> str:
