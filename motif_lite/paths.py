@@ -8,14 +8,13 @@ import errno
 import ntpath
 import os
 import re
-import shlex
 import sys
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 
 
 def user_path(value: str | os.PathLike) -> Path:
@@ -65,19 +64,6 @@ def names_too_long_refused() -> Iterator[None]:
         if exc.errno != errno.ENAMETOOLONG:
             raise
         raise MotifLiteError(name_too_long(exc)) from None
-
-
-def quoted(path: str | os.PathLike) -> str:
-    """A path as a shell takes it (a folder with a space in its name), for the commands a message suggests: they are
-    pasted. On Windows in double quotes, which cmd and PowerShell both take (cmd keeps single quotes as part of the
-    name: `'C:\\Users\\John Smith\\fox.mp4'` named no file there)."""
-    text = str(path)
-    if sys.platform != "win32":
-        return posix_quoted(text)
-    return text if text and _PLAIN_ON_WINDOWS.fullmatch(text) else '"' + text.replace('"', '\\"') + '"'
-
-
-_PLAIN_ON_WINDOWS = re.compile(r"[\w@%+=:,./\\-]+")  # what neither cmd nor PowerShell reads as more than a name
 
 
 def make_folder_command(folder: str | os.PathLike) -> str:
@@ -226,12 +212,12 @@ def url_fix(given: str, flag: str, default_name: str) -> str | None:
     if not is_url(given):
         return None
     if (local := file_url_path(given)) is not None:
-        return f"give its path, {flag} {posix_quoted(local)}"
+        return f"give its path, {flag} {quoted(local)}"
     # The name is made from the URL, not a path the user gave: a URL's last part `~` is a file name, never a home.
     name = Path(given.split("?")[0].rstrip("/")).name or default_name
     # Quoted, a `~` is still expanded by motif-lite itself (`user_path`): `./` in front keeps it a file here.
-    name = shlex.quote(f"./{name}" if name.startswith("~") else name)
-    return f"download it first, e.g. curl -L -o {name} {posix_quoted(given)}, then give {flag} {name}"
+    name = quoted(f"./{name}" if name.startswith("~") else name)
+    return f"download it first, e.g. curl -L -o {name} {quoted(given)}, then give {flag} {name}"
 
 
 def file_in_the_way(folder: Path) -> Path | None:

@@ -45,7 +45,6 @@ from motif_lite.io.hub import DownloadHeld, DownloadPlan, held_while
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.log_filters import quiet_warnings
-from motif_lite.paths import quoted
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.activation_memory import ImageTowerShape
 from motif_lite.runtime.attention import AttentionBackend, check_backend_runs
@@ -71,6 +70,7 @@ from motif_lite.runtime.planner import (
 )
 from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
+from motif_lite.shell_syntax import quoted
 from motif_lite.sizes import ModelSizes, model_sizes, packed_by, packed_weight_names
 from motif_lite.units import MiB, memory_size
 from motif_lite.weights.gguf_loader import meta_gguf_transformer

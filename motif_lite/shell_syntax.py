@@ -1,6 +1,7 @@
 """The commands a message suggests, written for the shell the user most likely types them into: bash (any POSIX
 shell) on Linux and macOS, PowerShell on Windows, whose terminal opens it by default (cmd's forms are in
-docs/usage.md, "On Windows"). On POSIX the words are what the messages always said.
+docs/usage.md, "On Windows"). On POSIX the words are what the messages always said. Every argument of a suggested
+command goes through `quoted`; `posix_quoted` is for a command that a POSIX shell runs wherever motif-lite does.
 """
 
 from __future__ import annotations
@@ -8,13 +9,19 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 
-# An argument that needs no quotes in either shell (PowerShell reads a backslash as a plain character).
+# An argument that needs no quotes in cmd or PowerShell (both read a backslash as a plain character).
 _PLAIN = re.compile(r"[\w@%+=:,./\\-]+")
+# What PowerShell reads inside double quotes: a variable, an escape, the string's end (it takes curly double quotes
+# for straight ones).
+_POWERSHELL_IN_DOUBLE_QUOTES = re.compile("[$`\"\u201c\u201d\u201e]")
 
 
 def on_windows() -> bool:
-    return os.name == "nt"
+    """Whether this is Windows: Python there says so in `os.name` and in `sys.platform` alike, and code (or a test
+    standing in for Windows) that looks at either one gets the same commands."""
+    return os.name == "nt" or sys.platform == "win32"
 
 
 def posix_quoted(text: str) -> str:
@@ -28,12 +35,18 @@ def posix_quoted(text: str) -> str:
     return shlex.quote(text)
 
 
-def quoted(text: str) -> str:
-    """`text` as one argument: as `posix_quoted` quotes it, or in PowerShell's single quotes (a quote inside
-    doubled)."""
+def quoted(text: str | os.PathLike) -> str:
+    """`text` (a path, a prompt) as one argument of a command a message suggests, for the shell it is pasted into:
+    as `posix_quoted` quotes it on POSIX. On Windows in double quotes, which cmd and PowerShell both take (cmd keeps
+    single quotes as part of the name: `'C:\\Users\\John Smith\\fox.mp4'` named no file there); text holding a `$`,
+    a backtick or a double quote, which PowerShell would read inside double quotes, goes in PowerShell's single
+    quotes, as no quoting passes it whole in both shells."""
+    text = os.fspath(text)
     if not on_windows():
         return posix_quoted(text)
-    return text if _PLAIN.fullmatch(text) else _single_quoted(text)
+    if _PLAIN.fullmatch(text):
+        return text
+    return _single_quoted(text) if _POWERSHELL_IN_DOUBLE_QUOTES.search(text) else f'"{text}"'
 
 
 def variable_set(name: str, value: str, windows_value: str | None = None) -> str:

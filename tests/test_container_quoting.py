@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from motif_lite import cli
-from motif_lite.paths import quoted
-from motif_lite.shell_syntax import file_text, posix_quoted, variable_set
+from motif_lite.shell_syntax import file_text, posix_quoted, quoted, variable_set
 
 BASH = shutil.which("bash")
 needs_bash = pytest.mark.skipif(BASH is None, reason="needs bash")

@@ -145,7 +145,7 @@ def test_load_pipeline_refuses_a_windows_checkpoint_path():
 def test_a_path_a_message_suggests_is_quoted_as_the_shell_there_takes_it(monkeypatch, platform, path, pasted):
     # Windows' cmd keeps single quotes as part of the name: a suggested -o 'C:\Users\John Smith\fox.mp4', pasted
     # there, named no file. Double quotes work in cmd and PowerShell alike.
-    from motif_lite.paths import quoted
+    from motif_lite.shell_syntax import quoted
 
     monkeypatch.setattr(sys, "platform", platform)
     assert quoted(path) == pasted

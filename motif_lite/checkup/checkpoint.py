@@ -17,7 +17,8 @@ from motif_lite.errors import CheckpointError, LFSPointerError, MotifLiteError
 from motif_lite.io.linked import other_component
 from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.log_filters import WARNINGS_STATE
-from motif_lite.paths import quoted, user_path
+from motif_lite.paths import user_path
+from motif_lite.shell_syntax import quoted
 from motif_lite.units import file_size
 from motif_lite.weights.float8 import is_companion, weight_scales
 from motif_lite.weights.safetensors_files import TensorRef, check_floats, weight_files

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from motif_lite.choices import quantized_twice
 from motif_lite.cli.common import free_output
 from motif_lite.errors import MotifLiteError, counted
-from motif_lite.paths import quoted, user_path
+from motif_lite.paths import user_path
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
 from motif_lite.request.output_names import (
     COUNTER_PLACEHOLDERS,
@@ -23,6 +23,7 @@ from motif_lite.request.output_names import (
     same_output,
     video_frame_placeholder,
 )
+from motif_lite.shell_syntax import quoted
 
 if TYPE_CHECKING:
     from motif_lite.io.clip import Clip

@@ -45,8 +45,8 @@ from motif_lite.io.staging import (
     is_frame_sequence,
 )
 from motif_lite.log_filters import filtered_log
-from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.paths import blank_path_problem, url_fix, user_path, windows_path_problem
+from motif_lite.shell_syntax import posix_quoted, quoted
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
 # The transfer functions of HDR video as ffmpeg names them in a video stream's description: phones record HLG

@@ -27,8 +27,8 @@ from motif_lite.io.latents import latents_given_as
 from motif_lite.io.rgb import to_rgb8
 from motif_lite.io.staging import FRAME_PATTERN, is_frame_sequence
 from motif_lite.log_filters import WARNINGS_STATE
-from motif_lite.paths import blank_path_problem, quoted, url_fix, user_path, windows_path_problem
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.paths import blank_path_problem, url_fix, user_path, windows_path_problem
+from motif_lite.shell_syntax import posix_quoted, quoted
 
 
 def image_sha256(path: str | Path) -> str | None:

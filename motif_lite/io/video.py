@@ -55,13 +55,12 @@ from motif_lite.paths import (
     file_url_path,
     is_url,
     make_folder_command,
-    quoted,
     user_path,
     windows_long_path_problem,
     windows_name_problem,
     windows_path_problem,
 )
-from motif_lite.shell_syntax import variable_set
+from motif_lite.shell_syntax import quoted, variable_set
 
 Chunk = torch.Tensor | np.ndarray
 FrameSource = Chunk | Iterable[Chunk]

@@ -40,8 +40,9 @@ from motif_lite.choices import LATENTS_SUFFIX
 from motif_lite.errors import MotifLiteError, counted, listed
 from motif_lite.io.staging import PARTIAL_PREFIX
 from motif_lite.json_values import is_count, is_number
-from motif_lite.paths import quoted, user_path
+from motif_lite.paths import user_path
 from motif_lite.request import extended_frames
+from motif_lite.shell_syntax import quoted
 from motif_lite.version import VERSION
 
 try:

@@ -46,7 +46,8 @@ from motif_lite.config import TransformerConfig
 from motif_lite.errors import MotifLiteError, counted, shown
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES, file_kind, has_extension, starts_as_gguf
 from motif_lite.json_values import NotAJSONObject, is_finite_number, parse_json_object
-from motif_lite.paths import quoted, user_path, user_path_kept_here
+from motif_lite.paths import user_path, user_path_kept_here
+from motif_lite.shell_syntax import quoted
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.lora_values import split_strength
