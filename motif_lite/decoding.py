@@ -38,7 +38,7 @@ from motif_lite.paths import user_path
 from motif_lite.preflight import device_budget
 from motif_lite.request import extended_frames
 from motif_lite.runtime.planner import DecodePlan, decode_on_the_cpu, plan_decode, positive_budget
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAEMode
@@ -190,7 +190,7 @@ def _resume_advice(saved: SavedLatents, audience: Audience) -> str:
     """How to go on with the sampling of a stopped run's latents, in `audience`'s words: `motif-lite decode`'s user
     resumes with run's flag, a Python caller (who has `saved` at hand) with the pipeline."""
     if audience is Audience.FLAGS:
-        return f"motif-lite run --resume {posix_quoted(str(saved.file or 'FILE'))}"
+        return f"motif-lite run --resume {quoted(str(saved.file or 'FILE'))}"
     return "pipe.generate(GenerationRequest(**saved.request), resume=saved)"
 
 

@@ -19,7 +19,7 @@ import torch
 from motif_lite.io.latents import SavedLatents, latents_path
 from motif_lite.io.latents_saving import LatentsFile, LatentsSaveError
 from motif_lite.sampling import SamplingState
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 from motif_lite.stopping import Terminated
 
 logger = logging.getLogger(__name__)
@@ -103,13 +103,13 @@ def keep(keeper: LatentsFile, saved: SavedLatents) -> str:
 def _left(keeper: LatentsFile) -> str:
     """What a save stopped halfway leaves: the file as an earlier save of this run wrote it, or as it was."""
     path, saved = keeper.path, keeper.kept
-    quoted = posix_quoted(str(path))
+    pasted = quoted(str(path))
     if saved is not None and saved.denoised:
-        return f"{path} holds the denoised latents an earlier save kept: motif-lite decode {quoted} ({PYTHON_DECODE})"
+        return f"{path} holds the denoised latents an earlier save kept: motif-lite decode {pasted} ({PYTHON_DECODE})"
     if saved is not None:
         done, steps = saved.progress
         return (f"{path} holds the state after step {done} of {steps}, from an earlier save: go on from there with "
-                f"motif-lite run --resume {quoted}")  # fmt: skip
+                f"motif-lite run --resume {pasted}")  # fmt: skip
     if path is not None and path.exists():  # the file this run resumed from, untouched
         return f"{path} is as it was when this run began"
     return "nothing is kept"
@@ -118,19 +118,19 @@ def _left(keeper: LatentsFile) -> str:
 def _kept(path: Path, saved: SavedLatents, moved: str | None = None) -> str:
     """What to tell the user of latents saved in `path`: how to make the video, or to go on sampling; `moved`: why
     they are not beside the output (`LatentsFile.moved`)."""
-    quoted = posix_quoted(str(path))
+    pasted = quoted(str(path))
     where = f"{path} ({moved})" if moved else str(path)
     # Said to `motif-lite run` and to Python's generate alike (a warning, or the error's message): both ways.
     if saved.denoised:
         return (f"the denoised latents are saved in {where}; make the video from them without sampling again: "
-                f"motif-lite decode {quoted} ({PYTHON_DECODE})")  # fmt: skip
+                f"motif-lite decode {pasted} ({PYTHON_DECODE})")  # fmt: skip
     done, steps = saved.progress
     python = (
         "in Python: saved = motif_lite.read_latents(that file); "
         "pipe.generate(motif_lite.GenerationRequest(**saved.request), resume=saved)"
     )
     return (f"sampling stopped after step {done} of {steps}; its state is saved in {where}: go on from there with "
-            f"motif-lite run --resume {quoted} ({python})")  # fmt: skip
+            f"motif-lite run --resume {pasted} ({python})")  # fmt: skip
 
 
 def _not_saved(keeper: LatentsFile, error: Exception) -> str:

@@ -10,7 +10,7 @@ import re
 import unicodedata
 
 from motif_lite.errors import Audience
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 
 # Languages by the script of their letters (the first word of the letters' Unicode names, after HALFWIDTH or
 # FULLWIDTH): kanji and hanja ("CJK", Chinese characters) count as Japanese where there is kana, as Korean where
@@ -129,7 +129,7 @@ def syntax_notes(text: str, label: str, audience: Audience = Audience.RUN_OR_PYT
 def _lora_tags_note(tags: list[re.Match], label: str, audience: Audience) -> str:
     """The note on A1111's LoRA tags: every one of them, as the --lora flags that apply them, or for a server's
     client as its `loras` field."""
-    quoted = ", ".join(repr(tag[0]) for tag in tags)
+    tag_list = ", ".join(repr(tag[0]) for tag in tags)
     many = len(tags) > 1
     files = [(f"{tag[1].strip()}.safetensors", tag[2]) for tag in tags]  # (file, strength as written or None)
     if audience is Audience.API:
@@ -137,11 +137,9 @@ def _lora_tags_note(tags: list[re.Match], label: str, audience: Audience) -> str
                    for file, strength in files]  # fmt: skip
         fix = f'loras {json.dumps(entries)} (docs/server.md, "Per-job LoRAs")'
     else:
-        flags = " ".join(
-            f"--lora {posix_quoted(file + (f':{strength}' if strength else ''))}" for file, strength in files
-        )
+        flags = " ".join(f"--lora {quoted(file + (f':{strength}' if strength else ''))}" for file, strength in files)
         fix = f'{flags} (docs/usage.md, "LoRA adapters")'
     return (
-        f"the {label} has {quoted}, A1111's LoRA {'tags, which are' if many else 'tag, which is'} read as text here: "
+        f"the {label} has {tag_list}, A1111's LoRA {'tags, which are' if many else 'tag, which is'} read as text here: "
         f"to apply {'them' if many else 'it'}, give {fix}"
     )

@@ -15,7 +15,7 @@ import sys
 _PLAIN = re.compile(r"[\w@%+=:,./\\-]+")
 # What PowerShell reads inside double quotes: a variable, an escape, the string's end (it takes curly double quotes
 # for straight ones).
-_POWERSHELL_IN_DOUBLE_QUOTES = re.compile("[$`\"\u201c\u201d\u201e]")
+_POWERSHELL_IN_DOUBLE_QUOTES = re.compile('[$`"\u201c\u201d\u201e]')
 
 
 def on_windows() -> bool:
@@ -47,6 +47,14 @@ def quoted(text: str | os.PathLike) -> str:
     if _PLAIN.fullmatch(text):
         return text
     return _single_quoted(text) if _POWERSHELL_IN_DOUBLE_QUOTES.search(text) else f'"{text}"'
+
+
+def pattern_quoted(pattern: str) -> str:
+    """A file pattern of `hf download --include` as one argument: on POSIX always in single quotes (what the hints
+    always wrote; a shell would expand a `*` left bare), else as `quoted` writes it."""
+    if on_windows():
+        return quoted(pattern)
+    return "'" + pattern.replace("'", "'\"'\"'") + "'"
 
 
 def variable_set(name: str, value: str, windows_value: str | None = None) -> str:

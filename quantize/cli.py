@@ -24,7 +24,7 @@ from motif_lite.flag_spelling import (
     spelled,
 )
 from motif_lite.paths import path_arg
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 from motif_lite.stopping import EXIT_INTERRUPTED, Terminated, exit_with, signals_interrupt
 from motif_lite.units import file_size
 from motif_lite.version import VERSION
@@ -231,7 +231,7 @@ def next_steps(src: Path, out: Path, component: Component) -> str:
     else:  # a single file or a GGUF: where the checkpoint is, we cannot tell
         checkpoint = "CHECKPOINT"
     flag = "--gguf" if component.name == "transformer" else "--text-encoder-gguf"
-    use = f"-m {posix_quoted(checkpoint)} {flag} {posix_quoted(str(out))}"
+    use = f"-m {quoted(checkpoint)} {flag} {quoted(str(out))}"
     return f'next: motif-lite check {use}, then motif-lite run {use} -p "..."'
 
 

@@ -22,7 +22,7 @@ from motif_lite.io.file_kinds import has_extension
 from motif_lite.io.latents import latents_given_as
 from motif_lite.json_values import read_json_object
 from motif_lite.paths import user_path
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import pattern_quoted, quoted
 from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.float8 import is_companion, kept_scale_shape, weight_scales, widened
 from motif_lite.weights.gguf_file import OtherGGUFKindError, read_gguf
@@ -315,9 +315,10 @@ def _refuse_checkpoint_without(folder: Path, component: Component) -> None:
         return
     has = sorted(f"{child.name}/" for child in folder.iterdir() if child.is_dir())
     holds = f" (it has {listed(has, 4)})" if has else ""
+    include = pattern_quoted(f"{component.folder}/*")
     raise CheckpointError(
         f"{folder} is a checkpoint folder without {component.folder}/{holds}: an incomplete download? Download it: "
-        f"hf download {MOTIF_REPO} --include '{component.folder}/*' --local-dir {posix_quoted(str(folder))}, then "
+        f"hf download {MOTIF_REPO} --include {include} --local-dir {quoted(str(folder))}, then "
         "quantize the folder again"
     )
 
@@ -339,7 +340,7 @@ def _several_files(folder: Path, files: list[Path]) -> str:
     return (
         f"{folder} holds several .safetensors files ({listed([f.name for f in files], 4)}) and no .safetensors."
         f"index.json saying they are shards of one model: pass the file to quantize, e.g. python -m "
-        f"motif_lite.quantize {posix_quoted(str(files[0]))} -o OUT.gguf"
+        f"motif_lite.quantize {quoted(str(files[0]))} -o OUT.gguf"
     )
 
 
@@ -350,7 +351,7 @@ def _refuse_one_shard(path: Path) -> None:
         return
     missing = missing_shards(path.parent, match["stem"], match["count"])
     shard = f"{path} is shard {int(match['number'])} of {int(match['count'])}"
-    command = f"python -m motif_lite.quantize {posix_quoted(str(path.parent))} -o OUT.gguf"
+    command = f"python -m motif_lite.quantize {quoted(str(path.parent))} -o OUT.gguf"
     if missing:
         raise CheckpointError(
             f"{shard}, and {listed(missing, 4)} {'is' if len(missing) == 1 else 'are'} not beside it: download "
@@ -461,11 +462,11 @@ def _cached_repo(name: str, component: Component) -> Path:
         repo = address.repo
     if not is_repo_id(repo):
         raise CheckpointError(f"source {name} does not exist")
-    local = posix_quoted(local_folder_for(repo))  # absolute: the download may be typed in another folder
+    local = quoted(local_folder_for(repo))  # absolute: the download may be typed in another folder
     if address is not None and address.revision != "main":  # the cache's refs/main is all it can tell
         raise CheckpointError(
             f"source {name} is on the {address.revision!r} revision of {repo}, and the quantizer reads the Hugging "
-            f"Face cache's main revision only: hf download {repo} --revision {posix_quoted(address.revision)} "
+            f"Face cache's main revision only: hf download {repo} --revision {quoted(address.revision)} "
             f"--local-dir {local}, then quantize {local}/{inside or ''}"
         )
     wanted = inside or component.folder
@@ -479,7 +480,7 @@ def _cached_repo(name: str, component: Component) -> Path:
     include = wanted if one_file else f"{wanted.split('/')[0]}/*"  # a component's config.json comes with it
     raise CheckpointError(
         f"source {name} is neither a local file nor a folder, and the Hub repo{named} {cached} (the quantizer does "
-        f"not download): hf download {repo} --include '{include}' --local-dir {local}, then quantize "
+        f"not download): hf download {repo} --include {pattern_quoted(include)} --local-dir {local}, then quantize "
         f"{local}{'/' + inside if inside else ''}"
     )
 

@@ -85,7 +85,7 @@ from motif_lite.io.path_fixes import (
 )
 from motif_lite.io.wsl import windows_drive_note
 from motif_lite.paths import names_too_long_refused, user_path
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 from motif_lite.units import file_size, memory_size
 
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
@@ -208,7 +208,7 @@ def _check_command(
     flags = [("-m", folders.get("model", model)), ("--gguf", folders.get("gguf", gguf))]
     flags += [("--text-encoder-gguf", text_encoder_gguf)]
     flags += [(FLAGS.get(component, component), file) for component, file in (weights or {}).items()]
-    given = [part for flag, value in flags if value is not None for part in (flag, posix_quoted(str(value)))]
+    given = [part for flag, value in flags if value is not None for part in (flag, quoted(str(value)))]
     return " ".join(["motif-lite check", *given])
 
 
@@ -248,7 +248,7 @@ def _local_checkpoint(
         return None
     if path.is_dir() and is_component_folder(path):
         parent = parent_as_given(model)
-        fix = f"pass -m {posix_quoted(parent)}"
+        fix = f"pass -m {quoted(parent)}"
         report.problem(model, f"is the {path.name}/ folder of the checkpoint {parent}", fix)
         return None
     inside = checkpoint_folders_inside(path) if path.is_dir() else []
@@ -257,7 +257,7 @@ def _local_checkpoint(
         report.problem(
             model,
             f"is not a checkpoint folder but holds the checkpoint folder{'s' if len(inside) > 1 else ''} {names}",
-            f"pass -m {posix_quoted(str(Path(model) / inside[0].name))}",
+            f"pass -m {quoted(str(Path(model) / inside[0].name))}",
         )
         return None
     try:
@@ -332,7 +332,7 @@ def _weight_file_fix(component: str, file: str | Path) -> str:
     suffixes = ("*.safetensors", "*.gguf") if component in GGUF_SETTINGS else ("*.safetensors",)
     inside = sorted(p for suffix in suffixes for p in path.glob(suffix)) if path.is_dir() else []
     if len(inside) == 1 and not _one_shard_of_several(inside[0]):
-        return f"{flag} {posix_quoted(str(inside[0]))}"
+        return f"{flag} {quoted(str(inside[0]))}"
     if any(_one_shard_of_several(p) for p in [path, *inside]):
         return f"-m with the checkpoint folder that holds every shard, and no {flag}"
     return f"pass the path of the .safetensors file to {flag}"
@@ -359,7 +359,7 @@ def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | NotInCache | N
         elif (partial := partial_gguf_problem(path, model)) is not None:
             report.problem(gguf, *partial)
         elif (path / "model_index.json").is_file():  # the checkpoint given to --gguf instead of -m
-            fix = f"it goes to -m: -m {posix_quoted(gguf)}; --gguf takes a .gguf file, or a variant such as Q4_K_M"
+            fix = f"it goes to -m: -m {quoted(gguf)}; --gguf takes a .gguf file, or a variant such as Q4_K_M"
             report.problem(gguf, "is a checkpoint folder (it holds model_index.json), not a GGUF file", fix)
         elif path.is_dir():
             report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", "pass the path of one .gguf file")

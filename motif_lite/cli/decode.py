@@ -20,7 +20,7 @@ from motif_lite.cli.run_flags import add_crf_flag, vram_gib
 from motif_lite.frame_rates import rate_said
 from motif_lite.log_filters import quiet_warnings
 from motif_lite.paths import path_arg
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 
 if TYPE_CHECKING:
     from motif_lite.decoding import DecodeJob
@@ -166,7 +166,7 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
                 exc.add_note(decode_out_of_memory_advice(job, args.vram is not None))
         with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
             print(f"note: the latents stay in {saved.file}: decode them again with motif-lite decode "
-                  f"{posix_quoted(str(saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "
+                  f"{quoted(str(saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "
                   "memory)", file=sys.stderr)  # fmt: skip
         raise
     finally:

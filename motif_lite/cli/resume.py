@@ -15,7 +15,7 @@ from motif_lite.cli.settings_from import Recalled
 from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest, run_dest
 from motif_lite.request.output_names import same_output
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 from motif_lite.weights.lora_values import split_strength
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     from motif_lite.request import RequestError
 
     saved = read_latents(args.resume, command="resume")
-    where = posix_quoted(str(saved.file))
+    where = quoted(str(saved.file))
     if saved.denoised:
         raise LatentsFileError(f"{saved.file} holds a run's denoised latents (its progress is null), not a stopped "
                                f"run: make the video from them with motif-lite decode {where}")  # fmt: skip
@@ -214,10 +214,10 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
         if saved is None:
             continue
         path = saved.file
-        quoted = posix_quoted(str(path))
+        pasted = quoted(str(path))
         if saved.denoised:
             notes.append(f"{path} holds the denoised latents of an earlier run of {request.output} whose decode "
-                         f"failed: motif-lite decode {quoted} makes that video without sampling")  # fmt: skip
+                         f"failed: motif-lite decode {pasted} makes that video without sampling")  # fmt: skip
         elif (pid := still_running(saved)) is not None:
             notes.append(f"{path} is the saved state of a run of {request.output} that may still be running "
                          f"(process {pid} on this machine): this run starts again beside it (its file gets another "
@@ -226,7 +226,7 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
             done, steps = saved.progress
             notes.append(f"{path} holds an earlier run of {request.output} that stopped after step {done} of "
                          f"{steps}; this run starts again (its file gets another name). To go on with that one "
-                         f"instead: motif-lite run --resume {quoted}")  # fmt: skip
+                         f"instead: motif-lite run --resume {pasted}")  # fmt: skip
     return notes
 
 

@@ -69,7 +69,7 @@ from motif_lite.cli.settings_from import recalled_model_notes, recalled_settings
 from motif_lite.progress import ProgressBars
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.run_estimates import cpu_time_note, gpu_time_note
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 from motif_lite.units import RESERVED_RATIO
 
 if TYPE_CHECKING:
@@ -852,7 +852,7 @@ def unsaved_videos(requests: list[GenerationRequest]) -> list[str]:
     step): which, and the command for each."""
     return [
         f"started, nothing saved: {r.output} (seed {r.seed}); run it again as an ordinary run of the same command "
-        f"with -b 1 -s {r.seed} -o {posix_quoted(str(r.output))}"
+        f"with -b 1 -s {r.seed} -o {quoted(str(r.output))}"
         for r in requests
     ]
 

@@ -29,7 +29,7 @@ from motif_lite.choices import (
 from motif_lite.cli.run_flags import run_only_parser
 from motif_lite.cli.run_inputs import seconds_in_frames
 from motif_lite.request import other_names_of_fields, run_flag
-from motif_lite.shell_syntax import posix_quoted, variable_set
+from motif_lite.shell_syntax import quoted, variable_set
 
 # Names other tools give our settings, as flags -> the flag of ours: the request fields'
 # (request.advice.OTHER_FIELD_NAMES, the one table the server and Python read too, as run's flags: --num-frames and
@@ -493,7 +493,7 @@ def _setting_hint(
         if (other := switches[ours]) is not None:
             return f"switches are flags here, and take no value: {other}"
         return f"{ours} is a switch that takes no value, and off unless given: leave it out"
-    return f"settings are flags here: {ours} {posix_quoted(value)}"
+    return f"settings are flags here: {ours} {quoted(value)}"
 
 
 def _left_to_run(flag: str, command: str, known: list[str]) -> bool:
@@ -557,18 +557,18 @@ def path_hint(word: str, known: list[str]) -> str | None:
     `from_pretrained(path)`, the quantizer and sd.cpp's `-m` make a checkpoint folder the first thing people type,
     and `run -p "a fox" fox.mp4` names the output without -o. Without this, the path was taken for part of a
     prompt."""
-    lower, quoted = word.lower(), posix_quoted(word)
+    lower, pasted = word.lower(), quoted(word)
     if lower.endswith(LATENTS_SUFFIX) and "--resume" in known:
-        return f"{word}: a stopped run's latents go after --resume: --resume {quoted}"
+        return f"{word}: a stopped run's latents go after --resume: --resume {pasted}"
     if lower.endswith(".gguf") and "--gguf" in known:
-        return f"{word}: a GGUF file goes after --gguf: --gguf {quoted}"
+        return f"{word}: a GGUF file goes after --gguf: --gguf {pasted}"
     if lower.endswith(VIDEO_EXTENSIONS) and "--output" in known:
-        return f"{word}: the output goes after -o: -o {quoted}"
+        return f"{word}: the output goes after -o: -o {pasted}"
     folder = os.path.expanduser(word)
     # A word of an unquoted prompt may name a folder here too ("snow"): a path or a checkpoint, not a plain word.
     looks_like_one = "/" in word or os.sep in word or os.path.isfile(os.path.join(folder, "model_index.json"))
     if os.path.isdir(folder) and looks_like_one and "--model" in known:
-        return f"{word}: a checkpoint folder goes after -m: -m {quoted}"
+        return f"{word}: a checkpoint folder goes after -m: -m {pasted}"
     return None
 
 
@@ -671,7 +671,7 @@ def _prompt_file_hint(value: str | None) -> str:
 
 def _output_folder_hint(value: str | None) -> str:
     """-o with a file in the folder another tool's output-folder flag names."""
-    example = posix_quoted(os.path.join(value, "fox.mp4")) if value else "DIR/fox.mp4"
+    example = quoted(os.path.join(value, "fox.mp4")) if value else "DIR/fox.mp4"
     return f"-o names the video's file, its folder included: -o {example} (the folder must exist)"
 
 

@@ -46,7 +46,7 @@ from motif_lite.io.staging import (
 )
 from motif_lite.log_filters import filtered_log
 from motif_lite.paths import blank_path_problem, url_fix, user_path, windows_path_problem
-from motif_lite.shell_syntax import posix_quoted, quoted
+from motif_lite.shell_syntax import quoted
 
 DEFAULT_FPS = 24.0  # a PNG sequence that does not say its rate (motif-lite's store it in each frame)
 # The transfer functions of HDR video as ffmpeg names them in a video stream's description: phones record HLG
@@ -446,10 +446,10 @@ def _one_frame(path: Path, frames: int, audience: Audience, *, first: int = 0) -
     if audience is Audience.API:
         start = "start image-to-video from such a frame with input_reference instead"
     elif is_frame_sequence(path) and frames == 1:  # the frame is a PNG already: -i takes it as it is
-        start = f"start image-to-video from it with -i {posix_quoted(str(frame_file(path, first)))} instead"
+        start = f"start image-to-video from it with -i {quoted(str(frame_file(path, first)))} instead"
     else:  # -i reads images only: a video given to it is refused, so give the command that takes the frame out
-        still = posix_quoted(f"{path.with_suffix('')}.png")
-        start = (f"start image-to-video from it with -i instead, as a PNG: ffmpeg -i {posix_quoted(str(path))} "
+        still = quoted(f"{path.with_suffix('')}.png")
+        start = (f"start image-to-video from it with -i instead, as a PNG: ffmpeg -i {quoted(str(path))} "
                  f"-frames:v 1 -y {still}, then -i {still}")  # fmt: skip
     return ClipError(f"{path.name} has {frames} frame{'s' if frames != 1 else ''}: there is nothing to go on from "
                      f"but an image; {start}")  # fmt: skip

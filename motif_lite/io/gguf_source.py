@@ -32,7 +32,7 @@ from motif_lite.io.hub import (
 )
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError
 from motif_lite.paths import user_path
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import pattern_quoted, quoted
 
 _VARIANT = re.compile(r"^[A-Za-z0-9_]+$")  # Q4_K_M, Q8_0, BF16, ...
 
@@ -220,16 +220,14 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
     if official and not (tag or "").lower().endswith(".gguf"):  # the repo alone, or a tag that names no type
         return "--gguf takes a variant of the official repo", "e.g. --gguf Q4_K_M"
     folder = local_folder_for(address.repo)
-    revision = f" --revision {posix_quoted(address.revision)}" if address.revision != "main" else ""
+    revision = f" --revision {quoted(address.revision)}" if address.revision != "main" else ""
     if tag and tag.lower().endswith(".gguf"):
-        command = f"hf download {address.repo} {posix_quoted(tag)}{revision} --local-dir {posix_quoted(folder)}"
-        then = f"{flag} {posix_quoted(f'{folder}/{tag}')}"
+        command = f"hf download {address.repo} {quoted(tag)}{revision} --local-dir {quoted(folder)}"
+        then = f"{flag} {quoted(f'{folder}/{tag}')}"
     else:  # a tag (Q4_K_M), or the repo alone: the file of that tag, or one the user picks
         pattern = f"*{_in_file_names(tag)}*.gguf" if tag else "FILE.gguf"
-        command = (
-            f"hf download {address.repo} --include {posix_quoted(pattern)}{revision} --local-dir {posix_quoted(folder)}"
-        )
-        then = f"{flag} {posix_quoted(folder)}"
+        command = f"hf download {address.repo} --include {quoted(pattern)}{revision} --local-dir {quoted(folder)}"
+        then = f"{flag} {quoted(folder)}"
     return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
 
 
@@ -260,7 +258,7 @@ def make_text_encoder_gguf(flag: str, checkpoint: str) -> str:
     """The quantizer's command that makes a text encoder GGUF from `checkpoint` (a repo id or folder), and `flag`
     given it: no text encoder GGUF is published."""
     quantize = (
-        f"python -m motif_lite.quantize {posix_quoted(checkpoint)} --component text_encoder --type Q8_0 -o te-Q8_0.gguf"
+        f"python -m motif_lite.quantize {quoted(checkpoint)} --component text_encoder --type Q8_0 -o te-Q8_0.gguf"
     )
     return f"{quantize}, then {flag} te-Q8_0.gguf"
 
@@ -291,12 +289,10 @@ def _folder_address_problem(address: HubAddress, flag: str) -> tuple[str, str]:
     path = PurePosixPath(address.path or "")
     folder = path.parent if path.suffix else path  # a file's name has an extension, a folder's (vae) none
     local = local_folder_for(address.repo)
-    revision = f" --revision {posix_quoted(address.revision)}" if address.revision != "main" else ""
+    revision = f" --revision {quoted(address.revision)}" if address.revision != "main" else ""
     pattern = "*.gguf" if folder == PurePosixPath(".") else f"{folder}/*.gguf"
-    command = (
-        f"hf download {address.repo} --include {posix_quoted(pattern)}{revision} --local-dir {posix_quoted(local)}"
-    )
-    then = f"{flag} {posix_quoted(local if pattern == '*.gguf' else f'{local}/{folder}')}"
+    command = f"hf download {address.repo} --include {quoted(pattern)}{revision} --local-dir {quoted(local)}"
+    then = f"{flag} {quoted(local if pattern == '*.gguf' else f'{local}/{folder}')}"
     return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
 
 
@@ -313,8 +309,8 @@ def partial_gguf_problem(path: Path, model: str | None = None, flags: str = "") 
     on its missing tensor data, or take a file the quantizer never finished."""
     if not (partial_quantizer_output(path) and path.is_file()):  # a missing one is "no such file", as any other
         return None
-    source = posix_quoted(model) if model else "CHECKPOINT"
-    out = posix_quoted(str(path.with_name(path.name[: -len(".tmp")])))
+    source = quoted(model) if model else "CHECKPOINT"
+    out = quoted(str(path.with_name(path.name[: -len(".tmp")])))
     return (
         "is the partial file of a quantizer run that stopped before it finished (the quantizer writes OUT.tmp and "
         "renames it to OUT when done)",
@@ -385,9 +381,10 @@ def gguf_file_fix(path: Path, model: str) -> str:
         return "pass the transformer's .gguf file (or a variant such as Q4_K_M)"
     cached = cached_snapshot(GGUF_REPO)
     if cached is not None and path.resolve().is_relative_to(cached.resolve()):  # our own download, in the cache
-        return f"download the file again: hf download {GGUF_REPO} --include '{path.name}' --force-download"
+        include = pattern_quoted(path.name)
+        return f"download the file again: hf download {GGUF_REPO} --include {include} --force-download"
     made_as = made_with_type(path)
-    remake = f"python -m motif_lite.quantize {posix_quoted(model)} -o {posix_quoted(str(path))} --type "
+    remake = f"python -m motif_lite.quantize {quoted(model)} -o {quoted(str(path))} --type "
     remake += f"{made_as} --force" if made_as else "TYPE --force, TYPE being the type you made it with"
     if not _official_gguf_name(path):
         return (
@@ -402,12 +399,12 @@ def text_encoder_gguf_fix(path: Path, model: str | None) -> str:
     """The fix for a text encoder GGUF that is missing or damaged: the quantizer's command that makes it (again),
     from the checkpoint -m names (`model`, as given; a placeholder when unknown), with the type it was made with
     (Q8_0, the one the docs advise, for a new file or an unknown type)."""
-    source = posix_quoted(model) if model else "CHECKPOINT"
+    source = quoted(model) if model else "CHECKPOINT"
     made_as = made_with_type(path) if path.is_file() else None
     if not_a_gguf(path):  # a video, an image, ...: the quantizer writes only .gguf names, and this is the user's
         command = f"python -m motif_lite.quantize {source} --component text_encoder -o te-Q8_0.gguf --type Q8_0"
         return f"pass the text encoder's .gguf file, or make one: {command}"
-    command = f"python -m motif_lite.quantize {source} --component text_encoder -o {posix_quoted(str(path))}"
+    command = f"python -m motif_lite.quantize {source} --component text_encoder -o {quoted(str(path))}"
     command += f" --type {made_as or 'Q8_0'}"
     return f"make it again: {command} --force" if path.is_file() else f"make one: {command}"
 
@@ -416,11 +413,11 @@ def foreign_gguf_fix(path: Path, model: str | None, component: str) -> str:
     """The fix for another model's GGUF (an LLM, another diffusion model) given as the transformer's or the text
     encoder's (`component`): where the right file comes from, under a new name, since the file given is the user's to
     keep (`model`: -m as given, which the quantizer's command names; a placeholder when unknown)."""
-    quantize = f"python -m motif_lite.quantize {posix_quoted(model) if model else 'CHECKPOINT'}"
+    quantize = f"python -m motif_lite.quantize {quoted(model) if model else 'CHECKPOINT'}"
     if component == "text_encoder":
-        made = f"{quantize} --component text_encoder -o {posix_quoted(str(path.parent / 'te-Q8_0.gguf'))}"
+        made = f"{quantize} --component text_encoder -o {quoted(str(path.parent / 'te-Q8_0.gguf'))}"
         return f"it is another model's file; pass a text encoder GGUF made by {made}"
-    made = f"{quantize} -o {posix_quoted(str(path.parent / 'motif-video-2b-Q4_K_M.gguf'))}"
+    made = f"{quantize} -o {quoted(str(path.parent / 'motif-video-2b-Q4_K_M.gguf'))}"
     return f"it is another model's file; pass an official one (--gguf Q4_K_M downloads it), or make one: {made}"
 
 

@@ -31,7 +31,7 @@ from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError
 from motif_lite.io.staging import said_out_of_space, said_quota_used_up
 from motif_lite.paths import user_path
-from motif_lite.shell_syntax import posix_quoted, variable_set
+from motif_lite.shell_syntax import quoted, variable_set
 from motif_lite.units import file_size
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -225,8 +225,8 @@ def revision_problem(text: str) -> tuple[str, str] | None:
     repo, at, revision = text.partition("@")
     if not at or not revision or not is_repo_id(repo) or user_path(text).exists():
         return None
-    local = posix_quoted(local_folder_for(repo))
-    command = f"hf download {repo} --revision {posix_quoted(revision)} --local-dir {local}"
+    local = quoted(local_folder_for(repo))
+    command = f"hf download {repo} --revision {quoted(revision)} --local-dir {local}"
     fix = f"download {revision!r} into a folder: {command}, then -m {local}"
     return "-m takes a Hub repo's main revision only", fix
 

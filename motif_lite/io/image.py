@@ -28,7 +28,7 @@ from motif_lite.io.rgb import to_rgb8
 from motif_lite.io.staging import FRAME_PATTERN, is_frame_sequence
 from motif_lite.log_filters import WARNINGS_STATE
 from motif_lite.paths import blank_path_problem, url_fix, user_path, windows_path_problem
-from motif_lite.shell_syntax import posix_quoted, quoted
+from motif_lite.shell_syntax import quoted
 
 
 def image_sha256(path: str | Path) -> str | None:
@@ -305,7 +305,7 @@ def _tiff_layout_unread(path: Path) -> str | None:
     return (
         f"it is a TIFF of {bits}-bit {kind} {channels} samples, a layout Pillow does not read (nor the reference "
         f"pipeline): save it as an 8- or 16-bit PNG or TIFF first (ImageMagick: magick {quoted(path)} -depth 16 "
-        f"{posix_quoted(path.stem + '.png')})"
+        f"{quoted(path.stem + '.png')})"
     )
 
 
@@ -429,7 +429,7 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     if container == "HEIF":
         return (
             "it is a HEIF (HEIC) photo, the format phones save, which Pillow does not read: save it as JPEG or PNG "
-            f"first (on a Mac: sips -s format png {name} --out {posix_quoted(stem + '.png')})"
+            f"first (on a Mac: sips -s format png {name} --out {quoted(stem + '.png')})"
         )
     if container == "AVIF" and not PIL.features.check("avif"):  # with it, a damaged one: Pillow's words say more
         return (  # Pillow's wheels bring libavif from 11.3 on; a Pillow built by a distribution may lack it still
@@ -441,7 +441,7 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
     if (unread := _camera_raw(head) or _jpeg_xl(head)) is not None:  # a CR3 is an ISO media file, as MP4 is
         return unread
     if is_video(head) or head[8:12] == b"AVI ":
-        last = posix_quoted(f"{stem}-last.png")
+        last = quoted(f"{stem}-last.png")
         extend = (  # an upload is the server's: its field for a clip to go on from is `extend`
             "to go on from the clip, send it as extend instead of input_reference; or "
             if path is None

@@ -32,7 +32,7 @@ from motif_lite.io.file_kinds import IMAGE_SUFFIXES, starts_as_gguf
 from motif_lite.io.staging import staged_output
 from motif_lite.json_values import NotAJSONObject, is_count, is_number, parse_json_object
 from motif_lite.paths import user_path
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 from motif_lite.version import VERSION
 from motif_lite.weights.safetensors_header import TruncatedError, read_header
 
@@ -49,7 +49,7 @@ def latents_given_as(path: Path, what: str) -> str | None:
     commands that take one; None for any other name. -i and the quantizer's SRC read one as weights otherwise."""
     if not path.name.lower().endswith(LATENTS_SUFFIX):
         return None
-    file = posix_quoted(str(path))
+    file = quoted(str(path))
     return (
         f"it is the latents a run saved, not {what}: motif-lite run --resume {file} goes on from a run that "
         f"stopped while sampling, motif-lite decode {file} makes the video of one whose decode failed"
@@ -209,7 +209,7 @@ def _latents_of(missing: Path, command: str | None) -> str:
     beside it."""
     if missing.name.endswith(LATENTS_SUFFIX) or not (latents := latents_path(missing)).is_file():
         return ""
-    again = f": {COMMAND_LINES[command]} {posix_quoted(str(latents))}" if command in COMMAND_LINES else ""
+    again = f": {COMMAND_LINES[command]} {quoted(str(latents))}" if command in COMMAND_LINES else ""
     return f" (that is the video's name; its latents are in {latents.name}, beside it{again})"
 
 

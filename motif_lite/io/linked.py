@@ -32,7 +32,7 @@ from motif_lite.errors import Audience, CheckpointError, ConfigError
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES, has_extension
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.paths import user_path
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 
 # Where each component's weights go in the official layout, and which of the checkpoint's files they replace.
 WEIGHT_NAMES = {
@@ -453,7 +453,7 @@ def _vae_flag(folder: str, held: Mapping[str, str]) -> str | None:
     if ours is None:
         return None
     why = f" ({MOTIF_VAE})" if held[ours] == MOTIF_VAE else ""
-    return f"--vae {posix_quoted(str(Path(folder) / ours))}{why}"
+    return f"--vae {quoted(str(Path(folder) / ours))}{why}"
 
 
 def _none_is_motif_vae(held: Mapping[str, str]) -> str:

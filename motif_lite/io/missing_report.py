@@ -16,7 +16,7 @@ from huggingface_hub import constants
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, both_spellings
 from motif_lite.io.hub import OFFLINE_SET, homeless_cache
-from motif_lite.shell_syntax import posix_quoted, variable_unset
+from motif_lite.shell_syntax import pattern_quoted, quoted, variable_unset
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,8 @@ class MissingFiles:
         return f"{self.repo}: {', '.join(self.missing)} ({self.reason})"
 
     def command(self) -> str:
-        includes = [f"--include {posix_quoted(p)}" for p in self.include]
-        return " ".join(["hf download", self.repo, *includes, "--local-dir", posix_quoted(self.folder())])
+        includes = [f"--include {quoted(p)}" for p in self.include]
+        return " ".join(["hf download", self.repo, *includes, "--local-dir", quoted(self.folder())])
 
     def folder(self) -> str:
         """`local_dir` as an absolute path (a leading `~` expanded): the download may be typed in another terminal
@@ -88,9 +88,9 @@ class MissingFilesError(CheckpointError):
         folders = self.replacements
         arguments = [repr(folders["model"]) if "model" in folders else "..."]
         if "model" in folders:
-            parts.append(f"-m {posix_quoted(folders['model'])}")
+            parts.append(f"-m {quoted(folders['model'])}")
         if "gguf" in folders:
-            parts.append(f"--gguf {posix_quoted(folders['gguf'])}")
+            parts.append(f"--gguf {quoted(folders['gguf'])}")
             arguments.append(f"gguf={folders['gguf']!r}")
         arguments += ["..."] if "model" in folders else []
         return both_spellings(" ".join([*parts, '-p "..."']), f"load_pipeline({', '.join(arguments)})")
@@ -121,6 +121,6 @@ def download_command(pattern: str, repo: str | None, folder: Path, again: bool =
     """The command that downloads a checkpoint's files `pattern` to where a run reads them: for a Hub `repo`, into
     its Hugging Face cache; for a local checkpoint `folder` (repo None), from the official repo into that folder.
     `again`: over a damaged copy, which huggingface_hub keeps in the cache unless told to download it anyway."""
-    target = "" if repo else f" --local-dir {posix_quoted(str(folder))}"
+    target = "" if repo else f" --local-dir {quoted(str(folder))}"
     force = " --force-download" if again else ""
-    return f"hf download {repo or MOTIF_REPO} --include '{pattern}'{target}{force}"
+    return f"hf download {repo or MOTIF_REPO} --include {pattern_quoted(pattern)}{target}{force}"

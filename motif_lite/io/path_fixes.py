@@ -18,7 +18,7 @@ from motif_lite.io.file_kinds import PICKLE_SUFFIXES, has_extension
 from motif_lite.io.gguf_source import gguf_files
 from motif_lite.io.linked import vae_folder_fix
 from motif_lite.paths import user_path
-from motif_lite.shell_syntax import posix_quoted, variable_set
+from motif_lite.shell_syntax import quoted, variable_set
 
 
 def expanded_as(path: str) -> str:
@@ -89,14 +89,14 @@ def refuse_non_checkpoint_folder(model: str) -> None:
         parent = parent_as_given(model)
         raise CheckpointError(
             f"{model} is the {path.name}/ folder of the checkpoint {parent}; -m takes the checkpoint folder itself: "
-            f"-m {posix_quoted(parent)}"
+            f"-m {quoted(parent)}"
         )
     inside = checkpoint_folders_inside(path)
     if inside:
         names = ", ".join(child.name for child in inside)
         what = "the checkpoint folder" if len(inside) == 1 else "the checkpoint folders"
         which = "the checkpoint folder itself" if len(inside) == 1 else "one of them"
-        first = posix_quoted(str(Path(model) / inside[0].name))
+        first = quoted(str(Path(model) / inside[0].name))
         raise CheckpointError(
             f"{model} is not a checkpoint folder but holds {what} {names}; -m takes {which}: -m {first}"
         )
@@ -119,7 +119,7 @@ def cache_repo_fix(model: str) -> str | None:
     snapshot = path / "snapshots" / ref.read_text().strip() if ref.is_file() else None
     if snapshot is None or not snapshot.is_dir():
         return f"give the repo id: -m {repo}, with {variable_set('HF_HUB_CACHE', str(path.parent))}"
-    return f"give its snapshot folder: -m {posix_quoted(str(snapshot))} (or -m {repo}, HF_HUB_CACHE set to its cache)"
+    return f"give its snapshot folder: -m {quoted(str(snapshot))} (or -m {repo}, HF_HUB_CACHE set to its cache)"
 
 
 GGUF_FOLDER = "holds GGUF files, not a checkpoint"
@@ -151,7 +151,7 @@ def comfyui_models_fix(model: str) -> str | None:
         except OSError:  # a folder this user may not read: its file is theirs to name
             files = []
         chosen = files[0] if len(files) == 1 else "FILE"
-        flags.setdefault(flag, f"{flag} {posix_quoted(str(Path(model) / name / chosen))}")
+        flags.setdefault(flag, f"{flag} {quoted(str(Path(model) / name / chosen))}")
     # Its vae/ folder holds several VAEs side by side (Wan 2.2's, Flux's ...): Motif-Video's is told by its tensors.
     vae, vae_note = vae_folder_fix(str(Path(model) / "vae")), ""
     if vae is not None and vae.flag is not None:
@@ -191,9 +191,9 @@ def gguf_folder_fix(model: str) -> str | None:
     if not files or any(child.is_dir() and not child.name.startswith(".") for child in path.iterdir()):
         return None
     if len(files) == 1:
-        return f"pass it as {_gguf_flag(files[0])} {posix_quoted(model)}{KEEP_MODEL}"
+        return f"pass it as {_gguf_flag(files[0])} {quoted(model)}{KEEP_MODEL}"
     names = listed([file.name for file in files], 4)
-    return f"pass one of its files ({names}) as --gguf {posix_quoted(str(Path(model) / files[0].name))}{KEEP_MODEL}"
+    return f"pass one of its files ({names}) as --gguf {quoted(str(Path(model) / files[0].name))}{KEEP_MODEL}"
 
 
 def parent_as_given(model: str) -> str:
@@ -213,10 +213,10 @@ def file_fix(model: str) -> str | None:
     checkpoint folder for a file inside one (its model_index.json, a component's config.json); None otherwise."""
     path = user_path(model)
     if path.suffix.lower() == ".gguf":
-        return f"pass it as {_gguf_flag(path)} {posix_quoted(model)}{KEEP_MODEL}"
+        return f"pass it as {_gguf_flag(path)} {quoted(model)}{KEEP_MODEL}"
     checkpoint = checkpoint_of_file(model)
     if checkpoint is not None:  # e.g. -m ./Motif-Video-2B/model_index.json, or its vae/config.json
-        return f"it is a file of the checkpoint {checkpoint}: give the folder: -m {posix_quoted(checkpoint)}"
+        return f"it is a file of the checkpoint {checkpoint}: give the folder: -m {quoted(checkpoint)}"
     if path.suffix.lower() in PICKLE_SUFFIXES:
         return (
             "it is a PyTorch pickle file, which motif-lite does not read (loading one may run any code in it); give "
@@ -239,9 +239,9 @@ def file_fix(model: str) -> str | None:
     if holds is None:
         return (
             f"a weights file goes to the flag of its component (--diffusion-model, --text-encoder or --vae "
-            f"{posix_quoted(model)}){KEEP_MODEL}"
+            f"{quoted(model)}){KEEP_MODEL}"
         )
-    return f"it holds {holds.replace(')', f' {posix_quoted(model)})')}{KEEP_MODEL}"
+    return f"it holds {holds.replace(')', f' {quoted(model)})')}{KEEP_MODEL}"
 
 
 def checkpoint_of_file(model: str) -> str | None:

@@ -21,7 +21,7 @@ from motif_lite.io.staging import first_frame_number, frame_file, is_frame_seque
 from motif_lite.io.video import EXIF_IMAGE_DESCRIPTION
 from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.paths import user_path
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 
 READ_TIMEOUT_S = 30.0  # ffmpeg reads only the container's header: seconds at most, even for a long video
 _TAKES = "--settings-from takes a video or image that motif-lite wrote"
@@ -65,10 +65,10 @@ def read_settings(path: str | Path) -> StoredSettings:
     for a file that is not there, a latents file, a format motif-lite does not write, or a file without them."""
     path = user_path(path)
     if path.name.endswith(LATENTS_SUFFIX):  # first: it may be there or not, the answer is another command
-        quoted = posix_quoted(str(path))
+        pasted = quoted(str(path))
         raise SettingsFileError(
-            f"{path} is a latents file a run kept, not a video: motif-lite run --resume {quoted} goes on with a "
-            f"stopped run, motif-lite decode {quoted} makes the video of a failed decode"
+            f"{path} is a latents file a run kept, not a video: motif-lite run --resume {pasted} goes on with a "
+            f"stopped run, motif-lite decode {pasted} makes the video of a failed decode"
         )
     if path.is_dir():
         raise SettingsFileError(f"{path} is a folder ({_TAKES}): give one of its files; of a PNG sequence, one frame, "

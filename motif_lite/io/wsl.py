@@ -27,6 +27,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+# POSIX quoting, not `quoted`: these commands are typed in WSL's Linux shell, never in cmd or PowerShell.
 from motif_lite.shell_syntax import posix_quoted
 
 OSRELEASE = Path("/proc/sys/kernel/osrelease")  # e.g. "5.15.167.4-microsoft-standard-WSL2"

@@ -21,7 +21,7 @@ from motif_lite.request.terms import (
     frames_flag,
     video_seconds,
 )
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 
 if TYPE_CHECKING:
     from motif_lite.io.clip import Clip
@@ -92,7 +92,7 @@ def clip_resize_command(clip: Clip) -> str:
     resized = f"{clip.path.stem}-{width}x{height}{clip.path.suffix}"
     # A PNG sequence stays lossless, numbered from 0 as motif-lite writes them (ffmpeg's own numbering starts at 1).
     encoding = "-start_number 0" if is_frame_sequence(clip.path) else "-crf 18"
-    return f"ffmpeg -i {posix_quoted(str(clip.path))} -vf scale={width}:{height} {encoding} {posix_quoted(resized)}"
+    return f"ffmpeg -i {quoted(str(clip.path))} -vf scale={width}:{height} {encoding} {quoted(resized)}"
 
 
 def _resized_clip_size(width: int, height: int) -> tuple[int, int]:
@@ -119,7 +119,7 @@ def _how_the_clip_is_kept(output: str | Path | None, audience: Audience) -> str:
     if audience is Audience.API:  # the server writes .mp4 only: nothing to choose
         return kept
     frames = f"{Path(output).with_suffix('')}_%03d.png" if output is not None else "NAME_%03d.png"
-    exact = Spelling(f"-o {posix_quoted(frames)}", f"output={frames!r}", "")
+    exact = Spelling(f"-o {quoted(frames)}", f"output={frames!r}", "")
     return f"{kept}, one lossy pass more for them; to keep them exact, write a PNG sequence: {exact.to(audience)}"
 
 
@@ -144,7 +144,7 @@ def extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, aud
                      f"in the longer video too; {clip_fps.to(audience)} keeps the clip's rate")  # fmt: skip
     if clip.has_sound:  # written frames carry no sound: say so rather than lose it without a word
         notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
-                     f"only); put it back with ffmpeg -i {posix_quoted(str(output))} -i {posix_quoted(str(clip.path))} "
+                     f"only); put it back with ffmpeg -i {quoted(str(output))} -i {quoted(str(clip.path))} "
                      "-map 0:v -map 1:a -c:v copy with-sound.mp4")  # fmt: skip
     if (note := hdr_note(clip, audience=audience)) is not None:
         notes.append(note)

@@ -1,0 +1,181 @@
+"""The commands messages suggest are pasted into a shell: on Windows that is cmd or PowerShell, and an argument must
+reach the program whole from either (cmd keeps POSIX single quotes as part of the name). Tested on Linux by telling
+the code it runs on Windows (`sys.platform`, inside each test only), with the two shells' rules for an argument
+written out below; on POSIX the hints stay what they were, shlex's quoting, which bash reads back
+(tests/test_container_quoting.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from motif_lite.errors import MotifLiteError
+from motif_lite.shell_syntax import posix_quoted, quoted
+
+
+def cmd_arguments(line: str) -> list[str]:
+    """The arguments a program started from cmd gets for the command-line text `line`: cmd hands the text over as
+    typed, and the C runtime's rules split it (CommandLineToArgvW): at spaces outside double quotes; a double quote
+    opens or closes a quoted part; backslashes are plain unless they stand before a double quote."""
+    words: list[str] = []
+    word, in_quotes, started, i = "", False, False, 0
+    while i < len(line):
+        char = line[i]
+        if char == "\\":
+            run = len(line[i:]) - len(line[i:].lstrip("\\"))
+            if line[i + run : i + run + 1] == '"':
+                word += "\\" * (run // 2) + ('"' if run % 2 else "")
+                i += run + (1 if run % 2 else 0)
+            else:
+                word, i = word + "\\" * run, i + run
+            started = True
+            continue
+        if char == '"':
+            in_quotes, started = not in_quotes, True
+        elif char == " " and not in_quotes:
+            if started:
+                words.append(word)
+            word, started = "", False
+        else:
+            word, started = word + char, True
+        i += 1
+    assert not in_quotes, f"unbalanced double quote in {line!r}"
+    return [*words, word] if started else words
+
+
+# What PowerShell reads as more than a name in a bare word (an array's comma, a variable, a statement's end, a
+# block, a redirection; a comment or splatting at its start) or inside double quotes (a variable, an escape).
+_POWERSHELL_BARE = re.compile(r"[^,;&|(){}<>$`'\"#@\s][^,;&|(){}<>$`'\"\s]*")
+_POWERSHELL_IN_DOUBLE_QUOTES = re.compile(r'[^$`"\u201c\u201d\u201e]*')
+
+
+def powershell_arguments(line: str) -> list[str]:
+    """The arguments PowerShell passes a program for the command-line text `line`, for the forms a suggested
+    argument takes: a bare word; a literal string in single quotes (`''` is one quote); a string in double quotes
+    with nothing in it that PowerShell expands. A word that starts with a quote ends where its quotes do. Anything
+    else fails the test: PowerShell would read it as more than the text of an argument."""
+    words, i = [], 0
+    while i < len(line):
+        if line[i] == " ":
+            i += 1
+        elif line[i] == "'":
+            end = re.compile(r"'((?:[^']|'')*)'").match(line, i)
+            assert end is not None, f"unbalanced single quote in {line!r}"
+            words.append(end.group(1).replace("''", "'"))
+            i = end.end()
+        elif line[i] == '"':
+            end = line.find('"', i + 1)
+            assert end > i, f"unbalanced double quote in {line!r}"
+            inside = line[i + 1 : end]
+            assert _POWERSHELL_IN_DOUBLE_QUOTES.fullmatch(inside), f"PowerShell expands {inside!r} in double quotes"
+            words.append(inside)
+            i = end + 1
+        else:
+            bare = _POWERSHELL_BARE.match(line, i)
+            assert bare is not None and not (line[bare.end() : bare.end() + 1].strip()), f"PowerShell reads {line!r}"
+            words.append(bare.group())
+            i = bare.end()
+    return words
+
+
+def on_windows(monkeypatch: pytest.MonkeyPatch, make: Callable[[], str]) -> str:
+    """What `make` says with `sys.platform` "win32", undone before any assert."""
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "platform", "win32")
+        return make()
+
+
+def said(make: Callable[[], object]) -> str:
+    """The message `make` refuses with, or what it returns."""
+    try:
+        return str(make())
+    except MotifLiteError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        r"C:\Users\John Smith\fox.mp4",
+        r"D:\renders\fox-new.mp4",
+        "caf\xe9 \u72d0.mp4",
+        r"C:\loras\style one.safetensors:0.8",
+        r"C:\it's here\x.gguf",
+        "fox & hound.mp4",
+        "50%.mp4",
+        "",
+    ],
+)
+def test_an_argument_pastes_whole_into_cmd_and_powershell(text, monkeypatch):
+    pasted = on_windows(monkeypatch, lambda: quoted(text))
+    assert cmd_arguments(pasted) == [text]
+    assert powershell_arguments(pasted) == [text]
+    assert not pasted.startswith("'")  # cmd's way too: its single quote is part of the name
+
+
+@pytest.mark.parametrize("text", [r"C:\Users\me\$work\fox.mp4", "a sign that says `hi`", 'a "red" fox'])
+def test_what_powershell_expands_in_double_quotes_goes_in_its_single_quotes(text, monkeypatch):
+    # No quoting passes these whole in both shells: PowerShell's terminal is Windows' default, so its form is given.
+    pasted = on_windows(monkeypatch, lambda: quoted(text))
+    assert powershell_arguments(pasted) == [text]
+
+
+def _hub_download_hint() -> str:
+    from motif_lite.io.hub import revision_problem
+
+    return revision_problem("someone/tiny-motif@v1.0")[1]  # the folder the download fills, absolute
+
+
+def _quantize_source_hint() -> str:
+    from motif_lite.quantize.cli import main
+
+    main(["someone/tiny-motif", "-o", "out.gguf", "--quiet"])  # not in the (empty) cache
+    return ""  # the message goes to stderr, read by the caller
+
+
+def _lora_hint(folder: Path) -> Callable[[], str]:
+    from motif_lite.weights.lora import LoRASpec
+
+    return lambda: said(lambda: LoRASpec.parse(f"{folder / 'style one.safetensors'}:0,8"))
+
+
+def _output_hint(folder: Path) -> Callable[[], str]:
+    from motif_lite.io.video import check_output_path
+
+    return lambda: said(lambda: check_output_path(folder / "fox"))
+
+
+@pytest.mark.parametrize("kind", ["hub download", "quantize source", "--lora", "-o"])
+def test_each_kind_of_hint_names_its_path_as_one_argument_in_each_shell(
+    kind, tmp_path, monkeypatch, capsys, no_network
+):
+    folder = tmp_path / "my models"  # a space: the path must be quoted to stay one argument
+    folder.mkdir()
+    monkeypatch.chdir(folder)  # the hub hints name the folder a download fills, in the current one
+    (folder / "style one.safetensors").write_bytes(b"")
+    make, meant = {
+        "hub download": (_hub_download_hint, os.path.abspath("tiny-motif")),
+        "quantize source": (_quantize_source_hint, os.path.abspath("tiny-motif")),
+        "--lora": (_lora_hint(folder), f"{folder / 'style one.safetensors'}:0.8"),
+        "-o": (_output_hint(folder), f"{folder / 'fox'}.mp4"),
+    }[kind]
+    posix = make() + capsys.readouterr().err
+    windows = on_windows(monkeypatch, make) + capsys.readouterr().err
+    assert posix_quoted(meant) in posix, posix  # what it always said
+    assert f'"{meant}"' in windows and posix_quoted(meant) not in windows, windows
+    assert cmd_arguments(f'"{meant}"') == powershell_arguments(f'"{meant}"') == [meant]
+
+
+def test_a_download_pattern_stays_in_quotes_in_each_shell(tmp_path, monkeypatch, capsys, no_network):
+    # A bare `*` is expanded by bash, so POSIX keeps it in single quotes; cmd would pass those quotes to hf, and its
+    # pattern with them matched no file.
+    monkeypatch.chdir(tmp_path)
+    posix = _quantize_source_hint() + capsys.readouterr().err
+    windows = on_windows(monkeypatch, _quantize_source_hint) + capsys.readouterr().err
+    assert "--include 'transformer/*'" in posix, posix
+    assert '--include "transformer/*"' in windows and "'" not in windows.partition("hf download")[2], windows
