@@ -11,8 +11,9 @@ import re
 import shlex
 import sys
 
-# An argument that needs no quotes in cmd or PowerShell (both read a backslash as a plain character).
-_PLAIN = re.compile(r"[\w@%+=:,./\\-]+")
+# An argument that needs no quotes in cmd or PowerShell (both read a backslash as a plain character; PowerShell
+# reads a comma as making an array, passed as two arguments, and a word that starts with `@` as splatting).
+_PLAIN = re.compile(r"[\w%+=:./\\-][\w@%+=:./\\-]*")
 # What PowerShell reads inside double quotes: a variable, an escape, the string's end (it takes curly double quotes
 # for straight ones).
 _POWERSHELL_IN_DOUBLE_QUOTES = re.compile('[$`"\u201c\u201d\u201e]')

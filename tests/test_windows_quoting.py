@@ -106,6 +106,8 @@ def said(make: Callable[[], object]) -> str:
         "caf\xe9 \u72d0.mp4",
         r"C:\loras\style one.safetensors:0.8",
         r"C:\it's here\x.gguf",
+        "a,b.mp4",  # PowerShell's comma makes an array, passed as two arguments
+        "@fox.mp4",  # and an `@` that starts a word, splatting
         "fox & hound.mp4",
         "50%.mp4",
         "",
