@@ -7,13 +7,12 @@ import argparse
 import difflib
 import itertools
 import os
-import shlex
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, NoReturn
 
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import quoted
 
 TYPO_CUTOFF = 0.8  # difflib's ratio: one or two letters off in a flag's name, not another flag
 
@@ -52,11 +51,12 @@ def lookalike_hint(word: str, known: Sequence[str]) -> str | None:
 
 
 class Lookalike(NamedTuple):
-    """A flag typed with look-alike characters: `said` names them, `typed` is the flag (and its value) as a POSIX
-    shell takes it in ASCII."""
+    """A flag typed with look-alike characters: `said` names them, `typed` is the flag (and its value) as the
+    user's shell takes it in ASCII (`shell_syntax.quoted`), `words` the same unquoted."""
 
     said: str
     typed: str
+    words: tuple[str, ...]
 
 
 def lookalike_flag(word: str, known: Sequence[str]) -> Lookalike | None:
@@ -81,10 +81,11 @@ def lookalike_flag(word: str, known: Sequence[str]) -> Lookalike | None:
     wants = " and ".join(what for what, there in (("a plain '-'", set(dashes) - {"-"}), ("a space", space)) if there)
     # The value as typed after the wide space, quoted: its own wide spaces are part of it (`-p　赤い　狐`), and a
     # space or quote in it (`-o　my video.mp4`) would split it or leave the line unbalanced.
-    typed = posix_quoted(flag + equals + attached) + (" " + posix_quoted(value) if space else "")
+    words = (flag + equals + attached, *((value,) if space else ()))
+    typed = " ".join(quoted(word) for word in words)
     named = ", ".join(f"U+{ord(char):04X} ({unicodedata.name(char).lower()})" for char in odd)
     said = f"{word}: it holds {named} where {flag} wants {wants} (an input method in full-width mode, or autocorrect)"
-    return Lookalike(said, typed)
+    return Lookalike(said, typed, words)
 
 
 def refuse_lookalike_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -176,7 +177,7 @@ class ValueNamingParser(argparse.ArgumentParser):
         after = next((then for word, then in itertools.pairwise(words) if word in flags and then[:1] == "-"), None)
         if after is None or after == "-" or self._names_our_flag(after):
             return ""
-        given = shlex.quote(f"{flags[-1]}={after}")
+        given = quoted(f"{flags[-1]}={after}")
         script = f'{flags[-1]}="$VALUE"'
         return f"; a value that starts with a dash is given after '=', as one word: {given} (in a script: {script})"
 

@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Iterable
 
 # An argument that needs no quotes in cmd or PowerShell (both read a backslash as a plain character; PowerShell
 # reads a comma as making an array, passed as two arguments, and a word that starts with `@` as splatting).
@@ -48,6 +49,15 @@ def quoted(text: str | os.PathLike) -> str:
     if _PLAIN.fullmatch(text):
         return text
     return _single_quoted(text) if _POWERSHELL_IN_DOUBLE_QUOTES.search(text) else f'"{text}"'
+
+
+def command_line(words: Iterable[str]) -> str:
+    """`words`, a command line's arguments as a program got them, typed again for the shell a message's command is
+    pasted into: as `shlex.join` writes them on POSIX (a `~/` among them reached the program unexpanded, so it was
+    typed in quotes, and stays in them), else each as `quoted` writes it."""
+    if not on_windows():
+        return shlex.join(words)
+    return " ".join(quoted(word) for word in words)
 
 
 def pattern_quoted(pattern: str) -> str:

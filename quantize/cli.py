@@ -4,7 +4,6 @@
 import argparse
 import contextlib
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from motif_lite.flag_spelling import (
     spelled,
 )
 from motif_lite.paths import path_arg
-from motif_lite.shell_syntax import quoted
+from motif_lite.shell_syntax import command_line, quoted
 from motif_lite.stopping import EXIT_INTERRUPTED, Terminated, exit_with, signals_interrupt
 from motif_lite.units import file_size
 from motif_lite.version import VERSION
@@ -173,7 +172,7 @@ def missing_output(args: argparse.Namespace, argv: Sequence[str]) -> str:
         recipe = "TYPE"
     source = Path(args.src).name.split(".")[0].lower() or "model"  # a file's name without .safetensors, .gguf, ...
     component = "" if args.component == "transformer" else "-" + args.component.replace("_", "-")
-    command = shlex.join(["python", "-m", "motif_lite.quantize", *argv, "-o", f"{source}{component}-{recipe}.gguf"])
+    command = command_line(["python", "-m", "motif_lite.quantize", *argv, "-o", f"{source}{component}-{recipe}.gguf"])
     return f"-o is missing: name the .gguf file to write, e.g. {command}"
 
 

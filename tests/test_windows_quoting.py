@@ -181,3 +181,39 @@ def test_a_download_pattern_stays_in_quotes_in_each_shell(tmp_path, monkeypatch,
     windows = on_windows(monkeypatch, _quantize_source_hint) + capsys.readouterr().err
     assert "--include 'transformer/*'" in posix, posix
     assert '--include "transformer/*"' in windows and "'" not in windows.partition("hf download")[2], windows
+
+
+def _prompt_as_command() -> str:
+    from motif_lite.cli.command_hints import prompt_as_command
+
+    return prompt_as_command(["a red fox", "-o", "my fox.mp4"]).partition("after -p: motif-lite ")[2]
+
+
+def _wide_space_before_value() -> str:
+    from motif_lite import cli
+    from motif_lite.cli.command_hints import wide_space_before_value
+
+    # An input method's full-width dash and space (U+FF0D, U+3000), the value typed as the next word.
+    return wide_space_before_value(["run", "\uff0do\u3000", "my fox.mp4"], cli.build_parser()).partition("type ")[2]
+
+
+def _lookalike_hint() -> str:
+    from motif_lite.flag_spelling import lookalike_hint
+
+    return lookalike_hint("\uff0do\u3000my fox.mp4", ["-o", "--output"]).partition("type ")[2]
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (_prompt_as_command, ["run", "-p", "a red fox", "-o", "my fox.mp4"]),
+        (_wide_space_before_value, ["-o", "my fox.mp4"]),
+        (_lookalike_hint, ["-o", "my fox.mp4"]),
+    ],
+)
+def test_a_command_line_typed_again_pastes_as_the_same_words_in_each_shell(make, words, monkeypatch):
+    # The line the user meant, from the words they typed: on Windows shlex's single quotes kept "my fox.mp4"'s
+    # quotes in cmd, where -o then named a file 'my.
+    windows = on_windows(monkeypatch, make)
+    assert make() == " ".join(map(posix_quoted, words))  # what it always said
+    assert cmd_arguments(windows) == powershell_arguments(windows) == words, windows

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import shlex
 from collections.abc import Sequence
 
 from motif_lite import flag_spelling
 from motif_lite.choices import LATENTS_SUFFIX
 from motif_lite.cli.run_flags import run_only_parser
-from motif_lite.shell_syntax import posix_quoted
+from motif_lite.shell_syntax import command_line, quoted
 
 # The ideographic space, which a Japanese, Chinese or Korean input method in full-width mode types for the space bar:
 # the shell does not split words at it.
@@ -44,7 +43,7 @@ def other_command(argv: Sequence[str]) -> str | None:
     if argv and argv[0] in OTHER_COMMAND_NAMES:
         return f"motif-lite: error: there is no '{argv[0]}' command; {OTHER_COMMAND_NAMES[argv[0]]}"
     if argv and argv[0] == "resume":  # `run --resume FILE` typed as a command: the line, with the file given
-        line = shlex.join(resume_line(argv[1:]))
+        line = command_line(resume_line(argv[1:]))
         return f"motif-lite: error: there is no 'resume' command; a stopped run goes on with run: motif-lite {line}"
     return None
 
@@ -73,7 +72,7 @@ def prompt_as_command(argv: Sequence[str]) -> str | None:
     (no command has a space in its name)."""
     if not argv or argv[0].startswith("-") or not any(c.isspace() for c in argv[0].strip()):
         return None
-    meant = shlex.join(["run", "-p", argv[0], *argv[1:]])
+    meant = command_line(["run", "-p", argv[0], *argv[1:]])
     return f"motif-lite: error: {argv[0]!r} is no command; a prompt goes to run, after -p: motif-lite {meant}"
 
 
@@ -90,7 +89,7 @@ def misspelled_command(argv: Sequence[str], parser: argparse.ArgumentParser, bef
     close = difflib.get_close_matches(argv[0].lower(), list(commands), n=1, cutoff=0.6)
     if not close:
         return None
-    meant = shlex.join([*before, close[0], *argv[1:]])
+    meant = command_line([*before, close[0], *argv[1:]])
     return f"motif-lite: error: there is no '{argv[0]}' command: did you mean motif-lite {meant}"
 
 
@@ -105,7 +104,7 @@ def sd_cpp_mode(argv: Sequence[str]) -> str | None:
     said = f"{given} {mode}".strip()
     if mode == "convert":
         return f"motif-lite: error: stable-diffusion.cpp's {said}: {_QUANTIZER}"
-    line = shlex.join(["run", *rest])
+    line = command_line(["run", *rest])
     return f"motif-lite: error: stable-diffusion.cpp's mode is the command here: did you mean motif-lite {line}"
 
 
@@ -122,12 +121,12 @@ def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str
     if flag in ours or flag_spelling.lookalike_flag(argv[0], ours):  # `－－help`: lookalike_command's
         return None
     if flag in run_flags:
-        return f"motif-lite: error: the command comes first: did you mean motif-lite run {shlex.join(argv)}"
+        return f"motif-lite: error: the command comes first: did you mean motif-lite run {command_line(argv)}"
     found = lookalike_with_value(argv, 0, subcommands(parser)["run"])
     if found is None:
         return None
     lookalike, used = found
-    line = " ".join(["run", lookalike.typed, *([shlex.join(argv[used:])] if argv[used:] else [])])
+    line = " ".join(["run", lookalike.typed, *([command_line(argv[used:])] if argv[used:] else [])])
     return f"motif-lite: error: the command comes first, and {lookalike.said}: did you mean motif-lite {line}"
 
 
@@ -177,17 +176,17 @@ def lookalike_with_value(
     found = flag_spelling.lookalike_flag(words[index], flag_spelling.option_strings(parser))
     if found is None:
         return None
-    typed = shlex.split(found.typed)  # what lookalike_flag advises: the flag, and the value it found in the word
-    if typed[1:] != [""]:  # a value in the word (`-p　fox`), or no wide space at all (`－－steps`)
+    typed = found.words  # what lookalike_flag advises: the flag, and the value it found in the word
+    if typed[1:] != ("",):  # a value in the word (`-p　fox`), or no wide space at all (`－－steps`)
         return found, index + 1
     flag = typed[0]
     action = parser._option_string_actions.get(flag.partition("=")[0])  # argparse keeps no public map
     following = words[index + 1] if index + 1 < len(words) else None
     if action is None or action.nargs == 0 or "=" in flag:  # a switch, or a value given after '=' (`－－steps=4　`)
-        return found._replace(typed=posix_quoted(flag)), index + 1
+        return found._replace(typed=quoted(flag)), index + 1
     if following is None or (following.startswith("-") and not flag_spelling.is_number(following)):
-        return found._replace(typed=f"{posix_quoted(flag)} {flag_spelling.value_name(action)}"), index + 1
-    return found._replace(typed=f"{posix_quoted(flag)} {posix_quoted(following)}"), index + 2
+        return found._replace(typed=f"{quoted(flag)} {flag_spelling.value_name(action)}"), index + 1
+    return found._replace(typed=f"{quoted(flag)} {quoted(following)}"), index + 2
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

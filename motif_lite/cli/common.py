@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+
+from motif_lite.shell_syntax import command_line
 
 if TYPE_CHECKING:
     import argparse
@@ -57,7 +58,7 @@ def rerun_command(argv: list[str] | None, error: MissingFilesError) -> str:
     for flags, key in (((("--gguf",), "gguf")), (("-m", "--model"), "model")):  # each goes first: -m ends first
         if key in error.replacements:
             tokens = _replace_flag(tokens, flags, error.replacements[key])
-    return "motif-lite " + shlex.join(tokens)
+    return "motif-lite " + command_line(tokens)
 
 
 def _replace_flag(tokens: list[str], flags: tuple[str, ...], value: str) -> list[str]:
