@@ -42,13 +42,19 @@ def quoted(text: str | os.PathLike) -> str:
     as `posix_quoted` quotes it on POSIX. On Windows in double quotes, which cmd and PowerShell both take (cmd keeps
     single quotes as part of the name: `'C:\\Users\\John Smith\\fox.mp4'` named no file there); text holding a `$`,
     a backtick or a double quote, which PowerShell would read inside double quotes, goes in PowerShell's single
-    quotes, as no quoting passes it whole in both shells."""
+    quotes, as no quoting passes it whole in both shells. A backslash that ends text in double quotes is doubled."""
     text = os.fspath(text)
     if not on_windows():
         return posix_quoted(text)
     if _PLAIN.fullmatch(text):
         return text
-    return _single_quoted(text) if _POWERSHELL_IN_DOUBLE_QUOTES.search(text) else f'"{text}"'
+    if _POWERSHELL_IN_DOUBLE_QUOTES.search(text):
+        return _single_quoted(text)
+    # Backslashes before the closing quote are doubled: a program started from cmd (or from Windows PowerShell 5.1,
+    # which passes the quotes on) reads `"D:\my models\"` as `D:\my models"` and the words after it, one argument.
+    # Doubled, the runtime reads each pair as one; PowerShell 7 passes the value as typed, the same folder with two.
+    trailing = text[len(text.rstrip("\\")) :]
+    return f'"{text}{trailing}"'
 
 
 def command_line(words: Iterable[str]) -> str:

@@ -6,6 +6,7 @@ written out below; on POSIX the hints stay what they were, shlex's quoting, whic
 
 from __future__ import annotations
 
+import ntpath
 import os
 import re
 import sys
@@ -125,6 +126,17 @@ def test_what_powershell_expands_in_double_quotes_goes_in_its_single_quotes(text
     # No quoting passes these whole in both shells: PowerShell's terminal is Windows' default, so its form is given.
     pasted = on_windows(monkeypatch, lambda: quoted(text))
     assert powershell_arguments(pasted) == [text]
+
+
+@pytest.mark.parametrize("text", ["D:\\my models\\", "C:\\Program Files\\AI\\\\", "\\\\nas\\my share\\"])
+def test_a_folder_ending_in_a_backslash_stays_one_argument_before_the_next_word(text, monkeypatch):
+    # `"D:\my models\"` was read by the C runtime as `D:\my models"` and the words after it, one argument: from cmd,
+    # and from Windows PowerShell 5.1, which passes a value with a space on in double quotes as it is.
+    pasted = on_windows(monkeypatch, lambda: quoted(text))
+    assert cmd_arguments(f"motif-lite check -m {pasted} -p fox") == ["motif-lite", "check", "-m", text, "-p", "fox"]
+    (value,) = powershell_arguments(pasted)
+    assert cmd_arguments(f'"{value}" -p fox') == [text, "-p", "fox"]  # Windows PowerShell 5.1's command line
+    assert ntpath.normpath(value) == ntpath.normpath(text)  # PowerShell 7 passes the value as typed: the same folder
 
 
 def _hub_download_hint() -> str:
