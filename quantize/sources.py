@@ -462,12 +462,16 @@ def _cached_repo(name: str, component: Component) -> Path:
         repo = address.repo
     if not is_repo_id(repo):
         raise CheckpointError(f"source {name} does not exist")
-    local = quoted(local_folder_for(repo))  # absolute: the download may be typed in another folder
+    folder = local_folder_for(repo)  # absolute: the download may be typed in another folder
+    local = quoted(folder)
+    # The path to quantize, quoted whole: PowerShell splits a word that starts with a quoted part where it ends, and
+    # `"C:\my models\tiny"/transformer` was two arguments.
+    then = quoted(f"{folder}/{inside}" if inside else folder)
     if address is not None and address.revision != "main":  # the cache's refs/main is all it can tell
         raise CheckpointError(
             f"source {name} is on the {address.revision!r} revision of {repo}, and the quantizer reads the Hugging "
             f"Face cache's main revision only: hf download {repo} --revision {quoted(address.revision)} "
-            f"--local-dir {local}, then quantize {local}/{inside or ''}"
+            f"--local-dir {local}, then quantize {then}"
         )
     wanted = inside or component.folder
     snapshot = cached_snapshot(repo)
@@ -481,7 +485,7 @@ def _cached_repo(name: str, component: Component) -> Path:
     raise CheckpointError(
         f"source {name} is neither a local file nor a folder, and the Hub repo{named} {cached} (the quantizer does "
         f"not download): hf download {repo} --include {pattern_quoted(include)} --local-dir {local}, then quantize "
-        f"{local}{'/' + inside if inside else ''}"
+        f"{then}"
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ntpath
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -183,6 +184,28 @@ def test_each_kind_of_hint_names_its_path_as_one_argument_in_each_shell(
     assert posix_quoted(meant) in posix, posix  # what it always said
     assert f'"{meant}"' in windows and posix_quoted(meant) not in windows, windows
     assert cmd_arguments(f'"{meant}"') == powershell_arguments(f'"{meant}"') == [meant]
+
+
+@pytest.mark.parametrize("revision", ["main", "v1"])
+def test_the_repo_folder_the_quantizer_advises_is_one_argument_in_each_shell(
+    revision, tmp_path, monkeypatch, capsys, no_network
+):
+    # `then quantize "C:\...\my models\tiny-motif"/transformer`: PowerShell ends a word that starts with a quoted part
+    # where its quotes do, and passed the folder and `/transformer` as two arguments.
+    from motif_lite.quantize.cli import main
+
+    folder = tmp_path / "my models"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    meant = f"{os.path.abspath('tiny-motif')}/transformer"
+
+    def advised() -> str:
+        main([f"https://huggingface.co/someone/tiny-motif/tree/{revision}/transformer", "-o", "out.gguf", "--quiet"])
+        return capsys.readouterr().err.partition("then quantize ")[2].strip()
+
+    assert shlex.split(advised()) == [meant]
+    windows = on_windows(monkeypatch, advised)
+    assert cmd_arguments(windows) == powershell_arguments(windows) == [meant], windows
 
 
 def test_a_download_pattern_stays_in_quotes_in_each_shell(tmp_path, monkeypatch, capsys, no_network):
