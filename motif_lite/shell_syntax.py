@@ -18,6 +18,9 @@ _PLAIN = re.compile(r"[\w%+=:./\\-][\w@%+=:./\\-]*")
 # What PowerShell reads inside double quotes: a variable, an escape, the string's end (it takes curly double quotes
 # for straight ones).
 _POWERSHELL_IN_DOUBLE_QUOTES = re.compile('[$`"\u201c\u201d\u201e]')
+# The characters PowerShell ends a single-quoted string at: the straight quote, and the curly ones it takes for it
+# (U+2018 to U+201B: a typographic apostrophe, U+2019, is one).
+_POWERSHELL_SINGLE_QUOTE = re.compile("['\u2018\u2019\u201a\u201b]")
 
 
 def on_windows() -> bool:
@@ -118,5 +121,7 @@ def file_text(path: str) -> str:
 
 
 def _single_quoted(text: str) -> str:
-    """PowerShell's literal string: nothing inside is expanded, a quote is doubled."""
-    return "'" + text.replace("'", "''") + "'"
+    """PowerShell's literal string: nothing inside is expanded, a quote is doubled, a curly one too (left single,
+    PowerShell ended the string at it: a prompt `the fox's $5 hat` typed with a typographic apostrophe passed `the
+    fox`, and `$5` was read as a variable)."""
+    return "'" + _POWERSHELL_SINGLE_QUOTE.sub(lambda quote: quote[0] * 2, text) + "'"

@@ -54,21 +54,25 @@ def cmd_arguments(line: str) -> list[str]:
 # block, a redirection; a comment or splatting at its start) or inside double quotes (a variable, an escape).
 _POWERSHELL_BARE = re.compile(r"[^,;&|(){}<>$`'\"#@\s][^,;&|(){}<>$`'\"\s]*")
 _POWERSHELL_IN_DOUBLE_QUOTES = re.compile(r'[^$`"\u201c\u201d\u201e]*')
+# A literal string: PowerShell takes the curly single quotes (U+2018 to U+201B) for straight ones, and a pair of any
+# two of them inside for one quote, the second.
+_QUOTE = "['\u2018\u2019\u201a\u201b]"
+_POWERSHELL_SINGLE_QUOTED = re.compile(f"{_QUOTE}((?:(?!{_QUOTE}).|{_QUOTE}{{2}})*){_QUOTE}")
 
 
 def powershell_arguments(line: str) -> list[str]:
     """The arguments PowerShell passes a program for the command-line text `line`, for the forms a suggested
-    argument takes: a bare word; a literal string in single quotes (`''` is one quote); a string in double quotes
-    with nothing in it that PowerShell expands. A word that starts with a quote ends where its quotes do. Anything
-    else fails the test: PowerShell would read it as more than the text of an argument."""
+    argument takes: a bare word; a literal string in single quotes (`''` is one quote, curly ones too); a string in
+    double quotes with nothing in it that PowerShell expands. A word that starts with a quote ends where its quotes
+    do. Anything else fails the test: PowerShell would read it as more than the text of an argument."""
     words, i = [], 0
     while i < len(line):
         if line[i] == " ":
             i += 1
-        elif line[i] == "'":
-            end = re.compile(r"'((?:[^']|'')*)'").match(line, i)
+        elif re.match(_QUOTE, line[i]):
+            end = _POWERSHELL_SINGLE_QUOTED.match(line, i)
             assert end is not None, f"unbalanced single quote in {line!r}"
-            words.append(end.group(1).replace("''", "'"))
+            words.append(re.sub(f"{_QUOTE}({_QUOTE})", r"\1", end.group(1)))
             i = end.end()
         elif line[i] == '"':
             end = line.find('"', i + 1)
@@ -122,7 +126,16 @@ def test_an_argument_pastes_whole_into_cmd_and_powershell(text, monkeypatch):
     assert not pasted.startswith("'")  # cmd's way too: its single quote is part of the name
 
 
-@pytest.mark.parametrize("text", [r"C:\Users\me\$work\fox.mp4", "a sign that says `hi`", 'a "red" fox'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        r"C:\Users\me\$work\fox.mp4",
+        "a sign that says `hi`",
+        'a "red" fox',
+        "the fox\u2019s $5 hat",  # PowerShell ends a single-quoted string at a curly quote too
+        "\u2018$5\u2019 it says, it\u2019s",
+    ],
+)
 def test_what_powershell_expands_in_double_quotes_goes_in_its_single_quotes(text, monkeypatch):
     # No quoting passes these whole in both shells: PowerShell's terminal is Windows' default, so its form is given.
     pasted = on_windows(monkeypatch, lambda: quoted(text))
