@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +34,21 @@ def tiny_negative_note(pipe: Any) -> str:
     from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
 
     return prompt_truncation(pipe.text_encoder.tokenizer, OFFICIAL_NEGATIVE_PROMPT).advice("negative prompt")
+
+
+def head_request(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers in lower case, body) of a HEAD request to the server on `port`, the body being every byte
+    that came after the headers before the server closed the connection: http.client reads no body after a HEAD,
+    whatever the server sends, so a test reading through it could not see one."""
+    sent = {"Host": f"{HOST}:{port}", **(headers or {}), "Connection": "close"}
+    request = "".join([f"HEAD {path} HTTP/1.1\r\n", *(f"{name}: {value}\r\n" for name, value in sent.items()), "\r\n"])
+    with socket.create_connection((HOST, port), timeout=30) as connection:
+        connection.sendall(request.encode("latin-1"))
+        answer = b"".join(iter(lambda: connection.recv(65536), b""))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    fields = dict(line.split(":", 1) for line in header_lines)
+    return int(status_line.split()[1]), {name.lower(): value.strip() for name, value in fields.items()}, body
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:

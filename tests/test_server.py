@@ -32,7 +32,15 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
-from server_helpers import TINY, InProcessServer, OutOfMemoryInAJob, multipart, tiny_negative_note, wait_for  # noqa: E402
+from server_helpers import (  # noqa: E402
+    TINY,
+    InProcessServer,
+    OutOfMemoryInAJob,
+    head_request,
+    multipart,
+    tiny_negative_note,
+    wait_for,
+)
 
 from motif_lite import cli, load_pipeline  # noqa: E402
 from motif_lite.io.settings_file import read_settings  # noqa: E402
@@ -230,16 +238,9 @@ def test_a_forms_empty_negative_prompt_is_the_official_one_and_a_json_one_is_non
 
 
 def head_of(server: InProcessServer, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-    """(status, headers, body) of a HEAD request, whose answer has headers alone (`server.request` reads JSON)."""
-    import http.client
-
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        connection.request("HEAD", path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
+    """(status, headers, body) of a HEAD request, whose answer has headers alone (`server.request` reads JSON), read
+    off the socket: http.client would show an empty body whatever the server sent."""
+    return head_request(server.port, path, headers)
 
 
 def test_head_gives_a_videos_size_and_the_health_without_a_body(server):

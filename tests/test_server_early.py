@@ -20,7 +20,7 @@ import torch
 
 pytest.importorskip("diffusers")
 pytest.importorskip("fastapi")
-from server_helpers import HOST, TINY, InProcessServer, multipart  # noqa: E402
+from server_helpers import HOST, TINY, InProcessServer, head_request, multipart  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
 
@@ -97,13 +97,8 @@ def completed(pipe, tmp_path_factory) -> Iterator[tuple[InProcessServer, str, by
 
 
 def head(server: InProcessServer, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
-    connection = http.client.HTTPConnection(HOST, server.port, timeout=30)
-    try:
-        connection.request("HEAD", path, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read(), {k.lower(): v for k, v in response.getheaders()}
-    finally:
-        connection.close()
+    status, answered, body = head_request(server.port, path, headers)  # off the socket: http.client reads no body
+    return status, body, answered
 
 
 @pytest.mark.parametrize("form", ["{tag}", "W/{tag}", '"other", {tag}', '"other",{tag} , "more"', "*", " * "])
