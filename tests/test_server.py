@@ -926,6 +926,16 @@ def test_json_sent_without_a_content_type_is_read_as_json(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_json_with_a_charset_or_in_capitals_is_read_as_json_not_415(server):
+    # The 415 is for a media type the server does not read: a JSON type's parameters and its case (RFC 9110 8.3.1:
+    # both are case-insensitive) are a client's own way of sending application/json.
+    body = json.dumps({"prompt": PROMPT, "stepz": 2}).encode()
+    for content_type in ("application/json; charset=utf-8", "Application/JSON", "application/json ;charset=UTF-8"):
+        code, error, _ = server.request("POST", "/v1/videos", body, {"Content-Type": content_type})
+        assert code == 400 and error["error"]["message"].startswith("unknown parameter 'stepz'"), (content_type, error)
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_a_video_to_extend_sent_as_a_file_and_as_a_field_is_said_twice(server):
     # The file replaced the field (a finished video's id) without a word: which video was meant is the client's.
     for key in ("extend", "video"):
