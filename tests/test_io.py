@@ -336,6 +336,11 @@ def test_a_frame_number_of_no_padding_or_zeros_is_taken(tmp_path, name):
         ("fox.mp4 ", "output 'fox.mp4 ' ends in a space (pasted with the name?): -o fox.mp4"),
         ("fox.mp4.", "output fox.mp4. ends in a dot: -o fox.mp4"),  # was "no extension ... e.g. fox.mp4..mp4"
         (".mp4", "output .mp4 is only an extension: give the file a name too, e.g. output.mp4"),
+        # the whole name quoted, extension inside: 'my renders/output'.mp4 split in two in PowerShell
+        (
+            "my renders/.mp4",
+            "output my renders/.mp4 is only an extension: give the file a name too, e.g. 'my renders/output.mp4'",
+        ),  # fmt: skip
     ],
 )
 def test_an_output_as_typed_that_names_no_file_says_which_to_give(tmp_path, monkeypatch, typed, message):

@@ -155,10 +155,8 @@ def check_output_path(
         )
     suffix = path.suffix.lower()
     if path.name.lower() in VIDEO_EXTENSIONS:  # `-o .mp4`: a name that is only an extension (Path: no suffix)
-        raise MotifLiteError(
-            f"output {path} is only an extension: give the file a name too, e.g. {quoted(path.parent / 'output')}"
-            f"{path.name}"
-        )
+        named = quoted(path.parent / f"output{path.name}")  # quoted whole: 'a b/output'.mp4 is two words in PowerShell
+        raise MotifLiteError(f"output {path} is only an extension: give the file a name too, e.g. {named}")
     if not suffix:
         raise MotifLiteError(
             f"output {path} has no extension to say its format: e.g. {quoted(f'{path}.mp4')} ({_FORMATS})"
