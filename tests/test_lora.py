@@ -571,7 +571,10 @@ def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, monkeypatch):
     _, _, files, _ = setup
     folder = files["peft"].parent
     assert LoRASpec.parse(f"{folder}:0.5") == LoRASpec(files["peft"], 0.5)
-    assert lora_specs([folder, (str(folder), 0.3)]) == [LoRASpec(files["peft"]), LoRASpec(files["peft"], 0.3)]
+    assert [*lora_specs([folder]), *lora_specs([(str(folder), 0.3)])] == [
+        LoRASpec(files["peft"]),
+        LoRASpec(files["peft"], 0.3),
+    ]
     with pytest.raises(LoRAError, match=r"is a folder holding 3 \.safetensors files \(.*kohya\.safetensors.*\); pass"):
         LoRASpec.parse(str(files["kohya"].parent))
     with pytest.raises(LoRAError, match="is a folder holding no .safetensors file"):
@@ -583,6 +586,45 @@ def test_a_lora_folder_stands_for_its_one_file(setup, tmp_path, monkeypatch):
     # The same typo after a `~` path: the check that the file before the colon exists reads `~` as the file does.
     with pytest.raises(LoRAError, match="the strength 'abc' is not a number; use FILE:STRENGTH, e.g. ~/peft:0.8"):
         LoRASpec.parse("~/peft:abc")
+
+
+def test_one_lora_file_given_twice_is_refused_before_anything_loads(tmp_path, monkeypatch, capsys):
+    # It was applied twice, at the sum of the strengths, without a word: however the file was spelled the second
+    # time (./a, an absolute path, a symbolic link to it). The refusal gives the one --lora (or pair) to pass instead.
+    monkeypatch.chdir(tmp_path)
+    Path("a.safetensors").write_bytes(b"a LoRA")
+    Path("b.safetensors").write_bytes(b"another LoRA")
+    Path("link.safetensors").symlink_to("a.safetensors")
+    absolute = str(tmp_path / "a.safetensors")
+    for values, sum_ in [
+        (["a.safetensors:0.8", "b.safetensors", "./a.safetensors:0.8"], "1.6"),
+        (["a.safetensors", absolute], "2"),
+        (["a.safetensors:0.1", "link.safetensors:0.2"], "0.3"),
+    ]:
+        first, second = (value for value in values if value != "b.safetensors")
+        with pytest.raises(LoRAError) as refused:
+            lora_args(values)
+        assert str(refused.value) == (
+            f"--lora {first} and --lora {second} name the same file, which would apply twice (at "
+            f"{LoRASpec.parse(first).strength:g} + {LoRASpec.parse(second).strength:g}); give one --lora with the "
+            f"summed strength: --lora a.safetensors:{sum_}"
+        )
+    assert lora_args(["a.safetensors:0.8", "b.safetensors:0.8"]) == [
+        (Path("a.safetensors"), 0.8), (Path("b.safetensors"), 0.8)
+    ]  # fmt: skip
+    with pytest.raises(LoRAError) as refused:
+        lora_specs([("a.safetensors", 0.8), "b.safetensors", "link.safetensors"])
+    assert str(refused.value) == (
+        "loras names the same file twice ('a.safetensors' and 'link.safetensors'), which would apply twice (at 0.8 + "
+        "1); give it once with the summed strength: ('a.safetensors', 1.8)"
+    )
+    # From load_pipeline before its checkpoint is looked for, and from run before anything loads.
+    with pytest.raises(LoRAError, match="loras names the same file twice"):
+        load_pipeline(tmp_path / "no-checkpoint", loras={"a.safetensors": 1, absolute: 1}, device="cpu")
+    run = ["run", "-m", str(tmp_path / "no-checkpoint"), "-p", PROMPT, "--device", "cpu"]
+    assert cli_main([*run, "--lora", "a.safetensors", "--lora", "link.safetensors:0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "give one --lora with the summed strength: --lora a.safetensors:1.5" in err and "Traceback" not in err
 
 
 def test_a_lora_named_tilde_here_is_not_the_home_folder(tmp_path, monkeypatch):
@@ -597,7 +639,7 @@ def test_a_lora_named_tilde_here_is_not_the_home_folder(tmp_path, monkeypatch):
     here = (work / "~").resolve()
     assert LoRASpec.parse("./~").path.resolve() == here
     assert LoRASpec.parse("./~:0.5").path.resolve() == here and LoRASpec.parse("./~:0.5").strength == 0.5
-    assert [spec.path.resolve() for spec in lora_specs(["./~", ("./~", 0.3)])] == [here, here]
+    assert [spec.path.resolve() for spec in lora_specs([("./~", 0.3)])] == [here]
     assert user_path(LoRASpec.parse("./~").path).resolve() == here  # as the server reads the path again
     assert lora_args(["./~:0.5"]) == [(LoRASpec.parse("./~").path, 0.5)]
     # A leading `~` is still the home folder: a folder holding one LoRA stands for it.

@@ -37,3 +37,20 @@ def test_only_safetensors_files_are_listed_as_loras(tmp_path):
     # A file of the folder that is not listed may still be named: the job is refused when the file is read, with
     # what it is (a pickle: the command that converts it), rather than as a file that is not there.
     assert lora_files([("old.ckpt", 0.5)], folder) == [((folder / "old.ckpt").resolve(), 0.5)]
+
+
+def test_two_names_of_one_file_in_the_folder_are_refused(tmp_path):
+    # Two names of one file (a link beside it) passed the check of names sent twice, and the file applied twice, at
+    # the sum of the strengths.
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    _lora(folder / "style.safetensors")
+    (folder / "style-v2.safetensors").symlink_to("style.safetensors")
+    said = (
+        "'style.safetensors' and 'style-v2.safetensors' are the same file of this server's LoRA folder (one links to "
+        'the other), which would apply twice (at 0.5 + 0.3): name it once with the summed strength, {"name": '
+        '"style.safetensors", "strength": 0.8}'
+    )
+    with pytest.raises(ApiError) as refused:
+        lora_files([("style.safetensors", 0.5), ("style-v2.safetensors", 0.3)], folder)
+    assert refused.value.message == said

@@ -435,8 +435,10 @@ def test_an_output_that_is_not_a_path_says_the_video_goes_to_a_file():
 def test_loras_may_be_plain_files_and_anything_else_is_named(tmp_path):
     style, motion = tmp_path / "style.safetensors", tmp_path / "motion.safetensors"
     style.touch(), motion.touch()
-    assert lora_specs([str(style), (motion, 0.6), [style, np.float32(0.5)]]) == [
-        LoRASpec(style, 1.0), LoRASpec(motion, 0.6), LoRASpec(style, 0.5)
+    other = tmp_path / "other.safetensors"
+    other.touch()
+    assert lora_specs([str(style), (motion, 0.6), [other, np.float32(0.5)]]) == [
+        LoRASpec(style, 1.0), LoRASpec(motion, 0.6), LoRASpec(other, 0.5)
     ]  # fmt: skip
     with pytest.raises(LoRAError, match=r"loras takes a list of files or \(file, strength\) pairs"):
         lora_specs(str(style))

@@ -93,13 +93,24 @@ def free_output(
 
 
 def lora_args(values: list[str]) -> list[tuple[Path, float]]:
-    """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist before anything loads."""
+    """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist, and to be given once, before
+    anything loads."""
+    from motif_lite.paths import quoted
     from motif_lite.weights.lora import LoRAError, LoRASpec
+    from motif_lite.weights.lora_values import lora_flag, same_file_twice, summed_strength
 
     specs = [LoRASpec.parse(value) for value in values]
     for spec in specs:
         if not spec.path.is_file():
             raise LoRAError(f"LoRA file not found: {spec.path}")
+    if (twice := same_file_twice([spec.path for spec in specs])) is not None:
+        first, second = (specs[i] for i in twice)
+        once = lora_flag(first.path, summed_strength(first.strength, second.strength))
+        raise LoRAError(
+            f"--lora {values[twice[0]]} and --lora {values[twice[1]]} name the same file, which would apply twice "
+            f"(at {first.strength:g} + {second.strength:g}); give one --lora with the summed strength: "
+            f"--lora {quoted(once)}"
+        )
     return [(spec.path, spec.strength) for spec in specs]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from motif_lite.io.file_kinds import has_extension
 from motif_lite.log_filters import quiet_warnings
 from motif_lite.server.schema import ApiError
+from motif_lite.weights.lora_values import same_file_twice, summed_strength
 
 if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
@@ -47,6 +49,13 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
             listing = ", ".join(available) or "none"
             _refuse(f"no LoRA file {name!r} in this server's LoRA folder{hint} (available: {listing})")
         files.append((path, strength))
+    if (twice := same_file_twice([path for path, _ in files])) is not None:  # two names, one file: a link in it
+        (first, one), (second, other) = (loras[i] for i in twice)
+        once = json.dumps({"name": first, "strength": summed_strength(one, other)})
+        _refuse(
+            f"{first!r} and {second!r} are the same file of this server's LoRA folder (one links to the other), "
+            f"which would apply twice (at {one:g} + {other:g}): name it once with the summed strength, {once}"
+        )
     return files
 
 

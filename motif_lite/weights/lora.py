@@ -50,7 +50,7 @@ from motif_lite.paths import user_path, user_path_kept_here
 from motif_lite.shell_syntax import quoted
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
-from motif_lite.weights.lora_values import split_strength
+from motif_lite.weights.lora_values import same_file_twice, split_strength, summed_strength
 from motif_lite.weights.quant_linear import QuantizedLinear
 from motif_lite.weights.safetensors_header import TruncatedError, read_header
 from motif_lite.weights.shapes import listing, named
@@ -258,6 +258,14 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
     for spec in specs:
         if isinstance(spec, LoRASpec) and not spec.path.is_file():
             raise LoRAError(_not_found(spec.path))
+    if (twice := same_file_twice([spec_of(s).path for s in specs])) is not None:
+        first, second = (spec_of(specs[i]) for i in twice)
+        total = summed_strength(first.strength, second.strength)
+        raise LoRAError(
+            f"loras names the same file twice ({str(first.path)!r} and {str(second.path)!r}), which would apply twice "
+            f"(at {first.strength:g} + {second.strength:g}); give it once with the summed strength: "
+            f"({str(first.path)!r}, {total:g})"
+        )
     return specs
 
 

@@ -4,7 +4,8 @@ flags can read a value while they are parsed and the messages can write one with
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 
@@ -41,3 +42,27 @@ def lora_totals(loras: Iterable[str], file_key: Callable[[str], str] = str) -> d
         key = file_key(file)
         totals[key] = totals.get(key, 0.0) + strength
     return {key: float(f"{total:.6g}") for key, total in totals.items()}
+
+
+def same_file_twice(files: Sequence[Path]) -> tuple[int, int] | None:
+    """The positions of the first two of `files` that are one file on disk, however each is spelled
+    (`a.safetensors` and `./a.safetensors`, an absolute path, a symbolic or a hard link); None when each is another
+    file. Applied twice, a LoRA would act at the sum of its strengths without a word, so its callers refuse it. A
+    file that cannot be looked at (removed meanwhile) is compared by its resolved path."""
+    seen: dict[object, int] = {}
+    for position, file in enumerate(files):
+        try:
+            stat = os.stat(file)
+            identity: object = (stat.st_dev, stat.st_ino)
+        except OSError:
+            identity = Path(file).resolve()
+        if identity in seen:
+            return seen[identity], position
+        seen[identity] = position
+    return None
+
+
+def summed_strength(first: float, second: float) -> float:
+    """The one strength that gives what a file given twice at `first` and `second` gave, as a refusal offers it:
+    rounded to 6 significant digits, so that 0.1 and 0.2 read 0.3 rather than 0.30000000000000004."""
+    return float(f"{first + second:.6g}")
