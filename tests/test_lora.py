@@ -30,6 +30,7 @@ from motif_lite import load_pipeline, load_transformer
 from motif_lite.cli import main as cli_main
 from motif_lite.cli.common import lora_args
 from motif_lite.config import TransformerConfig
+from motif_lite.errors import MotifLiteError
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.paths import user_path
 from motif_lite.quantize.convert import quantize_checkpoint
@@ -39,7 +40,7 @@ from motif_lite.request import GenerationRequest
 from motif_lite.weights.loader import build_model
 from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, lora_specs, read_loras
 from motif_lite.weights.lora_apply import LoRALinear, apply_loras
-from motif_lite.weights.lora_values import lora_flag, split_strength
+from motif_lite.weights.lora_values import UNUSUAL_STRENGTH, lora_flag, split_strength, unusual_strength
 from motif_lite.weights.quant_linear import QuantizedLinear
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
@@ -905,6 +906,39 @@ def test_alpha_pattern_keys_match_whole_name_parts_as_peft_does(tmp_path):
     )
     assert {u.module: u.scale for u in lora.updates} == pytest.approx(expected)
     assert set(expected.values()) == {ALPHA / RANK}  # the pattern matched nothing
+
+
+def test_an_unusual_strength_is_warned_of_once_before_loading_and_applied(setup, tmp_path, capsys, monkeypatch):
+    # `--lora style.safetensors:80`, a typo for 0.8, was taken without a word: a video of noise, minutes later.
+    assert unusual_strength("a.safetensors", UNUSUAL_STRENGTH) is None  # at the edge: usual enough
+    assert unusual_strength("a.safetensors", -2) is None
+    assert unusual_strength("a.safetensors", 80) == (
+        "LoRA a.safetensors: strength 80 is far above the usual 0-2, 1 being as trained: a typo for 0.8? It is "
+        "applied as given"
+    )
+    assert unusual_strength("a.safetensors", 125).endswith("a typo for 1.25? It is applied as given")
+    assert unusual_strength("a.safetensors", 1e30).endswith("far above the usual 0-2, 1 being as trained. It is "
+                                                             "applied as given")  # fmt: skip
+    assert "-15 is far below the usual -2 to 0 (negative inverts it), 1 being as trained: a typo for -1.5?" in (
+        unusual_strength("a.safetensors", -15)
+    )
+    root, _, files, _ = setup
+    base = ["run", "-m", str(root), "-p", PROMPT, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
+    base += ["--dtype", "fp32", "--device", "cpu", "--kernels", "torch", "-o", str(tmp_path / "out.mp4")]
+    import motif_lite.encoders.text as text
+
+    said_before_loading, load_text_encoder = [], text.load_text_encoder
+    monkeypatch.setattr(text, "load_text_encoder", lambda *a, **k: (
+        said_before_loading.append(capsys.readouterr().err), load_text_encoder(*a, **k))[1])  # fmt: skip
+    assert cli_main([*base, "--lora", f"{files['kohya']}:5", "--lora", f"{files['peft']}:0.8"]) == 0
+    err = "".join(said_before_loading) + capsys.readouterr().err
+    said = f"warning: LoRA {files['kohya']}: strength 5 is far above the usual 0-2, 1 being as trained: a typo for 0.5?"
+    assert err.count(said) == 1 and err.count("is far above") == 1, err  # said by run, not again as it loads
+    assert said in said_before_loading[0], said_before_loading
+    # From Python, before the checkpoint is looked for.
+    warned = pytest.warns(UserWarning, match=r"strength 80 is far above the usual 0-2, .* a typo for 0\.8\?")
+    with warned, pytest.raises(MotifLiteError):
+        load_pipeline(tmp_path / "no-checkpoint", loras=[(files["kohya"], 80)], device="cpu")
 
 
 def test_a_dry_run_reads_and_lists_the_loras(setup, tmp_path, capsys):

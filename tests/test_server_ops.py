@@ -36,7 +36,7 @@ from motif_lite.server import jobs  # noqa: E402
 from motif_lite.server.app import ServerConfig, ServerState, create_app  # noqa: E402
 from motif_lite.server.jobs import QUEUED, JobStore, new_job_id  # noqa: E402
 from motif_lite.server.runner import VideoServer, bind  # noqa: E402
-from motif_lite.server.schema import job_request_fields  # noqa: E402
+from motif_lite.server.schema import job_request_fields, parse_loras  # noqa: E402
 from motif_lite.server.worker import NO_LONGER_FITS, Worker  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
@@ -811,6 +811,23 @@ def test_the_worker_switches_loras_only_when_the_set_changes_and_restores_the_se
         half = (style[0], 0.5)
         assert fake.made_with == [[own], [style], [style], [own], [own], [half]]
         assert fake.switches == [[style], [own], [half]]  # one load per change, none for a repeat
+    finally:
+        store.close()
+
+
+def test_a_jobs_unusual_lora_strength_is_taken_with_a_warning_in_the_servers_log(lora_pipe, tmp_path, lora_dir):
+    # A strength of 8 (the API takes -10 to 10) is likelier a typo for 0.8: it is a valid number, so no 400, but it
+    # was taken without a word where `run --lora style.safetensors:8` warns. The switch to it warns as run does.
+    assert parse_loras([{"name": "style.safetensors", "strength": 8}], False) == [("style.safetensors", 8.0)]
+    store = JobStore(tmp_path / "data")
+    try:
+        worker = Worker(store, lora_pipe, log=lambda line: None, lora_dir=lora_dir)
+        job = store.add(new_job_id(), "tiny", SETTINGS, False, 10, loras=[("style.safetensors", 8.0)])
+        with pytest.warns(
+            UserWarning, match=r"style\.safetensors: strength 8 is far above the usual 0-2, .* for 0\.8\?"
+        ):
+            worker._use_loras(job)
+        assert lora_pipe.loras is not None  # applied as given
     finally:
         store.close()
 

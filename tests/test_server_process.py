@@ -479,6 +479,19 @@ def test_missing_lora_fails_before_binding_or_planning(tmp_path, capsys, monkeyp
     assert f"error: LoRA file not found: {missing}" in capsys.readouterr().err
 
 
+def test_an_unusual_lora_strength_of_serve_is_warned_of_before_anything_loads(tmp_path, capsys, monkeypatch):
+    # `serve --lora style.safetensors:80` (a typo for 0.8) was taken without a word, as run's was.
+    from motif_lite.server import runner
+
+    monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound the port"))
+    style = tmp_path / "style.safetensors"
+    style.write_bytes(b"a LoRA")
+    flags = ["--data", str(tmp_path / "data"), "--lora", f"{style}:80", "--lora-dir", str(tmp_path / "none")]
+    assert cli.main(["serve", *flags]) == cli.EXIT_USER_ERROR  # the missing --lora-dir stops it
+    err = capsys.readouterr().err
+    assert err.count(f"warning: LoRA {style}: strength 80 is far above the usual 0-2") == 1, err
+
+
 @pytest.mark.parametrize("vram", ["-1", "0", "nan", "inf", "lots"])
 def test_vram_must_be_a_positive_number(capsys, vram):
     with pytest.raises(SystemExit) as exit_info:

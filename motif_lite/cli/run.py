@@ -71,6 +71,7 @@ from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest
 from motif_lite.run_estimates import cpu_time_note, gpu_time_note
 from motif_lite.shell_syntax import quoted
 from motif_lite.units import RESERVED_RATIO
+from motif_lite.weights.lora_values import warn_of_unusual_strengths
 
 if TYPE_CHECKING:
     import torch
@@ -223,6 +224,7 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     try:
         say = print if main_rank else _quiet
         loras = lora_args(args.lora)
+        warn_of_unusual_strengths(loras)  # once, here: the other looks at --lora (before a download, ...) do not
         on_preview = _preview_writer(args.preview, request.fps, args.dry_run) if args.preview and main_rank else None
         done = resume.progress[0] if resume is not None else 0  # a resumed run previews only the steps it samples
         previews = _preview_notes(args.preview, request.steps, args.preview_every, done)

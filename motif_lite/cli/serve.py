@@ -313,12 +313,14 @@ def _checked_and_served(args: argparse.Namespace, stops: ServerStops) -> int:
 
     use_expandable_segments()  # before torch starts CUDA, as for run: the memory plan assumes it
     from motif_lite.cli.common import download_hint_repeats, lora_args
+    from motif_lite.weights.lora_values import warn_of_unusual_strengths
 
     # The flags' own checks first: a typo is said before the server's packages are imported.
     args.weights = take_weight_flags(args)
     api_key = api_key_from(args.api_key, os.environ)
     args.cors_origins = tuple(args.cors_origin or ())  # each checked as it was parsed (`cors_origin`)
     loras = lora_args(args.lora)  # each file checked to exist before anything loads, as for run
+    warn_of_unusual_strengths(loras)
     args.lora_dir = lora_folder(args.lora_dir)
     check_server_crf(args.crf)
     _check_server_extra()

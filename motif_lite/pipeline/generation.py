@@ -87,8 +87,9 @@ from motif_lite.vae import WanVAE
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.vae.tiling import VAEMode
-from motif_lite.weights.lora import LoRAEntry, lora_specs
+from motif_lite.weights.lora import LoRAEntry, LoRASpec, lora_specs
 from motif_lite.weights.lora_apply import AppliedLoRAs
+from motif_lite.weights.lora_values import warn_of_unusual_strengths
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
     import PIL.Image
@@ -399,7 +400,9 @@ class MotifVideoPipeline:
                 "set_loras loads the transformer again from its files: it needs a pipeline made by load_pipeline"
             )
         recipe = self._transformer_recipe
-        lora_files = check_loras(lora_specs(loras), recipe.sources)
+        specs = lora_specs(loras)
+        warn_of_unusual_strengths((spec.path, spec.strength) for spec in specs if isinstance(spec, LoRASpec))
+        lora_files = check_loras(specs, recipe.sources)
         self._drop_transformer()
         try:
             self._loaded = load_transformer_stage(recipe, lora_files)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -66,3 +67,28 @@ def summed_strength(first: float, second: float) -> float:
     """The one strength that gives what a file given twice at `first` and `second` gave, as a refusal offers it:
     rounded to 6 significant digits, so that 0.1 and 0.2 read 0.3 rather than 0.30000000000000004."""
     return float(f"{first + second:.6g}")
+
+
+# LoRAs are applied at strengths of 0 to 2 (1 as trained); past this either way a strength is far more often a typo
+# (`:80` for `:0.8`) than a wish. Such a strength is warned of and applied as given: a user may mean it.
+UNUSUAL_STRENGTH = 4.0
+
+
+def unusual_strength(file: str | Path, strength: float) -> str | None:
+    """The warning for a LoRA `file` given at `strength` past `UNUSUAL_STRENGTH` either way, with the strength its
+    digits likely meant where it has few (80 -> 0.8, -15 -> -1.5, 125 -> 1.25); None for a usual one."""
+    if abs(strength) <= UNUSUAL_STRENGTH:
+        return None
+    meant = strength
+    while abs(meant) > 2:  # the decimal point typed too far right, or left out
+        meant /= 10
+    usual = "far above the usual 0-2" if strength > 0 else "far below the usual -2 to 0 (negative inverts it)"
+    typo = f": a typo for {meant:g}?" if abs(strength) < 1000 else "."  # 1e30 is no slip of the point
+    return f"LoRA {file}: strength {strength:g} is {usual}, 1 being as trained{typo} It is applied as given"
+
+
+def warn_of_unusual_strengths(loras: Iterable[tuple[str | Path, float]]) -> None:
+    """A warning per LoRA (file, strength) whose strength is unusual (`unusual_strength`), before anything loads."""
+    for file, strength in loras:
+        if (warning := unusual_strength(file, strength)) is not None:
+            warnings.warn(warning, stacklevel=3)
