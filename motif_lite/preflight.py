@@ -45,6 +45,7 @@ from motif_lite.io.hub import DownloadHeld, DownloadPlan, held_while
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.log_filters import quiet_warnings
+from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.activation_memory import ImageTowerShape
 from motif_lite.runtime.attention import AttentionBackend, check_backend_runs
@@ -71,7 +72,14 @@ from motif_lite.runtime.planner import (
 from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype, resolve_settings
 from motif_lite.shell_syntax import quoted
-from motif_lite.sizes import ModelSizes, model_sizes, packed_by, packed_weight_names
+from motif_lite.sizes import (
+    FLOAT8_PACKING,
+    ModelSizes,
+    float8_linear_weights,
+    model_sizes,
+    packed_by,
+    packed_weight_names,
+)
 from motif_lite.units import MiB, memory_size
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
@@ -237,13 +245,11 @@ def local_file_problems(
     configs = at_hand.configs if at_hand is not None else CheckpointConfigs()
     root = at_hand.root if at_hand is not None else None
     problems: list[MotifLiteError] = []
+    packed, packed_words = _packed_at_hand(quantized, loras), None if quantized is None else packed_by(quantized)
+    if float8 := _float8_weights_given(weights, loras):  # the user's own fp8 file: linked in after the download
+        packed, packed_words = packed | float8, packed_words if packed else FLOAT8_PACKING
     checks = [
-        lambda: check_loras_at_hand(
-            loras,
-            _known_transformer_config(at_hand, official),
-            _packed_at_hand(quantized, loras),
-            None if quantized is None else packed_by(quantized),
-        ),  # fmt: skip
+        lambda: check_loras_at_hand(loras, _known_transformer_config(at_hand, official), packed, packed_words),
         lambda: check_your_shapes(
             weights or {}, configs, official, gguf is not None, root, text_encoder_gguf is not None
         ),
@@ -261,6 +267,16 @@ def _packed_at_hand(at_hand: ModelSources | None, loras: Sequence[LoRASpec]) -> 
     quantized tensors from its header, an official variant's or --quantize's from the recipe; none where nothing is
     at hand (or no LoRA asks: a variant's are counted on a model built for it)."""
     return frozenset() if at_hand is None or not loras else packed_weight_names(at_hand)
+
+
+def _float8_weights_given(weights: Mapping[str, str | Path] | None, loras: Sequence[LoRASpec]) -> frozenset[str]:
+    """The linear weights the user's own transformer file (--diffusion-model) keeps in 8 bits, read from its header
+    alone (`sizes.float8_linear_weights`), so that a LoRA's full difference of one is refused before the download
+    as well as after it; none for a float file, a file not there (its own check names it), or no LoRA to check."""
+    given = (weights or {}).get("transformer")
+    if given is None or not loras or not (path := user_path(given)).is_file():
+        return frozenset()
+    return frozenset(float8_linear_weights([path]))
 
 
 def _known_transformer_config(at_hand: ModelSources | None, official: bool) -> TransformerConfig | None:

@@ -5,6 +5,7 @@ configs (the official built-ins when those are absent). Plans and dry runs use t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +159,12 @@ def packed_by(sources: ModelSources) -> tuple[str, str]:
             "(the official file is not downloaded yet: judged by that recipe)",
             without_gguf,
         )
-    return "which the fp8 transformer file keeps in 8 bits", "use a bf16 or fp16 transformer file"
+    return FLOAT8_PACKING
+
+
+# What keeps an fp8 transformer file's linear weights packed, and the way out for a full difference of one
+# (`packed_by`).
+FLOAT8_PACKING = ("which the fp8 transformer file keeps in 8 bits", "use a bf16 or fp16 transformer file")
 
 
 def estimated_gguf_bytes(
@@ -235,7 +241,12 @@ def _float8_linear_weights(root: Path | None) -> dict[str, int]:
     """{name: elements} of the fp8 linear weights of the checkpoint's `transformer/` safetensors, under the names
     motif-lite reads (a ComfyUI prefix taken off); none when there are none, or not at hand, or a file is damaged
     (the checks before the run name it)."""
-    files = sorted(root.glob("transformer/*.safetensors")) if root is not None else []
+    return float8_linear_weights(sorted(root.glob("transformer/*.safetensors")) if root is not None else [])
+
+
+def float8_linear_weights(files: Sequence[Path]) -> dict[str, int]:
+    """{name: elements} of the fp8 linear weights of the transformer's safetensors `files` (read from their headers
+    alone), as `_float8_linear_weights` reads a checkpoint's; none where a file is damaged."""
     found = {}
     for path in files:
         try:

@@ -4,11 +4,15 @@ float32 (what a loader that reads the copy right must compute with).
 - "e4m3", "e5m2": a plain cast of every linear weight;
 - "scaled": the older fp8_scaled naming (`scaled_fp8` marker, one `scale_weight` per tensor, `scale_input`);
 - "scaled_rows": the newer naming (`weight_scale` one per output row, `input_scale`, a `comfy_quant` JSON tensor).
+
+And files of the official sizes whose data is a hole (`header_only_file`), for the checks that read headers only.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -49,3 +53,31 @@ def fp8_copy(source: Path, folder: Path, kind: str) -> tuple[Path, Path]:
     save_file(copy, paths[0])
     save_file(widened, paths[1])
     return paths
+
+
+def header_only_file(path: Path, shapes: dict[str, tuple[int, ...]], float8: Collection[str] = ()) -> Path:
+    """A complete-looking bf16 safetensors file of `shapes` whose data is a hole in the file (sparse: no disk space),
+    for the checks that read headers only; the tensors `float8` in F8_E4M3, as a ComfyUI fp8 file keeps them."""
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        dtype, itemsize = ("F8_E4M3", 1) if name in float8 else ("BF16", 2)
+        size = itemsize * math.prod(shape)
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header).encode()
+    with open(path, "wb") as file:
+        file.write(len(text).to_bytes(8, "little") + text)
+        file.truncate(8 + len(text) + offset)
+    return path
+
+
+def official_transformer_file(path: Path, float8: bool = False) -> Path:
+    """A header-only file of the official transformer's tensors (`header_only_file`), in bf16, or with its linear
+    weights in fp8 (`float8`), as ComfyUI's plain fp8 copy keeps them."""
+    from motif_lite.config import TransformerConfig
+    from motif_lite.weights.loader import build_model
+    from motif_lite.weights.shapes import expected_shapes
+
+    shapes = expected_shapes(build_model(TransformerConfig()))
+    linears = {name for name, shape in shapes.items() if name.endswith(".weight") and len(shape) == 2}
+    return header_only_file(path, shapes, float8=linears if float8 else ())

@@ -1487,6 +1487,27 @@ def test_a_full_difference_of_a_weight_quantize_packs_is_refused_before_the_down
     assert "downloading" not in err and fake_hub.downloads == []
 
 
+def test_a_full_difference_of_a_weight_an_fp8_diffusion_model_keeps_is_refused_before_the_download(
+    empty_cache_run, fake_hub, tmp_path
+):
+    # The check before the download read the LoRA against the checkpoint at hand, leaving out the user's own
+    # --diffusion-model: a `.diff` of a weight an fp8 file keeps in 8 bits was refused once the checkpoint had
+    # downloaded. Its header alone says which weights it keeps so.
+    import torch
+    from fp8_files import official_transformer_file
+
+    fp8 = official_transformer_file(tmp_path / "motif_fp8_e4m3fn.safetensors", float8=True)
+    layer = "transformer_blocks.0.attn.to_q"
+    diff = lora_file(tmp_path / "diff.safetensors", {f"diffusion_model.{layer}.diff": torch.zeros(1536, 1536)})
+    code, err = empty_cache_run("--diffusion-model", str(fp8), "--lora", str(diff))
+    said = "which the fp8 transformer file keeps in 8 bits: a full difference applies to plain tensors only; use a bf16"
+    assert code == cli.EXIT_USER_ERROR and said in err, err
+    assert "downloading" not in err and fake_hub.downloads == []
+    bf16 = official_transformer_file(tmp_path / "motif_bf16.safetensors")  # the same file in bf16 takes it
+    code, err = empty_cache_run("--diffusion-model", str(bf16), "--lora", str(diff))
+    assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO], err
+
+
 def test_serves_wrong_lora_file_is_said_before_the_checkpoint_downloads(fake_hub, monkeypatch, tmp_path):
     # serve read its --lora files only as the model loaded: after the checkpoint (10+ GB) had downloaded.
     import torch
@@ -1624,25 +1645,10 @@ def test_a_memory_plan_for_the_same_gpu_by_another_name_is_not_refused(fake_hub,
     assert fake_hub.downloads == []
 
 
-def header_only_file(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
-    """A complete-looking bf16 safetensors file of `shapes` whose data is a hole in the file (sparse: no disk space),
-    for the checks that read headers only."""
-    import json
-
-    header, offset = {}, 0
-    for name, shape in shapes.items():
-        size = 2 * math.prod(shape)
-        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset, offset + size]}
-        offset += size
-    text = json.dumps(header).encode()
-    with open(path, "wb") as file:
-        file.write(len(text).to_bytes(8, "little") + text)
-        file.truncate(8 + len(text) + offset)
-    return path
-
-
 def test_a_text_encoder_file_of_the_official_shapes_holds_no_download(empty_cache_run, fake_hub, tmp_path):
     # The official config bundled with motif-lite is the official file's: its shapes pass, and the download starts.
+    from fp8_files import header_only_file
+
     from motif_lite.encoders.text_config import meta_encoder, official_text_encoder_config
     from motif_lite.sizes import OFFICIAL_TEXT_ENCODER_PARAMS
     from motif_lite.weights.shapes import expected_shapes

@@ -482,6 +482,26 @@ def test_a_full_difference_of_a_weight_quantize_packs_is_refused_before_launch_a
     assert err.count("which --quantize Q8_0 packs as it loads") == 1 and "[rank" not in err, err
 
 
+def test_a_full_difference_of_a_weight_an_fp8_diffusion_model_keeps_is_refused_before_launch(
+    tmp_path, capsys, monkeypatch, no_network
+):
+    # The launcher checked the LoRA against the official configs before the download, leaving out the user's fp8
+    # --diffusion-model: each rank refused the `.diff` of a weight it keeps in 8 bits, once it had downloaded.
+    from fp8_files import official_transformer_file
+    from safetensors.torch import save_file
+
+    from motif_lite.choices import MOTIF_REPO
+
+    fp8 = official_transformer_file(tmp_path / "motif_fp8_e4m3fn.safetensors", float8=True)
+    diff = tmp_path / "diff.safetensors"
+    save_file({"diffusion_model.transformer_blocks.0.attn.to_q.diff": torch.zeros(1536, 1536)}, diff)
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
+    args = cli_args(MOTIF_REPO, tmp_path / "a.mp4", "--gpus", "2", "--lora", str(diff), "--diffusion-model", str(fp8))
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("which the fp8 transformer file keeps in 8 bits") == 1 and "[rank" not in err, err
+
+
 @pytest.fixture
 def planned(monkeypatch) -> list[tuple[bool, float | None]]:
     """(text_encoder, budget in GiB) of each plan the launcher makes before starting the processes (made as before):

@@ -228,7 +228,8 @@ def _check_loras_before_launch(args: argparse.Namespace) -> None:
         check_loras(specs, quantized_as_asked(sources, args))  # a .diff of a weight --quantize packs: refused
         return
     quantize = getattr(args, "quantize", None)
-    for problem in local_file_problems(args.model, args.gguf, loras=specs, quantize=quantize):  # the LoRAs': one
+    # With the user's weight files: an fp8 --diffusion-model keeps weights a LoRA's full difference cannot change.
+    for problem in local_file_problems(args.model, args.gguf, weights=args.weights, loras=specs, quantize=quantize):
         raise problem
 
 
