@@ -419,6 +419,37 @@ def test_the_gguf_line_says_its_type_and_the_size_of_each_tensor_type(tiny, tmp_
         assert f"{qtype.name} x{len(of_type)} {file_size(sum(t.nbytes for t in of_type))}" in listed, line
 
 
+def test_the_gguf_lines_read_each_file_once(tiny, tmp_path, monkeypatch):
+    # The line of a GGUF read the file's metadata again for the quantizer's version, which the file's read had
+    # already: counted as opens of the file, the check's against a read of the file alone.
+    import builtins
+
+    from motif_lite.checkup import Checkup
+    from motif_lite.checkup.checkpoint import check_gguf, check_text_encoder_gguf
+    from motif_lite.encoders.text_gguf import read_text_encoder_gguf
+    from motif_lite.quantize.cli import main as quantize_main
+    from motif_lite.weights.gguf_file import read_gguf
+
+    root, gguf = tiny
+    te = tmp_path / "te.gguf"
+    assert quantize_main([str(root), "--component", "text_encoder", "-o", str(te), "--quiet"]) == 0
+    opens, real_open = [], builtins.open
+    monkeypatch.setattr(builtins, "open", lambda file, *a, **k: opens.append(str(file)) or real_open(file, *a, **k))
+
+    def opens_of(path: Path, read) -> int:
+        opens.clear()
+        read()
+        return opens.count(str(path))
+
+    report = Checkup()
+    checked = opens_of(gguf, lambda: check_gguf(report, gguf, root, str(root)))
+    assert checked == opens_of(gguf, lambda: read_gguf(gguf)) > 0
+    checked = opens_of(te, lambda: check_text_encoder_gguf(report, str(te), root, str(root)))
+    config = root / "text_encoder" / "config.json"
+    assert checked == opens_of(te, lambda: read_text_encoder_gguf(te, config)) > 0
+    assert not report.problems and sum(f"made by motif-lite {__version__}" in f.message for f in report.findings) == 2
+
+
 def test_a_gguf_checked_alone_is_checked_against_the_config_it_embeds(tiny, tmp_path):
     """`motif-lite check --gguf FILE` without the checkpoint: the file's own line still says all about it."""
     gguf = tiny[1]

@@ -413,7 +413,7 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
             problem = problem.removeprefix(prefix)
         report.problem(value, problem, fix)
         return None
-    recipe = made_as_and_by(found.recipe, found.path)
+    recipe = made_as_and_by(found.recipe, found.quantizer_version)
     compared = root is not None and (root / "text_encoder" / "config.json").is_file()  # as a run compares them
     against = "; its config matches text_encoder/config.json" if compared else ""
     summary = f"text encoder GGUF{recipe}, {len(found.tensors)} tensors: {types_and_sizes(found.tensors)}{against}"
@@ -476,9 +476,9 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> Tr
 def gguf_summary(checkpoint: GGUFCheckpoint) -> str:
     """What a transformer GGUF holds, in one line: the type it was made as, its tensors by type with their sizes
     (what `gguf-dump` would list tensor by tensor), and an architecture label that another tool gave it."""
-    from motif_lite.weights.gguf_file import EXPECTED_ARCH, recorded_type
+    from motif_lite.weights.gguf_file import EXPECTED_ARCH, recorded_type, recorded_version
 
-    made = made_as_and_by(recorded_type(checkpoint.metadata), checkpoint.path)
+    made = made_as_and_by(recorded_type(checkpoint.metadata), recorded_version(checkpoint.metadata))
     tensors = checkpoint.tensors
     line = f"complete GGUF{made}, {len(tensors)} tensors: {types_and_sizes(tensors)}"
     arch = checkpoint.metadata.get("general.architecture")
@@ -488,13 +488,11 @@ def gguf_summary(checkpoint: GGUFCheckpoint) -> str:
     return line
 
 
-def made_as_and_by(made_as: str | None, path: Path) -> str:
+def made_as_and_by(made_as: str | None, version: str | None) -> str:
     """What a GGUF line says of how the file was made: " (Q4_K_M, made by motif-lite 0.1.0)", its type and the
-    motif-lite version whose quantizer wrote it, for a bug report about the file; each left out where the file does
-    not record it (an older file, another tool's), and "" when it records neither."""
-    from motif_lite.weights.gguf_file import quantizer_version
-
-    version = quantizer_version(path)
+    motif-lite `version` whose quantizer wrote it (both from the metadata its read gave), for a bug report about the
+    file; each left out where the file does not record it (an older file, another tool's), and "" when it records
+    neither."""
     said = [made_as] if made_as else []
     said += [f"made by motif-lite {version}"] if version else []
     return f" ({', '.join(said)})" if said else ""

@@ -20,7 +20,7 @@ import copy
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -36,7 +36,13 @@ from motif_lite.encoders.text_config import (
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.json_values import read_json_object
 from motif_lite.units import file_size
-from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, TEXT_ENCODER_ARCH, PackedTensor, read_gguf
+from motif_lite.weights.gguf_file import (
+    QUANTIZE_TYPE_KEY,
+    TEXT_ENCODER_ARCH,
+    PackedTensor,
+    read_gguf,
+    recorded_version,
+)
 from motif_lite.weights.quant_embedding import QuantizedEmbedding
 from motif_lite.weights.quant_linear import quantized_state_dict, replace_linears
 from motif_lite.weights.shapes import check_tensors
@@ -73,6 +79,9 @@ class TextEncoderGGUF:
     config: T5Gemma2EncoderConfig
     tensors: dict[str, PackedTensor]
     recipe: str | None  # QUANTIZE_TYPE_KEY's value, e.g. "Q8_0"
+    # The motif-lite version whose quantizer wrote the file (`recorded_version`); None where it is not recorded, or
+    # for tensors quantized in memory as the checkpoint loads (`packed_text_encoder`)
+    quantizer_version: str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -124,7 +133,8 @@ def read_text_encoder_gguf(path: str | Path, checkpoint_config: Path | None = No
     if checkpoint_config is not None:
         check_against_checkpoint(path, config, checkpoint_config)
     recipe = ckpt.metadata.get(QUANTIZE_TYPE_KEY)
-    return _checked(path, config, ckpt.tensors, recipe if isinstance(recipe, str) else None)
+    checked = _checked(path, config, ckpt.tensors, recipe if isinstance(recipe, str) else None)
+    return replace(checked, quantizer_version=recorded_version(ckpt.metadata))
 
 
 def check_against_checkpoint(path: Path, config: T5Gemma2EncoderConfig, checkpoint_config: Path) -> dict | None:

@@ -358,22 +358,12 @@ def _recorded_type(cur: _Cursor) -> str | None:
     return _file_type_name(file_type)
 
 
-def quantizer_version(path: Path) -> str | None:
-    """The motif-lite version whose quantizer made a GGUF file (`QUANTIZER_VERSION_KEY`), from its metadata alone;
-    None for a file that does not record it (made before it was recorded, or by another tool) and for metadata that
-    cannot be read, whose problem the file's own check names."""
-    try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            cur = _Cursor(buf, path)
-            _check_magic_and_version(cur)
-            cur.u64("the tensor count")
-            for key, vtype in _metadata_entries(cur, cur.u64("the metadata count")):
-                if key == QUANTIZER_VERSION_KEY and vtype == GGUFValueType.STRING:
-                    version = cur.string(key)
-                    return version if _VERSION_SHAPE.fullmatch(version) else None  # not text to print as it is
-    except (OSError, ValueError, CheckpointError):  # ValueError: mmap of an empty file
-        return None
-    return None
+def recorded_version(metadata: dict[str, Any]) -> str | None:
+    """The motif-lite version whose quantizer made a GGUF file (`QUANTIZER_VERSION_KEY`), from a read file's
+    metadata (`read_gguf`'s: the file is not read again); None for a file that does not record it (made before it
+    was recorded, or by another tool), or records something no version looks like (not text to print as it is)."""
+    version = metadata.get(QUANTIZER_VERSION_KEY)
+    return version if isinstance(version, str) and _VERSION_SHAPE.fullmatch(version) else None
 
 
 def recorded_type(metadata: dict[str, Any]) -> str | None:
