@@ -273,6 +273,7 @@ def _float8_weights_given(weights: Mapping[str, str | Path] | None, loras: Seque
     """The linear weights the user's own transformer file (--diffusion-model) keeps in 8 bits, read from its header
     alone (`sizes.float8_linear_weights`), so that a LoRA's full difference of one is refused before the download
     as well as after it; none for a float file, a file not there (its own check names it), or no LoRA to check."""
+
     given = (weights or {}).get("transformer")
     if given is None or not loras or not (path := user_path(given)).is_file():
         return frozenset()

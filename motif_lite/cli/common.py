@@ -95,7 +95,7 @@ def free_output(
 def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist, and to be given once, before
     anything loads."""
-    from motif_lite.paths import quoted
+    from motif_lite.shell_syntax import quoted
     from motif_lite.weights.lora import LoRAError, LoRASpec
     from motif_lite.weights.lora_values import lora_flag, same_file_twice, summed_strength
 
