@@ -246,8 +246,9 @@ def local_file_problems(
     root = at_hand.root if at_hand is not None else None
     problems: list[MotifLiteError] = []
     packed, packed_words = _packed_at_hand(quantized, loras), None if quantized is None else packed_by(quantized)
-    if float8 := _float8_weights_given(weights, loras):  # the user's own fp8 file: linked in after the download
-        packed, packed_words = packed | float8, packed_words if packed else FLOAT8_PACKING
+    float8, float8_words = _float8_weights_given(weights, loras)  # the user's own file: linked in after a download
+    if float8:
+        packed, packed_words = packed | float8, packed_words if packed else float8_words
     checks = [
         lambda: check_loras_at_hand(loras, _known_transformer_config(at_hand, official), packed, packed_words),
         lambda: check_your_shapes(
@@ -269,15 +270,18 @@ def _packed_at_hand(at_hand: ModelSources | None, loras: Sequence[LoRASpec]) -> 
     return frozenset() if at_hand is None or not loras else packed_weight_names(at_hand)
 
 
-def _float8_weights_given(weights: Mapping[str, str | Path] | None, loras: Sequence[LoRASpec]) -> frozenset[str]:
+def _float8_weights_given(
+    weights: Mapping[str, str | Path] | None, loras: Sequence[LoRASpec]
+) -> tuple[frozenset[str], tuple[str, str]]:
     """The linear weights the user's own transformer file (--diffusion-model) keeps in 8 bits, read from its header
     alone (`sizes.float8_linear_weights`), so that a LoRA's full difference of one is refused before the download
-    as well as after it; none for a float file, a file not there (its own check names it), or no LoRA to check."""
+    as well as after it, and what a refusal says packs them (`sizes.FLOAT8_PACKING`); no weights for a float file,
+    a file not there (its own check names it), or no LoRA to check."""
 
     given = (weights or {}).get("transformer")
     if given is None or not loras or not (path := user_path(given)).is_file():
-        return frozenset()
-    return frozenset(float8_linear_weights([path]))
+        return frozenset(), FLOAT8_PACKING
+    return frozenset(float8_linear_weights([path])), FLOAT8_PACKING
 
 
 def _known_transformer_config(at_hand: ModelSources | None, official: bool) -> TransformerConfig | None:
