@@ -277,7 +277,6 @@ def _float8_weights_given(
     alone (`sizes.float8_linear_weights`), so that a LoRA's full difference of one is refused before the download
     as well as after it, and what a refusal says packs them (`sizes.FLOAT8_PACKING`); no weights for a float file,
     a file not there (its own check names it), or no LoRA to check."""
-
     given = (weights or {}).get("transformer")
     if given is None or not loras or not (path := user_path(given)).is_file():
         return frozenset(), FLOAT8_PACKING
