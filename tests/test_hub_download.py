@@ -1452,16 +1452,22 @@ def test_a_wrong_lora_file_is_said_before_the_checkpoint_downloads(empty_cache_r
     assert "downloading" in err and [repo for repo, _ in fake_hub.downloads] == [MOTIF_REPO]
 
 
+def full_difference_lora(tmp_path: Path) -> Path:
+    """A LoRA file holding a full difference (`.diff`) of the first block's to_q weight, which every packed format
+    (a GGUF variant, --quantize, an fp8 file) keeps packed."""
+    import torch
+
+    layer = "diffusion_model.transformer_blocks.0.attn.to_q"
+    return lora_file(tmp_path / "diff.safetensors", {f"{layer}.diff": torch.zeros(1536, 1536, dtype=torch.float16)})
+
+
 def test_a_full_difference_of_a_weight_the_gguf_packs_is_refused_before_the_download(
     empty_cache_run, fake_hub, tmp_path
 ):
     # The LoRA check before a download read the files against a float model of the config, so a `.diff` of a
     # weight the Q4_K_M file holds quantized passed it: the refusal came after the download, as the run loaded.
     # The recipe's (or a GGUF file's) tensor table says which weights load packed without a byte of them.
-    import torch
-
-    layer = "diffusion_model.transformer_blocks.0.attn.to_q"
-    diff = lora_file(tmp_path / "diff.safetensors", {f"{layer}.diff": torch.zeros(1536, 1536, dtype=torch.float16)})
+    diff = full_difference_lora(tmp_path)
     code, err = empty_cache_run("--gguf", "Q4_K_M", "--lora", str(diff))
     # judged by our quantizer's recipe for the variant, and said so: the official file is not here to read
     said = "which a Q4_K_M GGUF holds quantized: our quantizer's Q4_K_M recipe packs it (the official file is not"
@@ -1477,10 +1483,7 @@ def test_a_full_difference_of_a_weight_quantize_packs_is_refused_before_the_down
     # --quantize packs the weights as its recipe says, as a GGUF variant not at hand does: the check at hand knew the
     # variant's packed names but read the LoRA against float weights for --quantize, so the refusal of a `.diff` of
     # a packed weight came once the checkpoint had downloaded.
-    import torch
-
-    layer = "diffusion_model.transformer_blocks.0.attn.to_q"
-    diff = lora_file(tmp_path / "diff.safetensors", {f"{layer}.diff": torch.zeros(1536, 1536, dtype=torch.float16)})
+    diff = full_difference_lora(tmp_path)
     code, err = empty_cache_run("--quantize", "Q4_K", "--lora", str(diff))
     said = "which --quantize Q4_K_M packs as it loads: a full difference applies to plain tensors only; leave out"
     assert code == cli.EXIT_USER_ERROR and said + " --quantize" in err, err
@@ -1493,12 +1496,10 @@ def test_a_full_difference_of_a_weight_an_fp8_diffusion_model_keeps_is_refused_b
     # The check before the download read the LoRA against the checkpoint at hand, leaving out the user's own
     # --diffusion-model: a `.diff` of a weight an fp8 file keeps in 8 bits was refused once the checkpoint had
     # downloaded. Its header alone says which weights it keeps so.
-    import torch
     from fp8_files import official_transformer_file
 
     fp8 = official_transformer_file(tmp_path / "motif_fp8_e4m3fn.safetensors", float8=True)
-    layer = "transformer_blocks.0.attn.to_q"
-    diff = lora_file(tmp_path / "diff.safetensors", {f"diffusion_model.{layer}.diff": torch.zeros(1536, 1536)})
+    diff = full_difference_lora(tmp_path)
     code, err = empty_cache_run("--diffusion-model", str(fp8), "--lora", str(diff))
     said = "which the fp8 transformer file keeps in 8 bits: a full difference applies to plain tensors only; use a bf16"
     assert code == cli.EXIT_USER_ERROR and said in err, err
