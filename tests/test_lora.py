@@ -628,6 +628,33 @@ def test_one_lora_file_given_twice_is_refused_before_anything_loads(tmp_path, mo
     assert "give one --lora with the summed strength: --lora a.safetensors:1.5" in err and "Traceback" not in err
 
 
+def test_two_lora_files_are_told_apart_where_the_file_system_numbers_no_file(tmp_path, monkeypatch):
+    # Windows gives st_ino 0 on file systems without file numbers (some network shares, RAM disks): taken as the
+    # file's identity, every two LoRAs there were "the same file", refused with a --lora that dropped one of them.
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    for folder in ("x", "y"):
+        Path(folder).mkdir()
+        Path(folder, "a.safetensors").write_bytes(b"a LoRA")
+    Path("x/hard.safetensors").hardlink_to("x/a.safetensors")
+    assert lora_args(["x/hard.safetensors", "y/a.safetensors"])  # told apart by their numbers: different files
+    with pytest.raises(LoRAError, match="name the same file"):
+        lora_args(["x/a.safetensors", "x/hard.safetensors"])  # a hard link: one number
+    real_stat = os.stat
+
+    def unnumbered(path, *args, **kwargs):
+        stat = real_stat(path, *args, **kwargs)
+        return os.stat_result((stat.st_mode, 0, *stat[2:]))
+
+    monkeypatch.setattr(os, "stat", unnumbered)
+    assert lora_args(["x/a.safetensors:0.5", "y/a.safetensors"]) == [
+        (Path("x/a.safetensors"), 0.5), (Path("y/a.safetensors"), 1.0)
+    ]  # fmt: skip
+    with pytest.raises(LoRAError, match=r"summed strength: --lora x/a\.safetensors:1\.5"):
+        lora_args(["x/a.safetensors:0.5", "./x/a.safetensors"])  # one path, two spellings: still one file
+
+
 def test_a_lora_named_tilde_here_is_not_the_home_folder(tmp_path, monkeypatch):
     # `./~` names a file called ~ in the working folder; only a path that starts with `~` is the home folder, as a
     # shell reads it. pathlib drops the `./`, so the `~` left over was read as the home folder (its one LoRA).

@@ -49,14 +49,16 @@ def same_file_twice(files: Sequence[Path]) -> tuple[int, int] | None:
     """The positions of the first two of `files` that are one file on disk, however each is spelled
     (`a.safetensors` and `./a.safetensors`, an absolute path, a symbolic or a hard link); None when each is another
     file. Applied twice, a LoRA would act at the sum of its strengths without a word, so its callers refuse it. A
-    file that cannot be looked at (removed meanwhile) is compared by its resolved path."""
+    file that cannot be looked at (removed meanwhile), or whose file system gives it no number (st_ino 0: Windows
+    on some network shares and RAM disks, where every file would look like every other), is compared by its
+    resolved path."""
     seen: dict[object, int] = {}
     for position, file in enumerate(files):
         try:
             stat = os.stat(file)
-            identity: object = (stat.st_dev, stat.st_ino)
         except OSError:
-            identity = Path(file).resolve()
+            stat = None
+        identity: object = (stat.st_dev, stat.st_ino) if stat is not None and stat.st_ino else Path(file).resolve()
         if identity in seen:
             return seen[identity], position
         seen[identity] = position
