@@ -206,18 +206,20 @@ def file_url_path(given: str) -> str | None:
     return urllib.parse.unquote(urllib.parse.urlparse(given).path)
 
 
-def url_fix(given: str, flag: str, default_name: str) -> str | None:
-    """What to do with a URL given as a local file to `flag` (-i, --extend): the command that downloads it, or for a
-    file:// URL its path; None when `given` is no URL."""
+def url_fix(given: str, flag: str, default_name: str, after_name: str = "") -> str | None:
+    """What to do with a URL given as a local file to `flag` (-i, --extend, --lora): the command that downloads it,
+    or for a file:// URL its path, each given to `flag` with `after_name` (--lora's `:0.8`); None when `given` is no
+    URL."""
     if not is_url(given):
         return None
     if (local := file_url_path(given)) is not None:
-        return f"give its path, {flag} {quoted(local)}"
+        return f"give its path, {flag} {quoted(local + after_name)}"
     # The name is made from the URL, not a path the user gave: a URL's last part `~` is a file name, never a home.
     name = Path(given.split("?")[0].rstrip("/")).name or default_name
     # Quoted, a `~` is still expanded by motif-lite itself (`user_path`): `./` in front keeps it a file here.
-    name = quoted(f"./{name}" if name.startswith("~") else name)
-    return f"download it first, e.g. curl -L -o {name} {quoted(given)}, then give {flag} {name}"
+    name = f"./{name}" if name.startswith("~") else name
+    then = f"then give {flag} {quoted(name + after_name)}"
+    return f"download it first, e.g. curl -L -o {quoted(name)} {quoted(given)}, {then}"
 
 
 def file_in_the_way(folder: Path) -> Path | None:

@@ -655,6 +655,27 @@ def test_two_lora_files_are_told_apart_where_the_file_system_numbers_no_file(tmp
         lora_args(["x/a.safetensors:0.5", "./x/a.safetensors"])  # one path, two spellings: still one file
 
 
+def test_a_lora_given_as_a_url_is_told_how_to_download_it(tmp_path, monkeypatch, capsys):
+    # It was "LoRA file not found: https:/huggingface.co/..." (the URL looked up as a file, its // made one /).
+    monkeypatch.chdir(tmp_path)
+    url = "https://huggingface.co/user/styles/resolve/main/style.safetensors"
+    with pytest.raises(LoRAError) as refused:
+        lora_args([f"{url}:0.8"])
+    assert str(refused.value) == (
+        f"--lora {url}:0.8 is a URL; --lora takes a LoRA file on this machine: download it first, e.g. curl -L -o "
+        f"style.safetensors {url}, then give --lora style.safetensors:0.8"
+    )
+    Path("style.safetensors").write_bytes(b"a LoRA")  # as curl would leave it: the suggested --lora is taken
+    assert lora_args([str(refused.value).rpartition("--lora ")[2]]) == [(Path("style.safetensors"), 0.8)]
+    file_url = f"file://{tmp_path / 'style.safetensors'}"  # pasted from a browser: its path is the fix
+    with pytest.raises(LoRAError) as refused:
+        lora_args([file_url])
+    suggested = str(refused.value).rpartition("give its path, --lora ")[2]
+    assert lora_args([suggested]) == [(tmp_path / "style.safetensors", 1.0)]
+    assert cli_main(["run", "-p", PROMPT, "--device", "cpu", "--lora", url]) == 2  # a run says it before anything
+    assert f"error: --lora {url} is a URL; --lora takes a LoRA file" in capsys.readouterr().err
+
+
 def test_a_lora_named_tilde_here_is_not_the_home_folder(tmp_path, monkeypatch):
     # `./~` names a file called ~ in the working folder; only a path that starts with `~` is the home folder, as a
     # shell reads it. pathlib drops the `./`, so the `~` left over was read as the home folder (its one LoRA).

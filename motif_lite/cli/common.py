@@ -100,9 +100,9 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     from motif_lite.weights.lora_values import lora_flag, same_file_twice, summed_strength
 
     specs = [LoRASpec.parse(value) for value in values]
-    for spec in specs:
+    for value, spec in zip(values, specs, strict=True):
         if not spec.path.is_file():
-            raise LoRAError(f"LoRA file not found: {spec.path}")
+            raise LoRAError(_web_address_fix(value) or f"LoRA file not found: {spec.path}")
     if (twice := same_file_twice([spec.path for spec in specs])) is not None:
         first, second = (specs[i] for i in twice)
         once = lora_flag(first.path, summed_strength(first.strength, second.strength))
@@ -112,6 +112,19 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
             f"--lora {quoted(once)}"
         )
     return [(spec.path, spec.strength) for spec in specs]
+
+
+def _web_address_fix(value: str) -> str | None:
+    """What to do with a --lora value that is a URL (a Hub or Civitai page's link), which was looked up as a file
+    named "https:/..." and reported missing: the command that downloads it; None for anything else."""
+    from motif_lite.paths import url_fix
+    from motif_lite.weights.lora_values import split_strength
+
+    file, strength = split_strength(value)
+    url, strength = (file, value[len(file) :]) if strength is not None else (value, "")
+    if (fix := url_fix(url, "--lora", "lora.safetensors", strength)) is None:
+        return None
+    return f"--lora {value} is a URL; --lora takes a LoRA file on this machine: {fix}"
 
 
 def lora_specs_from_flags(args: argparse.Namespace) -> list[LoRASpec]:
