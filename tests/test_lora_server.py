@@ -3,6 +3,7 @@ refusal of a missing name list."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from safetensors.torch import save_file
 from torch import zeros
 
 from motif_lite.server.loras import available_loras, lora_files
-from motif_lite.server.schema import ApiError
+from motif_lite.server.schema import MAX_STRENGTH, ApiError, parse_loras
 
 
 def _lora(path: Path) -> Path:
@@ -54,3 +55,21 @@ def test_two_names_of_one_file_in_the_folder_are_refused(tmp_path):
     with pytest.raises(ApiError) as refused:
         lora_files([("style.safetensors", 0.5), ("style-v2.safetensors", 0.3)], folder)
     assert refused.value.message == said
+
+
+def test_two_names_of_one_file_past_the_strength_limit_together_are_not_told_to_send_the_sum(tmp_path):
+    # At 6 + 6 the refusal offered {"name": ..., "strength": 12}, which the server then refused for its strength.
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    _lora(folder / "style.safetensors")
+    (folder / "style-v2.safetensors").symlink_to("style.safetensors")
+    with pytest.raises(ApiError) as refused:
+        lora_files([("style.safetensors", 6.0), ("style-v2.safetensors", -1.5)], folder)
+    offered = json.loads(refused.value.message.rpartition("summed strength, ")[2])
+    assert parse_loras([offered], False) == [("style.safetensors", 4.5)]  # an object the server takes
+    with pytest.raises(ApiError) as refused:
+        lora_files([("style.safetensors", 6.0), ("style-v2.safetensors", 6.0)], folder)
+    assert refused.value.message.endswith(
+        f"(at 6 + 6): name it once, at a strength from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g} (the sum, 12, is past it)"
+    )
+    assert "summed strength" not in refused.value.message

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from motif_lite.io.file_kinds import has_extension
 from motif_lite.log_filters import quiet_warnings
-from motif_lite.server.schema import ApiError
+from motif_lite.server.schema import MAX_STRENGTH, ApiError
 from motif_lite.weights.lora_values import same_file_twice, summed_strength
 
 if TYPE_CHECKING:
@@ -51,10 +51,15 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
         files.append((path, strength))
     if (twice := same_file_twice([path for path, _ in files])) is not None:  # two names, one file: a link in it
         (first, one), (second, other) = (loras[i] for i in twice)
-        once = json.dumps({"name": first, "strength": summed_strength(one, other)})
+        total = summed_strength(one, other)
+        if abs(total) <= MAX_STRENGTH:
+            advice = f"name it once with the summed strength, {json.dumps({'name': first, 'strength': total})}"
+        else:  # the object with the sum would be refused for its strength
+            bounds = f"-{MAX_STRENGTH:g} to {MAX_STRENGTH:g}"
+            advice = f"name it once, at a strength from {bounds} (the sum, {total:g}, is past it)"
         _refuse(
             f"{first!r} and {second!r} are the same file of this server's LoRA folder (one links to the other), "
-            f"which would apply twice (at {one:g} + {other:g}): name it once with the summed strength, {once}"
+            f"which would apply twice (at {one:g} + {other:g}): {advice}"
         )
     return files
 
