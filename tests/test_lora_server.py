@@ -42,15 +42,16 @@ def test_only_safetensors_files_are_listed_as_loras(tmp_path):
 
 def test_two_names_of_one_file_in_the_folder_are_refused(tmp_path):
     # Two names of one file (a link beside it) passed the check of names sent twice, and the file applied twice, at
-    # the sum of the strengths.
+    # the sum of the strengths. The message said "one links to the other", untrue of `Style.safetensors` and
+    # `style.safetensors` on a folder that ignores case (macOS, Windows), which are the same file too.
     folder = tmp_path / "loras"
     folder.mkdir()
     _lora(folder / "style.safetensors")
     (folder / "style-v2.safetensors").symlink_to("style.safetensors")
     said = (
-        "'style.safetensors' and 'style-v2.safetensors' are the same file of this server's LoRA folder (one links to "
-        'the other), which would apply twice (at 0.5 + 0.3): name it once with the summed strength, {"name": '
-        '"style.safetensors", "strength": 0.8}'
+        "'style.safetensors' and 'style-v2.safetensors' are the same file of this server's LoRA folder (a link, or "
+        "one name in other capitals where the folder ignores case), which would apply twice (at 0.5 + 0.3): name it "
+        'once with the summed strength, {"name": "style.safetensors", "strength": 0.8}'
     )
     with pytest.raises(ApiError) as refused:
         lora_files([("style.safetensors", 0.5), ("style-v2.safetensors", 0.3)], folder)

@@ -58,8 +58,8 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
             bounds = f"-{MAX_STRENGTH:g} to {MAX_STRENGTH:g}"
             advice = f"name it once, at a strength from {bounds} (the sum, {total:g}, is past it)"
         _refuse(
-            f"{first!r} and {second!r} are the same file of this server's LoRA folder (one links to the other), "
-            f"which would apply twice (at {one:g} + {other:g}): {advice}"
+            f"{first!r} and {second!r} are the same file of this server's LoRA folder (a link, or one name in other "
+            f"capitals where the folder ignores case), which would apply twice (at {one:g} + {other:g}): {advice}"
         )
     return files
 
