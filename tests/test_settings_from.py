@@ -304,18 +304,26 @@ def test_a_file_from_before_the_model_was_stored_says_so(checkpoint, made, tmp_p
     assert "did not store its model" not in err  # a file that stores it: notes only where they differ
 
 
+STORED_LORAS = ["a.safetensors:0.5", "b.safetensors:1"]
+
+
 @pytest.mark.parametrize(
-    ("given", "noted"),
+    ("given", "stored", "noted"),
     [
-        (["b.safetensors:1", "a.safetensors:0.5"], False),  # another order: the same sum of changes
-        (["a.safetensors:0.25", "b.safetensors", "a.safetensors:0.25"], False),  # a file twice: its strengths add
-        (["a.safetensors:0.5"], True),
-        (["a.safetensors:0.5", "b.safetensors:0.9"], True),
+        (["b.safetensors:1", "a.safetensors:0.5"], STORED_LORAS, False),  # another order: the same sum of changes
+        # a video made when a file could be given twice (its strengths added; now refused): once at the sum matches
+        (
+            ["a.safetensors:0.5", "b.safetensors"],
+            ["a.safetensors:0.25", "b.safetensors:1", "a.safetensors:0.25"],
+            False,
+        ),
+        (["a.safetensors:0.5"], STORED_LORAS, True),
+        (["a.safetensors:0.5", "b.safetensors:0.9"], STORED_LORAS, True),
     ],
     ids=["order", "twice", "one-missing", "other-strength"],
 )
 def test_loras_are_compared_by_each_files_total_strength(checkpoint, made, tmp_path, capsys, no_weights, given,
-                                                         noted):  # fmt: skip
+                                                         stored, noted):  # fmt: skip
     # Before: the lists were compared as they were written, so the same LoRAs in another order, or a file given
     # twice against once at the sum, were told "its video differs" (LoRAs merge by adding their changes).
     from safetensors.torch import save_file
@@ -325,8 +333,7 @@ def test_loras_are_compared_by_each_files_total_strength(checkpoint, made, tmp_p
         tensors = {f"{module}.lora_A.weight": torch.randn(2, 64), f"{module}.lora_B.weight": torch.randn(64, 2)}
         save_file(tensors, tmp_path / f"{name}.safetensors")
     values = read_settings(made).values
-    stored = {**values, "model": {**values["model"], "lora": ["a.safetensors:0.5", "b.safetensors:1"]}}
-    other = written(tmp_path, stored)
+    other = written(tmp_path, {**values, "model": {**values["model"], "lora": stored}})
     loras = [arg for lora in given for arg in ("--lora", str(tmp_path / lora))]
     code, _, err = run_cli(capsys, "-m", str(checkpoint), *FP32, *loras, "--settings-from", str(other), "--dry-run")
     assert code == 0, err
