@@ -1608,7 +1608,9 @@ def test_a_job_queued_before_a_restart_that_no_longer_fits_fails_as_it_starts(pi
 
 
 def test_previews_while_denoising(server):
-    video = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG, "steps": 40})[1]
+    # 1000 steps (LONG): 40 took 0.4 s on an idle machine, and the preview, kept only while the job denoises, was gone
+    # before a look every 0.2 s saw it
+    video = server.request("POST", "/v1/videos", {"prompt": PROMPT, **LONG})[1]
     code, error, _ = server.request("GET", f"/v1/videos/{video['id']}/content?variant=preview")
     assert code == 404 and error["error"]["code"] == "preview_not_ready"  # queued: nothing to show yet
 
@@ -1616,7 +1618,7 @@ def test_previews_while_denoising(server):
         code, data, headers = server.request("GET", f"/v1/videos/{video['id']}/content?variant=preview")
         return code == 200 and (data, headers)
 
-    data, headers = wait_for(preview, 120, "a preview", interval=0.2)  # after 10 of the 40 steps
+    data, headers = wait_for(preview, 120, "a preview", interval=0.2)  # after 250 of the 1000 steps
     assert headers["content-type"] == "image/webp" and headers["cache-control"] == "no-store"
     image = PIL.Image.open(io.BytesIO(data))
     assert (image.size, image.n_frames) == ((12, 8), 2)  # 2x the 6x4 latents, one frame per latent frame
