@@ -936,6 +936,23 @@ def test_json_with_a_charset_or_in_capitals_is_read_as_json_not_415(server):
     assert server.request("GET", "/v1/videos")[1]["data"] == []
 
 
+def test_a_structured_syntax_json_type_is_read_as_json_not_415(server):
+    # RFC 6839: a `+json` media type's body is JSON text; clients that label theirs so (a JSON:API or merge-patch
+    # library) got a 415 saying to send application/json, though their body was JSON.
+    body = json.dumps({"prompt": PROMPT, "stepz": 2}).encode()
+    for content_type in (
+        "application/merge-patch+json",
+        "application/vnd.api+json; charset=utf-8",
+        "Application/X+JSON",
+    ):
+        code, error, _ = server.request("POST", "/v1/videos", body, {"Content-Type": content_type})
+        assert code == 400 and error["error"]["message"].startswith("unknown parameter 'stepz'"), (content_type, error)
+    for content_type in ("application/+json", "text/x+json", "application/jsonx"):  # no subtype, not application's
+        code, error, _ = server.request("POST", "/v1/videos", body, {"Content-Type": content_type})
+        assert code == 415 and error["error"]["message"].endswith(f"not {content_type}"), (content_type, error)
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
 def test_a_video_to_extend_sent_as_a_file_and_as_a_field_is_said_twice(server):
     # The file replaced the field (a finished video's id) without a word: which video was meant is the client's.
     for key in ("extend", "video"):

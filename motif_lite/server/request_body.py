@@ -34,7 +34,7 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
         raise ApiError(415, "the body looks like JSON: send it with Content-Type: application/json (fetch sends a "
                        "string body as text/plain unless its headers say otherwise)", None,
                        "invalid_value")  # fmt: skip
-    if content_type not in ("application/json", ""):
+    if content_type and not _is_json(content_type):
         raise ApiError(415, f"send application/json or multipart/form-data, not {content_type}", None,
                        "invalid_value")  # fmt: skip
     raw = await request.body()
@@ -111,6 +111,13 @@ async def _read_form(request: Request) -> FormData:
             raise ApiError(400, f"{exc.detail} Send one image, as input_reference", "input_reference",
                            "invalid_value") from exc  # fmt: skip
         raise ApiError(400, f"the form could not be read: {exc.detail}", None, "invalid_value") from exc
+
+
+def _is_json(content_type: str) -> bool:
+    """Whether a media type (lower case, without parameters) is JSON: application/json, or a structured-syntax type
+    of JSON (RFC 6839: `application/merge-patch+json`, `application/vnd.api+json`), which is JSON text too."""
+    kind, _, subtype = content_type.partition("/")
+    return kind == "application" and (subtype == "json" or (subtype.endswith("+json") and subtype != "+json"))
 
 
 def _looks_like_json(keys) -> bool:
