@@ -45,18 +45,22 @@ def quoted(text: str | os.PathLike) -> str:
     as `posix_quoted` quotes it on POSIX. On Windows in double quotes, which cmd and PowerShell both take (cmd keeps
     single quotes as part of the name: `'C:\\Users\\John Smith\\fox.mp4'` named no file there); text holding a `$`,
     a backtick or a double quote, which PowerShell would read inside double quotes, goes in PowerShell's single
-    quotes, as no quoting passes it whole in both shells. A backslash that ends text in double quotes is doubled."""
+    quotes, as no quoting passes it whole in both shells. A backslash that ends text in double quotes is doubled,
+    and in single quotes where the text holds white space."""
     text = os.fspath(text)
     if not on_windows():
         return posix_quoted(text)
     if _PLAIN.fullmatch(text):
         return text
-    if _POWERSHELL_IN_DOUBLE_QUOTES.search(text):
-        return _single_quoted(text)
     # Backslashes before the closing quote are doubled: a program started from cmd (or from Windows PowerShell 5.1,
     # which passes the quotes on) reads `"D:\my models\"` as `D:\my models"` and the words after it, one argument.
     # Doubled, the runtime reads each pair as one; PowerShell 7 passes the value as typed, the same folder with two.
     trailing = text[len(text.rstrip("\\")) :]
+    if _POWERSHELL_IN_DOUBLE_QUOTES.search(text):
+        # In single quotes too where there is white space: Windows PowerShell 5.1 passes such a value to a program in
+        # double quotes of its own, a backslash before the closing one as it is (`'D:\$work\my models\'` went as
+        # `"D:\$work\my models\"`); a value without white space goes bare, read as typed.
+        return _single_quoted(text + trailing if re.search(r"\s", text) else text)
     return f'"{text}{trailing}"'
 
 

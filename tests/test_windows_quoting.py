@@ -89,6 +89,27 @@ def powershell_arguments(line: str) -> list[str]:
     return words
 
 
+def windows_powershell_arguments(line: str) -> list[str]:
+    """The arguments a program started from Windows PowerShell 5.1 (still Windows 10's and 11's own) gets for the
+    command-line text `line`: PowerShell parses it as `powershell_arguments` does, then writes each argument on the
+    program's command line as it is, in double quotes it adds itself where it holds white space outside double
+    quotes of its own, with nothing escaped (PowerShell 7.3 escapes a quote inside and a backslash before the closing
+    one for the C runtime); an empty argument is left out. The C runtime splits that line as `cmd_arguments` does."""
+
+    def needs_quotes(argument: str) -> bool:
+        quotes, after_backslash = 0, False
+        for char in argument:
+            if char == '"' and not after_backslash:
+                quotes += 1
+            elif char.isspace() and quotes % 2 == 0:
+                return True
+            after_backslash = char == "\\"
+        return False
+
+    passed = [f'"{word}"' if needs_quotes(word) else word for word in powershell_arguments(line) if word]
+    return cmd_arguments(" ".join(passed))
+
+
 def on_windows(monkeypatch: pytest.MonkeyPatch, make: Callable[[], str]) -> str:
     """What `make` says with `sys.platform` "win32", undone before any assert."""
     with monkeypatch.context() as patch:
@@ -123,7 +144,16 @@ def test_an_argument_pastes_whole_into_cmd_and_powershell(text, monkeypatch):
     pasted = on_windows(monkeypatch, lambda: quoted(text))
     assert cmd_arguments(pasted) == [text]
     assert powershell_arguments(pasted) == [text]
+    # Windows PowerShell 5.1 leaves an empty argument out, however it is quoted (`'""'` would pass it there, and
+    # PowerShell 7.3 passes its two quotes): the one form of the list it cannot pass.
+    assert windows_powershell_arguments(pasted) == ([text] if text else [])
     assert not pasted.startswith("'")  # cmd's way too: its single quote is part of the name
+
+
+def test_an_empty_argument_passes_from_windows_powershell_as_the_docs_say():
+    # docs/usage.md, "On Windows": `-n ""` loses its empty argument there, `-n '""'` passes it.
+    assert windows_powershell_arguments('-n ""') == ["-n"]
+    assert windows_powershell_arguments("""-n '""'""") == ["-n", ""]
 
 
 @pytest.mark.parametrize(
@@ -140,16 +170,31 @@ def test_what_powershell_expands_in_double_quotes_goes_in_its_single_quotes(text
     # No quoting passes these whole in both shells: PowerShell's terminal is Windows' default, so its form is given.
     pasted = on_windows(monkeypatch, lambda: quoted(text))
     assert powershell_arguments(pasted) == [text]
+    if '"' not in text:  # Windows PowerShell 5.1 drops a double quote inside an argument (docs/usage.md says so)
+        assert windows_powershell_arguments(pasted) == [text]
 
 
-@pytest.mark.parametrize("text", ["D:\\my models\\", "C:\\Program Files\\AI\\\\", "\\\\nas\\my share\\"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "D:\\my models\\",
+        "C:\\Program Files\\AI\\\\",
+        "\\\\nas\\my share\\",
+        "D:\\$work\\my models\\",  # in PowerShell's single quotes, for the `$`
+        "C:\\`draft` renders\\",
+        "C:\\$work\\",
+    ],
+)
 def test_a_folder_ending_in_a_backslash_stays_one_argument_before_the_next_word(text, monkeypatch):
     # `"D:\my models\"` was read by the C runtime as `D:\my models"` and the words after it, one argument: from cmd,
-    # and from Windows PowerShell 5.1, which passes a value with a space on in double quotes as it is.
+    # and from Windows PowerShell 5.1, which passes a value with a space on in double quotes as it is (a value it
+    # had in single quotes too: `'D:\$work\my models\'` went as `"D:\$work\my models\"`).
     pasted = on_windows(monkeypatch, lambda: quoted(text))
-    assert cmd_arguments(f"motif-lite check -m {pasted} -p fox") == ["motif-lite", "check", "-m", text, "-p", "fox"]
+    line, words = f"motif-lite check -m {pasted} -p fox", ["motif-lite", "check", "-m", text, "-p", "fox"]
+    if not pasted.startswith("'"):  # PowerShell's single quotes are for PowerShell alone
+        assert cmd_arguments(line) == words
+    assert windows_powershell_arguments(line) == words
     (value,) = powershell_arguments(pasted)
-    assert cmd_arguments(f'"{value}" -p fox') == [text, "-p", "fox"]  # Windows PowerShell 5.1's command line
     assert ntpath.normpath(value) == ntpath.normpath(text)  # PowerShell 7 passes the value as typed: the same folder
 
 
