@@ -18,6 +18,10 @@ _PLAIN = re.compile(r"[\w%+=:./\\-][\w@%+=:./\\-]*")
 # What PowerShell reads inside double quotes: a variable, an escape, the string's end (it takes curly double quotes
 # for straight ones).
 _POWERSHELL_IN_DOUBLE_QUOTES = re.compile('[$`"\u201c\u201d\u201e]')
+# What cmd expands in a typed line, inside double quotes too: `%NAME%` (or `%NAME:~0,5%`), where NAME is a variable
+# (the value it has in the window the hint is pasted into, unknown here). Inside quotes cmd has no escape for it (a
+# `^` there is kept as typed). A name starts with a letter or `_`: `50% off, 20% more` and `out_%03d.png` hold none.
+_CMD_VARIABLE = re.compile(r"%[A-Za-z_][^%\s]*%")
 # The characters PowerShell ends a single-quoted string at: the straight quote, and the curly ones it takes for it
 # (U+2018 to U+201B: a typographic apostrophe, U+2019, is one).
 _POWERSHELL_SINGLE_QUOTE = re.compile("['\u2018\u2019\u201a\u201b]")
@@ -44,19 +48,20 @@ def quoted(text: str | os.PathLike) -> str:
     """`text` (a path, a prompt) as one argument of a command a message suggests, for the shell it is pasted into:
     as `posix_quoted` quotes it on POSIX. On Windows in double quotes, which cmd and PowerShell both take (cmd keeps
     single quotes as part of the name: `'C:\\Users\\John Smith\\fox.mp4'` named no file there); text holding a `$`,
-    a backtick or a double quote, which PowerShell would read inside double quotes, goes in PowerShell's single
-    quotes, as no quoting passes it whole in both shells. A backslash that ends text in double quotes is doubled,
-    and in single quotes where the text holds white space."""
+    a backtick or a double quote, which PowerShell would read inside double quotes, or a `%NAME%`, which cmd would
+    expand inside them, goes in PowerShell's single quotes, as no quoting passes it whole in both shells. A backslash
+    that ends text in double quotes is doubled, and in single quotes where the text holds white space."""
     text = os.fspath(text)
     if not on_windows():
         return posix_quoted(text)
-    if _PLAIN.fullmatch(text):
+    cmd_expands = _CMD_VARIABLE.search(text)
+    if _PLAIN.fullmatch(text) and not cmd_expands:
         return text
     # Backslashes before the closing quote are doubled: a program started from cmd (or from Windows PowerShell 5.1,
     # which passes the quotes on) reads `"D:\my models\"` as `D:\my models"` and the words after it, one argument.
     # Doubled, the runtime reads each pair as one; PowerShell 7 passes the value as typed, the same folder with two.
     trailing = text[len(text.rstrip("\\")) :]
-    if _POWERSHELL_IN_DOUBLE_QUOTES.search(text):
+    if _POWERSHELL_IN_DOUBLE_QUOTES.search(text) or cmd_expands:
         # In single quotes too where there is white space: Windows PowerShell 5.1 passes such a value to a program in
         # double quotes of its own, a backslash before the closing one as it is (`'D:\$work\my models\'` went as
         # `"D:\$work\my models\"`); a value without white space goes bare, read as typed.

@@ -19,11 +19,33 @@ import pytest
 from motif_lite.errors import MotifLiteError
 from motif_lite.shell_syntax import posix_quoted, quoted
 
+# The variables of the cmd window a hint is pasted into (its names are case-insensitive).
+CMD_VARIABLES = {"USERPROFILE": r"C:\Users\you", "TEMP": r"C:\Users\you\AppData\Local\Temp", "DATE": "Mon 12/07/2026"}
+
+
+def cmd_expanded(line: str) -> str:
+    """What cmd makes of a typed line before it runs it: `%NAME%` where NAME is a variable is its value, in double
+    quotes as well as outside them; an undefined one stays as typed, and the scan goes on after its first `%`."""
+    expanded, i = "", 0
+    while i < len(line):
+        end = line.find("%", i + 1) if line[i] == "%" else -1
+        if end > i and line[i + 1 : end].upper() in CMD_VARIABLES:
+            expanded, i = expanded + CMD_VARIABLES[line[i + 1 : end].upper()], end + 1
+        else:
+            expanded, i = expanded + line[i], i + 1
+    return expanded
+
 
 def cmd_arguments(line: str) -> list[str]:
-    """The arguments a program started from cmd gets for the command-line text `line`: cmd hands the text over as
-    typed, and the C runtime's rules split it (CommandLineToArgvW): at spaces outside double quotes; a double quote
-    opens or closes a quoted part; backslashes are plain unless they stand before a double quote."""
+    """The arguments a program started from cmd gets for the command-line text `line`: cmd hands the text over with
+    its variables expanded (`cmd_expanded`), which the C runtime splits."""
+    return c_runtime_arguments(cmd_expanded(line))
+
+
+def c_runtime_arguments(line: str) -> list[str]:
+    """The arguments a program gets for its command line `line`, split by the C runtime's rules
+    (CommandLineToArgvW): at spaces outside double quotes; a double quote opens or closes a quoted part; backslashes
+    are plain unless they stand before a double quote."""
     words: list[str] = []
     word, in_quotes, started, i = "", False, False, 0
     while i < len(line):
@@ -94,7 +116,7 @@ def windows_powershell_arguments(line: str) -> list[str]:
     command-line text `line`: PowerShell parses it as `powershell_arguments` does, then writes each argument on the
     program's command line as it is, in double quotes it adds itself where it holds white space outside double
     quotes of its own, with nothing escaped (PowerShell 7.3 escapes a quote inside and a backslash before the closing
-    one for the C runtime); an empty argument is left out. The C runtime splits that line as `cmd_arguments` does."""
+    one for the C runtime); an empty argument is left out. The C runtime splits that line."""
 
     def needs_quotes(argument: str) -> bool:
         quotes, after_backslash = 0, False
@@ -107,7 +129,7 @@ def windows_powershell_arguments(line: str) -> list[str]:
         return False
 
     passed = [f'"{word}"' if needs_quotes(word) else word for word in powershell_arguments(line) if word]
-    return cmd_arguments(" ".join(passed))
+    return c_runtime_arguments(" ".join(passed))
 
 
 def on_windows(monkeypatch: pytest.MonkeyPatch, make: Callable[[], str]) -> str:
@@ -137,6 +159,8 @@ def said(make: Callable[[], object]) -> str:
         "@fox.mp4",  # and an `@` that starts a word, splatting
         "fox & hound.mp4",
         "50%.mp4",
+        "50% off, 20% more",  # no variable's name between the two: cmd keeps them
+        "out_%03d_%02d.png",
         "",
     ],
 )
@@ -172,6 +196,19 @@ def test_what_powershell_expands_in_double_quotes_goes_in_its_single_quotes(text
     assert powershell_arguments(pasted) == [text]
     if '"' not in text:  # Windows PowerShell 5.1 drops a double quote inside an argument (docs/usage.md says so)
         assert windows_powershell_arguments(pasted) == [text]
+
+
+@pytest.mark.parametrize(
+    "text", [r"%USERPROFILE%\models\fox.gguf", "%temp%\\my renders", "a sign that says %DATE%", "%TEMP%"]
+)
+def test_what_cmd_expands_in_double_quotes_goes_in_powershells_single_quotes(text, monkeypatch):
+    # cmd expands `%NAME%` inside double quotes too, and has no escape there (a `^` is kept as typed): the hint's
+    # `"%USERPROFILE%\models\fox.gguf"` reached the program as `C:\Users\you\models\fox.gguf` from cmd. No quoting
+    # passes it whole in both shells, so PowerShell's form is given, as for a `$`.
+    assert cmd_expanded(f'"{text}"') != f'"{text}"'
+    pasted = on_windows(monkeypatch, lambda: quoted(text))
+    assert pasted.startswith("'") and powershell_arguments(pasted) == [text]
+    assert windows_powershell_arguments(pasted) == [text]
 
 
 @pytest.mark.parametrize(
