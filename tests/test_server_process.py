@@ -353,6 +353,13 @@ def test_the_suite_runs_torch_on_one_thread_and_so_do_the_servers_it_starts():
         ("https://app.example:443", "(did you mean https://app.example?)"),
         ("http://[::1]:80", "(did you mean http://[::1]?)"),
         ("http://app.example:http", "got 'http://app.example:http'"),  # was taken, a port that is none
+        # Taken, yet never sent so: a browser writes a name in punycode, an address as the URL standard's examples
+        # (https://url.spec.whatwg.org/#host-serializing: 127.1 is 127.0.0.1, IPv6 zeros compressed).
+        ("https://bücher.example", "(did you mean https://xn--bcher-kva.example?)"),
+        ("http://[0:0:0:0:0:0:0:1]:8000", "(did you mean http://[::1]:8000?)"),
+        ("http://[::ffff:127.0.0.1]", "(did you mean http://[::ffff:7f00:1]?)"),
+        ("http://127.1:3000", "(did you mean http://127.0.0.1:3000?)"),
+        ("http://app.123", "got 'http://app.123'"),  # a browser reads it as an IPv4 address, which it is not
         # A file's or a sandboxed frame's, which any site can send: what lets such a page in instead.
         ("null", "give * with --api-key, and the page the key"),
     ],
@@ -373,7 +380,9 @@ def test_a_cors_origin_a_browser_never_sends_is_refused_before_binding(origin, n
 def test_cors_origins_as_browsers_send_them_are_taken():
     from motif_lite.cli.serve import cors_origin
 
-    origins = ("*", "http://localhost:3000", "https://app.example.com", "http://[::1]:8080")
+    origins = ("*", "http://localhost:3000", "https://app.example.com", "http://[::1]:8080", "https://app.example:80")
+    # a name in punycode, as a browser sends it; an extension's origin, whose host a browser keeps as it is
+    origins += ("https://xn--bcher-kva.example", "chrome-extension://abcdefghijklmnopabcdefghijklmnop")
     assert [cors_origin(text) for text in origins] == list(origins)
 
 
