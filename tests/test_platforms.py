@@ -368,18 +368,32 @@ def test_on_windows_a_cxx_path_with_gnu_flags_is_refused_whatever_its_case(monke
 
 
 @pytest.mark.parametrize("quote", ['"', "'"])
-@pytest.mark.parametrize("path", [r"C:\Program Files\LLVM\bin\clang-cl.exe", r"C:\Users\O'Neil\LLVM\bin\clang-cl.exe"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        r"C:\Program Files\LLVM\bin\clang-cl.exe",
+        r"C:\Users\O'Neil\LLVM\bin\clang-cl.exe",
+        "C:\\Users\\O\u2019Neil\\LLVM\\bin\\clang-cl.exe",  # PowerShell's single-quoted text ended at the curly one
+        # Visual Studio 2019's own clang-cl: the (x86) ran into the message's parenthesis after a bare `set CXX=`
+        r"C:\Program Files (x86)\Microsoft Visual Studio\2019\BuildTools\VC\Tools\Llvm\x64\bin\clang-cl.exe",
+        r"C:\R&D\LLVM\bin\clang-cl.exe",  # a bare `set CXX=C:\R&D\...` made cmd run `D\LLVM\...` as a command
+    ],
+)
 def test_on_windows_a_cxx_in_quotes_is_told_the_value_without_them(monkeypatch, quote, path) -> None:
     # cmd's `set CXX="C:\Program Files\...\clang-cl.exe"` keeps the quotes, which inductor runs as part of the name:
     # it was told "which is not found: set CXX to its full path", the path it had given.
+    from test_windows_quoting import powershell_arguments
+
     monkeypatch.setattr(shutil, "which", lambda name: name if name == path else None)
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setenv("CXX", f"{quote}{path}{quote}")
     with pytest.raises(CompileUnavailableError, match="whose quotes inductor takes for part of the name") as refusal:
         check_compile_possible("cpu")
     message = str(refusal.value)
-    powershell = re.search(r"\$env:CXX = '((?:[^']|'')*)'", message).group(1).replace("''", "'")
-    cmd = re.search(r"in cmd, set CXX=(.*?)\)", message).group(1)
+    # PowerShell's assignment, its value one literal string; cmd's `set "NAME=value"`, which takes every character
+    # between its quotes as it is (&, parentheses) and keeps no quote in the value.
+    (powershell,) = powershell_arguments(re.search(r"\$env:CXX = (.*?); in cmd, ", message).group(1))
+    cmd = re.match(r'set "CXX=([^"]*)"\)', message.partition("; in cmd, ")[2]).group(1)
     for value in (powershell, cmd):
         monkeypatch.setenv("CXX", value)
         check_compile_possible("cpu")  # the value the advice gives is taken

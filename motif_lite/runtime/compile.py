@@ -45,6 +45,7 @@ from motif_lite.devices import is_here, rocm_build, triton_gpu_blocker
 from motif_lite.errors import MotifLiteError, both_spellings
 from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.runtime.triton_build import launcher_build_problem
+from motif_lite.shell_syntax import variable_set
 from motif_lite.weights.quant_linear import QuantizedLinear, QuantKernel
 
 
@@ -166,10 +167,11 @@ def windows_compiler_problem(cxx: str | None) -> str | None:
             + quotes
         )
     if quotes:
-        powershell = unquoted.replace("'", "''")  # a single-quoted PowerShell string doubles its quotes
+        # cmd's `set "NAME=value"` takes the value as it is between its quotes, and keeps none: a bare
+        # `set CXX=C:\R&D\...` ran `D\...` as a second command, and `(x86)` ran into this message's parenthesis.
         return (
             f"builds with the compiler CXX names, {cxx}, whose quotes inductor takes for part of the name: set CXX "
-            f"without them ($env:CXX = '{powershell}'; in cmd, set CXX={unquoted})"
+            f'without them ({variable_set("CXX", unquoted)}; in cmd, set "CXX={unquoted}")'
         )
     return None
 
