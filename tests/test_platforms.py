@@ -399,6 +399,19 @@ def test_on_windows_a_cxx_in_quotes_is_told_the_value_without_them(monkeypatch, 
         check_compile_possible("cpu")  # the value the advice gives is taken
 
 
+@pytest.mark.parametrize("typed", ['"{}" ', ' "{}"', '"{}"\t'])
+def test_on_windows_a_cxx_in_quotes_with_a_space_beside_them_is_told_the_path_alone(monkeypatch, typed) -> None:
+    # cmd's `set CXX="C:\LLVM\bin\clang-cl.exe" ` keeps the space typed after the quote: the advice's value kept that
+    # quote, and was refused in turn.
+    path = r"C:\LLVM\bin\clang-cl.exe"
+    monkeypatch.setattr(shutil, "which", lambda name: name if name == path else None)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("CXX", typed.format(path))
+    with pytest.raises(CompileUnavailableError, match="whose quotes inductor takes for part of the name") as refusal:
+        check_compile_possible("cpu")
+    assert f'in cmd, set "CXX={path}")' in str(refusal.value), refusal.value
+
+
 def test_on_windows_a_cxx_with_gnu_flags_in_quotes_is_refused_as_such(monkeypatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: name)
     monkeypatch.setattr(sys, "platform", "win32")

@@ -147,8 +147,10 @@ def windows_compiler_problem(cxx: str | None) -> str | None:
             "clang-cl or icx-cl, which inductor builds with too"
         )
     # cmd's `set CXX="C:\Program Files\...\clang-cl.exe"` keeps the quotes in the value, and inductor runs the value
-    # as it is, quotes and all: "set CXX to its full path" sent them back to the path they had given.
-    unquoted = cxx.strip("\"'") or cxx
+    # as it is, quotes and all: "set CXX to its full path" sent them back to the path they had given. cmd keeps a
+    # space typed after them too, which left the closing quote in the value the advice gave.
+    inside = cxx.strip().strip("\"'")
+    unquoted = inside if inside and inside != cxx.strip() else cxx
     quotes = "; without the quotes it holds, which inductor takes for part of the name" if unquoted != cxx else ""
     name = ntpath.basename(unquoted).lower().removesuffix(".exe")
     if name in MSVC_LIKE_DRIVERS:
