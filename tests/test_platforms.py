@@ -356,7 +356,16 @@ def test_on_windows_without_kernel32_the_memory_is_not_known(monkeypatch) -> Non
     assert (total_ram(), available_ram()) == (None, None)
 
 
-@pytest.mark.parametrize("cxx", [r"C:\Program Files\LLVM\bin\Clang++.EXE", r"C:\Intel\oneAPI\bin\ICX.exe"])
+@pytest.mark.parametrize(
+    "cxx",
+    [
+        r"C:\Program Files\LLVM\bin\Clang++.EXE",
+        r"C:\Intel\oneAPI\bin\ICX.exe",
+        # LLVM-MinGW's drivers, named for their target: inductor refused them or failed with them, after loading
+        r"C:\llvm-mingw\bin\x86_64-w64-mingw32-clang++.exe",
+        "aarch64-w64-mingw32-clang",
+    ],
+)
 def test_on_windows_a_cxx_path_with_gnu_flags_is_refused_whatever_its_case(monkeypatch, cxx) -> None:
     # CXX set to the compiler's full Windows path (backslashes), in the case its installer wrote: Windows' names
     # ignore case, and inductor refuses these drivers there as it does clang++ and icx.

@@ -153,10 +153,12 @@ def windows_compiler_problem(cxx: str | None) -> str | None:
     unquoted = inside if inside and inside != cxx.strip() else cxx
     quotes = "; without the quotes it holds, which inductor takes for part of the name" if unquoted != cxx else ""
     name = ntpath.basename(unquoted).lower().removesuffix(".exe")
-    if name in MSVC_LIKE_DRIVERS:
+    # LLVM-MinGW's clang is also named for its target (x86_64-w64-mingw32-clang++): GCC's flags too.
+    driver = MSVC_LIKE_DRIVERS.get(name) or ("clang-cl" if name.endswith(("-clang", "-clang++")) else None)
+    if driver is not None:
         return (
             f"builds with the compiler CXX names, {cxx}, which inductor does not take on Windows (it passes MSVC's "
-            f"flags): set CXX to {MSVC_LIKE_DRIVERS[name]}, or unset it to build with cl{quotes}"
+            f"flags): set CXX to {driver}, or unset it to build with cl{quotes}"
         )
     if name in GCC_DRIVERS or name.endswith(("-gcc", "-g++")):  # x86_64-w64-mingw32-g++
         return (
