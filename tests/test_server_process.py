@@ -360,6 +360,9 @@ def test_the_suite_runs_torch_on_one_thread_and_so_do_the_servers_it_starts():
         ("http://[::ffff:127.0.0.1]", "(did you mean http://[::ffff:7f00:1]?)"),
         ("http://127.1:3000", "(did you mean http://127.0.0.1:3000?)"),
         ("http://app.123", "got 'http://app.123'"),  # a browser reads it as an IPv4 address, which it is not
+        # The messages' `--cors-origin '*'` pasted into cmd, which passes the single quotes on
+        ("'*'", "(did you mean *? cmd keeps single quotes in the value: give it without them)"),
+        ("'http://localhost:3000'", "(did you mean http://localhost:3000? cmd keeps single quotes in the value"),
         # A file's or a sandboxed frame's, which any site can send: what lets such a page in instead.
         ("null", "give * with --api-key, and the page the key"),
     ],

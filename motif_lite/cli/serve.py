@@ -199,6 +199,10 @@ def cors_origin(text: str) -> str:
     if text == as_sent:
         return text
     meant = f" (did you mean {as_sent}?)" if as_sent else ""
+    # The messages write `--cors-origin '*'` for POSIX shells; cmd passes single quotes on as part of the value.
+    inside = text[1:-1] if len(text) > 2 and text[0] == text[-1] == "'" else None
+    if inside is not None and (unquoted := "*" if inside == "*" else _origin_as_sent(inside)):
+        meant = f" (did you mean {unquoted}? cmd keeps single quotes in the value: give it without them)"
     if text.strip().lower() == "null":  # what a page opened from a file or in a sandboxed frame sends
         meant = (" (null is the origin of a file opened in the browser, and of a sandboxed frame, which any site can "
                  "make: to let such a page call the server, give * with --api-key, and the page the key)")  # fmt: skip
