@@ -260,7 +260,14 @@ def _output_hint(folder: Path) -> Callable[[], str]:
     return lambda: said(lambda: check_output_path(folder / "fox"))
 
 
-@pytest.mark.parametrize("kind", ["hub download", "quantize source", "--lora", "-o"])
+def _extension_only_hint(folder: Path) -> Callable[[], str]:
+    # `-o "my models\.mp4"`: the name suggested was quoted without its extension, two words in PowerShell
+    from motif_lite.io.video import check_output_path
+
+    return lambda: said(lambda: check_output_path(folder / ".mp4"))
+
+
+@pytest.mark.parametrize("kind", ["hub download", "quantize source", "--lora", "-o", "-o .mp4"])
 def test_each_kind_of_hint_names_its_path_as_one_argument_in_each_shell(
     kind, tmp_path, monkeypatch, capsys, no_network
 ):
@@ -273,6 +280,7 @@ def test_each_kind_of_hint_names_its_path_as_one_argument_in_each_shell(
         "quantize source": (_quantize_source_hint, os.path.abspath("tiny-motif")),
         "--lora": (_lora_hint(folder), f"{folder / 'style one.safetensors'}:0.8"),
         "-o": (_output_hint(folder), f"{folder / 'fox'}.mp4"),
+        "-o .mp4": (_extension_only_hint(folder), f"{folder / 'output'}.mp4"),
     }[kind]
     posix = make() + capsys.readouterr().err
     windows = on_windows(monkeypatch, make) + capsys.readouterr().err
