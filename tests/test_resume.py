@@ -820,6 +820,30 @@ def test_a_model_path_that_is_gone_is_named_with_its_flag(stopped, checkpoint, t
     assert_user_error(code, err, f"had --lora {gone / 'style.safetensors'}, which is not there", "give --lora again")
 
 
+def test_a_run_that_gave_a_lora_twice_goes_on_with_it_once_at_the_sum(stopped, tmp_path, capsys):
+    # A run could give one file twice until that was refused (it applied at the sum); its latents file keeps both
+    # values, and --resume read them back as two --lora and was refused in words of a --lora nobody typed, with a
+    # --lora that, given with --resume, would have dropped the run's other LoRA.
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    style = a_lora(tmp_path)
+    other = tmp_path / "b.safetensors"
+    other.write_bytes(style.read_bytes())
+    with safe_open(str(stopped), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    info["run"]["lora"] = [f"{style}:0.25", f"{other}:1", f"{style}:0.25"]
+    save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    assert "loras: style.safetensors x0.5 (peft, 1 layer), b.safetensors x1 (peft, 1 layer)" in out, out
+    assert f"the run being resumed gave --lora {style} twice (at 0.25 + 0.25), which applied it at the sum" in err
+    assert "the run being resumed had" not in err  # the same LoRAs: no note of another model
+
+
 def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so(pipe, tmp_path, monkeypatch, caplog):
     """Ctrl-C, then Ctrl-C again while the state is written: the file a periodic save wrote stays whole (no half
     file), and the warning names it and the step it holds."""

@@ -78,6 +78,9 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     from_file = {dest: then[dest] for group in MODEL_FLAG_GROUPS if not given & set(group) for dest in group}
     for dest, value in from_file.items():
         _check_still_there(dest, value)
+    if from_file.get("lora"):
+        from_file["lora"], once = _each_lora_once(from_file["lora"])
+        notes += once
     fill_unset(args, from_file, given, saved.file)
     notes += other_model_notes(then, vars(args), "what this command gives")
     notes += changed_file_notes(saved.run, vars(args))
@@ -186,6 +189,32 @@ def _check_still_there(dest: str, value: str | list | None) -> None:
             again = _loras_again(value) if dest == "lora" else f"give {flag} again with where it is now"
             raise RequestError(f"the run being resumed had {flag} {path}, which is not there (moved, or the file "
                                f"comes from another machine): {again}")  # fmt: skip
+
+
+def _each_lora_once(loras: list[str]) -> tuple[list[str], list[str]]:
+    """A stopped run's --lora values (`PATH:STRENGTH`) with a file it gave more than once given once, where it was
+    first, at the sum of its strengths, and a note for each such file. Until runs refused it, a file given twice was
+    applied at that sum; its --lora values, read back as given, are refused now, and a --lora given with --resume
+    replaces the run's others too."""
+    from motif_lite.weights.lora_values import lora_flag, same_file_twice
+
+    merged: list[tuple[str, list[float]]] = []  # each file once, with the strengths the run gave it
+    for item in loras:
+        file, strength = split_strength(item)
+        file, strength = (item, 1.0) if strength is None else (file, strength)  # no strength: as a run reads it
+        twice = same_file_twice([*(Path(earlier) for earlier, _ in merged), Path(file)])
+        if twice is None:
+            merged.append((file, [strength]))
+        else:  # the new one is the second of the pair: the files before it are each another
+            merged[twice[0]][1].append(strength)
+    notes = [
+        f"the run being resumed gave --lora {file} {'twice' if len(strengths) == 2 else f'{len(strengths)} times'} "
+        f"(at {' + '.join(f'{s:g}' for s in strengths)}), which applied it at the sum: it goes on with it given "
+        f"once, at {sum(strengths):g}"
+        for file, strengths in merged
+        if len(strengths) > 1
+    ]
+    return [lora_flag(file, sum(strengths)) for file, strengths in merged], notes
 
 
 def _loras_again(loras: list[str]) -> str:
