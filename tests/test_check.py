@@ -314,6 +314,8 @@ def _gguf_with(tmp_path: Path, root: Path, qtype: Q, arch: str = "motif_video") 
      ({"motif_lite.quantize.version": "9" * 100_000}, ""),  # a hundred thousand characters in one line
      ({"motif_lite.quantize.version": "1), 0 tensors: (x"}, ""),  # text that rewrites the line after it
      ({"motif_lite.quantize.version": "0.2.0.dev1+g1a2b"}, " (made by motif-lite 0.2.0.dev1+g1a2b)"),  # a build's
+     ({"motif_lite.quantize.type": "Q8_0\nok       x: fine"}, ""),  # the type, in the same line: checked as well
+     ({"motif_lite.quantize.type": "Q8_0), 0 tensors: (x", "general.file_type": 7}, " (Q8_0)"),  # llama.cpp's
      ({}, "")],
 )  # fmt: skip
 def test_a_gguf_that_does_not_record_the_version_that_made_it_is_no_problem(tiny, tmp_path, metadata, made):
@@ -448,6 +450,30 @@ def test_the_gguf_lines_read_each_file_once(tiny, tmp_path, monkeypatch):
     config = root / "text_encoder" / "config.json"
     assert checked == opens_of(te, lambda: read_text_encoder_gguf(te, config)) > 0
     assert not report.problems and sum(f"made by motif-lite {__version__}" in f.message for f in report.findings) == 2
+
+
+def test_a_text_encoder_ggufs_recorded_recipe_is_named_only_when_shaped_like_one(tiny, tmp_path):
+    # The transformer's line named the recorded version only when shaped like one, but printed the recorded recipe,
+    # in the same parentheses, as any text: a line break in it forged a line of check's report (here an "ok" one).
+    from motif_lite.checkup import Checkup
+    from motif_lite.checkup.checkpoint import check_text_encoder_gguf
+    from motif_lite.quantize.cli import main as quantize_main
+    from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, TEXT_ENCODER_ARCH, read_gguf
+
+    root = tiny[0]
+    te = tmp_path / "te.gguf"
+    assert quantize_main([str(root), "--component", "text_encoder", "-o", str(te), "--quiet"]) == 0
+    recipe = read_gguf(te, expected_arch=TEXT_ENCODER_ARCH).metadata[QUANTIZE_TYPE_KEY]
+    key = QUANTIZE_TYPE_KEY.encode()
+    data = te.read_bytes()  # the value, after the key, its type (u32) and its length (u64): as long, other text
+    at = data.index(key + (8).to_bytes(4, "little") + len(recipe).to_bytes(8, "little")) + len(key) + 12
+    forged = ("\nok       forged: fine" + " " * len(recipe))[: len(recipe)]
+    te.write_bytes(data[:at] + forged.encode() + data[at + len(recipe) :])
+    report = Checkup()
+    check_text_encoder_gguf(report, str(te), root, str(root))
+    (line,) = [f.message for f in report.findings if f.subject == str(te)]
+    assert line.startswith(f"text encoder GGUF (made by motif-lite {__version__}), "), line
+    assert "\n" not in line
 
 
 def test_a_gguf_checked_alone_is_checked_against_the_config_it_embeds(tiny, tmp_path):

@@ -37,10 +37,10 @@ from motif_lite.errors import CheckpointError, listed
 from motif_lite.json_values import read_json_object
 from motif_lite.units import file_size
 from motif_lite.weights.gguf_file import (
-    QUANTIZE_TYPE_KEY,
     TEXT_ENCODER_ARCH,
     PackedTensor,
     read_gguf,
+    recorded_recipe,
     recorded_version,
 )
 from motif_lite.weights.quant_embedding import QuantizedEmbedding
@@ -78,7 +78,7 @@ class TextEncoderGGUF:
     path: Path
     config: T5Gemma2EncoderConfig
     tensors: dict[str, PackedTensor]
-    recipe: str | None  # QUANTIZE_TYPE_KEY's value, e.g. "Q8_0"
+    recipe: str | None  # the recipe the file records (`recorded_recipe`), e.g. "Q8_0"
     # The motif-lite version whose quantizer wrote the file (`recorded_version`); None where it is not recorded, or
     # for tensors quantized in memory as the checkpoint loads (`packed_text_encoder`)
     quantizer_version: str | None = None
@@ -132,8 +132,7 @@ def read_text_encoder_gguf(path: str | Path, checkpoint_config: Path | None = No
     config = config_from_json(embedded, f"{path}: {CONFIG_KEY}")
     if checkpoint_config is not None:
         check_against_checkpoint(path, config, checkpoint_config)
-    recipe = ckpt.metadata.get(QUANTIZE_TYPE_KEY)
-    checked = _checked(path, config, ckpt.tensors, recipe if isinstance(recipe, str) else None)
+    checked = _checked(path, config, ckpt.tensors, recorded_recipe(ckpt.metadata))
     return replace(checked, quantizer_version=recorded_version(ckpt.metadata))
 
 

@@ -330,8 +330,9 @@ FILE_TYPE_KEY = "general.file_type"
 # The motif-lite version whose quantizer wrote the file, for a report about the file; older files and other tools'
 # lack it.
 QUANTIZER_VERSION_KEY = "motif_lite.quantize.version"
-# What check names as that version: a version's letters (PEP 440's, a local part's included), at most 64 of them. A
-# file may hold any text there: a megabyte of it, or a ")" and a forged tensor count, would be printed in check's line.
+# What check names as that version, or as the recipe (`recorded_recipe`): a version's letters (PEP 440's, a local
+# part's included), at most 64 of them. A file may hold any text there: a megabyte of it, or a line break and a
+# forged "ok" line, or a ")" and a forged tensor count, would be printed in check's line.
 _VERSION_SHAPE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}")
 
 
@@ -368,8 +369,14 @@ def recorded_version(metadata: dict[str, Any]) -> str | None:
 
 def recorded_type(metadata: dict[str, Any]) -> str | None:
     """`quantization_type` from a read file's metadata: our quantizer's recipe name, else llama.cpp's file type."""
+    return recorded_recipe(metadata) or _file_type_name(metadata.get(FILE_TYPE_KEY))
+
+
+def recorded_recipe(metadata: dict[str, Any]) -> str | None:
+    """Our quantizer's recipe name (`QUANTIZE_TYPE_KEY`, "Q4_K_M") from a read file's metadata; None where the file
+    records none, or something no recipe name looks like: check prints it in the file's line, as the version."""
     made_as = metadata.get(QUANTIZE_TYPE_KEY)
-    return made_as if isinstance(made_as, str) else _file_type_name(metadata.get(FILE_TYPE_KEY))
+    return made_as if isinstance(made_as, str) and _VERSION_SHAPE.fullmatch(made_as) else None
 
 
 def _file_type_name(file_type: object) -> str | None:
