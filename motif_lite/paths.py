@@ -206,6 +206,19 @@ def file_url_path(given: str) -> str | None:
     return urllib.parse.unquote(urllib.parse.urlparse(given).path)
 
 
+# A Hub file's page, as a browser shows it (.../blob/main/style.safetensors, of a model, a dataset or a Space): what
+# comes before its `/blob/`, where the file itself is at `/resolve/`.
+_HUB_FILE_PAGE = re.compile(
+    r"^(https?://(?:www\.)?(?:huggingface\.co|hf\.co)/(?:(?:datasets|spaces)/)?[^/?#]+/[^/?#]+)/blob/"
+)
+
+
+def _downloaded_url(given: str) -> str:
+    """The URL that downloads the file `given` names: a Hub file's page (.../blob/main/x.safetensors), which curl
+    would save as a web page, is the file's own address there (.../resolve/main/x.safetensors); others as given."""
+    return _HUB_FILE_PAGE.sub(r"\1/resolve/", given, count=1)
+
+
 def url_fix(given: str, flag: str, default_name: str, after_name: str = "") -> str | None:
     """What to do with a URL given as a local file to `flag` (-i, --extend, --lora): the command that downloads it,
     or for a file:// URL its path, each given to `flag` with `after_name` (--lora's `:0.8`); None when `given` is no
@@ -219,7 +232,7 @@ def url_fix(given: str, flag: str, default_name: str, after_name: str = "") -> s
     # Quoted, a `~` is still expanded by motif-lite itself (`user_path`): `./` in front keeps it a file here.
     name = f"./{name}" if name.startswith("~") else name
     then = f"then give {flag} {quoted(name + after_name)}"
-    return f"download it first, e.g. curl -L -o {quoted(name)} {quoted(given)}, {then}"
+    return f"download it first, e.g. curl -L -o {quoted(name)} {quoted(_downloaded_url(given))}, {then}"
 
 
 def file_in_the_way(folder: Path) -> Path | None:

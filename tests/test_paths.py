@@ -160,3 +160,37 @@ def test_a_missing_output_folder_is_made_with_the_mkdir_of_the_shell_there(tmp_p
     monkeypatch.setattr(sys, "platform", platform)
     said = output_folder_problem(folder, "output directory")
     assert said == f"output directory {folder} does not exist; create it first ({command.format(folder)})"
+
+
+@pytest.mark.parametrize(
+    ("given", "downloaded"),
+    [
+        (
+            "https://huggingface.co/user/styles/blob/main/style.safetensors",
+            "https://huggingface.co/user/styles/resolve/main/style.safetensors",
+        ),
+        (
+            "https://hf.co/datasets/user/clips/blob/v1.0/sub/fox.mp4?download=true",
+            "https://hf.co/datasets/user/clips/resolve/v1.0/sub/fox.mp4?download=true",
+        ),
+        ("https://huggingface.co/user/styles/resolve/main/style.safetensors", None),  # the file's own address
+        ("https://example.com/user/styles/blob/main/style.safetensors", None),  # another site's: as given
+    ],
+    ids=["model-page", "dataset-page", "file", "other-site"],
+)
+def test_a_hub_file_pages_address_is_downloaded_from_the_file_itself(given, downloaded):
+    # A Hub file's page in the browser is at .../blob/...: the hint's curl saved that web page under the file's
+    # name, and the --lora (-i, --extend) it then gave was refused as a web page.
+    from motif_lite.cli.common import lora_args
+    from motif_lite.paths import url_fix
+    from motif_lite.shell_syntax import quoted
+    from motif_lite.weights.lora import LoRAError
+
+    downloaded = downloaded or given
+    name = downloaded.split("?")[0].rsplit("/", 1)[1]
+    assert url_fix(given, "-i", "first.png") == (
+        f"download it first, e.g. curl -L -o {name} {quoted(downloaded)}, then give -i {name}"
+    )
+    with pytest.raises(LoRAError) as refused:
+        lora_args([f"{given}:0.8"])
+    assert f"curl -L -o {name} {quoted(downloaded)}, then give --lora {name}:0.8" in str(refused.value)
