@@ -194,3 +194,34 @@ def test_a_hub_file_pages_address_is_downloaded_from_the_file_itself(given, down
     with pytest.raises(LoRAError) as refused:
         lora_args([f"{given}:0.8"])
     assert f"curl -L -o {name} {quoted(downloaded)}, then give --lora {name}:0.8" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("page", "command"),
+    [
+        (
+            "https://civitai.com/models/12345/paper-cut?modelVersionId=678",
+            "curl -L -o paper-cut.safetensors https://civitai.com/api/download/models/678",
+        ),
+        (
+            "https://civitai.com/models/12345/paper-cut",
+            "the page's Download button, or curl -L -o paper-cut.safetensors "
+            "https://civitai.com/api/download/models/VERSION (VERSION: the modelVersionId the page's address shows",
+        ),
+    ],
+    ids=["version-picked", "no-version"],
+)
+def test_a_civitai_models_page_given_to_lora_is_told_where_its_file_is(page, command, tmp_path, monkeypatch):
+    # The hint's curl saved the model's web page (as `paper-cut`, no extension), and the --lora it gave then named
+    # that page: a refusal, not a LoRA.
+    from motif_lite.cli.common import lora_args
+    from motif_lite.weights.lora import LoRAError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LoRAError) as refused:
+        lora_args([f"{page}:0.8"])
+    said = str(refused.value)
+    assert said.startswith(f"--lora {page}:0.8 is a Civitai model's page, not its file; --lora takes a LoRA file")
+    assert command in said and said.endswith("then give --lora paper-cut.safetensors:0.8"), said
+    Path("paper-cut.safetensors").write_bytes(b"a LoRA")  # as the download leaves it: the --lora given is taken
+    assert lora_args([said.rpartition("--lora ")[2]]) == [(Path("paper-cut.safetensors"), 0.8)]

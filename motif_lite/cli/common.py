@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -122,9 +123,41 @@ def _web_address_fix(value: str) -> str | None:
 
     file, strength = split_strength(value)
     url, strength = (file, value[len(file) :]) if strength is not None else (value, "")
+    if (fix := _civitai_page_fix(url, strength)) is not None:  # curl would save the page
+        return (
+            f"--lora {value} is a Civitai model's page, not its file; --lora takes a LoRA file on this machine: {fix}"
+        )
     if (fix := url_fix(url, "--lora", "lora.safetensors", strength)) is None:
         return None
     return f"--lora {value} is a URL; --lora takes a LoRA file on this machine: {fix}"
+
+
+# A Civitai model's page, as a browser shows it: https://civitai.com/models/ID/NAME, with `?modelVersionId=VERSION`
+# once a version is picked. Its file is at Civitai's download address of that version.
+_CIVITAI_PAGE = re.compile(
+    r"https?://(?:www\.)?civitai\.com/models/\d+(?:/(?P<name>[^/?#]+))?/?(?:\?(?P<query>[^#]*))?(?:#.*)?"
+)
+_CIVITAI_DOWNLOAD = "https://civitai.com/api/download/models/"
+
+
+def _civitai_page_fix(url: str, after_name: str) -> str | None:
+    """The command that downloads the file of a Civitai model's page `url` (of the version its address names, else
+    with the version to fill in), and the --lora to give then, with `after_name` (`:0.8`); None for another URL."""
+    from urllib.parse import parse_qs
+
+    from motif_lite.shell_syntax import quoted
+
+    if (page := _CIVITAI_PAGE.fullmatch(url)) is None:
+        return None
+    name = f"{page['name'] or 'lora'}.safetensors"
+    then = f"then give --lora {quoted(name + after_name)}"
+    version = parse_qs(page["query"] or "").get("modelVersionId", [""])[0]
+    if version.isdigit():
+        return f"download it first, e.g. curl -L -o {quoted(name)} {_CIVITAI_DOWNLOAD}{version}, {then}"
+    return (
+        f"download it first with the page's Download button, or curl -L -o {quoted(name)} {_CIVITAI_DOWNLOAD}VERSION "
+        f"(VERSION: the modelVersionId the page's address shows once a version is picked), {then}"
+    )
 
 
 def lora_specs_from_flags(args: argparse.Namespace) -> list[LoRASpec]:
