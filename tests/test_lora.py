@@ -655,6 +655,33 @@ def test_two_lora_files_are_told_apart_where_the_file_system_numbers_no_file(tmp
         lora_args(["x/a.safetensors:0.5", "./x/a.safetensors"])  # one path, two spellings: still one file
 
 
+def test_two_lora_files_sharing_a_file_number_are_told_apart_by_size_and_time(tmp_path, monkeypatch):
+    # Python before 3.12 gives a ReFS file (a Windows Dev Drive) 64 bits of its 128-bit file number, which another
+    # file there may share: taken alone, the number made two LoRAs "the same file", refused with a --lora that
+    # dropped one. Two names of one file share its size and modification time as well.
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    Path("a.safetensors").write_bytes(b"a LoRA")
+    Path("b.safetensors").write_bytes(b"b LoRA")  # as large as a
+    Path("c.safetensors").write_bytes(b"a larger LoRA")
+    os.utime("b.safetensors", ns=(10**18, 10**18))  # and modified at another time
+    os.utime("c.safetensors", ns=(os.stat("a.safetensors").st_mtime_ns,) * 2)  # at a's time
+    Path("link.safetensors").symlink_to("a.safetensors")
+    real_stat = os.stat
+
+    def one_number(path, *args, **kwargs):  # every file numbered 7, as a truncated 128-bit number may be
+        stat = real_stat(path, *args, **kwargs)
+        return os.stat_result((stat.st_mode, 7, *stat[2:]), {"st_mtime_ns": stat.st_mtime_ns})
+
+    monkeypatch.setattr(os, "stat", one_number)
+    assert lora_args(["a.safetensors:0.5", "b.safetensors", "c.safetensors"]) == [
+        (Path("a.safetensors"), 0.5), (Path("b.safetensors"), 1.0), (Path("c.safetensors"), 1.0)
+    ]  # fmt: skip
+    with pytest.raises(LoRAError, match=r"summed strength: --lora a\.safetensors:1\.5"):
+        lora_args(["a.safetensors:0.5", "link.safetensors"])  # one file, two names: still refused
+
+
 def test_a_lora_given_as_a_url_is_told_how_to_download_it(tmp_path, monkeypatch, capsys):
     # It was "LoRA file not found: https:/huggingface.co/..." (the URL looked up as a file, its // made one /).
     monkeypatch.chdir(tmp_path)

@@ -51,14 +51,18 @@ def same_file_twice(files: Sequence[Path]) -> tuple[int, int] | None:
     file. Applied twice, a LoRA would act at the sum of its strengths without a word, so its callers refuse it. A
     file that cannot be looked at (removed meanwhile), or whose file system gives it no number (st_ino 0: Windows
     on some network shares and RAM disks, where every file would look like every other), is compared by its
-    resolved path."""
+    resolved path. Its size and modification time count too: Python before 3.12 gives a ReFS file (a Windows Dev
+    Drive) 64 bits of its 128-bit number, which another file there may share; one file's names share all four."""
     seen: dict[object, int] = {}
     for position, file in enumerate(files):
         try:
             stat = os.stat(file)
         except OSError:
             stat = None
-        identity: object = (stat.st_dev, stat.st_ino) if stat is not None and stat.st_ino else Path(file).resolve()
+        numbered = stat is not None and stat.st_ino
+        identity: object = (
+            (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) if numbered else Path(file).resolve()
+        )
         if identity in seen:
             return seen[identity], position
         seen[identity] = position
