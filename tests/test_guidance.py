@@ -15,6 +15,7 @@ from motif_lite.sampling import (
     APGConfig,
     APGState,
     CFGConfig,
+    GuiderConfig,
     cfg,
     guidance_active,
     guidance_from_guider_config,
@@ -230,6 +231,13 @@ def test_guidance_from_guider_config_absent_disabled_and_invalid(tmp_path) -> No
         path.write_text(text)
         with pytest.raises(ConfigError):
             guidance_from_guider_config(path)
+
+
+def test_a_guider_config_gives_its_guidance_only_when_enabled() -> None:
+    # the checkup's guider row and `guidance_from_guider_config` both read it: a disabled guider runs unguided
+    guidance = CFGConfig(scale=4.0)
+    assert GuiderConfig(guidance).guidance_if_enabled is guidance
+    assert GuiderConfig(guidance, enabled=False).guidance_if_enabled is None
 
 
 @pytest.mark.parametrize(

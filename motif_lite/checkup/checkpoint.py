@@ -279,7 +279,7 @@ def _check_guider(report: Checkup, source: CheckpointFiles) -> None:
 
     def parse() -> object:  # as `guidance_from_guider_config` reads the file: None where the guider is disabled
         guider = guider_from_values(values, source.root / rel)
-        return guider.guidance if guider.enabled else None
+        return guider.guidance_if_enabled
 
     guidance = _parsed(report, source, rel, parse, "a guider config")
     if guidance is None:

@@ -223,6 +223,11 @@ class GuiderConfig:
     guidance: Guidance
     enabled: bool = True
 
+    @property
+    def guidance_if_enabled(self) -> Guidance | None:
+        """The guidance a run uses by default: None where the guider is disabled (unguided, as in diffusers)."""
+        return self.guidance if self.enabled else None
+
 
 def read_guider_config(path: str | Path) -> GuiderConfig | None:
     """The guider of a checkpoint's `guider/` folder (diffusers `guider_config.json`), None when absent.
@@ -266,4 +271,4 @@ def guidance_from_guider_config(path: str | Path) -> Guidance | None:
     """The guidance a checkpoint's `guider/` folder sets: None when there is no guider config or the guider is
     disabled (`enabled: false`, unguided as in diffusers)."""
     guider = read_guider_config(path)
-    return guider.guidance if guider is not None and guider.enabled else None
+    return guider.guidance_if_enabled if guider is not None else None
