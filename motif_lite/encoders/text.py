@@ -34,6 +34,7 @@ from motif_lite.encoders.tokenizer_config import (
     check_padding,
     check_tokenizer_config,
     check_tokenizer_file,
+    check_tokenizer_settings,
     check_tokenizer_values,
     check_vocabulary,
     special_tokens_note,
@@ -506,7 +507,7 @@ def load_text_encoder(
     its quantized layers stay packed (motif_lite/encoders/text_gguf.py). `config_values`: `text_encoder/config.json`
     as a caller read it already (`CheckpointConfigs.text_encoder_config`), not read again. `tokenizer`: the
     checkpoint's tokenizer as a caller loaded it already (`load_tokenizer` of the same folder), not loaded again; one
-    of another folder is not used.
+    of another folder is not used, one loaded with other settings than the folder's is a `ConfigError`.
     """
     patterns = ["text_encoder/config.json" if gguf is not None else "text_encoder/*", "tokenizer/*"]
     # What a cached snapshot must hold to be used as is: `tokenizer_root` leaves one with the tokenizer alone.
@@ -518,6 +519,8 @@ def load_text_encoder(
     config = None if gguf is not None else _text_encoder_config(root / "text_encoder" / "config.json", config_values)
     if tokenizer is None or Path(tokenizer.name_or_path) != root / "tokenizer":
         tokenizer = load_tokenizer(root)
+    else:  # the folder's, but perhaps loaded with other settings than `load_tokenizer` gives it
+        check_tokenizer_settings(tokenizer, root / "tokenizer", "tokenizer")
     if gguf is None:
         try:
             model, loading = _load_weights(root / "text_encoder", config, dtype)

@@ -5,10 +5,12 @@ padded prompts with a token the text encoder does not have."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from motif_lite.errors import CheckpointError, shown
+from motif_lite.errors import CheckpointError, ConfigError, shown
 from motif_lite.json_values import is_number, read_json_object
 
 if TYPE_CHECKING:
@@ -42,6 +44,66 @@ def check_tokenizer_values(values: dict, path: Path) -> None:
             raise refuse(key, " or ".join(repr(side) for side in PADDING_SIDES))
     if values.get("tokenizer_class") is not None and not isinstance(values["tokenizer_class"], str):
         raise refuse("tokenizer_class", "the name of a tokenizer class or null")
+
+
+# The sides a tokenizer takes from tokenizer.json's own section where tokenizer_config.json states none
+_SIDE_SECTIONS = {"truncation_side": "truncation", "padding_side": "padding"}
+_HEADER_BYTES = 4096  # tokenizers writes "version", "truncation" and "padding" first, before the vocabulary
+_NO_LIMIT = int(1e30)  # transformers' model_max_length where the config gives none (VERY_LARGE_INTEGER)
+
+
+def check_tokenizer_settings(tokenizer: PreTrainedTokenizerBase, folder: Path, argument: str) -> None:
+    """`ConfigError` naming the setting where `tokenizer` (the caller's `argument`), loaded from the checkpoint's
+    tokenizer `folder`, has other settings than `load_tokenizer(root)` gives it, as after
+    `AutoTokenizer.from_pretrained(folder, truncation_side="left")`: the reference tokenizes prompts with the
+    folder's settings. Compared: the sides a long prompt is cut and padded on, model_max_length, the special tokens
+    the config names, and add_bos_token / add_eos_token (they change the tokens around every prompt). Reads
+    tokenizer_config.json and the first bytes of tokenizer.json only: the vocabulary is not parsed again."""
+    config = folder / "tokenizer_config.json"
+    values = read_json_object(config, "tokenizer file", CheckpointError)
+    check_tokenizer_values(values, config)
+    limit = values.get("model_max_length")
+    expected: dict[str, object] = {"model_max_length": _NO_LIMIT if limit is None else limit}
+    for key, section in _SIDE_SECTIONS.items():
+        expected[key] = values[key] if key in values else _side_of_section(tokenizer, folder, key, section)
+    expected |= {key: values[key] for key in SPECIAL_TOKENS if key in values}
+    for key, wanted in expected.items():
+        got = getattr(tokenizer, key)
+        if wanted is not None and got != wanted:
+            raise _other_setting(argument, key, got, wanted, folder)
+    for key in ("add_bos_token", "add_eos_token"):  # given to from_pretrained: transformers ignores the config's
+        given = tokenizer.init_kwargs.get(key)
+        if given is not None and given != values.get(key):
+            raise _other_setting(argument, key, given, values.get(key), folder)
+
+
+def _side_of_section(tokenizer: PreTrainedTokenizerBase, folder: Path, key: str, section: str) -> str | None:
+    """The side transformers takes where tokenizer_config.json states none: tokenizer.json's `section`'s direction,
+    else the tokenizer class's default; None where the start of tokenizer.json does not say (then not compared)."""
+    try:
+        with (folder / "tokenizer.json").open("rb") as file:
+            header = file.read(_HEADER_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    found = re.search(rf'"{section}"\s*:\s*', header)
+    if found is None:
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(header, found.end())
+    except json.JSONDecodeError:
+        return None
+    if value is None:
+        return getattr(type(tokenizer), key)
+    direction = value.get("direction") if isinstance(value, dict) else None
+    return direction.lower() if isinstance(direction, str) else None
+
+
+def _other_setting(argument: str, key: str, got: object, wanted: object, folder: Path) -> ConfigError:
+    return ConfigError(
+        f"{argument} has {key}={got!r} where the checkpoint's tokenizer ({folder}) has {wanted!r}: prompts "
+        "would be tokenized unlike the reference. Pass motif_lite.encoders.text.load_tokenizer(root), or the "
+        f"tokenizer loaded from {folder} without {key}= (or None, to load it with the text encoder)"
+    )
 
 
 def check_tokenizer_file(path: Path) -> None:

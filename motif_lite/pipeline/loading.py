@@ -247,11 +247,15 @@ def _check_argument_types(
 
 def _check_prompt_tokenizer(prompt_tokenizer: object) -> None:
     """Raise `ConfigError` for a `prompt_tokenizer` that is no transformers tokenizer: a path (diffusers takes
-    folders) was an AttributeError once the checks were done, after the download of a Hub id."""
+    folders) was an AttributeError once the checks were done, after the download of a Hub id. One loaded from a
+    tokenizer folder with other settings than that folder's (`AutoTokenizer.from_pretrained(folder,
+    truncation_side="left")`) is refused too: it was used as given, and tokenized prompts unlike the reference."""
     if prompt_tokenizer is None:
         return
     # Imported only here: transformers takes seconds to import, and a tokenizer given means it was imported already.
     from transformers import PreTrainedTokenizerBase
+
+    from motif_lite.encoders.tokenizer_config import check_tokenizer_settings
 
     if not isinstance(prompt_tokenizer, PreTrainedTokenizerBase):
         raise ConfigError(
@@ -259,6 +263,9 @@ def _check_prompt_tokenizer(prompt_tokenizer: object) -> None:
             f"returns it (or None, to load it with the text encoder), got {type(prompt_tokenizer).__name__} "
             f"{prompt_tokenizer!r}"
         )
+    folder = Path(prompt_tokenizer.name_or_path)
+    if (folder / "tokenizer_config.json").is_file():  # else not the checkpoint's: `load_text_encoder` does not use it
+        check_tokenizer_settings(prompt_tokenizer, folder, "prompt_tokenizer")
 
 
 def _check_plan_matches(

@@ -1,0 +1,78 @@
+"""A tokenizer a caller loaded from the checkpoint's tokenizer folder, handed to `load_pipeline(prompt_tokenizer=)`
+or `load_text_encoder(tokenizer=)`, was used as given even when loaded with other settings than the folder's
+(`AutoTokenizer.from_pretrained(folder, truncation_side="left")`): prompts were tokenized unlike the reference."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from tiny_text import make_tiny_text_encoder
+from transformers import AutoTokenizer
+
+from motif_lite import load_pipeline
+from motif_lite.encoders.text import load_text_encoder, load_tokenizer
+from motif_lite.encoders.tokenizer_config import check_tokenizer_settings
+from motif_lite.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_text")
+    make_tiny_text_encoder(root)
+    return root
+
+
+OTHER_SETTINGS = [
+    {"truncation_side": "left"},
+    {"padding_side": "left"},
+    {"model_max_length": 77},
+    {"add_eos_token": True},  # <eos> after every prompt, and no <bos> before it
+    {"pad_token": "<eos>"},
+]
+
+
+@pytest.mark.parametrize("setting", OTHER_SETTINGS, ids=lambda setting: next(iter(setting)))
+def test_a_tokenizer_loaded_with_other_settings_is_refused_naming_the_setting(ckpt, setting):
+    [(key, value)] = setting.items()
+    tokenizer = AutoTokenizer.from_pretrained(ckpt / "tokenizer", **setting)
+    with pytest.raises(ConfigError, match=rf"^tokenizer has {key}={value!r} where the checkpoint's tokenizer") as error:
+        load_text_encoder(ckpt, tokenizer=tokenizer)
+    assert "Pass motif_lite.encoders.text.load_tokenizer(root)" in str(error.value)
+    assert f"without {key}=" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_load_pipeline_refuses_it_before_it_looks_for_the_checkpoint(ckpt, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(ckpt / "tokenizer", truncation_side="left")
+    absent = tmp_path / "no-checkpoint"  # a checkpoint error would mean the tokenizer was not checked first
+    with pytest.raises(ConfigError, match=r"^prompt_tokenizer has truncation_side='left' where .* has 'right'"):
+        load_pipeline(absent, dtype="fp32", device="cpu", prompt_tokenizer=tokenizer)
+
+
+def test_a_setting_changed_after_loading_is_refused(ckpt):
+    tokenizer = load_tokenizer(ckpt)
+    tokenizer.truncation_side = "left"
+    with pytest.raises(ConfigError, match="truncation_side='left'"):
+        check_tokenizer_settings(tokenizer, ckpt / "tokenizer", "tokenizer")
+
+
+def test_the_folders_own_settings_are_taken(ckpt, tmp_path):
+    # load_tokenizer's, a plain load of the folder, and of a folder whose files cut prompts on the left: the config
+    # says so in one copy, tokenizer.json's truncation section in the other (its config names no side).
+    check_tokenizer_settings(load_tokenizer(ckpt), ckpt / "tokenizer", "tokenizer")
+    check_tokenizer_settings(AutoTokenizer.from_pretrained(ckpt / "tokenizer"), ckpt / "tokenizer", "tokenizer")
+    by_config, by_file = tmp_path / "by_config", tmp_path / "by_file"
+    for copy in (by_config, by_file):
+        shutil.copytree(ckpt / "tokenizer", copy)
+    config = json.loads((by_config / "tokenizer_config.json").read_text())
+    (by_config / "tokenizer_config.json").write_text(json.dumps({**config, "truncation_side": "left"}))
+    tokenizer_json = json.loads((by_file / "tokenizer.json").read_text())
+    tokenizer_json["truncation"] = {"direction": "Left", "max_length": 512, "strategy": "LongestFirst", "stride": 0}
+    (by_file / "tokenizer.json").write_text(json.dumps(tokenizer_json, indent=2))
+    for folder in (by_config, by_file):
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        assert tokenizer.truncation_side == "left"
+        check_tokenizer_settings(tokenizer, folder, "tokenizer")
+        with pytest.raises(ConfigError, match="has truncation_side='right' where .* has 'left'"):
+            check_tokenizer_settings(AutoTokenizer.from_pretrained(folder, truncation_side="right"), folder, "x")
