@@ -1016,6 +1016,29 @@ def test_an_unusual_strength_is_warned_of_once_before_loading_and_applied(setup,
         load_pipeline(tmp_path / "no-checkpoint", loras=[(files["kohya"], 80)], device="cpu")
 
 
+def _strength_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if "is far above the usual" in str(w.message)]
+
+
+def test_a_read_lora_file_at_an_unusual_strength_is_warned_of_too(setup, tmp_path, recwarn):
+    # Only (file, strength) pairs were warned of: a `LoRAFile` (read with `read_loras`) at 80 was taken without a word.
+    from motif_lite.preflight import check_loras
+    from motif_lite.weights.lora import LoRAFile
+
+    root, _, files, _ = setup
+    said = f"LoRA {files['kohya']}: strength 80 is far above the usual 0-2, 1 being as trained: a typo for 0.8?"
+    pipe = load_pipeline(root, dtype="fp32", device="cpu", kernels="torch")
+    (read,) = check_loras([LoRASpec(files["kohya"], 80.0)], pipe.sources)  # read as `motif-lite run` reads it
+    recwarn.clear()
+    pipe.set_loras([read])
+    assert [text.startswith(said) for text in _strength_warnings(recwarn)] == [True]  # once for one call
+    recwarn.clear()
+    unread = LoRAFile(LoRASpec(files["kohya"], 80.0), "kohya", [])  # kept as it is: not read before the refusal
+    with pytest.raises(MotifLiteError):
+        load_pipeline(tmp_path / "no-checkpoint", loras=[unread], device="cpu")
+    assert [text.startswith(said) for text in _strength_warnings(recwarn)] == [True]
+
+
 def test_a_dry_run_reads_and_lists_the_loras(setup, tmp_path, capsys):
     """A dry run checks each LoRA against the transformer's layers as a run does (its config: no weights)."""
     root, _, files, _ = setup

@@ -87,7 +87,7 @@ from motif_lite.vae import WanVAE
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.vae.tiling import VAEMode
-from motif_lite.weights.lora import LoRAEntry, LoRASpec, lora_specs
+from motif_lite.weights.lora import LoRAEntry, lora_specs, spec_of
 from motif_lite.weights.lora_apply import AppliedLoRAs
 from motif_lite.weights.lora_values import warn_of_unusual_strengths
 
@@ -401,7 +401,7 @@ class MotifVideoPipeline:
             )
         recipe = self._transformer_recipe
         specs = lora_specs(loras)
-        warn_of_unusual_strengths((spec.path, spec.strength) for spec in specs if isinstance(spec, LoRASpec))
+        warn_of_unusual_strengths((spec.path, spec.strength) for spec in map(spec_of, specs))  # read already or not
         lora_files = check_loras(specs, recipe.sources)
         self._drop_transformer()
         try:

@@ -37,7 +37,7 @@ from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.settings import resolve_dtype
 from motif_lite.vae import load_vae
-from motif_lite.weights.lora import LoRAEntry, LoRASpec, lora_specs, spec_of
+from motif_lite.weights.lora import LoRAEntry, lora_specs, spec_of
 from motif_lite.weights.lora_values import warn_of_unusual_strengths
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
@@ -133,8 +133,9 @@ def load_pipeline(
         asked = checked_dtype(dtype) if dtype is not None else None  # a wrong one fails before any download
         given = checked_dtype(text_encoder_dtype, "text_encoder_dtype") if text_encoder_dtype is not None else None
         specs = lora_specs(loras)  # the argument's shape before any check that may download
-        # (A `LoRAFile` was read from a spec its reader warned of: `motif-lite run` hands on its --lora files so.)
-        warn_of_unusual_strengths((spec.path, spec.strength) for spec in specs if isinstance(spec, LoRASpec))
+        # A `LoRAFile` (`read_loras`) too: its reader did not warn (`motif-lite run`, which warned of its --lora
+        # files already, shows each warning once).
+        warn_of_unusual_strengths((spec.path, spec.strength) for spec in map(spec_of, specs))
         cache_setting = step_cache_setting(step_cache, parallel)  # a threshold that is no number >= 0, say
 
         def device_checks(target: torch.device) -> None:  # with the device's own check: before any download
