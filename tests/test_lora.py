@@ -1039,6 +1039,28 @@ def test_a_read_lora_file_at_an_unusual_strength_is_warned_of_too(setup, tmp_pat
     assert [text.startswith(said) for text in _strength_warnings(recwarn)] == [True]
 
 
+def test_each_call_warns_of_an_unusual_strength_not_only_the_first_of_the_process(setup, tmp_path):
+    # Python shows a warning of one text from one place once a process (its "default" action): a notebook's second
+    # `set_loras` or `load_pipeline` at the same strength was silent. A filter that ignores it still does.
+    import warnings
+
+    root, _, files, _ = setup
+    pipe = load_pipeline(root, dtype="fp32", device="cpu", kernels="torch")
+
+    def warned(action: str, calls: int) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter(action)
+            for _ in range(calls):  # from one place, with one text
+                pipe.set_loras([(files["kohya"], 80.0)])
+                with pytest.raises(MotifLiteError):
+                    load_pipeline(tmp_path / "no-checkpoint", loras=[(files["kohya"], 80.0)], device="cpu")
+        return _strength_warnings(caught)
+
+    said = f"LoRA {files['kohya']}: strength 80 is far above the usual 0-2"
+    assert [text.startswith(said) for text in warned("default", 2)] == [True] * 4
+    assert warned("ignore", 1) == []
+
+
 def test_a_dry_run_reads_and_lists_the_loras(setup, tmp_path, capsys):
     """A dry run checks each LoRA against the transformer's layers as a run does (its config: no weights)."""
     root, _, files, _ = setup

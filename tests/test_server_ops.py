@@ -832,6 +832,21 @@ def test_a_jobs_unusual_lora_strength_is_taken_with_a_warning_in_the_servers_log
         store.close()
 
 
+def test_each_job_at_an_unusual_lora_strength_says_so_in_its_notes(lora_pipe, tmp_path, lora_dir):
+    # The switch's warning reached the server's log alone, and once a process: its client never read it, and a
+    # second job at the same strength was not even in the log.
+    from motif_lite.weights.lora_values import unusual_strength
+
+    said = unusual_strength("style.safetensors", 8.0)
+    assert said is not None and "style.safetensors: strength 8 is far above the usual 0-2" in said
+    with InProcessServer(lora_pipe, tmp_path / "data", lora_dir=lora_dir) as server:
+        body = {"prompt": PROMPT, **LONG, "loras": [{"name": "style.safetensors", "strength": 8}]}
+        videos = [server.request("POST", "/v1/videos", body) for _ in range(2)]
+        for code, video, _ in videos:
+            assert code == 200 and said in video["notes"], video
+            assert server.request("DELETE", f"/v1/videos/{video['id']}")[0] == 200
+
+
 def test_the_log_says_a_switch_back_to_no_loras_in_words(tmp_path, lora_dir):
     # It said "loading the transformer again with the LoRAs none".
     store = JobStore(tmp_path / "data")

@@ -56,6 +56,7 @@ from motif_lite.server.schema import (
     job_crf,
     job_request_fields,
 )
+from motif_lite.weights.lora_values import unusual_strength
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -114,6 +115,8 @@ class JobSubmitter:
             cut = self.prompts_cut(worker.pipe, run_settings)  # said as `motif-lite run` says them before it loads
             notes = _job_notes([*capped, *notes, *run_settings.notes], cut, worded, remixed, uploaded)
             job_loras = check_loras_fit(worker.pipe, lora_files(body.loras, config.lora_dir), config.lora_dir)
+            # Each job's own: the switch's warning reaches the operator's log alone, and once (one text once a command)
+            notes += [note for name, strength in body.loras if (note := unusual_strength(name, strength)) is not None]
             check_loras_fit_plan(job_loras, config.planned, config.plan)
             check_fits_server(resolved, run_settings, config, body.seconds, job_loras)
             settings = job_request_fields(resolved)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -94,7 +95,18 @@ def unusual_strength(file: str | Path, strength: float) -> str | None:
 
 
 def warn_of_unusual_strengths(loras: Iterable[tuple[str | Path, float]]) -> None:
-    """A warning per LoRA (file, strength) whose strength is unusual (`unusual_strength`), before anything loads."""
+    """A warning per LoRA (file, strength) whose strength is unusual (`unusual_strength`), before anything loads,
+    named by the place that called the caller (as `stacklevel=3`). Said on every call: Python's registry shows a
+    warning of one text from one place once per process, so a notebook's second `set_loras` (or `load_pipeline`)
+    at the same strength was silent. The warning filters still apply (an "ignore" silences it)."""
+    try:
+        place = sys._getframe(2)
+    except ValueError:  # called from a module's top level: no caller's caller
+        place = sys._getframe(1)
     for file, strength in loras:
         if (warning := unusual_strength(file, strength)) is not None:
-            warnings.warn(warning, stacklevel=3)
+            # registry=None: none of the per-place records that would leave the next call silent
+            warnings.warn_explicit(
+                warning, UserWarning, place.f_code.co_filename, place.f_lineno,
+                module=place.f_globals.get("__name__"), registry=None,
+            )  # fmt: skip
