@@ -628,6 +628,25 @@ def test_one_lora_file_given_twice_is_refused_before_anything_loads(tmp_path, mo
     assert "give one --lora with the summed strength: --lora a.safetensors:1.5" in err and "Traceback" not in err
 
 
+def test_a_file_given_twice_at_strengths_whose_sum_is_no_number_is_not_offered_at_inf(tmp_path, monkeypatch, capsys):
+    # `--lora a:1e308 --lora a:1e308` was told to give one --lora at the sum, `a.safetensors:inf`, itself refused.
+    monkeypatch.chdir(tmp_path)
+    Path("a.safetensors").write_bytes(b"a LoRA")
+    twice = ["--lora", "a.safetensors:1e308", "--lora", "./a.safetensors:1e308"]
+    with pytest.raises(LoRAError) as refused:
+        lora_args(twice[1::2])
+    assert str(refused.value) == (
+        "--lora a.safetensors:1e308 and --lora ./a.safetensors:1e308 name the same file, which would apply twice (at "
+        "1e+308 + 1e+308); their sum is no finite strength: give one --lora, with the strength you mean"
+    )
+    assert cli_main(["run", "-m", str(tmp_path / "no-checkpoint"), "-p", PROMPT, "--device", "cpu", *twice]) == 2
+    err = capsys.readouterr().err
+    assert "their sum is no finite strength" in err and ":inf" not in err and "Traceback" not in err
+    for typed in ("inf", "-inf", "nan", "1e309"):  # typed as the strength: refused as such
+        with pytest.raises(LoRAError, match=f"^LoRA strength must be a finite number, got '{typed}' in 'a.safetensors"):
+            lora_args([f"a.safetensors:{typed}"])
+
+
 def test_two_lora_files_are_told_apart_where_the_file_system_numbers_no_file(tmp_path, monkeypatch):
     # Windows gives st_ino 0 on file systems without file numbers (some network shares, RAM disks): taken as the
     # file's identity, every two LoRAs there were "the same file", refused with a --lora that dropped one of them.

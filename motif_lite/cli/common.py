@@ -4,6 +4,7 @@ names, `--lora` values, the `note: ...` lines, and whether a question can be ask
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import sys
@@ -106,11 +107,14 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
             raise LoRAError(_web_address_fix(value) or f"LoRA file not found: {spec.path}")
     if (twice := same_file_twice([spec.path for spec in specs])) is not None:
         first, second = (specs[i] for i in twice)
-        once = lora_flag(first.path, summed_strength(first.strength, second.strength))
+        total = summed_strength(first.strength, second.strength)
+        if math.isfinite(total):
+            advice = f"give one --lora with the summed strength: --lora {quoted(lora_flag(first.path, total))}"
+        else:  # `:1e308` twice: the sum overflows, and `:inf` would be refused
+            advice = "their sum is no finite strength: give one --lora, with the strength you mean"
         raise LoRAError(
             f"--lora {values[twice[0]]} and --lora {values[twice[1]]} name the same file, which would apply twice "
-            f"(at {first.strength:g} + {second.strength:g}); give one --lora with the summed strength: "
-            f"--lora {quoted(once)}"
+            f"(at {first.strength:g} + {second.strength:g}); {advice}"
         )
     return [(spec.path, spec.strength) for spec in specs]
 
