@@ -1284,3 +1284,20 @@ def test_check_plans_with_the_files_its_lines_describe(copy, monkeypatch):
     report = check_setup(copy)
     assert report.plan is not None and not problems(report), problems(report)
     assert any(f.subject == "scheduler/scheduler_config.json" and "absent" in f.message for f in report.findings)
+
+
+def test_one_check_reads_each_gguf_header_once(tiny, tmp_path, monkeypatch):
+    # The memory plan read both GGUF files' headers again, after their own lines had read them: now it is handed
+    # what those lines read.
+    from motif_lite.quantize.cli import main as quantize_main
+    from motif_lite.weights import gguf_file
+
+    root, gguf = tiny
+    te = tmp_path / "te.gguf"
+    assert quantize_main([str(root), "--component", "text_encoder", "-o", str(te), "--quiet"]) == 0
+    reads: list[Path] = []
+    read_header = gguf_file._validate_header  # every read of a header walks it first (`read_gguf`, `tensor_bytes`)
+    monkeypatch.setattr(gguf_file, "_validate_header", lambda path: reads.append(path) or read_header(path))
+    report = check_setup(root, gguf=gguf, text_encoder_gguf=te)
+    assert report.passed and report.plan is not None, problems(report)
+    assert sorted(reads) == sorted([gguf, te]), reads

@@ -26,6 +26,7 @@ from pathlib import Path
 from huggingface_hub import constants
 
 from motif_lite.checkpoint import (
+    GGUFFilesRead,
     download_patterns,
     float8_notes,
     refuse_blank_paths,
@@ -138,17 +139,19 @@ def _check_setup(
         transformer = check_checkpoint(
             report, files, with_transformer=gguf is None, with_text_encoder=text_encoder_gguf is None
         )
+    gguf_header = None  # each GGUF file as its line read it: the memory plan does not read it again
     if gguf_path is not None:
-        transformer = check_gguf(report, gguf_path, root, str(model))
+        transformer, gguf_header = check_gguf(report, gguf_path, root, str(model))
     if files is not None:
         check_image_input(report, files, transformer)
-    text_path = None
+    text_gguf = None
     if text_encoder_gguf is not None:
-        text_path = check_text_encoder_gguf(report, str(text_encoder_gguf), root, str(model))
+        text_gguf = check_text_encoder_gguf(report, str(text_encoder_gguf), root, str(model))
+    text_path = None if text_gguf is None else text_gguf.path
     separate = [gguf_path, text_path, *(user_path(file) for file in (weights or {}).values())]
     _check_windows_drives(report, weight_locations(found, replaced | set(weights or {}), separate))
     if files is not None and not report.problems:
-        _check_default_plan(report, files, gguf_path, text_path)
+        _check_default_plan(report, files, gguf_path, text_path, GGUFFilesRead(gguf_header, text_gguf))
     return report
 
 
@@ -379,12 +382,18 @@ def _variant_problem(variant: str) -> tuple[str, str] | None:
 
 
 def _check_default_plan(
-    report: Checkup, files: CheckpointFiles, gguf: Path | None, text_encoder_gguf: Path | None
+    report: Checkup,
+    files: CheckpointFiles,
+    gguf: Path | None,
+    text_encoder_gguf: Path | None,
+    header_read: GGUFFilesRead,
 ) -> None:
     """The memory plan of a default `motif-lite run` (official size and settings) on this machine, from the configs
-    as the file checks read them (`files.configs_read`: each file read once). A plan that does not fit the memory is
-    a warning (a smaller video still runs); any other refusal is a problem: a run refuses it whatever its size."""
-    from motif_lite.preflight import plan_generation
+    and GGUF headers as the file checks read them (`files.configs_read`, `header_read`: each file read once). A plan
+    that does not fit the memory is a warning (a smaller video still runs); any other refusal is a problem: a run
+    refuses it whatever its size."""
+    from motif_lite.checkpoint import locate_sources
+    from motif_lite.preflight import AT_HAND, plan_generation
     from motif_lite.request import GenerationRequest
     from motif_lite.settings import CheckpointConfigs
 
@@ -394,15 +403,15 @@ def _check_default_plan(
     try:
         with _files_warned_once(root):
             configs = CheckpointConfigs.read(root, files_read=files.configs_read)
-            plan = plan_generation(
-                request,
+            sources = locate_sources(
                 root,
-                gguf=gguf,
-                dtype=None,
-                device="auto",
+                gguf,
                 text_encoder_gguf=text_encoder_gguf,
+                header_read=header_read,
                 configs_read=configs,
+                **AT_HAND,
             )
+            plan = plan_generation(request, sources, dtype=None, device="auto")
     except MemoryBudgetError as exc:
         report.warning("memory plan", f"the default {size} does not fit here: {first_line(exc)}")
         return

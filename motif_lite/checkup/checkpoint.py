@@ -35,6 +35,7 @@ from motif_lite.weights.shapes import (
 
 if TYPE_CHECKING:
     from motif_lite.config import TransformerConfig
+    from motif_lite.encoders.text_gguf import TextEncoderGGUF
     from motif_lite.weights.gguf_file import GGUFCheckpoint, PackedTensor
 
 FAILED = object()  # what `_parsed` returns when the file could not be read (None can be a parsed value)
@@ -391,11 +392,11 @@ def _check_floats(folder: str, headers: list[SafetensorsHeader], files: str) -> 
     check_floats(refs, files, FLOATS_CHECKED[folder])
 
 
-def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, model: str) -> Path | None:
+def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, model: str) -> TextEncoderGGUF | None:
     """A quantized text encoder (`--text-encoder-gguf`), checked as a run checks it: one file, a readable header,
     an embedded config equal to the checkpoint's text_encoder/config.json, every tensor as that config says
-    (`model`: -m as given, which a fix that makes the file again names). Returns its path, or None after reporting
-    the problem."""
+    (`model`: -m as given, which a fix that makes the file again names). Returns the file as read (for the memory
+    plan, which then does not read it again), or None after reporting the problem."""
     from motif_lite.checkpoint import TextEncoderGGUFError, find_text_encoder_gguf
     from motif_lite.io.gguf_source import text_encoder_gguf_fix
 
@@ -418,12 +419,15 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
     against = "; its config matches text_encoder/config.json" if compared else ""
     summary = f"text encoder GGUF{recipe}, {len(found.tensors)} tensors: {types_and_sizes(found.tensors)}{against}"
     report.ok(str(found.path), summary)
-    return found.path
+    return found
 
 
-def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> TransformerConfig | None:
+def check_gguf(
+    report: Checkup, path: Path, root: Path | None, model: str
+) -> tuple[TransformerConfig | None, GGUFCheckpoint | None]:
     """A GGUF transformer: readable, complete, known quant types, and every tensor as its config says (`model`: -m
-    as given, which a fix that makes the file again names). Returns that config, or None when there is none.
+    as given, which a fix that makes the file again names). Returns that config (None when there is none) and the
+    file's header as read (None when it could not be read: for the memory plan, which then does not read it again).
 
     The config is chosen as `motif-lite run` chooses it (`choose_gguf_config`): the checkpoint's
     `transformer/config.json` when there is one, else the one our quantizer embeds, else a `config.json` beside the
@@ -438,13 +442,13 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> Tr
         checkpoint = read_gguf(path)
     except LFSPointerError as exc:
         report.problem(subject, exc.problem, exc.fix)
-        return None
+        return None, None
     except MotifLiteError as exc:
         problem = first_line(exc).replace(f"{path}: ", "").replace(f"{path} ", "")
         fix = _other_kind_fix(exc, path) or _safetensors_fix(path, "--diffusion-model", "transformer")
         fix = fix or _foreign_fix(exc, path, model)
         report.problem(subject, problem, fix or gguf_file_fix(path, model))
-        return None
+        return None, None
     report.ok(subject, gguf_summary(checkpoint))
     config_path = None if root is None else root / "transformer" / "config.json"
     try:  # the config `motif-lite run` would choose, with the same notes
@@ -454,7 +458,7 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> Tr
         choice, mismatch = check_gguf_config(checkpoint, ours)
     except MotifLiteError as exc:
         report.problem(subject, f"no usable transformer config: {first_line(exc)}", gguf_file_fix(path, model))
-        return None
+        return None, checkpoint
     config, origin = choice.config, choice.origin
     if not origin.endswith("config.json"):  # "embedded in x.gguf (...)", "inferred from the GGUF tensor shapes"
         origin = f"the config {origin}"
@@ -470,7 +474,7 @@ def check_gguf(report: Checkup, path: Path, root: Path | None, model: str) -> Tr
         )
     else:
         report.ok(subject, f"names and shapes match {origin}")
-    return config
+    return config, checkpoint
 
 
 def gguf_summary(checkpoint: GGUFCheckpoint) -> str:
