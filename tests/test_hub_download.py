@@ -1720,6 +1720,25 @@ def test_a_long_prompt_is_said_before_the_checkpoint_downloads(empty_cache_run, 
     assert tokenizer < err.index(SAID) < err.index("downloading", tokenizer + 1), err
 
 
+def test_a_run_that_downloads_loads_the_tokenizer_once(
+    empty_cache_run, fake_hub, checkpoint, tmp_path, monkeypatch, capsys
+):
+    # The tokenizer fetched first measured the long prompt, and was dropped: once the checkpoint had downloaded, the
+    # run loaded it again from the same folder. The text encoder takes the one loaded first.
+    from motif_lite.encoders import text
+
+    fake_hub.snapshot = checkpoint  # both downloads "give" the tiny checkpoint: the tokenizer's, then the rest
+    loads: list[Path] = []
+    load_tokenizer = text.load_tokenizer
+    monkeypatch.setattr(text, "load_tokenizer", lambda root, *a: loads.append(root) or load_tokenizer(root, *a))
+    run = ["run", "--yes", "-p", LONG_PROMPT, "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1"]
+    code = cli.main([*run, "--dtype", "fp32", "--device", "cpu", "-o", str(tmp_path / "fox.gif")])
+    err = capsys.readouterr().err
+    assert code == 0 and err.count(SAID) == 1, err
+    assert [patterns for _, patterns in fake_hub.downloads][0] == ["tokenizer/*"] and len(fake_hub.downloads) == 2
+    assert loads == [checkpoint], loads
+
+
 def test_a_negative_prompt_the_guidance_does_not_read_downloads_no_tokenizer_first(
     empty_cache_run, fake_hub, checkpoint, tmp_path
 ):

@@ -35,20 +35,30 @@ if TYPE_CHECKING:
     from motif_lite.settings import CheckpointConfigs, Settings
 
 
-def prompts_cut(model: str, root: Path | None, prompts: dict[str, str]) -> dict[str, PromptTruncation]:
+def prompts_measured(
+    model: str,
+    root: Path | None,
+    prompts: dict[str, str],
+    tokenizers_loaded: dict[Path, PreTrainedTokenizerBase] | None = None,
+) -> tuple[dict[str, PromptTruncation], PreTrainedTokenizerBase | None]:
     """The `prompts` (label -> text) the text encoder will cut, measured with the checkpoint's tokenizer alone before
     any weights load: `root`'s, else `model`'s tokenizer files alone, from the cache or downloaded (a few MB) where a
-    prompt of the user's may be over the limit. Empty where there is no tokenizer to read (the encode says it)."""
-    return prompts_measured(model, root, prompts)[0]
-
-
-def prompts_measured(
-    model: str, root: Path | None, prompts: dict[str, str]
-) -> tuple[dict[str, PromptTruncation], PreTrainedTokenizerBase | None]:
-    """`prompts_cut`, with the tokenizer it loaded from `root` (None where it loaded none, or another folder's): the
-    text encoder of the same folder takes it rather than loading it again."""
+    prompt of the user's may be over the limit; empty where there is no tokenizer to read (the encode says it). With
+    the tokenizer it loaded from `root` (None where it loaded none, or another folder's): the text encoder of the
+    same folder takes it rather than loading it again. `tokenizers_loaded`: the tokenizers
+    loaded so far, by their folder resolved; one of the folder to read is taken, not loaded again, and one loaded
+    here is added (a run measures its prompts with the tokenizer fetched before its download, then again once the
+    checkpoint is in that same folder)."""
     from motif_lite.encoders.text import fits_without_tokenizer, load_tokenizer, long_prompts, tokenizer_root
     from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT
+
+    loaded = {} if tokenizers_loaded is None else tokenizers_loaded
+
+    def tokenizer_of(checkpoint: Path) -> PreTrainedTokenizerBase:
+        folder = (checkpoint / "tokenizer").resolve()
+        if folder not in loaded:
+            loaded[folder] = load_tokenizer(checkpoint)
+        return loaded[folder]
 
     prompts = {label: prompt for label, prompt in prompts.items() if not fits_without_tokenizer(prompt)}
     if not prompts:
@@ -58,8 +68,8 @@ def prompts_measured(
             # The official negative prompt is some 150 tokens to the official tokenizer: no reason to download one.
             if all(prompt == OFFICIAL_NEGATIVE_PROMPT for prompt in prompts.values()):
                 return {}, None
-            return long_prompts(load_tokenizer(tokenizer_root(model)), prompts), None
-        tokenizer = load_tokenizer(root)
+            return long_prompts(tokenizer_of(tokenizer_root(model)), prompts), None
+        tokenizer = tokenizer_of(root)
         return long_prompts(tokenizer, prompts), tokenizer
     except MotifLiteError:
         return {}, None
@@ -88,9 +98,11 @@ def ask_before_download(
     question: CpuTimeQuestion,
     said: dict[str, PromptTruncation],
     header_read: GGUFFilesRead | None = None,
+    tokenizers_loaded: dict[Path, PreTrainedTokenizerBase] | None = None,
 ) -> Callable[[DownloadPlan], None]:
     """What the checks call just before a download starts (`HubAccess.before_download`): the prompts the text
-    encoder will cut, with the tokenizer fetched first (`said` gets them: not said again before the load); on the
+    encoder will cut, with the tokenizer fetched first (`said` gets them: not said again before the load;
+    `tokenizers_loaded` the tokenizer, which the run takes once the checkpoint is in its folder); on the
     CPU, the time question, from the configs at hand or the official ones as a dry run counts (the checkpoint's own
     are not downloaded yet): not after hours of downloading for a run the user would not start. `header_read`: the
     GGUF files the run read already (`preflight.gguf_header_read_first`, which its preflight takes too): each
@@ -104,7 +116,7 @@ def ask_before_download(
         if said and question.said:  # both said before an earlier download (the checkpoint's, then a GGUF variant's)
             return
         at_hand = _at_hand(args, requests[0], located)  # resolved once, for the prompts and the time question
-        _say_long_prompts_first(args, requests[0], said, at_hand)
+        _say_long_prompts_first(args, requests[0], said, at_hand, tokenizers_loaded)
         if question.said:  # before the checkpoint's download, not again before the GGUF variant's
             return
         estimate = _estimate_at_hand(args, device, at_hand)
@@ -153,10 +165,12 @@ def rank_refuses_before_download(
     parallel: Parallel,
     said: dict[str, PromptTruncation],
     header_read: GGUFFilesRead | None = None,
+    tokenizers_loaded: dict[Path, PreTrainedTokenizerBase] | None = None,
 ) -> Callable[[DownloadPlan], None]:
     """What a rank of a parallel run calls just before its download starts: its own plan's refusal, as a run on one
     process refuses (`prepare.refuse_what_no_plan_fits`), and on the main rank the prompts the text encoder will cut
-    (`said` gets them); the CPU time question is a one-process run's. `header_read`: as `ask_before_download`'s."""
+    (`said` gets them); the CPU time question is a one-process run's. `header_read`, `tokenizers_loaded`: as
+    `ask_before_download`'s."""
 
     def before_download(plan: DownloadPlan) -> None:
         located = LocatedOnce(args, header_read)
@@ -166,7 +180,7 @@ def rank_refuses_before_download(
             located=located.sources,
         )  # fmt: skip
         if parallel.is_main:  # the one that encodes, and prints
-            _say_long_prompts_first(args, request, said, _at_hand(args, request, located))
+            _say_long_prompts_first(args, request, said, _at_hand(args, request, located), tokenizers_loaded)
 
     return before_download
 
@@ -176,15 +190,18 @@ def _say_long_prompts_first(
     request: GenerationRequest,
     said: dict[str, PromptTruncation],
     at_hand: tuple[ModelSources, Settings] | None,
+    tokenizers_loaded: dict[Path, PreTrainedTokenizerBase] | None = None,
 ) -> None:
     """Before a download: the prompts the text encoder will cut (`at_hand`'s settings tell which it encodes; both
     where nothing is at hand: the official guidance reads the negative prompt), measured with the tokenizer's files
-    fetched first (a few MB), said now and kept in `said` (the run does not say them again before it loads). Once
-    something is said, not again before a later download (a GGUF variant's)."""
+    fetched first (a few MB), said now and kept in `said` (the run does not say them again before it loads; the
+    tokenizer goes into `tokenizers_loaded`). Once something is said, not again before a later download (a GGUF
+    variant's)."""
     if said:
         return
     prompts = {"prompt": request.prompt, "negative prompt": request.negative_prompt}
-    said.update(prompts_cut(args.model, None, prompts if at_hand is None else at_hand[1].encoded_prompts))
+    encoded = prompts if at_hand is None else at_hand[1].encoded_prompts
+    said.update(prompts_measured(args.model, None, encoded, tokenizers_loaded)[0])
     for label, truncation in said.items():
         print(f"warning: {truncation.advice(label)}", file=sys.stderr)
 

@@ -340,6 +340,7 @@ def _prepare(
     layout, main = (layout, True) if parallel is None else (parallel.layout, parallel.is_main)
     question = CpuTimeQuestion(args.yes)
     said: dict[str, PromptTruncation] = {}  # the long prompts said before a download: not said again
+    tokenizers: dict[Path, PreTrainedTokenizerBase] = {}  # the one that measured them: not loaded again after it
     if args.dry_run:
         sources, device = _checked_at_hand(args)
         kernel_cache = None  # a dry run compiles nothing
@@ -347,9 +348,11 @@ def _prepare(
         # The --gguf file's header, read once for preflight and every check before the download.
         header_read = gguf_header_read_first(args.model, args.gguf)
         if parallel is None:
-            before_download = ask_before_download(args, requests, device, question, said, header_read)
+            before_download = ask_before_download(args, requests, device, question, said, header_read, tokenizers)
         else:
-            before_download = rank_refuses_before_download(args, request, device, parallel, said, header_read)
+            before_download = rank_refuses_before_download(
+                args, request, device, parallel, said, header_read, tokenizers
+            )
         # The speed flags with the device.
         sources, device = preflight_flags(args, device, before_download, loras, header_read)
         kernel_cache = writable_kernel_cache(os.environ, args.kernels, device)  # said before it compiles
@@ -371,7 +374,7 @@ def _prepare(
     notes += loading_notes(sources, device, args.device, settings.notes)
     notes += _dry_run_device_notes(args, device) if args.dry_run else []
     print_notes(notes, say)
-    measured = prompts_measured(args.model, sources.root, settings.encoded_prompts) if main else ({}, None)
+    measured = prompts_measured(args.model, sources.root, settings.encoded_prompts, tokenizers) if main else ({}, None)
     long_prompts, tokenizer = measured
     for label, truncation in long_prompts.items():  # before the plan and the time question, and minutes before the load
         if said.get(label) != truncation:
