@@ -560,7 +560,9 @@ def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_star
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 0
     monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)  # not read (the child failed): the ranks plan
     capsys.readouterr()
-    for vram in ([], ["--vram", "0.01"]):  # --vram's plan too: the launcher says so, it does not check in silence
+    # A --vram that fits: the free memory's plan is the ranks', and the launcher says so, it does not check in silence
+    # (one no plan fits is refused: test_a_vram_no_plan_fits_is_refused_before_launch_when_the_gpus_cannot_be_read).
+    for vram in ([], ["--vram", "8"]):
         assert cli_main([*cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda"), *vram]) == 0
         assert "note: the GPUs could not be read before the processes start" in capsys.readouterr().err
     assert launched == [2, 2, 2]
@@ -645,6 +647,28 @@ def test_the_launcher_never_starts_cuda_and_plans_each_rank_with_its_own_gpus_re
     monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
     assert cli_main(args) == 0
     assert reads == [2, 2] and planned[2:] == [(True, 8), (False, 8)] and not torch.cuda.is_initialized()
+
+
+def test_a_vram_no_plan_fits_is_refused_before_launch_when_the_gpus_cannot_be_read(
+    checkpoint, tmp_path, capsys, monkeypatch, planned, gpu_machine
+):
+    # GPUs here that the child process could not read: the launcher left --vram to the ranks, and each of them
+    # refused it once started. A rank's budget is never above --vram's, so a --vram no plan fits is refused here,
+    # planned as for a GPU not here (no CUDA started in this process).
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")
+    assert cli_main([*args, "--vram", "0.0001"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: 80x32x5 needs at least") == 1 and "[rank" not in err, err
+    assert planned == [(True, 0.0001)] and not torch.cuda.is_initialized()
+    # One that fits is planned, and the ranks started, each planning with its own GPU's memory.
+    launched = []
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    assert cli_main([*args, "--vram", "8"]) == 0
+    assert launched == [2] and planned[1:] == [(True, 8)] and not torch.cuda.is_initialized()
+    assert "note: the GPUs could not be read before the processes start" in capsys.readouterr().err
 
 
 def test_the_gpus_are_read_in_a_child_process(monkeypatch):

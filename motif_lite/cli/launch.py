@@ -55,21 +55,22 @@ def launch_run(args: argparse.Namespace) -> int:
             if (missing := missing_gpus(args.gpus, args.device)) is not None:
                 raise ParallelError(missing)
             # Each GPU read once, in a child process: CUDA is never started in this one (docs/parallel.md).
-            # Without them (the CPU, no GPU here), --vram's budget alone is planned, as for a GPU not here; a GPU here
-            # that could not be read is left to the ranks, which plan with their own.
+            # Without them (the CPU, no GPU here, GPUs that could not be read), --vram's budget alone is planned, as
+            # for a GPU not here: a rank's budget is never above it, so what no plan fits there no rank runs. The
+            # rest of a GPU that could not be read (its free memory, its size) is left to its rank.
             gpus_here = args.device != "cpu" and torch.cuda.is_available()
             readings = gpu_readings(args.gpus) if gpus_here else None
             if gpus_here and readings is None:
                 print(f"note: {UNREAD_GPUS_NOTE}", file=sys.stderr)
-            if readings is not None or (args.vram is not None and not gpus_here):
+            if readings is not None or args.vram is not None:
                 _plan_before_launch(args, request, layout, readings)
         return launch(args.gpus, args.argv)
 
 
 UNREAD_GPUS_NOTE = (
     "the GPUs could not be read before the processes start (a GPU in exclusive mode, or a child process that failed "
-    "or took over a minute): the memory plan, --vram's included, is left to each rank, which refuses a run that does "
-    "not fit its GPU"
+    "or took over a minute): the memory plan on each GPU's own memory is left to its rank, which refuses a run that "
+    "does not fit it"
 )
 
 
@@ -243,9 +244,9 @@ def _plan_before_launch(
     and each prints the refusal. Each rank plans for its own GPU (`readings`, rank r on cuda:r, read in a child
     process: nothing here starts CUDA): with --vram that budget, without it its free memory. The main rank, which
     also loads the text encoder, is planned on cuda:0; the others on the one of theirs with the smallest budget.
-    Without readings (the CPU, or no GPU here) one plan, as for a GPU not here. From the files at hand, else the
-    official configs for the official model, as a run plans before its download (`sources_before_download`); another
-    model not at hand is left to the ranks, which plan with its files.
+    Without readings (the CPU, no GPU here, or GPUs here that could not be read) one plan of --vram's budget, as for a
+    GPU not here. From the files at hand, else the official configs for the official model, as a run plans before its
+    download (`sources_before_download`); another model not at hand is left to the ranks, which plan with its files.
     -> the plans made (the main rank's first; none for a model left to the ranks)."""
     import dataclasses
 
@@ -263,6 +264,10 @@ def _plan_before_launch(
     # Every rank applies the --lora files: their adapters beside packed layers count in each rank's plan.
     loras = checked_lora_files(lora_args(args.lora), sources)
     device = "cpu" if args.device == "cpu" else "cuda"
+    if device == "cuda" and readings is None and torch.cuda.is_available():
+        # GPUs here that could not be read: planned for one past them, a GPU not here, whose memory nothing reads
+        # (reading cuda:0's would start CUDA in this process, holding its memory for the whole run).
+        device = f"cuda:{torch.cuda.device_count()}"
     # The ranks resolve --dtype on their own GPUs as `plan_generation` does on cuda:0's reading (one machine's GPUs
     # are alike here); without a reading, as for a GPU not here.
     if readings is not None and args.dtype is None:
