@@ -1,5 +1,6 @@
 """What differs on Windows and macOS, shown on Linux by telling the code it runs there (sys.platform) and
-by standing in for the Windows calls it makes (kernel32), since no Windows machine runs these tests."""
+by standing in for the calls it makes there (Windows' kernel32, macOS' libSystem), since no Windows machine or Mac
+runs these tests."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from motif_lite.runtime import host_memory
 from motif_lite.runtime.attention_choices import RememberedChoices
 from motif_lite.runtime.compile import CompileUnavailableError, check_compile_possible
 from motif_lite.runtime.host_memory import GiB, HostNeeds, available_ram, plan_host, total_ram
+from motif_lite.units import memory_size
 
 ACCESS_DENIED = 5  # Windows' ERROR_ACCESS_DENIED
 INVALID_PARAMETER = 87  # Windows' ERROR_INVALID_PARAMETER: OpenProcess's answer for an ID of no process
@@ -210,6 +212,117 @@ def test_on_windows_a_failed_memory_call_gives_no_reading_rather_than_a_wrong_on
     monkeypatch.setattr(host_memory, "memory_limit", lambda: None)
     monkeypatch.setattr(sys, "platform", "win32")
     assert (total_ram(), available_ram()) == (None, None)
+
+
+class FakeLibSystem:
+    """macOS' sysctlbyname, mach_host_self, host_page_size and host_statistics64 as their headers declare them, for
+    a Mac of `total` bytes whose pages are `page_size` bytes, `free` of them free (`speculative` of those
+    speculative) and `inactive` inactive. Each checks the types the caller declared (unset, ctypes passes a C int,
+    cutting a pointer or a 64-bit size) and writes its answer at the offsets the C structure has, whatever the
+    caller named its fields."""
+
+    HOST = 0x103  # the host port's name
+
+    def __init__(self, total: int, page_size: int, free: int, inactive: int, speculative: int) -> None:
+        self.total, self.page_size = total, page_size
+        self.free, self.inactive, self.speculative = free, inactive, speculative
+        self.host_asked = 0
+        self.sysctlbyname = WinFunction(self._sysctlbyname)
+        self.mach_host_self = WinFunction(self._mach_host_self)
+        self.host_page_size = WinFunction(self._host_page_size)
+        self.host_statistics64 = WinFunction(self._host_statistics64)
+
+    def _sysctlbyname(self, name: bytes, old: object, old_size: object, new: object, new_size: int) -> int:
+        size_p = ctypes.POINTER(ctypes.c_size_t)
+        assert self.sysctlbyname.restype is ctypes.c_int
+        assert self.sysctlbyname.argtypes == (
+            ctypes.c_char_p,
+            ctypes.c_void_p,
+            size_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+        )
+        size = ctypes.c_size_t.from_address(ctypes.addressof(old_size._obj))  # sysctl's size_t, in and out
+        if name != b"hw.memsize" or size.value < 8 or new is not None:
+            return -1
+        ctypes.c_uint64.from_address(ctypes.addressof(old._obj)).value = self.total  # a 64-bit count
+        size.value = 8
+        return 0
+
+    def _mach_host_self(self) -> int:
+        assert self.mach_host_self.restype is ctypes.c_uint32, "a mach_port_t is 32 bits"
+        self.host_asked += 1
+        return self.HOST
+
+    def _host_page_size(self, host: int, size: object) -> int:
+        assert self.host_page_size.restype is ctypes.c_int
+        assert self.host_page_size.argtypes == (ctypes.c_uint32, ctypes.POINTER(ctypes.c_size_t))
+        if host != self.HOST:
+            return 4  # KERN_INVALID_ARGUMENT
+        ctypes.c_size_t.from_address(ctypes.addressof(size._obj)).value = self.page_size  # a vm_size_t
+        return 0
+
+    def _host_statistics64(self, host: int, flavor: int, info: object, count: object) -> int:
+        assert self.host_statistics64.restype is ctypes.c_int
+        words_p = ctypes.POINTER(ctypes.c_uint32)
+        assert self.host_statistics64.argtypes == (ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p, words_p)
+        words = ctypes.c_uint32.from_address(ctypes.addressof(count._obj))
+        # HOST_VM_INFO64 fills a vm_statistics64 of 38 words, 152 bytes: natural_t free_count at 0 (the speculative
+        # pages among them), inactive_count at 8, speculative_count at 92.
+        if host != self.HOST or flavor != 4 or words.value < 38 or ctypes.sizeof(info._obj) < 152:
+            return 4
+        address = ctypes.addressof(info._obj)
+        ctypes.c_uint32.from_address(address).value = self.free
+        ctypes.c_uint32.from_address(address + 4).value = 1000  # active: in use, not available
+        ctypes.c_uint32.from_address(address + 8).value = self.inactive
+        ctypes.c_uint32.from_address(address + 12).value = 2000  # wired
+        ctypes.c_uint32.from_address(address + 92).value = self.speculative
+        words.value = 38
+        return 0
+
+
+@pytest.fixture
+def on_a_mac(monkeypatch: pytest.MonkeyPatch) -> FakeLibSystem:
+    """sys.platform "darwin", no cgroups, and a libSystem of a 16 GiB Mac with 16 KiB pages, 100,000 of them free
+    (20,000 of those speculative) and 150,000 inactive."""
+    libsystem = FakeLibSystem(total=16 * GiB, page_size=16384, free=100_000, inactive=150_000, speculative=20_000)
+
+    def cdll(name: str, *args: object, **kwargs: object) -> FakeLibSystem:
+        assert name == "/usr/lib/libSystem.B.dylib", name
+        return libsystem
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    monkeypatch.setattr(host_memory, "_HOST_PORTS", {}, raising=False)  # no host port asked for yet
+    monkeypatch.setattr(host_memory, "memory_limit", lambda: None)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    return libsystem
+
+
+def test_on_a_mac_the_memory_available_is_read_and_keeps_page_locked_homes_within_it(on_a_mac) -> None:
+    # macOS has no /proc/meminfo: the planner's and verify's host figures were unknown there, page-locked block
+    # homes chosen whatever memory was free and a run too large for the Mac not warned of.
+    available = (on_a_mac.free + on_a_mac.inactive) * on_a_mac.page_size  # free_count counts the speculative pages
+    assert (total_ram(), available_ram()) == (16 * GiB, available)
+    assert available_ram() == available and on_a_mac.host_asked == 1  # its host port asked for once
+    needs = HostNeeds(
+        cuda=True, text_bytes=2 * GiB, text_staging_bytes=0, transformer_bytes=4 * GiB, streamed_bytes=3 * GiB,
+        streamed_pinned_bytes=4 * GiB, block_staging_bytes=GiB // 2, vae_bytes=0, video_bytes=0, activation_bytes=0,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="available now"):  # even staged it needs more than the 3.8 GiB available
+        chosen = plan_host(needs, None, available_ram())
+    assert chosen.pinned_blocks is False
+    assert chosen.staged_because is not None and f"more than the {memory_size(available)} available" in (
+        chosen.staged_because
+    )
+
+
+def test_on_a_mac_a_failed_memory_call_gives_no_reading_rather_than_a_wrong_one(on_a_mac, monkeypatch) -> None:
+    # A structure or a count the call did not fill would be made up.
+    monkeypatch.setattr(on_a_mac.sysctlbyname, "call", lambda *args: -1)
+    monkeypatch.setattr(on_a_mac.host_statistics64, "call", lambda *args: 5)  # KERN_FAILURE
+    assert (total_ram(), available_ram()) == (None, None)
+    monkeypatch.setattr(ctypes, "CDLL", lambda name, *args, **kwargs: (_ for _ in ()).throw(OSError(name)))
+    assert (total_ram(), available_ram()) == (None, None)  # no libSystem to load
 
 
 @pytest.mark.parametrize("name", ["COM\u00b9.webp", "lpt\u00b3.gif"])

@@ -200,10 +200,15 @@ def staging_bytes(layer_bytes: int) -> int:
 
 def available_ram(limit: MemoryLimit | None = None) -> int | None:
     """The memory this process may still take, in bytes: MemAvailable from /proc/meminfo (Linux; on Windows what
-    the OS counts as available), or less where a cgroup memory limit (a container's, a Slurm job's; `memory_limit()`
-    when not given) leaves less, since /proc/meminfo counts the whole machine also inside a container; None where
-    neither can be read (macOS)."""
-    free = _windows_memory_status("ullAvailPhys") if sys.platform == "win32" else _meminfo_bytes("MemAvailable")
+    the OS counts as available, on macOS its free, speculative and inactive pages), or less where a cgroup memory
+    limit (a container's, a Slurm job's; `memory_limit()` when not given) leaves less, since /proc/meminfo counts
+    the whole machine also inside a container; None where neither can be read."""
+    if sys.platform == "win32":
+        free = _windows_memory_status("ullAvailPhys")
+    elif sys.platform == "darwin":
+        free = _mac_available_bytes()
+    else:
+        free = _meminfo_bytes("MemAvailable")
     limit = memory_limit() if limit is None else limit
     if limit is None:
         return free
@@ -211,9 +216,13 @@ def available_ram(limit: MemoryLimit | None = None) -> int | None:
 
 
 def total_ram() -> int | None:
-    """MemTotal from /proc/meminfo (Linux; under WSL2 the VM's share of the machine; on Windows the machine's
-    memory), in bytes; None where it cannot be read (macOS)."""
-    return _windows_memory_status("ullTotalPhys") if sys.platform == "win32" else _meminfo_bytes("MemTotal")
+    """MemTotal from /proc/meminfo (Linux; under WSL2 the VM's share of the machine; on Windows and macOS the
+    machine's memory), in bytes; None where it cannot be read."""
+    if sys.platform == "win32":
+        return _windows_memory_status("ullTotalPhys")
+    if sys.platform == "darwin":
+        return _mac_total_bytes()
+    return _meminfo_bytes("MemTotal")
 
 
 def _meminfo_bytes(name: str) -> int | None:
@@ -248,6 +257,91 @@ def _windows_memory_status(field: str) -> int | None:
     except (AttributeError, OSError):  # no kernel32 to call
         return None
     return int(getattr(status, field))
+
+
+# macOS' libSystem, which holds the BSD and Mach calls below; host_statistics64's flavor for its page counts
+# (HOST_VM_INFO64), and that structure's size in 32-bit words (HOST_VM_INFO64_COUNT: 152 bytes).
+LIBSYSTEM = "/usr/lib/libSystem.B.dylib"
+HOST_VM_INFO64 = 4
+HOST_VM_INFO64_COUNT = 38
+_HOST_PORTS: dict[int, int] = {}  # process ID -> its name for the host port (`_mac_host_port`)
+
+
+def _mac_total_bytes() -> int | None:
+    """The Mac's memory, sysctl's hw.memsize, in bytes; None where the call fails. macOS has no /proc/meminfo:
+    without this `check` said its memory was unknown."""
+    import ctypes  # macOS' libSystem only: imported here, as the call is made there alone
+
+    try:
+        sysctlbyname = ctypes.CDLL(LIBSYSTEM).sysctlbyname
+    except (AttributeError, OSError):  # no libSystem to call
+        return None
+    sysctlbyname.restype = ctypes.c_int
+    sysctlbyname.argtypes = (
+        ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.c_void_p, ctypes.c_size_t,
+    )  # fmt: skip
+    total, size = ctypes.c_uint64(0), ctypes.c_size_t(ctypes.sizeof(ctypes.c_uint64))
+    if sysctlbyname(b"hw.memsize", ctypes.byref(total), ctypes.byref(size), None, 0) != 0:
+        return None
+    return total.value if size.value == ctypes.sizeof(ctypes.c_uint64) else None  # else not the 64-bit count asked
+
+
+def _mac_available_bytes() -> int | None:
+    """The memory macOS can give a process now, in bytes: its free pages (the speculative ones among them, which
+    vm_stat lists apart) and its inactive ones (reclaimed without swapping), as psutil counts it; None where a call
+    fails. Without this a run on a Mac never learnt that page-locked block homes would take more than is free, nor
+    warned of a run that would swap."""
+    import ctypes
+
+    class VMStatistics64(ctypes.Structure):  # vm_statistics64 (mach/vm_statistics.h)
+        _fields_ = [
+            *((name, ctypes.c_uint32) for name in ("free_count", "active_count", "inactive_count", "wire_count")),
+            *((name, ctypes.c_uint64) for name in ("zero_fill_count", "reactivations", "pageins", "pageouts")),
+            *((name, ctypes.c_uint64) for name in ("faults", "cow_faults", "lookups", "hits", "purges")),
+            *((name, ctypes.c_uint32) for name in ("purgeable_count", "speculative_count")),
+            *((name, ctypes.c_uint64) for name in ("decompressions", "compressions", "swapins", "swapouts")),
+            *((name, ctypes.c_uint32) for name in ("compressor_page_count", "throttled_count")),
+            *((name, ctypes.c_uint32) for name in ("external_page_count", "internal_page_count")),
+            ("total_uncompressed_pages_in_compressor", ctypes.c_uint64),
+        ]
+
+    try:
+        libsystem = ctypes.CDLL(LIBSYSTEM)
+        page_size_of, statistics = libsystem.host_page_size, libsystem.host_statistics64
+        host = _mac_host_port(libsystem)
+    except (AttributeError, OSError):  # no libSystem to call
+        return None
+    page_size_of.restype = statistics.restype = ctypes.c_int  # kern_return_t: KERN_SUCCESS is 0
+    page_size_of.argtypes = (ctypes.c_uint32, ctypes.POINTER(ctypes.c_size_t))  # a vm_size_t is pointer-wide
+    statistics.argtypes = (ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32))
+    if not host:  # MACH_PORT_NULL: no host port to ask
+        return None
+    page_size, counts = ctypes.c_size_t(0), VMStatistics64()
+    words = ctypes.c_uint32(HOST_VM_INFO64_COUNT)  # in: the room given, in 32-bit words; out: the words filled
+    if page_size_of(host, ctypes.byref(page_size)) != 0 or not page_size.value:
+        return None
+    if statistics(host, HOST_VM_INFO64, ctypes.byref(counts), ctypes.byref(words)) != 0:
+        return None
+    if words.value * 4 < VMStatistics64.inactive_count.offset + 4:  # the counts read were not filled in
+        return None
+    return (counts.free_count + counts.inactive_count) * page_size.value
+
+
+def _mac_host_port(libsystem: object) -> int:
+    """This process's name for the host port, asked of mach_host_self once: each call adds a reference to it that
+    only mach_port_deallocate gives back, so a server planning every request would pile them up. Asked again in a
+    forked child, whose names are its own."""
+    import ctypes
+    import os
+
+    pid = os.getpid()
+    if pid not in _HOST_PORTS:
+        host_self = libsystem.mach_host_self
+        host_self.restype, host_self.argtypes = ctypes.c_uint32, ()  # a mach_port_t
+        if not (host := host_self()):  # MACH_PORT_NULL: kept for no one
+            return host
+        _HOST_PORTS[pid] = host
+    return _HOST_PORTS[pid]
 
 
 def peak_rss() -> int | None:
