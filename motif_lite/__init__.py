@@ -16,7 +16,7 @@ _PUBLIC = {
     "GenerationRequest": "motif_lite.request",  # what `load_pipeline(...).generate` takes
     "GenerationResult": "motif_lite.pipeline",  # what `generate` returns (the output file, its settings, times)
     "MotifVideoPipeline": "motif_lite.pipeline",  # what `load_pipeline` returns, for type hints
-    "LoRAError": "motif_lite.weights.lora",  # a LoRA file or strength `load_pipeline(loras=...)` cannot take
+    "LoRAError": "motif_lite.weights.lora_errors",  # a LoRA file or strength `load_pipeline(loras=...)` cannot take
     "MotifLiteError": "motif_lite.errors",  # every error a user can cause: the class the others derive from
     "RequestError": "motif_lite.request",  # a request's wrong settings, one line each
     "MotifVideoTransformer": "motif_lite.model.transformer",
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from motif_lite.progress import ProgressBars
     from motif_lite.request import GenerationRequest, RequestError
     from motif_lite.weights.loader import load_transformer
-    from motif_lite.weights.lora import LoRAError
+    from motif_lite.weights.lora_errors import LoRAError
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.planner import Plan
     from motif_lite.sizes import ModelSizes
-    from motif_lite.weights.lora import LoRAFile
+    from motif_lite.weights.lora_updates import LoRAFile
 
 # Where a plan's budget came from when no --vram was given (the planner's margin on the free memory).
 FREE_MEMORY_BUDGET = f"the GPU's free memory at the start / {RESERVED_RATIO:g}"

@@ -83,17 +83,11 @@ from motif_lite.sizes import (
 from motif_lite.units import MiB, memory_size
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
-from motif_lite.weights.lora import (
-    LoRAFile,
-    LoRASpec,
-    PackedDiffError,
-    check_lora_file,
-    check_read_loras,
-    diff_targets,
-    lora_targets,
-    read_loras,
-)
+from motif_lite.weights.lora import check_lora_file, check_read_loras, diff_targets, lora_targets, read_loras
 from motif_lite.weights.lora_apply import side_adapter_bytes, side_adapter_macs, side_adapter_temporary_bytes
+from motif_lite.weights.lora_errors import PackedDiffError
+from motif_lite.weights.lora_specs import LoRASpec
+from motif_lite.weights.lora_updates import LoRAFile
 from motif_lite.weights.shapes import build_model
 
 # `locate_sources` for plans: what is on disk or in the cache, never a download, never an error for absent weights.

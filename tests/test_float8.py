@@ -30,8 +30,9 @@ from motif_lite.sizes import model_sizes
 from motif_lite.weights.float8 import Float8Linear, is_companion
 from motif_lite.weights.gguf_file import read_gguf
 from motif_lite.weights.loader import meta_transformer
-from motif_lite.weights.lora import LoRASpec, linear_shapes, read_loras
+from motif_lite.weights.lora import linear_shapes, read_loras
 from motif_lite.weights.lora_apply import apply_loras
+from motif_lite.weights.lora_specs import LoRASpec
 
 WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
 

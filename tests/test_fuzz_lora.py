@@ -15,8 +15,10 @@ from torch import nn
 
 from motif_lite import cli
 from motif_lite.errors import MotifLiteError
-from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, read_loras
+from motif_lite.weights.lora import linear_shapes, read_loras
 from motif_lite.weights.lora_apply import apply_loras
+from motif_lite.weights.lora_errors import LoRAError
+from motif_lite.weights.lora_specs import LoRASpec
 
 DOWN, UP = "transformer_blocks.0.attn.to_q.lora_A.weight", "transformer_blocks.0.attn.to_q.lora_B.weight"
 ALPHA = "transformer_blocks.0.attn.to_q.alpha"

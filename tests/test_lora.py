@@ -38,8 +38,10 @@ from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.request import GenerationRequest
 from motif_lite.weights.loader import build_model
-from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, lora_specs, read_loras
+from motif_lite.weights.lora import linear_shapes, read_loras
 from motif_lite.weights.lora_apply import LoRALinear, apply_loras
+from motif_lite.weights.lora_errors import LoRAError
+from motif_lite.weights.lora_specs import LoRASpec, lora_specs
 from motif_lite.weights.lora_values import UNUSUAL_STRENGTH, lora_flag, split_strength, unusual_strength
 from motif_lite.weights.quant_linear import QuantizedLinear
 
@@ -228,7 +230,7 @@ def test_some_rows_of_a_wrapped_layer_are_those_rows_of_its_output():
 def test_a_merged_layer_keeps_its_dtype():
     # A bf16 run's layers stay bf16 with a LoRA merged (the update is summed in float32): a float32 weight would
     # double their memory and meet bf16 activations.
-    from motif_lite.weights.lora import LoRAFile, LoRAUpdate
+    from motif_lite.weights.lora_updates import LoRAFile, LoRAUpdate
 
     model = torch.nn.Sequential(torch.nn.Linear(8, 4)).to(torch.bfloat16)
     expected = model[0].weight.float() + 0.5 * torch.ones(4, 2) @ torch.ones(2, 8)
@@ -242,7 +244,7 @@ def test_a_merged_layer_keeps_its_dtype():
 def test_a_lora_merges_into_a_weight_on_another_device_than_its_file(device):
     # read_loras leaves the adapters on the CPU, while a load straight to the GPU puts the weight there: the merge
     # moves the adapters to the weight (`meta` stands in for a GPU without one).
-    from motif_lite.weights.lora import LoRAFile, LoRAUpdate
+    from motif_lite.weights.lora_updates import LoRAFile, LoRAUpdate
 
     model = torch.nn.Sequential(torch.nn.Linear(8, 4)).to(torch.bfloat16)
     expected = model[0].weight.float() + 0.5 * torch.ones(4, 2) @ torch.ones(2, 8)
@@ -268,7 +270,7 @@ class PackedLayer(torch.nn.Module):
 
 def test_a_wrapped_layers_adapter_computes_in_the_dtype_asked_for():
     # A bf16 run's adapters are bf16 (`dtype`), float32 only where no dtype is given.
-    from motif_lite.weights.lora import LoRAFile, LoRAUpdate
+    from motif_lite.weights.lora_updates import LoRAFile, LoRAUpdate
 
     for dtype, expected in ((torch.bfloat16, torch.bfloat16), (None, torch.float32)):
         model = torch.nn.Sequential(PackedLayer())
@@ -399,7 +401,7 @@ def test_two_files_on_a_packed_layer_add_up_as_when_merged():
     import gguf
     from gguf import GGMLQuantizationType as Q
 
-    from motif_lite.weights.lora import LoRAFile, LoRAUpdate
+    from motif_lite.weights.lora_updates import LoRAFile, LoRAUpdate
 
     g = torch.Generator().manual_seed(3)
     weight, bias = torch.randn(64, 96, generator=g), torch.randn(64, generator=g)

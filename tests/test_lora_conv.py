@@ -26,8 +26,10 @@ from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.weights.gguf_file import read_gguf
-from motif_lite.weights.lora import LoRAError, LoRASpec, lora_targets, read_loras
+from motif_lite.weights.lora import lora_targets, read_loras
 from motif_lite.weights.lora_apply import apply_loras, side_adapter_bytes
+from motif_lite.weights.lora_errors import LoRAError
+from motif_lite.weights.lora_specs import LoRASpec
 
 CONV = "x_embedder.proj"
 RANK, ALPHA = 3, 6.0

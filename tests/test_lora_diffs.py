@@ -13,8 +13,10 @@ from gguf import GGMLQuantizationType as Q
 from safetensors.torch import save_file
 from speed_helpers import tiny_transformer
 
-from motif_lite.weights.lora import LoRAError, LoRASpec, diff_targets, linear_shapes, read_loras
+from motif_lite.weights.lora import diff_targets, linear_shapes, read_loras
 from motif_lite.weights.lora_apply import apply_loras
+from motif_lite.weights.lora_errors import LoRAError
+from motif_lite.weights.lora_specs import LoRASpec
 from motif_lite.weights.modules import replace_module
 from motif_lite.weights.quant_linear import QuantizedLinear
 

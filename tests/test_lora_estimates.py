@@ -21,7 +21,8 @@ from motif_lite.quantize.sources import open_source
 from motif_lite.request import GenerationRequest
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS, run_flops
 from motif_lite.runtime import cost
-from motif_lite.weights.lora import LoRASpec, linear_shapes
+from motif_lite.weights.lora import linear_shapes
+from motif_lite.weights.lora_specs import LoRASpec
 from motif_lite.weights.shapes import build_model
 
 # A small video of many steps: the tiny transformer's linears, not its attention, are most of the work, and its

@@ -20,8 +20,10 @@ from tiny_transformer import make_reference
 from motif_lite.config import TransformerConfig
 from motif_lite.weights import lora
 from motif_lite.weights.loader import build_model
-from motif_lite.weights.lora import LoRAError, LoRASpec, linear_shapes, read_loras
+from motif_lite.weights.lora import linear_shapes, read_loras
 from motif_lite.weights.lora_apply import apply_loras
+from motif_lite.weights.lora_errors import LoRAError
+from motif_lite.weights.lora_specs import LoRASpec
 
 RANK, ALPHA = 4, 16.0
 Q = "transformer_blocks.0.attn.to_q"

@@ -24,8 +24,10 @@ from motif_lite.cli import main as cli_main
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
-from motif_lite.weights.lora import LoRAError, LoRASpec, check_read_loras, diff_targets, lora_targets, read_loras
+from motif_lite.weights.lora import check_read_loras, diff_targets, lora_targets, read_loras
 from motif_lite.weights.lora_apply import apply_loras
+from motif_lite.weights.lora_errors import LoRAError
+from motif_lite.weights.lora_specs import LoRASpec
 
 FF = "transformer_blocks.0.ff.net.0.proj"  # a [256, 64] linear
 KEY = "lora_unet_" + FF.replace(".", "_")  # as LyCORIS and kohya name it

@@ -23,8 +23,9 @@ from motif_lite.runtime.activation_memory import TEXT_TOKENS, adapter_temporary_
 from motif_lite.runtime.generation_sizes import generation_sizes
 from motif_lite.runtime.planner import GiB, PlannerInputs, plan_memory
 from motif_lite.vae.config import WanVAEConfig
-from motif_lite.weights.lora import LoRASpec, linear_shapes
+from motif_lite.weights.lora import linear_shapes
 from motif_lite.weights.lora_apply import SideAdapters, side_adapter_bytes, side_adapter_temporary_bytes
+from motif_lite.weights.lora_specs import LoRASpec
 from motif_lite.weights.shapes import build_model
 
 RANK = 8
@@ -339,7 +340,7 @@ def test_the_weights_that_load_packed_are_the_quantized_ones_of_the_file_or_reci
     from motif_lite.cli.prepare import checked_lora_files
     from motif_lite.preflight import with_quantize
     from motif_lite.sizes import packed_weight_names
-    from motif_lite.weights.lora import LoRAError
+    from motif_lite.weights.lora_errors import LoRAError
 
     root, q8, _ = checkpoint
     f16 = tmp_path / "tiny-F16.gguf"
@@ -442,7 +443,7 @@ def test_a_plan_on_an_fp8_file_counts_the_adapters_beside_its_8_bit_linears(chec
     assert resident_weights(with_lora) - resident_weights(without) == lora_bytes(lora, dtype) > 0
     # and `run` refuses a full difference on one of them before loading, as on a GGUF's packed weight
     from motif_lite.cli.prepare import checked_lora_files
-    from motif_lite.weights.lora import LoRAError
+    from motif_lite.weights.lora_errors import LoRAError
 
     linear = next(iter(sorted(linears)))
     diff = tmp_path / "diff.safetensors"

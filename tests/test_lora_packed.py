@@ -26,7 +26,7 @@ from motif_lite.runtime.activation_memory import (
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.weights.float8 import Float8Linear
-from motif_lite.weights.lora import LoRASpec, diff_targets, lora_targets, read_loras
+from motif_lite.weights.lora import diff_targets, lora_targets, read_loras
 from motif_lite.weights.lora_apply import (
     LoRALinear,
     apply_loras,
@@ -34,6 +34,7 @@ from motif_lite.weights.lora_apply import (
     side_adapter_macs,
     side_adapter_temporary_bytes,
 )
+from motif_lite.weights.lora_specs import LoRASpec
 
 g = torch.Generator().manual_seed(1)
 LOHA = {

@@ -31,8 +31,11 @@ from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.planner import Plan
-from motif_lite.weights.lora import LoRAError, LoRAFile, LoRASpec, LoRAUpdate, linear_shapes
+from motif_lite.weights.lora import linear_shapes
 from motif_lite.weights.lora_apply import LoRALinear
+from motif_lite.weights.lora_errors import LoRAError
+from motif_lite.weights.lora_specs import LoRASpec
+from motif_lite.weights.lora_updates import LoRAFile, LoRAUpdate
 
 FP32_CPU = dict(dtype=torch.float32, device="cpu", kernels="torch")
 

@@ -31,7 +31,9 @@ from motif_lite.json_values import read_json_object
 from motif_lite.runtime.attention_choices import RememberedChoices
 from motif_lite.runtime.cost import text_encoder_shape
 from motif_lite.weights.gguf_loader import CONFIG_KEY
-from motif_lite.weights.lora import LoRAError, LoRASpec, read_loras
+from motif_lite.weights.lora import read_loras
+from motif_lite.weights.lora_errors import LoRAError
+from motif_lite.weights.lora_specs import LoRASpec
 
 # Brackets nested past what Python's parser follows: a RecursionError (no ValueError) escaped every reader.
 DEEP = "[" * 100_000

@@ -125,7 +125,10 @@ def test_a_32_bit_image_of_8_bit_levels_keeps_them():
 
 
 def test_a_lora_read_for_this_model_passes_the_check_on_a_layer_that_is_not_square():
-    from motif_lite.weights.lora import LoRAError, LoRAFile, LoRASpec, LoRAUpdate, check_read_loras
+    from motif_lite.weights.lora import check_read_loras
+    from motif_lite.weights.lora_errors import LoRAError
+    from motif_lite.weights.lora_specs import LoRASpec
+    from motif_lite.weights.lora_updates import LoRAFile, LoRAUpdate
 
     targets = {"blocks.0.ff.net.0.proj": (8, 4)}  # (out_features, in_features)
     fits = LoRAUpdate("blocks.0.ff.net.0.proj", torch.ones(2, 4), torch.ones(8, 2), 1.0)  # down [r, in], up [out, r]

@@ -1292,7 +1292,7 @@ def test_a_lora_before_the_download_is_checked_against_the_transformer_config_th
 
     from motif_lite.choices import MOTIF_REPO
     from motif_lite.preflight import local_file_problems
-    from motif_lite.weights.lora import LoRASpec
+    from motif_lite.weights.lora_specs import LoRASpec
 
     snapshot = no_network / "models--Motif-Technologies--Motif-Video-2B" / "snapshots" / ("0" * 40)
     shutil.copytree(checkpoint[0], snapshot, ignore=shutil.ignore_patterns("*.safetensors"))

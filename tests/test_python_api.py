@@ -28,7 +28,8 @@ from motif_lite.io.clip import Clip  # noqa: E402
 from motif_lite.pipeline import GenerationResult, MotifVideoPipeline  # noqa: E402
 from motif_lite.preflight import plan_generation  # noqa: E402
 from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
-from motif_lite.weights.lora import LoRAError, LoRASpec, lora_specs  # noqa: E402
+from motif_lite.weights.lora_errors import LoRAError  # noqa: E402
+from motif_lite.weights.lora_specs import LoRASpec, lora_specs  # noqa: E402
 
 TINY = dict(width=48, height=32, frames=5, steps=2, seed=3)
 

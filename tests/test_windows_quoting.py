@@ -249,7 +249,7 @@ def _quantize_source_hint() -> str:
 
 
 def _lora_hint(folder: Path) -> Callable[[], str]:
-    from motif_lite.weights.lora import LoRASpec
+    from motif_lite.weights.lora_specs import LoRASpec
 
     return lambda: said(lambda: LoRASpec.parse(f"{folder / 'style one.safetensors'}:0,8"))
 

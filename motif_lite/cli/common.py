@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import argparse
 
     from motif_lite.io.missing_report import MissingFilesError
-    from motif_lite.weights.lora import LoRASpec
+    from motif_lite.weights.lora_specs import LoRASpec
 
 
 def print_notes(notes: Iterable[str], say: Callable = print) -> None:
@@ -98,7 +98,8 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist, and to be given once, before
     anything loads."""
     from motif_lite.shell_syntax import quoted
-    from motif_lite.weights.lora import LoRAError, LoRASpec
+    from motif_lite.weights.lora_errors import LoRAError
+    from motif_lite.weights.lora_specs import LoRASpec
     from motif_lite.weights.lora_values import lora_flag, same_file_twice, summed_strength
 
     specs = [LoRASpec.parse(value) for value in values]
@@ -166,7 +167,7 @@ def _civitai_page_fix(url: str, after_name: str) -> str | None:
 
 def lora_specs_from_flags(args: argparse.Namespace) -> list[LoRASpec]:
     """--lora's files and strengths (`lora_args`: each file checked to exist) as the LoRA checks take them."""
-    from motif_lite.weights.lora import LoRASpec
+    from motif_lite.weights.lora_specs import LoRASpec
 
     return [LoRASpec(path, strength) for path, strength in lora_args(args.lora)]
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from motif_lite.runtime.parallel import Parallel, ParallelLayout
     from motif_lite.runtime.planner import Plan
     from motif_lite.settings import CheckpointConfigs
-    from motif_lite.weights.lora import LoRAEntry, LoRAFile
+    from motif_lite.weights.lora_specs import LoRAEntry
+    from motif_lite.weights.lora_updates import LoRAFile
 
 
 def preflight_flags(
@@ -45,7 +46,7 @@ def preflight_flags(
     read again."""
     from motif_lite.io.gguf_source import refuse_variant_flag
     from motif_lite.preflight import preflight
-    from motif_lite.weights.lora import LoRASpec
+    from motif_lite.weights.lora_specs import LoRASpec
 
     refuse_variant_flag(args.gguf)  # in run's words: `preflight` says it in Python's
     quantize = getattr(args, "quantize", None)  # run's flags (serve has neither)
@@ -186,7 +187,7 @@ def checked_lora_files(loras: Iterable[tuple[Path, float]], sources: ModelSource
     download, `check_loras_at_hand`)."""
     from motif_lite.preflight import loras_for_config
     from motif_lite.sizes import packed_by, packed_weight_names
-    from motif_lite.weights.lora import LoRASpec
+    from motif_lite.weights.lora_specs import LoRASpec
 
     specs = [LoRASpec(path, strength) for path, strength in loras]
     if not specs:

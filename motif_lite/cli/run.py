@@ -86,7 +86,7 @@ if TYPE_CHECKING:
     from motif_lite.runtime.parallel import Parallel, ParallelLayout, Session
     from motif_lite.runtime.planner import Plan
     from motif_lite.settings import Settings
-    from motif_lite.weights.lora import LoRAFile
+    from motif_lite.weights.lora_updates import LoRAFile
 
 EPILOG = """\
 examples:
@@ -185,7 +185,7 @@ def _files_every_rank_reads(args: argparse.Namespace) -> list[tuple[str, str]]:
     """The input files of a parallel run that every rank reads itself, as (flag, path); -i is read by rank 0 alone
     (it makes the conditioning) and -o and --preview are written by rank 0 alone."""
     from motif_lite.errors import MotifLiteError
-    from motif_lite.weights.lora import LoRASpec
+    from motif_lite.weights.lora_specs import LoRASpec
 
     files = [(flag, path) for flag, path in (("--resume", args.resume), ("--settings-from", args.settings_from),
                                              ("--extend", args.extend)) if path is not None]  # fmt: skip

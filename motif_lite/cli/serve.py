@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
     from motif_lite.server.app import ServerConfig
     from motif_lite.server.submission import TooLong
     from motif_lite.settings import Settings
-    from motif_lite.weights.lora import LoRAFile
+    from motif_lite.weights.lora_updates import LoRAFile
 
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
 MAX_PORT = 65535

@@ -47,7 +47,8 @@ def _compared(dest: str, value: object) -> object:
 def _resolved_lora_file(file: str) -> str:
     """The LoRA file that `file` (a --lora value's file part) names, resolved as the run read it (a folder stands
     for its one file, `~` is the home folder); `file` as it is where that is refused (said where LoRAs are read)."""
-    from motif_lite.weights.lora import LoRAError, LoRASpec
+    from motif_lite.weights.lora_errors import LoRAError
+    from motif_lite.weights.lora_specs import LoRASpec
 
     try:
         return str(LoRASpec.parse(file).path.resolve())
@@ -63,7 +64,8 @@ _FILE_FLAGS = ("gguf", "diffusion_model", "text_encoder_gguf", "text_encoder", "
 def model_files(flags: dict) -> list[Path]:
     """The weight files that model flags (`SavedLatents.run`'s, or a command line's) name, absolute: each of
     --gguf, --diffusion-model, --text-encoder-gguf, --text-encoder and --vae given, and each LoRA's."""
-    from motif_lite.weights.lora import LoRAError, LoRASpec
+    from motif_lite.weights.lora_errors import LoRAError
+    from motif_lite.weights.lora_specs import LoRASpec
 
     files = [user_path(flags[dest]).absolute() for dest in _FILE_FLAGS if flags.get(dest)]
     for item in flags.get("lora") or []:

@@ -87,8 +87,8 @@ from motif_lite.vae import WanVAE
 from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.vae.tiling import VAEMode
-from motif_lite.weights.lora import LoRAEntry, lora_specs, spec_of
 from motif_lite.weights.lora_apply import AppliedLoRAs
+from motif_lite.weights.lora_specs import LoRAEntry, lora_specs, spec_of
 from motif_lite.weights.lora_values import warn_of_unusual_strengths
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it

@@ -37,7 +37,7 @@ from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.settings import resolve_dtype
 from motif_lite.vae import load_vae
-from motif_lite.weights.lora import LoRAEntry, lora_specs, spec_of
+from motif_lite.weights.lora_specs import LoRAEntry, lora_specs, spec_of
 from motif_lite.weights.lora_values import warn_of_unusual_strengths
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it

@@ -18,8 +18,8 @@ from motif_lite.runtime.planner import Plan, PlanHandle, apply_plan
 from motif_lite.weights.gguf_file import GGUFCheckpoint
 from motif_lite.weights.gguf_loader import load_gguf_transformer, load_packed_transformer
 from motif_lite.weights.loader import load_transformer
-from motif_lite.weights.lora import LoRAFile
 from motif_lite.weights.lora_apply import AppliedLoRAs, apply_loras
+from motif_lite.weights.lora_updates import LoRAFile
 
 
 @dataclass(frozen=True)

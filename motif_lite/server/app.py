@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.runtime.planner import Plan
     from motif_lite.settings import Settings
-    from motif_lite.weights.lora import LoRAFile
+    from motif_lite.weights.lora_updates import LoRAFile
 
 STATIC = Path(__file__).parent / "static"
 SCHEMA_PATHS = ("/openapi.json", "/docs", "/redoc")  # where FastAPI serves its OpenAPI schema and its pages

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.runtime.planner import Plan
-    from motif_lite.weights.lora import LoRAFile
+    from motif_lite.weights.lora_updates import LoRAFile
 
 
 def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tuple[Path, float]]:
@@ -107,7 +107,8 @@ def check_loras_fit(pipe: MotifVideoPipeline, files: list[tuple[Path, float]], f
     such job, not kept: on the 2B layout that took 0.1-0.2 s (measured on two busy CPU cores), in the submit thread,
     next to a job of minutes. -> the files read (none where there is nothing to check)."""
     from motif_lite.preflight import check_loras
-    from motif_lite.weights.lora import LoRAError, PackedDiffError, lora_specs
+    from motif_lite.weights.lora_errors import LoRAError, PackedDiffError
+    from motif_lite.weights.lora_specs import lora_specs
 
     if not files or folder is None or getattr(pipe, "sources", None) is None:  # not from load_pipeline: no switch
         return []

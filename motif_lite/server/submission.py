@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.server.app import ServerConfig, ServerState
     from motif_lite.settings import Settings
-    from motif_lite.weights.lora import LoRAFile
+    from motif_lite.weights.lora_updates import LoRAFile
 
 
 # The refusal of a first frame on a checkpoint without the image encoder, at submission and as a queued job starts.

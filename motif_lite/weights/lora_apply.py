@@ -27,13 +27,8 @@ from torch import nn
 from motif_lite.errors import counted
 from motif_lite.model.attention import project_rows
 from motif_lite.weights.float8 import Float8Linear
-from motif_lite.weights.lora import (
-    LoRAFile,
-    LoRAUpdate,
-    ProductUpdate,
-    WeightDiff,
-    check_diff_target,
-)
+from motif_lite.weights.lora import check_diff_target
+from motif_lite.weights.lora_updates import LoRAFile, LoRAUpdate, ProductUpdate, WeightDiff
 from motif_lite.weights.modules import replace_module
 from motif_lite.weights.quant_linear import QuantizedLinear
 

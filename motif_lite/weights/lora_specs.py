@@ -1,0 +1,210 @@
+"""The LoRAs as a user gives them: `--lora FILE[:STRENGTH]` (`LoRASpec.parse`, which names the likely mistake: files
+joined by commas, a decimal comma, a strength that is not a number) and the Python API's `loras=` (`lora_specs`: files,
+(file, strength) pairs or a {file: strength} dict). The text of a value alone is read in weights/lora_values.py; the
+files themselves in weights/lora.py."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from motif_lite.io.file_kinds import PICKLE_SUFFIXES, has_extension
+from motif_lite.paths import user_path, user_path_kept_here
+from motif_lite.shell_syntax import quoted
+from motif_lite.weights.lora_errors import LoRAError
+from motif_lite.weights.lora_updates import LoRAFile
+from motif_lite.weights.lora_values import same_file_twice, split_strength, summed_strength
+
+
+@dataclass(frozen=True)
+class LoRASpec:
+    """A LoRA file and its strength (1.0 = as trained; 0 = no effect; negative inverts it)."""
+
+    path: Path
+    strength: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> LoRASpec:
+        """`FILE[:STRENGTH]`, as `--lora` takes it: the strength is what follows the last colon, if a number
+        (`C:\\loras\\x.safetensors` is a file, `C:\\loras\\x.safetensors:0.8` that file at 0.8). A file that
+        exists as written is taken whole, though its name ends in a colon and a number, unless the part before
+        that colon exists too."""
+        path, sep, tail = text.rpartition(":")
+        if sep and user_path(text).exists() and not user_path(path).exists():
+            return cls(_lora_file(text))
+        if (joined := _files_joined_by_commas(text)) is not None:
+            # quoted: pasted, a path with a space in it would be two words
+            raise LoRAError(f"--lora {text}: one LoRA per --lora: {' '.join(f'--lora {quoted(f)}' for f in joined)}")
+        # `style.safetensors:0.8:extra`: a file, then more than one strength (was "LoRA file not found")
+        missing = sep and not user_path(text).exists() and not user_path(path).exists()
+        if missing and (found := _file_before_a_colon(text)) is not None:
+            file, rest = found
+            raise LoRAError(
+                f"--lora {text}: the strength {rest!r} is not a number; use FILE:STRENGTH, e.g. {quoted(f'{file}:0.8')}"
+            )
+        if sep:
+            try:
+                strength = float(tail)
+            except ValueError:
+                if user_path(path).exists() and re.fullmatch(r"[+-]?\d*,\d+", tail):  # a locale's decimal comma
+                    meant = f"{path}:{tail.replace(',', '.')}"
+                    raise LoRAError(
+                        f"--lora {text}: the strength takes a decimal point, not a comma: --lora {quoted(meant)}"
+                    ) from None
+                if user_path(path).exists() and not user_path(text).exists():  # `style.safetensors:strong`: a typo
+                    raise LoRAError(
+                        f"--lora {text}: the strength {tail!r} is not a number; use FILE:STRENGTH, e.g. "
+                        f"{quoted(f'{path}:0.8')}"
+                    ) from None
+                return cls(_lora_file(text))  # a path with a colon in it
+            if not math.isfinite(strength):
+                raise LoRAError(f"LoRA strength must be a finite number, got {tail!r} in {text!r}")
+            return cls(_lora_file(path), strength)
+        return cls(_lora_file(text))
+
+
+def _files_joined_by_commas(text: str) -> list[str] | None:
+    """The `FILE[:STRENGTH]` parts of `text` where it is two or more LoRAs joined by commas (as some tools take a
+    list) and each part names a file, a strength written with a decimal comma given its point (`a:0,5,b`); None
+    for anything else, a file so named included."""
+    parts = text.split(",")
+    if len(parts) < 2 or user_path(text).exists():
+        return None
+    for joined in (parts, _decimal_commas_mended(parts)):
+        files = [split_strength(part)[0] for part in joined]
+        if len(joined) > 1 and all(file and user_path(file).is_file() for file in files):
+            return joined
+    return None
+
+
+def _decimal_commas_mended(parts: list[str]) -> list[str]:
+    """`parts` with each part of digits alone put back after the strength before it, with a point:
+    ["a.safetensors:0", "5", "b.safetensors"] -> ["a.safetensors:0.5", "b.safetensors"]."""
+    mended: list[str] = []
+    for part in parts:
+        if mended and re.fullmatch(r"\d+", part) and re.search(r":[+-]?\d*$", mended[-1]):
+            mended[-1] += f".{part}"
+        else:
+            mended.append(part)
+    return mended
+
+
+def _file_before_a_colon(text: str) -> tuple[str, str] | None:
+    """(file, the rest) where `text` is an existing file, a colon and more; None when no colon ends a file's name."""
+    for colon in (m.start() for m in re.finditer(":", text)):
+        if user_path(text[:colon]).is_file():
+            return text[:colon], text[colon + 1 :]
+    return None
+
+
+def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[LoRASpec | LoRAFile]:
+    """The LoRAs as the Python API takes them: each a file or a (file, strength) pair, or a {file: strength} dict;
+    `LoRAError` naming the entry for anything else (a bare file instead of a list, a strength that is not a finite
+    number, a missing file). A `LoRAFile` (read already) is kept as it is: `preflight.check_loras` reads the rest."""
+    if isinstance(loras, str | Path):  # a str is a sequence too: its letters would be read as files
+        file, strength = _file_and_strength(str(loras))
+        raise LoRAError(
+            f"loras takes a list of files or (file, strength) pairs, or a {{file: strength}} dict, e.g. "
+            f"loras={{{file!r}: {strength:g}}}"
+        )
+    if _one_pair(loras):  # iterating it would read the file as a LoRA and its strength as another
+        file, strength = str(loras[0]), float(loras[1])
+        raise LoRAError(
+            f"loras takes a list of (file, strength) pairs, even for one LoRA: loras=[({file!r}, {strength:g})] (or "
+            f"loras={{{file!r}: {strength:g}}}), got the pair alone"
+        )
+    if isinstance(loras, Mapping):  # iterating it would give the files alone, each at strength 1
+        loras = list(loras.items())
+    if not isinstance(loras, Iterable):  # None (as "no LoRAs"?) was a TypeError from the loop below
+        raise LoRAError(
+            f"loras takes a list of files or (file, strength) pairs, e.g. loras=[('style.safetensors', 0.8)], or [] "
+            f"for none; got {type(loras).__name__} {loras!r}"
+        )
+    specs: list[LoRASpec | LoRAFile] = []
+    for entry in loras:
+        if isinstance(entry, LoRAFile):
+            specs.append(entry)
+            continue
+        if isinstance(entry, str | Path):
+            specs.append(LoRASpec(_lora_file(entry)))
+            continue
+        path, strength = entry if isinstance(entry, tuple | list) and len(entry) == 2 else (None, None)
+        number = isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength)
+        if not isinstance(path, str | Path) or not number:
+            raise LoRAError(
+                f"each LoRA is a file or a (file, strength) pair with a finite number as strength, e.g. "
+                f"('style.safetensors', 0.8); got {entry!r}"
+            )
+        specs.append(LoRASpec(_lora_file(path), float(strength)))
+    for spec in specs:
+        if isinstance(spec, LoRASpec) and not spec.path.is_file():
+            raise LoRAError(_not_found(spec.path))
+    if (twice := same_file_twice([spec_of(s).path for s in specs])) is not None:
+        first, second = (spec_of(specs[i]) for i in twice)
+        total = summed_strength(first.strength, second.strength)
+        raise LoRAError(
+            f"loras names the same file twice ({str(first.path)!r} and {str(second.path)!r}), which would apply twice "
+            f"(at {first.strength:g} + {second.strength:g}); give it once with the summed strength: "
+            f"({str(first.path)!r}, {total:g})"
+        )
+    return specs
+
+
+def spec_of(lora: LoRASpec | LoRAFile) -> LoRASpec:
+    """The file and strength of a LoRA `lora_specs` gave, read already or not."""
+    return lora.spec if isinstance(lora, LoRAFile) else lora
+
+
+def _one_pair(loras: object) -> bool:
+    """Whether `loras` is one (file, strength) pair where a list of them belongs: `set_loras(("style", 0.8))`."""
+    if not isinstance(loras, tuple | list) or len(loras) != 2:
+        return False
+    file, strength = loras
+    return isinstance(file, str | Path) and isinstance(strength, numbers.Real) and not isinstance(strength, bool)
+
+
+def _file_and_strength(text: str) -> tuple[str, float]:
+    """(file, strength) of `text` read as --lora's `FILE:STRENGTH`, for the Python API's messages: a `:STRENGTH`
+    typed the command line's way belongs in the strength of `loras=`, not in its file name; strength 1 without one."""
+    file, strength = split_strength(text)
+    return (file, strength) if file and strength is not None else (text, 1.0)
+
+
+def _not_found(path: Path) -> str:
+    """What to say about a LoRA entry of the Python API that names no file: `FILE:STRENGTH` is how --lora takes a
+    strength, not how `loras=` does; when the file before the colon exists, that is the likely mistake."""
+    file, strength = _file_and_strength(str(path))
+    if file != str(path) and Path(file).is_file():
+        return (
+            f"LoRA file not found: {path}; loras= takes a strength as a (file, strength) pair, e.g. "
+            f"loras=[({file!r}, {strength:g})]"
+        )
+    return f"LoRA file not found: {path}"
+
+
+# What `load_pipeline(loras=...)` takes per LoRA: a file (strength 1, as --lora FILE), a (file, strength) pair, or
+# a `LoRAFile` read and checked already (`read_loras`: run hands on the files it checked before the plan).
+LoRAEntry = str | Path | tuple[str | Path, float] | LoRAFile
+
+
+def _lora_file(given: str | os.PathLike) -> Path:
+    """The LoRA file `given` names: a folder holding one .safetensors file (as diffusers' `save_lora_weights` and
+    `hf download` leave one) stands for that file. A leading `~` is the home folder, as in a shell (the Python API's
+    paths); `./~` is a file or folder named `~` here, kept absolute: pathlib drops the `./`, and a later reader of
+    the path (`user_path`) would take what is left for the home folder."""
+    path = user_path_kept_here(given)
+    if not path.is_dir():
+        return path
+    files = sorted(f for f in path.iterdir() if has_extension(f, ".safetensors") and f.is_file())
+    if len(files) == 1:
+        return files[0]
+    pickles = sorted(f for f in path.iterdir() if f.suffix.lower() in PICKLE_SUFFIXES)
+    if not files and len(pickles) == 1:  # an older PEFT folder's adapter_model.bin: refused when read, with the fix
+        return pickles[0]
+    holds = f"{len(files)} .safetensors files ({', '.join(f.name for f in files)})" if files else "no .safetensors file"
+    raise LoRAError(f"LoRA {path} is a folder holding {holds}; pass the LoRA file itself")
