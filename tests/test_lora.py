@@ -1044,7 +1044,7 @@ def _strength_warnings(caught) -> list[str]:
 def test_a_read_lora_file_at_an_unusual_strength_is_warned_of_too(setup, tmp_path, recwarn):
     # Only (file, strength) pairs were warned of: a `LoRAFile` (read with `read_loras`) at 80 was taken without a word.
     from motif_lite.preflight import check_loras
-    from motif_lite.weights.lora import LoRAFile
+    from motif_lite.weights.lora_updates import LoRAFile
 
     root, _, files, _ = setup
     said = f"LoRA {files['kohya']}: strength 80 is far above the usual 0-2, 1 being as trained: a typo for 0.8?"

@@ -184,7 +184,7 @@ def test_a_hub_file_pages_address_is_downloaded_from_the_file_itself(given, down
     from motif_lite.cli.common import lora_args
     from motif_lite.paths import url_fix
     from motif_lite.shell_syntax import quoted
-    from motif_lite.weights.lora import LoRAError
+    from motif_lite.weights.lora_errors import LoRAError
 
     downloaded = downloaded or given
     name = downloaded.split("?")[0].rsplit("/", 1)[1]
@@ -215,7 +215,7 @@ def test_a_civitai_models_page_given_to_lora_is_told_where_its_file_is(page, com
     # The hint's curl saved the model's web page (as `paper-cut`, no extension), and the --lora it gave then named
     # that page: a refusal, not a LoRA.
     from motif_lite.cli.common import lora_args
-    from motif_lite.weights.lora import LoRAError
+    from motif_lite.weights.lora_errors import LoRAError
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(LoRAError) as refused:
