@@ -2771,3 +2771,29 @@ def test_a_forms_loras_json_text_is_refused_for_a_repeat_in_any_object_or_nestin
         parse_loras(twice, from_form=True)
     with pytest.raises(ApiError, match="in a form, loras is JSON text"):
         parse_loras("[" * 100_000 + "]" * 100_000, from_form=True)
+
+
+def test_json_sent_as_text_after_white_space_is_still_said_to_be_json(server):
+    # A body that starts with a newline or spaces before its `{` (a template string, a pretty-printed file) is
+    # JSON as much, and is told the header to add, not the bare "not text/plain".
+    text = {"Content-Type": "text/plain"}
+    for lead in (b"\n", b"  ", b"\r\n\t"):
+        code, error, _ = server.request("POST", "/v1/videos", lead + json.dumps({"prompt": PROMPT}).encode(), text)
+        assert code == 415 and error["error"]["message"].startswith("the body looks like JSON"), (lead, error)
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
+def test_a_preflight_of_a_method_refused_by_a_server_taking_any_origin_blames_the_method_alone():
+    # With --cors-origin '*' every origin is taken: a refusal of the method alone says nothing of the page's origin
+    # (not "pages of ORIGIN may not call this server, which takes calls from pages of * only").
+    from starlette.datastructures import Headers
+
+    from motif_lite.server.cors import ApiCors
+
+    cors = ApiCors(None, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"])
+    asked = {"origin": "https://page.example", "access-control-request-method": "PUT"}
+    response = cors.preflight_response(Headers(asked))
+    message = json.loads(response.body)["error"]["message"]
+    assert response.status_code == 400 and message == (
+        "CORS preflight refused: PUT is no method of this API (it takes GET, POST)"
+    ), message

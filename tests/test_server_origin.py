@@ -6,6 +6,8 @@ machine (DNS rebinding), read every answer. Such requests are refused; the serve
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import urllib.parse
 
 import pytest
@@ -201,3 +203,82 @@ def test_a_page_of_another_site_still_shows_a_video_it_cannot_read(server):
     status, data, headers = server.request("GET", f"/v1/videos/{video['id']}/content", headers=cross)
     assert status == 200 and data[4:8] == b"ftyp" and "access-control-allow-origin" not in headers
     assert server.request("GET", f"/v1/videos/{video['id']}", headers=cross)[0] == 200
+
+
+def guard_answer(headers: dict[str, str], method: str = "GET", listening: str = "127.0.0.1") -> str:
+    """What `CrossSiteGuard` does with a request of `headers` to a server without a key listening on `listening`:
+    "passed" (on to the API), or the code of its refusal. Called as uvicorn calls it, with no server behind."""
+    from motif_lite.server.cross_site import CrossSiteGuard
+
+    sent: list[dict] = []
+
+    async def api(scope, receive, send) -> None:
+        sent.append({"type": "passed"})
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    guard = CrossSiteGuard(api, has_key=False, cors_origins=(), listening_on=lambda: listening)
+    raw_headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    scope = {"type": "http", "method": method, "scheme": "http", "path": "/v1/videos", "server": (listening, 8000),
+             "headers": raw_headers}  # fmt: skip
+    asyncio.run(guard(scope, receive, send))
+    if sent[0]["type"] == "passed":
+        return "passed"
+    body = b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
+    return json.loads(body)["error"]["code"]
+
+
+def test_a_loopback_address_with_words_after_it_is_a_name_and_refused():
+    # C's inet_aton reads an address up to a space and ignores what follows (glibc: `127.0.0.1 evil.example` is
+    # 127.0.0.1), so only text that is all address goes to it: a Host with more words is no loopback address.
+    from motif_lite.server.cross_site import _names_this_machine
+
+    for name in ("127.0.0.1 evil.example", "127.1 evil.example", "0x7f.1\tevil"):
+        assert not _names_this_machine(name), name
+        assert guard_answer({"Host": f"{name}:8000"}) == "host_not_allowed", name
+    assert _names_this_machine("127.1") and _names_this_machine("0x7f.1")
+
+
+def test_a_page_of_another_name_on_the_servers_port_is_another_origin():
+    # The origin's name counts, not only its scheme and port: a page of evil.example:8000 posting to 127.0.0.1:8000.
+    for origin in ("http://evil.example:8000", "http://localhost:8000", "http://127.0.0.2:8000"):
+        answer = guard_answer({"Host": "127.0.0.1:8000", "Origin": origin}, "POST")
+        assert answer == "cross_origin_refused", origin
+    assert guard_answer({"Host": "127.0.0.1:8000", "Origin": "http://127.0.0.1:8000"}, "POST") == "passed"
+
+
+def test_a_page_on_the_schemes_own_port_is_the_servers_origin_with_its_port_written_or_not():
+    # A server on port 80 behind `Host: localhost` (no port) and a page of http://localhost: one origin; a browser
+    # leaves the scheme's own port out of Origin, a client may write it in Host.
+    for host, origin in (("localhost", "http://localhost"), ("localhost:80", "http://localhost"),
+                         ("localhost", "http://localhost:80")):  # fmt: skip
+        assert guard_answer({"Host": host, "Origin": origin}, "POST") == "passed", (host, origin)
+    assert guard_answer({"Host": "localhost", "Origin": "http://localhost:8080"}, "POST") == "cross_origin_refused"
+
+
+def test_sec_fetch_site_is_read_in_any_case_and_spacing():
+    # A header's value as a proxy or an older client may pass it on: `Cross-Site` is cross-site still.
+    for value in ("Cross-Site", " cross-site ", "CROSS-SITE"):
+        assert guard_answer({"Host": "127.0.0.1:8000", "Sec-Fetch-Site": value}, "POST") == "cross_origin_refused"
+    assert guard_answer({"Host": "127.0.0.1:8000", "Sec-Fetch-Site": "same-origin"}, "POST") == "passed"
+
+
+def test_a_request_without_a_host_header_is_no_rebinding_pages():
+    # HTTP/1.0 lets a client leave Host out (a health probe, nc); a browser always sends it, so a request without
+    # one is no page's, and is answered (not refused as addressed to a name "none").
+    assert guard_answer({}) == "passed"
+    assert guard_answer({}, "POST") == "passed"
+
+
+def test_a_server_listening_on_localhost_in_any_case_refuses_other_names():
+    # `serve --host LocalHost` (or `localhost.`) listens on loopback: the guard, and serve's warning, must see so.
+    from motif_lite.server.cross_site import is_loopback
+
+    for listening in ("LocalHost", "localhost.", "LOCALHOST"):
+        assert is_loopback(listening), listening
+        assert guard_answer({"Host": "evil.example:8000"}, listening=listening) == "host_not_allowed", listening
+    assert guard_answer({"Host": "evil.example:8000"}, listening="0.0.0.0") == "passed"

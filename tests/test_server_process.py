@@ -5,6 +5,7 @@ errors (missing extra, busy port, bad flags) as one-line messages before anythin
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -788,3 +789,12 @@ def test_serve_reads_the_gguf_files_header_once(shared_checkpoint_and_gguf, tmp_
     assert config.plan is not None and pipe.loras.files  # the plan's sizes and the LoRA's check used the header read
     assert pipe.sources.gguf_header is None and pipe._transformer_recipe.sources.gguf_header is None
     assert config.planned.sources.gguf_header is None
+
+
+@pytest.mark.parametrize("origin", ["NULL", "Null", " null"])
+def test_the_null_origin_in_any_case_is_told_what_lets_such_a_page_in(origin):
+    # `--cors-origin NULL` is the same null a file's page sends: told what lets it in, not only an origin's form.
+    from motif_lite.cli.serve import cors_origin
+
+    with pytest.raises(argparse.ArgumentTypeError, match="give \\* with --api-key, and the page the key"):
+        cors_origin(origin)
