@@ -355,3 +355,23 @@ def test_a_command_line_typed_again_pastes_as_the_same_words_in_each_shell(make,
     windows = on_windows(monkeypatch, make)
     assert make() == " ".join(map(posix_quoted, words))  # what it always said
     assert cmd_arguments(windows) == powershell_arguments(windows) == words, windows
+
+
+@pytest.mark.parametrize("quote", ["\u201c", "\u201d", "\u201e"])
+def test_each_curly_double_quote_alone_goes_in_single_quotes(quote, monkeypatch):
+    # PowerShell ends a double-quoted string at each of the curly double quotes, as at `"`: a text holding one of
+    # them alone, and nothing else PowerShell reads there, is still no text for its double quotes.
+    text = f"a {quote}sly fox"
+    pasted = on_windows(monkeypatch, lambda: quoted(text))
+    assert powershell_arguments(pasted) == [text], pasted
+    assert windows_powershell_arguments(pasted) == [text], pasted
+
+
+@pytest.mark.parametrize("quote", ["'", "\u2018", "\u2019", "\u201a", "\u201b"])
+def test_each_quote_powershell_ends_a_literal_string_at_is_doubled(quote, monkeypatch):
+    # In single quotes for the `$`: each of the five quotes that ends PowerShell's literal string is doubled, the
+    # low-9 and reversed-9 ones too, which a prompt pasted from a word processor may hold.
+    text = f"the fox{quote}s $5 hat"
+    pasted = on_windows(monkeypatch, lambda: quoted(text))
+    assert pasted.startswith("'") and powershell_arguments(pasted) == [text], pasted
+    assert windows_powershell_arguments(pasted) == [text], pasted
