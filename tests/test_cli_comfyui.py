@@ -393,3 +393,12 @@ def test_another_tools_sampler_on_comfyuis_simple_schedule_is_the_closest_not_ou
         cli.main(["run", "-p", "a fox", "--sampling-method", typed, "--dry-run"])
     error = capsys.readouterr().err
     assert said in error and "--flow-shift" in error, error
+
+
+@pytest.mark.parametrize("typed", ["compile=False", "compile=None", "yes=OFF", "compile=Disabled"])
+def test_a_switch_given_an_off_value_in_capitals_is_told_to_leave_it_out(capsys, typed):
+    # A config file or Python's repr writes False and None: off values as much as false and none; told the switch
+    # (`--compile`), the user would turn on what was meant off.
+    hint = _hint(_refusal(capsys, [typed]), typed)
+    flag = "--" + typed.split("=")[0]
+    assert hint.startswith(f"{flag} is a switch that takes no value, and off unless given: leave it out"), hint
