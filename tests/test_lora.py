@@ -649,6 +649,38 @@ def test_a_file_given_twice_at_strengths_whose_sum_is_no_number_is_not_offered_a
             lora_args([f"a.safetensors:{typed}"])
 
 
+def test_a_file_given_twice_at_strengths_that_cancel_is_told_to_leave_both_out(tmp_path, monkeypatch, capsys):
+    # `--lora a:1 --lora a:-1` was told to give `--lora a:0` (and loras= `(a, 0)`): a load that changes nothing.
+    monkeypatch.chdir(tmp_path)
+    Path("a.safetensors").write_bytes(b"a LoRA")
+    with pytest.raises(LoRAError) as refused:
+        lora_args(["a.safetensors:1", "./a.safetensors:-1"])
+    assert str(refused.value) == (
+        "--lora a.safetensors:1 and --lora ./a.safetensors:-1 name the same file, which would apply twice (at 1 + "
+        "-1); their strengths add up to 0, so together they change nothing: leave both --lora out"
+    )
+    with pytest.raises(LoRAError) as refused:
+        lora_specs([("a.safetensors", 0.5), ("./a.safetensors", -0.5)])
+    assert str(refused.value) == (
+        "loras names the same file twice ('a.safetensors' and 'a.safetensors'), which would apply twice (at 0.5 + "
+        "-0.5); their strengths add up to 0, so together they change nothing: leave both out of loras"
+    )
+
+
+def test_loras_naming_a_file_twice_at_strengths_whose_sum_is_no_number_is_not_offered_at_inf(tmp_path, monkeypatch):
+    # loras=[(a, 1e308), (a, 1e308)] was told to give it once as (a, inf), itself refused as no finite strength.
+    monkeypatch.chdir(tmp_path)
+    Path("a.safetensors").write_bytes(b"a LoRA")
+    with pytest.raises(LoRAError) as refused:
+        lora_specs([("a.safetensors", 1e308), ("a.safetensors", 1e308)])
+    assert str(refused.value) == (
+        "loras names the same file twice ('a.safetensors' and 'a.safetensors'), which would apply twice (at 1e+308 + "
+        "1e+308); their sum is no finite strength: give it once, with the strength you mean"
+    )
+    with pytest.raises(LoRAError, match="a finite number as strength"):  # what (a, inf) would have met
+        lora_specs([("a.safetensors", float("inf"))])
+
+
 def test_two_lora_files_are_told_apart_where_the_file_system_numbers_no_file(tmp_path, monkeypatch):
     # Windows gives st_ino 0 on file systems without file numbers (some network shares, RAM disks): taken as the
     # file's identity, every two LoRAs there were "the same file", refused with a --lora that dropped one of them.

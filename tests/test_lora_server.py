@@ -74,3 +74,16 @@ def test_two_names_of_one_file_past_the_strength_limit_together_are_not_told_to_
         f"(at 6 + 6): name it once, at a strength from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g} (the sum, 12, is past it)"
     )
     assert "summed strength" not in refused.value.message
+
+
+def test_two_names_of_one_file_at_strengths_that_cancel_are_told_to_leave_both_out(tmp_path):
+    # At 0.5 and -0.5 the refusal offered {"name": ..., "strength": 0}: a LoRA read to change nothing.
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    _lora(folder / "style.safetensors")
+    (folder / "style-v2.safetensors").symlink_to("style.safetensors")
+    with pytest.raises(ApiError) as refused:
+        lora_files([("style.safetensors", 0.5), ("style-v2.safetensors", -0.5)], folder)
+    assert refused.value.message.endswith(
+        "(at 0.5 + -0.5): their strengths add up to 0, so together they change nothing: leave both out of loras"
+    )

@@ -109,7 +109,9 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     if (twice := same_file_twice([spec.path for spec in specs])) is not None:
         first, second = (specs[i] for i in twice)
         total = summed_strength(first.strength, second.strength)
-        if math.isfinite(total):
+        if total == 0:  # `:1` and `:-1`: a --lora at 0 would load the file and change nothing
+            advice = "their strengths add up to 0, so together they change nothing: leave both --lora out"
+        elif math.isfinite(total):
             advice = f"give one --lora with the summed strength: --lora {quoted(lora_flag(first.path, total))}"
         else:  # `:1e308` twice: the sum overflows, and `:inf` would be refused
             advice = "their sum is no finite strength: give one --lora, with the strength you mean"

@@ -52,7 +52,9 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
     if (twice := same_file_twice([path for path, _ in files])) is not None:  # two names, one file: a link in it
         (first, one), (second, other) = (loras[i] for i in twice)
         total = summed_strength(one, other)
-        if abs(total) <= MAX_STRENGTH:
+        if total == 0:  # 1 and -1: the file at 0 would be read and change nothing
+            advice = "their strengths add up to 0, so together they change nothing: leave both out of loras"
+        elif abs(total) <= MAX_STRENGTH:
             advice = f"name it once with the summed strength, {json.dumps({'name': first, 'strength': total})}"
         else:  # the object with the sum would be refused for its strength
             bounds = f"-{MAX_STRENGTH:g} to {MAX_STRENGTH:g}"

@@ -147,10 +147,15 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
     if (twice := same_file_twice([spec_of(s).path for s in specs])) is not None:
         first, second = (spec_of(specs[i]) for i in twice)
         total = summed_strength(first.strength, second.strength)
+        if total == 0:  # (a, 1) and (a, -1): the file at 0 would be read and change nothing
+            advice = "their strengths add up to 0, so together they change nothing: leave both out of loras"
+        elif math.isfinite(total):
+            advice = f"give it once with the summed strength: ({str(first.path)!r}, {total:g})"
+        else:  # 1e308 twice: the sum overflows, and (file, inf) would be refused
+            advice = "their sum is no finite strength: give it once, with the strength you mean"
         raise LoRAError(
             f"loras names the same file twice ({str(first.path)!r} and {str(second.path)!r}), which would apply twice "
-            f"(at {first.strength:g} + {second.strength:g}); give it once with the summed strength: "
-            f"({str(first.path)!r}, {total:g})"
+            f"(at {first.strength:g} + {second.strength:g}); {advice}"
         )
     return specs
 
