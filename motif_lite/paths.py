@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.shell_syntax import quoted
+from motif_lite.shell_syntax import on_windows, quoted
 
 
 def user_path(value: str | os.PathLike) -> Path:
@@ -232,7 +232,15 @@ def url_fix(given: str, flag: str, default_name: str, after_name: str = "") -> s
     # Quoted, a `~` is still expanded by motif-lite itself (`user_path`): `./` in front keeps it a file here.
     name = f"./{name}" if name.startswith("~") else name
     then = f"then give {flag} {quoted(name + after_name)}"
-    return f"download it first, e.g. curl -L -o {quoted(name)} {quoted(_downloaded_url(given))}, {then}"
+    return f"download it first, e.g. {curl_download(name, _downloaded_url(given))}, {then}"
+
+
+def curl_download(name: str, url: str) -> str:
+    """The curl command that saves `url` as the file `name`, following redirects. On Windows it is `curl.exe`, which
+    Windows 10 (1803) and later ship: in Windows PowerShell 5.1 `curl` is an alias of Invoke-WebRequest, which
+    refuses `-L`; `curl.exe` is the same program in cmd and PowerShell."""
+    curl = "curl.exe" if on_windows() else "curl"
+    return f"{curl} -L -o {quoted(name)} {quoted(url)}"
 
 
 def file_in_the_way(folder: Path) -> Path | None:

@@ -375,3 +375,50 @@ def test_each_quote_powershell_ends_a_literal_string_at_is_doubled(quote, monkey
     pasted = on_windows(monkeypatch, lambda: quoted(text))
     assert pasted.startswith("'") and powershell_arguments(pasted) == [text], pasted
     assert windows_powershell_arguments(pasted) == [text], pasted
+
+
+_PAGE = "https://example.com/get?file=style&v=2"  # an `&`: cmd would end the command there, unquoted
+
+
+def _image_url_hint() -> str:
+    from motif_lite.io.image import load_image
+
+    return said(lambda: load_image(f"{_PAGE}/fox.png"))
+
+
+def _clip_url_hint() -> str:
+    from motif_lite.io.clip import read_clip
+
+    return said(lambda: read_clip(f"{_PAGE}/fox.mp4"))
+
+
+def _lora_url_hint(url: str) -> Callable[[], str]:
+    from motif_lite.cli.common import lora_args
+
+    return lambda: said(lambda: lora_args([f"{url}:0.8"]))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _image_url_hint,
+        _clip_url_hint,
+        _lora_url_hint("https://huggingface.co/u/r/blob/main/my style.safetensors"),
+        _lora_url_hint("https://civitai.com/models/123/paper-cut?modelVersionId=678"),
+        _lora_url_hint("https://civitai.com/models/123/paper-cut"),  # the version to fill in
+    ],
+    ids=["-i", "--extend", "--lora", "civitai", "civitai-no-version"],
+)
+def test_a_url_is_downloaded_with_curl_exe_on_windows(make, tmp_path, monkeypatch):
+    # Windows PowerShell 5.1 (Windows' own) takes `curl` for its alias of Invoke-WebRequest, which refuses `-L`: the
+    # hints' `curl -L -o NAME URL` failed there. curl.exe (Windows 10 1803 and later) is curl itself in both shells.
+    monkeypatch.chdir(tmp_path)
+    command = re.compile(r"curl(?:\.exe)? -L -o .*?(?=, then give | \(VERSION)")
+    posix, windows = make(), on_windows(monkeypatch, make)
+    (posix_curl,) = command.findall(posix)
+    (windows_curl,) = command.findall(windows)
+    assert shlex.split(posix_curl)[:3] == ["curl", "-L", "-o"]  # what it always said
+    words = cmd_arguments(windows_curl)
+    assert words[0] == "curl.exe" and words[1:3] == ["-L", "-o"], windows
+    assert words[3:] == shlex.split(posix_curl)[3:]  # the same file name and URL
+    assert powershell_arguments(windows_curl) == windows_powershell_arguments(windows_curl) == words

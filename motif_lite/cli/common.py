@@ -152,6 +152,7 @@ def _civitai_page_fix(url: str, after_name: str) -> str | None:
     with the version to fill in), and the --lora to give then, with `after_name` (`:0.8`); None for another URL."""
     from urllib.parse import parse_qs
 
+    from motif_lite.paths import curl_download
     from motif_lite.shell_syntax import quoted
 
     if (page := _CIVITAI_PAGE.fullmatch(url)) is None:
@@ -160,9 +161,9 @@ def _civitai_page_fix(url: str, after_name: str) -> str | None:
     then = f"then give --lora {quoted(name + after_name)}"
     version = parse_qs(page["query"] or "").get("modelVersionId", [""])[0]
     if version.isdigit():
-        return f"download it first, e.g. curl -L -o {quoted(name)} {_CIVITAI_DOWNLOAD}{version}, {then}"
+        return f"download it first, e.g. {curl_download(name, _CIVITAI_DOWNLOAD + version)}, {then}"
     return (
-        f"download it first with the page's Download button, or curl -L -o {quoted(name)} {_CIVITAI_DOWNLOAD}VERSION "
+        f"download it first with the page's Download button, or {curl_download(name, _CIVITAI_DOWNLOAD + 'VERSION')} "
         f"(VERSION: the modelVersionId the page's address shows once a version is picked), {then}"
     )
 
