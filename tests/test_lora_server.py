@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import save_file
 from torch import zeros
 
-from motif_lite.server.loras import available_loras, lora_files
+from motif_lite.server.loras import available_loras, lora_files, one_file_reason
 from motif_lite.server.schema import MAX_STRENGTH, ApiError, parse_loras
 
 
@@ -49,13 +49,37 @@ def test_two_names_of_one_file_in_the_folder_are_refused(tmp_path):
     _lora(folder / "style.safetensors")
     (folder / "style-v2.safetensors").symlink_to("style.safetensors")
     said = (
-        "'style.safetensors' and 'style-v2.safetensors' are the same file of this server's LoRA folder (a link, or "
-        "one name in other capitals where the folder ignores case), which would apply twice (at 0.5 + 0.3): name it "
-        'once with the summed strength, {"name": "style.safetensors", "strength": 0.8}'
+        "'style.safetensors' and 'style-v2.safetensors' are the same file of this server's LoRA folder (one name is a "
+        "link to the other), which would apply twice (at 0.5 + 0.3): name it once with the summed strength, "
+        '{"name": "style.safetensors", "strength": 0.8}'
     )
     with pytest.raises(ApiError) as refused:
         lora_files([("style.safetensors", 0.5), ("style-v2.safetensors", 0.3)], folder)
     assert refused.value.message == said
+    # A link whose name differs from its file's in capitals alone: a link still, not a folder that ignores case.
+    (folder / "STYLE.safetensors").symlink_to("style.safetensors")
+    with pytest.raises(ApiError, match=r"LoRA folder \(one name is a link to the other\), which would apply twice"):
+        lora_files([("style.safetensors", 0.5), ("STYLE.safetensors", 0.3)], folder)
+
+
+def test_two_names_of_one_file_are_told_by_what_differs_between_them():
+    # The reason given was "a link, or one name in other capitals": macOS also opens one file by the two Unicode
+    # forms of an accented name (NFC `café`, NFD `cafe` and a combining accent), and Windows by a name with a
+    # trailing dot or space. Only the wording is tested here: no such folder on Linux.
+    import unicodedata
+
+    composed = "caf\u00e9.safetensors"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    form = "its Unicode form (é as one character or as e and an accent: one name to macOS)"
+    capitals = "its capitals (the folder ignores case)"
+    assert one_file_reason(composed, decomposed) == f"the same name but for {form}"
+    assert one_file_reason("Style.safetensors", "style.safetensors") == f"the same name but for {capitals}"
+    assert one_file_reason("style.safetensors. ", "style.safetensors") == (
+        "the same name but for a trailing dot or space (Windows drops it)"
+    )
+    assert one_file_reason("Caf\u00e9.safetensors", decomposed) == f"the same name but for {capitals} and {form}"
+    assert one_file_reason("style.safetensors", "style-v2.safetensors") == "one name is a link to the other"
 
 
 def test_two_names_of_one_file_past_the_strength_limit_together_are_not_told_to_send_the_sum(tmp_path):

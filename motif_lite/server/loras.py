@@ -14,6 +14,7 @@ import difflib
 import json
 import math
 import os
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -59,11 +60,45 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
         else:  # the object with the sum would be refused for its strength
             bounds = f"-{MAX_STRENGTH:g} to {MAX_STRENGTH:g}"
             advice = f"name it once, at a strength from {bounds} (the sum, {total:g}, is past it)"
+        linked = any((root / name).is_symlink() for name in (first, second))
+        why = "one name is a link to the other" if linked else one_file_reason(first, second)
         _refuse(
-            f"{first!r} and {second!r} are the same file of this server's LoRA folder (a link, or one name in other "
-            f"capitals where the folder ignores case), which would apply twice (at {one:g} + {other:g}): {advice}"
+            f"{first!r} and {second!r} are the same file of this server's LoRA folder ({why}), which would apply "
+            f"twice (at {one:g} + {other:g}): {advice}"
         )
     return files
+
+
+# What a folder may not tell apart in two names of one file, each with how to make a name without it: capitals (a
+# folder that ignores case: macOS' and Windows' by default), Unicode's two forms of an accented letter (`é` as one
+# character, NFC, or as `e` and a combining accent, NFD: macOS' file systems take them for one name) and a trailing
+# dot or space (Windows drops it).
+_NAME_DIFFERENCES = (
+    ("its capitals (the folder ignores case)", str.casefold),
+    ("its Unicode form (é as one character or as e and an accent: one name to macOS)",
+     lambda name: unicodedata.normalize("NFC", name)),
+    ("a trailing dot or space (Windows drops it)", lambda name: name.rstrip(". ")),
+)  # fmt: skip
+
+
+def one_file_reason(first: str, second: str) -> str:
+    """Why the names `first` and `second`, which the folder opened as one file, are one: by what differs between
+    them (`_NAME_DIFFERENCES`: capitals, Unicode form, a trailing dot or space); a link where they differ otherwise
+    (`style.safetensors`, `style-v2.safetensors`)."""
+
+    def without(kept: str | None, name: str) -> str:
+        for reason, plain in _NAME_DIFFERENCES:
+            if reason != kept:
+                name = plain(name)
+        return name
+
+    if without(None, first) != without(None, second):
+        return "one name is a link to the other"
+    # A difference counts where the names differ with it alone kept: `Café` and `cafe\u0301` in capitals and form.
+    differing = [reason for reason, _ in _NAME_DIFFERENCES if without(reason, first) != without(reason, second)]
+    if not differing:  # one name sent twice: refused before this, as such, where the body is read (`parse_loras`)
+        return "one name given twice"
+    return "the same name but for " + " and ".join(differing)
 
 
 def available_loras(folder: Path) -> list[str]:
