@@ -69,7 +69,7 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
     return files
 
 
-# What a folder may not tell apart in two names of one file, each with how to make a name without it: capitals (a
+# What a folder may not tell apart in two names of one file, each with what takes it out of a name: capitals (a
 # folder that ignores case: macOS' and Windows' by default), Unicode's two forms of an accented letter (`é` as one
 # character, NFC, or as `e` and a combining accent, NFD: macOS' file systems take them for one name) and a trailing
 # dot or space (Windows drops it).
