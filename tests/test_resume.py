@@ -844,6 +844,25 @@ def test_a_run_that_gave_a_lora_twice_goes_on_with_it_once_at_the_sum(stopped, t
     assert "the run being resumed had" not in err  # the same LoRAs: no note of another model
 
 
+def test_a_run_that_gave_a_lora_twice_at_strengths_that_cancel_goes_on_without_it(stopped, tmp_path, capsys):
+    # Given at 0.5 and -0.5 it changed nothing: the resumed run leaves it out rather than load it at strength 0.
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    style = a_lora(tmp_path)
+    with safe_open(str(stopped), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    info["run"]["lora"] = [f"{style}:0.5", f"{style}:-0.5"]
+    save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    assert "loras:" not in out, out
+    assert f"gave --lora {style} twice (at 0.5 + -0.5), which applied it at the sum: it goes on without it" in err
+
+
 def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so(pipe, tmp_path, monkeypatch, caplog):
     """Ctrl-C, then Ctrl-C again while the state is written: the file a periodic save wrote stays whole (no half
     file), and the warning names it and the step it holds."""
