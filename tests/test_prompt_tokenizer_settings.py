@@ -76,3 +76,25 @@ def test_the_folders_own_settings_are_taken(ckpt, tmp_path):
         check_tokenizer_settings(tokenizer, folder, "tokenizer")
         with pytest.raises(ConfigError, match="has truncation_side='right' where .* has 'left'"):
             check_tokenizer_settings(AutoTokenizer.from_pretrained(folder, truncation_side="right"), folder, "x")
+
+
+def test_add_bos_or_eos_token_given_is_judged_by_the_tokens_around_a_prompt(ckpt, tmp_path):
+    # transformers drops the config's add_bos_token / add_eos_token where tokenizer.json is there and, given either,
+    # rebuilds the tokens around a prompt from both (the other one False): the values given were compared with the
+    # config's, so a tokenizer encoding as the folder does was refused and one dropping <bos> was taken.
+    folder = ckpt / "tokenizer"  # its config names neither, as transformers 5 saves it
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert "add_bos_token" not in config and "add_eos_token" not in config
+    same = AutoTokenizer.from_pretrained(folder, add_bos_token=True)
+    assert same("a fox")["input_ids"] == load_tokenizer(ckpt)("a fox")["input_ids"]
+    check_tokenizer_settings(same, folder, "tokenizer")
+    # Gemma's own config values: add_eos_token=False, the config's value, alone drops the <bos> before every prompt.
+    gemma = tmp_path / "gemma"
+    shutil.copytree(folder, gemma)
+    (gemma / "tokenizer_config.json").write_text(json.dumps({**config, "add_bos_token": True, "add_eos_token": False}))
+    no_bos = AutoTokenizer.from_pretrained(gemma, add_eos_token=False)
+    assert no_bos("a fox")["input_ids"] != AutoTokenizer.from_pretrained(gemma)("a fox")["input_ids"]
+    with pytest.raises(
+        ConfigError, match=r"^x has add_eos_token=False where .* encodes every prompt as <bos> <prompt>"
+    ):
+        check_tokenizer_settings(no_bos, gemma, "x")

@@ -57,8 +57,9 @@ def check_tokenizer_settings(tokenizer: PreTrainedTokenizerBase, folder: Path, a
     tokenizer `folder`, has other settings than `load_tokenizer(root)` gives it, as after
     `AutoTokenizer.from_pretrained(folder, truncation_side="left")`: the reference tokenizes prompts with the
     folder's settings. Compared: the sides a long prompt is cut and padded on, model_max_length, the special tokens
-    the config names, and add_bos_token / add_eos_token (they change the tokens around every prompt). Reads
-    tokenizer_config.json and the first bytes of tokenizer.json only: the vocabulary is not parsed again."""
+    the config names, and the tokens put around every prompt where add_bos_token or add_eos_token was given. Reads
+    tokenizer_config.json and the first bytes of tokenizer.json only, the vocabulary not parsed again, unless one of
+    those two was given (`_check_prompt_ends`)."""
     config = folder / "tokenizer_config.json"
     values = read_json_object(config, "tokenizer file", CheckpointError)
     check_tokenizer_values(values, config)
@@ -71,10 +72,33 @@ def check_tokenizer_settings(tokenizer: PreTrainedTokenizerBase, folder: Path, a
         got = getattr(tokenizer, key)
         if wanted is not None and got != wanted:
             raise _other_setting(argument, key, got, wanted, folder)
-    for key in ("add_bos_token", "add_eos_token"):  # given to from_pretrained: transformers ignores the config's
-        given = tokenizer.init_kwargs.get(key)
-        if given is not None and given != values.get(key):
-            raise _other_setting(argument, key, given, values.get(key), folder)
+    _check_prompt_ends(tokenizer, folder, argument)
+
+
+_PROMPT_ENDS = ("add_bos_token", "add_eos_token")
+
+
+def _check_prompt_ends(tokenizer: PreTrainedTokenizerBase, folder: Path, argument: str) -> None:
+    """Where add_bos_token or add_eos_token was given to from_pretrained: `ConfigError` when `tokenizer` puts other
+    special tokens around a prompt than the `folder`'s own tokenizer does. Their effect, not their values, is
+    compared: transformers 5.24 drops the config's two where tokenizer.json is there, and given either it rebuilds
+    the post-processor from both, the other one False (add_eos_token=False alone drops <bos>, add_bos_token=True
+    alone changes nothing for the official file, whose config may name neither). So the folder's tokenizer is
+    loaded (seconds, in this case alone) and a sample prompt encoded by both."""
+    given = {key: tokenizer.init_kwargs[key] for key in _PROMPT_ENDS if tokenizer.init_kwargs.get(key) is not None}
+    if not given:
+        return
+    from transformers import AutoTokenizer
+
+    got, wanted = _prompt_layout(tokenizer), _prompt_layout(AutoTokenizer.from_pretrained(folder))
+    if got != wanted:
+        settings = ", ".join(f"{key}={value!r}" for key, value in given.items())
+        raise ConfigError(
+            f"{argument} has {settings} where the checkpoint's tokenizer ({folder}) encodes every prompt as "
+            f"{wanted}, this one as {got}: prompts would be tokenized unlike the reference. Pass "
+            "motif_lite.encoders.text.load_tokenizer(root), or the tokenizer loaded from "
+            f"{folder} without {'= or '.join(given)}= (or None, to load it with the text encoder)"
+        )
 
 
 def _side_of_section(tokenizer: PreTrainedTokenizerBase, folder: Path, key: str, section: str) -> str | None:
@@ -162,11 +186,7 @@ def special_tokens_note(tokenizer: PreTrainedTokenizerBase, path: Path) -> str |
     but every prompt's text embeddings then differ from the official files'. In the tokenizers format only the
     post_processor adds special tokens; the layout is read off a sample prompt, as the text encoder's calls encode it
     (no padding, no truncation)."""
-    encoded = tokenizer(_SAMPLE_PROMPT, padding=False, truncation=False, return_special_tokens_mask=True)
-    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
-    special = encoded["special_tokens_mask"]
-    first, end = special.index(0), len(special) - special[::-1].index(0)  # the sample's own tokens: [first, end)
-    before, after = tuple(tokens[:first]), tuple(tokens[end:])
+    before, after = _tokens_around_prompt(tokenizer)
     if (before, after) == (OFFICIAL_BEFORE_PROMPT, OFFICIAL_AFTER_PROMPT):
         return None
     official = " ".join([*OFFICIAL_BEFORE_PROMPT, "<prompt>", *OFFICIAL_AFTER_PROMPT])
@@ -176,6 +196,22 @@ def special_tokens_note(tokenizer: PreTrainedTokenizerBase, path: Path) -> str |
         f"{path}: {key}: every prompt is encoded as {got}, the official file's as {official}: the text embeddings "
         "(and so the video) differ from the official tokenizer's"
     )
+
+
+def _tokens_around_prompt(tokenizer: PreTrainedTokenizerBase) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The special tokens `tokenizer` puts before and after a sample prompt, as the text encoder's calls encode it
+    (no padding, no truncation)."""
+    encoded = tokenizer(_SAMPLE_PROMPT, padding=False, truncation=False, return_special_tokens_mask=True)
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
+    special = encoded["special_tokens_mask"]
+    first, end = special.index(0), len(special) - special[::-1].index(0)  # the sample's own tokens: [first, end)
+    return tuple(tokens[:first]), tuple(tokens[end:])
+
+
+def _prompt_layout(tokenizer: PreTrainedTokenizerBase) -> str:
+    """How `tokenizer` encodes every prompt, in words: "<bos> <prompt>"."""
+    before, after = _tokens_around_prompt(tokenizer)
+    return " ".join([*before, "<prompt>", *after])
 
 
 def _left_out_or_null(path: Path) -> str:
