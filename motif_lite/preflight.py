@@ -25,6 +25,8 @@ from motif_lite.checkpoint import (
 from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO, quantized_twice
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import (
+    AMD,
+    NVIDIA,
     GpuFacts,
     GpuReading,
     checked_dtype,
@@ -37,6 +39,7 @@ from motif_lite.devices import (
     parse_device,
     plan_over_room_note,
     resolve_device,
+    rocm_build,
     vram_over_free_note,
 )
 from motif_lite.devices import text_encoder_dtype as text_encoder_dtype_of
@@ -778,6 +781,15 @@ def _planner_inputs(
         image=request.conditions_on_image,  # the first frame goes through the VAE
         image_tower=tower, adapter_bytes=adapters, adapter_token_bytes=token_bytes,
     )  # fmt: skip
+
+
+def kernels_on_unread_gpus(kernels: str) -> str:
+    """`kernels` as the ranks of `run --gpus N` resolve it on this machine's GPUs where the launcher could not read
+    them, from what is known without starting CUDA: a ROCm build (AMD GPUs), Triton's import and its launcher's
+    build. Planned with Triton's kernels, as for a GPU not here, a run whose ranks run torch's ops was planned unlike
+    theirs: Triton's tuning buffers made its smallest plan larger, and a --vram every rank fits was refused. The
+    GPUs' compute capability is not known: one too old for Triton runs in float32, planned larger than this anyway."""
+    return _kernels_on(kernels, GpuFacts(AMD if rocm_build() else NVIDIA, "", None))
 
 
 def _kernels_on(kernels: str, gpu: GpuFacts) -> str:

@@ -31,10 +31,11 @@ from huggingface_hub import constants
 from tiny_config import TINY, inputs
 from video_frames import read_png_frames
 
+from motif_lite import preflight
 from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import NVIDIA, GpuFacts, GpuReading, GpuUse
-from motif_lite.errors import CheckpointError, MotifLiteError
+from motif_lite.errors import CheckpointError, MemoryBudgetError, MotifLiteError
 from motif_lite.memory_advice import PlannedRun
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime import parallel
@@ -669,6 +670,34 @@ def test_a_vram_no_plan_fits_is_refused_before_launch_when_the_gpus_cannot_be_re
     assert cli_main([*args, "--vram", "8"]) == 0
     assert launched == [2] and planned[1:] == [(True, 8)] and not torch.cuda.is_initialized()
     assert "note: the GPUs could not be read before the processes start" in capsys.readouterr().err
+
+
+def test_unread_gpus_are_planned_with_the_kernels_the_ranks_run_here(checkpoint, tmp_path, monkeypatch, gpu_machine):
+    # GPUs that could not be read were planned as a GPU not here, with Triton's kernels; where Triton cannot run on
+    # this machine (no C compiler for its launcher, say) each rank runs torch's ops, whose smallest plan is smaller
+    # (no tuning buffers): a --vram between the two was refused, though every rank fits it.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)
+    least, plan = {}, PlannedRun.plan
+
+    def recorded(run: PlannedRun, vram_gib: float | None = None):
+        try:
+            return plan(run, vram_gib)
+        except MemoryBudgetError as error:
+            least[run.kernels] = error.smallest_vram_gib
+            raise
+
+    monkeypatch.setattr(PlannedRun, "plan", recorded)
+    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: None)  # Triton runs here: as a GPU not here
+    args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda", "--vram", "0.0001")
+    for kernels in ("auto", "torch"):
+        assert cli_main([*args, "--kernels", kernels]) == 2
+    assert least["torch"] < least["auto"], least  # the --vram each rank fits, below Triton's plan's
+    launched = []
+    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: "no C compiler to build Triton's launcher")
+    assert cli_main([*args, "--vram", str(least["torch"])]) == 0
+    assert launched == [2] and not torch.cuda.is_initialized()
 
 
 def test_the_gpus_are_read_in_a_child_process(monkeypatch):

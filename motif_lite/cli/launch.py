@@ -255,7 +255,7 @@ def _plan_before_launch(
     from motif_lite.cli.common import lora_args
     from motif_lite.cli.prepare import checked_lora_files, planned_run, sources_before_download
     from motif_lite.devices import default_dtype_of  # here: devices imports torch, which --help must not wait for
-    from motif_lite.preflight import smallest_budget_gpu
+    from motif_lite.preflight import kernels_on_unread_gpus, smallest_budget_gpu
     from motif_lite.settings import resolve_dtype
 
     sources = sources_before_download(args)
@@ -263,18 +263,19 @@ def _plan_before_launch(
         return []
     # Every rank applies the --lora files: their adapters beside packed layers count in each rank's plan.
     loras = checked_lora_files(lora_args(args.lora), sources)
-    device = "cpu" if args.device == "cpu" else "cuda"
+    device, kernels = "cpu" if args.device == "cpu" else "cuda", args.kernels
     if device == "cuda" and readings is None and torch.cuda.is_available():
         # GPUs here that could not be read: planned for one past them, a GPU not here, whose memory nothing reads
-        # (reading cuda:0's would start CUDA in this process, holding its memory for the whole run).
-        device = f"cuda:{torch.cuda.device_count()}"
+        # (reading cuda:0's would start CUDA in this process, holding its memory for the whole run), with the
+        # kernels the ranks run on this machine (a GPU not here is planned with Triton's).
+        device, kernels = f"cuda:{torch.cuda.device_count()}", kernels_on_unread_gpus(args.kernels)
     # The ranks resolve --dtype on their own GPUs as `plan_generation` does on cuda:0's reading (one machine's GPUs
     # are alike here); without a reading, as for a GPU not here.
     if readings is not None and args.dtype is None:
         dtype = default_dtype_of(readings[0].facts)[0]
     else:
         dtype = resolve_dtype(args.dtype, torch.device("cpu") if device == "cpu" else None).value
-    main = planned_run(args, request, sources, dtype, device, layout, loras=loras)
+    main = dataclasses.replace(planned_run(args, request, sources, dtype, device, layout, loras=loras), kernels=kernels)
     if readings is None:
         return [main.plan()]
     plans = [dataclasses.replace(main, gpu=readings[0]).plan()]
