@@ -207,9 +207,10 @@ def file_url_path(given: str) -> str | None:
 
 
 # A Hub file's page, as a browser shows it (.../blob/main/style.safetensors, of a model, a dataset or a Space): what
-# comes before its `/blob/`, where the file itself is at `/resolve/`.
+# comes before its `/blob/`, where the file itself is at `/resolve/`. The repository's owner may be left out (the
+# Hub's oldest repositories have none: huggingface.co/gpt2), and the scheme and host are in any case (as typed).
 _HUB_FILE_PAGE = re.compile(
-    r"^(https?://(?:www\.)?(?:huggingface\.co|hf\.co)/(?:(?:datasets|spaces)/)?[^/?#]+/[^/?#]+)/blob/"
+    r"^((?i:https?://(?:www\.)?(?:huggingface\.co|hf\.co))/(?:(?:datasets|spaces)/)?(?:[^/?#]+/)?[^/?#]+)/blob/"
 )
 
 

@@ -173,10 +173,18 @@ def test_a_missing_output_folder_is_made_with_the_mkdir_of_the_shell_there(tmp_p
             "https://hf.co/datasets/user/clips/blob/v1.0/sub/fox.mp4?download=true",
             "https://hf.co/datasets/user/clips/resolve/v1.0/sub/fox.mp4?download=true",
         ),
+        (  # a repository without an owner, as the Hub's oldest are: its page was downloaded as the file
+            "https://huggingface.co/gpt2/blob/main/model.safetensors",
+            "https://huggingface.co/gpt2/resolve/main/model.safetensors",
+        ),
+        (  # the host as typed, in capitals: its page too
+            "https://HuggingFace.co/user/styles/blob/main/style.safetensors",
+            "https://HuggingFace.co/user/styles/resolve/main/style.safetensors",
+        ),
         ("https://huggingface.co/user/styles/resolve/main/style.safetensors", None),  # the file's own address
         ("https://example.com/user/styles/blob/main/style.safetensors", None),  # another site's: as given
     ],
-    ids=["model-page", "dataset-page", "file", "other-site"],
+    ids=["model-page", "dataset-page", "no-owner-page", "capitals-page", "file", "other-site"],
 )
 def test_a_hub_file_pages_address_is_downloaded_from_the_file_itself(given, downloaded):
     # A Hub file's page in the browser is at .../blob/...: the hint's curl saved that web page under the file's
