@@ -422,3 +422,29 @@ def test_a_url_is_downloaded_with_curl_exe_on_windows(make, tmp_path, monkeypatc
     assert words[0] == "curl.exe" and words[1:3] == ["-L", "-o"], windows
     assert words[3:] == shlex.split(posix_curl)[3:]  # the same file name and URL
     assert powershell_arguments(windows_curl) == windows_powershell_arguments(windows_curl) == words
+
+
+def _unknown_cors_switch_hint() -> str:
+    from motif_lite.cli.unknown_flags import OTHER_TOOLS_SETTINGS
+
+    advice = OTHER_TOOLS_SETTINGS["--enable-cors-header"][1]
+    return advice() if callable(advice) else advice
+
+
+def _origin_null_refusal() -> str:
+    from motif_lite.server.cross_site import _no_origin
+
+    return _no_origin().message
+
+
+@pytest.mark.parametrize("make", [_unknown_cors_switch_hint, _origin_null_refusal])
+def test_the_any_origin_hint_pastes_as_a_star_in_each_shell(make, monkeypatch):
+    # `--cors-origin '*'` pasted into cmd passed the single quotes on, and serve refused the value it got.
+    from motif_lite.cli.serve import cors_origin
+
+    assert "--cors-origin '*'" in make()  # what it always said, which bash and zsh read as *
+    windows = on_windows(monkeypatch, make)
+    argument = re.findall(r"--cors-origin (\S+) ", windows)[-1]  # the last one given, after an example origin
+    (value,) = cmd_arguments(argument)
+    assert powershell_arguments(argument) == windows_powershell_arguments(argument) == [value]
+    assert cors_origin(value) == "*", windows

@@ -267,9 +267,10 @@ _OTHER_TOOLS_ADVICE = [
     (("--output-directory",), "--data",
      "the server keeps each job's video in its data folder, --data DIR (default ./motif-lite-data); clients fetch "
      "them from GET /v1/videos/ID/content"),
+    # The `*` in the user's shell's quotes: cmd kept POSIX single quotes as part of the value, refused by serve.
     (("--enable-cors-header",), "--cors-origin",
-     "browser pages of other origins are allowed with --cors-origin ORIGIN (repeatable), e.g. --cors-origin "
-     "http://localhost:3000, or --cors-origin '*' for any"),
+     lambda: "browser pages of other origins are allowed with --cors-origin ORIGIN (repeatable), e.g. --cors-origin "
+     f"http://localhost:3000, or --cors-origin {quoted('*')} for any"),
     # Overwrite switches (ffmpeg's -y, the quantizer's --force): here the output named with -o is replaced as it is.
     # Only for commands without a -y of their own: run's -y is --yes (start a long CPU run without asking), so
     # this answers decode's -y, while decode's --yes gets the advice on run's flags that decode leaves to run.

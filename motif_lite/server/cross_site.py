@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from fastapi.responses import JSONResponse
 
 from motif_lite.server.schema import ApiError
+from motif_lite.shell_syntax import quoted
 
 CHANGING_METHODS = (b"POST", b"PUT", b"PATCH", b"DELETE")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -115,13 +116,14 @@ def _cross_origin(sender: str) -> ApiError:
 def _no_origin() -> ApiError:
     """The refusal of a page of origin `null`, whose own advice differs: serve refuses `--cors-origin null` (any site
     can make a sandboxed frame that sends it), and so the other refusal's flag would not let such a page in."""
+    # The `*` is quoted for this machine's shell: cmd kept POSIX single quotes in the value, which serve refuses.
     return ApiError(
         403,
         "a page without an origin of its own (Origin: null: a file opened in the browser, or a sandboxed frame, which "
         "any site can make) may not start work or change anything on this server, which has no API key. Serve the "
         "page from a web server and start this one with --cors-origin and that server's origin (e.g. --cors-origin "
-        "http://localhost:3000), or start it with --api-key and --cors-origin '*' (the page then sends the key); curl "
-        "and the SDKs send no Origin and are not refused",
+        f"http://localhost:3000), or start it with --api-key and --cors-origin {quoted('*')} (the page then sends the "
+        "key); curl and the SDKs send no Origin and are not refused",
         None,
         "cross_origin_refused",
     )
