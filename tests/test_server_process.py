@@ -361,6 +361,12 @@ def test_the_suite_runs_torch_on_one_thread_and_so_do_the_servers_it_starts():
         ("http://[::ffff:127.0.0.1]", "(did you mean http://[::ffff:7f00:1]?)"),
         ("http://127.1:3000", "(did you mean http://127.0.0.1:3000?)"),
         ("http://app.123", "got 'http://app.123'"),  # a browser reads it as an IPv4 address, which it is not
+        # A browser maps a name before it writes it (UTS 46): an input method's ideographic full stop is a dot, its
+        # full-width letters and digits the plain ones; a percent escape is decoded (that one was taken).
+        ("http://bücher\u3002example", "(did you mean http://xn--bcher-kva.example?)"),
+        ("https://\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com:8443", "(did you mean https://example.com:8443?)"),
+        ("http://\uff11\uff12\uff17.0.0.1:3000", "(did you mean http://127.0.0.1:3000?)"),
+        ("http://b%C3%BCcher.example", "(did you mean http://xn--bcher-kva.example?)"),
         # The messages' `--cors-origin '*'` pasted into cmd, which passes the single quotes on
         ("'*'", "(did you mean *? cmd keeps single quotes in the value: give it without them)"),
         ("'http://localhost:3000'", "(did you mean http://localhost:3000? cmd keeps single quotes in the value"),
@@ -387,6 +393,9 @@ def test_cors_origins_as_browsers_send_them_are_taken():
     origins = ("*", "http://localhost:3000", "https://app.example.com", "http://[::1]:8080", "https://app.example:80")
     # a name in punycode, as a browser sends it; an extension's origin, whose host a browser keeps as it is
     origins += ("https://xn--bcher-kva.example", "chrome-extension://abcdefghijklmnopabcdefghijklmnop")
+    # a dev server's, this machine's over IPv6, another port, a LAN address, a name with `ß` (kept by UTS 46)
+    origins += ("http://localhost:5173", "https://[::1]", "https://app.example:8443", "http://192.168.1.20:3000")
+    origins += ("https://xn--fa-hia.example",)
     assert [cors_origin(text) for text in origins] == list(origins)
 
 

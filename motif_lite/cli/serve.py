@@ -244,6 +244,11 @@ def _host_as_sent(name: str) -> str | None:
             return f"[{_ipv6_as_sent(ipaddress.IPv6Address(name))}]"
         except ValueError:
             return _bracketed(name)
+    # A browser decodes a name's percent escapes and maps it (UTS 46) before anything else: full-width letters and
+    # digits and other compatibility forms (an input method's `ｅｘａｍｐｌｅ`, `ⓐ`) are their plain ones, and the
+    # ideographic full stop `。` is a dot. `b%C3%BCcher.example` was taken, and `bücher。example` was told a
+    # punycode name of one label, neither of which a browser sends.
+    name = unicodedata.normalize("NFKC", urllib.parse.unquote(name)).replace("\u3002", ".").lower()
     address = name.removesuffix(".")
     if re.fullmatch(_NUMBER, address.rsplit(".", 1)[-1]):  # a browser reads it as an IPv4 address, or refuses it
         if not re.fullmatch(rf"{_NUMBER}(\.{_NUMBER}){{0,3}}", address):
