@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import shlex
 import socket
 import sys
 import time
@@ -1244,6 +1245,29 @@ def test_a_refused_preflight_names_the_headers_it_refused_and_no_private_network
     assert "private network" not in message and "'x-other'" in message and "x-known" not in message, message
     message = refusal(**{"access-control-request-headers": "X-Other", "access-control-request-private-network": "true"})
     assert "private network" not in message and "'x-other'" in message, message
+
+
+def test_a_refused_origin_is_told_a_cors_origin_that_pastes_and_that_serve_takes():
+    # `--cors-origin http://[::1]:8080` was written bare, which zsh refuses as a pattern that matches no file; a page
+    # of origin null was told `--cors-origin null`, which serve refuses (any site's sandboxed frame sends it).
+    from starlette.datastructures import Headers
+
+    from motif_lite.cli.serve import cors_origin
+    from motif_lite.server.cors import ApiCors
+
+    cors = ApiCors(None, allow_origins=["http://page.test"], allow_methods=["POST"])
+
+    def flag_value(origin: str) -> str:
+        response = cors.preflight_response(Headers({"origin": origin, "access-control-request-method": "POST"}))
+        message = json.loads(response.body)["error"]["message"]
+        (word,) = re.findall(r"--cors-origin (\S+?),? ", message)
+        (value,) = shlex.split(word)
+        assert not re.search(r"[][*?]", re.sub("'[^']*'", "", word)), message  # no pattern outside quotes, for zsh
+        return cors_origin(value)  # taken by serve
+
+    assert flag_value("http://[::1]:8080") == "http://[::1]:8080"
+    assert flag_value("https://page.example") == "https://page.example"
+    assert flag_value("null") == "*"
 
 
 def test_a_preflight_asking_for_a_private_network_is_granted_to_the_origins_of_cors_origin(tmp_path):

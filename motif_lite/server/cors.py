@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
 from motif_lite.server.schema import ApiError
+from motif_lite.shell_syntax import quoted
 
 
 class ApiCors(CORSMiddleware):
@@ -46,9 +47,19 @@ class ApiCors(CORSMiddleware):
         method = request_headers["access-control-request-method"]
         reasons = []
         if not self.is_allowed_origin(origin=origin):
+            # In the shell's quotes: zsh refused `--cors-origin http://[::1]:8080` bare, a pattern matching no file.
+            # serve refuses `null` (any site can make a sandboxed frame that sends it): such a page is let in by `*`
+            # with a key, as the 403 to it says (`cross_site`).
+            add = (
+                f"null, which a file opened in the browser and any site's sandboxed frame send, is no origin serve "
+                f"takes: to let such a page call it, start it with --api-key and --cors-origin {quoted('*')}, and "
+                "give the page the key"
+                if origin == "null"
+                else f"start it with --cors-origin {quoted(origin)} to add that origin"
+            )
             reasons.append(
                 f"pages of {origin} may not call this server, which takes calls from pages of "
-                f"{', '.join(self.origins_named)} only (start it with --cors-origin {origin} to add that origin)"
+                f"{', '.join(self.origins_named)} only ({add})"
             )
         if method not in self.allow_methods:
             reasons.append(f"{method} is no method of this API (it takes {', '.join(self.allow_methods)})")
