@@ -534,6 +534,26 @@ def test_on_windows_a_cxx_in_quotes_with_a_space_beside_them_is_told_the_path_al
     assert f'in cmd, set "CXX={path}")' in str(refusal.value), refusal.value
 
 
+@pytest.mark.parametrize(("typed", "told"), [("clang-cl ", "set CXX without it"), (" clang++", "set CXX to clang-cl")])
+def test_on_windows_a_cxx_with_a_space_around_it_is_told_so(monkeypatch, typed, told) -> None:
+    # cmd's `set CXX=clang-cl ` keeps the space typed before Enter, which names no compiler: the refusal said "not
+    # found: set CXX to its full path", the space out of sight in the value it showed.
+    from test_windows_quoting import powershell_arguments
+
+    monkeypatch.setattr(shutil, "which", lambda name: name if name in ("clang-cl", "clang++") else None)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("CXX", typed)
+    with pytest.raises(CompileUnavailableError, match=told) as refusal:
+        check_compile_possible("cpu")
+    message = str(refusal.value)
+    if told == "set CXX without it":  # each shell's form of the value without it, which is taken
+        (powershell,) = powershell_arguments(re.search(r"\$env:CXX = (.*?); in cmd, ", message).group(1))
+        cmd = re.match(r'set "CXX=([^"]*)"\)', message.partition("; in cmd, ")[2]).group(1)
+        for value in (powershell, cmd):
+            monkeypatch.setenv("CXX", value)
+            check_compile_possible("cpu")
+
+
 def test_on_windows_a_cxx_with_gnu_flags_in_quotes_is_refused_as_such(monkeypatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: name)
     monkeypatch.setattr(sys, "platform", "win32")

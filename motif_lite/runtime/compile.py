@@ -166,6 +166,15 @@ def windows_compiler_problem(cxx: str | None) -> str | None:
             f"flags): unset it to build with cl, or set CXX to clang-cl{quotes}"
         )
     if shutil.which(unquoted) is None:
+        if (bare := unquoted.strip()) and bare != unquoted:
+            # cmd's `set CXX=clang-cl ` keeps the space typed before Enter, which the message's value did not show:
+            # "not found: set CXX to its full path" sent them looking for a compiler they had. Told what the value
+            # without it gets, which inductor runs as it is.
+            return windows_compiler_problem(bare) or (
+                f"builds with the compiler CXX names, {cxx!r}, which is not found with the white space around it "
+                f"(cmd's set CXX=... keeps a space typed before Enter): set CXX without it "
+                f'({variable_set("CXX", bare)}; in cmd, set "CXX={bare}")'
+            )
         return (
             f"builds with the compiler CXX names, {cxx}, which is not found: set CXX to its full path, or unset it"
             + quotes
