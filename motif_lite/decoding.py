@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from motif_lite.checkpoint import check_vae_file, locate_vae
+from motif_lite.checkpoint import locate_vae
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype, resolve_device
 from motif_lite.errors import Audience, CheckpointError, ConfigError, Spelling
@@ -42,6 +42,7 @@ from motif_lite.shell_syntax import quoted
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAEMode
+from motif_lite.weight_checks import check_vae_file
 
 if TYPE_CHECKING:
     from motif_lite.runtime.parallel import Parallel

@@ -14,14 +14,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.checkpoint import (
-    GGUFFilesRead,
-    ModelSources,
-    check_gguf_files,
-    check_your_shapes,
-    float8_notes,
-    locate_sources,
-)
+from motif_lite.checkpoint import GGUFFilesRead, ModelSources, check_gguf_files, locate_sources
 from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO, quantized_twice
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import (
@@ -84,6 +77,7 @@ from motif_lite.sizes import (
     packed_weight_names,
 )
 from motif_lite.units import MiB, memory_size
+from motif_lite.weight_checks import check_your_shapes, float8_notes
 from motif_lite.weights.gguf_loader import meta_gguf_transformer
 from motif_lite.weights.loader import meta_transformer
 from motif_lite.weights.lora import check_lora_file, check_read_loras, diff_targets, lora_targets, read_loras
@@ -227,7 +221,7 @@ def local_file_problems(
 ) -> list[MotifLiteError]:
     """What is wrong with the user's files against the configs at hand, before the checkpoint downloads: the LoRA
     files (`check_loras_at_hand`) and the VAE, transformer and text encoder weight files
-    (`checkpoint.check_your_shapes`; the text encoder's not beside a `text_encoder_gguf`, which replaces it), each
+    (`weight_checks.check_your_shapes`; the text encoder's not beside a `text_encoder_gguf`, which replaces it), each
     against the checkpoint's config where the cache or a folder holds it, else, for the official model, the official
     architecture bundled with motif-lite. The full checks, against the checkpoint's own configs, come after.
     `header_read`: the GGUF files read already (`locate_sources`). `quantize`: the --quantize recipe (checked

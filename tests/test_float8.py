@@ -19,7 +19,7 @@ from tiny_transformer import inputs, make_reference, save_official, save_shared_
 from torch import nn
 
 from motif_lite import load_transformer
-from motif_lite.checkpoint import float8_notes, locate_sources
+from motif_lite.checkpoint import locate_sources
 from motif_lite.errors import CheckpointError
 from motif_lite.quantize import convert
 from motif_lite.quantize.convert import quantize_checkpoint
@@ -27,6 +27,7 @@ from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
 from motif_lite.runtime.streaming import StreamingConfig, apply_block_streaming
 from motif_lite.sizes import model_sizes
+from motif_lite.weight_checks import float8_notes
 from motif_lite.weights.float8 import Float8Linear, is_companion
 from motif_lite.weights.gguf_file import read_gguf
 from motif_lite.weights.loader import meta_transformer

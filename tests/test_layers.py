@@ -46,6 +46,7 @@ LAYERS = [
         "request",
         "settings",
         "checkpoint",
+        "weight_checks",
         "checkup",
         "sizes",
         "preflight",

@@ -300,9 +300,9 @@ def test_a_truncated_transformer_of_the_checkpoint_is_named_with_its_fix(tmp_pat
 
     from safetensors.torch import save_file
 
-    from motif_lite.checkpoint import check_safetensors
     from motif_lite.config import TransformerConfig
     from motif_lite.errors import CheckpointError
+    from motif_lite.weight_checks import check_safetensors
 
     (tmp_path / "transformer").mkdir()
     weights = tmp_path / "transformer" / "diffusion_pytorch_model.safetensors"

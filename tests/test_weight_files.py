@@ -25,11 +25,12 @@ from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import cli, pipeline
 from motif_lite import preflight as checks
-from motif_lite.checkpoint import check_your_shapes, download_patterns, locate_sources, required_files
+from motif_lite.checkpoint import download_patterns, locate_sources, required_files
 from motif_lite.checkup import check_setup
 from motif_lite.cli.run_flags import take_weight_flags
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io.linked import WEIGHT_NAMES, linked_checkpoint, other_model
+from motif_lite.weight_checks import check_your_shapes
 from motif_lite.weights.float8 import is_companion
 from motif_lite.weights.safetensors_header import read_header
 
@@ -604,9 +605,9 @@ def test_serve_takes_your_files_and_says_so(checkpoints, tmp_path, capsys, monke
 def test_your_shapes_are_checked_against_the_configs_at_hand_else_the_official_ones(checkpoints):
     # Before a download: the checkpoint's configs where the cache or folder holds them (the tiny model's own files
     # fit them), the official architecture only where none is here, and nothing guessed for another model.
-    from motif_lite.checkpoint import check_your_shapes
     from motif_lite.settings import CheckpointConfigs
     from motif_lite.vae.config import WanVAEConfig
+    from motif_lite.weight_checks import check_your_shapes
 
     root = checkpoints[0]
     tiny = {component: root / WEIGHT_NAMES[component] for component in ("vae", "transformer")}
@@ -624,10 +625,10 @@ def test_a_text_encoder_file_is_checked_against_the_config_at_hand_else_the_offi
     # As the VAE's and the transformer's: the checkpoint folder's text_encoder/config.json where it is here (the
     # tiny model's file fits it), the official config only for the official model, nothing guessed for another
     # model, and nothing read beside a text encoder GGUF, which replaces the file.
-    from motif_lite.checkpoint import check_your_shapes
     from motif_lite.choices import MOTIF_REPO
     from motif_lite.preflight import local_file_problems
     from motif_lite.settings import CheckpointConfigs
+    from motif_lite.weight_checks import check_your_shapes
 
     root = checkpoints[0]
     tiny = {"text_encoder": root / WEIGHT_NAMES["text_encoder"]}

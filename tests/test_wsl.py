@@ -130,7 +130,7 @@ def test_a_run_notes_a_checkpoint_on_a_windows_drive_before_loading(checkpoint, 
 
 
 def test_the_weights_read_from_the_checkpoint_folder_unless_every_component_is_replaced(tmp_path):
-    from motif_lite.checkpoint import weight_locations
+    from motif_lite.weight_checks import weight_locations
 
     gguf = tmp_path / "t.gguf"
     assert weight_locations(tmp_path, {"transformer"}, [gguf, None]) == [tmp_path, gguf]

@@ -25,14 +25,7 @@ from pathlib import Path
 
 from huggingface_hub import constants
 
-from motif_lite.checkpoint import (
-    GGUFFilesRead,
-    download_patterns,
-    float8_notes,
-    refuse_blank_paths,
-    required_files,
-    weight_locations,
-)
+from motif_lite.checkpoint import GGUFFilesRead, download_patterns, refuse_blank_paths, required_files
 from motif_lite.checkup.checkpoint import check_checkpoint, check_gguf, check_image_input, check_text_encoder_gguf
 from motif_lite.checkup.environment import check_environment
 from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_line
@@ -88,6 +81,7 @@ from motif_lite.io.wsl import windows_drive_note
 from motif_lite.paths import names_too_long_refused, user_path
 from motif_lite.shell_syntax import quoted
 from motif_lite.units import file_size, memory_size
+from motif_lite.weight_checks import float8_notes, weight_locations
 
 __all__ = ["CheckpointFiles", "Checkup", "Finding", "check_setup"]
 

@@ -161,7 +161,7 @@ def _check_text_encoder(report: Checkup, source: CheckpointFiles, with_weights: 
 def _text_encoder_index_missing(report: Checkup, source: CheckpointFiles, headers: list[SafetensorsHeader]) -> bool:
     """Whether the text encoder's files are shards without their index, said as a run says it (which refuses them:
     transformers cannot load them). A shard of them missing is `_weights`' to say."""
-    from motif_lite.checkpoint import text_encoder_index_problem
+    from motif_lite.weight_checks import text_encoder_index_problem
 
     found = text_encoder_index_problem(source.root, [header.path for header in headers])
     if found is not None:
