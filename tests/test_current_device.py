@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from motif_lite import cli, devices, load_pipeline, verify
-from motif_lite.pipeline import generation
+from motif_lite.pipeline import call_guards
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime import kernels
 
@@ -41,7 +41,7 @@ def entered(monkeypatch) -> list[tuple[str, torch.device]]:
 
         return on_device
 
-    for module in (devices, generation, verify, kernels):
+    for module in (devices, call_guards, verify, kernels):
         monkeypatch.setattr(module, "on_device", recording(module.__name__.rsplit(".", 1)[-1]))
     return seen
 
@@ -52,9 +52,9 @@ def test_loading_and_generating_happen_on_the_pipeline_device(checkpoint, entere
     assert entered == [("devices", cpu)]  # the load (loading.py asks devices.on_device), after the checks
     request = GenerationRequest("a fox", width=48, height=32, frames=5, steps=1, seed=1, output=tmp_path / "v.mp4")
     pipe.generate(request)
-    assert entered[1:] == [("generation", cpu)]
+    assert entered[1:] == [("call_guards", cpu)]
     pipe.set_loras([])
-    assert entered[2:] == [("generation", cpu)]
+    assert entered[2:] == [("call_guards", cpu)]
 
 
 def test_a_pipeline_method_makes_the_pipelines_own_device_current(entered):
@@ -62,11 +62,11 @@ def test_a_pipeline_method_makes_the_pipelines_own_device_current(entered):
     class OnSecondGpu:
         device = "cuda:1"
 
-        @generation._on_its_device
+        @call_guards.on_its_device
         def work(self, value: int) -> int:
             return value + 1
 
-    assert OnSecondGpu().work(1) == 2 and entered == [("generation", torch.device("cuda:1"))]
+    assert OnSecondGpu().work(1) == 2 and entered == [("call_guards", torch.device("cuda:1"))]
 
 
 def test_verify_compares_its_stages_on_the_pipeline_device(checkpoint, entered, capsys):

@@ -591,13 +591,14 @@ def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monke
 def test_a_stage_on_cuda_records_its_own_allocated_and_reserved_peaks(monkeypatch):
     # What the planner estimates (allocated) and what the GPU holds (reserved), each under its own name; the GPU
     # suite checks them against torch's counters (tests/test_cuda.py), these the names they go under on any machine.
-    from motif_lite.pipeline.generation import MotifVideoPipeline, _StageMeasures
+    from motif_lite.pipeline.generation import MotifVideoPipeline
+    from motif_lite.pipeline.video_run import StageMeasures
 
     reset = []
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: reset.append(device))
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 5 * 2**20)
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 8 * 2**20)
-    cuda, measures = torch.device("cuda"), _StageMeasures()
+    cuda, measures = torch.device("cuda"), StageMeasures()
     with MotifVideoPipeline._stage(SimpleNamespace(device=cuda), "denoise", measures):
         assert reset == [cuda]  # its own peak: counted from its start
     assert measures.allocated == {"denoise": 5 * 2**20} and measures.reserved == {"denoise": 8 * 2**20}

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import gc
 import inspect
 import logging
 import os
-import threading
 import time
-import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,10 +20,9 @@ import torch
 from motif_lite.checkpoint import ModelSources
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.decoding import decode_video
-from motif_lite.devices import on_device
 from motif_lite.errors import Audience, CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.clip import Clip, last_frame, read_clip
-from motif_lite.io.image import WrittenFirstFrame, load_image, preprocess_image
+from motif_lite.io.image import load_image, preprocess_image
 from motif_lite.io.latents import SavedLatents
 from motif_lite.io.latents_saving import LatentsFile
 from motif_lite.io.model_stamps import changed_file_notes, other_model_notes
@@ -38,6 +34,13 @@ from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.paths import user_path
 from motif_lite.pipeline.arguments import check_generate_arguments, check_preview_spacing, check_resolved
+from motif_lite.pipeline.call_guards import (
+    CallGuard,
+    frees_memory_when_stopped,
+    on_its_device,
+    one_call_at_a_time,
+    undone_if_refused,
+)
 from motif_lite.pipeline.conditioning import (
     Conditioning,
     KeptEncodings,
@@ -66,8 +69,8 @@ from motif_lite.pipeline.recipe import LoadedTransformer, TransformerRecipe, loa
 from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewFn, ProgressFn, first_step_overhead
 from motif_lite.pipeline.resuming import earlier_run_note, resumed_state
 from motif_lite.pipeline.step_watch import StepWatch
+from motif_lite.pipeline.video_run import StageMeasures, VideoRun
 from motif_lite.preflight import check_loras, packed_adapter_macs
-from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest, RequestError, ResolvedRequest
 from motif_lite.request import first_frame_sha256 as checksum_of_first_frame
 from motif_lite.run_estimates import cpu_time_note
@@ -100,85 +103,6 @@ if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs ne
 logger = logging.getLogger(__name__)
 
 
-def _frees_memory_when_stopped(method: Callable) -> Callable:
-    """`method` (`generate`, `set_loras`), letting go of its tensors when it stops on Ctrl-C (a notebook's stop
-    button) or out of memory.
-
-    The traceback of such a stop keeps every frame it passed through alive with its locals: a forward's activations,
-    gigabytes of GPU memory at 720p, or the transformer `set_loras` was loading. A notebook keeps the last traceback
-    (`sys.last_traceback`), so the next call would meet a GPU still holding them and run out of memory. These
-    frames' locals are cleared (a stopped run's state is saved before); other errors keep theirs, for a debugger."""
-
-    @functools.wraps(method)
-    def stoppable(*args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except (KeyboardInterrupt, torch.OutOfMemoryError) as exc:
-            traceback.clear_frames(exc.__traceback__)  # the frames still running (this one) are left as they are
-            # This frame stays in the traceback too: without its arguments there, `del pipe` frees the pipeline.
-            del args, kwargs
-            raise
-
-    return stoppable
-
-
-class _CallGuard:
-    """The lock that the running `generate` or `set_loras` holds, with its thread and name: one object, so that a
-    shallow copy of the pipeline (`copy.copy`), which shares its weights, shares the lock and who holds it too, and
-    its call from a run's callback is refused as the pipeline's own would be. A deep copy or an unpickled pipeline
-    gets a fresh one (a lock cannot be copied, and the copy runs nothing yet): a host's state (Gradio's gr.State)
-    deep-copies what it holds."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.thread: int | None = None
-        self.method: str | None = None
-
-    def __reduce__(self) -> tuple:  # copy.deepcopy and pickle: a fresh guard, held by no thread
-        return (_CallGuard, ())
-
-
-def _one_call_at_a_time(method: Callable) -> Callable:
-    """`method` (`generate`, `set_loras`) run by one thread at a time on a pipeline: a host application's threads
-    (a UI's workers, a web app's requests) calling it at once wait for the call before them. Two runs at once would
-    need twice the memory the pipeline was planned for, and `set_loras` would take the transformer away from a run
-    part way. Called from inside a call (a callback of `generate`, on its thread), it is refused: waiting there
-    would hang the thread for good."""
-
-    @functools.wraps(method)
-    def one_at_a_time(self, *args, **kwargs):
-        guard = getattr(self, "_calls", None)
-        if guard is None:  # a pipeline not made by __init__ holds no model to share: its calls check arguments
-            return method(self, *args, **kwargs)
-        if guard.thread == threading.get_ident():
-            raise ConfigError(
-                f"pipe.{method.__name__} was called while this pipeline's {guard.method} runs, from its "
-                "own thread (a callback such as on_progress): a pipeline runs one call at a time; call it after "
-                f"{guard.method} returns"
-            )
-        with guard.lock:
-            guard.thread, guard.method = threading.get_ident(), method.__name__
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                guard.thread, guard.method = None, None
-
-    return one_at_a_time
-
-
-def _on_its_device(method: Callable) -> Callable:
-    """A pipeline method run with the pipeline's device as the current CUDA device (`devices.on_device`): our Triton
-    kernels launch on the current device, so a pipeline on `cuda:1` would launch them on `cuda:0`."""
-
-    @functools.wraps(method)
-    def on_its_device(self, *args, **kwargs):
-        # A pipeline not made by load_pipeline (no device yet) has no GPU to make current: its calls check arguments.
-        with on_device(torch.device(getattr(self, "device", "cpu"))):
-            return method(self, *args, **kwargs)
-
-    return on_its_device
-
-
 def _tell(exc: BaseException, note: str) -> None:
     """Add `note` to the message of a user-facing error (the CLI prints that message), else log it as a warning:
     out of memory, Ctrl-C or a bug keep their type, their message and their traceback."""
@@ -188,62 +112,11 @@ def _tell(exc: BaseException, note: str) -> None:
         logger.warning(note)
 
 
-@dataclasses.dataclass
-class _StageMeasures:
-    """Each stage's seconds (`generate`'s "encode", "denoise", "decode", then "total") and, on CUDA, its own peak of
-    memory allocated (what the planner estimates) and reserved (the caching allocator's segments, what the GPU
-    actually holds); empty on the CPU."""
-
-    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
-    allocated: dict[str, int] = dataclasses.field(default_factory=dict)
-    reserved: dict[str, int] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class _VideoRun:
-    """What one `generate` call fixed before its stages ran, passed to each stage whole: the request (its inputs
-    resolved) and its effective settings, where progress goes, where the work is kept, and the video's options."""
-
-    request: GenerationRequest
-    settings: Settings
-    progress: ProgressFn
-    keeper: LatentsFile | None = None  # None: the work is not kept (keep_latents=False, or a parallel rank > 0)
-    clip: Clip | None = None  # the clip `request.extend` names, as read once: its frames go first in the video
-    crf: int | None = None  # the video encoder's constant-rate factor (`write_video`; None: the codec's default)
-    stored_inputs: Mapping[str, str] | None = None  # what the file's settings say of the clip and the first frame
-    # The checksum of the file the first frame comes from (`ResolvedRequest.first_frame_sha256`), hashed once.
-    first_frame_sha256: str | None = None
-    # A video was at the output as the run began (a file -o named): its video replaces that file, and so may this
-    # run's resume, which reads this from the kept state (`cli.resume.output_left_to_replace`).
-    replaces_output: bool = False
-
-    def end_progress(self) -> None:
-        """Close the bar of a `ProgressBars` given as `on_progress` when the run stops part way (a caller's own
-        callback is the caller's to end): before the note on the work kept, which ran on from the bar's line; and
-        an open tqdm bar stays among tqdm's, so every later bar in the process (the next cell's, transformers'
-        "Loading weights") was drawn one line below it with cursor-up escapes, which a notebook shows as a new line
-        per update."""
-        if isinstance(self.progress, ProgressBars):
-            self.progress.close()
-
-
 # The pipeline's properties read through its `LoadedTransformer` (its model as `transformer`, the rest by their
 # names): assigned one by one, they would part from the rest.
 _LOADED_PARTS = frozenset(
     "transformer" if field.name == "model" else field.name for field in dataclasses.fields(LoadedTransformer)
 )
-
-
-@contextlib.contextmanager
-def _undone_if_refused(written: WrittenFirstFrame | None) -> Iterator[None]:
-    """`written` (the PNG of a first frame made in memory) undone when the block raises: the run is refused before
-    its work, and leaves nothing behind (nor loses the file it replaced)."""
-    try:
-        yield
-    except BaseException:
-        if written is not None:
-            written.undo()
-        raise
 
 
 def _plan_in_brief(plan: Plan) -> str:
@@ -324,15 +197,15 @@ class MotifVideoPipeline:
         # The last texts and first frame encoded, kept for the next videos (a batch, a server's repeated prompts).
         self.kept_encodings = KeptEncodings()
         self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
-        # Held by the `generate` or `set_loras` that runs (`_one_call_at_a_time`).
-        self._calls = _CallGuard()
+        # Held by the `generate` or `set_loras` that runs (`one_call_at_a_time`).
+        self._calls = CallGuard()
 
     def __getstate__(self) -> dict:
         """What copy.deepcopy and pickle copy (a host's state: Gradio's gr.State, multiprocessing's spawn, Ray,
         joblib): everything but the caches a run leaves, which the copy builds again on its next run, to the same
         bits. The preview's latent -> RGB fit is dropped with the weak reference to the VAE it was fitted to (which
         pickle cannot write, and the copy's VAE is another object); the kept encodings empty themselves
-        (`KeptEncodings.__reduce__`), and the call guard comes fresh (`_CallGuard.__reduce__`). The pipeline itself
+        (`KeptEncodings.__reduce__`), and the call guard comes fresh (`CallGuard.__reduce__`). The pipeline itself
         is left as it was. A shallow copy (copy.copy) shares the rest, the kept encodings and the guard included,
         and fits its own preview again."""
         state = dict(self.__dict__)
@@ -383,9 +256,9 @@ class MotifVideoPipeline:
         configs, transformer = self.sources.configs, self.sources.transformer
         return resolve_settings(request, configs, transformer, self.dtype_setting, audience=audience)
 
-    @_frees_memory_when_stopped
-    @_one_call_at_a_time
-    @_on_its_device
+    @frees_memory_when_stopped
+    @one_call_at_a_time
+    @on_its_device
     def set_loras(self, loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> None:
         """Replace the transformer's LoRAs with `loras` (what `load_pipeline(loras=...)` takes; [] removes them all)
         without loading the text encoder and the VAE again: the transformer is read again from its files with the
@@ -417,9 +290,9 @@ class MotifVideoPipeline:
         self._loaded = None
         gc.collect()
 
-    @_frees_memory_when_stopped
-    @_one_call_at_a_time
-    @_on_its_device
+    @frees_memory_when_stopped
+    @one_call_at_a_time
+    @on_its_device
     def generate(
         self,
         request: GenerationRequest | None = None,
@@ -512,7 +385,7 @@ class MotifVideoPipeline:
         taken_output = None if resume is None else resume.output
         resolved = request.resolve_with_inputs(clip, taken_output=taken_output) if resolved is None else resolved
         request, clip, input_image, notes, checksum, written = resolved
-        with _undone_if_refused(written if resolved_here else None):
+        with undone_if_refused(written if resolved_here else None):
             check_crf(request.output, crf)
             check_preview_spacing(request.steps, preview_every)
             settings = self.settings_for(request)
@@ -534,13 +407,13 @@ class MotifVideoPipeline:
                 logger.warning(earlier)
                 notes.append(earlier)
             progress = on_progress or (lambda stage, done, total: None)
-            measures = _StageMeasures()
+            measures = StageMeasures()
             begin = time.perf_counter()
             generator = torch.Generator().manual_seed(request.seed)
             keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
             # Before anything writes it.
             replaces = request.output is not None and holds_video(user_path(request.output))
-            run = _VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum, replaces)
+            run = VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum, replaces)
         try:
             with self._stage("encode", measures):
                 # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) follows it.
@@ -590,10 +463,10 @@ class MotifVideoPipeline:
 
     def _result(
         self,
-        run: _VideoRun,
+        run: VideoRun,
         output: Path,
         notes: list[str],
-        measures: _StageMeasures,
+        measures: StageMeasures,
         record: DenoiseRecord,
         start: SamplingState | None,
         cond: Conditioning,
@@ -627,7 +500,7 @@ class MotifVideoPipeline:
 
     def _sample_keeping_state(
         self,
-        run: _VideoRun,
+        run: VideoRun,
         noise: torch.Tensor,
         cond: Conditioning,
         on_denoised: StepCallback | None,
@@ -697,7 +570,7 @@ class MotifVideoPipeline:
         return f"exact (int8 fell back: {op.fallback_reason})" if op.warned else "int8"
 
     @contextlib.contextmanager
-    def _stage(self, name: str, measures: _StageMeasures) -> Iterator[None]:
+    def _stage(self, name: str, measures: StageMeasures) -> Iterator[None]:
         """Time a stage and, on CUDA, record its own peaks of memory into `measures`."""
         cuda = self.device.type == "cuda"
         if cuda:
@@ -710,7 +583,7 @@ class MotifVideoPipeline:
             measures.reserved[name] = torch.cuda.max_memory_reserved(self.device)
 
     def _inputs(
-        self, run: _VideoRun, generator: torch.Generator, input_image: PIL.Image.Image | None
+        self, run: VideoRun, generator: torch.Generator, input_image: PIL.Image.Image | None
     ) -> tuple[torch.Tensor, Conditioning]:
         """The initial noise (the generator's first draw, as in both reference pipelines), then the conditioning.
         In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
@@ -903,7 +776,7 @@ class MotifVideoPipeline:
             record.step_cache = (cache.reused, cache.calls)
         return latents, record
 
-    def _decode(self, run: _VideoRun, latents: torch.Tensor) -> Path:
+    def _decode(self, run: VideoRun, latents: torch.Tensor) -> Path:
         """Stream decoded frames straight into `run`'s video file (one latent frame of pixels alive at a time), the
         frames of `run.clip` first. With `run.keeper`, a decode that fails in any way (out of memory, inf/NaN, a full
         disk, Ctrl-C) does not lose the sampling: the latents are saved there first, then the original error goes
@@ -922,7 +795,7 @@ class MotifVideoPipeline:
             raise
         return written or output  # another name when output could not be replaced; None on parallel ranks > 0
 
-    def _saved_latents(self, run: _VideoRun, latents: torch.Tensor, state: SamplingState | None = None) -> SavedLatents:
+    def _saved_latents(self, run: VideoRun, latents: torch.Tensor, state: SamplingState | None = None) -> SavedLatents:
         """`latents` with what writing `run`'s video needs, and the checkpoint, VAE file and dtype this run used;
         with `state` (latents still being sampled), what going on from it needs too."""
         request, sources = run.request, self.sources
@@ -961,7 +834,7 @@ class MotifVideoPipeline:
         as `generate` writes it): a file that holds these is that video already (`run -b N` skips it)."""
         return jsonable(stored_settings(request, self.settings_for(request), self.model_metadata()))
 
-    def _video_metadata(self, run: _VideoRun) -> dict:
+    def _video_metadata(self, run: VideoRun) -> dict:
         # Made when stored, not once per run: int8 attention that falls back while sampling makes the model "exact".
         return jsonable(stored_settings(run.request, run.settings, self.model_metadata(), run.stored_inputs))
 
