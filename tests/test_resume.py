@@ -861,6 +861,8 @@ def test_a_run_that_gave_a_lora_twice_at_strengths_that_cancel_goes_on_without_i
     assert code == 0, err
     assert "loras:" not in out, out
     assert f"gave --lora {style} twice (at 0.5 + -0.5), which applied it at the sum: it goes on without it" in err
+    # The file left out is the model the stopped run had: no note of another one (lora_totals kept it at 0 there).
+    assert "the run being resumed had" not in err, err
 
 
 def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so(pipe, tmp_path, monkeypatch, caplog):

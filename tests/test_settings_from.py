@@ -602,6 +602,14 @@ def test_lora_totals_read_the_strength_after_the_last_colon():
     assert lora_totals(["b.safetensors:x", "b.safetensors:x"]) == {"b.safetensors:x": 2.0}  # not ours: as it is
 
 
+def test_lora_totals_leave_out_a_file_whose_strengths_add_up_to_0():
+    # At 0.5 and -0.5 the file changes nothing, as no file does: kept at 0, a resumed run that left it out was told
+    # it is sampled with another model than the stopped run's.
+    from motif_lite.weights.lora_values import lora_totals
+
+    assert lora_totals(["a.safetensors:0.5", "a.safetensors:-0.5", "b.safetensors:1"]) == lora_totals(["b.safetensors"])
+
+
 @pytest.mark.parametrize(
     ("chunks", "said"),
     [

@@ -34,8 +34,9 @@ def lora_flag(file: str | Path, strength: float) -> str:
 def lora_totals(loras: Iterable[str], file_key: Callable[[str], str] = str) -> dict[str, float]:
     """`--lora` values (`style.safetensors:0.8`) as each file's total strength, the files by `file_key` (a name, a
     resolved path): what two runs' LoRAs are compared by. LoRAs merge by adding their changes, so their order is no
-    difference, nor one file given twice (`a:1`, `a:0.5`) against once at the sum (`a:1.5`), nor `a` against `a:1`.
-    Rounded to 6 significant digits: files written before strengths were stored exactly kept them so (`:g`)."""
+    difference, nor one file given twice (`a:1`, `a:0.5`) against once at the sum (`a:1.5`), nor `a` against `a:1`,
+    nor a file whose strengths add up to 0 (`a:0.5`, `a:-0.5`: it changes nothing) against none: such a file is left
+    out. Rounded to 6 significant digits: files written before strengths were stored exactly kept them so (`:g`)."""
     totals: dict[str, float] = {}
     for lora in loras:
         file, strength = split_strength(lora)
@@ -43,7 +44,7 @@ def lora_totals(loras: Iterable[str], file_key: Callable[[str], str] = str) -> d
             file, strength = lora, 1.0
         key = file_key(file)
         totals[key] = totals.get(key, 0.0) + strength
-    return {key: float(f"{total:.6g}") for key, total in totals.items()}
+    return {key: float(f"{total:.6g}") for key, total in totals.items() if total != 0}
 
 
 def same_file_twice(files: Sequence[Path]) -> tuple[int, int] | None:
