@@ -665,6 +665,9 @@ def test_a_file_given_twice_at_strengths_that_cancel_is_told_to_leave_both_out(t
         "loras names the same file twice ('a.safetensors' and 'a.safetensors'), which would apply twice (at 0.5 + "
         "-0.5); their strengths add up to 0, so together they change nothing: leave both out of loras"
     )
+    # 0.3 and the float next to -0.3 add up to -5.6e-17 in floats: `--lora a:-5.55112e-17` was offered
+    with pytest.raises(LoRAError, match="add up to 0, so together they change nothing: leave both --lora out$"):
+        lora_args(["a.safetensors:0.3", f"a.safetensors:{-0.1 - 0.2!r}"])
 
 
 def test_loras_naming_a_file_twice_at_strengths_whose_sum_is_no_number_is_not_offered_at_inf(tmp_path, monkeypatch):

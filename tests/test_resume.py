@@ -844,8 +844,16 @@ def test_a_run_that_gave_a_lora_twice_goes_on_with_it_once_at_the_sum(stopped, t
     assert "the run being resumed had" not in err  # the same LoRAs: no note of another model
 
 
-def test_a_run_that_gave_a_lora_twice_at_strengths_that_cancel_goes_on_without_it(stopped, tmp_path, capsys):
-    # Given at 0.5 and -0.5 it changed nothing: the resumed run leaves it out rather than load it at strength 0.
+@pytest.mark.parametrize(
+    ("strengths", "said"),
+    [((0.5, -0.5), "twice (at 0.5 + -0.5)"), ((0.1, 0.2, -0.3), "3 times (at 0.1 + 0.2 + -0.3)")],
+    ids=["exactly", "float-residue"],
+)
+def test_a_run_that_gave_a_lora_twice_at_strengths_that_cancel_goes_on_without_it(
+    stopped, tmp_path, capsys, strengths, said
+):
+    # Given at 0.5 and -0.5 it changed nothing: the resumed run leaves it out rather than load it at strength 0. So
+    # at 0.1, 0.2 and -0.3, whose sum in floats is 5.6e-17, not 0: it was loaded at that.
     import json
 
     from safetensors import safe_open
@@ -855,12 +863,12 @@ def test_a_run_that_gave_a_lora_twice_at_strengths_that_cancel_goes_on_without_i
     with safe_open(str(stopped), "pt") as file:
         info = json.loads(file.metadata()["motif_lite_latents"])
         tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
-    info["run"]["lora"] = [f"{style}:0.5", f"{style}:-0.5"]
+    info["run"]["lora"] = [f"{style}:{strength}" for strength in strengths]
     save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
     code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
     assert code == 0, err
     assert "loras:" not in out, out
-    assert f"gave --lora {style} twice (at 0.5 + -0.5), which applied it at the sum: it goes on without it" in err
+    assert f"gave --lora {style} {said}, which applied it at the sum: it goes on without it" in err
     # The file left out is the model the stopped run had: no note of another one (lora_totals kept it at 0 there).
     assert "the run being resumed had" not in err, err
 

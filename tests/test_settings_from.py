@@ -608,6 +608,8 @@ def test_lora_totals_leave_out_a_file_whose_strengths_add_up_to_0():
     from motif_lite.weights.lora_values import lora_totals
 
     assert lora_totals(["a.safetensors:0.5", "a.safetensors:-0.5", "b.safetensors:1"]) == lora_totals(["b.safetensors"])
+    # 0.1 + 0.2 - 0.3 is 5.6e-17 in floats: typed to cancel, and as good as 0
+    assert lora_totals(["a.safetensors:0.1", "a.safetensors:0.2", "a.safetensors:-0.3"]) == {}
 
 
 @pytest.mark.parametrize(

@@ -193,10 +193,10 @@ def _check_still_there(dest: str, value: str | list | None) -> None:
 
 def _each_lora_once(loras: list[str]) -> tuple[list[str], list[str]]:
     """A stopped run's --lora values (`PATH:STRENGTH`) with a file it gave more than once given once, where it was
-    first, at the sum of its strengths (left out where they sum to 0), and a note for each such file. Until runs
+    first, at the sum of its strengths (left out where they cancel), and a note for each such file. Until runs
     refused it, a file given twice was applied at that sum; its --lora values, read back as given, are refused now,
     and a --lora given with --resume replaces the run's others too."""
-    from motif_lite.weights.lora_values import lora_flag, same_file_twice
+    from motif_lite.weights.lora_values import lora_flag, same_file_twice, strengths_cancel
 
     merged: list[tuple[str, list[float]]] = []  # each file once, with the strengths the run gave it
     for item in loras:
@@ -207,15 +207,19 @@ def _each_lora_once(loras: list[str]) -> tuple[list[str], list[str]]:
             merged.append((file, [strength]))
         else:  # the new one is the second of the pair: the files before it are each another
             merged[twice[0]][1].append(strength)
+
+    def goes_on(strengths: list[float]) -> str:
+        # Strengths that cancel applied nothing (0.1 + 0.2 - 0.3 too, 5.6e-17 in floats): the file is left out, not
+        # loaded to change nothing.
+        return "without it" if strengths_cancel(strengths) else f"with it given once, at {sum(strengths):g}"
+
     notes = [
         f"the run being resumed gave --lora {file} {'twice' if len(strengths) == 2 else f'{len(strengths)} times'} "
-        f"(at {' + '.join(f'{s:g}' for s in strengths)}), which applied it at the sum: "
-        + (f"it goes on with it given once, at {sum(strengths):g}" if sum(strengths) else "it goes on without it")
+        f"(at {' + '.join(f'{s:g}' for s in strengths)}), which applied it at the sum: it goes on {goes_on(strengths)}"
         for file, strengths in merged
         if len(strengths) > 1
     ]
-    # Strengths that cancel applied nothing: the file is left out, not loaded to change nothing.
-    return [lora_flag(file, sum(strengths)) for file, strengths in merged if sum(strengths)], notes
+    return [lora_flag(file, sum(strengths)) for file, strengths in merged if not strengths_cancel(strengths)], notes
 
 
 def _loras_again(loras: list[str]) -> str:

@@ -37,14 +37,13 @@ def lora_totals(loras: Iterable[str], file_key: Callable[[str], str] = str) -> d
     difference, nor one file given twice (`a:1`, `a:0.5`) against once at the sum (`a:1.5`), nor `a` against `a:1`,
     nor a file whose strengths add up to 0 (`a:0.5`, `a:-0.5`: it changes nothing) against none: such a file is left
     out. Rounded to 6 significant digits: files written before strengths were stored exactly kept them so (`:g`)."""
-    totals: dict[str, float] = {}
+    strengths: dict[str, list[float]] = {}
     for lora in loras:
         file, strength = split_strength(lora)
         if strength is None:  # no strength, or a value we did not write: the file as it is, at strength 1
             file, strength = lora, 1.0
-        key = file_key(file)
-        totals[key] = totals.get(key, 0.0) + strength
-    return {key: float(f"{total:.6g}") for key, total in totals.items() if total != 0}
+        strengths.setdefault(file_key(file), []).append(strength)
+    return {key: float(f"{sum(each):.6g}") for key, each in strengths.items() if not strengths_cancel(each)}
 
 
 def same_file_twice(files: Sequence[Path]) -> tuple[int, int] | None:
@@ -73,8 +72,18 @@ def same_file_twice(files: Sequence[Path]) -> tuple[int, int] | None:
 
 def summed_strength(first: float, second: float) -> float:
     """The one strength that gives what a file given twice at `first` and `second` gave, as a refusal offers it:
-    rounded to 6 significant digits, so that 0.1 and 0.2 read 0.3 rather than 0.30000000000000004."""
-    return float(f"{first + second:.6g}")
+    rounded to 6 significant digits, so that 0.1 and 0.2 read 0.3 rather than 0.30000000000000004; 0 where they
+    cancel (`strengths_cancel`)."""
+    return 0.0 if strengths_cancel((first, second)) else float(f"{first + second:.6g}")
+
+
+def strengths_cancel(strengths: Sequence[float]) -> bool:
+    """Whether a file given at each of `strengths` changes nothing: they add up to 0, but for what floats round. A
+    decimal strength is a float within half a step of float precision of it, and so is each sum, so strengths typed
+    to cancel may leave a residue (0.1 + 0.2 - 0.3 is 5.6e-17 in floats): one within float precision of the
+    strengths' own size is 0. A sum past the largest float (1e308 twice) is no 0."""
+    total = sum(strengths)
+    return math.isfinite(total) and abs(total) <= sys.float_info.epsilon * sum(abs(each) for each in strengths)
 
 
 # LoRAs are applied at strengths of 0 to 2 (1 as trained); past this either way a strength is far more often a typo
