@@ -206,17 +206,20 @@ def file_url_path(given: str) -> str | None:
     return urllib.parse.unquote(urllib.parse.urlparse(given).path)
 
 
-# A Hub file's page, as a browser shows it (.../blob/main/style.safetensors, of a model, a dataset or a Space): what
-# comes before its `/blob/`, where the file itself is at `/resolve/`. The repository's owner may be left out (the
-# Hub's oldest repositories have none: huggingface.co/gpt2), and the scheme and host are in any case (as typed).
+# A Hub file's page, as a browser shows it (.../blob/main/style.safetensors, of a model, a dataset or a Space), or its
+# raw address (.../raw/main/...: for a file in Git LFS, as a LoRA's weights are, the ~130-byte LFS pointer): what
+# comes before its `/blob/` or `/raw/`, where the file itself is at `/resolve/`. The repository's owner may be left
+# out (the Hub's oldest repositories have none: huggingface.co/gpt2), and the scheme and host are in any case (as
+# typed).
 _HUB_FILE_PAGE = re.compile(
-    r"^((?i:https?://(?:www\.)?(?:huggingface\.co|hf\.co))/(?:(?:datasets|spaces)/)?(?:[^/?#]+/)?[^/?#]+)/blob/"
+    r"^((?i:https?://(?:www\.)?(?:huggingface\.co|hf\.co))/(?:(?:datasets|spaces)/)?(?:[^/?#]+/)?[^/?#]+)/(?:blob|raw)/"
 )
 
 
 def _downloaded_url(given: str) -> str:
     """The URL that downloads the file `given` names: a Hub file's page (.../blob/main/x.safetensors), which curl
-    would save as a web page, is the file's own address there (.../resolve/main/x.safetensors); others as given."""
+    would save as a web page, or its raw address (.../raw/main/x.safetensors: an LFS file's pointer), is the file's
+    own address there (.../resolve/main/x.safetensors); others as given."""
     return _HUB_FILE_PAGE.sub(r"\1/resolve/", given, count=1)
 
 

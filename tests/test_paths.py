@@ -181,10 +181,14 @@ def test_a_missing_output_folder_is_made_with_the_mkdir_of_the_shell_there(tmp_p
             "https://HuggingFace.co/user/styles/blob/main/style.safetensors",
             "https://HuggingFace.co/user/styles/resolve/main/style.safetensors",
         ),
+        (  # the raw address: an LFS file's (a LoRA's) pointer, some 130 bytes of text saved under the LoRA's name
+            "https://huggingface.co/user/styles/raw/main/style.safetensors",
+            "https://huggingface.co/user/styles/resolve/main/style.safetensors",
+        ),
         ("https://huggingface.co/user/styles/resolve/main/style.safetensors", None),  # the file's own address
         ("https://example.com/user/styles/blob/main/style.safetensors", None),  # another site's: as given
     ],
-    ids=["model-page", "dataset-page", "no-owner-page", "capitals-page", "file", "other-site"],
+    ids=["model-page", "dataset-page", "no-owner-page", "capitals-page", "raw-address", "file", "other-site"],
 )
 def test_a_hub_file_pages_address_is_downloaded_from_the_file_itself(given, downloaded):
     # A Hub file's page in the browser is at .../blob/...: the hint's curl saved that web page under the file's
