@@ -232,7 +232,8 @@ def url_fix(given: str, flag: str, default_name: str, after_name: str = "") -> s
     if (local := file_url_path(given)) is not None:
         return f"give its path, {flag} {quoted(local + after_name)}"
     # The name is made from the URL, not a path the user gave: a URL's last part `~` is a file name, never a home.
-    name = Path(given.split("?")[0].rstrip("/")).name or default_name
+    # Its query and fragment are no part of it: curl sends the one and drops the other (`x.png#top` saves x.png).
+    name = Path(re.split(r"[?#]", given, maxsplit=1)[0].rstrip("/")).name or default_name
     # Quoted, a `~` is still expanded by motif-lite itself (`user_path`): `./` in front keeps it a file here.
     name = f"./{name}" if name.startswith("~") else name
     then = f"then give {flag} {quoted(name + after_name)}"

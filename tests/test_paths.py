@@ -208,6 +208,16 @@ def test_a_hub_file_pages_address_is_downloaded_from_the_file_itself(given, down
     assert f"curl -L -o {name} {quoted(downloaded)}, then give --lora {name}:0.8" in str(refused.value)
 
 
+def test_a_urls_fragment_is_no_part_of_the_name_it_is_saved_under():
+    # `https://example.com/cat.png#top` was to be saved as 'cat.png#top', and -i then given that name.
+    from motif_lite.paths import url_fix
+
+    url = "https://example.com/cat.png#top"
+    assert (
+        url_fix(url, "-i", "first.png") == f"download it first, e.g. curl -L -o cat.png '{url}', then give -i cat.png"
+    )
+
+
 @pytest.mark.parametrize(
     ("page", "command"),
     [
