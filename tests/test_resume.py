@@ -873,6 +873,26 @@ def test_a_run_that_gave_a_lora_twice_at_strengths_that_cancel_goes_on_without_i
     assert "the run being resumed had" not in err, err
 
 
+def test_a_run_whose_lora_given_twice_cancels_goes_on_though_the_file_is_gone(stopped, tmp_path, capsys):
+    # Left out, the file is not read: it was refused as "not there", with --lora to give again for a LoRA the run
+    # goes on without (and --lora given with --resume cannot give none).
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(stopped), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    gone = tmp_path / "elsewhere" / "style.safetensors"
+    info["run"]["lora"] = [f"{gone}:0.5", f"{gone}:-0.5"]
+    save_file(tensors, str(stopped), metadata={"motif_lite_latents": json.dumps(info)})
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    assert "loras:" not in out, out
+    assert f"gave --lora {gone} twice (at 0.5 + -0.5), which applied it at the sum: it goes on without it" in err
+
+
 def test_a_second_ctrl_c_during_the_save_leaves_the_last_whole_state_and_says_so(pipe, tmp_path, monkeypatch, caplog):
     """Ctrl-C, then Ctrl-C again while the state is written: the file a periodic save wrote stays whole (no half
     file), and the warning names it and the step it holds."""

@@ -76,11 +76,11 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     then = {dest: saved.run.get(dest, defaults[dest]) for group in MODEL_FLAG_GROUPS for dest in group}
     # A group comes from the file whole where the command line gives none of its flags (-m alone is another model).
     from_file = {dest: then[dest] for group in MODEL_FLAG_GROUPS if not given & set(group) for dest in group}
-    for dest, value in from_file.items():
-        _check_still_there(dest, value)
-    if from_file.get("lora"):
+    if from_file.get("lora"):  # first: a LoRA whose strengths cancel is left out, and need not be there any more
         from_file["lora"], once = _each_lora_once(from_file["lora"])
         notes += once
+    for dest, value in from_file.items():
+        _check_still_there(dest, value)
     fill_unset(args, from_file, given, saved.file)
     notes += other_model_notes(then, vars(args), "what this command gives")
     notes += changed_file_notes(saved.run, vars(args))
