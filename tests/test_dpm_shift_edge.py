@@ -28,7 +28,9 @@ from motif_lite.request import OFFICIAL_STEPS, GenerationRequest, RequestError
 from motif_lite.sampling import SamplingSettingsError, schedule_for
 from motif_lite.sampling.schedule import schedule_options
 from motif_lite.settings import CheckpointConfigs, Given, resolve_settings
-from motif_lite.verify import VerifyResult, _refuse_settings_verify_runs, _request_for
+from motif_lite.verify import VerifyResult
+from motif_lite.verify.refusals import refuse_settings_verify_runs
+from motif_lite.verify.settings import request_for
 
 # The model card's DPMSolverMultistep config (the one `dpm++2m` samples), less its flow shift.
 DPM = {
@@ -308,13 +310,13 @@ def test_verify_checks_the_shift_both_sides_sample() -> None:
     assert diffusers_steps(80, 1.0) and not diffusers_steps(80, 15.0)
     configs = configs_with_shift(1.0)
     request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=80).resolve()
-    _refuse_settings_verify_runs(request, SimpleNamespace(configs=configs, transformer=None))
+    refuse_settings_verify_runs(request, SimpleNamespace(configs=configs, transformer=None))
     ours = SimpleNamespace(
         sources=SimpleNamespace(configs=configs), settings_for=lambda request: resolve_settings(request, configs)
     )
     reference = SimpleNamespace(scheduler=SimpleNamespace(config=configs.scheduler))
     result = VerifyResult("verify")
-    assert _request_for(ours, reference, request, result).flow_shift == 1.0
+    assert request_for(ours, reference, request, result).flow_shift == 1.0
     assert any("both sides use 1" in note for note in result.notes), result.notes
 
 
@@ -351,7 +353,7 @@ def test_verify_gives_no_steps_advice_where_fewer_steps_would_not_help() -> None
     for steps in (2, 4):
         request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=steps).resolve()
         with pytest.raises(RequestError) as refused:
-            _refuse_settings_verify_runs(request, SimpleNamespace(configs=configs, transformer=None))
+            refuse_settings_verify_runs(request, SimpleNamespace(configs=configs, transformer=None))
         message = str(refused.value)
         assert "steps" not in message.rsplit(": verify", 1)[1] and "--flow-shift" not in message, message
         assert message.endswith("so it cannot compare at this config's shift"), message
@@ -374,9 +376,10 @@ def test_verify_reads_the_scheduler_config_as_the_configs_hold_it_even_none() ->
     # listed configs are checked before it), not an AttributeError traceback.
     import diffusers
 
-    from motif_lite.verify import VerifyError, _refuse_a_scheduler_the_reference_cannot_sample
+    from motif_lite.verify import VerifyError
+    from motif_lite.verify.refusals import refuse_a_scheduler_the_reference_cannot_sample
 
-    _refuse_a_scheduler_the_reference_cannot_sample(diffusers, None)
-    _refuse_a_scheduler_the_reference_cannot_sample(diffusers, {"_class_name": "FlowMatchEulerDiscreteScheduler"})
+    refuse_a_scheduler_the_reference_cannot_sample(diffusers, None)
+    refuse_a_scheduler_the_reference_cannot_sample(diffusers, {"_class_name": "FlowMatchEulerDiscreteScheduler"})
     with pytest.raises(VerifyError, match="cannot sample with this checkpoint's DPMSolverMultistepScheduler"):
-        _refuse_a_scheduler_the_reference_cannot_sample(diffusers, DPM)
+        refuse_a_scheduler_the_reference_cannot_sample(diffusers, DPM)

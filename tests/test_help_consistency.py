@@ -69,7 +69,7 @@ def resolved_defaults() -> dict[tuple[str, str], str]:
     """The default of each flag whose parser starts from None and whose help states a value, as the code resolves
     it: (command, flag) -> the value, written as a help writes it. The other None flags' helps state a word, not a
     value (the checkpoint's, the guider's, the run's, none, off) or one the code writes inline (verify's fp32 on the
-    CPU, verify.py)."""
+    CPU, verify/__init__.py)."""
     from motif_lite.devices import COMPUTE_DTYPES, default_dtype
     from motif_lite.io.video import default_crf
     from motif_lite.quantize.components import TRANSFORMER

@@ -24,7 +24,8 @@ from motif_lite.sampling import SamplingSettingsError, ScheduleOptions, denoise,
 from motif_lite.sampling.schedule import dynamic_shift, schedule_options
 from motif_lite.settings import CheckpointConfigs, resolve_settings
 from motif_lite.vae.config import WanVAEConfig
-from motif_lite.verify import VerifyResult, _request_for
+from motif_lite.verify import VerifyResult
+from motif_lite.verify.settings import request_for
 
 UNIPC = {"_class_name": "UniPCMultistepScheduler", "use_flow_sigmas": True, "prediction_type": "flow_prediction"}
 EULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 15.0}
@@ -342,7 +343,7 @@ def test_verify_keeps_dynamic_shifting_on_both_sides(base: dict) -> None:
     ours = SimpleNamespace(settings_for=lambda request: resolve_settings(request, configs))
     reference = SimpleNamespace(scheduler=SimpleNamespace(config=config))
     request, _ = GenerationRequest("fox", width=48, height=32, frames=9, steps=3).resolve()
-    given = _request_for(ours, reference, request, VerifyResult("verify"))
+    given = request_for(ours, reference, request, VerifyResult("verify"))
     assert given.flow_shift is None and resolve_settings(given, configs).schedule.time_shift == "exponential"
 
 

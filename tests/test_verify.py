@@ -282,13 +282,13 @@ def test_ram_short_of_both_pipelines_on_the_cpu_is_said_before_they_load(tiny, c
 def test_on_windows_the_ram_note_says_what_windows_does_when_memory_runs_out(tiny, monkeypatch):
     # Windows reads the memory available too (GlobalMemoryStatusEx) and kills no process for want of it: it pages
     # to disk and then refuses allocations, so "the system may stop it part-way without a word" was Linux' story.
-    from motif_lite import verify
     from motif_lite.checkpoint import locate_sources
     from motif_lite.runtime import host_memory
+    from motif_lite.verify import refusals
 
     monkeypatch.setattr(host_memory, "available_ram", lambda: 1 << 20)
     monkeypatch.setattr(sys, "platform", "win32")
-    note = verify._over_available_ram(locate_sources(tiny[0]), torch.float32)
+    note = refusals.over_available_ram(locate_sources(tiny[0]), torch.float32)
     assert "so Windows may move it to the page file, where it crawls, or stop it part-way for want of memory" in note
     assert "without a word" not in note
 
@@ -484,9 +484,10 @@ def test_inf_or_nan_on_both_sides_in_float16_points_at_its_range(tmp_path, capsy
 
 
 def test_a_stage_names_the_side_whose_output_is_not_finite():
-    from motif_lite.verify import TOLERANCES, _Comparison
+    from motif_lite.verify import TOLERANCES
+    from motif_lite.verify.comparison import Comparison
 
-    comparison = _Comparison(None, None, None, None, torch.device("cpu"), TOLERANCES[torch.float32])
+    comparison = Comparison(None, None, None, None, torch.device("cpu"), TOLERANCES[torch.float32])
     finite, nan = torch.ones(3), torch.tensor([1.0, math.nan, 1.0])
     said = {"ours": "in motif-lite's output only", "reference": "in the reference's output only", "both": "both sides"}
     for ours, reference, side in ((nan, finite, "ours"), (finite, nan, "reference"), (nan, nan, "both")):
@@ -500,7 +501,8 @@ def test_frames_the_reference_gives_as_inf_or_nan_are_said_as_its_side(monkeypat
     import numpy as np
     from diffusers.video_processor import VideoProcessor
 
-    from motif_lite.verify import TOLERANCES, _Comparison
+    from motif_lite.verify import TOLERANCES
+    from motif_lite.verify.comparison import Comparison
 
     frames = np.full((9, 32, 48, 3), math.nan, dtype=np.float32)
 
@@ -512,8 +514,8 @@ def test_frames_the_reference_gives_as_inf_or_nan_are_said_as_its_side(monkeypat
 
     request = types.SimpleNamespace(height=32, width=48, frames=9, steps=2, seed=0)
     embeds = dict.fromkeys(("pe", "npe", "pm", "npm"))
-    comparison = _Comparison(None, Reference(), request, None, torch.device("cpu"), TOLERANCES[torch.float32], embeds)
-    monkeypatch.setattr(_Comparison, "_our_frames", lambda self: torch.zeros(9, 32, 48, 3, dtype=torch.float64))
+    comparison = Comparison(None, Reference(), request, None, torch.device("cpu"), TOLERANCES[torch.float32], embeds)
+    monkeypatch.setattr(Comparison, "_our_frames", lambda self: torch.zeros(9, 32, 48, 3, dtype=torch.float64))
     stage = comparison.frames()
     assert stage.not_finite == "reference" and not stage.matches, stage.line()
     assert "(inf/NaN in the reference's output only)" in stage.line(), stage.line()
@@ -562,10 +564,10 @@ class _DiffusersImportingSiglip(types.ModuleType):
 
 
 def test_the_torchvision_fallback_notice_is_not_shown_and_other_messages_are(monkeypatch, passed_on):
-    from motif_lite.verify import _import_diffusers
+    from motif_lite.verify.reference import import_diffusers
 
     monkeypatch.setitem(sys.modules, "diffusers", _DiffusersImportingSiglip("diffusers"))
-    _import_diffusers()
+    import_diffusers()
     assert passed_on.messages == ["something else transformers says"]
 
 
@@ -609,7 +611,7 @@ def test_a_reference_left_on_the_meta_device_is_a_verify_error_not_a_traceback(t
     prefixed = tmp_path / "comfy.safetensors"
     weights = load_file(tiny[0] / "transformer" / "diffusion_pytorch_model.safetensors")
     save_file({f"model.diffusion_model.{k}": v for k, v in weights.items()}, prefixed)
-    monkeypatch.setattr(verify, "_refuse_comfy_prefixed", lambda transformer: None)  # reach diffusers' load
+    monkeypatch.setattr(verify, "refuse_comfy_prefixed", lambda transformer: None)  # reach diffusers' load
     code = cli.main(["verify", "-m", str(tiny[0]), "--diffusion-model", str(prefixed), *SMALL])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
