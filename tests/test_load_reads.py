@@ -116,3 +116,25 @@ def test_configs_a_caller_saw_absent_are_absent_though_there_now(shared_checkpoi
     seen = {"scheduler/scheduler_config.json": None, "text_encoder/config.json": None}
     configs = CheckpointConfigs.read(root, files_read=seen)
     assert configs.scheduler is None and configs.text_encoder_config is None
+
+
+def test_load_pipeline_checks_its_prompt_tokenizer_once(shared_checkpoint, monkeypatch):
+    """A prompt_tokenizer given add_bos_token is checked by loading the folder's own tokenizer (seconds for the
+    official one): `load_pipeline` checked it, then `load_text_encoder` checked the same tokenizer again."""
+    from transformers import AutoTokenizer
+
+    from motif_lite import load_pipeline
+
+    root = shared_checkpoint[0]
+    tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer", add_bos_token=True)
+    loads: list[Path] = []
+    from_pretrained = AutoTokenizer.from_pretrained
+
+    def counted(folder, *args, **kwargs):
+        loads.append(Path(folder))
+        return from_pretrained(folder, *args, **kwargs)
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", counted)
+    pipe = load_pipeline(root, device="cpu", dtype="fp32", prompt_tokenizer=tokenizer)
+    assert pipe.text_encoder.tokenizer is tokenizer
+    assert loads == [root / "tokenizer"]

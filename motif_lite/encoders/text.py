@@ -497,6 +497,7 @@ def load_text_encoder(
     gguf: str | Path | TextEncoderGGUF | None = None,
     config_values: dict | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
+    tokenizer_checked: bool = False,
 ) -> TextEncoder:
     """Load `text_encoder/`, `tokenizer/` and (if present) `feature_extractor/` from a checkpoint.
 
@@ -508,6 +509,8 @@ def load_text_encoder(
     as a caller read it already (`CheckpointConfigs.text_encoder_config`), not read again. `tokenizer`: the
     checkpoint's tokenizer as a caller loaded it already (`load_tokenizer` of the same folder), not loaded again; one
     of another folder is not used, one loaded with other settings than the folder's is a `ConfigError`.
+    `tokenizer_checked`: the caller checked `tokenizer`'s settings already (`load_pipeline`'s `prompt_tokenizer`),
+    so they are not checked again (given add_bos_token or add_eos_token, the check loads the folder's tokenizer).
     """
     patterns = ["text_encoder/config.json" if gguf is not None else "text_encoder/*", "tokenizer/*"]
     # What a cached snapshot must hold to be used as is: `tokenizer_root` leaves one with the tokenizer alone.
@@ -519,7 +522,7 @@ def load_text_encoder(
     config = None if gguf is not None else _text_encoder_config(root / "text_encoder" / "config.json", config_values)
     if tokenizer is None or Path(tokenizer.name_or_path) != root / "tokenizer":
         tokenizer = load_tokenizer(root)
-    else:  # the folder's, but perhaps loaded with other settings than `load_tokenizer` gives it
+    elif not tokenizer_checked:  # the folder's, but perhaps loaded with other settings than `load_tokenizer` gives it
         check_tokenizer_settings(tokenizer, root / "tokenizer", "tokenizer")
     if gguf is None:
         try:

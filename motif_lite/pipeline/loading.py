@@ -342,8 +342,15 @@ def _load_text_encoder(
         packed = quantize_text_encoder_tensors(sources.root, recipe, device=search, config_values=config)
         folder = sources.root / "text_encoder"
         gguf = packed_text_encoder(packed, folder / "config.json", recipe, folder, config_values=config)
+    # `tokenizer` is load_pipeline's prompt_tokenizer, whose settings `_check_prompt_tokenizer` checked already.
     text_encoder = load_text_encoder(
-        sources.root, dtype=dtype, device="cpu", gguf=gguf, config_values=config, tokenizer=tokenizer
+        sources.root,
+        dtype=dtype,
+        device="cpu",
+        gguf=gguf,
+        config_values=config,
+        tokenizer=tokenizer,
+        tokenizer_checked=True,
     )
     if plan is None or plan.text_placement is not TextEncoderPlacement.CPU:  # packed layers run where it visits
         apply_dequant_kernels(text_encoder.model, kernels, target)
