@@ -1298,3 +1298,21 @@ def test_a_peft_alpha_pattern_matches_the_layer_as_the_file_names_it(tmp_path):
     save_file(lora, path, metadata={"lora_adapter_metadata": json.dumps(peft)})
     (file,) = read_loras([LoRASpec(path)], {"transformer_blocks.0.cross_attn.query_proj": (8, 8)})
     assert [(u.module, u.scale) for u in file.updates] == [("transformer_blocks.0.cross_attn.query_proj", 8 / 2)]
+
+
+def test_an_unusual_strength_is_warned_of_at_the_callers_line(setup, tmp_path):
+    # set_loras' warning named a line of its decorators in motif_lite/pipeline (stacklevel 3 counted none of them).
+    import sys
+    import warnings
+
+    root, _, files, _ = setup
+    pipe = load_pipeline(root, dtype="fp32", device="cpu", kernels="torch")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        set_loras_line = sys._getframe().f_lineno + 1
+        pipe.set_loras([(files["kohya"], 80.0)])
+        load_line = sys._getframe().f_lineno + 2
+        with pytest.raises(MotifLiteError):
+            load_pipeline(tmp_path / "no-checkpoint", loras=[(files["kohya"], 80.0)], device="cpu")
+    places = [(w.filename, w.lineno) for w in caught if "is far above the usual" in str(w.message)]
+    assert places == [(__file__, set_loras_line), (__file__, load_line)]

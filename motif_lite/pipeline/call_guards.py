@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -15,6 +16,9 @@ import torch
 from motif_lite.devices import on_device
 from motif_lite.errors import ConfigError
 from motif_lite.io.image import WrittenFirstFrame
+
+# The pipeline's own code, these guards included: a warning about a call names the caller's line, past its frames.
+PIPELINE_FOLDER = os.path.dirname(os.path.abspath(__file__))
 
 
 def frees_memory_when_stopped(method: Callable) -> Callable:

@@ -35,6 +35,7 @@ from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.paths import user_path
 from motif_lite.pipeline.arguments import check_generate_arguments, check_preview_spacing, check_resolved
 from motif_lite.pipeline.call_guards import (
+    PIPELINE_FOLDER,
     CallGuard,
     frees_memory_when_stopped,
     on_its_device,
@@ -274,7 +275,8 @@ class MotifVideoPipeline:
             )
         recipe = self._transformer_recipe
         specs = lora_specs(loras)
-        warn_of_unusual_strengths((spec.path, spec.strength) for spec in map(spec_of, specs))  # read already or not
+        strengths = [(spec.path, spec.strength) for spec in map(spec_of, specs)]  # read already or not
+        warn_of_unusual_strengths(strengths, PIPELINE_FOLDER)  # named by the caller's line, past the decorators
         lora_files = check_loras(specs, recipe.sources)
         self._drop_transformer()
         try:

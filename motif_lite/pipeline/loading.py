@@ -17,6 +17,7 @@ from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype
 from motif_lite.errors import ConfigError
 from motif_lite.paths import names_too_long_refused
+from motif_lite.pipeline.call_guards import PIPELINE_FOLDER
 from motif_lite.pipeline.from_diffusers import is_same_device, load_advice
 from motif_lite.pipeline.generation import MotifVideoPipeline
 from motif_lite.pipeline.recipe import TransformerRecipe, load_transformer_stage, quantize_search_device
@@ -135,7 +136,7 @@ def load_pipeline(
         specs = lora_specs(loras)  # the argument's shape before any check that may download
         # A `LoRAFile` (`read_loras`) too: its reader did not warn (`motif-lite run`, which warned of its --lora
         # files already, shows each warning once).
-        warn_of_unusual_strengths((spec.path, spec.strength) for spec in map(spec_of, specs))
+        warn_of_unusual_strengths(((spec.path, spec.strength) for spec in map(spec_of, specs)), PIPELINE_FOLDER)
         cache_setting = step_cache_setting(step_cache, parallel)  # a threshold that is no number >= 0, say
 
         def device_checks(target: torch.device) -> None:  # with the device's own check: before any download

@@ -104,15 +104,19 @@ def unusual_strength(file: str | Path, strength: float) -> str | None:
     return f"LoRA {file}: strength {strength:g} is {usual}, 1 being as trained{typo} It is applied as given"
 
 
-def warn_of_unusual_strengths(loras: Iterable[tuple[str | Path, float]]) -> None:
+def warn_of_unusual_strengths(loras: Iterable[tuple[str | Path, float]], skip_folder: str | None = None) -> None:
     """A warning per LoRA (file, strength) whose strength is unusual (`unusual_strength`), before anything loads,
-    named by the place that called the caller (as `stacklevel=3`). Said on every call: Python's registry shows a
-    warning of one text from one place once per process, so a notebook's second `set_loras` (or `load_pipeline`)
-    at the same strength was silent. The warning filters still apply (an "ignore" silences it)."""
-    try:
-        place = sys._getframe(2)
-    except ValueError:  # called from a module's top level: no caller's caller
-        place = sys._getframe(1)
+    named by the place that called the caller (as `stacklevel=3`), or with `skip_folder` (a folder's path) by the
+    first place from there out whose file is not in that folder: `set_loras`' decorators are frames of their own,
+    and the warning named one of them. Said on every call: Python's registry shows a warning of one text from one
+    place once per process, so a notebook's second `set_loras` (or `load_pipeline`) at the same strength was
+    silent. The warning filters still apply (an "ignore" silences it)."""
+    place = sys._getframe(1)
+    if place.f_back is not None:  # else called from a module's top level: no caller's caller
+        place = place.f_back
+    inside = os.path.join(skip_folder, "") if skip_folder is not None else None
+    while inside and os.path.abspath(place.f_code.co_filename).startswith(inside) and place.f_back is not None:
+        place = place.f_back
     for file, strength in loras:
         if (warning := unusual_strength(file, strength)) is not None:
             # registry=None: none of the per-place records that would leave the next call silent
