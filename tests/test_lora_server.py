@@ -111,3 +111,22 @@ def test_two_names_of_one_file_at_strengths_that_cancel_are_told_to_leave_both_o
     assert refused.value.message.endswith(
         "(at 0.5 + -0.5): their strengths add up to 0, so together they change nothing: leave both out of loras"
     )
+
+
+def test_one_name_sent_twice_is_told_what_to_send_as_two_names_of_one_file_are():
+    # "loras names a file twice: a.safetensors" said nothing of the summed strength two names of one file are told.
+    def refusal(loras: list) -> str:
+        with pytest.raises(ApiError) as refused:
+            parse_loras(loras, from_form=False)
+        return refused.value.message
+
+    said = refusal(["a.safetensors", {"name": "a.safetensors", "strength": 0.5}])
+    assert said.startswith("loras names a file twice: a.safetensors, which would apply twice (at 1 + 0.5): ")
+    offered = json.loads(said.rpartition("summed strength, ")[2])
+    assert parse_loras([offered], False) == [("a.safetensors", 1.5)]
+    cancelling = [{"name": "a.safetensors", "strength": 0.3}, {"name": "a.safetensors", "strength": -0.3}]
+    leave_out = "(at 0.3 + -0.3): their strengths add up to 0, so together they change nothing: leave both out of loras"
+    assert refusal(cancelling).endswith(leave_out)
+    past = [{"name": "a.safetensors", "strength": 6}, {"name": "a.safetensors", "strength": 6}]
+    bounds = f"-{MAX_STRENGTH:g} to {MAX_STRENGTH:g}"
+    assert refusal(past).endswith(f"(at 6 + 6): name it once, at a strength from {bounds} (the sum, 12, is past it)")

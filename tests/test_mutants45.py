@@ -51,7 +51,7 @@ def test_a_lora_strength_of_exactly_the_limit_is_taken():
 
 
 def test_a_lora_named_twice_is_the_only_one_the_refusal_names():
-    with pytest.raises(ApiError, match=r"names a file twice: a\.safetensors$"):
+    with pytest.raises(ApiError, match=r"names a file twice: a\.safetensors, which would apply twice \(at 1 \+ 1\)"):
         parse_loras(["a.safetensors", "b.safetensors", "a.safetensors"], from_form=False)
 
 

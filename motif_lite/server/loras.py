@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import math
 import os
 import unicodedata
@@ -20,8 +19,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 from motif_lite.io.file_kinds import has_extension
 from motif_lite.log_filters import quiet_warnings
-from motif_lite.server.schema import MAX_STRENGTH, ApiError
-from motif_lite.weights.lora_values import same_file_twice, summed_strength
+from motif_lite.server.schema import ApiError, named_once_advice
+from motif_lite.weights.lora_values import same_file_twice
 
 if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
@@ -52,19 +51,11 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
         files.append((path, strength))
     if (twice := same_file_twice([path for path, _ in files])) is not None:  # two names, one file: a link in it
         (first, one), (second, other) = (loras[i] for i in twice)
-        total = summed_strength(one, other)
-        if total == 0:  # 1 and -1: the file at 0 would be read and change nothing
-            advice = "their strengths add up to 0, so together they change nothing: leave both out of loras"
-        elif abs(total) <= MAX_STRENGTH:
-            advice = f"name it once with the summed strength, {json.dumps({'name': first, 'strength': total})}"
-        else:  # the object with the sum would be refused for its strength
-            bounds = f"-{MAX_STRENGTH:g} to {MAX_STRENGTH:g}"
-            advice = f"name it once, at a strength from {bounds} (the sum, {total:g}, is past it)"
         linked = any((root / name).is_symlink() for name in (first, second))
         why = "one name is a link to the other" if linked else one_file_reason(first, second)
         _refuse(
             f"{first!r} and {second!r} are the same file of this server's LoRA folder ({why}), which would apply "
-            f"twice (at {one:g} + {other:g}): {advice}"
+            f"twice (at {one:g} + {other:g}): {named_once_advice(first, one, other)}"
         )
     return files
 

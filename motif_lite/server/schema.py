@@ -41,7 +41,7 @@ from motif_lite.request import (
 )
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
-from motif_lite.weights.lora_values import split_strength
+from motif_lite.weights.lora_values import split_strength, summed_strength
 
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
 MOTIF_FIELDS: dict[str, tuple[str, type]] = {
@@ -475,10 +475,29 @@ def parse_loras(value: Any, from_form: bool) -> list[tuple[str, float]]:
     if len(value) > MAX_JOB_LORAS:
         _refuse_loras(f"a job may name at most {MAX_JOB_LORAS} LoRAs, got {len(value)}")
     pairs = [_lora_entry(item) for item in value]
-    names = [name for name, _ in pairs]
-    if twice := repeated_names(names):
-        _refuse_loras(f"loras names a file twice: {', '.join(twice)}")
+    first_seen: dict[str, float] = {}
+    for name, strength in pairs:
+        if name in first_seen:  # the first name sent again, at both of its strengths
+            one = first_seen[name]
+            _refuse_loras(
+                f"loras names a file twice: {name}, which would apply twice (at {one:g} + {strength:g}): "
+                f"{named_once_advice(name, one, strength)}"
+            )
+        first_seen[name] = strength
     return pairs
+
+
+def named_once_advice(name: str, one: float, other: float) -> str:
+    """What to send instead of a job's `loras` naming one file twice, at `one` and `other` (by one name, or by two
+    names of one file: `name` the first): the one object at the summed strength, that the sum is out of range, or,
+    where the strengths cancel, to leave both out (`summed_strength`)."""
+    total = summed_strength(one, other)
+    if total == 0:  # 1 and -1: the file at 0 would be read and change nothing
+        return "their strengths add up to 0, so together they change nothing: leave both out of loras"
+    if abs(total) <= MAX_STRENGTH:
+        return f"name it once with the summed strength, {json.dumps({'name': name, 'strength': total})}"
+    # the object with the sum would be refused for its strength
+    return f"name it once, at a strength from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g} (the sum, {total:g}, is past it)"
 
 
 def json_noting_repeats(text: str | bytes) -> tuple[Any, list[list[str]]]:
