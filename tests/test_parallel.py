@@ -1164,3 +1164,27 @@ def test_the_summary_lists_the_kernels_that_fell_back_on_every_rank(tmp_path):
     # The run's summary listed rank 0's fallbacks alone: a kernel that failed on rank 1 was only its stderr warning.
     _spawn_and_wait(_sample_with_a_fallback_on_rank_1, (_free_port(), tmp_path), processes=2)
     assert torch.load(tmp_path / "fallbacks0.pt") == {"flash attention": "on rank 1: RuntimeError: no kernel image"}
+
+
+def test_triton_where_it_cannot_run_is_refused_before_launch_on_unread_gpus_without_vram(
+    checkpoint, tmp_path, capsys, monkeypatch, gpu_machine
+):
+    # GPUs here that could not be read, and --kernels triton where Triton cannot run on this machine: refused before
+    # the processes start only with --vram (the plan made then resolved the kernels); without it every rank refused it.
+    from motif_lite.runtime import kernels
+    from motif_lite.runtime.kernels import KernelBackendError
+
+    problem = "no C compiler to build Triton's launcher"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)
+    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: problem)
+    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a refused run"))
+    monkeypatch.setattr(kernels, "_triton_problem", lambda device: problem)
+    with pytest.raises(KernelBackendError) as one_gpu:  # what a run on one of these GPUs says
+        kernels.use_triton("triton", torch.device("cuda", 0))
+    args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda", "--kernels", "triton")
+    for vram in ([], ["--vram", "8"]):
+        assert cli_main([*args, *vram]) == 2
+        err = capsys.readouterr().err
+        assert err.count(f"error: {one_gpu.value}") == 1 and "note: the GPUs could not be read" not in err, err
+    assert not torch.cuda.is_initialized()
