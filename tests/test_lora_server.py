@@ -40,14 +40,20 @@ def test_only_safetensors_files_are_listed_as_loras(tmp_path):
     assert lora_files([("old.ckpt", 0.5)], folder) == [((folder / "old.ckpt").resolve(), 0.5)]
 
 
-def test_two_names_of_one_file_in_the_folder_are_refused(tmp_path):
-    # Two names of one file (a link beside it) passed the check of names sent twice, and the file applied twice, at
-    # the sum of the strengths. The message said "one links to the other", untrue of `Style.safetensors` and
-    # `style.safetensors` on a folder that ignores case (macOS, Windows), which are the same file too.
+def _style_and_a_link(tmp_path: Path) -> Path:
+    """A LoRA folder holding style.safetensors and style-v2.safetensors, a link to it: two names of one file."""
     folder = tmp_path / "loras"
     folder.mkdir()
     _lora(folder / "style.safetensors")
     (folder / "style-v2.safetensors").symlink_to("style.safetensors")
+    return folder
+
+
+def test_two_names_of_one_file_in_the_folder_are_refused(tmp_path):
+    # Two names of one file (a link beside it) passed the check of names sent twice, and the file applied twice, at
+    # the sum of the strengths. The message said "one links to the other", untrue of `Style.safetensors` and
+    # `style.safetensors` on a folder that ignores case (macOS, Windows), which are the same file too.
+    folder = _style_and_a_link(tmp_path)
     said = (
         "'style.safetensors' and 'style-v2.safetensors' are the same file of this server's LoRA folder (one name is a "
         "link to the other), which would apply twice (at 0.5 + 0.3): name it once with the summed strength, "
@@ -84,10 +90,7 @@ def test_two_names_of_one_file_are_told_by_what_differs_between_them():
 
 def test_two_names_of_one_file_past_the_strength_limit_together_are_not_told_to_send_the_sum(tmp_path):
     # At 6 + 6 the refusal offered {"name": ..., "strength": 12}, which the server then refused for its strength.
-    folder = tmp_path / "loras"
-    folder.mkdir()
-    _lora(folder / "style.safetensors")
-    (folder / "style-v2.safetensors").symlink_to("style.safetensors")
+    folder = _style_and_a_link(tmp_path)
     with pytest.raises(ApiError) as refused:
         lora_files([("style.safetensors", 6.0), ("style-v2.safetensors", -1.5)], folder)
     offered = json.loads(refused.value.message.rpartition("summed strength, ")[2])
@@ -102,10 +105,7 @@ def test_two_names_of_one_file_past_the_strength_limit_together_are_not_told_to_
 
 def test_two_names_of_one_file_at_strengths_that_cancel_are_told_to_leave_both_out(tmp_path):
     # At 0.5 and -0.5 the refusal offered {"name": ..., "strength": 0}: a LoRA read to change nothing.
-    folder = tmp_path / "loras"
-    folder.mkdir()
-    _lora(folder / "style.safetensors")
-    (folder / "style-v2.safetensors").symlink_to("style.safetensors")
+    folder = _style_and_a_link(tmp_path)
     with pytest.raises(ApiError) as refused:
         lora_files([("style.safetensors", 0.5), ("style-v2.safetensors", -0.5)], folder)
     assert refused.value.message.endswith(

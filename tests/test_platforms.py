@@ -187,6 +187,14 @@ class FakeMemoryKernel32:
         return 1
 
 
+def _needs_past_free_memory() -> HostNeeds:
+    """The host needs of a CUDA run larger than the fake machines' free memory, even with its blocks staged."""
+    return HostNeeds(
+        cuda=True, text_bytes=2 * GiB, text_staging_bytes=0, transformer_bytes=4 * GiB, streamed_bytes=3 * GiB,
+        streamed_pinned_bytes=4 * GiB, block_staging_bytes=GiB // 2, vae_bytes=0, video_bytes=0, activation_bytes=0,
+    )  # fmt: skip
+
+
 def test_on_windows_the_memory_available_is_read_and_keeps_page_locked_homes_within_it(monkeypatch) -> None:
     # Windows has no /proc/meminfo: page-locked block homes were chosen whatever memory was free (pinning more than
     # is free fails or starves the desktop), and a run too large for the machine was not warned of.
@@ -195,10 +203,7 @@ def test_on_windows_the_memory_available_is_read_and_keeps_page_locked_homes_wit
     monkeypatch.setattr(host_memory, "memory_limit", lambda: None)  # no cgroups there
     monkeypatch.setattr(sys, "platform", "win32")
     assert (total_ram(), available_ram()) == (16 * GiB, 6 * GiB)
-    needs = HostNeeds(
-        cuda=True, text_bytes=2 * GiB, text_staging_bytes=0, transformer_bytes=4 * GiB, streamed_bytes=3 * GiB,
-        streamed_pinned_bytes=4 * GiB, block_staging_bytes=GiB // 2, vae_bytes=0, video_bytes=0, activation_bytes=0,
-    )  # fmt: skip
+    needs = _needs_past_free_memory()
     with pytest.warns(UserWarning, match="available now"):  # even staged it needs more than the 6 GiB free
         chosen = plan_host(needs, None, available_ram())
     assert chosen.pinned_blocks is False
@@ -304,10 +309,7 @@ def test_on_a_mac_the_memory_available_is_read_and_keeps_page_locked_homes_withi
     available = (on_a_mac.free + on_a_mac.inactive) * on_a_mac.page_size  # free_count counts the speculative pages
     assert (total_ram(), available_ram()) == (16 * GiB, available)
     assert available_ram() == available and on_a_mac.host_asked == 1  # its host port asked for once
-    needs = HostNeeds(
-        cuda=True, text_bytes=2 * GiB, text_staging_bytes=0, transformer_bytes=4 * GiB, streamed_bytes=3 * GiB,
-        streamed_pinned_bytes=4 * GiB, block_staging_bytes=GiB // 2, vae_bytes=0, video_bytes=0, activation_bytes=0,
-    )  # fmt: skip
+    needs = _needs_past_free_memory()
     with pytest.warns(UserWarning, match="available now"):  # even staged it needs more than the 3.8 GiB available
         chosen = plan_host(needs, None, available_ram())
     assert chosen.pinned_blocks is False
