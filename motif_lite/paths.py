@@ -99,13 +99,17 @@ def path_arg(text: str) -> str:
 # which \\wsl$\Ubuntu\... and \\wsl.localhost\Ubuntu\... are how Windows shows WSL's own files.
 _DRIVE_PATH = re.compile(r"([A-Za-z]):[\\/](.*)", re.DOTALL)
 _WSL_SHARE = re.compile(r"\\\\wsl(?:\$|\.localhost)\\[^\\]+(\\.*)?", re.IGNORECASE | re.DOTALL)
+# A relative one (.\out\fox.mp4, models\Motif-Video-2B): names separated by backslashes, none starting with a space,
+# so that a name with an escaped space left in it (`my\ fox.mp4`, quoted) is not taken for one.
+_RELATIVE_WINDOWS_PATH = re.compile(r"[^\\\s][^\\]*(?:\\[^\\\s][^\\]*)+\\?")
 
 
-def windows_path_problem(text: str, platform: str = sys.platform) -> str | None:
+def windows_path_problem(text: str, platform: str | None = None) -> str | None:
     """Why `text`, a Windows path given on a machine that is not Windows (copied from Explorer into WSL, a notebook
     or a script), names no file here, with the path to give; None for other paths, on Windows, and for a file or
     folder of that odd name that is there. Linux and macOS read `C:\\Users\\me\\fox.mp4` as one name in the
     current folder: an input was "not found", and an output was written under that name where no one would look."""
+    platform = platform or sys.platform  # read when called: a test that sets sys.platform to win32 is on Windows
     if platform == "win32" or os.path.lexists(text):
         return None
     here = "macOS" if platform == "darwin" else "Linux"
@@ -121,6 +125,9 @@ def windows_path_problem(text: str, platform: str = sys.platform) -> str | None:
         return f"{text} is the Windows path of a file in WSL, {read_as}: here it is {quoted(inside)}"
     if text.startswith("\\\\"):
         return f"{text} is a Windows network path, {read_as}: give the path where {here} mounts that share"
+    if _RELATIVE_WINDOWS_PATH.fullmatch(text) is not None:  # .\out\fox.mp4: written as that one odd name
+        slashed = text.replace("\\", "/")
+        return f"{text} is a Windows path, {read_as}: {here} separates folders with /, so give {quoted(slashed)}"
     return None
 
 

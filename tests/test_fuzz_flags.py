@@ -158,6 +158,14 @@ def test_a_windows_path_is_a_usage_error_naming_its_flag_and_the_path_to_give(co
         assert f"{value} is a Windows path" in message and "that is /mnt/c/Users/me/fox)" in message, message
 
 
+@pytest.mark.skipif(os.name == "nt", reason="a Windows path is a path there")
+def test_a_relative_windows_path_is_a_usage_error_with_the_path_in_slashes():
+    """`-o .\\out\\fox.mp4` on Linux: the run wrote its video as one file of that name in the current folder."""
+    message = usage_error(["run", "-p", "a fox", "-o", ".\\out\\fox.mp4"])
+    assert "argument -o/--output: .\\out\\fox.mp4 is a Windows path" in message, message
+    assert message.endswith("so give ./out/fox.mp4"), message
+
+
 @pytest.mark.parametrize("command", ["run", "serve"])
 def test_a_lora_strength_without_its_file_is_a_usage_error(command):
     """`--lora "$LORA:0.8"` with LORA unset: the current folder at 0.8 took the one LoRA file found there."""

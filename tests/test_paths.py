@@ -66,6 +66,10 @@ WINDOWS_PATHS = {
     "\\\\wsl$\\Ubuntu": "here it is /",  # the distribution's root folder, as Explorer shows it
     "\\\\nas\\share\\fox.mp4": "a Windows network path, which Linux reads as a name in the current folder: give the "
     "path where Linux mounts that share",
+    # Relative ones: a run wrote its video as the one file `.\out\fox.mp4` in the current folder.
+    ".\\out\\fox.mp4": "which Linux reads as a name in the current folder: Linux separates folders with /, so give "
+    "./out/fox.mp4",
+    "models\\Motif-Video-2B\\": "so give models/Motif-Video-2B/",
 }
 
 
@@ -79,7 +83,10 @@ def test_a_windows_path_is_told_with_the_path_to_give(given):
     assert windows_path_problem(given, platform="win32") is None  # where it is a path
 
 
-@pytest.mark.parametrize("given", ["fox.mp4", "renders/fox.mp4", "/mnt/c/fox.mp4", "take:2.mp4", "C:fox.mp4", "~/x"])
+# `my\\ fox.mp4`: a shell's escaped space kept inside quotes, a name of its own rather than a Windows path.
+@pytest.mark.parametrize(
+    "given", ["fox.mp4", "renders/fox.mp4", "/mnt/c/fox.mp4", "take:2.mp4", "C:fox.mp4", "~/x", "my\\ fox.mp4"]
+)
 def test_other_paths_are_no_windows_paths(given):
     from motif_lite.paths import windows_path_problem
 
