@@ -677,6 +677,11 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["run", "-p", "x", "--tf32"], "(--tf32: there is no TF32 switch: TF32 changes only float32 arithmetic"),
         (["check", "--mmap"], "(--mmap: no switch needed: the weight files are always memory-mapped"),
         (["decode", "f", "--vae-conv-direct"], "(--vae-conv-direct: ggml's direct convolution has no counterpart"),
+        (
+            ["run", "-p", "x", "--diffusion-conv-direct"],
+            "(--diffusion-conv-direct: ggml's direct convolution has no "
+            "counterpart: the transformer's one convolution, its patch embedding, runs torch's (cuDNN on a GPU))",
+        ),
         (["run", "-p", "x", "--img-cfg-scale", "2"], "(--img-cfg-scale: there is no separate image guidance: image-"),
         # check's dry run (it is one), ComfyUI's server flags (no hint before)
         (["check", "--dry-run"], "(--dry-run: check is one already: it reads no weights and downloads nothing; a run"),

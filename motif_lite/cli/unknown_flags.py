@@ -173,9 +173,13 @@ _OTHER_TOOLS_ADVICE = [
      "IMAGE) is used as it is"),
     (("--mmap",), "--model",
      "no switch needed: the weight files are always memory-mapped, and go into the model without a second copy"),
-    (("--vae-conv-direct", "--diffusion-conv-direct"), "--vae",
+    (("--vae-conv-direct",), "--vae",
      "ggml's direct convolution has no counterpart: the VAE runs torch's convolutions (cuDNN on a GPU), tiled when "
      "memory asks for it (--dry-run prints the plan)"),
+    # The transformer's one convolution is its patch embedding (the VAE's hint was said for this flag too).
+    (("--diffusion-conv-direct",), "--diffusion-model",
+     "ggml's direct convolution has no counterpart: the transformer's one convolution, its patch embedding, runs "
+     "torch's (cuDNN on a GPU)"),
     # FlashAttention switches: llama.cpp's --flash-attn (-fa), stable-diffusion.cpp's --fa and --diffusion-fa,
     # diffusers users'. Here FlashAttention is a value of --attention-backend, one kernel among others, and auto
     # times them all: so not a plain "did you mean", which would leave the value to guess.
