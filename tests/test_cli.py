@@ -699,6 +699,31 @@ def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):
 
 
 @pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["run", "-p", "x", "-w", "832", "-h", "480"], "-w 832: the width is -W 832 (a capital W, as the height is "),
+        (["run", "-p", "x", "-W", "832", "-h", "480"], "-h 480: -h is the help flag; the height is -H 480 (a capital"),
+        (["run", "-h480", "-p", "x"], "-h480: -h is the help flag; the height is -H 480"),
+        (["verify", "-m", "tiny", "-w=64"], "-w=64: the width is -W 64"),
+    ],
+)
+def test_a_size_in_lower_case_is_an_error_not_the_help(capsys, argv, said):
+    # `-h 480` printed run's help and ended with exit code 0: a script's run made no video and reported no error.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and f"motif-lite {argv[0]}: error: {said}" in captured.err, captured.err
+    assert "Generate a video" not in captured.out + captured.err  # no help text
+
+
+def test_a_lone_h_is_still_the_help_and_a_prompt_of_it_a_prompt(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-h"])
+    assert exit_info.value.code == 0 and "Generate a video" in capsys.readouterr().out
+    assert cli.command_hints.lowercase_size_flag(["run", "-p", "-h", "480"], cli.build_parser()) is None
+
+
+@pytest.mark.parametrize(
     "argv, wanted",
     [
         # a ComfyUI user types --preview as an on/off switch

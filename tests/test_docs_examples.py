@@ -527,6 +527,7 @@ FOREIGN_FLAGS = {
     "--size": "Wan2.1's and the server's size",
     "--prompt-file": "other tools' prompt file",
     "--output-dir": "other tools' output folder",
+    "-w": "docs/usage.md's example of a side in lower case, an error that gives -W",
     # docs/parallel.md's table for xDiT and Wan2.1 users
     "--ulysses_degree": "xDiT's",
     "--ulysses_size": "Wan2.1's",

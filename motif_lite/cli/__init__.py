@@ -138,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     if wide := command_hints.wide_space_before_value(argv, parser):  # before argparse's own look-alike advice
         command_hints.subcommands(parser)[argv[0]].error(wide)
+    if small := command_hints.lowercase_size_flag(argv, parser):  # before argparse takes -h for help
+        command_hints.subcommands(parser)[argv[0]].error(small)
     args, extras = parser.parse_known_args(argv)
     args.argv = argv  # the command as typed: for hints that repeat it, and what `run --gpus N` starts
     run_inputs.refuse_seconds(getattr(args, "command_parser", parser), args)

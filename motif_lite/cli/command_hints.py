@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 from collections.abc import Sequence
 
 from motif_lite import flag_spelling
@@ -192,3 +193,32 @@ def lookalike_with_value(
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """The `motif-lite` parser's commands, by name."""
     return next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction)).choices
+
+
+# `-w 832 -h 480`, the size in lower case (as many tools and scripts write it): here the size flags are capitals,
+# and argparse takes `-h` for help, so such a run printed run's help and ended with exit code 0, making no video.
+_SMALL_SIZE_FLAG = re.compile(r"-([wh])=?(\d+)?")
+
+
+def lowercase_size_flag(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
+    """The error line's message for the first `-w N` or `-h N` (also `-w=N`, `-hN`) in a command with -W and -H;
+    else None. `-h` alone stays the help flag. Only the words before `--` are flags, and a flag's value (`-p -h`)
+    is none."""
+    commands = subcommands(parser)
+    if not argv or argv[0] not in commands or "-W" not in flag_spelling.option_strings(commands[argv[0]]):
+        return None
+    command = commands[argv[0]]
+    words = list(argv[1 : argv.index("--")] if "--" in argv else argv[1:])
+    for index, word in enumerate(words):
+        if index and _value_goes_next(words[index - 1], command):
+            continue
+        if (found := _SMALL_SIZE_FLAG.fullmatch(word)) is None:
+            continue
+        value = found[2] or (words[index + 1] if index + 1 < len(words) and words[index + 1].isdigit() else None)
+        if value is None:
+            continue
+        typed = word if found[2] else f"{word} {value}"
+        if found[1] == "h":
+            return f"{typed}: -h is the help flag; the height is -H {value} (a capital H, as the width is -W)"
+        return f"{typed}: the width is -W {value} (a capital W, as the height is -H: -h is the help flag)"
+    return None
