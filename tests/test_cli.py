@@ -688,6 +688,15 @@ def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number
         (["serve", "--output-directory", "out"], "(--output-directory: the server keeps each job's video in its data"),
         (["run", "-p", "x", "--output-directory", "out"], "(--output-directory: -o names the video's file, its folder"),
         (["serve", "--enable-cors-header"], "(--enable-cors-header: browser pages of other origins are allowed with "),
+        # a strength after a space, as other tools take it: it was "a prompt goes after -p ... -p "x 0.8""
+        (
+            ["run", "-p", "x", "--lora", "style.safetensors", "0.8"],
+            "(0.8: a LoRA's strength goes after its file and a colon: --lora style.safetensors:0.8)",
+        ),
+        (
+            ["serve", "--lora=style.safetensors", "0.5"],
+            "(0.5: a LoRA's strength goes after its file and a colon: --lora style.safetensors:0.5)",
+        ),
     ],
 )
 def test_unknown_arguments_name_the_flag_meant(capsys, argv, hint):

@@ -382,7 +382,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     # Words alone: a path without its flag, or a prompt.
     if not lookalikes and not any(word.startswith("-") for word in extras):
         rest = [word for index, word in enumerate(extras) if index not in taken]
-        placed = {word: hint for word in rest if (hint := path_hint(word, known)) is not None}
+        strengths = _lora_strengths(getattr(args, "argv", [])) if "--lora" in known else {}
+        placed = {word: hint for word in rest if (hint := strengths.get(word) or path_hint(word, known)) is not None}
         hints.extend(placed.values())
         loose = [word for word in rest if word not in placed]
         if "--prompt" in known and loose:
@@ -555,6 +556,26 @@ _COMMAND_ADVICE = {
 # The commands that leave the flags of run they lack to it (a flag with advice of its own gets that instead), and the
 # one hint for them all: decode's latents file holds the run's settings; check plans the official default run.
 _LEFT_TO_RUN = {"decode": DECODE_KEEPS_THE_RUNS, "check": CHECK_PLANS_A_DEFAULT_RUN}
+
+
+def _lora_strengths(argv: list[str]) -> dict[str, str]:
+    """Numbers typed after a --lora's file with a space (`--lora style.safetensors 0.8`, as other tools take a
+    strength), each with its hint: {number: the --lora to give}. Without this, the number was taken for a word of
+    the prompt ('a prompt goes after -p, in quotes: -p "a fox 0.8"')."""
+    found = {}
+    for index, word in enumerate(argv):
+        if word == "--lora" and index + 2 < len(argv):
+            file, after = argv[index + 1], argv[index + 2]
+        elif word.startswith("--lora=") and index + 1 < len(argv):
+            file, after = word.removeprefix("--lora="), argv[index + 1]
+        else:
+            continue
+        try:
+            float(after)
+        except ValueError:
+            continue
+        found[after] = f"{after}: a LoRA's strength goes after its file and a colon: --lora {quoted(f'{file}:{after}')}"
+    return found
 
 
 def path_hint(word: str, known: list[str]) -> str | None:
