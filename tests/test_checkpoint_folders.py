@@ -427,6 +427,20 @@ def test_a_misspelled_checkpoint_folder_names_the_one_beside_it(tiny, tmp_path, 
     assert "error: no such checkpoint directory: ./other\n" in err, err
 
 
+def test_the_models_short_name_alone_names_the_official_repo(tmp_path, capsys, monkeypatch, no_network):
+    # "no such checkpoint directory: motif-video-2b" to a user who typed the model's name, meaning the Hub's.
+    monkeypatch.chdir(tmp_path)
+    for typed in ("motif-video-2b", "Motif_Video_2B"):
+        code, _, err = run(capsys, "-m", typed, "-p", "fox", "--dry-run")
+        said = f"error: no such checkpoint directory: {typed}; did you mean -m Motif-Technologies/Motif-Video-2B?\n"
+        assert code == cli.EXIT_USER_ERROR and said in err, err
+        (problem,) = [f.line() for f in check_setup(typed).problems]
+        assert problem.endswith("fix: did you mean -m Motif-Technologies/Motif-Video-2B?"), problem
+    for typed in ("./motif-video-2b", "wan-video"):  # a path, or another name: no guess
+        code, _, err = run(capsys, "-m", typed, "-p", "fox", "--dry-run")
+        assert f"error: no such checkpoint directory: {typed}\n" in err, err
+
+
 def test_a_quoted_tilde_is_expanded_and_a_missing_folder_says_where_it_looked(
     tiny, tmp_path, capsys, monkeypatch, no_network
 ):

@@ -39,9 +39,20 @@ def close_checkpoint(model: str) -> str | None:
     folded = {name.lower(): name for name in beside}
     close = difflib.get_close_matches(path.name.lower(), list(folded), n=1, cutoff=0.6)
     if not close:
-        return None
+        return _official_repo_meant(model)
     given = model.rstrip("/\\")
     return given[: len(given) - len(path.name)] + folded[close[0]]
+
+
+def _official_repo_meant(model: str) -> str | None:
+    """The official repo for a bare name close to its own (`-m motif-video-2b`, `Motif_Video_2B`), the model's
+    short name, which names no folder and is no Hub repo id without its owner; else None."""
+    name = model.strip().rstrip("/\\")
+    if "/" in name or "\\" in name:  # a path: the folder was meant
+        return None
+    official = MOTIF_REPO.split("/")[-1].lower()
+    similarity = difflib.SequenceMatcher(None, name.lower().replace("_", "-"), official).ratio()
+    return MOTIF_REPO if similarity >= 0.8 else None
 
 
 # -m given the GGUF repo (a variant of it goes to --gguf): the problem and its fix, shared by `run` and `check`.
