@@ -1316,3 +1316,18 @@ def test_an_unusual_strength_is_warned_of_at_the_callers_line(setup, tmp_path):
             load_pipeline(tmp_path / "no-checkpoint", loras=[(files["kohya"], 80.0)], device="cpu")
     places = [(w.filename, w.lineno) for w in caught if "is far above the usual" in str(w.message)]
     assert places == [(__file__, set_loras_line), (__file__, load_line)]
+
+
+def test_a_lora_and_its_strength_quoted_as_one_word_are_told_the_colon(tmp_path, monkeypatch):
+    # `--lora "style.safetensors 0.8"` (a file and its strength apart, in one quoted word) was "LoRA file not found"
+    # alone; it is a strength typed after a space, not a missing file.
+    monkeypatch.chdir(tmp_path)
+    Path("style.safetensors").write_bytes(b"")
+    with pytest.raises(LoRAError) as refused:
+        lora_args(["style.safetensors 0.8"])
+    assert str(refused.value) == (
+        "LoRA file not found: style.safetensors 0.8; a strength goes after a colon: --lora style.safetensors:0.8"
+    )
+    for missing in ["other.safetensors 0.8", "style.safetensors x"]:  # no such file, no number: not this mistake
+        with pytest.raises(LoRAError, match=r"^LoRA file not found: [^;]*$"):
+            lora_args([missing])

@@ -105,7 +105,9 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     specs = [LoRASpec.parse(value) for value in values]
     for value, spec in zip(values, specs, strict=True):
         if not spec.path.is_file():
-            raise LoRAError(_web_address_fix(value) or f"LoRA file not found: {spec.path}")
+            raise LoRAError(
+                _web_address_fix(value) or _strength_after_a_space(value) or f"LoRA file not found: {spec.path}"
+            )
     if (twice := same_file_twice([spec.path for spec in specs])) is not None:
         first, second = (specs[i] for i in twice)
         total = summed_strength(first.strength, second.strength)
@@ -120,6 +122,21 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
             f"(at {first.strength:g} + {second.strength:g}); {advice}"
         )
     return [(spec.path, spec.strength) for spec in specs]
+
+
+def _strength_after_a_space(value: str) -> str | None:
+    """The hint for a --lora value holding a file and its strength apart (`--lora "style.safetensors 0.8"`, quoted
+    with a space, as sd.cpp's `<lora:style:0.8>` users may guess): the strength goes after a colon."""
+    from motif_lite.shell_syntax import quoted
+
+    parts = value.rsplit(None, 1)
+    if len(parts) != 2 or not Path(parts[0]).is_file():
+        return None
+    try:
+        float(parts[1])
+    except ValueError:
+        return None
+    return f"LoRA file not found: {value}; a strength goes after a colon: --lora {quoted(f'{parts[0]}:{parts[1]}')}"
 
 
 def _web_address_fix(value: str) -> str | None:
