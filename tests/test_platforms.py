@@ -574,3 +574,49 @@ def test_on_windows_a_cxx_naming_gcc_is_refused_before_loading(monkeypatch, cxx)
         check_compile_possible("cpu")
     monkeypatch.setenv("CXX", "clang-cl")  # the compiler the advice names is taken
     check_compile_possible("cpu")
+
+
+def test_on_a_mac_an_answer_the_call_left_short_gives_no_reading(on_a_mac, monkeypatch) -> None:
+    # Each call succeeded but said less than was asked: a 32-bit hw.memsize (its size written back as 4 bytes), counts
+    # that stop before the inactive pages, a page size of 0. Read as they stand, the memory would be made up.
+    sysctlbyname, host_statistics64 = on_a_mac.sysctlbyname.call, on_a_mac.host_statistics64.call
+
+    def memsize_in_32_bits(name: bytes, old: object, old_size: object, *rest: object) -> int:
+        done = sysctlbyname(name, old, old_size, *rest)
+        ctypes.c_size_t.from_address(ctypes.addressof(old_size._obj)).value = 4
+        return done
+
+    def two_words_filled(host: int, flavor: int, info: object, count: object) -> int:
+        done = host_statistics64(host, flavor, info, count)
+        ctypes.c_uint32.from_address(ctypes.addressof(count._obj)).value = 2  # free and active: inactive's is at 8
+        return done
+
+    monkeypatch.setattr(on_a_mac.sysctlbyname, "call", memsize_in_32_bits)
+    assert total_ram() is None
+    monkeypatch.setattr(on_a_mac.host_statistics64, "call", two_words_filled)
+    assert available_ram() is None
+    monkeypatch.setattr(on_a_mac.host_statistics64, "call", host_statistics64)
+    assert available_ram() == (on_a_mac.free + on_a_mac.inactive) * on_a_mac.page_size  # all 38 words filled: read
+    monkeypatch.setattr(on_a_mac, "page_size", 0)
+    assert available_ram() is None
+
+
+def test_on_windows_a_cxx_naming_mingws_gcc_by_its_target_is_refused(monkeypatch) -> None:
+    # MinGW's C driver named for its target, as its g++ is (x86_64-w64-mingw32-g++): GCC's flags too.
+    monkeypatch.setattr(shutil, "which", lambda name: name)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("CXX", r"C:\msys64\mingw64\bin\x86_64-w64-mingw32-gcc.exe")
+    with pytest.raises(CompileUnavailableError, match="inductor does not take on Windows .*set CXX to clang-cl"):
+        check_compile_possible("cpu")
+
+
+def test_on_windows_a_cxx_of_empty_quotes_is_not_told_to_drop_them(monkeypatch) -> None:
+    # cmd's `set CXX=""` keeps the two quotes: without them nothing is left, so the refusal is the value's own (not
+    # found), with no advice to take the quotes off.
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("CXX", '""')
+    with pytest.raises(CompileUnavailableError) as refusal:
+        check_compile_possible("cpu")
+    assert 'CXX names, "", which is not found: set CXX to its full path, or unset it, or run' in str(refusal.value)
+    assert "quotes" not in str(refusal.value)

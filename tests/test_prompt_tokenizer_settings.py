@@ -98,3 +98,30 @@ def test_add_bos_or_eos_token_given_is_judged_by_the_tokens_around_a_prompt(ckpt
         ConfigError, match=r"^x has add_eos_token=False where .* encodes every prompt as <bos> <prompt>"
     ):
         check_tokenizer_settings(no_bos, gemma, "x")
+
+
+def test_a_config_without_model_max_length_is_compared_with_transformers_no_limit(ckpt, tmp_path):
+    # Where tokenizer_config.json names no model_max_length, transformers gives the tokenizer its "no limit"
+    # (VERY_LARGE_INTEGER): a tokenizer loaded with model_max_length=77 cuts prompts the reference does not.
+    folder = tmp_path / "no_limit"
+    shutil.copytree(ckpt / "tokenizer", folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({k: v for k, v in config.items() if k != "model_max_length"})
+    )
+    check_tokenizer_settings(AutoTokenizer.from_pretrained(folder), folder, "tokenizer")
+    with pytest.raises(ConfigError, match=r"^x has model_max_length=77 where the checkpoint's tokenizer .* has 1000"):
+        check_tokenizer_settings(AutoTokenizer.from_pretrained(folder, model_max_length=77), folder, "x")
+
+
+def test_a_side_the_start_of_tokenizer_json_does_not_say_is_not_compared(ckpt, tmp_path):
+    # The sides are read from tokenizer.json's first bytes alone: one whose truncation and padding sections come after
+    # its vocabulary (keys written in another order) leaves them unknown, not a refusal of the
+    # folder's own tokenizer for a side "None".
+    folder = tmp_path / "sections_last"
+    shutil.copytree(ckpt / "tokenizer", folder)
+    tokenizer_json = json.loads((folder / "tokenizer.json").read_text())
+    sections = {key: tokenizer_json.pop(key) for key in ("truncation", "padding")}
+    (folder / "tokenizer.json").write_text(json.dumps({**tokenizer_json, **sections}, indent=2))
+    assert (folder / "tokenizer.json").read_text().index('"truncation"') > 4096
+    check_tokenizer_settings(AutoTokenizer.from_pretrained(folder), folder, "tokenizer")
