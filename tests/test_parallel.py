@@ -1188,3 +1188,15 @@ def test_triton_where_it_cannot_run_is_refused_before_launch_on_unread_gpus_with
         err = capsys.readouterr().err
         assert err.count(f"error: {one_gpu.value}") == 1 and "note: the GPUs could not be read" not in err, err
     assert not torch.cuda.is_initialized()
+
+
+def test_unread_gpus_of_a_rocm_build_are_planned_with_torchs_ops(monkeypatch):
+    # On a ROCm build the GPUs are AMD's, where "auto" runs torch's ops whatever Triton can do: planned as NVIDIA
+    # GPUs, with Triton's kernels, a --vram every rank fits would be refused before launch.
+    from motif_lite import preflight
+
+    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: None)  # Triton runs here
+    monkeypatch.setattr(preflight, "rocm_build", lambda: True)
+    assert preflight.kernels_on_unread_gpus("auto") == "torch"
+    monkeypatch.setattr(preflight, "rocm_build", lambda: False)
+    assert preflight.kernels_on_unread_gpus("auto") == "auto"

@@ -1057,3 +1057,19 @@ def test_a_weight_file_changed_in_place_is_noted_and_an_unchanged_one_is_not(tmp
         "it is now"
     ]
     assert changed_file_notes(then, {**flags, "vae": None}) == []  # the resumed run leaves it out: not its model
+
+
+def test_a_run_that_gave_a_lora_three_times_is_said_to_have_given_it_three_times(tmp_path):
+    # The note said "twice" of a file given twice alone; one given three times is named so, with its three strengths.
+    from motif_lite.cli.resume import _each_lora_once
+
+    style = tmp_path / "style.safetensors"
+    style.write_bytes(b"a LoRA")
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(b"another LoRA")
+    loras, notes = _each_lora_once([f"{style}:0.25", f"{other}:1", f"{style}:0.5", f"{style}:0.25"])
+    assert loras == [f"{style}:1", f"{other}:1"]  # each once, where it was first, at its sum
+    assert notes == [
+        f"the run being resumed gave --lora {style} 3 times (at 0.25 + 0.5 + 0.25), which applied it at the sum: "
+        "it goes on with it given once, at 1"
+    ]

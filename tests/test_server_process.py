@@ -807,3 +807,17 @@ def test_the_null_origin_in_any_case_is_told_what_lets_such_a_page_in(origin):
 
     with pytest.raises(argparse.ArgumentTypeError, match="give \\* with --api-key, and the page the key"):
         cors_origin(origin)
+
+
+@pytest.mark.parametrize(
+    ("origin", "meant"),
+    [
+        ("http://%41pp.example", "http://app.example"),  # an escaped capital: decoded, then in lower case
+        ("http://127.1.:3000", "http://127.0.0.1:3000"),  # an address with a trailing dot: still an address
+    ],
+)
+def test_a_cors_origin_is_mapped_as_a_browser_maps_it_after_decoding_and_before_its_trailing_dot(origin, meant):
+    from motif_lite.cli.serve import cors_origin
+
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(f"(did you mean {meant}?)")):
+        cors_origin(origin)
