@@ -1331,3 +1331,12 @@ def test_a_lora_and_its_strength_quoted_as_one_word_are_told_the_colon(tmp_path,
     for missing in ["other.safetensors 0.8", "style.safetensors x"]:  # no such file, no number: not this mistake
         with pytest.raises(LoRAError, match=r"^LoRA file not found: [^;]*$"):
             lora_args([missing])
+
+
+def test_an_unusual_strengths_guess_moves_the_point_the_fewest_places_and_stops_at_1000():
+    # 20 is 2 with the point one place off (2 is usual: the top of 0-2), not 0.2; from 1000 on no slip of the point
+    # is guessed, as for 1e30 (999 still reads as 0.999).
+    assert unusual_strength("a.safetensors", 20).endswith("a typo for 2? It is applied as given")
+    assert unusual_strength("a.safetensors", -20).endswith("a typo for -2? It is applied as given")
+    assert unusual_strength("a.safetensors", 999).endswith("a typo for 0.999? It is applied as given")
+    assert unusual_strength("a.safetensors", 1000).endswith("1 being as trained. It is applied as given")

@@ -130,3 +130,12 @@ def test_one_name_sent_twice_is_told_what_to_send_as_two_names_of_one_file_are()
     past = [{"name": "a.safetensors", "strength": 6}, {"name": "a.safetensors", "strength": 6}]
     bounds = f"-{MAX_STRENGTH:g} to {MAX_STRENGTH:g}"
     assert refusal(past).endswith(f"(at 6 + 6): name it once, at a strength from {bounds} (the sum, 12, is past it)")
+
+
+def test_two_names_of_one_file_summing_to_the_strength_limit_are_told_to_send_the_sum(tmp_path):
+    # The limit itself is a strength the server takes: at 6 + 4 the object with the sum is offered, and taken.
+    folder = _style_and_a_link(tmp_path)
+    with pytest.raises(ApiError) as refused:
+        lora_files([("style.safetensors", 6.0), ("style-v2.safetensors", MAX_STRENGTH - 6)], folder)
+    offered = json.loads(refused.value.message.rpartition("summed strength, ")[2])
+    assert parse_loras([offered], False) == [("style.safetensors", MAX_STRENGTH)]

@@ -254,3 +254,37 @@ def test_a_civitai_models_page_given_to_lora_is_told_where_its_file_is(page, com
     assert command in said and said.endswith("then give --lora paper-cut.safetensors:0.8"), said
     Path("paper-cut.safetensors").write_bytes(b"a LoRA")  # as the download leaves it: the --lora given is taken
     assert lora_args([said.rpartition("--lora ")[2]]) == [(Path("paper-cut.safetensors"), 0.8)]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://www.huggingface.co/user/styles/blob/main/style.safetensors",  # the host with www. as typed
+        "https://huggingface.co/spaces/user/app/blob/main/style.safetensors",  # a Space's file
+    ],
+    ids=["www-page", "space-page"],
+)
+def test_a_hub_file_page_on_www_or_of_a_space_is_downloaded_from_the_file_itself(given):
+    from motif_lite.paths import url_fix
+
+    downloaded = given.replace("/blob/", "/resolve/")
+    assert url_fix(given, "-i", "first.png") == (
+        f"download it first, e.g. curl -L -o style.safetensors {downloaded}, then give -i style.safetensors"
+    )
+
+
+def test_a_civitai_page_without_a_name_or_with_a_version_that_is_no_number(tmp_path, monkeypatch):
+    # Without a name in its address the file is saved as lora.safetensors; a modelVersionId that is no number
+    # (typed by hand) is no version to download: the command keeps VERSION to fill in.
+    from motif_lite.cli.common import lora_args
+    from motif_lite.weights.lora_errors import LoRAError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LoRAError) as refused:
+        lora_args(["https://civitai.com/models/12345?modelVersionId=678:0.8"])
+    said = str(refused.value)
+    assert "curl -L -o lora.safetensors https://civitai.com/api/download/models/678, " in said, said
+    assert said.endswith("then give --lora lora.safetensors:0.8"), said
+    with pytest.raises(LoRAError) as refused:
+        lora_args(["https://civitai.com/models/12345/paper-cut?modelVersionId=latest"])
+    assert "https://civitai.com/api/download/models/VERSION (VERSION: the modelVersionId" in str(refused.value)

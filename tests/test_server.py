@@ -2821,3 +2821,13 @@ def test_a_preflight_of_a_method_refused_by_a_server_taking_any_origin_blames_th
     assert response.status_code == 400 and message == (
         "CORS preflight refused: PUT is no method of this API (it takes GET, POST)"
     ), message
+
+
+def test_a_type_with_json_inside_its_subtype_not_at_its_end_is_415(server):
+    # Only a subtype ending in +json is JSON text (RFC 6839): application/geo+json-seq (RFC 8142) is a sequence of
+    # JSON texts, each after a record separator, no one JSON object.
+    body = json.dumps({"prompt": PROMPT}).encode()
+    for content_type in ("application/geo+json-seq", "application/x+jsonx"):
+        code, error, _ = server.request("POST", "/v1/videos", body, {"Content-Type": content_type})
+        assert code == 415 and error["error"]["message"].endswith(f"not {content_type}"), (content_type, error)
+    assert server.request("GET", "/v1/videos")[1]["data"] == []
