@@ -139,3 +139,33 @@ def test_two_names_of_one_file_summing_to_the_strength_limit_are_told_to_send_th
         lora_files([("style.safetensors", 6.0), ("style-v2.safetensors", MAX_STRENGTH - 6)], folder)
     offered = json.loads(refused.value.message.rpartition("summed strength, ")[2])
     assert parse_loras([offered], False) == [("style.safetensors", MAX_STRENGTH)]
+
+
+def test_a_file_named_three_times_is_told_the_sum_of_all_three(tmp_path):
+    # Told the first two entries' sum alone, a job at 0.5, 0.5 and -1 was offered the file at 1, which the third
+    # entry still cancels: the next job was refused again. So for three names of one file.
+    def refusal(loras: list, folder: Path | None = None) -> str:
+        with pytest.raises(ApiError) as refused:
+            lora_files(loras, folder) if folder else parse_loras(loras, from_form=False)
+        return refused.value.message
+
+    cancelling = [0.5, 0.5, -1.0]
+    said = refusal([{"name": "a.safetensors", "strength": each} for each in cancelling])
+    assert said.startswith("loras names a file 3 times: a.safetensors, which would apply 3 times (at 0.5 + 0.5 + -1)")
+    assert said.endswith("their strengths add up to 0, so together they change nothing: leave them all out of loras")
+    strengths = [0.5, 0.25, 1.0]
+    said = refusal(["b.safetensors", *({"name": "a.safetensors", "strength": each} for each in strengths)])
+    offered = json.loads(said.rpartition("summed strength, ")[2])
+    assert parse_loras([offered], False) == [("a.safetensors", sum(strengths))]
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    _lora(folder / "style.safetensors")
+    for link in ("style-v2.safetensors", "style-v3.safetensors"):
+        (folder / link).symlink_to("style.safetensors")
+    names = ["style.safetensors", "style-v2.safetensors", "style-v3.safetensors"]
+    said = refusal(list(zip(names, cancelling, strict=True)), folder)
+    assert "'style.safetensors', 'style-v2.safetensors' and 'style-v3.safetensors' are the same file" in said
+    assert "would apply 3 times (at 0.5 + 0.5 + -1): their strengths add up to 0" in said
+    said = refusal(list(zip(names, strengths, strict=True)), folder)
+    offered = json.loads(said.rpartition("summed strength, ")[2])
+    assert parse_loras([offered], False) == [("style.safetensors", sum(strengths))]

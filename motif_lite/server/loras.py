@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from motif_lite.io.file_kinds import has_extension
 from motif_lite.log_filters import quiet_warnings
 from motif_lite.server.schema import ApiError, named_once_advice
-from motif_lite.weights.lora_values import same_file_twice
+from motif_lite.weights.lora_values import same_file_positions, times_applied
 
 if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
@@ -49,13 +49,15 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
             listing = ", ".join(available) or "none"
             _refuse(f"no LoRA file {name!r} in this server's LoRA folder{hint} (available: {listing})")
         files.append((path, strength))
-    if (twice := same_file_twice([path for path, _ in files])) is not None:  # two names, one file: a link in it
-        (first, one), (second, other) = (loras[i] for i in twice)
+    if (same := same_file_positions([path for path, _ in files])) is not None:  # two names, one file: a link in it
+        (first, _), (second, _) = (loras[i] for i in same[:2])
+        names = [repr(loras[i][0]) for i in same]
+        strengths = [loras[i][1] for i in same]
         linked = any((root / name).is_symlink() for name in (first, second))
         why = "one name is a link to the other" if linked else one_file_reason(first, second)
         _refuse(
-            f"{first!r} and {second!r} are the same file of this server's LoRA folder ({why}), which would apply "
-            f"twice (at {one:g} + {other:g}): {named_once_advice(first, one, other)}"
+            f"{', '.join(names[:-1])} and {names[-1]} are the same file of this server's LoRA folder ({why}), which "
+            f"would apply {times_applied(strengths)}: {named_once_advice(first, *strengths)}"
         )
     return files
 

@@ -41,7 +41,7 @@ from motif_lite.request import (
 )
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
-from motif_lite.weights.lora_values import split_strength, summed_strength
+from motif_lite.weights.lora_values import split_strength, summed_strength, times_applied
 
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
 MOTIF_FIELDS: dict[str, tuple[str, type]] = {
@@ -475,25 +475,28 @@ def parse_loras(value: Any, from_form: bool) -> list[tuple[str, float]]:
     if len(value) > MAX_JOB_LORAS:
         _refuse_loras(f"a job may name at most {MAX_JOB_LORAS} LoRAs, got {len(value)}")
     pairs = [_lora_entry(item) for item in value]
-    first_seen: dict[str, float] = {}
+    strengths: dict[str, list[float]] = {}
     for name, strength in pairs:
-        if name in first_seen:  # the first name sent again, at both of its strengths
-            one = first_seen[name]
-            _refuse_loras(
-                f"loras names a file twice: {name}, which would apply twice (at {one:g} + {strength:g}): "
-                f"{named_once_advice(name, one, strength)}"
-            )
-        first_seen[name] = strength
+        strengths.setdefault(name, []).append(strength)
+    # The first name sent again, at all of its strengths: a third entry changes the one strength that gives them.
+    if (twice := next(((name, each) for name, each in strengths.items() if len(each) > 1), None)) is not None:
+        name, each = twice
+        times = "twice" if len(each) == 2 else f"{len(each)} times"
+        _refuse_loras(
+            f"loras names a file {times}: {name}, which would apply {times_applied(each)}: "
+            f"{named_once_advice(name, *each)}"
+        )
     return pairs
 
 
-def named_once_advice(name: str, one: float, other: float) -> str:
-    """What to send instead of a job's `loras` naming one file twice, at `one` and `other` (by one name, or by two
-    names of one file: `name` the first): the one object at the summed strength, that the sum is out of range, or,
-    where the strengths cancel, to leave both out (`summed_strength`)."""
-    total = summed_strength(one, other)
+def named_once_advice(name: str, *strengths: float) -> str:
+    """What to send instead of a job's `loras` naming one file more than once, at each of `strengths` (by one
+    name, or by names of one file: `name` the first): the one object at the summed strength, that the sum is out of
+    range, or, where the strengths cancel, to leave them out (`summed_strength`)."""
+    total = summed_strength(*strengths)
     if total == 0:  # 1 and -1: the file at 0 would be read and change nothing
-        return "their strengths add up to 0, so together they change nothing: leave both out of loras"
+        them = "both" if len(strengths) == 2 else "them all"
+        return f"their strengths add up to 0, so together they change nothing: leave {them} out of loras"
     if abs(total) <= MAX_STRENGTH:
         return f"name it once with the summed strength, {json.dumps({'name': name, 'strength': total})}"
     # the object with the sum would be refused for its strength

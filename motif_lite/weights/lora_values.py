@@ -70,11 +70,29 @@ def same_file_twice(files: Sequence[Path]) -> tuple[int, int] | None:
     return None
 
 
-def summed_strength(first: float, second: float) -> float:
-    """The one strength that gives what a file given twice at `first` and `second` gave, as a refusal offers it:
-    rounded to 6 significant digits, so that 0.1 and 0.2 read 0.3 rather than 0.30000000000000004; 0 where they
-    cancel (`strengths_cancel`)."""
-    return 0.0 if strengths_cancel((first, second)) else float(f"{first + second:.6g}")
+def same_file_positions(files: Sequence[Path]) -> tuple[int, ...] | None:
+    """The positions of every name in `files` of the first file `same_file_twice` finds given more than once (a
+    third `a:-1` after `a:0.5` twice changes what one strength gives what they give); None when each is another
+    file."""
+    if (twice := same_file_twice(files)) is None:
+        return None
+    first = twice[0]
+    later = (p for p in range(first + 1, len(files)) if same_file_twice([files[first], files[p]]) is not None)
+    return (first, *later)
+
+
+def times_applied(strengths: Sequence[float]) -> str:
+    """How often, and at what, a file given at each of `strengths` would apply: `twice (at 0.5 + -0.5)`,
+    `3 times (at 0.5 + 0.5 + -1)`."""
+    times = "twice" if len(strengths) == 2 else f"{len(strengths)} times"
+    return f"{times} (at {' + '.join(f'{each:g}' for each in strengths)})"
+
+
+def summed_strength(*strengths: float) -> float:
+    """The one strength that gives what a file given at each of `strengths` (twice or more) gave, as a refusal
+    offers it: rounded to 6 significant digits, so that 0.1 and 0.2 read 0.3 rather than 0.30000000000000004; 0
+    where they cancel (`strengths_cancel`)."""
+    return 0.0 if strengths_cancel(strengths) else float(f"{sum(strengths):.6g}")
 
 
 def strengths_cancel(strengths: Sequence[float]) -> bool:
