@@ -1340,3 +1340,33 @@ def test_an_unusual_strengths_guess_moves_the_point_the_fewest_places_and_stops_
     assert unusual_strength("a.safetensors", -20).endswith("a typo for -2? It is applied as given")
     assert unusual_strength("a.safetensors", 999).endswith("a typo for 0.999? It is applied as given")
     assert unusual_strength("a.safetensors", 1000).endswith("1 being as trained. It is applied as given")
+
+
+def test_a_file_given_three_times_is_told_the_sum_of_all_three(tmp_path, monkeypatch):
+    # Told the first two's sum alone, `--lora a:0.5 --lora a:0.5 --lora a:-1` was offered `--lora a:1`, which the
+    # third still cancels: the next run was refused again (loras= too).
+    monkeypatch.chdir(tmp_path)
+    Path("a.safetensors").write_bytes(b"a LoRA")
+    cancelling = ["a.safetensors:0.5", "./a.safetensors:0.5", "b.safetensors:1", "a.safetensors:-1"]
+    Path("b.safetensors").write_bytes(b"another LoRA")
+    with pytest.raises(LoRAError) as refused:
+        lora_args(cancelling)
+    assert str(refused.value) == (
+        "--lora a.safetensors:0.5, --lora ./a.safetensors:0.5 and --lora a.safetensors:-1 name the same file, which "
+        "would apply 3 times (at 0.5 + 0.5 + -1); their strengths add up to 0, so together they change nothing: "
+        "leave them all --lora out"
+    )
+    strengths = [0.5, 0.25, 1.0]
+    with pytest.raises(LoRAError) as refused:
+        lora_args([f"a.safetensors:{each}" for each in strengths])
+    offered = str(refused.value).rpartition("--lora ")[2]
+    assert lora_args([offered]) == [(Path("a.safetensors"), sum(strengths))]
+    with pytest.raises(LoRAError) as refused:
+        lora_specs([("a.safetensors", each) for each in strengths])
+    said = str(refused.value)
+    assert "names the same file 3 times ('a.safetensors', 'a.safetensors' and 'a.safetensors')" in said
+    assert said.endswith(
+        f"(at 0.5 + 0.25 + 1); give it once with the summed strength: ('a.safetensors', {sum(strengths):g})"
+    )
+    with pytest.raises(LoRAError, match="add up to 0, so together they change nothing: leave them all out of loras$"):
+        lora_specs([("a.safetensors", 0.5), ("a.safetensors", 0.5), ("a.safetensors", -1.0)])

@@ -100,7 +100,7 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     from motif_lite.shell_syntax import quoted
     from motif_lite.weights.lora_errors import LoRAError
     from motif_lite.weights.lora_specs import LoRASpec
-    from motif_lite.weights.lora_values import lora_flag, same_file_twice, summed_strength
+    from motif_lite.weights.lora_values import lora_flag, same_file_positions, summed_strength, times_applied
 
     specs = [LoRASpec.parse(value) for value in values]
     for value, spec in zip(values, specs, strict=True):
@@ -108,18 +108,20 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
             raise LoRAError(
                 _web_address_fix(value) or _strength_after_a_space(value) or f"LoRA file not found: {spec.path}"
             )
-    if (twice := same_file_twice([spec.path for spec in specs])) is not None:
-        first, second = (specs[i] for i in twice)
-        total = summed_strength(first.strength, second.strength)
+    if (same := same_file_positions([spec.path for spec in specs])) is not None:  # every --lora of it: a third too
+        strengths = [specs[i].strength for i in same]
+        total = summed_strength(*strengths)
         if total == 0:  # `:1` and `:-1`: a --lora at 0 would load the file and change nothing
-            advice = "their strengths add up to 0, so together they change nothing: leave both --lora out"
+            them = "both" if len(same) == 2 else "them all"
+            advice = f"their strengths add up to 0, so together they change nothing: leave {them} --lora out"
         elif math.isfinite(total):
-            advice = f"give one --lora with the summed strength: --lora {quoted(lora_flag(first.path, total))}"
+            advice = f"give one --lora with the summed strength: --lora {quoted(lora_flag(specs[same[0]].path, total))}"
         else:  # `:1e308` twice: the sum overflows, and `:inf` would be refused
             advice = "their sum is no finite strength: give one --lora, with the strength you mean"
+        flags = [f"--lora {values[i]}" for i in same]
         raise LoRAError(
-            f"--lora {values[twice[0]]} and --lora {values[twice[1]]} name the same file, which would apply twice "
-            f"(at {first.strength:g} + {second.strength:g}); {advice}"
+            f"{', '.join(flags[:-1])} and {flags[-1]} name the same file, which would apply "
+            f"{times_applied(strengths)}; {advice}"
         )
     return [(spec.path, spec.strength) for spec in specs]
 

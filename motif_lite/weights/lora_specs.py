@@ -18,7 +18,7 @@ from motif_lite.paths import user_path, user_path_kept_here
 from motif_lite.shell_syntax import quoted
 from motif_lite.weights.lora_errors import LoRAError
 from motif_lite.weights.lora_updates import LoRAFile
-from motif_lite.weights.lora_values import same_file_twice, split_strength, summed_strength
+from motif_lite.weights.lora_values import same_file_positions, split_strength, summed_strength, times_applied
 
 
 @dataclass(frozen=True)
@@ -144,18 +144,23 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
     for spec in specs:
         if isinstance(spec, LoRASpec) and not spec.path.is_file():
             raise LoRAError(_not_found(spec.path))
-    if (twice := same_file_twice([spec_of(s).path for s in specs])) is not None:
-        first, second = (spec_of(specs[i]) for i in twice)
-        total = summed_strength(first.strength, second.strength)
+    if (same := same_file_positions([spec_of(s).path for s in specs])) is not None:
+        # Every entry of the file: a third one changes the one strength that gives them all.
+        entries = [spec_of(specs[i]) for i in same]
+        strengths = [entry.strength for entry in entries]
+        total = summed_strength(*strengths)
         if total == 0:  # (a, 1) and (a, -1): the file at 0 would be read and change nothing
-            advice = "their strengths add up to 0, so together they change nothing: leave both out of loras"
+            them = "both" if len(entries) == 2 else "them all"
+            advice = f"their strengths add up to 0, so together they change nothing: leave {them} out of loras"
         elif math.isfinite(total):
-            advice = f"give it once with the summed strength: ({str(first.path)!r}, {total:g})"
+            advice = f"give it once with the summed strength: ({str(entries[0].path)!r}, {total:g})"
         else:  # 1e308 twice: the sum overflows, and (file, inf) would be refused
             advice = "their sum is no finite strength: give it once, with the strength you mean"
+        names = [repr(str(entry.path)) for entry in entries]
+        times = "twice" if len(entries) == 2 else f"{len(entries)} times"
         raise LoRAError(
-            f"loras names the same file twice ({str(first.path)!r} and {str(second.path)!r}), which would apply twice "
-            f"(at {first.strength:g} + {second.strength:g}); {advice}"
+            f"loras names the same file {times} ({', '.join(names[:-1])} and {names[-1]}), which would apply "
+            f"{times_applied(strengths)}; {advice}"
         )
     return specs
 
