@@ -223,10 +223,19 @@ _HUB_FILE_PAGE = re.compile(
 )
 
 
+# A Hub file's own address (owner/name/resolve/...): as given, though a repository named `raw` or `blob` reads as
+# an owner-less repository's page to `_HUB_FILE_PAGE` (user/raw/resolve/... was made user/resolve/resolve/...).
+_HUB_FILE_ITSELF = re.compile(
+    r"^(?i:https?://(?:www\.)?(?:huggingface\.co|hf\.co))/(?:(?:datasets|spaces)/)?[^/?#]+/[^/?#]+/resolve/"
+)
+
+
 def _downloaded_url(given: str) -> str:
     """The URL that downloads the file `given` names: a Hub file's page (.../blob/main/x.safetensors), which curl
     would save as a web page, or its raw address (.../raw/main/x.safetensors: an LFS file's pointer), is the file's
     own address there (.../resolve/main/x.safetensors); others as given."""
+    if _HUB_FILE_ITSELF.match(given):
+        return given
     return _HUB_FILE_PAGE.sub(r"\1/resolve/", given, count=1)
 
 

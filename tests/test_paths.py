@@ -288,3 +288,14 @@ def test_a_civitai_page_without_a_name_or_with_a_version_that_is_no_number(tmp_p
     with pytest.raises(LoRAError) as refused:
         lora_args(["https://civitai.com/models/12345/paper-cut?modelVersionId=latest"])
     assert "https://civitai.com/api/download/models/VERSION (VERSION: the modelVersionId" in str(refused.value)
+
+
+@pytest.mark.parametrize("repository", ["raw", "blob"])
+def test_a_hub_files_own_address_in_a_repository_named_raw_or_blob_is_downloaded_as_given(repository):
+    # Read as an owner-less repository's page (`user`, then /raw/), user/raw/resolve/main/x.safetensors was to be
+    # downloaded from user/resolve/resolve/main/x.safetensors, no file at all.
+    from motif_lite.paths import url_fix
+    from motif_lite.shell_syntax import quoted
+
+    url = f"https://huggingface.co/user/{repository}/resolve/main/style.safetensors"
+    assert f"curl -L -o style.safetensors {quoted(url)}," in url_fix(url, "--lora", "lora.safetensors")
