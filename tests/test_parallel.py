@@ -1200,3 +1200,27 @@ def test_unread_gpus_of_a_rocm_build_are_planned_with_torchs_ops(monkeypatch):
     assert preflight.kernels_on_unread_gpus("auto") == "torch"
     monkeypatch.setattr(preflight, "rocm_build", lambda: False)
     assert preflight.kernels_on_unread_gpus("auto") == "auto"
+
+
+def test_unread_gpus_are_not_asked_about_triton_for_kernels_that_need_no_refusal(
+    checkpoint, tmp_path, capsys, monkeypatch, gpu_machine
+):
+    # Only --kernels triton can be refused before launch for Triton's sake: asking for another (auto, the default)
+    # imported Triton in the launcher for an answer nobody used.
+    asked = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)
+    monkeypatch.setattr(preflight, "kernels_on_unread_gpus", lambda kernels: asked.append(kernels) or "torch")
+    monkeypatch.setattr(parallel, "launch", lambda *args: 0)
+    for kernels in ("auto", "torch"):
+        assert (
+            cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda", "--kernels", kernels))
+            == 0
+        )
+        assert "note: the GPUs could not be read" in capsys.readouterr().err
+    assert asked == []
+    assert (
+        cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda", "--kernels", "triton"))
+        == 0
+    )
+    assert asked == ["triton"]

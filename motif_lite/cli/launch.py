@@ -62,10 +62,12 @@ def launch_run(args: argparse.Namespace) -> int:
             readings = gpu_readings(args.gpus) if gpus_here else None
             if gpus_here and readings is None:
                 # --kernels triton where Triton cannot run on this machine: refused once here, with or without a
-                # --vram to plan, rather than by every rank once started.
-                from motif_lite.preflight import kernels_on_unread_gpus
+                # --vram to plan, rather than by every rank once started (another --kernels has nothing to refuse:
+                # Triton is not imported for it, a second's wait).
+                if args.kernels == "triton":
+                    from motif_lite.preflight import kernels_on_unread_gpus
 
-                kernels_on_unread_gpus(args.kernels)
+                    kernels_on_unread_gpus(args.kernels)
                 print(f"note: {UNREAD_GPUS_NOTE}", file=sys.stderr)
             if readings is not None or args.vram is not None:
                 _plan_before_launch(args, request, layout, readings)
