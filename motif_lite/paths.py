@@ -100,8 +100,10 @@ def path_arg(text: str) -> str:
 _DRIVE_PATH = re.compile(r"([A-Za-z]):[\\/](.*)", re.DOTALL)
 _WSL_SHARE = re.compile(r"\\\\wsl(?:\$|\.localhost)\\[^\\]+(\\.*)?", re.IGNORECASE | re.DOTALL)
 # A relative one (.\out\fox.mp4, models\Motif-Video-2B): names separated by backslashes, none starting with a space,
-# so that a name with an escaped space left in it (`my\ fox.mp4`, quoted) is not taken for one.
-_RELATIVE_WINDOWS_PATH = re.compile(r"[^\\\s][^\\]*(?:\\[^\\\s][^\\]*)+\\?")
+# so that a name with an escaped space left in it (`my\ fox.mp4`, quoted) is not taken for one. It holds no slash
+# as pathlib reads it (which drops a leading ./, as the video's writer then does): a path with a folder in it
+# (`/home/me/a\b.mp4`, `models\x/out.mp4` in a folder named `models\x`) is a name with backslashes the user means.
+_RELATIVE_WINDOWS_PATH = re.compile(r"[^\\\s/][^\\/]*(?:\\[^\\\s/][^\\/]*)+\\?")
 
 
 def windows_path_problem(text: str, platform: str | None = None) -> str | None:
@@ -125,9 +127,12 @@ def windows_path_problem(text: str, platform: str | None = None) -> str | None:
         return f"{text} is the Windows path of a file in WSL, {read_as}: here it is {quoted(inside)}"
     if text.startswith("\\\\"):
         return f"{text} is a Windows network path, {read_as}: give the path where {here} mounts that share"
-    if _RELATIVE_WINDOWS_PATH.fullmatch(text) is not None:  # .\out\fox.mp4: written as that one odd name
+    if _RELATIVE_WINDOWS_PATH.fullmatch(str(Path(text))) is not None:  # .\out\fox.mp4: written as one odd name
         slashed = text.replace("\\", "/")
-        return f"{text} is a Windows path, {read_as}: {here} separates folders with /, so give {quoted(slashed)}"
+        return (
+            f"{text} is a Windows path, {read_as}: {here} separates folders with /, so give {quoted(slashed)} "
+            f"(a name with backslashes in it is given with its folder: {quoted(os.path.abspath(text))})"
+        )
     return None
 
 

@@ -299,3 +299,20 @@ def test_a_hub_files_own_address_in_a_repository_named_raw_or_blob_is_downloaded
 
     url = f"https://huggingface.co/user/{repository}/resolve/main/style.safetensors"
     assert f"curl -L -o style.safetensors {quoted(url)}," in url_fix(url, "--lora", "lora.safetensors")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a backslash separates folders there")
+def test_a_name_with_backslashes_given_with_its_folder_is_taken(tmp_path, monkeypatch):
+    # Every word with a backslash was refused as a relative Windows path: a Linux file named `a\b.mp4` (made by a
+    # Windows tool on a shared drive), or an output in a folder named `models\x`, could not be given at all.
+    from motif_lite.paths import windows_path_problem
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models\\x").mkdir()
+    assert windows_path_problem("models\\x/out.mp4", platform="linux") is None
+    assert windows_path_problem(f"{tmp_path}/a\\b.mp4", platform="linux") is None
+    # ./ is dropped by pathlib, as the video's writer reads the path: refused, and the path the message gives is not
+    problem = windows_path_problem(".\\a\\b.mp4", platform="linux")
+    assert problem is not None and windows_path_problem("./a\\b.mp4", platform="linux") is not None
+    given = problem.rpartition("given with its folder: ")[2].rstrip(")").strip("'")
+    assert given == str(tmp_path / ".\\a\\b.mp4") and windows_path_problem(given, platform="linux") is None
