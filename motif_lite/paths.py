@@ -99,11 +99,13 @@ def path_arg(text: str) -> str:
 # which \\wsl$\Ubuntu\... and \\wsl.localhost\Ubuntu\... are how Windows shows WSL's own files.
 _DRIVE_PATH = re.compile(r"([A-Za-z]):[\\/](.*)", re.DOTALL)
 _WSL_SHARE = re.compile(r"\\\\wsl(?:\$|\.localhost)\\[^\\]+(\\.*)?", re.IGNORECASE | re.DOTALL)
-# A relative one (.\out\fox.mp4, models\Motif-Video-2B): names separated by backslashes, none starting with a space,
-# so that a name with an escaped space left in it (`my\ fox.mp4`, quoted) is not taken for one. It holds no slash
+# A relative one (.\out\fox.mp4, models\Motif-Video-2B): names separated by backslashes, none starting with a space
+# or another character a shell escapes, so that a name with a shell's escapes left in it (`my\ fox.mp4`,
+# `clip\(1\).png` as tab completion writes them, then quoted) is not taken for one. It holds no slash
 # as pathlib reads it (which drops a leading ./, as the video's writer then does): a path with a folder in it
 # (`/home/me/a\b.mp4`, `models\x/out.mp4` in a folder named `models\x`) is a name with backslashes the user means.
-_RELATIVE_WINDOWS_PATH = re.compile(r"[^\\\s/][^\\/]*(?:\\[^\\\s/][^\\/]*)+\\?")
+_SHELL_ESCAPED = r"\s()\[\]{}<>|&;$!?*'\"`#~"
+_RELATIVE_WINDOWS_PATH = re.compile(rf"[^\\/{_SHELL_ESCAPED}][^\\/]*(?:\\[^\\/{_SHELL_ESCAPED}][^\\/]*)+\\?")
 
 
 def windows_path_problem(text: str, platform: str | None = None) -> str | None:
