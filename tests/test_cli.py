@@ -2016,3 +2016,12 @@ def test_only_a_command_with_fps_says_that_fps_sets_the_rate(capsys):
         with pytest.raises(SystemExit):
             cli.main([command, "--video-frames", "5s"])
         assert f"5 s at 24 fps is --video-frames 121 {said}" in capsys.readouterr().err, command
+
+
+def test_a_number_after_a_lora_that_has_its_strength_is_not_told_a_second_colon(capsys):
+    # `--lora style.safetensors:0.5 0.8` was told `--lora style.safetensors:0.5:0.8`, which --lora then refuses.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "a", "--lora", "style.safetensors:0.5", "0.8"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "unrecognized arguments: 0.8" in err, err
+    assert "strength goes after its file" not in err and ":0.5:0.8" not in err, err

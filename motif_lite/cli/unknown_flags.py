@@ -570,12 +570,24 @@ def _lora_strengths(argv: list[str]) -> dict[str, str]:
             file, after = word.removeprefix("--lora="), argv[index + 1]
         else:
             continue
+        if _has_strength(file):  # `--lora style.safetensors:0.5 0.8`: a colon would give it two
+            continue
         try:
             float(after)
         except ValueError:
             continue
         found[after] = f"{after}: a LoRA's strength goes after its file and a colon: --lora {quoted(f'{file}:{after}')}"
     return found
+
+
+def _has_strength(lora: str) -> bool:
+    """Whether a --lora value ends in its strength (`style.safetensors:0.5`)."""
+    file, colon, strength = lora.rpartition(":")
+    try:
+        float(strength)
+    except ValueError:
+        return False
+    return bool(colon and file)
 
 
 def path_hint(word: str, known: list[str]) -> str | None:
