@@ -2025,3 +2025,12 @@ def test_a_number_after_a_lora_that_has_its_strength_is_not_told_a_second_colon(
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "unrecognized arguments: 0.8" in err, err
     assert "strength goes after its file" not in err and ":0.5:0.8" not in err, err
+
+
+def test_a_prompt_word_after_a_lora_that_float_reads_is_no_strength(capsys):
+    # float() takes `infinity`, `nan` and `1_0`: `--lora style.safetensors infinity pool` was told
+    # `--lora style.safetensors:infinity`, a prompt's word put after the colon.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "a", "--lora", "style.safetensors", "infinity", "pool"])
+    err = capsys.readouterr().err
+    assert "style.safetensors:infinity" not in err and 'in quotes: -p "a infinity pool"' in err, err

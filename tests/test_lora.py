@@ -1370,3 +1370,12 @@ def test_a_file_given_three_times_is_told_the_sum_of_all_three(tmp_path, monkeyp
     )
     with pytest.raises(LoRAError, match="add up to 0, so together they change nothing: leave them all out of loras$"):
         lora_specs([("a.safetensors", 0.5), ("a.safetensors", 0.5), ("a.safetensors", -1.0)])
+
+
+def test_a_word_float_reads_after_a_lora_file_in_one_quoted_word_is_no_strength(tmp_path, monkeypatch):
+    # `--lora "style.safetensors nan"` was told `--lora style.safetensors:nan`, which --lora then refuses.
+    monkeypatch.chdir(tmp_path)
+    Path("style.safetensors").write_bytes(b"")
+    for word in ["nan", "infinity", "1_0"]:
+        with pytest.raises(LoRAError, match=r"^LoRA file not found: [^;]*$"):
+            lora_args([f"style.safetensors {word}"])

@@ -126,17 +126,18 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     return [(spec.path, spec.strength) for spec in specs]
 
 
+# A LoRA strength typed as a word apart from its file (`0.8`, `-1`, `.5`): digits, not whatever float() takes
+# (`infinity`, `nan`, `1_0`), which read a prompt's word (`infinity pool`) as a strength to put after a colon.
+STRENGTH_WORD = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
 def _strength_after_a_space(value: str) -> str | None:
     """The hint for a --lora value holding a file and its strength apart (`--lora "style.safetensors 0.8"`, quoted
     with a space, as sd.cpp's `<lora:style:0.8>` users may guess): the strength goes after a colon."""
     from motif_lite.shell_syntax import quoted
 
     parts = value.rsplit(None, 1)
-    if len(parts) != 2 or not Path(parts[0]).is_file():
-        return None
-    try:
-        float(parts[1])
-    except ValueError:
+    if len(parts) != 2 or STRENGTH_WORD.fullmatch(parts[1]) is None or not Path(parts[0]).is_file():
         return None
     return f"LoRA file not found: {value}; a strength goes after a colon: --lora {quoted(f'{parts[0]}:{parts[1]}')}"
 

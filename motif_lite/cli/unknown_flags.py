@@ -26,6 +26,7 @@ from motif_lite.choices import (
     sampler_hint,
     split_size,
 )
+from motif_lite.cli.common import STRENGTH_WORD
 from motif_lite.cli.run_flags import run_only_parser
 from motif_lite.cli.run_inputs import seconds_in_frames
 from motif_lite.request import other_names_of_fields, run_flag
@@ -570,11 +571,7 @@ def _lora_strengths(argv: list[str]) -> dict[str, str]:
             file, after = word.removeprefix("--lora="), argv[index + 1]
         else:
             continue
-        if _has_strength(file):  # `--lora style.safetensors:0.5 0.8`: a colon would give it two
-            continue
-        try:
-            float(after)
-        except ValueError:
+        if _has_strength(file) or STRENGTH_WORD.fullmatch(after) is None:  # (`:0.5 0.8`: a colon would give two)
             continue
         found[after] = f"{after}: a LoRA's strength goes after its file and a colon: --lora {quoted(f'{file}:{after}')}"
     return found
