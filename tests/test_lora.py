@@ -1379,3 +1379,12 @@ def test_a_word_float_reads_after_a_lora_file_in_one_quoted_word_is_no_strength(
     for word in ["nan", "infinity", "1_0"]:
         with pytest.raises(LoRAError, match=r"^LoRA file not found: [^;]*$"):
             lora_args([f"style.safetensors {word}"])
+
+
+def test_a_lora_in_the_home_folder_and_its_strength_quoted_as_one_word_are_told_the_colon(tmp_path, monkeypatch):
+    # `--lora "~/style.safetensors 0.8"`: the file was looked for under a folder named ~, unlike --lora's own.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path))
+    (tmp_path / "style.safetensors").write_bytes(b"")
+    with pytest.raises(LoRAError, match="a strength goes after a colon: --lora ~/style.safetensors:0.8$"):
+        lora_args(["~/style.safetensors 0.8"])

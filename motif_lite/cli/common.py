@@ -134,10 +134,11 @@ STRENGTH_WORD = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 def _strength_after_a_space(value: str) -> str | None:
     """The hint for a --lora value holding a file and its strength apart (`--lora "style.safetensors 0.8"`, quoted
     with a space, as sd.cpp's `<lora:style:0.8>` users may guess): the strength goes after a colon."""
+    from motif_lite.paths import user_path  # a quoted ~, as --lora reads its file
     from motif_lite.shell_syntax import quoted
 
     parts = value.rsplit(None, 1)
-    if len(parts) != 2 or STRENGTH_WORD.fullmatch(parts[1]) is None or not Path(parts[0]).is_file():
+    if len(parts) != 2 or STRENGTH_WORD.fullmatch(parts[1]) is None or not user_path(parts[0]).is_file():
         return None
     return f"LoRA file not found: {value}; a strength goes after a colon: --lora {quoted(f'{parts[0]}:{parts[1]}')}"
 
