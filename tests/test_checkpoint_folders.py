@@ -657,3 +657,12 @@ def test_a_weight_file_named_in_upper_case_is_taken_by_check_and_a_dry_run(tiny,
     capsys.readouterr()
     code, _, err = run(capsys, "-m", str(tiny), "--diffusion-model", str(upper), "-p", "fox", *SMALL, "--dry-run")
     assert code == 0, err
+
+
+def test_the_gguf_repos_short_name_is_not_told_the_checkpoints_repo(tmp_path, capsys, monkeypatch, no_network):
+    # `-m Motif-Video-2B-GGUF` was asked "did you mean -m Motif-Technologies/Motif-Video-2B?": that -m downloads the
+    # full weights, not the GGUF files the user named.
+    monkeypatch.chdir(tmp_path)
+    typed = GGUF_REPO.split("/")[-1]
+    code, _, err = run(capsys, "-m", typed, "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and f"error: no such checkpoint directory: {typed}\n" in err, err

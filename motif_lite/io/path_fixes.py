@@ -12,7 +12,7 @@ from pathlib import Path
 
 from huggingface_hub import constants
 
-from motif_lite.choices import MOTIF_REPO
+from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, listed
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES, has_extension
 from motif_lite.io.gguf_source import gguf_files
@@ -44,15 +44,21 @@ def close_checkpoint(model: str) -> str | None:
     return given[: len(given) - len(path.name)] + folded[close[0]]
 
 
+OFFICIAL_REPOS = (MOTIF_REPO, GGUF_REPO)  # the checkpoint's, and its GGUF files'
+
+
 def _official_repo_meant(model: str) -> str | None:
     """The official repo for a bare name close to its own (`-m motif-video-2b`, `Motif_Video_2B`), the model's
     short name, which names no folder and is no Hub repo id without its owner; else None."""
     name = model.strip().rstrip("/\\")
     if "/" in name or "\\" in name:  # a path: the folder was meant
         return None
-    official = MOTIF_REPO.split("/")[-1].lower()
-    similarity = difflib.SequenceMatcher(None, name.lower().replace("_", "-"), official).ratio()
-    return MOTIF_REPO if similarity >= 0.8 else None
+    typed = name.lower().replace("_", "-")
+    official, gguf = (
+        difflib.SequenceMatcher(None, typed, repo.split("/")[-1].lower()).ratio() for repo in OFFICIAL_REPOS
+    )
+    # `Motif-Video-2B-GGUF` is the GGUF repo's name: the checkpoint's repo would download the full weights instead
+    return MOTIF_REPO if official >= 0.8 and official > gguf else None
 
 
 # -m given the GGUF repo (a variant of it goes to --gguf): the problem and its fix, shared by `run` and `check`.
