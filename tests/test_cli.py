@@ -2034,3 +2034,13 @@ def test_a_prompt_word_after_a_lora_that_float_reads_is_no_strength(capsys):
         cli.main(["run", "-p", "a", "--lora", "style.safetensors", "infinity", "pool"])
     err = capsys.readouterr().err
     assert "style.safetensors:infinity" not in err and 'in quotes: -p "a infinity pool"' in err, err
+
+
+@pytest.mark.parametrize("flag", ["-h", "--steps"])
+def test_a_flag_after_a_double_dash_is_told_that_the_double_dash_ends_the_flags(capsys, flag):
+    # `run -p x -- --steps 4` was told "(--steps: did you mean --steps?)", the flag it had typed.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "x", "--", flag, "4"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"({flag}: a flag after --, which ends the flags: leave the -- out)" in err
+    assert f"did you mean {flag}?" not in err, err

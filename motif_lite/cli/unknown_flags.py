@@ -369,6 +369,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
             flags_by_advice.setdefault(hint.removeprefix(f"{flag}: "), []).append(flag)
         elif _left_to_run(flag, command, known):
             runs.append(flag)  # one hint for them all, after the loop
+        elif flag.split("=", 1)[0] in known and "--" in extras[:index]:  # was "-h: did you mean -h?"
+            flags_by_advice.setdefault("a flag after --, which ends the flags: leave the -- out", []).append(flag)
         elif meant := suggestion(flag, known):
             flags_by_advice.setdefault(f"did you mean {meant}?", []).append(flag)
     # One line per advice: stable-diffusion.cpp's --offload-to-cpu --vae-tiling --clip-on-cpu got the same
