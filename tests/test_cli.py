@@ -2044,3 +2044,15 @@ def test_a_flag_after_a_double_dash_is_told_that_the_double_dash_ends_the_flags(
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"({flag}: a flag after --, which ends the flags: leave the -- out)" in err
     assert f"did you mean {flag}?" not in err, err
+
+
+def test_one_strength_typed_apart_after_two_loras_is_told_for_both(capsys):
+    # `--lora a 0.5 --lora b 0.5`: the hints were kept by the number typed, so a's was lost to b's, and a run
+    # fixed as told was refused again for a.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "a", "--lora", "a.safetensors", "0.5", "--lora", "b.safetensors", "0.5"])
+    err = capsys.readouterr().err
+    assert (
+        "(0.5: a LoRA's strength goes after its file and a colon: --lora a.safetensors:0.5 --lora b.safetensors:0.5)"
+        in err
+    ), err

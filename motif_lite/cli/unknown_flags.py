@@ -564,8 +564,9 @@ _LEFT_TO_RUN = {"decode": DECODE_KEEPS_THE_RUNS, "check": CHECK_PLANS_A_DEFAULT_
 def _lora_strengths(argv: list[str]) -> dict[str, str]:
     """Numbers typed after a --lora's file with a space (`--lora style.safetensors 0.8`, as other tools take a
     strength), each with its hint: {number: the --lora to give}. Without this, the number was taken for a word of
-    the prompt ('a prompt goes after -p, in quotes: -p "a fox 0.8"')."""
-    found = {}
+    the prompt ('a prompt goes after -p, in quotes: -p "a fox 0.8"'). One number after two files (`--lora a 0.5
+    --lora b 0.5`) is one word of the hints, so its hint names every --lora it followed."""
+    found: dict[str, list[str]] = {}
     for index, word in enumerate(argv):
         if word == "--lora" and index + 2 < len(argv):
             file, after = argv[index + 1], argv[index + 2]
@@ -575,8 +576,11 @@ def _lora_strengths(argv: list[str]) -> dict[str, str]:
             continue
         if _has_strength(file) or STRENGTH_WORD.fullmatch(after) is None:  # (`:0.5 0.8`: a colon would give two)
             continue
-        found[after] = f"{after}: a LoRA's strength goes after its file and a colon: --lora {quoted(f'{file}:{after}')}"
-    return found
+        found.setdefault(after, []).append(f"--lora {quoted(f'{file}:{after}')}")
+    return {
+        after: f"{after}: a LoRA's strength goes after its file and a colon: {' '.join(loras)}"
+        for after, loras in found.items()
+    }
 
 
 def _has_strength(lora: str) -> bool:
