@@ -2056,3 +2056,12 @@ def test_one_strength_typed_apart_after_two_loras_is_told_for_both(capsys):
         "(0.5: a LoRA's strength goes after its file and a colon: --lora a.safetensors:0.5 --lora b.safetensors:0.5)"
         in err
     ), err
+
+
+def test_a_strength_typed_apart_in_exponent_form_is_told_the_colon(capsys):
+    # --lora a.safetensors:1e-3 is taken, but `--lora a.safetensors 1e-3` was told the number is a prompt's word
+    # ('a prompt goes after -p, in quotes: -p "a 1e-3"').
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "a", "--lora", "a.safetensors", "1e-3"])
+    err = capsys.readouterr().err
+    assert "(1e-3: a LoRA's strength goes after its file and a colon: --lora a.safetensors:1e-3)" in err, err

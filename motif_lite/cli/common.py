@@ -126,9 +126,10 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     return [(spec.path, spec.strength) for spec in specs]
 
 
-# A LoRA strength typed as a word apart from its file (`0.8`, `-1`, `.5`): digits, not whatever float() takes
-# (`infinity`, `nan`, `1_0`), which read a prompt's word (`infinity pool`) as a strength to put after a colon.
-STRENGTH_WORD = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+# A LoRA strength typed as a word apart from its file (`0.8`, `-1`, `.5`, `1e-3` as --lora's `:1e-3` takes it):
+# digits, not whatever float() takes (`infinity`, `nan`, `1_0`), which read a prompt's word (`infinity pool`) as a
+# strength to put after a colon.
+STRENGTH_WORD = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _strength_after_a_space(value: str) -> str | None:
