@@ -113,11 +113,15 @@ def test_two_names_of_one_file_at_strengths_that_cancel_are_told_to_leave_both_o
     )
 
 
-def test_one_name_sent_twice_is_told_what_to_send_as_two_names_of_one_file_are():
+def test_one_name_sent_twice_is_told_what_to_send_as_two_names_of_one_file_are(tmp_path):
     # "loras names a file twice: a.safetensors" said nothing of the summed strength two names of one file are told.
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    _lora(folder / "a.safetensors")
+
     def refusal(loras: list) -> str:
         with pytest.raises(ApiError) as refused:
-            parse_loras(loras, from_form=False)
+            lora_files(parse_loras(loras, from_form=False), folder)
         return refused.value.message
 
     said = refusal(["a.safetensors", {"name": "a.safetensors", "strength": 0.5}])
@@ -146,9 +150,13 @@ def test_a_file_named_three_times_is_told_the_sum_of_all_three(tmp_path):
     # entry still cancels: the next job was refused again. So for three names of one file.
     def refusal(loras: list, folder: Path | None = None) -> str:
         with pytest.raises(ApiError) as refused:
-            lora_files(loras, folder) if folder else parse_loras(loras, from_form=False)
+            lora_files(loras, folder) if folder else lora_files(parse_loras(loras, from_form=False), names_folder)
         return refused.value.message
 
+    names_folder = tmp_path / "names"
+    names_folder.mkdir()
+    _lora(names_folder / "a.safetensors")
+    _lora(names_folder / "b.safetensors")
     cancelling = [0.5, 0.5, -1.0]
     said = refusal([{"name": "a.safetensors", "strength": each} for each in cancelling])
     assert said.startswith("loras names a file 3 times: a.safetensors, which would apply 3 times (at 0.5 + 0.5 + -1)")
@@ -169,3 +177,21 @@ def test_a_file_named_three_times_is_told_the_sum_of_all_three(tmp_path):
     said = refusal(list(zip(names, strengths, strict=True)), folder)
     offered = json.loads(said.rpartition("summed strength, ")[2])
     assert parse_loras([offered], False) == [("style.safetensors", sum(strengths))]
+
+
+def test_a_file_named_twice_by_one_name_and_once_by_a_link_is_told_the_sum_of_all_three(tmp_path):
+    # The body's own check of a name sent twice came first and summed that name's entries alone: [a 0.5, its link
+    # 0.5, a -1] was offered a at -0.5, and the job sent next, [a -0.5, link 0.5], was refused again (they cancel).
+    folder = _style_and_a_link(tmp_path)
+    loras = [
+        {"name": "style.safetensors", "strength": 0.5},
+        {"name": "style-v2.safetensors", "strength": 0.5},
+        {"name": "style.safetensors", "strength": -1},
+    ]
+    with pytest.raises(ApiError) as refused:
+        lora_files(parse_loras(loras, from_form=False), folder)
+    said = refused.value.message
+    assert "'style.safetensors', 'style-v2.safetensors' and 'style.safetensors' are the same file" in said, said
+    assert "(one name is a link to the other)" in said, said
+    assert said.endswith("(at 0.5 + 0.5 + -1): their strengths add up to 0, so together they change nothing: "
+                         "leave them all out of loras"), said  # fmt: skip

@@ -12,6 +12,7 @@ import torch
 
 from motif_lite.errors import MotifLiteError
 from motif_lite.server.jobs import JobStore, new_job_id
+from motif_lite.server.loras import lora_files
 from motif_lite.server.schema import MAX_STRENGTH, ApiError, api_frames, check_image, parse_create, parse_loras
 
 SETTINGS = {"prompt": "a cat", "width": 64, "height": 64, "frames": 5, "fps": 24}
@@ -50,9 +51,11 @@ def test_a_lora_strength_of_exactly_the_limit_is_taken():
     assert parse_loras(pairs, from_form=False) == [("a.safetensors", MAX_STRENGTH), ("b.safetensors", -MAX_STRENGTH)]
 
 
-def test_a_lora_named_twice_is_the_only_one_the_refusal_names():
+def test_a_lora_named_twice_is_the_only_one_the_refusal_names(tmp_path):
+    for name in ("a.safetensors", "b.safetensors"):
+        (tmp_path / name).write_bytes(b"")
     with pytest.raises(ApiError, match=r"names a file twice: a\.safetensors, which would apply twice \(at 1 \+ 1\)"):
-        parse_loras(["a.safetensors", "b.safetensors", "a.safetensors"], from_form=False)
+        lora_files(parse_loras(["a.safetensors", "b.safetensors", "a.safetensors"], from_form=False), tmp_path)
 
 
 def _png(width: int, height: int) -> bytes:

@@ -49,15 +49,22 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
             listing = ", ".join(available) or "none"
             _refuse(f"no LoRA file {name!r} in this server's LoRA folder{hint} (available: {listing})")
         files.append((path, strength))
-    if (same := same_file_positions([path for path, _ in files])) is not None:  # two names, one file: a link in it
-        (first, _), (second, _) = (loras[i] for i in same[:2])
-        names = [repr(loras[i][0]) for i in same]
+    # One file given more than once, by one name or by several (a link in the folder): every entry of it, so that
+    # the one strength offered gives what they all give.
+    if (same := same_file_positions([path for path, _ in files])) is not None:
+        names = [loras[i][0] for i in same]
         strengths = [loras[i][1] for i in same]
+        first = names[0]
+        advice = named_once_advice(first, *strengths)
+        if (second := next((name for name in names if name != first), None)) is None:
+            times = "twice" if len(names) == 2 else f"{len(names)} times"
+            _refuse(f"loras names a file {times}: {first}, which would apply {times_applied(strengths)}: {advice}")
         linked = any((root / name).is_symlink() for name in (first, second))
         why = "one name is a link to the other" if linked else one_file_reason(first, second)
+        named = [repr(name) for name in names]
         _refuse(
-            f"{', '.join(names[:-1])} and {names[-1]} are the same file of this server's LoRA folder ({why}), which "
-            f"would apply {times_applied(strengths)}: {named_once_advice(first, *strengths)}"
+            f"{', '.join(named[:-1])} and {named[-1]} are the same file of this server's LoRA folder ({why}), which "
+            f"would apply {times_applied(strengths)}: {advice}"
         )
     return files
 
@@ -89,7 +96,7 @@ def one_file_reason(first: str, second: str) -> str:
         return "one name is a link to the other"
     # A difference counts where the names differ with it alone kept: `Café` and `cafe\u0301` in capitals and form.
     differing = [reason for reason, _ in _NAME_DIFFERENCES if without(reason, first) != without(reason, second)]
-    if not differing:  # one name sent twice: refused before this, as such, where the body is read (`parse_loras`)
+    if not differing:  # one name sent twice: `lora_files` refuses it as such before asking
         return "one name given twice"
     return "the same name but for " + " and ".join(differing)
 

@@ -41,7 +41,7 @@ from motif_lite.request import (
 )
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
-from motif_lite.weights.lora_values import split_strength, summed_strength, times_applied
+from motif_lite.weights.lora_values import split_strength, summed_strength
 
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
 MOTIF_FIELDS: dict[str, tuple[str, type]] = {
@@ -474,19 +474,9 @@ def parse_loras(value: Any, from_form: bool) -> list[tuple[str, float]]:
         _refuse_loras(f"loras must be a list of LoRA file names or {{name, strength}} objects, got {value!r}")
     if len(value) > MAX_JOB_LORAS:
         _refuse_loras(f"a job may name at most {MAX_JOB_LORAS} LoRAs, got {len(value)}")
-    pairs = [_lora_entry(item) for item in value]
-    strengths: dict[str, list[float]] = {}
-    for name, strength in pairs:
-        strengths.setdefault(name, []).append(strength)
-    # The first name sent again, at all of its strengths: a third entry changes the one strength that gives them.
-    if (twice := next(((name, each) for name, each in strengths.items() if len(each) > 1), None)) is not None:
-        name, each = twice
-        times = "twice" if len(each) == 2 else f"{len(each)} times"
-        _refuse_loras(
-            f"loras names a file {times}: {name}, which would apply {times_applied(each)}: "
-            f"{named_once_advice(name, *each)}"
-        )
-    return pairs
+    # A name sent twice is refused with the folder's files (`lora_files`), where links to it are known too: refused
+    # here, [a, a link to a, a] was told the sum of a's two entries alone, and the job sent next was refused again.
+    return [_lora_entry(item) for item in value]
 
 
 def named_once_advice(name: str, *strengths: float) -> str:
