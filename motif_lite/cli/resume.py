@@ -43,9 +43,10 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     saved = read_latents(args.resume, command="resume")
     where = quoted(str(saved.file))
     if saved.denoised:
-        raise LatentsFileError(f"{saved.file} holds a run's denoised latents, saved when its decode stopped: its "
-                               "sampling is done, so there is nothing to resume; make the video from them with "
-                               f"motif-lite decode {where}")  # fmt: skip
+        # Its progress named too: a stopped run's file edited to `"progress": null` reads as such latents.
+        raise LatentsFileError(f"{saved.file} holds a run's denoised latents, saved when its decode stopped (it "
+                               "records no sampling progress): its sampling is done, so there is nothing to resume; "
+                               f"make the video from them with motif-lite decode {where}")  # fmt: skip
     if saved.request is None or saved.run is None:
         raise LatentsFileError(f"{saved.file} does not say which request and model its run had: it is damaged")
     inputs = run_inputs(args)
