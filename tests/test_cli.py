@@ -2065,3 +2065,16 @@ def test_a_strength_typed_apart_in_exponent_form_is_told_the_colon(capsys):
         cli.main(["run", "-p", "a", "--lora", "a.safetensors", "1e-3"])
     err = capsys.readouterr().err
     assert "(1e-3: a LoRA's strength goes after its file and a colon: --lora a.safetensors:1e-3)" in err, err
+
+
+def test_a_negative_strength_typed_apart_from_its_lora_is_told_the_colon(capsys):
+    # argparse leaves `-1` after a --lora's file as an unknown word that looks like a flag: it got no hint, and the
+    # hint of a positive strength typed beside it was dropped too ('unrecognized arguments: 0.5 -1' alone).
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "a", "--lora", "a.safetensors", "0.5", "--lora", "b.safetensors", "-1e-3"])
+    err = capsys.readouterr().err
+    assert "(0.5: a LoRA's strength goes after its file and a colon: --lora a.safetensors:0.5; " in err, err
+    assert "-1e-3: a LoRA's strength goes after its file and a colon: --lora b.safetensors:-1e-3)" in err, err
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--lora", "a.safetensors", "-1"])
+    assert "(-1: a LoRA's strength goes after its file and a colon: --lora a.safetensors:-1)" in capsys.readouterr().err

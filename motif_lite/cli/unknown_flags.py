@@ -364,7 +364,11 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     # Settings typed without their dashes (`seed=42`, `cfg 6`): as flags, not words of the prompt, where the
     # prompt hint would have put them.
     settings, taken = _bare_settings(extras, command, known, _switches(parser), args)
-    for index, flag in ((i, word) for i, word in enumerate(extras) if word.startswith("-") and word not in lookalikes):
+    # Strengths typed apart from their --lora's file: a negative one (`-1`) is one too, not a flag.
+    strengths = _lora_strengths(getattr(args, "argv", [])) if "--lora" in known else {}
+    not_flags = {*lookalikes, *strengths}
+    typed_flags = [(i, word) for i, word in enumerate(extras) if word.startswith("-") and word not in not_flags]
+    for index, flag in typed_flags:
         if hint := _flag_hint(flag, command, known, extras[index + 1 : index + 2], args):
             flags_by_advice.setdefault(hint.removeprefix(f"{flag}: "), []).append(flag)
         elif _left_to_run(flag, command, known):
@@ -383,9 +387,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     if runs:
         hints.append(f"{', '.join(runs)}: {_LEFT_TO_RUN[command]}")
     # Words alone: a path without its flag, or a prompt.
-    if not lookalikes and not any(word.startswith("-") for word in extras):
+    if not lookalikes and not typed_flags:
         rest = [word for index, word in enumerate(extras) if index not in taken]
-        strengths = _lora_strengths(getattr(args, "argv", [])) if "--lora" in known else {}
         placed = {word: hint for word in rest if (hint := strengths.get(word) or path_hint(word, known)) is not None}
         hints.extend(placed.values())
         loose = [word for word in rest if word not in placed]
