@@ -37,7 +37,8 @@ from motif_lite.numerics import check_finite
 from motif_lite.paths import user_path
 from motif_lite.preflight import device_budget
 from motif_lite.request import extended_frames
-from motif_lite.runtime.planner import DecodePlan, decode_on_the_cpu, plan_decode, positive_budget
+from motif_lite.runtime.budget_advice import decode_on_the_cpu
+from motif_lite.runtime.planner import DecodePlan, plan_decode, positive_budget
 from motif_lite.shell_syntax import quoted
 from motif_lite.vae import WanVAE, load_vae
 from motif_lite.vae.config import WanVAEConfig

@@ -126,7 +126,7 @@ class OutOfMemoryFigures:
         """`What the GPU leaves a run now (0.50 GiB) is under this video's smallest plan, --vram 3.41, which needs
         3.69 GiB free`, where other processes left less than that plan needs; None otherwise. Not "no plan needs
         less": smaller plans than the one that ran out may well exist, only none fits beside the other processes."""
-        from motif_lite.runtime.planner import free_for
+        from motif_lite.runtime.budget_advice import free_for
 
         if self.room_bytes is None or self.next_plan is not None or self.smallest_vram_gib is None:
             return None

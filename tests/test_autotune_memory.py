@@ -18,13 +18,13 @@ from motif_lite.config import TransformerConfig
 from motif_lite.kernels.tuning import SMALL_M, SPLIT_MIN_M, dequant_matmul_tunes
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime.activation_memory import linear_rows
+from motif_lite.runtime.budget_advice import _largest
 from motif_lite.runtime.chunking import apply_token_chunking
 from motif_lite.runtime.generation_sizes import video_tokens
 from motif_lite.runtime.kernels import attention_workspace_bytes, autotune_buffer_bytes
 from motif_lite.runtime.planner import (
     PlannerInputs,
     TextEncoderPlacement,
-    _largest,
     plan_memory,
     unplanned_peak_bytes,
 )

@@ -987,7 +987,7 @@ def test_a_decode_out_of_memory_where_others_left_less_than_its_smallest_plan_sa
     # run's advice says what the smallest plan needs and both ways out.
     from motif_lite.cli.decode import decode_out_of_memory_advice
     from motif_lite.errors import MemoryBudgetError
-    from motif_lite.runtime.planner import free_for
+    from motif_lite.runtime.budget_advice import free_for
 
     job = decoding.prepare_decode(read_latents(saved / LATENTS), tmp_path / "v.mp4", vram_gib=0.5, download=False)
     job = dataclasses.replace(job, saved=dataclasses.replace(job.saved, width=1280, height=736, frames=121))

@@ -333,8 +333,8 @@ def test_the_verify_tolerances_docs_usage_gives_are_the_commands():
 
 
 MEMORY = Path(__file__).resolve().parent.parent / "docs/memory.md"
-# Where docs/memory.md states each of the planner's named constants (runtime/planner.py, vae_memory.py,
-# activation_memory.py); `_planner_constants` gives the code's values in the same order.
+# Where docs/memory.md states each of the planner's named constants (runtime/planner.py, stage_memory.py,
+# vae_memory.py, activation_memory.py); `_planner_constants` gives the code's values in the same order.
 MEMORY_CLAIMS = {
     "ESTIMATE_MARGIN": rf"\(weights \+ activations\) x {NUMBER}",
     "WORKSPACE_BYTES": rf"\+ {NUMBER} MiB of cuBLAS workspace",
@@ -355,20 +355,20 @@ MEMORY_CLAIMS = {
 
 
 def _planner_constants() -> dict[str, list[float]]:
-    from motif_lite.runtime import activation_memory, planner, vae_memory
+    from motif_lite.runtime import activation_memory, planner, stage_memory, vae_memory
     from motif_lite.vae.config import WanVAEConfig
 
     wan21_caches = vae_memory.decoder_caches(WanVAEConfig())
     return {
-        "ESTIMATE_MARGIN": [planner.ESTIMATE_MARGIN],
-        "WORKSPACE_BYTES": [planner.WORKSPACE_BYTES / planner.MiB],
-        "SAMPLER_LATENTS": [planner.SAMPLER_LATENTS],
+        "ESTIMATE_MARGIN": [stage_memory.ESTIMATE_MARGIN],
+        "WORKSPACE_BYTES": [stage_memory.WORKSPACE_BYTES / stage_memory.MiB],
+        "SAMPLER_LATENTS": [stage_memory.SAMPLER_LATENTS],
         "RESERVED_RATIO": [planner.RESERVED_RATIO],
         "RESERVED_RATIO in the budget": [planner.RESERVED_RATIO],
         "TOKEN_CHUNKS": list(planner.TOKEN_CHUNKS),
         "VAE_TILES": [n for tile in planner.VAE_TILES for n in (tile.size, tile.overlap)],
         "VAE_BANDS": list(planner.VAE_BANDS),
-        "DEQUANT_BYTES_PER_WEIGHT": [planner.DEQUANT_BYTES_PER_WEIGHT],
+        "DEQUANT_BYTES_PER_WEIGHT": [stage_memory.DEQUANT_BYTES_PER_WEIGHT],
         "decoder_caches of Wan2.1 per pixel": [wan21_caches.elems_per_pixel()],
         # Channels per resolution: the caches read from the decoder keep 2 past frames of each.
         "decoder_caches of Wan2.1 in channels": [

@@ -165,13 +165,13 @@ def test_the_planned_forward_has_image_tokens_for_image_to_video_only(image, chu
     # The planner's denoise activations (less the sampler's latents) against a forward's live tensors with the
     # longest prompt, and the first frame's SigLIP tokens for image-to-video only: a text-to-video forward has
     # none, and at 256 video tokens counting them anyway would overestimate it by far more than 10 %.
-    from motif_lite.runtime.planner import SAMPLER_LATENTS, _Choice, _denoise_activations
+    from motif_lite.runtime.stage_memory import SAMPLER_LATENTS, Choice, _denoise_activations
 
     torch.manual_seed(0)
     model = MotifVideoTransformer(NARROW).eval().requires_grad_(False).to(torch.bfloat16)
     sizes = generation_sizes(256, 128, 5, NARROW, GiB, 0, VAE, torch.bfloat16, image, torch.bfloat16)
     _, live_peak = estimate_and_live_peak(model, chunk, "fused", (2, 16, 32), TEXT_TOKENS, sizes.image_tokens)
-    choice = _Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=chunk)
+    choice = Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=chunk)
     latents = SAMPLER_LATENTS * NARROW.out_channels * sizes.video_tokens * 4 * sizes.act_bytes
     estimate = _denoise_activations(sizes, choice, 1, True, 1, None, False) - latents
     assert 0.97 * live_peak <= estimate <= 1.10 * live_peak, (estimate, live_peak)
@@ -415,7 +415,7 @@ def test_the_encode_stage_of_image_to_video_counts_the_image_towers_pass():
     # encode stage holds the larger of the two passes (4096 tokens against the prompt's 512 at the official sizes).
     # On the CPU it runs there, next to the text encoder: nothing on the device.
     from motif_lite.runtime.activation_memory import ImageTowerShape, image_tower_activation_bytes
-    from motif_lite.runtime.planner import _Choice, _stage_estimates
+    from motif_lite.runtime.stage_memory import Choice, stage_estimates
 
     def encode(image: bool, **kw) -> object:
         return next(s for s in plan(832, 480, 49, None, image=image, **kw).stages if s.name == "encode")
@@ -429,12 +429,12 @@ def test_the_encode_stage_of_image_to_video_counts_the_image_towers_pass():
     as_fp32 = encode(True, text_encoder_dtype=torch.float32).activation_bytes
     assert as_fp32 == image_tower_activation_bytes(tower, act_bytes=4) == 2 * siglip
     assert encode(True, image_tower=small).activation_bytes == text_activation_bytes(1)
-    on_cpu = _Choice(TextEncoderPlacement.CPU, resident_blocks=None, token_chunk=None)
+    on_cpu = Choice(TextEncoderPlacement.CPU, resident_blocks=None, token_chunk=None)
     sizes = [
         PlannerInputs(832, 480, 49, FULL, Q4_K_M, T5GEMMA2, VAE, image=True, image_tower=t).sizes()
         for t in (tower, small)
     ]
-    assert len({_stage_estimates(each, on_cpu, 1, True)[0] for each in sizes}) == 1
+    assert len({stage_estimates(each, on_cpu, 1, True)[0] for each in sizes}) == 1
 
 
 def test_a_float32_text_encoder_doubles_its_activations():
@@ -784,12 +784,13 @@ def test_vae_cpu_conv_workspace_of_wan21_is_the_constant_channels_figure(width, 
 def test_cpu_host_estimate_counts_the_vae_decodes_native_conv_buffer():
     # At 128x128 in 2 bands the head's conv goes native and its 82 MiB im2col buffer was missing from the host
     # estimate (review of 2026-12-06: estimate / peak RSS 0.63); cuDNN's workspace is in CUDA's measured term.
-    from motif_lite.runtime.planner import _Choice, _host_needs, _stage_estimates
+    from motif_lite.runtime.planner import _host_needs
+    from motif_lite.runtime.stage_memory import Choice, stage_estimates
     from motif_lite.runtime.vae_memory import vae_decode_cpu_workspace_bytes
 
     sizes = generation_sizes(128, 128, 5, NARROW, GiB, 0, VAE, torch.float32, False, torch.float32)
-    choice = _Choice(TextEncoderPlacement.CPU, None, None, VAEMode(bands=2))
-    stages = _stage_estimates(sizes, choice, 1, True)
+    choice = Choice(TextEncoderPlacement.CPU, None, None, VAEMode(bands=2))
+    stages = stage_estimates(sizes, choice, 1, True)
     decode = next(s for s in stages if s.name == "decode")
     workspace = vae_decode_cpu_workspace_bytes(sizes, choice.vae)
     assert workspace > 80 * 2**20
@@ -1059,11 +1060,11 @@ def test_the_denoise_activations_count_each_row_each_rank_the_workspace_and_the_
 
     from motif_lite.runtime.activation_memory import step_cache_bytes
     from motif_lite.runtime.generation_sizes import generation_sizes
-    from motif_lite.runtime.planner import SAMPLER_LATENTS, _Choice, _denoise_activations
+    from motif_lite.runtime.stage_memory import SAMPLER_LATENTS, Choice, _denoise_activations
 
     config = TransformerConfig()
     sizes = generation_sizes(1280, 736, 121, config, 4 * GiB, 0, WanVAEConfig(), torch.bfloat16, False, torch.bfloat16)
-    choice = _Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=None)
+    choice = Choice(TextEncoderPlacement.DEVICE, resident_blocks=None, token_chunk=None)
 
     def activations(batch: int = 1, ranks: int = 1, workspace=None, step_cache: bool = False) -> int:
         return _denoise_activations(sizes, choice, batch, True, ranks, workspace, step_cache)

@@ -645,7 +645,7 @@ def test_out_of_memory_when_other_processes_left_less_than_the_smallest_plan_say
     # left, only "Make a smaller video". The server's operator was told only of a smaller --max-video.
     from motif_lite.cli.prepare import planned_run, run_out_of_memory_advice, sources_before_download
     from motif_lite.errors import MemoryBudgetError
-    from motif_lite.runtime.planner import free_for
+    from motif_lite.runtime.budget_advice import free_for
     from motif_lite.server.worker import operator_advice
 
     simulated_gpu(monkeypatch, 6 * 2**30)

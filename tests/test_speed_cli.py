@@ -190,7 +190,7 @@ def test_batch_guidance_that_the_memory_plan_has_no_room_for_is_turned_off_with_
         err,
     )
     assert said is not None, err  # the figure, not "a higher --vram": it plans the two rows
-    from motif_lite.runtime.planner import free_for
+    from motif_lite.runtime.budget_advice import free_for
 
     assert float(said[2]) == free_for(float(said[1])) > float(said[1])  # the free memory, reserve included
     code = cli.main(

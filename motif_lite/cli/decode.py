@@ -197,7 +197,7 @@ def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
     from motif_lite.decoding import replanned
     from motif_lite.errors import Audience, MemoryBudgetError, MotifLiteError
     from motif_lite.memory_advice import LEAST_VRAM, budget_source, lower_budget
-    from motif_lite.runtime.planner import decode_on_the_cpu, free_for
+    from motif_lite.runtime.budget_advice import decode_on_the_cpu, free_for
     from motif_lite.units import RESERVED_RATIO, memory_size
 
     plan = job.plan

@@ -233,7 +233,7 @@ def planned_batch_guidance(
     per forward where batch 2 does not fit, and a batch-2 forward would then need twice the activation memory the
     plan counted."""
     from motif_lite.preflight import batched_guidance
-    from motif_lite.runtime.planner import free_for
+    from motif_lite.runtime.budget_advice import free_for
     from motif_lite.units import memory_size
 
     batched, refused = batched_guidance(wanted, device, plan)

@@ -29,13 +29,14 @@ The host memory (runtime/host_memory.py) then decides whether streamed blocks ge
 through staging buffers, and refuses the plan before anything loads if even staging exceeds `ram_budget_bytes`.
 The formulas live in their own modules: the transformer's and the text encoder's activations in
 runtime/activation_memory.py, the VAE's in runtime/vae_memory.py, and the sizes they read (video tokens, block
-bytes) in runtime/generation_sizes.py; this module adds them up per stage with the weights. Every constant is
-explained where it is defined; docs/memory.md derives the formulas.
+bytes) in runtime/generation_sizes.py; runtime/stage_memory.py adds them up per stage with the weights, and
+runtime/budget_advice.py words what to do when nothing fits (the --vram that would, the sizes that fit); this
+module orders the candidates and picks one. Every constant is explained where it is defined; docs/memory.md
+derives the formulas.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -44,23 +45,15 @@ import torch
 from torch import nn
 
 from motif_lite.config import TransformerConfig
-from motif_lite.devices import CPU_DEVICE, gpu_memory
-from motif_lite.errors import Audience, ConfigError, MemoryBudgetError, MotifLiteError, Spelling
-from motif_lite.kernels.tuning import dequant_matmul_tunes
+from motif_lite.devices import gpu_memory
+from motif_lite.errors import Audience, ConfigError, MemoryBudgetError, MotifLiteError
 from motif_lite.runtime.activation_memory import (
     OFFICIAL_IMAGE_TOWER,
     TEXT_LAYER_FRACTION,
-    TEXT_NON_LAYER_FRACTION,
-    TEXT_TOKENS,
     ImageTowerShape,
-    adapter_temporary_bytes,
-    context_tokens,
-    image_tower_activation_bytes,
-    linear_rows,
-    step_cache_bytes,
     text_activation_bytes,
-    transformer_activation_bytes,
 )
+from motif_lite.runtime.budget_advice import decode_advice, more_budget, vram_for, what_fits
 from motif_lite.runtime.chunking import ChunkingHandle, apply_token_chunking
 from motif_lite.runtime.generation_sizes import GenerationSizes, generation_sizes, size_multiple
 from motif_lite.runtime.host_memory import (
@@ -70,45 +63,26 @@ from motif_lite.runtime.host_memory import (
     plan_host,
     staging_bytes,
 )
+from motif_lite.runtime.stage_memory import ESTIMATE_MARGIN, Choice, StageEstimate, stage_estimates, streamed_bytes
 from motif_lite.runtime.streaming import (
     StreamingConfig,
     StreamingHandle,
     TextEncoderPlacement,
     apply_block_streaming,
 )
-from motif_lite.runtime.vae_memory import vae_decode_bytes, vae_decode_cpu_workspace_bytes, vae_encode_bytes
+from motif_lite.runtime.vae_memory import vae_decode_cpu_workspace_bytes
 from motif_lite.units import RESERVED_RATIO, memory_size
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.vae.tiling import VAEMode, VAETile
 
 GiB = 1024**3
 MiB = 1024**2
-# A quantized linear dequantizes its weight per call: float32 values then the bf16 copy (4 + 2 bytes per weight).
-DEQUANT_BYTES_PER_WEIGHT = 6
-# What the formulas leave out: the caching allocator's 512-byte rounding and small temporaries (x1.05), cuBLAS
-# workspaces (32 MiB per stream; 64 MiB counted), and in the denoise stage the latent-sized tensors of the
-# sampler (noise, conditioning, model input with 33 channels, velocities, guidance state: 12 latents counted).
-ESTIMATE_MARGIN = 1.05
-WORKSPACE_BYTES = 64 * MiB
-SAMPLER_LATENTS = 12
 TOKEN_CHUNKS = (16384, 4096)
 VAE_TILES = (VAETile(32, 8), VAETile(16, 4))
 VAE_BANDS = (2, 3, 4)  # exact bands: 3.8 %, 7.5 %, 11.3 % more VAE work at 720p (bench/bench_vae_band_work.py)
 # The untiled VAE modes, fastest first: decoding 4 frames at once saves ~1-2 s per video at 720p, every band adds
 # ~3.8 % to the decode.
 VAE_MODES = (VAEMode(frame_by_frame=False), VAEMode(), *(VAEMode(bands=bands) for bands in VAE_BANDS))
-
-
-@dataclass(frozen=True)
-class StageEstimate:
-    """Estimated peak of allocated device memory in one stage (bytes) and what runs off the device during it."""
-
-    name: str
-    peak_bytes: int
-    weight_bytes: int
-    activation_bytes: int
-    streamed: str
-    chunks: str
 
 
 @dataclass(frozen=True)
@@ -272,188 +246,32 @@ def default_budget(device: torch.device | str) -> int | None:
     return int((free + cached) / RESERVED_RATIO)
 
 
-@dataclass(frozen=True)
-class _Choice:
-    text: TextEncoderPlacement
-    resident_blocks: int | None
-    token_chunk: int | None
-    vae: VAEMode = VAEMode()
-    prefetch: bool = True
-    heads: int | None = None  # heads per attention call in the single-stream blocks (None: all)
-
-
 def _head_groups(heads: int) -> list[int]:
     """Heads per call the ladder tries, most first (12 heads: 6, 4, 3): below a quarter of the heads the
     DDT decoder's output pass, not its attention, sets the floor."""
     return sorted({heads // parts for parts in (2, 3, 4) if 0 < heads // parts < heads}, reverse=True)
 
 
-def _ladder(num_blocks: int, heads: int, sequence_parallel: int) -> list[_Choice]:
+def _ladder(num_blocks: int, heads: int, sequence_parallel: int) -> list[Choice]:
     """Every candidate, fastest first (see the module docstring). Head groups come last (after the text encoder
     moves to the CPU): they cost a little every step; never with sequence parallelism, whose all-to-all splits the
     heads itself."""
     dev, stream, cpu = TextEncoderPlacement.DEVICE, TextEncoderPlacement.STREAMED, TextEncoderPlacement.CPU
     large, small = TOKEN_CHUNKS
     tiles = [VAEMode(tile) for tile in VAE_TILES]
-    outer = [_Choice(text, None, None) for text in (dev, stream)]
-    outer += [_Choice(stream, None, large)]  # token chunks cost next to nothing: before any streaming
-    outer += [_Choice(stream, k, large) for k in range(num_blocks - 1, -1, -1)]
-    outer += [_Choice(stream, 0, small), _Choice(stream, 0, small, prefetch=False)]
-    outer += [_Choice(stream, 0, small, vae, prefetch=False) for vae in tiles]
-    outer += [_Choice(cpu, 0, small, vae, prefetch=False) for vae in (VAEMode(), *tiles)]
+    outer = [Choice(text, None, None) for text in (dev, stream)]
+    outer += [Choice(stream, None, large)]  # token chunks cost next to nothing: before any streaming
+    outer += [Choice(stream, k, large) for k in range(num_blocks - 1, -1, -1)]
+    outer += [Choice(stream, 0, small), Choice(stream, 0, small, prefetch=False)]
+    outer += [Choice(stream, 0, small, vae, prefetch=False) for vae in tiles]
+    outer += [Choice(cpu, 0, small, vae, prefetch=False) for vae in (VAEMode(), *tiles)]
     for group in _head_groups(heads) if sequence_parallel == 1 else []:
         for text in (stream, cpu):
-            outer += [_Choice(text, 0, small, vae, prefetch=False, heads=group) for vae in (VAEMode(), *tiles)]
+            outer += [Choice(text, 0, small, vae, prefetch=False, heads=group) for vae in (VAEMode(), *tiles)]
     # Within each, the untiled VAE modes, fastest first: they cost far less than streaming more of anything.
     return [
         replace(choice, vae=vae) for choice in outer for vae in (VAE_MODES if choice.vae.tile is None else [choice.vae])
     ]
-
-
-def _resident_weights(sizes: GenerationSizes, choice: _Choice) -> int:
-    """Bytes that stay on the device for the whole run: the transformer's resident part and the VAE. (The text
-    encoder holds device memory only while it encodes.)"""
-    resident_blocks = sizes.block_bytes[: choice.resident_blocks]  # None: no streaming, every block
-    return sizes.non_block_bytes + sum(resident_blocks) + sizes.vae_bytes
-
-
-def _text_weights(sizes: GenerationSizes, choice: _Choice) -> int:
-    """The text encoder's bytes on the device while it encodes."""
-    if choice.text is TextEncoderPlacement.DEVICE:
-        return sizes.text_bytes
-    if choice.text is TextEncoderPlacement.STREAMED:  # embeddings and norms + the running and prefetched layers
-        return int((TEXT_NON_LAYER_FRACTION + 2 * TEXT_LAYER_FRACTION) * sizes.text_bytes)
-    return 0
-
-
-def _streamed_bytes(sizes: GenerationSizes, choice: _Choice) -> int:
-    """The streamed blocks' weights: what is copied to the device at every transformer forward."""
-    return 0 if choice.resident_blocks is None else sum(sizes.block_bytes[choice.resident_blocks :])
-
-
-def _streamed_in_flight(sizes: GenerationSizes, choice: _Choice) -> int:
-    """Streamed blocks on the device at once: the running one and, with prefetch, the next."""
-    if choice.resident_blocks is None or choice.resident_blocks >= len(sizes.block_bytes):
-        return 0
-    return (2 if choice.prefetch else 1) * max(sizes.block_bytes[choice.resident_blocks :])
-
-
-def _denoise_activations(
-    sizes: GenerationSizes,
-    choice: _Choice,
-    batch: int,
-    fused_norms: bool,
-    sequence_parallel: int,
-    attention_workspace: Callable[[int], int] | None,
-    step_cache: bool,
-) -> int:
-    """The denoise stage's activation bytes: one transformer forward of `batch` rows, the sampler's latent-sized
-    tensors, and what the attention kernel, the step cache and the LoRA adapters beside packed layers add."""
-    context = context_tokens(sizes.image_tokens)
-    activations = transformer_activation_bytes(
-        sizes.video_tokens, sizes.config, batch, choice.token_chunk, fused_norms, context, sizes.act_bytes,
-        sequence_parallel=sequence_parallel, heads_per_call=choice.heads,
-    )  # fmt: skip
-    latent_elements = sizes.config.out_channels * sizes.video_tokens * 4  # 2x2 patches per token
-    activations += batch * SAMPLER_LATENTS * latent_elements * sizes.act_bytes
-    if attention_workspace is not None:
-        activations += attention_workspace(batch)
-    tokens = math.ceil(sizes.video_tokens / sequence_parallel)
-    if step_cache:
-        activations += step_cache_bytes(tokens, sizes.config.hidden_size, batch, sizes.act_bytes, context)
-    token_bytes, image_tokens = sizes.adapter_token_bytes, sizes.image_tokens
-    return activations + adapter_temporary_bytes(token_bytes, tokens, choice.token_chunk, batch, image_tokens)
-
-
-def _tunes_in_denoise(
-    sizes: GenerationSizes,
-    choice: _Choice,
-    batch: int,
-    sequence_parallel: int,
-    attention_workspace: Callable[[int], int] | None,
-    triton_attention: bool = False,
-) -> bool:
-    """Whether a kernel of ours can meet a new tuning key inside a transformer forward, so that Triton's
-    autotuner holds its benchmark buffer there: 8-bit attention (the only attention with a workspace) and the
-    exact attention where it can be our dense Triton kernel (`triton_attention`: auto's trial times it), both in
-    the attention phase, the peak; and the quantized linears' fused GEMM for a row count it tunes for
-    (`linear_rows`: a stream, or a piece of one, of a few dozen to a few hundred tokens)."""
-    if attention_workspace is not None and attention_workspace(batch) > 0:
-        return True
-    if triton_attention:
-        return True
-    if not sizes.quantized:
-        return False
-    tokens = math.ceil(sizes.video_tokens / sequence_parallel)
-    rows = linear_rows(tokens, choice.token_chunk, batch, TEXT_TOKENS, sizes.image_tokens)
-    return any(dequant_matmul_tunes(count, sizes.act_bytes) for count in rows)
-
-
-@functools.cache
-def _text_encoder_tunes(act_bytes: int) -> bool:
-    """Whether a quantized text encoder's linears (`dequant_matmul`, one call per layer over the prompt's tokens)
-    autotune for some prompt of up to TEXT_TOKENS tokens in activations of `act_bytes` bytes: in 16 bits, for
-    prompts of a few dozen to a few hundred tokens; never in float32, whose fused GEMM takes a fixed config.
-    Cached: every candidate of every plan asks."""
-    return any(dequant_matmul_tunes(tokens, act_bytes) for tokens in range(1, TEXT_TOKENS + 1))
-
-
-def _stage_estimates(
-    sizes: GenerationSizes,
-    choice: _Choice,
-    batch: int,
-    fused_norms: bool,
-    sequence_parallel: int = 1,
-    attention_workspace: Callable[[int], int] | None = None,
-    step_cache: bool = False,
-    autotune_bytes: int = 0,
-    text_quantized: bool = False,
-    triton_attention: bool = False,
-) -> tuple[StageEstimate, ...]:
-    """The encode, denoise and decode stages' estimates for `choice`, with `batch` rows per transformer forward.
-    `autotune_bytes` (Triton's benchmark buffer; 0 without our Triton kernels) is added to the stages where a
-    kernel of ours can autotune: the encode stage of a text encoder with quantized linears (`text_quantized`) on
-    the device where `_text_encoder_tunes`, the denoise stage where `_tunes_in_denoise` (`triton_attention`: the
-    exact attention can be our Triton kernel)."""
-    resident = _resident_weights(sizes, choice)
-    # Encode: the text encoder's pass; for image-to-video its SigLIP tower's pass over the first frame after it
-    # (the larger of the two: the prompts' activations are gone by then), then the first frame through the VAE
-    # encoder, after the text encoder has left the device.
-    # No text encoder on this device: on the CPU, or in a process that never loads it (text_bytes 0). The pipeline
-    # encodes one prompt per call, whatever the transformer's rows per forward.
-    on_device = choice.text is not TextEncoderPlacement.CPU and sizes.text_bytes > 0
-    text_acts = text_activation_bytes(1, sizes.text_act_bytes) if on_device else 0
-    if on_device and sizes.image:
-        text_acts = max(text_acts, image_tower_activation_bytes(sizes.image_tower, sizes.text_act_bytes))
-    encode = (resident + _text_weights(sizes, choice), text_acts)
-    if sizes.image:
-        encode = max(encode, (resident, vae_encode_bytes(sizes, choice.vae.bands)), key=sum)
-    dit_weights = resident + _streamed_in_flight(sizes, choice)
-    if sizes.quantized:
-        dit_weights += sizes.largest_linear * DEQUANT_BYTES_PER_WEIGHT
-    dit_acts = _denoise_activations(
-        sizes, choice, batch, fused_norms, sequence_parallel, attention_workspace, step_cache
-    )
-    vae_acts = vae_decode_bytes(sizes, choice.vae)
-    blocks = len(sizes.block_bytes)
-    streamed_blocks = "none" if choice.resident_blocks is None else f"{blocks - choice.resident_blocks} of {blocks}"
-    if choice.resident_blocks is not None and not choice.prefetch:
-        streamed_blocks += ", no prefetch"
-    encode_chunks = f"vae encode: {choice.vae.bands} bands" if sizes.image and choice.vae.bands > 1 else "-"
-    encode_tuning = autotune_bytes if on_device and text_quantized and _text_encoder_tunes(sizes.text_act_bytes) else 0
-    tunes = _tunes_in_denoise(sizes, choice, batch, sequence_parallel, attention_workspace, triton_attention)
-    denoise_tuning = autotune_bytes if tunes else 0
-    # The VAE's measured terms already contain cuDNN's workspace: no workspace counted for the decode stage.
-    stages = [
-        ("encode", *encode, WORKSPACE_BYTES + encode_tuning, f"text encoder: {choice.text.value}", encode_chunks),
-        ("denoise", dit_weights, dit_acts, WORKSPACE_BYTES + denoise_tuning, f"transformer blocks: {streamed_blocks}",
-         _chunk_label(choice.token_chunk, choice.heads)),
-        ("decode", resident, vae_acts, 0, "-", _vae_label(choice)),
-    ]  # fmt: skip
-    return tuple(
-        StageEstimate(name, int((weights + acts) * ESTIMATE_MARGIN) + workspace, weights, acts, streamed, chunks)
-        for name, weights, acts, workspace, streamed, chunks in stages
-    )
 
 
 _TEXT_PLACES = {
@@ -463,23 +281,9 @@ _TEXT_PLACES = {
 }
 
 
-def _chunk_label(chunk: int | None, heads: int | None = None) -> str:
-    label = "tokens: whole streams" if chunk is None else f"tokens: {chunk} per piece"
-    return label if heads is None else f"{label}, {heads} heads per call"
-
-
-def _vae_label(choice: _Choice) -> str:
-    frames = "1 frame" if choice.vae.frame_by_frame else "4 frames"
-    tile = choice.vae.tile
-    where = "whole frame" if tile is None else f"tile {tile.size} (overlap {tile.overlap}) latent px"
-    if choice.vae.bands > 1:
-        where = f"{choice.vae.bands} exact bands"
-    return f"vae: {where}, {frames} at a time"
-
-
 def _host_needs(
     sizes: GenerationSizes,
-    choice: _Choice,
+    choice: Choice,
     device: str,
     stages: tuple[StageEstimate, ...],
     text_quantized: bool,
@@ -550,7 +354,7 @@ class PlannerInputs:
     one, and the encode stage counts its fused GEMM's tuning buffer.
     autotune_bytes: the buffer Triton's autotuner holds on the device while it times a kernel at a new tuning key
     (`runtime.kernels.autotune_buffer_bytes`; 0: none of our Triton kernels run), counted in the stages where one of
-    ours can autotune (`_stage_estimates`).
+    ours can autotune (`stage_estimates`).
     triton_attention: the exact attention can be our dense Triton kernel, which autotunes in the attention phase
     (`--attention-backend triton`, or `auto` with Triton on CUDA: its trial times the kernel).
     """
@@ -633,7 +437,7 @@ class _Ladder:
     sequence_parallel: int
     step_cache: bool
 
-    def candidates(self, case: PlannerInputs) -> Iterator[tuple[Plan, GenerationSizes, _Choice]]:
+    def candidates(self, case: PlannerInputs) -> Iterator[tuple[Plan, GenerationSizes, Choice]]:
         """Every plan of the ladder for `case` (`plan_memory`'s inputs, or those at another size, or without the
         tuning buffer), fastest first, with the sizes and the ladder's choice it was made from."""
         sizes = case.sizes()
@@ -642,7 +446,7 @@ class _Ladder:
         # first: cfg_batch, then 1 (once when cfg_batch is 1).
         for index, choice in enumerate(rungs):
             for batch in dict.fromkeys((case.cfg_batch, 1)):
-                stages = _stage_estimates(
+                stages = stage_estimates(
                     sizes, choice, batch, case.fused_norms, self.sequence_parallel, case.attention_workspace_bytes,
                     self.step_cache, case.autotune_bytes, case.text_encoder_quantized, case.triton_attention,
                 )  # fmt: skip
@@ -666,7 +470,7 @@ class _Ladder:
                     image=sizes.image,
                     image_tokens=sizes.image_tokens,
                     heads_per_call=choice.heads,
-                    streamed_bytes=_streamed_bytes(sizes, choice),
+                    streamed_bytes=streamed_bytes(sizes, choice),
                     num_blocks=len(sizes.block_bytes),
                 )
                 yield plan, sizes, choice
@@ -674,7 +478,7 @@ class _Ladder:
 
 def _no_plan_fits(inputs: PlannerInputs, smallest: Plan, ladder: _Ladder) -> MemoryBudgetError:
     """The error for `inputs` when no plan of `ladder` fits its budget: the `smallest` plan's peak, the sizes that
-    fit (`_what_fits`, trying the ladder at each) and how to get more memory."""
+    fit (`what_fits`, trying the ladder at each) and how to get more memory."""
     budget_bytes = ladder.budget_bytes
 
     def fits(width: int, height: int, frames: int, tuning: bool) -> bool:
@@ -688,7 +492,7 @@ def _no_plan_fits(inputs: PlannerInputs, smallest: Plan, ladder: _Ladder) -> Mem
             return False
 
     multiple = size_multiple(inputs.transformer_config, inputs.vae_config)
-    advice = _what_fits(fits, inputs.width, inputs.height, inputs.frames, inputs.vae_config, multiple)
+    advice = what_fits(fits, inputs.width, inputs.height, inputs.frames, inputs.vae_config, multiple)
     more = more_budget(smallest.peak_bytes, torch.device(smallest.device).type == "cuda")
     return _too_large(smallest, budget_bytes, f"{advice} {more}")
 
@@ -710,7 +514,7 @@ def _batched_vram(ladder: Iterable[Plan], above: int) -> float | None:
 
 def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MemoryBudgetError:
     """The error for a video that no plan fits into the device budget: the smallest plan's peak and table, and
-    `advice` (`_what_fits`)."""
+    `advice` (`what_fits`)."""
     groups = "" if smallest.heads_per_call is None else f", {smallest.heads_per_call} heads per attention call"
     return MemoryBudgetError(
         f"{smallest.width}x{smallest.height}x{smallest.frames} needs at least {memory_size(smallest.peak_bytes)} of "
@@ -724,25 +528,13 @@ def _too_large(smallest: Plan, budget_bytes: int, advice: str) -> MemoryBudgetEr
 def unplanned_peak_bytes(inputs: PlannerInputs) -> int:
     """The estimated device peak of a run without a plan (`load_pipeline(plan=None)`): everything resident on the
     device, the VAE's upper levels one frame at a time, `inputs.cfg_batch` rows per transformer forward."""
-    unplanned = _Choice(TextEncoderPlacement.DEVICE, None, None)  # the pipeline's defaults
-    stages = _stage_estimates(
+    unplanned = Choice(TextEncoderPlacement.DEVICE, None, None)  # the pipeline's defaults
+    stages = stage_estimates(
         inputs.sizes(), unplanned, inputs.cfg_batch, inputs.fused_norms,
         attention_workspace=inputs.attention_workspace_bytes, autotune_bytes=inputs.autotune_bytes,
         text_quantized=inputs.text_encoder_quantized, triton_attention=inputs.triton_attention,
     )  # fmt: skip
     return max(stage.peak_bytes for stage in stages)
-
-
-def decode_on_the_cpu(audience: Audience = Audience.RUN_OR_PYTHON) -> str:
-    """'decode on the CPU with --device cpu', the device named in `audience`'s words: both spellings to a caller of
-    the Python API (`prepare_decode`), the flag alone to `motif-lite decode`'s user."""
-    return f"decode on the CPU with {CPU_DEVICE.to(audience)}"
-
-
-def decode_advice(audience: Audience = Audience.RUN_OR_PYTHON) -> str:
-    """What to do when a decode does not fit the GPU's free memory, in `audience`'s words; the caller knows better
-    where the budget came from (a --vram budget, the CPU's)."""
-    return f"free device memory (close other programs using it) or {decode_on_the_cpu(audience)}"
 
 
 @dataclass(frozen=True)
@@ -791,10 +583,10 @@ def plan_decode(
     # the token count, which the decode stage does not read.
     sizes = generation_sizes(width, height, frames, TransformerConfig(), 0, 0, vae_config, vae_dtype, False, vae_dtype)
     cpu = TextEncoderPlacement.CPU
-    choices = [_Choice(cpu, None, None, vae) for vae in (*VAE_MODES, *(VAEMode(tile) for tile in VAE_TILES))]
+    choices = [Choice(cpu, None, None, vae) for vae in (*VAE_MODES, *(VAEMode(tile) for tile in VAE_TILES))]
     plans = []
     for choice in choices:
-        stage = next(s for s in _stage_estimates(sizes, choice, 1, fused_norms=False) if s.name == "decode")
+        stage = next(s for s in stage_estimates(sizes, choice, 1, fused_norms=False) if s.name == "decode")
         plan = DecodePlan(width, height, frames, device, choice.vae, stage, budget_bytes)
         if budget_bytes is None or stage.peak_bytes <= budget_bytes:
             return plan
@@ -807,80 +599,6 @@ def plan_decode(
         f"({smallest.stage.chunks}), but the budget is {memory_size(budget_bytes)}: {advice}. {more}",
         smallest_vram_gib=vram_for(smallest.stage.peak_bytes),
     )
-
-
-SMALLEST_ADVISED = 128  # pixels on the longer side: the smallest size the advice for a too-large video names
-
-
-def _what_fits(
-    fits: Callable[[int, int, int, bool], bool],
-    width: int,
-    height: int,
-    frames: int,
-    vae_config: WanVAEConfig,
-    step: int,
-) -> str:
-    """Advice for a video too large for the budget: the most frames at this size, and the largest size of this
-    aspect (`step` pixels apart on the longer side: the size multiple, 16) at this length, that `fits` (device
-    peak only; its last argument False: without Triton's tuning buffer)."""
-    ways = []
-    # k + 1 latent frames (4k+1 frames), up to one latent frame fewer than this video's
-    top = vae_config.latent_frames(frames) - 2
-    longest = _largest(lambda k, tuning: fits(width, height, vae_config.video_frames(k + 1), tuning), top)
-    if longest is not None:
-        ways.append(f"{width}x{height}x{vae_config.video_frames(longest + 1)}")
-
-    def scaled(i: int) -> tuple[int, int]:  # the i-th smaller size of this aspect, `step` pixels apart on its long side
-        long, short = max(width, height), min(width, height)
-        size = (long - step * (i + 1), max(step, round((long - step * (i + 1)) * short / long / step) * step))
-        return size if width >= height else size[::-1]
-
-    count = max(0, (max(width, height) - SMALLEST_ADVISED) // step)  # sizes down to SMALLEST_ADVISED on the longer side
-    smaller = _largest(lambda i, tuning: fits(*scaled(count - 1 - i), frames, tuning), count - 1)  # 0: the smallest
-    if smaller is not None:
-        ways.append("{}x{}x{}".format(*scaled(count - 1 - smaller), frames))
-    if not ways:
-        return "Nothing shorter or smaller of this shape fits this budget."
-    return f"At this budget {' or '.join(ways)} fits."
-
-
-def vram_for(peak_bytes: int) -> float:
-    """The --vram (GiB, 2 decimals, rounded up) whose budget holds `peak_bytes`."""
-    return math.ceil(peak_bytes / GiB * 100) / 100
-
-
-def free_for(vram_gib: float) -> float:
-    """The free GPU memory (GiB, 2 decimals, rounded up) a budget of `vram_gib` needs: what the allocator reserves
-    on top (a run without --vram plans for the free memory / RESERVED_RATIO)."""
-    return math.ceil(vram_gib * RESERVED_RATIO * 100) / 100
-
-
-def more_budget(peak_bytes: int, cuda: bool = True, audience: Audience = Audience.RUN_OR_PYTHON) -> str:
-    """How to plan a video whose smallest plan peaks at `peak_bytes`: the --vram that holds it (in `audience`'s
-    words), and on a GPU (`cuda`) the free memory a run needs for that budget."""
-    vram, free = vram_for(peak_bytes), free_for(vram_for(peak_bytes))
-    # No field of the server's API sets a budget: a server's is its operator's `serve --vram`.
-    flag = Spelling(f"--vram {vram:.2f}", f"vram_gib={vram:.2f}", f"--vram {vram:.2f}").to(audience)
-    if not cuda:
-        return f"Or give it more: {flag} or more."
-    without = Spelling("--vram", "vram_gib", "--vram").to(audience)  # a sentence of its own: no nested brackets
-    return (
-        f"Or give it more: {flag} or more, which needs {free:.2f} GiB free on the GPU (close what holds GPU "
-        f"memory). Without {without} a run plans for the free memory / {RESERVED_RATIO:g}."
-    )
-
-
-def _largest(fits: Callable[[int, bool], bool], top: int) -> int | None:
-    """The largest i in 0..top with fits(i, True); None if none. Peaks grow with the size but for Triton's tuning
-    buffer, which only some token counts bring (docs/memory.md): fits(i, False), without it, holds up to some i and
-    not above, so it is bisected, and the sizes below its limit are tried down to the first that fits with it."""
-    if top < 0 or not fits(0, False):
-        return None
-    low, high = 0, top  # fits(low, False) holds
-    while low < high:
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if fits(middle, False) else (low, middle - 1)
-    return next((i for i in range(low, -1, -1) if fits(i, True)), None)
 
 
 @dataclass
