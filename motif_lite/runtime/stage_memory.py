@@ -58,6 +58,10 @@ class StageEstimate:
 
 @dataclass(frozen=True)
 class Choice:
+    """One candidate setup the planner estimates: where the text encoder runs, how many transformer blocks stay
+    resident (None: all), the tokens per piece (None: all at once), the VAE's mode, whether streamed blocks are
+    fetched ahead, and the heads per attention call."""
+
     text: TextEncoderPlacement
     resident_blocks: int | None
     token_chunk: int | None
