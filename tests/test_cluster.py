@@ -14,7 +14,7 @@ import pytest
 from motif_lite import cli
 from motif_lite.io.latents import read_latents
 from motif_lite.io.latents_saving import LatentsFile
-from motif_lite.runtime import parallel
+from motif_lite.runtime import launcher as runtime_launcher
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
 
@@ -86,7 +86,7 @@ class Agent:
     def run(self):
         from torch.distributed.elastic.multiprocessing.api import SignalException
 
-        Agent.seen.append(os.environ[parallel.TORCHELASTIC_SIGNALS])
+        Agent.seen.append(os.environ[runtime_launcher.TORCHELASTIC_SIGNALS])
         raise SignalException("got SIGUSR1", sigval=signal.SIGUSR1)
 
     def get_event_failed(self):
@@ -100,7 +100,7 @@ def agent(monkeypatch):
 
     monkeypatch.setattr(launcher, "LocalElasticAgent", Agent)
     monkeypatch.setattr(launcher.events, "record", lambda *args, **kwargs: None)
-    for name in (parallel.TORCHELASTIC_SIGNALS, parallel.TORCHRUN_SIGNALS):
+    for name in (runtime_launcher.TORCHELASTIC_SIGNALS, runtime_launcher.TORCHRUN_SIGNALS):
         monkeypatch.delenv(name, raising=False)
     Agent.seen = []
     return Agent
@@ -111,16 +111,16 @@ def test_the_launcher_passes_the_schedulers_warning_on_to_its_ranks(agent):
     # running. Told to handle it, it raises SignalException and passes the signal on to the ranks. The real
     # launcher runs here up to its agent: torch 2.13's writes its --signals-to-handle (torch's default list unless
     # told) over the variable, which alone had set nothing.
-    assert parallel.launch(2, ["run", "-p", "fox"]) == 128 + signal.SIGUSR1  # as one process exits
+    assert runtime_launcher.launch(2, ["run", "-p", "fox"]) == 128 + signal.SIGUSR1  # as one process exits
     assert set(agent.seen[0].split(",")) == {"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"}
-    for name in (parallel.TORCHELASTIC_SIGNALS, parallel.TORCHRUN_SIGNALS):
+    for name in (runtime_launcher.TORCHELASTIC_SIGNALS, runtime_launcher.TORCHRUN_SIGNALS):
         assert name not in os.environ  # the launcher's environment is left as it was
 
 
 def test_signals_the_user_chose_for_the_launcher_are_kept(agent, monkeypatch):
-    monkeypatch.setenv(parallel.TORCHELASTIC_SIGNALS, "SIGTERM,SIGUSR1")
-    parallel.launch(2, ["run", "-p", "fox"])
-    assert agent.seen == ["SIGTERM,SIGUSR1"] and os.environ[parallel.TORCHELASTIC_SIGNALS] == "SIGTERM,SIGUSR1"
+    monkeypatch.setenv(runtime_launcher.TORCHELASTIC_SIGNALS, "SIGTERM,SIGUSR1")
+    runtime_launcher.launch(2, ["run", "-p", "fox"])
+    assert agent.seen == ["SIGTERM,SIGUSR1"] and os.environ[runtime_launcher.TORCHELASTIC_SIGNALS] == "SIGTERM,SIGUSR1"
 
 
 def test_an_attention_choice_that_cannot_be_kept_is_said_once_with_where_to_keep_it(tmp_path, caplog):

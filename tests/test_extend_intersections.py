@@ -22,7 +22,7 @@ from motif_lite.io.clip import ClipError, clip_frames, is_clip_file, last_frame_
 from motif_lite.io.ffmpeg import each_frame_once, find_ffmpeg
 from motif_lite.io.video import write_video
 from motif_lite.request import GenerationRequest
-from motif_lite.runtime import parallel
+from motif_lite.runtime import launcher
 
 NEW_PART = dict(width=32, height=32, frames=5, steps=1)
 
@@ -167,7 +167,7 @@ def test_gpus_n_takes_the_clips_size_before_starting_its_processes(checkpoint, t
                                                                     clip_reads):  # fmt: skip
     # The launcher checks the request before starting the ranks: it must see the clip's size, as each rank does.
     launched = []
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: launched.append(nproc) or 0)
     clip = make_clip(tmp_path / "clip.mp4", width=48)
     code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", PROMPT, "--extend", str(clip), "--video-frames", "5",
                            "--gpus", "2", "-o", str(tmp_path / "o.mp4"))  # fmt: skip

@@ -277,11 +277,11 @@ def test_gpus_gives_the_negative_prompt_no_rank_once_no_step_left_is_guided(
     # --gpus 2 splits a guided run into one rank per prediction; resumed past the guidance window both ranks share
     # the video's tokens instead. The launcher (no process started here) and a dry run choose the same layout.
     from motif_lite import cli
-    from motif_lite.runtime import parallel
+    from motif_lite.runtime import launcher, parallel
 
     chosen, choose = [], parallel.choose_layout
     monkeypatch.setattr(parallel, "choose_layout", lambda *args: chosen.append(choose(*args)) or chosen[-1])
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: 0)
     argv = ["run", "--resume", str(stopped[done]), "--gpus", "2", "--device", "cpu"]
     assert cli.main([*argv, "--dry-run"] if dry_run else argv) == 0
     assert [c.describe() for c in chosen] == [f"{layout} on 2 ranks"]

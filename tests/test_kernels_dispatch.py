@@ -424,7 +424,7 @@ def test_a_fallback_inside_auto_attention_is_listed() -> None:
 def wrapper_around(kind: str) -> tuple[object, rt.FallbackOp]:
     """An op that wraps another (`kind`), and the Triton op it wraps."""
     from motif_lite.runtime.attention import AutoAttention, FixedAttention
-    from motif_lite.runtime.parallel import UlyssesAttention
+    from motif_lite.runtime.ulysses import UlyssesAttention
 
     if kind == "fixed":
         pytest.importorskip("triton")

@@ -38,7 +38,7 @@ from motif_lite.devices import NVIDIA, GpuFacts, GpuReading, GpuUse
 from motif_lite.errors import CheckpointError, MemoryBudgetError, MotifLiteError
 from motif_lite.memory_advice import PlannedRun
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.runtime import parallel
+from motif_lite.runtime import launcher
 from motif_lite.runtime.activation_memory import context_tokens, transformer_activation_bytes
 from motif_lite.runtime.parallel import (
     Parallel,
@@ -346,7 +346,7 @@ def _ulysses_in_a_compiled_function(rank: int, group: dist.ProcessGroup, out: Pa
     torch.compile traces, as a compiled block calls it: records, for each collective, whether it ran eagerly
     (False: traced into the compiled graph), and the output against the eager call's."""
     from motif_lite.model.ops import sdpa_attention
-    from motif_lite.runtime.parallel import UlyssesAttention
+    from motif_lite.runtime.ulysses import UlyssesAttention
 
     eagerly: list[bool] = []
     for name in ("all_to_all_single", "all_gather"):  # (this process only: the test's own spawned worker)
@@ -398,7 +398,7 @@ def test_a_vram_nothing_fits_is_refused_once_before_any_process_starts(checkpoin
     monkeypatch.setattr(
         PlannedRun, "plan", lambda run, *args, **kw: devices.append(run.device) or plan(run, *args, **kw)
     )
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--vram", "0.0001")) == 2
     err = capsys.readouterr().err
     assert err.count("error: 80x32x5 needs at least") == 1 and "[rank" not in err
@@ -412,7 +412,7 @@ def test_a_lora_of_another_model_is_refused_once_before_any_process_starts(check
     wan = tmp_path / "wan.safetensors"
     save_file({"diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.ones(2, 8),
                "diffusion_model.blocks.0.self_attn.q.lora_up.weight": torch.ones(8, 2)}, wan)  # fmt: skip
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--lora", f"{wan}:0.8")) == 2
     err = capsys.readouterr().err
     assert err.count("none of its layers (1) matches a linear layer of the Motif-Video transformer") == 1, err
@@ -432,7 +432,7 @@ def test_a_full_difference_of_a_weight_quantize_packs_is_refused_once_before_any
         shape = weights.get_slice(f"{layer}.weight").get_shape()
     diff = tmp_path / "diff.safetensors"
     save_file({f"diffusion_model.{layer}.diff": torch.zeros(*shape)}, diff)
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
     args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--lora", str(diff), "--quantize", "Q8_0")
     assert cli_main(args) == 2
     err = capsys.readouterr().err
@@ -451,7 +451,7 @@ def test_the_lora_and_the_plan_are_checked_before_launch_with_the_checkpoint_not
     sd = tmp_path / "sd-style.safetensors"
     save_file({"lora_unet_input_blocks_1_1_proj_in.lora_down.weight": torch.ones(2, 8),
                "lora_unet_input_blocks_1_1_proj_in.lora_up.weight": torch.ones(8, 2)}, sd)  # fmt: skip
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
     assert cli_main(cli_args(MOTIF_REPO, tmp_path / "a.mp4", "--gpus", "2", "--lora", str(sd))) == 2
     err = capsys.readouterr().err
     assert err.count(f"error: {sd}: none of its layers (1) matches a linear layer of the Motif-Video") == 1, err
@@ -476,7 +476,7 @@ def test_a_full_difference_of_a_weight_quantize_packs_is_refused_before_launch_a
     save_file(
         {"diffusion_model.transformer_blocks.0.attn.to_q.diff": torch.zeros(1536, 1536, dtype=torch.float16)}, diff
     )
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
     args = cli_args(MOTIF_REPO, tmp_path / "a.mp4", "--gpus", "2", "--lora", str(diff), "--quantize", "Q8_0")
     assert cli_main(args) == 2
     err = capsys.readouterr().err
@@ -496,7 +496,7 @@ def test_a_full_difference_of_a_weight_an_fp8_diffusion_model_keeps_is_refused_b
     fp8 = official_transformer_file(tmp_path / "motif_fp8_e4m3fn.safetensors", float8=True)
     diff = tmp_path / "diff.safetensors"
     save_file({"diffusion_model.transformer_blocks.0.attn.to_q.diff": torch.zeros(1536, 1536)}, diff)
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot run"))
     args = cli_args(MOTIF_REPO, tmp_path / "a.mp4", "--gpus", "2", "--lora", str(diff), "--diffusion-model", str(fp8))
     assert cli_main(args) == 2
     err = capsys.readouterr().err
@@ -546,8 +546,8 @@ def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_star
     plenty, none = 64 * 2**30, 2**20
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     short_gpu = gpu_readings(plenty, none if short else plenty) if short else gpu_readings(none, plenty)
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: short_gpu)
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: short_gpu)
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 2
     err = capsys.readouterr().err
     budget = memory_size(int(none / RESERVED_RATIO))  # the free memory / 1.08, as a rank plans it
@@ -556,10 +556,10 @@ def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_star
     tried = [(True, budgets[0]), (False, budgets[1])] if short else [(True, budgets[0])]
     assert planned == tried  # rank 0 with the text encoder on cuda:0's budget, then the others on theirs
     launched = []
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: gpu_readings(*[plenty] * n))
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: gpu_readings(*[plenty] * n))
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: launched.append(nproc) or 0)
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")) == 0
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)  # not read (the child failed): the ranks plan
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: None)  # not read (the child failed): the ranks plan
     capsys.readouterr()
     # A --vram that fits: the free memory's plan is the ranks', and the launcher says so, it does not check in silence
     # (one no plan fits is refused: test_a_vram_no_plan_fits_is_refused_before_launch_when_the_gpus_cannot_be_read).
@@ -568,7 +568,7 @@ def test_without_vram_each_gpus_free_memory_is_planned_before_the_processes_star
         assert "note: the GPUs could not be read before the processes start" in capsys.readouterr().err
     assert launched == [2, 2, 2]
     # CPU processes: no GPU is read (a child that starts CUDA for nothing, and budgets no rank plans with)
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: pytest.fail("read the GPUs of a CPU run"))
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: pytest.fail("read the GPUs of a CPU run"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cpu")) == 0
     assert launched == [2, 2, 2, 2] and "note: the GPUs" not in capsys.readouterr().err
     assert not torch.cuda.is_initialized()
@@ -581,8 +581,8 @@ def test_the_other_ranks_are_planned_with_the_smallest_of_their_gpus_budgets(
     plenty, none = 64 * 2**30, 2**20
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     read = gpu_readings(plenty, plenty, none, plenty)
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: read)
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: read)
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--device", "cuda")) == 2
     assert f"but the budget is {memory_size(read[2].free_budget_bytes)}" in capsys.readouterr().err
     assert planned == [(True, read[0].free_budget_bytes / 2**30), (False, read[2].free_budget_bytes / 2**30)]
@@ -595,8 +595,8 @@ def test_kernels_triton_on_gpus_triton_cannot_use_is_refused_once_before_launch(
     # and each refused it. The launcher refuses it once, as `use_triton` would on the GPU, and starts nothing.
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     pascal = GpuReading(GpuFacts(NVIDIA, "NVIDIA GeForce GTX 1080", (6, 1)), GpuUse(8 * 2**30, 7 * 2**30))
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: [pascal] * n)
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a refused run"))
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: [pascal] * n)
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a refused run"))
     for vram in ([], ["--vram", "6"]):
         args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda", "--kernels", "triton")
         assert cli_main([*args, *vram]) == 2
@@ -614,8 +614,8 @@ def test_under_vram_the_other_ranks_are_planned_on_the_gpu_with_the_smallest_bud
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     tiny = gpu_readings(39 * 2**20, total=40 * 2**20)
     read = [*gpu_readings(plenty, 20 * 2**20), *tiny, *gpu_readings(plenty)]
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: read)
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: read)
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "4", "--device", "cuda", "--vram", "8")
     assert cli_main(args) == 2
     err = capsys.readouterr().err
@@ -634,8 +634,8 @@ def test_the_launcher_never_starts_cuda_and_plans_each_rank_with_its_own_gpus_re
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     reads = []
     h100, small = gpu_readings(70 * 2**30), gpu_readings(2**20, total=2 * 2**20)  # cuda:1: 1 MiB free of 2 MiB
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: reads.append(n) or [*h100, *small])
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: reads.append(n) or [*h100, *small])
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     # --vram 8 is more than cuda:1's whole memory: rank 1 plans for its free memory instead, which nothing fits.
     args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda", "--vram", "8")
     assert cli_main(args) == 2
@@ -644,8 +644,8 @@ def test_the_launcher_never_starts_cuda_and_plans_each_rank_with_its_own_gpus_re
     assert err.count("error: 80x32x5 needs at least") == 1, err
     assert reads == [2] and planned == [(True, 8), (False, 8)] and not torch.cuda.is_initialized()
     # The same --vram on two GPUs that hold it: planned, read once, started.
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: reads.append(n) or [*h100, *h100])
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: reads.append(n) or [*h100, *h100])
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: 0)
     assert cli_main(args) == 0
     assert reads == [2, 2] and planned[2:] == [(True, 8), (False, 8)] and not torch.cuda.is_initialized()
 
@@ -657,8 +657,8 @@ def test_a_vram_no_plan_fits_is_refused_before_launch_when_the_gpus_cannot_be_re
     # refused it once started. A rank's budget is never above --vram's, so a --vram no plan fits is refused here,
     # planned as for a GPU not here (no CUDA started in this process).
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: None)
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda")
     assert cli_main([*args, "--vram", "0.0001"]) == 2
     err = capsys.readouterr().err
@@ -666,7 +666,7 @@ def test_a_vram_no_plan_fits_is_refused_before_launch_when_the_gpus_cannot_be_re
     assert planned == [(True, 0.0001)] and not torch.cuda.is_initialized()
     # One that fits is planned, and the ranks started, each planning with its own GPU's memory.
     launched = []
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: launched.append(nproc) or 0)
     assert cli_main([*args, "--vram", "8"]) == 0
     assert launched == [2] and planned[1:] == [(True, 8)] and not torch.cuda.is_initialized()
     assert "note: the GPUs could not be read before the processes start" in capsys.readouterr().err
@@ -677,7 +677,7 @@ def test_unread_gpus_are_planned_with_the_kernels_the_ranks_run_here(checkpoint,
     # this machine (no C compiler for its launcher, say) each rank runs torch's ops, whose smallest plan is smaller
     # (no tuning buffers): a --vram between the two was refused, though every rank fits it.
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: None)
     least, plan = {}, PlannedRun.plan
 
     def recorded(run: PlannedRun, vram_gib: float | None = None):
@@ -694,7 +694,7 @@ def test_unread_gpus_are_planned_with_the_kernels_the_ranks_run_here(checkpoint,
         assert cli_main([*args, "--kernels", kernels]) == 2
     assert least["torch"] < least["auto"], least  # the --vram each rank fits, below Triton's plan's
     launched = []
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: launched.append(nproc) or 0)
     monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: "no C compiler to build Triton's launcher")
     assert cli_main([*args, "--vram", str(least["torch"])]) == 0
     assert launched == [2] and not torch.cuda.is_initialized()
@@ -703,23 +703,23 @@ def test_unread_gpus_are_planned_with_the_kernels_the_ranks_run_here(checkpoint,
 def test_the_gpus_are_read_in_a_child_process(monkeypatch):
     # The launcher never starts CUDA itself (a context would hold memory on the ranks' GPUs for the whole run).
     if not torch.cuda.is_available():
-        assert parallel.gpu_readings(2) is None  # the child fails: no CUDA here
+        assert launcher.gpu_readings(2) is None  # the child fails: no CUDA here
     two = json.dumps([gpu.to_json() for gpu in gpu_readings(1, 2)])
     outputs = {f"{two}\n": gpu_readings(1, 2), "[1, 2]\n": None, f"CUDA warning\n{two}\n": gpu_readings(1, 2),
                "oops\n": None, "": None, '[{"free": 1}]\n': None}  # fmt: skip
     for stdout, expected in outputs.items():
         done = subprocess.CompletedProcess([], 0, stdout=stdout, stderr="")
         monkeypatch.setattr(subprocess, "run", lambda *a, done=done, **kw: done)
-        assert parallel.gpu_readings(2) == expected, stdout
+        assert launcher.gpu_readings(2) == expected, stdout
     monkeypatch.setattr(subprocess, "run", lambda *a, **kw: subprocess.CompletedProcess([], 1, stdout=two))
-    assert parallel.gpu_readings(2) is None  # a failed child
+    assert launcher.gpu_readings(2) is None  # a failed child
 
     def hung(*args, timeout: float, **kwargs):  # a child that hangs (a driver stuck at its start)
         assert timeout <= 60  # a few seconds' work: the command does not wait minutes in silence
         raise subprocess.TimeoutExpired(args[0], timeout)
 
     monkeypatch.setattr(subprocess, "run", hung)
-    assert parallel.gpu_readings(2) is None
+    assert launcher.gpu_readings(2) is None
 
 
 def test_the_child_process_reads_each_gpu_a_rank_runs_on(monkeypatch):
@@ -741,11 +741,11 @@ def test_the_child_process_reads_each_gpu_a_rank_runs_on(monkeypatch):
         return subprocess.CompletedProcess(argv, 0, stdout=out.getvalue(), stderr="")
 
     monkeypatch.setattr(subprocess, "run", child)
-    read = parallel.gpu_readings(3)
+    read = launcher.gpu_readings(3)
     assert [(gpu.facts.name, gpu.facts.capability, gpu.use.free_bytes) for gpu in read] == [
         ("GPU 0", (8, 0), 100), ("GPU 1", (8, 1), 101), ("GPU 2", (8, 2), 102)
     ]  # fmt: skip
-    assert read[1].use.total_bytes == 1000 and len(parallel.gpu_readings(1)) == 1
+    assert read[1].use.total_bytes == 1000 and len(launcher.gpu_readings(1)) == 1
 
 
 def test_a_child_that_read_fewer_gpus_than_asked_or_no_gpu_reading_gives_no_readings(monkeypatch):
@@ -756,7 +756,7 @@ def test_a_child_that_read_fewer_gpus_than_asked_or_no_gpu_reading_gives_no_read
     for stdout in (one, nameless):
         done = subprocess.CompletedProcess([], 0, stdout=stdout + "\n", stderr="")
         monkeypatch.setattr(subprocess, "run", lambda *a, done=done, **kw: done)
-        assert parallel.gpu_readings(2) is None, stdout
+        assert launcher.gpu_readings(2) is None, stdout
 
 
 def test_choosing_the_gpu_with_the_smallest_budget_says_no_warning_of_its_own():
@@ -796,7 +796,7 @@ def test_the_kernels_decided_for_a_read_gpu_follow_use_triton(monkeypatch):
 def test_the_refusal_before_the_processes_start_is_the_plan_of_one_rank(checkpoint, tmp_path, capsys, monkeypatch):
     # cfg 2 x sp 2: each rank runs one guidance branch on half its tokens, one row per forward even when
     # --batch-guidance asks for two. The plan made before the launch is the one a dry run prints for a rank.
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a run that cannot fit"))
     flags = ("--gpus", "4", "--sp", "2", "--batch-guidance", "--vram", "0.0001")
     assert cli_main(cli_args(checkpoint, tmp_path / "a.mp4", *flags)) == 2
     launched = capsys.readouterr().err
@@ -877,7 +877,7 @@ def test_a_gguf_variant_not_at_hand_is_planned_before_launch_at_its_estimated_si
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # empty: the GGUF is not at hand
     launched = []
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: launched.append(nproc) or 0)
 
     def least(*flags: str) -> float:
         """The MiB the refusal of a budget nothing fits names."""
@@ -1176,9 +1176,9 @@ def test_triton_where_it_cannot_run_is_refused_before_launch_on_unread_gpus_with
 
     problem = "no C compiler to build Triton's launcher"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: None)
     monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: problem)
-    monkeypatch.setattr(parallel, "launch", lambda *args: pytest.fail("started the processes of a refused run"))
+    monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a refused run"))
     monkeypatch.setattr(kernels, "_triton_problem", lambda device: problem)
     with pytest.raises(KernelBackendError) as one_gpu:  # what a run on one of these GPUs says
         kernels.use_triton("triton", torch.device("cuda", 0))
@@ -1209,9 +1209,9 @@ def test_unread_gpus_are_not_asked_about_triton_for_kernels_that_need_no_refusal
     # imported Triton in the launcher for an answer nobody used.
     asked = []
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(parallel, "gpu_readings", lambda n: None)
+    monkeypatch.setattr(launcher, "gpu_readings", lambda n: None)
     monkeypatch.setattr(preflight, "kernels_on_unread_gpus", lambda kernels: asked.append(kernels) or "torch")
-    monkeypatch.setattr(parallel, "launch", lambda *args: 0)
+    monkeypatch.setattr(launcher, "launch", lambda *args: 0)
     for kernels in ("auto", "torch"):
         assert (
             cli_main(cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda", "--kernels", kernels))

@@ -16,7 +16,7 @@ from huggingface_hub import constants
 
 from motif_lite import cli
 from motif_lite.errors import MotifLiteError
-from motif_lite.runtime import parallel
+from motif_lite.runtime import launcher, parallel
 from motif_lite.runtime.parallel import ParallelError
 from motif_lite.stopping import Terminated
 
@@ -28,7 +28,7 @@ def no_launch(monkeypatch):
     def forbidden(nproc, argv):
         raise AssertionError(f"started {nproc} processes for a command that should have been refused")
 
-    monkeypatch.setattr(parallel, "launch", forbidden)
+    monkeypatch.setattr(launcher, "launch", forbidden)
 
 
 def run(capsys, *argv: str) -> tuple[int, str]:
@@ -65,7 +65,7 @@ def test_several_srun_tasks_on_a_node_are_refused_and_one_per_node_is_not(capsys
     )
     monkeypatch.setenv("SLURM_STEP_NUM_NODES", "2")  # one per node: torchrun-like, each node its own GPUs
     started = []
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: started.append(nproc) or 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: started.append(nproc) or 0)
     assert run(capsys, "--gpus", "2", "-p", "fox")[0] == 0 and started == [2]
 
 
@@ -181,13 +181,13 @@ def test_the_launcher_shares_the_cpus_among_the_processes(monkeypatch):
 
     seen = []
     monkeypatch.setattr(torchrun, "run", lambda config: seen.append(os.environ.get("OMP_NUM_THREADS")))
-    monkeypatch.setattr(parallel, "_cpus", lambda: 16)
+    monkeypatch.setattr(launcher, "_cpus", lambda: 16)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert parallel.launch(4, ["run", "-p", "fox"]) == 0
-    assert parallel.launch(32, ["run", "-p", "fox"]) == 0
+    assert launcher.launch(4, ["run", "-p", "fox"]) == 0
+    assert launcher.launch(32, ["run", "-p", "fox"]) == 0
     assert seen == ["4", "1"] and "OMP_NUM_THREADS" not in os.environ
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert parallel.launch(4, ["run", "-p", "fox"]) == 0
+    assert launcher.launch(4, ["run", "-p", "fox"]) == 0
     assert seen[-1] == "3"
 
 
@@ -207,7 +207,7 @@ def test_the_launcher_leaves_saying_which_rank_failed_to_the_command(monkeypatch
         raise ChildFailedError("motif_lite", {0: ProcessFailure(local_rank=0, pid=1, exitcode=2, error_file="")})
 
     monkeypatch.setattr(torchrun, "run", failing)
-    assert parallel.launch(2, ["run", "-p", "fox"]) == 2
+    assert launcher.launch(2, ["run", "-p", "fox"]) == 2
     assert "error: rank 0 failed (exit code 2); the other ranks were stopped" in capsys.readouterr().err
     assert logged == [False] and launcher_log.isEnabledFor(logging.ERROR)
 
@@ -237,7 +237,7 @@ def test_the_launcher_says_which_other_ranks_failed_and_which_it_stopped(monkeyp
         raise ChildFailedError("motif_lite", failures)
 
     monkeypatch.setattr(torchrun, "run", failing)
-    assert parallel.launch(nproc, ["run", "-p", "fox"]) == 2
+    assert launcher.launch(nproc, ["run", "-p", "fox"]) == 2
     assert said in capsys.readouterr().err
 
 
@@ -278,7 +278,7 @@ def test_the_ranks_the_launcher_stopped_are_said_to_be_stopped_not_failed(
         raise ChildFailedError("motif_lite", failures)
 
     monkeypatch.setattr(torchrun, "run", failing)
-    assert parallel.launch(nproc, ["run", "-p", "fox"]) == status
+    assert launcher.launch(nproc, ["run", "-p", "fox"]) == status
     assert capsys.readouterr().err.endswith(said)
 
 
@@ -295,7 +295,7 @@ def test_a_rank_a_signal_stopped_gives_the_status_a_shell_reports(monkeypatch, c
         raise ChildFailedError("motif_lite", {1: ProcessFailure(local_rank=1, pid=1, exitcode=exitcode, error_file="")})
 
     monkeypatch.setattr(torchrun, "run", failing)
-    assert parallel.launch(2, ["run", "-p", "fox"]) == status
+    assert launcher.launch(2, ["run", "-p", "fox"]) == status
     err = capsys.readouterr().err  # after SIGKILL's, a note on the out-of-memory killer (the test below)
     assert f"error: rank 1 failed ({said})" in err and "; the other ranks were stopped" in err
 
@@ -306,7 +306,7 @@ def test_a_vram_budget_is_left_to_the_processes_when_the_checkpoint_is_not_at_ha
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # empty: nothing is at hand
     launched = []
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: launched.append(nproc) or 0)
     code, err = run(capsys, "-p", "fox", "-m", "someone/motif-video-finetune", "--gpus", "2", "--vram", "0.0001")
     assert code == 0 and launched == [2], err
 
@@ -350,9 +350,9 @@ def test_the_launcher_counts_the_cpus_this_process_may_use(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert parallel.launch(2, ["run", "-p", "fox"]) == 0
+    assert launcher.launch(2, ["run", "-p", "fox"]) == 0
     monkeypatch.delattr(os, "sched_getaffinity")
-    assert parallel.launch(2, ["run", "-p", "fox"]) == 0
+    assert launcher.launch(2, ["run", "-p", "fox"]) == 0
     assert seen == ["2", "32"]
 
 
@@ -469,8 +469,8 @@ def test_a_dry_run_under_torchrun_is_printed_once_by_the_main_rank(capsys, monke
 def launched(monkeypatch) -> list[int]:
     """The process counts the launcher is asked to start (none started); no GPU memory is read."""
     counts: list[int] = []
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: counts.append(nproc) or 0)
-    monkeypatch.setattr(parallel, "gpu_readings", lambda count: None)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: counts.append(nproc) or 0)
+    monkeypatch.setattr(launcher, "gpu_readings", lambda count: None)
     return counts
 
 
@@ -695,13 +695,13 @@ def test_gpus_claims_o_before_its_processes_start_and_frees_it_after(capsys, mon
     outputs = [output] if batch == 1 else [numbered_path(output, i) for i in (1, 2)]
     markers = [tmp_path / f"{WRITING_PREFIX}{o.name}" for o in outputs]
     held = []
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: held.append([m.read_text() for m in markers]) or 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: held.append([m.read_text() for m in markers]) or 0)
     code, err = run(capsys, "-p", "fox", "--gpus", "2", "-o", str(output), "-b", str(batch))
     assert code == 0, err
     assert held == [[f"{os.getpid()} {socket.gethostname()}\n"] * batch]  # this process's claims, while they ran
     assert not any(m.exists() for m in markers)
     claim_named_output(outputs[-1])  # another run writing (the last of) them: refused before any process starts
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: pytest.fail("started the processes"))
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: pytest.fail("started the processes"))
     code, err = run(capsys, "-p", "fox", "--gpus", "2", "-o", str(output), "-b", str(batch))
     assert code == cli.EXIT_USER_ERROR and err.count("error:") == 1, err
     assert f"another run (process {os.getpid()}) is writing {outputs[-1]}: give this run another -o" in err
@@ -800,7 +800,7 @@ def test_a_rank_killed_by_sigkill_names_the_out_of_memory_killer(capsys, monkeyp
         raise ChildFailedError("motif_lite", {1: failure})
 
     monkeypatch.setattr(torch_run, "run", failing)
-    assert parallel.launch(2, ["run", "-p", "fox"]) == (exit_code if exit_code > 0 else 128 - exit_code)
+    assert launcher.launch(2, ["run", "-p", "fox"]) == (exit_code if exit_code > 0 else 128 - exit_code)
     assert said in capsys.readouterr().err
 
 
@@ -903,14 +903,14 @@ def test_a_rank_killed_outright_is_named_before_the_survivor_the_launcher_saw_fa
         return failing
 
     monkeypatch.setattr(torch_run, "run", both_in_one_look(1, -9))
-    assert parallel.launch(2, ["run", "-p", "fox"]) == 137
+    assert launcher.launch(2, ["run", "-p", "fox"]) == 137
     assert "error: rank 1 failed (stopped by SIGKILL), as the kernel's" in capsys.readouterr().err
     # The launcher's own SIGTERM to a survivor is no cause; two ranks that ended by themselves keep torch's order.
     monkeypatch.setattr(torch_run, "run", both_in_one_look(-15, 1))
-    assert parallel.launch(2, ["run", "-p", "fox"]) == 1
+    assert launcher.launch(2, ["run", "-p", "fox"]) == 1
     assert "error: rank 1 failed (exit code 1)" in capsys.readouterr().err
     monkeypatch.setattr(torch_run, "run", both_in_one_look(2, 1))
-    assert parallel.launch(2, ["run", "-p", "fox"]) == 2
+    assert launcher.launch(2, ["run", "-p", "fox"]) == 2
     assert "error: rank 0 failed (exit code 2)" in capsys.readouterr().err
 
 

@@ -362,11 +362,11 @@ def test_a_gguf_variant_with_quantize_is_refused_before_any_download(checkpoint,
 
 def test_a_parallel_run_is_planned_quantized_before_it_starts(checkpoint, capsys, monkeypatch):
     from motif_lite.memory_advice import PlannedRun
-    from motif_lite.runtime import parallel
+    from motif_lite.runtime import launcher
 
     planned = []
     monkeypatch.setattr(PlannedRun, "plan", lambda run, vram_gib=None: planned.append(run.sources.quantize))
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: 0)
     code = cli.main(["run", "-m", str(checkpoint), "-p", "x", "--device", "cpu", "--gpus", "2", "--vram", "4",
                      "--quantize", "q8_0"])  # fmt: skip
     assert code == 0 and planned == ["Q8_0"], capsys.readouterr().err

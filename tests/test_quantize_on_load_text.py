@@ -302,13 +302,13 @@ def test_the_search_runs_on_the_runs_gpu(checkpoint, monkeypatch, device):
 
 def test_a_parallel_run_is_planned_quantized_before_it_starts(checkpoint, capsys, monkeypatch):
     from motif_lite.memory_advice import PlannedRun
-    from motif_lite.runtime import parallel
+    from motif_lite.runtime import launcher
 
     planned = []
     monkeypatch.setattr(
         PlannedRun, "plan", lambda run, vram_gib=None: planned.append(run.sources.text_encoder_quantize)
     )
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: 0)
     code = cli.main(["run", "-m", str(checkpoint), "-p", "x", "--device", "cpu", "--gpus", "2", "--vram", "4",
                      "--text-encoder-quantize", "q8_0"])  # fmt: skip
     assert code == 0 and set(planned) == {"Q8_0"}, capsys.readouterr().err

@@ -23,7 +23,7 @@ from motif_lite.errors import MotifLiteError
 from motif_lite.io.latents import read_latents
 from motif_lite.numerics import NonFiniteError
 from motif_lite.request import GenerationRequest, RequestError
-from motif_lite.runtime import parallel
+from motif_lite.runtime import launcher
 from motif_lite.units import file_size
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
@@ -1037,7 +1037,7 @@ def test_a_stopped_run_from_another_machine_asks_for_o_when_its_folder_is_not_he
     assert code == 0, err
     # The same with --gpus: its launcher checked the file's own output, and refused what each rank would take.
     launched = []
-    monkeypatch.setattr(parallel, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: launched.append(nproc) or 0)
     code, _, err = run_cli(capsys, "--resume", str(stopped), "-o", str(tmp_path / "fox.mp4"), "--gpus", "2")
     assert code == 0 and launched == [2], err
 

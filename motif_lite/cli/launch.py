@@ -32,7 +32,8 @@ def launch_run(args: argparse.Namespace) -> int:
     import torch
 
     from motif_lite.io.output_claims import named_claims
-    from motif_lite.runtime.parallel import ParallelError, check_device, gpu_readings, launch
+    from motif_lite.runtime.launcher import gpu_readings, launch
+    from motif_lite.runtime.parallel import ParallelError, check_device
 
     check_device(args.device)
     if (copies := srun_copies()) is not None:
