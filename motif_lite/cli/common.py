@@ -100,7 +100,13 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     from motif_lite.shell_syntax import quoted
     from motif_lite.weights.lora_errors import LoRAError
     from motif_lite.weights.lora_specs import LoRASpec
-    from motif_lite.weights.lora_values import lora_flag, same_file_positions, summed_strength, times_applied
+    from motif_lite.weights.lora_values import (
+        cancelling_advice,
+        lora_flag,
+        same_file_positions,
+        summed_strength,
+        times_applied,
+    )
 
     specs = [LoRASpec.parse(value) for value in values]
     for value, spec in zip(values, specs, strict=True):
@@ -112,8 +118,7 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
         strengths = [specs[i].strength for i in same]
         total = summed_strength(*strengths)
         if total == 0:  # `:1` and `:-1`: a --lora at 0 would load the file and change nothing
-            them = "both" if len(same) == 2 else "them all"
-            advice = f"their strengths add up to 0, so together they change nothing: leave {them} --lora out"
+            advice = cancelling_advice(len(same), "--lora out")
         elif math.isfinite(total):
             advice = f"give one --lora with the summed strength: --lora {quoted(lora_flag(specs[same[0]].path, total))}"
         else:  # `:1e308` twice: the sum overflows, and `:inf` would be refused

@@ -198,7 +198,7 @@ def _each_lora_once(loras: list[str]) -> tuple[list[str], list[str]]:
     first, at the sum of its strengths (left out where they cancel), and a note for each such file. Until runs
     refused it, a file given twice was applied at that sum; its --lora values, read back as given, are refused now,
     and a --lora given with --resume replaces the run's others too."""
-    from motif_lite.weights.lora_values import lora_flag, same_file_twice, strengths_cancel
+    from motif_lite.weights.lora_values import lora_flag, same_file_twice, strengths_cancel, times_applied
 
     merged: list[tuple[str, list[float]]] = []  # each file once, with the strengths the run gave it
     for item in loras:
@@ -216,8 +216,8 @@ def _each_lora_once(loras: list[str]) -> tuple[list[str], list[str]]:
         return "without it" if strengths_cancel(strengths) else f"with it given once, at {sum(strengths):g}"
 
     notes = [
-        f"the run being resumed gave --lora {file} {'twice' if len(strengths) == 2 else f'{len(strengths)} times'} "
-        f"(at {' + '.join(f'{s:g}' for s in strengths)}), which applied it at the sum: it goes on {goes_on(strengths)}"
+        f"the run being resumed gave --lora {file} {times_applied(strengths)}, which applied it at the sum: it goes "
+        f"on {goes_on(strengths)}"
         for file, strengths in merged
         if len(strengths) > 1
     ]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from motif_lite.io.file_kinds import has_extension
 from motif_lite.log_filters import quiet_warnings
 from motif_lite.server.schema import ApiError, named_once_advice
-from motif_lite.weights.lora_values import same_file_positions, times_applied
+from motif_lite.weights.lora_values import same_file_positions, times, times_applied
 
 if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
@@ -57,8 +57,8 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
         first = names[0]
         advice = named_once_advice(first, *strengths)
         if (second := next((name for name in names if name != first), None)) is None:
-            times = "twice" if len(names) == 2 else f"{len(names)} times"
-            _refuse(f"loras names a file {times}: {first}, which would apply {times_applied(strengths)}: {advice}")
+            applied = times_applied(strengths)
+            _refuse(f"loras names a file {times(len(names))}: {first}, which would apply {applied}: {advice}")
         linked = any((root / name).is_symlink() for name in (first, second))
         why = "one name is a link to the other" if linked else one_file_reason(first, second)
         named = [repr(name) for name in names]

@@ -41,7 +41,7 @@ from motif_lite.request import (
 )
 from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
 from motif_lite.settings import Settings
-from motif_lite.weights.lora_values import split_strength, summed_strength
+from motif_lite.weights.lora_values import cancelling_advice, split_strength, summed_strength
 
 # API field -> (GenerationRequest field, type of a form value). `num_frames` wins over `seconds`.
 MOTIF_FIELDS: dict[str, tuple[str, type]] = {
@@ -485,8 +485,7 @@ def named_once_advice(name: str, *strengths: float) -> str:
     range, or, where the strengths cancel, to leave them out (`summed_strength`)."""
     total = summed_strength(*strengths)
     if total == 0:  # 1 and -1: the file at 0 would be read and change nothing
-        them = "both" if len(strengths) == 2 else "them all"
-        return f"their strengths add up to 0, so together they change nothing: leave {them} out of loras"
+        return cancelling_advice(len(strengths), "out of loras")
     if abs(total) <= MAX_STRENGTH:
         return f"name it once with the summed strength, {json.dumps({'name': name, 'strength': total})}"
     # the object with the sum would be refused for its strength

@@ -18,7 +18,14 @@ from motif_lite.paths import user_path, user_path_kept_here
 from motif_lite.shell_syntax import quoted
 from motif_lite.weights.lora_errors import LoRAError
 from motif_lite.weights.lora_updates import LoRAFile
-from motif_lite.weights.lora_values import same_file_positions, split_strength, summed_strength, times_applied
+from motif_lite.weights.lora_values import (
+    cancelling_advice,
+    same_file_positions,
+    split_strength,
+    summed_strength,
+    times,
+    times_applied,
+)
 
 
 @dataclass(frozen=True)
@@ -150,17 +157,15 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
         strengths = [entry.strength for entry in entries]
         total = summed_strength(*strengths)
         if total == 0:  # (a, 1) and (a, -1): the file at 0 would be read and change nothing
-            them = "both" if len(entries) == 2 else "them all"
-            advice = f"their strengths add up to 0, so together they change nothing: leave {them} out of loras"
+            advice = cancelling_advice(len(entries), "out of loras")
         elif math.isfinite(total):
             advice = f"give it once with the summed strength: ({str(entries[0].path)!r}, {total:g})"
         else:  # 1e308 twice: the sum overflows, and (file, inf) would be refused
             advice = "their sum is no finite strength: give it once, with the strength you mean"
         names = [repr(str(entry.path)) for entry in entries]
-        times = "twice" if len(entries) == 2 else f"{len(entries)} times"
         raise LoRAError(
-            f"loras names the same file {times} ({', '.join(names[:-1])} and {names[-1]}), which would apply "
-            f"{times_applied(strengths)}; {advice}"
+            f"loras names the same file {times(len(entries))} ({', '.join(names[:-1])} and {names[-1]}), which would "
+            f"apply {times_applied(strengths)}; {advice}"
         )
     return specs
 

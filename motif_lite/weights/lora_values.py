@@ -81,11 +81,22 @@ def same_file_positions(files: Sequence[Path]) -> tuple[int, ...] | None:
     return (first, *later)
 
 
+def times(count: int) -> str:
+    """How often a file given `count` times (2 or more) is named: `twice`, `3 times`."""
+    return "twice" if count == 2 else f"{count} times"
+
+
 def times_applied(strengths: Sequence[float]) -> str:
     """How often, and at what, a file given at each of `strengths` would apply: `twice (at 0.5 + -0.5)`,
     `3 times (at 0.5 + 0.5 + -1)`."""
-    times = "twice" if len(strengths) == 2 else f"{len(strengths)} times"
-    return f"{times} (at {' + '.join(f'{each:g}' for each in strengths)})"
+    return f"{times(len(strengths))} (at {' + '.join(f'{each:g}' for each in strengths)})"
+
+
+def cancelling_advice(count: int, leave_out: str) -> str:
+    """What a refusal of one file given `count` times at strengths that cancel (`strengths_cancel`) advises: the
+    file at 0 would be read and change nothing, so its entries go (`leave_out`: "--lora out", "out of loras")."""
+    them = "both" if count == 2 else "them all"
+    return f"their strengths add up to 0, so together they change nothing: leave {them} {leave_out}"
 
 
 def summed_strength(*strengths: float) -> float:
