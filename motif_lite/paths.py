@@ -225,16 +225,13 @@ def file_url_path(given: str) -> str | None:
 # comes before its `/blob/` or `/raw/`, where the file itself is at `/resolve/`. The repository's owner may be left
 # out (the Hub's oldest repositories have none: huggingface.co/gpt2), and the scheme and host are in any case (as
 # typed).
-_HUB_FILE_PAGE = re.compile(
-    r"^((?i:https?://(?:www\.)?(?:huggingface\.co|hf\.co))/(?:(?:datasets|spaces)/)?(?:[^/?#]+/)?[^/?#]+)/(?:blob|raw)/"
-)
+_HUB = r"(?i:https?://(?:www\.)?(?:huggingface\.co|hf\.co))/(?:(?:datasets|spaces)/)?"  # scheme and host in any case
+_HUB_FILE_PAGE = re.compile(rf"^({_HUB}(?:[^/?#]+/)?[^/?#]+)/(?:blob|raw)/")
 
 
 # A Hub file's own address (owner/name/resolve/...): as given, though a repository named `raw` or `blob` reads as
 # an owner-less repository's page to `_HUB_FILE_PAGE` (user/raw/resolve/... was made user/resolve/resolve/...).
-_HUB_FILE_ITSELF = re.compile(
-    r"^(?i:https?://(?:www\.)?(?:huggingface\.co|hf\.co))/(?:(?:datasets|spaces)/)?[^/?#]+/[^/?#]+/resolve/"
-)
+_HUB_FILE_ITSELF = re.compile(rf"^{_HUB}[^/?#]+/[^/?#]+/resolve/")
 
 
 def _downloaded_url(given: str) -> str:
