@@ -105,7 +105,13 @@ _WSL_SHARE = re.compile(r"\\\\wsl(?:\$|\.localhost)\\[^\\]+(\\.*)?", re.IGNORECA
 # as pathlib reads it (which drops a leading ./, as the video's writer then does): a path with a folder in it
 # (`/home/me/a\b.mp4`, `models\x/out.mp4` in a folder named `models\x`) is a name with backslashes the user means.
 _SHELL_ESCAPED = r"\s()\[\]{}<>|&;$!?*'\"`#~"
-_RELATIVE_WINDOWS_PATH = re.compile(rf"[^\\/{_SHELL_ESCAPED}][^\\/]*(?:\\[^\\/{_SHELL_ESCAPED}][^\\/]*)+\\?")
+_WINDOWS_NAME = rf"[^\\/{_SHELL_ESCAPED}][^\\/]*"  # one file or folder name of such a path
+_RELATIVE_WINDOWS_PATH = re.compile(rf"{_WINDOWS_NAME}(?:\\{_WINDOWS_NAME})+\\?")
+# One backslash first (\out\fox.mp4) is the root of the current drive on Windows; `~\` is PowerShell's home.
+_ROOTED_WINDOWS_PATH = re.compile(rf"\\{_WINDOWS_NAME}(?:\\{_WINDOWS_NAME})*\\?")
+_HOME_WINDOWS_PATH = re.compile(rf"~\\({_WINDOWS_NAME}(?:\\{_WINDOWS_NAME})*\\?)")
+# Windows' own prefix of a long path (\\?\C:\...) or of a device's (\\.\C:\...), before a drive letter.
+_LONG_PATH_PREFIX = re.compile(r"\\\\[?.]\\(?=[A-Za-z]:)")
 
 
 def windows_path_problem(text: str, platform: str | None = None) -> str | None:
@@ -118,7 +124,7 @@ def windows_path_problem(text: str, platform: str | None = None) -> str | None:
         return None
     here = "macOS" if platform == "darwin" else "Linux"
     read_as = f"which {here} reads as a name in the current folder"
-    if (drive := _DRIVE_PATH.fullmatch(text)) is not None:
+    if (drive := _DRIVE_PATH.fullmatch(_LONG_PATH_PREFIX.sub("", text, count=1))) is not None:
         mounted = f"/mnt/{drive[1].lower()}/" + drive[2].replace("\\", "/")
         return (
             f"{text} is a Windows path, {read_as}: give the path {here} has for it (under WSL2, where drive "
@@ -129,7 +135,18 @@ def windows_path_problem(text: str, platform: str | None = None) -> str | None:
         return f"{text} is the Windows path of a file in WSL, {read_as}: here it is {quoted(inside)}"
     if text.startswith("\\\\"):
         return f"{text} is a Windows network path, {read_as}: give the path where {here} mounts that share"
-    if _RELATIVE_WINDOWS_PATH.fullmatch(str(Path(text))) is not None:  # .\out\fox.mp4: written as one odd name
+    named = str(Path(text))
+    if _ROOTED_WINDOWS_PATH.fullmatch(named) is not None:  # \out\fox.mp4: C:\out\fox.mp4 when C: is current
+        mounted = "/mnt/c" + text.replace("\\", "/")
+        return (
+            f"{text} is a Windows path from the root of the current drive, {read_as}: give the path {here} has "
+            f"for it (under WSL2, where drive C: is /mnt/c, that is {quoted(mounted)} when C: is the current drive; "
+            f"a name with backslashes in it is given with its folder: {quoted(os.path.abspath(text))})"
+        )
+    if (home := _HOME_WINDOWS_PATH.fullmatch(named)) is not None:  # ~\Videos\fox.mp4, PowerShell's home
+        in_home = "~/" + home[1].replace("\\", "/")
+        return f"{text} is a Windows path, {read_as}: {here} separates folders with /, so give {quoted(in_home)}"
+    if _RELATIVE_WINDOWS_PATH.fullmatch(named) is not None:  # .\out\fox.mp4: written as one odd name
         slashed = text.replace("\\", "/")
         return (
             f"{text} is a Windows path, {read_as}: {here} separates folders with /, so give {quoted(slashed)} "

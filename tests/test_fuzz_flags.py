@@ -166,6 +166,21 @@ def test_a_relative_windows_path_is_a_usage_error_with_the_path_in_slashes():
     assert "so give ./out/fox.mp4 (a name with backslashes in it is given with its folder: " in message, message
 
 
+@pytest.mark.skipif(os.name == "nt", reason="a Windows path is a path there")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_path_from_the_root_of_the_current_drive_is_a_usage_error(command):
+    """`-o \\out\\fox.mp4` on Linux (C:\\out\\fox.mp4 on Windows, where C: is current) was taken by every flag:
+    the run wrote its video as one file of that name in the current folder."""
+    value = "\\out\\fox"
+    for flag in PATH_FLAGS[command]:
+        positional = ["fox.latents.safetensors"] if command == "decode" else []
+        argv = [command, value] if flag == "LATENTS" else [command, *positional, flag, value]
+        message = usage_error(argv)
+        assert f"argument {flag}" in message, message
+        assert f"{value} is a Windows path from the root of the current drive" in message, message
+        assert "that is /mnt/c/out/fox when C: is the current drive" in message, message
+
+
 @pytest.mark.parametrize("command", ["run", "serve"])
 def test_a_lora_strength_without_its_file_is_a_usage_error(command):
     """`--lora "$LORA:0.8"` with LORA unset: the current folder at 0.8 took the one LoRA file found there."""

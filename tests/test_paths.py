@@ -70,6 +70,18 @@ WINDOWS_PATHS = {
     ".\\out\\fox.mp4": "which Linux reads as a name in the current folder: Linux separates folders with /, so give "
     "./out/fox.mp4",
     "models\\Motif-Video-2B\\": "so give models/Motif-Video-2B/",
+    # Rooted on the current drive: taken as one name, `\out\fox.mp4`, in the current folder.
+    "\\out\\fox.mp4": "a Windows path from the root of the current drive, which Linux reads as a name in the "
+    "current folder: give the path Linux has for it (under WSL2, where drive C: is /mnt/c, that is /mnt/c/out/fox.mp4 "
+    "when C: is the current drive",
+    "\\fox.mp4": "that is /mnt/c/fox.mp4 when C: is the current drive",
+    # Windows' long-path and device forms of a drive's path were told as network shares to mount.
+    "\\\\?\\C:\\out\\fox.mp4": "a Windows path, which Linux reads as a name in the current folder: give the path "
+    "Linux has for it (under WSL2, where drive C: is /mnt/c, that is /mnt/c/out/fox.mp4)",
+    "\\\\.\\D:\\renders": "that is /mnt/d/renders)",
+    # PowerShell's home: user_path read `~\Videos\fox.mp4` as the home of a user named `\Videos\fox.mp4`.
+    "~\\Videos\\fox.mp4": "Linux separates folders with /, so give ~/Videos/fox.mp4",
+    "~\\my videos\\": "so give ~/'my videos/'",
 }
 
 
@@ -97,7 +109,20 @@ def test_a_path_rooted_on_the_current_drive_is_no_network_path():
     # One backslash first is the root of the current drive; two begin a share (tested above).
     from motif_lite.paths import windows_path_problem
 
-    assert "network" not in (windows_path_problem("\\Users\\me\\fox.mp4", platform="linux") or "")
+    problem = windows_path_problem("\\Users\\me\\fox.mp4", platform="linux")
+    assert problem is not None and "network" not in problem and "/mnt/c/Users/me/fox.mp4" in problem, problem
+    assert "network" in windows_path_problem("\\\\?\\UNC\\nas\\share\\fox.mp4", platform="linux")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a backslash separates folders there")
+def test_a_rooted_name_the_message_gives_with_its_folder_is_taken(tmp_path, monkeypatch):
+    # The name kept as it is, `\out\fox.mp4` in the current folder, is given in full, and that is no Windows path.
+    from motif_lite.paths import windows_path_problem
+
+    monkeypatch.chdir(tmp_path)
+    problem = windows_path_problem("\\out\\fox.mp4", platform="linux")
+    given = problem.rpartition("given with its folder: ")[2].rstrip(")").strip("'")
+    assert given == f"{tmp_path}/\\out\\fox.mp4" and windows_path_problem(given, platform="linux") is None
 
 
 def test_a_file_of_such_a_name_that_is_there_is_taken(tmp_path, monkeypatch):
@@ -318,10 +343,27 @@ def test_a_name_with_backslashes_given_with_its_folder_is_taken(tmp_path, monkey
     assert given == str(tmp_path / ".\\a\\b.mp4") and windows_path_problem(given, platform="linux") is None
 
 
-@pytest.mark.parametrize("given", ["clip\\(1\\).png", "fox\\[v2\\].mp4", "rock\\&roll.mp4", "my\\ fox\\ 2.mp4"])
+@pytest.mark.parametrize(
+    "given",
+    ["clip\\(1\\).png", "fox\\[v2\\].mp4", "rock\\&roll.mp4", "my\\ fox\\ 2.mp4", "\\ fox.mp4", "\\(1\\).png", "~\\ x"],
+)
 def test_a_name_with_a_shells_escapes_left_in_it_is_no_windows_path(given):
     # Tab completion writes `clip(1).png` as `clip\(1\).png`; quoted, the backslashes stay, and the name was told
     # "so give 'clip/(1/).png'", a path that was never meant. Now it is a name not found, as before.
     from motif_lite.paths import windows_path_problem
 
     assert windows_path_problem(given, platform="linux") is None
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a Windows path is a path there")
+@pytest.mark.parametrize("value", ["C:\\out\\fox.gguf", "C:/out/fox.gguf", "\\out\\fox.gguf", ".\\out\\fox.gguf"])
+def test_the_quantizers_source_and_output_refuse_a_windows_path(value, capsys):
+    # Its two paths are read as run's flags are: `-o \out\fox.gguf` was written as one file of that name here.
+    from motif_lite.quantize.cli import build_parser
+
+    for argv in ([value, "-o", "out.gguf"], ["models/Motif-Video-2B", "-o", value]):
+        with pytest.raises(SystemExit) as exited:
+            build_parser().parse_args(argv)
+        message = capsys.readouterr().err.splitlines()[-1]
+        assert exited.value.code == 2 and f"{value} is a Windows path" in message, message
+        assert "/out/fox.gguf" in message, message
