@@ -165,13 +165,15 @@ def _unknown_device(device: str | torch.device, names: str) -> str:
             f"motif-lite run --gpus N, and CUDA_VISIBLE_DEVICES chooses which ({chosen}docs/parallel.md)"
         )
     if (gpu := re.fullmatch(r"(?:gpu:?)?(\d+)|gpu", text)) is not None:
-        cuda = "cuda" if gpu[1] is None else f"cuda:{gpu[1]}"
+        cuda = "cuda" if gpu[1] is None else f"cuda:{int(gpu[1])}"  # int: torch takes ASCII digits alone (`１`)
         spelled = both_spellings(f"--device {cuda}", f'device="{cuda}"')
         return f"unknown device {device!r}: a GPU is cuda here: {spelled}"
     if (torch_name := re.fullmatch(r"(cpu|cuda)([:_\- ]?)(\d+)?", text)) is not None:
         kind, separator, number = torch_name.groups()
-        meant = kind if number is None else f"{kind}:{number}"
+        meant = kind if number is None else f"{kind}:{int(number)}"
         why = []
+        if number is not None and not number.isascii():  # an input method's full-width digits: cuda:１
+            why.append("a GPU's number is written in the digits 0-9")
         if str(device) != str(device).strip():
             why.append("no spaces around the name")
         if text != str(device).strip():

@@ -6,6 +6,7 @@ official architecture's built-in configs stand in (12 attention heads)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -744,6 +745,8 @@ def test_a_rank_takes_the_claim_of_the_launcher_that_started_it_as_its_own(tmp_p
         ("cuda:0,cuda:1", "CUDA_VISIBLE_DEVICES=0,1 motif-lite run --gpus 2"),
         ("2,", "CUDA_VISIBLE_DEVICES=2 motif-lite run --gpus 1"),
         ("0, 1", "CUDA_VISIBLE_DEVICES=0,1 motif-lite run --gpus 2"),
+        # an input method's full-width digits: CUDA_VISIBLE_DEVICES='１,２' was quoted whole, and CUDA saw no GPU
+        ("\uff11,\uff12", "CUDA_VISIBLE_DEVICES=1,2 motif-lite run --gpus 2"),
     ],
 )
 def test_gpus_given_as_a_list_of_gpus_says_how_to_choose_them(capsys, value, meant):
@@ -755,7 +758,7 @@ def test_gpus_given_as_a_list_of_gpus_says_how_to_choose_them(capsys, value, mea
     assert meant in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("value", ["a,b", "0,x"])
+@pytest.mark.parametrize("value", ["a,b", "0,x", "\u00b9,\u00b2"])  # superscripts: digits int() does not read
 def test_gpus_given_a_list_that_names_no_gpus_gets_no_command_that_hides_them(capsys, value):
     # `--gpus a,b` advised CUDA_VISIBLE_DEVICES=a,b, which hides every GPU: only GPU numbers make a list to choose.
     with pytest.raises(SystemExit) as exit_info:
@@ -770,6 +773,18 @@ def test_gpus_given_device_names_in_capitals_counts_the_same_gpus(capsys, value)
     with pytest.raises(SystemExit):
         cli.main(["run", "-p", "fox", "--gpus", value])
     assert "CUDA_VISIBLE_DEVICES=0,1 motif-lite run --gpus 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["cuda:\uff11", "gpu\uff11", "\uff11", "CUDA:\uff11", "cuda\uff11"])
+def test_a_gpu_number_in_full_width_digits_is_said_in_the_digits_torch_takes(device):
+    # `--device cuda:１` was told "--device cuda:１", the very name torch refuses.
+    from motif_lite.devices import parse_device
+    from motif_lite.errors import MotifLiteError
+
+    with pytest.raises(MotifLiteError) as refused:
+        parse_device(device)
+    meant = re.search(r"--device (\S+)", str(refused.value))[1]
+    assert meant == "cuda:1" and torch.device(meant).index == 1, refused.value
 
 
 def test_a_device_list_says_that_several_gpus_are_several_processes(capsys, no_launch):
