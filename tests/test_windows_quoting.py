@@ -448,3 +448,52 @@ def test_the_any_origin_hint_pastes_as_a_star_in_each_shell(make, monkeypatch):
     (value,) = cmd_arguments(argument)
     assert powershell_arguments(argument) == windows_powershell_arguments(argument) == [value]
     assert cors_origin(value) == "*", windows
+
+
+def powershell_variable_set(line: str) -> tuple[str, str]:
+    """The environment variable, and its value, that PowerShell's `$env:NAME = VALUE` sets, VALUE read as
+    `powershell_arguments` reads one literal (a bare number would be a number, an array with a comma)."""
+    assignment = re.fullmatch(r"\$env:(\w+) = ('.*')", line)
+    assert assignment is not None, f"PowerShell sets no variable with {line!r} as typed"
+    (value,) = powershell_arguments(assignment[2])
+    return assignment[1], value
+
+
+@pytest.mark.parametrize(
+    "folder",
+    [
+        "Zo\xeb/hf cache",  # a user name beyond ASCII, and a space
+        "2026 renders/hf",  # a value that starts with a digit
+        "\u5f20\u4f1f/hf",
+        "O\u2019Brien/$work/hf",  # a curly apostrophe, which ends PowerShell's literal, and a `$`
+    ],
+)
+def test_the_cache_variable_a_hint_sets_is_read_back_whole_by_each_shell(folder, tmp_path, monkeypatch):
+    # `-m` given a repo folder of another Hugging Face cache: the hint sets HF_HUB_CACHE to that cache's folder,
+    # a path under the user's home (C:\Users\Zoë\...), for bash (`NAME=value`) or PowerShell (`$env:NAME = '...'`).
+    from motif_lite.io.path_fixes import cache_repo_fix
+
+    cache = tmp_path / folder
+    (cache / "models--org--tiny" / "snapshots").mkdir(parents=True)
+
+    def hint() -> str:
+        return cache_repo_fix(str(cache / "models--org--tiny")).rpartition(", with ")[2]
+
+    posix = hint()
+    (word,) = shlex.split(posix)  # bash reads `NAME=value` (quoted after the `=`) as the assignment
+    assert word == f"HF_HUB_CACHE={cache}", posix
+    windows = on_windows(monkeypatch, hint)
+    assert powershell_variable_set(windows) == ("HF_HUB_CACHE", str(cache)), windows
+
+
+@pytest.mark.parametrize("numbers", [["2", "3"], ["0"], ["10", "11"]])
+def test_the_gpus_a_hint_chooses_are_read_back_by_each_shell(numbers, monkeypatch):
+    # `0,1` bare would be an array in PowerShell (passed as `0 1`): the value is in its single quotes there.
+    from motif_lite.choices import chosen_gpus_command
+
+    posix = chosen_gpus_command(numbers)
+    assert shlex.split(posix)[0] == f"CUDA_VISIBLE_DEVICES={','.join(numbers)}", posix
+    windows = on_windows(monkeypatch, lambda: chosen_gpus_command(numbers))
+    setting, _, command = windows.partition("; ")
+    assert powershell_variable_set(setting) == ("CUDA_VISIBLE_DEVICES", ",".join(numbers)), windows
+    assert powershell_arguments(command.removesuffix(" ...")) == ["motif-lite", "run", "--gpus", str(len(numbers))]
