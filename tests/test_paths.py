@@ -82,6 +82,9 @@ WINDOWS_PATHS = {
     # PowerShell's home: user_path read `~\Videos\fox.mp4` as the home of a user named `\Videos\fox.mp4`.
     "~\\Videos\\fox.mp4": "Linux separates folders with /, so give ~/Videos/fox.mp4",
     "~\\my videos\\": "so give ~/'my videos/'",
+    # A cmd variable first: "so give %USERPROFILE%/Videos/fox.mp4" named a folder `%USERPROFILE%` here.
+    "%USERPROFILE%\\Videos\\fox.mp4": "which Linux reads as a name in the current folder: %USERPROFILE% is a variable "
+    "of Windows' cmd, which Linux does not expand: give the path of the folder it names, with / between folders",
 }
 
 
