@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -533,3 +535,20 @@ def test_a_dpm_config_that_diffusers_samples_as_the_model_cards_runs_as_dpmpp_2m
         torch.testing.assert_close(x_ours, x_ref, rtol=1e-6, atol=1e-6)
     scheduler = {"_class_name": "DPMSolverMultistepScheduler", "flow_shift": 15.0, **config}
     assert resolve_sampler(GenerationRequest("fox"), scheduler).value == "dpm++2m"
+
+
+@pytest.mark.parametrize("steps", [4, 50])
+def test_set_timesteps_without_sigmas_shifts_twice_and_ends_where_docs_sampling_says(steps: int) -> None:
+    # docs/sampling.md, "Schedules": "`set_timesteps(N)` without sigmas would shift twice and end at σ≈0.18; the
+    # pipeline never does that and neither do we": diffusers' FlowMatchEuler with the official shift 15 ends there
+    # whatever N, where `flow_schedule` (the pipeline's `sigmas=` linspace, shifted once) ends at shift(1/N).
+    doc = " ".join((Path(__file__).resolve().parent.parent / "docs/sampling.md").read_text().split())
+    found = re.search(r"would shift twice and end at σ≈(\d\.\d+);", doc)
+    assert found is not None, "docs/sampling.md no longer says where a double shift ends"
+    shift, last = 15.0, 1 / steps
+    twice = FlowMatchEulerDiscreteScheduler(shift=shift)
+    twice.set_timesteps(steps)
+    assert round(twice.sigmas[-2].item(), 2) == float(found[1]) and twice.sigmas[-1] == 0
+    ours = flow_schedule(steps, shift).sigmas
+    assert ours[-2].item() == pytest.approx(shift * last / (1 + (shift - 1) * last)) and ours[-1] == 0
+    assert round(ours[-2].item(), 2) != float(found[1])

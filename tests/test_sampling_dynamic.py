@@ -5,6 +5,7 @@ mu=mu)`), unless the user gives a flow shift; a resumed run rebuilds the same sc
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -518,3 +519,24 @@ def test_a_run_under_dynamic_shifting_gives_no_flow_shift_in_its_result(shared_c
     pipe = load_pipeline(root, dtype=torch.float32, device="cpu", kernels="torch")
     request = GenerationRequest("fox", width=32, height=32, frames=1, steps=1, output=tmp_path / "fox_%03d.png")
     assert pipe.generate(request).shift is None
+
+
+def test_the_token_counts_and_mus_docs_sampling_gives_are_the_codes() -> None:
+    # docs/sampling.md, "Dynamic shifting": the latent tokens at 640x352x49 and 1280x736x121, the default line's mu
+    # at the official size (19.8: the one that makes DPM++'s first two timesteps equal) and the flow shift row the
+    # settings table shows at 640x352x49, as the pipeline's own count and the settings give them.
+    from motif_lite.runtime.generation_sizes import video_tokens
+
+    doc = " ".join((Path(__file__).resolve().parent.parent / "docs/sampling.md").read_text().split())
+    counts = re.search(r"\((\d+) at 640x352, 49 frames; (\d+) at 1280x736, 121 frames\)", doc)
+    official_mu = re.search(r"at 1280x736, 121 frames, where `mu` is (\d+\.\d)\)", doc)
+    row = re.search(r"flow shift row \(`(dynamic [^`]+)` at 640x352, 49 frames, with the default line\)", doc)
+    assert counts and official_mu and row, "docs/sampling.md no longer gives the token counts and mus"
+    configs = configs_of({**EULER, "use_dynamic_shifting": True})
+    sizes = [(640, 352, 49), (1280, 736, 121)]
+    tokens = [video_tokens(*size, TransformerConfig(), WanVAEConfig()) for size in sizes]
+    assert tokens == [int(counts[1]), int(counts[2])] == [reference_tokens(*size) for size in sizes]
+    assert round(configs.dynamic.mu(tokens[1]), 1) == float(official_mu[1])
+    request, _ = GenerationRequest("fox", width=640, height=352, frames=49, steps=4).resolve()
+    shown = dict((name, value) for name, value, _ in resolve_settings(request, configs).table())["flow shift"]
+    assert shown == row[1]

@@ -1,0 +1,69 @@
+"""Figures the docs give that no test computed, found by reading README.md and docs/*.md against the tests (issue
+#15: the docs say exactly what the tests prove). Each test reads the doc's own words and computes the figure from
+the code, so a change on either side fails here. CPU, no weights, each well under a second."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+NUMBER = r"(\d[\d,]*(?:\.\d+)?)"  # 2,364.5, 0.8, 17; not the full stop after one
+
+
+def _flat(page: str) -> str:
+    """The page with its whitespace made single spaces, so that a claim may wrap anywhere."""
+    return " ".join((DOCS / page).read_text().split())
+
+
+def _numbers(text: str, pattern: str) -> list[float]:
+    """The numbers `pattern`'s groups capture in `text` (thousands separators dropped); fails when the doc no
+    longer says it."""
+    found = re.search(pattern, text)
+    assert found is not None, f"the doc no longer matches {pattern!r}"
+    return [float(group.replace(",", "")) for group in found.groups()]
+
+
+def test_the_transformer_config_defaults_are_the_architecture_docs_transformer_names():
+    # docs/transformer.md, "Config": "Its defaults are the official 2B architecture: 12 heads × 128, ...": what a
+    # config.json without these keys, and a GGUF file without any config, gets (the parameter count the README
+    # gives pins the sizes, not the patch or the RoPE axes).
+    from motif_lite.config import TransformerConfig
+
+    config = TransformerConfig()
+    numbers = _numbers(
+        _flat("transformer.md"),
+        rf"Its defaults are the official 2B architecture: {NUMBER} heads × {NUMBER}, {NUMBER} dual-stream blocks, "
+        rf"{NUMBER} single-stream blocks of which the last {NUMBER} are the DDT decoder, patch {NUMBER}×{NUMBER}×"
+        rf"{NUMBER}, {NUMBER} → {NUMBER} channels, text {NUMBER}, image {NUMBER}, RoPE axes \({NUMBER}, {NUMBER}, "
+        rf"{NUMBER}\)",
+    )
+    assert numbers == [
+        config.num_attention_heads, config.attention_head_dim, config.num_layers, config.num_single_layers,
+        config.num_decoder_layers, config.patch_size_t, config.patch_size, config.patch_size, config.in_channels,
+        config.out_channels, config.text_embed_dim, config.image_embed_dim, *config.rope_axes_dim,
+    ]  # fmt: skip
+
+
+def test_the_quantizer_classes_shares_docs_quantize_gives_are_the_architectures():
+    # docs/quantize.md, "Why these rules": "embedders and head are tiny (17 M weights, 0.8 % at 2B)" and "the AdaLN
+    # modulation linears (25 % of the 2B weights)", as the quantizer classes the tensors (`tensor_class`), counted
+    # on the official architecture built on the meta device.
+    from motif_lite.config import TransformerConfig
+    from motif_lite.model.transformer import MotifVideoTransformer
+    from quantize.recipes import tensor_class
+
+    with torch.device("meta"):
+        model = MotifVideoTransformer(TransformerConfig())
+    weights: dict[str, int] = {}
+    for name, tensor in model.state_dict().items():
+        role = tensor_class(name, tuple(tensor.shape))
+        weights[role] = weights.get(role, 0) + tensor.numel()
+    total = sum(weights.values())
+    text = _flat("quantize.md")
+    millions, share = _numbers(text, rf"embedders and head are tiny \({NUMBER} M weights, {NUMBER} % at 2B\)")
+    assert (millions, share) == (round(weights["embed/head"] / 1e6), round(100 * weights["embed/head"] / total, 1))
+    (modulation,) = _numbers(text, rf"the AdaLN modulation linears \({NUMBER} % of the 2B weights\)")
+    assert modulation == round(100 * weights["modulation"] / total)
