@@ -11,6 +11,7 @@ import torch
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 NUMBER = r"(\d[\d,]*(?:\.\d+)?)"  # 2,364.5, 0.8, 17; not the full stop after one
+GB = 1e9  # docs/vae.md's tables are in decimal GB
 
 
 def _flat(page: str) -> str:
@@ -24,6 +25,28 @@ def _numbers(text: str, pattern: str) -> list[float]:
     found = re.search(pattern, text)
     assert found is not None, f"the doc no longer matches {pattern!r}"
     return [float(group.replace(",", "")) for group in found.groups()]
+
+
+def test_the_vae_cache_figures_docs_vae_gives_are_the_decoders():
+    # docs/vae.md, "Memory, and when to tile": the causal caches per output pixel, in elements and bytes, the table
+    # of the caches at two sizes, the decoded video's size and one 256 x 256 tile's caches, all counted from the
+    # Wan2.1 decoder's own layers (`decoder_caches`, which the memory planner uses).
+    from motif_lite.runtime.vae_memory import decoder_caches
+    from motif_lite.vae.config import WanVAEConfig
+
+    per_pixel = decoder_caches(WanVAEConfig()).elems_per_pixel()
+    text = _flat("vae.md")
+    elements, fp32, bf16 = _numbers(
+        text, rf"these caches hold \*\*{NUMBER} elements per output pixel\*\* .*?: {NUMBER} bytes in fp32, {NUMBER} in"
+    )
+    assert (elements, fp32, bf16) == (per_pixel, 4 * per_pixel, 2 * per_pixel)
+    for width, height in [(832, 480), (1280, 736)]:
+        row = _numbers(text, rf"\| {width} x {height} \| {NUMBER} GB \| {NUMBER} GB \|")
+        assert row == [round(per_pixel * width * height * size / GB, 1) for size in (4, 2)], (width, height)
+    (video,) = _numbers(text, rf"12 bytes per pixel per frame in fp32 \({NUMBER} GB for 121 x 1280 x 736\)")
+    assert video == round(121 * 1280 * 736 * 3 * 4 / GB, 2)  # RGB in float32
+    (tile,) = _numbers(text, rf"one tile's caches \(~{NUMBER} GB fp32\)")
+    assert tile == round(per_pixel * 256 * 256 * 4 / GB, 1)
 
 
 def test_the_transformer_config_defaults_are_the_architecture_docs_transformer_names():
