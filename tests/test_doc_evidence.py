@@ -90,3 +90,35 @@ def test_the_quantizer_classes_shares_docs_quantize_gives_are_the_architectures(
     assert (millions, share) == (round(weights["embed/head"] / 1e6), round(100 * weights["embed/head"] / total, 1))
     (modulation,) = _numbers(text, rf"the AdaLN modulation linears \({NUMBER} % of the 2B weights\)")
     assert modulation == round(100 * weights["modulation"] / total)
+
+
+def _repeats_timestep_999(steps: int, shift: float) -> bool:
+    """Whether the DPM++ table (diffusers' own, bit for bit: tests/test_sampling.py) starts at one timestep twice."""
+    from motif_lite.sampling import dpm_schedule
+
+    first, second = dpm_schedule(steps, shift).timesteps[:2].tolist()
+    return first == second
+
+
+def test_the_dpm_shift_edges_docs_sampling_gives_are_the_tables():
+    # docs/sampling.md, "Schedules": the shift from which the DPM++ table starts at timestep 999 twice (the shifts a
+    # run refuses where diffusers fails: tests/test_dpm_shift_edge.py), per step count, and the step count from
+    # which the official shift 15 does it.
+    from motif_lite.request import T2V_SHIFT
+
+    said = re.search(
+        r"\(at (\d+) steps from a shift of about (\S+), at (\d+) steps about (\S+), at (\d+) steps about (\S+), "
+        r"at (\d+) steps about (\S+): the official shift (\S+) from (\d+) steps on;",
+        _flat("sampling.md"),
+    )
+    assert said is not None, "docs/sampling.md no longer gives the DPM++ shift edges"
+    for steps, edge in zip(said.groups()[0:8:2], said.groups()[1:8:2], strict=True):
+        good, bad = 1.0, 1e4  # bisected to float rounding, as test_dpm_shift_edge.py bisects diffusers
+        for _ in range(60):
+            middle = (good * bad) ** 0.5
+            good, bad = (good, middle) if _repeats_timestep_999(int(steps), middle) else (middle, bad)
+        decimals = len(edge.partition(".")[2])
+        assert round(good, decimals) == float(edge), (steps, good)
+    official, first = float(said[9]), int(said[10])
+    assert official == T2V_SHIFT
+    assert _repeats_timestep_999(first, official) and not _repeats_timestep_999(first - 1, official)
