@@ -9,6 +9,7 @@ type as the recipes say) and a "wide" one (hidden 256, MLP 512: the K-quants the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -570,3 +571,42 @@ def test_the_plan_counts_the_tuning_buffer_for_a_text_encoder_gguf_with_packed_b
             return next(stage for stage in plan.stages if stage.name == "encode").peak_bytes
 
         assert encode_peak("auto") - encode_peak("torch") == (buffer if tunes else 0), qtype
+
+
+def test_the_recipe_table_of_docs_quantize_is_the_official_architectures():
+    # docs/quantize.md, "The text encoder", "Recipes": each row's size and bits per weight, and how the Q8_0 file
+    # splits between the token table, the SigLIP tower and the rest, counted from the official shapes.
+    from full_size_text import official_text_config
+
+    from motif_lite.quantize.recipes import plan_bytes
+
+    shapes = {k: tuple(v.shape) for k, v in meta_encoder(official_text_config()).state_dict().items()}
+    weights = sum(int(np.prod(s)) for s in shapes.values())
+    doc = (Path(__file__).resolve().parent.parent / "docs/quantize.md").read_text()
+    doc = doc.split("| recipe | text linears", 1)[1]  # the text encoder's table, not the transformer's above it
+    for name in ("BF16", *TYPES):
+        plan = plan_text_types(shapes, get_text_recipe(name))
+        size = plan_bytes(shapes, plan)
+        row = re.search(rf"^\| {name} \|.*\| (\d+\.\d+) GB \| (\d+\.\d+) \|$", doc, re.M)
+        assert row is not None, f"docs/quantize.md has no recipe row for {name}"
+        decimals = len(row[2].partition(".")[2])
+        assert (float(row[1]), float(row[2])) == (round(size / 1e9, 2), round(8 * size / weights, decimals)), name
+    plan = plan_text_types(shapes, get_text_recipe("Q8_0"))
+
+    def gigabytes(names: list[str]) -> float:
+        return round(plan_bytes({n: shapes[n] for n in names}, {n: plan[n] for n in names}) / 1e9, 2)
+
+    table = [n for n in shapes if n == EMBED_KEY]
+    siglip = [n for n in shapes if n.startswith("vision_tower.")]
+    layers = [n for n in shapes if n.startswith("text_model.layers.")]
+    rest = [n for n in shapes if n not in table + siglip]
+    said = re.search(
+        r"Of the Q8_0 file, (\S+) GB is the token table, (\S+) GB the SigLIP tower and (\S+) GB the rest: the 34 text "
+        r"layers \((\S+) GB\), the image projector and two vectors \(the final norm, the end-of-image embedding\)\.",
+        " ".join(doc.split()),
+    )
+    assert said is not None, "docs/quantize.md no longer splits the Q8_0 file"
+    assert [float(n) for n in said.groups()] == [gigabytes(part) for part in (table, siglip, rest, layers)]
+    assert {n.split(".")[0] for n in rest} == {"text_model", "multi_modal_projector"}
+    vectors = sorted(n for n in rest if n.startswith("text_model.") and n not in layers)
+    assert vectors == ["text_model.embed_tokens.eoi_embedding", "text_model.norm.weight"]
