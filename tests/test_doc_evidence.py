@@ -122,3 +122,14 @@ def test_the_dpm_shift_edges_docs_sampling_gives_are_the_tables():
     official, first = float(said[9]), int(said[10])
     assert official == T2V_SHIFT
     assert _repeats_timestep_999(first, official) and not _repeats_timestep_999(first - 1, official)
+
+
+def test_the_small_plan_docs_memory_gives_is_the_benchmarks_dry_run_row():
+    # docs/memory.md, "On a 6-8 GB GPU": "832x480x121 plans 3.54 GiB at `--vram 4`" is the device peak of
+    # docs/benchmarks.md's "Low-memory plans" row for that run, which tests/test_doc_claims.py checks against a dry run.
+    (said,) = _numbers(_flat("memory.md"), rf"832x480x121 plans {NUMBER} GiB at `--vram 4`")
+    row = re.search(
+        rf"^\| 832x480x121 \| `--vram 4 -W 832 -H 480` \| {NUMBER} / ~", (DOCS / "benchmarks.md").read_text(), re.M
+    )
+    assert row is not None, "docs/benchmarks.md no longer has the 832x480x121 --vram 4 row"
+    assert said == float(row[1])
