@@ -379,3 +379,11 @@ def test_a_text_encoder_under_other_names_with_the_same_shapes_matches():
     # the same shapes, but one tensor fewer of one and one more of another: not the same tensors
     other = next(shape for shape in renamed.values() if shape != renamed[name])
     assert text_encoder_mismatches(config, {**renamed, name: other}) != []
+
+
+def test_inference_without_cross_attention_takes_every_single_block_where_there_are_fewer_than_eight():
+    # docs/transformer.md and docs/gguf.md: without cross-attention the decoder count defaults to the official 8, or
+    # to every single-stream block where there are fewer (8 of 5 would be no config at all).
+    reference = make_reference(enable_text_cross_attention_single=False, num_single_layers=5, num_decoder_layers=5)
+    shapes = {name: tuple(t.shape) for name, t in reference.state_dict().items()}
+    assert config_from_weights(shapes).num_decoder_layers == 5
