@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from motif_lite import cli
 from motif_lite.choices import MOTIF_REPO
-from motif_lite.cli import run as run_command
+from motif_lite.cli import run_prepare
 from motif_lite.errors import Audience
 from motif_lite.io.hub import DownloadPlan
 from motif_lite.pipeline import load_pipeline
@@ -222,14 +222,14 @@ def test_a_resumed_run_whose_shift_is_refused_says_to_start_a_new_one(stopped_at
 def pretend_a_download(monkeypatch) -> None:
     """Make a run's checks call what they call just before a download (a Hub model not cached yet), as they do
     before fetching the checkpoint: the memory plan and its refusals come then, not after the download."""
-    checks = run_command.preflight_flags
+    checks = run_prepare.preflight_flags
 
     def with_a_download(args, device, before_download, *rest):
         if before_download is not None:
             before_download(DownloadPlan(MOTIF_REPO, {}))
         return checks(args, device, before_download, *rest)
 
-    monkeypatch.setattr(run_command, "preflight_flags", with_a_download)
+    monkeypatch.setattr(run_prepare, "preflight_flags", with_a_download)
 
 
 @pytest.mark.parametrize("source", ["settings-from", "resume"])

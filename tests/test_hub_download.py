@@ -1281,7 +1281,7 @@ def test_a_rank_of_a_parallel_run_no_plan_fits_is_refused_before_the_checkpoint_
     # Now each plans what it will plan (one row per forward, the text encoder on the main rank only) first.
     import torch
 
-    from motif_lite.cli import run as run_cli
+    from motif_lite.cli.run_videos import Run
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.parallel import choose_layout
 
@@ -1294,7 +1294,7 @@ def test_a_rank_of_a_parallel_run_no_plan_fits_is_refused_before_the_checkpoint_
     for main in (True, False):
         rank = SimpleNamespace(layout=choose_layout(2, guided=True, heads=12), is_main=main)
         with pytest.raises(MotifLiteError, match="1280x736x121 needs at least"):
-            run_cli._Run(args, rank).generate([request], "cpu", [])
+            Run(args, rank).generate([request], "cpu", [])
     assert fake_hub.downloads == []
 
 

@@ -128,7 +128,7 @@ def test_run_serve_and_verify_fix_the_cache_before_loading(checkpoint, tmp_path,
         seen.append((environ is os.environ, kernels, device.type))
         raise Reached
 
-    monkeypatch.setattr(importlib.import_module("motif_lite.cli.run"), "writable_kernel_cache", check)
+    monkeypatch.setattr(importlib.import_module("motif_lite.cli.run_prepare"), "writable_kernel_cache", check)
     monkeypatch.setattr(kernel_cache, "writable_kernel_cache", check)  # serve and verify import it when called
     model = ["-m", str(checkpoint), "--device", "cpu"]
     with pytest.raises(Reached):

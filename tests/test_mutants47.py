@@ -29,11 +29,11 @@ def test_a_whole_float_that_is_no_positive_integer_gets_no_hint(value):
 
 def test_the_pace_of_a_batch_counts_the_videos_left():
     # Mutant: the time left counted for one video fewer than the batch has left.
-    from motif_lite.cli.run import _batch_pace
+    from motif_lite.cli.batch_notes import batch_pace
 
-    assert _batch_pace(0, 3, 0.0) == ""
-    assert _batch_pace(1, 3, 10.0) == " (1 done in 0:00:10, about 0:00:20 left at that pace)"
-    assert _batch_pace(2, 5, 100.0) == " (2 done in 0:01:40, about 0:02:30 left at that pace)"
+    assert batch_pace(0, 3, 0.0) == ""
+    assert batch_pace(1, 3, 10.0) == " (1 done in 0:00:10, about 0:00:20 left at that pace)"
+    assert batch_pace(2, 5, 100.0) == " (2 done in 0:01:40, about 0:02:30 left at that pace)"
 
 
 def test_a_single_video_ends_without_a_batch_line(shared_checkpoint, tmp_path, capsys):

@@ -14,7 +14,7 @@ import pytest
 
 from motif_lite import devices
 from motif_lite.cli import main
-from motif_lite.cli.run import LISTED_AT_MOST, unstarted_videos
+from motif_lite.cli.batch_notes import LISTED_AT_MOST, unstarted_videos
 from motif_lite.errors import CheckpointError, DeviceError, MotifLiteError
 from motif_lite.io.clip import _exact_rate
 from motif_lite.io.video import write_video

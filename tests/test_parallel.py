@@ -827,8 +827,8 @@ def test_only_the_main_rank_plans_with_the_text_encoder(checkpoint, tmp_path, mo
     from types import SimpleNamespace
 
     from motif_lite.cli import build_parser
-    from motif_lite.cli import run as run_cli
     from motif_lite.cli.run_flags import take_weight_flags
+    from motif_lite.cli.run_videos import Run
     from motif_lite.request import GenerationRequest
 
     planned = []
@@ -844,7 +844,7 @@ def test_only_the_main_rank_plans_with_the_text_encoder(checkpoint, tmp_path, mo
     ranks = [None] + [SimpleNamespace(layout=ParallelLayout(2, 1), is_main=is_main) for is_main in (True, False)]
     for rank in ranks:  # a run of one process, then the main rank and another of a parallel run
         with pytest.raises(MotifLiteError, match="planned"):
-            run_cli._Run(args, rank, lambda *a, **k: None).generate([request], "cpu", [])
+            Run(args, rank, lambda *a, **k: None).generate([request], "cpu", [])
     assert planned == [True, True, False]
 
 
@@ -1117,7 +1117,7 @@ def test_ctrl_c_after_some_steps_says_to_resume_on_as_many_processes(checkpoint,
 )  # fmt: skip
 def test_the_resume_note_of_a_torchrun_run_starts_it_on_as_many_machines(monkeypatch, local_world_size, said):
     from motif_lite.cli import build_parser
-    from motif_lite.cli.run import _resume_on_as_many
+    from motif_lite.cli.run_videos import _resume_on_as_many
 
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     if local_world_size is not None:
@@ -1144,7 +1144,7 @@ class _FellBackOnRankOne:
 
 def _sample_with_a_fallback_on_rank_1(rank: int, port: int, out: Path) -> None:
     from motif_lite.cli import build_parser
-    from motif_lite.cli.run import _Run
+    from motif_lite.cli.run_videos import Run
     from motif_lite.request import GenerationRequest
 
     torch.set_num_threads(1)
@@ -1154,7 +1154,7 @@ def _sample_with_a_fallback_on_rank_1(rank: int, port: int, out: Path) -> None:
         group = Parallel.create(ParallelLayout(2, 1), torch.device("cpu"), 60)
         args = build_parser().parse_args(["run", "-p", PROMPT, "-o", str(out / "fox.mp4")])
         video = GenerationRequest(PROMPT, output=out / "fox.mp4")
-        result = _Run(args, group).sample(_FellBackOnRankOne(rank), video, in_batch=False, finished=[], unstarted=[])
+        result = Run(args, group).sample(_FellBackOnRankOne(rank), video, in_batch=False, finished=[], unstarted=[])
         torch.save(result.kernel_fallbacks, out / f"fallbacks{rank}.pt")
     finally:
         dist.destroy_process_group()

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from motif_lite import cli, decoding
-from motif_lite.cli import run
+from motif_lite.cli import run_videos
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io import video
 from motif_lite.io.latents import SavedLatents, save_latents
@@ -185,7 +185,7 @@ class RecordingPipeline:
 def test_run_hands_the_crf_to_the_pipeline(tmp_path):
     args = cli.build_parser().parse_args(["run", "-p", "a red fox", "-o", str(tmp_path / "fox.mp4"), "--crf", "28"])
     video = GenerationRequest("a red fox", output=tmp_path / "fox.mp4")
-    keywords = run._Run(args).sample(RecordingPipeline(), video, in_batch=False, finished=[], unstarted=[])
+    keywords = run_videos.Run(args).sample(RecordingPipeline(), video, in_batch=False, finished=[], unstarted=[])
     assert keywords["crf"] == 28
 
 

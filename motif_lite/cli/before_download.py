@@ -135,8 +135,8 @@ def refuse_settings_first(
     located: Callable[[], ModelSources] | None = None,
 ) -> None:
     """Before a download: the settings' refusal (a DPM++ table diffusers cannot step, say) from the configs at hand,
-    as the run resolves them after it (`run._prepare`): with the sources the command gave (a --settings-from or
-    --resume file's name, not a flag the user did not type), so the run and its dry run name the same one. A
+    as the run resolves them after it (`run_prepare.prepare`): with the sources the command gave (a --settings-from
+    or --resume file's name, not a flag the user did not type), so the run and its dry run name the same one. A
     problem with the files is left to the checks, which name it. Only where the memory plan comes next (whose
     settings would refuse it, naming no source): without one, the run's own resolve says it after the checks.
     `located`: the files at hand located once already (`LocatedOnce.sources`), not located again."""

@@ -1,16 +1,17 @@
-"""How long a run will take, said before it starts: the question before a long CPU run (the estimates themselves are
-motif_lite.run_estimates, which the Python API shares) and the seconds of quantizing as it loads (--quantize,
---text-encoder-quantize) at the rates measured on 2 cores."""
+"""How long a run will take, said before it starts: the question before a long CPU run, the note before a long GPU
+run and what a dry run says of both (the estimates themselves are motif_lite.run_estimates, which the Python API
+shares), and the seconds of quantizing as it loads (--quantize, --text-encoder-quantize) at the rates measured on 2
+cores."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.common import can_ask
+from motif_lite.cli.common import can_ask, print_notes
 from motif_lite.request import GenerationRequest
-from motif_lite.run_estimates import cpu_time_note
+from motif_lite.run_estimates import cpu_time_note, gpu_time_note
 
 if TYPE_CHECKING:
     import torch
@@ -119,3 +120,65 @@ def quantizing_seconds(
         weights = text_encoder_weights(sources.root)
         seconds[f"the text encoder to {text_encoder}"] = cpu_seconds(weights, text_encoder, TEXT_ENCODER)
     return seconds
+
+
+def dry_run_time_notes(
+    request: GenerationRequest,
+    settings: Settings,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    videos: int,
+    transformer_values: int | None = None,
+    adapter_macs: Mapping[str, int] | None = None,
+) -> list[str]:
+    """What a run of `videos` videos would say about its time before it loads (a dry run asks nothing): measured on
+    this machine's CPU, or on its GPU when the plan is for one that is here. `transformer_values`: the
+    transformer's weights as the plan counted them (`quantizing_seconds`)."""
+    from motif_lite.devices import is_here
+
+    if device.type == "cpu":
+        quantizing = quantizing_seconds(sources, transformer_values=transformer_values)
+        note = cpu_time_note(request, settings, sources.configs, dtype, videos, quantizing, adapter_macs=adapter_macs)
+        return [] if note is None else [f"{note}; a run asks before it starts (--yes starts it)"]
+    if is_here(device):  # a GPU of this machine's
+        return _gpu_time_notes(request, settings, sources, dtype, device, videos, transformer_values, adapter_macs)
+    return []
+
+
+def _gpu_time_notes(
+    request: GenerationRequest,
+    settings: Settings,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    videos: int,
+    transformer_values: int | None = None,
+    adapter_macs: Mapping[str, int] | None = None,
+) -> list[str]:
+    """The note before a long run of `videos` videos on this GPU (`gpu_time_note`, with the quantizing as it loads
+    that a GPU run still does on the CPU); none for a short one. `transformer_values`: as `quantizing_seconds`."""
+    quantizing = quantizing_seconds(sources, on_gpu=True, transformer_values=transformer_values)
+    note = gpu_time_note(request, settings, sources.configs, dtype, device, videos, quantizing, adapter_macs)
+    return [] if note is None else [note]
+
+
+def say_run_time(
+    question: CpuTimeQuestion,
+    requests: list[GenerationRequest],
+    settings: Settings,
+    sources: ModelSources,
+    dtype: torch.dtype,
+    device: torch.device,
+    say: Callable,
+    adapter_macs: Mapping[str, int] | None = None,
+) -> None:
+    """How long a run on one process will take, before it loads: the question before a long CPU run (--yes answers
+    it; not asked again when it came before a download), the note before a long GPU run. `adapter_macs`: the LoRA
+    adapters beside packed layers (`preflight.packed_adapter_macs`), whose work the estimate counts."""
+    if device.type == "cpu":
+        quantizing = quantizing_seconds(sources)
+        question.ask(requests[0], settings, sources.configs, dtype, len(requests), quantizing, None, adapter_macs)
+    elif device.type == "cuda":
+        notes = _gpu_time_notes(requests[0], settings, sources, dtype, device, len(requests), None, adapter_macs)
+        print_notes(notes, say)
