@@ -19,7 +19,7 @@ import pytest
 from fuzz_checks import read_or_refused_naming
 
 from motif_lite import cli
-from motif_lite.cli.run_flags import MAX_BATCH_COUNT, MAX_COMM_TIMEOUT_SECONDS
+from motif_lite.cli.flag_numbers import MAX_BATCH_COUNT, MAX_COMM_TIMEOUT_SECONDS
 from motif_lite.cli.run_request import request_from_args, resolve_requests
 from motif_lite.errors import MotifLiteError
 from motif_lite.request import GenerationRequest, RequestError

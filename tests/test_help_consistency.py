@@ -245,7 +245,7 @@ def test_a_flag_table_whose_resolved_default_drifted_is_caught():
 
 def test_every_frames_flag_that_rounds_to_4k_plus_1_says_so():
     # verify rounds its --video-frames as run does (with run's note), but its help said only "frames (default 9)".
-    from motif_lite.cli.run_flags import frame_count
+    from motif_lite.cli.flag_numbers import frame_count
 
     rounding = {
         f"{command} {action.option_strings[-1]}": parser._get_formatter()._expand_help(action)
@@ -316,7 +316,7 @@ def _number(text: str) -> float:
 
 def test_the_ranges_the_run_flag_table_gives_are_the_codes():
     # docs/usage.md, "Flags of `motif-lite run`": each range a row states is the one the command refuses outside of.
-    from motif_lite.cli.run_flags import MAX_BATCH_COUNT, MAX_COMM_TIMEOUT_SECONDS
+    from motif_lite.cli.flag_numbers import MAX_BATCH_COUNT, MAX_COMM_TIMEOUT_SECONDS
     from motif_lite.request import MAX_SEED, RANGES
 
     stated = {  # flag: (where the row states its range, the code's lowest and highest)

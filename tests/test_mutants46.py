@@ -139,7 +139,7 @@ def test_a_lora_read_for_this_model_passes_the_check_on_a_layer_that_is_not_squa
 
 
 def test_a_vram_of_exactly_1024_gib_is_refused():
-    from motif_lite.cli.run_flags import MOST_VRAM_GIB, vram_gib
+    from motif_lite.cli.flag_numbers import MOST_VRAM_GIB, vram_gib
 
     assert vram_gib(str(MOST_VRAM_GIB - 1)) == MOST_VRAM_GIB - 1
     with pytest.raises(argparse.ArgumentTypeError, match="1024 GiB is more than any GPU holds; for 1024 MiB"):

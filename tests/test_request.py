@@ -492,7 +492,7 @@ def test_a_length_in_seconds_is_one_frame_count_for_the_api_and_for_runs_hint():
     # The API counted `seconds` as round(s * fps) + 1, then to the nearest 4k+1 (a tie up): "4.75" -> 117; run's
     # hint for `--video-frames 4.75s` as Python's round(s * fps / 4) (a tie to even): 113. The hint counts at the
     # run's own --fps, so every rate is compared.
-    from motif_lite.cli.run_flags import frame_count
+    from motif_lite.cli.flag_numbers import frame_count
     from motif_lite.cli.run_inputs import refuse_seconds
     from motif_lite.server.schema import parse_create
 

@@ -435,7 +435,7 @@ def test_bad_flags_are_refused_as_the_flags_are_read(flags, needle, capsys):
 def test_serve_flag_values_at_their_bounds():
     import argparse
 
-    from motif_lite.cli.run_flags import positive_int
+    from motif_lite.cli.flag_numbers import positive_int
     from motif_lite.cli.serve import parse_max_video, port_number, positive_mib, video_upload_mib
 
     assert [port_number(text) for text in ("0", "8080", "65535")] == [0, 8080, 65535]  # 0: any free port

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, MOTIF_REPO, dtype_name
-from motif_lite.cli.run_flags import add_crf_flag, vram_gib
+from motif_lite.cli.flag_numbers import vram_gib
+from motif_lite.cli.run_flags import add_crf_flag
 from motif_lite.frame_rates import rate_said
 from motif_lite.log_filters import quiet_warnings
 from motif_lite.paths import path_arg

@@ -1,46 +1,58 @@
 """The flags of `motif-lite run`, grouped as `--help` shows them (stable-diffusion.cpp names where they exist).
 
 Defaults shown in `--help` come from `GenerationRequest`; the checkpoint-dependent ones (sampler, shift, guidance)
-are None here so that `motif_lite.settings` can tell a flag from a default.
+are None here so that `motif_lite.settings` can tell a flag from a default. The checks of the values that are
+numbers are in flag_numbers, of those that name a choice in flag_choices.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-from dataclasses import dataclass
 from typing import Any
 
 from motif_lite.choices import (
     ATTENTION_BACKENDS,
     ATTENTION_MODES,
-    CRF_RANGES,
     DTYPE_NAMES,
     GUIDANCE_METHODS,
     KERNEL_BACKENDS,
     MOTIF_REPO,
-    SAMPLER_ALIASES,
     SAMPLERS,
-    choice_name,
-    chosen_gpus_command,
     dtype_name,
-    gpu_numbers,
-    lines_size,
-    misspelled_guidance,
-    sampler_hint,
-    split_size,
 )
 from motif_lite.cli.common import text_from_argv
-from motif_lite.errors import Audience, ConfigError
-from motif_lite.flag_spelling import is_number, lookalike_number_note
-from motif_lite.frame_rates import parse_rate
+from motif_lite.cli.flag_choices import (
+    attention,
+    attention_backend,
+    guidance,
+    kernel_backend,
+    quantize_type,
+    sampler,
+    text_encoder_quantize_type,
+)
+from motif_lite.cli.flag_numbers import (
+    batch_count,
+    crf_value,
+    decimal,
+    frame_count,
+    frame_rate,
+    gib,
+    gpu_count,
+    positive_int,
+    positive_seconds,
+    seed_value,
+    size_side,
+    step_cache_threshold,
+    vram_gib,
+    whole_number,
+)
+from motif_lite.errors import Audience
 from motif_lite.io.linked import refuse_file_beside_gguf
 from motif_lite.paths import path_arg
 from motif_lite.request import (
     I2V_SHIFT,
     MAX_SEED,
     REQUEST_DEFAULTS,
-    SEED_RANGE,
     T2V_SHIFT,
 )
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
@@ -54,9 +66,6 @@ GGUF_HELP = (
     "quantized transformer (a .gguf file, a folder holding one, or a variant of the GGUF repo, e.g. Q4_K_M); the "
     "transformer config still comes from -m"
 )
-# Far beyond any real batch (100,000 videos of the official size take years on one GPU); a typo's 10**30 made the
-# list of the batch's requests until the machine ran out of memory.
-MAX_BATCH_COUNT = 100_000
 
 
 class StoreOnce(argparse.Action):
@@ -173,7 +182,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--sampling-method",
-        type=_sampler,
+        type=sampler,
         choices=tuple(SAMPLERS),
         default=None,
         help="sampler (default: the checkpoint's scheduler, else euler)",
@@ -198,7 +207,7 @@ def _add_generation_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument(
         "-b",
         "--batch-count",
-        type=_batch_count,
+        type=batch_count,
         default=1,
         metavar="N",
         help="make N videos one after another with seeds SEED, SEED+1, ... (the model loads once); their files "
@@ -238,95 +247,6 @@ def add_crf_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
     )
 
 
-def whole_number(text: str) -> int:
-    """A whole number (--steps); argparse alone says "invalid int value", which names neither the flag's unit nor
-    what was wrong (`20.5`)."""
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number, got {text!r}{lookalike_number_note(text, int)}"
-        ) from None
-
-
-def size_side(text: str) -> int:
-    """-W or -H: pixels. Other tools' ways of giving the size in one value (`1280x720`, `720p`) get the two flags
-    they stand for."""
-    if (size := split_size(text)) is not None:
-        raise argparse.ArgumentTypeError(f"takes one side in pixels: the size {text} is -W {size[0]} -H {size[1]}")
-    if (size := lines_size(text)) is not None:  # a video's height in lines, 16:9 (720p: 1280x720)
-        raise argparse.ArgumentTypeError(f"takes pixels: {text} is -H {size[1]}, and -W {size[0]} makes it 16:9")
-    return whole_number(text)
-
-
-@dataclass(frozen=True)
-class SecondsGiven:
-    """--video-frames given a length in seconds: an error whose frame count needs the run's --fps, which an
-    argparse type cannot see (it may even come later); `run_inputs.refuse_seconds` says it once every flag is parsed."""
-
-    seconds: float
-
-
-def frame_count(text: str) -> int | SecondsGiven:
-    """--video-frames: frames. A length in seconds (`5s`, as a duration is written elsewhere) is kept for
-    `refuse_seconds`, which gives the frames it is at the run's --fps."""
-    number = r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?"  # 5, 2.5, .5, 1e3
-    duration = re.fullmatch(rf"\s*({number})\s*(s|sec|secs|seconds?)\s*", text, flags=re.IGNORECASE)
-    if duration and float(duration[1]) > 0:
-        return SecondsGiven(float(duration[1]))
-    return whole_number(text)
-
-
-def decimal(text: str) -> float:
-    """A number (--cfg-scale, --fps, ...); one written with a decimal comma (`7,5`, as many locales write it) gets
-    the same number with a point, where argparse said only "invalid float value"."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    if re.fullmatch(r"\s*-?\d+,\d+\s*", text):
-        raise argparse.ArgumentTypeError(f"takes a decimal point, not a comma: {text.strip().replace(',', '.')}")
-    raise argparse.ArgumentTypeError(f"must be a number, got {text!r}{lookalike_number_note(text)}")
-
-
-def frame_rate(text: str) -> float:
-    """--fps's rate: a number as `decimal` takes it, a fraction (24000/1001, as ffmpeg's -r takes it) or an NTSC
-    rate's name (23.976, ntsc-film), which is its exact rate (`frame_rates.parse_rate`)."""
-    try:
-        return parse_rate(text)
-    except ValueError as error:
-        if "/" in text:
-            raise argparse.ArgumentTypeError(str(error)) from None
-    return decimal(text)  # no number: its message (a decimal comma, say)
-
-
-def seed_value(text: str) -> int:
-    """--seed's whole number (its range is the request's to check); a word such as ComfyUI's "randomize" gets the
-    -1 that draws a random seed, where argparse would say only "invalid int value"."""
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be {SEED_RANGE}, got {text!r}{lookalike_number_note(text, int)}"
-        ) from None
-
-
-def crf_value(text: str) -> int:
-    """--crf's number: a whole number within some codec's range (0-63). The range of the output's own codec (H.264:
-    0-51) is checked against -o once the output is known, before anything loads (`io.video.check_crf`)."""
-    low = min(low for low, _ in CRF_RANGES.values())
-    high = max(high for _, high in CRF_RANGES.values())
-    ranges = ", ".join(f"{codec} {first}-{last}" for codec, (first, last) in CRF_RANGES.items())
-    expected = f"a whole number from {low} to {high} ({ranges}; lower is better and larger)"
-    try:
-        value = int(text)
-    except ValueError:  # argparse would say "invalid crf_value value"
-        raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
-    return value
-
-
 def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group(
         "guidance",
@@ -342,7 +262,7 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--guidance",
-        type=_guidance,
+        type=guidance,
         choices=GUIDANCE_METHODS,
         help="apg or classic cfg (default: the guider's method); another method than the guider's takes its "
         "official parameters",
@@ -367,57 +287,6 @@ def _add_guidance_flags(run: argparse.ArgumentParser) -> None:
         help="momentum of APG's running guidance average (0 = off; default: the guider's, else 0.1); a negative "
         "one, the APG paper's reverse momentum, is allowed",
     )
-
-
-def _sampler(text: str) -> str:
-    """ComfyUI's `dpmpp_2m` (and other spellings) as `dpm++2m`, its `uni_pc` and `uni_pc_bh2` as `unipc`; argparse's
-    choices name anything else, and ours closest to another tool's sampler that is not here (sd.cpp's euler_a) or
-    to a typo (eulr)."""
-    name = choice_name(text, tuple(SAMPLERS), SAMPLER_ALIASES)
-    if name not in SAMPLERS and (hint := sampler_hint(text)):
-        choices = ", ".join(repr(ours) for ours in SAMPLERS)
-        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices}){hint}")
-    return name
-
-
-def kernel_backend(text: str) -> str:
-    """--kernels' backend in any letter case (Triton, TORCH), as --dtype and --guidance take theirs."""
-    return choice_name(text, KERNEL_BACKENDS)
-
-
-def _guidance(text: str) -> str:
-    """The guidance method; a number is stable-diffusion.cpp's `--guidance` (a scale), which is --cfg-scale here."""
-    try:
-        float(text)
-    except ValueError:
-        name = choice_name(text, GUIDANCE_METHODS)
-        if name not in GUIDANCE_METHODS and (typo := misspelled_guidance(text)):
-            choices = ", ".join(repr(method) for method in GUIDANCE_METHODS)
-            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices}){typo}") from None
-        return name
-    raise argparse.ArgumentTypeError(f"takes the method, apg or cfg; the guidance scale is --cfg-scale {text}")
-
-
-def quantize_type(text: str) -> str:
-    """--quantize's type as the quantizer names its recipe (any letter case, its aliases: q4_k is Q4_K_M), or the
-    argparse error listing them."""
-    from motif_lite.quantize.recipes import get_recipe
-
-    try:
-        return get_recipe(text).name
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def text_encoder_quantize_type(text: str) -> str:
-    """--text-encoder-quantize's type as the quantizer names its text encoder recipe (any letter case, q4_k is
-    Q4_K_M), or the argparse error listing them."""
-    from motif_lite.quantize.text_recipes import get_text_recipe
-
-    try:
-        return get_text_recipe(text).name
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_checkpoint_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -491,56 +360,6 @@ def _add_confirmation_flags(run: argparse.ArgumentParser) -> None:
         help=f"start a CPU run estimated at over {LONG_CPU_RUN_SECONDS // 60} minutes without asking "
         "(without a terminal to ask on, such a run is refused unless --yes is given)",
     )
-
-
-def gib(text: str) -> float:
-    """A memory budget in GiB: a finite number > 0, optionally followed by G, GB or GiB (in any case: "8GB" is taken
-    as 8 GiB, as a card sold as 8 GB has) or by M, MB or MiB (MiB: "8000MB" is 7.8 GiB), which argparse reports as
-    a usage error otherwise."""
-    number = text.strip()
-    megabytes = re.search(r"\s*(m|mb|mib)$", number, flags=re.IGNORECASE)
-    if megabytes:
-        return positive_number(number[: megabytes.start()], "GiB", text) / 1024
-    return positive_number(re.sub(r"\s*(g|gb|gib)$", "", number, flags=re.IGNORECASE), "GiB", text)
-
-
-# More GiB than any one GPU holds (the largest, in 2026, hold under 300 GiB): a larger --vram is a slip of units.
-MOST_VRAM_GIB = 1024
-
-
-def vram_gib(text: str) -> float:
-    """--vram's budget (`gib`), refusing one that no GPU has: `--vram 8192`, meant as MiB (nvidia-smi's unit), was
-    planned for 8192 GiB without a word where no GPU is there to compare it with (`--dry-run --device cuda` on
-    another machine, as docs/memory.md suggests); on a GPU it was planned for the free memory, with a warning."""
-    value = gib(text)
-    if value >= MOST_VRAM_GIB:
-        number = text.strip()
-        mib_meant = is_number(number) and value / 1024 < MOST_VRAM_GIB
-        as_mib = f"; for {number} MiB give --vram {number}MB ({value / 1024:.2f} GiB)" if mib_meant else ""
-        raise argparse.ArgumentTypeError(f"is in GiB, and {value:g} GiB is more than any GPU holds{as_mib}")
-    return value
-
-
-def step_cache_threshold(text: str) -> float:
-    """--step-cache's threshold, checked as the step cache checks it (a finite number >= 0) when the flags are read:
-    for `serve` too, before any file is looked at or downloaded."""
-    from motif_lite.runtime.step_cache import StepCacheConfig  # imports torch: only when the flag is given
-
-    try:
-        return StepCacheConfig(float(text)).threshold
-    except (ValueError, ConfigError):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (e.g. 0.05), got {text}") from None
-
-
-def positive_number(number: str, unit: str, text: str) -> float:
-    """`number` as a finite float > 0, else argparse's usage error naming `unit` and what was given (`text`)."""
-    try:
-        value = float(number)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of {unit} > 0, got {text}")
-    return value
 
 
 def _add_lora_flags(run: argparse.ArgumentParser) -> None:
@@ -659,52 +478,11 @@ def take_weight_flags(args: argparse.Namespace) -> dict[str, str]:
     return files
 
 
-def positive_int(text: str) -> int:
-    """A whole number >= 1 (--batch-count, --preview-every, serve's --max-queue), worded as the request's checks
-    word theirs."""
-    value = whole_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _batch_count(text: str) -> int:
-    count = positive_int(text)
-    if count > MAX_BATCH_COUNT:
-        raise argparse.ArgumentTypeError(
-            f"must be from 1 to {MAX_BATCH_COUNT:,}, got {text}: run a larger batch as several commands, each with "
-            "its own -s SEED"
-        )
-    return count
-
-
-SAGE_HINT = "8-bit attention (SageAttention's scheme, in motif-lite's own kernel; lossy) is --attention int8"
-
-
-def _attention(text: str) -> str:
-    """--attention's mode; SageAttention's name (ComfyUI's --use-sage-attention) and the exact kernels' names (which
-    are --attention-backend's) get the flag they mean."""
-    if text.lower().startswith("sage"):
-        raise argparse.ArgumentTypeError(f"{text}: {SAGE_HINT}")
-    if text in ATTENTION_BACKENDS and text != "auto":
-        raise argparse.ArgumentTypeError(
-            f"{text} is an exact attention kernel: --attention-backend {text} (--attention is exact or int8)"
-        )
-    return choice_name(text, ATTENTION_MODES)  # INT8, Exact: any letter case, as the other choices
-
-
-def _attention_backend(text: str) -> str:
-    """--attention-backend's kernel; SageAttention's name or int8 (8-bit attention is --attention int8) get a hint."""
-    if text.lower().startswith("sage") or text.lower() == "int8":
-        raise argparse.ArgumentTypeError(f"{text}: {SAGE_HINT}; --attention-backend chooses among exact kernels")
-    return choice_name(text, ATTENTION_BACKENDS)  # SDPA, Flash: any letter case
-
-
 def add_attention_flags(run: argparse.ArgumentParser) -> None:
     a = run.add_argument_group("attention")
     a.add_argument(
         "--attention",
-        type=_attention,
+        type=attention,
         choices=ATTENTION_MODES,
         default="exact",
         help="exact (default) or int8: 8-bit attention (INT8 QK; FP8 PV on RTX 40xx/H100 and newer) for GPUs "
@@ -718,7 +496,7 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
     p = run.add_argument_group("several GPUs (docs/parallel.md; under torchrun every process runs this command)")
     p.add_argument(
         "--gpus",
-        type=_gpu_count,
+        type=gpu_count,
         metavar="N|all",
         help="run on N GPUs of this machine (all: every GPU this process sees, after CUDA_VISIBLE_DEVICES): starts "
         "N processes as torchrun --nproc-per-node N -m motif_lite run does (with --device cpu: N CPU processes, for "
@@ -734,46 +512,10 @@ def _add_parallel_flags(run: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--comm-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         metavar="S",
         help="seconds a rank waits for the others during generation before it gives up (default 600)",
     )
-
-
-def _gpu_count(text: str) -> int | str:
-    """`--gpus`: a number of GPUs, or "all" (counted when the run starts, where torch is loaded anyway)."""
-    if text.lower() == "all":
-        return "all"
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    # GPU numbers, as accelerate's --gpu_ids and other tools' device lists take them (a list of words is no count)
-    if "," in text and (indices := gpu_numbers(text)) is not None:
-        raise argparse.ArgumentTypeError(
-            f"must be a number of GPUs, got the list {text}: to run on those GPUs, choose them with "
-            f"CUDA_VISIBLE_DEVICES and count them: {chosen_gpus_command(indices)}"
-        )
-    if value < 1:  # other tools take 0 or -1 for "every GPU" (PyTorch Lightning) or for "none"
-        raise argparse.ArgumentTypeError(
-            f"must be a number of GPUs, 1 or more, or all (every GPU this process sees), got {text}; "
-            "one process on the CPU is --device cpu"
-        )
-    return value
-
-
-# A week: far beyond any wait for the other ranks, and within what a timedelta holds (1e30 overflowed it once the
-# processes had started).
-MAX_COMM_TIMEOUT_SECONDS = 7 * 24 * 3600
-
-
-def _positive_seconds(text: str) -> float:
-    """A time in seconds: a finite number > 0 (0 or less would fail every wait for the other ranks at once), at most
-    a week."""
-    seconds = positive_number(text, "seconds", text)
-    if seconds > MAX_COMM_TIMEOUT_SECONDS:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_COMM_TIMEOUT_SECONDS:,} seconds (a week), got {text}")
-    return seconds
 
 
 def add_speed_flags(run: argparse.ArgumentParser) -> None:
@@ -786,7 +528,7 @@ def add_speed_flags(run: argparse.ArgumentParser) -> None:
     )
     s.add_argument(
         "--attention-backend",
-        type=_attention_backend,
+        type=attention_backend,
         choices=ATTENTION_BACKENDS,
         default="auto",
         help="exact attention kernel; auto = time the candidates at each new attention shape on the GPU (default auto)",

@@ -12,7 +12,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from motif_lite.cli.run_flags import SecondsGiven, run_only_parser
+from motif_lite.cli.flag_numbers import SecondsGiven
+from motif_lite.cli.run_flags import run_only_parser
 from motif_lite.frame_rates import rate_said
 from motif_lite.request import MOST_FRAMES, REQUEST_DEFAULTS, countable_frames, run_dest
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.choices import lines_size, split_size
+from motif_lite.cli.flag_numbers import crf_value, positive_int, positive_number
 from motif_lite.cli.run_flags import (
     add_attention_flags,
     add_checkpoint_flags,
@@ -32,10 +33,7 @@ from motif_lite.cli.run_flags import (
     add_speed_flags,
     add_text_encoder_flags,
     add_weight_file_flags,
-    crf_value,
     lora_value,
-    positive_int,
-    positive_number,
     take_weight_flags,
 )
 from motif_lite.errors import MotifLiteError

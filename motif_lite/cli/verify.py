@@ -16,16 +16,8 @@ from typing import TYPE_CHECKING
 
 from motif_lite.choices import DTYPE_NAMES, dtype_name
 from motif_lite.cli.common import text_from_argv
-from motif_lite.cli.run_flags import (
-    StoreOnce,
-    add_checkpoint_flags,
-    add_weight_file_flags,
-    frame_count,
-    seed_value,
-    size_side,
-    take_weight_flags,
-    whole_number,
-)
+from motif_lite.cli.flag_numbers import frame_count, seed_value, size_side, whole_number
+from motif_lite.cli.run_flags import StoreOnce, add_checkpoint_flags, add_weight_file_flags, take_weight_flags
 from motif_lite.errors import MotifLiteError
 from motif_lite.paths import path_arg
 from motif_lite.request import MAX_SEED
