@@ -165,8 +165,8 @@ def _make_checkpoint(kind: str, root: Path) -> None:
 
 
 def _host_worker(root: str, kind: str) -> None:
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.pipeline import load_pipeline
-    from motif_lite.preflight import plan_generation
     from motif_lite.request import GenerationRequest
 
     width, height, frames = SIZES[kind]

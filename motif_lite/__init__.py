@@ -24,7 +24,7 @@ _PUBLIC = {
     "TransformerConfig": "motif_lite.config",
     "load_pipeline": "motif_lite.pipeline",
     "load_transformer": "motif_lite.weights.loader",
-    "plan_generation": "motif_lite.preflight",  # the memory plan `load_pipeline(plan=...)` takes
+    "plan_generation": "motif_lite.memory_plan",  # the memory plan `load_pipeline(plan=...)` takes
     "read_latents": "motif_lite.io.latents",  # a stopped run's saved state, for `generate(..., resume=...)`
 }
 # diffusers' names a user coming from it imports first -> what does the same here.
@@ -56,9 +56,9 @@ if TYPE_CHECKING:
     from motif_lite.config import TransformerConfig
     from motif_lite.errors import MotifLiteError
     from motif_lite.io.latents import read_latents
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.model.transformer import MotifVideoTransformer
     from motif_lite.pipeline import GenerationResult, MotifVideoPipeline, load_pipeline
-    from motif_lite.preflight import plan_generation
     from motif_lite.progress import ProgressBars
     from motif_lite.request import GenerationRequest, RequestError
     from motif_lite.weights.loader import load_transformer

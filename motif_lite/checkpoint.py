@@ -122,8 +122,8 @@ class ModelSources:
     text_encoder_gguf: TextEncoderGGUF | None = None
     # component -> the user's own weight file that `root` links in its place (`io.linked`)
     weight_files: Mapping[str, Path] = field(default_factory=dict)
-    # --quantize: the quantizer's recipe the transformer's safetensors are quantized to as they load (`preflight`'s
-    # `with_quantize` sets it, checked; quantize/on_load.py)
+    # --quantize: the quantizer's recipe the transformer's safetensors are quantized to as they load
+    # (`quantize_settings.with_quantize` sets it, checked; quantize/on_load.py)
     quantize: str | None = None
     # --text-encoder-quantize: the text encoder's recipe its safetensors are quantized to as they load (`with_quantize`)
     text_encoder_quantize: str | None = None

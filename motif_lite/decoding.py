@@ -33,9 +33,9 @@ from motif_lite.io.video import (
     replaces_file,
     write_video,
 )
+from motif_lite.memory_plan import device_budget
 from motif_lite.numerics import check_finite
 from motif_lite.paths import user_path
-from motif_lite.preflight import device_budget
 from motif_lite.request import extended_frames
 from motif_lite.runtime.budget_advice import decode_on_the_cpu
 from motif_lite.runtime.planner import DecodePlan, plan_decode, positive_budget

@@ -75,7 +75,7 @@ class PlannedRun:
     def plan(self, vram_gib: float | None = None, adapter_temporaries: bool = True) -> Plan:
         """The memory plan (raises when nothing fits), with the budget `vram_gib` where it is not `self.vram_gib`;
         `adapter_temporaries=False`: without the LoRA adapters' temporaries (`plan_generation`)."""
-        from motif_lite.preflight import plan_generation
+        from motif_lite.memory_plan import plan_generation
 
         return plan_generation(
             self.request, self.sources, dtype=self.dtype, device=self.device,

@@ -35,7 +35,7 @@ def cpu_time_note(
     (`settings`, `configs`), the official architecture standing in for a missing one; `quantizing`: the seconds of
     quantizing as it loads (`quantizing_seconds`), once before the videos. `in_python`: the way out in the Python
     API's keywords instead of the flags, for `generate`'s warning. `adapter_macs`: the LoRA adapters kept beside packed
-    layers (`preflight.packed_adapter_macs`; None: none)."""
+    layers (`memory_plan.packed_adapter_macs`; None: none)."""
     import torch
 
     from motif_lite.runtime import cost
@@ -156,7 +156,7 @@ def run_flops(
     adapter_macs: Mapping[str, int] | None = None,
 ) -> float:
     """FLOPs of one video of `request` (motif_lite.runtime.cost), with the checkpoint's configs or the official;
-    `adapter_macs`: the LoRA adapters kept beside packed layers (`preflight.packed_adapter_macs`; None: none)."""
+    `adapter_macs`: the LoRA adapters kept beside packed layers (`memory_plan.packed_adapter_macs`; None: none)."""
     from motif_lite.runtime import cost
     from motif_lite.runtime.activation_memory import TextEncoderShape
     from motif_lite.vae.config import WanVAEConfig

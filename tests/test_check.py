@@ -686,18 +686,18 @@ def test_a_tensor_a_run_refuses_is_a_problem_and_never_said_not_to_fit(copy, cap
 
 def test_only_a_memory_refusal_of_the_default_plan_is_said_not_to_fit(tiny, monkeypatch):
     # The planner's memory refusals have their own type; any other refusal of a default run is a problem.
-    from motif_lite import preflight
+    from motif_lite import memory_plan
     from motif_lite.errors import ConfigError, MemoryBudgetError
     from motif_lite.request import GenerationRequest
 
     with pytest.raises(MemoryBudgetError, match="needs at least"):  # the real planner, for a GPU of 10 MiB
-        preflight.plan_generation(GenerationRequest("a fox"), tiny[0], device="cuda", vram_gib=0.01)
+        memory_plan.plan_generation(GenerationRequest("a fox"), tiny[0], device="cuda", vram_gib=0.01)
     for refusal, level in ((MemoryBudgetError("needs 9 GiB"), "warning"), (ConfigError("bad value"), "problem")):
 
         def refuse(*args, refusal=refusal, **kwargs):
             raise refusal
 
-        monkeypatch.setattr(preflight, "plan_generation", refuse)
+        monkeypatch.setattr(memory_plan, "plan_generation", refuse)
         found = [f for f in check_setup(tiny[0]).findings if f.subject == "memory plan"]
         assert [f.level for f in found] == [level]
         assert ("does not fit here" in found[0].message) == (level == "warning")

@@ -18,7 +18,7 @@ from motif_lite.checkup import check_setup
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError
 from motif_lite.io.missing_report import MissingFilesError
-from motif_lite.preflight import AT_HAND
+from motif_lite.memory_plan import AT_HAND
 from motif_lite.settings import CHECKPOINT, DEFAULT, resolve_settings
 
 SMALL = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "1", "-n", "blurry", "--device", "cpu"]

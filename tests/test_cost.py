@@ -24,6 +24,7 @@ from motif_lite import preflight as checks
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
 from motif_lite.model.transformer import MotifVideoTransformer
+from motif_lite.quantize_settings import with_quantize
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime import cost
 from motif_lite.runtime.activation_memory import ImageTowerShape, TextEncoderShape
@@ -319,7 +320,7 @@ def test_quantizing_as_it_loads_is_counted_in_the_cpu_time(cpu_run, monkeypatch,
     # A run asks as the dry run said (its sources come from the checks before loading, quantizing as they say).
     at_hand = locate_sources(download=False, require_weights=False)
     checked = lambda *a, quantize, text_encoder_quantize, **kw: (  # noqa: E731
-        checks.with_quantize(at_hand, quantize, text_encoder_quantize),
+        with_quantize(at_hand, quantize, text_encoder_quantize),
         torch.device("cpu"),
     )
     monkeypatch.setattr(checks, "preflight", checked)
@@ -405,7 +406,7 @@ def test_the_gpu_note_counts_the_quantizing_the_cpu_does_as_it_loads(tmp_path, m
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     at_hand = locate_sources(download=False, require_weights=False)
     checked = lambda *a, quantize, text_encoder_quantize, **kw: (  # noqa: E731
-        checks.with_quantize(at_hand, quantize, text_encoder_quantize),
+        with_quantize(at_hand, quantize, text_encoder_quantize),
         torch.device("cuda"),
     )
     monkeypatch.setattr(checks, "preflight", checked)

@@ -68,12 +68,12 @@ def test_run_tells_a_gpu_before_ampere_to_use_fp16_before_loading(tesla_t4, tmp_
 @pytest.mark.parametrize(("dtype", "planned"), [(None, torch.float16), ("bf16", torch.bfloat16)])
 def test_run_plans_in_fp16_on_a_gpu_before_ampere_unless_told(tesla_t4, tmp_path, monkeypatch, dtype, planned):
     # docs/usage.md, the --dtype row: fp16 is the default there, and the plan is made for the dtype that loads.
-    from motif_lite import preflight
+    from motif_lite import memory_plan
 
     seen = []
-    plan_generation = preflight.plan_generation
+    plan_generation = memory_plan.plan_generation
     monkeypatch.setattr(
-        preflight, "plan_generation", lambda *a, **kw: seen.append(kw["dtype"]) or plan_generation(*a, **kw)
+        memory_plan, "plan_generation", lambda *a, **kw: seen.append(kw["dtype"]) or plan_generation(*a, **kw)
     )
     args = ["run", "-m", str(tesla_t4), "-p", "a fox", "-o", str(tmp_path / "fox.mp4"), *TINY_RUN]
     with pytest.raises(Reached):
@@ -134,6 +134,18 @@ def test_the_recipe_table_of_docs_quantize_is_the_quantizers():
 
 
 USAGE = Path(__file__).resolve().parent.parent / "docs/usage.md"
+
+
+def test_plan_generation_is_imported_from_preflight_as_docs_usage_and_the_messages_write_it():
+    # docs/usage.md ("In a notebook") and the messages that suggest a plan name `motif_lite.preflight`; the memory
+    # plan moved to memory_plan.py, and that import still gives its `plan_generation`.
+    from motif_lite import memory_plan
+
+    line = "from motif_lite.preflight import plan_generation"
+    assert line in USAGE.read_text()
+    names: dict = {}
+    exec(line, names)
+    assert names["plan_generation"] is memory_plan.plan_generation
 
 
 def documented_flags(page: Path, heading: str) -> set[str]:

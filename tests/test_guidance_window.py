@@ -16,7 +16,7 @@ from tiny_pipeline import make_tiny_checkpoint
 
 from motif_lite import load_pipeline, run_estimates
 from motif_lite.checkpoint import locate_sources
-from motif_lite.preflight import AT_HAND, plan_generation
+from motif_lite.memory_plan import AT_HAND, plan_generation
 from motif_lite.request import GenerationRequest
 from motif_lite.sampling import guided_steps
 from motif_lite.settings import resolve_settings

@@ -1586,8 +1586,8 @@ def test_a_memory_plan_for_another_device_is_said_before_the_checkpoint_download
     # It was said after the download, and after the text encoder had loaded: the VAE went to the plan's device.
     import torch
 
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.pipeline import load_pipeline
-    from motif_lite.preflight import plan_generation
     from motif_lite.request import GenerationRequest
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -1625,8 +1625,8 @@ def test_a_memory_plan_for_the_same_gpu_by_another_name_is_not_refused(fake_hub,
     # "cuda" and "cuda:0" are one GPU: its plan loads; a plan for the second GPU is refused before the download.
     import torch
 
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.pipeline import load_pipeline
-    from motif_lite.preflight import plan_generation
     from motif_lite.request import GenerationRequest
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -50,6 +50,8 @@ LAYERS = [
         "checkup",
         "sizes",
         "preflight",
+        "memory_plan",
+        "quantize_settings",
         "decoding",
         "keeping",
         "memory_advice",

@@ -14,7 +14,8 @@ from safetensors.torch import save_file
 from server_helpers import InProcessServer
 
 from motif_lite import load_pipeline
-from motif_lite.preflight import check_loras, locate_sources, packed_adapter_macs
+from motif_lite.memory_plan import packed_adapter_macs
+from motif_lite.preflight import check_loras, locate_sources
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source

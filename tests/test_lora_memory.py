@@ -13,8 +13,9 @@ from tiny_pipeline import make_tiny_checkpoint
 from torch import nn
 
 from motif_lite.config import TransformerConfig
+from motif_lite.memory_plan import packed_adapter_macs, plan_generation
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.preflight import check_loras, locate_sources, packed_adapter_macs, plan_generation
+from motif_lite.preflight import check_loras, locate_sources
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source
@@ -338,7 +339,7 @@ def test_the_weights_that_load_packed_are_the_quantized_ones_of_the_file_or_reci
     # GGUF's plain layer was refused though load_pipeline applies it, and the plan counted adapters for LoRAs that
     # merge. Which weights load packed is now the file's (its header) or the recipe's (what it would write).
     from motif_lite.cli.prepare import checked_lora_files
-    from motif_lite.preflight import with_quantize
+    from motif_lite.quantize_settings import with_quantize
     from motif_lite.sizes import packed_weight_names
     from motif_lite.weights.lora_errors import LoRAError
 
@@ -379,7 +380,7 @@ def test_a_server_jobs_full_difference_of_a_packed_weight_is_refused_in_the_clie
     # a job cannot change: a client is told to send another LoRA, and what packs the weight, without the folder.
     from types import SimpleNamespace
 
-    from motif_lite.preflight import with_quantize
+    from motif_lite.quantize_settings import with_quantize
     from motif_lite.server.loras import check_loras_fit
     from motif_lite.server.schema import ApiError
     from motif_lite.sizes import packed_weight_names

@@ -23,9 +23,9 @@ from motif_lite import load_pipeline
 from motif_lite.errors import ConfigError, MotifLiteError
 from motif_lite.io.latents import read_latents
 from motif_lite.io.model_stamps import other_model_notes
+from motif_lite.memory_plan import plan_generation
 from motif_lite.pipeline import MotifVideoPipeline
 from motif_lite.pipeline.recipe import LoadedTransformer
-from motif_lite.preflight import plan_generation
 from motif_lite.quantize.convert import quantize_checkpoint
 from motif_lite.quantize.recipes import get_recipe
 from motif_lite.quantize.sources import open_source

@@ -160,7 +160,7 @@ def test_check_warns_of_a_memory_limit_that_leaves_nearly_nothing(tmp_path, monk
     assert said in finding.message, finding.message
     # 3 GiB left was "ok" under a hand-set 2 GiB floor, yet the smallest run the planner makes needs more as it
     # loads: the floor is the planner's own figure now, named in the warning.
-    from motif_lite.preflight import smallest_run_host_bytes
+    from motif_lite.memory_plan import smallest_run_host_bytes
 
     floor = smallest_run_host_bytes("cuda" if torch.cuda.is_available() else "cpu")
     [finding] = limit_findings(8 * GiB, 5 * GiB)
@@ -175,13 +175,13 @@ def test_check_warns_of_a_memory_limit_that_leaves_nearly_nothing(tmp_path, monk
     assert (finding.level, finding.message.endswith("runs plan their host memory within it")) == ("ok", True)
     # The floor is the runs' of this machine: with a GPU here, 6 GiB left is short of a GPU run's 6.5 (on the CPU
     # it would do).
-    from motif_lite import preflight
+    from motif_lite import memory_plan
 
     floors = {device: smallest_run_host_bytes(device) for device in ("cpu", "cuda")}
     with_gpu = floors["cuda"]
     root, proc = cgroup_tree(tmp_path / "gpu", "0::/", {"memory.max": str(8 * GiB), "memory.current": str(2 * GiB)})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the planner's figures are those asked above
-    monkeypatch.setattr(preflight, "smallest_run_host_bytes", floors.__getitem__)
+    monkeypatch.setattr(memory_plan, "smallest_run_host_bytes", floors.__getitem__)
     report = Checkup()
     environment._check_memory_limit(report, memory_limit(root, proc))
     [finding] = report.findings

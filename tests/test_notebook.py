@@ -111,7 +111,7 @@ def test_load_pipeline_without_a_plan_warns_when_the_official_video_would_not_fi
     # docs/usage.md, "In a notebook": everything on the GPU is an out-of-memory at the first 720p step of a 15 GB
     # T4; the planner's estimate says so before loading, with the fix. (The tiny checkpoint's official video needs
     # far less than a T4's 15 GiB, ~0.9 GiB: 0.5 GiB stands in for a small GPU here.)
-    from motif_lite.preflight import plan_generation
+    from motif_lite.memory_plan import plan_generation
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**29, 2**29))
     fix = rf"everything goes on Tesla T4, whose {memory_size(2**29)} are less than the \d+\.\d\d GiB .* 1280x736x121"

@@ -170,7 +170,7 @@ def test_a_default_fp32_run_keeps_the_text_encoder_in_bf16_and_fp32_asked_for_do
     # per video: bf16, as in an fp16 run; fp32 only with --dtype fp32.
     import warnings
 
-    from motif_lite.preflight import plan_generation
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.request import GenerationRequest
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -31,7 +31,7 @@ from huggingface_hub import constants
 from tiny_config import TINY, inputs
 from video_frames import read_png_frames
 
-from motif_lite import preflight
+from motif_lite import memory_plan
 from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import NVIDIA, GpuFacts, GpuReading, GpuUse
@@ -688,14 +688,14 @@ def test_unread_gpus_are_planned_with_the_kernels_the_ranks_run_here(checkpoint,
             raise
 
     monkeypatch.setattr(PlannedRun, "plan", recorded)
-    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: None)  # Triton runs here: as a GPU not here
+    monkeypatch.setattr(memory_plan, "triton_problem_of", lambda gpu: None)  # Triton runs here: as a GPU not here
     args = cli_args(checkpoint, tmp_path / "a.mp4", "--gpus", "2", "--device", "cuda", "--vram", "0.0001")
     for kernels in ("auto", "torch"):
         assert cli_main([*args, "--kernels", kernels]) == 2
     assert least["torch"] < least["auto"], least  # the --vram each rank fits, below Triton's plan's
     launched = []
     monkeypatch.setattr(launcher, "launch", lambda nproc, argv: launched.append(nproc) or 0)
-    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: "no C compiler to build Triton's launcher")
+    monkeypatch.setattr(memory_plan, "triton_problem_of", lambda gpu: "no C compiler to build Triton's launcher")
     assert cli_main([*args, "--vram", str(least["torch"])]) == 0
     assert launched == [2] and not torch.cuda.is_initialized()
 
@@ -764,7 +764,7 @@ def test_choosing_the_gpu_with_the_smallest_budget_says_no_warning_of_its_own():
     # first, once more for each card looked at.
     import warnings
 
-    from motif_lite.preflight import smallest_budget_gpu
+    from motif_lite.memory_plan import smallest_budget_gpu
 
     tiny = gpu_readings(39 * 2**20, total=40 * 2**20)
     read = [*gpu_readings(64 * 2**30), *tiny]
@@ -777,20 +777,20 @@ def test_choosing_the_gpu_with_the_smallest_budget_says_no_warning_of_its_own():
 def test_the_kernels_decided_for_a_read_gpu_follow_use_triton(monkeypatch):
     # As `use_triton` decides: on an AMD GPU "auto" runs torch's ops (not checked on AMD GPUs) though Triton has
     # nothing against it; an NVIDIA GPU Triton builds for keeps "auto".
-    from motif_lite import preflight
+    from motif_lite import memory_plan
     from motif_lite.devices import AMD
     from motif_lite.runtime.kernels import KernelBackendError
 
-    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: None)
+    monkeypatch.setattr(memory_plan, "triton_problem_of", lambda gpu: None)
     mi300 = GpuFacts(AMD, "AMD Instinct MI300X", arch="gfx942")
-    assert preflight._kernels_on("auto", mi300) == "torch"
+    assert memory_plan._kernels_on("auto", mi300) == "torch"
     h100 = GpuFacts(NVIDIA, "NVIDIA H100 80GB HBM3", (9, 0))
-    assert preflight._kernels_on("auto", h100) == "auto"
+    assert memory_plan._kernels_on("auto", h100) == "auto"
     # Where Triton cannot run, "auto" runs torch's ops, and only "triton" is refused.
-    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: "triton cannot be imported (no module)")
-    assert preflight._kernels_on("auto", h100) == "torch"
+    monkeypatch.setattr(memory_plan, "triton_problem_of", lambda gpu: "triton cannot be imported (no module)")
+    assert memory_plan._kernels_on("auto", h100) == "torch"
     with pytest.raises(KernelBackendError, match="triton cannot be imported"):
-        preflight._kernels_on("triton", h100)
+        memory_plan._kernels_on("triton", h100)
 
 
 def test_the_refusal_before_the_processes_start_is_the_plan_of_one_rank(checkpoint, tmp_path, capsys, monkeypatch):
@@ -809,7 +809,7 @@ def test_the_refusal_before_the_processes_start_is_the_plan_of_one_rank(checkpoi
 
 def test_a_rank_that_never_loads_the_text_encoder_plans_without_it(checkpoint):
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.preflight import plan_generation
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.request import GenerationRequest
     from motif_lite.sizes import model_sizes
 
@@ -1177,7 +1177,7 @@ def test_triton_where_it_cannot_run_is_refused_before_launch_on_unread_gpus_with
     problem = "no C compiler to build Triton's launcher"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(launcher, "gpu_readings", lambda n: None)
-    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: problem)
+    monkeypatch.setattr(memory_plan, "triton_problem_of", lambda gpu: problem)
     monkeypatch.setattr(launcher, "launch", lambda *args: pytest.fail("started the processes of a refused run"))
     monkeypatch.setattr(kernels, "_triton_problem", lambda device: problem)
     with pytest.raises(KernelBackendError) as one_gpu:  # what a run on one of these GPUs says
@@ -1193,13 +1193,13 @@ def test_triton_where_it_cannot_run_is_refused_before_launch_on_unread_gpus_with
 def test_unread_gpus_of_a_rocm_build_are_planned_with_torchs_ops(monkeypatch):
     # On a ROCm build the GPUs are AMD's, where "auto" runs torch's ops whatever Triton can do: planned as NVIDIA
     # GPUs, with Triton's kernels, a --vram every rank fits would be refused before launch.
-    from motif_lite import preflight
+    from motif_lite import memory_plan
 
-    monkeypatch.setattr(preflight, "triton_problem_of", lambda gpu: None)  # Triton runs here
-    monkeypatch.setattr(preflight, "rocm_build", lambda: True)
-    assert preflight.kernels_on_unread_gpus("auto") == "torch"
-    monkeypatch.setattr(preflight, "rocm_build", lambda: False)
-    assert preflight.kernels_on_unread_gpus("auto") == "auto"
+    monkeypatch.setattr(memory_plan, "triton_problem_of", lambda gpu: None)  # Triton runs here
+    monkeypatch.setattr(memory_plan, "rocm_build", lambda: True)
+    assert memory_plan.kernels_on_unread_gpus("auto") == "torch"
+    monkeypatch.setattr(memory_plan, "rocm_build", lambda: False)
+    assert memory_plan.kernels_on_unread_gpus("auto") == "auto"
 
 
 def test_unread_gpus_are_not_asked_about_triton_for_kernels_that_need_no_refusal(
@@ -1210,7 +1210,7 @@ def test_unread_gpus_are_not_asked_about_triton_for_kernels_that_need_no_refusal
     asked = []
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(launcher, "gpu_readings", lambda n: None)
-    monkeypatch.setattr(preflight, "kernels_on_unread_gpus", lambda kernels: asked.append(kernels) or "torch")
+    monkeypatch.setattr(memory_plan, "kernels_on_unread_gpus", lambda kernels: asked.append(kernels) or "torch")
     monkeypatch.setattr(launcher, "launch", lambda *args: 0)
     for kernels in ("auto", "torch"):
         assert (

@@ -28,9 +28,9 @@ from motif_lite import load_pipeline
 from motif_lite.cli.run_summary import summary
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.io.image import image_sha256
+from motif_lite.memory_plan import plan_generation
 from motif_lite.model.ops import TORCH_OPS
 from motif_lite.numerics import NonFiniteError, advice, check_finite
-from motif_lite.preflight import plan_generation
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.runtime.kernels import FallbackOp
 from motif_lite.runtime.streaming import TextEncoderPlacement

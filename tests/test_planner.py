@@ -466,7 +466,7 @@ def test_the_encode_stage_counts_the_text_encoders_own_dtype(dtype, text_dtype, 
 def test_a_float32_run_plans_the_text_encoders_float32_activations():
     # plan_generation (the --dry-run and --vram path) passes the run's dtype down to the text encoder's estimate.
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.preflight import AT_HAND, plan_generation
+    from motif_lite.memory_plan import AT_HAND, plan_generation
     from motif_lite.request import GenerationRequest
 
     request, _ = GenerationRequest("x", output="a.mp4", width=256, height=256, frames=9).resolve()

@@ -29,8 +29,8 @@ from motif_lite.errors import CheckpointError, DeviceError
 from motif_lite.io import checkpoint_source, hub
 from motif_lite.io.gguf_source import find_gguf
 from motif_lite.io.missing_report import MissingFilesError
+from motif_lite.memory_plan import AT_HAND, _planner_inputs, plan_generation
 from motif_lite.pipeline import loading
-from motif_lite.preflight import AT_HAND, _planner_inputs, plan_generation
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.kernels import KernelBackendError
 from motif_lite.shell_syntax import posix_quoted
@@ -232,14 +232,14 @@ def test_a_vram_budget_above_the_free_memory_is_kept_and_warned_of_where_it_spil
 ):
     import warnings
 
-    from motif_lite import preflight
+    from motif_lite import memory_plan
     from motif_lite.runtime.planner import RESERVED_RATIO
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30, 8 * 2**30))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
-    monkeypatch.setattr(preflight, "windows_gpu_driver", lambda: windows_driver)
+    monkeypatch.setattr(memory_plan, "windows_gpu_driver", lambda: windows_driver)
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
     with warnings.catch_warnings(record=True) as said:
@@ -269,10 +269,10 @@ def test_a_vram_plan_that_cannot_fit_beside_what_other_processes_hold_is_warned_
     # with what holds the rest and the --vram that fits.
     import warnings
 
-    from motif_lite import preflight
+    from motif_lite import memory_plan
 
     simulated_gpu(monkeypatch, 6 * 2**30)  # an 8 GiB card whose desktop and browser hold 2 GiB
-    monkeypatch.setattr(preflight, "windows_gpu_driver", lambda: False)
+    monkeypatch.setattr(memory_plan, "windows_gpu_driver", lambda: False)
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
     sources = locate_sources(gguf="Q4_K_M", **AT_HAND)
     with pytest.warns(UserWarning, match="then runs out of memory at its peak") as said:
@@ -292,7 +292,7 @@ def test_a_vram_plan_that_cannot_fit_beside_what_other_processes_hold_is_warned_
     with pytest.warns(UserWarning, match="this process's tensors hold 2.00 GiB; other processes hold 2.00 GiB"):
         plan_generation(request, sources, device="cuda", vram_gib=5)
     # Windows' driver spills instead of failing: its own note says so, not this one.
-    monkeypatch.setattr(preflight, "windows_gpu_driver", lambda: True)
+    monkeypatch.setattr(memory_plan, "windows_gpu_driver", lambda: True)
     with pytest.warns(UserWarning) as said:
         plan_generation(request, sources, device="cuda", vram_gib=5)
     assert not [w for w in said if "runs out of memory at its peak" in str(w.message)]
@@ -580,13 +580,13 @@ def test_the_budgets_warnings_are_not_said_again_with_the_out_of_memory_advice(n
     # The next plan down is planned to name it: the warnings its budget gives were given with the run's plan.
     import warnings
 
-    from motif_lite import preflight
+    from motif_lite import memory_plan
     from motif_lite.cli.prepare import planned_run, run_out_of_memory_advice, sources_before_download
 
     # Windows' driver spills any budget over the free memory: warned of. The plan's reserve (6.14 GiB) still fits
     # the 6.5 GiB free, so the advice names the --vram just under its peak.
     simulated_gpu(monkeypatch, int(6.5 * 2**30))
-    monkeypatch.setattr(preflight, "windows_gpu_driver", lambda: True)
+    monkeypatch.setattr(memory_plan, "windows_gpu_driver", lambda: True)
     args = cli.build_parser().parse_args(["run", "-p", "x", "--gguf", "Q4_K_M", "--vram", "7", "--device", "cuda"])
     args.weights = {}
     request, _ = GenerationRequest("x", output="a.mp4").resolve()
@@ -1270,7 +1270,7 @@ def test_batched_guidance_is_decided_by_one_rule():
     # pipeline in an unguided run without room, which then warned about it).
     from types import SimpleNamespace
 
-    from motif_lite.preflight import batched_guidance
+    from motif_lite.memory_plan import batched_guidance
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     room, no_room = SimpleNamespace(cfg_batch=2), SimpleNamespace(cfg_batch=1)

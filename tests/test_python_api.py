@@ -25,8 +25,8 @@ from motif_lite.devices import (
 )
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError  # noqa: E402
 from motif_lite.io.clip import Clip  # noqa: E402
+from motif_lite.memory_plan import plan_generation  # noqa: E402
 from motif_lite.pipeline import GenerationResult, MotifVideoPipeline  # noqa: E402
-from motif_lite.preflight import plan_generation  # noqa: E402
 from motif_lite.request import GenerationRequest, RequestError  # noqa: E402
 from motif_lite.weights.lora_errors import LoRAError  # noqa: E402
 from motif_lite.weights.lora_specs import LoRASpec, lora_specs  # noqa: E402

@@ -321,7 +321,7 @@ def test_a_gguf_files_size_is_counted_from_its_header_as_gguf_py_counts_it(check
 
 
 def test_the_plan_counts_the_recipes_size(checkpoint, files):
-    from motif_lite.preflight import plan_generation
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.request import GenerationRequest
     from motif_lite.sizes import model_sizes
 

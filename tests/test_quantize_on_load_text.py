@@ -145,7 +145,7 @@ def test_both_components_quantized_as_they_load(checkpoint, tmp_path, capsys):
 
 
 def test_the_plan_counts_the_recipes_size(checkpoint, files, capsys):
-    from motif_lite.preflight import plan_generation
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.request import GenerationRequest
     from motif_lite.sizes import model_sizes
 
@@ -421,7 +421,7 @@ def test_a_gguf_besides_is_refused_before_the_hub_checkpoint_is_fetched(files, n
 def test_the_host_memory_advice_knows_the_text_encoder_is_quantized_already(checkpoint):
     # A --ram too small for the tiny model: a Q8_0 copy of the text encoder is not offered to a run that quantizes it.
     from motif_lite.errors import MotifLiteError
-    from motif_lite.preflight import plan_generation
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.request import GenerationRequest
 
     request = GenerationRequest("a fox", width=48, height=32, frames=9)

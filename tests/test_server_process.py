@@ -491,11 +491,11 @@ def test_kernels_the_device_cannot_run_fail_before_loading(checkpoint, tmp_path,
 
 
 def test_missing_lora_fails_before_binding_or_planning(tmp_path, capsys, monkeypatch):
-    from motif_lite import preflight as checks
+    from motif_lite import memory_plan
     from motif_lite.server import runner
 
     monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound the port"))
-    monkeypatch.setattr(checks, "plan_generation", lambda *a, **kw: pytest.fail("planned"))
+    monkeypatch.setattr(memory_plan, "plan_generation", lambda *a, **kw: pytest.fail("planned"))
     missing = tmp_path / "no.safetensors"
     assert cli.main(["serve", "--data", str(tmp_path / "data"), "--lora", f"{missing}:0.5"]) == cli.EXIT_USER_ERROR
     assert f"error: LoRA file not found: {missing}" in capsys.readouterr().err
@@ -524,6 +524,7 @@ def test_vram_must_be_a_positive_number(capsys, vram):
 
 def test_plans_from_the_sources_preflight_found(checkpoint, tmp_path, capsys, monkeypatch):
     # As for run: every check (and any download) first, then the plan from those files, then the load from them.
+    from motif_lite import memory_plan
     from motif_lite import preflight as checks
     from motif_lite.errors import MotifLiteError
 
@@ -540,7 +541,7 @@ def test_plans_from_the_sources_preflight_found(checkpoint, tmp_path, capsys, mo
         raise MotifLiteError("stop here")
 
     monkeypatch.setattr(checks, "preflight", checked)
-    monkeypatch.setattr(checks, "plan_generation", plan)
+    monkeypatch.setattr(memory_plan, "plan_generation", plan)
     flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--vram", "4"]
     assert cli.main(["serve", "-m", str(checkpoint), *flags]) == cli.EXIT_USER_ERROR
     assert "error: stop here" in capsys.readouterr().err
@@ -565,8 +566,7 @@ def test_missing_lora_is_a_one_line_error(checkpoint, tmp_path, capsys):
 
 def test_speed_and_memory_flags_reach_the_plan_and_the_loaded_model(checkpoint, tmp_path, capsys, monkeypatch):
     # The model's load-time settings are run's flags, with run's meanings, applied once for every job.
-    from motif_lite import pipeline
-    from motif_lite import preflight as checks
+    from motif_lite import memory_plan, pipeline
     from motif_lite.errors import MotifLiteError
 
     seen = {}
@@ -579,8 +579,8 @@ def test_speed_and_memory_flags_reach_the_plan_and_the_loaded_model(checkpoint, 
         seen["load"] = kwargs
         raise MotifLiteError("stop here")
 
-    pipeline_plan = checks.plan_generation
-    monkeypatch.setattr(checks, "plan_generation", plan)
+    pipeline_plan = memory_plan.plan_generation
+    monkeypatch.setattr(memory_plan, "plan_generation", plan)
     monkeypatch.setattr(pipeline, "load_pipeline", load)
     flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--ram", "64"]
     flags += ["--max-video", "64x64x9"]
@@ -598,8 +598,7 @@ def test_batch_guidance_without_room_in_the_plan_is_said_as_run_says_it(checkpoi
     # gives no --vram; run's note (planned_batch_guidance) says the flag and the budget that batches them.
     import dataclasses
 
-    from motif_lite import pipeline
-    from motif_lite import preflight as checks
+    from motif_lite import memory_plan, pipeline
     from motif_lite.errors import MotifLiteError
 
     seen = {}
@@ -611,8 +610,8 @@ def test_batch_guidance_without_room_in_the_plan_is_said_as_run_says_it(checkpoi
         seen.update(kwargs)
         raise MotifLiteError("stop here")
 
-    pipeline_plan = checks.plan_generation
-    monkeypatch.setattr(checks, "plan_generation", one_row)
+    pipeline_plan = memory_plan.plan_generation
+    monkeypatch.setattr(memory_plan, "plan_generation", one_row)
     monkeypatch.setattr(pipeline, "load_pipeline", load)
     flags = ["--data", str(tmp_path / "data"), "--port", "0", *RUNTIME_FLAGS, "--vram", "4", "--max-video", "48x32x9"]
     assert cli.main(["serve", "-m", str(checkpoint), *flags, "--batch-guidance"]) == cli.EXIT_USER_ERROR

@@ -541,7 +541,7 @@ def test_packed_encoder_on_cuda_runs_the_triton_kernel_and_leaves_nothing(wide, 
 def test_the_host_memory_advice_knows_the_text_encoder_is_a_gguf_already(checkpoint, checkpoint_files):
     # A --ram too small for this tiny model: the advice offers the text encoder's Q8_0 copy only to those without one.
     from motif_lite.errors import MotifLiteError
-    from motif_lite.preflight import plan_generation
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.request import GenerationRequest
 
     request = GenerationRequest("a fox", width=48, height=32, frames=9)
@@ -556,7 +556,7 @@ def test_the_plan_counts_the_tuning_buffer_for_a_text_encoder_gguf_with_packed_b
     # The fused dequantizing GEMM autotunes on packed blocks; an F32 file's linears run as plain float layers (cuBLAS),
     # so its encode stage holds no autotuning buffer. Planned for a CUDA GPU (no GPU needed): kernels "torch" is the
     # same plan without any Triton kernel, so the two encode stages differ by the buffer or by nothing.
-    from motif_lite.preflight import plan_generation
+    from motif_lite.memory_plan import plan_generation
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.kernels import autotune_buffer_bytes
 

@@ -242,7 +242,7 @@ def test_the_plan_counts_the_fused_norms_only_where_triton_builds_for_its_gpu(
     """The torch norms hold more activation memory than the fused kernels: a plan for cuda:1, whose kernels fall
     back to torch's, counted the fused ones of the current cuda:0."""
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.preflight import _planner_inputs
+    from motif_lite.memory_plan import _planner_inputs
     from motif_lite.request import GenerationRequest
 
     request = GenerationRequest("fox", width=64, height=64, frames=5, steps=2)

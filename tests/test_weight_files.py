@@ -23,8 +23,7 @@ from safetensors.torch import load_file, save_file
 from test_cli import assert_user_error, run_args
 from tiny_pipeline import make_tiny_checkpoint
 
-from motif_lite import cli, pipeline
-from motif_lite import preflight as checks
+from motif_lite import cli, memory_plan, pipeline
 from motif_lite.checkpoint import download_patterns, locate_sources, required_files
 from motif_lite.checkup import check_setup
 from motif_lite.cli.run_flags import take_weight_flags
@@ -593,7 +592,7 @@ def test_serve_takes_your_files_and_says_so(checkpoints, tmp_path, capsys, monke
     def stop(*args, **kwargs):
         raise MotifLiteError("stop here")
 
-    monkeypatch.setattr(checks, "plan_generation", stop)  # after every check, before anything loads
+    monkeypatch.setattr(memory_plan, "plan_generation", stop)  # after every check, before anything loads
     _, b, files = checkpoints
     flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--vram", "4"]
     assert cli.main(["serve", "-m", str(b), "--vae", str(files["vae"]), *flags]) == cli.EXIT_USER_ERROR

@@ -64,7 +64,7 @@ def _check_memory_limit(report: Checkup, limit: MemoryLimit | None) -> None:
     show the whole machine's memory there, and a process past the limit is killed without a word. A warning
     where the limit leaves less than the smallest run needs as it loads (`smallest_run_host_bytes`, on the device
     runs use here): no run fits. Each run's own plan then says exactly how much it needs."""
-    from motif_lite.preflight import SMALLEST_TYPES, smallest_run_host_bytes
+    from motif_lite.memory_plan import SMALLEST_TYPES, smallest_run_host_bytes
 
     if limit is None:
         return

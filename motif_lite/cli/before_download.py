@@ -233,7 +233,7 @@ def _estimate_at_hand(
     gets the question, without the adapters' work (None): the run names the LoRA's problem, as before."""
     from motif_lite.cli.common import lora_args
     from motif_lite.devices import resolve_device
-    from motif_lite.preflight import packed_adapter_macs
+    from motif_lite.memory_plan import packed_adapter_macs
     from motif_lite.settings import resolve_dtype
 
     if at_hand is None:

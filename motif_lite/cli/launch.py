@@ -66,7 +66,7 @@ def launch_run(args: argparse.Namespace) -> int:
                 # --vram to plan, rather than by every rank once started (another --kernels has nothing to refuse:
                 # Triton is not imported for it, a second's wait).
                 if args.kernels == "triton":
-                    from motif_lite.preflight import kernels_on_unread_gpus
+                    from motif_lite.memory_plan import kernels_on_unread_gpus
 
                     kernels_on_unread_gpus(args.kernels)
                 print(f"note: {UNREAD_GPUS_NOTE}", file=sys.stderr)
@@ -263,7 +263,7 @@ def _plan_before_launch(
     from motif_lite.cli.common import lora_args
     from motif_lite.cli.prepare import checked_lora_files, planned_run, sources_before_download
     from motif_lite.devices import default_dtype_of  # here: devices imports torch, which --help must not wait for
-    from motif_lite.preflight import kernels_on_unread_gpus, smallest_budget_gpu
+    from motif_lite.memory_plan import kernels_on_unread_gpus, smallest_budget_gpu
     from motif_lite.settings import resolve_dtype
 
     sources = sources_before_download(args)

@@ -80,14 +80,14 @@ def sources_at_hand(
     configs_read: CheckpointConfigs | None = None,
 ) -> ModelSources:
     """The model the flags name as far as it is at hand (a folder, the Hugging Face cache; no download): its files
-    and configs, else the official configs bundled with motif-lite (`locate_sources` with `preflight.AT_HAND`).
+    and configs, else the official configs bundled with motif-lite (`locate_sources` with `memory_plan.AT_HAND`).
     `text_encoder_gguf=False`: without --text-encoder-gguf, where it changes nothing and its problems are the later
     checks' to name. `quantized`: with --quantize / --text-encoder-quantize applied (`quantized_as_asked`).
     `header_read`: the GGUF files read already (`preflight.gguf_header_read_first`), not read again. `configs_read`:
     the configs an earlier look at the same files read, not read again (`locate_sources`)."""
     from motif_lite.checkpoint import locate_sources
     from motif_lite.io.gguf_source import refuse_variant_flag
-    from motif_lite.preflight import AT_HAND
+    from motif_lite.memory_plan import AT_HAND
 
     refuse_variant_flag(args.gguf)  # in run's words: `locate_sources` says it in Python's
     text_gguf = args.text_encoder_gguf if text_encoder_gguf else None
@@ -99,9 +99,9 @@ def sources_at_hand(
 
 
 def quantized_as_asked(sources: ModelSources, args: argparse.Namespace) -> ModelSources:
-    """`sources` with the --quantize and --text-encoder-quantize recipes (`preflight.with_quantize`; serve has
+    """`sources` with the --quantize and --text-encoder-quantize recipes (`quantize_settings.with_quantize`; serve has
     neither flag)."""
-    from motif_lite.preflight import with_quantize
+    from motif_lite.quantize_settings import with_quantize
 
     quantize, text_encoder_quantize = getattr(args, "quantize", None), getattr(args, "text_encoder_quantize", None)
     return with_quantize(sources, quantize, text_encoder_quantize)
@@ -228,11 +228,11 @@ def plan_if_budget(
 def planned_batch_guidance(
     wanted: bool | None, device: torch.device, plan: Plan | None, guided: bool
 ) -> tuple[bool, str | None]:
-    """`--batch-guidance` as the memory plan allows (`preflight.batched_guidance`), run's and serve's, and the note
+    """`--batch-guidance` as the memory plan allows (`memory_plan.batched_guidance`), run's and serve's, and the note
     when the flag asked for it and there is no room for steps that are `guided`: the planner falls back to one row
     per forward where batch 2 does not fit, and a batch-2 forward would then need twice the activation memory the
     plan counted."""
-    from motif_lite.preflight import batched_guidance
+    from motif_lite.memory_plan import batched_guidance
     from motif_lite.runtime.budget_advice import free_for
     from motif_lite.units import memory_size
 
@@ -300,7 +300,7 @@ def smaller_transformer_note(planned: PlannedRun, plan: Plan) -> str | None:
     import torch
 
     from motif_lite.errors import MotifLiteError
-    from motif_lite.preflight import with_quantize
+    from motif_lite.quantize_settings import with_quantize
     from motif_lite.units import memory_size
 
     sources = planned.sources

@@ -175,7 +175,7 @@ def say_run_time(
 ) -> None:
     """How long a run on one process will take, before it loads: the question before a long CPU run (--yes answers
     it; not asked again when it came before a download), the note before a long GPU run. `adapter_macs`: the LoRA
-    adapters beside packed layers (`preflight.packed_adapter_macs`), whose work the estimate counts."""
+    adapters beside packed layers (`memory_plan.packed_adapter_macs`), whose work the estimate counts."""
     if device.type == "cpu":
         quantizing = quantizing_seconds(sources)
         question.ask(requests[0], settings, sources.configs, dtype, len(requests), quantizing, None, adapter_macs)

@@ -705,7 +705,7 @@ def cpu_time_limit(
     refused with the estimate and the fields that make it that long, so that a default-size request cannot hold
     the queue for months. The work of the LoRA adapters beside packed layers counts, as `run` counts it: the job's
     LoRA files (the limit's third argument), or where it names none the server's own (--lora)."""
-    from motif_lite.preflight import packed_adapter_macs
+    from motif_lite.memory_plan import packed_adapter_macs
     from motif_lite.run_estimates import long_cpu_run, run_flops, transformer_calls
     from motif_lite.runtime import cost
     from motif_lite.server.submission import TooLong

@@ -7,7 +7,7 @@ Same seed, same settings -> the same video as the diffusers `MotifVideoPipeline`
 the noise and the VAE posterior sample are drawn from one CPU `torch.Generator` in the reference's order, the
 sampling loop is `motif_lite.sampling.denoise` (tested step by step against the reference's scheduler and guider).
 The pipeline only orchestrates: model math, sampling, weights, memory placement and file formats live elsewhere,
-and what a run checks and plans before loading lives in `motif_lite.preflight`.
+and what a run checks and plans before loading lives in `motif_lite.preflight` and `motif_lite.memory_plan`.
 
 Its modules: `loading` (load_pipeline), `recipe` (how the transformer is built, and rebuilt by `set_loras`),
 `generation` (MotifVideoPipeline), `conditioning` (the encoded prompts and first frame, and those kept between

@@ -30,6 +30,7 @@ from motif_lite.io.output_claims import holds_video
 from motif_lite.io.preview import preview_steps
 from motif_lite.io.video import check_crf
 from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
+from motif_lite.memory_plan import packed_adapter_macs
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
 from motif_lite.paths import user_path
@@ -71,7 +72,7 @@ from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewF
 from motif_lite.pipeline.resuming import earlier_run_note, resumed_state
 from motif_lite.pipeline.step_watch import StepWatch
 from motif_lite.pipeline.video_run import StageMeasures, VideoRun
-from motif_lite.preflight import check_loras, packed_adapter_macs
+from motif_lite.preflight import check_loras
 from motif_lite.request import GenerationRequest, RequestError, ResolvedRequest
 from motif_lite.request import first_frame_sha256 as checksum_of_first_frame
 from motif_lite.run_estimates import cpu_time_note

@@ -16,20 +16,13 @@ from motif_lite.checkpoint import ModelSources, refuse_wrong_weights
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import checked_dtype
 from motif_lite.errors import ConfigError
+from motif_lite.memory_plan import batched_guidance, unplanned_memory_warning
 from motif_lite.paths import names_too_long_refused
 from motif_lite.pipeline.call_guards import PIPELINE_FOLDER
 from motif_lite.pipeline.from_diffusers import is_same_device, load_advice
 from motif_lite.pipeline.generation import MotifVideoPipeline
 from motif_lite.pipeline.recipe import TransformerRecipe, load_transformer_stage, quantize_search_device
-from motif_lite.preflight import (
-    batched_guidance,
-    check_loras,
-    check_speed,
-    check_speed_on_device,
-    preflight,
-    step_cache_setting,
-    unplanned_memory_warning,
-)
+from motif_lite.preflight import check_loras, check_speed, check_speed_on_device, preflight, step_cache_setting
 from motif_lite.runtime.compile import CompileConfig
 from motif_lite.runtime.kernels import apply_dequant_kernels
 from motif_lite.runtime.parallel import Parallel

@@ -505,7 +505,7 @@ def _batched_vram(ladder: Iterable[Plan], above: int) -> float | None:
     least, lowest_before = None, math.inf
     for plan in ladder:
         vram = vram_for(plan.peak_bytes)
-        budget = int(vram * GiB)  # what --vram with that figure plans for (preflight)
+        budget = int(vram * GiB)  # what --vram with that figure plans for (memory_plan)
         if plan.cfg_batch == plan.cfg_batch_asked and above < budget < lowest_before:
             least = vram if least is None else min(least, vram)
         lowest_before = min(lowest_before, plan.peak_bytes)
