@@ -20,13 +20,17 @@ from motif_lite.shell_syntax import on_windows, quoted
 def user_path(value: str | os.PathLike) -> Path:
     """`value` as a path with a leading `~` or `~user` expanded, as a shell would have (a quoted path, a config file
     or a notebook reach us unexpanded). A `~name` for which this machine has no home (`~Downloads/model`, a slash
-    left out) is a `MotifLiteError` saying so, where pathlib raises a bare RuntimeError."""
+    left out) is a `MotifLiteError` saying so, where pathlib raises a bare RuntimeError; PowerShell's
+    `~\\Videos\\fox.mp4` one with the path to give (`windows_path_problem`)."""
     text = os.fspath(value)
     if not text.startswith("~"):  # `./~` names a file called ~ here: pathlib drops the `./` and would expand it
         return Path(text)
     try:
         return Path(text).expanduser()
     except RuntimeError:
+        # PowerShell's home (`~\Videos\fox.mp4`) is no user `\Videos\fox.mp4`: the path with slashes is said
+        if (windows := windows_path_problem(text)) is not None:
+            raise MotifLiteError(windows) from None
         user = Path(value).parts[0]
         raise MotifLiteError(
             f"{value}: {user} names the home folder of a user {user[1:]!r}, and this machine has none; give the path "

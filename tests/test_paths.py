@@ -370,3 +370,24 @@ def test_the_quantizers_source_and_output_refuse_a_windows_path(value, capsys):
         message = capsys.readouterr().err.splitlines()[-1]
         assert exited.value.code == 2 and f"{value} is a Windows path" in message, message
         assert "/out/fox.gguf" in message, message
+
+
+@pytest.mark.skipif(os.name == "nt", reason="`~\\` is the home folder there")
+def test_powershells_home_given_from_python_is_told_with_slashes(tmp_path, monkeypatch):
+    # A request's image and extend and load_pipeline's folder expand `~` first (`user_path`), which took
+    # `~\Videos\fox.png` for the home of a user `\Videos\fox.png` and advised `~/\Videos\fox.png`, no such file.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.checkpoint_source import find_checkpoint
+    from motif_lite.io.clip import read_clip
+    from motif_lite.io.image import read_image
+
+    monkeypatch.chdir(tmp_path)
+    for read, given, meant in [
+        (read_image, "~\\Pictures\\fox.png", "~/Pictures/fox.png"),
+        (read_clip, "~\\Videos\\fox.mp4", "~/Videos/fox.mp4"),
+        (find_checkpoint, "~\\models\\Motif-Video-2B", "~/models/Motif-Video-2B"),
+    ]:
+        with pytest.raises(MotifLiteError) as refused:
+            read(given)
+        assert f"separates folders with /, so give {meant}" in str(refused.value), refused.value
+        assert "home folder of a user" not in str(refused.value), refused.value
