@@ -151,7 +151,10 @@ def windows_path_problem(text: str, platform: str | None = None) -> str | None:
         )
     if (home := _HOME_WINDOWS_PATH.fullmatch(named)) is not None:  # ~\Videos\fox.mp4, PowerShell's home
         in_home = "~/" + home[1].replace("\\", "/")
-        return f"{text} is a Windows path, {read_as}: {here} separates folders with /, so give {quoted(in_home)}"
+        return (  # `./~\x.mp4` too (pathlib drops the `./`): the way to keep that name is said
+            f"{text} is a Windows path, {read_as}: {here} separates folders with /, so give {quoted(in_home)} (a name "
+            f"with backslashes in it is given with its folder: {quoted(os.path.abspath(text))})"
+        )
     if _RELATIVE_WINDOWS_PATH.fullmatch(named) is not None:  # .\out\fox.mp4: written as one odd name
         slashed = text.replace("\\", "/")
         advice = f"{here} separates folders with /, so give {quoted(slashed)}"

@@ -391,3 +391,15 @@ def test_powershells_home_given_from_python_is_told_with_slashes(tmp_path, monke
             read(given)
         assert f"separates folders with /, so give {meant}" in str(refused.value), refused.value
         assert "home folder of a user" not in str(refused.value), refused.value
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a backslash separates folders there")
+def test_a_name_here_that_starts_with_a_tilde_and_a_backslash_is_told_how_to_keep_it(tmp_path, monkeypatch):
+    # `-o './~\x.mp4'` (a file of that name here; pathlib drops the `./`) was told only "so give ~/x.mp4", a file
+    # in the home folder; the name kept, given with its folder, is taken.
+    from motif_lite.paths import windows_path_problem
+
+    monkeypatch.chdir(tmp_path)
+    problem = windows_path_problem("./~\\x.mp4", platform="linux")
+    given = problem.rpartition("given with its folder: ")[2].rstrip(")").strip("'")
+    assert given == f"{tmp_path}/~\\x.mp4" and windows_path_problem(given, platform="linux") is None, problem
