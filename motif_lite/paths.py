@@ -108,7 +108,8 @@ _WSL_SHARE = re.compile(r"\\\\wsl(?:\$|\.localhost)\\[^\\]+(\\.*)?", re.IGNORECA
 # `clip\(1\).png` as tab completion writes them, then quoted) is not taken for one. It holds no slash
 # as pathlib reads it (which drops a leading ./, as the video's writer then does): a path with a folder in it
 # (`/home/me/a\b.mp4`, `models\x/out.mp4` in a folder named `models\x`) is a name with backslashes the user means.
-_SHELL_ESCAPED = r"\s()\[\]{}<>|&;$!?*'\"`#~"
+# Bash's completion escapes `@`, `=` and `:` too (its default_filename_quote_characters): `clip\:1.png`.
+_SHELL_ESCAPED = r"\s()\[\]{}<>|&;$!?*'\"`#~@=:"
 _WINDOWS_NAME = rf"[^\\/{_SHELL_ESCAPED}][^\\/]*"  # one file or folder name of such a path
 _RELATIVE_WINDOWS_PATH = re.compile(rf"{_WINDOWS_NAME}(?:\\{_WINDOWS_NAME})+\\?")
 # One backslash first (\out\fox.mp4) is the root of the current drive on Windows; `~\` is PowerShell's home.

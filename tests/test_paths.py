@@ -403,3 +403,12 @@ def test_a_name_here_that_starts_with_a_tilde_and_a_backslash_is_told_how_to_kee
     problem = windows_path_problem("./~\\x.mp4", platform="linux")
     given = problem.rpartition("given with its folder: ")[2].rstrip(")").strip("'")
     assert given == f"{tmp_path}/~\\x.mp4" and windows_path_problem(given, platform="linux") is None, problem
+
+
+@pytest.mark.parametrize("given", ["clip\\:1.png", "me\\@home.png", "a\\=b.png", "\\:x.mp4"])
+def test_a_name_with_the_other_escapes_of_bash_completion_is_no_windows_path(given):
+    # Bash's tab completion escapes `@`, `=` and `:` as well (`clip:1.png` as `clip\:1.png`); quoted, the name was
+    # told "so give clip/:1.png", a path never meant.
+    from motif_lite.paths import windows_path_problem
+
+    assert windows_path_problem(given, platform="linux") is None
