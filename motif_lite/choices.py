@@ -168,12 +168,14 @@ def lines_size(text: str) -> tuple[int, int] | None:
 def gpu_numbers(text: str) -> list[str] | None:
     """The GPU numbers a list of them names, as other tools take one (`2,3`, accelerate's; `cuda:0,cuda:1`; `1`),
     bare as CUDA_VISIBLE_DEVICES takes them (`cuda:0` or an empty entry there hides every GPU), in ASCII digits
-    (an input method's full-width `１,２` there is no GPU number: CUDA sees no GPU); None for anything else."""
+    (an input method's full-width `１,２` there is no GPU number: CUDA sees no GPU); None for anything else, and for
+    a list that names a GPU twice (`0,0`, `1,01`), with which CUDA sees no GPU either."""
     numbers = [part.strip().lower().removeprefix("cuda:") for part in text.split(",") if part.strip()]
     # isdecimal, not isdigit: a superscript ² is a digit that int() does not read
     if not numbers or not all(number.isdecimal() for number in numbers):
         return None
-    return [str(int(number)) for number in numbers]
+    numbers = [str(int(number)) for number in numbers]
+    return numbers if len(set(numbers)) == len(numbers) else None
 
 
 def chosen_gpus_command(numbers: list[str]) -> str:

@@ -1015,3 +1015,16 @@ def test_rank_0_prints_a_config_warning_once_though_a_quiet_pass_came_between_tw
     assert cli.main(["run", "-p", "fox"]) == 0
     err = capsys.readouterr().err
     assert err.count("ignoring unknown transformer config keys ['a_key_of_another_model']") == 1, err
+
+
+@pytest.mark.parametrize("value", ["0,0", "1,01", "cuda:2,2"])
+def test_gpus_given_a_list_that_names_a_gpu_twice_gets_no_command_that_hides_them(capsys, monkeypatch, value):
+    # `--gpus 0,0` advised CUDA_VISIBLE_DEVICES=0,0 motif-lite run --gpus 2: with a number repeated CUDA sees no GPU
+    # at all (as torch's reading of the variable, which follows CUDA's, says), so the command ran on none.
+    numbers = [part.removeprefix("cuda:") for part in value.split(",")]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", ",".join(numbers))
+    assert torch.cuda._parse_visible_devices() == []
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "fox", "--gpus", value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "CUDA_VISIBLE_DEVICES" not in err, err
