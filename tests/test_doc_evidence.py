@@ -43,10 +43,26 @@ def test_the_vae_cache_figures_docs_vae_gives_are_the_decoders():
     for width, height in [(832, 480), (1280, 736)]:
         row = _numbers(text, rf"\| {width} x {height} \| {NUMBER} GB \| {NUMBER} GB \|")
         assert row == [round(per_pixel * width * height * size / GB, 1) for size in (4, 2)], (width, height)
-    (video,) = _numbers(text, rf"12 bytes per pixel per frame in fp32 \({NUMBER} GB for 121 x 1280 x 736\)")
-    assert video == round(121 * 1280 * 736 * 3 * 4 / GB, 2)  # RGB in float32
-    (tile,) = _numbers(text, rf"one tile's caches \(~{NUMBER} GB fp32\)")
-    assert tile == round(per_pixel * 256 * 256 * 4 / GB, 1)
+    # The decoded video: the tensor `decode` preallocates for those latents, by an fp32 VAE (built on the meta
+    # device), not the doc's own 3 x 4 bytes again.
+    from motif_lite.vae.model import WanVAE
+
+    with torch.device("meta"):
+        vae = WanVAE(WanVAEConfig())
+        latents = torch.empty(vae.config.latent_shape(1280, 736, 121))
+    out = vae._empty_video(latents, "meta")
+    pixel_bytes, video = _numbers(
+        text, rf"The output itself is {NUMBER} bytes per pixel per frame in fp32 \({NUMBER} GB for 121 x 1280 x 736\)"
+    )
+    assert tuple(out.shape[2:]) == (121, 736, 1280) and out.dtype == torch.float32
+    assert (pixel_bytes, video) == (out.shape[1] * out.element_size(), round(out.numel() * out.element_size() / GB, 2))
+    latent_side, _, side, other_side, tile = _numbers(
+        text,
+        rf"`vae.decode\(z, tile=VAETile\({NUMBER}, {NUMBER}\)\)` decodes one {NUMBER} x {NUMBER}-pixel tile .*? "
+        rf"one tile's caches \(~{NUMBER} GB fp32\)",
+    )
+    assert side == other_side == latent_side * WanVAEConfig().spatial_factor
+    assert tile == round(per_pixel * side * side * 4 / GB, 1)
 
 
 def test_the_transformer_config_defaults_are_the_architecture_docs_transformer_names():
