@@ -666,3 +666,14 @@ def test_the_gguf_repos_short_name_is_not_told_the_checkpoints_repo(tmp_path, ca
     typed = GGUF_REPO.split("/")[-1]
     code, _, err = run(capsys, "-m", typed, "-p", "fox", "--dry-run")
     assert code == cli.EXIT_USER_ERROR and f"error: no such checkpoint directory: {typed}\n" in err, err
+
+
+def test_a_checkpoint_folder_typed_a_letter_short_is_named(tmp_path):
+    # `tin` for `tiny` (3 of its 4 letters: a close ratio of 0.86) is a typo to name, as the module says; a cutoff
+    # above that missed it, the tests' typos being closer (a case or a dash).
+    from motif_lite.io.path_fixes import close_checkpoint
+
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "model_index.json").write_text("{}")
+    assert close_checkpoint(str(tmp_path / "tin")) == str(tmp_path / "tiny")
+    assert close_checkpoint(str(tmp_path / "other")) is None

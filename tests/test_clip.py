@@ -331,3 +331,43 @@ def test_an_animation_chunk_after_more_chunks_than_are_read_is_not_looked_for(tm
             padded = with_chunk(padded, b"tEXt", b"", b"acTL")
         image.write_bytes(padded)
         assert png_chunks.is_animated_png(image) is found
+
+
+def test_a_png_cut_right_after_its_animation_chunk_is_an_animation_cut_short(tmp_path):
+    # A chunk that ends at the file's last byte is read: a file cut just after its acTL is an APNG cut short, not a
+    # still image (an APNG cut at the end of any chunk lacks its last one otherwise).
+    from motif_lite.io.clip import ClipError, read_clip
+    from motif_lite.io.png_chunks import is_animated_png
+
+    image = tmp_path / "anim.png"
+    PIL.Image.new("RGB", (48, 32)).save(image)
+    animated = with_chunk(image.read_bytes(), b"acTL", (2).to_bytes(4, "big") + bytes(4), b"IDAT")
+    image.write_bytes(animated[: animated.index(b"IDAT") - 4])  # up to acTL's CRC, its last byte the file's last
+    assert is_animated_png(image)
+    with pytest.raises(ClipError, match=r"anim.png is cut short \(.*\): it lacks a PNG's end"):
+        read_clip(image)
+
+
+def test_an_animated_png_whose_frames_show_for_no_time_has_no_rate_of_its_own(tmp_path):
+    # Delays of 0 (Pillow's duration=0) sum to no time: no rate from them (not a ZeroDivisionError), and the clip is
+    # read at the rate ffmpeg or the default gives.
+    from motif_lite.io.clip import read_clip
+    from motif_lite.io.png_chunks import animated_png_rate
+
+    pixels = np.random.default_rng(2).integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
+    anim = write_apng(tmp_path / "anim.png", pixels, [0, 0])
+    assert animated_png_rate(anim) is None
+    clip = read_clip(anim)
+    assert clip.frames == 2 and clip.fps > 0
+
+
+def test_an_animated_png_with_stray_bytes_after_its_end_is_whole(tmp_path):
+    # Pillow ignores bytes after IEND (a tool's padding): the PNG's end is looked for in the file's last bytes, not
+    # only at its very end, so such a file is not told it is cut short.
+    from motif_lite.io.clip import read_clip
+
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
+    anim = write_apng(tmp_path / "anim.png", pixels, [100, 100])
+    anim.write_bytes(anim.read_bytes() + bytes(16))
+    clip = read_clip(anim)
+    assert (clip.frames, clip.fps) == (2, 10.0)

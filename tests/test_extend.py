@@ -391,3 +391,26 @@ def test_a_clip_read_already_from_a_quoted_tilde_is_not_read_again(tmp_path, cli
     request = GenerationRequest(PROMPT, extend="~/clip.mp4", width=32, height=32, frames=5, output=tmp_path / "o.mp4")
     given = request.resolve_with_inputs(read_clip("~/clip.mp4")).clip
     assert clip_reads == [] and given.path == tmp_path / "clip.mp4"
+
+
+def test_a_clip_of_exactly_the_trained_pixels_goes_to_its_nearest_sides_without_a_note(tmp_path):
+    # 460x2048 holds 1280x736's pixels exactly: not more than the model makes well (no note of it), so its sides go to
+    # their nearest multiples of 16 (460 is 4 under 464, 12 over 448), not down to the multiples within the pixels.
+    from motif_lite.errors import Audience
+    from motif_lite.io.clip import Clip
+    from motif_lite.request.clip_checks import _clip_size_fix
+    from motif_lite.request.terms import TRAINED_PIXELS
+
+    assert TRAINED_PIXELS == 460 * 2048
+    fix = _clip_size_fix(Clip(tmp_path / "tall.mp4", 9, 460, 2048, 24.0), Audience.FLAGS)
+    assert fix.startswith("the model makes sides in multiples of 16: resize the clip first"), fix
+    assert "-vf scale=464:2048 " in fix, fix
+
+
+def test_a_clip_narrower_than_a_multiple_is_resized_to_the_smallest_side_not_to_nothing(tmp_path):
+    # A 6 px side rounds to 0 multiples of 16: the command would scale to 0 (ffmpeg refuses it); 16 is the smallest.
+    from motif_lite.io.clip import Clip
+    from motif_lite.request.clip_checks import clip_resize_command
+
+    command = clip_resize_command(Clip(tmp_path / "thin.mp4", 9, 6, 42, 24.0))
+    assert "-vf scale=16:48 " in command, command

@@ -516,3 +516,13 @@ def test_a_length_in_seconds_is_one_frame_count_for_the_api_and_for_runs_hint():
             if (counted := round(float(seconds) * fps, 6)).is_integer():  # as that many + 1 num_frames resolve
                 asked = GenerationRequest("x", frames=int(counted) + 1, seed=1, output="o.mp4")
                 assert frames == asked.resolve()[0].frames, (seconds, fps)
+
+
+def test_a_stretch_note_offers_no_size_when_the_nearest_that_keeps_the_shape_is_the_videos_own():
+    # A 100x108 image for a 64x64 video (7% apart): of the sizes one step of 16 around, no larger, 64x64 keeps the
+    # image's shape best, and "-W 64 -H 64 keeps its shape" would offer the size the user gave.
+    from motif_lite.errors import Audience
+    from motif_lite.request.size_checks import stretch_note, stretch_words
+
+    assert stretch_note((100, 108), 64, 64, Audience.FLAGS) == [stretch_words((100, 108), 64, 64)]
+    assert stretch_note((100, 150), 64, 64, Audience.FLAGS)[0].endswith("keeps its shape")  # a size that does
