@@ -588,3 +588,23 @@ def test_a_tiny_model_with_many_steps_asks_first(checkpoint, tmp_path, monkeypat
     with pytest.raises(Reached):  # 2 steps: short on any CPU, nothing is timed on the way
         cli.main([*args, "--steps", "2"])
     assert "on the CPU this run" not in capsys.readouterr().err
+
+
+def test_a_cpu_run_of_exactly_the_limit_is_not_long_and_an_hour_and_a_half_is_said_in_hours():
+    # The note is for a run longer than LONG_CPU_RUN_SECONDS: one of exactly that many is short. Minutes are said up
+    # to 90 of them; 5400 s (90 minutes) is the first said in hours.
+    from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS, _duration, long_cpu_run
+
+    request, rate = GenerationRequest("a fox"), 1e9
+    assert long_cpu_run(request, LONG_CPU_RUN_SECONDS * rate, torch.bfloat16, rate) is None
+    assert long_cpu_run(request, (LONG_CPU_RUN_SECONDS + 1) * rate, torch.bfloat16, rate) is not None
+    assert (_duration(5399), _duration(5400)) == ("90 minutes", "1.5 hours")
+
+
+def test_a_resumed_runs_time_note_names_the_steps_left():
+    # A run resumed at step 30 of 50 samples 20: its note says "20 of 50 steps", as the estimate counts them.
+    from motif_lite.run_estimates import long_cpu_run
+
+    request = GenerationRequest("a fox", width=256, height=256, frames=9, steps=50)
+    note = long_cpu_run(request, 1e13, torch.bfloat16, 1e9, first_step=30)
+    assert note is not None and "this run (256x256x9, 20 of 50 steps)" in note, note

@@ -186,3 +186,9 @@ def test_quantized_embedding_lookup_equals_rows_of_the_dequantized_table(dtype: 
     rows = embedding.lookup(ids, dtype)
     assert rows.dtype == dtype and rows.shape == (2, 3, 256)
     assert torch.equal(rows, dequantize(table, Q.Q4_K, (10, 256), dtype)[ids])
+
+
+def test_packed_blocks_of_another_dtype_are_refused_even_in_the_right_shape() -> None:
+    # The message says uint8, and int8 bytes of the right shape were wrapped all the same: the dtype is checked too.
+    with pytest.raises(CheckpointError, match=r"must be uint8 \(8, 144\), got torch.int8 \(8, 144\)"):
+        QuantizedLinear.from_packed(torch.zeros(8, 144, dtype=torch.int8), Q.Q4_K, 256)

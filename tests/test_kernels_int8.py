@@ -290,3 +290,14 @@ def test_gpu_bf16_accuracy_and_emulation(pv: str) -> None:
     fp8 = pv == "auto" and torch.cuda.get_device_capability() >= (8, 9)
     emulated = emulate_int8_attention(q, k, v, mask, pv="fp8" if fp8 else "16bit")
     torch.testing.assert_close(out.float(), emulated.float(), atol=3e-2, rtol=2e-2)  # bf16 output rounding
+
+
+def test_tf32_rounding_takes_halves_away_from_zero() -> None:
+    """The emulation's TF32 rounding (`round_tf32`) as the kernel's `_to_tf32`: a float32 exactly halfway between two
+    TF32 values (10 mantissa bits) goes to the one further from zero, either sign; others to the nearest."""
+    from motif_lite.kernels.int8_scheme import round_tf32
+
+    step = 2.0**-10  # TF32's spacing in [1, 2)
+    x = torch.tensor([1 + step / 2, -(1 + step / 2), 1 + step * 0.49, 1 + step * 0.51], dtype=torch.float64)
+    expected = torch.tensor([1 + step, -(1 + step), 1.0, 1 + step], dtype=torch.float64)
+    assert torch.equal(round_tf32(x), expected)

@@ -610,3 +610,25 @@ def test_the_recipe_table_of_docs_quantize_is_the_official_architectures():
     assert {n.split(".")[0] for n in rest} == {"text_model", "multi_modal_projector"}
     vectors = sorted(n for n in rest if n.startswith("text_model.") and n not in layers)
     assert vectors == ["text_model.embed_tokens.eoi_embedding", "text_model.norm.weight"]
+
+
+def test_a_checkpoint_config_saved_in_another_dtype_is_the_same_text_encoder(tiny, tiny_files, tmp_path):
+    # The dtype a config.json records says how its weights were saved, not what the model is: a checkpoint saved in
+    # float16 takes the file quantized from the same encoder saved otherwise.
+    changed = tmp_path / "config.json"
+    values = json.loads((tiny / "text_encoder/config.json").read_text())
+    values["dtype"] = "float16"
+    changed.write_text(json.dumps(values))
+    assert read_text_encoder_gguf(tiny_files["Q8_0"], changed).recipe == "Q8_0"
+
+
+def test_an_empty_tensor_beside_the_encoders_is_left_out_not_refused(tiny, tiny_files):
+    # No model has a tensor with no elements: one in the file (a writer's placeholder) is left out of the checks and
+    # of what loads, not named an unexpected tensor.
+    from motif_lite.encoders.text_gguf import packed_text_encoder
+    from motif_lite.weights.gguf_file import PackedTensor
+
+    tensors = dict(read_text_encoder_gguf(tiny_files["Q8_0"]).tensors)
+    tensors["text_model.placeholder"] = PackedTensor(torch.empty(0), Q.F32, (0,), "text_model.placeholder")
+    checked = packed_text_encoder(tensors, tiny / "text_encoder/config.json", "Q8_0", tiny)
+    assert "text_model.placeholder" not in checked.tensors and len(checked.tensors) == len(tensors) - 1
