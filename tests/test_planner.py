@@ -1117,3 +1117,26 @@ def test_the_streamed_text_encoder_holds_its_running_and_prefetched_layers(vram)
     layer, rest = TEXT_LAYER_FRACTION * T5GEMMA2, TEXT_NON_LAYER_FRACTION * T5GEMMA2
     resident = decode.weight_bytes  # the transformer's resident weights, all the decode stage holds
     assert encode.weight_bytes - resident == int(rest + 2 * layer)
+
+
+def test_every_block_kept_resident_by_count_holds_what_no_streaming_holds():
+    # resident_blocks equal to the block count streams nothing: no block in flight (the largest of no streamed block
+    # was a ValueError), the denoise stage's weights those of resident_blocks=None.
+    from motif_lite.runtime.stage_memory import Choice, stage_estimates
+
+    sizes = generation_sizes(128, 128, 5, NARROW, GiB, 0, VAE, torch.float32, False, torch.float32)
+    every = Choice(TextEncoderPlacement.DEVICE, len(sizes.block_bytes), None)
+    unstreamed = Choice(TextEncoderPlacement.DEVICE, None, None)
+    denoise = [next(s for s in stage_estimates(sizes, c, 1, True) if s.name == "denoise") for c in (every, unstreamed)]
+    assert denoise[0].weight_bytes == denoise[1].weight_bytes
+
+
+def test_a_process_without_the_text_encoder_plans_no_prompt_activations_on_the_device():
+    # text_bytes 0 (a process that never loads the text encoder): its encode stage holds no prompt's activations,
+    # wherever the choice would have put an encoder.
+    from motif_lite.runtime.stage_memory import Choice, stage_estimates
+
+    sizes = generation_sizes(128, 128, 5, NARROW, GiB, 0, VAE, torch.float32, False, torch.float32)
+    for placement in TextEncoderPlacement:
+        (encode, *_) = stage_estimates(sizes, Choice(placement, None, None), 1, True)
+        assert (encode.name, encode.activation_bytes) == ("encode", 0), placement
