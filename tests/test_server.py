@@ -2831,3 +2831,15 @@ def test_a_type_with_json_inside_its_subtype_not_at_its_end_is_415(server):
         code, error, _ = server.request("POST", "/v1/videos", body, {"Content-Type": content_type})
         assert code == 415 and error["error"]["message"].endswith(f"not {content_type}"), (content_type, error)
     assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
+@pytest.mark.parametrize("seconds", [True, False])
+def test_a_json_true_or_false_for_seconds_is_refused_not_counted_as_one_second(seconds):
+    # Python's float(True) is 1.0: `"seconds": true` made a job of 1 s (25 frames at 24 fps), where every other
+    # number field of the API refuses JSON's true and false.
+    from motif_lite.server.schema import ApiError, parse_create
+
+    with pytest.raises(ApiError) as refused:
+        parse_create({"prompt": PROMPT, "seconds": seconds}, None, from_form=False)
+    assert (refused.value.status, refused.value.param) == (400, "seconds")
+    assert refused.value.message.startswith("seconds must be a positive number"), refused.value.message

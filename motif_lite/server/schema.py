@@ -283,8 +283,10 @@ def api_frames(seconds: Any, fps: Any) -> int:
 
 
 def _api_number(value: Any) -> float:
-    """A field's number as a float: NaN for what is none (text, null), inf for an integer past the largest float
-    (Python's float() raises on one)."""
+    """A field's number as a float: NaN for what is none (text, null, JSON's `true` and `false`, which Python's
+    float() would read as 1 and 0), inf for an integer past the largest float (Python's float() raises on one)."""
+    if isinstance(value, bool):
+        return math.nan
     try:
         return float(value)
     except (TypeError, ValueError):
