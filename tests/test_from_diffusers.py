@@ -443,3 +443,66 @@ def test_a_generator_seeded_past_32_bits_is_told_a_seed_that_runs_and_draws_its_
         assert request.resolve()[0].seed == advised  # taken
         drawn = torch.randn(shape, generator=torch.Generator().manual_seed(advised))
         assert torch.equal(drawn, torch.randn(shape, generator=generator()))
+
+
+def test_every_keyword_of_diffusers_lora_methods_given_to_set_loras_has_advice():
+    # load_lora_weights' weight_name= goes through its **kwargs (diffusers' docs name it): listed by hand.
+    from diffusers import WanPipeline
+
+    from motif_lite.pipeline.from_diffusers import SET_LORAS_ADVICE
+
+    keywords = {"weight_name"}
+    for method in (WanPipeline.set_adapters, WanPipeline.load_lora_weights):
+        parameters = list(inspect.signature(method).parameters.values())[2:]  # past self and the LoRAs themselves
+        keywords |= {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    assert keywords <= set(SET_LORAS_ADVICE), keywords - set(SET_LORAS_ADVICE)
+
+
+@pytest.mark.parametrize(
+    ("loras", "weights", "expected"),
+    [
+        (["style.safetensors", "b.safetensors"], [0.5, 1.0], {"style.safetensors": 0.5, "b.safetensors": 1.0}),
+        ("style.safetensors", 0.7, {"style.safetensors": 0.7}),  # diffusers takes one name and one weight
+        (["style.safetensors", "b.safetensors"], 0.8, {"style.safetensors": 0.8, "b.safetensors": 0.8}),
+    ],
+)
+def test_set_loras_given_diffusers_adapter_weights_says_the_dict_that_sets_those_strengths(
+    loras, weights, expected, tmp_path, monkeypatch
+):
+    """Before: Python's "set_loras() got an unexpected keyword argument 'adapter_weights'", with a traceback through
+    the call guards. Said before any file is read: the dict it gives is what set_loras takes for those strengths."""
+    import ast
+
+    from motif_lite.weights.lora_errors import LoRAError
+    from motif_lite.weights.lora_specs import lora_specs, spec_of
+
+    monkeypatch.chdir(tmp_path)
+    for name in expected:  # lora_specs takes only files that exist
+        (tmp_path / name).touch()
+    pipe = OurPipeline(None, None, None, torch.device("cpu"), torch.float32)  # no weights: refused before them
+    with pytest.raises(LoRAError, match=r"^set_loras takes no adapter_weights= \(diffusers' LoRA methods do\)") as e:
+        pipe.set_loras(loras, adapter_weights=weights)
+    advised = ast.literal_eval(re.search(r"pipe\.set_loras\((\{.*?\})\)", str(e.value))[1])
+    assert advised == expected
+    assert [(spec.path.name, spec.strength) for spec in map(spec_of, lora_specs(advised))] == list(expected.items())
+
+
+def test_set_loras_given_other_keywords_of_diffusers_or_a_typo_says_what_to_give():
+    from motif_lite.weights.lora_errors import LoRAError
+
+    pipe = OurPipeline(None, None, None, torch.device("cpu"), torch.float32)
+    for keywords, said in [
+        (
+            dict(adapter_names=["style"], adapter_weights=[0.5]),
+            "adapter_names= (diffusers' LoRA methods do): a LoRA "
+            "is named by its file here: pipe.set_loras({'style.safetensors': 0.8})",
+        ),  # fmt: skip
+        (
+            dict(weight_name="pytorch_lora_weights.safetensors"),
+            "weight_name= (diffusers' LoRA methods do): give the LoRA file's own path",
+        ),  # fmt: skip
+        (dict(lora={"style.safetensors": 1}), "set_loras takes no lora=: did you mean loras=?"),
+    ]:
+        with pytest.raises(LoRAError) as e:
+            pipe.set_loras(**keywords)
+        assert said in str(e.value), (keywords, str(e.value))

@@ -265,6 +265,34 @@ def generate_advice(keywords: Mapping[str, object], generate: Callable) -> str:
     return _keyword_advice(generate, keywords, {**CALL_ADVICE, **fields}, "diffusers' pipeline call does")
 
 
+# The keywords of diffusers' LoRA methods (`set_adapters(names, adapter_weights=...)`, `load_lora_weights(repo,
+# weight_name=..., adapter_name=...)`) given to `set_loras` -> what does the same here.
+_NAMED_BY_FILE = "a LoRA is named by its file here: " + _LORAS
+SET_LORAS_ADVICE = {
+    "adapter_weights": "the strengths are the values of a {file: strength} dict: " + _LORAS,
+    "adapter_names": _NAMED_BY_FILE,
+    "adapter_name": _NAMED_BY_FILE,
+    "hotswap": METHOD_ADVICE["enable_lora_hotswap"],
+    "weight_name": "give the LoRA file's own path (a file of a Hub repo: `hf download REPO FILE` prints its path): "
+    + _LORAS,
+}
+
+
+def set_loras_advice(loras: object, keywords: Mapping[str, object], set_loras: Callable) -> str:
+    """As `load_advice`, for `set_loras` given the keywords of diffusers' LoRA methods: where `loras` names the files
+    and `adapter_weights` their strengths, one each (or one for all, as diffusers takes it), the dict to give."""
+    advice = dict(SET_LORAS_ADVICE)
+    weights = keywords.get("adapter_weights")
+    files = [loras] if isinstance(loras, str | Path) else loras
+    if isinstance(files, list | tuple) and all(isinstance(file, str | Path) for file in files) and files:
+        weights = [weights] * len(files) if isinstance(weights, int | float) else weights
+        if isinstance(weights, list | tuple) and len(weights) == len(files):
+            pairs = ", ".join(f"{str(file)!r}: {shown(weight)}" for file, weight in zip(files, weights, strict=True))
+            advice["adapter_weights"] = f"the strengths are the values of a {{file: strength}} dict: " \
+                f"pipe.set_loras({{{pairs}}}) (set_loras({{}}) removes them)"  # fmt: skip
+    return _keyword_advice(set_loras, keywords, advice, "diffusers' LoRA methods do")
+
+
 def missing_request_advice(keywords: Mapping[str, object], generate: Callable) -> str:
     """For `generate` called without its request, its settings as keywords (`pipe.generate(prompt="a fox",
     num_inference_steps=30)`, as diffusers' call takes them): the line that makes that video, with each keyword that

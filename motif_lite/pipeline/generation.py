@@ -58,6 +58,7 @@ from motif_lite.pipeline.from_diffusers import (
     load_advice,
     method_advice,
     missing_request_advice,
+    set_loras_advice,
     to_arguments,
 )
 from motif_lite.pipeline.metadata import (
@@ -93,6 +94,7 @@ from motif_lite.vae.posterior import DiagonalGaussian
 from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
 from motif_lite.vae.tiling import VAEMode
 from motif_lite.weights.lora_apply import AppliedLoRAs
+from motif_lite.weights.lora_errors import LoRAError
 from motif_lite.weights.lora_specs import LoRAEntry, lora_specs, spec_of
 from motif_lite.weights.lora_values import warn_of_unusual_strengths
 
@@ -261,7 +263,9 @@ class MotifVideoPipeline:
     @frees_memory_when_stopped
     @one_call_at_a_time
     @on_its_device
-    def set_loras(self, loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> None:
+    def set_loras(
+        self, loras: Sequence[LoRAEntry] | Mapping[str | Path, float] | None = None, **other_keywords: object
+    ) -> None:
         """Replace the transformer's LoRAs with `loras` (what `load_pipeline(loras=...)` takes; [] removes them all)
         without loading the text encoder and the VAE again: the transformer is read again from its files with the
         new LoRAs applied, exactly as `load_pipeline` with the same arguments would build it (dtype, device,
@@ -269,7 +273,13 @@ class MotifVideoPipeline:
 
         The files are read and checked against the transformer first: a `LoRAError` leaves the pipeline as it was.
         The old transformer is freed before the new one loads, so memory never holds two; should that load fail
-        (a weight file gone, out of memory), the pipeline has no transformer until `set_loras` succeeds."""
+        (a weight file gone, out of memory), the pipeline has no transformer until `set_loras` succeeds.
+
+        Another keyword (diffusers' `adapter_weights=`, `adapter_names=`, `weight_name=`, or a misspelled one) is a
+        `LoRAError` saying what to give instead; `loras` is needed: its default None is there only so that
+        `set_loras(adapter_names=[...])` gets that line too."""
+        if other_keywords:  # Python's own TypeError would only name the keyword
+            raise LoRAError(set_loras_advice(loras, other_keywords, MotifVideoPipeline.set_loras))
         if self._transformer_recipe is None:
             raise ConfigError(
                 "set_loras loads the transformer again from its files: it needs a pipeline made by load_pipeline"
