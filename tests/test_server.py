@@ -2843,3 +2843,36 @@ def test_a_json_true_or_false_for_seconds_is_refused_not_counted_as_one_second(s
         parse_create({"prompt": PROMPT, "seconds": seconds}, None, from_form=False)
     assert (refused.value.status, refused.value.param) == (400, "seconds")
     assert refused.value.message.startswith("seconds must be a positive number"), refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "steps", "said"),
+    [
+        (
+            "in_progress",
+            1000,
+            " now: previews exist while a job is denoising, after steps 250, 500 and 750 of its 1000",
+        ),
+        ("in_progress", 2, " now: previews exist while a job is denoising, after step 1 of its 2"),
+        ("queued", 8, " yet: it is queued; previews exist while a job is denoising, after steps 2, 4 and 6 of its 8"),
+        ("in_progress", 1, ": a job of 1 step makes none (previews come between its steps, never after the last one)"),
+    ],
+)
+def test_a_preview_asked_before_the_first_one_says_after_which_steps_they_come(tmp_path, status, steps, said):
+    # It said "no preview of ... yet: previews exist while a job is denoising" to a client asking of a job that was
+    # denoising (its first quarter of steps), or of a 1-step job, which makes none: it would poll in vain.
+    from motif_lite.io.preview import preview_steps
+    from motif_lite.server.app import _preview
+    from motif_lite.server.jobs import Job
+    from motif_lite.server.schema import ApiError
+
+    job = Job("video_" + "0" * 32, 1, status, 7, 0.0, None, None, "tiny", {"steps": steps}, {}, False, None, None,
+              [], [])  # fmt: skip
+    store = types.SimpleNamespace(preview_path=lambda job_id: tmp_path / "none.webp")  # no preview written
+    with pytest.raises(ApiError) as refused:
+        _preview(store, job)
+    assert (refused.value.status, refused.value.code) == (404, "preview_not_ready")
+    assert refused.value.message == f"no preview of {job.id}{said}"
+    listed = re.search(r"after steps? ([\d, and]+) of", said)
+    named = [int(n) for n in re.findall(r"\d+", listed[1])] if listed else []
+    assert named == preview_steps(steps, None)  # the steps the pipeline makes its previews after

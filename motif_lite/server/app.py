@@ -34,6 +34,8 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from motif_lite.errors import MotifLiteError
+from motif_lite.io.preview import preview_steps
+from motif_lite.json_values import is_count
 from motif_lite.request import GenerationRequest
 from motif_lite.server.body_limit import BodyLimit
 from motif_lite.server.cors import ApiCors
@@ -446,6 +448,26 @@ def _status(worker: Worker | None) -> str:
     return "ready" if worker is not None and worker.running else "loading"
 
 
+def _when_previews_come(job: Job) -> str:
+    """For a preview asked of a queued or running job that has none: the steps after which it makes one (the
+    pipeline's rule, `preview_steps`), so that a client asking while it denoises its first steps, or one of a job
+    that makes none, is not left to guess (it said "previews exist while a job is denoising" to a job doing so)."""
+    steps = job.settings.get("steps")
+    after = preview_steps(steps, None) if is_count(steps) else []
+    if not after:  # a 1-step job: previews come between steps, never after the last one
+        return f": a job of {steps} step makes none (previews come between its steps, never after the last one)"
+    which = f"step{'s' if len(after) > 1 else ''} {_listed(after)}"
+    when = f"previews exist while a job is denoising, after {which} of its {steps}"
+    return f" yet: it is queued; {when}" if job.status == QUEUED else f" now: {when}"
+
+
+def _listed(numbers: Sequence[int]) -> str:
+    """'250', '250 and 500', '250, 500 and 750'."""
+    return " and ".join(
+        [", ".join(map(str, numbers[:-1])), str(numbers[-1])] if len(numbers) > 1 else map(str, numbers)
+    )
+
+
 def _preview(store: JobStore, job: Job) -> Response:
     """The latest preview of a running job (read at once: the worker replaces the file as it goes)."""
     try:
@@ -458,7 +480,7 @@ def _preview(store: JobStore, job: Job) -> Response:
         said = {
             COMPLETED: f": it is completed, and {only} (its video: variant=video)",
             FAILED: f": it failed, and {only}",
-        }.get(job.status, " yet: previews exist while a job is denoising")
+        }.get(job.status) or _when_previews_come(job)
         raise ApiError(404, f"no preview of {job.id}{said}", None, "preview_not_ready")
     return Response(data, media_type="image/webp", headers={"Cache-Control": "no-store"})
 
