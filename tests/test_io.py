@@ -1468,3 +1468,17 @@ def test_the_temporary_cache_folder_is_private_and_refused_when_it_is_not_this_u
     os.chown(tmp_path / "theirs", 54321, 54321) if os.getuid() == 0 else pytest.skip("chown needs root")
     with pytest.raises(MotifLiteError, match=r"theirs is not a folder of this user"):
         private_temp_folder("theirs", "set X")
+
+
+def test_an_image_url_or_a_video_given_as_the_image_names_pythons_keyword_too(tmp_path):
+    # The Python API reaches these messages too (pipe.generate with image=...): they named only run's -i and
+    # --extend, where the request's checks name both ("--video-frames 5 (in Python frames=5)").
+    from motif_lite.io.clip import read_clip
+
+    with pytest.raises(MotifLiteError, match=r"then give -i fox\.png \(in Python image= that file\)$"):
+        load_image("https://example.com/fox.png")
+    with pytest.raises(MotifLiteError, match=r"then give --extend fox\.mp4 \(in Python extend= that file\)$"):
+        read_clip("https://example.com/fox.mp4")
+    write_video(np.zeros((5, 16, 16, 3), np.uint8), tmp_path / "clip.mp4", fps=24)
+    with pytest.raises(MotifLiteError, match=r"instead of -i \(in Python extend= instead of image=\); or take"):
+        load_image(tmp_path / "clip.mp4")

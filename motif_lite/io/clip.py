@@ -103,7 +103,9 @@ def read_clip(path: str | Path, *, frames: int | None = None, audience: Audience
     if blank := blank_path_problem(path, "the clip to extend", "give the path of a video, or leave extend out (None)"):
         raise ClipError(blank)
     if (fix := url_fix(str(path), "--extend", "clip.mp4")) is not None:  # not "not found: https:/..."
-        raise ClipError(f"the clip to extend, {path}, is a URL; motif-lite reads local files only: {fix}")
+        # Only run and Python reach this (a server's extend is an id or an upload): the keyword named too.
+        in_python = "" if audience is Audience.FLAGS else " (in Python extend= that file)"
+        raise ClipError(f"the clip to extend, {path}, is a URL; motif-lite reads local files only: {fix}{in_python}")
     path = user_path(path)
     if is_frame_sequence(path):
         return _read_png_sequence(path, audience)

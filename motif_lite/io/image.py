@@ -445,7 +445,8 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
         extend = (  # an upload is the server's: its field for a clip to go on from is `extend`
             "to go on from the clip, send it as extend instead of input_reference; or "
             if path is None
-            else f"to go on from the clip, give --extend {name} instead of -i; or "
+            else f"to go on from the clip, give --extend {name} instead of -i (in Python extend= instead of "
+            "image=); or "
         )
         return (
             f"it is a video, not an image; image-to-video starts from one frame: {extend}take the one to go on "
@@ -510,7 +511,9 @@ def _check_not_url(path: str) -> None:
     path and checksum to resume with), so a URL is refused with the command that fetches it (a file:// URL with its
     path), rather than being looked up as a file named "https:/..." and reported missing."""
     if (fix := url_fix(path, "-i", "first.png")) is not None:
-        raise MotifLiteError(f"input image {path} is a URL; motif-lite reads image files only: {fix}")
+        # The Python API reaches this too: its keyword named, as the request's checks name it.
+        raise MotifLiteError(f"input image {path} is a URL; motif-lite reads image files only: {fix} (in Python "
+                             "image= that file)")  # fmt: skip
 
 
 class ImageTooLarge(MotifLiteError):
