@@ -60,7 +60,7 @@ ACCEPTED = {
     "prompt": ["12"],
     "model": ["12", None, "x" * 100_000, "\udcff", MISSING],  # the model's name is not checked: one is loaded
     "size": [None, MISSING],
-    "seconds": ["12", None, True, 1.5, MISSING],
+    "seconds": ["12", None, 1.5, MISSING],  # not true: it was read as 1 s (float(True))
     "input_reference": [None, MISSING],
     "negative_prompt": ["12", None, MISSING],
     "num_frames": [None, MISSING],
