@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -140,4 +141,17 @@ def shown(value: object, limit: int = 60) -> str:
     """`value` as Python writes it (`repr`), cut to `limit` characters, for a message about a value that may be of
     any length (a damaged file's entry, a request's 4000-digit field): "'xxxxx...'"."""
     text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown_as_sent(value: object, audience: Audience, limit: int = 60) -> str:
+    """`value` as `audience` wrote it, cut as `shown` cuts it: to the server's client a JSON literal, object or list
+    as JSON writes it (`true`, `null`, `{"a": 1}`: what its body held, not Python's `True`), else `shown`'s text.
+    Text stays quoted as `shown` quotes it ('abc'), as every message names a value sent as text."""
+    if audience is not Audience.API or not (value is None or isinstance(value, bool | dict | list)):
+        return shown(value, limit)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # not from JSON after all (a Python caller's object inside)
+        return shown(value, limit)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -526,3 +526,30 @@ def test_a_stretch_note_offers_no_size_when_the_nearest_that_keeps_the_shape_is_
 
     assert stretch_note((100, 108), 64, 64, Audience.FLAGS) == [stretch_words((100, 108), 64, 64)]
     assert stretch_note((100, 150), 64, 64, Audience.FLAGS)[0].endswith("keeps its shape")  # a size that does
+
+
+@pytest.mark.parametrize(
+    ("fields", "message", "got"),
+    [
+        (dict(seed=True), "seed must be a whole number", "got true"),
+        (dict(steps=False), "steps must be an integer", "got false"),
+        (dict(frames=True), "num_frames must be a positive integer", "got true"),
+        (dict(cfg_scale=True), "guidance_scale must be a number", "got true"),
+        (dict(fps=["24"]), "fps must be a number", 'got ["24"]'),
+        (dict(seed={"value": 3}), "seed must be a whole number", 'got {"value": 3}'),
+        (dict(prompt=5), "prompt must be a string", "got a number"),
+        (dict(negative_prompt=True), "negative_prompt must be a string", "got true or false"),
+    ],
+)
+def test_a_wrong_value_is_shown_to_a_server_client_as_its_json_wrote_it(fields, message, got):
+    # A client of the server sent JSON: it was told "got True", "got {'value': 3}" or "got int", Python's words for
+    # its `true`, `{"value": 3}` and number. Python's callers and run are still told Python's.
+    request = GenerationRequest(**{"prompt": "a fox", **fields})
+    with pytest.raises(RequestError) as api:
+        request.resolve(audience=Audience.API)
+    assert str(api.value).startswith(message) and str(api.value).endswith(got), str(api.value)
+    with pytest.raises(RequestError) as python:
+        request.resolve()
+    value = next(iter(fields.values()))
+    named = type(value).__name__ if "must be a string" in message else repr(value)
+    assert str(python.value).endswith(f"got {named}"), str(python.value)

@@ -144,7 +144,7 @@ def test_serve_gives_its_crf_to_the_servers_config(tmp_path, monkeypatch, capsys
         ("28", "crf must be a whole number, e.g. 23, got '28'"),  # JSON has numbers: a string is a mistake
         (28.5, "crf must be a whole number, e.g. 23, got 28.5"),
         (28.0, "crf must be a whole number, e.g. 23, got 28.0 (a float: give 28)"),  # was only "got 28.0"
-        (True, "crf must be a whole number, e.g. 23, got True"),
+        (True, "crf must be a whole number, e.g. 23, got true"),  # JSON's word for what was sent
     ],
 )
 def test_a_crf_out_of_range_or_not_a_whole_number_is_400_before_queueing(pipe, tmp_path, crf, message):

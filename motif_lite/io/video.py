@@ -33,7 +33,15 @@ import torch
 from PIL.PngImagePlugin import PngInfo
 
 from motif_lite.choices import CRF_RANGES, VIDEO_EXTENSIONS
-from motif_lite.errors import Audience, ConfigError, DiskFullError, MotifLiteError, Spelling, shown, whole_float_hint
+from motif_lite.errors import (
+    Audience,
+    ConfigError,
+    DiskFullError,
+    MotifLiteError,
+    Spelling,
+    shown_as_sent,
+    whole_float_hint,
+)
 from motif_lite.frame_rates import rate_said
 from motif_lite.io.ffmpeg import FfmpegFailed, ffmpeg_process, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
@@ -385,14 +393,16 @@ def check_output_fps(
         )
 
 
-def check_crf(path: str | Path, crf: int | None) -> None:
+def check_crf(path: str | Path, crf: int | None, audience: Audience = Audience.RUN_OR_PYTHON) -> None:
     """Fail early (`MotifLiteError`) for a constant-rate factor the output's encoder cannot take: one outside its
     codec's range (`CRF_RANGES`: H.264 for .mp4 .mkv .mov, VP9 for .webm), or any for .webp, .gif and PNG, which no
-    video encoder writes. None is each codec's default (18 for H.264, 30 for VP9)."""
+    video encoder writes. None is each codec's default (18 for H.264, 30 for VP9). `audience`: whose spelling of a
+    wrong value the message shows (a server's client sent JSON's `true`)."""
     if crf is None:
         return
     if isinstance(crf, bool) or not isinstance(crf, int):
-        raise ConfigError(f"crf must be a whole number, e.g. 23, got {shown(crf)}{whole_float_hint(crf)}")
+        got = shown_as_sent(crf, audience)
+        raise ConfigError(f"crf must be a whole number, e.g. 23, got {got}{whole_float_hint(crf)}")
     suffix = Path(path).suffix.lower()
     if suffix not in _FFMPEG:
         why = _NO_CRF.get(suffix, "it is no video encoder's")

@@ -33,7 +33,8 @@ from motif_lite.choices import (
     sampler_hint,
 )
 from motif_lite.config import MAX_PROMPT_TOKENS
-from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown, whole_float_hint
+from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown_as_sent, whole_float_hint
+from motif_lite.json_values import json_kind
 from motif_lite.paths import user_path
 from motif_lite.prompt_notes import composition_notes, language_notes, line_end_notes, syntax_notes
 from motif_lite.request.advice import OTHER_FIELD_NAMES as OTHER_FIELD_NAMES
@@ -571,7 +572,7 @@ def nearest_video_frames(frames: int) -> int:
 
 
 def _normalize_frames(frames: int, audience: Audience) -> tuple[int, list[str]]:
-    _check_positive_int(frames, setting_name("frames", audience))
+    _check_positive_int(frames, setting_name("frames", audience), audience)
     valid = nearest_video_frames(frames)
     if valid == frames:
         return frames, []
@@ -588,7 +589,8 @@ def _resolve_seed(seed: int | None, audience: Audience) -> int:
             # Only Python passes a generator: the line to give is Python's.
             raise RequestError(f"seed takes a number, not a generator: {seed_of_generator(seed)}")
         as_int = whole_float_hint(seed, lambda number: 0 <= number <= MAX_SEED) or _low_bits_hint(seed)
-        raise RequestError(f"{setting_name('seed', audience)} must be {SEED_RANGE}, got {shown(seed)}{as_int}")
+        got = shown_as_sent(seed, audience)
+        raise RequestError(f"{setting_name('seed', audience)} must be {SEED_RANGE}, got {got}{as_int}")
     return seed
 
 
@@ -634,7 +636,9 @@ def _check_text(value: object, name: str, audience: Audience) -> None:
         raise RequestError(f"{name} must be a string, got a {type(value).__name__}: a request makes one video, so make "
                            f"one request per prompt{each}")  # fmt: skip
     if not isinstance(value, str):
-        raise RequestError(f"{name} must be a string, got {type(value).__name__}")
+        # To a server's client its JSON's word ("a number", "true or false"), not Python's type ("int", "bool").
+        kind = json_kind(value) if audience is Audience.API else type(value).__name__
+        raise RequestError(f"{name} must be a string, got {kind}")
     if not value.isascii() and not _is_unicode(value):
         raise RequestError(
             f"{name} holds bytes that are not UTF-8 text (from a terminal in another encoding, or a damaged or "
@@ -657,10 +661,10 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _check_positive_int(value: object, name: str) -> None:
+def _check_positive_int(value: object, name: str, audience: Audience) -> None:
     if not positive_int(value):
         as_int = whole_float_hint(value, positive_int)
-        raise RequestError(f"{name} must be a positive integer, got {shown(value)}{as_int}")
+        raise RequestError(f"{name} must be a positive integer, got {shown_as_sent(value, audience)}{as_int}")
 
 
 def _check_steps(value: object, audience: Audience) -> None:
@@ -668,7 +672,7 @@ def _check_steps(value: object, audience: Audience) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         as_int = whole_float_hint(value, lambda number: low <= number <= high)
         raise RequestError(f"{setting_name('steps', audience)} must be {_accepted('an integer', low, high)} ({why}), "
-                           f"got {shown(value)}{as_int}")  # fmt: skip
+                           f"got {shown_as_sent(value, audience)}{as_int}")  # fmt: skip
 
 
 def _check_number(value: object, field: str, audience: Audience) -> bool:
@@ -678,7 +682,7 @@ def _check_number(value: object, field: str, audience: Audience) -> bool:
     if not number or not low <= value <= high:
         because = f" ({why})" if why else ""
         raise RequestError(f"{setting_name(field, audience)} must be {_accepted('a number', low, high)}{because}, got "
-                           f"{shown(value)}")  # fmt: skip
+                           f"{shown_as_sent(value, audience)}")  # fmt: skip
     return True
 
 

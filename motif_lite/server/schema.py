@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from motif_lite.choices import lines_size, split_size
-from motif_lite.errors import MotifLiteError, shown
+from motif_lite.errors import Audience, MotifLiteError, shown, shown_as_sent
 from motif_lite.frame_rates import exact_rate, parse_rate, rate_said
 from motif_lite.request import (
     API_FIELDS,
@@ -211,7 +211,7 @@ def job_crf(given: Any, server_default: int | None, output: Path) -> int | None:
     from motif_lite.io.video import check_crf
 
     try:
-        check_crf(output, given)
+        check_crf(output, given, Audience.API)
     except MotifLiteError as exc:
         raise ApiError(400, str(exc), "crf", "invalid_value") from None
     return server_default if given is None else given
@@ -273,9 +273,11 @@ def api_frames(seconds: Any, fps: Any) -> int:
     value, rate = _api_number(seconds), _api_number(fps)
     # A JSON integer past the largest float (10**400) is a length, too long to count: not "no number".
     if not (value > 0 and (math.isfinite(value) or isinstance(seconds, int))):
-        raise ApiError(400, f"seconds must be a positive number, got {shown(seconds)}", "seconds", "invalid_value")
+        said = shown_as_sent(seconds, Audience.API)
+        raise ApiError(400, f"seconds must be a positive number, got {said}", "seconds", "invalid_value")
     if not (math.isfinite(rate) and rate > 0):
-        raise ApiError(400, f"fps must be a positive number, got {shown(fps)}", "fps", "invalid_value")
+        said = shown_as_sent(fps, Audience.API)
+        raise ApiError(400, f"fps must be a positive number, got {said}", "fps", "invalid_value")
     if (frames := countable_frames(value, rate)) is None:  # refused in the field sent, not as a frame count
         raise ApiError(400, f"seconds {shown(seconds)} at {rate_said(rate)} is more frames than a video may have "
                        f"({MOST_FRAMES:,} at most, at the smallest size)", "seconds", "invalid_value")  # fmt: skip
