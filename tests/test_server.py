@@ -2876,3 +2876,24 @@ def test_a_preview_asked_before_the_first_one_says_after_which_steps_they_come(t
     listed = re.search(r"after steps? ([\d, and]+) of", said)
     named = [int(n) for n in re.findall(r"\d+", listed[1])] if listed else []
     assert named == preview_steps(steps, None)  # the steps the pipeline makes its previews after
+
+
+def test_a_json_body_in_another_charset_is_told_to_send_utf8_not_pythons_codec_error(server):
+    # It was "the body is not valid JSON: 'utf-8' codec can't decode byte 0xe9 in position 14: invalid continuation
+    # byte", Python's words, to a client whose library encoded the body as the charset its Content-Type named.
+    body = json.dumps({"prompt": "a café at night"}, ensure_ascii=False).encode("latin-1")
+    at = body.index(b"\xe9")
+    for content_type, named in [
+        (
+            "application/json; charset=latin-1",
+            " (its Content-Type names charset=latin-1, which this server does not read)",
+        ),  # fmt: skip
+        ("application/json", ""),
+    ]:
+        code, error, _ = server.request("POST", "/v1/videos", body, {"Content-Type": content_type})
+        assert code == 400 and error["error"]["code"] == "invalid_value", error
+        assert error["error"]["message"] == (
+            f"the body is not valid JSON: it is not UTF-8 text (byte {at} is 0xe9); send the JSON encoded as UTF-8, "
+            f"as JSON is exchanged{named}"
+        )
+    assert server.request("GET", "/v1/videos")[1]["data"] == []

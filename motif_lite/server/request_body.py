@@ -17,6 +17,16 @@ from motif_lite.server.clip_upload import UNNAMED, UploadedClip, plain_name
 from motif_lite.server.schema import FORM_LORA_KEYS, ApiError, MiB, form_loras, json_noting_repeats
 
 
+def _not_utf8(exc: UnicodeDecodeError, content_type: str) -> str:
+    """Why a JSON body that is not UTF-8 is refused: JSON is exchanged as UTF-8 (RFC 8259, 8.1), and the server reads
+    no other charset, even one its Content-Type names (`charset=latin-1`, which a client's library may add)."""
+    charset = next((part.split("=", 1)[1].strip(' "') for part in content_type.split(";")[1:]
+                    if part.strip().lower().startswith("charset=")), None)  # fmt: skip
+    named = f" (its Content-Type names charset={charset}, which this server does not read)" if charset else ""
+    return (f"the body is not valid JSON: it is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); "
+            f"send the JSON encoded as UTF-8, as JSON is exchanged{named}")  # fmt: skip
+
+
 async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[bytes | None, str | None], bool]:
     """(fields, (uploaded first frame, the file name it was sent under), whether the fields are form strings) of a
     JSON or multipart body."""
@@ -43,7 +53,9 @@ async def read_create_body(request: Request) -> tuple[dict[str, Any], tuple[byte
                        "'Content-Type: application/json' -d '{...}')", None, "invalid_value")  # fmt: skip
     try:
         body, repeated = json_noting_repeats(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:  # Python's words ("'utf-8' codec can't decode byte ...") named no fix
+        raise ApiError(400, _not_utf8(exc, request.headers.get("content-type", "")), None, "invalid_value") from exc
+    except json.JSONDecodeError as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", None, "invalid_value") from exc
     except (ValueError, RecursionError) as exc:  # valid JSON that Python's parser refuses (not the client's bug)
         raise ApiError(400, "the body holds an integer of over 4300 digits or is nested too deeply to be read", None,
