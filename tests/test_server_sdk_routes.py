@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -149,7 +151,7 @@ def test_an_extension_that_cannot_be_made_is_refused_naming_video(server):
         ({"id": missing}, f"video: no video {missing} on this server"),
         ({"id": running["id"]}, "is in_progress: only a completed video can be extended; wait"),
         ({"id": "../videos/x.mp4"}, "video must be the id of a completed video of this server"),
-        ("video_x", "video must be {'id': 'video_...'}"),
+        ("video_x", 'video must be {"id": "video_..."}'),
     ]:
         with pytest.raises(openai.BadRequestError) as refused:
             client.videos.extend(prompt=NEXT, seconds="4", video=openai.omit, extra_body={"video": reference})
@@ -164,7 +166,7 @@ def test_an_extension_that_cannot_be_made_is_refused_naming_video(server):
     assert (code, error["param"]) == (400, "video") and "an extension keeps the size" in error["message"], error
     code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT, "video": {"id": clip["id"],
                                                                                          "seconds": "4"}})  # fmt: skip
-    assert (code, error["param"]) == (400, "video") and "video must be {'id': 'video_...'}" in error["message"], error
+    assert (code, error["param"]) == (400, "video") and 'video must be {"id": "video_..."}' in error["message"], error
     code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT})
     assert (code, error["param"], error["code"]) == (400, "video", "missing_required_parameter"), error
     code, error = error_of(server, "POST", "/v1/videos/extensions", {"prompt": NEXT, "extend": clip["id"]})
@@ -359,3 +361,41 @@ def test_the_pages_remix_button_sends_the_new_prompt_to_the_remix_route(server):
         assert not driver.find_element(By.ID, "remixing").is_displayed()  # the next Generate makes a new video
     finally:
         driver.quit()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"prompt": NEXT, "video": "video_x"},  # the id alone
+        {"prompt": NEXT, "video": {"id": "video_x", "seconds": "4"}},
+        {"prompt": NEXT},
+        {"prompt": NEXT, "extend": "video_x"},  # create's name
+    ],
+)
+def test_the_shapes_an_extension_error_gives_are_json_a_client_can_copy(fields):
+    # They were Python's {'id': 'video_...'}, which a curl or JavaScript client copying them sends as invalid JSON;
+    # JSON's double quotes are Python too (the SDK's extra_body and video=).
+    from motif_lite.server.extension import extension_fields
+
+    with pytest.raises(ApiError) as refused:
+        extension_fields(fields)
+    shapes = re.findall(r"\{.*?\}", refused.value.message)
+    assert shapes and json.loads(shapes[0]) == {"id": "video_..."}, refused.value.message
+
+
+def test_the_data_url_shape_a_create_error_gives_is_json_a_client_can_copy():
+    from motif_lite.server.schema import parse_create
+
+    with pytest.raises(ApiError) as refused:
+        parse_create({"prompt": NEXT, "input_reference": "https://example.com/fox.png"}, None, from_form=False)
+    shape = re.search(r"\{.*\}", refused.value.message)[0]
+    assert json.loads(shape) == {"image_url": "data:image/png;base64,..."}, refused.value.message
+
+
+def test_the_first_frame_shape_a_remix_error_gives_is_json_a_client_can_copy():
+    source = Job("video_" + "0" * 32, 1, "completed", 100, 0.0, 0.0, 1.0, "tiny", {"prompt": PROMPT}, {}, True, None,
+                 None, [], [])  # fmt: skip  # made from a first frame, which the server does not keep
+    with pytest.raises(ApiError) as refused:
+        remix_fields(source, {"prompt": NEXT}, None)
+    shape = re.search(r"extra_body=(\{.*\})\)", refused.value.message)[1]
+    assert json.loads(shape) == {"input_reference": {"image_url": "data:image/png;base64,..."}}, refused.value.message

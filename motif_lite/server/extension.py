@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from motif_lite.errors import Audience
+from motif_lite.errors import Audience, shown_as_sent
 from motif_lite.io.clip import Clip, ClipError, read_clip
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job, JobStore
 from motif_lite.server.schema import ApiError, CreateBody, api_frames
@@ -108,7 +108,7 @@ def extension_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
 
     create = dict(fields)
     if "extend" in create:
-        raise _video_error("extend is POST /v1/videos's name for video here: give video={'id': 'video_...'} or "
+        raise _video_error("extend is POST /v1/videos's name for video here: give video={\"id\": \"video_...\"} or "
                            "the video file only")  # fmt: skip
     reference = create.pop("video", None)
     video_id = create.pop("video[id]", None)  # the SDK's form encoding of {"id": ...}
@@ -119,10 +119,10 @@ def extension_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     elif isinstance(reference, Mapping) and set(reference) == {"id"}:
         video_id = reference["id"]
     elif reference is not None:
-        raise _video_error(f"video must be {{'id': 'video_...'}}, a completed video of this server, or a video file "
-                           f"(multipart), got {reference!r}")  # fmt: skip
+        raise _video_error(f'video must be {{"id": "video_..."}}, a completed video of this server, or a video file '
+                           f"(multipart), got {shown_as_sent(reference, Audience.API)}")  # fmt: skip
     if video_id is None:
-        raise ApiError(400, "video is required: {'id': 'video_...'}, the completed video to go on from, or a video "
+        raise ApiError(400, 'video is required: {"id": "video_..."}, the completed video to go on from, or a video '
                        "file (multipart)", "video", "missing_required_parameter")  # fmt: skip
     create["extend"] = video_id
     return create

@@ -28,7 +28,7 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
     if source.has_image and image is None and given.get("input_reference") in (None, ""):
         raise ApiError(400, f"video {source.id} was made from a first frame (input_reference), which the server does "
                        "not keep once a job ends: send the image again as input_reference to remix it (the SDK: "
-                       "extra_body={'input_reference': {'image_url': 'data:image/png;base64,...'}})",
+                       'extra_body={"input_reference": {"image_url": "data:image/png;base64,..."}})',
                        "input_reference", "missing_required_parameter")  # fmt: skip
     uploaded = source.extend_file
     if uploaded is not None and not is_upload(given.get("extend")):

@@ -306,7 +306,7 @@ def image_from_reference(reference: Any) -> bytes:
     if not isinstance(url, str):
         raise ApiError(
             400,
-            "input_reference must be an uploaded image (multipart) or {'image_url': 'data:image/png;base64,...'}",
+            'input_reference must be an uploaded image (multipart) or {"image_url": "data:image/png;base64,..."}',
             "input_reference",
             "invalid_value",
         )
