@@ -2081,3 +2081,35 @@ def test_a_negative_strength_typed_apart_from_its_lora_is_told_the_colon(capsys)
     with pytest.raises(SystemExit):
         cli.main(["serve", "--lora", "a.safetensors", "-1"])
     assert "(-1: a LoRA's strength goes after its file and a colon: --lora a.safetensors:-1)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "prompt"),
+    [
+        (["run", "-p", "a", "fox", "0.5", "--lora", "a.safetensors", "0.5"], "a fox 0.5"),
+        (["run", "--lora", "a.safetensors", "0.5", "-p", "0.5", "foxes", "0.5"], "0.5 foxes 0.5"),
+    ],
+)
+def test_a_prompt_word_equal_to_a_strength_typed_apart_stays_in_the_prompt(capsys, argv, prompt):
+    # Every unrecognized word equal to a strength typed after a --lora's file was taken for it: the prompt hint left
+    # the prompt's own 0.5 out (-p "a fox").
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert "(0.5: a LoRA's strength goes after its file and a colon: --lora a.safetensors:0.5; " in err, err
+    assert f'a prompt goes after -p, in quotes: -p "{prompt}")' in err, err
+
+
+def test_a_file_given_twice_with_strengths_typed_apart_is_told_both_mistakes_at_once(capsys):
+    # The hint gave `--lora a.safetensors:0.5 --lora a.safetensors:0.5`, which --lora then refused as one file
+    # given twice: two refusals to fix one command line.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "x", "--lora", "a.safetensors", "0.5", "--lora=a.safetensors", "0.25"])
+    err = capsys.readouterr().err
+    assert (
+        "--lora a.safetensors:0.5 and --lora a.safetensors:0.25 name the same file, which would apply twice (at 0.5 "
+        "+ 0.25); give one --lora with the summed strength: --lora a.safetensors:0.75)"
+    ) in err, err
+    with pytest.raises(SystemExit):  # each file once: no such advice
+        cli.main(["run", "-p", "x", "--lora", "a.safetensors", "0.5", "--lora", "b.safetensors", "0.5"])
+    assert "name the same file" not in capsys.readouterr().err

@@ -97,9 +97,24 @@ def free_output(
 def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     """`--lora FILE[:STRENGTH]` values as (path, strength), each file checked to exist, and to be given once, before
     anything loads."""
-    from motif_lite.shell_syntax import quoted
     from motif_lite.weights.lora_errors import LoRAError
     from motif_lite.weights.lora_specs import LoRASpec
+
+    specs = [LoRASpec.parse(value) for value in values]
+    for value, spec in zip(values, specs, strict=True):
+        if not spec.path.is_file():
+            raise LoRAError(
+                _web_address_fix(value) or _strength_after_a_space(value) or f"LoRA file not found: {spec.path}"
+            )
+    if (repeat := same_file_refusal(values, [(spec.path, spec.strength) for spec in specs])) is not None:
+        raise LoRAError(repeat)
+    return [(spec.path, spec.strength) for spec in specs]
+
+
+def same_file_refusal(values: list[str], loras: list[tuple[Path, float]]) -> str | None:
+    """The refusal of `--lora` `values` (each as (path, strength)) that name one file more than once: every --lora
+    of it (a third too), and the one to give instead; None where each names another file."""
+    from motif_lite.shell_syntax import quoted
     from motif_lite.weights.lora_values import (
         cancelling_advice,
         lora_flag,
@@ -108,27 +123,19 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
         times_applied,
     )
 
-    specs = [LoRASpec.parse(value) for value in values]
-    for value, spec in zip(values, specs, strict=True):
-        if not spec.path.is_file():
-            raise LoRAError(
-                _web_address_fix(value) or _strength_after_a_space(value) or f"LoRA file not found: {spec.path}"
-            )
-    if (same := same_file_positions([spec.path for spec in specs])) is not None:  # every --lora of it: a third too
-        strengths = [specs[i].strength for i in same]
-        total = summed_strength(*strengths)
-        if total == 0:  # `:1` and `:-1`: a --lora at 0 would load the file and change nothing
-            advice = cancelling_advice(len(same), "--lora out")
-        elif math.isfinite(total):
-            advice = f"give one --lora with the summed strength: --lora {quoted(lora_flag(specs[same[0]].path, total))}"
-        else:  # `:1e308` twice: the sum overflows, and `:inf` would be refused
-            advice = "their sum is no finite strength: give one --lora, with the strength you mean"
-        flags = [f"--lora {values[i]}" for i in same]
-        raise LoRAError(
-            f"{', '.join(flags[:-1])} and {flags[-1]} name the same file, which would apply "
-            f"{times_applied(strengths)}; {advice}"
-        )
-    return [(spec.path, spec.strength) for spec in specs]
+    if (same := same_file_positions([path for path, _ in loras])) is None:
+        return None
+    strengths = [loras[i][1] for i in same]
+    total = summed_strength(*strengths)
+    if total == 0:  # `:1` and `:-1`: a --lora at 0 would load the file and change nothing
+        advice = cancelling_advice(len(same), "--lora out")
+    elif math.isfinite(total):
+        advice = f"give one --lora with the summed strength: --lora {quoted(lora_flag(loras[same[0]][0], total))}"
+    else:  # `:1e308` twice: the sum overflows, and `:inf` would be refused
+        advice = "their sum is no finite strength: give one --lora, with the strength you mean"
+    flags = [f"--lora {values[i]}" for i in same]
+    applied = times_applied(strengths)
+    return f"{', '.join(flags[:-1])} and {flags[-1]} name the same file, which would apply {applied}; {advice}"
 
 
 # A LoRA strength typed as a word apart from its file (`0.8`, `-1`, `.5`, `1e-3` as --lora's `:1e-3` takes it):

@@ -365,7 +365,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     # prompt hint would have put them.
     settings, taken = _bare_settings(extras, command, known, _switches(parser), args)
     # Strengths typed apart from their --lora's file: a negative one (`-1`) is one too, not a flag.
-    strengths = _lora_strengths(getattr(args, "argv", [])) if "--lora" in known else {}
+    argv = getattr(args, "argv", [])
+    strengths, typed_apart = _lora_strengths(argv) if "--lora" in known else ({}, set())
     not_flags = {*lookalikes, *strengths}
     typed_flags = [(i, word) for i, word in enumerate(extras) if word.startswith("-") and word not in not_flags]
     for index, flag in typed_flags:
@@ -388,10 +389,18 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         hints.append(f"{', '.join(runs)}: {_LEFT_TO_RUN[command]}")
     # Words alone: a path without its flag, or a prompt.
     if not lookalikes and not typed_flags:
-        rest = [word for index, word in enumerate(extras) if index not in taken]
-        placed = {word: hint for word in rest if (hint := strengths.get(word) or path_hint(word, known)) is not None}
-        hints.extend(placed.values())
-        loose = [word for word in rest if word not in placed]
+        rest = [(index, word) for index, word in enumerate(extras) if index not in taken]
+        # Only the words typed right after a --lora's file are strengths: a word of the prompt may be the same number.
+        apart = _extras_at(parser, argv, typed_apart) if typed_apart else set()
+        placed = {
+            index: hint
+            for index, word in rest
+            if (hint := strengths[word] if index in apart else path_hint(word, known)) is not None
+        }
+        hints.extend(dict.fromkeys(placed.values()))  # a strength typed apart twice has one hint
+        if apart and (repeat := _repeat_once_joined(argv, typed_apart)) is not None:
+            hints.append(repeat)  # said now: the --lora values the hint gives would be refused next for it
+        loose = [word for index, word in rest if index not in placed]
         if "--prompt" in known and loose:
             words = [*([args.prompt] if getattr(args, "prompt", None) else []), *loose]
             hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
@@ -564,12 +573,14 @@ _COMMAND_ADVICE = {
 _LEFT_TO_RUN = {"decode": DECODE_KEEPS_THE_RUNS, "check": CHECK_PLANS_A_DEFAULT_RUN}
 
 
-def _lora_strengths(argv: list[str]) -> dict[str, str]:
+def _lora_strengths(argv: list[str]) -> tuple[dict[str, str], set[int]]:
     """Numbers typed after a --lora's file with a space (`--lora style.safetensors 0.8`, as other tools take a
-    strength), each with its hint: {number: the --lora to give}. Without this, the number was taken for a word of
-    the prompt ('a prompt goes after -p, in quotes: -p "a fox 0.8"'). One number after two files (`--lora a 0.5
-    --lora b 0.5`) is one word of the hints, so its hint names every --lora it followed."""
+    strength), each with its hint: {number: the --lora to give}, and their positions in `argv`. Without this, the
+    number was taken for a word of the prompt ('a prompt goes after -p, in quotes: -p "a fox 0.8"'). One number
+    after two files (`--lora a 0.5 --lora b 0.5`) is one word of the hints, so its hint names every --lora it
+    followed."""
     found: dict[str, list[str]] = {}
+    positions: set[int] = set()
     for index, word in enumerate(argv):
         if word == "--lora" and index + 2 < len(argv):
             file, after = argv[index + 1], argv[index + 2]
@@ -580,10 +591,45 @@ def _lora_strengths(argv: list[str]) -> dict[str, str]:
         if _has_strength(file) or STRENGTH_WORD.fullmatch(after) is None:  # (`:0.5 0.8`: a colon would give two)
             continue
         found.setdefault(after, []).append(f"--lora {quoted(f'{file}:{after}')}")
-    return {
+        positions.add(index + 2 if word == "--lora" else index + 1)
+    hints = {
         after: f"{after}: a LoRA's strength goes after its file and a colon: {' '.join(loras)}"
         for after, loras in found.items()
     }
+    return hints, positions
+
+
+def _repeat_once_joined(argv: list[str], typed_apart: set[int]) -> str | None:
+    """The refusal `--lora` would give the command `argv` once each strength typed apart (at `typed_apart`, its
+    positions) is joined to its file with a colon, where that names one file twice (`--lora a.safetensors 0.5
+    --lora a.safetensors 0.5`); None where it names each file once. Following the hint alone led to that refusal."""
+    from motif_lite.cli.common import same_file_refusal
+    from motif_lite.paths import user_path
+    from motif_lite.weights.lora_values import split_strength
+
+    values = []
+    for index, word in enumerate(argv):
+        if word == "--lora" and index + 1 < len(argv):
+            value, after = argv[index + 1], index + 2
+        elif word.startswith("--lora="):
+            value, after = word.removeprefix("--lora="), index + 1
+        else:
+            continue
+        values.append(f"{value}:{argv[after]}" if after in typed_apart else value)
+    loras = []
+    for value in values:
+        file, strength = split_strength(value)
+        loras.append((user_path(file), strength) if strength is not None else (user_path(value), 1.0))
+    return same_file_refusal([quoted(value) for value in values], loras)
+
+
+def _extras_at(parser: argparse.ArgumentParser, argv: list[str], positions: set[int]) -> set[int]:
+    """The indices, among the words `parser` left unrecognized in `argv` (the command first), of the words at
+    `positions` of `argv`. Found by parsing the command again with those words marked: a word of the prompt may be
+    the same number as a strength typed apart (`-p 0.5 --lora a.safetensors 0.5`), so a word alone cannot tell."""
+    marked = [f"\0typed apart {i}" if i in positions else word for i, word in enumerate(argv)]
+    _, extras = parser.parse_known_args(marked[1:])
+    return {index for index, word in enumerate(extras) if word.startswith("\0typed apart ")}
 
 
 def _has_strength(lora: str) -> bool:
