@@ -736,3 +736,30 @@ def test_a_mu_that_follows_another_size_is_not_said_to_differ(tmp_path):
     # Another size on a checkpoint that no longer shifts dynamically: still said, with the mu it had.
     (note,) = dynamic_notes(file, {**DYNAMIC, "use_dynamic_shifting": False}, "-W", "128")
     assert 'time_shift "exponential" -> null' in note and "mu " in note, note
+
+
+def test_strengths_cancel_within_the_rounding_of_the_strengths_that_were_rounded():
+    # A tolerance of float precision times the strengths' size took 1e16 and -9999999999999998 (2 apart, both exact
+    # floats: nothing rounded) for cancelling, and 1e16, 1 and -1e16 too (the 1 lost in the float sum): a LoRA
+    # applied at 2, or 1, was said to change nothing and left out.
+    import math
+    from fractions import Fraction
+
+    from motif_lite.weights.lora_values import strengths_cancel, summed_strength
+
+    def steps_above(value: float, count: int) -> float:
+        for _ in range(count):
+            value = math.nextafter(value, math.inf)
+        return value
+
+    # typed decimals' residue; a float computed one step off (-0.1 - 0.2); exact opposites however large
+    assert (
+        strengths_cancel([0.1, 0.2, -0.3]) and strengths_cancel([0.3, -0.1 - 0.2]) and strengths_cancel([1e16, -1e16])
+    )
+    # the boundary: 0.3 and a float k steps above it, each rounded (a step each): 2 steps cancel, 3 do not
+    assert strengths_cancel([0.3, -steps_above(0.3, 2)]) and not strengths_cancel([0.3, -steps_above(0.3, 3)])
+    for apart in ([1e16, -9999999999999998.0], [1e16, 1.0, -1e16], [0.3, -steps_above(0.3, 3)]):
+        assert not strengths_cancel(apart), apart
+        exact = sum(map(Fraction, apart))  # what they add up to without the float additions' rounding
+        assert summed_strength(*apart) == float(f"{float(exact):.6g}") != 0, apart
+    assert not strengths_cancel([math.inf, -math.inf]) and summed_strength(1e308, 1e308) == math.inf

@@ -8,6 +8,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 
@@ -43,7 +44,7 @@ def lora_totals(loras: Iterable[str], file_key: Callable[[str], str] = str) -> d
         if strength is None:  # no strength, or a value we did not write: the file as it is, at strength 1
             file, strength = lora, 1.0
         strengths.setdefault(file_key(file), []).append(strength)
-    return {key: float(f"{sum(each):.6g}") for key, each in strengths.items() if not strengths_cancel(each)}
+    return {key: summed_strength(*each) for key, each in strengths.items() if not strengths_cancel(each)}
 
 
 def same_file_twice(files: Sequence[Path]) -> tuple[int, int] | None:
@@ -103,16 +104,30 @@ def summed_strength(*strengths: float) -> float:
     """The one strength that gives what a file given at each of `strengths` (twice or more) gave, as a refusal
     offers it: rounded to 6 significant digits, so that 0.1 and 0.2 read 0.3 rather than 0.30000000000000004; 0
     where they cancel (`strengths_cancel`)."""
-    return 0.0 if strengths_cancel(strengths) else float(f"{sum(strengths):.6g}")
+    if strengths_cancel(strengths):
+        return 0.0
+    if not math.isfinite(total := sum(strengths)):  # `:1e308` twice: past the floats, as the caller says
+        return total
+    return float(f"{float(_exact_sum(strengths)):.6g}")  # 1e16 + 1 - 1e16 is 1, not the floats' 0
 
 
 def strengths_cancel(strengths: Sequence[float]) -> bool:
     """Whether a file given at each of `strengths` changes nothing: they add up to 0, but for what floats round. A
-    decimal strength is a float within half a step of float precision of it, and so is each sum, so strengths typed
-    to cancel may leave a residue (0.1 + 0.2 - 0.3 is 5.6e-17 in floats): one within float precision of the
-    strengths' own size is 0. A sum past the largest float (1e308 twice) is no 0."""
-    total = sum(strengths)
-    return math.isfinite(total) and abs(total) <= sys.float_info.epsilon * sum(abs(each) for each in strengths)
+    decimal strength is the float nearest it, and one computed (-0.1 - 0.2) is within a step of float precision of
+    its value: such strengths typed or computed to cancel may leave a residue (0.1 + 0.2 - 0.3 is 5.6e-17 in floats,
+    0.3 - 0.30000000000000004 one step). So their exact sum (no rounding of its own) may differ from 0 by a step of
+    each strength that is no exact decimal; one that is (1, 0.5, 1e16, 9999999999999998) was not rounded and leaves
+    no residue. A tolerance by the strengths' size alone took 1e16 and -9999999999999998 (2 apart) for cancelling,
+    and 1e16 + 1 - 1e16, whose float sum is 0. A strength past the floats (inf) is no number to cancel."""
+    if not all(math.isfinite(each) for each in strengths):
+        return False
+    rounded = (each for each in strengths if Fraction(repr(float(each))) != Fraction(each))
+    return abs(_exact_sum(strengths)) <= sum(math.ulp(each) for each in rounded)
+
+
+def _exact_sum(strengths: Sequence[float]) -> Fraction:
+    """The sum of finite `strengths`, the floats as they are, without the rounding of each float addition."""
+    return sum(map(Fraction, strengths), Fraction(0))
 
 
 # LoRAs are applied at strengths of 0 to 2 (1 as trained); past this either way a strength is far more often a typo
