@@ -633,13 +633,11 @@ def _extras_at(parser: argparse.ArgumentParser, argv: list[str], positions: set[
 
 
 def _has_strength(lora: str) -> bool:
-    """Whether a --lora value ends in its strength (`style.safetensors:0.5`)."""
-    file, colon, strength = lora.rpartition(":")
-    try:
-        float(strength)
-    except ValueError:
-        return False
-    return bool(colon and file)
+    """Whether a --lora value ends in its strength (`style.safetensors:0.5`, or `:inf`, which --lora refuses)."""
+    from motif_lite.weights.lora_values import strength_after_colon
+
+    read = strength_after_colon(lora)
+    return read is not None and bool(read[0])
 
 
 def path_hint(word: str, known: list[str]) -> str | None:

@@ -12,17 +12,27 @@ from fractions import Fraction
 from pathlib import Path
 
 
-def split_strength(text: str) -> tuple[str, float | None]:
-    """(file, strength) of `text` read as `FILE:STRENGTH`: the strength is what follows the last colon when it is a
-    finite number, and the file what precedes it (empty for `:0.8`, as an unset variable in a script leaves it);
-    (`text`, None) without one. Plain text only: `LoRASpec.parse` decides what a value means for the files on disk
-    (a file whose name ends in a colon and a number)."""
+def strength_after_colon(text: str) -> tuple[str, float] | None:
+    """(file, strength) of `text` read as `FILE:STRENGTH` as --lora reads it: the strength is what follows the last
+    colon when float() reads it, finite or not (`a:inf` gives a strength, which --lora refuses as no finite number,
+    rather than a file named so), and the file what precedes it (empty for `:0.8`); None without one. The one reading
+    of a strength after a colon: `split_strength` and the unknown-argument hints both use it."""
     file, colon, tail = text.rpartition(":")
+    if not colon:
+        return None
     try:
-        strength = float(tail) if colon else math.nan
+        return file, float(tail)
     except ValueError:
-        strength = math.nan
-    return (file, strength) if math.isfinite(strength) else (text, None)
+        return None
+
+
+def split_strength(text: str) -> tuple[str, float | None]:
+    """(file, strength) of `text` read as `FILE:STRENGTH` (`strength_after_colon`) where the strength is a finite
+    number (empty file for `:0.8`, as an unset variable in a script leaves it); (`text`, None) without one. Plain
+    text only: `LoRASpec.parse` decides what a value means for the files on disk (a file whose name ends in a colon
+    and a number)."""
+    read = strength_after_colon(text)
+    return read if read is not None and math.isfinite(read[1]) else (text, None)
 
 
 def lora_flag(file: str | Path, strength: float) -> str:
