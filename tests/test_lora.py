@@ -1388,3 +1388,38 @@ def test_a_lora_in_the_home_folder_and_its_strength_quoted_as_one_word_are_told_
     (tmp_path / "style.safetensors").write_bytes(b"")
     with pytest.raises(LoRAError, match="a strength goes after a colon: --lora ~/style.safetensors:0.8$"):
         lora_args(["~/style.safetensors 0.8"])
+
+
+def test_an_unusual_strength_in_a_thread_started_on_the_method_names_no_stdlib_file(tmp_path):
+    # `Thread(target=pipe.set_loras, ...)` and `executor.submit(pipe.set_loras, ...)` hold no line of the caller's:
+    # the warning named threading.py and concurrent/futures/thread.py. A caller's own function in a thread is named.
+    import importlib.util
+    import threading
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    (folder / "methods.py").write_text(
+        "from motif_lite.weights.lora_values import warn_of_unusual_strengths\n"
+        f"def set_loras(loras):\n    warn_of_unusual_strengths(loras, {str(folder)!r})\n"
+    )
+    spec = importlib.util.spec_from_file_location("library_methods", folder / "methods.py")
+    methods = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(methods)
+    loras = [("style.safetensors", 80.0)]
+
+    def callers_own() -> None:
+        methods.set_loras(loras)
+
+    callers_line = callers_own.__code__.co_firstlineno + 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for target, name in [(methods.set_loras, "on the method"), (callers_own, "the caller's")]:
+            thread = threading.Thread(target=target, args=(loras,) if target is methods.set_loras else (), name=name)
+            thread.start()
+            thread.join()
+        with ThreadPoolExecutor(1, thread_name_prefix="pool") as executor:
+            executor.submit(methods.set_loras, loras).result()
+    places = [(w.filename, w.lineno) for w in caught if "is far above the usual" in str(w.message)]
+    assert places == [("<thread on the method>", 0), (__file__, callers_line), ("<thread pool_0>", 0)], places

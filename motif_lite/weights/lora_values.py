@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
+from types import FrameType
 
 
 def strength_after_colon(text: str) -> tuple[str, float] | None:
@@ -162,19 +164,30 @@ def warn_of_unusual_strengths(loras: Iterable[tuple[str | Path, float]], skip_fo
     """A warning per LoRA (file, strength) whose strength is unusual (`unusual_strength`), before anything loads,
     named by the place that called the caller (as `stacklevel=3`), or with `skip_folder` (a folder's path) by the
     first place from there out whose file is not in that folder: `set_loras`' decorators are frames of their own,
-    and the warning named one of them. Said on every call: Python's registry shows a warning of one text from one
-    place once per process, so a notebook's second `set_loras` (or `load_pipeline`) at the same strength was
-    silent. The warning filters still apply (an "ignore" silences it)."""
+    and the warning named one of them. The standard library's thread machinery is passed too: a thread started on
+    the method itself (`Thread(target=pipe.set_loras)`, `executor.submit(pipe.set_loras, ...)`) holds no line of
+    the caller's, and the warning named threading.py; it names that thread then (`<thread Thread-1 (set_loras)>`).
+    Said on every call: Python's registry shows a warning of one text from one place once per process, so a
+    notebook's second `set_loras` (or `load_pipeline`) at the same strength was silent. The warning filters still
+    apply (an "ignore" silences it)."""
+    inside = os.path.join(skip_folder, "") if skip_folder is not None else None
+
+    def passed(frame: FrameType) -> bool:
+        ours = inside is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside)
+        module = frame.f_globals.get("__name__", "")
+        return ours or module == "threading" or module.startswith("concurrent.futures")
+
     place = sys._getframe(1)
     if place.f_back is not None:  # else called from a module's top level: no caller's caller
         place = place.f_back
-    inside = os.path.join(skip_folder, "") if skip_folder is not None else None
-    while inside and os.path.abspath(place.f_code.co_filename).startswith(inside) and place.f_back is not None:
+    while passed(place) and place.f_back is not None:
         place = place.f_back
+    if passed(place):  # the thread's first frame: no line of the caller's in this thread
+        filename = module = f"<thread {threading.current_thread().name}>"  # a module of None: no warning at all
+        line = 0
+    else:
+        filename, line, module = place.f_code.co_filename, place.f_lineno, place.f_globals.get("__name__")
     for file, strength in loras:
         if (warning := unusual_strength(file, strength)) is not None:
             # registry=None: none of the per-place records that would leave the next call silent
-            warnings.warn_explicit(
-                warning, UserWarning, place.f_code.co_filename, place.f_lineno,
-                module=place.f_globals.get("__name__"), registry=None,
-            )  # fmt: skip
+            warnings.warn_explicit(warning, UserWarning, filename, line, module=module, registry=None)
