@@ -220,3 +220,41 @@ def test_an_older_attention_choice_is_taken_again():
     environment, choices = json.loads((OLD / "b2c4114" / "attention-choices.json").read_text()).popitem()
     (shape, name), = choices.items()  # fmt: skip
     assert RememberedChoices(environment, OLD / "b2c4114" / "attention-choices.json").get(shape) == name == "cudnn"
+
+
+def test_a_queued_job_of_an_older_motif_lite_naming_a_lora_twice_fails_as_the_queue_is_read(tmp_path):
+    # A job that named one LoRA file twice, queued by a motif-lite that took it, stayed queued after the upgrade and
+    # failed only as its turn came, told that the server had changed since it was queued.
+    from motif_lite.server.app import ServerConfig
+    from motif_lite.server.jobs import FAILED, QUEUED
+    from motif_lite.server.runner import VideoServer
+
+    settings = {"prompt": "a red fox", "width": 64, "height": 64, "frames": 9, "fps": 24}
+    twice, once = "video_" + "1" * 32, "video_" + "2" * 32
+    store = JobStore(tmp_path / "data")
+    try:
+        store.add(
+            twice,
+            "m",
+            settings,
+            False,
+            10,
+            loras=[("a.safetensors", 0.5), ("b.safetensors", 1), ("a.safetensors", 0.25)],
+        )
+        store.add(once, "m", settings, False, 10, loras=[("a.safetensors", 0.5), ("b.safetensors", 1)])
+    finally:
+        store.close()
+    log: list[str] = []
+    store = VideoServer(JobStore(tmp_path / "data"), ServerConfig(model_name="tiny"), log.append).store  # restarted
+    try:
+        why = (
+            "its loras name 'a.safetensors' twice, which would apply twice (at 0.5 + 0.25): the motif-lite that "
+            "queued it took that, this one refuses it; submit it again and name it once with the summed strength, "
+            '{"name": "a.safetensors", "strength": 0.75}'
+        )
+        refused = store.get(twice)
+        assert (refused.status, refused.error_code, refused.error_message) == (FAILED, "invalid_request", why)
+        assert store.get(once).status == QUEUED  # each file once: it waits its turn
+        assert log == [f"{twice}: failed: {why}"]
+    finally:
+        store.close()

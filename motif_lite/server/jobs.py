@@ -248,6 +248,8 @@ class Recovered:
     requeued: list[str]  # back in the queue, to go on from their last saved state
     # completed: their video was whole (renamed into place) before the process died, which left them unrecorded
     completed: list[str] = field(default_factory=list)
+    # queued jobs failed at once, each with why (`JobStore._refuse_loras_named_twice`)
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 class DataFolderBusy(MotifLiteError):
@@ -550,8 +552,8 @@ class JobStore:
 
     def recover(self) -> Recovered:
         """After a restart: the jobs that were running are completed if their video is whole, else go back to the
-        queue once, from their last saved sampling state, else fail; files of no finished or queued job are
-        removed."""
+        queue once, from their last saved sampling state, else fail; a queued job naming one LoRA file twice fails
+        (`_refuse_loras_named_twice`); files of no finished or queued job are removed."""
         now = time.time()
         message = "the server stopped while this video was being generated; submit it again"
         with self._lock:
@@ -576,6 +578,7 @@ class JobStore:
                 "UPDATE jobs SET status = ?, completed_at = ?, error_code = ?, error_message = ? WHERE status = ?",
                 (FAILED, now, INTERRUPTED, message, IN_PROGRESS),
             )
+            refused = self._refuse_loras_named_twice(now)  # before the files of the jobs that wait are counted
             finished = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (COMPLETED,))}
             queued = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (QUEUED,))}
             needs_input = (
@@ -591,7 +594,33 @@ class JobStore:
         for path in _job_files(self.states):  # a queued job's state waits with it; a failed job's goes
             if path.name.split(".")[0] not in queued:
                 path.unlink()
-        return Recovered(interrupted, retried, written)
+        return Recovered(interrupted, retried, written, refused)
+
+    def _refuse_loras_named_twice(self, now: float) -> list[tuple[str, str]]:
+        """Fail each queued job whose `loras` name one file twice (by one name), with why: a motif-lite from before
+        such a job was refused queued it, and this one refuses it (it would apply the file twice). Failed as the
+        stored queue is read, so that its status says why at once; it failed as its turn came, told that the server
+        had changed since it was queued. -> (id, why) of each."""
+        from motif_lite.server.schema import named_once_advice  # schema imports this module
+        from motif_lite.weights.lora_values import times, times_applied
+
+        refused = []
+        for job_id, stored in self._db.execute("SELECT id, loras FROM jobs WHERE status = ?", (QUEUED,)).fetchall():
+            names = [name for name, _ in json.loads(stored)]
+            if (twice := next((name for name in names if names.count(name) > 1), None)) is None:
+                continue
+            strengths = [strength for name, strength in json.loads(stored) if name == twice]
+            why = (
+                f"its loras name {twice!r} {times(len(strengths))}, which would apply {times_applied(strengths)}: the "
+                "motif-lite that queued it took that, this one refuses it; submit it again and "
+                f"{named_once_advice(twice, *strengths)}"
+            )
+            self._db.execute(
+                "UPDATE jobs SET status = ?, completed_at = ?, error_code = ?, error_message = ? WHERE id = ?",
+                (FAILED, now, "invalid_request", why, job_id),
+            )
+            refused.append((job_id, why))
+        return refused
 
 
 def _job_files(folder: Path) -> list[Path]:

@@ -36,6 +36,8 @@ class VideoServer:
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         for job_id in self.recovered.completed:
             self._finish_recovered(job_id)
+        for job_id, why in self.recovered.refused:
+            self.log(f"{job_id}: failed: {why}")
         self.worker: Worker | None = None  # from the moment the model has loaded
         self.worker_failure: str | None = None  # why the worker stopped on its own, which stops the server
         self.stop_signal: int | None = None  # the first stop signal (SIGTERM, ...) that stopped the server
