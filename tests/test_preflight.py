@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -1315,3 +1316,28 @@ def test_the_files_after_gguf_are_named_in_every_check_of_the_sources():
         parameters = inspect.signature(check).parameters
         for name in ("text_encoder_gguf", "weights"):
             assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, (check.__name__, name)
+
+
+def test_a_dry_run_for_a_gpu_not_here_says_when_vram_taken_for_the_cards_size_needs_more_than_it(
+    no_network, no_weights, monkeypatch, capsys
+):
+    # `--vram 8GB` ("as on the card's box") planned a bf16 run needing ~8.6 GiB free, silently: a card of 8 GiB cannot
+    # hold that, and a run on it plans for its free memory instead. The note says so with the plan's own reserve; a
+    # plan whose reserve fits within --vram gets none.
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the GPU planned for is another machine's
+    code, out, err = run(capsys, "--dry-run", "--device", "cuda", "--vram", "8GB")
+    assert code == 0, err
+    peak = float(re.search(r"device peak (\S+) GiB allocated", out).group(1))
+    reserved = re.search(r"~(\S+) GiB reserved", out).group(1)
+    assert peak * RESERVED_RATIO > 8  # what makes the note due
+    assert (
+        f"note: --vram 8 is what this plan may allocate, not the GPU's size: it needs ~{reserved} GiB free on the GPU, "
+        "more than 8 GiB. If that is your card's size, a run on it plans for its free memory / 1.08 instead: "
+        "nvidia-smi's free MiB / 1106 is the --vram that plans as it would (7380 MiB free on an 8 GB card: --vram 6.67)"
+    ) in err
+    code, out, err = run(capsys, "--dry-run", "--device", "cuda", "--vram", "8", "--gguf", "Q4_K_M")
+    assert code == 0, err
+    assert float(re.search(r"device peak (\S+) GiB allocated", out).group(1)) * RESERVED_RATIO < 8
+    assert "not the GPU's size" not in err

@@ -136,7 +136,7 @@ def prepare(
     if args.dry_run:  # plans every run, a CPU run without a budget too; its table prints the plan
         planned = planned_run(args, request, sources, dtype, device, layout, loras=lora_files)
         plan = planned.plan()
-        print_notes(filter(None, [smaller_transformer_note(planned, plan)]))
+        print_notes(filter(None, [smaller_transformer_note(planned, plan), _vram_as_card_note(args, device, plan)]))
     else:  # in a parallel run, the plan of one rank, which loads the text encoder only if it is the main one
         planned, plan = plan_if_budget(
             args, request, sources, dtype, device, layout, text_encoder=main, say=say, loras=lora_files
@@ -192,6 +192,24 @@ NO_GPU_HERE = (
     f"for its free memory / {RESERVED_RATIO:g}: nvidia-smi's free MiB / {_MIB_PER_VRAM_GIB} (7380 MiB free: --vram "
     f"{7380 / _MIB_PER_VRAM_GIB:.2f})"
 )
+
+
+def _vram_as_card_note(args: argparse.Namespace, device: torch.device, plan: Plan) -> str | None:
+    """A dry run's note for a GPU this machine lacks where `--vram` reads as the card's size: the plan needs more
+    free memory (its expected reserve) than the --vram itself, so a card of that size cannot hold it, and a run
+    there would plan for its free memory instead (`memory_plan._gpu_budget`). None where it fits that much."""
+    from motif_lite.devices import is_here
+    from motif_lite.units import memory_size
+
+    if args.vram is None or is_here(device) or device.type != "cuda" or plan.reserved_bytes <= args.vram * 2**30:
+        return None
+    return (
+        f"--vram {args.vram:g} is what this plan may allocate, not the GPU's size: it needs "
+        f"~{memory_size(plan.reserved_bytes)} free on the GPU, more than {args.vram:g} GiB. If that is your card's "
+        f"size, a run on it plans for its free memory / {RESERVED_RATIO:g} instead: nvidia-smi's free MiB / "
+        f"{_MIB_PER_VRAM_GIB} is the --vram that plans as it would (7380 MiB free on an 8 GB card: --vram "
+        f"{7380 / _MIB_PER_VRAM_GIB:.2f})"
+    )
 
 
 def _dry_run_device_notes(args: argparse.Namespace, device: torch.device) -> list[str]:
