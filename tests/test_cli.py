@@ -2130,3 +2130,25 @@ def test_the_hints_and_split_strength_read_a_strength_after_a_colon_one_way(caps
     with pytest.raises(SystemExit):  # a value with its strength (--lora refuses inf): no second colon offered
         cli.main(["run", "-p", "x", "--lora", "a.safetensors:inf", "0.5"])
     assert "a.safetensors:inf:0.5" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "joined"),
+    [
+        (["run", "-p", "a fox", "--vram", "8", "GB"], "--vram 8GB"),
+        (["run", "-p", "a fox", "--ram=32", "GB"], "--ram 32GB"),
+        (["run", "-p", "a fox", "--vram", "7.5", "gib"], "--vram 7.5gib"),
+        (["decode", "latents.pt", "--vram", "6", "G"], "--vram 6G"),
+    ],
+)
+def test_a_memory_budgets_unit_typed_apart_is_told_to_join_its_number(capsys, argv, joined):
+    # `--vram 8 GB`: the budget was read as 8, and "GB" was put in the prompt by the hint `-p "a fox GB"`.
+    from motif_lite.cli.flag_numbers import gib
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    unit = argv[-1]
+    assert exit_info.value.code == 2 and f"{unit}: the unit goes with its number, no space: {joined}" in err, err
+    assert "a prompt goes after -p" not in err
+    assert gib(joined.split()[1]) == float(argv[-2].split("=")[-1])  # what the hint gives is read as the GiB meant

@@ -395,7 +395,8 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         placed = {
             index: hint
             for index, word in rest
-            if (hint := strengths[word] if index in apart else path_hint(word, known)) is not None
+            if (hint := strengths[word] if index in apart else unit_apart_hint(word, argv) or path_hint(word, known))
+            is not None
         }
         hints.extend(dict.fromkeys(placed.values()))  # a strength typed apart twice has one hint
         if apart and (repeat := _repeat_once_joined(argv, typed_apart)) is not None:
@@ -638,6 +639,22 @@ def _has_strength(lora: str) -> bool:
 
     read = strength_after_colon(lora)
     return read is not None and bool(read[0])
+
+
+def unit_apart_hint(word: str, argv: list[str]) -> str | None:
+    """The hint for a memory budget's unit typed as a word of its own (`--vram 8 GB`, `--ram=32 GB`), or None: the
+    budget was read without it, and the unit was taken for a word of the prompt."""
+    if word.lower() not in ("g", "gb", "gib", "m", "mb", "mib"):
+        return None
+    for index in range(1, len(argv)):
+        if argv[index] != word:
+            continue
+        flag, equals, value = argv[index - 1].partition("=")  # `--vram=8 GB`
+        if not equals and index >= 2:  # `--vram 8 GB`
+            flag, value = argv[index - 2], argv[index - 1]
+        if flag in ("--vram", "--ram"):
+            return f"{word}: the unit goes with its number, no space: {flag} {value}{word}"
+    return None
 
 
 def path_hint(word: str, known: list[str]) -> str | None:
