@@ -2152,3 +2152,15 @@ def test_a_memory_budgets_unit_typed_apart_is_told_to_join_its_number(capsys, ar
     assert exit_info.value.code == 2 and f"{unit}: the unit goes with its number, no space: {joined}" in err, err
     assert "a prompt goes after -p" not in err
     assert gib(joined.split()[1]) == float(argv[-2].split("=")[-1])  # what the hint gives is read as the GiB meant
+
+
+@pytest.mark.parametrize(("flag", "value", "meant"), [("--vram", "7,5", "7.5"), ("--ram", "15,5GB", "15.5GB")])
+def test_a_memory_budget_with_a_decimal_comma_is_told_the_point(capsys, flag, value, meant):
+    # `--vram 7,5` said only "must be a number of GiB > 0", where --cfg-scale 7,5 names the decimal point.
+    from motif_lite.cli.flag_numbers import gib
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "x", flag, value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"{flag}: takes a decimal point, not a comma: {meant}" in err, err
+    assert gib(meant) == float(value.replace(",", ".").removesuffix("GB"))

@@ -151,6 +151,8 @@ def positive_number(number: str, unit: str, text: str) -> float:
     except ValueError:
         value = float("nan")
     if not 0 < value < float("inf"):
+        if re.fullmatch(r"\s*\d+,\d+\s*[a-zA-Z]*\s*", text):  # `--vram 7,5`: a decimal comma, as `decimal` says it
+            raise argparse.ArgumentTypeError(f"takes a decimal point, not a comma: {text.strip().replace(',', '.')}")
         raise argparse.ArgumentTypeError(f"must be a number of {unit} > 0, got {text}")
     return value
 
