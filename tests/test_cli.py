@@ -2164,3 +2164,11 @@ def test_a_memory_budget_with_a_decimal_comma_is_told_the_point(capsys, flag, va
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"{flag}: takes a decimal point, not a comma: {meant}" in err, err
     assert gib(meant) == float(value.replace(",", ".").removesuffix("GB"))
+
+
+def test_a1111s_tiled_vae_switch_is_told_that_memory_is_planned(capsys):
+    # --tiled-vae (AUTOMATIC1111's Tiled VAE, ComfyUI's "VAE Decode (Tiled)") got no hint, where --vae-tiling did.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "x", "--tiled-vae"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--tiled-vae: memory is planned here, not switched" in err, err

@@ -103,7 +103,7 @@ _OTHER_TOOLS_ADVICE = [
       "--sequential-offload", "--sequential-cpu-offload", "--vae-tiling", "--vae-tiled", "--tiled", "--clip-on-cpu",
       "--vae-on-cpu", "--profile", "--preload", "--vae-tile-size", "--vae-tile-overlap", "--vae-relative-tile-size",
       "--attention-slicing", "--offload-model", "--t5-cpu", "--stream-layers", "--auto-fit", "--params-backend",
-      "--disable-smart-memory", "--async-offload", "--blocks-to-swap", "--vae-config"),
+      "--disable-smart-memory", "--async-offload", "--blocks-to-swap", "--vae-config", "--tiled-vae"),
      "--vram",
      "memory is planned here, not switched: a run streams, offloads to the CPU and tiles what it must to fit the "
      "GPU's free memory (--dry-run prints the plan); --vram GiB plans for a smaller budget (what the run may use, "
