@@ -165,12 +165,23 @@ def lines_size(text: str) -> tuple[int, int] | None:
     return round(height * 16 / 9 / 16) * 16, height
 
 
+# The commas an input method types between a list's entries: its full-width one (`１，２`), and the ideographic one
+# (`１、２`) that a Japanese input method types for the comma key.
+_INPUT_METHOD_COMMAS = str.maketrans({"\uff0c": ",", "\u3001": ","})
+
+
+def is_list(text: str) -> bool:
+    """Whether `text` is a list of entries (`0,1`), its commas ASCII or an input method's full-width ones."""
+    return "," in text.translate(_INPUT_METHOD_COMMAS)
+
+
 def gpu_numbers(text: str) -> list[str] | None:
     """The GPU numbers a list of them names, as other tools take one (`2,3`, accelerate's; `cuda:0,cuda:1`; `1`),
     bare as CUDA_VISIBLE_DEVICES takes them (`cuda:0` or an empty entry there hides every GPU), in ASCII digits
-    (an input method's full-width `１,２` there is no GPU number: CUDA sees no GPU); None for anything else, and for
-    a list that names a GPU twice (`0,0`, `1,01`), with which CUDA sees no GPU either."""
-    numbers = [part.strip().lower().removeprefix("cuda:") for part in text.split(",") if part.strip()]
+    and commas (an input method's full-width `１，２` there is no GPU number: CUDA sees no GPU); None for anything
+    else, and for a list that names a GPU twice (`0,0`, `1,01`), with which CUDA sees no GPU either."""
+    entries = text.translate(_INPUT_METHOD_COMMAS).split(",")
+    numbers = [part.strip().lower().removeprefix("cuda:") for part in entries if part.strip()]
     # isdecimal, not isdigit: a superscript ² is a digit that int() does not read
     if not numbers or not all(number.isdecimal() for number in numbers):
         return None

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from motif_lite.choices import chosen_gpus_command, gpu_numbers
+from motif_lite.choices import chosen_gpus_command, gpu_numbers, is_list
 from motif_lite.errors import Audience, ConfigError, DeviceError, Spelling, both_spellings
 from motif_lite.units import RESERVED_RATIO, GiB, memory_size
 
@@ -157,7 +157,7 @@ def _unknown_device(device: str | torch.device, names: str) -> str:
     bare number (ComfyUI's --gpu-only, ...), torch's names in other letter case ("CPU", "CUDA:0") or without their
     colon ("cuda0") or with spaces around them (" cuda"), a Mac's GPU by another name ("metal")."""
     text = str(device).strip().lower()
-    if "," in text:  # several GPUs as ComfyUI-MultiGPU, accelerate or a device list name them: cuda:0,cuda:1
+    if is_list(text):  # several GPUs as ComfyUI-MultiGPU, accelerate or a device list name them: cuda:0,cuda:1
         numbers = gpu_numbers(text)  # the run on those very GPUs, where the list names them
         chosen = "" if numbers is None else f"{chosen_gpus_command(numbers)}; "
         return (

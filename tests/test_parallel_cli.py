@@ -1028,3 +1028,18 @@ def test_gpus_given_a_list_that_names_a_gpu_twice_gets_no_command_that_hides_the
         cli.main(["run", "-p", "fox", "--gpus", value])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "CUDA_VISIBLE_DEVICES" not in err, err
+
+
+@pytest.mark.parametrize("value", ["\uff11\uff0c\uff12", "1\uff0c2", "\uff11\u3001\uff12"])
+def test_a_gpu_list_with_an_input_methods_commas_is_read_as_the_same_list(capsys, value):
+    # `--gpus １，２` (full-width comma) was told only that --gpus is a number, where `--gpus １,２` got the
+    # command that runs on GPUs 1 and 2; a Japanese input method's comma key types `、`.
+    from motif_lite.devices import parse_device
+
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "fox", "--gpus", value])
+    err = capsys.readouterr().err
+    assert f"got the list {value}:" in err and "CUDA_VISIBLE_DEVICES=1,2 motif-lite run --gpus 2" in err, err
+    with pytest.raises(MotifLiteError) as refused:
+        parse_device(f"cuda:{value}")
+    assert "(CUDA_VISIBLE_DEVICES=1,2 motif-lite run --gpus 2 ...; docs/parallel.md)" in str(refused.value)

@@ -9,7 +9,7 @@ import argparse
 import re
 from dataclasses import dataclass
 
-from motif_lite.choices import CRF_RANGES, chosen_gpus_command, gpu_numbers, lines_size, split_size
+from motif_lite.choices import CRF_RANGES, chosen_gpus_command, gpu_numbers, is_list, lines_size, split_size
 from motif_lite.errors import ConfigError
 from motif_lite.flag_spelling import is_number, lookalike_number_note
 from motif_lite.frame_rates import parse_rate
@@ -190,7 +190,7 @@ def gpu_count(text: str) -> int | str:
     except ValueError:
         value = 0
     # GPU numbers, as accelerate's --gpu_ids and other tools' device lists take them (a list of words is no count)
-    if "," in text and (indices := gpu_numbers(text)) is not None:
+    if is_list(text) and (indices := gpu_numbers(text)) is not None:
         raise argparse.ArgumentTypeError(
             f"must be a number of GPUs, got the list {text}: to run on those GPUs, choose them with "
             f"CUDA_VISIBLE_DEVICES and count them: {chosen_gpus_command(indices)}"

@@ -22,6 +22,7 @@ from motif_lite.choices import (
     choice_name,
     chosen_gpus_command,
     gpu_numbers,
+    is_list,
     lines_size,
     sampler_hint,
     split_size,
@@ -792,7 +793,7 @@ def _gpu_list_hint(value: str | None) -> str:
 
 def _devices_hint(value: str | None) -> str:
     """PyTorch Lightning's --devices: a count of GPUs (`2`), or a list of their numbers (`0,1`), run with theirs."""
-    numbers = gpu_numbers(value or "") if "," in (value or "") else None
+    numbers = gpu_numbers(value or "") if is_list(value or "") else None
     chosen = f": {chosen_gpus_command(numbers)}" if numbers is not None else ""
     return (
         f"several GPUs: --gpus N (one process each, CUDA_VISIBLE_DEVICES picks which){chosen}; one GPU: --device cuda:N"
