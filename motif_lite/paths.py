@@ -119,6 +119,14 @@ _HOME_WINDOWS_PATH = re.compile(rf"~\\({_WINDOWS_NAME}(?:\\{_WINDOWS_NAME})*\\?)
 _CMD_VARIABLE_FIRST = re.compile(r"%[A-Za-z_][^%\\/\s]*%(?=\\)")
 # Windows' own prefix of a long path (\\?\C:\...) or of a device's (\\.\C:\...), before a drive letter.
 _LONG_PATH_PREFIX = re.compile(r"\\\\[?.]\\(?=[A-Za-z]:)")
+# A volume named by its GUID in that prefix (\\?\Volume{...}\, as mountvol and Get-Volume show it): a disk's volume,
+# whatever its drive letter, and no network share; other names there (\\.\pipe\..., \\.\PhysicalDrive0) are
+# devices. \\?\UNC\server\share is the one network path in that form.
+_VOLUME_PATH = re.compile(r"\\\\[?.]\\Volume\{[0-9A-Fa-f-]+\}(?:\\.*)?", re.IGNORECASE | re.DOTALL)
+_DEVICE_PATH = re.compile(r"\\\\[?.]\\(?!UNC\\)", re.IGNORECASE)
+# A drive's letter before a relative path (C:out\fox.mp4): relative to that drive's current folder, which only the
+# Windows shell it was typed in knows.
+_DRIVE_RELATIVE_PATH = re.compile(r"([A-Za-z]):[^\\/]")
 
 
 def windows_path_problem(text: str, platform: str | None = None) -> str | None:
@@ -140,6 +148,13 @@ def windows_path_problem(text: str, platform: str | None = None) -> str | None:
     if (share := _WSL_SHARE.fullmatch(text)) is not None:  # a file of WSL's own, as Windows shows it
         inside = (share[1] or "\\").replace("\\", "/")
         return f"{text} is the Windows path of a file in WSL, {read_as}: here it is {quoted(inside)}"
+    if _VOLUME_PATH.fullmatch(text) is not None:
+        return (
+            f"{text} is a Windows volume path (a disk's volume, named by its GUID), {read_as}, and has no {here} "
+            f"equivalent: give the path where {here} mounts that volume (under WSL2, the volume of drive D: is /mnt/d)"
+        )
+    if _DEVICE_PATH.match(text) is not None:
+        return f"{text} is the path of a Windows device, {read_as}, and has no {here} equivalent: give a file's path"
     if text.startswith("\\\\"):
         return f"{text} is a Windows network path, {read_as}: give the path where {here} mounts that share"
     named = str(Path(text))
@@ -154,6 +169,12 @@ def windows_path_problem(text: str, platform: str | None = None) -> str | None:
         in_home = "~/" + home[1].replace("\\", "/")
         return (  # `./~\x.mp4` too (pathlib drops the `./`): the way to keep that name is said
             f"{text} is a Windows path, {read_as}: {here} separates folders with /, so give {quoted(in_home)} (a name "
+            f"with backslashes in it is given with its folder: {quoted(os.path.abspath(text))})"
+        )
+    if _RELATIVE_WINDOWS_PATH.fullmatch(named) is not None and (drive := _DRIVE_RELATIVE_PATH.match(named)):
+        return (  # C:out\fox.mp4: "give C:out/fox.mp4" named a folder `C:out` here
+            f"{text} is a Windows path relative to the current folder of drive {drive[1].upper()}:, {read_as}: "
+            f"give the file's full path (under WSL2, drive {drive[1].upper()}: is /mnt/{drive[1].lower()}; a name "
             f"with backslashes in it is given with its folder: {quoted(os.path.abspath(text))})"
         )
     if _RELATIVE_WINDOWS_PATH.fullmatch(named) is not None:  # .\out\fox.mp4: written as one odd name

@@ -412,3 +412,34 @@ def test_a_name_with_the_other_escapes_of_bash_completion_is_no_windows_path(giv
     from motif_lite.paths import windows_path_problem
 
     assert windows_path_problem(given, platform="linux") is None
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("\\\\?\\Volume{1b3b1146-4076-11e1-84aa-806e6f6e6963}\\out\\fox.mp4", "is a Windows volume path"),
+        ("\\\\?\\volume{1B3B1146-4076-11E1-84AA-806E6F6E6963}\\", "is a Windows volume path"),
+        ("\\\\.\\pipe\\motif", "is the path of a Windows device"),
+    ],
+)
+def test_a_windows_volume_or_device_path_is_no_network_path(given, said):
+    # `\\?\Volume{GUID}\...` (mountvol's form of a volume) was told to be a network share to mount.
+    from motif_lite.paths import windows_path_problem
+
+    problem = windows_path_problem(given, platform="linux")
+    assert problem.startswith(f"{given} {said}") and "network" not in problem and "no Linux equivalent" in problem
+
+
+@pytest.mark.parametrize(("given", "drive"), [("C:out\\fox.mp4", "C"), ("d:renders\\fox.mp4", "D")])
+def test_a_drive_relative_windows_path_is_told_to_be_given_in_full(given, drive, tmp_path, monkeypatch):
+    # `C:out\fox.mp4` was told "give C:out/fox.mp4", a folder named `C:out` here: that drive's current folder is
+    # known only to the Windows shell it was typed in.
+    from motif_lite.paths import windows_path_problem
+
+    monkeypatch.chdir(tmp_path)
+    problem = windows_path_problem(given, platform="linux")
+    assert problem.startswith(f"{given} is a Windows path relative to the current folder of drive {drive}:"), problem
+    assert f"give the file's full path (under WSL2, drive {drive}: is /mnt/{drive.lower()}" in problem, problem
+    assert given.replace("\\", "/") not in problem, problem
+    kept = problem.rpartition("given with its folder: ")[2].rstrip(")").strip("'")  # the name as typed, here
+    assert kept == f"{tmp_path}/{given}" and windows_path_problem(kept, platform="linux") is None
