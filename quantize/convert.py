@@ -22,7 +22,7 @@ from tqdm import tqdm
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.output_claims import unused_path
 from motif_lite.io.staging import free_bytes, out_of_space, output_folder_problem, replace_or_beside
-from motif_lite.paths import make_folder_command, user_path, windows_name_problem
+from motif_lite.paths import make_folder_command, user_path, windows_name_problem, windows_path_problem
 from motif_lite.units import file_size
 from motif_lite.version import VERSION
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, QUANTIZER_VERSION_KEY
@@ -228,10 +228,14 @@ def check_output(
     source: SafetensorsSource | GGUFSource, out: str | Path, recipe: Recipe | TextRecipe, *, force: bool = False
 ) -> Path:
     """`out` as the file to write, expanded (`~`); a `ConfigError` for an output that cannot or must not be written:
-    a folder, not named .gguf, the source itself, an existing file without `force`, a missing folder, on Windows a
-    name it refuses (`paths.windows_name_problem`). The CLI calls it before its notes on the source, so that a
-    refusal is not preceded by them; `quantize_checkpoint` again."""
+    a folder, not named .gguf, the source itself, an existing file without `force`, a missing folder, elsewhere a
+    Windows path (`paths.windows_path_problem`), on Windows a name it refuses (`paths.windows_name_problem`). The
+    CLI calls it before its notes on the source, so that a refusal is not preceded by them; `quantize_checkpoint`
+    again."""
     if sys.platform == "win32" and (windows := windows_name_problem(str(out))) is not None:  # `-o nul.gguf`
+        raise ConfigError(windows)
+    # As its command line's -o (`path_arg`): `\out\x.gguf` from Python was written as one file of that name here
+    if (windows := windows_path_problem(str(out))) is not None:
         raise ConfigError(windows)
     folder_meant = str(out).endswith(("/", os.sep))  # `-o gguf/`: Path drops the slash, and the folder meant
     out = user_path(out)  # a quoted "~/x.gguf" reaches us unexpanded, as the source does

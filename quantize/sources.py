@@ -21,7 +21,7 @@ from motif_lite.errors import CheckpointError, LFSPointerError, listed
 from motif_lite.io.file_kinds import has_extension
 from motif_lite.io.latents import latents_given_as
 from motif_lite.json_values import read_json_object
-from motif_lite.paths import user_path
+from motif_lite.paths import user_path, windows_path_problem
 from motif_lite.shell_syntax import pattern_quoted, quoted
 from motif_lite.weights.dequant import dequantize
 from motif_lite.weights.float8 import is_companion, kept_scale_shape, weight_scales, widened
@@ -268,6 +268,9 @@ def open_source(
     """
     given, path = str(path), user_path(path)  # a quoted "~/..." reaches us unexpanded
     notes = []
+    # As its command line's SRC (`path_arg`): `C:\models\x` from Python was "source ... does not exist"
+    if (windows := windows_path_problem(given)) is not None:
+        raise CheckpointError(f"source {windows}")
     if not path.exists():
         path = _cached_repo(given, component)  # as typed: a Path makes a web address's "//" one "/"
         notes.append(f"note: {given} is read from the Hugging Face cache: {path}")

@@ -443,3 +443,22 @@ def test_a_drive_relative_windows_path_is_told_to_be_given_in_full(given, drive,
     assert given.replace("\\", "/") not in problem, problem
     kept = problem.rpartition("given with its folder: ")[2].rstrip(")").strip("'")  # the name as typed, here
     assert kept == f"{tmp_path}/{given}" and windows_path_problem(kept, platform="linux") is None
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a Windows path is a path there")
+@pytest.mark.parametrize("value", ["C:\\out\\fox.gguf", "\\out\\fox.gguf", ".\\out\\fox.gguf"])
+def test_the_quantizers_python_functions_refuse_a_windows_path(value, tmp_path, monkeypatch):
+    # Its command line refused them (`path_arg`), and quantize_checkpoint(source, r"\out\fox.gguf", ...) wrote one
+    # file of that name in the current folder; open_source(r"C:\models\x") said only that it does not exist.
+    from types import SimpleNamespace
+
+    from motif_lite.errors import CheckpointError, ConfigError
+    from motif_lite.quantize import get_recipe, open_source, quantize_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        quantize_checkpoint(SimpleNamespace(is_gguf=False), value, get_recipe("q8_0"))
+    assert str(refused.value).startswith(f"{value} is a Windows path") and not os.listdir(tmp_path), refused.value
+    with pytest.raises(CheckpointError) as refused:
+        open_source(value)
+    assert str(refused.value).startswith(f"source {value} is a Windows path"), refused.value
