@@ -25,17 +25,33 @@ def user_path(value: str | os.PathLike) -> Path:
     text = os.fspath(value)
     if not text.startswith("~"):  # `./~` names a file called ~ here: pathlib drops the `./` and would expand it
         return Path(text)
+    in_own_home = os.name != "nt" and Path(text).parts[0] == "~"  # HOME's folder (Windows: USERPROFILE's)
+    if in_own_home and os.environ.get("HOME") == "":  # Python reads `~/x` as /x then
+        raise MotifLiteError(_no_home_folder(text))
     try:
         return Path(text).expanduser()
     except RuntimeError:
         # PowerShell's home (`~\Videos\fox.mp4`) is no user `\Videos\fox.mp4`: the path with slashes is said
         if (windows := windows_path_problem(text)) is not None:
             raise MotifLiteError(windows) from None
+        if in_own_home:  # HOME="~weird", or unset where the password database has no home for this user either
+            raise MotifLiteError(_no_home_folder(text)) from None
         user = Path(value).parts[0]
         raise MotifLiteError(
             f"{value}: {user} names the home folder of a user {user[1:]!r}, and this machine has none; give the path "
             f"in full (or ~/{str(value)[1:]} for one in your home)"
         ) from None
+
+
+def _no_home_folder(text: str) -> str:
+    """Why `text`, a path in the user's own home (`~/x`), names no file: HOME gives no folder (it was said to be
+    the home of a user '', and `~//x` to be given instead)."""
+    home = os.environ.get("HOME")
+    why = "HOME is not set" if home is None else "HOME is empty" if not home else f"HOME is {home!r}, no folder's path"
+    return (
+        f"{text}: ~ is your home folder, and {why}: give the path in full, or set HOME to the full path of your home "
+        "folder"
+    )
 
 
 def name_too_long(exc: OSError) -> str:

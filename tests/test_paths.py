@@ -462,3 +462,31 @@ def test_the_quantizers_python_functions_refuse_a_windows_path(value, tmp_path, 
     with pytest.raises(CheckpointError) as refused:
         open_source(value)
     assert str(refused.value).startswith(f"source {value} is a Windows path"), refused.value
+
+
+@pytest.mark.skipif(os.name == "nt", reason="`~` is USERPROFILE's folder there")
+@pytest.mark.parametrize(("home", "why"), [("~weird", "HOME is '~weird', no folder's path"), ("", "HOME is empty")])
+def test_a_path_in_the_home_folder_where_home_names_none_says_so(home, why, monkeypatch):
+    # `~/x` with HOME="~weird" was "~ names the home folder of a user ''", with `~//x` to give instead; with HOME
+    # empty it was /x, a file in the root folder.
+    monkeypatch.setenv("HOME", home)
+    with pytest.raises(MotifLiteError) as raised:
+        user_path("~/fox.mp4")
+    assert str(raised.value) == (
+        f"~/fox.mp4: ~ is your home folder, and {why}: give the path in full, or set HOME to the full path of your "
+        "home folder"
+    )
+
+
+@pytest.mark.skipif(os.name == "nt", reason="`~` is USERPROFILE's folder there")
+def test_a_path_in_the_home_folder_with_home_unset_and_no_home_in_the_password_database_says_so(monkeypatch):
+    import pwd
+
+    def no_entry(uid: int):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")  # a container's user with no line in /etc/passwd
+
+    monkeypatch.delenv("HOME")
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(MotifLiteError) as raised:
+        user_path("~/fox.mp4")
+    assert "~/fox.mp4: ~ is your home folder, and HOME is not set: give the path in full" in str(raised.value)
