@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import ipaddress
 import os
 import re
 import signal
 import socket
 import sqlite3
 import sys
-import unicodedata
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -37,6 +35,7 @@ from motif_lite.cli.run_flags import (
     take_weight_flags,
 )
 from motif_lite.errors import MotifLiteError
+from motif_lite.origins import origin_as_sent
 from motif_lite.paths import path_arg, user_path, user_path_kept_here
 from motif_lite.request import REQUEST_DEFAULTS, SIZE_MULTIPLE, GenerationRequest
 from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS
@@ -56,7 +55,6 @@ if TYPE_CHECKING:  # torch and the pipeline load only when the command runs
 
 API_KEY_VARIABLE = "MOTIF_LITE_API_KEY"
 MAX_PORT = 65535
-DEFAULT_PORTS = {"http": 80, "https": 443}  # those a browser leaves out of an origin
 
 
 def epilog() -> str:
@@ -193,13 +191,13 @@ def cors_origin(text: str) -> str:
     did (a browser sends none of them). Refused as argparse refuses a bad --port, with serve's usage."""
     if text == "*":
         return text
-    as_sent = _origin_as_sent(text)
+    as_sent = origin_as_sent(text)
     if text == as_sent:
         return text
     meant = f" (did you mean {as_sent}?)" if as_sent else ""
     # The messages write `--cors-origin '*'` for POSIX shells; cmd passes single quotes on as part of the value.
     inside = text[1:-1] if len(text) > 2 and text[0] == text[-1] == "'" else None
-    if inside is not None and (unquoted := "*" if inside == "*" else _origin_as_sent(inside)):
+    if inside is not None and (unquoted := "*" if inside == "*" else origin_as_sent(inside)):
         meant = f" (did you mean {unquoted}? cmd keeps single quotes in the value: give it without them)"
     if text.strip().lower() == "null":  # what a page opened from a file or in a sandboxed frame sends
         meant = (" (null is the origin of a file opened in the browser, and of a sandboxed frame, which any site can "
@@ -208,75 +206,6 @@ def cors_origin(text: str) -> str:
         f"must be an origin as a browser sends it, scheme://host[:port] without a path or trailing "
         f"slash, e.g. https://app.example.com, or * for any; got {text!r}{meant}"
     )
-
-
-def _origin_as_sent(text: str) -> str | None:
-    """The origin a browser sends for the address `text` (its name in lower case and ASCII, an address as
-    `_host_as_sent` writes it, no default port, no path), or None where `text` names no host, or a port or an
-    address that is not one."""
-    try:
-        parts = urllib.parse.urlsplit(text)
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.scheme or not parts.hostname:
-        return None
-    # http's and https's hosts are parsed by the browser (WHATWG URL); another scheme's (an extension's) are kept.
-    host = _host_as_sent(parts.hostname) if parts.scheme in DEFAULT_PORTS else _bracketed(parts.hostname)
-    if host is None:
-        return None
-    shown_port = "" if port is None or port == DEFAULT_PORTS.get(parts.scheme) else f":{port}"
-    return f"{parts.scheme}://{host}{shown_port}"
-
-
-_NUMBER = "(0x[0-9a-f]*|[0-9]+)"  # a part of an IPv4 address as a browser reads it: decimal, octal (0...) or hex
-
-
-def _host_as_sent(name: str) -> str | None:
-    """`name` (in lower case, as urlsplit gives it) as a browser writes it in an origin (the WHATWG URL standard's
-    host serializer), or None where a browser takes it for an IPv4 address that is not one (`1.2.3.999`). A name's
-    labels in other scripts go in punycode (`bücher.example` is sent as `xn--bcher-kva.example`); an IPv4 address
-    in four decimal parts (`127.1` is 127.0.0.1); an IPv6 one in brackets, its longest run of zeros written `::`."""
-    if ":" in name:
-        try:
-            return f"[{_ipv6_as_sent(ipaddress.IPv6Address(name))}]"
-        except ValueError:
-            return _bracketed(name)
-    # A browser decodes a name's percent escapes and maps it (UTS 46) before anything else: full-width letters and
-    # digits and other compatibility forms (an input method's `ｅｘａｍｐｌｅ`, `ⓐ`) are their plain ones, and the
-    # ideographic full stop `。` is a dot. `b%C3%BCcher.example` was taken, and `bücher。example` was told a
-    # punycode name of one label, neither of which a browser sends.
-    name = unicodedata.normalize("NFKC", urllib.parse.unquote(name)).replace("\u3002", ".").lower()
-    address = name.removesuffix(".")
-    if re.fullmatch(_NUMBER, address.rsplit(".", 1)[-1]):  # a browser reads it as an IPv4 address, or refuses it
-        if not re.fullmatch(rf"{_NUMBER}(\.{_NUMBER}){{0,3}}", address):
-            return None
-        try:
-            return socket.inet_ntoa(socket.inet_aton(address))
-        except OSError:  # a part too large, or an octal one with an 8 or 9
-            return None
-    labels = [unicodedata.normalize("NFC", label) for label in name.split(".")]
-    return ".".join(label if label.isascii() else "xn--" + label.encode("punycode").decode() for label in labels)
-
-
-def _bracketed(name: str) -> str:
-    """`name` as a URL writes it: an IPv6 address in brackets."""
-    return f"[{name}]" if ":" in name else name
-
-
-def _ipv6_as_sent(address: ipaddress.IPv6Address) -> str:
-    """`address` as a browser writes it: its eight parts in lower-case hex, the first longest run of two or more
-    zero parts as `::`, and no IPv4 form for the last two (Python 3.13 writes `::ffff:127.0.0.1`)."""
-    parts = [int.from_bytes(address.packed[i : i + 2], "big") for i in range(0, 16, 2)]
-    start, length = 0, 0
-    for i in range(8):
-        run = next((j for j in range(i, 8) if parts[j] != 0), 8) - i
-        if run > length and run >= 2:
-            start, length = i, run
-    hexes = [f"{part:x}" for part in parts]
-    if not length:
-        return ":".join(hexes)
-    return ":".join(hexes[:start]) + "::" + ":".join(hexes[start + length :])
 
 
 def host_name(text: str) -> str:
