@@ -2897,3 +2897,39 @@ def test_a_json_body_in_another_charset_is_told_to_send_utf8_not_pythons_codec_e
             f"as JSON is exchanged{named}"
         )
     assert server.request("GET", "/v1/videos")[1]["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("origin", "advised"),
+    [
+        ("http://localhost:3000/", "--cors-origin http://localhost:3000 to add that origin, which a browser sends as"),
+        ("HTTPS://App.Example.com:443", "--cors-origin https://app.example.com to add that origin"),
+        ("http://page.test", "--cors-origin http://page.test to add that origin)"),
+    ],
+)
+def test_a_refused_preflights_origin_is_advised_as_serve_takes_it(origin, advised):
+    # A preflight from `http://localhost:3000/` (curl, a trailing slash) was advised `--cors-origin
+    # http://localhost:3000/`, a value serve refuses at start.
+    from starlette.datastructures import Headers
+
+    from motif_lite.cli.serve import cors_origin
+    from motif_lite.server.cors import ApiCors
+
+    cors = ApiCors(None, allow_origins=["http://other.test"], allow_methods=["GET", "POST"], allow_headers=["*"])
+    asked = {"origin": origin, "access-control-request-method": "POST"}
+    message = json.loads(cors.preflight_response(Headers(asked)).body)["error"]["message"]
+    assert advised in message, message
+    given = message.split("--cors-origin ")[1].split(" ")[0]
+    assert cors_origin(given) == given  # serve takes it
+
+
+def test_a_refused_preflights_origin_that_is_none_is_said_to_be_none():
+    from starlette.datastructures import Headers
+
+    from motif_lite.server.cors import ApiCors
+
+    cors = ApiCors(None, allow_origins=["http://other.test"], allow_methods=["GET", "POST"], allow_headers=["*"])
+    asked = {"origin": "localhost:3000", "access-control-request-method": "POST"}
+    message = json.loads(cors.preflight_response(Headers(asked)).body)["error"]["message"]
+    assert "localhost:3000 is no origin serve takes: a browser sends scheme://host[:port]" in message, message
+    assert "--cors-origin" not in message, message

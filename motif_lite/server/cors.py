@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
+from motif_lite.origins import origin_as_sent
 from motif_lite.server.schema import ApiError
 from motif_lite.shell_syntax import quoted
 
@@ -49,14 +50,20 @@ class ApiCors(CORSMiddleware):
         if not self.is_allowed_origin(origin=origin):
             # In the shell's quotes: zsh refused `--cors-origin http://[::1]:8080` bare, a pattern matching no file.
             # serve refuses `null` (any site can make a sandboxed frame that sends it): such a page is let in by `*`
-            # with a key, as the 403 to it says (`cross_site`).
-            add = (
-                f"null, which a file opened in the browser and any site's sandboxed frame send, is no origin serve "
-                f"takes: to let such a page call it, start it with --api-key and --cors-origin {quoted('*')}, and "
-                "give the page the key"
-                if origin == "null"
-                else f"start it with --cors-origin {quoted(origin)} to add that origin"
-            )
+            # with a key, as the 403 to it says (`cross_site`). Another origin is advised as serve takes it (as a
+            # browser sends it): `http://localhost:3000/` from curl was advised as typed, which serve refuses.
+            meant = origin_as_sent(origin)
+            if origin == "null":
+                add = (
+                    f"null, which a file opened in the browser and any site's sandboxed frame send, is no origin "
+                    f"serve takes: to let such a page call it, start it with --api-key and --cors-origin "
+                    f"{quoted('*')}, and give the page the key"
+                )
+            elif meant is None:
+                add = f"{origin} is no origin serve takes: a browser sends scheme://host[:port]"
+            else:
+                as_sent = "" if meant == origin else f", which a browser sends as {meant}"
+                add = f"start it with --cors-origin {quoted(meant)} to add that origin{as_sent}"
             reasons.append(
                 f"pages of {origin} may not call this server, which takes calls from pages of "
                 f"{', '.join(self.origins_named)} only ({add})"
