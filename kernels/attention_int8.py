@@ -32,7 +32,7 @@ H100 (1,979 dense INT8/FP8 TOPS; 16 exp2 per clock per SM). So the per-score ins
 ones that issue at the exp2 unit's rate most of all. Per score: an integer add and a float add turn the int32
 into fp32 (instead of a conversion, which issues at that rate, see MAGIC_BITS), one FMA (scales, running max and
 FP8's factor 448 folded into it), a max, one exp2, an add to the row sum and half an e4m3 pack. Needs INT8 tensor
-cores (sm_80+; not run on AMD GPUs: `devices.int8_attention_blocker`); FP8 P·V needs sm_89+ and key tiles of 32+
+cores (sm_80+; not run on AMD GPUs: `gpus.int8_attention_blocker`); FP8 P·V needs sm_89+ and key tiles of 32+
 keys, its MMA's depth (`pv="auto"` picks it there; a block_size of 16 keeps 16-bit P·V). Under TRITON_INTERPRET=1
 the e4m3 casts round in fp32 first: the CPU interpreter's fp8 cast drops the carry of a rounded-up mantissa
 (1.94 -> 1.0); compiled code casts directly.
@@ -48,7 +48,7 @@ import torch
 import triton
 import triton.language as tl
 
-from motif_lite.devices import GpuFacts, gpu_facts, has_fp8_pv, int8_attention_blocker
+from motif_lite.gpus import GpuFacts, gpu_facts, has_fp8_pv, int8_attention_blocker
 
 from .attention import _block_table, _block_table_row, _key_mask_arg, _length_bucket
 from .errors import KernelInputError

@@ -15,7 +15,7 @@ import triton.testing
 from torch._subclasses.fake_tensor import FakeTensorMode
 from triton.backends import backends
 
-from motif_lite.devices import rocm_build
+from motif_lite.gpus import rocm_build
 
 from .errors import KernelInputError
 from .patterns import block_size_problem

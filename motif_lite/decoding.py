@@ -20,7 +20,8 @@ import torch
 
 from motif_lite.checkpoint import locate_vae
 from motif_lite.choices import MOTIF_REPO
-from motif_lite.devices import checked_dtype, resolve_device
+from motif_lite.devices import resolve_device
+from motif_lite.dtypes import checked_dtype
 from motif_lite.errors import Audience, CheckpointError, ConfigError, Spelling
 from motif_lite.io.clip import Clip, ClipError, joined_frames, read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents

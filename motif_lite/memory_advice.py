@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
-    from motif_lite.devices import GpuReading, GpuUse
+    from motif_lite.gpu_memory import GpuReading, GpuUse
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.planner import Plan
     from motif_lite.sizes import ModelSizes
@@ -59,7 +59,7 @@ class PlannedRun:
     @property
     def text_encoder_dtype(self) -> torch.dtype:
         """The dtype the text encoder loads in, as `load_pipeline` picks it (`devices.text_encoder_dtype`)."""
-        from motif_lite.devices import COMPUTE_DTYPES, text_encoder_dtype
+        from motif_lite.dtypes import COMPUTE_DTYPES, text_encoder_dtype
 
         given = None if self.text_encoder_given is None else COMPUTE_DTYPES[self.text_encoder_given]
         return text_encoder_dtype(self.dtype, given, by_default=self.dtype_by_default)
@@ -246,7 +246,8 @@ def _gpu_use_now(device: torch.device | str) -> GpuUse | None:
     is then given without it)."""
     import torch
 
-    from motif_lite.devices import gpu_use, is_here
+    from motif_lite.devices import is_here
+    from motif_lite.gpu_memory import gpu_use
 
     device = torch.device(device)
     if device.type != "cuda" or not is_here(device):

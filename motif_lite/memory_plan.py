@@ -17,23 +17,12 @@ import torch
 
 from motif_lite.checkpoint import ModelSources, locate_sources
 from motif_lite.choices import MOTIF_REPO
-from motif_lite.devices import (
-    AMD,
-    NVIDIA,
-    GpuFacts,
-    GpuReading,
-    checked_dtype,
-    default_dtype_of,
-    gpu_memory,
-    gpu_use,
-    is_here,
-    parse_device,
-    plan_over_room_note,
-    rocm_build,
-    vram_over_free_note,
-)
-from motif_lite.devices import text_encoder_dtype as text_encoder_dtype_of
+from motif_lite.devices import is_here, parse_device
+from motif_lite.dtypes import checked_dtype, default_dtype_of
+from motif_lite.dtypes import text_encoder_dtype as text_encoder_dtype_of
 from motif_lite.errors import ConfigError, both_spellings
+from motif_lite.gpu_memory import GpuReading, gpu_memory, gpu_use, plan_over_room_note, vram_over_free_note
+from motif_lite.gpus import AMD, NVIDIA, GpuFacts, rocm_build
 from motif_lite.io.wsl import windows_gpu_driver
 from motif_lite.log_filters import quiet_warnings
 from motif_lite.quantize_settings import with_quantize

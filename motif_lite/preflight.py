@@ -16,8 +16,9 @@ import torch
 from motif_lite.checkpoint import GGUFFilesRead, ModelSources, check_gguf_files, locate_sources
 from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO
 from motif_lite.config import TransformerConfig
-from motif_lite.devices import gpu_facts, int8_attention_blocker, resolve_device
+from motif_lite.devices import resolve_device
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError, both_spellings
+from motif_lite.gpus import gpu_facts, int8_attention_blocker
 from motif_lite.io.hub import DownloadHeld, DownloadPlan, held_while
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.memory_plan import AT_HAND

@@ -48,7 +48,7 @@ import torch
 
 from motif_lite.choices import SAMPLERS, SCHEDULER_CLASS_SAMPLERS
 from motif_lite.config import TransformerConfig, diffusers_values
-from motif_lite.devices import COMPUTE_DTYPES, checked_dtype, default_dtype
+from motif_lite.dtypes import COMPUTE_DTYPES, checked_dtype, default_dtype
 from motif_lite.errors import Audience, CheckpointError, ConfigError, MotifLiteError, Spelling, counted
 from motif_lite.frame_rates import rate_said
 from motif_lite.json_values import read_json_object
@@ -533,7 +533,7 @@ def latent_tokens(request: GenerationRequest, configs: CheckpointConfigs, transf
 
 def resolve_dtype(given: torch.dtype | str | None, device: torch.device | None) -> Setting[torch.dtype]:
     """The compute dtype: `given` (a torch dtype or a --dtype name), else the default of `device` (float16 on a GPU
-    before compute capability 8.0, float32 where fp16 is faulty or slow too, else bfloat16: `devices.default_dtype`;
+    before compute capability 8.0, float32 where fp16 is faulty or slow too, else bfloat16: `dtypes.default_dtype`;
     None: a GPU that is not here)."""
     if given is not None:
         return Setting(checked_dtype(given), FLAG, "--dtype")

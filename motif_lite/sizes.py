@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite import devices
+from motif_lite import dtypes
 from motif_lite.checkpoint import ModelSources
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, both_spellings
@@ -55,7 +55,7 @@ class ModelSizes:
 def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: torch.dtype | None = None) -> ModelSizes:
     """Weight sizes from file headers when the files are at hand, else from the configs (official built-ins when
     those are absent): an official GGUF variant's size is counted from our quantizer's recipe for it. The text
-    encoder counts as loaded (`stored_bytes`), in `text_encoder_dtype` (default: `devices.text_encoder_dtype`)."""
+    encoder counts as loaded (`stored_bytes`), in `text_encoder_dtype` (default: `dtypes.text_encoder_dtype`)."""
     config = sources.transformer.value
     origins = {}
     values = None
@@ -85,7 +85,7 @@ def model_sizes(sources: ModelSources, dtype: torch.dtype, text_encoder_dtype: t
         if kept:  # ComfyUI's fp8 copy: its linear weights stay one byte each (weights/float8.py)
             transformer_bytes -= kept * (dtype.itemsize - 1)
             origins["transformer"] += f"; its {kept / 1e9:.2f}B fp8 linear weights kept in 8 bits (file headers)"
-    text_dtype = devices.text_encoder_dtype(dtype, text_encoder_dtype)
+    text_dtype = dtypes.text_encoder_dtype(dtype, text_encoder_dtype)
     files = sorted(sources.root.glob("text_encoder/*.safetensors")) if sources.root is not None else []
     text_quantized = False
     # A GGUF's packed tensors count as stored, its float tensors in the dtype the encoder runs in (the loader casts

@@ -668,7 +668,7 @@ def test_plain_sdpa_chosen_and_failing_later_stops_the_run():
 
 def test_auto_attention_is_strict_after_its_trial_only_under_kernels_triton(monkeypatch):
     # preflight passes strict=(--kernels == "triton"): `auto` must keep it for failures after its trial.
-    from motif_lite.devices import NVIDIA, GpuFacts
+    from motif_lite.gpus import NVIDIA, GpuFacts
 
     monkeypatch.setattr(attention_module, "gpu_facts", lambda device: GpuFacts(NVIDIA, "NVIDIA H100", (9, 0)))
     monkeypatch.setattr(attention_module, "environment", lambda device, names: "env")
@@ -863,7 +863,7 @@ def test_a_fixed_triton_backend_is_strict_under_kernels_triton():
 def test_auto_leaves_our_triton_attention_out_of_its_trial_before_ampere():
     # On Turing (T4, RTX 20xx) Triton compiles attention without tensor cores, 40-120 s per shape: a trial there
     # spent minutes to lose to SDPA. From Ampere on, and where the GPU is not known, it is tried.
-    from motif_lite.devices import NVIDIA, GpuFacts
+    from motif_lite.gpus import NVIDIA, GpuFacts
 
     t4 = GpuFacts(NVIDIA, "Tesla T4", capability=(7, 5))
     rtx_3060 = GpuFacts(NVIDIA, "NVIDIA GeForce RTX 3060", capability=(8, 6))

@@ -1032,7 +1032,7 @@ def test_a_gpu_that_cannot_be_opened_is_a_problem_not_a_traceback(monkeypatch):
 def test_the_dtype_note_is_for_bf16_on_such_a_gpu_only(monkeypatch):
     import torch
 
-    from motif_lite.devices import dtype_note
+    from motif_lite.dtypes import dtype_note
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "Tesla T4")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (7, 5))

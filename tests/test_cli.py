@@ -1414,7 +1414,7 @@ def test_other_os_errors_than_a_name_too_long_keep_their_traceback(monkeypatch, 
 
 def test_every_dtype_name_has_a_torch_dtype():
     from motif_lite.choices import DTYPE_NAMES
-    from motif_lite.devices import torch_dtype
+    from motif_lite.dtypes import torch_dtype
 
     assert [torch_dtype(name) for name in DTYPE_NAMES] == [torch.bfloat16, torch.float16, torch.float32]
 
@@ -1423,7 +1423,7 @@ def test_every_dtype_name_has_a_torch_dtype():
 def test_dtype_takes_torchs_and_other_tools_names_of_the_same_dtypes(command):
     # Users come with torch's names (float16, bfloat16) or numpy's (half, float): the same dtypes, taken as such.
     from motif_lite.choices import DTYPE_ALIASES
-    from motif_lite.devices import torch_dtype
+    from motif_lite.dtypes import torch_dtype
 
     parse = cli.build_parser().parse_args
     extra = ["latents.safetensors"] if command == "decode" else []

@@ -70,7 +70,7 @@ def resolved_defaults() -> dict[tuple[str, str], str]:
     it: (command, flag) -> the value, written as a help writes it. The other None flags' helps state a word, not a
     value (the checkpoint's, the guider's, the run's, none, off) or one the code writes inline (verify's fp32 on the
     CPU, verify/__init__.py)."""
-    from motif_lite.devices import COMPUTE_DTYPES, default_dtype
+    from motif_lite.dtypes import COMPUTE_DTYPES, default_dtype
     from motif_lite.io.video import default_crf
     from motif_lite.quantize.components import TRANSFORMER
     from motif_lite.request import DEFAULT_OUTPUT

@@ -146,7 +146,7 @@ def test_rms_norm_rope_reads_and_writes_whole_rows() -> None:
 class Gpu:
     names: str
     shared: int  # bytes of shared memory one block may use (CUDA's opt-in maximum per block)
-    dtype: str  # what a run there computes in: fp16 without bf16 tensor cores (motif_lite.devices.default_dtype)
+    dtype: str  # what a run there computes in: fp16 without bf16 tensor cores (motif_lite.dtypes.default_dtype)
 
 
 # CUDA C++ Programming Guide, "Technical Specifications per Compute Capability". Every generation has 64 K 32-bit

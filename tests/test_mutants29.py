@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from motif_lite import devices
+from motif_lite import devices, gpu_memory
 from motif_lite.errors import DeviceError
 
 BUSY = "CUDA error: CUDA-capable device(s) is/are busy or unavailable"
@@ -39,14 +39,14 @@ def test_a_gpu_that_cannot_be_opened_is_named_as_cuda_numbers_it(monkeypatch, de
     # Plain `cuda` is the first GPU (it read "cuda:None"); a GPU given by its number is that one.
     _a_busy_gpu(monkeypatch, RuntimeError(BUSY))
     with pytest.raises(DeviceError, match=rf"^GPU {named} cannot be opened \("):
-        devices.gpu_memory(device)
+        gpu_memory.gpu_memory(device)
 
 
 def test_a_gpu_full_without_a_message_is_named_by_the_errors_kind(monkeypatch):
     # An exception without words has no first line to quote (an IndexError, not the one-line refusal).
     _a_busy_gpu(monkeypatch, torch.OutOfMemoryError())
     with pytest.raises(DeviceError, match=r"^GPU cuda:0 cannot be opened \(OutOfMemoryError\); nvidia-smi lists"):
-        devices.gpu_memory(torch.device("cuda:0"))
+        gpu_memory.gpu_memory(torch.device("cuda:0"))
 
 
 def test_a_pipeline_without_a_plan_on_a_gpu_that_cannot_be_opened_says_so(monkeypatch, checkpoint):

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from motif_lite.choices import GGUF_REPO
-from motif_lite.devices import absent_gpu, is_here, text_encoder_dtype
+from motif_lite.devices import absent_gpu, is_here
+from motif_lite.dtypes import text_encoder_dtype
 from motif_lite.errors import CheckpointError, ConfigError
 from motif_lite.io import gguf_source, latents_saving
 from motif_lite.io.gguf_source import (

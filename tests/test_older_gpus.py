@@ -18,8 +18,9 @@ pytest.importorskip("triton")
 
 from motif_lite.checkup.environment import _check_gpu, _check_triton  # noqa: E402
 from motif_lite.checkup.report import Checkup  # noqa: E402
-from motif_lite.devices import NVIDIA, GpuFacts, dtype_note, int8_attention_blocker, triton_gpu_blocker  # noqa: E402
+from motif_lite.dtypes import dtype_note  # noqa: E402
 from motif_lite.errors import ConfigError  # noqa: E402
+from motif_lite.gpus import NVIDIA, GpuFacts, int8_attention_blocker, triton_gpu_blocker
 from motif_lite.model.ops import TORCH_OPS  # noqa: E402
 from motif_lite.preflight import check_kernels, check_speed  # noqa: E402
 from motif_lite.runtime import compile as compile_module  # noqa: E402

@@ -34,8 +34,9 @@ from video_frames import read_png_frames
 from motif_lite import memory_plan
 from motif_lite.cli import main as cli_main
 from motif_lite.config import TransformerConfig
-from motif_lite.devices import NVIDIA, GpuFacts, GpuReading, GpuUse
 from motif_lite.errors import CheckpointError, MemoryBudgetError, MotifLiteError
+from motif_lite.gpu_memory import GpuReading, GpuUse
+from motif_lite.gpus import NVIDIA, GpuFacts
 from motif_lite.memory_advice import PlannedRun
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.runtime import launcher
@@ -778,7 +779,7 @@ def test_the_kernels_decided_for_a_read_gpu_follow_use_triton(monkeypatch):
     # As `use_triton` decides: on an AMD GPU "auto" runs torch's ops (not checked on AMD GPUs) though Triton has
     # nothing against it; an NVIDIA GPU Triton builds for keeps "auto".
     from motif_lite import memory_plan
-    from motif_lite.devices import AMD
+    from motif_lite.gpus import AMD
     from motif_lite.runtime.kernels import KernelBackendError
 
     monkeypatch.setattr(memory_plan, "triton_problem_of", lambda gpu: None)

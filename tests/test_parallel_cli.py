@@ -617,7 +617,7 @@ def test_each_rank_without_dtype_compares_its_default_with_the_others(monkeypatc
     # tensors of both: a run without --dtype has every rank compare its own GPU's default before anything loads;
     # with --dtype all ranks have the same and nothing is compared. (The comparison itself: tests/test_parallel.py.)
     from motif_lite.cli import run as run_command
-    from motif_lite.devices import default_dtype
+    from motif_lite.dtypes import default_dtype
 
     compared = []
     monkeypatch.setenv("WORLD_SIZE", "2")

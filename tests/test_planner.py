@@ -450,7 +450,7 @@ def test_a_float32_text_encoder_doubles_its_activations():
     ("dtype", "text_dtype", "text_bytes"),
     [
         (torch.float32, None, 4),  # --dtype float32: the encoder runs in float32 too
-        (torch.float16, None, 2),  # a float16 run keeps the encoder in bf16 (devices.text_encoder_dtype)
+        (torch.float16, None, 2),  # a float16 run keeps the encoder in bf16 (dtypes.text_encoder_dtype)
         (torch.bfloat16, torch.float32, 4),  # text_encoder_dtype=float32 next to a bf16 transformer
         (torch.float32, torch.bfloat16, 2),
     ],

@@ -202,7 +202,7 @@ def test_a_vram_whose_reserve_is_more_than_the_gpu_is_lowered_to_the_vram_that_f
 
     total = 8188 * 2**20
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    # All of it free: less free would be warned of too (`devices.plan_over_room_note`).
+    # All of it free: less free would be warned of too (`gpu_memory.plan_over_room_note`).
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (total, total))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4060 Laptop GPU")
@@ -487,10 +487,11 @@ def test_a_gpu_read_by_another_process_is_planned_as_the_gpu_read_here(no_networ
     # and the reserve that cannot fit beside the other processes.
     import warnings
 
-    from motif_lite.devices import NVIDIA, GpuFacts, GpuReading, GpuUse
+    from motif_lite.gpu_memory import GpuReading, GpuUse
+    from motif_lite.gpus import NVIDIA, GpuFacts
 
     free, total = 6 * 2**30, 8188 * 2**20
-    # Pascal's default dtype is fp32 (`devices.default_dtype`): a smaller video, which its plans fit.
+    # Pascal's default dtype is fp32 (`dtypes.default_dtype`): a smaller video, which its plans fit.
     size = {} if capability >= (7, 0) else {"width": 832, "height": 480, "frames": 33}
     request, _ = GenerationRequest("x", output="a.mp4", **size).resolve()
     sources = locate_sources(**AT_HAND)
@@ -532,7 +533,8 @@ def test_a_gpu_read_by_another_process_gets_use_tritons_kernel_decision(no_netwo
     # planned Triton's kernels where the ranks run torch's ops. The reading's decision is the one made here.
     import triton
 
-    from motif_lite.devices import NVIDIA, GpuFacts, GpuReading, GpuUse
+    from motif_lite.gpu_memory import GpuReading, GpuUse
+    from motif_lite.gpus import NVIDIA, GpuFacts
     from motif_lite.runtime import kernels as kernel_choice
 
     case = TRITON_PROBLEMS[problem]
@@ -540,7 +542,7 @@ def test_a_gpu_read_by_another_process_gets_use_tritons_kernel_decision(no_netwo
     monkeypatch.setattr(triton, "__version__", case.get("version", triton.__version__))
     monkeypatch.setattr(kernel_choice, "_triton_import_error", lambda: case.get("import_error"))
     monkeypatch.setattr(kernel_choice, "launcher_build_problem", lambda: case.get("build_problem"))
-    # Pascal's default dtype is fp32 (`devices.default_dtype`): a smaller video, which its plans fit.
+    # Pascal's default dtype is fp32 (`dtypes.default_dtype`): a smaller video, which its plans fit.
     request, _ = GenerationRequest("x", output="a.mp4", width=832, height=480, frames=33).resolve()
     sources = locate_sources(**AT_HAND)
 
@@ -677,7 +679,7 @@ def _gpu_now(monkeypatch, room: int) -> None:
     """The CUDA device as `memory_advice` reads it after running out: `room` bytes left a run (all free, none of
     this process's), of 8 GiB."""
     from motif_lite import memory_advice
-    from motif_lite.devices import GpuUse
+    from motif_lite.gpu_memory import GpuUse
 
     monkeypatch.setattr(memory_advice, "_gpu_use_now", lambda device: GpuUse(8 * 2**30, room))
 
@@ -718,14 +720,14 @@ def test_a_gpu_with_almost_nothing_left_names_no_vram_but_what_is_left(monkeypat
 def test_a_gpu_that_cannot_be_read_after_running_out_leaves_the_advice_without_it(monkeypatch):
     # After an out-of-memory error CUDA may fail the query itself (torch raises a RuntimeError, "CUDA error: ..."):
     # the advice is given without what others hold, not replaced by that traceback.
-    from motif_lite import devices
+    from motif_lite import devices, gpu_memory
     from motif_lite.memory_advice import JUST_UNDER_THE_PEAK, lower_budget, vram_just_under
 
     def failing(device):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
     monkeypatch.setattr(devices, "is_here", lambda device: True)
-    monkeypatch.setattr(devices, "gpu_use", failing)
+    monkeypatch.setattr(gpu_memory, "gpu_use", failing)
     budget = lower_budget("cuda", 4 * 2**30, int(4.5 * 2**30), "a run")
     assert (budget.vram_gib, budget.why, budget.held) == (vram_just_under(4 * 2**30), JUST_UNDER_THE_PEAK, "")
 
@@ -1247,13 +1249,13 @@ def test_an_image_to_video_plan_counts_the_tokens_the_checkpoints_image_tower_gi
 
 
 def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):
-    """On a GPU without bf16 tensor cores `run --dtype bf16` says so (`devices.dtype_note`, a stand-in here: this
+    """On a GPU without bf16 tensor cores `run --dtype bf16` says so (`dtypes.dtype_note`, a stand-in here: this
     machine has no such GPU) before the weights load, so that the user can stop and pick another --dtype."""
-    from motif_lite import devices
+    from motif_lite import dtypes
     from motif_lite.errors import MotifLiteError
 
     seen = []
-    monkeypatch.setattr(devices, "dtype_note", lambda device, dtype: seen.append(dtype) or "bf16 is slow here")
+    monkeypatch.setattr(dtypes, "dtype_note", lambda device, dtype: seen.append(dtype) or "bf16 is slow here")
 
     def load(*args, **kwargs):  # the last check before load_pipeline reads its first weight file
         raise MotifLiteError("loading starts here")

@@ -19,10 +19,8 @@ from stopped_runs import stop_after_first_step, stopped_run  # noqa: E402
 
 from motif_lite import load_pipeline, load_transformer  # noqa: E402
 from motif_lite.checkpoint import locate_sources  # noqa: E402
-from motif_lite.devices import (
-    checked_dtype,  # noqa: E402
-    present_accelerator,  # noqa: E402
-)
+from motif_lite.devices import present_accelerator
+from motif_lite.dtypes import checked_dtype
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError  # noqa: E402
 from motif_lite.io.clip import Clip  # noqa: E402
 from motif_lite.memory_plan import plan_generation  # noqa: E402

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from motif_lite import devices
-from motif_lite.devices import AMD, NVIDIA, GpuFacts
+from motif_lite import devices, dtypes, gpu_memory, gpus
+from motif_lite.gpus import AMD, NVIDIA, GpuFacts
 
 RTX_4090 = GpuFacts(NVIDIA, "NVIDIA GeForce RTX 4090", capability=(8, 9))
 H100 = GpuFacts(NVIDIA, "NVIDIA H100 80GB HBM3", capability=(9, 0))
@@ -56,13 +56,13 @@ def rocm_gpu(monkeypatch, gpu: GpuFacts, hip: str = "6.4.43482") -> None:
      (RENOIR, False)],
 )  # fmt: skip
 def test_bf16_runs_at_speed_on_nvidia_from_ampere_and_amd_from_rdna3_and_mi100(gpu, bf16):
-    assert devices.has_bf16_matrix_cores(gpu) is bf16
+    assert gpus.has_bf16_matrix_cores(gpu) is bf16
 
 
 def test_an_amd_gpu_of_unknown_architecture_gets_no_bf16():
     # Facts without the architecture: the safe answer is fp16's (no bf16 claimed), not an AttributeError.
     unknown = GpuFacts(AMD, "AMD Radeon")
-    assert devices.has_bf16_matrix_cores(unknown) is False
+    assert gpus.has_bf16_matrix_cores(unknown) is False
     assert unknown.describe() == "unknown AMD architecture"
 
 
@@ -72,9 +72,9 @@ def test_an_amd_gpu_of_unknown_architecture_gets_no_bf16():
      (RX_7900_XTX, False, False), (MI300X, False, False), (RX_6800, False, False)],
 )  # fmt: skip
 def test_8_bit_attention_runs_on_nvidia_tensor_cores_only_and_fp8_never_on_amd(gpu, int8, fp8):
-    blocker = devices.int8_attention_blocker(gpu)
+    blocker = gpus.int8_attention_blocker(gpu)
     assert (blocker is None) is int8
-    assert devices.has_fp8_pv(gpu) is fp8
+    assert gpus.has_fp8_pv(gpu) is fp8
     if gpu.is_amd:
         assert "not been checked on AMD GPUs" in blocker and gpu.arch in blocker
 
@@ -82,7 +82,7 @@ def test_8_bit_attention_runs_on_nvidia_tensor_cores_only_and_fp8_never_on_amd(g
 @pytest.mark.parametrize("gpu", [RX_7900_XTX, MI300X, RTX_4090, H100])
 def test_cudnn_and_fa3_are_nvidia_only(gpu):
     offered = [
-        name for name in ("sdpa", "flash", "efficient", "cudnn", "fa3") if not devices.nvidia_only_attention(name, gpu)
+        name for name in ("sdpa", "flash", "efficient", "cudnn", "fa3") if not gpus.nvidia_only_attention(name, gpu)
     ]
     assert offered == (["sdpa", "flash", "efficient"] if gpu.is_amd else ["sdpa", "flash", "efficient", "cudnn", "fa3"])
 
@@ -90,12 +90,12 @@ def test_cudnn_and_fa3_are_nvidia_only(gpu):
 @pytest.mark.parametrize("gpu", [RX_7900_XTX, MI300X, RX_6800])
 def test_the_facts_of_a_rocm_gpu_are_its_arch_not_its_capability(monkeypatch, gpu):
     rocm_gpu(monkeypatch, gpu)
-    assert devices.gpu_facts(torch.device("cuda", 0)) == gpu
-    assert devices.gpu_platform() == "ROCm 6.4.43482"
+    assert gpus.gpu_facts(torch.device("cuda", 0)) == gpu
+    assert gpus.gpu_platform() == "ROCm 6.4.43482"
     # The default dtype follows the architecture: (11, 0) and (10, 3) would both read as "Ampere or later".
-    expected = torch.bfloat16 if devices.has_bf16_matrix_cores(gpu) else torch.float16
-    assert devices.default_dtype(torch.device("cuda", 0))[0] == expected
-    note = devices.dtype_note(torch.device("cuda", 0), torch.bfloat16)
+    expected = torch.bfloat16 if gpus.has_bf16_matrix_cores(gpu) else torch.float16
+    assert dtypes.default_dtype(torch.device("cuda", 0))[0] == expected
+    note = dtypes.dtype_note(torch.device("cuda", 0), torch.bfloat16)
     assert (note is None) is (expected == torch.bfloat16)
     if note is not None:
         assert f"{gpu.name} ({gpu.arch}) has no bfloat16" in note
@@ -227,7 +227,7 @@ def test_checks_triton_row_on_an_amd_gpu_says_runs_use_the_torch_ops(monkeypatch
     _check_triton(report)
     [finding] = report.findings
     assert finding.level == "ok" and finding.message.startswith("importable, but runs on an AMD GPU use the torch ops")
-    assert finding.message.endswith(devices.AMD_TRITON_REASON) and "fused norms" not in finding.message
+    assert finding.message.endswith(gpus.AMD_TRITON_REASON) and "fused norms" not in finding.message
 
 
 def test_linear_memory_attention_is_tried_on_the_device():
@@ -283,7 +283,7 @@ def test_a_held_amd_gpu_names_amds_tool_not_nvidia_smi(monkeypatch):
     [finding] = report.findings
     assert finding.level == "problem" and "fix: amd-smi (rocm-smi on older ROCm) lists the processes" in finding.message
     with pytest.raises(devices.DeviceError, match=r"cannot be opened \(HIP error: .*\); amd-smi") as caught:
-        devices.gpu_memory(0)
+        gpu_memory.gpu_memory(0)
     assert "nvidia-smi" not in str(caught.value)
 
 
@@ -303,7 +303,7 @@ def test_auto_kernels_are_torchs_on_an_amd_gpu_and_the_summary_says_why(monkeypa
     rocm_gpu(monkeypatch, RX_7900_XTX)
     monkeypatch.setattr(FallbackOp, "kernel_can_run", staticmethod(lambda tensors: True))  # as if on the GPU
     assert use_triton("auto") is False and use_triton("torch") is False
-    assert triton_unavailable("auto") == devices.AMD_TRITON_REASON
+    assert triton_unavailable("auto") == gpus.AMD_TRITON_REASON
     with pytest.warns(RuntimeWarning, match="int8 attention falls back to torch: .*not checked on AMD GPUs"):
         attend = select_ops("auto", attention="int8").attention
         q = torch.zeros(1, 1, 4, 8)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from motif_lite.cli.run_summary import gpu_memory_of, summary
-from motif_lite.devices import GpuMemory, sysmem_spill_note, vram_over_free_note
+from motif_lite.gpu_memory import GpuMemory, sysmem_spill_note, vram_over_free_note
 from motif_lite.io import wsl
 from motif_lite.pipeline import GenerationResult
 from motif_lite.request import GenerationRequest

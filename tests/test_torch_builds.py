@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from motif_lite import cli, devices
-from motif_lite.devices import AMD, NVIDIA, GpuFacts
 from motif_lite.errors import DeviceError
+from motif_lite.gpus import AMD, NVIDIA, GpuFacts
 
 # What torch.cuda.get_arch_list() gives in PyTorch's wheels.
 CU126 = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]  # torch 2.6-2.14 for CUDA 12.6

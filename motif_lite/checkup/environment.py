@@ -10,24 +10,19 @@ from pathlib import Path
 import torch
 
 from motif_lite.checkup.report import Checkup, first_line
-from motif_lite.devices import (
+from motif_lite.devices import no_gpu_reason, present_accelerator, torch_build_gpu_problem, unused_accelerator_note
+from motif_lite.dtypes import default_dtype, fp16_problem
+from motif_lite.errors import MotifLiteError
+from motif_lite.gpu_memory import GpuUse, held_gpu_fix
+from motif_lite.gpus import (
     AMD_TRITON_REASON,
     GpuFacts,
-    GpuUse,
     amd_gpu_note,
-    default_dtype,
-    fp16_problem,
     gpu_facts,
     gpu_platform,
     has_bf16_matrix_cores,
-    held_gpu_fix,
-    no_gpu_reason,
-    present_accelerator,
     rocm_build,
-    torch_build_gpu_problem,
-    unused_accelerator_note,
 )
-from motif_lite.errors import MotifLiteError
 from motif_lite.io.cache_folders import cache_folders, nearest_existing, triton_tilde
 from motif_lite.io.wsl import is_wsl, wsl_driver_problem
 from motif_lite.runtime.host_memory import total_ram
@@ -125,7 +120,7 @@ def _check_gpu(report: Checkup) -> None:
                 f"{name} ({gpu.describe()}) has no bfloat16 tensor cores and is {problem}: runs here use fp32 unless "
                 "--dtype says otherwise (twice fp16's activation memory; --dtype fp16 overrides)"
             )
-        elif not has_bf16_matrix_cores(gpu):  # fp16 by default (`devices.default_dtype`), unchecked on real weights
+        elif not has_bf16_matrix_cores(gpu):  # fp16 by default (`dtypes.default_dtype`), unchecked on real weights
             notes.append(
                 f"{name} ({gpu.describe()}) has no bfloat16 tensor cores: runs here use fp16 unless --dtype says "
                 "otherwise (bf16 would be several times slower, its attention memory growing with the square of the "

@@ -133,7 +133,7 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
     from motif_lite.cli.common import download_hint_repeats, print_notes
     from motif_lite.cli.run_request import replaced_files_note
     from motif_lite.decoding import prepare_decode, run_decode
-    from motif_lite.devices import torch_dtype
+    from motif_lite.dtypes import torch_dtype
     from motif_lite.errors import Audience, counted
     from motif_lite.io.staging import described_output
     from motif_lite.progress import ProgressBars

@@ -21,7 +21,7 @@ from motif_lite.request import GenerationRequest
 
 if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
-    from motif_lite.devices import GpuReading
+    from motif_lite.gpu_memory import GpuReading
     from motif_lite.runtime.parallel import ParallelLayout
     from motif_lite.runtime.planner import Plan
 
@@ -262,7 +262,7 @@ def _plan_before_launch(
 
     from motif_lite.cli.common import lora_args
     from motif_lite.cli.prepare import checked_lora_files, planned_run, sources_before_download
-    from motif_lite.devices import default_dtype_of  # here: devices imports torch, which --help must not wait for
+    from motif_lite.dtypes import default_dtype_of  # here: devices imports torch, which --help must not wait for
     from motif_lite.memory_plan import kernels_on_unread_gpus, smallest_budget_gpu
     from motif_lite.settings import resolve_dtype
 

@@ -100,7 +100,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
 def _kept_text_encoder_dtype(saved: SavedLatents) -> str | None:
     """The dtype the stopped run's text encoder ran in, as its file keeps it; None where it keeps none (an older
     file) or one no --dtype names (an edited file): the dtype decides, as before."""
-    from motif_lite.devices import COMPUTE_DTYPES
+    from motif_lite.dtypes import COMPUTE_DTYPES
 
     kept = saved.run.get("text_encoder_dtype")
     return kept if kept in COMPUTE_DTYPES else None

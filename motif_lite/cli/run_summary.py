@@ -16,7 +16,7 @@ from motif_lite.units import RESERVED_RATIO, memory_size
 if TYPE_CHECKING:
     import torch
 
-    from motif_lite.devices import GpuMemory
+    from motif_lite.gpu_memory import GpuMemory
     from motif_lite.pipeline import GenerationResult
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.planner import Plan
@@ -104,7 +104,7 @@ def _device_peak(result: GenerationResult) -> str:
 
 
 def _spill_note(result: GenerationResult, gpu_memory: GpuMemory | None) -> str | None:
-    from motif_lite.devices import sysmem_spill_note  # torch: not for `--help`, which imports this module
+    from motif_lite.gpu_memory import sysmem_spill_note  # torch: not for `--help`, which imports this module
 
     # Reserved memory is what the driver must place: past the GPU's total it spilled, even where allocated did not.
     reserved = result.peak_reserved_bytes
@@ -127,7 +127,7 @@ def gpu_memory_of(device: torch.device) -> GpuMemory | None:
     """The facts the summary's spill warning needs about the GPU a run used; None on the CPU."""
     import torch  # not for `--help`, which imports this module
 
-    from motif_lite.devices import GpuMemory
+    from motif_lite.gpu_memory import GpuMemory
     from motif_lite.io.wsl import windows_gpu_driver
 
     if device.type != "cuda":

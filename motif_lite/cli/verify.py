@@ -118,7 +118,8 @@ def main(args: argparse.Namespace) -> int:
 
     from motif_lite.cli.common import download_hint_repeats, hub_bars_on, print_notes
     from motif_lite.cli.kernel_cache import writable_kernel_cache
-    from motif_lite.devices import parse_device, torch_dtype
+    from motif_lite.devices import parse_device
+    from motif_lite.dtypes import torch_dtype
     from motif_lite.verify import VerifySettings, resolve_verify_settings, stage_names, verify
 
     forced, weights = check_flags(args)

@@ -12,7 +12,7 @@
 - CUDA on WSL limits page-locked (pinned) host memory (NVIDIA's "CUDA on WSL" user guide).
 - The NVIDIA driver comes from Windows: its libcuda.so lies in /usr/lib/wsl/lib, where Triton does not always look.
   A Linux NVIDIA driver installed inside WSL hides it; so, like Windows itself, WSL2 has the driver that spills
-  memory beyond the GPU into system memory (`devices.sysmem_spill_note`).
+  memory beyond the GPU into system memory (`gpu_memory.sysmem_spill_note`).
 
 Every function takes the text of the /proc file it reads as an optional argument, so that the tests can pass a WSL
 machine's contents; without it, the file is read (a file that cannot be read: not WSL, no Windows mounts). The

@@ -837,7 +837,7 @@ class MotifVideoPipeline:
         image_checksum = None if image is None else run.first_frame_sha256
         checked = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": image_checksum,
                    "clip_sha256": clip_checksum, "replaces_output": run.replaces_output}  # fmt: skip
-        if self.text_encoder_dtype is not None:  # bf16 beside a default fp32 (`devices.text_encoder_dtype`), which
+        if self.text_encoder_dtype is not None:  # bf16 beside a default fp32 (`dtypes.text_encoder_dtype`), which
             checked["text_encoder_dtype"] = DTYPE_FLAG_NAMES[self.text_encoder_dtype]  # the dtype alone cannot say
         return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
                                    run=checked)  # fmt: skip

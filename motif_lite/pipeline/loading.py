@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from motif_lite import devices
+from motif_lite import devices, dtypes
 from motif_lite.checkpoint import ModelSources, refuse_wrong_weights
 from motif_lite.choices import MOTIF_REPO
-from motif_lite.devices import checked_dtype
+from motif_lite.dtypes import checked_dtype
 from motif_lite.errors import ConfigError
 from motif_lite.memory_plan import batched_guidance, unplanned_memory_warning
 from motif_lite.paths import names_too_long_refused
@@ -75,10 +75,10 @@ def load_pipeline(
     putting everything on `device` (without one, a warning when the official video would not fit the GPU by the
     planner's estimate). `dtype`: torch.bfloat16, torch.float16 or torch.float32, or its name ("bf16",
     "float32", ...); None: float16 on a GPU before compute capability 8.0 (no bfloat16 tensor cores; float32 on the
-    GTX 16xx and before 7.0: `devices.fp16_problem`), else bfloat16, the published dtype (`pipe.dtype_setting`
+    GTX 16xx and before 7.0: `dtypes.fp16_problem`), else bfloat16, the published dtype (`pipe.dtype_setting`
     says which and why; a row of the settings table).
     `text_encoder_dtype` (default `dtype`, but bfloat16 when `dtype` is float16, or float32 by default rather than
-    asked for: `devices.text_encoder_dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32
+    asked for: `dtypes.text_encoder_dtype`): e.g. bfloat16 (the checkpoint's own dtype) next to a float32
     transformer on the CPU, halving the encoder's 17 GB; its outputs are cast to `dtype`. `pipe.text_encoder_dtype`
     says which it got (a stopped run keeps it, and `motif-lite run --resume` loads the encoder in it again).
     `loras`: files (strength 1) or (file, strength) pairs (or a {file: strength} dict), checked against the
@@ -141,7 +141,7 @@ def load_pipeline(
                                     device_checks=device_checks, loras=[spec_of(s) for s in specs])  # fmt: skip
         dtype_setting = resolve_dtype(asked, target)
         dtype = dtype_setting.value
-        text_dtype = devices.text_encoder_dtype(dtype, given, by_default=asked is None)
+        text_dtype = dtypes.text_encoder_dtype(dtype, given, by_default=asked is None)
         _warn_of_device_fit(device, target, dtype, asked)
         # The rest with the target as the current CUDA device: the attention trial and the kernels launch on it.
         with devices.on_device(target):
@@ -301,7 +301,7 @@ def _warn_of_device_fit(
     """Warn, before minutes of loading rather than after, of a dtype asked for that fits the device poorly and of
     a device "auto" that leaves an accelerator unused. `stacklevel` 3: the warning names the caller of
     `load_pipeline`."""
-    advice = devices.dtype_note(target, dtype) if asked is not None else None  # a default is never a poor fit
+    advice = dtypes.dtype_note(target, dtype) if asked is not None else None  # a default is never a poor fit
     if advice:  # bf16 asked for on a GPU before Ampere (a notebook's T4)
         warnings.warn(advice, stacklevel=3)
     if isinstance(device, str) and (unused := devices.auto_cpu_note(device, target)):

@@ -28,7 +28,7 @@ Every backend computes the same exact softmax attention (no approximation; they 
   it is not tried again in that run or a later one; only our Triton kernel under `--kernels triton` stops the run
   instead (`AutoAttention`). On the CPU `auto` is `sdpa` (no trial: there is one CPU kernel worth having). On an
   AMD GPU (PyTorch's ROCm build) cuDNN and FA3 are not candidates, and asking for either is refused before loading:
-  they are NVIDIA's kernels. Before Ampere our Triton kernel is not one either (`devices.slow_before_ampere`).
+  they are NVIDIA's kernels. Before Ampere our Triton kernel is not one either (`gpus.slow_before_ampere`).
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from motif_lite.choices import ATTENTION_BACKENDS
-from motif_lite.devices import CURRENT_GPU, GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
+from motif_lite.devices import CURRENT_GPU
 from motif_lite.errors import ConfigError
+from motif_lite.gpus import GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
 from motif_lite.log_filters import WARNINGS_STATE
 from motif_lite.model.kept import LastFewByTensor
 from motif_lite.model.ops import AttentionFn, MaskForm, end_run_of, mask_form_of, sdpa_attention

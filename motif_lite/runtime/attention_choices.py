@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from motif_lite.devices import gpu_facts, gpu_platform
+from motif_lite.gpus import gpu_facts, gpu_platform
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.json_values import NotAJSONObject, parse_json_object
 

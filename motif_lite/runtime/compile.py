@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from motif_lite.devices import is_here, rocm_build, triton_gpu_blocker
+from motif_lite.devices import is_here
 from motif_lite.errors import MotifLiteError, both_spellings
+from motif_lite.gpus import rocm_build, triton_gpu_blocker
 from motif_lite.model.ops import TORCH_OPS, Ops
 from motif_lite.runtime.triton_build import launcher_build_problem
 from motif_lite.shell_syntax import variable_set

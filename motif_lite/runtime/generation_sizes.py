@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from motif_lite import devices
+from motif_lite import dtypes
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
 from motif_lite.runtime.activation_memory import OFFICIAL_IMAGE_TOWER, ImageTowerShape
@@ -93,12 +93,12 @@ def generation_sizes(
     """The sizes of a width x height x frames generation: the transformer's weights (`weight_bytes` as loaded)
     spread over its blocks by their element counts, the text encoder's and VAE's bytes, the VAE's frame shapes.
     `text_activation_dtype`: the dtype the text encoder runs in (None: what `load_pipeline` gives it next to a
-    transformer in `activation_dtype`, `devices.text_encoder_dtype`). `image_tower`: the checkpoint's SigLIP tower
+    transformer in `activation_dtype`, `dtypes.text_encoder_dtype`). `image_tower`: the checkpoint's SigLIP tower
     (`ImageTowerShape.of_checkpoint`), whose tokens an image-to-video context holds. `adapter_bytes`: the LoRA
     adapters kept beside packed layers, module name -> each adapter tensor's bytes (`lora_apply.side_adapter_bytes`):
     they are buffers of the layer's block, so they count with that block, resident or streamed.
     `adapter_token_bytes`: packed layer -> what its adapters keep alive per token in a forward."""
-    text_dtype = devices.text_encoder_dtype(activation_dtype, text_activation_dtype)
+    text_dtype = dtypes.text_encoder_dtype(activation_dtype, text_activation_dtype)
     block_numels, total, largest_linear = _transformer_numels(config)
     per_param = weight_bytes / total  # average bytes per parameter of the given weights (e.g. ~0.56 for Q4_K_M)
     block_bytes = tuple(math.ceil(sum(numels) * per_param) for numels in block_numels)

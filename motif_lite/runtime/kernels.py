@@ -30,8 +30,9 @@ from torch import nn
 
 from motif_lite.choices import ATTENTION_MODES, KERNEL_BACKENDS
 from motif_lite.config import TransformerConfig
-from motif_lite.devices import AMD_TRITON_REASON, CURRENT_GPU, GpuFacts, on_device, rocm_build, triton_gpu_blocker
+from motif_lite.devices import CURRENT_GPU, on_device
 from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.gpus import AMD_TRITON_REASON, GpuFacts, rocm_build, triton_gpu_blocker
 from motif_lite.io.wsl import libcuda_fix
 from motif_lite.kernels import int8_scheme, patterns
 from motif_lite.kernels.reference import block_sparse_attention_torch, dequant_linear_torch
@@ -289,7 +290,7 @@ def _triton_too_old(device: torch.device) -> str | None:
 
 
 def _gpu_too_old(device: torch.device) -> str | None:
-    """Why NVIDIA GPU `device` is older than any GPU Triton builds for (`devices.triton_gpu_blocker`), or None."""
+    """Why NVIDIA GPU `device` is older than any GPU Triton builds for (`gpus.triton_gpu_blocker`), or None."""
     if device.type != "cuda" or rocm_build():  # an AMD GPU's capability is no NVIDIA one
         return None
     return triton_gpu_blocker(torch.cuda.get_device_capability(device))
@@ -359,7 +360,7 @@ def _resolve_triton(backend: str, device: torch.device) -> TritonChoice:
 
 def use_triton(backend: str, device: torch.device = CURRENT_GPU) -> bool:
     """Resolve a backend name for the CUDA GPU `device` (default: the current one): True for Triton kernels, False
-    for the torch references. "auto" on an AMD GPU (a ROCm build) is torch's: `devices.AMD_TRITON_REASON` says why,
+    for the torch references. "auto" on an AMD GPU (a ROCm build) is torch's: `gpus.AMD_TRITON_REASON` says why,
     `triton_unavailable` reports it."""
     return _resolve_triton(backend, device).on
 

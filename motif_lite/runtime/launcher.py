@@ -21,7 +21,7 @@ from motif_lite.stopping import STOP_SIGNALS
 if TYPE_CHECKING:  # the launcher's classes, imported as it starts (`launch`)
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
-    from motif_lite.devices import GpuReading
+    from motif_lite.gpu_memory import GpuReading
 
 TORCHELASTIC_SIGNALS = "TORCHELASTIC_SIGNALS_TO_HANDLE"  # the signals torch's launcher stops its processes on
 # torchrun's --signals-to-handle (newer torch), which takes its default from this variable and then writes its value
@@ -163,7 +163,7 @@ def _killed_note(exit_code: int) -> str:
 # Run in a child process by `gpu_readings`: each device's facts and memory, as a rank would read them (devices.py).
 _READ_GPUS = (
     "import json, sys\n"
-    "from motif_lite.devices import read_gpus\n"
+    "from motif_lite.gpu_memory import read_gpus\n"
     "print(json.dumps([gpu.to_json() for gpu in read_gpus(int(sys.argv[1]))]))"
 )
 
@@ -174,7 +174,7 @@ READ_GPUS_TIMEOUT_S = 60
 
 
 def gpu_readings(count: int) -> list[GpuReading] | None:
-    """The first `count` CUDA devices, each read once (`devices.GpuReading`: what the GPU is, its free and total
+    """The first `count` CUDA devices, each read once (`gpu_memory.GpuReading`: what the GPU is, its free and total
     memory), for the launcher to plan each rank's run on its own GPU; None where they cannot be read (no CUDA).
 
     Read in a short child process, which exits before the ranks start: CUDA's context in the launcher would hold a
@@ -182,8 +182,8 @@ def gpu_readings(count: int) -> list[GpuReading] | None:
     the pynvml package, not one of its dependencies, and NVML numbers the GPUs otherwise than CUDA does
     (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES); the child reads them as the ranks will. It costs the child's start,
     importing torch and starting CUDA: a few seconds."""
-    from motif_lite.devices import GpuReading
     from motif_lite.errors import ConfigError
+    from motif_lite.gpu_memory import GpuReading
 
     try:
         done = subprocess.run(

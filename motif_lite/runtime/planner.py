@@ -45,8 +45,8 @@ import torch
 from torch import nn
 
 from motif_lite.config import TransformerConfig
-from motif_lite.devices import gpu_memory
 from motif_lite.errors import Audience, ConfigError, MemoryBudgetError, MotifLiteError
+from motif_lite.gpu_memory import gpu_memory
 from motif_lite.runtime.activation_memory import (
     OFFICIAL_IMAGE_TOWER,
     TEXT_LAYER_FRACTION,

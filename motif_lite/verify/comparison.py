@@ -64,7 +64,7 @@ class Comparison:
         finally:
             encoder.offload()
         # Both transformers get them in their own dtype, as our pipeline casts them: a float16 run's text encoder
-        # stays in bfloat16 (`devices.text_encoder_dtype`), and diffusers' transformer takes no other dtype.
+        # stays in bfloat16 (`dtypes.text_encoder_dtype`), and diffusers' transformer takes no other dtype.
         transformer_dtype = self.reference.transformer.dtype
         self.embeds = dict(pe=pe.to(transformer_dtype), npe=npe.to(transformer_dtype), pm=pm, npm=npm)
         reference = [pe[0, pm[0]], npe[0, npm[0]]]  # the valid tokens of each
@@ -228,7 +228,7 @@ def _encoder_on(encoder: Any, device: torch.device) -> Iterator[None]:
 @contextlib.contextmanager
 def _image_embeds_in_dtype(transformer: torch.nn.Module) -> Iterator[None]:
     """While inside, `transformer` gets its `image_embeds` in its own dtype. The reference borrows our text encoder,
-    which keeps its own dtype (bfloat16 in a float16 run, `devices.text_encoder_dtype`), and passes the SigLIP
+    which keeps its own dtype (bfloat16 in a float16 run, `dtypes.text_encoder_dtype`), and passes the SigLIP
     embeddings on uncast, where diffusers loaded alone in float16 would hand over float16 ones: its image projection
     refuses the mix. Our pipeline casts them the same way."""
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from motif_lite.config import TransformerConfig, assumed_note, config_from_weights
-from motif_lite.devices import checked_device, checked_dtype
+from motif_lite.devices import checked_device
+from motif_lite.dtypes import checked_dtype
 from motif_lite.errors import CheckpointError
 from motif_lite.io.file_kinds import has_extension
 from motif_lite.json_values import read_json_object
