@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
@@ -58,7 +59,7 @@ from motif_lite.io.missing_report import MissingFiles, MissingFilesError, downlo
 from motif_lite.io.wsl import windows_drive_note
 from motif_lite.json_values import read_json_object
 from motif_lite.paths import blank_path_problem, user_path
-from motif_lite.settings import CHECKPOINT, DEFAULT, CheckpointConfigs, Setting
+from motif_lite.settings import CHECKPOINT, DEFAULT, Setting
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.weight_checks import (
     Problems,

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from motif_lite.checkpoint import ModelSources, locate_sources
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import is_here, parse_device
 from motif_lite.dtypes import checked_dtype, default_dtype_of
@@ -45,7 +46,7 @@ from motif_lite.runtime.planner import (
     positive_budget,
     unplanned_peak_bytes,
 )
-from motif_lite.settings import CheckpointConfigs, resolve_dtype, resolve_settings
+from motif_lite.settings import resolve_dtype, resolve_settings
 from motif_lite.sizes import ModelSizes, model_sizes, packed_weight_names
 from motif_lite.units import MiB, memory_size
 from motif_lite.weights.lora_apply import side_adapter_bytes, side_adapter_macs, side_adapter_temporary_bytes

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from motif_lite.checkpoint import GGUFFilesRead, ModelSources, check_gguf_files, locate_sources
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.choices import ATTENTION_BACKENDS, ATTENTION_MODES, MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.devices import resolve_device
@@ -31,7 +32,7 @@ from motif_lite.runtime.compile import CompileConfig, check_compile_possible
 from motif_lite.runtime.kernels import KernelBackendError, use_triton
 from motif_lite.runtime.parallel import Parallel
 from motif_lite.runtime.step_cache import StepCacheConfig
-from motif_lite.settings import CHECKPOINT, CheckpointConfigs, resolve_dtype
+from motif_lite.settings import CHECKPOINT, resolve_dtype
 from motif_lite.sizes import FLOAT8_PACKING, float8_linear_weights, packed_by, packed_weight_names
 from motif_lite.weight_checks import check_your_shapes
 from motif_lite.weights.gguf_loader import meta_gguf_transformer

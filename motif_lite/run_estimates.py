@@ -14,7 +14,8 @@ from motif_lite.request import GenerationRequest
 if TYPE_CHECKING:
     import torch
 
-    from motif_lite.settings import CheckpointConfigs, Settings
+    from motif_lite.checkpoint_configs import CheckpointConfigs
+    from motif_lite.settings import Settings
 
 LONG_CPU_RUN_SECONDS = 600  # a CPU run estimated longer than this asks first (--yes skips the question)
 LONG_GPU_RUN_SECONDS = 600  # a GPU run estimated longer than this says how long first (a note, no question)

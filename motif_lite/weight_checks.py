@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, MotifLiteError
@@ -20,7 +21,6 @@ from motif_lite.io.hub import DownloadHeld, cached_spelling, is_repo_id
 from motif_lite.io.linked import WEIGHT_NAMES, check_weight_file, other_component, real_paths
 from motif_lite.io.missing_report import MissingFilesError, download_command
 from motif_lite.paths import user_path
-from motif_lite.settings import CheckpointConfigs
 from motif_lite.vae.config import WanVAEConfig
 
 if TYPE_CHECKING:

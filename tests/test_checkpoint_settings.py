@@ -22,9 +22,10 @@ from video_frames import diffusers_frames, read_png_frames
 
 from motif_lite import cli, load_pipeline
 from motif_lite.checkpoint import locate_sources
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import APGConfig, CFGConfig, read_guider_config
-from motif_lite.settings import CHECKPOINT, DEFAULT, FLAG, CheckpointConfigs, resolve_settings
+from motif_lite.settings import CHECKPOINT, DEFAULT, FLAG, resolve_settings
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 SIZE = dict(width=48, height=32, frames=9, steps=3)
@@ -317,19 +318,19 @@ def test_settings_table_gives_each_setting_its_own_source(tmp_path):
 def test_a_scheduler_config_made_while_the_configs_are_read_is_not_a_traceback(tmp_path, monkeypatch):
     # The check of the class model_index.json lists asked whether the file was there again, after it was read: one
     # made in between (an `hf download` under way) was taken as read, and its values (None) gave an AttributeError.
-    from motif_lite import settings
+    from motif_lite import checkpoint_configs
 
     index = {"scheduler": ["diffusers", "UniPCMultistepScheduler"], "guider": ["diffusers", "ClassifierFreeGuidance"]}
     (tmp_path / "model_index.json").write_text(json.dumps(index))
     scheduler = tmp_path / "scheduler" / "scheduler_config.json"
-    guider_config_file = settings.guider_config_file
+    guider_config_file = checkpoint_configs.guider_config_file
 
     def made_meanwhile(path):  # called between the scheduler's read and the check of the classes
         scheduler.parent.mkdir()
         scheduler.write_text(json.dumps({"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 8.0}))
         return guider_config_file(path)
 
-    monkeypatch.setattr(settings, "guider_config_file", made_meanwhile)
+    monkeypatch.setattr(checkpoint_configs, "guider_config_file", made_meanwhile)
     configs = CheckpointConfigs.read(tmp_path)
     assert scheduler.is_file() and (configs.scheduler, configs.guider) == (None, None)  # as they were read
 

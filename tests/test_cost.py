@@ -491,7 +491,8 @@ def test_a_cpu_slow_in_bfloat16_is_told_to_try_float32(cpu_run, capsys, monkeypa
 
 def test_the_python_apis_warning_names_the_float32_keyword_not_the_flag(monkeypatch):
     # generate's warning (in_python) speaks load_pipeline's keywords: a library user has no --dtype to give.
-    from motif_lite.settings import CheckpointConfigs, resolve_settings
+    from motif_lite.checkpoint_configs import CheckpointConfigs
+    from motif_lite.settings import resolve_settings
 
     rates = {torch.bfloat16: 3e9, torch.float32: 5e10}
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: rates[dtype])

@@ -1511,8 +1511,9 @@ def test_the_official_values_the_readme_and_docs_usage_give_are_the_defaults():
     # README.md, "Use" ("else the official recommended value: 1280x736, 121 frames at 24 fps, 50 Euler steps, shift
     # 15 for text-to-video and 8 for image-to-video ... APG guidance 8.0 (norm threshold 12, momentum 0.1)") and
     # docs/usage.md's first section: what a request without flags or checkpoint configs resolves to.
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.request import GenerationRequest
-    from motif_lite.settings import CheckpointConfigs, resolve_settings
+    from motif_lite.settings import resolve_settings
 
     request = GenerationRequest("x")
     settings = resolve_settings(request, CheckpointConfigs())

@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from motif_lite import cli
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.cli import run_prepare
 from motif_lite.errors import Audience
@@ -27,7 +28,7 @@ from motif_lite.pipeline import load_pipeline
 from motif_lite.request import OFFICIAL_STEPS, GenerationRequest, RequestError
 from motif_lite.sampling import SamplingSettingsError, schedule_for
 from motif_lite.sampling.schedule import schedule_options
-from motif_lite.settings import CheckpointConfigs, Given, resolve_settings
+from motif_lite.settings import Given, resolve_settings
 from motif_lite.verify import VerifyResult
 from motif_lite.verify.refusals import refuse_settings_verify_runs
 from motif_lite.verify.settings import request_for

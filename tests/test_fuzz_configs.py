@@ -233,10 +233,10 @@ def test_every_wrong_text_encoder_value_parses_and_builds_or_is_refused(tmp_path
     or huge size crashed transformers or torch as the encoder was built (TypeError, AttributeError, ...)."""
     from transformers import T5Gemma2Encoder, T5Gemma2EncoderConfig
 
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.encoders.text_config import parse_text_encoder_config
     from motif_lite.runtime.activation_memory import TextEncoderShape
     from motif_lite.runtime.cost import text_encoder_flops
-    from motif_lite.settings import CheckpointConfigs
 
     path = tmp_path / "text_encoder" / "config.json"
     path.parent.mkdir()
@@ -442,7 +442,7 @@ def test_a_wrong_text_encoder_config_is_one_line_naming_the_file(
 def test_a_checkpoint_without_a_text_encoder_config_reads(checkpoint, tmp_path):
     """A run with a text encoder GGUF builds the encoder from the config the GGUF embeds: the checkpoint's own file
     may be absent, and reading the configs must not ask for it."""
-    from motif_lite.settings import CheckpointConfigs
+    from motif_lite.checkpoint_configs import CheckpointConfigs
 
     root = tmp_path / "ckpt"
     shutil.copytree(checkpoint, root, ignore=shutil.ignore_patterns("*.safetensors"))

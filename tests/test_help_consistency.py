@@ -348,8 +348,9 @@ def test_the_official_values_run_help_and_the_settings_table_give_are_the_defaul
     # The end of `run --help` ("Defaults are the official settings: 1280x736, 121 frames at 24 fps, 50 steps") and
     # docs/usage.md's "Where each setting comes from" table write the official values as literals: they must stay
     # what a request with no flags and no checkpoint configs resolves to.
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.request import GenerationRequest
-    from motif_lite.settings import CheckpointConfigs, resolve_settings
+    from motif_lite.settings import resolve_settings
 
     request = GenerationRequest("x")
     settings = resolve_settings(request, CheckpointConfigs())

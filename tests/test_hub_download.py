@@ -754,7 +754,7 @@ def test_a_fetch_into_a_new_snapshot_checks_its_configs_against_its_own_model_in
     # guider. The old folder's model_index.json was checked against the new folder's guider config: a valid
     # checkpoint refused, with a message naming a model_index.json that does not say what it quoted.
     from motif_lite.checkpoint import locate_sources
-    from motif_lite.settings import CheckpointConfigs
+    from motif_lite.checkpoint_configs import CheckpointConfigs
 
     free_space(monkeypatch, 10**14)
     repo = Path(constants.HF_HUB_CACHE) / "models--Motif-Technologies--Motif-Video-2B"

@@ -48,6 +48,7 @@ LAYERS = [
     {
         "request",
         "settings",
+        "checkpoint_configs",
         "checkpoint",
         "weight_checks",
         "checkup",

@@ -109,7 +109,7 @@ def test_the_text_encoder_takes_only_its_own_folders_tokenizer(shared_checkpoint
 def test_configs_a_caller_saw_absent_are_absent_though_there_now(shared_checkpoint):
     """`files_read`'s None (the file was absent when the caller looked) stands, as its values would: the check's
     lines and its memory plan describe the same checkpoint."""
-    from motif_lite.settings import CheckpointConfigs
+    from motif_lite.checkpoint_configs import CheckpointConfigs
 
     root = shared_checkpoint[0]
     assert CheckpointConfigs.read(root).text_encoder_config is not None  # the files are there

@@ -25,6 +25,7 @@ from tiny_pipeline import cfg_guider, image_to_video, official_apg
 from video_frames import diffusers_frames, read_png_frames
 
 from motif_lite import load_pipeline
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.cli.run_summary import summary
 from motif_lite.errors import CheckpointError, MotifLiteError
 from motif_lite.io.image import image_sha256
@@ -35,7 +36,7 @@ from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.runtime.kernels import FallbackOp
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.sampling import CFGConfig, GuiderConfig
-from motif_lite.settings import CheckpointConfigs, resolve_settings
+from motif_lite.settings import resolve_settings
 from motif_lite.sizes import model_sizes
 from motif_lite.units import memory_size
 from motif_lite.vae import DiagonalGaussian

@@ -15,6 +15,7 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from diffusers.pipelines.motif_video.pipeline_motif_video import calculate_shift, retrieve_timesteps
 
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import ConfigError
 from motif_lite.io.latents import SavedLatents
@@ -23,7 +24,7 @@ from motif_lite.pipeline.resuming import resumed_state
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import SamplingSettingsError, ScheduleOptions, denoise, flow_schedule, schedule_for
 from motif_lite.sampling.schedule import dynamic_shift, schedule_options
-from motif_lite.settings import CheckpointConfigs, resolve_settings
+from motif_lite.settings import resolve_settings
 from motif_lite.vae.config import WanVAEConfig
 from motif_lite.verify import VerifyResult
 from motif_lite.verify.settings import request_for

@@ -25,9 +25,10 @@ from test_sampling import (
     run_stopping_after,
 )
 
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import SamplingSettingsError, UniPC, schedule_for, schedule_options, unipc_schedule
-from motif_lite.settings import CHECKPOINT, FLAG, CheckpointConfigs, resolve_settings
+from motif_lite.settings import CHECKPOINT, FLAG, resolve_settings
 
 FLOW = dict(use_flow_sigmas=True, prediction_type="flow_prediction")  # what a flow model's UniPC config sets
 

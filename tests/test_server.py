@@ -367,10 +367,11 @@ def test_a_video_longer_than_the_model_was_trained_for_is_told_how_a_client_goes
 def test_the_settings_refusals_name_the_api_fields_to_a_client():
     # The settings' checks named run's flags and Python's keywords, which the server rewrote with regexes into its
     # fields: they name the fields themselves now (Audience.API), and run's words stay run's.
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.errors import Audience
     from motif_lite.request import RequestError
     from motif_lite.sampling.schedule import ScheduleOptions
-    from motif_lite.settings import CheckpointConfigs, resolve_settings
+    from motif_lite.settings import resolve_settings
 
     def refusal(configs: CheckpointConfigs, audience: Audience, **fields) -> str:
         with pytest.raises(RequestError) as refused:

@@ -15,13 +15,14 @@ from test_settings_from import SIZE, run_cli
 
 from motif_lite import cli, load_pipeline
 from motif_lite.checkpoint import locate_sources
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.cli.resume import resume_args
 from motif_lite.cli.run_inputs import given_sources, run_inputs
 from motif_lite.cli.run_request import request_from_args, take_clip_defaults
 from motif_lite.cli.settings_from import settings_from_args
 from motif_lite.io.video import write_video
 from motif_lite.request import GenerationRequest
-from motif_lite.settings import CHECKPOINT, DEFAULT, FILE, FLAG, CheckpointConfigs, Given, resolve_settings
+from motif_lite.settings import CHECKPOINT, DEFAULT, FILE, FLAG, Given, resolve_settings
 
 
 @pytest.fixture(scope="module")

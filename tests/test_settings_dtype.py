@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from motif_lite import cli
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.request import GenerationRequest
-from motif_lite.settings import DEFAULT, FLAG, CheckpointConfigs, Setting, resolve_dtype, resolve_settings
+from motif_lite.settings import DEFAULT, FLAG, Setting, resolve_dtype, resolve_settings
 
 CUDA = torch.device("cuda")
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from motif_lite import cli
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.cli.run_request import request_from_args, resolve_requests
 from motif_lite.cli.settings_from import settings_from_args
 from motif_lite.io.settings_file import SettingsFileError, ffmetadata_value, read_settings
@@ -29,7 +30,7 @@ from motif_lite.pipeline.metadata import (
     unknown_stored_keys,
 )
 from motif_lite.request import GenerationRequest
-from motif_lite.settings import CheckpointConfigs, Given, resolve_settings
+from motif_lite.settings import Given, resolve_settings
 from motif_lite.version import VERSION
 
 SIZE = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "2"]

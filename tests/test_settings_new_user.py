@@ -11,10 +11,11 @@ import PIL.Image
 import pytest
 
 from motif_lite import cli, run_estimates
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.cli import run_request as run_command
 from motif_lite.request import GenerationRequest, RequestError
 from motif_lite.sampling import RECOMMENDED_APG, CFGConfig, GuiderConfig, ScheduleOptions, needs_uncond
-from motif_lite.settings import CheckpointConfigs, describe_guidance, resolve_settings
+from motif_lite.settings import describe_guidance, resolve_settings
 
 
 def parse_run(*flags: str) -> GenerationRequest:

@@ -604,7 +604,7 @@ def test_serve_takes_your_files_and_says_so(checkpoints, tmp_path, capsys, monke
 def test_your_shapes_are_checked_against_the_configs_at_hand_else_the_official_ones(checkpoints):
     # Before a download: the checkpoint's configs where the cache or folder holds them (the tiny model's own files
     # fit them), the official architecture only where none is here, and nothing guessed for another model.
-    from motif_lite.settings import CheckpointConfigs
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.vae.config import WanVAEConfig
     from motif_lite.weight_checks import check_your_shapes
 
@@ -624,9 +624,9 @@ def test_a_text_encoder_file_is_checked_against_the_config_at_hand_else_the_offi
     # As the VAE's and the transformer's: the checkpoint folder's text_encoder/config.json where it is here (the
     # tiny model's file fits it), the official config only for the official model, nothing guessed for another
     # model, and nothing read beside a text encoder GGUF, which replaces the file.
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.choices import MOTIF_REPO
     from motif_lite.preflight import local_file_problems
-    from motif_lite.settings import CheckpointConfigs
     from motif_lite.weight_checks import check_your_shapes
 
     root = checkpoints[0]

@@ -387,9 +387,9 @@ def _check_default_plan(
     that does not fit the memory is a warning (a smaller video still runs); any other refusal is a problem: a run
     refuses it whatever its size."""
     from motif_lite.checkpoint import locate_sources
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.memory_plan import AT_HAND, plan_generation
     from motif_lite.request import GenerationRequest
-    from motif_lite.settings import CheckpointConfigs
 
     root = files.root
     request = GenerationRequest("check")

@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from motif_lite.checkpoint import GGUFFilesRead, ModelSources
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.encoders.text import PromptTruncation
     from motif_lite.io.hub import DownloadPlan
     from motif_lite.runtime.parallel import Parallel
-    from motif_lite.settings import CheckpointConfigs, Settings
+    from motif_lite.settings import Settings
 
 
 def prompts_measured(

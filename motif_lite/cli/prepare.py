@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from motif_lite.checkpoint import GGUFFilesRead, ModelSources
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.io.hub import DownloadPlan
     from motif_lite.memory_advice import PlannedRun
     from motif_lite.pipeline import MotifVideoPipeline
     from motif_lite.request import GenerationRequest
     from motif_lite.runtime.parallel import Parallel, ParallelLayout
     from motif_lite.runtime.planner import Plan
-    from motif_lite.settings import CheckpointConfigs
     from motif_lite.weights.lora_specs import LoRAEntry
     from motif_lite.weights.lora_updates import LoRAFile
 

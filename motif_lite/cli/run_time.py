@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.io.hub import DownloadPlan
-    from motif_lite.settings import CheckpointConfigs, Settings
+    from motif_lite.settings import Settings
 
 
 def confirm_cpu_time(

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     import torch
 
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.io.settings_file import SettingsFileError, StoredSettings
-    from motif_lite.settings import CheckpointConfigs, Settings
+    from motif_lite.settings import Settings
 
 
 @dataclass(frozen=True)

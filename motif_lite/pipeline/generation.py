@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from motif_lite.checkpoint import ModelSources
+from motif_lite.checkpoint_configs import CheckpointConfigs
 from motif_lite.choices import MOTIF_REPO
 from motif_lite.decoding import decode_video
 from motif_lite.errors import Audience, CheckpointError, ConfigError, MotifLiteError
@@ -87,7 +88,7 @@ from motif_lite.runtime.planner import Plan, PlanHandle
 from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.sampling import SamplingState, Schedule, StepCallback, denoise, schedule_for
-from motif_lite.settings import DTYPE_FLAG_NAMES, FLAG, CheckpointConfigs, Setting, Settings, resolve_settings
+from motif_lite.settings import DTYPE_FLAG_NAMES, FLAG, Setting, Settings, resolve_settings
 from motif_lite.units import memory_size
 from motif_lite.vae import WanVAE
 from motif_lite.vae.posterior import DiagonalGaussian

@@ -21,8 +21,9 @@ from motif_lite.verify.reference import INSTALL_HINT, VerifyError
 
 if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
+    from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.config import TransformerConfig
-    from motif_lite.settings import CheckpointConfigs, Setting
+    from motif_lite.settings import Setting
 
 
 def over_available_ram(sources: ModelSources, dtype: torch.dtype) -> str | None:
