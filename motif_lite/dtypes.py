@@ -76,9 +76,10 @@ def fp16_problem(gpu: GpuFacts) -> str | None:
 def default_dtype(device: torch.device | None) -> tuple[torch.dtype, str]:
     """The compute dtype when the user names none, and why in words: float16 on a GPU without bfloat16 tensor cores
     (NVIDIA before compute capability 8.0, AMD before RDNA 3 and MI100; its bfloat16 is slow and, on NVIDIA, has
-    no memory-efficient attention, see above), but float32 where fp16 is slow or faulty too (`fp16_problem`), else
-    bfloat16, the dtype the model was published in. `device` must be one this machine has (its facts are read);
-    None stands for a GPU that is not here (a dry run's plan for another machine), which gets bfloat16."""
+    no memory-efficient attention: `gpus.BF16_CAPABILITY`), but float32 where fp16 is slow or faulty too
+    (`fp16_problem`), else bfloat16, the dtype the model was published in. `device` must be one this machine has
+    (its facts are read); None stands for a GPU that is not here (a dry run's plan for another machine), which gets
+    bfloat16."""
     if device is None:
         return torch.bfloat16, "the published dtype; a GPU before compute capability 8.0 gets fp16 (not known here)"
     if device.type != "cuda":
