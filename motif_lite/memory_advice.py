@@ -58,7 +58,7 @@ class PlannedRun:
 
     @property
     def text_encoder_dtype(self) -> torch.dtype:
-        """The dtype the text encoder loads in, as `load_pipeline` picks it (`devices.text_encoder_dtype`)."""
+        """The dtype the text encoder loads in, as `load_pipeline` picks it (`dtypes.text_encoder_dtype`)."""
         from motif_lite.dtypes import COMPUTE_DTYPES, text_encoder_dtype
 
         given = None if self.text_encoder_given is None else COMPUTE_DTYPES[self.text_encoder_given]

@@ -80,7 +80,7 @@ def _gpu_budget(gpu: torch.device, vram_gib: float | None) -> int:
     memory is a slip (megabytes for GiB?) that would plan a run the GPU cannot hold: its free memory instead, with a
     warning. One whose allocator reserve (RESERVED_RATIO x the budget) would not fit the GPU's memory is lowered to
     the most that does, with a warning naming that --vram. One above its free memory is kept, with a warning where
-    Windows' driver would spill what does not fit into system memory (`devices.vram_over_free_note`)."""
+    Windows' driver would spill what does not fit into system memory (`gpu_memory.vram_over_free_note`)."""
     if vram_gib is None:
         return default_budget(gpu)
     total = gpu_memory(gpu)[1]
@@ -184,7 +184,7 @@ def plan_generation(
     cache's tensors; `text_encoder_gguf`: a quantized text encoder file (the host and device estimates count it as it
     loads: packed blocks as stored, float tensors in the text encoder's dtype). The host budget is `ram_gib` (None: no
     limit; page-locked block homes are then used only if they fit the memory available now); `text_encoder_dtype`: the
-    dtype the text encoder is loaded in (default: `devices.text_encoder_dtype`); `weights`: the user's own weight files
+    dtype the text encoder is loaded in (default: `dtypes.text_encoder_dtype`); `weights`: the user's own weight files
     (`locate_sources`); `text_encoder=False`: a process that never loads the text encoder (the ranks of a parallel run
     other than the main one), planned without it; `quantize` / `text_encoder_quantize`: the recipe the transformer / the
     text encoder is quantized to as it loads (its size is then our quantizer's for it). `dtype` None: what
@@ -196,7 +196,7 @@ def plan_generation(
     files the run applies (`check_loras`): on a packed transformer their adapters count with their blocks.
     `adapter_temporaries=False`: those adapters' weights are counted, not the temporaries their updates keep as a
     layer runs (a server's refusal asks which of the two a loaded plan has no room for). `gpu`: the CUDA GPU as
-    another process read it (`devices.GpuReading`; `motif-lite run --gpus N` reads its GPUs in a child process):
+    another process read it (`gpu_memory.GpuReading`; `motif-lite run --gpus N` reads its GPUs in a child process):
     planned from its figures, without starting CUDA in this process. `configs_read`: the checkpoint's configs as a
     caller read them already (`motif-lite check`, `CheckpointConfigs.read`), not read again where their folder is the
     one found.

@@ -33,7 +33,7 @@ class RunInputs:
     recalled: Recalled | None = None  # set by `run` (--settings-from) or `resume_args` (--resume)
     resumed_at: int = 0  # --resume: the steps the stopped run sampled, so the first one this run samples
     # --resume with the stopped run's dtype: its text encoder's ("bf16" beside a default fp32, which the file's
-    # dtype alone would load in fp32); None: as the dtype gives (`devices.text_encoder_dtype`)
+    # dtype alone would load in fp32); None: as the dtype gives (`dtypes.text_encoder_dtype`)
     text_encoder_dtype: str | None = None
     files: dict[str, str] = field(default_factory=dict)  # dest -> the name of the file under it (`took_from`)
     _flags: tuple[Mapping[str, object], frozenset[str]] | None = field(default=None, init=False, repr=False)

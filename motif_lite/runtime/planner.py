@@ -345,7 +345,7 @@ class PlannerInputs:
     (`weights.lora_apply.side_adapter_temporary_bytes`; None: none), counted in the denoise stage's activations for
     the largest layer call, at the rows that layer runs on (`activation_memory.adapter_temporary_bytes`).
     activation_dtype: the transformer's compute dtype. text_encoder_dtype: the text encoder's (None: what
-    `load_pipeline` gives it next to `activation_dtype`, `devices.text_encoder_dtype`).
+    `load_pipeline` gives it next to `activation_dtype`, `dtypes.text_encoder_dtype`).
     attention_workspace_bytes: rows per forward -> device memory the attention kernel adds inside each call
     (8-bit attention's quantized K/V, `runtime.kernels.attention_workspace_bytes`), counted in the denoise stage
     for the rows each candidate runs; None: nothing (exact attention).
