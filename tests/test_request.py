@@ -553,3 +553,32 @@ def test_a_wrong_value_is_shown_to_a_server_client_as_its_json_wrote_it(fields, 
     value = next(iter(fields.values()))
     named = type(value).__name__ if "must be a string" in message else repr(value)
     assert str(python.value).endswith(f"got {named}"), str(python.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "got"),
+    [
+        ('{"loras": {"style.safetensors": 0.8}}', "loras must be a list", 'got {"style.safetensors": 0.8}'),
+        ('{"loras": true}', "loras must be a list", "got true"),
+        ('{"loras": [{"name": "style.safetensors", "strength": null}]}', "LoRA strength must be", "got null"),
+        ('{"loras": [{"name": "style.safetensors", "strength": true}]}', "LoRA strength must be", "got true"),
+        (
+            '{"loras": [{"name": ["style.safetensors"]}]}',
+            "a LoRA is named by its file name",
+            'got ["style.safetensors"]',
+        ),
+        ('{"extend": {"id": "video_0"}}', "extend must be the id", 'got {"id": "video_0"}'),
+        ('{"size": {"width": 1280, "height": 736}}', "size must be", 'got {"width": 1280, "height": 736}'),
+        ('{"size": true}', "size must be", "got true"),
+    ],
+)
+def test_a_wrong_loras_extend_or_size_is_shown_to_a_server_client_as_its_json_wrote_it(body, message, got):
+    # The server's own checks of these fields said Python's words for what a JSON body held ("got {'style...': 0.8}",
+    # "got True", "got None"), where the request's checks of the other fields say JSON's.
+    import json
+
+    from motif_lite.server.schema import ApiError, parse_create
+
+    with pytest.raises(ApiError) as refused:
+        parse_create({"prompt": "a fox", **json.loads(body)}, None, from_form=False)
+    assert refused.value.message.startswith(message) and refused.value.message.endswith(got), refused.value.message

@@ -221,7 +221,8 @@ def _video_id(value: Any) -> str:
     """`extend`: the id of a video of this server, never a path (the server has the file)."""
     if not (isinstance(value, str) and JOB_ID.match(value)):
         raise ApiError(400, f"extend must be the id of a completed video of this server (video_ and 32 hex digits) "
-                       f"or an uploaded video file (multipart), got {value!r}", "extend", "invalid_value")  # fmt: skip
+                       f"or an uploaded video file (multipart), got {shown_as_sent(value, Audience.API)}", "extend",
+                       "invalid_value")  # fmt: skip
     return value
 
 
@@ -245,7 +246,8 @@ def parse_size(size: Any) -> tuple[int, int]:
     if match is None:
         meant = _other_size_form(size)  # `720p`, `1280*720`, as the command line's -W and -H take them
         written = "" if meant is None else f": that is '{meant[0]}x{meant[1]}'"
-        raise ApiError(400, f"size must be 'WIDTHxHEIGHT' (e.g. '1280x736'), got {size!r}{written}", "size",
+        got = shown_as_sent(size, Audience.API)
+        raise ApiError(400, f"size must be 'WIDTHxHEIGHT' (e.g. '1280x736'), got {got}{written}", "size",
                        "invalid_value")  # fmt: skip
     return int(match[1]), int(match[2])
 
@@ -475,7 +477,8 @@ def parse_loras(value: Any, from_form: bool) -> list[tuple[str, float]]:
         if twice := next((keys for keys in repeated if keys), None):  # as in a JSON body (`read_create_body`)
             _refuse_loras(f"{twice[0]!r} was sent twice in one of loras' JSON objects")
     if not isinstance(value, list):
-        _refuse_loras(f"loras must be a list of LoRA file names or {{name, strength}} objects, got {value!r}")
+        got = shown_as_sent(value, Audience.API)
+        _refuse_loras(f"loras must be a list of LoRA file names or {{name, strength}} objects, got {got}")
     if len(value) > MAX_JOB_LORAS:
         _refuse_loras(f"a job may name at most {MAX_JOB_LORAS} LoRAs, got {len(value)}")
     # A name sent twice is refused with the folder's files (`lora_files`), where links to it are known too: refused
@@ -554,7 +557,7 @@ def _lora_entry(item: Any) -> tuple[str, float]:
     number = isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength)
     if not number or abs(strength) > MAX_STRENGTH:
         bounds = f"-{MAX_STRENGTH:g} to {MAX_STRENGTH:g}"
-        _refuse_loras(f"LoRA strength must be a number from {bounds}, got {shown(strength)}")
+        _refuse_loras(f"LoRA strength must be a number from {bounds}, got {shown_as_sent(strength, Audience.API)}")
     return _lora_file_name(item["name"]), float(strength)
 
 
@@ -590,7 +593,8 @@ def _lora_file_name(name: Any) -> str:
                       f'"strength": {strength:g}}}, not after a colon as motif-lite run\'s --lora does')  # fmt: skip
     if not plain or "\0" in name or ":" in name:  # ':' a Windows drive
         _refuse_loras(
-            f"a LoRA is named by its file name in the server's LoRA folder (no folders or paths), got {name!r}"
+            f"a LoRA is named by its file name in the server's LoRA folder (no folders or paths), got "
+            f"{shown_as_sent(name, Audience.API)}"
         )
     return name
 
