@@ -1073,3 +1073,19 @@ def test_a_run_that_gave_a_lora_three_times_is_said_to_have_given_it_three_times
         f"the run being resumed gave --lora {style} 3 times (at 0.25 + 0.5 + 0.25), which applied it at the sum: "
         "it goes on with it given once, at 1"
     ]
+
+
+def test_a_run_that_gave_a_lora_at_strengths_whose_float_sum_is_0_goes_on_at_their_exact_sum(tmp_path):
+    # 1e16, 1 and -1e16 do not cancel (`strengths_cancel` sums them exactly, to 1), but the run went on with the
+    # file at their floats' sum, 0: loaded to change nothing, with a note saying "at 0".
+    import math
+
+    from motif_lite.cli.resume import _each_lora_once
+
+    style = tmp_path / "style.safetensors"
+    style.write_bytes(b"a LoRA")
+    strengths = [1e16, 1.0, -1e16]
+    loras, notes = _each_lora_once([f"{style}:{strength!r}" for strength in strengths])
+    assert sum(strengths) == 0 and math.fsum(strengths) == 1  # the floats' sum and the exact one differ here
+    assert loras == [f"{style}:1"]
+    assert notes[0].endswith("it goes on with it given once, at 1"), notes

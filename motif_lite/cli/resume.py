@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,8 +213,9 @@ def _each_lora_once(loras: list[str]) -> tuple[list[str], list[str]]:
 
     def goes_on(strengths: list[float]) -> str:
         # Strengths that cancel applied nothing (0.1 + 0.2 - 0.3 too, 5.6e-17 in floats): the file is left out, not
-        # loaded to change nothing.
-        return "without it" if strengths_cancel(strengths) else f"with it given once, at {sum(strengths):g}"
+        # loaded to change nothing. Others are summed as `strengths_cancel` sums them, exactly (fsum): the floats'
+        # sum of 1e16, 1 and -1e16 is 0, which went on at 0 with strengths that do not cancel.
+        return "without it" if strengths_cancel(strengths) else f"with it given once, at {math.fsum(strengths):g}"
 
     notes = [
         f"the run being resumed gave --lora {file} {times_applied(strengths)}, which applied it at the sum: it goes "
@@ -221,7 +223,9 @@ def _each_lora_once(loras: list[str]) -> tuple[list[str], list[str]]:
         for file, strengths in merged
         if len(strengths) > 1
     ]
-    return [lora_flag(file, sum(strengths)) for file, strengths in merged if not strengths_cancel(strengths)], notes
+    return [
+        lora_flag(file, math.fsum(strengths)) for file, strengths in merged if not strengths_cancel(strengths)
+    ], notes
 
 
 def _loras_again(loras: list[str]) -> str:
