@@ -2172,3 +2172,17 @@ def test_a1111s_tiled_vae_switch_is_told_that_memory_is_planned(capsys):
         cli.main(["run", "-p", "x", "--tiled-vae"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "--tiled-vae: memory is planned here, not switched" in err, err
+
+
+def test_a_strength_typed_apart_beside_a_mistyped_flag_is_told_with_it(capsys):
+    # Only the flag was told ("--stpes: did you mean --steps?"); the command fixed as told was refused next for the
+    # strength. Told by position: `--stpes 0.5` takes no hint for its 0.5.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "x", "--lora", "a.safetensors", "-0.5", "--stpes", "0.5"])
+    err = capsys.readouterr().err
+    assert "--stpes: did you mean --steps?" in err, err
+    assert "-0.5: a LoRA's strength goes after its file and a colon: --lora a.safetensors:-0.5)" in err, err
+    assert "0.5: a LoRA's strength" not in err.replace("-0.5: a LoRA's strength", ""), err
+    with pytest.raises(SystemExit):  # one file twice: said at once too
+        cli.main(["run", "-p", "x", "--stpes", "4", "--lora", "a.safetensors", "1", "--lora", "a.safetensors", "-1"])
+    assert "their strengths add up to 0, so together they change nothing" in capsys.readouterr().err

@@ -388,11 +388,11 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     ]
     if runs:
         hints.append(f"{', '.join(runs)}: {_LEFT_TO_RUN[command]}")
+    # Only the words typed right after a --lora's file are strengths: a word of the prompt may be the same number.
+    apart = _extras_at(parser, argv, typed_apart) if typed_apart else set()
     # Words alone: a path without its flag, or a prompt.
     if not lookalikes and not typed_flags:
         rest = [(index, word) for index, word in enumerate(extras) if index not in taken]
-        # Only the words typed right after a --lora's file are strengths: a word of the prompt may be the same number.
-        apart = _extras_at(parser, argv, typed_apart) if typed_apart else set()
         placed = {
             index: hint
             for index, word in rest
@@ -406,6 +406,10 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
         if "--prompt" in known and loose:
             words = [*([args.prompt] if getattr(args, "prompt", None) else []), *loose]
             hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
+    elif apart:  # beside a mistyped flag too, as their place is known: else the flag's fix was refused for them next
+        hints.extend(dict.fromkeys(strengths[extras[index]] for index in sorted(apart)))
+        if (repeat := _repeat_once_joined(argv, typed_apart)) is not None:
+            hints.append(repeat)
     parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
 
 
