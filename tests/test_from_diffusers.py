@@ -506,3 +506,25 @@ def test_set_loras_given_other_keywords_of_diffusers_or_a_typo_says_what_to_give
         with pytest.raises(LoRAError) as e:
             pipe.set_loras(**keywords)
         assert said in str(e.value), (keywords, str(e.value))
+
+
+def test_set_loras_given_adapter_weights_it_cannot_take_as_a_dict_advises_no_dict_that_would_misapply_them(
+    tmp_path, monkeypatch
+):
+    # A file named twice was advised {'a.safetensors': 0.5, 'a.safetensors': 0.5}, a dict Python keeps one 0.5 of;
+    # diffusers' None (its 1) and True were advised as {'a.safetensors': None} and {...: True}, which set_loras refuses.
+    import ast
+
+    from motif_lite.weights.lora_errors import LoRAError
+
+    monkeypatch.chdir(tmp_path)
+    pipe = OurPipeline(None, None, None, torch.device("cpu"), torch.float32)
+    for loras, weights in [(["a.safetensors", "a.safetensors"], [0.5, 0.5]), (["a.safetensors"], True)]:
+        with pytest.raises(LoRAError) as e:
+            pipe.set_loras(loras, adapter_weights=weights)
+        # the general advice (its example file), not a dict of these files
+        assert "a.safetensors" not in str(e.value) and "{'style.safetensors': 0.8}" in str(e.value), str(e.value)
+    with pytest.raises(LoRAError) as e:
+        pipe.set_loras(["a.safetensors", "b.safetensors"], adapter_weights=[None, 0.5])
+    advised = ast.literal_eval(re.search(r"pipe\.set_loras\((\{.*?\})\)", str(e.value))[1])
+    assert advised == {"a.safetensors": 1.0, "b.safetensors": 0.5}

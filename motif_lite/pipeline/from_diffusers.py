@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -285,12 +286,21 @@ def set_loras_advice(loras: object, keywords: Mapping[str, object], set_loras: C
     weights = keywords.get("adapter_weights")
     files = [loras] if isinstance(loras, str | Path) else loras
     if isinstance(files, list | tuple) and all(isinstance(file, str | Path) for file in files) and files:
-        weights = [weights] * len(files) if isinstance(weights, int | float) else weights
-        if isinstance(weights, list | tuple) and len(weights) == len(files):
-            pairs = ", ".join(f"{str(file)!r}: {shown(weight)}" for file, weight in zip(files, weights, strict=True))
+        weights = weights if isinstance(weights, list | tuple) else [weights] * len(files)
+        strengths = [1.0 if weight is None else weight for weight in weights]  # diffusers reads None as 1
+        # No dict for what set_loras refuses (True, NaN, diffusers' per-block dicts), nor for a file named twice:
+        # a dict literal keeps its last strength alone, and pasted, it applied another one without a word.
+        usable = all(_is_strength(strength) for strength in strengths)
+        if usable and len(strengths) == len(files) and len({str(file) for file in files}) == len(files):
+            pairs = ", ".join(f"{str(file)!r}: {shown(each)}" for file, each in zip(files, strengths, strict=True))
             advice["adapter_weights"] = f"the strengths are the values of a {{file: strength}} dict: " \
                 f"pipe.set_loras({{{pairs}}}) (set_loras({{}}) removes them)"  # fmt: skip
     return _keyword_advice(set_loras, keywords, advice, "diffusers' LoRA methods do")
+
+
+def _is_strength(value: object) -> bool:
+    """Whether `value` is a strength `set_loras` takes: a finite number, not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def missing_request_advice(keywords: Mapping[str, object], generate: Callable) -> str:
