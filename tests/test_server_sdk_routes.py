@@ -399,3 +399,22 @@ def test_the_first_frame_shape_a_remix_error_gives_is_json_a_client_can_copy():
         remix_fields(source, {"prompt": NEXT}, None)
     shape = re.search(r"extra_body=(\{.*\})\)", refused.value.message)[1]
     assert json.loads(shape) == {"input_reference": {"image_url": "data:image/png;base64,..."}}, refused.value.message
+
+
+def test_a_remix_of_an_older_video_naming_a_lora_twice_says_the_source_did_and_takes_loras_sent_with_it(tmp_path):
+    # An older motif-lite ran a job naming one LoRA file twice; its remix copied them and was refused with "loras
+    # names a file twice", of a body that sent no loras.
+    store = JobStore(tmp_path)
+    try:
+        source = completed_job(store, loras=[("style.safetensors", 0.5), ("style.safetensors", 0.25)])
+        with pytest.raises(ApiError) as refused:
+            remix_fields(source, {"prompt": NEXT}, None)
+        said = refused.value.message
+        assert said.startswith(f"video {source.id} was made with loras naming style.safetensors twice"), said
+        assert refused.value.param == "loras"
+        offered = json.loads(said.rpartition("summed strength, ")[2])
+        assert offered == {"name": "style.safetensors", "strength": 0.75}
+        fields = remix_fields(source, {"prompt": NEXT, "loras": [offered]}, None)  # sent with it: taken
+        assert fields["loras"] == [offered]
+    finally:
+        store.close()

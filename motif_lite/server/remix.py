@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job
-from motif_lite.server.schema import MOTIF_FIELDS, ApiError, is_upload
+from motif_lite.server.schema import MOTIF_FIELDS, ApiError, is_upload, named_once_advice
+from motif_lite.weights.lora_values import times_applied
 
 
 def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> dict[str, Any]:
@@ -17,7 +18,8 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
     any create field it changes); an extension's size is left to the video it goes on from, as for any extension.
     400 for a source that is not completed, a missing prompt, and an image-to-video source whose first frame is not
     sent again (the server does not keep it once a job ends), and likewise an extension of an uploaded video whose
-    video is not sent again."""
+    video is not sent again, and a source whose loras name one file twice (an older motif-lite's) unless loras are
+    sent."""
     if source.status != COMPLETED:
         wait = "; wait until it is completed" if source.status in (QUEUED, IN_PROGRESS) else ""
         raise ApiError(400, f"video {source.id} is {source.status}: only a completed video can be remixed{wait}",
@@ -36,6 +38,14 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
                        f"{uploaded['sha256']}), which the server does not keep once a job ends: send it again as the "
                        "file extend in a multipart body to remix it (curl: -F extend=@FILE)", "extend",
                        "missing_required_parameter")  # fmt: skip
+    names = [name for name, _ in source.loras]
+    if "loras" not in given and (twice := next((name for name in names if names.count(name) > 1), None)):
+        # An older motif-lite ran it so; copied into the remix, they were refused as if the client had sent them.
+        strengths = [strength for name, strength in source.loras if name == twice]
+        raise ApiError(400, f"video {source.id} was made with loras naming {twice} {times_applied(strengths)}: the "
+                       "motif-lite that made it took that, this one refuses it (it would apply the file twice); send "
+                       f"loras with the remix, and {named_once_advice(twice, *strengths)}", "loras",
+                       "invalid_value")  # fmt: skip
     fields = source_fields(source)
     if given.get("seconds") not in (None, ""):  # the client's length: else the source's frames would win over it
         del fields["num_frames"]
