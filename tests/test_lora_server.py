@@ -195,3 +195,13 @@ def test_a_file_named_twice_by_one_name_and_once_by_a_link_is_told_the_sum_of_al
     assert "(one name is a link to the other)" in said, said
     assert said.endswith("(at 0.5 + 0.5 + -1): their strengths add up to 0, so together they change nothing: "
                          "leave them all out of loras"), said  # fmt: skip
+
+
+@pytest.mark.parametrize("strength", ["0.1234567", "0.8", "-1.5e-3"])
+def test_a_name_with_runs_strength_after_a_colon_is_told_the_object_at_that_strength(strength):
+    # The object offered wrote the strength with `:g`, 6 digits: `a.safetensors:0.1234567` was offered 0.123457.
+    with pytest.raises(ApiError) as refused:
+        parse_loras([f"style.safetensors:{strength}"], False)
+    said = refused.value.message
+    offered = json.loads(said[said.index("{") : said.index("}") + 1])
+    assert parse_loras([offered], False) == [("style.safetensors", float(strength))], said

@@ -589,8 +589,9 @@ def _lora_file_name(name: Any) -> str:
     plain = isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
     file, strength = split_strength(name) if plain else (name, None)
     if file and strength is not None:  # --lora's FILE:STRENGTH, as a user of run types it
-        _refuse_loras(f'{name!r}: a job gives a LoRA\'s strength in an object, {{"name": {json.dumps(file)}, '
-                      f'"strength": {strength:g}}}, not after a colon as motif-lite run\'s --lora does')  # fmt: skip
+        meant = json.dumps({"name": file, "strength": strength})  # the strength as typed: `:g` cut 0.1234567
+        _refuse_loras(f"{name!r}: a job gives a LoRA's strength in an object, {meant}, not after a colon as "
+                      "motif-lite run's --lora does")  # fmt: skip
     if not plain or "\0" in name or ":" in name:  # ':' a Windows drive
         _refuse_loras(
             f"a LoRA is named by its file name in the server's LoRA folder (no folders or paths), got "
