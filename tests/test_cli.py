@@ -2186,3 +2186,20 @@ def test_a_strength_typed_apart_beside_a_mistyped_flag_is_told_with_it(capsys):
     with pytest.raises(SystemExit):  # one file twice: said at once too
         cli.main(["run", "-p", "x", "--stpes", "4", "--lora", "a.safetensors", "1", "--lora", "a.safetensors", "-1"])
     assert "their strengths add up to 0, so together they change nothing" in capsys.readouterr().err
+
+
+def test_a_file_given_twice_after_another_file_is_told_with_its_own_name_and_every_lora_of_it():
+    # The summed --lora is the repeated file's, wherever it comes (here after b.safetensors), and each of its
+    # --lora values is named, a third too.
+    from pathlib import Path
+
+    from motif_lite.cli.common import same_file_refusal
+
+    values = ["b.safetensors:1", "a.safetensors:0.5", "c.safetensors", "a.safetensors:0.25", "a.safetensors:0.25"]
+    loras = [(Path(value.split(":")[0]), float(value.partition(":")[2] or 1)) for value in values]
+    said = same_file_refusal(values, loras)
+    assert said is not None and said.startswith(
+        "--lora a.safetensors:0.5, --lora a.safetensors:0.25 and --lora a.safetensors:0.25 name the same file, "
+    ), said
+    assert said.endswith("give one --lora with the summed strength: --lora a.safetensors:1"), said
+    assert same_file_refusal(values[:3], loras[:3]) is None  # each file once

@@ -528,3 +528,17 @@ def test_set_loras_given_adapter_weights_it_cannot_take_as_a_dict_advises_no_dic
         pipe.set_loras(["a.safetensors", "b.safetensors"], adapter_weights=[None, 0.5])
     advised = ast.literal_eval(re.search(r"pipe\.set_loras\((\{.*?\})\)", str(e.value))[1])
     assert advised == {"a.safetensors": 1.0, "b.safetensors": 0.5}
+
+
+def test_set_loras_given_a_strength_for_some_of_its_files_says_the_dict_not_a_zip_error():
+    # diffusers refuses adapter_weights of another length than the names; the dict advised pairs each file with its
+    # strength, and a list one short has no such pairs: the plain advice is said, not zip()'s ValueError.
+    from motif_lite.weights.lora_errors import LoRAError
+
+    pipe = OurPipeline(None, None, None, torch.device("cpu"), torch.float32)
+    for weights in ([0.5], [0.5, 1.0, 0.8]):
+        with pytest.raises(LoRAError) as e:
+            pipe.set_loras(["style.safetensors", "b.safetensors"], adapter_weights=weights)
+        said = str(e.value)
+        assert said.startswith("set_loras takes no adapter_weights= (diffusers' LoRA methods do)"), said
+        assert "a {file: strength} dict: pipe.set_loras({'style.safetensors': 0.8})" in said, said

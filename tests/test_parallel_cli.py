@@ -1043,3 +1043,20 @@ def test_a_gpu_list_with_an_input_methods_commas_is_read_as_the_same_list(capsys
     with pytest.raises(MotifLiteError) as refused:
         parse_device(f"cuda:{value}")
     assert "(CUDA_VISIBLE_DEVICES=1,2 motif-lite run --gpus 2 ...; docs/parallel.md)" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("device", "why"),
+    [
+        ("cuda:\uff11", "a GPU's number is written in the digits 0-9"),
+        ("CUDA:\uff12", "a GPU's number is written in the digits 0-9 and device names are lower case"),
+    ],
+)
+def test_a_full_width_gpu_number_is_told_why_the_spelling_given_differs(device, why):
+    # The suggestion alone (--device cuda:1 for cuda:１) looks the same as what was typed: the reason says what differs.
+    from motif_lite.devices import parse_device
+    from motif_lite.errors import MotifLiteError
+
+    with pytest.raises(MotifLiteError) as refused:
+        parse_device(device)
+    assert f"unknown device {device!r}: {why}: " in str(refused.value), refused.value

@@ -490,3 +490,12 @@ def test_a_path_in_the_home_folder_with_home_unset_and_no_home_in_the_password_d
     with pytest.raises(MotifLiteError) as raised:
         user_path("~/fox.mp4")
     assert "~/fox.mp4: ~ is your home folder, and HOME is not set: give the path in full" in str(raised.value)
+
+
+def test_a_cmd_variable_whose_name_starts_with_an_underscore_is_told_as_one():
+    # cmd takes `set _renders=D:\renders` (batch files often name their own variables so): `%_renders%\fox.mp4` is
+    # as unexpanded here as %USERPROFILE%, and "so give %_renders%/fox.mp4" would name a folder of that name.
+    from motif_lite.paths import windows_path_problem
+
+    problem = windows_path_problem("%_renders%\\fox.mp4", platform="linux")
+    assert problem is not None and "%_renders% is a variable of Windows' cmd" in problem, problem

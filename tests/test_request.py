@@ -582,3 +582,20 @@ def test_a_wrong_loras_extend_or_size_is_shown_to_a_server_client_as_its_json_wr
     with pytest.raises(ApiError) as refused:
         parse_create({"prompt": "a fox", **json.loads(body)}, None, from_form=False)
     assert refused.value.message.startswith(message) and refused.value.message.endswith(got), refused.value.message
+
+
+def test_a_wrong_json_value_is_shown_with_its_own_letters_and_cut_to_the_length_of_others():
+    # A server's client is shown its JSON as it wrote it: `{"名前": 3}`, not json's escapes `{"\u540d\u524d": 3}`;
+    # and a long one (a list of 40 numbers for fps) is cut to the 60 characters every shown value is cut to.
+    import json
+
+    request = GenerationRequest(prompt="a fox", seed={"名前": 3})
+    with pytest.raises(RequestError) as named:
+        request.resolve(audience=Audience.API)
+    assert str(named.value).endswith('got {"名前": 3}'), str(named.value)
+    sent = list(range(40))
+    with pytest.raises(RequestError) as long:
+        GenerationRequest(prompt="a fox", fps=sent).resolve(audience=Audience.API)
+    written = json.dumps(sent)
+    got = str(long.value).rpartition("got ")[2]
+    assert len(written) > 60 and got == written[:57] + "...", got

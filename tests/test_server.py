@@ -2934,3 +2934,14 @@ def test_a_refused_preflights_origin_that_is_none_is_said_to_be_none():
     message = json.loads(cors.preflight_response(Headers(asked)).body)["error"]["message"]
     assert "localhost:3000 is no origin serve takes: a browser sends scheme://host[:port]" in message, message
     assert "--cors-origin" not in message, message
+
+
+def test_a_quoted_charset_of_a_body_not_utf8_is_named_without_its_quotes(server):
+    # RFC 9110 lets a parameter's value be quoted (charset="ISO-8859-1"), and its name be of any case: the charset
+    # is named as it is, not as `charset="ISO-8859-1"` with the quotes, nor left out for a capital C.
+    body = json.dumps({"prompt": "a café at night"}, ensure_ascii=False).encode("latin-1")
+    for content_type in ['application/json; charset="ISO-8859-1"', "application/json;Charset=ISO-8859-1"]:
+        code, error, _ = server.request("POST", "/v1/videos", body, {"Content-Type": content_type})
+        assert code == 400, error
+        said = error["error"]["message"]
+        assert said.endswith(" (its Content-Type names charset=ISO-8859-1, which this server does not read)"), said

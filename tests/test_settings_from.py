@@ -764,3 +764,22 @@ def test_strengths_cancel_within_the_rounding_of_the_strengths_that_were_rounded
         exact = sum(map(Fraction, apart))  # what they add up to without the float additions' rounding
         assert summed_strength(*apart) == float(f"{float(exact):.6g}") != 0, apart
     assert not strengths_cancel([math.inf, -math.inf]) and summed_strength(1e308, 1e308) == math.inf
+
+
+def test_lora_totals_add_a_files_strengths_exactly_as_the_refusal_sums_them():
+    # Two runs' LoRAs are compared by these totals: `a:1e16 a:1 a:-1e16` applies a at 1 (strengths_cancel says so),
+    # and its float sum, 0, would have read as the file at strength 0, the same as a run without it.
+    from motif_lite.weights.lora_values import lora_totals, summed_strength
+
+    given = ["a.safetensors:1e16", "a.safetensors:1", "a.safetensors:-1e16"]
+    assert lora_totals(given) == {"a.safetensors": summed_strength(1e16, 1.0, -1e16)} == {"a.safetensors": 1.0}
+
+
+def test_a_value_without_a_colon_has_no_strength_even_when_it_reads_as_a_number():
+    # The strength is what follows a colon: a file named `0.5` (or `1e3`) given alone is that file at strength 1,
+    # not a strength of 0.5 for a file with no name.
+    from motif_lite.weights.lora_values import lora_totals, split_strength, strength_after_colon
+
+    for value in ("0.5", "1e3", "inf"):
+        assert strength_after_colon(value) is None and split_strength(value) == (value, None), value
+    assert lora_totals(["0.5"]) == {"0.5": 1.0}

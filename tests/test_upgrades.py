@@ -258,3 +258,32 @@ def test_a_queued_job_of_an_older_motif_lite_naming_a_lora_twice_fails_as_the_qu
         assert log == [f"{twice}: failed: {why}"]
     finally:
         store.close()
+
+
+def test_a_finished_job_of_an_older_motif_lite_naming_a_lora_twice_is_left_as_it_ended(tmp_path):
+    # Only a queued job is refused as the stored queue is read: one that completed (its video made) or failed with
+    # the older motif-lite keeps its status and its own error, rather than being failed again over its LoRAs.
+    from motif_lite.server.jobs import COMPLETED, FAILED
+
+    settings = {"prompt": "a red fox", "width": 64, "height": 64, "frames": 9, "fps": 24}
+    made, failed = "video_" + "3" * 32, "video_" + "4" * 32
+    store = JobStore(tmp_path / "data")
+    try:
+        for job_id in (made, failed):
+            store.add(job_id, "m", settings, False, 10, loras=[("a.safetensors", 0.5), ("a.safetensors", 0.25)])
+        store.finish(store.claim_next().id)
+        store.finish(store.claim_next().id, ("out_of_memory", "the GPU ran out of memory"))
+    finally:
+        store.close()
+    store = JobStore(tmp_path / "data")
+    try:
+        assert store.recover().refused == []
+        assert store.get(made).status == COMPLETED
+        ended = store.get(failed)
+        assert (ended.status, ended.error_code, ended.error_message) == (
+            FAILED,
+            "out_of_memory",
+            "the GPU ran out of memory",
+        )
+    finally:
+        store.close()
