@@ -1343,3 +1343,18 @@ def test_a_dry_run_for_a_gpu_not_here_says_when_vram_taken_for_the_cards_size_ne
     assert code == 0, err
     assert float(re.search(r"device peak (\S+) GiB allocated", out).group(1)) * RESERVED_RATIO < 8
     assert "not the GPU's size" not in err
+
+
+def test_a_dry_run_for_a_gpu_not_here_gives_no_cards_size_note_for_a_vram_that_is_no_cards_size(
+    no_network, no_weights, monkeypatch, capsys
+):
+    # A plan fills its budget, so its reserve is a little over almost any --vram: the note fired for `--vram 6.67`,
+    # the very value it advises for an 8 GB card, and for nvidia-smi's MiB (`--vram 7380MB`, shown as 7.20703).
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for vram, gib in (("6.67", 6.67), ("7380MB", 7380 / 1024)):
+        code, out, err = run(capsys, "--dry-run", "--device", "cuda", "--vram", vram)
+        assert code == 0, err
+        assert float(re.search(r"device peak (\S+) GiB allocated", out).group(1)) * RESERVED_RATIO > gib, vram
+        assert "not the GPU's size" not in err, vram

@@ -197,11 +197,15 @@ NO_GPU_HERE = (
 def _vram_as_card_note(args: argparse.Namespace, device: torch.device, plan: Plan) -> str | None:
     """A dry run's note for a GPU this machine lacks where `--vram` reads as the card's size: the plan needs more
     free memory (its expected reserve) than the --vram itself, so a card of that size cannot hold it, and a run
-    there would plan for its free memory instead (`memory_plan._gpu_budget`). None where it fits that much."""
+    there would plan for its free memory instead (`memory_plan._gpu_budget`). None where it fits that much, and
+    for a --vram that is no card's size: not a whole number of GiB (6.67 as the note advises, 7380MB from
+    nvidia-smi), as a plan fills its budget and so needs a little more than it on almost every run."""
     from motif_lite.devices import is_here
     from motif_lite.units import memory_size
 
-    if args.vram is None or is_here(device) or device.type != "cuda" or plan.reserved_bytes <= args.vram * 2**30:
+    if args.vram is None or not float(args.vram).is_integer() or is_here(device) or device.type != "cuda":
+        return None
+    if plan.reserved_bytes <= args.vram * 2**30:
         return None
     return (
         f"--vram {args.vram:g} is what this plan may allocate, not the GPU's size: it needs "
