@@ -2945,3 +2945,21 @@ def test_a_quoted_charset_of_a_body_not_utf8_is_named_without_its_quotes(server)
         assert code == 400, error
         said = error["error"]["message"]
         assert said.endswith(" (its Content-Type names charset=ISO-8859-1, which this server does not read)"), said
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:3000/", "http://LOCALHOST:3000", "http://localhost:3000/app"])
+def test_a_refused_preflights_origin_that_serve_takes_as_a_browser_sends_it_is_told_so(origin):
+    # curl's `Origin: http://localhost:3000/` to a server started with --cors-origin http://localhost:3000 was told
+    # to start it with --cors-origin http://localhost:3000, which it had: the advice changed nothing.
+    from starlette.datastructures import Headers
+
+    from motif_lite.server.cors import ApiCors
+
+    allowed = ["http://localhost:3000"]
+    cors = ApiCors(None, allow_origins=allowed, allow_methods=["GET", "POST"], allow_headers=["*"])
+    asked = {"origin": origin, "access-control-request-method": "POST"}
+    message = json.loads(cors.preflight_response(Headers(asked)).body)["error"]["message"]
+    assert "start it with --cors-origin" not in message, message
+    assert f"a browser sends it as {allowed[0]}, which this server takes: send the Origin header as a browser" in (
+        message
+    )

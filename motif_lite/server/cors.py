@@ -61,6 +61,11 @@ class ApiCors(CORSMiddleware):
                 )
             elif meant is None:
                 add = f"{origin} is no origin serve takes: a browser sends scheme://host[:port]"
+            elif meant in self.allow_origins:  # curl's `http://localhost:3000/`: adding it again would change nothing
+                add = (
+                    f"a browser sends it as {meant}, which this server takes: send the Origin header as a browser "
+                    "writes it"
+                )
             else:
                 as_sent = "" if meant == origin else f", which a browser sends as {meant}"
                 add = f"start it with --cors-origin {quoted(meant)} to add that origin{as_sent}"
