@@ -2203,3 +2203,25 @@ def test_a_file_given_twice_after_another_file_is_told_with_its_own_name_and_eve
     ), said
     assert said.endswith("give one --lora with the summed strength: --lora a.safetensors:1"), said
     assert same_file_refusal(values[:3], loras[:3]) is None  # each file once
+
+
+@pytest.mark.parametrize(
+    ("argv", "meant"),
+    [
+        (["run", "-p", "x", "--vram", "8,000MB"], "8000MB"),
+        (["run", "-p", "x", "--ram", "16,384 MiB"], "16384MiB"),
+        (["serve", "--max-upload-mb", "1,024"], "1024"),
+    ],
+)
+def test_a_size_in_mib_with_a_thousands_separator_is_told_to_leave_it_out(capsys, argv, meant):
+    # `--vram 8,000MB` (MiB, as nvidia-smi writes them) was advised the decimal point: 8.000MB, a budget of 8 MiB.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"{argv[-2]}: takes no thousands separator: {meant}" in err, err
+    from motif_lite.cli.flag_numbers import gib
+    from motif_lite.cli.serve import positive_mib
+
+    number = float(argv[-1].replace(",", "").removesuffix("MB").removesuffix(" MiB"))
+    read = positive_mib(meant) if argv[0] == "serve" else gib(meant) * 1024  # what it advises is the MiB meant
+    assert read == number
