@@ -2225,3 +2225,17 @@ def test_a_size_in_mib_with_a_thousands_separator_is_told_to_leave_it_out(capsys
     number = float(argv[-1].replace(",", "").removesuffix("MB").removesuffix(" MiB"))
     read = positive_mib(meant) if argv[0] == "serve" else gib(meant) * 1024  # what it advises is the MiB meant
     assert read == number
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("2,048MB", 2048), ("1,024 MiB", 1024), ("1,5MB", 1.5)])
+def test_a_max_upload_mb_typed_with_a_comma_and_a_unit_is_advised_a_value_it_takes(capsys, typed, meant):
+    # --max-upload-mb takes a bare number of MiB: `2,048MB` was advised 2048MB, which it refused next.
+    from motif_lite.cli.serve import positive_mib
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", "--max-upload-mb", typed])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    advised = re.search(r"--max-upload-mb: takes (?:no thousands separator|a decimal point, not a comma): (\S+)", err)
+    assert advised is not None, err
+    assert positive_mib(advised[1]) == meant  # pasted, the advice is taken, as the MiB meant

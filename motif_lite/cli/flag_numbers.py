@@ -151,14 +151,16 @@ def positive_number(number: str, unit: str, text: str) -> float:
     except ValueError:
         value = float("nan")
     if not 0 < value < float("inf"):
+        # A flag in MiB (serve's --max-upload-mb) takes a bare number: `2,048MB` was advised 2048MB, refused next.
+        advised = re.sub(r"[a-zA-Z]", "", text) if unit == "MiB" else text
         # In MiB (nvidia-smi's unit, serve's --max-upload-mb), a comma before three digits groups thousands:
         # `--vram 8,000MB` was advised 8.000MB, 8 MiB.
         mib = unit == "MiB" or re.search(r"(m|mb|mib)\s*$", text, flags=re.IGNORECASE)
         if mib and re.fullmatch(r"\s*\d{1,3},\d{3}\s*[a-zA-Z]*\s*", text):
-            joined = re.sub(r"[\s,]", "", text)
+            joined = re.sub(r"[\s,]", "", advised)
             raise argparse.ArgumentTypeError(f"takes no thousands separator: {joined}")
         if re.fullmatch(r"\s*\d+,\d+\s*[a-zA-Z]*\s*", text):  # `--vram 7,5`: a decimal comma, as `decimal` says it
-            raise argparse.ArgumentTypeError(f"takes a decimal point, not a comma: {text.strip().replace(',', '.')}")
+            raise argparse.ArgumentTypeError(f"takes a decimal point, not a comma: {advised.strip().replace(',', '.')}")
         raise argparse.ArgumentTypeError(f"must be a number of {unit} > 0, got {text}")
     return value
 
