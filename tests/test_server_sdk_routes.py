@@ -418,3 +418,22 @@ def test_a_remix_of_an_older_video_naming_a_lora_twice_says_the_source_did_and_t
         assert fields["loras"] == [offered]
     finally:
         store.close()
+
+
+def test_a_remix_of_an_older_video_naming_a_lora_twice_among_others_offers_loras_that_keep_the_others(tmp_path):
+    # The repeated file's object alone was offered: pasted as the remix's loras, it dropped the video's other LoRA.
+    store = JobStore(tmp_path)
+    try:
+        source = completed_job(store, loras=[("style.safetensors", 0.5), ("detail.safetensors", 1.0),
+                                             ("style.safetensors", 0.25)])  # fmt: skip
+        with pytest.raises(ApiError) as refused:
+            remix_fields(source, {"prompt": NEXT}, None)
+        said = refused.value.message
+        offered = json.loads(re.search(r"\(with its other LoRAs: loras (\[.*\])\)$", said)[1])
+        fields = remix_fields(source, {"prompt": NEXT, "loras": offered}, None)
+        assert [(lora["name"], lora["strength"]) for lora in fields["loras"]] == [
+            ("style.safetensors", 0.75),
+            ("detail.safetensors", 1.0),
+        ], said
+    finally:
+        store.close()

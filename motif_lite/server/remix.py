@@ -5,12 +5,13 @@ video again from its file with the flags given winning."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job
-from motif_lite.server.schema import MOTIF_FIELDS, ApiError, is_upload, named_once_advice
-from motif_lite.weights.lora_values import times_applied
+from motif_lite.server.schema import MAX_STRENGTH, MOTIF_FIELDS, ApiError, is_upload, named_once_advice
+from motif_lite.weights.lora_values import summed_strength, times_applied
 
 
 def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> dict[str, Any]:
@@ -44,7 +45,8 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
         strengths = [strength for name, strength in source.loras if name == twice]
         raise ApiError(400, f"video {source.id} was made with loras naming {twice} {times_applied(strengths)}: the "
                        "motif-lite that made it took that, this one refuses it (it would apply the file twice); send "
-                       f"loras with the remix, and {named_once_advice(twice, *strengths)}", "loras",
+                       f"loras with the remix, and {named_once_advice(twice, *strengths)}"
+                       f"{_with_its_other_loras(source.loras)}", "loras",
                        "invalid_value")  # fmt: skip
     fields = source_fields(source)
     if given.get("seconds") not in (None, ""):  # the client's length: else the source's frames would win over it
@@ -52,6 +54,20 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
     if source.extends:  # an extension's size is its video's: another file sent to go on from brings its own
         del fields["size"]
     return {**fields, **given}
+
+
+def _with_its_other_loras(loras: list[tuple[str, float]]) -> str:
+    """For a video whose `loras` name a file more than once that has other LoRAs too: the whole `loras` to send
+    with its remix, each file once at its strengths' sum (`summed_strength`), so that pasted, it keeps the others
+    (the repeated file's object alone dropped them); "" for one file, or where a sum is past what a job takes."""
+    merged: dict[str, list[float]] = {}
+    for name, strength in loras:
+        merged.setdefault(name, []).append(strength)
+    totals = {name: summed_strength(*strengths) for name, strengths in merged.items()}
+    if len(totals) == 1 or any(abs(total) > MAX_STRENGTH for total in totals.values()):
+        return ""
+    kept = [{"name": name, "strength": total} for name, total in totals.items() if total != 0]
+    return f" (with its other LoRAs: loras {json.dumps(kept)})"
 
 
 def source_fields(source: Job) -> dict[str, Any]:
