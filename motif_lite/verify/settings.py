@@ -83,10 +83,13 @@ def with_home_expanded(settings: VerifySettings) -> VerifySettings:
     return dataclasses.replace(settings, image=user_path(settings.image))
 
 
-# run's advice to go on from a clip or PNG sequence given to -i with --extend, a flag verify does not have.
+# run's advice to go on from a clip or PNG sequence given to -i with --extend (and its aside for Python, extend=), a
+# flag verify does not have.
 _EXTEND_ADVICE = (
     re.compile(r", or go on from the sequence with --extend .*? in place of -i$"),
-    re.compile(r"to go on from the clip, give --extend .*? instead of -i; or "),
+    re.compile(
+        r"to go on from the clip, give --extend .*? instead of -i(?: \(in Python extend= instead of image=\))?; or "
+    ),
 )
 
 
