@@ -131,8 +131,8 @@ _RELATIVE_WINDOWS_PATH = re.compile(rf"{_WINDOWS_NAME}(?:\\{_WINDOWS_NAME})+\\?"
 # One backslash first (\out\fox.mp4) is the root of the current drive on Windows; `~\` is PowerShell's home.
 _ROOTED_WINDOWS_PATH = re.compile(rf"\\{_WINDOWS_NAME}(?:\\{_WINDOWS_NAME})*\\?")
 _HOME_WINDOWS_PATH = re.compile(rf"~\\({_WINDOWS_NAME}(?:\\{_WINDOWS_NAME})*\\?)")
-# A cmd variable that starts one (%USERPROFILE%\Videos): Linux and macOS leave it as typed.
-_CMD_VARIABLE_FIRST = re.compile(r"%[A-Za-z_][^%\\/\s]*%(?=\\)")
+# A cmd variable anywhere in one (%USERPROFILE%\Videos, renders\%DATE%\fox.mp4): Linux and macOS leave it as typed.
+_CMD_VARIABLE = re.compile(r"%[A-Za-z_][^%\\/\s]*%")
 # Windows' own prefix of a long path (\\?\C:\...) or of a device's (\\.\C:\...), before a drive letter.
 _LONG_PATH_PREFIX = re.compile(r"\\\\[?.]\\(?=[A-Za-z]:)")
 # A volume named by its GUID in that prefix (\\?\Volume{...}\, as mountvol and Get-Volume show it): a disk's volume,
@@ -196,7 +196,7 @@ def windows_path_problem(text: str, platform: str | None = None) -> str | None:
     if _RELATIVE_WINDOWS_PATH.fullmatch(named) is not None:  # .\out\fox.mp4: written as one odd name
         slashed = text.replace("\\", "/")
         advice = f"{here} separates folders with /, so give {quoted(slashed)}"
-        if (variable := _CMD_VARIABLE_FIRST.match(named)) is not None:  # "give %USERPROFILE%/fox.mp4" named no folder
+        if (variable := _CMD_VARIABLE.search(named)) is not None:  # "give renders/%DATE%/fox.mp4" named no folder
             advice = (
                 f"{variable[0]} is a variable of Windows' cmd, which {here} does not expand: give the path of the "
                 "folder it names, with / between folders (under WSL2, drive C: is /mnt/c)"

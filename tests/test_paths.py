@@ -499,3 +499,12 @@ def test_a_cmd_variable_whose_name_starts_with_an_underscore_is_told_as_one():
 
     problem = windows_path_problem("%_renders%\\fox.mp4", platform="linux")
     assert problem is not None and "%_renders% is a variable of Windows' cmd" in problem, problem
+
+
+def test_a_cmd_variable_after_the_first_folder_is_told_as_one():
+    # cmd expands a variable anywhere in a path: "so give renders/%DATE%/fox.mp4" named a folder `%DATE%` here.
+    from motif_lite.paths import windows_path_problem
+
+    problem = windows_path_problem("renders\\%DATE%\\fox.mp4", platform="linux")
+    assert problem is not None and "%DATE% is a variable of Windows' cmd, which Linux does not expand" in problem
+    assert "renders/%DATE%" not in problem, problem
