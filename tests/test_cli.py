@@ -2239,3 +2239,19 @@ def test_a_max_upload_mb_typed_with_a_comma_and_a_unit_is_advised_a_value_it_tak
     advised = re.search(r"--max-upload-mb: takes (?:no thousands separator|a decimal point, not a comma): (\S+)", err)
     assert advised is not None, err
     assert positive_mib(advised[1]) == meant  # pasted, the advice is taken, as the MiB meant
+
+
+@pytest.mark.parametrize(
+    ("argv", "meant"),
+    [
+        (["run", "-p", "x", "--gpus", "2", "--comm-timeout", "1,800"], "1800"),
+        (["run", "-p", "x", "--steps", "1,000"], "1000"),
+        (["serve", "--max-queue", "1,000"], "1000"),
+    ],
+)
+def test_seconds_or_a_count_with_a_thousands_separator_is_told_to_leave_it_out(capsys, argv, meant):
+    # `--comm-timeout 1,800` was advised the decimal point, 1.800: a wait of 1.8 seconds, not half an hour.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"{argv[-2]}: takes no thousands separator: {meant}" in err, err

@@ -22,9 +22,10 @@ def whole_number(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number, got {text!r}{lookalike_number_note(text, int)}"
-        ) from None
+        pass
+    if re.fullmatch(r"\s*\d{1,3}(,\d{3})+\s*", text):  # `--max-queue 1,000` said only "must be a whole number"
+        raise argparse.ArgumentTypeError(f"takes no thousands separator: {text.strip().replace(',', '')}")
+    raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}{lookalike_number_note(text, int)}")
 
 
 def size_side(text: str) -> int:
@@ -153,10 +154,10 @@ def positive_number(number: str, unit: str, text: str) -> float:
     if not 0 < value < float("inf"):
         # A flag in MiB (serve's --max-upload-mb) takes a bare number: `2,048MB` was advised 2048MB, refused next.
         advised = re.sub(r"[a-zA-Z]", "", text) if unit == "MiB" else text
-        # In MiB (nvidia-smi's unit, serve's --max-upload-mb), a comma before three digits groups thousands:
-        # `--vram 8,000MB` was advised 8.000MB, 8 MiB.
+        # In MiB (nvidia-smi's unit, serve's --max-upload-mb) and in seconds, a comma before three digits groups
+        # thousands: `--vram 8,000MB` was advised 8.000MB, 8 MiB, and `--comm-timeout 1,800` 1.800, 1.8 seconds.
         mib = unit == "MiB" or re.search(r"(m|mb|mib)\s*$", text, flags=re.IGNORECASE)
-        if mib and re.fullmatch(r"\s*\d{1,3},\d{3}\s*[a-zA-Z]*\s*", text):
+        if (mib or unit == "seconds") and re.fullmatch(r"\s*\d{1,3},\d{3}\s*[a-zA-Z]*\s*", text):
             joined = re.sub(r"[\s,]", "", advised)
             raise argparse.ArgumentTypeError(f"takes no thousands separator: {joined}")
         if re.fullmatch(r"\s*\d+,\d+\s*[a-zA-Z]*\s*", text):  # `--vram 7,5`: a decimal comma, as `decimal` says it
