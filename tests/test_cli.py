@@ -2255,3 +2255,19 @@ def test_seconds_or_a_count_with_a_thousands_separator_is_told_to_leave_it_out(c
         cli.main(argv)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"{argv[-2]}: takes no thousands separator: {meant}" in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "advice"),
+    [
+        (["run", "-p", "x", "--vram", "auto"], "leave --vram out to plan for the GPU's free memory"),
+        (["run", "-p", "x", "--ram", "auto"], "leave --ram out for no host memory limit"),
+        (["decode", "x.latents.safetensors", "--vram", "Auto"], "leave --vram out to plan for the GPU's free memory"),
+    ],
+)
+def test_a_memory_budget_of_auto_is_told_to_leave_the_flag_out(capsys, argv, advice):
+    # `--vram auto` said only "must be a number of GiB > 0, got auto", not how to get the budget it meant.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"{argv[-2]}: takes a number of GiB, got {argv[-1]}: {advice}" in err, err

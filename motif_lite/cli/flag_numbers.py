@@ -117,6 +117,23 @@ def gib(text: str) -> float:
     return positive_number(re.sub(r"\s*(g|gb|gib)$", "", number, flags=re.IGNORECASE), "GiB", text)
 
 
+# Words other tools take for "as much as there is" (`--vram auto`): motif-lite's default, which the flag left out gives.
+_DEFAULT_BUDGET_WORDS = ("auto", "default", "max")
+
+
+def _refuse_default_word(text: str, flag: str, default: str) -> None:
+    """A word for the default budget given to `flag` is told to leave the flag out, where `gib` said only "must be a
+    number of GiB > 0, got auto"."""
+    if text.strip().lower() in _DEFAULT_BUDGET_WORDS:
+        raise argparse.ArgumentTypeError(f"takes a number of GiB, got {text}: leave {flag} out {default}")
+
+
+def ram_gib(text: str) -> float:
+    """--ram's budget (`gib`); left out, a run has no host memory limit."""
+    _refuse_default_word(text, "--ram", "for no host memory limit (the default)")
+    return gib(text)
+
+
 # More GiB than any one GPU holds (the largest, in 2026, hold under 300 GiB): a larger --vram is a slip of units.
 MOST_VRAM_GIB = 1024
 
@@ -125,6 +142,7 @@ def vram_gib(text: str) -> float:
     """--vram's budget (`gib`), refusing one that no GPU has: `--vram 8192`, meant as MiB (nvidia-smi's unit), was
     planned for 8192 GiB without a word where no GPU is there to compare it with (`--dry-run --device cuda` on
     another machine, as docs/memory.md suggests); on a GPU it was planned for the free memory, with a warning."""
+    _refuse_default_word(text, "--vram", "to plan for the GPU's free memory (the default; on the CPU, no limit)")
     value = gib(text)
     if value >= MOST_VRAM_GIB:
         number = text.strip()

@@ -36,10 +36,10 @@ from motif_lite.cli.flag_numbers import (
     decimal,
     frame_count,
     frame_rate,
-    gib,
     gpu_count,
     positive_int,
     positive_seconds,
+    ram_gib,
     seed_value,
     size_side,
     step_cache_threshold,
@@ -344,7 +344,7 @@ def add_device_flags(group: argparse._ArgumentGroup, *, device_help: str, vram_h
     group.add_argument("--vram", type=vram_gib, metavar="GiB", help=vram_help)
     group.add_argument(
         "--ram",
-        type=gib,
+        type=ram_gib,
         metavar="GiB",
         help="host memory budget: refuse before loading if the run would need more; decides whether streamed "
         "weights are page-locked (default: no limit)",
