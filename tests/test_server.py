@@ -2963,3 +2963,19 @@ def test_a_refused_preflights_origin_that_serve_takes_as_a_browser_sends_it_is_t
     assert f"a browser sends it as {allowed[0]}, which this server takes: send the Origin header as a browser" in (
         message
     )
+
+
+def test_a_refused_preflights_origin_of_a_star_is_told_a_browser_never_sends_it():
+    # curl's `Origin: *` was told "* is no origin serve takes", though serve takes `--cors-origin '*'`.
+    from starlette.datastructures import Headers
+
+    from motif_lite.server.cors import ApiCors
+
+    cors = ApiCors(None, allow_origins=["http://other.test"], allow_methods=["GET", "POST"], allow_headers=["*"])
+    asked = {"origin": "*", "access-control-request-method": "POST"}
+    message = json.loads(cors.preflight_response(Headers(asked)).body)["error"]["message"]
+    assert "no origin serve takes" not in message, message
+    assert "a browser never sends *, only its page's origin, scheme://host[:port]: send the Origin of the page" in (
+        message
+    )
+    assert "start it with --cors-origin '*')" in message, message

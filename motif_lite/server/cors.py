@@ -59,6 +59,12 @@ class ApiCors(CORSMiddleware):
                     f"serve takes: to let such a page call it, start it with --api-key and --cors-origin "
                     f"{quoted('*')}, and give the page the key"
                 )
+            elif origin == "*":  # curl's `-H 'Origin: *'`: "* is no origin serve takes" though --cors-origin takes it
+                add = (
+                    "a browser never sends *, only its page's origin, scheme://host[:port]: send the Origin of the "
+                    "page that will call it (to let pages of every origin call it, start it with --cors-origin "
+                    f"{quoted('*')})"
+                )
             elif meant is None:
                 add = f"{origin} is no origin serve takes: a browser sends scheme://host[:port]"
             elif meant in self.allow_origins:  # curl's `http://localhost:3000/`: adding it again would change nothing
