@@ -2979,3 +2979,13 @@ def test_a_refused_preflights_origin_of_a_star_is_told_a_browser_never_sends_it(
         message
     )
     assert "start it with --cors-origin '*')" in message, message
+
+
+@pytest.mark.parametrize(("field", "number"), [("seconds", "1e400"), ("steps", "-2E+308"), ("guidance_scale", "1e309")])
+def test_a_number_past_a_floats_range_is_shown_as_the_client_wrote_it(server, field, number):
+    # Python's JSON parser reads 1e400 as infinity: the 400 said "got inf", a value the client never sent.
+    body = f'{{"prompt": "{PROMPT}", "{field}": {number}}}'.encode()
+    code, error, _ = server.request("POST", "/v1/videos", body, {"Content-Type": "application/json"})
+    assert code == 400 and error["error"]["param"] == field, error
+    said = error["error"]["message"]
+    assert said.endswith(f"got {number}") and "got inf" not in said and "got -inf" not in said, said

@@ -501,9 +501,33 @@ def named_once_advice(name: str, *strengths: float) -> str:
 
 def json_noting_repeats(text: str | bytes) -> tuple[Any, list[list[str]]]:
     """`json.loads(text)`, and per JSON object in it (inner ones first, the outermost last) the keys it names more
-    than once: Python's parser keeps a repeated key's last value without a word, so its caller refuses them."""
+    than once: Python's parser keeps a repeated key's last value without a word, so its caller refuses them. A
+    number past a float's range is a `WrittenNumber`, shown as the client wrote it."""
     repeated: list[list[str]] = []
-    return json.loads(text, object_pairs_hook=functools.partial(_object_noting_repeats, repeated)), repeated
+    hook = functools.partial(_object_noting_repeats, repeated)
+    return json.loads(text, object_pairs_hook=hook, parse_float=_json_float), repeated
+
+
+class WrittenNumber(float):
+    """A JSON number that Python reads as infinity (`1e400`, past the largest float), kept with the text the client
+    wrote: a message about it said "got inf", a value the client never sent."""
+
+    written: str
+
+    def __new__(cls, written: str) -> WrittenNumber:
+        number = super().__new__(cls, written)
+        number.written = written
+        return number
+
+    def __repr__(self) -> str:
+        return self.written
+
+    __str__ = __repr__
+
+
+def _json_float(text: str) -> float:
+    number = float(text)
+    return number if math.isfinite(number) else WrittenNumber(text)
 
 
 def _object_noting_repeats(repeated: list[list[str]], pairs: list[tuple[str, Any]]) -> dict[str, Any]:
