@@ -959,3 +959,19 @@ def test_step_cache_blocks_the_encoder_has_not_are_refused_before_loading(checkp
         f"step cache blocks=1000: the encoder has only {encoder_blocks} blocks; give blocks from 1 to "
         f"{encoder_blocks - 1} (1, the default, probes with the first block)"
     )
+
+
+def test_the_lora_advice_offers_a_strength_in_full(tmp_path):
+    # `:g` cut a strength to 6 digits: 0.1234567 was offered as 0.123457, another strength (the server's advice
+    # gives it in full).
+    style = tmp_path / "style.safetensors"
+    style.write_bytes(b"")
+    advice = {
+        "style.safetensors:0.1234567": "loras={'style.safetensors': 0.1234567}",
+        (style, 0.1234567): f"loras=[({str(style)!r}, 0.1234567)] (or loras={{{str(style)!r}: 0.1234567}})",
+        f"{style}:0.1234567": f"loras=[({str(style)!r}, 0.1234567)]",
+    }
+    for given, offered in advice.items():
+        with pytest.raises(LoRAError) as refused:
+            lora_specs([given] if given == f"{style}:0.1234567" else given)
+        assert offered in str(refused.value), refused.value

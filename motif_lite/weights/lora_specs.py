@@ -117,13 +117,13 @@ def lora_specs(loras: Sequence[LoRAEntry] | Mapping[str | Path, float]) -> list[
         file, strength = _file_and_strength(str(loras))
         raise LoRAError(
             f"loras takes a list of files or (file, strength) pairs, or a {{file: strength}} dict, e.g. "
-            f"loras={{{file!r}: {strength:g}}}"
+            f"loras={{{file!r}: {_exact(strength)}}}"
         )
     if _one_pair(loras):  # iterating it would read the file as a LoRA and its strength as another
-        file, strength = str(loras[0]), float(loras[1])
+        file, strength = str(loras[0]), loras[1]  # as given: np.float32(0.8) is 0.8, not 0.800000011920929
         raise LoRAError(
-            f"loras takes a list of (file, strength) pairs, even for one LoRA: loras=[({file!r}, {strength:g})] (or "
-            f"loras={{{file!r}: {strength:g}}}), got the pair alone"
+            f"loras takes a list of (file, strength) pairs, even for one LoRA: loras=[({file!r}, {_exact(strength)})] "
+            f"(or loras={{{file!r}: {_exact(strength)}}}), got the pair alone"
         )
     if isinstance(loras, Mapping):  # iterating it would give the files alone, each at strength 1
         loras = list(loras.items())
@@ -190,6 +190,12 @@ def _file_and_strength(text: str) -> tuple[str, float]:
     return (file, strength) if file and strength is not None else (text, 1.0)
 
 
+def _exact(strength: float) -> str:
+    """`strength` in full, for advice to paste (a float as Python reads it back the same): `:g` cut 0.1234567 to
+    0.123457. A whole number without its `.0` (`1`), as `lora_flag` writes it."""
+    return str(strength).removesuffix(".0")
+
+
 def _not_found(path: Path) -> str:
     """What to say about a LoRA entry of the Python API that names no file: `FILE:STRENGTH` is how --lora takes a
     strength, not how `loras=` does; when the file before the colon exists, that is the likely mistake."""
@@ -197,7 +203,7 @@ def _not_found(path: Path) -> str:
     if file != str(path) and Path(file).is_file():
         return (
             f"LoRA file not found: {path}; loras= takes a strength as a (file, strength) pair, e.g. "
-            f"loras=[({file!r}, {strength:g})]"
+            f"loras=[({file!r}, {_exact(strength)})]"
         )
     return f"LoRA file not found: {path}"
 
