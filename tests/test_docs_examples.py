@@ -542,9 +542,19 @@ FOREIGN_FLAGS = {
 }
 
 
-# Whole spans that show a mistake made with our own flags (docs/usage.md's strengths typed apart from --lora's file,
-# which get a hint): refused, as the docs say. Exempt by the whole span: FOREIGN_FLAGS would exempt every --lora.
-MISTAKE_SPANS = {"--lora style.safetensors 0.8", "--lora a 0.5 --lora a 0.5"}
+# Whole spans that show a mistake made with our own flags (docs/usage.md's strengths typed apart from --lora's file
+# and numbers with a thousands separator, memory.md's budgets of "auto"), each with the advice its refusal gives, as
+# the docs say. Exempt by the whole span: FOREIGN_FLAGS would exempt every --lora.
+STRENGTH_HINT = "a LoRA's strength goes after its file and a colon: --lora"
+MISTAKE_SPANS = {
+    "--lora style.safetensors 0.8": STRENGTH_HINT,
+    "--lora a 0.5 --lora a 0.5": STRENGTH_HINT,
+    "--steps 1,000": "--steps: takes no thousands separator: 1000",
+    "--comm-timeout 1,800": "--comm-timeout: takes no thousands separator: 1800",
+    "--vram 8,000MB": "--vram: takes no thousands separator: 8000MB",
+    "--vram auto": "leave --vram out to plan for the GPU's free memory",
+    "--ram auto": "leave --ram out for no host memory limit",
+}
 
 
 def span_variants(text: str) -> list[list[str]]:
@@ -1242,10 +1252,10 @@ def flag_sets_field(parser: argparse.ArgumentParser, flag: str, field: str, line
 
 
 @pytest.mark.parametrize("span", sorted(MISTAKE_SPANS))
-def test_each_span_exempt_as_a_mistake_shown_is_refused_with_the_strengths_hint(capsys, span):
+def test_each_span_exempt_as_a_mistake_shown_is_refused_with_its_advice(capsys, span):
     # MISTAKE_SPANS skips the flag-span check for spans the docs show as mistakes: one that run took, or refused for
     # another reason, would be a real mistake in the docs, hidden by its exemption.
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["run", "-p", "x", *shlex.split(span)])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "a LoRA's strength goes after its file and a colon: --lora" in err, err
+    assert exit_info.value.code == 2 and MISTAKE_SPANS[span] in err, err
