@@ -92,7 +92,7 @@ def test_the_quantizer_classes_shares_docs_quantize_gives_are_the_architectures(
     # on the official architecture built on the meta device.
     from motif_lite.config import TransformerConfig
     from motif_lite.model.transformer import MotifVideoTransformer
-    from quantize.recipes import tensor_class
+    from motif_lite.quantize.recipes import tensor_class
 
     with torch.device("meta"):
         model = MotifVideoTransformer(TransformerConfig())

@@ -42,6 +42,7 @@ LAYERS = [
         "frame_rates",
         "console",
         "shell_syntax",
+        "origins",
     },
     {"model"},  # the transformer's math: never kernels, weights or runtime (kernels plug in through model.ops)
     {"weights", "encoders", "vae", "sampling", "runtime", "io", "kernels", "quantize"},  # the components
