@@ -1276,3 +1276,36 @@ def test_the_start_line_says_a_crash_left_the_jobs_it_recovered_running(tmp_path
         f"data: {tmp_path.resolve()} (3 jobs; 1 failed as interrupted by a crash; 2 interrupted by a crash queued "
         "again, from their last saved state)"
     )
+
+
+def test_a_stop_while_the_model_loads_ends_though_the_http_side_never_does(tmp_path, monkeypatch):
+    # SIGTERM raised in the main thread in the middle of an import, while the model loaded, could leave that module's
+    # import lock held; uvicorn's thread, importing the same module as it started, waited on it for ever, and the
+    # server waited for that thread for ever (`docker stop` ended it with SIGKILL). It now waits a bounded time.
+    import motif_lite.server.runner as runner
+    from motif_lite.stopping import Terminated
+
+    monkeypatch.setattr(runner, "HTTP_STOP_WAIT", 0.2)
+    never = threading.Event()
+    monkeypatch.setattr(VideoServer, "_run_http", lambda self, sock, ended: never.wait())  # never sets `ended`
+    log: list[str] = []
+    server = VideoServer(JobStore(tmp_path / "data"), ServerConfig(model_name="tiny"), log.append)
+
+    def load():
+        raise Terminated(signal.SIGTERM)
+
+    outcome: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.serve(bind("127.0.0.1", 0), load)
+        except BaseException as exc:  # noqa: BLE001 (the test reads what ended it)
+            outcome.append(exc)
+
+    serving = threading.Thread(target=serve, daemon=True)
+    serving.start()
+    serving.join(10)
+    never.set()
+    assert not serving.is_alive(), "the server waited for its HTTP side for ever"
+    assert [type(exc) for exc in outcome] == [Terminated]
+    assert log[-1] == "the HTTP side did not stop within 0.2 s; stopping without it", log

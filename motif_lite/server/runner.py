@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from motif_lite.pipeline import MotifVideoPipeline
 
 
+# How long a stopping server waits for its HTTP side: uvicorn's graceful shutdown (timeout_graceful_shutdown=5) ends
+# well within it.
+HTTP_STOP_WAIT = 15.0
+
+
 class VideoServer:
     """Recovers the store from a crash and composes the app; `serve(sock, load)` answers on the socket at once, while
     the model loads, then runs the jobs with it."""
@@ -100,8 +105,13 @@ class VideoServer:
             raise
         finally:
             self.stop()  # the HTTP side first, then the running job at its next step
-            http_ended.wait()
-            http.join()
+            # Bounded: a stop signal raised in this thread in the middle of an import (while the model loads) can
+            # leave that module's import lock held, and an HTTP thread importing the same module then waits on it
+            # for ever; uvicorn's own shutdown ends within its 5 s. A daemon thread, it ends with the process.
+            if http_ended.wait(HTTP_STOP_WAIT):
+                http.join()
+            else:
+                self.log(f"the HTTP side did not stop within {HTTP_STOP_WAIT:g} s; stopping without it")
             if self.worker is not None:
                 self.worker.stop(at_once=self._how_to_quit_at_once(interrupted))
             self.store.close()
