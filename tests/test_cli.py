@@ -2271,3 +2271,18 @@ def test_a_memory_budget_of_auto_is_told_to_leave_the_flag_out(capsys, argv, adv
         cli.main(argv)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"{argv[-2]}: takes a number of GiB, got {argv[-1]}: {advice}" in err, err
+
+
+@pytest.mark.parametrize(("first", "second"), [("--lora=FILE", "--lora FILE"), ("--lora=FILE", "--lora=FILE")])
+def test_the_strength_hint_and_the_same_file_refusal_read_every_form_of_lora_alike(capsys, first, second):
+    # Each of the two hints walked the command line for `--lora FILE` and `--lora=FILE` on its own: a form one of them
+    # missed would give a strength hint whose --lora values the other never checked (or a refusal naming others).
+    forms = {"--lora=FILE": ["--lora=a.safetensors"], "--lora FILE": ["--lora", "a.safetensors"]}
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "x", *forms[first], "0.5", *forms[second], "0.5"])
+    err = capsys.readouterr().err
+    strength_hint = (
+        "0.5: a LoRA's strength goes after its file and a colon: --lora a.safetensors:0.5 --lora a.safetensors:0.5"
+    )
+    assert f"({strength_hint}; " in err, err
+    assert "--lora a.safetensors:0.5 and --lora a.safetensors:0.5 name the same file" in err, err

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from motif_lite import flag_spelling
 from motif_lite.choices import (
@@ -579,6 +579,17 @@ _COMMAND_ADVICE = {
 _LEFT_TO_RUN = {"decode": DECODE_KEEPS_THE_RUNS, "check": CHECK_PLANS_A_DEFAULT_RUN}
 
 
+def _lora_values(argv: list[str]) -> Iterator[tuple[str, int]]:
+    """Each --lora value typed in `argv`, as `--lora FILE` or `--lora=FILE`, with the position of the word after it
+    (which may be past the end). The one walk of both hints that read the --lora values: a form one walk alone knew
+    would give a strength hint whose values the other never checked."""
+    for index, word in enumerate(argv):
+        if word == "--lora" and index + 1 < len(argv):
+            yield argv[index + 1], index + 2
+        elif word.startswith("--lora="):
+            yield word.removeprefix("--lora="), index + 1
+
+
 def _lora_strengths(argv: list[str]) -> tuple[dict[str, str], set[int]]:
     """Numbers typed after a --lora's file with a space (`--lora style.safetensors 0.8`, as other tools take a
     strength), each with its hint: {number: the --lora to give}, and their positions in `argv`. Without this, the
@@ -587,17 +598,14 @@ def _lora_strengths(argv: list[str]) -> tuple[dict[str, str], set[int]]:
     followed."""
     found: dict[str, list[str]] = {}
     positions: set[int] = set()
-    for index, word in enumerate(argv):
-        if word == "--lora" and index + 2 < len(argv):
-            file, after = argv[index + 1], argv[index + 2]
-        elif word.startswith("--lora=") and index + 1 < len(argv):
-            file, after = word.removeprefix("--lora="), argv[index + 1]
-        else:
+    for file, position in _lora_values(argv):
+        if position == len(argv):  # the --lora came last: no word after it
             continue
+        after = argv[position]
         if _has_strength(file) or STRENGTH_WORD.fullmatch(after) is None:  # (`:0.5 0.8`: a colon would give two)
             continue
         found.setdefault(after, []).append(f"--lora {quoted(f'{file}:{after}')}")
-        positions.add(index + 2 if word == "--lora" else index + 1)
+        positions.add(position)
     hints = {
         after: f"{after}: a LoRA's strength goes after its file and a colon: {' '.join(loras)}"
         for after, loras in found.items()
@@ -613,15 +621,7 @@ def _repeat_once_joined(argv: list[str], typed_apart: set[int]) -> str | None:
     from motif_lite.paths import user_path
     from motif_lite.weights.lora_values import split_strength
 
-    values = []
-    for index, word in enumerate(argv):
-        if word == "--lora" and index + 1 < len(argv):
-            value, after = argv[index + 1], index + 2
-        elif word.startswith("--lora="):
-            value, after = word.removeprefix("--lora="), index + 1
-        else:
-            continue
-        values.append(f"{value}:{argv[after]}" if after in typed_apart else value)
+    values = [f"{value}:{argv[after]}" if after in typed_apart else value for value, after in _lora_values(argv)]
     loras = []
     for value in values:
         file, strength = split_strength(value)
