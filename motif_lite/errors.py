@@ -92,11 +92,13 @@ class Audience(enum.Enum):
     which decides how it names a setting. The checks serve run and Python alike (a run reaches them through the
     Python API), so their messages name both spellings; a server's client sets neither, but the API's fields. A
     command's own check of its flags (run's, check's, serve's, decode's), which no Python caller reaches, names the
-    flags alone."""
+    flags alone. verify checks its size, seed and first frame with run's checks, in run's words, but has no --extend:
+    it is not told to go on from a clip with it."""
 
     RUN_OR_PYTHON = "run or python"  # '--video-frames 5 (in Python frames=5)'
     API = "api"  # 'num_frames 5' (docs/server.md's fields)
     FLAGS = "flags"  # '--video-frames 5': a command's flags alone
+    VERIFY = "verify"  # as RUN_OR_PYTHON, less the advice to give a clip to --extend
 
 
 @dataclass(frozen=True)

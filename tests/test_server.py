@@ -2414,7 +2414,9 @@ def test_a_resumed_image_job_reads_its_image_once(pipe, tmp_path, monkeypatch):
 
     with a_job_stopped_after_step_3(pipe, tmp_path, image=True) as (store, worker, job, lines):
         read, reads = image_module.read_image, []
-        monkeypatch.setattr(image_module, "read_image", lambda path: reads.append(path) or read(path))
+        monkeypatch.setattr(
+            image_module, "read_image", lambda path, *audience: reads.append(path) or read(path, *audience)
+        )
         run_stopping_at(worker, job.id, None)
         done = store.get(job.id)
         assert (done.status, done.error_message) == (COMPLETED, None), done.error_message

@@ -275,11 +275,9 @@ def test_a_clip_or_sequence_given_to_i_is_refused_without_advice_to_use_a_flag_v
     checkpoint, tmp_path, capsys
 ):
     # run's refusals advise --extend, which verify does not have; the rest of their advice stands.
-    for i in range(2):
-        PIL.Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(tmp_path / f"seq_{i:03d}.png")
-    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(64))
-    for image, kept in (("seq_%03d.png", "give one frame, e.g. its last"), ("clip.mp4", "ffmpeg -sseof -1")):
-        err = refusal(capsys, ["verify", "-m", str(checkpoint), "-i", str(tmp_path / image), *SMALL])
+    clips = clips_given_as_images(tmp_path)
+    for kind, kept in (("sequence", "give one frame, e.g. its last"), ("video", "ffmpeg -sseof -1")):
+        err = refusal(capsys, ["verify", "-m", str(checkpoint), "-i", str(clips[kind]), *SMALL])
         assert kept in err and "--extend" not in err, err
 
 
@@ -299,3 +297,35 @@ def test_a_damaged_vision_tower_is_not_blamed_on_the_conditioning_stage(first_fr
     assert code == 1 and lines[-1].startswith("verdict: inf/NaN at image, in the reference too"), lines
     assert "ours: the image encoder's embeddings of the first frame hold inf or NaN" in stages["conditioning"]
     assert "(an earlier stage's output, not this stage's)" in stages["conditioning"], stages["conditioning"]
+
+
+def clips_given_as_images(folder: Path) -> dict[str, Path]:
+    """A two-frame PNG sequence's pattern and a video file (its ISO media header alone), each given to -i."""
+    for i in range(2):
+        PIL.Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(folder / f"seq_{i:03d}.png")
+    (folder / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(64))
+    return {"sequence": folder / "seq_%03d.png", "video": folder / "clip.mp4"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "kept"), [("sequence", "give one frame, e.g. its last"), ("video", "ffmpeg -sseof -1")]
+)
+def test_verifys_refusal_of_a_clip_given_as_its_first_frame_names_no_extend(tmp_path, kind, kept):
+    # verify cut run's advice to use --extend out of the refusal with regexes: a rewording of run's message would
+    # have left verify advising a flag it lacks. The check now speaks to verify's user (Audience.VERIFY).
+    from motif_lite.request import RequestError
+    from motif_lite.verify.settings import VerifySettings, resolved
+
+    with pytest.raises(RequestError) as refused:
+        resolved(VerifySettings(image=clips_given_as_images(tmp_path)[kind]))
+    said = str(refused.value)
+    assert "--extend" not in said and "extend=" not in said and kept in said, said
+
+
+@pytest.mark.parametrize(("kind", "advice"), [("sequence", "in place of -i"), ("video", "instead of -i")])
+def test_run_is_still_told_to_go_on_from_a_clip_given_to_i_with_extend(tmp_path, capsys, kind, advice):
+    # The advice verify leaves out is run's to give: --extend is how run goes on from a clip.
+    clip = clips_given_as_images(tmp_path)[kind]
+    assert cli.main(["run", "-p", "x", "-i", str(clip), "--dry-run"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"--extend {clip} {advice}" in err, err

@@ -20,7 +20,7 @@ import PIL.Image
 import PIL.ImageOps
 import torch
 
-from motif_lite.errors import ConfigError, MotifLiteError
+from motif_lite.errors import Audience, ConfigError, MotifLiteError
 from motif_lite.io.clip import last_frame_file
 from motif_lite.io.file_kinds import IMAGE_SUFFIXES, ftyp_kind, is_video, is_web_page, text_start
 from motif_lite.io.latents import latents_given_as
@@ -180,10 +180,13 @@ def load_image(path: str | Path) -> PIL.Image.Image:
     return read_image(path)[0]
 
 
-def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -> tuple[PIL.Image.Image, list[str]]:
+def read_image(
+    path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor, audience: Audience = Audience.RUN_OR_PYTHON
+) -> tuple[PIL.Image.Image, list[str]]:
     """`load_image`, and notes on what it changed or dropped that the user would want to know (an EXIF rotation,
     transparent pixels, the frames of an animation after the first). An image made in memory (`is_in_memory`) is
-    `image_from_memory`'s."""
+    `image_from_memory`'s. `audience`: whom the refusal of a clip given as the image speaks to (verify's user is
+    not told to give it to --extend, which verify lacks)."""
     if is_in_memory(path):  # as diffusers' pipelines take it (`GenerationRequest` writes it to a file)
         return image_from_memory(path)
     if not isinstance(path, str | Path):
@@ -199,7 +202,7 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
         example = _an_image_in(path) or path / "first.png"
         raise MotifLiteError(f"input image {path} is a directory; give the image file in it, e.g. {quoted(example)}")
     if not path.is_file():
-        raise MotifLiteError(_missing_image(path))
+        raise MotifLiteError(_missing_image(path, audience))
     if path.stat().st_size == 0:  # Pillow would say only "cannot identify image file"
         raise MotifLiteError(f"input image {path} is empty (0 bytes): save or copy the image again, then give it")
     try:
@@ -220,7 +223,7 @@ def read_image(path: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor) -
     except PIL.UnidentifiedImageError as exc:
         with path.open("rb") as file:
             head = file.read(1024)
-        why = not_an_image(head, path) or _cut_short(head, path)
+        why = not_an_image(head, path, audience) or _cut_short(head, path)
         raise MotifLiteError(f"cannot read image {path}: {why or exc}") from exc
     except OSError as exc:
         head = b""
@@ -401,13 +404,18 @@ def _an_image_in(folder: Path) -> Path | None:
         return None
 
 
-def _missing_image(path: Path) -> str:
+def _missing_image(path: Path, audience: Audience) -> str:
     """The error for an -i that is no file, with what it most likely meant: a PNG sequence's pattern (a clip: -i
     takes one frame of it), or a name with a stray space at an end (pasted) whose trimmed name is a file."""
     if is_frame_sequence(path) and (last := last_frame_file(path)).is_file():
+        extend = (  # verify has no --extend: a frame of the sequence is its one way
+            ""
+            if audience is Audience.VERIFY
+            else f", or go on from the sequence with --extend {quoted(path)} in place of -i"
+        )
         return (
             f"input image {path} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its "
-            f"last, {quoted(last)}, or go on from the sequence with --extend {quoted(path)} in place of -i"
+            f"last, {quoted(last)}{extend}"
         )
     if (windows := windows_path_problem(str(path))) is not None:
         return f"input image {windows}"
@@ -418,11 +426,12 @@ def _missing_image(path: Path) -> str:
     return f"input image not found: {path}"
 
 
-def not_an_image(head: bytes, path: Path | None) -> str | None:
+def not_an_image(head: bytes, path: Path | None, audience: Audience = Audience.RUN_OR_PYTHON) -> str | None:
     """Why a file Pillow cannot identify is no image it reads, from its first bytes, with what to do: a video (to go
     on from one, its last frame is what image-to-video takes), a phone's HEIF photo, AVIF without Pillow's AVIF
     support, a vector or PDF drawing. None when the bytes say nothing known. `path`: the file, named in the commands
-    it gives (None: an upload, named by placeholders)."""
+    it gives (None: an upload, named by placeholders). `audience`: verify's user is not told to go on from a video
+    with --extend, which verify lacks."""
     name = "FILE" if path is None else quoted(path)
     stem = "frame" if path is None else path.stem
     container = ftyp_kind(head)
@@ -442,12 +451,14 @@ def not_an_image(head: bytes, path: Path | None) -> str | None:
         return unread
     if is_video(head) or head[8:12] == b"AVI ":
         last = quoted(f"{stem}-last.png")
-        extend = (  # an upload is the server's: its field for a clip to go on from is `extend`
-            "to go on from the clip, send it as extend instead of input_reference; or "
-            if path is None
-            else f"to go on from the clip, give --extend {name} instead of -i (in Python extend= instead of "
-            "image=); or "
-        )
+        if path is None:  # an upload is the server's: its field for a clip to go on from is `extend`
+            extend = "to go on from the clip, send it as extend instead of input_reference; or "
+        elif audience is Audience.VERIFY:  # taking the frame out is verify's one way
+            extend = ""
+        else:
+            extend = (
+                f"to go on from the clip, give --extend {name} instead of -i (in Python extend= instead of image=); or "
+            )
         return (
             f"it is a video, not an image; image-to-video starts from one frame: {extend}take the one to go on "
             f"from, e.g. the last, ffmpeg -sseof -1 -i {name} -update 1 -y {last}, and give that"

@@ -399,7 +399,8 @@ class GenerationRequest:
         output_ok = named and check("output", check_output_path, output, written)
         if output_ok and fps_ok:
             check("fps", lambda: check_output_fps(output, self.fps, frames=written))  # a WebP's length too
-        read = check("image", read_image, self.image) if self.image is not None else None  # names an unreadable file
+        # Names an unreadable file (a clip given as the image: how to go on from it, in `audience`'s words).
+        read = check("image", read_image, self.image, audience) if self.image is not None else None
         image, image_notes = read if read is not None else (None, [])
         if problems:
             raise RequestError(_one_message(problems), tuple(invalid))

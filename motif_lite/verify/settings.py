@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from motif_lite.errors import Audience
 from motif_lite.paths import user_path
 from motif_lite.request import OFFICIAL_NEGATIVE_PROMPT, GenerationRequest
 from motif_lite.settings import resolve_flow_shift
@@ -83,29 +83,10 @@ def with_home_expanded(settings: VerifySettings) -> VerifySettings:
     return dataclasses.replace(settings, image=user_path(settings.image))
 
 
-# run's advice to go on from a clip or PNG sequence given to -i with --extend (and its aside for Python, extend=), a
-# flag verify does not have.
-_EXTEND_ADVICE = (
-    re.compile(r", or go on from the sequence with --extend .*? in place of -i$"),
-    re.compile(
-        r"to go on from the clip, give --extend .*? instead of -i(?: \(in Python extend= instead of image=\))?; or "
-    ),
-)
-
-
 def resolved(settings: VerifySettings, apg_eta: float | None = None) -> tuple[GenerationRequest, list[str]]:
-    """`_request(settings, apg_eta).resolve()`: refused as `run` refuses it, less run's advice to use --extend."""
-    from motif_lite.request import RequestError
-
-    try:
-        return _request(settings, apg_eta).resolve()
-    except RequestError as exc:
-        message = str(exc)
-        for advice in _EXTEND_ADVICE:
-            message = advice.sub("", message)
-        if message == str(exc):
-            raise
-        raise RequestError(message, exc.fields) from None
+    """`_request(settings, apg_eta).resolve()`: refused as `run` refuses it, less run's advice to use --extend, which
+    verify lacks."""
+    return _request(settings, apg_eta).resolve(audience=Audience.VERIFY)
 
 
 def _request(settings: VerifySettings, apg_eta: float | None = None) -> GenerationRequest:
