@@ -2116,16 +2116,16 @@ def test_a_file_given_twice_with_strengths_typed_apart_is_told_both_mistakes_at_
 
 
 def test_the_hints_and_split_strength_read_a_strength_after_a_colon_one_way(capsys):
-    # `_has_strength` and `split_strength` read the colon's tail each their own way: `a:inf` had a strength for the
+    # `has_strength` and `split_strength` read the colon's tail each their own way: `a:inf` had a strength for the
     # first and none for the second. Both now take `strength_after_colon`'s reading; split_strength keeps the finite.
     import math
 
-    from motif_lite.cli.unknown_flags import _has_strength
+    from motif_lite.cli.lora_argv import has_strength
     from motif_lite.weights.lora_values import split_strength, strength_after_colon
 
     for value in ["a:0.5", "a:-1e-3", "a:inf", "a:nan", "a:1e400", "a:1_0", ":0.5", "a", "a:x", "C:\\x.safetensors"]:
         read = strength_after_colon(value)
-        assert _has_strength(value) == (read is not None and read[0] != ""), value
+        assert has_strength(value) == (read is not None and read[0] != ""), value
         assert split_strength(value) == (read if read is not None and math.isfinite(read[1]) else (value, None)), value
     with pytest.raises(SystemExit):  # a value with its strength (--lora refuses inf): no second colon offered
         cli.main(["run", "-p", "x", "--lora", "a.safetensors:inf", "0.5"])

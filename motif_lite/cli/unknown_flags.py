@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from motif_lite import flag_spelling
 from motif_lite.choices import (
@@ -27,7 +27,7 @@ from motif_lite.choices import (
     sampler_hint,
     split_size,
 )
-from motif_lite.cli.common import STRENGTH_WORD
+from motif_lite.cli.lora_argv import extras_at, lora_strengths, repeat_once_joined
 from motif_lite.cli.run_flags import run_only_parser
 from motif_lite.cli.run_inputs import seconds_in_frames
 from motif_lite.request import other_names_of_fields, run_flag
@@ -367,7 +367,7 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     settings, taken = _bare_settings(extras, command, known, _switches(parser), args)
     # Strengths typed apart from their --lora's file: a negative one (`-1`) is one too, not a flag.
     argv = getattr(args, "argv", [])
-    strengths, typed_apart = _lora_strengths(argv) if "--lora" in known else ({}, set())
+    strengths, typed_apart = lora_strengths(argv) if "--lora" in known else ({}, set())
     not_flags = {*lookalikes, *strengths}
     typed_flags = [(i, word) for i, word in enumerate(extras) if word.startswith("-") and word not in not_flags]
     for index, flag in typed_flags:
@@ -389,7 +389,7 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
     if runs:
         hints.append(f"{', '.join(runs)}: {_LEFT_TO_RUN[command]}")
     # Only the words typed right after a --lora's file are strengths: a word of the prompt may be the same number.
-    apart = _extras_at(parser, argv, typed_apart) if typed_apart else set()
+    apart = extras_at(parser, argv, typed_apart) if typed_apart else set()
     # Words alone: a path without its flag, or a prompt.
     if not lookalikes and not typed_flags:
         rest = [(index, word) for index, word in enumerate(extras) if index not in taken]
@@ -400,7 +400,7 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
             is not None
         }
         hints.extend(dict.fromkeys(placed.values()))  # a strength typed apart twice has one hint
-        if apart and (repeat := _repeat_once_joined(argv, typed_apart)) is not None:
+        if apart and (repeat := repeat_once_joined(argv, typed_apart)) is not None:
             hints.append(repeat)  # said now: the --lora values the hint gives would be refused next for it
         loose = [word for index, word in rest if index not in placed]
         if "--prompt" in known and loose:
@@ -408,7 +408,7 @@ def reject(parser: argparse.ArgumentParser, extras: list[str], args: argparse.Na
             hints.append(f'a prompt goes after -p, in quotes: -p "{" ".join(words)}"')
     elif apart:  # beside a mistyped flag too, as their place is known: else the flag's fix was refused for them next
         hints.extend(dict.fromkeys(strengths[extras[index]] for index in sorted(apart)))
-        if (repeat := _repeat_once_joined(argv, typed_apart)) is not None:
+        if (repeat := repeat_once_joined(argv, typed_apart)) is not None:
             hints.append(repeat)
     parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
 
@@ -577,73 +577,6 @@ _COMMAND_ADVICE = {
 # The commands that leave the flags of run they lack to it (a flag with advice of its own gets that instead), and the
 # one hint for them all: decode's latents file holds the run's settings; check plans the official default run.
 _LEFT_TO_RUN = {"decode": DECODE_KEEPS_THE_RUNS, "check": CHECK_PLANS_A_DEFAULT_RUN}
-
-
-def _lora_values(argv: list[str]) -> Iterator[tuple[str, int]]:
-    """Each --lora value typed in `argv`, as `--lora FILE` or `--lora=FILE`, with the position of the word after it
-    (which may be past the end). The one walk of both hints that read the --lora values: a form one walk alone knew
-    would give a strength hint whose values the other never checked."""
-    for index, word in enumerate(argv):
-        if word == "--lora" and index + 1 < len(argv):
-            yield argv[index + 1], index + 2
-        elif word.startswith("--lora="):
-            yield word.removeprefix("--lora="), index + 1
-
-
-def _lora_strengths(argv: list[str]) -> tuple[dict[str, str], set[int]]:
-    """Numbers typed after a --lora's file with a space (`--lora style.safetensors 0.8`, as other tools take a
-    strength), each with its hint: {number: the --lora to give}, and their positions in `argv`. Without this, the
-    number was taken for a word of the prompt ('a prompt goes after -p, in quotes: -p "a fox 0.8"'). One number
-    after two files (`--lora a 0.5 --lora b 0.5`) is one word of the hints, so its hint names every --lora it
-    followed."""
-    found: dict[str, list[str]] = {}
-    positions: set[int] = set()
-    for file, position in _lora_values(argv):
-        if position == len(argv):  # the --lora came last: no word after it
-            continue
-        after = argv[position]
-        if _has_strength(file) or STRENGTH_WORD.fullmatch(after) is None:  # (`:0.5 0.8`: a colon would give two)
-            continue
-        found.setdefault(after, []).append(f"--lora {quoted(f'{file}:{after}')}")
-        positions.add(position)
-    hints = {
-        after: f"{after}: a LoRA's strength goes after its file and a colon: {' '.join(loras)}"
-        for after, loras in found.items()
-    }
-    return hints, positions
-
-
-def _repeat_once_joined(argv: list[str], typed_apart: set[int]) -> str | None:
-    """The refusal `--lora` would give the command `argv` once each strength typed apart (at `typed_apart`, its
-    positions) is joined to its file with a colon, where that names one file twice (`--lora a.safetensors 0.5
-    --lora a.safetensors 0.5`); None where it names each file once. Following the hint alone led to that refusal."""
-    from motif_lite.cli.common import same_file_refusal
-    from motif_lite.paths import user_path
-    from motif_lite.weights.lora_values import split_strength
-
-    values = [f"{value}:{argv[after]}" if after in typed_apart else value for value, after in _lora_values(argv)]
-    loras = []
-    for value in values:
-        file, strength = split_strength(value)
-        loras.append((user_path(file), strength) if strength is not None else (user_path(value), 1.0))
-    return same_file_refusal([quoted(value) for value in values], loras)
-
-
-def _extras_at(parser: argparse.ArgumentParser, argv: list[str], positions: set[int]) -> set[int]:
-    """The indices, among the words `parser` left unrecognized in `argv` (the command first), of the words at
-    `positions` of `argv`. Found by parsing the command again with those words marked: a word of the prompt may be
-    the same number as a strength typed apart (`-p 0.5 --lora a.safetensors 0.5`), so a word alone cannot tell."""
-    marked = [f"\0typed apart {i}" if i in positions else word for i, word in enumerate(argv)]
-    _, extras = parser.parse_known_args(marked[1:])
-    return {index for index, word in enumerate(extras) if word.startswith("\0typed apart ")}
-
-
-def _has_strength(lora: str) -> bool:
-    """Whether a --lora value ends in its strength (`style.safetensors:0.5`, or `:inf`, which --lora refuses)."""
-    from motif_lite.weights.lora_values import strength_after_colon
-
-    read = strength_after_colon(lora)
-    return read is not None and bool(read[0])
 
 
 def unit_apart_hint(word: str, argv: list[str]) -> str | None:
