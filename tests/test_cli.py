@@ -2286,3 +2286,36 @@ def test_the_strength_hint_and_the_same_file_refusal_read_every_form_of_lora_ali
     )
     assert f"({strength_hint}; " in err, err
     assert "--lora a.safetensors:0.5 and --lora a.safetensors:0.5 name the same file" in err, err
+
+
+def _comma_advice(capsys, flag: str, value: str) -> list[str]:
+    """The values a refused `flag value` advises (each `: VALUE` after "not a comma" or "no thousands separator")."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "-p", "x", flag, value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"{flag}: takes a decimal point, not a comma: " in err, err
+    return re.findall(r"(?:not a comma|no thousands separator): (\S+)", err)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "host_gib", "meant"),
+    [
+        ("--vram", "8,000", None, [8.0]),  # 8000 GiB is no card: the decimal comma alone
+        ("--vram", "1,000GB", None, [1.0, 1000.0]),  # both a budget --vram takes
+        ("--ram", "1,536", 64, [1.536]),  # more than this machine's 64 GiB: the decimal comma alone
+        ("--ram", "1,536", 2048, [1.536, 1536.0]),  # within a 2 TiB server's memory: both
+        ("--ram", "1,536", None, [1.536, 1536.0]),  # this machine's memory unknown: both
+    ],
+)
+def test_a_memory_budget_in_gib_with_a_comma_before_three_digits_is_advised_each_reading_it_can_mean(
+    capsys, monkeypatch, flag, value, host_gib, meant
+):
+    # `--vram 8,000` and `--ram 1,536` were advised the decimal point alone (8.000, 1.536), though a comma before
+    # three digits groups thousands in English: a 1536 GiB server's --ram was read as 1.5 GiB.
+    from motif_lite.cli.flag_numbers import ram_gib, vram_gib
+    from motif_lite.runtime import host_memory
+
+    monkeypatch.setattr(host_memory, "total_ram", lambda: None if host_gib is None else host_gib * 2**30)
+    advised = _comma_advice(capsys, flag, value)
+    take = vram_gib if flag == "--vram" else ram_gib
+    assert [take(each) for each in advised] == meant, advised  # pasted back, each is taken as the GiB it says

@@ -552,6 +552,8 @@ MISTAKE_SPANS = {
     "--steps 1,000": "--steps: takes no thousands separator: 1000",
     "--comm-timeout 1,800": "--comm-timeout: takes no thousands separator: 1800",
     "--vram 8,000MB": "--vram: takes no thousands separator: 8000MB",
+    "--vram 1,000": "--vram: takes a decimal point, not a comma: 1.000 (1 GiB), or no thousands separator: 1000",
+    "--vram 8,000": "--vram: takes a decimal point, not a comma: 8.000",
     "--vram auto": "leave --vram out to plan for the GPU's free memory",
     "--ram auto": "leave --ram out for no host memory limit",
 }

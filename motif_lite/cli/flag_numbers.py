@@ -128,9 +128,34 @@ def _refuse_default_word(text: str, flag: str, default: str) -> None:
         raise argparse.ArgumentTypeError(f"takes a number of GiB, got {text}: leave {flag} out {default}")
 
 
+def _refuse_grouped_gib(text: str, most_gib: float | None) -> None:
+    """A budget in GiB with a comma before three digits (`--vram 1,000`) reads two ways: a decimal comma (1 GiB) or
+    a thousands separator (1000 GiB). Where the thousands reading is a size the flag can mean (at most `most_gib`;
+    any where None), the error names both; otherwise `gib` advises the decimal point alone (`--vram 8,000`: 8000 GiB
+    is no card, so 8.000)."""
+    grouped = re.fullmatch(r"\s*([1-9]\d{0,2}),(\d{3})\s*((?:g|gb|gib)?)\s*", text, flags=re.IGNORECASE)
+    if grouped is None:
+        return
+    whole, fraction, unit = grouped.groups()
+    thousands = int(whole + fraction)
+    if most_gib is not None and thousands > most_gib:
+        return
+    decimal_value = float(f"{whole}.{fraction}")
+    raise argparse.ArgumentTypeError(
+        f"takes a decimal point, not a comma: {whole}.{fraction}{unit} ({decimal_value:g} GiB), or no thousands "
+        f"separator: {whole}{fraction}{unit} ({thousands} GiB)"
+    )
+
+
 def ram_gib(text: str) -> float:
-    """--ram's budget (`gib`); left out, a run has no host memory limit."""
+    """--ram's budget (`gib`); left out, a run has no host memory limit. A comma before three digits is read as a
+    thousands separator too where this machine has that many GiB (`_refuse_grouped_gib`)."""
     _refuse_default_word(text, "--ram", "for no host memory limit (the default)")
+    if "," in text:  # the machine's memory is read only for a budget that may need it
+        from motif_lite.runtime.host_memory import total_ram
+
+        total = total_ram()
+        _refuse_grouped_gib(text, None if total is None else total / 2**30)
     return gib(text)
 
 
@@ -143,6 +168,7 @@ def vram_gib(text: str) -> float:
     planned for 8192 GiB without a word where no GPU is there to compare it with (`--dry-run --device cuda` on
     another machine, as docs/memory.md suggests); on a GPU it was planned for the free memory, with a warning."""
     _refuse_default_word(text, "--vram", "to plan for the GPU's free memory (the default; on the CPU, no limit)")
+    _refuse_grouped_gib(text, MOST_VRAM_GIB - 1)  # `--vram 8,000`: 8000 GiB is no card, so 8.000 alone
     value = gib(text)
     if value >= MOST_VRAM_GIB:
         number = text.strip()
