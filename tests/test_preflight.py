@@ -1358,3 +1358,62 @@ def test_a_dry_run_for_a_gpu_not_here_gives_no_cards_size_note_for_a_vram_that_i
         assert code == 0, err
         assert float(re.search(r"device peak (\S+) GiB allocated", out).group(1)) * RESERVED_RATIO > gib, vram
         assert "not the GPU's size" not in err, vram
+
+
+@pytest.mark.parametrize(
+    ("vram", "typed"),
+    [
+        # nvidia-smi's totals, a little under the GiB each card is sold as (RTX 4060, 3060, 4080, 4090, H100, V100)
+        ("8188MB", "8188MB"),
+        ("12282MiB", "12282MB"),
+        ("16380M", "16380MB"),
+        ("24564MB", "24564MB"),
+        ("81559MB", "81559MB"),
+        ("16160MB", "16160MB"),
+        ("8", "8"),  # the size on the box
+        ("8GB", "8"),
+        # no card's size: free memory well under a whole GiB, budgets in GiB (quarters and the note's own 6.67)
+        ("7380MB", None),
+        ("7900MB", None),
+        ("7.75", None),
+        ("23.75", None),
+        ("7.9375", None),
+        ("6.67", None),
+        ("23.99", None),
+    ],
+)
+def test_a_vram_reads_as_a_cards_size_in_whole_gib_or_as_nvidia_smis_total_in_mib(vram, typed):
+    # Only a whole number of GiB was taken for a card's size: nvidia-smi's total, 24564MiB on a 24 GB card, got no
+    # note. Budgets near a whole GiB must not all read as one (the note then came on almost every dry run).
+    from motif_lite.cli.flag_numbers import vram_gib
+    from motif_lite.cli.run_prepare import _card_size_typed
+
+    assert _card_size_typed(vram_gib(vram)) == typed
+    if typed is not None:
+        assert vram_gib(typed) == vram_gib(vram)  # the note names the --vram given, in a form the flag takes
+
+
+def test_a_dry_run_for_a_gpu_not_here_says_when_nvidia_smis_total_taken_for_vram_needs_more_than_it(
+    no_network, no_weights, monkeypatch, capsys
+):
+    # `--vram 24564MB` (a 24 GB card's total as nvidia-smi shows it) planned ~24.8 GiB reserved without the note that
+    # `--vram 24` got; nvidia-smi's free MiB (7900MB on an 8 GB card) still gets none, though it needs more too.
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the GPU planned for is another machine's
+    code, out, err = run(capsys, "--dry-run", "--device", "cuda", "--vram", "24564MB")
+    assert code == 0, err
+    reserved = re.search(r"~(\S+) GiB reserved", out).group(1)
+    assert float(reserved) > 24564 / 1024  # what makes the note due
+    assert (
+        f"note: --vram 24564MB is what this plan may allocate, not the GPU's size: it needs ~{reserved} GiB free on "
+        "the GPU, more than 24564 MiB. If that is your card's size, a run on it plans for its free memory / 1.08"
+    ) in err
+    advised = re.search(r"on an 8 GB card: --vram (\S+)\)", err).group(1)  # the note's example: 7380 MiB / 1106
+    for vram in (advised, "7900MB"):
+        code, out, err = run(capsys, "--dry-run", "--device", "cuda", "--vram", vram)
+        assert code == 0, err
+        assert float(re.search(r"device peak (\S+) GiB allocated", out).group(1)) * RESERVED_RATIO > float(
+            re.search(r"of the (\S+) GiB budget", out).group(1)
+        ), vram
+        assert "not the GPU's size" not in err, vram

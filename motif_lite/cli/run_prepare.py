@@ -6,6 +6,7 @@ lacks. The steps that `serve` shares are in prepare."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -194,22 +195,44 @@ NO_GPU_HERE = (
 )
 
 
+# nvidia-smi shows a card's total in MiB a little under the whole GiB it is sold as, the driver keeping some back:
+# 8188MiB for 8 GiB, 24564MiB for 24, 81559MiB for an 80 GB H100 (0.4 % under), 16160MiB for a 16 GB V100 (1.4 %).
+_CARD_TOTAL_SHORTFALL = 0.02
+
+
+def _card_size_typed(vram_gib: float) -> str | None:
+    """`--vram` as typed where it reads as a card's size: a whole number of GiB (`8`, the size on the box), or a
+    whole number of MiB at most 2 % under a whole GiB (`24564MB`, nvidia-smi's total); None for any other budget.
+    A budget typed in GiB is whole MiB only as a multiple of 1/16 GiB (7.75: 7936 MiB), which no card's total in
+    nvidia-smi is, so those are none; nor is a value with decimals (6.67, as the note advises) or free memory
+    well under a whole GiB (7380MB on an 8 GB card)."""
+    if vram_gib.is_integer():
+        return f"{vram_gib:g}"
+    mib = vram_gib * 1024
+    if not mib.is_integer() or mib % 64 == 0:
+        return None
+    card_mib = math.ceil(vram_gib) * 1024
+    return f"{mib:.0f}MB" if card_mib - mib <= _CARD_TOTAL_SHORTFALL * card_mib else None
+
+
 def _vram_as_card_note(args: argparse.Namespace, device: torch.device, plan: Plan) -> str | None:
-    """A dry run's note for a GPU this machine lacks where `--vram` reads as the card's size: the plan needs more
-    free memory (its expected reserve) than the --vram itself, so a card of that size cannot hold it, and a run
-    there would plan for its free memory instead (`memory_plan._gpu_budget`). None where it fits that much, and
-    for a --vram that is no card's size: not a whole number of GiB (6.67 as the note advises, 7380MB from
-    nvidia-smi), as a plan fills its budget and so needs a little more than it on almost every run."""
+    """A dry run's note for a GPU this machine lacks where `--vram` reads as the card's size (`_card_size_typed`):
+    the plan needs more free memory (its expected reserve) than the --vram itself, so a card of that size cannot
+    hold it, and a run there would plan for its free memory instead (`memory_plan._gpu_budget`). None where it fits
+    that much, and for a --vram that is no card's size, as a plan fills its budget and so needs a little more than
+    it on almost every run."""
     from motif_lite.devices import is_here
     from motif_lite.units import memory_size
 
-    if args.vram is None or not float(args.vram).is_integer() or is_here(device) or device.type != "cuda":
+    if args.vram is None or is_here(device) or device.type != "cuda":
         return None
-    if plan.reserved_bytes <= args.vram * 2**30:
+    typed = _card_size_typed(float(args.vram))
+    if typed is None or plan.reserved_bytes <= args.vram * 2**30:
         return None
+    size = f"{args.vram:g} GiB" if float(args.vram).is_integer() else f"{args.vram * 1024:.0f} MiB"
     return (
-        f"--vram {args.vram:g} is what this plan may allocate, not the GPU's size: it needs "
-        f"~{memory_size(plan.reserved_bytes)} free on the GPU, more than {args.vram:g} GiB. If that is your card's "
+        f"--vram {typed} is what this plan may allocate, not the GPU's size: it needs "
+        f"~{memory_size(plan.reserved_bytes)} free on the GPU, more than {size}. If that is your card's "
         f"size, a run on it plans for its free memory / {RESERVED_RATIO:g} instead: nvidia-smi's free MiB / "
         f"{_MIB_PER_VRAM_GIB} is the --vram that plans as it would (7380 MiB free on an 8 GB card: --vram "
         f"{7380 / _MIB_PER_VRAM_GIB:.2f})"
