@@ -1286,6 +1286,7 @@ def test_a_stop_while_the_model_loads_ends_though_the_http_side_never_does(tmp_p
     from motif_lite.stopping import Terminated
 
     monkeypatch.setattr(runner, "HTTP_STOP_WAIT", 0.2)
+    monkeypatch.setattr(runner, "HTTP_START_WAIT", 0.2)  # an HTTP side that never starts holds the load back no more
     never = threading.Event()
     monkeypatch.setattr(VideoServer, "_run_http", lambda self, sock, ended: never.wait())  # never sets `ended`
     log: list[str] = []
@@ -1309,3 +1310,46 @@ def test_a_stop_while_the_model_loads_ends_though_the_http_side_never_does(tmp_p
     assert not serving.is_alive(), "the server waited for its HTTP side for ever"
     assert [type(exc) for exc in outcome] == [Terminated]
     assert log[-1] == "the HTTP side did not stop within 0.2 s; stopping without it", log
+
+
+class SlowStartingHttp:
+    """Stands for uvicorn's server: it starts after `start_after` seconds (its imports), or, where `fails`, ends
+    then without starting, as uvicorn ends its thread when it cannot serve."""
+
+    def __init__(self, start_after: float, fails: bool = False) -> None:
+        self.start_after, self.fails = start_after, fails
+        self.started = self.should_exit = False
+
+    def run(self, sockets) -> None:
+        time.sleep(self.start_after)
+        if self.fails:
+            return
+        self.started = True
+        while not self.should_exit:
+            time.sleep(0.01)
+
+
+def test_the_model_loads_once_the_http_side_has_started(tmp_path):
+    # The model's load began as uvicorn's thread started, importing: a stop signal raised in the load in the middle
+    # of an import could leave that module's lock held, and uvicorn's thread waited on it for ever.
+    server = VideoServer(JobStore(tmp_path / "data"), ServerConfig(model_name="tiny"), lambda line: None)
+    server.http = SlowStartingHttp(start_after=0.3)
+    seen_at_load = []
+
+    def load():
+        seen_at_load.append(server.started)
+        raise MotifLiteError("the test's load stops here")
+
+    with pytest.raises(MotifLiteError, match="the test's load stops here"):
+        server.serve(bind("127.0.0.1", 0), load)
+    assert seen_at_load == [True]
+
+
+def test_an_http_side_that_cannot_start_ends_the_server_before_the_model_loads(tmp_path):
+    # Its error logged, the server loaded the model all the same (a minute or more) before saying it had stopped.
+    server = VideoServer(JobStore(tmp_path / "data"), ServerConfig(model_name="tiny"), lambda line: None)
+    server.http = SlowStartingHttp(start_after=0.1, fails=True)
+    began = time.monotonic()
+    with pytest.raises(MotifLiteError, match="its HTTP side ended on its own"):
+        server.serve(bind("127.0.0.1", 0), lambda: pytest.fail("the model loaded for a server that cannot serve"))
+    assert time.monotonic() - began < 5

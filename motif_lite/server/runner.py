@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 # well within it.
 HTTP_STOP_WAIT = 15.0
 
+# How long the model's load waits for the HTTP side to start: uvicorn starts in well under a second; one that takes
+# longer does not hold the load back any further.
+HTTP_START_WAIT = 10.0
+
 
 class VideoServer:
     """Recovers the store from a crash and composes the app; `serve(sock, load)` answers on the socket at once, while
@@ -65,10 +69,11 @@ class VideoServer:
         self.log(f"{job_id}: completed: its video was written whole before the server crashed")
 
     def serve(self, sock: socket.socket, load: Callable[[], tuple[MotifVideoPipeline, ServerConfig]]) -> None:
-        """Answer on `sock` at once while `load()` loads the model in this thread (/health says `loading`, the API
-        503), then run the jobs with the pipeline and config it returns until `stop()`; the running job is then
-        stopped between steps and queued again. An exception of `load` (a user's mistake, Ctrl-C) stops the HTTP
-        side and goes on as it was raised. Raises `MotifLiteError` when the worker could not go on."""
+        """Answer on `sock` at once while `load()` loads the model in this thread, from the moment the HTTP side has
+        started (/health says `loading`, the API 503), then run the jobs with the pipeline and config it returns
+        until `stop()`; the running job is then stopped between steps and queued again. An exception of `load` (a
+        user's mistake, Ctrl-C) stops the HTTP side and goes on as it was raised. Raises `MotifLiteError` when the
+        worker could not go on, or when the HTTP side could not start (then before `load`)."""
         # `load` reads the tokenizer with the model, and the first submission reads it again to measure its prompts:
         # a note on the tokenizer's files is said once, as `motif-lite run` says it.
         with tokenizer_notes_said_once():
@@ -84,15 +89,20 @@ class VideoServer:
         http.start()
         interrupted = False
         try:
-            started = time.monotonic()
-            pipe, config = load()
-            self.worker = Worker(self.store, pipe, self.log, on_failure=self._worker_failed, lora_dir=config.lora_dir,
-                                 planned=config.planned, plan=config.plan, limits=config)  # fmt: skip
-            # /health is ready once the state has the worker and its thread runs; the line is said from that
-            # thread, before its first job: a job queued before a restart starts at once, and its "started" line
-            # came first; said before `ready`, a request sent on seeing the line could still get 503.
-            self.state.ready(self.worker, config)
-            self.worker.start(f"ready: the model loaded in {time.monotonic() - started:.1f} s; jobs run from now on")
+            # An HTTP side that could not start (its error is logged) ends the server now, before a load of minutes.
+            if self._wait_for_http_start(http_ended):
+                started = time.monotonic()
+                pipe, config = load()
+                self.worker = Worker(self.store, pipe, self.log, on_failure=self._worker_failed,
+                                     lora_dir=config.lora_dir, planned=config.planned, plan=config.plan,
+                                     limits=config)  # fmt: skip
+                # /health is ready once the state has the worker and its thread runs; the line is said from that
+                # thread, before its first job: a job queued before a restart starts at once, and its "started"
+                # line came first; said before `ready`, a request sent on seeing the line could still get 503.
+                self.state.ready(self.worker, config)
+                self.worker.start(
+                    f"ready: the model loaded in {time.monotonic() - started:.1f} s; jobs run from now on"
+                )
             # Until stop(); a timeout, so that Ctrl-C is seen at once on every platform. An event, not http.join():
             # Python 3.11's join, interrupted by Ctrl-C, marks a thread that still runs as ended, and the process
             # then exited while uvicorn was shutting down, its thread cut off in the middle of a traceback.
@@ -123,6 +133,17 @@ class VideoServer:
             )
         if http_failed:
             raise MotifLiteError("the server stopped: its HTTP side ended on its own (its error is above)")
+
+    def _wait_for_http_start(self, http_ended: threading.Event) -> bool:
+        """Wait until uvicorn has started (at most `HTTP_START_WAIT`), so that the model loads once its thread is
+        done importing: a stop signal raised in this thread in the middle of an import (while the model loads) can
+        leave that module's import lock held, and an HTTP thread importing the same module then waits on it for
+        ever. -> False where the HTTP thread ended first: it could not serve, or the server was stopped."""
+        deadline = time.monotonic() + HTTP_START_WAIT
+        while not self.http.started and time.monotonic() < deadline:
+            if http_ended.wait(0.01):  # a short poll: uvicorn sets `started` and has no event to wait on
+                break
+        return not http_ended.is_set()
 
     def _worker_failed(self, reason: str) -> None:
         """A server whose worker stopped would take jobs that never run: it stops too, saying why."""
