@@ -153,7 +153,41 @@ def shown_as_sent(value: object, audience: Audience, limit: int = 60) -> str:
     if audience is not Audience.API or not (value is None or isinstance(value, bool | dict | list)):
         return shown(value, limit)
     try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):  # not from JSON after all (a Python caller's object inside)
+        text = json_as_sent(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):  # not from JSON after all (a Python caller's object inside)
         return shown(value, limit)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class WrittenNumber(float):
+    """A JSON number that Python reads as infinity (`1e400`, past the largest float), kept with the text the client
+    wrote: a message about it said "got inf", a value the client never sent."""
+
+    written: str
+
+    def __new__(cls, written: str) -> WrittenNumber:
+        number = super().__new__(cls, written)
+        number.written = written
+        return number
+
+    def __repr__(self) -> str:
+        return self.written
+
+    __str__ = __repr__
+
+
+def json_as_sent(value: object, ensure_ascii: bool = True) -> str:
+    """`value`, read from a client's JSON, as `json.dumps` writes it, but for a number past a float's range (a
+    `WrittenNumber`), written as the client wrote it: json.dumps wrote `{"strength": Infinity}` for `1e400`.
+    Raises what json.dumps raises for a value JSON has no form of (TypeError, ValueError)."""
+    if isinstance(value, WrittenNumber):
+        return value.written
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise TypeError("keys of a client's JSON object are text")
+        items = (f"{json.dumps(key, ensure_ascii=ensure_ascii)}: {json_as_sent(item, ensure_ascii)}"
+                 for key, item in value.items())  # fmt: skip
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(json_as_sent(item, ensure_ascii) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=ensure_ascii)

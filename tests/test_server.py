@@ -2991,3 +2991,20 @@ def test_a_number_past_a_floats_range_is_shown_as_the_client_wrote_it(server, fi
     assert code == 400 and error["error"]["param"] == field, error
     said = error["error"]["message"]
     assert said.endswith(f"got {number}") and "got inf" not in said and "got -inf" not in said, said
+
+
+@pytest.mark.parametrize(
+    ("loras", "shown"),
+    [
+        ('[{"path": "a.safetensors", "strength": 1e400}]', '{"path": "a.safetensors", "strength": 1e400}'),
+        ("[1e400]", "got 1e400"),
+        ('{"a.safetensors": -1e400}', 'got {"a.safetensors": -1e400}'),
+    ],
+)
+def test_a_number_past_a_floats_range_in_loras_is_shown_as_the_client_wrote_it(server, loras, shown):
+    # Inside a LoRA object (or loras' list or object) it was shown as JSON writes infinity, `Infinity`, a value the
+    # client never sent.
+    body = f'{{"prompt": "{PROMPT}", "loras": {loras}}}'.encode()
+    code, error, _ = server.request("POST", "/v1/videos", body, {"Content-Type": "application/json"})
+    said = error["error"]["message"]
+    assert code == 400 and error["error"]["param"] == "loras" and shown in said and "Infinity" not in said, said

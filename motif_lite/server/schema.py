@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from motif_lite.choices import lines_size, split_size
-from motif_lite.errors import Audience, MotifLiteError, shown, shown_as_sent
+from motif_lite.errors import Audience, MotifLiteError, WrittenNumber, json_as_sent, shown, shown_as_sent
 from motif_lite.frame_rates import exact_rate, parse_rate, rate_said
 from motif_lite.request import (
     API_FIELDS,
@@ -508,23 +508,6 @@ def json_noting_repeats(text: str | bytes) -> tuple[Any, list[list[str]]]:
     return json.loads(text, object_pairs_hook=hook, parse_float=_json_float), repeated
 
 
-class WrittenNumber(float):
-    """A JSON number that Python reads as infinity (`1e400`, past the largest float), kept with the text the client
-    wrote: a message about it said "got inf", a value the client never sent."""
-
-    written: str
-
-    def __new__(cls, written: str) -> WrittenNumber:
-        number = super().__new__(cls, written)
-        number.written = written
-        return number
-
-    def __repr__(self) -> str:
-        return self.written
-
-    __str__ = __repr__
-
-
 def _json_float(text: str) -> float:
     number = float(text)
     return number if math.isfinite(number) else WrittenNumber(text)
@@ -602,8 +585,8 @@ def _check_lora_keys(item: dict) -> None:
 def _as_json(value: Any) -> str:
     """`value` as the client wrote it (JSON: `null`, double quotes), cut short as `shown` cuts a Python value."""
     try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):  # not from JSON (a test's object): Python's spelling
+        text = json_as_sent(value)  # a number past a float's range as written: json.dumps wrote it `Infinity`
+    except (TypeError, ValueError, RecursionError):  # not from JSON (a test's object): Python's spelling
         return shown(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
