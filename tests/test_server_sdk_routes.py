@@ -437,3 +437,33 @@ def test_a_remix_of_an_older_video_naming_a_lora_twice_among_others_offers_loras
         ], said
     finally:
         store.close()
+
+
+def test_a_remix_of_a_video_naming_one_lora_by_a_name_and_a_link_says_the_source_did(pipe, tmp_path):
+    # Names compared by their text let [style, a link to it] through; copied into the remix, they were refused as
+    # if the client, who sent no loras, had sent them.
+    from motif_lite.server.loras import lora_files
+    from motif_lite.server.schema import parse_loras
+
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    for name in ("style.safetensors", "detail.safetensors"):
+        (folder / name).write_bytes(b"a LoRA")
+    (folder / "style-v2.safetensors").symlink_to("style.safetensors")
+    with InProcessServer(pipe, tmp_path / "data", lora_dir=folder) as server:
+        loras = [("style.safetensors", 0.5), ("detail.safetensors", 1.0), ("style-v2.safetensors", 0.25)]
+        source = completed_job(server.store, loras=loras)
+        code, error, _ = server.request("POST", f"/v1/videos/{source.id}/remix", {"prompt": NEXT})
+        said = error["error"]["message"]
+        assert code == 400 and error["error"]["param"] == "loras", error
+        assert said.startswith(
+            f"video {source.id} was made with loras naming 'style.safetensors' and 'style-v2.safetensors', one file "
+            "of this server's LoRA folder (one name is a link to the other), which would apply twice (at 0.5 + 0.25); "
+            "send loras with the remix, and name it once with the summed strength, "
+        ), said
+        offered = json.loads(re.search(r"\(with its other LoRAs: loras (\[.*\])\)$", said)[1])
+        fields = remix_fields(source, {"prompt": NEXT, "loras": offered}, None, folder)  # sent with it: taken
+        assert lora_files(parse_loras(fields["loras"], False), folder) == [
+            ((folder / "style.safetensors").resolve(), 0.75),
+            ((folder / "detail.safetensors").resolve(), 1.0),
+        ]

@@ -287,3 +287,40 @@ def test_a_finished_job_of_an_older_motif_lite_naming_a_lora_twice_is_left_as_it
         )
     finally:
         store.close()
+
+
+def test_a_queued_job_naming_one_lora_by_a_name_and_a_link_fails_as_the_queue_is_read(tmp_path):
+    # A job naming a file and a link to it (queued by a motif-lite that compared the names' text, or before the
+    # link was made) stayed queued and failed only as its turn came.
+    from motif_lite.server.app import ServerConfig
+    from motif_lite.server.jobs import FAILED, QUEUED
+    from motif_lite.server.runner import VideoServer
+
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    for name in ("a.safetensors", "b.safetensors"):
+        (folder / name).write_bytes(b"a LoRA")
+    (folder / "link.safetensors").symlink_to("a.safetensors")
+    settings = {"prompt": "a red fox", "width": 64, "height": 64, "frames": 9, "fps": 24}
+    twice, once = "video_" + "5" * 32, "video_" + "6" * 32
+    store = JobStore(tmp_path / "data")
+    try:
+        store.add(twice, "m", settings, False, 10, loras=[("a.safetensors", 0.5), ("link.safetensors", 0.25)])
+        store.add(once, "m", settings, False, 10, loras=[("a.safetensors", 0.5), ("b.safetensors", 1)])
+    finally:
+        store.close()
+    log: list[str] = []
+    config = ServerConfig(model_name="tiny", lora_dir=folder)
+    store = VideoServer(JobStore(tmp_path / "data"), config, log.append).store  # restarted
+    try:
+        why = (
+            "its loras name 'a.safetensors' and 'link.safetensors', one file of this server's LoRA folder (one name "
+            "is a link to the other), which would apply twice (at 0.5 + 0.25): submit it again and name it once "
+            'with the summed strength, {"name": "a.safetensors", "strength": 0.75}'
+        )
+        refused = store.get(twice)
+        assert (refused.status, refused.error_code, refused.error_message) == (FAILED, "invalid_request", why)
+        assert store.get(once).status == QUEUED  # each file once: it waits its turn
+        assert log == [f"{twice}: failed: {why}"]
+    finally:
+        store.close()

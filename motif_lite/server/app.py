@@ -252,7 +252,8 @@ def _api_router(store: JobStore, state: ServerState) -> APIRouter:
         source = _job(store, video_id)
         _refuse_if_full(store, state)
         fields, (image, image_name), from_form = await read_create_body(request)
-        body = parse_create(remix_fields(source, fields, image), image, from_form, image_name)
+        remixed = remix_fields(source, fields, image, state.config.lora_dir)
+        body = parse_create(remixed, image, from_form, image_name)
         job = await run_in_threadpool(submit, body, source, sender=_sender(request))
         return _video_objects(store, state, [job])[0]
 

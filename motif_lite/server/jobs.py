@@ -550,9 +550,10 @@ class JobStore:
         """The files a job needs only until it ends: its first frame, the video it goes on from, its retry mark."""
         return self.input_path(job_id), self.clip_path(job_id), self.retried_path(job_id)
 
-    def recover(self) -> Recovered:
+    def recover(self, lora_dir: Path | None = None) -> Recovered:
         """After a restart: the jobs that were running are completed if their video is whole, else go back to the
-        queue once, from their last saved sampling state, else fail; a queued job naming one LoRA file twice fails
+        queue once, from their last saved sampling state, else fail; a queued job naming one LoRA file twice (by
+        one name, or by two names of one file of `lora_dir`, the server's --lora-dir) fails
         (`_refuse_loras_named_twice`); files of no finished or queued job are removed."""
         now = time.time()
         message = "the server stopped while this video was being generated; submit it again"
@@ -578,7 +579,9 @@ class JobStore:
                 "UPDATE jobs SET status = ?, completed_at = ?, error_code = ?, error_message = ? WHERE status = ?",
                 (FAILED, now, INTERRUPTED, message, IN_PROGRESS),
             )
-            refused = self._refuse_loras_named_twice(now)  # before the files of the jobs that wait are counted
+            refused = self._refuse_loras_named_twice(
+                now, lora_dir
+            )  # before the files of the jobs that wait are counted
             finished = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (COMPLETED,))}
             queued = {r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (QUEUED,))}
             needs_input = (
@@ -596,25 +599,37 @@ class JobStore:
                 path.unlink()
         return Recovered(interrupted, retried, written, refused)
 
-    def _refuse_loras_named_twice(self, now: float) -> list[tuple[str, str]]:
-        """Fail each queued job whose `loras` name one file twice (by one name), with why: a motif-lite from before
-        such a job was refused queued it, and this one refuses it (it would apply the file twice). Failed as the
-        stored queue is read, so that its status says why at once; it failed as its turn came, told that the server
-        had changed since it was queued. -> (id, why) of each."""
-        from motif_lite.server.schema import named_once_advice  # schema imports this module
+    def _refuse_loras_named_twice(self, now: float, lora_dir: Path | None) -> list[tuple[str, str]]:
+        """Fail each queued job whose `loras` name one file twice (by one name, or by two names of one file of
+        `lora_dir`), with why: a motif-lite from before such a job was refused queued it, or a name has become a
+        link to another since, and this one refuses it (it would apply the file twice). Failed as the stored queue
+        is read, so that its status says why at once; it failed as its turn came, told that the server had changed
+        since it was queued. -> (id, why) of each."""
+        # schema and loras import this module
+        from motif_lite.server.loras import one_file_named_again, why_one_file
+        from motif_lite.server.schema import named_once_advice
         from motif_lite.weights.lora_values import times, times_applied
 
         refused = []
         for job_id, stored in self._db.execute("SELECT id, loras FROM jobs WHERE status = ?", (QUEUED,)).fetchall():
-            names = [name for name, _ in json.loads(stored)]
-            if (twice := next((name for name in names if names.count(name) > 1), None)) is None:
+            loras = [(name, strength) for name, strength in json.loads(stored)]
+            if (same := one_file_named_again(loras, lora_dir)) is None:
                 continue
-            strengths = [strength for name, strength in json.loads(stored) if name == twice]
-            why = (
-                f"its loras name {twice!r} {times(len(strengths))}, which would apply {times_applied(strengths)}: the "
-                "motif-lite that queued it took that, this one refuses it; submit it again and "
-                f"{named_once_advice(twice, *strengths)}"
-            )
+            names, strengths = [loras[i][0] for i in same], [loras[i][1] for i in same]
+            first, applied, advice = names[0], times_applied(strengths), named_once_advice(names[0], *strengths)
+            if (second := next((name for name in names if name != first), None)) is None:
+                why = (
+                    f"its loras name {first!r} {times(len(strengths))}, which would apply {applied}: the motif-lite "
+                    f"that queued it took that, this one refuses it; submit it again and {advice}"
+                )
+            else:
+                assert lora_dir is not None  # two names are one file only in a folder
+                named = [repr(name) for name in names]
+                why = (
+                    f"its loras name {', '.join(named[:-1])} and {named[-1]}, one file of this server's LoRA folder "
+                    f"({why_one_file(lora_dir, first, second)}), which would apply {applied}: submit it again and "
+                    f"{advice}"
+                )
             self._db.execute(
                 "UPDATE jobs SET status = ?, completed_at = ?, error_code = ?, error_message = ? WHERE id = ?",
                 (FAILED, now, "invalid_request", why, job_id),

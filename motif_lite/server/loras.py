@@ -14,6 +14,7 @@ import difflib
 import math
 import os
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -59,14 +60,34 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
         if (second := next((name for name in names if name != first), None)) is None:
             applied = times_applied(strengths)
             _refuse(f"loras names a file {times(len(names))}: {first}, which would apply {applied}: {advice}")
-        linked = any((root / name).is_symlink() for name in (first, second))
-        why = "one name is a link to the other" if linked else one_file_reason(first, second)
+        why = why_one_file(folder, first, second)
         named = [repr(name) for name in names]
         _refuse(
             f"{', '.join(named[:-1])} and {named[-1]} are the same file of this server's LoRA folder ({why}), which "
             f"would apply {times_applied(strengths)}: {advice}"
         )
     return files
+
+
+def one_file_named_again(loras: Sequence[tuple[str, float]], folder: Path | None) -> tuple[int, ...] | None:
+    """The positions in a job's `loras` of every name of the first file they name more than once: by one name, or
+    by names of one file of `folder` (the server's --lora-dir: a link, other capitals in a folder that ignores
+    case), compared as `lora_files` compares them; None where each names another file. For a job whose `loras`
+    were not checked by this server: a remix's source, a job queued before the server started."""
+    if folder is None:  # no folder to look in: by the names alone
+        names = [name for name, _ in loras]
+        first = next((name for name in names if names.count(name) > 1), None)
+        return None if first is None else tuple(i for i, name in enumerate(names) if name == first)
+    root = folder.resolve()
+    return same_file_positions([root / name for name, _ in loras])
+
+
+def why_one_file(folder: Path, first: str, second: str) -> str:
+    """Why the names `first` and `second` open one file of `folder`: a link, else what the folder does not tell
+    apart in them (`one_file_reason`)."""
+    root = folder.resolve()
+    linked = any((root / name).is_symlink() for name in (first, second))
+    return "one name is a link to the other" if linked else one_file_reason(first, second)
 
 
 # What a folder may not tell apart in two names of one file, each with what takes it out of a name: capitals (a

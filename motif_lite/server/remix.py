@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job
+from motif_lite.server.loras import one_file_named_again, why_one_file
 from motif_lite.server.schema import MAX_STRENGTH, MOTIF_FIELDS, ApiError, is_upload, named_once_advice
 from motif_lite.weights.lora_values import summed_strength, times_applied
 
 
-def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> dict[str, Any]:
+def remix_fields(
+    source: Job, given: Mapping[str, Any], image: bytes | None, lora_dir: Path | None = None
+) -> dict[str, Any]:
     """The create fields of a remix of `source`: its settings, under the fields the client gave (the new prompt, and
     any create field it changes); an extension's size is left to the video it goes on from, as for any extension.
     400 for a source that is not completed, a missing prompt, and an image-to-video source whose first frame is not
     sent again (the server does not keep it once a job ends), and likewise an extension of an uploaded video whose
-    video is not sent again, and a source whose loras name one file twice (an older motif-lite's) unless loras are
-    sent."""
+    video is not sent again, and a source whose loras name one file twice (an older motif-lite's), by one name or by
+    two names of one file of `lora_dir` (the server's --lora-dir), unless loras are sent."""
     if source.status != COMPLETED:
         wait = "; wait until it is completed" if source.status in (QUEUED, IN_PROGRESS) else ""
         raise ApiError(400, f"video {source.id} is {source.status}: only a completed video can be remixed{wait}",
@@ -39,15 +43,22 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
                        f"{uploaded['sha256']}), which the server does not keep once a job ends: send it again as the "
                        "file extend in a multipart body to remix it (curl: -F extend=@FILE)", "extend",
                        "missing_required_parameter")  # fmt: skip
-    names = [name for name, _ in source.loras]
-    if "loras" not in given and (twice := next((name for name in names if names.count(name) > 1), None)):
-        # An older motif-lite ran it so; copied into the remix, they were refused as if the client had sent them.
-        strengths = [strength for name, strength in source.loras if name == twice]
-        raise ApiError(400, f"video {source.id} was made with loras naming {twice} {times_applied(strengths)}: the "
-                       "motif-lite that made it took that, this one refuses it (it would apply the file twice); send "
-                       f"loras with the remix, and {named_once_advice(twice, *strengths)}"
-                       f"{_with_its_other_loras(source.loras)}", "loras",
-                       "invalid_value")  # fmt: skip
+    if "loras" not in given and (same := one_file_named_again(source.loras, lora_dir)) is not None:
+        # An older motif-lite ran it so, or a name has become a link to another since; copied into the remix, they
+        # were refused as if the client had sent them.
+        names = [source.loras[i][0] for i in same]
+        strengths = [source.loras[i][1] for i in same]
+        first, others = names[0], _with_its_other_loras(source.loras, same)
+        advice = f"send loras with the remix, and {named_once_advice(first, *strengths)}{others}"
+        if (second := next((name for name in names if name != first), None)) is None:
+            raise ApiError(400, f"video {source.id} was made with loras naming {first} {times_applied(strengths)}: "
+                           "the motif-lite that made it took that, this one refuses it (it would apply the file "
+                           f"twice); {advice}", "loras", "invalid_value")  # fmt: skip
+        assert lora_dir is not None  # two names are one file only in a folder
+        named = [repr(name) for name in names]
+        raise ApiError(400, f"video {source.id} was made with loras naming {', '.join(named[:-1])} and {named[-1]}, "
+                       f"one file of this server's LoRA folder ({why_one_file(lora_dir, first, second)}), which "
+                       f"would apply {times_applied(strengths)}; {advice}", "loras", "invalid_value")  # fmt: skip
     fields = source_fields(source)
     if given.get("seconds") not in (None, ""):  # the client's length: else the source's frames would win over it
         del fields["num_frames"]
@@ -56,13 +67,15 @@ def remix_fields(source: Job, given: Mapping[str, Any], image: bytes | None) -> 
     return {**fields, **given}
 
 
-def _with_its_other_loras(loras: list[tuple[str, float]]) -> str:
-    """For a video whose `loras` name a file more than once that has other LoRAs too: the whole `loras` to send
-    with its remix, each file once at its strengths' sum (`summed_strength`), so that pasted, it keeps the others
-    (the repeated file's object alone dropped them); "" for one file, or where a sum is past what a job takes."""
+def _with_its_other_loras(loras: list[tuple[str, float]], same: tuple[int, ...]) -> str:
+    """For a video whose `loras` name a file more than once (at the positions `same`, by one name or several) that
+    has other LoRAs too: the whole `loras` to send with its remix, each file once at its strengths' sum
+    (`summed_strength`), so that pasted, it keeps the others (the repeated file's object alone dropped them); "" for
+    one file, or where a sum is past what a job takes."""
+    first = loras[same[0]][0]
     merged: dict[str, list[float]] = {}
-    for name, strength in loras:
-        merged.setdefault(name, []).append(strength)
+    for position, (name, strength) in enumerate(loras):
+        merged.setdefault(first if position in same else name, []).append(strength)
     totals = {name: summed_strength(*strengths) for name, strengths in merged.items()}
     if len(totals) == 1 or any(abs(total) > MAX_STRENGTH for total in totals.values()):
         return ""

@@ -41,7 +41,8 @@ class VideoServer:
 
     def __init__(self, store: JobStore, config: ServerConfig, log: Callable[[str], None] | None = None) -> None:
         self.store = store
-        self.recovered = self.store.recover()  # what became of the jobs that were running when the last process died
+        # What became of the jobs that were running when the last process died, and of those queued that it took.
+        self.recovered = self.store.recover(config.lora_dir)
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         for job_id in self.recovered.completed:
             self._finish_recovered(job_id)
