@@ -955,7 +955,7 @@ def test_a_length_in_seconds_of_no_frame_count_gets_the_hint_without_one(capsys,
 
 
 def test_a_name_in_two_entries_of_the_other_tools_advice_is_refused():
-    from motif_lite.cli.unknown_flags import _by_name
+    from motif_lite.cli.foreign_flags import _by_name
 
     assert _by_name([(("--a", "-A"), "--steps", "one")]) == {"--a": ("--steps", "one"), "-A": ("--steps", "one")}
     with pytest.raises(ValueError, match="--a has two entries"):

@@ -16,7 +16,8 @@ import pytest
 from motif_lite import cli
 from motif_lite.cli import serve
 from motif_lite.cli.command_hints import subcommands
-from motif_lite.cli.unknown_flags import VALUED_HINTS, reject
+from motif_lite.cli.flag_hints import VALUED_HINTS
+from motif_lite.cli.unknown_flags import reject
 from motif_lite.errors import MotifLiteError
 from motif_lite.io import missing_report, video
 from motif_lite.io.hub import OFFLINE_SET, failure_advice

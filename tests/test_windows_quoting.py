@@ -427,7 +427,7 @@ def test_a_url_is_downloaded_with_curl_exe_on_windows(make, tmp_path, monkeypatc
 
 
 def _unknown_cors_switch_hint() -> str:
-    from motif_lite.cli.unknown_flags import OTHER_TOOLS_SETTINGS
+    from motif_lite.cli.foreign_flags import OTHER_TOOLS_SETTINGS
 
     advice = OTHER_TOOLS_SETTINGS["--enable-cors-header"][1]
     return advice() if callable(advice) else advice
