@@ -2220,7 +2220,7 @@ def test_a_size_in_mib_with_a_thousands_separator_is_told_to_leave_it_out(capsys
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"{argv[-2]}: takes no thousands separator: {meant}" in err, err
     from motif_lite.cli.flag_numbers import gib
-    from motif_lite.cli.serve import positive_mib
+    from motif_lite.cli.serve_flag_values import positive_mib
 
     number = float(argv[-1].replace(",", "").removesuffix("MB").removesuffix(" MiB"))
     read = positive_mib(meant) if argv[0] == "serve" else gib(meant) * 1024  # what it advises is the MiB meant
@@ -2230,7 +2230,7 @@ def test_a_size_in_mib_with_a_thousands_separator_is_told_to_leave_it_out(capsys
 @pytest.mark.parametrize(("typed", "meant"), [("2,048MB", 2048), ("1,024 MiB", 1024), ("1,5MB", 1.5)])
 def test_a_max_upload_mb_typed_with_a_comma_and_a_unit_is_advised_a_value_it_takes(capsys, typed, meant):
     # --max-upload-mb takes a bare number of MiB: `2,048MB` was advised 2048MB, which it refused next.
-    from motif_lite.cli.serve import positive_mib
+    from motif_lite.cli.serve_flag_values import positive_mib
 
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["serve", "--max-upload-mb", typed])

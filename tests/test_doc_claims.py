@@ -197,7 +197,7 @@ def test_every_flag_docs_server_names_is_one_of_motif_lites():
 def test_what_the_image_to_video_plan_of_a_server_adds_is_what_docs_server_says(monkeypatch):
     # docs/server.md, "Flags", --max-video: a server that takes images plans its largest job as image-to-video.
     from motif_lite.cli.prepare import planned_run, sources_before_download
-    from motif_lite.cli.serve import largest_job
+    from motif_lite.cli.serve_loading import largest_job
     from motif_lite.request import GenerationRequest
     from motif_lite.units import memory_size
 

@@ -1302,7 +1302,7 @@ def test_serve_refuses_what_no_plan_fits_before_the_checkpoint_downloads(fake_hu
     # serve planned its largest video once the checkpoint (10+ GB) was there, and refused it then.
     import torch
 
-    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.cli.serve_loading import load_served_pipeline
     from motif_lite.server.app import ServerConfig
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -1310,12 +1310,12 @@ def test_serve_refuses_what_no_plan_fits_before_the_checkpoint_downloads(fake_hu
     args = cli.build_parser().parse_args(["serve", "--device", "cpu", "--vram", "0.0001"])
     args.weights = {}  # as serve's main sets it (no --vae and such)
     with pytest.raises(MotifLiteError, match="1280x736x121 needs at least"):
-        _load_served_pipeline(args, ServerConfig(model_name="m"), [])
+        load_served_pipeline(args, ServerConfig(model_name="m"), [])
     assert fake_hub.downloads == []
     args = cli.build_parser().parse_args(["serve", "--device", "cpu", "--vram", "0.0001", "--max-video", "64x64x5"])
     args.weights = {}
     with pytest.raises(MotifLiteError, match="64x64x5 needs at least"):  # the largest video jobs may ask for
-        _load_served_pipeline(args, ServerConfig(model_name="m", max_video=(64, 64, 5)), [])
+        load_served_pipeline(args, ServerConfig(model_name="m", max_video=(64, 64, 5)), [])
     assert fake_hub.downloads == []
 
 
@@ -1513,7 +1513,7 @@ def test_serves_wrong_lora_file_is_said_before_the_checkpoint_downloads(fake_hub
     # serve read its --lora files only as the model loaded: after the checkpoint (10+ GB) had downloaded.
     import torch
 
-    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.cli.serve_loading import load_served_pipeline
     from motif_lite.server.app import ServerConfig
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -1522,7 +1522,7 @@ def test_serves_wrong_lora_file_is_said_before_the_checkpoint_downloads(fake_hub
     args = cli.build_parser().parse_args(["serve", "--lora", str(tiny), "--device", "cpu"])
     args.weights = {}  # as serve's main sets it (no --vae and such)
     with pytest.raises(MotifLiteError, match="LoRA shapes for transformer_blocks.0.attn.to_q"):
-        _load_served_pipeline(args, ServerConfig(model_name="m"), [(tiny, 1.0)])
+        load_served_pipeline(args, ServerConfig(model_name="m"), [(tiny, 1.0)])
     assert fake_hub.downloads == []
 
 

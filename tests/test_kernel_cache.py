@@ -119,7 +119,7 @@ def test_run_serve_and_verify_fix_the_cache_before_loading(checkpoint, tmp_path,
     # On the CPU the check itself does nothing: the stand-in shows each command calls it, with its --kernels.
     from motif_lite import cli
     from motif_lite.cli import kernel_cache, prepare
-    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.cli.serve_loading import load_served_pipeline
     from motif_lite.server.app import ServerConfig
 
     seen = []
@@ -138,7 +138,7 @@ def test_run_serve_and_verify_fix_the_cache_before_loading(checkpoint, tmp_path,
     args = cli.build_parser().parse_args(["serve", "-m", str(checkpoint), "--kernels", "torch"])
     args.weights = {}  # as serve's main sets it (no --vae and such)
     with pytest.raises(Reached):
-        _load_served_pipeline(args, ServerConfig(model_name="m"), [])
+        load_served_pipeline(args, ServerConfig(model_name="m"), [])
     assert seen == [(True, "torch", "cpu"), (True, "auto", "cpu"), (True, "torch", "cpu")]
     # serve's loading notes are told the device asked for (auto: a Mac's GPU is named), as run's are.
     monkeypatch.setattr(kernel_cache, "writable_kernel_cache", lambda *args: None)
@@ -149,7 +149,7 @@ def test_run_serve_and_verify_fix_the_cache_before_loading(checkpoint, tmp_path,
 
     monkeypatch.setattr(prepare, "loading_notes", notes)
     with pytest.raises(Reached):
-        _load_served_pipeline(args, ServerConfig(model_name="m"), [])
+        load_served_pipeline(args, ServerConfig(model_name="m"), [])
     assert seen[-1] == "auto"
 
 

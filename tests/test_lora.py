@@ -783,7 +783,7 @@ def test_a_lora_named_tilde_here_is_not_the_home_folder(tmp_path, monkeypatch):
 def test_a_lora_folder_named_tilde_here_is_not_the_home_folder(tmp_path, monkeypatch):
     # serve --lora-dir ./~: pathlib drops the `./` and kept Path("~"), which its start line printed as "from ~" and
     # a later reader of the path (`user_path`) would take for the home folder; it is kept absolute, as a LoRA file.
-    from motif_lite.cli.serve import lora_folder
+    from motif_lite.cli.serve_flag_values import lora_folder
 
     work, home = tmp_path / "work", tmp_path / "home"
     (work / "~").mkdir(parents=True), home.mkdir()

@@ -97,18 +97,18 @@ def test_the_python_apis_long_cpu_run_warning_counts_the_adapters_work(packed, m
 def test_a_cpu_servers_refusal_counts_the_adapters_work(packed, monkeypatch, tmp_path):
     # It counted the transformer alone, for the server's own --lora and for the LoRAs a job names: a job that the
     # adapters make long was queued for hours.
-    from motif_lite.cli import serve
+    from motif_lite.cli import serve_loading
 
     root, gguf, lora = packed
     request = REQUEST.resolve()[0]
     own = load_pipeline(root, gguf=gguf, dtype=torch.float32, device="cpu", kernels="torch", loras=[(lora, 0.5)])
     cpu_between(monkeypatch, *flops(own, request, own.loras.files))
-    long = serve.cpu_time_limit(own, torch.float32)(request, own.settings_for(request))
+    long = serve_loading.cpu_time_limit(own, torch.float32)(request, own.settings_for(request))
     assert long is not None and long.why.startswith("on the CPU this run (128x128x17, 1000 steps)"), long
     # A server without LoRAs of its own: a job that names the LoRA is long, the same job without it is not.
     plain = load_pipeline(root, gguf=gguf, dtype=torch.float32, device="cpu", kernels="torch")
     job_loras = check_loras([LoRASpec(lora, 0.5)], plain.sources)
-    too_long = serve.cpu_time_limit(plain, torch.float32)
+    too_long = serve_loading.cpu_time_limit(plain, torch.float32)
     assert too_long(request, plain.settings_for(request)) is None
     assert too_long(request, plain.settings_for(request), job_loras) is not None
     with InProcessServer(plain, tmp_path / "data", too_long=too_long, lora_dir=lora.parent) as running:

@@ -225,14 +225,14 @@ def command_args(*words: str):
 
 
 def test_serve_plans_its_lora_files_at_start(checkpoint):
-    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.cli.serve_loading import load_served_pipeline
     from motif_lite.server.app import ServerConfig
 
     root, gguf, lora = checkpoint
     args = command_args("serve", "-m", str(root), "--gguf", str(gguf), *SERVE_FLAGS, "--max-video", "48x32x9")
     config = ServerConfig("tiny", max_video=args.max_video)
-    _, without = _load_served_pipeline(args, config, [])
-    _, with_lora = _load_served_pipeline(args, config, [(lora, 0.8)])
+    _, without = load_served_pipeline(args, config, [])
+    _, with_lora = load_served_pipeline(args, config, [(lora, 0.8)])
     grown = resident_weights(with_lora.plan) - resident_weights(without.plan)
     assert grown == lora_bytes(lora, torch.float32) > 0
 

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("uvicorn")  # the server extra: a GPU machine without it runs the rest of the suite
 
 from motif_lite import cli  # noqa: E402
-from motif_lite.cli.serve import data_folder_problem  # noqa: E402
+from motif_lite.cli.serve_flag_values import data_folder_problem  # noqa: E402
 from motif_lite.errors import MotifLiteError  # noqa: E402
 from motif_lite.io.image import not_an_image  # noqa: E402
 from motif_lite.io.video import write_video  # noqa: E402
@@ -47,7 +47,7 @@ def test_a_host_given_as_a_url_or_with_its_port_is_told_the_flags(host, flags, c
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::1", "fe80::1", "localhost", "my-box.local"])
 def test_addresses_alone_are_taken_as_given(host):
-    from motif_lite.cli.serve import host_name
+    from motif_lite.cli.serve_flag_values import host_name
 
     assert host_name(host) == host
 
@@ -134,7 +134,7 @@ def test_a_signal_the_server_was_started_ignoring_stays_ignored():
     not ignored, still stops it in order."""
     import signal
 
-    from motif_lite.cli.serve import _stop_in_order_on_signals
+    from motif_lite.cli.serve_stops import stop_in_order_on_signals
 
     class Server:
         loaded, stops = True, []
@@ -145,7 +145,7 @@ def test_a_signal_the_server_was_started_ignoring_stays_ignored():
     server = Server()
     before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        with _stop_in_order_on_signals() as stops:
+        with stop_in_order_on_signals() as stops:
             stops.serving(server)
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
             handler = signal.getsignal(signal.SIGTERM)
@@ -190,7 +190,7 @@ def test_the_gguf_header_is_freed_once_the_load_took_it(tmp_path, monkeypatch):
     import weakref
 
     from motif_lite import checkpoint
-    from motif_lite.cli import serve
+    from motif_lite.cli import serve, serve_loading
     from motif_lite.server import runner
 
     class Header:  # stands in for the GGUFCheckpoint check_gguf_files reads
@@ -213,7 +213,7 @@ def test_the_gguf_header_is_freed_once_the_load_took_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoint, "check_gguf_files", lambda *a: Header())
     monkeypatch.setattr(runner, "VideoServer", Server)
-    monkeypatch.setattr(serve, "_load_served_pipeline", load)
+    monkeypatch.setattr(serve_loading, "load_served_pipeline", load)
     monkeypatch.setattr(serve, "_say_serving", lambda *a: None)
     code = cli.main(["serve", "-m", "x", "--port", "0", "--data", str(tmp_path / "data")])
     assert code == 0 and seen == {"header": seen["header"], "alive_after_load": False}, seen

@@ -1253,7 +1253,7 @@ def test_a_refused_origin_is_told_a_cors_origin_that_pastes_and_that_serve_takes
     # of origin null was told `--cors-origin null`, which serve refuses (any site's sandboxed frame sends it).
     from starlette.datastructures import Headers
 
-    from motif_lite.cli.serve import cors_origin
+    from motif_lite.cli.serve_flag_values import cors_origin
     from motif_lite.server.cors import ApiCors
 
     cors = ApiCors(None, allow_origins=["http://page.test"], allow_methods=["POST"])
@@ -2147,11 +2147,11 @@ def test_guidance_off_shows_as_no_scale(pipe):
 def test_a_cpu_server_refuses_jobs_run_would_ask_about(pipe, tmp_path, monkeypatch):
     """On the CPU without --max-video, a job estimated over ~10 minutes (what `motif-lite run` asks about) is a 400
     with the estimate, not months in the queue; small jobs pass."""
-    from motif_lite.cli import serve
+    from motif_lite.cli import serve_loading
     from motif_lite.runtime import cost
 
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 1e6)  # a very slow CPU: 1 MFLOP/s
-    too_long = serve.cpu_time_limit(pipe, torch.float32)
+    too_long = serve_loading.cpu_time_limit(pipe, torch.float32)
     big = GenerationRequest(PROMPT, width=256, height=256, frames=33, steps=20, output=tmp_path / "a.mp4")
     resolved = big.resolve()[0]
     long = too_long(resolved, pipe.settings_for(resolved))
@@ -2161,11 +2161,11 @@ def test_a_cpu_server_refuses_jobs_run_would_ask_about(pipe, tmp_path, monkeypat
         assert code == 400 and error["error"]["code"] == "invalid_value"
         assert "This server runs on the CPU" in error["error"]["message"]
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: 1e12)  # fast enough for the tiny model
-    assert serve.cpu_time_limit(pipe, torch.float32)(resolved, pipe.settings_for(resolved)) is None
+    assert serve_loading.cpu_time_limit(pipe, torch.float32)(resolved, pipe.settings_for(resolved)) is None
     # The calls' fixed cost counts too: many steps of the tiny model, each call 0.1 s however small.
     monkeypatch.setattr(cost, "measure_call_seconds", lambda config, dtype: 0.1)
     many = dataclasses.replace(resolved, steps=10_000)
-    long = serve.cpu_time_limit(pipe, torch.float32)(many, pipe.settings_for(many))
+    long = serve_loading.cpu_time_limit(pipe, torch.float32)(many, pipe.settings_for(many))
     assert long is not None and "transformer calls" in long.why and long.fields == ("steps",), long
 
 
@@ -2173,7 +2173,7 @@ def test_a_cpu_server_names_the_fields_that_make_a_job_too_long(pipe, tmp_path, 
     # It always said param "size", even for a small size and too many frames. On a CPU too slow for 256x256 at 121
     # frames, but fast enough for 272x272 at 9, the frames are to blame: num_frames, or seconds where the client
     # sent those.
-    from motif_lite.cli import serve
+    from motif_lite.cli import serve_loading
     from motif_lite.run_estimates import LONG_CPU_RUN_SECONDS, run_flops
     from motif_lite.runtime import cost
 
@@ -2188,7 +2188,7 @@ def test_a_cpu_server_names_the_fields_that_make_a_job_too_long(pipe, tmp_path, 
     rate = (flops["smaller"] * flops["shorter"]) ** 0.5 / LONG_CPU_RUN_SECONDS  # 256x256 too long, 9 frames not
     monkeypatch.setattr(cost, "measure_matmul_flops", lambda dtype: rate)
     monkeypatch.setattr(cost, "measure_call_seconds", lambda config, dtype: 0.0)
-    too_long = serve.cpu_time_limit(pipe, torch.float32)
+    too_long = serve_loading.cpu_time_limit(pipe, torch.float32)
     assert too_long(job, settings).fields == ("frames",)
     with InProcessServer(pipe, tmp_path / "data", too_long=too_long) as running:
         body = {"prompt": PROMPT, "size": "272x272", "steps": 2, "fps": 24}
@@ -2201,7 +2201,7 @@ def test_a_cpu_server_names_the_fields_that_make_a_job_too_long(pipe, tmp_path, 
 
 
 def test_fields_too_long_names_each_field_that_alone_would_fix_the_job_else_all_that_are_over(tmp_path):
-    from motif_lite.cli.serve import fields_too_long
+    from motif_lite.cli.serve_loading import fields_too_long
 
     def over(limit: int):  # too long above `limit` pixel-frame-steps
         return lambda r: r.width * r.height * r.frames * r.steps > limit
@@ -2915,7 +2915,7 @@ def test_a_refused_preflights_origin_is_advised_as_serve_takes_it(origin, advise
     # http://localhost:3000/`, a value serve refuses at start.
     from starlette.datastructures import Headers
 
-    from motif_lite.cli.serve import cors_origin
+    from motif_lite.cli.serve_flag_values import cors_origin
     from motif_lite.server.cors import ApiCors
 
     cors = ApiCors(None, allow_origins=["http://other.test"], allow_methods=["GET", "POST"], allow_headers=["*"])

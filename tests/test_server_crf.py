@@ -79,7 +79,7 @@ def finished(server: InProcessServer, body: dict) -> dict:
 
 
 def test_serve_crf_outside_h264s_range_is_refused_before_anything_binds(tmp_path, capsys, monkeypatch):
-    from motif_lite.cli.serve import check_server_crf
+    from motif_lite.cli.serve_flag_values import check_server_crf
     from motif_lite.server import runner
 
     monkeypatch.setattr(runner, "bind", lambda *a: pytest.fail("bound the port"))

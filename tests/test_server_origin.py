@@ -18,7 +18,7 @@ pytest.importorskip("fastapi")
 from server_helpers import TINY, InProcessServer, multipart  # noqa: E402
 
 from motif_lite import load_pipeline  # noqa: E402
-from motif_lite.cli.serve import cors_origin  # noqa: E402
+from motif_lite.cli.serve_flag_values import cors_origin  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
 PROMPT = "a red fox runs through snow"

@@ -303,7 +303,7 @@ def test_an_empty_api_key_is_refused_before_binding(flag, variable, tmp_path, ca
 
 
 def test_the_api_key_comes_from_the_flag_else_the_variable_without_surrounding_blanks():
-    from motif_lite.cli.serve import api_key_from
+    from motif_lite.cli.serve_flag_values import api_key_from
 
     variable = {"MOTIF_LITE_API_KEY": "from-env"}
     assert api_key_from("from-flag", variable) == "from-flag"
@@ -316,7 +316,7 @@ def test_the_api_key_comes_from_the_flag_else_the_variable_without_surrounding_b
 def test_a_key_no_client_can_send_is_refused_at_start(key):
     # A key with a character outside printable ASCII was taken: the SDK (httpx) and browsers cannot put it in a
     # header at all, and curl's UTF-8 bytes never matched it, so every request got 401 "incorrect API key".
-    from motif_lite.cli.serve import api_key_from
+    from motif_lite.cli.serve_flag_values import api_key_from
 
     with pytest.raises(MotifLiteError, match="printable ASCII") as refused:
         api_key_from(key, {})
@@ -329,7 +329,7 @@ def test_a_key_no_client_can_send_is_refused_at_start(key):
 def test_the_suite_never_sees_the_contributors_api_key():
     # tests/conftest.py's `private_caches`: with MOTIF_LITE_API_KEY exported in the shell (docs/server.md's way to
     # keep it out of `ps`), the server tests that send no key were refused and 5 of this file's tests failed.
-    from motif_lite.cli.serve import api_key_from
+    from motif_lite.cli.serve_flag_values import api_key_from
 
     assert api_key_from(None, os.environ) is None
 
@@ -388,7 +388,7 @@ def test_a_cors_origin_a_browser_never_sends_is_refused_before_binding(origin, n
 
 
 def test_cors_origins_as_browsers_send_them_are_taken():
-    from motif_lite.cli.serve import cors_origin
+    from motif_lite.cli.serve_flag_values import cors_origin
 
     origins = ("*", "http://localhost:3000", "https://app.example.com", "http://[::1]:8080", "https://app.example:80")
     # a name in punycode, as a browser sends it; an extension's origin, whose host a browser keeps as it is
@@ -436,7 +436,7 @@ def test_serve_flag_values_at_their_bounds():
     import argparse
 
     from motif_lite.cli.flag_numbers import positive_int
-    from motif_lite.cli.serve import parse_max_video, port_number, positive_mib, video_upload_mib
+    from motif_lite.cli.serve_flag_values import parse_max_video, port_number, positive_mib, video_upload_mib
 
     assert [port_number(text) for text in ("0", "8080", "65535")] == [0, 8080, 65535]  # 0: any free port
     assert positive_int("1") == 1 and positive_mib("0.5") == 0.5  # half a MiB is a size
@@ -455,7 +455,7 @@ def test_a_max_video_without_its_frames_or_in_wans_spelling_says_the_one_meant()
     # Were only "must look like 1280x736x121": a size alone (as run's --size hint and the server's size take it).
     import argparse
 
-    from motif_lite.cli.serve import parse_max_video
+    from motif_lite.cli.serve_flag_values import parse_max_video
 
     for text, meant in (
         ("1280x720", "; with the frames too, e.g. 1280x720x121 (121 frames, the official length)"),
@@ -623,14 +623,14 @@ def test_batch_guidance_without_room_in_the_plan_is_said_as_run_says_it(checkpoi
 def test_the_loaded_server_keeps_its_memory_plan_for_the_advice_of_a_job_out_of_memory(checkpoint, capsys):
     # The worker words a job's out-of-memory failure with the figures of the plan the model loaded with
     # (tests/test_server.py fakes one): the plan made for --max-video, with serve's --vram.
-    from motif_lite.cli import serve
+    from motif_lite.cli import serve_loading
     from motif_lite.cli.run_flags import take_weight_flags
     from motif_lite.server.app import ServerConfig
 
     args = cli.build_parser().parse_args(["serve", "-m", str(checkpoint), *RUNTIME_FLAGS, "--vram", "4",
                                           "--max-video", "48x32x9"])  # fmt: skip
     args.weights = take_weight_flags(args)
-    _, loaded = serve._load_served_pipeline(args, ServerConfig("tiny", max_video=args.max_video), [])
+    _, loaded = serve_loading.load_served_pipeline(args, ServerConfig("tiny", max_video=args.max_video), [])
     largest = loaded.planned.request
     assert (largest.width, largest.height, largest.frames, loaded.planned.vram_gib) == (48, 32, 9, 4)
     assert loaded.plan is not None and loaded.plan.budget_bytes == 4 * 2**30
@@ -640,13 +640,13 @@ def test_the_loaded_server_keeps_its_memory_plan_for_the_advice_of_a_job_out_of_
 def served(checkpoint: Path, *flags: str):
     """(the pipeline, the loaded ServerConfig) of `motif-lite serve -m checkpoint` with the runtime flags and
     `flags`, loaded as the server loads it."""
-    from motif_lite.cli import serve
+    from motif_lite.cli import serve_loading
     from motif_lite.cli.run_flags import take_weight_flags
     from motif_lite.server.app import ServerConfig
 
     args = cli.build_parser().parse_args(["serve", "-m", str(checkpoint), *RUNTIME_FLAGS, *flags])
     args.weights = take_weight_flags(args)
-    return serve._load_served_pipeline(args, ServerConfig("tiny", max_video=args.max_video), [])
+    return serve_loading.load_served_pipeline(args, ServerConfig("tiny", max_video=args.max_video), [])
 
 
 def test_a_server_that_takes_images_plans_image_to_video(checkpoint, tmp_path):
@@ -709,7 +709,7 @@ def test_a_missing_text_encoder_gguf_fails_before_loading(checkpoint, tmp_path, 
 
 def test_the_banner_names_the_text_encoder_gguf(checkpoint, tmp_path, capsys, monkeypatch):
     # It said "loading CHECKPOINT ..." and its settings table "text encoder checkpoint T5Gemma2", not the file.
-    from motif_lite.cli import serve
+    from motif_lite.cli import serve_loading
     from motif_lite.errors import MotifLiteError
     from motif_lite.quantize.cli import main as quantize_main
 
@@ -720,7 +720,7 @@ def test_the_banner_names_the_text_encoder_gguf(checkpoint, tmp_path, capsys, mo
     assert quantize_main([str(checkpoint), "--component", "text_encoder", "-o", str(gguf), "--type", "Q8_0",
                           "--quiet"]) == 0  # fmt: skip
     capsys.readouterr()
-    monkeypatch.setattr(serve, "cpu_time_limit", stop_here)  # after the banner: the load fails there
+    monkeypatch.setattr(serve_loading, "cpu_time_limit", stop_here)  # after the banner: the load fails there
     flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--dtype", "fp32"]
     assert cli.main(["serve", "-m", str(checkpoint), *flags, "--text-encoder-gguf", str(gguf)]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
@@ -730,13 +730,13 @@ def test_the_banner_names_the_text_encoder_gguf(checkpoint, tmp_path, capsys, mo
 
 def test_the_banner_names_the_servers_crf(checkpoint, tmp_path, capsys, monkeypatch):
     # The settings table holds no crf (an encoding option): the banner says the jobs' default when --crf gave one.
-    from motif_lite.cli import serve
+    from motif_lite.cli import serve_loading
     from motif_lite.errors import MotifLiteError
 
     def stop_here(*args, **kwargs):
         raise MotifLiteError("stop here")
 
-    monkeypatch.setattr(serve, "cpu_time_limit", stop_here)  # after the banner
+    monkeypatch.setattr(serve_loading, "cpu_time_limit", stop_here)  # after the banner
     flags = ["--data", str(tmp_path / "data"), "--port", "0", "--device", "cpu", "--dtype", "fp32"]
     for crf in ("28", "0"):
         assert cli.main(["serve", "-m", str(checkpoint), *flags, "--crf", crf]) == cli.EXIT_USER_ERROR
@@ -802,7 +802,7 @@ def test_serve_reads_the_gguf_files_header_once(shared_checkpoint_and_gguf, tmp_
 @pytest.mark.parametrize("origin", ["NULL", "Null", " null"])
 def test_the_null_origin_in_any_case_is_told_what_lets_such_a_page_in(origin):
     # `--cors-origin NULL` is the same null a file's page sends: told what lets it in, not only an origin's form.
-    from motif_lite.cli.serve import cors_origin
+    from motif_lite.cli.serve_flag_values import cors_origin
 
     with pytest.raises(argparse.ArgumentTypeError, match="give \\* with --api-key, and the page the key"):
         cors_origin(origin)
@@ -816,7 +816,7 @@ def test_the_null_origin_in_any_case_is_told_what_lets_such_a_page_in(origin):
     ],
 )
 def test_a_cors_origin_is_mapped_as_a_browser_maps_it_after_decoding_and_before_its_trailing_dot(origin, meant):
-    from motif_lite.cli.serve import cors_origin
+    from motif_lite.cli.serve_flag_values import cors_origin
 
     with pytest.raises(argparse.ArgumentTypeError, match=re.escape(f"(did you mean {meant}?)")):
         cors_origin(origin)

@@ -100,7 +100,7 @@ class StubbornServer:
 
 
 def test_only_the_first_signal_interrupts_and_one_whose_interruption_was_lost_stops_the_server_as_it_starts():
-    from motif_lite.cli.serve import ServerStops
+    from motif_lite.cli.serve_stops import ServerStops
     from motif_lite.stopping import Terminated
 
     stops = ServerStops()
@@ -123,7 +123,7 @@ def test_only_the_first_signal_interrupts_and_one_whose_interruption_was_lost_st
 def test_a_second_signal_before_the_server_exists_leaves_the_stop_the_first_ones():
     # SIGHUP (the terminal closed), then SIGTERM, during the checks: the server is stopped for the first, as
     # `VideoServer.stop` keeps the first signal that asked.
-    from motif_lite.cli.serve import ServerStops
+    from motif_lite.cli.serve_stops import ServerStops
     from motif_lite.stopping import Terminated
 
     stops = ServerStops()
@@ -139,11 +139,11 @@ def test_a_second_signal_before_the_server_exists_leaves_the_stop_the_first_ones
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="needs SIGHUP")
 def test_a_stop_signal_the_server_was_started_ignoring_stays_ignored():
     # `nohup motif-lite serve`: the end of the SSH session (SIGHUP) must not stop it; SIGTERM still stops in order.
-    from motif_lite.cli.serve import ServerStops, _stop_in_order_on_signals
+    from motif_lite.cli.serve_stops import ServerStops, stop_in_order_on_signals
 
     before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        with _stop_in_order_on_signals():
+        with stop_in_order_on_signals():
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
             assert isinstance(signal.getsignal(signal.SIGTERM), ServerStops)
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
@@ -157,7 +157,7 @@ def test_a_stop_signal_the_server_was_started_ignoring_stays_ignored():
 # signal is sent at the moment the flag's lock is held, if it has one, else as the first handler sets it.
 SECOND_SIGNAL_INSIDE_STOP = """
 import os, signal, threading, types
-from motif_lite.cli.serve import ServerStops
+from motif_lite.cli.serve_stops import ServerStops
 from motif_lite.server.app import ServerConfig, ServerState
 from motif_lite.server.runner import VideoServer
 

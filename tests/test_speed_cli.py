@@ -57,7 +57,7 @@ def test_load_pipeline_gets_the_speed_settings(checkpoint, tmp_path, monkeypatch
 
 
 def test_serve_loads_with_the_speed_flags_as_run_does(checkpoint, monkeypatch):
-    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.cli.serve_loading import load_served_pipeline
     from motif_lite.server.app import ServerConfig
 
     seen = {}
@@ -72,7 +72,7 @@ def test_serve_loads_with_the_speed_flags_as_run_does(checkpoint, monkeypatch):
     args = cli.build_parser().parse_args(["serve", *flags, *extra])
     args.weights = {}  # what serve.main reads from --weights
     with pytest.raises(KeyboardInterrupt):
-        _load_served_pipeline(args, ServerConfig(model_name="tiny"), [])
+        load_served_pipeline(args, ServerConfig(model_name="tiny"), [])
     assert seen["compile"] is True and seen["attention_backend"] == "flash"
     assert seen["step_cache"] == 0.05 and seen["batch_guidance"] is False and seen["plan"] is None
 
@@ -328,7 +328,7 @@ def test_run_and_serve_make_their_plan_for_the_options_they_load_with(checkpoint
     # same flags they load with.
     import torch
 
-    from motif_lite.cli.serve import _load_served_pipeline
+    from motif_lite.cli.serve_loading import load_served_pipeline
     from motif_lite.pipeline.loading import _check_plan_matches
     from motif_lite.preflight import step_cache_setting
     from motif_lite.server.app import ServerConfig
@@ -347,5 +347,5 @@ def test_run_and_serve_make_their_plan_for_the_options_they_load_with(checkpoint
     args = cli.build_parser().parse_args(["serve", *flags, *speed])
     args.weights = {}  # what serve.main reads from --weights
     with pytest.raises(KeyboardInterrupt):
-        _load_served_pipeline(args, ServerConfig(model_name="tiny"), [])
+        load_served_pipeline(args, ServerConfig(model_name="tiny"), [])
     assert len(plans) == 2 and None not in plans

@@ -442,7 +442,7 @@ def _origin_null_refusal() -> str:
 @pytest.mark.parametrize("make", [_unknown_cors_switch_hint, _origin_null_refusal])
 def test_the_any_origin_hint_pastes_as_a_star_in_each_shell(make, monkeypatch):
     # `--cors-origin '*'` pasted into cmd passed the single quotes on, and serve refused the value it got.
-    from motif_lite.cli.serve import cors_origin
+    from motif_lite.cli.serve_flag_values import cors_origin
 
     assert "--cors-origin '*'" in make()  # what it always said, which bash and zsh read as *
     windows = on_windows(monkeypatch, make)
