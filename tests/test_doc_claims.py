@@ -236,7 +236,7 @@ SERVER = Path(__file__).resolve().parent.parent / "docs/server.md"
 
 def test_the_video_object_has_the_fields_docs_server_lists():
     # docs/server.md, "The video object": its top-level fields, `settings`' extras and `timings`' keys, no more.
-    from motif_lite.server.jobs import Job
+    from motif_lite.server.job_record import Job
     from motif_lite.server.schema import MOTIF_FIELDS, video_object
 
     settings = {"prompt": "a fox", "width": 64, "height": 64, "frames": 9, "fps": 24.0}

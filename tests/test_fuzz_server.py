@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from motif_lite import cli  # noqa: E402
 from motif_lite.errors import MotifLiteError  # noqa: E402
 from motif_lite.server.app import ServerConfig, ServerState, create_app  # noqa: E402
-from motif_lite.server.jobs import JobStore, new_job_id  # noqa: E402
+from motif_lite.server.job_record import new_job_id  # noqa: E402
+from motif_lite.server.jobs import JobStore  # noqa: E402
 from motif_lite.server.worker import Worker  # noqa: E402
 
 BODY = {"prompt": "a red fox", "size": "48x32", "num_frames": 5, "steps": 2, "seed": 7}

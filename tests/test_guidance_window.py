@@ -297,7 +297,8 @@ def test_the_server_resumes_a_job_past_the_window_without_the_negative_prompt(
     from test_server import run_stopping_at
 
     from motif_lite.io.latents import read_latents
-    from motif_lite.server.jobs import COMPLETED, JobStore, new_job_id
+    from motif_lite.server.job_record import COMPLETED, new_job_id
+    from motif_lite.server.jobs import JobStore
     from motif_lite.server.schema import job_request_fields
     from motif_lite.server.worker import Worker, percent
 

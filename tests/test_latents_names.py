@@ -7,7 +7,8 @@ from pathlib import Path
 
 from motif_lite.choices import LATENTS_SUFFIX
 from motif_lite.io.latents import latents_path
-from motif_lite.server.jobs import JobStore, new_job_id
+from motif_lite.server.job_record import new_job_id
+from motif_lite.server.jobs import JobStore
 
 
 def test_a_runs_latents_and_a_jobs_state_are_named_with_the_same_suffix(tmp_path: Path) -> None:

@@ -461,7 +461,8 @@ def test_a_queued_job_whose_loras_a_restarted_servers_plan_has_no_room_for_fails
     from motif_lite import load_pipeline
     from motif_lite.memory_advice import PlannedRun
     from motif_lite.server.app import ServerConfig
-    from motif_lite.server.jobs import FAILED, JobStore, new_job_id
+    from motif_lite.server.job_record import FAILED, new_job_id
+    from motif_lite.server.jobs import JobStore
     from motif_lite.server.loras import check_loras_fit_plan
     from motif_lite.server.schema import ApiError, job_request_fields
     from motif_lite.server.worker import NO_LONGER_FITS, Worker

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.server.jobs import JobStore, new_job_id
+from motif_lite.server.job_record import new_job_id
+from motif_lite.server.jobs import JobStore
 from motif_lite.server.loras import lora_files
 from motif_lite.server.schema import MAX_STRENGTH, ApiError, api_frames, check_image, parse_create, parse_loras
 

@@ -186,7 +186,8 @@ def test_a_job_of_0_fps_is_a_damaged_row(tmp_path):
     import sqlite3
 
     from motif_lite.errors import MotifLiteError
-    from motif_lite.server.jobs import JobStore, new_job_id
+    from motif_lite.server.job_record import new_job_id
+    from motif_lite.server.jobs import JobStore
 
     store = JobStore(tmp_path / "data")
     job_id = new_job_id()

@@ -47,7 +47,8 @@ from motif_lite import cli, load_pipeline  # noqa: E402
 from motif_lite.io.settings_file import read_settings  # noqa: E402
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest  # noqa: E402
 from motif_lite.server import jobs  # noqa: E402
-from motif_lite.server.jobs import COMPLETED, FAILED, INTERRUPTED, QUEUED, DataFolderBusy, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.job_record import COMPLETED, FAILED, INTERRUPTED, QUEUED, new_job_id  # noqa: E402
+from motif_lite.server.jobs import DataFolderBusy, JobStore  # noqa: E402
 from motif_lite.server.schema import effective_settings, job_request_fields  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
@@ -2866,7 +2867,7 @@ def test_a_preview_asked_before_the_first_one_says_after_which_steps_they_come(t
     # denoising (its first quarter of steps), or of a 1-step job, which makes none: it would poll in vain.
     from motif_lite.io.preview import preview_steps
     from motif_lite.server.app import _preview
-    from motif_lite.server.jobs import Job
+    from motif_lite.server.job_record import Job
     from motif_lite.server.schema import ApiError
 
     job = Job("video_" + "0" * 32, 1, status, 7, 0.0, None, None, "tiny", {"steps": steps}, {}, False, None, None,

@@ -22,7 +22,8 @@ from motif_lite import cli, load_pipeline  # noqa: E402
 from motif_lite.errors import MotifLiteError  # noqa: E402
 from motif_lite.io import video  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
-from motif_lite.server.jobs import COMPLETED, QUEUED, SCHEMA_VERSION, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.job_record import COMPLETED, QUEUED, new_job_id  # noqa: E402
+from motif_lite.server.jobs import SCHEMA_VERSION, JobStore  # noqa: E402
 from motif_lite.server.schema import job_request_fields, video_object  # noqa: E402
 
 PROMPT = "a red fox runs through snow"

@@ -24,7 +24,8 @@ from server_helpers import TINY, InProcessServer, multipart, tiny_negative_note,
 from motif_lite import load_pipeline  # noqa: E402
 from motif_lite.io.settings_file import read_settings  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
-from motif_lite.server.jobs import SCHEMA_VERSION, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.job_record import new_job_id  # noqa: E402
+from motif_lite.server.jobs import SCHEMA_VERSION, JobStore  # noqa: E402
 from motif_lite.server.schema import job_request_fields  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos

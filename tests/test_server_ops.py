@@ -34,7 +34,8 @@ from motif_lite.errors import MotifLiteError  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.server import jobs  # noqa: E402
 from motif_lite.server.app import ServerConfig, ServerState, create_app  # noqa: E402
-from motif_lite.server.jobs import QUEUED, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.job_record import QUEUED, new_job_id  # noqa: E402
+from motif_lite.server.jobs import JobStore  # noqa: E402
 from motif_lite.server.runner import VideoServer, bind  # noqa: E402
 from motif_lite.server.schema import job_request_fields, parse_loras  # noqa: E402
 from motif_lite.server.worker import NO_LONGER_FITS, Worker  # noqa: E402

@@ -24,7 +24,8 @@ from server_helpers import RUNTIME_FLAGS, TINY, process_server, request, wait_fo
 
 from motif_lite import cli  # noqa: E402
 from motif_lite.errors import MotifLiteError  # noqa: E402
-from motif_lite.server.jobs import COMPLETED, FAILED, INTERRUPTED, QUEUED, JobStore  # noqa: E402
+from motif_lite.server.job_record import COMPLETED, FAILED, INTERRUPTED, QUEUED  # noqa: E402
+from motif_lite.server.jobs import JobStore  # noqa: E402
 
 PROMPT = "a red fox runs through snow"
 LONG = dict(size="48x32", num_frames=5, steps=1000, seed=1, negative_prompt="blurry")  # minutes: always stopped

@@ -25,7 +25,8 @@ from server_helpers import TINY, InProcessServer, multipart, wait_for  # noqa: E
 from motif_lite import load_pipeline  # noqa: E402
 from motif_lite.errors import MotifLiteError  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
-from motif_lite.server.jobs import Job, JobStore, new_job_id  # noqa: E402
+from motif_lite.server.job_record import Job, new_job_id  # noqa: E402
+from motif_lite.server.jobs import JobStore  # noqa: E402
 from motif_lite.server.remix import remix_fields  # noqa: E402
 from motif_lite.server.schema import ApiError, job_request_fields  # noqa: E402
 

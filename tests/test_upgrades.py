@@ -226,7 +226,7 @@ def test_a_queued_job_of_an_older_motif_lite_naming_a_lora_twice_fails_as_the_qu
     # A job that named one LoRA file twice, queued by a motif-lite that took it, stayed queued after the upgrade and
     # failed only as its turn came, told that the server had changed since it was queued.
     from motif_lite.server.app import ServerConfig
-    from motif_lite.server.jobs import FAILED, QUEUED
+    from motif_lite.server.job_record import FAILED, QUEUED
     from motif_lite.server.runner import VideoServer
 
     settings = {"prompt": "a red fox", "width": 64, "height": 64, "frames": 9, "fps": 24}
@@ -263,7 +263,7 @@ def test_a_queued_job_of_an_older_motif_lite_naming_a_lora_twice_fails_as_the_qu
 def test_a_finished_job_of_an_older_motif_lite_naming_a_lora_twice_is_left_as_it_ended(tmp_path):
     # Only a queued job is refused as the stored queue is read: one that completed (its video made) or failed with
     # the older motif-lite keeps its status and its own error, rather than being failed again over its LoRAs.
-    from motif_lite.server.jobs import COMPLETED, FAILED
+    from motif_lite.server.job_record import COMPLETED, FAILED
 
     settings = {"prompt": "a red fox", "width": 64, "height": 64, "frames": 9, "fps": 24}
     made, failed = "video_" + "3" * 32, "video_" + "4" * 32

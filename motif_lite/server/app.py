@@ -43,7 +43,8 @@ from motif_lite.server.cross_site import CrossSiteGuard
 from motif_lite.server.downloads import download
 from motif_lite.server.extension import extension_fields, in_video_words
 from motif_lite.server.internal_errors import InternalErrors
-from motif_lite.server.jobs import COMPLETED, FAILED, IN_PROGRESS, JOB_ID, QUEUED, VIDEO_SUFFIX, Job, JobStore
+from motif_lite.server.job_record import COMPLETED, FAILED, IN_PROGRESS, JOB_ID, QUEUED, Job
+from motif_lite.server.jobs import VIDEO_SUFFIX, JobStore
 from motif_lite.server.loras import available_loras
 from motif_lite.server.remix import remix_fields
 from motif_lite.server.request_body import read_create_body

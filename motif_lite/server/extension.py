@@ -12,7 +12,8 @@ from typing import Any
 
 from motif_lite.errors import Audience, shown_as_sent
 from motif_lite.io.clip import Clip, ClipError, read_clip
-from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job, JobStore
+from motif_lite.server.job_record import COMPLETED, IN_PROGRESS, QUEUED, Job
+from motif_lite.server.jobs import JobStore
 from motif_lite.server.schema import ApiError, CreateBody, api_frames
 
 # The refusal of an extension on a checkpoint without the image encoder, at submission and as a queued one starts.

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from motif_lite.server.jobs import COMPLETED, IN_PROGRESS, QUEUED, Job
+from motif_lite.server.job_record import COMPLETED, IN_PROGRESS, QUEUED, Job
 from motif_lite.server.loras import one_file_named_again, why_one_file
 from motif_lite.server.schema import MAX_STRENGTH, MOTIF_FIELDS, ApiError, is_upload, named_once_advice
 from motif_lite.weights.lora_values import summed_strength, times_applied

@@ -39,7 +39,8 @@ from motif_lite.request import (
     other_names_of_fields,
     video_seconds,
 )
-from motif_lite.server.jobs import JOB_ID, VIDEO_SUFFIX, Job
+from motif_lite.server.job_record import JOB_ID, Job
+from motif_lite.server.jobs import VIDEO_SUFFIX
 from motif_lite.settings import Settings
 from motif_lite.weights.lora_values import cancelling_advice, split_strength, summed_strength
 

@@ -42,7 +42,8 @@ from motif_lite.server.extension import (
     server_names,
     with_clip_defaults,
 )
-from motif_lite.server.jobs import Job, JobStore, new_job_id
+from motif_lite.server.job_record import Job, new_job_id
+from motif_lite.server.jobs import JobStore
 from motif_lite.server.loras import check_loras_fit, check_loras_fit_plan, lora_files
 from motif_lite.server.remix import other_upload_note
 from motif_lite.server.schema import (

@@ -30,7 +30,8 @@ from motif_lite.io.latents import LatentsFileError, SavedLatents, read_latents
 from motif_lite.io.preview import PreviewFile
 from motif_lite.paths import user_path
 from motif_lite.request import TEMPORAL_FACTOR, GenerationRequest, RequestError, ResolvedRequest
-from motif_lite.server.jobs import VIDEO_SUFFIX, Job, JobStore
+from motif_lite.server.job_record import Job
+from motif_lite.server.jobs import VIDEO_SUFFIX, JobStore
 from motif_lite.server.loras import without_folder
 from motif_lite.server.schema import IMAGE_NAME_KEY, ApiError, timings
 from motif_lite.server.submission import check_job_loras, check_queued_job
