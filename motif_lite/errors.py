@@ -11,7 +11,7 @@ import enum
 import errno
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -153,10 +153,9 @@ def shown_as_sent(value: object, audience: Audience, limit: int = 60) -> str:
     if audience is not Audience.API or not (value is None or isinstance(value, bool | dict | list)):
         return shown(value, limit)
     try:
-        text = json_as_sent(value, ensure_ascii=False)
+        return json_as_sent(value, ensure_ascii=False, limit=limit)
     except (TypeError, ValueError, RecursionError):  # not from JSON after all (a Python caller's object inside)
         return shown(value, limit)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class WrittenNumber(float):
@@ -176,18 +175,41 @@ class WrittenNumber(float):
     __str__ = __repr__
 
 
-def json_as_sent(value: object, ensure_ascii: bool = True) -> str:
+def json_as_sent(value: object, ensure_ascii: bool = True, limit: int | None = None) -> str:
     """`value`, read from a client's JSON, as `json.dumps` writes it, but for a number past a float's range (a
-    `WrittenNumber`), written as the client wrote it: json.dumps wrote `{"strength": Infinity}` for `1e400`.
-    Raises what json.dumps raises for a value JSON has no form of (TypeError, ValueError)."""
+    `WrittenNumber`), written as the client wrote it: json.dumps wrote `{"strength": Infinity}` for `1e400`. Cut to
+    `limit` characters as `shown` cuts (None: whole), and written no further than that: a body's LoRA object holding
+    two million numbers was written whole, in Python on the server's event loop, to show 60 characters of it (4 s,
+    every request waiting). Raises what json.dumps raises for a value JSON has no form of (TypeError, ValueError)
+    in the part written."""
+    pieces, length = [], 0
+    for piece in _json_pieces(value, ensure_ascii):
+        pieces.append(piece)
+        length += len(piece)
+        if limit is not None and length > limit:  # enough to cut: the rest would not be shown
+            break
+    text = "".join(pieces)
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_pieces(value: object, ensure_ascii: bool) -> Iterator[str]:
+    """The text of `json_as_sent`, piece by piece, each written only once the one before it has been taken."""
     if isinstance(value, WrittenNumber):
-        return value.written
-    if isinstance(value, dict):
-        if not all(isinstance(key, str) for key in value):
-            raise TypeError("keys of a client's JSON object are text")
-        items = (f"{json.dumps(key, ensure_ascii=ensure_ascii)}: {json_as_sent(item, ensure_ascii)}"
-                 for key, item in value.items())  # fmt: skip
-        return "{" + ", ".join(items) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(json_as_sent(item, ensure_ascii) for item in value) + "]"
-    return json.dumps(value, ensure_ascii=ensure_ascii)
+        yield value.written
+    elif isinstance(value, dict):
+        yield "{"
+        for index, (key, item) in enumerate(value.items()):
+            if not isinstance(key, str):
+                raise TypeError("keys of a client's JSON object are text")
+            yield f"{', ' if index else ''}{json.dumps(key, ensure_ascii=ensure_ascii)}: "
+            yield from _json_pieces(item, ensure_ascii)
+        yield "}"
+    elif isinstance(value, list):
+        yield "["
+        for index, item in enumerate(value):
+            if index:
+                yield ", "
+            yield from _json_pieces(item, ensure_ascii)
+        yield "]"
+    else:
+        yield json.dumps(value, ensure_ascii=ensure_ascii)

@@ -205,3 +205,31 @@ def test_a_name_with_runs_strength_after_a_colon_is_told_the_object_at_that_stre
     said = refused.value.message
     offered = json.loads(said[said.index("{") : said.index("}") + 1])
     assert parse_loras([offered], False) == [("style.safetensors", float(strength))], said
+
+
+class _CountedList(list):
+    """A list that records each item as it is read by iteration (json.dumps reads a list's items without it)."""
+
+    def __init__(self, items: list, read: list) -> None:
+        super().__init__(items)
+        self.read = read
+
+    def __iter__(self):
+        for item in super().__iter__():
+            self.read.append(item)
+            yield item
+
+
+def test_a_long_value_in_a_loras_refusal_is_written_only_as_far_as_the_message_shows_it():
+    # The refusal wrote a LoRA object whole, in Python on the server's event loop, then showed its first 60
+    # characters: a body whose object held two million numbers held every request up for seconds.
+    from motif_lite.errors import Audience, shown_as_sent
+
+    read: list = []
+    numbers = _CountedList([1] * 100_000, read)
+    with pytest.raises(ApiError) as refused:
+        parse_loras([{"name": "style.safetensors", "weights": numbers}], False)
+    whole = json.dumps({"name": "style.safetensors", "weights": [1] * 100_000})
+    assert f"in the LoRA {whole[:57]}..." in refused.value.message, refused.value.message
+    assert shown_as_sent(numbers, Audience.API) == json.dumps([1] * 100_000)[:57] + "..."
+    assert len(read) < 100, len(read)  # a few dozen numbers shown of each, not all of them

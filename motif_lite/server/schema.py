@@ -586,10 +586,9 @@ def _check_lora_keys(item: dict) -> None:
 def _as_json(value: Any) -> str:
     """`value` as the client wrote it (JSON: `null`, double quotes), cut short as `shown` cuts a Python value."""
     try:
-        text = json_as_sent(value)  # a number past a float's range as written: json.dumps wrote it `Infinity`
+        return json_as_sent(value, limit=60)  # a number past a float's range as written: json.dumps wrote `Infinity`
     except (TypeError, ValueError, RecursionError):  # not from JSON (a test's object): Python's spelling
         return shown(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _lora_file_name(name: Any) -> str:
