@@ -1461,3 +1461,25 @@ def test_a_dry_run_for_a_gpu_not_here_says_when_nvidia_smis_total_taken_for_vram
             re.search(r"of the (\S+) GiB budget", out).group(1)
         ), vram
         assert "not the GPU's size" not in err, vram
+
+
+@pytest.mark.parametrize(
+    ("vram", "typed"),
+    [
+        # nvidia-smi's totals of 24 GB cards with ECC on, which keeps 1/16 back: A10G, L4 (2.2 % under 23 GiB)
+        ("23028MB", "23028MB"),
+        ("23034MiB", "23034MB"),
+        # budgets and free memory near 15/16 of a whole GiB, no card's total: 7600MB free on an 8 GB card
+        ("7600MB", None),
+        ("7660MB", None),
+        ("22000MB", None),
+        ("8128MB", None),  # a multiple of 64 MiB, as a budget in GiB is (7.9375), though 0.8 % under 8 GiB
+    ],
+)
+def test_a_vram_reads_as_a_cards_size_as_nvidia_smis_total_with_ecc_on(vram, typed):
+    # A 24 GB A10G or L4 shows 23028MiB or 23034MiB (ECC keeps a sixteenth back): 2.2 % under 23 GiB, past the
+    # 2 % that reads as a card's size, so their totals typed as --vram got no note.
+    from motif_lite.cli.flag_numbers import vram_gib
+    from motif_lite.cli.run_prepare import _card_size_typed
+
+    assert _card_size_typed(vram_gib(vram)) == typed

@@ -198,21 +198,28 @@ NO_GPU_HERE = (
 # nvidia-smi shows a card's total in MiB a little under the whole GiB it is sold as, the driver keeping some back:
 # 8188MiB for 8 GiB, 24564MiB for 24, 81559MiB for an 80 GB H100 (0.4 % under), 16160MiB for a 16 GB V100 (1.4 %).
 _CARD_TOTAL_SHORTFALL = 0.02
+# With ECC on, a card of GDDR memory keeps a sixteenth of it back for the check bits, and nvidia-smi's total is a
+# few MiB under 15/16 of the whole GiB: 23028MiB for a 24 GB A10G, 23034MiB for an L4 (2.2 % under 23 GiB). Only
+# that close: the free memory of an 8 GB card (7600MiB, 1 % under 15/16 of 8 GiB) is no card's total.
+_ECC_SHARE = 15 / 16
+_ECC_TOTAL_SHORTFALL = 0.002
 
 
 def _card_size_typed(vram_gib: float) -> str | None:
     """`--vram` as typed where it reads as a card's size: a whole number of GiB (`8`, the size on the box), or a
-    whole number of MiB at most 2 % under a whole GiB (`24564MB`, nvidia-smi's total); None for any other budget.
-    A budget typed in GiB is whole MiB only as a multiple of 1/16 GiB (7.75: 7936 MiB), which no card's total in
-    nvidia-smi is, so those are none; nor is a value with decimals (6.67, as the note advises) or free memory
-    well under a whole GiB (7380MB on an 8 GB card)."""
+    whole number of MiB at most 2 % under a whole GiB (`24564MB`, nvidia-smi's total) or 0.2 % under 15/16 of one
+    (`23028MB`, with ECC on); None for any other budget. A budget typed in GiB is whole MiB only as a multiple of
+    1/16 GiB (7.75: 7936 MiB), which no card's total in nvidia-smi is, so those are none; nor is a value with
+    decimals (6.67, as the note advises) or free memory well under a whole GiB (7380MB on an 8 GB card)."""
     if vram_gib.is_integer():
         return f"{vram_gib:g}"
     mib = vram_gib * 1024
     if not mib.is_integer() or mib % 64 == 0:
         return None
-    card_mib = math.ceil(vram_gib) * 1024
-    return f"{mib:.0f}MB" if card_mib - mib <= _CARD_TOTAL_SHORTFALL * card_mib else None
+    card_mib, ecc_mib = math.ceil(vram_gib) * 1024, math.ceil(vram_gib / _ECC_SHARE) * 1024 * _ECC_SHARE
+    whole = card_mib - mib <= _CARD_TOTAL_SHORTFALL * card_mib
+    with_ecc = ecc_mib - mib <= _ECC_TOTAL_SHORTFALL * ecc_mib
+    return f"{mib:.0f}MB" if whole or with_ecc else None
 
 
 def _vram_as_card_note(args: argparse.Namespace, device: torch.device, plan: Plan) -> str | None:
