@@ -1301,3 +1301,29 @@ def test_one_check_reads_each_gguf_header_once(tiny, tmp_path, monkeypatch):
     report = check_setup(root, gguf=gguf, text_encoder_gguf=te)
     assert report.passed and report.plan is not None, problems(report)
     assert sorted(reads) == sorted([gguf, te]), reads
+
+
+def test_a_part_of_a_split_gguf_is_said_with_the_merge_alone(tiny, tmp_path, no_network):
+    # The fix was "make it again from the checkpoint" (the first part, its tensors missing) or "it is another
+    # model's file" (a later part, which carries no general.architecture): both files are whole and the user's.
+    import gguf
+
+    def second_part(name: str, arch: str) -> Path:
+        writer = gguf.GGUFWriter(tmp_path / f"{name}.gguf", arch, split_max_tensors=1)
+        for tensor in ("x_embedder.proj.weight", "context_embedder.linear_1.weight"):
+            writer.add_tensor(tensor, np.ones((2, 32), np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        return tmp_path / f"{name}-00002-of-00002.gguf"
+
+    transformer, te = second_part("mv-Q8_0", "motif_video"), second_part("te-Q8_0", "t5gemma2_encoder")
+    report = check_setup(tiny[0], gguf=transformer, text_encoder_gguf=te)
+    said = {f.subject: f.message for f in report.problems}
+    for part, name in ((transformer, "mv-Q8_0"), (te, "te-Q8_0")):
+        merge = f"llama-gguf-split --merge {tmp_path / f'{name}-00001-of-00002.gguf'} {tmp_path / f'{name}.gguf'}"
+        assert said[str(part)] == (
+            "is part 2 of a GGUF file split into 2 files (llama.cpp's gguf-split), and motif-lite reads one whole "
+            f"file; fix: merge the parts into one with llama.cpp's tool: {merge}, then pass {tmp_path / name}.gguf"
+        )

@@ -21,6 +21,7 @@ from motif_lite.weights.gguf_file import (
     DamagedGGUFError,
     ForeignGGUFError,
     OtherGGUFKindError,
+    SplitGGUFError,
     read_gguf,
     tensor_bytes,
 )
@@ -653,3 +654,24 @@ def test_a_quantized_bias_of_a_packed_linear_is_dequantized_not_taken_for_its_we
     model.load_state_dict(quantized_state_dict(model, ckpt.tensors), strict=True, assign=True)
     assert model.proj.packed.data_ptr() == ckpt.tensors["proj.weight"].data.data_ptr()
     assert torch.equal(model.proj.bias, ckpt.tensors["proj.bias"].dequantize())
+
+
+def test_each_part_of_a_split_gguf_is_refused_with_the_merge_that_makes_one_file(tmp_path: Path) -> None:
+    # A file gguf-split cut in two (gguf-py writes llama.cpp's format and names). Read alone, the first part had
+    # "3 tensor(s) do not match" and "make it again", the second was "another model's file": only the first part
+    # carries general.architecture.
+    writer = gguf.GGUFWriter(tmp_path / "mv-Q8_0.gguf", "motif_video", split_max_tensors=2)
+    for name in ("x_embedder.proj.weight", "context_embedder.linear_1.weight", "proj_out.weight"):
+        writer.add_tensor(name, np.ones((2, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    parts = sorted(tmp_path.glob("*.gguf"))
+    assert [p.name for p in parts] == ["mv-Q8_0-00001-of-00002.gguf", "mv-Q8_0-00002-of-00002.gguf"]
+    merge = f"llama-gguf-split --merge {parts[0]} {tmp_path / 'mv-Q8_0.gguf'}, then pass {tmp_path / 'mv-Q8_0.gguf'}"
+    for number, part in enumerate(parts, 1):
+        with pytest.raises(SplitGGUFError) as caught:
+            read_gguf(part)
+        assert str(caught.value).startswith(f"{part} is part {number} of a GGUF file split into 2 files")
+        assert caught.value.fix.endswith(merge)

@@ -25,6 +25,7 @@ from gguf import GGUFValueType
 from gguf.quants import quant_shape_to_byte_shape
 
 from motif_lite.errors import LFS_POINTER_START, CheckpointError, LFSPointerError, is_lfs_pointer
+from motif_lite.shell_syntax import quoted
 from motif_lite.weights.dequant import FLOAT_TYPES, check_supported, dequantize, packed_nbytes, qtype_name
 from motif_lite.weights.shapes import comfy_prefix, without_comfy_prefix
 
@@ -129,6 +130,7 @@ def read_gguf(path: str | Path, expected_arch: str = EXPECTED_ARCH) -> GGUFCheck
         raise DamagedGGUFError(
             f"{path}: corrupt GGUF file, gguf could not read it ({type(exc).__name__}: {exc})"
         ) from exc
+    _refuse_split_part(path, metadata)
     names = [t.name for t in reader.tensors]
     # A whole diffusion model file ComfyUI or stable-diffusion.cpp saved: every name carries their prefix, which
     # stripping renames nothing else.
@@ -169,6 +171,40 @@ class DamagedGGUFError(CheckpointError):
 class ForeignGGUFError(CheckpointError):
     """A GGUF file of another model (a `llama` LLM, a Flux or Wan transformer, ...): no fix makes it ours, and the
     file is the user's to keep."""
+
+
+class SplitGGUFError(CheckpointError):
+    """One part of a GGUF file split into several (llama.cpp's `llama-gguf-split --split`, or gguf-py's writer with
+    a split size): motif-lite reads one whole file. `problem` and `fix` said apart for `motif-lite check`."""
+
+    def __init__(self, path: Path, problem: str, fix: str) -> None:
+        self.problem, self.fix = problem, fix
+        super().__init__(f"{path} {problem}; {fix}")
+
+
+# llama.cpp's and gguf-py's names of the parts: NAME-00001-of-00003.gguf, ...
+_SPLIT_PART_NAME = re.compile(r"-\d{5}-of-\d{5}\.gguf$", re.IGNORECASE)
+
+
+def _refuse_split_part(path: Path, metadata: dict[str, Any]) -> None:
+    """Refuse one part of a split GGUF file (its `split.count` is over 1), naming the merge that makes one file of
+    the parts. Read alone, the first part looked like a file with missing tensors, to make or download again, and
+    the others like another model's file (they carry no general.architecture)."""
+    count = metadata.get(gguf.Keys.Split.LLM_KV_SPLIT_COUNT)
+    if type(count) is not int or count <= 1:
+        return
+    number = metadata.get(gguf.Keys.Split.LLM_KV_SPLIT_NO)
+    part = f"part {number + 1}" if type(number) is int and 0 <= number < count else "a part"
+    problem = f"is {part} of a GGUF file split into {count} files (llama.cpp's gguf-split), and motif-lite reads one"
+    problem += " whole file"
+    if _SPLIT_PART_NAME.search(path.name):
+        first = path.with_name(_SPLIT_PART_NAME.sub(f"-00001-of-{count:05d}.gguf", path.name))
+        merged = path.with_name(_SPLIT_PART_NAME.sub(".gguf", path.name))
+        merge = f"llama-gguf-split --merge {quoted(str(first))} {quoted(str(merged))}"
+        fix = f"merge the parts into one with llama.cpp's tool: {merge}, then pass {quoted(str(merged))}"
+    else:  # renamed: the first part is the one whose split.no is 0
+        fix = "merge the parts into one with llama.cpp's tool: llama-gguf-split --merge FIRST_PART MERGED.gguf"
+    raise SplitGGUFError(path, problem, fix)
 
 
 class OtherGGUFKindError(CheckpointError):
