@@ -1327,3 +1327,21 @@ def test_a_part_of_a_split_gguf_is_said_with_the_merge_alone(tiny, tmp_path, no_
             "is part 2 of a GGUF file split into 2 files (llama.cpp's gguf-split), and motif-lite reads one whole "
             f"file; fix: merge the parts into one with llama.cpp's tool: {merge}, then pass {tmp_path / name}.gguf"
         )
+
+
+def test_a_comfyui_conversion_without_its_5d_weight_is_said_with_the_step_that_adds_it(tiny, tmp_path, no_network):
+    # The fix was "it is another model's file": the weight ComfyUI-GGUF's convert.py leaves out was what made the
+    # names the transformer's.
+    z = np.zeros((2, 32), np.float32)
+    spec = {
+        "x_embedder.proj.bias": (np.zeros(2, np.float32), Q.F32, (2,)),
+        "context_embedder.linear_1.weight": (z, Q.F16, z.shape),
+    }
+    path = write_test_gguf(tmp_path / "motif-BF16.gguf", spec, arch="hyvid")
+    (problem,) = [f.message for f in check_setup(tiny[0], gguf=path).problems]
+    fixed = tmp_path / "motif-BF16-fixed.gguf"
+    assert problem.endswith(
+        "; fix: add it back with ComfyUI-GGUF's tools/fix_5d_tensors.py, which reads the "
+        f"fix_5d_tensors_hyvid.safetensors convert.py saved: python fix_5d_tensors.py --src {path} --dst {fixed}, "
+        f"then pass {fixed}"
+    )

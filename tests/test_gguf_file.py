@@ -22,6 +22,7 @@ from motif_lite.weights.gguf_file import (
     ForeignGGUFError,
     OtherGGUFKindError,
     SplitGGUFError,
+    UnfinishedGGUFError,
     read_gguf,
     tensor_bytes,
 )
@@ -675,3 +676,28 @@ def test_each_part_of_a_split_gguf_is_refused_with_the_merge_that_makes_one_file
             read_gguf(part)
         assert str(caught.value).startswith(f"{part} is part {number} of a GGUF file split into 2 files")
         assert caught.value.fix.endswith(merge)
+
+
+@pytest.mark.parametrize("arch", ["hyvid", "motif_video"])
+def test_a_comfyui_conversion_without_its_5d_weight_is_refused_with_the_step_that_adds_it(tmp_path, arch) -> None:
+    # ComfyUI-GGUF's convert.py leaves the 5-D Conv3d weight out of its file (its README: add it back with
+    # tools/fix_5d_tensors.py). Without the weight the names were not the transformer's: "another model's file".
+    z = np.zeros((2, 32), np.float32)
+    conv = np.ones((2, 3, 1, 2, 2), np.float32)
+    spec = {
+        "x_embedder.proj.bias": (np.zeros(2, np.float32), Q.F32, (2,)),
+        "context_embedder.linear_1.weight": (z, Q.F16, z.shape),
+    }
+    path = write_test_gguf(tmp_path / "motif-BF16.gguf", spec, arch=arch)
+    with pytest.raises(UnfinishedGGUFError) as caught:
+        read_gguf(path)
+    assert str(caught.value).startswith(f"{path} holds the Motif-Video transformer's tensors but not x_embedder.")
+    fixed = tmp_path / "motif-BF16-fixed.gguf"
+    assert caught.value.fix == (
+        f"add it back with ComfyUI-GGUF's tools/fix_5d_tensors.py, which reads the fix_5d_tensors_{arch}.safetensors "
+        f"convert.py saved: python fix_5d_tensors.py --src {path} --dst {fixed}, then pass {fixed}"
+    )
+    # What fix_5d_tensors.py writes (the weight added as F32, with its 5 dimensions) is read as the transformer.
+    spec["x_embedder.proj.weight"] = (conv, Q.F32, conv.shape)
+    ckpt = read_gguf(write_test_gguf(fixed, spec, arch=arch))
+    assert ckpt.tensors["x_embedder.proj.weight"].shape == conv.shape

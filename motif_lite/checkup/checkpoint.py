@@ -399,13 +399,13 @@ def check_text_encoder_gguf(report: Checkup, value: str, root: Path | None, mode
     plan, which then does not read it again), or None after reporting the problem."""
     from motif_lite.checkpoint import TextEncoderGGUFError, find_text_encoder_gguf
     from motif_lite.io.gguf_source import text_encoder_gguf_fix
-    from motif_lite.weights.gguf_file import SplitGGUFError
+    from motif_lite.weights.gguf_file import UnfinishedGGUFError
 
     path = user_path(value)  # "~/te.gguf" as the shell would have expanded it; a "~user" this machine lacks raises
     try:
         found = find_text_encoder_gguf(root, value, model)
     except MotifLiteError as exc:
-        if isinstance(exc, (TextEncoderGGUFError, SplitGGUFError)):  # its fix is said apart from the problem
+        if isinstance(exc, (TextEncoderGGUFError, UnfinishedGGUFError)):  # its fix is said apart from the problem
             problem, fix = first_line(exc.problem), exc.fix
         else:
             problem = first_line(exc)
@@ -435,13 +435,13 @@ def check_gguf(
     file, else inferred from the tensor shapes (which cannot show rope_theta: a warning says so)."""
     from motif_lite.config import TransformerConfig
     from motif_lite.io.gguf_source import gguf_file_fix
-    from motif_lite.weights.gguf_file import SplitGGUFError, read_gguf
+    from motif_lite.weights.gguf_file import UnfinishedGGUFError, read_gguf
     from motif_lite.weights.gguf_loader import check_gguf_config
 
     subject = str(path)
     try:
         checkpoint = read_gguf(path)
-    except (LFSPointerError, SplitGGUFError) as exc:
+    except (LFSPointerError, UnfinishedGGUFError) as exc:
         report.problem(subject, exc.problem, exc.fix)
         return None, None
     except MotifLiteError as exc:

@@ -135,6 +135,8 @@ def read_gguf(path: str | Path, expected_arch: str = EXPECTED_ARCH) -> GGUFCheck
     # A whole diffusion model file ComfyUI or stable-diffusion.cpp saved: every name carries their prefix, which
     # stripping renames nothing else.
     prefix = (comfy_prefix(names) or "") if expected_arch == EXPECTED_ARCH else ""
+    if expected_arch == EXPECTED_ARCH:
+        _refuse_missing_5d_weight(path, metadata, [name.removeprefix(prefix) for name in names])
     _check_architecture(path, metadata, expected_arch, [name.removeprefix(prefix) for name in names])
     if expected_arch == EXPECTED_ARCH:  # ours by its names or label: some names with the prefix is neither layout
         without_comfy_prefix(dict.fromkeys(names), str(path))
@@ -173,13 +175,19 @@ class ForeignGGUFError(CheckpointError):
     file is the user's to keep."""
 
 
-class SplitGGUFError(CheckpointError):
-    """One part of a GGUF file split into several (llama.cpp's `llama-gguf-split --split`, or gguf-py's writer with
-    a split size): motif-lite reads one whole file. `problem` and `fix` said apart for `motif-lite check`."""
+class UnfinishedGGUFError(CheckpointError):
+    """A file another tool wrote that one more step of that tool makes loadable (the merge of a split file's parts,
+    ComfyUI-GGUF's 5-D weight fix): neither damaged nor another model's. `problem` and `fix` said apart for
+    `motif-lite check`."""
 
     def __init__(self, path: Path, problem: str, fix: str) -> None:
         self.problem, self.fix = problem, fix
         super().__init__(f"{path} {problem}; {fix}")
+
+
+class SplitGGUFError(UnfinishedGGUFError):
+    """One part of a GGUF file split into several (llama.cpp's `llama-gguf-split --split`, or gguf-py's writer with
+    a split size): motif-lite reads one whole file."""
 
 
 # llama.cpp's and gguf-py's names of the parts: NAME-00001-of-00003.gguf, ...
@@ -205,6 +213,30 @@ def _refuse_split_part(path: Path, metadata: dict[str, Any]) -> None:
     else:  # renamed: the first part is the one whose split.no is 0
         fix = "merge the parts into one with llama.cpp's tool: llama-gguf-split --merge FIRST_PART MERGED.gguf"
     raise SplitGGUFError(path, problem, fix)
+
+
+def _refuse_missing_5d_weight(path: Path, metadata: dict[str, Any], names: Sequence[str]) -> None:
+    """Refuse a transformer file that lacks only what ComfyUI-GGUF's convert.py leaves out: the 5-D Conv3d weight
+    of the patch embedder (its bias and the other tensors are there), which that tool's README says to add back with
+    tools/fix_5d_tensors.py. Without the weight the file's names were not the transformer's, and it was refused as
+    another model's file."""
+    present = set(names)
+    if (
+        "x_embedder.proj.weight" in present
+        or not {"x_embedder.proj.bias", "context_embedder.linear_1.weight"} <= present
+    ):
+        return
+    arch = metadata.get("general.architecture")
+    saved = f"fix_5d_tensors_{arch if isinstance(arch, str) and arch else 'ARCH'}.safetensors"
+    fixed = path.with_name(f"{path.stem}-fixed.gguf")
+    problem = (
+        "holds the Motif-Video transformer's tensors but not x_embedder.proj.weight, its 5-D patch embedding "
+        "weight: ComfyUI-GGUF's convert.py leaves 5-D tensors out of the file it writes"
+    )
+    add_back = f"python fix_5d_tensors.py --src {quoted(str(path))} --dst {quoted(str(fixed))}"
+    fix = f"add it back with ComfyUI-GGUF's tools/fix_5d_tensors.py, which reads the {saved} convert.py saved: "
+    fix += f"{add_back}, then pass {quoted(str(fixed))}"
+    raise UnfinishedGGUFError(path, problem, fix)
 
 
 class OtherGGUFKindError(CheckpointError):
