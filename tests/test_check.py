@@ -1345,3 +1345,25 @@ def test_a_comfyui_conversion_without_its_5d_weight_is_said_with_the_step_that_a
         f"fix_5d_tensors_hyvid.safetensors convert.py saved: python fix_5d_tensors.py --src {path} --dst {fixed}, "
         f"then pass {fixed}"
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "fix"),
+    [
+        ("Motif-Technologies/Motif-Video-2B-GGUF", "--gguf takes one of its variants, e.g. --gguf Q4_K_M"),
+        ("city96/Motif-Video-2B-gguf", "if it is a Hub repo, download its file first: hf download city96/"),
+        ("motif-video-2b-Q8_0.gguf", "(for this name: --gguf Q8_0)"),
+    ],
+)
+def test_a_gguf_that_is_not_here_is_said_as_run_says_it(tiny, no_network, given, fix):
+    # check said "no such GGUF file; fix: pass the path of a .gguf file (or its folder), or a variant name such as
+    # Q4_K_M" where run names the official repo's variants, the download of another repo's file, or the variant
+    # the official file's name carries.
+    from motif_lite.io.gguf_source import MissingGGUFError, find_gguf
+
+    with pytest.raises(MissingGGUFError) as error:
+        find_gguf(given)
+    assert fix in error.value.fix
+    assert problems(check_setup(tiny[0], gguf=given)) == [
+        f"problem  {given}: {error.value.problem}; fix: {error.value.fix}"
+    ]

@@ -2029,3 +2029,21 @@ def test_the_folder_route_docs_usage_gives_for_a_small_disk_is_the_commands_a_ru
     assert commands[:2] == [checkpoint.command(), gguf.command()]
     folders = "-m /data/Motif-Video-2B --gguf /data/Motif-Video-2B-GGUF"
     assert commands[2:] == [f"motif-lite check {folders}", f'motif-lite run {folders} -p "a red fox" -o /data/fox.mp4']
+
+
+def test_another_repos_id_given_to_gguf_gets_the_download_of_its_file(no_network, tmp_path, monkeypatch):
+    # `--gguf city96/NAME-gguf`, a repo of GGUF files as ComfyUI-GGUF's users name one: it was "no such GGUF file
+    # ... or a variant of the official repo", where the repo's web address gets the download. A path whose first
+    # folder is here is a path with a typo, and stays "no such GGUF file".
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf("city96/Motif-Video-2B-gguf")
+    folder = tmp_path / "Motif-Video-2B-gguf"
+    assert str(error.value) == (
+        f"city96/Motif-Video-2B-gguf is no file or folder here, and --gguf downloads the variants of {GGUF_REPO} "
+        "only; if it is a Hub repo, download its file first: hf download city96/Motif-Video-2B-gguf --include "
+        f"FILE.gguf --local-dir {folder}, then --gguf {folder}"
+    )
+    (tmp_path / "models").mkdir()
+    with pytest.raises(CheckpointError, match="^no such GGUF file: models/unet; give the path of a .gguf file"):
+        find_gguf("models/unet")

@@ -33,6 +33,7 @@ from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import Audience, LFSPointerError, MemoryBudgetError, MotifLiteError
 from motif_lite.io.checkpoint_source import find_checkpoint, refuse_lfs_pointers
 from motif_lite.io.gguf_source import (
+    MissingGGUFError,
     find_gguf,
     gguf_address_problem,
     gguf_files,
@@ -349,7 +350,7 @@ def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | NotInCache | N
         return find_gguf(gguf, HubAccess(download=False))
     except MissingFilesError as exc:
         return NotInCache(gguf, f"no single file of variant {gguf} in the local cache of {GGUF_REPO}", exc)
-    except MotifLiteError:
+    except MotifLiteError as exc:
         path = user_path(gguf)
         if (address := gguf_address_problem(gguf)) is not None:
             report.problem(gguf, *address)
@@ -362,6 +363,8 @@ def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | NotInCache | N
             report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", "pass the path of one .gguf file")
         elif is_gguf_variant(gguf) and (refused := _variant_problem(gguf)) is not None:  # as run says it
             report.problem(gguf, *refused)
+        elif isinstance(exc, MissingGGUFError):  # as run says it: the variant a name or repo id means
+            report.problem(gguf, exc.problem, exc.fix)
         else:
             fix = "pass the path of a .gguf file (or its folder), or a variant name such as Q4_K_M"
             report.problem(gguf, "no such GGUF file", fix)

@@ -23,6 +23,7 @@ from motif_lite.io.hub import (
     HubAddress,
     cached_snapshot,
     hub_address,
+    is_repo_id,
     local_dir_for,
     local_folder_for,
     quiet_hub,
@@ -219,6 +220,15 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
         return "--gguf takes the variant a file of the official repo carries", f"--gguf {variant}"
     if official and not (tag or "").lower().endswith(".gguf"):  # the repo alone, or a tag that names no type
         return "--gguf takes a variant of the official repo", "e.g. --gguf Q4_K_M"
+    return (
+        f"{flag} reads a file on this machine, not a web address",
+        f"download it first: {_download(address, tag, flag)}",
+    )
+
+
+def _download(address: HubAddress, tag: str | None, flag: str) -> str:
+    """The `hf download` of the GGUF file of `address.repo` that `tag` names (a file name, or a type such as
+    Q4_K_M), or of the one the user picks (FILE.gguf) where there is no tag, then `flag` with what it fetched."""
     folder = local_folder_for(address.repo)
     revision = f" --revision {quoted(address.revision)}" if address.revision != "main" else ""
     if tag and tag.lower().endswith(".gguf"):
@@ -228,7 +238,7 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
         pattern = f"*{_in_file_names(tag)}*.gguf" if tag else "FILE.gguf"
         command = f"hf download {address.repo} --include {quoted(pattern)}{revision} --local-dir {quoted(folder)}"
         then = f"{flag} {quoted(folder)}"
-    return f"{flag} reads a file on this machine, not a web address", f"download it first: {command}, then {then}"
+    return f"{command}, then {then}"
 
 
 def _checkpoint_repo_problem(address: HubAddress, flag: str) -> tuple[str, str]:
@@ -472,21 +482,34 @@ def is_gguf_repo(model: str) -> bool:
     return model.lower() == GGUF_REPO.lower()
 
 
+class MissingGGUFError(CheckpointError):
+    """A --gguf that is no file or folder here (`_local_gguf`): the message a run prints, and its `problem` and
+    `fix` said apart for `motif-lite check`, which said a bare "no such GGUF file" where a run named the variant."""
+
+    def __init__(self, message: str, problem: str, fix: str) -> None:
+        super().__init__(message)
+        self.problem, self.fix = problem, fix
+
+
 def _local_gguf(path: Path) -> Path:
     if path.is_dir():
         return single_gguf(path)
-    if not path.is_file():
-        if is_gguf_repo(str(path)):  # the repo's id, as -m takes a repo's
-            raise CheckpointError(
-                f"{path} is the official GGUF repo: --gguf takes one of its variants, e.g. --gguf Q4_K_M"
-            )
-        meant = _variant_spelled(_variant_named(path.name) or path.name) if len(path.parts) == 1 else None
-        example = f"for this name: --gguf {meant}" if meant else "e.g. --gguf Q4_K_M"
-        raise CheckpointError(
-            f"no such GGUF file: {path}; give the path of a .gguf file, or a variant of {GGUF_REPO} without .gguf "
-            f"({example}), which is downloaded"
-        )
-    return path
+    if path.is_file():
+        return path
+    text = str(path)
+    if is_gguf_repo(text):  # the repo's id, as -m takes a repo's
+        problem, fix = "is the official GGUF repo", "--gguf takes one of its variants, e.g. --gguf Q4_K_M"
+        raise MissingGGUFError(f"{path} {problem}: {fix}", problem, fix)
+    # Another repo's id (city96/NAME-gguf, as ComfyUI-GGUF's users name a repo of GGUF files), unless its first
+    # part is a folder here: then it is a path with a typo.
+    if is_repo_id(text) and not text.lower().endswith(".gguf") and not Path(path.parts[0]).exists():
+        problem = f"is no file or folder here, and --gguf downloads the variants of {GGUF_REPO} only"
+        fix = f"if it is a Hub repo, download its file first: {_download(HubAddress(text), None, '--gguf')}"
+        raise MissingGGUFError(f"{path} {problem}; {fix}", problem, fix)
+    meant = _variant_spelled(_variant_named(path.name) or path.name) if len(path.parts) == 1 else None
+    example = f"for this name: --gguf {meant}" if meant else "e.g. --gguf Q4_K_M"
+    fix = f"give the path of a .gguf file, or a variant of {GGUF_REPO} without .gguf ({example}), which is downloaded"
+    raise MissingGGUFError(f"no such GGUF file: {path}; {fix}", "no such GGUF file", fix)
 
 
 def match_variant(names: list[str], variant: str) -> list[str]:
