@@ -2047,3 +2047,23 @@ def test_another_repos_id_given_to_gguf_gets_the_download_of_its_file(no_network
     (tmp_path / "models").mkdir()
     with pytest.raises(CheckpointError, match="^no such GGUF file: models/unet; give the path of a .gguf file"):
         find_gguf("models/unet")
+
+
+def test_huggingface_hubs_file_system_address_is_read_as_a_hub_address(no_network, tmp_path, monkeypatch):
+    # hf://owner/name/file (huggingface_hub's HfFileSystem) was "no such GGUF file: hf:/..." (the path's // made one),
+    # with no download; -m said it was no folder.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf(f"hf://{GGUF_REPO}/motif-video-2b-Q8_0.gguf")
+    assert str(error.value).endswith(": --gguf takes the variant a file of the official repo carries; --gguf Q8_0")
+    with pytest.raises(CheckpointError) as error:
+        find_gguf("hf://city96/Name-gguf@v2/sub/x-Q4_K_M.gguf")
+    folder = tmp_path / "Name-gguf"
+    assert str(error.value).endswith(
+        "download it first: hf download city96/Name-gguf sub/x-Q4_K_M.gguf --revision v2 "
+        f"--local-dir {folder}, then --gguf {folder}/sub/x-Q4_K_M.gguf"
+    )
+    assert hub.model_address_problem(f"hf://{MOTIF_REPO}") == (
+        "-m takes a checkpoint folder or a Hub repo id, not a web address",
+        f"-m {MOTIF_REPO}",
+    )

@@ -239,6 +239,10 @@ _WEB_ADDRESS = re.compile(
     r"(?:/(?:resolve|blob|tree)/(?P<revision>[^/]+)(?:/(?P<file>[^?]+?))?)?/?(?:\?.*)?$"
 )
 _REPO_AND_FILE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+):(?P<tag>[\w.-]+)$")
+# huggingface_hub's file-system address of a model repo's file or folder: hf://owner/name[@revision]/path
+_FILE_SYSTEM_ADDRESS = re.compile(
+    r"^hf://(?!datasets/|spaces/)(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+?)(?:@(?P<revision>[^/]+))?(?:/(?P<file>.+?))?/?$"
+)
 
 
 @dataclass(frozen=True)
@@ -265,9 +269,9 @@ class HubAddress:
 
 
 def hub_address(text: str) -> HubAddress | None:
-    """`text` read as a Hub web address (https://huggingface.co/..., hf.co/owner/name:TAG) or `owner/name:file`;
-    None for anything else (a path, a plain repo id)."""
-    match = _WEB_ADDRESS.match(text) or _REPO_AND_FILE.match(text)
+    """`text` read as a Hub web address (https://huggingface.co/..., hf.co/owner/name:TAG), huggingface_hub's
+    hf://owner/name/file or `owner/name:file`; None for anything else (a path, a plain repo id)."""
+    match = _WEB_ADDRESS.match(text) or _FILE_SYSTEM_ADDRESS.match(text) or _REPO_AND_FILE.match(text)
     if match is None:
         return None
     found = match.groupdict()
