@@ -1367,3 +1367,15 @@ def test_a_gguf_that_is_not_here_is_said_as_run_says_it(tiny, no_network, given,
     assert problems(check_setup(tiny[0], gguf=given)) == [
         f"problem  {given}: {error.value.problem}; fix: {error.value.fix}"
     ]
+
+
+def test_a_gguf_folder_of_several_files_names_them(tiny, tmp_path):
+    # The fix was "pass the path of one .gguf file" whatever the folder held; a run lists the files.
+    folder = tmp_path / "unet"
+    folder.mkdir()
+    names = [f"x-{n}.gguf" for n in range(8)]
+    for name in names:
+        (folder / name).write_bytes(b"GGUF")
+    (found,) = problems(check_setup(tiny[0], gguf=folder))
+    listed = ", ".join(str(folder / name) for name in names[:6])
+    assert found.endswith(f"holds 8 .gguf files; fix: pass the path of one .gguf file: {listed}, and 2 more")

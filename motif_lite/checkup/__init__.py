@@ -360,7 +360,7 @@ def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | NotInCache | N
             fix = f"it goes to -m: -m {quoted(gguf)}; --gguf takes a .gguf file, or a variant such as Q4_K_M"
             report.problem(gguf, "is a checkpoint folder (it holds model_index.json), not a GGUF file", fix)
         elif path.is_dir():
-            report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", "pass the path of one .gguf file")
+            report.problem(gguf, f"holds {len(gguf_files(path))} .gguf files", _one_gguf_of(path))
         elif is_gguf_variant(gguf) and (refused := _variant_problem(gguf)) is not None:  # as run says it
             report.problem(gguf, *refused)
         elif isinstance(exc, MissingGGUFError):  # as run says it: the variant a name or repo id means
@@ -369,6 +369,16 @@ def _local_gguf(gguf: str, report: Checkup, model: str) -> Path | NotInCache | N
             fix = "pass the path of a .gguf file (or its folder), or a variant name such as Q4_K_M"
             report.problem(gguf, "no such GGUF file", fix)
     return None
+
+
+def _one_gguf_of(folder: Path, most: int = 6) -> str:
+    """The fix for a --gguf folder that holds several .gguf files or none: the files to choose from (at most `most`,
+    then how many more), as a run's refusal lists them; it said only "pass the path of one .gguf file"."""
+    files = [quoted(str(file)) for file in gguf_files(folder)]
+    if not files:
+        return "pass the path of one .gguf file"
+    more = f", and {len(files) - most} more" if len(files) > most else ""
+    return f"pass the path of one .gguf file: {', '.join(files[:most])}{more}"
 
 
 def _variant_problem(variant: str) -> tuple[str, str] | None:
