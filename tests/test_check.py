@@ -1379,3 +1379,27 @@ def test_a_gguf_folder_of_several_files_names_them(tiny, tmp_path):
     (found,) = problems(check_setup(tiny[0], gguf=folder))
     listed = ", ".join(str(folder / name) for name in names[:6])
     assert found.endswith(f"holds 8 .gguf files; fix: pass the path of one .gguf file: {listed}, and 2 more")
+
+
+def test_a_folder_of_the_parts_of_one_split_gguf_is_said_as_that_file(tiny, tmp_path, no_network):
+    # It was "holds 2 .gguf files; fix: pass the path of one .gguf file", and either part then said it is a part.
+    import gguf
+
+    from motif_lite.io.gguf_source import find_gguf
+
+    folder = tmp_path / "unet"
+    folder.mkdir()
+    writer = gguf.GGUFWriter(folder / "mv-Q8_0.gguf", "motif_video", split_max_tensors=1)
+    for tensor in ("x_embedder.proj.weight", "context_embedder.linear_1.weight"):
+        writer.add_tensor(tensor, np.ones((2, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    first = folder / "mv-Q8_0-00001-of-00002.gguf"
+    assert find_gguf(folder) == first
+    (found,) = problems(check_setup(tiny[0], gguf=folder))
+    assert found.startswith(f"problem  {first}: is part 1 of a GGUF file split into 2 files")
+    assert found.endswith(
+        f"llama-gguf-split --merge {first} {folder / 'mv-Q8_0.gguf'}, then pass {folder}/mv-Q8_0.gguf"
+    )

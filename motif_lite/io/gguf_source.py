@@ -471,10 +471,24 @@ def single_gguf(folder: Path, flag: str = "--gguf") -> Path:
     """The one `.gguf` file of a folder (`gguf_files`) given to `flag`; `CheckpointError` naming what it holds
     when that is none or several."""
     files = gguf_files(folder)
-    if len(files) == 1:
+    if len(files) == 1 or _parts_of_one_file(files):  # the first part: reading it names the merge they need
         return files[0]
     listed = ", ".join(str(f.relative_to(folder)) for f in files) or "none"
     raise CheckpointError(f"{flag} folder {folder} must hold exactly one .gguf file (found: {listed}); pass the file")
+
+
+_SPLIT_PART = re.compile(r"(.+)-(\d{5}-of-\d{5})\.gguf", re.IGNORECASE)  # gguf-split's NAME-00001-of-00002.gguf
+
+
+def _parts_of_one_file(files: list[Path]) -> bool:
+    """Whether `files` (sorted) are every part of one GGUF file that llama.cpp's gguf-split cut up: a folder of them
+    is that file's, not a choice between files."""
+    parts = [_SPLIT_PART.fullmatch(file.name) for file in files]
+    if len(files) < 2 or any(part is None for part in parts):
+        return False
+    wanted = [f"{n:05d}-of-{len(files):05d}" for n in range(1, len(files) + 1)]
+    one_name = len({(file.parent, part[1]) for file, part in zip(files, parts, strict=True) if part}) == 1
+    return one_name and [part[2] for part in parts if part] == wanted
 
 
 def is_gguf_repo(model: str) -> bool:
