@@ -244,8 +244,8 @@ def _check_device(name: str) -> None:
 
 
 # Other converters' flags, and what they are here: llama.cpp's convert_hf_to_gguf.py (--outfile, --outtype),
-# llama-quantize (--allow-requantize, --imatrix) and stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE
-# -t THREADS`, and ffmpeg's -y.
+# llama-quantize (--allow-requantize, --imatrix), stable-diffusion.cpp's `sd -M convert -m MODEL -o OUT --type TYPE
+# -t THREADS`, ComfyUI-GGUF's `convert.py --src MODEL --dst OUT`, and ffmpeg's -y.
 SOURCE_FIRST = "the source needs no flag, it comes first: python -m motif_lite.quantize SRC -o ..."
 KEEP_RULES = ("here --keep PATTERN=TYPE, one rule each (an fnmatch pattern of our tensor names, e.g. "
               "'transformer_blocks.0.*=Q8_0'; later rules win)")  # fmt: skip
@@ -253,6 +253,8 @@ EMBED_AND_HEAD = ("the quantized recipes keep the embedders and the output head 
                   "Q6_K); another type: --keep 'proj_out.*=F16'")  # fmt: skip
 OTHER_TOOLS_FLAGS = {
     "--outfile": "here -o",
+    "--dst": "here -o",  # ComfyUI-GGUF's convert.py
+    "--src": SOURCE_FIRST,
     "--outtype": "here --type",
     "-m": SOURCE_FIRST,
     "--model": SOURCE_FIRST,

@@ -1568,3 +1568,14 @@ def test_an_output_path_that_stdouts_encoding_lacks_is_printed_escaped(checkpoin
     done = subprocess.run(command, capture_output=True, text=True, encoding="cp1252", env=environment, timeout=300)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "\\u72d0 caf\xe9" in done.stdout and out.is_file()
+
+
+def test_comfyui_ggufs_convert_flags_get_a_hint(tmp_path, capsys):
+    # ComfyUI-GGUF's `convert.py --src MODEL --dst OUT.gguf`: it was "unrecognized arguments: --src --dst out.gguf
+    # (out.gguf: the output goes after -o)", which left --src unsaid.
+    with pytest.raises(SystemExit) as exit_:
+        main(["--src", str(tmp_path), "--dst", "OUT.gguf"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --src --dst OUT.gguf (--src: the source needs no flag, it comes first: " in err
+    assert err.rstrip().endswith("; --dst: here -o)"), err
