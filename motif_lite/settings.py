@@ -46,7 +46,7 @@ from typing import Any, Generic, TypeVar
 import torch
 
 from motif_lite.checkpoint_configs import REFERENCE_SCHEDULER, CheckpointConfigs
-from motif_lite.choices import SAMPLERS, SCHEDULER_CLASS_SAMPLERS
+from motif_lite.choices import MOTIF_REPO, SAMPLERS, SCHEDULER_CLASS_SAMPLERS
 from motif_lite.config import TransformerConfig
 from motif_lite.dtypes import COMPUTE_DTYPES, checked_dtype, default_dtype
 from motif_lite.errors import Audience, Spelling, counted
@@ -77,6 +77,7 @@ from motif_lite.sampling.schedule import (
     check_dpm_options,
     check_flow_options,
 )
+from motif_lite.shell_syntax import quoted
 from motif_lite.vae.config import WanVAEConfig
 
 T = TypeVar("T")
@@ -321,6 +322,8 @@ def resolve_settings(
             f"this transformer takes no image (image_embed_dim: null, {transformer.origin}): it makes text-to-video "
             "only; leave out the first-frame image"
         )
+    if request.starts_from_frame and (problem := _no_image_processor(configs)) is not None:
+        raise RequestError(problem)
     schedule = _dynamic_schedule(request, configs, sampler.value, transformer.value, schedule, notes)
     if _a_count(request.steps):  # shift_terminal's stretch of the fixed shift's table, or of this size's mu's
         try:
@@ -339,6 +342,23 @@ def resolve_settings(
         request, sampler, shift, guidance, transformer, components, tuple(notes), schedule, dtype, first_step
     )
     return settings.with_given(given)
+
+
+def _no_image_processor(configs: CheckpointConfigs) -> str | None:
+    """Why a first frame cannot be read on this checkpoint, before anything loads: a local folder without
+    feature_extractor/preprocessor_config.json (the SigLIP image processor), which its model_index.json does not
+    list either. A listed one is a required file, fetched or reported missing with the others; without the folder
+    at hand (root None) the official checkpoint's answer holds: it has one. The run itself found this only once
+    every weight had loaded and the prompts were encoded."""
+    processor = "feature_extractor/preprocessor_config.json"
+    if configs.root is None or (configs.root / processor).is_file() or "feature_extractor" in (configs.index or {}):
+        return None
+    return (
+        f"{configs.root} has no {processor} (the image processor that reads the first frame for the image "
+        "encoder): it makes text-to-video only; leave out the first frame (the image, or the clip to go on from), "
+        f"or copy the official checkpoint's feature_extractor/ folder into it: hf download {MOTIF_REPO} --include "
+        f"'feature_extractor/*' --local-dir {quoted(configs.root)}"
+    )
 
 
 def _dynamic_schedule(

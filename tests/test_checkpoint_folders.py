@@ -677,3 +677,30 @@ def test_a_checkpoint_folder_typed_a_letter_short_is_named(tmp_path):
     (tmp_path / "tiny" / "model_index.json").write_text("{}")
     assert close_checkpoint(str(tmp_path / "tin")) == str(tmp_path / "tiny")
     assert close_checkpoint(str(tmp_path / "other")) is None
+
+
+def test_a_first_frame_on_a_folder_without_the_image_processor_is_refused_before_anything_loads(
+    tiny, tmp_path, capsys, monkeypatch, no_network
+):
+    # A text-to-video folder (no feature_extractor/, nor in model_index.json): the dry run said nothing, and the run
+    # failed only once every weight had loaded and the prompts were encoded, naming no fix.
+    import motif_lite.encoders.text
+
+    root = without(tiny, tmp_path, "feature_extractor")
+    index = json.loads((root / "model_index.json").read_text())
+    del index["feature_extractor"]
+    (root / "model_index.json").write_text(json.dumps(index))
+    image = tmp_path / "first.png"
+    PIL.Image.new("RGB", (32, 32), "red").save(image)
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the text encoder loaded before the refusal")
+
+    monkeypatch.setattr(motif_lite.encoders.text, "load_text_encoder", loaded)
+    for dry_run in (["--dry-run"], []):
+        code, _, err = run(capsys, "-m", str(root), "-i", str(image), "-p", "fox", *SMALL, *dry_run)
+        assert code == cli.EXIT_USER_ERROR, err
+        assert f"error: {root} has no feature_extractor/preprocessor_config.json" in err, err
+        assert f"--include 'feature_extractor/*' --local-dir {root}" in err, err
+    code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "--dry-run")  # text-to-video still runs
+    assert code == 0, err
