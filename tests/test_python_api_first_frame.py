@@ -236,3 +236,15 @@ def test_a_first_frame_that_cannot_be_written_whole_leaves_the_file_it_would_rep
     with pytest.raises(MotifLiteError, match="cannot write the first frame given in memory"):
         request.resolve_with_inputs()
     assert earlier.read_bytes() == before
+
+
+def test_a_list_of_one_image_is_that_image_as_diffusers_takes_it(tmp_path):
+    # diffusers' MotifVideoImage2VideoPipeline takes `image=[frame]` (a list of one); it was refused as "got list".
+    for given in ([PIL.Image.fromarray(_PIXELS)], (_PIXELS,)):
+        request = GenerationRequest("a fox", **TINY, image=given, output=tmp_path / "fox.mp4")
+        resolved = request.resolve_with_inputs()
+        assert resolved.request.image == tmp_path / "fox.first-frame.png"
+        assert np.array_equal(np.asarray(PIL.Image.open(resolved.request.image)), _PIXELS)
+    two = [PIL.Image.fromarray(_PIXELS)] * 2  # a batch, as diffusers refuses it: one first frame
+    with pytest.raises(RequestError, match=r"a list of 2 images, and a video has one first frame; give one"):
+        GenerationRequest("a fox", **TINY, image=two, output=tmp_path / "fox.mp4").resolve_with_inputs()

@@ -189,6 +189,9 @@ def read_image(
     not told to give it to --extend, which verify lacks)."""
     if is_in_memory(path):  # as diffusers' pipelines take it (`GenerationRequest` writes it to a file)
         return image_from_memory(path)
+    if isinstance(path, list | tuple):  # a list of one is taken as its image (`GenerationRequest.resolve`)
+        raise MotifLiteError(f"the input image is a {type(path).__name__} of {len(path)} images, and a video has one "
+                             "first frame; give one, e.g. image[0]")  # fmt: skip
     if not isinstance(path, str | Path):
         kind = type(path)
         name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"

@@ -297,7 +297,7 @@ class GenerationRequest:
         -o`'s, which run checks in its own words first (`cli.run_request.check_no_name_placeholder`).
         """
         # No checksum: nothing uses one.
-        resolved, _, _, notes = _plain_numbers(self)._checked(clip, audience, taken_output)
+        resolved, _, _, notes = _one_image(_plain_numbers(self))._checked(clip, audience, taken_output)
         return resolved, notes
 
     def resolve_with_inputs(
@@ -316,7 +316,7 @@ class GenerationRequest:
         A first frame made in memory is written as its PNG here (`ResolvedRequest.first_frame_written`, which a run
         refused before its work undoes), with a note where that replaced a file of other pixels. `taken_output`: as
         `resolve` takes it."""
-        resolved, read, image, notes = _plain_numbers(self)._checked(clip, audience, taken_output)
+        resolved, read, image, notes = _one_image(_plain_numbers(self))._checked(clip, audience, taken_output)
         from motif_lite.io.image import is_in_memory
 
         written = None
@@ -532,6 +532,15 @@ def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
         elif isinstance(value, numbers.Real):
             changed[item.name] = float(value)
     return dataclasses.replace(request, **changed) if changed else request
+
+
+def _one_image(request: GenerationRequest) -> GenerationRequest:
+    """The request with a first frame given in a list of one (`image=[frame]`, which diffusers' image-to-video
+    pipeline takes as that frame) as that frame; a longer list is `io.image.read_image`'s to refuse."""
+    image = request.image
+    if isinstance(image, list | tuple) and len(image) == 1:
+        return dataclasses.replace(request, image=image[0])
+    return request
 
 
 # Numbers that may be None (not given: the checkpoint's or the official value); their ranges are RANGES'.
