@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import PIL.ExifTags
 import PIL.Image
+import PIL.ImageOps
 import pytest
 import torch
 
@@ -248,3 +250,19 @@ def test_a_list_of_one_image_is_that_image_as_diffusers_takes_it(tmp_path):
     two = [PIL.Image.fromarray(_PIXELS)] * 2  # a batch, as diffusers refuses it: one first frame
     with pytest.raises(RequestError, match=r"a list of 2 images, and a video has one first frame; give one"):
         GenerationRequest("a fox", **TINY, image=two, output=tmp_path / "fox.mp4").resolve_with_inputs()
+
+
+def test_a_photo_opened_with_its_turn_in_exif_is_used_as_stored_with_a_note(tmp_path):
+    # `PIL.Image.open(phone.jpg)` keeps the EXIF orientation that -i turns it by: used as stored, as diffusers'
+    # pipeline uses it, but that went without a word. The note names the call that turns it.
+    exif = PIL.Image.Exif()
+    exif[PIL.ExifTags.Base.Orientation] = 6
+    PIL.Image.fromarray(_PIXELS).save(tmp_path / "phone.jpg", exif=exif)
+    photo = PIL.Image.open(tmp_path / "phone.jpg")
+    resolved = GenerationRequest("a fox", **TINY, image=photo, output=tmp_path / "fox.mp4").resolve_with_inputs()
+    assert np.asarray(PIL.Image.open(resolved.request.image)).shape == (32, 48, 3)  # as stored, not turned
+    said = [note for note in resolved.notes if "EXIF orientation (6)" in note]
+    assert said and "used as its pixels are stored, 48x32" in said[0] and "exif_transpose(image)" in said[0]
+    upright = PIL.ImageOps.exif_transpose(photo)
+    resolved = GenerationRequest("a fox", **TINY, image=upright, output=tmp_path / "up.mp4").resolve_with_inputs()
+    assert not [note for note in resolved.notes if "EXIF orientation" in note], resolved.notes

@@ -117,7 +117,8 @@ def image_from_memory(image: PIL.Image.Image | np.ndarray | torch.Tensor) -> tup
     ([3, H, W]), or a grayscale one (1 channel, or none: [H, W]), batched as [1, ...] or not, uint8 (0..255) or
     floats (0..1, bf16 included). What cannot be such an image is a `MotifLiteError` that says what it got."""
     if isinstance(image, PIL.Image.Image):
-        return to_rgb8(image), _transparency_notes(image) + _print_colour_notes(image)
+        notes = _stored_turned_notes(image) + _transparency_notes(image) + _print_colour_notes(image)
+        return to_rgb8(image), notes
     return PIL.Image.fromarray(_rgb8_pixels(image)).convert("RGB"), []
 
 
@@ -642,6 +643,20 @@ def _orientation_notes(orientation: int | None, stored: tuple[int, int], upright
     return [
         f"the image's EXIF orientation ({orientation}) turns it: it is used upright, {width}x{height} (stored "
         f"{stored_width}x{stored_height}), as photo viewers and the reference pipeline show it"
+    ]
+
+
+def _stored_turned_notes(image: PIL.Image.Image) -> list[str]:
+    """A note when a PIL image given in memory has an EXIF orientation that turns it (a phone photo opened with
+    `PIL.Image.open`): its pixels are used as stored, as diffusers' pipeline uses an image given to it, whereas
+    `-i` of its file (and diffusers' `load_image`) turns it upright; it was used sideways without a word."""
+    orientation, _ = _orientation(image)
+    if orientation not in TURNS:
+        return []
+    return [
+        f"the image's EXIF orientation ({orientation}) says to show it turned, but an image given in memory is used "
+        f"as its pixels are stored, {image.width}x{image.height}, as diffusers' pipeline uses it: give "
+        "PIL.ImageOps.exif_transpose(image) for the upright photo (what its file, or diffusers' load_image, gives)"
     ]
 
 
