@@ -414,3 +414,21 @@ def test_a_clip_narrower_than_a_multiple_is_resized_to_the_smallest_side_not_to_
 
     command = clip_resize_command(Clip(tmp_path / "thin.mp4", 9, 6, 42, 24.0))
     assert "-vf scale=16:48 " in command, command
+
+
+def test_frames_in_memory_given_as_the_clip_are_told_the_image_or_the_file_to_give(tmp_path):
+    # A diffusers user's `extend=output.frames[0]` (a list of PIL images), an array or one image was refused with
+    # its type alone; the message names image= of the last frame (the same new frames) and a file of them.
+    frames = np.zeros((9, 32, 32, 3), np.uint8)
+    for given in (
+        [PIL.Image.fromarray(frame) for frame in frames],
+        frames,
+        torch.from_numpy(frames),
+        PIL.Image.new("RGB", (32, 32)),
+    ):
+        request = GenerationRequest(PROMPT, extend=given, width=32, height=32, frames=5, output=tmp_path / "x.mp4")
+        with pytest.raises(RequestError, match=r"frames in memory are no clip; give image= the last of them") as err:
+            request.resolve()
+        assert "extend='clip.mp4'" in str(err.value)
+    with pytest.raises(RequestError, match=r"got int$"):  # no frames: the type alone
+        GenerationRequest(PROMPT, extend=3, width=32, height=32, frames=5, output=tmp_path / "x.mp4").resolve()

@@ -28,6 +28,21 @@ if TYPE_CHECKING:
     from motif_lite.request import GenerationRequest
 
 
+def _frames_in_memory_advice(extend: object) -> str:
+    """What to give instead of frames (or one image) made in memory, a diffusers pipeline's `.frames[0]`, given as
+    `extend`: their last frame as `image=` makes the same new frames (`extend` goes on from the clip's last frame
+    as `image` would), or a file of them. Nothing for another type, whose message is the type alone."""
+    from motif_lite.io.image import is_in_memory
+
+    if not (is_in_memory(extend) or isinstance(extend, list | tuple)):
+        return ""
+    return (
+        ": frames in memory are no clip; give image= the last of them (e.g. image=frames[-1]) for the same new "
+        "frames, without the clip's in the file, or save them as a video file first (diffusers' "
+        "export_to_video(frames, 'clip.mp4', fps=24)) and give extend='clip.mp4'"
+    )
+
+
 def checked_clip(
     request: GenerationRequest, frames: int | None, size_ok: bool, read: Clip | None, audience: Audience
 ) -> Clip:
@@ -39,6 +54,7 @@ def checked_clip(
     if not isinstance(request.extend, str | Path):
         raise RequestError(
             f"extend must be the path of a video file (str or Path), got {type(request.extend).__name__}"
+            + _frames_in_memory_advice(request.extend)
         )
     if request.image is not None:
         raise RequestError(
