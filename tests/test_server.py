@@ -3009,3 +3009,16 @@ def test_a_number_past_a_floats_range_in_loras_is_shown_as_the_client_wrote_it(s
     code, error, _ = server.request("POST", "/v1/videos", body, {"Content-Type": "application/json"})
     said = error["error"]["message"]
     assert code == 400 and error["error"]["param"] == "loras" and shown in said and "Infinity" not in said, said
+
+
+def test_an_image_of_too_many_pixels_is_told_a_size_within_them():
+    # "input_reference is 400x120; the limit is 40,000 pixels" named no size to send: a copy of its shape within
+    # the limit is named.
+    from motif_lite.server.schema import ApiError, check_image
+
+    with pytest.raises(ApiError) as err:
+        check_image(png(400, 120, flat=True), 1 << 20, 40_000)
+    message = err.value.message
+    assert message.startswith("input_reference is 400x120; the limit is 40,000 pixels: send a smaller copy"), message
+    width, height = map(int, re.search(r"e\.g\. (\d+)x(\d+) \(its shape", message).groups())
+    assert width * height <= 40_000 and abs(width / height / (400 / 120) - 1) < 0.01 and width * height > 39_000

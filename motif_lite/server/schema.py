@@ -336,6 +336,17 @@ def upload_limit(max_upload_bytes: int) -> str:
     return f"--max-upload-mb {mib:g}: first-frame images up to {mib:g} MiB"
 
 
+def _smaller_copy(size: tuple[int, int], max_pixels: int) -> str:
+    """What to send instead of an image of more than `max_pixels`: a copy of its shape within them (the limit
+    alone named no size), which the first frame loses nothing by, as it is resized to the video's size."""
+    scale = math.sqrt(max_pixels / (size[0] * size[1]))
+    width, height = (max(1, math.floor(side * scale)) for side in size)
+    return (
+        f"send a smaller copy, e.g. {width}x{height} (its shape within the limit); the first frame is resized to "
+        "the video's size in any case"
+    )
+
+
 def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
     """Check that the uploaded first frame is an image Pillow decodes: 413 beyond the size limits, 400 if it is not.
     The server keeps the bytes as uploaded, for `GenerationRequest.resolve()` to read as `motif-lite run` reads an
@@ -355,7 +366,8 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> None:
         with open_image(io.BytesIO(data), "input_reference") as image:
             if image.width * image.height > max_pixels:  # checked from the header, before decoding the pixels
                 raise ApiError(413, f"input_reference is {image.width}x{image.height}; the limit is "
-                               f"{max_pixels:,} pixels", "input_reference", "image_too_large")  # fmt: skip
+                               f"{max_pixels:,} pixels: {_smaller_copy(image.size, max_pixels)}", "input_reference",
+                               "image_too_large")  # fmt: skip
             image.load()  # a truncated or corrupt file fails here, with its upload's message
     except ImageTooLarge as exc:  # over Pillow's limit (179 megapixels), so over this server's too
         raise ApiError(413, f"{exc} (this server's limit: {max_pixels:,} pixels)", "input_reference",
