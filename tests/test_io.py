@@ -1482,3 +1482,25 @@ def test_an_image_url_or_a_video_given_as_the_image_names_pythons_keyword_too(tm
     write_video(np.zeros((5, 16, 16, 3), np.uint8), tmp_path / "clip.mp4", fps=24)
     with pytest.raises(MotifLiteError, match=r"instead of -i \(in Python extend= instead of image=\); or take"):
         load_image(tmp_path / "clip.mp4")
+
+
+def test_an_image_named_in_other_letter_case_or_read_from_a_pipe_is_told_what_to_give(tmp_path):
+    # `-i Photo.JPG` for photo.jpg (a case-blind folder's habit), `-i photo` for photo.png, `-i -` and a pipe
+    # (`-i /dev/stdin` piped, `-i <(curl ...)`) were all "input image not found", the pipe's a file that is there.
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.image import load_image
+
+    PIL.Image.new("RGB", (8, 8)).save(tmp_path / "photo.jpg")
+    said = f"not found: {tmp_path}/Photo.JPG; {tmp_path}/photo.jpg is there (letter case counts in file names here)"
+    with pytest.raises(MotifLiteError, match=re.escape(said)):
+        load_image(tmp_path / "Photo.JPG")
+    with pytest.raises(MotifLiteError, match=re.escape(f"not found: {tmp_path}/photo; {tmp_path}/photo.jpg is there")):
+        load_image(tmp_path / "photo")
+    PIL.Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")  # two images of that name: no guess
+    with pytest.raises(MotifLiteError, match=re.escape(f"input image not found: {tmp_path}/photo") + "$"):
+        load_image(tmp_path / "photo")
+    with pytest.raises(MotifLiteError, match="no image is read from standard input; save it to a file"):
+        load_image("-")
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(MotifLiteError, match=r"pipe is not a regular file \(a pipe, .*save it to a file first"):
+        load_image(tmp_path / "pipe")  # never opened: a pipe's reader would wait for a writer

@@ -427,7 +427,33 @@ def _missing_image(path: Path, audience: Audience) -> str:
     trimmed = path.with_name(name) if name and name != path.name else None
     if trimmed is not None and trimmed.is_file():
         return f"input image not found: {quoted(path)}; the name has a space at an end, and {quoted(trimmed)} is there"
+    if str(path) == "-":  # many tools' standard input
+        return "input image -: no image is read from standard input; save it to a file and give its path"
+    if path.exists():  # a pipe (standard input, a shell's <(curl ...)) or a device: read once, and -i reads twice
+        return (
+            f"input image {path} is not a regular file (a pipe, such as piped standard input or a shell's <(...)): the "
+            "image is read more than once (checked before the model loads, then used), so save it to a file first "
+            "and give that"
+        )
+    if (near := _same_image_named_otherwise(path)) is not None:
+        case = " (letter case counts in file names here)" if near.name.lower() == path.name.lower() else ""
+        return f"input image not found: {path}; {quoted(near)} is there{case}"
     return f"input image not found: {path}"
+
+
+def _same_image_named_otherwise(path: Path) -> Path | None:
+    """The image file in `path`'s folder that `path` most likely meant: its name in other letter case (a name typed
+    as a case-blind Windows or macOS folder shows it, `Photo.JPG` for `photo.jpg`), or, for a name without an
+    extension, that name with an image's (`photo` for `photo.png`). None where there is none, or several."""
+    try:
+        entries = [entry for entry in path.parent.iterdir() if entry.is_file()] if path.parent.is_dir() else []
+    except OSError:  # a folder that cannot be listed: nothing to suggest
+        return None
+    wanted = path.name.lower()
+    found = [entry for entry in entries if entry.name.lower() == wanted]
+    if not found and not path.suffix:
+        found = [entry for entry in entries if entry.stem.lower() == wanted and entry.suffix.lower() in IMAGE_SUFFIXES]
+    return found[0] if len(found) == 1 else None
 
 
 def not_an_image(head: bytes, path: Path | None, audience: Audience = Audience.RUN_OR_PYTHON) -> str | None:
