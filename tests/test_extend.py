@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -432,3 +433,16 @@ def test_frames_in_memory_given_as_the_clip_are_told_the_image_or_the_file_to_gi
         assert "extend='clip.mp4'" in str(err.value)
     with pytest.raises(RequestError, match=r"got int$"):  # no frames: the type alone
         GenerationRequest(PROMPT, extend=3, width=32, height=32, frames=5, output=tmp_path / "x.mp4").resolve()
+
+
+def test_a_clip_from_standard_input_or_a_pipe_says_to_save_it_to_a_file(tmp_path):
+    # `--extend -` and a pipe (`--extend /dev/stdin` piped, `--extend <(curl ...)`) were "not found", the pipe a
+    # file that is there; the clip is read twice, which a pipe cannot give.
+    with pytest.raises(ClipError, match=r"no clip is read from standard input; save it to a file"):
+        read_clip("-")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(ClipError, match=r"pipe, is not a regular file \(a pipe, .*save it to a file first"):
+        read_clip(pipe)  # never opened: a pipe's reader would wait for a writer
+    with pytest.raises(ClipError, match=r"the clip to extend was not found: .*gone\.mp4$"):
+        read_clip(tmp_path / "gone.mp4")

@@ -93,6 +93,22 @@ class Clip:
         return f"{self.path.name} ({self.frames} frames, {self.width}x{self.height} at {rate_said(self.fps)})"
 
 
+def _no_clip_file(path: Path) -> str:
+    """The error for a clip path that is no file: a Windows path, `-` (standard input) or a pipe (piped /dev/stdin,
+    a shell's <(...)), which would be read once where the clip is read twice, else not found."""
+    if (windows := windows_path_problem(str(path))) is not None:
+        return f"the clip to extend: {windows}"
+    if str(path) == "-":  # many tools' standard input
+        return "the clip to extend, -: no clip is read from standard input; save it to a file and give its path"
+    if path.exists():
+        return (
+            f"the clip to extend, {path}, is not a regular file (a pipe, such as piped standard input or a shell's "
+            "<(...)): the clip is read twice (its last frame first, all its frames as the video is written), so save "
+            "it to a file first and give that"
+        )
+    return f"the clip to extend was not found: {path}"
+
+
 def read_clip(path: str | Path, *, frames: int | None = None, audience: Audience = Audience.RUN_OR_PYTHON) -> Clip:
     """The clip at `path`, checked: it exists, is a video (or a PNG sequence) and has more than one frame; decodes
     it once to count its frames (a second or two for a 5-second 720p clip). `ClipError` with what to do otherwise.
@@ -114,8 +130,7 @@ def read_clip(path: str | Path, *, frames: int | None = None, audience: Audience
     if _is_image_pattern(path) and not path.is_file():  # `frames/fox_%03d.jpg`
         raise ClipError(_not_png_frames(path))
     if not path.is_file():
-        windows = windows_path_problem(str(path))
-        raise ClipError(f"the clip to extend: {windows}" if windows else f"the clip to extend was not found: {path}")
+        raise ClipError(_no_clip_file(path))
     if (path.suffix.lower() == ".png" and not is_animated_png(path)) or _is_image(path):  # an APNG is a clip
         raise ClipError(f"{path.name} is one image, not a clip: {_image_fix(path, audience)}")
     try:
