@@ -85,6 +85,24 @@ PYTHON_DECODE = (
 )
 
 
+# Set on an out-of-memory error of a run's decode whose latents were kept: its advice is `motif-lite decode`'s, and
+# the run's own (`prepare.figures_on_out_of_memory`: a lower --vram for the whole run) is not added after it.
+DECODE_ADVICE_GIVEN = "motif_lite_decode_advice"
+
+
+def advise_decode_out_of_memory(error: BaseException, path: Path) -> None:
+    """Note on a run's decode `error` (out of device memory) what to do with the denoised latents kept in `path`:
+    decode them alone, which plans its memory again, where the same command again would sample the video again.
+    The CLI prints a note in place of its advice without figures."""
+    pasted = quoted(str(path))
+    error.add_note(
+        f"the sampling is done and kept: make the video with motif-lite decode {pasted}, which plans the decode for "
+        "the GPU memory free then (add --vram GiB to decode in less memory, or --device cpu to use none of the "
+        "GPU's); running this command again would sample the video again"
+    )
+    setattr(error, DECODE_ADVICE_GIVEN, True)
+
+
 def keep(keeper: LatentsFile, saved: SavedLatents) -> str:
     """Save `saved` with `keeper`; return what to tell the user. Never raises (but for a second Ctrl-C or a stop
     signal): a failed save must not hide the error that called for it."""

@@ -863,7 +863,9 @@ def test_run_out_of_memory_in_decode_says_how_to_decode_without_a_traceback(chec
     path = tmp_path / LATENTS
     assert f"warning: the denoised latents are saved in {path}" in err
     assert f"motif-lite decode {path}" in err and "error: out of device memory: CUDA out of memory" in err
-    assert "give a smaller budget (--vram GiB)" in err  # what to do about it
+    # What to do about it: decode the kept latents alone (the run's --vram advice would sample again).
+    assert err.strip().splitlines()[-1].startswith(f"the sampling is done and kept: make the video with motif-lite "
+                                                   f"decode {path}, which plans the decode")  # fmt: skip
     assert names(tmp_path) == [LATENTS]
 
 
@@ -1091,3 +1093,21 @@ def test_an_output_on_a_full_disk_is_refused_before_the_vae_loads(saved, tmp_pat
     with pytest.raises(MotifLiteError, match=r"write the video to another disk \(-o \(in Python output=\)\)"):
         decoding.prepare_decode(read_latents(saved / LATENTS), full / "fox.webp", download=False)
     assert list(full.iterdir()) == []
+
+
+@pytest.mark.parametrize("budget", [[], ["--vram", "4"]], ids=["no plan", "a plan"])
+def test_run_out_of_memory_in_decode_advises_the_decode_not_the_run_again(
+    checkpoint, tmp_path, capsys, monkeypatch, budget
+):
+    # The advice was the run's: "give a smaller budget (--vram GiB)" without a plan, "--vram X gives the next plan"
+    # (or "make a smaller video") with one. Followed, the same command again samples the video again, for hours at
+    # 720p on a small GPU, while `motif-lite decode` of the kept latents plans the decode alone.
+    monkeypatch.setattr(WanVAE, "decode_frames", out_of_memory)
+    code = cli.main([*run_args(checkpoint, tmp_path / "fox.mp4"), *budget])
+    err = capsys.readouterr().err
+    path = tmp_path / "fox.latents.safetensors"
+    assert code == cli.EXIT_OUT_OF_MEMORY and read_latents(path).denoised, err
+    advice = err.strip().splitlines()[-1]
+    assert advice.startswith(f"the sampling is done and kept: make the video with motif-lite decode {path}"), err
+    assert "--vram GiB" in advice and "--device cpu" in advice and "would sample the video again" in advice
+    assert "gives" not in err and "smaller budget" not in err and "smaller video" not in err

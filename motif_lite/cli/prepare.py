@@ -375,10 +375,12 @@ def figures_on_out_of_memory(
     is added without a plan."""
     import torch
 
+    from motif_lite.keeping import DECODE_ADVICE_GIVEN
+
     try:
         yield
     except torch.OutOfMemoryError as exc:
-        if planned is None or plan is None:
+        if planned is None or plan is None or getattr(exc, DECODE_ADVICE_GIVEN, False):  # a decode's: its own
             raise
         with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
             exc.add_note((advice or run_out_of_memory_advice)(planned, plan))

@@ -30,7 +30,7 @@ from motif_lite.io.model_stamps import changed_file_notes, other_model_notes
 from motif_lite.io.output_claims import holds_video
 from motif_lite.io.preview import preview_steps
 from motif_lite.io.video import check_crf
-from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, keep
+from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, advise_decode_out_of_memory, keep
 from motif_lite.memory_plan import packed_adapter_macs
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
@@ -806,6 +806,9 @@ class MotifVideoPipeline:
             run.end_progress()
             if run.keeper is not None:
                 _tell(exc, keep(run.keeper, self._saved_latents(run, latents)))
+                kept = run.keeper.kept
+                if isinstance(exc, torch.OutOfMemoryError) and kept is not None and kept.denoised:
+                    advise_decode_out_of_memory(exc, run.keeper.path)  # not the run's advice: no sampling again
             raise
         return written or output  # another name when output could not be replaced; None on parallel ranks > 0
 
