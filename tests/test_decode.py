@@ -1111,3 +1111,17 @@ def test_run_out_of_memory_in_decode_advises_the_decode_not_the_run_again(
     assert advice.startswith(f"the sampling is done and kept: make the video with motif-lite decode {path}"), err
     assert "--vram GiB" in advice and "--device cpu" in advice and "would sample the video again" in advice
     assert "gives" not in err and "smaller budget" not in err and "smaller video" not in err
+
+
+def test_an_output_folder_removed_during_the_run_is_named_as_gone(pipe, tmp_path):
+    # It said "ffmpeg could not write .../gone/fox.mp4: No such file or directory", which reads as a missing file.
+    folder = tmp_path / "gone"
+    folder.mkdir()
+
+    def remove_the_folder(stage, done, total):
+        if stage == "decode" and done == 1 and folder.exists():  # ffmpeg has the first frames
+            shutil.rmtree(folder)
+
+    with pytest.raises(MotifLiteError) as error:
+        pipe.generate(request(folder, "fox.mp4"), on_progress=remove_the_folder)
+    assert f"could not write {folder / 'fox.mp4'}: its folder {folder} is no longer there" in str(error.value)

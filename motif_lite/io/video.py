@@ -593,6 +593,8 @@ def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[st
 def _write_failure(path: Path, failed: FfmpegFailed | None) -> str:
     """Why writing `path` failed: the folder's reason first (ffmpeg's message then names the hidden partial file),
     then a want of space, else what ffmpeg said (its last error line)."""
+    if not path.parent.is_dir():  # removed or unmounted while the run went on: ffmpeg and the OS say only ENOENT
+        return f"its folder {path.parent} is no longer there (removed or unmounted since the run began)"
     if (reason := creating_fails(path.parent)) is not None:
         return reason
     if out_of_space(failed, path.parent):  # ffmpeg's reason is often on a line before its last
