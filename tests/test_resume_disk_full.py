@@ -187,3 +187,15 @@ def test_a_stopped_batch_counts_a_state_kept_in_the_cache_as_saved(checkpoint, t
     err = run_stopped_on_a_full_disk(checkpoint, tmp_path, capsys, monkeypatch, 1, *flags)
     assert read_latents(cache / "fox-1.latents.safetensors").progress == (1, 2)
     assert "nothing saved" not in err, err
+
+
+def test_a_save_into_a_folder_gone_says_the_os_reason_alone(tmp_path):
+    # safetensors' own words came through: "No such file or directory (os error 2) at path \".../gone/.tmpvrwozS\"",
+    # naming a hidden temporary file the user never made.
+    saved = latents_io.SavedLatents(torch.zeros(1, 16, 2, 4, 4), tmp_path / "fox.mp4", 32, 32, 5, 24.0, "float32")
+    keeper = latents_saving.LatentsFile(tmp_path / "gone" / "fox.mp4")
+    with pytest.raises(latents_saving.LatentsSaveError) as error:
+        keeper.save(saved)
+    said = str(error.value)
+    assert f"saved to {tmp_path / 'gone' / 'fox.latents.safetensors'} (No such file or directory" in said, said
+    assert "os error" not in said and ".tmp" not in said, said

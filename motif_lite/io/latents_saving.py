@@ -103,9 +103,11 @@ def _not_saved(attempts: list[tuple[Path, Exception]], saved: SavedLatents) -> s
 
 
 def _reason(error: Exception) -> str:
-    """An error's cause in short: the OS's words where there are some (safetensors wraps them in its own)."""
+    """An error's cause in short: the OS's words where there are some (safetensors wraps them in its own, and names
+    its hidden temporary file after them: `(os error 2) at path ".../.tmpAbC123"`, a file the user never made)."""
     text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-    return re.sub(r" \(os error \d+\)$", "", text.removeprefix("Error while serializing: ").removeprefix("I/O error: "))
+    text = text.removeprefix("Error while serializing: ").removeprefix("I/O error: ")
+    return re.sub(r' \(os error \d+\)( at path ".*")?$', "", text)
 
 
 def _free_space(folder: Path) -> str:
