@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -1504,3 +1505,17 @@ def test_an_image_named_in_other_letter_case_or_read_from_a_pipe_is_told_what_to
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(MotifLiteError, match=r"pipe is not a regular file \(a pipe, .*save it to a file first"):
         load_image(tmp_path / "pipe")  # never opened: a pipe's reader would wait for a writer
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="POSIX's file size limit")
+def test_ffmpeg_stopped_by_the_file_size_limit_says_to_raise_it(tmp_path, monkeypatch):
+    # A video over the shell's `ulimit -f` kills ffmpeg by SIGXFSZ, without a word: the error said "ffmpeg stopped
+    # without saying why" and offered .webp and PNG frames, which the same limit stops.
+    fake = _fake_ffmpeg(tmp_path / "ffmpeg", '[ "$1" = -version ] && exit 0\ncat > /dev/null\nkill -XFSZ $$')
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
+    with pytest.raises(MotifLiteError) as error:
+        write_video(_video(), tmp_path / ".partial-7-x.mp4", 24.0, META)
+    assert str(error.value) == (
+        f"ffmpeg could not write {tmp_path / 'x.mp4'}: the file size limit of this shell stopped ffmpeg: raise it "
+        "(ulimit -f unlimited)"
+    )

@@ -84,7 +84,12 @@ def last_line(stderr: bytes) -> str:
 
 class FfmpegFailed(Exception):
     """ffmpeg exited with an error; the message is all it wrote to its standard error, in which the reason (such as
-    "No space left on device") is often on a line before the last."""
+    "No space left on device") is often on a line before the last. `code`: its exit status (negative: the number
+    of the signal that killed it)."""
+
+    def __init__(self, said: str, code: int | None = None) -> None:
+        super().__init__(said)
+        self.code = code
 
     @property
     def last_line(self) -> str:

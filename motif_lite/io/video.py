@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -587,7 +588,7 @@ def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[st
             with contextlib.suppress(OSError):
                 process.stdin.close()  # the end of the video: ffmpeg finishes the file
             code = process.wait()
-        return None if code == 0 else FfmpegFailed(said(whole=True))
+        return None if code == 0 else FfmpegFailed(said(whole=True), code)
 
 
 def _write_failure(path: Path, failed: FfmpegFailed | None) -> str:
@@ -603,6 +604,8 @@ def _write_failure(path: Path, failed: FfmpegFailed | None) -> str:
         return f"no space left on the disk of {path.parent}"
     # ffmpeg's own failure (an encoder its build lacks, a damaged binary) comes again with the same format: the
     # formats it does not write are the way to the video.
+    if failed is not None and failed.code == -getattr(signal, "SIGXFSZ", 0):  # a file over `ulimit -f` kills it
+        return "the file size limit of this shell stopped ffmpeg: raise it (ulimit -f unlimited)"
     said = failed.last_line if failed is not None else ""
     told = f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
     stem = output_of(path).stem
