@@ -118,6 +118,12 @@ def keep(keeper: LatentsFile, saved: SavedLatents) -> str:
         return _not_saved(keeper, error)
 
 
+def untouched(keeper: LatentsFile) -> str:
+    """What to tell of a resumed run stopped before its sampling began (in its encode): its file is as it was."""
+    pasted = quoted(str(keeper.path))
+    return f"{keeper.path} is as it was when this run began: go on from it with motif-lite run --resume {pasted}"
+
+
 def _left(keeper: LatentsFile) -> str:
     """What a save stopped halfway leaves: the file as an earlier save of this run wrote it, or as it was."""
     path, saved = keeper.path, keeper.kept

@@ -1089,3 +1089,22 @@ def test_a_run_that_gave_a_lora_at_strengths_whose_float_sum_is_0_goes_on_at_the
     assert sum(strengths) == 0 and math.fsum(strengths) == 1  # the floats' sum and the exact one differ here
     assert loras == [f"{style}:1"]
     assert notes[0].endswith("it goes on with it given once, at 1"), notes
+
+
+def test_a_resumed_run_stopped_in_its_encode_says_its_file_is_as_it_was(pipe, tmp_path, caplog):
+    # It said nothing (the command only "interrupted"), and a user could not tell whether the state was still there.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(2))
+    path = tmp_path / "fox.latents.safetensors"
+    before = path.read_bytes()
+
+    def stop_in_the_encode(stage: str, done: int, total: int) -> None:
+        if stage == "encode":
+            raise KeyboardInterrupt
+
+    saved = read_latents(path)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(KeyboardInterrupt):
+        pipe.generate(GenerationRequest(**saved.request), resume=saved, on_progress=stop_in_the_encode)
+    assert path.read_bytes() == before
+    assert f"{path} is as it was when this run began: go on from it with motif-lite run --resume {path}" in caplog.text

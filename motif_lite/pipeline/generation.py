@@ -30,7 +30,7 @@ from motif_lite.io.model_stamps import changed_file_notes, other_model_notes
 from motif_lite.io.output_claims import holds_video
 from motif_lite.io.preview import preview_steps
 from motif_lite.io.video import check_crf
-from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, advise_decode_out_of_memory, keep
+from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, advise_decode_out_of_memory, keep, untouched
 from motif_lite.memory_plan import packed_adapter_macs
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
@@ -434,8 +434,10 @@ class MotifVideoPipeline:
                 noise, cond = self._inputs(run, generator, input_image)
                 del input_image  # a large photo's pixels are not held through the denoising
                 on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
-        except BaseException:
+        except BaseException as exc:
             run.end_progress()  # the later stages end it themselves, before their notes
+            if start is not None and keeper is not None and isinstance(exc, KeyboardInterrupt):
+                _tell(exc, untouched(keeper))  # Ctrl-C said only "interrupted": is the state still there?
             raise
         with self._stage("denoise", measures):
             latents, record = self._sample_keeping_state(run, noise, cond, on_denoised, start)
