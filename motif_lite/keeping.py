@@ -98,7 +98,7 @@ def advise_decode_out_of_memory(error: BaseException, path: Path) -> None:
     error.add_note(
         f"the sampling is done and kept: make the video with motif-lite decode {pasted}, which plans the decode for "
         "the GPU memory free then (add --vram GiB to decode in less memory, or --device cpu to use none of the "
-        "GPU's); running this command again would sample the video again"
+        "GPU's); the same run again would sample the video again"
     )
     setattr(error, DECODE_ADVICE_GIVEN, True)
 
