@@ -347,14 +347,17 @@ def resolve_settings(
 def _no_image_processor(configs: CheckpointConfigs) -> str | None:
     """Why a first frame cannot be read on this checkpoint, before anything loads: a local folder without
     feature_extractor/preprocessor_config.json (the SigLIP image processor), which its model_index.json does not
-    list either. A listed one is a required file, fetched or reported missing with the others; without the folder
-    at hand (root None) the official checkpoint's answer holds: it has one. A folder of neither a model_index.json
-    nor a text encoder's config is no checkpoint the question is asked of (configs read for their settings alone).
-    The run itself found this only once every weight had loaded and the prompts were encoded."""
+    list either. A listed one is a required file, fetched or reported missing with the others; an entry of
+    `[null, null]`, which diffusers' `save_pretrained` writes for a text-to-video pipeline without one, lists none
+    (as `checkpoint.listed_configs` reads it). Without the folder at hand (root None) the official checkpoint's
+    answer holds: it has one. A folder of neither a model_index.json nor a text encoder's config is no checkpoint the
+    question is asked of (configs read for their settings alone). The run itself found this only once every weight
+    had loaded and the prompts were encoded."""
     processor = "feature_extractor/preprocessor_config.json"
     if configs.root is None or (configs.index is None and not configs.text_encoder):
         return None
-    if (configs.root / processor).is_file() or "feature_extractor" in (configs.index or {}):
+    listed = (configs.index or {}).get("feature_extractor")
+    if (configs.root / processor).is_file() or (isinstance(listed, list) and None not in listed):
         return None
     return (
         f"{configs.root} has no {processor} (the image processor that reads the first frame for the image "

@@ -704,3 +704,19 @@ def test_a_first_frame_on_a_folder_without_the_image_processor_is_refused_before
         assert f"--include 'feature_extractor/*' --local-dir {root}" in err, err
     code, _, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "--dry-run")  # text-to-video still runs
     assert code == 0, err
+
+
+def test_a_first_frame_on_a_folder_diffusers_saved_without_an_image_processor_is_refused_before_anything_loads(
+    tiny, tmp_path, capsys, no_network
+):
+    # diffusers' save_pretrained of a text-to-video pipeline writes "feature_extractor": [null, null]; that counted as
+    # listed, so the dry run passed and the run failed once every weight had loaded, naming no fix.
+    root = without(tiny, tmp_path, "feature_extractor")
+    index = json.loads((root / "model_index.json").read_text())
+    index["feature_extractor"] = [None, None]
+    (root / "model_index.json").write_text(json.dumps(index))
+    image = tmp_path / "first.png"
+    PIL.Image.new("RGB", (32, 32), "red").save(image)
+    code, _, err = run(capsys, "-m", str(root), "-i", str(image), "-p", "fox", *SMALL, "--dry-run")
+    assert code == cli.EXIT_USER_ERROR, err
+    assert f"error: {root} has no feature_extractor/preprocessor_config.json" in err, err
