@@ -359,11 +359,14 @@ def _no_image_processor(configs: CheckpointConfigs) -> str | None:
     listed = (configs.index or {}).get("feature_extractor")
     if (configs.root / processor).is_file() or (isinstance(listed, list) and None not in listed):
         return None
+    from motif_lite.io.linked import checkpoint_behind
+
+    folder = checkpoint_behind(configs.root)  # -m's folder, not the cache's folder linking it to a --vae FILE
     return (
-        f"{configs.root} has no {processor} (the image processor that reads the first frame for the image "
+        f"{folder} has no {processor} (the image processor that reads the first frame for the image "
         "encoder): it makes text-to-video only; leave out the first frame (the image, or the clip to go on from), "
         f"or copy the official checkpoint's feature_extractor/ folder into it: hf download {MOTIF_REPO} --include "
-        f"'feature_extractor/*' --local-dir {quoted(configs.root)}"
+        f"'feature_extractor/*' --local-dir {quoted(folder)}"
     )
 
 

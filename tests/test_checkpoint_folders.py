@@ -720,3 +720,22 @@ def test_a_first_frame_on_a_folder_diffusers_saved_without_an_image_processor_is
     code, _, err = run(capsys, "-m", str(root), "-i", str(image), "-p", "fox", *SMALL, "--dry-run")
     assert code == cli.EXIT_USER_ERROR, err
     assert f"error: {root} has no feature_extractor/preprocessor_config.json" in err, err
+
+
+def test_the_image_processor_refusal_with_a_weight_file_of_yours_names_your_folder_not_the_linked_one(
+    tiny, tmp_path, capsys, no_network
+):
+    # With --vae FILE the checkpoint is a folder in the cache linking -m's files: the refusal named that folder, and
+    # its hf download filled the cache, not the user's checkpoint.
+    root = without(tiny, tmp_path, "feature_extractor")
+    index = json.loads((root / "model_index.json").read_text())
+    del index["feature_extractor"]
+    (root / "model_index.json").write_text(json.dumps(index))
+    vae = tmp_path / "my_vae.safetensors"
+    shutil.copy(root / "vae" / "diffusion_pytorch_model.safetensors", vae)
+    image = tmp_path / "first.png"
+    PIL.Image.new("RGB", (32, 32), "red").save(image)
+    code, _, err = run(capsys, "-m", str(root), "--vae", str(vae), "-i", str(image), "-p", "fox", *SMALL, "--dry-run")
+    assert code == cli.EXIT_USER_ERROR, err
+    assert f"error: {root} has no feature_extractor/preprocessor_config.json" in err, err
+    assert err.rstrip().endswith(f"--include 'feature_extractor/*' --local-dir {root}"), err

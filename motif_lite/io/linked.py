@@ -300,6 +300,20 @@ def linked_checkpoint(root: Path, weights: Mapping[str, Path], cache: Path | Non
     return folder
 
 
+def checkpoint_behind(folder: Path) -> Path:
+    """The checkpoint folder whose configs `folder` links, where `folder` is a linked folder (`linked_checkpoint`):
+    what a message about its files should name, for the user to change (a command that writes into the linked folder
+    changes a cache). Found through the symbolic link of a config every checkpoint has; `folder` itself where it is
+    no linked folder, or its entries are hard links, which name no folder."""
+    if folder.parent != cache_folder():
+        return folder
+    for rel in ("model_index.json", "text_encoder/config.json", "vae/config.json", "tokenizer/tokenizer_config.json"):
+        link = folder / rel
+        if link.is_symlink():  # to the checkpoint's file itself, not resolved (a Hub snapshot's links to its blobs)
+            return Path(os.readlink(link)).parents[len(Path(rel).parts) - 1]
+    return folder
+
+
 def _identity(file: Path) -> str:
     """Which file is under a path now: a folder of hard links (where symbolic links are not allowed) keeps the files
     it was made of, so a file replaced under the same name (a new download) must give another folder."""
