@@ -425,7 +425,6 @@ def test_frames_in_memory_given_as_the_clip_are_told_the_image_or_the_file_to_gi
         [PIL.Image.fromarray(frame) for frame in frames],
         frames,
         torch.from_numpy(frames),
-        PIL.Image.new("RGB", (32, 32)),
     ):
         request = GenerationRequest(PROMPT, extend=given, width=32, height=32, frames=5, output=tmp_path / "x.mp4")
         with pytest.raises(RequestError, match=r"frames in memory are no clip; give image= the last of them") as err:
@@ -446,3 +445,23 @@ def test_a_clip_from_standard_input_or_a_pipe_says_to_save_it_to_a_file(tmp_path
         read_clip(pipe)  # never opened: a pipe's reader would wait for a writer
     with pytest.raises(ClipError, match=r"the clip to extend was not found: .*gone\.mp4$"):
         read_clip(tmp_path / "gone.mp4")
+
+
+def test_one_image_or_8_bit_frames_given_as_the_clip_are_told_what_works_for_them(tmp_path):
+    # One image was told image=frames[-1] (a PIL image has no [-1]; an array's is its last row), and 8-bit frames
+    # diffusers' export_to_video, which multiplies an array by 255: their pixels wrapped in the file it wrote.
+    def refusal(given: object) -> str:
+        request = GenerationRequest(PROMPT, extend=given, width=32, height=32, frames=5, output=tmp_path / "x.mp4")
+        with pytest.raises(RequestError) as err:
+            request.resolve()
+        return str(err.value)
+
+    frames = np.zeros((9, 32, 32, 3), np.uint8)
+    for one in (PIL.Image.new("RGB", (32, 32)), frames[0], torch.from_numpy(frames[:1])):
+        said = refusal(one)
+        assert said.endswith("one image is no clip; give it as image= for a video that starts from it"), said
+    for eight_bit in (frames, torch.from_numpy(frames)):
+        said = refusal(eight_bit)
+        assert "write_video(frames, 'clip.mp4', fps=24)" in said and "export_to_video" not in said, said
+    for diffusers_kind in ([PIL.Image.fromarray(frame) for frame in frames], frames.astype(np.float32) / 255):
+        assert "export_to_video(frames, 'clip.mp4', fps=24)" in refusal(diffusers_kind)

@@ -30,16 +30,37 @@ if TYPE_CHECKING:
 
 def _frames_in_memory_advice(extend: object) -> str:
     """What to give instead of frames (or one image) made in memory, a diffusers pipeline's `.frames[0]`, given as
-    `extend`: their last frame as `image=` makes the same new frames (`extend` goes on from the clip's last frame
-    as `image` would), or a file of them. Nothing for another type, whose message is the type alone."""
-    from motif_lite.io.image import is_in_memory
+    `extend`: one image is the first frame itself (`image=`); of frames, their last frame as `image=` makes the same
+    new frames (`extend` goes on from the clip's last frame as `image` would), or a file of them, written by what
+    takes their kind as it is: diffusers' `export_to_video` takes PIL images and 0..1 float arrays (it multiplies an
+    array by 255, so an 8-bit one's pixels wrap), `io.video.write_video` 8-bit [F, H, W, 3] frames. Nothing for
+    another type, whose message is the type alone."""
+    import numpy as np  # with the image readers: once frames in memory are refused
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.image import image_from_memory, is_in_memory
 
     if not (is_in_memory(extend) or isinstance(extend, list | tuple)):
         return ""
+    if is_in_memory(extend):
+        try:
+            image_from_memory(extend)  # one image (a PIL image, [H, W, 3], [1, 3, H, W], ...), not a stack of frames
+        except MotifLiteError:
+            pass  # frames: [F, H, W, 3], ...
+        else:
+            return ": one image is no clip; give it as image= for a video that starts from it"
+    diffusers_kind = isinstance(extend, list | tuple) or (
+        isinstance(extend, np.ndarray) and np.issubdtype(extend.dtype, np.floating)
+    )
+    writer = (
+        "diffusers' export_to_video(frames, 'clip.mp4', fps=24)"
+        if diffusers_kind
+        else "motif_lite.io.video.write_video(frames, 'clip.mp4', fps=24), which takes 8-bit [F, H, W, 3] frames"
+    )
     return (
         ": frames in memory are no clip; give image= the last of them (e.g. image=frames[-1]) for the same new "
-        "frames, without the clip's in the file, or save them as a video file first (diffusers' "
-        "export_to_video(frames, 'clip.mp4', fps=24)) and give extend='clip.mp4'"
+        f"frames, without the clip's in the file, or save them as a video file first ({writer}) and give "
+        "extend='clip.mp4'"
     )
 
 
