@@ -266,3 +266,11 @@ def test_a_photo_opened_with_its_turn_in_exif_is_used_as_stored_with_a_note(tmp_
     upright = PIL.ImageOps.exif_transpose(photo)
     resolved = GenerationRequest("a fox", **TINY, image=upright, output=tmp_path / "up.mp4").resolve_with_inputs()
     assert not [note for note in resolved.notes if "EXIF orientation" in note], resolved.notes
+
+
+def test_an_empty_list_as_the_image_is_told_to_give_one_image(tmp_path):
+    # "a list of 0 images, ...; give one, e.g. image[0]": image[0] of an empty list is an IndexError.
+    for empty in ([], ()):
+        request = GenerationRequest("a fox", **TINY, image=empty, output=tmp_path / "fox.mp4")
+        with pytest.raises(RequestError, match=r"the input image is an empty (list|tuple); give one image, e\.g\. "):
+            request.resolve_with_inputs()

@@ -190,6 +190,8 @@ def read_image(
     not told to give it to --extend, which verify lacks)."""
     if is_in_memory(path):  # as diffusers' pipelines take it (`GenerationRequest` writes it to a file)
         return image_from_memory(path)
+    if isinstance(path, list | tuple) and not path:  # `image[0]` would be an IndexError
+        raise MotifLiteError(f"the input image is an empty {type(path).__name__}; give one image, e.g. image=[frame]")
     if isinstance(path, list | tuple):  # a list of one is taken as its image (`GenerationRequest.resolve`)
         raise MotifLiteError(f"the input image is a {type(path).__name__} of {len(path)} images, and a video has one "
                              "first frame; give one, e.g. image[0]")  # fmt: skip
