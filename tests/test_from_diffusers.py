@@ -542,3 +542,13 @@ def test_set_loras_given_a_strength_for_some_of_its_files_says_the_dict_not_a_zi
         said = str(e.value)
         assert said.startswith("set_loras takes no adapter_weights= (diffusers' LoRA methods do)"), said
         assert "a {file: strength} dict: pipe.set_loras({'style.safetensors': 0.8})" in said, said
+
+
+def test_an_image_to_video_call_with_a_list_of_one_image_gives_it_as_it_is():
+    # diffusers takes image=[frame], and so does GenerationRequest now; the advice still said to save a file named
+    # first_frame.png and give its name.
+    image = [PIL.Image.new("RGB", (64, 64))]
+    message = call_advice((), dict(image=image, prompt="a fox"))
+    request = generate_line(message, image)
+    assert (request.prompt, request.image) == ("a fox", image)
+    assert "first_frame.png" not in message, message

@@ -205,7 +205,8 @@ def call_advice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     fields: dict[str, Any] = {}
     advice: list[str] = []
     for name, value in given.items():
-        if name == "image" and is_in_memory(value):  # taken as it is: the line names the user's variable
+        one_in_memory = isinstance(value, list) and len(value) == 1 and is_in_memory(value[0])  # as diffusers takes
+        if name == "image" and (is_in_memory(value) or one_in_memory):  # taken as it is: the user's variable named
             fields["image"] = _Variable("image")
             advice.append(f"image: {IN_MEMORY} is taken as it is (and written beside the video as "
                           "video.first-frame.png, which its settings name)")  # fmt: skip
