@@ -2319,3 +2319,42 @@ def test_a_memory_budget_in_gib_with_a_comma_before_three_digits_is_advised_each
     advised = _comma_advice(capsys, flag, value)
     take = vram_gib if flag == "--vram" else ram_gib
     assert [take(each) for each in advised] == meant, advised  # pasted back, each is taken as the GiB it says
+
+
+@pytest.mark.parametrize("last", [["--lora", "a.safetensors"], ["--lora=a.safetensors"]])
+def test_a_file_given_again_last_without_a_strength_is_in_the_same_file_refusal(capsys, last):
+    # The --lora walk skipped a `--lora FILE` that ended the command line (and would have skipped a last
+    # `--lora=FILE` had it asked for a word after it): the hint's command line was then refused for naming the file
+    # twice, a refusal the hint left unsaid.
+    with pytest.raises(SystemExit):
+        cli.main(["run", "-p", "x", "--lora", "a.safetensors", "0.5", *last])
+    err = capsys.readouterr().err
+    assert (
+        "--lora a.safetensors:0.5 and --lora a.safetensors name the same file, which would apply twice (at 0.5 + 1); "
+        "give one --lora with the summed strength: --lora a.safetensors:1.5)"
+    ) in err, err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "host_gib", "meant"),
+    [
+        ("--vram", "1,023", None, [1.023, 1023.0]),  # the largest whole --vram taken: both
+        ("--vram", "1,024", None, [1.024]),  # --vram refuses 1024 GiB: the decimal comma alone
+        ("--ram", "1,536", 1536, [1.536, 1536.0]),  # exactly this machine's memory: both
+        ("--vram", "1,000GiB", None, [1.0, 1000.0]),  # the unit spelled GiB, as the flag takes it
+        ("--ram", "100,000", None, [100.0, 100000.0]),  # three digits before the comma, the memory unknown
+        ("--vram", "0,500", None, [0.5]),  # no thousands are written 0,500: the decimal comma alone
+    ],
+)
+def test_a_comma_budget_at_the_edges_of_what_its_flag_takes_is_advised_each_reading_it_can_mean(
+    capsys, monkeypatch, flag, value, host_gib, meant
+):
+    # The readings at the edges: the largest --vram (1023 GiB) and a --ram of the machine's whole memory are sizes
+    # the flag takes, 1024 GiB and a thousands group after a 0 are not; GiB and three leading digits are grouped too.
+    from motif_lite.cli.flag_numbers import ram_gib, vram_gib
+    from motif_lite.runtime import host_memory
+
+    monkeypatch.setattr(host_memory, "total_ram", lambda: None if host_gib is None else host_gib * 2**30)
+    advised = _comma_advice(capsys, flag, value)
+    take = vram_gib if flag == "--vram" else ram_gib
+    assert [take(each) for each in advised] == meant, advised

@@ -233,3 +233,24 @@ def test_a_long_value_in_a_loras_refusal_is_written_only_as_far_as_the_message_s
     assert f"in the LoRA {whole[:57]}..." in refused.value.message, refused.value.message
     assert shown_as_sent(numbers, Audience.API) == json.dumps([1] * 100_000)[:57] + "..."
     assert len(read) < 100, len(read)  # a few dozen numbers shown of each, not all of them
+
+
+def test_a_value_exactly_as_long_as_a_refusal_shows_is_shown_whole():
+    # A value whose JSON is the 60 characters a message shows is written whole; one character more and it is cut,
+    # its end given as "...".
+    from motif_lite.errors import Audience, shown_as_sent
+
+    sixty = {"name": "s" * 48}  # {"name": "sss…"}: 12 characters around the name
+    written = json.dumps(sixty)
+    assert len(written) == 60
+    assert shown_as_sent(sixty, Audience.API) == written
+    longer = {"name": "s" * 49}
+    assert shown_as_sent(longer, Audience.API) == json.dumps(longer)[:57] + "..."
+
+
+def test_a_python_callers_dict_with_keys_json_has_no_form_of_is_shown_as_python_writes_it():
+    # JSON's objects have text keys: a dict keyed by numbers came from a Python caller, not a client's body, and is
+    # shown as Python writes it ('a', None), not as JSON would write a body that cannot hold it ("a", null).
+    from motif_lite.errors import Audience, shown_as_sent
+
+    assert shown_as_sent({1: "a", 2: None}, Audience.API) == "{1: 'a', 2: None}"

@@ -324,3 +324,56 @@ def test_a_queued_job_naming_one_lora_by_a_name_and_a_link_fails_as_the_queue_is
         assert log == [f"{twice}: failed: {why}"]
     finally:
         store.close()
+
+
+def test_a_queued_job_naming_a_lora_three_times_is_told_every_one_of_them(tmp_path):
+    # Without a LoRA folder, names are compared by their text: each of the three entries of the repeated file is
+    # counted, and the summed strength is of all three, not of the first two.
+    from motif_lite.server.job_record import FAILED
+
+    settings = {"prompt": "a red fox", "width": 64, "height": 64, "frames": 9, "fps": 24}
+    thrice = "video_" + "7" * 32
+    store = JobStore(tmp_path / "data")
+    try:
+        loras = [("a.safetensors", 0.5), ("a.safetensors", 0.25), ("b.safetensors", 1), ("a.safetensors", 0.125)]
+        store.add(thrice, "m", settings, False, 10, loras=loras)
+    finally:
+        store.close()
+    store = JobStore(tmp_path / "data")  # restarted
+    try:
+        [(job_id, why)] = store.recover().refused
+        assert job_id == thrice and store.get(thrice).status == FAILED
+        assert why.startswith("its loras name 'a.safetensors' 3 times, which would apply 3 times (at 0.5 + 0.25 + "
+                              "0.125)"), why  # fmt: skip
+        assert why.endswith('{"name": "a.safetensors", "strength": 0.875}'), why
+    finally:
+        store.close()
+
+
+def test_a_queued_job_naming_a_lora_by_a_name_a_link_and_the_name_again_names_all_three(tmp_path):
+    # Each of the names of the one file is said where it comes, the first name again too, as the refusal of a
+    # body sending them says them.
+    from motif_lite.server.job_record import FAILED
+
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    (folder / "a.safetensors").write_bytes(b"a LoRA")
+    (folder / "link.safetensors").symlink_to("a.safetensors")
+    settings = {"prompt": "a red fox", "width": 64, "height": 64, "frames": 9, "fps": 24}
+    thrice = "video_" + "8" * 32
+    store = JobStore(tmp_path / "data")
+    try:
+        loras = [("a.safetensors", 0.5), ("link.safetensors", 0.25), ("a.safetensors", 0.25)]
+        store.add(thrice, "m", settings, False, 10, loras=loras)
+    finally:
+        store.close()
+    store = JobStore(tmp_path / "data")  # restarted
+    try:
+        [(job_id, why)] = store.recover(folder).refused
+        assert job_id == thrice and store.get(thrice).status == FAILED
+        assert why.startswith(
+            "its loras name 'a.safetensors', 'link.safetensors' and 'a.safetensors', one file of this server's LoRA "
+            "folder (one name is a link to the other), which would apply 3 times (at 0.5 + 0.25 + 0.25)"
+        ), why
+    finally:
+        store.close()
