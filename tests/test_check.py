@@ -1303,22 +1303,25 @@ def test_one_check_reads_each_gguf_header_once(tiny, tmp_path, monkeypatch):
     assert sorted(reads) == sorted([gguf, te]), reads
 
 
+def _split_in_two(whole: Path, arch: str) -> tuple[Path, Path]:
+    """Write a two-tensor GGUF as llama.cpp's gguf-split leaves it, one tensor a file; -> its two parts."""
+    import gguf
+
+    writer = gguf.GGUFWriter(whole, arch, split_max_tensors=1)
+    for tensor in ("x_embedder.proj.weight", "context_embedder.linear_1.weight"):
+        writer.add_tensor(tensor, np.ones((2, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return tuple(whole.with_name(f"{whole.stem}-0000{i}-of-00002.gguf") for i in (1, 2))
+
+
 def test_a_part_of_a_split_gguf_is_said_with_the_merge_alone(tiny, tmp_path, no_network):
     # The fix was "make it again from the checkpoint" (the first part, its tensors missing) or "it is another
     # model's file" (a later part, which carries no general.architecture): both files are whole and the user's.
-    import gguf
-
-    def second_part(name: str, arch: str) -> Path:
-        writer = gguf.GGUFWriter(tmp_path / f"{name}.gguf", arch, split_max_tensors=1)
-        for tensor in ("x_embedder.proj.weight", "context_embedder.linear_1.weight"):
-            writer.add_tensor(tensor, np.ones((2, 32), np.float32))
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        return tmp_path / f"{name}-00002-of-00002.gguf"
-
-    transformer, te = second_part("mv-Q8_0", "motif_video"), second_part("te-Q8_0", "t5gemma2_encoder")
+    transformer = _split_in_two(tmp_path / "mv-Q8_0.gguf", "motif_video")[1]
+    te = _split_in_two(tmp_path / "te-Q8_0.gguf", "t5gemma2_encoder")[1]
     report = check_setup(tiny[0], gguf=transformer, text_encoder_gguf=te)
     said = {f.subject: f.message for f in report.problems}
     for part, name in ((transformer, "mv-Q8_0"), (te, "te-Q8_0")):
@@ -1383,20 +1386,11 @@ def test_a_gguf_folder_of_several_files_names_them(tiny, tmp_path):
 
 def test_a_folder_of_the_parts_of_one_split_gguf_is_said_as_that_file(tiny, tmp_path, no_network):
     # It was "holds 2 .gguf files; fix: pass the path of one .gguf file", and either part then said it is a part.
-    import gguf
-
     from motif_lite.io.gguf_source import find_gguf
 
     folder = tmp_path / "unet"
     folder.mkdir()
-    writer = gguf.GGUFWriter(folder / "mv-Q8_0.gguf", "motif_video", split_max_tensors=1)
-    for tensor in ("x_embedder.proj.weight", "context_embedder.linear_1.weight"):
-        writer.add_tensor(tensor, np.ones((2, 32), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    first = folder / "mv-Q8_0-00001-of-00002.gguf"
+    first = _split_in_two(folder / "mv-Q8_0.gguf", "motif_video")[0]
     assert find_gguf(folder) == first
     (found,) = problems(check_setup(tiny[0], gguf=folder))
     assert found.startswith(f"problem  {first}: is part 1 of a GGUF file split into 2 files")
