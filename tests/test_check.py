@@ -1397,3 +1397,19 @@ def test_a_folder_of_the_parts_of_one_split_gguf_is_said_as_that_file(tiny, tmp_
     assert found.endswith(
         f"llama-gguf-split --merge {first} {folder / 'mv-Q8_0.gguf'}, then pass {folder}/mv-Q8_0.gguf"
     )
+
+
+@pytest.mark.parametrize("case", [str.strip, str.lower])
+def test_the_checkpoint_repos_id_given_to_gguf_is_said_to_hold_no_gguf(tiny, tmp_path, monkeypatch, no_network, case):
+    # -m's repo id given to --gguf got "hf download Motif-Technologies/Motif-Video-2B --include FILE.gguf", which
+    # fetches nothing: the repo holds safetensors only, as the refusal of its web address says.
+    from motif_lite.choices import MOTIF_REPO
+    from motif_lite.io.gguf_source import find_gguf, gguf_address_problem
+
+    monkeypatch.chdir(tmp_path)
+    given = case(MOTIF_REPO)
+    problem, fix = gguf_address_problem(f"https://huggingface.co/{MOTIF_REPO}")
+    with pytest.raises(CheckpointError) as error:
+        find_gguf(given)
+    assert str(error.value) == f"{given}: {problem}; {fix}"
+    assert problems(check_setup(tiny[0], gguf=given)) == [f"problem  {given}: {problem}; fix: {fix}"]

@@ -517,6 +517,9 @@ def _local_gguf(path: Path) -> Path:
     # Another repo's id (city96/NAME-gguf, as ComfyUI-GGUF's users name a repo of GGUF files), unless its first
     # part is a folder here: then it is a path with a typo.
     if is_repo_id(text) and not text.lower().endswith(".gguf") and not Path(path.parts[0]).exists():
+        if text.lower() == MOTIF_REPO.lower():  # -m's repo: it holds no GGUF, and a download of one fetches nothing
+            problem, fix = _checkpoint_repo_problem(HubAddress(text), "--gguf")
+            raise MissingGGUFError(f"{path}: {problem}; {fix}", problem, fix)
         problem = f"is no file or folder here, and --gguf downloads the variants of {GGUF_REPO} only"
         fix = f"if it is a Hub repo, download its file first: {_download(HubAddress(text), None, '--gguf')}"
         raise MissingGGUFError(f"{path} {problem}; {fix}", problem, fix)
