@@ -1519,3 +1519,22 @@ def test_ffmpeg_stopped_by_the_file_size_limit_says_to_raise_it(tmp_path, monkey
         f"ffmpeg could not write {tmp_path / 'x.mp4'}: the file size limit of this shell stopped ffmpeg: raise it "
         "(ulimit -f unlimited)"
     )
+
+
+def test_a_folder_of_whole_gguf_files_named_like_parts_is_a_choice_between_them(tmp_path):
+    # The quantizer's -o is the user's to name: two whole files named as gguf-split names its parts were read as one
+    # split file, and the first loaded without a word. Only a first part's header records split.count.
+    import gguf
+
+    names = ["mv-00001-of-00002.gguf", "mv-00002-of-00002.gguf"]
+    for name in names:
+        writer = gguf.GGUFWriter(tmp_path / name, "motif_video")
+        writer.add_tensor("proj_out.weight", np.ones((2, 32), np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    with pytest.raises(
+        CheckpointError, match=re.escape(f"must hold exactly one .gguf file (found: {', '.join(names)})")
+    ):
+        single_gguf(tmp_path)

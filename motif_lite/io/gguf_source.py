@@ -482,13 +482,18 @@ _SPLIT_PART = re.compile(r"(.+)-(\d{5}-of-\d{5})\.gguf", re.IGNORECASE)  # gguf-
 
 def _parts_of_one_file(files: list[Path]) -> bool:
     """Whether `files` (sorted) are every part of one GGUF file that llama.cpp's gguf-split cut up: a folder of them
-    is that file's, not a choice between files."""
+    is that file's, not a choice between files. The first part's header must say so too: whole files named like
+    parts (two of the quantizer's, -o x-00001-of-00002.gguf and x-00002-of-00002.gguf) are a choice, and the first
+    was taken without a word."""
+    from motif_lite.weights.gguf_file import split_count
+
     parts = [_SPLIT_PART.fullmatch(file.name) for file in files]
     if len(files) < 2 or any(part is None for part in parts):
         return False
     wanted = [f"{n:05d}-of-{len(files):05d}" for n in range(1, len(files) + 1)]
     one_name = len({(file.parent, part[1]) for file, part in zip(files, parts, strict=True) if part}) == 1
-    return one_name and [part[2] for part in parts if part] == wanted
+    named = one_name and [part[2] for part in parts if part] == wanted
+    return named and split_count(files[0]) == len(files)
 
 
 def is_gguf_repo(model: str) -> bool:

@@ -415,6 +415,23 @@ def quantization_type(path: Path) -> str | None:
         return None
 
 
+def split_count(path: Path) -> int | None:
+    """How many parts llama.cpp's gguf-split (or gguf-py's writer) cut the file that `path` is the first part of
+    (its `split.count`), from the metadata alone; None when the metadata cannot be read or records none (a whole
+    file, whatever its name)."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            cur = _Cursor(buf, path)
+            _check_magic_and_version(cur)
+            cur.u64("the tensor count")
+            for key, vtype in _metadata_entries(cur, cur.u64("the metadata count")):
+                if key == gguf.Keys.Split.LLM_KV_SPLIT_COUNT and vtype in _INTEGER_FORMATS:
+                    return struct.unpack_from(_INTEGER_FORMATS[vtype], cur.buf, cur.take(_SCALAR_SIZES[vtype], key))[0]
+    except (OSError, ValueError, CheckpointError):  # ValueError: mmap of an empty file
+        return None
+    return None
+
+
 def _recorded_type(cur: _Cursor) -> str | None:
     _check_magic_and_version(cur)
     cur.u64("the tensor count")
