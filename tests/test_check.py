@@ -1344,8 +1344,8 @@ def test_a_comfyui_conversion_without_its_5d_weight_is_said_with_the_step_that_a
     (problem,) = [f.message for f in check_setup(tiny[0], gguf=path).problems]
     fixed = tmp_path / "motif-BF16-fixed.gguf"
     assert problem.endswith(
-        "; fix: add it back with ComfyUI-GGUF's tools/fix_5d_tensors.py, which reads the "
-        f"fix_5d_tensors_hyvid.safetensors convert.py saved: python fix_5d_tensors.py --src {path} --dst {fixed}, "
+        "; fix: add it back with ComfyUI-GGUF's tools/fix_5d_tensors.py, run in the folder where convert.py saved "
+        f"fix_5d_tensors_hyvid.safetensors (it reads that file): python fix_5d_tensors.py --src {path} --dst {fixed}, "
         f"then pass {fixed}"
     )
 

@@ -694,10 +694,28 @@ def test_a_comfyui_conversion_without_its_5d_weight_is_refused_with_the_step_tha
     assert str(caught.value).startswith(f"{path} holds the Motif-Video transformer's tensors but not x_embedder.")
     fixed = tmp_path / "motif-BF16-fixed.gguf"
     assert caught.value.fix == (
-        f"add it back with ComfyUI-GGUF's tools/fix_5d_tensors.py, which reads the fix_5d_tensors_{arch}.safetensors "
-        f"convert.py saved: python fix_5d_tensors.py --src {path} --dst {fixed}, then pass {fixed}"
+        "add it back with ComfyUI-GGUF's tools/fix_5d_tensors.py, run in the folder where convert.py saved "
+        f"fix_5d_tensors_{arch}.safetensors (it reads that file): python fix_5d_tensors.py --src {path} --dst {fixed}, "
+        f"then pass {fixed}"
     )
     # What fix_5d_tensors.py writes (the weight added as F32, with its 5 dimensions) is read as the transformer.
     spec["x_embedder.proj.weight"] = (conv, Q.F32, conv.shape)
     ckpt = read_gguf(write_test_gguf(fixed, spec, arch=arch))
     assert ckpt.tensors["x_embedder.proj.weight"].shape == conv.shape
+
+
+def test_the_5d_fix_names_the_files_whole_for_the_folder_it_runs_in(tmp_path, monkeypatch) -> None:
+    # fix_5d_tensors.py reads ./fix_5d_tensors_ARCH.safetensors, so it runs where convert.py left that file; the
+    # paths were said as given (unet/x.gguf), which name no file there.
+    z = np.zeros((2, 32), np.float32)
+    spec = {
+        "x_embedder.proj.bias": (np.zeros(2, np.float32), Q.F32, (2,)),
+        "context_embedder.linear_1.weight": (z, Q.F16, z.shape),
+    }
+    (tmp_path / "unet").mkdir()
+    write_test_gguf(tmp_path / "unet" / "motif-BF16.gguf", spec, arch="hyvid")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnfinishedGGUFError) as caught:
+        read_gguf("unet/motif-BF16.gguf")
+    source, fixed = tmp_path / "unet" / "motif-BF16.gguf", tmp_path / "unet" / "motif-BF16-fixed.gguf"
+    assert caught.value.fix.endswith(f"python fix_5d_tensors.py --src {source} --dst {fixed}, then pass {fixed}")

@@ -228,14 +228,17 @@ def _refuse_missing_5d_weight(path: Path, metadata: dict[str, Any], names: Seque
         return
     arch = metadata.get("general.architecture")
     saved = f"fix_5d_tensors_{arch if isinstance(arch, str) and arch else 'ARCH'}.safetensors"
-    fixed = path.with_name(f"{path.stem}-fixed.gguf")
+    # The tool reads that file from the folder it runs in, where convert.py left it: the paths are said whole, as
+    # the user's own folder is seldom that one.
+    source = path.absolute()
+    fixed = source.with_name(f"{path.stem}-fixed.gguf")
     problem = (
         "holds the Motif-Video transformer's tensors but not x_embedder.proj.weight, its 5-D patch embedding "
         "weight: ComfyUI-GGUF's convert.py leaves 5-D tensors out of the file it writes"
     )
-    add_back = f"python fix_5d_tensors.py --src {quoted(str(path))} --dst {quoted(str(fixed))}"
-    fix = f"add it back with ComfyUI-GGUF's tools/fix_5d_tensors.py, which reads the {saved} convert.py saved: "
-    fix += f"{add_back}, then pass {quoted(str(fixed))}"
+    add_back = f"python fix_5d_tensors.py --src {quoted(str(source))} --dst {quoted(str(fixed))}"
+    fix = f"add it back with ComfyUI-GGUF's tools/fix_5d_tensors.py, run in the folder where convert.py saved {saved} "
+    fix += f"(it reads that file): {add_back}, then pass {quoted(str(fixed))}"
     raise UnfinishedGGUFError(path, problem, fix)
 
 
