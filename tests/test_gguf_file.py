@@ -719,3 +719,20 @@ def test_the_5d_fix_names_the_files_whole_for_the_folder_it_runs_in(tmp_path, mo
         read_gguf("unet/motif-BF16.gguf")
     source, fixed = tmp_path / "unet" / "motif-BF16.gguf", tmp_path / "unet" / "motif-BF16-fixed.gguf"
     assert caught.value.fix.endswith(f"python fix_5d_tensors.py --src {source} --dst {fixed}, then pass {fixed}")
+
+
+def test_a_part_of_a_split_gguf_already_merged_is_answered_with_the_merged_file(tmp_path: Path) -> None:
+    # The fix was the merge again, which llama-gguf-split refuses: it does not write over its output.
+    writer = gguf.GGUFWriter(tmp_path / "mv-Q8_0.gguf", "motif_video", split_max_tensors=1)
+    for name in ("x_embedder.proj.weight", "proj_out.weight"):
+        writer.add_tensor(name, np.ones((2, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    merged = tmp_path / "mv-Q8_0.gguf"
+    assert not merged.exists()
+    merged.write_bytes(b"GGUF")  # what the merge wrote: passing it reads it as any file
+    with pytest.raises(SplitGGUFError) as caught:
+        read_gguf(tmp_path / "mv-Q8_0-00002-of-00002.gguf")
+    assert caught.value.fix == f"{merged} is there already, the file the parts merge into: pass it"

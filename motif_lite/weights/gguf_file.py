@@ -210,6 +210,8 @@ def _refuse_split_part(path: Path, metadata: dict[str, Any]) -> None:
         merged = path.with_name(_SPLIT_PART_NAME.sub(".gguf", path.name))
         merge = f"llama-gguf-split --merge {quoted(str(first))} {quoted(str(merged))}"
         fix = f"merge the parts into one with llama.cpp's tool: {merge}, then pass {quoted(str(merged))}"
+        if merged.is_file():  # merged before: llama-gguf-split would refuse to write over it
+            fix = f"{quoted(str(merged))} is there already, the file the parts merge into: pass it"
     else:  # renamed: the first part is the one whose split.no is 0
         fix = "merge the parts into one with llama.cpp's tool: llama-gguf-split --merge FIRST_PART MERGED.gguf"
     raise SplitGGUFError(path, problem, fix)
