@@ -736,3 +736,23 @@ def test_a_part_of_a_split_gguf_already_merged_is_answered_with_the_merged_file(
     with pytest.raises(SplitGGUFError) as caught:
         read_gguf(tmp_path / "mv-Q8_0-00002-of-00002.gguf")
     assert caught.value.fix == f"{merged} is there already, the file the parts merge into: pass it"
+
+
+def test_a_renamed_part_of_a_split_gguf_is_told_to_get_its_name_back_for_the_merge(tmp_path: Path) -> None:
+    # The fix was `llama-gguf-split --merge FIRST_PART MERGED.gguf`, which refuses a first part without its
+    # NAME-00001-of-0000N.gguf name and finds the others by theirs.
+    writer = gguf.GGUFWriter(tmp_path / "mv-Q8_0.gguf", "motif_video", split_max_tensors=1)
+    for name in ("x_embedder.proj.weight", "proj_out.weight", "context_embedder.linear_1.weight"):
+        writer.add_tensor(name, np.ones((2, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    renamed = (tmp_path / "mv-Q8_0-00002-of-00003.gguf").rename(tmp_path / "second.gguf")
+    with pytest.raises(SplitGGUFError) as caught:
+        read_gguf(renamed)
+    assert caught.value.fix == (
+        "give the parts back the names llama.cpp's gguf-split gave them (NAME-00001-of-00003.gguf to "
+        "NAME-00003-of-00003.gguf, this one part 2), which its merge finds them by, then merge them into one: "
+        "llama-gguf-split --merge NAME-00001-of-00003.gguf NAME.gguf"
+    )

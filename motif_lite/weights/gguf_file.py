@@ -212,8 +212,11 @@ def _refuse_split_part(path: Path, metadata: dict[str, Any]) -> None:
         fix = f"merge the parts into one with llama.cpp's tool: {merge}, then pass {quoted(str(merged))}"
         if merged.is_file():  # merged before: llama-gguf-split would refuse to write over it
             fix = f"{quoted(str(merged))} is there already, the file the parts merge into: pass it"
-    else:  # renamed: the first part is the one whose split.no is 0
-        fix = "merge the parts into one with llama.cpp's tool: llama-gguf-split --merge FIRST_PART MERGED.gguf"
+    else:  # renamed: gguf-split finds the other parts by the names it gave them, and refuses a first part without
+        first = f"NAME-00001-of-{count:05d}.gguf"
+        names = f"{first} to NAME-{count:05d}-of-{count:05d}.gguf, this one {part}"
+        fix = f"give the parts back the names llama.cpp's gguf-split gave them ({names}), which its merge finds them "
+        fix += f"by, then merge them into one: llama-gguf-split --merge {first} NAME.gguf"
     raise SplitGGUFError(path, problem, fix)
 
 
