@@ -2067,3 +2067,18 @@ def test_huggingface_hubs_file_system_address_is_read_as_a_hub_address(no_networ
         "-m takes a checkpoint folder or a Hub repo id, not a web address",
         f"-m {MOTIF_REPO}",
     )
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["hf://city96/Name-gguf@refs%2Fpr%2F1/x.gguf", "https://huggingface.co/city96/Name-gguf/blob/refs%2Fpr%2F1/x.gguf"],
+)
+def test_a_pull_requests_ref_in_an_address_is_downloaded_as_the_hub_names_it(no_network, tmp_path, monkeypatch, given):
+    # Both addresses write refs/pr/1 as refs%2Fpr%2F1; `hf download --revision refs%2Fpr%2F1` asked for no such ref.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf(given)
+    folder = tmp_path / "Name-gguf"
+    assert str(error.value).endswith(
+        f"hf download city96/Name-gguf x.gguf --revision refs/pr/1 --local-dir {folder}, then --gguf {folder}/x.gguf"
+    )

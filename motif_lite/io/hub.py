@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import unquote
 
 import huggingface_hub
 from huggingface_hub import HfApi, constants
@@ -275,7 +276,9 @@ def hub_address(text: str) -> HubAddress | None:
     if match is None:
         return None
     found = match.groupdict()
-    return HubAddress(found["repo"], found.get("file"), found.get("tag"), found.get("revision") or "main")
+    # A pull request's ref, refs/pr/1, is refs%2Fpr%2F1 in both addresses; `hf download --revision` takes it plain.
+    revision = unquote(found.get("revision") or "main")
+    return HubAddress(found["repo"], found.get("file"), found.get("tag"), revision)
 
 
 def model_address_problem(text: str) -> tuple[str, str] | None:
