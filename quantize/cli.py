@@ -52,6 +52,14 @@ class _QuantizeParser(ValueNamingParser):
         self.epilog = recipe_sizes() + EPILOG
         return super().format_help()
 
+    def error(self, message: str) -> NoReturn:
+        # `--src=MODEL --dst=OUT.gguf` (ComfyUI-GGUF's convert.py; sd.cpp's --model=MODEL): the source went into
+        # another converter's flag, and argparse said only that SRC is missing, where `--src MODEL` gets the hint.
+        if message.startswith("the following arguments are required: src"):
+            given = [word for word in getattr(self, "_words", []) if word.split("=", 1)[0] in OTHER_TOOLS_FLAGS]
+            message += _hint(given, known=option_strings(self))
+        super().error(message)
+
 
 def recipe_sizes() -> str:
     """The help's list of the transformer recipes with the size and bits per weight of the file each makes of the

@@ -1579,3 +1579,14 @@ def test_comfyui_ggufs_convert_flags_get_a_hint(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unrecognized arguments: --src --dst OUT.gguf (--src: the source needs no flag, it comes first: " in err
     assert err.rstrip().endswith("; --dst: here -o)"), err
+
+
+def test_comfyui_ggufs_convert_flags_with_their_values_attached_get_the_hint(tmp_path, capsys):
+    # `--src=MODEL --dst=OUT.gguf` (argparse's other spelling, which convert.py takes too) left SRC missing, and the
+    # error was argparse's "the following arguments are required: src" alone.
+    with pytest.raises(SystemExit) as exit_:
+        main([f"--src={tmp_path}", "--dst=OUT.gguf"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"arguments are required: src (--src={tmp_path}: the source needs no flag, it comes first: " in err
+    assert err.rstrip().endswith("; --dst=OUT.gguf: here -o)"), err
