@@ -2082,3 +2082,16 @@ def test_a_pull_requests_ref_in_an_address_is_downloaded_as_the_hub_names_it(no_
     assert str(error.value).endswith(
         f"hf download city96/Name-gguf x.gguf --revision refs/pr/1 --local-dir {folder}, then --gguf {folder}/x.gguf"
     )
+
+
+@pytest.mark.parametrize("given", [GGUF_REPO, MOTIF_REPO, "city96/Name-gguf"])
+def test_a_repo_id_given_to_gguf_is_told_by_its_text_as_windows_spells_its_path(no_network, monkeypatch, given):
+    # On Windows str(Path("city96/Name-gguf")) is city96\Name-gguf, which is no repo id: every repo id given to
+    # --gguf was "no such GGUF file". Here a path whose str() has the backslash stands in for Windows' spelling.
+    with pytest.raises(CheckpointError) as as_posix:
+        find_gguf(given)
+    monkeypatch.setattr(gguf_source, "user_path", lambda text: Path(str(text).replace("/", "\\")))
+    with pytest.raises(CheckpointError) as as_windows:
+        find_gguf(given)
+    assert str(as_windows.value) == str(as_posix.value)
+    assert not str(as_posix.value).startswith("no such GGUF file")

@@ -60,7 +60,7 @@ def find_gguf(variant_or_path: str | Path, hub: HubAccess | None = None, model: 
             raise CheckpointError("{}: {}; {}".format(text, *address))
         if (partial := partial_gguf_problem(user_path(text), model)) is not None:
             raise CheckpointError("{}: {}; {}".format(text, *partial))
-        return _local_gguf(user_path(text))
+        return _local_gguf(user_path(text), text)
     text = _file_spelling(text)
     cached = cached_variant(text)
     if cached is not None:
@@ -510,24 +510,26 @@ class MissingGGUFError(CheckpointError):
         self.problem, self.fix = problem, fix
 
 
-def _local_gguf(path: Path) -> Path:
+def _local_gguf(path: Path, text: str) -> Path:
+    """The file `path` (--gguf's `text` as a path) names, or the one file of the folder it names; a
+    `MissingGGUFError` saying what `text` means where it is neither. A repo id is told by `text`, as typed: on
+    Windows `str(path)` spells Org/Name as Org\\Name."""
     if path.is_dir():
         return single_gguf(path)
     if path.is_file():
         return path
-    text = str(path)
     if is_gguf_repo(text):  # the repo's id, as -m takes a repo's
         problem, fix = "is the official GGUF repo", "--gguf takes one of its variants, e.g. --gguf Q4_K_M"
-        raise MissingGGUFError(f"{path} {problem}: {fix}", problem, fix)
+        raise MissingGGUFError(f"{text} {problem}: {fix}", problem, fix)
     # Another repo's id (city96/NAME-gguf, as ComfyUI-GGUF's users name a repo of GGUF files), unless its first
     # part is a folder here: then it is a path with a typo.
     if is_repo_id(text) and not text.lower().endswith(".gguf") and not Path(path.parts[0]).exists():
         if text.lower() == MOTIF_REPO.lower():  # -m's repo: it holds no GGUF, and a download of one fetches nothing
             problem, fix = _checkpoint_repo_problem(HubAddress(text), "--gguf")
-            raise MissingGGUFError(f"{path}: {problem}; {fix}", problem, fix)
+            raise MissingGGUFError(f"{text}: {problem}; {fix}", problem, fix)
         problem = f"is no file or folder here, and --gguf downloads the variants of {GGUF_REPO} only"
         fix = f"if it is a Hub repo, download its file first: {_download(HubAddress(text), None, '--gguf')}"
-        raise MissingGGUFError(f"{path} {problem}; {fix}", problem, fix)
+        raise MissingGGUFError(f"{text} {problem}; {fix}", problem, fix)
     meant = _variant_spelled(_variant_named(path.name) or path.name) if len(path.parts) == 1 else None
     example = f"for this name: --gguf {meant}" if meant else "e.g. --gguf Q4_K_M"
     fix = f"give the path of a .gguf file, or a variant of {GGUF_REPO} without .gguf ({example}), which is downloaded"
