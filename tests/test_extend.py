@@ -465,3 +465,19 @@ def test_one_image_or_8_bit_frames_given_as_the_clip_are_told_what_works_for_the
         assert "write_video(frames, 'clip.mp4', fps=24)" in said and "export_to_video" not in said, said
     for diffusers_kind in ([PIL.Image.fromarray(frame) for frame in frames], frames.astype(np.float32) / 255):
         assert "export_to_video(frames, 'clip.mp4', fps=24)" in refusal(diffusers_kind)
+
+
+def test_a_float_tensor_of_frames_given_as_the_clip_is_told_a_call_that_writes_it(tmp_path):
+    # diffusers' output_type="pt" gives [F, 3, H, W] floats in 0..1: they were told write_video, which refuses them
+    # ("float frames must be [3, F, H, W] in [-1, 1]"), and export_to_video takes no tensor either: it takes 0..1
+    # float arrays of [H, W, 3] frames (imageio is not installed here, so the call's argument is what is checked).
+    pixels = torch.rand(9, 32, 48, 3)  # [F, H, W, 3]: a swapped height and width would show
+    for frames in (pixels.permute(0, 3, 1, 2), pixels):  # diffusers' layout, and channels last
+        request = GenerationRequest(PROMPT, extend=frames, width=32, height=32, frames=5, output=tmp_path / "x.mp4")
+        with pytest.raises(RequestError) as err:
+            request.resolve()
+        said = str(err.value)
+        call = re.search(r"diffusers' export_to_video\((.*), 'clip\.mp4', fps=24\)", said)
+        assert call is not None and "write_video" not in said, said
+        given = eval(call.group(1), {"frames": frames})  # the argument as pasted
+        assert isinstance(given, np.ndarray) and np.array_equal(given, pixels.numpy()), said

@@ -33,9 +33,11 @@ def _frames_in_memory_advice(extend: object) -> str:
     `extend`: one image is the first frame itself (`image=`); of frames, their last frame as `image=` makes the same
     new frames (`extend` goes on from the clip's last frame as `image` would), or a file of them, written by what
     takes their kind as it is: diffusers' `export_to_video` takes PIL images and 0..1 float arrays (it multiplies an
-    array by 255, so an 8-bit one's pixels wrap), `io.video.write_video` 8-bit [F, H, W, 3] frames. Nothing for
-    another type, whose message is the type alone."""
+    array by 255, so an 8-bit one's pixels wrap), `io.video.write_video` 8-bit [F, H, W, 3] frames. A 0..1 float
+    tensor (diffusers' output_type="pt", [F, 3, H, W]) neither takes: it is told the array export_to_video takes.
+    Nothing for another type, whose message is the type alone."""
     import numpy as np  # with the image readers: once frames in memory are refused
+    import torch
 
     from motif_lite.errors import MotifLiteError
     from motif_lite.io.image import image_from_memory, is_in_memory
@@ -52,11 +54,13 @@ def _frames_in_memory_advice(extend: object) -> str:
     diffusers_kind = isinstance(extend, list | tuple) or (
         isinstance(extend, np.ndarray) and np.issubdtype(extend.dtype, np.floating)
     )
-    writer = (
-        "diffusers' export_to_video(frames, 'clip.mp4', fps=24)"
-        if diffusers_kind
-        else "motif_lite.io.video.write_video(frames, 'clip.mp4', fps=24), which takes 8-bit [F, H, W, 3] frames"
-    )
+    if isinstance(extend, torch.Tensor) and extend.is_floating_point():
+        channels_last = "" if extend.shape[-1] == 3 else ".permute(0, 2, 3, 1)"  # [F, 3, H, W] -> [F, H, W, 3]
+        writer = f"diffusers' export_to_video(frames{channels_last}.float().cpu().numpy(), 'clip.mp4', fps=24)"
+    elif diffusers_kind:
+        writer = "diffusers' export_to_video(frames, 'clip.mp4', fps=24)"
+    else:
+        writer = "motif_lite.io.video.write_video(frames, 'clip.mp4', fps=24), which takes 8-bit [F, H, W, 3] frames"
     return (
         ": frames in memory are no clip; give image= the last of them (e.g. image=frames[-1]) for the same new "
         f"frames, without the clip's in the file, or save them as a video file first ({writer}) and give "
