@@ -1108,3 +1108,26 @@ def test_a_resumed_run_stopped_in_its_encode_says_its_file_is_as_it_was(pipe, tm
         pipe.generate(GenerationRequest(**saved.request), resume=saved, on_progress=stop_in_the_encode)
     assert path.read_bytes() == before
     assert f"{path} is as it was when this run began: go on from it with motif-lite run --resume {path}" in caplog.text
+
+
+def test_a_resumed_run_keeping_its_work_in_another_file_stopped_in_its_encode_names_no_file_that_is_not_there(
+    pipe, tmp_path, caplog
+):
+    # With latents_file= of its own, it said "other.latents.safetensors is as it was when this run began: go on from
+    # it with motif-lite run --resume other.latents.safetensors", a file no save had written yet.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(2))
+    saved = read_latents(tmp_path / "fox.latents.safetensors")
+    other = tmp_path / "other.latents.safetensors"
+
+    def stop_in_the_encode(stage: str, done: int, total: int) -> None:
+        if stage == "encode":
+            raise KeyboardInterrupt
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(KeyboardInterrupt):
+        pipe.generate(
+            GenerationRequest(**saved.request), resume=saved, latents_file=other, on_progress=stop_in_the_encode
+        )
+    assert not other.exists()
+    assert str(other) not in caplog.text, caplog.text

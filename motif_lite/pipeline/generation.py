@@ -436,8 +436,13 @@ class MotifVideoPipeline:
                 on_denoised = self._preview_callback(request.steps, on_preview, preview_every)
         except BaseException as exc:
             run.end_progress()  # the later stages end it themselves, before their notes
-            if start is not None and keeper is not None and isinstance(exc, KeyboardInterrupt):
-                _tell(exc, untouched(keeper))  # Ctrl-C said only "interrupted": is the state still there?
+            # Ctrl-C said only "interrupted": is the state still there? Said where this run keeps its work in the
+            # file it resumed from: a `latents_file` of its own is not written yet, and naming it would send the
+            # user to a file that is not there.
+            resumed_file = None if resume is None or resume.file is None else user_path(resume.file)
+            kept_in_it = keeper is not None and resumed_file is not None and keeper.path == resumed_file
+            if kept_in_it and isinstance(exc, KeyboardInterrupt):
+                _tell(exc, untouched(keeper))
             raise
         with self._stage("denoise", measures):
             latents, record = self._sample_keeping_state(run, noise, cond, on_denoised, start)
