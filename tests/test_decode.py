@@ -1125,3 +1125,14 @@ def test_an_output_folder_removed_during_the_run_is_named_as_gone(pipe, tmp_path
     with pytest.raises(MotifLiteError) as error:
         pipe.generate(request(folder, "fox.mp4"), on_progress=remove_the_folder)
     assert f"could not write {folder / 'fox.mp4'}: its folder {folder} is no longer there" in str(error.value)
+
+
+def test_a_python_generate_out_of_memory_in_decode_speaks_of_the_same_run_not_a_command(pipe, tmp_path, monkeypatch):
+    # The note said "running this command again would sample the video again": a Python caller, who reads the same
+    # note on the error, typed no command.
+    monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError) as error:
+        pipe.generate(request(tmp_path, "fox.mp4"))
+    advice = error.value.__notes__[-1]
+    assert advice.startswith(f"the sampling is done and kept: make the video with motif-lite decode {tmp_path}"), advice
+    assert advice.endswith("the same run again would sample the video again") and "command" not in advice, advice
