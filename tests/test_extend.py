@@ -481,3 +481,21 @@ def test_a_float_tensor_of_frames_given_as_the_clip_is_told_a_call_that_writes_i
         assert call is not None and "write_video" not in said, said
         given = eval(call.group(1), {"frames": frames})  # the argument as pasted
         assert isinstance(given, np.ndarray) and np.array_equal(given, pixels.numpy()), said
+
+
+def test_a_list_of_8_bit_frames_given_as_the_clip_is_told_write_video_of_them_stacked(tmp_path):
+    # A list of uint8 [H, W, 3] arrays (frames read one by one) was told diffusers' export_to_video, which multiplies
+    # each array by 255: the file's pixels wrapped. write_video takes them stacked into [F, H, W, 3].
+    frames = [np.full((32, 48, 3), 200, np.uint8) for _ in range(9)]
+    request = GenerationRequest(PROMPT, extend=frames, width=32, height=32, frames=5, output=tmp_path / "x.mp4")
+    with pytest.raises(RequestError) as err:
+        request.resolve()
+    said = str(err.value)
+    call = re.search(r"motif_lite\.io\.video\.(write_video\((.*), 'clip\.mp4', fps=24\))", said)
+    assert call is not None and "export_to_video" not in said, said
+    written = eval(call.group(1).replace("'clip.mp4'", repr(str(tmp_path / "clip.mp4"))), {
+        "write_video": write_video, "np": np, "frames": frames,
+    })  # fmt: skip
+    clip = read_clip(written)
+    assert (clip.frames, clip.width, clip.height) == (9, 48, 32)
+    assert abs(int(next(iter(clip_frames(clip)))[0].mean()) - 200) <= 2  # not wrapped (200 * 255 % 256 = 56)

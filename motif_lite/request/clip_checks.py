@@ -33,9 +33,10 @@ def _frames_in_memory_advice(extend: object) -> str:
     `extend`: one image is the first frame itself (`image=`); of frames, their last frame as `image=` makes the same
     new frames (`extend` goes on from the clip's last frame as `image` would), or a file of them, written by what
     takes their kind as it is: diffusers' `export_to_video` takes PIL images and 0..1 float arrays (it multiplies an
-    array by 255, so an 8-bit one's pixels wrap), `io.video.write_video` 8-bit [F, H, W, 3] frames. A 0..1 float
-    tensor (diffusers' output_type="pt", [F, 3, H, W]) neither takes: it is told the array export_to_video takes.
-    Nothing for another type, whose message is the type alone."""
+    array by 255, so an 8-bit one's pixels wrap, in a list too), `io.video.write_video` 8-bit [F, H, W, 3] frames
+    (a list of 8-bit frames stacked into them). A 0..1 float tensor (diffusers' output_type="pt", [F, 3, H, W])
+    neither takes: it is told the array export_to_video takes. Nothing for another type, whose message is the type
+    alone."""
     import numpy as np  # with the image readers: once frames in memory are refused
     import torch
 
@@ -51,16 +52,21 @@ def _frames_in_memory_advice(extend: object) -> str:
             pass  # frames: [F, H, W, 3], ...
         else:
             return ": one image is no clip; give it as image= for a video that starts from it"
-    diffusers_kind = isinstance(extend, list | tuple) or (
-        isinstance(extend, np.ndarray) and np.issubdtype(extend.dtype, np.floating)
+    listed = isinstance(extend, list | tuple)
+    frame = extend[0] if listed and extend else extend  # a list's pixels are its frames' kind
+    eight_bit = (isinstance(frame, np.ndarray) and not np.issubdtype(frame.dtype, np.floating)) or (
+        isinstance(frame, torch.Tensor) and not frame.is_floating_point()
     )
     if isinstance(extend, torch.Tensor) and extend.is_floating_point():
         channels_last = "" if extend.shape[-1] == 3 else ".permute(0, 2, 3, 1)"  # [F, 3, H, W] -> [F, H, W, 3]
         writer = f"diffusers' export_to_video(frames{channels_last}.float().cpu().numpy(), 'clip.mp4', fps=24)"
-    elif diffusers_kind:
-        writer = "diffusers' export_to_video(frames, 'clip.mp4', fps=24)"
+    elif eight_bit:  # a list of [H, W, 3] frames is stacked: write_video takes [F, H, W, 3] chunks
+        stacked = "np.stack(frames)" if listed else "frames"
+        writer = (
+            f"motif_lite.io.video.write_video({stacked}, 'clip.mp4', fps=24), which takes 8-bit [F, H, W, 3] frames"
+        )
     else:
-        writer = "motif_lite.io.video.write_video(frames, 'clip.mp4', fps=24), which takes 8-bit [F, H, W, 3] frames"
+        writer = "diffusers' export_to_video(frames, 'clip.mp4', fps=24)"
     return (
         ": frames in memory are no clip; give image= the last of them (e.g. image=frames[-1]) for the same new "
         f"frames, without the clip's in the file, or save them as a video file first ({writer}) and give "
