@@ -1,5 +1,6 @@
 """Latents -> video file: the decode stage of a run (`MotifVideoPipeline.decode`), and `motif-lite decode`, which
-decodes the latents a run saved when its own decode failed (io/latents.py) with the VAE alone.
+decodes the latents a run saved when its own decode failed, or the state it saved after its last step (before a
+decode that was killed), with the VAE alone (io/latents.py).
 
     saved = read_latents("fox.latents.safetensors")
     job = prepare_decode(saved, device="cuda")   # every check, the memory plan: no weights read yet
@@ -154,7 +155,7 @@ def prepare_decode(
     vram, out = Spelling("--vram", "vram_gib", "--vram").to(audience), Spelling("-o", "output=", "-o").to(audience)
     if vram_gib is not None and not positive_budget(vram_gib):
         raise ConfigError(f"{vram} must be a positive number of GiB, got {vram_gib!r}")
-    if not saved.denoised:
+    if not saved.sampling_done:
         done, steps = saved.progress
         raise LatentsFileError(
             f"{saved.file or 'these latents'}: a run that stopped after step {done} of {steps}, not denoised yet: "

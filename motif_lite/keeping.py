@@ -1,7 +1,8 @@
 """A run's work kept when it stops (io/latents.py has the file): the sampling state after the last finished step
-when sampling stops early or runs long, the denoised latents when the decode fails, and what to tell the user.
+when sampling stops early or runs long (and after the last step of a long sampling, before the decode), the
+denoised latents when the decode fails, and what to tell the user.
 
-    saver = StateSaver(keeper, to_saved, every=600.0, steps=50, start=None)  # the sampling loop's on_state
+    saver = StateSaver(keeper, to_saved, every=600.0, steps=50, start=None, final_after=60.0)  # the loop's on_state
     ...
     except BaseException as exc:
         note = saver.save_on_failure()                                     # "sampling stopped after step 31 ..."
@@ -28,11 +29,18 @@ logger = logging.getLogger(__name__)
 # no handler sees (power, the kernel's OOM killer, `kill -9`) loses at most this much.
 SAVE_STATE_EVERY_SECONDS = 600.0
 
+# A run whose sampling took at least this long saves its state after the last step too, before the decode: the
+# decode needs the most host and GPU memory of the run, so it is where the kernel's OOM killer strikes (no handler
+# runs then), and without this save everything since the last periodic one (all of a run of under 10 minutes) is
+# sampled again. A shorter sampling is cheap to redo and not worth a write of its latents (tiny test runs write none).
+SAVE_FINAL_STATE_AFTER_SECONDS = 60.0
+
 
 class StateSaver:
     """The sampling loop's `on_state` in a run that keeps its work: holds the state after the last step, writes it
-    every `every` seconds of sampling (not after the last step: the decode comes next) and when sampling fails
-    (`save_on_failure`). It never writes a state holding inf/NaN: going on from it would give them again.
+    every `every` seconds of sampling, after the last step when sampling took at least `final_after` seconds (the
+    decode, which comes next, may be killed), and when sampling fails (`save_on_failure`). It never writes a state
+    holding inf/NaN: going on from it would give them again.
 
     `to_saved(state)`: the state as the file stores it (with the run's request and model); `start`: where a
     resumed run began."""
@@ -44,17 +52,29 @@ class StateSaver:
         every: float,
         steps: int,
         start: SamplingState | None = None,
+        final_after: float = SAVE_FINAL_STATE_AFTER_SECONDS,
     ) -> None:
         self.keeper, self.to_saved, self.every, self.steps, self.start = keeper, to_saved, every, steps, start
+        self.final_after = final_after
         self.last: SamplingState | None = None
-        self.saved_at = time.monotonic()
+        self.began = self.saved_at = time.monotonic()
         self.warned = False  # a failed save during sampling is said once; sampling goes on
 
     def __call__(self, state: SamplingState) -> None:
         self.last = state
-        if time.monotonic() - self.saved_at < self.every or state.done == self.steps:
+        now = time.monotonic()
+        if state.done == self.steps:
+            if now - self.began >= self.final_after:
+                self._save(state, "the decode goes on")
             return
-        self.saved_at = time.monotonic()
+        if now - self.saved_at < self.every:
+            return
+        self.saved_at = now
+        self._save(state, "sampling goes on")
+
+    def _save(self, state: SamplingState, going_on: str) -> None:
+        """Write `state`, unless it holds inf/NaN; a failed save is warned of once (saying what goes on), not
+        raised: the run goes on without it."""
         if not _finite(state.latents):
             return
         moved = self.keeper.moved
@@ -62,7 +82,7 @@ class StateSaver:
             path = self.keeper.save(self.to_saved(state))
         except Exception as error:
             if not self.warned:
-                logger.warning(f"{_not_saved(self.keeper, error)}; sampling goes on")
+                logger.warning(f"{_not_saved(self.keeper, error)}; {going_on}")
                 self.warned = True
             return
         if self.keeper.moved != moved:  # said once: a crash from here on leaves the state there

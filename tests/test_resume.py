@@ -1131,3 +1131,139 @@ def test_a_resumed_run_keeping_its_work_in_another_file_stopped_in_its_encode_na
         )
     assert not other.exists()
     assert str(other) not in caplog.text, caplog.text
+
+
+# ------------------------------------------------------------------------------ a run killed in its decode
+
+# `motif-lite run` whose decode is killed as the OOM killer kills it (no handler runs), its sampling counted as long
+# enough to save its state after the last step (the tiny run samples in well under SAVE_FINAL_STATE_AFTER_SECONDS).
+KILLED_IN_THE_DECODE = """
+import os, signal, sys
+import motif_lite.pipeline.generation as generation
+generation.SAVE_FINAL_STATE_AFTER_SECONDS = 0.0
+generation.decode_video = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+from motif_lite import cli
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def frames_equal(folder: Path, a: str, b: str) -> bool:
+    """Whether the 9 PNG frames named by the patterns `a` and `b` in `folder` are equal, pixel for pixel."""
+
+    def pixels(pattern: str, i: int) -> np.ndarray:
+        return np.asarray(PIL.Image.open(folder / (pattern % i)))
+
+    return all(np.array_equal(pixels(a, i), pixels(b, i)) for i in range(9))
+
+
+def test_a_run_killed_in_its_decode_goes_on_from_its_finished_sampling(checkpoint, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4", "--dtype", "fp32"]
+    args = ["-m", str(checkpoint), "-p", PROMPT, "-n", NEGATIVE, "-s", "3", *size]
+    code, _, err = run_cli(capsys, *args, "-o", str(tmp_path / "whole_%03d.png"))
+    assert code == 0, err
+    command = ["run", *args, "-o", str(tmp_path / "out_%03d.png"), "--device", "cpu", "--kernels", "torch", "--yes"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_THE_DECODE, *command], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    path = tmp_path / "out.latents.safetensors"
+    assert read_latents(path).progress == (4, 4)  # the state after the last step, written before the decode
+    # The same command again says that this sampling is done and how to make its video without sampling.
+    code, out, err = run_cli(capsys, *args, "-o", str(tmp_path / "out_%03d.png"), "--dry-run")
+    assert code == 0, err
+    said = " ".join((out + err).split())
+    assert f"{path} holds an earlier run of {tmp_path / 'out_%03d.png'} whose sampling finished" in said
+    assert f"motif-lite run --resume {path} (or motif-lite decode {path}" in said
+    code, out, err = run_cli(capsys, "--resume", str(path))
+    assert code == 0, err
+    assert f"resuming {path}: all 4 steps sampled, the decode only" in " ".join((out + err).split())
+    assert "resumed: every step sampled by the run that stopped, only the decode ran here" in out
+    assert not path.exists()  # the video is written: as a periodic save's, the file is removed
+    assert frames_equal(tmp_path, "whole_%03d.png", "out_%03d.png")
+
+
+def test_a_state_saved_before_the_decode_is_decoded_alone_to_the_runs_frames(pipe, tmp_path, monkeypatch, capsys):
+    from motif_lite.pipeline import generation
+
+    monkeypatch.setattr(pipe, "save_final_state_after", 0.0)
+    kept, decode = tmp_path / "kept.safetensors", generation.decode_video
+
+    def copied_then_decoded(*args, **kwargs):  # what a decode killed here leaves
+        shutil.copy(tmp_path / "out.latents.safetensors", kept)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "decode_video", copied_then_decoded)
+    pipe.generate(request(tmp_path, "out_%03d.png"))
+    assert not (tmp_path / "out.latents.safetensors").exists()  # the decode went through: removed
+    assert read_latents(kept).progress == (4, 4)
+    code = cli.main(["decode", str(kept), "-o", str(tmp_path / "decoded_%03d.png"), "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    assert frames_equal(tmp_path, "out_%03d.png", "decoded_%03d.png")
+
+
+def test_a_failed_save_before_the_decode_is_said_once_and_the_decode_runs(pipe, tmp_path, monkeypatch, caplog):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipe, "save_final_state_after", 0.0)
+    monkeypatch.setattr("motif_lite.io.latents_saving.save_latents", disk_full)
+    with caplog.at_level(logging.WARNING, "motif_lite"):
+        pipe.generate(request(tmp_path))
+    assert names(tmp_path) == ["fox.mp4"]
+    warnings = [r.getMessage() for r in caplog.records if "could not be saved" in r.getMessage()]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0] and "the decode goes on" in warnings[0]
+
+
+class Keeper:
+    """A `LatentsFile` that records what it was given to save."""
+
+    moved = None
+
+    def __init__(self) -> None:
+        self.saved: list = []
+
+    def save(self, saved) -> Path:
+        self.saved.append(saved)
+        return Path("kept.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("final_after", "value", "written"),
+    [(0.0, 1.0, True), (3600.0, 1.0, False), (0.0, torch.nan, False)],
+    ids=["long-enough", "short", "nan"],
+)
+def test_the_state_after_the_last_step_is_saved_when_sampling_ran_long_and_is_finite(final_after, value, written):
+    from motif_lite.keeping import StateSaver
+    from motif_lite.sampling import SamplingState
+
+    keeper = Keeper()
+    saver = StateSaver(keeper, lambda state: state, float("inf"), steps=2, final_after=final_after)
+    saver(SamplingState(1, torch.ones(1), {}, None))
+    assert keeper.saved == []  # not the last step, no periodic save due
+    last = SamplingState(2, torch.full((1,), value), {}, None)
+    saver(last)
+    assert keeper.saved == ([last] if written else [])
+
+
+def test_a_python_run_of_an_output_whose_decode_was_killed_points_to_its_finished_sampling(
+    pipe, tmp_path, monkeypatch, caplog
+):
+    from motif_lite.pipeline import generation
+
+    monkeypatch.setattr(pipe, "save_final_state_after", 0.0)
+    path, decode, kept = tmp_path / "fox.latents.safetensors", generation.decode_video, tmp_path / "kept"
+
+    def copied_then_decoded(*args, **kwargs):  # what a decode killed here leaves
+        shutil.copy(path, kept)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "decode_video", copied_then_decoded)
+    pipe.generate(request(tmp_path))
+    shutil.copy(kept, path)
+    monkeypatch.setattr(pipe, "save_final_state_after", float("inf"))
+    with caplog.at_level(logging.WARNING, "motif_lite"):
+        pipe.generate(request(tmp_path))  # samples again, as the note says
+    said = " ".join(caplog.text.split())
+    assert f"{path} holds an earlier run of {tmp_path / 'fox.mp4'} whose sampling finished" in said
+    assert f"motif_lite.read_latents({str(path)!r}); pipe.generate(" in said

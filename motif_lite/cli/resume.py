@@ -53,7 +53,11 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     inputs = run_inputs(args)
     defaults, given = inputs.defaults, inputs.typed
     done, steps = saved.progress
-    notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
+    if done == steps:  # saved after the last step, before a decode that was killed (keeping.py)
+        notes = [f"resuming {saved.file}: all {steps} steps sampled, the decode only (motif-lite decode {where} "
+                 "makes the video in less memory, with the VAE alone)"]  # fmt: skip
+    else:
+        notes = [f"resuming {saved.file}: {done} of {steps} steps sampled, {steps - done} to go"]
     if (pid := still_running(saved)) is not None:
         notes.append(f"the run that saved {saved.file} may still be running (process {pid} on this machine): two "
                      f"runs of one video compete for the GPU and its file; stop that one first (kill {pid} saves its "
@@ -262,6 +266,11 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
             notes.append(f"{path} is the saved state of a run of {request.output} that may still be running "
                          f"(process {pid} on this machine): this run starts again beside it (its file gets another "
                          "name)")  # fmt: skip
+        elif saved.sampling_done:  # saved after its last step: its decode was killed (keeping.py)
+            notes.append(f"{path} holds an earlier run of {request.output} whose sampling finished but whose decode "
+                         "did not (killed, out of memory?); this run starts again (its file gets another name). To "
+                         f"make that video without sampling: motif-lite run --resume {pasted} (or motif-lite decode "
+                         f"{pasted}, with the VAE alone, in less memory)")  # fmt: skip
         else:
             done, steps = saved.progress
             notes.append(f"{path} holds an earlier run of {request.output} that stopped after step {done} of "

@@ -82,7 +82,9 @@ def summary(
             f"{name} {memory_size(peak)}" + (f" (planned {memory_size(planned[name])})" if name in planned else "")
             for name, peak in result.stage_peaks.items()
         ))  # fmt: skip
-    if result.resumed_at is not None:
+    if result.resumed_at is not None and result.resumed_at == r.steps:  # its state after the last step
+        lines.insert(-1, "resumed: every step sampled by the run that stopped, only the decode ran here")
+    elif result.resumed_at is not None:
         here, before = _step_range(result.resumed_at + 1, r.steps), _step_range(1, result.resumed_at)
         lines.insert(-1, f"resumed: {here} sampled here, {before} by the run that stopped")
     if result.fallbacks_said is not None:

@@ -92,6 +92,12 @@ class SavedLatents:
     def denoised(self) -> bool:
         return self.progress is None
 
+    @property
+    def sampling_done(self) -> bool:
+        """Whether these latents need no more sampling: denoised ones, or the state a run saved after its last step
+        (before its decode, which may have been killed), whose latents are the denoised ones."""
+        return self.progress is None or self.progress[0] == self.progress[1]
+
     def info(self) -> dict:
         """The JSON-able description stored in the file's header (everything but the tensor)."""
         return {

@@ -30,7 +30,14 @@ from motif_lite.io.model_stamps import changed_file_notes, other_model_notes
 from motif_lite.io.output_claims import holds_video
 from motif_lite.io.preview import preview_steps
 from motif_lite.io.video import check_crf
-from motif_lite.keeping import SAVE_STATE_EVERY_SECONDS, StateSaver, advise_decode_out_of_memory, keep, untouched
+from motif_lite.keeping import (
+    SAVE_FINAL_STATE_AFTER_SECONDS,
+    SAVE_STATE_EVERY_SECONDS,
+    StateSaver,
+    advise_decode_out_of_memory,
+    keep,
+    untouched,
+)
 from motif_lite.memory_plan import packed_adapter_macs
 from motif_lite.model.transformer import MotifVideoTransformer
 from motif_lite.numerics import NonFiniteError, check_finite
@@ -194,6 +201,8 @@ class MotifVideoPipeline:
         self.step_cache: StepCacheConfig | None = None
         self.attention_backend: AttentionBackend | None = None
         self.save_state_every = SAVE_STATE_EVERY_SECONDS  # seconds of sampling between saves of its state (keeping.py)
+        # A sampling that took at least this long saves its state after its last step too: the decode may be killed.
+        self.save_final_state_after = SAVE_FINAL_STATE_AFTER_SECONDS
         # Where a run's latents go when their own place takes no file (a full disk): `motif-lite run` sets one.
         self.latents_fallback: Path | None = None
         # Whether `generate` on the CPU warns before a run estimated at over LONG_CPU_RUN_SECONDS: a library call
@@ -342,9 +351,11 @@ class MotifVideoPipeline:
         `keep_latents`: the work is not lost when the run fails (io/latents.py; the file is `fox.mp4` ->
         `fox.latents.safetensors`, removed once the video is written): when sampling stops early (Ctrl-C, out of
         memory, an error; not inf/NaN, which would come back), its state after the last finished step is saved, and
-        while it runs long, every `save_state_every` seconds; when the decode fails, the denoised latents (for
-        `motif-lite decode`). The error's message (or, for errors other than a `MotifLiteError`, a logged warning)
-        says where.
+        while it runs long, every `save_state_every` seconds, and after the last step when sampling took at least
+        `save_final_state_after` seconds (a decode killed where no handler runs, by the OOM killer, loses no
+        sampling: `resume` with that file goes straight to the decode); when the decode fails, the denoised latents
+        (for `motif-lite decode`). The error's message (or, for errors other than a `MotifLiteError`, a logged
+        warning) says where.
 
         `resume`: the saved state of a run that stopped while sampling (`read_latents`), with `request` that run's
         (`resume.request`): sampling goes on from its last step and the video is the one that run would have made
@@ -527,15 +538,18 @@ class MotifVideoPipeline:
         on_denoised: StepCallback | None,
         start: SamplingState | None,
     ) -> tuple[torch.Tensor, DenoiseRecord]:
-        """`sample`, with its state saved to `run.keeper` (when given) every `save_state_every` seconds and when it
-        stops early; not on inf/NaN, which a resumed run would meet again."""
+        """`sample`, with its state saved to `run.keeper` (when given) every `save_state_every` seconds, after the
+        last step when sampling took `save_final_state_after` seconds or more, and when it stops early; not on
+        inf/NaN, which a resumed run would meet again."""
         saver = None
         if run.keeper is not None:
 
             def saved(state: SamplingState) -> SavedLatents:
                 return self._saved_latents(run, state.latents, state)
 
-            saver = StateSaver(run.keeper, saved, self.save_state_every, run.request.steps, start)
+            saver = StateSaver(
+                run.keeper, saved, self.save_state_every, run.request.steps, start, self.save_final_state_after
+            )
         try:
             return self.sample(run.request, noise, cond, run.settings, run.progress, on_denoised, start, saver)
         except BaseException as exc:

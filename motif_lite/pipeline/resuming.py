@@ -110,6 +110,11 @@ def earlier_run_note(output: str | Path) -> str | None:
         return (f"{saved_path} holds the denoised latents of an earlier run of {output} whose decode failed; this run "
                 "samples again. Without sampling: from motif_lite.decoding import prepare_decode, run_decode; "
                 f"run_decode(prepare_decode(motif_lite.read_latents({str(saved_path)!r})))")  # fmt: skip
+    if saved.sampling_done:  # saved after its last step: its decode was killed (keeping.py)
+        return (f"{saved_path} holds an earlier run of {output} whose sampling finished but whose decode did not "
+                "(killed, out of memory?); this run samples again. Without sampling: saved = "
+                f"motif_lite.read_latents({str(saved_path)!r}); pipe.generate(motif_lite.GenerationRequest("
+                "**saved.request), resume=saved)")  # fmt: skip
     done, steps = saved.progress
     return (f"{saved_path} holds an earlier run of {output} that stopped after step {done} of {steps}; this run "
             "starts again (its own state file gets another name). To go on with that one instead: saved = "

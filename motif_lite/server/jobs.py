@@ -8,19 +8,21 @@ its statuses and its id are `job_record`'s).
     DATA/inputs/ID.png       the first-frame image of an image-to-video job as uploaded, kept until the job ends
     DATA/inputs/ID.mp4       an extension's own link to (or copy of) the video it goes on from, or the video
                              uploaded for it to go on from; kept until it ends
-    DATA/states/ID.latents.safetensors  a job's sampling state: saved every 10 minutes of sampling and when the
+    DATA/states/ID.latents.safetensors  a job's sampling state: saved every 10 minutes of sampling, after the
+                             last step of a sampling of a minute or more (before the decode), and when the
                              job stops (it goes on from there when it runs again) or fails (kept until it is
                              deleted or the server restarts)
     DATA/states/ID.retried   the job went back to the queue after a crash once: another crash fails it
 
 Job ids are drawn at random (`video_` + 32 hex digits) and every file name is derived from one; nothing a client
 sends becomes a path. `recover()` runs once at start: a job that was running when the process died goes back to the
-queue once, from the sampling state it saved last (every 10 minutes of sampling), and is failed with code
-`interrupted` when it has none or was already retried (a crash that repeats must not loop), and is completed when its
-video was already whole (the process died before it was recorded); queued jobs stay queued
-(with their sampling state, if an orderly stop kept one); the store's files that belong to no finished job are
-removed (nothing else in the folder is touched). One connection, guarded by a lock, serves the API threads and the
-worker: every statement is short, and WAL keeps a reader from waiting for the worker's progress writes.
+queue once, from the sampling state it saved last (every 10 minutes of sampling; after its last step, a job killed in
+its decode goes straight to the decode), and is failed with code `interrupted` when it has none or was already
+retried (a crash that repeats must not loop), and is completed when its video was already whole (the process died
+before it was recorded); queued jobs stay queued (with their sampling state, if an orderly stop kept one); the
+store's files that belong to no finished job are removed (nothing else in the folder is touched). One connection,
+guarded by a lock, serves the API threads and the worker: every statement is short, and WAL keeps a reader from
+waiting for the worker's progress writes.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def resumed_percent(saved: SavedLatents | None) -> int:
     below it: the resumed run encodes its prompts again first, whose 0-5% would look like starting over."""
     if saved is None:
         return 0
-    if saved.denoised:  # stopped while it decoded
+    if saved.sampling_done:  # stopped while it decoded
         return STAGE_SPANS["decode"][0]
     return percent("denoise", *saved.progress)
 
@@ -371,7 +371,7 @@ class Worker:
             self.log(f"{job_id}: its saved state does not fit this server ({misfit}): starting again")
             path.unlink(missing_ok=True)
             return None
-        if saved.denoised:  # stopped while it decoded
+        if saved.sampling_done:  # stopped while it decoded (its denoised latents, or its state after the last step)
             self.log(f"{job_id}: goes on from its denoised latents (the decode only)")
         else:
             self.log(f"{job_id}: goes on from step {saved.progress[0]} of {saved.progress[1]}")
