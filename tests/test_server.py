@@ -3022,3 +3022,44 @@ def test_an_image_of_too_many_pixels_is_told_a_size_within_them():
     assert message.startswith("input_reference is 400x120; the limit is 40,000 pixels: send a smaller copy"), message
     width, height = map(int, re.search(r"e\.g\. (\d+)x(\d+) \(its shape", message).groups())
     assert width * height <= 40_000 and abs(width / height / (400 / 120) - 1) < 0.01 and width * height > 39_000
+
+
+def test_a_job_killed_in_its_decode_goes_straight_to_the_decode_after_the_restart(pipe, tmp_path, monkeypatch):
+    # The server's process killed in a job's decode (the OOM killer; no handler runs): the state the job saved
+    # after its last step, before the decode, is what the restart goes on from, sampling nothing again. (Without
+    # it, the job had no state and failed as interrupted, or went on from a periodic save and sampled again.)
+    import shutil
+
+    from motif_lite.pipeline import generation
+    from motif_lite.server.job_record import IN_PROGRESS
+    from motif_lite.server.worker import Worker
+
+    monkeypatch.setattr(pipe, "save_final_state_after", 0.0)  # the tiny job samples in well under a minute
+    store, lines = JobStore(tmp_path), []
+    worker = Worker(store, pipe, lines.append)
+    job = store.add(new_job_id(), "tiny", SETTINGS, False, max_active=10)
+    kept, decode = tmp_path / "kept", generation.decode_video
+
+    def copied_then_decoded(*args, **kwargs):  # what the process killed here leaves
+        shutil.copy(store.state_path(job.id), kept)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "decode_video", copied_then_decoded)
+    run_stopping_at(worker, job.id, None)
+    assert store.get(job.id).status == COMPLETED
+    # The process died there: the job still running, its video not written, its state as the decode began.
+    store.video_path(job.id).unlink()
+    shutil.copy(kept, store.state_path(job.id))
+    store._db.execute("UPDATE jobs SET status = ? WHERE id = ?", (IN_PROGRESS, job.id))
+    store.close()
+    store = worker.store = JobStore(tmp_path)  # the server starts again
+    try:
+        assert store.recover().requeued == [job.id]
+        forward, calls = pipe.transformer.forward, []
+        monkeypatch.setattr(pipe.transformer, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+        run_stopping_at(worker, job.id, None)
+        assert store.get(job.id).status == COMPLETED and store.video_path(job.id).is_file()
+        assert calls == [] and f"{job.id}: goes on from its denoised latents (the decode only)" in lines, lines
+        assert not store.state_path(job.id).exists()
+    finally:
+        store.close()
