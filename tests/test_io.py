@@ -27,7 +27,7 @@ from huggingface_hub import constants
 from motif_lite import cli
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.cli import run_request as run_command
-from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
+from motif_lite.errors import Audience, CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io import checkpoint_source, gguf_source, hub, staging
 from motif_lite.io import video as video_module
 from motif_lite.io.checkpoint_source import find_checkpoint
@@ -845,7 +845,8 @@ def test_a_folder_a_frame_pattern_or_a_pasted_space_given_as_the_image_says_whic
     with pytest.raises(MotifLiteError, match=re.escape(f"in it, e.g. {frames}/ComfyUI_00001_.png")):
         load_image(frames)  # was "e.g. comfy/first.png", a file that is not there
     pattern = frames / "ComfyUI_%05d_.png"  # was "input image not found"
-    said = (f"{pattern} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its last, "
+    said = (f"{pattern} is a PNG sequence's pattern, and -i (in Python image=) takes one image: give one frame, "
+            "e.g. its last, "
             f"{frames}/ComfyUI_00003_.png, or go on from the sequence with --extend {pattern}")  # fmt: skip
     with pytest.raises(MotifLiteError, match=re.escape(said)):
         load_image(pattern)
@@ -1538,3 +1539,18 @@ def test_a_folder_of_whole_gguf_files_named_like_parts_is_a_choice_between_them(
         CheckpointError, match=re.escape(f"must hold exactly one .gguf file (found: {', '.join(names)})")
     ):
         single_gguf(tmp_path)
+
+
+def test_a_png_sequences_pattern_given_as_the_image_names_the_python_keywords_too(tmp_path):
+    # The Python API reaches this check: it named run's -i and --extend alone, as a clip given as the image does not.
+    for index in range(2):
+        PIL.Image.new("RGB", (8, 8)).save(tmp_path / f"fox_{index:03d}.png")
+    pattern = tmp_path / "fox_%03d.png"
+    with pytest.raises(MotifLiteError) as refused:
+        load_image(pattern)
+    said = str(refused.value)
+    assert "-i (in Python image=) takes one image" in said, said
+    assert f"--extend {pattern} in place of -i (in Python extend= instead of image=)" in said, said
+    with pytest.raises(MotifLiteError) as refused:  # verify has no Python caller: its words name -i alone
+        read_image(pattern, Audience.VERIFY)
+    assert "Python" not in str(refused.value) and "and -i takes one image" in str(refused.value), refused.value

@@ -414,13 +414,16 @@ def _missing_image(path: Path, audience: Audience) -> str:
     """The error for an -i that is no file, with what it most likely meant: a PNG sequence's pattern (a clip: -i
     takes one frame of it), or a name with a stray space at an end (pasted) whose trimmed name is a file."""
     if is_frame_sequence(path) and (last := last_frame_file(path)).is_file():
-        extend = (  # verify has no --extend: a frame of the sequence is its one way
+        verify = audience is Audience.VERIFY  # verify has no --extend, nor a Python caller: a frame is its one way
+        extend = (
             ""
-            if audience is Audience.VERIFY
-            else f", or go on from the sequence with --extend {quoted(path)} in place of -i"
+            if verify
+            else f", or go on from the sequence with --extend {quoted(path)} in place of -i (in Python extend= "
+            "instead of image=)"
         )
+        image = "-i" if verify else "-i (in Python image=)"
         return (
-            f"input image {path} is a PNG sequence's pattern, and -i takes one image: give one frame, e.g. its "
+            f"input image {path} is a PNG sequence's pattern, and {image} takes one image: give one frame, e.g. its "
             f"last, {quoted(last)}{extend}"
         )
     if (windows := windows_path_problem(str(path))) is not None:
