@@ -329,3 +329,22 @@ def test_run_is_still_told_to_go_on_from_a_clip_given_to_i_with_extend(tmp_path,
     assert cli.main(["run", "-p", "x", "-i", str(clip), "--dry-run"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert f"--extend {clip} {advice}" in err, err
+
+
+@pytest.mark.parametrize("lacking", ["folder", "listing"])
+def test_the_image_processor_refusal_with_a_weight_file_of_yours_names_your_folder_not_the_linked_one(
+    checkpoint, first_frame, tmp_path, capsys, lacking
+):
+    # With --vae FILE the checkpoint is a folder in the cache linking -m's files: verify's refusal named that
+    # folder (run's names -m's), where the user's fix is to be made.
+    root = shutil.copytree(checkpoint, tmp_path / "ckpt")
+    index = json.loads((root / "model_index.json").read_text())
+    del index["feature_extractor"]
+    (root / "model_index.json").write_text(json.dumps(index))
+    if lacking == "folder":
+        shutil.rmtree(root / "feature_extractor")
+    vae = tmp_path / "my_vae.safetensors"
+    shutil.copy(root / "vae" / "diffusion_pytorch_model.safetensors", vae)
+    err = refusal(capsys, ["verify", "-m", str(root), "--vae", str(vae), "-i", str(first_frame), *SMALL])
+    named = f"{root} has no feature_extractor/" if lacking == "folder" else f"{root / 'model_index.json'} does not"
+    assert f"error: {named}" in err, err

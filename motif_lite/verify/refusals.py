@@ -78,9 +78,12 @@ def require_image_preprocessor(root: Path) -> None:
     as is a model_index.json that does not list it: diffusers then loads none, and its image stage cannot run."""
     import json
 
+    from motif_lite.io.linked import checkpoint_behind
+
+    folder = checkpoint_behind(root)  # -m's folder, not the cache's folder linking it to a --vae FILE
     if not (root / "feature_extractor" / "preprocessor_config.json").is_file():
         raise VerifyError(
-            f"{root} has no feature_extractor/preprocessor_config.json, which image-to-video reads the first frame "
+            f"{folder} has no feature_extractor/preprocessor_config.json, which image-to-video reads the first frame "
             "with (on both sides): download the checkpoint's feature_extractor/ folder, or verify without -i"
         )
     index = root / "model_index.json"
@@ -92,9 +95,10 @@ def require_image_preprocessor(root: Path) -> None:
         return  # require_reference_configs and diffusers' own load say what is wrong with the file
     if not listed:
         raise VerifyError(
-            f"{index} does not list feature_extractor, so diffusers' MotifVideoImage2VideoPipeline (the reference) "
-            'loads no SigLIP preprocessor for the first frame: add "feature_extractor": ["transformers", '
-            '"SiglipImageProcessor"] to it (as the official model_index.json has), or verify without -i'
+            f"{folder / index.name} does not list feature_extractor, so diffusers' MotifVideoImage2VideoPipeline "
+            '(the reference) loads no SigLIP preprocessor for the first frame: add "feature_extractor": '
+            '["transformers", "SiglipImageProcessor"] to it (as the official model_index.json has), or verify '
+            "without -i"
         )
 
 
