@@ -620,3 +620,23 @@ def test_a_server_video_exactly_at_the_limits_may_be_extended(tmp_path):
         with pytest.raises(ApiError) as refused:
             check_server_video(video, "video_1", clip=clip, **limits)
         assert refused.value.param == "extend" and "video_1" in refused.value.message
+
+
+def test_an_uploaded_video_with_sound_gets_a_note_whose_command_names_placeholders(server, tmp_path):
+    # The server renames its own paths in notes: the output became "the video", and the command read
+    # "ffmpeg -i the video -i clip.mp4 ...", which no shell runs.
+    import subprocess
+
+    from motif_lite.io.ffmpeg import find_ffmpeg
+
+    clip = tmp_path / "with sound.mp4"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=48x32:rate=24", "-f",
+                    "lavfi", "-i", "sine=frequency=440", "-t", "0.3", "-shortest", str(clip)], check=True)  # fmt: skip
+    code, queued, _ = upload(server, clip.read_bytes(), "with sound.mp4", steps=1, seed=8, num_frames=5)
+    assert code == 200, queued
+    (note,) = [note for note in queued["notes"] if "has sound" in note]
+    assert note.endswith(
+        "put it back with ffmpeg -i VIDEO.mp4 -i CLIP -map 0:v -map 1:a -c:v copy with-sound.mp4, "
+        "VIDEO.mp4 being this job's video once downloaded and CLIP the file sent, with sound.mp4"
+    ), note
+    assert server.wait_status(queued["id"], ("completed", "failed"))["status"] == "completed"

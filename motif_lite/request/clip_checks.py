@@ -170,6 +170,16 @@ def _how_the_clip_is_kept(output: str | Path | None, audience: Audience) -> str:
     return f"{kept}, one lossy pass more for them; to keep them exact, write a PNG sequence: {exact.to(audience)}"
 
 
+def _sound_back(clip: Clip, output: str | Path, audience: Audience) -> str:
+    """The ffmpeg command that puts the clip's sound back into the longer video. A server's client holds neither
+    file at the server's paths: the command names placeholders, and says what each is."""
+    command = "ffmpeg -i {video} -i {clip} -map 0:v -map 1:a -c:v copy with-sound.mp4"
+    if audience is Audience.API:
+        return (command.format(video="VIDEO.mp4", clip="CLIP") + f", VIDEO.mp4 being this job's video once "
+                f"downloaded and CLIP the file sent, {clip.path.name}")  # fmt: skip
+    return command.format(video=quoted(str(output)), clip=quoted(str(clip.path)))
+
+
 def extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, audience: Audience) -> list[str]:
     """What an extended video holds and how it is written, and a note when its frame rate is not the clip's (the
     clip's frames then play faster or slower), one on its sound and one on HDR video, which the longer video lacks."""
@@ -191,8 +201,7 @@ def extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, aud
                      f"in the longer video too; {clip_fps.to(audience)} keeps the clip's rate")  # fmt: skip
     if clip.has_sound:  # written frames carry no sound: say so rather than lose it without a word
         notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
-                     f"only); put it back with ffmpeg -i {quoted(str(output))} -i {quoted(str(clip.path))} "
-                     "-map 0:v -map 1:a -c:v copy with-sound.mp4")  # fmt: skip
+                     f"only); put it back with {_sound_back(clip, output, audience)}")  # fmt: skip
     if (note := hdr_note(clip, audience=audience)) is not None:
         notes.append(note)
     return notes
