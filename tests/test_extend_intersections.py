@@ -418,3 +418,27 @@ def test_generate_twice_from_a_clip_that_changed_between_calls_goes_on_from_its_
         again = frames_of(extended(pipe, clip, tmp_path / "again.mp4"))
         fresh = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
         np.testing.assert_array_equal(again, frames_of(extended(fresh, clip, tmp_path / "fresh.mp4")))
+
+
+def test_a_clip_at_another_rate_than_the_models_gets_one_note_on_the_pace_of_the_new_frames(
+    checkpoint, tmp_path, capsys
+):
+    # A 30 fps clip went on at 30 fps without a word: the model makes motion at the pace of its 24 fps training
+    # clips, so the new frames move 30/24 times as fast as it made them.
+    from motif_lite.errors import Audience
+    from motif_lite.io.clip import read_clip
+    from motif_lite.request.clip_checks import extension_notes
+
+    clip = make_clip(tmp_path / "fast.mp4", fps=30.0)
+    pace = ("the longer video keeps the clip's 30 fps, but the model makes motion at the pace of the 24 fps clips it "
+            "was trained on: its new frames move 1.25x faster than it made them; --fps 24 (in Python fps=24) plays "
+            "them at the model's pace")  # fmt: skip
+    code, _, err = dry_run(capsys, checkpoint, "--extend", str(clip))
+    assert code == 0 and err.count(pace) == 1, err
+    code, _, err = dry_run(capsys, checkpoint, "--extend", str(clip), "--fps", "24")  # the clip's rate note instead
+    assert code == 0 and "the model's pace" not in err and "24 fps is not the clip's 30 fps" in err, err
+    code, _, err = dry_run(capsys, checkpoint, "--extend", str(make_clip(tmp_path / "model.mp4")))
+    assert code == 0 and "the model's pace" not in err, err
+    slow = read_clip(make_clip(tmp_path / "slow.mp4", fps=12.0))
+    (note,) = [note for note in extension_notes(slow, 5, 12.0, "o.mp4", Audience.API) if "pace" in note]
+    assert "move 2x slower than it made them; fps 24 plays them" in note, note  # the server's field

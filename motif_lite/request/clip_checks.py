@@ -15,6 +15,7 @@ from motif_lite.request.terms import (
     IMAGE_FLAG,
     SIZE_MULTIPLE,
     TEMPORAL_FACTOR,
+    TRAINED_FPS,
     TRAINED_PIXELS,
     RequestError,
     extended_frames,
@@ -170,6 +171,22 @@ def _how_the_clip_is_kept(output: str | Path | None, audience: Audience) -> str:
     return f"{kept}, one lossy pass more for them; to keep them exact, write a PNG sequence: {exact.to(audience)}"
 
 
+def _model_pace_note(fps: float, audience: Audience) -> str | None:
+    """A note when the clip's rate, kept, is not the model's: the new frames move at the pace of its 24 fps training
+    clips, so played at the clip's rate they move faster or slower than the clip's own frames. None within 1% of 24
+    fps (NTSC film's 24000/1001 is 0.1% slower: no one sees it)."""
+    speed = fps / TRAINED_FPS
+    if abs(speed - 1) <= 0.01:
+        return None
+    how = f"{speed:.3g}x faster" if speed > 1 else f"{1 / speed:.3g}x slower"
+    model_rate = Spelling(f"--fps {TRAINED_FPS:g}", f"fps={TRAINED_FPS:g}", f"fps {TRAINED_FPS:g}")
+    return (
+        f"the longer video keeps the clip's {rate_said(fps)}, but the model makes motion at the pace of the "
+        f"{rate_said(TRAINED_FPS)} clips it was trained on: its new frames move {how} than it made them; "
+        f"{model_rate.to(audience)} plays them at the model's pace (and the clip's frames at that rate too)"
+    )
+
+
 def _sound_back(clip: Clip, output: str | Path, audience: Audience) -> str:
     """The ffmpeg command that puts the clip's sound back into the longer video. A server's client holds neither
     file at the server's paths: the command names placeholders, and says what each is."""
@@ -199,6 +216,8 @@ def extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, aud
         clip_fps = Spelling(f"--fps {rate}", f"fps={rate}", f"fps {rate_name(clip.fps)}")
         notes.append(f"{rate_said(fps)} is not the clip's {rate_said(clip.fps)}: its frames play at {rate_said(fps)} "
                      f"in the longer video too; {clip_fps.to(audience)} keeps the clip's rate")  # fmt: skip
+    elif (note := _model_pace_note(fps, audience)) is not None:
+        notes.append(note)
     if clip.has_sound:  # written frames carry no sound: say so rather than lose it without a word
         notes.append(f"{clip.path.name} has sound, which the longer video leaves out (motif-lite writes pictures "
                      f"only); put it back with {_sound_back(clip, output, audience)}")  # fmt: skip

@@ -123,3 +123,4 @@ def positive_int(value: object) -> bool:
 # The largest videos the model was trained on (its last stages: 1280x736, 121 frames); beyond them it extrapolates.
 TRAINED_FRAMES = 121
 TRAINED_PIXELS = 1280 * 736
+TRAINED_FPS = 24.0  # the rate of its training clips: the pace of the motion it makes, whatever --fps plays it at
