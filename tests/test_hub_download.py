@@ -2095,3 +2095,17 @@ def test_a_repo_id_given_to_gguf_is_told_by_its_text_as_windows_spells_its_path(
         find_gguf(given)
     assert str(as_windows.value) == str(as_posix.value)
     assert not str(as_posix.value).startswith("no such GGUF file")
+
+
+def test_a_dataset_repos_file_system_address_is_told_as_typed_with_its_download(no_network, tmp_path, monkeypatch):
+    # hf://datasets/owner/name/x.gguf was "no such GGUF file: hf:/datasets/..." (a path made one slash of two), with
+    # no word of where the file comes from; hf download needs --repo-type dataset to find it.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf("hf://datasets/owner/name/x-Q4_K_M.gguf")
+    folder = tmp_path / "name"
+    assert str(error.value) == (
+        "hf://datasets/owner/name/x-Q4_K_M.gguf: --gguf reads a file on this machine, not a dataset repo's address; "
+        f"download it first: hf download owner/name x-Q4_K_M.gguf --repo-type dataset --local-dir {folder}, "
+        f"then --gguf {folder}/x-Q4_K_M.gguf"
+    )
