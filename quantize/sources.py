@@ -19,6 +19,7 @@ from gguf import GGMLQuantizationType
 
 from motif_lite.errors import CheckpointError, LFSPointerError, listed
 from motif_lite.io.file_kinds import has_extension
+from motif_lite.io.gguf_source import split_gguf_in
 from motif_lite.io.latents import latents_given_as
 from motif_lite.json_values import read_json_object
 from motif_lite.paths import user_path, windows_path_problem
@@ -277,6 +278,8 @@ def open_source(
     if path.is_dir():
         _refuse_checkpoint_without(path, component)
         folder = path / component.folder if (path / component.folder).is_dir() else path
+        if (split := split_gguf_in(folder)) is not None:  # was "no diffusion_pytorch_model.safetensors"
+            GGUFSource(split, component)  # refuses the part, naming llama.cpp's merge of the parts
         files, note = _folder_files(folder, component)
         source = SafetensorsSource(files, folder / "config.json", component.tensor_name, config_values)
         notes += [note] if note else []

@@ -500,6 +500,13 @@ def single_gguf(folder: Path, flag: str = "--gguf") -> Path:
     raise CheckpointError(f"{flag} folder {folder} must hold exactly one .gguf file (found: {listed}); pass the file")
 
 
+def split_gguf_in(folder: Path) -> Path | None:
+    """The first part of the one split GGUF file whose parts are a folder's `.gguf` files (`_parts_of_one_file`);
+    None for any other folder. Reading that part names the merge the parts need."""
+    files = gguf_files(folder)
+    return files[0] if _parts_of_one_file(files) else None
+
+
 _SPLIT_PART = re.compile(r"(.+)-(\d{5}-of-\d{5})\.gguf", re.IGNORECASE)  # gguf-split's NAME-00001-of-00002.gguf
 
 
