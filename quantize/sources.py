@@ -19,7 +19,7 @@ from gguf import GGMLQuantizationType
 
 from motif_lite.errors import CheckpointError, LFSPointerError, listed
 from motif_lite.io.file_kinds import has_extension
-from motif_lite.io.gguf_source import split_gguf_in
+from motif_lite.io.gguf_source import split_gguf_in, unfinished_download_problem
 from motif_lite.io.latents import latents_given_as
 from motif_lite.json_values import read_json_object
 from motif_lite.paths import user_path, windows_path_problem
@@ -294,6 +294,8 @@ def open_source(
         source = SafetensorsSource([path], path.parent / "config.json", component.tensor_name, config_values)
     elif has_extension(path, ".gguf.tmp"):
         raise CheckpointError(_partial_output(path))
+    elif (unfinished := unfinished_download_problem(path)) is not None:
+        raise CheckpointError("source {} {}; {}".format(path, *unfinished))
     else:
         raise CheckpointError(
             f"unsupported source {path}: expected a folder, .safetensors, .safetensors.index.json or .gguf"

@@ -8,6 +8,7 @@ the file is wrong."""
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -1609,3 +1610,37 @@ def test_a_folder_of_a_split_ggufs_parts_names_their_merge(tmp_path, capsys):
     assert main([str(parts), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
     merge = f"llama-gguf-split --merge {parts / 'mv-Q8_0-00001-of-00002.gguf'} {parts / 'mv-Q8_0.gguf'}"
     assert f"merge the parts into one with llama.cpp's tool: {merge}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "cut", "said"),
+    [
+        (
+            "x.gguf.part",
+            0,
+            "is named as an unfinished download (its name ends in .part), though its size says it is whole",
+        ),
+        ("x.gguf.incomplete", 64, "is an unfinished download (its name ends in .incomplete), and its size says it is"),
+    ],
+)
+def test_a_gguf_named_as_an_unfinished_download_is_said_by_run_check_and_the_quantizer(
+    checkpoint, tmp_path, capsys, no_network, name, cut, said
+):
+    # A browser's x.gguf.part (or huggingface_hub's .incomplete) loaded in a run without a word, though a download
+    # may still be writing it, while the quantizer called the name unsupported.
+    from gguf_helpers import write_test_gguf
+
+    from motif_lite.checkup import check_setup
+    from motif_lite.errors import CheckpointError
+    from motif_lite.io.gguf_source import find_gguf
+
+    whole = write_test_gguf(tmp_path / "x.gguf", {"a": (np.zeros((2, 32), np.float32), Q.F32, (2, 32))})
+    given = tmp_path / name
+    given.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) - cut])
+    with pytest.raises(CheckpointError, match=f"^{re.escape(f'{given}: {said}')}"):
+        find_gguf(str(given))
+    assert [f.message.startswith(said) for f in check_setup(checkpoint, gguf=given).problems] == [True]
+    te_problems = check_setup(checkpoint, text_encoder_gguf=given).problems
+    assert [f.message.startswith(said) for f in te_problems] == [True]
+    assert main([str(given), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
+    assert f"error: source {given} {said}" in capsys.readouterr().err

@@ -339,7 +339,10 @@ def partial_gguf_problem(path: Path, model: str | None = None, flags: str = "") 
     """For a quantizer's OUT.tmp (`partial_quantizer_output`) given as a GGUF file: (the problem, the fix: delete it
     and quantize again from the checkpoint -m names, `model` as given, with `flags` such as `--component
     text_encoder`); None for any other path. Its header looks whole, so without this a run would load it and fail
-    on its missing tensor data, or take a file the quantizer never finished."""
+    on its missing tensor data, or take a file the quantizer never finished. A download's unfinished name
+    (`unfinished_download_problem`) is said too."""
+    if (unfinished := unfinished_download_problem(path)) is not None:
+        return unfinished
     if not (partial_quantizer_output(path) and path.is_file()):  # a missing one is "no such file", as any other
         return None
     source = quoted(model) if model else "CHECKPOINT"
@@ -349,6 +352,29 @@ def partial_gguf_problem(path: Path, model: str | None = None, flags: str = "") 
         "renames it to OUT when done)",
         f"delete it and quantize again: python -m motif_lite.quantize {source}{flags} -o {out}",
     )
+
+
+# The names a download has until it is done: a browser's (Firefox's .part, Chrome's .crdownload), huggingface_hub's.
+_UNFINISHED_DOWNLOAD = (".part", ".crdownload", ".incomplete")
+
+
+def unfinished_download_problem(path: Path) -> tuple[str, str] | None:
+    """For a GGUF file named as a download still under way (x.gguf.part): (the problem, the fix), saying whether
+    its size is whole by its header; None for any other path. Such a file loaded without a word, though its
+    download may still be writing it, where the quantizer called the name unsupported."""
+    from motif_lite.weights.gguf_file import tensor_bytes
+
+    ending = next((e for e in _UNFINISHED_DOWNLOAD if path.name.lower().endswith(f".gguf{e}")), None)
+    if ending is None or not path.is_file():
+        return None
+    done = quoted(str(path.with_name(path.name[: -len(ending)])))
+    try:
+        tensor_bytes(path)  # its header's checks: every tensor's data within the file's size
+    except CheckpointError:
+        problem = f"is an unfinished download (its name ends in {ending}), and its size says it is cut short"
+        return problem, f"let the download finish, or download it again, then pass {done}"
+    problem = f"is named as an unfinished download (its name ends in {ending}), though its size says it is whole"
+    return problem, f"rename it to {done} once no download is writing it, and pass that"
 
 
 def _official_variant(tag: str) -> str | None:
