@@ -41,6 +41,7 @@ from motif_lite.io.gguf_source import (
     gguf_address_problem,
     gguf_file_fix,
     is_gguf_variant,
+    named_type_note,
     partial_gguf_problem,
     single_gguf,
     text_encoder_gguf_fix,
@@ -639,12 +640,15 @@ def _transformer_setting(
     """The transformer config, where it came from, and every transformer tensor at hand checked against it
     (`gguf`: the GGUF's header, read by `_read_transformer_gguf`; `yours`: the user's own weight files, resolved,
     `io.linked`; `model`: -m as given, for a fix that names it)."""
+    from motif_lite.weights.gguf_file import recorded_type
     from motif_lite.weights.gguf_loader import check_gguf_config
 
     if gguf is not None:
         ours = (configs.transformer, CHECKPOINT_CONFIG_ORIGIN) if configs.transformer is not None else None
         choice, mismatch = check_gguf_config(gguf, ours)
         notes.extend(choice.notes)
+        if (named := named_type_note(gguf.path, recorded_type(gguf.metadata))) is not None:
+            notes.append(named)
         mismatch.raise_for(str(gguf.path))
         return Setting(choice.config, DEFAULT if choice.inferred else CHECKPOINT, choice.origin)
     if configs.transformer is None:

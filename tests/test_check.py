@@ -1413,3 +1413,13 @@ def test_the_checkpoint_repos_id_given_to_gguf_is_said_to_hold_no_gguf(tiny, tmp
         find_gguf(given)
     assert str(error.value) == f"{given}: {problem}; {fix}"
     assert problems(check_setup(tiny[0], gguf=given)) == [f"problem  {given}: {problem}; fix: {fix}"]
+
+
+def test_a_gguf_named_as_another_type_than_it_holds_is_said_in_the_runs_notes(tiny, tmp_path, no_network):
+    # A Q8_0 file named ...Q4_K_M... ran without a word: only `check` said its real type.
+    misnamed = tmp_path / "mv-Q4_K_M.gguf"
+    shutil.copy(tiny[1], misnamed)
+    notes = locate_sources(tiny[0], misnamed, download=False).notes
+    said = "mv-Q4_K_M.gguf is named Q4_K_M, but its header says it holds Q8_0: it loads as Q8_0"
+    assert [note for note in notes if "is named" in note] == [said]
+    assert not [note for note in locate_sources(tiny[0], tiny[1], download=False).notes if "is named" in note]

@@ -487,6 +487,21 @@ def not_a_gguf(path: Path) -> bool:
     return path.suffix.lower() != ".gguf" and not starts_as_gguf(path)
 
 
+def named_type_note(path: Path, recorded: str | None) -> str | None:
+    """The note for a GGUF file whose name carries one quantization type and whose header records another
+    (`recorded`; x-Q4_K_M.gguf holding Q8_0, a copy or a rename gone wrong): `check` said its real type, a run
+    nothing. None where the name carries no type, or the one recorded."""
+    from motif_lite.quantize.recipes import ALIASES
+
+    def spelled(name: str) -> str:  # Q4_K is the recipe Q4_K_M, FP16 the type F16
+        return ALIASES.get(name.upper(), name.upper())
+
+    named = {spelled(name) for name in quantization_type_names() if match_variant([path.name], name)}
+    if recorded is None or len(named) != 1 or spelled(recorded) in named:
+        return None
+    return f"{path.name} is named {named.pop()}, but its header says it holds {recorded}: it loads as {recorded}"
+
+
 def made_with_type(path: Path) -> str | None:
     """The quantizer type a GGUF file was made with: from its header where that is readable, else from its name
     (motif-video-2b-Q8_0.gguf); None when neither tells one our quantizer makes."""
