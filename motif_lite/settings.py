@@ -41,6 +41,7 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -365,8 +366,29 @@ def _no_image_processor(configs: CheckpointConfigs) -> str | None:
     return (
         f"{folder} has no {processor} (the image processor that reads the first frame for the image "
         "encoder): it makes text-to-video only; leave out the first frame (the image, or the clip to go on from), "
-        f"or copy the official checkpoint's feature_extractor/ folder into it: hf download {MOTIF_REPO} --include "
-        f"'feature_extractor/*' --local-dir {quoted(folder)}"
+        f"or {_image_processor_fix(folder)}"
+    )
+
+
+def _image_processor_fix(folder: Path) -> str:
+    """The download that gives `folder` the official checkpoint's feature_extractor/. A snapshot of the Hugging
+    Face cache (models--Org--Name/snapshots/COMMIT) is not written into with --local-dir, which the cache does not
+    keep track of: the official repo's own is filled by a plain download of the folder, another repo's (which
+    lacks it) is downloaded into a folder of its own first."""
+    from motif_lite.io.hub import local_folder_for
+
+    include = f"hf download {MOTIF_REPO} --include 'feature_extractor/*'"
+    if folder.parent.name != "snapshots" or not folder.parent.parent.name.startswith("models--"):
+        return (
+            f"copy the official checkpoint's feature_extractor/ folder into it: {include} --local-dir {quoted(folder)}"
+        )
+    repo = folder.parent.parent.name.removeprefix("models--").replace("--", "/", 1)  # repo ids hold no "--"
+    if repo.lower() == MOTIF_REPO.lower():
+        return f"download the folder into the cache: {include}"
+    own = quoted(local_folder_for(repo))
+    return (
+        f"download {repo} into a folder of its own, the official feature_extractor/ into that folder, and give it "
+        f"to -m: hf download {repo} --local-dir {own}, then {include} --local-dir {own}, then -m {own}"
     )
 
 

@@ -739,3 +739,23 @@ def test_the_image_processor_refusal_with_a_weight_file_of_yours_names_your_fold
     assert code == cli.EXIT_USER_ERROR, err
     assert f"error: {root} has no feature_extractor/preprocessor_config.json" in err, err
     assert err.rstrip().endswith(f"--include 'feature_extractor/*' --local-dir {root}"), err
+
+
+@pytest.mark.parametrize("repo", [MOTIF_REPO, "Org/Tune"])
+def test_a_cached_snapshot_without_feature_extractor_gets_no_download_into_the_cache(tmp_path, monkeypatch, repo):
+    # The fix for a first frame on a folder without feature_extractor/ was `hf download ... --local-dir FOLDER`, which
+    # for a Hub snapshot wrote files into the cache behind its back (and for another repo's, into that repo's).
+    from motif_lite.checkpoint_configs import CheckpointConfigs
+    from motif_lite.settings import _no_image_processor
+
+    monkeypatch.chdir(tmp_path)
+    snapshot = tmp_path / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    said = _no_image_processor(CheckpointConfigs(root=snapshot, index={"_class_name": "MotifVideoPipeline"}))
+    include = f"hf download {MOTIF_REPO} --include 'feature_extractor/*'"
+    if repo == MOTIF_REPO:
+        assert said.endswith(f"or download the folder into the cache: {include}")
+    else:
+        own = tmp_path / "Tune"
+        assert said.endswith(f"hf download Org/Tune --local-dir {own}, then {include} --local-dir {own}, then -m {own}")
+    assert f"--local-dir {snapshot}" not in said
