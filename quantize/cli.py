@@ -57,7 +57,8 @@ class _QuantizeParser(ValueNamingParser):
         # another converter's flag, and argparse said only that SRC is missing, where `--src MODEL` gets the hint.
         if message.startswith("the following arguments are required: src"):
             given = [word for word in getattr(self, "_words", []) if word.split("=", 1)[0] in OTHER_TOOLS_FLAGS]
-            message += _hint(given, known=option_strings(self))
+            if given:  # none: SRC was simply left out, and argparse's words say so
+                message += _hint(given, known=option_strings(self))
         super().error(message)
 
 

@@ -1644,3 +1644,13 @@ def test_a_gguf_named_as_an_unfinished_download_is_said_by_run_check_and_the_qua
     assert [f.message.startswith(said) for f in te_problems] == [True]
     assert main([str(given), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
     assert f"error: source {given} {said}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [[], ["-o", "OUT.gguf"], ["--type", "Q8_0"]])
+def test_a_source_left_out_is_said_by_argparse_alone(argv, capsys):
+    # With no other converter's flag given, the hint for them was asked of nothing, and it raised a ValueError (zip of
+    # unequal lengths): a traceback where argparse says that SRC is missing.
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith("error: the following arguments are required: src")
