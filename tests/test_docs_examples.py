@@ -539,6 +539,7 @@ FOREIGN_FLAGS = {
     "--gpu_ids": "accelerate's",
     "--cuda-device": "ComfyUI's",
     "--devices": "PyTorch Lightning's",
+    "--repo-type": "hf download's (docs/gguf.md: a dataset's or a Space's file)",
 }
 
 
