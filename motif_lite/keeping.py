@@ -135,7 +135,10 @@ def keep(keeper: LatentsFile, saved: SavedLatents) -> str:
         logger.warning(f"{stopped_by} stopped the save: {_left(keeper)}")
         raise
     except Exception as error:
-        return _not_saved(keeper, error)
+        # An earlier save of this run is still whole in the file (a save is staged): said, or the user would sample
+        # again what it holds (after the last step, all the sampling: the decode alone makes the video).
+        said = _not_saved(keeper, error)
+        return said if keeper.kept is None else f"{said}; {_left(keeper)}"
 
 
 def untouched(keeper: LatentsFile) -> str:
@@ -150,6 +153,9 @@ def _left(keeper: LatentsFile) -> str:
     pasted = quoted(str(path))
     if saved is not None and saved.denoised:
         return f"{path} holds the denoised latents an earlier save kept: motif-lite decode {pasted} ({PYTHON_DECODE})"
+    if saved is not None and saved.sampling_done:  # the state saved after the last step, before the decode
+        return (f"{path} holds the state after the last step, from an earlier save: all the sampling; make the "
+                f"video from it without sampling again: motif-lite decode {pasted} ({PYTHON_DECODE})")  # fmt: skip
     if saved is not None:
         done, steps = saved.progress
         return (f"{path} holds the state after step {done} of {steps}, from an earlier save: go on from there with "

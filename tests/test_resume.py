@@ -1267,3 +1267,32 @@ def test_a_python_run_of_an_output_whose_decode_was_killed_points_to_its_finishe
     said = " ".join(caplog.text.split())
     assert f"{path} holds an earlier run of {tmp_path / 'fox.mp4'} whose sampling finished" in said
     assert f"motif_lite.read_latents({str(path)!r}); pipe.generate(" in said
+
+
+def test_a_decode_whose_latents_cannot_be_saved_points_to_the_state_saved_before_it(
+    pipe, tmp_path, monkeypatch, caplog
+):
+    # The video's write filled the disk (here: out of memory), and the save of the denoised latents failed too: the
+    # message said only that they could not be saved, and out of memory the whole run's advice (sampling again),
+    # though the file still held the state saved after the last step, which `motif-lite decode` makes the video of.
+    from motif_lite.io import latents_saving
+    from motif_lite.pipeline import generation
+
+    save, saves = latents_saving.save_latents, []
+
+    def full_after_the_first(*args, **kwargs):
+        saves.append(1)
+        if len(saves) > 1:
+            raise OSError(28, "No space left on device")
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(pipe, "save_final_state_after", 0.0)
+    monkeypatch.setattr(latents_saving, "save_latents", full_after_the_first)
+    monkeypatch.setattr(generation, "decode_video", out_of_memory)
+    path = tmp_path / "fox.latents.safetensors"
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(torch.OutOfMemoryError) as err:
+        pipe.generate(request(tmp_path))
+    assert read_latents(path).progress == (4, 4)  # the state after the last step, whole
+    said = " ".join(caplog.text.split())
+    assert "could not be saved" in said and f"{path} holds the state after the last step" in said, said
+    assert f"motif-lite decode {path}" in " ".join(getattr(err.value, "__notes__", [])), err.value

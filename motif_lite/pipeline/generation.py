@@ -828,8 +828,10 @@ class MotifVideoPipeline:
             if run.keeper is not None:
                 _tell(exc, keep(run.keeper, self._saved_latents(run, latents)))
                 kept = run.keeper.kept
-                if isinstance(exc, torch.OutOfMemoryError) and kept is not None and kept.denoised:
-                    advise_decode_out_of_memory(exc, run.keeper.path)  # not the run's advice: no sampling again
+                # The denoised latents, or where their save failed, the state saved after the last step: either
+                # is all the sampling, so the advice is the decode alone, not the run's, which samples again.
+                if isinstance(exc, torch.OutOfMemoryError) and kept is not None and kept.sampling_done:
+                    advise_decode_out_of_memory(exc, run.keeper.path)
             raise
         return written or output  # another name when output could not be replaced; None on parallel ranks > 0
 
