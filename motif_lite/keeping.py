@@ -175,6 +175,10 @@ def _kept(path: Path, saved: SavedLatents, moved: str | None = None) -> str:
         return (f"the denoised latents are saved in {where}; make the video from them without sampling again: "
                 f"motif-lite decode {pasted} ({PYTHON_DECODE})")  # fmt: skip
     done, steps = saved.progress
+    if saved.sampling_done:  # stopped after its last step, before the decode (a Ctrl-C on the last step's report)
+        return (f"sampling stopped after its last step, before the decode: all {steps} steps are sampled, their state "
+                f"is saved in {where}; make the video from it without sampling again: motif-lite decode {pasted} "
+                f"({PYTHON_DECODE}), or motif-lite run --resume {pasted}")  # fmt: skip
     python = (
         "in Python: saved = motif_lite.read_latents(that file); "
         "pipe.generate(motif_lite.GenerationRequest(**saved.request), resume=saved)"

@@ -1296,3 +1296,15 @@ def test_a_decode_whose_latents_cannot_be_saved_points_to_the_state_saved_before
     said = " ".join(caplog.text.split())
     assert "could not be saved" in said and f"{path} holds the state after the last step" in said, said
     assert f"motif-lite decode {path}" in " ".join(getattr(err.value, "__notes__", [])), err.value
+
+
+def test_a_run_stopped_on_its_last_steps_report_says_its_sampling_is_done(pipe, tmp_path, caplog):
+    # A Ctrl-C (or the server's stop) on the last step's progress report saves the state after the last step: it
+    # was told "sampling stopped after step 4 of 4 ... go on from there", though only the decode was left to run.
+    path = tmp_path / "fox.latents.safetensors"
+    with caplog.at_level(logging.WARNING, "motif_lite"), pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(SIZE["steps"]))
+    assert read_latents(path).progress == (4, 4)
+    said = " ".join(caplog.text.split())
+    assert "all 4 steps are sampled" in said and f"motif-lite decode {path}" in said, said
+    assert "stopped after step 4 of 4" not in said, said
