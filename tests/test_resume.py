@@ -1308,3 +1308,18 @@ def test_a_run_stopped_on_its_last_steps_report_says_its_sampling_is_done(pipe, 
     said = " ".join(caplog.text.split())
     assert "all 4 steps are sampled" in said and f"motif-lite decode {path}" in said, said
     assert "stopped after step 4 of 4" not in said, said
+
+
+def test_a_finished_image_to_video_sampling_whose_image_is_gone_is_told_decode_needs_none(pipe, tmp_path, capsys):
+    # --resume of it asked for -i FILE alone, though its sampling is done and `motif-lite decode` needs no image.
+    image = random_image(tmp_path / "first.png", 0)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, image=image), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "fox.latents.safetensors"
+    assert read_latents(path).progress == (4, 4)
+    image.unlink()
+    code, _, err = run_cli(capsys, "--resume", str(path), "--dry-run")
+    assert_user_error(code, err, f"is no longer there: give it again with -i FILE (the image {path} names); or "
+                                 f"motif-lite decode {path}, which needs no image")  # fmt: skip
+    assert cli.main(["decode", str(path), "-o", str(tmp_path / "out_%03d.png"), "--device", "cpu"]) == 0
+    assert (tmp_path / "out_008.png").is_file()

@@ -66,9 +66,11 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     # image: going on with another first frame would make a video neither image gives.
     if (image_state := _image_gone_or_changed(saved)) is not None:
         if "image" not in given:
+            # A file saved after the last step needs the image no more: the decode alone makes its video.
+            decode = f"; or motif-lite decode {where}, which needs no image" if done == steps else ""
             raise RequestError(f"the input image of the run being resumed, {saved.request['image']}, "
                                f"{_IMAGE_STATES[image_state]}: give it again with -i FILE (the image "
-                               f"{saved.file} names)")  # fmt: skip
+                               f"{saved.file} names){decode}")  # fmt: skip
         saved, note = _image_given_again(saved, args.image, image_state)
         notes.append(note)
         given -= {"image"}
