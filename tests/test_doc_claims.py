@@ -1737,3 +1737,18 @@ def test_the_official_numbers_and_crf_defaults_run_help_gives_are_their_sources(
         assert _numbers_in(text, rf"{flag} .*?default: the guider's, else {NUMBER}\b") == [official], flag
     said = _numbers_in(text, rf"\(H.264\) 0-51, default {NUMBER}; .webm \(VP9\) 0-63, default {NUMBER}\.")
     assert said == [default_crf("a.mp4"), default_crf("a.webm")]
+
+
+def test_the_sampling_after_which_a_run_saves_before_its_decode_is_the_codes():
+    # docs/usage.md gives pipe.save_final_state_after in seconds, and usage, memory and server say "a minute or
+    # more" of sampling: both the constant that decides it (keeping.SAVE_FINAL_STATE_AFTER_SECONDS).
+    from motif_lite.keeping import SAVE_FINAL_STATE_AFTER_SECONDS
+
+    pattern = rf"`pipe.save_final_state_after` the {NUMBER} s of sampling after which"
+    assert _numbers_in(USAGE.read_text(), pattern) == [SAVE_FINAL_STATE_AFTER_SECONDS]
+    said = rf"(?:took|of|sampling of) (a minute|{NUMBER} minutes) or more"
+    for page in (USAGE, MEMORY, SERVER):
+        claims = re.findall(said, " ".join(page.read_text().split()))
+        assert claims, page
+        for minute, number in claims:
+            assert (1.0 if minute else float(number)) * 60 == SAVE_FINAL_STATE_AFTER_SECONDS, (page, minute or number)
