@@ -2109,3 +2109,36 @@ def test_a_dataset_repos_file_system_address_is_told_as_typed_with_its_download(
         f"download it first: hf download owner/name x-Q4_K_M.gguf --repo-type dataset --local-dir {folder}, "
         f"then --gguf {folder}/x-Q4_K_M.gguf"
     )
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://huggingface.co/datasets/owner/name/blob/main/x-Q4_K_M.gguf",
+        "https://huggingface.co/datasets/owner/name/resolve/main/x-Q4_K_M.gguf?download=true",
+        "hf.co/datasets/owner/name/blob/main/x-Q4_K_M.gguf",
+    ],
+)
+def test_a_dataset_repos_web_address_is_told_with_its_download(no_network, tmp_path, monkeypatch, given):
+    # The dataset page's address (or its download button's) was "no such GGUF file: https:/huggingface.co/datasets/
+    # ...", a slash lost, as hf://datasets/... was: only the file-system address got its download.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf(given)
+    folder = tmp_path / "name"
+    assert str(error.value) == (
+        f"{given}: --gguf reads a file on this machine, not a dataset repo's address; download it first: "
+        f"hf download owner/name x-Q4_K_M.gguf --repo-type dataset --local-dir {folder}, then --gguf "
+        f"{folder}/x-Q4_K_M.gguf"
+    )
+
+
+def test_a_spaces_web_address_at_a_pull_requests_revision_names_it_plain(no_network, tmp_path, monkeypatch):
+    # hf download takes refs/pr/1, not the address's refs%2Fpr%2F1; main is the default and goes unsaid.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf("https://huggingface.co/spaces/owner/app/blob/refs%2Fpr%2F1/x.gguf")
+    assert "hf download owner/app x.gguf --repo-type space --revision refs/pr/1 --local-dir" in str(error.value)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf("hf://spaces/owner/app@main/x.gguf")
+    assert "--repo-type space --local-dir" in str(error.value)

@@ -202,7 +202,8 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
     """For a Hub web address (or `repo:file`) given to `flag` (--gguf, which reads local files and official
     variants, or --text-encoder-gguf, local files only): (the problem, the fix: the variant's name for a file of the
     official transformer repo, else the download of the file and the path to give); None for anything else."""
-    if (other_kind := _OTHER_REPO_KIND.match(text)) is not None and not user_path(text).exists():
+    other_kind = _OTHER_REPO_KIND.match(text) or _OTHER_REPO_KIND_WEB.match(text)
+    if other_kind is not None and not user_path(text).exists():
         return _other_repo_kind_problem(other_kind, flag)
     address = hub_address(text)
     if address is None or user_path(text).exists():
@@ -233,15 +234,23 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
 _OTHER_REPO_KIND = re.compile(
     r"^hf://(?P<kind>datasets|spaces)/(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+?)(?:@(?P<revision>[^/]+))?(?:/(?P<file>.+?))?/?$"
 )
+# The web address of one, as the Hub's page and its download button give it: huggingface.co/datasets/owner/name/
+# blob/main/path (a model repo's is `hub.hub_address`'s).
+_OTHER_REPO_KIND_WEB = re.compile(
+    r"^(?:https?:/+)?(?:www\.)?(?:huggingface\.co|hf\.co)/(?P<kind>datasets|spaces)/(?P<repo>[\w.-]+/[\w.-]+?)"
+    r"(?:/(?:resolve|blob|tree)/(?P<revision>[^/]+)(?:/(?P<file>[^?]+?))?)?/?(?:\?.*)?$"
+)
 
 
 def _other_repo_kind_problem(match: re.Match[str], flag: str) -> tuple[str, str]:
-    """(problem, fix) for hf://datasets/... or hf://spaces/... given to `flag`: the download of its file with hf's
-    --repo-type, and the path to give then. It was "no such GGUF file: hf:/datasets/..." (a path made one slash of
-    two), which named neither the address as typed nor where the file comes from."""
+    """(problem, fix) for hf://datasets/... or hf://spaces/... given to `flag`, or its web address
+    (huggingface.co/datasets/...): the download of its file with hf's --repo-type, and the path to give then. It was
+    "no such GGUF file: hf:/datasets/..." (a path made one slash of two), which named neither the address as typed
+    nor where the file comes from."""
     kind, repo, file = match["kind"][:-1], match["repo"], match["file"] or "FILE.gguf"
     folder = local_folder_for(repo)
-    revision = f" --revision {quoted(unquote(match['revision']))}" if match["revision"] else ""
+    revision = unquote(match["revision"] or "main")  # refs%2Fpr%2F1 in both addresses; hf download takes it plain
+    revision = f" --revision {quoted(revision)}" if revision != "main" else ""
     command = f"hf download {repo} {quoted(file)} --repo-type {kind}{revision} --local-dir {quoted(folder)}"
     return (
         f"{flag} reads a file on this machine, not a {kind} repo's address",
