@@ -373,7 +373,7 @@ def _no_image_processor(configs: CheckpointConfigs) -> str | None:
 def _image_processor_fix(folder: Path) -> str:
     """The download that gives `folder` the official checkpoint's feature_extractor/. A snapshot of the Hugging
     Face cache (models--Org--Name/snapshots/COMMIT) is not written into with --local-dir, which the cache does not
-    keep track of: the official repo's own is filled by a plain download of the folder, another repo's (which
+    keep track of: the official repo's own is filled by a download of the folder at its commit, another repo's (which
     lacks it) is downloaded into a folder of its own first."""
     from motif_lite.io.hub import local_folder_for
 
@@ -383,8 +383,8 @@ def _image_processor_fix(folder: Path) -> str:
             f"copy the official checkpoint's feature_extractor/ folder into it: {include} --local-dir {quoted(folder)}"
         )
     repo = folder.parent.parent.name.removeprefix("models--").replace("--", "/", 1)  # repo ids hold no "--"
-    if repo.lower() == MOTIF_REPO.lower():
-        return f"download the folder into the cache: {include}"
+    if repo.lower() == MOTIF_REPO.lower():  # at the snapshot's commit: main's may be newer, another snapshot
+        return f"download the folder into the cache: {include} --revision {folder.name}"
     own = quoted(local_folder_for(repo))
     return (
         f"download {repo} into a folder of its own, the official feature_extractor/ into that folder, and give it "
