@@ -1423,3 +1423,16 @@ def test_a_gguf_named_as_another_type_than_it_holds_is_said_in_the_runs_notes(ti
     said = "mv-Q4_K_M.gguf is named Q4_K_M, but its header says it holds Q8_0: it loads as Q8_0"
     assert [note for note in notes if "is named" in note] == [said]
     assert not [note for note in locate_sources(tiny[0], tiny[1], download=False).notes if "is named" in note]
+
+
+def test_a_gguf_named_by_its_types_family_or_with_no_type_recorded_gets_no_note_on_its_name():
+    # x-Q4_K.gguf holding Q4_K_S was said to be "named Q4_K_M" (llama-quantize's alias, not what the name says),
+    # though a bare Q4_K names the family both belong to; a header recording llama.cpp's GUESSED was said to hold it.
+    from motif_lite.io.gguf_source import named_type_note
+
+    assert named_type_note(Path("x-Q4_K.gguf"), "Q4_K_S") is None
+    assert named_type_note(Path("x-q5_k.gguf"), "Q5_K_M") is None
+    assert named_type_note(Path("x-Q4_K_M.gguf"), "GUESSED") is None
+    said = "x-Q4_K.gguf is named Q4_K, but its header says it holds Q8_0: it loads as Q8_0"
+    assert named_type_note(Path("x-Q4_K.gguf"), "Q8_0") == said
+    assert named_type_note(Path("x-Q4_K_S-fixed.gguf"), "Q4_K_M") is not None  # a whole file type is not a family

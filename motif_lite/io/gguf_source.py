@@ -499,16 +499,19 @@ def not_a_gguf(path: Path) -> bool:
 def named_type_note(path: Path, recorded: str | None) -> str | None:
     """The note for a GGUF file whose name carries one quantization type and whose header records another
     (`recorded`; x-Q4_K_M.gguf holding Q8_0, a copy or a rename gone wrong): `check` said its real type, a run
-    nothing. None where the name carries no type, or the one recorded."""
+    nothing. None where the name carries no type, or one that fits the recorded type, or where the header records
+    none a type's name says (llama.cpp's GUESSED)."""
     from motif_lite.quantize.recipes import ALIASES
 
-    def spelled(name: str) -> str:  # Q4_K is the recipe Q4_K_M, FP16 the type F16
-        return ALIASES.get(name.upper(), name.upper())
+    def fits(named: str, held: str) -> bool:
+        # FP16 is the type F16; a bare k-quant (Q4_K) names its family, whose files record Q4_K_S or Q4_K_M.
+        return ALIASES.get(named, named) == ALIASES.get(held, held) or held.startswith(f"{named}_")
 
-    named = {spelled(name) for name in quantization_type_names() if match_variant([path.name], name)}
-    if recorded is None or len(named) != 1 or spelled(recorded) in named:
+    named = [name for name in quantization_type_names() if match_variant([path.name], name)]
+    types = quantization_type_names()
+    if recorded is None or recorded.upper() not in types or len(named) != 1 or fits(named[0], recorded.upper()):
         return None
-    return f"{path.name} is named {named.pop()}, but its header says it holds {recorded}: it loads as {recorded}"
+    return f"{path.name} is named {named[0]}, but its header says it holds {recorded}: it loads as {recorded}"
 
 
 def made_with_type(path: Path) -> str | None:
