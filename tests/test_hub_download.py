@@ -2142,3 +2142,25 @@ def test_a_spaces_web_address_at_a_pull_requests_revision_names_it_plain(no_netw
     with pytest.raises(CheckpointError) as error:
         find_gguf("hf://spaces/owner/app@main/x.gguf")
     assert "--repo-type space --local-dir" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "pattern", "inside"),
+    [
+        ("https://huggingface.co/datasets/owner/name/tree/main/q4", "q4/*.gguf", "/q4"),
+        ("hf://datasets/owner/name/q4/config.json", "q4/*.gguf", "/q4"),
+        ("https://huggingface.co/datasets/owner/name/blob/main/README.md", "*.gguf", ""),
+    ],
+)
+def test_a_dataset_repos_folder_address_gets_the_download_of_its_gguf_files(
+    no_network, tmp_path, monkeypatch, given, pattern, inside
+):
+    # A folder's page (or a file beside the GGUF) was told `hf download owner/name q4`, which fetches no file named q4.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf(given)
+    folder = tmp_path / "name"
+    assert str(error.value).endswith(
+        f"hf download owner/name --include '{pattern}' --repo-type dataset --local-dir {folder}, "
+        f"then --gguf {folder}{inside}"
+    )

@@ -251,10 +251,16 @@ def _other_repo_kind_problem(match: re.Match[str], flag: str) -> tuple[str, str]
     folder = local_folder_for(repo)
     revision = unquote(match["revision"] or "main")  # refs%2Fpr%2F1 in both addresses; hf download takes it plain
     revision = f" --revision {quoted(revision)}" if revision != "main" else ""
-    command = f"hf download {repo} {quoted(file)} --repo-type {kind}{revision} --local-dir {quoted(folder)}"
+    what, given = quoted(file), f"{folder}/{file}"
+    if not file.lower().endswith(".gguf"):  # a folder (.../tree/main/q4), or a file beside the GGUF: the folder's
+        inside = PurePosixPath(file).parent if PurePosixPath(file).suffix else PurePosixPath(file)
+        top = inside == PurePosixPath(".")  # README.md at the repo's top: its .gguf files there
+        what = f"--include {quoted('*.gguf' if top else f'{inside}/*.gguf')}"
+        given = str(folder) if top else f"{folder}/{inside}"  # a folder of one GGUF, which single_gguf reads
+    command = f"hf download {repo} {what} --repo-type {kind}{revision} --local-dir {quoted(folder)}"
     return (
         f"{flag} reads a file on this machine, not a {kind} repo's address",
-        f"download it first: {command}, then {flag} {quoted(f'{folder}/{file}')}",
+        f"download it first: {command}, then {flag} {quoted(given)}",
     )
 
 
