@@ -112,3 +112,17 @@ def write_test_gguf(
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def write_split_gguf(whole: Path, tensors: Sequence[str], per_part: int = 1, arch: str = "motif_video") -> list[Path]:
+    """Write `tensors` (each a 2x32 f32 of ones) as llama.cpp's gguf-split leaves a file it cut, `per_part` tensors a
+    file named `<whole's stem>-0000i-of-0000N.gguf` beside `whole` (only the first part carries the architecture);
+    -> the parts, in order."""
+    writer = gguf.GGUFWriter(whole, arch, split_max_tensors=per_part)
+    for name in tensors:
+        writer.add_tensor(name, np.ones((2, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return sorted(whole.parent.glob(f"{whole.stem}-0*-of-0*.gguf"))

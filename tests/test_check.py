@@ -14,7 +14,7 @@ from gguf import GGMLQuantizationType as Q
 from safetensors.numpy import load_file, save_file
 
 pytest.importorskip("diffusers")
-from gguf_helpers import write_test_gguf  # noqa: E402
+from gguf_helpers import write_split_gguf, write_test_gguf  # noqa: E402
 from help_text import examples, help_text  # noqa: E402
 
 from motif_lite import __version__, cli  # noqa: E402
@@ -1303,25 +1303,14 @@ def test_one_check_reads_each_gguf_header_once(tiny, tmp_path, monkeypatch):
     assert sorted(reads) == sorted([gguf, te]), reads
 
 
-def _split_in_two(whole: Path, arch: str) -> tuple[Path, Path]:
-    """Write a two-tensor GGUF as llama.cpp's gguf-split leaves it, one tensor a file; -> its two parts."""
-    import gguf
-
-    writer = gguf.GGUFWriter(whole, arch, split_max_tensors=1)
-    for tensor in ("x_embedder.proj.weight", "context_embedder.linear_1.weight"):
-        writer.add_tensor(tensor, np.ones((2, 32), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return tuple(whole.with_name(f"{whole.stem}-0000{i}-of-00002.gguf") for i in (1, 2))
+TWO_TENSORS = ("x_embedder.proj.weight", "context_embedder.linear_1.weight")  # a split file: one a part
 
 
 def test_a_part_of_a_split_gguf_is_said_with_the_merge_alone(tiny, tmp_path, no_network):
     # The fix was "make it again from the checkpoint" (the first part, its tensors missing) or "it is another
     # model's file" (a later part, which carries no general.architecture): both files are whole and the user's.
-    transformer = _split_in_two(tmp_path / "mv-Q8_0.gguf", "motif_video")[1]
-    te = _split_in_two(tmp_path / "te-Q8_0.gguf", "t5gemma2_encoder")[1]
+    transformer = write_split_gguf(tmp_path / "mv-Q8_0.gguf", TWO_TENSORS)[1]
+    te = write_split_gguf(tmp_path / "te-Q8_0.gguf", TWO_TENSORS, arch="t5gemma2_encoder")[1]
     report = check_setup(tiny[0], gguf=transformer, text_encoder_gguf=te)
     said = {f.subject: f.message for f in report.problems}
     for part, name in ((transformer, "mv-Q8_0"), (te, "te-Q8_0")):
@@ -1390,7 +1379,7 @@ def test_a_folder_of_the_parts_of_one_split_gguf_is_said_as_that_file(tiny, tmp_
 
     folder = tmp_path / "unet"
     folder.mkdir()
-    first = _split_in_two(folder / "mv-Q8_0.gguf", "motif_video")[0]
+    first = write_split_gguf(folder / "mv-Q8_0.gguf", TWO_TENSORS)[0]
     assert find_gguf(folder) == first
     (found,) = problems(check_setup(tiny[0], gguf=folder))
     assert found.startswith(f"problem  {first}: is part 1 of a GGUF file split into 2 files")

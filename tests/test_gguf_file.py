@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
-from gguf_helpers import GGUF_PY_QUANTIZABLE, random_packed, write_test_gguf
+from gguf_helpers import GGUF_PY_QUANTIZABLE, random_packed, write_split_gguf, write_test_gguf
 from safetensors.torch import save_file
 from torch import nn
 
@@ -661,14 +661,8 @@ def test_each_part_of_a_split_gguf_is_refused_with_the_merge_that_makes_one_file
     # A file gguf-split cut in two (gguf-py writes llama.cpp's format and names). Read alone, the first part had
     # "3 tensor(s) do not match" and "make it again", the second was "another model's file": only the first part
     # carries general.architecture.
-    writer = gguf.GGUFWriter(tmp_path / "mv-Q8_0.gguf", "motif_video", split_max_tensors=2)
-    for name in ("x_embedder.proj.weight", "context_embedder.linear_1.weight", "proj_out.weight"):
-        writer.add_tensor(name, np.ones((2, 32), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    parts = sorted(tmp_path.glob("*.gguf"))
+    tensors = ("x_embedder.proj.weight", "context_embedder.linear_1.weight", "proj_out.weight")
+    parts = write_split_gguf(tmp_path / "mv-Q8_0.gguf", tensors, per_part=2)
     assert [p.name for p in parts] == ["mv-Q8_0-00001-of-00002.gguf", "mv-Q8_0-00002-of-00002.gguf"]
     merge = f"llama-gguf-split --merge {parts[0]} {tmp_path / 'mv-Q8_0.gguf'}, then pass {tmp_path / 'mv-Q8_0.gguf'}"
     for number, part in enumerate(parts, 1):
@@ -723,13 +717,7 @@ def test_the_5d_fix_names_the_files_whole_for_the_folder_it_runs_in(tmp_path, mo
 
 def test_a_part_of_a_split_gguf_already_merged_is_answered_with_the_merged_file(tmp_path: Path) -> None:
     # The fix was the merge again, which llama-gguf-split refuses: it does not write over its output.
-    writer = gguf.GGUFWriter(tmp_path / "mv-Q8_0.gguf", "motif_video", split_max_tensors=1)
-    for name in ("x_embedder.proj.weight", "proj_out.weight"):
-        writer.add_tensor(name, np.ones((2, 32), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_split_gguf(tmp_path / "mv-Q8_0.gguf", ["x_embedder.proj.weight", "proj_out.weight"])
     merged = tmp_path / "mv-Q8_0.gguf"
     assert not merged.exists()
     merged.write_bytes(b"GGUF")  # what the merge wrote: passing it reads it as any file
@@ -741,13 +729,9 @@ def test_a_part_of_a_split_gguf_already_merged_is_answered_with_the_merged_file(
 def test_a_renamed_part_of_a_split_gguf_is_told_to_get_its_name_back_for_the_merge(tmp_path: Path) -> None:
     # The fix was `llama-gguf-split --merge FIRST_PART MERGED.gguf`, which refuses a first part without its
     # NAME-00001-of-0000N.gguf name and finds the others by theirs.
-    writer = gguf.GGUFWriter(tmp_path / "mv-Q8_0.gguf", "motif_video", split_max_tensors=1)
-    for name in ("x_embedder.proj.weight", "proj_out.weight", "context_embedder.linear_1.weight"):
-        writer.add_tensor(name, np.ones((2, 32), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_split_gguf(
+        tmp_path / "mv-Q8_0.gguf", ["x_embedder.proj.weight", "proj_out.weight", "context_embedder.linear_1.weight"]
+    )
     renamed = (tmp_path / "mv-Q8_0-00002-of-00003.gguf").rename(tmp_path / "second.gguf")
     with pytest.raises(SplitGGUFError) as caught:
         read_gguf(renamed)

@@ -1596,17 +1596,11 @@ def test_comfyui_ggufs_convert_flags_with_their_values_attached_get_the_hint(tmp
 def test_a_folder_of_a_split_ggufs_parts_names_their_merge(tmp_path, capsys):
     # A folder holding the parts llama.cpp's gguf-split left was "no diffusion_pytorch_model.safetensors", where
     # --gguf given the same folder names the merge that makes one file of them.
-    import gguf
+    from gguf_helpers import write_split_gguf
 
     parts = tmp_path / "parts"
     parts.mkdir()
-    writer = gguf.GGUFWriter(parts / "mv-Q8_0.gguf", "motif_video", split_max_tensors=1)
-    for tensor in ("x_embedder.proj.weight", "context_embedder.linear_1.weight"):
-        writer.add_tensor(tensor, np.ones((2, 32), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_split_gguf(parts / "mv-Q8_0.gguf", ["x_embedder.proj.weight", "context_embedder.linear_1.weight"])
     assert main([str(parts), "-o", str(tmp_path / "o.gguf"), "--quiet"]) == 2
     merge = f"llama-gguf-split --merge {parts / 'mv-Q8_0-00001-of-00002.gguf'} {parts / 'mv-Q8_0.gguf'}"
     assert f"merge the parts into one with llama.cpp's tool: {merge}" in capsys.readouterr().err
