@@ -1425,3 +1425,12 @@ def test_a_gguf_named_by_its_types_family_or_with_no_type_recorded_gets_no_note_
     said = "x-Q4_K.gguf is named Q4_K, but its header says it holds Q8_0: it loads as Q8_0"
     assert named_type_note(Path("x-Q4_K.gguf"), "Q8_0") == said
     assert named_type_note(Path("x-Q4_K_S-fixed.gguf"), "Q4_K_M") is not None  # a whole file type is not a family
+
+
+def test_a_gguf_named_by_two_types_gets_no_note_on_its_name():
+    # Mutation pass 71: x-Q8_0-Q4_0.gguf names no one type, so its header's F16 contradicts neither; with one type
+    # named it gets the note.
+    from motif_lite.io.gguf_source import named_type_note
+
+    assert named_type_note(Path("x-Q8_0-Q4_0.gguf"), "F16") is None
+    assert named_type_note(Path("x-Q8_0.gguf"), "F16") is not None

@@ -760,3 +760,13 @@ def test_a_cached_snapshot_without_feature_extractor_gets_no_download_into_the_c
         own = tmp_path / "Tune"
         assert said.endswith(f"hf download Org/Tune --local-dir {own}, then {include} --local-dir {own}, then -m {own}")
     assert f"--local-dir {snapshot}" not in said
+
+
+def test_the_feature_extractor_fix_reads_the_cache_folder_in_any_case_and_only_in_models_folders(tmp_path):
+    # Mutation pass 71: the official repo's snapshot in the cache's spelling of its id, and a folder named snapshots
+    # outside any models--ORG--NAME folder (a folder of the user's, not the cache's).
+    from motif_lite.settings import _image_processor_fix
+
+    cached = tmp_path / "models--motif-technologies--motif-video-2b" / "snapshots" / "abc123"
+    assert _image_processor_fix(cached).endswith("--revision abc123")
+    assert _image_processor_fix(tmp_path / "mine" / "snapshots" / "abc123").startswith("copy the official")

@@ -442,3 +442,12 @@ def test_a_clip_at_another_rate_than_the_models_gets_one_note_on_the_pace_of_the
     slow = read_clip(make_clip(tmp_path / "slow.mp4", fps=12.0))
     (note,) = [note for note in extension_notes(slow, 5, 12.0, "o.mp4", Audience.API) if "pace" in note]
     assert "move 2x slower than it made them; fps 24 plays them" in note, note  # the server's field
+
+
+@pytest.mark.parametrize(("fps", "noted"), [(24.36, True), (23.64, True), (24000 / 1001, False), (24.2, False)])
+def test_the_models_pace_note_comes_past_one_percent_of_24_fps(fps, noted):
+    # Mutation pass 71: 1.5% off the model's 24 fps is a pace one sees; NTSC film's 0.1% and 0.8% are not.
+    from motif_lite.errors import Audience
+    from motif_lite.request.clip_checks import _model_pace_note
+
+    assert (_model_pace_note(fps, Audience.RUN_OR_PYTHON) is not None) is noted

@@ -2164,3 +2164,26 @@ def test_a_dataset_repos_folder_address_gets_the_download_of_its_gguf_files(
         f"hf download owner/name --include '{pattern}' --repo-type dataset --local-dir {folder}, "
         f"then --gguf {folder}{inside}"
     )
+
+
+def test_a_dataset_repos_gguf_named_in_capitals_is_downloaded_as_that_file(no_network, tmp_path, monkeypatch):
+    # Mutation pass 71: X.GGUF is the GGUF file itself, not a file beside it whose folder's .gguf files are fetched.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf("hf://datasets/owner/name/X-Q4_K_M.GGUF")
+    folder = tmp_path / "name"
+    assert f"hf download owner/name X-Q4_K_M.GGUF --repo-type dataset --local-dir {folder}, " in str(error.value)
+    assert str(error.value).endswith(f"then --gguf {folder}/X-Q4_K_M.GGUF")
+
+
+def test_a_file_on_this_machine_at_a_dataset_address_path_is_read(no_network, tmp_path, monkeypatch):
+    # Mutation pass 71: hf://datasets/... is a path too (hf:/datasets/...); where that file is there, it is read.
+    import numpy as np
+    from gguf import GGMLQuantizationType as Q
+    from gguf_helpers import write_test_gguf
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hf:" / "datasets" / "owner" / "name").mkdir(parents=True)
+    there = tmp_path / "hf:" / "datasets" / "owner" / "name" / "x.gguf"
+    write_test_gguf(there, {"a": (np.zeros((2, 32), np.float32), Q.F32, (2, 32))})
+    assert Path(find_gguf("hf://datasets/owner/name/x.gguf")).resolve() == there.resolve()

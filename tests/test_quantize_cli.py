@@ -1648,3 +1648,21 @@ def test_a_source_left_out_is_said_by_argparse_alone(argv, capsys):
         main(argv)
     assert exit_.value.code == 2
     assert capsys.readouterr().err.rstrip().endswith("error: the following arguments are required: src")
+
+
+def test_an_unfinished_download_name_is_read_in_any_case_and_the_fix_names_the_file_without_it(tmp_path):
+    # Mutation pass 71: the ending matched in lower case only, a folder so named read as a file, the name given back
+    # with its ending still on.
+    from gguf_helpers import write_test_gguf
+
+    from motif_lite.io.gguf_source import unfinished_download_problem
+    from motif_lite.shell_syntax import quoted
+
+    whole = write_test_gguf(tmp_path / "x.gguf", {"a": (np.zeros((2, 32), np.float32), Q.F32, (2, 32))})
+    given = tmp_path / "X.GGUF.CRDOWNLOAD"
+    given.write_bytes(whole.read_bytes())
+    problem, fix = unfinished_download_problem(given)
+    assert problem.startswith("is named as an unfinished download (its name ends in .crdownload)")
+    assert fix == f"rename it to {quoted(str(tmp_path / 'X.GGUF'))} once no download is writing it, and pass that"
+    (tmp_path / "folder.gguf.part").mkdir()
+    assert unfinished_download_problem(tmp_path / "folder.gguf.part") is None

@@ -1323,3 +1323,40 @@ def test_a_finished_image_to_video_sampling_whose_image_is_gone_is_told_decode_n
                                  f"motif-lite decode {path}, which needs no image")  # fmt: skip
     assert cli.main(["decode", str(path), "-o", str(tmp_path / "out_%03d.png"), "--device", "cpu"]) == 0
     assert (tmp_path / "out_008.png").is_file()
+
+
+def test_the_state_after_the_last_step_is_saved_when_sampling_took_exactly_the_time(monkeypatch):
+    """`final_after` is a floor: sampling of exactly 60 s saves the state after its last step (mutation pass 71)."""
+    import motif_lite.keeping as keeping
+    from motif_lite.sampling import SamplingState
+
+    clock = iter([1000.0, 1000.0 + keeping.SAVE_FINAL_STATE_AFTER_SECONDS])
+    monkeypatch.setattr(keeping.time, "monotonic", lambda: next(clock))
+    keeper = Keeper()
+    saver = keeping.StateSaver(keeper, lambda state: state, float("inf"), steps=1)
+    last = SamplingState(1, torch.ones(1), {}, None)
+    saver(last)
+    assert keeper.saved == [last]
+
+
+def test_the_last_step_of_a_short_sampling_gets_no_periodic_save_either():
+    """After the last step only the final save may write: a periodic save then due is not made, the state of a short
+    sampling being cheap to redo (mutation pass 71)."""
+    from motif_lite.keeping import StateSaver
+    from motif_lite.sampling import SamplingState
+
+    keeper = Keeper()
+    saver = StateSaver(keeper, lambda state: state, 0.0, steps=2, final_after=3600.0)
+    first = SamplingState(1, torch.ones(1), {}, None)
+    saver(first)
+    saver(SamplingState(2, torch.ones(1), {}, None))
+    assert keeper.saved == [first]
+
+
+@pytest.mark.parametrize(("progress", "done"), [(None, True), ((4, 4), True), ((3, 4), False), ((0, 4), False)])
+def test_sampling_is_done_only_for_denoised_latents_or_the_state_after_the_last_step(progress, done):
+    """A state saved one step before the last is not a finished sampling (mutation pass 71)."""
+    from motif_lite.io.latents import SavedLatents
+
+    saved = SavedLatents(torch.zeros(1, 16, 3, 4, 6), Path("fox.mp4"), 48, 32, 9, 16.0, "float32", progress=progress)
+    assert saved.sampling_done is done

@@ -73,3 +73,12 @@ def test_the_optional_lines_come_before_the_output_line(tmp_path):
     tail = lines.splitlines()[-4:]
     assert tail[0].startswith("ran on: ") and tail[-1].startswith("output: ")
     assert {tail[1], tail[2]} == {"loras: style.safetensors x0.8", "text encoder: te.gguf"}
+
+
+def test_a_run_resumed_one_step_before_the_last_says_that_step_was_sampled_here(tmp_path):
+    # Mutation pass 71: only a state after the last step (resumed_at == steps) is a decode alone.
+    assert _line(summary(_result(tmp_path, resumed_at=7), 0.0, with_settings=False), "resumed: ") == (
+        "resumed: step 8 sampled here, steps 1-7 by the run that stopped"
+    )
+    last = _line(summary(_result(tmp_path, resumed_at=8), 0.0, with_settings=False), "resumed: ")
+    assert last == "resumed: every step sampled by the run that stopped, only the decode ran here"
