@@ -149,3 +149,56 @@ def test_the_small_plan_docs_memory_gives_is_the_benchmarks_dry_run_row():
     )
     assert row is not None, "docs/benchmarks.md no longer has the 832x480x121 --vram 4 row"
     assert said == float(row[1])
+
+
+def test_the_reserve_docs_memory_gives_for_vram_8gb_is_the_dry_runs(no_network, no_weights, monkeypatch, capsys):
+    # docs/memory.md, "What to do when it does not fit": a dry run for a GPU this machine lacks, at `--vram 8GB` with
+    # the bf16 transformer, needs "~8.62 GiB" free: the reserve its card's-size note names (tests/test_preflight.py
+    # checks the note's wording, not the doc's figure).
+    from motif_lite import cli
+
+    (said,) = _numbers(_flat("memory.md"), rf"\(`--vram 8GB`, with the bf16 transformer: ~{NUMBER} GiB\)")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the GPU planned for is another machine's
+    assert cli.main(["run", "--dry-run", "--device", "cuda", "--vram", "8GB", "-p", "x"]) == 0
+    err = capsys.readouterr().err
+    note = re.search(
+        r"note: --vram 8 is what this plan may allocate, not the GPU's size: it needs ~(\S+) GiB free", err
+    )
+    assert note is not None, err
+    assert float(note[1]) == said
+
+
+def test_the_card_size_margins_docs_memory_gives_are_the_edges_a_vram_reads_as_one():
+    # docs/memory.md, the same paragraph: "nvidia-smi's total in MiB, at most 2 % under one ... or, with ECC on, ...
+    # at most 0.2 % under 15/16 of one", and its examples of a card's size and of none. tests/test_preflight.py's
+    # examples pin the margins only loosely (2 % anywhere from 1.4 % to 3.5 %); here the whole MiB at each edge, for
+    # a 24 GiB card, reads as a card's size and the one under it does not.
+    import math
+
+    from motif_lite.cli.flag_numbers import vram_gib
+    from motif_lite.cli.run_prepare import _card_size_typed
+
+    text = _flat("memory.md")
+    whole, ecc, share_top, share_bottom = _numbers(
+        text,
+        rf"total in MiB, at most {NUMBER} % under one \(.*?\) or, with ECC on, which keeps a sixteenth back, at most "
+        rf"{NUMBER} % under {NUMBER}/{NUMBER} of one",
+    )
+
+    def reads_as_a_card(mib: int) -> bool:
+        assert mib % 64, mib  # a multiple of 64 MiB is no card's size whatever the margins: no edge to test there
+        return _card_size_typed(mib / 1024) == f"{mib}MB"
+
+    card = 24 * 1024
+    for total, margin in ((card, whole), (card * share_top / share_bottom, ecc)):
+        edge = math.ceil(total * (1 - margin / 100))  # the fewest whole MiB within the margin
+        assert reads_as_a_card(edge) and not reads_as_a_card(edge - 1), (total, margin, edge)
+    cards = re.search(r"at most .*? % under one \(`--vram (\d+MB)` for a 24 GB card, (\d+MB) for an 80 GB H100\)", text)
+    with_ecc = re.search(r"under \d+/\d+ of one \((\d+MB) for a 24 GB A10G\)", text)
+    none = re.search(r"a `--vram` such as (\S+) \(as the note advises\), (\S+), (\S+) \(free memory\) or a multiple of "
+                     r"64 MiB \((\S+)\), no card's size, gets none", text)  # fmt: skip
+    assert cards and with_ecc and none, "docs/memory.md no longer gives the card's-size examples"
+    for typed in (*cards.groups(), *with_ecc.groups()):
+        assert _card_size_typed(vram_gib(typed)) == typed
+    for typed in none.groups():
+        assert _card_size_typed(vram_gib(typed)) is None, typed
