@@ -1647,7 +1647,7 @@ def test_the_refusals_the_docs_quote_are_what_a_dry_run_prints(no_network, no_we
 
 @pytest.mark.parametrize(("page", "flags"), [(SERVER, ["--gguf", "Q4_K_M"]), (USAGE, [])])
 def test_the_out_of_memory_examples_give_the_plans_a_dry_run_makes(no_network, no_weights, capsys, page, flags):
-    # docs/server.md, "The API" (a job out of device memory, Q4_K_M), and docs/usage.md, "The decode failed" (the
+    # docs/server.md, "The API" (a job out of device memory, Q4_K_M), and docs/usage.md, "Sampling stopped" (the
     # bf16 transformer): the plan the example names at its budget, its estimated peaks, and the next plan down at the
     # `--vram` it gives, with the blocks that plan streams, are what `motif-lite run --dry-run` plans at 1280x736x121.
     example = re.search(
