@@ -4,9 +4,11 @@ the code, so a change on either side fails here. CPU, no weights, each well unde
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -202,3 +204,33 @@ def test_the_card_size_margins_docs_memory_gives_are_the_edges_a_vram_reads_as_o
         assert _card_size_typed(vram_gib(typed)) == typed
     for typed in none.groups():
         assert _card_size_typed(vram_gib(typed)) is None, typed
+
+
+# What a flag's metavar says it takes, where that is a file or folder; -m, -o, -i and --gguf name none.
+_PATH_METAVARS = {"FILE", "FILE[:STRENGTH]", "DIR", "CLIP", "LATENTS", "IMAGE"}
+_PATH_FLAGS = {"-m", "-o", "-i", "--gguf"}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a Windows path is a path there")
+def test_every_flag_that_takes_a_path_refuses_a_windows_path_with_the_path_to_give():
+    # docs/usage.md, "Windows paths are names here": "Every flag that takes a path ... refuses one ... with the path
+    # to give instead". tests/test_paths.py gives a Windows path to the quantizer's flags and tells each form apart;
+    # here every flag and argument of every command whose value is a file or folder refuses one as it is read.
+    import argparse
+
+    from motif_lite import cli
+
+    (commands,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    checked = set()
+    for command, parser in commands.choices.items():
+        for action in parser._actions:
+            if action.metavar not in _PATH_METAVARS and not _PATH_FLAGS & set(action.option_strings):
+                continue
+            name = f"{command} {(action.option_strings or [action.dest])[0]}"
+            with pytest.raises(argparse.ArgumentTypeError, match="/mnt/c/Users/me/Pictures/fox.png"):
+                action.type("C:\\Users\\me\\Pictures\\fox.png")
+            checked.add(name)
+    # The metavars and flags above still find the path flags (a renamed metavar would leave them unchecked).
+    expected = {"run -m", "run -o", "run -i", "run --lora", "run --resume", "run --settings-from", "run --extend"}
+    expected |= {"decode latents", "serve --data", "serve --lora-dir", "check --gguf", "verify --vae"}
+    assert expected <= checked, checked
