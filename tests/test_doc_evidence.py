@@ -234,3 +234,39 @@ def test_every_flag_that_takes_a_path_refuses_a_windows_path_with_the_path_to_gi
     expected = {"run -m", "run -o", "run -i", "run --lora", "run --resume", "run --settings-from", "run --extend"}
     expected |= {"decode latents", "serve --data", "serve --lora-dir", "check --gguf", "verify --vae"}
     assert expected <= checked, checked
+
+
+def test_a_clip_to_extend_on_a_folder_without_the_image_processor_is_refused_before_anything_loads(
+    shared_checkpoint, tmp_path, capsys, monkeypatch, no_network
+):
+    # docs/usage.md, "Image-to-video": on a local folder without feature_extractor/, "`-i` and `--extend` are refused
+    # before anything loads, a dry run's too, with the `hf download` command that adds it". tests/
+    # test_checkpoint_folders.py gives `-i`; the clip's last frame is read by the same image processor.
+    import json
+    import shutil
+
+    import numpy as np
+
+    import motif_lite.encoders.text
+    from motif_lite import cli
+    from motif_lite.io.video import write_video
+
+    root = tmp_path / "text-to-video"
+    shutil.copytree(shared_checkpoint[0], root, ignore=shutil.ignore_patterns("feature_extractor"))
+    index = json.loads((root / "model_index.json").read_text())
+    del index["feature_extractor"]  # as a text-to-video folder's lists none
+    (root / "model_index.json").write_text(json.dumps(index))
+    clip = write_video(np.zeros((5, 32, 32, 3), np.uint8), tmp_path / "clip.mp4", 24)
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the text encoder loaded before the refusal")
+
+    monkeypatch.setattr(motif_lite.encoders.text, "load_text_encoder", loaded)
+    size = ["-W", "32", "-H", "32", "--video-frames", "5", "--steps", "1", "--device", "cpu"]
+    for dry_run in (["--dry-run"], []):
+        argv = ["run", "-m", str(root), "--extend", str(clip), "-p", "fox", *size, *dry_run]
+        code = cli.main([*argv, "-o", str(tmp_path / "longer.mp4")])
+        err = capsys.readouterr().err
+        assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
+        assert f"error: {root} has no feature_extractor/preprocessor_config.json" in err, err
+        assert f"--include 'feature_extractor/*' --local-dir {root}" in err, err
