@@ -1483,3 +1483,40 @@ def test_a_vram_reads_as_a_cards_size_as_nvidia_smis_total_with_ecc_on(vram, typ
     from motif_lite.cli.run_prepare import _card_size_typed
 
     assert _card_size_typed(vram_gib(vram)) == typed
+
+
+@pytest.mark.parametrize(
+    ("vram", "typed"),
+    [
+        # round numbers a user picks, within 2 % under a whole GiB or 0.2 % under 15/16 of one by chance
+        ("8100MB", None),
+        ("81000MB", None),
+        ("16300MiB", None),
+        ("23000MB", None),
+        # nvidia-smi's totals still read as a card's size (RTX 4060, V100, H100, A10G)
+        ("8188MB", "8188MB"),
+        ("16160MB", "16160MB"),
+        ("81559MB", "81559MB"),
+        ("23028MB", "23028MB"),
+    ],
+)
+def test_a_round_vram_in_mib_is_no_cards_size(vram, typed):
+    # `--vram 8100MB` (1.1 % under 8 GiB) was read as nvidia-smi's total, and a dry run for a GPU not here said "If
+    # that is your card's size ..." of a budget no card has.
+    from motif_lite.cli.flag_numbers import vram_gib
+    from motif_lite.cli.run_prepare import _card_size_typed
+
+    assert _card_size_typed(vram_gib(vram)) == typed
+
+
+def test_a_dry_run_for_a_gpu_not_here_gives_no_cards_size_note_for_a_round_vram_in_mib(
+    no_network, no_weights, monkeypatch, capsys
+):
+    # The note came for `--vram 8100MB --device cuda --dry-run`, a round budget and no card's size.
+    from motif_lite.runtime.planner import RESERVED_RATIO
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the GPU planned for is another machine's
+    code, out, err = run(capsys, "--dry-run", "--device", "cuda", "--vram", "8100MB")
+    assert code == 0, err
+    assert float(re.search(r"device peak (\S+) GiB allocated", out).group(1)) * RESERVED_RATIO > 8100 / 1024
+    assert "not the GPU's size" not in err

@@ -203,18 +203,22 @@ _CARD_TOTAL_SHORTFALL = 0.02
 # that close: the free memory of an 8 GB card (7600MiB, 1 % under 15/16 of 8 GiB) is no card's total.
 _ECC_SHARE = 15 / 16
 _ECC_TOTAL_SHORTFALL = 0.002
+# A multiple of 100 MiB (8100MB, 81000MB, 23000MB) is a round number a user picked, within those bands by chance;
+# no card's total in nvidia-smi is one (8188, 16160, 23028, 46068, 81559 MiB).
+_ROUND_MIB = 100
 
 
 def _card_size_typed(vram_gib: float) -> str | None:
     """`--vram` as typed where it reads as a card's size: a whole number of GiB (`8`, the size on the box), or a
     whole number of MiB at most 2 % under a whole GiB (`24564MB`, nvidia-smi's total) or 0.2 % under 15/16 of one
     (`23028MB`, with ECC on); None for any other budget. A budget typed in GiB is whole MiB only as a multiple of
-    1/16 GiB (7.75: 7936 MiB), which no card's total in nvidia-smi is, so those are none; nor is a value with
-    decimals (6.67, as the note advises) or free memory well under a whole GiB (7380MB on an 8 GB card)."""
+    1/16 GiB (7.75: 7936 MiB), which no card's total in nvidia-smi is, so those are none; nor is a round number of
+    MiB (8100MB), a value with decimals (6.67, as the note advises) or free memory well under a whole GiB (7380MB
+    on an 8 GB card)."""
     if vram_gib.is_integer():
         return f"{vram_gib:g}"
     mib = vram_gib * 1024
-    if not mib.is_integer() or mib % 64 == 0:
+    if not mib.is_integer() or mib % 64 == 0 or mib % _ROUND_MIB == 0:
         return None
     card_mib, ecc_mib = math.ceil(vram_gib) * 1024, math.ceil(vram_gib / _ECC_SHARE) * 1024 * _ECC_SHARE
     whole = card_mib - mib <= _CARD_TOTAL_SHORTFALL * card_mib
