@@ -146,7 +146,11 @@ def test_periodic_saves_that_move_to_the_cache_say_so_once(pipe, tmp_path, cache
         (OSError(errno.ENOSPC, "No space left on device"), "free that much space"),
         (Exception("Error while serializing: I/O error: Disk quota exceeded (os error 122)"), "free that much space"),
         # safetensors' own error, as a file size limit (ulimit -f) gives it: free space would not help
-        (Exception("Error while serializing: I/O error: File too large (os error 27)"), "ulimit -f unlimited"),
+        (
+            Exception("Error while serializing: I/O error: File too large (os error 27)"),
+            "raise the file size limit where it is set: ulimit -f unlimited in the shell that starts it, "
+            "LimitFSIZE=infinity for a systemd service, or the container's fsize ulimit",
+        ),
         (OSError(errno.EACCES, "Permission denied"), "a folder this process can write"),
     ],
     ids=["full", "quota", "size-limit", "denied"],

@@ -21,7 +21,7 @@ import torch
 from motif_lite.errors import MotifLiteError
 from motif_lite.io.latents import SavedLatents, latents_path, save_latents
 from motif_lite.io.output_claims import unused_path
-from motif_lite.io.staging import free_bytes, os_error_number, out_of_space, process_running
+from motif_lite.io.staging import FILE_SIZE_LIMIT_FIX, free_bytes, os_error_number, out_of_space, process_running
 from motif_lite.io.user_cache import user_cache_folder
 from motif_lite.units import file_size
 
@@ -94,7 +94,7 @@ def _not_saved(attempts: list[tuple[Path, Exception]], saved: SavedLatents) -> s
     to do about it."""
     tried = "; nor to ".join(f"{path} ({_reason(error)}{_free_space(path.parent)})" for path, error in attempts)
     if any(os_error_number(error) == errno.EFBIG for _, error in attempts):  # a size limit, whatever the free space
-        fix = "raise the file size limit of this shell (ulimit -f unlimited)"
+        fix = FILE_SIZE_LIMIT_FIX
     elif any(out_of_space(error, path.parent) for path, error in attempts):
         fix = "free that much space, or give the output another folder (-o)"
     else:

@@ -46,6 +46,7 @@ from motif_lite.errors import (
 from motif_lite.frame_rates import rate_said
 from motif_lite.io.ffmpeg import FfmpegFailed, ffmpeg_process, file_argument, find_ffmpeg
 from motif_lite.io.staging import (
+    FILE_SIZE_LIMIT_FIX,
     FRAME_PATTERN,
     FULL_DISK_BYTES,
     PARTIAL_PREFIX,
@@ -604,8 +605,8 @@ def _write_failure(path: Path, failed: FfmpegFailed | None) -> str:
         return f"no space left on the disk of {path.parent}"
     # ffmpeg's own failure (an encoder its build lacks, a damaged binary) comes again with the same format: the
     # formats it does not write are the way to the video.
-    if failed is not None and failed.code == -getattr(signal, "SIGXFSZ", 0):  # a file over `ulimit -f` kills it
-        return "the file size limit of this shell stopped ffmpeg: raise it (ulimit -f unlimited)"
+    if failed is not None and failed.code == -getattr(signal, "SIGXFSZ", 0):  # a file over the size limit kills it
+        return f"a file size limit stopped ffmpeg: {FILE_SIZE_LIMIT_FIX}"
     said = failed.last_line if failed is not None else ""
     told = f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
     stem = output_of(path).stem
