@@ -1556,3 +1556,30 @@ def test_a_png_sequences_pattern_given_as_the_image_names_the_python_keywords_to
     with pytest.raises(MotifLiteError) as refused:  # verify has no Python caller: its words name -i alone
         read_image(pattern, Audience.VERIFY)
     assert "Python" not in str(refused.value) and "and -i takes one image" in str(refused.value), refused.value
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_an_output_folder_that_lost_its_permissions_is_not_said_to_be_removed():
+    # A folder above the output's that may no longer be entered makes `is_dir` False, as for a removed folder: the
+    # video's failure said "its folder ... is no longer there (removed or unmounted ...)" of a folder still there.
+    # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed, writable_once = base / "closed", base / "kept"
+    try:
+        base.chmod(0o755)
+        (closed / "out").mkdir(parents=True)
+        closed.chmod(0o000)  # an ancestor of the output's folder, taken away midway
+        writable_once.mkdir(mode=0o555)  # the output's folder itself, now read-only
+        said = _as_another_user(lambda: video_module._write_failure(closed / "out" / "x.mp4", None))
+        assert said == repr(
+            f"its folder {closed / 'out'} cannot be reached: this process may no longer enter {closed} (its "
+            "permissions changed since the run began; it needs x, search permission): give it back, or write to "
+            "another folder"
+        ), said
+        said = _as_another_user(lambda: video_module._write_failure(writable_once / "x.mp4", None))
+        assert "Permission denied" in said and "no longer there" not in said, said
+        said = _as_another_user(lambda: video_module._write_failure(base / "gone" / "x.mp4", None))
+        assert said == repr(f"its folder {base / 'gone'} is no longer there (removed or unmounted since the run began)")
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -595,8 +596,8 @@ def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[st
 def _write_failure(path: Path, failed: FfmpegFailed | None) -> str:
     """Why writing `path` failed: the folder's reason first (ffmpeg's message then names the hidden partial file),
     then a want of space, else what ffmpeg said (its last error line)."""
-    if not path.parent.is_dir():  # removed or unmounted while the run went on: ffmpeg and the OS say only ENOENT
-        return f"its folder {path.parent} is no longer there (removed or unmounted since the run began)"
+    if (unreachable := _folder_unreachable(path.parent)) is not None:  # ffmpeg and the OS say only ENOENT, EACCES
+        return unreachable
     if (reason := creating_fails(path.parent)) is not None:
         return reason
     if out_of_space(failed, path.parent):  # ffmpeg's reason is often on a line before its last
@@ -611,6 +612,26 @@ def _write_failure(path: Path, failed: FfmpegFailed | None) -> str:
     told = f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
     stem = output_of(path).stem
     return f"{told} (.webp, .gif and PNG frames need no ffmpeg: -o {quoted(f'{stem}.webp')}, or {stem}_%03d.png)"
+
+
+def _folder_unreachable(folder: Path) -> str | None:
+    """Why the output's `folder`, there when the run began, cannot be reached now, or None while it is a folder:
+    removed or unmounted, or a folder on its way that this process may no longer enter (its permissions changed:
+    then `is_dir` is False too, as the folder cannot be looked at, though it is still there)."""
+    try:
+        if stat.S_ISDIR(folder.stat().st_mode):
+            return None
+    except PermissionError:
+        # The first folder from the root that may not be entered stops the way; the folder itself need not be.
+        closed = next((above for above in reversed(folder.parents) if not os.access(above, os.X_OK)), None)
+        above = str(closed) if closed is not None else "a folder above it"
+        return (
+            f"its folder {folder} cannot be reached: this process may no longer enter {above} (its permissions "
+            "changed since the run began; it needs x, search permission): give it back, or write to another folder"
+        )
+    except OSError:  # gone, or a file stands where a folder on its way was
+        pass
+    return f"its folder {folder} is no longer there (removed or unmounted since the run began)"
 
 
 def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
