@@ -2187,3 +2187,28 @@ def test_a_file_on_this_machine_at_a_dataset_address_path_is_read(no_network, tm
     there = tmp_path / "hf:" / "datasets" / "owner" / "name" / "x.gguf"
     write_test_gguf(there, {"a": (np.zeros((2, 32), np.float32), Q.F32, (2, 32))})
     assert Path(find_gguf("hf://datasets/owner/name/x.gguf")).resolve() == there.resolve()
+
+
+@pytest.mark.parametrize(
+    ("given", "download", "then"),
+    [
+        ("hf://datasets/squad/x-Q4_K_M.gguf", "squad x-Q4_K_M.gguf", "x-Q4_K_M.gguf"),
+        ("hf://datasets/squad@refs%2Fpr%2F1/x.GGUF", "squad x.GGUF --repo-type dataset --revision refs/pr/1", "x.GGUF"),
+        ("https://huggingface.co/datasets/squad/blob/main/x-Q4_K_M.gguf", "squad x-Q4_K_M.gguf", "x-Q4_K_M.gguf"),
+        ("https://huggingface.co/datasets/squad/tree/main/q4", "squad --include 'q4/*.gguf'", "q4"),
+        # with an owner, as before: a folder between the name and the file is the repo's name
+        ("hf://datasets/owner/squad/x.gguf", "owner/squad x.gguf", "x.gguf"),
+    ],
+)
+def test_a_canonical_datasets_address_without_an_owner_is_read_as_that_repo(
+    no_network, tmp_path, monkeypatch, given, download, then
+):
+    # hf://datasets/squad/x.gguf (a canonical dataset has no owner) was read as the repo squad/x.gguf, and its web
+    # address as the model repo datasets/squad: either download fetched nothing.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf(given)
+    folder = tmp_path / "squad"
+    assert f"hf download {download} " in str(error.value)
+    assert "--repo-type dataset" in str(error.value)
+    assert str(error.value).endswith(f"--local-dir {folder}, then --gguf {folder}/{then}")

@@ -202,7 +202,7 @@ def gguf_address_problem(text: str, flag: str = "--gguf") -> tuple[str, str] | N
     """For a Hub web address (or `repo:file`) given to `flag` (--gguf, which reads local files and official
     variants, or --text-encoder-gguf, local files only): (the problem, the fix: the variant's name for a file of the
     official transformer repo, else the download of the file and the path to give); None for anything else."""
-    other_kind = _OTHER_REPO_KIND.match(text) or _OTHER_REPO_KIND_WEB.match(text)
+    other_kind = next((match for pattern in _OTHER_REPO_KINDS if (match := pattern.match(text))), None)
     if other_kind is not None and not user_path(text).exists():
         return _other_repo_kind_problem(other_kind, flag)
     address = hub_address(text)
@@ -240,6 +240,20 @@ _OTHER_REPO_KIND_WEB = re.compile(
     r"^(?:https?:/+)?(?:www\.)?(?:huggingface\.co|hf\.co)/(?P<kind>datasets|spaces)/(?P<repo>[\w.-]+/[\w.-]+?)"
     r"(?:/(?:resolve|blob|tree)/(?P<revision>[^/]+)(?:/(?P<file>[^?]+?))?)?/?(?:\?.*)?$"
 )
+# A canonical dataset's, which has no owner (squad; every Space has one): hf://datasets/squad[@revision]/x.gguf,
+# the name followed by a GGUF file or by nothing (hf://datasets/squad/q4/x.gguf reads as the repo squad/q4, owners
+# being the rule now), and huggingface.co/datasets/squad/blob/main/x.gguf. Read as owner/name, squad/x.gguf was the
+# repo.
+_OWNERLESS_REPO_KIND = re.compile(
+    r"^hf://(?P<kind>datasets)/(?P<repo>[A-Za-z0-9][\w.-]*?)(?:@(?P<revision>[^/]+))?"
+    r"(?:/(?P<file>[^/]+\.(?i:gguf)))?/?$"
+)
+_OWNERLESS_REPO_KIND_WEB = re.compile(
+    r"^(?:https?:/+)?(?:www\.)?(?:huggingface\.co|hf\.co)/(?P<kind>datasets)/(?P<repo>[\w.-]+?)"
+    r"(?:/(?:resolve|blob|tree)/(?P<revision>[^/]+)(?:/(?P<file>[^?]+?))?)?/?(?:\?.*)?$"
+)
+# Tried in this order: an owner-less name before a GGUF file, then owner/name, then an owner-less page.
+_OTHER_REPO_KINDS = (_OWNERLESS_REPO_KIND, _OTHER_REPO_KIND, _OTHER_REPO_KIND_WEB, _OWNERLESS_REPO_KIND_WEB)
 
 
 def _other_repo_kind_problem(match: re.Match[str], flag: str) -> tuple[str, str]:
