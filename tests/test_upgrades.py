@@ -361,3 +361,38 @@ def test_a_queued_job_naming_a_lora_by_a_name_a_link_and_the_name_again_names_al
         ), why
     finally:
         store.close()
+
+
+def test_a_queued_job_naming_two_links_out_of_the_lora_folder_to_one_file_is_left_to_their_refusal(tmp_path):
+    # Two names that lead out of the LoRA folder to one file were failed at restart as "one file of this server's
+    # LoRA folder (one name is a link to the other)": neither is a file of the folder, and each is refused as none
+    # at the job's turn ("no LoRA file ..."), as `lora_files` checks that before it compares two names.
+    from motif_lite.server.job_record import QUEUED
+    from motif_lite.server.loras import lora_files
+    from motif_lite.server.schema import ApiError
+
+    folder, elsewhere = tmp_path / "loras", tmp_path / "elsewhere.safetensors"
+    folder.mkdir()
+    (folder / "a.safetensors").write_bytes(b"a LoRA")
+    elsewhere.write_bytes(b"not the operator's LoRA")
+    for name in ("out.safetensors", "out2.safetensors"):
+        (folder / name).symlink_to(elsewhere)
+    loras = [("out.safetensors", 0.5), ("out2.safetensors", 0.25)]
+    missing = [("gone.safetensors", 0.5), ("gone.safetensors", 0.25)]  # a name no file of the folder, likewise
+    settings = {"prompt": "a red fox", "width": 64, "height": 64, "frames": 9, "fps": 24}
+    jobs = {"video_" + "9" * 32: loras, "video_" + "a" * 32: missing}
+    store = JobStore(tmp_path / "data")
+    try:
+        for job, named in jobs.items():
+            store.add(job, "m", settings, False, 10, loras=named)
+    finally:
+        store.close()
+    store = JobStore(tmp_path / "data")  # restarted
+    try:
+        assert store.recover(folder).refused == [] and all(store.get(job).status == QUEUED for job in jobs)
+    finally:
+        store.close()
+    for named in jobs.values():
+        with pytest.raises(ApiError) as refused:
+            lora_files(named, folder)
+        assert f"no LoRA file {named[0][0]!r} in this server's LoRA folder" in str(refused.value)

@@ -42,8 +42,7 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
     root = folder.resolve()
     files = []
     for name, strength in loras:
-        path = (root / name).resolve()
-        if path.parent != root or not path.is_file():
+        if (path := _folder_file(root, name)) is None:
             available = available_loras(folder)
             meant = _meant(name, available)
             hint = f"; did you mean {meant!r}?" if meant else ""
@@ -79,7 +78,18 @@ def one_file_named_again(loras: Sequence[tuple[str, float]], folder: Path | None
         first = next((name for name in names if names.count(name) > 1), None)
         return None if first is None else tuple(i for i, name in enumerate(names) if name == first)
     root = folder.resolve()
-    return same_file_positions([root / name for name, _ in loras])
+    # `lora_files` refuses a name that is no file of the folder (missing, or a link that leads out of it) before it
+    # compares any two: such a name is left to that refusal, which says what is wrong, and compared with none here.
+    files = {i: path for i, (name, _) in enumerate(loras) if (path := _folder_file(root, name)) is not None}
+    same = same_file_positions(list(files.values()))
+    return None if same is None else tuple(list(files)[i] for i in same)
+
+
+def _folder_file(root: Path, name: str) -> Path | None:
+    """The file `name` opens in the folder `root` (resolved), links followed; None where it is no file there or the
+    name leads out of the folder (a link elsewhere on the server counts as none)."""
+    path = (root / name).resolve()
+    return path if path.parent == root and path.is_file() else None
 
 
 def why_one_file(folder: Path, first: str, second: str) -> str:
