@@ -1518,9 +1518,9 @@ def test_ffmpeg_stopped_by_the_file_size_limit_says_to_raise_it(tmp_path, monkey
         write_video(_video(), tmp_path / ".partial-7-x.mp4", 24.0, META)
     # The limit may be a systemd service's LimitFSIZE or a container's, not the shell's: the text names each.
     assert str(error.value) == (
-        f"ffmpeg could not write {tmp_path / 'x.mp4'}: a file size limit stopped ffmpeg: raise the file size limit "
-        "where it is set: ulimit -f unlimited in the shell that starts it, LimitFSIZE=infinity for a systemd "
-        "service, or the container's fsize ulimit"
+        f"ffmpeg could not write {tmp_path / 'x.mp4'}: ffmpeg was stopped at the file size limit: raise the file "
+        "size limit where it is set: ulimit -f unlimited in the shell that starts motif-lite, LimitFSIZE=infinity "
+        "for a systemd service, or the container's fsize ulimit"
     )
 
 

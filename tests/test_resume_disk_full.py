@@ -148,7 +148,7 @@ def test_periodic_saves_that_move_to_the_cache_say_so_once(pipe, tmp_path, cache
         # safetensors' own error, as a file size limit (ulimit -f) gives it: free space would not help
         (
             Exception("Error while serializing: I/O error: File too large (os error 27)"),
-            "raise the file size limit where it is set: ulimit -f unlimited in the shell that starts it, "
+            "raise the file size limit where it is set: ulimit -f unlimited in the shell that starts motif-lite, "
             "LimitFSIZE=infinity for a systemd service, or the container's fsize ulimit",
         ),
         (OSError(errno.EACCES, "Permission denied"), "a folder this process can write"),

@@ -30,7 +30,7 @@ OUT_OF_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # A file size limit (SIGXFSZ, EFBIG) is set where the process was started: a shell's `ulimit -f`, a systemd
 # service's LimitFSIZE, a container's fsize ulimit; each has its own way to raise it.
 FILE_SIZE_LIMIT_FIX = (
-    "raise the file size limit where it is set: ulimit -f unlimited in the shell that starts it, "
+    "raise the file size limit where it is set: ulimit -f unlimited in the shell that starts motif-lite, "
     "LimitFSIZE=infinity for a systemd service, or the container's fsize ulimit"
 )
 # How the OS says each want of space in words: glibc's and musl's (ffmpeg's builds), and this system's.

@@ -607,7 +607,7 @@ def _write_failure(path: Path, failed: FfmpegFailed | None) -> str:
     # ffmpeg's own failure (an encoder its build lacks, a damaged binary) comes again with the same format: the
     # formats it does not write are the way to the video.
     if failed is not None and failed.code == -getattr(signal, "SIGXFSZ", 0):  # a file over the size limit kills it
-        return f"a file size limit stopped ffmpeg: {FILE_SIZE_LIMIT_FIX}"
+        return f"ffmpeg was stopped at the file size limit: {FILE_SIZE_LIMIT_FIX}"
     said = failed.last_line if failed is not None else ""
     told = f"ffmpeg said: {said}" if said else "ffmpeg stopped without saying why"
     stem = output_of(path).stem
