@@ -197,8 +197,10 @@ def test_the_card_size_margins_docs_memory_gives_are_the_edges_a_vram_reads_as_o
         assert reads_as_a_card(edge) and not reads_as_a_card(edge - 1), (total, margin, edge)
     cards = re.search(r"at most .*? % under one \(`--vram (\d+MB)` for a 24 GB card, (\d+MB) for an 80 GB H100\)", text)
     with_ecc = re.search(r"under \d+/\d+ of one \((\d+MB) for a 24 GB A10G\)", text)
-    none = re.search(r"a `--vram` such as (\S+) \(as the note advises\), (\S+), (\S+) \(free memory\) or a multiple of "
-                     r"64 MiB \((\S+)\), no card's size, gets none", text)  # fmt: skip
+    none = re.search(r"a `--vram` such as (\S+) \(as the note advises\), (\S+), (\S+) \(free memory\), a multiple of "
+                     r"64 MiB \((\S+)\) or a round number of MiB, a multiple of 100 \((\S+)\), no card's size, "
+                     r"gets none",
+                     text)  # fmt: skip
     assert cards and with_ecc and none, "docs/memory.md no longer gives the card's-size examples"
     for typed in (*cards.groups(), *with_ecc.groups()):
         assert _card_size_typed(vram_gib(typed)) == typed
