@@ -110,15 +110,24 @@ PYTHON_DECODE = (
 DECODE_ADVICE_GIVEN = "motif_lite_decode_advice"
 
 
-def advise_decode_out_of_memory(error: BaseException, path: Path) -> None:
-    """Note on a run's decode `error` (out of device memory) what to do with the denoised latents kept in `path`:
-    decode them alone, which plans its memory again, where the same command again would sample the video again.
+def advise_decode_out_of_memory(error: BaseException, path: Path, device: torch.device | str = "cuda") -> None:
+    """Note on a run's decode `error` (out of `device`'s memory) what to do with the denoised latents kept in
+    `path`: decode them alone, which plans its memory again, where the same command again would sample the video
+    again; worded for the device the run used (a GPU's free memory is planned for, other devices' only with --vram).
     The CLI prints a note in place of its advice without figures."""
     pasted = quoted(str(path))
+    kind = torch.device(device).type
+    if kind == "cuda":
+        how = ("which plans the decode for the GPU memory free then (add --vram GiB to decode in less memory, or "
+               "--device cpu to use none of the GPU's)")  # fmt: skip
+    elif kind == "cpu":
+        how = "which loads the VAE alone (add --vram GiB to decode in less memory)"
+    else:  # mps, xpu, ...: no free memory to read, so no plan without --vram
+        how = (f"which loads the VAE alone (add --vram GiB to plan the decode for less {kind} memory, or "
+               "--device cpu to use none of it)")  # fmt: skip
     error.add_note(
-        f"the sampling is done and kept: make the video with motif-lite decode {pasted}, which plans the decode for "
-        "the GPU memory free then (add --vram GiB to decode in less memory, or --device cpu to use none of the "
-        "GPU's); the same run again would sample the video again"
+        f"the sampling is done and kept: make the video with motif-lite decode {pasted}, {how}; the same run again "
+        "would sample the video again"
     )
     setattr(error, DECODE_ADVICE_GIVEN, True)
 

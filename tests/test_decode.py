@@ -865,7 +865,7 @@ def test_run_out_of_memory_in_decode_says_how_to_decode_without_a_traceback(chec
     assert f"motif-lite decode {path}" in err and "error: out of device memory: CUDA out of memory" in err
     # What to do about it: decode the kept latents alone (the run's --vram advice would sample again).
     assert err.strip().splitlines()[-1].startswith(f"the sampling is done and kept: make the video with motif-lite "
-                                                   f"decode {path}, which plans the decode")  # fmt: skip
+                                                   f"decode {path}, which loads the VAE alone")  # fmt: skip
     assert names(tmp_path) == [LATENTS]
 
 
@@ -1109,7 +1109,8 @@ def test_run_out_of_memory_in_decode_advises_the_decode_not_the_run_again(
     assert code == cli.EXIT_OUT_OF_MEMORY and read_latents(path).denoised, err
     advice = err.strip().splitlines()[-1]
     assert advice.startswith(f"the sampling is done and kept: make the video with motif-lite decode {path}"), err
-    assert "--vram GiB" in advice and "--device cpu" in advice and "would sample the video again" in advice
+    assert "--vram GiB" in advice and "would sample the video again" in advice
+    assert "GPU" not in advice and "--device cpu" not in advice  # a CPU run: the GPU's advice reads oddly there
     assert "gives" not in err and "smaller budget" not in err and "smaller video" not in err
 
 
@@ -1136,3 +1137,24 @@ def test_a_python_generate_out_of_memory_in_decode_speaks_of_the_same_run_not_a_
     advice = error.value.__notes__[-1]
     assert advice.startswith(f"the sampling is done and kept: make the video with motif-lite decode {tmp_path}"), advice
     assert advice.endswith("the same run again would sample the video again") and "command" not in advice, advice
+
+
+@pytest.mark.parametrize(
+    ("device", "said", "unsaid"),
+    [
+        ("cuda:0", ["for the GPU memory free then", "--device cpu to use none of the GPU's"], []),
+        ("mps", ["less mps memory", "--device cpu to use none of it"], ["GPU memory free", "GPU's"]),
+        ("cpu", ["loads the VAE alone", "--vram GiB"], ["GPU", "--device cpu"]),
+    ],
+)
+def test_the_decode_out_of_memory_advice_speaks_of_the_device_the_run_used(device, said, unsaid):
+    """It spoke of "the GPU memory free then" and "--device cpu" on every device, though `motif-lite decode` plans
+    for free memory only on CUDA, and a CPU run is on the CPU already (revS4 finding 4)."""
+    from motif_lite.keeping import advise_decode_out_of_memory
+
+    error = torch.OutOfMemoryError("out of memory (simulated)")
+    advise_decode_out_of_memory(error, Path("/videos/fox.latents.safetensors"), torch.device(device))
+    advice = error.__notes__[-1]
+    assert advice.startswith("the sampling is done and kept: make the video with motif-lite decode /videos/fox.")
+    assert advice.endswith("the same run again would sample the video again"), advice
+    assert all(words in advice for words in said) and not any(words in advice for words in unsaid), advice

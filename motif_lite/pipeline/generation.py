@@ -831,7 +831,7 @@ class MotifVideoPipeline:
                 # The denoised latents, or where their save failed, the state saved after the last step: either
                 # is all the sampling, so the advice is the decode alone, not the run's, which samples again.
                 if isinstance(exc, torch.OutOfMemoryError) and kept is not None and kept.sampling_done:
-                    advise_decode_out_of_memory(exc, run.keeper.path)
+                    advise_decode_out_of_memory(exc, run.keeper.path, self.device)
             raise
         return written or output  # another name when output could not be replaced; None on parallel ranks > 0
 
