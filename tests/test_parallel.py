@@ -1225,3 +1225,29 @@ def test_unread_gpus_are_not_asked_about_triton_for_kernels_that_need_no_refusal
         == 0
     )
     assert asked == ["triton"]
+
+
+@pytest.mark.parametrize(
+    ("progress", "said"),
+    [
+        ((4, 4), "this run had 16 processes, but {file} holds all its sampling: motif-lite decode {file} makes the "
+                 "video in one process"),
+        ((2, 4), "this run had 16 processes: to go on with as many, add --gpus 16 to it; as printed, --resume goes on "
+                 "in one"),
+        (None, None),  # denoised latents: the keeper's `motif-lite decode` advice alone
+    ],
+    ids=["sampling-done", "mid-sampling", "denoised"],
+)  # fmt: skip
+def test_a_parallel_run_whose_file_holds_all_its_sampling_is_told_to_decode_it_in_one_process(tmp_path, progress, said):
+    # A parallel run whose decode failed, and whose save of the denoised latents failed too, keeps the state saved
+    # after the last step: it was told to resume "with as many" processes, though `motif-lite decode` needs one.
+    from motif_lite.cli import build_parser
+    from motif_lite.cli.run_videos import _parallel_kept_notes
+    from motif_lite.io.latents import SavedLatents
+
+    args = build_parser().parse_args(["run", "-p", PROMPT, "--gpus", "16"])
+    file = tmp_path / "fox.latents.safetensors"
+    kept = SavedLatents(torch.zeros(1, 16, 3, 4, 6), tmp_path / "fox.mp4", 48, 32, 9, 24.0, "float32", file=file,
+                        progress=progress)  # fmt: skip
+    notes = _parallel_kept_notes(args, SimpleNamespace(layout=ParallelLayout(2, 8)), kept, None)
+    assert notes == ([] if said is None else [said.format(file=file)])

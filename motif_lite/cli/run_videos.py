@@ -192,10 +192,9 @@ class Run:
             lost = [video] if in_batch and not kept else []
             if progress is not None:  # its bar ends its line first: a note printed after it was glued to the bar
                 progress.close()
-            # Only after a --resume command this run gave (not a failed decode's `motif-lite decode`).
-            parallel_kept = kept and self.parallel is not None
-            resumable = parallel_kept and goes_on_with_resume(kept_state(keeps, video.output), resume)
-            again = [_resume_on_as_many(self.args, self.parallel)] if resumable else []
+            again = []  # how a parallel run goes on: the --resume command printed would go on in one process
+            if kept and self.parallel is not None:
+                again = _parallel_kept_notes(self.args, self.parallel, kept_state(keeps, video.output), resume)
             drawn = self.args.output is not None and seed_was_drawn(self.args)  # a rerun skips them only with -s
             notes = [*finished_videos(finished, drawn), *unsaved_videos(lost), *unstarted_videos(unstarted), *again]
             print_notes(notes, self.say)
@@ -208,6 +207,23 @@ class Run:
         # After every rank's last collective of the video, so that all of them reach this one.
         everyones = self.parallel.every_ranks_fallbacks(result.kernel_fallbacks)
         return dataclasses.replace(result, kernel_fallbacks=everyones)
+
+
+def _parallel_kept_notes(
+    args: argparse.Namespace, parallel: Parallel, kept: SavedLatents | None, resumed: SavedLatents | None
+) -> list[str]:
+    """The note after the kept state's --resume command in a parallel run (`resumed`: the file it went on from):
+    how to go on with as many processes; for a state saved after the last step (its decode failed and the save of
+    the denoised latents too), that `motif-lite decode` makes the video in one. Nothing after a failed decode's
+    `motif-lite decode` advice for denoised latents, nor for a resumed file left as it was."""
+    from motif_lite.shell_syntax import quoted
+
+    if not goes_on_with_resume(kept, resumed):
+        return []
+    if kept.sampling_done:  # the decode alone is left, which one process runs: --resume's processes sample nothing
+        return [f"this run had {parallel.layout.world} processes, but {kept.file} holds all its sampling: "
+                f"motif-lite decode {quoted(str(kept.file))} makes the video in one process"]  # fmt: skip
+    return [_resume_on_as_many(args, parallel)]
 
 
 def _resume_on_as_many(args: argparse.Namespace, parallel: Parallel) -> str:
