@@ -190,6 +190,21 @@ def prepare_decode(
     return DecodeJob(saved, output, root, target, dtype, plan, clip, notes, crf)
 
 
+def video_made(saved: SavedLatents) -> bool:
+    """Whether the run's output holds the video these latents make: a file there storing the settings the run would
+    have stored (`motif-lite decode` of them wrote it, and kept the latents file, as it does). A decode given another
+    -o wrote elsewhere: not known here."""
+    import json
+
+    from motif_lite.io.settings_file import SettingsFileError, read_settings
+
+    try:
+        stored = read_settings(saved.output).values
+    except (SettingsFileError, OSError):  # nothing there, an empty claim, another tool's file
+        return False
+    return stored == json.loads(json.dumps(saved.video_metadata, sort_keys=True, default=str))  # as written
+
+
 def _resume_advice(saved: SavedLatents, audience: Audience) -> str:
     """How to go on with the sampling of a stopped run's latents, in `audience`'s words: `motif-lite decode`'s user
     resumes with run's flag, a Python caller (who has `saved` at hand) with the pipeline."""

@@ -1261,6 +1261,7 @@ def test_a_python_run_of_an_output_whose_decode_was_killed_points_to_its_finishe
     monkeypatch.setattr(generation, "decode_video", copied_then_decoded)
     pipe.generate(request(tmp_path))
     shutil.copy(kept, path)
+    (tmp_path / "fox.mp4").unlink()  # a killed decode leaves no video (one there with its settings: made already)
     monkeypatch.setattr(pipe, "save_final_state_after", float("inf"))
     with caplog.at_level(logging.WARNING, "motif_lite"):
         pipe.generate(request(tmp_path))  # samples again, as the note says
@@ -1360,3 +1361,38 @@ def test_sampling_is_done_only_for_denoised_latents_or_the_state_after_the_last_
 
     saved = SavedLatents(torch.zeros(1, 16, 3, 4, 6), Path("fox.mp4"), 48, 32, 9, 16.0, "float32", progress=progress)
     assert saved.sampling_done is done
+
+
+def test_a_run_of_an_output_decoded_from_its_kept_file_says_the_video_is_made(
+    pipe, checkpoint, tmp_path, monkeypatch, capsys
+):
+    # After `motif-lite decode FILE` (which keeps FILE) made the video, a later run of that output said the file's
+    # "decode did not" finish, and offered to make that video again.
+    from motif_lite.pipeline import generation
+    from motif_lite.pipeline.resuming import earlier_run_note
+
+    monkeypatch.setattr(pipe, "save_final_state_after", 0.0)
+    path, decode, kept = tmp_path / "out.latents.safetensors", generation.decode_video, tmp_path / "kept"
+
+    def copied_then_decoded(*args, **kwargs):  # what a decode killed here leaves
+        shutil.copy(path, kept)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "decode_video", copied_then_decoded)
+    pipe.generate(request(tmp_path, "out_%03d.png"))
+    for frame in tmp_path.glob("out_*.png"):
+        frame.unlink()
+    shutil.move(kept, path)
+    output = tmp_path / "out_%03d.png"
+    assert "whose sampling finished but whose decode did not" in earlier_run_note(output)  # not decoded yet
+    assert cli.main(["decode", str(path), "--device", "cpu"]) == 0, capsys.readouterr().err
+    assert path.is_file() and (tmp_path / "out_008.png").is_file()
+    size = ["-W", "48", "-H", "32", "--video-frames", "9", "--steps", "4", "--dtype", "fp32"]
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), "-p", PROMPT, "-s", "3", *size, "-o", str(output),
+                             "--dry-run")  # fmt: skip
+    assert code == 0, err
+    said = " ".join((out + err).split())
+    assert f"{path} holds the latents of an earlier run of {output}, whose video is made already" in said, said
+    assert "decode did not" not in said and "--resume" not in said, said
+    note = earlier_run_note(output)
+    assert "whose video is made already" in note and "decode did not" not in note, note

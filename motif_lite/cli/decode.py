@@ -181,7 +181,7 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
               f"{job.frames} frames, {video_seconds(job.frames, saved.fps):g} s at {rate_said(saved.fps)}")  # fmt: skip
     print(f"output: {described_output(written, job.frames)}")
     # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),
-    # and a later run of the same output would otherwise call them a failed decode still to make.
+    # and a later run of the same output names them as its video's (`decoding.video_made`).
     print(f"note: the latents stay in {saved.file}: delete it once you no longer want to decode them again",
           file=sys.stderr)  # fmt: skip
     return 0

@@ -248,6 +248,7 @@ def _loras_again(loras: list[str]) -> str:
 def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
     """Notes on the latents files an earlier run of these outputs left (it stopped, or its decode failed): this
     run starts again, and the note says how to use that work instead."""
+    from motif_lite.decoding import video_made
     from motif_lite.io.latents import latents_path
     from motif_lite.io.latents_saving import still_running
 
@@ -261,7 +262,11 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
             continue
         path = saved.file
         pasted = quoted(str(path))
-        if saved.denoised:
+        if saved.sampling_done and video_made(saved):  # `motif-lite decode` made the video, and kept the file
+            notes.append(f"{path} holds the latents of an earlier run of {request.output}, whose video is made "
+                         f"already ({saved.output} holds its settings; motif-lite decode keeps the file): this run "
+                         f"samples again; delete {pasted} once you no longer want to decode it")  # fmt: skip
+        elif saved.denoised:
             notes.append(f"{path} holds the denoised latents of an earlier run of {request.output} whose decode "
                          f"failed: motif-lite decode {pasted} makes that video without sampling")  # fmt: skip
         elif (pid := still_running(saved)) is not None:

@@ -99,6 +99,8 @@ def earlier_run_note(output: str | Path) -> str | None:
     """A note when a stopped run of `output` left its work beside it (a notebook's cell stopped with Ctrl-C, then run
     again): this run starts over, and that file, which it does not touch, says how to use that work instead.
     `motif-lite run` says the same with its flags (`cli.resume.earlier_runs`)."""
+    from motif_lite.decoding import video_made
+
     saved_path = latents_path(Path(output))
     try:
         saved = read_latents(saved_path) if saved_path.is_file() else None
@@ -106,6 +108,10 @@ def earlier_run_note(output: str | Path) -> str | None:
         return None
     if saved is None or saved.output != Path(output).absolute():
         return None
+    if saved.sampling_done and video_made(saved):  # `motif-lite decode` made the video, and kept the file
+        return (f"{saved_path} holds the latents of an earlier run of {output}, whose video is made already ({output} "
+                "holds its settings; motif-lite decode keeps the file): this run samples again; delete that file "
+                "once you no longer want to decode it")  # fmt: skip
     if saved.progress is None:
         return (f"{saved_path} holds the denoised latents of an earlier run of {output} whose decode failed; this run "
                 "samples again. Without sampling: from motif_lite.decoding import prepare_decode, run_decode; "
