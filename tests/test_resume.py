@@ -1396,3 +1396,44 @@ def test_a_run_of_an_output_decoded_from_its_kept_file_says_the_video_is_made(
     assert "decode did not" not in said and "--resume" not in said, said
     note = earlier_run_note(output)
     assert "whose video is made already" in note and "decode did not" not in note, note
+
+
+def test_a_resume_of_a_finished_sampling_loads_the_vae_alone_and_writes_the_runs_frames(
+    pipe, tmp_path, capsys, monkeypatch
+):
+    # `run --resume` of a file holding all the sampling planned and loaded the transformer and the text encoder
+    # (generate's resume path), though only the decode was left: on a small GPU far more memory than
+    # `motif-lite decode FILE` needs, or a refusal by the planner. It now does what decode does.
+    from motif_lite.cli import resume
+
+    pipe.generate(request(tmp_path, "whole_%03d.png"))
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
+    assert read_latents(path).progress == (4, 4)
+    assert cli.main(["decode", str(path), "-o", str(tmp_path / "decoded_%03d.png"), "--device", "cpu"]) == 0
+
+    def loads_the_model(*args, **kwargs):
+        raise AssertionError("the transformer and text encoder were planned or loaded")
+
+    monkeypatch.setattr("motif_lite.cli.run_videos.Run.generate", loads_the_model)
+    monkeypatch.setattr("motif_lite.cli.run.dry_run", loads_the_model)
+    # The flags that choose the video are refused, as for any resume.
+    for flag, value, name in [
+        ("-W", "64", "--width"),
+        ("--video-frames", "17", "--video-frames"),
+        ("-s", "5", "--seed"),
+    ]:
+        code, _, err = run_cli(capsys, "--resume", str(path), flag, value)
+        assert_user_error(code, err, f"--resume goes on with the video {path} describes: leave out {name}")
+    code, out, err = run_cli(capsys, "--resume", str(path), "--dry-run")
+    said = " ".join((out + err).split())
+    assert code == 0 and f"resuming {path}: all 4 steps sampled, the decode only, with the VAE alone" in said, said
+    assert out.startswith(resume.DECODE_PLAN_NOTE + "\nno memory plan: on the CPU without --vram"), out
+    assert f"would write: {tmp_path / 'out_%03d.png'}" in out and path.is_file()
+    code, out, err = run_cli(capsys, "--resume", str(path))
+    assert code == 0, err
+    assert resume.DECODE_ONLY_LINE in out and "output: " in out, out
+    assert not path.exists()  # the video is written: nothing left to resume
+    assert frames_equal(tmp_path, "whole_%03d.png", "out_%03d.png")
+    assert frames_equal(tmp_path, "decoded_%03d.png", "out_%03d.png")

@@ -128,32 +128,59 @@ def main(args: argparse.Namespace) -> int:
 
 def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
     """Check, plan and decode `saved` into `output`; say where the video is."""
-    import torch
-
-    from motif_lite.cli.common import download_hint_repeats, print_notes
+    from motif_lite.cli.common import print_notes
     from motif_lite.cli.run_request import replaced_files_note
-    from motif_lite.decoding import prepare_decode, run_decode
-    from motif_lite.dtypes import torch_dtype
-    from motif_lite.errors import Audience, counted
-    from motif_lite.io.staging import described_output
-    from motif_lite.progress import ProgressBars
-    from motif_lite.request import video_seconds
 
-    dtype = torch_dtype(args.dtype) if args.dtype is not None else None
-    with download_hint_repeats(getattr(args, "argv", None)):
-        job = prepare_decode(
-            saved, output, args.model, args.vae, args.device, dtype, args.vram, not args.dry_run, crf=args.crf,
-            audience=Audience.FLAGS,  # decode's own flags: its user writes no Python
-        )  # fmt: skip
+    job = checked_decode(args, saved, output)
     replaced = replaced_files_note([job.output], args.dry_run, "decode") if args.output is not None else None
     print_notes([*job.notes, *([replaced] if replaced else [])])  # before the decode: time to move a video to keep
     if args.dry_run:
-        plan = job.plan.describe() if job.plan is not None else "no memory plan: on the CPU without --vram, no limit"
-        vae = args.vae or saved.vae or job.root  # the user's file, not the folder it is linked into
-        joined = f" ({job.clip.describe()} first)" if job.clip is not None else ""
-        print(f"{plan}\nVAE: {vae}, {str(job.dtype).removeprefix('torch.')} on {job.device}\n"
-              f"would write: {job.output}{joined}")  # fmt: skip
+        print("\n".join(decode_plan_lines(job, args)))
         return 0
+    written, seconds = decode_with_progress(job, args.vram is not None)
+    print("\n".join(decoded_lines(job, written, seconds)))
+    # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),
+    # and a later run of the same output names them as its video's (`decoding.video_made`).
+    print(f"note: the latents stay in {saved.file}: delete it once you no longer want to decode them again",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def checked_decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> DecodeJob:
+    """`prepare_decode` of `saved` into `output` with the flags `decode` and `run` share (-m, --vae, --device,
+    --dtype, --vram, --crf, --dry-run: downloads nothing), named as flags in its messages."""
+    from motif_lite.cli.common import download_hint_repeats
+    from motif_lite.decoding import prepare_decode
+    from motif_lite.dtypes import torch_dtype
+    from motif_lite.errors import Audience
+
+    dtype = torch_dtype(args.dtype) if args.dtype is not None else None
+    with download_hint_repeats(getattr(args, "argv", None)):
+        return prepare_decode(
+            saved, output, args.model, args.vae, args.device, dtype, args.vram, not args.dry_run, crf=args.crf,
+            audience=Audience.FLAGS,  # the command's flags: its user writes no Python
+        )  # fmt: skip
+
+
+def decode_plan_lines(job: DecodeJob, args: argparse.Namespace) -> list[str]:
+    """What a dry run of `job` says: its memory plan, the VAE it would load, and the file it would write."""
+    saved = job.saved
+    plan = job.plan.describe() if job.plan is not None else "no memory plan: on the CPU without --vram, no limit"
+    vae = args.vae or saved.vae or job.root  # the user's file, not the folder it is linked into
+    joined = f" ({job.clip.describe()} first)" if job.clip is not None else ""
+    return [plan, f"VAE: {vae}, {str(job.dtype).removeprefix('torch.')} on {job.device}",
+            f"would write: {job.output}{joined}"]  # fmt: skip
+
+
+def decode_with_progress(job: DecodeJob, vram_given: bool) -> tuple[Path, float]:
+    """Decode `job` with progress bars (its memory plan said first); -> the file written and the seconds it took.
+    Out of memory, the error gets the decode's figures (`vram_given`: the plan's budget was --vram's); any failure
+    says the latents file is untouched, with the command that decodes it again."""
+    import torch
+
+    from motif_lite.decoding import run_decode
+    from motif_lite.progress import ProgressBars
+
     if job.plan is not None:
         print(job.plan.describe(), file=sys.stderr)
     start = time.perf_counter()
@@ -164,27 +191,34 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
         progress.close()  # its bar ends its line first: the note ran on from the bar's line
         if isinstance(exc, torch.OutOfMemoryError) and job.plan is not None:  # printed in place of the one without
             with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
-                exc.add_note(decode_out_of_memory_advice(job, args.vram is not None))
+                exc.add_note(decode_out_of_memory_advice(job, vram_given))
         with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
-            print(f"note: the latents stay in {saved.file}: decode them again with motif-lite decode "
-                  f"{quoted(str(saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "
+            print(f"note: the latents stay in {job.saved.file}: decode them again with motif-lite decode "
+                  f"{quoted(str(job.saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "
                   "memory)", file=sys.stderr)  # fmt: skip
         raise
     finally:
         progress.close()
+    return written, time.perf_counter() - start
+
+
+def decoded_lines(job: DecodeJob, written: Path, seconds: float, resumed: str | None = None) -> list[str]:
+    """What a finished decode of `job` says: the video's size, frames and seed, the time, the clip it extends, and
+    the file `written`; `resumed`: a line on the run it finishes (`run --resume`), before the file's."""
+    from motif_lite.errors import counted
+    from motif_lite.io.staging import described_output
+    from motif_lite.request import video_seconds
+
+    saved = job.saved
     meta = saved.video_metadata
     seed = f", seed {meta['seed']}" if "seed" in meta else ""
-    print(f"done: {saved.width}x{saved.height}, {counted(saved.frames, 'frame')}{seed}, decoded in "
-          f"{time.perf_counter() - start:.1f}s on {job.device}")  # fmt: skip
+    lines = [f"done: {saved.width}x{saved.height}, {counted(saved.frames, 'frame')}{seed}, decoded in "
+             f"{seconds:.1f}s on {job.device}"]  # fmt: skip
     if job.clip is not None:  # as run's summary says it: the done line counts the new part
-        print(f"extended: {job.clip.path.name}'s {counted(job.clip.frames, 'frame')}, then {saved.frames - 1} new: "
-              f"{job.frames} frames, {video_seconds(job.frames, saved.fps):g} s at {rate_said(saved.fps)}")  # fmt: skip
-    print(f"output: {described_output(written, job.frames)}")
-    # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),
-    # and a later run of the same output names them as its video's (`decoding.video_made`).
-    print(f"note: the latents stay in {saved.file}: delete it once you no longer want to decode them again",
-          file=sys.stderr)  # fmt: skip
-    return 0
+        lines.append(f"extended: {job.clip.path.name}'s {counted(job.clip.frames, 'frame')}, then {saved.frames - 1} "
+                     f"new: {job.frames} frames, {video_seconds(job.frames, saved.fps):g} s at "
+                     f"{rate_said(saved.fps)}")  # fmt: skip
+    return [*lines, *([resumed] if resumed else []), f"output: {described_output(written, job.frames)}"]
 
 
 def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:

@@ -53,7 +53,10 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     inputs = run_inputs(args)
     defaults, given = inputs.defaults, inputs.typed
     done, steps = saved.progress
-    if done == steps:  # saved after the last step, before a decode that was killed (keeping.py)
+    if done == steps and _one_process(args):  # saved after the last step, before a decode that was killed
+        notes = [f"resuming {saved.file}: all {steps} steps sampled, the decode only, with the VAE alone (as "
+                 f"motif-lite decode {where} makes it)"]  # fmt: skip
+    elif done == steps:  # on several processes each loads the whole model (`decode_finished_sampling`: on one)
         notes = [f"resuming {saved.file}: all {steps} steps sampled, the decode only (motif-lite decode {where} "
                  "makes the video in less memory, with the VAE alone)"]  # fmt: skip
     else:
@@ -102,6 +105,45 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     if "dtype" in from_file:  # the stopped run's dtype, so its text encoder's too (not kept by files before it was)
         inputs.text_encoder_dtype = _kept_text_encoder_dtype(saved)
     return saved, notes
+
+
+# The summary's line for a resumed run that sampled nothing (`decode_finished_sampling`).
+DECODE_ONLY_LINE = (
+    "resumed: every step sampled by the run that stopped, only the decode ran here (the VAE alone loaded: no "
+    "transformer, no text encoder)"
+)
+
+# A dry run's first line for such a file: what the plan below it is of.
+DECODE_PLAN_NOTE = (
+    "every step is sampled: a run would load the VAE alone to decode (no transformer, no text encoder), with this plan"
+)
+
+
+def decode_finished_sampling(args: argparse.Namespace, saved: SavedLatents, output: str | Path) -> int:
+    """`run --resume` of a file holding all the sampling (the state saved after the last step, before a decode that
+    was killed), in one process: what `motif-lite decode` does (`cli.decode`: the VAE alone, its memory planned
+    alone), into the resumed run's `output`; the dry run prints that plan. Once the video is written the file is
+    removed, as a resumed run removes it."""
+    from motif_lite.cli.common import print_notes
+    from motif_lite.cli.decode import checked_decode, decode_plan_lines, decode_with_progress, decoded_lines
+
+    job = checked_decode(args, saved, Path(output))
+    print_notes(list(job.notes))
+    if args.dry_run:
+        print("\n".join([DECODE_PLAN_NOTE, *decode_plan_lines(job, args)]))
+        return 0
+    written, seconds = decode_with_progress(job, args.vram is not None)
+    print("\n".join(decoded_lines(job, written, seconds, DECODE_ONLY_LINE)))
+    saved.file.unlink(missing_ok=True)  # the video is written: nothing left to resume
+    return 0
+
+
+def _one_process(args: argparse.Namespace) -> bool:
+    """Whether the run goes on in one process (no --gpus N, no torchrun): a finished sampling is then decoded with
+    the VAE alone (`decode_finished_sampling`); `run._run` counts the processes so too."""
+    from motif_lite import launcher_variables
+
+    return launcher_variables.torchrun_world() <= 1 and args.gpus in (None, 1)
 
 
 def _kept_text_encoder_dtype(saved: SavedLatents) -> str | None:
@@ -277,7 +319,7 @@ def earlier_runs(requests: list[GenerationRequest]) -> list[str]:
             notes.append(f"{path} holds an earlier run of {request.output} whose sampling finished but whose decode "
                          "did not (killed, out of memory?); this run starts again (its file gets another name). To "
                          f"make that video without sampling: motif-lite run --resume {pasted} (or motif-lite decode "
-                         f"{pasted}, with the VAE alone, in less memory)")  # fmt: skip
+                         f"{pasted}, which keeps the file)")  # fmt: skip
         else:
             done, steps = saved.progress
             notes.append(f"{path} holds an earlier run of {request.output} that stopped after step {done} of "

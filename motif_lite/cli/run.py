@@ -23,7 +23,7 @@ from motif_lite.cli.before_download import tokenizer_notes_once
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.dry_run import dry_run
 from motif_lite.cli.launch import all_gpus, launch_run, parallel_layout, torchrun_notes
-from motif_lite.cli.resume import earlier_runs, output_left_to_replace, request_from_file
+from motif_lite.cli.resume import decode_finished_sampling, earlier_runs, output_left_to_replace, request_from_file
 from motif_lite.cli.run_flags import add_run_flags, take_weight_flags
 from motif_lite.cli.run_inputs import run_inputs
 from motif_lite.cli.run_request import checked_request, resolve_requests, seed_was_drawn
@@ -181,6 +181,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         recalled = run_inputs(args).recalled
         recalled_notes = list(recalled.notes) if recalled is not None else []
         print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
+        if resume is not None and resume.sampling_done and world == 1:  # nothing to sample: the VAE alone
+            return decode_finished_sampling(args, resume, request.output)
         if args.dry_run:
             # A dry run before running a stopped run's command again says, as the run would, that --resume goes on.
             earlier = earlier_runs(requests) if resume is None else []
