@@ -1437,3 +1437,16 @@ def test_a_resume_of_a_finished_sampling_loads_the_vae_alone_and_writes_the_runs
     assert not path.exists()  # the video is written: nothing left to resume
     assert frames_equal(tmp_path, "whole_%03d.png", "out_%03d.png")
     assert frames_equal(tmp_path, "decoded_%03d.png", "out_%03d.png")
+
+
+def test_model_flags_given_with_a_resume_that_only_decodes_are_said_unused(pipe, tmp_path, capsys, monkeypatch):
+    # They were told "the rest of the video is sampled with what this command gives", though nothing is sampled.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "fox.latents.safetensors"
+    code, out, err = run_cli(capsys, "--resume", str(path), "--dry-run", "--step-cache", "0.1", "--attention", "int8")
+    said = " ".join((out + err).split())
+    assert code == 0, err
+    assert ("every step is sampled, so --attention, --step-cache are not used: the VAE alone makes the video "
+            "(-m, --vae and --dtype choose it)") in said, said  # fmt: skip
+    assert "is sampled with what this command gives" not in said, said

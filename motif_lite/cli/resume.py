@@ -53,7 +53,9 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     inputs = run_inputs(args)
     defaults, given = inputs.defaults, inputs.typed
     done, steps = saved.progress
-    if done == steps and _one_process(args):  # saved after the last step, before a decode that was killed
+    # Saved after the last step, before a decode that was killed: in one process, the VAE alone decodes it.
+    decodes_alone = done == steps and _one_process(args)
+    if decodes_alone:
         notes = [f"resuming {saved.file}: all {steps} steps sampled, the decode only, with the VAE alone (as "
                  f"motif-lite decode {where} makes it)"]  # fmt: skip
     elif done == steps:  # on several processes each loads the whole model (`decode_finished_sampling`: on one)
@@ -94,9 +96,13 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     for dest, value in from_file.items():
         _check_still_there(dest, value)
     fill_unset(args, from_file, given, saved.file)
-    notes += other_model_notes(then, vars(args), "what this command gives")
+    step_cache = _step_cache_resumed(saved, args, given)
+    if decodes_alone:  # nothing is sampled: the flags for the sampling's model change nothing
+        notes += _unused_for_the_decode(given)
+    else:
+        notes += other_model_notes(then, vars(args), "what this command gives")
     notes += changed_file_notes(saved.run, vars(args))
-    notes += _step_cache_resumed(saved, args, given)
+    notes += [] if decodes_alone else step_cache
     args.weights = take_weight_flags(args)
     inputs = run_inputs(args)
     inputs.recalled = resumed_settings(saved, given)
@@ -136,6 +142,24 @@ def decode_finished_sampling(args: argparse.Namespace, saved: SavedLatents, outp
     print("\n".join(decoded_lines(job, written, seconds, DECODE_ONLY_LINE)))
     saved.file.unlink(missing_ok=True)  # the video is written: nothing left to resume
     return 0
+
+
+# The run flags (dests) for the model that samples: a resumed run whose sampling is done decodes without it.
+SAMPLING_MODEL_DESTS = (
+    "gguf", "diffusion_model", "quantize", "text_encoder_gguf", "text_encoder", "text_encoder_quantize", "lora",
+    "attention", "step_cache",
+)  # fmt: skip
+
+
+def _unused_for_the_decode(given: frozenset[str]) -> list[str]:
+    """The note for the flags of the sampling's model given with --resume of a file whose sampling is done, which
+    `decode_finished_sampling` decodes with the VAE alone: they change nothing (-m, --vae and --dtype choose the
+    VAE)."""
+    flags = ["--" + dest.replace("_", "-") for dest in SAMPLING_MODEL_DESTS if dest in given]
+    if not flags:
+        return []
+    return [f"every step is sampled, so {', '.join(flags)} {'is' if len(flags) == 1 else 'are'} not used: the VAE "
+            "alone makes the video (-m, --vae and --dtype choose it)"]  # fmt: skip
 
 
 def _one_process(args: argparse.Namespace) -> bool:
