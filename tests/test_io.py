@@ -1583,3 +1583,31 @@ def test_an_output_folder_that_lost_its_permissions_is_not_said_to_be_removed():
     finally:
         closed.chmod(0o755)
         shutil.rmtree(base)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_an_output_in_a_folder_this_process_may_not_enter_is_refused_with_that_folder():
+    # `-o` under a folder this user may not enter was a PermissionError traceback from check_output_path's is_dir
+    # (Python 3.10-3.13): at the start, and at the decode once the permissions changed as the run went on, where
+    # write_video checks its partial file's path before ffmpeg runs (`_write_failure` came too late to say it).
+    # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed = base / "closed"
+    try:
+        base.chmod(0o755)
+        (closed / "out").mkdir(parents=True)
+        closed.chmod(0o000)
+        for output in (closed / "out" / "fox.mp4", closed / "fox.webp"):  # under it, or in it
+            said = _as_another_user(lambda output=output: check_output_path(output))
+            expected = (
+                f"the output's folder {output.parent} cannot be reached: this process may not enter {closed} (it "
+                "needs x, search permission there): write the video to another folder (-o (in Python output=))"
+            )
+            assert said == repr(MotifLiteError(expected)), said
+        partial = closed / "out" / f"{staging.PARTIAL_PREFIX}7-fox.mp4"  # as the decode writes it
+        frames = np.zeros((1, 16, 16, 3), np.uint8)
+        said = _as_another_user(lambda: write_video(frames, partial, 24.0, META))
+        assert said.startswith("MotifLiteError(") and f"may not enter {closed} " in said, said
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)

@@ -157,7 +157,11 @@ def check_output_path(
             raise MotifLiteError(f"output {windows}")
     folder = isinstance(path, str) and path.endswith(("/", os.sep))  # `-o renders/`: Path drops the slash
     path = user_path(path)
-    if path.is_dir():  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
+    try:
+        is_folder = path.is_dir()
+    except PermissionError:  # a folder on its way this process may not enter: Python 3.10-3.13 raise, not False
+        raise MotifLiteError(_unenterable_output(path, audience)) from None
+    if is_folder:  # first: a folder (`-o renders`) has no suffix, and "unsupported format" would mislead
         raise MotifLiteError(f"output path {path} is a directory; give a file name, e.g. {_files_in(path)}")
     if folder:
         raise MotifLiteError(
@@ -622,9 +626,7 @@ def _folder_unreachable(folder: Path) -> str | None:
         if stat.S_ISDIR(folder.stat().st_mode):
             return None
     except PermissionError:
-        # The first folder from the root that may not be entered stops the way; the folder itself need not be.
-        closed = next((above for above in reversed(folder.parents) if not os.access(above, os.X_OK)), None)
-        above = str(closed) if closed is not None else "a folder above it"
+        above = _closed_on_the_way(folder)
         return (
             f"its folder {folder} cannot be reached: this process may no longer enter {above} (its permissions "
             "changed since the run began; it needs x, search permission): give it back, or write to another folder"
@@ -632,6 +634,24 @@ def _folder_unreachable(folder: Path) -> str | None:
     except OSError:  # gone, or a file stands where a folder on its way was
         pass
     return f"its folder {folder} is no longer there (removed or unmounted since the run began)"
+
+
+def _closed_on_the_way(path: Path) -> str:
+    """The first folder from the root on the way to `path` that this process may not enter (it lacks x, search
+    permission), which stops the way; `path` itself need not be enterable to be looked at. "a folder above it"
+    where `os.access` tells none (Windows, or a denial the permission bits do not show)."""
+    closed = next((above for above in reversed(path.parents) if not os.access(above, os.X_OK)), None)
+    return str(closed) if closed is not None else "a folder above it"
+
+
+def _unenterable_output(path: Path, audience: Audience) -> str:
+    """Why the output `path` cannot be written, where a folder on its way (its own included) may not be entered: at
+    the start (`-o` in another user's home), or at the decode, once its permissions changed as the run went on."""
+    return (
+        f"the output's folder {path.parent} cannot be reached: this process may not enter {_closed_on_the_way(path)} "
+        f"(it needs x, search permission there): write the video to another folder "
+        f"({Spelling('-o', 'output=', '-o').to(audience)})"
+    )
 
 
 def _write_png_sequence(stream: Iterator[np.ndarray], path: Path, fps: float, comment: str) -> None:
