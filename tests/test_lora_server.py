@@ -254,3 +254,33 @@ def test_a_python_callers_dict_with_keys_json_has_no_form_of_is_shown_as_python_
     from motif_lite.errors import Audience, shown_as_sent
 
     assert shown_as_sent({1: "a", 2: None}, Audience.API) == "{1: 'a', 2: None}"
+
+
+def test_a_link_loop_in_the_lora_folder_is_no_file_of_it(tmp_path):
+    # A link that leads to itself made Path.resolve raise RuntimeError ("Symlink loop", Python 3.10-3.12): a job
+    # naming it, or any name not there (the refusal lists the folder), was a 500, and a queued job naming it stopped
+    # the server's restart, where the stored queue is read for one file named twice.
+    from motif_lite.server.jobs import JobStore
+    from motif_lite.server.loras import one_file_named_again
+
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    _lora(folder / "style.safetensors")
+    (folder / "loop.safetensors").symlink_to("loop.safetensors")
+    assert available_loras(folder) == ["style.safetensors"]
+    for name in ("loop.safetensors", "gone.safetensors"):
+        with pytest.raises(ApiError, match=rf"no LoRA file '{name}' .*\(available: style\.safetensors\)"):
+            lora_files([(name, 1.0)], folder)
+    loras = [("loop.safetensors", 0.5), ("style.safetensors", 0.5)]
+    assert one_file_named_again(loras, folder) is None
+    settings = {"prompt": "a red fox", "width": 64, "height": 64, "frames": 9, "fps": 24}
+    store = JobStore(tmp_path / "data")
+    try:
+        store.add("video_" + "9" * 32, "m", settings, False, 10, loras=loras)
+    finally:
+        store.close()
+    store = JobStore(tmp_path / "data")  # restarted
+    try:
+        assert store.recover(folder).refused == []
+    finally:
+        store.close()

@@ -86,9 +86,12 @@ def one_file_named_again(loras: Sequence[tuple[str, float]], folder: Path | None
 
 
 def _folder_file(root: Path, name: str) -> Path | None:
-    """The file `name` opens in the folder `root` (resolved), links followed; None where it is no file there or the
-    name leads out of the folder (a link elsewhere on the server counts as none)."""
-    path = (root / name).resolve()
+    """The file `name` opens in the folder `root` (resolved), links followed; None where it is no file there (a link
+    loop too) or the name leads out of the folder (a link elsewhere on the server counts as none)."""
+    try:
+        path = (root / name).resolve()
+    except (OSError, RuntimeError):  # a link loop: Python 3.10-3.12 raise RuntimeError, "Symlink loop from ..."
+        return None
     return path if path.parent == root and path.is_file() else None
 
 
@@ -146,8 +149,7 @@ def available_loras(folder: Path) -> list[str]:
             for p in root.iterdir()
             if has_extension(p, ".safetensors")
             and not p.name.startswith(".")
-            and p.resolve().parent == root
-            and p.resolve().is_file()
+            and _folder_file(root, p.name) is not None
         )
     except OSError:
         return []
