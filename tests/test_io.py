@@ -1611,3 +1611,32 @@ def test_an_output_in_a_folder_this_process_may_not_enter_is_refused_with_that_f
     finally:
         closed.chmod(0o755)
         shutil.rmtree(base)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_latents_whose_output_folder_may_no_longer_be_entered_go_to_the_fallback_folder():
+    # The first save looks for a free name beside the output (Path.exists): a folder on its way closed while the run
+    # went on made that a PermissionError outside the save's try, so the fallback folder was never tried and the
+    # run's sampling was said to be saved nowhere.
+    from motif_lite.io.latents import SavedLatents
+    from motif_lite.io.latents_saving import LatentsFile
+
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed, fallback = base / "closed", base / "fallback"
+    try:
+        base.chmod(0o777)  # the other user makes the fallback folder in it
+        (closed / "out").mkdir(parents=True)
+        closed.chmod(0o000)
+        output = closed / "out" / "fox.mp4"
+        saved = SavedLatents(torch.zeros(1, 16, 2, 4, 4), output, 32, 32, 5, 24.0, "float32")
+
+        def save() -> tuple[str, str]:
+            keeper = LatentsFile(output, None, fallback)
+            return str(keeper.save(saved)), str(keeper.moved)
+
+        said = _as_another_user(save)
+        assert said.startswith(f"('{fallback / 'fox.latents.safetensors'}', "), said
+        assert "Permission denied" in said, said
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)

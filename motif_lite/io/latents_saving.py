@@ -50,7 +50,10 @@ class LatentsFile:
     def save(self, saved: SavedLatents) -> Path:
         """Write `saved` (whole or not at all) and return where; `LatentsSaveError` when no place takes it."""
         if self.path is None:
-            self.path = unused_path(latents_path(self.output))
+            try:
+                self.path = unused_path(latents_path(self.output))
+            except OSError:  # the output's folder cannot be looked in now (a folder on its way closed as it ran):
+                self.path = latents_path(self.output)  # its save fails below, and the fallback folder takes it
         try:
             save_latents(saved, self.path)
         except Exception as error:
