@@ -1640,3 +1640,27 @@ def test_latents_whose_output_folder_may_no_longer_be_entered_go_to_the_fallback
     finally:
         closed.chmod(0o755)
         shutil.rmtree(base)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_a_decode_into_a_folder_that_may_no_longer_be_entered_tells_why_not_the_partials_removal():
+    # The decode writes its partial file within staged_output, which removes it on a failure: that removal's own
+    # PermissionError (the folder closed as the run went on) took the place of write_video's refusal, a traceback.
+    from motif_lite.io.staging import staged_output
+
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed = base / "closed"
+    try:
+        base.chmod(0o755)
+        (closed / "out").mkdir(parents=True)
+        closed.chmod(0o000)
+
+        def decode() -> None:
+            with staged_output(closed / "out" / "fox.mp4", 1) as staged:
+                write_video(np.zeros((1, 16, 16, 3), np.uint8), staged.partial, 24.0, META)
+
+        said = _as_another_user(decode)
+        assert said.startswith("MotifLiteError(") and f"may not enter {closed} " in said, said
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)

@@ -73,7 +73,8 @@ def staged_output(path: Path, frames: int, fallback: Callable[[Path], Path] | No
 
     A crash or Ctrl-C mid-write never leaves a truncated video under the requested name. For PNG sequences
     (`out_%03d.png`) every frame file is staged and moved. A process killed outright (`kill -9`) cannot delete its
-    partial file: the next write of the same output removes it (`remove_stale_partials`).
+    partial file, nor one whose folder it may no longer enter: the next write of the same output removes it
+    (`remove_stale_partials`).
     `fallback(path)`: where a finished single file goes when `path` cannot be replaced (Windows refuses to replace a
     file that a video player has open), with a warning; without one, that error goes on and the next write of the
     output removes the finished file.
@@ -89,7 +90,10 @@ def staged_output(path: Path, frames: int, fallback: Callable[[Path], Path] | No
         yield staged
     except BaseException:
         for file, _ in pairs:
-            file.unlink(missing_ok=True)
+            # One that cannot be removed (its folder may no longer be entered, a file Windows holds) stays for the
+            # next write to remove: the error that stopped the write is the one to tell.
+            with contextlib.suppress(OSError):
+                file.unlink(missing_ok=True)
         raise
     if is_frame_sequence(path):
         _move_frames(pairs, path)
