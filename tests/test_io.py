@@ -1664,3 +1664,27 @@ def test_a_decode_into_a_folder_that_may_no_longer_be_entered_tells_why_not_the_
     finally:
         closed.chmod(0o755)
         shutil.rmtree(base)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_a_preview_in_a_folder_this_process_may_not_enter_is_refused_with_that_folder():
+    # --preview under a folder this user may not enter was a PermissionError traceback from check_preview_path's
+    # is_dir (Python 3.10-3.13), as -o's was.
+    from motif_lite.io.preview import check_preview_path
+
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed = base / "closed"
+    try:
+        base.chmod(0o755)
+        (closed / "out").mkdir(parents=True)
+        closed.chmod(0o000)
+        preview = closed / "out" / "preview.webp"
+        said = _as_another_user(lambda: check_preview_path(preview))
+        expected = (
+            f"preview {preview}: this process may not enter {closed} (it needs x, search permission there): write "
+            "the preview to another folder"
+        )
+        assert said == repr(MotifLiteError(expected)), said
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)

@@ -16,7 +16,7 @@ import numpy as np
 import PIL.Image
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.staging import check_writable_folder
+from motif_lite.io.staging import check_writable_folder, closed_on_the_way
 from motif_lite.paths import file_in_the_way, user_path, windows_long_path_problem, windows_name_problem
 
 PREVIEW_EXTENSIONS = (".png", ".webp")
@@ -86,7 +86,14 @@ def check_preview_path(path: str | Path) -> Path:
                       "of the latents to RGB, as its proj)")  # fmt: skip
         raise MotifLiteError(f"preview must be a .png (middle frame) or .webp (every frame) file, got {path}: "
                              f"--preview names the file to write, e.g. --preview preview.webp{method}")  # fmt: skip
-    if path.is_dir():
+    try:
+        is_folder = path.is_dir()
+    except PermissionError:  # a folder on its way this process may not enter: Python 3.10-3.13 raise, not False
+        raise MotifLiteError(
+            f"preview {path}: this process may not enter {closed_on_the_way(path)} (it needs x, search permission "
+            "there): write the preview to another folder"
+        ) from None
+    if is_folder:
         raise MotifLiteError(f"preview {path} is a folder; name a file in it, e.g. {path / 'preview.webp'}")
     # After the checks above, which refuse a path with no file name (`.`, `C:\`), and with it a device's bare
     # name (`nul`): the name Windows' refusal suggests in its place then passes them all.

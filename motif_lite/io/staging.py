@@ -176,6 +176,14 @@ def output_folder_problem(parent: Path, what: str) -> str | None:
     return None
 
 
+def closed_on_the_way(path: Path) -> str:
+    """The first folder from the root on the way to `path` that this process may not enter (it lacks x, search
+    permission), which stops the way; `path` itself need not be enterable to be looked at. "a folder above it"
+    where `os.access` tells none (Windows, or a denial the permission bits do not show)."""
+    closed = next((above for above in reversed(path.parents) if not os.access(above, os.X_OK)), None)
+    return str(closed) if closed is not None else "a folder above it"
+
+
 def check_writable_folder(folder: Path, what: str) -> None:
     """Refuse (`MotifLiteError`, with the OS's reason) a folder in which no file can be created (`creating_fails`).
     `what`: "output directory", "preview folder", ... for the message."""

@@ -52,6 +52,7 @@ from motif_lite.io.staging import (
     FULL_DISK_BYTES,
     PARTIAL_PREFIX,
     check_writable_folder,
+    closed_on_the_way,
     creating_fails,
     frame_file,
     free_bytes,
@@ -626,7 +627,7 @@ def _folder_unreachable(folder: Path) -> str | None:
         if stat.S_ISDIR(folder.stat().st_mode):
             return None
     except PermissionError:
-        above = _closed_on_the_way(folder)
+        above = closed_on_the_way(folder)
         return (
             f"its folder {folder} cannot be reached: this process may no longer enter {above} (its permissions "
             "changed since the run began; it needs x, search permission): give it back, or write to another folder"
@@ -636,19 +637,11 @@ def _folder_unreachable(folder: Path) -> str | None:
     return f"its folder {folder} is no longer there (removed or unmounted since the run began)"
 
 
-def _closed_on_the_way(path: Path) -> str:
-    """The first folder from the root on the way to `path` that this process may not enter (it lacks x, search
-    permission), which stops the way; `path` itself need not be enterable to be looked at. "a folder above it"
-    where `os.access` tells none (Windows, or a denial the permission bits do not show)."""
-    closed = next((above for above in reversed(path.parents) if not os.access(above, os.X_OK)), None)
-    return str(closed) if closed is not None else "a folder above it"
-
-
 def _unenterable_output(path: Path, audience: Audience) -> str:
     """Why the output `path` cannot be written, where a folder on its way (its own included) may not be entered: at
     the start (`-o` in another user's home), or at the decode, once its permissions changed as the run went on."""
     return (
-        f"the output's folder {path.parent} cannot be reached: this process may not enter {_closed_on_the_way(path)} "
+        f"the output's folder {path.parent} cannot be reached: this process may not enter {closed_on_the_way(path)} "
         f"(it needs x, search permission there): write the video to another folder "
         f"({Spelling('-o', 'output=', '-o').to(audience)})"
     )
