@@ -99,6 +99,7 @@ class Run:
         made_before, other_versions = self.made_before(pipe, requests)
         for video in made_before:
             self.say(f"skipped {video.output}: already made with these settings", file=sys.stderr)
+            self.say(f"output: {video.output}")  # a script takes the batch's files from these lines: all of them
         for note in other_versions:
             self.say(f"note: {note}", file=sys.stderr)
         to_make = [video for video in requests if video not in made_before]
