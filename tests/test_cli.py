@@ -2358,3 +2358,17 @@ def test_a_comma_budget_at_the_edges_of_what_its_flag_takes_is_advised_each_read
     advised = _comma_advice(capsys, flag, value)
     take = vram_gib if flag == "--vram" else ram_gib
     assert [take(each) for each in advised] == meant, advised
+
+
+def test_latents_that_overflow_while_sampling_end_the_run_with_exit_code_2(checkpoint, tmp_path, capsys, monkeypatch):
+    # The exit-code table says what a script may do after each code: an overflow needs a change (the dtype, a LoRA's
+    # strength) before another try, as a mistake does, and is said in one line, hours into a run as well.
+    from motif_lite.pipeline.step_watch import StepWatch
+
+    watch = StepWatch.__call__  # each step's latents as the loop hands them on, made to overflow
+    monkeypatch.setattr(StepWatch, "__call__", lambda self, step, latents: watch(self, step, latents * float("inf")))
+    code = cli.main(run_args(checkpoint[0], tmp_path / "fox.mp4"))
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR == 2, err
+    assert "\nerror: the latents after step 1 of 2 hold inf or NaN (float32): " in err and "Traceback" not in err, err
+    assert not (tmp_path / "fox.mp4").exists()
