@@ -31,8 +31,10 @@ from motif_lite.cli.run_inputs import run_inputs
 from motif_lite.cli.run_prepare import prepare
 from motif_lite.cli.run_request import seed_was_drawn
 from motif_lite.cli.run_summary import gpu_memory_of, summary
+from motif_lite.io.staging import described_output
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
+from motif_lite.request.terms import extended_frames
 
 if TYPE_CHECKING:
     import torch
@@ -97,9 +99,11 @@ class Run:
         ran_on = _ran_on(pipe, dtype, sources)
         gpu_memory = gpu_memory_of(pipe.device)  # to warn when a video's peak spilled past it (Windows' driver)
         made_before, other_versions = self.made_before(pipe, requests)
+        clip_frames = None if self.clip is None else self.clip.frames
         for video in made_before:
             self.say(f"skipped {video.output}: already made with these settings", file=sys.stderr)
-            self.say(f"output: {video.output}")  # a script takes the batch's files from these lines: all of them
+            # A script takes the batch's files from the `output:` lines: those of the skipped videos too.
+            self.say(f"output: {described_output(video.output, extended_frames(video.frames, clip_frames))}")
         for note in other_versions:
             self.say(f"note: {note}", file=sys.stderr)
         to_make = [video for video in requests if video not in made_before]
