@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ import PIL.Image
 import PIL.ImageSequence
 import pytest
 
+from motif_lite.io.output_claims import WRITING_PREFIX
 from motif_lite.request import GenerationRequest
 
 TINY = dict(width=48, height=32, frames=5, steps=2, seed=3)
@@ -162,3 +166,16 @@ def test_a_state_file_of_another_output_with_the_same_stem_is_not_said_to_be_thi
     _stop_after_step_2(pipe, request)
     assert "stopped after step 2 of 3" in earlier_run_note(tmp_path / "fox.mp4")
     assert earlier_run_note(tmp_path / "fox_%03d.png") is None
+
+
+def test_generate_takes_no_claim_of_its_output_that_another_process_holds(pipe, tmp_path):
+    # docs/usage.md ("Many runs from one script") says so: only the command line refuses a second writer of one
+    # -o; two scripts given the same output= both write it, so each needs names of its own.
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / f"{WRITING_PREFIX}fox.mp4").write_text(f"{holder.pid} {socket.gethostname()}\n")
+        result = pipe.generate(GenerationRequest("a red fox", **TINY, output=str(tmp_path / "fox.mp4")))
+        assert Path(result.output).stat().st_size > 0 and holder.poll() is None
+    finally:
+        holder.kill()
+        holder.wait()
