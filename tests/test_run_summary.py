@@ -13,7 +13,8 @@ from motif_lite.cli.run_summary import PROMPT_SHOWN, prompt_line, summary
 from motif_lite.errors import Audience
 from motif_lite.io.clip import Clip
 from motif_lite.pipeline import GenerationResult
-from motif_lite.request import GenerationRequest, _extension_notes
+from motif_lite.request import GenerationRequest
+from motif_lite.request.clip_checks import extension_notes as _extension_notes
 
 TIMINGS = {"encode": 1.0, "denoise": 6.0, "decode": 2.0, "total": 9.0}
 

@@ -6,722 +6,92 @@ shift, sampler) default to None, "not given": `motif_lite.settings.resolve_setti
 config, else the official value (APG scale 8, norm threshold 12, momentum 0.1; shift 15 T2V / 8 I2V; Euler).
 `resolve()` validates a request before any model is loaded and returns a normalized copy.
 
-Its parts: `terms` (its error, the model's shapes and a video's bounds, each interface's names of a setting),
-`advice` (what to give for a keyword it does not take), `size_checks` (the sides, the tokens, the notes on sizes
-beyond training and a stretched first frame) and `clip_checks` (the clip `extend` goes on from). The names imported
-from them `as` themselves are this module's too, as they were before it was split.
+Its parts: `generation_request` (the dataclass and its resolving), `field_checks` (each setting's checks and
+bounds), `official_settings` (the official values), `frame_counts` (4k+1 frame counts and lengths in seconds),
+`field_names` (the guidance fields, each field's run flag), `terms` (its error, the model's shapes and a video's
+bounds, each interface's names of a setting), `advice` (what to give for a keyword it does not take),
+`size_checks` (the sides, the tokens, the notes on sizes beyond training and a stretched first frame),
+`clip_checks` (the clip `extend` goes on from) and `output_names` (placeholders in an output's name). The names
+below are this package's too, as they were before it was split.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import math
-import numbers
-import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import KW_ONLY, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
-
-from motif_lite.choices import (
-    GUIDANCE_METHODS,
-    SAMPLER_ALIASES,
-    SAMPLERS,
-    choice_name,
-    misspelled_guidance,
-    sampler_hint,
+from motif_lite.request.advice import OTHER_FIELD_NAMES, PYTHON_FIELD_ADVICE
+from motif_lite.request.field_checks import (
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STEPS,
+    RANGES,
+    SEED_RANGE,
+    unknown_choices,
 )
-from motif_lite.config import MAX_PROMPT_TOKENS
-from motif_lite.errors import Audience, DiskFullError, MotifLiteError, shown_as_sent, whole_float_hint
-from motif_lite.json_values import json_kind
-from motif_lite.paths import user_path
-from motif_lite.prompt_notes import composition_notes, language_notes, line_end_notes, syntax_notes
-from motif_lite.request.advice import OTHER_FIELD_NAMES as OTHER_FIELD_NAMES
-from motif_lite.request.advice import PYTHON_FIELD_ADVICE as PYTHON_FIELD_ADVICE
-from motif_lite.request.advice import (
-    is_generator,
-    positional_fields_advice,
-    seed_of_generator,
-    unknown_field_advice,
+from motif_lite.request.field_names import APG_FIELDS, GUIDANCE_FIELDS, run_dest, run_flag
+from motif_lite.request.frame_counts import MOST_FRAMES, countable_frames, frames_for_seconds, nearest_video_frames
+from motif_lite.request.generation_request import (
+    DEFAULT_OUTPUT,
+    REQUEST_DEFAULTS,
+    GenerationRequest,
+    ResolvedRequest,
+    UnknownFieldError,
+    first_frame_sha256,
+    other_names_of_fields,
 )
-from motif_lite.request.clip_checks import ClipSizeError, checked_clip
-from motif_lite.request.clip_checks import extension_notes as _extension_notes
-from motif_lite.request.output_names import check_no_placeholder
-from motif_lite.request.size_checks import STRETCH_NOTED as STRETCH_NOTED
-from motif_lite.request.size_checks import (
-    beyond_training_notes,
-    check_size,
-    check_video_tokens,
-    oversized_field,
-    stretch_note,
-)
-from motif_lite.request.size_checks import stretch_words as stretch_words
-from motif_lite.request.terms import API_FIELDS as API_FIELDS
+from motif_lite.request.official_settings import I2V_SHIFT, OFFICIAL_NEGATIVE_PROMPT, OFFICIAL_STEPS, T2V_SHIFT
+from motif_lite.request.size_checks import STRETCH_NOTED, stretch_words
 from motif_lite.request.terms import (
-    EXTEND_FLAG,
-    IMAGE_FLAG,
+    API_FIELDS,
+    GO_ON,
     MAX_VIDEO_TOKENS,
-    OFFICIAL_VIDEO,
-    OUTPUT_FLAG,
     RUN_FLAGS,
+    SIZE_MULTIPLE,
     TEMPORAL_FACTOR,
+    TRAINED_FRAMES,
+    TRAINED_PIXELS,
     RequestError,
     extended_frames,
-    frames_flag,
-    positive_int,
-    setting_name,
+    video_seconds,
 )
-from motif_lite.request.terms import GO_ON as GO_ON
-from motif_lite.request.terms import SIZE_MULTIPLE as SIZE_MULTIPLE
-from motif_lite.request.terms import TRAINED_FRAMES as TRAINED_FRAMES
-from motif_lite.request.terms import TRAINED_PIXELS as TRAINED_PIXELS
-from motif_lite.request.terms import video_seconds as video_seconds
 
-if TYPE_CHECKING:
-    import numpy as np
-    import PIL.Image
-    import torch
-
-    from motif_lite.io.clip import Clip
-    from motif_lite.io.image import WrittenFirstFrame
-
-# The negative prompt of the official ComfyUI workflows and the Replicate wrapper ("the model was trained against").
-OFFICIAL_NEGATIVE_PROMPT = (
-    "text overlay, graphic overlay, watermark, logo, subtitles, timestamp, broadcast graphics, UI elements, random "
-    "letters, frozen pose, rigid, static expression, jerky motion, mechanical motion, discontinuous motion, flat "
-    "framing, depthless, dull lighting, monotone, crushed shadows, blown-out highlights, shifting background, fading "
-    "background, poor continuity, identity drift, deformation, flickering, ghosting, smearing, duplication, mutated "
-    "proportions, inconsistent clothing, flat colors, desaturated, tonally compressed, poor background separation, "
-    "exposure shift, uneven brightness, color balance shift"
-)
-T2V_SHIFT = 15.0  # model card / ComfyUI T2V workflow
-I2V_SHIFT = 8.0  # ComfyUI I2V README and workflow
-MAX_SEED = 2**32 - 1
-# What a seed may be, in the words every refusal uses (the command line's, the request's, the server's).
-SEED_RANGE = f"a whole number from 0 to {MAX_SEED}, or -1 for a random seed"
-# Bounds far beyond any real use, for values that would otherwise run and fail late, or never end (a server's worker
-# held for good). Steps: 20 times the official 50 (as many as the scheduler's training timesteps).
-MAX_STEPS = 1000
-# The model reads a prompt's first 512 tokens: about 2,000 characters of English (runtime.cost.CHARS_PER_TOKEN).
-# 20,000 characters is ten times that, 39 per token; the rest is text the model never sees, and tokenizing a 20 MB
-# prompt took the server's worker minutes and gigabytes.
-MAX_PROMPT_CHARS = 20_000
-# The most frames a video may have: MAX_VIDEO_TOKENS latent frames at the smallest size (16x16, a token each).
-MOST_FRAMES = (MAX_VIDEO_TOKENS - 1) * TEMPORAL_FACTOR + 1
-OFFICIAL_STEPS = 50  # the model card's
-# field -> (lowest, highest, why): the values each numeric setting takes, which its message names whole ("--fps must
-# be a number from 0.001 to 1000 (...)", not "> 0"). Guidance scale and shift: the ranges of ComfyUI's KSampler cfg
-# and ModelSamplingSD3 shift widgets (its shift's 0.01 steps); outside them the latents overflow to inf/NaN, which
-# the run would blame on the weight files. APG momentum may be negative: the APG paper's reverse momentum
-# (diffusers' guider and ComfyUI's APG node take it).
-RANGES = {
-    "fps": (0.001, 1000.0, "a frame every 1000 s to one every millisecond, the finest WebM and WebP store"),
-    "steps": (1, MAX_STEPS, f"the official setting is {OFFICIAL_STEPS}"),
-    "cfg_scale": (0.0, 100.0, "ComfyUI's range; the official scale is 8, and far larger ones overflow to inf/NaN"),
-    "apg_eta": (0.0, math.inf, ""),
-    "apg_norm_threshold": (0.0, math.inf, ""),
-    "apg_momentum": (-math.inf, math.inf, ""),
-    "flow_shift": (0.01, 100.0, "ComfyUI's range; the official shift is 15, 8 for image-to-video, and extreme ones "
-                   "overflow to inf/NaN"),
-}  # fmt: skip
-T = TypeVar("T")
-
-
-# The guidance fields: the method, its scale, and APG's own parameters (which CFG refuses).
-APG_FIELDS = ("apg_eta", "apg_norm_threshold", "apg_momentum")
-GUIDANCE_FIELDS = ("guidance", "cfg_scale", *APG_FIELDS)
-
-
-def run_flag(field: str) -> str:
-    """The long `motif-lite run` flag that sets a request field: RUN_FLAGS' (--width, --video-frames), else the
-    field's name with dashes (--prompt, --image, --extend, --output)."""
-    return RUN_FLAGS.get(field, "--" + field.replace("_", "-")).split("/")[-1]
-
-
-def run_dest(field: str) -> str:
-    """The argparse dest of the run flag that sets a request field: video_frames for frames, sampling_method for
-    sampler, else the field's own name."""
-    return run_flag(field).removeprefix("--").replace("-", "_")
-
-
-class UnknownFieldError(TypeError):
-    """A keyword `GenerationRequest` has no field for (diffusers' `num_frames=`, a typo), or a field given by position
-    after the negative prompt, saying the field to give.
-    A `TypeError`, as Python's own for an unexpected keyword is, and not a `MotifLiteError`: the server's stored
-    settings with a field of another version are a failed job (`server.worker.failure`), not the client's mistake."""
-
-
-def other_names_of_fields() -> dict[str, str]:
-    """Every name another tool or interface gives a request field -> the field: OTHER_FIELD_NAMES and the fields'
-    own names (each interface spells some otherwise: run's --video-frames for frames, the server's num_frames)."""
-    return {**{item.name: item.name for item in dataclasses.fields(GenerationRequest)}, **OTHER_FIELD_NAMES}
-
-
-def first_frame_sha256(request: GenerationRequest) -> str | None:
-    """The SHA-256 of the file `request`'s first frame comes from: the input image, or the file holding an extended
-    clip's last frame (`last_frame_file`); None for text-to-video, or a file that cannot be read."""
-    from motif_lite.io.clip import last_frame_file  # torch and Pillow: once a request is resolved
-    from motif_lite.io.image import image_sha256
-
-    if request.extend is not None:
-        return image_sha256(last_frame_file(request.extend))
-    return None if request.image is None else image_sha256(user_path(request.image))
-
-
-class _FieldsSignature:
-    """`GenerationRequest`'s signature as `help()`, `inspect` and notebooks show it: its fields, those of the
-    dataclass's `__init__`, not the `(*args, **kwargs)` of the `__new__` that checks the keywords first."""
-
-    def __get__(self, instance: object, owner: type) -> inspect.Signature:
-        signature = inspect.signature(owner.__init__)
-        return signature.replace(parameters=list(signature.parameters.values())[1:])  # without self
-
-
-class _DefaultOutput(str):
-    """The `output` of a request that names none: a path (output.mp4) to all that reads it, and to `resolve` the
-    sign to pick a free name rather than replace a file (`_output_to_write`). `output=None` stays an error (diffusers'
-    habit of frames in memory)."""
-
-
-DEFAULT_OUTPUT = _DefaultOutput("output.mp4")
-
-
-class ResolvedRequest(NamedTuple):
-    """`GenerationRequest.resolve_with_inputs`'s result: the resolved request and what its checks read, for a caller
-    that goes on to use them (`generate(resolved=...)`) instead of reading the inputs again."""
-
-    request: GenerationRequest  # validated and normalized (frames 4k+1, a seed drawn)
-    clip: Clip | None  # the clip `extend` names, None without one
-    image: PIL.Image.Image | None  # the input image (`io.image.read_image`: upright, RGB), None without one
-    notes: list[str]  # on what was changed, as `resolve` gives them
-    # The SHA-256 of the file the first frame comes from (`first_frame_sha256`), hashed once for the whole run: the
-    # key of its kept encodings, the checksum its saved state keeps and a resume compares. None for text-to-video.
-    first_frame_sha256: str | None
-    # The PNG written for a first frame made in memory (`_with_first_frame_file`): what a run refused before its work
-    # undoes. None where none was written (a file given, or these pixels there already).
-    first_frame_written: WrittenFirstFrame | None
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One text-to-video (or image-to-video, with `image`) generation.
-
-    None means "not given": the checkpoint's config decides, else the official value (motif_lite.settings).
-    guidance: "apg" or "cfg" (the method); cfg_scale: its scale, as diffusers' guider reads it; the scale that
-    changes nothing switches guidance off (no negative-prompt pass, half the transformer calls): 0 on the official
-    guider (original formulation), 1 on a standard one; apg_eta / apg_norm_threshold / apg_momentum: one APG
-    parameter each.
-    flow_shift: the schedule's shift. sampler: "euler", "dpm++2m" or "unipc".
-    seed: None or -1 = a random seed (chosen by `resolve()` and reported in the result).
-    output: the file written (its extension says the format); a name given is replaced, and without one the video
-    goes to output.mp4, or output-2.mp4, output-3.mp4, ... when that is there (`resolve()` picks it, with a note).
-    image: the first frame, as the path of an image file or made in memory as diffusers' pipelines take it (a PIL
-    image, a numpy array or a torch tensor, `io.image.image_from_memory`): one made in memory is written beside the
-    output as a PNG (`fox.mp4` -> `fox.first-frame.png`) when the request is resolved with its inputs (`generate`),
-    and the run names that file, as if it had been given.
-    extend: a clip to go on from (a video file, or a PNG sequence's pattern): its last frame is the first frame, as
-    `image` would be, and `output` holds the clip's frames followed by the new ones after that first frame. The
-    clip's size must be the request's (`motif_lite.io.clip.read_clip` gives its size and frame rate).
-    """
-
-    prompt: str
-    negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
-    # The rest by name only: diffusers' order is (prompt, negative_prompt, height, width, ...), so a positional
-    # GenerationRequest("a fox", "", 480, 832) would quietly make a portrait video.
-    _: KW_ONLY
-    width: int = OFFICIAL_VIDEO.width
-    height: int = OFFICIAL_VIDEO.height
-    frames: int = OFFICIAL_VIDEO.frames
-    fps: float = 24.0
-    steps: int = OFFICIAL_STEPS
-    guidance: str | None = None
-    cfg_scale: float | None = None
-    apg_eta: float | None = None
-    apg_norm_threshold: float | None = None
-    apg_momentum: float | None = None
-    flow_shift: float | None = None
-    sampler: str | None = None
-    seed: int | None = None
-    image: str | Path | PIL.Image.Image | np.ndarray | torch.Tensor | None = None
-    output: str | Path = DEFAULT_OUTPUT  # none given: output.mp4, or output-2.mp4, ... when it is there
-    extend: str | Path | None = None
-
-    __signature__ = _FieldsSignature()
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> GenerationRequest:
-        # A keyword with no field (diffusers' num_frames) gets the field to give, which Python's own TypeError,
-        # raised by the dataclass's __init__ before any code of ours runs, would not say.
-        fields = [item.name for item in dataclasses.fields(cls)]
-        if len(args) > 2:  # Python's own error would say "takes from 2 to 3 positional arguments" and no more
-            raise UnknownFieldError(positional_fields_advice(args[2:], fields))
-        unknown = [name for name in kwargs if name not in fields]
-        if unknown:
-            raise UnknownFieldError("\n".join(unknown_field_advice(name, kwargs[name], fields) for name in unknown))
-        return super().__new__(cls)
-
-    @property
-    def latent_frames(self) -> int:
-        """The latent frames with the official VAE (a loaded one: `WanVAEConfig.latent_frames`)."""
-        return (self.frames - 1) // TEMPORAL_FACTOR + 1
-
-    @property
-    def starts_from_frame(self) -> bool:
-        """Image-to-video: a first frame is given, as an image or as the last frame of a clip to extend."""
-        return self.image is not None or self.extend is not None
-
-    @property
-    def conditions_on_image(self) -> bool:
-        """Image-to-video: a first frame is given and the video has more than one latent frame. One latent frame is
-        plain text-to-video, as in the reference: nothing follows the first frame for the image to condition."""
-        return self.starts_from_frame and self.latent_frames > 1
-
-    def resolve(
-        self,
-        clip: Clip | None = None,
-        *,
-        audience: Audience = Audience.RUN_OR_PYTHON,
-        taken_output: str | Path | None = None,
-    ) -> tuple[GenerationRequest, list[str]]:
-        """Validate every setting and return (normalized copy, notes on what was changed).
-
-        Frames are rounded to the nearest 4k+1 (reported in the notes, as stable-diffusion.cpp does) and a
-        random seed is drawn. Everything else that is wrong is reported at once: one `RequestError` with a line
-        per invalid setting (an unwritable output or an unreadable image included). numpy's scalars (a notebook's
-        `np.int64` seed) count as the Python numbers they hold. `clip`: the clip `extend` names as the caller read it
-        already (`read_clip`), checked here but not read again: reading a clip costs a decode of a video file, or
-        every header of a PNG sequence. `audience`: who the messages and notes speak to (the server: its client, in
-        the API's fields). `taken_output`: an output the caller takes as named, braces and
-        all, which is then not checked for placeholders: a resumed run's own (`SavedLatents.output`; an older
-        motif-lite wrote `fox_{seed}.mp4` as named, and going on finishes that run's one video), or `motif-lite run
-        -o`'s, which run checks in its own words first (`cli.run_request.check_no_name_placeholder`).
-        """
-        # No checksum: nothing uses one.
-        resolved, _, _, notes = _one_image(_plain_numbers(self))._checked(clip, audience, taken_output)
-        return resolved, notes
-
-    def resolve_with_inputs(
-        self,
-        clip: Clip | None = None,
-        *,
-        audience: Audience = Audience.RUN_OR_PYTHON,
-        checksum: str | None = None,
-        taken_output: str | Path | None = None,
-    ) -> ResolvedRequest:
-        """`resolve(clip)`, also handing on what the checks read, for a caller that goes on to use it: the clip
-        `extend` names (None without one), and the input image (`io.image.read_image`: upright, RGB; None without
-        one), so that a large photo is decoded once; and the checksum of the file the first frame comes from, so that
-        it is hashed once (`ResolvedRequest.first_frame_sha256`). `checksum`: that file's checksum where the caller
-        hashed it already (run --resume, checking the image is the one the run sampled from): not hashed again.
-        A first frame made in memory is written as its PNG here (`ResolvedRequest.first_frame_written`, which a run
-        refused before its work undoes), with a note where that replaced a file of other pixels. `taken_output`: as
-        `resolve` takes it."""
-        resolved, read, image, notes = _one_image(_plain_numbers(self))._checked(clip, audience, taken_output)
-        from motif_lite.io.image import is_in_memory
-
-        written = None
-        if is_in_memory(resolved.image):
-            resolved, written, file_notes = _with_first_frame_file(resolved, image)
-            notes = notes + file_notes
-        checksum = checksum if checksum is not None else first_frame_sha256(resolved)
-        return ResolvedRequest(resolved, read, image, notes, checksum, written)
-
-    def _checked(
-        self, read: Clip | None, audience: Audience, taken_output: str | Path | None
-    ) -> tuple[GenerationRequest, Clip | None, PIL.Image.Image | None, list[str]]:
-        fields = self._checked_fields(read, audience, taken_output)
-        self._refuse_inputs_overwritten(fields)
-        resolved = dataclasses.replace(
-            self, frames=fields.frames, seed=fields.seed, guidance=fields.guidance, sampler=fields.sampler,
-            output=fields.output,
-        )  # fmt: skip
-        notes = fields.notes + resolved._resolved_notes(fields, audience)
-        return resolved, fields.clip, fields.image, notes
-
-    def _checked_fields(self, read: Clip | None, audience: Audience, taken_output: str | Path | None) -> _CheckedFields:
-        """Every field checked, read (the clip `extend` names, unless `read` is it already; the image) and
-        normalized; one `RequestError` names every field's problem."""
-        from motif_lite.io.image import read_image  # torch and Pillow: once a request is resolved
-        from motif_lite.io.video import check_output_fps, check_output_path
-
-        problems: list[str] = []
-        invalid: list[str] = []  # the field of each problem
-
-        def check(field: str, fn: Callable[..., T], *args: object) -> T | None:
-            try:
-                return fn(*args)
-            except (ClipSizeError, DiskFullError):  # the clip's: handled where it is checked; a full disk: not a
-                raise  # field's problem (a server's data folder: the operator's, `submission`)
-            except MotifLiteError as exc:
-                problems.append(str(exc))
-                invalid.append(field)
-                return None
-
-        check("prompt", _check_prompt, self.prompt, self.starts_from_frame, audience)
-        check("negative_prompt", _check_negative_prompt, self.negative_prompt, audience)
-        size = (self.width, self.height)
-        width_ok = check("width", check_size, self.width, "width", size, audience) is not None
-        height_ok = check("height", check_size, self.height, "height", size, audience) is not None
-        normalized = check("frames", _normalize_frames, self.frames, audience)
-        frames_known = normalized[0] if normalized is not None else None
-        # Sides off the 16-pixel grid are measured too (their tokens round down): 99999x99999 is told it is too
-        # large beside its nearest valid sides, rather than sent to try 100000x100000 first.
-        if positive_int(self.width) and positive_int(self.height) and frames_known is not None:
-            field = oversized_field(self.width, self.height, frames_known)
-            check(field, check_video_tokens, self.width, self.height, frames_known)
-        check("steps", _check_steps, self.steps, audience)
-        fps_ok = check("fps", _check_number, self.fps, "fps", audience) is not None
-        for field in _OPTIONAL_NUMBERS:
-            if getattr(self, field) is not None:
-                check(field, _check_number, getattr(self, field), field, audience)
-        guidance = choice_name(self.guidance, GUIDANCE_METHODS)
-        if guidance is not None:
-            check("guidance", _check_guidance, guidance, audience)
-        sampler = choice_name(self.sampler, tuple(SAMPLERS), SAMPLER_ALIASES)
-        if sampler is not None:
-            check("sampler", _check_sampler, sampler, audience)
-        seed = check("seed", _resolve_seed, self.seed, audience)
-        try:
-            clip = (
-                check("extend", checked_clip, self, frames_known, width_ok and height_ok, read, audience)
-                if self.extend is not None
-                else None
-            )
-        except ClipSizeError as exc:  # the size came from the clip: its line alone, not "nearest valid width: 96"
-            kept = [(p, f) for p, f in zip(problems, invalid, strict=True) if f not in ("width", "height")]
-            problems[:], invalid[:] = [p for p, _ in kept] + [str(exc)], [f for _, f in kept] + ["extend"]
-            clip = None
-        clip_frames = clip.frames if clip is not None else None
-        written = None if frames_known is None else extended_frames(frames_known, clip_frames)
-        output, output_notes = _output_to_write(self.output)
-        # First: a name with braces passes the path checks.
-        named = check("output", check_no_placeholder, output, taken_output, written)
-        output_ok = named and check("output", check_output_path, output, written)
-        if output_ok and fps_ok:
-            check("fps", lambda: check_output_fps(output, self.fps, frames=written))  # a WebP's length too
-        # Names an unreadable file (a clip given as the image: how to go on from it, in `audience`'s words).
-        read = check("image", read_image, self.image, audience) if self.image is not None else None
-        image, image_notes = read if read is not None else (None, [])
-        if problems:
-            raise RequestError(_one_message(problems), tuple(invalid))
-        frames, frame_notes = normalized
-        return _CheckedFields(
-            frames=frames, seed=seed, guidance=guidance, sampler=sampler, output=output, written=written, clip=clip,
-            image=image, image_notes=image_notes, notes=frame_notes + output_notes,
-        )  # fmt: skip
-
-    def _refuse_inputs_overwritten(self, fields: _CheckedFields) -> None:
-        """A `RequestError` when the output would be written over the input image or the clip it goes on from."""
-        from motif_lite.io.video import replaces_file
-
-        output = fields.output
-        from_file = isinstance(self.image, str | Path)  # one made in memory is written beside the output, not over it
-        if fields.image is not None and from_file and replaces_file(output, fields.frames, self.image):
-            raise RequestError(
-                f"the output {output} would replace the input image {self.image} with the video; give the "
-                f"video another name with {OUTPUT_FLAG}",
-                ("output",),
-            )
-        clip = fields.clip
-        if clip is not None and any(replaces_file(output, fields.written, file) for file in clip.files):
-            raise RequestError(  # the clip is read again as the output is written: it must stay as it is
-                f"the output {output} would replace the clip {self.extend} it goes on from; give the longer video "
-                f"another name with {OUTPUT_FLAG}",
-                ("output",),
-            )
-
-    def _resolved_notes(self, fields: _CheckedFields, audience: Audience) -> list[str]:
-        """The notes of this resolved request: beyond the training sizes, the extension, the prompts' language and
-        syntax, and the input image's (ignored for 1 frame, stretched, enlarged)."""
-        from motif_lite.io.image import enlargement_notes
-
-        image, clip = fields.image, fields.clip
-        notes = beyond_training_notes(self.width, self.height, self.frames, audience, clip=clip)
-        notes += _extension_notes(clip, self.frames, self.fps, self.output, audience) if clip is not None else []
-        for text, label in ((self.prompt, "prompt"), (self.negative_prompt, "negative prompt")):
-            notes += line_end_notes(text, label) + composition_notes(text, label) + language_notes(text, label)
-            notes += syntax_notes(text, label, audience)
-        if image is not None and not self.conditions_on_image:  # frames are 4k+1 here: 1 frame
-            notes.append(
-                "a 1-frame video is one latent frame, which the first-frame image does not condition (as in the "
-                f"reference): the image is ignored; use {frames_flag(TEMPORAL_FACTOR + 1, audience)} or more for "
-                "image-to-video"
-            )
-        elif image is not None:
-            notes += [*fields.image_notes, *stretch_note(image.size, self.width, self.height, audience)]
-            notes += enlargement_notes(image.size, self.width, self.height)
-        return notes
-
-
-@dataclass(frozen=True)
-class _CheckedFields:
-    """What `GenerationRequest._checked_fields` read and normalized of a request whose every field is valid."""
-
-    frames: int  # 4k+1
-    seed: int
-    guidance: str | None
-    sampler: str | None
-    output: Path | str
-    written: int  # the frames the output will hold: an extension's clip's and the new ones
-    clip: Clip | None
-    image: PIL.Image.Image | None
-    image_notes: list[str]
-    notes: list[str]  # the frame count's and the output name's
-
-
-def _output_to_write(output: object) -> tuple[object, list[str]]:
-    """The file a request writes: the `output` given, or without one output.mp4, else the first free name of
-    output-2.mp4, output-3.mp4, ... (as `motif-lite run` without -o), with the note that says so. A notebook's
-    requests without `output` each replaced the one before: a second prompt's video took the first one's file."""
-    if output is not DEFAULT_OUTPUT:
-        return output, []
-    from motif_lite.io.output_claims import unused_path
-
-    free = unused_path(Path(output))
-    if free == Path(output):
-        return str(output), []
-    return free, [f"{output} exists: writing {free} instead (output= names the file, and replaces a file there)"]
-
-
-def _with_first_frame_file(
-    request: GenerationRequest, image: PIL.Image.Image
-) -> tuple[GenerationRequest, WrittenFirstFrame | None, list[str]]:
-    """The resolved `request` with its first frame made in memory (read as `image`) written as a PNG beside its
-    output (`first_frame_file`) and named by it: the run then goes on as if that file had been given, so the video's
-    settings name it, and `--settings-from`, a resume and the kept first-frame encodings find it. Also what was
-    written (`io.image.write_first_frame`: None where the file held these pixels already) and its note."""
-    from motif_lite.io.image import first_frame_file, write_first_frame
-
-    path = first_frame_file(request.output)
-    try:
-        written, notes = write_first_frame(image, path)
-    except OSError as exc:  # the output's folder was found writable: a full disk, most likely
-        raise MotifLiteError(f"cannot write the first frame given in memory to {path}: {exc}") from exc
-    return dataclasses.replace(request, image=path), written, notes
-
-
-REQUEST_DEFAULTS = GenerationRequest(prompt="-")  # every default (the prompt has none): read them from its fields
-
-
-def unknown_choices(fields: Mapping[str, object]) -> dict[str, str]:
-    """The sampler and guidance method of a request's `fields` that this version does not have (a newer motif-lite's
-    file), by field: {"sampler": "dpm++3m"}. A value of another type is left to the request's own checks."""
-    named = {"sampler": (tuple(SAMPLERS), SAMPLER_ALIASES), "guidance": (GUIDANCE_METHODS, None)}
-    return {
-        field: value
-        for field, (choices, aliases) in named.items()
-        if isinstance(value := fields.get(field), str) and choice_name(value, choices, aliases) not in choices
-    }
-
-
-def _plain_numbers(request: GenerationRequest) -> GenerationRequest:
-    """The request with numpy's (and other) integer and real scalars as Python ints and floats, so that
-    `np.int64(3)` is a valid seed and the video's metadata stays JSON. bools stay bools (and fail as numbers).
-    A one-number tensor or array (a notebook's `torch.randint(0, 2**32, ())` seed) counts as the number it holds."""
-    changed = {}
-    for item in dataclasses.fields(request):
-        value = getattr(request, item.name)
-        if isinstance(value, bool | int | float | str | Path) or value is None or item.name == "image":
-            continue  # an image made in memory is an image, even of one number (refused as one)
-        if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):  # torch or numpy, 0-d
-            value = value.item()
-            if isinstance(value, bool):
-                continue  # refused as a number, as the tensor it came from
-        if isinstance(value, numbers.Integral):
-            changed[item.name] = int(value)
-        elif isinstance(value, numbers.Real):
-            changed[item.name] = float(value)
-    return dataclasses.replace(request, **changed) if changed else request
-
-
-def _one_image(request: GenerationRequest) -> GenerationRequest:
-    """The request with a first frame given in a list of one (`image=[frame]`, which diffusers' image-to-video
-    pipeline takes as that frame) as that frame; a longer list is `io.image.read_image`'s to refuse."""
-    image = request.image
-    if isinstance(image, list | tuple) and len(image) == 1:
-        return dataclasses.replace(request, image=image[0])
-    return request
-
-
-# Numbers that may be None (not given: the checkpoint's or the official value); their ranges are RANGES'.
-_OPTIONAL_NUMBERS = ("cfg_scale", *APG_FIELDS, "flow_shift")
-
-
-def _one_message(problems: list[str]) -> str:
-    """The request's problems as one message: a single one as it is; several indented under a line that counts them,
-    as other errors of several lines are, so that the "error:" the command line puts first heads them all."""
-    if len(problems) == 1:
-        return problems[0]
-    return f"{len(problems)} settings are invalid:\n" + "\n".join(f"  {problem}" for problem in problems)
-
-
-def frames_for_seconds(seconds: float, fps: float) -> int:
-    """The frame count of `seconds` of video at `fps` (seconds * fps + 1: 121 frames at 24 fps are 5 s), of the 4k+1
-    form the VAE packs frames in: the nearest one, a tie going up as for a frame count (`_normalize_frames`), so
-    that `seconds` and the frames it stands for give one count. What a length in seconds stands for: the API's
-    `seconds`, and run's hint for a `--video-frames 5s`."""
-    # Rounded to a millionth of a frame first: a decimal length times a rate is a whole count off by float error
-    # (8.2 * 30 = 245.99999999999997), which must not decide a tie.
-    counted = round(seconds * fps, 6)
-    return math.floor(counted / TEMPORAL_FACTOR + 0.5) * TEMPORAL_FACTOR + 1
-
-
-def countable_frames(seconds: float, fps: float) -> int | None:
-    """`frames_for_seconds(seconds, fps)`, or None for a length of more frames than any video may have
-    (`MOST_FRAMES`; an infinite one too): a length to refuse in seconds, not a frame count to suggest."""
-    if not math.isfinite(seconds * fps):
-        return None
-    frames = frames_for_seconds(seconds, fps)
-    return frames if frames <= MOST_FRAMES else None
-
-
-def nearest_video_frames(frames: int) -> int:
-    """The frame count a request of `frames` (a positive int) runs: the nearest 4k+1, a tie (e.g. 11: 9 or 13)
-    going up."""
-    return (frames - 1 + TEMPORAL_FACTOR // 2) // TEMPORAL_FACTOR * TEMPORAL_FACTOR + 1
-
-
-def _normalize_frames(frames: int, audience: Audience) -> tuple[int, list[str]]:
-    _check_positive_int(frames, setting_name("frames", audience), audience)
-    valid = nearest_video_frames(frames)
-    if valid == frames:
-        return frames, []
-    # Named as the user gave it, as the checks name a setting ("--height (in Python height) 40 is not ...").
-    return valid, [f"{setting_name('frames', audience)} {frames} is not 4k+1; using {valid}"]
-
-
-def _resolve_seed(seed: int | None, audience: Audience) -> int:
-    if seed is None or seed == -1:
-        return secrets.randbelow(MAX_SEED + 1)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        # diffusers' pipelines take a torch.Generator: its seed is the number to give here.
-        if is_generator(seed):
-            # Only Python passes a generator: the line to give is Python's.
-            raise RequestError(f"seed takes a number, not a generator: {seed_of_generator(seed)}")
-        as_int = whole_float_hint(seed, lambda number: 0 <= number <= MAX_SEED) or _low_bits_hint(seed)
-        got = shown_as_sent(seed, audience)
-        raise RequestError(f"{setting_name('seed', audience)} must be {SEED_RANGE}, got {got}{as_int}")
-    return seed
-
-
-def _low_bits_hint(seed: object) -> str:
-    """' (...: give 3197704724 for the same noise)' for a seed over 32 bits that torch's generator takes (up to
-    2**64 - 1, ComfyUI's range): its CPU generator (a Mersenne twister) is seeded with the low 32 bits only, so
-    `torch.Generator().manual_seed(seed)`, as diffusers' pipelines and ComfyUI's KSampler draw their noise, draws
-    what this seed's low 32 bits draw here. '' for any other value."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not MAX_SEED < seed < 2**64:
-        return ""
-    return (
-        f" (torch's CPU generator, which draws the starting noise here as in diffusers' "
-        f"torch.Generator().manual_seed(N) and ComfyUI, reads only a seed's low 32 bits: give {seed % 2**32} "
-        "for the same noise)"
-    )
-
-
-def _check_negative_prompt(value: object, audience: Audience) -> None:
-    if value is None:  # only Python passes None: diffusers' negative_prompt=None, which is no negative prompt there
-        raise RequestError(
-            "negative_prompt=None is not taken: leave it out for the official negative prompt (the default here), or "
-            'give negative_prompt="" for none, which is what diffusers\' None means'
-        )
-    _check_text(value, setting_name("negative_prompt", audience), audience)
-
-
-def _check_prompt(value: object, starts_from_frame: bool, audience: Audience) -> None:
-    # An empty prompt is a trained condition (captions were dropped in training) that diffusers encodes as <bos>
-    # alone: with a first frame it animates the image with no text. Without one it would be a random scene, far
-    # more often a script's empty variable than a wish, so text-to-video refuses it (diffusers takes it).
-    if isinstance(value, str) and not value.strip() and not starts_from_frame:
-        raise RequestError(
-            f"prompt is empty: text-to-video needs what the video shows; an empty prompt is taken only with a first "
-            f"frame ({IMAGE_FLAG.to(audience)} or {EXTEND_FLAG.to(audience)}), which it then animates with no text"
-        )
-    _check_text(value, "prompt", audience)
-
-
-def _check_text(value: object, name: str, audience: Audience) -> None:
-    if isinstance(value, list | tuple):  # diffusers takes a list of prompts, a video each
-        # The output is Python's advice: a server's client names none.
-        each = "" if audience is Audience.API else " (in Python each with its own output)"
-        raise RequestError(f"{name} must be a string, got a {type(value).__name__}: a request makes one video, so make "
-                           f"one request per prompt{each}")  # fmt: skip
-    if not isinstance(value, str):
-        # To a server's client its JSON's word ("a number", "true or false"), not Python's type ("int", "bool").
-        kind = json_kind(value) if audience is Audience.API else type(value).__name__
-        raise RequestError(f"{name} must be a string, got {kind}")
-    if not value.isascii() and not _is_unicode(value):
-        raise RequestError(
-            f"{name} holds bytes that are not UTF-8 text (from a terminal in another encoding, or a damaged or "
-            "hand-edited file); give it again as UTF-8 text"
-        )
-    if len(value) > MAX_PROMPT_CHARS:
-        raise RequestError(
-            f"{name} is {len(value):,} characters, over the {MAX_PROMPT_CHARS:,} taken: the model reads only its first "
-            f"{MAX_PROMPT_TOKENS} tokens (about 2,000 characters of English); shorten it"
-        )
-
-
-def _is_unicode(text: str) -> bool:
-    """Whether `text` is valid Unicode: Python keeps undecodable bytes (in argv, or as a JSON escape such as
-    \\udcff) as lone surrogates, which the tokenizer refuses only after the model has loaded."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _check_positive_int(value: object, name: str, audience: Audience) -> None:
-    if not positive_int(value):
-        as_int = whole_float_hint(value, positive_int)
-        raise RequestError(f"{name} must be a positive integer, got {shown_as_sent(value, audience)}{as_int}")
-
-
-def _check_steps(value: object, audience: Audience) -> None:
-    low, high, why = RANGES["steps"]
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        as_int = whole_float_hint(value, lambda number: low <= number <= high)
-        raise RequestError(f"{setting_name('steps', audience)} must be {_accepted('an integer', low, high)} ({why}), "
-                           f"got {shown_as_sent(value, audience)}{as_int}")  # fmt: skip
-
-
-def _check_number(value: object, field: str, audience: Audience) -> bool:
-    """`value` is a number within the field's RANGES."""
-    low, high, why = RANGES[field]
-    number = not isinstance(value, bool) and isinstance(value, int | float) and _is_finite(value)
-    if not number or not low <= value <= high:
-        because = f" ({why})" if why else ""
-        raise RequestError(f"{setting_name(field, audience)} must be {_accepted('a number', low, high)}{because}, got "
-                           f"{shown_as_sent(value, audience)}")  # fmt: skip
-    return True
-
-
-def _accepted(kind: str, low: float, high: float) -> str:
-    """A range as a message names it: 'a number from 0 to 100' (`kind` 'a number'), 'a finite number >= 0', 'a
-    finite number' (the unbounded ones are all floats)."""
-    if math.isfinite(low) and math.isfinite(high):
-        return f"{kind} from {low:g} to {high:g}"
-    return "a finite number" + (f" >= {low:g}" if math.isfinite(low) else "")
-
-
-def _is_finite(value: int | float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond a float's range (10**400): no float setting can hold it
-        return False
-
-
-def _check_choice(value: object, name: str, choices: tuple[str, ...], hint: str | None) -> None:
-    """Refuses a `value` not in `choices`, followed by `hint` ("; did you mean apg?") where there is one."""
-    if value not in choices:
-        raise RequestError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}{hint or ''}")
-
-
-def _check_guidance(value: object, audience: Audience) -> None:
-    hint = misspelled_guidance(value) if isinstance(value, str) else None
-    _check_choice(value, setting_name("guidance", audience), GUIDANCE_METHODS, hint)
-
-
-def _check_sampler(value: object, audience: Audience) -> None:
-    hint = sampler_hint(value, audience) if isinstance(value, str) else None
-    _check_choice(value, setting_name("sampler", audience), tuple(SAMPLERS), hint)
+__all__ = [
+    "API_FIELDS",
+    "APG_FIELDS",
+    "DEFAULT_OUTPUT",
+    "GO_ON",
+    "GUIDANCE_FIELDS",
+    "I2V_SHIFT",
+    "MAX_PROMPT_CHARS",
+    "MAX_SEED",
+    "MAX_STEPS",
+    "MAX_VIDEO_TOKENS",
+    "MOST_FRAMES",
+    "OFFICIAL_NEGATIVE_PROMPT",
+    "OFFICIAL_STEPS",
+    "OTHER_FIELD_NAMES",
+    "PYTHON_FIELD_ADVICE",
+    "RANGES",
+    "REQUEST_DEFAULTS",
+    "RUN_FLAGS",
+    "SEED_RANGE",
+    "SIZE_MULTIPLE",
+    "STRETCH_NOTED",
+    "T2V_SHIFT",
+    "TEMPORAL_FACTOR",
+    "TRAINED_FRAMES",
+    "TRAINED_PIXELS",
+    "GenerationRequest",
+    "RequestError",
+    "ResolvedRequest",
+    "UnknownFieldError",
+    "countable_frames",
+    "extended_frames",
+    "first_frame_sha256",
+    "frames_for_seconds",
+    "nearest_video_frames",
+    "other_names_of_fields",
+    "run_dest",
+    "run_flag",
+    "stretch_words",
+    "unknown_choices",
+    "video_seconds",
+]
