@@ -404,13 +404,13 @@ def test_other_codes_warnings_during_a_read_follow_the_hosts_filters(tmp_path, m
 
     path = tmp_path / "frame.png"
     _rgb().save(path)
-    real = image_module._print_colour_notes
+    real = image_module.print_colour_notes
 
     def noisy(image):  # stands for any warning not Pillow's given during a read (numpy's, another thread's)
         warnings.warn("not Pillow's", RuntimeWarning, stacklevel=1)  # given here
         return real(image)
 
-    monkeypatch.setattr(image_module, "_print_colour_notes", noisy)
+    monkeypatch.setattr(image_module, "print_colour_notes", noisy)
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
         warnings.filterwarnings("ignore", module=re.escape(__name__) + "$")  # the host silences its own module
