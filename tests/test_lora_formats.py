@@ -431,3 +431,26 @@ def test_a_layer_held_twice_is_counted_once_whatever_parts_of_it_differ(tmp_path
     two = one | _pair("diffusion_model.", other) | _pair("transformer.", other)
     with pytest.raises(LoRAError, match=r"holds 2 layers of the transformer twice"):
         read_loras([LoRASpec(_write(tmp_path / "two.safetensors", two))], targets)
+
+
+def test_a_lora_file_and_the_applied_loras_are_shown_by_what_they_are_not_by_their_values(tmp_path, targets):
+    # `pipe.loras` in a REPL (the hint of a diffusers method name points to it) printed every value of every
+    # tensor of every file: tens of thousands of lines for this one tiny file.
+    loha = _kohya(Q.replace("blocks.0.", "blocks.1."))  # a LoHa beside the LoRA pair: a ProductUpdate
+    shapes = {"hada_w1_a": (64, 2), "hada_w1_b": (2, 64), "hada_w2_a": (64, 2), "hada_w2_b": (2, 64)}
+    tensors = _pair("transformer.", Q) | {f"{loha}.{name}": torch.randn(shape) for name, shape in shapes.items()}
+    [file] = read_loras([LoRASpec(_write(tmp_path / "style.safetensors", tensors), 0.8)], targets)
+    model = build_model(TransformerConfig(**TINY))
+    applied = apply_loras(model, [file], torch.float32)
+    update, product = file.updates[0], file.products[0]
+    assert repr(file) == f"<LoRAFile {file.spec.path}: {file.describe()}>"
+    assert repr(applied) == f"<AppliedLoRAs {applied.describe()}>"
+    shape = lambda t: f"<tensor {list(t.shape)} float32>"  # noqa: E731
+    assert repr(update) == (
+        f"LoRAUpdate(module={update.module!r}, down={shape(update.down)}, up={shape(update.up)}, "
+        f"scale={update.scale!r})"
+    )
+    factors = ", ".join(f"{name!r}: {shape(t)}" for name, t in product.factors.items())
+    assert repr(product) == (
+        f"ProductUpdate(module={product.module!r}, kind='LoHa', factors={{{factors}}}, scale={product.scale!r})"
+    )

@@ -36,13 +36,17 @@ from motif_lite.weights.quant_linear import QuantizedLinear
 FAR_STRENGTH = 10.0
 
 
-@dataclass
+@dataclass(repr=False)
 class AppliedLoRAs:
     """What `apply_loras` did, for the run summary."""
 
     files: list[LoRAFile] = field(default_factory=list)
     merged: int = 0  # float layers whose weight absorbed the updates
     wrapped: int = 0  # packed layers computing the update beside the weight
+
+    def __repr__(self) -> str:
+        # The run summary's line (`pipe.loras` in a REPL): the default printed every tensor of every file.
+        return f"<AppliedLoRAs {self.describe()}>"
 
     def describe(self) -> str:
         parts = [f.describe() for f in self.files]

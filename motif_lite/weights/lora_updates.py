@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import torch
@@ -19,8 +19,26 @@ if TYPE_CHECKING:  # a LoRAFile's spec: lora_specs.py imports this module (`lora
     from motif_lite.weights.lora_specs import LoRASpec
 
 
-@dataclass
-class LoRAUpdate:
+def _shapes_repr(value: object) -> str:
+    """`value` as a repr that names a tensor by its shape and dtype rather than printing its values."""
+    if isinstance(value, torch.Tensor):
+        return f"<tensor {list(value.shape)} {str(value.dtype).removeprefix('torch.')}>"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key!r}: {_shapes_repr(item)}" for key, item in value.items()) + "}"
+    return repr(value)
+
+
+class ShapesRepr:
+    """A dataclass mixin whose repr gives its tensors' shapes, not their values: the default printed every value
+    of every tensor (tens of thousands of lines for one LoRA file, shown whole where a REPL echoes it)."""
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={_shapes_repr(getattr(self, f.name))}" for f in fields(self) if f.repr)
+        return f"{type(self).__name__}({shown})"
+
+
+@dataclass(repr=False)
+class LoRAUpdate(ShapesRepr):
     """One module's low-rank update from one file."""
 
     module: str  # our module name
@@ -29,8 +47,8 @@ class LoRAUpdate:
     scale: float  # strength x alpha / rank (or the strength alone)
 
 
-@dataclass(frozen=True)
-class WeightDiff:
+@dataclass(frozen=True, repr=False)
+class WeightDiff(ShapesRepr):
     """A full difference of one plain tensor (ComfyUI's `.diff` for a weight, `.diff_b` for a bias): the tensor
     becomes `tensor + strength · diff`."""
 
@@ -39,8 +57,8 @@ class WeightDiff:
     strength: float
 
 
-@dataclass
-class ProductUpdate:
+@dataclass(repr=False)
+class ProductUpdate(ShapesRepr):
     """One linear's LyCORIS change from one file: LoHa `(w1a·w1b) ⊙ (w2a·w2b)` or LoKr `w1 ⊗ w2` (each of w1, w2 a
     matrix or the product of two, `_a`·`_b`), times `scale` (strength × alpha / rank). It merges into a float
     weight; beside a packed one a LoHa runs as a LoRA of rank r1·r2 (`low_rank`), or as its whole change where that
@@ -109,7 +127,7 @@ def _lokr_factor_shape(factors: Mapping[str, torch.Tensor], name: str) -> tuple[
     return (factors[f"{name}_a"].shape[0], factors[f"{name}_b"].shape[1])
 
 
-@dataclass
+@dataclass(repr=False)
 class LoRAFile:
     """A checked LoRA file: every update names a linear (or the Conv3d) of the model with matching shapes."""
 
@@ -122,6 +140,11 @@ class LoRAFile:
     checked_for: TransformerConfig | None = None
     diffs: list[WeightDiff] = field(default_factory=list)  # full differences of plain tensors (norms, biases)
     products: list[ProductUpdate] = field(default_factory=list)  # LyCORIS LoHa / LoKr changes of linears
+
+    def __repr__(self) -> str:
+        # What the run summary says of it, with its whole path: the updates are many tensors (`updates[i]` shows
+        # one by its shapes).
+        return f"<LoRAFile {self.spec.path}: {self.describe()}>"
 
     def describe(self) -> str:
         # A LoRA saved before training changed anything (PEFT starts B at zero) makes the video it would make
