@@ -1189,8 +1189,11 @@ def test_the_python_api_points_a_file_colon_strength_to_the_pair(setup, tmp_path
     hint = f"; loras= takes a strength as a (file, strength) pair, e.g. loras=[('{files['peft']}', 0.5)]"
     with pytest.raises(LoRAError, match=re.escape(f"not found: {files['peft']}:0.5{hint}")):
         lora_specs([f"{files['peft']}:0.5"])
-    with pytest.raises(LoRAError, match=r"not found: [^;]*$"):  # no hint where the file before the colon is missing too
+    # The file before the colon missing too: the pair of the file beside it that it likely meant.
+    with pytest.raises(LoRAError, match=re.escape(f"not found: {files['peft']}x:0.5{hint}")):
         lora_specs([f"{files['peft']}x:0.5"])
+    with pytest.raises(LoRAError, match=r"not found: [^;]*$"):  # nothing like it beside it
+        lora_specs([f"{files['peft'].with_name('zzz')}:0.5"])
     inside = tmp_path / "v1:2" / "style.safetensors"  # a colon in a folder's name: the strength follows the last one
     inside.parent.mkdir()
     shutil.copy(files["peft"], inside)
@@ -1329,7 +1332,7 @@ def test_a_lora_and_its_strength_quoted_as_one_word_are_told_the_colon(tmp_path,
         "LoRA file not found: style.safetensors 0.8; a strength goes after a colon: --lora style.safetensors:0.8"
     )
     for missing in ["other.safetensors 0.8", "style.safetensors x"]:  # no such file, no number: not this mistake
-        with pytest.raises(LoRAError, match=r"^LoRA file not found: [^;]*$"):
+        with pytest.raises(LoRAError, match=r"^LoRA file not found: (?!.*after a colon)"):
             lora_args([missing])
 
 
@@ -1377,7 +1380,7 @@ def test_a_word_float_reads_after_a_lora_file_in_one_quoted_word_is_no_strength(
     monkeypatch.chdir(tmp_path)
     Path("style.safetensors").write_bytes(b"")
     for word in ["nan", "infinity", "1_0"]:
-        with pytest.raises(LoRAError, match=r"^LoRA file not found: [^;]*$"):
+        with pytest.raises(LoRAError, match=r"^LoRA file not found: (?!.*after a colon)"):
             lora_args([f"style.safetensors {word}"])
 
 
@@ -1423,3 +1426,29 @@ def test_an_unusual_strength_in_a_thread_started_on_the_method_names_no_stdlib_f
             executor.submit(methods.set_loras, loras).result()
     places = [(w.filename, w.lineno) for w in caught if "is far above the usual" in str(w.message)]
     assert places == [("<thread on the method>", 0), (__file__, callers_line), ("<thread pool_0>", 0)], places
+
+
+def test_a_missing_lora_is_told_the_file_beside_it_that_it_likely_meant(tmp_path, monkeypatch):
+    # `--lora style:0.8` (a name as ComfyUI's list and A1111's <lora:style:0.8> show it, without its extension) or a
+    # misspelled name was "LoRA file not found" alone, though the server names the file meant for a job's name.
+    monkeypatch.chdir(tmp_path)
+    Path("style.safetensors").write_bytes(b"")
+    Path("._motion.safetensors").write_bytes(b"")  # a Mac's AppleDouble file: no LoRA to offer
+    for given, strength in [("style", 1.0), ("style:0.8", 0.8), ("syle.safetensors:-1", -1.0), ("Style", 1.0)]:
+        with pytest.raises(LoRAError) as refused:
+            lora_args([given])
+        said = str(refused.value)
+        assert said.startswith(f"LoRA file not found: {LoRASpec.parse(given).path}; did you mean --lora ")
+        offered = said.removesuffix("?").rpartition("--lora ")[2]
+        assert lora_args([offered]) == [(Path("style.safetensors"), strength)]
+    with pytest.raises(LoRAError, match=r"^LoRA file not found: style; did you mean 'style.safetensors'\?$"):
+        lora_specs([("style", 0.8)])  # the Python API names the file, its strength being the pair's
+    with pytest.raises(LoRAError, match=re.escape("e.g. loras=[('style.safetensors', 0.8)]")):
+        lora_specs(["style:0.8"])  # --lora's way: the pair of the file meant
+    Path("my loras").mkdir()
+    Path("my loras/motion.safetensors").write_bytes(b"")
+    with pytest.raises(LoRAError, match=re.escape("did you mean --lora 'my loras/motion.safetensors'?")):
+        lora_args(["my loras/motion"])  # quoted: it pastes as one word
+    for nothing_like_it in ["motion", "zzz.safetensors", "no folder/style"]:
+        with pytest.raises(LoRAError, match=r"^LoRA file not found: [^;]*$"):
+            lora_args([nothing_like_it])

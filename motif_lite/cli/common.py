@@ -103,12 +103,24 @@ def lora_args(values: list[str]) -> list[tuple[Path, float]]:
     specs = [LoRASpec.parse(value) for value in values]
     for value, spec in zip(values, specs, strict=True):
         if not spec.path.is_file():
-            raise LoRAError(
-                _web_address_fix(value) or _strength_after_a_space(value) or f"LoRA file not found: {spec.path}"
-            )
+            raise LoRAError(_web_address_fix(value) or _strength_after_a_space(value) or _lora_not_found(spec))
     if (repeat := same_file_refusal(values, [(spec.path, spec.strength) for spec in specs])) is not None:
         raise LoRAError(repeat)
     return [(spec.path, spec.strength) for spec in specs]
+
+
+def _lora_not_found(spec: LoRASpec) -> str:
+    """A missing --lora file, with the --lora of the file beside it that it likely meant, its strength kept: `--lora
+    style` for style.safetensors, as ComfyUI and A1111 name LoRAs, was only "not found"."""
+    from motif_lite.shell_syntax import quoted
+    from motif_lite.weights.lora_specs import meant_lora_file
+    from motif_lite.weights.lora_values import lora_flag
+
+    meant = meant_lora_file(spec.path)
+    if meant is None:
+        return f"LoRA file not found: {spec.path}"
+    flag = meant if spec.strength == 1 else lora_flag(meant, spec.strength)
+    return f"LoRA file not found: {spec.path}; did you mean --lora {quoted(str(flag))}?"
 
 
 def same_file_refusal(values: list[str], loras: list[tuple[Path, float]]) -> str | None:

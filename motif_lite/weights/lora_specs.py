@@ -5,6 +5,7 @@ files themselves in weights/lora.py."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import os
@@ -198,14 +199,37 @@ def _exact(strength: float) -> str:
 
 def _not_found(path: Path) -> str:
     """What to say about a LoRA entry of the Python API that names no file: `FILE:STRENGTH` is how --lora takes a
-    strength, not how `loras=` does; when the file before the colon exists, that is the likely mistake."""
+    strength, not how `loras=` does; when the file before the colon exists, that is the likely mistake. Else the file
+    of that folder it likely meant, if one (`meant_lora_file`)."""
     file, strength = _file_and_strength(str(path))
-    if file != str(path) and Path(file).is_file():
-        return (
-            f"LoRA file not found: {path}; loras= takes a strength as a (file, strength) pair, e.g. "
-            f"loras=[({file!r}, {_exact(strength)})]"
-        )
-    return f"LoRA file not found: {path}"
+    if file != str(path):  # `style.safetensors:0.8`, or `style:0.8` for the file beside it
+        pair_file = file if Path(file).is_file() else meant_lora_file(Path(file))
+        if pair_file is not None:
+            return (
+                f"LoRA file not found: {path}; loras= takes a strength as a (file, strength) pair, e.g. "
+                f"loras=[({str(pair_file)!r}, {_exact(strength)})]"
+            )
+    meant = meant_lora_file(path)
+    return f"LoRA file not found: {path}" + (f"; did you mean {str(meant)!r}?" if meant else "")
+
+
+def meant_lora_file(path: Path) -> Path | None:
+    """The `.safetensors` file beside a missing LoRA `path` that it most likely meant: the one it names without its
+    extension (`style` for style.safetensors, as ComfyUI's LoRA lists and A1111's `<lora:style:0.8>` show them),
+    else the closest spelling (`syle.safetensors`, `Style.safetensors`); None where its folder holds none. Names are
+    compared without their extensions, which most share and would make any two look alike."""
+    try:
+        by_stem = {
+            p.stem: p
+            for p in path.parent.iterdir()
+            if has_extension(p, ".safetensors") and not p.name.startswith(".") and p.is_file()
+        }
+    except OSError:  # no such folder, or one that cannot be read
+        return None
+    if path.name in by_stem:
+        return by_stem[path.name]
+    close = difflib.get_close_matches(path.stem, list(by_stem), 1)
+    return by_stem[close[0]] if close else None
 
 
 # What `load_pipeline(loras=...)` takes per LoRA: a file (strength 1, as --lora FILE), a (file, strength) pair, or
