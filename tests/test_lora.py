@@ -8,8 +8,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -1452,3 +1455,23 @@ def test_a_missing_lora_is_told_the_file_beside_it_that_it_likely_meant(tmp_path
     for nothing_like_it in ["motion", "zzz.safetensors", "no folder/style"]:
         with pytest.raises(LoRAError, match=r"^LoRA file not found: [^;]*$"):
             lora_args([nothing_like_it])
+
+
+def test_a_pickle_loras_conversion_command_runs_whatever_its_path_holds(tmp_path, targets):
+    # The paths were written into the Python code's string literals: a Windows path under C:\Users (`\U` starts an
+    # escape there: a syntax error), or one holding a quote or a `$`, broke the command. A backslash, a quote and a `$`
+    # in a folder's name stand for them here, where bash runs the command as given.
+    folder = tmp_path / "Bob's $HOME \\Users"
+    folder.mkdir()
+    pickle = folder / "style.pt"
+    lora = _pairs("diffusion_model.", "transformer_blocks.0.attn.to_q", ("down", "up"))
+    torch.save(lora, pickle)
+    with pytest.raises(LoRAError) as refused:
+        read_loras([LoRASpec(pickle)], targets)
+    command = str(refused.value).partition("convert it once where you trust it: ")[2]
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # `python` is this Python
+    subprocess.run(["bash", "-c", command], check=True, env={**os.environ, "PATH": path}, timeout=60)
+    [converted] = read_loras([LoRASpec(pickle.with_suffix(".safetensors"))], targets)
+    assert torch.equal(
+        converted.updates[0].down, lora["diffusion_model.transformer_blocks.0.attn.to_q.lora_down.weight"]
+    )

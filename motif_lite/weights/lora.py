@@ -42,6 +42,7 @@ from torch import nn
 
 from motif_lite.errors import MotifLiteError, counted
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES, file_kind, starts_as_gguf
+from motif_lite.shell_syntax import quoted
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.lora_errors import EDITED, MERGE_IT, LoRAError, PackedDiffError
@@ -352,8 +353,7 @@ def _opened_lora(path: Path) -> Iterator[Any]:
         if path.suffix.lower() in PICKLE_SUFFIXES:  # loading a pickle can run code: never done here
             raise LoRAError(
                 f"{path} is a PyTorch pickle ({path.suffix}), which motif-lite does not load (loading one can run "
-                'code); convert it once where you trust it: python -c "import torch, safetensors.torch as s; '
-                f"s.save_file(torch.load('{path}', weights_only=True), '{path.with_suffix('.safetensors')}')\""
+                f"code); convert it once where you trust it: {_conversion_command(path)}"
             ) from None
         if starts_as_gguf(path):  # stable-diffusion.cpp loads a LoRA from a GGUF file too
             raise LoRAError(
@@ -365,6 +365,18 @@ def _opened_lora(path: Path) -> Iterator[Any]:
         if (unfinished := _unfinished(path)) is not None:  # safetensors' own words ("header too small") don't say
             raise LoRAError(unfinished) from None
         raise LoRAError(f"{path} is not a readable safetensors LoRA file: {exc}") from None
+
+
+def _conversion_command(pickle: Path) -> str:
+    """The command that saves the pickle LoRA `pickle` as a .safetensors file beside it. The paths are arguments of
+    the command, quoted for the user's shell, not text of the Python code: written into the code's string literals,
+    a Windows path under `C:\\Users` was a syntax error (`\\U` starts an escape there), and a quote or a `$` in a
+    path broke the command too."""
+    code = (
+        "import sys, torch, safetensors.torch as s; "
+        "s.save_file(torch.load(sys.argv[1], weights_only=True), sys.argv[2])"
+    )
+    return f'python -c "{code}" {quoted(str(pickle))} {quoted(str(pickle.with_suffix(".safetensors")))}'
 
 
 def _unfinished(path: Path) -> str | None:
