@@ -1475,3 +1475,34 @@ def test_a_pickle_loras_conversion_command_runs_whatever_its_path_holds(tmp_path
     assert torch.equal(
         converted.updates[0].down, lora["diffusion_model.transformer_blocks.0.attn.to_q.lora_down.weight"]
     )
+
+
+def test_the_summary_says_what_the_adapters_beside_packed_layers_keep_in_memory():
+    # A LoRA on a GGUF was summed up as "0 layers merged, 1 unmerged (packed)" alone: what its adapters keep beside
+    # the packed weights (a share of the blocks' size at a high rank) was said nowhere but inside the memory plan.
+    import gguf
+    from gguf import GGMLQuantizationType as Q
+
+    from motif_lite.units import memory_size
+    from motif_lite.weights.lora_apply import side_adapter_bytes
+    from motif_lite.weights.lora_updates import LoRAFile, LoRAUpdate
+
+    g = torch.Generator().manual_seed(3)
+    packed = torch.from_numpy(gguf.quants.quantize(torch.randn(64, 96, generator=g).numpy(), Q.Q8_0))
+    files = [
+        LoRAFile(LoRASpec(Path(f"{i}.safetensors")), "peft", [
+            LoRAUpdate("proj", torch.randn(rank, 96, generator=g), torch.randn(64, rank, generator=g), 1.0)
+        ])
+        for i, rank in enumerate((4, 2))
+    ]  # fmt: skip
+    model = torch.nn.Sequential()
+    model.add_module("proj", QuantizedLinear.from_packed(packed, Q.Q8_0, 96, torch.zeros(64)))
+    applied = apply_loras(model, files, torch.bfloat16)
+    kept = sum(t.numel() * t.element_size() for name, t in model.named_buffers() if not name.startswith("proj.base."))
+    assert applied.beside_bytes == kept == sum(sum(side_adapter_bytes(files, torch.bfloat16).values(), ()))
+    assert applied.describe().endswith(
+        f"0 layers merged, 1 unmerged (packed), adapters beside them {memory_size(kept)}"
+    )
+    merged = torch.nn.Sequential()
+    merged.add_module("proj", torch.nn.Linear(96, 64))
+    assert apply_loras(merged, files).describe().endswith("1 layer merged, 0 unmerged (packed)")  # nothing beside

@@ -26,6 +26,7 @@ from torch import nn
 
 from motif_lite.errors import counted
 from motif_lite.model.attention import project_rows
+from motif_lite.units import memory_size
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.lora import check_diff_target
 from motif_lite.weights.lora_updates import LoRAFile, LoRAUpdate, ProductUpdate, WeightDiff
@@ -43,6 +44,7 @@ class AppliedLoRAs:
     files: list[LoRAFile] = field(default_factory=list)
     merged: int = 0  # float layers whose weight absorbed the updates
     wrapped: int = 0  # packed layers computing the update beside the weight
+    beside_bytes: int = 0  # the memory of the adapters those packed layers keep beside their weights
 
     def __repr__(self) -> str:
         # The run summary's line (`pipe.loras` in a REPL): the default printed every tensor of every file.
@@ -50,7 +52,10 @@ class AppliedLoRAs:
 
     def describe(self) -> str:
         parts = [f.describe() for f in self.files]
-        return f"{', '.join(parts)}; {counted(self.merged, 'layer')} merged, {self.wrapped} unmerged (packed)"
+        # What the adapters beside packed layers keep in memory, said: a high rank on a GGUF costs a share of the
+        # blocks' own size (docs/usage.md), which the merged float layers never do.
+        beside = f", adapters beside them {memory_size(self.beside_bytes)}" if self.wrapped else ""
+        return f"{', '.join(parts)}; {counted(self.merged, 'layer')} merged, {self.wrapped} unmerged (packed){beside}"
 
     def overflow_cause(self) -> str | None:
         """What to say when the latents overflow to inf or NaN with a LoRA far stronger than LoRAs are made for
@@ -201,9 +206,17 @@ def apply_loras(model: nn.Module, files: list[LoRAFile], dtype: torch.dtype | No
             _merge(layer, per_module[name], products[name])
             applied.merged += 1
         else:
-            replace_module(model, name, _wrap(layer, per_module[name], products[name], dtype or torch.float32))
+            wrapper = _wrap(layer, per_module[name], products[name], dtype or torch.float32)
+            replace_module(model, name, wrapper)
             applied.wrapped += 1
+            applied.beside_bytes += _tensor_bytes(wrapper) - _tensor_bytes(layer)
     return applied
+
+
+def _tensor_bytes(module: nn.Module) -> int:
+    """The bytes of `module`'s parameters and buffers, its submodules' included."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _add_diff(model: nn.Module, file: LoRAFile, diff: WeightDiff) -> None:
