@@ -1450,3 +1450,23 @@ def test_model_flags_given_with_a_resume_that_only_decodes_are_said_unused(pipe,
     assert ("every step is sampled, so --attention, --step-cache are not used: the VAE alone makes the video "
             "(-m, --vae and --dtype choose it)") in said, said  # fmt: skip
     assert "is sampled with what this command gives" not in said, said
+
+
+def test_a_resume_that_only_decodes_refuses_a_clip_changed_since(pipe, tmp_path, capsys):
+    # `run --resume` of a finished extension decodes with the VAE alone: a clip whose frames were made again since
+    # (a chain's earlier link) was joined to the new part without a word, where the resume through the pipeline
+    # refused it.
+    clip = tmp_path / "clip_%03d.png"
+    pipe.generate(request(tmp_path, "clip_%03d.png"))
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "ext_%03d.png", extend=clip), on_progress=stop_at(SIZE["steps"]))
+    path, last = tmp_path / "ext.latents.safetensors", tmp_path / "clip_008.png"
+    assert read_latents(path).progress == (4, 4)
+    shutil.copy(last, tmp_path / "kept.png")
+    PIL.Image.new("RGB", (48, 32), "red").save(last)
+    code, _, err = run_cli(capsys, "--resume", str(path))
+    assert_user_error(code, err, f"{clip} is not the clip the run {path} went on from (its content differs since)")
+    assert path.is_file() and not (tmp_path / "ext_000.png").exists()
+    shutil.copy(tmp_path / "kept.png", last)  # the clip as it was: the decode goes on
+    code, _, err = run_cli(capsys, "--resume", str(path))
+    assert code == 0 and (tmp_path / "ext_016.png").is_file(), err

@@ -83,6 +83,10 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
         raise RequestError(f"the clip the run being resumed goes on from, {saved.request['extend']}, is no longer "
                            "there: put it back there to resume (the longer video begins with its frames; --extend "
                            f"of {saved.file})")  # fmt: skip
+    if _clip_changed(saved):  # here, before any work: a resume that only decodes would join the other clip's frames
+        raise RequestError(f"{saved.request['extend']} is not the clip the run {saved.file} went on from (its content "
+                           "differs since): put that clip back where it was (the longer video begins with its "
+                           "frames)")  # fmt: skip
     if clash := [dest for dest in REQUEST_DESTS if dest in given]:
         flags = ", ".join("--" + dest.replace("_", "-") for dest in clash)
         raise RequestError(f"--resume goes on with the video {saved.file} describes: leave out {flags} (-o may "
@@ -444,6 +448,16 @@ def _clip_gone(saved: SavedLatents) -> bool:
 
     clip = saved.request.get("extend")
     return clip is not None and not last_frame_file(clip).is_file()
+
+
+def _clip_changed(saved: SavedLatents) -> bool:
+    """Whether the clip the stopped run went on from holds another last frame now (the run's first frame: a chain's
+    earlier link made again, say), by the checksum its file keeps (a file of an older motif-lite keeps none)."""
+    from motif_lite.io.clip import last_frame_file
+    from motif_lite.io.image import image_sha256
+
+    clip, expected = saved.request.get("extend"), saved.run.get("clip_sha256")
+    return clip is not None and expected is not None and image_sha256(last_frame_file(clip)) != expected
 
 
 def _image_given_again(saved: SavedLatents, image: str, image_state: str) -> tuple[SavedLatents, str]:
