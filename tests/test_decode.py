@@ -1158,3 +1158,18 @@ def test_the_decode_out_of_memory_advice_speaks_of_the_device_the_run_used(devic
     assert advice.startswith("the sampling is done and kept: make the video with motif-lite decode /videos/fox.")
     assert advice.endswith("the same run again would sample the video again"), advice
     assert all(words in advice for words in said) and not any(words in advice for words in unsaid), advice
+
+
+def test_an_unplanned_decode_out_of_memory_is_advised_for_its_device_not_a_gpus_plan(
+    saved, tmp_path, capsys, monkeypatch
+):
+    # Without a memory plan (the CPU, or MPS, without --vram) it was told "the memory plan is made from the GPU's free
+    # memory at the start", of a plan and a GPU it did not have; `run --resume` of a finished sampling decodes so too.
+    from motif_lite.cli.decode import unplanned_advice
+
+    monkeypatch.setattr("motif_lite.decoding.run_decode", out_of_memory)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"))
+    assert code == cli.EXIT_OUT_OF_MEMORY and "Traceback" not in err, err
+    assert unplanned_advice(torch.device("cpu")) in err and "GPU's free memory" not in err, err
+    assert "no limit): --vram GiB plans it" in err and "latents stay" in err, err
+    assert "--device cpu uses none of it" in unplanned_advice(torch.device("mps"))

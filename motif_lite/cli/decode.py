@@ -24,6 +24,8 @@ from motif_lite.paths import path_arg
 from motif_lite.shell_syntax import quoted
 
 if TYPE_CHECKING:
+    import torch
+
     from motif_lite.decoding import DecodeJob
     from motif_lite.io.latents import SavedLatents
 
@@ -189,9 +191,10 @@ def decode_with_progress(job: DecodeJob, vram_given: bool) -> tuple[Path, float]
         written = run_decode(job, progress)
     except BaseException as exc:  # out of memory, a full disk, Ctrl-C, SIGTERM: the latents file is never touched
         progress.close()  # its bar ends its line first: the note ran on from the bar's line
-        if isinstance(exc, torch.OutOfMemoryError) and job.plan is not None:  # printed in place of the one without
+        if isinstance(exc, torch.OutOfMemoryError):  # printed in place of cli's, which speaks of a GPU's plan
             with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
-                exc.add_note(decode_out_of_memory_advice(job, vram_given))
+                planned = job.plan is not None
+                exc.add_note(decode_out_of_memory_advice(job, vram_given) if planned else unplanned_advice(job.device))
         with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
             print(f"note: the latents stay in {job.saved.file}: decode them again with motif-lite decode "
                   f"{quoted(str(job.saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "
@@ -271,6 +274,16 @@ def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
         f"{said}. --vram {lower:.2f} ({why}) plans it in less: est. peak "
         f"{memory_size(smaller.stage.peak_bytes)}, {smaller.stage.chunks}"
     )
+
+
+def unplanned_advice(device: torch.device) -> str:
+    """What to do when a decode without a memory plan (the CPU, or a device whose free memory is not read, such as
+    Apple's MPS, without --vram) ran out of memory: plan it with --vram; elsewhere than the CPU, or use the CPU."""
+    if device.type == "cpu":
+        return ("the decode had no memory plan (on the CPU without --vram, no limit): --vram GiB plans it in bands or "
+                "tiles to fit that much memory; or close what holds memory")  # fmt: skip
+    return (f"the decode had no memory plan ({device.type}'s free memory is not read without --vram): --vram GiB plans "
+            f"it in bands or tiles to fit that much of its memory, or --device cpu uses none of it")  # fmt: skip
 
 
 def _free(path: Path, dry_run: bool) -> Path:
