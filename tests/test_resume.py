@@ -1447,9 +1447,18 @@ def test_model_flags_given_with_a_resume_that_only_decodes_are_said_unused(pipe,
     code, out, err = run_cli(capsys, "--resume", str(path), "--dry-run", "--step-cache", "0.1", "--attention", "int8")
     said = " ".join((out + err).split())
     assert code == 0, err
-    assert ("every step is sampled, so --attention, --step-cache are not used: the VAE alone makes the video "
-            "(-m, --vae and --dtype choose it)") in said, said  # fmt: skip
+    assert (
+        "every step is sampled, so --attention, --step-cache, --kernels are not used: the VAE alone makes the "
+        "video (-m, --vae and --dtype choose it)"
+    ) in said, said  # fmt: skip (run_cli gives --kernels torch)
     assert "is sampled with what this command gives" not in said, said
+    # The transformer's speed flags went unused without a word.
+    speed = ["--compile", "--attention-backend", "sdpa", "--batch-guidance"]
+    code, out, err = run_cli(capsys, "--resume", str(path), "--dry-run", *speed)
+    said = " ".join((out + err).split())
+    assert code == 0, err
+    assert ("every step is sampled, so --attention-backend, --batch-guidance, --compile, --kernels are not used: "
+            "the VAE alone makes the video") in said, said  # fmt: skip
 
 
 def test_a_resume_that_only_decodes_refuses_a_clip_changed_since(pipe, tmp_path, capsys):

@@ -151,7 +151,7 @@ def decode_finished_sampling(args: argparse.Namespace, saved: SavedLatents, outp
 # The run flags (dests) for the model that samples: a resumed run whose sampling is done decodes without it.
 SAMPLING_MODEL_DESTS = (
     "gguf", "diffusion_model", "quantize", "text_encoder_gguf", "text_encoder", "text_encoder_quantize", "lora",
-    "attention", "step_cache",
+    "attention", "attention_backend", "step_cache", "batch_guidance", "compile", "kernels",
 )  # fmt: skip
 
 
