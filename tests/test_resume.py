@@ -1479,3 +1479,27 @@ def test_a_resume_that_only_decodes_refuses_a_clip_changed_since(pipe, tmp_path,
     shutil.copy(tmp_path / "kept.png", last)  # the clip as it was: the decode goes on
     code, _, err = run_cli(capsys, "--resume", str(path))
     assert code == 0 and (tmp_path / "ext_016.png").is_file(), err
+
+
+def ctrl_c(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("failure", [out_of_memory, ctrl_c], ids=["out of memory", "Ctrl-C"])
+def test_a_resume_that_only_decodes_and_fails_leaves_its_file_as_it_was(pipe, tmp_path, capsys, monkeypatch, failure):
+    # What docs/usage.md, "Killed in the decode", says of it: unlike a run's own decode, which replaces the file by
+    # the denoised latents, the decode-only resume leaves the state after the last step, to resume or decode again.
+    from motif_lite.vae import WanVAE
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
+    before = path.read_bytes()
+    with monkeypatch.context() as patch:
+        patch.setattr(WanVAE, "decode_frames", failure)
+        code, _, err = run_cli(capsys, "--resume", str(path))
+    assert code == (cli.EXIT_OUT_OF_MEMORY if failure is out_of_memory else cli.EXIT_INTERRUPTED), err
+    assert f"the latents stay in {path}" in err and "Traceback" not in err, err
+    assert names(tmp_path) == [path.name] and path.read_bytes() == before  # no frame, no claim, the file untouched
+    code, out, err = run_cli(capsys, "--resume", str(path))
+    assert code == 0 and not path.exists() and (tmp_path / "out_008.png").is_file(), err
