@@ -24,7 +24,7 @@ from motif_lite.choices import MOTIF_REPO
 from motif_lite.devices import resolve_device
 from motif_lite.dtypes import checked_dtype
 from motif_lite.errors import Audience, CheckpointError, ConfigError, Spelling
-from motif_lite.io.clip import Clip, ClipError, joined_frames, read_clip
+from motif_lite.io.clip import Clip, ClipError, joined_frames, last_frame_file, read_clip
 from motif_lite.io.latents import LatentsFileError, SavedLatents
 from motif_lite.io.output_claims import unused_path
 from motif_lite.io.staging import staged_output
@@ -225,8 +225,11 @@ def replanned(job: DecodeJob, vram_gib: float) -> DecodePlan:
 
 def _extended_clip(saved: SavedLatents) -> tuple[Clip | None, tuple[str, ...]]:
     """The clip an extension's latents go on from (`saved.clip`), read again to write its frames first; where it
-    cannot be used now (moved, deleted, replaced by a clip of another size), the new part alone, with a note: the
-    decode itself is what the user asked for, and the clip is theirs to join by hand."""
+    cannot be used now (moved, deleted, replaced by a clip of another size, or made again since: another last frame
+    than the checksum the file keeps), the new part alone, with a note: the decode itself is what the user asked
+    for, and the clip is theirs to join by hand."""
+    from motif_lite.io.image import image_sha256
+
     if saved.clip is None:
         return None, ()
     try:
@@ -234,9 +237,14 @@ def _extended_clip(saved: SavedLatents) -> tuple[Clip | None, tuple[str, ...]]:
     except ClipError as exc:
         why = str(exc)
     else:
-        if clip.size == (saved.width, saved.height):
+        expected = (saved.run or {}).get("clip_sha256")  # None in a file of an older motif-lite: nothing to compare
+        if clip.size != (saved.width, saved.height):
+            why = f"it is {clip.width}x{clip.height} now, the run {saved.width}x{saved.height}"
+        elif expected is not None and image_sha256(last_frame_file(saved.clip)) != expected:
+            # Made again since (a chain's earlier link): its frames would begin a video whose new part follows another.
+            why = "its last frame, the run's first, holds another picture since the run"
+        else:
             return clip, ()
-        why = f"it is {clip.width}x{clip.height} now, the run {saved.width}x{saved.height}"
     return None, (
         f"the clip this run went on from cannot be used ({why}): the video holds the new part only, whose first "
         f"frame is the clip's last; put the clip back at {saved.clip} and decode again to have them joined",

@@ -1503,3 +1503,18 @@ def test_a_resume_that_only_decodes_and_fails_leaves_its_file_as_it_was(pipe, tm
     assert names(tmp_path) == [path.name] and path.read_bytes() == before  # no frame, no claim, the file untouched
     code, out, err = run_cli(capsys, "--resume", str(path))
     assert code == 0 and not path.exists() and (tmp_path / "out_008.png").is_file(), err
+
+
+def test_decode_of_a_finished_extension_whose_clip_was_made_again_writes_the_new_part_alone(pipe, tmp_path, capsys):
+    # `motif-lite decode FILE` joined whatever clip of the run's size was at the clip's place: one made again since
+    # (a chain's earlier link) began a video whose new part follows another picture.
+    clip = tmp_path / "clip_%03d.png"
+    pipe.generate(request(tmp_path, "clip_%03d.png"))
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "ext_%03d.png", extend=clip), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "ext.latents.safetensors"
+    PIL.Image.new("RGB", (48, 32), "red").save(tmp_path / "clip_008.png")
+    assert cli.main(["decode", str(path), "--device", "cpu"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the clip this run went on from cannot be used (its last frame, the run's first, holds another" in err, err
+    assert (tmp_path / "ext_008.png").is_file() and not (tmp_path / "ext_009.png").exists()  # the new part alone
