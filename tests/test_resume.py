@@ -1518,3 +1518,25 @@ def test_decode_of_a_finished_extension_whose_clip_was_made_again_writes_the_new
     err = " ".join(capsys.readouterr().err.split())
     assert "the clip this run went on from cannot be used (its last frame, the run's first, holds another" in err, err
     assert (tmp_path / "ext_008.png").is_file() and not (tmp_path / "ext_009.png").exists()  # the new part alone
+
+
+def test_a_decode_only_resume_into_its_own_output_that_fails_names_that_output_in_the_decode_command(
+    pipe, tmp_path, capsys, monkeypatch
+):
+    # `run --resume FILE -o other` out of memory was told "motif-lite decode FILE", which decodes into the stopped
+    # run's output, not the one this command gave.
+    import shlex
+
+    from motif_lite.shell_syntax import quoted
+    from motif_lite.vae import WanVAE
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path, other = tmp_path / "out.latents.safetensors", tmp_path / "other_%03d.png"
+    with monkeypatch.context() as patch:
+        patch.setattr(WanVAE, "decode_frames", out_of_memory)
+        code, _, err = run_cli(capsys, "--resume", str(path), "-o", str(other))
+    command = f"motif-lite decode {quoted(str(path))} -o {quoted(str(other))}"
+    assert code == cli.EXIT_OUT_OF_MEMORY and f"decode them again with {command} (" in err, err
+    assert cli.main([*shlex.split(command)[1:], "--device", "cpu"]) == 0  # as pasted
+    assert (tmp_path / "other_008.png").is_file() and not (tmp_path / "out_000.png").exists()

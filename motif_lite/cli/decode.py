@@ -139,7 +139,7 @@ def _decode(args: argparse.Namespace, saved: SavedLatents, output: Path) -> int:
     if args.dry_run:
         print("\n".join(decode_plan_lines(job, args)))
         return 0
-    written, seconds = decode_with_progress(job, args.vram is not None)
+    written, seconds = decode_with_progress(job, args.vram is not None, args.output is not None)
     print("\n".join(decoded_lines(job, written, seconds)))
     # Unlike a run, which removes its latents once the video is written: they may be decoded again (another -o),
     # and a later run of the same output names them as its video's (`decoding.video_made`).
@@ -174,10 +174,11 @@ def decode_plan_lines(job: DecodeJob, args: argparse.Namespace) -> list[str]:
             f"would write: {job.output}{joined}"]  # fmt: skip
 
 
-def decode_with_progress(job: DecodeJob, vram_given: bool) -> tuple[Path, float]:
+def decode_with_progress(job: DecodeJob, vram_given: bool, named: bool = False) -> tuple[Path, float]:
     """Decode `job` with progress bars (its memory plan said first); -> the file written and the seconds it took.
     Out of memory, the error gets the decode's figures (`vram_given`: the plan's budget was --vram's); any failure
-    says the latents file is untouched, with the command that decodes it again."""
+    says the latents file is untouched, with the command that decodes it again (`named`: into the output -o gave,
+    which that command repeats)."""
     import torch
 
     from motif_lite.decoding import run_decode
@@ -195,10 +196,12 @@ def decode_with_progress(job: DecodeJob, vram_given: bool) -> tuple[Path, float]
             with contextlib.suppress(Exception):  # a help: failing to make it must not hide the error it is for
                 planned = job.plan is not None
                 exc.add_note(decode_out_of_memory_advice(job, vram_given) if planned else unplanned_advice(job.device))
+        # Without -o the command decodes into the run's output: the one given is repeated.
+        output = f" -o {quoted(str(job.output))}" if named else ""
         with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
             print(f"note: the latents stay in {job.saved.file}: decode them again with motif-lite decode "
-                  f"{quoted(str(job.saved.file))} (-o for another disk, --device cpu or --vram GiB for less GPU "
-                  "memory)", file=sys.stderr)  # fmt: skip
+                  f"{quoted(str(job.saved.file))}{output} (-o for another disk, --device cpu or --vram GiB for less "
+                  "GPU memory)", file=sys.stderr)  # fmt: skip
         raise
     finally:
         progress.close()

@@ -142,7 +142,7 @@ def decode_finished_sampling(args: argparse.Namespace, saved: SavedLatents, outp
     if args.dry_run:
         print("\n".join([DECODE_PLAN_NOTE, *decode_plan_lines(job, args)]))
         return 0
-    written, seconds = decode_with_progress(job, args.vram is not None)
+    written, seconds = decode_with_progress(job, args.vram is not None, args.output is not None)
     print("\n".join(decoded_lines(job, written, seconds, DECODE_ONLY_LINE)))
     saved.file.unlink(missing_ok=True)  # the video is written: nothing left to resume
     return 0
