@@ -1173,3 +1173,15 @@ def test_an_unplanned_decode_out_of_memory_is_advised_for_its_device_not_a_gpus_
     assert unplanned_advice(torch.device("cpu")) in err and "GPU's free memory" not in err, err
     assert "no limit): --vram GiB plans it" in err and "latents stay" in err, err
     assert "--device cpu uses none of it" in unplanned_advice(torch.device("mps"))
+
+
+def test_the_note_after_a_failed_decode_names_the_flags_for_its_device(saved, tmp_path, capsys, monkeypatch):
+    # On the CPU it said "--device cpu or --vram GiB for less GPU memory", as on a GPU.
+    from motif_lite.cli.decode import _less_memory
+
+    monkeypatch.setattr("motif_lite.decoding.run_decode", out_of_memory)
+    code, _, err = decode_cli(capsys, str(saved / LATENTS), "-o", str(tmp_path / "fox.mp4"))
+    assert code == cli.EXIT_OUT_OF_MEMORY and "(-o for another disk, --vram GiB for less memory)" in err, err
+    assert "GPU" not in err and "--device cpu" not in err, err
+    assert _less_memory(torch.device("cuda", 0)) == "--device cpu or --vram GiB for less GPU memory"
+    assert _less_memory(torch.device("mps")) == "--device cpu or --vram GiB for less mps memory"

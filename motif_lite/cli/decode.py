@@ -200,8 +200,8 @@ def decode_with_progress(job: DecodeJob, vram_given: bool, named: bool = False) 
         output = f" -o {quoted(str(job.output))}" if named else ""
         with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) takes no more lines
             print(f"note: the latents stay in {job.saved.file}: decode them again with motif-lite decode "
-                  f"{quoted(str(job.saved.file))}{output} (-o for another disk, --device cpu or --vram GiB for less "
-                  "GPU memory)", file=sys.stderr)  # fmt: skip
+                  f"{quoted(str(job.saved.file))}{output} (-o for another disk, {_less_memory(job.device)})",
+                  file=sys.stderr)  # fmt: skip
         raise
     finally:
         progress.close()
@@ -277,6 +277,14 @@ def decode_out_of_memory_advice(job: DecodeJob, vram_given: bool) -> str:
         f"{said}. --vram {lower:.2f} ({why}) plans it in less: est. peak "
         f"{memory_size(smaller.stage.peak_bytes)}, {smaller.stage.chunks}"
     )
+
+
+def _less_memory(device: torch.device) -> str:
+    """The flags that decode in less of `device`'s memory, as the note after a failed decode names them: on the CPU,
+    --vram alone (it is on the CPU already)."""
+    if device.type == "cpu":
+        return "--vram GiB for less memory"
+    return f"--device cpu or --vram GiB for less {'GPU' if device.type == 'cuda' else device.type} memory"
 
 
 def unplanned_advice(device: torch.device) -> str:
