@@ -239,3 +239,12 @@ def test_the_largest_size_that_fits_is_found_when_only_the_smallest_meets_the_tu
     assert _largest(fits, 9) == 5
     assert _largest(lambda i, tuning: fits(i, tuning) and i < 3, 9) == 2
     assert _largest(lambda i, tuning: not tuning and i <= 5, 9) is None  # the buffer never fits
+
+
+def test_the_smallest_size_is_named_when_it_is_the_only_one_that_fits_with_the_tuning_buffer():
+    # Sizes 0..5 fit without the buffer, which every size but the smallest brings: the walk down from 5 ends at 0.
+    def fits(i: int, tuning: bool) -> bool:
+        return i <= 5 and not (tuning and i > 0)
+
+    assert _largest(fits, 9) == 0
+    assert _largest(lambda i, tuning: i == 0, 9) == 0  # only the smallest fits at all

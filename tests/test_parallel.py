@@ -1251,3 +1251,79 @@ def test_a_parallel_run_whose_file_holds_all_its_sampling_is_told_to_decode_it_i
                         progress=progress)  # fmt: skip
     notes = _parallel_kept_notes(args, SimpleNamespace(layout=ParallelLayout(2, 8)), kept, None)
     assert notes == ([] if said is None else [said.format(file=file)])
+
+
+class _ThreadCollectives:
+    """torch.distributed's all_to_all_single and all_gather between threads of this process, one thread per rank:
+    Ulysses' token and head exchanges checked without starting processes."""
+
+    def __init__(self, world: int) -> None:
+        import threading
+
+        self.world, self.sent, self.local = world, [None] * world, threading.local()
+        self.barrier = threading.Barrier(world, timeout=30)
+
+    def _exchange(self, value):
+        rank = self.local.rank
+        self.sent[rank] = value
+        self.barrier.wait()
+        everyone = list(self.sent)
+        self.barrier.wait()  # all have read before the next exchange overwrites
+        return rank, everyone
+
+    def all_to_all_single(self, output, input, output_split_sizes, input_split_sizes, group=None):
+        rank, parts = self._exchange(input.split(input_split_sizes))
+        output.copy_(torch.cat([parts[source][rank] for source in range(self.world)]))
+
+    def all_gather(self, tensors, tensor, group=None):
+        _, parts = self._exchange(tensor)
+        for out, part in zip(tensors, parts, strict=True):
+            out.copy_(part)
+
+
+def test_ulysses_attention_of_unequal_shares_gives_each_rank_its_queries_outputs(monkeypatch):
+    # 10 video tokens on 4 ranks are shares of 3, 3, 2 and 2: two shorter shares, so each rank's first token is not
+    # rank x the first share (the process tests' 20 tokens on 3 ranks, 7, 7, 6, have one shorter share, the last).
+    # Two copies of the tokens (the DDT decoder's) and 3 tokens every rank holds; causal attention, so a token out
+    # of its single-process place changes the outputs.
+    from motif_lite.runtime import ulysses
+
+    sp, heads, copies, replicated = 4, 8, 2, 3
+    counts = split_tokens(10, sp)
+    assert counts == (3, 3, 2, 2)
+    collectives = _ThreadCollectives(sp)
+    monkeypatch.setattr(ulysses, "dist", collectives)
+
+    def attend(q, k, v, mask):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, heads, copies * sum(counts) + replicated, 4) for _ in range(3))
+    expected = attend(q, k, v, None)
+    starts = [sum(counts[:rank]) for rank in range(sp)]
+
+    def rank_tokens(t: torch.Tensor, rank: int) -> torch.Tensor:  # this rank's share of each copy, then the rest
+        runs = [t[:, :, j * sum(counts) + starts[rank] :][:, :, : counts[rank]] for j in range(copies)]
+        return torch.cat([*runs, t[:, :, copies * sum(counts) :]], dim=2)
+
+    outputs, errors = [None] * sp, []
+
+    def run(rank: int) -> None:
+        collectives.local.rank = rank
+        attention = ulysses.UlyssesAttention(attend, None, rank, counts, copies)
+        try:
+            outputs[rank] = attention(*(rank_tokens(t, rank) for t in (q, k, v)), None)
+        except Exception as exc:  # said below; the other ranks stop waiting for this one
+            errors.append(exc)
+            collectives.barrier.abort()
+
+    import threading
+
+    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(sp)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors[0]
+    for rank in range(sp):
+        torch.testing.assert_close(outputs[rank], rank_tokens(expected, rank))

@@ -1140,3 +1140,42 @@ def test_a_process_without_the_text_encoder_plans_no_prompt_activations_on_the_d
     for placement in TextEncoderPlacement:
         (encode, *_) = stage_estimates(sizes, Choice(placement, None, None), 1, True)
         assert (encode.name, encode.activation_bytes) == ("encode", 0), placement
+
+
+def test_a_sequence_parallel_step_cache_is_planned_for_the_longest_share_of_the_video_tokens():
+    # Tokens that do not divide among the ranks: the first ranks hold one more (parallel.split_tokens), and the
+    # plan is every rank's, so its step cache holds the longest share's, not the tokens / sp rounded down.
+    from motif_lite.runtime.activation_memory import context_tokens, step_cache_bytes
+    from motif_lite.runtime.parallel import split_tokens
+    from motif_lite.runtime.stage_memory import Choice, stage_estimates
+
+    sizes = generation_sizes(128, 128, 5, NARROW, GiB, 0, VAE, torch.float32, False, torch.float32)
+    sp = next(n for n in range(2, 8) if sizes.video_tokens % n)
+    longest = split_tokens(sizes.video_tokens, sp)[0]
+    assert longest > sizes.video_tokens // sp
+    choice = Choice(TextEncoderPlacement.CPU, None, None)
+    cached, uncached = (
+        next(s for s in stage_estimates(sizes, choice, 1, True, sp, step_cache=cache) if s.name == "denoise")
+        for cache in (True, False)
+    )
+    cache = step_cache_bytes(longest, NARROW.hidden_size, 1, sizes.act_bytes, context_tokens(sizes.image_tokens))
+    assert cached.activation_bytes - uncached.activation_bytes == cache
+
+
+def test_the_sizes_advised_are_never_below_the_smallest_advised_nor_a_side_below_the_size_multiple():
+    from motif_lite.runtime.budget_advice import SMALLEST_ADVISED, what_fits
+
+    def below_the_smallest(width: int, height: int, frames: int, tuning: bool) -> bool:  # only a size under 128
+        return frames == 121 and max(width, height) < SMALLEST_ADVISED
+
+    nothing = "Nothing shorter or smaller of this shape fits this budget."
+    assert what_fits(below_the_smallest, 1280, 736, 121, VAE, 16) == nothing
+    at_the_smallest = what_fits(lambda w, h, f, t: f == 121 and max(w, h) <= SMALLEST_ADVISED, 1280, 736, 121, VAE, 16)
+    assert at_the_smallest.startswith(f"At this budget {SMALLEST_ADVISED}x")
+
+    # A video 80 times wider than high: its smaller sizes keep a short side of one multiple (16), never 0 pixels.
+    def small_area(width: int, height: int, frames: int, tuning: bool) -> bool:
+        return frames == 5 and width * height <= SMALLEST_ADVISED * 16
+
+    named = re.search(r"At this budget (\d+)x(\d+)x5 fits\.", what_fits(small_area, 1280, 16, 5, VAE, 16))
+    assert named is not None and min(int(named[1]), int(named[2])) >= 16

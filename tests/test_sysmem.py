@@ -156,3 +156,13 @@ def test_every_libcuda_of_a_linux_driver_is_listed(tmp_path):
     linux = tmp_path / "usr-lib"
     found = [_library(linux, "libcuda.so"), _library(linux, "libcuda.so.1"), _library(tmp_path / "lib64")]
     assert wsl.linux_libcudas([linux, tmp_path / "lib64"], tmp_path / "wsl-lib") == found
+
+
+def test_other_processes_hold_nothing_when_this_ones_reserve_outgrew_the_used_memory_read_before_it():
+    # `gpu_use` reads the free memory, then the allocator's reserve: a reserve grown in between can be more than
+    # the memory used when the free memory was read. The others then hold nothing, not a negative size.
+    from motif_lite.gpu_memory import GpuUse
+
+    use = GpuUse(8 * GiB, 6 * GiB, reserved_bytes=3 * GiB)
+    assert use.others_bytes == 0
+    assert f"other processes hold {memory_size(0)} (" in use.describe()
