@@ -1506,3 +1506,26 @@ def test_the_summary_says_what_the_adapters_beside_packed_layers_keep_in_memory(
     merged = torch.nn.Sequential()
     merged.add_module("proj", torch.nn.Linear(96, 64))
     assert apply_loras(merged, files).describe().endswith("1 layer merged, 0 unmerged (packed)")  # nothing beside
+
+
+def test_a_missing_loras_did_you_mean_keeps_what_follows_a_colon_in_its_name(tmp_path, monkeypatch):
+    # The closest spelling of `style:0.8.safetensors` (a strength typed before the extension) and of `style:strong`
+    # is `style`: the file was offered at strength 1, the 0.8 or the word that is no strength dropped in silence.
+    monkeypatch.chdir(tmp_path)
+    Path("style.safetensors").write_bytes(b"")
+    for given, strength in [("style:0.8.safetensors", 0.8), ("styl:-1.5.SAFETENSORS", -1.5)]:
+        with pytest.raises(LoRAError) as refused:
+            lora_args([given])
+        offered = str(refused.value).removesuffix("?").rpartition("did you mean --lora ")[2]
+        assert lora_args([offered]) == [(Path("style.safetensors"), strength)], str(refused.value)
+        with pytest.raises(LoRAError, match=re.escape(f"e.g. loras=[('style.safetensors', {strength})]")):
+            lora_specs([given])  # the pair in Python
+    with pytest.raises(
+        LoRAError, match=r"the strength 'strong' is not a number: .* e\.g\. --lora style\.safetensors:0\.8$"
+    ):
+        lora_args(["style:strong"])
+    with pytest.raises(LoRAError, match=re.escape("'strong' is no strength: loras= takes a strength as a")):
+        lora_specs(["style:strong"])
+    Path("v1:2.safetensors").write_bytes(b"")  # a name with a colon of its own, misspelled: offered as it is named
+    with pytest.raises(LoRAError, match=re.escape("did you mean --lora v1:2.safetensors?")):
+        lora_args(["v1:2.safetensor"])

@@ -113,9 +113,19 @@ def _lora_not_found(spec: LoRASpec) -> str:
     """A missing --lora file, with the --lora of the file beside it that it likely meant, its strength kept: `--lora
     style` for style.safetensors, as ComfyUI and A1111 name LoRAs, was only "not found"."""
     from motif_lite.shell_syntax import quoted
-    from motif_lite.weights.lora_specs import meant_lora_file
+    from motif_lite.weights.lora_specs import meant_before_a_colon, meant_lora_file
     from motif_lite.weights.lora_values import lora_flag
 
+    # A colon left in the name (`style:0.8.safetensors`, `style:strong`): the file before it, and what followed it
+    # not dropped (the closest spelling alone was `--lora style.safetensors`, at strength 1).
+    if (before_colon := meant_before_a_colon(spec.path)) is not None:
+        file, after, strength = before_colon
+        if strength is None:
+            return (f"LoRA file not found: {spec.path}; the strength {after!r} is not a number: use FILE:STRENGTH, "
+                    f"e.g. --lora {quoted(lora_flag(file, 0.8))}")  # fmt: skip
+        if spec.strength == 1:  # a second strength after the name (`style:0.8.safetensors:0.5`): which one is meant?
+            return f"LoRA file not found: {spec.path}; did you mean --lora {quoted(lora_flag(file, strength))}?"
+        return f"LoRA file not found: {spec.path}"
     meant = meant_lora_file(spec.path)
     if meant is None:
         return f"LoRA file not found: {spec.path}"

@@ -209,6 +209,13 @@ def _not_found(path: Path) -> str:
                 f"LoRA file not found: {path}; loras= takes a strength as a (file, strength) pair, e.g. "
                 f"loras=[({str(pair_file)!r}, {_exact(strength)})]"
             )
+    if (before_colon := meant_before_a_colon(path)) is not None:  # `style:0.8.safetensors`, `style:strong`
+        pair_file, after, strength = before_colon
+        said = "" if strength is not None else f"{after!r} is no strength: "
+        return (
+            f"LoRA file not found: {path}; {said}loras= takes a strength as a (file, strength) pair, e.g. "
+            f"loras=[({str(pair_file)!r}, {_exact(0.8 if strength is None else strength)})]"
+        )
     meant = meant_lora_file(path)
     return f"LoRA file not found: {path}" + (f"; did you mean {str(meant)!r}?" if meant else "")
 
@@ -230,6 +237,27 @@ def meant_lora_file(path: Path) -> Path | None:
         return by_stem[path.name]
     close = difflib.get_close_matches(path.stem, list(by_stem), 1)
     return by_stem[close[0]] if close else None
+
+
+def meant_before_a_colon(path: Path) -> tuple[Path, str, float | None] | None:
+    """For a missing LoRA `path` whose name holds a colon that --lora's `FILE:STRENGTH` did not read as a strength
+    (`style:strong`, or a strength with the extension typed after it: `style:0.8.safetensors`): the file before the
+    colon that it likely meant (`meant_lora_file`), the text after the colon, and the strength that text holds
+    before a `.safetensors` (None where it holds no finite number). Offered alone, the file would drop that text in
+    silence: the closest spelling of `style:0.8` is `style`, at strength 1. None for a name without such a colon,
+    or where the folder holds a name with a colon that the whole name likely meant."""
+    before, colon, after = path.name.rpartition(":")
+    whole = meant_lora_file(path) if colon and before else None
+    if not before or (whole is not None and ":" in whole.stem):
+        return None
+    if (file := meant_lora_file(path.parent / before)) is None:
+        return None
+    number = after[: -len(".safetensors")] if has_extension(after, ".safetensors") else ""
+    try:
+        strength = float(number) if number else None
+    except ValueError:
+        strength = None
+    return file, after, strength if strength is not None and math.isfinite(strength) else None
 
 
 # What `load_pipeline(loras=...)` takes per LoRA: a file (strength 1, as --lora FILE), a (file, strength) pair, or
