@@ -170,3 +170,17 @@ def test_a_batch_run_again_prints_an_output_line_for_each_video_it_skips(shared_
     out, err = capsys.readouterr()
     assert err.count("already made with these settings") == 2, err
     assert [line for line in out.splitlines() if line.startswith("output: ")] == first, out
+
+
+def test_a_batch_run_again_with_crf_says_the_files_it_skips_keep_their_own(shared_checkpoint, tmp_path, capsys):
+    # No file stores its --crf: the same batch run again at another --crf skipped the files of the first as made
+    # "with these settings" and gave their output: lines, the user's new quality applied to none, without a word.
+    assert _run_batch(shared_checkpoint[0], tmp_path, "-b", "2", "--crf", "40") == 0
+    capsys.readouterr()
+    assert _run_batch(shared_checkpoint[0], tmp_path, "-b", "2", "--crf", "10") == 0
+    err = capsys.readouterr().err
+    assert err.count("already made with these settings") == 2, err
+    assert "note: a video does not store its --crf: the 2 files skipped keep the quality an earlier run encoded; " \
+           "delete them first to encode at --crf 10\n" in err, err  # fmt: skip
+    assert _run_batch(shared_checkpoint[0], tmp_path, "-b", "2") == 0  # no --crf given: nothing to say
+    assert "--crf" not in capsys.readouterr().err

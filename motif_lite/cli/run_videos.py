@@ -104,6 +104,8 @@ class Run:
             self.say(f"skipped {video.output}: already made with these settings", file=sys.stderr)
             # A script takes the batch's files from the `output:` lines: those of the skipped videos too.
             self.say(f"output: {described_output(video.output, extended_frames(video.frames, clip_frames))}")
+        if made_before and self.args.crf is not None:  # "these settings" cannot include what no file stores
+            self.say(_crf_note(made_before, self.args.crf), file=sys.stderr)
         for note in other_versions:
             self.say(f"note: {note}", file=sys.stderr)
         to_make = [video for video in requests if video not in made_before]
@@ -250,6 +252,17 @@ def _resume_on_as_many(args: argparse.Namespace, parallel: Parallel) -> str:
     else:  # machines with different counts: only the way it was started says which has how many
         how = f"start it as this run was started ({world} processes in all, {here} on this machine)"
     return f"this run had {world} processes: to go on with as many, {how}; as printed, --resume goes on in one"
+
+
+def _crf_note(skipped: list[GenerationRequest], crf: int) -> str:
+    """The note on the videos a batch run again with --crf skips: no file stores its --crf, so one encoded at
+    another was skipped as made with "these settings", and its `output:` line given."""
+    one = len(skipped) == 1
+    files = f"{skipped[0].output} keeps" if one else f"the {len(skipped)} files skipped keep"
+    return (
+        f"note: a video does not store its --crf: {files} the quality an earlier run encoded; delete "
+        f"{'it' if one else 'them'} first to encode at --crf {crf}"
+    )
 
 
 def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources) -> str:
