@@ -553,3 +553,14 @@ def test_the_adapters_rows_count_the_image_tokens_of_a_context_longer_than_the_v
     assert max(rows.values()) >= text + image > tokens  # the context stream is the longest call
     for name, taken in rows.items():
         assert adapter_layer_tokens(name, tokens, chunk, text, image) >= taken, name
+
+
+@pytest.mark.parametrize("packing", list(PACKED))
+def test_the_summarys_adapters_beside_them_are_the_bytes_the_memory_plan_counts(tmp_path, packing):
+    # The run summary's "adapters beside them" was checked against the plan's count for a plain LoRA alone: a LoHa
+    # and two LoKr (each its own wrapper around the one before) on one packed layer, in a 16-bit dtype, too.
+    paths = [_write(tmp_path / "loha.safetensors", LOHA), _write(tmp_path / "lokr.safetensors", LOKR["both-whole"][0]),
+             _write(tmp_path / "lokr2.safetensors", LOKR["w1-whole-w2-product"][0])]  # fmt: skip
+    summary, files = applied(PACKED[packing](), paths, torch.bfloat16)
+    planned = sum(sum(each) for each in side_adapter_bytes(files, torch.bfloat16).values())
+    assert summary.wrapped == 1 and summary.beside_bytes == planned > 0
