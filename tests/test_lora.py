@@ -1529,3 +1529,15 @@ def test_a_missing_loras_did_you_mean_keeps_what_follows_a_colon_in_its_name(tmp
     Path("v1:2.safetensors").write_bytes(b"")  # a name with a colon of its own, misspelled: offered as it is named
     with pytest.raises(LoRAError, match=re.escape("did you mean --lora v1:2.safetensors?")):
         lora_args(["v1:2.safetensor"])
+
+
+def test_a_missing_loras_did_you_mean_reads_what_is_a_file_from_the_folders_listing(tmp_path, monkeypatch):
+    # Each .safetensors of the folder was asked whether it is a file (a stat): a round trip each on a network share
+    # holding thousands of LoRAs, before a mistyped name's message. The listing tells it.
+    for i in range(50):
+        (tmp_path / f"style-{i:02d}.safetensors").write_bytes(b"")
+    real_stat, stats = os.stat, []
+    monkeypatch.setattr(os, "stat", lambda path, *a, **kw: stats.append(path) or real_stat(path, *a, **kw))
+    with pytest.raises(LoRAError, match=re.escape(f"did you mean --lora {tmp_path / 'style-07.safetensors'}?")):
+        lora_args([str(tmp_path / "style-07")])
+    assert len([path for path in stats if str(path).endswith(".safetensors")]) < 10, stats

@@ -224,13 +224,15 @@ def meant_lora_file(path: Path) -> Path | None:
     """The `.safetensors` file beside a missing LoRA `path` that it most likely meant: the one it names without its
     extension (`style` for style.safetensors, as ComfyUI's LoRA lists and A1111's `<lora:style:0.8>` show them),
     else the closest spelling (`syle.safetensors`, `Style.safetensors`); None where its folder holds none. Names are
-    compared without their extensions, which most share and would make any two look alike."""
+    compared without their extensions, which most share and would make any two look alike. The folder's listing
+    tells what is a file (`os.scandir`): a stat per LoRA took a round trip each on a network share."""
     try:
-        by_stem = {
-            p.stem: p
-            for p in path.parent.iterdir()
-            if has_extension(p, ".safetensors") and not p.name.startswith(".") and p.is_file()
-        }
+        with os.scandir(path.parent) as entries:
+            by_stem = {
+                Path(entry.name).stem: path.parent / entry.name
+                for entry in entries
+                if has_extension(entry.name, ".safetensors") and not entry.name.startswith(".") and entry.is_file()
+            }
     except OSError:  # no such folder, or one that cannot be read
         return None
     if path.name in by_stem:
