@@ -84,7 +84,7 @@ def test_encode_matches_reference_padded_and_masked(ckpt, encoder, image2video):
 
 
 def test_an_empty_prompt_is_bos_alone_as_in_the_reference(ckpt, encoder):
-    # Image-to-video takes an empty prompt (request._check_prompt): it must be the reference's condition.
+    # Image-to-video takes an empty prompt (request.field_checks.check_prompt): it must be the reference's condition.
     pipe = _reference_pipeline(ckpt, image2video=True)
     with torch.no_grad():
         ref, _, ref_mask, _ = pipe.encode_prompt("", negative_prompt=None, device=torch.device("cpu"))

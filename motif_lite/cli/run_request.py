@@ -438,7 +438,8 @@ def check_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
         none = '; -p "" animates the first frame with no text' if starts_from_frame else ""
         raise RequestError('a prompt is required: -p "what the video shows" (only --dry-run and --settings-from '
                            f"run without one){none}")  # fmt: skip
-    # An empty prompt is taken with a first frame (`request._check_prompt`), and said (`empty_prompt_notes`).
+    # An empty prompt is taken with a first frame (`request.field_checks.check_prompt`), and said
+    # (`empty_prompt_notes`).
     if args.prompt is not None and not args.prompt.strip() and resume is None and not starts_from_frame:
         raise RequestError('the prompt is empty (-p "$PROMPT" with PROMPT unset?): -p takes what the video shows, '
                            'e.g. -p "a red fox runs through snow"; an empty prompt is taken only with a first frame '

@@ -198,7 +198,7 @@ def prompt_line(prompt: str | None) -> str:
     long."""
     if prompt is None:
         return "prompt: none (a dry run needs none; a run takes it with -p)"
-    if not prompt.strip():  # taken with a first frame alone (`request._check_prompt`)
+    if not prompt.strip():  # taken with a first frame alone (`request.field_checks.check_prompt`)
         return f"prompt: {prompt!r} (empty: the first frame moves with no text)"
     if len(prompt) <= PROMPT_SHOWN:
         return f"prompt: {prompt!r}"

@@ -133,9 +133,9 @@ class GenerationRequest:
     output: the file written (its extension says the format); a name given is replaced, and without one the video
     goes to output.mp4, or output-2.mp4, output-3.mp4, ... when that is there (`resolve()` picks it, with a note).
     image: the first frame, as the path of an image file or made in memory as diffusers' pipelines take it (a PIL
-    image, a numpy array or a torch tensor, `io.image.image_from_memory`): one made in memory is written beside the
-    output as a PNG (`fox.mp4` -> `fox.first-frame.png`) when the request is resolved with its inputs (`generate`),
-    and the run names that file, as if it had been given.
+    image, a numpy array or a torch tensor, `io.memory_images.image_from_memory`): one made in memory is written
+    beside the output as a PNG (`fox.mp4` -> `fox.first-frame.png`) when the request is resolved with its inputs
+    (`generate`), and the run names that file, as if it had been given.
     extend: a clip to go on from (a video file, or a PNG sequence's pattern): its last frame is the first frame, as
     `image` would be, and `output` holds the clip's frames followed by the new ones after that first frame. The
     clip's size must be the request's (`motif_lite.io.clip.read_clip` gives its size and frame rate).
