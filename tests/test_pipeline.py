@@ -480,10 +480,11 @@ def test_a_text_encoded_once_is_kept_for_the_next_videos(pipe, tmp_path, monkeyp
     assert len(pipe.encoded_texts) == TEXTS_KEPT and PROMPT not in pipe.encoded_texts
 
 
-def test_a_kept_text_that_was_cut_is_said_cut_for_each_video(pipe, tmp_path, caplog):
-    # A Python loop of videos of one long prompt: `encode` logged the cut for the first video only, and the later
-    # ones, from the kept encoding, were cut without a word.
+def test_a_text_that_was_cut_is_said_cut_once_per_pipeline_however_many_videos_use_it(pipe, tmp_path, caplog):
+    # A Python loop of videos of one long prompt (a sweep of seeds): the kept encoding said the cut again for every
+    # video, as `encode` had for the first; once is what the user needs, and a text encoded again is no new cut.
     from motif_lite.encoders.text import warnings_not_logged
+    from motif_lite.pipeline import TEXTS_KEPT
 
     long = "a red fox runs through snow " * 25
     tokens = len(pipe.text_encoder.tokenizer(long)["input_ids"])
@@ -495,13 +496,23 @@ def test_a_kept_text_that_was_cut_is_said_cut_for_each_video(pipe, tmp_path, cap
         return [message for message in messages if "dropped" in message]
 
     pipe.encoded_texts.clear()
-    for n in range(2):
+    pipe.cuts_said.clear()
+    for n in range(3):
         ours(pipe, subdir(tmp_path, str(n)), prompt=long, cfg_scale=0.0, steps=1, frames=1)
-    assert said() == [f"prompt is {cut}"] * 2
-    caplog.clear()  # the same kept text as the negative prompt is called so
-    ours(pipe, subdir(tmp_path, "negative"), prompt="a fox", negative_prompt=long, steps=1, frames=1)
+    assert said() == [f"prompt is {cut}"]
+    caplog.clear()  # the same kept text as the negative prompt is called so: said once under that name
+    for n in range(2):
+        ours(pipe, subdir(tmp_path, f"negative {n}"), prompt="a fox", negative_prompt=long, steps=1, frames=1)
     assert said() == [f"negative prompt is {cut}"]
+    caplog.clear()  # its kept encoding dropped by newer texts, encoded again: no new cut
+    for n in range(TEXTS_KEPT):
+        pipe._encode_prompt(f"bird {n}", "prompt")
+    assert long not in pipe.encoded_texts
+    pipe._encode_prompt(long, "prompt")
+    assert long in pipe.encoded_texts and said() == []
     caplog.clear()  # run and the server said it before the weights loaded, in more words: not said again
+    pipe.encoded_texts.clear()
+    pipe.cuts_said.clear()
     with warnings_not_logged({f"prompt is {cut}"}):
         ours(pipe, subdir(tmp_path, "said"), prompt=long, cfg_scale=0.0, steps=1, frames=1)
     assert said() == []

@@ -210,6 +210,9 @@ class MotifVideoPipeline:
         self.warns_long_cpu_runs = True
         # The last texts and first frame encoded, kept for the next videos (a batch, a server's repeated prompts).
         self.kept_encodings = KeptEncodings()
+        # The cuts of long texts said so far, as (text, warning): each is said once, on the first video of the text,
+        # however many videos use it since (a sweep of seeds) and whether its encoding is kept or made again.
+        self.cuts_said: set[tuple[str, str]] = set()
         self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
         # Held by the `generate` or `set_loras` that runs (`one_call_at_a_time`).
         self._calls = CallGuard()
@@ -701,16 +704,29 @@ class MotifVideoPipeline:
     def _encode_prompt(self, prompt: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
         kept = self.kept_encodings.text(prompt, self.text_encoder)
         if kept is not None:
-            if kept.truncation is not None:  # `encode` said it the first time; each video of the text is cut alike
-                kept.truncation.log_warning(label)
+            if kept.truncation is not None and self._first_cut_of(prompt, kept.truncation.warning(label)):
+                kept.truncation.log_warning(label)  # `encode` does not run: said here (the same text, another label)
             return kept.embeds.to(self.device), kept.mask.to(self.device)
+        from motif_lite.encoders.text import warnings_not_logged
+
+        truncation = self.text_encoder.truncation(prompt)
+        warning = None if truncation is None else truncation.warning(label)
+        # A text encoded again (its kept encoding was dropped since) was said cut already.
+        said = {warning} if warning is not None and not self._first_cut_of(prompt, warning) else set()
         # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
-        embeds, mask = self.text_encoder.encode([prompt], labels=[label])
+        with warnings_not_logged(said):
+            embeds, mask = self.text_encoder.encode([prompt], labels=[label])
         embeds, mask = embeds.to(self.device, self.dtype), mask.to(self.device)
         check_finite(embeds, f"the text encoder's embeddings of the {label}")  # before any step is spent
-        truncation = self.text_encoder.truncation(prompt)
         self.kept_encodings.keep_text(prompt, self.text_encoder, embeds, mask, truncation)
         return embeds, mask
+
+    def _first_cut_of(self, text: str, warning: str) -> bool:
+        """Whether the cut `warning` of `text` is new to this pipeline (`cuts_said`), which now knows it."""
+        if (text, warning) in self.cuts_said:
+            return False
+        self.cuts_said.add((text, warning))
+        return True
 
     def _first_frame(
         self, request: GenerationRequest, clip: Clip | None, input_image: PIL.Image.Image | None
