@@ -271,7 +271,10 @@ def test_a_remix_keeps_the_loras_and_a_failed_video_is_refused_without_a_wait(tm
     store = JobStore(tmp_path)
     try:
         source = completed_job(store, loras=[("style.safetensors", 0.5)])
-        fields = remix_fields(source, {"prompt": NEXT}, None)
+        folder = tmp_path / "loras"
+        folder.mkdir()
+        (folder / "style.safetensors").write_bytes(b"a LoRA")
+        fields = remix_fields(source, {"prompt": NEXT}, None, folder)
         assert fields["loras"] == [{"name": "style.safetensors", "strength": 0.5}]
         with pytest.raises(ApiError) as refused:
             remix_fields(completed_job(store, ("generation_failed", "boom")), {"prompt": NEXT}, None)
@@ -468,3 +471,32 @@ def test_a_remix_of_a_video_naming_one_lora_by_a_name_and_a_link_says_the_source
             ((folder / "style.safetensors").resolve(), 0.75),
             ((folder / "detail.safetensors").resolve(), 1.0),
         ]
+
+
+def test_a_remix_of_a_video_whose_loras_are_gone_says_the_source_had_them_and_takes_loras_sent_with_it(pipe, tmp_path):
+    # The source's LoRAs, copied into the remix, were refused as "no LoRA file ... in this server's LoRA folder" on a
+    # loras field the client never sent: nothing told it that the video had them, nor that sending loras replaces them.
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    (folder / "detail.safetensors").write_bytes(b"a LoRA")
+    with InProcessServer(pipe, tmp_path / "data", lora_dir=folder) as server:
+        source = completed_job(server.store, loras=[("style.safetensors", 0.5)])  # removed from the folder since
+        code, error, _ = server.request("POST", f"/v1/videos/{source.id}/remix", {"prompt": NEXT})
+        assert code == 400 and error["error"]["param"] == "loras", error
+        assert error["error"]["message"] == (
+            f"video {source.id} was made with LoRAs this server can no longer apply, and its remix takes them unless "
+            "loras is sent: no LoRA file 'style.safetensors' in this server's LoRA folder (available: "
+            "detail.safetensors); send loras with the remix to replace them (loras [] makes it without any)"
+        ), error
+        for sent in ([], [{"name": "detail.safetensors", "strength": 1.0}]):  # sent with it: taken in their place
+            assert remix_fields(source, {"prompt": NEXT, "loras": sent}, None, folder)["loras"] == sent
+    store = JobStore(tmp_path / "elsewhere")
+    try:  # a server started without --lora-dir: told as the source's too
+        source = completed_job(store, loras=[("style.safetensors", 0.5)])
+        with pytest.raises(ApiError) as refused:
+            remix_fields(source, {"prompt": NEXT}, None)
+        said = refused.value.message
+        assert said.startswith(f"video {source.id} was made with LoRAs this server can no longer apply"), said
+        assert "this server takes no per-job LoRAs" in said and said.endswith("(loras [] makes it without any)"), said
+    finally:
+        store.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from motif_lite.server.job_record import COMPLETED, IN_PROGRESS, QUEUED, Job
-from motif_lite.server.loras import one_file_named_again, why_one_file
+from motif_lite.server.loras import lora_files, one_file_named_again, why_one_file
 from motif_lite.server.schema import MAX_STRENGTH, MOTIF_FIELDS, ApiError, is_upload, named_once_advice
 from motif_lite.weights.lora_values import summed_strength, times_applied
 
@@ -24,7 +24,8 @@ def remix_fields(
     400 for a source that is not completed, a missing prompt, and an image-to-video source whose first frame is not
     sent again (the server does not keep it once a job ends), and likewise an extension of an uploaded video whose
     video is not sent again, and a source whose loras name one file twice (an older motif-lite's), by one name or by
-    two names of one file of `lora_dir` (the server's --lora-dir), unless loras are sent."""
+    two names of one file of `lora_dir` (the server's --lora-dir), or LoRAs this server can no longer apply (a file
+    gone from `lora_dir`, or no `lora_dir`), unless loras are sent."""
     if source.status != COMPLETED:
         wait = "; wait until it is completed" if source.status in (QUEUED, IN_PROGRESS) else ""
         raise ApiError(400, f"video {source.id} is {source.status}: only a completed video can be remixed{wait}",
@@ -59,12 +60,26 @@ def remix_fields(
         raise ApiError(400, f"video {source.id} was made with loras naming {', '.join(named[:-1])} and {named[-1]}, "
                        f"one file of this server's LoRA folder ({why_one_file(lora_dir, first, second)}), which "
                        f"would apply {times_applied(strengths)}; {advice}", "loras", "invalid_value")  # fmt: skip
+    if "loras" not in given:
+        _check_source_loras(source, lora_dir)
     fields = source_fields(source)
     if given.get("seconds") not in (None, ""):  # the client's length: else the source's frames would win over it
         del fields["num_frames"]
     if source.extends:  # an extension's size is its video's: another file sent to go on from brings its own
         del fields["size"]
     return {**fields, **given}
+
+
+def _check_source_loras(source: Job, lora_dir: Path | None) -> None:
+    """400 where this server cannot apply the LoRAs `source` was made with, which its remix takes when the client
+    sends no loras: a file gone from `lora_dir`, or no folder (`lora_files`'s refusal). That refusal alone spoke of
+    a `loras` field as if the client had sent it."""
+    try:
+        lora_files(source.loras, lora_dir)
+    except ApiError as refused:
+        raise ApiError(400, f"video {source.id} was made with LoRAs this server can no longer apply, and its remix "
+                       f"takes them unless loras is sent: {refused.message}; send loras with the remix to replace "
+                       "them (loras [] makes it without any)", "loras", "invalid_value") from None  # fmt: skip
 
 
 def _with_its_other_loras(loras: list[tuple[str, float]], same: tuple[int, ...]) -> str:
