@@ -22,6 +22,7 @@ from motif_lite.flag_spelling import (
     refuse_lookalike_positionals,
     spelled,
 )
+from motif_lite.io.staging import unreachable_path
 from motif_lite.paths import path_arg
 from motif_lite.shell_syntax import command_line, quoted
 from motif_lite.stopping import EXIT_INTERRUPTED, Terminated, exit_with, signals_interrupt
@@ -310,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # the partial OUT.tmp is already removed (quantize_checkpoint)
         _say(f"\ninterrupted: {args.output} was not written")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # the source or OUT under a folder this user may not enter: a traceback from pathlib
+        if (said := unreachable_path(exc)) is None:
+            raise
+        _say(f"error: {said}")
+        return 2
     return 0
 
 

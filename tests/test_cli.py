@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import os
@@ -11,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -2372,3 +2374,76 @@ def test_latents_that_overflow_while_sampling_end_the_run_with_exit_code_2(check
     assert code == cli.EXIT_USER_ERROR == 2, err
     assert "\nerror: the latents after step 1 of 2 hold inf or NaN (float32): " in err and "Traceback" not in err, err
     assert not (tmp_path / "fox.mp4").exists()
+
+
+READ_PATHS = {  # a path each command reads, under the folder `closed` this user may not enter
+    "-i": ["run", "-p", PROMPT, "-i", "{closed}/in/fox.png", "--dry-run"],
+    "--extend": ["run", "-p", PROMPT, "--extend", "{closed}/in/fox.mp4", "--dry-run"],
+    "-m": ["run", "-p", PROMPT, "-m", "{closed}/in/ckpt", "--dry-run"],
+    "-m the folder itself": ["run", "-p", PROMPT, "-m", "{closed}", "--dry-run"],
+    "--gguf": ["run", "-p", PROMPT, "--gguf", "{closed}/in/fox.gguf", "--dry-run"],
+    "--lora": ["run", "-p", PROMPT, "--lora", "{closed}/in/style.safetensors", "--dry-run"],
+    "--resume": ["run", "--resume", "{closed}/in/fox.latents.safetensors"],
+    "--settings-from": ["run", "--settings-from", "{closed}/in/fox.mp4", "--dry-run"],
+    "decode": ["decode", "{closed}/in/fox.latents.safetensors"],
+    "check -m": ["check", "-m", "{closed}/in/ckpt"],
+    "verify -m": ["verify", "-m", "{closed}/in/ckpt"],
+    "verify -i": ["verify", "-i", "{closed}/in/fox.png"],
+    "verify --gguf": ["verify", "--gguf", "{closed}/in/fox.gguf"],
+    "serve --lora-dir": ["serve", "--lora-dir", "{closed}/in/loras"],
+    "serve --data": ["serve", "--data", "{closed}/in/data"],
+}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+@pytest.mark.parametrize("family", list(READ_PATHS))
+def test_a_path_to_read_under_a_folder_this_process_may_not_enter_is_refused_with_that_folder(
+    tmp_path, monkeypatch, family
+):
+    # Python 3.10-3.13 raise PermissionError from Path.exists, is_dir and resolve under such a folder: each path a
+    # command reads (an image, a clip, a checkpoint, a GGUF, a LoRA, latents, a settings file, the server's folders)
+    # was a traceback from the first check that looked at it, before anything loaded.
+    # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
+    from another_user import as_another_user
+    from huggingface_hub import constants
+
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed, out = base / "closed", base / "out"
+    try:
+        base.chmod(0o755)
+        (closed / "in").mkdir(parents=True)
+        closed.chmod(0o000)
+        out.mkdir(mode=0o777)
+        out.chmod(0o777)  # the output and every cache go where the other user may write
+        for name in ("HOME", "XDG_CACHE_HOME", "HF_HOME", "TRITON_CACHE_DIR"):
+            monkeypatch.setenv(name, str(out / name.lower()))
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(out / "hub"))  # read as huggingface_hub was imported
+        argv = [arg.format(closed=closed) for arg in READ_PATHS[family]]
+        # The extras, imported here: the other user may not read every module they import (`another_user`).
+        extras = {
+            "serve": ("fastapi", "uvicorn", "python_multipart", "motif_lite.server.app"),
+            "verify": ("diffusers",),
+        }
+        for module in extras.get(argv[0], ()):
+            pytest.importorskip(module)
+        if argv[0] == "verify":  # verify's reference, which diffusers imports on first use
+            import diffusers
+
+            assert diffusers.MotifVideoPipeline is not None
+        if argv[0] == "run":
+            argv += ["-o", str(out / "fox.mp4")]
+
+        def command() -> tuple[int, str]:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = cli.main(argv)
+            return code, err.getvalue()
+
+        said = as_another_user(command)
+        refusal = f"this process may not enter {closed} (it needs x, search permission there): give this user"
+        assert said.startswith(f"({cli.EXIT_USER_ERROR}, ") and "Traceback" not in said, said
+        assert re.search(rf"error: ({re.escape(str(closed))}/\S* cannot be reached: )?{re.escape(refusal)}", said), said
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)

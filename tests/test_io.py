@@ -22,6 +22,7 @@ import PIL.features
 import PIL.Image
 import pytest
 import torch
+from another_user import as_another_user as _as_another_user
 from huggingface_hub import constants
 
 from motif_lite import cli
@@ -1402,29 +1403,6 @@ def test_an_output_path_that_only_its_staged_name_takes_past_windows_limit_is_re
     assert len(str(output)) == paths.WINDOWS_MAX_PATH - 2
     with pytest.raises(MotifLiteError, match=r"more for the name it is written under first\), over Windows' limit"):
         check_output_path(str(output))
-
-
-def _as_another_user(compute):
-    """`compute()`'s repr as UID 65534 (nobody) where the tests run as root, whom no permission bits stop; as this
-    user otherwise. Run in a forked child that drops its user, so the test process keeps its own."""
-    if os.getuid() != 0:
-        return repr(compute())
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            os.write(write, repr(compute()).encode())
-        except BaseException as exc:
-            os.write(write, repr(exc).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as answer:
-        said = answer.read()
-    os.waitpid(pid, 0)
-    return said
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX users")

@@ -1666,3 +1666,48 @@ def test_an_unfinished_download_name_is_read_in_any_case_and_the_fix_names_the_f
     assert fix == f"rename it to {quoted(str(tmp_path / 'X.GGUF'))} once no download is writing it, and pass that"
     (tmp_path / "folder.gguf.part").mkdir()
     assert unfinished_download_problem(tmp_path / "folder.gguf.part") is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+@pytest.mark.parametrize("closed_path", ["source", "-o"])
+def test_a_source_or_output_under_a_folder_this_process_may_not_enter_is_refused_with_that_folder(
+    checkpoint, closed_path
+):
+    # Python 3.10-3.13 raise PermissionError from Path.exists, is_dir and resolve under such a folder: the
+    # quantizer's source and -o were a traceback from their first check, before anything was read.
+    # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
+    import contextlib
+    import io
+    import tempfile
+
+    from another_user import as_another_user
+
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed, source = base / "closed", base / "ckpt"
+    try:
+        base.chmod(0o755)
+        (closed / "in").mkdir(parents=True)
+        closed.chmod(0o000)
+        shutil.copytree(checkpoint, source)  # readable by the other user: the run gets as far as -o
+        for folder, _, files in os.walk(source):
+            os.chmod(folder, 0o755)
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o644)
+        argv = {
+            "source": [str(closed / "in" / "ckpt"), "-o", str(base / "out.gguf")],
+            "-o": [str(source), "-o", str(closed / "in" / "out.gguf")],
+        }[closed_path]
+
+        def quantize() -> tuple[int, str]:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main([*argv, "--type", "Q8_0"])
+            return code, err.getvalue()
+
+        said = as_another_user(quantize)
+        refusal = f"this process may not enter {closed} (it needs x, search permission there): give this user"
+        assert said.startswith("(2, ") and "Traceback" not in said, said
+        assert re.search(rf"error: {re.escape(str(closed))}/\S* cannot be reached: {re.escape(refusal)}", said), said
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)

@@ -29,6 +29,7 @@ from motif_lite.cli.common import library_bars_kept_out_of_logs
 from motif_lite.console import escape_what_stdout_cannot_encode
 from motif_lite.errors import MotifLiteError
 from motif_lite.flag_spelling import ValueNamingParser, refuse_lookalike_positionals
+from motif_lite.io.staging import unreachable_path
 from motif_lite.launcher_variables import job_ranks, launcher_number_or_none, rank_prefix
 from motif_lite.paths import name_too_long
 from motif_lite.progress import make_write_lock
@@ -175,9 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stop_writing_to_closed_pipes()
         return EXIT_OUTPUT_CLOSED
     except OSError as exc:
-        if exc.errno != errno.ENAMETOOLONG:
+        # A path the user typed or a script built: a name too long, or one under a folder this user may not enter.
+        said = name_too_long(exc) if exc.errno == errno.ENAMETOOLONG else unreachable_path(exc)
+        if said is None:
             raise
-        _say(f"{rank_prefix()}error: {name_too_long(exc)}")  # a path the user typed or a script built
+        _say(f"{rank_prefix()}error: {said}")
         return EXIT_USER_ERROR
     except Exception as exc:
         if not _out_of_memory(exc):

@@ -10,7 +10,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,8 +180,33 @@ def closed_on_the_way(path: Path) -> str:
     """The first folder from the root on the way to `path` that this process may not enter (it lacks x, search
     permission), which stops the way; `path` itself need not be enterable to be looked at. "a folder above it"
     where `os.access` tells none (Windows, or a denial the permission bits do not show)."""
-    closed = next((above for above in reversed(path.parents) if not os.access(above, os.X_OK)), None)
+    closed = _first_closed_folder(reversed(path.parents))
     return str(closed) if closed is not None else "a folder above it"
+
+
+def unreachable_path(exc: OSError) -> str | None:
+    """What to tell of a permission error (`exc`) on a path under a folder this process may not enter (no x,
+    search permission), the path itself included where it is a folder: which folder stops the way and what to do;
+    None for any other error. Python 3.10-3.13 raise it from `Path.exists`, `is_dir` and `resolve` alike, so that
+    a path given to read (an image, a checkpoint folder, a LoRA, latents) was a traceback: the command line says
+    this instead, for any command."""
+    if exc.errno != errno.EACCES or not isinstance(exc.filename, (str, bytes, os.PathLike)):
+        return None
+    path = Path(os.fsdecode(exc.filename))
+    closed = _first_closed_folder([*reversed(path.parents), path])
+    if closed is None:  # a file or folder it may not read: the error says so as it is
+        return None
+    where = "" if closed == path else f"{path} cannot be reached: "
+    return (
+        f"{where}this process may not enter {closed} (it needs x, search permission there): give this user that "
+        "permission, or give a path outside that folder"
+    )
+
+
+def _first_closed_folder(folders: Iterable[Path]) -> Path | None:
+    """The first of `folders` that is a folder there (seen from its own folder) which this process may not enter;
+    None where it may enter each (or none is there: a folder under a closed one is not seen)."""
+    return next((folder for folder in folders if os.path.isdir(folder) and not os.access(folder, os.X_OK)), None)
 
 
 def check_writable_folder(folder: Path, what: str) -> None:

@@ -1,0 +1,36 @@
+"""Running a check as another user than the tests' own: root, whom no permission bits stop, cannot see a folder it
+may not enter, so such checks run as UID 65534 (nobody) in a forked child."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+# Modules of Python's own library that the commands import only when they need them. Where the interpreter lives in
+# root's home (pyenv's ~/.pyenv), the child, another user, could not read them: they are imported before it forks.
+_IMPORTED_LATER = ("cProfile", "encodings.idna", "importlib.readers", "sysconfig", "tty")
+
+
+def as_another_user(compute):
+    """`compute()`'s repr as UID 65534 (nobody) where the tests run as root, whom no permission bits stop; as this
+    user otherwise. Run in a forked child that drops its user, so the test process keeps its own."""
+    if os.getuid() != 0:
+        return repr(compute())
+    for name in _IMPORTED_LATER:
+        importlib.import_module(name)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write, repr(compute()).encode())
+        except BaseException as exc:
+            os.write(write, repr(exc).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        said = answer.read()
+    os.waitpid(pid, 0)
+    return said
