@@ -1401,8 +1401,9 @@ def test_a_name_too_long_for_the_file_system_is_a_user_error(checkpoint, tmp_pat
 
 @pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "fox.mp4"), OSError(28, "No space")])
 def test_other_os_errors_than_a_name_too_long_keep_their_traceback(monkeypatch, capsys, error):
-    """Only the file system's refusal of a long name is the user's to fix in one line: another OSError reaching
-    `main` is a bug (a failure some check should have named), told as "a file name is too long" it would mislead."""
+    """Only the file system's refusal of a long name, and a path under a folder this user may not enter (not so
+    here: the folder of fox.mp4 may be entered), are the user's to fix in one line: another OSError reaching `main`
+    is a bug (a failure some check should have named), told as "a file name is too long" it would mislead."""
     from motif_lite.cli import check
 
     def fails(args):
