@@ -770,3 +770,36 @@ def test_the_feature_extractor_fix_reads_the_cache_folder_in_any_case_and_only_i
     cached = tmp_path / "models--motif-technologies--motif-video-2b" / "snapshots" / "abc123"
     assert _image_processor_fix(cached).endswith("--revision abc123")
     assert _image_processor_fix(tmp_path / "mine" / "snapshots" / "abc123").startswith("copy the official")
+
+
+# ------------------------------------------------ a cache snapshot copied without its blobs (an offline machine)
+
+
+def snapshot_copied_alone(tiny: Path, tmp_path: Path) -> Path:
+    """A copy of `tiny` laid out as a cache snapshot (every file a relative link into ../blobs/), its blobs/ left
+    behind as `cp -r models--Org--Name/snapshots/COMMIT` leaves them: the links are there, their targets are not."""
+    copy = tmp_path / "snapshot"
+    for file in sorted(f for f in tiny.rglob("*") if f.is_file()):
+        link = copy / file.relative_to(tiny)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path("../" * len(file.relative_to(tiny).parts), "blobs", file.name))
+    return copy
+
+
+def test_a_snapshot_copied_without_its_blobs_is_told_as_links_to_copy_again(tiny, tmp_path, capsys, no_network):
+    # An air-gapped machine: the run said the files `ls` lists there were missing and offered only a download.
+    root = snapshot_copied_alone(tiny, tmp_path)
+    links = sum(1 for f in root.rglob("*") if f.is_symlink())
+    code, out, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    assert code == 2 and f"{links} files there are symbolic links to files that are not there" in err, err
+    assert f"copy it again with the links followed (cp -rL SNAPSHOT {root}" in err
+    report = check_setup(root)
+    said = [f.line() for f in report.problems if f.subject == "symbolic links"]
+    assert len(said) == 1 and "blobs/ folder its links point into; fix: copy it again" in said[0], said
+
+
+def test_a_folder_missing_a_file_without_any_link_says_nothing_of_links(tiny, tmp_path, capsys, no_network):
+    root = without(tiny, tmp_path, "vae")
+    code, out, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    assert code == 2 and "missing vae/config.json" in err and "symbolic link" not in err, err
+    assert not [f for f in check_setup(root).problems if f.subject == "symbolic links"]

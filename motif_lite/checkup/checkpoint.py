@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from motif_lite.checkup.report import CheckpointFiles, Checkup, first_line
 from motif_lite.errors import CheckpointError, LFSPointerError, MotifLiteError
+from motif_lite.io.copied_links import dangling_links_problem
 from motif_lite.io.linked import other_component
 from motif_lite.json_values import NotAJSONObject, parse_json_object
 from motif_lite.log_filters import WARNINGS_STATE
@@ -48,6 +49,8 @@ def check_checkpoint(
     (`check_image_input`, once the transformer's config is known); without the transformer's or the text
     encoder's weights when a GGUF file replaces them. Returns the transformer's config when it was checked here
     and parses."""
+    if source.downloads_to is None and (links := dangling_links_problem(source.root)) is not None:
+        report.problem("symbolic links", *links)  # first: the files said missing below are these links
     _check_model_index(report, source)
     _check_text_encoder(report, source, with_text_encoder)
     _check_tokenizer(report, source)

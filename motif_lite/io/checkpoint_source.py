@@ -22,6 +22,7 @@ from motif_lite.errors import (
     is_lfs_pointer,
     listed,
 )
+from motif_lite.io.copied_links import dangling_links_note
 from motif_lite.io.gguf_source import gguf_address_problem, is_gguf_repo
 from motif_lite.io.hub import (
     HUB_ERRORS,
@@ -87,7 +88,8 @@ def find_checkpoint(
         missing = missing_files(path, required)
         if missing:
             refuse_non_checkpoint_folder(text)
-            item = MissingFiles(MOTIF_REPO, tuple(missing), covering(missing, download), text, "", in_folder=True)
+            note = dangling_links_note(path) or ""  # files `ls` shows that cannot be read: not to be downloaded
+            item = MissingFiles(MOTIF_REPO, tuple(missing), covering(missing, download), text, note, in_folder=True)
             raise MissingFilesError([item])
         refuse_lfs_pointers(path, required)
         return path

@@ -37,8 +37,9 @@ class MissingFiles:
     in_folder: bool = False  # missing from a local checkpoint folder (else: from the cache of a Hub repo id)
 
     def describe(self) -> str:
-        if self.in_folder:
-            return f"incomplete checkpoint {self.local_dir}: missing {', '.join(self.missing)}"
+        if self.in_folder:  # `reason`, if any: why files that are listed there cannot be read
+            missing = f"incomplete checkpoint {self.local_dir}: missing {', '.join(self.missing)}"
+            return f"{missing}\n{self.reason}" if self.reason else missing
         return f"{self.repo}: {', '.join(self.missing)} ({self.reason})"
 
     def command(self) -> str:
