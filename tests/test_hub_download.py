@@ -2212,3 +2212,37 @@ def test_a_canonical_datasets_address_without_an_owner_is_read_as_that_repo(
     assert f"hf download {download} " in str(error.value)
     assert "--repo-type dataset" in str(error.value)
     assert str(error.value).endswith(f"--local-dir {folder}, then --gguf {folder}/{then}")
+
+
+@pytest.mark.parametrize("ref", ["a" * 40, None], ids=["refs-main-names-a-removed-snapshot", "no-refs-folder"])
+def test_a_cached_repo_whose_refs_main_leads_nowhere_names_the_snapshot_it_holds(checkpoint, no_network, ref):
+    # An offline machine given a copied cache: refs/main missing, or naming a snapshot not copied, made the run say
+    # the whole repo was missing from the cache, while a complete snapshot sat beside it.
+    repo = no_network / "models--Org--Name"
+    held = repo / "snapshots" / ("b" * 40)
+    shutil.copytree(checkpoint, held)
+    if ref is not None:
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(ref)
+    required = ["vae/config.json", "transformer/config.json"]
+    with pytest.raises(MissingFilesError) as error:
+        find_checkpoint("Org/Name", required, ["vae/*", "transformer/*"])
+    said = str(error.value)
+    why = (
+        f"its refs/main names snapshot {ref}, which is not in"
+        if ref
+        else f"it has no refs/main (a copy without {repo / 'refs'})"
+    )
+    assert f"Note: the cache holds Org/Name but {why}" in said, said
+    assert f"it holds snapshots/{held.name}: pass a snapshot's folder, -m {held}, or write" in said
+    assert find_checkpoint(str(held), required) == held  # the folder the note names is a checkpoint
+    from motif_lite.checkup import check_setup
+
+    said = [f.line() for f in check_setup("Org/Name").problems if f.subject == "Org/Name"]
+    assert len(said) == 1 and f"(check never downloads): the cache holds Org/Name but {why}" in said[0], said
+
+
+def test_a_repo_the_cache_does_not_hold_gets_no_snapshot_note(no_network):
+    with pytest.raises(MissingFilesError) as error:
+        find_checkpoint("Org/Name", ["vae/config.json"], ["vae/*"])
+    assert "Note:" not in str(error.value)

@@ -110,9 +110,12 @@ def _parallel_device_refusal() -> object:
 
 
 def _offline_report() -> object:
-    # The note on a cache left elsewhere looks at the cache's path, which pathlib cannot make as a Windows one on
-    # Linux: left out here, as it is where no such cache exists.
-    with mock.patch.object(missing_report, "homeless_cache", lambda: None):
+    # The notes on a cache left elsewhere and on a copied cache's snapshots look at the cache's path, which pathlib
+    # cannot make as a Windows one on Linux: left out here, as they are where no such cache exists.
+    with (
+        mock.patch.object(missing_report, "homeless_cache", lambda: None),
+        mock.patch.object(missing_report, "stray_snapshots_note", lambda *args: None),
+    ):
         return str(MissingFilesError([MissingFiles("Org/Repo", ("*.gguf",), ("*.gguf",), "/models/gguf", OFFLINE_SET)]))
 
 

@@ -50,6 +50,7 @@ from motif_lite.io.hub import (
     homeless_cache,
     model_address_problem,
     revision_problem,
+    stray_snapshots_note,
 )
 from motif_lite.io.linked import (
     FLAGS,
@@ -262,7 +263,10 @@ def _local_checkpoint(
         root = find_checkpoint(model, download=download_patterns(gguf, linked), hub=HubAccess(download=False))
         refuse_lfs_pointers(root, required_files(gguf, linked))
     except MissingFilesError as exc:  # a Hub repo id the cache lacks
-        return NotInCache(model, "not in the local Hugging Face cache (check never downloads)", exc)
+        stray = stray_snapshots_note(model)  # or holds, in a snapshot its refs/main does not lead to
+        return NotInCache(
+            model, "not in the local Hugging Face cache (check never downloads)" + (f": {stray}" if stray else ""), exc
+        )
     except LFSPointerError as exc:  # a clone made without git-lfs: every pointer in one problem
         report.problem(model, exc.problem, exc.fix)
         return None

@@ -315,6 +315,29 @@ def cached_snapshot(repo_id: str) -> Path | None:
     return snapshot if snapshot.is_dir() else None
 
 
+def stray_snapshots_note(repo_id: str, flag: str = "-m") -> str | None:
+    """Where the cache holds snapshots of `repo_id` that its refs/main does not lead to (a cache copied without its
+    refs/ folder, or whose refs/main names a snapshot a clean-up removed): which, and how to use one; else None.
+    huggingface_hub, offline, finds no file there, and the run said the whole repo was missing from the cache."""
+    folder = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
+    if cached_snapshot(repo_id) is not None or not (folder / "snapshots").is_dir():
+        return None
+    snapshots = sorted(path.name for path in (folder / "snapshots").iterdir() if path.is_dir())
+    if not snapshots:
+        return None
+    ref = folder / "refs" / "main"
+    if ref.is_file():
+        why = f"its refs/main names snapshot {ref.read_text().strip()}, which is not in {folder / 'snapshots'}"
+    else:
+        why = f"it has no refs/main (a copy without {folder / 'refs'})"
+    held = f"snapshots/{snapshots[0]}" if len(snapshots) == 1 else f"snapshots {', '.join(snapshots)}"
+    example = quoted(str(folder / "snapshots" / snapshots[-1]))
+    return (
+        f"the cache holds {repo_id} but {why}; it holds {held}: pass a snapshot's folder, {flag} {example}, or "
+        f"write the snapshot's name into {ref}"
+    )
+
+
 def cached_spelling(repo_id: str) -> str:
     """`repo_id` as a cached repo spells it where that differs in letter case only, else as given. The Hub takes
     either spelling, the cache's folders do not: `-m motif-technologies/motif-video-2b` would download the whole

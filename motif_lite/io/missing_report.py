@@ -15,7 +15,7 @@ from huggingface_hub import constants
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, both_spellings
-from motif_lite.io.hub import OFFLINE_SET, homeless_cache
+from motif_lite.io.hub import OFFLINE_SET, homeless_cache, stray_snapshots_note
 from motif_lite.shell_syntax import pattern_quoted, quoted, variable_unset
 
 
@@ -104,6 +104,11 @@ class MissingFilesError(CheckpointError):
             if hub:
                 lines.append(f"missing files, not in the Hugging Face cache ({constants.HF_HUB_CACHE}):")
                 lines += [f"  {item.describe()}" for item in hub]
+                for item in hub:  # the cache may hold the files in a snapshot that refs/main does not name
+                    if (
+                        stray := stray_snapshots_note(item.repo, "--gguf" if item.repo == GGUF_REPO else "-m")
+                    ) is not None:
+                        lines.append(f"Note: {stray}.")
                 if (homeless := homeless_cache()) is not None:  # the weights may well be in a cache elsewhere
                     lines.append(f"Note: {homeless}.")
             if any(item.reason == OFFLINE_SET for item in hub):  # e.g. set by a notebook, on a connected machine
