@@ -34,6 +34,7 @@ from motif_lite.choices import MOTIF_REPO
 from motif_lite.config import TransformerConfig
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.checkpoint_source import covering, find_checkpoint, missing_files, missing_patterns
+from motif_lite.io.copied_links import refuse_link_texts
 from motif_lite.io.gguf_source import (
     check_gguf_variant,
     find_gguf,
@@ -437,6 +438,7 @@ def _find_root(
     download = download_patterns(gguf, linked)
     folder = user_path(model)
     if folder.is_dir():
+        refuse_link_texts(folder)  # before model_index.json is read: a link's target there is no JSON to fix
         # The configs model_index.json lists (the feature extractor's) are required as a run requires them: a dry
         # run's note names them too, with the command that fetches them.
         # model_index.json as an earlier look at this folder read it (`configs_read`), else read now

@@ -5,6 +5,7 @@ a weight file given to the wrong flag (refused by a dry run as by a run), a path
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -803,3 +804,23 @@ def test_a_folder_missing_a_file_without_any_link_says_nothing_of_links(tiny, tm
     code, out, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
     assert code == 2 and "missing vae/config.json" in err and "symbolic link" not in err, err
     assert not [f for f in check_setup(root).problems if f.subject == "symbolic links"]
+
+
+def test_a_snapshot_whose_links_were_written_as_text_is_told_so_before_any_file_is_read(
+    tiny, tmp_path, capsys, no_network
+):
+    # A snapshot zipped on Windows (or checked into git with core.symlinks off): each file holds its link's target.
+    # The run said model_index.json was not valid JSON and offered a download; check said so of every config.
+    root = tmp_path / "unzipped"
+    for file in sorted(f for f in tiny.rglob("*") if f.is_file()):
+        copy = root / file.relative_to(tiny)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        copy.write_text("../" * len(file.relative_to(tiny).parts) + f"blobs/{digest}")
+    texts = sum(1 for f in root.rglob("*") if f.is_file())
+    code, out, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    said = f"{texts} files there hold the target of a symbolic link, not its data"
+    assert code == 2 and f"error: {root}: {said}" in err and "not valid JSON" not in err, err
+    assert f"copy it again with the links followed (cp -rL SNAPSHOT {root}, or rsync -rL)" in err
+    problems = [f.line() for f in check_setup(root).problems]
+    assert len(problems) == 1 and said in problems[0], problems

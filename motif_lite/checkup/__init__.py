@@ -32,6 +32,7 @@ from motif_lite.checkup.report import CheckpointFiles, Checkup, Finding, first_l
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import Audience, LFSPointerError, MemoryBudgetError, MotifLiteError
 from motif_lite.io.checkpoint_source import find_checkpoint, refuse_lfs_pointers
+from motif_lite.io.copied_links import CopiedLinksError
 from motif_lite.io.gguf_source import (
     MissingGGUFError,
     find_gguf,
@@ -267,7 +268,7 @@ def _local_checkpoint(
         return NotInCache(
             model, "not in the local Hugging Face cache (check never downloads)" + (f": {stray}" if stray else ""), exc
         )
-    except LFSPointerError as exc:  # a clone made without git-lfs: every pointer in one problem
+    except (LFSPointerError, CopiedLinksError) as exc:  # a clone without git-lfs, a copy without links: one problem
         report.problem(model, exc.problem, exc.fix)
         return None
     except MotifLiteError:  # neither a folder nor a repo id

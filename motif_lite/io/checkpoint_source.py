@@ -22,7 +22,7 @@ from motif_lite.errors import (
     is_lfs_pointer,
     listed,
 )
-from motif_lite.io.copied_links import dangling_links_note
+from motif_lite.io.copied_links import dangling_links_note, refuse_link_texts
 from motif_lite.io.gguf_source import gguf_address_problem, is_gguf_repo
 from motif_lite.io.hub import (
     HUB_ERRORS,
@@ -85,6 +85,7 @@ def find_checkpoint(
     text = str(source)
     path = user_path(text)
     if path.is_dir():
+        refuse_link_texts(path)  # before the missing files: those are present, but hold a link's target
         missing = missing_files(path, required)
         if missing:
             refuse_non_checkpoint_folder(text)

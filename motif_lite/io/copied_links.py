@@ -1,29 +1,41 @@
-"""A checkpoint folder whose files are symbolic links to nothing: a Hugging Face cache snapshot copied on its own.
+"""A checkpoint folder that is a Hugging Face cache snapshot copied without the files its links point to.
 
 A cache's `snapshots/COMMIT/` holds links into the repo's `blobs/` folder. Copied without it (`cp -r` of the
 snapshot, `rsync -a`, an archive that keeps links), every file is still listed by `ls` but none can be read: a run
 and `motif-lite check` called them "missing" and offered a download, which an offline machine cannot do, while the
-fix is to copy again with the links followed.
+fix is to copy again with the links followed. Copied by a tool that writes a link as a text file of its target (a
+zip made on Windows, git with core.symlinks off), every config was "not valid JSON", with a download as its fix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from pathlib import Path
 
+from motif_lite.errors import CheckpointError
 from motif_lite.shell_syntax import quoted
 
 
+def _entries(root: Path) -> list[Path]:
+    """What the official layout can hold: `root`'s entries and those of its folders (`vae/config.json`), not
+    deeper (a -m that names a large folder by mistake is not walked whole), nor `hf download`'s `.cache/`."""
+    try:
+        top = sorted(root.iterdir())
+    except OSError:
+        return []
+    entries = list(top)
+    for folder in top:
+        if folder.name != ".cache" and not folder.is_symlink() and folder.is_dir():
+            with contextlib.suppress(OSError):
+                entries += sorted(folder.iterdir())
+    return entries
+
+
 def dangling_links(root: Path) -> list[Path]:
-    """The symbolic links under `root` whose target is not there, sorted; none where `root` cannot be walked."""
-    found = []
-    for folder, folders, files in os.walk(root):
-        folders[:] = [name for name in folders if name != ".cache"]  # `hf download --local-dir`'s own records
-        for name in files + folders:
-            path = Path(folder) / name
-            if path.is_symlink() and not path.exists():
-                found.append(path)
-    return sorted(found)
+    """The symbolic links in `root` and its folders whose target is not there, sorted."""
+    return sorted(path for path in _entries(root) if path.is_symlink() and not path.exists())
 
 
 def dangling_links_problem(root: Path) -> tuple[str, str] | None:
@@ -49,3 +61,53 @@ def dangling_links_note(root: Path) -> str | None:
     """`dangling_links_problem` in one sentence, for a run's error; None where there are no dangling links."""
     problem = dangling_links_problem(root)
     return None if problem is None else "{}; {}".format(*problem)
+
+
+# What a symbolic link of a cache snapshot becomes as a plain file (a zip made on Windows, git with core.symlinks
+# off, a copy tool that writes links as text): its target, `../../blobs/` and the file's SHA-1 or SHA-256.
+_LINK_TEXT = re.compile(rb"(\.\./)+blobs/[0-9a-f]{40}([0-9a-f]{24})?\s*")
+
+
+def link_texts(root: Path) -> list[Path]:
+    """The small files in `root` and its folders that hold nothing but a cache snapshot's link target, sorted."""
+    found = []
+    for path in _entries(root):
+        with contextlib.suppress(OSError):
+            small = not path.is_symlink() and path.is_file() and path.stat().st_size < 200
+            if small and _LINK_TEXT.fullmatch(path.read_bytes()):
+                found.append(path)
+    return sorted(found)
+
+
+def link_texts_problem(root: Path) -> tuple[str, str] | None:
+    """What the files under `root` that hold a link's target in place of its file are, and how to copy the folder
+    again; None where there are none."""
+    texts = link_texts(root)
+    if not texts:
+        return None
+    first = texts[0]
+    example = f"{first.relative_to(root).as_posix()} holds {first.read_bytes().decode().strip()}"
+    count = "1 file there holds" if len(texts) == 1 else f"{len(texts)} files there hold"
+    what = (
+        f"{count} the target of a symbolic link, not its data ({example}): a Hugging Face cache snapshot copied by "
+        "a tool that wrote its links as text (a zip made on Windows, git with core.symlinks off)"
+    )
+    fix = f"copy it again with the links followed (cp -rL SNAPSHOT {quoted(str(root))}, or rsync -rL)"
+    return what, fix
+
+
+class CopiedLinksError(CheckpointError):
+    """A checkpoint folder whose files are a cache snapshot's links written as text; `problem` and `fix` said apart
+    for `motif-lite check`."""
+
+    def __init__(self, root: Path, problem: str, fix: str) -> None:
+        self.problem, self.fix = problem, fix
+        super().__init__(f"{root}: {problem}; {fix}")
+
+
+def refuse_link_texts(root: Path) -> None:
+    """A `CopiedLinksError` where files under `root` hold a link's target in place of its data, before any is read
+    (a config would fail as bad JSON, with a download as its fix); nothing otherwise."""
+    problem = link_texts_problem(root)
+    if problem is not None:
+        raise CopiedLinksError(root, *problem)
