@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from motif_lite.choices import GGUF_REPO
-from motif_lite.io.hub import OFFLINE_SET
+from motif_lite.io.hub import OFFLINE_SET, TRANSFORMERS_OFFLINE_SET
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError
 
 
@@ -28,3 +30,22 @@ def test_the_python_call_for_a_missing_gguf_alone_is_valid_python():
     call = re.search(r"\(in Python (load_pipeline\(.*\))\)$", message)[1]
     assert call == "load_pipeline(..., gguf='/models/gguf')"
     compile(call, "<message>", "eval")
+
+
+def test_transformers_offline_alone_is_named_as_the_variable_to_unset(no_network, monkeypatch):
+    # A studio's TRANSFORMERS_OFFLINE=1 (huggingface_hub reads it where HF_HUB_OFFLINE is unset) was said as
+    # "HF_HUB_OFFLINE=1 is set" with "unset HF_HUB_OFFLINE" as the way to download, which left the downloads off.
+    from motif_lite.io.checkpoint_source import find_checkpoint
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    with pytest.raises(MissingFilesError) as error:
+        find_checkpoint("Org/Name", ["vae/config.json"], ["vae/*"])
+    message = str(error.value)
+    assert f"Org/Name: vae/* ({TRANSFORMERS_OFFLINE_SET})" in message, message
+    assert "With a network here, unset TRANSFORMERS_OFFLINE and run again" in message
+    assert "HF_HUB_OFFLINE=1 is set" not in message and "unset HF_HUB_OFFLINE" not in message
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # both set: HF_HUB_OFFLINE is the one huggingface_hub reads
+    with pytest.raises(MissingFilesError) as error:
+        find_checkpoint("Org/Name", ["vae/config.json"], ["vae/*"])
+    assert f"({OFFLINE_SET})" in str(error.value) and "unset HF_HUB_OFFLINE and" in str(error.value)

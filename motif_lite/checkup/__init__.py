@@ -45,11 +45,11 @@ from motif_lite.io.gguf_source import (
     unrunnable_variant_problem,
 )
 from motif_lite.io.hub import (
-    OFFLINE_SET,
     HubAccess,
     cache_disk,
     homeless_cache,
     model_address_problem,
+    offline_set,
     revision_problem,
     stray_snapshots_note,
 )
@@ -168,7 +168,7 @@ def _download_room(report: Checkup, gguf: bool) -> None:
     free = shutil.disk_usage(cache).free
     said = f"{file_size(free)} free on the disk of the Hugging Face cache {constants.HF_HUB_CACHE}, where "
     if constants.HF_HUB_OFFLINE:  # a run names the missing files and stops: it downloads nothing
-        said += f"downloads are off ({OFFLINE_SET}; a first run needs {first_run})"
+        said += f"downloads are off ({offline_set()}; a first run needs {first_run})"
     else:
         said += (
             f"motif-lite run downloads what is missing ({first_run} for a first run; "

@@ -44,6 +44,18 @@ HUB_ERRORS = (Exception,)
 
 
 OFFLINE_SET = "HF_HUB_OFFLINE=1 is set"
+TRANSFORMERS_OFFLINE_SET = "TRANSFORMERS_OFFLINE=1 is set, which huggingface_hub reads as HF_HUB_OFFLINE"
+
+
+def offline_set() -> str:
+    """Which variable turned huggingface_hub's downloads off, as a reason: HF_HUB_OFFLINE, or TRANSFORMERS_OFFLINE,
+    which huggingface_hub reads where HF_HUB_OFFLINE is unset or empty. A studio's TRANSFORMERS_OFFLINE=1 alone
+    was said as HF_HUB_OFFLINE, and "unset HF_HUB_OFFLINE" (which was not set) left the downloads off."""
+    if not os.environ.get("HF_HUB_OFFLINE") and os.environ.get("TRANSFORMERS_OFFLINE"):
+        return TRANSFORMERS_OFFLINE_SET
+    return OFFLINE_SET
+
+
 # Where the advice moves the cache to, as an example path (POSIX, Windows): `shell_syntax.variable_set`'s words.
 _BIG_CACHE = ("/big/disk/hf-cache", r"D:\hf-cache")
 _OTHER_CACHE = ("/other/disk/hf-cache", r"D:\hf-cache")
@@ -81,7 +93,7 @@ class HubAccess:
     def __init__(self, download: bool = True, before_download: Callable[[DownloadPlan], None] | None = None) -> None:
         self.download = download
         self.before_download = before_download
-        self.offline_reason: str | None = OFFLINE_SET if constants.HF_HUB_OFFLINE else None
+        self.offline_reason: str | None = offline_set() if constants.HF_HUB_OFFLINE else None
         # The request's downloads planned ahead, by repo: a GGUF variant's, checked before the checkpoint downloads
         # (`gguf_source.check_gguf_variant`), whose room is counted with the checkpoint's (`start_download`)
         self.later: dict[str, DownloadPlan] = {}

@@ -15,7 +15,7 @@ from huggingface_hub import constants
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, both_spellings
-from motif_lite.io.hub import OFFLINE_SET, homeless_cache, stray_snapshots_note
+from motif_lite.io.hub import OFFLINE_SET, TRANSFORMERS_OFFLINE_SET, homeless_cache, stray_snapshots_note
 from motif_lite.shell_syntax import pattern_quoted, quoted, variable_unset
 
 
@@ -111,10 +111,11 @@ class MissingFilesError(CheckpointError):
                         lines.append(f"Note: {stray}.")
                 if (homeless := homeless_cache()) is not None:  # the weights may well be in a cache elsewhere
                     lines.append(f"Note: {homeless}.")
-            if any(item.reason == OFFLINE_SET for item in hub):  # e.g. set by a notebook, on a connected machine
+            offline = [item.reason for item in hub if item.reason in (OFFLINE_SET, TRANSFORMERS_OFFLINE_SET)]
+            if offline:  # e.g. set by a notebook, on a connected machine
+                variable = offline[0].split("=", 1)[0]  # the one that is set: unsetting the other changes nothing
                 lines.append(
-                    f"With a network here, {variable_unset('HF_HUB_OFFLINE')} and run again: they then download "
-                    "themselves."
+                    f"With a network here, {variable_unset(variable)} and run again: they then download themselves."
                 )
             lines.append("Download them (on a machine with network access if this one has none):")
             lines += [f"  {item.command()}" for item in self.missing]
