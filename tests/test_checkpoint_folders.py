@@ -824,3 +824,25 @@ def test_a_snapshot_whose_links_were_written_as_text_is_told_so_before_any_file_
     assert f"copy it again with the links followed (cp -rL SNAPSHOT {root}, or rsync -rL)" in err
     problems = [f.line() for f in check_setup(root).problems]
     assert len(problems) == 1 and said in problems[0], problems
+
+
+@pytest.mark.parametrize("given", ["hf-home", "hf-home/hub"])
+def test_a_hugging_face_cache_given_to_m_names_the_repo_id_and_the_cache(tiny, tmp_path, capsys, no_network, given):
+    # A studio's cache copied onto a share and given as -m (its HF_HOME, or its hub/): the run offered to download
+    # the whole checkpoint into the cache's top folder, with `hf download --local-dir`, beside the repos it holds.
+    hub = tmp_path / "hf-home" / "hub"
+    shutil.copytree(tiny, hub / "models--Org--Name" / "snapshots" / "abc123")
+    model = str(tmp_path / given)
+    code, out, err = run(capsys, "-m", model, "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
+    fix = f"it holds Org/Name: give the repo id, -m Org/Name, with HF_HUB_CACHE={hub}"
+    assert code == 2 and f"error: {model} is a Hugging Face cache, not a checkpoint folder; {fix}" in err, err
+    assert "hf download" not in err
+    said = [f.line() for f in check_setup(model).problems]
+    assert len(said) == 1 and said[0].endswith(f"fix: {fix}"), said
+
+
+def test_a_folder_without_a_cache_repo_is_no_hugging_face_cache(tmp_path):
+    from motif_lite.io.path_fixes import hub_cache_fix
+
+    (tmp_path / "models--Org--Name").mkdir()  # no snapshots/: no repo of a cache
+    assert hub_cache_fix(str(tmp_path)) is None and hub_cache_fix(str(tmp_path / "absent")) is None

@@ -68,6 +68,7 @@ from motif_lite.io.path_fixes import (
     COMFYUI_MODELS,
     GGUF_FOLDER,
     GGUF_REPO_AS_MODEL,
+    HUB_CACHE_FOLDER,
     VAE_FOLDER,
     cache_repo_fix,
     checkpoint_folders_inside,
@@ -76,6 +77,7 @@ from motif_lite.io.path_fixes import (
     expanded_as,
     file_fix,
     gguf_folder_fix,
+    hub_cache_fix,
     is_component_folder,
     parent_as_given,
     vae_folder_as_model_fix,
@@ -234,6 +236,10 @@ def _local_checkpoint(
     cache_fix = cache_repo_fix(model)
     if cache_fix is not None:
         report.problem(model, CACHE_REPO_FOLDER, cache_fix)
+        return None
+    hub_fix = hub_cache_fix(model)
+    if hub_fix is not None:
+        report.problem(model, HUB_CACHE_FOLDER, hub_fix)
         return None
     comfyui_fix = comfyui_models_fix(model)
     if comfyui_fix is not None:

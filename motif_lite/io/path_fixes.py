@@ -96,6 +96,9 @@ def refuse_non_checkpoint_folder(model: str) -> None:
     cache_fix = cache_repo_fix(model)
     if cache_fix is not None:
         raise CheckpointError(f"{model} {CACHE_REPO_FOLDER}; {cache_fix}")
+    hub_fix = hub_cache_fix(model)
+    if hub_fix is not None:
+        raise CheckpointError(f"{model} {HUB_CACHE_FOLDER}; {hub_fix}")
     comfyui_fix = comfyui_models_fix(model)
     if comfyui_fix is not None:
         raise CheckpointError(f"{model} {COMFYUI_MODELS}; {comfyui_fix}")
@@ -137,6 +140,31 @@ def cache_repo_fix(model: str) -> str | None:
     if snapshot is None or not snapshot.is_dir():
         return f"give the repo id: -m {repo}, with {variable_set('HF_HUB_CACHE', str(path.parent))}"
     return f"give its snapshot folder: -m {quoted(str(snapshot))} (or -m {repo}, HF_HUB_CACHE set to its cache)"
+
+
+HUB_CACHE_FOLDER = "is a Hugging Face cache, not a checkpoint folder"
+
+
+def hub_cache_fix(model: str) -> str | None:
+    """For a Hugging Face cache given to -m (a folder of models--Org--Name folders, or an HF_HOME holding one as
+    hub/; a studio's cache copied onto a share): the repo id to give, with HF_HUB_CACHE set to that cache where it
+    is not the one in use; None for any other folder. Without this, the missing-files message would download the
+    whole checkpoint into the cache's top folder, beside its repos."""
+    path = user_path(model)
+    try:  # a folder this process may not enter is none of a cache it can read
+        cache = path / "hub" if (path / "hub").is_dir() else path
+        repos = sorted(child.name for child in cache.iterdir() if child.name.startswith("models--"))
+        repos = [name for name in repos if (cache / name / "snapshots").is_dir()]
+    except OSError:
+        return None
+    if not repos:
+        return None
+    ids = [name.removeprefix("models--").replace("--", "/", 1) for name in repos]  # repo ids hold no "--"
+    repo = MOTIF_REPO if MOTIF_REPO in ids else ids[0]
+    held = f"it holds {listed(ids, 3)}"
+    if cache.resolve() == Path(constants.HF_HUB_CACHE).resolve():
+        return f"{held}, and is the cache in use: give the repo id, -m {repo}"
+    return f"{held}: give the repo id, -m {repo}, with {variable_set('HF_HUB_CACHE', str(cache))}"
 
 
 GGUF_FOLDER = "holds GGUF files, not a checkpoint"
