@@ -2448,3 +2448,42 @@ def test_a_path_to_read_under_a_folder_this_process_may_not_enter_is_refused_wit
     finally:
         closed.chmod(0o755)
         shutil.rmtree(base)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+@pytest.mark.parametrize("flag", ["-i", "-m"])
+def test_a_path_through_a_link_into_a_folder_this_process_may_not_enter_is_refused_with_that_folder(monkeypatch, flag):
+    # A link into such a folder (~/models -> a share's folder closed to this user): the way the path was typed shows
+    # no closed folder, the link being no folder seen from here, and the PermissionError stayed a traceback.
+    # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
+    from another_user import as_another_user
+    from huggingface_hub import constants
+
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed, out, link = base / "closed", base / "out", base / "link"
+    try:
+        base.chmod(0o755)
+        (closed / "in").mkdir(parents=True)
+        link.symlink_to(closed / "in")
+        closed.chmod(0o000)
+        out.mkdir(mode=0o777)
+        out.chmod(0o777)  # the output and every cache go where the other user may write
+        for name in ("HOME", "XDG_CACHE_HOME", "HF_HOME", "TRITON_CACHE_DIR"):
+            monkeypatch.setenv(name, str(out / name.lower()))
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(out / "hub"))  # read as huggingface_hub was imported
+        given = {"-i": link / "fox.png", "-m": link}[flag]
+        argv = ["run", "-p", PROMPT, flag, str(given), "-o", str(out / "fox.mp4"), "--dry-run"]
+
+        def command() -> tuple[int, str]:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = cli.main(argv)
+            return code, err.getvalue()
+
+        said = as_another_user(command)
+        assert said.startswith(f"({cli.EXIT_USER_ERROR}, ") and "Traceback" not in said, said
+        assert f"error: {given} cannot be reached: this process may not enter {closed} (it needs x" in said, said
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)

@@ -186,14 +186,17 @@ def closed_on_the_way(path: Path) -> str:
 
 def unreachable_path(exc: OSError) -> str | None:
     """What to tell of a permission error (`exc`) on a path under a folder this process may not enter (no x,
-    search permission), the path itself included where it is a folder: which folder stops the way and what to do;
-    None for any other error. Python 3.10-3.13 raise it from `Path.exists`, `is_dir` and `resolve` alike, so that
-    a path given to read (an image, a checkpoint folder, a LoRA, latents) was a traceback: the command line says
-    this instead, for any command."""
+    search permission), the path itself included where it is a folder, or through a link into one: which folder
+    stops the way and what to do; None for any other error. Python 3.10-3.13 raise it from `Path.exists`, `is_dir`
+    and `resolve` alike, so that a path given to read (an image, a checkpoint folder, a LoRA, latents) was a
+    traceback: the command line says this instead, for any command."""
     if exc.errno != errno.EACCES or not isinstance(exc.filename, (str, bytes, os.PathLike)):
         return None
     path = Path(os.fsdecode(exc.filename))
     closed = _first_closed_folder([*reversed(path.parents), path])
+    if closed is None:  # through a link into a closed folder: the link is no folder seen from here, its target is
+        real = Path(os.path.realpath(path))  # not strict: the parts it cannot see are kept as they are
+        closed = _first_closed_folder([*reversed(real.parents), real])
     if closed is None:  # a file or folder it may not read: the error says so as it is
         return None
     where = "" if closed == path else f"{path} cannot be reached: "
