@@ -968,3 +968,27 @@ def test_a_float16_run_keeps_the_text_encoder_in_bfloat16(checkpoint):
     assert {p.dtype for p in given.text_encoder.model.parameters()} == {torch.float32}
     size = {dtype: model_sizes(half.sources, dtype).text_encoder_bytes for dtype in (torch.float16, torch.bfloat16)}
     assert size[torch.float16] == size[torch.bfloat16] < model_sizes(half.sources, torch.float32).text_encoder_bytes
+
+
+def test_the_cuts_said_keep_no_copy_of_the_long_texts(pipe, caplog):
+    # A server runs one pipeline for days: its record of the cuts said kept each long prompt it ever ran, whole (up
+    # to MAX_PROMPT_CHARS each), never dropped. What it keeps of a cut is of one size whatever the text's length.
+    import sys
+
+    from motif_lite.request import MAX_PROMPT_CHARS
+
+    def kept_bytes() -> int:
+        return sum(sys.getsizeof(part) for said in pipe.cuts_said for part in said)
+
+    pipe.encoded_texts.clear()
+    pipe.cuts_said.clear()
+    pipe._encode_prompt("a red fox runs through snow " * 25, "prompt")
+    short = kept_bytes()
+    longest = ("a red fox runs through snow " * MAX_PROMPT_CHARS)[:MAX_PROMPT_CHARS]
+    pipe.cuts_said.clear()
+    pipe._encode_prompt(longest, "prompt")
+    assert len(pipe.cuts_said) == 1 and kept_bytes() < short + 100, kept_bytes()
+    caplog.clear()
+    pipe.encoded_texts.clear()
+    pipe._encode_prompt(longest, "prompt")  # encoded again: still known as said
+    assert not [r for r in caplog.records if "dropped" in r.getMessage()]

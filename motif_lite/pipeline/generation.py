@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import hashlib
 import inspect
 import logging
 import os
@@ -210,9 +211,10 @@ class MotifVideoPipeline:
         self.warns_long_cpu_runs = True
         # The last texts and first frame encoded, kept for the next videos (a batch, a server's repeated prompts).
         self.kept_encodings = KeptEncodings()
-        # The cuts of long texts said so far, as (text, warning): each is said once, on the first video of the text,
-        # however many videos use it since (a sweep of seeds) and whether its encoding is kept or made again.
-        self.cuts_said: set[tuple[str, str]] = set()
+        # The cuts of long texts said so far, as (the text's SHA-256, warning): each is said once, on the first video
+        # of the text, however many videos use it since (a sweep of seeds) and whether its encoding is kept or made
+        # again. A digest, not the text: a server's one pipeline would keep every long prompt it ran, whole, for days.
+        self.cuts_said: set[tuple[bytes, str]] = set()
         self._transformer_recipe: TransformerRecipe | None = None  # how load_pipeline built it: for `set_loras`
         # Held by the `generate` or `set_loras` that runs (`one_call_at_a_time`).
         self._calls = CallGuard()
@@ -723,9 +725,10 @@ class MotifVideoPipeline:
 
     def _first_cut_of(self, text: str, warning: str) -> bool:
         """Whether the cut `warning` of `text` is new to this pipeline (`cuts_said`), which now knows it."""
-        if (text, warning) in self.cuts_said:
+        said = (hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest(), warning)
+        if said in self.cuts_said:
             return False
-        self.cuts_said.add((text, warning))
+        self.cuts_said.add(said)
         return True
 
     def _first_frame(
