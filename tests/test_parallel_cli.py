@@ -1060,3 +1060,25 @@ def test_a_full_width_gpu_number_is_told_why_the_spelling_given_differs(device, 
     with pytest.raises(MotifLiteError) as refused:
         parse_device(device)
     assert f"unknown device {device!r}: {why}: " in str(refused.value), refused.value
+
+
+def test_a_rank_refused_a_path_in_one_line_says_no_failed_line_before_it(capsys, monkeypatch):
+    # A path too long for the file system (or under a folder this user may not enter) is one line from cli.main;
+    # a rank of a parallel run printed "[rank 0] failed: OSError: ..." first, the line that stands for a bug's.
+    import errno
+
+    from motif_lite.cli import run as run_command
+
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(parallel, "start", lambda device: parallel.Session(0, 2, torch.device("cpu")))
+    monkeypatch.setattr(parallel, "stop", lambda: None)
+    too_long = OSError(errno.ENAMETOOLONG, "File name too long", "x" * 300 + ".mp4")
+
+    def failing(args, session=None):
+        raise too_long
+
+    monkeypatch.setattr(run_command, "_run", failing)
+    assert cli.main(["run", "-p", "fox", "--device", "cpu", "--dtype", "fp32"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err == f"[rank 0] error: {cli.path_error_said(too_long)}\n", err

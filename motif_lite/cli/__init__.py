@@ -176,9 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stop_writing_to_closed_pipes()
         return EXIT_OUTPUT_CLOSED
     except OSError as exc:
-        # A path the user typed or a script built: a name too long, or one under a folder this user may not enter.
-        said = name_too_long(exc) if exc.errno == errno.ENAMETOOLONG else unreachable_path(exc)
-        if said is None:
+        if (said := path_error_said(exc)) is None:
             raise
         _say(f"{rank_prefix()}error: {said}")
         return EXIT_USER_ERROR
@@ -190,6 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(args, "vram"):  # the commands that plan their memory: run, decode, serve
             _say(f"{rank_prefix()}{_out_of_memory_advice(exc)}")
         return EXIT_OUT_OF_MEMORY
+
+
+def path_error_said(exc: OSError) -> str | None:
+    """What `main` says in one line, with no traceback, of an OSError on a path the user typed or a script built: a
+    name too long, or one under a folder this user may not enter; None for any other (a bug's traceback)."""
+    return name_too_long(exc) if exc.errno == errno.ENAMETOOLONG else unreachable_path(exc)
 
 
 def _stop_writing_to_closed_pipes() -> None:

@@ -97,6 +97,7 @@ def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
     if args.dry_run:  # loads nothing and needs no other rank: the main rank prints the plan once, the others nothing
         _read_settings_from(args)
         return _run(args) if rank == 0 else 0
+    from motif_lite.cli import path_error_said
     from motif_lite.errors import MotifLiteError
     from motif_lite.runtime import parallel
 
@@ -115,7 +116,9 @@ def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
         if (lost := parallel.lost_peer(exc)) is not None:  # another rank's failure: one line, no traceback
             parallel.wait_for_the_lost_peer()
             raise lost from exc
-        if not isinstance(exc, MotifLiteError):
+        # cli.main says these in one line, with no traceback: "failed:" before it would be a second line of one error.
+        said_in_one_line = isinstance(exc, MotifLiteError) or (isinstance(exc, OSError) and path_error_said(exc))
+        if not said_in_one_line:
             print(f"[rank {session.rank}] failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         raise
     finally:
