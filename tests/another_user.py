@@ -3,8 +3,13 @@ may not enter, so such checks run as UID 65534 (nobody) in a forked child."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 # Modules of Python's own library that the commands import only when they need them. Where the interpreter lives in
 # root's home (pyenv's ~/.pyenv), the child, another user, could not read them: they are imported before it forks.
@@ -34,3 +39,21 @@ def as_another_user(compute):
         said = answer.read()
     os.waitpid(pid, 0)
     return said
+
+
+@contextlib.contextmanager
+def folder_closed_to_others(inside: str, *, base_mode: int = 0o755) -> Iterator[tuple[Path, Path]]:
+    """(base, closed) for the block: a new folder under /tmp (mode `base_mode`) holding `closed/inside/`, `closed` at
+    mode 0, so that another user may not enter it; all removed after. Not pytest's tmp_path: for root's tests that is
+    a folder only root may enter, and the checks run as another user (`as_another_user`)."""
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed = base / "closed"
+    try:
+        base.chmod(base_mode)
+        (closed / inside).mkdir(parents=True)
+        closed.chmod(0o000)
+        yield base, closed
+    finally:
+        if closed.exists():
+            closed.chmod(0o755)
+        shutil.rmtree(base)

@@ -12,7 +12,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -2377,6 +2376,20 @@ def test_latents_that_overflow_while_sampling_end_the_run_with_exit_code_2(check
     assert not (tmp_path / "fox.mp4").exists()
 
 
+def _a_folder_another_user_writes_to(base: Path, monkeypatch) -> Path:
+    """base/out, where the other user (`another_user`) may write: the output and every cache go there, offline."""
+    from huggingface_hub import constants
+
+    out = base / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    for name in ("HOME", "XDG_CACHE_HOME", "HF_HOME", "TRITON_CACHE_DIR"):
+        monkeypatch.setenv(name, str(out / name.lower()))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(out / "hub"))  # read as huggingface_hub was imported
+    return out
+
+
 READ_PATHS = {  # a path each command reads, under the folder `closed` this user may not enter
     "-i": ["run", "-p", PROMPT, "-i", "{closed}/in/fox.png", "--dry-run"],
     "--extend": ["run", "-p", PROMPT, "--extend", "{closed}/in/fox.mp4", "--dry-run"],
@@ -2405,21 +2418,10 @@ def test_a_path_to_read_under_a_folder_this_process_may_not_enter_is_refused_wit
     # command reads (an image, a clip, a checkpoint, a GGUF, a LoRA, latents, a settings file, the server's folders)
     # was a traceback from the first check that looked at it, before anything loaded.
     # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
-    from another_user import as_another_user
-    from huggingface_hub import constants
+    from another_user import as_another_user, folder_closed_to_others
 
-    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
-    closed, out = base / "closed", base / "out"
-    try:
-        base.chmod(0o755)
-        (closed / "in").mkdir(parents=True)
-        closed.chmod(0o000)
-        out.mkdir(mode=0o777)
-        out.chmod(0o777)  # the output and every cache go where the other user may write
-        for name in ("HOME", "XDG_CACHE_HOME", "HF_HOME", "TRITON_CACHE_DIR"):
-            monkeypatch.setenv(name, str(out / name.lower()))
-        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(out / "hub"))  # read as huggingface_hub was imported
+    with folder_closed_to_others("in") as (base, closed):
+        out = _a_folder_another_user_writes_to(base, monkeypatch)
         argv = [arg.format(closed=closed) for arg in READ_PATHS[family]]
         # The extras, imported here: the other user may not read every module they import (`another_user`).
         extras = {
@@ -2445,9 +2447,6 @@ def test_a_path_to_read_under_a_folder_this_process_may_not_enter_is_refused_wit
         refusal = f"this process may not enter {closed} (it needs x, search permission there): give this user"
         assert said.startswith(f"({cli.EXIT_USER_ERROR}, ") and "Traceback" not in said, said
         assert re.search(rf"error: ({re.escape(str(closed))}/\S* cannot be reached: )?{re.escape(refusal)}", said), said
-    finally:
-        closed.chmod(0o755)
-        shutil.rmtree(base)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
@@ -2456,22 +2455,12 @@ def test_a_path_through_a_link_into_a_folder_this_process_may_not_enter_is_refus
     # A link into such a folder (~/models -> a share's folder closed to this user): the way the path was typed shows
     # no closed folder, the link being no folder seen from here, and the PermissionError stayed a traceback.
     # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
-    from another_user import as_another_user
-    from huggingface_hub import constants
+    from another_user import as_another_user, folder_closed_to_others
 
-    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
-    closed, out, link = base / "closed", base / "out", base / "link"
-    try:
-        base.chmod(0o755)
-        (closed / "in").mkdir(parents=True)
+    with folder_closed_to_others("in") as (base, closed):
+        out = _a_folder_another_user_writes_to(base, monkeypatch)
+        link = base / "link"
         link.symlink_to(closed / "in")
-        closed.chmod(0o000)
-        out.mkdir(mode=0o777)
-        out.chmod(0o777)  # the output and every cache go where the other user may write
-        for name in ("HOME", "XDG_CACHE_HOME", "HF_HOME", "TRITON_CACHE_DIR"):
-            monkeypatch.setenv(name, str(out / name.lower()))
-        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(out / "hub"))  # read as huggingface_hub was imported
         given = {"-i": link / "fox.png", "-m": link}[flag]
         argv = ["run", "-p", PROMPT, flag, str(given), "-o", str(out / "fox.mp4"), "--dry-run"]
 
@@ -2484,6 +2473,3 @@ def test_a_path_through_a_link_into_a_folder_this_process_may_not_enter_is_refus
         said = as_another_user(command)
         assert said.startswith(f"({cli.EXIT_USER_ERROR}, ") and "Traceback" not in said, said
         assert f"error: {given} cannot be reached: this process may not enter {closed} (it needs x" in said, said
-    finally:
-        closed.chmod(0o755)
-        shutil.rmtree(base)

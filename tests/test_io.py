@@ -23,6 +23,7 @@ import PIL.Image
 import pytest
 import torch
 from another_user import as_another_user as _as_another_user
+from another_user import folder_closed_to_others
 from huggingface_hub import constants
 
 from motif_lite import cli
@@ -1541,12 +1542,8 @@ def test_an_output_folder_that_lost_its_permissions_is_not_said_to_be_removed():
     # A folder above the output's that may no longer be entered makes `is_dir` False, as for a removed folder: the
     # video's failure said "its folder ... is no longer there (removed or unmounted ...)" of a folder still there.
     # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
-    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
-    closed, writable_once = base / "closed", base / "kept"
-    try:
-        base.chmod(0o755)
-        (closed / "out").mkdir(parents=True)
-        closed.chmod(0o000)  # an ancestor of the output's folder, taken away midway
+    with folder_closed_to_others("out") as (base, closed):  # an ancestor of the output's folder, taken away midway
+        writable_once = base / "kept"
         writable_once.mkdir(mode=0o555)  # the output's folder itself, now read-only
         said = _as_another_user(lambda: video_module._write_failure(closed / "out" / "x.mp4", None))
         assert said == repr(
@@ -1558,9 +1555,6 @@ def test_an_output_folder_that_lost_its_permissions_is_not_said_to_be_removed():
         assert "Permission denied" in said and "no longer there" not in said, said
         said = _as_another_user(lambda: video_module._write_failure(base / "gone" / "x.mp4", None))
         assert said == repr(f"its folder {base / 'gone'} is no longer there (removed or unmounted since the run began)")
-    finally:
-        closed.chmod(0o755)
-        shutil.rmtree(base)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
@@ -1569,12 +1563,7 @@ def test_an_output_in_a_folder_this_process_may_not_enter_is_refused_with_that_f
     # (Python 3.10-3.13): at the start, and at the decode once the permissions changed as the run went on, where
     # write_video checks its partial file's path before ffmpeg runs (`_write_failure` came too late to say it).
     # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
-    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
-    closed = base / "closed"
-    try:
-        base.chmod(0o755)
-        (closed / "out").mkdir(parents=True)
-        closed.chmod(0o000)
+    with folder_closed_to_others("out") as (base, closed):
         for output in (closed / "out" / "fox.mp4", closed / "fox.webp"):  # under it, or in it
             said = _as_another_user(lambda output=output: check_output_path(output))
             expected = (
@@ -1586,9 +1575,6 @@ def test_an_output_in_a_folder_this_process_may_not_enter_is_refused_with_that_f
         frames = np.zeros((1, 16, 16, 3), np.uint8)
         said = _as_another_user(lambda: write_video(frames, partial, 24.0, META))
         assert said.startswith("MotifLiteError(") and f"may not enter {closed} " in said, said
-    finally:
-        closed.chmod(0o755)
-        shutil.rmtree(base)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
@@ -1599,12 +1585,9 @@ def test_latents_whose_output_folder_may_no_longer_be_entered_go_to_the_fallback
     from motif_lite.io.latents import SavedLatents
     from motif_lite.io.latents_saving import LatentsFile
 
-    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
-    closed, fallback = base / "closed", base / "fallback"
-    try:
-        base.chmod(0o777)  # the other user makes the fallback folder in it
-        (closed / "out").mkdir(parents=True)
-        closed.chmod(0o000)
+    # The other user makes the fallback folder in base.
+    with folder_closed_to_others("out", base_mode=0o777) as (base, closed):
+        fallback = base / "fallback"
         output = closed / "out" / "fox.mp4"
         saved = SavedLatents(torch.zeros(1, 16, 2, 4, 4), output, 32, 32, 5, 24.0, "float32")
 
@@ -1615,9 +1598,6 @@ def test_latents_whose_output_folder_may_no_longer_be_entered_go_to_the_fallback
         said = _as_another_user(save)
         assert said.startswith(f"('{fallback / 'fox.latents.safetensors'}', "), said
         assert "Permission denied" in said, said
-    finally:
-        closed.chmod(0o755)
-        shutil.rmtree(base)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
@@ -1626,12 +1606,7 @@ def test_a_decode_into_a_folder_that_may_no_longer_be_entered_tells_why_not_the_
     # PermissionError (the folder closed as the run went on) took the place of write_video's refusal, a traceback.
     from motif_lite.io.staging import staged_output
 
-    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
-    closed = base / "closed"
-    try:
-        base.chmod(0o755)
-        (closed / "out").mkdir(parents=True)
-        closed.chmod(0o000)
+    with folder_closed_to_others("out") as (base, closed):
 
         def decode() -> None:
             with staged_output(closed / "out" / "fox.mp4", 1) as staged:
@@ -1639,9 +1614,6 @@ def test_a_decode_into_a_folder_that_may_no_longer_be_entered_tells_why_not_the_
 
         said = _as_another_user(decode)
         assert said.startswith("MotifLiteError(") and f"may not enter {closed} " in said, said
-    finally:
-        closed.chmod(0o755)
-        shutil.rmtree(base)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
@@ -1650,12 +1622,7 @@ def test_a_preview_in_a_folder_this_process_may_not_enter_is_refused_with_that_f
     # is_dir (Python 3.10-3.13), as -o's was.
     from motif_lite.io.preview import check_preview_path
 
-    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
-    closed = base / "closed"
-    try:
-        base.chmod(0o755)
-        (closed / "out").mkdir(parents=True)
-        closed.chmod(0o000)
+    with folder_closed_to_others("out") as (base, closed):
         preview = closed / "out" / "preview.webp"
         said = _as_another_user(lambda: check_preview_path(preview))
         expected = (
@@ -1663,6 +1630,3 @@ def test_a_preview_in_a_folder_this_process_may_not_enter_is_refused_with_that_f
             "the preview to another folder"
         )
         assert said == repr(MotifLiteError(expected)), said
-    finally:
-        closed.chmod(0o755)
-        shutil.rmtree(base)

@@ -1678,16 +1678,11 @@ def test_a_source_or_output_under_a_folder_this_process_may_not_enter_is_refused
     # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
     import contextlib
     import io
-    import tempfile
 
-    from another_user import as_another_user
+    from another_user import as_another_user, folder_closed_to_others
 
-    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
-    closed, source = base / "closed", base / "ckpt"
-    try:
-        base.chmod(0o755)
-        (closed / "in").mkdir(parents=True)
-        closed.chmod(0o000)
+    with folder_closed_to_others("in") as (base, closed):
+        source = base / "ckpt"
         shutil.copytree(checkpoint, source)  # readable by the other user: the run gets as far as -o
         for folder, _, files in os.walk(source):
             os.chmod(folder, 0o755)
@@ -1708,6 +1703,3 @@ def test_a_source_or_output_under_a_folder_this_process_may_not_enter_is_refused
         refusal = f"this process may not enter {closed} (it needs x, search permission there): give this user"
         assert said.startswith("(2, ") and "Traceback" not in said, said
         assert re.search(rf"error: {re.escape(str(closed))}/\S* cannot be reached: {re.escape(refusal)}", said), said
-    finally:
-        closed.chmod(0o755)
-        shutil.rmtree(base)
