@@ -1354,3 +1354,21 @@ def test_an_http_side_that_cannot_start_ends_the_server_before_the_model_loads(t
     with pytest.raises(MotifLiteError, match="its HTTP side ended on its own"):
         server.serve(bind("127.0.0.1", 0), lambda: pytest.fail("the model loaded for a server that cannot serve"))
     assert time.monotonic() - began < 5
+
+
+def test_systemd_is_told_ready_once_jobs_run_and_stopping_when_the_server_stops(pipe, tmp_path, monkeypatch):
+    # A unit of Type=notify waits for READY=1: none came, and systemd killed the server as a start that timed out.
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"motif-lite-test-{os.getpid()}-{time.monotonic_ns()}"
+    listener.bind("\0" + name)  # an abstract socket, as systemd names it: `@name`
+    listener.settimeout(30)
+    monkeypatch.setenv("NOTIFY_SOCKET", f"@{name}")
+    try:
+        with InProcessServer(pipe, tmp_path / "data") as server:
+            assert listener.recv(64) == b"READY=1"
+            assert server.request("GET", "/health")[0] == 200  # ready as said: the worker runs the queue
+        assert listener.recv(64) == b"STOPPING=1"
+    finally:
+        listener.close()

@@ -20,6 +20,7 @@ from motif_lite.encoders.text import tokenizer_notes_said_once
 from motif_lite.errors import MotifLiteError
 from motif_lite.server.app import ServerConfig, ServerState, create_app
 from motif_lite.server.jobs import JobStore
+from motif_lite.server.service_manager import READY, STOPPING, notify_service_manager
 from motif_lite.server.worker import Worker, write_thumbnail
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class VideoServer:
                 self.worker.start(
                     f"ready: the model loaded in {time.monotonic() - started:.1f} s; jobs run from now on"
                 )
+                notify_service_manager(READY)  # systemd's Type=notify counts the start as done from here
             # Until stop(); a timeout, so that Ctrl-C is seen at once on every platform. An event, not http.join():
             # Python 3.11's join, interrupted by Ctrl-C, marks a thread that still runs as ended, and the process
             # then exited while uvicorn was shutting down, its thread cut off in the middle of a traceback.
@@ -115,6 +117,7 @@ class VideoServer:
             interrupted = True
             raise
         finally:
+            notify_service_manager(STOPPING)
             self.stop()  # the HTTP side first, then the running job at its next step
             # Bounded: a stop signal raised in this thread in the middle of an import (while the model loads) can
             # leave that module's import lock held, and an HTTP thread importing the same module then waits on it

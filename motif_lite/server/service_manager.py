@@ -1,0 +1,30 @@
+"""Telling systemd how the server stands, for a unit of `Type=notify` (the sd_notify protocol, without libsystemd).
+
+systemd names a datagram socket in `$NOTIFY_SOCKET` (a path, or `@name` for an abstract one) and reads lines such
+as `READY=1` from it. A unit of `Type=notify` counts the server as started only once `READY=1` comes: without it,
+systemd killed the server as a start that timed out (TimeoutStartSec, 90 s by default) while the model loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+
+# The server has loaded the model and its worker runs the queue (the log's `ready:` line).
+READY = "READY=1"
+# An orderly stop has begun (systemd then shows the unit as deactivating).
+STOPPING = "STOPPING=1"
+
+
+def notify_service_manager(state: str) -> None:
+    """Send `state` to the service manager named by `$NOTIFY_SOCKET`; nothing where it names none (not under
+    systemd, or a unit of another type). A socket that cannot be reached is not the server's failure: ignored."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address or not hasattr(socket, "AF_UNIX"):
+        return
+    if address.startswith("@"):  # an abstract socket: its name starts with a zero byte
+        address = "\0" + address[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(state.encode())
