@@ -1974,7 +1974,7 @@ def test_a_job_out_of_memory_without_a_plan_says_what_the_client_can_do(pipe, tm
 def assert_a_second_store_is_refused(folder: Path) -> None:
     first = JobStore(folder)
     try:
-        with pytest.raises(DataFolderBusy, match="another motif-lite serve is using"):
+        with pytest.raises(DataFolderBusy, match="another motif-lite serve .*is using"):
             JobStore(folder)
     finally:
         first.close()
@@ -3063,3 +3063,16 @@ def test_a_job_killed_in_its_decode_goes_straight_to_the_decode_after_the_restar
         assert not store.state_path(job.id).exists()
     finally:
         store.close()
+
+
+def test_a_second_server_on_a_data_folder_is_told_which_process_holds_it_and_what_to_do(tmp_path):
+    # It said only "another motif-lite serve is using the data folder": an operator had to hunt for that process.
+    first = JobStore(tmp_path)
+    try:
+        with pytest.raises(DataFolderBusy) as refused:
+            JobStore(tmp_path)
+        assert f"(process {os.getpid()})" in str(refused.value)
+        assert str(refused.value).endswith("stop it first, or give --data another folder")
+    finally:
+        first.close()
+    JobStore(tmp_path).close()  # free again, the process id it held read by no one

@@ -135,10 +135,20 @@ class JobStore:
         self.states = self.root / "states"
         for folder in (self.root, self.videos, self.inputs, self.states):
             folder.mkdir(parents=True, exist_ok=True)
-        self._owner = open(self.root / "lock", "w")  # noqa: SIM115 (held, and so locked, until close())
+        # Held, and so locked, until close(). Opened without truncating: it holds the owner's process id, which a
+        # second server reads to say which process to stop.
+        self._owner = open(self.root / "lock", "a+")  # noqa: SIM115
+        self._owner.seek(0)  # msvcrt locks from here: the same first byte in every process
         if not _lock_exclusively(self._owner):
+            owner = _owner_process(self._owner)
             self._owner.close()
-            raise DataFolderBusy(f"another motif-lite serve is using the data folder {self.root}")
+            raise DataFolderBusy(
+                f"another motif-lite serve{f' (process {owner})' if owner else ''} is using the data folder "
+                f"{self.root}: stop it first, or give --data another folder"
+            )
+        self._owner.truncate(0)
+        self._owner.write(f"{os.getpid()}\n")
+        self._owner.flush()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
         try:
@@ -526,6 +536,17 @@ def _lock_exclusively(file: IO) -> bool:
     except OSError:  # flock: BlockingIOError; msvcrt: PermissionError
         return False
     return True
+
+
+def _owner_process(file: IO) -> str | None:
+    """The process id the server that holds the data folder's lock wrote into it; None where it cannot be read
+    (Windows keeps the locked byte from other processes) or holds no number (an older motif-lite wrote none)."""
+    try:
+        file.seek(0)
+        written = file.read(32).strip()
+    except OSError:
+        return None
+    return written if written.isdigit() else None
 
 
 def _checked(job_id: str) -> str:
