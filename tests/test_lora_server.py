@@ -4,7 +4,11 @@ refusal of a missing name list."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from safetensors.torch import save_file
@@ -284,3 +288,46 @@ def test_a_link_loop_in_the_lora_folder_is_no_file_of_it(tmp_path):
         assert store.recover(folder).refused == []
     finally:
         store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_a_lora_folder_closed_while_the_server_runs_is_a_503_that_says_so(tmp_path):
+    # --lora-dir, or a folder above it, that this process may no longer enter (chmod 000 while the server runs):
+    # `Path.is_file` raised PermissionError, a 500 for each job naming a LoRA, and a queued job failed as a bug.
+    # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
+    from another_user import as_another_user
+
+    from motif_lite.server.loras import one_file_named_again
+    from motif_lite.server.remix import _check_source_loras
+
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed = base / "closed"
+    folder = closed / "loras"
+    try:
+        base.chmod(0o755)
+        folder.mkdir(parents=True)
+        _lora(folder / "style.safetensors")
+        closed.chmod(0o000)
+
+        def refusal(check) -> tuple:
+            try:
+                check()
+            except ApiError as exc:
+                return exc.status, exc.param, exc.message
+            return ("no refusal",)
+
+        loras = [("style.safetensors", 1.0), ("style.safetensors", 0.5)]
+        source = SimpleNamespace(id="video_1", loras=loras[:1])
+        said = as_another_user(
+            lambda: (
+                refusal(lambda: lora_files(loras[:1], folder)),
+                refusal(lambda: _check_source_loras(source, folder)),  # a remix taking its source's LoRAs
+                one_file_named_again(loras, folder),  # left to `lora_files`, which says why
+            )
+        )
+        told = "this server's LoRA folder (--lora-dir) cannot be reached now: the server's user may not enter it"
+        assert said.count(f"(503, 'loras', \"{told}") == 2 and said.endswith(", None)"), said
+        assert str(base) not in said, said  # the folder's path on the server is the operator's, not the client's
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)

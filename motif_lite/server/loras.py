@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from motif_lite.io.file_kinds import has_extension
+from motif_lite.io.staging import unreachable_path
 from motif_lite.log_filters import quiet_warnings
 from motif_lite.server.schema import ApiError, named_once_advice
 from motif_lite.weights.lora_values import same_file_positions, times, times_applied
@@ -42,7 +43,11 @@ def lora_files(loras: list[tuple[str, float]], folder: Path | None) -> list[tupl
     root = folder.resolve()
     files = []
     for name, strength in loras:
-        if (path := _folder_file(root, name)) is None:
+        try:
+            path = _folder_file(root, name)
+        except PermissionError as exc:
+            _refuse_unreachable(exc)
+        if path is None:
             available = available_loras(folder)
             meant = _meant(name, available)
             hint = f"; did you mean {meant!r}?" if meant else ""
@@ -80,7 +85,7 @@ def one_file_named_again(loras: Sequence[tuple[str, float]], folder: Path | None
     root = folder.resolve()
     # `lora_files` refuses a name that is no file of the folder (missing, or a link that leads out of it) before it
     # compares any two: such a name is left to that refusal, which says what is wrong, and compared with none here.
-    files = {i: path for i, (name, _) in enumerate(loras) if (path := _folder_file(root, name)) is not None}
+    files = {i: path for i, (name, _) in enumerate(loras) if (path := _reachable_file(root, name)) is not None}
     same = same_file_positions(list(files.values()))
     return None if same is None else tuple(list(files)[i] for i in same)
 
@@ -93,6 +98,26 @@ def _folder_file(root: Path, name: str) -> Path | None:
     except (OSError, RuntimeError):  # a link loop: Python 3.10-3.12 raise RuntimeError, "Symlink loop from ..."
         return None
     return path if path.parent == root and path.is_file() else None
+
+
+def _reachable_file(root: Path, name: str) -> Path | None:
+    """`_folder_file`, None where the folder cannot be entered now (`lora_files` refuses that, saying so)."""
+    try:
+        return _folder_file(root, name)
+    except PermissionError:
+        return None
+
+
+def _refuse_unreachable(exc: PermissionError) -> NoReturn:
+    """503 for a LoRA folder this process may no longer enter (no x, search permission on it or on a folder above
+    it: taken away while the server runs), which `Path.is_file` raises as a PermissionError: it was a 500 for each
+    job naming a LoRA. The client is told what its operator must do, without the folder's path (`unreachable_path`
+    words the same refusal for the command line, with it)."""
+    if unreachable_path(exc) is None:  # a file it may not read: not the folder's state
+        raise exc
+    raise ApiError(503, "this server's LoRA folder (--lora-dir) cannot be reached now: the server's user may not "
+                   "enter it or a folder above it (it needs x, search permission there); its operator must give "
+                   "that permission back, then send the job again", "loras", "lora_folder_unreachable")  # fmt: skip
 
 
 def why_one_file(folder: Path, first: str, second: str) -> str:

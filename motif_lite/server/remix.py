@@ -77,6 +77,8 @@ def _check_source_loras(source: Job, lora_dir: Path | None) -> None:
     try:
         lora_files(source.loras, lora_dir)
     except ApiError as refused:
+        if refused.status >= 500:  # the folder cannot be reached now: the server's state, not the video's LoRAs
+            raise
         raise ApiError(400, f"video {source.id} was made with LoRAs this server can no longer apply, and its remix "
                        f"takes them unless loras is sent: {refused.message}; send loras with the remix to replace "
                        "them (loras [] makes it without any)", "loras", "invalid_value") from None  # fmt: skip
