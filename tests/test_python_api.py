@@ -5,7 +5,10 @@ motif-lite error that says what to pass, never a torch traceback from inside the
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -975,3 +978,47 @@ def test_the_lora_advice_offers_a_strength_in_full(tmp_path):
         with pytest.raises(LoRAError) as refused:
             lora_specs([given] if given == f"{style}:0.1234567" else given)
         assert offered in str(refused.value), refused.value
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_a_path_under_a_folder_this_process_may_not_enter_is_a_request_error(pipe):
+    # Python 3.10-3.13 raise PermissionError from Path.is_dir and exists under such a folder: generate(image=...),
+    # extend= and latents_file= raised it bare, where the command line says which folder stops the way.
+    # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
+    from another_user import as_another_user
+
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    closed, out = base / "closed", base / "out"
+    try:
+        base.chmod(0o755)
+        closed.mkdir()
+        closed.chmod(0o000)
+        out.mkdir(mode=0o777)
+        out.chmod(0o777)
+        fields = dict(width=64, height=64, frames=9, steps=1, output=out / "fox.mp4")
+        PIL.Image.new("RGB", (64, 64)).save(out / "fox.png")
+        pipe.generate(GenerationRequest("a red fox", **fields, image=out / "fox.png"), keep_latents=False)
+        calls = {
+            "image": lambda: pipe.generate(GenerationRequest("a red fox", **fields, image=closed / "fox.png")),
+            "extend": lambda: pipe.generate(GenerationRequest("a red fox", **fields, extend=closed / "fox.mp4")),
+            "latents_file": lambda: pipe.generate(
+                GenerationRequest("a red fox", **fields), latents_file=closed / "fox.latents.safetensors"
+            ),
+        }
+
+        def refusal(call) -> str:
+            try:
+                call()
+            except RequestError as exc:
+                return f"RequestError: {exc}"
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+            return "no refusal"
+
+        told = f"cannot be reached: this process may not enter {closed} (it needs x, search permission there)"
+        for name, call in calls.items():
+            said = as_another_user(lambda call=call: refusal(call))
+            assert said.startswith("'RequestError: ") and told in said, (name, said)
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from motif_lite.io.clip import Clip
 from motif_lite.pipeline.metadata import STORED_CLIP_KEYS, STORED_IMAGE_KEYS
@@ -49,6 +50,8 @@ def check_generate_arguments(
             f"latents_file must be a file path (str or Path) such as 'fox.latents.safetensors', or None, got "
             f"{type(latents_file).__name__} {latents_file!r}"
         )
+    if latents_file is not None:
+        _check_reachable(Path(latents_file))
     if clip is not None and not isinstance(clip, Clip):  # a path was an AttributeError from inside resolve
         raise RequestError(
             f"clip must be the Clip that read_clip(path) gives (motif_lite.io.clip), or None, got "
@@ -92,6 +95,19 @@ def check_resolved(request: GenerationRequest, resolved: object, clip: Clip | No
             f"clip is {clip.path}, but resolved holds {held}: generate goes on from the clip resolved holds; give "
             "the clip to request.resolve_with_inputs(clip) and leave it out of generate"
         )
+
+
+def _check_reachable(latents_file: Path) -> None:
+    """`RequestError` for a latents file under a folder this process may not enter, in the words the command line
+    says it (`unreachable_path`): pathlib's PermissionError came out of the run."""
+    from motif_lite.io.staging import unreachable_path  # torch: once a run is checked
+
+    try:
+        latents_file.expanduser().exists()
+    except PermissionError as exc:
+        if (said := unreachable_path(exc)) is None:
+            raise
+        raise RequestError(said) from None
 
 
 def _check_stored_input(name: str, value: object, keys: tuple[str, ...], shape: str) -> None:

@@ -258,6 +258,7 @@ class GenerationRequest:
         """Every field checked, read (the clip `extend` names, unless `read` is it already; the image) and
         normalized; one `RequestError` names every field's problem."""
         from motif_lite.io.image import read_image  # torch and Pillow: once a request is resolved
+        from motif_lite.io.staging import unreachable_path
         from motif_lite.io.video import check_output_fps, check_output_path
 
         problems: list[str] = []
@@ -270,6 +271,12 @@ class GenerationRequest:
                 raise  # field's problem (a server's data folder: the operator's, `submission`)
             except MotifLiteError as exc:
                 problems.append(str(exc))
+                invalid.append(field)
+                return None
+            except PermissionError as exc:  # a path under a folder this process may not enter (`unreachable_path`)
+                if (said := unreachable_path(exc)) is None:
+                    raise
+                problems.append(said)
                 invalid.append(field)
                 return None
 
