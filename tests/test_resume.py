@@ -1311,19 +1311,31 @@ def test_a_run_stopped_on_its_last_steps_report_says_its_sampling_is_done(pipe, 
     assert "stopped after step 4 of 4" not in said, said
 
 
-def test_a_finished_image_to_video_sampling_whose_image_is_gone_is_told_decode_needs_none(pipe, tmp_path, capsys):
-    # --resume of it asked for -i FILE alone, though its sampling is done and `motif-lite decode` needs no image.
+def test_a_finished_image_to_video_sampling_whose_image_is_gone_is_decoded_without_it(pipe, tmp_path, capsys):
+    # --resume of it asked for -i FILE, though its sampling is done and the decode it runs needs no image (the
+    # request was resolved reading the image); one whose sampling is not done still asks for it.
     image = random_image(tmp_path / "first.png", 0)
     with pytest.raises(KeyboardInterrupt):
-        pipe.generate(request(tmp_path, image=image), on_progress=stop_at(SIZE["steps"]))
-    path = tmp_path / "fox.latents.safetensors"
+        pipe.generate(request(tmp_path, "out_%03d.png", image=image), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
     assert read_latents(path).progress == (4, 4)
     image.unlink()
-    code, _, err = run_cli(capsys, "--resume", str(path), "--dry-run")
-    assert_user_error(code, err, f"is no longer there: give it again with -i FILE (the image {path} names); or "
-                                 f"motif-lite decode {path}, which needs no image")  # fmt: skip
-    assert cli.main(["decode", str(path), "-o", str(tmp_path / "out_%03d.png"), "--device", "cpu"]) == 0
-    assert (tmp_path / "out_008.png").is_file()
+    assert cli.main(["decode", str(path), "-o", str(tmp_path / "decoded_%03d.png"), "--device", "cpu"]) == 0
+    code, out, err = run_cli(capsys, "--resume", str(path))
+    said = " ".join((out + err).split())
+    assert code == 0, err
+    assert f"the run's input image {image} is no longer there: the decode needs none" in said, said
+    assert not path.exists()  # the video is written: nothing left to resume
+    assert frames_equal(tmp_path, "decoded_%03d.png", "out_%03d.png")
+    # Stopped before its last step: the image is needed, and asked for as before.
+    random_image(image, 0)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "half_%03d.png", image=image), on_progress=stop_at(1))
+    image.unlink()
+    half = tmp_path / "half.latents.safetensors"
+    code, _, err = run_cli(capsys, "--resume", str(half), "--dry-run")
+    assert_user_error(code, err, f"is no longer there: give it again with -i FILE (the image {half} names)")
+    assert "decode needs none" not in err and "which needs no image" not in err, err
 
 
 def test_the_state_after_the_last_step_is_saved_when_sampling_took_exactly_the_time(monkeypatch):

@@ -70,15 +70,20 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     # As -m may be given again for a moved checkpoint, -i for a moved image, or for one whose file now holds another
     # image: going on with another first frame would make a video neither image gives.
     if (image_state := _image_gone_or_changed(saved)) is not None:
-        if "image" not in given:
+        if "image" not in given and decodes_alone and image_state == "gone":
+            # The decode alone makes its video (`decode_finished_sampling`): the first frame is in the latents.
+            notes.append(f"the run's input image {saved.request['image']} is no longer there: the decode needs "
+                         "none")  # fmt: skip
+        elif "image" not in given:
             # A file saved after the last step needs the image no more: the decode alone makes its video.
             decode = f"; or motif-lite decode {where}, which needs no image" if done == steps else ""
             raise RequestError(f"the input image of the run being resumed, {saved.request['image']}, "
                                f"{_IMAGE_STATES[image_state]}: give it again with -i FILE (the image "
                                f"{saved.file} names){decode}")  # fmt: skip
-        saved, note = _image_given_again(saved, args.image, image_state)
-        notes.append(note)
-        given -= {"image"}
+        else:
+            saved, note = _image_given_again(saved, args.image, image_state)
+            notes.append(note)
+            given -= {"image"}
     if _clip_gone(saved):  # unlike an image, a clip is not given again: its frames, all of them, begin the video
         raise RequestError(f"the clip the run being resumed goes on from, {saved.request['extend']}, is no longer "
                            "there: put it back there to resume (the longer video begins with its frames; --extend "
@@ -521,6 +526,9 @@ def resumed_request(saved: SavedLatents, output: str | None) -> GenerationReques
     from motif_lite.version import VERSION
 
     fields = dict(saved.request)
+    if saved.sampling_done and fields.get("image") is not None and not Path(fields["image"]).exists():
+        # Left to a decode that needs no image (`resume_args` refused it otherwise): not read to resolve the request.
+        fields["image"] = None
     if output is not None:
         fields["output"] = output
     elif not Path(fields["output"]).parent.is_dir():  # the file came from another machine, or the folder moved
