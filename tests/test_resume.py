@@ -1460,17 +1460,22 @@ def test_model_flags_given_with_a_resume_that_only_decodes_are_said_unused(pipe,
     said = " ".join((out + err).split())
     assert code == 0, err
     assert (
-        "every step is sampled, so --attention, --step-cache, --kernels are not used: the VAE alone makes the "
-        "video (-m, --vae and --dtype choose it)"
-    ) in said, said  # fmt: skip (run_cli gives --kernels torch)
+        "every step is sampled, so --attention, --step-cache, --kernels, --yes are not used: the VAE alone makes "
+        "the video (-m, --vae and --dtype choose it)"
+    ) in said, said  # fmt: skip (run_cli gives --kernels torch and --yes)
     assert "is sampled with what this command gives" not in said, said
     # The transformer's speed flags went unused without a word.
     speed = ["--compile", "--attention-backend", "sdpa", "--batch-guidance"]
     code, out, err = run_cli(capsys, "--resume", str(path), "--dry-run", *speed)
     said = " ".join((out + err).split())
     assert code == 0, err
-    assert ("every step is sampled, so --attention-backend, --batch-guidance, --compile, --kernels are not used: "
-            "the VAE alone makes the video") in said, said  # fmt: skip
+    assert ("every step is sampled, so --attention-backend, --batch-guidance, --compile, --kernels, --yes are not "
+            "used: the VAE alone makes the video") in said, said  # fmt: skip
+    # The host memory's budget (--ram) and the answer to a long CPU run's question (--yes) went unused without a word.
+    code, out, err = run_cli(capsys, "--resume", str(path), "--dry-run", "--ram", "8")
+    said = " ".join((out + err).split())
+    assert code == 0, err
+    assert "every step is sampled, so --kernels, --ram, --yes are not used: the VAE alone makes the video" in said, said
 
 
 def test_a_resume_that_only_decodes_refuses_a_clip_changed_since(pipe, tmp_path, capsys):

@@ -160,11 +160,16 @@ SAMPLING_MODEL_DESTS = (
 )  # fmt: skip
 
 
+# The run flags (dests) for the sampling's load and time alone: --ram plans the host memory of the model's loading
+# (a decode's plan takes --vram alone), --yes answers the question of a long CPU run before its sampling.
+SAMPLING_RUN_DESTS = ("ram", "yes")
+
+
 def _unused_for_the_decode(given: frozenset[str]) -> list[str]:
-    """The note for the flags of the sampling's model given with --resume of a file whose sampling is done, which
-    `decode_finished_sampling` decodes with the VAE alone: they change nothing (-m, --vae and --dtype choose the
-    VAE)."""
-    flags = ["--" + dest.replace("_", "-") for dest in SAMPLING_MODEL_DESTS if dest in given]
+    """The note for the flags of the sampling's model, load and time given with --resume of a file whose sampling
+    is done, which `decode_finished_sampling` decodes with the VAE alone: they change nothing (-m, --vae and --dtype
+    choose the VAE)."""
+    flags = ["--" + dest.replace("_", "-") for dest in (*SAMPLING_MODEL_DESTS, *SAMPLING_RUN_DESTS) if dest in given]
     if not flags:
         return []
     return [f"every step is sampled, so {', '.join(flags)} {'is' if len(flags) == 1 else 'are'} not used: the VAE "
