@@ -184,3 +184,22 @@ def test_a_batch_run_again_with_crf_says_the_files_it_skips_keep_their_own(share
            "delete them first to encode at --crf 10\n" in err, err  # fmt: skip
     assert _run_batch(shared_checkpoint[0], tmp_path, "-b", "2") == 0  # no --crf given: nothing to say
     assert "--crf" not in capsys.readouterr().err
+
+
+def test_a_png_sequence_of_a_batch_killed_as_its_frames_moved_into_place_is_made_again(
+    shared_checkpoint, tmp_path, capsys
+):
+    # A run killed while it moved a sequence's frames into place leaves its first frames, which hold the settings:
+    # the same command again skipped that video as made, with its last frames missing.
+    flags = ("-b", "2", "--video-frames", "5", "-o", str(tmp_path / "fox_%03d.png"))
+    assert _run_batch(shared_checkpoint[0], tmp_path, *flags) == 0
+    frames = sorted(tmp_path.glob("fox-2_*.png"))
+    assert len(frames) == 5, frames
+    last = frames[-1].read_bytes()
+    frames[-1].unlink()
+    capsys.readouterr()
+    assert _run_batch(shared_checkpoint[0], tmp_path, *flags) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {tmp_path / 'fox-1_%03d.png'}: already made" in err, err
+    assert "fox-2_%03d.png: already made" not in err, err
+    assert frames[-1].read_bytes() == last  # made again, whole

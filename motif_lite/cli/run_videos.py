@@ -142,6 +142,8 @@ class Run:
         if len(requests) == 1 or self.args.output is None:  # without -o a batch never writes over earlier files
             return [], []
 
+        clip_frames = None if self.clip is None else self.clip.frames
+
         def judged() -> tuple[list[int], list[str]]:
             made, notes = [], []
             for i, video in enumerate(requests):
@@ -150,7 +152,10 @@ class Run:
                 # The attention asked for, not the exact attention an 8-bit one fell back to (the file says both).
                 stored, wanted = settings_as_asked(stored), settings_as_asked(pipe.stored_settings_for(video))
                 version = stored.get("version")
-                if stored == wanted:
+                # A PNG sequence whose frames were being moved into place when its run was killed is made again.
+                if stored == wanted and _every_frame_there(
+                    video.output, extended_frames(stored["frames"], clip_frames)
+                ):
                     made.append(i)
                 elif version != wanted["version"] and {**stored, "version": wanted["version"]} == wanted:
                     notes.append(
@@ -272,6 +277,16 @@ def _ran_on(pipe: MotifVideoPipeline, dtype: torch.dtype, sources: ModelSources)
     if sources.quantize is not None:
         return ran_on + f", transformer quantized to {sources.quantize} as it loaded"
     return ran_on + (f", transformer {sources.gguf.name}" if sources.gguf is not None else "")
+
+
+def _every_frame_there(output: Path | str, frames: int) -> bool:
+    """Whether the video at `output` holds all its `frames`: of a PNG sequence, each frame file is there (its run,
+    killed as it moved them into place, may have left the first alone, which holds the settings all the same);
+    another format is written whole or not at all."""
+    from motif_lite.io.staging import frame_file, is_frame_sequence
+
+    path = Path(output)
+    return not is_frame_sequence(path) or all(frame_file(path, i).is_file() for i in range(frames))
 
 
 def _stored_settings_of(output: Path | str) -> dict | None:
