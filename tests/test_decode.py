@@ -1185,3 +1185,18 @@ def test_the_note_after_a_failed_decode_names_the_flags_for_its_device(saved, tm
     assert "GPU" not in err and "--device cpu" not in err, err
     assert _less_memory(torch.device("cuda", 0)) == "--device cpu or --vram GiB for less GPU memory"
     assert _less_memory(torch.device("mps")) == "--device cpu or --vram GiB for less mps memory"
+
+
+def test_a_decode_that_finishes_a_resumed_run_says_its_output_last(tmp_path):
+    # The run summary's `output:` line is its last, which a script reads; the line on the resumed run comes before
+    # it (`run --resume` of a finished sampling), as a resumed run's summary says it.
+    from types import SimpleNamespace
+
+    from motif_lite.cli.decode import decoded_lines
+    from motif_lite.io.staging import described_output
+
+    saved = SimpleNamespace(video_metadata={"seed": 3}, width=48, height=32, frames=5, fps=24.0)
+    job = SimpleNamespace(saved=saved, clip=None, device=torch.device("cpu"), frames=5)
+    lines = decoded_lines(job, tmp_path / "fox.mp4", 1.0, "resumed: the decode only")
+    assert lines[0].startswith("done: 48x32, 5 frames, seed 3, decoded in 1.0s on cpu"), lines
+    assert lines[1:] == ["resumed: the decode only", f"output: {described_output(tmp_path / 'fox.mp4', 5)}"]

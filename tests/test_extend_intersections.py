@@ -451,3 +451,20 @@ def test_the_models_pace_note_comes_past_one_percent_of_24_fps(fps, noted):
     from motif_lite.request.clip_checks import _model_pace_note
 
     assert (_model_pace_note(fps, Audience.RUN_OR_PYTHON) is not None) is noted
+
+
+def test_a_batch_of_extensions_run_again_says_each_skipped_png_sequences_last_frame_as_it_was_made(
+    checkpoint, tmp_path, capsys
+):
+    # The skipped video's `output:` line counts its frames as the run that made it did: the clip's and the new part's
+    # (9 and 4 new: fox-1_000.png to fox-1_012.png), not the new part's 5 alone (to fox-1_004.png).
+    clip = make_clip(tmp_path / "clip.mp4")
+    run = ["-m", str(checkpoint), "-p", PROMPT, "--extend", str(clip), "--video-frames", "5", "--steps", "1", "-b",
+           "2", "-s", "5", "-o", str(tmp_path / "fox_%03d.png")]  # fmt: skip
+    code, out, err = run_cli(capsys, *run)
+    assert code == 0, err
+    made = [line for line in out.splitlines() if line.startswith("output: ")]
+    assert len(made) == 2 and "fox-1_012.png" in made[0], made
+    code, out, err = run_cli(capsys, *run)
+    assert code == 0 and err.count("already made with these settings") == 2, err
+    assert [line for line in out.splitlines() if line.startswith("output: ")] == made, out

@@ -2246,3 +2246,15 @@ def test_a_repo_the_cache_does_not_hold_gets_no_snapshot_note(no_network):
     with pytest.raises(MissingFilesError) as error:
         find_checkpoint("Org/Name", ["vae/config.json"], ["vae/*"])
     assert "Note:" not in str(error.value)
+
+
+def test_an_owners_dataset_named_as_a_web_pages_part_is_read_with_its_owner(no_network, tmp_path, monkeypatch):
+    # A dataset named tree (or blob, resolve) has a file page huggingface.co/datasets/owner/tree/blob/main/x.gguf
+    # that the owner-less page's pattern reads too, as the repo owner at the revision blob: owner/name is tried
+    # first.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        find_gguf("https://huggingface.co/datasets/owner/tree/blob/main/x.gguf")
+    folder = tmp_path / "tree"
+    assert "hf download owner/tree x.gguf --repo-type dataset " in str(error.value), error.value
+    assert str(error.value).endswith(f"--local-dir {folder}, then --gguf {folder}/x.gguf")

@@ -1630,3 +1630,28 @@ def test_a_preview_in_a_folder_this_process_may_not_enter_is_refused_with_that_f
             "the preview to another folder"
         )
         assert said == repr(MotifLiteError(expected)), said
+
+
+    finally:
+        closed.chmod(0o755)
+        shutil.rmtree(base)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_the_closed_folder_named_is_the_first_that_may_not_be_entered_not_one_that_may_not_be_read(tmp_path):
+    # A folder of mode 711 may be entered (x), not listed (r): the way goes on through it, so the folder named is
+    # the closed one below it; and where every folder may be entered, none is named.
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    unlisted, closed = base / "unlisted", base / "unlisted" / "closed"
+    try:
+        base.chmod(0o755)
+        (closed / "out").mkdir(parents=True)
+        closed.chmod(0o000)
+        unlisted.chmod(0o711)
+        said = _as_another_user(lambda: staging.closed_on_the_way(closed / "out" / "fox.mp4"))
+        assert said == repr(str(closed)), said
+    finally:
+        unlisted.chmod(0o755)
+        closed.chmod(0o755)
+        shutil.rmtree(base)
+    assert staging.closed_on_the_way(tmp_path / "fox.mp4") == "a folder above it"  # root enters them all

@@ -1541,3 +1541,15 @@ def test_a_missing_loras_did_you_mean_reads_what_is_a_file_from_the_folders_list
     with pytest.raises(LoRAError, match=re.escape(f"did you mean --lora {tmp_path / 'style-07.safetensors'}?")):
         lora_args([str(tmp_path / "style-07")])
     assert len([path for path in stats if str(path).endswith(".safetensors")]) < 10, stats
+
+
+def test_a_missing_lora_named_without_its_extension_is_told_that_file_though_its_name_holds_a_dot(
+    tmp_path, monkeypatch
+):
+    # `style.v2` is the name ComfyUI shows for style.v2.safetensors; read by its stem (`style`), it would be told
+    # style.safetensors, the other file beside it.
+    monkeypatch.chdir(tmp_path)
+    Path("style.safetensors").write_bytes(b"")
+    Path("style.v2.safetensors").write_bytes(b"")
+    with pytest.raises(LoRAError, match=re.escape("did you mean --lora style.v2.safetensors:0.8?")):
+        lora_args(["style.v2:0.8"])

@@ -331,3 +331,16 @@ def test_a_lora_folder_closed_while_the_server_runs_is_a_503_that_says_so(tmp_pa
     finally:
         closed.chmod(0o755)
         shutil.rmtree(base)
+
+
+def test_one_file_named_again_gives_its_names_positions_in_the_job_past_a_missing_name(tmp_path):
+    # A name that is no file of the folder is compared with none, but it keeps its place: the positions are the
+    # job's, which the refusal and a remix's message count by, not those among the names that are files.
+    from motif_lite.server.loras import one_file_named_again
+
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    _lora(folder / "style.safetensors")
+    (folder / "link.safetensors").symlink_to("style.safetensors")
+    loras = [("gone.safetensors", 1.0), ("style.safetensors", 0.5), ("link.safetensors", 0.5)]
+    assert one_file_named_again(loras, folder) == (1, 2)

@@ -1557,3 +1557,43 @@ def test_a_decode_only_resume_into_its_own_output_that_fails_names_that_output_i
     assert code == cli.EXIT_OUT_OF_MEMORY and f"decode them again with {command} (" in err, err
     assert cli.main([*shlex.split(command)[1:], "--device", "cpu"]) == 0  # as pasted
     assert (tmp_path / "other_008.png").is_file() and not (tmp_path / "out_000.png").exists()
+
+
+def test_a_finished_sampling_resumed_on_several_processes_is_not_said_to_load_the_vae_alone(pipe, tmp_path):
+    # Only in one process does --resume of a finished sampling decode with the VAE alone (`decode_finished_sampling`):
+    # with --gpus 2 each process loads the whole model, and the note points to motif-lite decode for less memory.
+    from motif_lite.cli.resume import resume_args
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out.mp4"), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
+    for gpus, alone in [([], True), (["--gpus", "2"], False)]:
+        argv = ["run", "--resume", str(path), *gpus]
+        args = cli.build_parser().parse_args(argv)
+        args.argv = argv  # as cli.main keeps it
+        _, notes = resume_args(args)
+        assert ("the decode only, with the VAE alone" in notes[0]) is alone, notes
+        assert ("the decode only (motif-lite decode" in notes[0]) is not alone, notes
+
+
+def test_a_clip_is_compared_by_checksum_only_where_the_file_keeps_one(tmp_path):
+    # A file of an older motif-lite keeps no clip_sha256: its clip cannot be told changed, and is not refused as such.
+    from types import SimpleNamespace
+
+    from motif_lite.cli.resume import _clip_changed
+    from motif_lite.io.image import image_sha256
+
+    clip = tmp_path / "clip.png"
+    PIL.Image.new("RGB", (32, 32), (200, 40, 40)).save(clip)
+    kept = image_sha256(clip)
+    for run, changed in [({}, False), ({"clip_sha256": kept}, False), ({"clip_sha256": "0" * 64}, True)]:
+        assert _clip_changed(SimpleNamespace(request={"extend": str(clip)}, run=run)) is changed, run
+
+
+def test_the_note_on_flags_unused_by_a_decode_says_is_of_one_and_are_of_several():
+    from motif_lite.cli.resume import _unused_for_the_decode
+
+    assert _unused_for_the_decode(frozenset()) == []
+    assert _unused_for_the_decode(frozenset({"lora"}))[0].startswith("every step is sampled, so --lora is not used: ")
+    said = _unused_for_the_decode(frozenset({"lora", "compile"}))[0]
+    assert said.startswith("every step is sampled, so --lora, --compile are not used: the VAE alone"), said
