@@ -1200,3 +1200,15 @@ def test_a_decode_that_finishes_a_resumed_run_says_its_output_last(tmp_path):
     lines = decoded_lines(job, tmp_path / "fox.mp4", 1.0, "resumed: the decode only")
     assert lines[0].startswith("done: 48x32, 5 frames, seed 3, decoded in 1.0s on cpu"), lines
     assert lines[1:] == ["resumed: the decode only", f"output: {described_output(tmp_path / 'fox.mp4', 5)}"]
+
+
+def test_a_runs_output_this_process_may_not_read_is_no_video_made(tmp_path, monkeypatch):
+    # A file at the run's output that cannot be read (its permissions) tells nothing of the video: not made, as for
+    # no file, rather than an OSError out of a later run's look at its earlier runs.
+    from types import SimpleNamespace
+
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("motif_lite.io.settings_file.read_settings", unreadable)
+    assert decoding.video_made(SimpleNamespace(output=tmp_path / "fox.mp4", video_metadata={})) is False
