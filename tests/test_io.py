@@ -1632,11 +1632,6 @@ def test_a_preview_in_a_folder_this_process_may_not_enter_is_refused_with_that_f
         assert said == repr(MotifLiteError(expected)), said
 
 
-    finally:
-        closed.chmod(0o755)
-        shutil.rmtree(base)
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
 def test_the_closed_folder_named_is_the_first_that_may_not_be_entered_not_one_that_may_not_be_read(tmp_path):
     # A folder of mode 711 may be entered (x), not listed (r): the way goes on through it, so the folder named is
