@@ -344,3 +344,41 @@ def test_one_file_named_again_gives_its_names_positions_in_the_job_past_a_missin
     (folder / "link.safetensors").symlink_to("style.safetensors")
     loras = [("gone.safetensors", 1.0), ("style.safetensors", 0.5), ("link.safetensors", 0.5)]
     assert one_file_named_again(loras, folder) == (1, 2)
+
+
+def test_a_queued_job_whose_lora_folder_closed_while_it_waited_fails_saying_so_not_that_it_no_longer_fits(
+    tmp_path, monkeypatch
+):
+    # The 503 of a --lora-dir closed while the job waited was wrapped as "this job no longer fits the server, which
+    # changed since it was queued": the job was blamed for the server's state, which its operator must put right.
+    from motif_lite.request import GenerationRequest
+    from motif_lite.server import loras
+    from motif_lite.server.app import ServerConfig
+    from motif_lite.server.job_record import FAILED, new_job_id
+    from motif_lite.server.jobs import JobStore
+    from motif_lite.server.schema import job_request_fields
+    from motif_lite.server.worker import NO_LONGER_FITS, Worker
+
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    _lora(folder / "style.safetensors")
+    store = JobStore(tmp_path / "data")
+    try:
+        worker = Worker(store, SimpleNamespace(), lambda line: None, lora_dir=folder,
+                        limits=ServerConfig("tiny", lora_dir=folder))  # fmt: skip
+        settings = job_request_fields(GenerationRequest("a fox", width=48, height=32, frames=5, seed=1))
+        job = store.add(new_job_id(), "tiny", settings, False, 10, loras=[("style.safetensors", 1.0)])
+
+        def closed(root: Path, name: str) -> Path:  # what `Path.is_file` raises under a folder it may not enter
+            raise PermissionError(13, "Permission denied", str(root / name))
+
+        monkeypatch.setattr(loras, "_folder_file", closed)
+        monkeypatch.setattr(loras, "unreachable_path", lambda exc: "the folder above cannot be entered")
+        with pytest.raises(ApiError) as refused:  # what a submission is told now
+            lora_files(job.loras, folder)
+        worker.run_job(store.claim_next())
+        failed = store.get(job.id)
+        assert refused.value.status == 503 and failed.status == FAILED, failed
+        assert failed.error_message == refused.value.message and NO_LONGER_FITS not in failed.error_message
+    finally:
+        store.close()

@@ -313,6 +313,8 @@ class Worker:
                 check_job_loras(job, self.pipe, self.limits)
         except ApiError as exc:
             self.store.state_path(job.id).unlink(missing_ok=True)
+            if exc.status >= 500:  # the server's state now (its --lora-dir closed while the job waited), not the job's
+                raise MotifLiteError(exc.message) from exc
             raise MotifLiteError(f"{NO_LONGER_FITS}: {exc.message}") from exc
 
     def _use_loras(self, job: Job) -> None:
