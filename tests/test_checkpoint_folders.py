@@ -846,3 +846,12 @@ def test_a_folder_without_a_cache_repo_is_no_hugging_face_cache(tmp_path):
 
     (tmp_path / "models--Org--Name").mkdir()  # no snapshots/: no repo of a cache
     assert hub_cache_fix(str(tmp_path)) is None and hub_cache_fix(str(tmp_path / "absent")) is None
+
+
+def test_a_complete_folder_with_a_stray_broken_link_is_no_problem_for_check(tiny, tmp_path, no_network):
+    # A link that no run reads (a notes file pointing at a share no longer mounted) made check call a complete
+    # checkpoint folder unusable, with a copy of it all again as the fix.
+    root = tmp_path / "ckpt"
+    shutil.copytree(tiny, root)
+    (root / "notes.txt").symlink_to(tmp_path / "unmounted" / "notes.txt")
+    assert not check_setup(root).problems, [f.line() for f in check_setup(root).problems]

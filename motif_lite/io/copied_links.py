@@ -34,8 +34,17 @@ def _entries(root: Path) -> list[Path]:
 
 
 def dangling_links(root: Path) -> list[Path]:
-    """The symbolic links in `root` and its folders whose target is not there, sorted."""
-    return sorted(path for path in _entries(root) if path.is_symlink() and not path.exists())
+    """The symbolic links in `root` and its folders into a cache's blobs/ folder whose target is not there, sorted.
+    A broken link of any other kind (a notes file on a share no longer mounted) is none of a cache snapshot's: a
+    complete checkpoint folder holding one was called unusable by `motif-lite check`."""
+    return sorted(path for path in _entries(root) if path.is_symlink() and not path.exists() and _into_blobs(path))
+
+
+def _into_blobs(link: Path) -> bool:
+    try:
+        return "blobs" in Path(os.readlink(link)).parts
+    except OSError:
+        return False
 
 
 def dangling_links_problem(root: Path) -> tuple[str, str] | None:
