@@ -49,3 +49,19 @@ def test_transformers_offline_alone_is_named_as_the_variable_to_unset(no_network
     with pytest.raises(MissingFilesError) as error:
         find_checkpoint("Org/Name", ["vae/config.json"], ["vae/*"])
     assert f"({OFFLINE_SET})" in str(error.value) and "unset HF_HUB_OFFLINE and" in str(error.value)
+
+
+def test_with_both_offline_variables_set_both_are_named_to_unset(no_network, monkeypatch):
+    # "unset HF_HUB_OFFLINE" alone left TRANSFORMERS_OFFLINE=1, which huggingface_hub then reads: still offline.
+    from motif_lite.io.checkpoint_source import find_checkpoint
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "yes")
+    with pytest.raises(MissingFilesError) as error:
+        find_checkpoint("Org/Name", ["vae/config.json"], ["vae/*"])
+    message = str(error.value)
+    assert "With a network here, unset HF_HUB_OFFLINE and unset TRANSFORMERS_OFFLINE and run again" in message
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")  # not turning anything off: not named
+    with pytest.raises(MissingFilesError) as error:
+        find_checkpoint("Org/Name", ["vae/config.json"], ["vae/*"])
+    assert "unset HF_HUB_OFFLINE and run again" in str(error.value), str(error.value)

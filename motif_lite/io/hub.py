@@ -56,6 +56,17 @@ def offline_set() -> str:
     return OFFLINE_SET
 
 
+def offline_variables() -> list[str]:
+    """The variables to unset for huggingface_hub to download again: each of HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE
+    set to a true value. With both set, "unset HF_HUB_OFFLINE" alone left TRANSFORMERS_OFFLINE=1 turning the
+    downloads off, which huggingface_hub reads once HF_HUB_OFFLINE is unset."""
+    return [name for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if _true(os.environ.get(name, ""))]
+
+
+def _true(value: str) -> bool:
+    return value.upper() in {"1", "ON", "YES", "TRUE"}  # huggingface_hub.constants' true values
+
+
 # Where the advice moves the cache to, as an example path (POSIX, Windows): `shell_syntax.variable_set`'s words.
 _BIG_CACHE = ("/big/disk/hf-cache", r"D:\hf-cache")
 _OTHER_CACHE = ("/other/disk/hf-cache", r"D:\hf-cache")

@@ -15,7 +15,13 @@ from huggingface_hub import constants
 
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.errors import CheckpointError, both_spellings
-from motif_lite.io.hub import OFFLINE_SET, TRANSFORMERS_OFFLINE_SET, homeless_cache, stray_snapshots_note
+from motif_lite.io.hub import (
+    OFFLINE_SET,
+    TRANSFORMERS_OFFLINE_SET,
+    homeless_cache,
+    offline_variables,
+    stray_snapshots_note,
+)
 from motif_lite.shell_syntax import pattern_quoted, quoted, variable_unset
 
 
@@ -113,10 +119,11 @@ class MissingFilesError(CheckpointError):
                     lines.append(f"Note: {homeless}.")
             offline = [item.reason for item in hub if item.reason in (OFFLINE_SET, TRANSFORMERS_OFFLINE_SET)]
             if offline:  # e.g. set by a notebook, on a connected machine
-                variable = offline[0].split("=", 1)[0]  # the one that is set: unsetting the other changes nothing
-                lines.append(
-                    f"With a network here, {variable_unset(variable)} and run again: they then download themselves."
-                )
+                # Every one that is set: unsetting one leaves the other turning the downloads off. The reason's
+                # own where the environment no longer says (the error made before a change to it).
+                names = offline_variables() or [offline[0].split("=", 1)[0]]
+                unset = " and ".join(variable_unset(name) for name in names)
+                lines.append(f"With a network here, {unset} and run again: they then download themselves.")
             lines.append("Download them (on a machine with network access if this one has none):")
             lines += [f"  {item.command()}" for item in self.missing]
             lines.append("(older huggingface_hub: `huggingface-cli download` takes the same arguments), then run:")
