@@ -1372,3 +1372,12 @@ def test_systemd_is_told_ready_once_jobs_run_and_stopping_when_the_server_stops(
         assert listener.recv(64) == b"STOPPING=1"
     finally:
         listener.close()
+
+
+def test_a_notify_socket_that_cannot_be_reached_is_said_in_the_log(pipe, tmp_path, monkeypatch):
+    # Ignored in silence, a unit of Type=notify killed the server at its TimeoutStartSec with nothing said.
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "no-such-socket"))
+    with InProcessServer(pipe, tmp_path / "data") as server:
+        assert server.request("GET", "/health")[0] == 200
+    said = [line for line in server.log if line.startswith("systemd was not told")]
+    assert said and said[0].startswith(f"systemd was not told READY=1: its NOTIFY_SOCKET {tmp_path}"), server.log

@@ -105,7 +105,7 @@ class VideoServer:
                 self.worker.start(
                     f"ready: the model loaded in {time.monotonic() - started:.1f} s; jobs run from now on"
                 )
-                notify_service_manager(READY)  # systemd's Type=notify counts the start as done from here
+                self._notify_service_manager(READY)  # systemd's Type=notify counts the start as done from here
             # Until stop(); a timeout, so that Ctrl-C is seen at once on every platform. An event, not http.join():
             # Python 3.11's join, interrupted by Ctrl-C, marks a thread that still runs as ended, and the process
             # then exited while uvicorn was shutting down, its thread cut off in the middle of a traceback.
@@ -117,7 +117,7 @@ class VideoServer:
             interrupted = True
             raise
         finally:
-            notify_service_manager(STOPPING)
+            self._notify_service_manager(STOPPING)
             self.stop()  # the HTTP side first, then the running job at its next step
             # Bounded: a stop signal raised in this thread in the middle of an import (while the model loads) can
             # leave that module's import lock held, and an HTTP thread importing the same module then waits on it
@@ -137,6 +137,10 @@ class VideoServer:
             )
         if http_failed:
             raise MotifLiteError("the server stopped: its HTTP side ended on its own (its error is above)")
+
+    def _notify_service_manager(self, state: str) -> None:
+        if (unreached := notify_service_manager(state)) is not None:
+            self.log(unreached)
 
     def _wait_for_http_start(self, http_ended: threading.Event) -> bool:
         """Wait until uvicorn has started (at most `HTTP_START_WAIT`), so that the model loads once its thread is

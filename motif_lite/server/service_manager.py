@@ -7,7 +7,6 @@ systemd killed the server as a start that timed out (TimeoutStartSec, 90 s by de
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 
@@ -17,14 +16,19 @@ READY = "READY=1"
 STOPPING = "STOPPING=1"
 
 
-def notify_service_manager(state: str) -> None:
+def notify_service_manager(state: str) -> str | None:
     """Send `state` to the service manager named by `$NOTIFY_SOCKET`; nothing where it names none (not under
-    systemd, or a unit of another type). A socket that cannot be reached is not the server's failure: ignored."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address or not hasattr(socket, "AF_UNIX"):
-        return
-    if address.startswith("@"):  # an abstract socket: its name starts with a zero byte
-        address = "\0" + address[1:]
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(address)
-        sock.sendall(state.encode())
+    systemd, or a unit of another type). A socket that cannot be reached is not the server's failure, but it is
+    said: -> a line for the log saying so, else None. Silent, a unit of Type=notify killed the server at its
+    TimeoutStartSec with nothing in the log to say why."""
+    named = os.environ.get("NOTIFY_SOCKET")
+    if not named or not hasattr(socket, "AF_UNIX"):
+        return None
+    address = "\0" + named[1:] if named.startswith("@") else named  # `@name`: an abstract socket, a zero byte first
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as exc:
+        return f"systemd was not told {state}: its NOTIFY_SOCKET {named} could not be reached ({exc.strerror or exc})"
+    return None
