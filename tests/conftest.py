@@ -223,3 +223,19 @@ def temp_dir(tmp_path, monkeypatch) -> Path:
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
+
+
+# The host memory available to the plans of a test that takes `roomy_host`: a figure of its own, not this machine's.
+# Each plan reads the memory available now (`planner.available_ram`): where a plan's host peak is above it, streamed
+# blocks get staging buffers instead of page-locked homes (another host peak) and the plan warns. On a loaded machine
+# that figure moves from one run of a test to the next, and with it the plan the test compares. The host's own plans
+# are tested in tests/test_planner.py and tests/test_platforms.py.
+ROOMY_HOST_BYTES = 256 * 2**30
+
+
+@pytest.fixture
+def roomy_host(monkeypatch) -> None:
+    """Every plan the test makes sees a host with `ROOMY_HOST_BYTES` available, whatever this machine has."""
+    from motif_lite.runtime import planner
+
+    monkeypatch.setattr(planner, "available_ram", lambda: ROOMY_HOST_BYTES)
