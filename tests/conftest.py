@@ -225,11 +225,12 @@ def temp_dir(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-# The host memory available to the plans of a test that takes `roomy_host`: a figure of its own, not this machine's.
-# Each plan reads the memory available now (`planner.available_ram`): where a plan's host peak is above it, streamed
-# blocks get staging buffers instead of page-locked homes (another host peak) and the plan warns. On a loaded machine
-# that figure moves from one run of a test to the next, and with it the plan the test compares. The host's own plans
-# are tested in tests/test_planner.py and tests/test_platforms.py.
+# The host memory available to every test's plans: a figure of its own, not this machine's. Each plan reads the
+# memory available now (`planner.available_ram`): where a plan's host peak is above it, streamed blocks get staging
+# buffers instead of page-locked homes (another host peak) and the plan warns. On a loaded machine that figure moves
+# from one run of a test to the next, and with it the plan the test compares. A test of the choices made by the memory
+# available patches `planner.available_ram` itself (its patch comes after this one) or passes figures of its own
+# (`plan_host`'s available_bytes, as tests/test_planner.py and tests/test_platforms.py do).
 ROOMY_HOST_BYTES = 256 * 2**30
 
 
@@ -239,3 +240,8 @@ def roomy_host(monkeypatch) -> None:
     from motif_lite.runtime import planner
 
     monkeypatch.setattr(planner, "available_ram", lambda: ROOMY_HOST_BYTES)
+
+
+@pytest.fixture(autouse=True)
+def _plans_see_a_roomy_host(roomy_host) -> None:
+    """Every test's plans see `roomy_host`, not this machine's available memory, which moves with its load."""

@@ -1760,19 +1760,11 @@ def test_the_sampling_after_which_a_run_saves_before_its_decode_is_the_codes():
             assert (1.0 if minute else float(number)) * 60 == SAVE_FINAL_STATE_AFTER_SECONDS, (page, minute or number)
 
 
-# The host memory available to this file's plans: a figure of their own, not this machine's. Each plan reads the memory
-# available now (`planner.available_ram`) and gives streamed blocks page-locked homes only where they fit it: on a
-# loaded machine (2 cores, five test runs beside it) the 6 GB row of docs/memory.md's table was planned with staging
-# buffers one run in several, a host peak of 12.66 GiB for the table's 12.82, and passed alone.
-@pytest.fixture(autouse=True)
-def _plans_see_a_roomy_host(roomy_host) -> None:
-    """Every plan of this file sees conftest's roomy host (`roomy_host`), whatever this machine has available."""
-
-
 def test_the_6_8_gb_table_holds_on_a_small_loaded_machine(no_network, no_weights, capsys, monkeypatch):
-    # The table is for a host with each row's host peak available (docs/memory.md says so): this file's plans see
-    # one, also in a container whose memory other processes take (`host_memory.available_ram` reads it through
-    # `memory_limit`), where the 6 GB row's blocks were staged by the machine's memory, not the code's.
+    # The table is for a host with each row's host peak available (docs/memory.md says so): the tests' plans see
+    # one (conftest's `roomy_host`), also in a container whose memory other processes take
+    # (`host_memory.available_ram` reads it through `memory_limit`), where the 6 GB row's blocks were staged by the
+    # machine's memory, not the code's.
     import itertools
 
     from motif_lite.runtime import host_memory

@@ -1179,3 +1179,19 @@ def test_the_sizes_advised_are_never_below_the_smallest_advised_nor_a_side_below
 
     named = re.search(r"At this budget (\d+)x(\d+)x5 fits\.", what_fits(small_area, 1280, 16, 5, VAE, 16))
     assert named is not None and min(int(named[1]), int(named[2])) >= 16
+
+
+def test_streamed_blocks_are_page_locked_on_a_small_loaded_machine(monkeypatch):
+    # The tests' plans see a host of their own (conftest's `roomy_host`): in a container with 8 GiB left, which other
+    # processes take another GiB of at each reading, the roomy plan of the test above had its blocks staged by the
+    # machine, not the code.
+    import itertools
+
+    from motif_lite.runtime import host_memory
+    from motif_lite.runtime.memory_limit import MemoryLimit
+
+    taken = itertools.count(16)
+    monkeypatch.setattr(host_memory, "memory_limit", lambda: MemoryLimit(24 * GiB, next(taken) * GiB, version=2))
+    assert host_memory.available_ram() <= 8 * GiB  # this machine, as the plans would read it unpatched
+    roomy = plan(832, 480, 121, 3, weights=BF16, ram_budget_bytes=64 * GiB)
+    assert roomy.resident_blocks is not None and roomy.host.pinned_blocks is True, roomy.describe()

@@ -42,20 +42,10 @@ from motif_lite.weights.gguf_file import read_gguf
 CHECKPOINT_PATTERNS = "text_encoder/*, tokenizer/*, vae/*, transformer/config.json, model_index.json, scheduler/*, "
 CHECKPOINT_PATTERNS += "guider/*, feature_extractor/*"
 
-# The host memory available to this file's plans: a figure of their own, not this machine's. Each plan reads the memory
-# available now (`planner.available_ram`) and warns where its run needs more: Pascal's fp32 plans need about 18.6 GiB,
-# bf16 ones about 14.6 GiB. On a smaller or loaded machine that warning came among the GPU warnings these tests compare
-# or forbid, with a figure that moved as other processes took memory between two plans ("more than the 18.58 GiB
-# available now" in one, 18.59 in the other): the tests failed by the machine's memory, not the code's. The host's own
-# plans are tested in tests/test_planner.py and tests/test_platforms.py.
-ROOMY_HOST_BYTES = 256 * 2**30
-
-
-@pytest.fixture(autouse=True)
-def roomy_host(monkeypatch) -> None:
-    from motif_lite.runtime import planner
-
-    monkeypatch.setattr(planner, "available_ram", lambda: ROOMY_HOST_BYTES)
+# Pascal's fp32 plans need about 18.6 GiB of host memory, bf16 ones about 14.6 GiB: on this machine's available
+# memory, which moved between two plans, their warning came among the GPU warnings these tests compare or forbid. The
+# plans see conftest's `roomy_host` instead (every test's); the host's own plans are tested in tests/test_planner.py
+# and tests/test_platforms.py.
 
 
 @pytest.fixture(scope="module")
