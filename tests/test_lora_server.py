@@ -382,3 +382,37 @@ def test_a_queued_job_whose_lora_folder_closed_while_it_waited_fails_saying_so_n
         assert failed.error_message == refused.value.message and NO_LONGER_FITS not in failed.error_message
     finally:
         store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_a_lora_file_the_server_may_not_read_is_a_503_for_its_operator(monkeypatch):
+    # A LoRA file of mode 000 in an open --lora-dir passed the name check; reading it, safetensors said "No such
+    # file or directory", and the job was told its file is no readable safetensors LoRA: the client was blamed for
+    # the file's permissions, which only the operator can put right.
+    from another_user import as_another_user
+
+    from motif_lite import preflight
+    from motif_lite.server.loras import check_loras_fit
+    from motif_lite.weights.lora import check_lora_file
+
+    # Only the file's reading is tested: no transformer is built to check its layers against.
+    monkeypatch.setattr(preflight, "check_loras", lambda specs, sources: [check_lora_file(s) for s in specs])
+    base = Path(tempfile.mkdtemp(prefix="motif-lite-test-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        _lora(base / "style.safetensors").chmod(0o000)
+
+        def refusal() -> tuple:
+            try:
+                check_loras_fit(
+                    SimpleNamespace(sources="at hand"), lora_files([("style.safetensors", 1.0)], base), base
+                )
+            except ApiError as exc:
+                return exc.status, exc.code, exc.message
+            return ("no refusal",)
+
+        said = as_another_user(refusal)
+        assert said.startswith("(503, 'lora_folder_unreachable', \"'style.safetensors' of this server's LoRA"), said
+        assert "the server's user may not read it" in said and str(base) not in said, said
+    finally:
+        shutil.rmtree(base)

@@ -202,13 +202,18 @@ def check_loras_fit(pipe: MotifVideoPipeline, files: list[tuple[Path, float]], f
     such job, not kept: on the 2B layout that took 0.1-0.2 s (measured on two busy CPU cores), in the submit thread,
     next to a job of minutes. -> the files read (none where there is nothing to check)."""
     from motif_lite.preflight import check_loras
-    from motif_lite.weights.lora_errors import LoRAError, PackedDiffError
+    from motif_lite.weights.lora_errors import LoRAError, PackedDiffError, UnreadableLoRAError
     from motif_lite.weights.lora_specs import lora_specs
 
     if not files or folder is None or getattr(pipe, "sources", None) is None:  # not from load_pipeline: no switch
         return []
     try:
         return check_loras(lora_specs(files), pipe.sources)
+    except UnreadableLoRAError as exc:  # the file's permissions: its operator's to put right, not the client's
+        raise ApiError(503, f"{without_folder(str(exc.path), folder)!r} of this server's LoRA folder "
+                       "(--lora-dir) cannot be read now: the server's user may not read it; its operator must give "
+                       "that user read permission, then send the job again", "loras",
+                       "lora_folder_unreachable") from None  # fmt: skip
     except PackedDiffError as exc:  # its advice (leave out --gguf) is the operator's flags, not the client's
         _refuse(without_folder(exc.for_a_client(), folder))
     except LoRAError as exc:

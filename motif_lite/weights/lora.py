@@ -45,7 +45,7 @@ from motif_lite.io.file_kinds import PICKLE_SUFFIXES, file_kind, starts_as_gguf
 from motif_lite.shell_syntax import quoted
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
-from motif_lite.weights.lora_errors import EDITED, MERGE_IT, LoRAError, PackedDiffError
+from motif_lite.weights.lora_errors import EDITED, MERGE_IT, LoRAError, PackedDiffError, UnreadableLoRAError
 from motif_lite.weights.lora_parts import (
     LYCORIS_PARTS,
     check_finite,
@@ -346,6 +346,16 @@ def _opened_lora(path: Path) -> Iterator[Any]:
     pickle, a GGUF, a web page, ...), here or while the block reads it, as a `LoRAError` saying what it is."""
     if not path.is_file():
         raise LoRAError(f"LoRA file not found: {path}")
+    # safetensors words a file it may not open as "No such file or directory": said as what it is, a file this user
+    # may not read (a server's job was told the file it names is no readable safetensors LoRA).
+    try:
+        path.open("rb").close()
+    except PermissionError:
+        raise UnreadableLoRAError(
+            path,
+            f"{path} cannot be read: this process's user may not read it (its permissions); give that user read "
+            f"permission (chmod a+r {quoted(str(path))}), or run as a user that may",
+        ) from None
     try:
         with safe_open(str(path), framework="pt") as f:
             yield f

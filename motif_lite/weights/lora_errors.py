@@ -21,6 +21,15 @@ class LoRAError(MotifLiteError, ValueError):
     """A LoRA file cannot be read or does not fit the transformer."""
 
 
+class UnreadableLoRAError(LoRAError):
+    """A LoRA file there that this process's user may not read (its permissions): whoever owns the file must let
+    it, not pick another LoRA (a server answers 503, its operator's to fix)."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
 # What a `PackedDiffError` says before the caller that knows how the run packs its weights names it.
 _ANY_PACKING = "which this run holds quantized (a GGUF's packed tensor, a --quantize recipe's, or an fp8 file's)"
 _ANY_PACKING_ADVICE = "run it on the bf16/fp16 safetensors transformer (no GGUF, no --quantize, not an fp8 file)"
