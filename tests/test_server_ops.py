@@ -1381,3 +1381,24 @@ def test_a_notify_socket_that_cannot_be_reached_is_said_in_the_log(pipe, tmp_pat
         assert server.request("GET", "/health")[0] == 200
     said = [line for line in server.log if line.startswith("systemd was not told")]
     assert said and said[0].startswith(f"systemd was not told READY=1: its NOTIFY_SOCKET {tmp_path}"), server.log
+
+
+def test_the_notify_socket_is_taken_out_of_the_environment_and_still_told_ready_and_stopping(
+    pipe, tmp_path, monkeypatch
+):
+    # NOTIFY_SOCKET stayed in the environment, inherited by every process the server starts (ffmpeg, compiler
+    # probes, inductor workers); systemd advises taking it out once read. The address is kept for STOPPING.
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"motif-lite-test-{os.getpid()}-{time.monotonic_ns()}"
+    listener.bind("\0" + name)
+    listener.settimeout(30)
+    monkeypatch.setenv("NOTIFY_SOCKET", f"@{name}")
+    try:
+        with InProcessServer(pipe, tmp_path / "data"):
+            assert listener.recv(64) == b"READY=1"
+            assert "NOTIFY_SOCKET" not in os.environ
+        assert listener.recv(64) == b"STOPPING=1"
+    finally:
+        listener.close()

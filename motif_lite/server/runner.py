@@ -20,7 +20,7 @@ from motif_lite.encoders.text import tokenizer_notes_said_once
 from motif_lite.errors import MotifLiteError
 from motif_lite.server.app import ServerConfig, ServerState, create_app
 from motif_lite.server.jobs import JobStore
-from motif_lite.server.service_manager import READY, STOPPING, notify_service_manager
+from motif_lite.server.service_manager import READY, STOPPING, notify_service_manager, take_notify_socket
 from motif_lite.server.worker import Worker, write_thumbnail
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class VideoServer:
         for job_id, why in self.recovered.refused:
             self.log(f"{job_id}: failed: {why}")
         self.worker: Worker | None = None  # from the moment the model has loaded
+        self._notify_socket: str | None = None  # systemd's, taken out of the environment as the server starts
         self.worker_failure: str | None = None  # why the worker stopped on its own, which stops the server
         self.stop_signal: int | None = None  # the first stop signal (SIGTERM, ...) that stopped the server
         self.state = ServerState(config)
@@ -86,6 +87,7 @@ class VideoServer:
         # then fails on it, and says why.
         with contextlib.suppress(OSError):
             self.state.listening_on = sock.getsockname()[0]
+        self._notify_socket = take_notify_socket()  # before the load, which may start processes of its own
         http_ended = threading.Event()
         http = threading.Thread(target=self._run_http, args=(sock, http_ended), name="motif-lite-http", daemon=True)
         http.start()
@@ -139,7 +141,7 @@ class VideoServer:
             raise MotifLiteError("the server stopped: its HTTP side ended on its own (its error is above)")
 
     def _notify_service_manager(self, state: str) -> None:
-        if (unreached := notify_service_manager(state)) is not None:
+        if (unreached := notify_service_manager(state, self._notify_socket)) is not None:
             self.log(unreached)
 
     def _wait_for_http_start(self, http_ended: threading.Event) -> bool:

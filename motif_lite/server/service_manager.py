@@ -16,12 +16,18 @@ READY = "READY=1"
 STOPPING = "STOPPING=1"
 
 
-def notify_service_manager(state: str) -> str | None:
-    """Send `state` to the service manager named by `$NOTIFY_SOCKET`; nothing where it names none (not under
+def take_notify_socket() -> str | None:
+    """`$NOTIFY_SOCKET`, taken out of this process's environment (None where it is not set), as systemd advises:
+    the processes the server starts (ffmpeg, compiler probes, inductor workers) inherited it, and one of them could
+    speak for the server. Taken once, before the model loads; the address is kept for READY and STOPPING."""
+    return os.environ.pop("NOTIFY_SOCKET", None)
+
+
+def notify_service_manager(state: str, named: str | None) -> str | None:
+    """Send `state` to the service manager at `named` (`take_notify_socket`); nothing where it is None (not under
     systemd, or a unit of another type). A socket that cannot be reached is not the server's failure, but it is
     said: -> a line for the log saying so, else None. Silent, a unit of Type=notify killed the server at its
     TimeoutStartSec with nothing in the log to say why."""
-    named = os.environ.get("NOTIFY_SOCKET")
     if not named or not hasattr(socket, "AF_UNIX"):
         return None
     address = "\0" + named[1:] if named.startswith("@") else named  # `@name`: an abstract socket, a zero byte first
