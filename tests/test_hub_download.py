@@ -2234,7 +2234,8 @@ def test_a_cached_repo_whose_refs_main_leads_nowhere_names_the_snapshot_it_holds
         else f"it has no refs/main (a copy without {repo / 'refs'})"
     )
     assert f"Note: the cache holds Org/Name but {why}" in said, said
-    assert f"it holds snapshots/{held.name}: pass a snapshot's folder, -m {held}, or write" in said
+    assert f"it holds snapshots/{held.name}: make refs/main name it: " in said
+    assert f"printf '%s' {held.name} > {repo / 'refs' / 'main'}, or pass a snapshot's folder, -m {held}" in said
     assert find_checkpoint(str(held), required) == held  # the folder the note names is a checkpoint
     from motif_lite.checkup import check_setup
 
@@ -2258,3 +2259,31 @@ def test_an_owners_dataset_named_as_a_web_pages_part_is_read_with_its_owner(no_n
     folder = tmp_path / "tree"
     assert "hf download owner/tree x.gguf --repo-type dataset " in str(error.value), error.value
     assert str(error.value).endswith(f"--local-dir {folder}, then --gguf {folder}/x.gguf")
+
+
+def test_a_stray_snapshot_note_gives_the_command_that_makes_refs_main_name_the_newest_snapshot(
+    checkpoint, no_network, monkeypatch
+):
+    # The note said to "write the snapshot's name into refs/main", no command to type, with the last snapshot by
+    # name as its example, not the newest; and a read-only copied cache, which cannot take it, was told the same.
+    import os
+    import subprocess
+
+    from motif_lite.io import hub
+
+    repo = no_network / "models--Org--Name"
+    newest, older = repo / "snapshots" / ("b" * 40), repo / "snapshots" / ("c" * 40)  # the older last by name
+    for snapshot, written in ((older, 1_000_000), (newest, 2_000_000)):
+        shutil.copytree(checkpoint, snapshot)
+        os.utime(snapshot, (written, written))
+    note = hub.stray_snapshots_note("Org/Name")
+    command = note.split("make refs/main name it: ")[1].split(", or pass")[0]
+    assert note.endswith(f"or pass a snapshot's folder, -m {newest}"), note
+    subprocess.run(["bash", "-c", command], check=True)  # as a user would paste it
+    assert hub.cached_snapshot("Org/Name") == newest and hub.stray_snapshots_note("Org/Name") is None
+    # A read-only cache: the flag first, the command for a user who may write it.
+    (repo / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setattr(hub.os, "access", lambda path, mode: mode != os.W_OK)
+    note = hub.stray_snapshots_note("Org/Name")
+    said = f"pass a snapshot's folder, -m {newest} (this user may not write the cache), or, as a user who may, make"
+    assert said in note, note

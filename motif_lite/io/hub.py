@@ -345,20 +345,28 @@ def stray_snapshots_note(repo_id: str, flag: str = "-m") -> str | None:
     folder = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
     if cached_snapshot(repo_id) is not None or not (folder / "snapshots").is_dir():
         return None
-    snapshots = sorted(path.name for path in (folder / "snapshots").iterdir() if path.is_dir())
-    if not snapshots:
+    found = [path for path in (folder / "snapshots").iterdir() if path.is_dir()]
+    if not found:
         return None
+    snapshots = sorted(path.name for path in found)
     ref = folder / "refs" / "main"
     if ref.is_file():
         why = f"its refs/main names snapshot {ref.read_text().strip()}, which is not in {folder / 'snapshots'}"
     else:
         why = f"it has no refs/main (a copy without {folder / 'refs'})"
     held = f"snapshots/{snapshots[0]}" if len(snapshots) == 1 else f"snapshots {', '.join(snapshots)}"
-    example = quoted(str(folder / "snapshots" / snapshots[-1]))
-    return (
-        f"the cache holds {repo_id} but {why}; it holds {held}: pass a snapshot's folder, {flag} {example}, or "
-        f"write the snapshot's name into {ref}"
-    )
+    # The newest one (last written) as the example, likely the one the cache used last; the last by name is any.
+    newest = max(found, key=lambda path: path.stat().st_mtime)
+    use = f"pass a snapshot's folder, {flag} {quoted(str(newest))}"
+    make_refs = "" if ref.parent.is_dir() else f"mkdir {quoted(str(ref.parent))} && "
+    write = f"make refs/main name it: {make_refs}printf '%s' {newest.name} > {quoted(str(ref))}"
+    written = next(path for path in (ref, ref.parent, folder) if path.exists())  # what the command writes into
+    if not os.access(written, os.W_OK):  # a read-only copy: the flag is the way this user has
+        return (
+            f"the cache holds {repo_id} but {why}; it holds {held}: {use} (this user may not write the cache), or, "
+            f"as a user who may, {write}"
+        )
+    return f"the cache holds {repo_id} but {why}; it holds {held}: {write}, or {use}"
 
 
 def cached_spelling(repo_id: str) -> str:
