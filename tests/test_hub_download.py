@@ -2287,3 +2287,19 @@ def test_a_stray_snapshot_note_gives_the_command_that_makes_refs_main_name_the_n
     note = hub.stray_snapshots_note("Org/Name")
     said = f"pass a snapshot's folder, -m {newest} (this user may not write the cache), or, as a user who may, make"
     assert said in note, note
+
+
+def test_a_stray_snapshot_notes_command_writes_a_snapshot_name_with_a_space_and_a_quote_whole(checkpoint, no_network):
+    # The snapshot's name went into the printf command unquoted: pasted, `printf '%s' it's mine` was a shell error,
+    # and a name with a space alone was written without it (printf reused its format), naming no snapshot again.
+    # A copied or hand-made cache, the only kind this note is for, may name its snapshot folders anything.
+    import subprocess
+
+    from motif_lite.io import hub
+
+    snapshot = no_network / "models--Org--Name" / "snapshots" / "it's mine"
+    shutil.copytree(checkpoint, snapshot)
+    note = hub.stray_snapshots_note("Org/Name")
+    command = note.split("make refs/main name it: ")[1].split(", or pass")[0]
+    subprocess.run(["bash", "-c", command], check=True)  # as a user would paste it
+    assert hub.cached_snapshot("Org/Name") == snapshot and hub.stray_snapshots_note("Org/Name") is None

@@ -359,7 +359,7 @@ def stray_snapshots_note(repo_id: str, flag: str = "-m") -> str | None:
     newest = max(found, key=lambda path: path.stat().st_mtime)
     use = f"pass a snapshot's folder, {flag} {quoted(str(newest))}"
     make_refs = "" if ref.parent.is_dir() else f"mkdir {quoted(str(ref.parent))} && "
-    write = f"make refs/main name it: {make_refs}printf '%s' {newest.name} > {quoted(str(ref))}"
+    write = f"make refs/main name it: {make_refs}printf '%s' {quoted(newest.name)} > {quoted(str(ref))}"
     written = next(path for path in (ref, ref.parent, folder) if path.exists())  # what the command writes into
     if not os.access(written, os.W_OK):  # a read-only copy: the flag is the way this user has
         return (
