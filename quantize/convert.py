@@ -21,8 +21,15 @@ from tqdm import tqdm
 
 from motif_lite.errors import CheckpointError, ConfigError, MotifLiteError
 from motif_lite.io.output_claims import unused_path
-from motif_lite.io.staging import free_bytes, out_of_space, output_folder_problem, replace_or_beside
+from motif_lite.io.staging import (
+    free_bytes,
+    out_of_space,
+    output_folder_problem,
+    replace_or_beside,
+    unreachable_path,
+)
 from motif_lite.paths import make_folder_command, user_path, windows_name_problem, windows_path_problem
+from motif_lite.shell_syntax import quoted
 from motif_lite.units import file_size
 from motif_lite.version import VERSION
 from motif_lite.weights.gguf_file import QUANTIZE_TYPE_KEY, QUANTIZER_VERSION_KEY
@@ -210,10 +217,10 @@ def quantize_checkpoint(
             writer.close()
             # as a run keeps its video: where `out` is held open (a run or server reading it), a name beside it
             written, not_replaced = replace_or_beside(tmp, out, unused_path, "another program has open")
-    except BaseException:
+    except BaseException as stopped:
         if writer is not None:
             writer.close()
-        tmp.unlink(missing_ok=True)
+        _remove_partial(tmp, out, stopped)
         raise
     finally:
         if claim is not None:
@@ -222,6 +229,22 @@ def quantize_checkpoint(
     summary.from_gguf = source.is_gguf
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _remove_partial(tmp: Path, out: Path, stopped: BaseException) -> None:
+    """Remove the partial `tmp` of a run that `stopped`. Where it cannot be (its folder closed, chmod 000, during the
+    work), an error that says `out` was not written and that `tmp` is left, for an error of the work; the stop itself
+    for Ctrl-C and the stop signals, which say that `out` was not written."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        if not isinstance(stopped, Exception):
+            return
+        reason = unreachable_path(exc) or f"{tmp}: {exc.strerror or exc}"
+        raise OutputError(
+            f"{out} was not written: {reason}; its partial file is left there: remove it once it can be reached "
+            f"(rm {quoted(tmp)})"
+        ) from None
 
 
 def check_output(

@@ -1703,3 +1703,47 @@ def test_a_source_or_output_under_a_folder_this_process_may_not_enter_is_refused
         refusal = f"this process may not enter {closed} (it needs x, search permission there): give this user"
         assert said.startswith("(2, ") and "Traceback" not in said, said
         assert re.search(rf"error: {re.escape(str(closed))}/\S* cannot be reached: {re.escape(refusal)}", said), said
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_an_output_folder_closed_during_the_work_says_out_was_not_written(checkpoint):
+    # The folder of -o closed (chmod 000) while the tensors were written: the final rename, and the removal of
+    # OUT.tmp, failed under it, and the error said only that OUT.tmp "cannot be reached", not that OUT was not written.
+    import contextlib
+    import io
+
+    from another_user import as_another_user, folder_closed_to_others
+
+    import motif_lite.quantize.convert as convert
+
+    with folder_closed_to_others("in", base_mode=0o777) as (base, _):
+        source = base / "ckpt"
+        shutil.copytree(checkpoint, source)
+        for folder, _, files in os.walk(source):
+            os.chmod(folder, 0o755)
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o644)
+        mine = base / "mine"
+        out = mine / "out.gguf"
+
+        def quantize() -> tuple[int, str, list[str]]:
+            mine.mkdir()  # the other user's: it may close it
+            rename = convert.replace_or_beside
+
+            def close_then_rename(*args, **kwargs):
+                mine.chmod(0o000)
+                return rename(*args, **kwargs)
+
+            convert.replace_or_beside = close_then_rename
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main([str(source), "-o", str(out), "--type", "Q8_0"])
+            mine.chmod(0o755)
+            return code, err.getvalue(), sorted(os.listdir(mine))
+
+        said = as_another_user(quantize)
+        assert said.startswith("(2, ") and "Traceback" not in said, said
+        assert f"error: {out} was not written: {out}.tmp cannot be reached: this process may not enter {mine} " in said
+        # what it says is left is there, and the command it gives removes it once the folder is open again
+        assert f"its partial file is left there: remove it once it can be reached (rm {out}.tmp)" in said, said
+        assert said.endswith("['out.gguf.tmp'])"), said
