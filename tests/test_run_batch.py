@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from motif_lite import cli
 from motif_lite.cli import run_request
+from motif_lite.shell_syntax import quoted
 
 
 def batch_outputs(folder: Path, monkeypatch, *flags: str) -> tuple[list[str], list[str]]:
@@ -180,10 +182,17 @@ def test_a_batch_run_again_with_crf_says_the_files_it_skips_keep_their_own(share
     assert _run_batch(shared_checkpoint[0], tmp_path, "-b", "2", "--crf", "10") == 0
     err = capsys.readouterr().err
     assert err.count("already made with these settings") == 2, err
-    assert "note: a video does not store its --crf: the 2 files skipped keep the quality an earlier run encoded; " \
-           "delete them first to encode at --crf 10\n" in err, err  # fmt: skip
+    # The files are named, with the command that deletes them (it named none, and a batch's are many)
+    files = [quoted(str(tmp_path / name)) for name in ("fox-1.mp4", "fox-2.mp4")]
+    note = (
+        f"note: a video does not store its --crf: the 2 files skipped ({', '.join(files)}) keep the quality an earlier "
+        f"run encoded; delete them first to encode at --crf 10: rm {' '.join(files)}\n"
+    )
+    assert note in err, err
     assert _run_batch(shared_checkpoint[0], tmp_path, "-b", "2") == 0  # no --crf given: nothing to say
     assert "--crf" not in capsys.readouterr().err
+    subprocess.run(["sh", "-c", "rm " + " ".join(files)], check=True)  # the command as pasted
+    assert not any((tmp_path / name).exists() for name in ("fox-1.mp4", "fox-2.mp4"))
 
 
 def test_a_png_sequence_of_a_batch_killed_as_its_frames_moved_into_place_is_made_again(
@@ -203,3 +212,21 @@ def test_a_png_sequence_of_a_batch_killed_as_its_frames_moved_into_place_is_made
     assert f"skipped {tmp_path / 'fox-1_%03d.png'}: already made" in err, err
     assert "fox-2_%03d.png: already made" not in err, err
     assert frames[-1].read_bytes() == last  # made again, whole
+
+
+def test_the_crf_note_of_a_long_batch_names_its_files_by_their_ends_without_a_command():
+    # A batch of thousands: the note names the files as the batch's other lines do (first three, "...", last) and
+    # points to their output: lines, not a command as long as the batch.
+    from types import SimpleNamespace
+
+    from motif_lite.cli.batch_notes import LISTED_AT_MOST
+    from motif_lite.cli.run_videos import _crf_note
+
+    skipped = [SimpleNamespace(output=Path(f"my videos/fox-{n}.mp4")) for n in range(1, LISTED_AT_MOST + 2)]
+    files = [quoted(str(video.output)) for video in skipped]
+    assert _crf_note(skipped, 10) == (
+        f"note: a video does not store its --crf: the {len(skipped)} files skipped ({', '.join(files[:3])}, ..., "
+        f"{files[-1]}) keep the quality an earlier run encoded; delete them first to encode at --crf 10 (their "
+        "output: lines above name each)"
+    )
+    assert "rm " in _crf_note(skipped[:LISTED_AT_MOST], 10)

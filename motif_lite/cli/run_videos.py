@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from motif_lite import launcher_variables
 from motif_lite.cli.batch_notes import (
+    LISTED_AT_MOST,
     batch_done,
     batch_label,
     batch_pace,
@@ -35,6 +36,7 @@ from motif_lite.io.staging import described_output
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
 from motif_lite.request.terms import extended_frames
+from motif_lite.shell_syntax import quoted
 
 if TYPE_CHECKING:
     import torch
@@ -261,12 +263,19 @@ def _resume_on_as_many(args: argparse.Namespace, parallel: Parallel) -> str:
 
 def _crf_note(skipped: list[GenerationRequest], crf: int) -> str:
     """The note on the videos a batch run again with --crf skips: no file stores its --crf, so one encoded at
-    another was skipped as made with "these settings", and its `output:` line given."""
+    another was skipped as made with "these settings", and its `output:` line given. It names them (by their ends
+    where there are many, as `listed`) and gives the command that deletes them where it is short enough to paste."""
     one = len(skipped) == 1
-    files = f"{skipped[0].output} keeps" if one else f"the {len(skipped)} files skipped keep"
+    paths = [quoted(video.output) for video in skipped]
+    files = f"{paths[0]} keeps" if one else f"the {len(skipped)} files skipped ({listed(paths)}) keep"
+    if len(paths) <= LISTED_AT_MOST:
+        delete = "del" if sys.platform == "win32" else "rm"
+        how = f": {delete} {' '.join(paths)}"
+    else:  # the command for every file of a long batch would bury the notes after it
+        how = " (their output: lines above name each)"
     return (
         f"note: a video does not store its --crf: {files} the quality an earlier run encoded; delete "
-        f"{'it' if one else 'them'} first to encode at --crf {crf}"
+        f"{'it' if one else 'them'} first to encode at --crf {crf}{how}"
     )
 
 
