@@ -27,7 +27,7 @@ from motif_lite.errors import MotifLiteError  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.server.job_record import Job, new_job_id  # noqa: E402
 from motif_lite.server.jobs import JobStore  # noqa: E402
-from motif_lite.server.remix import remix_fields  # noqa: E402
+from motif_lite.server.remix import WITHOUT_ANY, remix_fields  # noqa: E402
 from motif_lite.server.schema import ApiError, job_request_fields  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK marks client.videos
@@ -486,7 +486,7 @@ def test_a_remix_of_a_video_whose_loras_are_gone_says_the_source_had_them_and_ta
         assert error["error"]["message"] == (
             f"video {source.id} was made with LoRAs this server can no longer apply, and its remix takes them unless "
             "loras is sent: no LoRA file 'style.safetensors' in this server's LoRA folder (available: "
-            "detail.safetensors); send loras with the remix to replace them (loras [] makes it without any)"
+            f"detail.safetensors); send loras with the remix to replace them ({WITHOUT_ANY})"
         ), error
         for sent in ([], [{"name": "detail.safetensors", "strength": 1.0}]):  # sent with it: taken in their place
             assert remix_fields(source, {"prompt": NEXT, "loras": sent}, None, folder)["loras"] == sent
@@ -497,6 +497,24 @@ def test_a_remix_of_a_video_whose_loras_are_gone_says_the_source_had_them_and_ta
             remix_fields(source, {"prompt": NEXT}, None)
         said = refused.value.message
         assert said.startswith(f"video {source.id} was made with LoRAs this server can no longer apply"), said
-        assert "this server takes no per-job LoRAs" in said and said.endswith("(loras [] makes it without any)"), said
+        assert "this server takes no per-job LoRAs" in said and said.endswith(f"({WITHOUT_ANY})"), said
     finally:
         store.close()
+
+
+def test_a_form_remix_of_a_video_whose_loras_are_gone_is_told_how_a_form_sends_no_loras_and_that_works(pipe, tmp_path):
+    # The advice said "loras [] makes it without any", which a multipart remix (one that sends its first frame again)
+    # cannot send as such: the SDK's form encoding of an empty list sends no field. A form's loras is JSON text.
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    with InProcessServer(pipe, tmp_path / "data", lora_dir=folder) as server:
+        source = completed_job(server.store, loras=[("style.safetensors", 0.5)])  # removed from the folder since
+        remix_route = f"/v1/videos/{source.id}/remix"
+        body, headers = multipart({"prompt": NEXT}, {})
+        code, error = error_of(server, "POST", remix_route, body, headers)
+        said = error["message"]
+        assert code == 400 and said.endswith("in a multipart form, loras=[] as JSON text: curl -F 'loras=[]')"), said
+        body, headers = multipart({"prompt": NEXT, "loras": "[]"}, {})  # as the advice says
+        code, remix, _ = server.request("POST", remix_route, body, headers)
+        assert code == 200 and remix["settings"]["loras"] == [], remix
+        assert server.request("DELETE", f"/v1/videos/{remix['id']}")[0] == 200

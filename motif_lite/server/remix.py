@@ -70,6 +70,11 @@ def remix_fields(
     return {**fields, **given}
 
 
+# How a remix says "no LoRAs": in a multipart form (a remix that sends a first frame or a video again) the SDK's form
+# encoding of an empty list sends no field at all, so the source's LoRAs were taken; a form's loras is JSON text.
+WITHOUT_ANY = "loras [] makes it without any; in a multipart form, loras=[] as JSON text: curl -F 'loras=[]'"
+
+
 def _check_source_loras(source: Job, lora_dir: Path | None) -> None:
     """400 where this server cannot apply the LoRAs `source` was made with, which its remix takes when the client
     sends no loras: a file gone from `lora_dir`, or no folder (`lora_files`'s refusal). That refusal alone spoke of
@@ -81,7 +86,7 @@ def _check_source_loras(source: Job, lora_dir: Path | None) -> None:
             raise
         raise ApiError(400, f"video {source.id} was made with LoRAs this server can no longer apply, and its remix "
                        f"takes them unless loras is sent: {refused.message}; send loras with the remix to replace "
-                       "them (loras [] makes it without any)", "loras", "invalid_value") from None  # fmt: skip
+                       f"them ({WITHOUT_ANY})", "loras", "invalid_value") from None  # fmt: skip
 
 
 def _with_its_other_loras(loras: list[tuple[str, float]], same: tuple[int, ...]) -> str:
