@@ -855,3 +855,27 @@ def test_a_complete_folder_with_a_stray_broken_link_is_no_problem_for_check(tiny
     shutil.copytree(tiny, root)
     (root / "notes.txt").symlink_to(tmp_path / "unmounted" / "notes.txt")
     assert not check_setup(root).problems, [f.line() for f in check_setup(root).problems]
+
+
+def test_a_stray_broken_link_whose_target_only_has_blobs_in_a_name_is_no_problem_for_check(tiny, tmp_path, no_network):
+    # Only a link into a cache's blobs/ folder is a snapshot's; a notes file on a share whose folder is named
+    # "myblobs" is none, and it is told so by the link's path parts, not by the text "blobs" anywhere in it.
+    root = tmp_path / "ckpt"
+    shutil.copytree(tiny, root)
+    (root / "notes.txt").symlink_to(tmp_path / "myblobs" / "notes.txt")
+    assert not check_setup(root).problems, [f.line() for f in check_setup(root).problems]
+
+
+def test_a_link_gone_before_its_target_is_read_is_not_counted_as_a_snapshots(tmp_path, monkeypatch):
+    # A link removed between the folder's listing and the reading of its target (os.readlink's OSError) is no
+    # longer in the folder: it is no link of a snapshot copied without its blobs/ to report.
+    from motif_lite.io import copied_links
+
+    (tmp_path / "model.safetensors").symlink_to(tmp_path / "blobs" / "abc")
+    assert copied_links.dangling_links(tmp_path) == [tmp_path / "model.safetensors"]
+
+    def gone(link: Path) -> str:
+        raise FileNotFoundError(2, "No such file or directory", str(link))
+
+    monkeypatch.setattr(copied_links.os, "readlink", gone)
+    assert copied_links.dangling_links(tmp_path) == []

@@ -2303,3 +2303,23 @@ def test_a_stray_snapshot_notes_command_writes_a_snapshot_name_with_a_space_and_
     command = note.split("make refs/main name it: ")[1].split(", or pass")[0]
     subprocess.run(["bash", "-c", command], check=True)  # as a user would paste it
     assert hub.cached_snapshot("Org/Name") == snapshot and hub.stray_snapshots_note("Org/Name") is None
+
+
+def test_a_stray_snapshot_note_for_a_refs_main_this_user_may_not_write_gives_the_flag_first(
+    checkpoint, no_network, monkeypatch
+):
+    # The command writes refs/main itself: a refs/main this user may not write (another user's file) in a cache
+    # folder this user may write is a read-only cache for it, and the flag is the way this user has.
+    import os
+
+    from motif_lite.io import hub
+
+    repo = no_network / "models--Org--Name"
+    snapshot, ref = repo / "snapshots" / ("b" * 40), repo / "refs" / "main"
+    shutil.copytree(checkpoint, snapshot)
+    ref.parent.mkdir(parents=True)
+    ref.write_text("a" * 40)
+    real_access = os.access
+    monkeypatch.setattr(hub.os, "access", lambda path, mode: Path(path) != ref and real_access(path, mode))
+    note = hub.stray_snapshots_note("Org/Name")
+    assert f"-m {snapshot} (this user may not write the cache), or, as a user who may, make" in note, note

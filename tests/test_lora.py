@@ -1553,3 +1553,27 @@ def test_a_missing_lora_named_without_its_extension_is_told_that_file_though_its
     Path("style.v2.safetensors").write_bytes(b"")
     with pytest.raises(LoRAError, match=re.escape("did you mean --lora style.v2.safetensors:0.8?")):
         lora_args(["style.v2:0.8"])
+
+
+def test_a_lora_file_this_user_may_not_read_is_told_with_a_chmod_command_that_can_be_pasted(tmp_path, monkeypatch):
+    # The refusal's chmod names the file as a shell reads it: a folder name with a space split the path in two.
+    import shlex
+
+    from motif_lite.weights.lora import check_lora_file
+    from motif_lite.weights.lora_errors import UnreadableLoRAError
+
+    lora = tmp_path / "my loras" / "style.safetensors"
+    lora.parent.mkdir()
+    save_file({"transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(2, 8)}, str(lora))
+    real_open = Path.open
+
+    def refusing(self: Path, *args, **kwargs):  # mode 000 as another user: this process runs as root in CI
+        if self == lora:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refusing)
+    with pytest.raises(UnreadableLoRAError) as refused:
+        check_lora_file(lora_specs([(lora, 1.0)])[0])
+    command = "chmod a+r " + str(refused.value).split("(chmod a+r ")[1].split("), or run")[0]
+    assert shlex.split(command) == ["chmod", "a+r", str(lora)], command
