@@ -879,3 +879,13 @@ def test_a_link_gone_before_its_target_is_read_is_not_counted_as_a_snapshots(tmp
 
     monkeypatch.setattr(copied_links.os, "readlink", gone)
     assert copied_links.dangling_links(tmp_path) == []
+
+
+def test_a_hugging_face_cache_holding_motif_video_and_others_names_motif_video_as_the_repo_id(tmp_path):
+    # A studio's cache holds other repos too, some sorted before Motif-Video's: the repo id to give is the one a run
+    # of motif-lite reads, not the first by name.
+    from motif_lite.io.path_fixes import hub_cache_fix
+
+    for repo in ("Aaa/Other", MOTIF_REPO):
+        (tmp_path / f"models--{repo.replace('/', '--')}" / "snapshots").mkdir(parents=True)
+    assert f"give the repo id, -m {MOTIF_REPO}, with" in hub_cache_fix(str(tmp_path))

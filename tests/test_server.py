@@ -3076,3 +3076,16 @@ def test_a_second_server_on_a_data_folder_is_told_which_process_holds_it_and_wha
     finally:
         first.close()
     JobStore(tmp_path).close()  # free again, the process id it held read by no one
+
+
+def test_a_second_server_is_told_the_process_of_the_server_now_holding_a_data_folder_used_before(tmp_path):
+    # The lock file keeps the last server's process id after it stopped: the next server writes its own in its
+    # place, not after it, or a second server would read both and name neither.
+    (tmp_path / "lock").write_text("99999999\n")  # an earlier server's, stopped since
+    first = JobStore(tmp_path)
+    try:
+        with pytest.raises(DataFolderBusy) as refused:
+            JobStore(tmp_path)
+        assert f"(process {os.getpid()})" in str(refused.value), refused.value
+    finally:
+        first.close()
