@@ -468,3 +468,19 @@ def test_a_batch_of_extensions_run_again_says_each_skipped_png_sequences_last_fr
     code, out, err = run_cli(capsys, *run)
     assert code == 0 and err.count("already made with these settings") == 2, err
     assert [line for line in out.splitlines() if line.startswith("output: ")] == made, out
+
+
+def test_an_extensions_png_sequence_killed_before_its_last_frame_moved_into_place_is_made_again(
+    checkpoint, tmp_path, capsys
+):
+    # Its frames are the clip's and the new part's (fox-2_000.png to fox-2_012.png): counted to the new part's
+    # frames alone, a sequence whose last frames were missing was skipped as made.
+    clip = make_clip(tmp_path / "clip.mp4")
+    run = ["-m", str(checkpoint), "-p", PROMPT, "--extend", str(clip), "--video-frames", "5", "--steps", "1", "-b",
+           "2", "-s", "5", "-o", str(tmp_path / "fox_%03d.png")]  # fmt: skip
+    code, _, err = run_cli(capsys, *run)
+    assert code == 0, err
+    (tmp_path / "fox-2_012.png").unlink()
+    code, _, err = run_cli(capsys, *run)
+    assert code == 0 and err.count("already made with these settings") == 1, err
+    assert (tmp_path / "fox-2_012.png").is_file()
