@@ -2390,6 +2390,19 @@ def _a_folder_another_user_writes_to(base: Path, monkeypatch) -> Path:
     return out
 
 
+def _cli_as_another_user(argv: list[str]) -> str:
+    """The repr of (exit code, stderr) of `motif-lite ARGV` run as another user (`another_user`)."""
+    from another_user import as_another_user
+
+    def command() -> tuple[int, str]:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = cli.main(argv)
+        return code, err.getvalue()
+
+    return as_another_user(command)
+
+
 READ_PATHS = {  # a path each command reads, under the folder `closed` this user may not enter
     "-i": ["run", "-p", PROMPT, "-i", "{closed}/in/fox.png", "--dry-run"],
     "--extend": ["run", "-p", PROMPT, "--extend", "{closed}/in/fox.mp4", "--dry-run"],
@@ -2418,7 +2431,7 @@ def test_a_path_to_read_under_a_folder_this_process_may_not_enter_is_refused_wit
     # command reads (an image, a clip, a checkpoint, a GGUF, a LoRA, latents, a settings file, the server's folders)
     # was a traceback from the first check that looked at it, before anything loaded.
     # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
-    from another_user import as_another_user, folder_closed_to_others
+    from another_user import folder_closed_to_others
 
     with folder_closed_to_others("in") as (base, closed):
         out = _a_folder_another_user_writes_to(base, monkeypatch)
@@ -2436,14 +2449,7 @@ def test_a_path_to_read_under_a_folder_this_process_may_not_enter_is_refused_wit
             assert diffusers.MotifVideoPipeline is not None
         if argv[0] == "run":
             argv += ["-o", str(out / "fox.mp4")]
-
-        def command() -> tuple[int, str]:
-            err = io.StringIO()
-            with contextlib.redirect_stderr(err):
-                code = cli.main(argv)
-            return code, err.getvalue()
-
-        said = as_another_user(command)
+        said = _cli_as_another_user(argv)
         refusal = f"this process may not enter {closed} (it needs x, search permission there): give this user"
         assert said.startswith(f"({cli.EXIT_USER_ERROR}, ") and "Traceback" not in said, said
         assert re.search(rf"error: ({re.escape(str(closed))}/\S* cannot be reached: )?{re.escape(refusal)}", said), said
@@ -2455,7 +2461,7 @@ def test_a_path_through_a_link_into_a_folder_this_process_may_not_enter_is_refus
     # A link into such a folder (~/models -> a share's folder closed to this user): the way the path was typed shows
     # no closed folder, the link being no folder seen from here, and the PermissionError stayed a traceback.
     # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
-    from another_user import as_another_user, folder_closed_to_others
+    from another_user import folder_closed_to_others
 
     with folder_closed_to_others("in") as (base, closed):
         out = _a_folder_another_user_writes_to(base, monkeypatch)
@@ -2463,13 +2469,6 @@ def test_a_path_through_a_link_into_a_folder_this_process_may_not_enter_is_refus
         link.symlink_to(closed / "in")
         given = {"-i": link / "fox.png", "-m": link}[flag]
         argv = ["run", "-p", PROMPT, flag, str(given), "-o", str(out / "fox.mp4"), "--dry-run"]
-
-        def command() -> tuple[int, str]:
-            err = io.StringIO()
-            with contextlib.redirect_stderr(err):
-                code = cli.main(argv)
-            return code, err.getvalue()
-
-        said = as_another_user(command)
+        said = _cli_as_another_user(argv)
         assert said.startswith(f"({cli.EXIT_USER_ERROR}, ") and "Traceback" not in said, said
         assert f"error: {given} cannot be reached: this process may not enter {closed} (it needs x" in said, said
