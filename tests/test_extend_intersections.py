@@ -453,14 +453,20 @@ def test_the_models_pace_note_comes_past_one_percent_of_24_fps(fps, noted):
     assert (_model_pace_note(fps, Audience.RUN_OR_PYTHON) is not None) is noted
 
 
+def _extensions_as_png_sequences(checkpoint, tmp_path) -> list[str]:
+    """`run`'s arguments for a batch of two 4-frame extensions of a 9-frame clip, each written as a PNG sequence
+    (fox-1_000.png to fox-1_012.png, fox-2_...)."""
+    clip = make_clip(tmp_path / "clip.mp4")
+    return ["-m", str(checkpoint), "-p", PROMPT, "--extend", str(clip), "--video-frames", "5", "--steps", "1", "-b",
+            "2", "-s", "5", "-o", str(tmp_path / "fox_%03d.png")]  # fmt: skip
+
+
 def test_a_batch_of_extensions_run_again_says_each_skipped_png_sequences_last_frame_as_it_was_made(
     checkpoint, tmp_path, capsys
 ):
     # The skipped video's `output:` line counts its frames as the run that made it did: the clip's and the new part's
     # (9 and 4 new: fox-1_000.png to fox-1_012.png), not the new part's 5 alone (to fox-1_004.png).
-    clip = make_clip(tmp_path / "clip.mp4")
-    run = ["-m", str(checkpoint), "-p", PROMPT, "--extend", str(clip), "--video-frames", "5", "--steps", "1", "-b",
-           "2", "-s", "5", "-o", str(tmp_path / "fox_%03d.png")]  # fmt: skip
+    run = _extensions_as_png_sequences(checkpoint, tmp_path)
     code, out, err = run_cli(capsys, *run)
     assert code == 0, err
     made = [line for line in out.splitlines() if line.startswith("output: ")]
@@ -475,9 +481,7 @@ def test_an_extensions_png_sequence_killed_before_its_last_frame_moved_into_plac
 ):
     # Its frames are the clip's and the new part's (fox-2_000.png to fox-2_012.png): counted to the new part's
     # frames alone, a sequence whose last frames were missing was skipped as made.
-    clip = make_clip(tmp_path / "clip.mp4")
-    run = ["-m", str(checkpoint), "-p", PROMPT, "--extend", str(clip), "--video-frames", "5", "--steps", "1", "-b",
-           "2", "-s", "5", "-o", str(tmp_path / "fox_%03d.png")]  # fmt: skip
+    run = _extensions_as_png_sequences(checkpoint, tmp_path)
     code, _, err = run_cli(capsys, *run)
     assert code == 0, err
     (tmp_path / "fox-2_012.png").unlink()
