@@ -2390,6 +2390,11 @@ def _a_folder_another_user_writes_to(base: Path, monkeypatch) -> Path:
     return out
 
 
+# A video the other user writes without ffmpeg: imageio-ffmpeg's binary lies in this Python's install, which that user
+# may not reach where it lives in root's home (/root/.pyenv on CI: "ffmpeg not found" before the path's own refusal).
+OUTPUT_ANOTHER_USER_WRITES = "fox.webp"
+
+
 def _cli_as_another_user(argv: list[str]) -> str:
     """The repr of (exit code, stderr) of `motif-lite ARGV` run as another user (`another_user`)."""
     from another_user import as_another_user
@@ -2448,7 +2453,7 @@ def test_a_path_to_read_under_a_folder_this_process_may_not_enter_is_refused_wit
 
             assert diffusers.MotifVideoPipeline is not None
         if argv[0] == "run":
-            argv += ["-o", str(out / "fox.mp4")]
+            argv += ["-o", str(out / OUTPUT_ANOTHER_USER_WRITES)]
         said = _cli_as_another_user(argv)
         refusal = f"this process may not enter {closed} (it needs x, search permission there): give this user"
         assert said.startswith(f"({cli.EXIT_USER_ERROR}, ") and "Traceback" not in said, said
@@ -2468,7 +2473,7 @@ def test_a_path_through_a_link_into_a_folder_this_process_may_not_enter_is_refus
         link = base / "link"
         link.symlink_to(closed / "in")
         given = {"-i": link / "fox.png", "-m": link}[flag]
-        argv = ["run", "-p", PROMPT, flag, str(given), "-o", str(out / "fox.mp4"), "--dry-run"]
+        argv = ["run", "-p", PROMPT, flag, str(given), "-o", str(out / OUTPUT_ANOTHER_USER_WRITES), "--dry-run"]
         said = _cli_as_another_user(argv)
         assert said.startswith(f"({cli.EXIT_USER_ERROR}, ") and "Traceback" not in said, said
         assert f"error: {given} cannot be reached: this process may not enter {closed} (it needs x" in said, said
