@@ -78,7 +78,7 @@ from motif_lite.sampling.schedule import (
     check_dpm_options,
     check_flow_options,
 )
-from motif_lite.shell_syntax import quoted
+from motif_lite.shell_syntax import pattern_quoted, quoted
 from motif_lite.vae.config import WanVAEConfig
 
 T = TypeVar("T")
@@ -377,7 +377,7 @@ def _image_processor_fix(folder: Path) -> str:
     lacks it) is downloaded into a folder of its own first."""
     from motif_lite.io.hub import local_folder_for
 
-    include = f"hf download {MOTIF_REPO} --include 'feature_extractor/*'"
+    include = f"hf download {MOTIF_REPO} --include {pattern_quoted('feature_extractor/*')}"
     if folder.parent.name != "snapshots" or not folder.parent.parent.name.startswith("models--"):
         return (
             f"copy the official checkpoint's feature_extractor/ folder into it: {include} --local-dir {quoted(folder)}"

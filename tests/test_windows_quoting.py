@@ -508,3 +508,23 @@ def test_the_gpus_a_hint_chooses_are_read_back_by_each_shell(numbers, monkeypatc
     setting, _, command = windows.partition("; ")
     assert powershell_variable_set(setting) == ("CUDA_VISIBLE_DEVICES", ",".join(numbers)), windows
     assert powershell_arguments(command.removesuffix(" ...")) == ["motif-lite", "run", "--gpus", str(len(numbers))]
+
+
+def test_the_image_processors_download_passes_its_pattern_whole_in_each_shell(tmp_path, monkeypatch):
+    # A first frame on a checkpoint folder without feature_extractor/ (a ComfyUI-style copy): the fix's
+    # `--include 'feature_extractor/*'` kept its single quotes in cmd, whose hf then matched no file and downloaded
+    # nothing, without an error.
+    from motif_lite.checkpoint_configs import CheckpointConfigs
+    from motif_lite.settings import _no_image_processor
+
+    folder = tmp_path / "my models"
+    folder.mkdir()
+    configs = CheckpointConfigs(root=folder, index={"_class_name": "MotifVideoPipeline"})
+
+    def download() -> str:
+        return _no_image_processor(configs).partition(": hf download ")[2]
+
+    meant = ["--include", "feature_extractor/*", "--local-dir", str(folder)]
+    assert shlex.split(download())[1:] == meant  # what it always said, bash's words
+    windows = on_windows(monkeypatch, download)
+    assert cmd_arguments(windows)[1:] == powershell_arguments(windows)[1:] == meant, windows
