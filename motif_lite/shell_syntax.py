@@ -122,11 +122,13 @@ def variable_unset(name: str) -> str:
 
 
 def file_text(path: str) -> str:
-    """An argument that is the whole text of the file `path`: `"$(cat FILE)"`, or PowerShell's
-    `(Get-Content -Raw FILE)`."""
+    """An argument that is the whole text of the file `path`, its line ends at the end left out: `"$(cat FILE)"`,
+    or PowerShell's `((Get-Content -Raw -Encoding UTF8 FILE).TrimEnd())`. Without `-Encoding UTF8`, Windows
+    PowerShell 5.1 read a file without a byte-order mark (Notepad's "UTF-8") in the ANSI code page (`café` came as
+    `cafÃ©`), and `-Raw` kept the file's last CRLF, which the text encoder reads: bash's `$(...)` drops it."""
     if not on_windows():
         return f'"$(cat {posix_quoted(path)})"'
-    return f"(Get-Content -Raw {quoted(path)})"
+    return f"((Get-Content -Raw -Encoding UTF8 {quoted(path)}).TrimEnd())"
 
 
 def _single_quoted(text: str) -> str:
