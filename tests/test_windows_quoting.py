@@ -559,3 +559,33 @@ def test_a_prompt_read_from_a_file_is_the_same_text_in_each_shell(saved, tmp_pat
     assert bash_read == saved.removesuffix("\n")  # what it always said: bash drops the newline, keeps the \r
     windows = on_windows(monkeypatch, lambda: file_text("my prompt.txt"))
     assert powershell_file_text(windows, tmp_path) == saved.rstrip(), windows
+
+
+def powershell_list(line: str) -> list[str]:
+    """The values of PowerShell's list `A, B, C` as one argument of a cmdlet, each item a word
+    `powershell_arguments` reads; anything else between the items fails the test."""
+    items, i = [], 0
+    while True:
+        item = re.match(r"'(?:[^']|'')*'|\"[^\"]*\"|[^,\s'\"]+", line[i:])
+        assert item is not None, f"no list item at {line[i:]!r} in {line!r}"
+        items += powershell_arguments(item.group())
+        i += item.end()
+        if i == len(line):
+            return items
+        assert line[i : i + 2] == ", ", f"PowerShell reads {line!r} as more than one list"
+        i += 2
+
+
+def test_the_files_a_batch_note_says_to_delete_are_one_list_in_powershell(monkeypatch):
+    # --crf given to a batch run again: the note's `del "my videos\fox-1.mp4" "my videos\fox-2.mp4"` was refused by
+    # PowerShell's del (Remove-Item), which takes the files as one list: "A positional parameter cannot be found".
+    from types import SimpleNamespace
+
+    from motif_lite.cli.run_videos import _crf_note
+
+    files = [r"C:\my videos\fox-1.mp4", r"C:\my videos\$fox-2.mp4", r"C:\my videos\fox-3.mp4"]
+    skipped = [SimpleNamespace(output=Path(file)) for file in files]
+    posix = _crf_note(skipped, 10).partition(": rm ")[2]
+    assert shlex.split(posix) == files  # what it always said
+    windows = on_windows(monkeypatch, lambda: _crf_note(skipped, 10)).partition(": del ")[2]
+    assert powershell_list(windows) == files, windows

@@ -36,7 +36,7 @@ from motif_lite.io.staging import described_output
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
 from motif_lite.request.terms import extended_frames
-from motif_lite.shell_syntax import quoted
+from motif_lite.shell_syntax import on_windows, quoted
 
 if TYPE_CHECKING:
     import torch
@@ -269,8 +269,9 @@ def _crf_note(skipped: list[GenerationRequest], crf: int) -> str:
     paths = [quoted(video.output) for video in skipped]
     files = f"{paths[0]} keeps" if one else f"the {len(skipped)} files skipped ({listed(paths)}) keep"
     if len(paths) <= LISTED_AT_MOST:
-        delete = "del" if sys.platform == "win32" else "rm"
-        how = f": {delete} {' '.join(paths)}"
+        # PowerShell's del (Remove-Item) takes one list of files, a comma between them: `del A B` was refused
+        # there ("A positional parameter cannot be found"); cmd's del reads a comma as it reads a space.
+        how = f": del {', '.join(paths)}" if on_windows() else f": rm {' '.join(paths)}"
     else:  # the command for every file of a long batch would bury the notes after it
         how = " (their output: lines above name each)"
     return (
