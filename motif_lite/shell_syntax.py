@@ -131,6 +131,21 @@ def file_text(path: str) -> str:
     return f"((Get-Content -Raw -Encoding UTF8 {quoted(path)}).TrimEnd())"
 
 
+def text_written(text: str, path: str) -> str:
+    """The command that makes `text` the whole of the file `path`, no line end after it: printf's, or PowerShell's
+    `Set-Content -NoNewline` (`-LiteralPath`: a `[` in the path is no wildcard there)."""
+    if not on_windows():
+        return f"printf '%s' {posix_quoted(text)} > {posix_quoted(path)}"
+    return f"Set-Content -NoNewline -LiteralPath {quoted(path)} -Value {quoted(text)}"
+
+
+def one_after_another(first: str, second: str) -> str:
+    """`first`, then `second` if it did not fail: bash's `first && second`; on Windows `first; second`, as Windows
+    PowerShell 5.1 has no `&&` (a parse error there; the second command then runs after a failed first one, whose
+    error it shows)."""
+    return f"{first}; {second}" if on_windows() else f"{first} && {second}"
+
+
 def _single_quoted(text: str) -> str:
     """PowerShell's literal string: nothing inside is expanded, a quote is doubled, a curly one too (left single,
     PowerShell ended the string at it: a prompt `the fox's $5 hat` typed with a typographic apostrophe passed `the

@@ -589,3 +589,28 @@ def test_the_files_a_batch_note_says_to_delete_are_one_list_in_powershell(monkey
     assert shlex.split(posix) == files  # what it always said
     windows = on_windows(monkeypatch, lambda: _crf_note(skipped, 10)).partition(": del ")[2]
     assert powershell_list(windows) == files, windows
+
+
+@pytest.mark.parametrize("refs_folder", [True, False], ids=["refs-main-names-a-removed-snapshot", "no-refs-folder"])
+def test_the_stray_snapshot_notes_command_is_powershells_on_windows(refs_folder, no_network, monkeypatch):
+    # A copied cache whose refs/main leads nowhere: the note's `mkdir X && printf '%s' NAME > X\main` was a parse
+    # error in Windows PowerShell 5.1 (no `&&`), and neither PowerShell nor cmd has printf.
+    from motif_lite.io import hub
+
+    repo = no_network / "models--Org--Name"
+    snapshot = repo / "snapshots" / "it's mine"
+    snapshot.mkdir(parents=True)
+    ref = repo / "refs" / "main"
+    if refs_folder:
+        ref.parent.mkdir()
+        ref.write_text("a" * 40)
+
+    def command() -> str:
+        return hub.stray_snapshots_note("Org/Name").split("make refs/main name it: ")[1].split(", or pass")[0]
+
+    posix = command()
+    assert posix.endswith(f"printf '%s' {shlex.quote(snapshot.name)} > {ref}"), posix  # what it always said
+    steps = on_windows(monkeypatch, command).split("; ")
+    made = [powershell_arguments(step) for step in steps]
+    assert made[-1] == ["Set-Content", "-NoNewline", "-LiteralPath", str(ref), "-Value", snapshot.name], steps
+    assert made[:-1] == ([] if refs_folder else [["mkdir", str(ref.parent)]]), steps

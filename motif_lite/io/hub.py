@@ -32,7 +32,7 @@ from motif_lite.choices import MOTIF_REPO
 from motif_lite.errors import CheckpointError
 from motif_lite.io.staging import said_out_of_space, said_quota_used_up
 from motif_lite.paths import user_path
-from motif_lite.shell_syntax import quoted, variable_set
+from motif_lite.shell_syntax import one_after_another, quoted, text_written, variable_set
 from motif_lite.units import file_size
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -358,8 +358,10 @@ def stray_snapshots_note(repo_id: str, flag: str = "-m") -> str | None:
     # The newest one (last written) as the example, likely the one the cache used last; the last by name is any.
     newest = max(found, key=lambda path: path.stat().st_mtime)
     use = f"pass a snapshot's folder, {flag} {quoted(str(newest))}"
-    make_refs = "" if ref.parent.is_dir() else f"mkdir {quoted(str(ref.parent))} && "
-    write = f"make refs/main name it: {make_refs}printf '%s' {quoted(newest.name)} > {quoted(str(ref))}"
+    write = text_written(newest.name, str(ref))
+    if not ref.parent.is_dir():
+        write = one_after_another(f"mkdir {quoted(str(ref.parent))}", write)
+    write = f"make refs/main name it: {write}"
     written = next(path for path in (ref, ref.parent, folder) if path.exists())  # what the command writes into
     if not os.access(written, os.W_OK):  # a read-only copy: the flag is the way this user has
         return (
