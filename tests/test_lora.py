@@ -1577,3 +1577,26 @@ def test_a_lora_file_this_user_may_not_read_is_told_with_a_chmod_command_that_ca
         check_lora_file(lora_specs([(lora, 1.0)])[0])
     command = "chmod a+r " + str(refused.value).split("(chmod a+r ")[1].split("), or run")[0]
     assert shlex.split(command) == ["chmod", "a+r", str(lora)], command
+
+
+def test_a_lora_file_windows_will_not_open_is_told_in_windows_words(tmp_path, monkeypatch):
+    # Windows refuses to open a file another program holds without sharing it (a download still being written) with
+    # the same PermissionError: the refusal said only "chmod a+r", a command Windows lacks, for a cause it has not.
+    from motif_lite.weights.lora import check_lora_file
+    from motif_lite.weights.lora_errors import UnreadableLoRAError
+
+    lora = tmp_path / "style.safetensors"
+    save_file({"transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(2, 8)}, str(lora))
+    real_open = Path.open
+
+    def held(self: Path, *args, **kwargs):  # Windows' sharing violation, as Python raises it there
+        if self == lora:
+            raise PermissionError(13, "The process cannot access the file because it is being used", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", held)
+    with monkeypatch.context() as windows, pytest.raises(UnreadableLoRAError) as refused:
+        windows.setattr(sys, "platform", "win32")
+        check_lora_file(lora_specs([(lora, 1.0)])[0])
+    said = str(refused.value)
+    assert "another program has it open" in said and "Security tab" in said and "chmod" not in said, said

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -351,11 +352,7 @@ def _opened_lora(path: Path) -> Iterator[Any]:
     try:
         path.open("rb").close()
     except PermissionError:
-        raise UnreadableLoRAError(
-            path,
-            f"{path} cannot be read: this process's user may not read it (its permissions); give that user read "
-            f"permission (chmod a+r {quoted(str(path))}), or run as a user that may",
-        ) from None
+        raise UnreadableLoRAError(path, _unreadable(path)) from None
     try:
         with safe_open(str(path), framework="pt") as f:
             yield f
@@ -375,6 +372,22 @@ def _opened_lora(path: Path) -> Iterator[Any]:
         if (unfinished := _unfinished(path)) is not None:  # safetensors' own words ("header too small") don't say
             raise LoRAError(unfinished) from None
         raise LoRAError(f"{path} is not a readable safetensors LoRA file: {exc}") from None
+
+
+def _unreadable(path: Path) -> str:
+    """Why the LoRA file `path` could not be opened (a PermissionError) and what to do. On Windows that is most often
+    another program holding it open without sharing it (a browser or sync client still writing it), and there is
+    no chmod: the advice there names both causes in Windows' words."""
+    if sys.platform == "win32":
+        return (
+            f"{path} cannot be read: another program has it open without sharing it (a download or copy still "
+            "writing it, a sync or backup tool), or this user may not read it: close that program, or give your "
+            "user read permission (the file's Properties, Security tab)"
+        )
+    return (
+        f"{path} cannot be read: this process's user may not read it (its permissions); give that user read "
+        f"permission (chmod a+r {quoted(str(path))}), or run as a user that may"
+    )
 
 
 def _conversion_command(pickle: Path) -> str:
