@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -411,3 +413,34 @@ def test_a_resumed_run_s_preview_note_counts_the_saved_run_s_steps(pipe, tmp_pat
     resume = ["run", "--resume", str(tmp_path / "out.latents.safetensors"), "--preview", str(preview)]
     assert cli_main([*resume, "--device", "cpu", "--kernels", "torch"]) == 0
     assert f"note: {preview_note(preview, 4, None, 2)}" in capsys.readouterr().err
+
+
+def test_a_preview_a_viewer_holds_open_on_windows_is_said_once_with_how_often_it_failed(tmp_path, caplog, monkeypatch):
+    # Windows refuses to replace a file an image viewer has open: every preview failed alike, and each said so, a
+    # warning every --preview-every steps all run long, without saying why.
+    from motif_lite.io import preview as preview_io
+
+    path = tmp_path / "p.png"
+    real_replace = os.replace
+    held = [True]
+
+    def replace(source, target):
+        if Path(target) == path and held[0]:
+            raise PermissionError(13, "Access is denied", str(source), None, str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(preview_io.os, "replace", replace)
+    monkeypatch.setattr(sys, "platform", "win32")
+    previews = preview_io.PreviewFile(path, fps=6.0)
+    frames = np.zeros((3, 8, 12, 3), dtype=np.uint8)
+    with caplog.at_level(logging.WARNING, logger="motif_lite"):
+        for done, viewer_open in enumerate([True, True, True, False, True]):
+            held[0] = viewer_open
+            previews(done + 1, 9, frames)
+            previews._pending.result()  # each written before the next: none dropped
+        previews.close()
+    said = [r.getMessage() for r in caplog.records]
+    failed = f"preview not written: cannot write preview {path}: "
+    assert len(said) == 3 and said[0] == said[2] and said[0].startswith(failed), said
+    assert said[0].endswith("(Windows refuses to replace a file another program has open: close it there)")
+    assert said[1] == "the preview was not written 2 more times for that reason"  # before the one that was written

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-from motif_lite.errors import MotifLiteError
+from motif_lite.errors import MotifLiteError, counted
 from motif_lite.io.staging import check_writable_folder, closed_on_the_way
 from motif_lite.paths import file_in_the_way, user_path, windows_long_path_problem, windows_name_problem
 
@@ -128,7 +128,10 @@ def write_preview(frames: np.ndarray, path: Path, fps: float) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):  # the cleanup must not hide the reason
             partial.unlink(missing_ok=True)
-        raise MotifLiteError(f"cannot write preview {path}: {exc}") from exc
+        held = ""
+        if sys.platform == "win32" and isinstance(exc, PermissionError):  # an image viewer has it open, say
+            held = " (Windows refuses to replace a file another program has open: close it there)"
+        raise MotifLiteError(f"cannot write preview {path}: {exc}{held}") from exc
 
 
 class PreviewFile:
@@ -136,9 +139,10 @@ class PreviewFile:
 
     Encoding a WebP of every latent frame at 720p takes a few hundred milliseconds of CPU; here it overlaps the next
     steps instead of delaying them. A preview that arrives while the previous one is still being written is dropped
-    (the next one is newer anyway). A failed write warns and never stops the run. `close()` waits for the last one,
-    and warns when the run made no preview at all: the user asked for one, and a file already at `path` (an earlier
-    run's) would otherwise pass for this run's.
+    (the next one is newer anyway). A failed write warns and never stops the run; a later one that fails for the same
+    reason (a viewer that holds the file open on Windows, a full disk) is counted, not said again, and `close()`
+    says how many. `close()` waits for the last one, and warns when the run made no preview at all: the user asked
+    for one, and a file already at `path` (an earlier run's) would otherwise pass for this run's.
     """
 
     def __init__(self, path: str | Path, fps: float) -> None:
@@ -147,6 +151,8 @@ class PreviewFile:
         self._earlier = self.path.exists()  # a file of an earlier run, which each preview replaces
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="motif-lite-preview")
         self._pending: Future | None = None
+        self._failure: str | None = None  # the warning of the last failed write
+        self._failed_alike = 0  # the writes after it that failed with the same warning, not said again
 
     def __call__(self, done: int, steps: int, frames: np.ndarray) -> None:
         if self._pending is not None and not self._pending.done():
@@ -157,13 +163,31 @@ class PreviewFile:
     def _write(self, frames: np.ndarray) -> None:
         try:
             write_preview(frames, self.path, self.fps)
+            self._say_failed_alike()
+            self._failure = None
         except MotifLiteError as exc:  # logged: the CLI prints it as a `warning:` line, as the run's other warnings
-            logger.warning(f"preview not written: {exc}")
+            self._failed(f"preview not written: {exc}")
         except Exception as exc:  # anything else (Pillow's encoder): kept in the Future, nobody would ever see it
-            logger.warning(f"preview not written: {type(exc).__name__}: {exc}")
+            self._failed(f"preview not written: {type(exc).__name__}: {exc}")
+
+    def _failed(self, warning: str) -> None:
+        """Say `warning`, unless the last failed write said the same: then count it. A preview held open every
+        --preview-every steps gave the same warning dozens of times, burying the run's progress."""
+        if warning == self._failure:
+            self._failed_alike += 1
+            return
+        self._say_failed_alike()
+        self._failure = warning
+        logger.warning(warning)
+
+    def _say_failed_alike(self) -> None:
+        if self._failed_alike:
+            logger.warning(f"the preview was not written {counted(self._failed_alike, 'more time')} for that reason")
+        self._failed_alike = 0
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._say_failed_alike()
         if self._pending is None:  # logged: the CLI prints it as a `warning:` line
             earlier = (
                 f"; the {self.path.name} there is an earlier run's" if self._earlier and self.path.exists() else ""
