@@ -614,3 +614,26 @@ def test_the_stray_snapshot_notes_command_is_powershells_on_windows(refs_folder,
     made = [powershell_arguments(step) for step in steps]
     assert made[-1] == ["Set-Content", "-NoNewline", "-LiteralPath", str(ref), "-Value", snapshot.name], steps
     assert made[:-1] == ([] if refs_folder else [["mkdir", str(ref.parent)]]), steps
+
+
+@pytest.mark.parametrize("copied_as", ["dangling links", "link texts"])
+def test_the_copy_of_a_snapshot_with_its_links_followed_is_robocopy_on_windows(copied_as, tmp_path, monkeypatch):
+    # A cache snapshot copied without its blobs (or git-cloned on Windows, core.symlinks off): the fix's
+    # `cp -rL SNAPSHOT "D:\my models\motif"` is Copy-Item in PowerShell, which refuses -rL, and no command in cmd.
+    from motif_lite.io.copied_links import dangling_links_problem, link_texts_problem
+
+    root = tmp_path / "my models"
+    (root / "vae").mkdir(parents=True)
+    target = "../../blobs/" + "0" * 40
+    if copied_as == "dangling links":
+        (root / "vae" / "config.json").symlink_to(target)
+    else:
+        (root / "vae" / "config.json").write_text(target)
+    problem = dangling_links_problem if copied_as == "dangling links" else link_texts_problem
+
+    def copy_again() -> str:
+        return problem(root)[1].partition("copy it again with the links followed (")[2].partition(")")[0]
+
+    assert shlex.split(copy_again().partition(", or rsync")[0]) == ["cp", "-rL", "SNAPSHOT", str(root)]
+    windows = on_windows(monkeypatch, copy_again)
+    assert cmd_arguments(windows) == powershell_arguments(windows) == ["robocopy", "SNAPSHOT", str(root), "/E"]

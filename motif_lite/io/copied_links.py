@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from motif_lite.errors import CheckpointError
-from motif_lite.shell_syntax import quoted
+from motif_lite.shell_syntax import on_windows, quoted
 
 
 def _entries(root: Path) -> list[Path]:
@@ -59,10 +59,7 @@ def dangling_links_problem(root: Path) -> tuple[str, str] | None:
     else:
         count = f"{len(links)} files there are symbolic links to files that are not there"
     what = f"{count} ({example}): a Hugging Face cache snapshot copied without the blobs/ folder its links point into"
-    fix = (
-        f"copy it again with the links followed (cp -rL SNAPSHOT {quoted(str(root))}, or rsync -rL), or copy the "
-        "whole models--... folder of the cache, blobs/ with it"
-    )
+    fix = f"{_copy_again(root)}, or copy the whole models--... folder of the cache, blobs/ with it"
     return what, fix
 
 
@@ -101,8 +98,16 @@ def link_texts_problem(root: Path) -> tuple[str, str] | None:
         f"{count} the target of a symbolic link, not its data ({example}): a Hugging Face cache snapshot copied by "
         "a tool that wrote its links as text (a zip made on Windows, git with core.symlinks off)"
     )
-    fix = f"copy it again with the links followed (cp -rL SNAPSHOT {quoted(str(root))}, or rsync -rL)"
-    return what, fix
+    return what, _copy_again(root)
+
+
+def _copy_again(root: Path) -> str:
+    """How to copy a snapshot into `root` again with its links followed: cp's or rsync's, or on Windows robocopy's,
+    which follows links unless told `/SL` and runs in cmd and PowerShell alike (PowerShell's `cp` is Copy-Item,
+    which refuses `-rL`)."""
+    if on_windows():
+        return f"copy it again with the links followed (robocopy SNAPSHOT {quoted(str(root))} /E)"
+    return f"copy it again with the links followed (cp -rL SNAPSHOT {quoted(str(root))}, or rsync -rL)"
 
 
 class CopiedLinksError(CheckpointError):
