@@ -532,9 +532,9 @@ def test_the_image_processors_download_passes_its_pattern_whole_in_each_shell(tm
 
 def powershell_file_text(expression: str, folder: Path) -> str:
     """The text Windows PowerShell 5.1 passes for `(Get-Content -Raw [-Encoding UTF8] FILE)`, with or without
-    `.TrimEnd()` on it (FILE relative to `folder`): a file with a byte-order mark as that mark says, else as UTF-8
-    with `-Encoding UTF8` and in the ANSI code page (cp1252 in Western Europe) without; -Raw keeps every line end,
-    which `.TrimEnd()` takes off the end with any other white space."""
+    `.TrimEnd()` on it (FILE relative to `folder`): a file with UTF-8's byte-order mark as UTF-8, as one without
+    with `-Encoding UTF8`, else in the ANSI code page (cp1252 in Western Europe); -Raw keeps every line end, which
+    `.TrimEnd()` takes off the end with any other white space."""
     read = re.fullmatch(r"\(?\(Get-Content -Raw( -Encoding UTF8)? (.+?)\)(\.TrimEnd\(\)\))?", expression)
     assert read is not None, f"PowerShell reads no file's text with {expression!r} as this test knows it"
     (name,) = powershell_arguments(read[2])
