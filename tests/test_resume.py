@@ -1597,3 +1597,41 @@ def test_the_note_on_flags_unused_by_a_decode_says_is_of_one_and_are_of_several(
     assert _unused_for_the_decode(frozenset({"lora"}))[0].startswith("every step is sampled, so --lora is not used: ")
     said = _unused_for_the_decode(frozenset({"lora", "compile"}))[0]
     assert said.startswith("every step is sampled, so --lora, --compile are not used: the VAE alone"), said
+
+
+def _with_run_flags(path: Path, **flags) -> None:
+    """The latents file at `path` rewritten as if its run had had the model flags `flags` (by dest)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as file:
+        info = json.loads(file.metadata()["motif_lite_latents"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+    info["run"].update(flags)
+    save_file(tensors, str(path), metadata={"motif_lite_latents": json.dumps(info)})
+
+
+def test_a_resume_that_only_decodes_needs_none_of_the_sampling_models_files(pipe, tmp_path, capsys):
+    # `run --resume` of a finished sampling refused a --gguf or --lora file of the stopped run's that had moved ("give
+    # --gguf again with where it is now"), though the VAE alone decodes it and reads neither.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
+    assert cli.main(["decode", str(path), "-o", str(tmp_path / "decoded_%03d.png"), "--device", "cpu"]) == 0
+    gguf, lora = tmp_path / "moved" / "transformer-Q8_0.gguf", tmp_path / "moved" / "style.safetensors"
+    _with_run_flags(path, gguf=str(gguf), lora=[f"{lora}:0.8"])
+    code, _, err = run_cli(capsys, "--resume", str(path))
+    said = " ".join(err.split())
+    assert code == 0 and not path.exists() and frames_equal(tmp_path, "decoded_%03d.png", "out_%03d.png"), err
+    assert (f"the run's --gguf {gguf}, --lora {lora} are no longer there: the decode needs none of the sampling "
+            "model's files") in said, said  # fmt: skip
+    # A file whose sampling is not done still asks for them: the rest of the video is sampled with them.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "fox.mp4"), on_progress=stop_at(2))
+    path = tmp_path / "fox.latents.safetensors"
+    _with_run_flags(path, lora=[f"{lora}:0.8"])
+    code, _, err = run_cli(capsys, "--resume", str(path))
+    assert_user_error(code, err, f"the run being resumed had --lora {lora}, which is not there")
+    assert path.is_file()

@@ -99,6 +99,9 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     then = {dest: saved.run.get(dest, defaults[dest]) for group in MODEL_FLAG_GROUPS for dest in group}
     # A group comes from the file whole where the command line gives none of its flags (-m alone is another model).
     from_file = {dest: then[dest] for group in MODEL_FLAG_GROUPS if not given & set(group) for dest in group}
+    if decodes_alone:  # the VAE alone decodes: the sampling model's files are not read, so not taken (nor asked for)
+        notes += _gone_unread(from_file)
+        from_file = {dest: value for dest, value in from_file.items() if dest not in SAMPLING_MODEL_DESTS}
     if from_file.get("lora"):  # first: a LoRA whose strengths cancel is left out, and need not be there any more
         from_file["lora"], once = _each_lora_once(from_file["lora"])
         notes += once
@@ -270,14 +273,33 @@ def _check_still_there(dest: str, value: str | list | None) -> None:
     machine or after a move, naming the flag that gives it again; a Hub repo id is no path and is left alone."""
     from motif_lite.request import RequestError
 
+    if gone := _gone(dest, value):
+        again = _loras_again(value) if dest == "lora" else f"give {_flag(dest)} again with where it is now"
+        raise RequestError(f"the run being resumed had {gone[0]}, which is not there (moved, or the file comes from "
+                           f"another machine): {again}")  # fmt: skip
+
+
+def _gone_unread(from_file: dict[str, object]) -> list[str]:
+    """The note on the files of the sampling's model (`SAMPLING_MODEL_DESTS`) that a resume which only decodes would
+    take from its latents file (`from_file`, by dest) and that are no longer there: the VAE alone reads none."""
+    gone = [path for dest in SAMPLING_MODEL_DESTS if dest in from_file for path in _gone(dest, from_file[dest])]
+    if not gone:
+        return []
+    return [f"the run's {', '.join(gone)} {'is' if len(gone) == 1 else 'are'} no longer there: the decode needs none "
+            "of the sampling model's files"]  # fmt: skip
+
+
+def _gone(dest: str, value: str | list | None) -> list[str]:
+    """The files or folders of model flag `dest` (`value`: as the stopped run had it, absolute) that are no longer
+    there, each as its flag and path ("--gguf /models/tr.gguf"); a Hub repo id is no path and is left alone."""
     # --lora items are "PATH:STRENGTH" (model_flags' form); the others one path or None.
     paths = [split_strength(item)[0] for item in value] if isinstance(value, list) else [value]
-    flag = "--" + dest.replace("_", "-")
-    for path in paths:
-        if path and Path(path).is_absolute() and not Path(path).exists():
-            again = _loras_again(value) if dest == "lora" else f"give {flag} again with where it is now"
-            raise RequestError(f"the run being resumed had {flag} {path}, which is not there (moved, or the file "
-                               f"comes from another machine): {again}")  # fmt: skip
+    return [f"{_flag(dest)} {path}" for path in paths if path and Path(path).is_absolute() and not Path(path).exists()]
+
+
+def _flag(dest: str) -> str:
+    """The command-line flag of a run flag's dest ("text_encoder_gguf": "--text-encoder-gguf")."""
+    return "--" + dest.replace("_", "-")
 
 
 def _each_lora_once(loras: list[str]) -> tuple[list[str], list[str]]:
