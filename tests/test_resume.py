@@ -1559,16 +1559,20 @@ def test_a_decode_only_resume_into_its_own_output_that_fails_names_that_output_i
     assert (tmp_path / "other_008.png").is_file() and not (tmp_path / "out_000.png").exists()
 
 
-def test_a_finished_sampling_resumed_on_several_processes_is_not_said_to_load_the_vae_alone(pipe, tmp_path):
+def test_a_finished_sampling_resumed_on_several_processes_is_not_said_to_load_the_vae_alone(
+    pipe, tmp_path, monkeypatch
+):
     # Only in one process does --resume of a finished sampling decode with the VAE alone (`decode_finished_sampling`):
-    # with --gpus 2 each process loads the whole model, and the note points to motif-lite decode for less memory.
+    # under torchrun each process loads the whole model, and the note points to motif-lite decode for less memory
+    # (--gpus N is set aside for such a file: `decode_in_one_process`).
     from motif_lite.cli.resume import resume_args
 
     with pytest.raises(KeyboardInterrupt):
         pipe.generate(request(tmp_path, "out.mp4"), on_progress=stop_at(SIZE["steps"]))
     path = tmp_path / "out.latents.safetensors"
-    for gpus, alone in [([], True), (["--gpus", "2"], False)]:
-        argv = ["run", "--resume", str(path), *gpus]
+    for world, alone in [("1", True), ("2", False)]:
+        monkeypatch.setenv("WORLD_SIZE", world)  # torchrun's
+        argv = ["run", "--resume", str(path)]
         args = cli.build_parser().parse_args(argv)
         args.argv = argv  # as cli.main keeps it
         _, notes = resume_args(args)
@@ -1635,3 +1639,31 @@ def test_a_resume_that_only_decodes_needs_none_of_the_sampling_models_files(pipe
     code, _, err = run_cli(capsys, "--resume", str(path))
     assert_user_error(code, err, f"the run being resumed had --lora {lora}, which is not there")
     assert path.is_file()
+
+
+def test_a_resume_that_only_decodes_with_gpus_decodes_once_in_this_process(pipe, tmp_path, capsys, monkeypatch):
+    # `run --resume FILE --gpus 2` of a finished sampling started 2 processes, each loading the transformer and the
+    # text encoder for a decode the VAE alone makes (and a dry run planned them); it now decodes once, here.
+    from motif_lite.cli import resume
+
+    launched = []
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv: launched.append(nproc) or 0)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
+    assert cli.main(["decode", str(path), "-o", str(tmp_path / "decoded_%03d.png"), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    parallel = ["--gpus", "2", "--sp", "2", "--comm-timeout", "60"]
+    code, out, err = run_cli(capsys, "--resume", str(path), *parallel, "--dry-run")
+    said = " ".join((out + err).split())
+    assert code == 0 and out.startswith(resume.DECODE_PLAN_NOTE), said
+    assert f"resuming {path}: all 4 steps sampled, the decode only, with the VAE alone" in said, said
+    assert "so --kernels, --yes, --gpus, --sp, --comm-timeout are not used: the VAE alone makes the video" in said
+    code, out, err = run_cli(capsys, "--resume", str(path), "--gpus", "2")
+    assert code == 0 and launched == [] and resume.DECODE_ONLY_LINE in out, err
+    assert not path.exists() and frames_equal(tmp_path, "decoded_%03d.png", "out_%03d.png")
+    # A file whose sampling is not done goes on with as many processes.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "fox.mp4"), on_progress=stop_at(2))
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"), "--gpus", "2")
+    assert code == 0 and launched == [2], err

@@ -58,7 +58,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     if decodes_alone:
         notes = [f"resuming {saved.file}: all {steps} steps sampled, the decode only, with the VAE alone (as "
                  f"motif-lite decode {where} makes it)"]  # fmt: skip
-    elif done == steps:  # on several processes each loads the whole model (`decode_finished_sampling`: on one)
+    elif done == steps:  # under torchrun each process loads the whole model (`decode_in_one_process`: not --gpus N)
         notes = [f"resuming {saved.file}: all {steps} steps sampled, the decode only (motif-lite decode {where} "
                  "makes the video in less memory, with the VAE alone)"]  # fmt: skip
     else:
@@ -167,12 +167,35 @@ SAMPLING_MODEL_DESTS = (
 # (a decode's plan takes --vram alone), --yes answers the question of a long CPU run before its sampling.
 SAMPLING_RUN_DESTS = ("ram", "yes")
 
+# The run flags (dests) for a run on several processes: a resumed run whose sampling is done decodes in this one
+# (`decode_in_one_process`).
+PARALLEL_DESTS = ("gpus", "sp", "comm_timeout")
+
+
+def decode_in_one_process(args: argparse.Namespace) -> None:
+    """For `--resume` of a file whose sampling is done, the flags for several processes (--gpus N, --sp,
+    --comm-timeout) set aside: the VAE alone decodes it once, in this process (`decode_finished_sampling`), as
+    `motif-lite decode` does, where N processes would each load the whole model to decode it; the note on the flags
+    the decode does not use names them. A file that cannot be read is left to `resume_args`, which says why."""
+    from motif_lite.io.latents import LatentsFileError, read_latents
+
+    if args.resume is None or all(getattr(args, dest) is None for dest in PARALLEL_DESTS):
+        return
+    try:
+        finished = read_latents(args.resume).sampling_done
+    except LatentsFileError:
+        return
+    if finished:
+        for dest in PARALLEL_DESTS:
+            setattr(args, dest, None)
+
 
 def _unused_for_the_decode(given: frozenset[str]) -> list[str]:
-    """The note for the flags of the sampling's model, load and time given with --resume of a file whose sampling
-    is done, which `decode_finished_sampling` decodes with the VAE alone: they change nothing (-m, --vae and --dtype
-    choose the VAE)."""
-    flags = ["--" + dest.replace("_", "-") for dest in (*SAMPLING_MODEL_DESTS, *SAMPLING_RUN_DESTS) if dest in given]
+    """The note for the flags of the sampling's model, load and time, and for several processes, given with --resume
+    of a file whose sampling is done, which `decode_finished_sampling` decodes with the VAE alone, in one process:
+    they change nothing (-m, --vae and --dtype choose the VAE)."""
+    unused = (*SAMPLING_MODEL_DESTS, *SAMPLING_RUN_DESTS, *PARALLEL_DESTS)
+    flags = ["--" + dest.replace("_", "-") for dest in unused if dest in given]
     if not flags:
         return []
     return [f"every step is sampled, so {', '.join(flags)} {'is' if len(flags) == 1 else 'are'} not used: the VAE "

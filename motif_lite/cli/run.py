@@ -23,7 +23,13 @@ from motif_lite.cli.before_download import tokenizer_notes_once
 from motif_lite.cli.common import download_hint_repeats, lora_args, print_notes
 from motif_lite.cli.dry_run import dry_run
 from motif_lite.cli.launch import all_gpus, launch_run, parallel_layout, torchrun_notes
-from motif_lite.cli.resume import decode_finished_sampling, earlier_runs, output_left_to_replace, request_from_file
+from motif_lite.cli.resume import (
+    decode_finished_sampling,
+    decode_in_one_process,
+    earlier_runs,
+    output_left_to_replace,
+    request_from_file,
+)
 from motif_lite.cli.run_flags import add_run_flags, take_weight_flags
 from motif_lite.cli.run_inputs import run_inputs
 from motif_lite.cli.run_request import checked_request, resolve_requests, seed_was_drawn
@@ -85,6 +91,7 @@ def main(args: argparse.Namespace) -> int:
     if rank is not None:  # under torchrun --gpus is ignored: torchrun started the ranks
         return _run_under_torchrun(args, rank)
     _read_settings_from(args)
+    decode_in_one_process(args)  # --resume of a finished sampling: the VAE alone decodes it, here, not on --gpus N
     if args.gpus == "all":
         args.gpus = all_gpus(args.device)
     if args.gpus is not None and args.gpus > 1 and not args.dry_run:
