@@ -54,6 +54,13 @@ def torchrun_world(environ: Mapping[str, str] = os.environ) -> int:
     return launcher_number("WORLD_SIZE", 1, smallest=1, environ=environ)
 
 
+def run_processes(gpus: int | None) -> int:
+    """How many processes a run is on: under torchrun, its job's (WORLD_SIZE: torchrun started them, and --gpus is
+    not used); else `gpus` (--gpus N, whose launcher starts them), 1 without."""
+    world = torchrun_world()
+    return world if world > 1 else gpus or 1
+
+
 def job_ranks() -> int:
     """How many processes this one's torchrun job has: 1 outside torchrun, and where WORLD_SIZE is malformed (the
     command refuses it; its error is printed whole, as a single process's)."""

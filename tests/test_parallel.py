@@ -1327,3 +1327,13 @@ def test_ulysses_attention_of_unequal_shares_gives_each_rank_its_queries_outputs
     assert not errors, errors[0]
     for rank in range(sp):
         torch.testing.assert_close(outputs[rank], rank_tokens(expected, rank))
+
+
+def test_a_run_counts_torchruns_processes_else_those_gpus_asks_for(monkeypatch):
+    # `run`'s layout and --resume's decode with the VAE alone count them with this one helper.
+    from motif_lite.launcher_variables import run_processes
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert [run_processes(gpus) for gpus in (None, 1, 4)] == [1, 1, 4]
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert [run_processes(gpus) for gpus in (None, 1, 4)] == [8, 8, 8]  # torchrun started them: --gpus is not used

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite.cli.settings_from import Recalled
+from motif_lite.launcher_variables import run_processes
 from motif_lite.paths import user_path
 from motif_lite.request import GenerationRequest, run_dest
 from motif_lite.request.output_names import same_output
@@ -54,7 +55,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     defaults, given = inputs.defaults, inputs.typed
     done, steps = saved.progress
     # Saved after the last step, before a decode that was killed: in one process, the VAE alone decodes it.
-    decodes_alone = done == steps and _one_process(args)
+    decodes_alone = done == steps and run_processes(args.gpus) == 1
     if decodes_alone:
         notes = [f"resuming {saved.file}: all {steps} steps sampled, the decode only, with the VAE alone (as "
                  f"motif-lite decode {where} makes it)"]  # fmt: skip
@@ -200,14 +201,6 @@ def _unused_for_the_decode(given: frozenset[str]) -> list[str]:
         return []
     return [f"every step is sampled, so {', '.join(flags)} {'is' if len(flags) == 1 else 'are'} not used: the VAE "
             "alone makes the video (-m, --vae and --dtype choose it)"]  # fmt: skip
-
-
-def _one_process(args: argparse.Namespace) -> bool:
-    """Whether the run goes on in one process (no --gpus N, no torchrun): a finished sampling is then decoded with
-    the VAE alone (`decode_finished_sampling`); `run._run` counts the processes so too."""
-    from motif_lite import launcher_variables
-
-    return launcher_variables.torchrun_world() <= 1 and args.gpus in (None, 1)
 
 
 def _kept_text_encoder_dtype(saved: SavedLatents) -> str | None:

@@ -161,8 +161,9 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
 
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes, clip, unresolved = checked_request(args)
-    torchrun_world = launcher_variables.torchrun_world()  # a dry run under torchrun joins no process group
-    world = session.world if session is not None else torchrun_world if torchrun_world > 1 else args.gpus or 1
+    torchrun_world = launcher_variables.torchrun_world()
+    # A dry run under torchrun joins no process group (no session): torchrun's WORLD_SIZE counts its processes.
+    world = session.world if session is not None else launcher_variables.run_processes(args.gpus)
     layout = parallel_layout(args, unresolved, world) if world > 1 or args.sp not in (None, 1) else None
     # The file at a stopped run's output that predates its last save (its claim, or the video its -o replaces) is
     # this run's to replace, as it was the stopped run's.
