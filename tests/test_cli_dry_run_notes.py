@@ -1,4 +1,4 @@
-"""What `motif-lite run --dry-run` says about the files an earlier run of the same output left."""
+"""What `motif-lite run --dry-run` says about the files an earlier run of the same output left, and of the seeds."""
 
 from __future__ import annotations
 
@@ -27,3 +27,32 @@ def test_a_dry_run_of_a_stopped_runs_output_says_how_to_resume_it(checkpoint, tm
     assert code == 0, err
     assert f"holds an earlier run of {output} that stopped after step 1 of 3" in err, err
     assert f"motif-lite run --resume {saved.file}" in err, err
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["-s", "5"], "seed: 5"),
+        (["-s", "5", "-b", "2"], "seeds: 5, 6"),
+        ([], "seed: drawn by the run and printed as it starts (-s N chooses one)"),
+    ],
+    ids=["given", "batch", "drawn"],
+)
+def test_a_dry_run_says_the_seed(checkpoint, tmp_path, capsys, flags, said):
+    # A dry run's printout, kept as the record of a run's settings, named no seed for one video (-s 5 or none).
+    code = cli.main(
+        ["run", "-m", str(checkpoint), "-p", "a red fox", *flags, "-o", str(tmp_path / "f.mp4"), "--dry-run"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"prompt: 'a red fox'\n{said}\nsettings (" in out, out
+
+
+def test_a_dry_run_of_a_resumed_run_says_the_seed_its_file_keeps(checkpoint, tmp_path, capsys):
+    pipe = load_pipeline(checkpoint, dtype=torch.float32, device="cpu", kernels="torch")
+    request = GenerationRequest("a red fox", width=48, height=32, frames=9, steps=3, seed=77, output=tmp_path / "f.mp4")
+    saved = stopped_run(pipe, request)
+    code = cli.main(["run", "--resume", str(saved.file), "--dry-run"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "prompt: 'a red fox'\nseed: 77\nsettings (" in out, out

@@ -145,7 +145,7 @@ def test_the_clip_is_the_source_of_the_size_it_gives(checkpoint, tmp_path, capsy
     dry_run = ["-m", str(checkpoint), "--extend", str(clip), "-o", str(tmp_path / "o.mp4"), "--dry-run"]
     code, out, err = run_cli(capsys, *dry_run)
     assert code == 0, err
-    assert "file: clip.mp4;" in out.splitlines()[1]
+    assert "file: clip.mp4;" in next(line for line in out.splitlines() if line.startswith("settings ("))
     assert rows(out)["size"] == (FILE, "64x48, 121 frames at 12 fps  (clip.mp4)")  # was "flag", judged by value
     code, out, err = run_cli(capsys, *dry_run, "--fps", "24")
     assert code == 0, err

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motif_lite import launcher_variables
+from motif_lite.cli.batch_notes import batch_label, listed
 from motif_lite.cli.prepare import planned_run
 from motif_lite.cli.run_prepare import prepare
+from motif_lite.cli.run_request import seed_was_drawn
 from motif_lite.cli.run_summary import planned_image_line, prompt_line
 from motif_lite.request import GenerationRequest
 
@@ -37,10 +39,26 @@ def dry_run(
     sizes = prepared.planned.sizes.lines()  # the ones the plan counted with
     prompt = args.prompt if args.resume is None else requests[0].prompt  # a resumed run's is in its latents file
     image = planned_image_line(requests[0]) if args.resume is None else []  # a resumed run's is in its file
-    lines = [prompt_line(prompt), *image, *prepared.settings.lines(), dry_run_speed(args, device), *sizes]
+    lines = [
+        prompt_line(prompt),
+        *image,
+        _seed_line(args, requests),
+        *prepared.settings.lines(),
+        dry_run_speed(args, device),
+        *sizes,
+    ]
     lora_lines = ["loras: " + ", ".join(f.describe() for f in prepared.lora_files)] if prepared.lora_files else []
     print("\n".join([*lines, *lora_lines, described]))
     return 0
+
+
+def _seed_line(args: argparse.Namespace, requests: list[GenerationRequest]) -> str:
+    """The seeds of the run's videos, as the run's own line names them ("seed: 5", "seeds: 5, 6"), or that the run
+    draws them: without it a dry run's printout, kept as the record of a run's settings, named no seed. A resumed
+    run's seed is its latents file's, which leaves -s unset."""
+    if args.resume is None and seed_was_drawn(args):
+        return f"{batch_label('seed', requests)}: drawn by the run and printed as it starts (-s N chooses one)"
+    return f"{batch_label('seed', requests)}: {listed([str(request.seed) for request in requests])}"
 
 
 def _host_of_the_machine(main_bytes: int, other_bytes: int, world: int) -> str:
