@@ -16,7 +16,7 @@ from diffusers.utils import load_image as reference_load_image
 
 from motif_lite import load_pipeline
 from motif_lite.io.image import load_image
-from motif_lite.pipeline import generation
+from motif_lite.pipeline import encode_stage
 from motif_lite.request import GenerationRequest
 
 
@@ -62,7 +62,7 @@ def phone_photo(tmp_path):
 
 def test_generate_decodes_the_image_once_and_uses_load_images_pixels(pipe, phone_photo, tmp_path, monkeypatch):
     decodes, first_frames = [], []
-    transpose, preprocess = PIL.ImageOps.exif_transpose, generation.preprocess_image
+    transpose, preprocess = PIL.ImageOps.exif_transpose, encode_stage.preprocess_image
 
     def counted(image, *args, **kwargs):  # io/image.py decodes every pixel here, once per read of the file
         decodes.append(image.size)
@@ -74,7 +74,7 @@ def test_generate_decodes_the_image_once_and_uses_load_images_pixels(pipe, phone
 
     expected = reference_load_image(str(phone_photo))  # before the spies
     monkeypatch.setattr(PIL.ImageOps, "exif_transpose", counted)
-    monkeypatch.setattr(generation, "preprocess_image", kept)
+    monkeypatch.setattr(encode_stage, "preprocess_image", kept)
     request = GenerationRequest("x", width=32, height=16, frames=5, steps=1, seed=0, image=phone_photo,
                                 output=tmp_path / "v.gif")  # fmt: skip
     result = pipe.generate(request)

@@ -90,7 +90,7 @@ def test_the_pipeline_says_what_it_loaded(pipe, checkpoint):
     planned = load_pipeline(checkpoint, dtype="fp32", device="cpu", kernels="torch", plan=plan)
     assert repr(planned).endswith("attention='exact', plan='for 48x32x5 within 64.00 GiB')")
     # A plan that streams says how many of the blocks it streams (here all: none resident).
-    from motif_lite.pipeline.generation import _plan_in_brief
+    from motif_lite.pipeline.run_records import _plan_in_brief
 
     streamed = dataclasses.replace(plan, resident_blocks=0)
     blocks = f"{plan.num_blocks} of {plan.num_blocks} transformer blocks streamed"

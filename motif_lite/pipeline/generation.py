@@ -1,18 +1,20 @@
-"""MotifVideoPipeline: `generate` makes one video, encode -> denoise -> decode."""
+"""MotifVideoPipeline: `generate` makes one video, encode -> denoise -> decode.
+
+The class is made of parts by role, each in its module: its encode stage (`encode_stage`), its denoise stage
+(`denoise_stage`), what it tells of how its videos are made (`run_records`) and its answers to diffusers' habits
+(`diffusers_habits`). Here: what it holds, `set_loras`, and `generate`'s run: its stages in order, the decode, and
+the work a failed run keeps."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import gc
-import hashlib
-import inspect
 import logging
-import os
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,16 +22,13 @@ import torch
 
 from motif_lite.checkpoint import ModelSources
 from motif_lite.checkpoint_configs import CheckpointConfigs
-from motif_lite.choices import MOTIF_REPO
 from motif_lite.decoding import decode_video
-from motif_lite.errors import Audience, CheckpointError, ConfigError, MotifLiteError
-from motif_lite.io.clip import Clip, last_frame, read_clip
-from motif_lite.io.image import load_image, preprocess_image
+from motif_lite.errors import Audience, ConfigError, MotifLiteError
+from motif_lite.io.clip import Clip
 from motif_lite.io.latents import SavedLatents
 from motif_lite.io.latents_saving import LatentsFile
 from motif_lite.io.model_stamps import changed_file_notes, other_model_notes
 from motif_lite.io.output_claims import holds_video
-from motif_lite.io.preview import preview_steps
 from motif_lite.io.video import check_crf
 from motif_lite.keeping import (
     SAVE_FINAL_STATE_AFTER_SECONDS,
@@ -41,7 +40,7 @@ from motif_lite.keeping import (
 )
 from motif_lite.memory_plan import packed_adapter_macs
 from motif_lite.model.transformer import MotifVideoTransformer
-from motif_lite.numerics import NonFiniteError, check_finite
+from motif_lite.numerics import NonFiniteError
 from motif_lite.paths import user_path
 from motif_lite.pipeline.arguments import check_generate_arguments, check_preview_spacing, check_resolved
 from motif_lite.pipeline.call_guards import (
@@ -52,55 +51,30 @@ from motif_lite.pipeline.call_guards import (
     one_call_at_a_time,
     undone_if_refused,
 )
-from motif_lite.pipeline.conditioning import (
-    Conditioning,
-    KeptEncodings,
-    KeptImage,
-    KeptText,
-    first_frame_key,
-    text_encoder_placed,
-)
-from motif_lite.pipeline.from_diffusers import (
-    call_advice,
-    generate_advice,
-    is_same_device,
-    load_advice,
-    method_advice,
-    missing_request_advice,
-    set_loras_advice,
-    to_arguments,
-)
-from motif_lite.pipeline.metadata import (
-    findable,
-    jsonable,
-    model_flags_of,
-    model_metadata_of,
-    stored_settings,
-)
+from motif_lite.pipeline.conditioning import Conditioning, KeptEncodings, KeptText
+from motif_lite.pipeline.denoise_stage import DenoiseStage
+from motif_lite.pipeline.diffusers_habits import DiffusersHabits
+from motif_lite.pipeline.encode_stage import EncodeStage
+from motif_lite.pipeline.from_diffusers import generate_advice, missing_request_advice, set_loras_advice
 from motif_lite.pipeline.recipe import LoadedTransformer, TransformerRecipe, load_transformer_stage
 from motif_lite.pipeline.result import DenoiseRecord, GenerationResult, PreviewFn, ProgressFn, first_step_overhead
 from motif_lite.pipeline.resuming import earlier_run_note, resumed_state
-from motif_lite.pipeline.step_watch import StepWatch
+from motif_lite.pipeline.run_records import RunRecords
 from motif_lite.pipeline.video_run import StageMeasures, VideoRun
 from motif_lite.preflight import check_loras
 from motif_lite.request import GenerationRequest, RequestError, ResolvedRequest
-from motif_lite.request import first_frame_sha256 as checksum_of_first_frame
 from motif_lite.run_estimates import cpu_time_note
 from motif_lite.runtime.attention import AttentionBackend
 from motif_lite.runtime.compile import CompileHandle
-from motif_lite.runtime.forward import velocity_fns
 from motif_lite.runtime.host_memory import peak_rss
-from motif_lite.runtime.kernels import INT8_ATTENTION, FallbackOp, begin_run, fallbacks
 from motif_lite.runtime.parallel import Parallel
-from motif_lite.runtime.planner import Plan, PlanHandle
-from motif_lite.runtime.step_cache import StepCache, StepCacheConfig
+from motif_lite.runtime.planner import PlanHandle
+from motif_lite.runtime.step_cache import StepCacheConfig
 from motif_lite.runtime.streaming import TextEncoderPlacement
-from motif_lite.sampling import SamplingState, Schedule, StepCallback, denoise, schedule_for
-from motif_lite.settings import DTYPE_FLAG_NAMES, FLAG, Setting, Settings, resolve_settings
-from motif_lite.units import memory_size
+from motif_lite.sampling import SamplingState, StepCallback
+from motif_lite.settings import FLAG, Setting, Settings, resolve_settings
 from motif_lite.vae import WanVAE
-from motif_lite.vae.posterior import DiagonalGaussian
-from motif_lite.vae.preview import LatentRGB, fit_latent_rgb
+from motif_lite.vae.preview import LatentRGB
 from motif_lite.vae.tiling import VAEMode
 from motif_lite.weights.lora_apply import AppliedLoRAs
 from motif_lite.weights.lora_errors import LoRAError
@@ -108,8 +82,6 @@ from motif_lite.weights.lora_specs import LoRAEntry, lora_specs, spec_of
 from motif_lite.weights.lora_values import warn_of_unusual_strengths
 
 if TYPE_CHECKING:  # transformers takes seconds to import: plans and dry runs never need it
-    import PIL.Image
-
     from motif_lite.encoders.text import TextEncoder
 
 
@@ -125,33 +97,7 @@ def _tell(exc: BaseException, note: str) -> None:
         logger.warning(note)
 
 
-# The pipeline's properties read through its `LoadedTransformer` (its model as `transformer`, the rest by their
-# names): assigned one by one, they would part from the rest.
-_LOADED_PARTS = frozenset(
-    "transformer" if field.name == "model" else field.name for field in dataclasses.fields(LoadedTransformer)
-)
-
-
-def _plan_in_brief(plan: Plan) -> str:
-    """A memory plan in a few words, for the pipeline's repr: the video it was made for, its budget and the blocks
-    it streams (`plan.describe()` is the whole table)."""
-    words = f"for {plan.width}x{plan.height}x{plan.frames}"
-    if plan.budget_bytes is not None:
-        words += f" within {memory_size(plan.budget_bytes)}"
-    if plan.resident_blocks is not None:
-        words += f", {plan.num_blocks - plan.resident_blocks} of {plan.num_blocks} transformer blocks streamed"
-    return words
-
-
-def _forward_shapes(cond: Conditioning, guidance_batch: int) -> tuple:
-    """The shapes that decide what the compiled blocks are compiled for in a run: the latents' (video size), the
-    prompts' token counts, the first frame's embeddings and the rows per forward. A second video at the same
-    shapes (a batch, a later `generate`) runs the blocks compiled by the first."""
-    tensors = (cond.latents, cond.text[0], None if cond.negative is None else cond.negative[0], cond.image_embeds)
-    return guidance_batch, *(None if tensor is None else tuple(tensor.shape) for tensor in tensors)
-
-
-class MotifVideoPipeline:
+class MotifVideoPipeline(EncodeStage, DenoiseStage, RunRecords, DiffusersHabits):
     """The loaded components plus what the checkpoint's configs say; `generate` makes one video.
 
     `transformer`: the model, or the `LoadedTransformer` that `load_pipeline` built (the model with what it
@@ -583,32 +529,6 @@ class MotifVideoPipeline:
         shape = self.vae.config.latent_shape(request.width, request.height, request.frames)
         return resumed_state(resume, request, settings, shape, self.device, self.dtype, first_frame_sha256)
 
-    def _begin_kernel_record(self) -> None:
-        """Start this run's record of fallbacks (`runtime.kernels.begin_run`), so that `kernel_fallbacks` and
-        `attention_used` tell this run's, not those of earlier runs (server jobs) on this pipeline."""
-        for model in (self.transformer, None if self.text_encoder is None else self.text_encoder.model):
-            if model is not None:
-                begin_run(model)
-
-    def kernel_fallbacks(self) -> dict[str, str]:
-        """{op: first reason} for every kernel that ran torch's version of the same math in the latest run (a Triton
-        op, or a kernel `auto` attention chose that failed later): the transformer's, and the text encoder's packed
-        linears (with a text encoder GGUF). 8-bit attention's fallback is another math,
-        exact attention: `attention_used` tells it."""
-        text = fallbacks(self.text_encoder.model) if self.text_encoder is not None else {}
-        own = {op: why for op, why in fallbacks(self.transformer).items() if op != INT8_ATTENTION}
-        return {**own, **{f"text encoder {op}": why for op, why in text.items()}}
-
-    def attention_used(self) -> str:
-        """ "int8" while the 8-bit kernel runs, "exact (int8 fell back: REASON)" once it could not in the latest
-        run (warned), "none" while there is no transformer (a failed `set_loras`), else "exact"."""
-        if self.transformer is None:
-            return "none"
-        op = self.transformer.ops.attention
-        if not isinstance(op, FallbackOp) or op.name != INT8_ATTENTION:
-            return "exact"
-        return f"exact (int8 fell back: {op.fallback_reason})" if op.warned else "int8"
-
     @contextlib.contextmanager
     def _stage(self, name: str, measures: StageMeasures) -> Iterator[None]:
         """Time a stage and, on CUDA, record its own peaks of memory into `measures`."""
@@ -621,214 +541,6 @@ class MotifVideoPipeline:
         if cuda:
             measures.allocated[name] = torch.cuda.max_memory_allocated(self.device)
             measures.reserved[name] = torch.cuda.max_memory_reserved(self.device)
-
-    def _inputs(
-        self, run: VideoRun, generator: torch.Generator, input_image: PIL.Image.Image | None
-    ) -> tuple[torch.Tensor, Conditioning]:
-        """The initial noise (the generator's first draw, as in both reference pipelines), then the conditioning.
-        In a parallel run rank 0 makes both and the other ranks receive them (an error there reaches them all)."""
-        request = run.request
-
-        def make() -> tuple[torch.Tensor, Conditioning]:
-            if request.starts_from_frame and not self.text_encoder.can_encode_images:
-                raise CheckpointError(
-                    "image-to-video needs feature_extractor/preprocessor_config.json in the checkpoint"
-                )
-            noise = self.initial_noise(request, generator)
-            guided = run.settings.guided
-            return noise, self.encode(
-                request, noise, generator, run.progress, guided, run.clip, input_image, run.first_frame_sha256
-            )
-
-        return make() if self.parallel is None else self.parallel.share(make)
-
-    def initial_noise(self, request: GenerationRequest, generator: torch.Generator) -> torch.Tensor:
-        """randn [1, 16, (F-1)//4+1, H/8, W/8] drawn on the CPU in the transformer dtype (diffusers' randn_tensor)."""
-        shape = self.vae.config.latent_shape(request.width, request.height, request.frames)
-        return torch.randn(shape, generator=generator, dtype=self.dtype).to(self.device)
-
-    def encode(
-        self,
-        request: GenerationRequest,
-        noise: torch.Tensor,
-        generator: torch.Generator,
-        progress: ProgressFn,
-        guided: bool = True,
-        clip: Clip | None = None,
-        input_image: PIL.Image.Image | None = None,
-        first_frame_sha256: str | None = None,
-    ) -> Conditioning:
-        """Prompts (and for I2V the first frame) -> conditioning; the text encoder leaves the device afterwards.
-
-        guided: whether the guidance needs the negative prompt's embeddings. clip: the clip `request.extend` names,
-        as read already (read here when its last frame is needed and it is None). input_image: `request.image` as read
-        already (`io.image.read_image`; read here when it is needed and None). first_frame_sha256: the checksum of the
-        file the first frame comes from (`ResolvedRequest.first_frame_sha256`), by which its encodings are kept for
-        the next video; None: hashed here for a conditioned request (a Python caller's), as `generate` hashes once."""
-        conditioned = request.conditions_on_image
-        if conditioned and first_frame_sha256 is None:
-            first_frame_sha256 = checksum_of_first_frame(request)
-        total = 1 + guided + conditioned
-        progress("encode", 0, total)
-        cond_latents, mask = torch.zeros_like(noise), torch.zeros_like(noise[:, :1])
-        image_key = first_frame_key(first_frame_sha256, request) if conditioned else None
-        image = self.kept_encodings.image(image_key, self.text_encoder, self.vae) if conditioned else None
-        image_needed = conditioned and image is None
-        texts = (request.prompt, request.negative_prompt) if guided else (request.prompt,)
-        encoder_needed = image_needed or not all(self.kept_encodings.has_text(t, self.text_encoder) for t in texts)
-        # Every text already encoded: the text encoder stays where it is (not placed on the device and back).
-        placed = (
-            text_encoder_placed(self.text_encoder, self.text_placement, self.device)
-            if encoder_needed
-            else contextlib.nullcontext()
-        )
-        with placed:
-            text = self._encode_prompt(request.prompt, "prompt")
-            progress("encode", 1, total)
-            negative = self._encode_prompt(request.negative_prompt, "negative prompt") if guided else None
-            progress("encode", 1 + guided, total)
-            if image_needed:
-                pixels, image_size = self._first_frame(request, clip, input_image)
-                image_embeds = self.text_encoder.encode_image(pixels).to(self.device, self.dtype)
-                check_finite(image_embeds, "the image encoder's embeddings of the first frame")
-        if not conditioned:
-            return Conditioning(text, negative, cond_latents, mask, None, None)
-        if image_needed:  # the VAE encodes the first frame once the text encoder has left the device
-            posterior = self.vae.encode(pixels[:, :, None], bands=self.vae_mode.bands)
-            image = KeptImage(image_key, image_size, image_embeds, posterior)
-        cond_latents[:, :, :1] = self._first_frame_latents(image.posterior.to(self.device), generator).to(noise.dtype)
-        mask[:, :, 0] = 1.0
-        if image_needed:  # kept once all of it is known to be finite
-            self.kept_encodings.keep_image(image, self.text_encoder, self.vae)
-        progress("encode", total, total)
-        return Conditioning(text, negative, cond_latents, mask, image.embeds.to(self.device), image.size)
-
-    def _encode_prompt(self, prompt: str, label: str) -> tuple[torch.Tensor, torch.Tensor]:
-        kept = self.kept_encodings.text(prompt, self.text_encoder)
-        if kept is not None:
-            if kept.truncation is not None and self._first_cut_of(prompt, kept.truncation.warning(label)):
-                kept.truncation.log_warning(label)  # `encode` does not run: said here (the same text, another label)
-            return kept.embeds.to(self.device), kept.mask.to(self.device)
-        from motif_lite.encoders.text import warnings_not_logged
-
-        truncation = self.text_encoder.truncation(prompt)
-        warning = None if truncation is None else truncation.warning(label)
-        # A text encoded again (its kept encoding was dropped since) was said cut already.
-        said = {warning} if warning is not None and not self._first_cut_of(prompt, warning) else set()
-        # One prompt per call is never padded; the transformer drops an all-true mask (attention's fast path).
-        with warnings_not_logged(said):
-            embeds, mask = self.text_encoder.encode([prompt], labels=[label])
-        embeds, mask = embeds.to(self.device, self.dtype), mask.to(self.device)
-        check_finite(embeds, f"the text encoder's embeddings of the {label}")  # before any step is spent
-        self.kept_encodings.keep_text(prompt, self.text_encoder, embeds, mask, truncation)
-        return embeds, mask
-
-    def _first_cut_of(self, text: str, warning: str) -> bool:
-        """Whether the cut `warning` of `text` is new to this pipeline (`cuts_said`), which now knows it."""
-        said = (hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest(), warning)
-        if said in self.cuts_said:
-            return False
-        self.cuts_said.add(said)
-        return True
-
-    def _first_frame(
-        self, request: GenerationRequest, clip: Clip | None, input_image: PIL.Image.Image | None
-    ) -> tuple[torch.Tensor, tuple[int, int]]:
-        """The first frame's pixels, and the image's size before they were resized (for the summary).
-        `input_image`: `request.image` as read already, None to read it here."""
-        if request.extend is None:
-            image = input_image if input_image is not None else load_image(request.image)
-        else:
-            image = last_frame(clip if clip is not None else read_clip(request.extend))
-        # The reference casts the preprocessed video to the transformer dtype before the VAE and SigLIP see it.
-        return preprocess_image(image, request.height, request.width).to(self.device, self.dtype), image.size
-
-    def _first_frame_latents(self, posterior: DiagonalGaussian, generator: torch.Generator) -> torch.Tensor:
-        # The posterior *sample* (not its mean), from the same generator right after the noise: reference order.
-        latents = posterior.sample(generator)
-        latents = self.vae.normalize_latents(latents)
-        check_finite(latents, "the VAE's latents of the first frame")
-        return latents
-
-    def _preview_callback(self, steps: int, on_preview: PreviewFn | None, every: int | None) -> StepCallback | None:
-        """The denoise loop's `on_denoised` that turns every `every`-th clean-latent estimate into a preview."""
-        if on_preview is None:
-            return None
-        shown = set(preview_steps(steps, every))  # the steps the run's note named (`preview_note`)
-        if self._preview_fitted_to is None or self._preview_fitted_to() is not self.vae:
-            self.preview_projection = fit_latent_rgb(self.vae)
-            self._preview_fitted_to = weakref.ref(self.vae)
-        projection = self.preview_projection
-
-        def on_denoised(step: int, denoised: torch.Tensor) -> None:
-            done = step + 1
-            if done in shown:
-                on_preview(done, steps, projection.preview(self.vae.denormalize_latents(denoised)))
-
-        return on_denoised
-
-    def sample(
-        self,
-        request: GenerationRequest,
-        noise: torch.Tensor,
-        cond: Conditioning,
-        settings: Settings,
-        progress: ProgressFn,
-        on_denoised: StepCallback | None = None,
-        start: SamplingState | None = None,
-        on_state: Callable[[SamplingState], None] | None = None,
-    ) -> tuple[torch.Tensor, DenoiseRecord]:
-        """The denoising loop from pure noise (or from `start`, a stopped run's state) to clean latents (model
-        space), with the effective settings (for a resumed run: `first_step` = `start.done`, as `generate` makes
-        them), and a record of its steps; `on_state` gets the state after each step."""
-        schedule = schedule_for(settings.solver, request.steps, settings.flow_shift.value, settings.schedule)
-        schedule = Schedule(schedule.sigmas.to(self.device), schedule.timesteps.to(self.device))
-        guidance = settings.guidance.value
-        cache = None if self.step_cache is None else StepCache(self.transformer, self.step_cache, request.steps)
-        first = settings.first_step  # a resumed run's: `start.done`, which `generate` puts there
-        record = DenoiseRecord(2 if self.batch_guidance and settings.guided else 1, None)
-        if self.compile_handle is not None:  # a compile time is told only for the run that compiled
-            record.compiled = self.compile_handle.compiles_at(_forward_shapes(cond, record.guidance_batch))
-        # Latents that overflow with a LoRA at a huge strength: that strength, not a damaged file, is what to name.
-        overflow_cause = self.loras.overflow_cause() if self.loras is not None else None
-        # Each step timed, checked for inf/NaN and reported; on an accelerator one step late (the host waits for a
-        # step while the next one runs: step_watch.py).
-        on_step = StepWatch(
-            record.step_seconds,
-            request.steps,
-            lambda done, total: progress("denoise", done, total),
-            overflow_cause,
-            lag=0 if self.device.type == "cpu" else 1,
-            first=first,
-        )
-
-        # The transformer's forward with this run's step cache, batched guidance and parallel split around it.
-        predict_velocity, predict_guided = velocity_fns(
-            self.transformer, cond.inputs, lambda: on_step.next_step,
-            cache=cache, parallel=self.parallel, batched=record.guidance_batch == 2,
-        )  # fmt: skip
-        progress("denoise", first, request.steps)
-        try:
-            latents = denoise(
-                predict_velocity,
-                noise,
-                schedule,
-                settings.solver,
-                guidance,
-                on_step,
-                on_denoised,
-                predict_guided=predict_guided,
-                start=start,
-                on_state=on_state,
-            )
-            on_step.finish()
-        finally:  # a forward stopped inside a streamed block (out of memory, Ctrl-C) left it on the device
-            if self.plan_handle is not None:
-                self.plan_handle.release_loaded()
-            self.transformer.end_run()  # the RoPE tables kept for the run's forwards: memory for the decode
-        if cache is not None:
-            record.step_cache = (cache.reused, cache.calls)
-        return latents, record
 
     def _decode(self, run: VideoRun, latents: torch.Tensor) -> Path:
         """Stream decoded frames straight into `run`'s video file (one latent frame of pixels alive at a time), the
@@ -853,159 +565,3 @@ class MotifVideoPipeline:
                     advise_decode_out_of_memory(exc, run.keeper.path, self.device)
             raise
         return written or output  # another name when output could not be replaced; None on parallel ranks > 0
-
-    def _saved_latents(self, run: VideoRun, latents: torch.Tensor, state: SamplingState | None = None) -> SavedLatents:
-        """`latents` with what writing `run`'s video needs, and the checkpoint, VAE file and dtype this run used;
-        with `state` (latents still being sampled), what going on from it needs too."""
-        request, sources = run.request, self.sources
-        model = None if sources is None else findable(sources.model)
-        vae = None if sources is None or "vae" not in sources.weight_files else str(sources.weight_files["vae"])
-        vae_dtype = str(self.vae.post_quant_conv.weight.dtype).removeprefix("torch.")  # e.g. "bfloat16"
-        output = user_path(request.output).absolute()
-        clip_path = None if request.extend is None else str(user_path(request.extend).absolute())  # found from anywhere
-        saved = SavedLatents(
-            latents, output, request.width, request.height, request.frames, request.fps, vae_dtype,
-            self._video_metadata(run), model, vae, clip_path,
-        )  # fmt: skip
-        if state is None:
-            return saved
-        tensors = {f"solver.{name}": t for name, t in state.solver.items()}
-        if state.apg_running is not None:
-            tensors["apg_running"] = state.apg_running
-        image = None if request.image is None else user_path(request.image).absolute()
-        fields = jsonable({**dataclasses.asdict(request), "output": str(output),
-                           "image": None if image is None else str(image), "extend": clip_path})  # fmt: skip
-        # Beside the model flags, what a resume checks before it goes on: the image's checksum (given again, moved,
-        # it must be the same image), the weight files' stamps (one changed in place), and an extended clip's
-        # checksum of the file its last frame, this run's first, came from. Both hashed as the run began: the first
-        # frame it sampled from. And whether a video was at the output as it began, which a resume may replace.
-        clip_checksum = None if request.extend is None else run.first_frame_sha256
-        image_checksum = None if image is None else run.first_frame_sha256
-        checked = {**self.model_flags(), "file_stamps": self.file_stamps, "image_sha256": image_checksum,
-                   "clip_sha256": clip_checksum, "replaces_output": run.replaces_output}  # fmt: skip
-        if self.text_encoder_dtype is not None:  # bf16 beside a default fp32 (`dtypes.text_encoder_dtype`), which
-            checked["text_encoder_dtype"] = DTYPE_FLAG_NAMES[self.text_encoder_dtype]  # the dtype alone cannot say
-        return dataclasses.replace(saved, progress=(state.done, request.steps), state=tensors, request=fields,
-                                   run=checked)  # fmt: skip
-
-    def stored_settings_for(self, request: GenerationRequest) -> dict:
-        """The settings a video of the resolved `request` made now by this pipeline would store (its file's comment,
-        as `generate` writes it): a file that holds these is that video already (`run -b N` skips it)."""
-        return jsonable(stored_settings(request, self.settings_for(request), self.model_metadata()))
-
-    def _video_metadata(self, run: VideoRun) -> dict:
-        # Made when stored, not once per run: int8 attention that falls back while sampling makes the model "exact".
-        return jsonable(stored_settings(run.request, run.settings, self.model_metadata(), run.stored_inputs))
-
-    def model_metadata(self) -> dict:
-        """The model a video was made with, as its file stores it: `model_flags` with each file and folder by its
-        name (a Hub repo id as it is), so that a shared video tells nothing of the user's disk; the attention asked
-        for where 8-bit attention fell back to exact (`attention` says what ran); and a lossy step cache's
-        threshold, which changes the video as much as the model does (`--settings-from` notes it)."""
-        metadata = model_metadata_of(self.model_flags())
-        if self.attention_used().startswith("exact (int8 fell back"):  # what ran, and what was asked: a rerun of
-            metadata["attention_asked"] = "int8"  # the same command compares the request (`settings_as_asked`)
-        if self.step_cache is not None and self.step_cache.threshold > 0:  # 0 gives exactly the plain run
-            metadata["step_cache"] = self.step_cache.threshold
-        return metadata
-
-    def model_flags(self) -> dict:
-        """The model this pipeline runs, as `motif-lite run`'s flags (dests) name it: what a resumed run loads."""
-        return model_flags_of(self.sources, self.dtype, self.attention_used(), self.loras)
-
-    @classmethod
-    def from_pretrained(cls, model: object = None, **kwargs: object) -> None:
-        """Called as diffusers' `MotifVideoPipeline.from_pretrained(repo, torch_dtype=...)` is: says the
-        `load_pipeline` line instead, and what its keywords are here."""
-        from motif_lite.pipeline.loading import load_pipeline  # loading builds this class: imported when called
-
-        taken = inspect.signature(load_pipeline).parameters
-        given = {name: value for name, value in kwargs.items() if name in taken}  # written into the line
-        others = {name: value for name, value in kwargs.items() if name not in taken}
-        shown = repr(str(model)) if isinstance(model, str | os.PathLike) else repr(MOTIF_REPO)
-        arguments = ", ".join([shown, *(f"{name}={value!r}" for name, value in given.items())])
-        lines = [
-            f"MotifVideoPipeline is loaded by load_pipeline, not from_pretrained: pipe = load_pipeline({arguments}), "
-            "with load_pipeline from motif_lite (help(load_pipeline) lists its arguments)"
-        ]
-        if others:
-            lines.append(load_advice(others, load_pipeline))
-        raise ConfigError("\n".join(lines))
-
-    def load_keywords(self) -> dict[str, str]:
-        """What this pipeline was loaded from, as `load_pipeline`'s keywords would load it again (each value as
-        Python writes it): the checkpoint, the weights that replace its own, the LoRAs, the device and the dtype."""
-        flags = self.model_flags()
-        keywords = {"model": repr(flags.get("model"))}
-        for name in ("gguf", "quantize", "text_encoder_gguf", "text_encoder_quantize"):
-            if flags.get(name) is not None:
-                keywords[name] = repr(flags[name])
-        components = {"diffusion_model": "transformer", "text_encoder": "text_encoder", "vae": "vae"}
-        weights = {component: flags[flag] for flag, component in components.items() if flags.get(flag) is not None}
-        if weights:
-            keywords["weights"] = repr(weights)
-        if self.loras is not None and self.loras.files:
-            keywords["loras"] = repr({str(f.spec.path): f.spec.strength for f in self.loras.files})
-        keywords["device"] = repr(str(self.device))
-        keywords["dtype"] = str(self.dtype)  # torch.float32: the name to type
-        return keywords
-
-    def __repr__(self) -> str:
-        """What a notebook shows for `pipe`: where it was loaded from, on which device in which dtype, the attention
-        and the memory plan (None: everything on the device)."""
-        plan = self._transformer_recipe.plan if self._transformer_recipe is not None else None
-        planned = "None" if plan is None else repr(_plan_in_brief(plan))
-        shown = {**self.load_keywords(), "attention": repr(self.attention_used()), "plan": planned}
-        return f"{type(self).__name__}({', '.join(f'{name}={value}' for name, value in shown.items())})"
-
-    def to(self, *args: object, **kwargs: object) -> MotifVideoPipeline:
-        """diffusers' `pipe.to("cuda")`, `pipe.to(torch.float16)`: this pipeline where it is on that device in that
-        dtype already (the habit moves nothing), else a `ConfigError` with the `load_pipeline` line that loads it
-        there. A pipeline is not moved: its memory plan, kernels and attention are chosen for its device and dtype
-        as it loads."""
-        device, dtype = to_arguments(args, kwargs)
-        if (device is None or is_same_device(device, self.device)) and (dtype is None or dtype == self.dtype):
-            return self
-        keywords = self.load_keywords()
-        if device is not None:
-            keywords["device"] = repr(str(device))
-        if dtype is not None:
-            keywords["dtype"] = str(dtype)
-        line = ", ".join(f"{name}={value}" for name, value in keywords.items())
-        raise ConfigError(
-            f"this pipeline was loaded on {self.device} in {self.dtype} and is not moved (its memory plan, kernels "
-            f"and attention were chosen for them): load it there instead, pipe = load_pipeline({line})"
-        )
-
-    def __call__(self, *args: object, **kwargs: object) -> None:
-        """Called as a diffusers pipeline is: says the `generate` line that makes that video."""
-        raise RequestError(call_advice(args, kwargs))
-
-    def __setattr__(self, name: str, value: object) -> None:
-        """Refuses diffusers' components and methods (`pipe.scheduler = UniPCMultistepScheduler(...)`,
-        `pipe.guider = ...`): nothing here reads them, so the video would not change; says what does instead.
-        Refuses the loaded transformer's parts too (`pipe.transformer = ...`): they are one value, replaced whole."""
-        if name in _LOADED_PARTS:
-            raise AttributeError(
-                f"pipe.{name} is read-only: it comes with the loaded transformer; pipe.set_loras(...) loads it "
-                "again with other LoRAs, load_pipeline(...) or MotifVideoPipeline(transformer, ...) makes another "
-                "pipeline",
-                name=name,
-                obj=self,
-            )
-        advice = method_advice(name)
-        if advice is not None:
-            raise AttributeError(
-                f"pipe.{name} = ... would change nothing: MotifVideoPipeline has no {name} (diffusers' pipelines do); "
-                f"{advice}",
-                name=name,
-                obj=self,
-            )
-        super().__setattr__(name, value)
-
-    def __getattr__(self, name: str) -> object:
-        """Only for names the pipeline lacks: diffusers' methods (`to`, `enable_model_cpu_offload`, ...) say what
-        does the same here."""
-        advice = method_advice(name)
-        message = f"{type(self).__name__!r} object has no attribute {name!r}"
-        raise AttributeError(message if advice is None else f"{message}: {advice}", name=name, obj=self)

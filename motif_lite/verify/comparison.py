@@ -24,7 +24,7 @@ from motif_lite.settings import describe_guidance
 from motif_lite.verify.results import StageResult, relative_difference
 from motif_lite.verify.settings import ForcedSettings
 
-# What our pipeline's NonFiniteError calls the first frame's latents (pipeline/generation.py), the conditioning
+# What our pipeline's NonFiniteError calls the first frame's latents (pipeline/encode_stage.py), the conditioning
 # stage's own output; any other inf/NaN it stops at comes from an earlier stage's.
 FIRST_FRAME_LATENTS = "the VAE's latents of the first frame"
 
