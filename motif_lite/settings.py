@@ -78,7 +78,7 @@ from motif_lite.sampling.schedule import (
     check_dpm_options,
     check_flow_options,
 )
-from motif_lite.shell_syntax import pattern_quoted, quoted
+from motif_lite.shell_syntax import pattern_quoted, quoted, quoted_text
 from motif_lite.vae.config import WanVAEConfig
 
 T = TypeVar("T")
@@ -636,7 +636,8 @@ def _describe_negative(prompt: str, guided: bool, first_step: int) -> str:
         return "unused (no guided step left)" if first_step else "unused (no guidance)"
     if prompt == OFFICIAL_NEGATIVE_PROMPT:
         return "the official negative prompt"
-    return repr(prompt if len(prompt) <= 40 else prompt[:37] + "...")
+    # Quoted as the prompt line quotes the prompt: a short one pastes after -n as it stands.
+    return quoted_text(prompt) if len(prompt) <= 40 else quoted_text(prompt[:37]) + "..."
 
 
 def _components(configs: CheckpointConfigs) -> tuple[tuple[str, Setting[str]], ...]:

@@ -69,6 +69,19 @@ def quoted(text: str | os.PathLike) -> str:
     return f'"{text}{trailing}"'
 
 
+def quoted_text(text: str) -> str:
+    """`text` (a prompt) as `quoted` writes it, in quotes even where it needs none: a line that shows a prompt says
+    where it starts and ends, and the user can paste it after -p as it stands. A Python repr could not be pasted: it
+    writes a backslash before a quote of the kind around it (`'it\\'s a "fox"'`), which no shell takes away. A word
+    that ends in a backslash stays bare on Windows, where a closing quote after one would be read as part of it."""
+    written = quoted(text)
+    if written != text:
+        return written
+    if on_windows():
+        return text if text.endswith("\\") else f'"{text}"'
+    return f"'{text}'"  # bare: shlex found no character a shell reads, the single quote among them
+
+
 def command_line(words: Iterable[str]) -> str:
     """`words`, a command line's arguments as a program got them, typed again for the shell a message's command is
     pasted into: as `shlex.join` writes them on POSIX (a `~/` among them reached the program unexpanded, so it was

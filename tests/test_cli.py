@@ -29,6 +29,7 @@ from motif_lite import cli, pipeline
 from motif_lite.cli import run_request as run_command
 from motif_lite.progress import ProgressBars
 from motif_lite.request import GenerationRequest
+from motif_lite.shell_syntax import quoted_text
 
 PROMPT, NEGATIVE = "a red fox runs through snow", "blurry, static"
 
@@ -1140,7 +1141,7 @@ def test_the_same_prompt_twice_is_harmless_and_other_flags_are_overridden(checkp
 
 def test_a_dry_run_shows_the_prompt_cut_when_long(checkpoint, tmp_path, capsys):
     code = cli.main([*run_args(checkpoint[0], tmp_path / "fox.mp4"), "--dry-run"])
-    assert code == 0 and f"prompt: {PROMPT!r}" in capsys.readouterr().out.splitlines()
+    assert code == 0 and f"prompt: {quoted_text(PROMPT)}" in capsys.readouterr().out.splitlines()
     long = "a red fox runs through deep snow under a pale winter sky " * 5
     args = run_args(checkpoint[0], tmp_path / "fox.mp4")
     args[args.index(PROMPT)] = long

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+
 import pytest
 import torch
 from stopped_runs import stopped_run
@@ -56,3 +59,17 @@ def test_a_dry_run_of_a_resumed_run_says_the_seed_its_file_keeps(checkpoint, tmp
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "prompt: 'a red fox'\nseed: 77\nsettings (" in out, out
+
+
+def test_a_dry_runs_prompt_and_negative_prompt_paste_back_into_the_shell(checkpoint, tmp_path, capsys):
+    # They were Python reprs: a prompt with both kinds of quote showed `'it\'s a "fox"'`, and pasted after -p the
+    # shell kept the backslash (or read a quote that never closed).
+    prompt, negative = """it's a "fox" \\ in snow""", "don't blur"
+    argv = ["run", "-m", str(checkpoint), "-p", prompt, "-n", negative, "-o", str(tmp_path / "f.mp4"), "--dry-run"]
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    shown = re.search(r"^prompt: (.*)$", out, re.MULTILINE).group(1)
+    negative_shown = re.search(r"^  negative +flag +(.*)$", out, re.MULTILINE).group(1)
+    assert shlex.split(shown) == [prompt], shown
+    assert shlex.split(negative_shown) == [negative], negative_shown

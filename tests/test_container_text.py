@@ -9,6 +9,7 @@ from help_text import help_text
 
 from motif_lite import cli
 from motif_lite.quantize import cli as quantize_cli
+from motif_lite.shell_syntax import quoted_text
 
 
 @pytest.mark.parametrize("command", [(), ("run",), ("decode",), ("check",), ("serve",), ("verify",)])
@@ -37,8 +38,8 @@ def test_a_utf8_prompt_read_under_an_ascii_locale_is_its_text(shared_checkpoint,
                      "--steps", "1", "-o", str(tmp_path / "fox.png")])  # fmt: skip
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert f"prompt: {prompt!r}" in out
-    assert f"negative     flag       {negative!r}" in out, out
+    assert f"prompt: {quoted_text(prompt)}" in out
+    assert f"negative     flag       {quoted_text(negative)}" in out, out
 
 
 def test_bytes_that_are_not_utf8_are_still_refused(shared_checkpoint, tmp_path, capsys):

@@ -37,6 +37,7 @@ from motif_lite.runtime.kernels import FallbackOp
 from motif_lite.runtime.streaming import TextEncoderPlacement
 from motif_lite.sampling import CFGConfig, GuiderConfig
 from motif_lite.settings import resolve_settings
+from motif_lite.shell_syntax import quoted_text
 from motif_lite.sizes import model_sizes
 from motif_lite.units import memory_size
 from motif_lite.vae import DiagonalGaussian
@@ -584,7 +585,8 @@ def test_text_encoder_leaves_the_device_and_result_reports(pipe, tmp_path, monke
     assert result.peak_device_bytes is None and result.stage_peaks == {}
     assert result.peak_reserved_bytes is None and result.stage_reserved_peaks == {}
     assert "fell back" not in summary(result, 0.0)
-    assert summary(result, 0.0).splitlines()[0] == f"prompt: {PROMPT!r}"  # which video this is, before its settings
+    # The prompt line first: which video this is, before its settings.
+    assert summary(result, 0.0).splitlines()[0] == f"prompt: {quoted_text(PROMPT)}"
     assert f"output: {tmp_path / 'v.gif'}" in summary(result, 0.0)
     frames = dataclasses.replace(result, output=tmp_path / "f_%03d.png")
     assert summary(frames, 0.0).endswith(f"output: {tmp_path / 'f_%03d.png'} (f_000.png ... f_004.png)")

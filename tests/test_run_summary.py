@@ -4,6 +4,7 @@ CPU, no model."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ from motif_lite.io.clip import Clip
 from motif_lite.pipeline import GenerationResult
 from motif_lite.request import GenerationRequest
 from motif_lite.request.clip_checks import extension_notes as _extension_notes
+from motif_lite.shell_syntax import quoted_text
 
 TIMINGS = {"encode": 1.0, "denoise": 6.0, "decode": 2.0, "total": 9.0}
 
@@ -33,9 +35,9 @@ def _line(text: str, start: str) -> str:
 def test_the_prompt_is_shown_whole_up_to_its_limit_and_cut_past_it(length, shown):
     prompt = "f" * length
     if length == shown:
-        assert prompt_line(prompt) == f"prompt: {prompt!r}"
+        assert prompt_line(prompt) == f"prompt: {quoted_text(prompt)}"
     else:  # the cut text and its "..." take the limit's 100 characters
-        assert prompt_line(prompt) == f"prompt: {'f' * shown!r}... ({length} characters)"
+        assert prompt_line(prompt) == f"prompt: {quoted_text('f' * shown)}... ({length} characters)"
 
 
 def test_a_resumed_run_gives_the_seconds_of_the_steps_it_sampled(tmp_path):
@@ -83,3 +85,13 @@ def test_a_run_resumed_one_step_before_the_last_says_that_step_was_sampled_here(
     )
     last = _line(summary(_result(tmp_path, resumed_at=8), 0.0, with_settings=False), "resumed: ")
     assert last == "resumed: every step sampled by the run that stopped, only the decode ran here"
+
+
+def test_the_prompt_is_quoted_for_the_users_shell_even_where_it_needs_no_quotes(monkeypatch):
+    # A word alone is quoted too, so that the line says where the prompt starts; on Windows in the quotes cmd and
+    # PowerShell both take, the repr's single quotes being part of the word in cmd.
+    assert prompt_line("fox") == "prompt: 'fox'"
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "name", "nt")
+        said = [prompt_line("fox"), prompt_line("it's a fox"), prompt_line('a "fox" for $5')]
+    assert said == ['prompt: "fox"', 'prompt: "it\'s a fox"', "prompt: 'a \"fox\" for $5'"]

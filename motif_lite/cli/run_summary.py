@@ -11,6 +11,7 @@ from motif_lite.errors import counted
 from motif_lite.frame_rates import rate_said
 from motif_lite.io.staging import described_output
 from motif_lite.request import video_seconds
+from motif_lite.shell_syntax import quoted_text
 from motif_lite.units import RESERVED_RATIO, memory_size
 
 if TYPE_CHECKING:
@@ -194,12 +195,12 @@ PROMPT_SHOWN = 100  # characters of the prompt shown: its start says which one i
 
 
 def prompt_line(prompt: str | None) -> str:
-    """The prompt as a dry run and the summary show it (the settings table has no row for it): quoted, cut when
-    long."""
+    """The prompt as a dry run and the summary show it (the settings table has no row for it): quoted for the
+    user's shell (`quoted_text`), so that it pastes after -p as it stands, and cut when long."""
     if prompt is None:
         return "prompt: none (a dry run needs none; a run takes it with -p)"
     if not prompt.strip():  # taken with a first frame alone (`request.field_checks.check_prompt`)
-        return f"prompt: {prompt!r} (empty: the first frame moves with no text)"
+        return f"prompt: {quoted_text(prompt)} (empty: the first frame moves with no text)"
     if len(prompt) <= PROMPT_SHOWN:
-        return f"prompt: {prompt!r}"
-    return f"prompt: {prompt[: PROMPT_SHOWN - 3]!r}... ({len(prompt)} characters)"
+        return f"prompt: {quoted_text(prompt)}"
+    return f"prompt: {quoted_text(prompt[: PROMPT_SHOWN - 3])}... ({len(prompt)} characters)"
