@@ -67,13 +67,13 @@ def decode_video(
     clip: Clip | None = None,
     crf: int | None = None,
 ) -> Path | None:
-    """Decode `latents` (model space, [1, C, F, h, w]) and stream the frames straight into `output` (one latent
-    frame of pixels alive at a time); `mode`: the VAE setup of a memory plan. In a
-    parallel run every rank decodes its bands and rank 0 writes the file. Returns the file written: `output`, or
-    `fox-new.mp4` beside it when `output` could not be replaced (open in a player on Windows), with a
-    warning; None on the other ranks. `clip`: the clip these frames go on from (`run --extend`), whose frames the
-    file holds first; the decoded first frame, its last frame again, is left out. `crf`: the video encoder's
-    constant-rate factor (`write_video`; None: the codec's default)."""
+    """Decode `latents` (model space, [1, C, F, h, w]) and stream the frames straight into `output` (one latent frame
+    of pixels alive at a time); `mode`: the VAE setup of a memory plan. In a parallel run every rank decodes its
+    bands and rank 0 writes the file. Returns the file written: `output`, or `fox-new.mp4` beside it when `output`
+    could not be replaced (on Windows, open in a player, a sync client or an antivirus scan), with a warning; None
+    on the other ranks. `clip`: the clip these frames go on from (`run --extend`), whose frames the file holds
+    first; the decoded first frame, its last frame again, is left out. `crf`: the video encoder's constant-rate
+    factor (`write_video`; None: the codec's default)."""
     vae_dtype = vae.post_quant_conv.weight.dtype
     z = vae.denormalize_latents(latents.to(vae_dtype))
     total = z.shape[2]

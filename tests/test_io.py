@@ -1650,3 +1650,21 @@ def test_the_closed_folder_named_is_the_first_that_may_not_be_entered_not_one_th
         closed.chmod(0o755)
         shutil.rmtree(base)
     assert staging.closed_on_the_way(tmp_path / "fox.mp4") == "a folder above it"  # root enters them all
+
+
+def test_the_fallbacks_warning_names_what_holds_a_file_open_on_windows(tmp_path, monkeypatch, caplog):
+    # It said "open in a player" alone; a sync client (OneDrive, Dropbox) or an antivirus scan holds a new video
+    # open as often, and a user with no player open was left guessing.
+    replace = os.replace
+
+    def in_use(source, target):
+        if Path(target).name == "fox.mp4":
+            raise PermissionError(13, "The process cannot access the file", str(target))
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", in_use)
+    beside = tmp_path / "fox-new.mp4"
+    with staging.staged_output(tmp_path / "fox.mp4", 1, fallback=lambda path: beside) as staged:
+        staged.partial.write_bytes(b"video")
+    assert staged.written == beside
+    assert "a player, a sync client (OneDrive, Dropbox) or an antivirus scan" in caplog.text, caplog.text

@@ -76,8 +76,8 @@ def staged_output(path: Path, frames: int, fallback: Callable[[Path], Path] | No
     partial file, nor one whose folder it may no longer enter: the next write of the same output removes it
     (`remove_stale_partials`).
     `fallback(path)`: where a finished single file goes when `path` cannot be replaced (Windows refuses to replace a
-    file that a video player has open), with a warning; without one, that error goes on and the next write of the
-    output removes the finished file.
+    file that a video player, a sync client or an antivirus scan has open), with a warning; without one, that error
+    goes on and the next write of the output removes the finished file.
     A PNG sequence whose move fails midway (a frame's name taken by a folder or a file in use) is all or nothing
     too: the frames already moved and every partial frame are removed, then a `MotifLiteError` says so
     (the caller's saved latents keep the work: `motif-lite decode`).
@@ -101,14 +101,16 @@ def staged_output(path: Path, frames: int, fallback: Callable[[Path], Path] | No
     if fallback is None:
         os.replace(partial, path)
         return
-    staged.written, note = replace_or_beside(partial, path, fallback, "open in a player")
+    # A sync client (OneDrive, Dropbox) or an antivirus scan holds a new file open as often as a player does.
+    held = "open in a player, a sync client (OneDrive, Dropbox) or an antivirus scan"
+    staged.written, note = replace_or_beside(partial, path, fallback, held)
     if note is not None:
         logger.warning("%s", note)
 
 
 def replace_or_beside(partial: Path, path: Path, beside: Callable[[Path], Path], held: str) -> tuple[Path, str | None]:
     """Rename the finished `partial` to `path`: (`path`, None). Where `path` cannot be replaced (Windows refuses to
-    replace a file another program has open: `held` says which, "open in a player"), to `beside(path)` instead, so
+    replace a file another program has open: `held` says which, "open in a player, ..."), to `beside(path)` instead, so
     that the work is kept: (that name, the note that says so)."""
     try:
         os.replace(partial, path)
