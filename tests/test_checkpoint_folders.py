@@ -793,7 +793,9 @@ def test_a_snapshot_copied_without_its_blobs_is_told_as_links_to_copy_again(tiny
     links = sum(1 for f in root.rglob("*") if f.is_symlink())
     code, out, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
     assert code == 2 and f"{links} files there are symbolic links to files that are not there" in err, err
-    assert f"copy it again with the links followed (cp -rL SNAPSHOT {root}" in err
+    assert (
+        f"copy it again with the links followed, in place of this copy (rm -r {root} && cp -rL SNAPSHOT {root})" in err
+    )
     report = check_setup(root)
     said = [f.line() for f in report.problems if f.subject == "symbolic links"]
     assert len(said) == 1 and "blobs/ folder its links point into; fix: copy it again" in said[0], said
@@ -821,7 +823,9 @@ def test_a_snapshot_whose_links_were_written_as_text_is_told_so_before_any_file_
     code, out, err = run(capsys, "-m", str(root), "-p", "fox", *SMALL, "-o", str(tmp_path / "fox.mp4"))
     said = f"{texts} files there hold the target of a symbolic link, not its data"
     assert code == 2 and f"error: {root}: {said}" in err and "not valid JSON" not in err, err
-    assert f"copy it again with the links followed (cp -rL SNAPSHOT {root}, or rsync -rL)" in err
+    assert (
+        f"copy it again with the links followed, in place of this copy (rm -r {root} && cp -rL SNAPSHOT {root})" in err
+    )
     problems = [f.line() for f in check_setup(root).problems]
     assert len(problems) == 1 and said in problems[0], problems
 

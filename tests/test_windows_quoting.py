@@ -617,11 +617,16 @@ def test_the_stray_snapshot_notes_command_is_powershells_on_windows(refs_folder,
 
 
 @pytest.mark.parametrize("copied_as", ["dangling links", "link texts"])
-def test_the_copy_of_a_snapshot_with_its_links_followed_is_robocopy_on_windows(copied_as, tmp_path, monkeypatch):
-    # A cache snapshot copied without its blobs (or git-cloned on Windows, core.symlinks off): the fix's
-    # `cp -rL SNAPSHOT "D:\my models\motif"` is Copy-Item in PowerShell, which refuses -rL, and no command in cmd.
+def test_the_copy_of_a_snapshot_with_its_links_followed_replaces_the_broken_copy(copied_as, tmp_path, monkeypatch):
+    # A cache snapshot copied without its blobs (or git-cloned on Windows, core.symlinks off). The fix's
+    # `cp -rL SNAPSHOT "my models"` copied the snapshot into the broken copy, as my models/COMMIT/..., which kept its
+    # broken files: the run failed again alike. On Windows `cp -rL` is Copy-Item, which refuses -rL, and no command
+    # in cmd: robocopy there.
     from motif_lite.io.copied_links import dangling_links_problem, link_texts_problem
 
+    snapshot = tmp_path / "cache" / "snapshots" / ("a" * 40)
+    (snapshot / "vae").mkdir(parents=True)
+    (snapshot / "vae" / "config.json").write_text('{"z_dim": 16}')
     root = tmp_path / "my models"
     (root / "vae").mkdir(parents=True)
     target = "../../blobs/" + "0" * 40
@@ -632,8 +637,17 @@ def test_the_copy_of_a_snapshot_with_its_links_followed_is_robocopy_on_windows(c
     problem = dangling_links_problem if copied_as == "dangling links" else link_texts_problem
 
     def copy_again() -> str:
-        return problem(root)[1].partition("copy it again with the links followed (")[2].partition(")")[0]
+        return problem(root)[1].partition("in place of this copy (")[2].partition(")")[0]
 
-    assert shlex.split(copy_again().partition(", or rsync")[0]) == ["cp", "-rL", "SNAPSHOT", str(root)]
-    windows = on_windows(monkeypatch, copy_again)
-    assert cmd_arguments(windows) == powershell_arguments(windows) == ["robocopy", "SNAPSHOT", str(root), "/E"]
+    posix = copy_again()
+    windows = on_windows(monkeypatch, copy_again).split("; ")
+    assert [powershell_arguments(command) for command in windows] == [
+        ["Remove-Item", "-Recurse", "-LiteralPath", str(root)],
+        ["robocopy", "SNAPSHOT", str(root), "/E"],
+    ], windows
+    assert cmd_arguments(windows[1]) == ["robocopy", "SNAPSHOT", str(root), "/E"]  # robocopy: cmd's too
+    if shutil.which("bash") is None:
+        pytest.skip("no bash here to run the copy")
+    subprocess.run(["bash", "-c", posix.replace("SNAPSHOT", shlex.quote(str(snapshot)))], check=True)  # as printed
+    assert dangling_links_problem(root) is None and link_texts_problem(root) is None, sorted(root.rglob("*"))
+    assert (root / "vae" / "config.json").read_text() == '{"z_dim": 16}', posix

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from motif_lite.errors import CheckpointError
-from motif_lite.shell_syntax import on_windows, quoted
+from motif_lite.shell_syntax import on_windows, one_after_another, quoted
 
 
 def _entries(root: Path) -> list[Path]:
@@ -102,12 +102,16 @@ def link_texts_problem(root: Path) -> tuple[str, str] | None:
 
 
 def _copy_again(root: Path) -> str:
-    """How to copy a snapshot into `root` again with its links followed: cp's or rsync's, or on Windows robocopy's,
-    which follows links unless told `/SL` and runs in cmd and PowerShell alike (PowerShell's `cp` is Copy-Item,
-    which refuses `-rL`)."""
+    """How to copy a snapshot again, with its links followed, in place of the broken copy `root`: removed first, as
+    `cp -rL SNAPSHOT ROOT` onto an existing ROOT copies the snapshot into it (ROOT/COMMIT/...) and leaves the broken
+    files, and `cp` refuses to write through a dangling link. On Windows robocopy's, which follows links unless told
+    `/SL` (PowerShell's `cp` is Copy-Item, which refuses `-rL`)."""
+    folder = quoted(str(root))
     if on_windows():
-        return f"copy it again with the links followed (robocopy SNAPSHOT {quoted(str(root))} /E)"
-    return f"copy it again with the links followed (cp -rL SNAPSHOT {quoted(str(root))}, or rsync -rL)"
+        copy = one_after_another(f"Remove-Item -Recurse -LiteralPath {folder}", f"robocopy SNAPSHOT {folder} /E")
+    else:
+        copy = one_after_another(f"rm -r {folder}", f"cp -rL SNAPSHOT {folder}")
+    return f"copy it again with the links followed, in place of this copy ({copy})"
 
 
 class CopiedLinksError(CheckpointError):
