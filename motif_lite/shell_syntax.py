@@ -135,13 +135,15 @@ def variable_unset(name: str) -> str:
 
 
 def file_text(path: str) -> str:
-    """An argument that is the whole text of the file `path`, its line ends at the end left out: `"$(cat FILE)"`,
-    or PowerShell's `((Get-Content -Raw -Encoding UTF8 FILE).TrimEnd())`. Without `-Encoding UTF8`, Windows
-    PowerShell 5.1 read a file without a byte-order mark (Notepad's "UTF-8") in the ANSI code page (`café` came as
-    `cafÃ©`), and `-Raw` kept the file's last CRLF, which the text encoder reads: bash's `$(...)` drops it."""
+    """An argument that is the whole text of the file `path`: bash's `"$(cat FILE)"`, which leaves out the line ends
+    (LF) at its end, or PowerShell's `((Get-Content -Raw -Encoding UTF8 -LiteralPath FILE).TrimEnd())`, which leaves
+    out all white space at its end, a CRLF's CR with it (`-Raw` keeps it, and the text encoder reads it). Without
+    `-Encoding UTF8`, Windows PowerShell 5.1 read a file without a byte-order mark (Notepad's "UTF-8") in the ANSI
+    code page (`café` came as `cafÃ©`); without `-LiteralPath`, a `[` in the name was a wildcard, which found no
+    file of its own name."""
     if not on_windows():
         return f'"$(cat {posix_quoted(path)})"'
-    return f"((Get-Content -Raw -Encoding UTF8 {quoted(path)}).TrimEnd())"
+    return f"((Get-Content -Raw -Encoding UTF8 -LiteralPath {quoted(path)}).TrimEnd())"
 
 
 def text_written(text: str, path: str) -> str:

@@ -55,8 +55,8 @@ def test_windows_gets_powershell_words(monkeypatch):
         quoted(r"D:\renders\fox.mp4"),
     ])  # fmt: skip
     assert said == [r"$env:HF_HUB_CACHE = 'D:\hf-cache'", r"$env:HF_HUB_CACHE = 'C:\Users\o''neil\hf'",
-                    "((Get-Content -Raw -Encoding UTF8 prompt.txt).TrimEnd())",
-                    "((Get-Content -Raw -Encoding UTF8 'my $prompt.txt').TrimEnd())",
+                    "((Get-Content -Raw -Encoding UTF8 -LiteralPath prompt.txt).TrimEnd())",
+                    "((Get-Content -Raw -Encoding UTF8 -LiteralPath 'my $prompt.txt').TrimEnd())",
                     r"D:\renders\fox.mp4"]  # fmt: skip
 
 
@@ -66,7 +66,7 @@ def test_the_first_runs_advice_is_in_powershell_on_windows(monkeypatch):
     full_disk = OSError(errno.ENOSPC, "No space left on device")
     advice, hint = on_windows(monkeypatch, lambda: (failure_advice(full_disk, "Org/Repo"), prompt_file_hint("p.txt")))
     assert r"($env:HF_HUB_CACHE = 'D:\hf-cache', or HF_HOME)" in advice and "/big/disk" not in advice
-    assert "read it from the file with -p ((Get-Content -Raw -Encoding UTF8 p.txt).TrimEnd())" in hint
+    assert "read it from the file with -p ((Get-Content -Raw -Encoding UTF8 -LiteralPath p.txt).TrimEnd())" in hint
 
 
 def test_a_variable_for_one_command_and_an_unset_one_in_each_shell(monkeypatch):

@@ -531,33 +531,39 @@ def test_the_image_processors_download_passes_its_pattern_whole_in_each_shell(tm
 
 
 def powershell_file_text(expression: str, folder: Path) -> str:
-    """The text Windows PowerShell 5.1 passes for `(Get-Content -Raw [-Encoding UTF8] FILE)`, with or without
-    `.TrimEnd()` on it (FILE relative to `folder`): a file with UTF-8's byte-order mark as UTF-8, as one without
-    with `-Encoding UTF8`, else in the ANSI code page (cp1252 in Western Europe); -Raw keeps every line end, which
-    `.TrimEnd()` takes off the end with any other white space."""
-    read = re.fullmatch(r"\(?\(Get-Content -Raw( -Encoding UTF8)? (.+?)\)(\.TrimEnd\(\)\))?", expression)
+    """The text Windows PowerShell 5.1 passes for `(Get-Content -Raw [-Encoding UTF8] [-LiteralPath] FILE)`, with or
+    without `.TrimEnd()` on it (FILE relative to `folder`): a file with UTF-8's byte-order mark as UTF-8, as one
+    without with `-Encoding UTF8`, else in the ANSI code page (cp1252 in Western Europe); -Raw keeps every line end,
+    which `.TrimEnd()` takes off the end with any other white space. Without -LiteralPath FILE is a wildcard
+    pattern, in which `[...]` stands for one of the characters in it: a name holding one fails the test."""
+    read = re.fullmatch(
+        r"\(?\(Get-Content -Raw( -Encoding UTF8)?( -LiteralPath)? (.+?)\)(\.TrimEnd\(\)\))?", expression
+    )
     assert read is not None, f"PowerShell reads no file's text with {expression!r} as this test knows it"
-    (name,) = powershell_arguments(read[2])
+    (name,) = powershell_arguments(read[3])
+    assert read[2] or not re.search(r"[][*?]", name), f"PowerShell reads {name!r} as a wildcard: no such file"
     data = (folder / name).read_bytes()
     text = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") or read[1] else "cp1252")
-    return text.rstrip() if read[3] else text
+    return text.rstrip() if read[4] else text
 
 
 @pytest.mark.parametrize("saved", ["caf\xe9 au lait\r\n", "a fox in snow", "a fox\r\nin snow\r\n"])
-def test_a_prompt_read_from_a_file_is_the_same_text_in_each_shell(saved, tmp_path, monkeypatch):
+def test_a_prompt_read_from_a_file_is_its_text_in_each_shell(saved, tmp_path, monkeypatch):
     # The hint for a prompt kept in a file (`-p prompt.txt`): PowerShell's `(Get-Content -Raw prompt.txt)` read
     # Notepad's UTF-8 (no byte-order mark) as cp1252 in Windows PowerShell 5.1, `café` as `cafÃ©`, and kept the
-    # file's last CRLF, which bash's `"$(cat prompt.txt)"` drops: another prompt, another video, without a word.
+    # file's CRLF at its end: another prompt, another video, without a word. Bash drops the LF at the end (of a
+    # Windows file, not its CR); PowerShell's `.TrimEnd()` drops the CRLF.
     from motif_lite.shell_syntax import file_text
 
-    (tmp_path / "my prompt.txt").write_bytes(saved.encode("utf-8"))
+    name = "my prompt [v2].txt"  # `[v2]` is a wildcard to Get-Content -Path, which then finds no file of that name
+    (tmp_path / name).write_bytes(saved.encode("utf-8"))
     monkeypatch.chdir(tmp_path)
     if shutil.which("bash") is None:
         pytest.skip("no bash here to read the file")
-    script = f"printf %s {file_text('my prompt.txt')}"  # bytes back: text mode would read each \r as a line end
+    script = f"printf %s {file_text(name)}"  # bytes back: text mode would read each \r as a line end
     bash_read = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout.decode("utf-8")
     assert bash_read == saved.removesuffix("\n")  # what it always said: bash drops the newline, keeps the \r
-    windows = on_windows(monkeypatch, lambda: file_text("my prompt.txt"))
+    windows = on_windows(monkeypatch, lambda: file_text(name))
     assert powershell_file_text(windows, tmp_path) == saved.rstrip(), windows
 
 
