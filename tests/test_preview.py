@@ -444,3 +444,23 @@ def test_a_preview_a_viewer_holds_open_on_windows_is_said_once_with_how_often_it
     assert len(said) == 3 and said[0] == said[2] and said[0].startswith(failed), said
     assert said[0].endswith("(Windows refuses to replace a file another program has open: close it there)")
     assert said[1] == "the preview was not written 2 more times for that reason"  # before the one that was written
+
+
+def test_a_preview_windows_refuses_to_write_is_not_said_to_be_held_open(tmp_path, caplog, monkeypatch):
+    # A refusal to write the .partial file (an antivirus holding it, say) was told as the preview held open by
+    # "another program": the file named was not the one refused, nor was it being replaced.
+    from motif_lite.io import preview as preview_io
+
+    path = tmp_path / "p.png"
+    partial = preview_io.partial_preview(path)
+
+    def refused(self, target, *args, **kwargs):
+        raise PermissionError(13, "Access is denied", str(target))
+
+    monkeypatch.setattr(PIL.Image.Image, "save", refused)
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(MotifLiteError) as failed:
+        preview_io.write_preview(np.zeros((3, 8, 12, 3), dtype=np.uint8), path, fps=6.0)
+    said = str(failed.value)
+    assert said.startswith(f"cannot write preview {path}: ") and str(partial) in said, said
+    assert "another program" not in said, said

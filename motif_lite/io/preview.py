@@ -129,7 +129,9 @@ def write_preview(frames: np.ndarray, path: Path, fps: float) -> None:
         with contextlib.suppress(OSError):  # the cleanup must not hide the reason
             partial.unlink(missing_ok=True)
         held = ""
-        if sys.platform == "win32" and isinstance(exc, PermissionError):  # an image viewer has it open, say
+        # os.replace's error names both files; one writing the .partial file (an antivirus holding it) names one.
+        replacing = exc.filename2 is not None
+        if sys.platform == "win32" and isinstance(exc, PermissionError) and replacing:  # an image viewer has it open
             held = " (Windows refuses to replace a file another program has open: close it there)"
         raise MotifLiteError(f"cannot write preview {path}: {exc}{held}") from exc
 
