@@ -1667,3 +1667,19 @@ def test_a_resume_that_only_decodes_with_gpus_decodes_once_in_this_process(pipe,
         pipe.generate(request(tmp_path, "fox.mp4"), on_progress=stop_at(2))
     code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"), "--gpus", "2")
     assert code == 0 and launched == [2], err
+
+
+def test_a_resume_that_only_decodes_says_nothing_of_how_the_sampling_flags_would_sample(pipe, tmp_path, capsys):
+    # A decode-only resume said "--step-cache 1.5 reuses the cached work ... the video will be far from the uncached
+    # one", and of a --lora changed since "the rest of the video is sampled with the file as it is now", beside the
+    # note that neither is used: nothing is sampled.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
+    lora = tmp_path / "style.safetensors"
+    lora.write_bytes(b"retrained since")
+    _with_run_flags(path, file_stamps={str(lora): {"size": 1, "mtime_ns": 0}})  # as the stopped run found it
+    code, out, err = run_cli(capsys, "--resume", str(path), "--step-cache", "1.5", "--lora", str(lora), "--dry-run")
+    said = " ".join((out + err).split())
+    assert code == 0 and "so --lora, --step-cache, --kernels, --yes are not used: the VAE alone" in said, said
+    assert "reuses the cached work" not in said and "changed since the run stopped" not in said, said

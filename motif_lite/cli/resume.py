@@ -114,7 +114,9 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
         notes += _unused_for_the_decode(given)
     else:
         notes += other_model_notes(then, vars(args), "what this command gives")
-    notes += changed_file_notes(saved.run, vars(args))
+    # A weight file changed since is the rest of the video's sampling: of a decode, only the VAE's is read.
+    read = {dest: value for dest, value in vars(args).items() if not decodes_alone or dest not in SAMPLING_MODEL_DESTS}
+    notes += changed_file_notes(saved.run, read)
     notes += [] if decodes_alone else step_cache
     args.weights = take_weight_flags(args)
     inputs = run_inputs(args)

@@ -188,11 +188,13 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         done = resume.progress[0] if resume is not None else 0  # a resumed run previews only the steps it samples
         previews = _preview_notes(args.preview, request.steps, args.preview_every, done)
         ignored = torchrun_notes(args.gpus, torchrun_world)
-        flags = flag_notes(args, layout)
+        decodes_alone = resume is not None and resume.sampling_done and world == 1  # nothing to sample: the VAE alone
+        # A decode uses none of the sampling's flags, which a note of `resume_args` names: nothing to say of them.
+        flags = [] if decodes_alone else flag_notes(args, layout)
         recalled = run_inputs(args).recalled
         recalled_notes = list(recalled.notes) if recalled is not None else []
         print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
-        if resume is not None and resume.sampling_done and world == 1:  # nothing to sample: the VAE alone
+        if decodes_alone:
             return decode_finished_sampling(args, resume, request.output)
         if args.dry_run:
             # A dry run before running a stopped run's command again says, as the run would, that --resume goes on.
