@@ -30,8 +30,7 @@ from motif_lite import cli
 from motif_lite.choices import GGUF_REPO, MOTIF_REPO
 from motif_lite.cli import run_request as run_command
 from motif_lite.errors import Audience, CheckpointError, ConfigError, MotifLiteError
-from motif_lite.io import checkpoint_source, gguf_source, hub, staging
-from motif_lite.io import video as video_module
+from motif_lite.io import checkpoint_source, ffmpeg_writer, gguf_source, hub, staging
 from motif_lite.io.checkpoint_source import find_checkpoint
 from motif_lite.io.gguf_source import find_gguf, single_gguf
 from motif_lite.io.image import DAMAGED, load_image, not_an_image, preprocess_image, read_image
@@ -474,7 +473,7 @@ def test_ffmpeg_failing_to_write_is_one_readable_line(count):
     # line with the metadata JSON. Called past the checks, as a folder that turned unwritable while sampling.
     frames = np.zeros((count, 32, 48, 3), np.uint8)
     with pytest.raises(MotifLiteError) as error:
-        video_module._write_ffmpeg(iter(frames), Path("/sys/.partial-23862-x.mp4"), 24.0, "{}", frames[0].shape)
+        ffmpeg_writer.write_ffmpeg(iter(frames), Path("/sys/.partial-23862-x.mp4"), 24.0, "{}", frames[0].shape)
     assert str(error.value) == "ffmpeg could not write /sys/x.mp4: Permission denied"
 
 
@@ -1545,15 +1544,15 @@ def test_an_output_folder_that_lost_its_permissions_is_not_said_to_be_removed():
     with folder_closed_to_others("out") as (base, closed):  # an ancestor of the output's folder, taken away midway
         writable_once = base / "kept"
         writable_once.mkdir(mode=0o555)  # the output's folder itself, now read-only
-        said = _as_another_user(lambda: video_module._write_failure(closed / "out" / "x.mp4", None))
+        said = _as_another_user(lambda: ffmpeg_writer._write_failure(closed / "out" / "x.mp4", None))
         assert said == repr(
             f"its folder {closed / 'out'} cannot be reached: this process may no longer enter {closed} (its "
             "permissions changed since the run began; it needs x, search permission): give it back, or write to "
             "another folder"
         ), said
-        said = _as_another_user(lambda: video_module._write_failure(writable_once / "x.mp4", None))
+        said = _as_another_user(lambda: ffmpeg_writer._write_failure(writable_once / "x.mp4", None))
         assert "Permission denied" in said and "no longer there" not in said, said
-        said = _as_another_user(lambda: video_module._write_failure(base / "gone" / "x.mp4", None))
+        said = _as_another_user(lambda: ffmpeg_writer._write_failure(base / "gone" / "x.mp4", None))
         assert said == repr(f"its folder {base / 'gone'} is no longer there (removed or unmounted since the run began)")
 
 

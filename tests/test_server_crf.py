@@ -20,7 +20,7 @@ from test_video_crf import BEFORE_CRF  # noqa: E402
 
 from motif_lite import cli, load_pipeline  # noqa: E402
 from motif_lite.errors import MotifLiteError  # noqa: E402
-from motif_lite.io import video  # noqa: E402
+from motif_lite.io import ffmpeg_writer  # noqa: E402
 from motif_lite.request import GenerationRequest  # noqa: E402
 from motif_lite.server.job_record import COMPLETED, QUEUED, new_job_id  # noqa: E402
 from motif_lite.server.jobs import SCHEMA_VERSION, JobStore  # noqa: E402
@@ -46,13 +46,13 @@ def pipe(checkpoint):
 def encodes(monkeypatch) -> list[list[str]]:
     """The ffmpeg command of every video written from now on (each ends with the file it writes)."""
     commands = []
-    pipe_to_ffmpeg = video._pipe_to_ffmpeg
+    pipe_to_ffmpeg = ffmpeg_writer._pipe_to_ffmpeg
 
     def recording(stream, shape, command):
         commands.append(command)
         return pipe_to_ffmpeg(stream, shape, command)
 
-    monkeypatch.setattr(video, "_pipe_to_ffmpeg", recording)
+    monkeypatch.setattr(ffmpeg_writer, "_pipe_to_ffmpeg", recording)
     return commands
 
 

@@ -19,7 +19,7 @@ from motif_lite.cli.command_hints import subcommands
 from motif_lite.cli.flag_hints import VALUED_HINTS
 from motif_lite.cli.unknown_flags import reject
 from motif_lite.errors import MotifLiteError
-from motif_lite.io import missing_report, video
+from motif_lite.io import ffmpeg_writer, missing_report
 from motif_lite.io.hub import OFFLINE_SET, failure_advice
 from motif_lite.io.missing_report import MissingFiles, MissingFilesError
 from motif_lite.shell_syntax import (
@@ -121,7 +121,8 @@ def _offline_report() -> object:
 
 
 def _temporary_folder_refusal() -> object:
-    with video._metadata_file("a fox"):  # the video's metadata file, the one file ffmpeg reads from the temp folder
+    # the video's metadata file, the one file ffmpeg reads from the temp folder
+    with ffmpeg_writer._metadata_file("a fox"):
         return None
 
 

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from motif_lite import cli, decoding
 from motif_lite.cli import run_videos
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io import video
+from motif_lite.io import ffmpeg_writer, video
 from motif_lite.io.latents import SavedLatents, save_latents
 from motif_lite.io.video import check_crf, write_video
 from motif_lite.request import GenerationRequest
@@ -38,7 +38,7 @@ TINY_VAE = {"_class_name": "AutoencoderKLWan", "base_dim": 8, "z_dim": 16, "dim_
 
 def encoding(suffix: str, crf: int | None = None) -> list[str]:
     """The encoder and its options in the ffmpeg command for a `suffix` file."""
-    command = video._ffmpeg_command(Path(f"/videos/fox{suffix}"), Path("/tmp/comment"), 64, 48, 24.0, crf)
+    command = ffmpeg_writer._ffmpeg_command(Path(f"/videos/fox{suffix}"), Path("/tmp/comment"), 64, 48, 24.0, crf)
     return command[command.index("-c:v") + 1 : -1]
 
 
