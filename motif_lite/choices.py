@@ -66,8 +66,8 @@ DPM_SIMPLE_SIGMAS = "within 1/500 of simple's in flow time (it starts a training
 ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient", "triton", "fa3")
 # --crf: the constant-rate factors each video encoder takes (lower = better and larger), as ffmpeg checks them.
 CRF_RANGES = {"H.264": (0, 51), "VP9": (0, 63)}
-# The formats -o writes, by extension: those ffmpeg encodes (io.video's encoders), then those Pillow writes (and a
-# PNG per frame).
+# The formats -o writes, by extension: those ffmpeg encodes (io.output_formats' encoders), then those Pillow writes
+# (and a PNG per frame).
 FFMPEG_FORMATS = (".mp4", ".mkv", ".mov", ".webm")
 VIDEO_EXTENSIONS = (*FFMPEG_FORMATS, ".webp", ".gif", ".png")
 # The file a run or a server job keeps its latents in (fox.mp4 -> fox.latents.safetensors), which decode and

@@ -1979,7 +1979,7 @@ def test_progress_on_a_terminal_stderr_is_a_bar_and_a_wrong_interval_is_the_defa
 
 
 def test_the_formats_ffmpeg_writes_are_those_with_an_encoder():
-    """choices.FFMPEG_FORMATS (torch-free: what --settings-from reads with ffmpeg) names io.video's encoders."""
+    """choices.FFMPEG_FORMATS (torch-free: what --settings-from reads with ffmpeg) names io.output_formats' encoders."""
     from motif_lite.choices import FFMPEG_FORMATS, VIDEO_EXTENSIONS
     from motif_lite.io import output_formats
 

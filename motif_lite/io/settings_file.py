@@ -176,7 +176,8 @@ def _ffmpeg_comment(path: Path) -> str | None:
 
 def ffmetadata_value(text: str, key: str) -> str | None:
     """The value of `key` (in any case: Matroska's tags are upper case) in the global section of an FFMETADATA file,
-    with its escapes undone (`=`, `;`, `#`, `\\` and a newline each come after a `\\`, `io.video._ffmetadata`)."""
+    with its escapes undone (`=`, `;`, `#`, `\\` and a newline each come after a `\\`,
+    `io.ffmpeg_writer._ffmetadata`)."""
     pattern = rf"^{re.escape(key)}=((?:[^\\\n]|\\.|\\\n)*)"
     header = text.split("\n[", 1)[0]  # the global section: a stream's or chapter's starts with "["
     match = re.search(pattern, header, flags=re.MULTILINE | re.IGNORECASE)
