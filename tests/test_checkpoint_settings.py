@@ -377,3 +377,29 @@ def test_scheduler_config_sets_sampler_and_shift_unless_a_flag_does(tmp_path):
         with pytest.raises(RequestError, match=f"DPMSolverMultistepScheduler with {re.escape(shown)}, which"):
             settings(DPMSolverMultistepScheduler(**{**card, **other}))
         assert settings(DPMSolverMultistepScheduler(**{**card, **other}), sampler="dpm++2m").flow_shift.value == 8.0
+
+
+def test_a_scheduler_config_that_names_no_class_is_the_reference_schedulers_against_the_index(tmp_path):
+    # A scheduler file without _class_name is read here as the reference's FlowMatchEulerDiscreteScheduler, while
+    # diffusers builds the class model_index.json lists with its values: listed as another, the two disagree.
+    from motif_lite.errors import ConfigError
+
+    (tmp_path / "model_index.json").write_text(json.dumps({"scheduler": ["diffusers", "UniPCMultistepScheduler"]}))
+    (tmp_path / "scheduler").mkdir()
+    (tmp_path / "scheduler" / "scheduler_config.json").write_text(json.dumps({"shift": 8.0}))
+    said = "lists the scheduler as UniPCMultistepScheduler, but .* is a FlowMatchEulerDiscreteScheduler config"
+    with pytest.raises(ConfigError, match=said):
+        CheckpointConfigs.read(tmp_path)
+
+
+def test_a_guider_config_that_names_no_class_is_refused_as_naming_none_not_as_a_none_config(tmp_path):
+    # A guider file has no class of its own to stand for a missing _class_name: the index's check has nothing to
+    # compare, and the guider's own check says what is wrong (not "... is a None config").
+    from motif_lite.errors import ConfigError
+
+    (tmp_path / "model_index.json").write_text(json.dumps({"guider": ["diffusers", "ClassifierFreeGuidance"]}))
+    (tmp_path / "guider").mkdir()
+    (tmp_path / "guider" / "guider_config.json").write_text(json.dumps({"guidance_scale": 5.0}))
+    with pytest.raises(ConfigError, match="unsupported guider None") as refused:
+        CheckpointConfigs.read(tmp_path)
+    assert "a None config" not in str(refused.value)

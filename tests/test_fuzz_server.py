@@ -321,3 +321,22 @@ def test_form_integers_are_read_up_to_4000_digits():
     assert _form_value("9" * 4000, int) == int("9" * 4000)
     # Longer: text, which the request's checks refuse as JSON's (test_server.py, a form value that is no number).
     assert _form_value("9" * 4001, int) == "9" * 4001
+
+
+# The columns added after ROW_EDITS was written, each with an edit the store's checks must refuse: a prompt warning
+# that is no text, and an uploaded video's record with a key of its own beside its name and sha256.
+LATER_ROW_EDITS = {
+    "prompt_warnings": ["[1]", '["cut", null]'],
+    "extend_file": ['{"name": "clip.mp4"}', '{"name": "clip.mp4", "sha256": "ab", "size": "12"}'],
+}
+
+
+@pytest.mark.parametrize("column", list(LATER_ROW_EDITS))
+def test_a_later_column_edited_by_hand_is_refused_naming_the_job(tmp_path, column):
+    ids = data_folder(tmp_path)
+    for value in LATER_ROW_EDITS[column]:
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
+            db.execute(f"UPDATE jobs SET {column} = ? WHERE id = ?", (value, ids[1]))
+        db.close()
+        with pytest.raises(MotifLiteError, match=f"holds 1 job this motif-lite cannot read \\({ids[1]}: {column}"):
+            JobStore(tmp_path)

@@ -561,3 +561,24 @@ def test_a_whole_tiff_of_signed_samples_pillow_reads_but_not_so_compressed_is_no
         MotifLiteError, match="it is a TIFF of 16-bit grayscale samples stored in a way Pillow does not"
     ):
         read_image(path)
+
+
+def test_a_riff_file_of_another_kind_is_not_called_a_webp_cut_short(tmp_path):
+    # A sound (RIFF, then WAVE at byte 8) given as the first frame: a WebP is RIFF with WEBP there, and this is none.
+    sound = tmp_path / "take.wav"
+    sound.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(64))
+    with pytest.raises(MotifLiteError, match="cannot read image") as refused:
+        read_image(sound)
+    assert "WebP" not in str(refused.value) and "damaged" not in str(refused.value), str(refused.value)
+
+
+def test_a_tiff_cut_after_its_first_directorys_entries_is_called_cut_short(tmp_path):
+    # The entries are whole, the next directory's offset (4 bytes) that ends them is not: the file is cut short,
+    # not a whole file of a layout Pillow does not read.
+    path = tmp_path / "render.tif"
+    _float_tiff(path, np.random.default_rng(0).random((8, 8)))  # float64 grayscale: every value held in its entry
+    entries_end = 8 + 2 + 12 * struct.unpack("<H", path.read_bytes()[8:10])[0]
+    path.write_bytes(path.read_bytes()[:entries_end])
+    with pytest.raises(MotifLiteError, match=re.escape(DAMAGED)) as raised:
+        read_image(path)
+    assert "a layout Pillow does not read" not in str(raised.value)

@@ -1667,3 +1667,10 @@ def test_the_fallbacks_warning_names_what_holds_a_file_open_on_windows(tmp_path,
         staged.partial.write_bytes(b"video")
     assert staged.written == beside
     assert "a player, a sync client (OneDrive, Dropbox) or an antivirus scan" in caplog.text, caplog.text
+
+
+def test_text_whose_ninth_character_opens_a_brace_is_text_not_a_safetensors_file():
+    # A safetensors file starts with its header's length (8 bytes, little-endian), then the header's "{": eight
+    # letters read as that length give a number far past any header, so this is text.
+    why = not_an_image(b'settings{"prompt": "a fox in the snow"}\n', None)
+    assert why is not None and why.startswith("it holds text, not an image"), why

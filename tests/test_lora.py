@@ -1600,3 +1600,27 @@ def test_a_lora_file_windows_will_not_open_is_told_in_windows_words(tmp_path, mo
         check_lora_file(lora_specs([(lora, 1.0)])[0])
     said = str(refused.value)
     assert "another program has it open" in said and "Security tab" in said and "chmod" not in said, said
+
+
+def test_a_file_named_with_a_colon_and_a_number_gives_way_to_the_file_before_the_colon(tmp_path):
+    # Both style.safetensors and style.safetensors:0.5 exist: --lora style.safetensors:0.5 is the first at 0.5, as
+    # --lora's FILE:STRENGTH reads; the name is taken whole only where the part before the colon is no file.
+    style = tmp_path / "style.safetensors"
+    style.write_bytes(b"")
+    (tmp_path / "style.safetensors:0.5").write_bytes(b"")
+    assert LoRASpec.parse(f"{style}:0.5") == LoRASpec(style, 0.5)
+
+
+def test_a_file_whose_name_holds_a_comma_is_taken_whole_though_its_parts_are_files_too(tmp_path, monkeypatch):
+    # a.safetensors,b.safetensors is a file of its own: not two LoRAs joined by a comma, though both exist too.
+    monkeypatch.chdir(tmp_path)  # each part a name in this folder, as the whole is
+    for name in ("a.safetensors", "b.safetensors", "a.safetensors,b.safetensors"):
+        (tmp_path / name).write_bytes(b"")
+    spec = LoRASpec.parse("a.safetensors,b.safetensors")
+    assert spec.path.resolve() == (tmp_path / "a.safetensors,b.safetensors").resolve() and spec.strength == 1.0
+
+
+def test_a_loras_string_of_a_strength_alone_is_not_advised_as_a_nameless_file():
+    # loras=":0.8" names no file before its colon: the advice shows the text as the file, not '' at 0.8.
+    with pytest.raises(LoRAError, match=re.escape("e.g. loras={':0.8': 1}")):
+        lora_specs(":0.8")

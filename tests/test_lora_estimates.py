@@ -117,3 +117,14 @@ def test_a_cpu_servers_refusal_counts_the_adapters_work(packed, monkeypatch, tmp
             "POST", "/v1/videos", {**body, "loras": [{"name": lora.name, "strength": 0.5}]}
         )
         assert code == 400 and "this job too long: on the CPU this run" in error["error"]["message"], error
+
+
+def test_only_the_adapters_beside_packed_layers_count_as_work(monkeypatch):
+    # A LoRA's adapter on a float layer merges into its weight: no work of its own, though the LoRA has one there.
+    from motif_lite import memory_plan
+
+    packed = frozenset({"transformer_blocks.0.attn.to_q.weight"})
+    monkeypatch.setattr(memory_plan, "packed_weight_names", lambda sources: packed)
+    adapters = {"transformer_blocks.0.attn.to_q": 10, "proj_out": 5}
+    monkeypatch.setattr(memory_plan, "side_adapter_macs", lambda loras, dtype: adapters)
+    assert packed_adapter_macs(None, ["style.safetensors"], torch.float32) == {"transformer_blocks.0.attn.to_q": 10}

@@ -325,3 +325,17 @@ def test_load_pipeline_stopped_inside_a_loader_lets_go_of_what_that_loader_held(
     gc.collect()
     assert held and held[0]() is None
     assert kept is not None
+
+
+def test_a_gpu_whose_whole_memory_is_the_estimate_itself_is_not_warned_of(tesla_t4, monkeypatch):
+    # The estimate fits a GPU of exactly that memory: the warning starts one byte below it.
+    from motif_lite.memory_plan import _planner_inputs, unplanned_memory_warning
+    from motif_lite.runtime.planner import unplanned_peak_bytes
+
+    sources, cuda = locate_sources(tesla_t4), torch.device("cuda")
+    official = _planner_inputs(GenerationRequest("-"), sources, torch.float16, cuda, "auto", "exact", None)
+    need = unplanned_peak_bytes(official)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (need, need))
+    assert unplanned_memory_warning(sources, torch.float16, cuda) is None
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (need - 1, need - 1))
+    assert "are less than the" in unplanned_memory_warning(sources, torch.float16, cuda)

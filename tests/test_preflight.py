@@ -1510,3 +1510,38 @@ def test_a_dry_run_for_a_gpu_not_here_gives_no_cards_size_note_for_a_round_vram_
     assert code == 0, err
     assert float(re.search(r"device peak (\S+) GiB allocated", out).group(1)) * RESERVED_RATIO > 8100 / 1024
     assert "not the GPU's size" not in err
+
+
+def test_the_vram_named_for_a_lowered_budget_plans_within_the_reserve_without_a_warning(no_network, monkeypatch):
+    # --vram 8 on a card of exactly 8 GiB: the most whose reserve fits is 8 / 1.08 = 7.407 GiB, so the --vram the
+    # warning names is rounded down (7.40), not to the nearest (7.41, over it, warned of again).
+    import warnings
+
+    total = 8 * 2**30
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (total, total))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4060 Ti")
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    sources = locate_sources(**AT_HAND)
+    with pytest.warns(UserWarning) as said:
+        plan_generation(request, sources, device="cuda", vram_gib=8)
+    [message] = [str(w.message) for w in said if "--vram 8 lets a plan" in str(w.message)]
+    named = float(re.search(r"give --vram (\d+\.\d+) or less", message)[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plan_generation(request, sources, device="cuda", vram_gib=named).budget_bytes == int(named * 2**30)
+
+
+def test_a_dtype_given_for_a_gpu_read_by_another_process_is_the_one_planned(no_network, monkeypatch):
+    # A rank of run --gpus N with --dtype fp32 is planned in fp32 (its weights twice bf16's bytes), not in the dtype
+    # the GPU's compute capability picks when none is given.
+    from motif_lite.gpu_memory import GpuReading, GpuUse
+    from motif_lite.gpus import NVIDIA, GpuFacts
+
+    reading = GpuReading(GpuFacts(NVIDIA, "NVIDIA H100 80GB HBM3", (9, 0)), GpuUse(80 * 2**30, 79 * 2**30))
+    request, _ = GenerationRequest("x", output="a.mp4").resolve()
+    sources = locate_sources(**AT_HAND)
+    by_default = plan_generation(request, sources, device="cuda", gpu=reading)
+    in_fp32 = plan_generation(request, sources, device="cuda", dtype="fp32", gpu=reading)
+    assert in_fp32.peak_bytes > by_default.peak_bytes

@@ -599,3 +599,19 @@ def test_a_wrong_json_value_is_shown_with_its_own_letters_and_cut_to_the_length_
     written = json.dumps(sent)
     got = str(long.value).rpartition("got ")[2]
     assert len(written) > 60 and got == written[:57] + "...", got
+
+
+def test_a_prompt_of_spaces_alone_is_empty_for_text_to_video(tmp_path):
+    # Spaces and a newline are what `-p "$PROMPT "` or a template gives with the variable unset: no text either.
+    error = refused(tmp_path, prompt=" \n\t ")
+    assert error.fields == ("prompt",) and str(error).startswith("prompt is empty: text-to-video needs"), str(error)
+
+
+def test_an_alias_or_another_spelling_of_a_sampler_is_no_unknown_choice():
+    # A settings file spelled the sampler as ComfyUI does, or by an alias: this version has it, so it is not one
+    # of a newer version's to refuse.
+    from motif_lite.request.field_checks import unknown_choices
+
+    assert unknown_choices({"sampler": "DPMPP_2M", "guidance": "CFG"}) == {}
+    assert unknown_choices({"sampler": "uni_pc_bh2"}) == {}
+    assert unknown_choices({"sampler": "dpm++3m", "guidance": "cfg"}) == {"sampler": "dpm++3m"}

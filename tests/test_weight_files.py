@@ -658,3 +658,16 @@ def test_a_weight_file_of_another_kind_is_named_for_what_it_is(tmp_path, content
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=re.escape(f"{path} is not a safetensors file: {said}")):
         read_header(path)
+
+
+def test_a_file_of_another_component_is_one_problem_without_its_fp8_checks(tmp_path):
+    # A scaled fp8 VAE given as the text encoder: "it holds the VAE's tensors" says all there is to say; the fp8
+    # checks of a text encoder file ("a scaled fp8 file ... use the bf16 text encoder file") would add a wrong fix.
+    from motif_lite.weight_checks import Problems, check_your_files
+
+    scaled_vae = tmp_path / "vae_fp8_scaled.safetensors"
+    weight = torch.ones(4, 4).to(torch.float8_e4m3fn)
+    save_file({"decoder.conv_in.weight": weight, "scaled_fp8": torch.empty(0)}, scaled_vae)
+    problems = Problems()
+    assert check_your_files({"text_encoder": scaled_vae}, problems) == []
+    assert len(problems.found) == 1 and "VAE" in problems.found[0], problems.found
