@@ -272,3 +272,68 @@ def test_a_clip_to_extend_on_a_folder_without_the_image_processor_is_refused_bef
         assert code == cli.EXIT_USER_ERROR and "Traceback" not in err, err
         assert f"error: {root} has no feature_extractor/preprocessor_config.json" in err, err
         assert f"--include 'feature_extractor/*' --local-dir {root}" in err, err
+
+
+def test_the_gpu_reproducibility_figures_docs_usage_gives_are_the_tests_and_verifys():
+    # docs/usage.md, "Making a video again from its file", "On a GPU, and on another machine": batched guidance
+    # "within 1e-5 of the latents' scale in fp32" (tests/test_batched_guidance.py's bound) and verify's bf16
+    # tolerance for the frames, "a relative difference of 5e-2" (tests/test_doc_claims.py ties the figure in
+    # "Checking against the reference", not this one).
+    import inspect
+
+    import test_batched_guidance
+
+    from motif_lite.verify import TOLERANCES
+
+    text = _flat("usage.md").split("**On a GPU, and on another machine**")[1].split(" - **")[0]
+    (batched,) = _numbers(text, r"batched guidance within ([\d.e-]+) of the latents' scale in fp32")
+    (frames,) = _numbers(text, r"for the frames in bf16: a relative difference of ([\d.e-]+)")
+    bound = re.search(r"<= ([\d.e-]+) \* scale", inspect.getsource(test_batched_guidance.assert_tight))
+    assert bound is not None and float(bound[1]) == batched
+    assert TOLERANCES[torch.bfloat16]["frames"] == frames
+
+
+def test_a_dry_runs_negative_prompt_of_40_characters_pastes_back_after_n_and_a_longer_one_is_cut(
+    shared_checkpoint, tmp_path, capsys
+):
+    # docs/usage.md, "Dry runs": "a negative prompt of up to 40 characters in the settings table" pastes back after
+    # `-n`. tests/test_cli_dry_run_notes.py pastes a 10-character one; here the bound itself, and one past it.
+    import shlex
+
+    from motif_lite import cli
+
+    (bound,) = _numbers(_flat("usage.md"), r"as does a negative prompt of up to (\d+) characters in the settings table")
+    for negative, whole in [('it\'s "blur" ' + "x" * (int(bound) - 12), True), ("y" * (int(bound) + 1), False)]:
+        argv = ["run", "-m", str(shared_checkpoint[0]), "-p", "fox", "-n", negative, "--dry-run"]
+        code = cli.main([*argv, "-o", str(tmp_path / "f.mp4")])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        shown = re.search(r"^  negative +flag +(.*)$", out, re.MULTILINE).group(1)
+        assert (shlex.split(shown) == [negative]) == whole, (len(negative), shown)
+        assert shown.endswith("...") != whole, shown
+
+
+def test_previews_that_failed_alike_are_counted_in_one_warning_when_the_run_ends(tmp_path, caplog, monkeypatch):
+    # docs/usage.md, "Previews while sampling": failed previews after the first are counted, "one warning says how
+    # many, when a preview is written again or the run ends". tests/test_preview.py's run writes one again; this
+    # one ends.
+    import logging
+
+    import numpy as np
+
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io import preview as preview_io
+
+    def full_disk(*args, **kwargs):
+        raise MotifLiteError("cannot write preview: No space left on device")
+
+    monkeypatch.setattr(preview_io, "write_preview", full_disk)
+    previews = preview_io.PreviewFile(tmp_path / "p.png", fps=6.0)
+    with caplog.at_level(logging.WARNING, logger="motif_lite"):
+        for done in range(1, 4):
+            previews(done, 9, np.zeros((3, 8, 12, 3), dtype=np.uint8))
+            previews._pending.result()  # each written before the next: none dropped
+        previews.close()
+    said = [record.getMessage() for record in caplog.records]
+    assert said == ["preview not written: cannot write preview: No space left on device",
+                    "the preview was not written 2 more times for that reason"], said  # fmt: skip
