@@ -337,3 +337,22 @@ def test_previews_that_failed_alike_are_counted_in_one_warning_when_the_run_ends
     said = [record.getMessage() for record in caplog.records]
     assert said == ["preview not written: cannot write preview: No space left on device",
                     "the preview was not written 2 more times for that reason"], said  # fmt: skip
+
+
+def test_a_resume_that_only_decodes_still_refuses_a_vae_file_that_is_gone(shared_checkpoint, tmp_path, capsys):
+    # docs/usage.md, "Settings come from the file": a model file that is no longer there is an error naming the flag
+    # to give again, "of a file whose sampling is done, only the VAE's". tests/test_resume.py shows the sampling
+    # model's files (--gguf, --lora) are let go; here the VAE, which the decode reads, is still asked for.
+    from test_resume import _with_run_flags, assert_user_error, request, run_cli, stop_at
+
+    from motif_lite import load_pipeline
+
+    pipe = load_pipeline(shared_checkpoint[0], dtype=torch.float32, device="cpu", kernels="torch")
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "fox.mp4", steps=2), on_progress=stop_at(2))
+    path = tmp_path / "fox.latents.safetensors"
+    vae = tmp_path / "moved" / "vae.safetensors"
+    _with_run_flags(path, vae=str(vae))
+    code, _, err = run_cli(capsys, "--resume", str(path))
+    assert_user_error(code, err, f"the run being resumed had --vae {vae}, which is not there", "give --vae again")
+    assert path.is_file()
