@@ -356,3 +356,32 @@ def test_a_resume_that_only_decodes_still_refuses_a_vae_file_that_is_gone(shared
     code, _, err = run_cli(capsys, "--resume", str(path))
     assert_user_error(code, err, f"the run being resumed had --vae {vae}, which is not there", "give --vae again")
     assert path.is_file()
+
+
+def test_a_videos_stored_settings_keep_motif_lites_version_and_nothing_of_the_device_or_other_software(
+    shared_checkpoint, tmp_path
+):
+    # docs/usage.md, "On a GPU, and on another machine": the file stores neither the device nor the GPU nor the
+    # versions of torch and the rest, so "keep the GPU, motif-lite, torch and the model" for the same bits; it keeps
+    # motif-lite's own version (the page said it stored no software's version at all).
+    from motif_lite import cli
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.version import VERSION
+
+    flags = ["-p", "fox", "-W", "32", "-H", "32", "--video-frames", "5", "--steps", "1", "--dtype", "fp32"]
+    argv = ["run", "-m", str(shared_checkpoint[0]), *flags, "--device", "cpu", "--kernels", "torch", "--yes"]
+    assert cli.main([*argv, "-o", str(tmp_path / "a_%03d.png")]) == 0
+    stored = read_settings(tmp_path / "a_000.png").values
+
+    def keys(value: object) -> list[str]:
+        if isinstance(value, dict):
+            return [key for name, inner in value.items() for key in [name, *keys(inner)]]
+        return [key for inner in value for key in keys(inner)] if isinstance(value, list) else []
+
+    text = _flat("usage.md")
+    assert "the file stores neither the device nor the GPU nor the versions of torch" in text
+    assert stored["version"] == VERSION and "keep the GPU, motif-lite, torch and the model" in text
+    machine = re.compile(r"device|gpu|cuda|cudnn|torch|triton|python|host", re.IGNORECASE)
+    assert not [key for key in keys(stored) if machine.search(key)], stored
+    settings = str({key: value for key, value in stored.items() if key not in ("prompt", "negative_prompt")})
+    assert torch.__version__ not in settings and not re.search(r"\bcpu\b", settings, re.IGNORECASE), settings
