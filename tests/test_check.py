@@ -1434,3 +1434,32 @@ def test_a_gguf_named_by_two_types_gets_no_note_on_its_name():
 
     assert named_type_note(Path("x-Q8_0-Q4_0.gguf"), "F16") is None
     assert named_type_note(Path("x-Q8_0.gguf"), "F16") is not None
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ModuleNotFoundError("No module named 'imageio_ffmpeg.binaries'"), PermissionError(13, "Permission denied")],
+)
+def test_an_imageio_ffmpeg_whose_files_cannot_be_read_is_a_warning_not_a_traceback(monkeypatch, failure):
+    # Its package imported, its binaries' package missing or unreadable (a partly removed install, or one in a home
+    # this user may not enter): `check`, which is there to find such things, stopped on that ImportError.
+    import imageio_ffmpeg
+
+    from motif_lite.checkup.environment import _check_ffmpeg
+    from motif_lite.checkup.report import Checkup
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.ffmpeg import find_ffmpeg
+
+    def unreadable() -> str:
+        raise failure
+
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", unreadable)
+    with pytest.raises(MotifLiteError) as error:
+        find_ffmpeg()
+    assert str(error.value).startswith(f"imageio-ffmpeg's files cannot be read ({failure}), and .mp4")
+    assert "install ffmpeg or reinstall imageio-ffmpeg; or write .webp" in str(error.value)
+    report = Checkup()
+    _check_ffmpeg(report)
+    (finding,) = report.findings
+    assert finding.level == "warning" and "reinstall imageio-ffmpeg" in finding.message

@@ -46,6 +46,11 @@ def find_ffmpeg() -> str:
         raise MotifLiteError(
             f"ffmpeg not found, which .mp4, .mkv, .mov and .webm need: {fix}; {_NO_FFMPEG_NEEDED}"
         ) from None
+    except (ImportError, OSError) as exc:  # its binaries' package missing or unreadable (a partly removed install)
+        raise MotifLiteError(
+            f"imageio-ffmpeg's files cannot be read ({exc}), and .mp4, .mkv, .mov and .webm need ffmpeg: {fix}; "
+            f"{_NO_FFMPEG_NEEDED}"
+        ) from None
     found = exe if os.path.isfile(exe) else shutil.which(exe)  # a path, else a command name looked up on PATH
     if found is None:
         raise MotifLiteError(f"ffmpeg not found at {exe}{source}: {fix}; {_NO_FFMPEG_NEEDED}")
