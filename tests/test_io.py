@@ -1674,3 +1674,17 @@ def test_text_whose_ninth_character_opens_a_brace_is_text_not_a_safetensors_file
     # letters read as that length give a number far past any header, so this is text.
     why = not_an_image(b'settings{"prompt": "a fox in the snow"}\n', None)
     assert why is not None and why.startswith("it holds text, not an image"), why
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions, as another user")
+def test_a_home_this_user_may_not_enter_counts_as_none_for_the_cache(monkeypatch):
+    # Another user's home left in HOME (`su -m`, `sudo -E`): looking for ~/.cache/motif-lite under it raised
+    # PermissionError, a traceback from every command that finds the cache, instead of the temporary directory.
+    with folder_closed_to_others("home") as (base, closed):
+        temp = base / "temp"
+        temp.mkdir()
+        temp.chmod(0o777)
+        monkeypatch.setenv("TMPDIR", str(temp))
+        monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+        said = _as_another_user(lambda: user_cache_folder({"HOME": str(closed / "home")}, 54321))
+        assert said == repr(temp / "motif-lite-cache-54321"), said

@@ -47,8 +47,13 @@ def private_temp_folder(name: str, fix: str) -> Path:
 
 
 def _can_write(folder: Path) -> bool:
-    """Whether this user could make `folder`: write to it, or to the nearest folder above it that exists."""
-    existing = next((f for f in (folder, *folder.parents) if f.exists()), None)
+    """Whether this user could make `folder`: write to it, or to the nearest folder above it that exists. A folder
+    on the way this user may not enter (another user's home left in HOME, as `su -m` or `sudo -E` leave it)
+    makes that folder's `exists` raise PermissionError: no folder there can be written."""
+    try:
+        existing = next((f for f in (folder, *folder.parents) if f.exists()), None)
+    except OSError:
+        return False
     return existing is not None and os.access(existing, os.W_OK | os.X_OK)
 
 
