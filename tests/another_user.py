@@ -11,9 +11,19 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-# Modules of Python's own library that the commands import only when they need them. Where the interpreter lives in
-# root's home (pyenv's ~/.pyenv), the child, another user, could not read them: they are imported before it forks.
-_IMPORTED_LATER = ("cProfile", "encodings.idna", "importlib.readers", "sysconfig", "tty")
+# Modules of Python's own library and of the packages that the commands import only when they need them
+# (safetensors' torch module, and the numpy.ctypeslib its save_file imports). Where the interpreter lives in root's
+# home (pyenv's ~/.pyenv), the child, another user, could not read them: they are imported before it forks, so that
+# a check's result does not depend on whether an earlier test of the session happened to import them.
+_IMPORTED_LATER = (
+    "cProfile",
+    "encodings.idna",
+    "importlib.readers",
+    "sysconfig",
+    "tty",
+    "safetensors.torch",
+    "numpy.ctypeslib",
+)
 
 
 def as_another_user(compute):
