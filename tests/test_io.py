@@ -1414,7 +1414,8 @@ def test_a_home_this_user_cannot_write_counts_as_none_for_the_cache(monkeypatch)
     try:
         base.chmod(0o755)
         home = base / "home"
-        home.mkdir(mode=0o555)
+        home.mkdir()
+        home.chmod(0o555)  # not mkdir's mode, which the umask narrows (077: a home this user may not even enter)
         temp = base / "temp"
         temp.mkdir()
         temp.chmod(0o777)
@@ -1543,7 +1544,8 @@ def test_an_output_folder_that_lost_its_permissions_is_not_said_to_be_removed():
     # Not tmp_path: pytest's folder for root's tests is one only root may enter (the check runs as another user).
     with folder_closed_to_others("out") as (base, closed):  # an ancestor of the output's folder, taken away midway
         writable_once = base / "kept"
-        writable_once.mkdir(mode=0o555)  # the output's folder itself, now read-only
+        writable_once.mkdir()
+        writable_once.chmod(0o555)  # the output's folder itself, now read-only (chmod: mkdir's mode obeys the umask)
         said = _as_another_user(lambda: ffmpeg_writer._write_failure(closed / "out" / "x.mp4", None))
         assert said == repr(
             f"its folder {closed / 'out'} cannot be reached: this process may no longer enter {closed} (its "
