@@ -879,8 +879,9 @@ def test_other_tools_command_names_get_ours(capsys, command, hint):
     assert err.startswith(f"motif-lite: error: there is no '{command}' command; ") and hint in err, err
 
 
-def test_help_as_a_command_shows_that_commands_help(capsys):
+def test_help_as_a_command_shows_that_commands_help(capsys, monkeypatch):
     # `motif-lite help run` (pip's, git's and cargo's way) was an error that sent the user to `run --help`.
+    monkeypatch.setenv("COLUMNS", "80")  # the usage line below, on one line (argparse wraps to the terminal)
     with pytest.raises(SystemExit):
         cli.main(["run", "--help"])
     run_help = capsys.readouterr().out
