@@ -4,18 +4,28 @@ Tests marked `cuda` are skipped without a CUDA device. On a CUDA machine the ker
 `kernel` fixture of tests/kernels_interp.py), which run compiled there instead of in Triton's CPU interpreter,
 join the suite too. On a CUDA machine each failure is printed as it happens (`EchoFailures`).
 
-No test reads or writes the contributor's own caches or sees their settings (`private_caches`, `own_user_cache`).
+No test reads or writes the contributor's own caches or sees their settings (`private_caches`, `own_user_cache`,
+and tqdm's `TQDM_*` variables, dropped as this file is imported).
 Torch runs on one thread, in the test process and the processes it starts (`one_torch_thread`).
 """
 
 import hashlib
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
+
+# tqdm's settings (TQDM_DISABLE, TQDM_MININTERVAL, TQDM_NCOLS, ...), which a contributor may export for every bar:
+# with TQDM_DISABLE=1 the progress tests saw no bars. tqdm reads them as it is imported, which torch does next, and
+# motif-lite's own progress lines read them too, so they go before that, for the whole test process and the
+# processes it starts. A test of one sets it itself (`monkeypatch.setenv`).
+for _name in [name for name in os.environ if name.startswith("TQDM_")]:
+    del os.environ[_name]
+
+import torch  # noqa: E402
 
 
 class EchoFailures:
