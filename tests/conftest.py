@@ -60,9 +60,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 # Variables of the contributor's shell that would change what a test sees: a token sent to the Hub, offline mode or a
-# mirror changing the Hub's messages, and the key `motif-lite serve` takes from the environment (with it set, every
-# request of the server tests without that key is refused).
-USER_SETTINGS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT", "MOTIF_LITE_API_KEY")
+# mirror changing the Hub's messages, the key `motif-lite serve` takes from the environment (with it set, every
+# request of the server tests without that key is refused), and Python's warning filters for the commands the tests
+# start (with PYTHONWARNINGS=ignore the ranks of test_parallel_output.py printed no warning of the checkpoint).
+USER_SETTINGS = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_OFFLINE",
+    "HF_ENDPOINT",
+    "MOTIF_LITE_API_KEY",
+    "PYTHONWARNINGS",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
