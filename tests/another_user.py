@@ -29,8 +29,11 @@ _IMPORTED_LATER = (
 def as_another_user(compute):
     """`compute()`'s repr as UID 65534 (nobody) where the tests run as root, whom no permission bits stop; as this
     user otherwise. Run in a forked child that drops its user, so the test process keeps its own."""
-    if os.getuid() != 0:
-        return repr(compute())
+    if os.getuid() != 0:  # an exception's repr too, as the child's below
+        try:
+            return repr(compute())
+        except Exception as exc:
+            return repr(exc)
     for name in _IMPORTED_LATER:
         importlib.import_module(name)
     read, write = os.pipe()
