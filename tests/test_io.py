@@ -1310,7 +1310,13 @@ def test_a_container_user_without_a_home_gets_a_cache_folder_in_the_temporary_di
     assert user_cache_folder({}, uid) == tmp_path / f"motif-lite-cache-{uid}"
     assert user_cache_folder({"HOME": str(tmp_path / "data")}, uid) == tmp_path / "data" / ".cache" / "motif-lite"
     assert user_cache_folder({"XDG_CACHE_HOME": "/cache"}, uid) == Path("/cache/motif-lite")
-    assert user_cache_folder({}, os.getuid()) == Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "motif-lite"
+    # This user's home from the password database: one of this test's own, since the real one may not be writable
+    # (nobody's /nonexistent, a CI service user's), where the temporary directory would be the answer.
+    own_home, entry_of = tmp_path / "own-home", pwd.getpwuid
+    monkeypatch.setattr(
+        pwd, "getpwuid", lambda u: SimpleNamespace(pw_dir=str(own_home)) if u == os.getuid() else entry_of(u)
+    )
+    assert user_cache_folder({}, os.getuid()) == own_home / ".cache" / "motif-lite"
 
 
 def _has_passwd_entry(pwd, uid: int) -> bool:
