@@ -1048,6 +1048,9 @@ def test_the_plan_check_shows_is_the_dry_run_plan_of_a_default_run(tiny, tmp_pat
     from motif_lite.quantize.cli import main as quantize_main
 
     root, gguf = tiny
+    monkeypatch.chdir(
+        tmp_path
+    )  # the default output goes to the current folder, which may be read-only (a checkout of another user's)
     te = tmp_path / "te.gguf"
     assert quantize_main([str(root), "--component", "text_encoder", "-o", str(te), "--quiet"]) == 0
     planned = []

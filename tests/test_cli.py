@@ -79,6 +79,9 @@ def test_a_plan_streaming_a_bf16_transformer_names_the_gguf_that_keeps_it_whole(
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # the built-in sizes
+    monkeypatch.chdir(
+        tmp_path
+    )  # the default output goes to the current folder, which may be read-only (a checkout of another user's)
     args = ["run", "-p", "a fox", "--device", "cuda", "--vram", "6.67", "--dry-run"]
     assert cli.main(args) == 0
     captured = capsys.readouterr()
@@ -414,8 +417,11 @@ def test_a_vram_no_gpu_holds_is_refused_with_the_mib_meant(capsys, command):
 
 
 @pytest.mark.parametrize("seed", ["4294967296", "-5"])
-def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number(capsys, seed):
+def test_a_seed_out_of_range_is_refused_in_the_words_of_a_seed_that_is_no_number(capsys, seed, tmp_path, monkeypatch):
     # argparse refuses a word, the request a number out of range: one wording for both, not two.
+    monkeypatch.chdir(
+        tmp_path
+    )  # the default output goes to the current folder, which may be read-only (a checkout of another user's)
     assert cli.main(["run", "-p", "x", "--seed", seed, "--dry-run"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert f"error: --seed must be a whole number from 0 to 4294967295, or -1 for a random seed, got {seed}" in err
@@ -1478,21 +1484,22 @@ def dry_run_command(checkpoint: Path, prompt: str) -> list[str]:
     return [sys.executable, "-m", "motif_lite", "run", "-m", str(checkpoint), "-p", prompt, *size, "--dry-run"]
 
 
-def test_a_prompt_that_stdouts_encoding_lacks_is_printed_escaped(checkpoint):
+def test_a_prompt_that_stdouts_encoding_lacks_is_printed_escaped(checkpoint, tmp_path):
     # Under an ASCII or Latin-1 locale (or Windows' cp1252) printing the summary's prompt failed after the video was
     # written: a traceback and exit code 1 for a finished run. It is written as Python writes stderr: escaped.
     environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
     command = dry_run_command(checkpoint[0], "un renard \u2014 caf\xe9 \u72d0")
-    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
+    # cwd: the default output goes to the current folder, which may be read-only (a checkout of another user's)
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "prompt: 'un renard \\u2014 caf\\xe9 \\u72d0'" in done.stdout
 
 
-def test_a_reader_that_went_away_ends_the_command_with_141_and_no_traceback(checkpoint):
+def test_a_reader_that_went_away_ends_the_command_with_141_and_no_traceback(checkpoint, tmp_path):
     # `motif-lite run ... | head -1`: the last write to the closed pipe (at Python's exit, stdout being buffered)
     # printed "Exception ignored ... BrokenPipeError" and exited with 120, or a traceback and 1 mid-run.
-    process = subprocess.Popen(
-        dry_run_command(checkpoint[0], "a fox"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    process = subprocess.Popen(  # cwd: the default output's folder, which must be writable
+        dry_run_command(checkpoint[0], "a fox"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
     )
     process.stdout.close()  # the reader is gone before the command writes anything
     err = process.stderr.read()
