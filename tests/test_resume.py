@@ -1683,3 +1683,23 @@ def test_a_resume_that_only_decodes_says_nothing_of_how_the_sampling_flags_would
     said = " ".join((out + err).split())
     assert code == 0 and "so --lora, --step-cache, --kernels, --yes are not used: the VAE alone" in said, said
     assert "reuses the cached work" not in said and "changed since the run stopped" not in said, said
+
+
+def test_a_resume_that_only_decodes_takes_a_missing_lora_given_as_unused(pipe, tmp_path, capsys):
+    # `run --resume FILE --lora MISSING` of a finished sampling was refused ("LoRA file not found"), though the VAE
+    # alone decodes it and reads no LoRA; a moved --lora of the stopped run's was taken with a note already.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path, missing = tmp_path / "out.latents.safetensors", tmp_path / "moved" / "style.safetensors"
+    code, out, err = run_cli(capsys, "--resume", str(path), "--lora", f"{missing}:0.8")
+    said = " ".join((out + err).split())
+    assert code == 0 and not path.exists() and (tmp_path / "out_008.png").is_file(), said
+    assert "so --lora, --kernels, --yes are not used: the VAE alone makes the video" in said, said
+    assert "LoRA file not found" not in said, said
+    # A file whose sampling is not done still refuses it: the rest of the video is sampled with it.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "fox.mp4"), on_progress=stop_at(2))
+    path = tmp_path / "fox.latents.safetensors"
+    code, _, err = run_cli(capsys, "--resume", str(path), "--lora", f"{missing}:0.8")
+    assert_user_error(code, err, f"LoRA file not found: {missing}")
+    assert path.is_file()

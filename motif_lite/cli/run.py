@@ -182,13 +182,14 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     on_preview = None
     try:
         say = print if main_rank else _quiet
-        loras = lora_args(args.lora)
+        decodes_alone = resume is not None and resume.sampling_done and world == 1  # nothing to sample: the VAE alone
+        # A decode reads no LoRA: a --lora file given that is not there is named unused (`resume_args`), not refused.
+        loras = [] if decodes_alone else lora_args(args.lora)
         warn_of_unusual_strengths(loras)  # once, here: the other looks at --lora (before a download, ...) do not
         on_preview = _preview_writer(args.preview, request.fps, args.dry_run) if args.preview and main_rank else None
         done = resume.progress[0] if resume is not None else 0  # a resumed run previews only the steps it samples
         previews = _preview_notes(args.preview, request.steps, args.preview_every, done)
         ignored = torchrun_notes(args.gpus, torchrun_world)
-        decodes_alone = resume is not None and resume.sampling_done and world == 1  # nothing to sample: the VAE alone
         # A decode uses none of the sampling's flags, which a note of `resume_args` names: nothing to say of them.
         flags = [] if decodes_alone else flag_notes(args, layout)
         recalled = run_inputs(args).recalled
