@@ -1703,3 +1703,25 @@ def test_a_resume_that_only_decodes_takes_a_missing_lora_given_as_unused(pipe, t
     code, _, err = run_cli(capsys, "--resume", str(path), "--lora", f"{missing}:0.8")
     assert_user_error(code, err, f"LoRA file not found: {missing}")
     assert path.is_file()
+
+
+def test_a_resume_that_only_decodes_says_once_that_no_preview_comes(pipe, tmp_path, capsys):
+    # `--preview` with a decode-only resume got the note that no preview comes, then a warning at the end that none
+    # was written: one message, the note before any work.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path, preview = tmp_path / "out.latents.safetensors", tmp_path / "now.webp"
+    code, out, err = run_cli(capsys, "--resume", str(path), "--preview", str(preview))
+    said = " ".join((out + err).split())
+    assert code == 0 and (tmp_path / "out_008.png").is_file(), said
+    assert f"previews: none to {preview}: this run goes on after step 4 of 4" in said, said
+    assert said.count(str(preview)) == 1 and not preview.exists(), said
+    # A run resumed past the last preview step samples without a preview: its note alone says so too.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "fox.mp4"), on_progress=stop_at(3))
+    path = tmp_path / "fox.latents.safetensors"
+    code, out, err = run_cli(capsys, "--resume", str(path), "--preview", str(preview), "--preview-every", "1")
+    said = " ".join((out + err).split())
+    assert code == 0 and (tmp_path / "fox.mp4").is_file(), said
+    assert f"previews: none to {preview}: this run goes on after step 3 of 4" in said, said
+    assert said.count(str(preview)) == 1 and not preview.exists(), said

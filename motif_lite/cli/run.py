@@ -158,6 +158,7 @@ def _files_every_rank_reads(args: argparse.Namespace) -> list[tuple[str, str]]:
 def _run(args: argparse.Namespace, session: Session | None = None) -> int:
     from motif_lite.cli import use_expandable_segments
     from motif_lite.io.output_claims import release
+    from motif_lite.io.preview import previews_after
 
     use_expandable_segments()  # before torch starts CUDA
     resume, resume_notes, clip, unresolved = checked_request(args)
@@ -186,9 +187,13 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         # A decode reads no LoRA: a --lora file given that is not there is named unused (`resume_args`), not refused.
         loras = [] if decodes_alone else lora_args(args.lora)
         warn_of_unusual_strengths(loras)  # once, here: the other looks at --lora (before a download, ...) do not
-        on_preview = _preview_writer(args.preview, request.fps, args.dry_run) if args.preview and main_rank else None
         done = resume.progress[0] if resume is not None else 0  # a resumed run previews only the steps it samples
         previews = _preview_notes(args.preview, request.steps, args.preview_every, done)
+        # A resumed run past the last preview step (a decode alone too) makes none, which its note says: no writer,
+        # whose close would warn of it again as the run ends.
+        comes = bool(previews_after(request.steps, args.preview_every, done))
+        writes = args.preview and main_rank and comes
+        on_preview = _preview_writer(args.preview, request.fps, args.dry_run) if writes else None
         ignored = torchrun_notes(args.gpus, torchrun_world)
         # A decode uses none of the sampling's flags, which a note of `resume_args` names: nothing to say of them.
         flags = [] if decodes_alone else flag_notes(args, layout)

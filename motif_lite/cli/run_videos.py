@@ -197,8 +197,10 @@ class Run:
                 if resume is None
                 else video.resolve_with_inputs(self.clip, checksum=checked, taken_output=video.output)
             )
+            # No writer, no interval: a resumed run past the last preview step makes none (`generate` refuses one).
+            every = self.args.preview_every if self.on_preview is not None else None
             result = pipe.generate(
-                video if resolved is None else resolved.request, progress, self.on_preview, self.args.preview_every,
+                video if resolved is None else resolved.request, progress, self.on_preview, every,
                 resume=resume, latents_file=keeps, clip=self.clip, crf=self.args.crf, resolved=resolved,
             )  # fmt: skip
         except BaseException:

@@ -38,11 +38,17 @@ def preview_steps(steps: int, every: int | None) -> list[int]:
     return list(range(interval, steps, interval))
 
 
+def previews_after(steps: int, every: int | None, done: int) -> list[int]:
+    """The steps after which a `steps`-step run resumed after step `done` writes a preview (`preview_steps`, past
+    `done`); none for a resumed run past the last of them, or one whose sampling is done."""
+    return [step for step in preview_steps(steps, every) if step > done]
+
+
 def preview_note(path: str | Path, steps: int, every: int | None, done: int = 0) -> str:
     """What a run with `--preview path` writes and when: the terminal shows nothing else of the previews, and a
     user without an image viewer open may not know where to look. `done`: the steps a resumed run's stopped run
     sampled, after which it makes none of its previews."""
-    after = [step for step in preview_steps(steps, every) if step > done]
+    after = previews_after(steps, every, done)
     if not after:  # a resumed run past the last preview step
         return (
             f"previews: none to {path}: this run goes on after step {done} of {steps}, past the last step a preview "
