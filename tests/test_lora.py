@@ -1624,3 +1624,17 @@ def test_a_loras_string_of_a_strength_alone_is_not_advised_as_a_nameless_file():
     # loras=":0.8" names no file before its colon: the advice shows the text as the file, not '' at 0.8.
     with pytest.raises(LoRAError, match=re.escape("e.g. loras={':0.8': 1}")):
         lora_specs(":0.8")
+
+
+def test_a_held_lora_file_is_told_in_windows_words_where_os_name_says_windows(tmp_path, monkeypatch):
+    # `_unreadable` looked at sys.platform alone, where the project's one test (`shell_syntax.on_windows`) reads
+    # os.name too: a Python whose os.name says Windows was given chmod advice.
+    from motif_lite.weights.lora import _unreadable
+
+    lora = tmp_path / "style.safetensors"
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert "chmod" in _unreadable(lora)
+    with monkeypatch.context() as windows:
+        windows.setattr(os, "name", "nt")  # only around the call: pathlib reads it as paths are made
+        said = _unreadable(lora)
+    assert "another program has it open" in said and "chmod" not in said, said

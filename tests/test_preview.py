@@ -464,3 +464,23 @@ def test_a_preview_windows_refuses_to_write_is_not_said_to_be_held_open(tmp_path
     said = str(failed.value)
     assert said.startswith(f"cannot write preview {path}: ") and str(partial) in said, said
     assert "another program" not in said, said
+
+
+def test_a_preview_held_open_is_told_in_windows_words_where_os_name_says_windows(tmp_path, monkeypatch):
+    # `write_preview` looked at sys.platform alone, where the project's one test (`shell_syntax.on_windows`) reads
+    # os.name too: a Python whose os.name says Windows was not told that a viewer holds the preview.
+    from motif_lite.io import preview as preview_io
+
+    path = tmp_path / "p.png"
+
+    def held(source, target):
+        raise PermissionError(13, "Access is denied", str(source), None, str(target))
+
+    monkeypatch.setattr(preview_io.os, "replace", held)
+    monkeypatch.setattr(sys, "platform", "linux")
+    frames = np.zeros((3, 8, 12, 3), dtype=np.uint8)
+    with monkeypatch.context() as windows, pytest.raises(MotifLiteError) as failed:
+        windows.setattr(os, "name", "nt")  # only around the call: pathlib reads it as paths are made
+        preview_io.write_preview(frames, path, fps=6.0)
+    said = str(failed.value)
+    assert said.endswith("(Windows refuses to replace a file another program has open: close it there)"), said

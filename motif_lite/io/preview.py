@@ -8,7 +8,6 @@ import contextlib
 import logging
 import math
 import os
-import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import PIL.Image
 from motif_lite.errors import MotifLiteError, counted
 from motif_lite.io.staging import check_writable_folder, closed_on_the_way
 from motif_lite.paths import file_in_the_way, user_path, windows_long_path_problem, windows_name_problem
+from motif_lite.shell_syntax import on_windows
 
 PREVIEW_EXTENSIONS = (".png", ".webp")
 SD_CPP_PREVIEW_METHODS = ("none", "proj", "tae", "vae")  # what stable-diffusion.cpp's --preview takes
@@ -103,7 +103,7 @@ def check_preview_path(path: str | Path) -> Path:
         raise MotifLiteError(f"preview {path} is a folder; name a file in it, e.g. {path / 'preview.webp'}")
     # After the checks above, which refuse a path with no file name (`.`, `C:\`), and with it a device's bare
     # name (`nul`): the name Windows' refusal suggests in its place then passes them all.
-    if sys.platform == "win32":
+    if on_windows():
         partial = len(partial_preview(path).name) - len(path.name)
         if windows := windows_name_problem(given, "--preview") or windows_long_path_problem(given, partial):
             raise MotifLiteError(f"preview {windows}")
@@ -137,7 +137,7 @@ def write_preview(frames: np.ndarray, path: Path, fps: float) -> None:
         held = ""
         # os.replace's error names both files; one writing the .partial file (an antivirus holding it) names one.
         replacing = exc.filename2 is not None
-        if sys.platform == "win32" and isinstance(exc, PermissionError) and replacing:  # an image viewer has it open
+        if on_windows() and isinstance(exc, PermissionError) and replacing:  # an image viewer has it open
             held = " (Windows refuses to replace a file another program has open: close it there)"
         raise MotifLiteError(f"cannot write preview {path}: {exc}{held}") from exc
 

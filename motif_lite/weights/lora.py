@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sys
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -43,7 +42,7 @@ from torch import nn
 
 from motif_lite.errors import MotifLiteError, counted
 from motif_lite.io.file_kinds import PICKLE_SUFFIXES, file_kind, starts_as_gguf
-from motif_lite.shell_syntax import quoted
+from motif_lite.shell_syntax import on_windows, quoted
 from motif_lite.weights.float8 import Float8Linear
 from motif_lite.weights.keymap import LAYOUT_PATTERNS, to_checkpoint_name
 from motif_lite.weights.lora_errors import EDITED, MERGE_IT, LoRAError, PackedDiffError, UnreadableLoRAError
@@ -378,7 +377,7 @@ def _unreadable(path: Path) -> str:
     """Why the LoRA file `path` could not be opened (a PermissionError) and what to do. On Windows that is most often
     another program holding it open without sharing it (a browser or sync client still writing it), and there is
     no chmod: the advice there names both causes in Windows' words."""
-    if sys.platform == "win32":
+    if on_windows():
         return (
             f"{path} cannot be read: another program has it open without sharing it (a download or copy still "
             "writing it, a sync or backup tool), or this user may not read it: close that program, or give your "
