@@ -1725,3 +1725,24 @@ def test_a_resume_that_only_decodes_says_once_that_no_preview_comes(pipe, tmp_pa
     assert code == 0 and (tmp_path / "fox.mp4").is_file(), said
     assert f"previews: none to {preview}: this run goes on after step 3 of 4" in said, said
     assert said.count(str(preview)) == 1 and not preview.exists(), said
+
+
+def test_a_resume_with_flags_for_several_processes_reads_its_file_once(pipe, tmp_path, capsys, monkeypatch):
+    # `decode_in_one_process` read the latents file (its tensors too) to see whether its sampling is done, then
+    # `resume_args` read it all again.
+    import motif_lite.io.latents as latents_io
+    from motif_lite.cli import resume
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path, real_read = tmp_path / "out.latents.safetensors", latents_io.read_latents
+    reads = []
+
+    def counted_read(file, *args, **kwargs):
+        reads.append(Path(file))
+        return real_read(file, *args, **kwargs)
+
+    monkeypatch.setattr(latents_io, "read_latents", counted_read)
+    code, out, err = run_cli(capsys, "--resume", str(path), "--gpus", "2", "--dry-run")
+    assert code == 0 and out.startswith(resume.DECODE_PLAN_NOTE), err
+    assert reads.count(path) == 1, reads

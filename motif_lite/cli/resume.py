@@ -42,7 +42,12 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     from motif_lite.io.model_stamps import MODEL_FLAG_GROUPS, changed_file_notes, other_model_notes
     from motif_lite.request import RequestError
 
-    saved = read_latents(args.resume, command="resume")
+    inputs = run_inputs(args)
+    # Read already where --gpus N, --sp or --comm-timeout is given (`decode_in_one_process`): taken, so that args do
+    # not hold its tensors all run long.
+    saved, inputs.resume_read = inputs.resume_read, None
+    if saved is None:
+        saved = read_latents(args.resume, command="resume")
     where = quoted(str(saved.file))
     if saved.denoised:
         # Its progress named too: a stopped run's file edited to `"progress": null` reads as such latents.
@@ -179,16 +184,19 @@ def decode_in_one_process(args: argparse.Namespace) -> None:
     """For `--resume` of a file whose sampling is done, the flags for several processes (--gpus N, --sp,
     --comm-timeout) set aside: the VAE alone decodes it once, in this process (`decode_finished_sampling`), as
     `motif-lite decode` does, where N processes would each load the whole model to decode it; the note on the flags
-    the decode does not use names them. A file that cannot be read is left to `resume_args`, which says why."""
+    the decode does not use names them. The file read is kept for `resume_args`, which reads it no more; one that
+    cannot be read is left to `resume_args`, which says why."""
+    from motif_lite.cli.run_inputs import run_inputs
     from motif_lite.io.latents import LatentsFileError, read_latents
 
     if args.resume is None or all(getattr(args, dest) is None for dest in PARALLEL_DESTS):
         return
     try:
-        finished = read_latents(args.resume).sampling_done
+        saved = read_latents(args.resume)
     except LatentsFileError:
         return
-    if finished:
+    run_inputs(args).resume_read = saved  # for `resume_args`: the file is read once
+    if saved.sampling_done:
         for dest in PARALLEL_DESTS:
             setattr(args, dest, None)
 

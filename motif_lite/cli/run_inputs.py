@@ -19,6 +19,7 @@ from motif_lite.request import MOST_FRAMES, REQUEST_DEFAULTS, countable_frames, 
 
 if TYPE_CHECKING:
     from motif_lite.cli.settings_from import Recalled
+    from motif_lite.io.latents import SavedLatents
     from motif_lite.settings import Given
 
 
@@ -36,6 +37,9 @@ class RunInputs:
     # dtype alone would load in fp32); None: as the dtype gives (`dtypes.text_encoder_dtype`)
     text_encoder_dtype: str | None = None
     files: dict[str, str] = field(default_factory=dict)  # dest -> the name of the file under it (`took_from`)
+    # --resume's file as `decode_in_one_process` read it (for --gpus N, ...): `resume_args` takes it, not reading the
+    # whole file again; None: not read yet
+    resume_read: SavedLatents | None = None
     _flags: tuple[Mapping[str, object], frozenset[str]] | None = field(default=None, init=False, repr=False)
 
     @property
