@@ -51,7 +51,8 @@ def warned(text: str) -> int:
 def launched(checkpoint, tmp_path_factory) -> subprocess.CompletedProcess:
     """`motif-lite run --gpus 2 --device cpu` as a user runs it; its stderr is a pipe, so the bars are lines."""
     output = tmp_path_factory.mktemp("launched") / "fox.mp4"
-    command = [sys.executable, "-m", "motif_lite", *run_args(checkpoint, output, "--gpus", "2")]
+    preview = ("--preview", str(output.with_name("preview.webp")), "--preview-every", "1")
+    command = [sys.executable, "-m", "motif_lite", *run_args(checkpoint, output, "--gpus", "2", *preview)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=PROCESS_TIMEOUT)
     assert done.returncode == 0, done.stderr
     assert output.exists()
@@ -89,3 +90,11 @@ def test_the_summarys_peak_memory_is_said_to_be_rank_0s(launched):
     # the run's, which held about twice that on this machine.
     memory = [line for line in launched.stdout.splitlines() if line.startswith("peak memory")]
     assert len(memory) == 1 and memory[0].startswith("peak memory of rank 0: RSS "), launched.stdout
+
+
+def test_a_preview_of_several_processes_is_written_by_rank_0_alone(launched):
+    # Rank 0 writes the preview. Before, the other ranks were given --preview-every without a preview to write,
+    # which the pipeline refuses: rank 1 ended in that error and the launcher stopped the run.
+    preview = Path(launched.args[launched.args.index("--preview") + 1])
+    assert preview.stat().st_size > 0
+    assert "[rank 1]" not in launched.stderr, launched.stderr
