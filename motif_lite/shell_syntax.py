@@ -73,13 +73,44 @@ def quoted_text(text: str) -> str:
     """`text` (a prompt) as `quoted` writes it, in quotes even where it needs none: a line that shows a prompt says
     where it starts and ends, and the user can paste it after -p as it stands. A Python repr could not be pasted: it
     writes a backslash before a quote of the kind around it (`'it\\'s a "fox"'`), which no shell takes away. A word
-    that ends in a backslash stays bare on Windows, where a closing quote after one would be read as part of it."""
+    that ends in a backslash stays bare on Windows, where a closing quote after one would be read as part of it.
+    Text holding a control character (a prompt file's line ends) is written with escapes (`escaped_text`)."""
+    if _CONTROL.search(text):
+        return escaped_text(text)
     written = quoted(text)
     if written != text:
         return written
     if on_windows():
         return text if text.endswith("\\") else f'"{text}"'
     return f"'{text}'"  # bare: shlex found no character a shell reads, the single quote among them
+
+
+# Control characters: written raw, a line end broke the line that shows a prompt in two, a CR sent the cursor back
+# over its start, an ESC reached the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BASH_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", "'": "\\'"}
+# PowerShell's escapes inside double quotes (a backtick before the character), the curly double quotes it reads as
+# straight ones among them.
+_POWERSHELL_ESCAPES = {"\n": "`n", "\r": "`r", "\t": "`t", "\x07": "`a", "\b": "`b", "\f": "`f", "\v": "`v"} | {
+    c: "`" + c for c in '$`"\u201c\u201d\u201e'
+}
+
+
+def escaped_text(text: str) -> str:
+    """`text` on one line, its control characters as escapes a shell turns back into them: bash's `$'...'` (`\\n`,
+    `\\xHH`), or on Windows PowerShell's double quotes (`` `n ``; any other control character as `` `u{HH} ``,
+    which PowerShell 7 reads). cmd has no escape for a line end."""
+    if on_windows():
+        return '"' + "".join(_POWERSHELL_ESCAPES.get(c) or _powershell_code(c) for c in text) + '"'
+    return "$'" + "".join(_BASH_ESCAPES.get(c) or _bash_code(c) for c in text) + "'"
+
+
+def _bash_code(character: str) -> str:
+    return f"\\x{ord(character):02x}" if _CONTROL.fullmatch(character) else character
+
+
+def _powershell_code(character: str) -> str:
+    return f"`u{{{ord(character):x}}}" if _CONTROL.fullmatch(character) else character
 
 
 def command_line(words: Iterable[str]) -> str:

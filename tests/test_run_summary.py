@@ -5,6 +5,7 @@ CPU, no model."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -95,3 +96,18 @@ def test_the_prompt_is_quoted_for_the_users_shell_even_where_it_needs_no_quotes(
         patch.setattr(os, "name", "nt")
         said = [prompt_line("fox"), prompt_line("it's a fox"), prompt_line('a "fox" for $5')]
     assert said == ['prompt: "fox"', 'prompt: "it\'s a fox"', "prompt: 'a \"fox\" for $5'"]
+
+
+def test_a_prompt_with_line_ends_is_shown_on_one_line_that_bash_reads_back(monkeypatch):
+    # A prompt file's text (`-p "$(cat prompt.txt)"`) keeps its line ends, a CRLF file's CR too: written raw they
+    # broke the prompt line in two, and the CR sent the cursor back over its start.
+    prompt = "a fox\nin snow,\tit's \\ cold\r\x1b"
+    line = prompt_line(prompt)
+    assert not any(c in line for c in "\n\r\t\x1b"), line
+    typed = line.removeprefix("prompt: ")
+    read = subprocess.run(["bash", "-c", f"printf %s {typed}"], capture_output=True, check=True).stdout
+    assert read.decode() == prompt
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "name", "nt")
+        said = prompt_line('a "fox"\r\nfor $5')
+    assert said == 'prompt: "a `"fox`"`r`nfor `$5"'
