@@ -1439,6 +1439,38 @@ def test_a_gguf_named_by_two_types_gets_no_note_on_its_name():
     assert named_type_note(Path("x-Q8_0.gguf"), "F16") is not None
 
 
+def test_an_imageio_ffmpeg_this_user_may_not_read_is_a_warning_not_a_traceback(monkeypatch):
+    # Installed by another user under umask 077: a file it may not read made its import a PermissionError, a folder
+    # it may not enter an empty namespace package, whose get_ffmpeg_exe was an AttributeError; both tracebacks.
+    import importlib.abc
+    import sys
+    import types
+
+    from motif_lite.checkup.environment import _check_ffmpeg
+    from motif_lite.checkup.report import Checkup
+    from motif_lite.errors import MotifLiteError
+    from motif_lite.io.ffmpeg import find_ffmpeg
+
+    class Unreadable(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "imageio_ffmpeg":
+                raise PermissionError(13, "Permission denied", "/root/site-packages/imageio_ffmpeg/__init__.py")
+
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+    monkeypatch.delitem(sys.modules, "imageio_ffmpeg", raising=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "meta_path", [Unreadable(), *sys.meta_path])
+        with pytest.raises(MotifLiteError, match=r"^imageio-ffmpeg's files cannot be read \(\[Errno 13\] Permission"):
+            find_ffmpeg()
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", types.ModuleType("imageio_ffmpeg"))  # an empty namespace
+    with pytest.raises(MotifLiteError, match=r"^imageio-ffmpeg's files cannot be read .*reinstall imageio-ffmpeg"):
+        find_ffmpeg()
+    report = Checkup()
+    _check_ffmpeg(report)
+    (finding,) = report.findings
+    assert finding.level == "warning" and "reinstall imageio-ffmpeg" in finding.message
+
+
 @pytest.mark.parametrize(
     "failure",
     [ModuleNotFoundError("No module named 'imageio_ffmpeg.binaries'"), PermissionError(13, "Permission denied")],

@@ -29,6 +29,9 @@ def find_ffmpeg() -> str:
     """The path of the ffmpeg that writes .mp4/.mkv/.mov/.webm, once it ran `ffmpeg -version` (a `MotifLiteError` saying
     what to do otherwise). A file that is not there is looked for on each call, so that installing it is seen; the
     answer of one that is, is kept for the process (a request is checked on each submission to the server)."""
+    chosen = os.environ.get(ENV_VARIABLE)
+    source = f" ({ENV_VARIABLE})" if chosen else ""
+    fix = f"fix or unset {ENV_VARIABLE}" if chosen else "install ffmpeg or reinstall imageio-ffmpeg"
     try:
         import imageio_ffmpeg  # imports only its own small modules; the binary is looked up here
     except ImportError:  # a dependency, but an environment installed with --no-deps or by hand may lack it
@@ -36,17 +39,20 @@ def find_ffmpeg() -> str:
             f"imageio-ffmpeg is not installed, and .mp4, .mkv, .mov and .webm need it: pip install imageio-ffmpeg; "
             f"{_NO_FFMPEG_NEEDED}"
         ) from None
-
-    chosen = os.environ.get(ENV_VARIABLE)
-    source = f" ({ENV_VARIABLE})" if chosen else ""
-    fix = f"fix or unset {ENV_VARIABLE}" if chosen else "install ffmpeg or reinstall imageio-ffmpeg"
+    except OSError as exc:  # installed, its files unreadable to this user (another's install under umask 077)
+        raise MotifLiteError(
+            f"imageio-ffmpeg's files cannot be read ({exc}), and .mp4, .mkv, .mov and .webm need ffmpeg: {fix}; "
+            f"{_NO_FFMPEG_NEEDED}"
+        ) from None
     try:
         exe = imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError:  # none bundled, none on PATH
         raise MotifLiteError(
             f"ffmpeg not found, which .mp4, .mkv, .mov and .webm need: {fix}; {_NO_FFMPEG_NEEDED}"
         ) from None
-    except (ImportError, OSError) as exc:  # its binaries' package missing or unreadable (a partly removed install)
+    # Its binaries' package missing or unreadable (a partly removed install); AttributeError: its folder, which this
+    # user may not enter, imported as an empty namespace package.
+    except (ImportError, OSError, AttributeError) as exc:
         raise MotifLiteError(
             f"imageio-ffmpeg's files cannot be read ({exc}), and .mp4, .mkv, .mov and .webm need ffmpeg: {fix}; "
             f"{_NO_FFMPEG_NEEDED}"
