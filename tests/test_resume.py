@@ -1746,3 +1746,29 @@ def test_a_resume_with_flags_for_several_processes_reads_its_file_once(pipe, tmp
     code, out, err = run_cli(capsys, "--resume", str(path), "--gpus", "2", "--dry-run")
     assert code == 0 and out.startswith(resume.DECODE_PLAN_NOTE), err
     assert reads.count(path) == 1, reads
+
+
+def test_a_resume_on_several_processes_holds_no_latents_while_they_run(stopped, tmp_path, capsys, monkeypatch):
+    # The launcher reads the file for its checks, then waits for the ranks all run long: what it read (a video's
+    # latents, on the CPU) is let go before they start, each rank reading the file itself.
+    import gc
+    import weakref
+
+    from motif_lite.io import latents as latents_module
+
+    read = latents_module.read_latents
+    kept = []
+
+    def read_and_watch(*args, **kwargs):
+        saved = read(*args, **kwargs)
+        kept.append(weakref.ref(saved.latents))
+        return saved
+
+    def launch(nproc, argv):
+        gc.collect()
+        return sum(ref() is not None for ref in kept)  # the exit code: 0 where none is held
+
+    monkeypatch.setattr(latents_module, "read_latents", read_and_watch)
+    monkeypatch.setattr(launcher, "launch", launch)
+    code, _, err = run_cli(capsys, "--resume", str(stopped), "-o", str(tmp_path / "fox.mp4"), "--gpus", "2")
+    assert kept and code == 0, err

@@ -45,6 +45,7 @@ def launch_run(args: argparse.Namespace) -> int:
             resume, _, clip, unresolved = checked_request(args)  # as each rank's run will check them
             with request_from_file(resume, run_inputs(args).recalled):
                 request, _ = unresolved.resolve(clip, taken_output=unresolved.output)  # as run_request's
+            del resume  # a resumed run's latents, not held while the ranks run: each reads its file itself
             named = batch_outputs(Path(request.output), args.batch_count) if args.output is not None else []
             claims.enter_context(named_claims(named))
             layout = parallel_layout(args, request, args.gpus)
