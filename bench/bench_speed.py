@@ -504,7 +504,8 @@ ATTENTION_SHAPES = (
 @pytest.mark.parametrize("shape", ATTENTION_SHAPES, ids=lambda shape: shape[0])
 def test_attention_backends(shape, bench_report) -> None:
     """Every exact backend `auto` chooses from, timed by `auto`'s own trial at one of the model's shapes."""
-    from motif_lite.runtime.attention import AutoAttention, auto_candidates
+    from motif_lite.runtime.attention import AutoAttention
+    from motif_lite.runtime.attention_candidates import auto_candidates
     from motif_lite.runtime.kernels import use_triton
 
     name, batch, lq, lk, valid = shape

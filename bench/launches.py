@@ -189,7 +189,7 @@ def with_attention(ops: Ops, backend: str) -> Ops:
     """`ops` with one fixed attention backend of the runtime's (the torch op, or SDPA held to one kernel)."""
     if backend == "sdpa":
         return ops
-    from motif_lite.runtime.attention import candidate
+    from motif_lite.runtime.attention_candidates import candidate
 
     attend = candidate(backend, device=torch.device("cpu"))
     return Ops(attend, attend, ops.layer_norm_modulate, ops.rms_norm_rope)

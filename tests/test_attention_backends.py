@@ -21,21 +21,18 @@ from tiny_config import inputs
 from motif_lite.errors import ConfigError
 from motif_lite.model.ops import TORCH_OPS, sdpa_attention
 from motif_lite.runtime import attention as attention_module
+from motif_lite.runtime import attention_masks, attention_trials
 from motif_lite.runtime.attention import (
     AutoAttention,
     FixedAttention,
-    KeyLengths,
     _shape_text,
     apply_attention_backend,
-    attend_by_rows,
     attention_backend,
-    auto_candidates,
-    candidate,
-    checked_rows,
-    float32_attention,
-    valid_key_lengths,
 )
+from motif_lite.runtime.attention_candidates import auto_candidates, candidate
 from motif_lite.runtime.attention_choices import RememberedChoices, environment
+from motif_lite.runtime.attention_masks import KeyLengths, attend_by_rows, valid_key_lengths
+from motif_lite.runtime.attention_trials import checked_rows, float32_attention
 from motif_lite.runtime.kernels import FallbackOp, KernelFailedError, begin_run, fallbacks, kernel_ops
 
 
@@ -66,7 +63,7 @@ def test_key_lengths_are_read_once_per_mask(monkeypatch: pytest.MonkeyPatch):
     # even when the joint and the text mask take turns through one backend; a new mask is read again even if it is
     # equal, and so is a mask changed in place.
     reads = []
-    monkeypatch.setattr(attention_module, "valid_key_lengths", lambda m: reads.append(m) or valid_key_lengths(m))
+    monkeypatch.setattr(attention_masks, "valid_key_lengths", lambda m: reads.append(m) or valid_key_lengths(m))
     lengths = KeyLengths()
     joint, text = trailing_mask([30, 21]), trailing_mask([9, 4])
     for _ in range(3):
@@ -115,7 +112,7 @@ def test_the_trial_timer_waits_for_the_gpu_the_attention_ran_on(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
     out = types.SimpleNamespace(is_cuda=True, device=torch.device("cuda", 1))  # what the call returned
-    attention_module.synchronized_timer("sdpa", lambda: out)
+    attention_trials.synchronized_timer("sdpa", lambda: out)
     assert synced == [torch.device("cuda", 1)]
 
 
@@ -131,7 +128,7 @@ def test_the_trial_holds_one_candidate_output_at_a_time():
         most = max(most, sum(ref() is not None for ref in alive))
         return out
 
-    auto = AutoAttention({"a": tracked, "b": tracked}, timer=attention_module.synchronized_timer)
+    auto = AutoAttention({"a": tracked, "b": tracked}, timer=attention_trials.synchronized_timer)
     q = torch.randn(1, 2, 600, 64)
     auto(q, q, q, None)
     assert len(alive) > 4 and most == 1
@@ -313,8 +310,8 @@ def test_the_bf16_reference_goes_a_few_rows_at_a_time_and_equals_sdpa_on_all_row
         calls.append(q.shape[1] * q.shape[2] * k.shape[2] * q.shape[0])
         return sdpa(q, k, v, attn_mask=attn_mask)
 
-    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", counted)
-    chunked = attention_module.dtype_attention(q, k, v, mask, elements=2 * 300 * 7)
+    monkeypatch.setattr(attention_trials.F, "scaled_dot_product_attention", counted)
+    chunked = attention_trials.dtype_attention(q, k, v, mask, elements=2 * 300 * 7)
     torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
     assert max(calls) <= 2 * 300 * 7 and len(calls) == 2 * 6  # 2 heads, 40 rows by 7
 

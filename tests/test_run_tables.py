@@ -16,15 +16,9 @@ from test_launches import launches
 
 from motif_lite.model.ops import TORCH_OPS, AttentionFn, additive_mask, mask_form_of
 from motif_lite.model.rope import rope_3d
-from motif_lite.runtime.attention import (
-    FA3_MODULE,
-    AutoAttention,
-    FixedAttention,
-    apply_attention_backend,
-    attention_backend,
-    auto_candidates,
-    candidate,
-)
+from motif_lite.runtime.attention import AutoAttention, FixedAttention, apply_attention_backend, attention_backend
+from motif_lite.runtime.attention_candidates import auto_candidates, candidate
+from motif_lite.runtime.attention_choices import FA3_MODULE
 from motif_lite.runtime.kernels import SparsityConfig, select_ops, triton_ops
 
 

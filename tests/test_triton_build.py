@@ -134,7 +134,7 @@ def test_the_triton_attention_backend_is_refused(gpu_without_compiler):
 
 def test_off_cuda_the_triton_attention_falls_back_without_a_compiler(no_compiler, monkeypatch):
     # Off CUDA no Triton kernel is built (the op falls back to SDPA with a warning): nothing to refuse.
-    from motif_lite.runtime.attention import triton_attention
+    from motif_lite.runtime.attention_candidates import triton_attention
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert isinstance(triton_attention(), rt.FallbackOp)

@@ -203,7 +203,7 @@ def test_the_kernels_of_a_model_on_another_gpu_are_chosen_for_it(old_triton_on_t
 
 def test_our_attention_kernel_is_judged_on_its_gpu(old_triton_on_two_generations) -> None:
     from motif_lite.errors import ConfigError
-    from motif_lite.runtime.attention import triton_attention
+    from motif_lite.runtime.attention_candidates import triton_attention
 
     with pytest.raises(ConfigError, match=r"--attention-backend triton is our Triton kernel: Triton 3\.2\.0"):
         triton_attention(device=torch.device("cuda", 1))

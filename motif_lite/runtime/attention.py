@@ -29,18 +29,18 @@ Every backend computes the same exact softmax attention (no approximation; they 
   instead (`AutoAttention`). On the CPU `auto` is `sdpa` (no trial: there is one CPU kernel worth having). On an
   AMD GPU (PyTorch's ROCm build) cuDNN and FA3 are not candidates, and asking for either is refused before loading:
   they are NVIDIA's kernels. Before Ampere our Triton kernel is not one either (`gpus.slow_before_ampere`).
+
+This module chooses the backend (`attention_backend`: `AutoAttention` or `FixedAttention`), checks before any
+weights load that a fixed kernel runs (and that SDPA has a kernel of linear memory here), and puts the backend
+behind the model (`apply_attention_backend`). The backends themselves are in runtime/attention_candidates.py,
+what `auto`'s trial times and checks in runtime/attention_trials.py, and the key masks of kernels that take none
+in runtime/attention_masks.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Generic, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -50,19 +50,25 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from motif_lite.choices import ATTENTION_BACKENDS
 from motif_lite.devices import CURRENT_GPU
 from motif_lite.errors import ConfigError
-from motif_lite.gpus import GpuFacts, gpu_facts, nvidia_only_attention, slow_before_ampere
+from motif_lite.gpus import gpu_facts, nvidia_only_attention
 from motif_lite.log_filters import WARNINGS_STATE
-from motif_lite.model.kept import LastFewByTensor
 from motif_lite.model.ops import AttentionFn, MaskForm, end_run_of, mask_form_of, sdpa_attention
-from motif_lite.runtime.attention_choices import FA3_MODULE, RememberedChoices, environment
-from motif_lite.runtime.kernels import FallbackOp, KernelFailedError, kernel_failed, triton_cannot_build
+from motif_lite.runtime.attention_candidates import auto_candidates, candidate, unknown_backend
+from motif_lite.runtime.attention_choices import RememberedChoices, environment
+from motif_lite.runtime.attention_masks import BoolMasks
+from motif_lite.runtime.attention_trials import (
+    ERROR_FLOOR,
+    AgreementCheck,
+    Timer,
+    Trial,
+    checked_rows,
+    dtype_attention,
+    float32_attention,
+    row_error,
+    synchronized_timer,
+)
+from motif_lite.runtime.kernels import KernelFailedError, kernel_failed
 
-_SDPA_KERNELS = {
-    "flash": SDPBackend.FLASH_ATTENTION,
-    "cudnn": SDPBackend.CUDNN_ATTENTION,
-    "efficient": SDPBackend.EFFICIENT_ATTENTION,
-}
-_NO_MASK = ("flash", "cudnn")  # masked calls go row by row over each row's valid keys
 # SDPA's kernels whose memory grows linearly with the tokens, which the memory plans assume. Without any of them SDPA
 # runs its math kernel, which holds every score (heads x N x N): at 720p far beyond any GPU.
 LINEAR_MEMORY_KERNELS = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION)
@@ -84,223 +90,6 @@ def linear_memory_attention_missing(
     return False
 
 
-CHECK_ROWS = 128  # query rows at each end of the sequence checked against float32 attention in a trial
-# Timer: (candidate name, a call of it, already warmed up) -> seconds per call. Injected by the tests.
-Timer = Callable[[str, Callable[[], torch.Tensor]], float]
-T = TypeVar("T")
-
-
-def valid_key_lengths(mask: torch.Tensor) -> list[int]:
-    """Valid keys per batch row of a bool key mask [B, 1, 1, Lk] (True = attend) whose False entries are all at
-    the end of each row (trailing padding); raises ConfigError for any other mask. One host sync."""
-    rows = mask.reshape(mask.shape[0], -1).cpu()
-    lengths = rows.sum(-1).tolist()
-    for row, length in zip(rows, lengths, strict=True):
-        if not bool(row[:length].all()):
-            raise ConfigError("attention mask is not trailing key padding; use --attention-backend sdpa")
-    return lengths
-
-
-class PerMask(Generic[T]):
-    """Something computed from a key mask, kept for the last few masks seen: a run passes the same mask tensors to
-    every forward (the joint attention's and the text cross-attention's, which one backend may serve in turn), so
-    it is computed once per mask and run instead of once per attention call. A mask changed in place since (its
-    `_version`) is computed again. `clear` at the end of a run (the backend's `end_run`) lets the masks go: kept,
-    they would hold the caller's device tensors, and the bool forms built from them, until the next run."""
-
-    KEPT = 4  # masks remembered: the joint and the text one of a batch-2 and of a batch-1 forward
-
-    def __init__(self) -> None:
-        self.kept: LastFewByTensor[T] = LastFewByTensor(self.KEPT)
-
-    def compute(self, mask: torch.Tensor) -> T:
-        raise NotImplementedError
-
-    def __call__(self, mask: torch.Tensor) -> T:
-        return self.kept.get(mask, lambda: self.compute(mask))
-
-    def clear(self) -> None:
-        self.kept.clear()
-
-
-class KeyLengths(PerMask[list[int]]):
-    """`valid_key_lengths` of the last few masks seen: the host sync happens once per mask and run."""
-
-    def compute(self, mask: torch.Tensor) -> list[int]:
-        return valid_key_lengths(mask)
-
-
-class BoolMasks(PerMask[torch.Tensor]):
-    """The bool form (True = attend) of the last few key masks seen, for a kernel that reads one when given SDPA's
-    additive form (`ops.additive_mask`, whose kept keys are 0); a bool mask is its own."""
-
-    def compute(self, mask: torch.Tensor) -> torch.Tensor:
-        return mask if mask.dtype == torch.bool else mask == 0
-
-
-@torch.compiler.disable  # host sync and a Python loop: kept out of compiled graphs
-def attend_by_rows(
-    attend: AttentionFn,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    mask: torch.Tensor,
-    key_lengths: Callable[[torch.Tensor], list[int]],
-) -> torch.Tensor:
-    """Masked attention through an unmasked kernel: each batch row over its own valid keys (trailing padding), as
-    `key_lengths` counts them (`KeyLengths`: once per mask and run)."""
-    lengths = key_lengths(mask)
-    if len(set(lengths)) == 1:
-        n = lengths[0]
-        return attend(q, k[:, :, :n], v[:, :, :n], None)
-    rows = [attend(q[i : i + 1], k[i : i + 1, :, :n], v[i : i + 1, :, :n], None) for i, n in enumerate(lengths)]
-    return torch.cat(rows)
-
-
-class OneSdpaKernel:
-    """SDPA restricted to one kernel; with `split_masked`, masked calls go row by row (`attend_by_rows`)."""
-
-    def __init__(self, kernel: SDPBackend, split_masked: bool) -> None:
-        self.kernel, self.split_masked = kernel, split_masked
-        self.key_lengths = KeyLengths()
-
-    @property
-    def mask_form(self) -> MaskForm:
-        """SDPA's own masks (additive); row splits count a bool mask's valid keys."""
-        return "bool" if self.split_masked else "additive"
-
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        if mask is not None and self.split_masked:
-            return attend_by_rows(self, q, k, v, mask, self.key_lengths)
-        with sdpa_kernel(self.kernel):
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-
-    def end_run(self) -> None:
-        """`model.ops.KeepsPerRun`: let the run's masks go."""
-        self.key_lengths.clear()
-
-
-def triton_attention(strict: bool = False, device: torch.device = CURRENT_GPU) -> AttentionFn:
-    """Our dense Triton kernel, falling back to SDPA (with a warning) off-CUDA or if it fails, or with `strict`
-    (`--kernels triton`) failing the run; ConfigError where Triton cannot be imported (e.g. not installed) or cannot
-    build kernels here (`triton_cannot_build`: compiling for a GPU its LLVM has no target for aborts the process,
-    which no fallback catches; no C compiler for its launcher)."""
-    try:
-        from motif_lite.kernels.attention import attention
-    except Exception as exc:  # ImportError, or a triton install that fails at import
-        raise ConfigError(
-            f"--attention-backend triton needs Triton, which cannot be imported here ({type(exc).__name__}: {exc}); "
-            "choose auto to time what runs here, or sdpa"
-        ) from None
-    if torch.cuda.is_available() and (problem := triton_cannot_build(device)) is not None:
-        raise ConfigError(f"--attention-backend triton is our Triton kernel: {problem}; or choose auto or sdpa")
-    return FallbackOp("attention", attention, sdpa_attention, strict=strict)
-
-
-def _import_fa3() -> tuple[ModuleType | None, str | None]:
-    """FlashAttention-3's package and None where it imports, else None and why not."""
-    try:
-        return importlib.import_module(FA3_MODULE), None
-    except Exception as exc:  # not installed, or an extension that fails as it loads (built for another torch or CUDA)
-        return None, f"{type(exc).__name__}: {str(exc)[:200]}"
-
-
-def fa3_module() -> ModuleType | None:
-    """FlashAttention-3's package where it is installed and imports, else None."""
-    return _import_fa3()[0]
-
-
-def fa3_attention() -> AttentionFn:
-    """FlashAttention-3's `flash_attn_func` behind our [B, H, L, D] seam; ConfigError where it does not import."""
-    fa3, why_not = _import_fa3()
-    if fa3 is None:
-        raise ConfigError(
-            f"--attention-backend fa3 needs FlashAttention-3's {FA3_MODULE} package (Hopper GPUs; built from the "
-            f"hopper/ folder of github.com/Dao-AILab/flash-attention), which cannot be imported here ({why_not}); "
-            "choose auto to time what is installed"
-        )
-    return FA3Attention(fa3)
-
-
-class FA3Attention:
-    """FlashAttention-3's `flash_attn_func` (of the imported `fa3` package) behind our [B, H, L, D] seam; masked
-    calls go row by row over each row's valid keys (`attend_by_rows`: FA3 takes no mask)."""
-
-    def __init__(self, fa3: ModuleType) -> None:
-        self.fa3, self.key_lengths = fa3, KeyLengths()
-
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        if mask is not None:
-            return attend_by_rows(self, q, k, v, mask, self.key_lengths)
-        # [B, H, L, D] -> FA3's [B, L, H, D] as views: it takes any strides with contiguous head dims
-        out = self.fa3.flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        if isinstance(out, tuple):  # releases differ: some return (out, softmax_lse)
-            out = out[0]
-        return out.transpose(1, 2)  # [B, L, H, D] -> [B, H, L, D]; merge_heads transposes it back for free
-
-    def end_run(self) -> None:
-        """`model.ops.KeepsPerRun`: let the run's masks go."""
-        self.key_lengths.clear()
-
-
-def candidate(name: str, strict: bool = False, device: torch.device = CURRENT_GPU) -> AttentionFn:
-    """The attention function of one fixed backend on `device`; `strict`: our Triton kernel never falls back."""
-    if name == "sdpa":
-        return sdpa_attention
-    if name == "triton":
-        return triton_attention(strict, device)
-    if name == "fa3":
-        return fa3_attention()
-    if name in _SDPA_KERNELS:
-        return OneSdpaKernel(_SDPA_KERNELS[name], split_masked=name in _NO_MASK)
-    raise _unknown_backend(name)
-
-
-def _unknown_backend(name: str) -> ConfigError:
-    """The one error for a backend name we do not know, raised by `candidate` and `attention_backend`."""
-    return ConfigError(f"unknown attention backend {name!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
-
-
-def synchronized_timer(name: str, call: Callable[[], torch.Tensor], reps: int = 2) -> float:
-    """Seconds per call, waiting for the GPU the calls ran on: the output's, which is not the current device in a run
-    on `--device cuda:1`. The trial's checked call was the warm-up (which may compile or autotune), and its check
-    read the output back, so nothing queued before is timed.
-
-    Each call's output is let go before the next call: the planner counts one attention output, not two."""
-    start = time.perf_counter()
-    for _ in range(reps):
-        out = None  # free the previous output first (the caching allocator reuses it for this call's)
-        out = call()
-    if out.is_cuda:
-        torch.cuda.synchronize(out.device)
-    return (time.perf_counter() - start) / reps
-
-
-@dataclass
-class Trial:
-    """The outcome of one timed trial: seconds per call of each candidate that ran and agreed with float32
-    attention, and the reason each other one was dropped; or of a choice an earlier run made (`remembered`, no
-    timings)."""
-
-    keys: int  # key length of the trial's shape
-    seconds: dict[str, float] = field(default_factory=dict)  # candidate -> seconds per call
-    dropped: dict[str, str] = field(default_factory=dict)  # candidate -> why it was not timed
-    remembered: str | None = None
-
-    @property
-    def best(self) -> str:
-        if self.remembered is not None:
-            return self.remembered
-        return min(self.seconds, key=self.seconds.get) if self.seconds else "sdpa"
-
-    def describe(self) -> str:
-        if self.remembered is not None:
-            return f"{self.best} at {self.keys:,} keys (as an earlier run on this GPU chose)"
-        timed = ", ".join(f"{n} {s * 1e3:.1f} ms" for n, s in sorted(self.seconds.items(), key=lambda kv: kv[1]))
-        dropped = "".join(f"; {n} dropped: {why}" for n, why in self.dropped.items())
-        return f"{self.best} at {self.keys:,} keys ({timed}{dropped})"
-
-
 def _own_error(error: BaseException) -> BaseException:
     """A failed candidate's own error, also where our strict Triton candidate wrapped it in a KernelFailedError
     (whose advice about `--kernels` is not for `auto`)."""
@@ -313,90 +102,11 @@ def _why_dropped(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0][:80] if str(error) else ''}"
 
 
-def checked_rows(length: int) -> torch.Tensor:
-    """The query rows a trial checks: CHECK_ROWS at each end of the sequence (all of a short one)."""
-    if length <= 2 * CHECK_ROWS:
-        return torch.arange(length)
-    return torch.cat([torch.arange(CHECK_ROWS), torch.arange(length - CHECK_ROWS, length)])
-
-
-def float32_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, key_chunk: int = 4096
-) -> torch.Tensor:
-    """Attention in float32 for a few query rows q [B, H, rows, D]: one head and `key_chunk` keys at a time, with
-    the softmax accumulated online, so the trial adds tens of MB at the peak, not a head's whole K and V."""
-    out = torch.empty(q.shape, dtype=torch.float32, device=q.device)
-    for h in range(q.shape[1]):
-        qh = q[:, h : h + 1].float() * q.shape[-1] ** -0.5  # [B, 1, rows, D]
-        row_max = torch.full((*qh.shape[:3], 1), torch.finfo(torch.float32).min, device=q.device)
-        total, acc = torch.zeros_like(row_max), torch.zeros_like(qh)
-        for start in range(0, k.shape[2], key_chunk):
-            keys = slice(start, start + key_chunk)
-            scores = qh @ k[:, h : h + 1, keys].float().transpose(-1, -2)  # [B, 1, rows, chunk]
-            if mask is not None:
-                scores = scores.masked_fill(~mask[..., keys], float("-inf"))  # mask [B, 1, 1, Lk]
-            new_max = torch.maximum(row_max, scores.amax(-1, keepdim=True))
-            weights, rescale = torch.exp(scores - new_max), torch.exp(row_max - new_max)
-            total = total * rescale + weights.sum(-1, keepdim=True)
-            acc = acc * rescale + weights @ v[:, h : h + 1, keys].float()
-            row_max = new_max
-        out[:, h : h + 1] = acc / total
-    return out
-
-
 def _shape_text(key: tuple) -> str:
     """An attention shape as `RememberedChoices` keys it: q's and k's shapes, the dtype, the mask's shape."""
     q_shape, k_shape, dtype, _, mask_shape = key  # the device is in the environment (its GPU)
     mask = "none" if mask_shape is None else list(mask_shape)
     return f"q {list(q_shape)} k {list(k_shape)} {str(dtype).removeprefix('torch.')} mask {mask}"
-
-
-def dtype_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, elements: int = 2**22
-) -> torch.Tensor:
-    """torch's SDPA math kernel in q's dtype for a few query rows q [B, H, rows, D]: how far an exact kernel in that
-    dtype is from float32 attention (on the CPU in bf16 SDPA's flash kernel erred 1.0x as much; the GPU's fused
-    kernels are not yet measured against it). The math kernel holds every score, so it runs one head and a few rows
-    at a time: at most `elements` scores [B, 1, rows, Lk] (tens of MB)."""
-    out = torch.empty_like(q)
-    step = max(1, elements // (q.shape[0] * k.shape[2]))
-    with sdpa_kernel(SDPBackend.MATH):
-        for h in range(q.shape[1]):
-            for start in range(0, q.shape[2], step):
-                rows = slice(start, start + step)
-                out[:, h : h + 1, rows] = F.scaled_dot_product_attention(
-                    q[:, h : h + 1, rows], k[:, h : h + 1], v[:, h : h + 1], attn_mask=mask
-                )
-    return out
-
-
-def row_error(got: torch.Tensor, want: torch.Tensor) -> float:
-    """The worst query row's relative L2 error of got against want [B, H, rows, D]. Per row, because a wrong kernel's
-    error may sit in a few rows (an ignored key mask changes mostly the rows that attend to the padded keys), while
-    rounding spreads over all of them; rows of want near zero are measured against a thousandth of the largest."""
-    want = want.float()
-    norms = want.norm(dim=-1)
-    return ((got.float() - want).norm(dim=-1) / norms.clamp(min=1e-3 * float(norms.max()))).max().item()
-
-
-ERROR_FLOOR = {torch.float32: 1e-5}  # row_error allowed on top of the dtype's own: float32's; 16-bit dtypes 1e-3
-
-
-@dataclass
-class AgreementCheck:
-    """What a trial checks a candidate's output against: float32 attention on the checked query rows (`want`), and
-    the row error an exact kernel in the candidate's dtype may have there (`bound`): twice that of torch's SDPA math
-    kernel in that dtype on the same rows, plus a small floor. A fixed tolerance cannot tell rounding from a bug in
-    bf16 at Motif's lengths: at 4,000 to 20,000 keys a kernel that ignores the key mask, or has its softmax scale 1 %
-    off, was as close to float32 attention as 2e-2 of the output's largest value."""
-
-    rows: torch.Tensor
-    want: torch.Tensor  # float32 [B, H, rows, D]
-    bound: float
-
-    def passes(self, out: torch.Tensor) -> bool:
-        """Whether a candidate's whole output [B, H, L, D] agrees on the checked rows (NaN never does)."""
-        return row_error(out[:, :, self.rows], self.want) <= self.bound
 
 
 class AutoAttention:
@@ -580,21 +290,6 @@ class FixedAttention:
 AttentionBackend = AutoAttention | FixedAttention
 
 
-def auto_candidates(
-    triton_ok: bool, gpu: GpuFacts | None = None, device: torch.device = CURRENT_GPU
-) -> dict[str, AttentionFn]:
-    """PyTorch's own pick (the baseline `auto` can only beat), each SDPA kernel, our Triton kernel, and
-    FlashAttention-3 where it is installed; on an AMD `gpu` none of NVIDIA's own kernels (cuDNN, FA3), which a
-    trial would only time out as failures, and before Ampere not our Triton kernel (`slow_before_ampere`). Our
-    Triton kernel is strict: where it fails, the trial (or the check of a remembered choice) sees the failure and
-    drops it, rather than timing its SDPA fallback under its name and trying the kernel again on every call (a
-    failure after the trial chose it is `AutoAttention`'s to handle, as any candidate's)."""
-    names = ["sdpa", *_SDPA_KERNELS, *(["triton"] if triton_ok else []), *(["fa3"] if fa3_module() else [])]
-    if gpu is not None:
-        names = [name for name in names if not nvidia_only_attention(name, gpu) and not slow_before_ampere(name, gpu)]
-    return {name: candidate(name, strict=True, device=device) for name in names}
-
-
 def unused_backend_note(attention: str, backend: str) -> str | None:
     """What to say when `--attention-backend` was given but has nothing to choose: with `--attention int8` every
     attention runs the 8-bit kernel, and where that cannot run, its own exact fallback (load_pipeline)."""
@@ -671,7 +366,7 @@ def attention_backend(
     its reason; where it fails after being chosen, it falls back, but for our Triton kernel under `strict`, which
     stops the run (`AutoAttention`)."""
     if name not in ATTENTION_BACKENDS:
-        raise _unknown_backend(name)
+        raise unknown_backend(name)
     if name != "auto":
         check_backend_runs(name, device, dtype)
         return FixedAttention(name, strict, torch.device(device))
