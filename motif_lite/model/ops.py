@@ -37,7 +37,7 @@ class MaskFormAttention(Protocol):
 @runtime_checkable
 class KeepsPerRun(Protocol):
     """An op that keeps what the run's forwards would each build alike from the same tensors (an attention
-    backend's forms of the key masks: runtime/attention.py `PerMask`). `end_run` lets it go, as
+    backend's forms of the key masks: runtime/attention_masks.py `PerMask`). `end_run` lets it go, as
     `MotifVideoTransformer.end_run`, which calls it, lets the model's own go: the caller's masks, on the device."""
 
     def end_run(self) -> None: ...
