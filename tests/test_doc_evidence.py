@@ -358,12 +358,10 @@ def test_a_resume_that_only_decodes_still_refuses_a_vae_file_that_is_gone(shared
     assert path.is_file()
 
 
-def test_a_videos_stored_settings_keep_motif_lites_version_and_nothing_of_the_device_or_other_software(
-    shared_checkpoint, tmp_path
-):
-    # docs/usage.md, "On a GPU, and on another machine": the file stores neither the device nor the GPU nor the
-    # versions of torch and the rest, so "keep the GPU, motif-lite, torch and the model" for the same bits; it keeps
-    # motif-lite's own version (the page said it stored no software's version at all).
+def test_a_videos_stored_settings_keep_the_machine_under_ran_on_only(shared_checkpoint, tmp_path):
+    # docs/usage.md, "On a GPU, and on another machine": the file records where it was made under `ran_on` (the
+    # device, the versions of torch and the rest), a record beside the settings, which hold nothing of the machine;
+    # and motif-lite's own version (the page once said it stored no software's version at all).
     from motif_lite import cli
     from motif_lite.io.settings_file import read_settings
     from motif_lite.version import VERSION
@@ -379,8 +377,10 @@ def test_a_videos_stored_settings_keep_motif_lites_version_and_nothing_of_the_de
         return [key for inner in value for key in keys(inner)] if isinstance(value, list) else []
 
     text = _flat("usage.md")
-    assert "the file stores neither the device nor the GPU nor the versions of torch" in text
+    assert "the file records where it was made (`ran_on`: the device, the GPU, the versions of torch" in text
     assert stored["version"] == VERSION and "keep the GPU, motif-lite, torch and the model" in text
+    ran_on = stored.pop("ran_on")
+    assert (ran_on["device"], ran_on["torch"], ran_on["motif_lite"]) == ("cpu", torch.__version__, VERSION)
     machine = re.compile(r"device|gpu|cuda|cudnn|torch|triton|python|host", re.IGNORECASE)
     assert not [key for key in keys(stored) if machine.search(key)], stored
     settings = str({key: value for key, value in stored.items() if key not in ("prompt", "negative_prompt")})

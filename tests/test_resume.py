@@ -1772,3 +1772,25 @@ def test_a_resume_on_several_processes_holds_no_latents_while_they_run(stopped, 
     monkeypatch.setattr(launcher, "launch", launch)
     code, _, err = run_cli(capsys, "--resume", str(stopped), "-o", str(tmp_path / "fox.mp4"), "--gpus", "2")
     assert kept and code == 0, err
+
+
+def test_a_stopped_runs_file_records_the_machine_and_a_resume_elsewhere_is_noted_once(stopped, capsys):
+    ran_on = read_latents(stopped).video_metadata["ran_on"]
+    assert (ran_on["device"], ran_on["torch"], ran_on["processes"]) == ("cpu", torch.__version__, 1)
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    assert "frames may differ" not in out + err  # resumed on the machine that stopped it
+    other = {"device": "cuda", "device_name": "NVIDIA H200", "torch": "2.5.1", "cuda": "12.4"}
+    edit_description(stopped, lambda info: info["video_metadata"].update(ran_on=other))
+    code, out, err = run_cli(capsys, "--resume", str(stopped), "--dry-run")
+    assert code == 0, err
+    note = f"{stopped.name} was made on cuda (NVIDIA H200), torch 2.5.1, CUDA 12.4; this run is on cpu, torch "
+    assert (out + err).count(note) == 1 and (out + err).count("frames may differ") == 1
+
+
+def test_the_machines_record_counts_the_processes_of_a_parallel_run(pipe, monkeypatch):
+    import types
+
+    assert pipe._ran_on()["processes"] == 1
+    monkeypatch.setattr(pipe, "parallel", types.SimpleNamespace(layout=types.SimpleNamespace(world=4)))  # --gpus 4
+    assert pipe._ran_on()["processes"] == 4

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -783,3 +784,63 @@ def test_a_value_without_a_colon_has_no_strength_even_when_it_reads_as_a_number(
     for value in ("0.5", "1e3", "inf"):
         assert strength_after_colon(value) is None and split_strength(value) == (value, None), value
     assert lora_totals(["0.5"]) == {"0.5": 1.0}
+
+
+# ------------------------------------------------------------------------------ where the video was made (ran_on)
+
+# A file made on another machine: another GPU, torch and CUDA than this CPU run's.
+OTHER_MACHINE = {"device": "cuda", "device_name": "NVIDIA GeForce RTX 4090", "compute_capability": "8.9",
+                 "torch": "2.5.1", "cuda": "12.4", "kernels": "triton", "processes": 1}  # fmt: skip
+
+
+def test_a_video_stores_the_machine_it_was_made_on(made):
+    values = read_settings(made).values
+    ran_on = values["ran_on"]
+    assert (ran_on["device"], ran_on["torch"], ran_on["motif_lite"]) == ("cpu", torch.__version__, VERSION)
+    assert (ran_on["kernels"], ran_on["processes"]) == ("torch", 1)  # the run's --kernels torch, in one process
+    assert "device_name" not in ran_on and "compute_capability" not in ran_on  # no GPU to name
+    assert unknown_stored_keys(values) == []  # a key of this version's, not a newer one's
+
+
+@pytest.mark.parametrize("machine", ["another", "this", "none"])
+def test_a_file_made_on_another_machine_gets_one_note_and_gives_no_setting(checkpoint, made, tmp_path, capsys,
+                                                                           machine):  # fmt: skip
+    values = {key: value for key, value in read_settings(made).values.items() if key != "ran_on"}
+    if machine != "none":  # "none": a file from before ran_on was stored
+        values["ran_on"] = OTHER_MACHINE if machine == "another" else read_settings(made).values["ran_on"]
+    file = written(tmp_path, values)
+    code, out, err = run_cli(capsys, "-m", str(checkpoint), *FP32, "--settings-from", str(file), "--dry-run")
+    assert code == 0, err
+    said = out + err
+    note = (f"made.webp was made on cuda (NVIDIA GeForce RTX 4090), torch 2.5.1, CUDA 12.4; this run is on cpu, "
+            f"torch {torch.__version__}")  # fmt: skip
+    assert said.count(note) == (machine == "another") and said.count("frames may differ") == (machine == "another")
+    assert "does not know" not in said  # a record, not a setting: neither taken nor named as unknown
+    assert "ran_on" not in settings_from_args(parsed("--settings-from", str(file))).taken
+
+
+def test_a_run_where_triton_cannot_be_imported_records_the_rest(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "triton", None)  # `import triton` raises ImportError
+    output = tmp_path / "t_%03d.png"
+    code, _, err = run_cli(capsys, "-m", str(checkpoint), "-p", "a fox", *SIZE, *FP32, "-o", str(output))
+    assert code == 0, err
+    ran_on = read_settings(tmp_path / "t_000.png").values["ran_on"]
+    assert "triton" not in ran_on and (ran_on["device"], ran_on["torch"]) == ("cpu", torch.__version__)
+
+
+def test_a_gpus_record_names_it_and_its_capability_and_a_failing_piece_is_left_out(monkeypatch):
+    from motif_lite.pipeline.ran_on import ran_on_record
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    ran_on = ran_on_record("cuda:0", "triton", 2)
+    assert (ran_on["device"], ran_on["device_name"], ran_on["compute_capability"]) == ("cuda", "NVIDIA H200", "9.0")
+    assert (ran_on["cuda"], ran_on["kernels"], ran_on["processes"]) == ("12.8", "triton", 2)
+
+    def no_driver(device):
+        raise RuntimeError("no CUDA driver")
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", no_driver)
+    ran_on = ran_on_record("cuda:0")
+    assert "device_name" not in ran_on and ran_on["compute_capability"] == "9.0"

@@ -139,7 +139,7 @@ class Run:
         compared too), said so that a rerun after an upgrade does not replace finished videos without a word. Each
         file read once, on the main rank of a parallel run, so that every rank skips the same ones. Nothing for a
         single video, which -o replaces."""
-        from motif_lite.pipeline.metadata import settings_as_asked
+        from motif_lite.pipeline.metadata import settings_as_asked, without_ran_on
 
         if len(requests) == 1 or self.args.output is None:  # without -o a batch never writes over earlier files
             return [], []
@@ -151,8 +151,10 @@ class Run:
             for i, video in enumerate(requests):
                 if (stored := _stored_settings_of(video.output)) is None:
                     continue
-                # The attention asked for, not the exact attention an 8-bit one fell back to (the file says both).
-                stored, wanted = settings_as_asked(stored), settings_as_asked(pipe.stored_settings_for(video))
+                # The attention asked for, not the exact attention an 8-bit one fell back to (the file says both);
+                # the machine that made it is a record, not a setting.
+                stored = settings_as_asked(without_ran_on(stored))
+                wanted = settings_as_asked(pipe.stored_settings_for(video))
                 version = stored.get("version")
                 # A PNG sequence whose frames were being moved into place when its run was killed is made again.
                 if stored == wanted and _every_frame_there(

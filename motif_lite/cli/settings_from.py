@@ -33,7 +33,8 @@ class Recalled:
     (`resumed_settings`): no model section, no notes. (Which flags replaced the file's values: `RunInputs.given`.)
     `effective`: the file's stored guidance_config and schedule where this run takes the guidance and the sampler
     from it, to compare with what this checkpoint makes of them (`recalled_settings_notes`); `size`: the file's
-    width, height and frames (whose latent tokens set a dynamic shift's mu)."""
+    width, height and frames (whose latent tokens set a dynamic shift's mu); `ran_on`: the file's record of the
+    machine that made it (no setting: `other_machine_note` compares it with this run's; None in an older file)."""
 
     file: Path
     taken: frozenset[str]
@@ -41,6 +42,7 @@ class Recalled:
     notes: tuple[str, ...]
     effective: dict = dataclasses.field(default_factory=dict)
     size: tuple[object, ...] | None = None
+    ran_on: object = None
 
 
 def settings_from_args(args: argparse.Namespace) -> Recalled:
@@ -49,6 +51,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     from motif_lite.cli.run_inputs import fill_unset, run_inputs
     from motif_lite.io.settings_file import read_settings
     from motif_lite.pipeline.metadata import request_fields_of, stored_unguided, unknown_stored_keys
+    from motif_lite.pipeline.ran_on import RAN_ON_KEY
 
     if args.resume is not None:
         raise RequestError("--settings-from makes a new video with a file's settings, --resume goes on with a "
@@ -109,7 +112,8 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     effective = {key: stored.values[key] for key, by in compared.items() if key in stored.values and by in taken}
     model = model if isinstance(model, dict) else None
     size = tuple(stored.values.get(name) for name in _SIZE_FIELDS)
-    return Recalled(stored.file, frozenset(taken), model, tuple(notes), effective, size)
+    ran_on = stored.values.get(RAN_ON_KEY)
+    return Recalled(stored.file, frozenset(taken), model, tuple(notes), effective, size, ran_on)
 
 
 def recalled_settings_notes(recalled: Recalled, settings: Settings, configs: CheckpointConfigs) -> list[str]:

@@ -13,6 +13,7 @@ import torch
 from motif_lite.checkpoint import ModelSources
 from motif_lite.json_values import json_kind
 from motif_lite.paths import user_path
+from motif_lite.pipeline.ran_on import RAN_ON_KEY
 from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, unknown_choices
 from motif_lite.sampling import ScheduleOptions
 from motif_lite.sampling.guidance import APGConfig, CFGConfig, Guidance
@@ -112,6 +113,12 @@ def settings_as_asked(stored: dict) -> dict:
     return {**stored, "model": {**asked, "attention": model["attention_asked"]}}
 
 
+def without_ran_on(stored: dict) -> dict:
+    """A file's stored settings less `ran_on`, the record of the machine that made it (`RunRecords._ran_on`): no
+    setting, so not compared where a rerun asks whether a file holds its video already."""
+    return {key: value for key, value in stored.items() if key != RAN_ON_KEY}
+
+
 def guidance_config_of(guidance: Guidance | None) -> dict | None:
     """The guidance as a file stores it (`guidance_config`): its method's class name and every parameter; None
     unguided."""
@@ -145,9 +152,9 @@ def effective_differences(stored: dict, settings: Settings, keys: Iterable[str])
 
 
 # What `stored_settings` writes beside the request's fields: who made the file, the effective settings, and the
-# checksums of an uploaded clip and first frame (the server's).
+# checksums of an uploaded clip and first frame (the server's); and the record of the machine `generate` adds.
 _MADE_WITH_KEYS = ("software", "version", "model", "sampler", "flow_shift", "schedule", "guidance_config",
-                   "extend_sha256", "image_sha256")  # fmt: skip
+                   "extend_sha256", "image_sha256", RAN_ON_KEY)  # fmt: skip
 # The request's fields a file gives back as they were (the image and the extended clip by their file names only).
 _PLAIN_FIELDS = ("prompt", "negative_prompt", "width", "height", "frames", "fps", "steps", "seed", "image", "extend")
 _METHODS = {APGConfig.__name__: "apg", CFGConfig.__name__: "cfg"}

@@ -8,6 +8,7 @@ import torch
 
 from motif_lite.io.latents import LatentsFileError, SavedLatents, latents_path, read_latents
 from motif_lite.pipeline.metadata import jsonable, stored_settings
+from motif_lite.pipeline.ran_on import RAN_ON_KEY
 from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, RequestError
 from motif_lite.sampling import SamplingState
 from motif_lite.settings import Settings
@@ -33,8 +34,9 @@ def resumed_state(
     # compared, and its contents by the checksum the run keeps (`_check_same_image`).
     saved, now = resume.video_metadata, jsonable(stored_settings(request, settings))
     saved_clip, now_clip = saved.get("extend") is not None, now.get("extend") is not None
-    # The model may differ (`other_model_notes` says so), and so may the software's version.
-    names = {"image", "image_sha256", "model", "version", "extend", "extend_sha256"}
+    # The model may differ (`other_model_notes` says so), and so may the software's version and the machine (its
+    # record, `ran_on`, is no setting).
+    names = {"image", "image_sha256", "model", "version", "extend", "extend_sha256", RAN_ON_KEY}
     if "guidance_config" in saved and saved["guidance_config"] is None and now["guidance_config"] is None:
         # Unguided then and now, however the request says it: an older motif-lite's cfg_scale 1, or now's 0 or
         # classic CFG at 1 (`read_latents` resumes the former as the latter).

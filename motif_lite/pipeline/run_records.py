@@ -11,9 +11,10 @@ import torch
 from motif_lite.io.latents import SavedLatents
 from motif_lite.paths import user_path
 from motif_lite.pipeline.metadata import findable, jsonable, model_flags_of, model_metadata_of, stored_settings
+from motif_lite.pipeline.ran_on import RAN_ON_KEY, ran_on_record
 from motif_lite.pipeline.video_run import VideoRun
 from motif_lite.request import GenerationRequest
-from motif_lite.runtime.kernels import INT8_ATTENTION, FallbackOp, begin_run, fallbacks
+from motif_lite.runtime.kernels import INT8_ATTENTION, FallbackOp, begin_run, fallbacks, kernel_ops
 from motif_lite.runtime.planner import Plan
 from motif_lite.sampling import SamplingState
 from motif_lite.settings import DTYPE_FLAG_NAMES
@@ -102,7 +103,22 @@ class RunRecords:
 
     def _video_metadata(self, run: VideoRun) -> dict:
         # Made when stored, not once per run: int8 attention that falls back while sampling makes the model "exact".
-        return jsonable(stored_settings(run.request, run.settings, self.model_metadata(), run.stored_inputs))
+        stored = stored_settings(run.request, run.settings, self.model_metadata(), run.stored_inputs)
+        return jsonable({**stored, RAN_ON_KEY: self._ran_on()})
+
+    def _ran_on(self) -> dict:
+        """Where this pipeline makes its videos, as a video's file stores it beside the settings (`ran_on`): the
+        device, GPU, versions, the kernels its transformer runs and how many processes share a run (--gpus N)."""
+        processes = 1 if self.parallel is None else self.parallel.layout.world
+        return ran_on_record(self.device, self._kernels_used(), processes)
+
+    def _kernels_used(self) -> str | None:
+        """ "triton" where the transformer's Triton ops ran (one at least did not fall back), else "torch"; None
+        without a transformer. 8-bit attention is the model's `attention`, not counted here."""
+        if self.transformer is None:
+            return None
+        ops = [op for op in kernel_ops(self.transformer) if op.name != INT8_ATTENTION]
+        return "triton" if any(op.fallback_reason is None for op in ops) else "torch"
 
     def model_metadata(self) -> dict:
         """The model a video was made with, as its file stores it: `model_flags` with each file and folder by its

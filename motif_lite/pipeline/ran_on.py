@@ -1,0 +1,89 @@
+"""Where a video was made (`ran_on`): the device, GPU, software versions and kernels of the run, as a video's file
+and a run's latents file store it beside the settings. A record of the machine, not a setting: `--settings-from`
+and `--resume` take nothing from it, but a note says when it names another device, torch or CUDA than this run's,
+whose frames may then differ from the file's in their last bits (docs/usage.md, "On a GPU, and on another
+machine")."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from motif_lite.version import VERSION
+
+RAN_ON_KEY = "ran_on"  # the stored settings' key that holds the record
+# What a note compares: the device kind ("cuda", "cpu") and name, and the versions that change how it rounds.
+_COMPARED = ("device", "device_name", "torch", "cuda", "rocm")
+
+
+def _piece(read: Callable[[], Any]) -> Any:
+    """`read()`, or None where it fails: a record never fails a run, it leaves the piece out."""
+    try:
+        return read()
+    except Exception:  # a driver that answers nothing, a triton that fails at import: left out of the record
+        return None
+
+
+def _triton_version() -> str | None:
+    return str(importlib.import_module("triton").__version__)
+
+
+def _gpu_entries(device: torch.device) -> dict[str, Any]:
+    """The GPU's name and NVIDIA compute capability (AMD's architecture name instead, on a ROCm build)."""
+    if device.type != "cuda":
+        return {}
+    entries = {"device_name": _piece(lambda: torch.cuda.get_device_name(device))}
+    if torch.version.hip is not None:  # a ROCm build's capability is no NVIDIA one (gpus.py)
+        entries["gpu_arch"] = _piece(lambda: torch.cuda.get_device_properties(device).gcnArchName.split(":")[0])
+    else:
+        entries["compute_capability"] = _piece(lambda: "{}.{}".format(*torch.cuda.get_device_capability(device)))
+    return entries
+
+
+def ran_on_record(device: torch.device | str, kernels: str | None = None, processes: int = 1) -> dict[str, Any]:
+    """The record of where a run made its video on `device`: {"device": "cuda", "device_name": "NVIDIA H200",
+    "compute_capability": "9.0", "torch": ..., "cuda": ..., "triton": ..., "motif_lite": ..., "kernels": "triton",
+    "processes": 1}; "rocm" for a ROCm build's version, "gpu_arch" for its GPU. `kernels`: "triton" or "torch", the
+    kernels the transformer ran; `processes`: how many ran it (--gpus N). A piece that cannot be read is left out:
+    the record never fails a run."""
+    device = torch.device(device)
+    record: dict[str, Any] = {"device": device.type, **_gpu_entries(device), "torch": torch.__version__}
+    record["cuda"] = _piece(lambda: torch.version.cuda)
+    record["rocm"] = _piece(lambda: torch.version.hip)
+    record["triton"] = _piece(_triton_version)
+    record.update(motif_lite=VERSION, kernels=kernels, processes=processes)
+    return {key: value for key, value in record.items() if value is not None}
+
+
+def _described(record: dict[str, Any]) -> str:
+    """A record as a note names it: "cuda (NVIDIA H200), torch 2.5.1, CUDA 12.4"."""
+    device = str(record.get("device", "an unknown device"))
+    if record.get("device_name") is not None:
+        device += f" ({record['device_name']})"
+    versions = [f"{name} {record[key]}" for key, name in (("torch", "torch"), ("cuda", "CUDA"), ("rocm", "ROCm"))
+                if record.get(key) is not None]  # fmt: skip
+    return ", ".join([device, *versions])
+
+
+def other_machine_note(file_name: str, stored: object, device: torch.device | str) -> str | None:
+    """The note for a file made on another machine than this run's on `device`: its stored `ran_on` (None or no
+    record in a file from before it was stored: no note) names another device kind or GPU, torch, CUDA or ROCm.
+    A GPU's name is compared where both records have one (a dry run may plan for a GPU that is not here)."""
+    if not isinstance(stored, dict):
+        return None
+    here = ran_on_record(device)
+    differ = [
+        key
+        for key in _COMPARED
+        if stored.get(key) != here.get(key) and not (key == "device_name" and None in (stored.get(key), here.get(key)))
+    ]
+    if not differ:
+        return None
+    return (
+        f"{file_name} was made on {_described(stored)}; this run is on {_described(here)}: its frames may differ "
+        "from the file's in their last bits (another GPU, torch or CUDA rounds otherwise; docs/usage.md, \"On a "
+        'GPU, and on another machine")'
+    )
