@@ -13,7 +13,8 @@ apply inside a launcher's job (a value no launcher sets means this is not one).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from motif_lite.errors import MotifLiteError
 
@@ -52,6 +53,21 @@ def launcher_number_or_none(name: str, smallest: int = 0, environ: Mapping[str, 
 def torchrun_world(environ: Mapping[str, str] = os.environ) -> int:
     """How many processes this one's torchrun job has (WORLD_SIZE): 1 outside torchrun."""
     return launcher_number("WORLD_SIZE", 1, smallest=1, environ=environ)
+
+
+# torchrun's variables that make a process one of a job's ranks (`torchrun_world`, `rank_prefix`, `parallel.start`).
+RANK_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+
+
+@contextmanager
+def one_process() -> Iterator[None]:
+    """A rank of a torchrun job that works alone (rank 0 of `run --resume` of a finished sampling, the other ranks
+    gone) runs as a command of one process: torchrun's `RANK_VARIABLES` set aside while it does, put back after."""
+    kept = {name: os.environ.pop(name) for name in RANK_VARIABLES if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(kept)
 
 
 def run_processes(gpus: int | None) -> int:

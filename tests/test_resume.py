@@ -1563,8 +1563,9 @@ def test_a_finished_sampling_resumed_on_several_processes_is_not_said_to_load_th
     pipe, tmp_path, monkeypatch
 ):
     # Only in one process does --resume of a finished sampling decode with the VAE alone (`decode_finished_sampling`):
-    # under torchrun each process loads the whole model, and the note points to motif-lite decode for less memory
-    # (--gpus N is set aside for such a file: `decode_in_one_process`).
+    # `resume_args` on several processes would load the whole model, and its note points to motif-lite decode for
+    # less memory. The command never asks it so: --gpus N is set aside for such a file (`decode_in_one_process`), and
+    # under torchrun rank 0 decodes it as one process, the others gone (`cli.run._decode_on_rank_0`).
     from motif_lite.cli.resume import resume_args
 
     with pytest.raises(KeyboardInterrupt):
@@ -1794,3 +1795,122 @@ def test_the_machines_record_counts_the_processes_of_a_parallel_run(pipe, monkey
     assert pipe._ran_on()["processes"] == 1
     monkeypatch.setattr(pipe, "parallel", types.SimpleNamespace(layout=types.SimpleNamespace(world=4)))  # --gpus 4
     assert pipe._ran_on()["processes"] == 4
+
+
+# A rank of a torchrun job as the test below starts it (argv: its spy file, then the command): the spy file gets a
+# line for each thing the rank does of joining the process group (then it ends: nothing after is looked at),
+# planning or loading the transformer and text encoder (then it ends) and decoding with the VAE alone.
+SPIED_RANK = """
+import sys
+from pathlib import Path
+
+from motif_lite import cli
+from motif_lite.cli import decode, run, run_videos
+from motif_lite.runtime import parallel
+
+spy, argv = Path(sys.argv[1]), sys.argv[2:]
+
+
+def spied(what, then=None):
+    def call(*args, **kwargs):
+        with spy.open("a") as file:
+            file.write(what + "\\n")
+        if then is None:
+            raise SystemExit(0)
+        return then(*args, **kwargs)
+
+    return call
+
+
+parallel.start = spied("joined")
+run_videos.Run.generate = spied("model")
+run.dry_run = spied("model")
+decode.decode_with_progress = spied("decoded", decode.decode_with_progress)
+sys.exit(cli.main(argv))
+"""
+
+
+def test_a_finished_sampling_resumed_under_torchrun_is_decoded_by_rank_0_alone(pipe, tmp_path, capsys):
+    # `torchrun --nproc-per-node 2 -m motif_lite run --resume FILE` of a finished sampling: each rank joined the
+    # process group and loaded the whole model for a decode the VAE alone makes. Rank 0 now decodes it as one
+    # process does, and rank 1 ends at once, silent, before either joins the group; a file whose sampling is not
+    # done still goes on with both ranks.
+    import socket
+    import subprocess
+    import sys
+
+    from motif_lite.cli import resume
+
+    def two_ranks(path: Path) -> list[tuple[int, str, str, list[str]]]:
+        """(exit code, stdout, stderr, the spy file's lines) of each rank of `run --resume path` with 2 ranks."""
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = str(free.getsockname()[1])
+        command = ["run", "--resume", str(path), "--device", "cpu", "--kernels", "torch", "--yes"]
+        ranks = []
+        for rank in range(2):
+            env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                   "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}  # fmt: skip
+            spy = tmp_path / f"spy-{path.stem}-{rank}.txt"
+            process = subprocess.Popen([sys.executable, "-c", SPIED_RANK, str(spy), *command], env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+            ranks.append((process, spy))
+        try:
+            ended = [process.communicate(timeout=240) for process, _ in ranks]
+        finally:
+            for process, _ in ranks:
+                process.kill()
+        spied = [spy.read_text().split() if spy.exists() else [] for _, spy in ranks]
+        return [
+            (process.returncode, *said, lines) for (process, _), said, lines in zip(ranks, ended, spied, strict=True)
+        ]
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
+    assert cli.main(["decode", str(path), "-o", str(tmp_path / "decoded_%03d.png"), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    (code0, out0, err0, spied0), (code1, out1, err1, spied1) = two_ranks(path)
+    assert (code0, spied0) == (0, ["decoded"]), err0
+    assert (code1, out1, err1, spied1) == (0, "", "", []), err1
+    said = " ".join(err0.split())
+    assert (
+        said.count(
+            f"note: every step of {path} is sampled: rank 0 alone decodes it, and the other process "
+            "torchrun started ends without loading anything"
+        )
+        == 1
+    ), said
+    assert f"resuming {path}: all 4 steps sampled, the decode only, with the VAE alone" in said, said
+    assert resume.DECODE_ONLY_LINE in out0, out0
+    assert not path.exists() and frames_equal(tmp_path, "decoded_%03d.png", "out_%03d.png")
+    # A file whose sampling is not done goes on with both ranks, which join the process group.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "fox.mp4"), on_progress=stop_at(2))
+    ranks = two_ranks(tmp_path / "fox.latents.safetensors")
+    assert [(code, spied) for code, _, _, spied in ranks] == [(0, ["joined"]), (0, ["joined"])], ranks
+
+
+def test_under_torchrun_the_error_of_a_finished_samplings_resume_is_rank_0s_alone(pipe, tmp_path, capsys, monkeypatch):
+    # Rank 0 decodes such a file alone (above): a flag --resume refuses is its error, said as rank 0's with the
+    # user-error status, where each rank said it; rank 1 has ended, silent. Its dry run plans the VAE alone.
+    from motif_lite.cli import resume
+    from motif_lite.runtime import parallel
+
+    def joined(device: str) -> None:
+        raise AssertionError("a rank joined the process group")
+
+    monkeypatch.setattr(parallel, "start", joined)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)  # torchrun's
+    assert run_cli(capsys, "--resume", str(path), "-p", "a cat") == (0, "", "")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    code, _, err = run_cli(capsys, "--resume", str(path), "-p", "a cat")
+    refused = f"[rank 0] error: --resume goes on with the video {path} describes: leave out --prompt"
+    assert_user_error(code, " ".join(err.split()), refused)
+    code, out, err = run_cli(capsys, "--resume", str(path), "--dry-run")
+    assert code == 0 and out.startswith(resume.DECODE_PLAN_NOTE) and path.is_file(), err

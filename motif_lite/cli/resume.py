@@ -64,7 +64,7 @@ def resume_args(args: argparse.Namespace) -> tuple[SavedLatents, list[str]]:
     if decodes_alone:
         notes = [f"resuming {saved.file}: all {steps} steps sampled, the decode only, with the VAE alone (as "
                  f"motif-lite decode {where} makes it)"]  # fmt: skip
-    elif done == steps:  # under torchrun each process loads the whole model (`decode_in_one_process`: not --gpus N)
+    elif done == steps:  # not from the command line: --gpus N and torchrun's ranks decode it in one process
         notes = [f"resuming {saved.file}: all {steps} steps sampled, the decode only (motif-lite decode {where} "
                  "makes the video in less memory, with the VAE alone)"]  # fmt: skip
     else:
@@ -180,25 +180,30 @@ SAMPLING_RUN_DESTS = ("ram", "yes")
 PARALLEL_DESTS = ("gpus", "sp", "comm_timeout")
 
 
-def decode_in_one_process(args: argparse.Namespace) -> None:
+def decode_in_one_process(args: argparse.Namespace, under_launcher: bool = False) -> bool:
     """For `--resume` of a file whose sampling is done, the flags for several processes (--gpus N, --sp,
     --comm-timeout) set aside: the VAE alone decodes it once, in this process (`decode_finished_sampling`), as
     `motif-lite decode` does, where N processes would each load the whole model to decode it; the note on the flags
-    the decode does not use names them. The file read is kept for `resume_args`, which reads it no more; one that
-    cannot be read is left to `resume_args`, which says why."""
+    the decode does not use names them. `under_launcher`: this process is a rank of a torchrun job, whose processes
+    are all started, so the file is read without those flags too (rank 0 then decodes it alone, `cli.run`).
+    Whether the file's sampling is done. The file read is kept for `resume_args`, which reads it no more; one that
+    cannot be read is left to `resume_args`, which says why (under torchrun, every rank, as before)."""
     from motif_lite.cli.run_inputs import run_inputs
     from motif_lite.io.latents import LatentsFileError, read_latents
 
-    if args.resume is None or all(getattr(args, dest) is None for dest in PARALLEL_DESTS):
-        return
+    if args.resume is None:
+        return False
+    if not under_launcher and all(getattr(args, dest) is None for dest in PARALLEL_DESTS):
+        return False
     try:
         saved = read_latents(args.resume)
     except LatentsFileError:
-        return
+        return False
     run_inputs(args).resume_read = saved  # for `resume_args`: the file is read once
     if saved.sampling_done:
         for dest in PARALLEL_DESTS:
             setattr(args, dest, None)
+    return saved.sampling_done
 
 
 def _unused_for_the_decode(given: frozenset[str]) -> list[str]:

@@ -89,6 +89,8 @@ def main(args: argparse.Namespace) -> int:
         launcher_variables.launcher_number("LOCAL_WORLD_SIZE", torchrun_world, smallest=1)  # read by a dry run
     args.weights = take_weight_flags(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
     if rank is not None:  # under torchrun --gpus is ignored: torchrun started the ranks
+        if decode_in_one_process(args, under_launcher=True):  # --resume of a finished sampling: rank 0 decodes it
+            return _decode_on_rank_0(args, rank, torchrun_world)
         return _run_under_torchrun(args, rank)
     _read_settings_from(args)
     decode_in_one_process(args)  # --resume of a finished sampling: the VAE alone decodes it, here, not on --gpus N
@@ -130,6 +132,22 @@ def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
         raise
     finally:
         parallel.stop()
+
+
+def _decode_on_rank_0(args: argparse.Namespace, rank: int, world: int) -> int:
+    """`--resume` under torchrun of a file whose sampling is done: rank 0 decodes it with the VAE alone, as one
+    process does (`decode_finished_sampling`), where each rank would load the whole model for it; the other ranks
+    end at once, silent and successful. No rank joins the process group, so none waits for one that left."""
+    if rank != 0:
+        return 0
+    others = "the other process" if world == 2 else f"the other {world - 1} processes"
+    ends = "ends" if world == 2 else "end"
+    print_notes([f"every step of {args.resume} is sampled: rank 0 alone decodes it, and {others} torchrun started "
+                 f"{ends} without loading anything"])  # fmt: skip
+    # The launcher's variables set aside while it runs as one process; `cli.main` still says an error as rank 0's.
+    with launcher_variables.one_process():
+        _read_settings_from(args)
+        return _run(args)
 
 
 def _read_settings_from(args: argparse.Namespace) -> None:
