@@ -141,7 +141,10 @@ def test_every_unit_has_a_layer():
 
 
 def test_imports_flow_one_way():
-    assert upward_imports(package_files()) == []
+    assert upward_imports(package_files()) == [], (
+        "a module imports only its own layer and the layers below it (LAYERS in tests/test_layers.py, README.md's "
+        "Layout): move the import, or the code that needs it, to a layer that may make it"
+    )
 
 
 # Negative controls: an upward import in each form the detection reads, in each source folder: (file, code added,
@@ -190,12 +193,18 @@ UPWARD = {
 }
 
 
+def added_upward_imports(files: dict[Path, str], path: str, code: str) -> list[str]:
+    """The upward imports that adding `code` to `path` in `files` adds: a control reports its own import whatever
+    the tree holds (an upward import elsewhere failed every control beside test_imports_flow_one_way)."""
+    before = set(upward_imports(files))
+    changed = {**files, ROOT / path: files[ROOT / path] + "\n\n" + code}
+    return [found for found in upward_imports(changed) if found not in before]
+
+
 @pytest.mark.parametrize("form", UPWARD)
 def test_an_upward_import_is_found(form):
     path, code, reported = UPWARD[form]
-    files = package_files()
-    files[ROOT / path] += "\n\n" + code
-    assert upward_imports(files) == [reported]
+    assert added_upward_imports(package_files(), path, code) == [reported]
 
 
 @pytest.mark.parametrize(
@@ -216,3 +225,10 @@ def test_a_unit_without_a_layer_fails_only_its_own_test():
     files[ROOT / "motif_lite/new_module.py"] = "from motif_lite import pipeline\n"
     files[ROOT / "motif_lite/model/ops.py"] += "\n\nfrom motif_lite import new_module\n"
     assert upward_imports(files) == []
+
+
+def test_a_control_reports_its_import_beside_an_upward_import_elsewhere():
+    files = package_files()
+    files[ROOT / "motif_lite/model/rope.py"] += "\n\nimport motif_lite.runtime.kernels\n"
+    path, code, reported = UPWARD["relative"]
+    assert added_upward_imports(files, path, code) == [reported]
