@@ -158,7 +158,8 @@ def test_prose_wraps_at_the_docs_width():
         for page, number, line in unfenced_lines()
         if len(line) > DOC_WIDTH and not (line.startswith(("    ", "#")) or line.lstrip().startswith("|"))
     ]
-    assert not long_lines, "\n".join(long_lines)
+    advice = f"wrap these prose lines at {DOC_WIDTH} columns (DOC_WIDTH), as the rest of their paragraph"
+    assert not long_lines, advice + ":\n" + "\n".join(long_lines)
 
 
 # A page cited by a section name, in code (`docs/usage.md, 'Going faster'`, `docs/memory.md ("The planner's
