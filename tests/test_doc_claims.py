@@ -541,7 +541,9 @@ def test_the_layout_in_the_readme_names_every_module_of_the_package():
     package = {p.name for p in (root / "motif_lite").glob("*.py")} | {
         p.parent.name + "/" for p in (root / "motif_lite").glob("*/__init__.py")
     }
-    assert sorted(package - named - {"__init__.py", "__main__.py"}) == []
+    assert sorted(package - named - {"__init__.py", "__main__.py"}) == [], (
+        "each of these needs a line in README.md's Layout tree: its name two spaces in, then what it holds"
+    )
 
 
 README = Path(__file__).resolve().parent.parent / "README.md"
