@@ -196,9 +196,9 @@ UPWARD = {
 def added_upward_imports(files: dict[Path, str], path: str, code: str) -> list[str]:
     """The upward imports that adding `code` to `path` in `files` adds: a control reports its own import whatever
     the tree holds (an upward import elsewhere failed every control beside test_imports_flow_one_way)."""
-    before = set(upward_imports(files))
-    changed = {**files, ROOT / path: files[ROOT / path] + "\n\n" + code}
-    return [found for found in upward_imports(changed) if found not in before]
+    text = files[ROOT / path]  # upward_imports reads each file alone: the others cannot change what this one adds
+    before = set(upward_imports({ROOT / path: text}))
+    return [found for found in upward_imports({ROOT / path: text + "\n\n" + code}) if found not in before]
 
 
 @pytest.mark.parametrize("form", UPWARD)
