@@ -75,10 +75,15 @@ def resolved_defaults() -> dict[tuple[str, str], str]:
     from motif_lite.quantize.components import TRANSFORMER
     from motif_lite.request import DEFAULT_OUTPUT
     from motif_lite.runtime.parallel import DEFAULT_STEP_TIMEOUT_S
+    from motif_lite.verify import VerifySettings
 
     dtype = next(name for name, value in COMPUTE_DTYPES.items() if value == default_dtype(None)[0])
     crf = str(default_crf(DEFAULT_OUTPUT))  # H.264's, stated first (VP9's is test_doc_claims.py's)
+    # verify's flags of a --settings-from file's values start from None: a flag left out is the file's, else these.
+    verify = {flag: str(getattr(VerifySettings(), field)) for flag, field in [("--width", "width"), ("--height",
+              "height"), ("--video-frames", "frames"), ("--steps", "steps"), ("--seed", "seed")]}  # fmt: skip
     return {
+        **{("motif-lite verify", flag): value for flag, value in verify.items()},
         ("motif-lite run", "--comm-timeout"): f"{DEFAULT_STEP_TIMEOUT_S:g}",  # cli/run.py, when none is given
         ("motif-lite run", "--output"): str(DEFAULT_OUTPUT),
         ("motif-lite run", "--crf"): crf,

@@ -688,3 +688,170 @@ def test_help_says_the_frame_count_is_4k_plus_1_and_rounded(capsys, monkeypatch)
     # It said "frames (default 9)", where run's says 4k+1: a user learnt of the rounding only from the note.
     out = " ".join(help_text(capsys, monkeypatch, cli.main, ["verify"]).split())
     assert "--video-frames VIDEO_FRAMES frames, 4k+1 (others are rounded as by run; default 9)" in out, out
+
+
+# ------------------------------------------------------------------------------ verify --settings-from
+
+
+MADE = ["-p", "a red fox", "-n", "blurry", "-s", "5", "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "2"]
+
+
+def made_by_run(checkpoint: Path, folder: Path, *flags: str) -> Path:
+    """The first frame of a video `run` made of the tiny checkpoint with MADE's settings and `flags`."""
+    folder.mkdir()
+    argv = ["run", "-m", str(checkpoint), *MADE, *flags, "--dtype", "fp32", "-o", str(folder / "a_%03d.png")]
+    assert cli.main([*argv, "--device", "cpu", "--kernels", "torch", "--yes"]) == 0
+    return folder / "a_000.png"
+
+
+@pytest.fixture(scope="module")
+def made(checkpoint, tmp_path_factory) -> Path:
+    """A video of run's defaults but its flags (APG at the checkpoint's settings, euler at its shift)."""
+    return made_by_run(checkpoint, tmp_path_factory.mktemp("made") / "plain")
+
+
+def verify_args(*argv: str):
+    args = cli.build_parser().parse_args(["verify", *argv])
+    args.argv = ["verify", *argv]
+    return args
+
+
+def resolved_verify(checkpoint: Path, *argv: str):
+    """What verify runs for `argv`: (its settings, its notes, the settings our pipeline resolves on both sides)."""
+    from motif_lite.cli.verify import verify_settings
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.preflight import preflight
+    from motif_lite.settings import resolve_settings
+    from motif_lite.verify.file_settings import file_sampling
+    from motif_lite.verify.settings import resolved
+
+    args = verify_args("-m", str(checkpoint), *argv)
+    stored = None if args.settings_from is None else read_settings(args.settings_from)
+    settings, notes = verify_settings(args, stored)
+    request, _ = resolved(settings)
+    sources, _ = preflight(checkpoint, None, "cpu")
+    if stored is not None:
+        sources = file_sampling(stored, sources, request).sources(sources)
+    return settings, notes, resolve_settings(request, sources.configs, sources.transformer)
+
+
+def test_settings_from_resolves_as_the_same_flags_spelled_out(checkpoint, made):
+    from motif_lite.version import VERSION
+
+    # verify took -W -H --video-frames --steps -s -p -n but no --settings-from: a video's settings were retyped.
+    from_file = resolved_verify(checkpoint, "--settings-from", str(made))
+    spelled = resolved_verify(checkpoint, *MADE)
+    assert from_file[0] == spelled[0] and from_file[0].seed == 5 and from_file[0].prompt == "a red fox"
+    assert from_file[2].table() == spelled[2].table() and from_file[2].guidance == spelled[2].guidance
+    assert from_file[1] == [
+        f"settings from a_000.png (made by motif-lite {VERSION}): prompt, seed 5, size, steps, sampler, flow shift, "
+        "guidance, negative prompt"
+    ]
+
+
+def test_a_flag_beside_settings_from_wins(checkpoint, made):
+    settings, notes, _ = resolved_verify(checkpoint, "--settings-from", str(made), "--steps", "3", "-s", "7")
+    assert (settings.steps, settings.seed, settings.width, settings.prompt) == (3, 7, 48, "a red fox")
+    assert notes[0].endswith("; your flags instead of the file's: --seed, --steps"), notes
+
+
+def test_the_files_guidance_and_sampler_are_both_sides(checkpoint, tmp_path):
+    # Not the checkpoint's (APG at 8, euler at its shift 15): the file's UniPC at shift 3 and CFG at 4, on our side
+    # through the configs and on diffusers' as the scheduler and guider classes built from them.
+    file = made_by_run(checkpoint, tmp_path / "unipc", "--sampling-method", "unipc", "--flow-shift", "3",
+                       "--guidance", "cfg", "--cfg-scale", "4")  # fmt: skip
+    _, _, settings = resolved_verify(checkpoint, "--settings-from", str(file))
+    assert (settings.sampler.value, settings.flow_shift.value) == ("unipc", 3.0)
+    assert settings.guidance.value.scale == 4.0 and type(settings.guidance.value).__name__ == "CFGConfig"
+    from diffusers import ClassifierFreeGuidance, UniPCMultistepScheduler
+
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.preflight import preflight
+    from motif_lite.verify.file_settings import file_sampling
+    from motif_lite.verify.settings import resolved
+
+    stored = read_settings(file)
+    request, _ = resolved(resolved_verify(checkpoint, "--settings-from", str(file))[0])
+    reference = types.SimpleNamespace(register_modules=lambda **kw: reference.__dict__.update(kw))
+    import diffusers
+
+    file_sampling(stored, preflight(checkpoint, None, "cpu")[0], request).apply_to_reference(diffusers, reference)
+    assert isinstance(reference.scheduler, UniPCMultistepScheduler) and reference.scheduler.config.flow_shift == 3
+    assert isinstance(reference.guider, ClassifierFreeGuidance) and reference.guider.guidance_scale == 4
+
+
+def test_a_file_made_by_run_verifies_end_to_end(checkpoint, tmp_path, capsys):
+    file = made_by_run(checkpoint, tmp_path / "cfg4", "--cfg-scale", "4")
+    capsys.readouterr()  # run's own output
+    code = cli.main(["verify", "-m", str(checkpoint), "--settings-from", str(file), "--device", "cpu"])
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert code == 0 and lines[-1] == "verdict: match" and "Traceback" not in captured.err, captured
+    assert lines[0].endswith("; cpu, float32, 48x32x5, 2 steps, seed 5"), lines[0]
+    assert "ours: APG scale 4," in stage_lines(lines)["guidance"]
+    assert "Guiders are currently an experimental feature" not in captured.err
+
+
+def edited(made: Path, folder: Path, **changes: object) -> Path:
+    """A file motif-lite's writer wrote with `made`'s stored settings, `changes` made to them."""
+    import numpy as np
+
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.io.video import write_video
+
+    values = {**read_settings(made).values, **changes}
+    return write_video(np.zeros((2, 16, 16, 3), np.uint8), folder / "edited.webp", 24, values)
+
+
+def refused(capsys, checkpoint: Path, file: Path | str, monkeypatch) -> str:
+    """verify --settings-from `file`'s one-line refusal, said before anything loads."""
+    from motif_lite import pipeline
+
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **kw: pytest.fail("verify loaded before refusing"))
+    code = cli.main(["verify", "-m", str(checkpoint), "--settings-from", str(file), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == cli.EXIT_USER_ERROR and "Traceback" not in captured.err and not captured.out, captured
+    lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "loading both pipelines" not in captured.err, captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"sampler": "dpm++2m"}, "sampled with dpm++2m (DPMSolverMultistepScheduler), which diffusers'"),
+        (
+            {"model": {"lora": ["style.safetensors:0.8"]}},
+            "made with --lora style.safetensors:0.8 (verify takes no LoRA",
+        ),
+        ({"model": {"lora": [], "step_cache": 0.1}}, "made with --step-cache 0.1 (it skips transformer forwards"),
+        ({"model": {"lora": [], "attention": "int8"}}, "made with --attention int8 (8-bit attention"),
+        ({"extend": "clip.mp4"}, "goes on from the clip clip.mp4"),
+        (  # the tiny checkpoint's scheduler shifts by a fixed 15: it cannot give the file's mu again
+            {"flow_shift": None, "schedule": {"time_shift": "exponential", "mu": 0.5}},
+            "sampled with dynamic shifting (exponential, mu 0.5) and this checkpoint's scheduler",
+        ),
+    ],
+)
+def test_what_diffusers_has_no_equivalent_of_is_refused_in_one_line(
+    checkpoint, made, tmp_path, capsys, monkeypatch, changes, said
+):
+    line = refused(capsys, checkpoint, edited(made, tmp_path, **changes), monkeypatch)
+    assert said in line, line
+    if (
+        "extend" not in changes and "schedule" not in changes
+    ):  # what to type instead: the file's other settings as verify's flags
+        assert line.endswith(f"motif-lite verify -m {checkpoint} -W 48 -H 32 --video-frames 5 --steps 2 -s 5 "
+                             "-p 'a red fox' -n blurry"), line  # fmt: skip
+
+
+def test_an_image_to_video_file_needs_its_first_frame(checkpoint, made, tmp_path, capsys, monkeypatch):
+    line = refused(capsys, checkpoint, edited(made, tmp_path, image="first.png"), monkeypatch)
+    assert "made image-to-video from first.png" in line and "give it again with -i PATH" in line, line
+
+
+@pytest.mark.parametrize(("name", "said"), [("nothing.mp4", "no such file"), ("notes.txt", "no format motif-lite")])
+def test_a_missing_or_unreadable_file_is_one_line(checkpoint, tmp_path, capsys, monkeypatch, name, said):
+    (tmp_path / "notes.txt").write_text("a prompt")
+    line = refused(capsys, checkpoint, tmp_path / name, monkeypatch)
+    assert said in line, line

@@ -23,7 +23,8 @@ from motif_lite.paths import path_arg
 from motif_lite.request import MAX_SEED
 
 if TYPE_CHECKING:
-    from motif_lite.verify import ForcedSettings, StageResult
+    from motif_lite.io.settings_file import StoredSettings
+    from motif_lite.verify import ForcedSettings, StageResult, VerifySettings
 
 EXIT_MISMATCH = 1
 
@@ -33,6 +34,7 @@ examples:
   motif-lite verify -m ./Motif-Video-2B --gguf ./motif-video-2b-Q4_K_M.gguf --device cuda
   motif-lite verify -m tiny -W 64 -H 64             (docs/usage.md's tiny random checkpoint: seconds on a CPU)
   motif-lite verify -m ./Motif-Video-2B -i first.png  (image-to-video)
+  motif-lite verify -m ./Motif-Video-2B --settings-from fox.mp4  (the settings fox.mp4 was made with)
 
 Exit code 0: every stage matches; 1: a mismatch (the verdict names its stage); 2: a mistake, or diffusers missing.
 Memory: both pipelines are loaded (the text encoder once): on the real weights about 18 GB of GPU memory in bf16
@@ -44,6 +46,10 @@ mismatch names the part that differs. On real weights this settles the checkpoin
 settings and VAE statistics, and a GGUF file's tensor layout. With -i, diffusers' image-to-video pipeline is the
 reference and two stages follow text: image (the first frame's SigLIP embeddings) and conditioning (its VAE latents
 and mask in the transformer's input); frames then runs both image-to-video pipelines.
+
+--settings-from FILE takes a video's size, steps, seed and prompts (a flag given wins) and its sampler, flow shift
+and guidance for both sides (diffusers' scheduler and guider built from them); refused before anything loads where
+diffusers has no equivalent: the dpm++2m sampler, --lora, --step-cache, --attention int8.
 
 --force NAME=VALUE sets one of ours deliberately wrong (a negative control: verify must name its stage):
   rope_theta=1 (transformer), apg_eta=0 (guidance, as --apg-eta 0), latents_mean_shift=0.5 (vae),
@@ -68,18 +74,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--dtype", type=dtype_name, choices=DTYPE_NAMES, help="compute dtype (default fp32 on the CPU, bf16 on a GPU)"
     )
+    verify.add_argument("-W", "--width", type=size_side, help="width in pixels, multiple of 16 (default 256)")
+    verify.add_argument("-H", "--height", type=size_side, help="height in pixels, multiple of 16 (default 256)")
     verify.add_argument(
-        "-W", "--width", type=size_side, default=256, help="width in pixels, multiple of 16 (default 256)"
+        "--video-frames", type=frame_count, help="frames, 4k+1 (others are rounded as by run; default 9)"
     )
+    verify.add_argument("--steps", type=whole_number, help="sampling steps (default 2)")
     verify.add_argument(
-        "-H", "--height", type=size_side, default=256, help="height in pixels, multiple of 16 (default 256)"
-    )
-    verify.add_argument(
-        "--video-frames", type=frame_count, default=9, help="frames, 4k+1 (others are rounded as by run; default 9)"
-    )
-    verify.add_argument("--steps", type=whole_number, default=2, help="sampling steps (default 2)")
-    verify.add_argument(
-        "-s", "--seed", type=seed_value, default=0, help=f"seed, 0 to {MAX_SEED}; -1 = random, printed (default 0)"
+        "-s", "--seed", type=seed_value, help=f"seed, 0 to {MAX_SEED}; -1 = random, printed (default 0)"
     )
     # A second, different prompt or first frame is refused as by run (`StoreOnce`), not silently taken for the first.
     verify.add_argument(
@@ -103,6 +105,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="first frame for image-to-video: compare both image-to-video pipelines (read and refused as by run)",
     )
     verify.add_argument(
+        "--settings-from",
+        type=path_arg,
+        metavar="FILE",
+        help="verify the settings a video or image motif-lite wrote stores: its size, steps, seed, prompts, sampler "
+        "and guidance (a flag given wins over the file's)",
+    )
+    verify.add_argument(
         "--force", action="append", default=[], metavar="NAME=VALUE", help="set one of ours wrong (see below)"
     )
     # Not offered (diffusers cannot read the file), but known: `main` says why, where argparse would suggest
@@ -113,20 +122,20 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import dataclasses
     import functools
 
     from motif_lite.cli.common import download_hint_repeats, hub_bars_on, print_notes
     from motif_lite.cli.kernel_cache import writable_kernel_cache
     from motif_lite.devices import parse_device
     from motif_lite.dtypes import torch_dtype
-    from motif_lite.verify import VerifySettings, resolve_verify_settings, stage_names, verify
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.verify import resolve_verify_settings, stage_names, verify
 
     forced, weights = check_flags(args)
-    settings = VerifySettings(args.width, args.height, args.video_frames, args.steps, args.seed, image=args.image)
-    texts = {"prompt": args.prompt, "negative_prompt": args.negative_prompt}
-    settings = dataclasses.replace(settings, **{k: v for k, v in texts.items() if v is not None})
-    settings, notes = resolve_verify_settings(settings)  # as `run` resolves them: frames rounded to 4k+1, a note
+    stored = None if args.settings_from is None else read_settings(args.settings_from)
+    settings, notes = verify_settings(args, stored)
+    settings, resolve_notes = resolve_verify_settings(settings)  # as `run` resolves them: frames rounded to 4k+1
+    notes += resolve_notes
     print_notes(notes)
     dtype = torch_dtype(args.dtype) if args.dtype else None
     print_notes(filter(None, [writable_kernel_cache(os.environ, "auto", parse_device(args.device))]))  # as run does
@@ -141,9 +150,47 @@ def main(args: argparse.Namespace) -> int:
             weights=weights,
             on_loading=say_loading,
             library_bars=hub_bars_on(),  # diffusers' bars, as the Hub's: none in a log
+            settings_from=stored,
         )
     print("\n".join(result.lines()))
     return 0 if result.mismatch is None else EXIT_MISMATCH
+
+
+# verify's flags of the request fields a --settings-from file gives: (the dest, the flag a command is written with).
+_FLAGS = {
+    "width": ("width", "-W"),
+    "height": ("height", "-H"),
+    "frames": ("video_frames", "--video-frames"),
+    "steps": ("steps", "--steps"),
+    "seed": ("seed", "-s"),
+    "prompt": ("prompt", "-p"),
+    "negative_prompt": ("negative_prompt", "-n"),
+}
+
+
+def verify_settings(args: argparse.Namespace, stored: StoredSettings | None) -> tuple[VerifySettings, list[str]]:
+    """The settings verify runs: each flag given, else the `--settings-from` file's value (`stored`), else
+    `VerifySettings`' default; with the file, refused (one line) where verify cannot make its video on both sides,
+    and a note naming what the file gave and which flags replaced its values (as `run --settings-from` says it)."""
+    from motif_lite.cli.settings_from import _taken_note
+    from motif_lite.shell_syntax import quoted
+    from motif_lite.verify import VerifySettings
+    from motif_lite.verify.refusals import refuse_what_verify_cannot_reproduce
+
+    given = {field: value for field, (dest, _) in _FLAGS.items() if (value := getattr(args, dest)) is not None}
+    if stored is None:
+        return VerifySettings(**given, image=args.image), []
+    files = {field: stored.values[field] for field in _FLAGS if stored.values.get(field) is not None}
+    # Where verify refuses one of the file's settings, the command that verifies the rest: its values as flags.
+    shown = {**files, **given}
+    flags = [f"{flag} {quoted(str(shown[field]))}" for field, (_, flag) in _FLAGS.items() if field in shown]
+    instead = " ".join(["motif-lite verify -m", quoted(str(args.model)), *flags])
+    refuse_what_verify_cannot_reproduce(stored, args.image is not None, instead)
+    taken = {field for field in files if field not in given}
+    taken |= {field for field in ("sampler", "flow_shift", "cfg_scale") if stored.values.get(field) is not None}
+    taken |= {"guidance", "cfg_scale"} if "guidance_config" in stored.values else set()
+    note = _taken_note(stored.file, stored.writer, taken, set(files) & set(given), files.get("seed"))
+    return VerifySettings(**shown, image=args.image), [note]
 
 
 def check_flags(args: argparse.Namespace) -> tuple[ForcedSettings, dict[str, str]]:

@@ -31,7 +31,8 @@ this package only (the `verify` extra): never at run time.
 
 The package, by role: settings.py = what verify runs (VerifySettings, ForcedSettings) and the request both
 pipelines get; refusals.py = what it refuses before the loads (files, configs and settings the reference cannot
-compare); reference.py = diffusers' side (its import and pipeline); comparison.py = the stages; results.py = each
+compare); file_settings.py = a `--settings-from` file's sampler and guidance as the configs both sides read;
+reference.py = diffusers' side (its import and pipeline); comparison.py = the stages; results.py = each
 stage's result, the table and the verdict. `verify` below runs them in that order.
 """
 
@@ -46,8 +47,10 @@ from pathlib import Path
 import torch
 
 from motif_lite.devices import on_device
+from motif_lite.io.settings_file import StoredSettings
 from motif_lite.log_filters import filtered_log
 from motif_lite.verify.comparison import Comparison
+from motif_lite.verify.file_settings import file_sampling
 from motif_lite.verify.reference import (
     DIFFUSERS_MIN,
     INSTALL_HINT,
@@ -116,6 +119,7 @@ def verify(
     weights: Mapping[str, str | Path] | None = None,
     on_loading: Callable[[], None] | None = None,
     library_bars: bool = True,
+    settings_from: StoredSettings | None = None,
 ) -> VerifyResult:
     """Run both pipelines on the checkpoint `model` (and `gguf`) and compare them stage by stage.
 
@@ -123,7 +127,9 @@ def verify(
     `on_loading` is called once the flags and files are checked, as the loads (minutes on the real weights) begin.
     `weights`: the user's own weight files for some components (`locate_sources`); both pipelines read them.
     `library_bars`: False turns diffusers' own bars off while its pipeline loads (a log's reader: each is redrawn
-    with carriage returns)."""
+    with carriage returns). `settings_from`: a motif-lite output file's stored settings (`read_settings`), whose
+    sampler, flow shift and guidance both sides sample in place of the checkpoint's (`file_sampling`); `settings`
+    holds its size, steps, seed and prompts where the caller takes them."""
     from motif_lite.pipeline import load_pipeline
     from motif_lite.preflight import preflight
 
@@ -136,6 +142,9 @@ def verify(
         raise VerifyError("--force image_mean_shift changes how our side reads a first frame: give one with -i FILE")
     diffusers = import_diffusers(image=settings.image is not None)
     sources, target = preflight(model, gguf, device, weights=weights)  # checked once, for both pipelines
+    sampling = None if settings_from is None else file_sampling(settings_from, sources, request)
+    if sampling is not None:  # the file's scheduler and guider configs in place of the checkpoint's, on our side
+        sources = sampling.sources(sources)
     require_reference_configs(sources.root, str(model))
     if settings.image is not None:
         require_image_preprocessor(sources.root)
@@ -155,6 +164,8 @@ def verify(
     ours = load_pipeline(sources, dtype=dtype, device=target)
     with contextlib.nullcontext() if library_bars else diffusers_bars_off(diffusers):
         reference = reference_pipeline(diffusers, root, ours, sources.gguf, dtype, target)
+    if sampling is not None:  # and on the reference's, built from the same values
+        sampling.apply_to_reference(diffusers, reference)
     # The image-to-video reference over the same components (diffusers' own way to switch: no second load).
     reference_i2v = None
     if settings.image is not None:

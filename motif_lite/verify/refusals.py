@@ -1,7 +1,8 @@
 """What `motif-lite verify` refuses before either pipeline loads (minutes on the real weights), each in one line:
 configs and files the reference cannot load (its configs, the image preprocessor, accelerate for GGUF, a file
 ComfyUI saved), a scheduler it cannot sample with and settings our pipeline refuses at the shift both sides will
-sample; and the warning when both pipelines' weights exceed the RAM available on the CPU."""
+sample, and what of a `--settings-from` file's video verify cannot make on both sides; and the warning when both
+pipelines' weights exceed the RAM available on the CPU."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from motif_lite.checkpoint import ModelSources
     from motif_lite.checkpoint_configs import CheckpointConfigs
     from motif_lite.config import TransformerConfig
+    from motif_lite.io.settings_file import StoredSettings
     from motif_lite.settings import Setting
 
 
@@ -202,3 +204,66 @@ def _at_the_shift_verify_runs(
     ):
         return request
     return dataclasses.replace(request, flow_shift=reference_shift)
+
+
+def refuse_what_verify_cannot_reproduce(stored: StoredSettings, image_given: bool, instead: str) -> None:
+    """Refuse, before anything loads, a `--settings-from` file whose video verify cannot make on both sides: a
+    sampler diffusers' MotifVideoPipeline cannot sample with (dpm++2m) or this version lacks, an extension of a clip,
+    image-to-video without its first frame, and the model settings verify does not take (a LoRA, the step cache,
+    8-bit attention). Each in one line naming the setting, and `instead`: the verify command of the file's size,
+    steps, seed and prompts as flags, which compares the rest (a damaged file: `SettingsFileError`)."""
+    from motif_lite.io.settings_file import SettingsFileError
+    from motif_lite.pipeline.metadata import damaged_stored_choices, settings_as_asked, unknown_stored_choices
+    from motif_lite.version import VERSION
+
+    values, file = stored.values, stored.file.name
+    for damage in damaged_stored_choices(values).values():
+        raise SettingsFileError(f"{file}'s stored settings: {damage} (the file was edited or damaged)")
+    for field, value in unknown_stored_choices(values).items():
+        raise VerifyError(f"{file} was made with the {field} {value!r}, which motif-lite {VERSION} does not have (the "
+                          f"file was made by {stored.writer}): upgrade motif-lite to verify it")  # fmt: skip
+    if values.get("sampler") == "dpm++2m":
+        raise VerifyError(
+            f"{file} was sampled with dpm++2m (DPMSolverMultistepScheduler), which diffusers' MotifVideoPipeline "
+            "cannot sample with (it gives its scheduler a sigma table), so verify has no reference for it: verify "
+            f"the rest with the checkpoint's sampler: {instead}"
+        )
+    if values.get("extend") is not None:
+        raise VerifyError(
+            f"{file} goes on from the clip {values['extend']}, and diffusers' pipeline has no way to go on from a "
+            f"clip: verify text-to-video at its settings: {instead}"
+        )
+    if values.get("image") is not None and not image_given:
+        raise VerifyError(f"{file} was made image-to-video from {values['image']}, and the file keeps the image's "
+                          f"name only: give it again with -i PATH")  # fmt: skip
+    model = settings_as_asked(values).get("model")
+    model = model if isinstance(model, dict) else {}
+    loras = model.get("lora") or []
+    step_cache = model.get("step_cache")
+    # (whether the file's run had it, the flag as its command gave it, why verify cannot make it on both sides)
+    model_settings = [
+        (bool(loras), " ".join(f"--lora {lora}" for lora in loras), "verify takes no LoRA: both load the base weights"),
+        (
+            step_cache not in (None, 0),
+            f"--step-cache {step_cache}",
+            "it skips transformer forwards, diffusers has none",
+        ),
+        (model.get("attention") == "int8", "--attention int8", "8-bit attention, which diffusers has no equivalent of"),
+    ]
+    for made, flag, why in model_settings:
+        if made:
+            raise VerifyError(f"{file} was made with {flag} ({why}): verify the rest without it: {instead}")
+
+
+def refuse_another_dynamic_shift(file: str, stored: Mapping[str, Any], schedule: Any) -> None:
+    """A `--settings-from` file sampled under dynamic shifting that this checkpoint's scheduler config does not give
+    again (`schedule`: what it gives at the file's size): the file stores the mu that ran, not the line diffusers'
+    scheduler computes it from, so the reference cannot be given it."""
+    mu = stored.get("mu")
+    then = f"mu {mu:g}" if isinstance(mu, int | float) else "its mu"
+    now = "no dynamic shifting" if schedule.mu is None else f"mu {schedule.mu:g} at its size"
+    raise VerifyError(
+        f"{file} was sampled with dynamic shifting ({stored.get('time_shift')}, {then}) and this checkpoint's "
+        f"scheduler/scheduler_config.json gives {now}; a file stores the mu, not the line diffusers' scheduler "
+        "computes it from: verify it with -m on the checkpoint that made it"
+    )
