@@ -855,3 +855,21 @@ def test_a_missing_or_unreadable_file_is_one_line(checkpoint, tmp_path, capsys, 
     (tmp_path / "notes.txt").write_text("a prompt")
     line = refused(capsys, checkpoint, tmp_path / name, monkeypatch)
     assert said in line, line
+
+
+def test_an_unguided_file_is_unguided_on_both_sides(checkpoint, made, tmp_path):
+    # guidance_config null (a run at a scale that changes nothing): the checkpoint's guider, disabled, on both sides.
+    import diffusers
+
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.preflight import preflight
+    from motif_lite.verify.file_settings import file_sampling
+    from motif_lite.verify.settings import resolved
+
+    file = edited(made, tmp_path, guidance_config=None)
+    settings, _, ours = resolved_verify(checkpoint, "--settings-from", str(file))
+    assert ours.guidance.value is None
+    reference = types.SimpleNamespace(register_modules=lambda **kw: reference.__dict__.update(kw))
+    sampling = file_sampling(read_settings(file), preflight(checkpoint, None, "cpu")[0], resolved(settings)[0])
+    sampling.apply_to_reference(diffusers, reference)
+    assert not reference.guider._enabled and type(reference.guider).__name__ == "AdaptiveProjectedGuidance"
