@@ -893,3 +893,22 @@ def test_a_hugging_face_cache_holding_motif_video_and_others_names_motif_video_a
     for repo in ("Aaa/Other", MOTIF_REPO):
         (tmp_path / f"models--{repo.replace('/', '--')}" / "snapshots").mkdir(parents=True)
     assert f"give the repo id, -m {MOTIF_REPO}, with" in hub_cache_fix(str(tmp_path))
+
+
+def test_comfyuis_own_folder_given_to_m_names_the_flags_for_the_files_under_its_models(
+    tiny, tmp_path, capsys, no_network
+):
+    # It was "incomplete checkpoint", with the command that downloads the whole checkpoint into ComfyUI's install.
+    comfyui = tmp_path / "ComfyUI"
+    (comfyui / "custom_nodes").mkdir(parents=True)
+    (comfyui / "main.py").write_text("")
+    gguf = comfyui / "models" / "diffusion_models" / "motif_video_2b-Q4_K_M.gguf"
+    gguf.parent.mkdir(parents=True)
+    gguf.write_bytes(b"GGUF")
+    (comfyui / "models" / "text_encoders").mkdir()
+    fix = f"--diffusion-model {gguf} --text-encoder {comfyui / 'models' / 'text_encoders' / 'FILE'}; -m stays"
+    code, _, err = run(capsys, "-m", str(comfyui), "-p", "fox", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR and "hf download" not in err, err
+    assert f"{comfyui} is ComfyUI's own folder, not a checkpoint; give its files by flag: {fix}" in err, err
+    (problem,) = [f.line() for f in check_setup(comfyui).problems]
+    assert f"{comfyui}: is ComfyUI's own folder, not a checkpoint; fix: give its files by flag: {fix}" in problem

@@ -65,6 +65,7 @@ from motif_lite.io.linked import (
 from motif_lite.io.missing_report import MissingFilesError
 from motif_lite.io.path_fixes import (
     CACHE_REPO_FOLDER,
+    COMFYUI_INSTALL,
     COMFYUI_MODELS,
     GGUF_FOLDER,
     GGUF_REPO_AS_MODEL,
@@ -73,6 +74,7 @@ from motif_lite.io.path_fixes import (
     cache_repo_fix,
     checkpoint_folders_inside,
     close_checkpoint,
+    comfyui_install_fix,
     comfyui_models_fix,
     expanded_as,
     file_fix,
@@ -244,6 +246,10 @@ def _local_checkpoint(
     comfyui_fix = comfyui_models_fix(model)
     if comfyui_fix is not None:
         report.problem(model, COMFYUI_MODELS, comfyui_fix)
+        return None
+    install_fix = comfyui_install_fix(model)
+    if install_fix is not None:
+        report.problem(model, COMFYUI_INSTALL, install_fix)
         return None
     vae_fix = vae_folder_as_model_fix(model)
     if vae_fix is not None:

@@ -102,6 +102,9 @@ def refuse_non_checkpoint_folder(model: str) -> None:
     comfyui_fix = comfyui_models_fix(model)
     if comfyui_fix is not None:
         raise CheckpointError(f"{model} {COMFYUI_MODELS}; {comfyui_fix}")
+    install_fix = comfyui_install_fix(model)
+    if install_fix is not None:
+        raise CheckpointError(f"{model} {COMFYUI_INSTALL}; {install_fix}")
     vae_fix = vae_folder_as_model_fix(model)
     if vae_fix is not None:
         raise CheckpointError(f"{model} {VAE_FOLDER}; {vae_fix}")
@@ -169,6 +172,7 @@ def hub_cache_fix(model: str) -> str | None:
 
 GGUF_FOLDER = "holds GGUF files, not a checkpoint"
 COMFYUI_MODELS = "is ComfyUI's models folder, not a checkpoint"
+COMFYUI_INSTALL = "is ComfyUI's own folder, not a checkpoint"
 # ComfyUI's models/ subfolders that a checkpoint never has, and the flag each one's files go to (models/vae/ is
 # both ComfyUI's and a checkpoint's: it tells nothing alone).
 _COMFYUI_FOLDERS = {
@@ -204,6 +208,16 @@ def comfyui_models_fix(model: str) -> str | None:
     elif vae is not None:
         vae_note = f"; its vae/ folder: {vae.none_is}"
     return f"give its files by flag: {' '.join(flags.values())}{KEEP_MODEL}{vae_note}"
+
+
+def comfyui_install_fix(model: str) -> str | None:
+    """For ComfyUI's own folder given to -m (its models/ folder inside, as `comfyui_models_fix` tells it): the
+    weight-file flags that take the files under its models/; None for any other folder. Without this, the
+    missing-files message would download the whole checkpoint into ComfyUI's install, beside its code."""
+    path = user_path(model)
+    if not path.is_dir() or (path / "model_index.json").is_file():
+        return None
+    return comfyui_models_fix(str(Path(model) / "models"))
 
 
 VAE_FOLDER = "holds VAE files, not a checkpoint"
