@@ -671,3 +671,15 @@ def test_a_file_of_another_component_is_one_problem_without_its_fp8_checks(tmp_p
     problems = Problems()
     assert check_your_files({"text_encoder": scaled_vae}, problems) == []
     assert len(problems.found) == 1 and "VAE" in problems.found[0], problems.found
+
+
+def test_a_text_encoder_folder_of_one_file_names_the_path_to_give(checkpoints, tmp_path, capsys):
+    # ComfyUI's models/text_encoders/ with its one file: run said only "pass the .safetensors or .gguf file itself",
+    # where check's fix names the file.
+    _, b, _ = checkpoints
+    folder = tmp_path / "text_encoders"
+    folder.mkdir()
+    (folder / "t5gemma2_encoder.safetensors").write_bytes(b"")
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--text-encoder", str(folder)])
+    said = "is a folder (it holds t5gemma2_encoder.safetensors); pass the .safetensors or .gguf file itself: "
+    assert_user_error(capsys, code, said + str(folder / "t5gemma2_encoder.safetensors"))
