@@ -402,3 +402,19 @@ def test_a_switch_given_an_off_value_in_capitals_is_told_to_leave_it_out(capsys,
     hint = _hint(_refusal(capsys, [typed]), typed)
     flag = "--" + typed.split("=")[0]
     assert hint.startswith(f"{flag} is a switch that takes no value, and off unless given: leave it out"), hint
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--high-noise-steps", "10"],
+        ["--high-noise-cfg-scale", "3.5"],
+        ["--high-noise-sampling-method", "euler"],
+        ["--high_noise_scheduler", "simple"],
+    ],
+)
+def test_stable_diffusion_cpps_high_noise_settings_are_told_the_one_set_of_settings_here(capsys, argv):
+    # A Wan 2.2 command of stable-diffusion.cpp's: these got "unrecognized arguments" and nothing to type instead.
+    hint = _hint(_refusal(capsys, argv), argv[0])
+    assert hint.startswith("Motif-Video has one transformer, so the high-noise steps have no settings apart"), hint
+    assert all(flag in hint for flag in ("--steps", "--cfg-scale", "--sampling-method")), hint

@@ -131,6 +131,12 @@ _OTHER_TOOLS_ADVICE = [
      "the noise is drawn on the CPU, so a seed gives the same noise on any device"),
     (("--high-noise-diffusion-model", "--moe-boundary"), "--diffusion-model",
      "Motif-Video has one transformer: Wan 2.2's high-noise and low-noise pair has no counterpart here"),
+    # ... and stable-diffusion.cpp's settings for the high-noise model's steps (they had no hint at all).
+    (("--high-noise-steps", "--high-noise-cfg-scale", "--high-noise-img-cfg-scale", "--high-noise-guidance",
+      "--high-noise-sampling-method", "--high-noise-scheduler", "--high-noise-eta", "--high-noise-slg-scale",
+      "--high-noise-skip-layers", "--high-noise-skip-layer-start", "--high-noise-skip-layer-end"), "--steps",
+     "Motif-Video has one transformer, so the high-noise steps have no settings apart: --steps, --cfg-scale and "
+     "--sampling-method cover every step"),
     # More of stable-diffusion.cpp's options (its --help's meanings) with no counterpart here. --img-cfg-scale was
     # "did you mean --cfg-scale?", which it is not: it weighs the image apart from the text, in inpainting and edit
     # models.
