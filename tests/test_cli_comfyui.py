@@ -418,3 +418,20 @@ def test_stable_diffusion_cpps_high_noise_settings_are_told_the_one_set_of_setti
     hint = _hint(_refusal(capsys, argv), argv[0])
     assert hint.startswith("Motif-Video has one transformer, so the high-noise steps have no settings apart"), hint
     assert all(flag in hint for flag in ("--steps", "--cfg-scale", "--sampling-method")), hint
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--qwen2vl", "q.safetensors"], "did you mean --text-encoder?"),
+        (["--llm_vision", "v.safetensors"], "the image encoder (SigLIP) is part of Motif-Video's text encoder"),
+        (["--qwen2vl_vision", "v.safetensors"], "the image encoder (SigLIP) is part of Motif-Video's text encoder"),
+        (["--control-net-cpu"], "no ControlNet or reference images"),
+        (["--increase-ref-index"], "no ControlNet or reference images"),
+        (["--disable-auto-resize-ref-image"], "no ControlNet or reference images"),
+    ],
+)
+def test_more_of_stable_diffusion_cpps_encoder_and_reference_flags_are_told_what_to_use(capsys, argv, said):
+    # They got "unrecognized arguments" and nothing to type instead.
+    hint = _hint(_refusal(capsys, argv), argv[0])
+    assert hint.startswith(said), hint

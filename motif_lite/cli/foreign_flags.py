@@ -36,6 +36,7 @@ OTHER_TOOLS_NAMES = {
     # stable-diffusion.cpp's component files; ComfyUI's loader nodes
     "--t5xxl": "--text-encoder",
     "--llm": "--text-encoder",
+    "--qwen2vl": "--text-encoder",
     "--clip": "--text-encoder",
     "--unet": "--diffusion-model",
     # ComfyUI's loader widgets typed as flags (UNETLoader's unet_name, VAELoader's vae_name, ...)
@@ -118,7 +119,7 @@ _OTHER_TOOLS_ADVICE = [
     # Inputs and options of stable-diffusion.cpp's (and ComfyUI's) video models with no counterpart here: each says
     # what Motif-Video does instead, rather than a "did you mean" that would send them wrong (--tae is not --vae,
     # --eta is not --apg-eta).
-    (("--clip-vision",), "--text-encoder",
+    (("--clip-vision", "--llm-vision", "--qwen2vl-vision"), "--text-encoder",
      "the image encoder (SigLIP) is part of Motif-Video's text encoder (--text-encoder, else the checkpoint's); "
      "the first frame is -i IMAGE"),
     (("--taesd", "--tae", "--taehv"), "--preview",
@@ -238,7 +239,8 @@ _OTHER_TOOLS_ADVICE = [
      "(First-Block-Cache style, lossy): start around 0.05 (docs/usage.md, 'Going faster')"),
     (("--clip-skip",), "--text-encoder",
      "there are no CLIP layers to skip: the text encoder is T5Gemma2, read as the reference pipeline reads it"),
-    (("--control-net", "--control-image", "--control-strength", "--control-video", "--canny", "--ref-image", "-r"),
+    (("--control-net", "--control-image", "--control-strength", "--control-video", "--canny", "--ref-image", "-r",
+      "--control-net-cpu", "--increase-ref-index", "--disable-auto-resize-ref-image"),
      "--image",
      "no ControlNet or reference images: besides the prompt, a video starts from a first frame, -i IMAGE, or goes "
      "on from a clip, --extend CLIP"),
