@@ -435,3 +435,22 @@ def test_more_of_stable_diffusion_cpps_encoder_and_reference_flags_are_told_what
     # They got "unrecognized arguments" and nothing to type instead.
     hint = _hint(_refusal(capsys, argv), argv[0])
     assert hint.startswith(said), hint
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        # VAE Decode (Tiled)'s widgets: the VAE here tiles by itself, as the plan needs
+        (["--tile_size", "256"], "memory is planned here, not switched: a run streams, offloads to the CPU and tiles"),
+        (["temporal_overlap=8"], "memory is planned here, not switched: a run streams, offloads to the CPU and tiles"),
+        # LoraLoader's strength_clip, KSamplerAdvanced's partial sampling, SaveWEBM's codec
+        (["--strength_clip", "1.0"], "a LoRA changes the transformer only: its strength goes after its file"),
+        (["--start_at_step", "0"], "a run samples all --steps steps, from noise to the video"),
+        (["return_with_leftover_noise=disable"], "a run samples all --steps steps, from noise to the video"),
+        (["--codec", "vp9"], "the format is the extension of -o"),
+    ],
+)
+def test_comfyuis_tiled_decode_lora_advanced_sampler_and_save_widgets_are_told_what_to_use(capsys, argv, said):
+    # They got "unrecognized arguments" alone, or, typed without dashes, "a prompt goes after -p, in quotes".
+    hint = _hint(_refusal(capsys, argv), argv[0])  # typed without dashes, the hint names it with its value
+    assert hint.startswith(said), hint

@@ -76,7 +76,8 @@ _OTHER_TOOLS_ADVICE = [
     # Memory switches: ComfyUI's modes (--lowvram, --novram, ...), --reserve-vram and --disable-smart-memory,
     # WanVideoWrapper's blocks_to_swap, AUTOMATIC1111's and Forge's --medvram, stable-diffusion.cpp's
     # --offload-to-cpu, --vae-tiling and --clip-on-cpu, diffusers' offload and VAE methods (enable_model_cpu_offload,
-    # ...), Wan2GP's --profile and --vae-config (its VAE tiling). Here no switch: the plan fits the free memory by
+    # ...), Wan2GP's --profile and --vae-config (its VAE tiling), ComfyUI's VAE Decode (Tiled) widgets (tile_size,
+    # overlap, temporal_size, temporal_overlap). Here no switch: the plan fits the free memory by
     # itself, so "did you mean --vram?" (a number of GiB) would send them wrong.
     (("--lowvram", "--low-vram", "--novram", "--no-vram", "--highvram", "--normalvram", "--gpu-only",
       "--medvram", "--med-vram", "--medvram-sdxl", "--enable-model-cpu-offload", "--enable-sequential-cpu-offload",
@@ -85,7 +86,8 @@ _OTHER_TOOLS_ADVICE = [
       "--sequential-offload", "--sequential-cpu-offload", "--vae-tiling", "--vae-tiled", "--tiled", "--clip-on-cpu",
       "--vae-on-cpu", "--profile", "--preload", "--vae-tile-size", "--vae-tile-overlap", "--vae-relative-tile-size",
       "--attention-slicing", "--offload-model", "--t5-cpu", "--stream-layers", "--auto-fit", "--params-backend",
-      "--disable-smart-memory", "--async-offload", "--blocks-to-swap", "--vae-config", "--tiled-vae"),
+      "--disable-smart-memory", "--async-offload", "--blocks-to-swap", "--vae-config", "--tiled-vae",
+      "--tile-size", "--overlap", "--temporal-size", "--temporal-overlap"),
      "--vram",
      "memory is planned here, not switched: a run streams, offloads to the CPU and tiles what it must to fit the "
      "GPU's free memory (--dry-run prints the plan); --vram GiB plans for a smaller budget (what the run may use, "
@@ -209,7 +211,8 @@ _OTHER_TOOLS_ADVICE = [
      "default, draws a new seed per run and prints it (randomize); -b N makes N videos with seeds SEED, SEED+1, "
      "... (increment)"),
     # Video Combine's (VideoHelperSuite) output settings: the file's kind is the extension of -o here.
-    (("--format",), "--output",
+    # ... and SaveWEBM's codec, SaveAnimatedWEBP's lossless switch.
+    (("--format", "--codec", "--lossless"), "--output",
      "the format is the extension of -o: .mp4, .mkv or .mov (H.264), .webm (VP9), .webp, .gif, or PNG frames "
      "out_%03d.png; the quality is --crf"),
     (("--pingpong",), "--output", "no ping-pong: the file holds the frames once, forward"),
@@ -284,6 +287,13 @@ _OTHER_TOOLS_ADVICE = [
      f"{_LORA_FILE_STRENGTH}; --lora-dir is the server's folder of LoRAs jobs may name (motif-lite serve)"),
     (("--lora-scale", "--lora-strength", "--lora-weight", "--strength-model", "--lora-alpha"), "--lora",
      "a LoRA's strength goes after its file: --lora FILE:0.8"),
+    # ComfyUI's LoraLoader's strength for the text encoder: such layers are refused here (docs/usage.md).
+    (("--strength-clip",), "--lora",
+     "a LoRA changes the transformer only: its strength goes after its file, --lora FILE:0.8, and a LoRA with text "
+     "encoder layers is refused"),
+    # KSamplerAdvanced's widgets for sampling part of the steps: a run here samples all of them, from noise.
+    (("--add-noise", "--start-at-step", "--end-at-step", "--return-with-leftover-noise"), "--steps",
+     "a run samples all --steps steps, from noise to the video; part of the steps is not offered"),
     # Multi-GPU settings of xDiT / xfuser (--ulysses-degree, --ring-degree, --use-cfg-parallel), Wan2.1's
     # generate.py (--ulysses-size, --ring-size, --dit-fsdp, --t5-fsdp) and torchrun's own flag given to the command.
     (("--ulysses-degree", "--ulysses-size"), "--sp",
