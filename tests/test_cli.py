@@ -2486,3 +2486,17 @@ def test_a_path_through_a_link_into_a_folder_this_process_may_not_enter_is_refus
         said = _cli_as_another_user(argv)
         assert said.startswith(f"({cli.EXIT_USER_ERROR}, ") and "Traceback" not in said, said
         assert f"error: {given} cannot be reached: this process may not enter {closed} (it needs x" in said, said
+
+
+def test_sd_cpps_mode_first_says_the_run_command_in_our_names(capsys):
+    # sd.cpp's Wan command as its README gives it: the line meant kept `-m FILE.gguf` and `--t5xxl`, so that running
+    # it was answered "did you mean --text-encoder?", then "pass it as --gguf", one round each.
+    argv = ["-M", "vid_gen", "-m", "m.gguf", "--t5xxl", "t.safetensors", "--vae", "v.safetensors", "-p", "a fox"]
+    assert cli.main([*argv, "--clip_vision", "c.safetensors", "--offload-to-cpu"]) == cli.EXIT_USER_ERROR
+    meant = "run --gguf m.gguf --text-encoder t.safetensors --vae v.safetensors -p 'a fox'"
+    said = "motif-lite: error: stable-diffusion.cpp's mode is the command here: did you mean motif-lite"
+    # --clip_vision has no name here: run answers it, kept as typed
+    assert capsys.readouterr().err == f"{said} {meant} --clip_vision c.safetensors --offload-to-cpu\n"
+    # -m of a checkpoint folder stays -m
+    assert cli.main(["-M", "vid_gen", "-m", "Motif-Video-2B", "-p", "x"]) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err == f"{said} run -m Motif-Video-2B -p x\n"

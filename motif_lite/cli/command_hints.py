@@ -105,8 +105,27 @@ def sd_cpp_mode(argv: Sequence[str]) -> str | None:
     said = f"{given} {mode}".strip()
     if mode == "convert":
         return f"motif-lite: error: stable-diffusion.cpp's {said}: {_QUANTIZER}"
-    line = command_line(["run", *rest])
+    line = command_line(["run", *_in_our_names(rest)])
     return f"motif-lite: error: stable-diffusion.cpp's mode is the command here: did you mean motif-lite {line}"
+
+
+def _in_our_names(words: Sequence[str]) -> list[str]:
+    """stable-diffusion.cpp's words with its flags that are ours under another name renamed (`--t5xxl` is
+    `--text-encoder`), and its `-m FILE.gguf` given to --gguf, which takes it here: the command meant runs, or is
+    answered for the flags that have no counterpart, without a round of "did you mean" for each renamed one."""
+    from motif_lite.cli.foreign_flags import OTHER_TOOLS_NAMES
+
+    renamed = []
+    for i, word in enumerate(words):
+        flag, equals, value = word.partition("=")
+        if flag in ("-m", "--model") and (value or (words[i + 1] if i + 1 < len(words) else "")).lower().endswith(
+            ".gguf"
+        ):
+            flag = "--gguf"
+        elif flag.startswith("--"):
+            flag = OTHER_TOOLS_NAMES.get(flag.replace("_", "-"), flag)
+        renamed.append(f"{flag}{equals}{value}")
+    return renamed
 
 
 def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
