@@ -2500,3 +2500,12 @@ def test_sd_cpps_mode_first_says_the_run_command_in_our_names(capsys):
     # -m of a checkpoint folder stays -m
     assert cli.main(["-M", "vid_gen", "-m", "Motif-Video-2B", "-p", "x"]) == cli.EXIT_USER_ERROR
     assert capsys.readouterr().err == f"{said} run -m Motif-Video-2B -p x\n"
+
+
+def test_sd_cpps_flags_without_the_command_say_the_run_command_in_our_names(capsys):
+    # As sd.cpp's `sd` takes them (no mode: its img_gen): the line meant kept -m FILE.gguf and --t5xxl as typed.
+    assert cli.main(["-m", "m.gguf", "--t5xxl", "t.safetensors", "-p", "x"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err == "motif-lite: error: the command comes first: did you mean motif-lite run --gguf m.gguf " + (
+        "--text-encoder t.safetensors -p x\n"
+    )

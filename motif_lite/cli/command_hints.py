@@ -141,7 +141,8 @@ def missing_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str
     if flag in ours or flag_spelling.lookalike_flag(argv[0], ours):  # `－－help`: lookalike_command's
         return None
     if flag in run_flags:
-        return f"motif-lite: error: the command comes first: did you mean motif-lite run {command_line(argv)}"
+        line = command_line(_in_our_names(argv))
+        return f"motif-lite: error: the command comes first: did you mean motif-lite run {line}"
     found = lookalike_with_value(argv, 0, subcommands(parser)["run"])
     if found is None:
         return None
