@@ -2509,3 +2509,10 @@ def test_sd_cpps_flags_without_the_command_say_the_run_command_in_our_names(caps
     assert err == "motif-lite: error: the command comes first: did you mean motif-lite run --gguf m.gguf " + (
         "--text-encoder t.safetensors -p x\n"
     )
+
+
+def test_a_switch_of_theirs_that_is_a_flag_with_a_value_here_is_not_renamed_in_the_command_meant(capsys):
+    # --xformers is --attention-backend NAME here: renamed alone, the line meant would give that flag no value.
+    assert cli.main(["-M", "vid_gen", "--xformers", "-p", "x", "--t5xxl=t.safetensors"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.endswith("did you mean motif-lite run --xformers -p x --text-encoder=t.safetensors\n"), err

@@ -110,19 +110,21 @@ def sd_cpp_mode(argv: Sequence[str]) -> str | None:
 
 
 def _in_our_names(words: Sequence[str]) -> list[str]:
-    """stable-diffusion.cpp's words with its flags that are ours under another name renamed (`--t5xxl` is
-    `--text-encoder`), and its `-m FILE.gguf` given to --gguf, which takes it here: the command meant runs, or is
-    answered for the flags that have no counterpart, without a round of "did you mean" for each renamed one."""
+    """stable-diffusion.cpp's words with its flags that are ours under another name renamed (`--t5xxl FILE` is
+    `--text-encoder FILE`), and its `-m FILE.gguf` given to --gguf, which takes it here: the command meant runs, or is
+    answered for the flags that have no counterpart, without a round of "did you mean" for each renamed one. Only a
+    flag given a value is renamed: a switch of theirs may be a flag of ours that takes one (`--xformers` is
+    `--attention-backend NAME`), which run's answer names."""
     from motif_lite.cli.foreign_flags import OTHER_TOOLS_NAMES
 
     renamed = []
     for i, word in enumerate(words):
         flag, equals, value = word.partition("=")
-        if flag in ("-m", "--model") and (value or (words[i + 1] if i + 1 < len(words) else "")).lower().endswith(
-            ".gguf"
-        ):
+        following = words[i + 1] if i + 1 < len(words) else ""
+        given = value or ("" if following.startswith("-") else following)
+        if flag in ("-m", "--model") and given.lower().endswith(".gguf"):
             flag = "--gguf"
-        elif flag.startswith("--"):
+        elif flag.startswith("--") and given:
             flag = OTHER_TOOLS_NAMES.get(flag.replace("_", "-"), flag)
         renamed.append(f"{flag}{equals}{value}")
     return renamed
