@@ -1696,3 +1696,37 @@ def test_a_home_this_user_may_not_enter_counts_as_none_for_the_cache(monkeypatch
         monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
         said = _as_another_user(lambda: user_cache_folder({"HOME": str(closed / "home")}, 54321))
         assert said == repr(temp / "motif-lite-cache-54321"), said
+
+
+def test_the_narrowest_space_padding_is_refused_too(tmp_path):
+    # %2d is the least padding there is (%1d and %d pad nothing): `f_ 7.png` is a space-padded name as `f_    7.png` is.
+    with pytest.raises(MotifLiteError, match=re.escape("pads the frame number with spaces (%2d: 'f_ 7.png')")):
+        check_output_path(tmp_path / "f_%2d.png", 9)
+
+
+def test_a_printf_placeholder_of_another_letter_is_told_ours_for_one_frame_too(tmp_path):
+    # f_#.png may be one image's plain name, but f_%04i.png holds a %: it is a pattern for any frame count, and is
+    # told %04d, not the vaguer "one frame-number pattern and no other %".
+    with pytest.raises(MotifLiteError) as refused:
+        check_output_path(tmp_path / "f_%04i.png", 1)
+    assert "writes its frame number as another tool does (%04i)" in str(refused.value), refused.value
+    assert str(refused.value).endswith(f"-o {tmp_path / 'f_%04d.png'}"), refused.value
+
+
+def test_an_output_folder_with_exactly_the_full_disks_bytes_free_is_not_full(tmp_path, monkeypatch):
+    # Full is under FULL_DISK_BYTES free, as io.staging's out_of_space counts it for a write that failed.
+    real = shutil.disk_usage
+    free = {"bytes": staging.FULL_DISK_BYTES}
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=free["bytes"]))
+    assert check_output_path(tmp_path / "fox.mp4")
+    free["bytes"] -= 1
+    with pytest.raises(MotifLiteError, match=r"the disk of output directory .* is full"):
+        check_output_path(tmp_path / "fox.mp4")
+
+
+def test_a_folder_typed_with_a_trailing_dot_is_said_a_folder_not_a_name_ending_in_a_dot(tmp_path, monkeypatch):
+    # `-o renders/.` names the folder itself: "ends in a dot: -o renders/" would send the user to another refusal.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "renders").mkdir()
+    with pytest.raises(MotifLiteError, match=r"output path renders is a directory; give a file name, e\.g\. "):
+        check_output_path("renders/.")

@@ -165,3 +165,16 @@ def test_a_conv_lora_of_another_kernel_is_refused_naming_the_shapes(tmp_path):
     expected = f"the layer is [{out}, {inp}, 1, 2, 2] (down must be [rank, {inp}, 1, 2, 2], up [{out}, rank{ones}])"
     with pytest.raises(LoRAError, match=re.escape(expected)):
         read_loras([LoRASpec(tmp_path / "conv.safetensors")], model_targets)
+
+
+def test_a_conv_lora_whose_up_is_not_pointwise_is_refused_naming_the_shapes(tmp_path):
+    # B of a conv LoRA is a 1x1x1 convolution: an up with the layer's kernel has the right rank and sizes otherwise.
+    model_targets = lora_targets(make_reference())
+    out, inp, *kernel = model_targets[CONV]
+    tensors = {
+        f"diffusion_model.{CONV}.lora_down.weight": torch.randn(2, inp, *kernel),
+        f"diffusion_model.{CONV}.lora_up.weight": torch.randn(out, 2, *kernel),
+    }
+    save_file(tensors, tmp_path / "conv.safetensors")
+    with pytest.raises(LoRAError, match=re.escape(f"do not fit: down [2, {inp}, 1, 2, 2], up [{out}, 2, 1, 2, 2]")):
+        read_loras([LoRASpec(tmp_path / "conv.safetensors")], model_targets)

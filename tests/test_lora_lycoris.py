@@ -318,3 +318,31 @@ def test_a_lycoris_file_read_for_another_model_counts_its_layers(tmp_path):
     other = {name: shape for name, shape in lora_targets(tiny_transformer()).items() if name != FF}  # lacks FF
     with pytest.raises(LoRAError, match=r"read for another model: its one layer is missing from this transformer"):
         check_read_loras([read], other)
+
+
+def test_a_loha_of_two_ranks_is_scaled_by_its_first_products_rank(tmp_path):
+    # LyCORIS writes one rank for both products; an edited file with two is scaled as the docstring of layer_product
+    # and ComfyUI's loader say: alpha over w1_b's rows (here 2, not w2's 3).
+    parts = {
+        "hada_w1_a": torch.randn(256, 2, generator=g),
+        "hada_w1_b": torch.randn(2, 64, generator=g),
+        "hada_w2_a": torch.randn(256, 3, generator=g),
+        "hada_w2_b": torch.randn(3, 64, generator=g),
+    }
+    before, after, _ = _merged(_write(tmp_path / "loha.safetensors", parts, alpha=1.0))
+    change = (parts["hada_w1_a"] @ parts["hada_w1_b"]) * (parts["hada_w2_a"] @ parts["hada_w2_b"])
+    torch.testing.assert_close(after, before + STRENGTH * 1.0 / 2 * change, rtol=1e-5, atol=1e-5)
+
+
+def test_a_loha_whose_two_products_differ_in_columns_is_refused_before_merging(tmp_path):
+    # (w1a·w1b) ⊙ (w2a·w2b) needs both products of one shape: w2_b of 32 columns against w1_b's 64 would fail in the
+    # merge (a traceback) had it got there.
+    parts = {
+        "hada_w1_a": torch.randn(256, 2, generator=g),
+        "hada_w1_b": torch.randn(2, 64, generator=g),
+        "hada_w2_a": torch.randn(256, 2, generator=g),
+        "hada_w2_b": torch.randn(2, 32, generator=g),
+    }
+    path = _write(tmp_path / "loha.safetensors", parts)
+    with pytest.raises(LoRAError, match=r"the LoHa parts of .* do not multiply \(hada_w1_a \[256, 2\], .*"):
+        read_loras([LoRASpec(path, STRENGTH)], lora_targets(tiny_transformer()))

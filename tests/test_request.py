@@ -615,3 +615,11 @@ def test_an_alias_or_another_spelling_of_a_sampler_is_no_unknown_choice():
     assert unknown_choices({"sampler": "DPMPP_2M", "guidance": "CFG"}) == {}
     assert unknown_choices({"sampler": "uni_pc_bh2"}) == {}
     assert unknown_choices({"sampler": "dpm++3m", "guidance": "cfg"}) == {"sampler": "dpm++3m"}
+
+
+def test_a_length_of_exactly_the_most_frames_is_countable_and_one_step_more_is_not():
+    from motif_lite.request import MOST_FRAMES, countable_frames
+
+    # At 1 fps a length of n seconds is n + 1 frames: the longest video any request may have is a length, not refused.
+    assert countable_frames(MOST_FRAMES - 1, 1) == MOST_FRAMES
+    assert countable_frames(MOST_FRAMES - 1 + 4, 1) is None  # the next 4k+1 count

@@ -821,3 +821,14 @@ def test_a_cors_origin_is_mapped_as_a_browser_maps_it_after_decoding_and_before_
 
     with pytest.raises(argparse.ArgumentTypeError, match=re.escape(f"(did you mean {meant}?)")):
         cors_origin(origin)
+
+
+def test_a_max_video_of_the_smallest_size_is_taken_and_one_pixel_less_is_not():
+    from motif_lite.cli.serve_flag_values import parse_max_video
+    from motif_lite.request import SIZE_MULTIPLE
+
+    # The smallest video there is (one multiple a side) may be the largest a server takes; a side under it is none.
+    smallest = f"{SIZE_MULTIPLE}x{SIZE_MULTIPLE}x1"
+    assert parse_max_video(smallest) == (SIZE_MULTIPLE, SIZE_MULTIPLE, 1)
+    with pytest.raises(argparse.ArgumentTypeError, match=f"must be at least {SIZE_MULTIPLE}x{SIZE_MULTIPLE} "):
+        parse_max_video(f"{SIZE_MULTIPLE - 1}x{SIZE_MULTIPLE}x1")
