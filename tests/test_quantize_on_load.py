@@ -438,3 +438,33 @@ def test_each_slice_of_rows_reads_the_values_safetensors_gives(tmp_path):
             source.read("matrix.f16", slice(0, 6, 2))
     finally:
         source.close()
+
+
+def test_a_file_cut_short_by_one_byte_while_it_quantizes_is_said_too(checkpoint, tmp_path):
+    # One byte short, the last read comes back one byte short and the next finds the end: not a tensor read whole.
+    file = tmp_path / "transformer.safetensors"
+    file.write_bytes((checkpoint / "transformer/diffusion_pytorch_model.safetensors").read_bytes())
+    tensors = read_header(file).tensors
+    last = max(tensors, key=lambda name: tensors[name].offset)
+    source = open_source(file)
+    try:
+        os.truncate(file, file.stat().st_size - 1)
+        with pytest.raises(CheckpointError, match=f"cannot read tensor '{last}' from {file}: the file ends at byte"):
+            source.read(last)
+    finally:
+        source.close()
+
+
+def test_a_single_file_checkpoint_with_one_other_tensor_names_it_in_the_singular(checkpoint, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(checkpoint / "transformer" / "diffusion_pytorch_model.safetensors")
+    single = {f"model.diffusion_model.{name}": t for name, t in tensors.items()}
+    save_file({**single, "first_stage_model.scale": torch.ones(1)}, tmp_path / "all_in_one.safetensors")
+    source = open_source(tmp_path / "all_in_one.safetensors")
+    try:
+        assert source.notes[-1].endswith("the rest is left out: 1 tensor under 'first_stage_model.' (the VAE)"), (
+            source.notes
+        )
+    finally:
+        source.close()
