@@ -179,10 +179,12 @@ def file_text(path: str) -> str:
 
 def text_written(text: str, path: str) -> str:
     """The command that makes `text` the whole of the file `path`, no line end after it: printf's, or PowerShell's
-    `Set-Content -NoNewline` (`-LiteralPath`: a `[` in the path is no wildcard there)."""
+    `Set-Content -NoNewline` (`-LiteralPath`: a `[` in the path is no wildcard there). There `text` is always in
+    single quotes: a cmdlet reads a bare word that looks like a number as one (a snapshot `0123` written `123`, an
+    all-digit one in exponent form) and one that starts with `-` as a parameter's name."""
     if not on_windows():
         return f"printf '%s' {posix_quoted(text)} > {posix_quoted(path)}"
-    return f"Set-Content -NoNewline -LiteralPath {quoted(path)} -Value {quoted(text)}"
+    return f"Set-Content -NoNewline -LiteralPath {quoted(path)} -Value {_single_quoted(text)}"
 
 
 def one_after_another(first: str, second: str) -> str:

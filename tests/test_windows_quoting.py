@@ -593,8 +593,8 @@ def test_the_files_a_batch_note_says_to_delete_are_one_list_in_powershell(monkey
     skipped = [SimpleNamespace(output=Path(file)) for file in files]
     posix = _crf_note(skipped, 10).partition(": rm ")[2]
     assert shlex.split(posix) == files  # what it always said
-    windows = on_windows(monkeypatch, lambda: _crf_note(skipped, 10)).partition(": del ")[2]
-    assert powershell_list(windows) == files, windows
+    windows = on_windows(monkeypatch, lambda: _crf_note(skipped, 10))
+    assert powershell_removed(windows.partition("--crf 10: ")[2]) == files, windows
 
 
 @pytest.mark.parametrize("refs_folder", [True, False], ids=["refs-main-names-a-removed-snapshot", "no-refs-folder"])
@@ -657,3 +657,67 @@ def test_the_copy_of_a_snapshot_with_its_links_followed_replaces_the_broken_copy
     subprocess.run(["bash", "-c", posix.replace("SNAPSHOT", shlex.quote(str(snapshot)))], check=True)  # as printed
     assert dangling_links_problem(root) is None and link_texts_problem(root) is None, sorted(root.rglob("*"))
     assert (root / "vae" / "config.json").read_text() == '{"z_dim": 16}', posix
+
+
+def powershell_removed(command: str) -> list[str]:
+    """The files PowerShell's Remove-Item (or its alias `del`) deletes for `command`: the list after -LiteralPath
+    as named; a list given to its plain -Path (the first place's) must hold no `[`, `]`, `*` or `?`, which it reads
+    as a wildcard, matching other files or none of that name. Any other command fails the test."""
+    name, _, rest = command.partition(" ")
+    assert name in ("Remove-Item", "del"), f"no PowerShell delete: {command!r}"
+    if rest.startswith("-LiteralPath "):
+        return powershell_list(rest.removeprefix("-LiteralPath "))
+    files = powershell_list(rest.removeprefix("-Path "))
+    assert not any(set("[]*?") & set(file) for file in files), f"Remove-Item -Path reads a wildcard in {files}"
+    return files
+
+
+def test_the_files_a_batch_note_says_to_delete_are_named_literally_in_powershell(monkeypatch):
+    # PNG frames and takes numbered in brackets: `del "C:\my videos\fox[1].mp4"` read `[1]` as a wildcard (the
+    # character 1), matched `fox1.mp4` and deleted it, or nothing, and left the video encoded at the old --crf.
+    from types import SimpleNamespace
+
+    from motif_lite.cli.run_videos import _crf_note
+
+    files = [r"C:\my videos\fox[1].mp4", r"C:\my videos\fox[2].mp4"]
+    skipped = [SimpleNamespace(output=Path(file)) for file in files]
+    assert shlex.split(_crf_note(skipped, 10).partition(": rm ")[2]) == files  # what it always said
+    windows = on_windows(monkeypatch, lambda: _crf_note(skipped, 10))
+    assert powershell_removed(windows.partition("--crf 10: ")[2]) == files, windows
+
+
+# A bare word a cmdlet reads as a number: decimal, hexadecimal or in exponent form, with a type suffix (`d`, `l`)
+# and a multiplier (`kb` ... `pb`); `0123` is 123, and forty digits a double, `1.23456789012346E+38`.
+_POWERSHELL_NUMBER = re.compile(r"[+-]?(0x[0-9a-f]+|(\d+\.?\d*|\.\d+)(e[+-]?\d+)?)[dl]?([kmgtp]b)?", re.IGNORECASE)
+
+
+def powershell_cmdlet_value(text: str) -> str:
+    """The string a cmdlet's parameter gets for the argument `text`, one word as `powershell_arguments` reads it: a
+    bare word read as a number (`_POWERSHELL_NUMBER`) or a parameter's name (a leading `-`) fails the test."""
+    [value] = powershell_arguments(text)
+    if not text.startswith(("'", '"')):
+        assert not _POWERSHELL_NUMBER.fullmatch(text), f"a cmdlet reads {text} as a number"
+        assert not text.startswith("-"), f"a cmdlet reads {text} as a parameter's name"
+    return value
+
+
+@pytest.mark.parametrize("name", ["0123456789" * 4, "1e5", "-old"])
+def test_the_stray_snapshot_notes_value_is_the_snapshots_name_in_powershell(name, no_network, monkeypatch):
+    # Set-Content's -Value bare: a snapshot whose name was all digits was written as a number (`0123...` lost its
+    # 0, forty digits became `1.23456789012346E+38`), and refs/main named no snapshot again.
+    from motif_lite.io import hub
+
+    repo = no_network / "models--Org--Name"
+    (repo / "snapshots" / name).mkdir(parents=True)
+    ref = repo / "refs" / "main"
+    ref.parent.mkdir()
+    ref.write_text("a" * 40)
+
+    def command() -> str:
+        return hub.stray_snapshots_note("Org/Name").split("make refs/main name it: ")[1].split(", or pass")[0]
+
+    assert command().endswith(f"printf '%s' {shlex.quote(name)} > {ref}")  # what it always said
+    windows = on_windows(monkeypatch, command)
+    written, _, value = windows.partition(" -Value ")
+    assert powershell_arguments(written) == ["Set-Content", "-NoNewline", "-LiteralPath", str(ref)], windows
+    assert powershell_cmdlet_value(value) == name, windows

@@ -273,9 +273,10 @@ def _crf_note(skipped: list[GenerationRequest], crf: int) -> str:
     paths = [quoted(video.output) for video in skipped]
     files = f"{paths[0]} keeps" if one else f"the {len(skipped)} files skipped ({listed(paths)}) keep"
     if len(paths) <= LISTED_AT_MOST:
-        # PowerShell's del (Remove-Item) takes one list of files, a comma between them: `del A B` was refused
-        # there ("A positional parameter cannot be found"); cmd's del reads a comma as it reads a space.
-        how = f": del {', '.join(paths)}" if on_windows() else f": rm {' '.join(paths)}"
+        # PowerShell's Remove-Item takes one list of files, a comma between them: `del A B` was refused there ("A
+        # positional parameter cannot be found"). -LiteralPath: its plain -Path reads `[` and `]` as a wildcard, and
+        # `del "fox[1].mp4"` deleted no file of that name.
+        how = f": Remove-Item -LiteralPath {', '.join(paths)}" if on_windows() else f": rm {' '.join(paths)}"
     else:  # the command for every file of a long batch would bury the notes after it
         how = " (their output: lines above name each)"
     return (
