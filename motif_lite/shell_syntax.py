@@ -116,10 +116,28 @@ def _powershell_code(character: str) -> str:
 def command_line(words: Iterable[str]) -> str:
     """`words`, a command line's arguments as a program got them, typed again for the shell a message's command is
     pasted into: as `shlex.join` writes them on POSIX (a `~/` among them reached the program unexpanded, so it was
-    typed in quotes, and stays in them), else each as `quoted` writes it."""
+    typed in quotes, and stays in them), else each as `quoted` writes it. On Windows a word holding a double quote
+    (a prompt `a "red" fox`) reaches the program whole from PowerShell 7.3 and later only: Windows PowerShell 5.1
+    and PowerShell 7.0 to 7.2 drop the quote. The line then ends in a PowerShell comment giving those versions'
+    form of each such word (`old_powershell_word`); pasted whole, the comment is left out. Callers put the line
+    last in their message."""
+    words = list(words)
     if not on_windows():
         return shlex.join(words)
-    return " ".join(quoted(word) for word in words)
+    line = " ".join(quoted(word) for word in words)
+    older = [quoted(old_powershell_word(word)) for word in words if '"' in word]
+    if older:  # a comment: the line pasted whole runs as PowerShell 7.3 reads it
+        line += '  # Windows PowerShell 5.1 and PowerShell 7.0-7.2 drop a " inside an argument: there type '
+        line += ", ".join(older)
+    return line
+
+
+def old_powershell_word(word: str) -> str:
+    """`word` as Windows PowerShell 5.1 and PowerShell 7.0 to 7.2 must be given it to pass it whole to a program:
+    they write an argument on the program's command line as it is (in double quotes of their own where it holds
+    white space), so each double quote inside is escaped for the C runtime that splits that line, `\\"`, the
+    backslashes before it doubled. PowerShell 7.3 and later escape it themselves, and pass these backslashes on."""
+    return re.sub(r'(\\*)"', lambda quote: quote[1] * 2 + '\\"', word)
 
 
 def pattern_quoted(pattern: str) -> str:

@@ -721,3 +721,21 @@ def test_the_stray_snapshot_notes_value_is_the_snapshots_name_in_powershell(name
     written, _, value = windows.partition(" -Value ")
     assert powershell_arguments(written) == ["Set-Content", "-NoNewline", "-LiteralPath", str(ref)], windows
     assert powershell_cmdlet_value(value) == name, windows
+
+
+@pytest.mark.parametrize("prompt", ['a "red" fox', 'a sign that says "hi"', r"a \"quoted\" word", '"fox" at dawn'])
+def test_a_prompt_with_a_double_quote_typed_again_says_how_older_powershells_pass_it(prompt, monkeypatch):
+    # Windows PowerShell 5.1 and PowerShell 7.0-7.2 drop a `"` inside an argument: the line typed again for
+    # `motif-lite 'a "red" fox'` ran there with the prompt `a red fox`, and nothing said so.
+    from motif_lite.cli.command_hints import prompt_as_command
+
+    words = ["run", "-p", prompt, "-o", "my fox.mp4"]
+    posix = prompt_as_command([prompt, "-o", "my fox.mp4"]).partition("after -p: motif-lite ")[2]
+    assert shlex.split(posix) == words, posix  # what it always said
+    said = on_windows(monkeypatch, lambda: prompt_as_command([prompt, "-o", "my fox.mp4"]))
+    line, _, comment = said.partition("after -p: motif-lite ")[2].partition("  # ")
+    assert powershell_arguments(line) == words, line  # PowerShell 7.3 and later pass it as typed
+    assert windows_powershell_arguments(line) != words, line  # the older ones: what the comment is for
+    older = comment.partition("there type ")[2]
+    typed = on_windows(monkeypatch, lambda: quoted(prompt))
+    assert windows_powershell_arguments(line.replace(typed, older)) == words, comment
