@@ -736,6 +736,7 @@ def test_image_to_video_is_not_claimed_without_a_transformer_config(tiny, copy, 
     assert not [f for f in report.findings if "image-to-video possible" in f.message]
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 def test_an_unknown_config_key_is_a_warning_finding_of_its_file_and_a_run_says_it_once(copy, capsys, tmp_path):
     # A misspelt key (rope_dim for rope_axes_dim) is ignored and its setting keeps its default: check printed
     # Python's warning above the report, counted nothing, and a run printed it twice (its checks, then the load).

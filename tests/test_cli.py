@@ -1000,6 +1000,7 @@ def test_the_top_level_help_has_examples_and_names_the_quantizer(capsys):
     assert "examples:\n  motif-lite run -p" in out and "python -m motif_lite.quantize CHECKPOINT -o" in out
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
     # A kernel that falls back mid-run warns while the denoise bar is drawn: Python's own display would write
     # "path:line: RuntimeWarning: ..." and the source line into the bar's line.
@@ -1028,6 +1029,7 @@ def test_python_warnings_are_lines_of_their_own_above_the_progress_bar(capsys):
     assert not any("warnings.warn" in line for line in lines) and warnings.showwarning is shown  # put back
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 def test_a_warning_from_a_package_named_like_ours_is_not_taken_for_ours(capsys):
     # Our folders are matched whole: a plugin installed beside us as motif_lite_extras/ (or kernels_old/ beside a
     # checkout's kernels/) starts with the same letters, and its warning must keep its category and place.

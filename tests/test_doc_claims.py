@@ -53,6 +53,7 @@ def tesla_t4(checkpoint, monkeypatch):
 TINY_RUN = ("-W", "64", "-H", "64", "--video-frames", "9", "--steps", "2", "--device", "cuda", "--vram", "8")
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 @pytest.mark.parametrize("dtype", ["bf16", "fp16", None])
 def test_run_tells_a_gpu_before_ampere_to_use_fp16_before_loading(tesla_t4, tmp_path, capsys, dtype):
     # docs/usage.md, "GPUs before Ampere": `run` and `serve` say so when bf16 is asked for on such a GPU, before
@@ -81,6 +82,7 @@ def test_run_plans_in_fp16_on_a_gpu_before_ampere_unless_told(tesla_t4, tmp_path
     assert seen == [planned]
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 @pytest.mark.parametrize("dtype", ["bf16", None])
 def test_serve_tells_a_gpu_before_ampere_to_use_fp16_before_loading(tesla_t4, tmp_path, capsys, dtype):
     pytest.importorskip("fastapi")

@@ -1042,6 +1042,7 @@ def test_alpha_pattern_keys_match_whole_name_parts_as_peft_does(tmp_path):
     assert set(expected.values()) == {ALPHA / RANK}  # the pattern matched nothing
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 def test_an_unusual_strength_is_warned_of_once_before_loading_and_applied(setup, tmp_path, capsys, monkeypatch):
     # `--lora style.safetensors:80`, a typo for 0.8, was taken without a word: a video of noise, minutes later.
     assert unusual_strength("a.safetensors", UNUSUAL_STRENGTH) is None  # at the edge: usual enough

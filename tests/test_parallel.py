@@ -605,6 +605,7 @@ def test_kernels_triton_on_gpus_triton_cannot_use_is_refused_once_before_launch(
         assert err.count("error: kernel backend 'triton' is not possible here: Triton builds kernels for") == 1, err
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 def test_under_vram_the_other_ranks_are_planned_on_the_gpu_with_the_smallest_budget_not_the_busiest(
     checkpoint, tmp_path, capsys, monkeypatch, planned, gpu_machine
 ):
@@ -625,6 +626,7 @@ def test_under_vram_the_other_ranks_are_planned_on_the_gpu_with_the_smallest_bud
     assert f"but the budget is {memory_size(tiny[0].free_budget_bytes)}" in err, err
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 def test_the_launcher_never_starts_cuda_and_plans_each_rank_with_its_own_gpus_reading(
     checkpoint, tmp_path, capsys, monkeypatch, planned, gpu_machine
 ):

@@ -971,6 +971,7 @@ def test_a_video_with_as_many_tokens_as_sequence_ranks_is_taken(capsys, tmp_path
     assert code == 0 and "has only" not in err, err
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 @pytest.mark.parametrize(("rank", "world", "shown"), [("0", "2", True), ("1", "2", False), (None, None, True)])
 def test_only_rank_0_prints_the_warnings(monkeypatch, capsys, rank, world, shown):
     # Before: every rank printed each warning (an unknown key of the transformer's config.json: 5 times on 2 ranks).
@@ -994,6 +995,7 @@ def test_only_rank_0_prints_the_warnings(monkeypatch, capsys, rank, world, shown
     assert "error: an error every rank says" in err
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 def test_rank_0_prints_a_config_warning_once_though_a_quiet_pass_came_between_two_reads(monkeypatch, capsys):
     # Rank 0 of `--gpus 2` printed the transformer config's unknown keys twice: the quiet planning passes
     # (`catch_warnings` with a filter) make Python forget the warnings it showed, and the config is read again after.

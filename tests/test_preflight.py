@@ -1282,6 +1282,7 @@ def test_an_image_to_video_plan_counts_the_tokens_the_checkpoints_image_tower_gi
     assert plan_generation(request, official, device="cuda", vram_gib=64).image_tokens == 4096
 
 
+@pytest.mark.filterwarnings("default")  # Python's default, whatever PYTHONWARNINGS the shell exported (docs/testing.md)
 def test_the_dtype_note_is_printed_before_anything_loads(checkpoint, tmp_path, capsys, monkeypatch):
     """On a GPU without bf16 tensor cores `run --dtype bf16` says so (`dtypes.dtype_note`, a stand-in here: this
     machine has no such GPU) before the weights load, so that the user can stop and pick another --dtype."""
