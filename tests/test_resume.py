@@ -1797,15 +1797,19 @@ def test_the_machines_record_counts_the_processes_of_a_parallel_run(pipe, monkey
     assert pipe._ran_on()["processes"] == 4
 
 
-# A rank of a torchrun job as the test below starts it (argv: its spy file, then the command): the spy file gets a
-# line for each thing the rank does of joining the process group (then it ends: nothing after is looked at),
-# planning or loading the transformer and text encoder (then it ends) and decoding with the VAE alone.
+# A rank of a torchrun job as the tests below start it (argv: its spy file, then the command): the spy file gets a
+# line for each thing the rank does of joining and leaving the process group (its join gives up after 20 s where the
+# other rank never joins, not after SETUP_TIMEOUT's 30 min), planning or loading the transformer and text encoder
+# (then it ends) and decoding with the VAE alone. With SPY_CANNOT_READ set, the rank's machine has no --resume file.
 SPIED_RANK = """
+import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from motif_lite import cli
 from motif_lite.cli import decode, run, run_videos
+from motif_lite.io import latents
 from motif_lite.runtime import parallel
 
 spy, argv = Path(sys.argv[1]), sys.argv[2:]
@@ -1822,7 +1826,16 @@ def spied(what, then=None):
     return call
 
 
-parallel.start = spied("joined")
+def not_on_this_machine(path, *args, **kwargs):
+    raise latents.LatentsFileError(f"{path} is not there")
+
+
+if os.environ.get("SPY_CANNOT_READ"):
+    parallel._readable = lambda path: False
+    latents.read_latents = not_on_this_machine
+parallel.SETUP_TIMEOUT = timedelta(seconds=20)
+parallel.start = spied("joined", parallel.start)
+parallel.stop = spied("left", parallel.stop)
 run_videos.Run.generate = spied("model")
 run.dry_run = spied("model")
 decode.decode_with_progress = spied("decoded", decode.decode_with_progress)
@@ -1830,49 +1843,52 @@ sys.exit(cli.main(argv))
 """
 
 
-def test_a_finished_sampling_resumed_under_torchrun_is_decoded_by_rank_0_alone(pipe, tmp_path, capsys):
-    # `torchrun --nproc-per-node 2 -m motif_lite run --resume FILE` of a finished sampling: each rank joined the
-    # process group and loaded the whole model for a decode the VAE alone makes. Rank 0 now decodes it as one
-    # process does, and rank 1 ends at once, silent, before either joins the group; a file whose sampling is not
-    # done still goes on with both ranks.
+def two_ranks(path: Path, folder: Path, cannot_read: int | None = None) -> list[tuple[int, str, str, list[str]]]:
+    """(exit code, stdout, stderr, the spy file's lines) of each rank of `run --resume path` on 2 ranks started as
+    torchrun starts them; `cannot_read`: the rank whose machine has no such file."""
     import socket
     import subprocess
     import sys
 
-    from motif_lite.cli import resume
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    command = ["run", "--resume", str(path), "--device", "cpu", "--kernels", "torch", "--yes"]
+    ranks = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}  # fmt: skip
+        if rank == cannot_read:
+            env["SPY_CANNOT_READ"] = "1"
+        spy = folder / f"spy-{path.stem}-{rank}.txt"
+        spy.unlink(missing_ok=True)
+        process = subprocess.Popen([sys.executable, "-c", SPIED_RANK, str(spy), *command], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        ranks.append((process, spy))
+    try:
+        ended = [process.communicate(timeout=240) for process, _ in ranks]
+    finally:
+        for process, _ in ranks:
+            process.kill()
+    spied = [spy.read_text().split() if spy.exists() else [] for _, spy in ranks]
+    return [(process.returncode, *said, lines) for (process, _), said, lines in zip(ranks, ended, spied, strict=True)]
 
-    def two_ranks(path: Path) -> list[tuple[int, str, str, list[str]]]:
-        """(exit code, stdout, stderr, the spy file's lines) of each rank of `run --resume path` with 2 ranks."""
-        with socket.socket() as free:
-            free.bind(("127.0.0.1", 0))
-            port = str(free.getsockname()[1])
-        command = ["run", "--resume", str(path), "--device", "cpu", "--kernels", "torch", "--yes"]
-        ranks = []
-        for rank in range(2):
-            env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-                   "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}  # fmt: skip
-            spy = tmp_path / f"spy-{path.stem}-{rank}.txt"
-            process = subprocess.Popen([sys.executable, "-c", SPIED_RANK, str(spy), *command], env=env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-            ranks.append((process, spy))
-        try:
-            ended = [process.communicate(timeout=240) for process, _ in ranks]
-        finally:
-            for process, _ in ranks:
-                process.kill()
-        spied = [spy.read_text().split() if spy.exists() else [] for _, spy in ranks]
-        return [
-            (process.returncode, *said, lines) for (process, _), said, lines in zip(ranks, ended, spied, strict=True)
-        ]
+
+def test_a_finished_sampling_resumed_under_torchrun_is_decoded_by_rank_0_alone(pipe, tmp_path, capsys):
+    # `torchrun --nproc-per-node 2 -m motif_lite run --resume FILE` of a finished sampling: each rank loaded the
+    # whole model for a decode the VAE alone makes. The ranks now join the process group only to check that each
+    # reads the file, leave it, and rank 0 decodes it as one process does, while rank 1 ends at once, silent; a file
+    # whose sampling is not done still goes on with both ranks.
+    from motif_lite.cli import resume
 
     with pytest.raises(KeyboardInterrupt):
         pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
     path = tmp_path / "out.latents.safetensors"
     assert cli.main(["decode", str(path), "-o", str(tmp_path / "decoded_%03d.png"), "--device", "cpu"]) == 0
     capsys.readouterr()
-    (code0, out0, err0, spied0), (code1, out1, err1, spied1) = two_ranks(path)
-    assert (code0, spied0) == (0, ["decoded"]), err0
-    assert (code1, out1, err1, spied1) == (0, "", "", []), err1
+    (code0, out0, err0, spied0), (code1, out1, err1, spied1) = two_ranks(path, tmp_path)
+    assert (code0, spied0) == (0, ["joined", "left", "decoded"]), err0
+    assert (code1, out1, err1, spied1) == (0, "", "", ["joined", "left"]), err1
     said = " ".join(err0.split())
     assert (
         said.count(
@@ -1884,23 +1900,29 @@ def test_a_finished_sampling_resumed_under_torchrun_is_decoded_by_rank_0_alone(p
     assert f"resuming {path}: all 4 steps sampled, the decode only, with the VAE alone" in said, said
     assert resume.DECODE_ONLY_LINE in out0, out0
     assert not path.exists() and frames_equal(tmp_path, "decoded_%03d.png", "out_%03d.png")
-    # A file whose sampling is not done goes on with both ranks, which join the process group.
+    # A file whose sampling is not done goes on with both ranks, in the process group.
     with pytest.raises(KeyboardInterrupt):
         pipe.generate(request(tmp_path, "fox.mp4"), on_progress=stop_at(2))
-    ranks = two_ranks(tmp_path / "fox.latents.safetensors")
-    assert [(code, spied) for code, _, _, spied in ranks] == [(0, ["joined"]), (0, ["joined"])], ranks
+    ranks = two_ranks(tmp_path / "fox.latents.safetensors", tmp_path)
+    assert [(code, spied) for code, _, _, spied in ranks] == [(0, ["joined", "model", "left"])] * 2, ranks
 
 
 def test_under_torchrun_the_error_of_a_finished_samplings_resume_is_rank_0s_alone(pipe, tmp_path, capsys, monkeypatch):
     # Rank 0 decodes such a file alone (above): a flag --resume refuses is its error, said as rank 0's with the
-    # user-error status, where each rank said it; rank 1 has ended, silent. Its dry run plans the VAE alone.
+    # user-error status, where each rank said it; rank 1 has ended, silent. Its dry run plans the VAE alone, and
+    # joins no process group. (The group of two ranks here: each reads the file, and they take rank 0's answer.)
     from motif_lite.cli import resume
     from motif_lite.runtime import parallel
 
-    def joined(device: str) -> None:
-        raise AssertionError("a rank joined the process group")
+    joined = []
 
-    monkeypatch.setattr(parallel, "start", joined)
+    def start(device: str) -> parallel.Session:
+        joined.append(os.environ["RANK"])
+        return parallel.Session(int(os.environ["RANK"]), 2, torch.device("cpu"))
+
+    monkeypatch.setattr(parallel, "start", start)
+    monkeypatch.setattr(parallel, "check_every_rank_reads", lambda inputs: None)
+    monkeypatch.setattr(parallel, "rank_0s", lambda value: value)
     with pytest.raises(KeyboardInterrupt):
         pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
     path = tmp_path / "out.latents.safetensors"
@@ -1912,5 +1934,22 @@ def test_under_torchrun_the_error_of_a_finished_samplings_resume_is_rank_0s_alon
     code, _, err = run_cli(capsys, "--resume", str(path), "-p", "a cat")
     refused = f"[rank 0] error: --resume goes on with the video {path} describes: leave out --prompt"
     assert_user_error(code, " ".join(err.split()), refused)
+    assert joined == ["1", "0"]
     code, out, err = run_cli(capsys, "--resume", str(path), "--dry-run")
-    assert code == 0 and out.startswith(resume.DECODE_PLAN_NOTE) and path.is_file(), err
+    assert code == 0 and out.startswith(resume.DECODE_PLAN_NOTE) and path.is_file() and len(joined) == 2, err
+
+
+def test_under_torchrun_a_rank_that_cannot_read_a_finished_samplings_file_stops_every_rank(pipe, tmp_path):
+    # Two machines, the file on rank 0's alone (docs/parallel.md, "Files on several machines"): rank 0 decoded it
+    # alone while rank 1 waited in the process group for it (30 min, then a rendezvous timeout, the job failed
+    # after the video was written). Every rank now says which one cannot read it, and none decodes it.
+    import socket
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
+    refused = f"error: rank 1 on {socket.gethostname()} cannot read --resume {path}: every process"
+    for rank, (code, _, err, spied) in enumerate(two_ranks(path, tmp_path, cannot_read=1)):
+        assert (code, spied) == (cli.EXIT_USER_ERROR, ["joined", "left"]), err
+        assert f"[rank {rank}] {refused}" in " ".join(err.split()), err
+    assert path.is_file()

@@ -89,9 +89,7 @@ def main(args: argparse.Namespace) -> int:
         launcher_variables.launcher_number("LOCAL_WORLD_SIZE", torchrun_world, smallest=1)  # read by a dry run
     args.weights = take_weight_flags(args)  # a .gguf given as --diffusion-model / --text-encoder becomes --gguf / ...
     if rank is not None:  # under torchrun --gpus is ignored: torchrun started the ranks
-        if decode_in_one_process(args, under_launcher=True):  # --resume of a finished sampling: rank 0 decodes it
-            return _decode_on_rank_0(args, rank, torchrun_world)
-        return _run_under_torchrun(args, rank)
+        return _run_under_torchrun(args, rank, torchrun_world)
     _read_settings_from(args)
     decode_in_one_process(args)  # --resume of a finished sampling: the VAE alone decodes it, here, not on --gpus N
     if args.gpus == "all":
@@ -101,9 +99,12 @@ def main(args: argparse.Namespace) -> int:
     return _run(args)
 
 
-def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
-    """One rank of a parallel run that torchrun (or `--gpus N`) started: it joins the process group and runs."""
+def _run_under_torchrun(args: argparse.Namespace, rank: int, world: int) -> int:
+    """One rank of a parallel run that torchrun (or `--gpus N`) started: it joins the process group and runs; for
+    `--resume` of a finished sampling every rank leaves it again and rank 0 decodes alone (`_decode_on_rank_0`)."""
     if args.dry_run:  # loads nothing and needs no other rank: the main rank prints the plan once, the others nothing
+        if decode_in_one_process(args, under_launcher=True):  # the plan of the VAE alone
+            return _decode_on_rank_0(args, rank, world)
         _read_settings_from(args)
         return _run(args) if rank == 0 else 0
     from motif_lite.cli import path_error_said
@@ -113,14 +114,18 @@ def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
     session = parallel.start(args.device)
     try:
         # Each rank reads these files itself: one that cannot (another machine's path) stops every rank here, not
-        # itself alone while the others wait for it.
+        # itself alone while the others wait for it (also a --resume file rank 0 alone will decode).
         parallel.check_every_rank_reads(_files_every_rank_reads(args))
-        _read_settings_from(args)
-        if args.dtype is None:  # each rank's default is its own GPU's
-            from motif_lite.settings import resolve_dtype
+        # --resume of a finished sampling, as rank 0 reads the file it decodes: every rank leaves the group (below)
+        # or every rank goes on, none waiting for one that went the other way.
+        decodes_alone = args.resume is not None and parallel.rank_0s(decode_in_one_process(args, under_launcher=True))
+        if not decodes_alone:
+            _read_settings_from(args)
+            if args.dtype is None:  # each rank's default is its own GPU's
+                from motif_lite.settings import resolve_dtype
 
-            parallel.check_same_dtype(resolve_dtype(None, session.device).value)
-        return _run(args, session)
+                parallel.check_same_dtype(resolve_dtype(None, session.device).value)
+            return _run(args, session)
     except Exception as exc:  # user errors print "[rank r] error: ..." in cli.main; anything else is logged here
         if (lost := parallel.lost_peer(exc)) is not None:  # another rank's failure: one line, no traceback
             parallel.wait_for_the_lost_peer()
@@ -132,12 +137,14 @@ def _run_under_torchrun(args: argparse.Namespace, rank: int) -> int:
         raise
     finally:
         parallel.stop()
+    return _decode_on_rank_0(args, session.rank, session.world)  # out of the group: no rank waits for another
 
 
 def _decode_on_rank_0(args: argparse.Namespace, rank: int, world: int) -> int:
     """`--resume` under torchrun of a file whose sampling is done: rank 0 decodes it with the VAE alone, as one
     process does (`decode_finished_sampling`), where each rank would load the whole model for it; the other ranks
-    end at once, silent and successful. No rank joins the process group, so none waits for one that left."""
+    end at once, silent and successful. Every rank has left the process group (or a dry run never joined it), so
+    none waits for one that ended."""
     if rank != 0:
         return 0
     others = "the other process" if world == 2 else f"the other {world - 1} processes"

@@ -217,6 +217,14 @@ def check_every_rank_reads(inputs: Sequence[tuple[str, str]]) -> None:
         )
 
 
+def rank_0s(value: Any) -> Any:
+    """Rank 0's `value` on every rank (each passes its own): a decision every rank must take alike, taken as rank 0
+    takes it, where each rank's own look (at its machine's copy of a file) might differ."""
+    values = [value]
+    dist.broadcast_object_list(values, src=0)
+    return values[0]
+
+
 def _readable(path: str) -> bool:
     """Whether this process can read `path`: a file or folder, or, for a numbered PNG sequence (fox_%03d.png), one
     frame of it at least (the sequence's own checks name a frame missing in the middle)."""
