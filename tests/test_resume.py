@@ -1953,3 +1953,20 @@ def test_under_torchrun_a_rank_that_cannot_read_a_finished_samplings_file_stops_
         assert (code, spied) == (cli.EXIT_USER_ERROR, ["joined", "left"]), err
         assert f"[rank {rank}] {refused}" in " ".join(err.split()), err
     assert path.is_file()
+
+
+def test_under_torchrun_denoised_latents_are_refused_by_rank_0_without_a_note_that_it_decodes_them(
+    pipe, tmp_path, capsys, monkeypatch
+):
+    # A failed decode's denoised latents count as a finished sampling, so rank 0 takes them alone; its note said
+    # "rank 0 alone decodes it" just before the error that there is nothing to resume.
+    monkeypatch.setattr(pipe.vae, "decode_frames", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        pipe.generate(request(tmp_path))
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)  # torchrun's
+    code, _, err = run_cli(capsys, "--resume", str(tmp_path / "fox.latents.safetensors"), "--dry-run")
+    assert_user_error(
+        code, " ".join(err.split()), "[rank 0] error: ", "sampling is done, so there is nothing to resume"
+    )
+    assert "decodes it" not in err, err

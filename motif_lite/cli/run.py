@@ -149,8 +149,10 @@ def _decode_on_rank_0(args: argparse.Namespace, rank: int, world: int) -> int:
         return 0
     others = "the other process" if world == 2 else f"the other {world - 1} processes"
     ends = "ends" if world == 2 else "end"
-    print_notes([f"every step of {args.resume} is sampled: rank 0 alone decodes it, and {others} torchrun started "
-                 f"{ends} without loading anything"])  # fmt: skip
+    saved = run_inputs(args).resume_read  # read by `decode_in_one_process`
+    if saved is None or not saved.denoised:  # denoised latents are refused (`resume_args`: motif-lite decode them)
+        print_notes([f"every step of {args.resume} is sampled: rank 0 alone decodes it, and {others} torchrun "
+                     f"started {ends} without loading anything"])  # fmt: skip
     # The launcher's variables set aside while it runs as one process; `cli.main` still says an error as rank 0's.
     with launcher_variables.one_process():
         _read_settings_from(args)
