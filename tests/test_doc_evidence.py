@@ -385,3 +385,112 @@ def test_a_videos_stored_settings_keep_the_machine_under_ran_on_only(shared_chec
     assert not [key for key in keys(stored) if machine.search(key)], stored
     settings = str({key: value for key, value in stored.items() if key not in ("prompt", "negative_prompt")})
     assert torch.__version__ not in settings and not re.search(r"\bcpu\b", settings, re.IGNORECASE), settings
+
+
+def test_a_record_made_on_a_rocm_build_names_the_gpus_architecture_and_rocms_version(monkeypatch):
+    # docs/usage.md, "Output files": `ran_on` holds the GPU's `compute_capability` (`gpu_arch` on AMD) and the
+    # version of `cuda` (or `rocm`). tests/test_settings_from.py checks an NVIDIA GPU's; this is a ROCm build's.
+    import types
+
+    from motif_lite.pipeline.ran_on import ran_on_record
+
+    monkeypatch.setattr(torch.version, "hip", "6.2.41133")
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "AMD Instinct MI300X")
+    properties = types.SimpleNamespace(gcnArchName="gfx942:sramecc+:xnack-")
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: properties)
+    ran_on = ran_on_record("cuda:0", "triton")
+    assert (ran_on["device_name"], ran_on["gpu_arch"], ran_on["rocm"]) == ("AMD Instinct MI300X", "gfx942", "6.2.41133")
+    assert "compute_capability" not in ran_on and "cuda" not in ran_on  # no NVIDIA figures on an AMD GPU
+    usage = _flat("usage.md")
+    assert "`compute_capability` (`gpu_arch` on AMD)" in usage and "`cuda` (or `rocm`)" in usage
+
+
+@pytest.mark.parametrize("typed", [["--overlap", "64"], ["--temporal_size", "64"], ["temporal_size=64"]])
+def test_every_widget_of_comfyuis_tiled_vae_decode_the_docs_name_is_told_the_memory_plan(capsys, typed):
+    # docs/usage.md, "What to use instead": VAE Decode (Tiled)'s `tile_size`, `overlap`, `temporal_size`,
+    # `temporal_overlap` are memory switches told that the plan tiles by itself. tests/test_cli_comfyui.py checks
+    # tile_size and temporal_overlap; these are the other two.
+    from test_cli_comfyui import _hint, _refusal
+
+    name = typed[0].lstrip("-").partition("=")[0]
+    assert "VAE Decode (Tiled)'s `tile_size`, `overlap`, `temporal_size`, `temporal_overlap`" in _flat("usage.md")
+    hint = _hint(_refusal(capsys, typed), typed[0])
+    assert name in typed[0] and hint.startswith("memory is planned here, not switched: a run streams"), hint
+
+
+def test_a_misspelled_command_with_a_double_quote_ends_in_the_older_powershells_comment(capsys, monkeypatch):
+    # docs/usage.md, "On Windows": a command line typed again from your words, "a prompt given where the command
+    # goes, a misspelled command", ends where a word holds a `"` in a PowerShell comment for 5.1 and 7.0-7.2, as
+    # `there type 'a sign that says \"hi\"'`. tests/test_windows_quoting.py checks the prompt's line; this is the
+    # misspelled command's, and the doc's example is what the code writes for that prompt.
+    import sys
+
+    from test_windows_quoting import powershell_arguments, windows_powershell_arguments
+
+    from motif_lite import cli
+
+    prompt = 'a sign that says "hi"'
+    with monkeypatch.context() as windows:
+        windows.setattr(sys, "platform", "win32")
+        code = cli.main(["rn", "-p", prompt])
+    line, _, comment = capsys.readouterr().err.strip().partition("did you mean motif-lite ")[2].partition("  # ")
+    assert code == cli.EXIT_USER_ERROR
+    assert powershell_arguments(line) == ["run", "-p", prompt], line  # PowerShell 7.3 and later
+    older = comment.partition("there type ")[2]
+    assert windows_powershell_arguments(line.replace("'a sign that says \"hi\"'", older)) == ["run", "-p", prompt]
+    assert f"(`there type {older}`)" in _flat("usage.md"), older
+
+
+def test_under_torchrun_a_resume_file_that_cannot_be_read_is_not_left_to_rank_0(tmp_path, monkeypatch):
+    # docs/usage.md, "Killed in the decode": under torchrun the ranks other than 0 end at once for a file whose
+    # sampling is done, but "a file that cannot be read is still every rank's": rank 1 goes on to join the process
+    # group, where each rank reads it and says why. tests/test_resume.py checks the finished file's side.
+    from motif_lite import cli
+    from motif_lite.runtime import parallel
+
+    class Joined(Exception):
+        pass
+
+    def join(device: str) -> None:
+        raise Joined
+
+    monkeypatch.setattr(parallel, "start", join)
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)  # torchrun's
+    unreadable = tmp_path / "fox.latents.safetensors"
+    unreadable.write_text("not a latents file")
+    for path in (unreadable, tmp_path / "gone.latents.safetensors"):
+        with pytest.raises(Joined):
+            cli.main(["run", "--device", "cpu", "--resume", str(path)])
+    assert "a file that cannot be read is still every rank's" in _flat("usage.md")
+
+
+def test_with_warnings_ignored_a_command_prints_none_and_check_still_lists_its_findings(shared_checkpoint, tmp_path,
+                                                                                         capsys):  # fmt: skip
+    # docs/testing.md: "with `PYTHONWARNINGS=ignore` exported a command prints none of them ..., while `motif-lite
+    # check` still lists its findings". A misspelt config key (rope_dim) is such a warning; under Python's default
+    # filter the same dry run prints it, so its absence below is the filter's doing.
+    import json
+    import shutil
+    import warnings
+
+    from motif_lite import cli
+
+    copy = tmp_path / "ckpt"
+    shutil.copytree(shared_checkpoint[0], copy)
+    config = copy / "transformer" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "rope_dim": [8, 4, 4]}))
+    said = "ignoring unknown transformer config keys ['rope_dim']"
+    run = ["run", "-m", str(copy), "-p", "a fox", "-W", "48", "-H", "32", "--video-frames", "5", "--steps", "1",
+           "--device", "cpu", "--dry-run"]  # fmt: skip
+    for exported, printed in (("default", True), ("ignore", False)):
+        with warnings.catch_warnings():
+            warnings.simplefilter(exported)  # as PYTHONWARNINGS=<exported> sets it
+            assert cli.main(run) == 0
+            assert (said in capsys.readouterr().err) == printed, exported
+            assert cli.main(["check", "-m", str(copy)]) == 0
+            assert f"warning  transformer/config.json: {said}" in capsys.readouterr().out.splitlines(), exported
+    assert "with `PYTHONWARNINGS=ignore` exported a command prints none of them" in " ".join(
+        (DOCS / "testing.md").read_text().split()
+    )
