@@ -494,3 +494,52 @@ def test_with_warnings_ignored_a_command_prints_none_and_check_still_lists_its_f
     assert "with `PYTHONWARNINGS=ignore` exported a command prints none of them" in " ".join(
         (DOCS / "testing.md").read_text().split()
     )
+
+
+def test_the_names_and_commands_docs_contributing_gives_are_the_projects():
+    # docs/contributing.md names what a change and a new kernel touch; tests/test_docs.py checks that its files
+    # exist, this that the names in them, the test extra, the `slow` marker and what .ci/run installs are as said.
+    import ast
+    import inspect
+
+    from motif_lite.model.ops import Ops, rms_norm_rope
+    from motif_lite.runtime import kernels
+    from motif_lite.weights.quant_linear import QuantizedLinear
+
+    root = DOCS.parent
+    page = " ".join((DOCS / "contributing.md").read_text().split())
+    # The test extra's list, read as text: tomllib is Python 3.11's, and the project runs on 3.10.
+    extra = re.search(r"^test = \[(.*?)^\]", (root / "pyproject.toml").read_text(), re.MULTILINE | re.DOTALL).group(1)
+    assert '`pip install -e ".[test]"` brings pytest, diffusers (the reference) and ruff' in page
+    assert all(re.search(rf'^\s*"{name}\b', extra, re.MULTILINE) for name in ("pytest", "diffusers", "ruff")), extra
+    assert '`pytest -m "not slow"`' in page or 'pytest -m "not slow"' in page
+    full_size = ast.parse((root / "tests" / "test_full_size.py").read_text())
+    assert "pytest.mark.slow" in ast.unparse(full_size), "test_full_size.py is no longer marked slow"
+    ci = (root / ".ci" / "run").read_text()
+    assert "it installs torch 2.13.0 with pip and, where they are missing, g++ and Chromium with apt-get" in page
+    assert "pip install" in ci and "torch==2.13.0" in ci and "apt-get install" in ci and "g++" in ci
+    assert "chromium" in ci
+    # A new kernel's steps.
+    assert Ops().rms_norm_rope is rms_norm_rope and "kernel" in inspect.getsource(QuantizedLinear.__init__)
+    assert "FallbackOp(name, kernel, reference, strict=strict)" in page
+    assert list(inspect.signature(kernels.FallbackOp).parameters)[:4] == ["name", "kernel", "reference", "strict"]
+    assert callable(kernels.triton_ops) and callable(kernels.fallbacks)
+    sources = {name: (root / name).read_text() for name in ("kernels/errors.py", "tests/kernels_interp.py",
+                                                           "tests/test_kernels_compile.py")}  # fmt: skip
+    assert "class KernelInputError" in sources["kernels/errors.py"]
+    assert all(
+        f"def {name}(" in sources["tests/kernels_interp.py"] for name in ("kernel_runner", "assert_bf16_error_within")
+    )
+    compile_test = sources["tests/test_kernels_compile.py"]
+    assert "def compile_for_h100(kernel, pointers: dict[str, str], constexprs: dict[str, object]" in compile_test
+    assert "def launches(" in compile_test and "def test_launch_fits_the_gpu(" in compile_test
+    assert (root / "bench" / "bench_kernels.py").is_file()
+    gpus = re.search(r"^GPUS = \{(.*?)^\}", compile_test, re.MULTILINE | re.DOTALL).group(1)
+    capabilities = [int(found) for found in re.findall(r"^\s+(\d+): Gpu\(", gpus, re.MULTILINE)]
+    assert (min(capabilities), max(capabilities)) == (75, 120) and {89, 90} <= set(capabilities), capabilities
+    # By default the test compiles the launches DEFAULT_CASES names, not every one a new kernel's `launches` gives.
+    assert "only the launches named in `DEFAULT_CASES` (add the kernel's there)" in page
+    assert (
+        "(capability, name) in DEFAULT_CASES" in compile_test
+        and 'get("MOTIF_LITE_ALL_LAUNCHES") == "1"' in compile_test
+    )
