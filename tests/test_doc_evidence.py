@@ -444,7 +444,7 @@ def test_a_misspelled_command_with_a_double_quote_ends_in_the_older_powershells_
 
 def test_under_torchrun_a_resume_file_that_cannot_be_read_is_not_left_to_rank_0(tmp_path, monkeypatch):
     # docs/usage.md, "Killed in the decode": under torchrun the ranks other than 0 end at once for a file whose
-    # sampling is done, but "a file that cannot be read is still every rank's": rank 1 goes on to join the process
+    # sampling is done, but a file that cannot be read is "every rank's error": rank 1 goes on to join the process
     # group, where each rank reads it and says why. tests/test_resume.py checks the finished file's side.
     from motif_lite import cli
     from motif_lite.runtime import parallel
@@ -463,7 +463,7 @@ def test_under_torchrun_a_resume_file_that_cannot_be_read_is_not_left_to_rank_0(
     for path in (unreadable, tmp_path / "gone.latents.safetensors"):
         with pytest.raises(Joined):
             cli.main(["run", "--device", "cpu", "--resume", str(path)])
-    assert "a file that cannot be read is still every rank's" in _flat("usage.md")
+    assert "one that cannot is every rank's error" in _flat("usage.md")
 
 
 def test_with_warnings_ignored_a_command_prints_none_and_check_still_lists_its_findings(shared_checkpoint, tmp_path,
