@@ -1730,3 +1730,13 @@ def test_a_folder_typed_with_a_trailing_dot_is_said_a_folder_not_a_name_ending_i
     (tmp_path / "renders").mkdir()
     with pytest.raises(MotifLiteError, match=r"output path renders is a directory; give a file name, e\.g\. "):
         check_output_path("renders/.")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov", ".webm"])
+def test_ffmpeg_formats_tag_primaries_and_transfer_bt709_too(tmp_path, suffix):
+    # The encoder options alone left primaries and transfer "unknown" with imageio-ffmpeg's ffmpeg (the stream read
+    # "yuv420p(tv, bt709/unknown/unknown, progressive)"), for an editor to guess; ffmpeg writes "bt709" once when the
+    # matrix, primaries and transfer are all BT.709.
+    path = write_video(np.zeros((2, 16, 32, 3), np.uint8), tmp_path / f"black{suffix}", fps=24)
+    stream = re.search(r"Video: .*", _ffprobe_comment(path)).group(0)
+    assert "yuv420p(tv, bt709, progressive)" in stream, stream

@@ -33,10 +33,12 @@ from motif_lite.shell_syntax import quoted, variable_set
 # RGB to yuv420p with the BT.709 matrix, and the stream tagged BT.709 (limited range). ffmpeg's default converts with
 # BT.601 and tags nothing, while browsers, QuickTime and phones decode untagged HD video as BT.709: colours then
 # shift (pure red plays as 255, 23, 0; pure green as 0, 215, 0). The scale filter converts (the tags alone do not on
-# older ffmpeg), the encoder options tag: options that any ffmpeg imageio-ffmpeg may find takes. (Its bundled n9.0.2
-# keeps only the matrix tag, primaries and transfer "unknown", which players take as BT.709 for HD.)
+# older ffmpeg), setparams tags the frames and the encoder options tag the stream. The frames' tags are needed too:
+# imageio-ffmpeg's bundled n9.0.2 takes the stream's from them and kept only the matrix of the options, primaries
+# and transfer "unknown" ("bt709/unknown/unknown"), which an editor may read as another standard's.
+_TO_BT709 = "scale=out_color_matrix=bt709:out_range=tv,setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709"
 _BT709 = [
-    *("-vf", "scale=out_color_matrix=bt709:out_range=tv"),
+    *("-vf", _TO_BT709),
     *("-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"),
 ]
 
