@@ -371,3 +371,33 @@ def test_an_animated_png_with_stray_bytes_after_its_end_is_whole(tmp_path):
     anim.write_bytes(anim.read_bytes() + bytes(16))
     clip = read_clip(anim)
     assert (clip.frames, clip.fps) == (2, 10.0)
+
+
+@pytest.mark.parametrize(
+    ("size", "matrix", "tag", "pixels"),
+    [
+        ("1280x720", "bt709", "unknown", "yuv420p"),  # HD with no tag: players show it as BT.709
+        ("640x480", "bt601", "unknown", "yuv420p"),  # SD with no tag: players show it as BT.601, as ffmpeg decodes it
+        ("1280x720", "bt601", "smpte170m", "yuv420p"),  # a tag says the matrix, whatever the size
+        ("1280x720", "bt601", "unknown", "yuvj420p"),  # JPEG's full range (a camera's MJPEG) is BT.601 by its standard
+    ],
+)
+def test_a_clips_frames_have_the_colours_players_show(tmp_path, size, matrix, tag, pixels):
+    # ffmpeg decodes every untagged video with the BT.601 matrix: an untagged HD clip (ffmpeg's own default output, a
+    # screen recorder's) gave its pure red as (229, 0, 0), where players show (255, 0, 0), to the longer video and to
+    # the first frame of the new ones.
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from motif_lite.io.clip import clip_frames, read_clip
+
+    path = tmp_path / "red.mp4"
+    full = pixels.startswith("yuvj")
+    encode = (
+        f"scale=out_color_matrix={matrix}:out_range={'pc' if full else 'tv'},format={pixels},setparams=colorspace={tag}"
+    )
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"color=red:s={size}:r=24"]
+    subprocess.run([*command, "-frames:v", "2", "-vf", encode, "-c:v", "libx264", str(path)], check=True)
+    first = next(clip_frames(read_clip(path)))
+    assert np.abs(first[8, 8].astype(int) - (255, 0, 0)).max() <= 6, first[8, 8]

@@ -75,6 +75,7 @@ class Clip:
     has_sound: bool = False  # an audio stream, which the longer video does not keep
     first: int = 0  # a PNG sequence's first frame number (FIRST_FRAME_NUMBERS)
     hdr: str | None = None  # an HDR video's transfer (HDR_TRANSFERS), read as stored: without tone mapping
+    untagged_hd: bool = False  # a video file with no colour matrix tag at an HD size, which players show as BT.709
 
     @property
     def size(self) -> tuple[int, int]:
@@ -254,8 +255,8 @@ def _decoded_frames(clip: Clip) -> Iterator[np.ndarray]:
     `ffmpeg_process` closes them and waits for ffmpeg however the reading ends."""
     exe = find_ffmpeg()  # a clear message when there is none
     # Each stored frame once, as many as the clip counts (a variable-rate clip would come out with frames repeated).
-    command = [exe, "-nostdin", "-v", "error", "-i", file_argument(clip.path), "-f", "rawvideo", "-pix_fmt", "rgb24",
-               *each_frame_once(exe), "-"]  # fmt: skip
+    command = [exe, "-nostdin", "-v", "error", "-i", file_argument(clip.path), *_untagged_hd_as_bt709(clip),
+               "-f", "rawvideo", "-pix_fmt", "rgb24", *each_frame_once(exe), "-"]  # fmt: skip
     frame_bytes = clip.width * clip.height * 3
     with ffmpeg_process(command, stdout=subprocess.PIPE) as (process, said):  # stopping early kills ffmpeg
         while frame := process.stdout.read(frame_bytes):
@@ -268,6 +269,20 @@ def _decoded_frames(clip: Clip) -> Iterator[np.ndarray]:
             error = said()
             raise ClipError(f"ffmpeg could not decode {clip.path}" + (f": {error}" if error else "")
                             + "; give a video that plays, or write it again")  # fmt: skip
+
+
+def _untagged_hd_as_bt709(clip: Clip) -> list[str]:
+    """ffmpeg's options that decode an untagged HD clip with the BT.709 matrix, as browsers, QuickTime, mpv and
+    editors show it; ffmpeg alone decodes every untagged video as BT.601, so an HD clip's frames (and the first
+    frame of the new ones) came out with other colours than the clip played with (its pure red 251 as 229). A
+    tagged clip is decoded as its tag says, which ffmpeg does by itself."""
+    return ["-vf", "scale=in_color_matrix=bt709"] if clip.untagged_hd else []
+
+
+def is_hd(width: int, height: int) -> bool:
+    """Whether players take an untagged video of this size for HD, BT.709, rather than SD, BT.601: mpv's rule,
+    wider than 1279 or taller than 576 (PAL's height)."""
+    return width >= 1280 or height > 576
 
 
 def last_frame(clip: Clip) -> PIL.Image.Image:
@@ -345,13 +360,18 @@ def _read_video_file(path: Path, frames: int | None, audience: Audience) -> Clip
     # play as long as the animation only at frames / total delay.
     fps = float(_rate_written(path) or animated_png_rate(path) or meta.get("exact_fps") or DEFAULT_FPS)
     hdr = next((kind for name, kind in HDR_TRANSFERS.items() if name in str(meta.get("pix_fmt"))), None)
-    return Clip(path, frames, width, height, fps, has_sound=bool(meta.get("audio_codec")), hdr=hdr)
+    # JPEG's full-range YUV (a camera's MJPEG, yuvj420p) is BT.601 by its standard, whatever the size.
+    full_range_jpeg = str(meta.get("pix_fmt")).startswith("yuvj")
+    untagged_hd = meta["color_space"] == "unknown" and is_hd(width, height) and not full_range_jpeg
+    sound = bool(meta.get("audio_codec"))
+    return Clip(path, frames, width, height, fps, has_sound=sound, hdr=hdr, untagged_hd=untagged_hd)
 
 
 def _video_header(path: Path) -> dict:
     """ffmpeg's description of the video in `path` as imageio-ffmpeg's reader gives it (the size its frames come out
-    at, upright; its rate, pixel format and audio codec), from a decode of its first frame, and `exact_fps`, its rate
-    as a fraction gives it (`_exact_rate`); OSError when there is no video in it. ffmpeg runs here through
+    at, upright; its rate, pixel format and audio codec), from a decode of its first frame, `exact_fps`, its rate
+    as a fraction gives it (`_exact_rate`), and `color_space`, its matrix tag as showinfo says it ("unknown" where it
+    has none; None where showinfo says nothing); OSError when there is no video in it. ffmpeg runs here through
     `subprocess.run`, which closes its pipes: imageio-ffmpeg's reader left those of an ffmpeg that had already
     finished (a clip of a few small frames) to the garbage collector."""
     from imageio_ffmpeg._parsing import parse_ffmpeg_header  # its reader's parser, which has no public name
@@ -365,7 +385,12 @@ def _video_header(path: Path) -> dict:
     if done.returncode != 0 or " Video: " not in said:  # no video stream, or none ffmpeg can decode
         raise OSError(last_line(done.stderr) or f"ffmpeg exited with {done.returncode}")
     meta = parse_ffmpeg_header(said)
-    return {**meta, "exact_fps": _exact_rate(said, meta.get("fps") or 0.0)}
+    color_space = re.search(r"color_space:(\S+)", said)  # showinfo's: "unknown" where the video has no tag
+    return {
+        **meta,
+        "exact_fps": _exact_rate(said, meta.get("fps") or 0.0),
+        "color_space": color_space and color_space[1],
+    }
 
 
 def _exact_rate(said: str, rounded: float) -> float:
