@@ -1740,3 +1740,13 @@ def test_ffmpeg_formats_tag_primaries_and_transfer_bt709_too(tmp_path, suffix):
     path = write_video(np.zeros((2, 16, 32, 3), np.uint8), tmp_path / f"black{suffix}", fps=24)
     stream = re.search(r"Video: .*", _ffprobe_comment(path)).group(0)
     assert "yuv420p(tv, bt709, progressive)" in stream, stream
+
+
+def test_the_documented_reencoding_of_png_frames_tags_primaries_and_transfer_too(tmp_path, monkeypatch):
+    # docs/usage.md's command gave "bt709/unknown/unknown" with imageio-ffmpeg's ffmpeg, as the writer did.
+    monkeypatch.chdir(tmp_path)
+    Path("frames").mkdir()
+    write_video(np.zeros((2, 16, 32, 3), np.uint8), "frames/fox_%03d.png", fps=24)
+    subprocess.run(_documented_ffmpeg("-framerate"), check=True)
+    stream = re.search(r"Video: .*", _ffprobe_comment("fox-small.mp4")).group(0)
+    assert "yuv420p(tv, bt709, progressive)" in stream, stream
