@@ -499,3 +499,26 @@ def test_a_list_of_8_bit_frames_given_as_the_clip_is_told_write_video_of_them_st
     clip = read_clip(written)
     assert (clip.frames, clip.width, clip.height) == (9, 48, 32)
     assert abs(int(next(iter(clip_frames(clip)))[0].mean()) - 200) <= 2  # not wrapped (200 * 255 % 256 = 56)
+
+
+def test_the_frames_an_extension_writes_again_are_not_called_stale(checkpoint, tmp_path, capsys):
+    # An extension written to a PNG sequence a second time (the same link of a chain made again): the note took the
+    # new frames alone for the video, so the clip's 9 + 4 new frames' names after the 5th were called stale, left from
+    # an earlier sequence, and to be deleted, though the run writes them all again.
+    clip = make_clip(tmp_path / "clip_%03d.png")
+    output = tmp_path / "longer_%03d.png"
+    write_video(np.zeros((15, 32, 32, 3), np.uint8), output, fps=24)  # an earlier, longer sequence: 2 frames stay
+    dry_run = ["run", "--dry-run", "-m", str(checkpoint), "--device", "cpu", "--extend", str(clip)]
+    assert cli.main([*dry_run, "-p", PROMPT, "--video-frames", "5", "-o", str(output)]) == 0
+    said = capsys.readouterr().err
+    assert "note: longer_013.png to longer_014.png in " in said, said
+    assert said.count("earlier, longer sequence") == 1, said
+
+
+def test_a_preview_named_as_a_frame_an_extension_writes_is_refused(checkpoint, tmp_path, capsys):
+    # Frame 10 of 13 (the clip's 9, then 4 new): only the new frames' 5 names were checked, so the video replaced it.
+    clip = make_clip(tmp_path / "clip_%03d.png")
+    output, preview = tmp_path / "longer_%03d.png", tmp_path / "longer_010.png"
+    dry_run = ["run", "--dry-run", "-m", str(checkpoint), "--device", "cpu", "--extend", str(clip), "-p", PROMPT]
+    assert cli.main([*dry_run, "--video-frames", "5", "--preview", str(preview), "-o", str(output)]) == 2
+    assert "is one of the frames of the video" in capsys.readouterr().err

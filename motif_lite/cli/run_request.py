@@ -133,6 +133,7 @@ def resolve_requests(
     from motif_lite.io.output_claims import claim_named_outputs, release_claims, release_named_claims
     from motif_lite.io.preview import check_previews_come
     from motif_lite.io.video import stale_frames_note
+    from motif_lite.request import extended_frames
 
     # -o is checked in run's words (`check_no_name_placeholder`); a resumed run's own output may hold braces (an
     # older motif-lite wrote `fox_{seed}.mp4` as named): `resolve` takes either as named.
@@ -148,11 +149,14 @@ def resolve_requests(
     named = claim and args.output is not None and not args.dry_run
     if named:  # all or none; another run's claim, refused on, is not this run's to release
         claim_named_outputs(outputs)
+    # The frames each video writes: an extension's hold the clip's too (a PNG sequence's frames after the new ones
+    # alone were called stale, left from an earlier sequence, though the run writes them again).
+    written = extended_frames(request.frames, clip.frames if clip is not None else None)
     try:
         if args.preview:
-            _check_preview_is_no_frame(args.preview, outputs, request.frames)
+            _check_preview_is_no_frame(args.preview, outputs, written)
             check_previews_come(request.steps, args.preview_every)
-        notes += [note for output in outputs if (note := stale_frames_note(output, request.frames))]
+        notes += [note for output in outputs if (note := stale_frames_note(output, written))]
         replaced = args.output is not None and replaced_files_note(
             outputs, args.dry_run, seed_drawn=seed_was_drawn(args)
         )
