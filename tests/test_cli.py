@@ -2518,3 +2518,10 @@ def test_a_switch_of_theirs_that_is_a_flag_with_a_value_here_is_not_renamed_in_t
     assert cli.main(["-M", "vid_gen", "--xformers", "-p", "x", "--t5xxl=t.safetensors"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.endswith("did you mean motif-lite run --xformers -p x --text-encoder=t.safetensors\n"), err
+
+
+def test_run_notes_a_frame_pattern_its_last_frame_number_outgrows(checkpoint, tmp_path, capsys):
+    dry_run = ["run", "--dry-run", "-m", str(checkpoint[0]), "--device", "cpu", "-p", "fox", "-W", "16", "-H", "16"]
+    assert cli.main([*dry_run, "--video-frames", "1001", "-o", str(tmp_path / "f_%03d.png")]) == 0
+    said = capsys.readouterr().err
+    assert "note: f_%03d.png pads frame numbers to 3 digits, but this video's 1001 frames go up to f_1000.png" in said

@@ -1750,3 +1750,17 @@ def test_the_documented_reencoding_of_png_frames_tags_primaries_and_transfer_too
     subprocess.run(_documented_ffmpeg("-framerate"), check=True)
     stream = re.search(r"Video: .*", _ffprobe_comment("fox-small.mp4")).group(0)
     assert "yuv420p(tv, bt709, progressive)" in stream, stream
+
+
+def test_a_frame_pattern_too_narrow_for_the_last_frame_number_gets_a_note_naming_a_wider_one(tmp_path):
+    # 1001 frames in f_%03d.png end at f_1000.png, which name-sorting puts between f_100.png and f_101.png: a long
+    # chain of extensions reaches it, and nothing said so.
+    from motif_lite.io.output_checks import narrow_frame_numbers_note
+
+    pattern = tmp_path / "f_%03d.png"
+    note = narrow_frame_numbers_note(pattern, 1001)
+    assert note is not None and note.startswith("f_%03d.png pads frame numbers to 3 digits, but this video's 1001 ")
+    assert "between f_100.png and f_101.png" in note and f"-o {tmp_path / 'f_%04d.png'} keeps" in note, note
+    assert narrow_frame_numbers_note(pattern, 1000) is None  # f_999.png is the last
+    assert narrow_frame_numbers_note(tmp_path / "f_%d.png", 5000) is None  # no padding asked for
+    assert narrow_frame_numbers_note(tmp_path / "f.mp4", 5000) is None

@@ -130,6 +130,7 @@ def resolve_requests(
     run being resumed left, or the video it was to replace: `output_left_to_replace`)."""
     import dataclasses
 
+    from motif_lite.io.output_checks import narrow_frame_numbers_note
     from motif_lite.io.output_claims import claim_named_outputs, release_claims, release_named_claims
     from motif_lite.io.preview import check_previews_come
     from motif_lite.io.video import stale_frames_note
@@ -157,6 +158,7 @@ def resolve_requests(
             _check_preview_is_no_frame(args.preview, outputs, written)
             check_previews_come(request.steps, args.preview_every)
         notes += [note for output in outputs if (note := stale_frames_note(output, written))]
+        notes += [note for output in outputs if (note := narrow_frame_numbers_note(output, written))]
         replaced = args.output is not None and replaced_files_note(
             outputs, args.dry_run, seed_drawn=seed_was_drawn(args)
         )

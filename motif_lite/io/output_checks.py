@@ -304,3 +304,23 @@ def stale_frames_note(path: str | Path, frames: int) -> str | None:
         f"{files} in {path.parent}, from an earlier, longer sequence, stay after this video's {frames} frames and "
         f"would play as part of it: delete them, or give -o another name"
     )
+
+
+def narrow_frame_numbers_note(path: str | Path, frames: int) -> str | None:
+    """The note on a PNG sequence whose pattern pads fewer digits than its last frame number has (`out_%03d.png` for
+    1001 frames: `out_1000.png`): sorted by name, as file browsers and some editors' sequence imports do, that frame
+    comes between `out_100.png` and `out_101.png`. None for other formats, for `%d` (no padding asked for) and when
+    every number fits."""
+    path = user_path(path)
+    width = FRAME_PATTERN.search(path.name) if is_frame_sequence(path) else None
+    digits = int(width[0][1:-1] or 0) if width is not None else 0
+    needed = len(str(frames - 1))
+    if not digits or needed <= digits:
+        return None
+    wider = path.with_name(FRAME_PATTERN.sub(f"%0{needed}d", path.name, count=1))
+    return (
+        f"{path.name} pads frame numbers to {digits} digits, but this video's {frames} frames go up to "
+        f"{frame_file(path, frames - 1).name}: sorted by name (a file browser, an editor's sequence import) it comes "
+        f"between {frame_file(path, 10 ** (needed - 2)).name} and {frame_file(path, 10 ** (needed - 2) + 1).name}; "
+        f"-o {quoted(str(wider))} keeps every name {needed} digits"
+    )
