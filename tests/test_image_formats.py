@@ -582,3 +582,28 @@ def test_a_tiff_cut_after_its_first_directorys_entries_is_called_cut_short(tmp_p
     with pytest.raises(MotifLiteError, match=re.escape(DAMAGED)) as raised:
         read_image(path)
     assert "a layout Pillow does not read" not in str(raised.value)
+
+
+def _profile_named(name: str) -> bytes:
+    """An RGB colour profile that calls itself `name` (13 characters): littlecms' sRGB with its description changed."""
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return srgb.replace("sRGB built-in".encode("utf-16-be"), name.encode("utf-16-be"))
+
+
+@pytest.mark.parametrize(("profile", "noted"), [("Display P3 v4", True), ("sRGB built-in", False), (None, False)])
+def test_a_still_whose_colour_profile_is_not_srgb_gets_a_note(tmp_path, profile, noted):
+    # A phone's Display P3 photo or a still exported from a grading app: its values are used as stored, as sRGB (as
+    # diffusers' load_image does), so its saturated colours came out duller than the still shown, without a word.
+    from motif_lite.io.memory_images import image_from_memory
+
+    path = tmp_path / "still.jpg"
+    extra = {} if profile is None else {"icc_profile": _profile_named(profile)}
+    PIL.Image.new("RGB", (32, 32), (255, 0, 0)).save(path, **extra)
+    image, notes = read_image(path)
+    said = [note for note in notes if "colour profile" in note]
+    assert np.asarray(image)[0, 0].tolist() == np.asarray(PIL.Image.open(path).convert("RGB"))[0, 0].tolist()
+    assert len(said) == noted and (not noted or "'Display P3 v4', not sRGB" in said[0]), notes
+    with PIL.Image.open(path) as opened:  # given from Python as a PIL image: the same note
+        assert [note for note in image_from_memory(opened)[1] if "colour profile" in note] == said

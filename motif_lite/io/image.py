@@ -27,6 +27,7 @@ from motif_lite.io.file_kinds import IMAGE_SUFFIXES
 from motif_lite.io.image_notes import DAMAGED_EXIF as DAMAGED_EXIF
 from motif_lite.io.image_notes import (
     TURNS,
+    colour_profile_notes,
     damaged_exif_note,
     exif_orientation,
     frame_count,
@@ -160,7 +161,7 @@ def read_image(
     try:
         # Pillow's warnings recorded from before opening: a JPEG's EXIF data is read then.
         with pillows_warnings() as said, open_image(path, f"input image {path}") as image:
-            notes = transparency_notes(image) + print_colour_notes(image)
+            notes = transparency_notes(image) + print_colour_notes(image) + colour_profile_notes(image)
             if (frames := frame_count(image)) > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF, an MPO
                 notes.append(frames_note(image.format, frames))
             image.load()  # every pixel, before the file is closed

@@ -4,6 +4,7 @@ pixels, print (CMYK) colours, and the frames of an animation or a multi-picture 
 
 from __future__ import annotations
 
+import io
 import struct
 
 import PIL.ExifTags
@@ -128,4 +129,27 @@ def print_colour_notes(image: PIL.Image.Image) -> list[str]:
         "the image is CMYK (print colours): it becomes RGB by a plain formula without its colour profile (as the "
         "reference pipeline does), so its colours may differ from what a photo viewer shows; save it as an RGB "
         "JPEG or PNG first"
+    ]
+
+
+def colour_profile_notes(image: PIL.Image.Image) -> list[str]:
+    """A note for an RGB image whose colour profile is not sRGB (a phone's Display P3 photo, a camera's Adobe RGB, a
+    still exported from a grading app): like the reference (diffusers' `load_image`), its values are used as they are
+    stored, as sRGB, where photo viewers and editors apply the profile, so the first frame's colours (saturated ones
+    most) differ from the still the user saw. A profile that cannot be read gets no note: what it is, is unknown."""
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in ("RGB", "RGBA"):  # CMYK has its own note
+        return []
+    from PIL import ImageCms  # littlecms, loaded only for an image with a profile
+
+    try:
+        name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile))).strip()
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return []
+    if "srgb" in name.lower():
+        return []
+    return [
+        f"the image's colour profile is {name!r}, not sRGB: its values are used as stored, as sRGB (as the reference "
+        "pipeline does), without the profile photo viewers and editors apply, so its colours (saturated ones most) "
+        "differ from what they show; export the still as sRGB first"
     ]

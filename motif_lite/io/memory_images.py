@@ -8,7 +8,12 @@ import PIL.Image
 import torch
 
 from motif_lite.errors import MotifLiteError
-from motif_lite.io.image_notes import print_colour_notes, stored_turned_notes, transparency_notes
+from motif_lite.io.image_notes import (
+    colour_profile_notes,
+    print_colour_notes,
+    stored_turned_notes,
+    transparency_notes,
+)
 from motif_lite.io.rgb import to_rgb8
 
 IN_MEMORY = "a PIL image, a numpy array or a torch tensor"
@@ -27,6 +32,7 @@ def image_from_memory(image: PIL.Image.Image | np.ndarray | torch.Tensor) -> tup
     floats (0..1, bf16 included). What cannot be such an image is a `MotifLiteError` that says what it got."""
     if isinstance(image, PIL.Image.Image):
         notes = stored_turned_notes(image) + transparency_notes(image) + print_colour_notes(image)
+        notes += colour_profile_notes(image)
         return to_rgb8(image), notes
     return PIL.Image.fromarray(_rgb8_pixels(image)).convert("RGB"), []
 
