@@ -584,23 +584,43 @@ def test_a_tiff_cut_after_its_first_directorys_entries_is_called_cut_short(tmp_p
     assert "a layout Pillow does not read" not in str(raised.value)
 
 
-def _profile_named(name: str) -> bytes:
-    """An RGB colour profile that calls itself `name` (13 characters): littlecms' sRGB with its description changed."""
+def _profile(name: str, red_xyz: tuple[float, float, float] | None = None) -> bytes:
+    """An RGB colour profile that calls itself `name` (13 characters): littlecms' sRGB with its description changed,
+    and its red primary's colorant (D50 XYZ) where `red_xyz` is given."""
+    import struct
+
     from PIL import ImageCms
 
-    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    return srgb.replace("sRGB built-in".encode("utf-16-be"), name.encode("utf-16-be"))
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    icc = icc.replace("sRGB built-in".encode("utf-16-be"), name.encode("utf-16-be"))
+    if red_xyz is not None:
+        (count,) = struct.unpack_from(">I", icc, 128)
+        for entry in range(count):
+            signature, offset, _ = struct.unpack_from(">4sII", icc, 132 + 12 * entry)
+            if signature == b"rXYZ":  # 'XYZ ', 4 reserved bytes, then X, Y, Z as s15Fixed16
+                struct.pack_into(">3i", icc, offset + 8, *(round(v * 65536) for v in red_xyz))
+    return bytes(icc)
 
 
-@pytest.mark.parametrize(("profile", "noted"), [("Display P3 v4", True), ("sRGB built-in", False), (None, False)])
+DISPLAY_P3_RED = (0.5151, 0.2412, -0.0011)  # Display P3's red, D50-adapted as in Apple's profile
+
+
+@pytest.mark.parametrize(
+    ("profile", "noted"),
+    [
+        (_profile("Display P3 v4", DISPLAY_P3_RED), True),
+        (_profile("sRGB built-in"), False),
+        (_profile("c2 compact v4"), False),  # sRGB's primaries under another name (compact profiles call it "c2")
+        (None, False),
+    ],
+)
 def test_a_still_whose_colour_profile_is_not_srgb_gets_a_note(tmp_path, profile, noted):
     # A phone's Display P3 photo or a still exported from a grading app: its values are used as stored, as sRGB (as
     # diffusers' load_image does), so its saturated colours came out duller than the still shown, without a word.
     from motif_lite.io.memory_images import image_from_memory
 
     path = tmp_path / "still.jpg"
-    extra = {} if profile is None else {"icc_profile": _profile_named(profile)}
-    PIL.Image.new("RGB", (32, 32), (255, 0, 0)).save(path, **extra)
+    PIL.Image.new("RGB", (32, 32), (255, 0, 0)).save(path, **({} if profile is None else {"icc_profile": profile}))
     image, notes = read_image(path)
     said = [note for note in notes if "colour profile" in note]
     assert np.asarray(image)[0, 0].tolist() == np.asarray(PIL.Image.open(path).convert("RGB"))[0, 0].tolist()

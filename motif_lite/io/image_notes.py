@@ -133,21 +133,32 @@ def print_colour_notes(image: PIL.Image.Image) -> list[str]:
 
 
 def colour_profile_notes(image: PIL.Image.Image) -> list[str]:
-    """A note for an RGB image whose colour profile is not sRGB (a phone's Display P3 photo, a camera's Adobe RGB, a
-    still exported from a grading app): like the reference (diffusers' `load_image`), its values are used as they are
-    stored, as sRGB, where photo viewers and editors apply the profile, so the first frame's colours (saturated ones
-    most) differ from the still the user saw. A profile that cannot be read gets no note: what it is, is unknown."""
+    """A note for an RGB image whose colour profile has other primaries than sRGB (a phone's Display P3 photo, a
+    camera's Adobe RGB, a still exported from a grading app in a wide gamut): like the reference (diffusers'
+    `load_image`), its values are used as they are stored, as sRGB, where photo viewers and editors apply the
+    profile, so the first frame's colours (saturated ones most) differ from the still the user saw. Primaries are
+    compared, not names: compact sRGB profiles call themselves "c2" and the like. A profile that cannot be read gets
+    no note: what it is, is unknown."""
     profile = image.info.get("icc_profile")
     if not profile or image.mode not in ("RGB", "RGBA"):  # CMYK has its own note
         return []
     from PIL import ImageCms  # littlecms, loaded only for an image with a profile
 
     try:
-        name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile))).strip()
+        read = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        name = ImageCms.getProfileDescription(read).strip()
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return []
-    if "srgb" in name.lower():
-        return []
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).profile
+    # Each primary's colorant as ((X, Y, Z), (x, y, Y)), beside sRGB's.
+    colorants = [
+        (getattr(read.profile, f"{c}_colorant"), getattr(srgb, f"{c}_colorant")) for c in ("red", "green", "blue")
+    ]
+    if any(given is None for given, _ in colorants):  # no colorants (a LUT-based profile): its name tells
+        if "srgb" in name.lower():
+            return []
+    elif all(abs(given[1][i] - wanted[1][i]) < 0.005 for given, wanted in colorants for i in (0, 1)):
+        return []  # sRGB's primaries (x, y), under whatever name
     return [
         f"the image's colour profile is {name!r}, not sRGB: its values are used as stored, as sRGB (as the reference "
         "pipeline does), without the profile photo viewers and editors apply, so its colours (saturated ones most) "
