@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -522,3 +523,20 @@ def test_a_preview_named_as_a_frame_an_extension_writes_is_refused(checkpoint, t
     dry_run = ["run", "--dry-run", "-m", str(checkpoint), "--device", "cpu", "--extend", str(clip), "-p", PROMPT]
     assert cli.main([*dry_run, "--video-frames", "5", "--preview", str(preview), "-o", str(output)]) == 2
     assert "is one of the frames of the video" in capsys.readouterr().err
+
+
+def test_a_clip_of_non_square_pixels_gets_a_note_with_a_square_pixel_copy(checkpoint, tmp_path, capsys):
+    # A PAL DV or DVD clip, 720x576 shown 16:9 (pixels 64:45): the longer video was written with square pixels, so
+    # all of it showed squeezed to 5:4, without a word.
+    clip = tmp_path / "pal.mp4"
+    source = ["-f", "lavfi", "-i", "color=gray:s=720x576:r=25", "-frames:v", "2", "-vf", "setsar=64/45"]
+    subprocess.run(
+        [find_ffmpeg(), "-v", "error", *source, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)], check=True
+    )
+    assert read_clip(clip).pixel_aspect == Fraction(64, 45)
+    dry_run = ["run", "--dry-run", "-m", str(checkpoint), "--device", "cpu", "--extend", str(clip), "-p", PROMPT]
+    assert cli.main([*dry_run, "--video-frames", "5", "-o", str(tmp_path / "o.mp4")]) == 0
+    said = capsys.readouterr().err
+    assert "pal.mp4 has non-square pixels (aspect 64:45: its 720x576 is shown as 1024x576)" in said, said
+    assert "-vf scale=1024:576,setsar=1 -crf 18 pal-1024x576.mp4, and extend that" in said, said
+    assert read_clip(make_clip(tmp_path / "square.mp4")).pixel_aspect == 1

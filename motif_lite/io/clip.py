@@ -76,6 +76,9 @@ class Clip:
     first: int = 0  # a PNG sequence's first frame number (FIRST_FRAME_NUMBERS)
     hdr: str | None = None  # an HDR video's transfer (HDR_TRANSFERS), read as stored: without tone mapping
     untagged_hd: bool = False  # a video file with no colour matrix tag at an HD size, which players show as BT.709
+    # The width of its pixels over their height (a DV or DVD clip's 64/45: 720x576 shown 16:9); written videos'
+    # pixels are square.
+    pixel_aspect: Fraction = Fraction(1)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -364,16 +367,20 @@ def _read_video_file(path: Path, frames: int | None, audience: Audience) -> Clip
     full_range_jpeg = str(meta.get("pix_fmt")).startswith("yuvj")
     untagged_hd = meta["color_space"] == "unknown" and is_hd(width, height) and not full_range_jpeg
     sound = bool(meta.get("audio_codec"))
-    return Clip(path, frames, width, height, fps, has_sound=sound, hdr=hdr, untagged_hd=untagged_hd)
+    aspect = meta["pixel_aspect"]
+    return Clip(
+        path, frames, width, height, fps, has_sound=sound, hdr=hdr, untagged_hd=untagged_hd, pixel_aspect=aspect
+    )
 
 
 def _video_header(path: Path) -> dict:
     """ffmpeg's description of the video in `path` as imageio-ffmpeg's reader gives it (the size its frames come out
     at, upright; its rate, pixel format and audio codec), from a decode of its first frame, `exact_fps`, its rate
-    as a fraction gives it (`_exact_rate`), and `color_space`, its matrix tag as showinfo says it ("unknown" where it
-    has none; None where showinfo says nothing); OSError when there is no video in it. ffmpeg runs here through
-    `subprocess.run`, which closes its pipes: imageio-ffmpeg's reader left those of an ffmpeg that had already
-    finished (a clip of a few small frames) to the garbage collector."""
+    as a fraction gives it (`_exact_rate`), `color_space`, its matrix tag as showinfo says it ("unknown" where it
+    has none; None where showinfo says nothing), and `pixel_aspect`, its pixels' width over height; OSError when
+    there is no video in it. ffmpeg runs here through `subprocess.run`, which closes its pipes: imageio-ffmpeg's
+    reader left those of an ffmpeg that had already finished (a clip of a few small frames) to the garbage
+    collector."""
     from imageio_ffmpeg._parsing import parse_ffmpeg_header  # its reader's parser, which has no public name
 
     # The output options of imageio-ffmpeg's reader: the output stream's size is that of the frames decoded later.
@@ -386,10 +393,16 @@ def _video_header(path: Path) -> dict:
         raise OSError(last_line(done.stderr) or f"ffmpeg exited with {done.returncode}")
     meta = parse_ffmpeg_header(said)
     color_space = re.search(r"color_space:(\S+)", said)  # showinfo's: "unknown" where the video has no tag
+    # The input stream's sample aspect ratio, where it says one (SAR 0:1 is none: square).
+    sar = re.search(r"Video: .*?\[SAR (\d+):(\d+) DAR", said)
+    pixel_aspect = (
+        Fraction(int(sar[1]), int(sar[2])) if sar is not None and int(sar[1]) and int(sar[2]) else Fraction(1)
+    )
     return {
         **meta,
         "exact_fps": _exact_rate(said, meta.get("fps") or 0.0),
         "color_space": color_space and color_space[1],
+        "pixel_aspect": pixel_aspect,
     }
 
 

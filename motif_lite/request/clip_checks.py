@@ -223,4 +223,25 @@ def extension_notes(clip: Clip, frames: int, fps: float, output: str | Path, aud
                      f"only); put it back with {_sound_back(clip, output, audience)}")  # fmt: skip
     if (note := hdr_note(clip, audience=audience)) is not None:
         notes.append(note)
+    if (note := _pixel_aspect_note(clip, audience)) is not None:
+        notes.append(note)
     return notes
+
+
+def _pixel_aspect_note(clip: Clip, audience: Audience) -> str | None:
+    """A note for a clip of non-square pixels (a DV or DVD clip's 720x576, shown 16:9): the longer video's pixels are
+    square, so the whole of it, the clip's frames and the new ones, shows squeezed; with the command that makes a
+    square-pixel copy at the width it is shown at. None for a clip of square pixels."""
+    from motif_lite.io.clip import go_on_from_it
+
+    if clip.pixel_aspect == 1:
+        return None
+    shown = max(SIZE_MULTIPLE, round(clip.width * clip.pixel_aspect / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+    square = f"{clip.path.stem}-{shown}x{clip.height}{clip.path.suffix}"
+    resize = f"ffmpeg -i {quoted(str(clip.path))} -vf scale={shown}:{clip.height},setsar=1 -crf 18 {quoted(square)}"
+    aspect = f"{clip.pixel_aspect.numerator}:{clip.pixel_aspect.denominator}"
+    return (
+        f"{clip.path.name} has non-square pixels (aspect {aspect}: its {clip.width}x{clip.height} is shown as "
+        f"{shown}x{clip.height}), but the longer video's are square, so all of it shows squeezed at "
+        f"{clip.width}x{clip.height}; make a square-pixel copy first, {resize}, {go_on_from_it(audience)}"
+    )
