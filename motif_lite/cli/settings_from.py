@@ -94,7 +94,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
         raise RequestError(f"{stored.file.name} stores no prompt (the file was edited or damaged): give one with "
                            '-p "what the video shows"')  # fmt: skip
     overridden = (set(fields) - taken) | replaced
-    notes = [_taken_note(stored.file, stored.writer, taken, overridden, fields.get("seed"))]
+    notes = [taken_note(stored.file, stored.writer, taken, overridden, fields.get("seed"))]
     if clip is not None and "extend" in given and (note := _other_input_note(stored, "extend", clip, args.extend)):
         notes.append(note)
     if image is not None and "image" in given and (note := _other_input_note(stored, "image", image, args.image)):
@@ -257,9 +257,9 @@ def _without_replaced_guidance(fields: dict, given: frozenset[str], method: str 
     return fields
 
 
-def _taken_note(file: Path, writer: str, taken: set[str], overridden: set[str], seed: object) -> str:
+def taken_note(file: Path, writer: str, taken: set[str], overridden: set[str], seed: object) -> str:
     """Which settings the file gave this run (as the settings table names them), and which flags replaced the
-    file's."""
+    file's: the note of `run --settings-from` and of `verify --settings-from`, which say it alike."""
     from motif_lite.settings import ROW_FIELDS
 
     groups = {"prompt": ("prompt",), "seed": ("seed",), **ROW_FIELDS}

@@ -172,7 +172,7 @@ def verify_settings(args: argparse.Namespace, stored: StoredSettings | None) -> 
     """The settings verify runs: each flag given, else the `--settings-from` file's value (`stored`), else
     `VerifySettings`' default; with the file, refused (one line) where verify cannot make its video on both sides,
     and a note naming what the file gave and which flags replaced its values (as `run --settings-from` says it)."""
-    from motif_lite.cli.settings_from import _taken_note
+    from motif_lite.cli.settings_from import taken_note
     from motif_lite.shell_syntax import quoted
     from motif_lite.verify import VerifySettings
     from motif_lite.verify.refusals import refuse_what_verify_cannot_reproduce
@@ -189,7 +189,7 @@ def verify_settings(args: argparse.Namespace, stored: StoredSettings | None) -> 
     taken = {field for field in files if field not in given}
     taken |= {field for field in ("sampler", "flow_shift", "cfg_scale") if stored.values.get(field) is not None}
     taken |= {"guidance", "cfg_scale"} if "guidance_config" in stored.values else set()
-    note = _taken_note(stored.file, stored.writer, taken, set(files) & set(given), files.get("seed"))
+    note = taken_note(stored.file, stored.writer, taken, set(files) & set(given), files.get("seed"))
     return VerifySettings(**shown, image=args.image), [note]
 
 
