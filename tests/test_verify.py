@@ -873,3 +873,48 @@ def test_an_unguided_file_is_unguided_on_both_sides(checkpoint, made, tmp_path):
     sampling = file_sampling(read_settings(file), preflight(checkpoint, None, "cpu")[0], resolved(settings)[0])
     sampling.apply_to_reference(diffusers, reference)
     assert not reference.guider._enabled and type(reference.guider).__name__ == "AdaptiveProjectedGuidance"
+
+
+def dynamic_sources(checkpoint: Path):
+    """The tiny checkpoint's sources with a FlowMatchEuler scheduler config that shifts dynamically (its line's
+    max_shift not diffusers' default, so that a config without it gives another mu)."""
+    import dataclasses
+
+    from motif_lite.preflight import preflight
+    from motif_lite.sampling.schedule import dynamic_shift
+
+    scheduler = {"_class_name": "FlowMatchEulerDiscreteScheduler", "use_dynamic_shifting": True, "max_shift": 2.0}
+    sources, _ = preflight(checkpoint, None, "cpu")
+    configs = dataclasses.replace(
+        sources.configs, scheduler=scheduler, dynamic=dynamic_shift(scheduler), scheduler_shift=None
+    )
+    return dataclasses.replace(sources, configs=configs)
+
+
+def test_a_file_of_another_sampler_keeps_the_checkpoints_dynamic_shifting(checkpoint, made, tmp_path):
+    # run applies the checkpoint's dynamic shifting to euler and unipc alike; verify built the file's unipc config
+    # without it, and refused: "this checkpoint's scheduler/scheduler_config.json gives no dynamic shifting".
+    import dataclasses
+
+    import diffusers
+
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.pipeline.metadata import jsonable, stored_settings
+    from motif_lite.settings import resolve_settings
+    from motif_lite.verify.file_settings import file_sampling
+    from motif_lite.verify.settings import resolved
+
+    sources = dynamic_sources(checkpoint)
+    settings, _, _ = resolved_verify(checkpoint, "--settings-from", str(made))
+    request, _ = resolved(settings)
+    ran = resolve_settings(dataclasses.replace(request, sampler="unipc"), sources.configs, sources.transformer)
+    assert ran.schedule.time_shift == "exponential"  # the run the file records shifted dynamically
+    file = edited(made, tmp_path, **jsonable(stored_settings(dataclasses.replace(request, sampler="unipc"), ran)))
+    sampling = file_sampling(read_settings(file), sources, request)
+    ours = resolve_settings(request, sampling.sources(sources).configs, sources.transformer)
+    assert (ours.sampler.value, ours.schedule) == ("unipc", ran.schedule)
+    reference = types.SimpleNamespace(register_modules=lambda **kw: reference.__dict__.update(kw))
+    sampling.apply_to_reference(diffusers, reference)
+    config = reference.scheduler.config  # the pipeline reads mu's line from its scheduler's config
+    assert isinstance(reference.scheduler, diffusers.UniPCMultistepScheduler) and config.use_dynamic_shifting
+    assert config.get("max_shift") == 2.0, config

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 VERIFY_FIELDS = ("width", "height", "frames", "steps", "seed", "prompt", "negative_prompt")
 _SCHEDULER_CLASSES = {sampler: name for name, sampler in SCHEDULER_CLASS_SAMPLERS.items()}
 _EULER = "FlowMatchEulerDiscreteScheduler"
+# A scheduler config's dynamic shifting: its switch, its kind and its line from latent tokens to mu (which the pipeline
+# reads from whichever scheduler config it has).
+_DYNAMIC_SHIFTING_KEYS = ("use_dynamic_shifting", "time_shift_type", "base_image_seq_len", "max_image_seq_len",
+                          "base_shift", "max_shift")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,9 @@ def _guider_values(guidance: Guidance | None, sources: ModelSources) -> dict[str
 
 def _scheduler_values(values: dict, checkpoint: dict[str, Any] | None) -> dict[str, Any]:
     """The scheduler config that samples as the file's run did: the class of its sampler (the checkpoint's config
-    where it is that class already, which keeps what the file does not store: dynamic shifting's line), at the
-    file's flow shift, with its schedule's options (FlowMatchEuler's shift_terminal and sigma spacing)."""
+    where it is that class already, else that class with the checkpoint's dynamic shifting: the file does not store
+    its line), at the file's flow shift, with its schedule's options (FlowMatchEuler's shift_terminal and sigma
+    spacing)."""
     checkpoint = dict(checkpoint or {"_class_name": _EULER})
     sampler = values.get("sampler")
     name = _SCHEDULER_CLASSES[sampler] if sampler is not None else checkpoint.get("_class_name", _EULER)
@@ -142,8 +147,9 @@ def _scheduler_values(values: dict, checkpoint: dict[str, Any] | None) -> dict[s
     train = schedule.get("train_timesteps", checkpoint.get("num_train_timesteps", 1000))
     if checkpoint.get("_class_name", _EULER) == name:
         config = checkpoint
-    else:
-        config = {"_class_name": name, **(_UNIPC_SETTINGS if name != _EULER else {})}
+    else:  # with the checkpoint's dynamic shifting, which run applies whatever the sampler (`_dynamic_schedule`)
+        dynamic = {key: checkpoint[key] for key in _DYNAMIC_SHIFTING_KEYS if key in checkpoint}
+        config = {"_class_name": name, **(_UNIPC_SETTINGS if name != _EULER else {}), **dynamic}
     config["num_train_timesteps"] = train
     shift = values.get("flow_shift")
     if shift is not None:  # a fixed shift (None: the checkpoint's dynamic shifting ran, kept)
