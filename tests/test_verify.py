@@ -918,3 +918,24 @@ def test_a_file_of_another_sampler_keeps_the_checkpoints_dynamic_shifting(checkp
     config = reference.scheduler.config  # the pipeline reads mu's line from its scheduler's config
     assert isinstance(reference.scheduler, diffusers.UniPCMultistepScheduler) and config.use_dynamic_shifting
     assert config.get("max_shift") == 2.0, config
+
+
+def test_force_apg_eta_stays_on_our_side_with_a_file_older_than_guidance_config(checkpoint, made, tmp_path):
+    # A file without guidance_config is guided by its guidance fields on the checkpoint's guider, which verify
+    # resolved from the request carrying --force apg_eta: the forced eta went into diffusers' guider too, and the
+    # negative control matched.
+    import numpy as np
+
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.io.video import write_video
+    from motif_lite.preflight import preflight
+    from motif_lite.verify.file_settings import file_sampling
+    from motif_lite.verify.settings import resolved
+
+    without = {key: value for key, value in read_settings(made).values.items() if key != "guidance_config"}
+    older = write_video(np.zeros((2, 16, 16, 3), np.uint8), tmp_path / "older.webp", 24, without)
+    settings, _, _ = resolved_verify(checkpoint, "--settings-from", str(older))
+    sources, _ = preflight(checkpoint, None, "cpu")
+    forced, _ = resolved(settings, apg_eta=0.0)
+    guider = file_sampling(read_settings(older), sources, forced).guider
+    assert guider["eta"] == sources.configs.guider.guidance.eta != 0.0, guider

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from motif_lite.choices import SCHEDULER_CLASS_SAMPLERS
 from motif_lite.errors import ConfigError
 from motif_lite.io.settings_file import SettingsFileError
-from motif_lite.request import GenerationRequest, RequestError
+from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, RequestError
 from motif_lite.sampling.guidance import _GUIDER_KEYS, RECOMMENDED_APG, APGConfig, CFGConfig, guider_from_values
 from motif_lite.sampling.schedule import SamplingSettingsError, dynamic_shift, schedule_options, scheduler_shift
 from motif_lite.settings import _UNIPC_SETTINGS, resolve_guidance, resolve_settings
@@ -118,7 +118,10 @@ def _stored_guidance(stored: StoredSettings, sources: ModelSources, request: Gen
     fields = request_fields_of(values)
     guidance = {key: fields[key] for key in ("guidance", "cfg_scale", "apg_eta", "apg_norm_threshold", "apg_momentum")
                 if key in fields}  # fmt: skip
-    return resolve_guidance(dataclasses.replace(request, **guidance), sources.configs.guider).value
+    # The file's guidance fields alone: `request` carries --force apg_eta, which is our side's only (a negative
+    # control that a guider built from it would give diffusers too).
+    unforced = dataclasses.replace(request, **{**dict.fromkeys(GUIDANCE_FIELDS), **guidance})
+    return resolve_guidance(unforced, sources.configs.guider).value
 
 
 def _guider_values(guidance: Guidance | None, sources: ModelSources) -> dict[str, Any]:
