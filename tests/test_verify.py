@@ -841,8 +841,8 @@ def test_what_diffusers_has_no_equivalent_of_is_refused_in_one_line(
     if (
         "extend" not in changes and "schedule" not in changes
     ):  # what to type instead: the file's other settings as verify's flags
-        assert line.endswith(f"motif-lite verify -m {checkpoint} -W 48 -H 32 --video-frames 5 --steps 2 -s 5 "
-                             "-p 'a red fox' -n blurry"), line  # fmt: skip
+        assert line.endswith(f"motif-lite verify -m {checkpoint} --device cpu -W 48 -H 32 --video-frames 5 "
+                             "--steps 2 -s 5 -p 'a red fox' -n blurry"), line  # fmt: skip
 
 
 def test_an_image_to_video_file_needs_its_first_frame(checkpoint, made, tmp_path, capsys, monkeypatch):
@@ -939,3 +939,25 @@ def test_force_apg_eta_stays_on_our_side_with_a_file_older_than_guidance_config(
     forced, _ = resolved(settings, apg_eta=0.0)
     guider = file_sampling(read_settings(older), sources, forced).guider
     assert guider["eta"] == sources.configs.guider.guidance.eta != 0.0, guider
+
+
+def test_a_refusals_command_keeps_the_weights_device_dtype_and_first_frame(checkpoint, made, tmp_path):
+    # The command a refusal prints took -m and the file's size, steps, seed and prompts only: typed as printed, it
+    # compared the checkpoint's own transformer for the --gguf given, on another device, or text-to-video for -i.
+    import shlex
+
+    from motif_lite.cli.verify import verify_settings
+    from motif_lite.io.settings_file import read_settings
+    from motif_lite.verify.reference import VerifyError
+
+    file = edited(made, tmp_path, model={"lora": ["style.safetensors:0.8"]}, image="first.png")
+    typed = ["-m", str(checkpoint), "--gguf", str(tmp_path / "my q4.gguf"), "--vae", "vae.safetensors",
+             "--text-encoder", "te.safetensors", "--device", "cpu", "--dtype", "fp32", "-i", "first.png"]  # fmt: skip
+    with pytest.raises(VerifyError) as refusal:
+        verify_settings(verify_args(*typed, "--settings-from", str(file)), read_settings(file))
+    said, _, command = str(refusal.value).rpartition(": motif-lite ")
+    assert said.endswith("on the checkpoint's sampler and guidance without it"), said
+    again, expected = cli.build_parser().parse_args(shlex.split(command)), verify_args(*typed)
+    for dest in ("model", "gguf", "diffusion_model", "text_encoder", "vae", "device", "dtype", "image"):
+        assert getattr(again, dest) == getattr(expected, dest), (dest, command)
+    assert (again.width, again.video_frames, again.seed, again.prompt) == (48, 5, 5, "a red fox"), command

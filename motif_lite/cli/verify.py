@@ -181,16 +181,41 @@ def verify_settings(args: argparse.Namespace, stored: StoredSettings | None) -> 
     if stored is None:
         return VerifySettings(**given, image=args.image), []
     files = {field: stored.values[field] for field in _FLAGS if stored.values.get(field) is not None}
-    # Where verify refuses one of the file's settings, the command that verifies the rest: its values as flags.
+    # Where verify refuses one of the file's settings, the command that verifies the rest: its values as flags,
+    # after the flags of the weights, device, dtype and first frame this command was given (without them it would
+    # compare other weights, or text-to-video).
     shown = {**files, **given}
     flags = [f"{flag} {quoted(str(shown[field]))}" for field, (_, flag) in _FLAGS.items() if field in shown]
-    instead = " ".join(["motif-lite verify -m", quoted(str(args.model)), *flags])
+    instead = " ".join(["motif-lite verify", *_model_flags(args), *flags])
     refuse_what_verify_cannot_reproduce(stored, args.image is not None, instead)
     taken = {field for field in files if field not in given}
     taken |= {field for field in ("sampler", "flow_shift", "cfg_scale") if stored.values.get(field) is not None}
     taken |= {"guidance", "cfg_scale"} if "guidance_config" in stored.values else set()
     note = taken_note(stored.file, stored.writer, taken, set(files) & set(given), files.get("seed"))
     return VerifySettings(**shown, image=args.image), [note]
+
+
+# The flags of verify's weights, device, dtype and first frame, by their dests, in the order they are written.
+_MODEL_FLAGS = {
+    "model": "-m",
+    "gguf": "--gguf",
+    "diffusion_model": "--diffusion-model",
+    "text_encoder": "--text-encoder",
+    "vae": "--vae",
+    "device": "--device",
+    "dtype": "--dtype",
+    "image": "-i",
+}
+
+
+def _model_flags(args: argparse.Namespace) -> list[str]:
+    """The flags of `_MODEL_FLAGS` this command was given, as a command line's words (quoted); -m always, --device
+    where it is not auto."""
+    from motif_lite.shell_syntax import quoted
+
+    given = {dest: getattr(args, dest, None) for dest in _MODEL_FLAGS}
+    given["device"] = None if given["device"] == "auto" else given["device"]
+    return [f"{_MODEL_FLAGS[dest]} {quoted(str(value))}" for dest, value in given.items() if value is not None]
 
 
 def check_flags(args: argparse.Namespace) -> tuple[ForcedSettings, dict[str, str]]:

@@ -206,12 +206,18 @@ def _at_the_shift_verify_runs(
     return dataclasses.replace(request, flow_shift=reference_shift)
 
 
+# What the command a refusal gives verifies: not the file's sampler, shift and guidance, which no flag of verify's
+# sets (it was "the rest", which hid that).
+_WHAT_INSTEAD_VERIFIES = "its size, steps, seed and prompts on the checkpoint's sampler and guidance"
+
+
 def refuse_what_verify_cannot_reproduce(stored: StoredSettings, image_given: bool, instead: str) -> None:
     """Refuse, before anything loads, a `--settings-from` file whose video verify cannot make on both sides: a
     sampler diffusers' MotifVideoPipeline cannot sample with (dpm++2m) or this version lacks, an extension of a clip,
     image-to-video without its first frame, and the model settings verify does not take (a LoRA, the step cache,
     8-bit attention). Each in one line naming the setting, and `instead`: the verify command of the file's size,
-    steps, seed and prompts as flags, which compares the rest (a damaged file: `SettingsFileError`)."""
+    steps, seed and prompts as flags, with the command's own weights, device, dtype and first frame (a damaged
+    file: `SettingsFileError`)."""
     from motif_lite.io.settings_file import SettingsFileError
     from motif_lite.pipeline.metadata import damaged_stored_choices, settings_as_asked, unknown_stored_choices
     from motif_lite.version import VERSION
@@ -225,13 +231,13 @@ def refuse_what_verify_cannot_reproduce(stored: StoredSettings, image_given: boo
     if values.get("sampler") == "dpm++2m":
         raise VerifyError(
             f"{file} was sampled with dpm++2m (DPMSolverMultistepScheduler), which diffusers' MotifVideoPipeline "
-            "cannot sample with (it gives its scheduler a sigma table), so verify has no reference for it: verify "
-            f"the rest with the checkpoint's sampler: {instead}"
+            f"cannot sample with (it gives its scheduler a sigma table), so verify has no reference for it: verify "
+            f"{_WHAT_INSTEAD_VERIFIES}: {instead}"
         )
     if values.get("extend") is not None:
         raise VerifyError(
             f"{file} goes on from the clip {values['extend']}, and diffusers' pipeline has no way to go on from a "
-            f"clip: verify text-to-video at its settings: {instead}"
+            f"clip: verify {_WHAT_INSTEAD_VERIFIES} without the clip: {instead}"
         )
     if values.get("image") is not None and not image_given:
         raise VerifyError(f"{file} was made image-to-video from {values['image']}, and the file keeps the image's "
@@ -252,7 +258,8 @@ def refuse_what_verify_cannot_reproduce(stored: StoredSettings, image_given: boo
     ]
     for made, flag, why in model_settings:
         if made:
-            raise VerifyError(f"{file} was made with {flag} ({why}): verify the rest without it: {instead}")
+            raise VerifyError(f"{file} was made with {flag} ({why}): verify {_WHAT_INSTEAD_VERIFIES} without it: "
+                              f"{instead}")  # fmt: skip
 
 
 def refuse_another_dynamic_shift(file: str, stored: Mapping[str, Any], schedule: Any) -> None:
