@@ -328,7 +328,7 @@ def test_the_ranges_the_run_flag_table_gives_are_the_codes():
         "--fps": (r"; ([\d.,]+) to ([\d.,]+), a frame every millisecond", RANGES["fps"][:2]),
         "--steps": (r"two with guidance; ([\d,]+) to ([\d,]+)", RANGES["steps"][:2]),
         "--cfg-scale": (r"([\d.,]+) to ([\d.,]+), ComfyUI's range", RANGES["cfg_scale"][:2]),
-        "--flow-shift": (r"([\d.,]+) to ([\d.,]+), ComfyUI's range", RANGES["flow_shift"][:2]),
+        "--flow-shift": (r"([\d.,]+) to ([\d.,]+) \(100 is ComfyUI's top", RANGES["flow_shift"][:2]),
         "--seed": (r"\| ([\d,]+) to ([\d,]+) \(32 bits", (0, MAX_SEED)),
         "--batch-count": (r"N videos \(up to ([\d,]+)\)", (MAX_BATCH_COUNT,)),
         "--comm-timeout": (r"at most a week \(([\d,]+)\)", (MAX_COMM_TIMEOUT_SECONDS,)),

@@ -121,8 +121,9 @@ def test_both_ends_of_the_frame_rate_range_write_a_readable_file(tmp_path, fps, 
         ("cfg_scale", 1e308, "--cfg-scale must be a number from 0 to 100 (ComfyUI's range; the official "
          "scale is 8, and far larger ones overflow to inf/NaN), got 1e+308"),
         ("cfg_scale", 100.5, "--cfg-scale must be a number from 0 to 100"),
-        ("flow_shift", 1e-300, "--flow-shift must be a number from 0.01 to 100 (ComfyUI's range; the "
-         "official shift is 15, 8 for image-to-video, and extreme ones overflow to inf/NaN), got 1e-300"),
+        ("flow_shift", 1e-300, "--flow-shift must be a number from 0.01 to 100 (100 is ComfyUI's top; its 0 gives "
+         "no schedule; the official shift is 15, 8 for image-to-video, and extreme ones overflow to inf/NaN), "
+         "got 1e-300"),
         ("flow_shift", 1e300, "--flow-shift must be a number from 0.01 to 100"),
     ],
 )  # fmt: skip

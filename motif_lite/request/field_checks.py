@@ -38,9 +38,10 @@ MAX_STEPS = 1000
 MAX_PROMPT_CHARS = 20_000
 # field -> (lowest, highest, why): the values each numeric setting takes, which its message names whole ("--fps must
 # be a number from 0.001 to 1000 (...)", not "> 0"). Guidance scale and shift: the ranges of ComfyUI's KSampler cfg
-# and ModelSamplingSD3 shift widgets (its shift's 0.01 steps); outside them the latents overflow to inf/NaN, which
-# the run would blame on the weight files. APG momentum may be negative: the APG paper's reverse momentum
-# (diffusers' guider and ComfyUI's APG node take it).
+# and ModelSamplingSD3 shift widgets, but for the shift's 0, which ComfyUI takes: the floor here is its next step,
+# 0.01 (a shift of 0 makes the first sigma 0/0 and every other one 0: no schedule). Outside them the latents
+# overflow to inf/NaN, which the run would blame on the weight files. APG momentum may be negative: the APG paper's
+# reverse momentum (diffusers' guider and ComfyUI's APG node take it).
 RANGES = {
     "fps": (0.001, 1000.0, "a frame every 1000 s to one every millisecond, the finest WebM and WebP store"),
     "steps": (1, MAX_STEPS, f"the official setting is {OFFICIAL_STEPS}"),
@@ -48,8 +49,8 @@ RANGES = {
     "apg_eta": (0.0, math.inf, ""),
     "apg_norm_threshold": (0.0, math.inf, ""),
     "apg_momentum": (-math.inf, math.inf, ""),
-    "flow_shift": (0.01, 100.0, "ComfyUI's range; the official shift is 15, 8 for image-to-video, and extreme ones "
-                   "overflow to inf/NaN"),
+    "flow_shift": (0.01, 100.0, "100 is ComfyUI's top; its 0 gives no schedule; the official shift is 15, 8 "
+                   "for image-to-video, and extreme ones overflow to inf/NaN"),
 }  # fmt: skip
 
 
