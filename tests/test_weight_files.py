@@ -683,3 +683,18 @@ def test_a_text_encoder_folder_of_one_file_names_the_path_to_give(checkpoints, t
     code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--text-encoder", str(folder)])
     said = "is a folder (it holds t5gemma2_encoder.safetensors); pass the .safetensors or .gguf file itself: "
     assert_user_error(capsys, code, said + str(folder / "t5gemma2_encoder.safetensors"))
+
+
+def test_the_path_a_folder_of_one_file_names_is_quoted_to_be_pasted(checkpoints, tmp_path, capsys):
+    # A folder with a space in its name ("My Models"): the path was printed bare, and pasted it split in two words.
+    import shlex
+
+    _, b, _ = checkpoints
+    folder = tmp_path / "My Models"
+    folder.mkdir()
+    (folder / "t5gemma2_encoder.safetensors").write_bytes(b"")
+    code = cli.main([*run_args(b, tmp_path / "fox.gif"), "--text-encoder", str(folder)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "pass the .safetensors or .gguf file itself: " in err, err
+    pasted = shlex.split(err.split("file itself: ", 1)[1].splitlines()[0])
+    assert pasted == [str(folder / "t5gemma2_encoder.safetensors")], err

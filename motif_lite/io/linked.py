@@ -106,8 +106,8 @@ def check_weight_file(component: str, path: str | Path) -> Path:
         inside = sorted(p.name for suffix in suffixes for p in file.glob(f"*{suffix}"))
         kinds = " or ".join(suffixes)
         holds = f" (it holds {', '.join(inside)})" if inside else f" (it holds no {kinds} file)"
-        # One file there: the path to type (check's fix names it too), not a file name to join to the folder.
-        one = f": {file / inside[0]}" if len(inside) == 1 else ""
+        # One file there: the path to type, quoted to be pasted ("My Models"), not a file name to join to the folder.
+        one = f": {quoted(file / inside[0])}" if len(inside) == 1 else ""
         raise CheckpointError(f"{problem}{holds}; pass the {kinds} file itself{one}")
     if not file.is_file():
         raise CheckpointError(f"the {component.replace('_', ' ')} file {file} does not exist")
