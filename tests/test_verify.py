@@ -961,3 +961,12 @@ def test_a_refusals_command_keeps_the_weights_device_dtype_and_first_frame(check
     for dest in ("model", "gguf", "diffusion_model", "text_encoder", "vae", "device", "dtype", "image"):
         assert getattr(again, dest) == getattr(expected, dest), (dest, command)
     assert (again.width, again.video_frames, again.seed, again.prompt) == (48, 5, 5, "a red fox"), command
+
+
+def test_an_image_to_video_file_of_the_server_names_its_first_frames_checksum(
+    checkpoint, made, tmp_path, capsys, monkeypatch
+):
+    # A server's file keeps its upload's SHA-256 too: run names it, verify said only "the file keeps the image's
+    # name only", which was not so.
+    line = refused(capsys, checkpoint, edited(made, tmp_path, image="upload.png", image_sha256="ab" * 32), monkeypatch)
+    assert line.endswith(f"give the first frame again with -i PATH (upload.png, sha256 {'ab' * 32})"), line

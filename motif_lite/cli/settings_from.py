@@ -49,7 +49,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     """`--settings-from FILE`: the settings FILE stores put into `args` wherever the command line gives no flag for
     them, checked before anything loads (`RequestError`, `SettingsFileError` otherwise)."""
     from motif_lite.cli.run_inputs import fill_unset, run_inputs
-    from motif_lite.io.settings_file import read_settings
+    from motif_lite.io.settings_file import first_frame_needed, read_settings
     from motif_lite.pipeline.metadata import request_fields_of, stored_unguided, unknown_stored_keys
     from motif_lite.pipeline.ran_on import RAN_ON_KEY
 
@@ -71,13 +71,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     first_frame_given = bool({"image", "extend"} & given)
     image = fields.pop("image", None)  # by its file name only (a server's upload with its checksum too)
     if image is not None and not first_frame_given:
-        image_checksum = stored.values.get("image_sha256")
-        if image_checksum is None:
-            raise RequestError(f"{stored.file.name} was made image-to-video from {image}, and the file keeps the "
-                               f"image's name only: give it again with -i PATH")  # fmt: skip
-        raise RequestError(f"{stored.file.name} was made image-to-video from a first frame the file keeps the name "
-                           f"and SHA-256 of only: give the first frame again with -i PATH ({image}, sha256 "
-                           f"{image_checksum})")  # fmt: skip
+        raise RequestError(first_frame_needed(stored, image))
     clip = fields.pop("extend", None)  # likewise (a server's upload with its checksum too)
     if clip is not None and not first_frame_given:
         checksum = stored.values.get("extend_sha256")

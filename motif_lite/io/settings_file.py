@@ -201,3 +201,14 @@ def _pillow_text(path: Path) -> tuple[str | None, set[str]]:
     if isinstance(comment, bytes):
         comment = comment.decode("utf-8", errors="replace")
     return comment, chunks
+
+
+def first_frame_needed(stored: StoredSettings, image: object) -> str:
+    """Why an image-to-video file's settings need its first frame (`image`: the name the file keeps) given again with
+    -i, naming the image's SHA-256 where the file keeps it too (a server's upload): run's and verify's refusal."""
+    checksum = stored.values.get("image_sha256")
+    if checksum is None:
+        return (f"{stored.file.name} was made image-to-video from {image}, and the file keeps the image's name only: "
+                "give it again with -i PATH")  # fmt: skip
+    return (f"{stored.file.name} was made image-to-video from a first frame the file keeps the name and SHA-256 of "
+            f"only: give the first frame again with -i PATH ({image}, sha256 {checksum})")  # fmt: skip

@@ -218,7 +218,7 @@ def refuse_what_verify_cannot_reproduce(stored: StoredSettings, image_given: boo
     8-bit attention). Each in one line naming the setting, and `instead`: the verify command of the file's size,
     steps, seed and prompts as flags, with the command's own weights, device, dtype and first frame (a damaged
     file: `SettingsFileError`)."""
-    from motif_lite.io.settings_file import SettingsFileError
+    from motif_lite.io.settings_file import SettingsFileError, first_frame_needed
     from motif_lite.pipeline.metadata import damaged_stored_choices, settings_as_asked, unknown_stored_choices
     from motif_lite.version import VERSION
 
@@ -240,8 +240,7 @@ def refuse_what_verify_cannot_reproduce(stored: StoredSettings, image_given: boo
             f"clip: verify {_WHAT_INSTEAD_VERIFIES} without the clip: {instead}"
         )
     if values.get("image") is not None and not image_given:
-        raise VerifyError(f"{file} was made image-to-video from {values['image']}, and the file keeps the image's "
-                          f"name only: give it again with -i PATH")  # fmt: skip
+        raise VerifyError(first_frame_needed(stored, values["image"]))
     model = settings_as_asked(values).get("model")
     model = model if isinstance(model, dict) else {}
     loras = model.get("lora") or []
