@@ -189,7 +189,7 @@ def guide(
     return pred
 
 
-# diffusers guider config key -> our field, per guider class.
+# diffusers guider config key -> our field, per guider class (verify builds diffusers' guider config from them too).
 _COMMON_KEYS = {
     "guidance_scale": "scale",
     "guidance_rescale": "guidance_rescale",
@@ -197,7 +197,7 @@ _COMMON_KEYS = {
     "start": "start",
     "stop": "stop",
 }
-_GUIDER_KEYS = {
+GUIDER_KEYS = {
     "ClassifierFreeGuidance": (CFGConfig, _COMMON_KEYS),
     "AdaptiveProjectedGuidance": (
         APGConfig,
@@ -251,9 +251,9 @@ def guider_from_values(values: dict, path: Path) -> GuiderConfig:
     caller that read the file for something else too builds it from that one read (`read_guider_config`)."""
     config = diffusers_values(values)
     class_name = config.get("_class_name")
-    if class_name not in _GUIDER_KEYS:
-        raise ConfigError(f"{path}: unsupported guider {class_name!r}; expected one of {sorted(_GUIDER_KEYS)}")
-    cls, key_map = _GUIDER_KEYS[class_name]
+    if class_name not in GUIDER_KEYS:
+        raise ConfigError(f"{path}: unsupported guider {class_name!r}; expected one of {sorted(GUIDER_KEYS)}")
+    cls, key_map = GUIDER_KEYS[class_name]
     unknown = sorted(k for k in config if not k.startswith("_") and k != "enabled" and k not in key_map)
     if unknown:
         raise ConfigError(f"{path}: unknown {class_name} keys {unknown}")

@@ -17,7 +17,7 @@ from motif_lite.choices import SCHEDULER_CLASS_SAMPLERS
 from motif_lite.errors import ConfigError
 from motif_lite.io.settings_file import SettingsFileError
 from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, RequestError
-from motif_lite.sampling.guidance import _GUIDER_KEYS, RECOMMENDED_APG, APGConfig, CFGConfig, guider_from_values
+from motif_lite.sampling.guidance import GUIDER_KEYS, RECOMMENDED_APG, APGConfig, CFGConfig, guider_from_values
 from motif_lite.sampling.schedule import SamplingSettingsError, dynamic_shift, schedule_options, scheduler_shift
 from motif_lite.settings import _UNIPC_SETTINGS, resolve_guidance, resolve_settings
 from motif_lite.verify.refusals import refuse_another_dynamic_shift
@@ -131,7 +131,7 @@ def _guider_values(guidance: Guidance | None, sources: ModelSources) -> dict[str
     if guidance is None:
         guider = sources.configs.guider
         guidance = RECOMMENDED_APG if guider is None else guider.guidance
-    class_name, (_, keys) = next((name, kind) for name, kind in _GUIDER_KEYS.items() if isinstance(guidance, kind[0]))
+    class_name, (_, keys) = next((name, kind) for name, kind in GUIDER_KEYS.items() if isinstance(guidance, kind[0]))
     values = {key: getattr(guidance, field) for key, field in keys.items()}
     if values.get("adaptive_projected_guidance_norm_dim") is not None:
         values["adaptive_projected_guidance_norm_dim"] = list(values["adaptive_projected_guidance_norm_dim"])
