@@ -970,3 +970,15 @@ def test_an_image_to_video_file_of_the_server_names_its_first_frames_checksum(
     # name only", which was not so.
     line = refused(capsys, checkpoint, edited(made, tmp_path, image="upload.png", image_sha256="ab" * 32), monkeypatch)
     assert line.endswith(f"give the first frame again with -i PATH (upload.png, sha256 {'ab' * 32})"), line
+
+
+def test_a_files_shift_of_1_is_the_files_on_both_sides_without_a_note(checkpoint, tmp_path, capsys):
+    # A file made with --flow-shift 1 reached our side as a scheduler config's shift 1.0, read as diffusers'
+    # no-shift default: "ignoring shift 1.0 ... using 15", then "both sides use 1", two notes that contradict.
+    file = made_by_run(checkpoint, tmp_path / "shift1", "--flow-shift", "1")
+    capsys.readouterr()  # run's own output
+    code = cli.main(["verify", "-m", str(checkpoint), "--settings-from", str(file), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 0 and captured.out.splitlines()[-1] == "verdict: match", captured
+    said = captured.out + captured.err
+    assert "ignoring shift 1.0" not in said and "both sides use" not in said, said

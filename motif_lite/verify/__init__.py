@@ -144,7 +144,7 @@ def verify(
     sources, target = preflight(model, gguf, device, weights=weights)  # checked once, for both pipelines
     sampling = None if settings_from is None else file_sampling(settings_from, sources, request)
     if sampling is not None:  # the file's scheduler and guider configs in place of the checkpoint's, on our side
-        sources = sampling.sources(sources)
+        sources, request = sampling.sources(sources), sampling.request(request)
     require_reference_configs(sources.root, str(model))
     if settings.image is not None:
         require_image_preprocessor(sources.root)

@@ -47,6 +47,7 @@ class FileSampling:
     file: Path
     scheduler: dict[str, Any]
     guider: dict[str, Any]
+    flow_shift: float | None = None  # the file's fixed shift (None: it shifted dynamically)
 
     def sources(self, sources: ModelSources) -> ModelSources:
         """`sources` with these configs in place of the checkpoint's (our pipeline reads its settings from them)."""
@@ -60,6 +61,11 @@ class FileSampling:
             guider=guider_from_values(self.guider, self.file),
         )
         return dataclasses.replace(sources, configs=configs)
+
+    def request(self, request: GenerationRequest) -> GenerationRequest:
+        """`request` with the file's fixed shift, as `run --settings-from` takes it: our side would read a shift of
+        1.0 in the scheduler config as diffusers' no-shift default, and say it used 15 instead."""
+        return request if self.flow_shift is None else dataclasses.replace(request, flow_shift=self.flow_shift)
 
     def apply_to_reference(self, diffusers: Any, reference: Any) -> None:
         """Give diffusers' pipeline `reference` the scheduler and guider built from these configs."""
@@ -80,7 +86,7 @@ def file_sampling(stored: StoredSettings, sources: ModelSources, request: Genera
         values = {key: value for key, value in values.items() if key != "flow_shift"}  # run, the checkpoint's shift
     scheduler = _scheduler_values(values, sources.configs.scheduler)
     guider = _guider_values(_stored_guidance(stored, sources, request), sources)
-    sampling = FileSampling(stored.file, scheduler, guider)
+    sampling = FileSampling(stored.file, scheduler, guider, values.get("flow_shift"))
     try:
         configs = sampling.sources(sources).configs
     except (ConfigError, SamplingSettingsError) as exc:  # a value no scheduler takes: an edit
