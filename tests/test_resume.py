@@ -1970,3 +1970,26 @@ def test_under_torchrun_denoised_latents_are_refused_by_rank_0_without_a_note_th
         code, " ".join(err.split()), "[rank 0] error: ", "sampling is done, so there is nothing to resume"
     )
     assert "decodes it" not in err, err
+
+
+def test_under_torchrun_a_flag_resume_refuses_is_said_without_the_note_that_rank_0_decodes(
+    pipe, tmp_path, capsys, monkeypatch
+):
+    # Rank 0 said "every step of FILE is sampled: rank 0 alone decodes it ..." before the checks, then the error of
+    # a flag --resume refuses: the note now comes with the resume's notes, once the decode goes ahead (its dry run).
+    from motif_lite.runtime import parallel
+
+    monkeypatch.setattr(parallel, "start", lambda device: parallel.Session(0, 2, torch.device("cpu")))
+    monkeypatch.setattr(parallel, "check_every_rank_reads", lambda inputs: None)
+    monkeypatch.setattr(parallel, "rank_0s", lambda value: value)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "out_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    path = tmp_path / "out.latents.safetensors"
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)  # torchrun's
+    code, _, err = run_cli(capsys, "--resume", str(path), "-p", "a cat")
+    assert_user_error(code, " ".join(err.split()), "[rank 0] error: --resume goes on with the video")
+    assert "decodes it" not in err, err
+    code, _, err = run_cli(capsys, "--resume", str(path), "--dry-run")
+    assert code == 0, err
+    assert " ".join(err.split()).count(f"note: every step of {path} is sampled: rank 0 alone decodes it") == 1, err

@@ -149,14 +149,14 @@ def _decode_on_rank_0(args: argparse.Namespace, rank: int, world: int) -> int:
         return 0
     others = "the other process" if world == 2 else f"the other {world - 1} processes"
     ends = "ends" if world == 2 else "end"
-    saved = run_inputs(args).resume_read  # read by `decode_in_one_process`
-    if saved is None or not saved.denoised:  # denoised latents are refused (`resume_args`: motif-lite decode them)
-        print_notes([f"every step of {args.resume} is sampled: rank 0 alone decodes it, and {others} torchrun "
-                     f"started {ends} without loading anything"])  # fmt: skip
+    # Said with the resume's notes, once every check passed: a flag --resume refuses, or denoised latents (nothing
+    # to resume: motif-lite decode them), is the error alone, with no note that the decode goes ahead.
+    alone = f"every step of {args.resume} is sampled: rank 0 alone decodes it, and {others} torchrun started {ends} "
+    alone += "without loading anything"
     # The launcher's variables set aside while it runs as one process; `cli.main` still says an error as rank 0's.
     with launcher_variables.one_process():
         _read_settings_from(args)
-        return _run(args)
+        return _run(args, decode_note=alone)
 
 
 def _read_settings_from(args: argparse.Namespace) -> None:
@@ -182,7 +182,9 @@ def _files_every_rank_reads(args: argparse.Namespace) -> list[tuple[str, str]]:
     return files
 
 
-def _run(args: argparse.Namespace, session: Session | None = None) -> int:
+def _run(args: argparse.Namespace, session: Session | None = None, decode_note: str | None = None) -> int:
+    """The run (or its dry run) of this process, `session`'s rank of a parallel one; `decode_note`: the note of a
+    decode rank 0 makes alone under torchrun (`_decode_on_rank_0`), said first among the notes, after the checks."""
     from motif_lite.cli import use_expandable_segments
     from motif_lite.io.output_claims import release
     from motif_lite.io.preview import previews_after
@@ -226,7 +228,8 @@ def _run(args: argparse.Namespace, session: Session | None = None) -> int:
         flags = [] if decodes_alone else flag_notes(args, layout)
         recalled = run_inputs(args).recalled
         recalled_notes = list(recalled.notes) if recalled is not None else []
-        print_notes([*resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
+        first = [decode_note] if decode_note is not None else []
+        print_notes([*first, *resume_notes, *recalled_notes, *notes, *previews, *flags, *ignored], say)
         if decodes_alone:
             return decode_finished_sampling(args, resume, request.output)
         if args.dry_run:
