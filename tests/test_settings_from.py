@@ -844,3 +844,61 @@ def test_a_gpus_record_names_it_and_its_capability_and_a_failing_piece_is_left_o
     monkeypatch.setattr(torch.cuda, "get_device_name", no_driver)
     ran_on = ran_on_record("cuda:0")
     assert "device_name" not in ran_on and ran_on["compute_capability"] == "9.0"
+
+
+def test_a_note_compares_tritons_version_where_both_runs_ran_its_kernels(monkeypatch):
+    # Triton builds the kernels, so its version changes the frames of runs that ran them: it was recorded but not
+    # compared. Where either run ran torch's kernels, it changes nothing, and no note names it.
+    from motif_lite.pipeline import ran_on
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(ran_on, "_triton_version", lambda: "3.2.0")
+    stored = {**ran_on.ran_on_record("cuda:0", "triton"), "triton": "3.1.0"}  # the same GPU, torch and CUDA
+    note = ran_on.other_machine_note("fox.mp4", stored, "cuda:0", "triton")
+    assert note is not None and "fox.mp4 was made on cuda (NVIDIA H200), torch " in note, note
+    assert "CUDA 12.8, Triton 3.1.0; this run is on " in note and "CUDA 12.8, Triton 3.2.0: its frames" in note, note
+    assert "(another GPU, torch, CUDA or Triton rounds otherwise" in note, note
+    assert ran_on.other_machine_note("fox.mp4", {**stored, "triton": "3.2.0"}, "cuda:0", "triton") is None
+    assert ran_on.other_machine_note("fox.mp4", stored, "cuda:0", "torch") is None  # this run: torch's kernels
+    assert ran_on.other_machine_note("fox.mp4", {**stored, "kernels": "torch"}, "cuda:0", "triton") is None
+    assert ran_on.other_machine_note("fox.mp4", stored, "cuda:0") is None  # this run's kernels not known
+    other_gpu = ran_on.other_machine_note("fox.mp4", {**stored, "device_name": "NVIDIA H100"}, "cuda:0", "torch")
+    assert other_gpu is not None and "Triton" not in other_gpu, other_gpu
+
+
+def test_the_kernels_a_run_runs_are_tritons_where_it_runs_them(monkeypatch):
+    from motif_lite.pipeline.ran_on import kernels_a_run_runs
+    from motif_lite.runtime import kernels
+
+    gpu, cpu = torch.device("cuda:0"), torch.device("cpu")
+    assert [kernels_a_run_runs(backend, cpu) for backend in ("auto", "torch")] == ["torch", "torch"]
+    monkeypatch.setattr(kernels, "triton_unavailable", lambda backend, device: None)
+    assert [kernels_a_run_runs(backend, gpu) for backend in ("auto", "triton", "torch")] == [
+        "triton",
+        "triton",
+        "torch",
+    ]
+    monkeypatch.setattr(kernels, "triton_unavailable", lambda backend, device: "triton cannot be imported")
+    assert kernels_a_run_runs("auto", gpu) == "torch"
+
+
+def test_a_run_on_tritons_kernels_notes_a_file_made_with_another_triton(checkpoint, made, tmp_path, capsys,
+                                                                          monkeypatch):  # fmt: skip
+    # The command passes the kernels this run runs to the note: here (a CPU) made to be Triton's.
+    from motif_lite.pipeline import ran_on
+
+    monkeypatch.setattr(ran_on, "_triton_version", lambda: "3.2.0")
+    values = read_settings(made).values
+    file = written(tmp_path, {**values, "ran_on": {**values["ran_on"], "kernels": "triton", "triton": "3.1.0"}})
+    dry_run = ["-m", str(checkpoint), *FP32, "--settings-from", str(file), "--dry-run"]
+    code, out, err = run_cli(capsys, *dry_run)
+    assert code == 0 and "frames may differ" not in out + err, err  # this run: torch's kernels
+    monkeypatch.setattr(ran_on, "kernels_a_run_runs", lambda backend, device: "triton")
+    code, out, err = run_cli(capsys, *dry_run)
+    said = " ".join((out + err).split())
+    assert code == 0 and said.count("frames may differ") == 1, err
+    assert (
+        f"torch {torch.__version__}, Triton 3.1.0; this run is on cpu, torch {torch.__version__}, Triton 3.2.0" in said
+    )

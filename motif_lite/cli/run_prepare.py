@@ -88,7 +88,7 @@ def prepare(
     several processes; `say`: print, or `_quiet` on ranks other than the main one."""
     from motif_lite.devices import is_here
     from motif_lite.memory_plan import packed_adapter_macs
-    from motif_lite.pipeline.ran_on import other_machine_note
+    from motif_lite.pipeline.ran_on import kernels_a_run_runs, other_machine_note
     from motif_lite.preflight import gguf_header_read_first
     from motif_lite.settings import resolve_dtype, resolve_settings
 
@@ -128,8 +128,12 @@ def prepare(
     notes += recalled_model_notes(recalled, args, sources, dtype, device) if recalled else []
     notes += recalled_settings_notes(recalled, settings, sources.configs) if recalled else []
     # The machine the file's video was made on (a record, not a setting): its frames may differ from this run's.
-    if recalled is not None and (machine := other_machine_note(recalled.file.name, recalled.ran_on, device)):
-        notes.append(machine)
+    if recalled is not None:
+        # This run's kernels, whose Triton version counts where the file's run ran Triton's too; not known for a
+        # dry run's GPU of another machine.
+        kernels = kernels_a_run_runs(args.kernels, device) if is_here(device) else None
+        if machine := other_machine_note(recalled.file.name, recalled.ran_on, device, kernels):
+            notes.append(machine)
     notes += loading_notes(sources, device, args.device, settings.notes)
     notes += _dry_run_device_notes(args, device) if args.dry_run else []
     print_notes(notes, say)

@@ -1,8 +1,8 @@
 """Where a video was made (`ran_on`): the device, GPU, software versions and kernels of the run, as a video's file
 and a run's latents file store it beside the settings. A record of the machine, not a setting: `--settings-from`
-and `--resume` take nothing from it, but a note says when it names another device, torch or CUDA than this run's,
-whose frames may then differ from the file's in their last bits (docs/usage.md, "On a GPU, and on another
-machine")."""
+and `--resume` take nothing from it, but a note says when it names another device, torch or CUDA than this run's
+(or another Triton, where both ran Triton's kernels), whose frames may then differ from the file's in their last
+bits (docs/usage.md, "On a GPU, and on another machine")."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from motif_lite.version import VERSION
 RAN_ON_KEY = "ran_on"  # the stored settings' key that holds the record
 # What a note compares: the device kind ("cuda", "cpu") and name, and the versions that change how it rounds.
 _COMPARED = ("device", "device_name", "torch", "cuda", "rocm")
+# Triton's version builds the kernels, so it changes the frames only where both runs ran Triton's kernels.
+TRITON_KERNELS = "triton"
 
 
 def _piece(read: Callable[[], Any]) -> Any:
@@ -58,32 +60,50 @@ def ran_on_record(device: torch.device | str, kernels: str | None = None, proces
     return {key: value for key, value in record.items() if value is not None}
 
 
-def _described(record: dict[str, Any]) -> str:
-    """A record as a note names it: "cuda (NVIDIA H200), torch 2.5.1, CUDA 12.4"."""
+def kernels_a_run_runs(backend: str, device: torch.device) -> str:
+    """ "triton" or "torch": the kernels a run with `--kernels backend` on `device` (one of this machine's) runs its
+    transformer with, as its record will say unless they fall back while it runs (`RunRecords._kernels_used`)."""
+    from motif_lite.runtime.kernels import triton_unavailable
+
+    if device.type != "cuda" or backend == "torch":
+        return "torch"
+    # "triton" runs them or is refused before the run; "auto" runs them unless Triton cannot (an AMD GPU's default).
+    return "torch" if backend == "auto" and triton_unavailable(backend, device) is not None else TRITON_KERNELS
+
+
+def _described(record: dict[str, Any], triton: bool = False) -> str:
+    """A record as a note names it: "cuda (NVIDIA H200), torch 2.5.1, CUDA 12.4", and ", Triton 3.2.0" where
+    `triton` (its version is compared)."""
     device = str(record.get("device", "an unknown device"))
     if record.get("device_name") is not None:
         device += f" ({record['device_name']})"
-    versions = [f"{name} {record[key]}" for key, name in (("torch", "torch"), ("cuda", "CUDA"), ("rocm", "ROCm"))
-                if record.get(key) is not None]  # fmt: skip
+    named = (("torch", "torch"), ("cuda", "CUDA"), ("rocm", "ROCm"), *((("triton", "Triton"),) if triton else ()))
+    versions = [f"{name} {record[key]}" for key, name in named if record.get(key) is not None]
     return ", ".join([device, *versions])
 
 
-def other_machine_note(file_name: str, stored: object, device: torch.device | str) -> str | None:
+def other_machine_note(
+    file_name: str, stored: object, device: torch.device | str, kernels: str | None = None
+) -> str | None:
     """The note for a file made on another machine than this run's on `device`: its stored `ran_on` (None or no
-    record in a file from before it was stored: no note) names another device kind or GPU, torch, CUDA or ROCm.
-    A GPU's name is compared where both records have one (a dry run may plan for a GPU that is not here)."""
+    record in a file from before it was stored: no note) names another device kind or GPU, torch, CUDA or ROCm, or
+    another Triton where the file's run and this one (`kernels`, `kernels_a_run_runs`; None: not known, a dry run
+    for another machine's GPU) both run Triton's kernels. A GPU's name is compared where both records have one (a
+    dry run may plan for a GPU that is not here)."""
     if not isinstance(stored, dict):
         return None
-    here = ran_on_record(device)
+    here = ran_on_record(device, kernels)
+    triton = stored.get("kernels") == here.get("kernels") == TRITON_KERNELS
     differ = [
         key
-        for key in _COMPARED
+        for key in (*_COMPARED, *(("triton",) if triton else ()))
         if stored.get(key) != here.get(key) and not (key == "device_name" and None in (stored.get(key), here.get(key)))
     ]
     if not differ:
         return None
+    reasons = "another GPU, torch, CUDA or Triton" if triton else "another GPU, torch or CUDA"
     return (
-        f"{file_name} was made on {_described(stored)}; this run is on {_described(here)}: its frames may differ "
-        "from the file's in their last bits (another GPU, torch or CUDA rounds otherwise; docs/usage.md, \"On a "
+        f"{file_name} was made on {_described(stored, triton)}; this run is on {_described(here, triton)}: its "
+        f"frames may differ from the file's in their last bits ({reasons} rounds otherwise; docs/usage.md, \"On a "
         'GPU, and on another machine")'
     )
