@@ -38,6 +38,7 @@ from motif_lite.io.video import (
 from motif_lite.memory_plan import device_budget
 from motif_lite.numerics import check_finite
 from motif_lite.paths import user_path
+from motif_lite.ran_on import decoded_metadata, without_ran_on
 from motif_lite.request import extended_frames
 from motif_lite.runtime.budget_advice import decode_on_the_cpu
 from motif_lite.runtime.planner import DecodePlan, plan_decode, positive_budget
@@ -202,7 +203,9 @@ def video_made(saved: SavedLatents) -> bool:
         stored = read_settings(saved.output).values
     except (SettingsFileError, OSError):  # nothing there, an empty claim, another tool's file
         return False
-    return stored == json.loads(json.dumps(saved.video_metadata, sort_keys=True, default=str))  # as written
+    # `ran_on` left out: the machine's record, not a setting (a decode on another machine adds `decoded_on` to it).
+    written = json.loads(json.dumps(saved.video_metadata, sort_keys=True, default=str))  # as written
+    return without_ran_on(stored) == without_ran_on(written)
 
 
 def _resume_advice(saved: SavedLatents, audience: Audience) -> str:
@@ -262,7 +265,7 @@ def run_decode(job: DecodeJob, progress: ProgressFn | None = None) -> Path:
         latents,
         job.output,
         saved.fps,
-        saved.video_metadata,
+        decoded_metadata(saved.video_metadata, job.device),  # `ran_on` names this machine where it decodes another's
         progress or _silent,
         mode=VAEMode() if job.plan is None else job.plan.vae,
         clip=job.clip,

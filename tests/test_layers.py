@@ -61,6 +61,7 @@ LAYERS = [
         "keeping",
         "memory_advice",
         "run_estimates",
+        "ran_on",
     },  # one run's parts
     {"pipeline"},
     {"verify", "server"},

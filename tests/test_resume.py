@@ -1993,3 +1993,57 @@ def test_under_torchrun_a_flag_resume_refuses_is_said_without_the_note_that_rank
     code, _, err = run_cli(capsys, "--resume", str(path), "--dry-run")
     assert code == 0, err
     assert " ".join(err.split()).count(f"note: every step of {path} is sampled: rank 0 alone decodes it") == 1, err
+
+
+# The machine that sampled the first steps of a stopped run, or its last ones before a decode elsewhere.
+ELSEWHERE = {"device": "cuda", "device_name": "NVIDIA GeForce RTX 4090", "compute_capability": "8.9",
+             "torch": "2.5.1", "cuda": "12.4", "kernels": "triton", "processes": 1}  # fmt: skip
+
+
+def test_a_video_resumed_on_another_machine_names_the_one_that_sampled_its_first_step(pipe, tmp_path, monkeypatch):
+    # Its ran_on named the machine that finished it alone, as if it had sampled every step.
+    from motif_lite.io.settings_file import read_settings
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "here_%03d.png"), on_progress=stop_at(1))
+    same = read_latents(tmp_path / "here.latents.safetensors")
+    pipe.generate(GenerationRequest(**same.request), resume=same)
+    assert read_settings(tmp_path / "here_000.png").values["ran_on"] == pipe._ran_on()  # one machine: no more
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "fox_%03d.png"), on_progress=stop_at(1))
+    path = tmp_path / "fox.latents.safetensors"
+    edit_description(path, lambda info: info["video_metadata"].update(ran_on=ELSEWHERE))
+    with pytest.raises(KeyboardInterrupt):  # stopped again, here: the file keeps the first machine
+        pipe.generate(
+            GenerationRequest(**read_latents(path).request), resume=read_latents(path), on_progress=stop_at(2)
+        )
+    assert read_latents(path).video_metadata["ran_on"] == {**pipe._ran_on(), "started_on": ELSEWHERE}
+    pipe.generate(GenerationRequest(**read_latents(path).request), resume=read_latents(path))
+    assert read_settings(tmp_path / "fox_000.png").values["ran_on"] == {**pipe._ran_on(), "started_on": ELSEWHERE}
+
+
+def test_a_video_decoded_on_another_machine_names_the_one_that_sampled_it_and_the_decoder(pipe, tmp_path, capsys):
+    # `motif-lite decode` wrote the sampling machine's record as the video's, and --resume of a finished sampling
+    # this machine's alone: each says now which sampled it and which decoded it.
+    from motif_lite.decoding import video_made
+    from motif_lite.io.settings_file import read_settings
+
+    decoder = {key: value for key, value in pipe._ran_on().items() if key not in ("kernels", "processes")}
+    for how in ("decode", "resume", "generate"):
+        with pytest.raises(KeyboardInterrupt):
+            pipe.generate(request(tmp_path, f"{how}_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+        path = tmp_path / f"{how}.latents.safetensors"
+        edit_description(path, lambda info: info["video_metadata"].update(ran_on=ELSEWHERE))
+        if how == "generate":
+            pipe.generate(GenerationRequest(**read_latents(path).request), resume=read_latents(path))
+        else:
+            command = ["decode", str(path)] if how == "decode" else ["run", "--resume", str(path), "--kernels", "torch"]
+            assert cli.main([*command, "--device", "cpu"]) == 0, capsys.readouterr().err
+        assert read_settings(tmp_path / f"{how}_000.png").values["ran_on"] == {**ELSEWHERE, "decoded_on": decoder}, how
+        if how == "decode":  # the file kept: the video it makes is there, its ran_on no setting
+            assert video_made(read_latents(path))
+    # Decoded on the machine that sampled it: no decoded_on.
+    with pytest.raises(KeyboardInterrupt):
+        pipe.generate(request(tmp_path, "here_%03d.png"), on_progress=stop_at(SIZE["steps"]))
+    assert cli.main(["decode", str(tmp_path / "here.latents.safetensors"), "--device", "cpu"]) == 0
+    assert read_settings(tmp_path / "here_000.png").values["ran_on"] == pipe._ran_on()

@@ -829,7 +829,7 @@ def test_a_run_where_triton_cannot_be_imported_records_the_rest(checkpoint, tmp_
 
 
 def test_a_gpus_record_names_it_and_its_capability_and_a_failing_piece_is_left_out(monkeypatch):
-    from motif_lite.pipeline.ran_on import ran_on_record
+    from motif_lite.ran_on import ran_on_record
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
@@ -849,7 +849,7 @@ def test_a_gpus_record_names_it_and_its_capability_and_a_failing_piece_is_left_o
 def test_a_note_compares_tritons_version_where_both_runs_ran_its_kernels(monkeypatch):
     # Triton builds the kernels, so its version changes the frames of runs that ran them: it was recorded but not
     # compared. Where either run ran torch's kernels, it changes nothing, and no note names it.
-    from motif_lite.pipeline import ran_on
+    from motif_lite import ran_on
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
@@ -869,7 +869,7 @@ def test_a_note_compares_tritons_version_where_both_runs_ran_its_kernels(monkeyp
 
 
 def test_the_kernels_a_run_runs_are_tritons_where_it_runs_them(monkeypatch):
-    from motif_lite.pipeline.ran_on import kernels_a_run_runs
+    from motif_lite.ran_on import kernels_a_run_runs
     from motif_lite.runtime import kernels
 
     gpu, cpu = torch.device("cuda:0"), torch.device("cpu")
@@ -887,7 +887,7 @@ def test_the_kernels_a_run_runs_are_tritons_where_it_runs_them(monkeypatch):
 def test_a_run_on_tritons_kernels_notes_a_file_made_with_another_triton(checkpoint, made, tmp_path, capsys,
                                                                           monkeypatch):  # fmt: skip
     # The command passes the kernels this run runs to the note: here (a CPU) made to be Triton's.
-    from motif_lite.pipeline import ran_on
+    from motif_lite import ran_on
 
     monkeypatch.setattr(ran_on, "_triton_version", lambda: "3.2.0")
     values = read_settings(made).values

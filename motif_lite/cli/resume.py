@@ -231,7 +231,7 @@ def resumed_settings(saved: SavedLatents, given: frozenset[str]) -> Recalled:
     """What a resumed run takes from its latents file: every field of the request it holds (None: the checkpoint or
     the default decided, for the stopped run as for this one) but the output -o gives (so that a refused -o is the
     user's, not the file's). Its model flags are put into the command's (`fill_unset`)."""
-    from motif_lite.pipeline.ran_on import RAN_ON_KEY
+    from motif_lite.ran_on import RAN_ON_KEY
 
     taken = {field for field, value in saved.request.items() if value is not None and field not in given}
     # The machine the stopped run sampled on: a note compares it with this one's (`other_machine_note`).

@@ -88,8 +88,8 @@ def prepare(
     several processes; `say`: print, or `_quiet` on ranks other than the main one."""
     from motif_lite.devices import is_here
     from motif_lite.memory_plan import packed_adapter_macs
-    from motif_lite.pipeline.ran_on import kernels_a_run_runs, other_machine_note
     from motif_lite.preflight import gguf_header_read_first
+    from motif_lite.ran_on import kernels_a_run_runs, other_machine_note
     from motif_lite.settings import resolve_dtype, resolve_settings
 
     request = requests[0]  # the videos differ in seed and file only: the first stands for all in the checks

@@ -139,7 +139,8 @@ class Run:
         compared too), said so that a rerun after an upgrade does not replace finished videos without a word. Each
         file read once, on the main rank of a parallel run, so that every rank skips the same ones. Nothing for a
         single video, which -o replaces."""
-        from motif_lite.pipeline.metadata import settings_as_asked, without_ran_on
+        from motif_lite.pipeline.metadata import settings_as_asked
+        from motif_lite.ran_on import without_ran_on
 
         if len(requests) == 1 or self.args.output is None:  # without -o a batch never writes over earlier files
             return [], []

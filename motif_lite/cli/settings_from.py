@@ -51,7 +51,7 @@ def settings_from_args(args: argparse.Namespace) -> Recalled:
     from motif_lite.cli.run_inputs import fill_unset, run_inputs
     from motif_lite.io.settings_file import first_frame_needed, read_settings
     from motif_lite.pipeline.metadata import request_fields_of, stored_unguided, unknown_stored_keys
-    from motif_lite.pipeline.ran_on import RAN_ON_KEY
+    from motif_lite.ran_on import RAN_ON_KEY
 
     if args.resume is not None:
         raise RequestError("--settings-from makes a new video with a file's settings, --resume goes on with a "

@@ -62,6 +62,7 @@ from motif_lite.pipeline.resuming import earlier_run_note, resumed_state
 from motif_lite.pipeline.run_records import RunRecords
 from motif_lite.pipeline.video_run import StageMeasures, VideoRun
 from motif_lite.preflight import check_loras
+from motif_lite.ran_on import RAN_ON_KEY
 from motif_lite.request import GenerationRequest, RequestError, ResolvedRequest
 from motif_lite.run_estimates import cpu_time_note
 from motif_lite.runtime.attention import AttentionBackend
@@ -389,7 +390,11 @@ class MotifVideoPipeline(EncodeStage, DenoiseStage, RunRecords, DiffusersHabits)
             keeper = self._latents_file(request, resume, latents_file) if keep_latents else None
             # Before anything writes it.
             replaces = request.output is not None and holds_video(user_path(request.output))
-            run = VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum, replaces)
+            # Where the file's steps were sampled: the video's `ran_on` names it where it is another machine.
+            resumed_ran_on = None if resume is None else resume.video_metadata.get(RAN_ON_KEY)
+            samples = start is None or start.done < request.steps
+            run = VideoRun(request, settings, progress, keeper, clip, crf, stored_inputs, checksum, replaces,
+                           resumed_ran_on, samples)  # fmt: skip
         try:
             with self._stage("encode", measures):
                 # A resumed run draws the noise too: the generator's next draw (I2V's posterior sample) follows it.

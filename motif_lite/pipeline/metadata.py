@@ -13,7 +13,7 @@ import torch
 from motif_lite.checkpoint import ModelSources
 from motif_lite.json_values import json_kind
 from motif_lite.paths import user_path
-from motif_lite.pipeline.ran_on import RAN_ON_KEY
+from motif_lite.ran_on import RAN_ON_KEY
 from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, unknown_choices
 from motif_lite.sampling import ScheduleOptions
 from motif_lite.sampling.guidance import APGConfig, CFGConfig, Guidance
@@ -111,12 +111,6 @@ def settings_as_asked(stored: dict) -> dict:
         return stored
     asked = {key: value for key, value in model.items() if key != "attention_asked"}
     return {**stored, "model": {**asked, "attention": model["attention_asked"]}}
-
-
-def without_ran_on(stored: dict) -> dict:
-    """A file's stored settings less `ran_on`, the record of the machine that made it (`RunRecords._ran_on`): no
-    setting, so not compared where a rerun asks whether a file holds its video already."""
-    return {key: value for key, value in stored.items() if key != RAN_ON_KEY}
 
 
 def guidance_config_of(guidance: Guidance | None) -> dict | None:

@@ -8,7 +8,7 @@ import torch
 
 from motif_lite.io.latents import LatentsFileError, SavedLatents, latents_path, read_latents
 from motif_lite.pipeline.metadata import jsonable, stored_settings
-from motif_lite.pipeline.ran_on import RAN_ON_KEY
+from motif_lite.ran_on import RAN_ON_KEY
 from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, RequestError
 from motif_lite.sampling import SamplingState
 from motif_lite.settings import Settings

@@ -11,8 +11,8 @@ import torch
 from motif_lite.io.latents import SavedLatents
 from motif_lite.paths import user_path
 from motif_lite.pipeline.metadata import findable, jsonable, model_flags_of, model_metadata_of, stored_settings
-from motif_lite.pipeline.ran_on import RAN_ON_KEY, ran_on_record
 from motif_lite.pipeline.video_run import VideoRun
+from motif_lite.ran_on import RAN_ON_KEY, decoded_record, ran_on_record, resumed_record
 from motif_lite.request import GenerationRequest
 from motif_lite.runtime.kernels import INT8_ATTENTION, FallbackOp, begin_run, fallbacks, kernel_ops
 from motif_lite.runtime.planner import Plan
@@ -104,7 +104,13 @@ class RunRecords:
     def _video_metadata(self, run: VideoRun) -> dict:
         # Made when stored, not once per run: int8 attention that falls back while sampling makes the model "exact".
         stored = stored_settings(run.request, run.settings, self.model_metadata(), run.stored_inputs)
-        return jsonable({**stored, RAN_ON_KEY: self._ran_on()})
+        # The machine that sampled the last step, and the ones that sampled the first or decode where others: a
+        # resumed run of a finished sampling decodes it alone (none where its file, from before ran_on, has none).
+        if run.samples:
+            ran_on = resumed_record(run.resumed_ran_on, self._ran_on())
+        else:
+            ran_on = decoded_record(run.resumed_ran_on, self.device)
+        return jsonable({**stored, **({} if ran_on is None else {RAN_ON_KEY: ran_on})})
 
     def _ran_on(self) -> dict:
         """Where this pipeline makes its videos, as a video's file stores it beside the settings (`ran_on`): the

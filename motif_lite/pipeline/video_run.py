@@ -42,6 +42,10 @@ class VideoRun:
     # A video was at the output as the run began (a file -o named): its video replaces that file, and so may this
     # run's resume, which reads this from the kept state (`cli.resume.output_left_to_replace`).
     replaces_output: bool = False
+    # A resumed run: the `ran_on` of the file it goes on from (None: a new run, or a file from before it was stored),
+    # and whether it samples a step (False: the file's sampling is done, and this run decodes it alone).
+    resumed_ran_on: object = None
+    samples: bool = True
 
     def end_progress(self) -> None:
         """Close the bar of a `ProgressBars` given as `on_progress` when the run stops part way (a caller's own

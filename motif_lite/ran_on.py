@@ -1,5 +1,7 @@
 """Where a video was made (`ran_on`): the device, GPU, software versions and kernels of the run, as a video's file
-and a run's latents file store it beside the settings. A record of the machine, not a setting: `--settings-from`
+and a run's latents file store it beside the settings: the machine that sampled the last step, with the one that
+sampled the first (`started_on`) or decoded it (`decoded_on`) nested where it is another. The pipeline's layer and
+`decoding` both write it, so it lives below both. A record of the machine, not a setting: `--settings-from`
 and `--resume` take nothing from it, but a note says when it names another device, torch or CUDA than this run's
 (or another Triton, where both ran Triton's kernels), whose frames may then differ from the file's in their last
 bits (docs/usage.md, "On a GPU, and on another machine")."""
@@ -19,6 +21,12 @@ RAN_ON_KEY = "ran_on"  # the stored settings' key that holds the record
 _COMPARED = ("device", "device_name", "torch", "cuda", "rocm")
 # Triton's version builds the kernels, so it changes the frames only where both runs ran Triton's kernels.
 TRITON_KERNELS = "triton"
+
+
+def without_ran_on(stored: dict) -> dict:
+    """A file's stored settings less `ran_on`, the record of the machine that made it (`RunRecords._ran_on`): no
+    setting, so not compared where a rerun asks whether a file holds its video already."""
+    return {key: value for key, value in stored.items() if key != RAN_ON_KEY}
 
 
 def _piece(read: Callable[[], Any]) -> Any:
@@ -58,6 +66,52 @@ def ran_on_record(device: torch.device | str, kernels: str | None = None, proces
     record["triton"] = _piece(_triton_version)
     record.update(motif_lite=VERSION, kernels=kernels, processes=processes)
     return {key: value for key, value in record.items() if value is not None}
+
+
+# The machines that did part of a video's work where it is not the one that sampled its last step (`ran_on` itself):
+# the one that sampled its first step (a resumed run), and the one that decoded it (`motif-lite decode`, or --resume
+# of a finished sampling). Each a record of its own, with no entries nested in it.
+STARTED_ON = "started_on"
+DECODED_ON = "decoded_on"
+_NESTED = (STARTED_ON, DECODED_ON)
+
+
+def _machine(record: dict[str, Any]) -> dict[str, Any]:
+    """A record less the entries of other machines nested in it."""
+    return {key: value for key, value in record.items() if key not in _NESTED}
+
+
+def resumed_record(before: object, here: dict[str, Any]) -> dict[str, Any]:
+    """The `ran_on` of a resumed run that sampled the rest of a video on the machine `here` (`ran_on_record`), from
+    a file whose `ran_on` is `before`: `here`, with `started_on`, the record of the machine that sampled the first
+    step (the file's own `started_on`, else the file's record), where it is not `here`'s (one piece differs). A file
+    from before `ran_on` was stored (no record in `before`): `here` alone."""
+    if not isinstance(before, dict):
+        return here
+    first = before.get(STARTED_ON) if isinstance(before.get(STARTED_ON), dict) else _machine(before)
+    return here if first == _machine(here) else {**here, STARTED_ON: first}
+
+
+def decoded_record(sampled: object, device: torch.device | str) -> object:
+    """The `ran_on` of a video decoded on `device` from latents whose sampling is done, whose `ran_on` is
+    `sampled`: `sampled` (the machine that sampled the last step), with `decoded_on`, this machine's record (no
+    kernels or processes: the VAE alone decodes, in one process), where one of its pieces differs from `sampled`'s.
+    A file from before `ran_on` was stored (no record): `sampled` as it is, no record."""
+    if not isinstance(sampled, dict):
+        return sampled
+    decoder = {key: value for key, value in ran_on_record(device).items() if key != "processes"}
+    kept = {key: value for key, value in sampled.items() if key != DECODED_ON}  # an earlier decode's, that failed
+    if all(sampled.get(key) == value for key, value in decoder.items()):
+        return kept
+    return {**kept, DECODED_ON: decoder}
+
+
+def decoded_metadata(metadata: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """The settings a video decoded on `device` stores, from the `metadata` its latents file keeps: its `ran_on`
+    as `decoded_record` makes it (none where the file has none)."""
+    if RAN_ON_KEY not in metadata:
+        return metadata
+    return {**metadata, RAN_ON_KEY: decoded_record(metadata[RAN_ON_KEY], device)}
 
 
 def kernels_a_run_runs(backend: str, device: torch.device) -> str:
