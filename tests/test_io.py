@@ -1764,3 +1764,20 @@ def test_a_frame_pattern_too_narrow_for_the_last_frame_number_gets_a_note_naming
     assert narrow_frame_numbers_note(pattern, 1000) is None  # f_999.png is the last
     assert narrow_frame_numbers_note(tmp_path / "f_%d.png", 5000) is None  # no padding asked for
     assert narrow_frame_numbers_note(tmp_path / "f.mp4", 5000) is None
+
+
+def test_an_ffmpeg_before_4_3_writes_mp4_without_setparams_colour_options(tmp_path, monkeypatch):
+    # setparams takes color_primaries, color_trc and colorspace from ffmpeg 4.3 on: Ubuntu 20.04's 4.2 (named by
+    # IMAGEIO_FFMPEG_EXE) refused the filter, which failed every .mp4 write after the whole sampling.
+    real = imageio_ffmpeg.get_ffmpeg_exe()
+    old = _fake_ffmpeg(
+        tmp_path / "ffmpeg-4.2",
+        "case \"$1\" in -version) echo 'ffmpeg version 4.2.7-0ubuntu0.1 Copyright (c) 2000-2022'; exit 0;; esac\n"
+        'for a in "$@"; do case "$a" in *setparams=*color_primaries*) '
+        "echo \"[setparams] Option 'color_primaries' not found\" >&2; exit 1;; esac; done\n"
+        f'exec {shlex.quote(real)} "$@"',
+    )
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(old))
+    path = write_video(np.zeros((2, 16, 32, 3), np.uint8), tmp_path / "old.mp4", fps=24)
+    stream = re.search(r"Video: .*", _ffprobe_comment(path)).group(0)
+    assert "yuv420p(tv, bt709" in stream, stream  # the matrix tag, from the encoder options

@@ -148,10 +148,15 @@ def each_frame_once(exe: str) -> list[str]:
     a pipe of frames is made constant-rate, so that a variable-rate video (a screen or phone recording) comes out
     with frames repeated or dropped: more or fewer than the frames it counts. `-fps_mode` since ffmpeg 5.1, `-vsync`
     before it (9.0 no longer takes it); a build without a version number (from git) is taken to be recent."""
+    return ["-vsync" if older_than(exe, (5, 1)) else "-fps_mode", "passthrough"]
+
+
+def older_than(exe: str, version: tuple[int, int]) -> bool:
+    """Whether the ffmpeg at `exe` says a version before `version` (major, minor). A build without a version number
+    (from git), or one that does not answer, is taken to be recent."""
     try:
         said = _version_answer(exe).stdout.decode(errors="replace")
     except (subprocess.TimeoutExpired, OSError):  # it answered `find_ffmpeg` moments ago: taken to be recent
         said = ""
-    version = re.search(r"version n?(\d+)\.(\d+)", said)
-    older = version is not None and (int(version[1]), int(version[2])) < (5, 1)
-    return ["-vsync" if older else "-fps_mode", "passthrough"]
+    found = re.search(r"version n?(\d+)\.(\d+)", said)
+    return found is not None and (int(found[1]), int(found[2])) < version

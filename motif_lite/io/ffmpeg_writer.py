@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from motif_lite.errors import ConfigError, MotifLiteError
-from motif_lite.io.ffmpeg import FfmpegFailed, ffmpeg_process, file_argument, find_ffmpeg
+from motif_lite.io.ffmpeg import FfmpegFailed, ffmpeg_process, file_argument, find_ffmpeg, older_than
 from motif_lite.io.output_formats import FFMPEG
 from motif_lite.io.staging import (
     FILE_SIZE_LIMIT_FIX,
@@ -36,11 +36,18 @@ from motif_lite.shell_syntax import quoted, variable_set
 # older ffmpeg), setparams tags the frames and the encoder options tag the stream. The frames' tags are needed too:
 # imageio-ffmpeg's bundled n9.0.2 takes the stream's from them and kept only the matrix of the options, primaries
 # and transfer "unknown" ("bt709/unknown/unknown"), which an editor may read as another standard's.
-_TO_BT709 = "scale=out_color_matrix=bt709:out_range=tv,setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709"
-_BT709 = [
-    *("-vf", _TO_BT709),
-    *("-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"),
-]
+_TO_BT709 = "scale=out_color_matrix=bt709:out_range=tv"
+_TAG_FRAMES_BT709 = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709"
+_TAG_STREAM_BT709 = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
+# setparams has these options from ffmpeg 4.3 on: an older one (Ubuntu 20.04's 4.2, named by IMAGEIO_FFMPEG_EXE)
+# refuses the filter, which failed the write after the whole sampling; it gets the stream options alone.
+_SETPARAMS_COLOURS_SINCE = (4, 3)
+
+
+def _bt709_options(exe: str) -> list[str]:
+    """The output options that convert to BT.709 and tag it, for the ffmpeg at `exe`."""
+    tag_frames = not older_than(exe, _SETPARAMS_COLOURS_SINCE)
+    return ["-vf", f"{_TO_BT709},{_TAG_FRAMES_BT709}" if tag_frames else _TO_BT709, *_TAG_STREAM_BT709]
 
 
 def write_ffmpeg(
@@ -100,9 +107,10 @@ def _ffmpeg_command(path: Path, metadata: Path, width: int, height: int, fps: fl
     rate = str(Fraction(fps).limit_denominator())  # a fraction, so that 24000/1001 is not rounded
     frames = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", rate, "-i", "-"]
     tags = ["-f", "ffmetadata", "-i", str(metadata), "-map", "0:v", "-map_metadata", "1"]
-    encode = ["-an", *_BT709, "-c:v", encoder.name, "-pix_fmt", "yuv420p", "-crf", quality, *encoder.options]
-    encode += container
-    return [find_ffmpeg(), "-y", "-nostdin", "-v", "error", *frames, *tags, *encode, file_argument(path)]
+    exe = find_ffmpeg()
+    encode = ["-an", *_bt709_options(exe), "-c:v", encoder.name, "-pix_fmt", "yuv420p", "-crf", quality]
+    encode += [*encoder.options, *container]
+    return [exe, "-y", "-nostdin", "-v", "error", *frames, *tags, *encode, file_argument(path)]
 
 
 def _pipe_to_ffmpeg(stream: Iterator[np.ndarray], shape: tuple, command: list[str]) -> FfmpegFailed | None:
