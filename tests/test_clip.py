@@ -401,3 +401,20 @@ def test_a_clips_frames_have_the_colours_players_show(tmp_path, size, matrix, ta
     subprocess.run([*command, "-frames:v", "2", "-vf", encode, "-c:v", "libx264", str(path)], check=True)
     first = next(clip_frames(read_clip(path)))
     assert np.abs(first[8, 8].astype(int) - (255, 0, 0)).max() <= 6, first[8, 8]
+
+
+def test_an_untagged_hd_video_an_older_motif_lite_wrote_gives_back_the_frames_its_run_made(tmp_path, monkeypatch):
+    # Before 2026-12-02 motif-lite converted with ffmpeg's default, BT.601, and tagged nothing: read as BT.709 (as an
+    # untagged HD clip from another tool is), such a video's pure red came back as (255, 23, 0) to the extension.
+    from motif_lite.io import ffmpeg_writer
+    from motif_lite.io.clip import clip_frames, read_clip
+    from motif_lite.io.video import write_video
+
+    red = np.zeros((2, 720, 1280, 3), np.uint8)
+    red[..., 0] = 255
+    monkeypatch.setattr(ffmpeg_writer, "_bt709_options", lambda exe: [])  # the writer as it was then
+    ours = write_video(red, tmp_path / "ours.mp4", fps=24, metadata={"software": "motif-lite", "seed": 1})
+    other = write_video(red, tmp_path / "other.mp4", fps=24)  # another tool's untagged BT.601 video
+    first = next(clip_frames(read_clip(ours)))
+    assert np.abs(first[8, 8].astype(int) - (255, 0, 0)).max() <= 3, first[8, 8]
+    assert next(clip_frames(read_clip(other)))[8, 8, 1] > 15  # as players show it: BT.709

@@ -75,7 +75,9 @@ class Clip:
     has_sound: bool = False  # an audio stream, which the longer video does not keep
     first: int = 0  # a PNG sequence's first frame number (FIRST_FRAME_NUMBERS)
     hdr: str | None = None  # an HDR video's transfer (HDR_TRANSFERS), read as stored: without tone mapping
-    untagged_hd: bool = False  # a video file with no colour matrix tag at an HD size, which players show as BT.709
+    # A video file with no colour matrix tag at an HD size, which players show as BT.709 (but one an older motif-lite
+    # wrote, whose frames it converted with BT.601: `_written_by_motif_lite`).
+    untagged_hd: bool = False
     # The width of its pixels over their height (a DV or DVD clip's 64/45: 720x576 shown 16:9); written videos'
     # pixels are square.
     pixel_aspect: Fraction = Fraction(1)
@@ -366,11 +368,26 @@ def _read_video_file(path: Path, frames: int | None, audience: Audience) -> Clip
     # JPEG's full-range YUV (a camera's MJPEG, yuvj420p) is BT.601 by its standard, whatever the size.
     full_range_jpeg = str(meta.get("pix_fmt")).startswith("yuvj")
     untagged_hd = meta["color_space"] == "unknown" and is_hd(width, height) and not full_range_jpeg
+    untagged_hd = untagged_hd and not _written_by_motif_lite(path)
     sound = bool(meta.get("audio_codec"))
     aspect = meta["pixel_aspect"]
     return Clip(
         path, frames, width, height, fps, has_sound=sound, hdr=hdr, untagged_hd=untagged_hd, pixel_aspect=aspect
     )
+
+
+def _written_by_motif_lite(path: Path) -> bool:
+    """Whether motif-lite wrote the video at `path` (its settings are in the file). Asked of an untagged one only:
+    motif-lite tags every video it writes since 2026-12-02, and before it converted with ffmpeg's default, BT.601,
+    and tagged nothing; decoding such a video as BT.601 gives back the frames its run made (read as BT.709, an
+    extension of it shifted their colours: pure red came back as 255, 23, 0)."""
+    from motif_lite.io.settings_file import read_settings
+
+    try:
+        read_settings(path)
+    except MotifLiteError:  # another tool's video, or one without its comment
+        return False
+    return True
 
 
 def _video_header(path: Path) -> dict:
