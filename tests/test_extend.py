@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import shlex
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -538,5 +539,20 @@ def test_a_clip_of_non_square_pixels_gets_a_note_with_a_square_pixel_copy(checkp
     assert cli.main([*dry_run, "--video-frames", "5", "-o", str(tmp_path / "o.mp4")]) == 0
     said = capsys.readouterr().err
     assert "pal.mp4 has non-square pixels (aspect 64:45: its 720x576 is shown as 1024x576)" in said, said
-    assert "-vf scale=1024:576,setsar=1 -crf 18 pal-1024x576.mp4, and extend that" in said, said
+    assert f"-vf scale=1024:576,setsar=1 -crf 18 {tmp_path / 'pal-1024x576.mp4'}, and extend that" in said, said
     assert read_clip(make_clip(tmp_path / "square.mp4")).pixel_aspect == 1
+
+
+def test_the_square_pixel_copy_of_a_dv_clip_is_made_by_the_command_its_note_gives(checkpoint, tmp_path, capsys):
+    # A PAL DV clip in its own container: the note's copy kept the suffix, and ffmpeg's DV muxer takes no 1024x576
+    # ("Found no DV profile"), so the command given failed (an .avi's encoder ignored -crf 18).
+    clip = tmp_path / "pal.dv"
+    source = ["-f", "lavfi", "-i", "color=gray:s=720x576:r=25", "-frames:v", "2", "-vf", "setsar=64/45"]
+    subprocess.run([find_ffmpeg(), "-v", "error", *source, "-pix_fmt", "yuv420p", str(clip)], check=True)
+    dry_run = ["run", "--dry-run", "-m", str(checkpoint), "--device", "cpu", "--extend", str(clip), "-p", PROMPT]
+    assert cli.main([*dry_run, "--video-frames", "5", "-o", str(tmp_path / "o.mp4")]) == 0
+    command = re.search(r"make a square-pixel copy first, (ffmpeg .*?), and extend that", capsys.readouterr().err)
+    assert command is not None
+    subprocess.run([find_ffmpeg(), "-v", "error", *shlex.split(command[1])[1:]], check=True)
+    copy = read_clip(tmp_path / "pal-1024x576.mp4")
+    assert (copy.size, copy.pixel_aspect) == ((1024, 576), 1)

@@ -237,8 +237,12 @@ def _pixel_aspect_note(clip: Clip, audience: Audience) -> str | None:
     if clip.pixel_aspect == 1:
         return None
     shown = max(SIZE_MULTIPLE, round(clip.width * clip.pixel_aspect / SIZE_MULTIPLE) * SIZE_MULTIPLE)
-    square = f"{clip.path.stem}-{shown}x{clip.height}{clip.path.suffix}"
-    resize = f"ffmpeg -i {quoted(str(clip.path))} -vf scale={shown}:{clip.height},setsar=1 -crf 18 {quoted(square)}"
+    # An .mp4 beside the clip, as the HDR note's copy: a DV clip's own container (.dv) takes no other size, and an
+    # .avi or .mpg encoder no -crf.
+    square = clip.path.with_name(f"{clip.path.stem}-{shown}x{clip.height}.mp4")
+    resize = (
+        f"ffmpeg -i {quoted(str(clip.path))} -vf scale={shown}:{clip.height},setsar=1 -crf 18 {quoted(str(square))}"
+    )
     aspect = f"{clip.pixel_aspect.numerator}:{clip.pixel_aspect.denominator}"
     return (
         f"{clip.path.name} has non-square pixels (aspect {aspect}: its {clip.width}x{clip.height} is shown as "
