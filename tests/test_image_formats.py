@@ -627,3 +627,11 @@ def test_a_still_whose_colour_profile_is_not_srgb_gets_a_note(tmp_path, profile,
     assert len(said) == noted and (not noted or "'Display P3 v4', not sRGB" in said[0]), notes
     with PIL.Image.open(path) as opened:  # given from Python as a PIL image: the same note
         assert [note for note in image_from_memory(opened)[1] if "colour profile" in note] == said
+
+
+def test_a_wide_gamut_profile_without_a_name_is_called_so_in_the_note(tmp_path):
+    # A profile whose description is blank was named '' in the note ("the image's colour profile is '', not sRGB").
+    path = tmp_path / "still.png"
+    PIL.Image.new("RGB", (8, 8), (255, 0, 0)).save(path, icc_profile=_profile(" " * 13, DISPLAY_P3_RED))
+    said = [note for note in read_image(path)[1] if "colour profile" in note]
+    assert len(said) == 1 and said[0].startswith("the image's colour profile is one without a name, not sRGB"), said

@@ -159,8 +159,9 @@ def colour_profile_notes(image: PIL.Image.Image) -> list[str]:
             return []
     elif all(abs(given[1][i] - wanted[1][i]) < 0.005 for given, wanted in colorants for i in (0, 1)):
         return []  # sRGB's primaries (x, y), under whatever name
+    named = repr(name) if name else "one without a name"
     return [
-        f"the image's colour profile is {name!r}, not sRGB: its values are used as stored, as sRGB (as the reference "
+        f"the image's colour profile is {named}, not sRGB: its values are used as stored, as sRGB (as the reference "
         "pipeline does), without the profile photo viewers and editors apply, so its colours (saturated ones most) "
         "differ from what they show; export the still as sRGB first"
     ]
