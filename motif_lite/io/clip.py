@@ -365,7 +365,8 @@ def _read_video_file(path: Path, frames: int | None, audience: Audience) -> Clip
     # play as long as the animation only at frames / total delay.
     fps = float(_rate_written(path) or animated_png_rate(path) or meta.get("exact_fps") or DEFAULT_FPS)
     hdr = next((kind for name, kind in HDR_TRANSFERS.items() if name in str(meta.get("pix_fmt"))), None)
-    # JPEG's full-range YUV (a camera's MJPEG, yuvj420p) is BT.601 by its standard, whatever the size.
+    # JPEG's full-range YUV (yuvj420p) is BT.601 by its standard, whatever the size: a video made from JPEG stills
+    # untagged (a camera's MJPEG comes tagged BT.601 by ffmpeg's decoder already).
     full_range_jpeg = str(meta.get("pix_fmt")).startswith("yuvj")
     untagged_hd = meta["color_space"] == "unknown" and is_hd(width, height) and not full_range_jpeg
     untagged_hd = untagged_hd and not _written_by_motif_lite(path)
