@@ -69,11 +69,13 @@ def ran_on_record(device: torch.device | str, kernels: str | None = None, proces
 
 
 # The machines that did part of a video's work where it is not the one that sampled its last step (`ran_on` itself):
-# the one that sampled its first step (a resumed run), and the one that decoded it (`motif-lite decode`, or --resume
+# the one that sampled its first step (a resumed run), the others that sampled steps between them (a run resumed more
+# than once, a list in the order they first sampled), and the one that decoded it (`motif-lite decode`, or --resume
 # of a finished sampling). Each a record of its own, with no entries nested in it.
 STARTED_ON = "started_on"
+ALSO_SAMPLED_ON = "also_sampled_on"
 DECODED_ON = "decoded_on"
-_NESTED = (STARTED_ON, DECODED_ON)
+_NESTED = (STARTED_ON, ALSO_SAMPLED_ON, DECODED_ON)
 
 
 def _machine(record: dict[str, Any]) -> dict[str, Any]:
@@ -84,12 +86,25 @@ def _machine(record: dict[str, Any]) -> dict[str, Any]:
 def resumed_record(before: object, here: dict[str, Any]) -> dict[str, Any]:
     """The `ran_on` of a resumed run that sampled the rest of a video on the machine `here` (`ran_on_record`), from
     a file whose `ran_on` is `before`: `here`, with `started_on`, the record of the machine that sampled the first
-    step (the file's own `started_on`, else the file's record), where it is not `here`'s (one piece differs). A file
-    from before `ran_on` was stored (no record in `before`): `here` alone."""
+    step (the file's own `started_on`, else the file's record), where it is not `here`'s (one piece differs), and
+    `also_sampled_on`, every other machine that sampled steps between them (the file's machine too, where it is
+    neither: A, then B, then C, or A, then B, then A again, name B). A file from before `ran_on` was stored (no
+    record in `before`): `here` alone."""
     if not isinstance(before, dict):
         return here
+    machine = _machine(here)
     first = before.get(STARTED_ON) if isinstance(before.get(STARTED_ON), dict) else _machine(before)
-    return here if first == _machine(here) else {**here, STARTED_ON: first}
+    listed = before.get(ALSO_SAMPLED_ON)
+    between = [record for record in listed if isinstance(record, dict)] if isinstance(listed, list) else []
+    others: list[dict[str, Any]] = []
+    for record in [*between, _machine(before)]:  # each named once, and neither the first nor this one
+        if record not in (first, machine) and record not in others:
+            others.append(record)
+    return {
+        **here,
+        **({} if first == machine else {STARTED_ON: first}),
+        **({ALSO_SAMPLED_ON: others} if others else {}),
+    }
 
 
 def decoded_record(sampled: object, device: torch.device | str) -> object:

@@ -2047,3 +2047,22 @@ def test_a_video_decoded_on_another_machine_names_the_one_that_sampled_it_and_th
         pipe.generate(request(tmp_path, "here_%03d.png"), on_progress=stop_at(SIZE["steps"]))
     assert cli.main(["decode", str(tmp_path / "here.latents.safetensors"), "--device", "cpu"]) == 0
     assert read_settings(tmp_path / "here_000.png").values["ran_on"] == pipe._ran_on()
+
+
+def test_a_video_resumed_twice_names_every_machine_that_sampled_it():
+    # Only the first and the last machine were named: A, then B, then C lost B, and A, then B, then A again read as
+    # A alone, though B sampled steps whose rounding the frames carry.
+    from motif_lite.ran_on import resumed_record
+
+    first, second, third = ({**ELSEWHERE, "device_name": name} for name in ("GPU A", "GPU B", "GPU C"))
+    on_b = resumed_record(first, second)
+    assert on_b == {**second, "started_on": first}
+    assert resumed_record(on_b, third) == {**third, "started_on": first, "also_sampled_on": [second]}
+    assert resumed_record(on_b, first) == {**first, "also_sampled_on": [second]}
+    # Resumed once more on C: B named once, C (now the last) not among the others.
+    on_c = resumed_record(on_b, third)
+    assert resumed_record(resumed_record(on_c, second), third) == {
+        **third,
+        "started_on": first,
+        "also_sampled_on": [second],
+    }
