@@ -842,7 +842,7 @@ def test_what_diffusers_has_no_equivalent_of_is_refused_in_one_line(
         "extend" not in changes and "schedule" not in changes
     ):  # what to type instead: the file's other settings as verify's flags
         assert line.endswith(f"motif-lite verify -m {checkpoint} --device cpu -W 48 -H 32 --video-frames 5 "
-                             "--steps 2 -s 5 -p 'a red fox' -n blurry"), line  # fmt: skip
+                             "--steps 2 -s 5 -p 'a red fox' -n 'blurry'"), line  # fmt: skip
 
 
 def test_an_image_to_video_file_needs_its_first_frame(checkpoint, made, tmp_path, capsys, monkeypatch):
@@ -982,3 +982,11 @@ def test_a_files_shift_of_1_is_the_files_on_both_sides_without_a_note(checkpoint
     assert code == 0 and captured.out.splitlines()[-1] == "verdict: match", captured
     said = captured.out + captured.err
     assert "ignoring shift 1.0" not in said and "both sides use" not in said, said
+
+
+def test_a_refusals_command_keeps_a_prompt_with_line_ends_on_its_one_line(checkpoint, made, tmp_path, capsys,
+                                                                         monkeypatch):  # fmt: skip
+    # A prompt read from a file keeps its line ends: quoted as it was, the command broke the refusal into lines.
+    file = edited(made, tmp_path, prompt="a red fox\nin the snow", model={"lora": ["style.safetensors:0.8"]})
+    line = refused(capsys, checkpoint, file, monkeypatch)
+    assert line.endswith("-p $'a red fox\\nin the snow' -n 'blurry'"), line  # bash's $'...' reads \n as the line end

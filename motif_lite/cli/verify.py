@@ -166,6 +166,7 @@ _FLAGS = {
     "prompt": ("prompt", "-p"),
     "negative_prompt": ("negative_prompt", "-n"),
 }
+_PROMPTS = ("prompt", "negative_prompt")
 
 
 def verify_settings(args: argparse.Namespace, stored: StoredSettings | None) -> tuple[VerifySettings, list[str]]:
@@ -173,7 +174,7 @@ def verify_settings(args: argparse.Namespace, stored: StoredSettings | None) -> 
     `VerifySettings`' default; with the file, refused (one line) where verify cannot make its video on both sides,
     and a note naming what the file gave and which flags replaced its values (as `run --settings-from` says it)."""
     from motif_lite.cli.settings_from import taken_note
-    from motif_lite.shell_syntax import quoted
+    from motif_lite.shell_syntax import quoted, quoted_text
     from motif_lite.verify import VerifySettings
     from motif_lite.verify.refusals import refuse_what_verify_cannot_reproduce
 
@@ -185,7 +186,9 @@ def verify_settings(args: argparse.Namespace, stored: StoredSettings | None) -> 
     # after the flags of the weights, device, dtype and first frame this command was given (without them it would
     # compare other weights, or text-to-video).
     shown = {**files, **given}
-    flags = [f"{flag} {quoted(str(shown[field]))}" for field, (_, flag) in _FLAGS.items() if field in shown]
+    # A prompt as run's lines show one (`quoted_text`): a prompt file's line ends as escapes, the refusal one line.
+    words = {field: (quoted_text if field in _PROMPTS else quoted)(str(value)) for field, value in shown.items()}
+    flags = [f"{flag} {words[field]}" for field, (_, flag) in _FLAGS.items() if field in shown]
     instead = " ".join(["motif-lite verify", *_model_flags(args), *flags])
     refuse_what_verify_cannot_reproduce(stored, args.image is not None, instead)
     taken = {field for field in files if field not in given}
