@@ -327,6 +327,28 @@ def locate_sources(
     )  # fmt: skip
 
 
+def check_weight_paths(
+    model: str | Path = MOTIF_REPO,
+    gguf: str | Path | None = None,
+    text_encoder_gguf: str | Path | None = None,
+    weights: Mapping[str, str | Path] | None = None,
+) -> None:
+    """The user's weight files (`locate_sources`' `gguf`, `text_encoder_gguf` and `weights`) checked as paths, no
+    file read: a folder or a missing file, a web address, a quantizer's partial file (a --gguf variant is left to
+    `refuse_variant_flag` and `locate_sources`). Every problem is raised in one `CheckpointError`, in the words and
+    order `locate_sources` says them. For `run`, which checks these before it says which output it writes: a run
+    that then refuses says nothing of a video it never makes. `model`: -m as given, which the fixes name."""
+    refuse_blank_paths(model, gguf, text_encoder_gguf, weights)
+    problems = Problems()
+    for component, file in (weights or {}).items():
+        problems.collect(lambda c=component, f=file: check_weight_file(c, f))
+    if gguf is not None and not is_gguf_variant(str(gguf)):
+        problems.collect(lambda: find_gguf(str(gguf), HubAccess(download=False), str(model)))
+    if text_encoder_gguf is not None:
+        problems.collect(lambda: _text_encoder_gguf_path(text_encoder_gguf, str(model)))
+    problems.stop()
+
+
 def check_gguf_files(
     model: str | Path = MOTIF_REPO, gguf: str | Path | None = None, text_encoder_gguf: str | Path | None = None
 ) -> GGUFFilesRead:
@@ -514,6 +536,21 @@ def find_text_encoder_gguf(
     from motif_lite.encoders.text_gguf import read_text_encoder_gguf  # transformers: only when asked for
     from motif_lite.weights.gguf_file import DamagedGGUFError, ForeignGGUFError
 
+    path = _text_encoder_gguf_path(value, model)
+    if read is not None and read.path == path:
+        return read if root is None else _text_encoder_gguf_against(read, root)[0]
+    try:
+        return read_text_encoder_gguf(path, root / TEXT_ENCODER_CONFIG if root is not None else None)
+    except (DamagedGGUFError, ForeignGGUFError) as exc:
+        foreign = isinstance(exc, ForeignGGUFError)
+        fix = foreign_gguf_fix(path, model, "text_encoder") if foreign else text_encoder_gguf_fix(path, model)
+        raise TextEncoderGGUFError(f"{exc}; {fix}", str(exc), fix) from None
+
+
+def _text_encoder_gguf_path(value: str | Path, model: str | None) -> Path:
+    """The text encoder GGUF file --text-encoder-gguf's `value` names (a folder's one .gguf file), unread; a
+    `TextEncoderGGUFError` where it is a web address, a quantizer's partial file or no file here, whose fix makes it
+    from `model` (-m as given)."""
     if (address := gguf_address_problem(str(value), "--text-encoder-gguf")) is not None:  # not "no such file"
         problem, fix = address
         raise TextEncoderGGUFError(f"{value}: {problem}; {fix}", problem, fix)
@@ -526,14 +563,7 @@ def find_text_encoder_gguf(
     if not path.is_file():
         fix = text_encoder_gguf_fix(path, model)
         raise TextEncoderGGUFError(f"no such text encoder GGUF file: {path} ({fix})", "no such file", fix)
-    if read is not None and read.path == path:
-        return read if root is None else _text_encoder_gguf_against(read, root)[0]
-    try:
-        return read_text_encoder_gguf(path, root / TEXT_ENCODER_CONFIG if root is not None else None)
-    except (DamagedGGUFError, ForeignGGUFError) as exc:
-        foreign = isinstance(exc, ForeignGGUFError)
-        fix = foreign_gguf_fix(path, model, "text_encoder") if foreign else text_encoder_gguf_fix(path, model)
-        raise TextEncoderGGUFError(f"{exc}; {fix}", str(exc), fix) from None
+    return path
 
 
 def _configs_at(

@@ -2525,3 +2525,26 @@ def test_run_notes_a_frame_pattern_its_last_frame_number_outgrows(checkpoint, tm
     assert cli.main([*dry_run, "--video-frames", "1001", "-o", str(tmp_path / "f_%03d.png")]) == 0
     said = capsys.readouterr().err
     assert "note: f_%03d.png pads frame numbers to 3 digits, but this video's 1001 frames go up to f_1000.png" in said
+
+
+@pytest.mark.parametrize(
+    ("flags", "refused"),
+    [
+        (["--diffusion-model", "models"], "the transformer file models is a folder"),
+        (["--gguf", "missing.gguf"], "no such GGUF file: missing.gguf"),
+        (["--text-encoder-gguf", "missing.gguf"], "no such text encoder GGUF file: missing.gguf"),
+        (["--vae", "missing.safetensors", "--dry-run"], "the vae file missing.safetensors does not exist"),
+    ],
+)
+def test_a_wrong_weight_file_flag_is_refused_before_the_note_on_the_output_name(
+    checkpoint, tmp_path, capsys, monkeypatch, flags, refused
+):
+    # Without -o, beside an earlier output.mp4: it said "output.mp4 exists: writing output-2.mp4 instead" (or a dry
+    # run's "a run would write"), then refused the weight file: a note about a video the run never made.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "output.mp4").write_bytes(b"an earlier video")
+    (tmp_path / "models").mkdir()
+    args = [a for a in run_args(checkpoint[0], Path("unused")) if a not in ("-o", "unused")]
+    err = assert_user_error(capsys, cli.main([*args, *flags]), refused)
+    assert "output-2.mp4" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "output.mp4"]

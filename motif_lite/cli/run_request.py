@@ -53,7 +53,36 @@ def checked_request(args: argparse.Namespace) -> CheckedRequest:
     clip = read_run_clip(args, resume)
     unresolved = request_from_args(args) if resume is None else resumed_request(resume, args.output)
     check_crf(unresolved.output, args.crf)  # the format is known now: -o's, or the resumed run's
+    check_weight_flags(args, resume)
     return CheckedRequest(resume, resume_notes, clip, unresolved)
+
+
+def check_weight_flags(args: argparse.Namespace, resume: SavedLatents | None) -> None:
+    """The weight-file flags (--gguf, --text-encoder-gguf, --diffusion-model, --text-encoder, --vae) checked as
+    paths (`checkpoint.check_weight_paths`; a --gguf variant by its name, in run's words), before the notes: a
+    folder or a missing file was refused after the note that output.mp4 exists and output-2.mp4 is written, for a
+    run that then made no video. Where one is wrong, the checks a run (or its dry run) makes before it loads say the
+    whole refusal, every other problem with it (the device, the checkpoint's missing files: no download starts while
+    a problem stands). A resumed run whose sampling is done reads the VAE alone: the sampling model's flags are
+    named unused (`resume_args`), not checked."""
+    from motif_lite.checkpoint import check_weight_paths
+    from motif_lite.cli.common import lora_args
+    from motif_lite.cli.prepare import preflight_flags, sources_at_hand
+    from motif_lite.errors import CheckpointError
+    from motif_lite.io.gguf_source import refuse_variant_flag
+
+    if resume is not None and resume.sampling_done:
+        check_weight_paths(args.model, weights={k: v for k, v in args.weights.items() if k == "vae"})
+        return
+    refuse_variant_flag(args.gguf)  # as `prepare` does first: `locate_sources` says it in Python's words
+    try:
+        check_weight_paths(args.model, args.gguf, args.text_encoder_gguf, args.weights)
+    except CheckpointError:
+        if args.dry_run:
+            sources_at_hand(args)
+        else:
+            preflight_flags(args, args.device, None, lora_args(args.lora))
+        raise  # said by those checks, which raise it too
 
 
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
