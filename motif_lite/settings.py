@@ -121,15 +121,15 @@ _DPM_DEFAULTS = {**_DPM_SETTINGS, "use_flow_sigmas": False, "prediction_type": "
 # The UniPCMultistepScheduler settings `unipc` samples (diffusers' defaults, with flow sigmas and flow prediction: the
 # reference pipeline runs such a config), every one that changes the sigmas or the steps. solver_type "bh1" is not
 # among them: with flow sigmas ending in 0 diffusers' bh1 makes the last step NaN (docs/sampling.md).
-_UNIPC_SETTINGS = {
+UNIPC_SETTINGS = {
     "solver_order": 2, "prediction_type": "flow_prediction", "use_flow_sigmas": True, "predict_x0": True,
     "solver_type": "bh2", "lower_order_final": True, "disable_corrector": [], "final_sigmas_type": "zero",
     "thresholding": False, "use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False,
     "shift_terminal": None, "solver_p": None,
 }  # fmt: skip
-_UNIPC_DEFAULTS = {**_UNIPC_SETTINGS, "use_flow_sigmas": False, "prediction_type": "epsilon"}
+_UNIPC_DEFAULTS = {**UNIPC_SETTINGS, "use_flow_sigmas": False, "prediction_type": "epsilon"}
 # What each class must hold to run as the sampler named for it: (the settings, the class defaults).
-_SAMPLER_SETTINGS = {"dpm++2m": (_DPM_SETTINGS, _DPM_DEFAULTS), "unipc": (_UNIPC_SETTINGS, _UNIPC_DEFAULTS)}
+_SAMPLER_SETTINGS = {"dpm++2m": (_DPM_SETTINGS, _DPM_DEFAULTS), "unipc": (UNIPC_SETTINGS, _UNIPC_DEFAULTS)}
 
 
 @dataclass(frozen=True)

@@ -119,3 +119,17 @@ def test_peak_rss_is_unknown_without_the_resource_module(monkeypatch):
     assert peak_rss() > 100 * 2**20  # Linux: KiB scaled to bytes (this process holds torch: well over 100 MiB)
     monkeypatch.setitem(sys.modules, "resource", None)
     assert peak_rss() is None
+
+
+def test_no_module_imports_another_modules_private_name():
+    """A name with a leading underscore is its module's own: one that another module imports is public in all but
+    name (verify's file_settings imported settings' `_UNIPC_SETTINGS`), and a rename there breaks the importer."""
+    imported = [
+        f"{path.relative_to(ROOT)}:{node.lineno} imports {alias.name} from {node.module}"
+        for path in (ROOT / "motif_lite").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert not imported, imported

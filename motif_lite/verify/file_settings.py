@@ -19,7 +19,7 @@ from motif_lite.io.settings_file import SettingsFileError
 from motif_lite.request import GUIDANCE_FIELDS, GenerationRequest, RequestError
 from motif_lite.sampling.guidance import GUIDER_KEYS, RECOMMENDED_APG, APGConfig, CFGConfig, guider_from_values
 from motif_lite.sampling.schedule import SamplingSettingsError, dynamic_shift, schedule_options, scheduler_shift
-from motif_lite.settings import _UNIPC_SETTINGS, resolve_guidance, resolve_settings
+from motif_lite.settings import UNIPC_SETTINGS, resolve_guidance, resolve_settings
 from motif_lite.verify.refusals import refuse_another_dynamic_shift
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def _scheduler_values(values: dict, checkpoint: dict[str, Any] | None) -> dict[s
         config = checkpoint
     else:  # with the checkpoint's dynamic shifting, which run applies whatever the sampler (`_dynamic_schedule`)
         dynamic = {key: checkpoint[key] for key in _DYNAMIC_SHIFTING_KEYS if key in checkpoint}
-        config = {"_class_name": name, **(_UNIPC_SETTINGS if name != _EULER else {}), **dynamic}
+        config = {"_class_name": name, **(UNIPC_SETTINGS if name != _EULER else {}), **dynamic}
     config["num_train_timesteps"] = train
     shift = values.get("flow_shift")
     if shift is not None:  # a fixed shift (None: the checkpoint's dynamic shifting ran, kept)
