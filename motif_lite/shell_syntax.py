@@ -10,7 +10,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 # An argument that needs no quotes in cmd or PowerShell (both read a backslash as a plain character; PowerShell
 # reads a comma as making an array, passed as two arguments, and a word that starts with `@` as splatting).
@@ -124,12 +124,22 @@ def command_line(words: Iterable[str]) -> str:
     words = list(words)
     if not on_windows():
         return shlex.join(words)
-    line = " ".join(quoted(word) for word in words)
-    older = [quoted(old_powershell_word(word)) for word in words if '"' in word]
-    if older:  # a comment: the line pasted whole runs as PowerShell 7.3 reads it
-        line += '  # Windows PowerShell 5.1 and PowerShell 7.0-7.2 drop a " inside an argument: there type '
-        line += ", ".join(older)
-    return line
+    return " ".join(quoted(word) for word in words) + old_powershell_comment(words)
+
+
+def old_powershell_comment(words: Iterable[str], quote: Callable[[str], str] = quoted) -> str:
+    """On Windows, where a word of `words` holds a double quote, the PowerShell comment that ends a line giving them
+    (a command line, a prompt to paste after -p): each such word as Windows PowerShell 5.1 and PowerShell 7.0 to 7.2
+    must be given it (`old_powershell_word`), written by `quote`; pasted whole, the line runs as PowerShell 7.3
+    reads it. Else empty."""
+    if not on_windows():
+        return ""
+    older = [quote(old_powershell_word(word)) for word in words if '"' in word]
+    if not older:
+        return ""
+    return (
+        f'  # Windows PowerShell 5.1 and PowerShell 7.0-7.2 drop a " inside an argument: there type {", ".join(older)}'
+    )
 
 
 def old_powershell_word(word: str) -> str:

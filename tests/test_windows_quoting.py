@@ -739,3 +739,21 @@ def test_a_prompt_with_a_double_quote_typed_again_says_how_older_powershells_pas
     older = comment.partition("there type ")[2]
     typed = on_windows(monkeypatch, lambda: quoted(prompt))
     assert windows_powershell_arguments(line.replace(typed, older)) == words, comment
+
+
+@pytest.mark.parametrize("prompt", ['a "red" fox', 'a sign that says "hi"', r"a \"quoted\" word", '"fox" at dawn'])
+def test_the_summarys_prompt_line_says_how_older_powershells_take_a_double_quote(prompt):
+    # The run summary's and dry run's prompt line is meant to be pasted after -p: from Windows PowerShell 5.1 and
+    # PowerShell 7.0-7.2 `'a "red" fox'` ran as `a red fox`, with no comment giving them its form, as a command
+    # line typed again has (`command_line`).
+    from motif_lite.cli.run_summary import prompt_line
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "platform", "win32")
+        line = prompt_line(prompt)
+    shown, _, comment = line.removeprefix("prompt: ").partition("  # ")
+    assert powershell_arguments(shown) == [prompt], line  # PowerShell 7.3 and later pass it as shown
+    assert windows_powershell_arguments(shown) != [prompt], line  # the older ones: what the comment is for
+    older = comment.partition("there type ")[2]
+    assert windows_powershell_arguments(older) == [prompt], line
+    assert prompt_line(prompt) == f"prompt: {posix_quoted(prompt)}"  # bash takes it as shown: no comment

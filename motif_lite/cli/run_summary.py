@@ -11,7 +11,7 @@ from motif_lite.errors import counted
 from motif_lite.frame_rates import rate_said
 from motif_lite.io.staging import described_output
 from motif_lite.request import video_seconds
-from motif_lite.shell_syntax import quoted_text
+from motif_lite.shell_syntax import old_powershell_comment, quoted_text
 from motif_lite.units import RESERVED_RATIO, memory_size
 
 if TYPE_CHECKING:
@@ -196,11 +196,14 @@ PROMPT_SHOWN = 100  # characters of the prompt shown: its start says which one i
 
 def prompt_line(prompt: str | None) -> str:
     """The prompt as a dry run and the summary show it (the settings table has no row for it): quoted for the
-    user's shell (`quoted_text`), so that it pastes after -p as it stands, and cut when long."""
+    user's shell (`quoted_text`), so that it pastes after -p as it stands, and cut when long. On Windows a prompt
+    holding a double quote ends in the comment that gives it as PowerShell 5.1 and 7.0 to 7.2 take it
+    (`old_powershell_comment`), as a command line typed again does: pasted as shown, those drop the quote."""
     if prompt is None:
         return "prompt: none (a dry run needs none; a run takes it with -p)"
     if not prompt.strip():  # taken with a first frame alone (`request.field_checks.check_prompt`)
         return f"prompt: {quoted_text(prompt)} (empty: the first frame moves with no text)"
     if len(prompt) <= PROMPT_SHOWN:
-        return f"prompt: {quoted_text(prompt)}"
-    return f"prompt: {quoted_text(prompt[: PROMPT_SHOWN - 3])}... ({len(prompt)} characters)"
+        return f"prompt: {quoted_text(prompt)}{old_powershell_comment([prompt], quoted_text)}"
+    shown = prompt[: PROMPT_SHOWN - 3]
+    return f"prompt: {quoted_text(shown)}... ({len(prompt)} characters){old_powershell_comment([shown], quoted_text)}"
