@@ -101,7 +101,8 @@ PATH_FLAGS = {
             "--diffusion-model", "--text-encoder", "--vae", "--text-encoder-gguf"],
     "decode": ["LATENTS", "-o", "-m", "--vae"],
     "check": ["-m", "--gguf", "--text-encoder-gguf", "--diffusion-model", "--text-encoder", "--vae"],
-    "verify": ["-i", "--settings-from", "-m", "--gguf", "--text-encoder-gguf", "--diffusion-model", "--text-encoder", "--vae"],
+    "verify": ["-i", "--settings-from", "-m", "--gguf", "--text-encoder-gguf", "--diffusion-model", "--text-encoder",
+               "--vae"],
     "serve": ["--data", "--lora", "--lora-dir", "-m", "--gguf", "--text-encoder-gguf", "--diffusion-model",
               "--text-encoder", "--vae"],
 }  # fmt: skip
