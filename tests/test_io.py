@@ -1764,6 +1764,13 @@ def test_a_frame_pattern_too_narrow_for_the_last_frame_number_gets_a_note_naming
     assert narrow_frame_numbers_note(pattern, 1000) is None  # f_999.png is the last
     assert narrow_frame_numbers_note(tmp_path / "f_%d.png", 5000) is None  # no padding asked for
     assert narrow_frame_numbers_note(tmp_path / "f.mp4", 5000) is None
+    # With --batch-count the note came once per video, each naming its numbered pattern (f-1_%03d.png ...) and an
+    # -o (f-1_%04d.png) that the batch would number again: once per run, for the pattern given.
+    args = cli.build_parser().parse_args(["run", "-p", "fox", "--video-frames", "1001", "-b", "3", "-s", "1"])
+    args.output = str(pattern)
+    _, notes = run_command.resolve_requests(args, run_command.request_from_args(args))
+    narrow = [note for note in notes if "pads frame numbers" in note]
+    assert narrow == [narrow_frame_numbers_note(pattern, 1001)], narrow
 
 
 def test_an_ffmpeg_before_4_3_writes_mp4_without_setparams_colour_options(tmp_path, monkeypatch):

@@ -187,7 +187,10 @@ def resolve_requests(
             _check_preview_is_no_frame(args.preview, outputs, written)
             check_previews_come(request.steps, args.preview_every)
         notes += [note for output in outputs if (note := stale_frames_note(output, written))]
-        notes += [note for output in outputs if (note := narrow_frame_numbers_note(output, written))]
+        # Once per run: a batch's videos share the pattern's width and frame count. Told for the pattern as given,
+        # whose -o is the one to type again (a numbered video's, f-1_%04d.png, would be numbered once more).
+        narrow = narrow_frame_numbers_note(outputs[0] if count == 1 else path, written)
+        notes += [narrow] if narrow else []
         replaced = args.output is not None and replaced_files_note(
             outputs, args.dry_run, seed_drawn=seed_was_drawn(args)
         )
