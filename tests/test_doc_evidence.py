@@ -392,7 +392,7 @@ def test_a_record_made_on_a_rocm_build_names_the_gpus_architecture_and_rocms_ver
     # version of `cuda` (or `rocm`). tests/test_settings_from.py checks an NVIDIA GPU's; this is a ROCm build's.
     import types
 
-    from motif_lite.pipeline.ran_on import ran_on_record
+    from motif_lite.ran_on import ran_on_record
 
     monkeypatch.setattr(torch.version, "hip", "6.2.41133")
     monkeypatch.setattr(torch.version, "cuda", None)
