@@ -54,7 +54,6 @@ from motif_lite.io.hub import (
     cached_snapshot,
     cached_spelling,
     held_while,
-    is_local_path_only,
     is_repo_id,
 )
 from motif_lite.io.linked import check_weight_file, linked_checkpoint, refuse_file_beside_gguf
@@ -348,14 +347,6 @@ def check_weight_paths(
     if text_encoder_gguf is not None:
         problems.collect(lambda: _text_encoder_gguf_path(text_encoder_gguf, str(model)))
     problems.stop()
-
-
-def check_model_folder(model: str | Path) -> None:
-    """-m where it can only name a local folder (`io.hub.is_local_path_only`: `-m ./models/motif`, `-m ~/motif`) and
-    none is there, refused in the words `locate_sources` says it; a Hub repo id is left to the run. For `run`, which
-    checks it before it says which output it writes: "output.mp4 exists: writing output-2.mp4" came first."""
-    if is_local_path_only(str(model)) and not user_path(model).is_dir():
-        find_checkpoint(str(model), hub=HubAccess(download=False))  # no repo id: raises before any Hub lookup
 
 
 def check_gguf_files(

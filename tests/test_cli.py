@@ -2548,31 +2548,3 @@ def test_a_wrong_weight_file_flag_is_refused_before_the_note_on_the_output_name(
     err = assert_user_error(capsys, cli.main([*args, *flags]), refused)
     assert "output-2.mp4" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "output.mp4"]
-
-
-@pytest.mark.parametrize(
-    ("model", "flags"),
-    [("{tmp}/nonexist", []), ("./models/motif", []), ("./models/motif", ["--dry-run"]), ("~/x", []), ("a/b/c", [])],
-)
-def test_a_missing_local_m_folder_is_refused_before_the_note_on_the_output_name(
-    tmp_path, capsys, monkeypatch, model, flags
-):
-    # A value that can only be a local path (no Hub repo id is absolute, starts with ./ or ~, or holds two "/"),
-    # with no folder there: "output.mp4 exists: writing output-2.mp4 instead" came before the run's refusal.
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / "output.mp4").write_bytes(b"an earlier video")
-    model = model.format(tmp=tmp_path)
-    args = ["run", "-m", model, "-p", PROMPT, "-W", "48", "-H", "32", "--device", "cpu", *flags]
-    err = assert_user_error(capsys, cli.main(args), f"no such checkpoint directory: {model}")
-    assert "output-2.mp4" not in err, err
-    assert [p.name for p in tmp_path.iterdir()] == ["output.mp4"]
-
-
-def test_only_a_value_no_hub_repo_id_can_be_is_taken_for_a_local_path():
-    from motif_lite.io.hub import is_local_path_only
-
-    for local in ("/models/motif", "./motif", "../motif", "~/motif", "models/motif/v2", "models/", "./x.gguf"):
-        assert is_local_path_only(local), local
-    for hub_or_name in ("Motif-Technologies/Motif-Video-2B", "owner/name", "motif", "owner/name@v1"):
-        assert not is_local_path_only(hub_or_name), hub_or_name

@@ -156,11 +156,9 @@ def resolve_requests(
     them (`io.output_claims.release_claims`); names given with -o are claimed too, and refused where another run writes
     one (`io.output_claims.claim_named_output`; released with `io.output_claims.release_named_claims`). `clip`: the clip
     `--extend` names, as `take_clip_defaults` read it. `claimed`: a name this run holds already (the claim a stopped
-    run being resumed left, or the video it was to replace: `output_left_to_replace`). A -m that can only be a
-    local folder, not there, is refused before any name is chosen (`checkpoint.check_model_folder`)."""
+    run being resumed left, or the video it was to replace: `output_left_to_replace`)."""
     import dataclasses
 
-    from motif_lite.checkpoint import check_model_folder
     from motif_lite.io.output_checks import narrow_frame_numbers_note
     from motif_lite.io.output_claims import claim_named_outputs, release_claims, release_named_claims
     from motif_lite.io.preview import check_previews_come
@@ -170,7 +168,6 @@ def resolve_requests(
     # -o is checked in run's words (`check_no_name_placeholder`); a resumed run's own output may hold braces (an
     # older motif-lite wrote `fox_{seed}.mp4` as named): `resolve` takes either as named.
     request, notes = unresolved.resolve(clip, taken_output=unresolved.output)
-    check_model_folder(args.model)  # after the request's own checks, as before; before the output name's note
     path, count = Path(request.output), args.batch_count
     outputs = batch_outputs(path, count)
     if args.output is None and count == 1:

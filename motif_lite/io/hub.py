@@ -328,18 +328,6 @@ def is_repo_id(text: str) -> bool:
     return bool(_REPO_ID.match(text))
 
 
-def is_local_path_only(text: str) -> bool:
-    """Whether -m's `text` can name a local folder alone, never a Hub repo id (exactly one "/" between two names, no
-    leading dot or slash): an absolute path, one starting with ./ ../ or ~, one holding a second "/" or the OS's
-    other separator (Windows' backslash)."""
-    if os.path.isabs(text) or text.startswith(("~", "./", "../")):
-        return True
-    if os.sep != "/" and os.sep in text:
-        return True
-    parts = text.split("/")
-    return len(parts) > 2 or (len(parts) == 2 and (not all(parts) or parts[0].startswith(".")))
-
-
 def cached_snapshot(repo_id: str) -> Path | None:
     """The cached snapshot folder of `repo_id`'s main revision (the HF cache layout), or None; no network."""
     folder = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
